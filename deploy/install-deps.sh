@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Installs everything maas needs to build, run and test, from the project's own files.
+# Idempotent: when everything is present it only checks and returns in seconds.
+#   Debian packages: the C++ toolchain and libraries (gRPC, Protobuf, Abseil, Eigen, Catch2, ICU, prometheus-cpp).
+#   Python: a project virtualenv at $MAAS_VENV (default .venv) from deploy/requirements.txt (pinned).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+venv=${MAAS_VENV:-$root/.venv}
+req=$root/deploy/requirements.txt
+
+debs=(
+  build-essential cmake ninja-build pkg-config git
+  libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
+  libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev
+  python3 python3-venv python3-dev clang-format
+)
+
+missing=()
+for p in "${debs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: installing Debian packages: ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  export DEBIAN_FRONTEND=noninteractive
+  "${sudo_cmd[@]}" apt-get update -qq
+  "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# The virtualenv is rebuilt only when the pinned requirements change (stamp = hash of the file).
+stamp=$venv/.requirements.sha256
+want=$(sha256sum "$req" | cut -d' ' -f1)
+if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "install-deps: creating/updating virtualenv $venv"
+  [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
+  "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
+  echo "$want" >"$stamp"
+fi
+echo "install-deps: all present"
