@@ -13,10 +13,10 @@
 #define MAAS_STATUS_CONCAT_INNER_(a, b) a##b
 #define MAAS_STATUS_CONCAT_(a, b) MAAS_STATUS_CONCAT_INNER_(a, b)
 
-#define MAAS_RETURN_IF_ERROR(expr)                                          \
-  do {                                                                      \
-    const ::absl::Status maas_status_ = (expr);                             \
-    if (!maas_status_.ok()) return maas_status_;                            \
+#define MAAS_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    const ::absl::Status maas_status_ = (expr);  \
+    if (!maas_status_.ok()) return maas_status_; \
   } while (false)
 
 #define MAAS_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, rexpr) \
