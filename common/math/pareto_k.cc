@@ -1,0 +1,87 @@
+#include "common/math/pareto_k.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <vector>
+
+#include "common/math/log_sum_exp.h"
+
+namespace maas::math {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// Zhang & Stephens (2009) estimate of the GPD shape k for exceedances x (sorted ascending, > 0),
+// with the weak prior towards 0.5 of arviz/loo.
+double FitGeneralizedParetoShape(const std::vector<double>& x) {
+  const std::size_t n = x.size();
+  const std::size_t m = 30 + static_cast<std::size_t>(std::sqrt(static_cast<double>(n)));
+  const double x_max = x.back();
+  const double quartile = x[static_cast<std::size_t>(static_cast<double>(n) / 4.0 + 0.5) - 1];
+  std::vector<double> b(m), log_lik(m);
+  for (std::size_t j = 0; j < m; ++j) {
+    b[j] = 1.0 / x_max + (1.0 - std::sqrt(static_cast<double>(m) / (j + 0.5))) / (3.0 * quartile);
+    double k = 0.0;
+    for (double xi : x) k += std::log1p(-b[j] * xi);
+    k /= static_cast<double>(n);
+    log_lik[j] = static_cast<double>(n) * (std::log(-b[j] / k) - k - 1.0);
+  }
+  // Posterior weights w_j = exp(log_lik_j - logsumexp(log_lik)); drop negligible ones as arviz
+  // does, renormalize, and take the posterior mean of b.
+  const double log_total = LogSumExp(log_lik);
+  double weight_sum = 0.0, b_post = 0.0;
+  for (std::size_t j = 0; j < m; ++j) {
+    const double w = std::exp(log_lik[j] - log_total);
+    if (!(w >= 10 * std::numeric_limits<double>::epsilon())) continue;
+    weight_sum += w;
+    b_post += w * b[j];
+  }
+  b_post /= weight_sum;
+  double k = 0.0;
+  for (double xi : x) k += std::log1p(-b_post * xi);
+  k /= static_cast<double>(n);
+  return (static_cast<double>(n) * k + 10.0 * 0.5) / (static_cast<double>(n) + 10.0);
+}
+
+double ParetoKHatImpl(const double* data, std::size_t size, double r_eff) {
+  if (!(r_eff > 0.0)) return kNaN;
+  double max = -kInf;
+  for (std::size_t i = 0; i < size; ++i) {
+    if (std::isnan(data[i])) return kNaN;
+    max = std::max(max, data[i]);
+  }
+  if (max == kInf) return kInf;
+  if (max == -kInf) return kInf;  // Empty or all weights zero: nothing to fit.
+  if (std::all_of(data, data + size, [max](double v) { return v == max; })) return -kInf;
+  std::vector<double> sorted(data, data + size);
+  for (double& v : sorted) v -= max;
+  std::sort(sorted.begin(), sorted.end());
+  const double n = static_cast<double>(size);
+  const std::size_t tail =
+      static_cast<std::size_t>(std::ceil(std::min(0.2 * n, 3.0 * std::sqrt(n / r_eff))));
+  if (tail + 1 > size) return kInf;
+  const double cutoff =
+      std::max(sorted[size - 1 - tail], std::log(std::numeric_limits<double>::min()));
+  const double exp_cutoff = std::exp(cutoff);
+  std::vector<double> exceedances;
+  for (double v : sorted) {
+    if (v > cutoff) exceedances.push_back(std::exp(v) - exp_cutoff);
+  }
+  if (exceedances.size() <= 4) return kInf;
+  return FitGeneralizedParetoShape(exceedances);  // Already ascending.
+}
+
+}  // namespace
+
+double ParetoKHat(absl::Span<const double> log_weights, double r_eff) {
+  return ParetoKHatImpl(log_weights.data(), log_weights.size(), r_eff);
+}
+
+double ParetoKHat(const Eigen::Ref<const Eigen::VectorXd>& log_weights, double r_eff) {
+  return ParetoKHatImpl(log_weights.data(), static_cast<std::size_t>(log_weights.size()), r_eff);
+}
+
+}  // namespace maas::math

@@ -1,0 +1,39 @@
+// Pareto k-hat: the PSIS tail diagnostic of importance weights (Vehtari, Simpson, Gelman, Yao,
+// Gabry, "Pareto Smoothed Importance Sampling"), as in arviz `_psislw`/`_gpdfit` and Pyro's
+// `psis_diagnostic`.
+//
+// Steps: subtract the max log weight; tail size M = ceil(min(0.2 N, 3 sqrt(N / r_eff))); the cutoff
+// is the (M+1)-th largest log weight, floored at log(DBL_MIN); fit a generalized Pareto
+// distribution to exp(tail) - exp(cutoff) for the log weights strictly above the cutoff with the
+// Zhang & Stephens (2009) estimator (m = 30 + floor(sqrt(n)) candidate b values, profile
+// log-likelihood weights computed stably, posterior mean of b), then shrink with the weak prior k
+// <- (n k + 10 * 0.5) / (n + 10).
+//
+// Reading k-hat: k < 0 bounded weights; k < 0.5 (or min(1 - 1/log10(N), 0.7)) reliable;
+// 0.5..0.7 usable; > 0.7 the standard error of the estimate is not trustworthy; >= 1 the mean of
+// the weights does not exist.
+//
+// Edge cases: NaN if any log weight is NaN or r_eff is not positive; +inf if a log weight is +inf;
+// -inf if all log weights are equal and finite (constant weights, e.g. an exact-posterior proposal:
+// bounded, the best case); otherwise +inf when at most 4 log weights are strictly above the cutoff
+// (too few for the fit, as arviz; this includes empty input and all weights zero). -inf log
+// weights (zero weights) are allowed.
+#ifndef MAAS_COMMON_MATH_PARETO_K_H_
+#define MAAS_COMMON_MATH_PARETO_K_H_
+
+#include <Eigen/Core>
+
+#include "absl/types/span.h"
+
+namespace maas::math {
+
+double ParetoKHat(absl::Span<const double> log_weights, double r_eff = 1.0);
+double ParetoKHat(const Eigen::Ref<const Eigen::VectorXd>& log_weights, double r_eff = 1.0);
+template <typename Derived>
+double ParetoKHat(const Eigen::MatrixBase<Derived>& log_weights, double r_eff = 1.0) {
+  return ParetoKHat(Eigen::Ref<const Eigen::VectorXd>(log_weights), r_eff);
+}
+
+}  // namespace maas::math
+
+#endif  // MAAS_COMMON_MATH_PARETO_K_H_
