@@ -1,0 +1,405 @@
+#include "common/store/file_model_store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <exception>
+#include <filesystem>
+#include <system_error>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace maas::store {
+namespace {
+
+// How often Put retries when a concurrent Delete removes the model directory under it.
+constexpr int kMaxPutAttempts = 100;
+// How often Get(name, 0) retries when the latest version is deleted between listing and reading.
+constexpr int kMaxLatestReadAttempts = 5;
+// Version directories have at most this many digits, so max + 1 always fits in int64_t.
+constexpr std::size_t kMaxVersionDigits = 18;
+
+absl::Status ErrnoStatus(int err, std::string_view op, std::string_view path) {
+  std::string message = absl::StrCat("model store: ", internal::Sv(op), " \"", internal::Sv(path),
+                                     "\" failed: ", std::generic_category().message(err));
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+      return absl::ResourceExhaustedError(message);
+    case EIO:
+    case EAGAIN:
+    case EINTR:
+    case ESTALE:
+    case ETIMEDOUT:
+    case EBUSY:
+    case ENOLCK:
+    case ENOMEM:
+    case EMFILE:
+    case ENFILE:
+      return absl::UnavailableError(message);
+    default:
+      return absl::InternalError(message);
+  }
+}
+
+// Parses a canonical version directory name: [1-9][0-9]{0,17}. -1 if not one.
+int64_t ParseVersion(std::string_view entry) {
+  if (entry.empty() || entry.size() > kMaxVersionDigits || entry[0] < '1' || entry[0] > '9') {
+    return -1;
+  }
+  int64_t value = 0;
+  for (char c : entry) {
+    if (c < '0' || c > '9') return -1;
+    value = value * 10 + (c - '0');
+  }
+  return value;
+}
+
+std::string Join(std::string_view dir, std::string_view entry) {
+  return absl::StrCat(internal::Sv(dir), "/", internal::Sv(entry));
+}
+
+// The entries of `dir` (without "." and ".."). When `missing` is given, a missing directory
+// (ENOENT, and also ENOTDIR if `not_dir_is_missing`) sets it and yields no entries instead of an
+// error.
+absl::StatusOr<std::vector<std::string>> ListDir(const std::string& dir, bool* missing,
+                                                 bool not_dir_is_missing = false) {
+  if (missing != nullptr) *missing = false;
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) {
+    const int err = errno;
+    if (missing != nullptr && (err == ENOENT || (not_dir_is_missing && err == ENOTDIR))) {
+      *missing = true;
+      return std::vector<std::string>{};
+    }
+    return ErrnoStatus(err, "opendir", dir);
+  }
+  std::vector<std::string> entries;
+  for (;;) {
+    errno = 0;
+    struct dirent* e = readdir(d);
+    if (e == nullptr) {
+      const int err = errno;
+      closedir(d);
+      if (err != 0) return ErrnoStatus(err, "readdir", dir);
+      break;
+    }
+    std::string_view entry(e->d_name);
+    if (entry == "." || entry == "..") continue;
+    entries.emplace_back(entry);
+  }
+  return entries;
+}
+
+// fsync a directory so the entries created/renamed in it are durable.
+absl::Status SyncDir(const std::string& dir) {
+  const int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "open directory", dir);
+  int rc;
+  do {
+    rc = fsync(fd);
+  } while (rc != 0 && errno == EINTR);
+  const int err = errno;
+  close(fd);
+  // Some filesystems do not support fsync on directories; that is not an error for us.
+  if (rc != 0 && err != EINVAL && err != EROFS) return ErrnoStatus(err, "fsync directory", dir);
+  return absl::OkStatus();
+}
+
+absl::Status WriteAll(int fd, const std::string& bytes, const std::string& path) {
+  std::size_t done = 0;
+  while (done < bytes.size()) {
+    const ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return ErrnoStatus(errno, "write", path);
+    }
+    done += static_cast<std::size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+// Writes `bytes` to "<dir>/model.pb" atomically: temp file, fsync, rename, fsync dir.
+absl::Status WriteModelFile(const std::string& dir, const std::string& bytes) {
+  std::string temp = Join(dir, absl::StrCat(internal::Sv(FileModelStore::kTempPrefix), "XXXXXX"));
+  const int fd = mkostemp(temp.data(), O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus(errno, "create temporary file", temp);
+  absl::Status status = WriteAll(fd, bytes, temp);
+  if (status.ok()) {
+    int rc;
+    do {
+      rc = fsync(fd);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) status = ErrnoStatus(errno, "fsync", temp);
+  }
+  if (close(fd) != 0 && status.ok() && errno != EINTR) status = ErrnoStatus(errno, "close", temp);
+  const std::string final_path = Join(dir, FileModelStore::kModelFile);
+  if (status.ok() && rename(temp.c_str(), final_path.c_str()) != 0) {
+    status = ErrnoStatus(errno, "rename to " + final_path + " from", temp);
+  }
+  if (!status.ok()) {
+    unlink(temp.c_str());
+    return status;
+  }
+  return SyncDir(dir);
+}
+
+// Removes a version directory: regular files and symlinks inside it (not followed), then the
+// directory. Best effort; used for cleanup after the version is already gone or never became
+// visible.
+void RemoveVersionDir(const std::string& dir) {
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(dir, nullptr);
+  if (entries.ok()) {
+    for (const std::string& entry : *entries) {
+      const std::string path = Join(dir, entry);
+      struct stat st;
+      if (lstat(path.c_str(), &st) == 0 && !S_ISDIR(st.st_mode)) unlink(path.c_str());
+    }
+  }
+  rmdir(dir.c_str());
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string root) {
+  if (root.empty()) return absl::InvalidArgumentError("model store: the root directory is empty");
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  std::error_code ec;
+  std::filesystem::create_directories(root, ec);
+  if (ec) return ErrnoStatus(ec.value(), "create directory", root);
+  struct stat st;
+  if (stat(root.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", root);
+  if (!S_ISDIR(st.st_mode)) return ErrnoStatus(ENOTDIR, "open model store root", root);
+  return std::unique_ptr<FileModelStore>(new FileModelStore(std::move(root)));
+}
+
+std::string FileModelStore::ModelDir(std::string_view name) const { return Join(root_, name); }
+
+std::string FileModelStore::VersionDir(std::string_view name, int64_t version) const {
+  return Join(ModelDir(name), absl::StrCat(version));
+}
+
+absl::StatusOr<std::vector<int64_t>> FileModelStore::CompleteVersions(std::string_view name) const {
+  const std::string dir = ModelDir(name);
+  bool missing = false;
+  // A stray file where a model directory would be is simply not a model.
+  MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries,
+                        ListDir(dir, &missing, /*not_dir_is_missing=*/true));
+  std::vector<int64_t> versions;
+  for (const std::string& entry : entries) {
+    const int64_t version = ParseVersion(entry);
+    if (version < 0) continue;
+    const std::string file = Join(Join(dir, entry), kModelFile);
+    struct stat st;
+    if (stat(file.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err == ENOENT || err == ENOTDIR) continue;  // in progress, crashed, deleted, or not a dir
+      return ErrnoStatus(err, "stat", file);
+    }
+    if (S_ISREG(st.st_mode)) versions.push_back(version);
+  }
+  std::sort(versions.begin(), versions.end());
+  return versions;
+}
+
+absl::StatusOr<std::string> FileModelStore::ReadVersion(std::string_view name,
+                                                        int64_t version) const {
+  const std::string path = Join(VersionDir(name, version), kModelFile);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return internal::ModelNotFound(name, version);
+    return ErrnoStatus(err, "open", path);
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    const int err = errno;
+    close(fd);
+    return ErrnoStatus(err, "fstat", path);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    close(fd);
+    return internal::ModelNotFound(name, version);
+  }
+  std::string bytes;
+  bytes.reserve(static_cast<std::size_t>(st.st_size));
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = read(fd, buffer, sizeof(buffer));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(err, "read", path);
+    }
+    if (n == 0) break;
+    bytes.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fd);
+  return bytes;
+}
+
+absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeBytesFn& make_bytes) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  const std::string model_dir = ModelDir(name);
+  for (int attempt = 0; attempt < kMaxPutAttempts; ++attempt) {
+    if (mkdir(model_dir.c_str(), 0755) == 0) {
+      MAAS_RETURN_IF_ERROR(SyncDir(root_));
+    } else if (errno != EEXIST) {
+      return ErrnoStatus(errno, "mkdir", model_dir);
+    }
+    // Start after the highest entry (complete or not); mkdir decides who gets a number.
+    bool missing = false;
+    MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(model_dir, &missing));
+    if (missing) continue;  // removed by a concurrent cleanup: start over
+    int64_t version = 1;
+    for (const std::string& entry : entries) version = std::max(version, ParseVersion(entry) + 1);
+    std::string version_dir;
+    bool reserved = false;
+    for (;;) {
+      if (ParseVersion(absl::StrCat(version)) < 0) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "model store: no version numbers left for model \"", internal::Sv(name), "\""));
+      }
+      version_dir = VersionDir(name, version);
+      if (mkdir(version_dir.c_str(), 0755) == 0) {
+        reserved = true;
+        break;
+      }
+      if (errno == EEXIST) {
+        ++version;
+        continue;
+      }
+      if (errno == ENOENT) break;  // model dir removed concurrently: start over
+      return ErrnoStatus(errno, "mkdir", version_dir);
+    }
+    if (!reserved) continue;
+
+    absl::StatusOr<std::string> bytes;
+    try {
+      bytes = make_bytes(version);
+    } catch (const std::exception& e) {
+      bytes =
+          absl::InternalError(absl::StrCat("model store: producing the model failed: ", e.what()));
+    } catch (...) {
+      bytes = absl::InternalError("model store: producing the model failed with an exception");
+    }
+    absl::Status status = bytes.status();
+    if (status.ok()) status = WriteModelFile(version_dir, *bytes);
+    if (status.ok()) status = SyncDir(model_dir);
+    if (!status.ok()) {
+      RemoveVersionDir(version_dir);
+      rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
+      return status;
+    }
+    return version;
+  }
+  return absl::UnavailableError(absl::StrCat("model store: could not reserve a version of model \"",
+                                             internal::Sv(name), "\" in ", model_dir,
+                                             " (the directory kept disappearing)"));
+}
+
+absl::StatusOr<std::string> FileModelStore::Get(std::string_view name, int64_t version) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
+  if (version > 0) return ReadVersion(name, version);
+  for (int attempt = 0;; ++attempt) {
+    MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(name));
+    if (versions.empty()) return internal::ModelNotFound(name, 0);
+    absl::StatusOr<std::string> bytes = ReadVersion(name, versions.back());
+    // The latest may have been deleted between listing and reading: list again.
+    if (bytes.ok() || !absl::IsNotFound(bytes.status()) || attempt + 1 >= kMaxLatestReadAttempts) {
+      return bytes;
+    }
+  }
+}
+
+absl::StatusOr<std::vector<int64_t>> FileModelStore::ListVersions(std::string_view name) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(name));
+  if (versions.empty()) return internal::ModelNotFound(name, 0);
+  return versions;
+}
+
+absl::StatusOr<std::vector<std::string>> FileModelStore::ListNames() {
+  MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(root_, nullptr));
+  std::vector<std::string> names;
+  for (const std::string& entry : entries) {
+    if (!ValidateModelName(entry).ok()) continue;
+    MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(entry));
+    if (!versions.empty()) names.push_back(entry);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t version) const {
+  const std::string version_dir = VersionDir(name, version);
+  const std::string file = Join(version_dir, kModelFile);
+  struct stat st;
+  if (lstat(file.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return internal::ModelNotFound(name, version);
+    return ErrnoStatus(err, "stat", file);
+  }
+  if (S_ISDIR(st.st_mode)) return internal::ModelNotFound(name, version);
+  if (unlink(file.c_str()) != 0) {
+    const int err = errno;
+    if (err == ENOENT) return internal::ModelNotFound(name, version);
+    return ErrnoStatus(err, "unlink", file);
+  }
+  // The version is gone. Keep the highest version's directory (empty) so its number is never
+  // reused.
+  int64_t highest = 0;
+  absl::StatusOr<std::vector<std::string>> entries = ListDir(ModelDir(name), nullptr);
+  if (entries.ok()) {
+    for (const std::string& entry : *entries) highest = std::max(highest, ParseVersion(entry));
+  }
+  if (version >= highest) {
+    // Remove stray files but keep the directory.
+    absl::StatusOr<std::vector<std::string>> inside = ListDir(version_dir, nullptr);
+    if (inside.ok()) {
+      for (const std::string& entry : *inside) {
+        const std::string path = Join(version_dir, entry);
+        struct stat entry_stat;
+        if (lstat(path.c_str(), &entry_stat) == 0 && !S_ISDIR(entry_stat.st_mode)) {
+          unlink(path.c_str());
+        }
+      }
+    }
+  } else {
+    RemoveVersionDir(version_dir);
+  }
+  return SyncDir(ModelDir(name));
+}
+
+absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view name,
+                                                            int64_t version) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
+  if (version > 0) {
+    MAAS_RETURN_IF_ERROR(DeleteVersion(name, version));
+    return std::vector<int64_t>{version};
+  }
+  MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(name));
+  std::vector<int64_t> deleted;
+  for (int64_t v : versions) {
+    absl::Status status = DeleteVersion(name, v);
+    if (status.ok()) {
+      deleted.push_back(v);
+    } else if (!absl::IsNotFound(status)) {
+      return status;  // the versions before v are deleted; v and later are intact
+    }
+  }
+  if (deleted.empty()) return internal::ModelNotFound(name, 0);
+  return deleted;
+}
+
+}  // namespace maas::store

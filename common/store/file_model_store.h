@@ -1,0 +1,74 @@
+// FileModelStore: a ModelStore on a (possibly shared) directory.
+//
+//   <root>/<name>/<version>/model.pb
+//
+// - Reservation: a version is reserved by mkdir("<root>/<name>/<version>"), which is atomic, so
+// processes
+//   sharing the directory (replicas on one volume) never get the same version: on EEXIST the next
+//   is tried.
+// - Writes: "model.pb.tmp-XXXXXX" in the version directory, fsync, rename to "model.pb", fsync the
+// version
+//   and model directories. A crash leaves at most a version directory without model.pb; older
+//   versions are never touched, and no reader ever sees a torn file.
+// - Readers consider only canonical decimal version directories (no sign, no leading zero) that
+// contain
+//   model.pb; everything else (in-progress or crashed writes, temp files, foreign entries) is
+//   ignored.
+// - Delete unlinks model.pb (the atomic point where the version disappears), then removes the
+// leftover
+//   regular files and the directory, never following symlinks. The directory of a model's highest
+//   version is kept, empty, as a high-water mark so version numbers are never reused.
+// - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
+// space or
+//   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
+// Thread-safe; the object holds no mutable state.
+#ifndef MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
+#define MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/store/model_store.h"
+
+namespace maas::store {
+
+class FileModelStore : public ModelStore {
+ public:
+  // Opens the store at `root`, creating the directory (and its parents) if missing.
+  // INVALID_ARGUMENT if root is empty; an errno-based status if it cannot be created or is not a
+  // directory.
+  static absl::StatusOr<std::unique_ptr<FileModelStore>> Open(std::string root);
+
+  FileModelStore(const FileModelStore&) = delete;
+  FileModelStore& operator=(const FileModelStore&) = delete;
+
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) override;
+  absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
+  absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
+  absl::StatusOr<std::vector<std::string>> ListNames() override;
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override;
+
+  const std::string& root() const { return root_; }
+
+  // File and directory names of the layout (exposed for tests and tools).
+  static constexpr std::string_view kModelFile = "model.pb";
+  static constexpr std::string_view kTempPrefix = "model.pb.tmp-";
+
+ private:
+  explicit FileModelStore(std::string root) : root_(std::move(root)) {}
+
+  std::string ModelDir(std::string_view name) const;
+  std::string VersionDir(std::string_view name, int64_t version) const;
+  absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
+  absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
+  absl::Status DeleteVersion(std::string_view name, int64_t version) const;
+
+  const std::string root_;
+};
+
+}  // namespace maas::store
+
+#endif  // MAAS_COMMON_STORE_FILE_MODEL_STORE_H_

@@ -1,0 +1,404 @@
+// ModelCache<T>: loaded, immutable models from a ModelStore, shared by in-flight calls.
+//
+//   ModelCache<GenerativeModel> cache(&store, [](const std::string& bytes)
+//       -> absl::StatusOr<std::shared_ptr<const GenerativeModel>> { return ParseModel(bytes); });
+//   cache.StartPolling(absl::Seconds(5));             // replicas sharing a volume converge
+//   MAAS_ASSIGN_OR_RETURN(auto model, cache.Get("iris", 0));   // the call keeps this version to
+//   the end MAAS_ASSIGN_OR_RETURN(int64_t v, cache.Put("iris", make_bytes));  // local writes are
+//   seen at once
+//
+// Freshness:
+// - Without polling, every Get consults the store's version list (cheap: one directory scan), so it
+// is
+//   always current, and loads (parses) a version only once.
+// - With polling, Get answers from memory once a name is cached; changes made by other processes
+// are picked
+//   up by the poller within one interval. Local changes made through Put/Delete here, or announced
+//   with Invalidate(name), are seen by the next Get.
+// - A newer latest version is loaded before the previous one is dropped. If it cannot be loaded,
+// Get(name, 0)
+//   returns that error (it names the version) and Refresh()/last_refresh_status() report it; the
+//   previous version stays loaded until the new one loads.
+// - Models are handed out as shared_ptr<const T>: deleting or replacing a version never affects a
+// call that
+//   already holds it.
+// Memory: the latest version of every name asked for with version 0 stays loaded, plus every
+// explicitly requested version until it is deleted from the store or the name is invalidated.
+// Thread-safe. The store must outlive the cache.
+#ifndef MAAS_COMMON_STORE_MODEL_CACHE_H_
+#define MAAS_COMMON_STORE_MODEL_CACHE_H_
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/status/status_macros.h"
+#include "common/store/model_store.h"
+
+namespace maas::store {
+
+template <class T>
+class ModelCache {
+ public:
+  using ModelPtr = std::shared_ptr<const T>;
+  // Parses stored bytes into a model. A null result is treated as INTERNAL.
+  using Loader = std::function<absl::StatusOr<ModelPtr>(const std::string& bytes)>;
+
+  // `store` is not owned and must outlive the cache.
+  ModelCache(ModelStore* store, Loader loader) : store_(store), loader_(std::move(loader)) {}
+  ModelCache(const ModelCache&) = delete;
+  ModelCache& operator=(const ModelCache&) = delete;
+  // Stops the poller (promptly: it waits on a condition variable) before anything is destroyed.
+  ~ModelCache() { StopPolling(); }
+
+  // The model `name` at `version` (0 = latest). INVALID_ARGUMENT for a bad name or negative
+  // version, NOT_FOUND if the store does not have it, the loader's error if it cannot be loaded.
+  absl::StatusOr<ModelPtr> Get(std::string_view name, int64_t version);
+
+  // Writes through to the store, then invalidates `name` so the next Get sees the change.
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes);
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version);
+
+  // Marks `name` as changed: the next Get(name, ...) consults the store. Call after writing to the
+  // store directly (not through this cache). Loaded models are kept and reused when still in the
+  // store.
+  void Invalidate(std::string_view name);
+
+  // Rescans the store for every cached name: loads a new latest version (before dropping the old
+  // one), forgets deleted versions and names. Returns the first error met (other names are still
+  // refreshed).
+  absl::Status Refresh();
+
+  // Starts (or restarts with a new interval) a thread that calls Refresh() every `interval` (> 0).
+  void StartPolling(absl::Duration interval);
+  // Stops the polling thread, waking it immediately. No-op if not polling.
+  void StopPolling();
+  bool polling() const;
+  // The status of the last Refresh() (OK before any).
+  absl::Status last_refresh_status() const;
+
+  ModelStore* store() const { return store_; }
+
+ private:
+  struct Entry {
+    ModelPtr model;
+    bool pinned = false;      // asked for explicitly (version > 0): kept while it exists
+    uint64_t loaded_seq = 0;  // scan sequence number at which it was known to exist
+  };
+  struct NameState {
+    std::vector<int64_t> versions;  // the store's complete versions at applied_seq, ascending
+    uint64_t applied_seq = 0;       // sequence number of the listing in `versions`
+    uint64_t invalidated_seq = 0;   // sequence number of the last Invalidate
+    int64_t latest = 0;             // the version served for version 0 (0 = none loaded)
+    bool wants_latest = false;      // Get(name, 0) was called: Refresh keeps the latest loaded
+    std::map<int64_t, Entry> loaded;
+  };
+
+  absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version);
+  // Answers from memory if allowed (polling, name fresh, model loaded); null otherwise.
+  ModelPtr Lookup(const std::string& name, int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Applies a store listing taken at `seq` (empty = the model has no versions).
+  void ApplyListing(NameState& state, const std::vector<int64_t>& versions, uint64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a loaded model (found in a listing taken at `seq`) and returns the cached copy.
+  ModelPtr Insert(NameState& state, int64_t version, ModelPtr model, bool pinned, uint64_t seq)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Points `latest` at the listing's newest version if loaded; drops a superseded unpinned latest.
+  void UpdateLatest(NameState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
+  // the result. Returns the model (null if !load).
+  absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load);
+  void PollLoop(absl::Duration interval);
+
+  ModelStore* const store_;
+  const Loader loader_;
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, NameState, std::less<>> names_ ABSL_GUARDED_BY(mu_);
+  uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+  bool polling_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status last_refresh_status_ ABSL_GUARDED_BY(mu_);
+
+  absl::Mutex control_mu_;  // serializes StartPolling/StopPolling
+  std::thread poller_ ABSL_GUARDED_BY(control_mu_);
+  absl::Mutex poll_mu_;
+  absl::CondVar poll_cv_;
+  bool stop_ ABSL_GUARDED_BY(poll_mu_) = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Implementation.
+
+template <class T>
+absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Get(std::string_view name,
+                                                                    int64_t version) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
+  const std::string key(name);
+  {
+    absl::MutexLock lock(&mu_);
+    if (ModelPtr model = Lookup(key, version)) return model;
+  }
+  return Fetch(key, version, /*load=*/true);
+}
+
+template <class T>
+typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, int64_t version) {
+  if (!polling_) return nullptr;
+  auto it = names_.find(name);
+  if (it == names_.end()) return nullptr;
+  NameState& state = it->second;
+  if (state.invalidated_seq >= state.applied_seq) return nullptr;
+  if (version == 0) {
+    if (state.latest == 0 || state.versions.empty() || state.latest != state.versions.back()) {
+      return nullptr;
+    }
+    return state.loaded.at(state.latest).model;
+  }
+  auto entry = state.loaded.find(version);
+  if (entry == state.loaded.end()) return nullptr;
+  entry->second.pinned = true;
+  return entry->second.model;
+}
+
+template <class T>
+absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string_view name,
+                                                                     int64_t version) {
+  MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
+  absl::StatusOr<ModelPtr> model = loader_(bytes);
+  if (!model.ok()) {
+    return absl::Status(model.status().code(),
+                        absl::StrCat("loading model \"", internal::Sv(name), "\" version ", version,
+                                     ": ", model.status().message()));
+  }
+  if (*model == nullptr) {
+    return absl::InternalError(absl::StrCat("loading model \"", internal::Sv(name), "\" version ",
+                                            version, ": the loader returned null"));
+  }
+  return model;
+}
+
+template <class T>
+absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std::string& name,
+                                                                      int64_t version, bool load) {
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    seq = ++seq_;
+  }
+  absl::StatusOr<std::vector<int64_t>> listed = store_->ListVersions(name);
+  if (!listed.ok() && !absl::IsNotFound(listed.status())) return listed.status();
+  const std::vector<int64_t> versions = listed.ok() ? *listed : std::vector<int64_t>{};
+  const bool present =
+      !versions.empty() &&
+      (version == 0 || std::binary_search(versions.begin(), versions.end(), version));
+  if (!present) {
+    absl::MutexLock lock(&mu_);
+    auto it = names_.find(name);
+    if (it != names_.end()) {
+      ApplyListing(it->second, versions, seq);
+      if (it->second.versions.empty() && it->second.loaded.empty()) names_.erase(it);
+    }
+    return internal::ModelNotFound(name, version);
+  }
+  const int64_t target = version == 0 ? versions.back() : version;
+  ModelPtr model;
+  if (load) {
+    absl::MutexLock lock(&mu_);
+    auto it = names_.find(name);
+    if (it != names_.end()) {
+      auto entry = it->second.loaded.find(target);
+      if (entry != it->second.loaded.end()) model = entry->second.model;
+    }
+  }
+  absl::Status load_status;
+  if (load && model == nullptr) {
+    absl::StatusOr<ModelPtr> loaded = Load(name, target);
+    if (loaded.ok()) {
+      model = *std::move(loaded);
+    } else {
+      load_status = loaded.status();
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  NameState& state = names_[name];
+  if (model != nullptr) {
+    model = Insert(state, target, model, /*pinned=*/version > 0, seq);
+    if (version == 0) state.wants_latest = true;
+  }
+  ApplyListing(state, versions, seq);
+  if (state.versions.empty() && state.loaded.empty()) names_.erase(name);
+  if (!load_status.ok()) return load_status;
+  return model;
+}
+
+template <class T>
+typename ModelCache<T>::ModelPtr ModelCache<T>::Insert(NameState& state, int64_t version,
+                                                       ModelPtr model, bool pinned, uint64_t seq) {
+  // A newer listing already said this version is gone: hand the model out, but do not cache it.
+  if (seq < state.applied_seq &&
+      !std::binary_search(state.versions.begin(), state.versions.end(), version)) {
+    return model;
+  }
+  auto [it, inserted] = state.loaded.try_emplace(version);
+  if (inserted) it->second.model = std::move(model);
+  it->second.pinned = it->second.pinned || pinned;
+  it->second.loaded_seq = std::max(it->second.loaded_seq, seq);
+  return it->second.model;
+}
+
+template <class T>
+void ModelCache<T>::ApplyListing(NameState& state, const std::vector<int64_t>& versions,
+                                 uint64_t seq) {
+  if (seq > state.applied_seq) {
+    state.applied_seq = seq;
+    state.versions = versions;
+    for (auto it = state.loaded.begin(); it != state.loaded.end();) {
+      const bool listed = std::binary_search(versions.begin(), versions.end(), it->first);
+      if (!listed && it->second.loaded_seq < seq) {
+        it = state.loaded.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  UpdateLatest(state);
+}
+
+template <class T>
+void ModelCache<T>::UpdateLatest(NameState& state) {
+  int64_t latest = state.latest;
+  if (!state.versions.empty() && state.loaded.count(state.versions.back()) > 0) {
+    latest = state.versions.back();  // the new latest is loaded: switch to it
+  } else if (state.loaded.count(latest) == 0) {
+    latest = 0;  // the previous latest was deleted
+  }
+  if (latest != state.latest && state.latest != 0) {
+    auto old = state.loaded.find(state.latest);
+    if (old != state.loaded.end() && !old->second.pinned) state.loaded.erase(old);
+  }
+  state.latest = latest;
+}
+
+template <class T>
+absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeBytesFn& make_bytes) {
+  absl::StatusOr<int64_t> version = store_->Put(name, make_bytes);
+  if (version.ok()) Invalidate(name);
+  return version;
+}
+
+template <class T>
+absl::StatusOr<std::vector<int64_t>> ModelCache<T>::Delete(std::string_view name, int64_t version) {
+  absl::StatusOr<std::vector<int64_t>> deleted = store_->Delete(name, version);
+  Invalidate(name);  // even on error: part of a delete-all may have happened
+  return deleted;
+}
+
+template <class T>
+void ModelCache<T>::Invalidate(std::string_view name) {
+  absl::MutexLock lock(&mu_);
+  auto it = names_.find(name);
+  if (it != names_.end()) it->second.invalidated_seq = ++seq_;
+}
+
+template <class T>
+absl::Status ModelCache<T>::Refresh() {
+  std::vector<std::pair<std::string, bool>> names;  // (name, wants_latest)
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [name, state] : names_) names.emplace_back(name, state.wants_latest);
+  }
+  absl::Status first_error;
+  for (const auto& [name, wants_latest] : names) {
+    // Names only asked for by explicit version: just forget deleted versions, load nothing.
+    absl::StatusOr<ModelPtr> result = Fetch(name, 0, /*load=*/wants_latest);
+    if (!result.ok() && !absl::IsNotFound(result.status()) && first_error.ok()) {
+      first_error = result.status();
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  last_refresh_status_ = first_error;
+  return first_error;
+}
+
+template <class T>
+void ModelCache<T>::StartPolling(absl::Duration interval) {
+  absl::MutexLock control(&control_mu_);
+  if (poller_.joinable()) {
+    {
+      absl::MutexLock lock(&poll_mu_);
+      stop_ = true;
+      poll_cv_.SignalAll();
+    }
+    poller_.join();
+  }
+  if (interval <= absl::ZeroDuration()) interval = absl::Milliseconds(1);
+  {
+    absl::MutexLock lock(&poll_mu_);
+    stop_ = false;
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    polling_ = true;
+    // Entries cached before polling started may be stale: consult the store once more.
+    for (auto& [name, state] : names_) state.invalidated_seq = ++seq_;
+  }
+  poller_ = std::thread([this, interval] { PollLoop(interval); });
+}
+
+template <class T>
+void ModelCache<T>::StopPolling() {
+  absl::MutexLock control(&control_mu_);
+  if (!poller_.joinable()) return;
+  {
+    absl::MutexLock lock(&poll_mu_);
+    stop_ = true;
+    poll_cv_.SignalAll();
+  }
+  poller_.join();
+  absl::MutexLock lock(&mu_);
+  polling_ = false;
+}
+
+template <class T>
+bool ModelCache<T>::polling() const {
+  absl::MutexLock lock(&mu_);
+  return polling_;
+}
+
+template <class T>
+absl::Status ModelCache<T>::last_refresh_status() const {
+  absl::MutexLock lock(&mu_);
+  return last_refresh_status_;
+}
+
+template <class T>
+void ModelCache<T>::PollLoop(absl::Duration interval) {
+  for (;;) {
+    {
+      absl::MutexLock lock(&poll_mu_);
+      const absl::Time deadline = absl::Now() + interval;
+      while (!stop_ && absl::Now() < deadline) poll_cv_.WaitWithDeadline(&poll_mu_, deadline);
+      if (stop_) return;
+    }
+    Refresh().IgnoreError();  // recorded in last_refresh_status_
+  }
+}
+
+}  // namespace maas::store
+
+#endif  // MAAS_COMMON_STORE_MODEL_CACHE_H_

@@ -1,0 +1,78 @@
+// The model store: immutable, numbered versions of serialized model specs, by model name.
+//
+// Layout (FileModelStore): <root>/<name>/<version>/model.pb, version = 1, 2, 3, ... per name.
+// A version is visible once its model.pb exists; it never changes afterwards (a new write is a new
+// version).
+//
+//   MAAS_ASSIGN_OR_RETURN(int64_t version,
+//                         store.Put("iris", [&](int64_t v) -> absl::StatusOr<std::string> {
+//                           spec.mutable_info()->set_version(v);
+//                           return spec.SerializeAsString();
+//                         }));
+//   MAAS_ASSIGN_OR_RETURN(std::string bytes, store.Get("iris", 0));  // latest
+#ifndef MAAS_COMMON_STORE_MODEL_STORE_H_
+#define MAAS_COMMON_STORE_MODEL_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace maas::store {
+
+// Longest model name, in characters.
+inline constexpr std::size_t kMaxModelNameLength = 63;
+
+// OK iff `name` matches [a-z0-9][a-z0-9._-]{0,62} and contains no "..". Otherwise INVALID_ARGUMENT
+// with a message stating the rule and the offending name (C-escaped, truncated if long).
+absl::Status ValidateModelName(std::string_view name);
+
+// Produces the bytes to store for a freshly reserved `version` (so the message can contain its own
+// version).
+using MakeBytesFn = std::function<absl::StatusOr<std::string>(int64_t version)>;
+
+// Interface of a model store. Implementations are thread-safe. Every method validates `name` first
+// (INVALID_ARGUMENT) and rejects a negative `version` (INVALID_ARGUMENT).
+// Version numbers are never reused for a name: deleting versions does not lower the next version.
+class ModelStore {
+ public:
+  virtual ~ModelStore() = default;
+
+  // Reserves the next version of `name`, calls make_bytes(version) (without holding any lock) to
+  // produce the content, stores it atomically and returns the version. If make_bytes fails, nothing
+  // is left behind and its status is returned. Concurrent Puts (threads, or processes sharing a
+  // FileModelStore root) get distinct versions.
+  virtual absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) = 0;
+
+  // The bytes of `version` of `name`; version 0 = the latest complete version.
+  // NOT_FOUND (naming the model and version) if there is no such model/version.
+  virtual absl::StatusOr<std::string> Get(std::string_view name, int64_t version) = 0;
+
+  // The complete versions of `name`, ascending. NOT_FOUND if the model has none.
+  virtual absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) = 0;
+
+  // Names of the models with at least one complete version, sorted.
+  virtual absl::StatusOr<std::vector<std::string>> ListNames() = 0;
+
+  // Deletes `version` of `name` (0 = every version) and returns the deleted versions, ascending.
+  // NOT_FOUND if there was nothing to delete. Readers that already hold the bytes are unaffected.
+  virtual absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) = 0;
+};
+
+namespace internal {
+// Debian's Abseil does not alias absl::string_view to std::string_view: convert explicitly.
+inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+// INVALID_ARGUMENT unless version >= 0 (0 = latest / all).
+absl::Status ValidateVersionArgument(std::string_view name, int64_t version);
+// The NOT_FOUND status for a model (version 0) or one of its versions.
+absl::Status ModelNotFound(std::string_view name, int64_t version);
+}  // namespace internal
+
+}  // namespace maas::store
+
+#endif  // MAAS_COMMON_STORE_MODEL_STORE_H_

@@ -1,0 +1,347 @@
+// Tests of ModelCache: loading once, latest tracking, invalidation, refresh, polling, in-flight
+// models.
+#include "common/store/model_cache.h"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
+#include "common/store/file_model_store.h"
+#include "common/store/memory_model_store.h"
+#include "tests/common/store/temp_dir.h"
+
+namespace maas::store {
+namespace {
+
+using testing::TempDir;
+
+// A loaded model: what the bytes said.
+struct TestModel {
+  std::string tag;
+  int64_t version = 0;
+};
+using Cache = ModelCache<TestModel>;
+
+MakeBytesFn Content(const std::string& tag) {
+  return [tag](int64_t version) -> absl::StatusOr<std::string> {
+    return absl::StrCat(tag, "@", version);
+  };
+}
+
+// Parses "tag@version"; counts its calls.
+class CountingLoader {
+ public:
+  Cache::Loader loader() {
+    return [this](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+      calls_++;
+      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
+      auto model = std::make_shared<TestModel>();
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
+        return absl::DataLossError(absl::StrCat("unparseable bytes \"", bytes, "\""));
+      }
+      model->tag = parts[0];
+      return std::shared_ptr<const TestModel>(std::move(model));
+    };
+  }
+  int calls() const { return calls_.load(); }
+
+ private:
+  std::atomic<int> calls_{0};
+};
+
+// A ModelStore decorator that counts directory scans (ListVersions) and reads.
+class CountingStore : public ModelStore {
+ public:
+  explicit CountingStore(ModelStore* inner) : inner_(inner) {}
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) override {
+    return inner_->Put(name, make_bytes);
+  }
+  absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override {
+    gets_++;
+    return inner_->Get(name, version);
+  }
+  absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override {
+    lists_++;
+    return inner_->ListVersions(name);
+  }
+  absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_->ListNames(); }
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override {
+    return inner_->Delete(name, version);
+  }
+  int lists() const { return lists_.load(); }
+  int gets() const { return gets_.load(); }
+
+ private:
+  ModelStore* inner_;
+  std::atomic<int> lists_{0};
+  std::atomic<int> gets_{0};
+};
+
+// Waits up to `timeout` for `predicate`.
+template <class Predicate>
+bool Eventually(Predicate predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (predicate()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return predicate();
+}
+
+TEST_CASE("ModelCache loads each version once and follows the latest without polling") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  REQUIRE(cache.Put("m", Content("a")).ok());
+
+  auto first = cache.Get("m", 0);
+  REQUIRE(first.ok());
+  CHECK((*first)->tag == "a");
+  CHECK((*first)->version == 1);
+  auto again = cache.Get("m", 0);
+  REQUIRE(again.ok());
+  CHECK(again->get() == first->get());  // the same loaded object
+  CHECK(loader.calls() == 1);
+
+  // Without polling, a write made directly to the store (e.g. by another replica) is seen at once.
+  REQUIRE(store.Put("m", Content("b")).ok());
+  auto newer = cache.Get("m", 0);
+  REQUIRE(newer.ok());
+  CHECK((*newer)->tag == "b");
+  CHECK((*newer)->version == 2);
+  CHECK(loader.calls() == 2);
+
+  // Explicit versions, and their errors.
+  auto v1 = cache.Get("m", 1);
+  REQUIRE(v1.ok());
+  CHECK((*v1)->tag == "a");
+  CHECK(absl::IsNotFound(cache.Get("m", 9).status()));
+  CHECK(absl::IsNotFound(cache.Get("other", 0).status()));
+  CHECK(absl::IsInvalidArgument(cache.Get("../etc", 0).status()));
+  CHECK(absl::IsInvalidArgument(cache.Get("m", -1).status()));
+}
+
+TEST_CASE("ModelCache: an in-flight model survives its deletion") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  cache.StartPolling(absl::Hours(1));
+  REQUIRE(cache.Put("m", Content("a")).ok());
+  auto in_flight = cache.Get("m", 0);
+  REQUIRE(in_flight.ok());
+  std::weak_ptr<const TestModel> weak = *in_flight;
+
+  auto deleted = cache.Delete("m", 0);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == std::vector<int64_t>{1});
+  CHECK(absl::IsNotFound(cache.Get("m", 0).status()));
+  CHECK(absl::IsNotFound(cache.Get("m", 1).status()));
+  // The call that started on version 1 still has it, intact.
+  CHECK((*in_flight)->tag == "a");
+  CHECK((*in_flight)->version == 1);
+  // ... and once it finishes, nobody keeps it alive.
+  in_flight = absl::NotFoundError("released");
+  CHECK(weak.expired());
+}
+
+TEST_CASE("ModelCache with polling answers from memory and sees local writes at once") {
+  MemoryModelStore memory;
+  CountingStore store(&memory);
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  REQUIRE(cache.Put("m", Content("a")).ok());
+  cache.StartPolling(absl::Hours(1));  // the poller never fires during this test
+  CHECK(cache.polling());
+
+  REQUIRE(cache.Get("m", 0).ok());
+  const int lists_after_first = store.lists();
+  for (int i = 0; i < 100; ++i) {
+    auto model = cache.Get("m", 0);
+    REQUIRE(model.ok());
+    CHECK((*model)->version == 1);
+  }
+  CHECK(store.lists() == lists_after_first);  // no directory scan per call
+
+  // A write through the cache is visible to the very next Get.
+  REQUIRE(cache.Put("m", Content("b")).ok());
+  auto latest = cache.Get("m", 0);
+  REQUIRE(latest.ok());
+  CHECK((*latest)->tag == "b");
+
+  // A direct write to the store is not seen until Invalidate (or a poll/Refresh)...
+  REQUIRE(memory.Put("m", Content("c")).ok());
+  CHECK((*cache.Get("m", 0))->tag == "b");
+  cache.Invalidate("m");
+  CHECK((*cache.Get("m", 0))->tag == "c");
+
+  // ...or Refresh.
+  REQUIRE(memory.Put("m", Content("d")).ok());
+  CHECK((*cache.Get("m", 0))->tag == "c");
+  REQUIRE(cache.Refresh().ok());
+  const int lists_before = store.lists();
+  CHECK((*cache.Get("m", 0))->tag == "d");
+  CHECK(store.lists() == lists_before);
+  cache.StopPolling();
+  CHECK_FALSE(cache.polling());
+}
+
+TEST_CASE("ModelCache::Refresh loads the new latest before dropping the old one") {
+  MemoryModelStore store;
+  Cache* cache_ptr = nullptr;
+  std::weak_ptr<const TestModel> old_model;
+  std::atomic<int> old_alive_while_loading_new{-1};
+  CountingLoader parse;
+  auto parse_loader = parse.loader();
+  Cache cache(&store,
+              [&](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+                auto model = parse_loader(bytes);
+                if (model.ok() && (*model)->version == 2) {
+                  old_alive_while_loading_new = old_model.expired() ? 0 : 1;
+                }
+                return model;
+              });
+  cache_ptr = &cache;
+  cache.StartPolling(absl::Hours(1));
+  REQUIRE(store.Put("m", Content("a")).ok());
+  {
+    auto v1 = cache_ptr->Get("m", 0);
+    REQUIRE(v1.ok());
+    old_model = *v1;
+  }  // the only remaining owner of version 1 is the cache
+  REQUIRE_FALSE(old_model.expired());
+
+  REQUIRE(store.Put("m", Content("b")).ok());
+  REQUIRE(cache.Refresh().ok());
+  CHECK(old_alive_while_loading_new.load() == 1);  // v1 was still loaded while v2 was loading
+  CHECK(old_model.expired());                      // and dropped once v2 took over
+  CHECK((*cache.Get("m", 0))->tag == "b");
+}
+
+TEST_CASE("ModelCache keeps the previous version when the new latest cannot be loaded") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  cache.StartPolling(absl::Hours(1));
+  REQUIRE(store.Put("m", Content("a")).ok());
+  auto v1 = cache.Get("m", 0);
+  REQUIRE(v1.ok());
+  std::weak_ptr<const TestModel> weak = *v1;
+  v1 = absl::CancelledError("released");
+
+  REQUIRE(store.Put("m", [](int64_t) -> absl::StatusOr<std::string> { return "garbage"; }).ok());
+  absl::Status refresh = cache.Refresh();
+  CHECK(refresh.code() == absl::StatusCode::kDataLoss);
+  CHECK(std::string(refresh.message()).find("\"m\" version 2") != std::string::npos);
+  CHECK(cache.last_refresh_status() == refresh);
+  CHECK_FALSE(weak.expired());  // still loaded
+  auto latest = cache.Get("m", 0);
+  CHECK(latest.status().code() == absl::StatusCode::kDataLoss);
+  auto explicit_v1 = cache.Get("m", 1);
+  REQUIRE(explicit_v1.ok());
+  CHECK(explicit_v1->get() == weak.lock().get());  // served from memory, not reloaded
+}
+
+TEST_CASE("ModelCache rejects a loader that returns null") {
+  MemoryModelStore store;
+  Cache cache(&store, [](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+    return std::shared_ptr<const TestModel>();
+  });
+  REQUIRE(store.Put("m", Content("a")).ok());
+  CHECK(cache.Get("m", 0).status().code() == absl::StatusCode::kInternal);
+}
+
+TEST_CASE("ModelCache polling makes replicas sharing a directory converge") {
+  TempDir dir;
+  auto writer_store = FileModelStore::Open(dir.path());
+  auto reader_store = FileModelStore::Open(dir.path());
+  REQUIRE(writer_store.ok());
+  REQUIRE(reader_store.ok());
+  CountingLoader writer_loader;
+  CountingLoader reader_loader;
+  Cache writer(writer_store->get(), writer_loader.loader());
+  Cache reader(reader_store->get(), reader_loader.loader());
+  reader.StartPolling(absl::Milliseconds(20));
+
+  REQUIRE(writer.Put("m", Content("a")).ok());
+  auto first = reader.Get("m", 0);
+  REQUIRE(first.ok());
+  CHECK((*first)->tag == "a");
+
+  REQUIRE(writer.Put("m", Content("b")).ok());
+  CHECK(Eventually([&] {
+    auto model = reader.Get("m", 0);
+    return model.ok() && (*model)->tag == "b";
+  }));
+  // The reader still holds "a" in `first`: an in-flight call finishes on its version.
+  CHECK((*first)->tag == "a");
+
+  REQUIRE(writer.Delete("m", 2).ok());
+  CHECK(Eventually([&] {
+    auto model = reader.Get("m", 0);
+    return model.ok() && (*model)->tag == "a";
+  }));
+  REQUIRE(writer.Delete("m", 0).ok());
+  CHECK(Eventually([&] { return absl::IsNotFound(reader.Get("m", 0).status()); }));
+  CHECK(reader.last_refresh_status().ok());
+}
+
+TEST_CASE("ModelCache stops its poller promptly on destruction") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  auto cache = std::make_unique<Cache>(&store, loader.loader());
+  cache->StartPolling(absl::Hours(1));
+  cache->StartPolling(absl::Hours(2));  // restart with another interval
+  const auto start = std::chrono::steady_clock::now();
+  cache.reset();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(2));
+}
+
+TEST_CASE("ModelCache under concurrent readers, writers and refreshes stays consistent") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  cache.StartPolling(absl::Milliseconds(1));
+  REQUIRE(cache.Put("m", Content("m")).ok());
+  std::atomic<bool> stop{false};
+  std::atomic<int> bad{0};
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 3; ++t) {
+    readers.emplace_back([&] {
+      while (!stop.load()) {
+        auto model = cache.Get("m", 0);
+        if (model.ok()) {
+          if ((*model)->tag != "m" || (*model)->version < 1) bad++;
+        } else if (!absl::IsNotFound(model.status())) {
+          bad++;
+        }
+        auto v1 = cache.Get("m", 1);
+        if (v1.ok() && (*v1)->version != 1) bad++;
+      }
+    });
+  }
+  int64_t last = 1;
+  for (int i = 0; i < 200; ++i) {
+    auto v = cache.Put("m", Content("m"));
+    REQUIRE(v.ok());
+    last = *v;
+    if (i % 3 == 0) REQUIRE(cache.Delete("m", *v - 1).ok());
+    if (i % 7 == 0) (void)cache.Refresh();
+  }
+  stop = true;
+  for (auto& thread : readers) thread.join();
+  CHECK(bad.load() == 0);
+  auto latest = cache.Get("m", 0);
+  REQUIRE(latest.ok());
+  CHECK((*latest)->version == last);
+}
+
+}  // namespace
+}  // namespace maas::store

@@ -1,0 +1,537 @@
+// Tests of ValidateModelName, FileModelStore and MemoryModelStore (one parameterised suite for
+// both).
+#include "common/store/model_store.h"
+
+#include <sys/stat.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <filesystem>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/store/file_model_store.h"
+#include "common/store/memory_model_store.h"
+#include "tests/common/store/temp_dir.h"
+
+namespace maas::store {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::TempDir;
+using testing::WriteFile;
+
+// Content of a version as the tests write it: depends on the version passed to make_bytes.
+MakeBytesFn Content(const std::string& tag) {
+  return [tag](int64_t version) -> absl::StatusOr<std::string> {
+    return absl::StrCat(tag, "@v", version);
+  };
+}
+
+struct FileFixture {
+  static constexpr const char* kName = "file";
+  TempDir dir;
+  std::unique_ptr<ModelStore> store;
+  FileFixture() {
+    auto opened = FileModelStore::Open(dir.path() + "/models");
+    REQUIRE(opened.ok());
+    store = std::move(opened).value();
+  }
+};
+
+struct MemoryFixture {
+  static constexpr const char* kName = "memory";
+  std::unique_ptr<ModelStore> store = std::make_unique<MemoryModelStore>();
+};
+
+TEST_CASE("ValidateModelName accepts exactly [a-z0-9][a-z0-9._-]{0,62} without '..'") {
+  struct Row {
+    std::string name;
+    bool ok;
+  };
+  const std::vector<Row> rows = {
+      {"a", true},
+      {"0", true},
+      {"iris", true},
+      {"my-model_2.v1", true},
+      {"a.b", true},
+      {"a-", true},
+      {std::string(63, 'x'), true},
+      {"a" + std::string(62, '9'), true},
+      {"", false},
+      {std::string(64, 'x'), false},
+      {std::string(65, 'x'), false},
+      {"..", false},
+      {".", false},
+      {"../x", false},
+      {"a/../b", false},
+      {"a..b", false},
+      {"a/b", false},
+      {"/abs", false},
+      {".hidden", false},
+      {"-flag", false},
+      {"_under", false},
+      {"Upper", false},
+      {"lowerUPPER", false},
+      {"has space", false},
+      {"tab\t", false},
+      {"caf\xc3\xa9", false},
+      {"a\\b", false},
+      {"a:b", false},
+  };
+  for (const Row& row : rows) {
+    CAPTURE(row.name);
+    absl::Status status = ValidateModelName(row.name);
+    CHECK(status.ok() == row.ok);
+    if (!row.ok) {
+      CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+      CHECK(std::string(status.message()).find("[a-z0-9._-]") != std::string::npos);
+    }
+  }
+  // An embedded NUL (a std::string from a literal would stop at it).
+  CHECK_FALSE(ValidateModelName(std::string("nul\0byte", 8)).ok());
+}
+
+TEST_CASE("ValidateModelName's message names the offender, escaped and truncated") {
+  absl::Status status = ValidateModelName("Bad/Name");
+  CHECK(std::string(status.message()).find("\"Bad/Name\"") != std::string::npos);
+  status = ValidateModelName("bad\nname");
+  CHECK(std::string(status.message()).find("bad\\nname") != std::string::npos);
+  CHECK(std::string(status.message()).find('\n') == std::string::npos);
+  const std::string huge(100000, 'Q');
+  status = ValidateModelName(huge);
+  CHECK(status.message().size() < 400);
+  CHECK(std::string(status.message()).find("100000 bytes") != std::string::npos);
+}
+
+TEMPLATE_TEST_CASE("Store round trip and version numbering", "[store]", FileFixture,
+                   MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  std::vector<int64_t> seen;
+  for (int i = 0; i < 3; ++i) {
+    auto version = store.Put("iris", [&](int64_t v) -> absl::StatusOr<std::string> {
+      seen.push_back(v);
+      return absl::StrCat("iris@v", v);
+    });
+    REQUIRE(version.ok());
+    CHECK(*version == i + 1);
+  }
+  CHECK(seen == std::vector<int64_t>{1, 2, 3});
+  for (int64_t v = 1; v <= 3; ++v) {
+    auto bytes = store.Get("iris", v);
+    REQUIRE(bytes.ok());
+    CHECK(*bytes == absl::StrCat("iris@v", v));
+  }
+  auto latest = store.Get("iris", 0);
+  REQUIRE(latest.ok());
+  CHECK(*latest == "iris@v3");
+  auto versions = store.ListVersions("iris");
+  REQUIRE(versions.ok());
+  CHECK(*versions == std::vector<int64_t>{1, 2, 3});
+
+  // Another name has its own numbering.
+  auto other = store.Put("digits", Content("digits"));
+  REQUIRE(other.ok());
+  CHECK(*other == 1);
+  auto names = store.ListNames();
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"digits", "iris"});
+}
+
+TEMPLATE_TEST_CASE("Store keeps arbitrary bytes, including empty and binary", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  std::string binary;
+  for (int i = 0; i < 3 * 65536 + 17; ++i) binary.push_back(static_cast<char>((i * 7919) % 256));
+  auto v1 = store.Put("blob", [](int64_t) -> absl::StatusOr<std::string> { return std::string(); });
+  auto v2 = store.Put("blob", [&](int64_t) -> absl::StatusOr<std::string> { return binary; });
+  REQUIRE(v1.ok());
+  REQUIRE(v2.ok());
+  auto empty = store.Get("blob", *v1);
+  REQUIRE(empty.ok());
+  CHECK(empty->empty());
+  auto back = store.Get("blob", *v2);
+  REQUIRE(back.ok());
+  CHECK(*back == binary);
+}
+
+TEMPLATE_TEST_CASE("Store NOT_FOUND cases name the model and version", "[store]", FileFixture,
+                   MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  auto missing = store.Get("nothere", 0);
+  REQUIRE(absl::IsNotFound(missing.status()));
+  CHECK(std::string(missing.status().message()).find("nothere") != std::string::npos);
+  CHECK(absl::IsNotFound(store.ListVersions("nothere").status()));
+  CHECK(absl::IsNotFound(store.Delete("nothere", 0).status()));
+  CHECK(absl::IsNotFound(store.Delete("nothere", 1).status()));
+
+  REQUIRE(store.Put("m", Content("m")).ok());
+  auto wrong_version = store.Get("m", 7);
+  REQUIRE(absl::IsNotFound(wrong_version.status()));
+  CHECK(std::string(wrong_version.status().message()).find("\"m\" version 7") != std::string::npos);
+  CHECK(absl::IsNotFound(store.Delete("m", 7).status()));
+
+  auto names = store.ListNames();
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"m"});
+}
+
+TEMPLATE_TEST_CASE("Store rejects bad names and negative versions everywhere", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  for (const std::string& name :
+       std::vector<std::string>{"../x", "..", "", "a/b", ".x", "-x", "UP", std::string(64, 'a')}) {
+    CAPTURE(name);
+    CHECK(absl::IsInvalidArgument(store.Put(name, Content("x")).status()));
+    CHECK(absl::IsInvalidArgument(store.Get(name, 0).status()));
+    CHECK(absl::IsInvalidArgument(store.ListVersions(name).status()));
+    CHECK(absl::IsInvalidArgument(store.Delete(name, 0).status()));
+  }
+  CHECK(absl::IsInvalidArgument(store.Get("ok", -1).status()));
+  CHECK(absl::IsInvalidArgument(store.Delete("ok", -3).status()));
+  auto names = store.ListNames();
+  REQUIRE(names.ok());
+  CHECK(names->empty());
+}
+
+TEMPLATE_TEST_CASE("A failing make_bytes leaves nothing behind", "[store]", FileFixture,
+                   MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  auto failing = [](int64_t) -> absl::StatusOr<std::string> {
+    return absl::FailedPreconditionError("cannot serialize");
+  };
+  auto result = store.Put("fresh", failing);
+  REQUIRE(result.status() == absl::FailedPreconditionError("cannot serialize"));
+  CHECK(absl::IsNotFound(store.ListVersions("fresh").status()));
+  CHECK(absl::IsNotFound(store.Get("fresh", 0).status()));
+  auto names = store.ListNames();
+  REQUIRE(names.ok());
+  CHECK(names->empty());
+
+  REQUIRE(store.Put("kept", Content("kept")).ok());
+  CHECK_FALSE(store.Put("kept", failing).ok());
+  auto versions = store.ListVersions("kept");
+  REQUIRE(versions.ok());
+  CHECK(*versions == std::vector<int64_t>{1});
+  auto latest = store.Get("kept", 0);
+  REQUIRE(latest.ok());
+  CHECK(*latest == "kept@v1");
+  auto next = store.Put("kept", Content("kept"));
+  REQUIRE(next.ok());
+  CHECK(*next > 1);
+}
+
+TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  for (int i = 0; i < 4; ++i) REQUIRE(store.Put("m", Content("m")).ok());
+  REQUIRE(store.Put("other", Content("other")).ok());
+
+  auto deleted = store.Delete("m", 2);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == std::vector<int64_t>{2});
+  CHECK(absl::IsNotFound(store.Get("m", 2).status()));
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1, 3, 4});
+
+  // Deleting the latest makes the previous one the latest.
+  REQUIRE(store.Delete("m", 4).ok());
+  CHECK(*store.Get("m", 0) == "m@v3");
+
+  auto all = store.Delete("m", 0);
+  REQUIRE(all.ok());
+  CHECK(*all == std::vector<int64_t>{1, 3});
+  CHECK(absl::IsNotFound(store.ListVersions("m").status()));
+  CHECK(absl::IsNotFound(store.Get("m", 0).status()));
+  CHECK(*store.ListNames() == std::vector<std::string>{"other"});
+  CHECK(*store.Get("other", 0) == "other@v1");
+
+  // Versions are never reused: the next one is above every version ever handed out.
+  auto again = store.Put("m", Content("m"));
+  REQUIRE(again.ok());
+  CHECK(*again == 5);
+  CHECK(*store.Get("m", 0) == "m@v5");
+}
+
+TEMPLATE_TEST_CASE("make_bytes may call back into the store", "[store]", FileFixture,
+                   MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  auto v = store.Put("m", [&](int64_t version) -> absl::StatusOr<std::string> {
+    auto versions = store.ListVersions("m");
+    if (!versions.ok()) return versions.status();
+    return absl::StrCat("seen ", versions->size(), " at v", version);
+  });
+  REQUIRE(v.ok());
+  CHECK(*store.Get("m", *v) == "seen 1 at v2");
+}
+
+TEMPLATE_TEST_CASE("Concurrent Puts from several threads get distinct versions", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 15;
+  std::vector<std::vector<int64_t>> got(kThreads);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        auto v = store.Put("shared", Content(absl::StrCat("t", t)));
+        if (!v.ok()) {
+          failures++;
+          continue;
+        }
+        got[t].push_back(*v);
+        // Readers run alongside writers and never see a partial version.
+        auto latest = store.Get("shared", 0);
+        if (!latest.ok() || latest->find("@v") == std::string::npos) failures++;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  CHECK(failures.load() == 0);
+  std::set<int64_t> all;
+  for (int t = 0; t < kThreads; ++t) {
+    for (int64_t v : got[t]) {
+      CHECK(all.insert(v).second);
+      CHECK(*store.Get("shared", v) == absl::StrCat("t", t, "@v", v));
+    }
+  }
+  CHECK(all.size() == static_cast<std::size_t>(kThreads * kPerThread));
+  CHECK(*all.begin() == 1);
+  CHECK(*all.rbegin() == kThreads * kPerThread);
+  CHECK(store.ListVersions("shared")->size() == all.size());
+}
+
+// ---- FileModelStore only
+// -------------------------------------------------------------------------
+
+TEST_CASE("FileModelStore lays out <root>/<name>/<version>/model.pb") {
+  TempDir dir;
+  const std::string root = dir.path() + "/a/b/models";  // parents are created
+  auto store = FileModelStore::Open(root + "/");
+  REQUIRE(store.ok());
+  CHECK((*store)->root() == root);
+  REQUIRE((*store)->Put("iris", Content("iris")).ok());
+  REQUIRE((*store)->Put("iris", Content("iris")).ok());
+  CHECK(fs::is_regular_file(root + "/iris/1/model.pb"));
+  CHECK(fs::is_regular_file(root + "/iris/2/model.pb"));
+  // No temp files remain after a successful write.
+  int files = 0;
+  for (const auto& entry : fs::recursive_directory_iterator(root)) files += entry.is_regular_file();
+  CHECK(files == 2);
+}
+
+TEST_CASE("FileModelStore::Open reports bad roots as statuses") {
+  TempDir dir;
+  CHECK(absl::IsInvalidArgument(FileModelStore::Open("").status()));
+  WriteFile(dir.path() + "/plainfile", "x");
+  auto on_file = FileModelStore::Open(dir.path() + "/plainfile");
+  REQUIRE_FALSE(on_file.ok());
+  CHECK(std::string(on_file.status().message()).find("plainfile") != std::string::npos);
+  auto below_file = FileModelStore::Open(dir.path() + "/plainfile/sub");
+  REQUIRE_FALSE(below_file.ok());
+  CHECK(std::string(below_file.status().message()).find("plainfile/sub") != std::string::npos);
+}
+
+TEST_CASE("FileModelStore ignores temp files, empty version dirs and foreign entries") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  const std::string m = dir.path() + "/m";
+  fs::create_directories(m + "/2");  // reserved, writer crashed before writing
+  fs::create_directories(m + "/3");  // writer crashed mid-write
+  WriteFile(m + "/3/model.pb.tmp-abc123", "torn half of a mode");
+  fs::create_directories(m + "/007");  // not canonical
+  WriteFile(m + "/007/model.pb", "should be ignored");
+  fs::create_directories(m + "/abc");  // not a number
+  WriteFile(m + "/abc/model.pb", "should be ignored");
+  fs::create_directories(m + "/-4");
+  WriteFile(m + "/-4/model.pb", "should be ignored");
+  WriteFile(m + "/5", "a file, not a directory");
+  fs::create_directories(m + "/6/model.pb");         // model.pb is a directory
+  WriteFile(dir.path() + "/README", "not a model");  // invalid name at the root
+  WriteFile(dir.path() + "/stray", "valid name, but a file");
+  fs::create_directories(dir.path() + "/empty-model/1");  // a model with no complete version
+  fs::create_directories(dir.path() + "/Upper/1");
+  WriteFile(dir.path() + "/Upper/1/model.pb", "invalid name");
+
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1});
+  CHECK(*store.Get("m", 0) == "m@v1");
+  CHECK(absl::IsNotFound(store.Get("m", 3).status()));
+  CHECK(absl::IsNotFound(store.Get("m", 6).status()));
+  CHECK(*store.ListNames() == std::vector<std::string>{"m"});
+  CHECK(absl::IsNotFound(store.ListVersions("stray").status()));
+  CHECK(absl::IsNotFound(store.Get("stray", 1).status()));
+  CHECK(absl::IsNotFound(store.ListVersions("empty-model").status()));
+
+  // The next version goes above every numbered entry, complete or not.
+  auto next = store.Put("m", Content("m"));
+  REQUIRE(next.ok());
+  CHECK(*next == 7);
+  CHECK(*store.Get("m", 0) == "m@v7");
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1, 7});
+}
+
+TEST_CASE("FileModelStore turns filesystem errors into statuses naming the path") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  WriteFile(dir.path() + "/blocked", "a file where the model directory should be");
+  auto put = store.Put("blocked", Content("x"));
+  REQUIRE_FALSE(put.ok());
+  CHECK(put.status().code() == absl::StatusCode::kInternal);
+  CHECK(std::string(put.status().message()).find(dir.path() + "/blocked") != std::string::npos);
+  CHECK(std::string(put.status().message()).find("Not a directory") != std::string::npos);
+
+  // The root vanishing under a running store is an error, not a crash.
+  TempDir other;
+  auto doomed = FileModelStore::Open(other.path() + "/root");
+  REQUIRE(doomed.ok());
+  REQUIRE((*doomed)->Put("m", Content("m")).ok());
+  fs::remove_all(other.path() + "/root");
+  auto names = (*doomed)->ListNames();
+  REQUIRE_FALSE(names.ok());
+  CHECK(std::string(names.status().message()).find(other.path() + "/root") != std::string::npos);
+  CHECK(absl::IsNotFound((*doomed)->Get("m", 0).status()));
+  CHECK_FALSE((*doomed)->Put("m", Content("m")).ok());
+}
+
+TEST_CASE("FileModelStore: a process crashing inside Put leaves the old version intact") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  REQUIRE((*opened)->Put("m", Content("old")).ok());
+
+  const pid_t child = fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    // The child dies after reserving version 2 and writing part of a temp file: a real crash.
+    auto store = FileModelStore::Open(dir.path());
+    if (store.ok()) {
+      (void)(*store)->Put("m", [&](int64_t version) -> absl::StatusOr<std::string> {
+        WriteFile(absl::StrCat(dir.path(), "/m/", version, "/model.pb.tmp-crash"), "torn");
+        _exit(0);
+      });
+    }
+    _exit(1);
+  }
+  int wstatus = 0;
+  REQUIRE(waitpid(child, &wstatus, 0) == child);
+  REQUIRE(WIFEXITED(wstatus));
+  REQUIRE(WEXITSTATUS(wstatus) == 0);
+
+  FileModelStore& store = **opened;
+  CHECK(fs::exists(dir.path() + "/m/2/model.pb.tmp-crash"));
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1});
+  CHECK(*store.Get("m", 0) == "old@v1");
+  auto next = store.Put("m", Content("new"));
+  REQUIRE(next.ok());
+  CHECK(*next == 3);
+  CHECK(*store.Get("m", 0) == "new@v3");
+  CHECK(*store.Get("m", 1) == "old@v1");
+}
+
+TEST_CASE("Two FileModelStore instances on one directory converge") {
+  TempDir dir;
+  auto a = FileModelStore::Open(dir.path());
+  auto b = FileModelStore::Open(dir.path());
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(*(*a)->Put("m", Content("a")) == 1);
+  CHECK(*(*b)->Put("m", Content("b")) == 2);
+  CHECK(*(*a)->Put("m", Content("a")) == 3);
+  CHECK(*(*b)->Get("m", 0) == "a@v3");
+  CHECK(*(*a)->Get("m", 2) == "b@v2");
+  REQUIRE((*b)->Delete("m", 3).ok());
+  CHECK(*(*a)->Get("m", 0) == "b@v2");
+  CHECK(*(*a)->ListVersions("m") == *(*b)->ListVersions("m"));
+  CHECK(*(*a)->ListNames() == *(*b)->ListNames());
+  CHECK(*(*a)->Put("m", Content("a")) == 4);  // 3 is never reused
+}
+
+TEST_CASE("FileModelStore: concurrent Puts from several processes get distinct versions") {
+  TempDir dir;
+  constexpr int kProcesses = 4;
+  constexpr int kPerProcess = 12;
+  std::vector<pid_t> children;
+  for (int p = 0; p < kProcesses; ++p) {
+    const pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+      auto store = FileModelStore::Open(dir.path());
+      if (!store.ok()) _exit(2);
+      for (int i = 0; i < kPerProcess; ++i) {
+        if (!(*store)->Put("shared", Content(absl::StrCat("p", p))).ok()) _exit(3);
+      }
+      _exit(0);
+    }
+    children.push_back(child);
+  }
+  for (pid_t child : children) {
+    int wstatus = 0;
+    REQUIRE(waitpid(child, &wstatus, 0) == child);
+    CHECK(WIFEXITED(wstatus));
+    CHECK(WEXITSTATUS(wstatus) == 0);
+  }
+  auto store = FileModelStore::Open(dir.path());
+  REQUIRE(store.ok());
+  auto versions = (*store)->ListVersions("shared");
+  REQUIRE(versions.ok());
+  REQUIRE(versions->size() == kProcesses * kPerProcess);
+  std::vector<int> per_process(kProcesses, 0);
+  for (std::size_t i = 0; i < versions->size(); ++i) {
+    CHECK((*versions)[i] == static_cast<int64_t>(i + 1));
+    auto bytes = (*store)->Get("shared", (*versions)[i]);
+    REQUIRE(bytes.ok());
+    REQUIRE(bytes->size() > 1);
+    const int p = (*bytes)[1] - '0';
+    REQUIRE(p >= 0);
+    REQUIRE(p < kProcesses);
+    CHECK(*bytes == absl::StrCat("p", p, "@v", (*versions)[i]));
+    per_process[p]++;
+  }
+  for (int count : per_process) CHECK(count == kPerProcess);
+}
+
+TEST_CASE("FileModelStore Delete removes files without following symlinks") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path() + "/root");
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  REQUIRE(store.Put("m", Content("m")).ok());
+  // A precious file outside the store, linked from inside a version directory.
+  WriteFile(dir.path() + "/precious", "keep me");
+  fs::create_symlink(dir.path() + "/precious", dir.path() + "/root/m/1/link");
+  auto deleted = store.Delete("m", 0);
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == std::vector<int64_t>{1, 2});
+  CHECK(fs::exists(dir.path() + "/precious"));
+  CHECK_FALSE(fs::exists(dir.path() + "/root/m/1"));
+  // The highest version's directory stays (empty) as a high-water mark.
+  CHECK(fs::is_directory(dir.path() + "/root/m/2"));
+  CHECK(fs::is_empty(dir.path() + "/root/m/2"));
+}
+
+}  // namespace
+}  // namespace maas::store
