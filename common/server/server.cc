@@ -1,0 +1,405 @@
+#include "common/server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
+#include <grpcpp/impl/server_initializer.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+#include <grpcpp/support/interceptor.h>
+#include <pthread.h>
+#include <signal.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/clock.h"
+
+namespace maas::server {
+namespace {
+
+absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+// ---- Service names, captured from the server through a builder plugin
+// ------------------------------
+
+class ServiceListPlugin : public grpc::ServerBuilderPlugin {
+ public:
+  explicit ServiceListPlugin(std::shared_ptr<std::vector<std::string>> out)
+      : out_(std::move(out)) {}
+  std::string name() override { return "maas_service_list"; }
+  void InitServer(grpc::ServerInitializer* /*si*/) override {}
+  void Finish(grpc::ServerInitializer* si) override { *out_ = *si->GetServiceList(); }
+  void ChangeArguments(const std::string& /*name*/, void* /*value*/) override {}
+
+ private:
+  std::shared_ptr<std::vector<std::string>> out_;
+};
+
+class ServiceListOption : public grpc::ServerBuilderOption {
+ public:
+  explicit ServiceListOption(std::shared_ptr<std::vector<std::string>> out)
+      : out_(std::move(out)) {}
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->push_back(std::make_unique<ServiceListPlugin>(out_));
+  }
+
+ private:
+  std::shared_ptr<std::vector<std::string>> out_;
+};
+
+// ---- Per-call JSON log
+// -------------------------------------------------------------------------------
+
+struct LogSink {
+  std::string server;
+  std::ostream* out;
+  absl::Mutex mu;
+
+  void Write(const std::string& line) {
+    absl::MutexLock lock(&mu);
+    *out << line << '\n';
+    out->flush();
+  }
+};
+
+class CallLogInterceptor : public grpc::experimental::Interceptor {
+ public:
+  CallLogInterceptor(std::shared_ptr<LogSink> sink, grpc::experimental::ServerRpcInfo* info)
+      : sink_(std::move(sink)),
+        info_(info),
+        method_(info->method() != nullptr ? info->method() : ""),
+        start_(absl::Now()) {}
+
+  ~CallLogInterceptor() override {
+    const absl::Time end = sent_status_ ? end_ : absl::Now();
+    const std::string_view code = sent_status_ ? StatusCodeName(code_) : "CANCELLED";
+    sink_->Write(FormatCallLogLine(end, sink_->server, method_, code, end - start_, peer_));
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    using grpc::experimental::InterceptionHookPoints;
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      CapturePeer();
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      CapturePeer();
+      code_ = methods->GetSendStatus().error_code();
+      sent_status_ = true;
+      end_ = absl::Now();
+    }
+    methods->Proceed();
+  }
+
+ private:
+  void CapturePeer() {
+    if (!peer_.empty()) return;
+    grpc::ServerContextBase* context = info_->server_context();
+    if (context != nullptr) peer_ = context->peer();
+  }
+
+  std::shared_ptr<LogSink> sink_;
+  grpc::experimental::ServerRpcInfo* info_;
+  std::string method_;
+  std::string peer_;
+  absl::Time start_;
+  absl::Time end_;
+  bool sent_status_ = false;
+  grpc::StatusCode code_ = grpc::StatusCode::UNKNOWN;
+};
+
+class CallLogInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {
+ public:
+  explicit CallLogInterceptorFactory(std::shared_ptr<LogSink> sink) : sink_(std::move(sink)) {}
+  grpc::experimental::Interceptor* CreateServerInterceptor(
+      grpc::experimental::ServerRpcInfo* info) override {
+    return new CallLogInterceptor(sink_, info);
+  }
+
+ private:
+  std::shared_ptr<LogSink> sink_;
+};
+
+void AppendJsonString(std::string* out, std::string_view s) {
+  out->push_back('"');
+  for (const char c : s) {
+    switch (c) {
+      case '"':
+        out->append("\\\"");
+        break;
+      case '\\':
+        out->append("\\\\");
+        break;
+      case '\n':
+        out->append("\\n");
+        break;
+      case '\r':
+        out->append("\\r");
+        break;
+      case '\t':
+        out->append("\\t");
+        break;
+      default:
+        if (static_cast<unsigned char>(c) < 0x20) {
+          absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(c));
+        } else {
+          out->push_back(c);
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view option) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("cannot read ", Sv(option), " \"", path, "\": ", std::strerror(errno)));
+  }
+  std::ostringstream content;
+  content << in.rdbuf();
+  if (content.str().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(Sv(option), " \"", path, "\" is empty (a PEM file was expected)"));
+  }
+  return content.str();
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+    const ServerOptions& options) {
+  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
+  auto cert = ReadPemFile(options.tls_cert_file, "tls_cert_file");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPemFile(options.tls_key_file, "tls_key_file");
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  if (!options.tls_client_ca_file.empty()) {
+    auto ca = ReadPemFile(options.tls_client_ca_file, "tls_client_ca_file");
+    if (!ca.ok()) return ca.status();
+    ssl = grpc::SslServerCredentialsOptions(
+        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = *ca;
+  }
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+std::string_view StatusCodeName(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::OK:
+      return "OK";
+    case grpc::StatusCode::CANCELLED:
+      return "CANCELLED";
+    case grpc::StatusCode::UNKNOWN:
+      return "UNKNOWN";
+    case grpc::StatusCode::INVALID_ARGUMENT:
+      return "INVALID_ARGUMENT";
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+      return "DEADLINE_EXCEEDED";
+    case grpc::StatusCode::NOT_FOUND:
+      return "NOT_FOUND";
+    case grpc::StatusCode::ALREADY_EXISTS:
+      return "ALREADY_EXISTS";
+    case grpc::StatusCode::PERMISSION_DENIED:
+      return "PERMISSION_DENIED";
+    case grpc::StatusCode::RESOURCE_EXHAUSTED:
+      return "RESOURCE_EXHAUSTED";
+    case grpc::StatusCode::FAILED_PRECONDITION:
+      return "FAILED_PRECONDITION";
+    case grpc::StatusCode::ABORTED:
+      return "ABORTED";
+    case grpc::StatusCode::OUT_OF_RANGE:
+      return "OUT_OF_RANGE";
+    case grpc::StatusCode::UNIMPLEMENTED:
+      return "UNIMPLEMENTED";
+    case grpc::StatusCode::INTERNAL:
+      return "INTERNAL";
+    case grpc::StatusCode::UNAVAILABLE:
+      return "UNAVAILABLE";
+    case grpc::StatusCode::DATA_LOSS:
+      return "DATA_LOSS";
+    case grpc::StatusCode::UNAUTHENTICATED:
+      return "UNAUTHENTICATED";
+    case grpc::StatusCode::DO_NOT_USE:
+      break;
+  }
+  return "UNKNOWN";
+}
+
+std::string FormatCallLogLine(absl::Time ts, std::string_view server, std::string_view method,
+                              std::string_view code, absl::Duration duration,
+                              std::string_view peer) {
+  std::string line = "{\"ts\":";
+  AppendJsonString(&line, absl::FormatTime(absl::RFC3339_full, ts, absl::UTCTimeZone()));
+  line.append(",\"server\":");
+  AppendJsonString(&line, server);
+  line.append(",\"method\":");
+  AppendJsonString(&line, method);
+  line.append(",\"code\":");
+  AppendJsonString(&line, code);
+  absl::StrAppendFormat(&line, ",\"duration_ms\":%.3f", absl::ToDoubleMilliseconds(duration));
+  line.append(",\"peer\":");
+  AppendJsonString(&line, peer);
+  line.push_back('}');
+  return line;
+}
+
+std::string FormatAddress(std::string_view host, int port) {
+  const bool ipv6_literal =
+      host.find(':') != std::string_view::npos && (host.empty() || host.front() != '[');
+  if (ipv6_literal) return absl::StrCat("[", Sv(host), "]:", port);
+  return absl::StrCat(Sv(host), ":", port);
+}
+
+absl::Status ValidateServerOptions(const ServerOptions& options) {
+  if (options.host.empty()) return absl::InvalidArgumentError("host is empty");
+  if (options.port < 0 || options.port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("port ", options.port, " is out of range [0, 65535] (0 = pick a free port)"));
+  }
+  if (options.max_message_bytes <= 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_message_bytes must be > 0, got ", options.max_message_bytes));
+  }
+  if (options.shutdown_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("shutdown_grace must be >= 0");
+  }
+  if (options.drain_delay < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("drain_delay must be >= 0");
+  }
+  if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert_file and tls_key_file must be given together (both empty = plaintext)");
+  }
+  if (!options.tls_client_ca_file.empty() && options.tls_cert_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& options,
+                                                      std::vector<grpc::Service*> services,
+                                                      grpc::CallbackGenericService* generic) {
+  if (absl::Status valid = ValidateServerOptions(options); !valid.ok()) return valid;
+  auto credentials = MakeCredentials(options);
+  if (!credentials.ok()) return credentials.status();
+
+  // Both are process-wide switches of gRPC (idempotent); every maas server wants them.
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+
+  std::unique_ptr<Server> server(new Server());
+  server->options_ = options;
+  const std::string address = FormatAddress(options.host, options.port);
+  int selected_port = 0;
+  auto names = std::make_shared<std::vector<std::string>>();
+
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, *credentials, &selected_port);
+  // A port already in use is an error, not silently shared with another process.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Accept keepalive pings from clients and the gateway (every >= 10 s, also on idle connections),
+  // so a client's keepalive never gets a connection closed with "too_many_pings".
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  builder.SetOption(std::make_unique<ServiceListOption>(names));
+  for (grpc::Service* service : services) {
+    if (service == nullptr) return absl::InvalidArgumentError("a registered service is null");
+    builder.RegisterService(service);
+  }
+  if (generic != nullptr) builder.RegisterCallbackGenericService(generic);
+  if (options.log_stream != nullptr) {
+    auto sink = std::make_shared<LogSink>();
+    sink->server = options.name;
+    sink->out = options.log_stream;
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
+    creators.push_back(std::make_unique<CallLogInterceptorFactory>(std::move(sink)));
+    builder.experimental().SetInterceptorCreators(std::move(creators));
+  }
+
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || selected_port == 0) {
+    if (server->server_ != nullptr) {
+      server->server_->Shutdown();
+      server->server_->Wait();
+      server->server_.reset();
+    }
+    return absl::UnavailableError(absl::StrCat("server \"", options.name, "\": cannot listen on ",
+                                               address,
+                                               " (port in use, not permitted, or host not local)"));
+  }
+  server->port_ = selected_port;
+  server->address_ = FormatAddress(options.host, selected_port);
+  server->service_names_ = *names;
+  if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
+    health->SetServingStatus("", true);
+    for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);
+  }
+  return server;
+}
+
+Server::~Server() {
+  if (server_ == nullptr) return;  // Start() failed before the server existed
+  Shutdown();
+  Wait();
+}
+
+void Server::SetServing(std::string_view service, bool serving) {
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->SetServingStatus(std::string(service), serving);
+  }
+}
+
+void Server::Shutdown() {
+  {
+    absl::MutexLock lock(&shutdown_mu_);
+    if (shut_down_) return;
+    shut_down_ = true;
+  }
+  // Health first: probes and balancers see NOT_SERVING while calls are still accepted
+  // (drain_delay).
+  if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
+    health->Shutdown();
+  }
+  if (options_.drain_delay > absl::ZeroDuration()) absl::SleepFor(options_.drain_delay);
+  // Stop accepting; in-flight calls get up to shutdown_grace, then are cancelled.
+  server_->Shutdown(std::chrono::system_clock::now() +
+                    absl::ToChronoNanoseconds(options_.shutdown_grace));
+}
+
+void Server::Wait() { server_->Wait(); }
+
+void BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+int WaitForTerminationSignal() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  int signal_number = 0;
+  while (sigwait(&set, &signal_number) != 0) {
+  }
+  return signal_number;
+}
+
+}  // namespace maas::server

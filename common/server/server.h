@@ -1,0 +1,143 @@
+// The shared gRPC server bootstrap every maas binary uses.
+//
+//   int main(int argc, char** argv) {
+//     maas::server::BlockTerminationSignals();          // first, before any thread starts
+//     ... parse flags into ServerOptions, build the services ...
+//     auto server = maas::server::Server::Start(options, {&generative_service});
+//     if (!server.ok()) { std::cerr << server.status() << "\n"; return 1; }
+//     maas::server::WaitForTerminationSignal();         // SIGINT / SIGTERM
+//     (*server)->Shutdown();                            // graceful
+//     (*server)->Wait();
+//   }
+//
+// Every server gets: the listening port (0 = a free one, see port()), message size limits,
+// grpc.health.v1
+// ("" and each registered service SERVING), server reflection, one JSON log line per finished call
+// (never the payload), optional TLS / mutual TLS, and a graceful Shutdown().
+#ifndef MAAS_COMMON_SERVER_SERVER_H_
+#define MAAS_COMMON_SERVER_SERVER_H_
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/server.h>
+#include <grpcpp/support/server_interceptor.h>
+
+#include <iostream>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace maas::server {
+
+struct ServerOptions {
+  // Address to listen on ("0.0.0.0", "::", "127.0.0.1", "localhost", ...). IPv6 literals need no
+  // brackets.
+  std::string host = "0.0.0.0";
+  // TCP port, 0..65535. 0 = let the OS pick a free port (read it back with Server::port()).
+  int port = 0;
+  // Largest message received or sent, in bytes (> 0). Larger requests fail with RESOURCE_EXHAUSTED.
+  int max_message_bytes = 64 << 20;
+  // Shutdown(): how long in-flight calls may run after the server stops accepting, before being
+  // cancelled.
+  absl::Duration shutdown_grace = absl::Seconds(10);
+  // Shutdown(): how long health reports NOT_SERVING while calls are still accepted, so load
+  // balancers and probes can drain the server before it stops accepting. 0 = stop accepting at
+  // once.
+  absl::Duration drain_delay = absl::ZeroDuration();
+  // Name in the log lines, e.g. "generative".
+  std::string name;
+  // Where the per-call JSON lines go; null = no logging. Not owned; must outlive the server.
+  std::ostream* log_stream = &std::cerr;
+  // TLS: PEM files. Both empty = plaintext (insecure). Both set = TLS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // PEM file of the CA that signs client certificates. Set = mutual TLS (clients must present a
+  // valid certificate). Requires tls_cert_file and tls_key_file.
+  std::string tls_client_ca_file;
+};
+
+// Checks ranges and file combinations (not that the files exist). INVALID_ARGUMENT naming the
+// option.
+absl::Status ValidateServerOptions(const ServerOptions& options);
+
+// "host:port", with brackets around IPv6 literals.
+std::string FormatAddress(std::string_view host, int port);
+
+// One running gRPC server. Thread-safe.
+class Server {
+ public:
+  // Builds and starts a server with `services` (not owned; must outlive the server) and an optional
+  // generic service (e.g. the gateway's proxy). INVALID_ARGUMENT for bad options,
+  // FAILED_PRECONDITION if a TLS file cannot be read, UNAVAILABLE (naming the address) if the port
+  // cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> Start(
+      const ServerOptions& options, std::vector<grpc::Service*> services,
+      grpc::CallbackGenericService* generic = nullptr);
+
+  // Shuts down (gracefully) and waits.
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound port (the chosen one when options.port was 0).
+  int port() const { return port_; }
+  // "host:port" of the bound address, usable as a client target when host is concrete.
+  const std::string& address() const { return address_; }
+
+  // Health status of `service` ("" = the whole server). Ignored after Shutdown() began.
+  void SetServing(std::string_view service, bool serving);
+
+  // Graceful shutdown: health NOT_SERVING for everything, wait drain_delay, stop accepting calls,
+  // let in-flight calls finish for up to shutdown_grace, then cancel the rest. Blocks until done.
+  // Idempotent; safe to call from any thread (not from inside a handler).
+  void Shutdown();
+
+  // Blocks until the server has shut down (by Shutdown() from another thread).
+  void Wait();
+
+  grpc::Server* grpc_server() { return server_.get(); }
+
+  // Names of the registered services (full proto names, e.g.
+  // "maas.generative.v1.GenerativeService"), including the health and reflection services.
+  const std::vector<std::string>& service_names() const { return service_names_; }
+
+ private:
+  Server() = default;
+
+  ServerOptions options_;
+  std::unique_ptr<grpc::Server> server_;
+  std::vector<std::string> service_names_;
+  int port_ = 0;
+  std::string address_;
+  absl::Mutex shutdown_mu_;
+  bool shut_down_ ABSL_GUARDED_BY(shutdown_mu_) = false;
+};
+
+// Blocks SIGINT and SIGTERM in the calling thread; threads started afterwards inherit the mask.
+// Call it first thing in main(), before any thread starts, so WaitForTerminationSignal() receives
+// the signals.
+void BlockTerminationSignals();
+
+// Waits (sigwait) for SIGINT or SIGTERM and returns the signal number. Requires
+// BlockTerminationSignals().
+int WaitForTerminationSignal();
+
+// The per-call JSON log line: {"ts":"<RFC3339>","server":"<name>","method":"/pkg.Service/Method",
+// "code":"OK","duration_ms":1.234,"peer":"ipv4:127.0.0.1:5555"}. Exposed for tests.
+std::string FormatCallLogLine(absl::Time ts, std::string_view server, std::string_view method,
+                              std::string_view code, absl::Duration duration,
+                              std::string_view peer);
+
+// The canonical name of a gRPC status code ("OK", "INVALID_ARGUMENT", ...).
+std::string_view StatusCodeName(grpc::StatusCode code);
+
+}  // namespace maas::server
+
+#endif  // MAAS_COMMON_SERVER_SERVER_H_

@@ -1,0 +1,399 @@
+// Tests of the shared server bootstrap: port 0, health, reflection, limits, call log, graceful
+// shutdown, termination signals. The test service is maas.gateway.v1.Gateway with a trivial
+// implementation.
+#include "common/server/server.h"
+
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "maas/gateway/v1/gateway.grpc.pb.h"
+
+namespace maas::server {
+namespace {
+
+using maas::common::v1::ListModelsRequest;
+using maas::common::v1::ListModelsResponse;
+
+// ListModels echoes name_prefix as one model name, with behaviours selected by the prefix:
+// "fail" -> NOT_FOUND, "slow" -> takes 300 ms, "hang" -> runs until cancelled, "big:<n>" -> n-byte
+// answer.
+class TestGateway : public maas::gateway::v1::Gateway::Service {
+ public:
+  grpc::Status ListModels(grpc::ServerContext* context, const ListModelsRequest* request,
+                          ListModelsResponse* response) override {
+    const std::string& prefix = request->name_prefix();
+    if (prefix == "fail") return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such model");
+    if (prefix == "slow" || prefix == "hang") {
+      entered_.Notify();
+      const auto limit =
+          std::chrono::steady_clock::now() +
+          (prefix == "slow" ? std::chrono::milliseconds(300) : std::chrono::seconds(20));
+      while (std::chrono::steady_clock::now() < limit) {
+        if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      }
+    }
+    if (prefix.rfind("big:", 0) == 0) {
+      response->add_models()->set_name(std::string(std::stoul(prefix.substr(4)), 'x'));
+      return grpc::Status::OK;
+    }
+    response->add_models()->set_name(prefix);
+    return grpc::Status::OK;
+  }
+  absl::Notification& entered() { return entered_; }
+
+ private:
+  absl::Notification entered_;
+};
+
+// An ostream whose writes and reads are serialized (the server writes from its threads).
+class LockedStream : public std::ostream {
+ public:
+  LockedStream() : std::ostream(&buf_) {}
+  std::string str() {
+    std::lock_guard<std::recursive_mutex> lock(buf_.mu);
+    return buf_.str();
+  }
+
+ private:
+  struct Buf : public std::stringbuf {
+    std::recursive_mutex mu;  // xsputn may call overflow
+    std::streamsize xsputn(const char* s, std::streamsize n) override {
+      std::lock_guard<std::recursive_mutex> lock(mu);
+      return std::stringbuf::xsputn(s, n);
+    }
+    int_type overflow(int_type c) override {
+      std::lock_guard<std::recursive_mutex> lock(mu);
+      return std::stringbuf::overflow(c);
+    }
+  } buf_;
+};
+
+ServerOptions TestOptions() {
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.name = "test";
+  options.log_stream = nullptr;
+  options.shutdown_grace = absl::Seconds(5);
+  return options;
+}
+
+std::shared_ptr<grpc::Channel> Connect(const Server& server) {
+  return grpc::CreateChannel("127.0.0.1:" + std::to_string(server.port()),
+                             grpc::InsecureChannelCredentials());
+}
+
+grpc::Status CallListModels(const std::shared_ptr<grpc::Channel>& channel,
+                            const std::string& prefix, ListModelsResponse* response = nullptr) {
+  auto stub = maas::gateway::v1::Gateway::NewStub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  ListModelsRequest request;
+  request.set_name_prefix(prefix);
+  ListModelsResponse local;
+  return stub->ListModels(&context, request, response != nullptr ? response : &local);
+}
+
+std::string ToString(const grpc::ByteBuffer& buffer) {
+  std::vector<grpc::Slice> slices;
+  std::string out;
+  if (!buffer.Dump(&slices).ok()) return out;
+  for (const grpc::Slice& slice : slices) {
+    out.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+  }
+  return out;
+}
+
+grpc::ByteBuffer ToBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// grpc.health.v1.Health/Check with hand-encoded protobuf: request {1: service}, response {1: status
+// enum}. Returns the ServingStatus number (1 SERVING, 2 NOT_SERVING) or -1 with the status in
+// *error.
+int HealthCheck(const std::shared_ptr<grpc::Channel>& channel, const std::string& service,
+                grpc::Status* error = nullptr) {
+  REQUIRE(service.size() < 128);
+  std::string request = std::string("\x0a", 1) + static_cast<char>(service.size()) + service;
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  grpc::ByteBuffer request_buffer = ToBuffer(request);
+  grpc::ByteBuffer response_buffer;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request_buffer,
+                 &response_buffer, [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (error != nullptr) *error = status;
+  if (!status.ok()) return -1;
+  const std::string response = ToString(response_buffer);
+  if (response.empty()) return 0;
+  REQUIRE(response.size() == 2);
+  REQUIRE(response[0] == '\x08');
+  return response[1];
+}
+
+// One grpc.reflection.v1alpha list_services exchange; returns the raw response bytes.
+std::string ReflectionListServices(const std::shared_ptr<grpc::Channel>& channel) {
+  grpc::GenericStub stub(channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = stub.PrepareCall(
+      &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+  auto step = [&](intptr_t expected) {
+    void* tag = nullptr;
+    bool ok = false;
+    REQUIRE(cq.Next(&tag, &ok));
+    REQUIRE(reinterpret_cast<intptr_t>(tag) == expected);
+    return ok;
+  };
+  call->StartCall(reinterpret_cast<void*>(1));
+  REQUIRE(step(1));
+  // ServerReflectionRequest { list_services (field 7) = "" }
+  call->Write(ToBuffer(std::string("\x3a\x00", 2)), reinterpret_cast<void*>(2));
+  REQUIRE(step(2));
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));
+  REQUIRE(step(3));
+  call->WritesDone(reinterpret_cast<void*>(4));
+  step(4);
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(5));
+  step(5);
+  CHECK(status.ok());
+  cq.Shutdown();
+  void* tag;
+  bool ok;
+  while (cq.Next(&tag, &ok)) {
+  }
+  return ToString(response);
+}
+
+TEST_CASE("Server starts on a free port and serves the registered service") {
+  TestGateway service;
+  auto server = Server::Start(TestOptions(), {&service});
+  REQUIRE(server.ok());
+  CHECK((*server)->port() > 0);
+  CHECK((*server)->address() == "127.0.0.1:" + std::to_string((*server)->port()));
+  CHECK((*server)->grpc_server() != nullptr);
+  ListModelsResponse response;
+  REQUIRE(CallListModels(Connect(**server), "hello", &response).ok());
+  REQUIRE(response.models_size() == 1);
+  CHECK(response.models(0).name() == "hello");
+  const auto& names = (*server)->service_names();
+  CHECK(std::find(names.begin(), names.end(), "maas.gateway.v1.Gateway") != names.end());
+}
+
+TEST_CASE("Server health: SERVING, SetServing, unknown service") {
+  TestGateway service;
+  auto server = Server::Start(TestOptions(), {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  CHECK(HealthCheck(channel, "") == 1);
+  CHECK(HealthCheck(channel, "maas.gateway.v1.Gateway") == 1);
+  grpc::Status error;
+  CHECK(HealthCheck(channel, "no.such.Service", &error) == -1);
+  CHECK(error.error_code() == grpc::StatusCode::NOT_FOUND);
+  (*server)->SetServing("maas.gateway.v1.Gateway", false);
+  CHECK(HealthCheck(channel, "maas.gateway.v1.Gateway") == 2);
+  CHECK(HealthCheck(channel, "") == 1);
+  (*server)->SetServing("maas.gateway.v1.Gateway", true);
+  CHECK(HealthCheck(channel, "maas.gateway.v1.Gateway") == 1);
+}
+
+TEST_CASE("Server health turns NOT_SERVING when Shutdown begins") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.drain_delay = absl::Seconds(2);
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  REQUIRE(HealthCheck(channel, "") == 1);
+  std::thread shutdown([&] { (*server)->Shutdown(); });
+  bool saw_not_serving = false;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(1500);
+  while (!saw_not_serving && std::chrono::steady_clock::now() < deadline) {
+    saw_not_serving =
+        HealthCheck(channel, "") == 2 && HealthCheck(channel, "maas.gateway.v1.Gateway") == 2;
+  }
+  CHECK(saw_not_serving);
+  shutdown.join();
+  // After the drain delay the server stops accepting calls altogether.
+  grpc::Status error;
+  CHECK(HealthCheck(channel, "", &error) == -1);
+  CHECK_FALSE(error.ok());
+}
+
+TEST_CASE("Server answers reflection") {
+  TestGateway service;
+  auto server = Server::Start(TestOptions(), {&service});
+  REQUIRE(server.ok());
+  const std::string response = ReflectionListServices(Connect(**server));
+  CHECK(response.find("maas.gateway.v1.Gateway") != std::string::npos);
+  CHECK(response.find("grpc.health.v1.Health") != std::string::npos);
+}
+
+TEST_CASE("Server enforces the message size limit both ways") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.max_message_bytes = 4096;
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  CHECK(CallListModels(channel, std::string(3000, 'a')).ok());
+  grpc::Status too_big = CallListModels(channel, std::string(5000, 'a'));
+  CHECK(too_big.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(CallListModels(channel, "big:3000").ok());
+  grpc::Status answer_too_big = CallListModels(channel, "big:5000");
+  CHECK(answer_too_big.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_CASE("Server logs one JSON line per call, without the payload") {
+  TestGateway service;
+  LockedStream log;
+  ServerOptions options = TestOptions();
+  options.log_stream = &log;
+  options.name = "gw-test";
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  REQUIRE(CallListModels(channel, "secret-payload-xyz").ok());
+  REQUIRE(CallListModels(channel, "fail").error_code() == grpc::StatusCode::NOT_FOUND);
+  (*server)->Shutdown();
+  (*server)->Wait();
+  server->reset();  // every call object is gone: every line is written
+
+  const std::string text = log.str();
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  REQUIRE(lines.size() == 2);
+  for (const std::string& line : lines) {
+    CAPTURE(line);
+    CHECK(line.front() == '{');
+    CHECK(line.back() == '}');
+    CHECK(line.rfind("{\"ts\":\"", 0) == 0);
+    CHECK(line.find("\"server\":\"gw-test\"") != std::string::npos);
+    CHECK(line.find("\"method\":\"/maas.gateway.v1.Gateway/ListModels\"") != std::string::npos);
+    CHECK(line.find("\"duration_ms\":") != std::string::npos);
+    CHECK(line.find("\"peer\":\"ipv4:127.0.0.1:") != std::string::npos);
+  }
+  CHECK(text.find("secret-payload-xyz") == std::string::npos);
+  CHECK(text.find("\"code\":\"OK\"") != std::string::npos);
+  CHECK(text.find("\"code\":\"NOT_FOUND\"") != std::string::npos);
+  CHECK(text.find("no such model") == std::string::npos);
+}
+
+TEST_CASE("FormatCallLogLine writes valid, escaped JSON") {
+  const absl::Time ts = absl::FromUnixMillis(1700000000123);
+  const std::string line =
+      FormatCallLogLine(ts, "s\"q", "/a.B/C", "OK", absl::Microseconds(1234), "ipv6:[::1]:5\n");
+  CHECK(line ==
+        "{\"ts\":\"2023-11-14T22:13:20.123+00:00\",\"server\":\"s\\\"q\",\"method\":\"/a.B/C\","
+        "\"code\":\"OK\",\"duration_ms\":1.234,\"peer\":\"ipv6:[::1]:5\\n\"}");
+  CHECK(StatusCodeName(grpc::StatusCode::RESOURCE_EXHAUSTED) == "RESOURCE_EXHAUSTED");
+  CHECK(StatusCodeName(static_cast<grpc::StatusCode>(77)) == "UNKNOWN");
+}
+
+TEST_CASE("Graceful shutdown lets an in-flight call finish and refuses new ones") {
+  TestGateway service;
+  auto server = Server::Start(TestOptions(), {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  grpc::Status in_flight;
+  ListModelsResponse response;
+  std::thread call([&] { in_flight = CallListModels(channel, "slow", &response); });
+  service.entered().WaitForNotification();
+  (*server)->Shutdown();  // returns once the in-flight call is done
+  call.join();
+  CHECK(in_flight.ok());
+  REQUIRE(response.models_size() == 1);
+  CHECK(response.models(0).name() == "slow");
+  CHECK_FALSE(CallListModels(channel, "late").ok());
+  (*server)->Shutdown();  // idempotent
+  (*server)->Wait();
+}
+
+TEST_CASE("Shutdown cancels calls still running after the grace period") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.shutdown_grace = absl::Milliseconds(200);
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  grpc::Status hung;
+  std::thread call([&] { hung = CallListModels(channel, "hang"); });
+  service.entered().WaitForNotification();
+  const auto start = std::chrono::steady_clock::now();
+  (*server)->Shutdown();
+  CHECK(std::chrono::steady_clock::now() - start < std::chrono::seconds(5));
+  call.join();
+  CHECK_FALSE(hung.ok());
+}
+
+TEST_CASE("Server reports bad options and unusable addresses") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.port = 70000;
+  CHECK(absl::IsInvalidArgument(Server::Start(options, {&service}).status()));
+  options = TestOptions();
+  options.max_message_bytes = 0;
+  CHECK(absl::IsInvalidArgument(Server::Start(options, {&service}).status()));
+  options = TestOptions();
+  options.tls_cert_file = "/nonexistent/cert.pem";
+  CHECK(absl::IsInvalidArgument(Server::Start(options, {&service}).status()));
+  options.tls_key_file = "/nonexistent/key.pem";
+  auto missing = Server::Start(options, {&service});
+  CHECK(absl::IsFailedPrecondition(missing.status()));
+  CHECK(std::string(missing.status().message()).find("/nonexistent/cert.pem") != std::string::npos);
+  options = TestOptions();
+  options.tls_client_ca_file = "/x/ca.pem";
+  CHECK(absl::IsInvalidArgument(Server::Start(options, {&service}).status()));
+
+  // A port that is already taken.
+  auto first = Server::Start(TestOptions(), {&service});
+  REQUIRE(first.ok());
+  TestGateway other_service;
+  options = TestOptions();
+  options.port = (*first)->port();
+  auto second = Server::Start(options, {&other_service});
+  REQUIRE(absl::IsUnavailable(second.status()));
+  CHECK(std::string(second.status().message()).find("127.0.0.1:" + std::to_string(options.port)) !=
+        std::string::npos);
+  CHECK(FormatAddress("::1", 80) == "[::1]:80");
+  CHECK(FormatAddress("0.0.0.0", 0) == "0.0.0.0:0");
+}
+
+TEST_CASE("WaitForTerminationSignal returns the signal sent to the process") {
+  BlockTerminationSignals();  // before any thread of this test starts
+  std::thread sender([] { kill(getpid(), SIGTERM); });
+  CHECK(WaitForTerminationSignal() == SIGTERM);
+  sender.join();
+  std::thread sender2([] { kill(getpid(), SIGINT); });
+  CHECK(WaitForTerminationSignal() == SIGINT);
+  sender2.join();
+}
+
+}  // namespace
+}  // namespace maas::server
