@@ -1,0 +1,105 @@
+#include "services/generative/core/uniform.h"
+
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "common/random/item_rng.h"
+
+namespace maas::generative {
+
+absl::StatusOr<std::unique_ptr<UniformModel>> UniformModel::Create(const v1::UniformSpec& spec) {
+  if (spec.low_size() == 0) {
+    return absl::InvalidArgumentError(
+        "uniform: low and high need one value per dimension (D >= 1), got none");
+  }
+  if (spec.low_size() != spec.high_size()) {
+    return absl::InvalidArgumentError(absl::StrCat("uniform: low has ", spec.low_size(),
+                                                   " values but high has ", spec.high_size(),
+                                                   "; give one bound of each per dimension"));
+  }
+  const int d = spec.low_size();
+  Eigen::VectorXd low(d), high(d);
+  for (int i = 0; i < d; ++i) {
+    low(i) = spec.low(i);
+    high(i) = spec.high(i);
+    if (!std::isfinite(low(i)) || !std::isfinite(high(i))) {
+      return absl::InvalidArgumentError(absl::StrCat("uniform: bounds of dimension ", i, " are [",
+                                                     low(i), ", ", high(i),
+                                                     "]; bounds must be finite"));
+    }
+    if (!(high(i) > low(i))) {
+      return absl::InvalidArgumentError(absl::StrCat("uniform: dimension ", i,
+                                                     " has low = ", low(i), " and high = ", high(i),
+                                                     "; high must be greater than low"));
+    }
+    if (!std::isfinite(high(i) - low(i))) {
+      return absl::InvalidArgumentError(absl::StrCat("uniform: the width of dimension ", i,
+                                                     " overflows a double; use a smaller box"));
+    }
+  }
+  return std::unique_ptr<UniformModel>(new UniformModel(std::move(low), std::move(high)));
+}
+
+UniformModel::UniformModel(Eigen::VectorXd low, Eigen::VectorXd high)
+    : low_(std::move(low)), width_(high - low_), log_volume_(width_.array().log().sum()) {}
+
+void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
+                          Eigen::MatrixXd* latents) const {
+  const int d = dimension();
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+    for (int j = 0; j < d; ++j) x(i, j) = low_(j) + width_(j) * rng.Uniform();
+  }
+  if (latents != nullptr) latents->resize(x.rows(), 0);
+}
+
+Eigen::VectorXd UniformModel::ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+  Eigen::VectorXd out(x.rows());
+  const Eigen::VectorXd high = low_ + width_;
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const bool inside = (x.row(i).transpose().array() >= low_.array()).all() &&
+                        (x.row(i).transpose().array() <= high.array()).all();
+    out(i) = inside ? -log_volume_ : -std::numeric_limits<double>::infinity();
+  }
+  return out;
+}
+
+absl::Status UniformFitter::AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows) {
+  if (rows.rows() == 0) return absl::OkStatus();
+  if (num_rows_ == 0) {
+    min_ = rows.colwise().minCoeff().transpose();
+    max_ = rows.colwise().maxCoeff().transpose();
+  } else {
+    if (rows.cols() != min_.size()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("rows: this chunk has ", rows.cols(), " columns but earlier chunks had ",
+                       min_.size(), "; every chunk must have the same number of columns"));
+    }
+    min_ = min_.cwiseMin(rows.colwise().minCoeff().transpose());
+    max_ = max_.cwiseMax(rows.colwise().maxCoeff().transpose());
+  }
+  num_rows_ += static_cast<uint64_t>(rows.rows());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::UniformSpec> UniformFitter::Finish() const {
+  if (num_rows_ == 0) {
+    return absl::InvalidArgumentError(
+        "no training rows; send at least one Matrix chunk with rows after the config");
+  }
+  v1::UniformSpec spec;
+  for (Eigen::Index j = 0; j < min_.size(); ++j) {
+    if (!(max_(j) > min_(j))) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "dimension ", j, " is constant in the training data (every value is ", min_(j),
+          "); a uniform box needs high > low in every dimension: drop the column or add varied "
+          "rows"));
+    }
+    spec.add_low(min_(j));
+    spec.add_high(max_(j));
+  }
+  return spec;
+}
+
+}  // namespace maas::generative

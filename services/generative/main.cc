@@ -1,0 +1,79 @@
+// maas-generative: wires flags into options and serves GenerativeService until SIGINT/SIGTERM.
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <random>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/registry/model_repository.h"
+#include "common/server/server.h"
+#include "common/store/file_model_store.h"
+#include "services/generative/adapter/generative_service.h"
+#include "services/generative/core/generative_core.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
+ABSL_FLAG(int, port, 50052, "Port to listen on (0 = pick a free port and print it).");
+ABSL_FLAG(std::string, model_dir, "./var/models",
+          "Model store root: <model_dir>/<name>/<version>/model.pb.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
+ABSL_FLAG(uint64_t, max_samples_per_request, 10'000'000,
+          "Largest num_samples of one Sample request.");
+ABSL_FLAG(uint64_t, max_fit_rows, 10'000'000,
+          "Largest number of training rows of one FitModel stream.");
+ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one estimate request.");
+ABSL_FLAG(double, poll_seconds, 2.0,
+          "How often the model store is polled for versions written elsewhere (0 = off).");
+ABSL_FLAG(double, shutdown_grace_seconds, 10.0,
+          "How long in-flight calls may finish after SIGTERM.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("maas-generative: generative models over gRPC (maas.generative.v1)");
+  absl::ParseCommandLine(argc, argv);
+  maas::server::BlockTerminationSignals();
+
+  absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
+      maas::store::FileModelStore::Open(absl::GetFlag(FLAGS_model_dir));
+  if (!store.ok()) {
+    std::cerr << "maas-generative: " << store.status() << "\n";
+    return 1;
+  }
+  maas::registry::ModelRepository<maas::generative::LoadedModel> repository(
+      store->get(), maas::generative::ParseStoredModel,
+      absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)));
+
+  std::random_device entropy;
+  std::mutex entropy_mutex;
+  maas::generative::GenerativeCoreOptions core_options;
+  core_options.repository = &repository;
+  core_options.max_samples_per_request = absl::GetFlag(FLAGS_max_samples_per_request);
+  core_options.max_fit_rows = absl::GetFlag(FLAGS_max_fit_rows);
+  core_options.max_estimate_rows = absl::GetFlag(FLAGS_max_estimate_rows);
+  core_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  core_options.fresh_seed = [&] {
+    std::lock_guard<std::mutex> lock(entropy_mutex);
+    return (static_cast<uint64_t>(entropy()) << 32) | entropy();
+  };
+  maas::generative::GenerativeCore core(std::move(core_options));
+  maas::generative::GenerativeServiceImpl service(&core);
+
+  maas::server::ServerOptions server_options;
+  server_options.name = "maas-generative";
+  server_options.host = absl::GetFlag(FLAGS_host);
+  server_options.port = absl::GetFlag(FLAGS_port);
+  server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  server_options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
+      maas::server::Server::Start(server_options, {&service});
+  if (!server.ok()) {
+    std::cerr << "maas-generative: " << server.status() << "\n";
+    return 1;
+  }
+  std::cerr << "maas-generative: serving maas.generative.v1.GenerativeService on port "
+            << (*server)->port() << ", model_dir " << absl::GetFlag(FLAGS_model_dir) << std::endl;
+  maas::server::WaitForTerminationSignal();
+  (*server)->Shutdown();
+  return 0;
+}

@@ -1,0 +1,360 @@
+// The generative core end to end without gRPC: management, fit streams, sampling streams, estimates
+// and bad input, on an in-memory store (and a file store for restarts).
+#include "services/generative/core/generative_core.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <limits>
+
+#include "common/registry/model_repository.h"
+#include "common/store/file_model_store.h"
+#include "common/store/memory_model_store.h"
+
+namespace maas::generative {
+namespace {
+
+using Repository = registry::ModelRepository<LoadedModel>;
+
+struct Fixture {
+  explicit Fixture(store::ModelStore* store)
+      : repository(store, ParseStoredModel, absl::ZeroDuration()) {
+    GenerativeCoreOptions options;
+    options.repository = &repository;
+    options.max_samples_per_request = 1000;
+    options.max_fit_rows = 100;
+    options.fresh_seed = [this] { return ++seeds_drawn; };
+    options.clock = [] { return absl::FromUnixSeconds(1700000000); };
+    core = std::make_unique<GenerativeCore>(std::move(options));
+  }
+  Repository repository;
+  uint64_t seeds_drawn = 1000;
+  std::unique_ptr<GenerativeCore> core;
+};
+
+v1::CreateModelRequest UniformRequest(const std::string& name, std::vector<double> low,
+                                      std::vector<double> high) {
+  v1::CreateModelRequest request;
+  request.set_name(name);
+  for (double v : low) request.mutable_spec()->mutable_uniform()->add_low(v);
+  for (double v : high) request.mutable_spec()->mutable_uniform()->add_high(v);
+  return request;
+}
+
+common::v1::ModelRef Ref(const std::string& name, int64_t version = 0) {
+  common::v1::ModelRef ref;
+  ref.set_name(name);
+  ref.set_version(version);
+  return ref;
+}
+
+std::vector<v1::SampleBatch> Drain(SampleStream& stream) {
+  std::vector<v1::SampleBatch> out;
+  v1::SampleBatch batch;
+  while (stream.Next(&batch)) out.push_back(batch);
+  return out;
+}
+
+std::vector<double> Values(const std::vector<v1::SampleBatch>& batches) {
+  std::vector<double> out;
+  for (const auto& b : batches) out.insert(out.end(), b.x().values().begin(), b.x().values().end());
+  return out;
+}
+
+TEST_CASE("create, get, list and delete versions") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  auto created = f.core->CreateModel(UniformRequest("box", {0, 0}, {1, 2}));
+  REQUIRE(created.ok());
+  CHECK(created->info().version() == 1);
+  CHECK(created->info().family() == "uniform");
+  CHECK(created->info().type() == common::v1::GENERATIVE);
+  CHECK(created->info().dimension() == 2);
+  CHECK(f.core->CreateModel(UniformRequest("box", {0}, {3}))->info().version() == 2);
+
+  v1::GetModelRequest get;
+  *get.mutable_model() = Ref("box");
+  auto latest = f.core->GetModel(get);
+  REQUIRE(latest.ok());
+  CHECK(latest->info().version() == 2);
+  CHECK(latest->spec().uniform().high(0) == 3);
+  *get.mutable_model() = Ref("box", 1);
+  CHECK(f.core->GetModel(get)->spec().uniform().high(1) == 2);
+
+  common::v1::ListModelsRequest list;
+  CHECK(f.core->ListModels(list)->models_size() == 1);
+  list.set_all_versions(true);
+  CHECK(f.core->ListModels(list)->models_size() == 2);
+  list.set_name_prefix("nope");
+  CHECK(f.core->ListModels(list)->models_size() == 0);
+
+  common::v1::DeleteModelRequest del;
+  del.set_name("box");
+  del.set_version(2);
+  REQUIRE(f.core->DeleteModel(del).ok());
+  *get.mutable_model() = Ref("box");
+  CHECK(f.core->GetModel(get)->info().version() == 1);
+  del.set_version(0);
+  CHECK(f.core->DeleteModel(del)->deleted_versions_size() == 1);
+  CHECK(absl::IsNotFound(f.core->GetModel(get).status()));
+}
+
+TEST_CASE("bad names, unknown models and bad specs get clear statuses") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  for (const std::string& name :
+       std::vector<std::string>{"../x", "", std::string(64, 'a'), "Upper", "a/b"}) {
+    CAPTURE(name);
+    CHECK(absl::IsInvalidArgument(f.core->CreateModel(UniformRequest(name, {0}, {1})).status()));
+  }
+  CHECK(f.core->CreateModel(UniformRequest(std::string(63, 'a'), {0}, {1})).ok());
+  CHECK(absl::IsInvalidArgument(f.core->CreateModel(UniformRequest("bad", {1}, {0})).status()));
+  CHECK(absl::IsInvalidArgument(f.core->CreateModel(UniformRequest("bad", {NAN}, {1})).status()));
+  v1::CreateModelRequest no_spec;
+  no_spec.set_name("nospec");
+  CHECK(absl::IsInvalidArgument(f.core->CreateModel(no_spec).status()));
+  v1::CreateModelRequest ppca;
+  ppca.set_name("ppca");
+  ppca.mutable_spec()->mutable_ppca()->set_noise_variance(1);
+  CHECK(absl::IsUnimplemented(f.core->CreateModel(ppca).status()));
+  // Nothing half-written by the failures.
+  CHECK(f.core->ListModels({})->models_size() == 1);
+
+  v1::GetModelRequest get;
+  *get.mutable_model() = Ref("missing");
+  auto missing = f.core->GetModel(get);
+  CHECK(absl::IsNotFound(missing.status()));
+  CHECK_THAT(std::string(missing.status().message()), Catch::Contains("missing"));
+  REQUIRE(f.core->CreateModel(UniformRequest("box", {0}, {1})).ok());
+  *get.mutable_model() = Ref("box", 7);
+  CHECK(absl::IsNotFound(f.core->GetModel(get).status()));
+  *get.mutable_model() = Ref("../etc", 0);
+  CHECK(absl::IsInvalidArgument(f.core->GetModel(get).status()));
+}
+
+TEST_CASE("sample streams do not depend on batch size, and shards concatenate") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  REQUIRE(f.core->CreateModel(UniformRequest("box", {0, -5, 100}, {1, 5, 101})).ok());
+  v1::SampleRequest request;
+  *request.mutable_model() = Ref("box");
+  request.set_num_samples(100);
+  request.set_seed(123);
+  std::vector<double> reference;
+  for (uint32_t batch_size : {1u, 7u, 64u, 100u, 0u}) {
+    request.set_batch_size(batch_size);
+    auto stream = f.core->StartSample(request);
+    REQUIRE(stream.ok());
+    auto batches = Drain(**stream);
+    uint64_t expected_start = 0;
+    for (const auto& b : batches) {
+      CHECK(b.start_index() == expected_start);
+      CHECK(b.seed() == 123);
+      CHECK(b.model_version() == 1);
+      CHECK(b.x().cols() == 3);
+      expected_start += b.x().rows();
+    }
+    CHECK(expected_start == 100);
+    if (reference.empty()) reference = Values(batches);
+    CHECK(Values(batches) == reference);
+  }
+  // Shards [0, 40) + [40, 100) equal the whole.
+  request.set_batch_size(0);
+  request.set_num_samples(40);
+  auto first = Values(Drain(**f.core->StartSample(request)));
+  request.set_start_index(40);
+  request.set_num_samples(60);
+  auto second = Values(Drain(**f.core->StartSample(request)));
+  first.insert(first.end(), second.begin(), second.end());
+  CHECK(first == reference);
+}
+
+TEST_CASE("a request without a seed gets a fresh one, returned for replay") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  REQUIRE(f.core->CreateModel(UniformRequest("box", {0}, {1})).ok());
+  v1::SampleRequest request;
+  *request.mutable_model() = Ref("box");
+  request.set_num_samples(5);
+  auto a = Drain(**f.core->StartSample(request));
+  auto b = Drain(**f.core->StartSample(request));
+  CHECK(a[0].seed() != b[0].seed());
+  CHECK(Values(a) != Values(b));
+  request.set_seed(a[0].seed());
+  CHECK(Values(Drain(**f.core->StartSample(request))) == Values(a));
+}
+
+TEST_CASE("sample requests are validated") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  REQUIRE(f.core->CreateModel(UniformRequest("box", {0}, {1})).ok());
+  v1::SampleRequest request;
+  *request.mutable_model() = Ref("box");
+  request.set_num_samples(0);
+  CHECK(absl::IsInvalidArgument(f.core->StartSample(request).status()));
+  request.set_num_samples(1001);
+  auto over = f.core->StartSample(request).status();
+  CHECK(absl::IsInvalidArgument(over));
+  CHECK_THAT(std::string(over.message()), Catch::Contains("1000"));
+  request.set_num_samples(10);
+  request.set_start_index(std::numeric_limits<uint64_t>::max() - 5);
+  CHECK(absl::IsInvalidArgument(f.core->StartSample(request).status()));
+  request.set_start_index(0);
+  *request.mutable_model() = Ref("nope");
+  CHECK(absl::IsNotFound(f.core->StartSample(request).status()));
+}
+
+TEST_CASE("exact estimates equal the closed form; latent estimators are refused with a reason") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  REQUIRE(f.core->CreateModel(UniformRequest("box", {0, 0}, {2, 4})).ok());
+  v1::EstimateLogLikelihoodRequest request;
+  *request.mutable_model() = Ref("box");
+  request.mutable_x()->set_rows(2);
+  request.mutable_x()->set_cols(2);
+  for (double v : {1.0, 1.0, 3.0, 1.0}) request.mutable_x()->add_values(v);
+  auto response = f.core->EstimateLogLikelihood(request);
+  REQUIRE(response.ok());
+  CHECK(response->estimator() == v1::EXACT);
+  REQUIRE(response->rows_size() == 2);
+  CHECK(response->rows(0).log_likelihood() == Approx(-std::log(8.0)).epsilon(1e-15));
+  CHECK(response->rows(0).exact_log_likelihood() == Approx(-std::log(8.0)).epsilon(1e-15));
+  CHECK(response->rows(1).log_likelihood() == -std::numeric_limits<double>::infinity());
+
+  for (auto estimator : {v1::PRIOR, v1::IMPORTANCE, v1::AIS}) {
+    request.set_estimator(estimator);
+    auto status = f.core->EstimateLogLikelihood(request).status();
+    CHECK(absl::IsInvalidArgument(status));
+    CHECK_THAT(std::string(status.message()), Catch::Contains("latent"));
+  }
+  request.set_estimator(v1::EXACT);
+  request.mutable_x()->set_values(0, NAN);
+  CHECK(absl::IsInvalidArgument(f.core->EstimateLogLikelihood(request).status()));
+  request.mutable_x()->set_values(0, 1.0);
+  request.mutable_x()->set_cols(4);
+  request.mutable_x()->set_rows(1);
+  CHECK(absl::IsFailedPrecondition(f.core->EstimateLogLikelihood(request).status()));
+  request.mutable_x()->set_rows(3);
+  CHECK(absl::IsInvalidArgument(f.core->EstimateLogLikelihood(request).status()));
+  request.mutable_x()->Clear();
+  CHECK(absl::IsInvalidArgument(f.core->EstimateLogLikelihood(request).status()));
+
+  v1::StreamEstimateRequest stream_request;
+  *stream_request.mutable_request()->mutable_model() = Ref("box");
+  stream_request.mutable_request()->mutable_x()->set_rows(1);
+  stream_request.mutable_request()->mutable_x()->set_cols(2);
+  stream_request.mutable_request()->mutable_x()->add_values(0.5);
+  stream_request.mutable_request()->mutable_x()->add_values(0.5);
+  auto stream = f.core->StartStreamEstimate(stream_request);
+  REQUIRE(stream.ok());
+  v1::StreamEstimateResponse message;
+  REQUIRE((*stream)->Next(&message));
+  CHECK(message.stop_reason() == v1::EXACT_RESULT);
+  CHECK(message.estimate().rows(0).log_likelihood() == Approx(-std::log(8.0)).epsilon(1e-15));
+  CHECK_FALSE((*stream)->Next(&message));
+}
+
+v1::FitModelRequest Config(const std::string& name) {
+  v1::FitModelRequest message;
+  message.mutable_config()->set_name(name);
+  message.mutable_config()->mutable_uniform();
+  return message;
+}
+
+v1::FitModelRequest Rows(uint32_t rows, uint32_t cols, std::vector<double> values) {
+  v1::FitModelRequest message;
+  message.mutable_rows()->set_rows(rows);
+  message.mutable_rows()->set_cols(cols);
+  for (double v : values) message.mutable_rows()->add_values(v);
+  return message;
+}
+
+TEST_CASE("fit streams store the maximum-likelihood box") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  auto session = f.core->StartFit();
+  REQUIRE(session->Add(Config("fitted")).ok());
+  REQUIRE(session->Add(Rows(2, 2, {0, 1, 2, 3})).ok());
+  REQUIRE(session->Add(Rows(0, 2, {})).ok());
+  REQUIRE(session->Add(Rows(1, 2, {-1, 2})).ok());
+  auto response = session->Finish();
+  REQUIRE(response.ok());
+  CHECK(response->info().version() == 1);
+  CHECK(response->trace().num_rows() == 3);
+  CHECK(response->trace().converged());
+  CHECK(response->trace().log_likelihood(0) == Approx(-std::log(3.0 * 2.0)).epsilon(1e-15));
+  v1::GetModelRequest get;
+  *get.mutable_model() = Ref("fitted");
+  auto spec = f.core->GetModel(get)->spec().uniform();
+  CHECK(spec.low(0) == -1);
+  CHECK(spec.high(0) == 2);
+  CHECK(spec.low(1) == 1);
+  CHECK(spec.high(1) == 3);
+}
+
+TEST_CASE("bad fit streams are refused and store nothing") {
+  store::MemoryModelStore store;
+  Fixture f(&store);
+  CHECK(absl::IsInvalidArgument(f.core->StartFit()->Finish().status()));  // empty stream
+  {
+    auto s = f.core->StartFit();
+    REQUIRE(s->Add(Config("a")).ok());
+    CHECK(absl::IsInvalidArgument(s->Finish().status()));  // config only
+  }
+  CHECK(absl::IsInvalidArgument(f.core->StartFit()->Add(Rows(1, 1, {1}))));  // rows first
+  CHECK(absl::IsInvalidArgument(f.core->StartFit()->Add(Config("../a"))));
+  {
+    auto s = f.core->StartFit();
+    REQUIRE(s->Add(Config("a")).ok());
+    CHECK(absl::IsInvalidArgument(s->Add(Config("a"))));
+    CHECK(absl::IsInvalidArgument(s->Add(Rows(1, 2, {1, NAN}))));
+    CHECK(absl::IsInvalidArgument(s->Add(Rows(2, 2, {1, 2, 3}))));
+    REQUIRE(s->Add(Rows(1, 2, {1, 2})).ok());
+    CHECK(absl::IsInvalidArgument(s->Add(Rows(1, 3, {1, 2, 3}))));
+    CHECK(absl::IsInvalidArgument(s->Add(Rows(100, 1, std::vector<double>(100, 1.0)))));
+  }
+  {
+    auto s = f.core->StartFit();
+    REQUIRE(s->Add(Config("a")).ok());
+    CHECK(absl::IsResourceExhausted(s->Add(Rows(101, 1, std::vector<double>(101, 1.0)))));
+  }
+  {
+    auto s = f.core->StartFit();
+    REQUIRE(s->Add(Config("a")).ok());
+    REQUIRE(s->Add(Rows(2, 1, {5, 5})).ok());
+    CHECK(absl::IsFailedPrecondition(s->Finish().status()));  // constant column
+  }
+  v1::FitModelRequest no_family;
+  no_family.mutable_config()->set_name("a");
+  CHECK(absl::IsInvalidArgument(f.core->StartFit()->Add(no_family)));
+  v1::FitModelRequest gmm;
+  gmm.mutable_config()->set_name("a");
+  gmm.mutable_config()->mutable_gaussian_mixture();
+  CHECK(absl::IsUnimplemented(f.core->StartFit()->Add(gmm)));
+  CHECK(f.core->ListModels({})->models_size() == 0);
+}
+
+TEST_CASE("models survive a restart on the file store") {
+  char dir_template[] = "/tmp/maas-generative-test-XXXXXX";
+  const std::string dir = mkdtemp(dir_template);
+  {
+    auto store = store::FileModelStore::Open(dir).value();
+    Fixture f(store.get());
+    REQUIRE(f.core->CreateModel(UniformRequest("kept", {0}, {4})).ok());
+  }
+  {
+    auto store = store::FileModelStore::Open(dir).value();
+    Fixture f(store.get());
+    v1::GetModelRequest get;
+    *get.mutable_model() = Ref("kept");
+    auto got = f.core->GetModel(get);
+    REQUIRE(got.ok());
+    CHECK(got->spec().uniform().high(0) == 4);
+    CHECK(got->info().created_at().seconds() == 1700000000);
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace maas::generative

@@ -1,0 +1,115 @@
+// The uniform family: validation, closed-form density, sampler determinism and maximum-likelihood
+// fit.
+#include "services/generative/core/uniform.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <limits>
+
+namespace maas::generative {
+namespace {
+
+v1::UniformSpec Box(std::initializer_list<double> low, std::initializer_list<double> high) {
+  v1::UniformSpec spec;
+  for (double v : low) spec.add_low(v);
+  for (double v : high) spec.add_high(v);
+  return spec;
+}
+
+TEST_CASE("uniform rejects invalid boxes with a reason") {
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({}, {})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({0, 0}, {1})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({0}, {0})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({1}, {0})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({std::nan("")}, {1})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({0}, {INFINITY})).status()));
+  CHECK(absl::IsInvalidArgument(UniformModel::Create(Box({-1.7e308}, {1.7e308})).status()));
+  auto status = UniformModel::Create(Box({0, 2}, {1, 2})).status();
+  CHECK_THAT(std::string(status.message()), Catch::Contains("dimension 1"));
+}
+
+TEST_CASE("uniform exact log density is -log(volume) inside, -inf outside, boundaries inside") {
+  auto model = UniformModel::Create(Box({-1, 0, 2}, {1, 0.5, 5})).value();
+  const double expected = -(std::log(2.0) + std::log(0.5) + std::log(3.0));
+  Eigen::MatrixXd x(5, 3);
+  x << 0, 0.25, 3,         // inside
+      -1, 0, 2,            // lower corner
+      1, 0.5, 5,           // upper corner
+      1.0000001, 0.25, 3,  // just outside
+      0, -1e-300, 3;       // just outside
+  const Eigen::VectorXd lp = model->ExactLogLikelihood(x);
+  CHECK(lp(0) == Approx(expected).epsilon(1e-15));
+  CHECK(lp(1) == Approx(expected).epsilon(1e-15));
+  CHECK(lp(2) == Approx(expected).epsilon(1e-15));
+  CHECK(lp(3) == -std::numeric_limits<double>::infinity());
+  CHECK(lp(4) == -std::numeric_limits<double>::infinity());
+}
+
+TEST_CASE("uniform samples are a pure function of (seed, index)") {
+  auto model = UniformModel::Create(Box({-1, 10}, {1, 20})).value();
+  Eigen::MatrixXd whole(100, 2);
+  model->Sample(42, 0, whole, nullptr);
+  // Any split into calls gives the same rows.
+  Eigen::MatrixXd a(37, 2), b(63, 2);
+  model->Sample(42, 0, a, nullptr);
+  model->Sample(42, 37, b, nullptr);
+  CHECK(whole.topRows(37) == a);
+  CHECK(whole.bottomRows(63) == b);
+  // Another seed gives other rows.
+  Eigen::MatrixXd other(100, 2);
+  model->Sample(43, 0, other, nullptr);
+  CHECK((other.array() != whole.array()).all());
+  // Rows are distinct (no index collisions).
+  for (int i = 1; i < 100; ++i) CHECK(whole(i, 0) != whole(i - 1, 0));
+}
+
+TEST_CASE("uniform samples fill the box with the right moments") {
+  auto model = UniformModel::Create(Box({-1, 10}, {1, 20})).value();
+  const int n = 200000;
+  Eigen::MatrixXd x(n, 2);
+  model->Sample(7, 0, x, nullptr);
+  CHECK(x.col(0).minCoeff() > -1);
+  CHECK(x.col(0).maxCoeff() < 1);
+  CHECK(x.col(1).minCoeff() > 10);
+  CHECK(x.col(1).maxCoeff() < 20);
+  // Mean within 5 standard errors of the centre; variance width^2/12 within 2%.
+  const double se0 = 2.0 / std::sqrt(12.0 * n), se1 = 10.0 / std::sqrt(12.0 * n);
+  CHECK(std::abs(x.col(0).mean() - 0.0) < 5 * se0);
+  CHECK(std::abs(x.col(1).mean() - 15.0) < 5 * se1);
+  const double var1 = (x.col(1).array() - x.col(1).mean()).square().mean();
+  CHECK(var1 == Approx(100.0 / 12.0).epsilon(0.02));
+}
+
+TEST_CASE("uniform fit is the per-dimension min and max over all chunks") {
+  UniformFitter fitter;
+  Eigen::MatrixXd a(2, 2), b(3, 2);
+  a << 1, 5, 2, -3;
+  b << 0.5, 4, 1.5, 9, 1, 0;
+  REQUIRE(fitter.AddRows(a).ok());
+  REQUIRE(fitter.AddRows(b).ok());
+  auto spec = fitter.Finish().value();
+  CHECK(spec.low(0) == 0.5);
+  CHECK(spec.high(0) == 2);
+  CHECK(spec.low(1) == -3);
+  CHECK(spec.high(1) == 9);
+  CHECK(fitter.num_rows() == 5);
+
+  Eigen::MatrixXd wrong(1, 3);
+  wrong << 1, 2, 3;
+  CHECK(absl::IsInvalidArgument(fitter.AddRows(wrong)));
+}
+
+TEST_CASE("uniform fit refuses no rows and constant dimensions") {
+  UniformFitter empty;
+  CHECK(absl::IsInvalidArgument(empty.Finish().status()));
+  UniformFitter constant;
+  Eigen::MatrixXd rows(3, 2);
+  rows << 1, 7, 2, 7, 3, 7;
+  REQUIRE(constant.AddRows(rows).ok());
+  auto status = constant.Finish().status();
+  CHECK(absl::IsFailedPrecondition(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("dimension 1"));
+}
+
+}  // namespace
+}  // namespace maas::generative
