@@ -1,0 +1,350 @@
+#include "services/discriminative/core/discriminative_core.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace maas::discriminative {
+namespace {
+
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
+    const DiscriminativeCoreOptions& options, const std::string& name, const Pipeline& pipeline,
+    const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
+    const v1::TrainSummary* summary) {
+  MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
+  const v1::PipelineSpec spec = pipeline.ToSpec();
+  const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
+  return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
+    v1::StoredDiscriminativeModel stored;
+    registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels, description,
+                            options.clock(), stored.mutable_info());
+    stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
+    *stored.mutable_spec() = spec;
+    if (summary != nullptr) *stored.mutable_train_summary() = *summary;
+    return stored.SerializeAsString();
+  });
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ResolveRef(
+    registry::ModelRepository<LoadedPipeline>* repository, const common::v1::ModelRef& ref) {
+  if (ref.name().empty()) {
+    return absl::InvalidArgumentError(
+        "model.name is empty; name the model to use (see ListModels)");
+  }
+  if (ref.version() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("model.version is ", ref.version(),
+                                                   "; use a version >= 1, or 0 for the latest"));
+  }
+  return repository->Get(ref);
+}
+
+std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& texts) {
+  return std::vector<std::string>(texts.begin(), texts.end());
+}
+
+}  // namespace
+
+std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
+                           const v1::ClassifierConfig& classifier) {
+  std::string v = vectorizer.kind_case() == v1::VectorizerConfig::kHashing ? "hashing" : "count";
+  if (vectorizer.has_tfidf()) v = v == "count" ? "tfidf" : "hashing+tfidf";
+  std::string c = "multinomial_nb";
+  if (classifier.kind_case() == v1::ClassifierConfig::kComplementNb) c = "complement_nb";
+  if (classifier.kind_case() == v1::ClassifierConfig::kBernoulliNb) c = "bernoulli_nb";
+  return absl::StrCat(v, "+", c);
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
+    const std::string& bytes) {
+  auto loaded = std::make_shared<LoadedPipeline>();
+  if (!loaded->stored.ParseFromString(bytes)) {
+    return absl::DataLossError(
+        "stored discriminative model is not a valid StoredDiscriminativeModel message");
+  }
+  MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(loaded->stored.spec()));
+  loaded->pipeline.emplace(std::move(pipeline));
+  loaded->stored.mutable_info()->set_size_bytes(static_cast<int64_t>(bytes.size()));
+  return std::shared_ptr<const LoadedPipeline>(std::move(loaded));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+absl::Status TrainSession::Add(const v1::TrainRequest& message) {
+  switch (message.message_case()) {
+    case v1::TrainRequest::kConfig: {
+      if (config_.has_value()) {
+        return absl::InvalidArgumentError(
+            "a second TrainConfig arrived; send the config once, first");
+      }
+      MAAS_RETURN_IF_ERROR(registry::ValidateModelName(message.config().name()));
+      MAAS_RETURN_IF_ERROR(
+          registry::ValidateLabels(message.config().labels(), message.config().description()));
+      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config()));
+      trainer_.emplace(std::move(trainer));
+      config_ = message.config();
+      return absl::OkStatus();
+    }
+    case v1::TrainRequest::kBatch: {
+      if (!config_.has_value()) {
+        return absl::InvalidArgumentError(
+            "a TextBatch arrived before the TrainConfig; send the config first");
+      }
+      const v1::TextBatch& batch = message.batch();
+      if (trainer_->num_examples() + static_cast<uint64_t>(batch.examples_size()) >
+          options_->max_train_examples) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("more than ", options_->max_train_examples,
+                         " training examples (the server's --max_train_examples); "
+                         "train on a subsample"));
+      }
+      for (int i = 0; i < batch.examples_size(); ++i) {
+        if (batch.examples(i).text().size() > options_->max_text_bytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("example ", trainer_->num_examples() + i, " has a text of ",
+                           batch.examples(i).text().size(), " bytes, above the limit of ",
+                           options_->max_text_bytes, " (--max_text_bytes); split or truncate it"));
+        }
+      }
+      return trainer_->AddBatch(batch);
+    }
+    case v1::TrainRequest::MESSAGE_NOT_SET:
+      return absl::InvalidArgumentError("empty TrainRequest; set config (first) or batch");
+  }
+  return absl::InvalidArgumentError("unknown TrainRequest content");
+}
+
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish() {
+  if (!config_.has_value()) {
+    return absl::InvalidArgumentError(
+        "empty Train stream; send a TrainConfig first, then TextBatch messages");
+  }
+  MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish());
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
+                        StorePipeline(*options_, config_->name(), result.pipeline,
+                                      config_->labels(), config_->description(), &result.summary));
+  v1::TrainResponse response;
+  *response.mutable_info() = stored->info();
+  *response.mutable_summary() = result.summary;
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
+  switch (message.message_case()) {
+    case v1::EvaluateRequest::kConfig: {
+      if (model_ != nullptr) {
+        return absl::InvalidArgumentError(
+            "a second EvaluateConfig arrived; send the config once, first");
+      }
+      MAAS_ASSIGN_OR_RETURN(model_, ResolveRef(repository_, message.config().model()));
+      const size_t c = model_->pipeline->classes().size();
+      confusion_.assign(c * c, 0.0);
+      return absl::OkStatus();
+    }
+    case v1::EvaluateRequest::kBatch: {
+      if (model_ == nullptr) {
+        return absl::InvalidArgumentError(
+            "a TextBatch arrived before the EvaluateConfig; send the config first");
+      }
+      const v1::TextBatch& batch = message.batch();
+      const std::vector<std::string>& classes = model_->pipeline->classes();
+      std::vector<std::string> texts;
+      std::vector<size_t> truth;
+      std::vector<double> weights;
+      for (int i = 0; i < batch.examples_size(); ++i) {
+        const v1::LabeledText& example = batch.examples(i);
+        const uint64_t index = num_documents_ + static_cast<uint64_t>(i);
+        if (example.text().size() > options_->max_text_bytes) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("example ", index, " has a text of ", example.text().size(),
+                           " bytes, above the limit of ", options_->max_text_bytes));
+        }
+        auto it = std::lower_bound(classes.begin(), classes.end(), example.label());
+        if (it == classes.end() || *it != example.label()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("example ", index, " has label '", example.label().substr(0, 100),
+                           "', which the model does not know; its classes are the "
+                           "labels it was trained on (see GetModel)"));
+        }
+        const double weight = example.has_weight() ? example.weight() : 1.0;
+        if (!std::isfinite(weight) || weight < 0) {
+          return absl::InvalidArgumentError(absl::StrCat("example ", index, " has weight ", weight,
+                                                         "; weights must be finite and >= 0"));
+        }
+        texts.push_back(example.text());
+        truth.push_back(static_cast<size_t>(it - classes.begin()));
+        weights.push_back(weight);
+      }
+      MAAS_ASSIGN_OR_RETURN(std::vector<ClassScores> scores,
+                            model_->pipeline->PredictScores(texts));
+      constexpr double kEps = 2.220446049250313e-16;
+      const size_t c = classes.size();
+      for (size_t i = 0; i < scores.size(); ++i) {
+        const size_t predicted = scores[i].predicted;
+        confusion_[truth[i] * c + predicted] += weights[i];
+        total_weight_ += weights[i];
+        if (predicted == truth[i]) correct_weight_ += weights[i];
+        const double p = std::clamp(scores[i].probability[truth[i]], kEps, 1.0 - kEps);
+        log_loss_sum_ -= weights[i] * std::log(p);
+      }
+      num_documents_ += texts.size();
+      return absl::OkStatus();
+    }
+    case v1::EvaluateRequest::MESSAGE_NOT_SET:
+      return absl::InvalidArgumentError("empty EvaluateRequest; set config (first) or batch");
+  }
+  return absl::InvalidArgumentError("unknown EvaluateRequest content");
+}
+
+absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish() {
+  if (model_ == nullptr) {
+    return absl::InvalidArgumentError(
+        "empty Evaluate stream; send an EvaluateConfig first, then TextBatch messages");
+  }
+  if (num_documents_ == 0) {
+    return absl::InvalidArgumentError(
+        "no examples to evaluate; send at least one TextBatch after the config");
+  }
+  if (!(total_weight_ > 0)) {
+    return absl::InvalidArgumentError("every example has weight 0; metrics are undefined");
+  }
+  const std::vector<std::string>& classes = model_->pipeline->classes();
+  const size_t c = classes.size();
+  v1::EvaluateResponse response;
+  response.set_model_version(model_->info().version());
+  response.set_num_documents(num_documents_);
+  response.set_accuracy(correct_weight_ / total_weight_);
+  response.set_log_loss(log_loss_sum_ / total_weight_);
+  double macro = 0, weighted = 0, support_total = 0;
+  for (size_t k = 0; k < c; ++k) {
+    double tp = confusion_[k * c + k], predicted = 0, support = 0;
+    for (size_t j = 0; j < c; ++j) {
+      predicted += confusion_[j * c + k];
+      support += confusion_[k * c + j];
+    }
+    v1::ClassMetrics* m = response.add_classes();
+    m->set_label(classes[k]);
+    m->set_precision(predicted > 0 ? tp / predicted : 0.0);
+    m->set_recall(support > 0 ? tp / support : 0.0);
+    m->set_f1(predicted + support > 0 ? 2 * tp / (predicted + support) : 0.0);
+    m->set_support(support);
+    macro += m->f1();
+    weighted += m->f1() * support;
+    support_total += support;
+  }
+  response.set_macro_f1(macro / static_cast<double>(c));
+  response.set_weighted_f1(support_total > 0 ? weighted / support_total : 0.0);
+  common::v1::Matrix* confusion = response.mutable_confusion_matrix();
+  confusion->set_rows(static_cast<uint32_t>(c));
+  confusion->set_cols(static_cast<uint32_t>(c));
+  for (double v : confusion_) confusion->add_values(v);
+  return response;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> DiscriminativeCore::Resolve(
+    const common::v1::ModelRef& ref) {
+  return ResolveRef(options_.repository, ref);
+}
+
+absl::Status DiscriminativeCore::CheckTexts(
+    const google::protobuf::RepeatedPtrField<std::string>& texts) const {
+  if (texts.empty()) return absl::InvalidArgumentError("texts is empty; send at least one text");
+  if (static_cast<uint64_t>(texts.size()) > options_.max_texts_per_request) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "texts has ", texts.size(), " entries, above this server's limit of ",
+        options_.max_texts_per_request, " per request; split them over several calls"));
+  }
+  for (int i = 0; i < texts.size(); ++i) {
+    if (texts[i].size() > options_.max_text_bytes) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("texts[", i, "] has ", texts[i].size(), " bytes, above the limit of ",
+                       options_.max_text_bytes, " (--max_text_bytes); split or truncate it"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
+    const v1::CreateModelRequest& request) {
+  MAAS_RETURN_IF_ERROR(registry::ValidateModelName(request.name()));
+  if (!request.has_spec()) {
+    return absl::InvalidArgumentError(
+        "spec is missing; give the fitted pipeline (vectorizer and classifier state)");
+  }
+  MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(request.spec()));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
+                        StorePipeline(options_, request.name(), pipeline, request.labels(),
+                                      request.description(), nullptr));
+  v1::CreateModelResponse response;
+  *response.mutable_info() = stored->info();
+  return response;
+}
+
+absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
+    const v1::ClassifyRequest& request) {
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
+  ClassifyOptions options;
+  options.top_k = request.top_k();
+  options.explain = request.explain();
+  options.explain_features = request.explain_features();
+  MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
+                        loaded->pipeline->Classify(ToVector(request.texts()), options));
+  v1::ClassifyResponse response;
+  response.set_model_version(loaded->info().version());
+  for (v1::Classification& result : results) *response.add_results() = std::move(result);
+  return response;
+}
+
+absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
+    const v1::VectorizeRequest& request) {
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
+  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows,
+                        loaded->pipeline->Vectorize(ToVector(request.texts())));
+  v1::VectorizeResponse response;
+  response.set_model_version(loaded->info().version());
+  response.set_num_features(loaded->pipeline->num_features());
+  const auto& vocabulary = loaded->stored.spec().vectorizer().vocabulary();
+  for (const SparseVector& row : rows) {
+    v1::SparseRow* out = response.add_rows();
+    for (size_t i = 0; i < row.indices.size(); ++i) {
+      out->add_indices(row.indices[i]);
+      out->add_values(row.values[i]);
+      if (request.include_feature_names() && static_cast<int>(row.indices[i]) < vocabulary.size()) {
+        (*response.mutable_feature_names())[row.indices[i]] =
+            vocabulary[static_cast<int>(row.indices[i])];
+      }
+    }
+  }
+  return response;
+}
+
+absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
+    const v1::GetModelRequest& request) {
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  v1::GetModelResponse response;
+  *response.mutable_info() = loaded->info();
+  *response.mutable_spec() = loaded->stored.spec();
+  if (loaded->stored.has_train_summary())
+    *response.mutable_train_summary() = loaded->stored.train_summary();
+  return response;
+}
+
+absl::StatusOr<common::v1::ListModelsResponse> DiscriminativeCore::ListModels(
+    const common::v1::ListModelsRequest& request) {
+  return options_.repository->List(request);
+}
+
+absl::StatusOr<common::v1::DeleteModelResponse> DiscriminativeCore::DeleteModel(
+    const common::v1::DeleteModelRequest& request) {
+  return options_.repository->Delete(request);
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,119 @@
+// The discriminative service's transport-free core: pipelines stored as versions in the model
+// repository, trained from streams, classified, vectorized and managed. The gRPC adapter only
+// converts and streams.
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRIMINATIVE_CORE_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRIMINATIVE_CORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/registry/model_repository.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/pipeline.h"
+
+namespace maas::discriminative {
+
+// One loaded model version: the stored message and the pipeline built from it. Immutable once
+// loaded.
+struct LoadedPipeline {
+  v1::StoredDiscriminativeModel stored;
+  std::optional<Pipeline> pipeline;  // always set once loaded
+  const common::v1::ModelInfo& info() const { return stored.info(); }
+};
+
+// Parses and validates stored bytes (the repository's loader).
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(const std::string& bytes);
+
+// Family name of a pipeline config, e.g. "count+multinomial_nb" or "tfidf+complement_nb".
+std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
+                           const v1::ClassifierConfig& classifier);
+
+struct DiscriminativeCoreOptions {
+  // Where models live. Not owned; must outlive the core.
+  registry::ModelRepository<LoadedPipeline>* repository = nullptr;
+  // Largest number of texts of one Classify/Vectorize request (or one ClassifyStream message).
+  uint64_t max_texts_per_request = 100'000;
+  // Largest size of one text, in bytes.
+  uint64_t max_text_bytes = 1 << 20;
+  // Largest number of examples of one Train stream.
+  uint64_t max_train_examples = 10'000'000;
+  // Clock for created_at.
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// Accumulates one Train stream: Add() each message in order, then Finish().
+class TrainSession {
+ public:
+  explicit TrainSession(const DiscriminativeCoreOptions* options) : options_(options) {}
+  // The first message must be a TrainConfig, every later one a TextBatch.
+  absl::Status Add(const v1::TrainRequest& message);
+  // Fits, stores a new version and returns it.
+  absl::StatusOr<v1::TrainResponse> Finish();
+
+ private:
+  const DiscriminativeCoreOptions* options_;
+  std::optional<v1::TrainConfig> config_;
+  std::optional<Trainer> trainer_;
+};
+
+// Accumulates one Evaluate stream against the model version named in the config (held for the whole
+// stream). Metrics follow scikit-learn with sample weights over the model's classes
+// (labels=classes_, zero_division=0): accuracy_score, precision_recall_fscore_support, f1
+// macro/weighted, confusion_matrix, log_loss (probabilities clipped to [eps, 1 - eps], eps =
+// 2^-52).
+class EvaluateSession {
+ public:
+  EvaluateSession(const DiscriminativeCoreOptions* options,
+                  registry::ModelRepository<LoadedPipeline>* repository)
+      : options_(options), repository_(repository) {}
+  // The first message must be an EvaluateConfig, every later one a TextBatch. Labels the model does
+  // not know are INVALID_ARGUMENT (their probability is undefined).
+  absl::Status Add(const v1::EvaluateRequest& message);
+  absl::StatusOr<v1::EvaluateResponse> Finish();
+
+ private:
+  const DiscriminativeCoreOptions* options_;
+  registry::ModelRepository<LoadedPipeline>* repository_;
+  std::shared_ptr<const LoadedPipeline> model_;
+  uint64_t num_documents_ = 0;
+  double total_weight_ = 0;
+  double correct_weight_ = 0;
+  double log_loss_sum_ = 0;
+  std::vector<double> confusion_;  // C x C, row = true class
+};
+
+class DiscriminativeCore {
+ public:
+  explicit DiscriminativeCore(DiscriminativeCoreOptions options) : options_(std::move(options)) {}
+
+  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request);
+  std::unique_ptr<TrainSession> StartTrain() const {
+    return std::make_unique<TrainSession>(&options_);
+  }
+  std::unique_ptr<EvaluateSession> StartEvaluate() const {
+    return std::make_unique<EvaluateSession>(&options_, options_.repository);
+  }
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
+  absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request);
+  absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
+  absl::StatusOr<common::v1::ListModelsResponse> ListModels(
+      const common::v1::ListModelsRequest& request);
+  absl::StatusOr<common::v1::DeleteModelResponse> DeleteModel(
+      const common::v1::DeleteModelRequest& request);
+
+ private:
+  absl::StatusOr<std::shared_ptr<const LoadedPipeline>> Resolve(const common::v1::ModelRef& ref);
+  absl::Status CheckTexts(const google::protobuf::RepeatedPtrField<std::string>& texts) const;
+
+  DiscriminativeCoreOptions options_;
+};
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRIMINATIVE_CORE_H_

@@ -1,0 +1,69 @@
+#include "services/discriminative/core/numpy_compat.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+namespace maas::discriminative {
+
+double NumpySum(const double* a, size_t n) {
+  if (n < 8) {
+    double r = 0.0;
+    for (size_t i = 0; i < n; ++i) r += a[i];
+    return r;
+  }
+  if (n <= 128) {
+    double r[8];
+    for (int k = 0; k < 8; ++k) r[k] = a[k];
+    size_t i = 8;
+    for (; i < n - n % 8; i += 8) {
+      for (int k = 0; k < 8; ++k) r[k] += a[i + k];
+    }
+    double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; ++i) res += a[i];
+    return res;
+  }
+  size_t n2 = n / 2;
+  n2 -= n2 % 8;
+  return NumpySum(a, n2) + NumpySum(a + n2, n - n2);
+}
+
+size_t NumpyArgmax(const double* values, size_t n) {
+  size_t best = 0;
+  if (std::isnan(values[0])) return 0;
+  for (size_t i = 1; i < n; ++i) {
+    if (std::isnan(values[i])) return i;
+    if (values[i] > values[best]) best = i;
+  }
+  return best;
+}
+
+std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<double>& jll) {
+  const size_t k = jll.size();
+  std::vector<double> out(k, std::numeric_limits<double>::quiet_NaN());
+  if (k == 0) return out;
+  // np.max propagates NaN.
+  double max = jll[0];
+  for (size_t c = 0; c < k; ++c) {
+    if (std::isnan(jll[c])) return out;
+    if (jll[c] > max) max = jll[c];
+  }
+  double m = 0.0;
+  std::vector<double> e(k);
+  const double shift = std::isfinite(max) ? max : 0.0;
+  for (size_t c = 0; c < k; ++c) {
+    if (jll[c] == max) {
+      m += 1.0;
+      e[c] = 0.0;  // exp(-inf)
+    } else {
+      e[c] = std::exp(jll[c] - shift);
+    }
+  }
+  double s = NumpySum(e.data(), k);
+  s = s == 0.0 ? s : s / m;
+  const double lse = std::log1p(s) + std::log(m) + max;
+  for (size_t c = 0; c < k; ++c) out[c] = jll[c] - lse;
+  return out;
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,125 @@
+// A fitted text classification pipeline (CountVectorizer + MultinomialNB with scikit-learn's
+// semantics) and a Trainer that accumulates streamed labelled texts. Transport-free: the gRPC
+// adapter converts requests to these calls and absl::Status to grpc::Status.
+//
+//   MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(train_config));
+//   MAAS_RETURN_IF_ERROR(trainer.AddBatch(batch));           // once per TextBatch
+//   MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer.Finish());
+//   MAAS_ASSIGN_OR_RETURN(auto results, result.pipeline.Classify(texts, {.top_k = 3}));
+//   v1::PipelineSpec spec = result.pipeline.ToSpec();        // store / export
+//   MAAS_ASSIGN_OR_RETURN(Pipeline same, Pipeline::FromSpec(spec));   // import (CreateModel)
+//
+// Thread safety: a Pipeline is immutable after construction; const methods may be called
+// concurrently. A Trainer is not thread-safe.
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/multinomial_nb.h"
+
+namespace maas::discriminative {
+
+struct ClassifyOptions {
+  // 0: all classes in class order. k >= 1: the min(k, C) most probable classes, sorted by
+  // probability (descending; ties in class order).
+  uint32_t top_k = 0;
+  // Attach an explanation: features with the largest value * (flp[winner] - flp[runner_up]).
+  bool explain = false;
+  // Features per explanation; 0 means 10.
+  uint32_t explain_features = 0;
+};
+
+class Pipeline {
+ public:
+  // Fits CountVectorizer(config) + MultinomialNB(config) on texts/labels/weights (`weights` empty:
+  // all 1; else one finite weight >= 0 per text). Errors: INVALID_ARGUMENT (no texts, length
+  // mismatch, invalid UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad
+  // parameter values), UNIMPLEMENTED (a parameter not supported yet, named in the message).
+  static absl::StatusOr<Pipeline> Fit(const std::vector<std::string>& texts,
+                                      const std::vector<std::string>& labels,
+                                      const std::vector<double>& weights,
+                                      const v1::VectorizerConfig& vectorizer_config,
+                                      const v1::ClassifierConfig& classifier_config);
+
+  // Validates an imported spec thoroughly (config supported, vocabulary non-empty, valid UTF-8,
+  // sorted and unique; classes non-empty, sorted and unique; matrix shapes C x F matching classes
+  // and vocabulary; finite non-negative counts; no NaN/+inf in log parameters; no idf without
+  // tfidf). Errors: INVALID_ARGUMENT for a malformed spec, UNIMPLEMENTED for an unsupported
+  // configuration.
+  static absl::StatusOr<Pipeline> FromSpec(const v1::PipelineSpec& spec);
+
+  // The full fitted state; FromSpec(ToSpec()) reproduces the pipeline exactly.
+  v1::PipelineSpec ToSpec() const;
+
+  // CountVectorizer.transform: one sparse row per text (ascending indices, counts as doubles).
+  // INVALID_ARGUMENT naming the text index for invalid UTF-8.
+  absl::StatusOr<std::vector<SparseVector>> Vectorize(const std::vector<std::string>& texts) const;
+
+  // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text.
+  absl::StatusOr<std::vector<ClassScores>> PredictScores(
+      const std::vector<std::string>& texts) const;
+
+  // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
+  absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
+                                                           const ClassifyOptions& options) const;
+
+  const CountVectorizer& vectorizer() const { return vectorizer_; }
+  const MultinomialNb& classifier() const { return classifier_; }
+  const std::vector<std::string>& classes() const { return classifier_.classes(); }
+  size_t num_features() const { return vectorizer_.num_features(); }
+
+ private:
+  Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
+           CountVectorizer vectorizer, MultinomialNb classifier);
+
+  v1::VectorizerConfig vectorizer_config_;
+  v1::ClassifierConfig classifier_config_;
+  CountVectorizer vectorizer_;
+  MultinomialNb classifier_;
+};
+
+struct TrainResult {
+  Pipeline pipeline;
+  v1::TrainSummary summary;
+};
+
+// Accumulates the examples of a Train stream, then fits.
+class Trainer {
+ public:
+  // Validates the configuration up front (so a bad config fails before any data is sent): errors as
+  // Pipeline::Fit; `partial` and `classes` (partial_fit) answer UNIMPLEMENTED for now. The name,
+  // labels and description are not looked at (the adapter's business).
+  static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config);
+
+  // Validates and appends one batch: every example needs valid UTF-8 text and label, a non-empty
+  // label and a weight that is finite and >= 0 (unset: 1). On error (INVALID_ARGUMENT naming the
+  // batch and example) nothing of the batch is kept.
+  absl::Status AddBatch(const v1::TextBatch& batch);
+
+  // Examples accepted so far.
+  size_t num_examples() const { return texts_.size(); }
+
+  // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;
+  // send at least one batch after the config"); other errors as Pipeline::Fit.
+  absl::StatusOr<TrainResult> Finish() const;
+
+ private:
+  explicit Trainer(v1::TrainConfig config) : config_(std::move(config)) {}
+
+  v1::TrainConfig config_;
+  size_t num_batches_ = 0;
+  std::vector<std::string> texts_;
+  std::vector<std::string> labels_;
+  std::vector<double> weights_;
+};
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_

@@ -1,0 +1,260 @@
+#include "services/discriminative/core/text_analysis.h"
+
+#include <algorithm>
+#include <array>
+#include <cstddef>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "unicode/uchar.h"
+#include "unicode/ustring.h"
+#include "unicode/utf16.h"
+#include "unicode/utf8.h"
+
+namespace maas::discriminative {
+namespace {
+
+// Decodes one code point of well-formed UTF-8 starting at text[*i], advancing *i; -1 if ill-formed.
+// Accepts exactly the well-formed sequences of Unicode Table 3-7.
+int32_t DecodeOne(std::string_view text, size_t* i) {
+  const size_t n = text.size();
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(*i);
+  if (b0 < 0x80) {
+    ++*i;
+    return b0;
+  }
+  int len;
+  int32_t cp;
+  unsigned char lo = 0x80, hi = 0xBF;  // Allowed range of the second byte.
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+    cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    cp = b0 & 0x0F;
+    if (b0 == 0xE0) lo = 0xA0;  // No overlongs.
+    if (b0 == 0xED) hi = 0x9F;  // No surrogates.
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    cp = b0 & 0x07;
+    if (b0 == 0xF0) lo = 0x90;  // No overlongs.
+    if (b0 == 0xF4) hi = 0x8F;  // Nothing above U+10FFFF.
+  } else {
+    return -1;
+  }
+  if (*i + len > n) return -1;
+  for (int k = 1; k < len; ++k) {
+    const unsigned char b = byte(*i + k);
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return -1;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  *i += len;
+  return cp;
+}
+
+void AppendUtf8(int32_t c, std::string* out) {
+  char buf[U8_MAX_LENGTH];
+  int32_t len = 0;
+  U8_APPEND_UNSAFE(buf, len, c);
+  out->append(buf, len);
+}
+
+std::u16string ToUtf16(std::string_view text) {
+  std::u16string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) break;  // Unreachable for validated input.
+    if (c <= 0xFFFF) {
+      out.push_back(static_cast<char16_t>(c));
+    } else {
+      out.push_back(static_cast<char16_t>(U16_LEAD(c)));
+      out.push_back(static_cast<char16_t>(U16_TRAIL(c)));
+    }
+  }
+  return out;
+}
+
+std::string ToUtf8(const std::u16string& text) {
+  std::string out;
+  out.reserve(text.size());
+  size_t i = 0;
+  while (i < text.size()) {
+    UChar32 c;
+    U16_NEXT(text.data(), i, text.size(), c);
+    AppendUtf8(c, &out);
+  }
+  return out;
+}
+
+// scikit-learn's ENGLISH_STOP_WORDS, sorted by code point.
+constexpr std::array<std::string_view, 318> kEnglishStopWords = {
+    "a",          "about",      "above",      "across",       "after",      "afterwards",
+    "again",      "against",    "all",        "almost",       "alone",      "along",
+    "already",    "also",       "although",   "always",       "am",         "among",
+    "amongst",    "amoungst",   "amount",     "an",           "and",        "another",
+    "any",        "anyhow",     "anyone",     "anything",     "anyway",     "anywhere",
+    "are",        "around",     "as",         "at",           "back",       "be",
+    "became",     "because",    "become",     "becomes",      "becoming",   "been",
+    "before",     "beforehand", "behind",     "being",        "below",      "beside",
+    "besides",    "between",    "beyond",     "bill",         "both",       "bottom",
+    "but",        "by",         "call",       "can",          "cannot",     "cant",
+    "co",         "con",        "could",      "couldnt",      "cry",        "de",
+    "describe",   "detail",     "do",         "done",         "down",       "due",
+    "during",     "each",       "eg",         "eight",        "either",     "eleven",
+    "else",       "elsewhere",  "empty",      "enough",       "etc",        "even",
+    "ever",       "every",      "everyone",   "everything",   "everywhere", "except",
+    "few",        "fifteen",    "fifty",      "fill",         "find",       "fire",
+    "first",      "five",       "for",        "former",       "formerly",   "forty",
+    "found",      "four",       "from",       "front",        "full",       "further",
+    "get",        "give",       "go",         "had",          "has",        "hasnt",
+    "have",       "he",         "hence",      "her",          "here",       "hereafter",
+    "hereby",     "herein",     "hereupon",   "hers",         "herself",    "him",
+    "himself",    "his",        "how",        "however",      "hundred",    "i",
+    "ie",         "if",         "in",         "inc",          "indeed",     "interest",
+    "into",       "is",         "it",         "its",          "itself",     "keep",
+    "last",       "latter",     "latterly",   "least",        "less",       "ltd",
+    "made",       "many",       "may",        "me",           "meanwhile",  "might",
+    "mill",       "mine",       "more",       "moreover",     "most",       "mostly",
+    "move",       "much",       "must",       "my",           "myself",     "name",
+    "namely",     "neither",    "never",      "nevertheless", "next",       "nine",
+    "no",         "nobody",     "none",       "noone",        "nor",        "not",
+    "nothing",    "now",        "nowhere",    "of",           "off",        "often",
+    "on",         "once",       "one",        "only",         "onto",       "or",
+    "other",      "others",     "otherwise",  "our",          "ours",       "ourselves",
+    "out",        "over",       "own",        "part",         "per",        "perhaps",
+    "please",     "put",        "rather",     "re",           "same",       "see",
+    "seem",       "seemed",     "seeming",    "seems",        "serious",    "several",
+    "she",        "should",     "show",       "side",         "since",      "sincere",
+    "six",        "sixty",      "so",         "some",         "somehow",    "someone",
+    "something",  "sometime",   "sometimes",  "somewhere",    "still",      "such",
+    "system",     "take",       "ten",        "than",         "that",       "the",
+    "their",      "them",       "themselves", "then",         "thence",     "there",
+    "thereafter", "thereby",    "therefore",  "therein",      "thereupon",  "these",
+    "they",       "thick",      "thin",       "third",        "this",       "those",
+    "though",     "three",      "through",    "throughout",   "thru",       "thus",
+    "to",         "together",   "too",        "top",          "toward",     "towards",
+    "twelve",     "twenty",     "two",        "un",           "under",      "until",
+    "up",         "upon",       "us",         "very",         "via",        "was",
+    "we",         "well",       "were",       "what",         "whatever",   "when",
+    "whence",     "whenever",   "where",      "whereafter",   "whereas",    "whereby",
+    "wherein",    "whereupon",  "wherever",   "whether",      "which",      "while",
+    "whither",    "who",        "whoever",    "whole",        "whom",       "whose",
+    "why",        "will",       "with",       "within",       "without",    "would",
+    "yet",        "you",        "your",       "yours",        "yourself",   "yourselves",
+};
+
+}  // namespace
+
+absl::Status ValidateUtf8(std::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t start = i;
+    if (DecodeOne(text, &i) < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("text is not valid UTF-8: ill-formed sequence at byte offset ", start));
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string PythonLower(std::string_view text) {
+  const std::u16string src = ToUtf16(text);
+  // Full lowercasing can grow the text (U+0130 -> 2 code points); retry with the size ICU asks for.
+  std::u16string dest(src.size() + 16, u'\0');
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    UErrorCode status = U_ZERO_ERROR;
+    const int32_t len =
+        u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
+                     reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()),
+                     /*locale=*/"", &status);
+    if (status == U_BUFFER_OVERFLOW_ERROR) {
+      dest.assign(static_cast<size_t>(len), u'\0');
+      continue;
+    }
+    if (U_FAILURE(status)) break;
+    dest.resize(static_cast<size_t>(len));
+    return ToUtf8(dest);
+  }
+  // ICU only fails on allocation; keep the text unchanged rather than crash.
+  return std::string(text);
+}
+
+bool IsWordCodePoint(int32_t c) {
+  if (c < 0 || c > 0x10FFFF) return false;
+  if (c == 0x5F) return true;
+  switch (u_charType(c)) {
+    case U_UPPERCASE_LETTER:
+    case U_LOWERCASE_LETTER:
+    case U_TITLECASE_LETTER:
+    case U_MODIFIER_LETTER:
+    case U_OTHER_LETTER:
+    case U_DECIMAL_DIGIT_NUMBER:
+    case U_LETTER_NUMBER:
+    case U_OTHER_NUMBER:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::vector<std::string> DefaultTokenize(std::string_view text) {
+  std::vector<std::string> tokens;
+  size_t i = 0;
+  size_t run_start = 0;
+  int run_length = 0;  // Code points in the current run of word code points (capped at 2).
+  const auto flush = [&](size_t end) {
+    if (run_length >= 2) tokens.emplace_back(text.substr(run_start, end - run_start));
+    run_length = 0;
+  };
+  while (i < text.size()) {
+    const size_t start = i;
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) break;  // Unreachable for validated input.
+    if (IsWordCodePoint(c)) {
+      if (run_length == 0) run_start = start;
+      if (run_length < 2) ++run_length;
+    } else {
+      flush(start);
+    }
+  }
+  flush(i);
+  return tokens;
+}
+
+bool IsEnglishStopWord(std::string_view word) {
+  return std::binary_search(kEnglishStopWords.begin(), kEnglishStopWords.end(), word);
+}
+
+std::vector<std::string> AnalyzeWords(std::string_view text, const WordAnalyzerOptions& options) {
+  std::vector<std::string> tokens =
+      options.lowercase ? DefaultTokenize(PythonLower(text)) : DefaultTokenize(text);
+  if (options.english_stop_words) {
+    tokens.erase(std::remove_if(tokens.begin(), tokens.end(),
+                                [](const std::string& t) { return IsEnglishStopWord(t); }),
+                 tokens.end());
+  }
+  const size_t max_n = options.ngram_max;
+  if (max_n <= 1) return tokens;
+  size_t min_n = options.ngram_min;
+  std::vector<std::string> out;
+  if (min_n == 1) {
+    out = tokens;
+    min_n = 2;
+  }
+  const size_t top = std::min(max_n, tokens.size());
+  for (size_t n = min_n; n <= top; ++n) {
+    for (size_t i = 0; i + n <= tokens.size(); ++i) {
+      std::string gram = tokens[i];
+      for (size_t k = 1; k < n; ++k) absl::StrAppend(&gram, " ", tokens[i + k]);
+      out.push_back(std::move(gram));
+    }
+  }
+  return out;
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,72 @@
+// maas-discriminative: wires flags into options and serves DiscriminativeService until
+// SIGINT/SIGTERM.
+#include <iostream>
+#include <memory>
+#include <string>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "common/registry/model_repository.h"
+#include "common/server/server.h"
+#include "common/store/file_model_store.h"
+#include "services/discriminative/adapter/discriminative_service.h"
+#include "services/discriminative/core/discriminative_core.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
+ABSL_FLAG(int, port, 50053, "Port to listen on (0 = pick a free port and print it).");
+ABSL_FLAG(std::string, model_dir, "./var/models",
+          "Model store root: <model_dir>/<name>/<version>/model.pb.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
+ABSL_FLAG(uint64_t, max_texts_per_request, 100'000,
+          "Largest number of texts of one Classify/Vectorize request.");
+ABSL_FLAG(uint64_t, max_text_bytes, 1 << 20, "Largest text, in bytes.");
+ABSL_FLAG(uint64_t, max_train_examples, 10'000'000,
+          "Largest number of examples of one Train stream.");
+ABSL_FLAG(double, poll_seconds, 2.0,
+          "How often the model store is polled for versions written elsewhere (0 = off).");
+ABSL_FLAG(double, shutdown_grace_seconds, 10.0,
+          "How long in-flight calls may finish after SIGTERM.");
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "maas-discriminative: text classifiers over gRPC (maas.discriminative.v1)");
+  absl::ParseCommandLine(argc, argv);
+  maas::server::BlockTerminationSignals();
+
+  absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
+      maas::store::FileModelStore::Open(absl::GetFlag(FLAGS_model_dir));
+  if (!store.ok()) {
+    std::cerr << "maas-discriminative: " << store.status() << "\n";
+    return 1;
+  }
+  maas::registry::ModelRepository<maas::discriminative::LoadedPipeline> repository(
+      store->get(), maas::discriminative::ParseStoredPipeline,
+      absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)));
+
+  maas::discriminative::DiscriminativeCoreOptions core_options;
+  core_options.repository = &repository;
+  core_options.max_texts_per_request = absl::GetFlag(FLAGS_max_texts_per_request);
+  core_options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
+  core_options.max_train_examples = absl::GetFlag(FLAGS_max_train_examples);
+  maas::discriminative::DiscriminativeCore core(std::move(core_options));
+  maas::discriminative::DiscriminativeServiceImpl service(&core);
+
+  maas::server::ServerOptions server_options;
+  server_options.name = "maas-discriminative";
+  server_options.host = absl::GetFlag(FLAGS_host);
+  server_options.port = absl::GetFlag(FLAGS_port);
+  server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  server_options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
+  absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
+      maas::server::Server::Start(server_options, {&service});
+  if (!server.ok()) {
+    std::cerr << "maas-discriminative: " << server.status() << "\n";
+    return 1;
+  }
+  std::cerr << "maas-discriminative: serving maas.discriminative.v1.DiscriminativeService on port "
+            << (*server)->port() << ", model_dir " << absl::GetFlag(FLAGS_model_dir) << std::endl;
+  maas::server::WaitForTerminationSignal();
+  (*server)->Shutdown();
+  return 0;
+}

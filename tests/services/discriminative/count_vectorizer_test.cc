@@ -1,0 +1,205 @@
+#include "services/discriminative/core/count_vectorizer.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+namespace maas::discriminative {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+const Strings kCorpus = {"This is the first document.", "This document is the second document.",
+                         "And this is the third one.", "Is this the first document?"};
+
+CountVectorizer::FitResult MustFit(const Strings& texts, const CountVectorizerOptions& options) {
+  auto fit = CountVectorizer::FitTransform(texts, options);
+  REQUIRE(fit.ok());
+  return *std::move(fit);
+}
+
+TEST_CASE("CountVectorizer orders features by code point (spec 2.2)") {
+  CountVectorizerOptions keep_case;
+  keep_case.analyzer.lowercase = false;
+  CHECK(MustFit({"zeta Zeta éclair eclair Éclair 10 9 _x ab"}, keep_case).vectorizer.vocabulary() ==
+        Strings{"10", "Zeta", "_x", "ab", "eclair", "zeta", "Éclair", "éclair"});
+  // U+10428 (Deseret, lowercased from U+10400) sorts after U+FF41 in code point order, unlike
+  // UTF-16.
+  CHECK(MustFit({"\U00010400\U00010400 \uFF21\uFF21 zz"}, {}).vectorizer.vocabulary() ==
+        Strings{"zz", "\uFF41\uFF41", "\U00010428\U00010428"});
+}
+
+TEST_CASE("CountVectorizer fit_transform and transform on the classic corpus (spec E.2)") {
+  const CountVectorizer::FitResult fit = MustFit(kCorpus, {});
+  CHECK(fit.vectorizer.vocabulary() ==
+        Strings{"and", "document", "first", "is", "one", "second", "the", "third", "this"});
+  CHECK(fit.vectorizer.num_documents() == 4);
+  CHECK(fit.vectorizer.document_frequency() == std::vector<uint64_t>{1, 3, 2, 4, 1, 1, 4, 1, 4});
+  REQUIRE(fit.rows.size() == 4);
+  CHECK(fit.rows[1].indices == std::vector<uint32_t>{1, 3, 5, 6, 8});
+  CHECK(fit.rows[1].values == std::vector<double>{2, 1, 1, 1, 1});
+  const SparseVector a = fit.vectorizer.Transform("this document is new");
+  CHECK(a.indices == std::vector<uint32_t>{1, 3, 8});
+  CHECK(a.values == std::vector<double>{1, 1, 1});
+  const SparseVector none = fit.vectorizer.Transform("nothing known");
+  CHECK(none.indices.empty());
+  CHECK(fit.vectorizer.FeatureIndex("third") == 7u);
+  CHECK_FALSE(fit.vectorizer.FeatureIndex("new").has_value());
+
+  CountVectorizerOptions binary;
+  binary.binary = true;
+  const CountVectorizer::FitResult b = MustFit(kCorpus, binary);
+  CHECK(b.rows[1].values == std::vector<double>{1, 1, 1, 1, 1});
+  CHECK(b.vectorizer.Transform("document document").values == std::vector<double>{1});
+}
+
+TEST_CASE("CountVectorizer min_df / max_df pruning (spec 2.4 table)") {
+  const Strings docs = {"aa bb cc", "aa bb", "aa dd", "ee ff"};
+  const auto vocab = [&](DocumentFrequencyBound min_df, DocumentFrequencyBound max_df) {
+    CountVectorizerOptions options;
+    options.min_df = min_df;
+    options.max_df = max_df;
+    return MustFit(docs, options).vectorizer.vocabulary();
+  };
+  const DocumentFrequencyBound count1{false, 1}, all{true, 1.0};
+  CHECK(vocab(count1, {false, 1}) == Strings{"cc", "dd", "ee", "ff"});
+  CHECK(vocab(count1, all) == Strings{"aa", "bb", "cc", "dd", "ee", "ff"});
+  for (DocumentFrequencyBound min_df :
+       {DocumentFrequencyBound{false, 2}, DocumentFrequencyBound{true, 0.5},
+        DocumentFrequencyBound{true, 0.26}}) {
+    CHECK(vocab(min_df, all) == Strings{"aa", "bb"});
+  }
+  for (DocumentFrequencyBound max_df :
+       {DocumentFrequencyBound{true, 0.5}, DocumentFrequencyBound{true, 0.74},
+        DocumentFrequencyBound{false, 2}}) {
+    CHECK(vocab(count1, max_df) == Strings{"bb", "cc", "dd", "ee", "ff"});
+  }
+  CountVectorizerOptions bad;
+  bad.min_df = {false, 3};
+  bad.max_df = {false, 2};
+  auto status = CountVectorizer::FitTransform(docs, bad).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("max_df corresponds to < documents"));
+  bad.min_df = {false, 5};
+  bad.max_df = {true, 1.0};
+  CHECK(CountVectorizer::FitTransform(docs, bad).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CountVectorizerOptions none_left;
+  none_left.min_df = {false, 4};
+  status = CountVectorizer::FitTransform(docs, none_left).status();
+  CHECK_THAT(std::string(status.message()), Catch::Contains("After pruning, no terms remain"));
+}
+
+TEST_CASE("CountVectorizer rejects bad input") {
+  auto status = CountVectorizer::FitTransform({"a b c", "x . y"}, {}).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("empty vocabulary"));
+  CHECK(CountVectorizer::FitTransform({}, {}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  status = CountVectorizer::FitTransform({"fine text", "bad \xff text"}, {}).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("texts[1]"));
+
+  CHECK(CountVectorizer::FromState({}, {}, {}, 0).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"bb", "aa"}, {}, 0).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"aa", "aa"}, {}, 0).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"aa", ""}, {}, 0).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"aa", "b\xff"}, {}, 0).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"aa", "bb"}, {1}, 2).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(CountVectorizer::FromState({}, {"aa", "bb"}, {1, 2}, 2).ok());
+}
+
+TEST_CASE("CountVectorizerOptionsFromConfig: defaults, supported and unsupported parameters") {
+  v1::VectorizerConfig config;
+  auto options = CountVectorizerOptionsFromConfig(config);
+  REQUIRE(options.ok());
+  CHECK(options->analyzer.lowercase);
+  CHECK(options->analyzer.ngram_min == 1);
+  CHECK(options->analyzer.ngram_max == 1);
+  CHECK_FALSE(options->binary);
+  CHECK_FALSE(options->min_df.is_fraction);
+  CHECK(options->max_df.is_fraction);
+
+  v1::TextOptions* text = config.mutable_count()->mutable_text();
+  text->set_lowercase(false);
+  text->set_binary(true);
+  text->set_ngram_min(1);
+  text->set_ngram_max(2);
+  text->set_stop_words("english");
+  text->set_token_pattern(R"((?u)\b\w\w+\b)");
+  config.mutable_count()->mutable_min_df()->set_count(2);
+  config.mutable_count()->mutable_max_df()->set_fraction(0.9);
+  options = CountVectorizerOptionsFromConfig(config);
+  REQUIRE(options.ok());
+  CHECK_FALSE(options->analyzer.lowercase);
+  CHECK(options->analyzer.english_stop_words);
+  CHECK(options->analyzer.ngram_max == 2);
+  CHECK(options->min_df.value == 2.0);
+  CHECK(options->max_df.value == 0.9);
+
+  const auto code_and_message = [](const v1::VectorizerConfig& c) {
+    const absl::Status s = CountVectorizerOptionsFromConfig(c).status();
+    return std::make_pair(s.code(), std::string(s.message()));
+  };
+  struct Case {
+    const char* name;
+    void (*mutate)(v1::VectorizerConfig*);
+  };
+  const Case unimplemented[] = {
+      {"tfidf", [](v1::VectorizerConfig* c) { c->mutable_tfidf(); }},
+      {"hashing", [](v1::VectorizerConfig* c) { c->mutable_hashing(); }},
+      {"analyzer",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_analyzer(v1::ANALYZER_CHAR);
+       }},
+      {"strip_accents",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_strip_accents(v1::STRIP_ACCENTS_UNICODE);
+       }},
+      {"token_pattern",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_token_pattern(R"(\w+)");
+       }},
+      {"max_features", [](v1::VectorizerConfig* c) { c->mutable_count()->set_max_features(5); }},
+  };
+  for (const Case& test : unimplemented) {
+    v1::VectorizerConfig c;
+    test.mutate(&c);
+    const auto [code, message] = code_and_message(c);
+    INFO(test.name << ": " << message);
+    CHECK(code == absl::StatusCode::kUnimplemented);
+    CHECK_THAT(message, Catch::Contains(test.name));
+  }
+  const Case invalid[] = {
+      {"ngram_range",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_ngram_min(2);
+         c->mutable_count()->mutable_text()->set_ngram_max(1);
+       }},
+      {"stop_words",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_stop_words("french");
+       }},
+      {"min_df",
+       [](v1::VectorizerConfig* c) { c->mutable_count()->mutable_min_df()->set_count(0); }},
+      {"max_df",
+       [](v1::VectorizerConfig* c) { c->mutable_count()->mutable_max_df()->set_fraction(1.5); }},
+  };
+  for (const Case& test : invalid) {
+    v1::VectorizerConfig c;
+    test.mutate(&c);
+    const auto [code, message] = code_and_message(c);
+    INFO(test.name << ": " << message);
+    CHECK(code == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(message, Catch::Contains(test.name));
+  }
+}
+
+}  // namespace
+}  // namespace maas::discriminative

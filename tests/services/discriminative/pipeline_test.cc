@@ -1,0 +1,272 @@
+#include "services/discriminative/core/pipeline.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace maas::discriminative {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+const Strings kCorpus = {"This is the first document.", "This document is the second document.",
+                         "And this is the third one.", "Is this the first document?"};
+const Strings kLabels = {"q", "p", "q", "r"};
+
+v1::TextBatch Batch(const Strings& texts, const Strings& labels) {
+  v1::TextBatch batch;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    v1::LabeledText* example = batch.add_examples();
+    example->set_text(texts[i]);
+    example->set_label(labels[i]);
+  }
+  return batch;
+}
+
+Pipeline MustFit() {
+  auto pipeline = Pipeline::Fit(kCorpus, kLabels, {}, {}, {});
+  REQUIRE(pipeline.ok());
+  return *std::move(pipeline);
+}
+
+TEST_CASE("Trainer accumulates batches and fits like Pipeline::Fit") {
+  auto trainer = Trainer::Create(v1::TrainConfig());
+  REQUIRE(trainer.ok());
+  REQUIRE(trainer->AddBatch(Batch({kCorpus[0], kCorpus[1]}, {kLabels[0], kLabels[1]})).ok());
+  REQUIRE(trainer->AddBatch(v1::TextBatch()).ok());
+  REQUIRE(trainer->AddBatch(Batch({kCorpus[2], kCorpus[3]}, {kLabels[2], kLabels[3]})).ok());
+  CHECK(trainer->num_examples() == 4);
+  auto result = trainer->Finish();
+  REQUIRE(result.ok());
+  CHECK(result->summary.num_documents() == 4);
+  CHECK(result->summary.num_features() == 9);
+  CHECK(Strings(result->summary.classes().begin(), result->summary.classes().end()) ==
+        Strings{"p", "q", "r"});
+  CHECK(result->summary.class_count(1) == 2.0);
+  const Pipeline direct = MustFit();
+  CHECK(result->pipeline.ToSpec().SerializeAsString() == direct.ToSpec().SerializeAsString());
+}
+
+TEST_CASE("Trainer validates examples and the stream") {
+  auto trainer = Trainer::Create(v1::TrainConfig());
+  REQUIRE(trainer.ok());
+  auto status = trainer->Finish().status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()),
+             Catch::Contains("no training examples; send at least one batch after the config"));
+
+  v1::TextBatch bad = Batch({"good text", "more text"}, {"a", ""});
+  status = trainer->AddBatch(bad);
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("example 1"));
+  CHECK(trainer->num_examples() == 0);  // Nothing of a bad batch is kept.
+  bad = Batch({"good text", "bad \xc0\xaf text"}, {"a", "b"});
+  CHECK(trainer->AddBatch(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad = Batch({"good text"}, {"a"});
+  bad.mutable_examples(0)->set_weight(-1.0);
+  CHECK(trainer->AddBatch(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad.mutable_examples(0)->set_weight(std::nan(""));
+  CHECK(trainer->AddBatch(bad).code() == absl::StatusCode::kInvalidArgument);
+  bad.mutable_examples(0)->set_weight(0.0);
+  CHECK(trainer->AddBatch(bad).ok());
+  // Only one-character tokens: sklearn's empty vocabulary error.
+  auto t2 = Trainer::Create(v1::TrainConfig());
+  REQUIRE(t2.ok());
+  REQUIRE(t2->AddBatch(Batch({"a b c", "1 2 3"}, {"x", "y"})).ok());
+  status = t2->Finish().status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("empty vocabulary"));
+
+  v1::TrainConfig config;
+  config.set_partial(true);
+  CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kUnimplemented);
+  config = v1::TrainConfig();
+  config.mutable_vectorizer()->mutable_tfidf();
+  CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kUnimplemented);
+  config = v1::TrainConfig();
+  config.mutable_classifier()->mutable_multinomial_nb()->set_alpha(-1);
+  CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Pipeline Classify: labels, top_k, explanations, invalid UTF-8") {
+  const Pipeline pipeline = MustFit();
+  const Strings texts = {"this document is new", "first second third", "nothing known"};
+  auto all = pipeline.Classify(texts, {});
+  REQUIRE(all.ok());
+  REQUIRE(all->size() == 3);
+  const v1::Classification& first = (*all)[0];
+  CHECK(first.label() == "q");
+  REQUIRE(first.scores_size() == 3);
+  CHECK(first.scores(0).label() == "p");  // Class order.
+  CHECK(first.scores(0).probability() == Approx(0.3240865136192512).epsilon(1e-14));
+  CHECK(first.scores(2).log_probability() == Approx(-1.3252312751365345).epsilon(1e-14));
+  CHECK_FALSE(first.has_explanation());
+
+  ClassifyOptions options;
+  options.top_k = 2;
+  options.explain = true;
+  options.explain_features = 2;
+  auto top = pipeline.Classify(texts, options);
+  REQUIRE(top.ok());
+  const v1::Classification& t = (*top)[0];
+  REQUIRE(t.scores_size() == 2);
+  CHECK(t.scores(0).label() == "q");  // 0.410 > 0.324 (p) > 0.266 (r)
+  CHECK(t.scores(1).label() == "p");
+  CHECK(t.explanation().runner_up() == "p");
+  REQUIRE(t.explanation().features_size() == 2);
+  // Closed form: contribution = count * (flp[q, f] - flp[p, f]); "is" and "this" give
+  // -1.897... - (-2.0149...) > 0, "document" gives -2.30 - (-1.61) < 0.
+  const auto& flp = pipeline.classifier().feature_log_prob();
+  const size_t f = pipeline.num_features();
+  const uint32_t is = *pipeline.vectorizer().FeatureIndex("is");
+  CHECK(t.explanation().features(0).feature() == "is");
+  CHECK(t.explanation().features(0).index() == is);
+  CHECK(t.explanation().features(0).contribution() == flp[1 * f + is] - flp[0 * f + is]);
+  CHECK(t.explanation().features(1).feature() == "this");
+  // All-tie probabilities for the empty row: top_k keeps class order among ties.
+  CHECK((*top)[2].scores(0).label() == "q");
+  CHECK((*top)[2].scores(1).label() == "p");
+
+  options.top_k = 10;
+  auto many = pipeline.Classify(texts, options);
+  REQUIRE(many.ok());
+  CHECK((*many)[0].scores_size() == 3);
+
+  auto bad = pipeline.Classify({"ok", "bad \xff"}, {});
+  CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(bad.status().message()), Catch::Contains("texts[1]"));
+  CHECK(pipeline.Vectorize({"\xed\xa0\x80"}).status().code() == absl::StatusCode::kInvalidArgument);
+  auto rows = pipeline.Vectorize(texts);
+  REQUIRE(rows.ok());
+  CHECK((*rows)[0].indices == std::vector<uint32_t>{1, 3, 8});
+}
+
+TEST_CASE("Pipeline ToSpec / FromSpec round trip") {
+  const Pipeline pipeline = MustFit();
+  const v1::PipelineSpec spec = pipeline.ToSpec();
+  CHECK(spec.vectorizer().vocabulary_size() == 9);
+  CHECK(spec.classifier().feature_count().rows() == 3);
+  CHECK(spec.classifier().feature_count().cols() == 9);
+  CHECK(spec.classifier().feature_log_prob().values_size() == 27);
+  auto back = Pipeline::FromSpec(spec);
+  REQUIRE(back.ok());
+  CHECK(back->ToSpec().SerializeAsString() == spec.SerializeAsString());
+  const Strings texts = {"this document is new", "first second third"};
+  auto a = pipeline.PredictScores(texts);
+  auto b = back->PredictScores(texts);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  for (size_t i = 0; i < texts.size(); ++i) {
+    CHECK((*a)[i].log_probability == (*b)[i].log_probability);
+  }
+}
+
+TEST_CASE("Pipeline::FromSpec rejects malformed specs") {
+  const v1::PipelineSpec good = MustFit().ToSpec();
+  struct Case {
+    const char* what;
+    void (*mutate)(v1::PipelineSpec*);
+    absl::StatusCode code;
+  };
+  const Case cases[] = {
+      {"empty spec", [](v1::PipelineSpec* s) { s->Clear(); }, absl::StatusCode::kInvalidArgument},
+      {"unsorted vocabulary",
+       [](v1::PipelineSpec* s) {
+         s->mutable_vectorizer()->mutable_vocabulary()->SwapElements(0, 1);
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"duplicate term",
+       [](v1::PipelineSpec* s) { s->mutable_vectorizer()->set_vocabulary(1, "and"); },
+       absl::StatusCode::kInvalidArgument},
+      {"invalid UTF-8 term",
+       [](v1::PipelineSpec* s) { s->mutable_vectorizer()->set_vocabulary(8, "zz\xff"); },
+       absl::StatusCode::kInvalidArgument},
+      {"idf without tfidf", [](v1::PipelineSpec* s) { s->mutable_vectorizer()->add_idf(1.0); },
+       absl::StatusCode::kInvalidArgument},
+      {"document_frequency length",
+       [](v1::PipelineSpec* s) { s->mutable_vectorizer()->add_document_frequency(1); },
+       absl::StatusCode::kInvalidArgument},
+      {"unsupported vectorizer",
+       [](v1::PipelineSpec* s) { s->mutable_vectorizer()->mutable_config()->mutable_hashing(); },
+       absl::StatusCode::kUnimplemented},
+      {"unsupported classifier",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_config()->mutable_bernoulli_nb();
+       },
+       absl::StatusCode::kUnimplemented},
+      {"unsorted classes",
+       [](v1::PipelineSpec* s) { s->mutable_classifier()->mutable_classes()->SwapElements(0, 1); },
+       absl::StatusCode::kInvalidArgument},
+      {"empty class", [](v1::PipelineSpec* s) { s->mutable_classifier()->set_classes(0, ""); },
+       absl::StatusCode::kInvalidArgument},
+      {"no classes",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->clear_classes();
+         s->mutable_classifier()->clear_class_count();
+         s->mutable_classifier()->clear_class_log_prior();
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"class_count length",
+       [](v1::PipelineSpec* s) { s->mutable_classifier()->add_class_count(1); },
+       absl::StatusCode::kInvalidArgument},
+      {"negative class_count",
+       [](v1::PipelineSpec* s) { s->mutable_classifier()->set_class_count(0, -1); },
+       absl::StatusCode::kInvalidArgument},
+      {"class_log_prior length",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_class_log_prior()->RemoveLast();
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"NaN prior",
+       [](v1::PipelineSpec* s) { s->mutable_classifier()->set_class_log_prior(0, std::nan("")); },
+       absl::StatusCode::kInvalidArgument},
+      {"all priors -inf",
+       [](v1::PipelineSpec* s) {
+         for (int c = 0; c < 3; ++c) s->mutable_classifier()->set_class_log_prior(c, -HUGE_VAL);
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"flp shape",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_feature_log_prob()->set_cols(8);
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"flp values count",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_feature_log_prob()->mutable_values()->RemoveLast();
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"flp +inf",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_feature_log_prob()->set_values(3, HUGE_VAL);
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"feature_count NaN",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_feature_count()->set_values(0, std::nan(""));
+       },
+       absl::StatusCode::kInvalidArgument},
+      {"feature_count missing",
+       [](v1::PipelineSpec* s) { s->mutable_classifier()->clear_feature_count(); },
+       absl::StatusCode::kInvalidArgument},
+      {"class_prior length",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_config()->mutable_multinomial_nb()->add_class_prior(1);
+       },
+       absl::StatusCode::kInvalidArgument},
+  };
+  for (const Case& c : cases) {
+    v1::PipelineSpec spec = good;
+    c.mutate(&spec);
+    const absl::Status status = Pipeline::FromSpec(spec).status();
+    INFO(c.what << ": " << status);
+    CHECK(status.code() == c.code);
+  }
+  // -inf log-probabilities (alpha=0 with force_alpha=True in scikit-learn) are accepted.
+  v1::PipelineSpec spec = good;
+  spec.mutable_classifier()->mutable_feature_log_prob()->set_values(0, -HUGE_VAL);
+  CHECK(Pipeline::FromSpec(spec).ok());
+}
+
+}  // namespace
+}  // namespace maas::discriminative

@@ -1,0 +1,207 @@
+#include "services/discriminative/core/text_analysis.h"
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "unicode/uchar.h"
+#include "unicode/utf8.h"
+
+namespace maas::discriminative {
+namespace {
+
+using Tokens = std::vector<std::string>;
+
+std::string Utf8(const std::vector<int32_t>& code_points) {
+  std::string out;
+  for (int32_t c : code_points) {
+    char buf[4];
+    int32_t len = 0;
+    U8_APPEND_UNSAFE(buf, len, c);
+    out.append(buf, len);
+  }
+  return out;
+}
+
+// True iff code point c was not yet assigned in Unicode 14 (Python 3.11's database) but is in
+// ICU's.
+bool NewerThanUnicode14(int32_t c) {
+  UVersionInfo age;
+  u_charAge(c, age);
+  return age[0] > 14;
+}
+
+std::string DataPath(const std::string& name) {
+  return std::string(MAAS_DISCRIMINATIVE_TEST_DATA_DIR) + "/" + name;
+}
+
+TEST_CASE("ValidateUtf8 accepts exactly well-formed UTF-8") {
+  CHECK(ValidateUtf8("").ok());
+  CHECK(ValidateUtf8("plain ascii \x01\x7f").ok());
+  CHECK(ValidateUtf8(std::string("nul\0inside", 10)).ok());
+  CHECK(ValidateUtf8("caf\xc3\xa9 \xe4\xb8\xad \xf0\x9f\x98\x80 \xf4\x8f\xbf\xbf").ok());
+  CHECK(ValidateUtf8("\xed\x9f\xbf\xee\x80\x80").ok());  // U+D7FF, U+E000 around the surrogates.
+  const std::vector<std::string> bad = {
+      "ab\xff"
+      "cd",  // invalid byte
+      "ab\xe2\x82"
+      "cd",              // truncated 3-byte sequence
+      "ab\xf0\x9f\x98",  // truncated 4-byte sequence at the end
+      "ab\xed\xa0\x80"
+      "cd",  // UTF-8 encoded surrogate
+      "\xc0\xaf"
+      "xy",                // overlong '/'
+      "\xe0\x80\xaf",      // overlong 3-byte
+      "\xf0\x80\x80\xaf",  // overlong 4-byte
+      "\xf4\x90\x80\x80",  // above U+10FFFF
+      "\xf5\x80\x80\x80",  // invalid lead byte
+      "ab\x80\x80"
+      "cd",    // lone continuation bytes
+      "\xc2",  // truncated 2-byte at the end
+  };
+  for (const std::string& text : bad) {
+    const absl::Status status = ValidateUtf8(text);
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("byte offset"));
+  }
+  CHECK_THAT(std::string(ValidateUtf8("ab\xff").message()), Catch::Contains("offset 2"));
+}
+
+TEST_CASE("PythonLower matches Python 3.11 str.lower on the reference examples") {
+  // Final sigma (spec 1.3).
+  CHECK(PythonLower("ΟΔΟΣ") == "οδος");
+  CHECK(PythonLower("Σ") == "σ");
+  CHECK(PythonLower("AΣB") == "aσb");
+  CHECK(PythonLower("AΣ.") == "aς.");
+  CHECK(PythonLower("AΣ\u0301") == "aς\u0301");
+  CHECK(PythonLower("ΑΣ ΑΣ") == "ας ας");
+  CHECK(PythonLower("ΣΑΣ") == "σας");
+  // One-to-many mapping and special letters.
+  CHECK(PythonLower("İstanbul") == "i\u0307stanbul");
+  CHECK(PythonLower("ǅ") == "ǆ");
+  CHECK(PythonLower("ẞ") == "ß");
+  CHECK(PythonLower("\u212a") == "k");
+  CHECK(PythonLower("\u2126") == "ω");
+  CHECK(PythonLower("I") == "i");  // No Turkish rules.
+  // Unchanged.
+  for (const char* same : {"ß", "ﬁ", "ŉ", "ᴬ", "中文", "١٢٣", "", "already lower 123 _"}) {
+    CHECK(PythonLower(same) == same);
+  }
+  CHECK(PythonLower("MiXeD CaSe ÀÉÎ") == "mixed case àéî");
+  CHECK(PythonLower(std::string("A\0B", 3)) == std::string("a\0b", 3));
+}
+
+TEST_CASE("PythonLower agrees with the Python 3.11 lower table on every code point") {
+  std::ifstream in(DataPath("python311_lower_table.txt"));
+  REQUIRE(in);
+  std::map<int32_t, std::vector<int32_t>> table;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string from, to;
+    fields >> from;
+    std::vector<int32_t> mapped;
+    while (fields >> to) mapped.push_back(static_cast<int32_t>(std::stol(to, nullptr, 16)));
+    table[static_cast<int32_t>(std::stol(from, nullptr, 16))] = mapped;
+  }
+  REQUIRE(table.size() == 1433);
+  int mismatches = 0;
+  int checked = 0;
+  for (int32_t c = 0; c <= 0x10FFFF; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    const auto it = table.find(c);
+    const std::string expected = it == table.end() ? Utf8({c}) : Utf8(it->second);
+    ++checked;
+    if (PythonLower(Utf8({c})) != expected && !NewerThanUnicode14(c)) {
+      ++mismatches;
+      if (mismatches < 10) UNSCOPED_INFO("mismatch at U+" << std::hex << c);
+    }
+  }
+  CHECK(checked == 0x110000 - 0x800);
+  CHECK(mismatches == 0);
+}
+
+TEST_CASE("IsWordCodePoint agrees with Python 3.11's \\w on every code point") {
+  std::ifstream in(DataPath("python311_unicode14_word_ranges.txt"));
+  REQUIRE(in);
+  std::vector<bool> word(0x110000, false);
+  std::string line;
+  int ranges = 0;
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    std::istringstream fields(line);
+    std::string lo, hi;
+    fields >> lo >> hi;
+    for (long c = std::stol(lo, nullptr, 16); c <= std::stol(hi, nullptr, 16); ++c) word[c] = true;
+    ++ranges;
+  }
+  REQUIRE(ranges == 734);
+  int mismatches = 0;
+  int newer = 0;
+  for (int32_t c = 0; c <= 0x10FFFF; ++c) {
+    if (IsWordCodePoint(c) == word[c]) continue;
+    if (NewerThanUnicode14(c)) {
+      ++newer;  // Assigned after Unicode 14: Python 3.11 does not know it.
+      CHECK(!word[c]);
+      continue;
+    }
+    ++mismatches;
+    if (mismatches < 10) UNSCOPED_INFO("mismatch at U+" << std::hex << c);
+  }
+  CHECK(mismatches == 0);
+  CHECK(newer < 5000);
+  CHECK_FALSE(IsWordCodePoint(-1));
+  CHECK_FALSE(IsWordCodePoint(0x110000));
+}
+
+TEST_CASE("DefaultTokenize follows r'(?u)\\b\\w\\w+\\b' (spec 1.5 / E.1)") {
+  CHECK(DefaultTokenize("") == Tokens{});
+  CHECK(DefaultTokenize("a b c") == Tokens{});
+  CHECK(DefaultTokenize("ab") == Tokens{"ab"});
+  CHECK(DefaultTokenize("ab-cd,ef") == Tokens{"ab", "cd", "ef"});
+  CHECK(DefaultTokenize("x\u00a0yz\u200dzz") == Tokens{"yz", "zz"});  // NBSP and ZWJ separate.
+  CHECK(DefaultTokenize("a\u203fb ab\u203f") == Tokens{"ab"});  // Pc other than '_' separates.
+  // Spec 1.5 (lowercased by the analyzer).
+  const std::string text =
+      "Hello, World! It's a well-known fact_x 42 x2 ½½ 3.14 café cafe\u0301 हिन्दी 中文字符 a_b __ "
+      "İstanbul ΟΔΟΣ ΣΑΣ ǅemal ﬁne ᴬB";
+  const Tokens expected = {"hello", "world",   "it",   "well", "known", "fact_x",   "42",
+                           "x2",    "½½",      "14",   "café", "cafe",  "中文字符", "a_b",
+                           "__",    "stanbul", "οδος", "σας",  "ǆemal", "ﬁne",      "ᴬb"};
+  CHECK(AnalyzeWords(text, WordAnalyzerOptions{}) == expected);
+  WordAnalyzerOptions keep_case;
+  keep_case.lowercase = false;
+  CHECK(AnalyzeWords("Hello WORLD İstanbul", keep_case) == Tokens{"Hello", "WORLD", "İstanbul"});
+}
+
+TEST_CASE("AnalyzeWords builds word n-grams and removes English stop words (spec 1.6, 1.7)") {
+  WordAnalyzerOptions options;
+  options.ngram_min = 1;
+  options.ngram_max = 3;
+  CHECK(AnalyzeWords("The quick brown fox", options) ==
+        Tokens{"the", "quick", "brown", "fox", "the quick", "quick brown", "brown fox",
+               "the quick brown", "quick brown fox"});
+  options.ngram_min = 2;
+  CHECK(AnalyzeWords("The quick brown fox", options) ==
+        Tokens{"the quick", "quick brown", "brown fox", "the quick brown", "quick brown fox"});
+  options.ngram_min = 3;
+  options.ngram_max = 4;
+  CHECK(AnalyzeWords("one two", options) == Tokens{});
+  options.ngram_min = 1;
+  options.ngram_max = 2;
+  options.english_stop_words = true;
+  CHECK(AnalyzeWords("the cat and the hat sat on the mat", options) ==
+        Tokens{"cat", "hat", "sat", "mat", "cat hat", "hat sat", "sat mat"});
+  CHECK(IsEnglishStopWord("yourselves"));
+  CHECK(IsEnglishStopWord("a"));
+  CHECK_FALSE(IsEnglishStopWord("cat"));
+  CHECK_FALSE(IsEnglishStopWord("The"));
+}
+
+}  // namespace
+}  // namespace maas::discriminative
