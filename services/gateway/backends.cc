@@ -1,0 +1,179 @@
+#include "services/gateway/backends.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/channel_arguments.h>
+#include <grpcpp/support/validate_service_config.h>
+
+#include <mutex>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/gateway/health_wire.h"
+
+namespace maas::gateway {
+namespace {
+
+using maas::gateway::v1::BackendHealth;
+
+// One health check, possibly in two attempts (the route's service name, then "").
+struct HealthCall {
+  grpc::GenericStub* stub = nullptr;
+  std::string service;
+  std::string target;
+  absl::Time deadline;
+  std::function<void(HealthResult)> done;
+  // One context per attempt: a context is never reused, and never destroyed inside its own callback
+  // before the callback returns (the whole HealthCall is deleted at the end of the last one).
+  grpc::ClientContext contexts[2];
+  grpc::ByteBuffer request;
+  grpc::ByteBuffer response;
+};
+
+std::string ServiceLabel(absl::string_view service) {
+  return service.empty() ? "\"\" (whole server)" : std::string(service);
+}
+
+void StartAttempt(HealthCall* call, int attempt);
+
+void OnAttemptDone(HealthCall* call, int attempt, const grpc::Status& status) {
+  const absl::string_view service = attempt == 0 ? absl::string_view(call->service) : "";
+  HealthResult result;
+  result.health = maas::gateway::v1::NOT_SERVING;
+  bool unknown_service = status.error_code() == grpc::StatusCode::NOT_FOUND;
+  if (status.ok()) {
+    std::string bytes;
+    std::vector<grpc::Slice> slices;
+    if (call->response.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    absl::StatusOr<ServingStatus> serving = DecodeHealthCheckResponse(bytes);
+    if (!serving.ok()) {
+      result.detail =
+          absl::StrCat("backend ", call->target,
+                       " sent an invalid health response: ", serving.status().message());
+    } else if (*serving == ServingStatus::kServing) {
+      result.health = maas::gateway::v1::SERVING;
+    } else if (*serving == ServingStatus::kServiceUnknown) {
+      unknown_service = true;
+    } else {
+      result.detail =
+          absl::StrCat("backend ", call->target, " reports ",
+                       *serving == ServingStatus::kNotServing ? "NOT_SERVING" : "UNKNOWN",
+                       " for service ", ServiceLabel(service));
+    }
+  }
+  if (unknown_service) {
+    if (attempt == 0 && !call->service.empty()) {
+      StartAttempt(call, 1);  // the backend does not report per-service health: ask for the server.
+      return;
+    }
+    result.detail = absl::StrCat("backend ", call->target, " has no health status for service ",
+                                 ServiceLabel(service));
+  } else if (!status.ok()) {
+    result.detail = absl::StrCat(
+        "health check of backend ", call->target,
+        " failed: ", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
+        ": ", status.error_message());
+  }
+  std::function<void(HealthResult)> done = std::move(call->done);
+  delete call;
+  done(std::move(result));
+}
+
+void StartAttempt(HealthCall* call, int attempt) {
+  grpc::ClientContext& ctx = call->contexts[attempt];
+  ctx.set_deadline(absl::ToChronoTime(call->deadline));
+  const std::string bytes = EncodeHealthCheckRequest(attempt == 0 ? call->service : "");
+  grpc::Slice slice(bytes);
+  call->request = grpc::ByteBuffer(&slice, 1);
+  call->response.Clear();
+  call->stub->UnaryCall(
+      &ctx, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
+      [call, attempt](grpc::Status status) { OnAttemptDone(call, attempt, status); });
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(Router router,
+                                                           const ChannelOptions& options) {
+  if (options.max_receive_message_bytes <= 0 || options.keepalive_time_ms <= 0 ||
+      options.keepalive_timeout_ms <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "channel options must be positive: max_receive_message_bytes=",
+        options.max_receive_message_bytes, " keepalive_time_ms=", options.keepalive_time_ms,
+        " keepalive_timeout_ms=", options.keepalive_timeout_ms));
+  }
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
+  std::vector<RouteChannel> channels;
+  for (const Route& route : router.routes()) {
+    MAAS_ASSIGN_OR_RETURN(const std::string config, ServiceConfigJson(route, options.retry));
+    const std::string error = grpc::experimental::ValidateServiceConfigJSON(config);
+    if (!error.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("service config of route ", route.service, " rejected by gRPC: ", error));
+    }
+    grpc::ChannelArguments args;
+    args.SetServiceConfigJSON(config);
+    args.SetMaxReceiveMessageSize(options.max_receive_message_bytes);
+    args.SetInt(GRPC_ARG_ENABLE_RETRIES, 1);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time_ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout_ms);
+    args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
+    // Each route gets its own connections, even when two routes share a target.
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    RouteChannel rc;
+    rc.channel = grpc::CreateCustomChannel(route.target, credentials, args);
+    rc.stub = std::make_unique<grpc::GenericStub>(rc.channel);
+    channels.push_back(std::move(rc));
+  }
+  return std::unique_ptr<Backends>(new Backends(std::move(router), std::move(channels)));
+}
+
+void Backends::CheckHealth(std::size_t i, absl::Duration timeout,
+                           std::function<void(HealthResult)> done) const {
+  auto* call = new HealthCall;
+  call->stub = routes_[i].stub.get();
+  call->service = route(i).service;
+  call->target = route(i).target;
+  call->deadline = absl::Now() + timeout;
+  call->done = std::move(done);
+  StartAttempt(call, 0);
+}
+
+void Backends::CheckAllHealth(absl::Duration timeout,
+                              std::function<void(std::vector<HealthResult>)> done) const {
+  struct Join {
+    std::mutex mu;
+    std::vector<HealthResult> results;
+    std::size_t remaining;
+    std::function<void(std::vector<HealthResult>)> done;
+  };
+  auto join = std::make_shared<Join>();
+  join->results.resize(size());
+  join->remaining = size();
+  join->done = std::move(done);
+  if (size() == 0) {
+    join->done({});
+    return;
+  }
+  for (std::size_t i = 0; i < size(); ++i) {
+    CheckHealth(i, timeout, [join, i](HealthResult result) {
+      bool last;
+      {
+        std::lock_guard<std::mutex> lock(join->mu);
+        join->results[i] = std::move(result);
+        last = --join->remaining == 0;
+      }
+      if (last) join->done(std::move(join->results));
+    });
+  }
+}
+
+}  // namespace maas::gateway

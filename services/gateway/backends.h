@@ -1,0 +1,86 @@
+// The gateway's backend channels: one channel per route, created once and shared by the proxy, the
+// Gateway service and the health monitor (gRPC adapter layer).
+#ifndef MAAS_SERVICES_GATEWAY_BACKENDS_H_
+#define MAAS_SERVICES_GATEWAY_BACKENDS_H_
+
+#include <grpcpp/channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/security/credentials.h>
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "maas/gateway/v1/gateway.pb.h"
+#include "services/gateway/router.h"
+
+namespace maas::gateway {
+
+// How the route channels are built.
+struct ChannelOptions {
+  // Retry policy for UNAVAILABLE on the idempotent methods of each route.
+  RetryPolicy retry;
+  // Largest message the gateway accepts from a backend, in bytes, > 0 (gRPC's default is 4 MiB).
+  int max_receive_message_bytes = 4 * 1024 * 1024;
+  // Keepalive ping interval on a connection with active calls, in ms, > 0. Backends must allow it
+  // (their GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS must be <= this value).
+  int keepalive_time_ms = 60 * 1000;
+  // How long to wait for a keepalive ack before closing the connection, in ms, > 0.
+  int keepalive_timeout_ms = 20 * 1000;
+  // Credentials of the backend connections; nullptr = insecure (plaintext, e.g. behind a mesh).
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
+};
+
+// Result of one health check of a route.
+struct HealthResult {
+  // SERVING or NOT_SERVING.
+  maas::gateway::v1::BackendHealth health = maas::gateway::v1::BACKEND_HEALTH_UNKNOWN;
+  // Why the backend is not serving; empty when it is.
+  std::string detail;
+};
+
+// Thread-safe after construction.
+class Backends {
+ public:
+  // Builds one channel per route with round_robin balancing, the retry policy (service config
+  // validated by gRPC) and keepalive. INVALID_ARGUMENT for bad options or a rejected service
+  // config. Channels connect lazily: a backend that is down is not an error here.
+  static absl::StatusOr<std::unique_ptr<Backends>> Create(Router router,
+                                                          const ChannelOptions& options);
+
+  const Router& router() const { return router_; }
+  std::size_t size() const { return routes_.size(); }
+  const Route& route(std::size_t i) const { return router_.routes()[i]; }
+  const std::shared_ptr<grpc::Channel>& channel(std::size_t i) const { return routes_[i].channel; }
+  grpc::GenericStub& generic_stub(std::size_t i) const { return *routes_[i].stub; }
+
+  // Checks route i's backend with grpc.health.v1.Health/Check for the route's service name (falling
+  // back to "", the whole server, when the backend does not know that name), within `timeout`.
+  // `done` runs exactly once, on a gRPC callback thread; it must not block.
+  void CheckHealth(std::size_t i, absl::Duration timeout,
+                   std::function<void(HealthResult)> done) const;
+
+  // Checks every route concurrently; `done` gets one result per route (in route order).
+  void CheckAllHealth(absl::Duration timeout,
+                      std::function<void(std::vector<HealthResult>)> done) const;
+
+ private:
+  struct RouteChannel {
+    std::shared_ptr<grpc::Channel> channel;
+    std::unique_ptr<grpc::GenericStub> stub;
+  };
+
+  Backends(Router router, std::vector<RouteChannel> routes)
+      : router_(std::move(router)), routes_(std::move(routes)) {}
+
+  Router router_;
+  std::vector<RouteChannel> routes_;
+};
+
+}  // namespace maas::gateway
+
+#endif  // MAAS_SERVICES_GATEWAY_BACKENDS_H_

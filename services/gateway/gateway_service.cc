@@ -1,0 +1,121 @@
+#include "services/gateway/gateway_service.h"
+
+#include <grpcpp/client_context.h>
+
+#include <atomic>
+#include <utility>
+
+#include "common/status/grpc_status.h"
+#include "maas/discriminative/v1/discriminative.grpc.pb.h"
+#include "maas/generative/v1/generative.grpc.pb.h"
+#include "services/gateway/model_list.h"
+
+namespace maas::gateway {
+namespace {
+
+using maas::common::v1::ListModelsRequest;
+using maas::common::v1::ListModelsResponse;
+
+// The state of one ListModels fan-out; deleted by the last backend callback.
+struct FanOut {
+  grpc::ServerUnaryReactor* reactor = nullptr;
+  ListModelsResponse* response = nullptr;
+  ListModelsRequest request;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<ListModelsResponse> responses;
+  std::vector<grpc::Status> statuses;
+  std::atomic<std::size_t> remaining{0};
+};
+
+}  // namespace
+
+GatewayService::GatewayService(const Backends* backends, Options options)
+    : backends_(backends), options_(options) {
+  for (std::size_t i = 0; i < backends_->size(); ++i) {
+    if (backends_->route(i).type == maas::common::v1::GENERATIVE) {
+      auto stub = std::shared_ptr<maas::generative::v1::GenerativeService::Stub>(
+          maas::generative::v1::GenerativeService::NewStub(backends_->channel(i)));
+      stubs_.push_back(stub);
+      list_models_.push_back([stub](grpc::ClientContext* ctx, const ListModelsRequest* req,
+                                    ListModelsResponse* resp,
+                                    std::function<void(grpc::Status)> done) {
+        stub->async()->ListModels(ctx, req, resp, std::move(done));
+      });
+    } else {
+      auto stub = std::shared_ptr<maas::discriminative::v1::DiscriminativeService::Stub>(
+          maas::discriminative::v1::DiscriminativeService::NewStub(backends_->channel(i)));
+      stubs_.push_back(stub);
+      list_models_.push_back([stub](grpc::ClientContext* ctx, const ListModelsRequest* req,
+                                    ListModelsResponse* resp,
+                                    std::function<void(grpc::Status)> done) {
+        stub->async()->ListModels(ctx, req, resp, std::move(done));
+      });
+    }
+  }
+}
+
+grpc::ServerUnaryReactor* GatewayService::ListModels(grpc::CallbackServerContext* context,
+                                                     const ListModelsRequest* request,
+                                                     ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::size_t n = list_models_.size();
+  if (n == 0) {
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  auto* fan = new FanOut;
+  fan->reactor = reactor;
+  fan->response = response;
+  fan->request = *request;
+  fan->responses.resize(n);
+  fan->statuses.resize(n);
+  fan->remaining.store(n, std::memory_order_relaxed);
+  const auto deadline = absl::ToChronoTime(absl::Now() + options_.list_models_timeout);
+  for (std::size_t i = 0; i < n; ++i) {
+    // A child of the incoming call: the caller's deadline (if shorter) and cancellation apply.
+    fan->contexts.push_back(grpc::ClientContext::FromCallbackServerContext(*context));
+    fan->contexts.back()->set_deadline(deadline);
+  }
+  const Backends* backends = backends_;
+  for (std::size_t i = 0; i < n; ++i) {
+    list_models_[i](fan->contexts[i].get(), &fan->request, &fan->responses[i],
+                    [fan, i, backends](grpc::Status status) {
+                      fan->statuses[i] = std::move(status);
+                      if (fan->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
+                      std::vector<BackendModels> lists;
+                      for (std::size_t j = 0; j < fan->responses.size(); ++j) {
+                        BackendModels b{backends->route(j), fan->responses[j]};
+                        if (!fan->statuses[j].ok()) b.result = FromGrpcStatus(fan->statuses[j]);
+                        lists.push_back(std::move(b));
+                      }
+                      absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));
+                      if (merged.ok()) *fan->response = *std::move(merged);
+                      grpc::ServerUnaryReactor* r = fan->reactor;
+                      delete fan;
+                      r->Finish(ToGrpcStatus(merged.status()));
+                    });
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GatewayService::GetBackends(
+    grpc::CallbackServerContext* context, const maas::gateway::v1::GetBackendsRequest* /*request*/,
+    maas::gateway::v1::GetBackendsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const Backends* backends = backends_;
+  backends_->CheckAllHealth(options_.health_check_timeout,
+                            [reactor, response, backends](std::vector<HealthResult> results) {
+                              for (std::size_t i = 0; i < results.size(); ++i) {
+                                maas::gateway::v1::Backend* b = response->add_backends();
+                                b->set_service(backends->route(i).service);
+                                b->set_type(backends->route(i).type);
+                                b->set_target(backends->route(i).target);
+                                b->set_health(results[i].health);
+                                b->set_detail(std::move(results[i].detail));
+                              }
+                              reactor->Finish(grpc::Status::OK);
+                            });
+  return reactor;
+}
+
+}  // namespace maas::gateway

@@ -1,0 +1,55 @@
+// maas.gateway.v1.Gateway: the model registry across backends and the backends' health (gRPC
+// adapter; the merge itself is MergeModelLists in model_list.h).
+#ifndef MAAS_SERVICES_GATEWAY_GATEWAY_SERVICE_H_
+#define MAAS_SERVICES_GATEWAY_GATEWAY_SERVICE_H_
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/time/time.h"
+#include "maas/gateway/v1/gateway.grpc.pb.h"
+#include "services/gateway/backends.h"
+
+namespace maas::gateway {
+
+class GatewayService final : public maas::gateway::v1::Gateway::CallbackService {
+ public:
+  struct Options {
+    // Longest time ListModels waits for the backends (the caller's deadline applies if shorter).
+    absl::Duration list_models_timeout = absl::Seconds(10);
+    // Deadline of each backend health check made by GetBackends.
+    absl::Duration health_check_timeout = absl::Seconds(1);
+  };
+
+  // REQUIRES: `backends` outlives the service.
+  GatewayService(const Backends* backends, Options options);
+
+  // Calls ListModels on every route's backend concurrently (same request, the caller's deadline and
+  // cancellation) and merges the answers (MergeModelLists): sorted by name then version, each
+  // ModelInfo with its type. All or nothing: if a backend fails, the call fails with that backend's
+  // code (UNAVAILABLE when it is down) and a message naming it.
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const maas::common::v1::ListModelsRequest* request,
+                                       maas::common::v1::ListModelsResponse* response) override;
+
+  // One Backend per route (service, type, target) with a fresh grpc.health.v1 check.
+  grpc::ServerUnaryReactor* GetBackends(grpc::CallbackServerContext* context,
+                                        const maas::gateway::v1::GetBackendsRequest* request,
+                                        maas::gateway::v1::GetBackendsResponse* response) override;
+
+ private:
+  // Starts ListModels on one backend; `done` runs once on a gRPC callback thread.
+  using ListModelsCall = std::function<void(
+      grpc::ClientContext*, const maas::common::v1::ListModelsRequest*,
+      maas::common::v1::ListModelsResponse*, std::function<void(grpc::Status)> done)>;
+
+  const Backends* const backends_;
+  const Options options_;
+  std::vector<std::shared_ptr<void>> stubs_;  // keeps the generated stubs alive
+  std::vector<ListModelsCall> list_models_;   // one per route
+};
+
+}  // namespace maas::gateway
+
+#endif  // MAAS_SERVICES_GATEWAY_GATEWAY_SERVICE_H_

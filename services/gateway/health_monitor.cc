@@ -1,0 +1,61 @@
+#include "services/gateway/health_monitor.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+
+namespace maas::gateway {
+
+bool AllServing(const std::vector<HealthResult>& results) {
+  if (results.empty()) return false;
+  for (const HealthResult& r : results) {
+    if (r.health != maas::gateway::v1::SERVING) return false;
+  }
+  return true;
+}
+
+HealthMonitor::HealthMonitor(const Backends* backends, Options options, Report report)
+    : backends_(backends), options_(options), report_(std::move(report)) {}
+
+HealthMonitor::~HealthMonitor() { Stop(); }
+
+absl::Status HealthMonitor::Start() {
+  if (options_.interval <= absl::ZeroDuration() || options_.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "health monitor interval and timeout must be positive, got ",
+        absl::FormatDuration(options_.interval), " and ", absl::FormatDuration(options_.timeout)));
+  }
+  report_(false, {});
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void HealthMonitor::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void HealthMonitor::Run() {
+  while (true) {
+    std::vector<HealthResult> results;
+    absl::Notification round_done;
+    backends_->CheckAllHealth(options_.timeout, [&](std::vector<HealthResult> r) {
+      results = std::move(r);
+      round_done.Notify();
+    });
+    round_done.WaitForNotification();  // bounded by the checks' deadline
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;  // do not overwrite what shutdown reports
+    }
+    report_(AllServing(results), results);
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval)) return;
+  }
+}
+
+}  // namespace maas::gateway

@@ -1,0 +1,118 @@
+// maas-gateway: wires flags into options and starts the gateway (proxy + maas.gateway.v1.Gateway).
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "common/server/server.h"
+#include "services/gateway/backends.h"
+#include "services/gateway/gateway_service.h"
+#include "services/gateway/health_monitor.h"
+#include "services/gateway/proxy.h"
+#include "services/gateway/router.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
+ABSL_FLAG(int, port, 50051, "TCP port to listen on (0 = a free port).");
+ABSL_FLAG(std::string, generative_target, "ipv4:127.0.0.1:50052",
+          "gRPC target of maas.generative.v1.GenerativeService, e.g. dns:///generative:50052.");
+ABSL_FLAG(std::string, discriminative_target, "ipv4:127.0.0.1:50053",
+          "gRPC target of maas.discriminative.v1.DiscriminativeService.");
+ABSL_FLAG(int, max_message_bytes, 64 << 20,
+          "Largest message accepted from clients and from backends, in bytes.");
+ABSL_FLAG(int, retry_max_attempts, 3,
+          "Attempts (1..5) of an idempotent call whose backend answers UNAVAILABLE; 1 = no retry.");
+ABSL_FLAG(int, keepalive_time_ms, 60000, "Keepalive ping interval on backend connections.");
+ABSL_FLAG(int, health_check_interval_ms, 5000, "Time between two health checks of the backends.");
+ABSL_FLAG(int, health_check_timeout_ms, 1000, "Deadline of one backend health check.");
+ABSL_FLAG(int, shutdown_grace_ms, 10000, "How long in-flight calls may run after SIGTERM.");
+ABSL_FLAG(int, drain_delay_ms, 0,
+          "How long health reports NOT_SERVING before the gateway stops accepting calls.");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain (with --tls_key_file: TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
+ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
+
+namespace {
+
+int Fail(const absl::Status& status) {
+  std::cerr << "maas-gateway: " << status << "\n";
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  maas::server::BlockTerminationSignals();
+  absl::SetProgramUsageMessage(
+      "maas gateway: routes maas.generative.v1 and maas.discriminative.v1");
+  absl::ParseCommandLine(argc, argv);
+  namespace gw = maas::gateway;
+
+  absl::StatusOr<gw::Router> router = gw::Router::Create(gw::DefaultRoutes(
+      absl::GetFlag(FLAGS_generative_target), absl::GetFlag(FLAGS_discriminative_target)));
+  if (!router.ok()) return Fail(router.status());
+
+  gw::ChannelOptions channel_options;
+  channel_options.retry.max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
+  channel_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  channel_options.keepalive_time_ms = absl::GetFlag(FLAGS_keepalive_time_ms);
+  absl::StatusOr<std::unique_ptr<gw::Backends>> backends =
+      gw::Backends::Create(*std::move(router), channel_options);
+  if (!backends.ok()) return Fail(backends.status());
+
+  gw::Proxy proxy(backends->get());
+  gw::GatewayService::Options service_options;
+  service_options.health_check_timeout =
+      absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
+  gw::GatewayService gateway_service(backends->get(), service_options);
+
+  maas::server::ServerOptions server_options;
+  server_options.name = "gateway";
+  server_options.host = absl::GetFlag(FLAGS_host);
+  server_options.port = absl::GetFlag(FLAGS_port);
+  server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
+  server_options.drain_delay = absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
+  server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
+      maas::server::Server::Start(server_options, {&gateway_service}, &proxy);
+  if (!server.ok()) return Fail(server.status());
+  maas::server::Server* const s = server->get();
+
+  gw::HealthMonitor::Options monitor_options;
+  monitor_options.interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
+  monitor_options.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
+  std::optional<bool> last_serving;  // only touched by the monitor (Start, then its thread)
+  gw::HealthMonitor monitor(
+      backends->get(), monitor_options,
+      [s, &last_serving](bool serving, const std::vector<gw::HealthResult>& results) {
+        s->SetServing("", serving);
+        if (last_serving == serving || results.empty()) return;
+        last_serving = serving;
+        std::vector<std::string> details;
+        for (const gw::HealthResult& r : results) {
+          if (!r.detail.empty()) details.push_back(r.detail);
+        }
+        std::cerr << "maas-gateway: health " << (serving ? "SERVING" : "NOT_SERVING")
+                  << (details.empty() ? "" : absl::StrCat(" (", absl::StrJoin(details, "; "), ")"))
+                  << "\n";
+      });
+  if (absl::Status st = monitor.Start(); !st.ok()) return Fail(st);
+
+  std::cerr << "maas-gateway: serving maas.gateway.v1.Gateway and the maas.generative.v1 / "
+               "maas.discriminative.v1 "
+               "routes on port "
+            << s->port() << std::endl;
+  maas::server::WaitForTerminationSignal();
+  monitor.Stop();  // so it cannot mark the server SERVING again during the drain
+  s->Shutdown();
+  return 0;
+}

@@ -1,0 +1,220 @@
+#include "services/gateway/proxy.h"
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/byte_buffer.h>
+#include <grpcpp/support/client_callback.h>
+#include <grpcpp/support/server_callback.h>
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
+
+namespace maas::gateway {
+namespace {
+
+using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
+
+absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
+
+// Answers UNIMPLEMENTED for a method without a route.
+class NoRouteReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit NoRouteReactor(std::string message) {
+    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::move(message)));
+  }
+  void OnDone() override { delete this; }
+};
+
+// One proxied call: a server reactor (the downstream client's call) and a client reactor (the call
+// to the backend), sharing this object. Lifetime: two references, dropped by each side's OnDone;
+// the backend side always finishes first (its OnDone calls Finish on the downstream side), but the
+// two OnDone callbacks may still overlap, hence the reference count.
+//
+// Holds on the backend call: the backend call's OnDone must not run while either pump may still
+// start an operation on it from a downstream callback, so each pump owns one hold:
+//   - upstream pump (downstream reads -> backend writes): released once the downstream half-closes
+//     (after WritesDone), a backend write fails, or the backend has ended the call while the pump
+//     waits for a downstream read (that read may never complete; it ends with the downstream call);
+//   - downstream pump (backend reads -> downstream writes): released when the backend's response
+//     stream ends or a downstream write fails (then the backend call is cancelled).
+class ProxyCall {
+ public:
+  ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub)
+      : server_ctx_(server_ctx),
+        client_ctx_(grpc::ClientContext::FromCallbackServerContext(*server_ctx)),
+        downstream_(this),
+        upstream_(this) {
+    for (const auto& [key, value] : server_ctx_->client_metadata()) {
+      if (IsReservedHeader(View(key))) continue;
+      client_ctx_->AddMetadata(std::string(key.data(), key.size()),
+                               std::string(value.data(), value.size()));
+    }
+    stub->PrepareBidiStreamingCall(client_ctx_.get(), server_ctx_->method(), grpc::StubOptions(),
+                                   &upstream_);
+    upstream_.AddMultipleHolds(2);  // the upstream and downstream pumps
+    upstream_.StartCall();
+    downstream_.StartRead(&request_);
+  }
+
+  grpc::ServerGenericBidiReactor* server_reactor() { return &downstream_; }
+
+ private:
+  enum class UpState { kReading, kWriting, kClosed };
+
+  // The downstream (incoming) call.
+  class Downstream final : public grpc::ServerGenericBidiReactor {
+   public:
+    explicit Downstream(ProxyCall* call) : call_(call) {}
+    void OnReadDone(bool ok) override { call_->OnDownstreamReadDone(ok); }
+    void OnWriteDone(bool ok) override { call_->OnDownstreamWriteDone(ok); }
+    void OnCancel() override { call_->client_ctx_->TryCancel(); }
+    void OnDone() override { call_->Unref(); }
+
+   private:
+    ProxyCall* const call_;
+  };
+
+  // The upstream (backend) call.
+  class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    explicit Upstream(ProxyCall* call) : call_(call) {}
+    void OnReadInitialMetadataDone(bool ok) override { call_->OnBackendInitialMetadata(ok); }
+    void OnReadDone(bool ok) override { call_->OnBackendReadDone(ok); }
+    void OnWriteDone(bool ok) override { call_->OnBackendWriteDone(ok); }
+    void OnDone(const grpc::Status& status) override { call_->OnBackendDone(status); }
+
+   private:
+    ProxyCall* const call_;
+  };
+
+  // --- upstream pump: downstream -> backend ---
+
+  void OnDownstreamReadDone(bool ok) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (up_state_ == UpState::kClosed) return;  // the backend call has ended: drop the message.
+      up_state_ = ok ? UpState::kWriting : UpState::kClosed;
+    }
+    if (ok) {
+      upstream_.StartWrite(&request_);
+      return;
+    }
+    if (server_ctx_->IsCancelled()) {
+      // Never half-close on a cancellation: the backend would see a complete (truncated) stream.
+      client_ctx_->TryCancel();
+    } else {
+      upstream_.StartWritesDone();
+    }
+    upstream_.RemoveHold();
+  }
+
+  void OnBackendWriteDone(bool ok) {
+    bool read_more;
+    {
+      absl::MutexLock lock(&mu_);
+      read_more = ok && !backend_ended_;
+      up_state_ = read_more ? UpState::kReading : UpState::kClosed;
+    }
+    // Safe even if the backend ends right now: this write's callback still pins the backend call.
+    if (read_more) {
+      downstream_.StartRead(&request_);
+    } else {
+      upstream_.RemoveHold();
+    }
+  }
+
+  // --- downstream pump: backend -> downstream ---
+
+  void OnBackendInitialMetadata(bool ok) {
+    if (ok) {
+      for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
+        if (IsReservedHeader(View(key))) continue;
+        server_ctx_->AddInitialMetadata(std::string(key.data(), key.size()),
+                                        std::string(value.data(), value.size()));
+      }
+      downstream_.StartSendInitialMetadata();
+    }
+    upstream_.StartRead(&response_);
+  }
+
+  void OnBackendReadDone(bool ok) {
+    if (ok) {
+      downstream_.StartWrite(&response_);
+      return;
+    }
+    // The backend ended the call: nothing more will be written to it.
+    bool release_upstream = false;
+    {
+      absl::MutexLock lock(&mu_);
+      backend_ended_ = true;
+      if (up_state_ == UpState::kReading) {
+        up_state_ = UpState::kClosed;
+        release_upstream = true;
+      }
+    }
+    if (release_upstream) upstream_.RemoveHold();
+    upstream_.RemoveHold();  // the downstream pump's hold
+  }
+
+  void OnDownstreamWriteDone(bool ok) {
+    if (ok) {
+      upstream_.StartRead(&response_);
+      return;
+    }
+    client_ctx_->TryCancel();  // the downstream call is gone
+    upstream_.RemoveHold();
+  }
+
+  void OnBackendDone(const grpc::Status& status) {
+    for (const auto& [key, value] : client_ctx_->GetServerTrailingMetadata()) {
+      if (IsReservedHeader(View(key))) continue;
+      server_ctx_->AddTrailingMetadata(std::string(key.data(), key.size()),
+                                       std::string(value.data(), value.size()));
+    }
+    downstream_.Finish(status);
+    Unref();
+  }
+
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+  grpc::GenericCallbackServerContext* const server_ctx_;
+  const std::unique_ptr<grpc::ClientContext> client_ctx_;
+  Downstream downstream_;
+  Upstream upstream_;
+  grpc::ByteBuffer request_;   // downstream -> backend; one message in flight
+  grpc::ByteBuffer response_;  // backend -> downstream; one message in flight
+  std::atomic<int> refs_{2};
+
+  absl::Mutex mu_;
+  UpState up_state_ ABSL_GUARDED_BY(mu_) = UpState::kReading;
+  bool backend_ended_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+bool IsReservedHeader(absl::string_view key) {
+  if (key.empty() || key.front() == ':') return true;
+  if (absl::StartsWith(key, "grpc-")) return true;
+  return key == "te" || key == "content-type" || key == "user-agent" || key == "host" ||
+         key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
+         key == "transfer-encoding" || key == "upgrade";
+}
+
+grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServerContext* ctx) {
+  const std::optional<std::size_t> route = backends_->router().Find(ctx->method());
+  if (!route.has_value()) {
+    return new NoRouteReactor(backends_->router().NoRouteMessage(ctx->method()));
+  }
+  auto* call = new ProxyCall(ctx, &backends_->generic_stub(*route));
+  return call->server_reactor();
+}
+
+}  // namespace maas::gateway
