@@ -1,0 +1,857 @@
+#include "clients/cpp/cli.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <system_error>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "common/status/status_macros.h"
+#include "google/protobuf/text_format.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace maas::client::cli {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace dv1 = ::maas::discriminative::v1;
+namespace gv1 = ::maas::generative::v1;
+
+// Length of the well-formed UTF-8 sequence starting at text[i], or 0 when it is malformed.
+size_t Utf8SequenceLength(absl::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  if (b0 < 0x80) return 1;
+  size_t len;
+  uint32_t min_code_point;
+  uint32_t code_point;
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    min_code_point = 0x80;
+    code_point = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    min_code_point = 0x800;
+    code_point = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    min_code_point = 0x10000;
+    code_point = b0 & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + len > text.size()) return 0;
+  for (size_t k = 1; k < len; ++k) {
+    const unsigned char b = byte(i + k);
+    if ((b & 0xC0) != 0x80) return 0;
+    code_point = (code_point << 6) | (b & 0x3F);
+  }
+  if (code_point < min_code_point) return 0;                   // overlong
+  if (code_point >= 0xD800 && code_point <= 0xDFFF) return 0;  // surrogate
+  if (code_point > 0x10FFFF) return 0;                         // out of range
+  return len;
+}
+
+// Splits content into lines (accepting "\n" and "\r\n"), dropping a leading UTF-8 BOM.
+std::vector<absl::string_view> SplitLines(absl::string_view content) {
+  absl::ConsumePrefix(&content, "\xEF\xBB\xBF");
+  std::vector<absl::string_view> lines = absl::StrSplit(content, '\n');
+  for (absl::string_view& line : lines) absl::ConsumeSuffix(&line, "\r");
+  return lines;
+}
+
+bool IsBlank(absl::string_view line) { return absl::StripAsciiWhitespace(line).empty(); }
+
+// Parses one finite double; `where` prefixes the error message.
+absl::StatusOr<double> ParseFiniteDouble(absl::string_view token, absl::string_view where) {
+  absl::string_view text = absl::StripAsciiWhitespace(token);
+  if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(where, ": empty value"));
+  absl::string_view digits = text;
+  absl::ConsumePrefix(&digits, "+");
+  double value = 0;
+  const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), value);
+  if (error == std::errc::result_out_of_range) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": '", text, "' is out of the range of a double"));
+  }
+  if (error != std::errc() || end != digits.data() + digits.size() ||
+      (digits.size() < text.size() && (digits.empty() || digits[0] == '-'))) {
+    return absl::InvalidArgumentError(absl::StrCat(where, ": '", text, "' is not a number"));
+  }
+  if (!std::isfinite(value)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        where, ": '", text, "' is not a finite number (NaN and Inf are not allowed in data)"));
+  }
+  return value;
+}
+
+// Appends the comma-separated values of one row to `matrix`, checking the width. `where` names the
+// row.
+absl::Status AppendRow(absl::string_view row, const std::string& where, cv1::Matrix* matrix) {
+  const std::vector<absl::string_view> cells = absl::StrSplit(row, ',');
+  if (matrix->rows() > 0 && cells.size() != matrix->cols()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, " has ", cells.size(),
+                                                   " columns but the first row has ",
+                                                   matrix->cols(), " (ragged rows)"));
+  }
+  for (size_t c = 0; c < cells.size(); ++c) {
+    MAAS_ASSIGN_OR_RETURN(const double value,
+                          ParseFiniteDouble(cells[c], absl::StrCat(where, ", column ", c + 1)));
+    matrix->add_values(value);
+  }
+  matrix->set_cols(static_cast<uint32_t>(cells.size()));
+  matrix->set_rows(matrix->rows() + 1);
+  return absl::OkStatus();
+}
+
+std::string HumanDouble(double value) { return absl::StrFormat("%.6g", value); }
+
+std::string LowerEnumName(const std::string& name) { return absl::AsciiStrToLower(name); }
+
+// Checks rows * cols == values.
+absl::Status CheckMatrix(const cv1::Matrix& m, absl::string_view what) {
+  if (static_cast<uint64_t>(m.rows()) * m.cols() != static_cast<uint64_t>(m.values_size())) {
+    return absl::InvalidArgumentError(absl::StrCat("malformed ", what,
+                                                   " matrix from the server: ", m.rows(), " x ",
+                                                   m.cols(), " but ", m.values_size(), " values"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckBatch(const gv1::SampleBatch& batch) {
+  MAAS_RETURN_IF_ERROR(CheckMatrix(batch.x(), "sample"));
+  MAAS_RETURN_IF_ERROR(CheckMatrix(batch.latents(), "latent"));
+  if (batch.latents().values_size() > 0 && batch.latents().rows() != batch.x().rows()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed sample batch from the server: ", batch.x().rows(), " samples but ",
+                     batch.latents().rows(), " latent rows"));
+  }
+  return absl::OkStatus();
+}
+
+// Writes the rows of `m` as arrays of numbers.
+void WriteRows(const cv1::Matrix& m, JsonWriter* w) {
+  for (uint32_t r = 0; r < m.rows(); ++r) {
+    w->BeginArray();
+    for (uint32_t c = 0; c < m.cols(); ++c) w->Double(m.values(r * m.cols() + c));
+    w->EndArray();
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON
+
+std::string FormatDouble(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value);
+  return std::string(buffer, result.ptr);
+}
+
+std::string JsonQuote(absl::string_view value) {
+  std::string out;
+  out.reserve(value.size() + 2);
+  out.push_back('"');
+  size_t i = 0;
+  while (i < value.size()) {
+    const unsigned char c = static_cast<unsigned char>(value[i]);
+    if (c >= 0x80) {
+      const size_t len = Utf8SequenceLength(value, i);
+      if (len == 0) {
+        out.append("\xEF\xBF\xBD");  // U+FFFD
+        ++i;
+      } else {
+        out.append(value.data() + i, len);
+        i += len;
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        out.append("\\\"");
+        break;
+      case '\\':
+        out.append("\\\\");
+        break;
+      case '\b':
+        out.append("\\b");
+        break;
+      case '\f':
+        out.append("\\f");
+        break;
+      case '\n':
+        out.append("\\n");
+        break;
+      case '\r':
+        out.append("\\r");
+        break;
+      case '\t':
+        out.append("\\t");
+        break;
+      default:
+        if (c < 0x20) {
+          absl::StrAppendFormat(&out, "\\u%04x", c);
+        } else {
+          out.push_back(static_cast<char>(c));
+        }
+    }
+    ++i;
+  }
+  out.push_back('"');
+  return out;
+}
+
+void JsonWriter::BeforeValue() {
+  if (after_key_) {
+    after_key_ = false;
+    return;
+  }
+  if (!first_.empty()) {
+    if (!first_.back()) out_.push_back(',');
+    first_.back() = false;
+  }
+}
+
+JsonWriter& JsonWriter::BeginObject() {
+  BeforeValue();
+  out_.push_back('{');
+  first_.push_back(true);
+  return *this;
+}
+
+JsonWriter& JsonWriter::EndObject() {
+  out_.push_back('}');
+  if (!first_.empty()) first_.pop_back();
+  return *this;
+}
+
+JsonWriter& JsonWriter::BeginArray() {
+  BeforeValue();
+  out_.push_back('[');
+  first_.push_back(true);
+  return *this;
+}
+
+JsonWriter& JsonWriter::EndArray() {
+  out_.push_back(']');
+  if (!first_.empty()) first_.pop_back();
+  return *this;
+}
+
+JsonWriter& JsonWriter::Key(absl::string_view key) {
+  BeforeValue();
+  out_.append(JsonQuote(key));
+  out_.push_back(':');
+  after_key_ = true;
+  return *this;
+}
+
+JsonWriter& JsonWriter::String(absl::string_view value) {
+  BeforeValue();
+  out_.append(JsonQuote(value));
+  return *this;
+}
+
+JsonWriter& JsonWriter::Double(double value) {
+  if (std::isnan(value)) return String("NaN");
+  if (std::isinf(value)) return String(value > 0 ? "Infinity" : "-Infinity");
+  BeforeValue();
+  out_.append(FormatDouble(value));
+  return *this;
+}
+
+JsonWriter& JsonWriter::Int(int64_t value) {
+  BeforeValue();
+  absl::StrAppend(&out_, value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::Uint(uint64_t value) {
+  BeforeValue();
+  absl::StrAppend(&out_, value);
+  return *this;
+}
+
+JsonWriter& JsonWriter::Bool(bool value) {
+  BeforeValue();
+  out_.append(value ? "true" : "false");
+  return *this;
+}
+
+JsonWriter& JsonWriter::Null() {
+  BeforeValue();
+  out_.append("null");
+  return *this;
+}
+
+JsonWriter& JsonWriter::Raw(absl::string_view json) {
+  BeforeValue();
+  out_.append(json.data(), json.size());
+  return *this;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Input
+
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t len = Utf8SequenceLength(text, i);
+    if (len == 0) return false;
+    i += len;
+  }
+  return true;
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot open '", path, "': ", std::strerror(errno)));
+  }
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat("error reading '", path, "'"));
+  return contents.str();
+}
+
+absl::StatusOr<cv1::Matrix> ParseMatrix(absl::string_view text) {
+  if (IsBlank(text))
+    return absl::InvalidArgumentError("matrix is empty: give rows like \"1,2;3,4\"");
+  cv1::Matrix matrix;
+  const std::vector<absl::string_view> rows = absl::StrSplit(text, ';');
+  for (size_t r = 0; r < rows.size(); ++r) {
+    if (IsBlank(rows[r])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("row ", r + 1, " is empty (rows are separated by ';', columns by ',')"));
+    }
+    MAAS_RETURN_IF_ERROR(AppendRow(rows[r], absl::StrCat("row ", r + 1), &matrix));
+  }
+  return matrix;
+}
+
+absl::StatusOr<cv1::Matrix> ParseMatrixCsv(absl::string_view content) {
+  cv1::Matrix matrix;
+  const std::vector<absl::string_view> lines = SplitLines(content);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const absl::string_view line = absl::StripAsciiWhitespace(lines[i]);
+    if (line.empty() || line[0] == '#') continue;
+    MAAS_RETURN_IF_ERROR(AppendRow(line, absl::StrCat("line ", i + 1), &matrix));
+  }
+  if (matrix.rows() == 0) {
+    return absl::InvalidArgumentError("CSV has no data rows (only blank or '#' comment lines)");
+  }
+  return matrix;
+}
+
+absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view content) {
+  std::vector<dv1::LabeledText> examples;
+  const std::vector<absl::string_view> lines = SplitLines(content);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const absl::string_view line = lines[i];
+    if (IsBlank(line)) continue;
+    const std::string where = absl::StrCat("line ", i + 1);
+    if (!IsValidUtf8(line)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": invalid UTF-8"));
+    }
+    const size_t tab = line.find('\t');
+    if (tab == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected 'label<TAB>text' but found no tab"));
+    }
+    const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
+    if (label.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
+    }
+    dv1::LabeledText& example = examples.emplace_back();
+    example.set_label(std::string(label));
+    example.set_text(std::string(line.substr(tab + 1)));
+  }
+  if (examples.empty()) {
+    return absl::InvalidArgumentError(
+        "training file has no examples (expected 'label<TAB>text' lines)");
+  }
+  return examples;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseTextLines(absl::string_view content) {
+  std::vector<std::string> texts;
+  const std::vector<absl::string_view> lines = SplitLines(content);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (IsBlank(lines[i])) continue;
+    if (!IsValidUtf8(lines[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("line ", i + 1, ": invalid UTF-8"));
+    }
+    texts.emplace_back(lines[i]);
+  }
+  if (texts.empty()) return absl::InvalidArgumentError("text file has no (non-blank) lines");
+  return texts;
+}
+
+absl::StatusOr<gv1::Estimator> ParseEstimator(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower.empty()) return gv1::ESTIMATOR_UNSPECIFIED;
+  if (lower == "exact") return gv1::EXACT;
+  if (lower == "prior") return gv1::PRIOR;
+  if (lower == "importance") return gv1::IMPORTANCE;
+  if (lower == "ais") return gv1::AIS;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown estimator '", name, "': use exact, prior, importance or ais"));
+}
+
+absl::StatusOr<cv1::ModelType> ParseModelType(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower.empty()) return cv1::MODEL_TYPE_UNSPECIFIED;
+  if (lower == "generative") return cv1::GENERATIVE;
+  if (lower == "discriminative") return cv1::DISCRIMINATIVE;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown model type '", name, "': use generative or discriminative"));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Output
+
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> widths(header.size(), 0);
+  const auto measure = [&widths](const std::vector<std::string>& row) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+  };
+  measure(header);
+  for (const auto& row : rows) measure(row);
+  std::string out;
+  const auto emit = [&](const std::vector<std::string>& row) {
+    std::string line;
+    for (size_t c = 0; c < row.size(); ++c) {
+      line.append(row[c]);
+      if (c + 1 < row.size()) line.append(widths[c] - row[c].size() + 2, ' ');
+    }
+    absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
+  };
+  if (!header.empty()) emit(header);
+  for (const auto& row : rows) emit(row);
+  return out;
+}
+
+std::string ModelTypeName(cv1::ModelType type) {
+  switch (type) {
+    case cv1::GENERATIVE:
+      return "generative";
+    case cv1::DISCRIMINATIVE:
+      return "discriminative";
+    default:
+      return "unspecified";
+  }
+}
+
+std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp) {
+  if (timestamp.seconds() == 0 && timestamp.nanos() == 0) return "-";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromUnixSeconds(timestamp.seconds()),
+                          absl::UTCTimeZone());
+}
+
+std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
+  if (json) {
+    JsonWriter w;
+    w.BeginObject().Key("models").BeginArray();
+    for (const cv1::ModelInfo& info : response.models()) {
+      w.BeginObject()
+          .Key("name")
+          .String(info.name())
+          .Key("version")
+          .Int(info.version())
+          .Key("type")
+          .String(cv1::ModelType_Name(info.type()))
+          .Key("family")
+          .String(info.family())
+          .Key("created_at");
+      if (info.has_created_at()) {
+        w.String(FormatTimestamp(info.created_at()));
+      } else {
+        w.Null();
+      }
+      w.Key("description")
+          .String(info.description())
+          .Key("dimension")
+          .Int(info.dimension())
+          .Key("size_bytes")
+          .Int(info.size_bytes())
+          .Key("labels")
+          .BeginObject();
+      std::vector<std::pair<std::string, std::string>> labels(info.labels().begin(),
+                                                              info.labels().end());
+      std::sort(labels.begin(), labels.end());
+      for (const auto& [key, value] : labels) w.Key(key).String(value);
+      w.EndObject().EndObject();
+    }
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (const cv1::ModelInfo& info : response.models()) {
+    rows.push_back({info.name(), absl::StrCat(info.version()), ModelTypeName(info.type()),
+                    info.family().empty() ? "-" : info.family(),
+                    FormatTimestamp(info.created_at())});
+  }
+  return FormatTable({"NAME", "VERSION", "TYPE", "FAMILY", "CREATED"}, rows);
+}
+
+std::string FormatSampleHeader(absl::string_view model, uint64_t num_samples,
+                               const gv1::SampleBatch& first_batch) {
+  return absl::StrCat("# model=", model, " version=", first_batch.model_version(),
+                      " seed=", first_batch.seed(), " start_index=", first_batch.start_index(),
+                      " num_samples=", num_samples, " x_cols=", first_batch.x().cols(),
+                      " latent_cols=", first_batch.latents().cols(), "\n");
+}
+
+absl::StatusOr<std::string> FormatSampleRows(const gv1::SampleBatch& batch) {
+  MAAS_RETURN_IF_ERROR(CheckBatch(batch));
+  const cv1::Matrix& x = batch.x();
+  const cv1::Matrix& z = batch.latents();
+  const bool has_latents = z.values_size() > 0;
+  std::string out;
+  for (uint32_t r = 0; r < x.rows(); ++r) {
+    for (uint32_t c = 0; c < x.cols(); ++c) {
+      if (c > 0) out.push_back(',');
+      out.append(FormatDouble(x.values(r * x.cols() + c)));
+    }
+    if (has_latents) {
+      for (uint32_t c = 0; c < z.cols(); ++c) {
+        out.push_back(',');
+        out.append(FormatDouble(z.values(r * z.cols() + c)));
+      }
+    }
+    out.push_back('\n');
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> FormatSamplesJson(absl::string_view model, uint64_t num_samples,
+                                              const std::vector<gv1::SampleBatch>& batches) {
+  for (const gv1::SampleBatch& batch : batches) MAAS_RETURN_IF_ERROR(CheckBatch(batch));
+  JsonWriter w;
+  w.BeginObject().Key("model").String(model);
+  if (batches.empty()) {
+    w.Key("model_version").Null().Key("seed").Null().Key("start_index").Null();
+  } else {
+    w.Key("model_version")
+        .Int(batches[0].model_version())
+        .Key("seed")
+        .Uint(batches[0].seed())
+        .Key("start_index")
+        .Uint(batches[0].start_index());
+  }
+  w.Key("num_samples").Uint(num_samples).Key("x").BeginArray();
+  for (const gv1::SampleBatch& batch : batches) WriteRows(batch.x(), &w);
+  w.EndArray().Key("latents").BeginArray();
+  for (const gv1::SampleBatch& batch : batches) WriteRows(batch.latents(), &w);
+  w.EndArray().EndObject();
+  return w.str() + "\n";
+}
+
+std::string FormatEstimate(absl::string_view model,
+                           const gv1::EstimateLogLikelihoodResponse& response, bool json) {
+  if (json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("model")
+        .String(model)
+        .Key("model_version")
+        .Int(response.model_version())
+        .Key("estimator")
+        .String(gv1::Estimator_Name(response.estimator()))
+        .Key("seed")
+        .Uint(response.seed())
+        .Key("rows")
+        .BeginArray();
+    for (const gv1::RowEstimate& row : response.rows()) {
+      w.BeginObject()
+          .Key("log_likelihood")
+          .Double(row.log_likelihood())
+          .Key("standard_error")
+          .Double(row.standard_error())
+          .Key("ess")
+          .Double(row.ess())
+          .Key("num_samples")
+          .Uint(row.num_samples())
+          .Key("pareto_k")
+          .Double(row.pareto_k())
+          .Key("exact_log_likelihood");
+      if (row.has_exact_log_likelihood()) {
+        w.Double(row.exact_log_likelihood());
+      } else {
+        w.Null();
+      }
+      w.EndObject();
+    }
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < response.rows_size(); ++i) {
+    const gv1::RowEstimate& row = response.rows(i);
+    rows.push_back(
+        {absl::StrCat(i), HumanDouble(row.log_likelihood()), HumanDouble(row.standard_error()),
+         HumanDouble(row.ess()),
+         row.has_exact_log_likelihood() ? HumanDouble(row.exact_log_likelihood()) : "-"});
+  }
+  return absl::StrCat(
+      "# model=", model, " version=", response.model_version(),
+      " estimator=", LowerEnumName(gv1::Estimator_Name(response.estimator())),
+      " seed=", response.seed(), "\n",
+      FormatTable({"ROW", "LOG_LIKELIHOOD", "STANDARD_ERROR", "ESS", "EXACT"}, rows));
+}
+
+std::string FormatTrain(const dv1::TrainResponse& response, bool json) {
+  const cv1::ModelInfo& info = response.info();
+  const dv1::TrainSummary& summary = response.summary();
+  if (json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("name")
+        .String(info.name())
+        .Key("version")
+        .Int(info.version())
+        .Key("family")
+        .String(info.family())
+        .Key("documents")
+        .Uint(summary.num_documents())
+        .Key("features")
+        .Uint(summary.num_features())
+        .Key("classes")
+        .BeginArray();
+    for (const std::string& label : summary.classes()) w.String(label);
+    w.EndArray().Key("class_count").BeginArray();
+    for (double count : summary.class_count()) w.Double(count);
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  return FormatTable({}, {{"name", info.name()},
+                          {"version", absl::StrCat(info.version())},
+                          {"family", info.family().empty() ? "-" : info.family()},
+                          {"documents", absl::StrCat(summary.num_documents())},
+                          {"classes", absl::StrCat(summary.classes_size(), ": ",
+                                                   absl::StrJoin(summary.classes(), ", "))},
+                          {"features", absl::StrCat(summary.num_features())}});
+}
+
+std::string FormatClassify(const std::vector<std::string>& texts,
+                           const dv1::ClassifyResponse& response, bool json) {
+  if (json) {
+    JsonWriter w;
+    w.BeginObject().Key("model_version").Int(response.model_version()).Key("results").BeginArray();
+    for (int i = 0; i < response.results_size(); ++i) {
+      const dv1::Classification& result = response.results(i);
+      w.BeginObject()
+          .Key("text")
+          .String(static_cast<size_t>(i) < texts.size() ? texts[i] : "")
+          .Key("label")
+          .String(result.label())
+          .Key("scores")
+          .BeginArray();
+      for (const dv1::ClassScore& score : result.scores()) {
+        w.BeginObject()
+            .Key("label")
+            .String(score.label())
+            .Key("probability")
+            .Double(score.probability())
+            .Key("log_probability")
+            .Double(score.log_probability())
+            .EndObject();
+      }
+      w.EndArray().EndObject();
+    }
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  std::vector<std::vector<std::string>> rows;
+  for (int i = 0; i < response.results_size(); ++i) {
+    const dv1::Classification& result = response.results(i);
+    std::vector<std::string> scores;
+    for (const dv1::ClassScore& score : result.scores()) {
+      scores.push_back(absl::StrCat(score.label(), "=", HumanDouble(score.probability())));
+    }
+    rows.push_back({absl::StrCat(i), result.label(), absl::StrJoin(scores, " ")});
+  }
+  return FormatTable({"INDEX", "LABEL", "PROBABILITIES"}, rows);
+}
+
+std::string FormatDelete(absl::string_view name, cv1::ModelType type,
+                         const cv1::DeleteModelResponse& response, bool json) {
+  if (json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("name")
+        .String(name)
+        .Key("type")
+        .String(cv1::ModelType_Name(type))
+        .Key("deleted_versions")
+        .BeginArray();
+    for (int64_t version : response.deleted_versions()) w.Int(version);
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  return absl::StrCat("deleted ", name, " (", ModelTypeName(type),
+                      ") versions: ", absl::StrJoin(response.deleted_versions(), ", "), "\n");
+}
+
+absl::StatusOr<std::string> FormatMessage(const google::protobuf::Message& message, bool json) {
+  std::string out;
+  if (json) {
+    google::protobuf::util::JsonPrintOptions options;
+    options.preserve_proto_field_names = true;
+    options.always_print_primitive_fields = true;
+    const auto status = google::protobuf::util::MessageToJsonString(message, &out, options);
+    if (!status.ok()) {
+      return absl::InternalError(
+          absl::StrCat("cannot convert ", message.GetTypeName(), " to JSON: ", status.ToString()));
+    }
+    return out + "\n";
+  }
+  if (!google::protobuf::TextFormat::PrintToString(message, &out)) {
+    return absl::InternalError(absl::StrCat("cannot print ", message.GetTypeName()));
+  }
+  return absl::StrCat("# ", message.GetTypeName(), "\n", out);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Command line
+
+namespace {
+
+struct CommandSpec {
+  // Flags the command accepts besides the global ones.
+  std::set<std::string> flags;
+  // Flags it requires.
+  std::vector<std::string> required;
+};
+
+const std::map<std::string, CommandSpec>& Commands() {
+  static const auto* const kCommands = new std::map<std::string, CommandSpec>{
+      {"models", {{"all_versions"}, {}}},
+      {"sample",
+       {{"model", "version", "num_samples", "seed", "start_index", "batch_size", "latents"},
+        {"model", "num_samples"}}},
+      {"estimate",
+       {{"model", "version", "x", "x_file", "estimator", "num_samples", "seed"}, {"model"}}},
+      {"train", {{"name", "data", "partial"}, {"name", "data"}}},
+      {"classify", {{"model", "version", "top_k", "text_file"}, {"model"}}},
+      {"get", {{"model", "version", "type"}, {"model"}}},
+      {"delete", {{"model", "version", "type"}, {"model"}}},
+  };
+  return *kCommands;
+}
+
+}  // namespace
+
+const std::set<std::string>& GlobalFlags() {
+  static const auto* const kGlobal =
+      new std::set<std::string>{"target", "timeout", "json", "auth_token_file"};
+  return *kGlobal;
+}
+
+absl::Status ValidateCommandArgs(const CommandArgs& args) {
+  if (args.command.empty()) return absl::InvalidArgumentError("no command given");
+  const auto it = Commands().find(args.command);
+  if (it == Commands().end()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown command '", args.command, "'"));
+  }
+  const CommandSpec& spec = it->second;
+  for (const std::string& flag : args.flags_set) {
+    if (GlobalFlags().count(flag) == 0 && spec.flags.count(flag) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("flag --", flag, " does not apply to '", args.command, "'"));
+    }
+  }
+  for (const std::string& flag : spec.required) {
+    if (args.flags_set.count(flag) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("'", args.command, "' needs --", flag));
+    }
+  }
+  const auto non_empty = [&args](const std::string& flag, const std::string& value) {
+    if (args.flags_set.count(flag) > 0 && value.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("--", flag, " must not be empty"));
+    }
+    return absl::OkStatus();
+  };
+  MAAS_RETURN_IF_ERROR(non_empty("model", args.model));
+  MAAS_RETURN_IF_ERROR(non_empty("name", args.name));
+  MAAS_RETURN_IF_ERROR(non_empty("data", args.data));
+  MAAS_RETURN_IF_ERROR(non_empty("x_file", args.x_file));
+  MAAS_RETURN_IF_ERROR(non_empty("text_file", args.text_file));
+  if (args.version < 0) {
+    return absl::InvalidArgumentError("--version must be >= 1 (or 0 for the latest)");
+  }
+  if (args.command == "sample" && args.num_samples == 0) {
+    return absl::InvalidArgumentError("--num_samples must be >= 1");
+  }
+  MAAS_RETURN_IF_ERROR(ParseEstimator(args.estimator).status());
+  MAAS_RETURN_IF_ERROR(ParseModelType(args.type).status());
+  if (args.command == "estimate") {
+    const bool has_x = args.flags_set.count("x") > 0;
+    const bool has_file = args.flags_set.count("x_file") > 0;
+    if (has_x == has_file) {
+      return absl::InvalidArgumentError("'estimate' needs exactly one of --x and --x_file");
+    }
+  }
+  if (args.command == "classify") {
+    const bool has_file = args.flags_set.count("text_file") > 0;
+    if (has_file == !args.positional.empty()) {
+      return absl::InvalidArgumentError(
+          "'classify' needs the texts as arguments or --text_file, not both");
+    }
+  } else if (!args.positional.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", args.command, "' takes no arguments (got '", args.positional[0], "')"));
+  }
+  return absl::OkStatus();
+}
+
+std::string UsageText() {
+  return R"(usage: maas [global flags] COMMAND [flags] [args]
+
+commands:
+  models   [--all_versions]
+      List models of both types (gateway ListModels): NAME VERSION TYPE FAMILY CREATED.
+  sample   --model NAME [--version V] --num_samples N [--seed S] [--start_index I]
+           [--batch_size B] [--latents]
+      Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample
+      (x columns, then latent columns with --latents).
+  estimate --model NAME (--x "1,2;3,4" | --x_file F.csv) [--estimator exact|prior|importance|ais]
+           [--num_samples N] [--seed S]
+      log p(x) per row: ROW LOG_LIKELIHOOD STANDARD_ERROR ESS EXACT.
+      CSV files: one row per line, blank and '#' lines skipped.
+  train    --name NAME --data FILE.tsv [--partial]
+      Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped).
+  classify --model NAME [--version V] [--top_k K] (TEXT... | --text_file F)
+      Classify texts (one per line in F): INDEX LABEL PROBABILITIES.
+  get      --model NAME [--version V] [--type generative|discriminative]
+      The full model (protobuf text format; JSON with --json).
+  delete   --model NAME [--version V] [--type generative|discriminative]
+      Delete one version (or all versions when --version is not given).
+
+global flags:
+  --target=HOST:PORT      server or gateway (default 127.0.0.1:50051, the local gateway)
+  --timeout=SECONDS       deadline of each call (default 30; 0 = none)
+  --json                  print one JSON document on stdout instead of text
+  --auth_token_file=F     send 'authorization: Bearer <token>' with the token in F
+
+Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
+Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on stderr); 2 usage error.
+)";
+}
+
+}  // namespace maas::client::cli

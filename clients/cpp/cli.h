@@ -1,0 +1,219 @@
+// Transport-free logic of the `maas` CLI: input parsing (matrices, training files, text files), a
+// small JSON writer and the output formats of every command. No gRPC here; protobuf messages are
+// the contract.
+//
+// Output formats (documented for users in clients/cpp/README.md):
+// - Human numbers in tables use 6 significant digits ("%.6g"); sample CSV rows and every JSON
+// number use
+//   the shortest decimal that round-trips to the same double, so they are exact.
+// - JSON: non-finite numbers are written as the strings "NaN", "Infinity" and "-Infinity" (the
+// proto3
+//   JSON mapping's convention, so `maas get --json` and the other commands agree); null means "not
+//   set". Integers (versions, seeds, counts) are JSON numbers. Invalid UTF-8 in strings becomes
+//   U+FFFD.
+#ifndef MAAS_CLIENTS_CPP_CLI_H_
+#define MAAS_CLIENTS_CPP_CLI_H_
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "google/protobuf/message.h"
+#include "google/protobuf/timestamp.pb.h"
+#include "maas/common/v1/common.pb.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "maas/generative/v1/generative.pb.h"
+
+namespace maas::client::cli {
+
+// ---------------------------------------------------------------------------------------------------------
+// JSON
+
+// Shortest decimal representation that parses back to exactly `value` ("1", "0.1", "1e+300");
+// "nan", "inf", "-inf" for non-finite values.
+std::string FormatDouble(double value);
+
+// `value` as a quoted JSON string: '"' and '\' are escaped, control characters U+0000..U+001F
+// become \b \f \n \r \t or \u00XX, invalid UTF-8 bytes become U+FFFD; everything else is copied.
+std::string JsonQuote(absl::string_view value);
+
+// Builds one JSON document. Commas and colons are placed automatically:
+//   JsonWriter w;
+//   w.BeginObject().Key("rows").BeginArray().Double(1.5).EndArray().EndObject();
+//   w.str() == R"({"rows":[1.5]})"
+// Misuse (a value without a key inside an object, unbalanced End*) is a programming error and is
+// not diagnosed beyond producing invalid JSON.
+class JsonWriter {
+ public:
+  JsonWriter& BeginObject();
+  JsonWriter& EndObject();
+  JsonWriter& BeginArray();
+  JsonWriter& EndArray();
+  JsonWriter& Key(absl::string_view key);
+  JsonWriter& String(absl::string_view value);
+  // Finite: a JSON number; NaN/±inf: the strings "NaN", "Infinity", "-Infinity".
+  JsonWriter& Double(double value);
+  JsonWriter& Int(int64_t value);
+  JsonWriter& Uint(uint64_t value);
+  JsonWriter& Bool(bool value);
+  JsonWriter& Null();
+  // Inserts an already serialized JSON value (e.g. from MessageToJsonString) as is.
+  JsonWriter& Raw(absl::string_view json);
+
+  const std::string& str() const { return out_; }
+
+ private:
+  void BeforeValue();
+
+  std::string out_;
+  // One entry per open object/array: true until its first element is written.
+  std::vector<bool> first_;
+  bool after_key_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------------------
+// Input
+
+// True when `text` is well-formed UTF-8 (no overlong forms, surrogates or code points above
+// U+10FFFF).
+bool IsValidUtf8(absl::string_view text);
+
+// Reads a whole file. NOT_FOUND / PERMISSION_DENIED-style errors name the path.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Parses a matrix written inline: rows separated by ';', columns by ','; spaces around numbers are
+// ignored. "1,2;3,4" -> 2 x 2. Every row needs the same number of columns; values must be finite
+// numbers (NaN and Inf are rejected). INVALID_ARGUMENT with the row and column on error.
+absl::StatusOr<common::v1::Matrix> ParseMatrix(absl::string_view text);
+
+// Parses CSV text: one row per line, columns separated by ','. Blank lines and lines starting with
+// '#' are skipped (so `maas sample` output can be read back). CRLF line ends are accepted. Same
+// value rules as ParseMatrix; errors name the line number (1-based).
+absl::StatusOr<common::v1::Matrix> ParseMatrixCsv(absl::string_view content);
+
+// Parses a training file: one example per line, "label<TAB>text" (the text is everything after the
+// first tab and may be empty), UTF-8. Blank lines are skipped, CRLF and a leading UTF-8 BOM
+// accepted. INVALID_ARGUMENT naming the line when a line has no tab, an empty label or invalid
+// UTF-8, or when the file has no examples.
+absl::StatusOr<std::vector<discriminative::v1::LabeledText>> ParseTrainingTsv(
+    absl::string_view content);
+
+// One text per line (blank lines skipped, CRLF and a leading BOM accepted), UTF-8.
+absl::StatusOr<std::vector<std::string>> ParseTextLines(absl::string_view content);
+
+// "exact" | "prior" | "importance" | "ais" (case-insensitive); "" -> ESTIMATOR_UNSPECIFIED.
+absl::StatusOr<generative::v1::Estimator> ParseEstimator(absl::string_view name);
+
+// "generative" | "discriminative" (case-insensitive); "" -> MODEL_TYPE_UNSPECIFIED.
+absl::StatusOr<common::v1::ModelType> ParseModelType(absl::string_view name);
+
+// ---------------------------------------------------------------------------------------------------------
+// Output. Every Format* function returns the complete text, ending in '\n'.
+
+// Left-aligned columns separated by two spaces, no trailing spaces. `header` may be empty (no
+// header line).
+std::string FormatTable(const std::vector<std::string>& header,
+                        const std::vector<std::vector<std::string>>& rows);
+
+// "generative" / "discriminative" / "unspecified".
+std::string ModelTypeName(common::v1::ModelType type);
+
+// RFC 3339 UTC with second precision ("2024-05-01T12:00:00Z"); "-" when unset (all zero).
+std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp);
+
+// `maas models`: NAME VERSION TYPE FAMILY CREATED, or {"models":[{name, version, type, family,
+// created_at, description, dimension, size_bytes, labels}]}.
+std::string FormatModels(const common::v1::ListModelsResponse& response, bool json);
+
+// `maas sample`, human: a comment line, then one CSV line per sample (x columns, then latent
+// columns).
+//   # model=NAME version=V seed=S start_index=I num_samples=N x_cols=D latent_cols=L
+// The header comes from the first batch; rows are formatted per batch so a long stream is never
+// held. INVALID_ARGUMENT when a batch's matrices are malformed (values != rows*cols, latent rows !=
+// x rows).
+std::string FormatSampleHeader(absl::string_view model, uint64_t num_samples,
+                               const generative::v1::SampleBatch& first_batch);
+absl::StatusOr<std::string> FormatSampleRows(const generative::v1::SampleBatch& batch);
+// `maas sample --json`: {"model", "model_version", "seed", "start_index", "num_samples", "x":
+// [[...]], "latents": [[...]] (empty array when none)}.
+absl::StatusOr<std::string> FormatSamplesJson(
+    absl::string_view model, uint64_t num_samples,
+    const std::vector<generative::v1::SampleBatch>& batches);
+
+// `maas estimate`: "# model=NAME version=V estimator=E seed=S", then ROW LOG_LIKELIHOOD
+// STANDARD_ERROR ESS EXACT ("-" when the exact value is not available). JSON: {"model",
+// "model_version", "estimator", "seed", "rows": [{"log_likelihood", "standard_error", "ess",
+// "num_samples", "pareto_k", "exact_log_likelihood" (null when not available)}]}.
+std::string FormatEstimate(absl::string_view model,
+                           const generative::v1::EstimateLogLikelihoodResponse& response,
+                           bool json);
+
+// `maas train`: name, version, documents, classes ("2: ham, spam"), features as two columns. JSON:
+// {"name", "version", "family", "documents", "features", "classes": [...], "class_count": [...]}.
+std::string FormatTrain(const discriminative::v1::TrainResponse& response, bool json);
+
+// `maas classify`: INDEX LABEL PROBABILITIES ("spam=0.93 ham=0.07"). JSON: {"model_version",
+// "results": [{"text", "label", "scores": [{"label", "probability", "log_probability"}]}]}.
+// `texts` are the request's texts (echoed in JSON only); results beyond them get "" as text.
+std::string FormatClassify(const std::vector<std::string>& texts,
+                           const discriminative::v1::ClassifyResponse& response, bool json);
+
+// `maas delete`: "deleted NAME (TYPE) versions: 1, 2". JSON: {"name", "type", "deleted_versions":
+// [...]}.
+std::string FormatDelete(absl::string_view name, common::v1::ModelType type,
+                         const common::v1::DeleteModelResponse& response, bool json);
+
+// `maas get`: "# <full message type name>" then the protobuf text format (parseable back), or the
+// proto3 JSON mapping with the .proto field names (google::protobuf::util::MessageToJsonString).
+absl::StatusOr<std::string> FormatMessage(const google::protobuf::Message& message, bool json);
+
+// ---------------------------------------------------------------------------------------------------------
+// Command line (the flags themselves are defined and parsed in main.cc only).
+
+// Everything a command needs, filled from the flags by main.cc.
+struct CommandArgs {
+  // models | sample | estimate | train | classify | get | delete.
+  std::string command;
+  // Arguments after the command (classify: the texts).
+  std::vector<std::string> positional;
+  // Names of the flags given on the command line (without dashes).
+  std::set<std::string> flags_set;
+
+  bool json = false;
+  bool all_versions = false;
+  std::string model;
+  int64_t version = 0;
+  std::string type;  // "", "generative" or "discriminative"
+  uint64_t num_samples = 0;
+  std::optional<uint64_t> seed;
+  uint64_t start_index = 0;
+  uint32_t batch_size = 0;
+  bool latents = false;
+  std::string x;
+  std::string x_file;
+  std::string estimator;
+  std::string name;
+  std::string data;
+  bool partial = false;
+  uint32_t top_k = 0;
+  std::string text_file;
+};
+
+// Flags every command accepts.
+const std::set<std::string>& GlobalFlags();
+
+// Checks the command exists, that every given flag applies to it, that required flags are there and
+// that exclusive ones are not combined. INVALID_ARGUMENT with a message for the user otherwise (a
+// usage error: main prints the usage and exits 2).
+absl::Status ValidateCommandArgs(const CommandArgs& args);
+
+// The help text (commands, flags, exit codes).
+std::string UsageText();
+
+}  // namespace maas::client::cli
+
+#endif  // MAAS_CLIENTS_CPP_CLI_H_

@@ -1,0 +1,275 @@
+#include "clients/cpp/client.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace maas::client {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace dv1 = ::maas::discriminative::v1;
+namespace gv1 = ::maas::generative::v1;
+
+// The service config: round-robin balancing over the target's addresses.
+constexpr char kServiceConfig[] = R"({"loadBalancingConfig": [{"round_robin": {}}]})";
+
+}  // namespace
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+  grpc::ChannelArguments args;
+  args.SetServiceConfigJSON(kServiceConfig);
+  if (options.max_message_bytes > 0) args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+}
+
+Client::Client(const ClientOptions& options) : Client(MakeChannel(options), options) {}
+
+Client::Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOptions& options)
+    : options_(options),
+      channel_(std::move(channel)),
+      generative_(gv1::GenerativeService::NewStub(channel_)),
+      discriminative_(dv1::DiscriminativeService::NewStub(channel_)),
+      gateway_(gateway::v1::Gateway::NewStub(channel_)) {}
+
+std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+  auto context = std::make_unique<grpc::ClientContext>();
+  if (options_.timeout > absl::ZeroDuration() && options_.timeout != absl::InfiniteDuration()) {
+    context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
+  }
+  if (!options_.auth_token.empty()) {
+    context->AddMetadata("authorization", absl::StrCat("Bearer ", options_.auth_token));
+  }
+  return context;
+}
+
+absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
+  auto context = NewContext();
+  cv1::ListModelsResponse response;
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(gateway_->ListModels(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<gateway::v1::GetBackendsResponse> Client::GetBackends() {
+  auto context = NewContext();
+  gateway::v1::GetBackendsResponse response;
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(
+      gateway_->GetBackends(context.get(), gateway::v1::GetBackendsRequest(), &response)));
+  return response;
+}
+
+absl::StatusOr<std::vector<gv1::SampleBatch>> Client::Sample(const gv1::SampleRequest& request) {
+  std::vector<gv1::SampleBatch> batches;
+  MAAS_RETURN_IF_ERROR(Sample(request, [&batches](const gv1::SampleBatch& batch) {
+    batches.push_back(batch);
+    return absl::OkStatus();
+  }));
+  return batches;
+}
+
+absl::Status Client::Sample(const gv1::SampleRequest& request,
+                            const std::function<absl::Status(const gv1::SampleBatch&)>& on_batch) {
+  auto context = NewContext();
+  std::unique_ptr<grpc::ClientReader<gv1::SampleBatch>> reader =
+      generative_->Sample(context.get(), request);
+  gv1::SampleBatch batch;
+  absl::Status callback_status;
+  while (reader->Read(&batch)) {
+    callback_status = on_batch(batch);
+    if (!callback_status.ok()) {
+      context->TryCancel();
+      // Drain so Finish() does not block on unread messages.
+      while (reader->Read(&batch)) {
+      }
+      break;
+    }
+  }
+  const grpc::Status finish_status = reader->Finish();
+  if (!callback_status.ok()) return callback_status;
+  return FromGrpcStatus(finish_status);
+}
+
+absl::StatusOr<gv1::EstimateLogLikelihoodResponse> Client::Estimate(
+    const gv1::EstimateLogLikelihoodRequest& request) {
+  auto context = NewContext();
+  gv1::EstimateLogLikelihoodResponse response;
+  MAAS_RETURN_IF_ERROR(
+      FromGrpcStatus(generative_->EstimateLogLikelihood(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<gv1::CreateModelResponse> Client::CreateModel(
+    const gv1::CreateModelRequest& request) {
+  auto context = NewContext();
+  gv1::CreateModelResponse response;
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(generative_->CreateModel(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,
+                                                 const ExampleSource& next_example,
+                                                 size_t batch_size) {
+  if (batch_size == 0) {
+    return absl::InvalidArgumentError("Train: batch_size must be >= 1");
+  }
+  auto context = NewContext();
+  dv1::TrainResponse response;
+  std::unique_ptr<grpc::ClientWriter<dv1::TrainRequest>> writer =
+      discriminative_->Train(context.get(), &response);
+
+  // Writes fail only when the call is already over; Finish() then reports why.
+  absl::Status source_status;
+  dv1::TrainRequest message;
+  *message.mutable_config() = config;
+  bool stream_ok = writer->Write(message);
+  message.Clear();
+  dv1::TextBatch* batch = message.mutable_batch();
+  while (stream_ok) {
+    absl::StatusOr<bool> more = next_example(batch->add_examples());
+    if (!more.ok()) {
+      source_status = more.status();
+      break;
+    }
+    if (!*more) batch->mutable_examples()->RemoveLast();
+    const bool full = static_cast<size_t>(batch->examples_size()) >= batch_size;
+    if ((full || !*more) && batch->examples_size() > 0) {
+      stream_ok = writer->Write(message);
+      batch->clear_examples();
+    }
+    if (!*more) break;
+  }
+  if (!source_status.ok()) {
+    // Do not let the server store a model from partial data.
+    context->TryCancel();
+    writer->Finish().IgnoreError();
+    return source_status;
+  }
+  writer->WritesDone();
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
+  return response;
+}
+
+absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,
+                                                 const std::vector<dv1::LabeledText>& examples,
+                                                 size_t batch_size) {
+  return Train(config, examples.begin(), examples.end(), batch_size);
+}
+
+absl::StatusOr<dv1::ClassifyResponse> Client::Classify(const dv1::ClassifyRequest& request) {
+  auto context = NewContext();
+  dv1::ClassifyResponse response;
+  MAAS_RETURN_IF_ERROR(
+      FromGrpcStatus(discriminative_->Classify(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<dv1::CreateModelResponse> Client::CreateModel(
+    const dv1::CreateModelRequest& request) {
+  auto context = NewContext();
+  dv1::CreateModelResponse response;
+  MAAS_RETURN_IF_ERROR(
+      FromGrpcStatus(discriminative_->CreateModel(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name) {
+  cv1::ListModelsRequest request;
+  request.set_name_prefix(name);
+  bool generative = false;
+  bool discriminative = false;
+  const auto scan = [&](const cv1::ListModelsResponse& response,
+                        cv1::ModelType type_if_unspecified) {
+    for (const cv1::ModelInfo& info : response.models()) {
+      if (info.name() != name) continue;
+      const cv1::ModelType type =
+          info.type() == cv1::MODEL_TYPE_UNSPECIFIED ? type_if_unspecified : info.type();
+      if (type == cv1::GENERATIVE) generative = true;
+      if (type == cv1::DISCRIMINATIVE) discriminative = true;
+    }
+  };
+
+  absl::StatusOr<cv1::ListModelsResponse> all = ListModels(request);
+  if (all.ok()) {
+    scan(*all, cv1::MODEL_TYPE_UNSPECIFIED);
+  } else if (absl::IsUnimplemented(all.status())) {
+    // Not a gateway: ask the services themselves (one of them may be absent, UNIMPLEMENTED too).
+    {
+      auto context = NewContext();
+      cv1::ListModelsResponse response;
+      const absl::Status status =
+          FromGrpcStatus(generative_->ListModels(context.get(), request, &response));
+      if (status.ok()) {
+        scan(response, cv1::GENERATIVE);
+      } else if (!absl::IsUnimplemented(status)) {
+        return status;
+      }
+    }
+    {
+      auto context = NewContext();
+      cv1::ListModelsResponse response;
+      const absl::Status status =
+          FromGrpcStatus(discriminative_->ListModels(context.get(), request, &response));
+      if (status.ok()) {
+        scan(response, cv1::DISCRIMINATIVE);
+      } else if (!absl::IsUnimplemented(status)) {
+        return status;
+      }
+    }
+  } else {
+    return all.status();
+  }
+  if (generative && discriminative) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("model '", name,
+                     "' exists as both a generative and a discriminative model; give the type "
+                     "explicitly (--type generative|discriminative)"));
+  }
+  if (generative) return cv1::GENERATIVE;
+  if (discriminative) return cv1::DISCRIMINATIVE;
+  return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
+}
+
+absl::StatusOr<AnyModel> Client::GetModel(const cv1::ModelRef& model, cv1::ModelType type) {
+  if (type == cv1::MODEL_TYPE_UNSPECIFIED) {
+    MAAS_ASSIGN_OR_RETURN(type, ResolveModelType(model.name()));
+  }
+  AnyModel result;
+  result.type = type;
+  auto context = NewContext();
+  if (type == cv1::GENERATIVE) {
+    gv1::GetModelRequest request;
+    *request.mutable_model() = model;
+    MAAS_RETURN_IF_ERROR(
+        FromGrpcStatus(generative_->GetModel(context.get(), request, &result.generative)));
+  } else if (type == cv1::DISCRIMINATIVE) {
+    dv1::GetModelRequest request;
+    *request.mutable_model() = model;
+    MAAS_RETURN_IF_ERROR(
+        FromGrpcStatus(discriminative_->GetModel(context.get(), request, &result.discriminative)));
+  } else {
+    return absl::InvalidArgumentError("GetModel: unknown model type");
+  }
+  return result;
+}
+
+absl::StatusOr<cv1::DeleteModelResponse> Client::DeleteModel(const cv1::DeleteModelRequest& request,
+                                                             cv1::ModelType type) {
+  if (type == cv1::MODEL_TYPE_UNSPECIFIED) {
+    MAAS_ASSIGN_OR_RETURN(type, ResolveModelType(request.name()));
+  }
+  auto context = NewContext();
+  cv1::DeleteModelResponse response;
+  if (type == cv1::GENERATIVE) {
+    MAAS_RETURN_IF_ERROR(
+        FromGrpcStatus(generative_->DeleteModel(context.get(), request, &response)));
+  } else if (type == cv1::DISCRIMINATIVE) {
+    MAAS_RETURN_IF_ERROR(
+        FromGrpcStatus(discriminative_->DeleteModel(context.get(), request, &response)));
+  } else {
+    return absl::InvalidArgumentError("DeleteModel: unknown model type");
+  }
+  return response;
+}
+
+}  // namespace maas::client

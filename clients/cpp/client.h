@@ -1,0 +1,151 @@
+// maas C++ client: a thin, typed wrapper over the generated stubs of the generative, discriminative
+// and gateway services.
+//
+//   maas::client::ClientOptions options;
+//   options.target = "127.0.0.1:50051";            // the gateway (or a service directly)
+//   maas::client::Client client(options);
+//   absl::StatusOr<maas::common::v1::ListModelsResponse> models = client.ListModels({});
+//
+// Every call gets a deadline of options.timeout from the moment it starts and, when
+// options.auth_token is set, an "authorization: Bearer <token>" header. Errors come back as
+// absl::Status with the gRPC code and message unchanged. A Client is thread-safe (the stubs and the
+// channel are).
+#ifndef MAAS_CLIENTS_CPP_CLIENT_H_
+#define MAAS_CLIENTS_CPP_CLIENT_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstddef>
+#include <functional>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/status/grpc_status.h"
+#include "maas/common/v1/common.pb.h"
+#include "maas/discriminative/v1/discriminative.grpc.pb.h"
+#include "maas/gateway/v1/gateway.grpc.pb.h"
+#include "maas/generative/v1/generative.grpc.pb.h"
+
+namespace maas::client {
+
+struct ClientOptions {
+  // gRPC target: "host:port", "dns:///host:port", "ipv4:a:p,b:q", ...
+  std::string target = "127.0.0.1:50051";
+  // Deadline of every call, measured from its start. Zero, negative or infinite: no deadline.
+  absl::Duration timeout = absl::Seconds(30);
+  // Bearer token sent as "authorization: Bearer <token>". Empty: no header.
+  std::string auth_token;
+  // Largest message the client accepts, bytes (> 0). Sent messages are limited by the server.
+  int max_message_bytes = 64 * 1024 * 1024;
+};
+
+// An insecure channel to options.target with round-robin load balancing and the receive size limit.
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+
+// grpc::Status -> absl::Status: the project's one conversion (common/status/grpc_status.h).
+using ::maas::FromGrpcStatus;
+
+// A model of either type, as returned by Client::GetModel.
+struct AnyModel {
+  common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED;
+  // Set when type == GENERATIVE.
+  generative::v1::GetModelResponse generative;
+  // Set when type == DISCRIMINATIVE.
+  discriminative::v1::GetModelResponse discriminative;
+};
+
+class Client {
+ public:
+  // Connects with MakeChannel(options).
+  explicit Client(const ClientOptions& options);
+  // Uses an existing channel (e.g. an in-process one in tests); options.target is ignored.
+  Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOptions& options);
+
+  // ---- gateway
+  // Lists models of both types (maas.gateway.v1.Gateway/ListModels).
+  absl::StatusOr<common::v1::ListModelsResponse> ListModels(
+      const common::v1::ListModelsRequest& request);
+  absl::StatusOr<gateway::v1::GetBackendsResponse> GetBackends();
+
+  // ---- generative
+  // Collects the whole Sample stream.
+  absl::StatusOr<std::vector<generative::v1::SampleBatch>> Sample(
+      const generative::v1::SampleRequest& request);
+  // Calls on_batch for every batch as it arrives. A non-OK status from on_batch cancels the call
+  // and is returned as is.
+  absl::Status Sample(
+      const generative::v1::SampleRequest& request,
+      const std::function<absl::Status(const generative::v1::SampleBatch&)>& on_batch);
+  absl::StatusOr<generative::v1::EstimateLogLikelihoodResponse> Estimate(
+      const generative::v1::EstimateLogLikelihoodRequest& request);
+  absl::StatusOr<generative::v1::CreateModelResponse> CreateModel(
+      const generative::v1::CreateModelRequest& request);
+
+  // ---- discriminative
+  // Source of training examples: fills *example and returns true, or returns false at the end.
+  using ExampleSource =
+      std::function<absl::StatusOr<bool>(discriminative::v1::LabeledText* example)>;
+  // Streams the config, then the examples in TextBatch messages of batch_size (>= 1) examples.
+  absl::StatusOr<discriminative::v1::TrainResponse> Train(
+      const discriminative::v1::TrainConfig& config, const ExampleSource& next_example,
+      size_t batch_size = kDefaultTrainBatchSize);
+  absl::StatusOr<discriminative::v1::TrainResponse> Train(
+      const discriminative::v1::TrainConfig& config,
+      const std::vector<discriminative::v1::LabeledText>& examples,
+      size_t batch_size = kDefaultTrainBatchSize);
+  // Any input iterator range over LabeledText.
+  template <typename InputIt>
+  absl::StatusOr<discriminative::v1::TrainResponse> Train(
+      const discriminative::v1::TrainConfig& config, InputIt first, InputIt last,
+      size_t batch_size = kDefaultTrainBatchSize) {
+    return Train(
+        config,
+        [&first, &last](discriminative::v1::LabeledText* example) -> absl::StatusOr<bool> {
+          if (first == last) return false;
+          *example = *first;
+          ++first;
+          return true;
+        },
+        batch_size);
+  }
+  absl::StatusOr<discriminative::v1::ClassifyResponse> Classify(
+      const discriminative::v1::ClassifyRequest& request);
+  absl::StatusOr<discriminative::v1::CreateModelResponse> CreateModel(
+      const discriminative::v1::CreateModelRequest& request);
+
+  // ---- either type
+  // Which service owns `name`. Asks the gateway's ListModels; when the target is not a gateway
+  // (UNIMPLEMENTED), asks each service's ListModels. NOT_FOUND when no service has it,
+  // FAILED_PRECONDITION when both have a model of that name (pass the type explicitly).
+  absl::StatusOr<common::v1::ModelType> ResolveModelType(const std::string& name);
+  // GetModel on the service of `type`; MODEL_TYPE_UNSPECIFIED: ResolveModelType first.
+  absl::StatusOr<AnyModel> GetModel(
+      const common::v1::ModelRef& model,
+      common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED);
+  // DeleteModel on the service of `type`; MODEL_TYPE_UNSPECIFIED: ResolveModelType first.
+  absl::StatusOr<common::v1::DeleteModelResponse> DeleteModel(
+      const common::v1::DeleteModelRequest& request,
+      common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED);
+
+  static constexpr size_t kDefaultTrainBatchSize = 1000;
+
+ private:
+  // A context with the deadline and the authorization header.
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::ChannelInterface> channel_;
+  std::unique_ptr<generative::v1::GenerativeService::Stub> generative_;
+  std::unique_ptr<discriminative::v1::DiscriminativeService::Stub> discriminative_;
+  std::unique_ptr<gateway::v1::Gateway::Stub> gateway_;
+};
+
+}  // namespace maas::client
+
+#endif  // MAAS_CLIENTS_CPP_CLIENT_H_

@@ -1,0 +1,165 @@
+#include "clients/cpp/commands.h"
+
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace maas::client {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace dv1 = ::maas::discriminative::v1;
+namespace gv1 = ::maas::generative::v1;
+
+cv1::ModelRef ModelRefOf(const cli::CommandArgs& args) {
+  cv1::ModelRef ref;
+  ref.set_name(args.model);
+  ref.set_version(args.version);
+  return ref;
+}
+
+absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  cv1::ListModelsRequest request;
+  request.set_all_versions(args.all_versions);
+  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse response, client.ListModels(request));
+  out << cli::FormatModels(response, args.json);
+  return absl::OkStatus();
+}
+
+absl::Status RunSample(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  gv1::SampleRequest request;
+  *request.mutable_model() = ModelRefOf(args);
+  request.set_num_samples(args.num_samples);
+  if (args.seed.has_value()) request.set_seed(*args.seed);
+  request.set_start_index(args.start_index);
+  request.set_batch_size(args.batch_size);
+  request.set_include_latents(args.latents);
+  if (args.json) {
+    MAAS_ASSIGN_OR_RETURN(const std::vector<gv1::SampleBatch> batches, client.Sample(request));
+    MAAS_ASSIGN_OR_RETURN(const std::string text,
+                          cli::FormatSamplesJson(args.model, args.num_samples, batches));
+    out << text;
+    return absl::OkStatus();
+  }
+  bool first = true;
+  MAAS_RETURN_IF_ERROR(client.Sample(request, [&](const gv1::SampleBatch& batch) -> absl::Status {
+    if (first) {
+      out << cli::FormatSampleHeader(args.model, args.num_samples, batch);
+      first = false;
+    }
+    MAAS_ASSIGN_OR_RETURN(const std::string rows, cli::FormatSampleRows(batch));
+    out << rows << std::flush;
+    if (!out) return absl::UnavailableError("cannot write to the output");
+    return absl::OkStatus();
+  }));
+  if (first) {
+    return absl::DataLossError("the server ended the sample stream without sending any sample");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RunEstimate(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  gv1::EstimateLogLikelihoodRequest request;
+  *request.mutable_model() = ModelRefOf(args);
+  if (!args.x_file.empty()) {
+    MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.x_file));
+    absl::StatusOr<cv1::Matrix> x = cli::ParseMatrixCsv(content);
+    if (!x.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(args.x_file, ": ", x.status().message()));
+    }
+    *request.mutable_x() = *std::move(x);
+  } else {
+    absl::StatusOr<cv1::Matrix> x = cli::ParseMatrix(args.x);
+    if (!x.ok()) return absl::InvalidArgumentError(absl::StrCat("--x: ", x.status().message()));
+    *request.mutable_x() = *std::move(x);
+  }
+  MAAS_ASSIGN_OR_RETURN(const gv1::Estimator estimator, cli::ParseEstimator(args.estimator));
+  request.set_estimator(estimator);
+  request.set_num_samples(args.num_samples);
+  if (args.seed.has_value()) request.set_seed(*args.seed);
+  MAAS_ASSIGN_OR_RETURN(const gv1::EstimateLogLikelihoodResponse response,
+                        client.Estimate(request));
+  out << cli::FormatEstimate(args.model, response, args.json);
+  return absl::OkStatus();
+}
+
+absl::Status RunTrain(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.data));
+  absl::StatusOr<std::vector<dv1::LabeledText>> examples = cli::ParseTrainingTsv(content);
+  if (!examples.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(args.data, ": ", examples.status().message()));
+  }
+  dv1::TrainConfig config;
+  config.set_name(args.name);
+  config.set_partial(args.partial);
+  MAAS_ASSIGN_OR_RETURN(const dv1::TrainResponse response, client.Train(config, *examples));
+  out << cli::FormatTrain(response, args.json);
+  return absl::OkStatus();
+}
+
+absl::Status RunClassify(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  std::vector<std::string> texts = args.positional;
+  if (!args.text_file.empty()) {
+    MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.text_file));
+    absl::StatusOr<std::vector<std::string>> lines = cli::ParseTextLines(content);
+    if (!lines.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(args.text_file, ": ", lines.status().message()));
+    }
+    texts = *std::move(lines);
+  }
+  for (size_t i = 0; i < texts.size(); ++i) {
+    if (!cli::IsValidUtf8(texts[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("text ", i + 1, " is not valid UTF-8"));
+    }
+  }
+  dv1::ClassifyRequest request;
+  *request.mutable_model() = ModelRefOf(args);
+  for (const std::string& text : texts) request.add_texts(text);
+  request.set_top_k(args.top_k);
+  MAAS_ASSIGN_OR_RETURN(const dv1::ClassifyResponse response, client.Classify(request));
+  out << cli::FormatClassify(texts, response, args.json);
+  return absl::OkStatus();
+}
+
+absl::Status RunGet(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(const cv1::ModelType type, cli::ParseModelType(args.type));
+  MAAS_ASSIGN_OR_RETURN(const AnyModel model, client.GetModel(ModelRefOf(args), type));
+  const google::protobuf::Message& message =
+      model.type == cv1::GENERATIVE
+          ? static_cast<const google::protobuf::Message&>(model.generative)
+          : model.discriminative;
+  MAAS_ASSIGN_OR_RETURN(const std::string text, cli::FormatMessage(message, args.json));
+  out << text;
+  return absl::OkStatus();
+}
+
+absl::Status RunDelete(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(cv1::ModelType type, cli::ParseModelType(args.type));
+  if (type == cv1::MODEL_TYPE_UNSPECIFIED) {
+    MAAS_ASSIGN_OR_RETURN(type, client.ResolveModelType(args.model));
+  }
+  cv1::DeleteModelRequest request;
+  request.set_name(args.model);
+  request.set_version(args.version);
+  MAAS_ASSIGN_OR_RETURN(const cv1::DeleteModelResponse response, client.DeleteModel(request, type));
+  out << cli::FormatDelete(args.model, type, response, args.json);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  if (args.command == "models") return RunModels(client, args, out);
+  if (args.command == "sample") return RunSample(client, args, out);
+  if (args.command == "estimate") return RunEstimate(client, args, out);
+  if (args.command == "train") return RunTrain(client, args, out);
+  if (args.command == "classify") return RunClassify(client, args, out);
+  if (args.command == "get") return RunGet(client, args, out);
+  if (args.command == "delete") return RunDelete(client, args, out);
+  return absl::InvalidArgumentError(absl::StrCat("unknown command '", args.command, "'"));
+}
+
+}  // namespace maas::client

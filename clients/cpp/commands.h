@@ -1,0 +1,22 @@
+// The `maas` commands: each reads its inputs, makes its calls through a Client and writes its
+// output. Flags are parsed in main.cc; parsing and formatting live in cli.h.
+#ifndef MAAS_CLIENTS_CPP_COMMANDS_H_
+#define MAAS_CLIENTS_CPP_COMMANDS_H_
+
+#include <ostream>
+
+#include "absl/status/status.h"
+#include "clients/cpp/cli.h"
+#include "clients/cpp/client.h"
+
+namespace maas::client {
+
+// Runs args.command and writes its result to `out` (samples are written batch by batch as they
+// arrive). REQUIRES: cli::ValidateCommandArgs(args).ok(). Returns the first error (bad input file,
+// RPC error, malformed response); `out` may then hold a part of the output (a sample stream cut
+// short).
+absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out);
+
+}  // namespace maas::client
+
+#endif  // MAAS_CLIENTS_CPP_COMMANDS_H_

@@ -1,0 +1,181 @@
+// The `maas` command line client. Only wiring: flags -> cli::CommandArgs + ClientOptions ->
+// RunCommand.
+//
+// The command line is parsed here (not with absl::ParseCommandLine) so that every usage error,
+// including an unknown flag or a bad flag value, exits with code 2 and the help text. Flag values
+// are still parsed by the absl flags themselves (CommandLineFlag::ParseFrom).
+#include <cstdint>
+#include <iostream>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/reflection.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/time.h"
+#include "clients/cpp/cli.h"
+#include "clients/cpp/client.h"
+#include "clients/cpp/commands.h"
+
+// Global flags.
+ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server or gateway address");
+ABSL_FLAG(double, timeout, 30, "deadline of each call in seconds (0: none)");
+ABSL_FLAG(bool, json, false, "print one JSON document on stdout");
+ABSL_FLAG(std::string, auth_token_file, "", "file holding the bearer token");
+// Command flags (which command accepts which: cli::ValidateCommandArgs).
+ABSL_FLAG(bool, all_versions, false, "models: list every version");
+ABSL_FLAG(std::string, model, "", "model name");
+ABSL_FLAG(int64_t, version, 0, "model version (0: latest; delete: all versions)");
+ABSL_FLAG(std::string, type, "", "model type: generative or discriminative (get, delete)");
+ABSL_FLAG(uint64_t, num_samples, 0, "samples (sample) or Monte Carlo samples per row (estimate)");
+ABSL_FLAG(uint64_t, seed, 0, "seed (default: a fresh one chosen by the server)");
+ABSL_FLAG(uint64_t, start_index, 0, "sample: index of the first sample in the seed's stream");
+ABSL_FLAG(uint32_t, batch_size, 0, "sample: samples per streamed batch (0: server default)");
+ABSL_FLAG(bool, latents, false, "sample: also print the latent values");
+ABSL_FLAG(std::string, x, "", "estimate: rows inline, e.g. \"1,2;3,4\"");
+ABSL_FLAG(std::string, x_file, "", "estimate: CSV file, one row per line");
+ABSL_FLAG(std::string, estimator, "", "estimate: exact, prior, importance or ais");
+ABSL_FLAG(std::string, name, "", "train: model name");
+ABSL_FLAG(std::string, data, "", "train: TSV file of label<TAB>text lines");
+ABSL_FLAG(bool, partial, false, "train: continue the latest version (partial_fit)");
+ABSL_FLAG(uint32_t, top_k, 0, "classify: only the k most probable classes (0: all)");
+ABSL_FLAG(std::string, text_file, "", "classify: file with one text per line");
+
+namespace {
+
+constexpr int kExitError = 1;
+constexpr int kExitUsage = 2;
+
+int UsageError(const std::string& message) {
+  std::cerr << "maas: usage error: " << message << "\n\n" << maas::client::cli::UsageText();
+  return kExitUsage;
+}
+
+// Parses argv into flag values (set through the absl flags) and positional arguments.
+absl::Status ParseArgs(int argc, char** argv, std::vector<std::string>* positional,
+                       std::set<std::string>* flags_set, bool* help) {
+  bool only_positional = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (only_positional || arg.size() < 2 || arg[0] != '-') {
+      positional->push_back(arg);
+      continue;
+    }
+    if (arg == "--") {
+      only_positional = true;
+      continue;
+    }
+    if (arg == "-h" || arg == "--help" || arg == "-help") {
+      *help = true;
+      continue;
+    }
+    absl::string_view body = arg;
+    if (!absl::ConsumePrefix(&body, "--")) absl::ConsumePrefix(&body, "-");
+    const size_t eq = body.find('=');
+    const std::string name(body.substr(0, eq));
+    const bool has_value = eq != absl::string_view::npos;
+    std::string value = has_value ? std::string(body.substr(eq + 1)) : "";
+
+    absl::CommandLineFlag* flag = absl::FindCommandLineFlag(name);
+    std::string flag_name = name;
+    if (flag == nullptr && absl::StartsWith(name, "no") && !has_value) {
+      absl::CommandLineFlag* negated = absl::FindCommandLineFlag(name.substr(2));
+      if (negated != nullptr && negated->IsOfType<bool>()) {
+        flag = negated;
+        flag_name = name.substr(2);
+        value = "false";
+      }
+    } else if (flag != nullptr && flag->IsOfType<bool>() && !has_value) {
+      value = "true";
+    } else if (flag != nullptr && !has_value) {
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", name, " needs a value"));
+      value = argv[++i];
+    }
+    if (flag == nullptr || flag->IsRetired()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag --", name));
+    }
+    std::string error;
+    if (!flag->ParseFrom(value, &error)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bad value '", value, "' for --", flag_name, ": ", error));
+    }
+    flags_set->insert(flag_name);
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace cli = maas::client::cli;
+  std::vector<std::string> positional;
+  cli::CommandArgs args;
+  bool help = false;
+  if (absl::Status status = ParseArgs(argc, argv, &positional, &args.flags_set, &help);
+      !status.ok()) {
+    return UsageError(std::string(status.message()));
+  }
+  if (help || (!positional.empty() && positional[0] == "help")) {
+    std::cout << cli::UsageText();
+    return 0;
+  }
+  if (positional.empty()) return UsageError("no command given");
+  args.command = positional[0];
+  args.positional.assign(positional.begin() + 1, positional.end());
+  args.json = absl::GetFlag(FLAGS_json);
+  args.all_versions = absl::GetFlag(FLAGS_all_versions);
+  args.model = absl::GetFlag(FLAGS_model);
+  args.version = absl::GetFlag(FLAGS_version);
+  args.type = absl::GetFlag(FLAGS_type);
+  args.num_samples = absl::GetFlag(FLAGS_num_samples);
+  if (args.flags_set.count("seed") > 0) args.seed = absl::GetFlag(FLAGS_seed);
+  args.start_index = absl::GetFlag(FLAGS_start_index);
+  args.batch_size = absl::GetFlag(FLAGS_batch_size);
+  args.latents = absl::GetFlag(FLAGS_latents);
+  args.x = absl::GetFlag(FLAGS_x);
+  args.x_file = absl::GetFlag(FLAGS_x_file);
+  args.estimator = absl::GetFlag(FLAGS_estimator);
+  args.name = absl::GetFlag(FLAGS_name);
+  args.data = absl::GetFlag(FLAGS_data);
+  args.partial = absl::GetFlag(FLAGS_partial);
+  args.top_k = absl::GetFlag(FLAGS_top_k);
+  args.text_file = absl::GetFlag(FLAGS_text_file);
+  if (absl::Status status = cli::ValidateCommandArgs(args); !status.ok()) {
+    return UsageError(std::string(status.message()));
+  }
+  const double timeout = absl::GetFlag(FLAGS_timeout);
+  if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds");
+
+  maas::client::ClientOptions options;
+  options.target = absl::GetFlag(FLAGS_target);
+  options.timeout = timeout > 0 ? absl::Seconds(timeout) : absl::InfiniteDuration();
+  const std::string token_file = absl::GetFlag(FLAGS_auth_token_file);
+  if (!token_file.empty()) {
+    absl::StatusOr<std::string> token = cli::ReadFile(token_file);
+    if (!token.ok() || absl::StripAsciiWhitespace(*token).empty()) {
+      std::cerr << "maas: "
+                << (token.ok() ? absl::StrCat("INVALID_ARGUMENT: auth token file '", token_file,
+                                              "' is empty")
+                               : absl::StrCat(absl::StatusCodeToString(token.status().code()), ": ",
+                                              token.status().message()))
+                << "\n";
+      return kExitError;
+    }
+    options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+  }
+
+  maas::client::Client client(options);
+  const absl::Status status = maas::client::RunCommand(client, args, std::cout);
+  std::cout.flush();
+  if (!status.ok()) {
+    std::cerr << "maas: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
+              << "\n";
+    return kExitError;
+  }
+  return 0;
+}

@@ -1,0 +1,422 @@
+// Transport-free CLI logic: matrix / CSV / TSV parsing, JSON writing (checked with protobuf's
+// independent JSON parser), number formatting (checked by round-tripping through strtod) and table
+// formats.
+#include "clients/cpp/cli.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+
+namespace maas::client::cli {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace gv1 = ::maas::generative::v1;
+
+std::vector<double> Values(const cv1::Matrix& m) { return {m.values().begin(), m.values().end()}; }
+
+// Parses JSON with protobuf's parser (independent of the writer under test).
+google::protobuf::Value ParseJson(const std::string& json) {
+  google::protobuf::Value value;
+  const auto status = google::protobuf::util::JsonStringToMessage(json, &value);
+  INFO(json);
+  REQUIRE(status.ok());
+  return value;
+}
+
+std::string ErrorOf(const absl::Status& status) {
+  REQUIRE_FALSE(status.ok());
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  return std::string(status.message());
+}
+
+TEST_CASE("ParseMatrix reads rows and columns") {
+  const auto m = ParseMatrix("1,2;3,4");
+  REQUIRE(m.ok());
+  CHECK(m->rows() == 2);
+  CHECK(m->cols() == 2);
+  CHECK(Values(*m) == std::vector<double>{1, 2, 3, 4});
+
+  const auto spaced = ParseMatrix(" -1.5 , +2e-3 ; 0 , 1E2 ");
+  REQUIRE(spaced.ok());
+  CHECK(Values(*spaced) == std::vector<double>{-1.5, 2e-3, 0, 100});
+
+  const auto single = ParseMatrix("5");
+  REQUIRE(single.ok());
+  CHECK(single->rows() == 1);
+  CHECK(single->cols() == 1);
+}
+
+TEST_CASE("ParseMatrix rejects bad matrices with the row and column") {
+  using Catch::Contains;
+  CHECK_THAT(ErrorOf(ParseMatrix("").status()), Contains("empty"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1,2;3").status()), Contains("row 2 has 1 columns"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1,2;3").status()), Contains("ragged"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1,a").status()),
+             Contains("row 1, column 2: 'a' is not a number"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1,2;3,4x").status()), Contains("row 2, column 2"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1,,2").status()), Contains("column 2: empty value"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1;;2").status()), Contains("row 2 is empty"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1 2").status()), Contains("not a number"));
+  CHECK_THAT(ErrorOf(ParseMatrix("0x10").status()), Contains("not a number"));
+  CHECK_THAT(ErrorOf(ParseMatrix("+-1").status()), Contains("not a number"));
+  CHECK_THAT(ErrorOf(ParseMatrix("1e999").status()), Contains("out of the range"));
+  for (const char* non_finite : {"nan", "NaN", "inf", "-inf", "Infinity", "-INFINITY", "+nan"}) {
+    INFO(non_finite);
+    CHECK_THAT(ErrorOf(ParseMatrix(std::string("1;") + non_finite).status()),
+               Contains("not a finite number"));
+  }
+}
+
+TEST_CASE("ParseMatrixCsv skips blank and comment lines and names bad lines") {
+  const auto m = ParseMatrixCsv("# header\r\n1,2\r\n\r\n  \n3.5,4\n# trailing\n");
+  REQUIRE(m.ok());
+  CHECK(m->rows() == 2);
+  CHECK(m->cols() == 2);
+  CHECK(Values(*m) == std::vector<double>{1, 2, 3.5, 4});
+  using Catch::Contains;
+  CHECK_THAT(ErrorOf(ParseMatrixCsv("1,2\n\n3\n").status()), Contains("line 3 has 1 columns"));
+  CHECK_THAT(ErrorOf(ParseMatrixCsv("x,y\n1,2\n").status()), Contains("line 1, column 1"));
+  CHECK_THAT(ErrorOf(ParseMatrixCsv("1,2\n3,NaN\n").status()), Contains("line 2, column 2"));
+  CHECK_THAT(ErrorOf(ParseMatrixCsv("# only\n\n").status()), Contains("no data rows"));
+}
+
+TEST_CASE("FormatDouble is the shortest exact representation") {
+  CHECK(FormatDouble(0.1) == "0.1");
+  CHECK(FormatDouble(1) == "1");
+  CHECK(FormatDouble(-2.5) == "-2.5");
+  CHECK(FormatDouble(std::numeric_limits<double>::quiet_NaN()) == "nan");
+  CHECK(FormatDouble(-std::numeric_limits<double>::infinity()) == "-inf");
+  std::mt19937_64 gen(12345);
+  std::uniform_int_distribution<uint64_t> bits;
+  for (int i = 0; i < 20000; ++i) {
+    uint64_t b = bits(gen);
+    double v;
+    std::memcpy(&v, &b, sizeof(v));
+    if (!std::isfinite(v)) continue;
+    const std::string text = FormatDouble(v);
+    INFO(text);
+    CHECK(std::strtod(text.c_str(), nullptr) == v);
+    CHECK(text.size() <= 24);
+  }
+}
+
+TEST_CASE("Sample CSV rows read back bit for bit") {
+  gv1::SampleBatch batch;
+  const std::vector<double> values = {0.1, 1.0 / 3, 1e-300, -2.5e300, 5e-324, -0.0};
+  batch.mutable_x()->set_rows(3);
+  batch.mutable_x()->set_cols(2);
+  for (double v : values) batch.mutable_x()->add_values(v);
+  const auto rows = FormatSampleRows(batch);
+  REQUIRE(rows.ok());
+  const std::string csv = FormatSampleHeader("m", 3, batch) + *rows;
+  const auto parsed = ParseMatrixCsv(csv);
+  REQUIRE(parsed.ok());
+  CHECK(parsed->rows() == 3);
+  REQUIRE(parsed->values_size() == 6);
+  for (int i = 0; i < 6; ++i) {
+    CHECK(std::memcmp(&parsed->values()[i], &values[i], sizeof(double)) == 0);
+  }
+  // Malformed batches are reported, not formatted.
+  batch.mutable_x()->set_rows(4);
+  CHECK(FormatSampleRows(batch).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("ParseTrainingTsv reads label<TAB>text lines") {
+  const auto examples =
+      ParseTrainingTsv("\xEF\xBB\xBFspam\tbuy now\r\n\nham\thello\tthere\n  \neggs\t\n");
+  REQUIRE(examples.ok());
+  REQUIRE(examples->size() == 3);
+  CHECK((*examples)[0].label() == "spam");
+  CHECK((*examples)[0].text() == "buy now");
+  CHECK((*examples)[1].text() == "hello\tthere");
+  CHECK((*examples)[2].label() == "eggs");
+  CHECK((*examples)[2].text().empty());
+  const auto unicode = ParseTrainingTsv("caf\xC3\xA9\tna\xC3\xAFve \xE2\x9C\x93\n");
+  REQUIRE(unicode.ok());
+  CHECK((*unicode)[0].label() == "caf\xC3\xA9");
+}
+
+TEST_CASE("ParseTrainingTsv errors name the line") {
+  using Catch::Contains;
+  CHECK_THAT(ErrorOf(ParseTrainingTsv("a\tx\nno tab here\n").status()),
+             Contains("line 2: expected 'label<TAB>text' but found no tab"));
+  CHECK_THAT(ErrorOf(ParseTrainingTsv("a\tx\n\n\tx\n").status()), Contains("line 3: empty label"));
+  CHECK_THAT(ErrorOf(ParseTrainingTsv("a\tx\nb\tbad \xFF byte\n").status()),
+             Contains("line 2: invalid UTF-8"));
+  CHECK_THAT(ErrorOf(ParseTrainingTsv("\n \n").status()), Contains("no examples"));
+  CHECK_THAT(ErrorOf(ParseTrainingTsv("").status()), Contains("no examples"));
+}
+
+TEST_CASE("ParseTextLines") {
+  const auto texts = ParseTextLines("one\r\n\ntwo words\n");
+  REQUIRE(texts.ok());
+  CHECK(*texts == std::vector<std::string>{"one", "two words"});
+  CHECK_THAT(ErrorOf(ParseTextLines("ok\n\xC0\x80\n").status()),
+             Catch::Contains("line 2: invalid UTF-8"));
+  CHECK_THAT(ErrorOf(ParseTextLines("\n").status()), Catch::Contains("no (non-blank) lines"));
+}
+
+TEST_CASE("IsValidUtf8") {
+  CHECK(IsValidUtf8(""));
+  CHECK(IsValidUtf8("plain"));
+  CHECK(IsValidUtf8("\xC3\xA9\xE2\x82\xAC\xF0\x9F\x98\x80"));  // é € 😀
+  CHECK(IsValidUtf8("\xF4\x8F\xBF\xBF"));                      // U+10FFFF
+  CHECK_FALSE(IsValidUtf8("\xC0\x80"));                        // overlong NUL
+  CHECK_FALSE(IsValidUtf8("\xE0\x80\xAF"));                    // overlong '/'
+  CHECK_FALSE(IsValidUtf8("\xED\xA0\x80"));                    // surrogate U+D800
+  CHECK_FALSE(IsValidUtf8("\xF4\x90\x80\x80"));                // U+110000
+  CHECK_FALSE(IsValidUtf8("\xE2\x82"));                        // truncated
+  CHECK_FALSE(IsValidUtf8("\x80"));                            // lone continuation
+  CHECK_FALSE(IsValidUtf8("\xFF"));
+}
+
+TEST_CASE("JsonQuote escapes quotes, backslashes and control characters") {
+  CHECK(JsonQuote("a\"b\\c") == R"("a\"b\\c")");
+  CHECK(JsonQuote("\n\r\t\b\f") == R"("\n\r\t\b\f")");
+  CHECK(JsonQuote(std::string("\x00\x01\x1f", 3)) == R"("\u0000\u0001\u001f")");
+  CHECK(JsonQuote("caf\xC3\xA9") == "\"caf\xC3\xA9\"");
+  CHECK(JsonQuote("a\xFF"
+                  "b") ==
+        "\"a\xEF\xBF\xBD"
+        "b\"");
+
+  // Every byte 0..127 survives a round trip through an independent parser.
+  std::string all;
+  for (int c = 0; c < 128; ++c) all.push_back(static_cast<char>(c));
+  all += "\xC3\xA9\xF0\x9F\x98\x80";
+  const google::protobuf::Value parsed = ParseJson(JsonQuote(all));
+  CHECK(parsed.string_value() == all);
+}
+
+TEST_CASE("JsonWriter builds valid nested documents") {
+  JsonWriter w;
+  w.BeginObject()
+      .Key("a")
+      .BeginArray()
+      .Int(-1)
+      .Uint(18446744073709551615ull)
+      .Double(0.1)
+      .Bool(true)
+      .Null()
+      .BeginObject()
+      .EndObject()
+      .BeginArray()
+      .EndArray()
+      .EndArray()
+      .Key("nan")
+      .Double(std::numeric_limits<double>::quiet_NaN())
+      .Key("inf")
+      .Double(std::numeric_limits<double>::infinity())
+      .Key("-inf")
+      .Double(-std::numeric_limits<double>::infinity())
+      .Key("k\"ey")
+      .String("v")
+      .EndObject();
+  CHECK(w.str() ==
+        R"({"a":[-1,18446744073709551615,0.1,true,null,{},[]],"nan":"NaN","inf":"Infinity",)"
+        R"("-inf":"-Infinity","k\"ey":"v"})");
+  const google::protobuf::Value parsed = ParseJson(w.str());
+  const auto& fields = parsed.struct_value().fields();
+  CHECK(fields.at("a").list_value().values(2).number_value() == 0.1);
+  CHECK(fields.at("nan").string_value() == "NaN");
+  CHECK(fields.at("k\"ey").string_value() == "v");
+}
+
+TEST_CASE("FormatTable aligns columns") {
+  CHECK(FormatTable({"NAME", "V"}, {{"a", "10"}, {"longer", "2"}}) ==
+        "NAME    V\n"
+        "a       10\n"
+        "longer  2\n");
+  CHECK(FormatTable({}, {{"k", "v"}}) == "k  v\n");
+  CHECK(FormatTable({"A", "B"}, {}) == "A  B\n");
+}
+
+TEST_CASE("FormatModels human and JSON") {
+  cv1::ListModelsResponse response;
+  cv1::ModelInfo* a = response.add_models();
+  a->set_name("gmm");
+  a->set_version(12);
+  a->set_type(cv1::GENERATIVE);
+  a->set_family("gaussian_mixture");
+  a->mutable_created_at()->set_seconds(1714564800);  // 2024-05-01T12:00:00Z
+  (*a->mutable_labels())["team"] = "ml";
+  cv1::ModelInfo* b = response.add_models();
+  b->set_name("spam");
+  b->set_version(1);
+  b->set_type(cv1::DISCRIMINATIVE);
+  b->set_family("count+multinomial_nb");
+  CHECK(FormatModels(response, false) ==
+        "NAME  VERSION  TYPE            FAMILY                CREATED\n"
+        "gmm   12       generative      gaussian_mixture      2024-05-01T12:00:00Z\n"
+        "spam  1        discriminative  count+multinomial_nb  -\n");
+  const google::protobuf::Value parsed = ParseJson(FormatModels(response, true));
+  const auto& models = parsed.struct_value().fields().at("models").list_value();
+  REQUIRE(models.values_size() == 2);
+  const auto& first = models.values(0).struct_value().fields();
+  CHECK(first.at("version").number_value() == 12);
+  CHECK(first.at("type").string_value() == "GENERATIVE");
+  CHECK(first.at("created_at").string_value() == "2024-05-01T12:00:00Z");
+  CHECK(first.at("labels").struct_value().fields().at("team").string_value() == "ml");
+  CHECK(models.values(1).struct_value().fields().at("created_at").kind_case() ==
+        google::protobuf::Value::kNullValue);
+}
+
+TEST_CASE("FormatEstimate human and JSON") {
+  gv1::EstimateLogLikelihoodResponse response;
+  response.set_estimator(gv1::IMPORTANCE);
+  response.set_seed(42);
+  response.set_model_version(3);
+  gv1::RowEstimate* row = response.add_rows();
+  row->set_log_likelihood(-1.2345678);
+  row->set_standard_error(0.01);
+  row->set_ess(950.5);
+  row->set_num_samples(1000);
+  row->set_exact_log_likelihood(-std::numeric_limits<double>::infinity());
+  CHECK(FormatEstimate("m", response, false) ==
+        "# model=m version=3 estimator=importance seed=42\n"
+        "ROW  LOG_LIKELIHOOD  STANDARD_ERROR  ESS    EXACT\n"
+        "0    -1.23457        0.01            950.5  -inf\n");
+  row->clear_exact_log_likelihood();
+  CHECK_THAT(FormatEstimate("m", response, false), Catch::EndsWith("950.5  -\n"));
+  const auto fields = ParseJson(FormatEstimate("m", response, true)).struct_value().fields();
+  CHECK(fields.at("estimator").string_value() == "IMPORTANCE");
+  const auto& r0 = fields.at("rows").list_value().values(0).struct_value().fields();
+  CHECK(r0.at("log_likelihood").number_value() == -1.2345678);
+  CHECK(r0.at("exact_log_likelihood").kind_case() == google::protobuf::Value::kNullValue);
+}
+
+TEST_CASE("FormatTrain, FormatClassify and FormatDelete") {
+  maas::discriminative::v1::TrainResponse train;
+  train.mutable_info()->set_name("spam");
+  train.mutable_info()->set_version(2);
+  train.mutable_info()->set_family("count+multinomial_nb");
+  train.mutable_summary()->set_num_documents(10);
+  train.mutable_summary()->set_num_features(345);
+  train.mutable_summary()->add_classes("ham");
+  train.mutable_summary()->add_classes("spam");
+  CHECK(FormatTrain(train, false) ==
+        "name       spam\n"
+        "version    2\n"
+        "family     count+multinomial_nb\n"
+        "documents  10\n"
+        "classes    2: ham, spam\n"
+        "features   345\n");
+  CHECK(ParseJson(FormatTrain(train, true)).struct_value().fields().at("features").number_value() ==
+        345);
+
+  maas::discriminative::v1::ClassifyResponse classify;
+  classify.add_results()->set_label("x");
+  const auto fields =
+      ParseJson(FormatClassify({"line\nbreak \"q\""}, classify, true)).struct_value().fields();
+  CHECK(fields.at("results")
+            .list_value()
+            .values(0)
+            .struct_value()
+            .fields()
+            .at("text")
+            .string_value() == "line\nbreak \"q\"");
+
+  cv1::DeleteModelResponse deleted;
+  deleted.add_deleted_versions(1);
+  deleted.add_deleted_versions(2);
+  CHECK(FormatDelete("gmm", cv1::GENERATIVE, deleted, false) ==
+        "deleted gmm (generative) versions: 1, 2\n");
+  CHECK(FormatDelete("gmm", cv1::GENERATIVE, deleted, true) ==
+        R"({"name":"gmm","type":"GENERATIVE","deleted_versions":[1,2]})"
+        "\n");
+}
+
+TEST_CASE("FormatMessage prints parseable text format and proto JSON") {
+  gv1::GetModelResponse response;
+  response.mutable_info()->set_name("u");
+  response.mutable_spec()->mutable_uniform()->add_low(0);
+  response.mutable_spec()->mutable_uniform()->add_high(1.5);
+  const auto text = FormatMessage(response, false);
+  REQUIRE(text.ok());
+  CHECK_THAT(*text, Catch::StartsWith("# maas.generative.v1.GetModelResponse\n"));
+  CHECK_THAT(*text, Catch::Contains("high: 1.5"));
+  const auto json = FormatMessage(response, true);
+  REQUIRE(json.ok());
+  const auto fields = ParseJson(*json).struct_value().fields();
+  CHECK(fields.at("spec").struct_value().fields().count("uniform") == 1);
+  // int64 fields follow the proto3 JSON mapping (strings); defaults are printed.
+  CHECK(fields.at("info").struct_value().fields().at("version").string_value() == "0");
+}
+
+TEST_CASE("ValidateCommandArgs") {
+  using Catch::Contains;
+  const auto error = [](const CommandArgs& args) {
+    return std::string(ValidateCommandArgs(args).message());
+  };
+  CommandArgs args;
+  CHECK_THAT(error(args), Contains("no command"));
+  args.command = "fly";
+  CHECK_THAT(error(args), Contains("unknown command 'fly'"));
+
+  args = CommandArgs();
+  args.command = "models";
+  args.flags_set = {"json", "target", "all_versions"};
+  CHECK(ValidateCommandArgs(args).ok());
+  args.flags_set.insert("model");
+  CHECK_THAT(error(args), Contains("--model does not apply to 'models'"));
+
+  args = CommandArgs();
+  args.command = "sample";
+  args.model = "m";
+  args.flags_set = {"model"};
+  CHECK_THAT(error(args), Contains("'sample' needs --num_samples"));
+  args.flags_set.insert("num_samples");
+  CHECK_THAT(error(args), Contains("--num_samples must be >= 1"));
+  args.num_samples = 10;
+  CHECK(ValidateCommandArgs(args).ok());
+  args.positional = {"extra"};
+  CHECK_THAT(error(args), Contains("takes no arguments"));
+
+  args = CommandArgs();
+  args.command = "estimate";
+  args.model = "m";
+  args.flags_set = {"model"};
+  CHECK_THAT(error(args), Contains("exactly one of --x and --x_file"));
+  args.flags_set = {"model", "x", "x_file"};
+  args.x_file = "f";
+  CHECK_THAT(error(args), Contains("exactly one of --x and --x_file"));
+  args.flags_set = {"model", "x", "estimator"};
+  args.estimator = "magic";
+  CHECK_THAT(error(args), Contains("unknown estimator 'magic'"));
+  args.estimator = "AIS";
+  CHECK(ValidateCommandArgs(args).ok());
+
+  args = CommandArgs();
+  args.command = "classify";
+  args.model = "m";
+  args.flags_set = {"model"};
+  CHECK_THAT(error(args), Contains("texts as arguments or --text_file"));
+  args.positional = {"hello"};
+  CHECK(ValidateCommandArgs(args).ok());
+  args.flags_set.insert("text_file");
+  args.text_file = "f";
+  CHECK_THAT(error(args), Contains("not both"));
+
+  args = CommandArgs();
+  args.command = "get";
+  args.flags_set = {"model", "type"};
+  args.model = "";
+  CHECK_THAT(error(args), Contains("--model must not be empty"));
+  args.model = "m";
+  args.type = "both";
+  CHECK_THAT(error(args), Contains("unknown model type"));
+  args.type = "discriminative";
+  CHECK(ValidateCommandArgs(args).ok());
+}
+
+}  // namespace
+}  // namespace maas::client::cli

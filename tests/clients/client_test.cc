@@ -1,0 +1,304 @@
+// The Client against in-process fake services: unary, server-streaming and client-streaming wiring,
+// deadlines, the authorization header, status conversion and model-type resolution.
+#include "clients/cpp/client.h"
+
+#include <catch2/catch.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "clients/cpp/cli.h"
+#include "clients/cpp/commands.h"
+#include "tests/clients/fake_services.h"
+
+namespace maas::client {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace dv1 = ::maas::discriminative::v1;
+namespace gv1 = ::maas::generative::v1;
+
+ClientOptions OptionsFor(const testing::FakeServer& server) {
+  ClientOptions options;
+  options.target = server.target();
+  options.timeout = absl::Seconds(20);
+  return options;
+}
+
+TEST_CASE("Sample collects the server stream in order") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  gv1::SampleRequest request;
+  request.mutable_model()->set_name("gmm");
+  request.set_num_samples(5);
+  request.set_seed(7);
+  request.set_start_index(10);
+  request.set_batch_size(2);
+  const absl::StatusOr<std::vector<gv1::SampleBatch>> batches = client.Sample(request);
+  REQUIRE(batches.ok());
+  REQUIRE(batches->size() == 3);  // 2 + 2 + 1
+  std::vector<double> first_column;
+  for (const gv1::SampleBatch& batch : *batches) {
+    CHECK(batch.seed() == 7);
+    for (uint32_t r = 0; r < batch.x().rows(); ++r) first_column.push_back(batch.x().values(r * 3));
+  }
+  CHECK(first_column == std::vector<double>{10, 11, 12, 13, 14});
+  CHECK((*batches)[2].start_index() == 14);
+}
+
+TEST_CASE("Sample stops and returns the callback's error") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  gv1::SampleRequest request;
+  request.mutable_model()->set_name("gmm");
+  request.set_num_samples(1000000);
+  request.set_batch_size(1);
+  int calls = 0;
+  const absl::Status status = client.Sample(request, [&calls](const gv1::SampleBatch&) {
+    ++calls;
+    return calls == 3 ? absl::AbortedError("enough") : absl::OkStatus();
+  });
+  CHECK(status.code() == absl::StatusCode::kAborted);
+  CHECK(status.message() == "enough");
+  CHECK(calls == 3);
+}
+
+TEST_CASE("Server errors keep their code and message") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  gv1::SampleRequest request;
+  request.mutable_model()->set_name("missing");
+  request.set_num_samples(1);
+  const auto batches = client.Sample(request);
+  REQUIRE_FALSE(batches.ok());
+  CHECK(batches.status().code() == absl::StatusCode::kNotFound);
+  CHECK(batches.status().message() == "model 'missing' not found");
+}
+
+TEST_CASE("FromGrpcStatus maps every code") {
+  CHECK(FromGrpcStatus(grpc::Status::OK).ok());
+  const std::vector<std::pair<grpc::StatusCode, absl::StatusCode>> pairs = {
+      {grpc::StatusCode::CANCELLED, absl::StatusCode::kCancelled},
+      {grpc::StatusCode::UNKNOWN, absl::StatusCode::kUnknown},
+      {grpc::StatusCode::INVALID_ARGUMENT, absl::StatusCode::kInvalidArgument},
+      {grpc::StatusCode::DEADLINE_EXCEEDED, absl::StatusCode::kDeadlineExceeded},
+      {grpc::StatusCode::NOT_FOUND, absl::StatusCode::kNotFound},
+      {grpc::StatusCode::ALREADY_EXISTS, absl::StatusCode::kAlreadyExists},
+      {grpc::StatusCode::PERMISSION_DENIED, absl::StatusCode::kPermissionDenied},
+      {grpc::StatusCode::UNAUTHENTICATED, absl::StatusCode::kUnauthenticated},
+      {grpc::StatusCode::RESOURCE_EXHAUSTED, absl::StatusCode::kResourceExhausted},
+      {grpc::StatusCode::FAILED_PRECONDITION, absl::StatusCode::kFailedPrecondition},
+      {grpc::StatusCode::ABORTED, absl::StatusCode::kAborted},
+      {grpc::StatusCode::OUT_OF_RANGE, absl::StatusCode::kOutOfRange},
+      {grpc::StatusCode::UNIMPLEMENTED, absl::StatusCode::kUnimplemented},
+      {grpc::StatusCode::INTERNAL, absl::StatusCode::kInternal},
+      {grpc::StatusCode::UNAVAILABLE, absl::StatusCode::kUnavailable},
+      {grpc::StatusCode::DATA_LOSS, absl::StatusCode::kDataLoss},
+  };
+  for (const auto& [grpc_code, absl_code] : pairs) {
+    // The numeric values are the same in both enums by design of the gRPC/absl code spaces.
+    CHECK(static_cast<int>(grpc_code) == static_cast<int>(absl_code));
+    const absl::Status status = FromGrpcStatus(grpc::Status(grpc_code, "why"));
+    CHECK(status.code() == absl_code);
+    CHECK(status.message() == "why");
+  }
+}
+
+TEST_CASE("Unary calls carry the deadline and the bearer token") {
+  testing::FakeServer server;
+  ClientOptions options = OptionsFor(server);
+  options.timeout = absl::Seconds(5);
+  gv1::EstimateLogLikelihoodRequest request;
+  request.mutable_model()->set_name("private");
+  request.mutable_x()->set_rows(2);
+  request.mutable_x()->set_cols(2);
+  for (double v : {1.0, 2.0, 3.0, 4.5}) request.mutable_x()->add_values(v);
+
+  Client anonymous(options);
+  const auto denied = anonymous.Estimate(request);
+  CHECK(denied.status().code() == absl::StatusCode::kUnauthenticated);
+
+  options.auth_token = "secret";
+  Client client(options);
+  const auto response = client.Estimate(request);
+  REQUIRE(response.ok());
+  REQUIRE(response->rows_size() == 2);
+  CHECK(response->rows(0).log_likelihood() == -3.0);
+  CHECK(response->rows(1).log_likelihood() == -7.5);
+
+  std::lock_guard<std::mutex> lock(server.observed().mu);
+  REQUIRE(server.observed().authorization.size() == 2);
+  CHECK(server.observed().authorization[0].empty());
+  CHECK(server.observed().authorization[1] == "Bearer secret");
+  for (double seconds : server.observed().deadline_seconds) {
+    // The timeout travels as a rounded-up grpc-timeout header.
+    CHECK(seconds > 3.0);
+    CHECK(seconds <= 5.1);
+  }
+}
+
+TEST_CASE("A zero timeout sends no deadline") {
+  testing::FakeServer server;
+  ClientOptions options = OptionsFor(server);
+  options.timeout = absl::ZeroDuration();
+  Client client(options);
+  gv1::EstimateLogLikelihoodRequest request;
+  request.mutable_x()->set_rows(1);
+  request.mutable_x()->set_cols(1);
+  request.mutable_x()->add_values(1);
+  REQUIRE(client.Estimate(request).ok());
+  std::lock_guard<std::mutex> lock(server.observed().mu);
+  REQUIRE(server.observed().deadline_seconds.size() == 1);
+  CHECK(server.observed().deadline_seconds[0] > 1e6);
+}
+
+TEST_CASE("A call past its deadline gives DEADLINE_EXCEEDED") {
+  testing::FakeServer server;
+  ClientOptions options = OptionsFor(server);
+  options.timeout = absl::Milliseconds(200);
+  Client client(options);
+  gv1::SampleRequest request;
+  request.mutable_model()->set_name("slow");
+  request.set_num_samples(1);
+  CHECK(client.Sample(request).status().code() == absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_CASE("Train streams the config then batches of the requested size") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  std::vector<dv1::LabeledText> examples;
+  for (int i = 0; i < 7; ++i) {
+    dv1::LabeledText& example = examples.emplace_back();
+    example.set_text("text " + std::to_string(i));
+    example.set_label(i % 2 == 0 ? "even" : "odd");
+  }
+  dv1::TrainConfig config;
+  config.set_name("parity");
+  const auto response = client.Train(config, examples, 3);
+  REQUIRE(response.ok());
+  CHECK(response->summary().num_documents() == 7);
+  CHECK(std::vector<std::string>(response->summary().classes().begin(),
+                                 response->summary().classes().end()) ==
+        std::vector<std::string>{"even", "odd"});
+  CHECK(response->summary().class_count(0) == 4);
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().train_name == "parity");
+    CHECK(server.observed().train_batch_sizes == std::vector<size_t>{3, 3, 1});
+  }
+
+  // Exactly divisible: no empty trailing batch.
+  REQUIRE(client.Train(config, examples.begin(), examples.begin() + 6, 3).ok());
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().train_batch_sizes == std::vector<size_t>{3, 3});
+  }
+  CHECK(client.Train(config, examples, 0).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("Train returns a failing source's error and does not finish the stream") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  int produced = 0;
+  const auto response = client.Train(
+      dv1::TrainConfig(),
+      [&produced](dv1::LabeledText* example) -> absl::StatusOr<bool> {
+        if (produced == 2) return absl::DataLossError("disk went away");
+        example->set_text("t");
+        example->set_label("a");
+        ++produced;
+        return true;
+      },
+      1);
+  CHECK(response.status().code() == absl::StatusCode::kDataLoss);
+}
+
+TEST_CASE("Classify round trip") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  dv1::ClassifyRequest request;
+  request.mutable_model()->set_name("spam");
+  request.add_texts("hi");
+  request.add_texts("a longer text");
+  const auto response = client.Classify(request);
+  REQUIRE(response.ok());
+  REQUIRE(response->results_size() == 2);
+  CHECK(response->results(0).label() == "short");
+  CHECK(response->results(1).label() == "long");
+  CHECK(response->model_version() == 5);
+}
+
+TEST_CASE("ResolveModelType falls back to the services without a gateway") {
+  testing::FakeServer server;  // no Gateway service: ListModels there is UNIMPLEMENTED
+  Client client(OptionsFor(server));
+  CHECK(client.ListModels({}).status().code() == absl::StatusCode::kUnimplemented);
+  CHECK(*client.ResolveModelType("gmm") == cv1::GENERATIVE);
+  CHECK(*client.ResolveModelType("spam") == cv1::DISCRIMINATIVE);
+  CHECK(client.ResolveModelType("nope").status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("RunCommand sample streams CSV with a header") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  cli::CommandArgs args;
+  args.command = "sample";
+  args.model = "gmm";
+  args.num_samples = 3;
+  args.seed = 5;
+  args.batch_size = 2;
+  args.latents = true;
+  std::ostringstream out;
+  REQUIRE(RunCommand(client, args, out).ok());
+  CHECK(out.str() ==
+        "# model=gmm version=4 seed=5 start_index=0 num_samples=3 x_cols=3 latent_cols=1\n"
+        "0,5,0,0\n"
+        "1,5,0.5,1\n"
+        "2,5,1,2\n");
+}
+
+TEST_CASE("RunCommand estimate, classify and train") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  {
+    cli::CommandArgs args;
+    args.command = "estimate";
+    args.model = "exact";
+    args.x = "1,2;0.25,-4";
+    args.seed = 3;
+    args.json = true;
+    std::ostringstream out;
+    REQUIRE(RunCommand(client, args, out).ok());
+    CHECK(out.str() ==
+          R"({"model":"exact","model_version":2,"estimator":"EXACT","seed":3,"rows":[)"
+          R"({"log_likelihood":-3,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
+          R"("pareto_k":"NaN","exact_log_likelihood":-3},)"
+          R"({"log_likelihood":3.75,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
+          R"("pareto_k":"NaN","exact_log_likelihood":3.75}]})"
+          "\n");
+  }
+  {
+    cli::CommandArgs args;
+    args.command = "estimate";
+    args.model = "gmm";
+    args.x = "1,nan";
+    std::ostringstream out;
+    const absl::Status status = RunCommand(client, args, out);
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("--x: row 1, column 2"));
+  }
+  {
+    cli::CommandArgs args;
+    args.command = "classify";
+    args.model = "spam";
+    args.positional = {"hi", "a longer text"};
+    std::ostringstream out;
+    REQUIRE(RunCommand(client, args, out).ok());
+    CHECK(out.str() ==
+          "INDEX  LABEL  PROBABILITIES\n"
+          "0      short  long=0.25 short=0.75\n"
+          "1      long   long=0.75 short=0.25\n");
+  }
+}
+
+}  // namespace
+}  // namespace maas::client

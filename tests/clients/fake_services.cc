@@ -1,0 +1,214 @@
+#include "tests/clients/fake_services.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+namespace maas::client::testing {
+namespace {
+
+namespace cv1 = ::maas::common::v1;
+namespace dv1 = ::maas::discriminative::v1;
+namespace gv1 = ::maas::generative::v1;
+
+void Record(grpc::ServerContext* context, Observed* observed) {
+  std::string authorization;
+  const auto& metadata = context->client_metadata();
+  const auto it = metadata.find("authorization");
+  if (it != metadata.end()) authorization.assign(it->second.data(), it->second.size());
+  const double seconds =
+      std::chrono::duration<double>(context->deadline() - std::chrono::system_clock::now()).count();
+  std::lock_guard<std::mutex> lock(observed->mu);
+  observed->authorization.push_back(authorization);
+  observed->deadline_seconds.push_back(seconds);
+}
+
+}  // namespace
+
+grpc::Status FakeGenerative::Sample(grpc::ServerContext* context, const gv1::SampleRequest* request,
+                                    grpc::ServerWriter<gv1::SampleBatch>* writer) {
+  Record(context, observed_);
+  if (request->model().name() == "missing") {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "model 'missing' not found");
+  }
+  if (request->model().name() == "slow") {
+    // Waits (at most 10 s) for the client's deadline to cancel the call.
+    const auto give_up = std::chrono::system_clock::now() + std::chrono::seconds(10);
+    while (!context->IsCancelled() && std::chrono::system_clock::now() < give_up) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+  }
+  const uint64_t seed = request->has_seed() ? request->seed() : 99;
+  const uint64_t batch_size = request->batch_size() == 0 ? 1024 : request->batch_size();
+  for (uint64_t done = 0; done < request->num_samples();) {
+    if (context->IsCancelled()) {
+      std::lock_guard<std::mutex> lock(observed_->mu);
+      observed_->sample_cancelled = true;
+      return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
+    }
+    const uint64_t n = std::min(batch_size, request->num_samples() - done);
+    gv1::SampleBatch batch;
+    batch.set_start_index(request->start_index() + done);
+    batch.set_seed(seed);
+    batch.set_model_version(4);
+    batch.mutable_x()->set_rows(n);
+    batch.mutable_x()->set_cols(3);
+    if (request->include_latents()) {
+      batch.mutable_latents()->set_rows(n);
+      batch.mutable_latents()->set_cols(1);
+    }
+    for (uint64_t k = 0; k < n; ++k) {
+      const uint64_t i = request->start_index() + done + k;
+      batch.mutable_x()->add_values(static_cast<double>(i));
+      batch.mutable_x()->add_values(static_cast<double>(seed));
+      batch.mutable_x()->add_values(0.5 * static_cast<double>(i));
+      if (request->include_latents())
+        batch.mutable_latents()->add_values(static_cast<double>(i % 3));
+    }
+    if (!writer->Write(batch)) break;
+    done += n;
+  }
+  if (context->IsCancelled()) {
+    std::lock_guard<std::mutex> lock(observed_->mu);
+    observed_->sample_cancelled = true;
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeGenerative::EstimateLogLikelihood(grpc::ServerContext* context,
+                                                   const gv1::EstimateLogLikelihoodRequest* request,
+                                                   gv1::EstimateLogLikelihoodResponse* response) {
+  Record(context, observed_);
+  if (request->model().name() == "private") {
+    const auto& metadata = context->client_metadata();
+    const auto it = metadata.find("authorization");
+    if (it == metadata.end() || it->second != "Bearer secret") {
+      return grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or wrong bearer token");
+    }
+  }
+  const cv1::Matrix& x = request->x();
+  if (x.rows() * x.cols() != static_cast<uint32_t>(x.values_size())) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad matrix");
+  }
+  const uint64_t n = request->num_samples() == 0 ? 1000 : request->num_samples();
+  for (uint32_t r = 0; r < x.rows(); ++r) {
+    double sum = 0;
+    for (uint32_t c = 0; c < x.cols(); ++c) sum += x.values(r * x.cols() + c);
+    gv1::RowEstimate* row = response->add_rows();
+    row->set_log_likelihood(-sum);
+    row->set_standard_error(0.5);
+    row->set_ess(static_cast<double>(n));
+    row->set_num_samples(n);
+    row->set_pareto_k(std::numeric_limits<double>::quiet_NaN());
+    if (request->model().name() == "exact") row->set_exact_log_likelihood(-sum);
+  }
+  response->set_estimator(
+      request->estimator() == gv1::ESTIMATOR_UNSPECIFIED ? gv1::EXACT : request->estimator());
+  response->set_seed(request->has_seed() ? request->seed() : 0);
+  response->set_model_version(2);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeGenerative::ListModels(grpc::ServerContext* context,
+                                        const cv1::ListModelsRequest* /*request*/,
+                                        cv1::ListModelsResponse* response) {
+  Record(context, observed_);
+  cv1::ModelInfo* info = response->add_models();
+  info->set_name("gmm");
+  info->set_version(1);
+  info->set_type(cv1::GENERATIVE);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeDiscriminative::Train(grpc::ServerContext* context,
+                                       grpc::ServerReader<dv1::TrainRequest>* reader,
+                                       dv1::TrainResponse* response) {
+  Record(context, observed_);
+  dv1::TrainRequest message;
+  if (!reader->Read(&message) || !message.has_config()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "first message must be the config");
+  }
+  const std::string name = message.config().name();
+  std::vector<size_t> sizes;
+  std::set<std::string> classes;
+  std::map<std::string, double> counts;
+  uint64_t documents = 0;
+  while (reader->Read(&message)) {
+    if (!message.has_batch()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "config sent twice");
+    }
+    sizes.push_back(message.batch().examples_size());
+    for (const dv1::LabeledText& example : message.batch().examples()) {
+      classes.insert(example.label());
+      counts[example.label()] += 1;
+      ++documents;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(observed_->mu);
+    observed_->train_batch_sizes = sizes;
+    observed_->train_name = name;
+  }
+  if (documents == 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no examples");
+  response->mutable_info()->set_name(name);
+  response->mutable_info()->set_version(3);
+  response->mutable_info()->set_type(cv1::DISCRIMINATIVE);
+  response->mutable_info()->set_family("count+multinomial_nb");
+  response->mutable_summary()->set_num_documents(documents);
+  response->mutable_summary()->set_num_features(7);
+  for (const std::string& label : classes) {
+    response->mutable_summary()->add_classes(label);
+    response->mutable_summary()->add_class_count(counts[label]);
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeDiscriminative::Classify(grpc::ServerContext* context,
+                                          const dv1::ClassifyRequest* request,
+                                          dv1::ClassifyResponse* response) {
+  Record(context, observed_);
+  for (const std::string& text : request->texts()) {
+    const bool is_long = text.size() > 5;
+    dv1::Classification* result = response->add_results();
+    result->set_label(is_long ? "long" : "short");
+    dv1::ClassScore* first = result->add_scores();
+    first->set_label("long");
+    first->set_probability(is_long ? 0.75 : 0.25);
+    first->set_log_probability(std::log(first->probability()));
+    dv1::ClassScore* second = result->add_scores();
+    second->set_label("short");
+    second->set_probability(is_long ? 0.25 : 0.75);
+    second->set_log_probability(std::log(second->probability()));
+  }
+  response->set_model_version(5);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeDiscriminative::ListModels(grpc::ServerContext* context,
+                                            const cv1::ListModelsRequest* /*request*/,
+                                            cv1::ListModelsResponse* response) {
+  Record(context, observed_);
+  cv1::ModelInfo* info = response->add_models();
+  info->set_name("spam");
+  info->set_version(2);
+  info->set_type(cv1::DISCRIMINATIVE);
+  return grpc::Status::OK;
+}
+
+FakeServer::FakeServer() {
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.RegisterService(&generative_);
+  builder.RegisterService(&discriminative_);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || port_ == 0) throw std::runtime_error("cannot start the fake server");
+}
+
+FakeServer::~FakeServer() { server_->Shutdown(std::chrono::system_clock::now()); }
+
+}  // namespace maas::client::testing

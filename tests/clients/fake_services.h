@@ -1,0 +1,90 @@
+// Fake GenerativeService / DiscriminativeService for the client tests: a few RPCs with trivially
+// predictable answers, served in-process on port 0.
+#ifndef MAAS_TESTS_CLIENTS_FAKE_SERVICES_H_
+#define MAAS_TESTS_CLIENTS_FAKE_SERVICES_H_
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "maas/discriminative/v1/discriminative.grpc.pb.h"
+#include "maas/generative/v1/generative.grpc.pb.h"
+
+namespace maas::client::testing {
+
+// What the fakes saw of the calls (for assertions).
+struct Observed {
+  std::mutex mu;
+  std::vector<std::string> authorization;  // "authorization" header of each call ("" when absent)
+  std::vector<double> deadline_seconds;    // seconds from the call's arrival to its deadline
+  std::vector<size_t> train_batch_sizes;   // examples per TextBatch of the last Train call
+  std::string train_name;                  // TrainConfig.name of the last Train call
+  bool sample_cancelled = false;           // whether a Sample call saw cancellation
+};
+
+// Sample: sample i (absolute index start_index + k) is the row [i, seed, 0.5 * i]; latents [i % 3].
+//   NOT_FOUND for the model name "missing"; "slow" answers nothing until cancelled. seed defaults
+//   to 99.
+// EstimateLogLikelihood: row r's log_likelihood = -(sum of the row), standard_error = 0.5, ess = N,
+//   exact_log_likelihood set only for model "exact". UNAUTHENTICATED unless the token is "secret"
+//   when the model is "private".
+// ListModels: the generative service has "gmm"; the discriminative one "spam".
+class FakeGenerative final : public generative::v1::GenerativeService::Service {
+ public:
+  explicit FakeGenerative(Observed* observed) : observed_(observed) {}
+  grpc::Status Sample(grpc::ServerContext* context, const generative::v1::SampleRequest* request,
+                      grpc::ServerWriter<generative::v1::SampleBatch>* writer) override;
+  grpc::Status EstimateLogLikelihood(
+      grpc::ServerContext* context, const generative::v1::EstimateLogLikelihoodRequest* request,
+      generative::v1::EstimateLogLikelihoodResponse* response) override;
+  grpc::Status ListModels(grpc::ServerContext* context,
+                          const common::v1::ListModelsRequest* request,
+                          common::v1::ListModelsResponse* response) override;
+
+ private:
+  Observed* observed_;
+};
+
+// Train: records the batch sizes; answers num_documents, classes sorted, num_features = 7,
+// version 3. Classify: label "long" when the text has more than 5 bytes, else "short"; scores for
+// both classes.
+class FakeDiscriminative final : public discriminative::v1::DiscriminativeService::Service {
+ public:
+  explicit FakeDiscriminative(Observed* observed) : observed_(observed) {}
+  grpc::Status Train(grpc::ServerContext* context,
+                     grpc::ServerReader<discriminative::v1::TrainRequest>* reader,
+                     discriminative::v1::TrainResponse* response) override;
+  grpc::Status Classify(grpc::ServerContext* context,
+                        const discriminative::v1::ClassifyRequest* request,
+                        discriminative::v1::ClassifyResponse* response) override;
+  grpc::Status ListModels(grpc::ServerContext* context,
+                          const common::v1::ListModelsRequest* request,
+                          common::v1::ListModelsResponse* response) override;
+
+ private:
+  Observed* observed_;
+};
+
+// Both fakes on 127.0.0.1:<free port>.
+class FakeServer {
+ public:
+  FakeServer();
+  ~FakeServer();
+  std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  Observed& observed() { return observed_; }
+
+ private:
+  Observed observed_;
+  FakeGenerative generative_{&observed_};
+  FakeDiscriminative discriminative_{&observed_};
+  std::unique_ptr<grpc::Server> server_;
+  int port_ = 0;
+};
+
+}  // namespace maas::client::testing
+
+#endif  // MAAS_TESTS_CLIENTS_FAKE_SERVICES_H_

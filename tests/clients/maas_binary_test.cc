@@ -1,0 +1,131 @@
+// The `maas` binary itself: exit codes, usage errors and a few commands against the fake services.
+#include <sys/wait.h>
+
+#include <catch2/catch.hpp>
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "tests/clients/fake_services.h"
+
+namespace maas::client {
+namespace {
+
+struct Result {
+  int exit_code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TMPDIR");
+  return std::string(dir != nullptr ? dir : "/tmp") + "/maas_binary_test_" +
+         std::to_string(::getpid()) + "_" + name;
+}
+
+std::string Slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// Runs `maas <args>` through the shell (args are trusted test strings, already quoted).
+Result Run(const std::string& args) {
+  const std::string out_path = TempPath("out");
+  const std::string err_path = TempPath("err");
+  const std::string command =
+      std::string("'") + MAAS_CLI_BINARY + "' " + args + " >" + out_path + " 2>" + err_path;
+  const int status = std::system(command.c_str());
+  Result result;
+  if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  result.out = Slurp(out_path);
+  result.err = Slurp(err_path);
+  std::remove(out_path.c_str());
+  std::remove(err_path.c_str());
+  return result;
+}
+
+TEST_CASE("maas usage errors exit 2 with the help text") {
+  for (const std::string args :
+       {"", "fly", "--nosuchflag models", "models --model=x", "sample --model m",
+        "--num_samples=abc sample --model m", "estimate --model m", "--timeout=-1 models",
+        "classify --model m", "--model"}) {
+    INFO(args);
+    const Result result = Run(args);
+    CHECK(result.exit_code == 2);
+    CHECK_THAT(result.err, Catch::StartsWith("maas: usage error: "));
+    CHECK_THAT(result.err, Catch::Contains("usage: maas"));
+    CHECK(result.out.empty());
+  }
+}
+
+TEST_CASE("maas --help prints the usage on stdout") {
+  const Result result = Run("--help");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::StartsWith("usage: maas"));
+}
+
+TEST_CASE("maas errors print CODE and message and exit 1") {
+  testing::FakeServer server;
+  const std::string target = "--target=" + server.target();
+  Result result = Run(target + " sample --model missing --num_samples 1");
+  CHECK(result.exit_code == 1);
+  CHECK(result.err == "maas: NOT_FOUND: model 'missing' not found\n");
+
+  result = Run(target + " estimate --model m --x '1,2;3'");
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: INVALID_ARGUMENT: --x: row 2 has 1 columns"));
+
+  result = Run(target + " train --name t --data /nonexistent/file.tsv");
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: NOT_FOUND: cannot open '/nonexistent/file.tsv'"));
+
+  // Nothing listens on the gateway route of the fake: the gateway service is not implemented there.
+  result = Run(target + " models");
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: UNIMPLEMENTED: "));
+}
+
+TEST_CASE("maas commands against the fake services") {
+  testing::FakeServer server;
+  const std::string target = "--target=" + server.target();
+
+  Result result = Run(target + " sample --model gmm --num_samples=3 --seed 11 --batch_size 2");
+  CHECK(result.exit_code == 0);
+  CHECK(result.out ==
+        "# model=gmm version=4 seed=11 start_index=0 num_samples=3 x_cols=3 latent_cols=0\n"
+        "0,11,0\n"
+        "1,11,0.5\n"
+        "2,11,1\n");
+
+  // The sample output is valid --x_file input.
+  const std::string csv = TempPath("x.csv");
+  std::ofstream(csv) << result.out;
+  result = Run("--json " + target + " estimate --model exact --x_file " + csv);
+  std::remove(csv.c_str());
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::StartsWith(R"({"model":"exact","model_version":2,)"));
+  CHECK_THAT(result.out, Catch::Contains(R"("log_likelihood":-14,)"));  // -(2 + 11 + 1), row 3
+  CHECK(result.err.empty());
+
+  const std::string tsv = TempPath("train.tsv");
+  std::ofstream(tsv) << "a\tfirst\nb\tsecond\n\na\tthird\n";
+  result = Run(target + " train --name t --data=" + tsv);
+  std::remove(tsv.c_str());
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("documents  3\n"));
+  CHECK_THAT(result.out, Catch::Contains("classes    2: a, b\n"));
+
+  result = Run(target + " --auth_token_file=/nonexistent/token models");
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: NOT_FOUND: cannot open"));
+
+  result = Run(target + " classify --model spam -- hi -dash-text-");
+  CHECK(result.exit_code == 0);
+  CHECK(result.out ==
+        "INDEX  LABEL  PROBABILITIES\n"
+        "0      short  long=0.25 short=0.75\n"
+        "1      long   long=0.75 short=0.25\n");
+}
+
+}  // namespace
+}  // namespace maas::client
