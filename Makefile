@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps configure build run test bench format clean
+.PHONY: deps configure build run test format clean
 
 deps:
 	./deploy/install-deps.sh

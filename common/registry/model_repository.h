@@ -87,12 +87,9 @@ class ModelRepository {
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
       for (int64_t version : wanted) {
         absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
-        if (absl::IsNotFound(loaded.status())) continue;
-        if (!loaded.ok()) {
-          return absl::Status(loaded.status().code(),
-                              absl::StrCat("model '", name, "' version ", version,
-                                           " cannot be loaded: ", loaded.status().message()));
-        }
+        // A version that cannot be loaded (deleted meanwhile, corrupt, or not this service's) is left out so
+        // one bad file never hides every other model; GetModel on it answers the reason.
+        if (!loaded.ok()) continue;
         *response.add_models() = (*loaded)->info();
       }
     }

@@ -15,8 +15,9 @@
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, 50053, "Port to listen on (0 = pick a free port and print it).");
-ABSL_FLAG(std::string, model_dir, "./var/models",
-          "Model store root: <model_dir>/<name>/<version>/model.pb.");
+ABSL_FLAG(std::string, model_dir, "./var/models/discriminative",
+          "This service's model store: <model_dir>/<name>/<version>/model.pb (never shared with "
+          "the other service: names are per service).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
 ABSL_FLAG(uint64_t, max_texts_per_request, 100'000,
           "Largest number of texts of one Classify/Vectorize request.");

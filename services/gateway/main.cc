@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   gw::GatewayService gateway_service(backends->get(), service_options);
 
   maas::server::ServerOptions server_options;
-  server_options.name = "gateway";
+  server_options.name = "maas-gateway";
   server_options.host = absl::GetFlag(FLAGS_host);
   server_options.port = absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

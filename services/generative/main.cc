@@ -16,8 +16,9 @@
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, 50052, "Port to listen on (0 = pick a free port and print it).");
-ABSL_FLAG(std::string, model_dir, "./var/models",
-          "Model store root: <model_dir>/<name>/<version>/model.pb.");
+ABSL_FLAG(std::string, model_dir, "./var/models/generative",
+          "This service's model store: <model_dir>/<name>/<version>/model.pb (never shared with "
+          "the other service: names are per service).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
 ABSL_FLAG(uint64_t, max_samples_per_request, 10'000'000,
           "Largest num_samples of one Sample request.");
