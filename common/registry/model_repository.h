@@ -57,8 +57,17 @@ class ModelRepository {
     if (poll_interval > absl::ZeroDuration()) cache_.StartPolling(poll_interval);
   }
 
-  // The version `ref` names (0 = latest). NOT_FOUND naming the model and version when absent.
+  // The version `ref` names (0 = latest). INVALID_ARGUMENT for an empty or bad name or a negative
+  // version, NOT_FOUND naming the model and version when absent.
   absl::StatusOr<std::shared_ptr<const Loaded>> Get(const common::v1::ModelRef& ref) {
+    if (ref.name().empty()) {
+      return absl::InvalidArgumentError(
+          "model.name is empty; name the model to use (see ListModels)");
+    }
+    if (ref.version() < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("model.version is ", ref.version(),
+                                                     "; use a version >= 1, or 0 for the latest"));
+    }
     MAAS_RETURN_IF_ERROR(ValidateModelName(ref.name()));
     return cache_.Get(ref.name(), ref.version());
   }
@@ -87,8 +96,9 @@ class ModelRepository {
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
       for (int64_t version : wanted) {
         absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
-        // A version that cannot be loaded (deleted meanwhile, corrupt, or not this service's) is left out so
-        // one bad file never hides every other model; GetModel on it answers the reason.
+        // A version that cannot be loaded (deleted meanwhile, corrupt, or not this service's) is
+        // left out so one bad file never hides every other model; GetModel on it answers the
+        // reason.
         if (!loaded.ok()) continue;
         *response.add_models() = (*loaded)->info();
       }

@@ -402,4 +402,13 @@ int WaitForTerminationSignal() {
   return signal_number;
 }
 
+int ServeUntilTerminated(Server& server, std::string_view what,
+                         const std::function<void()>& before_shutdown) {
+  std::cerr << server.name() << ": serving " << what << " on port " << server.port() << std::endl;
+  const int signal_number = WaitForTerminationSignal();
+  if (before_shutdown) before_shutdown();
+  server.Shutdown();
+  return signal_number;
+}
+
 }  // namespace maas::server

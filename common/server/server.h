@@ -21,6 +21,7 @@
 #include <grpcpp/server.h>
 #include <grpcpp/support/server_interceptor.h>
 
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <ostream>
@@ -88,6 +89,8 @@ class Server {
 
   // The bound port (the chosen one when options.port was 0).
   int port() const { return port_; }
+  // ServerOptions::name (for log and ready lines).
+  const std::string& name() const { return options_.name; }
   // "host:port" of the bound address, usable as a client target when host is concrete.
   const std::string& address() const { return address_; }
 
@@ -128,6 +131,13 @@ void BlockTerminationSignals();
 // Waits (sigwait) for SIGINT or SIGTERM and returns the signal number. Requires
 // BlockTerminationSignals().
 int WaitForTerminationSignal();
+
+// The tail of every main(): prints the ready line "<options.name>: serving <what> on port <N>" on
+// stderr (scripts and tests wait for it), blocks until SIGINT or SIGTERM, runs `before_shutdown`
+// (may be empty; e.g. stop a health monitor) and shuts the server down gracefully. Returns the
+// signal number. REQUIRES: BlockTerminationSignals() was called before any thread started.
+int ServeUntilTerminated(Server& server, std::string_view what,
+                         const std::function<void()>& before_shutdown = {});
 
 // The per-call JSON log line: {"ts":"<RFC3339>","server":"<name>","method":"/pkg.Service/Method",
 // "code":"OK","duration_ms":1.234,"peer":"ipv4:127.0.0.1:5555"}. Exposed for tests.

@@ -7,6 +7,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "common/registry/model_repository.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
@@ -65,9 +66,8 @@ int main(int argc, char** argv) {
     std::cerr << "maas-discriminative: " << server.status() << "\n";
     return 1;
   }
-  std::cerr << "maas-discriminative: serving maas.discriminative.v1.DiscriminativeService on port "
-            << (*server)->port() << ", model_dir " << absl::GetFlag(FLAGS_model_dir) << std::endl;
-  maas::server::WaitForTerminationSignal();
-  (*server)->Shutdown();
+  maas::server::ServeUntilTerminated(
+      **server, absl::StrCat("maas.discriminative.v1.DiscriminativeService (model_dir ",
+                             absl::GetFlag(FLAGS_model_dir), ")"));
   return 0;
 }

@@ -107,12 +107,9 @@ int main(int argc, char** argv) {
       });
   if (absl::Status st = monitor.Start(); !st.ok()) return Fail(st);
 
-  std::cerr << "maas-gateway: serving maas.gateway.v1.Gateway and the maas.generative.v1 / "
-               "maas.discriminative.v1 "
-               "routes on port "
-            << s->port() << std::endl;
-  maas::server::WaitForTerminationSignal();
-  monitor.Stop();  // so it cannot mark the server SERVING again during the drain
-  s->Shutdown();
+  maas::server::ServeUntilTerminated(
+      *s, "maas.gateway.v1.Gateway and the maas.generative.v1 / maas.discriminative.v1 routes",
+      // Stop the monitor first so it cannot mark the server SERVING again during the drain.
+      [&monitor] { monitor.Stop(); });
   return 0;
 }

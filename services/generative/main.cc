@@ -8,6 +8,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
 #include "common/registry/model_repository.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
@@ -72,9 +73,8 @@ int main(int argc, char** argv) {
     std::cerr << "maas-generative: " << server.status() << "\n";
     return 1;
   }
-  std::cerr << "maas-generative: serving maas.generative.v1.GenerativeService on port "
-            << (*server)->port() << ", model_dir " << absl::GetFlag(FLAGS_model_dir) << std::endl;
-  maas::server::WaitForTerminationSignal();
-  (*server)->Shutdown();
+  maas::server::ServeUntilTerminated(
+      **server, absl::StrCat("maas.generative.v1.GenerativeService (model_dir ",
+                             absl::GetFlag(FLAGS_model_dir), ")"));
   return 0;
 }

@@ -137,6 +137,8 @@ def sklearn_kwargs_to_config(cv_kwargs, nb_kwargs):
         nb.alpha = nb_kwargs["alpha"]
     if "fit_prior" in nb_kwargs:
         nb.fit_prior = nb_kwargs["fit_prior"]
+    if "force_alpha" in nb_kwargs:
+        nb.force_alpha = nb_kwargs["force_alpha"]
     if "class_prior" in nb_kwargs:
         nb.class_prior.extend(nb_kwargs["class_prior"])
     return vec, clf
@@ -208,6 +210,7 @@ CONFIGS = [
     ("alpha0.1_uniform_prior", {}, {"alpha": 0.1, "fit_prior": False}, True),
     ("class_prior", {}, {"class_prior": [0.1, 0.2, 0.3, 0.4]}, False),
     ("alpha0_clipped", {}, {"alpha": 0.0, "force_alpha": False}, False),
+    ("alpha_tiny_forced", {}, {"alpha": 1e-12}, False),
     ("case_binary", {"lowercase": False, "binary": True}, {"alpha": 0.5}, False),
     ("bigrams_stopwords", {"ngram_range": (1, 2), "stop_words": "english"}, {}, True),
     ("ngram_2_3", {"ngram_range": (2, 3)}, {}, False),

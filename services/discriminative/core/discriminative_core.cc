@@ -28,19 +28,6 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   });
 }
 
-absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ResolveRef(
-    registry::ModelRepository<LoadedPipeline>* repository, const common::v1::ModelRef& ref) {
-  if (ref.name().empty()) {
-    return absl::InvalidArgumentError(
-        "model.name is empty; name the model to use (see ListModels)");
-  }
-  if (ref.version() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("model.version is ", ref.version(),
-                                                   "; use a version >= 1, or 0 for the latest"));
-  }
-  return repository->Get(ref);
-}
-
 std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& texts) {
   return std::vector<std::string>(texts.begin(), texts.end());
 }
@@ -140,7 +127,7 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
         return absl::InvalidArgumentError(
             "a second EvaluateConfig arrived; send the config once, first");
       }
-      MAAS_ASSIGN_OR_RETURN(model_, ResolveRef(repository_, message.config().model()));
+      MAAS_ASSIGN_OR_RETURN(model_, repository_->Get(message.config().model()));
       const size_t c = model_->pipeline->classes().size();
       confusion_.assign(c * c, 0.0);
       return absl::OkStatus();
@@ -247,11 +234,6 @@ absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish() {
 
 // ---------------------------------------------------------------------------------------------------------
 
-absl::StatusOr<std::shared_ptr<const LoadedPipeline>> DiscriminativeCore::Resolve(
-    const common::v1::ModelRef& ref) {
-  return ResolveRef(options_.repository, ref);
-}
-
 absl::Status DiscriminativeCore::CheckTexts(
     const google::protobuf::RepeatedPtrField<std::string>& texts) const {
   if (texts.empty()) return absl::InvalidArgumentError("texts is empty; send at least one text");
@@ -288,7 +270,8 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
 
 absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
     const v1::ClassifyRequest& request) {
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
+                        options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
   ClassifyOptions options;
   options.top_k = request.top_k();
@@ -304,7 +287,8 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
 
 absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
     const v1::VectorizeRequest& request) {
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
+                        options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
   MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows,
                         loaded->pipeline->Vectorize(ToVector(request.texts())));
@@ -328,7 +312,8 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
 
 absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
     const v1::GetModelRequest& request) {
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded, Resolve(request.model()));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
+                        options_.repository->Get(request.model()));
   v1::GetModelResponse response;
   *response.mutable_info() = loaded->info();
   *response.mutable_spec() = loaded->stored.spec();

@@ -108,7 +108,6 @@ class DiscriminativeCore {
       const common::v1::DeleteModelRequest& request);
 
  private:
-  absl::StatusOr<std::shared_ptr<const LoadedPipeline>> Resolve(const common::v1::ModelRef& ref);
   absl::Status CheckTexts(const google::protobuf::RepeatedPtrField<std::string>& texts) const;
 
   DiscriminativeCoreOptions options_;

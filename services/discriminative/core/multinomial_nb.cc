@@ -57,6 +57,7 @@ absl::StatusOr<MultinomialNbOptions> MultinomialNbOptionsFromConfig(
     options.alpha = nb.alpha();
   }
   options.fit_prior = !nb.has_fit_prior() || nb.fit_prior();
+  options.force_alpha = !nb.has_force_alpha() || nb.force_alpha();
   options.class_prior.assign(nb.class_prior().begin(), nb.class_prior().end());
   MAAS_RETURN_IF_ERROR(ValidatePriors(options.class_prior));
   return options;
@@ -136,7 +137,8 @@ absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>
 absl::Status MultinomialNb::UpdateParameters() {
   const size_t k = classes_.size();
   const size_t f = num_features_;
-  const double alpha = options_.alpha < kAlphaLowerBound ? kAlphaLowerBound : options_.alpha;
+  const double alpha =
+      !options_.force_alpha && options_.alpha < kAlphaLowerBound ? kAlphaLowerBound : options_.alpha;
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> smoothed(f);
   for (size_t c = 0; c < k; ++c) {

@@ -15,9 +15,10 @@
 namespace maas::discriminative {
 
 struct MultinomialNbOptions {
-  // Additive smoothing as given, >= 0 and finite; values below 1e-10 are used as 1e-10
-  // (force_alpha=False, as the proto documents).
+  // Additive smoothing as given, >= 0 and finite.
   double alpha = 1.0;
+  // scikit-learn's force_alpha: true uses alpha as given; false uses max(alpha, 1e-10).
+  bool force_alpha = true;
   bool fit_prior = true;
   // Fixed class priors in sorted class order (used verbatim: class_log_prior_ = log(class_prior));
   // empty: learned (fit_prior) or uniform.

@@ -19,24 +19,6 @@ uint64_t ResolveSeed(bool has_seed, uint64_t seed, const GenerativeCoreOptions& 
   return has_seed ? seed : options.fresh_seed();
 }
 
-absl::Status CheckRef(const common::v1::ModelRef& ref) {
-  if (ref.name().empty()) {
-    return absl::InvalidArgumentError(
-        "model.name is empty; name the model to use (see ListModels)");
-  }
-  if (ref.version() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("model.version is ", ref.version(),
-                                                   "; use a version >= 1, or 0 for the latest"));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::shared_ptr<const LoadedModel>> Resolve(
-    registry::ModelRepository<LoadedModel>* repository, const common::v1::ModelRef& ref) {
-  MAAS_RETURN_IF_ERROR(CheckRef(ref));
-  return repository->Get(ref);
-}
-
 // Stores `spec` as the next version of `name` and returns the loaded version.
 absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
     const GenerativeCoreOptions& options, const std::string& name,
@@ -234,7 +216,7 @@ absl::StatusOr<v1::CreateModelResponse> GenerativeCore::CreateModel(
 
 absl::StatusOr<v1::GetModelResponse> GenerativeCore::GetModel(const v1::GetModelRequest& request) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
-                        Resolve(options_.repository, request.model()));
+                        options_.repository->Get(request.model()));
   v1::GetModelResponse response;
   *response.mutable_info() = loaded->info();
   *response.mutable_spec() = loaded->stored.spec();
@@ -268,7 +250,7 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
         "start_index + num_samples overflows 2^64; use a smaller start_index");
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
-                        Resolve(options_.repository, request.model()));
+                        options_.repository->Get(request.model()));
   // Cap the batch so one message stays well inside the message size limit.
   const uint64_t width =
       static_cast<uint64_t>(loaded->model->dimension() + loaded->model->latent_width());
@@ -285,7 +267,7 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
 absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLikelihood(
     const v1::EstimateLogLikelihoodRequest& request) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
-                        Resolve(options_.repository, request.model()));
+                        options_.repository->Get(request.model()));
   if (request.x().rows() == 0) {
     return absl::InvalidArgumentError("x has no rows; send at least one row to evaluate");
   }

@@ -110,14 +110,22 @@ TEST_CASE("MultinomialNB closed forms: weights, class_prior, tiny alpha, single 
   prior.class_prior = {0.5, 2.0, 1.0};
   const Fitted p = FitClassic(prior);
   CheckClose(p.nb.class_log_prior(), {std::log(0.5), std::log(2.0), 0.0});
-  // alpha = 0 is clipped to 1e-10 (proto: force_alpha=False); spec 5.8 vector.
+  // alpha = 0 with force_alpha=False is clipped to 1e-10; spec 5.8 vector.
   MultinomialNbOptions tiny;
   tiny.alpha = 0.0;
+  tiny.force_alpha = false;
   const std::vector<SparseVector> rows = {{{0, 2}, {1, 2}}, {{1}, {3}}, {{0, 1, 2}, {1, 1, 1}}};
   auto nb = MultinomialNb::Fit(rows, 3, {"b", "a", "b"}, {}, tiny);
   REQUIRE(nb.ok());
   CheckClose({nb->feature_log_prob().begin(), nb->feature_log_prob().begin() + 3},
              {-24.124463218708566, -6.66666721826914e-11, -24.124463218708566});
+  // force_alpha=True (scikit-learn's default) keeps alpha = 0: an unseen feature has log-probability -inf.
+  MultinomialNbOptions forced;
+  forced.alpha = 0.0;
+  auto nb_forced = MultinomialNb::Fit(rows, 3, {"b", "a", "b"}, {}, forced);
+  REQUIRE(nb_forced.ok());
+  CHECK(nb_forced->feature_log_prob()[0] == -std::numeric_limits<double>::infinity());
+  CHECK(nb_forced->feature_log_prob()[1] == 0.0);
   // Single class: log-probabilities are all 0 (spec E.4).
   auto single = MultinomialNb::Fit(rows, 3, {"5", "5", "5"}, {}, {});
   REQUIRE(single.ok());
