@@ -21,6 +21,8 @@ from sklearn.naive_bayes import MultinomialNB
 from maas.discriminative.v1 import discriminative_pb2 as pb
 from maas.common.v1 import common_pb2
 
+from sklearn_export import pipeline_spec_from_sklearn
+
 SEED = 20240611
 N_TRAIN = 320
 N_TEST = 90
@@ -257,16 +259,7 @@ def test_import_sklearn_model(data):
     cv = CountVectorizer()
     x = cv.fit_transform(texts)
     nb = MultinomialNB(alpha=0.3).fit(x, labels, sample_weight=data["weights"])
-    spec = pb.PipelineSpec()
-    spec.vectorizer.vocabulary.extend(cv.get_feature_names_out().tolist())
-    spec.classifier.config.multinomial_nb.alpha = 0.3
-    spec.classifier.classes.extend(nb.classes_.tolist())
-    spec.classifier.class_count.extend(nb.class_count_.tolist())
-    spec.classifier.class_log_prior.extend(nb.class_log_prior_.tolist())
-    for field, value in (("feature_count", nb.feature_count_), ("feature_log_prob", nb.feature_log_prob_)):
-        m = getattr(spec.classifier, field)
-        m.rows, m.cols = value.shape
-        m.values.extend(value.ravel().tolist())
+    spec = pipeline_spec_from_sklearn(cv, nb)
     request = pb.ClassifyRequest(texts=data["test_texts"])
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -12,6 +12,7 @@ from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as disc
 
 from maas_testing import TIMEOUT, Stack, expect_rpc_error, ref
+from sklearn_export import pipeline_spec_from_sklearn
 from test_e2e_discriminative import make_corpus
 
 
@@ -44,16 +45,7 @@ def test_import_of_a_sklearn_model_predicts_like_sklearn(setup):
     stack, texts, labels = setup
     cv = CountVectorizer()
     nb = MultinomialNB(alpha=0.5).fit(cv.fit_transform(texts[:200]), labels[:200])
-    spec = disc.PipelineSpec()
-    spec.vectorizer.vocabulary.extend(cv.get_feature_names_out().tolist())
-    spec.classifier.config.multinomial_nb.alpha = 0.5
-    spec.classifier.classes.extend(nb.classes_.tolist())
-    spec.classifier.class_count.extend(nb.class_count_.tolist())
-    spec.classifier.class_log_prior.extend(nb.class_log_prior_.tolist())
-    for field, value in (("feature_count", nb.feature_count_), ("feature_log_prob", nb.feature_log_prob_)):
-        m = getattr(spec.classifier, field)
-        m.rows, m.cols = value.shape
-        m.values.extend(value.ravel().tolist())
+    spec = pipeline_spec_from_sklearn(cv, nb)
     stack.disc_gw.CreateModel(disc.CreateModelRequest(name="from-sklearn", spec=spec), timeout=TIMEOUT)
     got = classify(stack, "from-sklearn", texts[200:])
     x = cv.transform(texts[200:])

@@ -137,8 +137,8 @@ absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>
 absl::Status MultinomialNb::UpdateParameters() {
   const size_t k = classes_.size();
   const size_t f = num_features_;
-  const double alpha =
-      !options_.force_alpha && options_.alpha < kAlphaLowerBound ? kAlphaLowerBound : options_.alpha;
+  const double alpha = !options_.force_alpha && options_.alpha < kAlphaLowerBound ? kAlphaLowerBound
+                                                                                  : options_.alpha;
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> smoothed(f);
   for (size_t c = 0; c < k; ++c) {

@@ -119,7 +119,8 @@ TEST_CASE("MultinomialNB closed forms: weights, class_prior, tiny alpha, single 
   REQUIRE(nb.ok());
   CheckClose({nb->feature_log_prob().begin(), nb->feature_log_prob().begin() + 3},
              {-24.124463218708566, -6.66666721826914e-11, -24.124463218708566});
-  // force_alpha=True (scikit-learn's default) keeps alpha = 0: an unseen feature has log-probability -inf.
+  // force_alpha=True (scikit-learn's default) keeps alpha = 0: an unseen feature has
+  // log-probability -inf.
   MultinomialNbOptions forced;
   forced.alpha = 0.0;
   auto nb_forced = MultinomialNb::Fit(rows, 3, {"b", "a", "b"}, {}, forced);
