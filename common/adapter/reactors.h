@@ -20,14 +20,25 @@
 
 namespace maas::adapter {
 
-// Runs `fn` (returning absl::StatusOr<Resp>) and finishes the call with its result.
+// Runs `fn` (returning absl::StatusOr<Resp>) and finishes the call with its result. With a non-OK
+// `admission` (e.g. a failed token check) the call ends with it and `fn` does not run.
 template <class Resp, class Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Fn&& fn, Resp* response) {
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const absl::Status& admission,
+                                Fn&& fn, Resp* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  if (!admission.ok()) {
+    reactor->Finish(ToGrpcStatus(admission));
+    return reactor;
+  }
   absl::StatusOr<Resp> result = std::forward<Fn>(fn)();
   if (result.ok()) *response = *std::move(result);
   reactor->Finish(ToGrpcStatus(result.status()));
   return reactor;
+}
+
+template <class Resp, class Fn>
+grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Fn&& fn, Resp* response) {
+  return Unary(context, absl::OkStatus(), std::forward<Fn>(fn), response);
 }
 
 // A client stream folded by a session: Session has `absl::Status Add(const Req&)` and
@@ -69,10 +80,27 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<Req> {
   Req request_;
 };
 
+// Starts a client stream folded by `session`. With a non-OK `admission` (e.g. a failed token check) the
+// call ends with it at once and nothing is read.
+template <class Req, class Resp, class Session>
+grpc::ServerReadReactor<Req>* ClientStream(grpc::CallbackServerContext* context,
+                                           const absl::Status& admission,
+                                           std::unique_ptr<Session> session, Resp* response) {
+  if (!admission.ok()) {
+    class Refused final : public grpc::ServerReadReactor<Req> {
+     public:
+      explicit Refused(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
+      void OnDone() override { delete this; }
+    };
+    return new Refused(admission);
+  }
+  return new ClientStreamReactor<Req, Resp, Session>(context, std::move(session), response);
+}
+
 template <class Req, class Resp, class Session>
 grpc::ServerReadReactor<Req>* ClientStream(grpc::CallbackServerContext* context,
                                            std::unique_ptr<Session> session, Resp* response) {
-  return new ClientStreamReactor<Req, Resp, Session>(context, std::move(session), response);
+  return ClientStream<Req>(context, absl::OkStatus(), std::move(session), response);
 }
 
 // A server stream produced lazily by a source with `bool Next(Msg*)`: the next message is computed

@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "common/adapter/auth.h"
 #include "common/registry/model_repository.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
@@ -28,6 +29,9 @@ ABSL_FLAG(uint64_t, max_fit_rows, 10'000'000,
 ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one estimate request.");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File holding a bearer token; when set, CreateModel, FitModel and DeleteModel need "
+          "'authorization: Bearer <token>'. Empty: no token needed.");
 ABSL_FLAG(double, shutdown_grace_seconds, 10.0,
           "How long in-flight calls may finish after SIGTERM.");
 
@@ -59,7 +63,17 @@ int main(int argc, char** argv) {
     return (static_cast<uint64_t>(entropy()) << 32) | entropy();
   };
   maas::generative::GenerativeCore core(std::move(core_options));
-  maas::generative::GenerativeServiceImpl service(&core);
+  std::string token;
+  if (const std::string token_file = absl::GetFlag(FLAGS_auth_token_file); !token_file.empty()) {
+    absl::StatusOr<std::string> read = maas::adapter::ReadTokenFile(token_file);
+    if (!read.ok()) {
+      std::cerr << "maas-generative: " << read.status() << "\n";
+      return 1;
+    }
+    token = *std::move(read);
+  }
+  const maas::adapter::WriteAuthorizer auth(std::move(token));
+  maas::generative::GenerativeServiceImpl service(&core, &auth);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-generative";

@@ -8,12 +8,13 @@ grpc::ServerUnaryReactor* DiscriminativeServiceImpl::CreateModel(
     grpc::CallbackServerContext* context, const v1::CreateModelRequest* request,
     v1::CreateModelResponse* response) {
   return adapter::Unary(
-      context, [&] { return core_->CreateModel(*request); }, response);
+      context, auth_->Check(*context), [&] { return core_->CreateModel(*request); }, response);
 }
 
 grpc::ServerReadReactor<v1::TrainRequest>* DiscriminativeServiceImpl::Train(
     grpc::CallbackServerContext* context, v1::TrainResponse* response) {
-  return adapter::ClientStream<v1::TrainRequest>(context, core_->StartTrain(), response);
+  return adapter::ClientStream<v1::TrainRequest>(context, auth_->Check(*context),
+                                                 core_->StartTrain(), response);
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServerContext* context,
@@ -59,7 +60,7 @@ grpc::ServerUnaryReactor* DiscriminativeServiceImpl::DeleteModel(
     grpc::CallbackServerContext* context, const common::v1::DeleteModelRequest* request,
     common::v1::DeleteModelResponse* response) {
   return adapter::Unary(
-      context, [&] { return core_->DeleteModel(*request); }, response);
+      context, auth_->Check(*context), [&] { return core_->DeleteModel(*request); }, response);
 }
 
 }  // namespace maas::discriminative

@@ -3,6 +3,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_ADAPTER_DISCRIMINATIVE_SERVICE_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_ADAPTER_DISCRIMINATIVE_SERVICE_H_
 
+#include "common/adapter/auth.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "services/discriminative/core/discriminative_core.h"
 
@@ -10,8 +11,10 @@ namespace maas::discriminative {
 
 class DiscriminativeServiceImpl final : public v1::DiscriminativeService::CallbackService {
  public:
-  // `core` is not owned and must outlive the service.
-  explicit DiscriminativeServiceImpl(DiscriminativeCore* core) : core_(core) {}
+  // `core` and `auth` are not owned and must outlive the service. `auth` guards the calls that
+  // change state (CreateModel, Train, DeleteModel).
+  DiscriminativeServiceImpl(DiscriminativeCore* core, const adapter::WriteAuthorizer* auth)
+      : core_(core), auth_(auth) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
                                         const v1::CreateModelRequest* request,
@@ -40,6 +43,7 @@ class DiscriminativeServiceImpl final : public v1::DiscriminativeService::Callba
 
  private:
   DiscriminativeCore* core_;
+  const adapter::WriteAuthorizer* auth_;
 };
 
 }  // namespace maas::discriminative

@@ -8,12 +8,13 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::CreateModel(grpc::CallbackServe
                                                              const v1::CreateModelRequest* request,
                                                              v1::CreateModelResponse* response) {
   return adapter::Unary(
-      context, [&] { return core_->CreateModel(*request); }, response);
+      context, auth_->Check(*context), [&] { return core_->CreateModel(*request); }, response);
 }
 
 grpc::ServerReadReactor<v1::FitModelRequest>* GenerativeServiceImpl::FitModel(
     grpc::CallbackServerContext* context, v1::FitModelResponse* response) {
-  return adapter::ClientStream<v1::FitModelRequest>(context, core_->StartFit(), response);
+  return adapter::ClientStream<v1::FitModelRequest>(context, auth_->Check(*context),
+                                                    core_->StartFit(), response);
 }
 
 grpc::ServerWriteReactor<v1::SampleBatch>* GenerativeServiceImpl::Sample(
@@ -52,7 +53,7 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::DeleteModel(
     grpc::CallbackServerContext* context, const common::v1::DeleteModelRequest* request,
     common::v1::DeleteModelResponse* response) {
   return adapter::Unary(
-      context, [&] { return core_->DeleteModel(*request); }, response);
+      context, auth_->Check(*context), [&] { return core_->DeleteModel(*request); }, response);
 }
 
 }  // namespace maas::generative

@@ -3,6 +3,7 @@
 #ifndef MAAS_SERVICES_GENERATIVE_ADAPTER_GENERATIVE_SERVICE_H_
 #define MAAS_SERVICES_GENERATIVE_ADAPTER_GENERATIVE_SERVICE_H_
 
+#include "common/adapter/auth.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
 
@@ -10,8 +11,10 @@ namespace maas::generative {
 
 class GenerativeServiceImpl final : public v1::GenerativeService::CallbackService {
  public:
-  // `core` is not owned and must outlive the service.
-  explicit GenerativeServiceImpl(GenerativeCore* core) : core_(core) {}
+  // `core` and `auth` are not owned and must outlive the service. `auth` guards the calls that
+  // change state (CreateModel, FitModel, DeleteModel).
+  GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth)
+      : core_(core), auth_(auth) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
                                         const v1::CreateModelRequest* request,
@@ -37,6 +40,7 @@ class GenerativeServiceImpl final : public v1::GenerativeService::CallbackServic
 
  private:
   GenerativeCore* core_;
+  const adapter::WriteAuthorizer* auth_;
 };
 
 }  // namespace maas::generative
