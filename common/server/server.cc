@@ -22,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "common/status/status_macros.h"
 
 namespace maas::server {
 namespace {
@@ -60,9 +61,11 @@ class ServiceListOption : public grpc::ServerBuilderOption {
 // ---- Per-call JSON log
 // -------------------------------------------------------------------------------
 
+// Where finished calls are reported: the JSON log (when `out` is set) and the metrics (when set).
 struct LogSink {
   std::string server;
-  std::ostream* out;
+  std::ostream* out = nullptr;
+  ServerMetrics* metrics = nullptr;
   absl::Mutex mu;
 
   void Write(const std::string& line) {
@@ -78,12 +81,18 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       : sink_(std::move(sink)),
         info_(info),
         method_(info->method() != nullptr ? info->method() : ""),
-        start_(absl::Now()) {}
+        start_(absl::Now()) {
+    if (sink_->metrics != nullptr) sink_->metrics->CallStarted();
+  }
 
   ~CallLogInterceptor() override {
     const absl::Time end = sent_status_ ? end_ : absl::Now();
-    const std::string_view code = sent_status_ ? StatusCodeName(code_) : "CANCELLED";
-    sink_->Write(FormatCallLogLine(end, sink_->server, method_, code, end - start_, peer_));
+    const grpc::StatusCode code = sent_status_ ? code_ : grpc::StatusCode::CANCELLED;
+    if (sink_->out != nullptr) {
+      sink_->Write(FormatCallLogLine(end, sink_->server, method_, StatusCodeName(code),
+                                     end - start_, peer_));
+    }
+    if (sink_->metrics != nullptr) sink_->metrics->CallFinished(method_, code, end - start_);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
@@ -263,6 +272,11 @@ std::string FormatAddress(std::string_view host, int port) {
 }
 
 absl::Status ValidateServerOptions(const ServerOptions& options) {
+  if (options.metrics_port < -1 || options.metrics_port > 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("metrics_port must be -1 (off), 0 (any free port) or a port up to 65535; got ",
+                     options.metrics_port));
+  }
   if (options.host.empty()) return absl::InvalidArgumentError("host is empty");
   if (options.port < 0 || options.port > 65535) {
     return absl::InvalidArgumentError(
@@ -322,10 +336,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     builder.RegisterService(service);
   }
   if (generic != nullptr) builder.RegisterCallbackGenericService(generic);
-  if (options.log_stream != nullptr) {
+  if (options.metrics_port >= 0) {
+    MAAS_ASSIGN_OR_RETURN(server->metrics_,
+                          ServerMetrics::Start(options.host, options.metrics_port, options.name));
+  }
+  if (options.log_stream != nullptr || server->metrics_ != nullptr) {
     auto sink = std::make_shared<LogSink>();
     sink->server = options.name;
     sink->out = options.log_stream;
+    sink->metrics = server->metrics_.get();
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(std::make_unique<CallLogInterceptorFactory>(std::move(sink)));
     builder.experimental().SetInterceptorCreators(std::move(creators));
@@ -404,7 +423,12 @@ int WaitForTerminationSignal() {
 
 int ServeUntilTerminated(Server& server, std::string_view what,
                          const std::function<void()>& before_shutdown) {
-  std::cerr << server.name() << ": serving " << what << " on port " << server.port() << std::endl;
+  std::cerr << server.name() << ": serving " << what << " on port " << server.port();
+  if (server.metrics_port() >= 0) {
+    std::cerr << " (metrics: http://" << FormatAddress(server.host(), server.metrics_port())
+              << "/metrics)";
+  }
+  std::cerr << std::endl;
   const int signal_number = WaitForTerminationSignal();
   if (before_shutdown) before_shutdown();
   server.Shutdown();

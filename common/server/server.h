@@ -34,6 +34,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/server/metrics.h"
 
 namespace maas::server {
 
@@ -56,6 +57,9 @@ struct ServerOptions {
   std::string name;
   // Where the per-call JSON lines go; null = no logging. Not owned; must outlive the server.
   std::ostream* log_stream = &std::cerr;
+  // Prometheus /metrics over HTTP on this port of `host`: -1 = off, 0 = pick a free port (read it
+  // back with Server::metrics_port()).
+  int metrics_port = -1;
   // TLS: PEM files. Both empty = plaintext (insecure). Both set = TLS.
   std::string tls_cert_file;
   std::string tls_key_file;
@@ -91,6 +95,12 @@ class Server {
   int port() const { return port_; }
   // ServerOptions::name (for log and ready lines).
   const std::string& name() const { return options_.name; }
+  // ServerOptions::host.
+  const std::string& host() const { return options_.host; }
+  // The port /metrics is served on; -1 when metrics are off.
+  int metrics_port() const { return metrics_ == nullptr ? -1 : metrics_->port(); }
+  // The server's metrics (null when off), for metrics of a service's own.
+  ServerMetrics* metrics() { return metrics_.get(); }
   // "host:port" of the bound address, usable as a client target when host is concrete.
   const std::string& address() const { return address_; }
 
@@ -115,6 +125,7 @@ class Server {
   Server() = default;
 
   ServerOptions options_;
+  std::unique_ptr<ServerMetrics> metrics_;  // outlives server_ (declared first, destroyed last)
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> service_names_;
   int port_ = 0;

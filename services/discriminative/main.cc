@@ -20,6 +20,9 @@ ABSL_FLAG(int, port, 50053, "Port to listen on (0 = pick a free port and print i
 ABSL_FLAG(std::string, model_dir, "./var/models/discriminative",
           "This service's model store: <model_dir>/<name>/<version>/model.pb (never shared with "
           "the other service: names are per service).");
+ABSL_FLAG(
+    int, metrics_port, -1,
+    "Serve Prometheus metrics on http://<host>:<port>/metrics (-1 = off, 0 = any free port).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
 ABSL_FLAG(uint64_t, max_texts_per_request, 100'000,
           "Largest number of texts of one Classify/Vectorize request.");
@@ -73,6 +76,7 @@ int main(int argc, char** argv) {
   server_options.host = absl::GetFlag(FLAGS_host);
   server_options.port = absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   server_options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
       maas::server::Server::Start(server_options, {&service});

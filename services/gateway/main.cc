@@ -24,6 +24,9 @@ ABSL_FLAG(std::string, generative_target, "ipv4:127.0.0.1:50052",
           "gRPC target of maas.generative.v1.GenerativeService, e.g. dns:///generative:50052.");
 ABSL_FLAG(std::string, discriminative_target, "ipv4:127.0.0.1:50053",
           "gRPC target of maas.discriminative.v1.DiscriminativeService.");
+ABSL_FLAG(
+    int, metrics_port, -1,
+    "Serve Prometheus metrics on http://<host>:<port>/metrics (-1 = off, 0 = any free port).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20,
           "Largest message accepted from clients and from backends, in bytes.");
 ABSL_FLAG(int, retry_max_attempts, 3,
@@ -77,6 +80,7 @@ int main(int argc, char** argv) {
   server_options.host = absl::GetFlag(FLAGS_host);
   server_options.port = absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
   server_options.drain_delay = absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);

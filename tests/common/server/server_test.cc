@@ -3,10 +3,13 @@
 // implementation.
 #include "common/server/server.h"
 
+#include <arpa/inet.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -303,6 +306,69 @@ TEST_CASE("Server logs one JSON line per call, without the payload") {
   CHECK(text.find("\"code\":\"OK\"") != std::string::npos);
   CHECK(text.find("\"code\":\"NOT_FOUND\"") != std::string::npos);
   CHECK(text.find("no such model") == std::string::npos);
+}
+
+// GET http://127.0.0.1:<port><path> over a plain socket; returns the whole response (headers +
+// body).
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+  close(fd);
+  return response;
+}
+
+TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency, in-flight") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.name = "metrics-test";
+  options.metrics_port = 0;
+  options.log_stream = nullptr;  // metrics work without the log
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  const int port = (*server)->metrics_port();
+  REQUIRE(port > 0);
+  auto channel = Connect(**server);
+  REQUIRE(CallListModels(channel, "a").ok());
+  REQUIRE(CallListModels(channel, "b").ok());
+  REQUIRE(CallListModels(channel, "fail").error_code() == grpc::StatusCode::NOT_FOUND);
+  // The interceptor reports a call when its last object is destroyed, just after the client sees
+  // the status.
+  std::string text;
+  // Label order of prometheus-cpp: the constant `server` first, then the call's labels sorted by
+  // name.
+  const std::string method = "method=\"/maas.gateway.v1.Gateway/ListModels\"";
+  const std::string ok_line =
+      "maas_rpc_requests_total{server=\"metrics-test\",code=\"OK\"," + method + "} 2";
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    text = HttpGet(port, "/metrics");
+    if (text.find(ok_line) != std::string::npos) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  CAPTURE(text);
+  CHECK(text.find("200 OK") != std::string::npos);
+  CHECK(text.find(ok_line) != std::string::npos);
+  CHECK(text.find("maas_rpc_requests_total{server=\"metrics-test\",code=\"NOT_FOUND\"," + method +
+                  "} 1") != std::string::npos);
+  CHECK(text.find("maas_rpc_duration_seconds_count{server=\"metrics-test\"," + method + "} 3") !=
+        std::string::npos);
+  CHECK(text.find("maas_rpc_in_flight{server=\"metrics-test\"} 0") != std::string::npos);
+
+  ServerOptions bad = TestOptions();
+  bad.metrics_port = -2;
+  CHECK(absl::IsInvalidArgument(Server::Start(bad, {&service}).status()));
+  ServerOptions taken = TestOptions();
+  taken.metrics_port = port;  // already served by the first server
+  CHECK(absl::IsUnavailable(Server::Start(taken, {&service}).status()));
 }
 
 TEST_CASE("FormatCallLogLine writes valid, escaped JSON") {

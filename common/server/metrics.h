@@ -1,0 +1,58 @@
+// Prometheus metrics of one server, served as text on http://<host>:<port>/metrics.
+//
+//   MAAS_ASSIGN_OR_RETURN(auto metrics, ServerMetrics::Start("0.0.0.0", 9090, "maas-generative"));
+//   metrics->CallStarted();  ...  metrics->CallFinished("/pkg.Service/Method", code, duration);
+//
+// Families (label `server` on all):
+//   maas_rpc_requests_total{method, code}   counter: finished calls
+//   maas_rpc_duration_seconds{method}       histogram: call latency, from the first byte to the
+//   status maas_rpc_in_flight                      gauge: calls started and not finished
+// Thread-safe.
+#ifndef MAAS_COMMON_SERVER_METRICS_H_
+#define MAAS_COMMON_SERVER_METRICS_H_
+
+#include <grpcpp/support/status.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace prometheus {
+class Exposer;
+class Registry;
+}  // namespace prometheus
+
+namespace maas::server {
+
+class ServerMetrics {
+ public:
+  // Starts the HTTP exposer on host:port (0 = pick a free port). UNAVAILABLE when it cannot listen.
+  static absl::StatusOr<std::unique_ptr<ServerMetrics>> Start(const std::string& host, int port,
+                                                              const std::string& server_name);
+  ~ServerMetrics();
+
+  // The port /metrics is served on.
+  int port() const { return port_; }
+  // For metrics of a service's own (e.g. samples generated); families registered here are exposed
+  // too.
+  prometheus::Registry& registry();
+
+  void CallStarted();
+  void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration);
+
+ private:
+  struct Families;
+  ServerMetrics() = default;
+
+  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::unique_ptr<Families> families_;
+  int port_ = 0;
+};
+
+}  // namespace maas::server
+
+#endif  // MAAS_COMMON_SERVER_METRICS_H_

@@ -1,0 +1,63 @@
+"""--metrics_port: every binary serves Prometheus text on /metrics, counting calls by method and status code
+(also streaming calls, and calls that passed through the gateway on both hops)."""
+
+import re
+import time
+import urllib.request
+
+import grpc
+import pytest
+
+from maas.generative.v1 import generative_pb2 as gen
+
+from maas_testing import TIMEOUT, Stack, expect_rpc_error, ref
+
+METRICS_URL = re.compile(r"metrics: http://[^:]+:(\d+)/metrics")
+
+
+def scrape(process):
+    match = METRICS_URL.search(process.stderr_text())
+    assert match, f"{process.name} did not print its metrics address:\n{process.stderr_text()}"
+    with urllib.request.urlopen(f"http://127.0.0.1:{match.group(1)}/metrics", timeout=TIMEOUT) as reply:
+        assert reply.status == 200
+        return reply.read().decode()
+
+
+def count(text, server, method, code):
+    pattern = (r'maas_rpc_requests_total\{server="%s",code="%s",method="%s"\} (\d+)'
+               % (re.escape(server), code, re.escape(method)))
+    match = re.search(pattern, text)
+    return int(match.group(1)) if match else 0
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("e2e-metrics"), generative_args=["--metrics_port", "0"]) as s:
+        yield s
+
+
+def test_calls_are_counted_by_method_and_code(stack):
+    spec = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0], high=[1.0]))
+    stack.gen.CreateModel(gen.CreateModelRequest(name="counted", spec=spec), timeout=TIMEOUT)
+    for _ in range(3):
+        list(stack.gen_gw.Sample(gen.SampleRequest(model=ref("counted"), num_samples=10, seed=1),
+                                 timeout=TIMEOUT))
+    with expect_rpc_error(grpc.StatusCode.NOT_FOUND):
+        stack.gen.GetModel(gen.GetModelRequest(model=ref("absent")), timeout=TIMEOUT)
+
+    sample = "/maas.generative.v1.GenerativeService/Sample"
+    text = ""
+    for _ in range(50):  # a call is counted when its last server-side object goes away
+        text = scrape(stack.generative)
+        if count(text, "maas-generative", sample, "OK") == 3:
+            break
+        time.sleep(0.05)
+    assert count(text, "maas-generative", sample, "OK") == 3
+    assert count(text, "maas-generative", "/maas.generative.v1.GenerativeService/CreateModel", "OK") == 1
+    assert count(text, "maas-generative", "/maas.generative.v1.GenerativeService/GetModel", "NOT_FOUND") == 1
+    assert 'maas_rpc_duration_seconds_count{server="maas-generative",method="%s"} 3' % sample in text
+    assert 'maas_rpc_in_flight{server="maas-generative"}' in text
+
+
+def test_metrics_are_off_unless_asked_for(stack):
+    assert "metrics:" not in stack.discriminative.stderr_text()
