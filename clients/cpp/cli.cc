@@ -759,7 +759,8 @@ const std::map<std::string, CommandSpec>& Commands() {
 
 const std::set<std::string>& GlobalFlags() {
   static const auto* const kGlobal =
-      new std::set<std::string>{"target", "timeout", "json", "auth_token_file"};
+      new std::set<std::string>{"target",      "timeout",       "json",        "auth_token_file",
+                                "tls_ca_file", "tls_cert_file", "tls_key_file"};
   return *kGlobal;
 }
 
@@ -848,6 +849,8 @@ global flags:
   --timeout=SECONDS       deadline of each call (default 30; 0 = none)
   --json                  print one JSON document on stdout instead of text
   --auth_token_file=F     send 'authorization: Bearer <token>' with the token in F
+  --tls_ca_file=F         talk TLS, verifying the server against the PEM CA in F
+  --tls_cert_file=F --tls_key_file=K   present this client certificate (mutual TLS)
 
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
 Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on stderr); 2 usage error.

@@ -21,7 +21,10 @@ std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
   if (options.max_message_bytes > 0) args.SetMaxReceiveMessageSize(options.max_message_bytes);
-  return grpc::CreateCustomChannel(options.target, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(
+      options.target,
+      options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials(),
+      args);
 }
 
 Client::Client(const ClientOptions& options) : Client(MakeChannel(options), options) {}

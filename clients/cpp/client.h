@@ -43,9 +43,12 @@ struct ClientOptions {
   std::string auth_token;
   // Largest message the client accepts, bytes (> 0). Sent messages are limited by the server.
   int max_message_bytes = 64 * 1024 * 1024;
+  // Channel credentials (TLS: see common/tls). Null: plaintext.
+  std::shared_ptr<grpc::ChannelCredentials> credentials;
 };
 
-// An insecure channel to options.target with round-robin load balancing and the receive size limit.
+// A channel to options.target (plaintext unless options.credentials) with round-robin load
+// balancing and the receive size limit.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
 // grpc::Status -> absl::Status: the project's one conversion (common/status/grpc_status.h).

@@ -20,12 +20,16 @@
 #include "clients/cpp/cli.h"
 #include "clients/cpp/client.h"
 #include "clients/cpp/commands.h"
+#include "common/tls/credentials.h"
 
 // Global flags.
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server or gateway address");
 ABSL_FLAG(double, timeout, 30, "deadline of each call in seconds (0: none)");
 ABSL_FLAG(bool, json, false, "print one JSON document on stdout");
 ABSL_FLAG(std::string, auth_token_file, "", "file holding the bearer token");
+ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA of the server's certificate: talk TLS");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate (mutual TLS)");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 // Command flags (which command accepts which: cli::ValidateCommandArgs).
 ABSL_FLAG(bool, all_versions, false, "models: list every version");
 ABSL_FLAG(std::string, model, "", "model name");
@@ -168,6 +172,17 @@ int main(int argc, char** argv) {
     }
     options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
   }
+
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_tls_ca_file),
+                                             absl::GetFlag(FLAGS_tls_cert_file),
+                                             absl::GetFlag(FLAGS_tls_key_file));
+  if (!credentials.ok()) {
+    std::cerr << "maas: " << absl::StatusCodeToString(credentials.status().code()) << ": "
+              << credentials.status().message() << "\n";
+    return kExitError;
+  }
+  options.credentials = *std::move(credentials);
 
   maas::client::Client client(options);
   const absl::Status status = maas::client::RunCommand(client, args, std::cout);

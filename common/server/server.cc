@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/status/status_macros.h"
+#include "common/tls/credentials.h"
 
 namespace maas::server {
 namespace {
@@ -168,40 +169,6 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
-absl::StatusOr<std::string> ReadPemFile(const std::string& path, std::string_view option) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("cannot read ", Sv(option), " \"", path, "\": ", std::strerror(errno)));
-  }
-  std::ostringstream content;
-  content << in.rdbuf();
-  if (content.str().empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat(Sv(option), " \"", path, "\" is empty (a PEM file was expected)"));
-  }
-  return content.str();
-}
-
-absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
-    const ServerOptions& options) {
-  if (options.tls_cert_file.empty()) return grpc::InsecureServerCredentials();
-  auto cert = ReadPemFile(options.tls_cert_file, "tls_cert_file");
-  if (!cert.ok()) return cert.status();
-  auto key = ReadPemFile(options.tls_key_file, "tls_key_file");
-  if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  if (!options.tls_client_ca_file.empty()) {
-    auto ca = ReadPemFile(options.tls_client_ca_file, "tls_client_ca_file");
-    if (!ca.ok()) return ca.status();
-    ssl = grpc::SslServerCredentialsOptions(
-        GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = *ca;
-  }
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
-  return grpc::SslServerCredentials(ssl);
-}
-
 }  // namespace
 
 std::string_view StatusCodeName(grpc::StatusCode code) {
@@ -307,7 +274,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
                                                       std::vector<grpc::Service*> services,
                                                       grpc::CallbackGenericService* generic) {
   if (absl::Status valid = ValidateServerOptions(options); !valid.ok()) return valid;
-  auto credentials = MakeCredentials(options);
+  auto credentials = tls::ServerCredentialsFromFiles(options.tls_cert_file, options.tls_key_file,
+                                                     options.tls_client_ca_file);
   if (!credentials.ok()) return credentials.status();
 
   // Both are process-wide switches of gRPC (idempotent); every maas server wants them.

@@ -23,6 +23,11 @@ ABSL_FLAG(std::string, model_dir, "./var/models/discriminative",
 ABSL_FLAG(
     int, metrics_port, -1,
     "Serve Prometheus metrics on http://<host>:<port>/metrics (-1 = off, 0 = any free port).");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain (with --tls_key_file: serve TLS).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file.");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA of client certificates: clients must present one (mutual TLS).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest message received or sent, in bytes.");
 ABSL_FLAG(uint64_t, max_texts_per_request, 100'000,
           "Largest number of texts of one Classify/Vectorize request.");
@@ -77,6 +82,9 @@ int main(int argc, char** argv) {
   server_options.port = absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   server_options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
       maas::server::Server::Start(server_options, {&service});

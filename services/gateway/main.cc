@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "common/server/server.h"
+#include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/health_monitor.h"
@@ -37,6 +38,13 @@ ABSL_FLAG(int, health_check_timeout_ms, 1000, "Deadline of one backend health ch
 ABSL_FLAG(int, shutdown_grace_ms, 10000, "How long in-flight calls may run after SIGTERM.");
 ABSL_FLAG(int, drain_delay_ms, 0,
           "How long health reports NOT_SERVING before the gateway stops accepting calls.");
+ABSL_FLAG(
+    std::string, backend_tls_ca_file, "",
+    "PEM CA that signs the backends' certificates: talk TLS to the backends. Empty: plaintext.");
+ABSL_FLAG(
+    std::string, backend_tls_cert_file, "",
+    "PEM client certificate presented to the backends (mutual TLS; with --backend_tls_key_file).");
+ABSL_FLAG(std::string, backend_tls_key_file, "", "PEM private key of --backend_tls_cert_file.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain (with --tls_key_file: TLS).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
@@ -65,6 +73,12 @@ int main(int argc, char** argv) {
   channel_options.retry.max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   channel_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   channel_options.keepalive_time_ms = absl::GetFlag(FLAGS_keepalive_time_ms);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> backend_credentials =
+      maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_backend_tls_ca_file),
+                                             absl::GetFlag(FLAGS_backend_tls_cert_file),
+                                             absl::GetFlag(FLAGS_backend_tls_key_file));
+  if (!backend_credentials.ok()) return Fail(backend_credentials.status());
+  channel_options.credentials = *std::move(backend_credentials);
   absl::StatusOr<std::unique_ptr<gw::Backends>> backends =
       gw::Backends::Create(*std::move(router), channel_options);
   if (!backends.ok()) return Fail(backends.status());

@@ -1,0 +1,107 @@
+"""TLS on every hop: a generative server with TLS, a discriminative server with mutual TLS, a gateway serving
+TLS and talking (mutual) TLS to both backends, Python clients and the maas CLI with the CA (and a client
+certificate). Plaintext or certificate-less clients are refused. Certificates are made in the test by openssl."""
+
+import subprocess
+
+import grpc
+import pytest
+
+from maas.common.v1 import common_pb2
+from maas.gateway.v1 import gateway_pb2_grpc
+from maas.generative.v1 import generative_pb2 as gen, generative_pb2_grpc
+
+from maas_testing import TIMEOUT, ServerProcess, binary, start_discriminative, start_generative
+
+
+def openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    """A CA, a server certificate for 127.0.0.1/localhost and a client certificate, all signed by the CA."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=maas test CA",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    (d / "server.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, ext in (("server", ["-extfile", "server.ext"]), ("client", [])):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN=maas {name}", "-keyout", f"{name}.key",
+                "-out", f"{name}.csr", cwd=d)
+        openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-days", "2", "-out", f"{name}.pem", *ext, cwd=d)
+    return {k: d / f"{k}" for k in ("ca.pem", "server.pem", "server.key", "client.pem", "client.key")}
+
+
+@pytest.fixture(scope="module")
+def servers(pki, tmp_path_factory):
+    root = tmp_path_factory.mktemp("tls-models")
+    server_tls = ["--tls_cert_file", pki["server.pem"], "--tls_key_file", pki["server.key"]]
+    generative = start_generative(root / "generative", extra=server_tls)
+    discriminative = start_discriminative(root / "discriminative",
+                                          extra=server_tls + ["--tls_client_ca_file", pki["ca.pem"]])
+    gateway = ServerProcess("maas-gateway", [
+        "--port", 0, "--generative_target", f"ipv4:127.0.0.1:{generative.port}",
+        "--discriminative_target", f"ipv4:127.0.0.1:{discriminative.port}", *server_tls,
+        "--backend_tls_ca_file", pki["ca.pem"], "--backend_tls_cert_file", pki["client.pem"],
+        "--backend_tls_key_file", pki["client.key"], "--health_check_interval_ms", "200"])
+    yield {"generative": generative, "discriminative": discriminative, "gateway": gateway}
+    for process in (gateway, generative, discriminative):
+        assert process.stop() == 0
+        process.release()
+
+
+def credentials(pki, client_cert=False):
+    kwargs = {"root_certificates": pki["ca.pem"].read_bytes()}
+    if client_cert:
+        kwargs.update(private_key=pki["client.key"].read_bytes(), certificate_chain=pki["client.pem"].read_bytes())
+    return grpc.ssl_channel_credentials(**kwargs)
+
+
+def list_models(channel, stub_class=gateway_pb2_grpc.GatewayStub, timeout=TIMEOUT):
+    return stub_class(channel).ListModels(common_pb2.ListModelsRequest(), timeout=timeout)
+
+
+def test_tls_server_accepts_tls_and_refuses_plaintext(servers, pki):
+    address = f"127.0.0.1:{servers['generative'].port}"
+    with grpc.secure_channel(address, credentials(pki)) as channel:
+        stub = generative_pb2_grpc.GenerativeServiceStub(channel)
+        spec = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0], high=[2.0]))
+        assert stub.CreateModel(gen.CreateModelRequest(name="tls-box", spec=spec), timeout=TIMEOUT).info.version == 1
+    with grpc.insecure_channel(address) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            list_models(channel, generative_pb2_grpc.GenerativeServiceStub, timeout=3)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_mutual_tls_server_requires_a_client_certificate(servers, pki):
+    from maas.discriminative.v1 import discriminative_pb2_grpc
+    address = f"127.0.0.1:{servers['discriminative'].port}"
+    with grpc.secure_channel(address, credentials(pki, client_cert=True)) as channel:
+        assert list(list_models(channel, discriminative_pb2_grpc.DiscriminativeServiceStub).models) == []
+    with grpc.secure_channel(address, credentials(pki)) as channel:
+        with pytest.raises(grpc.RpcError) as error:
+            list_models(channel, discriminative_pb2_grpc.DiscriminativeServiceStub, timeout=3)
+        assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_gateway_serves_tls_and_reaches_tls_backends(servers, pki):
+    address = f"127.0.0.1:{servers['gateway'].port}"
+    with grpc.secure_channel(address, credentials(pki)) as channel:
+        names = [m.name for m in list_models(channel).models]  # fans out to both backends over (m)TLS
+        assert names == ["tls-box"]
+        batches = list(generative_pb2_grpc.GenerativeServiceStub(channel).Sample(
+            gen.SampleRequest(model=common_pb2.ModelRef(name="tls-box"), num_samples=5, seed=3), timeout=TIMEOUT))
+        assert sum(b.x.rows for b in batches) == 5
+
+
+def test_cli_talks_tls(servers, pki):
+    maas = [str(binary("maas")), f"--target=127.0.0.1:{servers['gateway'].port}"]
+    ok = subprocess.run(maas + [f"--tls_ca_file={pki['ca.pem']}", "models"], capture_output=True, text=True,
+                        timeout=30)
+    assert ok.returncode == 0, ok.stderr
+    assert "tls-box" in ok.stdout
+    plain = subprocess.run(maas + ["--timeout=3", "models"], capture_output=True, text=True, timeout=30)
+    assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
+    bad = subprocess.run(maas + ["--tls_cert_file=x.pem", "models"], capture_output=True, text=True, timeout=30)
+    assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
