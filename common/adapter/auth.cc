@@ -48,7 +48,8 @@ absl::Status WriteAuthorizer::Check(const grpc::ServerContextBase& context) cons
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
+absl::StatusOr<WriteAuthorizer> WriteAuthorizer::FromTokenFile(const std::string& path) {
+  if (path.empty()) return WriteAuthorizer();
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     const int error = errno;
@@ -63,7 +64,7 @@ absl::StatusOr<std::string> ReadTokenFile(const std::string& path) {
     return absl::InvalidArgumentError(
         absl::StrCat("token file ", path, " is empty; put the token in it"));
   }
-  return token;
+  return WriteAuthorizer(std::move(token));
 }
 
 }  // namespace maas::adapter

@@ -24,6 +24,12 @@ class WriteAuthorizer {
   // `token` empty: no protection.
   explicit WriteAuthorizer(std::string token = "") : token_(std::move(token)) {}
 
+  // The authorizer of a --auth_token_file: `path` empty = no protection; otherwise the file's
+  // content with surrounding whitespace removed is the token. INVALID_ARGUMENT when the file is
+  // empty (an empty token would silently disable protection), NOT_FOUND / PERMISSION_DENIED when it
+  // cannot be read.
+  static absl::StatusOr<WriteAuthorizer> FromTokenFile(const std::string& path);
+
   bool enabled() const { return !token_.empty(); }
 
   // OK when protection is off or the call carries "authorization: Bearer <token>"; UNAUTHENTICATED

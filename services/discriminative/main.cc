@@ -64,17 +64,13 @@ int main(int argc, char** argv) {
   core_options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   core_options.max_train_examples = absl::GetFlag(FLAGS_max_train_examples);
   maas::discriminative::DiscriminativeCore core(std::move(core_options));
-  std::string token;
-  if (const std::string token_file = absl::GetFlag(FLAGS_auth_token_file); !token_file.empty()) {
-    absl::StatusOr<std::string> read = maas::adapter::ReadTokenFile(token_file);
-    if (!read.ok()) {
-      std::cerr << "maas-discriminative: " << read.status() << "\n";
-      return 1;
-    }
-    token = *std::move(read);
+  absl::StatusOr<maas::adapter::WriteAuthorizer> auth =
+      maas::adapter::WriteAuthorizer::FromTokenFile(absl::GetFlag(FLAGS_auth_token_file));
+  if (!auth.ok()) {
+    std::cerr << "maas-discriminative: " << auth.status() << "\n";
+    return 1;
   }
-  const maas::adapter::WriteAuthorizer auth(std::move(token));
-  maas::discriminative::DiscriminativeServiceImpl service(&core, &auth);
+  maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-discriminative";

@@ -71,17 +71,13 @@ int main(int argc, char** argv) {
     return (static_cast<uint64_t>(entropy()) << 32) | entropy();
   };
   maas::generative::GenerativeCore core(std::move(core_options));
-  std::string token;
-  if (const std::string token_file = absl::GetFlag(FLAGS_auth_token_file); !token_file.empty()) {
-    absl::StatusOr<std::string> read = maas::adapter::ReadTokenFile(token_file);
-    if (!read.ok()) {
-      std::cerr << "maas-generative: " << read.status() << "\n";
-      return 1;
-    }
-    token = *std::move(read);
+  absl::StatusOr<maas::adapter::WriteAuthorizer> auth =
+      maas::adapter::WriteAuthorizer::FromTokenFile(absl::GetFlag(FLAGS_auth_token_file));
+  if (!auth.ok()) {
+    std::cerr << "maas-generative: " << auth.status() << "\n";
+    return 1;
   }
-  const maas::adapter::WriteAuthorizer auth(std::move(token));
-  maas::generative::GenerativeServiceImpl service(&core, &auth);
+  maas::generative::GenerativeServiceImpl service(&core, &*auth);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-generative";
