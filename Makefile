@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps configure build run test sanitize format clean
+.PHONY: deps configure build run test bench sanitize format clean
 
 deps:
 	./deploy/install-deps.sh
@@ -21,6 +21,10 @@ run: build
 
 test: build
 	cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Benchmarks against the reference implementations, side by side in one script (not part of `make test`).
+bench: build
+	PYTHONPATH=$(BUILD_DIR)/python MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/classify_vs_sklearn.py
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, separate build dir). GCC's
 # -Wmaybe-uninitialized gives false positives inside libstdc++/Catch2 at -O1 with sanitizers, so it is not an error.
