@@ -12,6 +12,7 @@
 #include "services/gateway/health_monitor.h"
 #include "services/gateway/proxy.h"
 #include "tests/services/gateway/fake_backends.h"
+#include "tests/services/gateway/test_gateway.h"
 
 namespace maas::gateway {
 namespace {
@@ -21,6 +22,7 @@ using maas::common::v1::GENERATIVE;
 using maas::common::v1::MODEL_TYPE_UNSPECIFIED;
 using maas::gateway::testing::FakeDiscriminative;
 using maas::gateway::testing::FakeGenerative;
+using maas::gateway::testing::TestGateway;
 using maas::gateway::testing::TestServer;
 namespace gw = maas::gateway::v1;
 
@@ -34,28 +36,12 @@ maas::common::v1::ModelInfo Info(const std::string& name, int64_t version,
   return info;
 }
 
-struct TestGateway {
-  TestGateway(const std::string& generative_target, const std::string& discriminative_target) {
-    absl::StatusOr<Router> router =
-        Router::Create(DefaultRoutes(generative_target, discriminative_target));
-    REQUIRE(router.ok());
-    absl::StatusOr<std::unique_ptr<Backends>> b = Backends::Create(*router, ChannelOptions());
-    REQUIRE(b.ok());
-    backends = std::move(*b);
-    proxy = std::make_unique<Proxy>(backends.get());
-    GatewayService::Options options;
-    options.health_check_timeout = absl::Milliseconds(500);
-    service = std::make_unique<GatewayService>(backends.get(), options);
-    server = std::make_unique<TestServer>(std::vector<grpc::Service*>{service.get()}, proxy.get());
-    stub = gw::Gateway::NewStub(grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                                                    grpc::InsecureChannelCredentials()));
-  }
-  std::unique_ptr<Backends> backends;
-  std::unique_ptr<Proxy> proxy;
-  std::unique_ptr<GatewayService> service;
-  std::unique_ptr<TestServer> server;
-  std::unique_ptr<gw::Gateway::Stub> stub;
-};
+// Gateway options for these tests: a short health-check timeout, since some backends here are down.
+GatewayService::Options ShortHealthTimeout() {
+  GatewayService::Options options;
+  options.health_check_timeout = absl::Milliseconds(500);
+  return options;
+}
 
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
@@ -73,7 +59,7 @@ TEST_CASE("ListModels merges both backends sorted by name then version") {
                            Info("mixer", 1, DISCRIMINATIVE, nb)};
   TestServer gen_server({&generative});
   TestServer disc_server({&discriminative});
-  TestGateway gateway(gen_server.target(), disc_server.target());
+  TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
 
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
@@ -108,7 +94,7 @@ TEST_CASE("ListModels merges both backends sorted by name then version") {
 TEST_CASE("ListModels fails with UNAVAILABLE naming a backend that is down") {
   FakeGenerative generative;
   TestServer gen_server({&generative});
-  TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1");
+  TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1", ShortHealthTimeout());
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   maas::common::v1::ListModelsRequest request;
@@ -128,7 +114,7 @@ TEST_CASE("GetBackends reports each route and its health") {
   TestServer disc_server({&discriminative});
 
   SECTION("both serving (server-wide status)") {
-    TestGateway gateway(gen_server.target(), disc_server.target());
+    TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     gw::GetBackendsResponse response;
@@ -146,7 +132,7 @@ TEST_CASE("GetBackends reports each route and its health") {
   SECTION("a backend whose service is NOT_SERVING, another that is down") {
     gen_server.server()->GetHealthCheckService()->SetServingStatus(
         "maas.generative.v1.GenerativeService", false);
-    TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1");
+    TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1", ShortHealthTimeout());
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     gw::GetBackendsResponse response;
@@ -161,7 +147,7 @@ TEST_CASE("GetBackends reports each route and its health") {
     gen_server.server()->GetHealthCheckService()->SetServingStatus(
         "maas.generative.v1.GenerativeService", true);
     gen_server.server()->GetHealthCheckService()->SetServingStatus("", false);
-    TestGateway gateway(gen_server.target(), disc_server.target());
+    TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
     grpc::ClientContext ctx;
     SetDeadline(&ctx);
     gw::GetBackendsResponse response;
@@ -199,7 +185,7 @@ TEST_CASE("health monitor: serving only when every route has a serving backend")
   options.timeout = absl::Milliseconds(500);
 
   SECTION("all up") {
-    TestGateway gateway(gen_server.target(), disc_server.target());
+    TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
     Reports reports;
     HealthMonitor monitor(gateway.backends.get(), options, reports.Callback());
     REQUIRE(monitor.Start().ok());
@@ -211,7 +197,7 @@ TEST_CASE("health monitor: serving only when every route has a serving backend")
     CHECK(reports.values.back() == true);
   }
   SECTION("one down, then a backend goes down while monitored") {
-    TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1");
+    TestGateway gateway(gen_server.target(), "ipv4:127.0.0.1:1", ShortHealthTimeout());
     Reports reports;
     HealthMonitor monitor(gateway.backends.get(), options, reports.Callback());
     REQUIRE(monitor.Start().ok());
@@ -226,7 +212,7 @@ TEST_CASE("health monitor: serving only when every route has a serving backend")
     }
   }
   SECTION("a backend stops") {
-    TestGateway gateway(gen_server.target(), disc_server.target());
+    TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
     Reports reports;
     HealthMonitor monitor(gateway.backends.get(), options, reports.Callback());
     REQUIRE(monitor.Start().ok());
@@ -245,7 +231,7 @@ TEST_CASE("health monitor: serving only when every route has a serving backend")
 }
 
 TEST_CASE("health monitor rejects a non-positive interval and stops promptly") {
-  TestGateway gateway("ipv4:127.0.0.1:1", "ipv4:127.0.0.1:1");
+  TestGateway gateway("ipv4:127.0.0.1:1", "ipv4:127.0.0.1:1", ShortHealthTimeout());
   HealthMonitor::Options options;
   options.interval = absl::ZeroDuration();
   HealthMonitor bad(gateway.backends.get(), options, [](bool, const std::vector<HealthResult>&) {});

@@ -16,6 +16,7 @@
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/router.h"
 #include "tests/services/gateway/fake_backends.h"
+#include "tests/services/gateway/test_gateway.h"
 
 namespace maas::gateway {
 namespace {
@@ -23,6 +24,7 @@ namespace {
 using maas::gateway::testing::FakeDiscriminative;
 using maas::gateway::testing::FakeGenerative;
 using maas::gateway::testing::Observations;
+using maas::gateway::testing::TestGateway;
 using maas::gateway::testing::TestServer;
 namespace gen = maas::generative::v1;
 namespace disc = maas::discriminative::v1;
@@ -30,28 +32,6 @@ namespace disc = maas::discriminative::v1;
 void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout = absl::Seconds(5)) {
   ctx->set_deadline(absl::ToChronoTime(absl::Now() + timeout));
 }
-
-// A gateway in front of two targets.
-struct TestGateway {
-  TestGateway(const std::string& generative_target, const std::string& discriminative_target) {
-    absl::StatusOr<Router> router =
-        Router::Create(DefaultRoutes(generative_target, discriminative_target));
-    REQUIRE(router.ok());
-    absl::StatusOr<std::unique_ptr<Backends>> b = Backends::Create(*router, ChannelOptions());
-    REQUIRE(b.ok());
-    backends = std::move(*b);
-    proxy = std::make_unique<Proxy>(backends.get());
-    service = std::make_unique<GatewayService>(backends.get(), GatewayService::Options());
-    server = std::make_unique<TestServer>(std::vector<grpc::Service*>{service.get()}, proxy.get());
-    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                                  grpc::InsecureChannelCredentials());
-  }
-  std::unique_ptr<Backends> backends;
-  std::unique_ptr<Proxy> proxy;
-  std::unique_ptr<GatewayService> service;
-  std::unique_ptr<TestServer> server;
-  std::shared_ptr<grpc::Channel> channel;
-};
 
 // Both fakes behind one gateway.
 struct Stack {
@@ -245,7 +225,8 @@ TEST_CASE("the deadline reaches the backend and a slow backend gives DEADLINE_EX
     REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
     absl::MutexLock lock(&s.generative.obs.mu);
     INFO("time left " << absl::FormatDuration(s.generative.obs.last_time_left));
-    // gRPC carries the deadline as a timeout and re-anchors it on each hop's clock, so allow some slack.
+    // gRPC carries the deadline as a timeout and re-anchors it on each hop's clock, so allow some
+    // slack.
     CHECK(s.generative.obs.last_time_left <= absl::Seconds(31));
     CHECK(s.generative.obs.last_time_left > absl::Seconds(20));
   }
