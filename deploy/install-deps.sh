@@ -38,4 +38,12 @@ if [ ! -x "$venv/bin/python" ] || [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$
   "$venv/bin/python" -m pip install -q --disable-pip-version-check -r "$req"
   echo "$want" >"$stamp"
 fi
+# Component-specific tools (Go, Node, fuzzing, deploy validation, ...): each in its own script under
+# deploy/deps.d/, sourced in name order with $root and $venv set. Each must be idempotent and fast when
+# everything is present, like this file.
+for extra in "$root"/deploy/deps.d/*.sh; do
+  [ -e "$extra" ] || continue
+  # shellcheck source=/dev/null
+  source "$extra"
+done
 echo "install-deps: all present"

@@ -5,15 +5,37 @@
 #define MAAS_SERVICES_GENERATIVE_CORE_MODEL_H_
 
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 #include <string>
 
 #include "Eigen/Dense"
+#include "common/random/item_rng.h"
 
 namespace maas::generative {
 
 // Counter streams of the determinism contract (the `stream` word of every Philox counter).
 // Sample i of a Sample request draws only from (seed, kSampleStream, start_index + i).
 inline constexpr uint32_t kSampleStream = 0;
+
+// What kind of latent variable a family has, as the Monte Carlo estimators see it.
+//   kNone:       no latent variable (uniform); only EXACT applies.
+//   kDiscrete:   z is a category k in [0, latent_dim()), stored as z(0) = k (mixtures).
+//   kContinuous: z in R^latent_dim() with prior N(0, I) (ppca, factor_analysis, mlp_decoder).
+enum class LatentKind { kNone, kDiscrete, kContinuous };
+
+// A proposal distribution q(z) for importance sampling one data row x (see
+// GenerativeModel::MakeProposal). Immutable after construction; thread-safe to use concurrently
+// with separate generators.
+class LatentProposal {
+ public:
+  virtual ~LatentProposal() = default;
+  // Draws z ~ q from `rng` into `z` (length latent_dim()). The number of words consumed may depend
+  // only on the proposal, never on the values drawn.
+  virtual void Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const = 0;
+  // log q(z).
+  virtual double LogDensity(const Eigen::Ref<const Eigen::VectorXd>& z) const = 0;
+};
 
 class GenerativeModel {
  public:
@@ -37,7 +59,65 @@ class GenerativeModel {
   virtual bool tractable() const = 0;
   // log p(x) per row of x (N x D). REQUIRES: tractable(), x.cols() == dimension().
   virtual Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const = 0;
+
+  // ---- The latent-variable view used by the Monte Carlo estimators (PRIOR, IMPORTANCE, AIS). ----
+  // Families without a latent variable keep these defaults.
+
+  virtual LatentKind latent_kind() const { return LatentKind::kNone; }
+  // Number of categories (kDiscrete) or latent dimension L (kContinuous); 0 for kNone.
+  virtual int latent_dim() const { return 0; }
+
+  // Draws z ~ p(z) into `z` (length latent_dim()). Word consumption is fixed per family.
+  // REQUIRES: latent_kind() != kNone.
+  virtual void SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const;
+  // log p(z). REQUIRES: latent_kind() != kNone.
+  virtual double LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const;
+
+  // out(s) = log p(x | z_s) for one data row x (length dimension()) and the latents in the rows of
+  // z (S x latent_dim()). Batched because it is the estimators' hot loop.
+  // REQUIRES: latent_kind() != kNone, out.size() == z.rows().
+  virtual void LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                        const Eigen::Ref<const Eigen::MatrixXd>& z,
+                                        Eigen::Ref<Eigen::VectorXd> out) const;
+
+  // Whether LogLikelihoodGradient is available (continuous latents with a differentiable p(x|z);
+  // needed by AIS's HMC transitions).
+  virtual bool has_latent_gradient() const { return false; }
+  // Returns log p(x | z) and sets grad = d/dz log p(x | z) (length latent_dim()).
+  // REQUIRES: has_latent_gradient().
+  virtual double LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                       const Eigen::Ref<const Eigen::VectorXd>& z,
+                                       Eigen::Ref<Eigen::VectorXd> grad) const;
+
+  // The family's importance proposal q(z | x) for one row x: the exact posterior p(z | x) for the
+  // mixture and linear-Gaussian families (every weight then equals p(x)), a Laplace approximation
+  // mixed with 10% prior for mlp_decoder. nullptr when the family has none (IMPORTANCE is then
+  // refused). REQUIRES: latent_kind() != kNone.
+  virtual std::unique_ptr<LatentProposal> MakeProposal(
+      const Eigen::Ref<const Eigen::VectorXd>& x) const {
+    (void)x;
+    return nullptr;
+  }
 };
+
+// Defaults for families without a latent variable: calling them breaks the REQUIRES above, which
+// is a programming error (the core checks latent_kind() first), so they abort loudly.
+inline void GenerativeModel::SamplePrior(random::ItemRng&, Eigen::Ref<Eigen::VectorXd>) const {
+  std::abort();
+}
+inline double GenerativeModel::LogPrior(const Eigen::Ref<const Eigen::VectorXd>&) const {
+  std::abort();
+}
+inline void GenerativeModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>&,
+                                                      const Eigen::Ref<const Eigen::MatrixXd>&,
+                                                      Eigen::Ref<Eigen::VectorXd>) const {
+  std::abort();
+}
+inline double GenerativeModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>&,
+                                                     const Eigen::Ref<const Eigen::VectorXd>&,
+                                                     Eigen::Ref<Eigen::VectorXd>) const {
+  std::abort();
+}
 
 }  // namespace maas::generative
 
