@@ -21,6 +21,8 @@ from maas_client.errors import InvalidArgumentError, from_rpc_error
 # Bytes or the path of a PEM file.
 PemSource = Union[bytes, str, "os.PathLike[str]"]
 
+# Target when none is given and $MAAS_TARGET is unset: the gateway of `make run`.
+DEFAULT_TARGET = "127.0.0.1:50051"
 # Default deadline of every call, seconds.
 DEFAULT_TIMEOUT = 60.0
 # Default cap on message sizes in both directions, bytes (the servers' default --max_message_bytes is 64 MiB).
@@ -41,7 +43,8 @@ def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
 
 
 class Connection:
-    """A channel to `target` ("host:port" or any gRPC target such as "dns:///maas:50051").
+    """A channel to `target` ("host:port" or any gRPC target such as "dns:///maas:50051"; default $MAAS_TARGET,
+    else 127.0.0.1:50051, where `make run` serves the gateway).
 
     Security:
       tls: use TLS with the system's root certificates (implied by any of the certificate options).
@@ -54,7 +57,7 @@ class Connection:
     channel: an existing grpc.Channel to use instead (the security options must then be None).
     """
 
-    def __init__(self, target: str = "127.0.0.1:50051", *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
+    def __init__(self, target: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
                  root_certificates: Optional[PemSource] = None, client_certificate: Optional[PemSource] = None,
                  client_key: Optional[PemSource] = None, server_name: Optional[str] = None,
                  token: Optional[str] = None, token_file: Optional[Union[str, "os.PathLike[str]"]] = None,
@@ -74,6 +77,7 @@ class Connection:
                 raise ValueError(f"token_file: cannot read {token_file}: {e.strerror}") from e
             if not token:
                 raise ValueError(f"token_file {token_file} is empty")
+        target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
         self.target = target
         self.timeout = float(timeout)
         self._metadata: Tuple[Tuple[str, Union[str, bytes]], ...] = ()
@@ -190,7 +194,7 @@ class _TrackedIterable(Iterable[Req]):
             raise
 
 
-ConnectionLike = Union[str, Connection]
+ConnectionLike = Union[str, Connection, None]
 
 
 def connect(target: ConnectionLike, **options: Any) -> Tuple[Connection, bool]:

@@ -67,11 +67,11 @@ def _batches(texts: Iterable[str], labels: Iterable[str], weights: Optional[Iter
 class DiscriminativeClient:
     """Client of maas.discriminative.v1.DiscriminativeService (directly or through the gateway).
 
-    `target` is "host:port" or a Connection; keyword options are Connection's. Every method takes `timeout=`
+    `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; keyword options are Connection's. Every method takes `timeout=`
     (seconds) and raises maas_client.errors.MaasError subclasses.
     """
 
-    def __init__(self, target: ConnectionLike = "127.0.0.1:50051", **options: Any) -> None:
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
         self.connection, self._owned = connect(target, **options)
         ch = self.connection.channel
         self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,

@@ -42,12 +42,12 @@ def _estimator(name: Optional[str]) -> str:
 class GenerativeClient:
     """Client of maas.generative.v1.GenerativeService (directly or through the gateway).
 
-    `target` is "host:port" or a Connection; the keyword options are Connection's (timeout, tls,
+    `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; the keyword options are Connection's (timeout, tls,
     root_certificates, client_certificate, client_key, server_name, token, token_file, ...). Every method takes
     `timeout=` (seconds; default the connection's) and raises maas_client.errors.MaasError subclasses.
     """
 
-    def __init__(self, target: ConnectionLike = "127.0.0.1:50051", **options: Any) -> None:
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
         self.connection, self._owned = connect(target, **options)
         ch = self.connection.channel
         self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,

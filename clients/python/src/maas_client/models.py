@@ -27,7 +27,7 @@ class Models:
     """The models of a gateway (both kinds) or of a single service. `kind` ("generative" / "discriminative")
     picks a service; without it list() covers both and get()/delete() find the model in whichever has it."""
 
-    def __init__(self, target: ConnectionLike = "127.0.0.1:50051", **options: Any) -> None:
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
         self.connection, self._owned = connect(target, **options)
         self.generative = GenerativeClient(self.connection)
         self.discriminative = DiscriminativeClient(self.connection)
