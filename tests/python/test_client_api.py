@@ -137,6 +137,11 @@ def test_fit_streams_chunks_from_an_iterable(gen):
     np.testing.assert_array_equal(spec.uniform.high, rows.max(axis=0))
     again = gen.fit(rows, "uniform", name="fitted", chunk_rows=100)  # an array, split into chunks
     assert again.num_rows == 900 and again.info.version == 2
+    assert gen.fit(rows.tolist(), "uniform", name="fitted").num_rows == 900  # a list of rows
+    assert gen.fit([rows[:1], rows[1:]], "uniform", name="fitted").num_rows == 900  # a list of 2-D chunks
+    np.testing.assert_array_equal(gen.get("fitted").spec.uniform.high, rows.max(axis=0))
+    with pytest.raises(maas_client.InvalidArgumentError):  # no rows at all: the server's clear error
+        gen.fit(iter([]), "uniform", name="fitted")
 
 
 def test_fit_rejects_unknown_families_and_parameters_before_sending(gen):

@@ -35,7 +35,7 @@ def test_readme_python_example_prints_what_the_readme_shows(stack, tmp_path):
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
     env = dict(os.environ, MAAS_TARGET=stack.gateway_process.address)
-    for _ in range(2):  # the second run sees a clean registry again
+    for _ in range(2):  # it deletes what it made, so a second run prints the same
         done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, env=env, capture_output=True, text=True,
                               timeout=120)
         assert done.returncode == 0, done.stderr

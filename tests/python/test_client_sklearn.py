@@ -108,6 +108,76 @@ def test_configs_train_the_same_model_on_the_server(disc, corpus, kind):
     assert_served_equals_sklearn(disc, name, factory().fit(train_texts, train_labels), test_texts)
 
 
+# -- text: offline oracle (every combination, served or not) -------------------------------------------------------
+def features_from_spec(spec, texts):
+    """The feature matrix the exported spec describes, rebuilt from its own fields: tokenisation by a scikit-learn
+    vectorizer constructed from the exported configuration and vocabulary, TF-IDF and norms in numpy."""
+    config = spec.vectorizer.config
+    kind = config.WhichOneof("kind") or "count"
+    text = getattr(config, kind).text
+    params = dict(
+        lowercase=text.lowercase if text.HasField("lowercase") else True,
+        strip_accents={0: None, 1: "ascii", 2: "unicode"}[text.strip_accents],
+        analyzer={0: "word", 1: "char", 2: "char_wb"}[text.analyzer],
+        ngram_range=(text.ngram_min or 1, text.ngram_max or text.ngram_min or 1),
+        stop_words=text.stop_words or None, binary=text.binary)
+    if text.token_pattern:
+        params["token_pattern"] = text.token_pattern
+    norms = {0: "l2", 1: None, 2: "l1", 3: "l2"}
+    if kind == "hashing":
+        h = config.hashing
+        x = HashingVectorizer(n_features=h.n_features or 1 << 20, norm=norms[h.norm],
+                              alternate_sign=h.alternate_sign if h.HasField("alternate_sign") else True,
+                              **params).transform(texts)
+    else:
+        x = CountVectorizer(vocabulary=list(spec.vectorizer.vocabulary), **params).transform(texts)
+    x = x.toarray().astype(np.float64)
+    if config.HasField("tfidf"):
+        t = config.tfidf
+        if t.sublinear_tf:
+            x = np.where(x != 0, 1 + np.log(np.where(x != 0, x, 1)), 0)
+        if not t.HasField("use_idf") or t.use_idf:
+            x = x * np.array(spec.vectorizer.idf)
+        norm = norms[t.norm]
+        if norm is not None:
+            lengths = np.abs(x).sum(axis=1) if norm == "l1" else np.sqrt((x * x).sum(axis=1))
+            x = x / np.where(lengths == 0, 1, lengths)[:, None]
+    return x
+
+
+def log_proba_from_spec(spec, texts):
+    """Class log-probabilities from the exported classifier state with the naive Bayes closed forms."""
+    x = features_from_spec(spec, texts)
+    state = spec.classifier
+    flp, prior = matrix(state.feature_log_prob), np.array(state.class_log_prior)
+    kind = state.config.WhichOneof("kind")
+    if kind == "bernoulli_nb":
+        nb = state.config.bernoulli_nb
+        if not nb.disable_binarize:
+            x = (x > nb.binarize).astype(np.float64)
+        neg = np.log1p(-np.exp(flp))
+        jll = x @ (flp - neg).T + prior + neg.sum(axis=1)
+    elif kind == "complement_nb":
+        jll = x @ flp.T + (prior if len(state.classes) == 1 else 0)
+    else:
+        jll = x @ flp.T + prior
+    top = jll.max(axis=1, keepdims=True)
+    return jll - (top + np.log(np.exp(jll - top).sum(axis=1, keepdims=True)))
+
+
+@pytest.mark.parametrize("kind", list(SERVED) + list(PENDING))
+def test_exported_text_spec_reproduces_scikit_learn_offline(corpus, kind):
+    train_texts, train_labels, test_texts = corpus
+    pipe = {**SERVED, **PENDING}[kind]().fit(train_texts, train_labels)
+    spec = export(pipe).spec
+    assert list(spec.classifier.classes) == pipe.classes_.tolist()
+    texts = test_texts + ["", "zzz unknown words only"]
+    np.testing.assert_allclose(features_from_spec(spec, texts), pipe[:-1].transform(texts).toarray(),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(log_proba_from_spec(spec, texts), pipe.predict_log_proba(texts), rtol=1e-10,
+                               atol=1e-10)
+
+
 def test_export_refuses_what_the_spec_cannot_express(corpus):
     texts, labels, _ = corpus
     with pytest.raises(ValueError, match="callable analyzer"):

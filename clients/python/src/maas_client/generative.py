@@ -227,28 +227,25 @@ class GenerativeClient:
 
 
 def _chunks(x: Union[ArrayLike, Iterable[ArrayLike]], chunk_rows: Optional[int]) -> Iterator[FloatArray]:
-    """The rows of x in chunks: an array is split into chunk_rows (default ~1 MiB) pieces; an iterable of arrays
-    (anything that is not itself array-like data) is passed through chunk by chunk."""
-    if isinstance(x, np.ndarray) or _looks_like_rows(x):
-        a = as_rows(cast(ArrayLike, x))
-        step = chunk_rows or max(1, _CHUNK_BYTES // max(1, 8 * a.shape[1]))
-        for start in range(0, max(a.shape[0], 1), step):
-            yield a[start:start + step]
+    """The rows of x in chunks. Array-like data (an ndarray, a list of rows, anything with __array__ such as a
+    DataFrame) is split into chunk_rows pieces (default ~1 MiB each); an iterator / generator, or a list or tuple
+    of 2-D arrays, is taken as a sequence of chunks and streamed one by one (re-split to chunk_rows if given)."""
+    if _is_chunk_sequence(x):
+        for chunk in cast(Iterable[ArrayLike], x):
+            a = as_rows(chunk)
+            step = chunk_rows or max(a.shape[0], 1)
+            for start in range(0, a.shape[0], step):
+                yield a[start:start + step]
         return
-    assert isinstance(x, Iterable)
-    for chunk in x:
-        a = as_rows(chunk)
-        if chunk_rows is None:
-            yield a
-        else:
-            for start in range(0, a.shape[0], chunk_rows):
-                yield a[start:start + chunk_rows]
+    a = as_rows(cast(ArrayLike, x))
+    step = chunk_rows or max(1, _CHUNK_BYTES // max(1, 8 * a.shape[1]))
+    for start in range(0, a.shape[0], step):
+        yield a[start:start + step]
 
 
-def _looks_like_rows(x: object) -> bool:
-    """True for nested sequences of numbers (a list of rows), False for iterators/generators of chunks."""
+def _is_chunk_sequence(x: object) -> bool:
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return False
     if isinstance(x, (list, tuple)):
-        first = next(iter(x), None)
-        return first is None or isinstance(first, (int, float, list, tuple)) or np.isscalar(first)
-    return False
-
+        return len(x) > 0 and all(isinstance(c, np.ndarray) and c.ndim == 2 for c in x)
+    return isinstance(x, Iterable)
