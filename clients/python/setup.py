@@ -72,4 +72,13 @@ class BuildPyWithProtos(build_py):
         print(f"maas_client build: generated {len(generated)} files from {proto_dir()}", file=sys.stderr)
 
 
-setup(cmdclass={"build_py": BuildPyWithProtos})
+def runtime_requirements() -> List[str]:
+    """The generated modules check at import that grpcio and protobuf are at least what the generator targets, so
+    the floors are those of the grpcio-tools doing this build."""
+    import importlib.metadata as metadata
+    tools = metadata.version("grpcio-tools")
+    protobuf = [r for r in metadata.requires("grpcio-tools") or [] if r.replace(" ", "").startswith("protobuf")]
+    return [f"grpcio>={tools}", *(protobuf or ["protobuf"]), "numpy>=1.24", "scipy>=1.10", "tqdm>=4.60"]
+
+
+setup(cmdclass={"build_py": BuildPyWithProtos}, install_requires=runtime_requirements())
