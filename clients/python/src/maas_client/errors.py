@@ -9,7 +9,7 @@ the server's message.
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Type
+from typing import Dict, Type
 
 import grpc
 
