@@ -193,7 +193,7 @@ func TestDockerfile(t *testing.T) {
 	}
 	// The shell tools the Job scripts and preStop hooks use come from Debian's Essential packages, which
 	// every Debian image (slim included) has.
-	tools := []string{"sh", "sleep", "sed", "grep", "wc", "head", "tr", "mv", "mkdir", "rm"}
+	tools := []string{"sh", "sleep", "sed", "grep", "wc", "head", "tr", "mv", "mkdir", "rm", "tar"}
 	var toolPaths []string
 	for _, tool := range tools {
 		path, err := exec.LookPath(tool)
