@@ -154,6 +154,7 @@ func TestConsistency(t *testing.T) {
 			if dir == "overlays/istio" {
 				checkIstioRoutes(t, r)
 			}
+			checkMeshInjection(t, r, dir)
 		})
 	}
 }
@@ -562,4 +563,33 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// The mesh overlays inject their proxy into every pod (Linkerd: annotation linkerd.io/inject, Istio: label
+// sidecar.istio.io/inject) and the namespace, and the others inject nothing.
+func checkMeshInjection(t *testing.T, r *Rendered, dir string) {
+	wantLinkerd, wantIstio := dir == "overlays/linkerd", dir == "overlays/istio"
+	for _, d := range Of[appsv1.Deployment](r) {
+		ann, lab := d.Spec.Template.Annotations, d.Spec.Template.Labels
+		if got := ann["linkerd.io/inject"] == "enabled"; got != wantLinkerd {
+			t.Errorf("%s: linkerd.io/inject=%q", d.Name, ann["linkerd.io/inject"])
+		}
+		if got := lab["sidecar.istio.io/inject"] == "true"; got != wantIstio {
+			t.Errorf("%s: label sidecar.istio.io/inject=%q", d.Name, lab["sidecar.istio.io/inject"])
+		}
+		if v, ok := ann["sidecar.istio.io/inject"]; ok {
+			t.Errorf("%s: sidecar.istio.io/inject=%q as an annotation: Istio reads the label", d.Name, v)
+		}
+	}
+	for _, ns := range Of[corev1.Namespace](r) {
+		if wantLinkerd && ns.Annotations["linkerd.io/inject"] != "enabled" {
+			t.Errorf("Namespace %s: not annotated linkerd.io/inject: enabled", ns.Name)
+		}
+		if wantIstio && ns.Labels["istio-injection"] != "enabled" {
+			t.Errorf("Namespace %s: not labelled istio-injection: enabled", ns.Name)
+		}
+	}
+	if (wantLinkerd || wantIstio) && len(Of[corev1.Namespace](r)) != 1 {
+		t.Errorf("the mesh overlay must render its Namespace (the Jobs applied there are injected too)")
+	}
 }
