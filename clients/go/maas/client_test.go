@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -181,12 +182,14 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 
 func TestClientStreamStopsPullingWhenTheServerRefuses(t *testing.T) {
 	d := dialGateway(t).Discriminative
+	// 10 000 batches of 16 KiB (160 MiB: more than any flow-control window lets through before the refusal).
 	pulled := 0
+	text := strings.Repeat("no label ", 16<<10/9)
 	batches := func(yield func(*discriminativev1.TextBatch) bool) {
 		for pulled < 10_000 {
 			pulled++
 			// A label is required: the server ends the call at the first batch.
-			if !yield(&discriminativev1.TextBatch{Examples: []*discriminativev1.LabeledText{{Text: "no label"}}}) {
+			if !yield(&discriminativev1.TextBatch{Examples: []*discriminativev1.LabeledText{{Text: text}}}) {
 				return
 			}
 		}
