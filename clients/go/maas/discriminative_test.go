@@ -156,7 +156,7 @@ var queries = []string{
 func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 	d := dialGateway(t).Discriminative
 	oracle := fitOracle(corpus)
-	trained, err := d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-text", Description: "Go client test"},
+	trained, err := d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-nb", Description: "Go client test"},
 		maas.Batches(corpus, 5))
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 		t.Fatalf("Train = %v; want %d documents, classes %v, %d features", trained, len(corpus), oracle.classes, len(oracle.vocabulary))
 	}
 
-	resp, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0), Texts: queries})
+	resp, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0), Texts: queries})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +178,7 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 		checkClassification(t, oracle, q, resp.GetResults()[i])
 	}
 	// top_k: the k most probable classes, by probability.
-	top, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0), Texts: queries[:1], TopK: 1})
+	top, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0), Texts: queries[:1], TopK: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -189,7 +189,7 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 	// ClassifyStream: one response per request, in order, equal to the unary answers.
 	requests := func(yield func(*discriminativev1.ClassifyRequest) bool) {
 		for _, q := range queries {
-			if !yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0), Texts: []string{q, q}}) {
+			if !yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0), Texts: []string{q, q}}) {
 				return
 			}
 		}
@@ -214,8 +214,8 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 	}
 	// An error in the middle of the stream ends it with the server's status.
 	bad := func(yield func(*discriminativev1.ClassifyRequest) bool) {
-		_ = yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0), Texts: queries[:1]}) &&
-			yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0)})
+		_ = yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0), Texts: queries[:1]}) &&
+			yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0)})
 	}
 	var streamErr error
 	for _, err := range d.ClassifyStream(testContext(t), bad) {
@@ -227,7 +227,7 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 
 	// Vectorize: the CountVectorizer rows and feature names.
 	vec, err := d.Vectorize(testContext(t), &discriminativev1.VectorizeRequest{
-		Model: maas.Ref("go-text", 0), Texts: queries, IncludeFeatureNames: true})
+		Model: maas.Ref("go-nb", 0), Texts: queries, IncludeFeatureNames: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -249,7 +249,7 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 	}
 
 	// Evaluate on the training corpus: accuracy, confusion matrix and log loss from the oracle's predictions.
-	eval, err := d.Evaluate(testContext(t), &discriminativev1.EvaluateConfig{Model: maas.Ref("go-text", 0)}, maas.Batches(corpus, 4))
+	eval, err := d.Evaluate(testContext(t), &discriminativev1.EvaluateConfig{Model: maas.Ref("go-nb", 0)}, maas.Batches(corpus, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,17 +272,17 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 	}
 
 	// GetModel exports the fitted state; CreateModel imports it as a new model that answers the same.
-	got, err := d.GetModel(testContext(t), &discriminativev1.GetModelRequest{Model: maas.Ref("go-text", 0)})
+	got, err := d.GetModel(testContext(t), &discriminativev1.GetModelRequest{Model: maas.Ref("go-nb", 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(got.GetSpec().GetVectorizer().GetVocabulary(), oracle.vocabulary) {
 		t.Fatalf("vocabulary %v, want %v", got.GetSpec().GetVectorizer().GetVocabulary(), oracle.vocabulary)
 	}
-	if _, err := d.CreateModel(testContext(t), &discriminativev1.CreateModelRequest{Name: "go-text-copy", Spec: got.GetSpec()}); err != nil {
+	if _, err := d.CreateModel(testContext(t), &discriminativev1.CreateModelRequest{Name: "go-nb-copy", Spec: got.GetSpec()}); err != nil {
 		t.Fatal(err)
 	}
-	copied, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-text-copy", 0), Texts: queries})
+	copied, err := d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb-copy", 0), Texts: queries})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -291,20 +291,20 @@ func TestDiscriminativeTrainClassifyVectorize(t *testing.T) {
 			t.Fatalf("imported copy answers %v, original %v", copied.GetResults()[i], resp.GetResults()[i])
 		}
 	}
-	list, err := d.ListModels(testContext(t), &commonv1.ListModelsRequest{NamePrefix: "go-text"})
+	list, err := d.ListModels(testContext(t), &commonv1.ListModelsRequest{NamePrefix: "go-nb"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(list.GetModels()) != 2 {
 		t.Fatalf("ListModels(go-text*) = %v", list)
 	}
-	for _, name := range []string{"go-text", "go-text-copy"} {
+	for _, name := range []string{"go-nb", "go-nb-copy"} {
 		if _, err := d.DeleteModel(testContext(t), &commonv1.DeleteModelRequest{Name: name}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	_, err = d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-text", 0), Texts: queries})
-	wantCode(t, err, codes.NotFound, "go-text")
+	_, err = d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: maas.Ref("go-nb", 0), Texts: queries})
+	wantCode(t, err, codes.NotFound, "go-nb")
 	// Train without examples is refused.
 	_, err = d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-empty"}, nil)
 	wantCode(t, err, codes.InvalidArgument)

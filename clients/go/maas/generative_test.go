@@ -71,7 +71,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	g := c.Generative
 	low, high := []float64{0, -1}, []float64{1, 1}
 	created, err := g.CreateModel(testContext(t), &generativev1.CreateModelRequest{
-		Name: "go-box", Spec: uniformSpec(low, high), Description: "from the Go client"})
+		Name: "go-sample-box", Spec: uniformSpec(low, high), Description: "from the Go client"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,14 +83,14 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	// The same seed gives the same rows whatever the batch size; a shard is the matching slice of the stream.
 	seed := uint64(7)
 	whole := sampleRows(t, g, &generativev1.SampleRequest{
-		Model: maas.Ref("go-box", 0), NumSamples: 500, Seed: &seed, BatchSize: 500})
+		Model: maas.Ref("go-sample-box", 0), NumSamples: 500, Seed: &seed, BatchSize: 500})
 	small := sampleRows(t, g, &generativev1.SampleRequest{
-		Model: maas.Ref("go-box", 1), NumSamples: 500, Seed: &seed, BatchSize: 7})
+		Model: maas.Ref("go-sample-box", 1), NumSamples: 500, Seed: &seed, BatchSize: 7})
 	if len(whole) != 500 || !slices.EqualFunc(whole, small, slices.Equal) {
 		t.Fatalf("%d rows; batch size changed the samples", len(whole))
 	}
 	shard := sampleRows(t, g, &generativev1.SampleRequest{
-		Model: maas.Ref("go-box", 0), NumSamples: 20, Seed: &seed, StartIndex: 100, BatchSize: 3})
+		Model: maas.Ref("go-sample-box", 0), NumSamples: 20, Seed: &seed, StartIndex: 100, BatchSize: 3})
 	if !slices.EqualFunc(shard, whole[100:120], slices.Equal) {
 		t.Fatal("rows 100..119 of the stream differ from the start_index=100 shard")
 	}
@@ -105,7 +105,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	var fresh uint64
 	var first [][]float64
 	for batch, err := range g.Sample(testContext(t), &generativev1.SampleRequest{
-		Model: maas.Ref("go-box", 0), NumSamples: 10}) {
+		Model: maas.Ref("go-sample-box", 0), NumSamples: 10}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -113,7 +113,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 		x, _ := maas.Rows(batch.GetX())
 		first = append(first, x...)
 	}
-	again := sampleRows(t, g, &generativev1.SampleRequest{Model: maas.Ref("go-box", 0), NumSamples: 10, Seed: &fresh})
+	again := sampleRows(t, g, &generativev1.SampleRequest{Model: maas.Ref("go-sample-box", 0), NumSamples: 10, Seed: &fresh})
 	if !slices.EqualFunc(first, again, slices.Equal) {
 		t.Fatal("the returned fresh seed does not reproduce the samples")
 	}
@@ -122,7 +122,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	x, _ := maas.NewMatrix([][]float64{{0.5, 0}, {2, 0}, {0.25, -0.75}})
 	want := -math.Log((high[0] - low[0]) * (high[1] - low[1]))
 	est, err := g.EstimateLogLikelihood(testContext(t), &generativev1.EstimateLogLikelihoodRequest{
-		Model: maas.Ref("go-box", 0), X: x, Estimator: generativev1.Estimator_EXACT})
+		Model: maas.Ref("go-sample-box", 0), X: x, Estimator: generativev1.Estimator_EXACT})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	var messages []*generativev1.StreamEstimateResponse
 	for msg, err := range g.StreamEstimate(testContext(t), &generativev1.StreamEstimateRequest{
 		Request: &generativev1.EstimateLogLikelihoodRequest{
-			Model: maas.Ref("go-box", 0), X: x, Estimator: generativev1.Estimator_EXACT}}) {
+			Model: maas.Ref("go-sample-box", 0), X: x, Estimator: generativev1.Estimator_EXACT}}) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +149,7 @@ func TestGenerativeCreateSampleEstimate(t *testing.T) {
 	// Bad input: the typed error carries the server's code and message.
 	wide, _ := maas.NewMatrix([][]float64{{1, 2, 3}})
 	_, err = g.EstimateLogLikelihood(testContext(t), &generativev1.EstimateLogLikelihoodRequest{
-		Model: maas.Ref("go-box", 0), X: wide})
+		Model: maas.Ref("go-sample-box", 0), X: wide})
 	wantCode(t, err, codes.FailedPrecondition, "3 columns")
 	_, err = g.CreateModel(testContext(t), &generativev1.CreateModelRequest{Name: "Bad Name!", Spec: uniformSpec(low, high)})
 	wantCode(t, err, codes.InvalidArgument, "name")

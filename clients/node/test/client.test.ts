@@ -2,7 +2,11 @@
 // against closed-form oracles (the uniform density; CountVectorizer + MultinomialNB computed here), plus typed
 // errors, deadlines, cancellation and stream behaviour.
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
+import { promisify } from "node:util";
 
 import {
   batches,
@@ -104,40 +108,40 @@ describe("generative", () => {
   const high = [1, 1];
 
   it("creates a uniform box, samples it reproducibly and estimates its density exactly", async () => {
-    const created = await client.generative.createModel({ name: "ts-box", spec: { uniform: { low, high } } });
+    const created = await client.generative.createModel({ name: "ts-sample-box", spec: { uniform: { low, high } } });
     assert.equal(created.info?.version, 1n);
     assert.equal(created.info?.family, "uniform");
     assert.equal(created.info?.type, common.ModelType.GENERATIVE);
 
-    const whole = await sampleRows({ model: { name: "ts-box" }, numSamples: 300, seed: 7, batchSize: 300 });
-    const small = await sampleRows({ model: { name: "ts-box", version: 1 }, numSamples: 300, seed: 7, batchSize: 7 });
+    const whole = await sampleRows({ model: { name: "ts-sample-box" }, numSamples: 300, seed: 7, batchSize: 300 });
+    const small = await sampleRows({ model: { name: "ts-sample-box", version: 1 }, numSamples: 300, seed: 7, batchSize: 7 });
     assert.equal(whole.length, 300);
     assert.deepEqual(small, whole);
-    const shard = await sampleRows({ model: { name: "ts-box" }, numSamples: 20, seed: 7, startIndex: 100, batchSize: 3 });
+    const shard = await sampleRows({ model: { name: "ts-sample-box" }, numSamples: 20, seed: 7, startIndex: 100, batchSize: 3 });
     assert.deepEqual(shard, whole.slice(100, 120));
     for (const row of whole) {
       row.forEach((v, d) => assert.ok(v >= low[d] && v <= high[d], `${row} outside the box`));
     }
     // Seeds use all 64 bits: bigint round trip.
     const seed = (1n << 63n) + 12345n;
-    const batchesOut = await collect(client.generative.sample({ model: { name: "ts-box" }, numSamples: 5, seed }));
+    const batchesOut = await collect(client.generative.sample({ model: { name: "ts-sample-box" }, numSamples: 5, seed }));
     assert.equal(batchesOut[0].seed, seed);
 
     const want = -Math.log((high[0] - low[0]) * (high[1] - low[1]));
     const x = matrix([[0.5, 0], [2, 0], [0.25, -0.75]]);
-    const est = await client.generative.estimateLogLikelihood({ model: { name: "ts-box" }, x, estimator: gen.Estimator.EXACT });
+    const est = await client.generative.estimateLogLikelihood({ model: { name: "ts-sample-box" }, x, estimator: gen.Estimator.EXACT });
     assert.equal(est.rows.length, 3);
     assert.ok(Math.abs(est.rows[0].logLikelihood - want) <= 1e-15);
     assert.equal(est.rows[1].logLikelihood, -Infinity);
     assert.ok(Math.abs(est.rows[2].logLikelihood - want) <= 1e-15);
 
     const streamed = await collect(client.generative.streamEstimate({
-      request: { model: { name: "ts-box" }, x, estimator: gen.Estimator.EXACT } }));
+      request: { model: { name: "ts-sample-box" }, x, estimator: gen.Estimator.EXACT } }));
     assert.equal(streamed.length, 1);
     assert.equal(streamed[0].stopReason, gen.StopReason.EXACT_RESULT);
     assert.deepEqual(streamed[0].estimate, est);
 
-    await rejectsWith(client.generative.estimateLogLikelihood({ model: { name: "ts-box" }, x: matrix([[1, 2, 3]]) }),
+    await rejectsWith(client.generative.estimateLogLikelihood({ model: { name: "ts-sample-box" }, x: matrix([[1, 2, 3]]) }),
       status.FAILED_PRECONDITION, "3 columns");
     await rejectsWith(client.generative.createModel({ name: "Bad Name!", spec: { uniform: { low, high } } }),
       status.INVALID_ARGUMENT, "name");
@@ -302,12 +306,12 @@ describe("discriminative", () => {
     "zebra unicorn", "Garlic BREAD, garlic soup!"];
 
   it("trains, classifies (unary and bidi stream), vectorizes and evaluates as the oracle says", async () => {
-    const trained = await client.discriminative.train({ name: "ts-text" }, batches(corpus, 4));
+    const trained = await client.discriminative.train({ name: "ts-nb" }, batches(corpus, 4));
     assert.equal(trained.summary?.numDocuments, BigInt(corpus.length));
     assert.deepEqual(trained.summary?.classes, oracle.classes);
     assert.equal(trained.summary?.numFeatures, BigInt(oracle.vocabulary.length));
 
-    const resp = await client.discriminative.classify({ model: { name: "ts-text" }, texts: queries });
+    const resp = await client.discriminative.classify({ model: { name: "ts-nb" }, texts: queries });
     assert.equal(resp.results.length, queries.length);
     queries.forEach((q, i) => {
       const { label, logProb } = oracle.logProba(q);
@@ -323,17 +327,17 @@ describe("discriminative", () => {
     // Bidi: one response per request, in order, equal to the unary answers; requests from an async source.
     async function* requests() {
       for (const q of queries) {
-        yield { model: { name: "ts-text" }, texts: [q] };
+        yield { model: { name: "ts-nb" }, texts: [q] };
       }
     }
     const streamed = await collect(client.discriminative.classifyStream(requests()));
     assert.deepEqual(streamed.map((r) => r.results[0]), resp.results);
     // A bad request in the middle ends the stream with the server's status.
     await assert.rejects(collect(client.discriminative.classifyStream([
-      { model: { name: "ts-text" }, texts: queries }, { model: { name: "ts-text" } }])),
+      { model: { name: "ts-nb" }, texts: queries }, { model: { name: "ts-nb" } }])),
       (e) => checkError(e, status.INVALID_ARGUMENT, "texts") !== undefined);
 
-    const vec = await client.discriminative.vectorize({ model: { name: "ts-text" }, texts: queries, includeFeatureNames: true });
+    const vec = await client.discriminative.vectorize({ model: { name: "ts-nb" }, texts: queries, includeFeatureNames: true });
     assert.equal(vec.numFeatures, BigInt(oracle.vocabulary.length));
     queries.forEach((q, i) => {
       const want = oracle.counts(q);
@@ -345,7 +349,7 @@ describe("discriminative", () => {
       });
     });
 
-    const evaluation = await client.discriminative.evaluate({ model: { name: "ts-text" } }, batches(corpus, 3));
+    const evaluation = await client.discriminative.evaluate({ model: { name: "ts-nb" } }, batches(corpus, 3));
     const k = oracle.classes.length;
     const confusion = new Array<number>(k * k).fill(0);
     let correct = 0;
@@ -362,17 +366,17 @@ describe("discriminative", () => {
     assert.ok(near(evaluation.logLoss, logLoss / corpus.length));
 
     // Export, import under a new name, same answers; list; delete.
-    const exported = await client.discriminative.getModel({ model: { name: "ts-text" } });
+    const exported = await client.discriminative.getModel({ model: { name: "ts-nb" } });
     assert.deepEqual(exported.spec?.vectorizer?.vocabulary, oracle.vocabulary);
-    await client.discriminative.createModel({ name: "ts-text-copy", spec: exported.spec });
-    const copied = await client.discriminative.classify({ model: { name: "ts-text-copy" }, texts: queries });
+    await client.discriminative.createModel({ name: "ts-nb-copy", spec: exported.spec });
+    const copied = await client.discriminative.classify({ model: { name: "ts-nb-copy" }, texts: queries });
     assert.deepEqual(copied.results, resp.results);
-    const listed = await client.discriminative.listModels({ namePrefix: "ts-text" });
-    assert.deepEqual(listed.models.map((m) => m.name), ["ts-text", "ts-text-copy"]);
-    for (const name of ["ts-text", "ts-text-copy"]) {
+    const listed = await client.discriminative.listModels({ namePrefix: "ts-nb" });
+    assert.deepEqual(listed.models.map((m) => m.name), ["ts-nb", "ts-nb-copy"]);
+    for (const name of ["ts-nb", "ts-nb-copy"]) {
       await client.discriminative.deleteModel({ name });
     }
-    await rejectsWith(client.discriminative.classify({ model: { name: "ts-text" }, texts: queries }), status.NOT_FOUND);
+    await rejectsWith(client.discriminative.classify({ model: { name: "ts-nb" }, texts: queries }), status.NOT_FOUND);
     await rejectsWith(client.discriminative.train({ name: "ts-empty" }, []), status.INVALID_ARGUMENT);
   });
 });
@@ -416,5 +420,28 @@ describe("gateway", () => {
     } finally {
       direct.close();
     }
+  });
+});
+
+/** The code block after the line "<!-- example: path ... -->" in README.md, and the output block after it. */
+function readmeExample(readme: string, path: string): [string, string] {
+  const start = readme.indexOf(`<!-- example: ${path}`);
+  assert.ok(start >= 0, `README.md has no <!-- example: ${path} --> marker`);
+  const blocks = [...readme.slice(start).matchAll(/\n```[^\n]*\n([\s\S]*?)```/g)].slice(0, 2).map((m) => m[1]);
+  assert.equal(blocks.length, 2, `README.md: the ${path} example needs a code block and an output block`);
+  return [blocks[0], blocks[1]];
+}
+
+describe("README", () => {
+  it("shows examples/quickstart.ts verbatim, and running it prints the output the README shows", async () => {
+    // Compiled layout: dist/test/client.test.js, dist/examples/quickstart.js; sources in clients/node.
+    const nodeDir = join(__dirname, "..", "..");
+    const readme = readFileSync(join(nodeDir, "..", "..", "README.md"), "utf8");
+    const [code, output] = readmeExample(readme, "clients/node/examples/quickstart.ts");
+    assert.equal(code, readFileSync(join(nodeDir, "examples", "quickstart.ts"), "utf8"),
+      "README.md's TypeScript example differs from clients/node/examples/quickstart.ts: copy the file into the README");
+    const { stdout } = await promisify(execFile)(process.execPath, [join(nodeDir, "dist", "examples", "quickstart.js")], {
+      env: { ...process.env, MAAS_TARGET: stack.gateway.address }, timeout: 60_000 });
+    assert.equal(stdout, output);
   });
 });
