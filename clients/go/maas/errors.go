@@ -81,20 +81,23 @@ var codeNames = map[codes.Code]string{
 	codes.Unavailable: "UNAVAILABLE", codes.DataLoss: "DATA_LOSS", codes.Unauthenticated: "UNAUTHENTICATED",
 }
 
-// wrapCallError is wrapError for a call made under ctx: when ctx has ended (deadline or cancellation) the call
-// failed because of it, whatever the transport saw as the stream broke off (grpc-go can report a message cut
-// short by the deadline as INTERNAL "unexpected EOF"), so the code is the context's and the transport's report
-// stays in the message.
+// wrapCallError is wrapError for a call made under ctx: when ctx has ended (deadline or cancellation) and the
+// transport reports a broken call (INTERNAL, UNAVAILABLE, UNKNOWN: grpc-go can report a message cut short by the
+// deadline as INTERNAL "unexpected EOF"), the call failed because of the context, so the code is the context's
+// and the transport's report stays in the message. Statuses that a server sent are kept as they are.
 func wrapCallError(ctx context.Context, rpc string, err error) error {
 	wrapped := wrapError(rpc, err)
 	var e *Error
-	if ctx.Err() == nil || !errors.As(wrapped, &e) || e.Code == codes.DeadlineExceeded || e.Code == codes.Canceled {
+	if ctx.Err() == nil || !errors.As(wrapped, &e) || !transportCodes[e.Code] {
 		return wrapped
 	}
 	s := status.FromContextError(ctx.Err())
 	message := fmt.Sprintf("%s (the transport reported %s: %s)", ctx.Err(), codeName(e.Code), e.Message)
 	return &Error{RPC: rpc, Code: s.Code(), Message: message, status: status.New(s.Code(), message)}
 }
+
+// transportCodes are the codes of a call cut off by the transport (rather than answered by a server).
+var transportCodes = map[codes.Code]bool{codes.Internal: true, codes.Unavailable: true, codes.Unknown: true}
 
 func codeName(c codes.Code) string {
 	if name, ok := codeNames[c]; ok {

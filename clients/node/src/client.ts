@@ -15,6 +15,7 @@ import {
   credentials,
   Metadata,
   ServiceError,
+  status,
 } from "@grpc/grpc-js";
 
 import {
@@ -27,7 +28,7 @@ import {
 import * as disc from "./gen/maas/discriminative/v1/discriminative";
 import * as gw from "./gen/maas/gateway/v1/gateway";
 import * as gen from "./gen/maas/generative/v1/generative";
-import { toMaasError } from "./errors";
+import { MaasError, toMaasError } from "./errors";
 
 /** Deadline of unary and client-streaming calls that set none, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -167,13 +168,14 @@ class Caller {
 
   unary<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req, opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
       const call = this.client.makeUnaryRequest(
         method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts),
-        this.options(opts, true), (err: ServiceError | null, response?: Resp) => {
+        callOptions, (err: ServiceError | null, response?: Resp) => {
           opts.signal?.removeEventListener("abort", abort);
           if (err !== null || response === undefined) {
-            reject(toMaasError(rpc, err));
+            reject(callError(rpc, err, callOptions, opts));
           } else {
             resolve(response);
           }
@@ -194,6 +196,7 @@ class Caller {
   clientStream<Req, Resp>(method: MethodDefinition<Req, Resp>, first: Req, rest: Source<Req> | undefined,
     opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
       let settled = false;
       let finish: () => void = () => {};
@@ -207,9 +210,10 @@ class Caller {
         finish();
       };
       const call: ClientWritableStream<Req> = this.client.makeClientStreamRequest(
-        method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts),
-        this.options(opts, true), (err: ServiceError | null, response?: Resp) => {
-          settle(() => (err !== null || response === undefined ? reject(toMaasError(rpc, err)) : resolve(response)));
+        method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions,
+        (err: ServiceError | null, response?: Resp) => {
+          settle(() => (err !== null || response === undefined ? reject(callError(rpc, err, callOptions, opts))
+            : resolve(response)));
         });
       call.on("error", () => {}); // the callback reports every failure
       const abort = () => call.cancel();
@@ -241,10 +245,10 @@ class Caller {
   async *serverStream<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req,
     opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, false);
     const call: ClientReadableStream<Resp> = this.client.makeServerStreamRequest(
-      method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts),
-      this.options(opts, false));
-    yield* this.receive(rpc, call, opts, () => undefined);
+      method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts), callOptions);
+    yield* this.receive(rpc, call, callOptions, opts, () => undefined);
   }
 
   /**
@@ -254,9 +258,9 @@ class Caller {
   async *bidiStream<Req, Resp>(method: MethodDefinition<Req, Resp>, requests: Source<Req>,
     opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, false);
     const call: ClientDuplexStream<Req, Resp> = this.client.makeBidiStreamRequest(
-      method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts),
-      this.options(opts, false));
+      method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions);
     let stopped = false;
     let sendError: { error: unknown } | undefined;
     let finish: () => void = () => {};
@@ -278,14 +282,15 @@ class Caller {
       call.cancel();
     });
     try {
-      yield* this.receive(rpc, call, opts, () => sendError);
+      yield* this.receive(rpc, call, callOptions, opts, () => sendError);
     } finally {
       stopped = true;
       finish();
     }
   }
 
-  private async *receive<Resp>(rpc: string, call: ClientReadableStream<Resp>, opts: CallOptions,
+  private async *receive<Resp>(rpc: string, call: ClientReadableStream<Resp>, callOptions: GrpcCallOptions,
+    opts: CallOptions,
     cause: () => { error: unknown } | undefined): AsyncGenerator<Resp, void, undefined> {
     // Errors are read from the iterator; this listener only keeps a late one (after cancel) from being unhandled.
     call.on("error", () => {});
@@ -300,12 +305,31 @@ class Caller {
       }
     } catch (e) {
       const c = cause();
-      throw c !== undefined ? c.error : toMaasError(rpc, e);
+      throw c !== undefined ? c.error : callError(rpc, e, callOptions, opts);
     } finally {
       opts.signal?.removeEventListener("abort", abort);
       call.cancel(); // no-op when the call has ended; ends it when the consumer left the loop early
     }
   }
+}
+
+/**
+ * The error of a call: when the call's deadline has passed, or its signal aborted, and the transport reports a broken
+ * call (INTERNAL, UNAVAILABLE, UNKNOWN), it failed because of the deadline / cancellation, so that is the code (the
+ * transport's report stays in the message). Statuses that a server sent are kept as they are.
+ */
+function callError(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts: CallOptions): MaasError {
+  const e = toMaasError(rpc, err);
+  if (e.code !== status.INTERNAL && e.code !== status.UNAVAILABLE && e.code !== status.UNKNOWN) {
+    return e;
+  }
+  const deadline = callOptions.deadline;
+  const expired = deadline instanceof Date && Date.now() >= deadline.getTime();
+  if (!expired && opts.signal?.aborted !== true) {
+    return e;
+  }
+  const [code, what] = expired ? [status.DEADLINE_EXCEEDED, "deadline exceeded"] : [status.CANCELLED, "cancelled"];
+  return new MaasError(rpc, code, `${what} (the transport reported ${e.codeName}: ${e.details})`, e.metadata);
 }
 
 /** Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over). */

@@ -332,6 +332,12 @@ describe("discriminative", () => {
     }
     const streamed = await collect(client.discriminative.classifyStream(requests()));
     assert.deepEqual(streamed.map((r) => r.results[0]), resp.results);
+    // A request source that throws cancels the call, and its error is what the loop throws.
+    async function* failing() {
+      yield { model: { name: "ts-nb" }, texts: queries };
+      throw new Error("request source broke");
+    }
+    await assert.rejects(collect(client.discriminative.classifyStream(failing())), /request source broke/);
     // A bad request in the middle ends the stream with the server's status.
     await assert.rejects(collect(client.discriminative.classifyStream([
       { model: { name: "ts-nb" }, texts: queries }, { model: { name: "ts-nb" } }])),
