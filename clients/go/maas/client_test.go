@@ -17,6 +17,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -303,5 +304,54 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 		if _, err := maas.Dial(srv.address(), opt); err == nil {
 			t.Error("Dial accepted a bad option")
 		}
+	}
+}
+
+// Leaving a ClassifyStream loop early cancels the call and stops the goroutine that reads the requests, even from
+// an endless source.
+func TestBidiStreamEarlyExitStopsTheSender(t *testing.T) {
+	d := dialGateway(t).Discriminative
+	if _, err := d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-bidi"}, maas.Batches(corpus, 100)); err != nil {
+		t.Fatal(err)
+	}
+	var done atomic.Bool // set when the request source has been told to stop
+	endless := func(yield func(*discriminativev1.ClassifyRequest) bool) {
+		defer done.Store(true)
+		for yield(&discriminativev1.ClassifyRequest{Model: maas.Ref("go-bidi", 0), Texts: []string{"a late goal"}}) {
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background()) // no deadline: only leaving the loop may end the call
+	defer cancel()
+	responses := 0
+	for resp, err := range d.ClassifyStream(ctx, endless) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.GetResults()[0].GetLabel() != "sports" {
+			t.Fatalf("response %v", resp)
+		}
+		if responses++; responses == 5 {
+			break
+		}
+	}
+	// Without the cancellation the sender would block in Send (flow control) and never stop reading the source.
+	for deadline := time.Now().Add(callTimeout); !done.Load(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request source is still being read after the loop ended")
+		}
+	}
+}
+
+// WithMaxMessageBytes bounds what the client accepts.
+func TestMaxMessageBytes(t *testing.T) {
+	g := dial(t, liveStack.gateway.address(), maas.WithMaxMessageBytes(1024)).Generative
+	if _, err := g.CreateModel(testContext(t), &generativev1.CreateModelRequest{
+		Name: "go-small-messages", Spec: uniformSpec([]float64{0, 0}, []float64{1, 1})}); err != nil {
+		t.Fatal(err)
+	}
+	for _, err := range g.Sample(testContext(t), &generativev1.SampleRequest{
+		Model: maas.Ref("go-small-messages", 0), NumSamples: 1000, BatchSize: 1000}) {
+		wantCode(t, err, codes.ResourceExhausted)
+		break
 	}
 }

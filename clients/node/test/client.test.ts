@@ -403,6 +403,46 @@ describe("client streams", () => {
   });
 });
 
+describe("streams and limits", () => {
+  it("leaving a classifyStream loop early cancels the call and stops reading an endless request source", async () => {
+    await client.discriminative.train({ name: "ts-bidi" }, [{ examples: corpus }]);
+    let done = false; // set when the source has been told to stop
+    function* endless() {
+      try {
+        for (;;) {
+          yield { model: { name: "ts-bidi" }, texts: ["a late goal"] };
+        }
+      } finally {
+        done = true;
+      }
+    }
+    let responses = 0;
+    for await (const r of client.discriminative.classifyStream(endless())) {
+      assert.equal(r.results[0].label, "sports");
+      if (++responses === 5) {
+        break;
+      }
+    }
+    // Without the cancellation the sender would wait for 'drain' (flow control) and never stop reading the source.
+    const deadline = Date.now() + 5_000;
+    while (!done) {
+      assert.ok(Date.now() < deadline, "the request source is still being read after the loop ended");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+  });
+
+  it("bounds messages by maxMessageBytes", async () => {
+    const small = new MaasClient(stack.gateway.address, { maxMessageBytes: 1024 });
+    try {
+      await small.generative.createModel({ name: "ts-small-messages", spec: { uniform: { low: [0, 0], high: [1, 1] } } });
+      await assert.rejects(collect(small.generative.sample({ model: { name: "ts-small-messages" }, numSamples: 1000,
+        batchSize: 1000 })), (e) => checkError(e, status.RESOURCE_EXHAUSTED) !== undefined);
+    } finally {
+      small.close();
+    }
+  });
+});
+
 describe("gateway", () => {
   it("lists the models of both backends and reports both backends SERVING", async () => {
     await client.generative.createModel({ name: "ts-gw-box", spec: { uniform: { low: [0], high: [1] } } });
