@@ -16,9 +16,11 @@ cd "$root/proto"
 mapfile -t protos < <(find maas -name '*.proto' | LC_ALL=C sort)
 tmp=$(mktemp -d "$here/.gen.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-"$protoc" --proto_path=. --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_out="$tmp" \
+# grpc.health.v1 from Debian's grpc-proto (installed by install-deps.sh), for MaasClient.waitServing.
+health_dir=${MAAS_GRPC_PROTO_DIR:-/usr/share/grpc-proto}
+"$protoc" --proto_path=. --proto_path="$health_dir" --plugin="protoc-gen-ts_proto=$plugin" --ts_proto_out="$tmp" \
   --ts_proto_opt=outputServices=grpc-js,env=node,forceLong=bigint,esModuleInterop=true,useOptionals=messages \
-  "${protos[@]}"
+  "${protos[@]}" grpc/health/v1/health.proto
 # Replace the old tree in one step, so a failed run leaves the previous code in place.
 rm -rf "$here/src/gen"
 mkdir -p "$here/src"

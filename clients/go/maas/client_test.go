@@ -124,7 +124,8 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 	}
 	big := &generativev1.SampleRequest{Model: maas.Ref("go-deadline", 0), NumSamples: 10_000_000, BatchSize: 1000}
 
-	// A slow reader of a long stream meets the context's deadline: DEADLINE_EXCEEDED, as a typed error.
+	// A slow reader of a long stream (10 000 batches, 200 s at 20 ms each) meets the context's deadline:
+	// DEADLINE_EXCEEDED, as a typed error.
 	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
 	defer cancel()
 	batches := 0
@@ -138,7 +139,7 @@ func TestDeadlinesAndCancellation(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	wantCode(t, streamErr, codes.DeadlineExceeded)
-	if !errors.Is(streamErr, context.DeadlineExceeded) || batches == 0 || batches >= 10_000 {
+	if !errors.Is(streamErr, context.DeadlineExceeded) || batches >= 10_000 {
 		t.Fatalf("after %d batches: %v", batches, streamErr)
 	}
 

@@ -28,6 +28,7 @@ import {
 import * as disc from "./gen/maas/discriminative/v1/discriminative";
 import * as gw from "./gen/maas/gateway/v1/gateway";
 import * as gen from "./gen/maas/generative/v1/generative";
+import * as health from "./gen/grpc/health/v1/health";
 import { MaasError, toMaasError } from "./errors";
 
 /** Deadline of unary and client-streaming calls that set none, in milliseconds. */
@@ -515,6 +516,32 @@ export class MaasClient {
     this.generative = new GenerativeClient(new Caller(this.client, "GenerativeService", token, timeoutMs));
     this.discriminative = new DiscriminativeClient(new Caller(this.client, "DiscriminativeService", token, timeoutMs));
     this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs));
+  }
+
+  /**
+   * Polls grpc.health.v1 until `service` ("" = the whole server, or e.g. "maas.generative.v1.GenerativeService")
+   * answers SERVING; rejects after timeoutMs with the last answer.
+   */
+  async waitServing(service = "", timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
+    const caller = new Caller(this.client, "Health", undefined, 1_000);
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer";
+    for (;;) {
+      try {
+        const resp = await caller.unary(health.HealthService.check, { service },
+          { timeoutMs: Math.max(100, Math.min(1_000, deadline - Date.now())) });
+        if (resp.status === health.HealthCheckResponse_ServingStatus.SERVING) {
+          return;
+        }
+        last = health.healthCheckResponse_ServingStatusToJSON(resp.status);
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      if (Date.now() + 100 >= deadline) {
+        throw new Error(`maas: health of "${service}" not SERVING within ${timeoutMs} ms (last: ${last})`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
   }
 
   /** Resolves once the channel is connected; rejects after timeoutMs. */
