@@ -1,0 +1,32 @@
+// Package maas is a small, idiomatic Go client for the maas services: the generative service
+// (maas.generative.v1), the discriminative service (maas.discriminative.v1) and the gateway (maas.gateway.v1),
+// over one gRPC connection (usually to the gateway, which routes every call).
+//
+// Every RPC of the three services has a method of the same name. Requests and responses are the generated
+// protobuf types (package gen/maas/.../v1), passed through unchanged, so a field that a server version adds is
+// usable as soon as the code is regenerated, without a change here. What the wrapper adds:
+//
+//   - Deadlines: every call runs under its context. Unary and client-streaming calls whose context has no
+//     deadline get the client's default timeout (WithTimeout; 30 s unless set). Server- and bidi-streaming calls
+//     run under the context alone, since a stream may legitimately run for long.
+//   - Streams as iterators: server streams are iter.Seq2[*Response, error] (range over them; breaking out of
+//     the loop cancels the call), client streams take an iter.Seq of chunks, and the bidi ClassifyStream takes
+//     an iter.Seq of requests and yields the responses.
+//   - Errors: every failed call returns a *Error carrying the gRPC status code and message
+//     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
+//     errors.Is(err, context.Canceled) hold for those codes.
+//   - Security: TLS (WithTLS), mutual TLS (WithClientCertificate), a bearer token sent as
+//     "authorization: Bearer <token>" on every call (WithBearerToken, WithBearerTokenFile).
+//
+// Typical use:
+//
+//	client, err := maas.Dial("127.0.0.1:50051")
+//	if err != nil { ... }
+//	defer client.Close()
+//	for batch, err := range client.Generative.Sample(ctx, &generativev1.SampleRequest{...}) { ... }
+//
+// The generated code is not committed: it is produced from proto/ by the build (see ../README.md), or by
+// `go generate ./...` in clients/go (../generate.sh: protoc with the plugins that deploy/install-deps.sh installs).
+package maas
+
+//go:generate ../generate.sh

@@ -1,0 +1,612 @@
+// MaasClient: one @grpc/grpc-js channel to a maas endpoint (the gateway, or one service directly) with a wrapper
+// per service. Every RPC of maas.generative.v1, maas.discriminative.v1 and maas.gateway.v1 has a method of the
+// same (camelCase) name. Requests are the generated types, given as DeepPartial objects (what
+// `Message.fromPartial` takes: 64-bit fields as number, string or bigint), so a field that a server version adds
+// is usable as soon as the code is regenerated, without a change here.
+import { readFileSync } from "node:fs";
+import {
+  CallOptions as GrpcCallOptions,
+  ChannelCredentials,
+  ChannelOptions,
+  Client,
+  ClientDuplexStream,
+  ClientReadableStream,
+  ClientWritableStream,
+  credentials,
+  Metadata,
+  ServiceError,
+  status,
+} from "@grpc/grpc-js";
+
+import {
+  DeleteModelRequest,
+  DeleteModelResponse,
+  DeepPartial,
+  ListModelsRequest,
+  ListModelsResponse,
+} from "./gen/maas/common/v1/common";
+import * as disc from "./gen/maas/discriminative/v1/discriminative";
+import * as gw from "./gen/maas/gateway/v1/gateway";
+import * as gen from "./gen/maas/generative/v1/generative";
+import * as health from "./gen/grpc/health/v1/health";
+import { MaasError, toMaasError } from "./errors";
+
+/** Deadline of unary and client-streaming calls that set none, in milliseconds. */
+export const DEFAULT_TIMEOUT_MS = 30_000;
+/** Largest message sent or received, as the servers' default --max_message_bytes. */
+export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
+
+/** TLS settings: PEM contents or file paths (contents win). */
+export interface TlsOptions {
+  /** CA certificates that sign the server's certificate (PEM). Unset: the system's roots. */
+  ca?: Buffer | string;
+  caFile?: string;
+  /** Client certificate chain and key (PEM) for mutual TLS. */
+  cert?: Buffer | string;
+  certFile?: string;
+  key?: Buffer | string;
+  keyFile?: string;
+}
+
+export interface ClientOptions {
+  /** Connect over TLS (mutual TLS with cert + key). Unset: plaintext. */
+  tls?: TlsOptions;
+  /** Full control over the channel credentials (replaces `tls`). */
+  credentials?: ChannelCredentials;
+  /**
+   * Bearer token sent as "authorization: Bearer <token>" with every call (servers started with --auth_token_file
+   * require it for CreateModel, FitModel, Train and DeleteModel). Sent over plaintext too: use TLS beyond loopback.
+   */
+  token?: string;
+  /** Read the token from this file (surrounding whitespace ignored, as the servers do). */
+  tokenFile?: string;
+  /** Deadline of unary and client-streaming calls without their own `timeoutMs`. 0: none. Default 30 s. */
+  timeoutMs?: number;
+  /** Largest message sent or received. Default 64 MiB. */
+  maxMessageBytes?: number;
+  /** Further @grpc/grpc-js channel options. */
+  channelOptions?: ChannelOptions;
+}
+
+/** Options of one call. */
+export interface CallOptions {
+  /**
+   * Deadline in milliseconds from the start of the call. Unary and client-streaming calls default to the client's
+   * timeoutMs; server- and bidi-streaming calls have no deadline unless given one here (a stream may run long).
+   */
+  timeoutMs?: number;
+  /** Cancels the call when aborted (the call then fails with CANCELLED). */
+  signal?: AbortSignal;
+  /** Extra request metadata. */
+  metadata?: Metadata;
+}
+
+/** Something to stream from: an array, a generator, or an async generator (read lazily, with backpressure). */
+export type Source<T> = Iterable<T> | AsyncIterable<T>;
+
+interface MethodDefinition<Req, Resp> {
+  path: string;
+  requestStream: boolean;
+  responseStream: boolean;
+  requestSerialize: (value: Req) => Buffer;
+  responseDeserialize: (value: Buffer) => Resp;
+}
+
+function pem(value: Buffer | string | undefined, file: string | undefined, what: string): Buffer | null {
+  if (value !== undefined) {
+    return Buffer.isBuffer(value) ? value : Buffer.from(value);
+  }
+  if (file !== undefined) {
+    try {
+      return readFileSync(file);
+    } catch (e) {
+      throw new Error(`maas: reading the ${what} file ${file}: ${(e as Error).message}`);
+    }
+  }
+  return null;
+}
+
+function channelCredentials(options: ClientOptions): ChannelCredentials {
+  if (options.credentials !== undefined) {
+    return options.credentials;
+  }
+  const tls = options.tls;
+  if (tls === undefined) {
+    return credentials.createInsecure();
+  }
+  const cert = pem(tls.cert, tls.certFile, "client certificate");
+  const key = pem(tls.key, tls.keyFile, "client key");
+  if ((cert === null) !== (key === null)) {
+    throw new Error("maas: tls needs both a client certificate and its key (cert/certFile and key/keyFile), or neither");
+  }
+  return credentials.createSsl(pem(tls.ca, tls.caFile, "CA"), key, cert);
+}
+
+function bearerToken(options: ClientOptions): string | undefined {
+  let token = options.token;
+  if (options.tokenFile !== undefined) {
+    try {
+      token = readFileSync(options.tokenFile, "utf8");
+    } catch (e) {
+      throw new Error(`maas: reading the token file ${options.tokenFile}: ${(e as Error).message}`);
+    }
+  }
+  if (token === undefined) {
+    return undefined;
+  }
+  token = token.trim();
+  if (token === "") {
+    throw new Error("maas: the bearer token is empty");
+  }
+  return token;
+}
+
+/** The calls every service wrapper makes: deadlines, metadata, cancellation, errors. */
+class Caller {
+  constructor(
+    private readonly client: Client,
+    private readonly service: string,
+    private readonly token: string | undefined,
+    private readonly timeoutMs: number,
+  ) {}
+
+  private metadata(opts: CallOptions): Metadata {
+    const md = opts.metadata?.clone() ?? new Metadata();
+    if (this.token !== undefined) {
+      md.set("authorization", `Bearer ${this.token}`);
+    }
+    return md;
+  }
+
+  private options(opts: CallOptions, defaultDeadline: boolean): GrpcCallOptions {
+    const ms = opts.timeoutMs ?? (defaultDeadline ? this.timeoutMs : 0);
+    return ms > 0 ? { deadline: new Date(Date.now() + ms) } : {};
+  }
+
+  private rpc(method: MethodDefinition<unknown, unknown>): string {
+    return `${this.service}.${method.path.slice(method.path.lastIndexOf("/") + 1)}`;
+  }
+
+  unary<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req, opts: CallOptions = {}): Promise<Resp> {
+    const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, true);
+    return new Promise<Resp>((resolve, reject) => {
+      const call = this.client.makeUnaryRequest(
+        method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts),
+        callOptions, (err: ServiceError | null, response?: Resp) => {
+          opts.signal?.removeEventListener("abort", abort);
+          if (err !== null || response === undefined) {
+            reject(callError(rpc, err, callOptions, opts));
+          } else {
+            resolve(response);
+          }
+        });
+      const abort = () => call.cancel();
+      if (opts.signal?.aborted) {
+        call.cancel();
+      }
+      opts.signal?.addEventListener("abort", abort, { once: true });
+    });
+  }
+
+  /**
+   * Sends first, then every message of rest (lazily, waiting when the transport is full), and resolves with the
+   * single response. When the server ends the call early, rest is no longer read. When reading rest throws, the
+   * call is cancelled (nothing is stored) and the promise rejects with that error.
+   */
+  clientStream<Req, Resp>(method: MethodDefinition<Req, Resp>, first: Req, rest: Source<Req> | undefined,
+    opts: CallOptions = {}): Promise<Resp> {
+    const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, true);
+    return new Promise<Resp>((resolve, reject) => {
+      let settled = false;
+      let finish: () => void = () => {};
+      const finished = new Promise<void>((r) => (finish = r));
+      const settle = (f: () => void) => {
+        if (!settled) {
+          settled = true;
+          opts.signal?.removeEventListener("abort", abort);
+          f();
+        }
+        finish();
+      };
+      const call: ClientWritableStream<Req> = this.client.makeClientStreamRequest(
+        method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions,
+        (err: ServiceError | null, response?: Resp) => {
+          settle(() => (err !== null || response === undefined ? reject(callError(rpc, err, callOptions, opts))
+            : resolve(response)));
+        });
+      call.on("error", () => {}); // the callback reports every failure
+      const abort = () => call.cancel();
+      if (opts.signal?.aborted) {
+        call.cancel();
+      }
+      opts.signal?.addEventListener("abort", abort, { once: true });
+      (async () => {
+        await write(call, first, finished);
+        if (rest !== undefined) {
+          for await (const msg of rest) {
+            if (settled) {
+              return;
+            }
+            await write(call, msg, finished);
+          }
+        }
+        if (!settled) {
+          call.end();
+        }
+      })().catch((e: unknown) => {
+        settle(() => reject(e));
+        call.cancel();
+      });
+    });
+  }
+
+  /** Yields the messages of a server stream; leaving the loop early (break, throw) cancels the call. */
+  async *serverStream<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req,
+    opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
+    const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, false);
+    const call: ClientReadableStream<Resp> = this.client.makeServerStreamRequest(
+      method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts), callOptions);
+    yield* this.receive(rpc, call, callOptions, opts, () => undefined);
+  }
+
+  /**
+   * Sends every request of requests (lazily, with backpressure) while yielding the responses; leaving the loop
+   * early cancels the call. When reading requests throws, the call is cancelled and that error is thrown.
+   */
+  async *bidiStream<Req, Resp>(method: MethodDefinition<Req, Resp>, requests: Source<Req>,
+    opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
+    const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const callOptions = this.options(opts, false);
+    const call: ClientDuplexStream<Req, Resp> = this.client.makeBidiStreamRequest(
+      method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions);
+    let stopped = false;
+    let sendError: { error: unknown } | undefined;
+    let finish: () => void = () => {};
+    const finished = new Promise<void>((r) => (finish = r));
+    call.on("close", () => finish());
+    call.on("status", () => finish());
+    (async () => {
+      for await (const msg of requests) {
+        if (stopped) {
+          return;
+        }
+        await write(call, msg, finished);
+      }
+      if (!stopped) {
+        call.end();
+      }
+    })().catch((e: unknown) => {
+      sendError = { error: e };
+      call.cancel();
+    });
+    try {
+      yield* this.receive(rpc, call, callOptions, opts, () => sendError);
+    } finally {
+      stopped = true;
+      finish();
+    }
+  }
+
+  private async *receive<Resp>(rpc: string, call: ClientReadableStream<Resp>, callOptions: GrpcCallOptions,
+    opts: CallOptions,
+    cause: () => { error: unknown } | undefined): AsyncGenerator<Resp, void, undefined> {
+    // Errors are read from the iterator; this listener only keeps a late one (after cancel) from being unhandled.
+    call.on("error", () => {});
+    const abort = () => call.cancel();
+    if (opts.signal?.aborted) {
+      call.cancel();
+    }
+    opts.signal?.addEventListener("abort", abort, { once: true });
+    try {
+      for await (const msg of call) {
+        yield msg as Resp;
+      }
+    } catch (e) {
+      const c = cause();
+      throw c !== undefined ? c.error : callError(rpc, e, callOptions, opts);
+    } finally {
+      opts.signal?.removeEventListener("abort", abort);
+      call.cancel(); // no-op when the call has ended; ends it when the consumer left the loop early
+    }
+  }
+}
+
+/**
+ * The error of a call: when the call's deadline has passed, or its signal aborted, and the transport reports a broken
+ * call (INTERNAL, UNAVAILABLE, UNKNOWN), it failed because of the deadline / cancellation, so that is the code (the
+ * transport's report stays in the message). Statuses that a server sent are kept as they are.
+ */
+function callError(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts: CallOptions): MaasError {
+  const e = toMaasError(rpc, err);
+  if (e.code !== status.INTERNAL && e.code !== status.UNAVAILABLE && e.code !== status.UNKNOWN) {
+    return e;
+  }
+  const deadline = callOptions.deadline;
+  const expired = deadline instanceof Date && Date.now() >= deadline.getTime();
+  if (!expired && opts.signal?.aborted !== true) {
+    return e;
+  }
+  const [code, what] = expired ? [status.DEADLINE_EXCEEDED, "deadline exceeded"] : [status.CANCELLED, "cancelled"];
+  return new MaasError(rpc, code, `${what} (the transport reported ${e.codeName}: ${e.details})`, e.metadata);
+}
+
+/** Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over). */
+function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise<void>): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    try {
+      if (call.write(msg)) {
+        resolve();
+        return;
+      }
+    } catch (e) {
+      reject(e);
+      return;
+    }
+    call.once("drain", resolve);
+    void finished.then(() => {
+      call.removeListener("drain", resolve);
+      resolve();
+    });
+  });
+}
+
+/** maas.generative.v1.GenerativeService: one method per RPC. */
+export class GenerativeClient {
+  /** @internal */
+  constructor(private readonly caller: Caller) {}
+
+  /** Stores a model given explicit parameters (version 1, or the next version of an existing name). */
+  createModel(request: DeepPartial<gen.CreateModelRequest>, opts?: CallOptions): Promise<gen.CreateModelResponse> {
+    return this.caller.unary(gen.GenerativeServiceService.createModel, gen.CreateModelRequest.fromPartial(request), opts);
+  }
+
+  /** Fits a model to streamed rows: config first, then each chunk of rows (see matrix() and splitRows()). */
+  fitModel(config: DeepPartial<gen.FitConfig>, chunks: Source<DeepPartial<Matrix>>,
+    opts?: CallOptions): Promise<gen.FitModelResponse> {
+    return this.caller.clientStream(gen.GenerativeServiceService.fitModel,
+      gen.FitModelRequest.fromPartial({ config }), mapSource(chunks, (rows) => gen.FitModelRequest.fromPartial({ rows })),
+      opts);
+  }
+
+  /**
+   * Streams the samples of a request in batches:
+   *
+   * ```ts
+   * for await (const batch of client.generative.sample({ model: { name: "box" }, numSamples: 1000, seed: 7 })) {
+   *   const rows = toRows(batch.x!);
+   * }
+   * ```
+   */
+  sample(request: DeepPartial<gen.SampleRequest>, opts?: CallOptions): AsyncGenerator<gen.SampleBatch, void, undefined> {
+    return this.caller.serverStream(gen.GenerativeServiceService.sample, gen.SampleRequest.fromPartial(request), opts);
+  }
+
+  /** Estimates log p(x) per row with the request's estimator. */
+  estimateLogLikelihood(request: DeepPartial<gen.EstimateLogLikelihoodRequest>,
+    opts?: CallOptions): Promise<gen.EstimateLogLikelihoodResponse> {
+    return this.caller.unary(gen.GenerativeServiceService.estimateLogLikelihood,
+      gen.EstimateLogLikelihoodRequest.fromPartial(request), opts);
+  }
+
+  /** Streams running estimates until the target standard error, the sample cap or the deadline. */
+  streamEstimate(request: DeepPartial<gen.StreamEstimateRequest>,
+    opts?: CallOptions): AsyncGenerator<gen.StreamEstimateResponse, void, undefined> {
+    return this.caller.serverStream(gen.GenerativeServiceService.streamEstimate,
+      gen.StreamEstimateRequest.fromPartial(request), opts);
+  }
+
+  /** Returns a model's info and full parameters. */
+  getModel(request: DeepPartial<gen.GetModelRequest>, opts?: CallOptions): Promise<gen.GetModelResponse> {
+    return this.caller.unary(gen.GenerativeServiceService.getModel, gen.GetModelRequest.fromPartial(request), opts);
+  }
+
+  /** Lists the generative models (latest versions unless allVersions). */
+  listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
+    return this.caller.unary(gen.GenerativeServiceService.listModels, ListModelsRequest.fromPartial(request), opts);
+  }
+
+  /** Deletes one version (version >= 1) or every version (0) of a model. */
+  deleteModel(request: DeepPartial<DeleteModelRequest>, opts?: CallOptions): Promise<DeleteModelResponse> {
+    return this.caller.unary(gen.GenerativeServiceService.deleteModel, DeleteModelRequest.fromPartial(request), opts);
+  }
+}
+
+/** maas.discriminative.v1.DiscriminativeService: one method per RPC. */
+export class DiscriminativeClient {
+  /** @internal */
+  constructor(private readonly caller: Caller) {}
+
+  /** Stores a pipeline given its fitted state (how a scikit-learn model is imported). */
+  createModel(request: DeepPartial<disc.CreateModelRequest>, opts?: CallOptions): Promise<disc.CreateModelResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.createModel,
+      disc.CreateModelRequest.fromPartial(request), opts);
+  }
+
+  /** Trains a pipeline: config first, then each batch of labelled texts, read lazily (see batches()). */
+  train(config: DeepPartial<disc.TrainConfig>, batches: Source<DeepPartial<disc.TextBatch>>,
+    opts?: CallOptions): Promise<disc.TrainResponse> {
+    return this.caller.clientStream(disc.DiscriminativeServiceService.train, disc.TrainRequest.fromPartial({ config }),
+      mapSource(batches, (batch) => disc.TrainRequest.fromPartial({ batch })), opts);
+  }
+
+  /** Classifies texts. */
+  classify(request: DeepPartial<disc.ClassifyRequest>, opts?: CallOptions): Promise<disc.ClassifyResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.classify, disc.ClassifyRequest.fromPartial(request), opts);
+  }
+
+  /** Sends each request on one bidi stream and yields the matching responses, in order, as they arrive. */
+  classifyStream(requests: Source<DeepPartial<disc.ClassifyRequest>>,
+    opts?: CallOptions): AsyncGenerator<disc.ClassifyResponse, void, undefined> {
+    return this.caller.bidiStream(disc.DiscriminativeServiceService.classifyStream,
+      mapSource(requests, (r) => disc.ClassifyRequest.fromPartial(r)), opts);
+  }
+
+  /** Returns the sparse feature rows of texts. */
+  vectorize(request: DeepPartial<disc.VectorizeRequest>, opts?: CallOptions): Promise<disc.VectorizeResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.vectorize, disc.VectorizeRequest.fromPartial(request),
+      opts);
+  }
+
+  /** Evaluates a model on streamed labelled texts: config first, then each batch. */
+  evaluate(config: DeepPartial<disc.EvaluateConfig>, batches: Source<DeepPartial<disc.TextBatch>>,
+    opts?: CallOptions): Promise<disc.EvaluateResponse> {
+    return this.caller.clientStream(disc.DiscriminativeServiceService.evaluate,
+      disc.EvaluateRequest.fromPartial({ config }), mapSource(batches, (batch) => disc.EvaluateRequest.fromPartial({ batch })),
+      opts);
+  }
+
+  /** Returns a model's info and full pipeline state. */
+  getModel(request: DeepPartial<disc.GetModelRequest>, opts?: CallOptions): Promise<disc.GetModelResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.getModel, disc.GetModelRequest.fromPartial(request), opts);
+  }
+
+  /** Lists the discriminative models. */
+  listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.listModels, ListModelsRequest.fromPartial(request), opts);
+  }
+
+  /** Deletes one version (version >= 1) or every version (0) of a model. */
+  deleteModel(request: DeepPartial<DeleteModelRequest>, opts?: CallOptions): Promise<DeleteModelResponse> {
+    return this.caller.unary(disc.DiscriminativeServiceService.deleteModel, DeleteModelRequest.fromPartial(request),
+      opts);
+  }
+}
+
+/** maas.gateway.v1.Gateway, the gateway's own service: one method per RPC. */
+export class GatewayClient {
+  /** @internal */
+  constructor(private readonly caller: Caller) {}
+
+  /** Lists the models of both backends; each ModelInfo carries its ModelType. */
+  listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
+    return this.caller.unary(gw.GatewayService.listModels, ListModelsRequest.fromPartial(request), opts);
+  }
+
+  /** Each route, its target and its health. */
+  getBackends(request: DeepPartial<gw.GetBackendsRequest> = {}, opts?: CallOptions): Promise<gw.GetBackendsResponse> {
+    return this.caller.unary(gw.GatewayService.getBackends, gw.GetBackendsRequest.fromPartial(request), opts);
+  }
+}
+
+/**
+ * A client of a maas endpoint: `new MaasClient("127.0.0.1:50051")`. The connection is made by the first call
+ * (or waitForReady); close() it when done.
+ */
+export class MaasClient {
+  readonly generative: GenerativeClient;
+  readonly discriminative: DiscriminativeClient;
+  readonly gateway: GatewayClient;
+  private readonly client: Client;
+
+  constructor(target: string, options: ClientOptions = {}) {
+    const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    if (!(timeoutMs >= 0)) {
+      throw new Error(`maas: timeoutMs must be >= 0, got ${timeoutMs}`);
+    }
+    const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.client = new Client(target, channelCredentials(options), {
+      "grpc.max_receive_message_length": maxBytes,
+      "grpc.max_send_message_length": maxBytes,
+      ...options.channelOptions,
+    });
+    const token = bearerToken(options);
+    this.generative = new GenerativeClient(new Caller(this.client, "GenerativeService", token, timeoutMs));
+    this.discriminative = new DiscriminativeClient(new Caller(this.client, "DiscriminativeService", token, timeoutMs));
+    this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs));
+  }
+
+  /**
+   * Polls grpc.health.v1 until `service` ("" = the whole server, or e.g. "maas.generative.v1.GenerativeService")
+   * answers SERVING; rejects after timeoutMs with the last answer.
+   */
+  async waitServing(service = "", timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
+    const caller = new Caller(this.client, "Health", undefined, 1_000);
+    const deadline = Date.now() + timeoutMs;
+    let last = "no answer";
+    for (;;) {
+      try {
+        const resp = await caller.unary(health.HealthService.check, { service },
+          { timeoutMs: Math.max(100, Math.min(1_000, deadline - Date.now())) });
+        if (resp.status === health.HealthCheckResponse_ServingStatus.SERVING) {
+          return;
+        }
+        last = health.healthCheckResponse_ServingStatusToJSON(resp.status);
+      } catch (e) {
+        last = (e as Error).message;
+      }
+      if (Date.now() + 100 >= deadline) {
+        throw new Error(`maas: health of "${service}" not SERVING within ${timeoutMs} ms (last: ${last})`);
+      }
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Resolves once the channel is connected; rejects after timeoutMs. */
+  waitForReady(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.waitForReady(Date.now() + timeoutMs, (err?: Error) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  /** Closes the channel; calls in flight fail with CANCELLED. */
+  close(): void {
+    this.client.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Values
+
+type Matrix = import("./gen/maas/common/v1/common").Matrix;
+
+/** Packs rows (all of one length) into a row-major Matrix. */
+export function matrix(rows: ReadonlyArray<ReadonlyArray<number>>): Matrix {
+  const cols = rows.length > 0 ? rows[0].length : 0;
+  const values: number[] = [];
+  rows.forEach((row, i) => {
+    if (row.length !== cols) {
+      throw new Error(`maas: matrix: row ${i} has ${row.length} values, row 0 has ${cols}`);
+    }
+    values.push(...row);
+  });
+  return { rows: rows.length, cols, values };
+}
+
+/** Unpacks a row-major Matrix into rows. */
+export function toRows(m: Matrix): number[][] {
+  if (m.values.length !== m.rows * m.cols) {
+    throw new Error(`maas: toRows: a ${m.rows}x${m.cols} matrix carries ${m.values.length} values`);
+  }
+  const out: number[][] = [];
+  for (let r = 0; r < m.rows; r++) {
+    out.push(m.values.slice(r * m.cols, (r + 1) * m.cols));
+  }
+  return out;
+}
+
+/** Yields m in chunks of at most rowsPerChunk rows (for fitModel). */
+export function* splitRows(m: Matrix, rowsPerChunk: number): Generator<Matrix, void, undefined> {
+  const step = Math.max(1, Math.floor(rowsPerChunk));
+  for (let start = 0; start < m.rows; start += step) {
+    const n = Math.min(step, m.rows - start);
+    yield { rows: n, cols: m.cols, values: m.values.slice(start * m.cols, (start + n) * m.cols) };
+  }
+}
+
+/** Yields examples in TextBatches of at most perBatch examples (for train and evaluate). */
+export function* batches(examples: ReadonlyArray<DeepPartial<disc.LabeledText>>,
+  perBatch: number): Generator<DeepPartial<disc.TextBatch>, void, undefined> {
+  const step = Math.max(1, Math.floor(perBatch));
+  for (let start = 0; start < examples.length; start += step) {
+    yield { examples: examples.slice(start, start + step) };
+  }
+}
+
+async function* mapSource<A, B>(source: Source<A>, f: (a: A) => B): AsyncGenerator<B, void, undefined> {
+  for await (const a of source) {
+    yield f(a);
+  }
+}

@@ -1,0 +1,20 @@
+# TypeScript client (clients/node): its npm packages (@grpc/grpc-js, @bufbuild/protobuf; typescript, ts-proto and
+# @types/node for the build), pinned by the committed package-lock.json, installed by `npm ci` only when
+# node_modules is missing or the lock file changed (stamp = its hash). Code generation uses Debian's protoc with
+# the ts-proto plugin from node_modules, never a downloaded protoc binary.
+# Sourced by deploy/install-deps.sh with $root set; idempotent, and fast when everything is present.
+maas_node_client_deps() {
+  local dir=$root/clients/node
+  [ -f "$dir/package-lock.json" ] || return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-deps: node/npm (Node.js >= 20) not found; the TypeScript client tests will fail without them" >&2
+    return 0
+  fi
+  local stamp=$dir/node_modules/.maas-package-lock.sha256 want
+  want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
+  if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+    echo "install-deps: npm ci (clients/node)"
+    (cd "$dir" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error) && echo "$want" >"$stamp"
+  fi
+}
+maas_node_client_deps
