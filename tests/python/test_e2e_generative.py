@@ -513,8 +513,7 @@ def test_server_is_healthy_and_models_intact_after_bad_input(stack, guard):
     listed = stack.gen_gw.ListModels(common_pb2.ListModelsRequest(name_prefix="too-many-rows"), timeout=TIMEOUT)
     assert not listed.models, "a rejected fit stored a model"
     # Only <name>/<version>/model.pb files (and <name>/highest-version marks) in the model dir: no temp files of
-    # failed writes, nothing from rejected
-    # names, and nothing outside the model dir.
+    # failed writes, nothing from rejected names, and nothing outside the model dir.
     name_re = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
     for path in stack.generative_dir.rglob("*"):
         if path.is_file():
