@@ -11,8 +11,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/estimators.h"
 #include "services/generative/core/model.h"
 #include "services/generative/core/uniform.h"
 
@@ -45,8 +48,10 @@ struct GenerativeCoreOptions {
   // Source of fresh seeds for requests without one (injected: the core has no randomness of its
   // own).
   std::function<uint64_t()> fresh_seed;
-  // Clock for created_at.
+  // Clock for created_at and StreamEstimate's deadline.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where estimates run (rows x sample chunks spread over it). Not owned; null: the calling thread.
+  exec::Executor* executor = nullptr;
 };
 
 // Produces the batches of one Sample call lazily: the adapter asks for the next batch only when the
@@ -70,15 +75,45 @@ class SampleStream {
   uint64_t produced_ = 0;
 };
 
-// Produces the messages of one StreamEstimate call lazily. The last message carries a stop reason.
+// Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of
+// num_samples samples per row (global samples sample_offset + s * num_samples onwards, so the
+// stream's weights are exactly those of one EstimateLogLikelihood call over all its samples) and
+// returns the running estimates. The last message carries a stop reason: TARGET_REACHED (every
+// row's standard error <= target), MAX_SAMPLES, DEADLINE (the next increment would not finish
+// before the call's deadline, or was cut off by it: the last complete estimate is returned), or
+// EXACT_RESULT (one exact answer).
 class EstimateStream {
  public:
+  // One exact answer.
   explicit EstimateStream(v1::EstimateLogLikelihoodResponse exact);
+  // Monte Carlo increments.
+  struct Plan {
+    std::shared_ptr<const LoadedModel> loaded;
+    Eigen::MatrixXd x;
+    EstimateSettings settings;  // num_samples = the increment
+    v1::Estimator estimator;
+    double target_standard_error;  // 0: none
+    uint64_t max_samples;
+    std::optional<Eigen::VectorXd> exact;
+    absl::Time deadline;
+    std::function<absl::Time()> clock;
+    exec::Executor* executor;
+    exec::StopToken stop;
+  };
+  explicit EstimateStream(Plan plan);
   // Fills the next message; false when the stream is over.
   bool Next(v1::StreamEstimateResponse* message);
 
  private:
   v1::EstimateLogLikelihoodResponse exact_;
+  std::optional<Plan> plan_;
+  std::vector<math::WeightStats> stats_;
+  std::vector<double> acceptance_sum_;  // sum over increments of acceptance rate * increment
+  // Per row: the largest log weights seen (enough for Pareto k̂), and the smallest and largest.
+  std::vector<std::vector<double>> tails_;
+  std::vector<double> min_log_w_, max_log_w_;
+  uint64_t samples_done_ = 0;
+  absl::Duration last_increment_ = absl::ZeroDuration();
   bool done_ = false;
 };
 
@@ -116,15 +151,30 @@ class GenerativeCore {
   // Validates the request and resolves the model; the stream then yields the batches.
   absl::StatusOr<std::unique_ptr<SampleStream>> StartSample(const v1::SampleRequest& request);
 
+  // Validates the request and runs the estimator on options.executor; `stop` is checked between
+  // chunks of work (its status ends the call).
   absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
-      const v1::EstimateLogLikelihoodRequest& request);
+      const v1::EstimateLogLikelihoodRequest& request,
+      const exec::StopToken& stop = exec::StopToken());
 
-  // Validates a StreamEstimate request; the stream then yields the running estimates.
+  // Validates a StreamEstimate request; the stream then yields the running estimates. `deadline`
+  // is the call's (the stream ends with DEADLINE before it); `stop` reports cancellation.
   absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
-      const v1::StreamEstimateRequest& request);
+      const v1::StreamEstimateRequest& request, absl::Time deadline = absl::InfiniteFuture(),
+      exec::StopToken stop = exec::StopToken());
 
  private:
+  struct PreparedEstimate {
+    std::shared_ptr<const LoadedModel> loaded;
+    Eigen::MatrixXd x;
+    v1::Estimator estimator;
+    EstimateSettings settings;
+  };
+  absl::StatusOr<PreparedEstimate> PrepareEstimate(const v1::EstimateLogLikelihoodRequest& request);
+  exec::Executor& executor();
+
   GenerativeCoreOptions options_;
+  exec::InlineExecutor inline_executor_;
 };
 
 }  // namespace maas::generative
