@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/generative/core/mlp_decoder.h"
 #include "services/generative/core/uniform.h"
 
 namespace maas::generative {
@@ -34,16 +35,22 @@ absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
                             UniformModel::Create(spec.uniform()));
       return std::shared_ptr<const GenerativeModel>(std::move(model));
     }
+    case v1::GenerativeModelSpec::kMlpDecoder: {
+      MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
+                            MlpDecoderModel::Create(spec.mlp_decoder()));
+      return std::shared_ptr<const GenerativeModel>(std::move(model));
+    }
     case v1::GenerativeModelSpec::FAMILY_NOT_SET:
       return absl::InvalidArgumentError(
           "spec: no family set; set one of uniform, gaussian_mixture, ppca, factor_analysis, "
           "bernoulli_mixture, "
           "mlp_decoder");
     default:
-      return absl::UnimplementedError(absl::StrCat("family '", FamilyName(spec),
-                                                   "' is not served yet (this server implements: "
-                                                   "uniform); it arrives with the latent-variable "
-                                                   "families capability"));
+      return absl::UnimplementedError(
+          absl::StrCat("family '", FamilyName(spec),
+                       "' is not served yet (this server implements: "
+                       "uniform, mlp_decoder); it arrives with the latent-variable "
+                       "families capability"));
   }
 }
 
