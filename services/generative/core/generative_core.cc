@@ -139,6 +139,12 @@ EstimateStream::EstimateStream(v1::EstimateLogLikelihoodResponse exact)
     : exact_(std::move(exact)) {}
 
 EstimateStream::EstimateStream(Plan plan) : plan_(std::move(plan)) {
+  // Keep a reserve before the call's deadline for the last message to reach the client: 5% of the
+  // time the call has, between 50 ms and 1 s.
+  const absl::Duration budget = plan_->deadline - plan_->clock();
+  const absl::Duration reserve = std::clamp(budget / 20, absl::Milliseconds(50), absl::Seconds(1));
+  soft_deadline_ =
+      plan_->deadline == absl::InfiniteFuture() ? plan_->deadline : plan_->deadline - reserve;
   const size_t rows = static_cast<size_t>(plan_->x.rows());
   stats_.resize(rows);
   acceptance_sum_.assign(rows, 0.0);
@@ -161,10 +167,10 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
   // Stop before an increment that would not finish in time (judged by the last one, with margin).
   const absl::Time start = plan.clock();
   v1::StopReason reason = v1::STOP_REASON_UNSPECIFIED;
-  if (samples_done_ > 0 && start + 1.5 * last_increment_ >= plan.deadline) {
+  if (samples_done_ > 0 && start + 1.5 * last_increment_ >= soft_deadline_) {
     reason = v1::DEADLINE;
   } else {
-    const absl::Time deadline = plan.deadline;
+    const absl::Time deadline = soft_deadline_;
     const std::function<absl::Time()>& clock = plan.clock;
     const exec::StopToken& outer = plan.stop;
     const exec::StopToken stop([&]() -> absl::Status {

@@ -80,7 +80,8 @@ class SampleStream {
 // stream's weights are exactly those of one EstimateLogLikelihood call over all its samples) and
 // returns the running estimates. The last message carries a stop reason: TARGET_REACHED (every
 // row's standard error <= target), MAX_SAMPLES, DEADLINE (the next increment would not finish
-// before the call's deadline, or was cut off by it: the last complete estimate is returned), or
+// before the call's deadline minus a reserve of 5% of the call's time, 50 ms .. 1 s, or was cut
+// off by it: the last complete estimate is returned), or
 // EXACT_RESULT (one exact answer).
 class EstimateStream {
  public:
@@ -114,6 +115,7 @@ class EstimateStream {
   std::vector<double> min_log_w_, max_log_w_;
   uint64_t samples_done_ = 0;
   absl::Duration last_increment_ = absl::ZeroDuration();
+  absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve
   bool done_ = false;
 };
 
