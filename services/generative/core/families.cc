@@ -1,7 +1,9 @@
 #include "services/generative/core/families.h"
 
 #include "absl/strings/str_cat.h"
+#include "services/generative/core/factor_analysis.h"
 #include "services/generative/core/gaussian_mixture.h"
+#include "services/generative/core/ppca.h"
 #include "services/generative/core/uniform.h"
 
 namespace maas::generative {
@@ -11,6 +13,8 @@ FamilyRegistry BuildDefaultFamilies() {
   FamilyRegistry registry;
   registry.Register(UniformFamily());
   registry.Register(GaussianMixtureFamily());
+  registry.Register(PpcaFamily());
+  registry.Register(FactorAnalysisFamily());
   return registry;
 }
 
