@@ -1,6 +1,7 @@
 #include "services/generative/core/families.h"
 
 #include "absl/strings/str_cat.h"
+#include "services/generative/core/bernoulli_mixture.h"
 #include "services/generative/core/factor_analysis.h"
 #include "services/generative/core/gaussian_mixture.h"
 #include "services/generative/core/ppca.h"
@@ -15,6 +16,7 @@ FamilyRegistry BuildDefaultFamilies() {
   registry.Register(GaussianMixtureFamily());
   registry.Register(PpcaFamily());
   registry.Register(FactorAnalysisFamily());
+  registry.Register(BernoulliMixtureFamily());
   return registry;
 }
 

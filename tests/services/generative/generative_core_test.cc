@@ -363,7 +363,8 @@ TEST_CASE("the core serves exactly the families of its registry") {
   CHECK(absl::IsUnimplemented(core.StartFit()->Add(fit)));
   REQUIRE(core.CreateModel(UniformRequest("box", {0}, {1})).ok());
   // Every family of the default registry is found by name, spec case and fit case.
-  for (const char* name : {"uniform", "gaussian_mixture", "ppca", "factor_analysis"}) {
+  for (const char* name :
+       {"uniform", "gaussian_mixture", "ppca", "factor_analysis", "bernoulli_mixture"}) {
     CAPTURE(name);
     const Family* family = DefaultFamilies().FindByName(name);
     REQUIRE(family != nullptr);
