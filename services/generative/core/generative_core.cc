@@ -28,7 +28,8 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
     const v1::FitTrace* trace) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model, MakeModel(spec));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model,
+                        MakeModel(spec, *options.families));
   return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
     v1::StoredGenerativeModel stored;
     ModelInfo* info = stored.mutable_info();
@@ -96,12 +97,17 @@ std::optional<Eigen::VectorXd> ExactIfTractable(const GenerativeModel& model,
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes) {
+  return ParseStoredModelWith(bytes, DefaultFamilies());
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
+    const std::string& bytes, const FamilyRegistry& families) {
   auto loaded = std::make_shared<LoadedModel>();
   if (!loaded->stored.ParseFromString(bytes)) {
     return absl::DataLossError(
         "stored generative model is not a valid StoredGenerativeModel message");
   }
-  MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(loaded->stored.spec()));
+  MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(loaded->stored.spec(), families));
   loaded->stored.mutable_info()->set_size_bytes(static_cast<int64_t>(bytes.size()));
   return std::shared_ptr<const LoadedModel>(std::move(loaded));
 }
@@ -253,18 +259,21 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
       }
       const v1::FitConfig& config = message.config();
       if (config.family_case() == v1::FitConfig::FAMILY_NOT_SET) {
-        return absl::InvalidArgumentError(
-            "config: no family set; set one of uniform, gaussian_mixture, ppca, factor_analysis, "
-            "bernoulli_mixture with its hyperparameters");
+        return absl::InvalidArgumentError(absl::StrCat("config: no family set; set one of ",
+                                                       options_->families->FittableNames(),
+                                                       " with its hyperparameters"));
       }
-      if (config.family_case() != v1::FitConfig::kUniform) {
+      const Family* family = options_->families->FindByFit(config.family_case());
+      if (family == nullptr) {
         return absl::UnimplementedError(
-            "fitting this family is not served yet (this server fits: uniform); it arrives with "
-            "the "
-            "latent-variable families capability");
+            absl::StrCat("config: fitting this family is not served by this server (it fits: ",
+                         options_->families->FittableNames(), ")"));
       }
       MAAS_RETURN_IF_ERROR(registry::ValidateModelName(config.name()));
       MAAS_RETURN_IF_ERROR(registry::ValidateLabels(config.labels(), config.description()));
+      const uint64_t seed = ResolveSeed(config.has_seed(), config.seed(), *options_);
+      MAAS_ASSIGN_OR_RETURN(fitter_, family->make_fitter(config, seed));
+      seed_ = seed;
       config_ = config;
       return absl::OkStatus();
     }
@@ -292,9 +301,10 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
                          " training rows (the server's --max_fit_rows); "
                          "fit on a subsample"));
       }
+      MAAS_RETURN_IF_ERROR(fitter_->AddRows(rows, num_rows_));
       num_cols_ = rows.cols();
       num_rows_ += static_cast<uint64_t>(rows.rows());
-      return uniform_.AddRows(rows);
+      return absl::OkStatus();
     }
     case v1::FitModelRequest::MESSAGE_NOT_SET:
       return absl::InvalidArgumentError("empty FitModelRequest; set config (first) or rows");
@@ -311,21 +321,14 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
     return absl::InvalidArgumentError(
         "no training rows; send at least one Matrix chunk with rows after the config");
   }
-  MAAS_ASSIGN_OR_RETURN(v1::UniformSpec uniform, uniform_.Finish());
-  v1::GenerativeModelSpec spec;
-  *spec.mutable_uniform() = uniform;
-  v1::FitTrace trace;
-  trace.set_converged(true);
-  trace.set_n_iter(1);
+  MAAS_ASSIGN_OR_RETURN(FitResult fitted, fitter_->Finish(stop_));
+  // Nothing is stored when the caller gave up meanwhile.
+  MAAS_RETURN_IF_ERROR(stop_.Check());
+  v1::FitTrace& trace = fitted.trace;
   trace.set_num_rows(num_rows_);
-  trace.set_seed(ResolveSeed(config_->has_seed(), config_->seed(), *options_));
-  // Mean training log-likelihood: every training row lies in the fitted box, so it is -log(volume).
-  double log_volume = 0.0;
-  for (int d = 0; d < uniform.low_size(); ++d)
-    log_volume += std::log(uniform.high(d) - uniform.low(d));
-  trace.add_log_likelihood(-log_volume);
+  trace.set_seed(seed_);
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
-                        StoreModel(*options_, config_->name(), spec, config_->labels(),
+                        StoreModel(*options_, config_->name(), fitted.spec, config_->labels(),
                                    config_->description(), &trace));
   v1::FitModelResponse response;
   *response.mutable_info() = stored->info();

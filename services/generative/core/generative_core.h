@@ -16,8 +16,9 @@
 #include "common/registry/model_repository.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/estimators.h"
+#include "services/generative/core/families.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
-#include "services/generative/core/uniform.h"
 
 namespace maas::generative {
 
@@ -29,12 +30,18 @@ struct LoadedModel {
   const common::v1::ModelInfo& info() const { return stored.info(); }
 };
 
-// Parses and validates stored bytes (used by the repository's loader).
+// Parses and validates stored bytes (used by the repository's loader), building the model with
+// `families`.
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
+    const std::string& bytes, const FamilyRegistry& families);
+// The same with DefaultFamilies().
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes);
 
 struct GenerativeCoreOptions {
   // Where models live. Not owned; must outlive the core.
   registry::ModelRepository<LoadedModel>* repository = nullptr;
+  // The families served (validation, building, fitting). Not owned; must outlive the core.
+  const FamilyRegistry* families = &DefaultFamilies();
   // Largest num_samples of one Sample request (and max_samples of StreamEstimate).
   uint64_t max_samples_per_request = 10'000'000;
   // Largest number of training rows of one FitModel stream.
@@ -128,11 +135,15 @@ class FitSession {
   // Fits, stores a new version and returns it. INVALID_ARGUMENT when the stream had no config or no
   // rows.
   absl::StatusOr<v1::FitModelResponse> Finish();
+  // Lets Finish() stop between iterations (deadline, cancellation). Default: never stops.
+  void set_stop_token(exec::StopToken stop) { stop_ = std::move(stop); }
 
  private:
   const GenerativeCoreOptions* options_;
   std::optional<v1::FitConfig> config_;
-  UniformFitter uniform_;
+  std::unique_ptr<FamilyFitter> fitter_;
+  uint64_t seed_ = 0;
+  exec::StopToken stop_;
   uint64_t num_rows_ = 0;
   int64_t num_cols_ = -1;
 };

@@ -406,4 +406,17 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
                                                     log_det);
 }
 
+Family MlpDecoderFamily() {
+  Family family;
+  family.name = "mlp_decoder";
+  family.spec_case = v1::GenerativeModelSpec::kMlpDecoder;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
+                          MlpDecoderModel::Create(spec.mlp_decoder()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  return family;
+}
+
 }  // namespace maas::generative

@@ -17,6 +17,7 @@
 
 #include "absl/status/statusor.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
 
 namespace maas::generative {
@@ -70,6 +71,9 @@ class MlpDecoderModel final : public GenerativeModel {
   bool bernoulli_ = false;
   double noise_variance_ = 1.0;
 };
+
+// The registry entry (MlpDecoderSpec; created from weights, no fit).
+Family MlpDecoderFamily();
 
 }  // namespace maas::generative
 
