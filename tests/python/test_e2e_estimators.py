@@ -7,6 +7,7 @@ safetensors file is written by this test's own writer (struct + json), independe
 
 import json
 import struct
+import time
 
 import grpc
 import numpy as np
@@ -78,9 +79,9 @@ def safetensors_bytes(tensors, metadata=None, dtype="F32"):
     return struct.pack("<Q", len(text)) + text + data
 
 
-def estimate(stub, name, x, **kwargs):
+def estimate(stub, name, x, timeout=TIMEOUT, **kwargs):
     return stub.EstimateLogLikelihood(gen.EstimateLogLikelihoodRequest(model=ref(name), x=to_matrix(x), **kwargs),
-                                      timeout=TIMEOUT)
+                                      timeout=timeout)
 
 
 @pytest.mark.parametrize("estimator", [gen.PRIOR, gen.IMPORTANCE, gen.AIS])
@@ -147,6 +148,10 @@ def test_sample_shards_merge_exactly(stack):
     whole = estimate(stack.gen_gw, "shards", x, estimator=gen.IMPORTANCE, seed=9, num_samples=3000)
     parts = [estimate(stack.gen_gw, "shards", x[1:], estimator=gen.IMPORTANCE, seed=9, num_samples=n,
                       sample_offset=first, row_offset=1) for first, n in ((0, 1000), (1000, 2000))]
+    # The same bytes directly and through the gateway.
+    direct = stack.gen.EstimateLogLikelihood(gen.EstimateLogLikelihoodRequest(
+        model=ref("shards"), x=to_matrix(x), estimator=gen.IMPORTANCE, seed=9, num_samples=3000), timeout=TIMEOUT)
+    assert direct.SerializeToString() == whole.SerializeToString()
     for r in (1, 2):
         stats = [p.rows[r - 1].statistics for p in parts]
         assert sum(s.count for s in stats) == whole.rows[r].statistics.count
@@ -196,3 +201,21 @@ def test_bad_estimate_requests(stack):
         list(stack.gen_gw.StreamEstimate(gen.StreamEstimateRequest(
             request=gen.EstimateLogLikelihoodRequest(model=ref("guarded"), x=to_matrix(x), estimator=gen.PRIOR,
                                                      num_samples=100), max_samples=50), timeout=TIMEOUT))
+
+
+def test_a_long_estimate_stops_at_its_deadline_and_the_server_keeps_serving(stack):
+    create_model_e(stack.gen_gw, "slow")
+    start = time.monotonic()
+    with expect_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED):
+        estimate(stack.gen, "slow", np.array([X] * 8), estimator=gen.AIS, seed=1, num_samples=2000,
+                 ais=gen.AisOptions(num_temperatures=100000), timeout=1.0)
+    # The server abandoned the work (it checks the deadline between chunks): the next call is answered at once.
+    response = estimate(stack.gen, "slow", np.array([X]), estimator=gen.PRIOR, seed=1, num_samples=100)
+    assert response.rows[0].num_samples == 100
+    assert time.monotonic() - start < 30
+    # The server's own log: the abandoned call ended soon after its 1 s deadline, not after the whole AIS run.
+    lines = [json.loads(line) for line in stack.generative.stderr_text().splitlines() if line.startswith("{")]
+    stopped = [entry for entry in lines if entry["method"].endswith("/EstimateLogLikelihood")
+               and entry["code"] in ("DEADLINE_EXCEEDED", "CANCELLED")]
+    assert stopped, "the server did not log the call as stopped by its deadline"
+    assert stopped[-1]["duration_ms"] < 5000, stopped[-1]

@@ -11,10 +11,11 @@ namespace {
 // The call's cancellation and deadline as the core sees them (checked between chunks of work).
 exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
   return exec::StopToken([context]() -> absl::Status {
-    if (context->IsCancelled()) return absl::CancelledError("the call was cancelled");
+    // The deadline first: gRPC also reports a passed deadline as a cancellation.
     if (std::chrono::system_clock::now() >= context->deadline()) {
       return absl::DeadlineExceededError("the call's deadline passed before the estimate finished");
     }
+    if (context->IsCancelled()) return absl::CancelledError("the call was cancelled");
     return absl::OkStatus();
   });
 }
