@@ -7,6 +7,7 @@ safetensors file is written by this test's own writer (struct + json), independe
 
 import json
 import struct
+import subprocess
 import time
 
 import grpc
@@ -16,7 +17,7 @@ from scipy.special import logsumexp
 
 from maas.generative.v1 import generative_pb2 as gen
 
-from maas_testing import TIMEOUT, Stack, expect_rpc_error, ref, to_matrix
+from maas_testing import TIMEOUT, Stack, binary, expect_rpc_error, ref, to_matrix
 
 MAX_SAMPLES = 200000
 
@@ -219,3 +220,18 @@ def test_a_long_estimate_stops_at_its_deadline_and_the_server_keeps_serving(stac
                and entry["code"] in ("DEADLINE_EXCEEDED", "CANCELLED")]
     assert stopped, "the server did not log the call as stopped by its deadline"
     assert stopped[-1]["duration_ms"] < 5000, stopped[-1]
+
+
+@pytest.mark.parametrize("estimator, name", [(gen.PRIOR, "prior"), (gen.IMPORTANCE, "importance"), (gen.AIS, "ais")])
+def test_cli_estimate_runs_each_estimator(stack, estimator, name):
+    create_model_e(stack.gen_gw, "cli-e")
+    x = ",".join(repr(float(v)) for v in X)
+    result = subprocess.run([str(binary("maas")), f"--target={stack.gateway_process.address}", "--json", "estimate",
+                             "--model", "cli-e", "--x", x, "--estimator", name, "--num_samples", "40", "--seed", "8"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    printed = json.loads(result.stdout)
+    assert printed["estimator"] == gen.Estimator.Name(estimator)
+    direct = estimate(stack.gen, "cli-e", np.array([X]), estimator=estimator, num_samples=40, seed=8)
+    assert printed["rows"][0]["num_samples"] == 40
+    assert printed["rows"][0]["log_likelihood"] == pytest.approx(direct.rows[0].log_likelihood, rel=0, abs=1e-12)
