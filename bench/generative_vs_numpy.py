@@ -127,7 +127,8 @@ def main():
         numpy_rows = rate * n
         maas_rows = driver("sample", specs[name], n, seconds)["rows_per_second"]
         rows[name] = maas_rows
-        print(f"  {name:5s} numpy {numpy_rows / 1e3:8.1f} k  maas {maas_rows / 1e3:8.1f} k  ratio {maas_rows / numpy_rows:5.2f}x")
+        print(f"  {name:5s} numpy {numpy_rows / 1e3:8.1f} k  maas {maas_rows / 1e3:8.1f} k  "
+              f"ratio {maas_rows / numpy_rows:5.2f}x")
     flop_gmm = 2 * D * D  # eps @ L_k^T per row (a dense GEMM; triangular would be half)
     print(f"  gmm arithmetic: {flop_gmm / 1e6:.2f} MFLOP/row (GEMM) -> FLOP bound {peak / flop_gmm / 1e3:.1f} k rows/s "
           f"(triangular: {2 * peak / flop_gmm / 1e3:.1f} k); maas reaches "
@@ -156,10 +157,10 @@ def main():
         maas_eval = driver("loglik", specs[name], s, seconds)["evaluations_per_second"]
         bound = peak / flops
         print(f"  {name:5s} numpy {numpy_eval / 1e6:7.3f} M  maas {maas_eval / 1e6:7.3f} M  ratio "
-              f"{maas_eval / numpy_eval:5.2f}x   naive FLOP bound {bound / 1e6:.3f} M/s ({flops / 1e3:.1f} kFLOP each): "
-              f"maas at {100 * maas_eval / bound:.0f}%")
-    print("  (a linear decoder admits the expanded form |x-mu|^2 - 2 b^T z + z^T G z at O(L^2) per z, so ppca may exceed "
-          "the naive bound)")
+              f"{maas_eval / numpy_eval:5.2f}x   naive FLOP bound {bound / 1e6:.3f} M/s "
+              f"({flops / 1e3:.1f} kFLOP each): maas at {100 * maas_eval / bound:.0f}%")
+    print("  (a linear decoder admits the expanded form |x-mu|^2 - 2 b^T z + z^T G z at O(L^2) per z, so ppca may "
+          "exceed the naive bound)")
 
     # (c) samples to SE 0.01 ------------------------------------------------------------------------------------------
     print("\n(c) samples per row to reach SE 0.01 nats on ppca (D=784, L=50); SE ~ 1/sqrt(N) extrapolation")
@@ -171,8 +172,11 @@ def main():
         elif ess < 0.01 * num or ess < 10:
             needed = f"not measurable: ESS {ess:.1f} of {num} (far from the asymptotic regime; astronomically many)"
         else:
-            needed = f"{num * (se / 0.01) ** 2:,.0f}" + (f" chains x {temps} temperatures" if estimator == "AIS" else "")
-        print(f"  {estimator:10s} N={num:6d} SE={se:.4g} ESS={ess:.1f} |est-exact|={abs(result['log_likelihood'] - result['exact']):.3g}"
+            needed = f"{num * (se / 0.01) ** 2:,.0f}"
+            if estimator == "AIS":
+                needed += f" chains x {temps} temperatures"
+        error = abs(result["log_likelihood"] - result["exact"])
+        print(f"  {estimator:10s} N={num:6d} SE={se:.4g} ESS={ess:.1f} |est-exact|={error:.3g}"
               f" ({result['seconds']:.2f} s) -> {needed}")
 
     # (d) served sampling ---------------------------------------------------------------------------------------------
