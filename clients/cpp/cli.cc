@@ -615,6 +615,125 @@ std::string FormatEstimate(absl::string_view model,
       FormatTable({"ROW", "LOG_LIKELIHOOD", "STANDARD_ERROR", "ESS", "EXACT"}, rows));
 }
 
+std::string FormatFit(const gv1::FitModelResponse& response, bool json) {
+  const cv1::ModelInfo& info = response.info();
+  const gv1::FitTrace& trace = response.trace();
+  if (json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("name")
+        .String(info.name())
+        .Key("version")
+        .Int(info.version())
+        .Key("family")
+        .String(info.family())
+        .Key("dimension")
+        .Int(info.dimension())
+        .Key("num_rows")
+        .Uint(trace.num_rows())
+        .Key("n_iter")
+        .Uint(trace.n_iter())
+        .Key("converged")
+        .Bool(trace.converged())
+        .Key("seed")
+        .Uint(trace.seed())
+        .Key("log_likelihood")
+        .BeginArray();
+    for (double v : trace.log_likelihood()) w.Double(v);
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  const std::string last =
+      trace.log_likelihood().empty()
+          ? "-"
+          : absl::StrFormat("%.6g", trace.log_likelihood(trace.log_likelihood_size() - 1));
+  return FormatTable({}, {{"name", info.name()},
+                          {"version", absl::StrCat(info.version())},
+                          {"family", info.family().empty() ? "-" : info.family()},
+                          {"dimension", absl::StrCat(info.dimension())},
+                          {"rows", absl::StrCat(trace.num_rows())},
+                          {"iterations", absl::StrCat(trace.n_iter())},
+                          {"converged", trace.converged() ? "yes" : "no"},
+                          {"log_likelihood", last},
+                          {"seed", absl::StrCat(trace.seed())}});
+}
+
+absl::StatusOr<gv1::FitConfig> BuildFitConfig(const CommandArgs& args) {
+  gv1::FitConfig config;
+  config.set_name(args.name);
+  if (args.seed.has_value()) config.set_seed(*args.seed);
+  const auto given = [&args](const char* flag) { return args.flags_set.count(flag) > 0; };
+  std::set<std::string> allowed;
+  const std::string family = absl::AsciiStrToLower(args.family);
+  if (family == "uniform") {
+    config.mutable_uniform();
+  } else if (family == "gaussian_mixture") {
+    allowed = {"n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init", "init"};
+    gv1::GaussianMixtureFit* fit = config.mutable_gaussian_mixture();
+    fit->set_n_components(args.n_components);
+    const std::string type = absl::AsciiStrToLower(args.covariance_type);
+    if (type == "full") {
+      fit->set_covariance_type(gv1::FULL);
+    } else if (type == "diag") {
+      fit->set_covariance_type(gv1::DIAG);
+    } else if (type == "spherical") {
+      fit->set_covariance_type(gv1::SPHERICAL);
+    } else if (given("covariance_type")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--covariance_type must be full, diag or spherical, not '", args.covariance_type, "'"));
+    }
+    if (given("tol")) fit->set_tol(args.tol);
+    if (given("reg_covar")) fit->set_reg_covar(args.reg_covar);
+    fit->set_max_iter(args.max_iter);
+    fit->set_n_init(args.n_init);
+    const std::string init = absl::AsciiStrToLower(args.init);
+    if (init == "kmeans") {
+      fit->set_init_params(gv1::INIT_KMEANS);
+    } else if (init == "k-means++") {
+      fit->set_init_params(gv1::INIT_K_MEANS_PLUS_PLUS);
+    } else if (init == "random") {
+      fit->set_init_params(gv1::INIT_RANDOM);
+    } else if (init == "random_from_data") {
+      fit->set_init_params(gv1::INIT_RANDOM_FROM_DATA);
+    } else if (given("init")) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--init must be kmeans, k-means++, random or random_from_data, not '", args.init, "'"));
+    }
+  } else if (family == "ppca") {
+    allowed = {"latent_dim"};
+    config.mutable_ppca()->set_latent_dim(args.latent_dim);
+  } else if (family == "factor_analysis") {
+    allowed = {"latent_dim", "tol", "max_iter"};
+    gv1::FactorAnalysisFit* fit = config.mutable_factor_analysis();
+    fit->set_latent_dim(args.latent_dim);
+    if (given("tol")) fit->set_tol(args.tol);
+    fit->set_max_iter(args.max_iter);
+  } else if (family == "bernoulli_mixture") {
+    allowed = {"n_components", "tol", "max_iter", "min_probability"};
+    gv1::BernoulliMixtureFit* fit = config.mutable_bernoulli_mixture();
+    fit->set_n_components(args.n_components);
+    if (given("tol")) fit->set_tol(args.tol);
+    fit->set_max_iter(args.max_iter);
+    if (given("min_probability")) fit->set_min_probability(args.min_probability);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--family must be uniform, gaussian_mixture, ppca, factor_analysis or "
+                     "bernoulli_mixture, not '",
+                     args.family, "'"));
+  }
+  for (const char* flag : {"n_components", "covariance_type", "latent_dim", "tol", "max_iter",
+                           "n_init", "reg_covar", "init", "min_probability"}) {
+    if (given(flag) && allowed.count(flag) == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--", flag, " does not apply to --family=", family));
+    }
+  }
+  if ((family == "ppca" || family == "factor_analysis") && !given("latent_dim")) {
+    return absl::InvalidArgumentError(absl::StrCat("--family=", family, " needs --latent_dim"));
+  }
+  return config;
+}
+
 std::string FormatTrain(const dv1::TrainResponse& response, bool json) {
   const cv1::ModelInfo& info = response.info();
   const dv1::TrainSummary& summary = response.summary();
@@ -747,6 +866,10 @@ const std::map<std::string, CommandSpec>& Commands() {
         {"model", "num_samples"}}},
       {"estimate",
        {{"model", "version", "x", "x_file", "estimator", "num_samples", "seed"}, {"model"}}},
+      {"fit",
+       {{"name", "data", "family", "seed", "n_components", "covariance_type", "latent_dim", "tol",
+         "max_iter", "n_init", "reg_covar", "init", "min_probability"},
+        {"name", "data", "family"}}},
       {"train", {{"name", "data", "partial"}, {"name", "data"}}},
       {"classify", {{"model", "version", "top_k", "text_file"}, {"model"}}},
       {"get", {{"model", "version", "type"}, {"model"}}},
@@ -801,6 +924,7 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   }
   MAAS_RETURN_IF_ERROR(ParseEstimator(args.estimator).status());
   MAAS_RETURN_IF_ERROR(ParseModelType(args.type).status());
+  if (args.command == "fit") MAAS_RETURN_IF_ERROR(BuildFitConfig(args).status());
   if (args.command == "estimate") {
     const bool has_x = args.flags_set.count("x") > 0;
     const bool has_file = args.flags_set.count("x_file") > 0;
@@ -835,6 +959,12 @@ commands:
            [--num_samples N] [--seed S]
       log p(x) per row: ROW LOG_LIKELIHOOD STANDARD_ERROR ESS EXACT.
       CSV files: one row per line, blank and '#' lines skipped.
+  fit      --name NAME --family F --data FILE.csv [--seed S] [hyperparameters]
+      Fit a generative model to the CSV rows (same format as --x_file): F is uniform,
+      gaussian_mixture [--n_components K --covariance_type full|diag|spherical --tol T
+      --reg_covar R --max_iter N --n_init N --init kmeans|k-means++|random|random_from_data],
+      ppca --latent_dim L, factor_analysis --latent_dim L [--tol T --max_iter N] or
+      bernoulli_mixture [--n_components K --tol T --max_iter N --min_probability P].
   train    --name NAME --data FILE.tsv [--partial]
       Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped).
   classify --model NAME [--version V] [--top_k K] (TEXT... | --text_file F)

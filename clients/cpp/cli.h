@@ -152,6 +152,11 @@ std::string FormatEstimate(absl::string_view model,
                            const generative::v1::EstimateLogLikelihoodResponse& response,
                            bool json);
 
+// `maas fit`: name, version, family, dimension, rows, iterations, converged, log_likelihood (the
+// last mean log-likelihood per row of the trace), seed as two columns. JSON: {"name", "version",
+// "family", "dimension", "num_rows", "n_iter", "converged", "seed", "log_likelihood": [...]}.
+std::string FormatFit(const generative::v1::FitModelResponse& response, bool json);
+
 // `maas train`: name, version, documents, classes ("2: ham, spam"), features as two columns. JSON:
 // {"name", "version", "family", "documents", "features", "classes": [...], "class_count": [...]}.
 std::string FormatTrain(const discriminative::v1::TrainResponse& response, bool json);
@@ -176,7 +181,7 @@ absl::StatusOr<std::string> FormatMessage(const google::protobuf::Message& messa
 
 // Everything a command needs, filled from the flags by main.cc.
 struct CommandArgs {
-  // models | sample | estimate | train | classify | get | delete.
+  // models | sample | estimate | fit | train | classify | get | delete.
   std::string command;
   // Arguments after the command (classify: the texts).
   std::vector<std::string> positional;
@@ -201,7 +206,28 @@ struct CommandArgs {
   bool partial = false;
   uint32_t top_k = 0;
   std::string text_file;
+  // fit: the family and its hyperparameters (each applies only to some families; see
+  // BuildFitConfig).
+  std::string family;
+  uint32_t n_components = 0;
+  std::string covariance_type;
+  uint32_t latent_dim = 0;
+  double tol = 0;
+  uint32_t max_iter = 0;
+  uint32_t n_init = 0;
+  double reg_covar = 0;
+  std::string init;
+  double min_probability = 0;
 };
+
+// The FitConfig of `maas fit`: --name, --seed, --family (uniform | gaussian_mixture | ppca |
+// factor_analysis | bernoulli_mixture) and the hyperparameter flags given, which must apply to the
+// family: gaussian_mixture: n_components, covariance_type (full|diag|spherical), tol, reg_covar,
+// max_iter, n_init, init (kmeans|k-means++|random|random_from_data); ppca: latent_dim (required);
+// factor_analysis: latent_dim (required), tol, max_iter; bernoulli_mixture: n_components, tol,
+// max_iter, min_probability. Flags not given keep the service's defaults. INVALID_ARGUMENT (a usage
+// error) otherwise.
+absl::StatusOr<generative::v1::FitConfig> BuildFitConfig(const CommandArgs& args);
 
 // Flags every command accepts.
 const std::set<std::string>& GlobalFlags();

@@ -1,5 +1,6 @@
 #include "clients/cpp/client.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -107,6 +108,38 @@ absl::StatusOr<gv1::CreateModelResponse> Client::CreateModel(
   auto context = NewContext();
   gv1::CreateModelResponse response;
   MAAS_RETURN_IF_ERROR(FromGrpcStatus(generative_->CreateModel(context.get(), request, &response)));
+  return response;
+}
+
+absl::StatusOr<gv1::FitModelResponse> Client::FitModel(const gv1::FitConfig& config,
+                                                       const cv1::Matrix& rows, size_t chunk_rows) {
+  if (chunk_rows == 0) return absl::InvalidArgumentError("FitModel: chunk_rows must be >= 1");
+  if (static_cast<uint64_t>(rows.values_size()) !=
+      static_cast<uint64_t>(rows.rows()) * rows.cols()) {
+    return absl::InvalidArgumentError("FitModel: rows.values does not hold rows x cols values");
+  }
+  auto context = NewContext();
+  gv1::FitModelResponse response;
+  std::unique_ptr<grpc::ClientWriter<gv1::FitModelRequest>> writer =
+      generative_->FitModel(context.get(), &response);
+  gv1::FitModelRequest message;
+  *message.mutable_config() = config;
+  bool stream_ok = writer->Write(message);
+  const uint32_t cols = rows.cols();
+  for (uint32_t start = 0; stream_ok && start < rows.rows();) {
+    const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(chunk_rows, rows.rows() - start));
+    message.Clear();
+    cv1::Matrix* chunk = message.mutable_rows();
+    chunk->set_rows(n);
+    chunk->set_cols(cols);
+    const auto begin = rows.values().begin() + static_cast<int64_t>(start) * cols;
+    chunk->mutable_values()->Add(begin, begin + static_cast<int64_t>(n) * cols);
+    stream_ok = writer->Write(message);
+    start += n;
+  }
+  // Writes fail only when the call is already over; Finish() then reports why.
+  writer->WritesDone();
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
   return response;
 }
 

@@ -89,6 +89,10 @@ class Client {
       const generative::v1::EstimateLogLikelihoodRequest& request);
   absl::StatusOr<generative::v1::CreateModelResponse> CreateModel(
       const generative::v1::CreateModelRequest& request);
+  // FitModel: streams the config, then `rows` in chunks of at most chunk_rows (>= 1) rows.
+  absl::StatusOr<generative::v1::FitModelResponse> FitModel(
+      const generative::v1::FitConfig& config, const common::v1::Matrix& rows,
+      size_t chunk_rows = kDefaultFitChunkRows);
 
   // ---- discriminative
   // Source of training examples: fills *example and returns true, or returns false at the end.
@@ -137,6 +141,7 @@ class Client {
       common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED);
 
   static constexpr size_t kDefaultTrainBatchSize = 1000;
+  static constexpr size_t kDefaultFitChunkRows = 4096;
 
  private:
   // A context with the deadline and the authorization header.

@@ -99,6 +99,18 @@ absl::Status RunTrain(Client& client, const cli::CommandArgs& args, std::ostream
   return absl::OkStatus();
 }
 
+absl::Status RunFit(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(const gv1::FitConfig config, cli::BuildFitConfig(args));
+  MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.data));
+  absl::StatusOr<cv1::Matrix> rows = cli::ParseMatrixCsv(content);
+  if (!rows.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(args.data, ": ", rows.status().message()));
+  }
+  MAAS_ASSIGN_OR_RETURN(const gv1::FitModelResponse response, client.FitModel(config, *rows));
+  out << cli::FormatFit(response, args.json);
+  return absl::OkStatus();
+}
+
 absl::Status RunClassify(Client& client, const cli::CommandArgs& args, std::ostream& out) {
   std::vector<std::string> texts = args.positional;
   if (!args.text_file.empty()) {
@@ -155,6 +167,7 @@ absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostre
   if (args.command == "models") return RunModels(client, args, out);
   if (args.command == "sample") return RunSample(client, args, out);
   if (args.command == "estimate") return RunEstimate(client, args, out);
+  if (args.command == "fit") return RunFit(client, args, out);
   if (args.command == "train") return RunTrain(client, args, out);
   if (args.command == "classify") return RunClassify(client, args, out);
   if (args.command == "get") return RunGet(client, args, out);

@@ -43,11 +43,24 @@ ABSL_FLAG(bool, latents, false, "sample: also print the latent values");
 ABSL_FLAG(std::string, x, "", "estimate: rows inline, e.g. \"1,2;3,4\"");
 ABSL_FLAG(std::string, x_file, "", "estimate: CSV file, one row per line");
 ABSL_FLAG(std::string, estimator, "", "estimate: exact, prior, importance or ais");
-ABSL_FLAG(std::string, name, "", "train: model name");
-ABSL_FLAG(std::string, data, "", "train: TSV file of label<TAB>text lines");
+ABSL_FLAG(std::string, name, "", "train, fit: model name");
+ABSL_FLAG(std::string, data, "", "train: TSV file of label<TAB>text lines; fit: CSV file of rows");
 ABSL_FLAG(bool, partial, false, "train: continue the latest version (partial_fit)");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: only the k most probable classes (0: all)");
 ABSL_FLAG(std::string, text_file, "", "classify: file with one text per line");
+ABSL_FLAG(std::string, family, "",
+          "fit: uniform, gaussian_mixture, ppca, factor_analysis, bernoulli_mixture");
+ABSL_FLAG(uint32_t, n_components, 0, "fit: mixture components (0: the service's default, 1)");
+ABSL_FLAG(std::string, covariance_type, "", "fit: gaussian_mixture full, diag or spherical");
+ABSL_FLAG(uint32_t, latent_dim, 0, "fit: ppca / factor_analysis latent dimension");
+ABSL_FLAG(double, tol, 0, "fit: convergence tolerance (not given: the family's default)");
+ABSL_FLAG(uint32_t, max_iter, 0, "fit: maximum iterations (0: the family's default)");
+ABSL_FLAG(uint32_t, n_init, 0, "fit: gaussian_mixture initialisations (0: 1)");
+ABSL_FLAG(double, reg_covar, 0,
+          "fit: gaussian_mixture covariance regularisation (not given: 1e-6)");
+ABSL_FLAG(std::string, init, "",
+          "fit: gaussian_mixture kmeans, k-means++, random, random_from_data");
+ABSL_FLAG(double, min_probability, 0, "fit: bernoulli_mixture clip (not given: 1e-6)");
 
 namespace {
 
@@ -149,6 +162,16 @@ int main(int argc, char** argv) {
   args.partial = absl::GetFlag(FLAGS_partial);
   args.top_k = absl::GetFlag(FLAGS_top_k);
   args.text_file = absl::GetFlag(FLAGS_text_file);
+  args.family = absl::GetFlag(FLAGS_family);
+  args.n_components = absl::GetFlag(FLAGS_n_components);
+  args.covariance_type = absl::GetFlag(FLAGS_covariance_type);
+  args.latent_dim = absl::GetFlag(FLAGS_latent_dim);
+  args.tol = absl::GetFlag(FLAGS_tol);
+  args.max_iter = absl::GetFlag(FLAGS_max_iter);
+  args.n_init = absl::GetFlag(FLAGS_n_init);
+  args.reg_covar = absl::GetFlag(FLAGS_reg_covar);
+  args.init = absl::GetFlag(FLAGS_init);
+  args.min_probability = absl::GetFlag(FLAGS_min_probability);
   if (absl::Status status = cli::ValidateCommandArgs(args); !status.ok()) {
     return UsageError(std::string(status.message()));
   }

@@ -46,6 +46,27 @@ double FitGeneralizedParetoShape(const std::vector<double>& x) {
   return (static_cast<double>(n) * k + 10.0 * 0.5) / (static_cast<double>(n) + 10.0);
 }
 
+size_t TailSize(double n, double r_eff) {
+  return static_cast<size_t>(std::ceil(std::min(0.2 * n, 3.0 * std::sqrt(n / r_eff))));
+}
+
+// The fit on `sorted` (ascending, shifted so the max is 0): the largest values of `total` log
+// weights; REQUIRES sorted.size() >= min(total, TailSize + 1).
+double FitTail(const std::vector<double>& sorted, std::size_t total, double r_eff) {
+  const std::size_t size = sorted.size();
+  const std::size_t tail = TailSize(static_cast<double>(total), r_eff);
+  if (tail + 1 > total) return kInf;
+  const double cutoff =
+      std::max(sorted[size - 1 - tail], std::log(std::numeric_limits<double>::min()));
+  const double exp_cutoff = std::exp(cutoff);
+  std::vector<double> exceedances;
+  for (double v : sorted) {
+    if (v > cutoff) exceedances.push_back(std::exp(v) - exp_cutoff);
+  }
+  if (exceedances.size() <= 4) return kInf;
+  return FitGeneralizedParetoShape(exceedances);  // Already ascending.
+}
+
 double ParetoKHatImpl(const double* data, std::size_t size, double r_eff) {
   if (!(r_eff > 0.0)) return kNaN;
   double max = -kInf;
@@ -59,19 +80,7 @@ double ParetoKHatImpl(const double* data, std::size_t size, double r_eff) {
   std::vector<double> sorted(data, data + size);
   for (double& v : sorted) v -= max;
   std::sort(sorted.begin(), sorted.end());
-  const double n = static_cast<double>(size);
-  const std::size_t tail =
-      static_cast<std::size_t>(std::ceil(std::min(0.2 * n, 3.0 * std::sqrt(n / r_eff))));
-  if (tail + 1 > size) return kInf;
-  const double cutoff =
-      std::max(sorted[size - 1 - tail], std::log(std::numeric_limits<double>::min()));
-  const double exp_cutoff = std::exp(cutoff);
-  std::vector<double> exceedances;
-  for (double v : sorted) {
-    if (v > cutoff) exceedances.push_back(std::exp(v) - exp_cutoff);
-  }
-  if (exceedances.size() <= 4) return kInf;
-  return FitGeneralizedParetoShape(exceedances);  // Already ascending.
+  return FitTail(sorted, size, r_eff);
 }
 
 }  // namespace
@@ -82,6 +91,34 @@ double ParetoKHat(absl::Span<const double> log_weights, double r_eff) {
 
 double ParetoKHat(const Eigen::Ref<const Eigen::VectorXd>& log_weights, double r_eff) {
   return ParetoKHatImpl(log_weights.data(), static_cast<std::size_t>(log_weights.size()), r_eff);
+}
+
+}  // namespace maas::math
+
+namespace maas::math {
+
+std::size_t ParetoTailSize(int64_t total_count, double r_eff) {
+  if (total_count <= 0 || !(r_eff > 0.0)) return 0;
+  return std::min<std::size_t>(static_cast<std::size_t>(total_count),
+                               TailSize(static_cast<double>(total_count), r_eff) + 1);
+}
+
+double ParetoKHatFromLargest(absl::Span<const double> largest, int64_t total_count, double r_eff) {
+  if (!(r_eff > 0.0) || total_count < 0) return kNaN;
+  if (largest.size() < ParetoTailSize(total_count, r_eff)) return kNaN;
+  if (static_cast<int64_t>(largest.size()) >= total_count) {
+    return ParetoKHatImpl(largest.data(), largest.size(), r_eff);
+  }
+  double max = -kInf;
+  for (double v : largest) {
+    if (std::isnan(v)) return kNaN;
+    max = std::max(max, v);
+  }
+  if (max == kInf || max == -kInf) return kInf;
+  std::vector<double> sorted(largest.begin(), largest.end());
+  for (double& v : sorted) v -= max;
+  std::sort(sorted.begin(), sorted.end());
+  return FitTail(sorted, static_cast<std::size_t>(total_count), r_eff);
 }
 
 }  // namespace maas::math

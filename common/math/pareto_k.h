@@ -22,6 +22,8 @@
 #define MAAS_COMMON_MATH_PARETO_K_H_
 
 #include <Eigen/Core>
+#include <cstddef>
+#include <cstdint>
 
 #include "absl/types/span.h"
 
@@ -33,6 +35,18 @@ template <typename Derived>
 double ParetoKHat(const Eigen::MatrixBase<Derived>& log_weights, double r_eff = 1.0) {
   return ParetoKHat(Eigen::Ref<const Eigen::VectorXd>(log_weights), r_eff);
 }
+
+// How many of the largest log weights ParetoKHatFromLargest needs for `total_count` weights:
+// min(total_count, M + 1) with M the tail size above (0 for total_count <= 0).
+std::size_t ParetoTailSize(int64_t total_count, double r_eff = 1.0);
+
+// The same k-hat as ParetoKHat over `total_count` log weights, computed from only the largest of
+// them (`largest`, any order, at least ParetoTailSize(total_count) values): what a stream needs to
+// keep instead of every weight. With fewer values, or a negative count, NaN. Constant weights
+// cannot be recognised from the tail alone unless every weight is given (then -inf as
+// ParetoKHat); callers that track the minimum can report that case themselves.
+double ParetoKHatFromLargest(absl::Span<const double> largest, int64_t total_count,
+                             double r_eff = 1.0);
 
 }  // namespace maas::math
 

@@ -352,6 +352,90 @@ TEST_CASE("FormatMessage prints parseable text format and proto JSON") {
   CHECK(fields.at("info").struct_value().fields().at("version").string_value() == "0");
 }
 
+TEST_CASE("BuildFitConfig maps flags onto the family's hyperparameters") {
+  using Catch::Contains;
+  CommandArgs args;
+  args.command = "fit";
+  args.name = "m";
+  args.data = "rows.csv";
+  args.family = "gaussian_mixture";
+  args.flags_set = {"name", "data", "family", "n_components", "covariance_type",
+                    "tol",  "init", "seed"};
+  args.n_components = 3;
+  args.covariance_type = "diag";
+  args.tol = 1e-5;
+  args.init = "k-means++";
+  args.seed = 9;
+  REQUIRE(ValidateCommandArgs(args).ok());
+  auto config = BuildFitConfig(args);
+  REQUIRE(config.ok());
+  CHECK(config->name() == "m");
+  CHECK(config->seed() == 9);
+  CHECK(config->gaussian_mixture().n_components() == 3);
+  CHECK(config->gaussian_mixture().covariance_type() == generative::v1::DIAG);
+  CHECK(config->gaussian_mixture().tol() == 1e-5);
+  CHECK(!config->gaussian_mixture().has_reg_covar());
+  CHECK(config->gaussian_mixture().init_params() == generative::v1::INIT_K_MEANS_PLUS_PLUS);
+  args.covariance_type = "tied";
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--covariance_type"));
+  args.covariance_type = "full";
+  args.flags_set.insert("latent_dim");
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()),
+             Contains("--latent_dim does not apply to --family=gaussian_mixture"));
+
+  args.family = "ppca";
+  args.flags_set = {"name", "data", "family"};
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("needs --latent_dim"));
+  args.flags_set.insert("latent_dim");
+  args.latent_dim = 2;
+  CHECK(BuildFitConfig(args)->ppca().latent_dim() == 2);
+  args.family = "factor_analysis";
+  args.flags_set.insert("max_iter");
+  args.max_iter = 50;
+  CHECK(BuildFitConfig(args)->factor_analysis().max_iter() == 50);
+  args.family = "bernoulli_mixture";
+  args.flags_set = {"name", "data", "family", "min_probability"};
+  args.min_probability = 0.01;
+  CHECK(BuildFitConfig(args)->bernoulli_mixture().min_probability() == 0.01);
+  args.family = "uniform";
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()),
+             Contains("--min_probability does not apply to --family=uniform"));
+  args.flags_set = {"name", "data", "family"};
+  CHECK(BuildFitConfig(args)->has_uniform());
+  args.family = "mlp";
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--family must be"));
+  args.flags_set = {"name", "family"};
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("'fit' needs --data"));
+}
+
+TEST_CASE("FormatFit human and JSON") {
+  generative::v1::FitModelResponse response;
+  response.mutable_info()->set_name("gmm");
+  response.mutable_info()->set_version(2);
+  response.mutable_info()->set_family("gaussian_mixture");
+  response.mutable_info()->set_dimension(3);
+  response.mutable_trace()->add_log_likelihood(-4.5);
+  response.mutable_trace()->add_log_likelihood(-4.25);
+  response.mutable_trace()->set_converged(true);
+  response.mutable_trace()->set_n_iter(2);
+  response.mutable_trace()->set_num_rows(100);
+  response.mutable_trace()->set_seed(7);
+  CHECK(FormatFit(response, false) ==
+        "name            gmm\n"
+        "version         2\n"
+        "family          gaussian_mixture\n"
+        "dimension       3\n"
+        "rows            100\n"
+        "iterations      2\n"
+        "converged       yes\n"
+        "log_likelihood  -4.25\n"
+        "seed            7\n");
+  CHECK(FormatFit(response, true) ==
+        R"({"name":"gmm","version":2,"family":"gaussian_mixture","dimension":3,"num_rows":100,)"
+        R"("n_iter":2,"converged":true,"seed":7,"log_likelihood":[-4.5,-4.25]})"
+        "\n");
+}
+
 TEST_CASE("ValidateCommandArgs") {
   using Catch::Contains;
   const auto error = [](const CommandArgs& args) {

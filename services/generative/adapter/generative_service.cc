@@ -1,8 +1,26 @@
 #include "services/generative/adapter/generative_service.h"
 
+#include <chrono>
+
+#include "absl/time/clock.h"
 #include "common/adapter/reactors.h"
 
 namespace maas::generative {
+namespace {
+
+// The call's cancellation and deadline as the core sees them (checked between chunks of work).
+exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
+  return exec::StopToken([context]() -> absl::Status {
+    // The deadline first: gRPC also reports a passed deadline as a cancellation.
+    if (std::chrono::system_clock::now() >= context->deadline()) {
+      return absl::DeadlineExceededError("the call's deadline passed before the estimate finished");
+    }
+    if (context->IsCancelled()) return absl::CancelledError("the call was cancelled");
+    return absl::OkStatus();
+  });
+}
+
+}  // namespace
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::CreateModel(grpc::CallbackServerContext* context,
                                                              const v1::CreateModelRequest* request,
@@ -26,13 +44,15 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::EstimateLogLikelihood(
     grpc::CallbackServerContext* context, const v1::EstimateLogLikelihoodRequest* request,
     v1::EstimateLogLikelihoodResponse* response) {
   return adapter::Unary(
-      context, [&] { return core_->EstimateLogLikelihood(*request); }, response);
+      context, [&] { return core_->EstimateLogLikelihood(*request, StopTokenFor(context)); },
+      response);
 }
 
 grpc::ServerWriteReactor<v1::StreamEstimateResponse>* GenerativeServiceImpl::StreamEstimate(
-    grpc::CallbackServerContext*, const v1::StreamEstimateRequest* request) {
+    grpc::CallbackServerContext* context, const v1::StreamEstimateRequest* request) {
+  const absl::Time deadline = absl::FromChrono(context->deadline());
   return adapter::ServerStream<v1::StreamEstimateResponse>(
-      [&] { return core_->StartStreamEstimate(*request); });
+      [&] { return core_->StartStreamEstimate(*request, deadline, StopTokenFor(context)); });
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::GetModel(grpc::CallbackServerContext* context,

@@ -1,50 +1,58 @@
 #include "services/generative/core/families.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/status/status_macros.h"
+#include "services/generative/core/bernoulli_mixture.h"
+#include "services/generative/core/factor_analysis.h"
+#include "services/generative/core/gaussian_mixture.h"
+#include "services/generative/core/mlp_decoder.h"
+#include "services/generative/core/ppca.h"
 #include "services/generative/core/uniform.h"
 
 namespace maas::generative {
+namespace {
+
+FamilyRegistry BuildDefaultFamilies() {
+  FamilyRegistry registry;
+  registry.Register(UniformFamily());
+  registry.Register(GaussianMixtureFamily());
+  registry.Register(PpcaFamily());
+  registry.Register(FactorAnalysisFamily());
+  registry.Register(BernoulliMixtureFamily());
+  registry.Register(MlpDecoderFamily());
+  return registry;
+}
+
+}  // namespace
+
+const FamilyRegistry& DefaultFamilies() {
+  static const FamilyRegistry* const kFamilies = new FamilyRegistry(BuildDefaultFamilies());
+  return *kFamilies;
+}
 
 std::string FamilyName(const v1::GenerativeModelSpec& spec) {
-  switch (spec.family_case()) {
-    case v1::GenerativeModelSpec::kUniform:
-      return "uniform";
-    case v1::GenerativeModelSpec::kGaussianMixture:
-      return "gaussian_mixture";
-    case v1::GenerativeModelSpec::kPpca:
-      return "ppca";
-    case v1::GenerativeModelSpec::kFactorAnalysis:
-      return "factor_analysis";
-    case v1::GenerativeModelSpec::kBernoulliMixture:
-      return "bernoulli_mixture";
-    case v1::GenerativeModelSpec::kMlpDecoder:
-      return "mlp_decoder";
-    case v1::GenerativeModelSpec::FAMILY_NOT_SET:
-      return "";
-  }
-  return "";
+  // The oneof's field name is the family name (GenerativeModelSpec's contract).
+  const google::protobuf::OneofDescriptor* oneof =
+      v1::GenerativeModelSpec::descriptor()->FindOneofByName("family");
+  const google::protobuf::FieldDescriptor* field =
+      spec.GetReflection()->GetOneofFieldDescriptor(spec, oneof);
+  return field == nullptr ? "" : field->name();
 }
 
 absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
-    const v1::GenerativeModelSpec& spec) {
-  switch (spec.family_case()) {
-    case v1::GenerativeModelSpec::kUniform: {
-      MAAS_ASSIGN_OR_RETURN(std::unique_ptr<UniformModel> model,
-                            UniformModel::Create(spec.uniform()));
-      return std::shared_ptr<const GenerativeModel>(std::move(model));
-    }
-    case v1::GenerativeModelSpec::FAMILY_NOT_SET:
-      return absl::InvalidArgumentError(
-          "spec: no family set; set one of uniform, gaussian_mixture, ppca, factor_analysis, "
-          "bernoulli_mixture, "
-          "mlp_decoder");
-    default:
-      return absl::UnimplementedError(absl::StrCat("family '", FamilyName(spec),
-                                                   "' is not served yet (this server implements: "
-                                                   "uniform); it arrives with the latent-variable "
-                                                   "families capability"));
+    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families) {
+  if (spec.family_case() == v1::GenerativeModelSpec::FAMILY_NOT_SET) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "spec: no family set; set one of the families this server serves: ", families.Names()));
   }
+  const Family* family = families.FindBySpec(spec.family_case());
+  if (family == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat("family '", FamilyName(spec),
+                     "' is not served by this server (it serves: ", families.Names(), ")"));
+  }
+  absl::StatusOr<std::unique_ptr<GenerativeModel>> model = family->build(spec);
+  if (!model.ok()) return model.status();
+  return std::shared_ptr<const GenerativeModel>(*std::move(model));
 }
 
 }  // namespace maas::generative

@@ -1,4 +1,5 @@
-// From a GenerativeModelSpec to a ready GenerativeModel: validation and the family registry.
+// The families this server serves: the registry of family file pairs, and building a model from a
+// GenerativeModelSpec through it.
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_FAMILIES_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_FAMILIES_H_
 
@@ -7,17 +8,21 @@
 
 #include "absl/status/statusor.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
 
 namespace maas::generative {
 
+// Every family of this build, one registration line each (families.cc). Built once, immutable.
+const FamilyRegistry& DefaultFamilies();
+
 // Family name of a spec ("uniform", "gaussian_mixture", ...); "" when no family is set.
 std::string FamilyName(const v1::GenerativeModelSpec& spec);
 
-// Validates `spec` and builds the model. INVALID_ARGUMENT for bad parameters or no family;
-// UNIMPLEMENTED for families this server does not serve yet.
+// Validates `spec` and builds the model with `families`. INVALID_ARGUMENT for bad parameters or no
+// family; UNIMPLEMENTED for a family the registry does not hold.
 absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
-    const v1::GenerativeModelSpec& spec);
+    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families = DefaultFamilies());
 
 }  // namespace maas::generative
 

@@ -2,10 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
+#include "common/math/pareto_k.h"
 #include "common/status/status_macros.h"
 #include "services/generative/core/families.h"
 
@@ -26,7 +28,8 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
     const v1::FitTrace* trace) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model, MakeModel(spec));
+  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model,
+                        MakeModel(spec, *options.families));
   return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
     v1::StoredGenerativeModel stored;
     ModelInfo* info = stored.mutable_info();
@@ -49,15 +52,62 @@ absl::Status CheckDimension(const LoadedModel& loaded, int64_t cols, const std::
   return absl::OkStatus();
 }
 
+// One row of a Monte Carlo response from its statistics.
+void FillRow(const math::WeightStats& stats, double pareto_k, double acceptance,
+             const std::optional<Eigen::VectorXd>& exact, Eigen::Index r, v1::RowEstimate* row) {
+  row->set_log_likelihood(stats.count() > 0 ? stats.LogMean()
+                                            : std::numeric_limits<double>::quiet_NaN());
+  row->set_standard_error(stats.count() > 0 ? stats.StandardError()
+                                            : std::numeric_limits<double>::infinity());
+  row->set_ess(stats.Ess());
+  row->set_num_samples(static_cast<uint64_t>(stats.count()));
+  row->set_pareto_k(pareto_k);
+  if (exact.has_value()) row->set_exact_log_likelihood((*exact)(r));
+  v1::WeightStatistics* statistics = row->mutable_statistics();
+  statistics->set_count(static_cast<uint64_t>(stats.count()));
+  statistics->set_log_sum_w(stats.log_sum_w());
+  statistics->set_log_sum_w2(stats.log_sum_w2());
+  row->set_ais_acceptance_rate(acceptance);
+}
+
+v1::EstimateLogLikelihoodResponse ExactResponse(const LoadedModel& loaded,
+                                                const Eigen::MatrixXd& x) {
+  const Eigen::VectorXd log_p = loaded.model->ExactLogLikelihood(x);
+  v1::EstimateLogLikelihoodResponse response;
+  response.set_estimator(v1::EXACT);
+  response.set_model_version(loaded.info().version());
+  for (Eigen::Index i = 0; i < log_p.size(); ++i) {
+    v1::RowEstimate* row = response.add_rows();
+    row->set_log_likelihood(log_p(i));
+    row->set_exact_log_likelihood(log_p(i));
+    row->set_standard_error(0.0);
+    row->set_ess(0.0);
+    row->set_num_samples(0);
+    row->set_pareto_k(std::numeric_limits<double>::quiet_NaN());
+  }
+  return response;
+}
+
+std::optional<Eigen::VectorXd> ExactIfTractable(const GenerativeModel& model,
+                                                const Eigen::MatrixXd& x) {
+  if (!model.tractable()) return std::nullopt;
+  return model.ExactLogLikelihood(x);
+}
+
 }  // namespace
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes) {
+  return ParseStoredModelWith(bytes, DefaultFamilies());
+}
+
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
+    const std::string& bytes, const FamilyRegistry& families) {
   auto loaded = std::make_shared<LoadedModel>();
   if (!loaded->stored.ParseFromString(bytes)) {
     return absl::DataLossError(
         "stored generative model is not a valid StoredGenerativeModel message");
   }
-  MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(loaded->stored.spec()));
+  MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(loaded->stored.spec(), families));
   loaded->stored.mutable_info()->set_size_bytes(static_cast<int64_t>(bytes.size()));
   return std::shared_ptr<const LoadedModel>(std::move(loaded));
 }
@@ -94,12 +144,105 @@ bool SampleStream::Next(v1::SampleBatch* batch) {
 EstimateStream::EstimateStream(v1::EstimateLogLikelihoodResponse exact)
     : exact_(std::move(exact)) {}
 
+EstimateStream::EstimateStream(Plan plan) : plan_(std::move(plan)) {
+  // Keep a reserve before the call's deadline for the last message to reach the client: 5% of the
+  // time the call has, between 50 ms and 1 s.
+  const absl::Duration budget = plan_->deadline - plan_->clock();
+  const absl::Duration reserve = std::clamp(budget / 20, absl::Milliseconds(50), absl::Seconds(1));
+  soft_deadline_ =
+      plan_->deadline == absl::InfiniteFuture() ? plan_->deadline : plan_->deadline - reserve;
+  const size_t rows = static_cast<size_t>(plan_->x.rows());
+  stats_.resize(rows);
+  acceptance_sum_.assign(rows, 0.0);
+  tails_.resize(rows);
+  min_log_w_.assign(rows, std::numeric_limits<double>::infinity());
+  max_log_w_.assign(rows, -std::numeric_limits<double>::infinity());
+}
+
 bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
   if (done_) return false;
   message->Clear();
-  *message->mutable_estimate() = exact_;
-  message->set_stop_reason(v1::EXACT_RESULT);
-  done_ = true;
+  if (!plan_.has_value()) {
+    *message->mutable_estimate() = exact_;
+    message->set_stop_reason(v1::EXACT_RESULT);
+    done_ = true;
+    return true;
+  }
+  Plan& plan = *plan_;
+  const uint64_t increment = std::min(plan.settings.num_samples, plan.max_samples - samples_done_);
+  // Stop before an increment that would not finish in time (judged by the last one, with margin).
+  const absl::Time start = plan.clock();
+  v1::StopReason reason = v1::STOP_REASON_UNSPECIFIED;
+  if (samples_done_ > 0 && start + 1.5 * last_increment_ >= soft_deadline_) {
+    reason = v1::DEADLINE;
+  } else {
+    const absl::Time deadline = soft_deadline_;
+    const std::function<absl::Time()>& clock = plan.clock;
+    const exec::StopToken& outer = plan.stop;
+    const exec::StopToken stop([&]() -> absl::Status {
+      if (clock() >= deadline) return absl::DeadlineExceededError("deadline");
+      return outer.Check();
+    });
+    EstimateSettings settings = plan.settings;
+    settings.num_samples = increment;
+    settings.sample_offset = plan.settings.sample_offset + samples_done_;
+    std::vector<std::vector<double>> weights;
+    absl::StatusOr<std::vector<RowResult>> rows = EstimateRowsWithWeights(
+        *plan.loaded->model, plan.x, settings, *plan.executor, stop, &weights);
+    if (!rows.ok()) {
+      if (outer.Check().code() == absl::StatusCode::kCancelled) {  // Nobody is reading any more.
+        done_ = true;
+        return false;
+      }
+      reason = v1::DEADLINE;  // Cut off by the deadline: report the last complete estimate.
+    } else {
+      last_increment_ = plan.clock() - start;
+      samples_done_ += increment;
+      const size_t keep = math::ParetoTailSize(static_cast<int64_t>(samples_done_));
+      for (size_t r = 0; r < rows->size(); ++r) {
+        stats_[r].Merge((*rows)[r].stats);
+        acceptance_sum_[r] += (*rows)[r].acceptance_rate * static_cast<double>(increment);
+        std::vector<double>& tail = tails_[r];
+        for (double w : weights[r]) {
+          min_log_w_[r] = std::min(min_log_w_[r], w);
+          max_log_w_[r] = std::max(max_log_w_[r], w);
+        }
+        tail.insert(tail.end(), weights[r].begin(), weights[r].end());
+        if (tail.size() > keep) {
+          std::nth_element(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(keep - 1),
+                           tail.end(), std::greater<double>());
+          tail.resize(keep);
+        }
+      }
+      bool all_reached = plan.target_standard_error > 0;
+      for (const math::WeightStats& stats : stats_) {
+        if (!(stats.StandardError() <= plan.target_standard_error)) all_reached = false;
+      }
+      if (all_reached) {
+        reason = v1::TARGET_REACHED;
+      } else if (samples_done_ >= plan.max_samples) {
+        reason = v1::MAX_SAMPLES;
+      }
+    }
+  }
+  v1::EstimateLogLikelihoodResponse* estimate = message->mutable_estimate();
+  estimate->set_estimator(plan.estimator);
+  estimate->set_seed(plan.settings.seed);
+  estimate->set_model_version(plan.loaded->info().version());
+  for (size_t r = 0; r < stats_.size(); ++r) {
+    double pareto_k = std::numeric_limits<double>::quiet_NaN();
+    if (samples_done_ >= 25) {
+      pareto_k = min_log_w_[r] == max_log_w_[r]
+                     ? -std::numeric_limits<double>::infinity()
+                     : math::ParetoKHatFromLargest(tails_[r], static_cast<int64_t>(samples_done_));
+    }
+    const double acceptance =
+        samples_done_ > 0 ? acceptance_sum_[r] / static_cast<double>(samples_done_) : 0.0;
+    FillRow(stats_[r], pareto_k, acceptance, plan.exact, static_cast<Eigen::Index>(r),
+            estimate->add_rows());
+  }
+  message->set_stop_reason(reason);
+  done_ = reason != v1::STOP_REASON_UNSPECIFIED;
   return true;
 }
 
@@ -116,18 +259,21 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
       }
       const v1::FitConfig& config = message.config();
       if (config.family_case() == v1::FitConfig::FAMILY_NOT_SET) {
-        return absl::InvalidArgumentError(
-            "config: no family set; set one of uniform, gaussian_mixture, ppca, factor_analysis, "
-            "bernoulli_mixture with its hyperparameters");
+        return absl::InvalidArgumentError(absl::StrCat("config: no family set; set one of ",
+                                                       options_->families->FittableNames(),
+                                                       " with its hyperparameters"));
       }
-      if (config.family_case() != v1::FitConfig::kUniform) {
+      const Family* family = options_->families->FindByFit(config.family_case());
+      if (family == nullptr) {
         return absl::UnimplementedError(
-            "fitting this family is not served yet (this server fits: uniform); it arrives with "
-            "the "
-            "latent-variable families capability");
+            absl::StrCat("config: fitting this family is not served by this server (it fits: ",
+                         options_->families->FittableNames(), ")"));
       }
       MAAS_RETURN_IF_ERROR(registry::ValidateModelName(config.name()));
       MAAS_RETURN_IF_ERROR(registry::ValidateLabels(config.labels(), config.description()));
+      const uint64_t seed = ResolveSeed(config.has_seed(), config.seed(), *options_);
+      MAAS_ASSIGN_OR_RETURN(fitter_, family->make_fitter(config, seed));
+      seed_ = seed;
       config_ = config;
       return absl::OkStatus();
     }
@@ -155,9 +301,10 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
                          " training rows (the server's --max_fit_rows); "
                          "fit on a subsample"));
       }
+      MAAS_RETURN_IF_ERROR(fitter_->AddRows(rows, num_rows_));
       num_cols_ = rows.cols();
       num_rows_ += static_cast<uint64_t>(rows.rows());
-      return uniform_.AddRows(rows);
+      return absl::OkStatus();
     }
     case v1::FitModelRequest::MESSAGE_NOT_SET:
       return absl::InvalidArgumentError("empty FitModelRequest; set config (first) or rows");
@@ -174,21 +321,14 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
     return absl::InvalidArgumentError(
         "no training rows; send at least one Matrix chunk with rows after the config");
   }
-  MAAS_ASSIGN_OR_RETURN(v1::UniformSpec uniform, uniform_.Finish());
-  v1::GenerativeModelSpec spec;
-  *spec.mutable_uniform() = uniform;
-  v1::FitTrace trace;
-  trace.set_converged(true);
-  trace.set_n_iter(1);
+  MAAS_ASSIGN_OR_RETURN(FitResult fitted, fitter_->Finish(stop_));
+  // Nothing is stored when the caller gave up meanwhile.
+  MAAS_RETURN_IF_ERROR(stop_.Check());
+  v1::FitTrace& trace = fitted.trace;
   trace.set_num_rows(num_rows_);
-  trace.set_seed(ResolveSeed(config_->has_seed(), config_->seed(), *options_));
-  // Mean training log-likelihood: every training row lies in the fitted box, so it is -log(volume).
-  double log_volume = 0.0;
-  for (int d = 0; d < uniform.low_size(); ++d)
-    log_volume += std::log(uniform.high(d) - uniform.low(d));
-  trace.add_log_likelihood(-log_volume);
+  trace.set_seed(seed_);
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
-                        StoreModel(*options_, config_->name(), spec, config_->labels(),
+                        StoreModel(*options_, config_->name(), fitted.spec, config_->labels(),
                                    config_->description(), &trace));
   v1::FitModelResponse response;
   *response.mutable_info() = stored->info();
@@ -264,10 +404,14 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
                                         request.num_samples(), batch, request.include_latents());
 }
 
-absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLikelihood(
+exec::Executor& GenerativeCore::executor() {
+  return options_.executor != nullptr ? *options_.executor : inline_executor_;
+}
+
+absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate(
     const v1::EstimateLogLikelihoodRequest& request) {
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
-                        options_.repository->Get(request.model()));
+  PreparedEstimate prepared;
+  MAAS_ASSIGN_OR_RETURN(prepared.loaded, options_.repository->Get(request.model()));
   if (request.x().rows() == 0) {
     return absl::InvalidArgumentError("x has no rows; send at least one row to evaluate");
   }
@@ -276,47 +420,90 @@ absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLik
         absl::StrCat("x has ", request.x().rows(), " rows, above this server's limit of ",
                      options_.max_estimate_rows, "; split the rows over several calls"));
   }
-  MAAS_ASSIGN_OR_RETURN(Eigen::MatrixXd x, convert::MatrixFromProto(request.x(), "x"));
-  MAAS_RETURN_IF_ERROR(CheckDimension(*loaded, x.cols(), "x"));
-
-  v1::Estimator estimator = request.estimator();
-  if (estimator == v1::ESTIMATOR_UNSPECIFIED) {
-    estimator = loaded->model->tractable() ? v1::EXACT : v1::IMPORTANCE;
+  MAAS_ASSIGN_OR_RETURN(prepared.x, convert::MatrixFromProto(request.x(), "x"));
+  MAAS_RETURN_IF_ERROR(CheckDimension(*prepared.loaded, prepared.x.cols(), "x"));
+  const GenerativeModel& model = *prepared.loaded->model;
+  prepared.estimator = request.estimator();
+  if (prepared.estimator == v1::ESTIMATOR_UNSPECIFIED) {
+    prepared.estimator = model.tractable() ? v1::EXACT : v1::IMPORTANCE;
   }
-  const GenerativeModel& model = *loaded->model;
-  if (estimator != v1::EXACT) {
-    if (model.latent_width() == 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "estimator ", v1::Estimator_Name(estimator), " needs a latent variable, but family '",
-          model.family(), "' has none: its log p(x) is exact; use estimator EXACT"));
+  if (prepared.estimator == v1::EXACT) {
+    if (!model.tractable()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("estimator: family '", model.family(),
+                       "' has no closed-form log p(x); use PRIOR, IMPORTANCE or AIS"));
     }
-    return absl::UnimplementedError(
-        absl::StrCat("estimator ", v1::Estimator_Name(estimator),
-                     " is not served yet; it arrives with the Monte Carlo "
-                     "estimators capability"));
+    return prepared;
   }
-  if (!model.tractable()) {
+  EstimateSettings& settings = prepared.settings;
+  switch (prepared.estimator) {
+    case v1::PRIOR:
+      settings.estimator = McEstimator::kPrior;
+      break;
+    case v1::IMPORTANCE:
+      settings.estimator = McEstimator::kImportance;
+      break;
+    case v1::AIS:
+      settings.estimator = McEstimator::kAis;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("estimator: unknown value ",
+                                                     static_cast<int>(prepared.estimator),
+                                                     "; use EXACT, PRIOR, IMPORTANCE or AIS"));
+  }
+  const bool ais = settings.estimator == McEstimator::kAis;
+  settings.num_samples = request.num_samples() == 0 ? (ais ? 16 : 1000) : request.num_samples();
+  if (settings.num_samples > options_.max_samples_per_request) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "family '", model.family(), "' has no closed-form log p(x); use PRIOR, IMPORTANCE or AIS"));
+        "num_samples is ", settings.num_samples, ", above this server's limit of ",
+        options_.max_samples_per_request,
+        " per row; split the samples over calls with sample_offset (statistics merge exactly)"));
   }
-  const Eigen::VectorXd log_p = model.ExactLogLikelihood(x);
+  if (ais) {
+    const v1::AisOptions& options = request.ais();
+    AisSettings& a = settings.ais;
+    const auto narrow = [](uint32_t v, int fallback) {
+      return v == 0 ? fallback : static_cast<int>(std::min<uint32_t>(v, 1u << 30));
+    };
+    a.num_temperatures = narrow(options.num_temperatures(), 1000);
+    a.leapfrog_steps = narrow(options.leapfrog_steps(), 10);
+    a.pilot_chains = narrow(options.pilot_chains(), 4);
+    if (options.has_initial_step_size()) a.initial_step_size = options.initial_step_size();
+    if (options.has_target_acceptance()) a.target_acceptance = options.target_acceptance();
+    MAAS_RETURN_IF_ERROR(ValidateAisSettings(a));
+  }
+  settings.row_offset = request.row_offset();
+  settings.sample_offset = request.sample_offset();
+  MAAS_RETURN_IF_ERROR(ValidateEstimateRange(settings.row_offset,
+                                             static_cast<uint64_t>(prepared.x.rows()),
+                                             settings.sample_offset, settings.num_samples));
+  MAAS_RETURN_IF_ERROR(
+      CheckEstimatorSupported(model, settings.estimator, prepared.x.row(0).transpose()));
+  settings.seed = ResolveSeed(request.has_seed(), request.seed(), options_);
+  return prepared;
+}
+
+absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLikelihood(
+    const v1::EstimateLogLikelihoodRequest& request, const exec::StopToken& stop) {
+  MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request));
+  if (prepared.estimator == v1::EXACT) return ExactResponse(*prepared.loaded, prepared.x);
+  const GenerativeModel& model = *prepared.loaded->model;
+  MAAS_ASSIGN_OR_RETURN(std::vector<RowResult> rows,
+                        EstimateRows(model, prepared.x, prepared.settings, executor(), stop));
+  const std::optional<Eigen::VectorXd> exact = ExactIfTractable(model, prepared.x);
   v1::EstimateLogLikelihoodResponse response;
-  response.set_estimator(v1::EXACT);
-  response.set_model_version(loaded->info().version());
-  for (Eigen::Index i = 0; i < log_p.size(); ++i) {
-    v1::RowEstimate* row = response.add_rows();
-    row->set_log_likelihood(log_p(i));
-    row->set_exact_log_likelihood(log_p(i));
-    row->set_standard_error(0.0);
-    row->set_ess(0.0);
-    row->set_num_samples(0);
-    row->set_pareto_k(std::numeric_limits<double>::quiet_NaN());
+  response.set_estimator(prepared.estimator);
+  response.set_seed(prepared.settings.seed);
+  response.set_model_version(prepared.loaded->info().version());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    FillRow(rows[r].stats, rows[r].pareto_k, rows[r].acceptance_rate, exact,
+            static_cast<Eigen::Index>(r), response.add_rows());
   }
   return response;
 }
 
 absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstimate(
-    const v1::StreamEstimateRequest& request) {
+    const v1::StreamEstimateRequest& request, absl::Time deadline, exec::StopToken stop) {
   if (request.target_standard_error() < 0 || !std::isfinite(request.target_standard_error())) {
     return absl::InvalidArgumentError(
         "target_standard_error must be a finite number >= 0 (0: run to max_samples)");
@@ -326,9 +513,33 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
                                                    ", above this server's limit of ",
                                                    options_.max_samples_per_request));
   }
-  MAAS_ASSIGN_OR_RETURN(v1::EstimateLogLikelihoodResponse exact,
-                        EstimateLogLikelihood(request.request()));
-  return std::make_unique<EstimateStream>(std::move(exact));
+  MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request.request()));
+  if (prepared.estimator == v1::EXACT) {
+    return std::make_unique<EstimateStream>(ExactResponse(*prepared.loaded, prepared.x));
+  }
+  const uint64_t max_samples =
+      request.max_samples() == 0 ? options_.max_samples_per_request : request.max_samples();
+  if (max_samples < prepared.settings.num_samples) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_samples is ", max_samples, ", below the increment request.num_samples = ",
+                     prepared.settings.num_samples, "; raise max_samples or lower num_samples"));
+  }
+  MAAS_RETURN_IF_ERROR(ValidateEstimateRange(prepared.settings.row_offset,
+                                             static_cast<uint64_t>(prepared.x.rows()),
+                                             prepared.settings.sample_offset, max_samples));
+  EstimateStream::Plan plan;
+  plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
+  plan.loaded = std::move(prepared.loaded);
+  plan.x = std::move(prepared.x);
+  plan.settings = prepared.settings;
+  plan.estimator = prepared.estimator;
+  plan.target_standard_error = request.target_standard_error();
+  plan.max_samples = max_samples;
+  plan.deadline = deadline;
+  plan.clock = options_.clock;
+  plan.executor = &executor();
+  plan.stop = std::move(stop);
+  return std::make_unique<EstimateStream>(std::move(plan));
 }
 
 }  // namespace maas::generative

@@ -11,10 +11,14 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/estimators.h"
+#include "services/generative/core/families.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
-#include "services/generative/core/uniform.h"
 
 namespace maas::generative {
 
@@ -26,12 +30,18 @@ struct LoadedModel {
   const common::v1::ModelInfo& info() const { return stored.info(); }
 };
 
-// Parses and validates stored bytes (used by the repository's loader).
+// Parses and validates stored bytes (used by the repository's loader), building the model with
+// `families`.
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
+    const std::string& bytes, const FamilyRegistry& families);
+// The same with DefaultFamilies().
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes);
 
 struct GenerativeCoreOptions {
   // Where models live. Not owned; must outlive the core.
   registry::ModelRepository<LoadedModel>* repository = nullptr;
+  // The families served (validation, building, fitting). Not owned; must outlive the core.
+  const FamilyRegistry* families = &DefaultFamilies();
   // Largest num_samples of one Sample request (and max_samples of StreamEstimate).
   uint64_t max_samples_per_request = 10'000'000;
   // Largest number of training rows of one FitModel stream.
@@ -45,8 +55,10 @@ struct GenerativeCoreOptions {
   // Source of fresh seeds for requests without one (injected: the core has no randomness of its
   // own).
   std::function<uint64_t()> fresh_seed;
-  // Clock for created_at.
+  // Clock for created_at and StreamEstimate's deadline.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Where estimates run (rows x sample chunks spread over it). Not owned; null: the calling thread.
+  exec::Executor* executor = nullptr;
 };
 
 // Produces the batches of one Sample call lazily: the adapter asks for the next batch only when the
@@ -70,15 +82,47 @@ class SampleStream {
   uint64_t produced_ = 0;
 };
 
-// Produces the messages of one StreamEstimate call lazily. The last message carries a stop reason.
+// Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of
+// num_samples samples per row (global samples sample_offset + s * num_samples onwards, so the
+// stream's weights are exactly those of one EstimateLogLikelihood call over all its samples) and
+// returns the running estimates. The last message carries a stop reason: TARGET_REACHED (every
+// row's standard error <= target), MAX_SAMPLES, DEADLINE (the next increment would not finish
+// before the call's deadline minus a reserve of 5% of the call's time, 50 ms .. 1 s, or was cut
+// off by it: the last complete estimate is returned), or
+// EXACT_RESULT (one exact answer).
 class EstimateStream {
  public:
+  // One exact answer.
   explicit EstimateStream(v1::EstimateLogLikelihoodResponse exact);
+  // Monte Carlo increments.
+  struct Plan {
+    std::shared_ptr<const LoadedModel> loaded;
+    Eigen::MatrixXd x;
+    EstimateSettings settings;  // num_samples = the increment
+    v1::Estimator estimator;
+    double target_standard_error;  // 0: none
+    uint64_t max_samples;
+    std::optional<Eigen::VectorXd> exact;
+    absl::Time deadline;
+    std::function<absl::Time()> clock;
+    exec::Executor* executor;
+    exec::StopToken stop;
+  };
+  explicit EstimateStream(Plan plan);
   // Fills the next message; false when the stream is over.
   bool Next(v1::StreamEstimateResponse* message);
 
  private:
   v1::EstimateLogLikelihoodResponse exact_;
+  std::optional<Plan> plan_;
+  std::vector<math::WeightStats> stats_;
+  std::vector<double> acceptance_sum_;  // sum over increments of acceptance rate * increment
+  // Per row: the largest log weights seen (enough for Pareto k̂), and the smallest and largest.
+  std::vector<std::vector<double>> tails_;
+  std::vector<double> min_log_w_, max_log_w_;
+  uint64_t samples_done_ = 0;
+  absl::Duration last_increment_ = absl::ZeroDuration();
+  absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve
   bool done_ = false;
 };
 
@@ -91,11 +135,15 @@ class FitSession {
   // Fits, stores a new version and returns it. INVALID_ARGUMENT when the stream had no config or no
   // rows.
   absl::StatusOr<v1::FitModelResponse> Finish();
+  // Lets Finish() stop between iterations (deadline, cancellation). Default: never stops.
+  void set_stop_token(exec::StopToken stop) { stop_ = std::move(stop); }
 
  private:
   const GenerativeCoreOptions* options_;
   std::optional<v1::FitConfig> config_;
-  UniformFitter uniform_;
+  std::unique_ptr<FamilyFitter> fitter_;
+  uint64_t seed_ = 0;
+  exec::StopToken stop_;
   uint64_t num_rows_ = 0;
   int64_t num_cols_ = -1;
 };
@@ -116,15 +164,30 @@ class GenerativeCore {
   // Validates the request and resolves the model; the stream then yields the batches.
   absl::StatusOr<std::unique_ptr<SampleStream>> StartSample(const v1::SampleRequest& request);
 
+  // Validates the request and runs the estimator on options.executor; `stop` is checked between
+  // chunks of work (its status ends the call).
   absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
-      const v1::EstimateLogLikelihoodRequest& request);
+      const v1::EstimateLogLikelihoodRequest& request,
+      const exec::StopToken& stop = exec::StopToken());
 
-  // Validates a StreamEstimate request; the stream then yields the running estimates.
+  // Validates a StreamEstimate request; the stream then yields the running estimates. `deadline`
+  // is the call's (the stream ends with DEADLINE before it); `stop` reports cancellation.
   absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
-      const v1::StreamEstimateRequest& request);
+      const v1::StreamEstimateRequest& request, absl::Time deadline = absl::InfiniteFuture(),
+      exec::StopToken stop = exec::StopToken());
 
  private:
+  struct PreparedEstimate {
+    std::shared_ptr<const LoadedModel> loaded;
+    Eigen::MatrixXd x;
+    v1::Estimator estimator;
+    EstimateSettings settings;
+  };
+  absl::StatusOr<PreparedEstimate> PrepareEstimate(const v1::EstimateLogLikelihoodRequest& request);
+  exec::Executor& executor();
+
   GenerativeCoreOptions options_;
+  exec::InlineExecutor inline_executor_;
 };
 
 }  // namespace maas::generative

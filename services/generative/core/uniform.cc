@@ -7,6 +7,53 @@
 #include "common/random/item_rng.h"
 
 namespace maas::generative {
+namespace {
+
+// The registry's fitter: UniformFitter plus the trace (closed form: one iteration, converged).
+class UniformFamilyFitter final : public FamilyFitter {
+ public:
+  absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows, uint64_t) override {
+    return fitter_.AddRows(rows);
+  }
+  absl::StatusOr<FitResult> Finish(const exec::StopToken&) override {
+    absl::StatusOr<v1::UniformSpec> uniform = fitter_.Finish();
+    if (!uniform.ok()) return uniform.status();
+    FitResult result;
+    *result.spec.mutable_uniform() = *uniform;
+    result.trace.set_converged(true);
+    result.trace.set_n_iter(1);
+    // Mean training log-likelihood: every training row lies in the fitted box: -log(volume).
+    double log_volume = 0.0;
+    for (int d = 0; d < uniform->low_size(); ++d) {
+      log_volume += std::log(uniform->high(d) - uniform->low(d));
+    }
+    result.trace.add_log_likelihood(-log_volume);
+    return result;
+  }
+
+ private:
+  UniformFitter fitter_;
+};
+
+}  // namespace
+
+Family UniformFamily() {
+  Family family;
+  family.name = "uniform";
+  family.spec_case = v1::GenerativeModelSpec::kUniform;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    absl::StatusOr<std::unique_ptr<UniformModel>> model = UniformModel::Create(spec.uniform());
+    if (!model.ok()) return model.status();
+    return std::unique_ptr<GenerativeModel>(*std::move(model));
+  };
+  family.fit_case = v1::FitConfig::kUniform;
+  family.make_fitter = [](const v1::FitConfig&,
+                          uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
+    return std::unique_ptr<FamilyFitter>(std::make_unique<UniformFamilyFitter>());
+  };
+  return family;
+}
 
 absl::StatusOr<std::unique_ptr<UniformModel>> UniformModel::Create(const v1::UniformSpec& spec) {
   if (spec.low_size() == 0) {

@@ -10,9 +10,13 @@
 
 #include "absl/status/statusor.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
 
 namespace maas::generative {
+
+// The registry entry of the family (build from UniformSpec, fit with UniformFit).
+Family UniformFamily();
 
 class UniformModel final : public GenerativeModel {
  public:

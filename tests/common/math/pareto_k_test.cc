@@ -3,8 +3,10 @@
 #include "common/math/pareto_k.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -77,6 +79,25 @@ TEST_CASE("k-hat edge cases") {
   CHECK(ParetoKHat(std::vector<double>{0.0, kInf, 1.0}) == kInf);
   CHECK(std::isnan(ParetoKHat(NormalProposalLogWeights(0.8, 100, 0), 0.0)));
   CHECK(std::isfinite(ParetoKHat(NormalProposalLogWeights(0.8, 100, 0))));
+}
+
+TEST_CASE("k-hat from the largest weights equals k-hat from all of them") {
+  for (int n : {30, 1000, 20000}) {
+    std::vector<double> log_w = NormalProposalLogWeights(0.8, n, 3);
+    const double full = ParetoKHat(log_w);
+    const std::size_t keep = ParetoTailSize(n);
+    REQUIRE(keep <= log_w.size());
+    std::vector<double> top = log_w;
+    std::nth_element(top.begin(), top.begin() + (keep - 1), top.end(), std::greater<double>());
+    top.resize(keep);
+    CHECK(ParetoKHatFromLargest(top, n) == full);
+    CHECK(ParetoKHatFromLargest(log_w, n) == full);
+    top.pop_back();
+    CHECK(std::isnan(ParetoKHatFromLargest(top, n)));  // Not enough of the tail.
+  }
+  CHECK(ParetoTailSize(0) == 0);
+  CHECK(ParetoTailSize(10) == 3);  // ceil(min(2, 9.49)) + 1
+  CHECK(ParetoKHatFromLargest(std::vector<double>(50, 2.0), 50) == -kInf);
 }
 
 }  // namespace

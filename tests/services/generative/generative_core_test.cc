@@ -11,6 +11,7 @@
 #include "common/registry/model_repository.h"
 #include "common/store/file_model_store.h"
 #include "common/store/memory_model_store.h"
+#include "services/generative/core/uniform.h"
 
 namespace maas::generative {
 namespace {
@@ -116,8 +117,8 @@ TEST_CASE("bad names, unknown models and bad specs get clear statuses") {
   CHECK(absl::IsInvalidArgument(f.core->CreateModel(no_spec).status()));
   v1::CreateModelRequest ppca;
   ppca.set_name("ppca");
-  ppca.mutable_spec()->mutable_ppca()->set_noise_variance(1);
-  CHECK(absl::IsUnimplemented(f.core->CreateModel(ppca).status()));
+  ppca.mutable_spec()->mutable_ppca()->set_noise_variance(1);  // no loadings, no mean
+  CHECK(!f.core->CreateModel(ppca).ok());
   // Nothing half-written by the failures.
   CHECK(f.core->ListModels({})->models_size() == 1);
 
@@ -330,9 +331,46 @@ TEST_CASE("bad fit streams are refused and store nothing") {
   CHECK(absl::IsInvalidArgument(f.core->StartFit()->Add(no_family)));
   v1::FitModelRequest gmm;
   gmm.mutable_config()->set_name("a");
-  gmm.mutable_config()->mutable_gaussian_mixture();
-  CHECK(absl::IsUnimplemented(f.core->StartFit()->Add(gmm)));
+  gmm.mutable_config()->mutable_gaussian_mixture()->set_reg_covar(-1);
+  CHECK(absl::IsInvalidArgument(f.core->StartFit()->Add(gmm)));
   CHECK(f.core->ListModels({})->models_size() == 0);
+}
+
+TEST_CASE("the core serves exactly the families of its registry") {
+  FamilyRegistry only_uniform;
+  only_uniform.Register(UniformFamily());
+  CHECK(only_uniform.Names() == "uniform");
+  CHECK(only_uniform.FindByName("uniform") != nullptr);
+  CHECK(only_uniform.FindBySpec(v1::GenerativeModelSpec::kGaussianMixture) == nullptr);
+  store::MemoryModelStore store;
+  Repository repository(
+      &store, [&](const std::string& bytes) { return ParseStoredModelWith(bytes, only_uniform); },
+      absl::ZeroDuration());
+  GenerativeCoreOptions options;
+  options.repository = &repository;
+  options.families = &only_uniform;
+  options.fresh_seed = [] { return 1; };
+  GenerativeCore core(std::move(options));
+  v1::CreateModelRequest gmm;
+  gmm.set_name("gmm");
+  gmm.mutable_spec()->mutable_gaussian_mixture()->add_weights(1.0);
+  const absl::Status created = core.CreateModel(gmm).status();
+  CHECK(absl::IsUnimplemented(created));
+  CHECK_THAT(std::string(created.message()), Catch::Contains("gaussian_mixture"));
+  v1::FitModelRequest fit;
+  fit.mutable_config()->set_name("gmm");
+  fit.mutable_config()->mutable_gaussian_mixture();
+  CHECK(absl::IsUnimplemented(core.StartFit()->Add(fit)));
+  REQUIRE(core.CreateModel(UniformRequest("box", {0}, {1})).ok());
+  // Every family of the default registry is found by name, spec case and fit case.
+  for (const char* name :
+       {"uniform", "gaussian_mixture", "ppca", "factor_analysis", "bernoulli_mixture"}) {
+    CAPTURE(name);
+    const Family* family = DefaultFamilies().FindByName(name);
+    REQUIRE(family != nullptr);
+    CHECK(DefaultFamilies().FindBySpec(family->spec_case) == family);
+    CHECK(DefaultFamilies().FindByFit(family->fit_case) == family);
+  }
 }
 
 TEST_CASE("models survive a restart on the file store") {

@@ -1,0 +1,289 @@
+#include "services/generative/core/bernoulli_mixture.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/convert/matrix.h"
+#include "common/math/log_sum_exp.h"
+#include "common/random/distributions.h"
+#include "common/random/item_rng.h"
+#include "common/status/status_macros.h"
+#include "services/generative/core/kmeans.h"
+
+namespace maas::generative {
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+// log p(x_row | k) for every k into out (K): sequential over d; -inf for non-binary rows.
+void ComponentTerms(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp, const double* x,
+                    Eigen::Index x_stride, Eigen::Ref<Eigen::VectorXd> out) {
+  const Eigen::Index k = log_p.rows(), d = log_p.cols();
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double v = x[j * x_stride];
+    if (v != 0.0 && v != 1.0) {
+      out.setConstant(kNegInf);
+      return;
+    }
+  }
+  for (Eigen::Index c = 0; c < k; ++c) {
+    double sum = 0.0;
+    for (Eigen::Index j = 0; j < d; ++j) {
+      sum += x[j * x_stride] == 1.0 ? log_p(c, j) : log_1mp(c, j);
+    }
+    out(c) = sum;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<BernoulliMixtureModel>> BernoulliMixtureModel::Create(
+    const v1::BernoulliMixtureSpec& spec) {
+  std::unique_ptr<BernoulliMixtureModel> m(new BernoulliMixtureModel());
+  MAAS_ASSIGN_OR_RETURN(m->weights_,
+                        MixtureWeightsFromProto(spec.weights(), "bernoulli_mixture.weights"));
+  const Eigen::Index k = m->weights_.size();
+  MAAS_ASSIGN_OR_RETURN(m->prob_, MatrixFieldFromProto(spec.probabilities(),
+                                                       "bernoulli_mixture.probabilities", k, -1));
+  for (Eigen::Index c = 0; c < k; ++c) {
+    for (Eigen::Index j = 0; j < m->prob_.cols(); ++j) {
+      const double p = m->prob_(c, j);
+      if (!(p >= 0.0 && p <= 1.0)) {
+        return absl::InvalidArgumentError(absl::StrCat("bernoulli_mixture.probabilities(", c, ", ",
+                                                       j, ") = ", p,
+                                                       "; probabilities must lie in [0, 1]"));
+      }
+    }
+  }
+  m->log_weights_ = m->weights_.array().log();
+  m->cumulative_.resize(k);
+  double running = 0.0;
+  for (Eigen::Index c = 0; c < k; ++c) {
+    running += m->weights_(c);
+    m->cumulative_(c) = running;
+  }
+  m->log_p_ = m->prob_.array().log();
+  m->log_1mp_ = (-m->prob_.array()).log1p();
+  return m;
+}
+
+Eigen::VectorXd BernoulliMixtureModel::ComponentLogLikelihoods(const double* x) const {
+  Eigen::VectorXd out(weights_.size());
+  ComponentTerms(log_p_, log_1mp_, x, 1, out);
+  return out;
+}
+
+void BernoulliMixtureModel::Sample(uint64_t seed, uint64_t first_index,
+                                   Eigen::Ref<Eigen::MatrixXd> x, Eigen::MatrixXd* latents) const {
+  const Eigen::Index d = prob_.cols();
+  if (latents != nullptr) latents->resize(x.rows(), 1);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+    const int c = random::CategoricalFromCumulative(rng, cumulative_);
+    for (Eigen::Index j = 0; j < d; ++j) x(i, j) = rng.Uniform() < prob_(c, j) ? 1.0 : 0.0;
+    if (latents != nullptr) (*latents)(i, 0) = c;
+  }
+}
+
+Eigen::VectorXd BernoulliMixtureModel::ExactLogLikelihood(
+    const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+  Eigen::VectorXd out(x.rows());
+  Eigen::VectorXd row(x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    row = x.row(i).transpose();
+    out(i) = math::LogSumExp(ComponentLogLikelihoods(row.data()) + log_weights_);
+  }
+  return out;
+}
+
+void BernoulliMixtureModel::SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const {
+  z.setZero();
+  z(0) = random::CategoricalFromCumulative(rng, cumulative_);
+}
+
+double BernoulliMixtureModel::LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const {
+  const int c = ComponentIndex(z(0), latent_dim());
+  return c < 0 ? kNegInf : log_weights_(c);
+}
+
+void BernoulliMixtureModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                                     const Eigen::Ref<const Eigen::MatrixXd>& z,
+                                                     Eigen::Ref<Eigen::VectorXd> out) const {
+  const Eigen::VectorXd row = x;
+  const Eigen::VectorXd terms = ComponentLogLikelihoods(row.data());
+  for (Eigen::Index s = 0; s < z.rows(); ++s) {
+    const int c = ComponentIndex(z(s, 0), latent_dim());
+    out(s) = c < 0 ? kNegInf : terms(c);
+  }
+}
+
+std::unique_ptr<LatentProposal> BernoulliMixtureModel::MakeProposal(
+    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  const Eigen::VectorXd row = x;
+  Eigen::VectorXd log_q = ComponentLogLikelihoods(row.data()) + log_weights_;
+  const double norm = math::LogSumExp(log_q);
+  if (!std::isfinite(norm)) {
+    // p(x) = 0 (a non-binary row or an impossible value): no posterior; propose from the prior,
+    // every weight is then 0 and the estimate -inf, as the exact value.
+    return std::make_unique<CategoricalProposal>(log_weights_);
+  }
+  log_q.array() -= norm;
+  return std::make_unique<CategoricalProposal>(std::move(log_q));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// EM.
+
+namespace {
+
+class BernoulliMixtureFitter final : public FamilyFitter {
+ public:
+  BernoulliMixtureFitter(int k, double tol, int max_iter, double min_probability, uint64_t seed)
+      : k_(k), tol_(tol), max_iter_(max_iter), min_probability_(min_probability), seed_(seed) {}
+
+  absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows, uint64_t first_row) override {
+    for (Eigen::Index i = 0; i < rows.rows(); ++i) {
+      for (Eigen::Index j = 0; j < rows.cols(); ++j) {
+        const double v = rows(i, j);
+        if (v != 0.0 && v != 1.0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "bernoulli_mixture: training row ", first_row + static_cast<uint64_t>(i), ", column ",
+              j, " is ", v, "; a Bernoulli mixture needs binary data (0 or 1)"));
+        }
+      }
+    }
+    rows_.Add(rows);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) override {
+    const int64_t n = rows_.rows(), d = rows_.cols();
+    if (k_ > n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("bernoulli_mixture.n_components is ", k_, " but only ", n,
+                       " training rows arrived; use n_components <= the number of rows"));
+    }
+    const Eigen::MatrixXd x = rows_.Take();
+    // Initialisation: k-means++ seeds, hard assignment to the nearest seed.
+    random::ItemRng rng(seed_, kFitStream, 0);
+    const std::vector<int> seeds = KMeansPlusPlus(x, k_, rng);
+    Eigen::MatrixXd centres(k_, d);
+    for (int c = 0; c < k_; ++c) centres.row(c) = x.row(seeds[static_cast<size_t>(c)]);
+    const Eigen::MatrixXd dist = SquaredDistances(x, centres);
+    Eigen::MatrixXd resp = Eigen::MatrixXd::Zero(n, k_);
+    for (Eigen::Index i = 0; i < n; ++i) {
+      Eigen::Index best;
+      dist.row(i).minCoeff(&best);
+      resp(i, best) = 1.0;
+    }
+    MStep(x, resp);
+    FitResult result;
+    double lower_bound = kNegInf;
+    bool converged = false;
+    int iter = 0;
+    Eigen::VectorXd terms(k_);
+    for (iter = 1; iter <= max_iter_; ++iter) {
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      const double previous = lower_bound;
+      const Eigen::MatrixXd log_p = prob_.array().log();
+      const Eigen::MatrixXd log_1mp = (-prob_.array()).log1p();
+      const Eigen::VectorXd log_w = weights_.array().log();
+      double total = 0.0;
+      for (Eigen::Index i = 0; i < n; ++i) {
+        ComponentTerms(log_p, log_1mp, x.data() + i, n, terms);
+        terms += log_w;
+        const double norm = math::LogSumExp(terms);
+        resp.row(i) = (terms.array() - norm).exp().matrix().transpose();
+        total += norm;
+      }
+      lower_bound = total / static_cast<double>(n);
+      if (!std::isfinite(lower_bound)) {
+        return absl::FailedPreconditionError(
+            "bernoulli_mixture: a training row has probability 0 under every component (a "
+            "probability reached exactly 0 or 1); set min_probability > 0");
+      }
+      MStep(x, resp);
+      result.trace.add_log_likelihood(lower_bound);
+      if (std::abs(lower_bound - previous) < tol_) {
+        converged = true;
+        break;
+      }
+    }
+    v1::BernoulliMixtureSpec* spec = result.spec.mutable_bernoulli_mixture();
+    for (int c = 0; c < k_; ++c) spec->add_weights(weights_(c));
+    convert::MatrixToProto(prob_, spec->mutable_probabilities());
+    result.trace.set_converged(converged);
+    result.trace.set_n_iter(static_cast<uint32_t>(std::min(iter, max_iter_)));
+    return result;
+  }
+
+ private:
+  void MStep(const Eigen::MatrixXd& x, const Eigen::MatrixXd& resp) {
+    const double eps10 = 10.0 * std::numeric_limits<double>::epsilon();
+    const Eigen::VectorXd nk = (resp.colwise().sum().array() + eps10).matrix().transpose();
+    weights_ = nk / nk.sum();
+    prob_ = (resp.transpose() * x).array().colwise() / nk.array();
+    prob_ = prob_.cwiseMax(min_probability_).cwiseMin(1.0 - min_probability_);
+  }
+
+  int k_;
+  double tol_;
+  int max_iter_;
+  double min_probability_;
+  uint64_t seed_;
+  RowBuffer rows_;
+  Eigen::VectorXd weights_;
+  Eigen::MatrixXd prob_;
+};
+
+}  // namespace
+
+Family BernoulliMixtureFamily() {
+  Family family;
+  family.name = "bernoulli_mixture";
+  family.spec_case = v1::GenerativeModelSpec::kBernoulliMixture;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<BernoulliMixtureModel> model,
+                          BernoulliMixtureModel::Create(spec.bernoulli_mixture()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.fit_case = v1::FitConfig::kBernoulliMixture;
+  family.make_fitter = [](const v1::FitConfig& config,
+                          uint64_t seed) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
+    const v1::BernoulliMixtureFit& fit = config.bernoulli_mixture();
+    if (fit.n_components() > 100000) {
+      return absl::InvalidArgumentError("bernoulli_mixture.n_components must be at most 100000");
+    }
+    const int k = fit.n_components() == 0 ? 1 : static_cast<int>(fit.n_components());
+    double tol = 1e-3;
+    if (fit.has_tol()) {
+      if (!(fit.tol() >= 0.0) || !std::isfinite(fit.tol())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("bernoulli_mixture.tol is ", fit.tol(), "; it must be finite and >= 0"));
+      }
+      tol = fit.tol();
+    }
+    if (fit.max_iter() > 1000000) {
+      return absl::InvalidArgumentError("bernoulli_mixture.max_iter must be at most 1000000");
+    }
+    const int max_iter = fit.max_iter() == 0 ? 100 : static_cast<int>(fit.max_iter());
+    double min_probability = 1e-6;
+    if (fit.has_min_probability()) {
+      if (!(fit.min_probability() >= 0.0 && fit.min_probability() < 0.5)) {
+        return absl::InvalidArgumentError(absl::StrCat("bernoulli_mixture.min_probability is ",
+                                                       fit.min_probability(),
+                                                       "; it must lie in [0, 0.5)"));
+      }
+      min_probability = fit.min_probability();
+    }
+    return std::unique_ptr<FamilyFitter>(
+        std::make_unique<BernoulliMixtureFitter>(k, tol, max_iter, min_probability, seed));
+  };
+  return family;
+}
+
+}  // namespace maas::generative

@@ -1,0 +1,403 @@
+#include "services/generative/core/estimators.h"
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <mutex>
+
+#include "absl/strings/str_cat.h"
+#include "common/math/pareto_k.h"
+#include "common/random/item_rng.h"
+
+namespace maas::generative {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+// Samples per work item for PRIOR and IMPORTANCE. Fixed (never derived from the thread count), so
+// items and results are the same for any executor.
+constexpr uint64_t kChunk = 256;
+// Rows are processed in groups holding at most this many log weights at once (bounded memory).
+constexpr uint64_t kMaxGroupWeights = uint64_t{1} << 22;
+// Fewest weights for which Pareto k̂ is reported (the tail fit needs > 4 exceedances).
+constexpr size_t kMinWeightsForParetoK = 25;
+
+uint64_t CounterIndex(uint64_t row, uint64_t sample) { return (row << 32) | sample; }
+
+// Length of one latent value z as the estimators pass it: the category index z(0) for discrete
+// latents, the L coordinates for continuous ones.
+int LatentWidth(const GenerativeModel& model) {
+  return model.latent_kind() == LatentKind::kDiscrete ? 1 : model.latent_dim();
+}
+
+// Records the first stop status seen by any item.
+class StopLatch {
+ public:
+  explicit StopLatch(const exec::StopToken& stop) : stop_(stop) {}
+  // True when the work should go on.
+  bool Continue() {
+    if (stopped_.load(std::memory_order_relaxed)) return false;
+    absl::Status status = stop_.Check();
+    if (status.ok()) return true;
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (status_.ok()) status_ = std::move(status);
+    stopped_.store(true);
+    return false;
+  }
+  absl::Status status() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return status_;
+  }
+  bool stopped() const { return stopped_.load(); }
+
+ private:
+  const exec::StopToken& stop_;
+  std::atomic<bool> stopped_{false};
+  std::mutex mutex_;
+  absl::Status status_;
+};
+
+// ---- PRIOR and IMPORTANCE ----
+
+// Fills log_w[j - first] for samples j in [first, last) of global row `row`.
+void SampleChunkWeights(const GenerativeModel& model, const Eigen::Ref<const Eigen::VectorXd>& x,
+                        const LatentProposal* proposal, const EstimateSettings& settings,
+                        uint64_t row, uint64_t first, uint64_t last, double* log_w) {
+  const int dim = LatentWidth(model);
+  const Eigen::Index n = static_cast<Eigen::Index>(last - first);
+  Eigen::MatrixXd z(n, dim);
+  Eigen::VectorXd one(dim);
+  Eigen::VectorXd correction = Eigen::VectorXd::Zero(n);  // log p(z) - log q(z) for IMPORTANCE.
+  const uint32_t stream = proposal == nullptr ? kPriorStream : kImportanceStream;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    random::ItemRng rng(settings.seed, stream,
+                        CounterIndex(row, settings.sample_offset + first + i));
+    if (proposal == nullptr) {
+      model.SamplePrior(rng, one);
+    } else {
+      proposal->Sample(rng, one);
+      correction(i) = model.LogPrior(one) - proposal->LogDensity(one);
+    }
+    z.row(i) = one.transpose();
+  }
+  Eigen::Map<Eigen::VectorXd> out(log_w, n);
+  model.LogLikelihoodGivenLatent(x, z, out);
+  out += correction;
+}
+
+// ---- AIS ----
+
+// log p(x|z) and its gradient at the chain's current state, cached between transitions.
+struct ChainState {
+  Eigen::VectorXd z;
+  Eigen::VectorXd grad;  // d/dz log p(x|z)
+  double log_lik = 0.0;
+};
+
+// One HMC transition leaving p(z) p(x|z)^beta invariant (prior N(0, I)). Consumes
+// `leapfrog_steps` normals and one Uniform from rng, whatever happens. Returns whether the
+// proposal was accepted.
+bool HmcTransition(const GenerativeModel& model, const Eigen::Ref<const Eigen::VectorXd>& x,
+                   double beta, double step, int leapfrog_steps, random::ItemRng& rng,
+                   ChainState& state, ChainState& scratch, Eigen::VectorXd& momentum) {
+  for (Eigen::Index i = 0; i < momentum.size(); ++i) momentum(i) = rng.Normal();
+  const auto potential = [beta](const ChainState& s) {
+    return 0.5 * s.z.squaredNorm() - beta * s.log_lik;
+  };
+  const double h0 = potential(state) + 0.5 * momentum.squaredNorm();
+  scratch.z = state.z;
+  scratch.grad = state.grad;
+  scratch.log_lik = state.log_lik;
+  // grad U = z - beta * grad log p(x|z).
+  momentum -= 0.5 * step * (scratch.z - beta * scratch.grad);
+  bool finite = true;
+  for (int l = 0; l < leapfrog_steps; ++l) {
+    scratch.z += step * momentum;
+    scratch.log_lik = model.LogLikelihoodGradient(x, scratch.z, scratch.grad);
+    if (!std::isfinite(scratch.log_lik) || !scratch.grad.allFinite()) {
+      finite = false;
+      break;
+    }
+    const double scale = l + 1 < leapfrog_steps ? step : 0.5 * step;
+    momentum -= scale * (scratch.z - beta * scratch.grad);
+  }
+  const double u = rng.Uniform();
+  if (!finite) return false;
+  const double h1 = potential(scratch) + 0.5 * momentum.squaredNorm();
+  if (!(std::log(u) < h0 - h1)) return false;
+  std::swap(state.z, scratch.z);
+  std::swap(state.grad, scratch.grad);
+  state.log_lik = scratch.log_lik;
+  return true;
+}
+
+void InitChain(const GenerativeModel& model, const Eigen::Ref<const Eigen::VectorXd>& x,
+               random::ItemRng& rng, ChainState& state) {
+  model.SamplePrior(rng, state.z);
+  state.log_lik = model.LogLikelihoodGradient(x, state.z, state.grad);
+}
+
+// The pilot: pilot_chains chains annealed in lockstep with one shared step size, adapted after
+// every temperature towards the target acceptance (EMA with slowness 0.9, x1.02 / x0.98, clamped
+// to [1e-4, 0.5]). Returns the step size used at each temperature k = 1..K-1 (index k).
+std::vector<double> PilotStepSizes(const GenerativeModel& model,
+                                   const Eigen::Ref<const Eigen::VectorXd>& x,
+                                   const EstimateSettings& settings, uint64_t row,
+                                   const std::vector<double>& beta, StopLatch& latch) {
+  const AisSettings& ais = settings.ais;
+  const int dim = model.latent_dim();
+  const int num_temperatures = ais.num_temperatures;
+  std::vector<double> steps(num_temperatures, ais.initial_step_size);
+  std::vector<random::ItemRng> rngs;
+  std::vector<ChainState> chains(ais.pilot_chains);
+  for (int p = 0; p < ais.pilot_chains; ++p) {
+    rngs.emplace_back(settings.seed, kAisPilotStream, CounterIndex(row, p));
+    chains[p].z.resize(dim);
+    chains[p].grad.resize(dim);
+    InitChain(model, x, rngs[p], chains[p]);
+  }
+  ChainState scratch{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
+  Eigen::VectorXd momentum(dim);
+  double step = ais.initial_step_size;
+  double average = ais.target_acceptance;
+  for (int k = 1; k < num_temperatures; ++k) {
+    if (k % 64 == 0 && !latch.Continue()) return steps;
+    steps[k] = step;
+    int accepted = 0;
+    for (int p = 0; p < ais.pilot_chains; ++p) {
+      accepted += HmcTransition(model, x, beta[k], step, ais.leapfrog_steps, rngs[p], chains[p],
+                                scratch, momentum);
+    }
+    average = 0.9 * average + 0.1 * (static_cast<double>(accepted) / ais.pilot_chains);
+    step *= average > ais.target_acceptance ? 1.02 : 0.98;
+    step = std::clamp(step, 1e-4, 0.5);
+  }
+  return steps;
+}
+
+// One AIS chain (global row `row`, global chain `chain`) with the frozen step sizes; returns the
+// log weight and adds the number of accepted transitions to *accepted.
+double AisChain(const GenerativeModel& model, const Eigen::Ref<const Eigen::VectorXd>& x,
+                const EstimateSettings& settings, uint64_t row, uint64_t chain,
+                const std::vector<double>& beta, const std::vector<double>& steps, StopLatch& latch,
+                int64_t* accepted) {
+  const int dim = model.latent_dim();
+  const int num_temperatures = settings.ais.num_temperatures;
+  random::ItemRng rng(settings.seed, kAisStream, CounterIndex(row, chain));
+  ChainState state{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
+  ChainState scratch{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
+  Eigen::VectorXd momentum(dim);
+  InitChain(model, x, rng, state);
+  double log_w = 0.0;
+  for (int k = 1; k <= num_temperatures; ++k) {
+    log_w += (beta[k] - beta[k - 1]) * state.log_lik;
+    if (k == num_temperatures) break;
+    if (k % 64 == 0 && !latch.Continue()) return kNaN;
+    *accepted += HmcTransition(model, x, beta[k], steps[k], settings.ais.leapfrog_steps, rng, state,
+                               scratch, momentum);
+  }
+  return log_w;
+}
+
+}  // namespace
+
+const char* McEstimatorName(McEstimator estimator) {
+  switch (estimator) {
+    case McEstimator::kPrior:
+      return "PRIOR";
+    case McEstimator::kImportance:
+      return "IMPORTANCE";
+    case McEstimator::kAis:
+      return "AIS";
+  }
+  return "?";
+}
+
+absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator,
+                                     const Eigen::Ref<const Eigen::VectorXd>& first_row) {
+  const char* name = McEstimatorName(estimator);
+  if (model.latent_kind() == LatentKind::kNone) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("estimator: ", name, " needs a latent variable, but family '", model.family(),
+                     "' has none: its log p(x) is exact; use estimator EXACT"));
+  }
+  switch (estimator) {
+    case McEstimator::kPrior:
+      return absl::OkStatus();
+    case McEstimator::kImportance:
+      if (model.MakeProposal(first_row) == nullptr) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "estimator: family '", model.family(), "' has no importance proposal; use PRIOR",
+            model.tractable() ? " or EXACT" : "",
+            model.latent_kind() == LatentKind::kContinuous ? " or AIS" : ""));
+      }
+      return absl::OkStatus();
+    case McEstimator::kAis:
+      if (model.latent_kind() != LatentKind::kContinuous) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "estimator: AIS needs a continuous latent variable (HMC transitions), but family '",
+            model.family(), "' has a discrete one; use EXACT, PRIOR or IMPORTANCE"));
+      }
+      if (!model.has_latent_gradient()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("estimator: AIS needs the gradient of log p(x|z), which family '",
+                         model.family(), "' does not provide; use PRIOR or IMPORTANCE"));
+      }
+      return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError("estimator: unknown Monte Carlo estimator");
+}
+
+absl::Status ValidateAisSettings(const AisSettings& ais) {
+  if (ais.num_temperatures < 1 || ais.num_temperatures > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("ais.num_temperatures is ", ais.num_temperatures,
+                                                   "; use 1 .. 100000 (0: 1000)"));
+  }
+  if (ais.leapfrog_steps < 1 || ais.leapfrog_steps > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ais.leapfrog_steps is ", ais.leapfrog_steps, "; use 1 .. 1000 (0: 10)"));
+  }
+  if (!(ais.initial_step_size >= 1e-4 && ais.initial_step_size <= 0.5)) {
+    return absl::InvalidArgumentError(absl::StrCat("ais.initial_step_size is ",
+                                                   ais.initial_step_size,
+                                                   "; use a value in [1e-4, 0.5] (unset: 0.01)"));
+  }
+  if (!(ais.target_acceptance > 0.0 && ais.target_acceptance < 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("ais.target_acceptance is ",
+                                                   ais.target_acceptance,
+                                                   "; use a value in (0, 1) (unset: 0.65)"));
+  }
+  if (ais.pilot_chains < 1 || ais.pilot_chains > 1000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ais.pilot_chains is ", ais.pilot_chains, "; use 1 .. 1000 (0: 4)"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint64_t sample_offset,
+                                   uint64_t num_samples) {
+  constexpr uint64_t kLimit = uint64_t{1} << 32;
+  if (row_offset >= kLimit || num_rows > kLimit - row_offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("row_offset is ", row_offset, " with ", num_rows,
+                     " rows: global row indices must stay below 2^32 (the counter layout)"));
+  }
+  if (sample_offset >= kLimit || num_samples > kLimit - sample_offset) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("sample_offset is ", sample_offset, " with num_samples ", num_samples,
+                     ": global sample indices must stay below 2^32 (the counter layout)"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<double> SigmoidSchedule(int num_temperatures, double radius) {
+  std::vector<double> beta(num_temperatures + 1);
+  if (num_temperatures == 1) return {0.0, 1.0};
+  const auto sigmoid = [](double t) { return 1.0 / (1.0 + std::exp(-t)); };
+  const double low = sigmoid(-radius), high = sigmoid(radius);
+  for (int t = 0; t <= num_temperatures; ++t) {
+    const double s = sigmoid(radius * (2.0 * t / num_temperatures - 1.0));
+    beta[t] = (s - low) / (high - low);
+  }
+  beta.front() = 0.0;
+  beta.back() = 1.0;
+  return beta;
+}
+
+double ReportedParetoK(const std::vector<double>& log_weights) {
+  if (log_weights.size() < kMinWeightsForParetoK) return kNaN;
+  return math::ParetoKHat(absl::MakeConstSpan(log_weights));
+}
+
+absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
+    const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
+    const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
+    std::vector<std::vector<double>>* log_weights) {
+  const uint64_t num_rows = static_cast<uint64_t>(x.rows());
+  const uint64_t n = settings.num_samples;
+  std::vector<RowResult> results(num_rows);
+  if (log_weights != nullptr) log_weights->assign(num_rows, {});
+  StopLatch latch(stop);
+  const bool ais = settings.estimator == McEstimator::kAis;
+  const std::vector<double> beta =
+      ais ? SigmoidSchedule(settings.ais.num_temperatures) : std::vector<double>{};
+  const uint64_t chunk = ais ? 1 : kChunk;
+  const uint64_t chunks_per_row = (n + chunk - 1) / chunk;
+  const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / std::max<uint64_t>(n, 1));
+
+  for (uint64_t group_first = 0; group_first < num_rows; group_first += group_rows) {
+    if (!latch.Continue()) return latch.status();
+    const uint64_t rows = std::min(group_rows, num_rows - group_first);
+    std::vector<std::vector<double>> weights(rows, std::vector<double>(n));
+    // Per-row setup: the importance proposal or the AIS pilot's frozen step sizes.
+    std::vector<std::unique_ptr<LatentProposal>> proposals(rows);
+    std::vector<std::vector<double>> steps(rows);
+    std::vector<int64_t> accepted(rows * chunks_per_row, 0);
+    if (settings.estimator != McEstimator::kPrior) {
+      executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
+        if (!latch.Continue()) return;
+        const Eigen::Index r = static_cast<Eigen::Index>(group_first + i);
+        const Eigen::VectorXd row = x.row(r).transpose();
+        if (ais) {
+          steps[i] = PilotStepSizes(model, row, settings, settings.row_offset + r, beta, latch);
+        } else {
+          proposals[i] = model.MakeProposal(row);
+        }
+      });
+      if (latch.stopped()) return latch.status();
+      for (uint64_t i = 0; i < rows && !ais; ++i) {
+        if (proposals[i] == nullptr) {
+          return absl::InvalidArgumentError(absl::StrCat("estimator: family '", model.family(),
+                                                         "' gave no importance proposal for row ",
+                                                         group_first + i));
+        }
+      }
+    }
+    executor.ParallelFor(static_cast<int64_t>(rows * chunks_per_row), [&](int64_t item) {
+      if (!latch.Continue()) return;
+      const uint64_t i = static_cast<uint64_t>(item) / chunks_per_row;
+      const uint64_t c = static_cast<uint64_t>(item) % chunks_per_row;
+      const Eigen::Index r = static_cast<Eigen::Index>(group_first + i);
+      const uint64_t global_row = settings.row_offset + static_cast<uint64_t>(r);
+      const Eigen::VectorXd row = x.row(r).transpose();
+      const uint64_t first = c * chunk, last = std::min(n, first + chunk);
+      if (ais) {
+        for (uint64_t j = first; j < last; ++j) {
+          weights[i][j] = AisChain(model, row, settings, global_row, settings.sample_offset + j,
+                                   beta, steps[i], latch, &accepted[item]);
+        }
+      } else {
+        SampleChunkWeights(model, row, proposals[i].get(), settings, global_row, first, last,
+                           weights[i].data() + first);
+      }
+    });
+    if (latch.stopped()) return latch.status();
+    // Per-row reductions, each in sample order: independent of how items ran.
+    executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
+      RowResult& result = results[group_first + i];
+      for (double w : weights[i]) result.stats.Add(w);
+      result.pareto_k = ReportedParetoK(weights[i]);
+      if (ais && settings.ais.num_temperatures > 1) {
+        int64_t total = 0;
+        for (uint64_t c = 0; c < chunks_per_row; ++c) total += accepted[i * chunks_per_row + c];
+        result.acceptance_rate = static_cast<double>(total) /
+                                 (static_cast<double>(n) * (settings.ais.num_temperatures - 1));
+      }
+    });
+    if (log_weights != nullptr) {
+      for (uint64_t i = 0; i < rows; ++i) (*log_weights)[group_first + i] = std::move(weights[i]);
+    }
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model,
+                                                    const Eigen::Ref<const Eigen::MatrixXd>& x,
+                                                    const EstimateSettings& settings,
+                                                    exec::Executor& executor,
+                                                    const exec::StopToken& stop) {
+  return EstimateRowsWithWeights(model, x, settings, executor, stop, nullptr);
+}
+
+}  // namespace maas::generative

@@ -1,0 +1,124 @@
+// Monte Carlo estimators of log p(x) = log ∫ p(x|z) p(z) dz over the latent-variable view of a
+// GenerativeModel (model.h): PRIOR (z ~ p(z)), IMPORTANCE (z ~ the family's proposal q(z|x)) and
+// AIS (annealed importance sampling with HMC transitions). Transport-free; the work runs on an
+// exec::Executor and stops between chunks when the StopToken says so.
+//
+// Every estimator produces log weights log w_{r,j} for global row r and global sample (or chain)
+// j; the per-row result is the mergeable math::WeightStats of those weights (log Ẑ = log Σw − log
+// N, ESS, SE = sqrt(1/ESS − 1/N)) plus Pareto k̂ and, for AIS, the HMC acceptance rate.
+//
+// Determinism (the counter layout, also in docs/determinism.md): weight (r, j) is a pure function
+// of (seed, r, j, estimator settings, model) — never of threads, chunking, how rows or samples are
+// split over calls. All draws come from random::ItemRng(seed, stream, index) with
+//   PRIOR       stream kPriorStream,      index (r << 32) | j   z_j ~ p(z)
+//   IMPORTANCE  stream kImportanceStream, index (r << 32) | j   z_j ~ q(z | x_r)
+//   AIS chain   stream kAisStream,        index (r << 32) | j   z_0 ~ p(z), then per temperature
+//                                                               k = 1..K-1: L normals (momentum),
+//                                                               one Uniform (MH accept)
+//   AIS pilot   stream kAisPilotStream,   index (r << 32) | p   pilot chain p = 0..pilot_chains-1
+// The AIS pilot depends only on (seed, r, options), so shards of chains share one frozen step-size
+// schedule and merge exactly. Hence r < 2^32 and j < 2^32 (checked by ValidateEstimateRange).
+#ifndef MAAS_SERVICES_GENERATIVE_CORE_ESTIMATORS_H_
+#define MAAS_SERVICES_GENERATIVE_CORE_ESTIMATORS_H_
+
+#include <cstdint>
+#include <vector>
+
+#include "Eigen/Dense"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
+#include "common/math/weight_stats.h"
+#include "services/generative/core/model.h"
+
+namespace maas::generative {
+
+// Counter streams (the `stream` word of the Philox counter) of the estimators; kSampleStream = 0
+// is the Sample RPC's (model.h).
+inline constexpr uint32_t kPriorStream = 1;
+inline constexpr uint32_t kImportanceStream = 2;
+inline constexpr uint32_t kAisStream = 3;
+inline constexpr uint32_t kAisPilotStream = 4;
+
+enum class McEstimator { kPrior, kImportance, kAis };
+
+const char* McEstimatorName(McEstimator estimator);
+
+// AIS settings (validated ranges in ValidateAisSettings).
+struct AisSettings {
+  // Number of annealing steps K (the schedule has K + 1 inverse temperatures 0 = β_0 < ... < β_K
+  // = 1, sigmoid with radius 4). 1 .. 100000.
+  int num_temperatures = 1000;
+  // HMC leapfrog steps per transition, 1 .. 1000.
+  int leapfrog_steps = 10;
+  // Step size the pilot starts from, in [1e-4, 0.5].
+  double initial_step_size = 0.01;
+  // Target acceptance of the pilot's step-size adaptation, in (0, 1).
+  double target_acceptance = 0.65;
+  // Pilot chains that tune and then freeze the per-temperature step sizes, 1 .. 1000.
+  int pilot_chains = 4;
+};
+
+// The settings of one estimate call over rows [row_offset, row_offset + x.rows()) and samples
+// [sample_offset, sample_offset + num_samples) of each row.
+struct EstimateSettings {
+  McEstimator estimator = McEstimator::kPrior;
+  uint64_t seed = 0;
+  uint64_t num_samples = 1000;
+  uint64_t row_offset = 0;
+  uint64_t sample_offset = 0;
+  AisSettings ais;
+};
+
+// One row's result.
+struct RowResult {
+  math::WeightStats stats;
+  // Pareto k̂ over this call's weights of the row; NaN when fewer than 25 weights (too few for
+  // the tail fit).
+  double pareto_k = 0.0;
+  // AIS only: mean MH acceptance over chains and transitions (0 otherwise).
+  double acceptance_rate = 0.0;
+};
+
+// INVALID_ARGUMENT (naming the field) if the model cannot run `estimator`: no latent variable
+// (any Monte Carlo estimator), no proposal (IMPORTANCE; `first_row` probes MakeProposal), AIS on
+// discrete latents or without a latent gradient.
+absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator,
+                                     const Eigen::Ref<const Eigen::VectorXd>& first_row);
+
+// INVALID_ARGUMENT naming the field when an AIS option is out of range.
+absl::Status ValidateAisSettings(const AisSettings& ais);
+
+// INVALID_ARGUMENT when the global row or sample indices would not fit the counter layout
+// (row_offset + rows <= 2^32, sample_offset + num_samples <= 2^32).
+absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint64_t sample_offset,
+                                   uint64_t num_samples);
+
+// Runs the estimator on every row of x (N x D). REQUIRES: the checks above passed,
+// x.cols() == model.dimension(). Work items are (row, chunk of samples) pairs spread over
+// `executor`; the result does not depend on executor.parallelism(). Returns the StopToken's status
+// if it fires between chunks.
+absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model,
+                                                    const Eigen::Ref<const Eigen::MatrixXd>& x,
+                                                    const EstimateSettings& settings,
+                                                    exec::Executor& executor,
+                                                    const exec::StopToken& stop);
+
+// As EstimateRows, but also returns every row's log weights (row-major, x.rows() x num_samples),
+// for StreamEstimate's tail diagnostics and for tests.
+absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
+    const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
+    const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
+    std::vector<std::vector<double>>* log_weights);
+
+// The sigmoid annealing schedule (Grosse et al.; eval_gen): K + 1 values
+// β_t = (σ(rad (2t/K − 1)) − σ(−rad)) / (σ(rad) − σ(−rad)), t = 0..K, so β_0 = 0 and β_K = 1.
+std::vector<double> SigmoidSchedule(int num_temperatures, double radius = 4.0);
+
+// Pareto k̂ of a row's weights as reported: NaN below 25 weights, else math::ParetoKHat.
+double ReportedParetoK(const std::vector<double>& log_weights);
+
+}  // namespace maas::generative
+
+#endif  // MAAS_SERVICES_GENERATIVE_CORE_ESTIMATORS_H_

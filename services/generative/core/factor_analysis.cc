@@ -1,0 +1,166 @@
+#include "services/generative/core/factor_analysis.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include "Eigen/Eigenvalues"
+#include "absl/strings/str_cat.h"
+#include "common/convert/matrix.h"
+#include "common/math/gaussian.h"
+#include "common/status/status_macros.h"
+#include "services/generative/core/linear_gaussian.h"
+
+namespace maas::generative {
+namespace {
+
+absl::StatusOr<std::unique_ptr<LinearGaussianModel>> Build(const v1::FactorAnalysisSpec& spec) {
+  MAAS_ASSIGN_OR_RETURN(Eigen::MatrixXd w,
+                        convert::MatrixFromProto(spec.loadings(), "factor_analysis.loadings"));
+  MAAS_ASSIGN_OR_RETURN(Eigen::VectorXd mean,
+                        convert::VectorFromRepeated(spec.mean(), "factor_analysis.mean"));
+  MAAS_ASSIGN_OR_RETURN(
+      Eigen::VectorXd psi,
+      convert::VectorFromRepeated(spec.noise_variance(), "factor_analysis.noise_variance"));
+  return LinearGaussianModel::Create("factor_analysis", std::move(w), std::move(mean),
+                                     std::move(psi));
+}
+
+class FactorAnalysisFitter final : public FamilyFitter {
+ public:
+  FactorAnalysisFitter(int latent_dim, double tol, int max_iter)
+      : latent_dim_(latent_dim), tol_(tol), max_iter_(max_iter) {}
+
+  absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows, uint64_t) override {
+    rows_.Add(rows);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) override {
+    const int64_t n = rows_.rows(), d = rows_.cols();
+    const int l = latent_dim_;
+    if (l > d) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("factor_analysis.latent_dim is ", l, " but the rows have D = ", d,
+                       " columns; factor_analysis needs 1 <= latent_dim <= D"));
+    }
+    if (n < 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("factor_analysis needs at least 2 training rows, got ", n));
+    }
+    const Eigen::MatrixXd x = rows_.Take();
+    const Eigen::VectorXd mean = x.colwise().mean().transpose();
+    const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    const double nd = static_cast<double>(n);
+    const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
+    const Eigen::VectorXd var = centred.array().square().colwise().sum().transpose() / nd;
+    constexpr double kSmall = 1e-12;
+    const double llconst = static_cast<double>(d) * math::kLogTwoPi + l;
+    Eigen::VectorXd psi = Eigen::VectorXd::Ones(d);
+    Eigen::MatrixXd w(l, d);  // scikit-learn's components_
+    double old_ll = -std::numeric_limits<double>::infinity();
+    FitResult result;
+    bool converged = false;
+    int iter = 0;
+    for (iter = 0; iter < max_iter_; ++iter) {
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      const Eigen::VectorXd sqrt_psi = (psi.array().sqrt() + kSmall).matrix();
+      const Eigen::MatrixXd scaled = cov.array() / (sqrt_psi * sqrt_psi.transpose()).array();
+      const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(scaled);
+      if (eig.info() != Eigen::Success) {
+        return absl::InternalError("factor_analysis: an eigendecomposition failed");
+      }
+      const Eigen::VectorXd& s2 = eig.eigenvalues();  // ascending
+      double log_s2 = 0.0;
+      for (int j = 0; j < l; ++j) {
+        const Eigen::Index src = d - 1 - j;
+        if (!(s2(src) > 0.0)) {
+          return absl::FailedPreconditionError(
+              absl::StrCat("factor_analysis: the scaled rows vary in fewer than latent_dim = ", l,
+                           " directions; lower latent_dim or fit on more varied rows"));
+        }
+        log_s2 += std::log(s2(src));
+        w.row(j) =
+            std::sqrt(std::max(s2(src) - 1.0, 0.0)) * eig.eigenvectors().col(src).transpose();
+      }
+      const double unexplained = s2.head(d - l).sum();
+      w = (w.array().rowwise() * sqrt_psi.transpose().array()).matrix();
+      const double ll = -nd / 2.0 * (llconst + log_s2 + unexplained + psi.array().log().sum());
+      result.trace.add_log_likelihood(ll / nd);
+      if (!std::isfinite(ll)) {
+        return absl::FailedPreconditionError(
+            "factor_analysis: the log-likelihood is not finite; scale the data");
+      }
+      if (ll - old_ll < tol_) {
+        converged = true;
+        break;
+      }
+      old_ll = ll;
+      psi = (var - w.array().square().colwise().sum().transpose().matrix()).cwiseMax(kSmall);
+    }
+    v1::FactorAnalysisSpec* spec = result.spec.mutable_factor_analysis();
+    // Sign each factor so its largest-magnitude loading is positive (the likelihood is unchanged).
+    for (int j = 0; j < l; ++j) {
+      Eigen::Index arg;
+      w.row(j).cwiseAbs().maxCoeff(&arg);
+      if (w(j, arg) < 0) w.row(j) *= -1.0;
+    }
+    convert::MatrixToProto(w.transpose(), spec->mutable_loadings());
+    for (Eigen::Index j = 0; j < d; ++j) {
+      spec->add_mean(mean(j));
+      spec->add_noise_variance(psi(j));
+    }
+    result.trace.set_converged(converged);
+    result.trace.set_n_iter(static_cast<uint32_t>(std::min(iter + 1, max_iter_)));
+    MAAS_RETURN_IF_ERROR(Build(*spec).status());
+    return result;
+  }
+
+ private:
+  int latent_dim_;
+  double tol_;
+  int max_iter_;
+  RowBuffer rows_;
+};
+
+}  // namespace
+
+Family FactorAnalysisFamily() {
+  Family family;
+  family.name = "factor_analysis";
+  family.spec_case = v1::GenerativeModelSpec::kFactorAnalysis;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<LinearGaussianModel> model,
+                          Build(spec.factor_analysis()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.fit_case = v1::FitConfig::kFactorAnalysis;
+  family.make_fitter = [](const v1::FitConfig& config,
+                          uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
+    const v1::FactorAnalysisFit& fit = config.factor_analysis();
+    if (fit.latent_dim() == 0 || fit.latent_dim() > 100000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("factor_analysis.latent_dim is ", fit.latent_dim(),
+                       "; set it to the latent dimension L, 1 <= L <= D"));
+    }
+    double tol = 1e-2;
+    if (fit.has_tol()) {
+      if (!(fit.tol() >= 0.0) || !std::isfinite(fit.tol())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("factor_analysis.tol is ", fit.tol(), "; it must be finite and >= 0"));
+      }
+      tol = fit.tol();
+    }
+    if (fit.max_iter() > 1000000) {
+      return absl::InvalidArgumentError("factor_analysis.max_iter must be at most 1000000");
+    }
+    const int max_iter = fit.max_iter() == 0 ? 1000 : static_cast<int>(fit.max_iter());
+    return std::unique_ptr<FamilyFitter>(
+        std::make_unique<FactorAnalysisFitter>(static_cast<int>(fit.latent_dim()), tol, max_iter));
+  };
+  return family;
+}
+
+}  // namespace maas::generative

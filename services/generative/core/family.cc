@@ -1,0 +1,156 @@
+#include "services/generative/core/family.h"
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <limits>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/convert/matrix.h"
+#include "common/math/log_sum_exp.h"
+#include "common/random/distributions.h"
+#include "common/status/status_macros.h"
+
+namespace maas::generative {
+
+FamilyRegistry& FamilyRegistry::Register(Family family) {
+  for (const Family& f : families_) {
+    const bool same_fit =
+        family.fit_case != v1::FitConfig::FAMILY_NOT_SET && f.fit_case == family.fit_case;
+    if (f.name == family.name || f.spec_case == family.spec_case || same_fit) {
+      std::fprintf(stderr, "FamilyRegistry: family '%s' registered twice\n", family.name.c_str());
+      std::abort();
+    }
+  }
+  if (!family.build || (family.fit_case != v1::FitConfig::FAMILY_NOT_SET && !family.make_fitter)) {
+    std::fprintf(stderr, "FamilyRegistry: family '%s' lacks build or make_fitter\n",
+                 family.name.c_str());
+    std::abort();
+  }
+  families_.push_back(std::move(family));
+  return *this;
+}
+
+const Family* FamilyRegistry::FindBySpec(v1::GenerativeModelSpec::FamilyCase spec_case) const {
+  for (const Family& f : families_) {
+    if (f.spec_case == spec_case) return &f;
+  }
+  return nullptr;
+}
+
+const Family* FamilyRegistry::FindByFit(v1::FitConfig::FamilyCase fit_case) const {
+  if (fit_case == v1::FitConfig::FAMILY_NOT_SET) return nullptr;
+  for (const Family& f : families_) {
+    if (f.fit_case == fit_case) return &f;
+  }
+  return nullptr;
+}
+
+const Family* FamilyRegistry::FindByName(const std::string& name) const {
+  for (const Family& f : families_) {
+    if (f.name == name) return &f;
+  }
+  return nullptr;
+}
+
+std::string FamilyRegistry::Names() const {
+  std::string out;
+  for (const Family& f : families_) absl::StrAppend(&out, out.empty() ? "" : ", ", f.name);
+  return out;
+}
+
+std::string FamilyRegistry::FittableNames() const {
+  std::string out;
+  for (const Family& f : families_) {
+    if (f.fit_case != v1::FitConfig::FAMILY_NOT_SET) {
+      absl::StrAppend(&out, out.empty() ? "" : ", ", f.name);
+    }
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+
+absl::StatusOr<Eigen::VectorXd> MixtureWeightsFromProto(
+    const google::protobuf::RepeatedField<double>& weights, const std::string& field) {
+  if (weights.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is empty; give one weight per component (K >= 1)"));
+  }
+  Eigen::VectorXd w(weights.size());
+  double sum = 0.0;
+  for (int k = 0; k < weights.size(); ++k) {
+    w(k) = weights.Get(k);
+    if (!std::isfinite(w(k)) || !(w(k) > 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          field, "[", k, "] = ", w(k), "; every mixture weight must be a finite number > 0"));
+    }
+    sum += w(k);
+  }
+  if (std::abs(sum - 1.0) > 1e-9) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " sum to ", absl::StrFormat("%.17g", sum),
+                                                   "; mixture weights must sum to 1 within 1e-9"));
+  }
+  return w;
+}
+
+absl::StatusOr<Eigen::MatrixXd> MatrixFieldFromProto(const common::v1::Matrix& m,
+                                                     const std::string& field, int64_t rows,
+                                                     int64_t cols) {
+  MAAS_ASSIGN_OR_RETURN(Eigen::MatrixXd out, convert::MatrixFromProto(m, field));
+  if (out.rows() != rows || (cols >= 0 && out.cols() != cols) || (cols < 0 && out.cols() < 1)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, " is ", out.rows(), " x ", out.cols(), " but must be ", rows, " x ",
+                     cols >= 0 ? absl::StrCat(cols) : std::string("D (D >= 1)")));
+  }
+  return out;
+}
+
+CategoricalProposal::CategoricalProposal(Eigen::VectorXd log_q) : log_q_(std::move(log_q)) {
+  cumulative_.resize(log_q_.size());
+  double running = 0.0;
+  for (Eigen::Index k = 0; k < log_q_.size(); ++k) {
+    running += std::exp(log_q_(k));
+    cumulative_(k) = running;
+  }
+}
+
+void CategoricalProposal::Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const {
+  z.setZero();
+  z(0) = random::CategoricalFromCumulative(rng, cumulative_);
+}
+
+double CategoricalProposal::LogDensity(const Eigen::Ref<const Eigen::VectorXd>& z) const {
+  const int k = ComponentIndex(z(0), static_cast<int>(log_q_.size()));
+  return k < 0 ? -std::numeric_limits<double>::infinity() : log_q_(k);
+}
+
+int ComponentIndex(double z0, int k) {
+  if (!(z0 >= 0.0) || !(z0 < k) || z0 != std::floor(z0)) return -1;
+  return static_cast<int>(z0);
+}
+
+void RowBuffer::Add(const Eigen::Ref<const Eigen::MatrixXd>& rows) {
+  if (rows.rows() == 0) return;
+  cols_ = rows.cols();
+  const size_t start = values_.size();
+  values_.resize(start + static_cast<size_t>(rows.rows() * rows.cols()));
+  for (Eigen::Index i = 0; i < rows.rows(); ++i) {
+    for (Eigen::Index j = 0; j < rows.cols(); ++j) {
+      values_[start + static_cast<size_t>(i * rows.cols() + j)] = rows(i, j);
+    }
+  }
+}
+
+Eigen::MatrixXd RowBuffer::Take() {
+  const int64_t n = rows();
+  Eigen::MatrixXd out =
+      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+          values_.data(), n, cols_);
+  std::vector<double>().swap(values_);
+  return out;
+}
+
+}  // namespace maas::generative

@@ -1,0 +1,139 @@
+// The family extension point of the generative service: one file pair per family, found through a
+// FamilyRegistry. A family says how to validate a spec and build the model from it and, if it can
+// be fitted, how to make a fitter from a FitConfig. The core holds no family-specific code.
+//
+// Adding a family = one file pair that defines `Family XxxFamily()` + one registration line in
+// families.cc (DefaultFamilies()).
+//
+//   const Family* family = registry.FindBySpec(spec.family_case());
+//   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<GenerativeModel> model, family->build(spec));
+#ifndef MAAS_SERVICES_GENERATIVE_CORE_FAMILY_H_
+#define MAAS_SERVICES_GENERATIVE_CORE_FAMILY_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "Eigen/Dense"
+#include "absl/status/statusor.h"
+#include "common/exec/stop_token.h"
+#include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/model.h"
+
+namespace maas::generative {
+
+// Counter stream of fit randomness: initialisation r of a fit seeded with `seed` draws only from
+// ItemRng(seed, kFitStream, r). (Fit seeds are their own requests' seeds, so this never shares
+// words with a Sample or estimate request.)
+inline constexpr uint32_t kFitStream = 0x46495400;  // "FIT\0"
+
+// What a fitter produces: the parameters and the trace (log_likelihood, converged, n_iter; the
+// core fills num_rows and seed).
+struct FitResult {
+  v1::GenerativeModelSpec spec;
+  v1::FitTrace trace;
+};
+
+// Accumulates the training rows of one FitModel stream, then fits. Not thread-safe (one stream).
+class FamilyFitter {
+ public:
+  virtual ~FamilyFitter() = default;
+  // Adds a chunk of rows. The core guarantees: rows.rows() >= 1, finite values, the same number of
+  // columns as every earlier chunk. `first_row` is the index of the chunk's first row in the whole
+  // stream (for error messages). Family-specific checks (e.g. binary values) return
+  // INVALID_ARGUMENT naming the row and column.
+  virtual absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows,
+                               uint64_t first_row) = 0;
+  // Fits to every row added (at least one). Checks `stop` between iterations and returns its status
+  // when it asks to stop. INVALID_ARGUMENT for hyperparameters that do not fit the data (e.g.
+  // n_components > rows), FAILED_PRECONDITION for data that do not define the model (e.g. a
+  // singular covariance reg_covar cannot fix).
+  virtual absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) = 0;
+};
+
+struct Family {
+  // Name as in ModelInfo.family ("gaussian_mixture").
+  std::string name;
+  // The GenerativeModelSpec case holding this family's parameters.
+  v1::GenerativeModelSpec::FamilyCase spec_case = v1::GenerativeModelSpec::FAMILY_NOT_SET;
+  // Validates the spec (INVALID_ARGUMENT naming the field) and builds the model.
+  std::function<absl::StatusOr<std::unique_ptr<GenerativeModel>>(const v1::GenerativeModelSpec&)>
+      build;
+  // The FitConfig case of this family's hyperparameters; FAMILY_NOT_SET when it cannot be fitted.
+  v1::FitConfig::FamilyCase fit_case = v1::FitConfig::FAMILY_NOT_SET;
+  // Validates the hyperparameters that do not depend on the data and makes a fitter. `seed` keys
+  // every random choice of the fit. Null when fit_case is FAMILY_NOT_SET.
+  std::function<absl::StatusOr<std::unique_ptr<FamilyFitter>>(const v1::FitConfig&, uint64_t seed)>
+      make_fitter;
+};
+
+// Name -> family. Immutable once built; safe to share between threads.
+class FamilyRegistry {
+ public:
+  // Adds a family. Aborts on a duplicate name or case (a programming error in the registration
+  // list).
+  FamilyRegistry& Register(Family family);
+
+  // nullptr when no family has that case.
+  const Family* FindBySpec(v1::GenerativeModelSpec::FamilyCase spec_case) const;
+  const Family* FindByFit(v1::FitConfig::FamilyCase fit_case) const;
+  const Family* FindByName(const std::string& name) const;
+
+  // Registered names, in registration order, joined by ", " (for error messages).
+  std::string Names() const;
+  // Names of the families that can be fitted, joined by ", ".
+  std::string FittableNames() const;
+
+ private:
+  std::vector<Family> families_;
+};
+
+// ---- Helpers shared by family implementations. ----
+
+// A repeated double field as a vector of mixture weights: K >= 1 values, finite, > 0, summing to 1
+// within 1e-9. INVALID_ARGUMENT naming `field` otherwise.
+absl::StatusOr<Eigen::VectorXd> MixtureWeightsFromProto(
+    const google::protobuf::RepeatedField<double>& weights, const std::string& field);
+
+// A Matrix field with exactly `rows` x `cols` values (cols < 0: any number >= 1), finite.
+// INVALID_ARGUMENT naming `field` otherwise.
+absl::StatusOr<Eigen::MatrixXd> MatrixFieldFromProto(const common::v1::Matrix& m,
+                                                     const std::string& field, int64_t rows,
+                                                     int64_t cols);
+
+// The exact posterior over the K components of a mixture for one row, as an importance proposal:
+// q(k) = exp(log_q[k]). Sample draws one Uniform (2 words) and writes z(0) = k; LogDensity reads
+// z(0). REQUIRES: log_q normalised (logsumexp = 0), at least one finite entry.
+class CategoricalProposal final : public LatentProposal {
+ public:
+  explicit CategoricalProposal(Eigen::VectorXd log_q);
+  void Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const override;
+  double LogDensity(const Eigen::Ref<const Eigen::VectorXd>& z) const override;
+
+ private:
+  Eigen::VectorXd log_q_;
+  Eigen::VectorXd cumulative_;  // running sums of exp(log_q_)
+};
+
+// Index stored in z(0) of a discrete latent, or -1 when it is not an integer in [0, k).
+int ComponentIndex(double z0, int k);
+
+// Row-major store of the rows of a fit stream (families that need every row, e.g. EM).
+class RowBuffer {
+ public:
+  void Add(const Eigen::Ref<const Eigen::MatrixXd>& rows);
+  int64_t rows() const { return cols_ == 0 ? 0 : static_cast<int64_t>(values_.size()) / cols_; }
+  int64_t cols() const { return cols_; }
+  // The rows as an N x D matrix (a copy; the buffer is released).
+  Eigen::MatrixXd Take();
+
+ private:
+  std::vector<double> values_;
+  int64_t cols_ = 0;
+};
+
+}  // namespace maas::generative
+
+#endif  // MAAS_SERVICES_GENERATIVE_CORE_FAMILY_H_

@@ -1,0 +1,595 @@
+#include "services/generative/core/gaussian_mixture.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/convert/matrix.h"
+#include "common/math/gaussian.h"
+#include "common/math/log_sum_exp.h"
+#include "common/random/distributions.h"
+#include "common/random/item_rng.h"
+#include "common/status/status_macros.h"
+#include "services/generative/core/kmeans.h"
+#include "services/generative/core/row_kernels.h"
+
+namespace maas::generative {
+namespace {
+
+constexpr double kNegInf = -std::numeric_limits<double>::infinity();
+
+v1::CovarianceType Resolve(v1::CovarianceType type) {
+  return type == v1::COVARIANCE_TYPE_UNSPECIFIED ? v1::FULL : type;
+}
+
+const char* TypeName(v1::CovarianceType type) {
+  switch (type) {
+    case v1::DIAG:
+      return "DIAG";
+    case v1::SPHERICAL:
+      return "SPHERICAL";
+    default:
+      return "FULL";
+  }
+}
+
+// Rows of the covariance-like matrix field for K components of dimension D.
+int64_t LayoutRows(v1::CovarianceType type, int64_t k, int64_t d) {
+  return type == v1::FULL ? k * d : k;
+}
+int64_t LayoutCols(v1::CovarianceType type, int64_t d) { return type == v1::SPHERICAL ? 1 : d; }
+
+// Checks block k of a FULL layout: symmetric (|a_ij - a_ji| <= 1e-10 max |a|).
+absl::Status CheckSymmetric(const Eigen::Ref<const Eigen::MatrixXd>& a, const std::string& field,
+                            int k) {
+  const double tolerance = 1e-10 * a.cwiseAbs().maxCoeff();
+  for (Eigen::Index j = 0; j < a.cols(); ++j) {
+    for (Eigen::Index i = j + 1; i < a.rows(); ++i) {
+      if (std::abs(a(i, j) - a(j, i)) > tolerance) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, ": the matrix of component ", k, " is not symmetric: (", i, ", ", j,
+                         ") = ", a(i, j), " but (", j, ", ", i, ") = ", a(j, i)));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------------------
+// The model.
+
+absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Create(
+    const v1::GaussianMixtureSpec& spec) {
+  std::unique_ptr<GaussianMixtureModel> model(new GaussianMixtureModel());
+  model->type_ = Resolve(spec.covariance_type());
+  if (!v1::CovarianceType_IsValid(spec.covariance_type())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gaussian_mixture.covariance_type ", spec.covariance_type(), " is unknown"));
+  }
+  MAAS_ASSIGN_OR_RETURN(model->weights_,
+                        MixtureWeightsFromProto(spec.weights(), "gaussian_mixture.weights"));
+  const int64_t k = model->weights_.size();
+  MAAS_ASSIGN_OR_RETURN(model->means_,
+                        MatrixFieldFromProto(spec.means(), "gaussian_mixture.means", k, -1));
+  const int64_t d = model->means_.cols();
+  const std::string field = "gaussian_mixture.covariances";
+  MAAS_ASSIGN_OR_RETURN(
+      Eigen::MatrixXd cov,
+      MatrixFieldFromProto(spec.covariances(), field + " (" + TypeName(model->type_) + ")",
+                           LayoutRows(model->type_, k, d), LayoutCols(model->type_, d)));
+  model->log_weights_ = model->weights_.array().log().matrix();
+  model->cumulative_.resize(k);
+  double running = 0.0;
+  for (int64_t c = 0; c < k; ++c) {
+    running += model->weights_(c);
+    model->cumulative_(c) = running;
+  }
+  model->log_normalizer_.resize(k);
+  const double half_d_log_2pi = 0.5 * static_cast<double>(d) * math::kLogTwoPi;
+  if (model->type_ == v1::FULL) {
+    for (int64_t c = 0; c < k; ++c) {
+      const auto block = cov.middleRows(c * d, d);
+      MAAS_RETURN_IF_ERROR(CheckSymmetric(block, field, static_cast<int>(c)));
+      Eigen::MatrixXd lower;
+      if (!rows::CholeskyLower(block, &lower)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            field, ": the covariance of component ", c,
+            " is not positive definite (its Cholesky factorization failed); a Gaussian needs a "
+            "symmetric positive definite covariance"));
+      }
+      const double half_log_det = lower.diagonal().array().log().sum();
+      if (!std::isfinite(half_log_det)) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": the log-determinant of component ",
+                                                       c, "'s covariance is not finite"));
+      }
+      model->log_normalizer_(c) = -half_d_log_2pi - half_log_det;
+      model->lower_.push_back(std::move(lower));
+    }
+  } else {
+    for (int64_t c = 0; c < k; ++c) {
+      for (Eigen::Index j = 0; j < cov.cols(); ++j) {
+        if (!(cov(c, j) > 0.0)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(field, "(", c, ", ", j, ") = ", cov(c, j), "; variances must be > 0"));
+        }
+      }
+    }
+    model->stddev_.resize(k, d);
+    for (int64_t c = 0; c < k; ++c) {
+      for (int64_t j = 0; j < d; ++j) {
+        model->stddev_(c, j) = std::sqrt(cov(c, model->type_ == v1::SPHERICAL ? 0 : j));
+      }
+      const double half_log_det = model->stddev_.row(c).array().log().sum();
+      if (!std::isfinite(half_log_det) || !model->stddev_.row(c).allFinite()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": the log-determinant of component ",
+                                                       c, "'s covariance is not finite"));
+      }
+      model->log_normalizer_(c) = -half_d_log_2pi - half_log_det;
+    }
+  }
+  return model;
+}
+
+Eigen::VectorXd GaussianMixtureModel::ComponentLogDensities(const double* x) const {
+  const int k = num_components();
+  const Eigen::Index d = means_.cols();
+  Eigen::VectorXd out(k);
+  Eigen::VectorXd r(d);
+  for (int c = 0; c < k; ++c) {
+    for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] - means_(c, j);
+    double quad;
+    if (type_ == v1::FULL) {
+      quad = rows::ForwardSubstituteSquaredNorm(lower_[static_cast<size_t>(c)], r.data());
+    } else {
+      quad = 0.0;
+      for (Eigen::Index j = 0; j < d; ++j) {
+        const double y = r(j) / stddev_(c, j);
+        quad += y * y;
+      }
+    }
+    out(c) = log_normalizer_(c) - 0.5 * quad;
+  }
+  return out;
+}
+
+void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
+                                  Eigen::Ref<Eigen::MatrixXd> x, Eigen::MatrixXd* latents) const {
+  const Eigen::Index d = means_.cols();
+  if (latents != nullptr) latents->resize(x.rows(), 1);
+  Eigen::VectorXd eps(d), row(d);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+    const int c = random::CategoricalFromCumulative(rng, cumulative_);
+    random::FillNormal(rng, eps);
+    if (type_ == v1::FULL) {
+      row.setZero();
+      rows::AddLowerTimesVector(lower_[static_cast<size_t>(c)], eps.data(), row.data());
+      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + row(j);
+    } else {
+      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * eps(j);
+    }
+    if (latents != nullptr) (*latents)(i, 0) = c;
+  }
+}
+
+Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
+    const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+  Eigen::VectorXd out(x.rows());
+  Eigen::VectorXd row(x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    row = x.row(i).transpose();
+    const Eigen::VectorXd weighted = ComponentLogDensities(row.data()) + log_weights_;
+    out(i) = math::LogSumExp(weighted);
+  }
+  return out;
+}
+
+void GaussianMixtureModel::SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const {
+  z.setZero();
+  z(0) = random::CategoricalFromCumulative(rng, cumulative_);
+}
+
+double GaussianMixtureModel::LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const {
+  const int c = ComponentIndex(z(0), num_components());
+  return c < 0 ? kNegInf : log_weights_(c);
+}
+
+void GaussianMixtureModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                                    const Eigen::Ref<const Eigen::MatrixXd>& z,
+                                                    Eigen::Ref<Eigen::VectorXd> out) const {
+  const Eigen::VectorXd row = x;
+  const Eigen::VectorXd log_density = ComponentLogDensities(row.data());
+  for (Eigen::Index s = 0; s < z.rows(); ++s) {
+    const int c = ComponentIndex(z(s, 0), num_components());
+    out(s) = c < 0 ? kNegInf : log_density(c);
+  }
+}
+
+std::unique_ptr<LatentProposal> GaussianMixtureModel::MakeProposal(
+    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  const Eigen::VectorXd row = x;
+  Eigen::VectorXd log_q = ComponentLogDensities(row.data()) + log_weights_;
+  log_q.array() -= math::LogSumExp(log_q);
+  return std::make_unique<CategoricalProposal>(std::move(log_q));
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// EM (scikit-learn's GaussianMixture, the array formulas of sklearn/mixture/_gaussian_mixture.py).
+
+namespace {
+
+// The EM state: weights, means and the Cholesky factors of the precisions. FULL: prec_chol[k] is
+// the upper-triangular U_k with Sigma_k^-1 = U_k U_k^T; DIAG / SPHERICAL: prec_diag (K x D or K x
+// 1) holds 1 / sqrt(variance).
+struct EmState {
+  Eigen::VectorXd weights;
+  Eigen::MatrixXd means;
+  std::vector<Eigen::MatrixXd> prec_chol;
+  Eigen::MatrixXd prec_diag;
+  // The covariances of the last M-step (FULL: K blocks; DIAG: K x D; SPHERICAL: K x 1).
+  std::vector<Eigen::MatrixXd> cov_full;
+  Eigen::MatrixXd cov_diag;
+};
+
+struct GmmOptions {
+  int n_components = 1;
+  v1::CovarianceType type = v1::FULL;
+  double tol = 1e-3;
+  double reg_covar = 1e-6;
+  int max_iter = 100;
+  int n_init = 1;
+  v1::GaussianMixtureInit init = v1::INIT_KMEANS;
+  // Given initial parameters (sklearn's weights_init, means_init, precisions_init); empty: none.
+  Eigen::VectorXd weights_init;
+  Eigen::MatrixXd means_init;
+  Eigen::MatrixXd precisions_init;
+};
+
+absl::Status SingularError(int k, double reg_covar) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "gaussian_mixture: the covariance of component ", k,
+      " is not positive definite even with reg_covar = ", reg_covar,
+      " added to its diagonal (ill-defined empirical covariance, e.g. a component collapsed onto "
+      "one row or onto duplicate rows); increase reg_covar, lower n_components or scale the "
+      "data"));
+}
+
+// sklearn's _estimate_gaussian_parameters + _compute_precision_cholesky. `normalize_by` > 0: the
+// weights are nk / normalize_by (initialisation), else nk / sum(nk) (M-step).
+absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd& resp,
+                                const GmmOptions& o, double normalize_by, EmState* s) {
+  const Eigen::Index n = x.rows(), d = x.cols(), k = resp.cols();
+  const double eps10 = 10.0 * std::numeric_limits<double>::epsilon();
+  const Eigen::VectorXd nk = (resp.colwise().sum().array() + eps10).matrix().transpose();
+  s->means = (resp.transpose() * x).array().colwise() / nk.array();
+  s->weights = normalize_by > 0 ? (nk / normalize_by).eval() : (nk / nk.sum()).eval();
+  if (o.type == v1::FULL) {
+    s->cov_full.assign(static_cast<size_t>(k), Eigen::MatrixXd());
+    s->prec_chol.assign(static_cast<size_t>(k), Eigen::MatrixXd());
+    for (Eigen::Index c = 0; c < k; ++c) {
+      const Eigen::MatrixXd diff = x.rowwise() - s->means.row(c);
+      Eigen::MatrixXd cov =
+          (diff.array().colwise() * resp.col(c).array()).matrix().transpose() * diff / nk(c);
+      cov.diagonal().array() += o.reg_covar;
+      cov.triangularView<Eigen::StrictlyUpper>() = cov.transpose();
+      Eigen::MatrixXd lower;
+      if (!cov.allFinite() || !rows::CholeskyLower(cov, &lower)) {
+        return SingularError(static_cast<int>(c), o.reg_covar);
+      }
+      // U = (L^-1)^T.
+      Eigen::MatrixXd inv = Eigen::MatrixXd::Identity(d, d);
+      lower.triangularView<Eigen::Lower>().solveInPlace(inv);
+      s->prec_chol[static_cast<size_t>(c)] = inv.transpose();
+      s->cov_full[static_cast<size_t>(c)] = std::move(cov);
+    }
+  } else {
+    const Eigen::MatrixXd avg_x2 =
+        (resp.transpose() * x.array().square().matrix()).array().colwise() / nk.array();
+    Eigen::MatrixXd cov = avg_x2 - s->means.array().square().matrix();
+    cov.array() += o.reg_covar;
+    if (o.type == v1::SPHERICAL) cov = cov.rowwise().mean().eval();
+    for (Eigen::Index c = 0; c < k; ++c) {
+      for (Eigen::Index j = 0; j < cov.cols(); ++j) {
+        if (!(cov(c, j) > 0.0) || !std::isfinite(cov(c, j))) {
+          return SingularError(static_cast<int>(c), o.reg_covar);
+        }
+      }
+    }
+    s->prec_diag = cov.array().rsqrt();
+    s->cov_diag = std::move(cov);
+  }
+  (void)n;
+  return absl::OkStatus();
+}
+
+// sklearn's _estimate_log_prob_resp: returns mean log p(x) and fills log_resp (N x K).
+double EStep(const Eigen::MatrixXd& x, const EmState& s, const GmmOptions& o,
+             Eigen::MatrixXd* log_resp) {
+  const Eigen::Index n = x.rows(), d = x.cols(), k = s.weights.size();
+  log_resp->resize(n, k);
+  const double d_log_2pi = static_cast<double>(d) * math::kLogTwoPi;
+  for (Eigen::Index c = 0; c < k; ++c) {
+    const Eigen::MatrixXd diff = x.rowwise() - s.means.row(c);
+    Eigen::VectorXd quad;
+    double log_det;
+    if (o.type == v1::FULL) {
+      const Eigen::MatrixXd& u = s.prec_chol[static_cast<size_t>(c)];
+      quad = (diff * u).rowwise().squaredNorm();
+      log_det = u.diagonal().array().log().sum();
+    } else {
+      Eigen::RowVectorXd p(d);
+      for (Eigen::Index j = 0; j < d; ++j) p(j) = s.prec_diag(c, o.type == v1::SPHERICAL ? 0 : j);
+      quad = (diff.array().rowwise() * p.array()).square().rowwise().sum();
+      log_det = p.array().log().sum();
+    }
+    log_resp->col(c) =
+        (-0.5 * (d_log_2pi + quad.array()) + log_det + std::log(s.weights(c))).matrix();
+  }
+  double total = 0.0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    const double norm = math::LogSumExp(log_resp->row(i).transpose());
+    log_resp->row(i).array() -= norm;
+    total += norm;
+  }
+  return total / static_cast<double>(n);
+}
+
+// Initial responsibilities of one initialisation (sklearn's _initialize_parameters).
+Eigen::MatrixXd InitialResponsibilities(const Eigen::MatrixXd& x, const GmmOptions& o,
+                                        random::ItemRng& rng) {
+  const Eigen::Index n = x.rows();
+  const int k = o.n_components;
+  Eigen::MatrixXd resp = Eigen::MatrixXd::Zero(n, k);
+  switch (o.init) {
+    case v1::INIT_RANDOM: {
+      for (Eigen::Index i = 0; i < n; ++i) {
+        for (int c = 0; c < k; ++c) resp(i, c) = rng.Uniform();
+      }
+      resp.array().colwise() /= resp.rowwise().sum().array();
+      break;
+    }
+    case v1::INIT_RANDOM_FROM_DATA: {
+      // Floyd's sampling of k distinct rows (k Uniforms), in the order drawn.
+      std::vector<int> chosen;
+      for (Eigen::Index j = n - k; j < n; ++j) {
+        int t = std::min<int>(static_cast<int>(rng.Uniform() * static_cast<double>(j + 1)),
+                              static_cast<int>(j));
+        if (std::find(chosen.begin(), chosen.end(), t) != chosen.end()) t = static_cast<int>(j);
+        chosen.push_back(t);
+      }
+      for (int c = 0; c < k; ++c) resp(chosen[static_cast<size_t>(c)], c) = 1.0;
+      break;
+    }
+    case v1::INIT_K_MEANS_PLUS_PLUS: {
+      const std::vector<int> indices = KMeansPlusPlus(x, k, rng);
+      for (int c = 0; c < k; ++c) resp(indices[static_cast<size_t>(c)], c) = 1.0;
+      break;
+    }
+    default: {
+      const std::vector<int> labels = KMeansLabels(x, k, rng);
+      for (Eigen::Index i = 0; i < n; ++i) resp(i, labels[static_cast<size_t>(i)]) = 1.0;
+      break;
+    }
+  }
+  return resp;
+}
+
+// sklearn's _compute_precision_cholesky_from_precisions (FULL: reversed Cholesky, upper U with
+// P = U U^T).
+absl::Status PrecisionCholeskyFromPrecisions(const GmmOptions& o, int64_t d, EmState* s) {
+  const int k = o.n_components;
+  if (o.type == v1::FULL) {
+    s->prec_chol.assign(static_cast<size_t>(k), Eigen::MatrixXd());
+    for (int c = 0; c < k; ++c) {
+      const Eigen::MatrixXd p = o.precisions_init.middleRows(c * d, d);
+      const Eigen::MatrixXd flipped = p.reverse();  // rows and columns reversed
+      Eigen::MatrixXd lower;
+      if (!rows::CholeskyLower(flipped, &lower)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("gaussian_mixture.precisions_init: the precision of component ", c,
+                         " is not positive definite"));
+      }
+      s->prec_chol[static_cast<size_t>(c)] = lower.reverse();
+    }
+  } else {
+    s->prec_diag = o.precisions_init.array().sqrt();
+  }
+  return absl::OkStatus();
+}
+
+struct EmRun {
+  EmState state;
+  std::vector<double> lower_bounds;
+  double lower_bound = kNegInf;
+  bool converged = false;
+  int n_iter = 0;
+};
+
+absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint64_t seed, int init,
+                            const exec::StopToken& stop) {
+  EmRun run;
+  random::ItemRng rng(seed, kFitStream, static_cast<uint64_t>(init));
+  const Eigen::MatrixXd resp = InitialResponsibilities(x, o, rng);
+  MAAS_RETURN_IF_ERROR(EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state));
+  if (o.weights_init.size() > 0) run.state.weights = o.weights_init;
+  if (o.means_init.rows() > 0) run.state.means = o.means_init;
+  if (o.precisions_init.rows() > 0) {
+    MAAS_RETURN_IF_ERROR(PrecisionCholeskyFromPrecisions(o, x.cols(), &run.state));
+  }
+  Eigen::MatrixXd log_resp;
+  for (int iter = 1; iter <= o.max_iter; ++iter) {
+    MAAS_RETURN_IF_ERROR(stop.Check());
+    const double previous = run.lower_bound;
+    const double lower_bound = EStep(x, run.state, o, &log_resp);
+    MAAS_RETURN_IF_ERROR(
+        EstimateParameters(x, log_resp.array().exp().matrix(), o, 0.0, &run.state));
+    run.lower_bound = lower_bound;
+    run.lower_bounds.push_back(lower_bound);
+    run.n_iter = iter;
+    if (!std::isfinite(lower_bound)) {
+      return absl::FailedPreconditionError(
+          "gaussian_mixture: the log-likelihood lower bound is not finite (the data are too far "
+          "from every component for float64); scale the data or increase reg_covar");
+    }
+    if (std::abs(lower_bound - previous) < o.tol) {
+      run.converged = true;
+      break;
+    }
+  }
+  return run;
+}
+
+absl::StatusOr<GmmOptions> OptionsFromConfig(const v1::GaussianMixtureFit& fit) {
+  GmmOptions o;
+  o.n_components = fit.n_components() == 0 ? 1 : static_cast<int>(fit.n_components());
+  if (fit.n_components() > 100000) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("gaussian_mixture.n_components is ", fit.n_components(), "; at most 100000"));
+  }
+  if (!v1::CovarianceType_IsValid(fit.covariance_type())) {
+    return absl::InvalidArgumentError("gaussian_mixture.covariance_type is unknown");
+  }
+  o.type = Resolve(fit.covariance_type());
+  if (fit.has_tol()) {
+    if (!(fit.tol() >= 0.0) || !std::isfinite(fit.tol())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gaussian_mixture.tol is ", fit.tol(), "; it must be finite and >= 0"));
+    }
+    o.tol = fit.tol();
+  }
+  if (fit.has_reg_covar()) {
+    if (!(fit.reg_covar() >= 0.0) || !std::isfinite(fit.reg_covar())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "gaussian_mixture.reg_covar is ", fit.reg_covar(), "; it must be finite and >= 0"));
+    }
+    o.reg_covar = fit.reg_covar();
+  }
+  if (fit.max_iter() > 1000000) {
+    return absl::InvalidArgumentError("gaussian_mixture.max_iter must be at most 1000000");
+  }
+  o.max_iter = fit.max_iter() == 0 ? 100 : static_cast<int>(fit.max_iter());
+  if (fit.n_init() > 1000) {
+    return absl::InvalidArgumentError("gaussian_mixture.n_init must be at most 1000");
+  }
+  o.n_init = fit.n_init() == 0 ? 1 : static_cast<int>(fit.n_init());
+  if (!v1::GaussianMixtureInit_IsValid(fit.init_params())) {
+    return absl::InvalidArgumentError("gaussian_mixture.init_params is unknown");
+  }
+  o.init = fit.init_params() == v1::GAUSSIAN_MIXTURE_INIT_UNSPECIFIED ? v1::INIT_KMEANS
+                                                                      : fit.init_params();
+  if (fit.weights_init_size() > 0) {
+    MAAS_ASSIGN_OR_RETURN(o.weights_init, MixtureWeightsFromProto(fit.weights_init(),
+                                                                  "gaussian_mixture.weights_init"));
+    if (o.weights_init.size() != o.n_components) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gaussian_mixture.weights_init has ", o.weights_init.size(),
+                       " values but n_components is ", o.n_components));
+    }
+  }
+  return o;
+}
+
+class GaussianMixtureFitter final : public FamilyFitter {
+ public:
+  GaussianMixtureFitter(GmmOptions options, v1::GaussianMixtureFit config, uint64_t seed)
+      : options_(std::move(options)), config_(std::move(config)), seed_(seed) {}
+
+  absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows, uint64_t) override {
+    rows_.Add(rows);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) override {
+    GmmOptions& o = options_;
+    const int64_t n = rows_.rows(), d = rows_.cols();
+    if (n < 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gaussian_mixture needs at least 2 training rows, got ", n));
+    }
+    if (o.n_components > n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("gaussian_mixture.n_components is ", o.n_components, " but only ", n,
+                       " training rows arrived; use n_components <= the number of rows"));
+    }
+    if (config_.means_init().rows() > 0 || config_.means_init().values_size() > 0) {
+      MAAS_ASSIGN_OR_RETURN(
+          o.means_init, MatrixFieldFromProto(config_.means_init(), "gaussian_mixture.means_init",
+                                             o.n_components, d));
+    }
+    if (config_.precisions_init().rows() > 0 || config_.precisions_init().values_size() > 0) {
+      const std::string field =
+          absl::StrCat("gaussian_mixture.precisions_init (", TypeName(o.type), ")");
+      MAAS_ASSIGN_OR_RETURN(
+          o.precisions_init,
+          MatrixFieldFromProto(config_.precisions_init(), field,
+                               LayoutRows(o.type, o.n_components, d), LayoutCols(o.type, d)));
+      if (o.type == v1::FULL) {
+        for (int c = 0; c < o.n_components; ++c) {
+          MAAS_RETURN_IF_ERROR(CheckSymmetric(o.precisions_init.middleRows(c * d, d), field, c));
+        }
+      } else if (!(o.precisions_init.array() > 0.0).all()) {
+        return absl::InvalidArgumentError(absl::StrCat(field, ": precisions must be > 0"));
+      }
+    }
+    const Eigen::MatrixXd x = rows_.Take();
+    std::optional<EmRun> best;
+    for (int init = 0; init < o.n_init; ++init) {
+      MAAS_ASSIGN_OR_RETURN(EmRun run, RunEm(x, o, seed_, init, stop));
+      if (!best.has_value() || run.lower_bound > best->lower_bound) best = std::move(run);
+    }
+    FitResult result;
+    v1::GaussianMixtureSpec* spec = result.spec.mutable_gaussian_mixture();
+    spec->set_covariance_type(o.type);
+    const EmState& s = best->state;
+    for (Eigen::Index c = 0; c < s.weights.size(); ++c) spec->add_weights(s.weights(c));
+    convert::MatrixToProto(s.means, spec->mutable_means());
+    if (o.type == v1::FULL) {
+      Eigen::MatrixXd stacked(o.n_components * d, d);
+      for (int c = 0; c < o.n_components; ++c) {
+        stacked.middleRows(c * d, d) = s.cov_full[static_cast<size_t>(c)];
+      }
+      convert::MatrixToProto(stacked, spec->mutable_covariances());
+    } else {
+      convert::MatrixToProto(s.cov_diag, spec->mutable_covariances());
+    }
+    for (double lb : best->lower_bounds) result.trace.add_log_likelihood(lb);
+    result.trace.set_converged(best->converged);
+    result.trace.set_n_iter(static_cast<uint32_t>(best->n_iter));
+    return result;
+  }
+
+ private:
+  GmmOptions options_;
+  v1::GaussianMixtureFit config_;
+  uint64_t seed_;
+  RowBuffer rows_;
+};
+
+}  // namespace
+
+Family GaussianMixtureFamily() {
+  Family family;
+  family.name = "gaussian_mixture";
+  family.spec_case = v1::GenerativeModelSpec::kGaussianMixture;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<GaussianMixtureModel> model,
+                          GaussianMixtureModel::Create(spec.gaussian_mixture()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.fit_case = v1::FitConfig::kGaussianMixture;
+  family.make_fitter = [](const v1::FitConfig& config,
+                          uint64_t seed) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
+    MAAS_ASSIGN_OR_RETURN(GmmOptions options, OptionsFromConfig(config.gaussian_mixture()));
+    return std::unique_ptr<FamilyFitter>(std::make_unique<GaussianMixtureFitter>(
+        std::move(options), config.gaussian_mixture(), seed));
+  };
+  return family;
+}
+
+}  // namespace maas::generative

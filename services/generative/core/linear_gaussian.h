@@ -1,0 +1,82 @@
+// The linear-Gaussian latent model shared by `ppca` and `factor_analysis`:
+//   z ~ N(0, I_L),  x | z ~ N(W z + mu, diag(psi)),  so  x ~ N(mu, W W^T + diag(psi)).
+// ppca has psi = sigma^2 (isotropic), factor_analysis one psi_d per dimension.
+//
+//   Sample i (draw order, the determinism contract): ItemRng(seed, kSampleStream, start_index + i):
+//     L normals z_0..z_{L-1}, then D normals eps_0..eps_{D-1} (ItemRng::Normal);
+//     x = mu + W z + sqrt(psi) .* eps. Latents returned: z.
+//   Exact log p(x) = log N(x | mu, W W^T + diag(psi)), float64, Cholesky of the D x D covariance.
+//   Latent view (kContinuous, prior N(0, I_L)): log p(x|z) in the expanded form
+//     -1/2 (D log 2 pi + sum log psi + c - 2 b^T z + z^T G z), c = (x-mu)^T Psi^-1 (x-mu),
+//     b = W^T Psi^-1 (x - mu), G = W^T Psi^-1 W (O(L^2) per z); its gradient b - G z; and the exact
+//     posterior N(m, S), S = (I + G)^-1, m = S b, as the importance proposal (every weight = p(x)).
+#ifndef MAAS_SERVICES_GENERATIVE_CORE_LINEAR_GAUSSIAN_H_
+#define MAAS_SERVICES_GENERATIVE_CORE_LINEAR_GAUSSIAN_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "services/generative/core/model.h"
+
+namespace maas::generative {
+
+class LinearGaussianModel final : public GenerativeModel {
+ public:
+  // `family` names the family in messages ("ppca"). Validates: W D x L (D, L >= 1) finite, mean of
+  // size D finite, psi of size D finite and > 0, and W W^T + diag(psi) positive definite in
+  // float64; INVALID_ARGUMENT naming `<family>.<field>` otherwise.
+  static absl::StatusOr<std::unique_ptr<LinearGaussianModel>> Create(
+      const std::string& family, Eigen::MatrixXd loadings, Eigen::VectorXd mean,
+      Eigen::VectorXd noise_variance);
+
+  std::string family() const override { return family_; }
+  int dimension() const override { return static_cast<int>(mean_.size()); }
+  int latent_width() const override { return latent_dim(); }
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
+              Eigen::MatrixXd* latents) const override;
+  bool tractable() const override { return true; }
+  Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const override;
+
+  LatentKind latent_kind() const override { return LatentKind::kContinuous; }
+  int latent_dim() const override { return static_cast<int>(loadings_.cols()); }
+  // L normals.
+  void SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const override;
+  double LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const override;
+  void LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                const Eigen::Ref<const Eigen::MatrixXd>& z,
+                                Eigen::Ref<Eigen::VectorXd> out) const override;
+  bool has_latent_gradient() const override { return true; }
+  double LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>& x,
+                               const Eigen::Ref<const Eigen::VectorXd>& z,
+                               Eigen::Ref<Eigen::VectorXd> grad) const override;
+  // The exact posterior N(m, S); Sample draws L normals eps and returns m + L_M^-T eps, where
+  // L_M L_M^T = I + G = S^-1.
+  std::unique_ptr<LatentProposal> MakeProposal(
+      const Eigen::Ref<const Eigen::VectorXd>& x) const override;
+
+  const Eigen::MatrixXd& loadings() const { return loadings_; }
+  const Eigen::VectorXd& mean() const { return mean_; }
+  const Eigen::VectorXd& noise_variance() const { return psi_; }
+
+ private:
+  LinearGaussianModel() = default;
+
+  std::string family_;
+  Eigen::MatrixXd loadings_;  // W, D x L
+  Eigen::VectorXd mean_;
+  Eigen::VectorXd psi_;
+  Eigen::VectorXd stddev_;            // sqrt(psi)
+  Eigen::VectorXd inv_psi_;           // 1 / psi
+  Eigen::MatrixXd scaled_;            // Psi^-1 W, D x L (column j: W_j / psi)
+  Eigen::MatrixXd gram_;              // G = W^T Psi^-1 W, L x L
+  Eigen::MatrixXd post_lower_;        // L_M, lower Cholesky of I + G
+  double post_log_det_ = 0.0;         // log det (I + G) = -log det S
+  Eigen::MatrixXd cov_lower_;         // lower Cholesky of W W^T + diag(psi)
+  double log_norm_marginal_ = 0.0;    // -1/2 (D log 2 pi + log det C)
+  double log_norm_likelihood_ = 0.0;  // -1/2 (D log 2 pi + sum log psi)
+};
+
+}  // namespace maas::generative
+
+#endif  // MAAS_SERVICES_GENERATIVE_CORE_LINEAR_GAUSSIAN_H_

@@ -1,0 +1,422 @@
+#include "services/generative/core/mlp_decoder.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "common/convert/matrix.h"
+#include "common/math/gaussian.h"
+#include "common/math/log_sum_exp.h"
+#include "common/random/distributions.h"
+#include "common/status/status_macros.h"
+#include "services/generative/core/safetensors.h"
+
+namespace maas::generative {
+namespace {
+
+constexpr double kDefensiveAlpha = 0.1;
+
+void Activate(v1::Activation activation, Eigen::Ref<Eigen::MatrixXd> a) {
+  switch (activation) {
+    case v1::TANH:
+      a = a.array().tanh().matrix();
+      break;
+    case v1::RELU:
+      a = a.array().max(0.0).matrix();
+      break;
+    case v1::SIGMOID:
+      a = (1.0 / (1.0 + (-a.array()).exp())).matrix();
+      break;
+    default:
+      break;
+  }
+}
+
+// d activation / d a, written in terms of the activation's output h.
+Eigen::VectorXd ActivationSlope(v1::Activation activation, const Eigen::VectorXd& h) {
+  switch (activation) {
+    case v1::TANH:
+      return (1.0 - h.array().square()).matrix();
+    case v1::RELU:
+      return (h.array() > 0.0).cast<double>().matrix();
+    case v1::SIGMOID:
+      return (h.array() * (1.0 - h.array())).matrix();
+    default:
+      return Eigen::VectorXd::Ones(h.size());
+  }
+}
+
+double Softplus(double f) { return std::max(f, 0.0) + std::log1p(std::exp(-std::abs(f))); }
+
+absl::StatusOr<v1::Activation> ParseActivation(const std::string& name, const std::string& what) {
+  if (name == "identity") return v1::IDENTITY;
+  if (name == "tanh") return v1::TANH;
+  if (name == "relu") return v1::RELU;
+  if (name == "sigmoid") return v1::SIGMOID;
+  return absl::InvalidArgumentError(
+      absl::StrCat(what, ": unknown activation '", name, "'; use identity, tanh, relu or sigmoid"));
+}
+
+// The defensive Laplace proposal q = (1 - alpha) N(m, S) + alpha N(0, I), S = C C^T.
+class DefensiveLaplaceProposal final : public LatentProposal {
+ public:
+  DefensiveLaplaceProposal(Eigen::VectorXd mean, Eigen::MatrixXd factor, Eigen::MatrixXd whiten,
+                           double log_det)
+      : mean_(std::move(mean)),
+        factor_(std::move(factor)),
+        whiten_(std::move(whiten)),
+        log_det_(log_det) {}
+  void Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const override {
+    const double u = rng.Uniform();
+    Eigen::VectorXd eps(mean_.size());
+    random::FillNormal(rng, eps);
+    if (u < kDefensiveAlpha) {
+      z = eps;
+    } else {
+      z = mean_ + factor_ * eps;
+    }
+  }
+  double LogDensity(const Eigen::Ref<const Eigen::VectorXd>& z) const override {
+    const double l = static_cast<double>(mean_.size());
+    const double laplace =
+        -0.5 * (l * math::kLogTwoPi + log_det_ + (whiten_ * (z - mean_)).squaredNorm());
+    const double prior = -0.5 * (l * math::kLogTwoPi + z.squaredNorm());
+    return math::LogAddExp(std::log1p(-kDefensiveAlpha) + laplace,
+                           std::log(kDefensiveAlpha) + prior);
+  }
+
+ private:
+  Eigen::VectorXd mean_;
+  Eigen::MatrixXd factor_;  // S = factor factor^T
+  Eigen::MatrixXd whiten_;  // whiten^T whiten = S^-1
+  double log_det_;          // log det S
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
+    const v1::MlpDecoderSpec& spec) {
+  const std::string what = "spec.mlp_decoder";
+  std::unique_ptr<MlpDecoderModel> model(new MlpDecoderModel());
+  if (!spec.safetensors().empty()) {
+    if (spec.layers_size() > 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ": set either layers or safetensors, not both"));
+    }
+    MAAS_ASSIGN_OR_RETURN(SafetensorsFile file,
+                          ParseSafetensors(spec.safetensors(), what + ".safetensors"));
+    std::vector<v1::Activation> activations;
+    if (auto it = file.metadata.find("activations"); it != file.metadata.end()) {
+      for (absl::string_view name : absl::StrSplit(it->second, ',')) {
+        MAAS_ASSIGN_OR_RETURN(v1::Activation a,
+                              ParseActivation(std::string(name), what + ".safetensors metadata"));
+        activations.push_back(a);
+      }
+    }
+    size_t used = 0;
+    for (int i = 0;; ++i) {
+      const std::string w_name = absl::StrCat("layers.", i, ".weight");
+      const std::string b_name = absl::StrCat("layers.", i, ".bias");
+      auto w = file.tensors.find(w_name);
+      if (w == file.tensors.end()) break;
+      auto b = file.tensors.find(b_name);
+      if (b == file.tensors.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ".safetensors: tensor '", b_name, "' is missing"));
+      }
+      if (w->second.shape.size() != 2 || b->second.shape.size() != 1 ||
+          w->second.shape[0] != b->second.shape[0] || w->second.shape[0] == 0 ||
+          w->second.shape[1] == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(what, ".safetensors: ", w_name,
+                                                       " must have shape [out, in] and ", b_name,
+                                                       " shape [out] with out, in >= 1"));
+      }
+      Layer layer;
+      layer.weight =
+          Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
+              w->second.values.data(), w->second.shape[0], w->second.shape[1]);
+      layer.bias = Eigen::Map<const Eigen::VectorXd>(b->second.values.data(), b->second.shape[0]);
+      layer.activation = v1::IDENTITY;
+      model->layers_.push_back(std::move(layer));
+      used += 2;
+    }
+    if (model->layers_.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ".safetensors: no tensor 'layers.0.weight'"));
+    }
+    if (used != file.tensors.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ".safetensors: ", file.tensors.size() - used,
+          " tensor(s) are not layers.<i>.weight / layers.<i>.bias with consecutive i"));
+    }
+    const size_t n = model->layers_.size();
+    if (!activations.empty() && activations.size() != n) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ".safetensors metadata: activations has ", activations.size(),
+                       " entries for ", n, " layers"));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      model->layers_[i].activation =
+          activations.empty() ? (i + 1 < n ? v1::TANH : v1::IDENTITY) : activations[i];
+    }
+  } else {
+    if (spec.layers_size() == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(what, ".layers is empty; give at least one layer (or safetensors)"));
+    }
+    for (int i = 0; i < spec.layers_size(); ++i) {
+      const v1::DenseLayer& in = spec.layers(i);
+      const std::string name = absl::StrCat(what, ".layers[", i, "]");
+      Layer layer;
+      MAAS_ASSIGN_OR_RETURN(layer.weight, convert::MatrixFromProto(in.weight(), name + ".weight"));
+      if (layer.weight.size() == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ".weight is empty"));
+      }
+      if (in.bias_size() != layer.weight.rows()) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ".bias has ", in.bias_size(),
+                                                       " values but weight has ",
+                                                       layer.weight.rows(), " rows"));
+      }
+      layer.bias = Eigen::Map<const Eigen::VectorXd>(in.bias().data(), in.bias_size());
+      if (!layer.bias.allFinite()) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ".bias has a non-finite value"));
+      }
+      if (!v1::Activation_IsValid(in.activation())) {
+        return absl::InvalidArgumentError(absl::StrCat(name, ".activation is not a known value"));
+      }
+      layer.activation =
+          in.activation() == v1::ACTIVATION_UNSPECIFIED ? v1::IDENTITY : in.activation();
+      model->layers_.push_back(std::move(layer));
+    }
+  }
+  model->latent_dim_ = spec.latent_dim() == 0 && !spec.safetensors().empty()
+                           ? static_cast<int>(model->layers_[0].weight.cols())
+                           : static_cast<int>(spec.latent_dim());
+  if (model->latent_dim_ < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(what, ".latent_dim must be >= 1"));
+  }
+  if (model->layers_[0].weight.cols() != model->latent_dim_) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, ".layers[0].weight has ", model->layers_[0].weight.cols(),
+                     " columns but latent_dim is ", model->latent_dim_));
+  }
+  for (size_t i = 1; i < model->layers_.size(); ++i) {
+    if (model->layers_[i].weight.cols() != model->layers_[i - 1].weight.rows()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ".layers[", i, "].weight has ", model->layers_[i].weight.cols(),
+          " columns but layer ", i - 1, " has ", model->layers_[i - 1].weight.rows(), " outputs"));
+    }
+  }
+  model->dimension_ = static_cast<int>(model->layers_.back().weight.rows());
+  switch (spec.likelihood()) {
+    case v1::DECODER_LIKELIHOOD_UNSPECIFIED:
+    case v1::GAUSSIAN:
+      if (!(spec.noise_variance() > 0.0) || !std::isfinite(spec.noise_variance())) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(what, ".noise_variance is ", spec.noise_variance(),
+                         "; a GAUSSIAN decoder needs a finite variance > 0"));
+      }
+      model->noise_variance_ = spec.noise_variance();
+      break;
+    case v1::BERNOULLI:
+      model->bernoulli_ = true;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(what, ".likelihood is not a known value"));
+  }
+  return model;
+}
+
+Eigen::MatrixXd MlpDecoderModel::Decode(const Eigen::Ref<const Eigen::MatrixXd>& z) const {
+  Eigen::MatrixXd h = z;
+  for (const Layer& layer : layers_) {
+    Eigen::MatrixXd a = h * layer.weight.transpose();
+    a.rowwise() += layer.bias.transpose();
+    Activate(layer.activation, a);
+    h = std::move(a);
+  }
+  return h;
+}
+
+double MlpDecoderModel::LogLikelihoodOfOutput(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                              const Eigen::Ref<const Eigen::RowVectorXd>& f) const {
+  if (bernoulli_) {
+    double sum = 0.0;
+    for (Eigen::Index d = 0; d < f.size(); ++d) sum += x(d) * f(d) - Softplus(f(d));
+    return sum;
+  }
+  const double sq = (x.transpose() - f).squaredNorm();
+  return -0.5 * (static_cast<double>(dimension_) * (math::kLogTwoPi + std::log(noise_variance_)) +
+                 sq / noise_variance_);
+}
+
+void MlpDecoderModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
+                             Eigen::MatrixXd* latents) const {
+  const Eigen::Index n = x.rows();
+  std::vector<random::ItemRng> rngs;
+  rngs.reserve(n);
+  Eigen::MatrixXd z(n, latent_dim_);
+  Eigen::VectorXd one(latent_dim_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    rngs.emplace_back(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+    random::FillNormal(rngs.back(), one);
+    z.row(i) = one.transpose();
+  }
+  // Row by row (matrix-vector products): a GEMM over the batch may round differently for
+  // different batch sizes, and the samples must not depend on how a request is batched.
+  Eigen::MatrixXd f(n, dimension_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    Eigen::VectorXd h = z.row(i).transpose();
+    for (const Layer& layer : layers_) {
+      Eigen::VectorXd a = layer.weight * h + layer.bias;
+      Activate(layer.activation, a);
+      h = std::move(a);
+    }
+    f.row(i) = h.transpose();
+  }
+  const double stddev = std::sqrt(noise_variance_);
+  for (Eigen::Index i = 0; i < n; ++i) {
+    for (Eigen::Index d = 0; d < dimension_; ++d) {
+      if (bernoulli_) {
+        const double p = 1.0 / (1.0 + std::exp(-f(i, d)));
+        x(i, d) = rngs[i].Uniform() < p ? 1.0 : 0.0;
+      } else {
+        x(i, d) = f(i, d) + stddev * rngs[i].Normal();
+      }
+    }
+  }
+  if (latents != nullptr) *latents = std::move(z);
+}
+
+Eigen::VectorXd MlpDecoderModel::ExactLogLikelihood(
+    const Eigen::Ref<const Eigen::MatrixXd>&) const {
+  std::abort();  // REQUIRES tractable(): the core never calls it for this family.
+}
+
+void MlpDecoderModel::SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const {
+  random::FillNormal(rng, z);
+}
+
+double MlpDecoderModel::LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const {
+  return -0.5 * (static_cast<double>(latent_dim_) * math::kLogTwoPi + z.squaredNorm());
+}
+
+void MlpDecoderModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                               const Eigen::Ref<const Eigen::MatrixXd>& z,
+                                               Eigen::Ref<Eigen::VectorXd> out) const {
+  const Eigen::MatrixXd f = Decode(z);
+  if (!bernoulli_) {
+    const double constant =
+        static_cast<double>(dimension_) * (math::kLogTwoPi + std::log(noise_variance_));
+    out = -0.5 * ((f.rowwise() - x.transpose()).rowwise().squaredNorm().array() / noise_variance_ +
+                  constant)
+                     .matrix();
+    return;
+  }
+  for (Eigen::Index s = 0; s < z.rows(); ++s) out(s) = LogLikelihoodOfOutput(x, f.row(s));
+}
+
+double MlpDecoderModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                              const Eigen::Ref<const Eigen::VectorXd>& z,
+                                              Eigen::Ref<Eigen::VectorXd> grad) const {
+  std::vector<Eigen::VectorXd> h(layers_.size() + 1);
+  h[0] = z;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    Eigen::VectorXd a = layers_[l].weight * h[l] + layers_[l].bias;
+    Activate(layers_[l].activation, a);
+    h[l + 1] = std::move(a);
+  }
+  const Eigen::VectorXd& f = h.back();
+  const double log_lik = LogLikelihoodOfOutput(x, f.transpose());
+  Eigen::VectorXd g;
+  if (bernoulli_) {
+    g = x - (1.0 / (1.0 + (-f.array()).exp())).matrix();
+  } else {
+    g = (x - f) / noise_variance_;
+  }
+  for (size_t l = layers_.size(); l-- > 0;) {
+    const Eigen::VectorXd da =
+        (g.array() * ActivationSlope(layers_[l].activation, h[l + 1]).array()).matrix();
+    g = layers_[l].weight.transpose() * da;
+  }
+  grad = g;
+  return log_lik;
+}
+
+std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
+    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  const int l = latent_dim_;
+  Eigen::VectorXd grad(l);
+  // log p(z, x) up to a constant and its gradient.
+  const auto objective = [&](const Eigen::VectorXd& z, Eigen::VectorXd* g) {
+    const double log_lik = LogLikelihoodGradient(x, z, grad);
+    if (g != nullptr) *g = grad - z;
+    return log_lik - 0.5 * z.squaredNorm();
+  };
+  // Posterior mode: gradient ascent with backtracking (Armijo), from the prior mean.
+  Eigen::VectorXd z = Eigen::VectorXd::Zero(l), g(l), trial_g(l);
+  double value = objective(z, &g);
+  double step = 1.0;
+  for (int iteration = 0; iteration < 500 && g.norm() > 1e-9; ++iteration) {
+    bool moved = false;
+    for (int halving = 0; halving < 60; ++halving) {
+      const Eigen::VectorXd trial = z + step * g;
+      const double trial_value = objective(trial, &trial_g);
+      if (std::isfinite(trial_value) && trial_value >= value + 1e-4 * step * g.squaredNorm()) {
+        z = trial;
+        value = trial_value;
+        g = trial_g;
+        step *= 2.0;
+        moved = true;
+        break;
+      }
+      step *= 0.5;
+    }
+    if (!moved) break;
+  }
+  // Laplace covariance: H = -Hessian of log p(z, x) by central differences of the gradient.
+  Eigen::MatrixXd hessian(l, l);
+  for (int j = 0; j < l; ++j) {
+    const double h = 1e-5 * std::max(1.0, std::abs(z(j)));
+    Eigen::VectorXd plus = z, minus = z, g_plus(l), g_minus(l);
+    plus(j) += h;
+    minus(j) -= h;
+    objective(plus, &g_plus);
+    objective(minus, &g_minus);
+    hessian.col(j) = -(g_plus - g_minus) / (2 * h);
+  }
+  hessian = 0.5 * (hessian + hessian.transpose()).eval();
+  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(hessian);
+  Eigen::VectorXd lambda = eigen.eigenvalues().cwiseMax(1e-3);
+  if (!lambda.allFinite() || !z.allFinite()) {  // Degenerate: fall back to the prior shape.
+    lambda = Eigen::VectorXd::Ones(l);
+    z = Eigen::VectorXd::Zero(l);
+  }
+  const Eigen::MatrixXd& v = eigen.eigenvectors().allFinite()
+                                 ? eigen.eigenvectors()
+                                 : Eigen::MatrixXd(Eigen::MatrixXd::Identity(l, l));
+  Eigen::MatrixXd factor = v * lambda.cwiseSqrt().cwiseInverse().asDiagonal();
+  Eigen::MatrixXd whiten = lambda.cwiseSqrt().asDiagonal() * v.transpose();
+  const double log_det = -lambda.array().log().sum();
+  return std::make_unique<DefensiveLaplaceProposal>(z, std::move(factor), std::move(whiten),
+                                                    log_det);
+}
+
+Family MlpDecoderFamily() {
+  Family family;
+  family.name = "mlp_decoder";
+  family.spec_case = v1::GenerativeModelSpec::kMlpDecoder;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
+                          MlpDecoderModel::Create(spec.mlp_decoder()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  return family;
+}
+
+}  // namespace maas::generative

@@ -1,0 +1,120 @@
+#include "services/generative/core/ppca.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "Eigen/Eigenvalues"
+#include "absl/strings/str_cat.h"
+#include "common/convert/matrix.h"
+#include "common/status/status_macros.h"
+#include "services/generative/core/linear_gaussian.h"
+
+namespace maas::generative {
+namespace {
+
+absl::StatusOr<std::unique_ptr<LinearGaussianModel>> Build(const v1::PpcaSpec& spec) {
+  MAAS_ASSIGN_OR_RETURN(Eigen::MatrixXd w,
+                        convert::MatrixFromProto(spec.loadings(), "ppca.loadings"));
+  MAAS_ASSIGN_OR_RETURN(Eigen::VectorXd mean,
+                        convert::VectorFromRepeated(spec.mean(), "ppca.mean"));
+  const double sigma2 = spec.noise_variance();
+  if (!(sigma2 > 0.0) || !std::isfinite(sigma2)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("ppca.noise_variance is ", sigma2, "; it must be a finite number > 0"));
+  }
+  const Eigen::Index d = w.rows();
+  return LinearGaussianModel::Create(
+      "ppca", std::move(w), std::move(mean),
+      Eigen::VectorXd::Constant(std::max<Eigen::Index>(d, 1), sigma2));
+}
+
+class PpcaFitter final : public FamilyFitter {
+ public:
+  explicit PpcaFitter(int latent_dim) : latent_dim_(latent_dim) {}
+
+  absl::Status AddRows(const Eigen::Ref<const Eigen::MatrixXd>& rows, uint64_t) override {
+    rows_.Add(rows);
+    return absl::OkStatus();
+  }
+
+  absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) override {
+    const int64_t n = rows_.rows(), d = rows_.cols();
+    const int l = latent_dim_;
+    if (l >= d) {
+      return absl::InvalidArgumentError(absl::StrCat("ppca.latent_dim is ", l,
+                                                     " but the rows have D = ", d,
+                                                     " columns; ppca needs 1 <= latent_dim < D"));
+    }
+    if (n < 2) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ppca needs at least 2 training rows, got ", n));
+    }
+    const Eigen::MatrixXd x = rows_.Take();
+    const Eigen::VectorXd mean = x.colwise().mean().transpose();
+    const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    const Eigen::MatrixXd cov = (centred.transpose() * centred) / static_cast<double>(n);
+    MAAS_RETURN_IF_ERROR(stop.Check());
+    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
+    if (eig.info() != Eigen::Success) {
+      return absl::InternalError("ppca: the eigendecomposition of the covariance failed");
+    }
+    const Eigen::VectorXd& lambda = eig.eigenvalues();  // ascending
+    const double sigma2 = lambda.head(d - l).sum() / static_cast<double>(d - l);
+    if (!(sigma2 > 0.0) || !std::isfinite(sigma2)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "ppca: the rows vary in at most ", l,
+          " directions (the discarded eigenvalues of their covariance are 0), so the noise "
+          "variance would be 0; lower latent_dim or fit on more varied rows"));
+    }
+    Eigen::MatrixXd w(d, l);
+    for (int j = 0; j < l; ++j) {
+      const Eigen::Index src = d - 1 - j;  // descending eigenvalues
+      Eigen::VectorXd u = eig.eigenvectors().col(src);
+      Eigen::Index arg;
+      u.cwiseAbs().maxCoeff(&arg);
+      if (u(arg) < 0) u = -u;
+      w.col(j) = u * std::sqrt(std::max(lambda(src) - sigma2, 0.0));
+    }
+    FitResult result;
+    v1::PpcaSpec* spec = result.spec.mutable_ppca();
+    convert::MatrixToProto(w, spec->mutable_loadings());
+    for (Eigen::Index j = 0; j < d; ++j) spec->add_mean(mean(j));
+    spec->set_noise_variance(sigma2);
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<LinearGaussianModel> model, Build(*spec));
+    result.trace.add_log_likelihood(model->ExactLogLikelihood(x).mean());
+    result.trace.set_converged(true);
+    result.trace.set_n_iter(1);
+    return result;
+  }
+
+ private:
+  int latent_dim_;
+  RowBuffer rows_;
+};
+
+}  // namespace
+
+Family PpcaFamily() {
+  Family family;
+  family.name = "ppca";
+  family.spec_case = v1::GenerativeModelSpec::kPpca;
+  family.build =
+      [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<LinearGaussianModel> model, Build(spec.ppca()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.fit_case = v1::FitConfig::kPpca;
+  family.make_fitter = [](const v1::FitConfig& config,
+                          uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
+    const uint32_t l = config.ppca().latent_dim();
+    if (l == 0 || l > 100000) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("ppca.latent_dim is ", l, "; set it to the latent dimension L, 1 <= L < D"));
+    }
+    return std::unique_ptr<FamilyFitter>(std::make_unique<PpcaFitter>(static_cast<int>(l)));
+  };
+  return family;
+}
+
+}  // namespace maas::generative

@@ -1,0 +1,89 @@
+// Per-row linear algebra kernels of the families' samplers and densities.
+//
+// Why not Eigen's blocked products here: the determinism contract says sample i and the estimate of
+// row r are pure functions of (seed, i) and (x_r, settings), whatever the batch. Eigen's GEMM,
+// triangular solves and vectorized reductions choose their summation order from the matrix sizes,
+// the position of a row inside a micro-panel and the memory alignment, so the same row can round
+// differently in a batch of 1 and a batch of 1000. These kernels work on one row at a time with a
+// fixed order: axpy updates (each output element accumulates its terms in index order; the loops
+// vectorize across elements without reordering) and sequential sums. No -ffast-math.
+#ifndef MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
+#define MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
+
+#include <cmath>
+
+#include "Eigen/Dense"
+
+namespace maas::generative::rows {
+
+// out[j] += sum_{i} a(j, i) * v[i] for a column-major matrix a (rows x cols), accumulated column by
+// column (i ascending) for every j.
+inline void AddMatrixTimesVector(const Eigen::MatrixXd& a, const double* v, double* out) {
+  const Eigen::Index rows = a.rows();
+  for (Eigen::Index i = 0; i < a.cols(); ++i) {
+    const double vi = v[i];
+    const double* col = a.data() + i * rows;
+    for (Eigen::Index j = 0; j < rows; ++j) out[j] += col[j] * vi;
+  }
+}
+
+// out[j] += sum_{i <= j} lower(j, i) * v[i] for a column-major lower-triangular `lower`.
+inline void AddLowerTimesVector(const Eigen::MatrixXd& lower, const double* v, double* out) {
+  const Eigen::Index d = lower.rows();
+  for (Eigen::Index i = 0; i < d; ++i) {
+    const double vi = v[i];
+    const double* col = lower.data() + i * d;
+    for (Eigen::Index j = i; j < d; ++j) out[j] += col[j] * vi;
+  }
+}
+
+// Solves lower * y = r in place (r becomes y) by forward substitution (column oriented) and
+// returns ||y||^2 summed in index order. `lower` is column-major with a positive diagonal.
+inline double ForwardSubstituteSquaredNorm(const Eigen::MatrixXd& lower, double* r) {
+  const Eigen::Index d = lower.rows();
+  double sum = 0.0;
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double* col = lower.data() + j * d;
+    const double yj = r[j] / col[j];
+    r[j] = yj;
+    sum += yj * yj;
+    for (Eigen::Index i = j + 1; i < d; ++i) r[i] -= col[i] * yj;
+  }
+  return sum;
+}
+
+// Solves lower^T * y = v in place (v becomes y) by back substitution; `lower` column-major.
+inline void BackSubstituteTransposed(const Eigen::MatrixXd& lower, double* v) {
+  const Eigen::Index d = lower.rows();
+  for (Eigen::Index i = d - 1; i >= 0; --i) {
+    const double* col = lower.data() + i * d;
+    double s = v[i];
+    for (Eigen::Index j = i + 1; j < d; ++j) s -= col[j] * v[j];
+    v[i] = s / col[i];
+  }
+}
+
+// sum_i a[i] * b[i] in index order.
+inline double Dot(const double* a, const double* b, Eigen::Index n) {
+  double s = 0.0;
+  for (Eigen::Index i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Lower Cholesky factor of a symmetric matrix (only its lower triangle is read), or false when it
+// is not positive definite (a non-positive or non-finite pivot). The strictly upper part of
+// `lower` is zero.
+inline bool CholeskyLower(const Eigen::Ref<const Eigen::MatrixXd>& a, Eigen::MatrixXd* lower) {
+  const Eigen::LLT<Eigen::MatrixXd, Eigen::Lower> llt(a);
+  if (llt.info() != Eigen::Success) return false;
+  *lower = llt.matrixL();
+  for (Eigen::Index i = 0; i < lower->rows(); ++i) {
+    const double pivot = (*lower)(i, i);
+    if (!(pivot > 0.0) || !std::isfinite(pivot)) return false;
+  }
+  return lower->allFinite();
+}
+
+}  // namespace maas::generative::rows
+
+#endif  // MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_

@@ -1,0 +1,134 @@
+// In-process benchmark driver for bench/generative_vs_numpy.py: times the generative core on one
+// model (a GenerativeModelSpec file) with one thread and prints one JSON object.
+//
+//   maas_generative_bench_driver sample   <spec.pb> <num_samples> <seconds>
+//       Sample() in batches of 4096 rows until <seconds> pass: {"rows_per_second": ...}.
+//   maas_generative_bench_driver loglik   <spec.pb> <num_latents> <seconds>
+//       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated:
+//       {"evaluations_per_second": ...}.
+//   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
+//       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
+#include <chrono>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+
+#include "common/exec/executor.h"
+#include "maas/generative/v1/generative.pb.h"
+#include "services/generative/core/estimators.h"
+#include "services/generative/core/families.h"
+
+namespace maas::generative {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+int Run(int argc, char** argv) {
+  if (argc < 5) {
+    std::cerr << "usage: see the file comment\n";
+    return 2;
+  }
+  const std::string command = argv[1];
+  std::ifstream in(argv[2], std::ios::binary);
+  std::stringstream bytes;
+  bytes << in.rdbuf();
+  v1::GenerativeModelSpec spec;
+  if (!spec.ParseFromString(bytes.str())) {
+    std::cerr << "cannot parse " << argv[2] << "\n";
+    return 2;
+  }
+  auto made = MakeModel(spec);
+  if (!made.ok()) {
+    std::cerr << made.status() << "\n";
+    return 2;
+  }
+  const GenerativeModel& model = **made;
+  const int d = model.dimension();
+  if (command == "sample") {
+    const double budget = std::stod(argv[4]);
+    const Eigen::Index batch = 4096;
+    Eigen::MatrixXd x(batch, d);
+    uint64_t done = 0;
+    const auto start = Clock::now();
+    double checksum = 0;
+    while (Seconds(start) < budget) {
+      model.Sample(1, done, x, nullptr);
+      checksum += x(0, 0);
+      done += batch;
+    }
+    std::cout << "{\"rows_per_second\": " << done / Seconds(start) << ", \"checksum\": " << checksum
+              << "}\n";
+    return 0;
+  }
+  if (command == "loglik") {
+    const Eigen::Index s = std::stol(argv[3]);
+    const double budget = std::stod(argv[4]);
+    Eigen::MatrixXd x(1, d), latents;
+    model.Sample(7, 0, x, nullptr);
+    Eigen::MatrixXd z(s, model.latent_dim());
+    Eigen::VectorXd one(model.latent_dim());
+    for (Eigen::Index i = 0; i < s; ++i) {
+      random::ItemRng rng(3, 1, static_cast<uint64_t>(i));
+      model.SamplePrior(rng, one);
+      z.row(i) = one.transpose();
+    }
+    Eigen::VectorXd out(s);
+    const Eigen::VectorXd row = x.row(0).transpose();
+    uint64_t done = 0;
+    const auto start = Clock::now();
+    while (Seconds(start) < budget) {
+      model.LogLikelihoodGivenLatent(row, z, out);
+      done += static_cast<uint64_t>(s);
+    }
+    std::cout << "{\"evaluations_per_second\": " << done / Seconds(start)
+              << ", \"checksum\": " << out.sum() << "}\n";
+    return 0;
+  }
+  if (command == "estimate") {
+    if (argc < 6) return 2;
+    EstimateSettings settings;
+    const std::string name = argv[3];
+    settings.estimator = name == "PRIOR"        ? McEstimator::kPrior
+                         : name == "IMPORTANCE" ? McEstimator::kImportance
+                                                : McEstimator::kAis;
+    settings.num_samples = std::stoull(argv[4]);
+    settings.ais.num_temperatures = std::stoi(argv[5]);
+    settings.seed = 11;
+    Eigen::MatrixXd x(1, d);
+    model.Sample(5, 0, x, nullptr);
+    absl::Status supported =
+        CheckEstimatorSupported(model, settings.estimator, x.row(0).transpose());
+    if (!supported.ok()) {
+      std::cerr << supported << "\n";
+      return 2;
+    }
+    exec::InlineExecutor executor;
+    const auto start = Clock::now();
+    auto rows = EstimateRows(model, x, settings, executor, exec::StopToken());
+    const double seconds = Seconds(start);
+    if (!rows.ok()) {
+      std::cerr << rows.status() << "\n";
+      return 2;
+    }
+    const math::WeightStats& stats = (*rows)[0].stats;
+    std::cout.precision(17);
+    std::cout << "{\"log_likelihood\": " << stats.LogMean()
+              << ", \"standard_error\": " << stats.StandardError() << ", \"ess\": " << stats.Ess()
+              << ", \"seconds\": " << seconds
+              << ", \"exact\": " << (model.tractable() ? model.ExactLogLikelihood(x)(0) : 0.0)
+              << "}\n";
+    return 0;
+  }
+  std::cerr << "unknown command " << command << "\n";
+  return 2;
+}
+
+}  // namespace
+}  // namespace maas::generative
+
+int main(int argc, char** argv) { return maas::generative::Run(argc, argv); }

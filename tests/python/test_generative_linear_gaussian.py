@@ -1,0 +1,171 @@
+"""ppca and factor_analysis against scikit-learn, on the real maas-generative binary.
+
+Oracles computed here: PCA.score_samples / FactorAnalysis.score_samples with hand-set parameters (exact log p(x)),
+PCA.fit (noise variance and score: the PPCA maximum-likelihood solution, rescaled from scikit-learn's 1/(N-1) to the
+1/N covariance), FactorAnalysis(svd_method="lapack").fit (log-likelihood trace and parameters), and scipy KS tests of
+whitened samples. Determinism: float64 bytes compared exactly.
+"""
+
+import grpc
+import numpy as np
+import pytest
+import scipy.stats
+from sklearn.decomposition import PCA, FactorAnalysis
+
+from maas.generative.v1 import generative_pb2 as gen
+
+from generative_oracles import (create, exact, fa_spec, fit, generative_server, get_spec, ppca_spec, sample,
+                                assert_same_bytes_for_batch_sizes)
+from maas_testing import expect_rpc_error, from_matrix
+
+D, L = 6, 2
+W = np.sin(0.7 * np.outer(np.arange(1, D + 1), np.arange(1, L + 1)))
+MU = 0.1 * np.arange(1, D + 1) - 0.3
+SIGMA2 = 0.25
+PSI = 0.1 + 0.05 * np.arange(D)
+
+
+@pytest.fixture(scope="module")
+def stub(tmp_path_factory):
+    with generative_server(tmp_path_factory.mktemp("linear-gaussian")) as s:
+        yield s
+
+
+def sklearn_pca(w, mu, sigma2):
+    """A PCA whose probabilistic model is N(mu, W W^T + sigma2 I) (hand-set attributes)."""
+    eigval, eigvec = np.linalg.eigh(w @ w.T)
+    order = np.argsort(eigval)[::-1][:w.shape[1]]
+    pca = PCA(n_components=w.shape[1])
+    pca.components_ = eigvec[:, order].T
+    pca.explained_variance_ = eigval[order] + sigma2
+    pca.noise_variance_ = sigma2
+    pca.mean_ = np.asarray(mu, dtype=np.float64)
+    pca.n_components_ = w.shape[1]
+    pca.n_features_in_ = w.shape[0]
+    return pca
+
+
+def sklearn_fa(w, mu, psi):
+    fa = FactorAnalysis(n_components=w.shape[1])
+    fa.components_ = w.T.copy()
+    fa.noise_variance_ = np.asarray(psi, dtype=np.float64)
+    fa.mean_ = np.asarray(mu, dtype=np.float64)
+    fa.n_features_in_ = w.shape[0]
+    return fa
+
+
+def test_exact_log_likelihood_equals_sklearn(stub):
+    create(stub, "ppca", ppca_spec(W, MU, SIGMA2))
+    create(stub, "fa", fa_spec(W, MU, PSI))
+    rng = np.random.default_rng(2)
+    x = np.concatenate([rng.normal(size=(40, D)) * 1.5 + MU, [np.cos(1.3 * np.arange(1, D + 1)), MU + 9.0]])
+    np.testing.assert_allclose(exact(stub, "ppca", x), sklearn_pca(W, MU, SIGMA2).score_samples(x), rtol=1e-10)
+    np.testing.assert_allclose(exact(stub, "fa", x), sklearn_fa(W, MU, PSI).score_samples(x), rtol=1e-10)
+
+
+def test_reference_values_a_and_b(stub):
+    """§2.1 models A (ppca) and B (factor_analysis), D = 5, L = 2: the server, scikit-learn and the reference."""
+    w = W[:5]
+    mu = MU[:5]
+    x = np.cos(1.3 * np.arange(1, 6))[None, :]
+    create(stub, "model-a", ppca_spec(w, mu, 0.25))
+    create(stub, "model-b", fa_spec(w, mu, PSI[:5]))
+    a = exact(stub, "model-a", x)[0]
+    b = exact(stub, "model-b", x)[0]
+    assert abs(a - sklearn_pca(w, mu, 0.25).score_samples(x)[0]) <= 1e-10 * abs(a)
+    assert abs(b - sklearn_fa(w, mu, PSI[:5]).score_samples(x)[0]) <= 1e-10 * abs(b)
+    assert abs(a - (-5.801951563756)) <= 1e-11
+    assert abs(b - (-6.105376530445)) <= 1e-11
+
+
+def data(n=800, seed=5):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, L)) @ W.T + MU + rng.normal(size=(n, D)) * np.sqrt(PSI)
+
+
+def test_ppca_fit_is_pca_maximum_likelihood(stub):
+    x = data()
+    n = x.shape[0]
+    response = fit(stub, "ppca-fit", "ppca", gen.PpcaFit(latent_dim=L), x)
+    assert response.trace.converged and response.trace.n_iter == 1
+    spec = get_spec(stub, "ppca-fit").ppca
+    pca = PCA(n_components=L, svd_solver="full").fit(x)
+    # scikit-learn's variances use 1/(N-1); the maximum-likelihood PPCA uses 1/N.
+    scale = (n - 1) / n
+    assert abs(spec.noise_variance - pca.noise_variance_ * scale) <= 1e-9 * spec.noise_variance
+    np.testing.assert_allclose(np.array(spec.mean), pca.mean_, rtol=1e-12, atol=1e-12)
+    pca.explained_variance_ = pca.explained_variance_ * scale
+    pca.noise_variance_ = pca.noise_variance_ * scale
+    held_out = data(50, seed=6)
+    np.testing.assert_allclose(exact(stub, "ppca-fit", held_out), pca.score_samples(held_out), rtol=1e-9)
+    assert abs(response.trace.log_likelihood[0] - pca.score(x)) <= 1e-9 * abs(pca.score(x))
+    # The loadings span the principal subspace: W W^T equals scikit-learn's low-rank part.
+    w = from_matrix(spec.loadings)
+    low_rank = (pca.components_.T * (pca.explained_variance_ - pca.noise_variance_)) @ pca.components_
+    np.testing.assert_allclose(w @ w.T, low_rank, atol=1e-9)
+
+
+def test_factor_analysis_fit_matches_sklearn(stub):
+    x = data(600, seed=8)
+    n = x.shape[0]
+    reference = FactorAnalysis(n_components=L, svd_method="lapack", tol=1e-4, max_iter=2000).fit(x)
+    response = fit(stub, "fa-fit", "factor_analysis", gen.FactorAnalysisFit(latent_dim=L, tol=1e-4, max_iter=2000),
+                   x)
+    trace = response.trace
+    assert trace.n_iter == reference.n_iter_
+    assert trace.converged == (reference.n_iter_ < 2000)
+    np.testing.assert_allclose(np.array(trace.log_likelihood) * n, reference.loglike_, rtol=1e-6)
+    spec = get_spec(stub, "fa-fit").factor_analysis
+    np.testing.assert_allclose(np.array(spec.noise_variance), reference.noise_variance_, rtol=1e-6)
+    w = from_matrix(spec.loadings)
+    np.testing.assert_allclose(w @ w.T, reference.components_.T @ reference.components_, atol=1e-6)
+    held_out = data(50, seed=9)
+    np.testing.assert_allclose(exact(stub, "fa-fit", held_out), reference.score_samples(held_out), rtol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["ppca", "fa"])
+def test_samples_follow_the_model(stub, family):
+    name = f"sampling-{family}"
+    psi = np.full(D, SIGMA2) if family == "ppca" else PSI
+    create(stub, name, ppca_spec(W, MU, SIGMA2) if family == "ppca" else fa_spec(W, MU, PSI))
+    n = 10000
+    x, z = sample(stub, name, n, seed=99)
+    assert z.shape == (n, L)
+    for j in range(L):
+        assert scipy.stats.kstest(z[:, j], "norm").pvalue > 1e-3
+    # x | z: residuals are N(0, psi) per dimension; x itself N(mu, W W^T + Psi) (whitened KS per dimension).
+    residual = (x - MU - z @ W.T) / np.sqrt(psi)
+    cov = W @ W.T + np.diag(psi)
+    white = np.linalg.solve(np.linalg.cholesky(cov), (x - MU).T).T
+    for d in range(D):
+        assert scipy.stats.kstest(residual[:, d], "norm").pvalue > 1e-3
+        assert scipy.stats.kstest(white[:, d], "norm").pvalue > 1e-3
+    assert np.all(np.abs(x.mean(axis=0) - MU) < 5 * np.sqrt(np.diag(cov) / n))
+    np.testing.assert_allclose(np.cov(x.T), cov, atol=0.08)
+    assert_same_bytes_for_batch_sizes(stub, name)
+
+
+def test_bad_specs_and_fits_name_the_problem(stub):
+    bad = [
+        (ppca_spec(W, MU, 0.0), "noise_variance"),
+        (ppca_spec(W, MU, -1.0), "noise_variance"),
+        (ppca_spec(W, MU[:3], 0.2), "mean"),
+        (ppca_spec(np.where(W > 0.9, np.inf, W), MU, 0.2), ("loadings", "finite", "inf")),
+        (fa_spec(W, MU, np.where(PSI > 0.2, -PSI, PSI)), "noise_variance"),
+        (fa_spec(W, MU, PSI[:4]), "noise_variance"),
+    ]
+    for spec, mention in bad:
+        with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, mention):
+            create(stub, "bad", spec)
+    x = data(30)
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "latent_dim"):
+        fit(stub, "bad", "ppca", gen.PpcaFit(latent_dim=D), x)
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "latent_dim"):
+        fit(stub, "bad", "ppca", gen.PpcaFit(), x)
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "latent_dim"):
+        fit(stub, "bad", "factor_analysis", gen.FactorAnalysisFit(latent_dim=D + 1), x)
+    line = np.outer(np.arange(10.0), np.ones(D))
+    with expect_rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "latent_dim"):
+        fit(stub, "bad", "ppca", gen.PpcaFit(latent_dim=1), line)
+    with expect_rpc_error(grpc.StatusCode.NOT_FOUND, "bad"):
+        get_spec(stub, "bad")

@@ -1,0 +1,262 @@
+// EstimateLogLikelihood and StreamEstimate through the generative core (no gRPC) on an mlp_decoder:
+// request validation, defaults, sharding offsets, thread independence and stream stop reasons.
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "common/math/weight_stats.h"
+#include "common/registry/model_repository.h"
+#include "common/store/memory_model_store.h"
+#include "services/generative/core/generative_core.h"
+#include "tests/services/generative/thread_executor.h"
+
+namespace maas::generative {
+namespace {
+
+struct Fixture {
+  explicit Fixture(exec::Executor* executor = nullptr)
+      : repository(&store, ParseStoredModel, absl::ZeroDuration()) {
+    GenerativeCoreOptions options;
+    options.repository = &repository;
+    options.max_samples_per_request = 100000;
+    options.fresh_seed = [] { return 4242; };
+    options.clock = [this] { return now; };
+    options.executor = executor;
+    core = std::make_unique<GenerativeCore>(std::move(options));
+    v1::CreateModelRequest create;
+    create.set_name("dec");
+    v1::MlpDecoderSpec* spec = create.mutable_spec()->mutable_mlp_decoder();
+    spec->set_latent_dim(2);
+    v1::DenseLayer* layer = spec->add_layers();
+    layer->mutable_weight()->set_rows(3);
+    layer->mutable_weight()->set_cols(2);
+    for (double v : {0.5, -0.3, 0.8, 0.1, -0.6, 0.4}) layer->mutable_weight()->add_values(v);
+    for (double v : {0.1, 0.0, -0.2}) layer->add_bias(v);
+    layer->set_activation(v1::TANH);
+    spec->set_noise_variance(0.2);
+    REQUIRE(core->CreateModel(create).ok());
+    uniform.set_name("box");
+    uniform.mutable_spec()->mutable_uniform()->add_low(0);
+    uniform.mutable_spec()->mutable_uniform()->add_high(1);
+    REQUIRE(core->CreateModel(uniform).ok());
+  }
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedModel> repository;
+  std::unique_ptr<GenerativeCore> core;
+  v1::CreateModelRequest uniform;
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+};
+
+v1::EstimateLogLikelihoodRequest Request(v1::Estimator estimator, int rows) {
+  v1::EstimateLogLikelihoodRequest request;
+  request.mutable_model()->set_name("dec");
+  request.set_estimator(estimator);
+  request.mutable_x()->set_rows(rows);
+  request.mutable_x()->set_cols(3);
+  for (int i = 0; i < 3 * rows; ++i) request.mutable_x()->add_values(0.3 * std::sin(i + 1.0));
+  request.set_seed(17);
+  return request;
+}
+
+TEST_CASE("Monte Carlo estimates through the core: defaults, fields and thread independence") {
+  Fixture inline_core;
+  testing::ThreadExecutor pool(3);
+  Fixture threaded(&pool);
+  for (v1::Estimator estimator : {v1::PRIOR, v1::IMPORTANCE, v1::AIS}) {
+    INFO(v1::Estimator_Name(estimator));
+    v1::EstimateLogLikelihoodRequest request = Request(estimator, 3);
+    if (estimator == v1::AIS) request.mutable_ais()->set_num_temperatures(50);
+    auto one = inline_core.core->EstimateLogLikelihood(request);
+    REQUIRE(one.ok());
+    auto many = threaded.core->EstimateLogLikelihood(request);
+    REQUIRE(many.ok());
+    CHECK(one->estimator() == estimator);
+    CHECK(one->seed() == 17);
+    REQUIRE(one->rows_size() == 3);
+    for (int r = 0; r < 3; ++r) {
+      const v1::RowEstimate& row = one->rows(r);
+      CHECK(row.num_samples() == (estimator == v1::AIS ? 16u : 1000u));
+      CHECK(row.statistics().count() == row.num_samples());
+      CHECK(std::isfinite(row.log_likelihood()));
+      CHECK(row.standard_error() > 0);
+      CHECK(row.ess() >= 1);
+      CHECK(row.ess() <= row.num_samples());
+      CHECK_FALSE(row.has_exact_log_likelihood());
+      CHECK(row.SerializeAsString() == many->rows(r).SerializeAsString());
+      if (estimator == v1::AIS) {
+        CHECK(row.ais_acceptance_rate() > 0);
+        CHECK(std::isnan(row.pareto_k()));  // 16 chains: too few for the tail fit
+      } else {
+        CHECK(std::isfinite(row.pareto_k()));
+      }
+    }
+  }
+  // Unset estimator on a non-tractable family: IMPORTANCE.
+  v1::EstimateLogLikelihoodRequest request = Request(v1::ESTIMATOR_UNSPECIFIED, 1);
+  request.clear_seed();
+  auto response = inline_core.core->EstimateLogLikelihood(request);
+  REQUIRE(response.ok());
+  CHECK(response->estimator() == v1::IMPORTANCE);
+  CHECK(response->seed() == 4242);
+}
+
+TEST_CASE("shards over rows and samples merge into the one-call statistics") {
+  Fixture f;
+  for (v1::Estimator estimator : {v1::PRIOR, v1::IMPORTANCE, v1::AIS}) {
+    INFO(v1::Estimator_Name(estimator));
+    v1::EstimateLogLikelihoodRequest whole = Request(estimator, 4);
+    whole.set_num_samples(estimator == v1::AIS ? 10 : 900);
+    whole.mutable_ais()->set_num_temperatures(20);
+    auto all = f.core->EstimateLogLikelihood(whole);
+    REQUIRE(all.ok());
+    std::vector<math::WeightStats> merged(4);
+    const uint64_t n = whole.num_samples();
+    for (int row_first : {0, 1}) {
+      const int rows = row_first == 0 ? 1 : 3;
+      for (auto [first, last] :
+           std::vector<std::pair<uint64_t, uint64_t>>{{0, n / 4}, {n / 4, n}}) {
+        v1::EstimateLogLikelihoodRequest shard = whole;
+        shard.mutable_x()->set_rows(rows);
+        shard.mutable_x()->clear_values();
+        for (int i = 3 * row_first; i < 3 * (row_first + rows); ++i) {
+          shard.mutable_x()->add_values(whole.x().values(i));
+        }
+        shard.set_row_offset(row_first);
+        shard.set_sample_offset(first);
+        shard.set_num_samples(last - first);
+        auto part = f.core->EstimateLogLikelihood(shard);
+        REQUIRE(part.ok());
+        for (int r = 0; r < rows; ++r) {
+          const v1::WeightStatistics& s = part->rows(r).statistics();
+          auto stats = math::WeightStats::FromParts(static_cast<int64_t>(s.count()), s.log_sum_w(),
+                                                    s.log_sum_w2());
+          REQUIRE(stats.ok());
+          merged[row_first + r].Merge(*stats);
+        }
+      }
+    }
+    for (int r = 0; r < 4; ++r) {
+      const v1::WeightStatistics& s = all->rows(r).statistics();
+      CHECK(merged[r].count() == static_cast<int64_t>(s.count()));
+      CHECK(std::abs(merged[r].log_sum_w() - s.log_sum_w()) < 1e-12);
+      CHECK(std::abs(merged[r].log_sum_w2() - s.log_sum_w2()) < 1e-12);
+      CHECK(std::abs(merged[r].LogMean() - all->rows(r).log_likelihood()) < 1e-12);
+    }
+  }
+}
+
+TEST_CASE("bad estimate requests are refused, naming the field") {
+  Fixture f;
+  const auto refused = [&](const v1::EstimateLogLikelihoodRequest& request, const char* field) {
+    auto status = f.core->EstimateLogLikelihood(request).status();
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains(field));
+  };
+  v1::EstimateLogLikelihoodRequest request = Request(v1::PRIOR, 1);
+  request.set_num_samples(100001);
+  refused(request, "num_samples");
+  request = Request(v1::EXACT, 1);
+  refused(request, "closed-form");
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_leapfrog_steps(1001);
+  refused(request, "ais.leapfrog_steps");
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_target_acceptance(0);
+  refused(request, "ais.target_acceptance");
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_initial_step_size(-1);
+  refused(request, "ais.initial_step_size");
+  request = Request(v1::PRIOR, 2);
+  request.set_row_offset((uint64_t{1} << 32) - 1);
+  refused(request, "row_offset");
+  request = Request(v1::PRIOR, 1);
+  request.set_sample_offset(uint64_t{1} << 32);
+  refused(request, "sample_offset");
+  request = Request(static_cast<v1::Estimator>(17), 1);
+  refused(request, "estimator");
+  // Any Monte Carlo estimator on the uniform family (no latent variable).
+  for (v1::Estimator e : {v1::PRIOR, v1::IMPORTANCE, v1::AIS}) {
+    v1::EstimateLogLikelihoodRequest box;
+    box.mutable_model()->set_name("box");
+    box.set_estimator(e);
+    box.mutable_x()->set_rows(1);
+    box.mutable_x()->set_cols(1);
+    box.mutable_x()->add_values(0.5);
+    auto status = f.core->EstimateLogLikelihood(box).status();
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("EXACT"));
+  }
+}
+
+std::vector<v1::StreamEstimateResponse> Drain(EstimateStream& stream) {
+  std::vector<v1::StreamEstimateResponse> out;
+  v1::StreamEstimateResponse message;
+  while (stream.Next(&message)) out.push_back(message);
+  return out;
+}
+
+TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reason") {
+  Fixture f;
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::IMPORTANCE, 2);
+  request.mutable_request()->set_num_samples(200);
+  request.set_max_samples(1000);
+  auto stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.ok());
+  auto messages = Drain(**stream);
+  REQUIRE(messages.size() == 5);
+  for (size_t i = 0; i + 1 < messages.size(); ++i) {
+    CHECK(messages[i].stop_reason() == v1::STOP_REASON_UNSPECIFIED);
+    CHECK(messages[i].estimate().rows(0).num_samples() == 200 * (i + 1));
+  }
+  CHECK(messages.back().stop_reason() == v1::MAX_SAMPLES);
+  // The stream's final statistics and k-hat equal one call over the same 1000 samples.
+  v1::EstimateLogLikelihoodRequest one = request.request();
+  one.set_num_samples(1000);
+  auto whole = f.core->EstimateLogLikelihood(one);
+  REQUIRE(whole.ok());
+  for (int r = 0; r < 2; ++r) {
+    const auto& streamed = messages.back().estimate().rows(r);
+    CHECK(std::abs(streamed.log_likelihood() - whole->rows(r).log_likelihood()) < 1e-12);
+    CHECK(std::abs(streamed.standard_error() - whole->rows(r).standard_error()) < 1e-10);
+    CHECK(streamed.pareto_k() == Approx(whole->rows(r).pareto_k()).margin(1e-12));
+  }
+
+  // Target standard error: stops as soon as every row reaches it.
+  request.set_target_standard_error(0.05);
+  request.set_max_samples(100000);
+  stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.ok());
+  messages = Drain(**stream);
+  CHECK(messages.back().stop_reason() == v1::TARGET_REACHED);
+  for (const auto& row : messages.back().estimate().rows()) CHECK(row.standard_error() <= 0.05);
+  if (messages.size() > 1) {
+    bool all_below = true;
+    for (const auto& row : messages[messages.size() - 2].estimate().rows())
+      all_below = all_below && row.standard_error() <= 0.05;
+    CHECK_FALSE(all_below);
+  }
+
+  // Deadline: the injected clock passes it after the first increment.
+  request.set_target_standard_error(0);
+  stream = f.core->StartStreamEstimate(request, f.now + absl::Seconds(10));
+  REQUIRE(stream.ok());
+  v1::StreamEstimateResponse message;
+  REQUIRE((*stream)->Next(&message));
+  CHECK(message.stop_reason() == v1::STOP_REASON_UNSPECIFIED);
+  f.now += absl::Seconds(11);
+  REQUIRE((*stream)->Next(&message));
+  CHECK(message.stop_reason() == v1::DEADLINE);
+  CHECK(message.estimate().rows(0).num_samples() == 200);  // The last complete estimate.
+  CHECK_FALSE((*stream)->Next(&message));
+
+  // Bad stream requests.
+  request.set_max_samples(100);  // below the increment
+  CHECK(f.core->StartStreamEstimate(request).status().code() == absl::StatusCode::kInvalidArgument);
+  request.set_max_samples(1000);
+  request.set_target_standard_error(-1);
+  CHECK_THAT(std::string(f.core->StartStreamEstimate(request).status().message()),
+             Catch::Contains("target_standard_error"));
+}
+
+}  // namespace
+}  // namespace maas::generative

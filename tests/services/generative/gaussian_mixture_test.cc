@@ -1,0 +1,271 @@
+// gaussian_mixture: reference value C of monte-carlo-and-rng.md §2.1, the latent view against the
+// exact marginal, deterministic sampling, validation and EM bad input. (The scikit-learn oracles
+// are in tests/python/test_generative_gaussian_mixture.py.)
+#include "services/generative/core/gaussian_mixture.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "common/random/item_rng.h"
+#include "common/random/philox.h"
+#include "tests/services/generative/family_checks.h"
+
+namespace maas::generative {
+namespace {
+
+void SetMatrix(common::v1::Matrix* m, int rows, int cols, std::vector<double> values) {
+  m->set_rows(rows);
+  m->set_cols(cols);
+  m->clear_values();
+  for (double v : values) m->add_values(v);
+}
+
+// Model C: K = 3, D = 2.
+v1::GaussianMixtureSpec ModelC(v1::CovarianceType type = v1::FULL) {
+  v1::GaussianMixtureSpec spec;
+  spec.set_covariance_type(type);
+  for (double w : {0.5, 0.3, 0.2}) spec.add_weights(w);
+  SetMatrix(spec.mutable_means(), 3, 2, {0, 0, 3, 1, -2, 2.5});
+  if (type == v1::FULL) {
+    SetMatrix(spec.mutable_covariances(), 6, 2, {1, .3, .3, .5, .6, -.2, -.2, 1.2, 2, 0, 0, .3});
+  } else if (type == v1::DIAG) {
+    SetMatrix(spec.mutable_covariances(), 3, 2, {1, .5, .6, 1.2, 2, .3});
+  } else {
+    SetMatrix(spec.mutable_covariances(), 3, 1, {1, .6, 2});
+  }
+  return spec;
+}
+
+std::unique_ptr<GaussianMixtureModel> Make(const v1::GaussianMixtureSpec& spec) {
+  auto model = GaussianMixtureModel::Create(spec);
+  REQUIRE(model.ok());
+  return *std::move(model);
+}
+
+TEST_CASE("gaussian_mixture reproduces reference value C") {
+  const auto model = Make(ModelC());
+  Eigen::MatrixXd x(1, 2);
+  x << 1.0, 0.5;
+  CHECK(model->ExactLogLikelihood(x)(0) == Approx(-2.618270574166).epsilon(0).margin(1e-11));
+  // The same value from the closed form written out here: logsumexp of the weighted densities.
+  const double two_pi = 2 * M_PI;
+  auto density = [&](double m0, double m1, double a, double b, double c) {
+    const double det = a * c - b * b;
+    const double d0 = 1.0 - m0, d1 = 0.5 - m1;
+    const double quad = (c * d0 * d0 - 2 * b * d0 * d1 + a * d1 * d1) / det;
+    return std::exp(-0.5 * quad) / (two_pi * std::sqrt(det));
+  };
+  const double p = 0.5 * density(0, 0, 1, .3, .5) + 0.3 * density(3, 1, .6, -.2, 1.2) +
+                   0.2 * density(-2, 2.5, 2, 0, .3);
+  CHECK(model->ExactLogLikelihood(x)(0) == Approx(std::log(p)).epsilon(1e-13));
+}
+
+TEST_CASE("gaussian_mixture latent view equals the exact marginal") {
+  for (auto type : {v1::FULL, v1::DIAG, v1::SPHERICAL}) {
+    CAPTURE(type);
+    const auto model = Make(ModelC(type));
+    CHECK(model->latent_kind() == LatentKind::kDiscrete);
+    CHECK(model->latent_dim() == 3);
+    Eigen::MatrixXd x(4, 2);
+    x << 1, .5, -3, 2, 4, 1.5, 30, -20;
+    testing::CheckExactPosteriorIdentity(*model, x, 1e-12);
+    // Out-of-range latents have zero prior mass and zero likelihood.
+    CHECK(std::isinf(model->LogPrior(Eigen::VectorXd::Constant(1, 3.0))));
+    CHECK(std::isinf(model->LogPrior(Eigen::VectorXd::Constant(1, 0.5))));
+    // Prior draws follow the weights.
+    Eigen::Vector3d counts = Eigen::Vector3d::Zero();
+    Eigen::VectorXd z(3);
+    for (int i = 0; i < 20000; ++i) {
+      random::ItemRng rng(5, 2, static_cast<uint64_t>(i));
+      model->SamplePrior(rng, z);
+      counts(static_cast<int>(z(0))) += 1;
+      CHECK(rng.words_consumed() == 2);
+    }
+    CHECK((counts / 20000 - Eigen::Vector3d(.5, .3, .2)).cwiseAbs().maxCoeff() < 0.02);
+  }
+}
+
+TEST_CASE("gaussian_mixture sampling is deterministic and follows the draw order") {
+  for (auto type : {v1::FULL, v1::DIAG, v1::SPHERICAL}) {
+    CAPTURE(type);
+    const auto model = Make(ModelC(type));
+    testing::CheckSampleDeterminism(*model, 1234);
+  }
+  // Sample 5 of seed 77 by hand: one Uniform for the component, then D normals.
+  const auto model = Make(ModelC());
+  random::ItemRng rng(77, kSampleStream, 5);
+  const double u = rng.Uniform();
+  const int k = u < 0.5 ? 0 : (u < 0.8 ? 1 : 2);
+  const double e0 = rng.Normal(), e1 = rng.Normal();
+  Eigen::Matrix2d cov[3];
+  cov[0] << 1, .3, .3, .5;
+  cov[1] << .6, -.2, -.2, 1.2;
+  cov[2] << 2, 0, 0, .3;
+  const Eigen::Matrix2d l = cov[k].llt().matrixL();
+  Eigen::Vector2d mean[3] = {{0, 0}, {3, 1}, {-2, 2.5}};
+  const Eigen::Vector2d expected = mean[k] + l * Eigen::Vector2d(e0, e1);
+  Eigen::MatrixXd x(1, 2), latents;
+  model->Sample(77, 5, x, &latents);
+  CHECK(latents(0, 0) == k);
+  CHECK(x(0, 0) == Approx(expected(0)).epsilon(1e-14));
+  CHECK(x(0, 1) == Approx(expected(1)).epsilon(1e-14));
+}
+
+TEST_CASE("gaussian_mixture specs that define no distribution are rejected by field") {
+  auto expect_invalid = [](const v1::GaussianMixtureSpec& spec, const std::string& mention) {
+    const absl::Status status = GaussianMixtureModel::Create(spec).status();
+    CAPTURE(status.ToString(), mention);
+    CHECK(absl::IsInvalidArgument(status));
+    CHECK_THAT(std::string(status.message()), Catch::Contains(mention));
+  };
+  auto spec = ModelC();
+  spec.set_weights(0, 0.6);
+  expect_invalid(spec, "sum to 1");
+  spec = ModelC();
+  spec.set_weights(0, -0.1);
+  spec.set_weights(1, 0.9);
+  expect_invalid(spec, "weights[0]");
+  spec = ModelC();
+  spec.clear_weights();
+  expect_invalid(spec, "weights");
+  spec = ModelC();
+  spec.mutable_means()->set_values(3, NAN);
+  expect_invalid(spec, "means");
+  spec = ModelC();
+  SetMatrix(spec.mutable_means(), 2, 2, {0, 0, 1, 1});
+  expect_invalid(spec, "means");
+  spec = ModelC();
+  spec.mutable_covariances()->set_values(3, -0.5);  // component 0: [[1,.3],[.3,-.5]]
+  expect_invalid(spec, "positive definite");
+  spec = ModelC();
+  spec.mutable_covariances()->set_values(1, 0.4);  // not symmetric
+  expect_invalid(spec, "symmetric");
+  spec = ModelC();
+  spec.mutable_covariances()->set_values(5, INFINITY);
+  expect_invalid(spec, "covariances");
+  spec = ModelC();
+  SetMatrix(spec.mutable_covariances(), 3, 2, {1, 1, 1, 1, 1, 1});  // DIAG layout for FULL
+  expect_invalid(spec, "covariances");
+  spec = ModelC(v1::DIAG);
+  spec.mutable_covariances()->set_values(2, 0.0);
+  expect_invalid(spec, "> 0");
+  spec = ModelC(v1::SPHERICAL);
+  spec.mutable_covariances()->set_values(2, -1.0);
+  expect_invalid(spec, "> 0");
+  CHECK(GaussianMixtureModel::Create(ModelC(v1::SPHERICAL)).ok());
+  // Weights summing to 1 within 1e-9 are accepted.
+  spec = ModelC();
+  spec.set_weights(0, 0.5 + 5e-10);
+  CHECK(GaussianMixtureModel::Create(spec).ok());
+}
+
+// ---- EM ----
+
+absl::StatusOr<FitResult> Fit(const v1::GaussianMixtureFit& fit, const Eigen::MatrixXd& rows,
+                              uint64_t seed = 3) {
+  v1::FitConfig config;
+  *config.mutable_gaussian_mixture() = fit;
+  const Family family = GaussianMixtureFamily();
+  auto fitter = family.make_fitter(config, seed);
+  if (!fitter.ok()) return fitter.status();
+  // Two chunks.
+  const Eigen::Index half = rows.rows() / 2;
+  if (half > 0) {
+    absl::Status s = (*fitter)->AddRows(rows.topRows(half), 0);
+    if (!s.ok()) return s;
+  }
+  absl::Status s = (*fitter)->AddRows(rows.bottomRows(rows.rows() - half), half);
+  if (!s.ok()) return s;
+  return (*fitter)->Finish(exec::StopToken());
+}
+
+Eigen::MatrixXd SampleRows(const GenerativeModel& model, int n, uint64_t seed) {
+  Eigen::MatrixXd x(n, model.dimension());
+  model.Sample(seed, 0, x, nullptr);
+  return x;
+}
+
+TEST_CASE("gaussian_mixture EM recovers a well-separated mixture and its trace rises") {
+  const auto truth = Make(ModelC());
+  const Eigen::MatrixXd rows = SampleRows(*truth, 3000, 8);
+  for (auto init :
+       {v1::INIT_KMEANS, v1::INIT_K_MEANS_PLUS_PLUS, v1::INIT_RANDOM, v1::INIT_RANDOM_FROM_DATA}) {
+    CAPTURE(init);
+    v1::GaussianMixtureFit fit;
+    fit.set_n_components(3);
+    fit.set_init_params(init);
+    fit.set_tol(1e-8);
+    fit.set_max_iter(500);
+    fit.set_n_init(2);
+    auto result = Fit(fit, rows);
+    REQUIRE(result.ok());
+    const auto& trace = result->trace;
+    CHECK(trace.converged());
+    REQUIRE(trace.log_likelihood_size() == static_cast<int>(trace.n_iter()));
+    for (int i = 1; i < trace.log_likelihood_size(); ++i) {
+      CHECK(trace.log_likelihood(i) >= trace.log_likelihood(i - 1) - 1e-9);  // EM never descends
+    }
+    auto fitted = Make(result->spec.gaussian_mixture());
+    // The fitted model explains the data about as well as the truth.
+    const double mean_fitted = fitted->ExactLogLikelihood(rows).mean();
+    const double mean_truth = truth->ExactLogLikelihood(rows).mean();
+    CHECK(mean_fitted >= mean_truth);
+    CHECK(mean_fitted - mean_truth < 0.01);
+    // Same seed, same fit; chunking does not matter.
+    auto again = Fit(fit, rows);
+    REQUIRE(again.ok());
+    CHECK(again->spec.SerializeAsString() == result->spec.SerializeAsString());
+  }
+}
+
+TEST_CASE("gaussian_mixture EM bad input") {
+  const auto truth = Make(ModelC());
+  const Eigen::MatrixXd rows = SampleRows(*truth, 50, 8);
+  v1::GaussianMixtureFit fit;
+  fit.set_n_components(51);
+  auto too_many = Fit(fit, rows);
+  CHECK(absl::IsInvalidArgument(too_many.status()));
+  CHECK_THAT(std::string(too_many.status().message()), Catch::Contains("n_components"));
+  // Duplicate rows collapse a component: with reg_covar = 0 the covariance is singular.
+  Eigen::MatrixXd duplicated(6, 2);
+  duplicated << 0, 0, 0, 0, 0, 0, 5, 5, 5, 5, 5, 5;
+  fit.set_n_components(2);
+  fit.set_reg_covar(0.0);
+  auto singular = Fit(fit, duplicated);
+  CHECK(absl::IsFailedPrecondition(singular.status()));
+  CHECK_THAT(std::string(singular.status().message()), Catch::Contains("reg_covar"));
+  fit.set_reg_covar(1e-6);
+  CHECK(Fit(fit, duplicated).ok());  // the default regularisation is enough here
+  v1::GaussianMixtureFit bad;
+  bad.set_tol(-1);
+  CHECK(absl::IsInvalidArgument(Fit(bad, rows).status()));
+  bad = v1::GaussianMixtureFit();
+  bad.set_n_components(2);
+  bad.add_weights_init(0.5);
+  bad.add_weights_init(0.6);
+  CHECK(absl::IsInvalidArgument(Fit(bad, rows).status()));
+  bad.set_weights_init(1, 0.5);
+  SetMatrix(bad.mutable_means_init(), 2, 3, {0, 0, 0, 1, 1, 1});  // D = 3 for 2-D data
+  auto wrong_d = Fit(bad, rows);
+  CHECK(absl::IsInvalidArgument(wrong_d.status()));
+  CHECK_THAT(std::string(wrong_d.status().message()), Catch::Contains("means_init"));
+  SetMatrix(bad.mutable_means_init(), 2, 2, {0, 0, 1, 1});
+  SetMatrix(bad.mutable_precisions_init(), 4, 2, {1, 0, 0, 1, 1, 2, 2, 1});  // 2nd not PD
+  auto not_pd = Fit(bad, rows);
+  CHECK(absl::IsInvalidArgument(not_pd.status()));
+  CHECK_THAT(std::string(not_pd.status().message()), Catch::Contains("precisions_init"));
+  Eigen::MatrixXd one(1, 2);
+  one << 1, 2;
+  CHECK(absl::IsInvalidArgument(Fit(v1::GaussianMixtureFit(), one).status()));
+  // A stop request ends the fit.
+  v1::FitConfig config;
+  config.mutable_gaussian_mixture()->set_n_components(2);
+  auto fitter = GaussianMixtureFamily().make_fitter(config, 1);
+  REQUIRE(fitter.ok());
+  REQUIRE((*fitter)->AddRows(rows, 0).ok());
+  auto stopped = (*fitter)->Finish(exec::StopToken([] { return absl::CancelledError("gone"); }));
+  CHECK(absl::IsCancelled(stopped.status()));
+}
+
+}  // namespace
+}  // namespace maas::generative

@@ -1,0 +1,218 @@
+// ppca and factor_analysis: reference values A and B of monte-carlo-and-rng.md §2.1, the latent
+// view (exact posterior, gradient), deterministic sampling, validation and fit bad input. (The
+// scikit-learn oracles are in tests/python/test_generative_linear_gaussian.py.)
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "common/random/item_rng.h"
+#include "services/generative/core/factor_analysis.h"
+#include "services/generative/core/ppca.h"
+#include "tests/services/generative/family_checks.h"
+
+namespace maas::generative {
+namespace {
+
+void SetMatrix(common::v1::Matrix* m, const Eigen::MatrixXd& a) {
+  m->set_rows(static_cast<uint32_t>(a.rows()));
+  m->set_cols(static_cast<uint32_t>(a.cols()));
+  m->clear_values();
+  for (Eigen::Index i = 0; i < a.rows(); ++i) {
+    for (Eigen::Index j = 0; j < a.cols(); ++j) m->add_values(a(i, j));
+  }
+}
+
+// W[i][j] = sin(0.7 (i+1)(j+1)), mu_i = 0.1 (i+1) - 0.3, D = 5, L = 2.
+Eigen::MatrixXd LoadingsA() {
+  Eigen::MatrixXd w(5, 2);
+  for (int i = 0; i < 5; ++i) {
+    for (int j = 0; j < 2; ++j) w(i, j) = std::sin(0.7 * (i + 1) * (j + 1));
+  }
+  return w;
+}
+
+v1::GenerativeModelSpec ModelA() {
+  v1::GenerativeModelSpec spec;
+  SetMatrix(spec.mutable_ppca()->mutable_loadings(), LoadingsA());
+  for (int i = 0; i < 5; ++i) spec.mutable_ppca()->add_mean(0.1 * (i + 1) - 0.3);
+  spec.mutable_ppca()->set_noise_variance(0.25);
+  return spec;
+}
+
+v1::GenerativeModelSpec ModelB() {
+  v1::GenerativeModelSpec spec;
+  auto* fa = spec.mutable_factor_analysis();
+  SetMatrix(fa->mutable_loadings(), LoadingsA());
+  for (int i = 0; i < 5; ++i) {
+    fa->add_mean(0.1 * (i + 1) - 0.3);
+    fa->add_noise_variance(0.1 + 0.05 * i);
+  }
+  return spec;
+}
+
+std::unique_ptr<GenerativeModel> Build(const Family& family, const v1::GenerativeModelSpec& spec) {
+  auto model = family.build(spec);
+  REQUIRE(model.ok());
+  return *std::move(model);
+}
+
+Eigen::MatrixXd PointA() {
+  Eigen::MatrixXd x(1, 5);
+  for (int i = 0; i < 5; ++i) x(0, i) = std::cos(1.3 * (i + 1));
+  return x;
+}
+
+TEST_CASE("ppca and factor_analysis reproduce reference values A and B") {
+  const auto ppca = Build(PpcaFamily(), ModelA());
+  const auto fa = Build(FactorAnalysisFamily(), ModelB());
+  CHECK(ppca->ExactLogLikelihood(PointA())(0) == Approx(-5.801951563756).epsilon(0).margin(1e-11));
+  CHECK(fa->ExactLogLikelihood(PointA())(0) == Approx(-6.105376530445).epsilon(0).margin(1e-11));
+  CHECK(ppca->family() == "ppca");
+  CHECK(fa->family() == "factor_analysis");
+}
+
+TEST_CASE("linear-Gaussian latent view: exact posterior weights equal p(x), gradient") {
+  for (const auto& [family, spec] :
+       {std::pair{PpcaFamily(), ModelA()}, std::pair{FactorAnalysisFamily(), ModelB()}}) {
+    CAPTURE(family.name);
+    const auto model = Build(family, spec);
+    CHECK(model->latent_kind() == LatentKind::kContinuous);
+    CHECK(model->latent_dim() == 2);
+    Eigen::MatrixXd x(3, 5);
+    x.row(0) = PointA().row(0);
+    x.row(1) << 3, -2, 1, 0.5, 8;
+    x.row(2) = Eigen::RowVectorXd::Constant(5, -4.0);
+    testing::CheckExactPosteriorIdentity(*model, x, 1e-12);
+    Eigen::VectorXd z(2);
+    z << 0.3, -1.7;
+    testing::CheckGradient(*model, x.row(1).transpose(), z);
+    // The prior is N(0, I).
+    CHECK(model->LogPrior(z) ==
+          Approx(-std::log(2 * M_PI) - 0.5 * (0.09 + 1.7 * 1.7)).epsilon(1e-14));
+    random::ItemRng rng(3, 2, 1), copy(3, 2, 1);
+    Eigen::VectorXd prior(2);
+    model->SamplePrior(rng, prior);
+    CHECK(prior(0) == copy.Normal());
+    CHECK(prior(1) == copy.Normal());
+  }
+}
+
+TEST_CASE("linear-Gaussian sampling is deterministic and follows the draw order") {
+  const auto ppca = Build(PpcaFamily(), ModelA());
+  const auto fa = Build(FactorAnalysisFamily(), ModelB());
+  testing::CheckSampleDeterminism(*ppca, 42);
+  testing::CheckSampleDeterminism(*fa, 42);
+  // Sample 9 of seed 5 by hand: L normals z, then D normals eps; x = mu + W z + sqrt(psi) eps.
+  random::ItemRng rng(5, kSampleStream, 9);
+  Eigen::VectorXd z(2), eps(5);
+  for (int i = 0; i < 2; ++i) z(i) = rng.Normal();
+  for (int i = 0; i < 5; ++i) eps(i) = rng.Normal();
+  Eigen::MatrixXd x(1, 5), latents;
+  fa->Sample(5, 9, x, &latents);
+  CHECK(latents(0, 0) == z(0));
+  CHECK(latents(0, 1) == z(1));
+  for (int i = 0; i < 5; ++i) {
+    const double expected =
+        0.1 * (i + 1) - 0.3 + LoadingsA().row(i).dot(z) + std::sqrt(0.1 + 0.05 * i) * eps(i);
+    CHECK(x(0, i) == Approx(expected).epsilon(1e-14));
+  }
+}
+
+TEST_CASE("linear-Gaussian specs that define no distribution are rejected by field") {
+  auto expect_invalid = [](const Family& family, const v1::GenerativeModelSpec& spec,
+                           const std::string& mention) {
+    const absl::Status status = family.build(spec).status();
+    CAPTURE(status.ToString(), mention);
+    CHECK(absl::IsInvalidArgument(status));
+    CHECK_THAT(std::string(status.message()), Catch::Contains(mention));
+  };
+  auto spec = ModelA();
+  spec.mutable_ppca()->set_noise_variance(0.0);
+  expect_invalid(PpcaFamily(), spec, "ppca.noise_variance");
+  spec.mutable_ppca()->set_noise_variance(NAN);
+  expect_invalid(PpcaFamily(), spec, "ppca.noise_variance");
+  spec = ModelA();
+  spec.mutable_ppca()->add_mean(1.0);
+  expect_invalid(PpcaFamily(), spec, "ppca.mean");
+  spec = ModelA();
+  spec.mutable_ppca()->mutable_loadings()->set_values(3, INFINITY);
+  expect_invalid(PpcaFamily(), spec, "ppca.loadings");
+  spec = ModelA();
+  spec.mutable_ppca()->mutable_loadings()->set_rows(4);
+  expect_invalid(PpcaFamily(), spec, "ppca.loadings");
+  spec = ModelA();
+  spec.mutable_ppca()->clear_loadings();
+  expect_invalid(PpcaFamily(), spec, "ppca.loadings");
+  auto fa = ModelB();
+  fa.mutable_factor_analysis()->set_noise_variance(2, -0.1);
+  expect_invalid(FactorAnalysisFamily(), fa, "factor_analysis.noise_variance");
+  fa = ModelB();
+  fa.mutable_factor_analysis()->add_noise_variance(1.0);
+  expect_invalid(FactorAnalysisFamily(), fa, "factor_analysis.noise_variance");
+  fa = ModelB();
+  fa.mutable_factor_analysis()->set_mean(0, NAN);
+  expect_invalid(FactorAnalysisFamily(), fa, "factor_analysis.mean");
+}
+
+absl::StatusOr<FitResult> Fit(const Family& family, const v1::FitConfig& config,
+                              const Eigen::MatrixXd& rows) {
+  auto fitter = family.make_fitter(config, 1);
+  if (!fitter.ok()) return fitter.status();
+  absl::Status s = (*fitter)->AddRows(rows, 0);
+  if (!s.ok()) return s;
+  return (*fitter)->Finish(exec::StopToken());
+}
+
+TEST_CASE("ppca and factor_analysis fits recover the generating model; bad input") {
+  const auto truth = Build(FactorAnalysisFamily(), ModelB());
+  Eigen::MatrixXd rows(4000, 5);
+  truth->Sample(17, 0, rows, nullptr);
+  v1::FitConfig config;
+  config.mutable_factor_analysis()->set_latent_dim(2);
+  config.mutable_factor_analysis()->set_tol(1e-3);
+  auto fa = Fit(FactorAnalysisFamily(), config, rows);
+  REQUIRE(fa.ok());
+  CHECK(fa->trace.converged());
+  for (int i = 1; i < fa->trace.log_likelihood_size(); ++i) {
+    CHECK(fa->trace.log_likelihood(i) >= fa->trace.log_likelihood(i - 1) - 1e-9);
+  }
+  const auto fitted = Build(FactorAnalysisFamily(), fa->spec);
+  CHECK(std::abs(fitted->ExactLogLikelihood(rows).mean() - truth->ExactLogLikelihood(rows).mean()) <
+        0.01);
+  CHECK(fitted->ExactLogLikelihood(rows).mean() ==
+        Approx(fa->trace.log_likelihood(fa->trace.log_likelihood_size() - 1)).epsilon(1e-6));
+
+  v1::FitConfig ppca_config;
+  ppca_config.mutable_ppca()->set_latent_dim(2);
+  auto ppca = Fit(PpcaFamily(), ppca_config, rows);
+  REQUIRE(ppca.ok());
+  const auto ppca_model = Build(PpcaFamily(), ppca->spec);
+  CHECK(ppca_model->ExactLogLikelihood(rows).mean() ==
+        Approx(ppca->trace.log_likelihood(0)).epsilon(1e-12));
+  // The maximum: nudging any parameter lowers the likelihood.
+  for (double nudge : {0.98, 1.02}) {
+    auto spec = ppca->spec;
+    spec.mutable_ppca()->set_noise_variance(spec.ppca().noise_variance() * nudge);
+    CHECK(Build(PpcaFamily(), spec)->ExactLogLikelihood(rows).mean() <
+          ppca->trace.log_likelihood(0));
+  }
+
+  ppca_config.mutable_ppca()->set_latent_dim(5);
+  CHECK(absl::IsInvalidArgument(Fit(PpcaFamily(), ppca_config, rows).status()));
+  ppca_config.mutable_ppca()->set_latent_dim(0);
+  CHECK(absl::IsInvalidArgument(Fit(PpcaFamily(), ppca_config, rows).status()));
+  config.mutable_factor_analysis()->set_latent_dim(6);
+  CHECK(absl::IsInvalidArgument(Fit(FactorAnalysisFamily(), config, rows).status()));
+  config.mutable_factor_analysis()->set_latent_dim(2);
+  config.mutable_factor_analysis()->set_tol(-1);
+  CHECK(absl::IsInvalidArgument(Fit(FactorAnalysisFamily(), config, rows).status()));
+  // Rows on a line: no noise left for ppca.
+  Eigen::MatrixXd line(10, 3);
+  for (int i = 0; i < 10; ++i) line.row(i) << i, 2 * i, -i;
+  ppca_config.mutable_ppca()->set_latent_dim(1);
+  auto flat = Fit(PpcaFamily(), ppca_config, line);
+  CHECK(absl::IsFailedPrecondition(flat.status()));
+  CHECK_THAT(std::string(flat.status().message()), Catch::Contains("latent_dim"));
+}
+
+}  // namespace
+}  // namespace maas::generative

@@ -1,0 +1,325 @@
+// The mlp_decoder family: the reference's model E (L = 2, H = 8, D = 4, tanh) against 2-D grid
+// quadrature computed here, PRIOR / IMPORTANCE / AIS against it, calibration of the defensive
+// Laplace proposal, the analytic gradient against finite differences, and the safetensors reader
+// (round trip and every malformation).
+#include "services/generative/core/mlp_decoder.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+
+#include "common/math/log_sum_exp.h"
+#include "services/generative/core/estimators.h"
+#include "services/generative/core/safetensors.h"
+#include "tests/services/generative/thread_executor.h"
+
+namespace maas::generative {
+namespace {
+
+void SetMatrix(const Eigen::MatrixXd& m, common::v1::Matrix* out) {
+  out->set_rows(static_cast<uint32_t>(m.rows()));
+  out->set_cols(static_cast<uint32_t>(m.cols()));
+  for (Eigen::Index i = 0; i < m.rows(); ++i)
+    for (Eigen::Index j = 0; j < m.cols(); ++j) out->add_values(m(i, j));
+}
+
+// Model E of the reference (§2.1).
+v1::MlpDecoderSpec ModelE(bool bernoulli) {
+  Eigen::MatrixXd w1(8, 2), w2(4, 8);
+  std::vector<double> b1(8), b2(4);
+  for (int h = 0; h < 8; ++h) {
+    for (int l = 0; l < 2; ++l) w1(h, l) = std::sin(1.0 + h + 2.0 * l);
+    b1[h] = 0.1 * std::cos(h);
+  }
+  for (int d = 0; d < 4; ++d) {
+    for (int h = 0; h < 8; ++h) w2(d, h) = std::cos(0.5 + d + 0.3 * h) / std::sqrt(8.0);
+    b2[d] = 0.05 * d;
+  }
+  v1::MlpDecoderSpec spec;
+  spec.set_latent_dim(2);
+  v1::DenseLayer* hidden = spec.add_layers();
+  SetMatrix(w1, hidden->mutable_weight());
+  for (double v : b1) hidden->add_bias(v);
+  hidden->set_activation(v1::TANH);
+  v1::DenseLayer* out = spec.add_layers();
+  SetMatrix(w2, out->mutable_weight());
+  for (double v : b2) out->add_bias(v);
+  out->set_activation(v1::IDENTITY);
+  spec.set_likelihood(bernoulli ? v1::BERNOULLI : v1::GAUSSIAN);
+  spec.set_noise_variance(0.1);
+  return spec;
+}
+
+Eigen::VectorXd ModelEData(bool bernoulli) {
+  Eigen::VectorXd x(4);
+  if (bernoulli) {
+    x << 1, 0, 1, 0;
+  } else {
+    for (int d = 0; d < 4; ++d) x(d) = 0.3 * std::sin(d + 1.0);
+  }
+  return x;
+}
+
+std::unique_ptr<MlpDecoderModel> Make(const v1::MlpDecoderSpec& spec) {
+  auto model = MlpDecoderModel::Create(spec);
+  REQUIRE(model.ok());
+  return *std::move(model);
+}
+
+// log p(x) by a Riemann sum over an n x n grid on [-9, 9]^2 (spectrally accurate for this smooth,
+// Gaussian-decaying integrand).
+double Quadrature(const GenerativeModel& model, const Eigen::VectorXd& x, int n) {
+  const double h = 18.0 / (n - 1);
+  Eigen::MatrixXd z(static_cast<Eigen::Index>(n) * n, 2);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) z.row(i * n + j) << -9.0 + i * h, -9.0 + j * h;
+  Eigen::VectorXd log_lik(z.rows());
+  model.LogLikelihoodGivenLatent(x, z, log_lik);
+  for (Eigen::Index s = 0; s < z.rows(); ++s) log_lik(s) += model.LogPrior(z.row(s).transpose());
+  return math::LogSumExp(log_lik) + 2.0 * std::log(h);
+}
+
+RowResult Estimate(const GenerativeModel& model, const Eigen::VectorXd& x,
+                   const EstimateSettings& settings) {
+  testing::ThreadExecutor executor(2);
+  auto rows = EstimateRows(model, x.transpose(), settings, executor, exec::StopToken());
+  REQUIRE(rows.ok());
+  return (*rows)[0];
+}
+
+TEST_CASE("model E: quadrature matches the reference, and PRIOR, IMPORTANCE, AIS agree with it") {
+  for (bool bernoulli : {false, true}) {
+    INFO((bernoulli ? "Bernoulli" : "Gaussian"));
+    auto model = Make(ModelE(bernoulli));
+    const Eigen::VectorXd x = ModelEData(bernoulli);
+    const double exact = Quadrature(*model, x, 801);
+    // Grid convergence, and the reference's known answers (1601^2 grid).
+    CHECK(std::abs(exact - Quadrature(*model, x, 601)) < 1e-12);
+    CHECK(exact == Approx(bernoulli ? -2.843141651382 : -0.077468294319).margin(1e-10));
+
+    EstimateSettings settings;
+    settings.seed = 31337;
+    settings.num_samples = 20000;
+    for (McEstimator e : {McEstimator::kPrior, McEstimator::kImportance}) {
+      settings.estimator = e;
+      const RowResult row = Estimate(*model, x, settings);
+      INFO(McEstimatorName(e) << " estimate " << row.stats.LogMean() << " SE "
+                              << row.stats.StandardError() << " k " << row.pareto_k);
+      CHECK(std::abs(row.stats.LogMean() - exact) < 3 * row.stats.StandardError());
+      CHECK(row.pareto_k < 0.7);
+    }
+    settings.estimator = McEstimator::kAis;
+    settings.num_samples = 64;
+    settings.ais.num_temperatures = 200;
+    const RowResult ais = Estimate(*model, x, settings);
+    INFO("AIS estimate " << ais.stats.LogMean() << " SE " << ais.stats.StandardError()
+                         << " acceptance " << ais.acceptance_rate);
+    CHECK(std::abs(ais.stats.LogMean() - exact) < 3 * ais.stats.StandardError());
+    CHECK(ais.stats.StandardError() < 0.05);
+    CHECK(ais.acceptance_rate > 0.3);
+    CHECK(ais.acceptance_rate <= 1.0);
+  }
+}
+
+TEST_CASE("model E: the defensive Laplace proposal and prior sampling are calibrated") {
+  auto model = Make(ModelE(false));
+  const Eigen::VectorXd x = ModelEData(false);
+  const double exact = Quadrature(*model, x, 801);
+  for (McEstimator e : {McEstimator::kImportance, McEstimator::kPrior}) {
+    INFO(McEstimatorName(e));
+    EstimateSettings settings;
+    settings.estimator = e;
+    settings.num_samples = 2000;
+    int inside = 0;
+    const int seeds = 200;
+    for (int seed = 0; seed < seeds; ++seed) {
+      settings.seed = 1000003ull * static_cast<uint64_t>(seed + 1);
+      const RowResult row = Estimate(*model, x, settings);
+      if (std::abs(row.stats.LogMean() - exact) <= 2 * row.stats.StandardError()) ++inside;
+    }
+    const double coverage = static_cast<double>(inside) / seeds;
+    CHECK(coverage >= 0.90);
+    CHECK(coverage <= 0.99);
+  }
+}
+
+TEST_CASE("the analytic gradient of log p(x|z) matches central differences") {
+  for (v1::Activation activation : {v1::TANH, v1::SIGMOID, v1::RELU, v1::IDENTITY}) {
+    for (bool bernoulli : {false, true}) {
+      v1::MlpDecoderSpec spec = ModelE(bernoulli);
+      spec.mutable_layers(0)->set_activation(activation);
+      spec.mutable_layers(1)->set_activation(bernoulli ? v1::IDENTITY : v1::TANH);
+      auto model = Make(spec);
+      const Eigen::VectorXd x = ModelEData(bernoulli);
+      Eigen::VectorXd z(2), grad(2), unused(2);
+      z << 0.37, -0.81;
+      const double value = model->LogLikelihoodGradient(x, z, grad);
+      Eigen::VectorXd batch(1);
+      model->LogLikelihoodGivenLatent(x, z.transpose(), batch);
+      CHECK(value == Approx(batch(0)).epsilon(1e-12));
+      for (int j = 0; j < 2; ++j) {
+        Eigen::VectorXd plus = z, minus = z;
+        plus(j) += 1e-6;
+        minus(j) -= 1e-6;
+        const double numeric = (model->LogLikelihoodGradient(x, plus, unused) -
+                                model->LogLikelihoodGradient(x, minus, unused)) /
+                               2e-6;
+        CHECK(grad(j) == Approx(numeric).epsilon(1e-6).margin(1e-7));
+      }
+    }
+  }
+}
+
+TEST_CASE("sampling is a pure function of (seed, index) and follows the decoder") {
+  auto model = Make(ModelE(false));
+  Eigen::MatrixXd all(50, 4), part(20, 4), latents;
+  model->Sample(5, 100, all, &latents);
+  model->Sample(5, 130, part, nullptr);
+  CHECK(part == all.bottomRows(20));
+  REQUIRE(latents.rows() == 50);
+  // Residuals x - f(z) have the noise variance 0.1.
+  Eigen::MatrixXd many(20000, 4), z;
+  model->Sample(6, 0, many, &z);
+  const Eigen::MatrixXd residual = many - model->Decode(z);
+  const double variance = residual.array().square().mean();
+  CHECK(variance == Approx(0.1).epsilon(0.03));
+  auto bern = Make(ModelE(true));
+  Eigen::MatrixXd bits(100, 4);
+  bern->Sample(7, 0, bits, nullptr);
+  CHECK((bits.array() == 0.0 || bits.array() == 1.0).all());
+}
+
+TEST_CASE("bad mlp_decoder specs are refused, naming the field") {
+  const auto message = [](const v1::MlpDecoderSpec& spec) {
+    auto model = MlpDecoderModel::Create(spec);
+    REQUIRE_FALSE(model.ok());
+    CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
+    return std::string(model.status().message());
+  };
+  v1::MlpDecoderSpec spec = ModelE(false);
+  spec.set_noise_variance(-1);
+  CHECK_THAT(message(spec), Catch::Contains("noise_variance"));
+  spec = ModelE(false);
+  spec.set_latent_dim(3);
+  CHECK_THAT(message(spec), Catch::Contains("latent_dim"));
+  spec = ModelE(false);
+  spec.mutable_layers(1)->add_bias(1.0);
+  CHECK_THAT(message(spec), Catch::Contains("layers[1].bias"));
+  spec = ModelE(false);
+  spec.mutable_layers(0)->mutable_weight()->set_values(3, NAN);
+  CHECK_THAT(message(spec), Catch::Contains("layers[0].weight"));
+  spec = ModelE(false);
+  spec.clear_layers();
+  CHECK_THAT(message(spec), Catch::Contains("layers"));
+}
+
+// Model E's layers as safetensors tensors.
+std::map<std::string, Tensor> ModelETensors() {
+  const v1::MlpDecoderSpec spec = ModelE(false);
+  std::map<std::string, Tensor> tensors;
+  for (int i = 0; i < spec.layers_size(); ++i) {
+    const auto& layer = spec.layers(i);
+    tensors[absl::StrCat("layers.", i, ".weight")] =
+        Tensor{"F64",
+               {layer.weight().rows(), layer.weight().cols()},
+               {layer.weight().values().begin(), layer.weight().values().end()}};
+    tensors[absl::StrCat("layers.", i, ".bias")] =
+        Tensor{"F64", {layer.bias_size()}, {layer.bias().begin(), layer.bias().end()}};
+  }
+  return tensors;
+}
+
+TEST_CASE("safetensors weights give the same model as explicit layers (F64 exactly, F32 closely)") {
+  auto reference = Make(ModelE(false));
+  const Eigen::VectorXd x = ModelEData(false);
+  Eigen::MatrixXd z(3, 2);
+  z << 0.1, 0.2, -1.0, 0.5, 2.0, -0.3;
+  Eigen::VectorXd expected(3), got(3);
+  reference->LogLikelihoodGivenLatent(x, z, expected);
+  for (bool f32 : {false, true}) {
+    v1::MlpDecoderSpec spec;
+    spec.set_noise_variance(0.1);
+    spec.set_safetensors(
+        WriteSafetensors(ModelETensors(), {{"activations", "tanh,identity"}}, f32));
+    auto model = Make(spec);
+    CHECK(model->latent_dim() == 2);
+    CHECK(model->dimension() == 4);
+    model->LogLikelihoodGivenLatent(x, z, got);
+    if (f32) {
+      CHECK((got - expected).cwiseAbs().maxCoeff() < 1e-5);
+    } else {
+      CHECK(got == expected);
+    }
+  }
+  // Default activations: tanh for hidden layers, identity for the last.
+  v1::MlpDecoderSpec spec;
+  spec.set_noise_variance(0.1);
+  spec.set_safetensors(WriteSafetensors(ModelETensors(), {}));
+  Make(spec)->LogLikelihoodGivenLatent(x, z, got);
+  CHECK(got == expected);
+}
+
+TEST_CASE("malformed safetensors files are refused with the reason") {
+  const std::string good = WriteSafetensors(ModelETensors(), {});
+  const auto error = [](const std::string& bytes) {
+    v1::MlpDecoderSpec spec;
+    spec.set_noise_variance(0.1);
+    spec.set_safetensors(bytes);
+    auto model = MlpDecoderModel::Create(spec);
+    REQUIRE_FALSE(model.ok());
+    CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(model.status().message()), Catch::Contains("safetensors"));
+    return std::string(model.status().message());
+  };
+  const auto with_header = [](const std::string& json, const std::string& data) {
+    std::string out(8, '\0');
+    for (int b = 0; b < 8; ++b) out[b] = static_cast<char>((json.size() >> (8 * b)) & 0xff);
+    return out + json + data;
+  };
+  CHECK_THAT(error("abc"), Catch::Contains("truncated"));
+  CHECK_THAT(error(good.substr(0, 20)), Catch::Contains("header length"));
+  CHECK_THAT(error(good.substr(0, good.size() - 8)), Catch::Contains("outside"));
+  CHECK_THAT(error(with_header("{not json", "")), Catch::Contains("JSON"));
+  CHECK_THAT(error(with_header("[1,2]", "")), Catch::Contains("object"));
+  const std::string data(16, '\0');
+  CHECK_THAT(
+      error(with_header(
+          R"({"layers.0.weight":{"dtype":"I32","shape":[2,2],"data_offsets":[0,16]}})", data)),
+      Catch::Contains("dtype I32"));
+  CHECK_THAT(
+      error(with_header(
+          R"({"layers.0.weight":{"dtype":"F64","shape":[2,2],"data_offsets":[0,16]}})", data)),
+      Catch::Contains("needs 32"));
+  CHECK_THAT(error(with_header(
+                 R"({"layers.0.weight":{"dtype":"F64","shape":[2],"data_offsets":[8,24]}})", data)),
+             Catch::Contains("outside"));
+  CHECK_THAT(error(with_header(R"({"layers.0.weight":{"dtype":"F64","shape":[2]}})", data)),
+             Catch::Contains("data_offsets"));
+  CHECK_THAT(error(with_header(R"({"layers.0.weight":{"shape":[2],"data_offsets":[0,16]}})", data)),
+             Catch::Contains("dtype"));
+  CHECK_THAT(
+      error(with_header(R"({"layers.0.weight":{"dtype":"F64","shape":[-2],"data_offsets":[0,16]}})",
+                        data)),
+      Catch::Contains("shape"));
+  // Layer conventions.
+  std::map<std::string, Tensor> tensors = ModelETensors();
+  tensors.erase("layers.1.bias");
+  CHECK_THAT(error(WriteSafetensors(tensors, {})), Catch::Contains("layers.1.bias"));
+  tensors = ModelETensors();
+  tensors["encoder.weight"] = Tensor{"F64", {1}, {1.0}};
+  CHECK_THAT(error(WriteSafetensors(tensors, {})), Catch::Contains("not layers"));
+  tensors = ModelETensors();
+  tensors["layers.1.weight"].shape = {8, 4};  // Wrong shape (same element count).
+  CHECK_THAT(error(WriteSafetensors(tensors, {})), Catch::Contains("layers.1.weight"));
+  CHECK_THAT(error(WriteSafetensors(ModelETensors(), {{"activations", "tanh,swish"}})),
+             Catch::Contains("swish"));
+  CHECK_THAT(error(WriteSafetensors(ModelETensors(), {{"activations", "tanh"}})),
+             Catch::Contains("activations"));
+  // Both layers and safetensors.
+  v1::MlpDecoderSpec both = ModelE(false);
+  both.set_safetensors(good);
+  auto model = MlpDecoderModel::Create(both);
+  CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace maas::generative
