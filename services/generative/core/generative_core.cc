@@ -24,19 +24,22 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
     const GenerativeCoreOptions& options, const std::string& name,
     const v1::GenerativeModelSpec& spec,
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
-    const v1::FitTrace* trace) {
+    const v1::FitTrace* trace, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model, MakeModel(spec));
-  return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
-    v1::StoredGenerativeModel stored;
-    ModelInfo* info = stored.mutable_info();
-    registry::FillModelInfo(name, version, common::v1::GENERATIVE, model->family(), labels,
-                            description, options.clock(), info);
-    info->set_dimension(model->dimension());
-    *stored.mutable_spec() = spec;
-    if (trace != nullptr) *stored.mutable_fit_trace() = *trace;
-    return stored.SerializeAsString();
-  });
+  return options.repository->Put(
+      name,
+      [&](int64_t version) -> absl::StatusOr<std::string> {
+        v1::StoredGenerativeModel stored;
+        ModelInfo* info = stored.mutable_info();
+        registry::FillModelInfo(name, version, common::v1::GENERATIVE, model->family(), labels,
+                                description, options.clock(), info);
+        info->set_dimension(model->dimension());
+        *stored.mutable_spec() = spec;
+        if (trace != nullptr) *stored.mutable_fit_trace() = *trace;
+        return stored.SerializeAsString();
+      },
+      stop);
 }
 
 absl::Status CheckDimension(const LoadedModel& loaded, int64_t cols, const std::string& what) {
@@ -165,7 +168,8 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
   return absl::InvalidArgumentError("unknown FitModelRequest content");
 }
 
-absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
+absl::StatusOr<v1::FitModelResponse> FitSession::Finish(exec::Executor& /*executor*/,
+                                                        const exec::StopToken& stop) {
   if (!config_.has_value()) {
     return absl::InvalidArgumentError(
         "empty FitModel stream; send a FitConfig first, then Matrix chunks of rows");
@@ -189,7 +193,7 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
   trace.add_log_likelihood(-log_volume);
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
                         StoreModel(*options_, config_->name(), spec, config_->labels(),
-                                   config_->description(), &trace));
+                                   config_->description(), &trace, stop));
   v1::FitModelResponse response;
   *response.mutable_info() = stored->info();
   *response.mutable_trace() = trace;
@@ -201,14 +205,14 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
 GenerativeCore::GenerativeCore(GenerativeCoreOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<v1::CreateModelResponse> GenerativeCore::CreateModel(
-    const v1::CreateModelRequest& request) {
+    const v1::CreateModelRequest& request, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateModelName(request.name()));
   if (!request.has_spec()) {
     return absl::InvalidArgumentError("spec is missing; give the model's parameters (one family)");
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
                         StoreModel(options_, request.name(), request.spec(), request.labels(),
-                                   request.description(), nullptr));
+                                   request.description(), nullptr, stop));
   v1::CreateModelResponse response;
   *response.mutable_info() = stored->info();
   return response;
@@ -265,7 +269,9 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
 }
 
 absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLikelihood(
-    const v1::EstimateLogLikelihoodRequest& request) {
+    const v1::EstimateLogLikelihoodRequest& request, exec::Executor& /*executor*/,
+    const exec::StopToken& stop) {
+  MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
                         options_.repository->Get(request.model()));
   if (request.x().rows() == 0) {
@@ -280,6 +286,12 @@ absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLik
   MAAS_RETURN_IF_ERROR(CheckDimension(*loaded, x.cols(), "x"));
 
   v1::Estimator estimator = request.estimator();
+  if (!v1::Estimator_IsValid(estimator)) {  // an enum value from a newer client: print its number
+    return absl::InvalidArgumentError(absl::StrCat(
+        "estimator is ", static_cast<int>(estimator),
+        ", which this server does not know; use EXACT, PRIOR, IMPORTANCE or AIS (or leave it "
+        "unset for the family's default)"));
+  }
   if (estimator == v1::ESTIMATOR_UNSPECIFIED) {
     estimator = loaded->model->tractable() ? v1::EXACT : v1::IMPORTANCE;
   }
@@ -316,7 +328,8 @@ absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLik
 }
 
 absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstimate(
-    const v1::StreamEstimateRequest& request) {
+    const v1::StreamEstimateRequest& request, exec::Executor& executor,
+    const exec::StopToken& stop) {
   if (request.target_standard_error() < 0 || !std::isfinite(request.target_standard_error())) {
     return absl::InvalidArgumentError(
         "target_standard_error must be a finite number >= 0 (0: run to max_samples)");
@@ -327,7 +340,7 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
                                                    options_.max_samples_per_request));
   }
   MAAS_ASSIGN_OR_RETURN(v1::EstimateLogLikelihoodResponse exact,
-                        EstimateLogLikelihood(request.request()));
+                        EstimateLogLikelihood(request.request(), executor, stop));
   return std::make_unique<EstimateStream>(std::move(exact));
 }
 

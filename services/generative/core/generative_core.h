@@ -11,6 +11,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/model.h"
@@ -89,8 +91,14 @@ class FitSession {
   // The first message must be a FitConfig, every later one a Matrix chunk.
   absl::Status Add(const v1::FitModelRequest& message);
   // Fits, stores a new version and returns it. INVALID_ARGUMENT when the stream had no config or no
-  // rows.
-  absl::StatusOr<v1::FitModelResponse> Finish();
+  // rows. Nothing is stored once `stop` says the call's deadline passed or it was cancelled (its
+  // status is returned).
+  absl::StatusOr<v1::FitModelResponse> Finish(exec::Executor& executor,
+                                              const exec::StopToken& stop);
+  absl::StatusOr<v1::FitModelResponse> Finish() {
+    exec::InlineExecutor executor;
+    return Finish(executor, exec::StopToken());
+  }
 
  private:
   const GenerativeCoreOptions* options_;
@@ -104,7 +112,9 @@ class GenerativeCore {
  public:
   explicit GenerativeCore(GenerativeCoreOptions options);
 
-  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request);
+  // Stores nothing once `stop` says the call's deadline passed or it was cancelled.
+  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request,
+                                                      const exec::StopToken& stop = {});
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
@@ -116,12 +126,25 @@ class GenerativeCore {
   // Validates the request and resolves the model; the stream then yields the batches.
   absl::StatusOr<std::unique_ptr<SampleStream>> StartSample(const v1::SampleRequest& request);
 
+  // Long work is spread over `executor` and stops with the StopToken's status between chunks.
   absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
-      const v1::EstimateLogLikelihoodRequest& request);
+      const v1::EstimateLogLikelihoodRequest& request, exec::Executor& executor,
+      const exec::StopToken& stop);
+  absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
+      const v1::EstimateLogLikelihoodRequest& request) {
+    exec::InlineExecutor executor;
+    return EstimateLogLikelihood(request, executor, exec::StopToken());
+  }
 
   // Validates a StreamEstimate request; the stream then yields the running estimates.
   absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
-      const v1::StreamEstimateRequest& request);
+      const v1::StreamEstimateRequest& request, exec::Executor& executor,
+      const exec::StopToken& stop);
+  absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
+      const v1::StreamEstimateRequest& request) {
+    exec::InlineExecutor executor;
+    return StartStreamEstimate(request, executor, exec::StopToken());
+  }
 
  private:
   GenerativeCoreOptions options_;
