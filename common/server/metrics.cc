@@ -8,12 +8,11 @@
 #include <prometheus/registry.h>
 
 #include <exception>
-
-#include "google/protobuf/descriptor.h"
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/server/server.h"
+#include "google/protobuf/descriptor.h"
 
 namespace maas::server {
 
@@ -63,8 +62,9 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
                              .Add({});
   families->model_requests = &prometheus::BuildCounter()
                                   .Name("maas_model_requests_total")
-                                  .Help("Finished gRPC calls that named a model, by model and "
-                                        "status code (at most 200 model names, then \"other\").")
+                                  .Help(
+                                      "Finished gRPC calls that named a model, by model and "
+                                      "status code (at most 200 model names, then \"other\").")
                                   .Labels(server)
                                   .Register(*metrics->registry_);
   metrics->families_ = std::move(families);
@@ -119,8 +119,7 @@ void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
         }
       }
     }
-    families_->model_requests
-        ->Add({{"model", label}, {"code", std::string(StatusCodeName(code))}})
+    families_->model_requests->Add({{"model", label}, {"code", std::string(StatusCodeName(code))}})
         .Increment();
   }
   families_->in_flight->Decrement();

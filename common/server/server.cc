@@ -21,9 +21,11 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/server/tls_check.h"
@@ -261,6 +263,42 @@ void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
 }
 
+// Answers methods no registered service has: UNIMPLEMENTED naming the method and what this server
+// serves (instead of gRPC's empty UNIMPLEMENTED), e.g. a discriminative call sent to the
+// generative service.
+class UnknownMethodService final : public grpc::CallbackGenericService {
+ public:
+  UnknownMethodService(std::string server, std::shared_ptr<std::vector<std::string>> services)
+      : server_(std::move(server)), services_(std::move(services)) {}
+
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Reactor(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    std::vector<std::string> maas;
+    for (const std::string& name : *services_) {
+      if (absl::StartsWith(name, "maas.")) maas.push_back(name);
+    }
+    std::string method = context->method().substr(0, 200);
+    for (char& c : method) {
+      if (c < 0x20 || c > 0x7e) c = '?';
+    }
+    return new Reactor(grpc::Status(
+        grpc::StatusCode::UNIMPLEMENTED,
+        absl::StrCat("method ", method, " is not served by ", server_, ", which serves ",
+                     maas.empty() ? std::string("no maas service") : absl::StrJoin(maas, ", "),
+                     " (and grpc.health.v1.Health); send it to the server that serves its "
+                     "service, or to the gateway, which routes every maas service")));
+  }
+
+ private:
+  std::string server_;
+  std::shared_ptr<std::vector<std::string>> services_;
+};
+
 }  // namespace
 
 std::string_view StatusCodeName(grpc::StatusCode code) {
@@ -440,7 +478,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     if (service == nullptr) return absl::InvalidArgumentError("a registered service is null");
     builder.RegisterService(service);
   }
-  if (generic != nullptr) builder.RegisterCallbackGenericService(generic);
+  if (generic != nullptr) {
+    builder.RegisterCallbackGenericService(generic);
+  } else {
+    server->unknown_methods_ = std::make_unique<UnknownMethodService>(options.name, names);
+    builder.RegisterCallbackGenericService(server->unknown_methods_.get());
+  }
   if (options.metrics_port >= 0) {
     MAAS_ASSIGN_OR_RETURN(server->metrics_,
                           ServerMetrics::Start(options.host, options.metrics_port, options.name));

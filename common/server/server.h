@@ -126,6 +126,8 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<ServerMetrics> metrics_;  // outlives server_ (declared first, destroyed last)
+  // Answers unknown methods when no generic service was given; outlives server_.
+  std::unique_ptr<grpc::CallbackGenericService> unknown_methods_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> service_names_;
   int port_ = 0;

@@ -2,7 +2,8 @@
 # Runs the whole maas stack on this machine: generative, discriminative and gateway on localhost, with
 # ./var/models as the model store (generative/ and discriminative/ below it, one per service); creates the demo models on first start; Ctrl-C stops all three cleanly.
 #   deploy/local/run.sh [--build_dir build] [--model_dir var/models] [--log_dir var/log]
-# Ports: MAAS_GATEWAY_PORT (50051), MAAS_GENERATIVE_PORT (50052), MAAS_DISCRIMINATIVE_PORT (50053).
+# Ports: MAAS_GATEWAY_PORT (50051), MAAS_GENERATIVE_PORT (50052), MAAS_DISCRIMINATIVE_PORT (50053); 0 = a free
+# port chosen by the server (printed in the SERVING line).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build_dir=$root/build
@@ -45,7 +46,10 @@ start() {  # start NAME PORT PORT_VARIABLE ARGS...: starts a server, waits for i
   local pid=$!
   pids+=("$pid")
   for _ in $(seq 1 300); do
-    if grep -q "serving .* on port" "$err" 2>/dev/null; then return 0; fi
+    if grep -q "serving .* on port" "$err" 2>/dev/null; then
+      started_port=$(sed -n 's/.*serving .* on port \([0-9][0-9]*\).*/\1/p' "$err" | head -n 1)
+      return 0
+    fi
     if ! kill -0 "$pid" 2>/dev/null; then
       echo "maas: $name did not start on 127.0.0.1:$port: $(tail -n 1 "$err")" >&2
       echo "maas: if the port is in use, pick another one: $variable=<port> make run" >&2
@@ -56,10 +60,14 @@ start() {  # start NAME PORT PORT_VARIABLE ARGS...: starts a server, waits for i
   echo "maas: $name did not report ready within 30 s; see $err" >&2
   exit 1
 }
+started_port=""
 start maas-generative "$gen_port" MAAS_GENERATIVE_PORT --model_dir "$model_dir/generative"
+gen_port=$started_port
 start maas-discriminative "$disc_port" MAAS_DISCRIMINATIVE_PORT --model_dir "$model_dir/discriminative"
+disc_port=$started_port
 start maas-gateway "$gw_port" MAAS_GATEWAY_PORT --generative_target "ipv4:127.0.0.1:$gen_port" \
   --discriminative_target "ipv4:127.0.0.1:$disc_port"
+gw_port=$started_port
 
 PYTHONPATH=$build_dir/python "$root/.venv/bin/python" "$root/deploy/local/demo.py" \
   --targets "127.0.0.1:$gen_port" "127.0.0.1:$disc_port" "127.0.0.1:$gw_port" \

@@ -26,12 +26,6 @@ SOURCE = pathlib.Path(os.environ.get("MAAS_SOURCE_DIR", pathlib.Path(__file__).r
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ")
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def readme_examples():
     """(command, expected output) pairs from the ```console blocks of README.md, in order."""
     text = (SOURCE / "README.md").read_text(encoding="utf-8")
@@ -46,9 +40,8 @@ def readme_examples():
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("readme")
-    ports = {"MAAS_GATEWAY_PORT": free_port(), "MAAS_GENERATIVE_PORT": free_port(),
-             "MAAS_DISCRIMINATIVE_PORT": free_port()}
-    env = dict(os.environ, **{k: str(v) for k, v in ports.items()})
+    # Port 0: each server picks a free port (no bind-close-reuse race); run.sh prints them.
+    env = dict(os.environ, MAAS_GATEWAY_PORT="0", MAAS_GENERATIVE_PORT="0", MAAS_DISCRIMINATIVE_PORT="0")
     proc = subprocess.Popen(
         [str(SOURCE / "deploy/local/run.sh"), "--build_dir", str(build_dir()), "--model_dir", str(root / "models"),
          "--log_dir", str(root / "log")],
@@ -65,6 +58,11 @@ def stack(tmp_path_factory):
     if not ready.wait(60):
         os.killpg(proc.pid, signal.SIGKILL)
         pytest.fail("run.sh did not report SERVING within 60 s:\n" + "".join(output))
+    serving = re.search(r"gateway 127\.0\.0\.1:(\d+) \(generative :(\d+), discriminative :(\d+)\)",
+                        "".join(output))
+    assert serving, "".join(output)
+    ports = dict(zip(("MAAS_GATEWAY_PORT", "MAAS_GENERATIVE_PORT", "MAAS_DISCRIMINATIVE_PORT"),
+                     map(int, serving.groups())))
     yield {"proc": proc, "gateway": f"127.0.0.1:{ports['MAAS_GATEWAY_PORT']}", "ports": ports, "output": output,
            "root": root}
     if proc.poll() is None:
@@ -118,7 +116,7 @@ def test_run_fails_fast_naming_the_server_whose_port_is_in_use(tmp_path):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
-        env = dict(os.environ, MAAS_GATEWAY_PORT=str(free_port()), MAAS_GENERATIVE_PORT=str(free_port()),
+        env = dict(os.environ, MAAS_GATEWAY_PORT="0", MAAS_GENERATIVE_PORT="0",
                    MAAS_DISCRIMINATIVE_PORT=str(busy.getsockname()[1]))
         result = subprocess.run(
             [str(SOURCE / "deploy/local/run.sh"), "--build_dir", str(build_dir()), "--model_dir",

@@ -242,6 +242,17 @@ TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID
         std::string::npos);
 }
 
+TEST_CASE("A method of the other service is UNIMPLEMENTED saying what this server serves") {
+  Stack stack;
+  auto result = RawUnaryCall(stack.channel, "/maas.generative.v1.GenerativeService/GetModel", "");
+  CHECK(result.status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(result.status.error_message().find("/maas.generative.v1.GenerativeService/GetModel") !=
+        std::string::npos);
+  CHECK(result.status.error_message().find("maas.discriminative.v1.DiscriminativeService") !=
+        std::string::npos);
+  CHECK(result.status.error_message().find("gateway") != std::string::npos);
+}
+
 TEST_CASE("A Train stream above --max_train_bytes is RESOURCE_EXHAUSTED and stores nothing") {
   StackOptions options;
   options.max_train_bytes = 2000;
