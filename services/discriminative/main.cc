@@ -48,7 +48,7 @@ ABSL_FLAG(int64_t, max_concurrent_calls, 256,
           "RESOURCE_EXHAUSTED and a retry hint (0 = no limit).");
 ABSL_FLAG(int64_t, max_queued_calls, -1,
           "Tasks that may wait for a worker when a call arrives; beyond, new calls are refused "
-          "with RESOURCE_EXHAUSTED (-1 = 4 x --threads).");
+          "with RESOURCE_EXHAUSTED (-1 = as many as --max_concurrent_calls).");
 ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
           "Budget of loaded models, in stored bytes: least-recently-used versions no call holds "
           "are evicted beyond it and loaded again when asked for (0 = no budget).");
@@ -97,9 +97,10 @@ int main(int argc, char** argv) {
   maas::exec::WorkerPool pool({absl::GetFlag(FLAGS_threads)});
   maas::adapter::DispatcherOptions dispatch;
   dispatch.max_concurrent_calls = absl::GetFlag(FLAGS_max_concurrent_calls);
-  dispatch.max_queued = absl::GetFlag(FLAGS_max_queued_calls) >= 0
-                            ? absl::GetFlag(FLAGS_max_queued_calls)
-                            : 4 * int64_t{pool.parallelism()};
+  dispatch.max_queued =
+      absl::GetFlag(FLAGS_max_queued_calls) >= 0
+          ? absl::GetFlag(FLAGS_max_queued_calls)
+          : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
   maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth, &dispatcher,
                                                           absl::GetFlag(FLAGS_max_train_bytes));
