@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps configure build run test bench sanitize format clean
+.PHONY: deps configure build run test bench sanitize fuzz format clean
 
 deps:
 	./deploy/install-deps.sh
@@ -36,6 +36,13 @@ sanitize: deps
 	fi
 	cmake --build $(SANITIZE_DIR) -j $(JOBS)
 	cd $(SANITIZE_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_ARGS)
+
+# Coverage-guided fuzzing (libFuzzer + ASan/UBSan, clang 14 installed if missing), FUZZ_SECONDS per target.
+# `make test` runs each target briefly under a deterministic mutation driver (gcc build) instead.
+FUZZ_DIR ?= build-fuzz
+FUZZ_SECONDS ?= 60
+fuzz: build
+	./tests/fuzz/run_fuzz.sh $(BUILD_DIR) $(FUZZ_DIR) $(FUZZ_SECONDS)
 
 format:
 	git ls-files '*.cc' '*.h' | xargs clang-format -i

@@ -3,6 +3,7 @@
 # Idempotent: when everything is present it only checks and returns in seconds.
 #   Debian packages: the C++ toolchain and libraries (gRPC, Protobuf, Abseil, Eigen, Catch2, ICU, prometheus-cpp).
 #   Python: a project virtualenv at $MAAS_VENV (default .venv) from deploy/requirements.txt (pinned).
+#   MAAS_DEPS=cpp: only the Debian packages of the C++ build (what deploy/docker/Dockerfile's build stage uses).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,6 +28,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   "${sudo_cmd[@]}" apt-get update -qq
   "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if [ "${MAAS_DEPS:-all}" = cpp ]; then
+  echo "install-deps: C++ build dependencies present (MAAS_DEPS=cpp: no virtualenv, no deploy/deps.d)"
+  exit 0
 fi
 
 # The virtualenv is rebuilt only when the pinned requirements change (stamp = hash of the file).

@@ -816,7 +816,7 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   MAAS_RETURN_IF_ERROR(non_empty("x_file", args.x_file));
   MAAS_RETURN_IF_ERROR(non_empty("text_file", args.text_file));
   if (args.version < 0) {
-    return absl::InvalidArgumentError("--version must be >= 1 (or 0 for the latest)");
+    return absl::InvalidArgumentError("--model_version must be >= 1 (or 0 for the latest)");
   }
   if (args.command == "sample" && args.num_samples == 0) {
     return absl::InvalidArgumentError("--num_samples must be >= 1");

@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <system_error>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 
@@ -126,29 +128,110 @@ absl::Status WriteAll(int fd, const std::string& bytes, const std::string& path)
   return absl::OkStatus();
 }
 
-// Writes `bytes` to "<dir>/model.pb" atomically: temp file, fsync, rename, fsync dir.
-absl::Status WriteModelFile(const std::string& dir, const std::string& bytes) {
-  std::string temp = Join(dir, absl::StrCat(internal::Sv(FileModelStore::kTempPrefix), "XXXXXX"));
-  const int fd = mkostemp(temp.data(), O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "create temporary file", temp);
-  absl::Status status = WriteAll(fd, bytes, temp);
-  if (status.ok()) {
+// A temp file being written: created and flock()ed at once, so a cleanup (another replica's start)
+// can tell a live writer (lock held) from a crashed one (lock free) and never removes the former.
+class LockedTempFile {
+ public:
+  // Creates "<dir>/<prefix>XXXXXX" and takes an exclusive lock on it.
+  static absl::StatusOr<LockedTempFile> Create(const std::string& dir, std::string_view prefix) {
+    std::string path = Join(dir, absl::StrCat(internal::Sv(prefix), "XXXXXX"));
+    const int fd = mkostemp(path.data(), O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "create temporary file", path);
     int rc;
     do {
-      rc = fsync(fd);
+      rc = flock(fd, LOCK_EX);
     } while (rc != 0 && errno == EINTR);
-    if (rc != 0) status = ErrnoStatus(errno, "fsync", temp);
+    if (rc != 0) {
+      const int err = errno;
+      close(fd);
+      unlink(path.c_str());
+      return ErrnoStatus(err, "lock temporary file", path);
+    }
+    return LockedTempFile(fd, std::move(path));
   }
-  if (close(fd) != 0 && status.ok() && errno != EINTR) status = ErrnoStatus(errno, "close", temp);
-  const std::string final_path = Join(dir, FileModelStore::kModelFile);
-  if (status.ok() && rename(temp.c_str(), final_path.c_str()) != 0) {
-    status = ErrnoStatus(errno, "rename to " + final_path + " from", temp);
+  LockedTempFile(LockedTempFile&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
+  LockedTempFile& operator=(LockedTempFile&&) = delete;
+  // Removes the file unless Commit() renamed it.
+  ~LockedTempFile() {
+    if (fd_ >= 0) {
+      unlink(path_.c_str());
+      close(fd_);
+    }
   }
-  if (!status.ok()) {
-    unlink(temp.c_str());
-    return status;
+
+  // Writes `bytes`, fsyncs, renames the file to `final_path` (atomic) and fsyncs `dir`.
+  absl::Status Commit(const std::string& bytes, const std::string& final_path,
+                      const std::string& dir) {
+    absl::Status status = WriteAll(fd_, bytes, path_);
+    if (status.ok()) {
+      int rc;
+      do {
+        rc = fsync(fd_);
+      } while (rc != 0 && errno == EINTR);
+      if (rc != 0) status = ErrnoStatus(errno, "fsync", path_);
+    }
+    if (status.ok() && rename(path_.c_str(), final_path.c_str()) != 0) {
+      status = ErrnoStatus(errno, "rename to " + final_path + " from", path_);
+    }
+    if (!status.ok()) return status;  // the destructor removes the temp file
+    close(fd_);                       // releases the lock; the file now has its final name
+    fd_ = -1;
+    return SyncDir(dir);
   }
-  return SyncDir(dir);
+
+ private:
+  LockedTempFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+  int fd_;
+  std::string path_;
+};
+
+// True if nobody holds the lock of the temp file at `path` (its writer died), so it may be removed.
+// A file that cannot be opened (already gone) counts as not abandoned.
+bool TempFileAbandoned(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return false;
+  const bool free = flock(fd, LOCK_EX | LOCK_NB) == 0;
+  close(fd);
+  return free;
+}
+
+// The high-water mark of a model: the highest version number ever reserved, kept in
+// "<model dir>/highest-version" when the directory of that version no longer exists (after a
+// Delete, or after a cleanup removed a crashed write), so numbers are never reused.
+constexpr std::string_view kHighWaterFile = "highest-version";
+constexpr std::string_view kHighWaterTempPrefix = "highest-version.tmp-";
+
+int64_t ReadHighWater(const std::string& model_dir) {
+  const std::string path = Join(model_dir, kHighWaterFile);
+  const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+  if (fd < 0) return 0;
+  char buffer[32];
+  const ssize_t n = read(fd, buffer, sizeof(buffer) - 1);
+  close(fd);
+  if (n <= 0) return 0;
+  return std::max<int64_t>(0, ParseVersion(std::string_view(buffer, static_cast<std::size_t>(n))));
+}
+
+// Raises the high-water mark of `model_dir` to at least `version`. Serialized by a lock on the
+// model directory, so concurrent raises from several processes never lower it.
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version) {
+  const int dir_fd = open(model_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return ErrnoStatus(errno, "open directory", model_dir);
+  int rc;
+  do {
+    rc = flock(dir_fd, LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  absl::Status status = rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, "lock", model_dir);
+  if (status.ok() && ReadHighWater(model_dir) < version) {
+    absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(model_dir, kHighWaterTempPrefix);
+    status = temp.status();
+    if (status.ok()) {
+      status = temp->Commit(absl::StrCat(version), Join(model_dir, kHighWaterFile), model_dir);
+    }
+  }
+  close(dir_fd);  // releases the lock
+  return status;
 }
 
 // Removes a version directory: regular files and symlinks inside it (not followed), then the
@@ -178,6 +261,23 @@ absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string
   if (stat(root.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", root);
   if (!S_ISDIR(st.st_mode)) return ErrnoStatus(ENOTDIR, "open model store root", root);
   return std::unique_ptr<FileModelStore>(new FileModelStore(std::move(root)));
+}
+
+absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::OpenAndCleanUp(std::string root,
+                                                                               std::ostream& log) {
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<FileModelStore> store, Open(std::move(root)));
+  absl::StatusOr<CleanupReport> report = store->CleanUp();
+  if (!report.ok()) {
+    log << "model store: cleanup of " << store->root()
+        << " failed (serving anyway): " << report.status() << "\n";
+  } else if (report->temp_files_removed > 0 || report->version_dirs_removed > 0) {
+    log << "model store: removed " << report->temp_files_removed << " abandoned temp file(s) ("
+        << report->temp_bytes_removed << " bytes) and " << report->version_dirs_removed
+        << " incomplete version director" << (report->version_dirs_removed == 1 ? "y" : "ies")
+        << " left by interrupted writes in " << store->root()
+        << "; complete versions were not touched\n";
+  }
+  return store;
 }
 
 std::string FileModelStore::ModelDir(std::string_view name) const { return Join(root_, name); }
@@ -259,7 +359,7 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     bool missing = false;
     MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(model_dir, &missing));
     if (missing) continue;  // removed by a concurrent cleanup: start over
-    int64_t version = 1;
+    int64_t version = ReadHighWater(model_dir) + 1;
     for (const std::string& entry : entries) version = std::max(version, ParseVersion(entry) + 1);
     std::string version_dir;
     bool reserved = false;
@@ -282,6 +382,15 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     }
     if (!reserved) continue;
 
+    // Claim the reserved directory with a locked temp file at once (before producing the bytes,
+    // which may take a while), so a concurrent cleanup sees a live writer, not a crashed one. If a
+    // cleanup removed the still-empty directory in between, start over with a new number.
+    absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(version_dir, kTempPrefix);
+    if (!temp.ok()) {
+      if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
+      rmdir(version_dir.c_str());
+      return temp.status();
+    }
     absl::StatusOr<std::string> bytes;
     try {
       bytes = make_bytes(version);
@@ -292,9 +401,10 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       bytes = absl::InternalError("model store: producing the model failed with an exception");
     }
     absl::Status status = bytes.status();
-    if (status.ok()) status = WriteModelFile(version_dir, *bytes);
+    if (status.ok()) status = temp->Commit(*bytes, Join(version_dir, kModelFile), version_dir);
     if (status.ok()) status = SyncDir(model_dir);
     if (!status.ok()) {
+      { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -355,28 +465,10 @@ absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t versio
     if (err == ENOENT) return internal::ModelNotFound(name, version);
     return ErrnoStatus(err, "unlink", file);
   }
-  // The version is gone. Keep the highest version's directory (empty) so its number is never
-  // reused.
-  int64_t highest = 0;
-  absl::StatusOr<std::vector<std::string>> entries = ListDir(ModelDir(name), nullptr);
-  if (entries.ok()) {
-    for (const std::string& entry : *entries) highest = std::max(highest, ParseVersion(entry));
-  }
-  if (version >= highest) {
-    // Remove stray files but keep the directory.
-    absl::StatusOr<std::vector<std::string>> inside = ListDir(version_dir, nullptr);
-    if (inside.ok()) {
-      for (const std::string& entry : *inside) {
-        const std::string path = Join(version_dir, entry);
-        struct stat entry_stat;
-        if (lstat(path.c_str(), &entry_stat) == 0 && !S_ISDIR(entry_stat.st_mode)) {
-          unlink(path.c_str());
-        }
-      }
-    }
-  } else {
-    RemoveVersionDir(version_dir);
-  }
+  // The version is gone. Record its number as the high-water mark before its directory goes, so
+  // the number is never reused.
+  MAAS_RETURN_IF_ERROR(RaiseHighWater(ModelDir(name), version));
+  RemoveVersionDir(version_dir);
   return SyncDir(ModelDir(name));
 }
 
@@ -400,6 +492,71 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
   }
   if (deleted.empty()) return internal::ModelNotFound(name, 0);
   return deleted;
+}
+
+absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
+  CleanupReport report;
+  MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(root_, nullptr));
+  for (const std::string& name : names) {
+    if (!ValidateModelName(name).ok()) continue;  // foreign entry: never touched
+    const std::string model_dir = ModelDir(name);
+    bool missing = false;
+    MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries,
+                          ListDir(model_dir, &missing, /*not_dir_is_missing=*/true));
+    int64_t highest = 0;
+    for (const std::string& entry : entries) highest = std::max(highest, ParseVersion(entry));
+    bool high_water_raised = false;
+    for (const std::string& entry : entries) {
+      const std::string path = Join(model_dir, entry);
+      if (absl::StartsWith(entry, internal::Sv(kHighWaterTempPrefix))) {
+        struct stat st;
+        if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && TempFileAbandoned(path) &&
+            unlink(path.c_str()) == 0) {
+          ++report.temp_files_removed;
+          report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
+        }
+        continue;
+      }
+      if (ParseVersion(entry) < 0) continue;
+      struct stat dir_stat;
+      if (lstat(path.c_str(), &dir_stat) != 0 || !S_ISDIR(dir_stat.st_mode)) continue;
+      // Abandoned temp files of crashed writers (a live writer holds its file's lock).
+      MAAS_ASSIGN_OR_RETURN(std::vector<std::string> inside, ListDir(path, nullptr));
+      bool has_model = false;
+      std::size_t remaining = 0;
+      for (const std::string& file : inside) {
+        const std::string file_path = Join(path, file);
+        if (file == kModelFile) {
+          has_model = true;
+          ++remaining;
+          continue;
+        }
+        struct stat st;
+        if (absl::StartsWith(file, internal::Sv(kTempPrefix)) && lstat(file_path.c_str(), &st) == 0 &&
+            S_ISREG(st.st_mode) && TempFileAbandoned(file_path) && unlink(file_path.c_str()) == 0) {
+          ++report.temp_files_removed;
+          report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
+          report.removed_paths.push_back(file_path);
+          continue;
+        }
+        ++remaining;  // a live writer's temp file, or something foreign: leave it
+      }
+      if (has_model || remaining > 0) continue;
+      // An empty version directory: a crashed write (or a writer between mkdir and creating its
+      // temp file, which then starts over with a new number). Keep its number as the high-water
+      // mark first.
+      if (!high_water_raised) {
+        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest));
+        high_water_raised = true;
+      }
+      if (rmdir(path.c_str()) == 0) {
+        ++report.version_dirs_removed;
+        report.removed_paths.push_back(path);
+      }
+    }
+    if (high_water_raised) MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
+  }
+  return report;
 }
 
 }  // namespace maas::store

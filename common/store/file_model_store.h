@@ -14,10 +14,12 @@
 // contain
 //   model.pb; everything else (in-progress or crashed writes, temp files, foreign entries) is
 //   ignored.
-// - Delete unlinks model.pb (the atomic point where the version disappears), then removes the
-// leftover
-//   regular files and the directory, never following symlinks. The directory of a model's highest
-//   version is kept, empty, as a high-water mark so version numbers are never reused.
+// - Delete unlinks model.pb (the atomic point where the version disappears), records the version
+//   in "<name>/highest-version" (the high-water mark, so numbers are never reused), then removes
+//   the leftover regular files and the directory, never following symlinks.
+// - A writer holds an flock() on its temp file from right after reserving the version until the
+//   rename, so CleanUp() (run at startup) can remove a crashed writer's leftovers without ever
+//   touching a live writer's.
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 // space or
 //   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
@@ -27,6 +29,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,6 +45,12 @@ class FileModelStore : public ModelStore {
   // directory.
   static absl::StatusOr<std::unique_ptr<FileModelStore>> Open(std::string root);
 
+  // Open(root), then CleanUp(), writing one line to `log` when something was removed (or when the
+  // cleanup failed: that is reported but does not stop the store from opening). What a service's
+  // main calls at startup.
+  static absl::StatusOr<std::unique_ptr<FileModelStore>> OpenAndCleanUp(std::string root,
+                                                                        std::ostream& log);
+
   FileModelStore(const FileModelStore&) = delete;
   FileModelStore& operator=(const FileModelStore&) = delete;
 
@@ -50,6 +59,19 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
   absl::StatusOr<std::vector<std::string>> ListNames() override;
   absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override;
+
+  // What CleanUp removed.
+  struct CleanupReport {
+    uint64_t temp_files_removed = 0;
+    uint64_t temp_bytes_removed = 0;
+    uint64_t version_dirs_removed = 0;
+    std::vector<std::string> removed_paths;  // every removed file and directory
+  };
+  // Removes what crashed writers left behind: temp files whose writer is gone (no process holds
+  // their lock) and version directories without model.pb. Never touches a complete version, a live
+  // writer's files or foreign entries; records the highest removed number so it is never reused.
+  // Safe to run while other processes use the same root (a starting replica runs it).
+  absl::StatusOr<CleanupReport> CleanUp();
 
   const std::string& root() const { return root_; }
 

@@ -71,7 +71,7 @@ int main(int argc, char** argv) {
   maas::server::BlockTerminationSignals();
 
   absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
-      maas::store::FileModelStore::Open(absl::GetFlag(FLAGS_model_dir));
+      maas::store::FileModelStore::OpenAndCleanUp(absl::GetFlag(FLAGS_model_dir), std::cerr);
   if (!store.ok()) {
     std::cerr << "maas-generative: " << store.status() << "\n";
     return 1;

@@ -2,6 +2,8 @@
 // both).
 #include "common/store/model_store.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <memory>
 #include <set>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -391,6 +394,105 @@ TEST_CASE("FileModelStore ignores temp files, empty version dirs and foreign ent
   CHECK(*store.ListVersions("m") == std::vector<int64_t>{1, 7});
 }
 
+TEST_CASE(
+    "FileModelStore::CleanUp removes crashed writes, never complete versions or live writers") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).ok());  // version 1, complete
+  REQUIRE(store.Put("m", Content("m")).ok());  // version 2, complete
+  const std::string m = dir.path() + "/m";
+  fs::create_directories(m + "/3");  // reserved, writer crashed before writing
+  fs::create_directories(m + "/4");  // writer crashed mid-write
+  WriteFile(m + "/4/model.pb.tmp-abc123", "torn half of a mode");
+  WriteFile(m + "/2/model.pb.tmp-zzz999", "stray temp beside a complete version");
+  fs::create_directories(m + "/5");  // a live writer: its temp file is locked
+  WriteFile(m + "/5/model.pb.tmp-live01", "being written");
+  const int live_fd = open((m + "/5/model.pb.tmp-live01").c_str(), O_RDONLY);
+  REQUIRE(live_fd >= 0);
+  REQUIRE(flock(live_fd, LOCK_EX) == 0);
+  fs::create_directories(m + "/abc");  // foreign entries are never touched
+  WriteFile(m + "/abc/model.pb.tmp-x", "foreign");
+  fs::create_directories(dir.path() + "/Upper/7");
+
+  auto report = store.CleanUp();
+  REQUIRE(report.ok());
+  CHECK(report->temp_files_removed == 2);
+  CHECK(report->temp_bytes_removed ==
+        std::string("torn half of a mode").size() +
+            std::string("stray temp beside a complete version").size());
+  CHECK(report->version_dirs_removed == 2);  // 3 and 4
+  CHECK_FALSE(fs::exists(m + "/3"));
+  CHECK_FALSE(fs::exists(m + "/4"));
+  CHECK_FALSE(fs::exists(m + "/2/model.pb.tmp-zzz999"));
+  CHECK(fs::exists(m + "/5/model.pb.tmp-live01"));  // the live writer keeps its file
+  CHECK(fs::exists(m + "/abc/model.pb.tmp-x"));
+  CHECK(fs::exists(dir.path() + "/Upper/7"));
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1, 2});
+  CHECK(*store.Get("m", 2) == "m@v2");
+
+  // Numbers of removed directories are never reused; the live writer's 5 is still reserved.
+  auto next = store.Put("m", Content("m"));
+  REQUIRE(next.ok());
+  CHECK(*next == 6);
+  close(live_fd);
+
+  // Once the writer is gone (lock released), a second cleanup removes what it left.
+  auto again = store.CleanUp();
+  REQUIRE(again.ok());
+  CHECK(again->temp_files_removed == 1);
+  CHECK(again->version_dirs_removed == 1);
+  CHECK_FALSE(fs::exists(m + "/5"));
+  CHECK(*store.ListVersions("m") == std::vector<int64_t>{1, 2, 6});
+  auto clean = store.CleanUp();
+  REQUIRE(clean.ok());
+  CHECK(clean->temp_files_removed == 0);
+  CHECK(clean->version_dirs_removed == 0);
+}
+
+TEST_CASE("FileModelStore: the highest removed version stays reserved across cleanup and delete") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(*store.Put("m", Content("m")) == 1);
+  fs::create_directories(dir.path() + "/m/9");  // crashed write with a high number
+  REQUIRE(store.CleanUp().ok());
+  CHECK_FALSE(fs::exists(dir.path() + "/m/9"));
+  CHECK(*store.Put("m", Content("m")) == 10);
+  // Deleting every version leaves no version directory, and still no reuse.
+  REQUIRE(store.Delete("m", 0).ok());
+  for (const auto& entry : fs::directory_iterator(dir.path() + "/m")) {
+    CHECK_FALSE(entry.is_directory());
+  }
+  CHECK(absl::IsNotFound(store.ListVersions("m").status()));
+  CHECK(*store.ListNames() == std::vector<std::string>{});
+  CHECK(*store.Put("m", Content("m")) == 11);
+  // A second store instance (another replica) sees the same high-water mark.
+  auto other = FileModelStore::Open(dir.path());
+  REQUIRE(other.ok());
+  REQUIRE((*other)->Delete("m", 11).ok());
+  CHECK(*(*other)->Put("m", Content("m")) == 12);
+}
+
+TEST_CASE("FileModelStore::OpenAndCleanUp says what it removed") {
+  TempDir dir;
+  fs::create_directories(dir.path() + "/m/1");
+  WriteFile(dir.path() + "/m/1/model.pb", "complete");
+  fs::create_directories(dir.path() + "/m/2");
+  WriteFile(dir.path() + "/m/2/model.pb.tmp-dead00", "torn");
+  std::ostringstream log;
+  auto store = FileModelStore::OpenAndCleanUp(dir.path(), log);
+  REQUIRE(store.ok());
+  CHECK(log.str().find("removed 1 abandoned temp file(s) (4 bytes) and 1 incomplete version "
+                       "directory") != std::string::npos);
+  CHECK(*(*store)->Get("m", 0) == "complete");
+  std::ostringstream quiet;
+  REQUIRE(FileModelStore::OpenAndCleanUp(dir.path(), quiet).ok());
+  CHECK(quiet.str().empty());
+}
+
 TEST_CASE("FileModelStore turns filesystem errors into statuses naming the path") {
   TempDir dir;
   auto opened = FileModelStore::Open(dir.path());
@@ -528,9 +630,10 @@ TEST_CASE("FileModelStore Delete removes files without following symlinks") {
   CHECK(*deleted == std::vector<int64_t>{1, 2});
   CHECK(fs::exists(dir.path() + "/precious"));
   CHECK_FALSE(fs::exists(dir.path() + "/root/m/1"));
-  // The highest version's directory stays (empty) as a high-water mark.
-  CHECK(fs::is_directory(dir.path() + "/root/m/2"));
-  CHECK(fs::is_empty(dir.path() + "/root/m/2"));
+  CHECK_FALSE(fs::exists(dir.path() + "/root/m/2"));
+  // The highest version number is kept as the high-water mark, not as an empty directory.
+  CHECK(fs::is_regular_file(dir.path() + "/root/m/highest-version"));
+  CHECK(*store.Put("m", Content("m")) == 3);
 }
 
 }  // namespace

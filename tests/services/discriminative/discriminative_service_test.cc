@@ -379,5 +379,39 @@ TEST_CASE("Train and CreateModel check the StopToken right before the store writ
   CHECK(store.ListVersions("copy").ok());
 }
 
+TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool too") {
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration());
+  DiscriminativeCore core(CoreOptions(&repository));
+  {
+    auto session = core.StartTrain();
+    v1::TrainRequest config, batch;
+    REQUIRE(config.ParseFromString(Config("m")));
+    REQUIRE(batch.ParseFromString(Batch(0, 10)));
+    REQUIRE(session->Add(config).ok());
+    REQUIRE(session->Add(batch).ok());
+    REQUIRE(session->Finish().ok());
+  }
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  for (int i = 0; i < 256 * 10; ++i) request.add_texts("goal team");  // 10 chunks
+  exec::InlineExecutor inline_executor;
+  exec::WorkerPool pool({2});
+  for (exec::Executor* executor : {static_cast<exec::Executor*>(&inline_executor),
+                                   static_cast<exec::Executor*>(&pool)}) {
+    std::atomic<int> checks{0};
+    const exec::StopToken stop([&checks]() -> absl::Status {
+      return checks.fetch_add(1) < 2 ? absl::OkStatus() : absl::CancelledError("client gone");
+    });
+    auto stopped = core.Classify(request, *executor, stop);
+    CHECK(absl::IsCancelled(stopped.status()));
+    CHECK(checks.load() == 10);  // one check per chunk; only 2 chunks did any work
+    auto full = core.Classify(request, *executor, exec::StopToken());
+    REQUIRE(full.ok());
+    CHECK(full->results_size() == 2560);
+  }
+}
+
 }  // namespace
 }  // namespace maas::discriminative

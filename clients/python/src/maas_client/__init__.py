@@ -1,0 +1,27 @@
+"""maas_client: typed Python client of maas (model as a service).
+
+    from maas_client import GenerativeClient, DiscriminativeClient, Models
+
+numpy in and out; every call has a deadline; gRPC failures raise maas_client.errors.MaasError subclasses;
+TLS, mutual TLS and bearer tokens through Connection's options. maas_client.sklearn exports fitted scikit-learn
+models; `python -m maas_client --help` is the command line.
+"""
+
+from maas_client.connection import Connection
+from maas_client.discriminative import DiscriminativeClient
+from maas_client.errors import (DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, MaasError,
+                                NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+                                UnavailableError, UnimplementedError)
+from maas_client.generative import GenerativeClient
+from maas_client.models import Models
+from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, ModelInfo, Predictions, SampleBatch,
+                               TrainResult)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Connection", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
+    "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
+    "ModelInfo", "Models", "NotFoundError", "PermissionDeniedError", "Predictions", "ResourceExhaustedError",
+    "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError", "UnimplementedError",
+]

@@ -1,0 +1,221 @@
+"""One gRPC channel to a maas endpoint (a service or the gateway) with its security and deadline options.
+
+    conn = Connection("127.0.0.1:50051", timeout=30, token="s3cret", root_certificates="ca.pem")
+    gen = GenerativeClient(conn)
+
+Every call carries a deadline: the call's own `timeout=` or the connection's default. gRPC failures are raised as
+the typed exceptions of maas_client.errors.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+
+import grpc
+from google.protobuf.descriptor import FileDescriptor
+
+from maas_client.errors import InvalidArgumentError, from_rpc_error
+
+# Bytes or the path of a PEM file.
+PemSource = Union[bytes, str, "os.PathLike[str]"]
+
+# Target when none is given and $MAAS_TARGET is unset: the gateway of `make run`.
+DEFAULT_TARGET = "127.0.0.1:50051"
+# Default deadline of every call, seconds.
+DEFAULT_TIMEOUT = 60.0
+# Default cap on message sizes in both directions, bytes (the servers' default --max_message_bytes is 64 MiB).
+DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
+    if source is None or isinstance(source, bytes):
+        return source
+    path = pathlib.Path(source)
+    try:
+        return path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from e
+
+
+class Connection:
+    """A channel to `target` ("host:port" or any gRPC target such as "dns:///maas:50051"; default $MAAS_TARGET,
+    else 127.0.0.1:50051, where `make run` serves the gateway).
+
+    Security:
+      tls: use TLS with the system's root certificates (implied by any of the certificate options).
+      root_certificates: PEM bytes or file of the CA that signed the server's certificate.
+      client_certificate, client_key: PEM bytes or files of this client's certificate (mutual TLS).
+      server_name: the name to check the server's certificate against, when it differs from the target's host.
+      token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace of the
+        file is ignored), as the servers' --auth_token_file requires for calls that change state.
+    timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
+    channel: an existing grpc.Channel to use instead (the security options must then be None).
+    """
+
+    def __init__(self, target: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
+                 root_certificates: Optional[PemSource] = None, client_certificate: Optional[PemSource] = None,
+                 client_key: Optional[PemSource] = None, server_name: Optional[str] = None,
+                 token: Optional[str] = None, token_file: Optional[Union[str, "os.PathLike[str]"]] = None,
+                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 options: Sequence[Tuple[str, Union[str, int]]] = (),
+                 channel: Optional[grpc.Channel] = None) -> None:
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        if (client_certificate is None) != (client_key is None):
+            raise ValueError("client_certificate and client_key go together (mutual TLS needs both)")
+        if token is not None and token_file is not None:
+            raise ValueError("give token or token_file, not both")
+        if token_file is not None:
+            try:
+                token = pathlib.Path(token_file).read_text(encoding="utf-8").strip()
+            except OSError as e:
+                raise ValueError(f"token_file: cannot read {token_file}: {e.strerror}") from e
+            if not token:
+                raise ValueError(f"token_file {token_file} is empty")
+        target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
+        self.target = target
+        self.timeout = float(timeout)
+        self._metadata: Tuple[Tuple[str, Union[str, bytes]], ...] = ()
+        if token is not None:
+            self._metadata = (("authorization", f"Bearer {token}"),)
+        secure = tls or root_certificates is not None or client_certificate is not None
+        if channel is not None:
+            if secure or server_name is not None:
+                raise ValueError("channel= is used as given; configure its security where it was made")
+            self.channel = channel
+            return
+        channel_options: List[Tuple[str, Union[str, int]]] = [
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            *options,
+        ]
+        if server_name is not None:
+            channel_options.append(("grpc.ssl_target_name_override", server_name))
+        if secure:
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=_read_pem(root_certificates, "root_certificates"),
+                private_key=_read_pem(client_key, "client_key"),
+                certificate_chain=_read_pem(client_certificate, "client_certificate"))
+            self.channel = grpc.secure_channel(target, credentials, options=channel_options)
+        else:
+            self.channel = grpc.insecure_channel(target, options=channel_options)
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- calls ----------------------------------------------------------------------------------------------------
+    def deadline(self, timeout: Optional[float]) -> float:
+        """The timeout of one call: `timeout` when given (> 0), else the connection's default."""
+        if timeout is None:
+            return self.timeout
+        if not timeout > 0:
+            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        return float(timeout)
+
+    def unary(self, method: str, fn: "grpc.UnaryUnaryMultiCallable[Req, Resp]", request: Req,
+              timeout: Optional[float]) -> Resp:
+        """One unary call; a grpc.RpcError becomes the typed MaasError."""
+        deadline = self.deadline(timeout)
+        try:
+            return fn(request, timeout=deadline, metadata=self._metadata)
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, method) from e
+
+    def unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
+                     timeout: Optional[float]) -> Iterator[Resp]:
+        """A server stream as an iterator. Closing the iterator early (break, del) cancels the call, so the
+        server stops producing."""
+        deadline = self.deadline(timeout)
+        call = fn(request, timeout=deadline, metadata=self._metadata)
+        try:
+            for response in call:
+                yield response
+        except grpc.RpcError as e:
+            raise from_rpc_error(e, method) from e
+        finally:
+            call.cancel()
+
+    def stream_unary(self, method: str, fn: "grpc.StreamUnaryMultiCallable[Req, Resp]", requests: Iterable[Req],
+                     timeout: Optional[float]) -> Resp:
+        """A client stream from a lazily consumed iterable. An exception raised while producing the requests
+        (e.g. a bad input row) is re-raised as itself, not as the CANCELLED status it causes."""
+        deadline = self.deadline(timeout)
+        source = _TrackedIterable(requests)
+        try:
+            return fn(iter(source), timeout=deadline, metadata=self._metadata)
+        except grpc.RpcError as e:
+            if source.error is not None:
+                raise source.error from None
+            raise from_rpc_error(e, method) from e
+
+    def stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
+                      requests: Iterable[Req], timeout: Optional[float]) -> Iterator[Resp]:
+        """A bidirectional stream: requests consumed lazily, responses yielded as they arrive."""
+        deadline = self.deadline(timeout)
+        source = _TrackedIterable(requests)
+        call = fn(iter(source), timeout=deadline, metadata=self._metadata)
+        try:
+            for response in call:
+                yield response
+        except grpc.RpcError as e:
+            if source.error is not None:
+                raise source.error from None
+            raise from_rpc_error(e, method) from e
+        finally:
+            call.cancel()
+        if source.error is not None:
+            raise source.error
+
+
+class _TrackedIterable(Iterable[Req]):
+    """Remembers the exception that ended the wrapped iterable (gRPC only sees a cancelled call)."""
+
+    def __init__(self, items: Iterable[Req]) -> None:
+        self._items = items
+        self.error: Optional[BaseException] = None
+
+    def __iter__(self) -> Iterator[Req]:
+        try:
+            yield from self._items
+        except Exception as e:
+            self.error = e
+            raise
+
+
+ConnectionLike = Union[str, Connection, None]
+
+
+def connect(target: ConnectionLike, **options: Any) -> Tuple[Connection, bool]:
+    """(connection, owned): a Connection made from a target string and options, or the given one (not owned)."""
+    if isinstance(target, Connection):
+        if options:
+            raise ValueError(f"options {sorted(options)} apply only when a target string is given")
+        return target, False
+    return Connection(target, **options), True
+
+
+def method_path(file: FileDescriptor, service: str, name: str) -> str:
+    """'/<package>.<Service>/<Method>' of a method in a generated file; fails loudly if the contract lost it."""
+    descriptor = file.services_by_name[service]
+    if name not in descriptor.methods_by_name:
+        raise RuntimeError(f"{descriptor.full_name} has no method {name}: maas_client and proto/ are out of step")
+    return f"/{descriptor.full_name}/{name}"
+
+
+def check(condition: bool, message: str) -> None:
+    """Client-side input check: raises InvalidArgumentError (a ValueError) like the server would."""
+    if not condition:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
+

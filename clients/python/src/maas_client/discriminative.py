@@ -1,0 +1,258 @@
+"""DiscriminativeClient: train, classify, vectorize and evaluate text classifiers; numpy and scipy out.
+
+    with DiscriminativeClient("127.0.0.1:50051") as disc:
+        disc.train(texts, labels, name="spam")          # any iterables, streamed in batches
+        disc.classify("spam", ["cheap pills"]).probabilities
+        disc.vectorize("spam", ["cheap pills"])         # scipy.sparse.csr_matrix
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import scipy.sparse
+
+from maas_client.connection import ConnectionLike, check, connect, method_path
+from maas_client.pb import common, discriminative as pb
+from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
+                               TrainResult, from_matrix)
+
+_SERVICE = "DiscriminativeService"
+# Examples per streamed TextBatch (Train, Evaluate) and texts per ClassifyStream request.
+DEFAULT_BATCH_SIZE = 1000
+
+
+def _path(name: str) -> str:
+    return method_path(pb.DESCRIPTOR, _SERVICE, name)
+
+
+def _texts(texts: Union[str, Sequence[str]]) -> List[str]:
+    if isinstance(texts, str):
+        return [texts]
+    out = list(texts)
+    check(all(isinstance(t, str) for t in out), "texts: every text must be a str")
+    return out
+
+
+def _batches(texts: Iterable[str], labels: Iterable[str], weights: Optional[Iterable[float]], batch_size: int,
+             on_batch: Optional[Callable[[int], None]]) -> Iterator[pb.TextBatch]:
+    """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error."""
+    missing = object()
+    columns: List[Iterable[Any]] = [texts, labels] if weights is None else [texts, labels, weights]
+    batch = pb.TextBatch()
+    index = 0
+    for row in itertools.zip_longest(*columns, fillvalue=missing):
+        check(all(value is not missing for value in row),
+              f"texts, labels{' and weights' if weights is not None else ''} have different lengths "
+              f"(one ended at example {index})")
+        text, label = row[0], row[1]
+        check(isinstance(text, str), f"example {index}: text must be a str, got {type(text).__name__}")
+        example = batch.examples.add(text=text, label=str(label))
+        if weights is not None:
+            example.weight = float(row[2])
+        index += 1
+        if len(batch.examples) >= batch_size:
+            yield batch
+            if on_batch is not None:
+                on_batch(len(batch.examples))
+            batch = pb.TextBatch()
+    if batch.examples:
+        yield batch
+        if on_batch is not None:
+            on_batch(len(batch.examples))
+
+
+class DiscriminativeClient:
+    """Client of maas.discriminative.v1.DiscriminativeService (directly or through the gateway).
+
+    `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; keyword options are Connection's. Every method takes `timeout=`
+    (seconds) and raises maas_client.errors.MaasError subclasses.
+    """
+
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
+        self.connection, self._owned = connect(target, **options)
+        ch = self.connection.channel
+        self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,
+                                      pb.CreateModelResponse.FromString)
+        self._train = ch.stream_unary(_path("Train"), pb.TrainRequest.SerializeToString, pb.TrainResponse.FromString)
+        self._classify = ch.unary_unary(_path("Classify"), pb.ClassifyRequest.SerializeToString,
+                                        pb.ClassifyResponse.FromString)
+        self._classify_stream = ch.stream_stream(_path("ClassifyStream"), pb.ClassifyRequest.SerializeToString,
+                                                 pb.ClassifyResponse.FromString)
+        self._vectorize = ch.unary_unary(_path("Vectorize"), pb.VectorizeRequest.SerializeToString,
+                                         pb.VectorizeResponse.FromString)
+        self._evaluate = ch.stream_unary(_path("Evaluate"), pb.EvaluateRequest.SerializeToString,
+                                         pb.EvaluateResponse.FromString)
+        self._get = ch.unary_unary(_path("GetModel"), pb.GetModelRequest.SerializeToString,
+                                   pb.GetModelResponse.FromString)
+        self._list = ch.unary_unary(_path("ListModels"), common.ListModelsRequest.SerializeToString,
+                                    common.ListModelsResponse.FromString)
+        self._delete = ch.unary_unary(_path("DeleteModel"), common.DeleteModelRequest.SerializeToString,
+                                      common.DeleteModelResponse.FromString)
+
+    def close(self) -> None:
+        if self._owned:
+            self.connection.close()
+
+    def __enter__(self) -> "DiscriminativeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- create / train -------------------------------------------------------------------------------------------
+    def create(self, spec: Union[pb.PipelineSpec, pb.CreateModelRequest], name: Optional[str] = None, *,
+               labels: Optional[Mapping[str, str]] = None, description: Optional[str] = None,
+               timeout: Optional[float] = None) -> ModelInfo:
+        """Stores a fitted pipeline: a PipelineSpec (then `name` is required) or a CreateModelRequest such as
+        maas_client.sklearn.export() returns (`name`, `labels`, `description` override its fields)."""
+        if isinstance(spec, pb.CreateModelRequest):
+            request = pb.CreateModelRequest()
+            request.CopyFrom(spec)
+        else:
+            request = pb.CreateModelRequest(spec=spec)
+        if name is not None:
+            request.name = name
+        check(bool(request.name), "create: name is required")
+        if labels is not None:
+            request.labels.clear()
+            request.labels.update(labels)
+        if description is not None:
+            request.description = description
+        return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
+
+    def train(self, texts: Iterable[str], labels: Iterable[str], *, name: str,
+              weights: Optional[Iterable[float]] = None, vectorizer: Optional[pb.VectorizerConfig] = None,
+              classifier: Optional[pb.ClassifierConfig] = None, partial: bool = False,
+              classes: Optional[Sequence[str]] = None, model_labels: Optional[Mapping[str, str]] = None,
+              description: str = "", batch_size: int = DEFAULT_BATCH_SIZE,
+              on_batch: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None) -> TrainResult:
+        """Trains a pipeline on (text, label[, weight]) examples zipped from the iterables, which are consumed
+        lazily and streamed batch_size examples per message (a generator over a huge file never sits in memory).
+        vectorizer / classifier: the configurations (default CountVectorizer + MultinomialNB; see
+        maas_client.sklearn.configs() to take them from an unfitted scikit-learn pipeline). partial=True continues
+        the latest version (partial_fit). on_batch(n) is called after each batch is handed to gRPC."""
+        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        config = pb.TrainConfig(name=name, partial=partial, description=description)
+        if vectorizer is not None:
+            config.vectorizer.CopyFrom(vectorizer)
+        if classifier is not None:
+            config.classifier.CopyFrom(classifier)
+        if classes is not None:
+            config.classes.extend(classes)
+        if model_labels:
+            config.labels.update(model_labels)
+
+        def requests() -> Iterator[pb.TrainRequest]:
+            yield pb.TrainRequest(config=config)
+            for batch in _batches(texts, labels, weights, batch_size, on_batch):
+                yield pb.TrainRequest(batch=batch)
+
+        response = self.connection.stream_unary("Train", self._train, requests(), timeout)
+        s = response.summary
+        return TrainResult(info=ModelInfo.from_proto(response.info), num_documents=s.num_documents,
+                           num_features=s.num_features, classes=list(s.classes),
+                           class_count=np.array(s.class_count, dtype=np.float64))
+
+    # -- classify -------------------------------------------------------------------------------------------------
+    def classify(self, name: str, texts: Union[str, Sequence[str]], *, explain: bool = False,
+                 explain_features: int = 0, version: int = 0, timeout: Optional[float] = None) -> Predictions:
+        """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts."""
+        request = pb.ClassifyRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts),
+                                     explain=explain, explain_features=explain_features)
+        return Predictions.from_proto(self.connection.unary("Classify", self._classify, request, timeout))
+
+    def predict(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+                timeout: Optional[float] = None) -> "np.ndarray[Any, np.dtype[np.str_]]":
+        """scikit-learn's predict: the labels as an array."""
+        return self.classify(name, texts, version=version, timeout=timeout).labels
+
+    def predict_proba(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+                      timeout: Optional[float] = None) -> FloatArray:
+        """scikit-learn's predict_proba: N x C probabilities in class order."""
+        return self.classify(name, texts, version=version, timeout=timeout).probabilities
+
+    def classify_stream(self, name: str, texts: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
+                        version: int = 0, timeout: Optional[float] = None) -> Iterator[Predictions]:
+        """Classifies a (possibly endless) iterable of texts over one bidirectional stream: batch_size texts per
+        request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
+        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        ref = common.ModelRef(name=name, version=version)
+
+        def requests() -> Iterator[pb.ClassifyRequest]:
+            iterator = iter(texts)
+            while True:
+                batch = list(itertools.islice(iterator, batch_size))
+                if not batch:
+                    return
+                yield pb.ClassifyRequest(model=ref, texts=_texts(batch))
+
+        for response in self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout):
+            yield Predictions.from_proto(response)
+
+    # -- vectorize / evaluate -------------------------------------------------------------------------------------
+    def vectorize(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+                  timeout: Optional[float] = None) -> "scipy.sparse.csr_matrix":
+        """The feature rows of the texts as a scipy CSR matrix (N x num_features, float64), as the model's
+        vectorizer's transform() would give."""
+        request = pb.VectorizeRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts))
+        response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
+        return _to_csr(response.rows, response.num_features)
+
+    def feature_names(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+                      timeout: Optional[float] = None) -> Tuple["scipy.sparse.csr_matrix", dict[int, str]]:
+        """vectorize() plus the names of the features that occur (index -> term)."""
+        request = pb.VectorizeRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts),
+                                      include_feature_names=True)
+        response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
+        return _to_csr(response.rows, response.num_features), dict(response.feature_names)
+
+    def evaluate(self, name: str, texts: Iterable[str], labels: Iterable[str], *,
+                 weights: Optional[Iterable[float]] = None, batch_size: int = DEFAULT_BATCH_SIZE, version: int = 0,
+                 on_batch: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None) -> Evaluation:
+        """Accuracy, per-class precision/recall/F1, confusion matrix and log loss on labelled texts (streamed
+        lazily like train)."""
+        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        config = pb.EvaluateConfig(model=common.ModelRef(name=name, version=version))
+
+        def requests() -> Iterator[pb.EvaluateRequest]:
+            yield pb.EvaluateRequest(config=config)
+            for batch in _batches(texts, labels, weights, batch_size, on_batch):
+                yield pb.EvaluateRequest(batch=batch)
+
+        r = self.connection.stream_unary("Evaluate", self._evaluate, requests(), timeout)
+        return Evaluation(accuracy=r.accuracy,
+                          classes=[ClassMetrics(c.label, c.precision, c.recall, c.f1, c.support) for c in r.classes],
+                          macro_f1=r.macro_f1, weighted_f1=r.weighted_f1,
+                          confusion_matrix=from_matrix(r.confusion_matrix), log_loss=r.log_loss,
+                          num_documents=r.num_documents, model_version=r.model_version)
+
+    # -- models ---------------------------------------------------------------------------------------------------
+    def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
+        """The model's info and full pipeline state (PipelineSpec)."""
+        request = pb.GetModelRequest(model=common.ModelRef(name=name, version=version))
+        response = self.connection.unary("GetModel", self._get, request, timeout)
+        return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
+
+    def list(self, name_prefix: str = "", *, all_versions: bool = False,
+             timeout: Optional[float] = None) -> List[ModelInfo]:
+        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
+        return [ModelInfo.from_proto(m)
+                for m in self.connection.unary("ListModels", self._list, request, timeout).models]
+
+    def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
+        request = common.DeleteModelRequest(name=name, version=version)
+        return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)
+
+
+def _to_csr(rows: Sequence[pb.SparseRow], num_features: int) -> "scipy.sparse.csr_matrix":
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    for i, row in enumerate(rows):
+        indptr[i + 1] = indptr[i] + len(row.indices)
+    indices = np.fromiter(itertools.chain.from_iterable(r.indices for r in rows), dtype=np.int64,
+                          count=int(indptr[-1]))
+    data = np.fromiter(itertools.chain.from_iterable(r.values for r in rows), dtype=np.float64,
+                       count=int(indptr[-1]))
+    return scipy.sparse.csr_matrix((data, indices, indptr), shape=(len(rows), int(num_features)))

@@ -1,0 +1,251 @@
+"""GenerativeClient: fit, create, sample and estimate generative models with numpy arrays in and out.
+
+    with GenerativeClient("127.0.0.1:50051") as gen:
+        gen.fit(x, "gaussian_mixture", name="blobs", n_components=3, seed=7)
+        draws = gen.sample_array("blobs", 1000, seed=1)
+        est = gen.estimate("blobs", x[:10], estimator="exact")
+        est.log_likelihood  # numpy array, one value per row
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Union, cast
+
+import numpy as np
+
+from maas_client._params import set_fields
+from maas_client.connection import ConnectionLike, check, connect, method_path
+from maas_client.pb import common, generative as pb
+from maas_client.types import (ArrayLike, Estimate, FitResult, FloatArray, ModelDetails, ModelInfo, SampleBatch,
+                               as_rows, from_matrix, to_matrix)
+
+_SERVICE = "GenerativeService"
+# The families FitModel knows, from the contract (FitConfig's oneof).
+FIT_FAMILIES = tuple(f.name for f in pb.FitConfig.DESCRIPTOR.oneofs_by_name["family"].fields)
+ESTIMATORS = tuple(v.name.lower() for v in pb.Estimator.DESCRIPTOR.values if v.number != 0)
+# Rows per FitModel chunk are chosen so a chunk is about this many bytes.
+_CHUNK_BYTES = 1 << 20
+
+
+def _path(name: str) -> str:
+    return method_path(pb.DESCRIPTOR, _SERVICE, name)
+
+
+def _estimator(name: Optional[str]) -> str:
+    """The Estimator value name of "exact", "prior", ... (None: unspecified, the server's choice)."""
+    if name is None:
+        return "ESTIMATOR_UNSPECIFIED"
+    check(name.lower() in ESTIMATORS, f"estimator {name!r} is not one of {', '.join(ESTIMATORS)}")
+    return name.upper()
+
+
+class GenerativeClient:
+    """Client of maas.generative.v1.GenerativeService (directly or through the gateway).
+
+    `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; the keyword options are Connection's (timeout, tls,
+    root_certificates, client_certificate, client_key, server_name, token, token_file, ...). Every method takes
+    `timeout=` (seconds; default the connection's) and raises maas_client.errors.MaasError subclasses.
+    """
+
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
+        self.connection, self._owned = connect(target, **options)
+        ch = self.connection.channel
+        self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,
+                                      pb.CreateModelResponse.FromString)
+        self._fit = ch.stream_unary(_path("FitModel"), pb.FitModelRequest.SerializeToString,
+                                    pb.FitModelResponse.FromString)
+        self._sample = ch.unary_stream(_path("Sample"), pb.SampleRequest.SerializeToString,
+                                       pb.SampleBatch.FromString)
+        self._estimate = ch.unary_unary(_path("EstimateLogLikelihood"),
+                                        pb.EstimateLogLikelihoodRequest.SerializeToString,
+                                        pb.EstimateLogLikelihoodResponse.FromString)
+        self._stream_estimate = ch.unary_stream(_path("StreamEstimate"), pb.StreamEstimateRequest.SerializeToString,
+                                                pb.StreamEstimateResponse.FromString)
+        self._get = ch.unary_unary(_path("GetModel"), pb.GetModelRequest.SerializeToString,
+                                   pb.GetModelResponse.FromString)
+        self._list = ch.unary_unary(_path("ListModels"), common.ListModelsRequest.SerializeToString,
+                                    common.ListModelsResponse.FromString)
+        self._delete = ch.unary_unary(_path("DeleteModel"), common.DeleteModelRequest.SerializeToString,
+                                      common.DeleteModelResponse.FromString)
+
+    def close(self) -> None:
+        """Closes the channel if this client made it."""
+        if self._owned:
+            self.connection.close()
+
+    def __enter__(self) -> "GenerativeClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- create / fit ---------------------------------------------------------------------------------------------
+    def create(self, spec: Union[pb.GenerativeModelSpec, pb.CreateModelRequest], name: Optional[str] = None, *,
+               labels: Optional[Mapping[str, str]] = None, description: Optional[str] = None,
+               timeout: Optional[float] = None) -> ModelInfo:
+        """Stores a model from explicit parameters: a GenerativeModelSpec (then `name` is required) or a whole
+        CreateModelRequest such as maas_client.sklearn.export_generative() returns (`name`, `labels`,
+        `description` override its fields when given). Returns the stored version."""
+        if isinstance(spec, pb.CreateModelRequest):
+            request = pb.CreateModelRequest()
+            request.CopyFrom(spec)
+        else:
+            request = pb.CreateModelRequest(spec=spec)
+        if name is not None:
+            request.name = name
+        check(bool(request.name), "create: name is required")
+        if labels is not None:
+            request.labels.clear()
+            request.labels.update(labels)
+        if description is not None:
+            request.description = description
+        return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
+
+    def fit(self, x: Union[ArrayLike, Iterable[ArrayLike]], family: str, *, name: str, seed: Optional[int] = None,
+            labels: Optional[Mapping[str, str]] = None, description: str = "", chunk_rows: Optional[int] = None,
+            on_rows: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None,
+            **hyperparameters: Any) -> FitResult:
+        """Fits `family` ("uniform", "gaussian_mixture", "ppca", "factor_analysis", "bernoulli_mixture") to the
+        rows of `x` and stores it under `name`. `x` is an N x D array, or an iterable of such chunks (streamed as
+        they are produced, never all in memory). Hyperparameters are the family's FitConfig fields, e.g.
+        n_components=3, covariance_type="diag", tol=1e-4, latent_dim=2. `on_rows(n)` is called after each chunk
+        is handed to gRPC with the number of rows in it (progress bars)."""
+        check(family in FIT_FAMILIES, f"family {family!r} is not one of {', '.join(FIT_FAMILIES)}")
+        check(chunk_rows is None or chunk_rows >= 1, f"chunk_rows must be >= 1, got {chunk_rows}")
+        config = pb.FitConfig(name=name, description=description)
+        if seed is not None:
+            config.seed = seed
+        if labels:
+            config.labels.update(labels)
+        family_config = getattr(config, family)
+        family_config.SetInParent()
+        set_fields(family_config, hyperparameters, f"fit {family}")
+
+        def requests() -> Iterator[pb.FitModelRequest]:
+            yield pb.FitModelRequest(config=config)
+            for chunk in _chunks(x, chunk_rows):
+                yield pb.FitModelRequest(rows=to_matrix(chunk))
+                if on_rows is not None:
+                    on_rows(chunk.shape[0])
+
+        response = self.connection.stream_unary("FitModel", self._fit, requests(), timeout)
+        t = response.trace
+        return FitResult(info=ModelInfo.from_proto(response.info),
+                         log_likelihood=np.array(t.log_likelihood, dtype=np.float64), converged=t.converged,
+                         n_iter=t.n_iter, num_rows=t.num_rows, seed=t.seed)
+
+    # -- sample ---------------------------------------------------------------------------------------------------
+    def sample_batches(self, name: str, n: int, *, seed: Optional[int] = None, batch_size: int = 0,
+                       start_index: int = 0, include_latents: bool = False, version: int = 0,
+                       timeout: Optional[float] = None) -> Iterator[SampleBatch]:
+        """Streams n samples as SampleBatch (x, latents, start_index, seed, model_version). The samples depend
+        only on (model version, seed, index), never on batch_size; `start_index` selects a shard of the stream.
+        Without a seed the server draws one and returns it in every batch. Stopping the iteration early cancels
+        the call."""
+        check(n >= 1, f"n must be >= 1, got {n}")
+        check(batch_size >= 0, f"batch_size must be >= 0, got {batch_size}")
+        request = pb.SampleRequest(model=common.ModelRef(name=name, version=version), num_samples=n,
+                                   start_index=start_index, batch_size=batch_size, include_latents=include_latents)
+        if seed is not None:
+            request.seed = seed
+        for batch in self.connection.unary_stream("Sample", self._sample, request, timeout):
+            latents = from_matrix(batch.latents) if batch.HasField("latents") and batch.latents.rows else None
+            yield SampleBatch(start_index=batch.start_index, x=from_matrix(batch.x), latents=latents,
+                              seed=batch.seed, model_version=batch.model_version)
+
+    def sample(self, name: str, n: int, seed: Optional[int] = None, batch_size: int = 0, *, start_index: int = 0,
+               version: int = 0, timeout: Optional[float] = None) -> Iterator[FloatArray]:
+        """Streams n samples as arrays of up to batch_size rows (0: the server's default)."""
+        for batch in self.sample_batches(name, n, seed=seed, batch_size=batch_size, start_index=start_index,
+                                         version=version, timeout=timeout):
+            yield batch.x
+
+    def sample_array(self, name: str, n: int, seed: Optional[int] = None, *, batch_size: int = 0,
+                     start_index: int = 0, version: int = 0, timeout: Optional[float] = None) -> FloatArray:
+        """n samples as one n x D array."""
+        parts = list(self.sample(name, n, seed, batch_size, start_index=start_index, version=version,
+                                 timeout=timeout))
+        return np.concatenate(parts, axis=0)
+
+    # -- estimate -------------------------------------------------------------------------------------------------
+    def _estimate_request(self, name: str, rows: ArrayLike, estimator: Optional[str], num_samples: int,
+                          seed: Optional[int], version: int,
+                          ais: Optional[Mapping[str, Any]]) -> pb.EstimateLogLikelihoodRequest:
+        check(num_samples >= 0, f"num_samples must be >= 0, got {num_samples}")
+        request = pb.EstimateLogLikelihoodRequest(model=common.ModelRef(name=name, version=version),
+                                                  x=to_matrix(rows, "rows"), estimator=_estimator(estimator),
+                                                  num_samples=num_samples)
+        if seed is not None:
+            request.seed = seed
+        if ais:
+            set_fields(request.ais, ais, "ais")
+        return request
+
+    def estimate(self, name: str, rows: ArrayLike, estimator: Optional[str] = None, num_samples: int = 0,
+                 seed: Optional[int] = None, *, version: int = 0, ais: Optional[Mapping[str, Any]] = None,
+                 timeout: Optional[float] = None) -> Estimate:
+        """log p(x) of each row with `estimator` ("exact", "prior", "importance", "ais"; None: exact where the
+        family is tractable, else importance). Returns arrays: log_likelihood, standard_error, ess, pareto_k
+        (k-hat), num_samples, exact_log_likelihood. `ais` holds AisOptions fields (num_temperatures, ...)."""
+        request = self._estimate_request(name, rows, estimator, num_samples, seed, version, ais)
+        return Estimate.from_proto(self.connection.unary("EstimateLogLikelihood", self._estimate, request, timeout))
+
+    def stream_estimate(self, name: str, rows: ArrayLike, estimator: Optional[str] = None, num_samples: int = 0,
+                        seed: Optional[int] = None, *, target_standard_error: float = 0.0, max_samples: int = 0,
+                        version: int = 0, ais: Optional[Mapping[str, Any]] = None,
+                        timeout: Optional[float] = None) -> Iterator[Estimate]:
+        """Running estimates over growing sample counts (num_samples more per step) until every row's standard
+        error is at most target_standard_error, max_samples per row, or the deadline. The last Estimate has
+        stop_reason set ("target_reached", "max_samples", "deadline", "exact_result")."""
+        check(target_standard_error >= 0, f"target_standard_error must be >= 0, got {target_standard_error}")
+        check(max_samples >= 0, f"max_samples must be >= 0, got {max_samples}")
+        request = pb.StreamEstimateRequest(
+            request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais),
+            target_standard_error=target_standard_error, max_samples=max_samples)
+        for response in self.connection.unary_stream("StreamEstimate", self._stream_estimate, request, timeout):
+            reason = (pb.StopReason.Name(response.stop_reason).lower()
+                      if response.stop_reason != pb.STOP_REASON_UNSPECIFIED else None)
+            yield Estimate.from_proto(response.estimate, reason)
+
+    # -- models ---------------------------------------------------------------------------------------------------
+    def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
+        """The model's info and full parameters (GenerativeModelSpec)."""
+        request = pb.GetModelRequest(model=common.ModelRef(name=name, version=version))
+        response = self.connection.unary("GetModel", self._get, request, timeout)
+        return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
+
+    def list(self, name_prefix: str = "", *, all_versions: bool = False,
+             timeout: Optional[float] = None) -> List[ModelInfo]:
+        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
+        return [ModelInfo.from_proto(m)
+                for m in self.connection.unary("ListModels", self._list, request, timeout).models]
+
+    def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
+        """Deletes one version (or all with version=0); returns the deleted versions."""
+        request = common.DeleteModelRequest(name=name, version=version)
+        return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)
+
+
+def _chunks(x: Union[ArrayLike, Iterable[ArrayLike]], chunk_rows: Optional[int]) -> Iterator[FloatArray]:
+    """The rows of x in chunks. Array-like data (an ndarray, a list of rows, anything with __array__ such as a
+    DataFrame) is split into chunk_rows pieces (default ~1 MiB each); an iterator / generator, or a list or tuple
+    of 2-D arrays, is taken as a sequence of chunks and streamed one by one (re-split to chunk_rows if given)."""
+    if _is_chunk_sequence(x):
+        for chunk in cast(Iterable[ArrayLike], x):
+            a = as_rows(chunk)
+            step = chunk_rows or max(a.shape[0], 1)
+            for start in range(0, a.shape[0], step):
+                yield a[start:start + step]
+        return
+    a = as_rows(cast(ArrayLike, x))
+    step = chunk_rows or max(1, _CHUNK_BYTES // max(1, 8 * a.shape[1]))
+    for start in range(0, a.shape[0], step):
+        yield a[start:start + step]
+
+
+def _is_chunk_sequence(x: object) -> bool:
+    if isinstance(x, np.ndarray) or hasattr(x, "__array__"):
+        return False
+    if isinstance(x, (list, tuple)):
+        return len(x) > 0 and all(isinstance(c, np.ndarray) and c.ndim == 2 for c in x)
+    return isinstance(x, Iterable)

@@ -1,0 +1,90 @@
+"""Models: the model registry across both services (list / get / delete), through the gateway or a service.
+
+    models = Models("127.0.0.1:50051")
+    for info in models.list():
+        print(info.name, info.version, info.kind, info.family)
+    details = models.get("spam")        # info + full spec (PipelineSpec or GenerativeModelSpec)
+    models.delete("spam", version=1)
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+import grpc
+
+from maas_client.connection import ConnectionLike, check, connect, method_path
+from maas_client.discriminative import DiscriminativeClient
+from maas_client.errors import MaasError, NotFoundError, UnimplementedError
+from maas_client.generative import GenerativeClient
+from maas_client.pb import common, gateway
+from maas_client.types import ModelDetails, ModelInfo
+
+KINDS = ("generative", "discriminative")
+
+
+class Models:
+    """The models of a gateway (both kinds) or of a single service. `kind` ("generative" / "discriminative")
+    picks a service; without it list() covers both and get()/delete() find the model in whichever has it."""
+
+    def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
+        self.connection, self._owned = connect(target, **options)
+        self.generative = GenerativeClient(self.connection)
+        self.discriminative = DiscriminativeClient(self.connection)
+        self._gateway_list = self.connection.channel.unary_unary(
+            method_path(gateway.DESCRIPTOR, "Gateway", "ListModels"), common.ListModelsRequest.SerializeToString,
+            common.ListModelsResponse.FromString)
+
+    def close(self) -> None:
+        if self._owned:
+            self.connection.close()
+
+    def __enter__(self) -> "Models":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _client(self, kind: str) -> "GenerativeClient | DiscriminativeClient":
+        check(kind in KINDS, f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        return self.generative if kind == "generative" else self.discriminative
+
+    def list(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
+             timeout: Optional[float] = None) -> List[ModelInfo]:
+        """Models sorted by (name, version), latest versions only unless all_versions."""
+        if kind is not None:
+            return self._client(kind).list(name_prefix, all_versions=all_versions, timeout=timeout)
+        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
+        try:
+            response = self.connection.unary("ListModels", self._gateway_list, request, timeout)
+            return [ModelInfo.from_proto(m) for m in response.models]
+        except UnimplementedError:
+            pass  # not a gateway: ask each service that answers
+        models: List[ModelInfo] = []
+        for k in KINDS:
+            try:
+                models.extend(self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout))
+            except UnimplementedError:
+                continue
+        return sorted(models, key=lambda m: (m.name, m.version))
+
+    def get(self, name: str, version: int = 0, *, kind: Optional[str] = None,
+            timeout: Optional[float] = None) -> ModelDetails:
+        """Info and full spec of a model version (0 = latest); NotFoundError when no service has it."""
+        if kind is not None:
+            return self._client(kind).get(name, version, timeout=timeout)
+        errors: List[MaasError] = []
+        for k in KINDS:
+            try:
+                return self._client(k).get(name, version, timeout=timeout)
+            except (NotFoundError, UnimplementedError) as e:
+                errors.append(e)
+        details = next((e.message for e in errors if isinstance(e, NotFoundError)), f"model {name!r} not found")
+        raise NotFoundError(grpc.StatusCode.NOT_FOUND, details, "GetModel")
+
+    def delete(self, name: str, version: int = 0, *, kind: Optional[str] = None,
+               timeout: Optional[float] = None) -> List[int]:
+        """Deletes one version (or every version with version=0); returns the deleted versions."""
+        if kind is None:
+            kind = self.get(name, version, timeout=timeout).info.kind or "generative"
+        return self._client(kind).delete(name, version, timeout=timeout)

@@ -1,0 +1,306 @@
+"""scikit-learn -> maas: fitted models as validated CreateModel requests (replace a pickle with an import).
+
+    from maas_client.sklearn import export, export_generative
+    pipe = make_pipeline(CountVectorizer(), MultinomialNB()).fit(texts, labels)
+    DiscriminativeClient(target).create(export(pipe, name="spam"))
+    GenerativeClient(target).create(export_generative(GaussianMixture(3).fit(x), name="blobs"))
+
+Text pipelines: CountVectorizer / TfidfVectorizer / HashingVectorizer (optionally followed by a TfidfTransformer)
+and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the PipelineSpec can express. Anything it
+cannot express (a callable analyzer or tokenizer, a custom stop-word list, array-valued alpha, non-string class
+labels, ...) raises ValueError naming the parameter, rather than exporting a model that would predict differently.
+Generative: GaussianMixture (full / diag / spherical / tied as full), PCA (as probabilistic PCA, Tipping & Bishop),
+FactorAnalysis. scikit-learn is imported lazily (pip install maas-client[sklearn]).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+
+from maas_client.pb import common, discriminative as dpb, generative as gpb
+
+DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
+_NORMS = {None: dpb.NORM_NONE, "l1": dpb.NORM_L1, "l2": dpb.NORM_L2}
+
+
+def _matrix(values: Any) -> common.Matrix:
+    a = np.ascontiguousarray(values, dtype=np.float64)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    m = common.Matrix(rows=a.shape[0], cols=a.shape[1])
+    m.values.extend(a.ravel().tolist())
+    return m
+
+
+def _class_name(obj: object) -> str:
+    return type(obj).__name__
+
+
+def _param(obj: Any, name: str) -> Any:
+    return obj.get_params(deep=False)[name]
+
+
+def _fail(obj: object, message: str) -> ValueError:
+    return ValueError(f"{_class_name(obj)}: {message} (maas PipelineSpec cannot express it)")
+
+
+def _steps(pipeline: Any) -> List[Any]:
+    """The estimators of a Pipeline (or a single estimator), 'passthrough' / None steps dropped."""
+    steps = getattr(pipeline, "steps", None)
+    if steps is None:
+        return [pipeline]
+    return [est for _, est in steps if est is not None and est != "passthrough"]
+
+
+# -- text: configuration ------------------------------------------------------------------------------------------
+def _text_options(vec: Any) -> dpb.TextOptions:
+    p = vec.get_params(deep=False)
+    for name in ("preprocessor", "tokenizer"):
+        if p.get(name) is not None:
+            raise _fail(vec, f"a custom {name}")
+    if p.get("input", "content") != "content":
+        raise _fail(vec, f"input={p['input']!r} (only 'content': the texts themselves)")
+    analyzer = p.get("analyzer", "word")
+    if analyzer not in ("word", "char", "char_wb"):
+        raise _fail(vec, "a callable analyzer")
+    strip = p.get("strip_accents")
+    if strip not in (None, "ascii", "unicode"):
+        raise _fail(vec, "a callable strip_accents")
+    stop_words = p.get("stop_words")
+    if stop_words not in (None, "english"):
+        raise _fail(vec, "a custom stop_words list (only None or 'english')")
+    ngram_min, ngram_max = p.get("ngram_range", (1, 1))
+    token_pattern = p.get("token_pattern")
+    options = dpb.TextOptions(
+        lowercase=bool(p.get("lowercase", True)),
+        strip_accents={None: dpb.STRIP_ACCENTS_NONE, "ascii": dpb.STRIP_ACCENTS_ASCII,
+                       "unicode": dpb.STRIP_ACCENTS_UNICODE}[strip],
+        analyzer={"word": dpb.ANALYZER_WORD, "char": dpb.ANALYZER_CHAR, "char_wb": dpb.ANALYZER_CHAR_WB}[analyzer],
+        ngram_min=int(ngram_min), ngram_max=int(ngram_max), stop_words=stop_words or "",
+        token_pattern="" if token_pattern in (None, DEFAULT_TOKEN_PATTERN) or analyzer != "word" else token_pattern,
+        binary=bool(p.get("binary", False)))
+    return options
+
+
+def _document_frequency(value: Any, vec: Any, name: str) -> dpb.DocumentFrequency:
+    if isinstance(value, (bool, np.bool_)):
+        raise _fail(vec, f"{name}={value!r}")
+    if isinstance(value, (int, np.integer)):
+        return dpb.DocumentFrequency(count=int(value))
+    if isinstance(value, (float, np.floating)):
+        return dpb.DocumentFrequency(fraction=float(value))
+    raise _fail(vec, f"{name}={value!r}")
+
+
+def _tfidf_config(obj: Any) -> dpb.TfidfConfig:
+    p = obj.get_params(deep=False)
+    norm = p.get("norm", "l2")
+    if norm not in _NORMS:
+        raise _fail(obj, f"norm={norm!r}")
+    return dpb.TfidfConfig(norm=_NORMS[norm], use_idf=bool(p.get("use_idf", True)),
+                           smooth_idf=bool(p.get("smooth_idf", True)), sublinear_tf=bool(p.get("sublinear_tf", False)))
+
+
+def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any, Optional[Any]]:
+    """(config, vectorizer, idf owner): the vectorizer step (+ an optional TfidfTransformer step)."""
+    from sklearn.feature_extraction.text import (CountVectorizer, HashingVectorizer, TfidfTransformer,
+                                                 TfidfVectorizer)
+    if not steps:
+        raise ValueError("the pipeline has no vectorizer step")
+    vec = steps[0]
+    config = dpb.VectorizerConfig()
+    idf_owner: Optional[Any] = None
+    if isinstance(vec, CountVectorizer):  # TfidfVectorizer is a CountVectorizer
+        p = vec.get_params(deep=False)
+        if p.get("vocabulary") is not None and not hasattr(vec, "vocabulary_"):
+            raise _fail(vec, "a fixed vocabulary that was never fitted")
+        max_features = p.get("max_features")
+        config.count.CopyFrom(dpb.CountVectorizerConfig(
+            text=_text_options(vec), min_df=_document_frequency(p.get("min_df", 1), vec, "min_df"),
+            max_df=_document_frequency(p.get("max_df", 1.0), vec, "max_df"),
+            max_features=int(max_features) if max_features is not None else 0))
+        if isinstance(vec, TfidfVectorizer):
+            config.tfidf.CopyFrom(_tfidf_config(vec))
+            idf_owner = vec
+    elif isinstance(vec, HashingVectorizer):
+        p = vec.get_params(deep=False)
+        norm = p.get("norm", "l2")
+        if norm not in _NORMS:
+            raise _fail(vec, f"norm={norm!r}")
+        config.hashing.CopyFrom(dpb.HashingVectorizerConfig(
+            text=_text_options(vec), n_features=int(p.get("n_features", 1 << 20)),
+            alternate_sign=bool(p.get("alternate_sign", True)), norm=_NORMS[norm]))
+    else:
+        raise ValueError(f"the first step must be CountVectorizer, TfidfVectorizer or HashingVectorizer, "
+                         f"got {_class_name(vec)}")
+    rest = list(steps[1:])
+    if rest and isinstance(rest[0], TfidfTransformer):
+        if idf_owner is not None:
+            raise _fail(rest[0], "TF-IDF applied twice")
+        config.tfidf.CopyFrom(_tfidf_config(rest[0]))
+        idf_owner = rest[0]
+    return config, vec, idf_owner
+
+
+def _alpha(clf: Any) -> float:
+    alpha = _param(clf, "alpha")
+    if np.ndim(alpha) != 0:
+        raise _fail(clf, "an array-valued alpha")
+    return float(alpha)
+
+
+def _class_prior(clf: Any) -> List[float]:
+    prior = _param(clf, "class_prior")
+    return [] if prior is None else [float(v) for v in np.asarray(prior, dtype=np.float64).ravel()]
+
+
+def _classifier_config(clf: Any) -> dpb.ClassifierConfig:
+    from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
+    p = clf.get_params(deep=False)
+    force_alpha = bool(p.get("force_alpha", True))
+    config = dpb.ClassifierConfig()
+    if isinstance(clf, MultinomialNB):
+        config.multinomial_nb.CopyFrom(dpb.MultinomialNbConfig(
+            alpha=_alpha(clf), fit_prior=bool(p["fit_prior"]), class_prior=_class_prior(clf),
+            force_alpha=force_alpha))
+    elif isinstance(clf, ComplementNB):
+        config.complement_nb.CopyFrom(dpb.ComplementNbConfig(
+            alpha=_alpha(clf), fit_prior=bool(p["fit_prior"]), class_prior=_class_prior(clf), norm=bool(p["norm"]),
+            force_alpha=force_alpha))
+    elif isinstance(clf, BernoulliNB):
+        binarize = p["binarize"]
+        nb = dpb.BernoulliNbConfig(alpha=_alpha(clf), fit_prior=bool(p["fit_prior"]), class_prior=_class_prior(clf),
+                                   force_alpha=force_alpha)
+        if binarize is None:
+            nb.disable_binarize = True
+        else:
+            nb.binarize = float(binarize)
+        config.bernoulli_nb.CopyFrom(nb)
+    else:
+        raise ValueError(f"the last step must be MultinomialNB, ComplementNB or BernoulliNB, got {_class_name(clf)}")
+    return config
+
+
+def configs(pipeline: Any) -> Tuple[dpb.VectorizerConfig, dpb.ClassifierConfig]:
+    """The (vectorizer, classifier) configuration of a scikit-learn text pipeline, fitted or not: what
+    DiscriminativeClient.train(vectorizer=..., classifier=...) takes to train the same model on the server."""
+    steps = _steps(pipeline)
+    vectorizer, _, idf_owner = _vectorizer_config(steps)
+    used = 2 if idf_owner is not None and idf_owner is not steps[0] else 1
+    if len(steps) != used + 1:
+        raise ValueError(f"expected a vectorizer, an optional TfidfTransformer and a naive Bayes classifier; got "
+                         f"{', '.join(_class_name(s) for s in steps)}")
+    return vectorizer, _classifier_config(steps[-1])
+
+
+# -- text: fitted state -------------------------------------------------------------------------------------------
+def pipeline_spec(pipeline: Any) -> dpb.PipelineSpec:
+    """The fitted state of a scikit-learn text pipeline as a PipelineSpec."""
+    vectorizer_config, classifier_config = configs(pipeline)
+    steps = _steps(pipeline)
+    _, vec, idf_owner = _vectorizer_config(steps)
+    clf = steps[-1]
+    if not hasattr(clf, "classes_"):
+        raise ValueError(f"{_class_name(clf)} is not fitted (call fit first)")
+    spec = dpb.PipelineSpec()
+    spec.vectorizer.config.CopyFrom(vectorizer_config)
+    if vectorizer_config.HasField("count"):
+        if not hasattr(vec, "vocabulary_"):
+            raise ValueError(f"{_class_name(vec)} is not fitted (call fit first)")
+        spec.vectorizer.vocabulary.extend(str(t) for t in vec.get_feature_names_out())
+    if idf_owner is not None and vectorizer_config.tfidf.use_idf:
+        spec.vectorizer.idf.extend(float(v) for v in np.asarray(idf_owner.idf_, dtype=np.float64))
+    classes = list(clf.classes_)
+    if not all(isinstance(c, str) for c in classes):
+        raise _fail(clf, "class labels that are not strings (maas labels are strings: fit on str labels)")
+    state = spec.classifier
+    state.config.CopyFrom(classifier_config)
+    state.classes.extend(classes)
+    state.class_count.extend(float(v) for v in clf.class_count_)
+    state.class_log_prior.extend(float(v) for v in clf.class_log_prior_)
+    state.feature_count.CopyFrom(_matrix(clf.feature_count_))
+    state.feature_log_prob.CopyFrom(_matrix(clf.feature_log_prob_))
+    return spec
+
+
+def export(pipeline: Any, name: str = "", *, labels: Optional[Mapping[str, str]] = None,
+           description: str = "") -> dpb.CreateModelRequest:
+    """A fitted scikit-learn text pipeline (e.g. make_pipeline(TfidfVectorizer(), ComplementNB()).fit(...)) as a
+    discriminative CreateModelRequest; DiscriminativeClient.create() sends it."""
+    return dpb.CreateModelRequest(name=name, spec=pipeline_spec(pipeline), labels=dict(labels or {}),
+                                  description=description)
+
+
+# -- generative ---------------------------------------------------------------------------------------------------
+def generative_spec(model: Any) -> gpb.GenerativeModelSpec:
+    """A fitted GaussianMixture, PCA or FactorAnalysis as a GenerativeModelSpec."""
+    from sklearn.decomposition import PCA, FactorAnalysis
+    from sklearn.mixture import GaussianMixture
+    if isinstance(model, GaussianMixture):
+        return gpb.GenerativeModelSpec(gaussian_mixture=_gaussian_mixture(model))
+    if isinstance(model, PCA):
+        return gpb.GenerativeModelSpec(ppca=_ppca(model))
+    if isinstance(model, FactorAnalysis):
+        return gpb.GenerativeModelSpec(factor_analysis=_factor_analysis(model))
+    raise ValueError(f"export_generative supports GaussianMixture, PCA and FactorAnalysis, got {_class_name(model)}")
+
+
+def export_generative(model: Any, name: str = "", *, labels: Optional[Mapping[str, str]] = None,
+                      description: str = "") -> gpb.CreateModelRequest:
+    """A fitted GaussianMixture, PCA (as probabilistic PCA) or FactorAnalysis as a generative CreateModelRequest
+    whose exact log p(x) equals the model's score_samples(x); GenerativeClient.create() sends it."""
+    return gpb.CreateModelRequest(name=name, spec=generative_spec(model), labels=dict(labels or {}),
+                                  description=description)
+
+
+def _require(model: Any, attribute: str) -> Any:
+    if not hasattr(model, attribute):
+        raise ValueError(f"{_class_name(model)} is not fitted (call fit first)")
+    return getattr(model, attribute)
+
+
+def _gaussian_mixture(gm: Any) -> gpb.GaussianMixtureSpec:
+    weights = np.asarray(_require(gm, "weights_"), dtype=np.float64)
+    means = np.asarray(gm.means_, dtype=np.float64)
+    k, d = means.shape
+    covariance_type = gm.covariance_type
+    cov = np.asarray(gm.covariances_, dtype=np.float64)
+    if covariance_type == "full":
+        kind, matrix = gpb.FULL, cov.reshape(k * d, d)
+    elif covariance_type == "tied":  # one shared full matrix: the same matrix for every component
+        kind, matrix = gpb.FULL, np.tile(cov, (k, 1))
+    elif covariance_type == "diag":
+        kind, matrix = gpb.DIAG, cov.reshape(k, d)
+    elif covariance_type == "spherical":
+        kind, matrix = gpb.SPHERICAL, cov.reshape(k, 1)
+    else:
+        raise _fail(gm, f"covariance_type={covariance_type!r}")
+    return gpb.GaussianMixtureSpec(covariance_type=kind, weights=weights.tolist(), means=_matrix(means),
+                                   covariances=_matrix(matrix))
+
+
+def _ppca(pca: Any) -> gpb.PpcaSpec:
+    """PCA's probabilistic model (what PCA.score_samples evaluates, PCA.get_covariance): x ~ N(mean, W W^T +
+    sigma^2 I) with W = components_^T diag(sqrt(max(explained_variance_ - sigma^2, 0))), sigma^2 =
+    noise_variance_."""
+    components = np.asarray(_require(pca, "components_"), dtype=np.float64)
+    noise = float(pca.noise_variance_)
+    if not noise > 0:
+        raise _fail(pca, f"noise_variance_={noise} (PPCA needs > 0: keep fewer components than features)")
+    explained = np.asarray(pca.explained_variance_, dtype=np.float64)
+    scale = np.sqrt(np.maximum(explained - noise, 0.0))
+    if getattr(pca, "whiten", False):  # PCA.get_covariance scales whitened components by sqrt(explained_variance_)
+        scale = scale * np.sqrt(explained)
+    loadings = components.T * scale  # D x L
+    return gpb.PpcaSpec(loadings=_matrix(loadings), mean=np.asarray(pca.mean_, dtype=np.float64).tolist(),
+                        noise_variance=noise)
+
+
+def _factor_analysis(fa: Any) -> gpb.FactorAnalysisSpec:
+    """FactorAnalysis: x ~ N(mean, W W^T + diag(psi)) with W = components_^T."""
+    components = np.asarray(_require(fa, "components_"), dtype=np.float64)
+    return gpb.FactorAnalysisSpec(loadings=_matrix(components.T),
+                                  mean=np.asarray(fa.mean_, dtype=np.float64).tolist(),
+                                  noise_variance=np.asarray(fa.noise_variance_, dtype=np.float64).tolist())

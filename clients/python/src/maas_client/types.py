@@ -1,0 +1,210 @@
+"""Plain result types of the clients (numpy arrays where the data is numeric) and Matrix <-> numpy conversion."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+import numpy.typing as npt
+
+from maas_client.connection import check
+from maas_client.pb import common, discriminative, generative
+
+FloatArray = npt.NDArray[np.float64]
+ArrayLike = npt.ArrayLike
+
+
+def as_rows(values: ArrayLike, what: str = "x") -> FloatArray:
+    """A float64 C-contiguous 2-D array (a 1-D array is one row); InvalidArgumentError for other shapes."""
+    a = np.ascontiguousarray(values, dtype=np.float64)
+    if a.ndim == 1:
+        a = a.reshape(1, -1)
+    check(a.ndim == 2, f"{what}: expected a 2-D array (rows x columns), got {a.ndim} dimensions")
+    return a
+
+
+def to_matrix(values: ArrayLike, what: str = "x") -> common.Matrix:
+    """A numpy-convertible 2-D array as a Matrix (row-major)."""
+    a = as_rows(values, what)
+    m = common.Matrix(rows=a.shape[0], cols=a.shape[1])
+    m.values.extend(a.ravel().tolist())
+    return m
+
+
+def from_matrix(m: common.Matrix) -> FloatArray:
+    """A Matrix as a (rows, cols) float64 array."""
+    if len(m.values) != m.rows * m.cols:
+        raise ValueError(f"Matrix {m.rows}x{m.cols} carries {len(m.values)} values")
+    return np.array(m.values, dtype=np.float64).reshape(m.rows, m.cols)
+
+
+MODEL_TYPES = {common.GENERATIVE: "generative", common.DISCRIMINATIVE: "discriminative"}
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelInfo:
+    """One stored model version."""
+
+    name: str
+    version: int
+    kind: str  # "generative" or "discriminative" ("" when the server did not say)
+    family: str
+    labels: Dict[str, str]
+    created_at: Optional[datetime.datetime]
+    description: str
+    size_bytes: int
+    dimension: int
+
+    @staticmethod
+    def from_proto(info: common.ModelInfo) -> "ModelInfo":
+        created = (info.created_at.ToDatetime(tzinfo=datetime.timezone.utc)
+                   if info.HasField("created_at") else None)
+        return ModelInfo(name=info.name, version=info.version, kind=MODEL_TYPES.get(info.type, ""),
+                         family=info.family, labels=dict(info.labels), created_at=created,
+                         description=info.description, size_bytes=info.size_bytes, dimension=info.dimension)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelDetails:
+    """A model version with its full parameters (GetModel): the spec can be exported or re-imported."""
+
+    info: ModelInfo
+    spec: Union[generative.GenerativeModelSpec, discriminative.PipelineSpec]
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What FitModel stored and how the fit went."""
+
+    info: ModelInfo
+    log_likelihood: FloatArray  # mean log-likelihood per row after each iteration, nats
+    converged: bool
+    n_iter: int
+    num_rows: int
+    seed: int
+
+
+@dataclasses.dataclass(frozen=True)
+class SampleBatch:
+    """One streamed batch of samples."""
+
+    start_index: int  # index of the first row in the seed's stream
+    x: FloatArray  # rows x D
+    latents: Optional[FloatArray]  # rows x L (or rows x 1 component index); None unless requested and defined
+    seed: int
+    model_version: int
+
+
+@dataclasses.dataclass(frozen=True)
+class Estimate:
+    """Per-row log p(x) estimates (arrays of length N) and how they were made."""
+
+    log_likelihood: FloatArray  # nats
+    standard_error: FloatArray  # nats; 0 for EXACT
+    ess: FloatArray  # effective sample size; 0 for EXACT
+    num_samples: npt.NDArray[np.int64]
+    pareto_k: FloatArray  # NaN where not computed
+    exact_log_likelihood: FloatArray  # NaN where the family is not tractable
+    estimator: str  # "exact", "prior", "importance", "ais"
+    seed: int
+    model_version: int
+    stop_reason: Optional[str] = None  # stream_estimate's last estimate: "target_reached", "max_samples", ...
+
+    @staticmethod
+    def from_proto(response: generative.EstimateLogLikelihoodResponse,
+                   stop_reason: Optional[str] = None) -> "Estimate":
+        rows = response.rows
+        return Estimate(
+            log_likelihood=np.array([r.log_likelihood for r in rows], dtype=np.float64),
+            standard_error=np.array([r.standard_error for r in rows], dtype=np.float64),
+            ess=np.array([r.ess for r in rows], dtype=np.float64),
+            num_samples=np.array([r.num_samples for r in rows], dtype=np.int64),
+            pareto_k=np.array([r.pareto_k for r in rows], dtype=np.float64),
+            exact_log_likelihood=np.array(
+                [r.exact_log_likelihood if r.HasField("exact_log_likelihood") else np.nan for r in rows],
+                dtype=np.float64),
+            estimator=generative.Estimator.Name(response.estimator).lower(),
+            seed=response.seed, model_version=response.model_version, stop_reason=stop_reason)
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainResult:
+    """What Train stored."""
+
+    info: ModelInfo
+    num_documents: int
+    num_features: int
+    classes: List[str]
+    class_count: FloatArray
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureContribution:
+    feature: str  # term; empty for hashing vectorizers
+    index: int
+    value: float
+    contribution: float  # nats
+
+
+@dataclasses.dataclass(frozen=True)
+class Explanation:
+    runner_up: str
+    features: List[FeatureContribution]
+
+
+@dataclasses.dataclass(frozen=True)
+class Predictions:
+    """Classification of N texts: labels (N,), probabilities and log-probabilities (N x C, columns = classes)."""
+
+    labels: npt.NDArray[np.str_]
+    classes: List[str]
+    probabilities: FloatArray
+    log_probabilities: FloatArray
+    model_version: int
+    explanations: Optional[List[Explanation]] = None
+
+    @staticmethod
+    def from_proto(response: discriminative.ClassifyResponse) -> "Predictions":
+        results = response.results
+        classes = [s.label for s in results[0].scores] if results else []
+        n, c = len(results), len(classes)
+        proba = np.empty((n, c), dtype=np.float64)
+        log_proba = np.empty((n, c), dtype=np.float64)
+        for i, result in enumerate(results):
+            if [s.label for s in result.scores] != classes:
+                raise ValueError("Classify answered results with different class lists")
+            proba[i] = [s.probability for s in result.scores]
+            log_proba[i] = [s.log_probability for s in result.scores]
+        explanations = None
+        if any(r.HasField("explanation") for r in results):
+            explanations = [Explanation(r.explanation.runner_up, [
+                FeatureContribution(f.feature, f.index, f.value, f.contribution) for f in r.explanation.features])
+                for r in results]
+        return Predictions(labels=np.array([r.label for r in results], dtype=np.str_), classes=classes,
+                           probabilities=proba, log_probabilities=log_proba,
+                           model_version=response.model_version, explanations=explanations)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassMetrics:
+    label: str
+    precision: float
+    recall: float
+    f1: float
+    support: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Evaluation:
+    """Evaluate: accuracy, per-class metrics (class order), confusion matrix (row = true, column = predicted)."""
+
+    accuracy: float
+    classes: List[ClassMetrics]
+    macro_f1: float
+    weighted_f1: float
+    confusion_matrix: FloatArray
+    log_loss: float
+    num_documents: int
+    model_version: int

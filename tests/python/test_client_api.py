@@ -1,0 +1,319 @@
+"""maas_client against the real binaries (generative + discriminative + gateway): every wrapped RPC, numpy in
+and out, compared with oracles computed in the test (scipy's uniform density, scikit-learn's CountVectorizer +
+MultinomialNB and metrics), typed errors, deadlines and streaming behaviour."""
+
+import itertools
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss, precision_recall_fscore_support
+from sklearn.naive_bayes import MultinomialNB
+
+import maas_client
+from maas_client import errors
+from maas_client.pb import common, generative as gpb
+
+from client_testing import make_corpus, uniform_log_density
+from maas_testing import Stack
+
+LOW, HIGH = np.array([0.0, -1.0, 2.0]), np.array([1.0, 3.0, 2.5])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("client-api")) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def gen(stack):
+    with maas_client.GenerativeClient(stack.gateway_process.address, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def disc(stack):
+    with maas_client.DiscriminativeClient(stack.gateway_process.address, timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def box(gen):
+    spec = gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=LOW.tolist(), high=HIGH.tolist()))
+    info = gen.create(spec, "box", labels={"team": "a"}, description="a box")
+    assert (info.name, info.version, info.kind, info.family, info.dimension) == ("box", 1, "generative", "uniform", 3)
+    assert info.labels == {"team": "a"} and info.description == "a box" and info.created_at is not None
+    return "box"
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    texts, labels = make_corpus(7, 260)
+    return {"train": (texts[:200], labels[:200]), "test": (texts[200:], labels[200:])}
+
+
+@pytest.fixture(scope="module")
+def text_model(disc, corpus):
+    texts, labels = corpus["train"]
+    consumed = []
+
+    def lazy_texts():  # a generator: train() must stream it, not need len() or indexing
+        for t in texts:
+            consumed.append(t)
+            yield t
+
+    progress = []
+    result = disc.train(lazy_texts(), iter(labels), name="news", batch_size=37, on_batch=progress.append)
+    assert consumed == texts
+    assert progress == [37] * 5 + [15]
+    cv = CountVectorizer()
+    nb = MultinomialNB().fit(cv.fit_transform(texts), labels)
+    assert result.info.name == "news" and result.info.family == "count+multinomial_nb"
+    assert result.num_documents == 200 and result.num_features == len(cv.vocabulary_)
+    assert result.classes == nb.classes_.tolist()
+    np.testing.assert_array_equal(result.class_count, nb.class_count_)
+    return {"name": "news", "cv": cv, "nb": nb}
+
+
+# -- generative ---------------------------------------------------------------------------------------------------
+def test_sample_is_deterministic_across_batch_sizes_and_shards(gen, box):
+    whole = gen.sample_array(box, 1000, seed=42)
+    assert whole.shape == (1000, 3) and whole.dtype == np.float64
+    batches = list(gen.sample(box, 1000, seed=42, batch_size=128))
+    assert [b.shape[0] for b in batches] == [128] * 7 + [104]
+    np.testing.assert_array_equal(np.concatenate(batches), whole)
+    shard = gen.sample_array(box, 300, seed=42, start_index=500, batch_size=7)
+    np.testing.assert_array_equal(shard, whole[500:800])
+    assert np.all((whole >= LOW) & (whole <= HIGH))
+    assert not np.array_equal(gen.sample_array(box, 1000, seed=43), whole)
+
+
+def test_sample_batches_carry_index_seed_and_version(gen, box):
+    batches = list(gen.sample_batches(box, 10, batch_size=4))
+    assert [b.start_index for b in batches] == [0, 4, 8]
+    seeds = {b.seed for b in batches}
+    assert len(seeds) == 1 and all(b.model_version == 1 and b.latents is None for b in batches)
+    replay = gen.sample_array(box, 10, seed=seeds.pop())  # the fresh seed replays the stream
+    np.testing.assert_array_equal(np.concatenate([b.x for b in batches]), replay)
+
+
+def test_closing_a_sample_stream_early_is_clean(gen, box):
+    stream = gen.sample(box, 100_000, seed=1, batch_size=10)
+    first = next(stream)
+    stream.close()  # cancels the call; the channel stays usable
+    np.testing.assert_array_equal(first, gen.sample_array(box, 10, seed=1))
+
+
+def test_exact_estimate_matches_the_closed_form(gen, box):
+    rng = np.random.default_rng(3)
+    x = np.vstack([LOW + rng.random((6, 3)) * (HIGH - LOW), HIGH + 1.0])
+    expected = uniform_log_density(x, LOW, HIGH)
+    est = gen.estimate(box, x, "exact")
+    assert est.estimator == "exact" and est.model_version == 1
+    np.testing.assert_allclose(est.log_likelihood[:6], expected[:6], rtol=0, atol=1e-12)
+    assert np.isneginf(est.log_likelihood[6]) and np.isneginf(expected[6])
+    np.testing.assert_array_equal(est.exact_log_likelihood, est.log_likelihood)
+    assert np.all(est.standard_error == 0) and np.all(est.ess == 0) and np.all(est.num_samples == 0)
+    single = gen.estimate(box, x[0])  # a 1-D array is one row; no estimator = the server's choice (exact)
+    assert single.estimator == "exact" and single.log_likelihood.shape == (1,)
+
+    streamed = list(gen.stream_estimate(box, x, "exact"))
+    assert len(streamed) == 1 and streamed[0].stop_reason == "exact_result"
+    np.testing.assert_array_equal(streamed[0].log_likelihood, est.log_likelihood)
+
+
+def test_fit_streams_chunks_from_an_iterable(gen):
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(900, 2)) * [1.0, 10.0] + [3.0, -2.0]
+    sent = []
+    result = gen.fit((rows[i:i + 250] for i in range(0, 900, 250)), "uniform", name="fitted", seed=9,
+                     on_rows=sent.append)
+    assert sent == [250, 250, 250, 150]
+    assert result.num_rows == 900 and result.converged and result.info.version == 1
+    spec = gen.get("fitted").spec
+    np.testing.assert_array_equal(spec.uniform.low, rows.min(axis=0))
+    np.testing.assert_array_equal(spec.uniform.high, rows.max(axis=0))
+    again = gen.fit(rows, "uniform", name="fitted", chunk_rows=100)  # an array, split into chunks
+    assert again.num_rows == 900 and again.info.version == 2
+    assert gen.fit(rows.tolist(), "uniform", name="fitted").num_rows == 900  # a list of rows
+    assert gen.fit([rows[:1], rows[1:]], "uniform", name="fitted").num_rows == 900  # a list of 2-D chunks
+    np.testing.assert_array_equal(gen.get("fitted").spec.uniform.high, rows.max(axis=0))
+    with pytest.raises(maas_client.InvalidArgumentError):  # no rows at all: the server's clear error
+        gen.fit(iter([]), "uniform", name="fitted")
+
+
+def test_fit_rejects_unknown_families_and_parameters_before_sending(gen):
+    with pytest.raises(maas_client.InvalidArgumentError, match="family 'gmm' is not one of"):
+        gen.fit([[0.0]], "gmm", name="x")
+    with pytest.raises(maas_client.InvalidArgumentError, match="unknown parameter 'n_component'.*n_components"):
+        gen.fit([[0.0]], "gaussian_mixture", name="x", n_component=3)
+    with pytest.raises(maas_client.InvalidArgumentError, match="covariance_type='banana'"):
+        gen.fit([[0.0]], "gaussian_mixture", name="x", covariance_type="banana")
+
+
+# -- discriminative -----------------------------------------------------------------------------------------------
+def test_classify_equals_scikit_learn(disc, text_model, corpus):
+    texts, _ = corpus["test"]
+    cv, nb = text_model["cv"], text_model["nb"]
+    got = disc.classify("news", texts)
+    assert got.classes == nb.classes_.tolist()
+    np.testing.assert_array_equal(got.labels, nb.predict(cv.transform(texts)))
+    np.testing.assert_allclose(got.probabilities, nb.predict_proba(cv.transform(texts)), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(got.log_probabilities, nb.predict_log_proba(cv.transform(texts)), rtol=1e-12)
+    np.testing.assert_array_equal(disc.predict("news", texts), got.labels)
+    np.testing.assert_array_equal(disc.predict_proba("news", texts[0]), got.probabilities[:1])
+    explained = disc.classify("news", texts[:2], explain=True, explain_features=3)
+    assert explained.explanations is not None and len(explained.explanations) == 2
+    assert all(len(e.features) <= 3 for e in explained.explanations)
+
+
+def test_classify_stream_reads_an_iterable_lazily_and_keeps_order(disc, text_model, corpus):
+    texts, _ = corpus["test"]
+    pulled = []
+
+    def endless():  # only as many texts as the consumer asks for are pulled
+        for t in itertools.cycle(texts):
+            pulled.append(t)
+            yield t
+
+    stream = disc.classify_stream("news", endless(), batch_size=8)
+    results = list(itertools.islice(stream, 5))  # 40 texts
+    stream.close()
+    labels = np.concatenate([r.labels for r in results])
+    expected = disc.classify("news", texts[:40]).labels
+    np.testing.assert_array_equal(labels, expected)
+    # An endless source works: it is read only as far as gRPC flow control lets requests run ahead.
+    assert len(pulled) < 20_000, "classify_stream read far ahead of the stream"
+    whole = list(disc.classify_stream("news", texts, batch_size=16))
+    assert [len(r.labels) for r in whole] == [16, 16, 16, 12]
+    np.testing.assert_array_equal(np.concatenate([r.probabilities for r in whole]),
+                                  disc.classify("news", texts).probabilities)
+
+
+def test_vectorize_is_scipy_csr_equal_to_the_count_vectorizer(disc, text_model, corpus):
+    texts, _ = corpus["test"]
+    got = disc.vectorize("news", texts + ["unseenword only", ""])
+    want = text_model["cv"].transform(texts + ["unseenword only", ""])
+    assert got.format == "csr" and got.shape == want.shape and got.dtype == np.float64
+    assert (got != want).nnz == 0
+    matrix, names = disc.feature_names("news", ["the goal"])
+    vocabulary = text_model["cv"].vocabulary_
+    assert names == {vocabulary["the"]: "the", vocabulary["goal"]: "goal"}
+
+
+def test_evaluate_equals_scikit_learn_metrics(disc, text_model, corpus):
+    texts, labels = corpus["test"]
+    cv, nb = text_model["cv"], text_model["nb"]
+    predicted = nb.predict(cv.transform(texts))
+    classes = nb.classes_.tolist()
+    ev = disc.evaluate("news", iter(texts), iter(labels), batch_size=13)
+    assert ev.num_documents == len(texts)
+    assert ev.accuracy == pytest.approx(accuracy_score(labels, predicted), abs=1e-12)
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, labels=classes,
+                                                                     zero_division=0)
+    assert [c.label for c in ev.classes] == classes
+    np.testing.assert_allclose([c.precision for c in ev.classes], precision, atol=1e-12)
+    np.testing.assert_allclose([c.recall for c in ev.classes], recall, atol=1e-12)
+    np.testing.assert_allclose([c.f1 for c in ev.classes], f1, atol=1e-12)
+    np.testing.assert_array_equal([c.support for c in ev.classes], support)
+    assert ev.macro_f1 == pytest.approx(f1_score(labels, predicted, average="macro"), abs=1e-12)
+    assert ev.weighted_f1 == pytest.approx(f1_score(labels, predicted, average="weighted"), abs=1e-12)
+    np.testing.assert_array_equal(ev.confusion_matrix, confusion_matrix(labels, predicted, labels=classes))
+    assert ev.log_loss == pytest.approx(log_loss(labels, nb.predict_proba(cv.transform(texts)), labels=classes),
+                                        rel=1e-12)
+
+
+def test_train_with_unequal_iterables_is_an_error(disc):
+    with pytest.raises(maas_client.InvalidArgumentError, match="different lengths"):
+        disc.train(["a b", "c d"], ["x"], name="bad")
+
+
+def test_an_exception_while_reading_the_training_data_is_raised_as_itself(disc):
+    def broken():
+        yield "some text"
+        raise RuntimeError("disk on fire")
+
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        disc.train(broken(), itertools.repeat("x"), name="broken", batch_size=1)
+    with pytest.raises(maas_client.NotFoundError):
+        disc.get("broken")  # nothing was stored
+
+
+# -- models -------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("via", ["gateway", "services"])
+def test_models_list_get_delete_across_services(stack, box, text_model, via):
+    if via == "gateway":
+        models = maas_client.Models(stack.gateway_process.address)
+        targets = [models]
+    else:  # a service's endpoint has no Gateway.ListModels: Models asks the service itself
+        targets = [maas_client.Models(stack.generative.address), maas_client.Models(stack.discriminative.address)]
+    listed = {(m.name, m.kind) for t in targets for m in t.list()}
+    assert {("box", "generative"), ("news", "discriminative")} <= listed
+    owner = targets[-1]
+    details = owner.get("news")
+    assert details.info.kind == "discriminative" and list(details.spec.classifier.classes) == \
+        text_model["nb"].classes_.tolist()
+    assert targets[0].get("box").spec.uniform.high == HIGH.tolist()
+    with pytest.raises(maas_client.NotFoundError):
+        owner.get("nope")
+    for t in targets:
+        t.close()
+
+
+def test_delete_through_models(stack, gen):
+    gen.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])), "doomed")
+    gen.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[2.0])), "doomed")
+    with maas_client.Models(stack.gateway_process.address) as models:
+        assert [m.version for m in models.list("doomed", all_versions=True)] == [1, 2]
+        assert models.delete("doomed", version=1) == [1]
+        assert models.delete("doomed") == [2]
+        assert models.list("doomed") == []
+
+
+# -- errors and deadlines -----------------------------------------------------------------------------------------
+def test_errors_are_typed_with_code_and_message(stack, gen, box):
+    with pytest.raises(maas_client.NotFoundError) as e:
+        gen.sample_array("no-such-model", 3, seed=1)
+    assert e.value.code == grpc.StatusCode.NOT_FOUND and "no-such-model" in e.value.message
+    assert isinstance(e.value, LookupError) and e.value.method == "Sample"
+    with pytest.raises(maas_client.FailedPreconditionError) as e:
+        gen.estimate(box, [[0.0, 1.0]])
+    assert e.value.code == grpc.StatusCode.FAILED_PRECONDITION and "3" in e.value.message
+    with pytest.raises(maas_client.InvalidArgumentError) as e:
+        gen.estimate(box, [[np.nan, 0.0, 2.1]])
+    assert e.value.code == grpc.StatusCode.INVALID_ARGUMENT and e.value.message
+    with maas_client.Connection(stack.generative.address) as conn:  # a service has no Gateway.ListModels
+        call = conn.channel.unary_unary("/maas.gateway.v1.Gateway/ListModels",
+                                        common.ListModelsRequest.SerializeToString,
+                                        common.ListModelsResponse.FromString)
+        with pytest.raises(maas_client.UnimplementedError) as e:
+            conn.unary("ListModels", call, common.ListModelsRequest(), timeout=5)
+        assert e.value.code == grpc.StatusCode.UNIMPLEMENTED and isinstance(e.value, NotImplementedError)
+
+
+def test_every_call_has_a_deadline(stack, box):
+    # The connection's default deadline applies to calls that give none (a stream far too long to finish)...
+    with maas_client.GenerativeClient(stack.gateway_process.address, timeout=0.5) as hasty:
+        with pytest.raises(maas_client.DeadlineExceededError) as e:
+            for _ in hasty.sample(box, 10_000_000, seed=1, batch_size=1):
+                pass
+        assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and e.value.method == "Sample"
+        # ... and a call's own timeout overrides it, both ways.
+        assert hasty.sample_array(box, 5, seed=1, timeout=10).shape == (5, 3)
+    with maas_client.GenerativeClient(stack.gateway_process.address) as client:
+        with pytest.raises(maas_client.DeadlineExceededError):
+            for _ in client.sample(box, 10_000_000, seed=1, batch_size=1, timeout=0.5):
+                pass
+        with pytest.raises(ValueError, match="timeout must be > 0"):
+            client.list(timeout=0)
+    with pytest.raises(ValueError, match="timeout must be > 0"):
+        maas_client.GenerativeClient(stack.gateway_process.address, timeout=0)
+
+
+def test_unreachable_server_is_unavailable():
+    with maas_client.GenerativeClient("127.0.0.1:1", timeout=5) as client:
+        with pytest.raises(maas_client.UnavailableError) as e:
+            client.list()
+    assert isinstance(e.value, errors.MaasError) and e.value.code == grpc.StatusCode.UNAVAILABLE

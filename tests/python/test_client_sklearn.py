@@ -1,0 +1,271 @@
+"""maas_client.sklearn: fitted scikit-learn models exported as CreateModel requests.
+
+Text pipelines go through the real server: the served predictions and probabilities must equal scikit-learn's.
+CountVectorizer + MultinomialNB is served today and must always pass; the other vectorizer / classifier
+combinations are skipped only while the server answers UNIMPLEMENTED for them, so they run for real once served.
+Generative models are checked offline against a real oracle: log p(x) computed with numpy's closed forms from
+the exported spec's own numbers equals the model's score_samples (the live comparison through the server is in
+test_client_sklearn_generative_e2e.py)."""
+
+import numpy as np
+import pytest
+from sklearn.decomposition import PCA, FactorAnalysis
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfTransformer, TfidfVectorizer
+from sklearn.mixture import GaussianMixture
+from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
+from sklearn.pipeline import make_pipeline
+
+import maas_client
+from maas_client.pb import generative as gpb
+from maas_client.sklearn import configs, export, export_generative
+
+from client_testing import make_corpus
+from maas_testing import Stack
+
+# Served today: these must pass, never skip.
+SERVED = {
+    "count+multinomial": lambda: make_pipeline(CountVectorizer(), MultinomialNB()),
+    "count(options)+multinomial": lambda: make_pipeline(
+        CountVectorizer(lowercase=False, ngram_range=(1, 2), min_df=2, max_df=0.9, binary=True),
+        MultinomialNB(alpha=0.3, fit_prior=False)),
+    "count(stop words)+multinomial(prior)": lambda: make_pipeline(
+        CountVectorizer(stop_words="english"), MultinomialNB(class_prior=[0.1, 0.2, 0.3, 0.4])),
+}
+# Expressible by PipelineSpec, served once the discriminative service implements them.
+PENDING = {
+    "tfidf+multinomial": lambda: make_pipeline(TfidfVectorizer(sublinear_tf=True), MultinomialNB(alpha=0.1)),
+    "count+tfidf-transformer+complement": lambda: make_pipeline(
+        CountVectorizer(), TfidfTransformer(norm="l1", smooth_idf=False), ComplementNB(norm=True)),
+    "count+bernoulli": lambda: make_pipeline(CountVectorizer(), BernoulliNB(binarize=0.5)),
+    "hashing+multinomial": lambda: make_pipeline(HashingVectorizer(n_features=512, alternate_sign=False,
+                                                                   norm=None), MultinomialNB()),
+    "char-tfidf+complement": lambda: make_pipeline(TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 3)),
+                                                   ComplementNB()),
+    "count(max_features)+multinomial": lambda: make_pipeline(CountVectorizer(max_features=40), MultinomialNB()),
+}
+
+
+@pytest.fixture(scope="module")
+def corpus():
+    texts, labels = make_corpus(11, 240)
+    return texts[:180], labels[:180], texts[180:]
+
+
+@pytest.fixture(scope="module")
+def disc(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("client-sklearn")) as stack:
+        with maas_client.DiscriminativeClient(stack.gateway_process.address, timeout=20) as client:
+            yield client
+
+
+def slug(kind):
+    return "".join(c if c.isalnum() else "-" for c in kind).strip("-")
+
+
+def create_or_skip(disc, request, pending):
+    try:
+        return disc.create(request)
+    except maas_client.UnimplementedError as e:
+        if not pending:
+            raise
+        pytest.skip(f"the server does not serve this pipeline yet (UNIMPLEMENTED: {e.message})")
+
+
+def assert_served_equals_sklearn(disc, name, pipe, texts):
+    got = disc.classify(name, texts)
+    assert got.classes == pipe.classes_.tolist()
+    np.testing.assert_array_equal(got.labels, pipe.predict(texts))
+    np.testing.assert_allclose(got.probabilities, pipe.predict_proba(texts), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(got.log_probabilities, pipe.predict_log_proba(texts), rtol=1e-12, atol=1e-12)
+    features = pipe[:-1].transform(texts)
+    np.testing.assert_allclose(disc.vectorize(name, texts).toarray(), features.toarray(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("kind", list(SERVED) + list(PENDING))
+def test_exported_pipeline_serves_scikit_learns_predictions(disc, corpus, kind):
+    train_texts, train_labels, test_texts = corpus
+    pending = kind in PENDING
+    pipe = (PENDING if pending else SERVED)[kind]().fit(train_texts, train_labels)
+    name = "export-" + slug(kind)
+    info = create_or_skip(disc, export(pipe, name, labels={"source": "sklearn"}), pending)
+    assert info.name == name and info.labels == {"source": "sklearn"} and info.kind == "discriminative"
+    assert_served_equals_sklearn(disc, name, pipe, test_texts + ["", "zzz unknown words only"])
+
+
+@pytest.mark.parametrize("kind", list(SERVED) + list(PENDING))
+def test_configs_train_the_same_model_on_the_server(disc, corpus, kind):
+    train_texts, train_labels, test_texts = corpus
+    pending = kind in PENDING
+    factory = (PENDING if pending else SERVED)[kind]
+    vectorizer, classifier = configs(factory())  # from the unfitted pipeline
+    name = "trained-" + slug(kind)
+    try:
+        disc.train(iter(train_texts), iter(train_labels), name=name, vectorizer=vectorizer, classifier=classifier)
+    except maas_client.UnimplementedError as e:
+        if not pending:
+            raise
+        pytest.skip(f"the server does not train this pipeline yet (UNIMPLEMENTED: {e.message})")
+    assert_served_equals_sklearn(disc, name, factory().fit(train_texts, train_labels), test_texts)
+
+
+# -- text: offline oracle (every combination, served or not) -------------------------------------------------------
+def features_from_spec(spec, texts):
+    """The feature matrix the exported spec describes, rebuilt from its own fields: tokenisation by a scikit-learn
+    vectorizer constructed from the exported configuration and vocabulary, TF-IDF and norms in numpy."""
+    config = spec.vectorizer.config
+    kind = config.WhichOneof("kind") or "count"
+    text = getattr(config, kind).text
+    params = dict(
+        lowercase=text.lowercase if text.HasField("lowercase") else True,
+        strip_accents={0: None, 1: "ascii", 2: "unicode"}[text.strip_accents],
+        analyzer={0: "word", 1: "char", 2: "char_wb"}[text.analyzer],
+        ngram_range=(text.ngram_min or 1, text.ngram_max or text.ngram_min or 1),
+        stop_words=text.stop_words or None, binary=text.binary)
+    if text.token_pattern:
+        params["token_pattern"] = text.token_pattern
+    norms = {0: "l2", 1: None, 2: "l1", 3: "l2"}
+    if kind == "hashing":
+        h = config.hashing
+        x = HashingVectorizer(n_features=h.n_features or 1 << 20, norm=norms[h.norm],
+                              alternate_sign=h.alternate_sign if h.HasField("alternate_sign") else True,
+                              **params).transform(texts)
+    else:
+        x = CountVectorizer(vocabulary=list(spec.vectorizer.vocabulary), **params).transform(texts)
+    x = x.toarray().astype(np.float64)
+    if config.HasField("tfidf"):
+        t = config.tfidf
+        if t.sublinear_tf:
+            x = np.where(x != 0, 1 + np.log(np.where(x != 0, x, 1)), 0)
+        if not t.HasField("use_idf") or t.use_idf:
+            x = x * np.array(spec.vectorizer.idf)
+        norm = norms[t.norm]
+        if norm is not None:
+            lengths = np.abs(x).sum(axis=1) if norm == "l1" else np.sqrt((x * x).sum(axis=1))
+            x = x / np.where(lengths == 0, 1, lengths)[:, None]
+    return x
+
+
+def log_proba_from_spec(spec, texts):
+    """Class log-probabilities from the exported classifier state with the naive Bayes closed forms."""
+    x = features_from_spec(spec, texts)
+    state = spec.classifier
+    flp, prior = matrix(state.feature_log_prob), np.array(state.class_log_prior)
+    kind = state.config.WhichOneof("kind")
+    if kind == "bernoulli_nb":
+        nb = state.config.bernoulli_nb
+        if not nb.disable_binarize:
+            x = (x > nb.binarize).astype(np.float64)
+        neg = np.log1p(-np.exp(flp))
+        jll = x @ (flp - neg).T + prior + neg.sum(axis=1)
+    elif kind == "complement_nb":
+        jll = x @ flp.T + (prior if len(state.classes) == 1 else 0)
+    else:
+        jll = x @ flp.T + prior
+    top = jll.max(axis=1, keepdims=True)
+    return jll - (top + np.log(np.exp(jll - top).sum(axis=1, keepdims=True)))
+
+
+@pytest.mark.parametrize("kind", list(SERVED) + list(PENDING))
+def test_exported_text_spec_reproduces_scikit_learn_offline(corpus, kind):
+    train_texts, train_labels, test_texts = corpus
+    pipe = {**SERVED, **PENDING}[kind]().fit(train_texts, train_labels)
+    spec = export(pipe).spec
+    assert list(spec.classifier.classes) == pipe.classes_.tolist()
+    texts = test_texts + ["", "zzz unknown words only"]
+    np.testing.assert_allclose(features_from_spec(spec, texts), pipe[:-1].transform(texts).toarray(),
+                               rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(log_proba_from_spec(spec, texts), pipe.predict_log_proba(texts), rtol=1e-10,
+                               atol=1e-10)
+
+
+def test_export_refuses_what_the_spec_cannot_express(corpus):
+    texts, labels, _ = corpus
+    with pytest.raises(ValueError, match="callable analyzer"):
+        export(make_pipeline(CountVectorizer(analyzer=str.split), MultinomialNB()).fit(texts, labels))
+    with pytest.raises(ValueError, match="custom stop_words"):
+        export(make_pipeline(CountVectorizer(stop_words=["the"]), MultinomialNB()).fit(texts, labels))
+    with pytest.raises(ValueError, match="not strings"):
+        export(make_pipeline(CountVectorizer(), MultinomialNB()).fit(texts, [len(t) % 2 for t in texts]))
+    with pytest.raises(ValueError, match="not fitted"):
+        export(make_pipeline(CountVectorizer(), MultinomialNB()))
+    with pytest.raises(ValueError, match="last step must be"):
+        export(make_pipeline(CountVectorizer(), GaussianMixture()))
+    with pytest.raises(ValueError, match="supports GaussianMixture, PCA and FactorAnalysis"):
+        export_generative(MultinomialNB())
+
+
+# -- generative: offline oracle -----------------------------------------------------------------------------------
+def gaussian_logpdf(x, mean, cov):
+    """log N(x; mean, cov) per row, from the closed form with numpy (Cholesky)."""
+    d = mean.shape[0]
+    chol = np.linalg.cholesky(cov)
+    z = np.linalg.solve(chol, (x - mean).T)
+    return -0.5 * (d * np.log(2 * np.pi) + (z * z).sum(axis=0)) - np.log(np.diag(chol)).sum()
+
+
+def matrix(m):
+    return np.array(m.values, dtype=np.float64).reshape(m.rows, m.cols)
+
+
+def spec_log_density(spec, x):
+    """log p(x) of an exported GenerativeModelSpec, computed from the spec's numbers alone."""
+    family = spec.WhichOneof("family")
+    if family == "gaussian_mixture":
+        gm = spec.gaussian_mixture
+        means, cov = matrix(gm.means), matrix(gm.covariances)
+        k, d = means.shape
+        per_component = []
+        for j in range(k):
+            if gm.covariance_type == gpb.FULL:
+                c = cov[j * d:(j + 1) * d]
+            elif gm.covariance_type == gpb.DIAG:
+                c = np.diag(cov[j])
+            else:
+                c = np.eye(d) * cov[j, 0]
+            per_component.append(np.log(gm.weights[j]) + gaussian_logpdf(x, means[j], c))
+        stacked = np.array(per_component)
+        top = stacked.max(axis=0)
+        return top + np.log(np.exp(stacked - top).sum(axis=0))
+    if family == "ppca":
+        w = matrix(spec.ppca.loadings)
+        return gaussian_logpdf(x, np.array(spec.ppca.mean), w @ w.T + spec.ppca.noise_variance * np.eye(w.shape[0]))
+    if family == "factor_analysis":
+        w = matrix(spec.factor_analysis.loadings)
+        return gaussian_logpdf(x, np.array(spec.factor_analysis.mean),
+                               w @ w.T + np.diag(spec.factor_analysis.noise_variance))
+    raise AssertionError(family)
+
+
+def generative_data(seed=4):
+    rng = np.random.default_rng(seed)
+    centers = np.array([[0.0, 0.0, 0.0, 0.0], [4.0, -2.0, 1.0, 0.5], [-3.0, 3.0, -1.0, 2.0]])
+    mixing = rng.normal(size=(4, 4)) * 0.6
+    x = np.vstack([c + rng.normal(size=(120, 4)) @ mixing for c in centers])
+    return x, rng.normal(size=(25, 4)) * 3.0  # training rows, held-out rows (some far from the data)
+
+
+GENERATIVE_MODELS = {
+    "gmm-full": lambda: GaussianMixture(3, covariance_type="full", random_state=0),
+    "gmm-diag": lambda: GaussianMixture(3, covariance_type="diag", random_state=0),
+    "gmm-spherical": lambda: GaussianMixture(2, covariance_type="spherical", random_state=0),
+    "gmm-tied": lambda: GaussianMixture(3, covariance_type="tied", random_state=0),
+    "pca": lambda: PCA(n_components=2),
+    "pca-whiten": lambda: PCA(n_components=3, whiten=True),
+    "factor-analysis": lambda: FactorAnalysis(n_components=2, random_state=0),
+}
+
+
+@pytest.mark.parametrize("kind", list(GENERATIVE_MODELS))
+def test_export_generative_keeps_score_samples(kind):
+    x, held_out = generative_data()
+    model = GENERATIVE_MODELS[kind]().fit(x)
+    request = export_generative(model, "exported", description=kind)
+    assert request.name == "exported" and request.description == kind
+    rows = np.vstack([x[:20], held_out])
+    np.testing.assert_allclose(spec_log_density(request.spec, rows), model.score_samples(rows), rtol=1e-10)
+
+
+def test_export_generative_refuses_degenerate_pca():
+    x, _ = generative_data()
+    with pytest.raises(ValueError, match="noise_variance_"):
+        export_generative(PCA().fit(x))  # all components kept: no noise left for a PPCA
