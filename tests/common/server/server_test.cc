@@ -401,8 +401,8 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     grpc::ByteBuffer request = ToBuffer(""), response;
     absl::Notification done;
-    stub.UnaryCall(&context, "/evil.Service/Label_xyz123", grpc::StubOptions(), &request,
-                   &response, [&](grpc::Status) { done.Notify(); });
+    stub.UnaryCall(&context, "/evil.Service/Label_xyz123", grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status) { done.Notify(); });
     done.WaitForNotification();
   }
   // The interceptor reports a call when its last object is destroyed, just after the client sees

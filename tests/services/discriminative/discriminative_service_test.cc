@@ -398,8 +398,8 @@ TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool t
   for (int i = 0; i < 256 * 10; ++i) request.add_texts("goal team");  // 10 chunks
   exec::InlineExecutor inline_executor;
   exec::WorkerPool pool({2});
-  for (exec::Executor* executor : {static_cast<exec::Executor*>(&inline_executor),
-                                   static_cast<exec::Executor*>(&pool)}) {
+  for (exec::Executor* executor :
+       {static_cast<exec::Executor*>(&inline_executor), static_cast<exec::Executor*>(&pool)}) {
     std::atomic<int> checks{0};
     const exec::StopToken stop([&checks]() -> absl::Status {
       return checks.fetch_add(1) < 2 ? absl::OkStatus() : absl::CancelledError("client gone");
