@@ -135,6 +135,13 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       if (request_id_.empty()) {
         request_id_ = absl::StrCat(sink_->id_prefix, "-", sink_->next_id.fetch_add(1));
         generated_id_ = true;
+        // The handler sees it as if the client had sent it, so a proxy (the gateway) forwards it
+        // and the backend logs the same id instead of making its own. request_id_ is not changed
+        // again, and this interceptor lives as long as the call.
+        if (auto* metadata = methods->GetRecvInitialMetadata()) {
+          metadata->emplace(grpc::string_ref(kRequestIdKey),
+                            grpc::string_ref(request_id_.data(), request_id_.size()));
+        }
       }
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {

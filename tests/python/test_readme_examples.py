@@ -110,6 +110,9 @@ def test_log_files_hold_only_json_lines_with_request_ids(stack):
         assert "serving" in (stack["root"] / "log" / f"{name}.stderr").read_text(encoding="utf-8")
     calls = [json.loads(l) for l in (stack["root"] / "log" / "discriminative.log").read_text().splitlines()]
     assert any(c.get("model") == "demo-text" and c.get("model_version") == 1 for c in calls)
+    # A call through the gateway carries one request id in both logs (the gateway forwards the id it made).
+    gateway_ids = {json.loads(l)["request_id"] for l in (stack["root"] / "log" / "gateway.log").read_text().splitlines()}
+    assert gateway_ids & {c["request_id"] for c in calls}
 
 
 def test_run_fails_fast_naming_the_server_whose_port_is_in_use(tmp_path):

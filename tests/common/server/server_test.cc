@@ -50,6 +50,13 @@ class TestGateway : public maas::gateway::v1::Gateway::Service {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
+    if (prefix == "echo-request-id") {  // what the handler (e.g. the gateway's proxy) sees
+      auto it = context->client_metadata().find("x-request-id");
+      response->add_models()->set_name(it == context->client_metadata().end()
+                                           ? ""
+                                           : std::string(it->second.data(), it->second.size()));
+      return grpc::Status::OK;
+    }
     if (prefix.rfind("big:", 0) == 0) {
       response->add_models()->set_name(std::string(std::stoul(prefix.substr(4)), 'x'));
       return grpc::Status::OK;
@@ -328,12 +335,18 @@ TEST_CASE("Server takes x-request-id from the client, or generates one and retur
   std::string generated;
   {
     grpc::ClientContext context;
+    ListModelsRequest request;
+    request.set_name_prefix("echo-request-id");
     ListModelsResponse response;
-    REQUIRE(stub->ListModels(&context, ListModelsRequest(), &response).ok());
+    REQUIRE(stub->ListModels(&context, request, &response).ok());
     auto it = context.GetServerInitialMetadata().find("x-request-id");
     REQUIRE(it != context.GetServerInitialMetadata().end());
+    CHECK(context.GetServerInitialMetadata().count("x-request-id") == 1);
     generated.assign(it->second.data(), it->second.size());
     CHECK(!generated.empty());
+    // The handler sees the generated id as client metadata (a proxy forwards it to its backend).
+    REQUIRE(response.models_size() == 1);
+    CHECK(response.models(0).name() == generated);
   }
   (*server)->Shutdown();
   (*server)->Wait();
