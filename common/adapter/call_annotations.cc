@@ -52,4 +52,23 @@ void ModelAnnotation::Update(const Message& message) {
   }
 }
 
+void ModelAnnotation::CountOutput(const Message& response) {
+  const google::protobuf::Descriptor* descriptor = response.GetDescriptor();
+  const google::protobuf::Reflection* reflection = response.GetReflection();
+  const FieldDescriptor* results = descriptor->FindFieldByName("results");
+  if (results != nullptr && results->is_repeated() &&
+      results->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE &&
+      results->message_type()->name() == "Classification") {
+    documents += reflection->FieldSize(response, results);
+  }
+  const FieldDescriptor* x = Field(response, "x", FieldDescriptor::CPPTYPE_MESSAGE);
+  if (x != nullptr && descriptor->name() == "SampleBatch" && reflection->HasField(response, x)) {
+    const Message& matrix = reflection->GetMessage(response, x);
+    if (const FieldDescriptor* rows = matrix.GetDescriptor()->FindFieldByName("rows");
+        rows != nullptr && rows->cpp_type() == FieldDescriptor::CPPTYPE_UINT32) {
+      samples += matrix.GetReflection()->GetUInt32(matrix, rows);
+    }
+  }
+}
+
 }  // namespace maas::adapter

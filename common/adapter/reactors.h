@@ -115,8 +115,13 @@ inline grpc::Status Refuse(grpc::CallbackServerContext* context, const Dispatche
 inline void Annotate(grpc::CallbackServerContext* context, const ModelAnnotation& model) {
   if (model.name.empty()) return;
   context->AddTrailingMetadata(kModelNameKey, model.name);
-  if (model.version > 0)
+  if (model.version > 0) {
     context->AddTrailingMetadata(kModelVersionKey, std::to_string(model.version));
+  }
+  if (model.documents > 0) {
+    context->AddTrailingMetadata(kDocumentsKey, std::to_string(model.documents));
+  }
+  if (model.samples > 0) context->AddTrailingMetadata(kSamplesKey, std::to_string(model.samples));
 }
 
 // Session::Finish(executor, stop) when the session takes them, else Finish().
@@ -174,7 +179,10 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
     absl::Status status = stop.Check();
     if (status.ok()) {
       absl::StatusOr<Resp> result = fn(*request, CallScope{executor, stop});
-      if (result.ok()) model.Update(*result);
+      if (result.ok()) {
+        model.Update(*result);
+        model.CountOutput(*result);
+      }
       status = result.ok() ? internal::Serialize(*result, response_bytes) : result.status();
     }
     internal::Annotate(context, model);
@@ -368,6 +376,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
       } else {
         if (!annotated_) model_.Update(message_);  // e.g. the resolved model_version
         annotated_ = true;
+        model_.CountOutput(message_);
         status = internal::Serialize(message_, &buffer_);
       }
     }
@@ -441,9 +450,9 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {
-        Finish(ToGrpcStatus(absl::CancelledError("cancelled by the client or the deadline")));
+        End(absl::CancelledError("cancelled by the client or the deadline"));
       } else {
-        Finish(grpc::Status::OK);  // the client half-closed: every response was written already
+        End(absl::OkStatus());  // the client half-closed: every response was written already
       }
       return;
     }
@@ -451,17 +460,22 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
     absl::Status parsed =
         internal::Parse(in_, &request_, absl::StrCat("message ", index_, " of the stream"));
     if (!parsed.ok()) {
-      Finish(ToGrpcStatus(parsed));
+      End(parsed);
       return;
     }
+    if (index_ == 1) model_.Update(request_);
     dispatcher_.Run([this] {
       absl::Status status = stop_.Check();
       if (status.ok()) {
         absl::StatusOr<Resp> response = fn_(request_, CallScope{dispatcher_.executor(), stop_});
+        if (response.ok()) {
+          if (index_ == 1) model_.Update(*response);
+          model_.CountOutput(*response);
+        }
         status = response.ok() ? internal::Serialize(*response, &out_) : response.status();
       }
       if (!status.ok()) {
-        Finish(ToGrpcStatus(status));
+        End(status);
         return;
       }
       StartWrite(&out_);
@@ -469,7 +483,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading the stream"));
+      End(absl::CancelledError("the client stopped reading the stream"));
       return;
     }
     StartRead(&in_);
@@ -477,11 +491,17 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnDone() override { delete this; }
 
  private:
+  void End(const absl::Status& status) {
+    internal::Annotate(context_, model_);
+    Finish(ToGrpcStatus(status));
+  }
+
   Dispatcher& dispatcher_;
   grpc::CallbackServerContext* context_;
   Dispatcher::Ticket ticket_;
   Fn fn_;
   const exec::StopToken stop_;
+  ModelAnnotation model_;
   grpc::ByteBuffer in_;
   grpc::ByteBuffer out_;
   Req request_;

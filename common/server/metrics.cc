@@ -21,6 +21,8 @@ struct ServerMetrics::Families {
   prometheus::Family<prometheus::Histogram>* duration;
   prometheus::Gauge* in_flight;
   prometheus::Family<prometheus::Counter>* model_requests;
+  prometheus::Family<prometheus::Counter>* model_documents;
+  prometheus::Family<prometheus::Counter>* model_samples;
 };
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
@@ -67,6 +69,16 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
                                       "status code (at most 200 model names, then \"other\").")
                                   .Labels(server)
                                   .Register(*metrics->registry_);
+  families->model_documents = &prometheus::BuildCounter()
+                                   .Name("maas_model_documents_total")
+                                   .Help("Texts classified, by model.")
+                                   .Labels(server)
+                                   .Register(*metrics->registry_);
+  families->model_samples = &prometheus::BuildCounter()
+                                 .Name("maas_model_samples_total")
+                                 .Help("Samples produced, by model.")
+                                 .Labels(server)
+                                 .Register(*metrics->registry_);
   metrics->families_ = std::move(families);
   metrics->exposer_->RegisterCollectable(metrics->registry_);
   return metrics;
@@ -102,7 +114,8 @@ bool KnownMethod(std::string_view path) {
 }  // namespace
 
 void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
-                                 absl::Duration duration, std::string_view model) {
+                                 absl::Duration duration, std::string_view model, int64_t documents,
+                                 int64_t samples) {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
       0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
@@ -121,6 +134,12 @@ void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
     }
     families_->model_requests->Add({{"model", label}, {"code", std::string(StatusCodeName(code))}})
         .Increment();
+    if (documents > 0) {
+      families_->model_documents->Add({{"model", label}}).Increment(static_cast<double>(documents));
+    }
+    if (samples > 0) {
+      families_->model_samples->Add({{"model", label}}).Increment(static_cast<double>(samples));
+    }
   }
   families_->in_flight->Decrement();
   families_->requests->Add({{"method", m}, {"code", std::string(StatusCodeName(code))}})

@@ -8,6 +8,8 @@
 //   maas_rpc_duration_seconds{method}       histogram: call latency, from the first byte to the
 //   status maas_rpc_in_flight                      gauge: calls started and not finished
 //   maas_model_requests_total{model, code}  counter: finished calls that named a model
+//   maas_model_documents_total{model}       counter: texts classified
+//   maas_model_samples_total{model}         counter: samples produced
 // Thread-safe.
 #ifndef MAAS_COMMON_SERVER_METRICS_H_
 #define MAAS_COMMON_SERVER_METRICS_H_
@@ -48,8 +50,9 @@ class ServerMetrics {
   // reflection); any other client-supplied path counts as "unknown", so label sets stay bounded.
   // `model` (may be empty) counts in maas_model_requests_total; beyond kMaxModelLabels distinct
   // names, further models count as "other".
+  // `documents` / `samples`: texts classified and samples produced by the call (per model).
   void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration,
-                    std::string_view model = {});
+                    std::string_view model = {}, int64_t documents = 0, int64_t samples = 0);
 
   static constexpr size_t kMaxModelLabels = 200;
 

@@ -114,7 +114,7 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       sink_->Write(FormatCallLogLine(entry));
     }
     if (sink_->metrics != nullptr) {
-      sink_->metrics->CallFinished(method_, code, end - start_, model_);
+      sink_->metrics->CallFinished(method_, code, end - start_, model_, documents_, samples_);
     }
   }
 
@@ -156,6 +156,11 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       if (auto* trailers = methods->GetSendTrailingMetadata()) {
         auto name = trailers->find("maas-model-name");
         if (name != trailers->end()) model_ = name->second.substr(0, 128);
+        for (auto [key, out] : {std::pair<const char*, int64_t*>{"maas-documents", &documents_},
+                                {"maas-samples", &samples_}}) {
+          auto found = trailers->find(key);
+          if (found != trailers->end() && !absl::SimpleAtoi(found->second, out)) *out = 0;
+        }
         auto version = trailers->find("maas-model-version");
         if (version != trailers->end()) {
           int64_t v = 0;
@@ -184,6 +189,8 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
   std::string message_;
   std::string model_;
   int64_t model_version_ = 0;
+  int64_t documents_ = 0;
+  int64_t samples_ = 0;
   absl::Time start_;
   absl::Time end_;
   bool sent_status_ = false;
