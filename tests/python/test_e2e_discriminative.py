@@ -398,5 +398,7 @@ def test_server_is_healthy_and_models_intact_after_bad_input(stack, corpus, trai
     for path in stack.discriminative_dir.rglob("*"):
         if path.is_file():
             parts = path.relative_to(stack.discriminative_dir).parts
-            assert (len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
-                    and parts[2] == "model.pb"), f"stray file {path}"
+            assert ((len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
+                     and parts[2] == "model.pb")
+                    or (len(parts) == 2 and name_re.fullmatch(parts[0]) and parts[1] == "highest-version")), \
+                    f"stray file {path}"  # highest-version: the store's high-water mark of version numbers
