@@ -1,5 +1,7 @@
 #include "clients/cpp/cli.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -317,6 +319,11 @@ bool IsValidUtf8(absl::string_view text) {
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  struct stat info;
+  if (stat(path.c_str(), &info) == 0 && S_ISDIR(info.st_mode)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("'", EscapeForTerminal(path), "' is a directory; give a file"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     return absl::NotFoundError(absl::StrCat("cannot open '", path, "': ", std::strerror(errno)));
@@ -374,6 +381,21 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view
     const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
     if (label.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
+    }
+    if (examples.empty()) {  // the first data line: a header is not an example
+      const std::string first = absl::AsciiStrToLower(label);
+      const std::string second =
+          absl::AsciiStrToLower(absl::StripAsciiWhitespace(line.substr(tab + 1)));
+      const bool label_like = first == "label" || first == "labels" || first == "class" ||
+                              first == "category" || first == "target" || first == "y";
+      const bool text_like = second == "text" || second == "texts" || second == "document" ||
+                             second == "sentence" || second == "x" || second == "content";
+      if (label_like && text_like) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where, " looks like a header ('", EscapeForTerminal(label),
+            "<TAB>...'), not an example: the file holds 'label<TAB>text' lines only; remove the "
+            "header line"));
+      }
     }
     dv1::LabeledText& example = examples.emplace_back();
     example.set_label(std::string(label));
@@ -862,18 +884,18 @@ const std::map<std::string, CommandSpec>& Commands() {
   static const auto* const kCommands = new std::map<std::string, CommandSpec>{
       {"models", {{"all_versions"}, {}}},
       {"sample",
-       {{"model", "version", "num_samples", "seed", "start_index", "batch_size", "latents"},
+       {{"model", "model_version", "num_samples", "seed", "start_index", "batch_size", "latents"},
         {"model", "num_samples"}}},
       {"estimate",
-       {{"model", "version", "x", "x_file", "estimator", "num_samples", "seed"}, {"model"}}},
+       {{"model", "model_version", "x", "x_file", "estimator", "num_samples", "seed"}, {"model"}}},
       {"fit",
        {{"name", "data", "family", "seed", "n_components", "covariance_type", "latent_dim", "tol",
          "max_iter", "n_init", "reg_covar", "init", "min_probability"},
         {"name", "data", "family"}}},
       {"train", {{"name", "data", "partial"}, {"name", "data"}}},
-      {"classify", {{"model", "version", "top_k", "text_file"}, {"model"}}},
-      {"get", {{"model", "version", "type"}, {"model"}}},
-      {"delete", {{"model", "version", "type"}, {"model"}}},
+      {"classify", {{"model", "model_version", "top_k", "text_file"}, {"model"}}},
+      {"get", {{"model", "model_version", "type"}, {"model"}}},
+      {"delete", {{"model", "model_version", "type"}, {"model"}}},
   };
   return *kCommands;
 }
@@ -882,8 +904,8 @@ const std::map<std::string, CommandSpec>& Commands() {
 
 const std::set<std::string>& GlobalFlags() {
   static const auto* const kGlobal =
-      new std::set<std::string>{"target",      "timeout",       "json",        "auth_token_file",
-                                "tls_ca_file", "tls_cert_file", "tls_key_file"};
+      new std::set<std::string>{"target",      "timeout",       "json",         "auth_token_file",
+                                "tls_ca_file", "tls_cert_file", "tls_key_file", "version"};
   return *kGlobal;
 }
 
@@ -917,7 +939,7 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   MAAS_RETURN_IF_ERROR(non_empty("x_file", args.x_file));
   MAAS_RETURN_IF_ERROR(non_empty("text_file", args.text_file));
   if (args.version < 0) {
-    return absl::InvalidArgumentError("--version must be >= 1 (or 0 for the latest)");
+    return absl::InvalidArgumentError("--model_version must be >= 1 (or 0 for the latest)");
   }
   if (args.command == "sample" && args.num_samples == 0) {
     return absl::InvalidArgumentError("--num_samples must be >= 1");
@@ -945,13 +967,55 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   return absl::OkStatus();
 }
 
+std::string EscapeForTerminal(absl::string_view text, size_t max_bytes) {
+  std::string out;
+  size_t i = 0;
+  for (; i < text.size() && out.size() < max_bytes; ++i) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) {  // keep valid UTF-8 sequences, escape stray bytes
+      size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
+      if (n > 0 && i + n <= text.size() && IsValidUtf8(text.substr(i, n))) {
+        out.append(text.data() + i, n);
+        i += n - 1;
+        continue;
+      }
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else if (c < 0x20 || c == 0x7f) {
+      absl::StrAppendFormat(&out, "\\x%02x", c);
+    } else {
+      out.push_back(static_cast<char>(c));
+    }
+  }
+  if (i < text.size()) absl::StrAppend(&out, "... (", text.size() - i, " more bytes)");
+  return out;
+}
+
+std::string CommandUsage(absl::string_view command) {
+  const std::string usage = UsageText();
+  const std::string start = absl::StrCat("\n  ", command, " ");
+  const size_t begin = usage.find(start);
+  if (begin == std::string::npos) return usage;
+  size_t end = begin + 1;
+  // The command's block ends where the next command (two-space indent, a letter) or section starts.
+  for (;;) {
+    end = usage.find('\n', end);
+    if (end == std::string::npos || end + 3 >= usage.size()) break;
+    const bool next_command = usage.compare(end + 1, 2, "  ") == 0 && usage[end + 3] != ' ';
+    if (next_command || usage[end + 1] == '\n') break;
+    ++end;
+  }
+  return absl::StrCat("usage: maas [global flags] ", command, " [flags] [args]\n\n",
+                      usage.substr(begin + 1, end - begin), "\n",
+                      "Global flags (--target, --timeout, --json, TLS, token): maas --help\n");
+}
+
 std::string UsageText() {
   return R"(usage: maas [global flags] COMMAND [flags] [args]
 
 commands:
   models   [--all_versions]
       List models of both types (gateway ListModels): NAME VERSION TYPE FAMILY CREATED.
-  sample   --model NAME [--version V] --num_samples N [--seed S] [--start_index I]
+  sample   --model NAME [--model_version V] --num_samples N [--seed S] [--start_index I]
            [--batch_size B] [--latents]
       Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample
       (x columns, then latent columns with --latents).
@@ -967,14 +1031,15 @@ commands:
       bernoulli_mixture [--n_components K --tol T --max_iter N --min_probability P].
   train    --name NAME --data FILE.tsv [--partial]
       Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped).
-  classify --model NAME [--version V] [--top_k K] (TEXT... | --text_file F)
+  classify --model NAME [--model_version V] [--top_k K] (TEXT... | --text_file F)
       Classify texts (one per line in F): INDEX LABEL PROBABILITIES.
-  get      --model NAME [--version V] [--type generative|discriminative]
+  get      --model NAME [--model_version V] [--type generative|discriminative]
       The full model (protobuf text format; JSON with --json).
-  delete   --model NAME [--version V] [--type generative|discriminative]
-      Delete one version (or all versions when --version is not given).
+  delete   --model NAME [--model_version V] [--type generative|discriminative]
+      Delete one version (or all versions when --model_version is not given).
 
 global flags:
+  --version               print the CLI's version and exit
   --target=HOST:PORT      server or gateway (default 127.0.0.1:50051, the local gateway)
   --timeout=SECONDS       deadline of each call (default 30; 0 = none)
   --json                  print one JSON document on stdout instead of text
@@ -983,7 +1048,8 @@ global flags:
   --tls_cert_file=F --tls_key_file=K   present this client certificate (mutual TLS)
 
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
-Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on stderr); 2 usage error.
+'maas COMMAND --help' shows one command. Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on
+stderr; with --json one line {"error":{"code":...,"message":...}} on stderr); 2 usage error (one line).
 )";
 }
 

@@ -239,6 +239,11 @@ absl::Status ValidateCommandArgs(const CommandArgs& args);
 
 // The help text (commands, flags, exit codes).
 std::string UsageText();
+// The usage of one command (its block of UsageText()); the whole text for an unknown command.
+std::string CommandUsage(absl::string_view command);
+// `text` made safe for a terminal line: control characters and invalid UTF-8 bytes become \xNN,
+// and text beyond `max_bytes` is cut with "... (N more bytes)".
+std::string EscapeForTerminal(absl::string_view text, size_t max_bytes = 1000);
 
 }  // namespace maas::client::cli
 

@@ -33,7 +33,8 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 // Command flags (which command accepts which: cli::ValidateCommandArgs).
 ABSL_FLAG(bool, all_versions, false, "models: list every version");
 ABSL_FLAG(std::string, model, "", "model name");
-ABSL_FLAG(int64_t, version, 0, "model version (0: latest; delete: all versions)");
+ABSL_FLAG(int64_t, model_version, 0, "model version (0: latest; delete: all versions)");
+ABSL_FLAG(bool, version, false, "print the CLI's version and exit");
 ABSL_FLAG(std::string, type, "", "model type: generative or discriminative (get, delete)");
 ABSL_FLAG(uint64_t, num_samples, 0, "samples (sample) or Monte Carlo samples per row (estimate)");
 ABSL_FLAG(uint64_t, seed, 0, "seed (default: a fresh one chosen by the server)");
@@ -67,9 +68,24 @@ namespace {
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
-int UsageError(const std::string& message) {
-  std::cerr << "maas: usage error: " << message << "\n\n" << maas::client::cli::UsageText();
+// One line: the problem and where help is.
+int UsageError(const std::string& message, const std::string& command = "") {
+  std::cerr << "maas: usage error: " << maas::client::cli::EscapeForTerminal(message)
+            << " (see 'maas " << (command.empty() ? "" : command + " ") << "--help')\n";
   return kExitUsage;
+}
+
+// A failed command: "maas: CODE: message", or one JSON line with --json.
+int Failure(const absl::Status& status, bool json) {
+  const std::string code(absl::StatusCodeToString(status.code()));
+  if (json) {
+    std::cerr << "{\"error\":{\"code\":" << maas::client::cli::JsonQuote(code)
+              << ",\"message\":" << maas::client::cli::JsonQuote(status.message()) << "}}\n";
+  } else {
+    std::cerr << "maas: " << code << ": " << maas::client::cli::EscapeForTerminal(status.message())
+              << "\n";
+  }
+  return kExitError;
 }
 
 // Parses argv into flag values (set through the absl flags) and positional arguments.
@@ -133,12 +149,18 @@ int main(int argc, char** argv) {
   std::vector<std::string> positional;
   cli::CommandArgs args;
   bool help = false;
-  if (absl::Status status = ParseArgs(argc, argv, &positional, &args.flags_set, &help);
-      !status.ok()) {
-    return UsageError(std::string(status.message()));
+  const absl::Status parsed = ParseArgs(argc, argv, &positional, &args.flags_set, &help);
+  const std::string command = positional.empty() ? "" : positional[0];
+  if (help || command == "help") {
+    // "maas COMMAND --help" and "maas help COMMAND": that command only.
+    const std::string about =
+        command == "help" ? (positional.size() > 1 ? positional[1] : "") : command;
+    std::cout << (about.empty() ? cli::UsageText() : cli::CommandUsage(about));
+    return 0;
   }
-  if (help || (!positional.empty() && positional[0] == "help")) {
-    std::cout << cli::UsageText();
+  if (!parsed.ok()) return UsageError(std::string(parsed.message()), command);
+  if (absl::GetFlag(FLAGS_version)) {
+    std::cout << "maas " << MAAS_CLI_VERSION << " (protocol maas.*.v1)\n";
     return 0;
   }
   if (positional.empty()) return UsageError("no command given");
@@ -147,7 +169,7 @@ int main(int argc, char** argv) {
   args.json = absl::GetFlag(FLAGS_json);
   args.all_versions = absl::GetFlag(FLAGS_all_versions);
   args.model = absl::GetFlag(FLAGS_model);
-  args.version = absl::GetFlag(FLAGS_version);
+  args.version = absl::GetFlag(FLAGS_model_version);
   args.type = absl::GetFlag(FLAGS_type);
   args.num_samples = absl::GetFlag(FLAGS_num_samples);
   if (args.flags_set.count("seed") > 0) args.seed = absl::GetFlag(FLAGS_seed);
@@ -173,10 +195,11 @@ int main(int argc, char** argv) {
   args.init = absl::GetFlag(FLAGS_init);
   args.min_probability = absl::GetFlag(FLAGS_min_probability);
   if (absl::Status status = cli::ValidateCommandArgs(args); !status.ok()) {
-    return UsageError(std::string(status.message()));
+    return UsageError(std::string(status.message()), args.command);
   }
   const double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds");
+  const bool json = args.json;
 
   maas::client::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
@@ -184,14 +207,11 @@ int main(int argc, char** argv) {
   const std::string token_file = absl::GetFlag(FLAGS_auth_token_file);
   if (!token_file.empty()) {
     absl::StatusOr<std::string> token = cli::ReadFile(token_file);
-    if (!token.ok() || absl::StripAsciiWhitespace(*token).empty()) {
-      std::cerr << "maas: "
-                << (token.ok() ? absl::StrCat("INVALID_ARGUMENT: auth token file '", token_file,
-                                              "' is empty")
-                               : absl::StrCat(absl::StatusCodeToString(token.status().code()), ": ",
-                                              token.status().message()))
-                << "\n";
-      return kExitError;
+    if (!token.ok()) return Failure(token.status(), json);
+    if (absl::StripAsciiWhitespace(*token).empty()) {
+      return Failure(
+          absl::InvalidArgumentError(absl::StrCat("auth token file '", token_file, "' is empty")),
+          json);
     }
     options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
   }
@@ -200,20 +220,12 @@ int main(int argc, char** argv) {
       maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_tls_ca_file),
                                              absl::GetFlag(FLAGS_tls_cert_file),
                                              absl::GetFlag(FLAGS_tls_key_file));
-  if (!credentials.ok()) {
-    std::cerr << "maas: " << absl::StatusCodeToString(credentials.status().code()) << ": "
-              << credentials.status().message() << "\n";
-    return kExitError;
-  }
+  if (!credentials.ok()) return Failure(credentials.status(), json);
   options.credentials = *std::move(credentials);
 
   maas::client::Client client(options);
   const absl::Status status = maas::client::RunCommand(client, args, std::cout);
   std::cout.flush();
-  if (!status.ok()) {
-    std::cerr << "maas: " << absl::StatusCodeToString(status.code()) << ": " << status.message()
-              << "\n";
-    return kExitError;
-  }
+  if (!status.ok()) return Failure(status, json);
   return 0;
 }

@@ -2,205 +2,523 @@
 // onto one of these, so adapters stay a line or two per method and the status conversion happens in
 // one place.
 //
-//   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx, const Req* req, Resp*
-//   resp) override {
-//     return adapter::Unary(ctx, [&] { return core_->GetModel(*req); }, resp);
+//   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer*
+//   req, grpc::ByteBuffer* resp) override {
+//     return adapter::Unary<v1::GetModelRequest, v1::GetModelResponse>(
+//         *dispatcher_, ctx, req, resp, absl::OkStatus(),
+//         [this](const v1::GetModelRequest& r, const adapter::CallScope& s) {
+//           return core_->GetModel(r); });
 //   }
+//
+// Execution (DESIGN "Shared server kit"): gRPC's callback threads only parse, hand off and reply.
+// Every call is admitted by the Dispatcher (else RESOURCE_EXHAUSTED with a retry hint, at once)
+// and its real work runs on the worker pool: a unary call's function, a server stream's start and
+// each next message, each client-stream message and the final Finish(), each bidi response. Work
+// receives a CallScope: the pool as an Executor (for ParallelFor) and a StopToken that reports
+// DEADLINE_EXCEEDED / CANCELLED once the call's deadline passed or the client gave up; the work is
+// not started at all when that is already the case. Lane::kInline (cheap metadata calls such as
+// ListModels) runs on the callback thread without admission, so it is never starved by a full pool.
+//
+// Messages arrive as bytes (the services register their methods as raw callback methods) and are
+// parsed here: an unparseable message, e.g. invalid UTF-8 in a string field, ends the call with
+// INVALID_ARGUMENT naming the message, and a stream's session is dropped without storing anything.
+// (With generated typed methods gRPC 1.51 reports such a message in a client stream exactly like
+// the client's half-close, OnReadDone(false), so a stream would silently end early.)
 #ifndef MAAS_COMMON_ADAPTER_REACTORS_H_
 #define MAAS_COMMON_ADAPTER_REACTORS_H_
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/byte_buffer.h>
 
-#include <atomic>
+#include <chrono>
+#include <cstdint>
 #include <memory>
+#include <string>
+#include <type_traits>
 #include <utility>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common/adapter/call_annotations.h"
+#include "common/adapter/dispatcher.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/status/grpc_status.h"
 
 namespace maas::adapter {
 
-// Runs `fn` (returning absl::StatusOr<Resp>) and finishes the call with its result. With a non-OK
-// `admission` (e.g. a failed token check) the call ends with it and `fn` does not run.
-template <class Resp, class Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, const absl::Status& admission,
-                                Fn&& fn, Resp* response) {
+// What a call's work receives.
+struct CallScope {
+  exec::Executor& executor;
+  const exec::StopToken& stop;
+};
+
+// Where a call's work runs.
+enum class Lane {
+  kPool,    // admitted, on the worker pool (default)
+  kInline,  // on the gRPC callback thread, not admitted: only for cheap calls (ListModels)
+};
+
+// A StopToken for the call of `context`: DEADLINE_EXCEEDED once its deadline passed, CANCELLED
+// once the client cancelled (or the server shut it down). Valid until the call's OnDone.
+inline exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
+  return exec::StopToken([context]() -> absl::Status {
+    if (context->deadline() <= std::chrono::system_clock::now()) {
+      return absl::DeadlineExceededError(
+          "the call's deadline passed before its work finished; nothing was committed");
+    }
+    if (context->IsCancelled()) {
+      return absl::CancelledError(
+          "the call was cancelled before its work finished; nothing was committed");
+    }
+    return absl::OkStatus();
+  });
+}
+
+namespace internal {
+
+// Parses `bytes` into `message`. INVALID_ARGUMENT naming `what` and the message type otherwise.
+template <class Msg>
+absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::string& what) {
+  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
+  if (grpc::SerializationTraits<Msg>::Deserialize(&copy, message).ok()) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      what, " is not a valid ", Msg::descriptor()->full_name(),
+      " message (corrupt bytes, an unknown wire type, or invalid UTF-8 in a string field: string "
+      "fields must be UTF-8)"));
+}
+
+template <class Msg>
+absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out) {
+  out->Clear();  // the serializer needs an empty buffer (a stream reuses its buffer)
+  bool own = false;
+  grpc::Status status = grpc::SerializationTraits<Msg>::Serialize(message, out, &own);
+  if (!status.ok()) {
+    return absl::InternalError(
+        absl::StrCat("cannot serialize the response: ", status.error_message()));
+  }
+  return absl::OkStatus();
+}
+
+// The status to end a refused call with; adds the retry hint to the trailers.
+inline grpc::Status Refuse(grpc::CallbackServerContext* context, const Dispatcher& dispatcher,
+                           const absl::Status& status) {
+  if (absl::IsResourceExhausted(status)) {
+    context->AddTrailingMetadata(kRetryAfterMetadataKey,
+                                 std::to_string(dispatcher.retry_after_ms()));
+  }
+  return ToGrpcStatus(status);
+}
+
+// Sends the call's model as trailing metadata (read by the server kit's call log). Call right
+// before Finish.
+inline void Annotate(grpc::CallbackServerContext* context, const ModelAnnotation& model) {
+  if (model.name.empty()) return;
+  context->AddTrailingMetadata(kModelNameKey, model.name);
+  if (model.version > 0) {
+    context->AddTrailingMetadata(kModelVersionKey, std::to_string(model.version));
+  }
+  if (model.documents > 0) {
+    context->AddTrailingMetadata(kDocumentsKey, std::to_string(model.documents));
+  }
+  if (model.samples > 0) context->AddTrailingMetadata(kSamplesKey, std::to_string(model.samples));
+}
+
+// Session::Finish(executor, stop) when the session takes them, else Finish().
+template <class Session>
+auto FinishSession(Session& session, const CallScope& scope)
+    -> decltype(session.Finish(scope.executor, scope.stop)) {
+  return session.Finish(scope.executor, scope.stop);
+}
+template <class Session, class... Ignored>
+auto FinishSession(Session& session, const CallScope&, Ignored...) -> decltype(session.Finish()) {
+  return session.Finish();
+}
+
+// Source::Next(msg, executor, stop) when the source takes them, else Next(msg); bool or
+// StatusOr<bool> (false = the stream is over).
+template <class Source, class Msg>
+auto NextOf(Source& source, Msg* message, const CallScope& scope)
+    -> decltype(source.Next(message, scope.executor, scope.stop)) {
+  return source.Next(message, scope.executor, scope.stop);
+}
+template <class Source, class Msg, class... Ignored>
+auto NextOf(Source& source, Msg* message, const CallScope&, Ignored...)
+    -> decltype(source.Next(message)) {
+  return source.Next(message);
+}
+inline absl::StatusOr<bool> AsStatusOrBool(bool more) { return more; }
+inline absl::StatusOr<bool> AsStatusOrBool(absl::StatusOr<bool> more) { return more; }
+
+}  // namespace internal
+
+// A unary call: parses the request, admits the call, runs fn(request, scope) (returning
+// absl::StatusOr<Resp>) on the pool and finishes with its result. With a non-OK `admission` (e.g.
+// a failed token check) the call ends with it and nothing runs.
+template <class Req, class Resp, class Fn>
+grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
+                                const grpc::ByteBuffer* request_bytes,
+                                grpc::ByteBuffer* response_bytes, const absl::Status& admission,
+                                Fn fn, Lane lane = Lane::kPool) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admission.ok()) {
     reactor->Finish(ToGrpcStatus(admission));
     return reactor;
   }
-  absl::StatusOr<Resp> result = std::forward<Fn>(fn)();
-  if (result.ok()) *response = *std::move(result);
-  reactor->Finish(ToGrpcStatus(result.status()));
+  auto request = std::make_shared<Req>();
+  if (absl::Status parsed = internal::Parse(*request_bytes, request.get(), "the request");
+      !parsed.ok()) {
+    reactor->Finish(ToGrpcStatus(parsed));
+    return reactor;
+  }
+  auto work = [context, reactor, request, response_bytes,
+               fn = std::move(fn)](exec::Executor& executor) {
+    const exec::StopToken stop = StopTokenFor(context);
+    ModelAnnotation model;
+    model.Update(*request);
+    absl::Status status = stop.Check();
+    if (status.ok()) {
+      absl::StatusOr<Resp> result = fn(*request, CallScope{executor, stop});
+      if (result.ok()) {
+        model.Update(*result);
+        model.CountOutput(*result);
+      }
+      status = result.ok() ? internal::Serialize(*result, response_bytes) : result.status();
+    }
+    internal::Annotate(context, model);
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  if (lane == Lane::kInline) {
+    exec::InlineExecutor inline_executor;
+    work(inline_executor);
+    return reactor;
+  }
+  absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
+  if (!ticket.ok()) {
+    reactor->Finish(internal::Refuse(context, dispatcher, ticket.status()));
+    return reactor;
+  }
+  dispatcher.Run([work = std::move(work), ticket = *std::move(ticket), &dispatcher]() mutable {
+    work(dispatcher.executor());
+    ticket.reset();
+  });
   return reactor;
 }
 
-template <class Resp, class Fn>
-grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Fn&& fn, Resp* response) {
-  return Unary(context, absl::OkStatus(), std::forward<Fn>(fn), response);
-}
+// A cap on the total bytes of a client stream's messages: beyond it the call ends with
+// RESOURCE_EXHAUSTED naming `flag` and nothing is stored. max_bytes <= 0 = no cap.
+struct StreamLimit {
+  int64_t max_bytes = 0;
+  const char* flag = "";
+};
 
 // A client stream folded by a session: Session has `absl::Status Add(const Req&)` and
-// `absl::StatusOr<Resp> Finish()`. The first Add error ends the call with that error.
+// `absl::StatusOr<Resp> Finish(exec::Executor&, const exec::StopToken&)` (or `Finish()`). Each
+// Add and the Finish run on the pool, one at a time: the next message is read only after the
+// previous one was added. The first Add error, an unparseable message or a cut-off stream ends the
+// call and the session is dropped without Finish (nothing is stored).
 template <class Req, class Resp, class Session>
-class ClientStreamReactor final : public grpc::ServerReadReactor<Req> {
+class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
-  ClientStreamReactor(grpc::CallbackServerContext* context, std::unique_ptr<Session> session,
-                      Resp* response)
-      : context_(context), session_(std::move(session)), response_(response) {
-    this->StartRead(&request_);
+  ClientStreamReactor(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
+                      Dispatcher::Ticket ticket, std::unique_ptr<Session> session,
+                      grpc::ByteBuffer* response, StreamLimit limit)
+      : dispatcher_(dispatcher),
+        context_(context),
+        ticket_(std::move(ticket)),
+        session_(std::move(session)),
+        response_(response),
+        limit_(limit),
+        stop_(StopTokenFor(context)) {
+    StartRead(&buffer_);
   }
 
   void OnReadDone(bool ok) override {
-    if (!ok && context_->IsCancelled()) {  // a cut-off stream is not a complete one: store nothing
-      this->Finish(
-          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled before the stream was complete"));
+    if (!ok) {
+      if (context_->IsCancelled()) {  // a cut-off stream is not a complete one: store nothing
+        End(absl::CancelledError("cancelled before the stream was complete; nothing was stored"));
+        return;
+      }
+      dispatcher_.Run([this] {  // the client half-closed: every message arrived
+        const CallScope scope{dispatcher_.executor(), stop_};
+        absl::Status status = stop_.Check();
+        if (status.ok()) {
+          absl::StatusOr<Resp> result = internal::FinishSession(*session_, scope);
+          if (result.ok()) model_.Update(*result);
+          status = result.ok() ? internal::Serialize(*result, response_) : result.status();
+        }
+        End(status);
+      });
       return;
     }
-    if (!ok) {  // the client half-closed: every message arrived
-      absl::StatusOr<Resp> result = session_->Finish();
-      if (result.ok()) *response_ = *std::move(result);
-      this->Finish(ToGrpcStatus(result.status()));
+    ++index_;
+    total_bytes_ += static_cast<int64_t>(buffer_.Length());
+    if (limit_.max_bytes > 0 && total_bytes_ > limit_.max_bytes) {
+      End(absl::ResourceExhaustedError(absl::StrCat(
+          "the stream's messages exceed ", limit_.max_bytes, " bytes, the server's ", limit_.flag,
+          "; nothing was stored: send less data (a subsample) or raise ", limit_.flag)));
       return;
     }
-    absl::Status status = session_->Add(request_);
-    if (!status.ok()) {
-      this->Finish(ToGrpcStatus(status));
+    absl::Status parsed =
+        internal::Parse(buffer_, &request_, absl::StrCat("message ", index_, " of the stream"));
+    if (!parsed.ok()) {
+      End(absl::InvalidArgumentError(
+          absl::StrCat(parsed.message(), "; the stream was dropped and nothing was stored")));
       return;
     }
-    this->StartRead(&request_);
+    if (index_ == 1) model_.Update(request_);
+    dispatcher_.Run([this] {
+      absl::Status status = stop_.Check();
+      if (status.ok()) status = session_->Add(request_);
+      if (!status.ok()) {
+        End(status);
+        return;
+      }
+      StartRead(&buffer_);
+    });
   }
   void OnDone() override { delete this; }
 
  private:
+  void End(const absl::Status& status) {
+    session_.reset();  // free the accumulated data now, not when the client goes away
+    internal::Annotate(context_, model_);
+    Finish(ToGrpcStatus(status));
+  }
+
+  Dispatcher& dispatcher_;
   grpc::CallbackServerContext* context_;
+  Dispatcher::Ticket ticket_;
   std::unique_ptr<Session> session_;
-  Resp* response_;
+  grpc::ByteBuffer* response_;
+  const StreamLimit limit_;
+  const exec::StopToken stop_;
+  ModelAnnotation model_;
+  grpc::ByteBuffer buffer_;
   Req request_;
+  int64_t index_ = 0;
+  int64_t total_bytes_ = 0;
 };
 
-// Starts a client stream folded by `session`. With a non-OK `admission` (e.g. a failed token check) the
-// call ends with it at once and nothing is read.
+// Starts a client stream folded by `session`, capped by `limit`. With a non-OK `admission` (e.g. a
+// failed token check) or a full server, the call ends at once and nothing is read.
 template <class Req, class Resp, class Session>
-grpc::ServerReadReactor<Req>* ClientStream(grpc::CallbackServerContext* context,
-                                           const absl::Status& admission,
-                                           std::unique_ptr<Session> session, Resp* response) {
-  if (!admission.ok()) {
-    class Refused final : public grpc::ServerReadReactor<Req> {
-     public:
-      explicit Refused(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
-      void OnDone() override { delete this; }
-    };
-    return new Refused(admission);
-  }
-  return new ClientStreamReactor<Req, Resp, Session>(context, std::move(session), response);
+grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
+    Dispatcher& dispatcher, grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
+    const absl::Status& admission, std::unique_ptr<Session> session, StreamLimit limit = {}) {
+  class Refused final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  if (!admission.ok()) return new Refused(ToGrpcStatus(admission));
+  absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
+  if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));
+  return new ClientStreamReactor<Req, Resp, Session>(dispatcher, context, *std::move(ticket),
+                                                     std::move(session), response, limit);
 }
 
-template <class Req, class Resp, class Session>
-grpc::ServerReadReactor<Req>* ClientStream(grpc::CallbackServerContext* context,
-                                           std::unique_ptr<Session> session, Resp* response) {
-  return ClientStream<Req>(context, absl::OkStatus(), std::move(session), response);
-}
-
-// A server stream produced lazily by a source with `bool Next(Msg*)`: the next message is computed
-// only after the previous write completed (flow control), and production stops on cancellation or a
-// failed write.
-template <class Msg, class Source>
-class ServerStreamReactor final : public grpc::ServerWriteReactor<Msg> {
+// A server stream: start(request, scope) (returning absl::StatusOr<std::unique_ptr<Source>>) runs
+// on the pool, then each next message is produced on the pool by Source::Next(msg) or
+// Next(msg, executor, stop) (returning bool or absl::StatusOr<bool>; false = done) only after the
+// previous write completed (flow control). Production stops with DEADLINE_EXCEEDED / CANCELLED
+// when the call's deadline passed or it was cancelled, and with CANCELLED on a failed write.
+template <class Req, class Msg, class Source, class StartFn>
+class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
-  explicit ServerStreamReactor(std::unique_ptr<Source> source) : source_(std::move(source)) {
-    WriteNext();
+  ServerStreamReactor(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
+                      Dispatcher::Ticket ticket, std::shared_ptr<Req> request, StartFn start)
+      : dispatcher_(dispatcher),
+        context_(context),
+        ticket_(std::move(ticket)),
+        stop_(StopTokenFor(context)) {
+    model_.Update(*request);
+    dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
+      absl::Status status = stop_.Check();
+      if (status.ok()) {
+        auto source = start(*request, CallScope{dispatcher_.executor(), stop_});
+        if (source.ok()) {
+          source_ = *std::move(source);
+        } else {
+          status = source.status();
+        }
+      }
+      if (!status.ok()) {
+        End(status);
+        return;
+      }
+      WriteNext();
+    });
   }
 
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      this->Finish(
-          grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading the stream"));
+      End(absl::CancelledError("the client stopped reading the stream"));
       return;
     }
-    WriteNext();
+    dispatcher_.Run([this] { WriteNext(); });
   }
-  void OnCancel() override { cancelled_.store(true); }
   void OnDone() override { delete this; }
 
  private:
+  // On the pool.
   void WriteNext() {
-    if (cancelled_.load()) {
-      this->Finish(
-          grpc::Status(grpc::StatusCode::CANCELLED, "cancelled by the client or the deadline"));
+    absl::Status status = stop_.Check();
+    if (status.ok()) {
+      message_.Clear();
+      absl::StatusOr<bool> more = internal::AsStatusOrBool(
+          internal::NextOf(*source_, &message_, CallScope{dispatcher_.executor(), stop_}));
+      if (!more.ok()) {
+        status = more.status();
+      } else if (!*more) {
+        End(absl::OkStatus());
+        return;
+      } else {
+        if (!annotated_) model_.Update(message_);  // e.g. the resolved model_version
+        annotated_ = true;
+        model_.CountOutput(message_);
+        status = internal::Serialize(message_, &buffer_);
+      }
+    }
+    if (!status.ok()) {
+      End(status);
       return;
     }
-    if (!source_->Next(&message_)) {
-      this->Finish(grpc::Status::OK);
-      return;
-    }
-    this->StartWrite(&message_);
+    StartWrite(&buffer_);
+  }
+  void End(const absl::Status& status) {
+    source_.reset();
+    internal::Annotate(context_, model_);
+    Finish(ToGrpcStatus(status));
   }
 
+  Dispatcher& dispatcher_;
+  grpc::CallbackServerContext* context_;
+  Dispatcher::Ticket ticket_;
+  const exec::StopToken stop_;
+  ModelAnnotation model_;
+  bool annotated_ = false;
   std::unique_ptr<Source> source_;
   Msg message_;
-  std::atomic<bool> cancelled_{false};
+  grpc::ByteBuffer buffer_;
 };
 
-// Starts a server stream: when `start` (returning absl::StatusOr<std::unique_ptr<Source>>) fails,
-// the call ends with that status and nothing is written.
-template <class Msg, class StartFn>
-grpc::ServerWriteReactor<Msg>* ServerStream(StartFn&& start) {
-  auto source = std::forward<StartFn>(start)();
-  using Source = typename std::remove_reference_t<decltype(*source)>::element_type;
-  if (!source.ok()) {
-    class Failed final : public grpc::ServerWriteReactor<Msg> {
-     public:
-      explicit Failed(const absl::Status& status) { this->Finish(ToGrpcStatus(status)); }
-      void OnDone() override { delete this; }
-    };
-    return new Failed(source.status());
+// Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends
+// the call at once.
+template <class Req, class Msg, class StartFn>
+grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
+                                                         grpc::CallbackServerContext* context,
+                                                         const grpc::ByteBuffer* request_bytes,
+                                                         StartFn start) {
+  class Failed final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
+   public:
+    explicit Failed(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  auto request = std::make_shared<Req>();
+  if (absl::Status parsed = internal::Parse(*request_bytes, request.get(), "the request");
+      !parsed.ok()) {
+    return new Failed(ToGrpcStatus(parsed));
   }
-  return new ServerStreamReactor<Msg, Source>(*std::move(source));
+  absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
+  if (!ticket.ok()) return new Failed(internal::Refuse(context, dispatcher, ticket.status()));
+  using SourcePtr =
+      typename std::invoke_result_t<StartFn, const Req&, const CallScope&>::value_type;
+  using Source = typename SourcePtr::element_type;
+  return new ServerStreamReactor<Req, Msg, Source, StartFn>(dispatcher, context, *std::move(ticket),
+                                                            std::move(request), std::move(start));
 }
 
-// A bidi stream answered message by message: each request is handled by `fn` (returning
-// absl::StatusOr<Resp>) and its response written before the next request is read, so responses come
-// in request order and a slow reader holds the server back instead of making it buffer. The first
-// error ends the call with that status.
+// A bidi stream answered message by message: each request is handled on the pool by
+// fn(request, scope) (returning absl::StatusOr<Resp>) and its response written before the next
+// request is read, so responses come in request order and a slow reader holds the server back
+// instead of making it buffer. The first error or unparseable message ends the call with that
+// status.
 template <class Req, class Resp, class Fn>
-class BidiReactor final : public grpc::ServerBidiReactor<Req, Resp> {
+class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  explicit BidiReactor(Fn fn) : fn_(std::move(fn)) { this->StartRead(&request_); }
+  BidiReactor(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
+              Dispatcher::Ticket ticket, Fn fn)
+      : dispatcher_(dispatcher),
+        context_(context),
+        ticket_(std::move(ticket)),
+        fn_(std::move(fn)),
+        stop_(StopTokenFor(context)) {
+    StartRead(&in_);
+  }
 
   void OnReadDone(bool ok) override {
-    if (!ok) {  // the client half-closed: every response has been written already
-      this->Finish(grpc::Status::OK);
+    if (!ok) {
+      if (context_->IsCancelled()) {
+        End(absl::CancelledError("cancelled by the client or the deadline"));
+      } else {
+        End(absl::OkStatus());  // the client half-closed: every response was written already
+      }
       return;
     }
-    absl::StatusOr<Resp> response = fn_(request_);
-    if (!response.ok()) {
-      this->Finish(ToGrpcStatus(response.status()));
+    ++index_;
+    absl::Status parsed =
+        internal::Parse(in_, &request_, absl::StrCat("message ", index_, " of the stream"));
+    if (!parsed.ok()) {
+      End(parsed);
       return;
     }
-    response_ = *std::move(response);
-    this->StartWrite(&response_);
+    if (index_ == 1) model_.Update(request_);
+    dispatcher_.Run([this] {
+      absl::Status status = stop_.Check();
+      if (status.ok()) {
+        absl::StatusOr<Resp> response = fn_(request_, CallScope{dispatcher_.executor(), stop_});
+        if (response.ok()) {
+          if (index_ == 1) model_.Update(*response);
+          model_.CountOutput(*response);
+        }
+        status = response.ok() ? internal::Serialize(*response, &out_) : response.status();
+      }
+      if (!status.ok()) {
+        End(status);
+        return;
+      }
+      StartWrite(&out_);
+    });
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      this->Finish(
-          grpc::Status(grpc::StatusCode::CANCELLED, "the client stopped reading the stream"));
+      End(absl::CancelledError("the client stopped reading the stream"));
       return;
     }
-    this->StartRead(&request_);
+    StartRead(&in_);
   }
   void OnDone() override { delete this; }
 
  private:
+  void End(const absl::Status& status) {
+    internal::Annotate(context_, model_);
+    Finish(ToGrpcStatus(status));
+  }
+
+  Dispatcher& dispatcher_;
+  grpc::CallbackServerContext* context_;
+  Dispatcher::Ticket ticket_;
   Fn fn_;
+  const exec::StopToken stop_;
+  ModelAnnotation model_;
+  grpc::ByteBuffer in_;
+  grpc::ByteBuffer out_;
   Req request_;
-  Resp response_;
+  int64_t index_ = 0;
 };
 
 template <class Req, class Resp, class Fn>
-grpc::ServerBidiReactor<Req, Resp>* Bidi(Fn fn) {
-  return new BidiReactor<Req, Resp, Fn>(std::move(fn));
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Bidi(
+    Dispatcher& dispatcher, grpc::CallbackServerContext* context, Fn fn) {
+  class Refused final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+   public:
+    explicit Refused(const grpc::Status& status) { Finish(status); }
+    void OnDone() override { delete this; }
+  };
+  absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
+  if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));
+  return new BidiReactor<Req, Resp, Fn>(dispatcher, context, *std::move(ticket), std::move(fn));
 }
 
 }  // namespace maas::adapter

@@ -1,6 +1,10 @@
 #include "common/registry/model_repository.h"
 
+#include <climits>
+
+#include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/util/time_util.h"
+#include "google/protobuf/wire_format_lite.h"
 
 namespace maas::registry {
 
@@ -22,6 +26,34 @@ absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string
         absl::StrCat("description has ", description.size(), " bytes; at most 4096 are stored"));
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<common::v1::ModelInfo> ParseStoredInfo(const std::string& bytes) {
+  using google::protobuf::internal::WireFormatLite;
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  in.SetTotalBytesLimit(INT_MAX);
+  common::v1::ModelInfo info;
+  bool found = false;
+  for (uint32_t tag = in.ReadTag(); tag != 0; tag = in.ReadTag()) {
+    if (WireFormatLite::GetTagFieldNumber(tag) == 1 &&
+        WireFormatLite::GetTagWireType(tag) == WireFormatLite::WIRETYPE_LENGTH_DELIMITED) {
+      uint32_t length = 0;
+      std::string field;
+      if (!in.ReadVarint32(&length) || !in.ReadString(&field, static_cast<int>(length)) ||
+          !info.MergeFromString(field)) {
+        return absl::DataLossError("stored model: its ModelInfo (field 1) cannot be parsed");
+      }
+      found = true;
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return absl::DataLossError("stored model: not a valid protobuf message");
+    }
+  }
+  if (!in.ConsumedEntireMessage() || !found) {
+    return absl::DataLossError("stored model: no ModelInfo (field 1) in the stored message");
+  }
+  info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  return info;
 }
 
 void FillModelInfo(std::string_view name, int64_t version, common::v1::ModelType type,

@@ -12,14 +12,19 @@
 
 #include <algorithm>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/exec/stop_token.h"
 #include "common/status/status_macros.h"
 #include "common/store/model_cache.h"
 #include "common/store/model_store.h"
@@ -37,6 +42,11 @@ inline absl::Status ValidateModelName(std::string_view name) {
 absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string>& labels,
                             std::string_view description);
 
+// The ModelInfo of a stored model message whose field 1 is its ModelInfo (StoredGenerativeModel,
+// StoredDiscriminativeModel), read without parsing the rest (the parameters); size_bytes is set
+// to the stored size. DATA_LOSS when the bytes are not such a message.
+absl::StatusOr<common::v1::ModelInfo> ParseStoredInfo(const std::string& bytes);
+
 // Fills the identity fields of a new version's ModelInfo.
 void FillModelInfo(std::string_view name, int64_t version, common::v1::ModelType type,
                    std::string_view family,
@@ -52,8 +62,12 @@ class ModelRepository {
 
   // `store` is not owned and must outlive the repository. poll_interval > 0 starts a background
   // poller so replicas sharing a volume see each other's versions; 0 = no polling (tests).
-  ModelRepository(store::ModelStore* store, Parser parse, absl::Duration poll_interval)
+  // cache_bytes > 0: loaded versions are evicted least-recently-used beyond that many stored bytes
+  // (the servers' --model_cache_bytes); 0 = no budget.
+  ModelRepository(store::ModelStore* store, Parser parse, absl::Duration poll_interval,
+                  int64_t cache_bytes = 0)
       : store_(store), cache_(store, std::move(parse)) {
+    cache_.SetByteBudget(cache_bytes);
     if (poll_interval > absl::ZeroDuration()) cache_.StartPolling(poll_interval);
   }
 
@@ -73,12 +87,21 @@ class ModelRepository {
   }
 
   // Writes the next version of `name` with the bytes make_bytes(version) produces, then returns it
-  // loaded.
+  // loaded. `stop` is checked once the bytes are ready, right before they are written: a call whose
+  // deadline passed or that was cancelled commits nothing (a client retrying on DEADLINE_EXCEEDED
+  // must not find a duplicate version) and gets the StopToken's status.
   absl::StatusOr<std::shared_ptr<const Loaded>> Put(
       std::string_view name,
-      const std::function<absl::StatusOr<std::string>(int64_t version)>& make_bytes) {
+      const std::function<absl::StatusOr<std::string>(int64_t version)>& make_bytes,
+      const exec::StopToken& stop = exec::StopToken()) {
     MAAS_RETURN_IF_ERROR(ValidateModelName(name));
-    MAAS_ASSIGN_OR_RETURN(int64_t version, cache_.Put(name, make_bytes));
+    MAAS_RETURN_IF_ERROR(stop.Check());
+    MAAS_ASSIGN_OR_RETURN(int64_t version,
+                          cache_.Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
+                            MAAS_ASSIGN_OR_RETURN(std::string bytes, make_bytes(version));
+                            MAAS_RETURN_IF_ERROR(stop.Check());
+                            return bytes;
+                          }));
     return cache_.Get(name, version);
   }
 
@@ -95,13 +118,15 @@ class ModelRepository {
       std::vector<int64_t> wanted =
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
       for (int64_t version : wanted) {
-        absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
-        // A version that cannot be loaded (deleted meanwhile, corrupt, or not this service's) is
+        // Metadata only: listing never loads (parses and builds) a model.
+        absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
+        // A version that cannot be read (deleted meanwhile, corrupt, or not this service's) is
         // left out so one bad file never hides every other model; GetModel on it answers the
         // reason.
-        if (!loaded.ok()) continue;
-        *response.add_models() = (*loaded)->info();
+        if (!info.ok()) continue;
+        *response.add_models() = *std::move(info);
       }
+      ForgetInfosExcept(name, *versions);
     }
     return response;
   }
@@ -113,16 +138,53 @@ class ModelRepository {
       return absl::InvalidArgumentError(absl::StrCat(
           "version is ", request.version(), "; use a version >= 1, or 0 to delete every version"));
     }
-    MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> deleted,
-                          cache_.Delete(request.name(), request.version()));
+    absl::StatusOr<std::vector<int64_t>> deleted_or =
+        cache_.Delete(request.name(), request.version());
+    ForgetInfosExcept(request.name(), {});  // even on error: part of a delete-all may have happened
+    MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> deleted, std::move(deleted_or));
     common::v1::DeleteModelResponse response;
     for (int64_t v : deleted) response.add_deleted_versions(v);
     return response;
   }
 
+  // The model cache (for its memory figures and tests).
+  const store::ModelCache<Loaded>& cache() const { return cache_; }
+
  private:
+  // The ModelInfo of a version: from the loaded model when the cache holds it, else read from the
+  // store's bytes (field 1 only) and remembered.
+  absl::StatusOr<common::v1::ModelInfo> Info(const std::string& name, int64_t version) {
+    {
+      absl::MutexLock lock(&infos_mu_);
+      auto it = infos_.find({name, version});
+      if (it != infos_.end()) return it->second;
+    }
+    MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
+    MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+    if (info.name() != name || info.version() != version) {
+      return absl::DataLossError("stored ModelInfo does not match its place in the store");
+    }
+    absl::MutexLock lock(&infos_mu_);
+    infos_[{name, version}] = info;
+    return info;
+  }
+  // Drops remembered infos of `name` whose version is not in `versions` (ascending).
+  void ForgetInfosExcept(const std::string& name, const std::vector<int64_t>& versions) {
+    absl::MutexLock lock(&infos_mu_);
+    for (auto it = infos_.lower_bound({name, 0}); it != infos_.end() && it->first.first == name;) {
+      if (std::binary_search(versions.begin(), versions.end(), it->first.second)) {
+        ++it;
+      } else {
+        it = infos_.erase(it);
+      }
+    }
+  }
+
   store::ModelStore* store_;
   store::ModelCache<Loaded> cache_;
+  absl::Mutex infos_mu_;
+  std::map<std::pair<std::string, int64_t>, common::v1::ModelInfo> infos_
+      ABSL_GUARDED_BY(infos_mu_);
 };
 
 }  // namespace maas::registry

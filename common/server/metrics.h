@@ -7,6 +7,9 @@
 //   maas_rpc_requests_total{method, code}   counter: finished calls
 //   maas_rpc_duration_seconds{method}       histogram: call latency, from the first byte to the
 //   status maas_rpc_in_flight                      gauge: calls started and not finished
+//   maas_model_requests_total{model, code}  counter: finished calls that named a model
+//   maas_model_documents_total{model}       counter: texts classified
+//   maas_model_samples_total{model}         counter: samples produced
 // Thread-safe.
 #ifndef MAAS_COMMON_SERVER_METRICS_H_
 #define MAAS_COMMON_SERVER_METRICS_H_
@@ -14,10 +17,12 @@
 #include <grpcpp/support/status.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace prometheus {
@@ -41,7 +46,15 @@ class ServerMetrics {
   prometheus::Registry& registry();
 
   void CallStarted();
-  void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration);
+  // `method` is a label only when it names a method this binary knows (its protos, health,
+  // reflection); any other client-supplied path counts as "unknown", so label sets stay bounded.
+  // `model` (may be empty) counts in maas_model_requests_total; beyond kMaxModelLabels distinct
+  // names, further models count as "other".
+  // `documents` / `samples`: texts classified and samples produced by the call (per model).
+  void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration,
+                    std::string_view model = {}, int64_t documents = 0, int64_t samples = 0);
+
+  static constexpr size_t kMaxModelLabels = 200;
 
  private:
   struct Families;
@@ -50,6 +63,8 @@ class ServerMetrics {
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
+  absl::Mutex models_mu_;
+  std::set<std::string, std::less<>> models_ ABSL_GUARDED_BY(models_mu_);
   int port_ = 0;
 };
 

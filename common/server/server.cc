@@ -10,7 +10,10 @@
 #include <grpcpp/support/interceptor.h>
 #include <pthread.h>
 #include <signal.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -18,10 +21,14 @@
 #include <sstream>
 #include <utility>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "common/server/tls_check.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
 
@@ -68,6 +75,9 @@ struct LogSink {
   std::ostream* out = nullptr;
   ServerMetrics* metrics = nullptr;
   absl::Mutex mu;
+  // Generated request ids: "<prefix>-<counter>", the prefix unique per process start.
+  std::string id_prefix;
+  std::atomic<uint64_t> next_id{1};
 
   void Write(const std::string& line) {
     absl::MutexLock lock(&mu);
@@ -90,20 +100,73 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
     const absl::Time end = sent_status_ ? end_ : absl::Now();
     const grpc::StatusCode code = sent_status_ ? code_ : grpc::StatusCode::CANCELLED;
     if (sink_->out != nullptr) {
-      sink_->Write(FormatCallLogLine(end, sink_->server, method_, StatusCodeName(code),
-                                     end - start_, peer_));
+      CallLogEntry entry;
+      entry.ts = end;
+      entry.server = sink_->server;
+      entry.method = method_;
+      entry.code = StatusCodeName(code);
+      entry.duration = end - start_;
+      entry.peer = peer_;
+      entry.message = message_;
+      entry.model = model_;
+      entry.model_version = model_version_;
+      entry.request_id = request_id_;
+      sink_->Write(FormatCallLogLine(entry));
     }
-    if (sink_->metrics != nullptr) sink_->metrics->CallFinished(method_, code, end - start_);
+    if (sink_->metrics != nullptr) {
+      sink_->metrics->CallFinished(method_, code, end - start_, model_, documents_, samples_);
+    }
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     using grpc::experimental::InterceptionHookPoints;
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
       CapturePeer();
+      if (auto* metadata = methods->GetRecvInitialMetadata()) {
+        auto it = metadata->find(kRequestIdKey);
+        if (it != metadata->end()) {
+          // The client's id, bounded and printable (it goes into every log line).
+          for (char c :
+               std::string_view(it->second.data(), std::min<size_t>(it->second.size(), 128))) {
+            if (c > 0x20 && c < 0x7f) request_id_.push_back(c);
+          }
+        }
+      }
+      if (request_id_.empty()) {
+        request_id_ = absl::StrCat(sink_->id_prefix, "-", sink_->next_id.fetch_add(1));
+        generated_id_ = true;
+        // The handler sees it as if the client had sent it, so a proxy (the gateway) forwards it
+        // and the backend logs the same id instead of making its own. request_id_ is not changed
+        // again, and this interceptor lives as long as the call.
+        if (auto* metadata = methods->GetRecvInitialMetadata()) {
+          metadata->emplace(grpc::string_ref(kRequestIdKey),
+                            grpc::string_ref(request_id_.data(), request_id_.size()));
+        }
+      }
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      // Return the id the log line carries, so a client can quote it.
+      if (generated_id_) methods->GetSendInitialMetadata()->emplace(kRequestIdKey, request_id_);
     }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       CapturePeer();
-      code_ = methods->GetSendStatus().error_code();
+      const grpc::Status status = methods->GetSendStatus();
+      code_ = status.error_code();
+      message_ = status.error_message().substr(0, 512);
+      if (auto* trailers = methods->GetSendTrailingMetadata()) {
+        auto name = trailers->find("maas-model-name");
+        if (name != trailers->end()) model_ = name->second.substr(0, 128);
+        for (auto [key, out] : {std::pair<const char*, int64_t*>{"maas-documents", &documents_},
+                                {"maas-samples", &samples_}}) {
+          auto found = trailers->find(key);
+          if (found != trailers->end() && !absl::SimpleAtoi(found->second, out)) *out = 0;
+        }
+        auto version = trailers->find("maas-model-version");
+        if (version != trailers->end()) {
+          int64_t v = 0;
+          if (absl::SimpleAtoi(version->second, &v)) model_version_ = v;
+        }
+      }
       sent_status_ = true;
       end_ = absl::Now();
     }
@@ -121,6 +184,13 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
   grpc::experimental::ServerRpcInfo* info_;
   std::string method_;
   std::string peer_;
+  std::string request_id_;
+  bool generated_id_ = false;
+  std::string message_;
+  std::string model_;
+  int64_t model_version_ = 0;
+  int64_t documents_ = 0;
+  int64_t samples_ = 0;
   absl::Time start_;
   absl::Time end_;
   bool sent_status_ = false;
@@ -139,9 +209,47 @@ class CallLogInterceptorFactory : public grpc::experimental::ServerInterceptorFa
   std::shared_ptr<LogSink> sink_;
 };
 
+// Length of the valid UTF-8 sequence starting at s[i], or 0 when it is not one.
+size_t Utf8SequenceLength(std::string_view s, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
+  const unsigned char c = byte(i);
+  size_t n = 0;
+  uint32_t cp = 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2, cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3, cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4, cp = c & 0x07;
+  } else {
+    return 0;
+  }
+  if (i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((byte(i + k) & 0xc0) != 0x80) return 0;
+    cp = (cp << 6) | (byte(i + k) & 0x3f);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
+      (cp >= 0xd800 && cp <= 0xdfff)) {
+    return 0;
+  }
+  return n;
+}
+
 void AppendJsonString(std::string* out, std::string_view s) {
   out->push_back('"');
-  for (const char c : s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (static_cast<unsigned char>(c) >= 0x80) {  // copy valid UTF-8, replace the rest
+      const size_t n = Utf8SequenceLength(s, i);
+      if (n == 0) {
+        out->append("\\ufffd");
+      } else {
+        out->append(s.substr(i, n));
+        i += n - 1;
+      }
+      continue;
+    }
     switch (c) {
       case '"':
         out->append("\\\"");
@@ -168,6 +276,42 @@ void AppendJsonString(std::string* out, std::string_view s) {
   }
   out->push_back('"');
 }
+
+// Answers methods no registered service has: UNIMPLEMENTED naming the method and what this server
+// serves (instead of gRPC's empty UNIMPLEMENTED), e.g. a discriminative call sent to the
+// generative service.
+class UnknownMethodService final : public grpc::CallbackGenericService {
+ public:
+  UnknownMethodService(std::string server, std::shared_ptr<std::vector<std::string>> services)
+      : server_(std::move(server)), services_(std::move(services)) {}
+
+  grpc::ServerGenericBidiReactor* CreateReactor(
+      grpc::GenericCallbackServerContext* context) override {
+    class Reactor final : public grpc::ServerGenericBidiReactor {
+     public:
+      explicit Reactor(const grpc::Status& status) { Finish(status); }
+      void OnDone() override { delete this; }
+    };
+    std::vector<std::string> maas;
+    for (const std::string& name : *services_) {
+      if (absl::StartsWith(name, "maas.")) maas.push_back(name);
+    }
+    std::string method = context->method().substr(0, 200);
+    for (char& c : method) {
+      if (c < 0x20 || c > 0x7e) c = '?';
+    }
+    return new Reactor(grpc::Status(
+        grpc::StatusCode::UNIMPLEMENTED,
+        absl::StrCat("method ", method, " is not served by ", server_, ", which serves ",
+                     maas.empty() ? std::string("no maas service") : absl::StrJoin(maas, ", "),
+                     " (and grpc.health.v1.Health); send it to the server that serves its "
+                     "service, or to the gateway, which routes every maas service")));
+  }
+
+ private:
+  std::string server_;
+  std::shared_ptr<std::vector<std::string>> services_;
+};
 
 }  // namespace
 
@@ -216,6 +360,21 @@ std::string_view StatusCodeName(grpc::StatusCode code) {
 std::string FormatCallLogLine(absl::Time ts, std::string_view server, std::string_view method,
                               std::string_view code, absl::Duration duration,
                               std::string_view peer) {
+  CallLogEntry entry;
+  entry.ts = ts;
+  entry.server = server;
+  entry.method = method;
+  entry.code = code;
+  entry.duration = duration;
+  entry.peer = peer;
+  return FormatCallLogLine(entry);
+}
+
+std::string FormatCallLogLine(const CallLogEntry& entry) {
+  const absl::Time ts = entry.ts;
+  const std::string_view server = entry.server, method = entry.method, code = entry.code,
+                         peer = entry.peer;
+  const absl::Duration duration = entry.duration;
   std::string line = "{\"ts\":";
   AppendJsonString(&line, absl::FormatTime(absl::RFC3339_full, ts, absl::UTCTimeZone()));
   line.append(",\"server\":");
@@ -227,6 +386,19 @@ std::string FormatCallLogLine(absl::Time ts, std::string_view server, std::strin
   absl::StrAppendFormat(&line, ",\"duration_ms\":%.3f", absl::ToDoubleMilliseconds(duration));
   line.append(",\"peer\":");
   AppendJsonString(&line, peer);
+  if (!entry.message.empty()) {
+    line.append(",\"message\":");
+    AppendJsonString(&line, entry.message);
+  }
+  if (!entry.model.empty()) {
+    line.append(",\"model\":");
+    AppendJsonString(&line, entry.model);
+  }
+  if (entry.model_version > 0) absl::StrAppend(&line, ",\"model_version\":", entry.model_version);
+  if (!entry.request_id.empty()) {
+    line.append(",\"request_id\":");
+    AppendJsonString(&line, entry.request_id);
+  }
   line.push_back('}');
   return line;
 }
@@ -277,6 +449,23 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   auto credentials = tls::ServerCredentialsFromFiles(options.tls_cert_file, options.tls_key_file,
                                                      options.tls_client_ca_file);
   if (!credentials.ok()) return credentials.status();
+  if (!options.tls_cert_file.empty()) {
+    // gRPC would only fail to bind the port (reading like "port in use"): say what is wrong.
+    auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
+      std::ifstream in(path, std::ios::binary);
+      if (!in) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
+      }
+      std::ostringstream content;
+      content << in.rdbuf();
+      return content.str();
+    };
+    MAAS_ASSIGN_OR_RETURN(std::string cert, read(options.tls_cert_file));
+    MAAS_ASSIGN_OR_RETURN(std::string key, read(options.tls_key_file));
+    MAAS_RETURN_IF_ERROR(
+        CheckCertificateKeyPair(cert, key, options.tls_cert_file, options.tls_key_file));
+  }
 
   // Both are process-wide switches of gRPC (idempotent); every maas server wants them.
   grpc::EnableDefaultHealthCheckService(true);
@@ -303,7 +492,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     if (service == nullptr) return absl::InvalidArgumentError("a registered service is null");
     builder.RegisterService(service);
   }
-  if (generic != nullptr) builder.RegisterCallbackGenericService(generic);
+  if (generic != nullptr) {
+    builder.RegisterCallbackGenericService(generic);
+  } else {
+    server->unknown_methods_ = std::make_unique<UnknownMethodService>(options.name, names);
+    builder.RegisterCallbackGenericService(server->unknown_methods_.get());
+  }
   if (options.metrics_port >= 0) {
     MAAS_ASSIGN_OR_RETURN(server->metrics_,
                           ServerMetrics::Start(options.host, options.metrics_port, options.name));
@@ -311,6 +505,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (options.log_stream != nullptr || server->metrics_ != nullptr) {
     auto sink = std::make_shared<LogSink>();
     sink->server = options.name;
+    // Unique per process start without global randomness: start time and process id.
+    sink->id_prefix = absl::StrFormat("%x%x", absl::ToUnixNanos(absl::Now()), getpid());
     sink->out = options.log_stream;
     sink->metrics = server->metrics_.get();
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;

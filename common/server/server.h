@@ -126,6 +126,8 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<ServerMetrics> metrics_;  // outlives server_ (declared first, destroyed last)
+  // Answers unknown methods when no generic service was given; outlives server_.
+  std::unique_ptr<grpc::CallbackGenericService> unknown_methods_;
   std::unique_ptr<grpc::Server> server_;
   std::vector<std::string> service_names_;
   int port_ = 0;
@@ -150,11 +152,36 @@ int WaitForTerminationSignal();
 int ServeUntilTerminated(Server& server, std::string_view what,
                          const std::function<void()>& before_shutdown = {});
 
+// One finished call, as logged.
+struct CallLogEntry {
+  absl::Time ts;
+  std::string_view server;
+  std::string_view method;
+  std::string_view code;
+  absl::Duration duration;
+  std::string_view peer;
+  // The status message (never a payload); at most 512 bytes are logged. Empty: left out.
+  std::string_view message;
+  // The model the call used (the maas-model-name / maas-model-version trailers the adapters send).
+  // Empty / 0: left out.
+  std::string_view model;
+  int64_t model_version = 0;
+  // The x-request-id of the call (the client's, or the one the server generated and returned in
+  // the initial metadata). Empty: left out.
+  std::string_view request_id;
+};
+
 // The per-call JSON log line: {"ts":"<RFC3339>","server":"<name>","method":"/pkg.Service/Method",
-// "code":"OK","duration_ms":1.234,"peer":"ipv4:127.0.0.1:5555"}. Exposed for tests.
+// "code":"OK","duration_ms":1.234,"peer":"ipv4:127.0.0.1:5555","message":"...","model":"m",
+// "model_version":3,"request_id":"..."} (the last four only when known). Strings are escaped and
+// invalid UTF-8 replaced, so every line is valid JSON. Exposed for tests.
+std::string FormatCallLogLine(const CallLogEntry& entry);
 std::string FormatCallLogLine(absl::Time ts, std::string_view server, std::string_view method,
                               std::string_view code, absl::Duration duration,
                               std::string_view peer);
+
+// Metadata key of the request id (read from the client; generated and returned when absent).
+inline constexpr char kRequestIdKey[] = "x-request-id";
 
 // The canonical name of a gRPC status code ("OK", "INVALID_ARGUMENT", ...).
 std::string_view StatusCodeName(grpc::StatusCode code);

@@ -22,8 +22,13 @@
 // - Models are handed out as shared_ptr<const T>: deleting or replacing a version never affects a
 // call that
 //   already holds it.
-// Memory: the latest version of every name asked for with version 0 stays loaded, plus every
-// explicitly requested version until it is deleted from the store or the name is invalidated.
+// Memory: with a byte budget (SetByteBudget, the servers' --model_cache_bytes) the cache evicts
+// least-recently-used versions while the stored bytes of the loaded versions exceed it; a version a
+// call still holds is never evicted (dropping it would free nothing) and is counted until released.
+// An evicted version is loaded again by the next Get that needs it. Without a budget (0) the latest
+// version of every name asked for with version 0 stays loaded, plus every explicitly requested
+// version until it is deleted from the store or the name is invalidated.
+// Concurrent first loads of one version load it once (the other callers wait for that load).
 // Thread-safe. The store must outlive the cache.
 #ifndef MAAS_COMMON_STORE_MODEL_CACHE_H_
 #define MAAS_COMMON_STORE_MODEL_CACHE_H_
@@ -44,6 +49,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/status/status_macros.h"
@@ -93,11 +99,26 @@ class ModelCache {
 
   ModelStore* store() const { return store_; }
 
+  // Evicts least-recently-used versions while the loaded versions' stored bytes exceed `bytes`
+  // (0 = no budget). Takes effect at once.
+  void SetByteBudget(int64_t bytes);
+  // Stored bytes of the versions held now.
+  int64_t loaded_bytes() const;
+  // Versions held now.
+  int64_t loaded_versions() const;
+
  private:
   struct Entry {
     ModelPtr model;
     bool pinned = false;      // asked for explicitly (version > 0): kept while it exists
     uint64_t loaded_seq = 0;  // scan sequence number at which it was known to exist
+    int64_t bytes = 0;        // stored size, for the byte budget
+    uint64_t last_used = 0;   // use tick, for LRU eviction
+  };
+  // One in-progress first load of a version; later callers wait for it.
+  struct Flight {
+    absl::Notification done;
+    absl::StatusOr<ModelPtr> result;
   };
   struct NameState {
     std::vector<int64_t> versions;  // the store's complete versions at applied_seq, ascending
@@ -108,15 +129,22 @@ class ModelCache {
     std::map<int64_t, Entry> loaded;
   };
 
-  absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version);
+  // Loads `version` of `name`; the stored size goes to *bytes.
+  absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version, int64_t* bytes);
+  // Drops LRU unheld versions until the budget holds.
+  void Evict() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Removes an entry, keeping the byte count.
+  typename std::map<int64_t, Entry>::iterator Erase(NameState& state,
+                                                    typename std::map<int64_t, Entry>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Answers from memory if allowed (polling, name fresh, model loaded); null otherwise.
   ModelPtr Lookup(const std::string& name, int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a store listing taken at `seq` (empty = the model has no versions).
   void ApplyListing(NameState& state, const std::vector<int64_t>& versions, uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds a loaded model (found in a listing taken at `seq`) and returns the cached copy.
-  ModelPtr Insert(NameState& state, int64_t version, ModelPtr model, bool pinned, uint64_t seq)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ModelPtr Insert(NameState& state, int64_t version, ModelPtr model, bool pinned, uint64_t seq,
+                  int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Points `latest` at the listing's newest version if loaded; drops a superseded unpinned latest.
   void UpdateLatest(NameState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
@@ -130,6 +158,10 @@ class ModelCache {
   mutable absl::Mutex mu_;
   std::map<std::string, NameState, std::less<>> names_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t tick_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t budget_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t loaded_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::pair<std::string, int64_t>, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   bool polling_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status last_refresh_status_ ABSL_GUARDED_BY(mu_);
 
@@ -167,18 +199,23 @@ typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, 
     if (state.latest == 0 || state.versions.empty() || state.latest != state.versions.back()) {
       return nullptr;
     }
-    return state.loaded.at(state.latest).model;
+    Entry& latest = state.loaded.at(state.latest);
+    latest.last_used = ++tick_;
+    return latest.model;
   }
   auto entry = state.loaded.find(version);
   if (entry == state.loaded.end()) return nullptr;
   entry->second.pinned = true;
+  entry->second.last_used = ++tick_;
   return entry->second.model;
 }
 
 template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string_view name,
-                                                                     int64_t version) {
+                                                                     int64_t version,
+                                                                     int64_t* size) {
   MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
+  *size = static_cast<int64_t>(bytes.size());
   absl::StatusOr<ModelPtr> model = loader_(bytes);
   if (!model.ok()) {
     return absl::Status(model.status().code(),
@@ -226,36 +263,127 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     }
   }
   absl::Status load_status;
+  int64_t size = 0;
+  std::shared_ptr<Flight> flight;  // set when this call loads the version for everyone
   if (load && model == nullptr) {
-    absl::StatusOr<ModelPtr> loaded = Load(name, target);
+    std::shared_ptr<Flight> joined;
+    {
+      absl::MutexLock lock(&mu_);
+      std::shared_ptr<Flight>& slot = flights_[{name, target}];
+      if (slot == nullptr) {
+        slot = std::make_shared<Flight>();
+        flight = slot;
+      } else {
+        joined = slot;
+      }
+    }
+    absl::StatusOr<ModelPtr> loaded;
+    if (flight != nullptr) {
+      loaded = Load(name, target, &size);
+    } else {
+      joined->done.WaitForNotification();
+      loaded = joined->result;
+      size = -1;  // already inserted (or failed) by the loading call
+    }
     if (loaded.ok()) {
       model = *std::move(loaded);
     } else {
       load_status = loaded.status();
     }
   }
-  absl::MutexLock lock(&mu_);
-  NameState& state = names_[name];
-  if (model != nullptr) {
-    model = Insert(state, target, model, /*pinned=*/version > 0, seq);
-    if (version == 0) state.wants_latest = true;
+  {
+    absl::MutexLock lock(&mu_);
+    NameState& state = names_[name];
+    if (model != nullptr) {
+      model = Insert(state, target, model, /*pinned=*/version > 0, seq, size);
+      if (version == 0) state.wants_latest = true;
+    }
+    ApplyListing(state, versions, seq);
+    if (state.versions.empty() && state.loaded.empty()) names_.erase(name);
+    if (flight != nullptr) flights_.erase({name, target});
+    Evict();
   }
-  ApplyListing(state, versions, seq);
-  if (state.versions.empty() && state.loaded.empty()) names_.erase(name);
+  if (flight != nullptr) {
+    if (load_status.ok()) {
+      flight->result = model;
+    } else {
+      flight->result = load_status;
+    }
+    flight->done.Notify();
+  }
   if (!load_status.ok()) return load_status;
   return model;
 }
 
 template <class T>
+typename std::map<int64_t, typename ModelCache<T>::Entry>::iterator ModelCache<T>::Erase(
+    NameState& state, typename std::map<int64_t, Entry>::iterator it) {
+  loaded_bytes_ -= it->second.bytes;
+  if (state.latest == it->first) state.latest = 0;
+  return state.loaded.erase(it);
+}
+
+template <class T>
+void ModelCache<T>::Evict() {
+  if (budget_bytes_ <= 0) return;
+  while (loaded_bytes_ > budget_bytes_) {
+    NameState* victim_state = nullptr;
+    typename std::map<int64_t, Entry>::iterator victim;
+    for (auto& [name, state] : names_) {
+      for (auto it = state.loaded.begin(); it != state.loaded.end(); ++it) {
+        if (it->second.model.use_count() > 1) continue;  // a call holds it: evicting frees nothing
+        if (victim_state == nullptr || it->second.last_used < victim->second.last_used) {
+          victim_state = &state;
+          victim = it;
+        }
+      }
+    }
+    if (victim_state == nullptr) return;  // everything left is in use
+    // The poller stops reloading an evicted latest; the next Get(name, 0) loads it again.
+    if (victim_state->latest == victim->first) victim_state->wants_latest = false;
+    Erase(*victim_state, victim);
+  }
+}
+
+template <class T>
+void ModelCache<T>::SetByteBudget(int64_t bytes) {
+  absl::MutexLock lock(&mu_);
+  budget_bytes_ = bytes;
+  Evict();
+}
+
+template <class T>
+int64_t ModelCache<T>::loaded_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return loaded_bytes_;
+}
+
+template <class T>
+int64_t ModelCache<T>::loaded_versions() const {
+  absl::MutexLock lock(&mu_);
+  int64_t n = 0;
+  for (const auto& [name, state] : names_) n += static_cast<int64_t>(state.loaded.size());
+  return n;
+}
+
+template <class T>
 typename ModelCache<T>::ModelPtr ModelCache<T>::Insert(NameState& state, int64_t version,
-                                                       ModelPtr model, bool pinned, uint64_t seq) {
+                                                       ModelPtr model, bool pinned, uint64_t seq,
+                                                       int64_t bytes) {
   // A newer listing already said this version is gone: hand the model out, but do not cache it.
   if (seq < state.applied_seq &&
       !std::binary_search(state.versions.begin(), state.versions.end(), version)) {
     return model;
   }
   auto [it, inserted] = state.loaded.try_emplace(version);
-  if (inserted) it->second.model = std::move(model);
+  if (inserted) {
+    it->second.model = std::move(model);
+    // A joined load (bytes < 0) whose entry was evicted meanwhile: the size is unknown here; count
+    // the model as small rather than read the store again.
+    it->second.bytes = std::max<int64_t>(bytes, 0);
+    loaded_bytes_ += it->second.bytes;
+  }
+  it->second.last_used = ++tick_;
   it->second.pinned = it->second.pinned || pinned;
   it->second.loaded_seq = std::max(it->second.loaded_seq, seq);
   return it->second.model;
@@ -270,7 +398,7 @@ void ModelCache<T>::ApplyListing(NameState& state, const std::vector<int64_t>& v
     for (auto it = state.loaded.begin(); it != state.loaded.end();) {
       const bool listed = std::binary_search(versions.begin(), versions.end(), it->first);
       if (!listed && it->second.loaded_seq < seq) {
-        it = state.loaded.erase(it);
+        it = Erase(state, it);
       } else {
         ++it;
       }
@@ -289,7 +417,10 @@ void ModelCache<T>::UpdateLatest(NameState& state) {
   }
   if (latest != state.latest && state.latest != 0) {
     auto old = state.loaded.find(state.latest);
-    if (old != state.loaded.end() && !old->second.pinned) state.loaded.erase(old);
+    if (old != state.loaded.end() && !old->second.pinned) {
+      loaded_bytes_ -= old->second.bytes;
+      state.loaded.erase(old);
+    }
   }
   state.latest = latest;
 }

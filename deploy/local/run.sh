@@ -2,7 +2,8 @@
 # Runs the whole maas stack on this machine: generative, discriminative and gateway on localhost, with
 # ./var/models as the model store (generative/ and discriminative/ below it, one per service); creates the demo models on first start; Ctrl-C stops all three cleanly.
 #   deploy/local/run.sh [--build_dir build] [--model_dir var/models] [--log_dir var/log]
-# Ports: MAAS_GATEWAY_PORT (50051), MAAS_GENERATIVE_PORT (50052), MAAS_DISCRIMINATIVE_PORT (50053).
+# Ports: MAAS_GATEWAY_PORT (50051), MAAS_GENERATIVE_PORT (50052), MAAS_DISCRIMINATIVE_PORT (50053); 0 = a free
+# port chosen by the server (printed in the SERVING line).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build_dir=$root/build
@@ -35,26 +36,53 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap 'stop' EXIT
 
-"$bin/maas-generative" --port "$gen_port" --model_dir "$model_dir/generative" 2>>"$log_dir/generative.log" &
-pids+=($!)
-"$bin/maas-discriminative" --port "$disc_port" --model_dir "$model_dir/discriminative" 2>>"$log_dir/discriminative.log" &
-pids+=($!)
-"$bin/maas-gateway" --port "$gw_port" --generative_target "ipv4:127.0.0.1:$gen_port" \
-  --discriminative_target "ipv4:127.0.0.1:$disc_port" 2>>"$log_dir/gateway.log" &
-pids+=($!)
+# Loopback only (the binaries' own --host default is 0.0.0.0, for containers). Each server appends its
+# JSON call log to <name>.log; its stderr (ready line, library messages) goes to <name>.stderr.
+start() {  # start NAME PORT PORT_VARIABLE ARGS...: starts a server, waits for its ready line or fails naming it
+  local name=$1 port=$2 variable=$3; shift 3
+  local err="$log_dir/${name#maas-}.stderr"
+  : >"$err"
+  "$bin/$name" --host 127.0.0.1 --port "$port" --log_file "$log_dir/${name#maas-}.log" "$@" 2>>"$err" &
+  local pid=$!
+  pids+=("$pid")
+  for _ in $(seq 1 300); do
+    if grep -q "serving .* on port" "$err" 2>/dev/null; then
+      started_port=$(sed -n 's/.*serving .* on port \([0-9][0-9]*\).*/\1/p' "$err" | head -n 1)
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      echo "maas: $name did not start on 127.0.0.1:$port: $(tail -n 1 "$err")" >&2
+      echo "maas: if the port is in use, pick another one: $variable=<port> make run" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  echo "maas: $name did not report ready within 30 s; see $err" >&2
+  exit 1
+}
+started_port=""
+start maas-generative "$gen_port" MAAS_GENERATIVE_PORT --model_dir "$model_dir/generative"
+gen_port=$started_port
+start maas-discriminative "$disc_port" MAAS_DISCRIMINATIVE_PORT --model_dir "$model_dir/discriminative"
+disc_port=$started_port
+start maas-gateway "$gw_port" MAAS_GATEWAY_PORT --generative_target "ipv4:127.0.0.1:$gen_port" \
+  --discriminative_target "ipv4:127.0.0.1:$disc_port"
+gw_port=$started_port
 
 PYTHONPATH=$build_dir/python "$root/.venv/bin/python" "$root/deploy/local/demo.py" \
   --targets "127.0.0.1:$gen_port" "127.0.0.1:$disc_port" "127.0.0.1:$gw_port" \
   --gateway "127.0.0.1:$gw_port" --corpus "$root/deploy/local/demo_corpus.tsv"
 
+target=""
+[ "$gw_port" = 50051 ] || target=" --target 127.0.0.1:$gw_port"
 cat <<MSG
 maas is SERVING: gateway 127.0.0.1:$gw_port (generative :$gen_port, discriminative :$disc_port)
-model store: $model_dir    logs (one JSON line per call): $log_dir/
+model store: $model_dir    logs (one JSON line per call in *.log, server messages in *.stderr): $log_dir/
 try:
-  $bin/maas models
-  $bin/maas sample --model demo-uniform --num_samples 5 --seed 7
-  $bin/maas estimate --model demo-uniform --x "0.5,0;2,0"
-  $bin/maas classify --model demo-text "the striker scored a goal" "bake the bread dough"
+  $bin/maas models$target
+  $bin/maas sample$target --model demo-uniform --num_samples 5 --seed 7
+  $bin/maas estimate$target --model demo-uniform --x "0.5,0;2,0"
+  $bin/maas classify$target --model demo-text "the striker scored a goal" "bake the bread dough"
 Ctrl-C stops all three.
 MSG
 # Wait until a server exits (then stop the others) or Ctrl-C.

@@ -1,5 +1,6 @@
 // maas-discriminative: wires flags into options and serves DiscriminativeService until
 // SIGINT/SIGTERM.
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -9,7 +10,10 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "common/adapter/auth.h"
+#include "common/adapter/dispatcher.h"
+#include "common/exec/worker_pool.h"
 #include "common/registry/model_repository.h"
+#include "common/server/flags_help.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
 #include "services/discriminative/adapter/discriminative_service.h"
@@ -34,6 +38,23 @@ ABSL_FLAG(uint64_t, max_texts_per_request, 100'000,
 ABSL_FLAG(uint64_t, max_text_bytes, 1 << 20, "Largest text, in bytes.");
 ABSL_FLAG(uint64_t, max_train_examples, 10'000'000,
           "Largest number of examples of one Train stream.");
+ABSL_FLAG(int64_t, max_train_bytes, int64_t{1} << 30,
+          "Largest total size of one Train stream's messages, in bytes (RESOURCE_EXHAUSTED above "
+          "it; 0 = no cap).");
+ABSL_FLAG(int, threads, 0,
+          "Worker threads that run every request's work (0 = one per hardware thread).");
+ABSL_FLAG(int64_t, max_concurrent_calls, 256,
+          "Calls served at once (running, queued or streaming); more are refused at once with "
+          "RESOURCE_EXHAUSTED and a retry hint (0 = no limit).");
+ABSL_FLAG(int64_t, max_queued_calls, -1,
+          "Tasks that may wait for a worker when a call arrives; beyond, new calls are refused "
+          "with RESOURCE_EXHAUSTED (-1 = as many as --max_concurrent_calls).");
+ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
+          "Budget of loaded models, in stored bytes: least-recently-used versions no call holds "
+          "are evicted beyond it and loaded again when asked for (0 = no budget).");
+ABSL_FLAG(std::string, log_file, "",
+          "File the per-call JSON log lines are appended to (only those lines; banners and library "
+          "messages go to stderr). Empty: stderr.");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -45,6 +66,7 @@ ABSL_FLAG(double, shutdown_grace_seconds, 10.0,
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "maas-discriminative: text classifiers over gRPC (maas.discriminative.v1)");
+  maas::server::HandleHelpFlag(argc, argv, __FILE__);
   absl::ParseCommandLine(argc, argv);
   maas::server::BlockTerminationSignals();
 
@@ -56,7 +78,7 @@ int main(int argc, char** argv) {
   }
   maas::registry::ModelRepository<maas::discriminative::LoadedPipeline> repository(
       store->get(), maas::discriminative::ParseStoredPipeline,
-      absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)));
+      absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)), absl::GetFlag(FLAGS_model_cache_bytes));
 
   maas::discriminative::DiscriminativeCoreOptions core_options;
   core_options.repository = &repository;
@@ -70,7 +92,18 @@ int main(int argc, char** argv) {
     std::cerr << "maas-discriminative: " << auth.status() << "\n";
     return 1;
   }
-  maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth);
+  // Every request's work runs on this pool, behind admission control; declared before the server so
+  // it outlives it (the server waits for its calls, whose work runs here).
+  maas::exec::WorkerPool pool({absl::GetFlag(FLAGS_threads)});
+  maas::adapter::DispatcherOptions dispatch;
+  dispatch.max_concurrent_calls = absl::GetFlag(FLAGS_max_concurrent_calls);
+  dispatch.max_queued =
+      absl::GetFlag(FLAGS_max_queued_calls) >= 0
+          ? absl::GetFlag(FLAGS_max_queued_calls)
+          : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
+  maas::adapter::Dispatcher dispatcher(&pool, dispatch);
+  maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth, &dispatcher,
+                                                          absl::GetFlag(FLAGS_max_train_bytes));
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-discriminative";
@@ -81,6 +114,16 @@ int main(int argc, char** argv) {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  std::ofstream log_file;
+  if (!absl::GetFlag(FLAGS_log_file).empty()) {
+    log_file.open(absl::GetFlag(FLAGS_log_file), std::ios::app);
+    if (!log_file) {
+      std::cerr << "maas-discriminative: cannot open --log_file " << absl::GetFlag(FLAGS_log_file)
+                << " for appending\n";
+      return 1;
+    }
+    server_options.log_stream = &log_file;
+  }
   server_options.shutdown_grace = absl::Seconds(absl::GetFlag(FLAGS_shutdown_grace_seconds));
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
       maas::server::Server::Start(server_options, {&service});

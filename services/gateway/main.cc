@@ -1,4 +1,5 @@
 // maas-gateway: wires flags into options and starts the gateway (proxy + maas.gateway.v1.Gateway).
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "common/server/flags_help.h"
 #include "common/server/server.h"
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
@@ -19,6 +21,9 @@
 #include "services/gateway/proxy.h"
 #include "services/gateway/router.h"
 
+ABSL_FLAG(std::string, log_file, "",
+          "File the per-call JSON log lines are appended to (only those lines; banners and library "
+          "messages go to stderr). Empty: stderr.");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int, port, 50051, "TCP port to listen on (0 = a free port).");
 ABSL_FLAG(std::string, generative_target, "ipv4:127.0.0.1:50052",
@@ -62,6 +67,7 @@ int main(int argc, char** argv) {
   maas::server::BlockTerminationSignals();
   absl::SetProgramUsageMessage(
       "maas gateway: routes maas.generative.v1 and maas.discriminative.v1");
+  maas::server::HandleHelpFlag(argc, argv, __FILE__);
   absl::ParseCommandLine(argc, argv);
   namespace gw = maas::gateway;
 
@@ -95,6 +101,16 @@ int main(int argc, char** argv) {
   server_options.port = absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  std::ofstream log_file;
+  if (!absl::GetFlag(FLAGS_log_file).empty()) {
+    log_file.open(absl::GetFlag(FLAGS_log_file), std::ios::app);
+    if (!log_file) {
+      std::cerr << "maas-gateway: cannot open --log_file " << absl::GetFlag(FLAGS_log_file)
+                << " for appending\n";
+      return 1;
+    }
+    server_options.log_stream = &log_file;
+  }
   server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
   server_options.drain_delay = absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);

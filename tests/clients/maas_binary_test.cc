@@ -1,11 +1,15 @@
 // The `maas` binary itself: exit codes, usage errors and a few commands against the fake services.
+#include <sys/stat.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
 #include <string>
 
+#include "clients/cpp/cli.h"
 #include "tests/clients/fake_services.h"
 
 namespace maas::client {
@@ -44,7 +48,7 @@ Result Run(const std::string& args) {
   return result;
 }
 
-TEST_CASE("maas usage errors exit 2 with the help text") {
+TEST_CASE("maas usage errors exit 2 with one line pointing to --help") {
   for (const std::string args :
        {"", "fly", "--nosuchflag models", "models --model=x", "sample --model m",
         "--num_samples=abc sample --model m", "estimate --model m", "--timeout=-1 models",
@@ -53,9 +57,63 @@ TEST_CASE("maas usage errors exit 2 with the help text") {
     const Result result = Run(args);
     CHECK(result.exit_code == 2);
     CHECK_THAT(result.err, Catch::StartsWith("maas: usage error: "));
-    CHECK_THAT(result.err, Catch::Contains("usage: maas"));
+    CHECK_THAT(result.err, Catch::Contains("--help')\n"));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
     CHECK(result.out.empty());
   }
+}
+
+TEST_CASE("maas COMMAND --help shows that command, --version the CLI's version") {
+  Result result = Run("sample --help");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("sample   --model NAME [--model_version V]"));
+  CHECK_THAT(result.out, Catch::Contains("Stream samples"));
+  CHECK_THAT(result.out, !Catch::Contains("Classify texts"));
+  result = Run("help train");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("train    --name NAME --data FILE.tsv"));
+  CHECK_THAT(result.out, !Catch::Contains("Stream samples"));
+  result = Run("--version");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::StartsWith("maas git-"));
+}
+
+TEST_CASE("maas file errors: a directory, a header line, escaped bytes, --json errors") {
+  const std::string dir = TempPath("dir");
+  REQUIRE(mkdir(dir.c_str(), 0700) == 0);
+  Result result = Run("train --name t --data " + dir);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::Contains("is a directory; give a file"));
+  const std::string tsv = TempPath("tsv");
+  {
+    std::ofstream out(tsv);
+    out << "label\ttext\nspam\tbuy now\n";
+  }
+  result = Run("train --name t --data " + tsv);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::Contains("line 1 looks like a header"));
+  result = Run("--json train --name t --data " + tsv);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err,
+             Catch::StartsWith("{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":"));
+  result = Run("estimate --model m --x_file " + dir);
+  CHECK_THAT(result.err, Catch::Contains("is a directory"));
+  {
+    std::ofstream out(tsv);
+    out << "sp\x01am\xff\n";  // no tab, a control byte and a stray byte
+  }
+  result = Run("train --name t --data " + tsv);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err.find('\x01') == std::string::npos);
+  std::remove(tsv.c_str());
+  rmdir(dir.c_str());
+  CHECK(maas::client::cli::EscapeForTerminal("a\x01"
+                                             "b\xff"
+                                             "c\xc3\xa9") ==
+        "a\\x01b\\xff"
+        "c\xc3\xa9");
+  CHECK(maas::client::cli::EscapeForTerminal(std::string(20, 'x'), 5) ==
+        "xxxxx... (15 more bytes)");
 }
 
 TEST_CASE("maas --help prints the usage on stdout") {

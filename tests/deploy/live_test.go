@@ -278,7 +278,7 @@ func TestShardedSampleJob(t *testing.T) {
 		t.Fatal(err)
 	}
 	big := exec.Command(filepath.Join(binDir(t), "maas"), "--target="+gateway, "--timeout=0", "sample",
-		"--model="+envs["MODEL"], "--version="+envs["MODEL_VERSION"], "--seed="+envs["SEED"],
+		"--model="+envs["MODEL"], "--model_version="+envs["MODEL_VERSION"], "--seed="+envs["SEED"],
 		"--num_samples="+strconv.Itoa(total))
 	out, err := big.Output()
 	if err != nil {

@@ -47,9 +47,11 @@ def test_calls_are_counted_by_method_and_code(stack):
 
     sample = "/maas.generative.v1.GenerativeService/Sample"
     text = ""
-    for _ in range(50):  # a call is counted when its last server-side object goes away
+    deadline = time.monotonic() + 30  # a generous cap: a call is counted when its last server-side object
+    while time.monotonic() < deadline:  # goes away, which a loaded machine may delay
         text = scrape(stack.generative)
-        if count(text, "maas-generative", sample, "OK") == 3:
+        if (count(text, "maas-generative", sample, "OK") == 3
+                and count(text, "maas-generative", "/maas.generative.v1.GenerativeService/GetModel", "NOT_FOUND")):
             break
         time.sleep(0.05)
     assert count(text, "maas-generative", sample, "OK") == 3
@@ -57,6 +59,10 @@ def test_calls_are_counted_by_method_and_code(stack):
     assert count(text, "maas-generative", "/maas.generative.v1.GenerativeService/GetModel", "NOT_FOUND") == 1
     assert 'maas_rpc_duration_seconds_count{server="maas-generative",method="%s"} 3' % sample in text
     assert 'maas_rpc_in_flight{server="maas-generative"}' in text
+    # Per model (bounded label set): requests by code, samples produced (3 streams x 10).
+    assert 'maas_model_requests_total{server="maas-generative",code="OK",model="counted"} 4' in text
+    assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="absent"} 1' in text
+    assert 'maas_model_samples_total{server="maas-generative",model="counted"} 30' in text
 
 
 def test_metrics_are_off_unless_asked_for(stack):

@@ -105,3 +105,15 @@ def test_cli_talks_tls(servers, pki):
     assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
     bad = subprocess.run(maas + ["--tls_cert_file=x.pem", "models"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
+
+
+def test_a_key_that_does_not_match_the_certificate_is_named_not_port_in_use(pki, tmp_path):
+    """issue 5 item 9: a mismatched pair used to be reported as 'port in use'."""
+    result = subprocess.run(
+        [binary("maas-generative"), "--port", "0", "--model_dir", str(tmp_path / "m"),
+         "--tls_cert_file", pki["server.pem"], "--tls_key_file", pki["client.key"]],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "is not the private key of the certificate" in result.stderr
+    assert "client.key" in result.stderr and "server.pem" in result.stderr
+    assert "port in use" not in result.stderr

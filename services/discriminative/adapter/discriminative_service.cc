@@ -4,63 +4,87 @@
 
 namespace maas::discriminative {
 
+using adapter::CallScope;
+
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::CreateModel(
-    grpc::CallbackServerContext* context, const v1::CreateModelRequest* request,
-    v1::CreateModelResponse* response) {
-  return adapter::Unary(
-      context, auth_->Check(*context), [&] { return core_->CreateModel(*request); }, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::CreateModelRequest, v1::CreateModelResponse>(
+      *dispatcher_, context, request, response, auth_->Check(*context),
+      [core = core_](const v1::CreateModelRequest& r, const CallScope& s) {
+        return core->CreateModel(r, s.stop);
+      });
 }
 
-grpc::ServerReadReactor<v1::TrainRequest>* DiscriminativeServiceImpl::Train(
-    grpc::CallbackServerContext* context, v1::TrainResponse* response) {
-  return adapter::ClientStream<v1::TrainRequest>(context, auth_->Check(*context),
-                                                 core_->StartTrain(), response);
+grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Train(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return adapter::ClientStream<v1::TrainRequest, v1::TrainResponse>(
+      *dispatcher_, context, response, auth_->Check(*context), core_->StartTrain(),
+      adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"});
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServerContext* context,
-                                                              const v1::ClassifyRequest* request,
-                                                              v1::ClassifyResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->Classify(*request); }, response);
+                                                              const grpc::ByteBuffer* request,
+                                                              grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::ClassifyRequest, v1::ClassifyResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const v1::ClassifyRequest& r, const CallScope& s) {
+        return core->Classify(r, s.executor, s.stop);
+      });
 }
 
-grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>*
-DiscriminativeServiceImpl::ClassifyStream(grpc::CallbackServerContext*) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*
+DiscriminativeServiceImpl::ClassifyStream(grpc::CallbackServerContext* context) {
   return adapter::Bidi<v1::ClassifyRequest, v1::ClassifyResponse>(
-      [core = core_](const v1::ClassifyRequest& request) { return core->Classify(request); });
+      *dispatcher_, context, [core = core_](const v1::ClassifyRequest& r, const CallScope& s) {
+        return core->Classify(r, s.executor, s.stop);
+      });
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Vectorize(grpc::CallbackServerContext* context,
-                                                               const v1::VectorizeRequest* request,
-                                                               v1::VectorizeResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->Vectorize(*request); }, response);
+                                                               const grpc::ByteBuffer* request,
+                                                               grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::VectorizeRequest, v1::VectorizeResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const v1::VectorizeRequest& r, const CallScope&) {
+        return core->Vectorize(r);
+      });
 }
 
-grpc::ServerReadReactor<v1::EvaluateRequest>* DiscriminativeServiceImpl::Evaluate(
-    grpc::CallbackServerContext* context, v1::EvaluateResponse* response) {
-  return adapter::ClientStream<v1::EvaluateRequest>(context, core_->StartEvaluate(), response);
+grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Evaluate(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return adapter::ClientStream<v1::EvaluateRequest, v1::EvaluateResponse>(
+      *dispatcher_, context, response, absl::OkStatus(), core_->StartEvaluate());
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::GetModel(grpc::CallbackServerContext* context,
-                                                              const v1::GetModelRequest* request,
-                                                              v1::GetModelResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->GetModel(*request); }, response);
+                                                              const grpc::ByteBuffer* request,
+                                                              grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::GetModelRequest, v1::GetModelResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const v1::GetModelRequest& r, const CallScope&) { return core->GetModel(r); });
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::ListModels(
-    grpc::CallbackServerContext* context, const common::v1::ListModelsRequest* request,
-    common::v1::ListModelsResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->ListModels(*request); }, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  // Metadata only (no model is loaded): inline, so a full pool never starves it.
+  return adapter::Unary<common::v1::ListModelsRequest, common::v1::ListModelsResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const common::v1::ListModelsRequest& r, const CallScope&) {
+        return core->ListModels(r);
+      },
+      adapter::Lane::kInline);
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::DeleteModel(
-    grpc::CallbackServerContext* context, const common::v1::DeleteModelRequest* request,
-    common::v1::DeleteModelResponse* response) {
-  return adapter::Unary(
-      context, auth_->Check(*context), [&] { return core_->DeleteModel(*request); }, response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return adapter::Unary<common::v1::DeleteModelRequest, common::v1::DeleteModelResponse>(
+      *dispatcher_, context, request, response, auth_->Check(*context),
+      [core = core_](const common::v1::DeleteModelRequest& r, const CallScope&) {
+        return core->DeleteModel(r);
+      });
 }
 
 }  // namespace maas::discriminative

@@ -1,49 +1,72 @@
-// The gRPC adapter of the discriminative service: proto in, core call, proto and one status
-// conversion out.
+// The gRPC adapter of the discriminative service: bytes in, parsed and admitted by the shared
+// reactors, core call on the worker pool, proto and one status conversion out.
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_ADAPTER_DISCRIMINATIVE_SERVICE_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_ADAPTER_DISCRIMINATIVE_SERVICE_H_
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include "common/adapter/auth.h"
+#include "common/adapter/dispatcher.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "services/discriminative/core/discriminative_core.h"
 
 namespace maas::discriminative {
 
-class DiscriminativeServiceImpl final : public v1::DiscriminativeService::CallbackService {
+// Every method is registered as a raw (bytes) callback method: the shared reactors parse the
+// messages themselves, so an unparseable one is INVALID_ARGUMENT instead of looking like the end
+// of a stream.
+using RawDiscriminativeService = v1::DiscriminativeService::WithRawCallbackMethod_CreateModel<
+    v1::DiscriminativeService::WithRawCallbackMethod_Train<
+        v1::DiscriminativeService::WithRawCallbackMethod_Classify<
+            v1::DiscriminativeService::WithRawCallbackMethod_ClassifyStream<
+                v1::DiscriminativeService::WithRawCallbackMethod_Vectorize<
+                    v1::DiscriminativeService::WithRawCallbackMethod_Evaluate<
+                        v1::DiscriminativeService::WithRawCallbackMethod_GetModel<
+                            v1::DiscriminativeService::WithRawCallbackMethod_ListModels<
+                                v1::DiscriminativeService::WithRawCallbackMethod_DeleteModel<
+                                    v1::DiscriminativeService::Service>>>>>>>>>;
+
+class DiscriminativeServiceImpl final : public RawDiscriminativeService {
  public:
-  // `core` and `auth` are not owned and must outlive the service. `auth` guards the calls that
-  // change state (CreateModel, Train, DeleteModel).
-  DiscriminativeServiceImpl(DiscriminativeCore* core, const adapter::WriteAuthorizer* auth)
-      : core_(core), auth_(auth) {}
+  // `core`, `auth` and `dispatcher` are not owned and must outlive the service. `auth` guards the
+  // calls that change state (CreateModel, Train, DeleteModel); `dispatcher` admits calls and runs
+  // their work on the worker pool.
+  // Train streams above `max_train_bytes` bytes in total (--max_train_bytes; <= 0 = no cap) end
+  // with RESOURCE_EXHAUSTED.
+  DiscriminativeServiceImpl(DiscriminativeCore* core, const adapter::WriteAuthorizer* auth,
+                            adapter::Dispatcher* dispatcher, int64_t max_train_bytes = 0)
+      : core_(core), auth_(auth), dispatcher_(dispatcher), max_train_bytes_(max_train_bytes) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
-                                        const v1::CreateModelRequest* request,
-                                        v1::CreateModelResponse* response) override;
-  grpc::ServerReadReactor<v1::TrainRequest>* Train(grpc::CallbackServerContext* context,
-                                                   v1::TrainResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Train(grpc::CallbackServerContext* context,
+                                                   grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* Classify(grpc::CallbackServerContext* context,
-                                     const v1::ClassifyRequest* request,
-                                     v1::ClassifyResponse* response) override;
-  grpc::ServerBidiReactor<v1::ClassifyRequest, v1::ClassifyResponse>* ClassifyStream(
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ClassifyStream(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* Vectorize(grpc::CallbackServerContext* context,
-                                      const v1::VectorizeRequest* request,
-                                      v1::VectorizeResponse* response) override;
-  grpc::ServerReadReactor<v1::EvaluateRequest>* Evaluate(grpc::CallbackServerContext* context,
-                                                         v1::EvaluateResponse* response) override;
+                                      const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* Evaluate(grpc::CallbackServerContext* context,
+                                                      grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context,
-                                     const v1::GetModelRequest* request,
-                                     v1::GetModelResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const common::v1::ListModelsRequest* request,
-                                       common::v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context,
-                                        const common::v1::DeleteModelRequest* request,
-                                        common::v1::DeleteModelResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
 
  private:
   DiscriminativeCore* core_;
   const adapter::WriteAuthorizer* auth_;
+  adapter::Dispatcher* dispatcher_;
+  int64_t max_train_bytes_;
 };
 
 }  // namespace maas::discriminative

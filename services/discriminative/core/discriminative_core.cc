@@ -13,19 +13,22 @@ namespace {
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
     const DiscriminativeCoreOptions& options, const std::string& name, const Pipeline& pipeline,
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
-    const v1::TrainSummary* summary) {
+    const v1::TrainSummary* summary, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   const v1::PipelineSpec spec = pipeline.ToSpec();
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
-  return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
-    v1::StoredDiscriminativeModel stored;
-    registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels, description,
-                            options.clock(), stored.mutable_info());
-    stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
-    *stored.mutable_spec() = spec;
-    if (summary != nullptr) *stored.mutable_train_summary() = *summary;
-    return stored.SerializeAsString();
-  });
+  return options.repository->Put(
+      name,
+      [&](int64_t version) -> absl::StatusOr<std::string> {
+        v1::StoredDiscriminativeModel stored;
+        registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels,
+                                description, options.clock(), stored.mutable_info());
+        stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
+        *stored.mutable_spec() = spec;
+        if (summary != nullptr) *stored.mutable_train_summary() = *summary;
+        return stored.SerializeAsString();
+      },
+      stop);
 }
 
 std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& texts) {
@@ -103,15 +106,17 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
   return absl::InvalidArgumentError("unknown TrainRequest content");
 }
 
-absl::StatusOr<v1::TrainResponse> TrainSession::Finish() {
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish(exec::Executor& /*executor*/,
+                                                       const exec::StopToken& stop) {
   if (!config_.has_value()) {
     return absl::InvalidArgumentError(
         "empty Train stream; send a TrainConfig first, then TextBatch messages");
   }
   MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish());
-  MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
-                        StorePipeline(*options_, config_->name(), result.pipeline,
-                                      config_->labels(), config_->description(), &result.summary));
+  MAAS_ASSIGN_OR_RETURN(
+      std::shared_ptr<const LoadedPipeline> stored,
+      StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
+                    config_->description(), &result.summary, stop));
   v1::TrainResponse response;
   *response.mutable_info() = stored->info();
   *response.mutable_summary() = result.summary;
@@ -253,7 +258,7 @@ absl::Status DiscriminativeCore::CheckTexts(
 }
 
 absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
-    const v1::CreateModelRequest& request) {
+    const v1::CreateModelRequest& request, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateModelName(request.name()));
   if (!request.has_spec()) {
     return absl::InvalidArgumentError(
@@ -262,14 +267,14 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
   MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(request.spec()));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
                         StorePipeline(options_, request.name(), pipeline, request.labels(),
-                                      request.description(), nullptr));
+                                      request.description(), nullptr, stop));
   v1::CreateModelResponse response;
   *response.mutable_info() = stored->info();
   return response;
 }
 
 absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
-    const v1::ClassifyRequest& request) {
+    const v1::ClassifyRequest& request, exec::Executor& executor, const exec::StopToken& stop) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
@@ -277,11 +282,29 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   options.top_k = request.top_k();
   options.explain = request.explain();
   options.explain_features = request.explain_features();
-  MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
-                        loaded->pipeline->Classify(ToVector(request.texts()), options));
+  // Chunks of texts over the pool; each chunk first checks whether the caller gave up.
+  constexpr int64_t kChunk = 256;
+  const int64_t n = request.texts_size();
+  const int64_t num_chunks = (n + kChunk - 1) / kChunk;
+  std::vector<absl::StatusOr<std::vector<v1::Classification>>> chunks(
+      static_cast<size_t>(num_chunks), absl::UnknownError("not run"));
+  executor.ParallelFor(num_chunks, [&](int64_t c) {
+    absl::Status stopped = stop.Check();
+    if (!stopped.ok()) {
+      chunks[static_cast<size_t>(c)] = stopped;
+      return;
+    }
+    const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
+    chunks[static_cast<size_t>(c)] = loaded->pipeline->Classify(
+        std::vector<std::string>(request.texts().begin() + begin, request.texts().begin() + end),
+        options);
+  });
   v1::ClassifyResponse response;
   response.set_model_version(loaded->info().version());
-  for (v1::Classification& result : results) *response.add_results() = std::move(result);
+  for (auto& chunk : chunks) {
+    if (!chunk.ok()) return chunk.status();
+    for (v1::Classification& result : *chunk) *response.add_results() = std::move(result);
+  }
   return response;
 }
 

@@ -13,6 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/pipeline.h"
@@ -53,8 +55,13 @@ class TrainSession {
   explicit TrainSession(const DiscriminativeCoreOptions* options) : options_(options) {}
   // The first message must be a TrainConfig, every later one a TextBatch.
   absl::Status Add(const v1::TrainRequest& message);
-  // Fits, stores a new version and returns it.
-  absl::StatusOr<v1::TrainResponse> Finish();
+  // Fits, stores a new version and returns it. Nothing is stored once `stop` says the call's
+  // deadline passed or it was cancelled (its status is returned).
+  absl::StatusOr<v1::TrainResponse> Finish(exec::Executor& executor, const exec::StopToken& stop);
+  absl::StatusOr<v1::TrainResponse> Finish() {
+    exec::InlineExecutor executor;
+    return Finish(executor, exec::StopToken());
+  }
 
  private:
   const DiscriminativeCoreOptions* options_;
@@ -92,14 +99,23 @@ class DiscriminativeCore {
  public:
   explicit DiscriminativeCore(DiscriminativeCoreOptions options) : options_(std::move(options)) {}
 
-  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request);
+  // Stores nothing once `stop` says the call's deadline passed or it was cancelled.
+  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request,
+                                                      const exec::StopToken& stop = {});
   std::unique_ptr<TrainSession> StartTrain() const {
     return std::make_unique<TrainSession>(&options_);
   }
   std::unique_ptr<EvaluateSession> StartEvaluate() const {
     return std::make_unique<EvaluateSession>(&options_, options_.repository);
   }
-  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
+  // Classifies in chunks spread over `executor`; stops with the StopToken's status between chunks.
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request,
+                                                exec::Executor& executor,
+                                                const exec::StopToken& stop);
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) {
+    exec::InlineExecutor executor;
+    return Classify(request, executor, exec::StopToken());
+  }
   absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request);
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(

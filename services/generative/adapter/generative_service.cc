@@ -1,79 +1,86 @@
 #include "services/generative/adapter/generative_service.h"
 
-#include <chrono>
-
-#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/adapter/reactors.h"
 
 namespace maas::generative {
-namespace {
 
-// The call's cancellation and deadline as the core sees them (checked between chunks of work).
-exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
-  return exec::StopToken([context]() -> absl::Status {
-    // The deadline first: gRPC also reports a passed deadline as a cancellation.
-    if (std::chrono::system_clock::now() >= context->deadline()) {
-      return absl::DeadlineExceededError("the call's deadline passed before the estimate finished");
-    }
-    if (context->IsCancelled()) return absl::CancelledError("the call was cancelled");
-    return absl::OkStatus();
-  });
-}
-
-}  // namespace
+using adapter::CallScope;
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::CreateModel(grpc::CallbackServerContext* context,
-                                                             const v1::CreateModelRequest* request,
-                                                             v1::CreateModelResponse* response) {
-  return adapter::Unary(
-      context, auth_->Check(*context), [&] { return core_->CreateModel(*request); }, response);
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::CreateModelRequest, v1::CreateModelResponse>(
+      *dispatcher_, context, request, response, auth_->Check(*context),
+      [core = core_](const v1::CreateModelRequest& r, const CallScope& s) {
+        return core->CreateModel(r, s.stop);
+      });
 }
 
-grpc::ServerReadReactor<v1::FitModelRequest>* GenerativeServiceImpl::FitModel(
-    grpc::CallbackServerContext* context, v1::FitModelResponse* response) {
-  return adapter::ClientStream<v1::FitModelRequest>(context, auth_->Check(*context),
-                                                    core_->StartFit(), response);
+grpc::ServerReadReactor<grpc::ByteBuffer>* GenerativeServiceImpl::FitModel(
+    grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
+  return adapter::ClientStream<v1::FitModelRequest, v1::FitModelResponse>(
+      *dispatcher_, context, response, auth_->Check(*context), core_->StartFit(),
+      adapter::StreamLimit{max_fit_bytes_, "--max_fit_bytes"});
 }
 
-grpc::ServerWriteReactor<v1::SampleBatch>* GenerativeServiceImpl::Sample(
-    grpc::CallbackServerContext*, const v1::SampleRequest* request) {
-  return adapter::ServerStream<v1::SampleBatch>([&] { return core_->StartSample(*request); });
+grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::Sample(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  return adapter::ServerStream<v1::SampleRequest, v1::SampleBatch>(
+      *dispatcher_, context, request, [core = core_](const v1::SampleRequest& r, const CallScope&) {
+        return core->StartSample(r);
+      });
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::EstimateLogLikelihood(
-    grpc::CallbackServerContext* context, const v1::EstimateLogLikelihoodRequest* request,
-    v1::EstimateLogLikelihoodResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->EstimateLogLikelihood(*request, StopTokenFor(context)); },
-      response);
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+    grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::EstimateLogLikelihoodRequest, v1::EstimateLogLikelihoodResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const v1::EstimateLogLikelihoodRequest& r, const CallScope& s) {
+        return core->EstimateLogLikelihood(r, s.executor, s.stop);
+      });
 }
 
-grpc::ServerWriteReactor<v1::StreamEstimateResponse>* GenerativeServiceImpl::StreamEstimate(
-    grpc::CallbackServerContext* context, const v1::StreamEstimateRequest* request) {
+grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::StreamEstimate(
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
+  // The stream ends with stop reason DEADLINE shortly before the call's deadline.
   const absl::Time deadline = absl::FromChrono(context->deadline());
-  return adapter::ServerStream<v1::StreamEstimateResponse>(
-      [&] { return core_->StartStreamEstimate(*request, deadline, StopTokenFor(context)); });
+  return adapter::ServerStream<v1::StreamEstimateRequest, v1::StreamEstimateResponse>(
+      *dispatcher_, context, request,
+      [core = core_, deadline](const v1::StreamEstimateRequest& r, const CallScope& s) {
+        return core->StartStreamEstimate(r, s.executor, deadline, s.stop);
+      });
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::GetModel(grpc::CallbackServerContext* context,
-                                                          const v1::GetModelRequest* request,
-                                                          v1::GetModelResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->GetModel(*request); }, response);
+                                                          const grpc::ByteBuffer* request,
+                                                          grpc::ByteBuffer* response) {
+  return adapter::Unary<v1::GetModelRequest, v1::GetModelResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const v1::GetModelRequest& r, const CallScope&) { return core->GetModel(r); });
 }
 
-grpc::ServerUnaryReactor* GenerativeServiceImpl::ListModels(
-    grpc::CallbackServerContext* context, const common::v1::ListModelsRequest* request,
-    common::v1::ListModelsResponse* response) {
-  return adapter::Unary(
-      context, [&] { return core_->ListModels(*request); }, response);
+grpc::ServerUnaryReactor* GenerativeServiceImpl::ListModels(grpc::CallbackServerContext* context,
+                                                            const grpc::ByteBuffer* request,
+                                                            grpc::ByteBuffer* response) {
+  // Metadata only (no model is loaded): inline, so a full pool never starves it.
+  return adapter::Unary<common::v1::ListModelsRequest, common::v1::ListModelsResponse>(
+      *dispatcher_, context, request, response, absl::OkStatus(),
+      [core = core_](const common::v1::ListModelsRequest& r, const CallScope&) {
+        return core->ListModels(r);
+      },
+      adapter::Lane::kInline);
 }
 
-grpc::ServerUnaryReactor* GenerativeServiceImpl::DeleteModel(
-    grpc::CallbackServerContext* context, const common::v1::DeleteModelRequest* request,
-    common::v1::DeleteModelResponse* response) {
-  return adapter::Unary(
-      context, auth_->Check(*context), [&] { return core_->DeleteModel(*request); }, response);
+grpc::ServerUnaryReactor* GenerativeServiceImpl::DeleteModel(grpc::CallbackServerContext* context,
+                                                             const grpc::ByteBuffer* request,
+                                                             grpc::ByteBuffer* response) {
+  return adapter::Unary<common::v1::DeleteModelRequest, common::v1::DeleteModelResponse>(
+      *dispatcher_, context, request, response, auth_->Check(*context),
+      [core = core_](const common::v1::DeleteModelRequest& r, const CallScope&) {
+        return core->DeleteModel(r);
+      });
 }
 
 }  // namespace maas::generative

@@ -1,46 +1,68 @@
-// The gRPC adapter of the generative service: proto in, core call, proto and one status conversion
-// out.
+// The gRPC adapter of the generative service: bytes in, parsed and admitted by the shared reactors,
+// core call on the worker pool, proto and one status conversion out.
 #ifndef MAAS_SERVICES_GENERATIVE_ADAPTER_GENERATIVE_SERVICE_H_
 #define MAAS_SERVICES_GENERATIVE_ADAPTER_GENERATIVE_SERVICE_H_
 
+#include <grpcpp/support/byte_buffer.h>
+
 #include "common/adapter/auth.h"
+#include "common/adapter/dispatcher.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
 
 namespace maas::generative {
 
-class GenerativeServiceImpl final : public v1::GenerativeService::CallbackService {
+// Every method is registered as a raw (bytes) callback method: the shared reactors parse the
+// messages themselves, so an unparseable one is INVALID_ARGUMENT instead of looking like the end
+// of a stream.
+using RawGenerativeService = v1::GenerativeService::WithRawCallbackMethod_CreateModel<
+    v1::GenerativeService::WithRawCallbackMethod_FitModel<
+        v1::GenerativeService::WithRawCallbackMethod_Sample<
+            v1::GenerativeService::WithRawCallbackMethod_EstimateLogLikelihood<
+                v1::GenerativeService::WithRawCallbackMethod_StreamEstimate<
+                    v1::GenerativeService::WithRawCallbackMethod_GetModel<
+                        v1::GenerativeService::WithRawCallbackMethod_ListModels<
+                            v1::GenerativeService::WithRawCallbackMethod_DeleteModel<
+                                v1::GenerativeService::Service>>>>>>>>;
+
+class GenerativeServiceImpl final : public RawGenerativeService {
  public:
-  // `core` and `auth` are not owned and must outlive the service. `auth` guards the calls that
-  // change state (CreateModel, FitModel, DeleteModel).
-  GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth)
-      : core_(core), auth_(auth) {}
+  // `core`, `auth` and `dispatcher` are not owned and must outlive the service. `auth` guards the
+  // calls that change state (CreateModel, FitModel, DeleteModel); `dispatcher` admits calls and
+  // runs their work on the worker pool.
+  // FitModel streams above `max_fit_bytes` bytes in total (--max_fit_bytes; <= 0 = no cap) end with
+  // RESOURCE_EXHAUSTED.
+  GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth,
+                        adapter::Dispatcher* dispatcher, int64_t max_fit_bytes = 0)
+      : core_(core), auth_(auth), dispatcher_(dispatcher), max_fit_bytes_(max_fit_bytes) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
-                                        const v1::CreateModelRequest* request,
-                                        v1::CreateModelResponse* response) override;
-  grpc::ServerReadReactor<v1::FitModelRequest>* FitModel(grpc::CallbackServerContext* context,
-                                                         v1::FitModelResponse* response) override;
-  grpc::ServerWriteReactor<v1::SampleBatch>* Sample(grpc::CallbackServerContext* context,
-                                                    const v1::SampleRequest* request) override;
-  grpc::ServerUnaryReactor* EstimateLogLikelihood(
-      grpc::CallbackServerContext* context, const v1::EstimateLogLikelihoodRequest* request,
-      v1::EstimateLogLikelihoodResponse* response) override;
-  grpc::ServerWriteReactor<v1::StreamEstimateResponse>* StreamEstimate(
-      grpc::CallbackServerContext* context, const v1::StreamEstimateRequest* request) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
+  grpc::ServerReadReactor<grpc::ByteBuffer>* FitModel(grpc::CallbackServerContext* context,
+                                                      grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Sample(grpc::CallbackServerContext* context,
+                                                     const grpc::ByteBuffer* request) override;
+  grpc::ServerUnaryReactor* EstimateLogLikelihood(grpc::CallbackServerContext* context,
+                                                  const grpc::ByteBuffer* request,
+                                                  grpc::ByteBuffer* response) override;
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* StreamEstimate(
+      grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) override;
   grpc::ServerUnaryReactor* GetModel(grpc::CallbackServerContext* context,
-                                     const v1::GetModelRequest* request,
-                                     v1::GetModelResponse* response) override;
+                                     const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const common::v1::ListModelsRequest* request,
-                                       common::v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* DeleteModel(grpc::CallbackServerContext* context,
-                                        const common::v1::DeleteModelRequest* request,
-                                        common::v1::DeleteModelResponse* response) override;
+                                        const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override;
 
  private:
   GenerativeCore* core_;
   const adapter::WriteAuthorizer* auth_;
+  adapter::Dispatcher* dispatcher_;
+  int64_t max_fit_bytes_;
 };
 
 }  // namespace maas::generative

@@ -26,20 +26,23 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
     const GenerativeCoreOptions& options, const std::string& name,
     const v1::GenerativeModelSpec& spec,
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
-    const v1::FitTrace* trace) {
+    const v1::FitTrace* trace, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const GenerativeModel> model,
                         MakeModel(spec, *options.families));
-  return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
-    v1::StoredGenerativeModel stored;
-    ModelInfo* info = stored.mutable_info();
-    registry::FillModelInfo(name, version, common::v1::GENERATIVE, model->family(), labels,
-                            description, options.clock(), info);
-    info->set_dimension(model->dimension());
-    *stored.mutable_spec() = spec;
-    if (trace != nullptr) *stored.mutable_fit_trace() = *trace;
-    return stored.SerializeAsString();
-  });
+  return options.repository->Put(
+      name,
+      [&](int64_t version) -> absl::StatusOr<std::string> {
+        v1::StoredGenerativeModel stored;
+        ModelInfo* info = stored.mutable_info();
+        registry::FillModelInfo(name, version, common::v1::GENERATIVE, model->family(), labels,
+                                description, options.clock(), info);
+        info->set_dimension(model->dimension());
+        *stored.mutable_spec() = spec;
+        if (trace != nullptr) *stored.mutable_fit_trace() = *trace;
+        return stored.SerializeAsString();
+      },
+      stop);
 }
 
 absl::Status CheckDimension(const LoadedModel& loaded, int64_t cols, const std::string& what) {
@@ -312,6 +315,12 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
   return absl::InvalidArgumentError("unknown FitModelRequest content");
 }
 
+absl::StatusOr<v1::FitModelResponse> FitSession::Finish(exec::Executor& /*executor*/,
+                                                        const exec::StopToken& stop) {
+  stop_ = stop;
+  return Finish();
+}
+
 absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
   if (!config_.has_value()) {
     return absl::InvalidArgumentError(
@@ -329,7 +338,7 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
   trace.set_seed(seed_);
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
                         StoreModel(*options_, config_->name(), fitted.spec, config_->labels(),
-                                   config_->description(), &trace));
+                                   config_->description(), &trace, stop_));
   v1::FitModelResponse response;
   *response.mutable_info() = stored->info();
   *response.mutable_trace() = trace;
@@ -341,14 +350,14 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
 GenerativeCore::GenerativeCore(GenerativeCoreOptions options) : options_(std::move(options)) {}
 
 absl::StatusOr<v1::CreateModelResponse> GenerativeCore::CreateModel(
-    const v1::CreateModelRequest& request) {
+    const v1::CreateModelRequest& request, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(registry::ValidateModelName(request.name()));
   if (!request.has_spec()) {
     return absl::InvalidArgumentError("spec is missing; give the model's parameters (one family)");
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
                         StoreModel(options_, request.name(), request.spec(), request.labels(),
-                                   request.description(), nullptr));
+                                   request.description(), nullptr, stop));
   v1::CreateModelResponse response;
   *response.mutable_info() = stored->info();
   return response;
@@ -484,12 +493,13 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
 }
 
 absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLikelihood(
-    const v1::EstimateLogLikelihoodRequest& request, const exec::StopToken& stop) {
+    const v1::EstimateLogLikelihoodRequest& request, exec::Executor& executor,
+    const exec::StopToken& stop) {
   MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request));
   if (prepared.estimator == v1::EXACT) return ExactResponse(*prepared.loaded, prepared.x);
   const GenerativeModel& model = *prepared.loaded->model;
   MAAS_ASSIGN_OR_RETURN(std::vector<RowResult> rows,
-                        EstimateRows(model, prepared.x, prepared.settings, executor(), stop));
+                        EstimateRows(model, prepared.x, prepared.settings, executor, stop));
   const std::optional<Eigen::VectorXd> exact = ExactIfTractable(model, prepared.x);
   v1::EstimateLogLikelihoodResponse response;
   response.set_estimator(prepared.estimator);
@@ -503,7 +513,8 @@ absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLik
 }
 
 absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstimate(
-    const v1::StreamEstimateRequest& request, absl::Time deadline, exec::StopToken stop) {
+    const v1::StreamEstimateRequest& request, exec::Executor& executor, absl::Time deadline,
+    exec::StopToken stop) {
   if (request.target_standard_error() < 0 || !std::isfinite(request.target_standard_error())) {
     return absl::InvalidArgumentError(
         "target_standard_error must be a finite number >= 0 (0: run to max_samples)");
@@ -537,7 +548,7 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   plan.max_samples = max_samples;
   plan.deadline = deadline;
   plan.clock = options_.clock;
-  plan.executor = &executor();
+  plan.executor = &executor;
   plan.stop = std::move(stop);
   return std::make_unique<EstimateStream>(std::move(plan));
 }

@@ -133,7 +133,10 @@ class FitSession {
   // The first message must be a FitConfig, every later one a Matrix chunk.
   absl::Status Add(const v1::FitModelRequest& message);
   // Fits, stores a new version and returns it. INVALID_ARGUMENT when the stream had no config or no
-  // rows.
+  // rows. Nothing is stored once the stop token says the call's deadline passed or it was
+  // cancelled (its status is returned); the fit itself stops between iterations.
+  absl::StatusOr<v1::FitModelResponse> Finish(exec::Executor& executor,
+                                              const exec::StopToken& stop);
   absl::StatusOr<v1::FitModelResponse> Finish();
   // Lets Finish() stop between iterations (deadline, cancellation). Default: never stops.
   void set_stop_token(exec::StopToken stop) { stop_ = std::move(stop); }
@@ -152,7 +155,9 @@ class GenerativeCore {
  public:
   explicit GenerativeCore(GenerativeCoreOptions options);
 
-  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request);
+  // Stores nothing once `stop` says the call's deadline passed or it was cancelled.
+  absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request,
+                                                      const exec::StopToken& stop = {});
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
@@ -164,17 +169,28 @@ class GenerativeCore {
   // Validates the request and resolves the model; the stream then yields the batches.
   absl::StatusOr<std::unique_ptr<SampleStream>> StartSample(const v1::SampleRequest& request);
 
-  // Validates the request and runs the estimator on options.executor; `stop` is checked between
-  // chunks of work (its status ends the call).
+  // Validates the request and runs the estimator on `executor` (the process's worker pool in the
+  // server); `stop` is checked between chunks of work (its status ends the call).
+  absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
+      const v1::EstimateLogLikelihoodRequest& request, exec::Executor& executor,
+      const exec::StopToken& stop);
+  // The same on options.executor (inline when that is null).
   absl::StatusOr<v1::EstimateLogLikelihoodResponse> EstimateLogLikelihood(
       const v1::EstimateLogLikelihoodRequest& request,
-      const exec::StopToken& stop = exec::StopToken());
+      const exec::StopToken& stop = exec::StopToken()) {
+    return EstimateLogLikelihood(request, executor(), stop);
+  }
 
   // Validates a StreamEstimate request; the stream then yields the running estimates. `deadline`
   // is the call's (the stream ends with DEADLINE before it); `stop` reports cancellation.
   absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
+      const v1::StreamEstimateRequest& request, exec::Executor& executor, absl::Time deadline,
+      exec::StopToken stop);
+  absl::StatusOr<std::unique_ptr<EstimateStream>> StartStreamEstimate(
       const v1::StreamEstimateRequest& request, absl::Time deadline = absl::InfiniteFuture(),
-      exec::StopToken stop = exec::StopToken());
+      exec::StopToken stop = exec::StopToken()) {
+    return StartStreamEstimate(request, executor(), deadline, std::move(stop));
+  }
 
  private:
   struct PreparedEstimate {

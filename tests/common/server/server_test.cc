@@ -50,6 +50,13 @@ class TestGateway : public maas::gateway::v1::Gateway::Service {
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
       }
     }
+    if (prefix == "echo-request-id") {  // what the handler (e.g. the gateway's proxy) sees
+      auto it = context->client_metadata().find("x-request-id");
+      response->add_models()->set_name(it == context->client_metadata().end()
+                                           ? ""
+                                           : std::string(it->second.data(), it->second.size()));
+      return grpc::Status::OK;
+    }
     if (prefix.rfind("big:", 0) == 0) {
       response->add_models()->set_name(std::string(std::stoul(prefix.substr(4)), 'x'));
       return grpc::Status::OK;
@@ -305,7 +312,67 @@ TEST_CASE("Server logs one JSON line per call, without the payload") {
   CHECK(text.find("secret-payload-xyz") == std::string::npos);
   CHECK(text.find("\"code\":\"OK\"") != std::string::npos);
   CHECK(text.find("\"code\":\"NOT_FOUND\"") != std::string::npos);
-  CHECK(text.find("no such model") == std::string::npos);
+  // The status message is logged (never the payload), with a request id on every line.
+  CHECK(text.find("\"message\":\"no such model\"") != std::string::npos);
+  for (const std::string& line : lines) CHECK(line.find("\"request_id\":\"") != std::string::npos);
+}
+
+TEST_CASE("Server takes x-request-id from the client, or generates one and returns it") {
+  TestGateway service;
+  LockedStream log;
+  ServerOptions options = TestOptions();
+  options.log_stream = &log;
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto stub = maas::gateway::v1::Gateway::NewStub(Connect(**server));
+  {
+    grpc::ClientContext context;
+    context.AddMetadata("x-request-id", "client-id-42");
+    ListModelsResponse response;
+    REQUIRE(stub->ListModels(&context, ListModelsRequest(), &response).ok());
+    CHECK(context.GetServerInitialMetadata().count("x-request-id") == 0);  // the client knows it
+  }
+  std::string generated;
+  {
+    grpc::ClientContext context;
+    ListModelsRequest request;
+    request.set_name_prefix("echo-request-id");
+    ListModelsResponse response;
+    REQUIRE(stub->ListModels(&context, request, &response).ok());
+    auto it = context.GetServerInitialMetadata().find("x-request-id");
+    REQUIRE(it != context.GetServerInitialMetadata().end());
+    CHECK(context.GetServerInitialMetadata().count("x-request-id") == 1);
+    generated.assign(it->second.data(), it->second.size());
+    CHECK(!generated.empty());
+    // The handler sees the generated id as client metadata (a proxy forwards it to its backend).
+    REQUIRE(response.models_size() == 1);
+    CHECK(response.models(0).name() == generated);
+  }
+  (*server)->Shutdown();
+  (*server)->Wait();
+  server->reset();
+  const std::string text = log.str();
+  CHECK(text.find("\"request_id\":\"client-id-42\"") != std::string::npos);
+  CHECK(text.find("\"request_id\":\"" + generated + "\"") != std::string::npos);
+}
+
+TEST_CASE("FormatCallLogLine adds message, model and request id, and keeps the line valid UTF-8") {
+  CallLogEntry entry;
+  entry.ts = absl::FromUnixMillis(1700000000123);
+  entry.server = "s";
+  entry.method = "/a.B/C";
+  entry.code = "INVALID_ARGUMENT";
+  entry.duration = absl::Milliseconds(2);
+  entry.peer = "p";
+  entry.message = "label 'caf\xc3' \xe2\x82\xac";  // a cut UTF-8 sequence, then a valid one
+  entry.model = "m";
+  entry.model_version = 3;
+  entry.request_id = "r-1";
+  CHECK(FormatCallLogLine(entry) ==
+        "{\"ts\":\"2023-11-14T22:13:20.123+00:00\",\"server\":\"s\",\"method\":\"/a.B/C\","
+        "\"code\":\"INVALID_ARGUMENT\",\"duration_ms\":2.000,\"peer\":\"p\",\"message\":"
+        "\"label 'caf\\ufffd' \xe2\x82\xac\",\"model\":\"m\",\"model_version\":3,"
+        "\"request_id\":\"r-1\"}");
 }
 
 // GET http://127.0.0.1:<port><path> over a plain socket; returns the whole response (headers +
@@ -341,6 +408,16 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
   REQUIRE(CallListModels(channel, "a").ok());
   REQUIRE(CallListModels(channel, "b").ok());
   REQUIRE(CallListModels(channel, "fail").error_code() == grpc::StatusCode::NOT_FOUND);
+  {  // A client-supplied path that names no method is never a label value.
+    grpc::GenericStub stub(channel);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    grpc::ByteBuffer request = ToBuffer(""), response;
+    absl::Notification done;
+    stub.UnaryCall(&context, "/evil.Service/Label_xyz123", grpc::StubOptions(), &request, &response,
+                   [&](grpc::Status) { done.Notify(); });
+    done.WaitForNotification();
+  }
   // The interceptor reports a call when its last object is destroyed, just after the client sees
   // the status.
   std::string text;
@@ -362,6 +439,7 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
   CHECK(text.find("maas_rpc_duration_seconds_count{server=\"metrics-test\"," + method + "} 3") !=
         std::string::npos);
   CHECK(text.find("maas_rpc_in_flight{server=\"metrics-test\"} 0") != std::string::npos);
+  CHECK(text.find("Label_xyz123") == std::string::npos);
 
   ServerOptions bad = TestOptions();
   bad.metrics_port = -2;

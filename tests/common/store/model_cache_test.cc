@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/store/file_model_store.h"
 #include "common/store/memory_model_store.h"
 #include "tests/common/store/temp_dir.h"
@@ -341,6 +342,78 @@ TEST_CASE("ModelCache under concurrent readers, writers and refreshes stays cons
   auto latest = cache.Get("m", 0);
   REQUIRE(latest.ok());
   CHECK((*latest)->version == last);
+}
+
+// Content of `n` bytes exactly: "<tag padded with 'x'>@version".
+MakeBytesFn Sized(const std::string& tag, size_t n) {
+  return [tag, n](int64_t version) -> absl::StatusOr<std::string> {
+    const std::string suffix = absl::StrCat("@", version);
+    std::string padded = tag;
+    padded.resize(n - suffix.size(), 'x');
+    return padded + suffix;
+  };
+}
+
+TEST_CASE("ModelCache evicts least-recently-used versions beyond its byte budget") {
+  MemoryModelStore store;
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  cache.SetByteBudget(2500);
+  for (const char* name : {"a", "b", "c"}) REQUIRE(store.Put(name, Sized("m", 1000)).ok());
+  REQUIRE(cache.Get("a", 0).ok());
+  REQUIRE(cache.Get("b", 1).ok());  // an explicit version no longer pins it forever
+  CHECK(cache.loaded_bytes() == 2000);
+  REQUIRE(cache.Get("a", 0).ok());  // a is now more recent than b
+  REQUIRE(cache.Get("c", 0).ok());  // 3000 > 2500: b (least recently used) goes
+  CHECK(cache.loaded_bytes() == 2000);
+  CHECK(cache.loaded_versions() == 2);
+  CHECK(loader.calls() == 3);
+  REQUIRE(cache.Get("a", 0).ok());
+  CHECK(loader.calls() == 3);  // still loaded
+  REQUIRE(cache.Get("b", 1).ok());
+  CHECK(loader.calls() == 4);  // evicted, loaded again (c goes now)
+  CHECK(cache.loaded_bytes() <= 2500);
+  // A version a call holds is never evicted (dropping it would free nothing).
+  auto held_a = cache.Get("a", 0);
+  auto held_b = cache.Get("b", 1);
+  REQUIRE(held_a.ok());
+  REQUIRE(held_b.ok());
+  REQUIRE(cache.Get("c", 0).ok());
+  CHECK(cache.loaded_versions() == 3);  // over budget while a and b are held
+  held_a->reset();
+  held_b->reset();
+  cache.SetByteBudget(1000);
+  CHECK(cache.loaded_bytes() <= 1000);
+  cache.SetByteBudget(0);
+  for (const char* name : {"a", "b", "c"}) REQUIRE(cache.Get(name, 0).ok());
+  CHECK(cache.loaded_bytes() == 3000);  // no budget: nothing is evicted
+}
+
+TEST_CASE("ModelCache loads a version once when many calls ask for it at the same time") {
+  MemoryModelStore store;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  std::atomic<int> calls{0};
+  absl::Notification entered, release;
+  Cache cache(&store, [&](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+    if (calls.fetch_add(1) == 0) entered.Notify();
+    release.WaitForNotification();
+    return std::make_shared<const TestModel>(TestModel{"m", 1});
+  });
+  std::vector<std::thread> callers;
+  std::atomic<int> ok{0};
+  for (int i = 0; i < 8; ++i) {
+    callers.emplace_back([&, i] {
+      if (cache.Get("m", i % 2).ok()) ok.fetch_add(1);  // version 0 (latest) and 1 are the same
+    });
+  }
+  REQUIRE(entered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // let the others queue up (a race
+                                                               // here can only hide a bug, never
+                                                               // fail a correct cache)
+  release.Notify();
+  for (std::thread& t : callers) t.join();
+  CHECK(ok.load() == 8);
+  CHECK(calls.load() == 1);
 }
 
 }  // namespace

@@ -23,7 +23,7 @@ if [ "$got" -ne "$n" ]; then
   exit 1
 fi
 out=$dir/$(printf 'shard-%05d.json' "$i")
-maas --json --target="$MAAS_TARGET" --timeout=0 estimate --model="$MODEL" --version="$MODEL_VERSION" \
+maas --json --target="$MAAS_TARGET" --timeout=0 estimate --model="$MODEL" --model_version="$MODEL_VERSION" \
   --x_file="$rows" --estimator="$ESTIMATOR" --num_samples="$NUM_SAMPLES" --seed="$SEED" \
   --row_offset="$first" >"$out.tmp"
 mv "$out.tmp" "$out"

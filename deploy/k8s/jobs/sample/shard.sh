@@ -15,7 +15,7 @@ fi
 dir=$DATA_DIR/$RUN
 mkdir -p "$dir"
 out=$dir/$(printf 'shard-%05d.csv' "$i")
-maas --target="$MAAS_TARGET" --timeout=0 sample --model="$MODEL" --version="$MODEL_VERSION" \
+maas --target="$MAAS_TARGET" --timeout=0 sample --model="$MODEL" --model_version="$MODEL_VERSION" \
   --seed="$SEED" --start_index="$start" --num_samples="$n" >"$out.tmp"
 mv "$out.tmp" "$out"
 echo "shard $i: samples [$start, $((start + n))) -> $out"

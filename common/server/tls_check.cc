@@ -1,0 +1,46 @@
+#include "common/server/tls_check.h"
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+
+#include <memory>
+
+#include "absl/strings/str_cat.h"
+
+namespace maas::server {
+
+absl::Status CheckCertificateKeyPair(const std::string& cert_pem, const std::string& key_pem,
+                                     const std::string& cert_file, const std::string& key_file) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> cert_bio(
+      BIO_new_mem_buf(cert_pem.data(), static_cast<int>(cert_pem.size())), BIO_free);
+  std::unique_ptr<BIO, decltype(&BIO_free)> key_bio(
+      BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())), BIO_free);
+  if (cert_bio == nullptr || key_bio == nullptr)
+    return absl::ResourceExhaustedError("out of memory");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(cert_bio.get(), nullptr, nullptr, nullptr), X509_free);
+  if (cert == nullptr) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(
+        absl::StrCat("tls_cert_file ", cert_file, " holds no PEM certificate"));
+  }
+  std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> key(
+      PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr), EVP_PKEY_free);
+  if (key == nullptr) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(
+        absl::StrCat("tls_key_file ", key_file, " holds no (unencrypted) PEM private key"));
+  }
+  if (X509_check_private_key(cert.get(), key.get()) != 1) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tls_key_file ", key_file, " is not the private key of the certificate in tls_cert_file ",
+        cert_file, "; give the key the certificate was issued for"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace maas::server

@@ -1,0 +1,117 @@
+// Tests of ModelRepository: listing reads metadata without loading models; the byte budget;
+// Put checks the StopToken right before writing.
+#include "common/registry/model_repository.h"
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <memory>
+#include <string>
+
+#include "common/store/memory_model_store.h"
+
+namespace maas::registry {
+namespace {
+
+// A "model" is its ModelInfo; the stored bytes are {1: ModelInfo, 2: padding} like the services'
+// Stored*Model messages.
+struct Loaded {
+  common::v1::ModelInfo model_info;
+  const common::v1::ModelInfo& info() const { return model_info; }
+};
+
+std::string Field(int number, const std::string& payload) {
+  std::string out(1, static_cast<char>(number << 3 | 2));
+  size_t n = payload.size();
+  do {
+    out.push_back(static_cast<char>((n & 0x7f) | (n > 0x7f ? 0x80 : 0)));
+    n >>= 7;
+  } while (n > 0);
+  return out + payload;
+}
+
+struct Fixture {
+  explicit Fixture(int64_t cache_bytes = 0)
+      : repository(
+            &store,
+            [this](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
+              loads.fetch_add(1);
+              MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+              auto loaded = std::make_shared<Loaded>();
+              loaded->model_info = info;
+              return std::shared_ptr<const Loaded>(std::move(loaded));
+            },
+            absl::ZeroDuration(), cache_bytes) {}
+
+  absl::StatusOr<std::shared_ptr<const Loaded>> Put(const std::string& name, size_t padding,
+                                                    const exec::StopToken& stop = {}) {
+    return repository.Put(
+        name,
+        [&](int64_t version) -> absl::StatusOr<std::string> {
+          common::v1::ModelInfo info;
+          FillModelInfo(name, version, common::v1::GENERATIVE, "uniform", {}, "", absl::Now(),
+                        &info);
+          return Field(1, info.SerializeAsString()) + Field(2, std::string(padding, 'p'));
+        },
+        stop);
+  }
+
+  store::MemoryModelStore store;
+  std::atomic<int> loads{0};
+  ModelRepository<Loaded> repository;
+};
+
+TEST_CASE("ListModels reads each version's metadata without loading a model") {
+  Fixture f;
+  REQUIRE(f.Put("a", 10).ok());
+  REQUIRE(f.Put("a", 10).ok());
+  REQUIRE(f.Put("b", 5000).ok());
+  const int loads_after_puts = f.loads.load();
+  common::v1::ListModelsRequest request;
+  request.set_all_versions(true);
+  auto listed = f.repository.List(request);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->models_size() == 3);
+  CHECK(listed->models(0).name() == "a");
+  CHECK(listed->models(1).version() == 2);
+  CHECK(listed->models(2).name() == "b");
+  CHECK(listed->models(2).size_bytes() > 5000);
+  CHECK(f.loads.load() == loads_after_puts);  // nothing was loaded
+  // A deleted version disappears from the listing.
+  common::v1::DeleteModelRequest del;
+  del.set_name("a");
+  del.set_version(2);
+  REQUIRE(f.repository.Delete(del).ok());
+  listed = f.repository.List(request);
+  REQUIRE(listed.ok());
+  CHECK(listed->models_size() == 2);
+  // A file that is not a stored model is left out, not fatal.
+  REQUIRE(
+      f.store.Put("junk", [](int64_t) -> absl::StatusOr<std::string> { return "\xff\xff"; }).ok());
+  listed = f.repository.List(request);
+  REQUIRE(listed.ok());
+  CHECK(listed->models_size() == 2);
+}
+
+TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
+  Fixture f;
+  const exec::StopToken expired(
+      [] { return absl::DeadlineExceededError("the call's deadline passed"); });
+  CHECK(absl::IsDeadlineExceeded(f.Put("late", 10, expired).status()));
+  CHECK_FALSE(f.store.ListVersions("late").ok());
+  CHECK(f.Put("late", 10).ok());
+}
+
+TEST_CASE("The repository's cache keeps loaded models within --model_cache_bytes") {
+  Fixture f(/*cache_bytes=*/3000);
+  for (const char* name : {"a", "b", "c", "d"}) REQUIRE(f.Put(name, 1000).ok());
+  for (const char* name : {"a", "b", "c", "d"}) {
+    common::v1::ModelRef ref;
+    ref.set_name(name);
+    REQUIRE(f.repository.Get(ref).ok());
+  }
+  CHECK(f.repository.cache().loaded_bytes() <= 3000);
+  CHECK(f.repository.cache().loaded_versions() < 4);
+}
+
+}  // namespace
+}  // namespace maas::registry

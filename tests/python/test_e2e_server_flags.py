@@ -1,0 +1,27 @@
+"""Each server binary's --help lists its own flags (with defaults) and exits 0."""
+
+import subprocess
+
+import pytest
+
+from maas_testing import binary
+
+OWN_FLAGS = {
+    "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
+                        "--max_fit_bytes", "--port", "--host", "--model_dir"],
+    "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
+                            "--max_train_bytes", "--port", "--host", "--model_dir", "--log_file"],
+    "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(OWN_FLAGS))
+def test_help_lists_the_binarys_own_flags_and_exits_0(name):
+    for flag in ("--help", "-h"):
+        result = subprocess.run([binary(name), flag], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        for own in OWN_FLAGS[name]:
+            assert f"  {own} (default: " in result.stdout, own
+        assert result.stdout.startswith("maas")  # the usage line
+        assert "\nFlags:\n" in result.stdout
+        assert "--helpfull" in result.stdout

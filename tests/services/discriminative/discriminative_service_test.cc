@@ -1,0 +1,417 @@
+// Integration tests of the discriminative service's gRPC adapter on a real in-process server (port
+// 0, in-memory store): work on the worker pool behind admission control, unparseable stream
+// messages, stream byte caps, and no commit after the caller gave up.
+#include "services/discriminative/adapter/discriminative_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "common/adapter/dispatcher.h"
+#include "common/exec/worker_pool.h"
+#include "common/registry/model_repository.h"
+#include "common/server/server.h"
+#include "common/store/memory_model_store.h"
+#include "services/discriminative/core/discriminative_core.h"
+#include "tests/common/adapter/raw_call.h"
+
+namespace maas::discriminative {
+namespace {
+
+using testing::RawStreamCall;
+using testing::RawUnaryCall;
+
+constexpr char kService[] = "/maas.discriminative.v1.DiscriminativeService/";
+constexpr absl::Duration kCap = absl::Seconds(30);  // generous: only a hang reaches it
+
+struct StackOptions {
+  int threads = 2;
+  int64_t max_concurrent_calls = 0;
+  int64_t max_queued = -1;
+  int64_t max_train_bytes = 0;
+};
+
+DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>* repository) {
+  DiscriminativeCoreOptions options;
+  options.repository = repository;
+  return options;
+}
+
+adapter::DispatcherOptions Dispatch(const StackOptions& o) {
+  adapter::DispatcherOptions options;
+  options.max_concurrent_calls = o.max_concurrent_calls;
+  options.max_queued = o.max_queued;
+  return options;
+}
+
+// The service as main.cc wires it, on port 0 of 127.0.0.1.
+struct Stack {
+  explicit Stack(StackOptions o = {})
+      : repository(&store, ParseStoredPipeline, absl::ZeroDuration()),
+        core(CoreOptions(&repository)),
+        pool({o.threads}),
+        dispatcher(&pool, Dispatch(o)),
+        service(&core, &auth, &dispatcher, o.max_train_bytes) {
+    server::ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.name = "test";
+    options.log_stream = nullptr;
+    auto started = server::Server::Start(options, {&service});
+    REQUIRE(started.ok());
+    server = *std::move(started);
+    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                  grpc::InsecureChannelCredentials());
+  }
+  ~Stack() { server->Shutdown(); }
+
+  // Occupies every worker until the returned notification is notified.
+  std::shared_ptr<absl::Notification> BlockPool() {
+    auto release = std::make_shared<absl::Notification>();
+    std::atomic<int> started{0};
+    for (int i = 0; i < pool.parallelism(); ++i) {
+      pool.Submit([release, &started] {
+        started.fetch_add(1);
+        release->WaitForNotification();
+      });
+    }
+    const absl::Time limit = absl::Now() + kCap;
+    while (started.load() < pool.parallelism() && absl::Now() < limit) {
+      absl::SleepFor(absl::Milliseconds(1));
+    }
+    REQUIRE(started.load() == pool.parallelism());
+    return release;
+  }
+  // Waits until no call holds an admission ticket and the pool is idle.
+  void WaitIdle() {
+    const absl::Time limit = absl::Now() + kCap;
+    while ((dispatcher.in_flight() > 0 || pool.queued() > 0 || pool.running() > 0) &&
+           absl::Now() < limit) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    REQUIRE(dispatcher.in_flight() == 0);
+  }
+  bool Stored(const std::string& name) { return store.ListVersions(name).ok(); }
+
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository;
+  DiscriminativeCore core;
+  adapter::WriteAuthorizer auth;
+  exec::WorkerPool pool;
+  adapter::Dispatcher dispatcher;
+  DiscriminativeServiceImpl service;
+  std::unique_ptr<server::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+};
+
+std::string Config(const std::string& name) {
+  v1::TrainRequest request;
+  request.mutable_config()->set_name(name);
+  return request.SerializeAsString();
+}
+
+// `n` examples labelled "sports" / "food" alternately, starting at `first`.
+std::string Batch(int first, int n) {
+  v1::TrainRequest request;
+  for (int i = first; i < first + n; ++i) {
+    v1::LabeledText* example = request.mutable_batch()->add_examples();
+    example->set_text(i % 2 == 0 ? "goal match team score " + std::to_string(i)
+                                 : "bread dough oven bake " + std::to_string(i));
+    example->set_label(i % 2 == 0 ? "sports" : "food");
+  }
+  return request.SerializeAsString();
+}
+
+// A TextBatch message whose one example's text is invalid UTF-8 (a typed stub would refuse it).
+std::string InvalidUtf8Batch(bool evaluate) {
+  v1::TextBatch batch;
+  v1::LabeledText* example = batch.add_examples();
+  example->set_text("caf\xc3 \xff broken");  // serialization only logs; the bytes go out as is
+  example->set_label("food");
+  v1::TrainRequest train;
+  v1::EvaluateRequest eval;
+  *train.mutable_batch() = batch;
+  *eval.mutable_batch() = batch;
+  return evaluate ? eval.SerializeAsString() : train.SerializeAsString();
+}
+
+const std::string kRandomBytes("\xff\xfe\x07\x01\x80\x80\x80", 7);
+
+std::string ClassifyRequestBytes(const std::string& model, const std::vector<std::string>& texts) {
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name(model);
+  for (const std::string& text : texts) request.add_texts(text);
+  return request.SerializeAsString();
+}
+
+void TrainModel(Stack& stack, const std::string& name) {
+  auto result =
+      RawStreamCall(stack.channel, std::string(kService) + "Train", {Config(name), Batch(0, 20)});
+  REQUIRE(result.status.ok());
+  REQUIRE(stack.Stored(name));
+}
+
+TEST_CASE("Train, Classify and ClassifyStream work on the worker pool") {
+  Stack stack;
+  TrainModel(stack, "m");
+  auto classify = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                               ClassifyRequestBytes("m", {"late goal by the team"}));
+  REQUIRE(classify.status.ok());
+  v1::ClassifyResponse response;
+  REQUIRE(response.ParseFromString(classify.responses.at(0)));
+  REQUIRE(response.results_size() == 1);
+  CHECK(response.results(0).label() == "sports");
+  // 600 texts: three chunks spread over the pool, answered in request order.
+  std::vector<std::string> texts;
+  for (int i = 0; i < 600; ++i) texts.push_back(i % 2 == 0 ? "goal team" : "oven bread");
+  auto many = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                           ClassifyRequestBytes("m", texts));
+  REQUIRE(many.status.ok());
+  REQUIRE(response.ParseFromString(many.responses.at(0)));
+  REQUIRE(response.results_size() == 600);
+  for (int i = 0; i < 600; ++i) {
+    REQUIRE(response.results(i).label() == (i % 2 == 0 ? "sports" : "food"));
+  }
+  auto stream =
+      RawStreamCall(stack.channel, std::string(kService) + "ClassifyStream",
+                    {ClassifyRequestBytes("m", {"goal"}), ClassifyRequestBytes("m", {"bread"})});
+  REQUIRE(stream.status.ok());
+  CHECK(stream.responses.size() == 2);
+}
+
+// issue 5 item 1: one unreadable message used to end the stream as if the client had finished, and
+// the call answered OK with the data before it (Train: num_documents=20).
+TEST_CASE("An unparseable message fails Train with INVALID_ARGUMENT and stores nothing") {
+  Stack stack;
+  for (const std::string& bad : {InvalidUtf8Batch(false), kRandomBytes}) {
+    auto result = RawStreamCall(stack.channel, std::string(kService) + "Train",
+                                {Config("bad"), Batch(0, 20), bad, Batch(20, 25)});
+    CHECK(result.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(result.status.error_message().find("message 3 of the stream") != std::string::npos);
+    CHECK(result.status.error_message().find("maas.discriminative.v1.TrainRequest") !=
+          std::string::npos);
+    CHECK(result.status.error_message().find("nothing was stored") != std::string::npos);
+    CHECK(result.responses.empty());
+  }
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("bad"));
+}
+
+TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID_ARGUMENT") {
+  Stack stack;
+  TrainModel(stack, "m");
+  v1::EvaluateRequest config;
+  config.mutable_config()->mutable_model()->set_name("m");
+  v1::EvaluateRequest batch;
+  *batch.mutable_batch() = [] {
+    v1::TrainRequest t;
+    t.ParseFromString(Batch(0, 4));
+    return t.batch();
+  }();
+  auto evaluate = RawStreamCall(stack.channel, std::string(kService) + "Evaluate",
+                                {config.SerializeAsString(), batch.SerializeAsString(),
+                                 InvalidUtf8Batch(true), batch.SerializeAsString()});
+  CHECK(evaluate.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(evaluate.responses.empty());
+
+  // ClassifyStream [good, bad, good, good] used to give one response and OK.
+  v1::ClassifyRequest bad_request;
+  bad_request.mutable_model()->set_name("m");
+  bad_request.add_texts("\xc3\x28 invalid");
+  auto stream =
+      RawStreamCall(stack.channel, std::string(kService) + "ClassifyStream",
+                    {ClassifyRequestBytes("m", {"goal"}), bad_request.SerializeAsString(),
+                     ClassifyRequestBytes("m", {"goal"}), ClassifyRequestBytes("m", {"goal"})});
+  CHECK(stream.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(stream.status.error_message().find("message 2 of the stream") != std::string::npos);
+  CHECK(stream.responses.size() == 1);
+
+  // A unary request that cannot be parsed: INVALID_ARGUMENT with a message (not an empty error).
+  auto unary = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                            bad_request.SerializeAsString());
+  CHECK(unary.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(unary.status.error_message().find("maas.discriminative.v1.ClassifyRequest") !=
+        std::string::npos);
+}
+
+TEST_CASE("A method of the other service is UNIMPLEMENTED saying what this server serves") {
+  Stack stack;
+  auto result = RawUnaryCall(stack.channel, "/maas.generative.v1.GenerativeService/GetModel", "");
+  CHECK(result.status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(result.status.error_message().find("/maas.generative.v1.GenerativeService/GetModel") !=
+        std::string::npos);
+  CHECK(result.status.error_message().find("maas.discriminative.v1.DiscriminativeService") !=
+        std::string::npos);
+  CHECK(result.status.error_message().find("gateway") != std::string::npos);
+}
+
+TEST_CASE("A Train stream above --max_train_bytes is RESOURCE_EXHAUSTED and stores nothing") {
+  StackOptions options;
+  options.max_train_bytes = 2000;
+  Stack stack(options);
+  auto result = RawStreamCall(stack.channel, std::string(kService) + "Train",
+                              {Config("big"), Batch(0, 20), Batch(20, 20), Batch(40, 20)});
+  CHECK(result.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(result.status.error_message().find("--max_train_bytes") != std::string::npos);
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("big"));
+  TrainModel(stack, "small");  // below the cap
+}
+
+TEST_CASE("A full server refuses new calls at once while health and ListModels still answer") {
+  StackOptions options;
+  options.threads = 1;
+  options.max_concurrent_calls = 2;
+  Stack stack(options);
+  TrainModel(stack, "m");
+  auto release = stack.BlockPool();
+  // Two calls are admitted and wait for the (blocked) worker.
+  std::vector<grpc::Status> statuses(2);
+  std::vector<std::thread> callers;
+  for (int i = 0; i < 2; ++i) {
+    callers.emplace_back([&, i] {
+      statuses[static_cast<size_t>(i)] =
+          RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                       ClassifyRequestBytes("m", {"goal"}))
+              .status;
+    });
+  }
+  const absl::Time limit = absl::Now() + kCap;
+  while (stack.dispatcher.in_flight() < 2 && absl::Now() < limit) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  REQUIRE(stack.dispatcher.in_flight() == 2);
+  // The third is refused without waiting for a worker, with a retry hint.
+  auto refused = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                              ClassifyRequestBytes("m", {"goal"}));
+  CHECK(refused.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(refused.status.error_message().find("--max_concurrent_calls") != std::string::npos);
+  CHECK(refused.trailers.count(adapter::kRetryAfterMetadataKey) == 1);
+  auto refused_stream =
+      RawStreamCall(stack.channel, std::string(kService) + "Train", {Config("x"), Batch(0, 2)});
+  CHECK(refused_stream.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  // Health and ListModels never need a worker.
+  CHECK(testing::HealthCheck(stack.channel, "") == 1);
+  CHECK(testing::HealthCheck(stack.channel, "maas.discriminative.v1.DiscriminativeService") == 1);
+  auto list = RawUnaryCall(stack.channel, std::string(kService) + "ListModels", "");
+  REQUIRE(list.status.ok());
+  common::v1::ListModelsResponse models;
+  REQUIRE(models.ParseFromString(list.responses.at(0)));
+  CHECK(models.models_size() == 1);
+  release->Notify();
+  for (std::thread& t : callers) t.join();
+  CHECK(statuses[0].ok());
+  CHECK(statuses[1].ok());
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("x"));
+}
+
+// issue 5 item 3: a Train whose client deadline passed still created a version (logged OK), so a
+// client retrying on DEADLINE_EXCEEDED got duplicates.
+TEST_CASE("Train whose deadline passed before its work ran commits nothing") {
+  StackOptions options;
+  options.threads = 1;
+  Stack stack(options);
+  auto release = stack.BlockPool();
+  auto result = RawStreamCall(stack.channel, std::string(kService) + "Train",
+                              {Config("late"), Batch(0, 20)}, std::chrono::milliseconds(300));
+  CHECK(result.status.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  release->Notify();
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("late"));
+}
+
+// A StopToken that says OK `ok_checks` times, then DEADLINE_EXCEEDED: the deadline passes while the
+// work runs.
+exec::StopToken ExpiresAfter(int ok_checks) {
+  auto left = std::make_shared<std::atomic<int>>(ok_checks);
+  return exec::StopToken([left]() -> absl::Status {
+    if (left->fetch_sub(1) > 0) return absl::OkStatus();
+    return absl::DeadlineExceededError("deadline passed");
+  });
+}
+
+TEST_CASE("Train and CreateModel check the StopToken right before the store write") {
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration());
+  DiscriminativeCore core(CoreOptions(&repository));
+  exec::InlineExecutor executor;
+  for (int ok_checks : {0, 1}) {  // 1: the deadline passes after the model was built
+    auto session = core.StartTrain();
+    v1::TrainRequest config, batch;
+    REQUIRE(config.ParseFromString(Config("t")));
+    REQUIRE(batch.ParseFromString(Batch(0, 10)));
+    REQUIRE(session->Add(config).ok());
+    REQUIRE(session->Add(batch).ok());
+    auto finished = session->Finish(executor, ExpiresAfter(ok_checks));
+    CHECK(absl::IsDeadlineExceeded(finished.status()));
+    CHECK_FALSE(store.ListVersions("t").ok());
+  }
+  auto session = core.StartTrain();
+  v1::TrainRequest config, batch;
+  REQUIRE(config.ParseFromString(Config("t")));
+  REQUIRE(batch.ParseFromString(Batch(0, 10)));
+  REQUIRE(session->Add(config).ok());
+  REQUIRE(session->Add(batch).ok());
+  auto trained = session->Finish(executor, exec::StopToken());
+  REQUIRE(trained.ok());
+  auto spec = core.GetModel([] {
+    v1::GetModelRequest r;
+    r.mutable_model()->set_name("t");
+    return r;
+  }());
+  REQUIRE(spec.ok());
+  v1::CreateModelRequest create;
+  create.set_name("copy");
+  *create.mutable_spec() = spec->spec();
+  CHECK(absl::IsDeadlineExceeded(core.CreateModel(create, ExpiresAfter(1)).status()));
+  CHECK_FALSE(store.ListVersions("copy").ok());
+  CHECK(core.CreateModel(create).ok());
+  CHECK(store.ListVersions("copy").ok());
+}
+
+TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool too") {
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration());
+  DiscriminativeCore core(CoreOptions(&repository));
+  {
+    auto session = core.StartTrain();
+    v1::TrainRequest config, batch;
+    REQUIRE(config.ParseFromString(Config("m")));
+    REQUIRE(batch.ParseFromString(Batch(0, 10)));
+    REQUIRE(session->Add(config).ok());
+    REQUIRE(session->Add(batch).ok());
+    REQUIRE(session->Finish().ok());
+  }
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  for (int i = 0; i < 256 * 10; ++i) request.add_texts("goal team");  // 10 chunks
+  exec::InlineExecutor inline_executor;
+  exec::WorkerPool pool({2});
+  for (exec::Executor* executor :
+       {static_cast<exec::Executor*>(&inline_executor), static_cast<exec::Executor*>(&pool)}) {
+    std::atomic<int> checks{0};
+    const exec::StopToken stop([&checks]() -> absl::Status {
+      return checks.fetch_add(1) < 2 ? absl::OkStatus() : absl::CancelledError("client gone");
+    });
+    auto stopped = core.Classify(request, *executor, stop);
+    CHECK(absl::IsCancelled(stopped.status()));
+    CHECK(checks.load() == 10);  // one check per chunk; only 2 chunks did any work
+    auto full = core.Classify(request, *executor, exec::StopToken());
+    REQUIRE(full.ok());
+    CHECK(full->results_size() == 2560);
+  }
+}
+
+}  // namespace
+}  // namespace maas::discriminative

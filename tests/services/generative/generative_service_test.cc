@@ -1,0 +1,164 @@
+// Integration tests of the generative service's gRPC adapter on a real in-process server (port 0,
+// in-memory store): FitModel with an unparseable message, --max_fit_bytes, Sample produced on the
+// worker pool, an unknown estimator enum value.
+#include "services/generative/adapter/generative_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/time/clock.h"
+#include "common/adapter/dispatcher.h"
+#include "common/exec/worker_pool.h"
+#include "common/registry/model_repository.h"
+#include "common/server/server.h"
+#include "common/store/memory_model_store.h"
+#include "services/generative/core/generative_core.h"
+#include "tests/common/adapter/raw_call.h"
+
+namespace maas::generative {
+namespace {
+
+using testing::RawStreamCall;
+using testing::RawUnaryCall;
+
+constexpr char kService[] = "/maas.generative.v1.GenerativeService/";
+
+GenerativeCoreOptions CoreOptions(registry::ModelRepository<LoadedModel>* repository) {
+  GenerativeCoreOptions options;
+  options.repository = repository;
+  options.fresh_seed = [] { return uint64_t{42}; };
+  return options;
+}
+
+struct Stack {
+  explicit Stack(int64_t max_fit_bytes = 0)
+      : repository(&store, ParseStoredModel, absl::ZeroDuration()),
+        core(CoreOptions(&repository)),
+        pool({2}),
+        dispatcher(&pool, {}),
+        service(&core, &auth, &dispatcher, max_fit_bytes) {
+    server::ServerOptions options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.name = "test";
+    options.log_stream = nullptr;
+    auto started = server::Server::Start(options, {&service});
+    REQUIRE(started.ok());
+    server = *std::move(started);
+    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
+                                  grpc::InsecureChannelCredentials());
+  }
+  ~Stack() { server->Shutdown(); }
+  void WaitIdle() {
+    const absl::Time limit = absl::Now() + absl::Seconds(30);
+    while (dispatcher.in_flight() > 0 && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(2));
+    REQUIRE(dispatcher.in_flight() == 0);
+  }
+
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedModel> repository;
+  GenerativeCore core;
+  adapter::WriteAuthorizer auth;
+  exec::WorkerPool pool;
+  adapter::Dispatcher dispatcher;
+  GenerativeServiceImpl service;
+  std::unique_ptr<server::Server> server;
+  std::shared_ptr<grpc::Channel> channel;
+};
+
+std::string FitConfigBytes(const std::string& name) {
+  v1::FitModelRequest request;
+  request.mutable_config()->set_name(name);
+  request.mutable_config()->mutable_uniform();
+  return request.SerializeAsString();
+}
+
+std::string RowsBytes(const std::vector<double>& values) {
+  v1::FitModelRequest request;
+  request.mutable_rows()->set_rows(static_cast<uint32_t>(values.size() / 2));
+  request.mutable_rows()->set_cols(2);
+  for (double v : values) request.mutable_rows()->add_values(v);
+  return request.SerializeAsString();
+}
+
+// issue 5 item 1: FitModel [config, 2 rows, bad, 2 rows] used to answer OK having kept 2 of 4 rows.
+TEST_CASE("An unparseable FitModel message is INVALID_ARGUMENT and stores nothing") {
+  Stack stack;
+  v1::FitModelRequest bad_config;  // a second config whose name is invalid UTF-8
+  bad_config.mutable_config()->set_name("\xff\xfe");
+  for (const std::string& bad :
+       {std::string("\xff\xff\xff\x01", 4), bad_config.SerializeAsString()}) {
+    auto result = RawStreamCall(
+        stack.channel, std::string(kService) + "FitModel",
+        {FitConfigBytes("fit"), RowsBytes({0, 0, 1, 1}), bad, RowsBytes({5, 5, 6, 6})});
+    CHECK(result.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+    CHECK(result.status.error_message().find("message 3 of the stream") != std::string::npos);
+  }
+  stack.WaitIdle();
+  CHECK_FALSE(stack.store.ListVersions("fit").ok());
+  auto good =
+      RawStreamCall(stack.channel, std::string(kService) + "FitModel",
+                    {FitConfigBytes("fit"), RowsBytes({0, 0, 1, 1}), RowsBytes({5, 5, 6, 6})});
+  REQUIRE(good.status.ok());
+  v1::FitModelResponse response;
+  REQUIRE(response.ParseFromString(good.responses.at(0)));
+  CHECK(response.trace().num_rows() == 4);
+}
+
+TEST_CASE("A FitModel stream above --max_fit_bytes is RESOURCE_EXHAUSTED and stores nothing") {
+  Stack stack(/*max_fit_bytes=*/200);
+  std::vector<double> rows(40, 1.0);
+  auto result = RawStreamCall(stack.channel, std::string(kService) + "FitModel",
+                              {FitConfigBytes("fit"), RowsBytes(rows), RowsBytes(rows)});
+  CHECK(result.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK(result.status.error_message().find("--max_fit_bytes") != std::string::npos);
+  stack.WaitIdle();
+  CHECK_FALSE(stack.store.ListVersions("fit").ok());
+}
+
+TEST_CASE("Sample streams every batch from the pool, and an unknown estimator prints its number") {
+  Stack stack;
+  v1::CreateModelRequest create;
+  create.set_name("box");
+  create.mutable_spec()->mutable_uniform()->add_low(0);
+  create.mutable_spec()->mutable_uniform()->add_high(1);
+  REQUIRE(
+      RawUnaryCall(stack.channel, std::string(kService) + "CreateModel", create.SerializeAsString())
+          .status.ok());
+  v1::SampleRequest sample;
+  sample.mutable_model()->set_name("box");
+  sample.set_num_samples(10);
+  sample.set_batch_size(3);
+  sample.set_seed(7);
+  auto stream =
+      RawStreamCall(stack.channel, std::string(kService) + "Sample", {sample.SerializeAsString()});
+  REQUIRE(stream.status.ok());
+  REQUIRE(stream.responses.size() == 4);
+  uint64_t next = 0;
+  for (const std::string& bytes : stream.responses) {
+    v1::SampleBatch batch;
+    REQUIRE(batch.ParseFromString(bytes));
+    CHECK(batch.start_index() == next);
+    next += batch.x().rows();
+  }
+  CHECK(next == 10);
+
+  v1::EstimateLogLikelihoodRequest estimate;
+  estimate.mutable_model()->set_name("box");
+  estimate.mutable_x()->set_rows(1);
+  estimate.mutable_x()->set_cols(1);
+  estimate.mutable_x()->add_values(0.5);
+  estimate.set_estimator(static_cast<v1::Estimator>(17));
+  auto unknown = RawUnaryCall(stack.channel, std::string(kService) + "EstimateLogLikelihood",
+                              estimate.SerializeAsString());
+  CHECK(unknown.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(unknown.status.error_message().find("estimator is 17") != std::string::npos);
+}
+
+}  // namespace
+}  // namespace maas::generative
