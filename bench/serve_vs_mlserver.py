@@ -456,7 +456,8 @@ def main():
             mbs = f"{r['rps'] * batch_mb:7.1f}" if kind == "batch" else f"{'':7}"
             ratio = "" if name == "mlserver" else (f"{r['rps'] / base['rps']:8.1f}x{base['p99'] / r['p99']:6.1f}x"
                                                    f"{base['cpu_ms'] / r['cpu_ms']:6.1f}x")
-            print(f"  {name:20}{r['rps']:8.0f}{mbs}{r['p50']:9.2f}{r['p99']:9.2f}{r['cpu_ms']:11.3f}"
+            rps = f"{r['rps']:8.1f}" if r["rps"] < 100 else f"{r['rps']:8.0f}"
+            print(f"  {name:20}{rps}{mbs}{r['p50']:9.2f}{r['p99']:9.2f}{r['cpu_ms']:11.3f}"
                   f"{r['ghz_cpu_ms']:9.3f}{ratio}")
     print("\nCPU columns: CPU ms per request of the server processes (with their children; the gateway run counts "
           "gateway + service) and of ghz.\n'x req/s' = throughput / MLServer's (target >= 20x); 'p99 x' = MLServer's "
