@@ -27,6 +27,8 @@ bench: build
 	PYTHONPATH=$(BUILD_DIR)/python MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/classify_vs_sklearn.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/generative_vs_numpy.py
 
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/serve_vs_mlserver.py
+
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, separate build dir). GCC's
 # -Wmaybe-uninitialized gives false positives inside libstdc++/Catch2 at -O1 with sanitizers, so it is not an error.
 SANITIZE_DIR ?= build-asan
