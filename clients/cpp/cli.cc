@@ -585,7 +585,8 @@ absl::StatusOr<std::string> FormatSamplesJson(absl::string_view model, uint64_t 
 }
 
 std::string FormatEstimate(absl::string_view model,
-                           const gv1::EstimateLogLikelihoodResponse& response, bool json) {
+                           const gv1::EstimateLogLikelihoodResponse& response, bool json,
+                           uint64_t row_offset, uint64_t sample_offset) {
   if (json) {
     JsonWriter w;
     w.BeginObject()
@@ -597,10 +598,17 @@ std::string FormatEstimate(absl::string_view model,
         .String(gv1::Estimator_Name(response.estimator()))
         .Key("seed")
         .Uint(response.seed())
+        .Key("row_offset")
+        .Uint(row_offset)
+        .Key("sample_offset")
+        .Uint(sample_offset)
         .Key("rows")
         .BeginArray();
-    for (const gv1::RowEstimate& row : response.rows()) {
+    for (int i = 0; i < response.rows_size(); ++i) {
+      const gv1::RowEstimate& row = response.rows(i);
       w.BeginObject()
+          .Key("row")
+          .Uint(row_offset + static_cast<uint64_t>(i))
           .Key("log_likelihood")
           .Double(row.log_likelihood())
           .Key("standard_error")
@@ -617,6 +625,17 @@ std::string FormatEstimate(absl::string_view model,
       } else {
         w.Null();
       }
+      w.Key("ais_acceptance_rate")
+          .Double(row.ais_acceptance_rate())
+          .Key("statistics")
+          .BeginObject()
+          .Key("count")
+          .Uint(row.statistics().count())
+          .Key("log_sum_w")
+          .Double(row.statistics().log_sum_w())
+          .Key("log_sum_w2")
+          .Double(row.statistics().log_sum_w2())
+          .EndObject();
       w.EndObject();
     }
     w.EndArray().EndObject();
@@ -626,8 +645,8 @@ std::string FormatEstimate(absl::string_view model,
   for (int i = 0; i < response.rows_size(); ++i) {
     const gv1::RowEstimate& row = response.rows(i);
     rows.push_back(
-        {absl::StrCat(i), HumanDouble(row.log_likelihood()), HumanDouble(row.standard_error()),
-         HumanDouble(row.ess()),
+        {absl::StrCat(row_offset + static_cast<uint64_t>(i)), HumanDouble(row.log_likelihood()),
+         HumanDouble(row.standard_error()), HumanDouble(row.ess()),
          row.has_exact_log_likelihood() ? HumanDouble(row.exact_log_likelihood()) : "-"});
   }
   return absl::StrCat(
@@ -887,7 +906,9 @@ const std::map<std::string, CommandSpec>& Commands() {
        {{"model", "model_version", "num_samples", "seed", "start_index", "batch_size", "latents"},
         {"model", "num_samples"}}},
       {"estimate",
-       {{"model", "model_version", "x", "x_file", "estimator", "num_samples", "seed"}, {"model"}}},
+       {{"model", "model_version", "x", "x_file", "estimator", "num_samples", "seed", "row_offset",
+         "sample_offset"},
+        {"model"}}},
       {"fit",
        {{"name", "data", "family", "seed", "n_components", "covariance_type", "latent_dim", "tol",
          "max_iter", "n_init", "reg_covar", "init", "min_probability"},
@@ -1020,8 +1041,10 @@ commands:
       Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample
       (x columns, then latent columns with --latents).
   estimate --model NAME (--x "1,2;3,4" | --x_file F.csv) [--estimator exact|prior|importance|ais]
-           [--num_samples N] [--seed S]
-      log p(x) per row: ROW LOG_LIKELIHOOD STANDARD_ERROR ESS EXACT.
+           [--num_samples N] [--seed S] [--row_offset R] [--sample_offset J]
+      log p(x) per row: ROW LOG_LIKELIHOOD STANDARD_ERROR ESS EXACT. --row_offset / --sample_offset
+      shard a big estimate: the weights of global row R+i, sample J+j do not depend on the shard,
+      and the JSON statistics of the shards merge exactly into one call's.
       CSV files: one row per line, blank and '#' lines skipped.
   fit      --name NAME --family F --data FILE.csv [--seed S] [hyperparameters]
       Fit a generative model to the CSV rows (same format as --x_file): F is uniform,

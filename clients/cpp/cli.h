@@ -145,12 +145,15 @@ absl::StatusOr<std::string> FormatSamplesJson(
     const std::vector<generative::v1::SampleBatch>& batches);
 
 // `maas estimate`: "# model=NAME version=V estimator=E seed=S", then ROW LOG_LIKELIHOOD
-// STANDARD_ERROR ESS EXACT ("-" when the exact value is not available). JSON: {"model",
-// "model_version", "estimator", "seed", "rows": [{"log_likelihood", "standard_error", "ess",
-// "num_samples", "pareto_k", "exact_log_likelihood" (null when not available)}]}.
+// STANDARD_ERROR ESS EXACT ("-" when the exact value is not available); ROW is the global row
+// index (row_offset + i). JSON: {"model", "model_version", "estimator", "seed", "row_offset",
+// "sample_offset", "rows": [{"row", "log_likelihood", "standard_error", "ess", "num_samples",
+// "pareto_k", "exact_log_likelihood" (null when not available), "ais_acceptance_rate",
+// "statistics": {"count", "log_sum_w", "log_sum_w2"}}]}: the statistics of shards (by rows or by
+// samples) merge exactly into those of one big call (log-sum-exp of the log sums, sum of counts).
 std::string FormatEstimate(absl::string_view model,
-                           const generative::v1::EstimateLogLikelihoodResponse& response,
-                           bool json);
+                           const generative::v1::EstimateLogLikelihoodResponse& response, bool json,
+                           uint64_t row_offset = 0, uint64_t sample_offset = 0);
 
 // `maas fit`: name, version, family, dimension, rows, iterations, converged, log_likelihood (the
 // last mean log-likelihood per row of the trace), seed as two columns. JSON: {"name", "version",
@@ -196,6 +199,8 @@ struct CommandArgs {
   uint64_t num_samples = 0;
   std::optional<uint64_t> seed;
   uint64_t start_index = 0;
+  uint64_t row_offset = 0;     // estimate: global index of the first row (sharding)
+  uint64_t sample_offset = 0;  // estimate: index of the first Monte Carlo sample (sharding)
   uint32_t batch_size = 0;
   bool latents = false;
   std::string x;

@@ -79,9 +79,11 @@ absl::Status RunEstimate(Client& client, const cli::CommandArgs& args, std::ostr
   request.set_estimator(estimator);
   request.set_num_samples(args.num_samples);
   if (args.seed.has_value()) request.set_seed(*args.seed);
+  request.set_row_offset(args.row_offset);
+  request.set_sample_offset(args.sample_offset);
   MAAS_ASSIGN_OR_RETURN(const gv1::EstimateLogLikelihoodResponse response,
                         client.Estimate(request));
-  out << cli::FormatEstimate(args.model, response, args.json);
+  out << cli::FormatEstimate(args.model, response, args.json, args.row_offset, args.sample_offset);
   return absl::OkStatus();
 }
 

@@ -39,6 +39,10 @@ ABSL_FLAG(std::string, type, "", "model type: generative or discriminative (get,
 ABSL_FLAG(uint64_t, num_samples, 0, "samples (sample) or Monte Carlo samples per row (estimate)");
 ABSL_FLAG(uint64_t, seed, 0, "seed (default: a fresh one chosen by the server)");
 ABSL_FLAG(uint64_t, start_index, 0, "sample: index of the first sample in the seed's stream");
+ABSL_FLAG(uint64_t, row_offset, 0,
+          "estimate: global index of the first row (shards of a big estimate; default 0)");
+ABSL_FLAG(uint64_t, sample_offset, 0,
+          "estimate: index of the first Monte Carlo sample per row (shards by samples; default 0)");
 ABSL_FLAG(uint32_t, batch_size, 0, "sample: samples per streamed batch (0: server default)");
 ABSL_FLAG(bool, latents, false, "sample: also print the latent values");
 ABSL_FLAG(std::string, x, "", "estimate: rows inline, e.g. \"1,2;3,4\"");
@@ -174,6 +178,8 @@ int main(int argc, char** argv) {
   args.num_samples = absl::GetFlag(FLAGS_num_samples);
   if (args.flags_set.count("seed") > 0) args.seed = absl::GetFlag(FLAGS_seed);
   args.start_index = absl::GetFlag(FLAGS_start_index);
+  args.row_offset = absl::GetFlag(FLAGS_row_offset);
+  args.sample_offset = absl::GetFlag(FLAGS_sample_offset);
   args.batch_size = absl::GetFlag(FLAGS_batch_size);
   args.latents = absl::GetFlag(FLAGS_latents);
   args.x = absl::GetFlag(FLAGS_x);

@@ -292,6 +292,36 @@ TEST_CASE("FormatEstimate human and JSON") {
   const auto& r0 = fields.at("rows").list_value().values(0).struct_value().fields();
   CHECK(r0.at("log_likelihood").number_value() == -1.2345678);
   CHECK(r0.at("exact_log_likelihood").kind_case() == google::protobuf::Value::kNullValue);
+  CHECK(r0.at("row").number_value() == 0);
+}
+
+TEST_CASE("FormatEstimate of a shard: global row numbers and exact mergeable statistics") {
+  gv1::EstimateLogLikelihoodResponse response;
+  response.set_estimator(gv1::PRIOR);
+  response.set_seed(7);
+  for (int i = 0; i < 2; ++i) {
+    gv1::RowEstimate* row = response.add_rows();
+    row->set_log_likelihood(-1.0 - i);
+    row->mutable_statistics()->set_count(1000);
+    // Values with no short decimal form: the JSON must carry them exactly (shortest round trip).
+    row->mutable_statistics()->set_log_sum_w(std::nextafter(3.0 + i / 3.0, 10.0));
+    row->mutable_statistics()->set_log_sum_w2(0.1 + 0.2 * i);
+  }
+  CHECK_THAT(FormatEstimate("m", response, false, 40, 5000),
+             Catch::Contains("\n40   ") && Catch::Contains("\n41   "));
+  const auto fields =
+      ParseJson(FormatEstimate("m", response, true, 40, 5000)).struct_value().fields();
+  CHECK(fields.at("row_offset").number_value() == 40);
+  CHECK(fields.at("sample_offset").number_value() == 5000);
+  const auto& rows = fields.at("rows").list_value();
+  for (int i = 0; i < 2; ++i) {
+    const auto& r = rows.values(i).struct_value().fields();
+    CHECK(r.at("row").number_value() == 40 + i);
+    const auto& stats = r.at("statistics").struct_value().fields();
+    CHECK(stats.at("count").number_value() == 1000);
+    CHECK(stats.at("log_sum_w").number_value() == response.rows(i).statistics().log_sum_w());
+    CHECK(stats.at("log_sum_w2").number_value() == response.rows(i).statistics().log_sum_w2());
+  }
 }
 
 TEST_CASE("FormatTrain, FormatClassify and FormatDelete") {

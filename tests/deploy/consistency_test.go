@@ -19,10 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// CLI flags the estimate Job uses that another branch (gen-est: EstimateLogLikelihoodRequest.row_offset /
-// sample_offset) adds. Until the CLI on this branch has them they are reported, not failed; once it has
-// them they are checked like every other flag.
-var pendingCLIFlags = map[string]string{"row_offset": "gen-est", "sample_offset": "gen-est"}
+// CLI flags a Job may use before the CLI has them (name -> where they are being added): reported, not
+// failed. Empty: every flag in the Jobs is checked against the CLI.
+var pendingCLIFlags = map[string]string{}
 
 // Server is one Deployment's container with its effective flags (flagfiles expanded, last value wins).
 type Server struct {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -307,6 +308,124 @@ func TestShardedSampleJob(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(outDir, "samples.csv")); err == nil {
 		t.Errorf("merge wrote samples.csv with shard 2 missing")
+	}
+}
+
+// The sharded estimate Job on loopback: a gaussian_mixture fitted through the CLI, the Job's own scripts
+// and environment (sizes scaled down, PRIOR so that every weight is random), every completion index, the
+// merge step; each merged row (estimate and mergeable statistics) equals the same row of one big call
+// exactly, because --row_offset gives global row r the same weights whichever shard computes it.
+func TestShardedEstimateJob(t *testing.T) {
+	r := render(t, "overlays/dev")
+	noAuth := []string{"--auth_token_file="}
+	up := stack(t, r, map[string][]string{"maas-generative": noAuth, "maas-discriminative": noAuth})
+	gateway := fmt.Sprintf("127.0.0.1:%d", up["maas-gateway"].Port)
+	maas := filepath.Join(binDir(t), "maas")
+
+	jobs := render(t, "jobs/estimate")
+	shards := job(t, jobs, "maas-estimate-shards")
+	merge := job(t, jobs, "maas-estimate-merge")
+	envs := jobEnv(t, jobs, &shards.Spec.Template.Spec.Containers[0])
+	data := filepath.Join(sourceDir(t), "deploy", "local", "demo_mixture.csv")
+	fit := exec.Command(maas, "--target="+gateway, "fit", "--name="+envs["MODEL"], "--family=gaussian_mixture",
+		"--n_components=2", "--data="+data, "--seed=1")
+	if out, err := fit.CombinedOutput(); err != nil {
+		t.Fatalf("maas fit: %v\n%s", err, out)
+	}
+
+	work := t.TempDir()
+	dataDir := filepath.Join(work, "data")
+	// The input: the demo rows without the comment line, as the Job reads $DATA_DIR/$INPUT.
+	raw, err := os.ReadFile(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var input bytes.Buffer
+	for _, line := range bytes.SplitAfter(raw, []byte("\n")) {
+		if len(bytes.TrimSpace(line)) > 0 && line[0] != '#' {
+			input.Write(line)
+		}
+	}
+	total := bytes.Count(input.Bytes(), []byte("\n"))
+	const shard = 30 // 100 rows: 4 indices, the last one short
+	inputPath := filepath.Join(dataDir, envs["INPUT"])
+	if err := os.MkdirAll(filepath.Dir(inputPath), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(inputPath, input.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	overrides := map[string]string{
+		"MAAS_TARGET":   gateway,
+		"DATA_DIR":      dataDir,
+		"TOTAL_ROWS":    strconv.Itoa(total),
+		"SHARD_ROWS":    strconv.Itoa(shard),
+		"ESTIMATOR":     "prior",
+		"NUM_SAMPLES":   "300",
+		"MODEL_VERSION": "1",
+		"PATH":          binDir(t) + ":" + os.Getenv("PATH"),
+		"TMPDIR":        work,
+	}
+	indices := (total + shard - 1) / shard
+	for i := 0; i <= indices; i++ { // one index past the end: must do nothing
+		runJobContainer(t, jobs, shards, work, overrides, map[string]string{"JOB_COMPLETION_INDEX": strconv.Itoa(i)})
+	}
+	runJobContainer(t, jobs, merge, work, overrides, nil)
+
+	type row struct {
+		Row           uint64
+		LogLikelihood float64 `json:"log_likelihood"`
+		StandardError float64 `json:"standard_error"`
+		Ess           float64
+		NumSamples    uint64 `json:"num_samples"`
+		Statistics    struct {
+			Count    uint64
+			LogSumW  float64 `json:"log_sum_w"`
+			LogSumW2 float64 `json:"log_sum_w2"`
+		}
+	}
+	type document struct {
+		Estimator string
+		Seed      uint64
+		Rows      []row
+	}
+	merged, err := os.ReadFile(filepath.Join(dataDir, envs["RUN"], "estimates.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fromShards []row
+	for _, line := range bytes.Split(bytes.TrimSpace(merged), []byte("\n")) {
+		var d document
+		if err := json.Unmarshal(line, &d); err != nil {
+			t.Fatalf("merged line %q: %v", line, err)
+		}
+		if d.Estimator != "PRIOR" || strconv.FormatUint(d.Seed, 10) != envs["SEED"] {
+			t.Fatalf("shard estimated with %s seed %d, want PRIOR seed %s", d.Estimator, d.Seed, envs["SEED"])
+		}
+		fromShards = append(fromShards, d.Rows...)
+	}
+	big := exec.Command(maas, "--json", "--target="+gateway, "--timeout=0", "estimate", "--model="+envs["MODEL"],
+		"--model_version=1", "--x_file="+inputPath, "--estimator=prior", "--num_samples=300", "--seed="+envs["SEED"])
+	out, err := big.Output()
+	if err != nil {
+		t.Fatalf("one big maas estimate: %v", err)
+	}
+	var whole document
+	if err := json.Unmarshal(out, &whole); err != nil {
+		t.Fatal(err)
+	}
+	if len(whole.Rows) != total || len(fromShards) != total {
+		t.Fatalf("rows: one call %d, shards %d, want %d", len(whole.Rows), len(fromShards), total)
+	}
+	distinct := map[float64]bool{}
+	for i := range whole.Rows {
+		if fromShards[i] != whole.Rows[i] {
+			t.Fatalf("row %d: shards %+v, one call %+v", i, fromShards[i], whole.Rows[i])
+		}
+		distinct[whole.Rows[i].StandardError] = true
+	}
+	if len(distinct) < total/2 { // PRIOR weights are random: a constant SE would mean no Monte Carlo ran
+		t.Fatalf("only %d distinct standard errors over %d rows", len(distinct), total)
 	}
 }
 

@@ -157,7 +157,7 @@ TEST_CASE("Sample streams every batch from the pool, and an unknown estimator pr
   auto unknown = RawUnaryCall(stack.channel, std::string(kService) + "EstimateLogLikelihood",
                               estimate.SerializeAsString());
   CHECK(unknown.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
-  CHECK(unknown.status.error_message().find("estimator is 17") != std::string::npos);
+  CHECK(unknown.status.error_message().find("estimator: unknown value 17") != std::string::npos);
 }
 
 }  // namespace
