@@ -10,9 +10,11 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 
 namespace maas::gateway {
@@ -22,14 +24,57 @@ using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
 
-// Answers UNIMPLEMENTED for a method without a route.
-class NoRouteReactor final : public grpc::ServerGenericBidiReactor {
+// Answers a fixed status at once (no route, too many calls).
+class StatusReactor final : public grpc::ServerGenericBidiReactor {
  public:
-  explicit NoRouteReactor(std::string message) {
-    Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, std::move(message)));
-  }
+  explicit StatusReactor(grpc::Status status) { Finish(status); }
   void OnDone() override { delete this; }
 };
+
+// One grpc.reflection.v1alpha stream, answered locally: one response per request, in order.
+class ReflectionReactor final : public grpc::ServerGenericBidiReactor {
+ public:
+  explicit ReflectionReactor(const ReflectionResponder* responder) : responder_(responder) {
+    StartRead(&request_);
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) {
+      Finish(grpc::Status::OK);
+      return;
+    }
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (request_.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    grpc::Slice slice(responder_->Answer(bytes));
+    response_ = grpc::ByteBuffer(&slice, 1);
+    StartWrite(&response_);
+  }
+  void OnWriteDone(bool ok) override {
+    if (ok) {
+      StartRead(&request_);
+    } else {
+      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "reflection stream closed"));
+    }
+  }
+  void OnDone() override { delete this; }
+
+ private:
+  const ReflectionResponder* const responder_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+};
+
+// True when a status message names a network address (as gRPC's connection errors do).
+bool MentionsAddress(absl::string_view message) {
+  for (absl::string_view marker : {"ipv4:", "ipv6:", "unix:", "dns:", "127.0.0.1", "localhost"}) {
+    if (absl::StrContains(message, marker)) return true;
+  }
+  return false;
+}
 
 // One proxied call: a server reactor (the downstream client's call) and a client reactor (the call
 // to the backend), sharing this object. Lifetime: two references, dropped by each side's OnDone;
@@ -45,8 +90,11 @@ class NoRouteReactor final : public grpc::ServerGenericBidiReactor {
 //     stream ends or a downstream write fails (then the backend call is cancelled).
 class ProxyCall {
  public:
-  ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub)
-      : server_ctx_(server_ctx),
+  ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub,
+            const std::string* service, std::shared_ptr<std::atomic<int>> active)
+      : service_(service),
+        active_(std::move(active)),
+        server_ctx_(server_ctx),
         client_ctx_(grpc::ClientContext::FromCallbackServerContext(*server_ctx)),
         downstream_(this),
         upstream_(this) {
@@ -61,6 +109,8 @@ class ProxyCall {
     upstream_.StartCall();
     downstream_.StartRead(&request_);
   }
+
+  ~ProxyCall() { active_->fetch_sub(1, std::memory_order_relaxed); }
 
   grpc::ServerGenericBidiReactor* server_reactor() { return &downstream_; }
 
@@ -133,6 +183,7 @@ class ProxyCall {
 
   void OnBackendInitialMetadata(bool ok) {
     if (ok) {
+      backend_answered_.store(true, std::memory_order_relaxed);
       for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
         if (IsReservedHeader(View(key))) continue;
         server_ctx_->AddInitialMetadata(std::string(key.data(), key.size()),
@@ -177,7 +228,16 @@ class ProxyCall {
       server_ctx_->AddTrailingMetadata(std::string(key.data(), key.size()),
                                        std::string(value.data(), value.size()));
     }
-    downstream_.Finish(status);
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+        (!backend_answered_.load(std::memory_order_relaxed) ||
+         MentionsAddress(status.error_message()))) {
+      // Made by the gateway's channel (no backend reached, or the connection was lost): the
+      // original message names internal addresses, so answer with the route instead.
+      downstream_.Finish(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, UnavailableMessage(*service_)));
+    } else {
+      downstream_.Finish(status);
+    }
     Unref();
   }
 
@@ -185,6 +245,8 @@ class ProxyCall {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  const std::string* const service_;  // the route's service name (owned by the router)
+  const std::shared_ptr<std::atomic<int>> active_;
   grpc::GenericCallbackServerContext* const server_ctx_;
   const std::unique_ptr<grpc::ClientContext> client_ctx_;
   Downstream downstream_;
@@ -192,6 +254,7 @@ class ProxyCall {
   grpc::ByteBuffer request_;   // downstream -> backend; one message in flight
   grpc::ByteBuffer response_;  // backend -> downstream; one message in flight
   std::atomic<int> refs_{2};
+  std::atomic<bool> backend_answered_{false};  // the backend's initial metadata arrived
 
   absl::Mutex mu_;
   UpState up_state_ ABSL_GUARDED_BY(mu_) = UpState::kReading;
@@ -208,12 +271,30 @@ bool IsReservedHeader(absl::string_view key) {
          key == "transfer-encoding" || key == "upgrade";
 }
 
+std::string UnavailableMessage(absl::string_view service) {
+  return absl::StrCat("no backend of route ", service,
+                      " is reachable through the gateway right now; retry later "
+                      "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
+}
+
 grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServerContext* ctx) {
   const std::optional<std::size_t> route = backends_->router().Find(ctx->method());
   if (!route.has_value()) {
-    return new NoRouteReactor(backends_->router().NoRouteMessage(ctx->method()));
+    if (options_.reflection != nullptr && ctx->method() == kReflectionMethod) {
+      return new ReflectionReactor(options_.reflection);
+    }
+    return new StatusReactor(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                                          backends_->router().NoRouteMessage(ctx->method())));
   }
-  auto* call = new ProxyCall(ctx, &backends_->generic_stub(*route));
+  if (active_->fetch_add(1, std::memory_order_relaxed) >= options_.max_concurrent_calls) {
+    active_->fetch_sub(1, std::memory_order_relaxed);
+    return new StatusReactor(grpc::Status(
+        grpc::StatusCode::RESOURCE_EXHAUSTED,
+        absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
+                     " concurrent calls (--max_concurrent_streams); retry later or raise it")));
+  }
+  auto* call = new ProxyCall(ctx, &backends_->generic_stub(*route),
+                             &backends_->route(*route).service, active_);
   return call->server_reactor();
 }
 
