@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/descriptor.h"
 
 namespace maas::gateway {
 namespace {
@@ -91,8 +92,10 @@ bool MentionsAddress(absl::string_view message) {
 class ProxyCall {
  public:
   ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub,
-            const std::string* service, std::shared_ptr<std::atomic<int>> active)
-      : service_(service),
+            const std::string* service, std::shared_ptr<std::atomic<int>> active, MethodKind kind)
+      : client_streaming_(kind.client_streaming),
+        server_streaming_(kind.server_streaming),
+        service_(service),
         active_(std::move(active)),
         server_ctx_(server_ctx),
         client_ctx_(grpc::ClientContext::FromCallbackServerContext(*server_ctx)),
@@ -103,6 +106,9 @@ class ProxyCall {
       client_ctx_->AddMetadata(std::string(key.data(), key.size()),
                                std::string(value.data(), value.size()));
     }
+    // One request message: its headers travel with it in one batch (a client-streaming call
+    // must reach the backend at once: its server may speak first).
+    if (!client_streaming_) client_ctx_->set_initial_metadata_corked(true);
     stub->PrepareBidiStreamingCall(client_ctx_.get(), server_ctx_->method(), grpc::StubOptions(),
                                    &upstream_);
     upstream_.AddMultipleHolds(2);  // the upstream and downstream pumps
@@ -152,7 +158,12 @@ class ProxyCall {
       up_state_ = ok ? UpState::kWriting : UpState::kClosed;
     }
     if (ok) {
-      upstream_.StartWrite(&request_);
+      if (client_streaming_) {
+        upstream_.StartWrite(&request_);
+      } else {
+        // The only request message: write it with the half-close (no second read downstream).
+        upstream_.StartWriteLast(&request_, grpc::WriteOptions());
+      }
       return;
     }
     if (server_ctx_->IsCancelled()) {
@@ -168,7 +179,7 @@ class ProxyCall {
     bool read_more;
     {
       absl::MutexLock lock(&mu_);
-      read_more = ok && !backend_ended_;
+      read_more = ok && !backend_ended_ && client_streaming_;
       up_state_ = read_more ? UpState::kReading : UpState::kClosed;
     }
     // Safe even if the backend ends right now: this write's callback still pins the backend call.
@@ -189,13 +200,25 @@ class ProxyCall {
         server_ctx_->AddInitialMetadata(std::string(key.data(), key.size()),
                                         std::string(value.data(), value.size()));
       }
-      downstream_.StartSendInitialMetadata();
+      // A single response goes out with its headers and status in one batch (OnBackendDone).
+      if (server_streaming_) downstream_.StartSendInitialMetadata();
     }
     upstream_.StartRead(&response_);
   }
 
   void OnBackendReadDone(bool ok) {
-    if (ok) {
+    if (ok && !server_streaming_) {
+      if (has_single_response_) {
+        // A second response to a method with one: a broken backend. Fail the call.
+        single_response_overflow_ = true;
+        client_ctx_->TryCancel();
+      } else {
+        has_single_response_ = true;
+        single_response_ = std::move(response_);
+        upstream_.StartRead(&response_);  // to see the end of the backend's stream
+        return;
+      }
+    } else if (ok) {
       downstream_.StartWrite(&response_);
       return;
     }
@@ -228,9 +251,16 @@ class ProxyCall {
       server_ctx_->AddTrailingMetadata(std::string(key.data(), key.size()),
                                        std::string(value.data(), value.size()));
     }
-    if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-        (!backend_answered_.load(std::memory_order_relaxed) ||
-         MentionsAddress(status.error_message()))) {
+    if (single_response_overflow_) {
+      downstream_.Finish(
+          grpc::Status(grpc::StatusCode::INTERNAL,
+                       absl::StrCat("the backend of route ", *service_,
+                                    " sent more than one response message to a method with one")));
+    } else if (has_single_response_ && status.ok()) {
+      downstream_.StartWriteAndFinish(&single_response_, grpc::WriteOptions(), status);
+    } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
+               (!backend_answered_.load(std::memory_order_relaxed) ||
+                MentionsAddress(status.error_message()))) {
       // Made by the gateway's channel (no backend reached, or the connection was lost): the
       // original message names internal addresses, so answer with the route instead.
       downstream_.Finish(
@@ -245,6 +275,8 @@ class ProxyCall {
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
+  const bool client_streaming_;       // false: exactly one request message
+  const bool server_streaming_;       // false: exactly one response message
   const std::string* const service_;  // the route's service name (owned by the router)
   const std::shared_ptr<std::atomic<int>> active_;
   grpc::GenericCallbackServerContext* const server_ctx_;
@@ -253,6 +285,11 @@ class ProxyCall {
   Upstream upstream_;
   grpc::ByteBuffer request_;   // downstream -> backend; one message in flight
   grpc::ByteBuffer response_;  // backend -> downstream; one message in flight
+  // The response of a method with one (not server streaming), sent with the status. Only touched
+  // by the backend read callbacks and then OnBackendDone, which gRPC runs in sequence.
+  grpc::ByteBuffer single_response_;
+  bool has_single_response_ = false;
+  bool single_response_overflow_ = false;
   std::atomic<int> refs_{2};
   std::atomic<bool> backend_answered_{false};  // the backend's initial metadata arrived
 
@@ -269,6 +306,20 @@ bool IsReservedHeader(absl::string_view key) {
   return key == "te" || key == "content-type" || key == "user-agent" || key == "host" ||
          key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade";
+}
+
+Proxy::Proxy(const Backends* backends, Options options) : backends_(backends), options_(options) {
+  const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
+  for (std::size_t i = 0; i < backends_->size(); ++i) {
+    const google::protobuf::ServiceDescriptor* service =
+        pool->FindServiceByName(backends_->route(i).service);
+    if (service == nullptr) continue;
+    for (int m = 0; m < service->method_count(); ++m) {
+      const google::protobuf::MethodDescriptor* method = service->method(m);
+      method_kinds_[absl::StrCat("/", service->full_name(), "/", method->name())] =
+          MethodKind{method->client_streaming(), method->server_streaming()};
+    }
+  }
 }
 
 std::string UnavailableMessage(absl::string_view service) {
@@ -293,8 +344,10 @@ grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServer
         absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
                      " concurrent calls (--max_concurrent_streams); retry later or raise it")));
   }
+  MethodKind kind;  // unknown methods: a bidi stream, which is always correct
+  if (auto it = method_kinds_.find(ctx->method()); it != method_kinds_.end()) kind = it->second;
   auto* call = new ProxyCall(ctx, &backends_->generic_stub(*route),
-                             &backends_->route(*route).service, active_);
+                             &backends_->route(*route).service, active_, kind);
   return call->server_reactor();
 }
 

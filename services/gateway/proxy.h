@@ -26,6 +26,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/reflection.h"
@@ -34,6 +35,12 @@ namespace maas::gateway {
 
 // True for headers that gRPC or HTTP/2 own and a proxy must not copy from one call to another.
 bool IsReservedHeader(absl::string_view key);
+
+// Whether a method's client / server sends a stream (true) or exactly one message (false).
+struct MethodKind {
+  bool client_streaming = true;
+  bool server_streaming = true;
+};
 
 // The message of the UNAVAILABLE answered when the backend of `service` cannot be reached.
 std::string UnavailableMessage(absl::string_view service);
@@ -48,8 +55,11 @@ class Proxy final : public grpc::CallbackGenericService {
   };
 
   // REQUIRES: `backends` outlives the proxy and the server it is registered with.
+  // Learns each routed method's kind (unary, client/server/bidi stream) from the generated
+  // descriptors linked into the binary: a call that sends or receives exactly one message is
+  // forwarded with fewer operations. Methods it does not know are forwarded as bidi streams.
   explicit Proxy(const Backends* backends) : Proxy(backends, Options()) {}
-  Proxy(const Backends* backends, Options options) : backends_(backends), options_(options) {}
+  Proxy(const Backends* backends, Options options);
 
   grpc::ServerGenericBidiReactor* CreateReactor(grpc::GenericCallbackServerContext* ctx) override;
 
@@ -59,6 +69,7 @@ class Proxy final : public grpc::CallbackGenericService {
  private:
   const Backends* const backends_;
   const Options options_;
+  absl::flat_hash_map<std::string, MethodKind> method_kinds_;  // by path "/<service>/<method>"
   // Shared with the calls (a call may end after the proxy object is gone during shutdown).
   std::shared_ptr<std::atomic<int>> active_ = std::make_shared<std::atomic<int>>(0);
 };
