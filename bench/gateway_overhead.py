@@ -71,9 +71,11 @@ def mail(rng: random.Random, label: int, words: int) -> str:
 def ghz(binary: str, address: str, data_file: str, concurrency: int, calls: int, connections: int) -> dict:
     out = subprocess.run([binary, "--insecure", "--proto", str(ROOT / "proto" / PROTO), "-i", str(ROOT / "proto"),
                           "--call", METHOD, "-D", data_file, "-c", str(concurrency), "-n", str(calls),
-                          "--connections", str(connections), "--format", "json", "--skipFirst",
+                          "--connections", str(min(connections, concurrency)), "--format", "json", "--skipFirst",
                           str(min(200, calls // 10)), address],
-                         check=True, capture_output=True, text=True)
+                         capture_output=True, text=True)
+    if out.returncode != 0:
+        sys.exit(f"ghz failed ({out.returncode}): {out.stderr.strip()}")
     report = json.loads(out.stdout)
     codes = report.get("statusCodeDistribution", {})
     if set(codes) - {"OK"}:
