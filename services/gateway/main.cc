@@ -15,6 +15,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/server/server.h"
 #include "common/tls/credentials.h"
@@ -103,6 +104,9 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "maas gateway: routes maas.generative.v1 and maas.discriminative.v1");
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built with Mutex deadlock detection on, which costs every gRPC call (gRPC's
+  // own locks are absl::Mutex) a graph update: ~10% of the gateway's CPU per proxied call.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   namespace gw = maas::gateway;
 
   absl::StatusOr<gw::Router> router = gw::Router::Create(gw::DefaultRoutes(

@@ -168,7 +168,9 @@ def test_backend_killed_and_restarted_is_routed_to_again_promptly(stack):
     old.proc.wait(timeout=10)
     old.stop()
     old.release()
-    down_until = time.monotonic() + 3.0
+    # ~6 s of failing calls: gRPC's default backoff (1 s x 1.6 per attempt, +-20 %) would have its next attempt
+    # around 9 s, i.e. seconds after the restart.
+    down_until = time.monotonic() + 6.0
     while time.monotonic() < down_until:
         error = rpc_error(lambda: stack.disc_gw.Classify(
             disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT))
@@ -201,7 +203,8 @@ def test_backend_killed_and_restarted_is_routed_to_again_promptly(stack):
             time.sleep(0.02)
     assert recovered is not None, "the gateway never routed to the restarted backend"
     # Issue 5 asks for about a second; the old gateway took 7 s. Generous for a loaded 2-core machine.
-    assert recovered < 3.0, f"the gateway needed {recovered:.2f} s to route to the restarted backend"
+    print(f"routed to the restarted backend after {recovered:.3f} s")
+    assert recovered < 2.5, f"the gateway needed {recovered:.2f} s to route to the restarted backend"
     listed = stack.gateway.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
     assert not listed.missing_backends
     assert {m.type for m in listed.models} == {common_pb2.GENERATIVE, common_pb2.DISCRIMINATIVE}
