@@ -158,6 +158,51 @@ def test_total_streams_are_capped_with_resource_exhausted(stack):
     assert response.results[0].label == "cooking"
 
 
+def test_thousands_of_streams_on_one_connection_stay_cheap(stack):
+    """One connection opens 2000 ClassifyStream calls (the old gateway admitted all of them: 10 000 took it to
+    478 MB and it kept 503 MB after they were cancelled). Now the connection gets --max_streams_per_connection
+    streams at a time, and the memory is back after cancellation."""
+    import asyncio
+
+    pid = stack.gateway_process.proc.pid
+    baseline = rss_mb(pid)
+    peak = baseline
+
+    async def run():
+        nonlocal peak
+        async with grpc.aio.insecure_channel(stack.gateway_process.address) as channel:
+            stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+            calls = [stub.ClassifyStream(timeout=60.0) for _ in range(2000)]
+            answered = 0
+
+            async def one(call):
+                nonlocal answered
+                await call.write(disc.ClassifyRequest(model=ref("words"), texts=["bread"]))
+                assert (await call.read()).results[0].label == "cooking"
+                answered += 1
+
+            tasks = [asyncio.create_task(one(c)) for c in calls]
+            deadline = time.monotonic() + 30.0
+            while answered < 24 and time.monotonic() < deadline:  # the streams the connection may have
+                await asyncio.sleep(0.1)
+                peak = max(peak, rss_mb(pid))
+            for _ in range(10):
+                await asyncio.sleep(0.2)
+                peak = max(peak, rss_mb(pid))
+            assert 24 <= answered < 2000, answered
+            for call in calls:
+                call.cancel()
+            for task in tasks:
+                task.cancel()
+            await asyncio.wait(tasks, timeout=10.0)
+
+    asyncio.run(asyncio.wait_for(run(), timeout=90.0))
+    print(f"2000 streams on one connection: gateway RSS {baseline:.1f} -> peak {peak:.1f} MiB")
+    assert peak - baseline < 40.0, f"gateway RSS grew {peak - baseline:.0f} MiB for 2000 streams on one connection"
+    after = _wait_rss_below(pid, baseline + 20.0, timeout=15.0)
+    assert after <= baseline + 20.0, f"gateway RSS {after:.0f} MiB after cancel, baseline {baseline:.0f} MiB"
+
+
 def test_backend_killed_and_restarted_is_routed_to_again_promptly(stack):
     """Last in the module: SIGKILLs the discriminative backend, keeps it down for a while (calls through the
     gateway meanwhile, which used to grow gRPC's reconnect backoff to seconds), then restarts it on the same
