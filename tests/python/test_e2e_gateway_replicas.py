@@ -3,10 +3,12 @@
 Two replicas of each service share one model directory; the gateway's targets list both (`ipv4:a,b`). Checked:
 - a model trained through the gateway (landing on one replica) is served by the other one after its store poll;
 - deadline and cancellation of a call through the gateway reach the backend, which stops working on it;
-- mixed load (unary, server stream, client stream, bidi) for >= 20 s while one replica of each service is SIGKILLed
-  and later restarted: no unary or client-streaming call fails (the gateway retries them on another replica), a
+- mixed load (unary, server stream, client streams -- Evaluate, and Train of a model of its own per call -- bidi)
+  for >= 20 s while one replica of each service is SIGKILLed and later restarted: no idempotent unary or
+  client-streaming call fails (the gateway retries them on another replica); Train, never retried, may fail with
+  UNAVAILABLE when its replica dies, and every Train that answered OK is served afterwards by both replicas; a
   stream fails only when its replica died after the stream had started delivering (the gateway forwards bytes and
-  cannot replay a committed stream), and the restarted replicas take traffic again.
+  cannot replay a committed stream); the restarted replicas take traffic again.
 """
 
 import random
@@ -172,6 +174,8 @@ class Load:
         self.ok = Counter()
         self.failed = Counter()
         self.mid_stream = Counter()  # streams cut after delivering data
+        self.trained = []  # names of models whose Train answered OK (acknowledged writes)
+        self.train_unavailable = 0  # Train is never retried: UNAVAILABLE when its replica died is allowed
         self.errors = []
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(WORKERS)]
@@ -189,6 +193,8 @@ class Load:
         with self.lock:
             if error is None:
                 self.ok[kind] += 1
+            elif kind == "train" and error.code() == grpc.StatusCode.UNAVAILABLE:
+                self.train_unavailable += 1
             elif received > 0 and kind in ("sample", "classify_stream") and \
                     error.code() == grpc.StatusCode.UNAVAILABLE:
                 self.mid_stream[kind] += 1
@@ -201,7 +207,8 @@ class Load:
         rng = random.Random(seed)
         r = self.r
         while not self.stop.is_set():
-            kind = rng.choice(["classify", "get_model", "estimate", "sample", "evaluate", "classify_stream"])
+            kind = rng.choice(["classify", "get_model", "estimate", "sample", "evaluate", "classify_stream",
+                               "train"])
             received = 0
             try:
                 if kind == "classify":
@@ -220,6 +227,16 @@ class Load:
                                                  timeout=TIMEOUT):
                         received += batch.x.rows
                     assert received == 2000
+                elif kind == "train":  # a client stream writing a model of its own (no two replicas race)
+                    name = f"third-{seed}-{rng.randrange(1 << 40):x}"
+                    out = r.disc_gw.Train(iter([
+                        disc.TrainRequest(config=disc.TrainConfig(name=name)),
+                        disc.TrainRequest(batch=disc.TextBatch(examples=[
+                            disc.LabeledText(text="sunny and warm", label="weather"),
+                            disc.LabeledText(text="shares went up", label="finance")]))]), timeout=TIMEOUT)
+                    assert out.info.version == 1
+                    with self.lock:
+                        self.trained.append(name)
                 elif kind == "evaluate":
                     out = r.disc_gw.Evaluate(iter([
                         disc.EvaluateRequest(config=disc.EvaluateConfig(model=ref("words"))),
@@ -273,9 +290,16 @@ def test_replica_killed_and_restarted_under_mixed_load(replicas):
             time.sleep(remaining)
     finally:
         load.finish()
-    summary = f"ok={dict(load.ok)} failed={dict(load.failed)} mid_stream={dict(load.mid_stream)} {load.errors}"
+    summary = (f"ok={dict(load.ok)} failed={dict(load.failed)} mid_stream={dict(load.mid_stream)} "
+               f"train_unavailable={load.train_unavailable} {load.errors}")
     print(summary)
     assert sum(load.failed.values()) == 0, f"failed calls through the gateway: {summary}"
-    for kind in ("classify", "get_model", "estimate", "sample", "evaluate", "classify_stream"):
+    for kind in ("classify", "get_model", "estimate", "sample", "evaluate", "classify_stream", "train"):
         assert load.ok[kind] > 0, f"no successful {kind}: {summary}"
     assert sum(load.mid_stream.values()) <= 2 * WORKERS, f"too many streams cut: {summary}"
+    # Every acknowledged Train is served, by both replicas (shared store, poll), none lost to the kill.
+    for i in range(2):
+        stub = replicas.direct_disc(i)
+        for name in load.trained:
+            poll_until(lambda: stub.GetModel(disc.GetModelRequest(model=ref(name)), timeout=TIMEOUT),
+                       10 * POLL_SECONDS + 10.0, f"discriminative replica {i} serving acknowledged model {name}")
