@@ -3,7 +3,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CTEST_ARGS ?=
 
-.PHONY: deps configure build run test bench sanitize fuzz format clean
+.PHONY: deps configure build run test bench soak sanitize fuzz format clean
 
 deps:
 	./deploy/install-deps.sh
@@ -26,8 +26,15 @@ test: build
 bench: build
 	PYTHONPATH=$(BUILD_DIR)/python MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/classify_vs_sklearn.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/generative_vs_numpy.py
-
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/serve_vs_mlserver.py
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py
+
+# Mixed load through the gateway (not part of `make test`; a short run of it is): SOAK_SECONDS (default 600) with
+# SOAK_STREAMS (default 64) concurrent calls; prints errors, p99 and each process's RSS at start, peak and end.
+SOAK_SECONDS ?= 600
+SOAK_STREAMS ?= 64
+soak: build
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python tests/soak/gateway_soak.py --duration $(SOAK_SECONDS) --streams $(SOAK_STREAMS)
 
 # The whole test suite under AddressSanitizer + UndefinedBehaviorSanitizer (Debug, separate build dir). GCC's
 # -Wmaybe-uninitialized gives false positives inside libstdc++/Catch2 at -O1 with sanitizers, so it is not an error.

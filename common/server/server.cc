@@ -514,6 +514,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
 
+  if (options.configure_builder) options.configure_builder(builder);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || selected_port == 0) {
     if (server->server_ != nullptr) {

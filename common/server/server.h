@@ -19,6 +19,7 @@
 
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/server.h>
+#include <grpcpp/server_builder.h>
 #include <grpcpp/support/server_interceptor.h>
 
 #include <functional>
@@ -66,6 +67,10 @@ struct ServerOptions {
   // PEM file of the CA that signs client certificates. Set = mutual TLS (clients must present a
   // valid certificate). Requires tls_cert_file and tls_key_file.
   std::string tls_client_ca_file;
+  // Called on the builder after the kit's own settings, before the server starts: lets a binary add
+  // channel arguments (e.g. the gateway's per-connection stream cap and flow-control window) or
+  // builder options. Empty = nothing.
+  std::function<void(grpc::ServerBuilder&)> configure_builder;
 };
 
 // Checks ranges and file combinations (not that the files exist). INVALID_ARGUMENT naming the

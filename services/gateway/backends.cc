@@ -109,9 +109,25 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(Router router,
         options.max_receive_message_bytes, " keepalive_time_ms=", options.keepalive_time_ms,
         " keepalive_timeout_ms=", options.keepalive_timeout_ms));
   }
+  if (options.stream_window_bytes < 65535) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("stream_window_bytes must be >= 65535 (HTTP/2's minimum window), got ",
+                     options.stream_window_bytes));
+  }
+  if (options.initial_reconnect_backoff_ms <= 0 ||
+      options.max_reconnect_backoff_ms < options.initial_reconnect_backoff_ms) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("reconnect backoff must satisfy 0 < initial_reconnect_backoff_ms (",
+                     options.initial_reconnect_backoff_ms, ") <= max_reconnect_backoff_ms (",
+                     options.max_reconnect_backoff_ms, ")"));
+  }
+  if (options.channels_per_route < 1 || options.channels_per_route > 64) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("channels_per_route must be in [1, 64], got ", options.channels_per_route));
+  }
   std::shared_ptr<grpc::ChannelCredentials> credentials =
       options.credentials ? options.credentials : grpc::InsecureChannelCredentials();
-  std::vector<RouteChannel> channels;
+  std::vector<RouteChannels> channels;
   for (const Route& route : router.routes()) {
     MAAS_ASSIGN_OR_RETURN(const std::string config, ServiceConfigJson(route, options.retry));
     const std::string error = grpc::experimental::ValidateServiceConfigJSON(config);
@@ -126,11 +142,25 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(Router router,
     args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, options.keepalive_time_ms);
     args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, options.keepalive_timeout_ms);
     args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 0);
-    // Each route gets its own connections, even when two routes share a target.
+    // Each channel gets its own connections, even when two routes share a target.
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    RouteChannel rc;
-    rc.channel = grpc::CreateCustomChannel(route.target, credentials, args);
-    rc.stub = std::make_unique<grpc::GenericStub>(rc.channel);
+    // Flow control end to end: a fixed per-stream window instead of one grown by BDP probing (which
+    // let each stalled stream park tens of MB in the gateway).
+    args.SetInt(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    args.SetInt(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, options.stream_window_bytes);
+    // Reconnect quickly to a local backend that restarted (gRPC's defaults wait up to 120 s).
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff_ms);
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, options.initial_reconnect_backoff_ms);
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, options.max_reconnect_backoff_ms);
+    // dns:/// targets: re-resolve soon after a connection is lost (new or moved replicas).
+    args.SetInt(GRPC_ARG_DNS_MIN_TIME_BETWEEN_RESOLUTIONS_MS, 1000);
+    RouteChannels rc;
+    for (int c = 0; c < options.channels_per_route; ++c) {
+      // A distinct argument per channel, so gRPC never merges their connections.
+      args.SetInt("maas.gateway.channel_index", c);
+      rc.channels.push_back(grpc::CreateCustomChannel(route.target, credentials, args));
+      rc.stubs.push_back(std::make_unique<grpc::GenericStub>(rc.channels.back()));
+    }
     channels.push_back(std::move(rc));
   }
   return std::unique_ptr<Backends>(new Backends(std::move(router), std::move(channels)));
@@ -139,12 +169,18 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(Router router,
 void Backends::CheckHealth(std::size_t i, absl::Duration timeout,
                            std::function<void(HealthResult)> done) const {
   auto* call = new HealthCall;
-  call->stub = routes_[i].stub.get();
+  call->stub = routes_[i].stubs.front().get();
   call->service = route(i).service;
   call->target = route(i).target;
   call->deadline = absl::Now() + timeout;
   call->done = std::move(done);
   StartAttempt(call, 0);
+}
+
+void Backends::ResetConnectBackoff(std::size_t i) const {
+  for (const std::shared_ptr<grpc::Channel>& channel : routes_[i].channels) {
+    grpc::experimental::ChannelResetConnectionBackoff(channel.get());
+  }
 }
 
 void Backends::CheckAllHealth(absl::Duration timeout,

@@ -7,6 +7,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 
+#include <atomic>
 #include <cstddef>
 #include <functional>
 #include <memory>
@@ -33,6 +34,17 @@ struct ChannelOptions {
   int keepalive_timeout_ms = 20 * 1000;
   // Credentials of the backend connections; nullptr = insecure (plaintext, e.g. behind a mesh).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // HTTP/2 receive window of each backend stream, in bytes, >= 65535. Fixed (no BDP growth), so a
+  // stream whose client stops reading holds at most about this much (plus one message) in the
+  // gateway: the backend is read only as fast as the client drains.
+  int stream_window_bytes = 256 * 1024;
+  // Reconnect backoff after a failed connection attempt, in ms: first wait, and the cap. A local
+  // backend that restarts is reached again within about max_reconnect_backoff_ms (the health
+  // monitor also resets the backoff of an unhealthy route on every check).
+  int initial_reconnect_backoff_ms = 100;
+  int max_reconnect_backoff_ms = 1000;
+  // Channels (each with its own connections) per route, >= 1; calls are spread over them.
+  int channels_per_route = 2;
 };
 
 // Result of one health check of a route.
@@ -55,8 +67,21 @@ class Backends {
   const Router& router() const { return router_; }
   std::size_t size() const { return routes_.size(); }
   const Route& route(std::size_t i) const { return router_.routes()[i]; }
-  const std::shared_ptr<grpc::Channel>& channel(std::size_t i) const { return routes_[i].channel; }
-  grpc::GenericStub& generic_stub(std::size_t i) const { return *routes_[i].stub; }
+  // The first channel of route i (for the Gateway service's own calls and health checks).
+  const std::shared_ptr<grpc::Channel>& channel(std::size_t i) const {
+    return routes_[i].channels.front();
+  }
+  // A generic stub of route i for one proxied call: the route's channels in turn.
+  grpc::GenericStub& generic_stub(std::size_t i) const {
+    const RouteChannels& r = routes_[i];
+    if (r.stubs.size() == 1) return *r.stubs.front();
+    const std::size_t k = r.next->fetch_add(1, std::memory_order_relaxed);
+    return *r.stubs[k % r.stubs.size()];
+  }
+
+  // Makes every channel of route i retry its connections now (after a failed health check), so a
+  // restarted backend is found without waiting out the reconnect backoff.
+  void ResetConnectBackoff(std::size_t i) const;
 
   // Checks route i's backend with grpc.health.v1.Health/Check for the route's service name (falling
   // back to "", the whole server, when the backend does not know that name), within `timeout`.
@@ -69,16 +94,17 @@ class Backends {
                       std::function<void(std::vector<HealthResult>)> done) const;
 
  private:
-  struct RouteChannel {
-    std::shared_ptr<grpc::Channel> channel;
-    std::unique_ptr<grpc::GenericStub> stub;
+  struct RouteChannels {
+    std::vector<std::shared_ptr<grpc::Channel>> channels;
+    std::vector<std::unique_ptr<grpc::GenericStub>> stubs;
+    std::unique_ptr<std::atomic<std::size_t>> next = std::make_unique<std::atomic<std::size_t>>(0);
   };
 
-  Backends(Router router, std::vector<RouteChannel> routes)
+  Backends(Router router, std::vector<RouteChannels> routes)
       : router_(std::move(router)), routes_(std::move(routes)) {}
 
   Router router_;
-  std::vector<RouteChannel> routes_;
+  std::vector<RouteChannels> routes_;
 };
 
 }  // namespace maas::gateway

@@ -85,7 +85,13 @@ grpc::ServerUnaryReactor* GatewayService::ListModels(grpc::CallbackServerContext
                       std::vector<BackendModels> lists;
                       for (std::size_t j = 0; j < fan->responses.size(); ++j) {
                         BackendModels b{backends->route(j), fan->responses[j]};
-                        if (!fan->statuses[j].ok()) b.result = FromGrpcStatus(fan->statuses[j]);
+                        const grpc::Status& st = fan->statuses[j];
+                        if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+                          // gRPC's message names internal addresses: say what it means instead.
+                          b.result = absl::UnavailableError("no backend is reachable");
+                        } else if (!st.ok()) {
+                          b.result = FromGrpcStatus(st);
+                        }
                         lists.push_back(std::move(b));
                       }
                       absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));

@@ -27,8 +27,8 @@ class GatewayService final : public maas::gateway::v1::Gateway::CallbackService 
 
   // Calls ListModels on every route's backend concurrently (same request, the caller's deadline and
   // cancellation) and merges the answers (MergeModelLists): sorted by name then version, each
-  // ModelInfo with its type. All or nothing: if a backend fails, the call fails with that backend's
-  // code (UNAVAILABLE when it is down) and a message naming it.
+  // ModelInfo with its type. A backend that is down leaves its models out and is named in
+  // missing_backends (see MergeModelLists for when the whole call fails).
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
                                        const maas::common::v1::ListModelsRequest* request,
                                        maas::common::v1::ListModelsResponse* response) override;

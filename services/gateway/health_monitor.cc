@@ -21,10 +21,13 @@ HealthMonitor::HealthMonitor(const Backends* backends, Options options, Report r
 HealthMonitor::~HealthMonitor() { Stop(); }
 
 absl::Status HealthMonitor::Start() {
-  if (options_.interval <= absl::ZeroDuration() || options_.timeout <= absl::ZeroDuration()) {
+  if (options_.interval <= absl::ZeroDuration() || options_.timeout <= absl::ZeroDuration() ||
+      options_.unhealthy_interval <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "health monitor interval and timeout must be positive, got ",
-        absl::FormatDuration(options_.interval), " and ", absl::FormatDuration(options_.timeout)));
+        "health monitor interval, unhealthy interval and timeout must be positive, got ",
+        absl::FormatDuration(options_.interval), ", ",
+        absl::FormatDuration(options_.unhealthy_interval), " and ",
+        absl::FormatDuration(options_.timeout)));
   }
   report_(false, {});
   thread_ = std::thread([this] { Run(); });
@@ -52,9 +55,16 @@ void HealthMonitor::Run() {
       absl::MutexLock lock(&mu_);
       if (stop_) return;  // do not overwrite what shutdown reports
     }
-    report_(AllServing(results), results);
+    const bool serving = AllServing(results);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+      if (results[i].health != maas::gateway::v1::SERVING) backends_->ResetConnectBackoff(i);
+    }
+    report_(serving, results);
     absl::MutexLock lock(&mu_);
-    if (mu_.AwaitWithTimeout(absl::Condition(&stop_), options_.interval)) return;
+    if (mu_.AwaitWithTimeout(absl::Condition(&stop_),
+                             serving ? options_.interval : options_.unhealthy_interval)) {
+      return;
+    }
   }
 }
 

@@ -31,6 +31,10 @@ class HealthMonitor {
     absl::Duration interval = absl::Seconds(5);
     // Deadline of each health check, > 0.
     absl::Duration timeout = absl::Seconds(1);
+    // Time between rounds while some route is not serving, > 0 (<= interval makes sense): the
+    // monitor then also resets the reconnect backoff of the failing routes, so a restarted backend
+    // is routed to again within about this time.
+    absl::Duration unhealthy_interval = absl::Milliseconds(250);
   };
   // Called after every round from the monitor's own thread (it may block briefly).
   using Report = std::function<void(bool serving, const std::vector<HealthResult>& results)>;
@@ -43,7 +47,8 @@ class HealthMonitor {
   HealthMonitor& operator=(const HealthMonitor&) = delete;
 
   // Reports not serving at once, then starts the rounds (the first one immediately) on a thread.
-  // INVALID_ARGUMENT when interval or timeout is not positive. REQUIRES: called at most once.
+  // INVALID_ARGUMENT when an interval or the timeout is not positive. REQUIRES: called at most
+  // once.
   absl::Status Start();
 
   // Stops the rounds and waits for the thread (at most one check timeout). Idempotent.

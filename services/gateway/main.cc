@@ -1,4 +1,9 @@
 // maas-gateway: wires flags into options and starts the gateway (proxy + maas.gateway.v1.Gateway).
+#include <grpcpp/impl/server_builder_option.h>
+#include <grpcpp/impl/server_builder_plugin.h>
+#include <malloc.h>
+
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -11,6 +16,7 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/server/flags_help.h"
 #include "common/server/server.h"
@@ -19,6 +25,7 @@
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/health_monitor.h"
 #include "services/gateway/proxy.h"
+#include "services/gateway/reflection.h"
 #include "services/gateway/router.h"
 
 ABSL_FLAG(std::string, log_file, "",
@@ -50,11 +57,45 @@ ABSL_FLAG(
     std::string, backend_tls_cert_file, "",
     "PEM client certificate presented to the backends (mutual TLS; with --backend_tls_key_file).");
 ABSL_FLAG(std::string, backend_tls_key_file, "", "PEM private key of --backend_tls_cert_file.");
+ABSL_FLAG(
+    int, max_concurrent_streams, 4096,
+    "Proxied calls in flight at once over all client connections; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int, max_streams_per_connection, 256,
+          "Concurrent calls (HTTP/2 streams) one client connection may open; further calls wait in "
+          "the client until one ends.");
+ABSL_FLAG(int, stream_window_bytes, 256 * 1024,
+          "HTTP/2 flow-control window per stream, both towards clients and towards backends, in "
+          "bytes (>= 65535). Bounds what a stalled stream holds in the gateway.");
+ABSL_FLAG(int, backend_channels, 2,
+          "Channels (each with its own connections) per route; calls are spread over them.");
+ABSL_FLAG(int, reconnect_backoff_max_ms, 1000,
+          "Longest wait between two connection attempts to a backend that is down.");
+ABSL_FLAG(int, unhealthy_check_interval_ms, 250,
+          "Time between health checks while a route has no serving backend.");
+ABSL_FLAG(
+    int, max_connection_age_ms, 0,
+    "Close client connections (gracefully) after this age so clients re-resolve and rebalance; "
+    "0 = never.");
+ABSL_FLAG(bool, log_calls, true,
+          "Write one JSON line per finished call on stderr (off saves a write per proxied call).");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain (with --tls_key_file: TLS).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
 
 namespace {
+
+// Removes gRPC's reflection plugin from a server builder.
+class WithoutGrpcReflection : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments* /*args*/) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& p) {
+                                    return p->name().find("reflection") != std::string::npos;
+                                  }),
+                   plugins->end());
+  }
+};
 
 int Fail(const absl::Status& status) {
   std::cerr << "maas-gateway: " << status << "\n";
@@ -69,6 +110,9 @@ int main(int argc, char** argv) {
       "maas gateway: routes maas.generative.v1 and maas.discriminative.v1");
   maas::server::HandleHelpFlag(argc, argv, __FILE__);
   absl::ParseCommandLine(argc, argv);
+  // Debian's Abseil is built with Mutex deadlock detection on, which costs every gRPC call (gRPC's
+  // own locks are absl::Mutex) a graph update: ~10% of the gateway's CPU per proxied call.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   namespace gw = maas::gateway;
 
   absl::StatusOr<gw::Router> router = gw::Router::Create(gw::DefaultRoutes(
@@ -79,6 +123,12 @@ int main(int argc, char** argv) {
   channel_options.retry.max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   channel_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   channel_options.keepalive_time_ms = absl::GetFlag(FLAGS_keepalive_time_ms);
+  channel_options.stream_window_bytes = absl::GetFlag(FLAGS_stream_window_bytes);
+  channel_options.channels_per_route = absl::GetFlag(FLAGS_backend_channels);
+  channel_options.max_reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
+  channel_options.initial_reconnect_backoff_ms =
+      std::min(channel_options.initial_reconnect_backoff_ms,
+               std::max(1, channel_options.max_reconnect_backoff_ms));
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> backend_credentials =
       maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_backend_tls_ca_file),
                                              absl::GetFlag(FLAGS_backend_tls_cert_file),
@@ -89,7 +139,24 @@ int main(int argc, char** argv) {
       gw::Backends::Create(*std::move(router), channel_options);
   if (!backends.ok()) return Fail(backends.status());
 
-  gw::Proxy proxy(backends->get());
+  const int max_streams = absl::GetFlag(FLAGS_max_concurrent_streams);
+  const int per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
+  const int max_connection_age_ms = absl::GetFlag(FLAGS_max_connection_age_ms);
+  if (max_streams < 1 || per_connection < 1 || max_connection_age_ms < 0) {
+    return Fail(absl::InvalidArgumentError(absl::StrCat(
+        "--max_concurrent_streams (", max_streams, ") and --max_streams_per_connection (",
+        per_connection, ") must be >= 1, --max_connection_age_ms (", max_connection_age_ms,
+        ") >= 0")));
+  }
+  // Reflection for every service a client reaches through the gateway (gRPC's own reflection
+  // would list only the registered ones), from the descriptors compiled into the gateway.
+  const gw::ReflectionResponder reflection({"maas.gateway.v1.Gateway", gw::kGenerativeService,
+                                            gw::kDiscriminativeService, "grpc.health.v1.Health",
+                                            "grpc.reflection.v1alpha.ServerReflection"});
+  gw::Proxy::Options proxy_options;
+  proxy_options.max_concurrent_calls = max_streams;
+  proxy_options.reflection = &reflection;
+  gw::Proxy proxy(backends->get(), proxy_options);
   gw::GatewayService::Options service_options;
   service_options.health_check_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
@@ -116,6 +183,22 @@ int main(int argc, char** argv) {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  if (!absl::GetFlag(FLAGS_log_calls)) server_options.log_stream = nullptr;
+  const int stream_window = channel_options.stream_window_bytes;
+  server_options.configure_builder = [per_connection, stream_window,
+                                      max_connection_age_ms](grpc::ServerBuilder& builder) {
+    // The gateway answers reflection itself (gw::ReflectionResponder through the proxy).
+    builder.SetOption(std::make_unique<WithoutGrpcReflection>());
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, per_connection);
+    // The client side of flow control: a fixed window, so a fast client writing a stream the
+    // backend reads slowly cannot park more than this in the gateway.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, stream_window);
+    if (max_connection_age_ms > 0) {
+      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, max_connection_age_ms);
+      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30000);
+    }
+  };
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
       maas::server::Server::Start(server_options, {&gateway_service}, &proxy);
   if (!server.ok()) return Fail(server.status());
@@ -124,11 +207,16 @@ int main(int argc, char** argv) {
   gw::HealthMonitor::Options monitor_options;
   monitor_options.interval = absl::Milliseconds(absl::GetFlag(FLAGS_health_check_interval_ms));
   monitor_options.timeout = absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
+  monitor_options.unhealthy_interval =
+      absl::Milliseconds(absl::GetFlag(FLAGS_unhealthy_check_interval_ms));
   std::optional<bool> last_serving;  // only touched by the monitor (Start, then its thread)
   gw::HealthMonitor monitor(
       backends->get(), monitor_options,
-      [s, &last_serving](bool serving, const std::vector<gw::HealthResult>& results) {
+      [s, &last_serving, &proxy](bool serving, const std::vector<gw::HealthResult>& results) {
         s->SetServing("", serving);
+        // Give the memory of finished streams back to the system when the gateway is idle
+        // (glibc keeps freed pages in its arenas otherwise).
+        if (proxy.active_calls() == 0) malloc_trim(0);
         if (last_serving == serving || results.empty()) return;
         last_serving = serving;
         std::vector<std::string> details;

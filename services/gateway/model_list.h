@@ -19,10 +19,12 @@ struct BackendModels {
 // Merges the lists into one sorted by name, then version, then type. A ModelInfo whose type is
 // MODEL_TYPE_UNSPECIFIED gets its route's type; other types are kept as the backend sent them.
 //
-// All or nothing: if any backend failed, returns that backend's status code (UNAVAILABLE when it is
-// down) with a message naming the backend, e.g. "backend maas.generative.v1.GenerativeService at
-// ipv4:127.0.0.1:50052 failed: <message>"; the first failure in `lists` order wins. A partial list
-// would silently hide models, so none is returned.
+// Partial answers: a backend that failed (down, deadline) leaves its models out and adds
+// "<service>: <CODE>: <message>" to missing_backends, so the caller sees what the healthy backends
+// have and which one is missing. The call fails only when every backend failed, or when a backend
+// rejected the request itself (INVALID_ARGUMENT, UNAUTHENTICATED, PERMISSION_DENIED: the same
+// request would fail everywhere); then with that backend's code and a message naming its route
+// (never its address); the first such failure in `lists` order wins.
 absl::StatusOr<maas::common::v1::ListModelsResponse> MergeModelLists(
     std::vector<BackendModels> lists);
 

@@ -167,6 +167,15 @@ class ServerProcess:
                 _PROCESSES.remove(self)
 
 
+def rss_mb(pid: int) -> float:
+    """Resident set size of a process from /proc/<pid>/status, in MiB."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
+
+
 def wait_serving(channel: grpc.Channel, service: str = "", timeout: float = 15.0) -> None:
     """Polls grpc.health.v1 Check until `service` is SERVING; fails after `timeout` seconds."""
     stub = health_pb2_grpc.HealthStub(channel)
@@ -231,7 +240,7 @@ class Stack:
     """
 
     def __init__(self, root: pathlib.Path, generative_args: Sequence[str] = (),
-                 discriminative_args: Sequence[str] = ()):
+                 discriminative_args: Sequence[str] = (), gateway_args: Sequence[str] = ()):
         self.root = pathlib.Path(root)
         self.generative_dir = self.root / "generative"
         self.discriminative_dir = self.root / "discriminative"
@@ -252,7 +261,8 @@ class Stack:
             self.generative = self._own(start_generative(self.generative_dir, extra=self.generative_args))
             self.discriminative = self._own(
                 start_discriminative(self.discriminative_dir, extra=self.discriminative_args))
-            self.gateway_process = self._own(start_gateway(self.generative.port, self.discriminative.port))
+            self.gateway_process = self._own(start_gateway(self.generative.port, self.discriminative.port,
+                                                           extra=list(gateway_args)))
             self._connect_generative()
             self._connect_discriminative()
             self._connect_gateway()

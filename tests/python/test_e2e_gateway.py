@@ -105,6 +105,30 @@ def test_reflection_lists_the_services(stack):
         assert "grpc.health.v1.Health" in names, names
 
 
+def test_gateway_reflection_covers_every_routed_service(stack):
+    """grpcurl-style tools see, through the gateway, every service a client can call there, with descriptors."""
+    from google.protobuf import descriptor_pb2
+    stub = reflection_pb2_grpc.ServerReflectionStub(stack.gw_channel)
+    wanted = [GENERATIVE_SERVICE, DISCRIMINATIVE_SERVICE, "maas.gateway.v1.Gateway", "grpc.health.v1.Health"]
+    requests = [reflection_pb2.ServerReflectionRequest(list_services="")] + [
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol=s) for s in wanted] + [
+        reflection_pb2.ServerReflectionRequest(file_containing_symbol="no.such.Symbol")]
+    responses = list(stub.ServerReflectionInfo(iter(requests), timeout=TIMEOUT))
+    assert len(responses) == len(requests)
+    names = {s.name for s in responses[0].list_services_response.service}
+    assert set(wanted) <= names, names
+    for service, response in zip(wanted, responses[1:-1]):
+        files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in response.file_descriptor_response.file_descriptor_proto]
+        declared = {f"{f.package}.{s.name}": [m.name for m in s.method] for f in files for s in f.service}
+        assert service in declared, (service, list(declared))
+    assert "Sample" in declared.get(GENERATIVE_SERVICE, ["Sample"])
+    gen_files = [descriptor_pb2.FileDescriptorProto.FromString(b)
+                 for b in responses[1].file_descriptor_response.file_descriptor_proto]
+    assert {"maas/generative/v1/generative.proto", "maas/common/v1/common.proto"} <= {f.name for f in gen_files}
+    assert responses[-1].error_response.error_code == grpc.StatusCode.NOT_FOUND.value[0]
+
+
 def test_calls_with_metadata_pass_through(stack):
     metadata = [("x-request-id", "e2e-123"), ("x-maas-test", "e2e")]
     response, call = stack.gen_gw.GetModel.with_call(gen.GetModelRequest(model=ref("line")), timeout=TIMEOUT,
@@ -194,9 +218,10 @@ def test_a_backend_going_away_and_coming_back(stack):
     response = stack.gen_gw.EstimateLogLikelihood(gen.EstimateLogLikelihoodRequest(
         model=ref("line"), x=to_matrix(x), estimator=gen.EXACT), timeout=TIMEOUT)
     assert abs(response.rows[0].log_likelihood - (-np.log(4.0))) <= 1e-12
-    # The registry view cannot be complete: UNAVAILABLE naming the backend.
-    with expect_rpc_error(grpc.StatusCode.UNAVAILABLE, "discriminative"):
-        stack.gateway.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
+    # The registry view answers what the generative backend has and names the missing backend.
+    partial = stack.gateway.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
+    assert {m.type for m in partial.models} == {common_pb2.GENERATIVE}
+    assert len(partial.missing_backends) == 1 and DISCRIMINATIVE_SERVICE in partial.missing_backends[0]
 
     def discriminative_not_serving():
         routes = {b.service: b for b in

@@ -193,16 +193,36 @@ TEST_CASE("model lists merge sorted by name then version, with types") {
   CHECK(empty->models_size() == 0);
 }
 
-TEST_CASE("model list merge fails naming the failed backend") {
+TEST_CASE("model list merge keeps the healthy lists and names the failed backend") {
+  const std::vector<Route> routes = DefaultRoutes("ipv4:127.0.0.1:9", "d");
+  maas::common::v1::ListModelsResponse disc;
+  *disc.add_models() = Info("beta", 3, MODEL_TYPE_UNSPECIFIED);
+  absl::StatusOr<maas::common::v1::ListModelsResponse> merged = MergeModelLists(
+      {{routes[0], absl::UnavailableError("no backend is reachable")}, {routes[1], disc}});
+  REQUIRE(merged.ok());
+  REQUIRE(merged->models_size() == 1);
+  CHECK(merged->models(0).type() == DISCRIMINATIVE);
+  REQUIRE(merged->missing_backends_size() == 1);
+  CHECK(merged->missing_backends(0) ==
+        "maas.generative.v1.GenerativeService: UNAVAILABLE: no backend is reachable");
+}
+
+TEST_CASE("model list merge fails when every backend failed or the request is bad") {
   const std::vector<Route> routes = DefaultRoutes("ipv4:127.0.0.1:9", "d");
   absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
-      MergeModelLists({{routes[0], absl::UnavailableError("failed to connect to all addresses")},
-                       {routes[1], maas::common::v1::ListModelsResponse()}});
+      MergeModelLists({{routes[0], absl::UnavailableError("no backend is reachable")},
+                       {routes[1], absl::DeadlineExceededError("deadline")}});
   REQUIRE_FALSE(merged.ok());
   CHECK(merged.status().code() == absl::StatusCode::kUnavailable);
+  CHECK(merged.status().message().find("maas.generative.v1.GenerativeService: no backend") !=
+        absl::string_view::npos);
+  CHECK(merged.status().message().find("ipv4:") == absl::string_view::npos);
+  merged = MergeModelLists({{routes[0], maas::common::v1::ListModelsResponse()},
+                            {routes[1], absl::InvalidArgumentError("bad name_prefix")}});
+  REQUIRE_FALSE(merged.ok());
+  CHECK(merged.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(merged.status().message() ==
-        "backend maas.generative.v1.GenerativeService at ipv4:127.0.0.1:9 failed: failed to "
-        "connect to all addresses");
+        "backend of route maas.discriminative.v1.DiscriminativeService failed: bad name_prefix");
 }
 
 }  // namespace
