@@ -269,11 +269,14 @@ TEST_CASE("RunCommand estimate, classify and train") {
     std::ostringstream out;
     REQUIRE(RunCommand(client, args, out).ok());
     CHECK(out.str() ==
-          R"({"model":"exact","model_version":2,"estimator":"EXACT","seed":3,"rows":[)"
-          R"({"log_likelihood":-3,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
-          R"("pareto_k":"NaN","exact_log_likelihood":-3},)"
-          R"({"log_likelihood":3.75,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
-          R"("pareto_k":"NaN","exact_log_likelihood":3.75}]})"
+          R"({"model":"exact","model_version":2,"estimator":"EXACT","seed":3,"row_offset":0,)"
+          R"("sample_offset":0,"rows":[)"
+          R"({"row":0,"log_likelihood":-3,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
+          R"("pareto_k":"NaN","exact_log_likelihood":-3,"ais_acceptance_rate":0,)"
+          R"("statistics":{"count":0,"log_sum_w":0,"log_sum_w2":0}},)"
+          R"({"row":1,"log_likelihood":3.75,"standard_error":0.5,"ess":1000,"num_samples":1000,)"
+          R"("pareto_k":"NaN","exact_log_likelihood":3.75,"ais_acceptance_rate":0,)"
+          R"("statistics":{"count":0,"log_sum_w":0,"log_sum_w2":0}}]})"
           "\n");
   }
   {
