@@ -17,6 +17,13 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   const v1::PipelineSpec spec = pipeline.ToSpec();
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
+  if (spec.ByteSizeLong() > options.limits.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model would take ", spec.ByteSizeLong(), " bytes, above this server's limit of ",
+        options.limits.max_model_bytes, " (--max_model_bytes); use fewer classes or features"));
+  }
+  // Everything is validated before the store reserves a version; make_bytes only fails if the
+  // bytes would not load back, and then the store leaves nothing behind.
   return options.repository->Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
     v1::StoredDiscriminativeModel stored;
     registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels, description,
@@ -24,7 +31,17 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
     stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
     *stored.mutable_spec() = spec;
     if (summary != nullptr) *stored.mutable_train_summary() = *summary;
-    return stored.SerializeAsString();
+    std::string bytes;
+    if (!stored.SerializeToString(&bytes)) {
+      return absl::ResourceExhaustedError(
+          "the model could not be serialized (too large for one protobuf message)");
+    }
+    const absl::Status loadable = ParseStoredPipeline(bytes).status();
+    if (!loadable.ok()) {
+      return absl::InternalError(absl::StrCat(
+          "the new version would not load back, so it was not stored: ", loadable.message()));
+    }
+    return bytes;
   });
 }
 
@@ -69,7 +86,7 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
       MAAS_RETURN_IF_ERROR(registry::ValidateModelName(message.config().name()));
       MAAS_RETURN_IF_ERROR(
           registry::ValidateLabels(message.config().labels(), message.config().description()));
-      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config()));
+      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config(), options_->limits));
       trainer_.emplace(std::move(trainer));
       config_ = message.config();
       return absl::OkStatus();
@@ -259,6 +276,10 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
     return absl::InvalidArgumentError(
         "spec is missing; give the fitted pipeline (vectorizer and classifier state)");
   }
+  MAAS_RETURN_IF_ERROR(CheckConfigLimits(request.spec().vectorizer().config(), options_.limits));
+  MAAS_RETURN_IF_ERROR(CheckModelSize(
+      static_cast<uint64_t>(request.spec().classifier().classes_size()),
+      static_cast<uint64_t>(request.spec().vectorizer().vocabulary_size()), options_.limits));
   MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(request.spec()));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
                         StorePipeline(options_, request.name(), pipeline, request.labels(),

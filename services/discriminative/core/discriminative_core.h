@@ -43,6 +43,9 @@ struct DiscriminativeCoreOptions {
   uint64_t max_text_bytes = 1 << 20;
   // Largest number of examples of one Train stream.
   uint64_t max_train_examples = 10'000'000;
+  // Bounds on n-gram size, classes, classes x features and stored model size (Train and
+  // CreateModel).
+  PipelineLimits limits;
   // Clock for created_at.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };

@@ -32,6 +32,41 @@ absl::Status ValidatePriors(const std::vector<double>& priors) {
   return absl::OkStatus();
 }
 
+// class_log_prior: numbers < +inf (-inf is a class with prior 0), at least one finite.
+// feature_log_prob: log-probabilities, so <= 0 and never NaN; -inf (probability 0) only when the
+// smoothing allows a zero count to stay zero (alpha == 0 with force_alpha), finite otherwise.
+absl::Status ValidateLogParameters(const MultinomialNbOptions& options,
+                                   const std::vector<double>& class_log_prior,
+                                   const std::vector<double>& feature_log_prob,
+                                   absl::string_view what) {
+  for (size_t i = 0; i < class_log_prior.size(); ++i) {
+    if (std::isnan(class_log_prior[i]) || class_log_prior[i] == HUGE_VAL) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "class_log_prior value ", i, " must be a number < +inf; got ", class_log_prior[i]));
+    }
+  }
+  if (std::none_of(class_log_prior.begin(), class_log_prior.end(),
+                   [](double v) { return std::isfinite(v); })) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(what, "class_log_prior must have at least one finite value"));
+  }
+  const bool zero_allowed = options.force_alpha && options.alpha == 0.0;
+  for (size_t i = 0; i < feature_log_prob.size(); ++i) {
+    const double v = feature_log_prob[i];
+    if (std::isnan(v) || v > 0.0) {
+      return absl::InvalidArgumentError(absl::StrCat(what, "feature_log_prob value ", i,
+                                                     " must be a log-probability (<= 0); got ", v));
+    }
+    if (v == -HUGE_VAL && !zero_allowed) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, "feature_log_prob value ", i,
+          " is -inf, but with alpha > 0 (or force_alpha false) every feature probability is > 0; "
+          "give finite values (or alpha 0 with force_alpha for zero probabilities)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<MultinomialNbOptions> MultinomialNbOptionsFromConfig(
@@ -118,6 +153,12 @@ absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>
         absl::StrCat("Number of priors must match number of classes: got ",
                      options.class_prior.size(), " class_prior values for ", k, " classes"));
   }
+  if (!weights.empty() &&
+      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
+    return absl::InvalidArgumentError(
+        "every sample weight is 0: nothing to learn from (scikit-learn would produce NaN class "
+        "priors); give at least one example a weight > 0");
+  }
   nb.class_count_.assign(k, 0.0);
   nb.feature_count_.assign(k * num_features, 0.0);
   // fc[c, f] += x * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
@@ -131,6 +172,9 @@ absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>
     nb.class_count_[c] += w;
   }
   MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
+  // The fitted parameters must be loadable (FromState's checks): never store what cannot be read.
+  MAAS_RETURN_IF_ERROR(ValidateLogParameters(nb.options_, nb.class_log_prior_, nb.feature_log_prob_,
+                                             "the fitted model's "));
   return nb;
 }
 
@@ -203,22 +247,7 @@ absl::StatusOr<MultinomialNb> MultinomialNb::FromState(
           "feature_count value ", i, " must be finite and >= 0; got ", feature_count[i]));
     }
   }
-  // Log parameters may be -inf (a zero probability), never NaN or +inf.
-  const auto check_log = [](const std::vector<double>& v, absl::string_view name) {
-    for (size_t i = 0; i < v.size(); ++i) {
-      if (std::isnan(v[i]) || v[i] == HUGE_VAL) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(name, " value ", i, " must be a number < +inf; got ", v[i]));
-      }
-    }
-    return absl::OkStatus();
-  };
-  MAAS_RETURN_IF_ERROR(check_log(class_log_prior, "class_log_prior"));
-  MAAS_RETURN_IF_ERROR(check_log(feature_log_prob, "feature_log_prob"));
-  if (std::none_of(class_log_prior.begin(), class_log_prior.end(),
-                   [](double v) { return std::isfinite(v); })) {
-    return absl::InvalidArgumentError("class_log_prior must have at least one finite value");
-  }
+  MAAS_RETURN_IF_ERROR(ValidateLogParameters(options, class_log_prior, feature_log_prob, ""));
   if (!options.class_prior.empty() && options.class_prior.size() != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("Number of priors must match number of classes: got ",

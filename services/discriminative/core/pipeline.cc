@@ -50,6 +50,40 @@ void SetMatrix(size_t rows, size_t cols, const std::vector<double>& values, comm
 
 }  // namespace
 
+absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
+                               const PipelineLimits& limits) {
+  const v1::TextOptions& text = vectorizer_config.kind_case() == v1::VectorizerConfig::kHashing
+                                    ? vectorizer_config.hashing().text()
+                                    : vectorizer_config.count().text();
+  for (const uint32_t n : {text.ngram_min(), text.ngram_max()}) {
+    if (n > limits.max_ngram) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "ngram_range goes up to ", n, ", above this server's limit of ", limits.max_ngram,
+          " (--max_ngram); the analysis cost grows with the square of the n-gram size"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
+                            const PipelineLimits& limits) {
+  if (num_classes > limits.max_classes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(num_classes, " classes, above this server's limit of ", limits.max_classes,
+                     " (--max_classes); merge rare labels"));
+  }
+  const long double cells = static_cast<long double>(num_classes) * num_features;
+  if (cells > static_cast<long double>(limits.max_model_cells)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model would have ", num_classes, " classes x ", num_features,
+        " features = ", static_cast<double>(cells),
+        " parameters per matrix, above this server's limit of ", limits.max_model_cells,
+        " (--max_model_cells); use fewer classes, min_df/max_features, or fewer hashing "
+        "n_features"));
+  }
+  return absl::OkStatus();
+}
+
 Pipeline::Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
                    CountVectorizer vectorizer, MultinomialNb classifier)
     : vectorizer_config_(std::move(vectorizer_config)),
@@ -61,7 +95,9 @@ absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
                                        const std::vector<std::string>& labels,
                                        const std::vector<double>& weights,
                                        const v1::VectorizerConfig& vectorizer_config,
-                                       const v1::ClassifierConfig& classifier_config) {
+                                       const v1::ClassifierConfig& classifier_config,
+                                       const PipelineLimits& limits) {
+  MAAS_RETURN_IF_ERROR(CheckConfigLimits(vectorizer_config, limits));
   MAAS_ASSIGN_OR_RETURN(const CountVectorizerOptions vectorizer_options,
                         CountVectorizerOptionsFromConfig(vectorizer_config));
   MAAS_ASSIGN_OR_RETURN(const MultinomialNbOptions classifier_options,
@@ -82,8 +118,16 @@ absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
       return absl::InvalidArgumentError(absl::StrCat("labels[", i, "]: ", valid.message()));
     }
   }
+  uint64_t num_classes = 0;
+  {
+    std::vector<std::string_view> distinct(labels.begin(), labels.end());
+    std::sort(distinct.begin(), distinct.end());
+    num_classes = std::unique(distinct.begin(), distinct.end()) - distinct.begin();
+  }
+  MAAS_RETURN_IF_ERROR(CheckModelSize(num_classes, 0, limits));
   MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit,
                         CountVectorizer::FitTransform(texts, vectorizer_options));
+  MAAS_RETURN_IF_ERROR(CheckModelSize(num_classes, fit.vectorizer.num_features(), limits));
   MAAS_ASSIGN_OR_RETURN(MultinomialNb classifier,
                         MultinomialNb::Fit(fit.rows, fit.vectorizer.num_features(), labels, weights,
                                            classifier_options));
@@ -241,7 +285,9 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
   return results;
 }
 
-absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& config) {
+absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& config,
+                                        const PipelineLimits& limits) {
+  MAAS_RETURN_IF_ERROR(CheckConfigLimits(config.vectorizer(), limits));
   if (config.partial()) {
     return absl::UnimplementedError(
         "partial training (TrainConfig.partial, scikit-learn partial_fit) is not supported yet");
@@ -252,7 +298,7 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& config) {
   }
   MAAS_RETURN_IF_ERROR(CountVectorizerOptionsFromConfig(config.vectorizer()).status());
   MAAS_RETURN_IF_ERROR(MultinomialNbOptionsFromConfig(config.classifier()).status());
-  return Trainer(config);
+  return Trainer(config, limits);
 }
 
 absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
@@ -277,6 +323,18 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
           absl::StrCat(where(), "weight must be finite and >= 0; got ", example.weight()));
     }
   }
+  absl::flat_hash_set<absl::string_view> new_labels;
+  for (const v1::LabeledText& example : batch.examples()) {
+    if (distinct_labels_.contains(example.label())) continue;
+    new_labels.insert(example.label());
+    if (distinct_labels_.size() + new_labels.size() > limits_.max_classes) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("batch ", batch_index,
+                       " brings the number of distinct labels above this server's limit of ",
+                       limits_.max_classes, " classes (--max_classes); merge rare labels"));
+    }
+  }
+  for (const absl::string_view label : new_labels) distinct_labels_.emplace(label);
   ++num_batches_;
   for (const v1::LabeledText& example : batch.examples()) {
     texts_.push_back(example.text());
@@ -292,9 +350,9 @@ absl::StatusOr<TrainResult> Trainer::Finish() const {
         "no training examples; send at least one batch after the config");
   }
   // All weights 1 is the same as no sample_weight (exact integer counts either way).
-  MAAS_ASSIGN_OR_RETURN(
-      Pipeline pipeline,
-      Pipeline::Fit(texts_, labels_, weights_, config_.vectorizer(), config_.classifier()));
+  MAAS_ASSIGN_OR_RETURN(Pipeline pipeline,
+                        Pipeline::Fit(texts_, labels_, weights_, config_.vectorizer(),
+                                      config_.classifier(), limits_));
   v1::TrainSummary summary;
   summary.set_num_documents(texts_.size());
   summary.set_num_features(pipeline.num_features());

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
@@ -36,6 +37,30 @@ struct ClassifyOptions {
   uint32_t explain_features = 0;
 };
 
+// Bounds on every parameter whose cost grows with it, checked before work starts (the server sets
+// them from flags). Exceeding one answers RESOURCE_EXHAUSTED naming the limit (INVALID_ARGUMENT for
+// the n-gram size, a property of the configuration alone).
+struct PipelineLimits {
+  // Largest n-gram size (ngram_max). Analysis cost grows with ngram_max^2 per token or character.
+  uint32_t max_ngram = 16;
+  // Largest number of classes of one model.
+  uint64_t max_classes = 10'000;
+  // Largest classes x features of one model (each of feature_count and feature_log_prob holds that
+  // many doubles).
+  uint64_t max_model_cells = uint64_t{1} << 25;
+  // Largest serialized model, in bytes (protobuf cannot exceed 2 GiB).
+  uint64_t max_model_bytes = uint64_t{1} << 30;
+};
+
+// Checks the parts of a configuration that the limits bound (INVALID_ARGUMENT naming the field and
+// the limit).
+absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
+                               const PipelineLimits& limits);
+
+// Checks classes x features against the limits (RESOURCE_EXHAUSTED naming the limit).
+absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
+                            const PipelineLimits& limits);
+
 class Pipeline {
  public:
   // Fits CountVectorizer(config) + MultinomialNB(config) on texts/labels/weights (`weights` empty:
@@ -46,7 +71,8 @@ class Pipeline {
                                       const std::vector<std::string>& labels,
                                       const std::vector<double>& weights,
                                       const v1::VectorizerConfig& vectorizer_config,
-                                      const v1::ClassifierConfig& classifier_config);
+                                      const v1::ClassifierConfig& classifier_config,
+                                      const PipelineLimits& limits = {});
 
   // Validates an imported spec thoroughly (config supported, vocabulary non-empty, valid UTF-8,
   // sorted and unique; classes non-empty, sorted and unique; matrix shapes C x F matching classes
@@ -96,11 +122,15 @@ class Trainer {
   // Validates the configuration up front (so a bad config fails before any data is sent): errors as
   // Pipeline::Fit; `partial` and `classes` (partial_fit) answer UNIMPLEMENTED for now. The name,
   // labels and description are not looked at (the adapter's business).
-  static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config);
+  // `limits` bound the configuration (checked here) and the stream (classes, checked per batch;
+  // model size, checked in Finish before the classifier is allocated).
+  static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config,
+                                        const PipelineLimits& limits = {});
 
   // Validates and appends one batch: every example needs valid UTF-8 text and label, a non-empty
   // label and a weight that is finite and >= 0 (unset: 1). On error (INVALID_ARGUMENT naming the
-  // batch and example) nothing of the batch is kept.
+  // batch and example; RESOURCE_EXHAUSTED when the distinct labels exceed limits.max_classes)
+  // nothing of the batch is kept.
   absl::Status AddBatch(const v1::TextBatch& batch);
 
   // Examples accepted so far.
@@ -111,9 +141,12 @@ class Trainer {
   absl::StatusOr<TrainResult> Finish() const;
 
  private:
-  explicit Trainer(v1::TrainConfig config) : config_(std::move(config)) {}
+  Trainer(v1::TrainConfig config, const PipelineLimits& limits)
+      : config_(std::move(config)), limits_(limits) {}
 
   v1::TrainConfig config_;
+  PipelineLimits limits_;
+  absl::flat_hash_set<std::string> distinct_labels_;
   size_t num_batches_ = 0;
   std::vector<std::string> texts_;
   std::vector<std::string> labels_;

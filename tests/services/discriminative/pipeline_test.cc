@@ -262,10 +262,15 @@ TEST_CASE("Pipeline::FromSpec rejects malformed specs") {
     INFO(c.what << ": " << status);
     CHECK(status.code() == c.code);
   }
-  // -inf log-probabilities (alpha=0 with force_alpha=True in scikit-learn) are accepted.
+  // -inf log-probabilities are accepted only where scikit-learn produces them (alpha=0 with
+  // force_alpha=True); with alpha > 0 every probability is positive (issue 5 item 9).
   v1::PipelineSpec spec = good;
   spec.mutable_classifier()->mutable_feature_log_prob()->set_values(0, -HUGE_VAL);
+  CHECK(Pipeline::FromSpec(spec).status().code() == absl::StatusCode::kInvalidArgument);
+  spec.mutable_classifier()->mutable_config()->mutable_multinomial_nb()->set_alpha(0.0);
   CHECK(Pipeline::FromSpec(spec).ok());
+  spec.mutable_classifier()->mutable_feature_log_prob()->set_values(0, 0.125);
+  CHECK(Pipeline::FromSpec(spec).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
