@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -16,13 +18,9 @@ namespace maas::discriminative {
 namespace {
 
 constexpr std::string_view kDefaultTokenPattern = R"((?u)\b\w\w+\b)";
+constexpr size_t kStopCheckInterval = 1024;
 
-absl::Status Unimplemented(absl::string_view parameter) {
-  return absl::UnimplementedError(absl::StrCat(
-      "vectorizer parameter ", parameter,
-      " is not supported yet; supported: CountVectorizer with analyzer 'word', the default "
-      "token_pattern, lowercase, binary, ngram_range, stop_words 'english', min_df, max_df"));
-}
+absl::string_view View(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
 absl::StatusOr<DocumentFrequencyBound> BoundFromProto(const v1::DocumentFrequency& df,
                                                       absl::string_view name,
@@ -50,35 +48,104 @@ double DocCount(const DocumentFrequencyBound& bound, size_t num_documents) {
   return bound.is_fraction ? bound.value * static_cast<double>(num_documents) : bound.value;
 }
 
+absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>& terms,
+                           absl::string_view name) {
+  if (static_cast<size_t>(terms.size()) > kMaxStopWords && name == "stop_word_list") {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, " has ", terms.size(), " entries; at most ", kMaxStopWords));
+  }
+  for (int i = 0; i < terms.size(); ++i) {
+    if (terms[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, "[", i, "] is empty"));
+    }
+    const absl::Status valid = ValidateUtf8(terms[i]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, "[", i, "]: ", valid.message()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Sorts the text's feature indices (in keys) and writes the counted row.
+void CountedRow(std::vector<uint64_t>* keys, bool binary, SparseVector* row) {
+  row->clear();
+  std::sort(keys->begin(), keys->end());
+  for (size_t i = 0; i < keys->size();) {
+    size_t j = i + 1;
+    while (j < keys->size() && (*keys)[j] == (*keys)[i]) ++j;
+    row->indices.push_back(static_cast<uint32_t>((*keys)[i]));
+    row->values.push_back(binary ? 1.0 : static_cast<double>(j - i));
+    i = j;
+  }
+}
+
 }  // namespace
 
-absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
-    const v1::VectorizerConfig& config) {
-  if (config.kind_case() == v1::VectorizerConfig::kHashing) {
-    return Unimplemented("hashing (HashingVectorizer)");
+DecodeError DecodeErrorOf(const v1::TextOptions& text) {
+  switch (text.decode_error()) {
+    case v1::DECODE_ERROR_REPLACE:
+      return DecodeError::kReplace;
+    case v1::DECODE_ERROR_IGNORE:
+      return DecodeError::kIgnore;
+    default:
+      return DecodeError::kStrict;
   }
-  if (config.has_tfidf()) return Unimplemented("tfidf (TfidfVectorizer)");
-  const v1::CountVectorizerConfig& count = config.count();
-  const v1::TextOptions& text = count.text();
-  CountVectorizerOptions options;
-  if (text.analyzer() != v1::ANALYZER_WORD) {
-    return Unimplemented(absl::StrCat("analyzer=", v1::Analyzer_Name(text.analyzer())));
+}
+
+absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& text) {
+  AnalyzerOptions options;
+  switch (text.analyzer()) {
+    case v1::ANALYZER_WORD:
+      options.kind = AnalyzerKind::kWord;
+      break;
+    case v1::ANALYZER_CHAR:
+      options.kind = AnalyzerKind::kChar;
+      break;
+    case v1::ANALYZER_CHAR_WB:
+      options.kind = AnalyzerKind::kCharWb;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown analyzer value ", static_cast<int>(text.analyzer())));
   }
-  if (text.strip_accents() != v1::STRIP_ACCENTS_NONE) {
-    return Unimplemented(
-        absl::StrCat("strip_accents=", v1::StripAccents_Name(text.strip_accents())));
+  switch (text.strip_accents()) {
+    case v1::STRIP_ACCENTS_NONE:
+      options.strip_accents = StripAccentsMode::kNone;
+      break;
+    case v1::STRIP_ACCENTS_ASCII:
+      options.strip_accents = StripAccentsMode::kAscii;
+      break;
+    case v1::STRIP_ACCENTS_UNICODE:
+      options.strip_accents = StripAccentsMode::kUnicode;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown strip_accents value ", static_cast<int>(text.strip_accents())));
+  }
+  if (text.decode_error() != v1::DECODE_ERROR_STRICT &&
+      text.decode_error() != v1::DECODE_ERROR_REPLACE &&
+      text.decode_error() != v1::DECODE_ERROR_IGNORE) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown decode_error value ", static_cast<int>(text.decode_error())));
   }
   if (!text.token_pattern().empty() && text.token_pattern() != kDefaultTokenPattern) {
-    return Unimplemented("token_pattern (only the default r\"(?u)\\b\\w\\w+\\b\")");
+    return absl::UnimplementedError(
+        "vectorizer parameter token_pattern is not supported yet (only the default "
+        "r\"(?u)\\b\\w\\w+\\b\"); leave it empty");
   }
-  if (count.max_features() != 0) return Unimplemented("max_features");
-  options.analyzer.lowercase = !text.has_lowercase() || text.lowercase();
+  options.lowercase = !text.has_lowercase() || text.lowercase();
+  if (!text.stop_words().empty() && text.stop_word_list_size() > 0) {
+    return absl::InvalidArgumentError(
+        "give either stop_words (\"english\") or stop_word_list, not both");
+  }
   if (text.stop_words() == "english") {
-    options.analyzer.english_stop_words = true;
+    for (std::string_view word : EnglishStopWords()) options.stop_words.emplace(View(word));
   } else if (!text.stop_words().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("stop_words must be empty or \"english\"; got \"", text.stop_words(), "\""));
   }
+  MAAS_RETURN_IF_ERROR(CheckTermList(text.stop_word_list(), "stop_word_list"));
+  for (const std::string& word : text.stop_word_list()) options.stop_words.insert(word);
   const uint32_t ngram_min = text.ngram_min() == 0 ? 1 : text.ngram_min();
   const uint32_t ngram_max = text.ngram_max() == 0 ? ngram_min : text.ngram_max();
   if (ngram_min > ngram_max) {
@@ -86,37 +153,92 @@ absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
                                                    ngram_max,
                                                    "): lower boundary larger than the upper one"));
   }
-  options.analyzer.ngram_min = ngram_min;
-  options.analyzer.ngram_max = ngram_max;
-  options.binary = text.binary();
+  options.ngram_min = ngram_min;
+  options.ngram_max = ngram_max;
+  return options;
+}
+
+absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
+    const v1::VectorizerConfig& config) {
+  if (config.kind_case() != v1::VectorizerConfig::kCount &&
+      config.kind_case() != v1::VectorizerConfig::KIND_NOT_SET) {
+    return absl::InvalidArgumentError("the vectorizer config is not count");
+  }
+  const v1::CountVectorizerConfig& count = config.count();
+  CountVectorizerOptions options;
+  MAAS_ASSIGN_OR_RETURN(options.analyzer, AnalyzerOptionsFromText(count.text()));
+  options.decode_error = DecodeErrorOf(count.text());
+  options.binary = count.text().binary();
   MAAS_ASSIGN_OR_RETURN(options.min_df, BoundFromProto(count.min_df(), "min_df", options.min_df));
   MAAS_ASSIGN_OR_RETURN(options.max_df, BoundFromProto(count.max_df(), "max_df", options.max_df));
+  options.max_features = count.max_features();
+  MAAS_RETURN_IF_ERROR(CheckTermList(count.vocabulary(), "vocabulary"));
+  options.fixed_vocabulary.assign(count.vocabulary().begin(), count.vocabulary().end());
+  absl::flat_hash_set<absl::string_view> seen;
+  for (const std::string& term : options.fixed_vocabulary) {
+    if (!seen.insert(term).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("Duplicate term in vocabulary: '", term.substr(0, 100), "'"));
+    }
+  }
   return options;
 }
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransform(
-    const std::vector<std::string>& texts, const CountVectorizerOptions& options) {
-  // Provisional index = order of first occurrence (as _count_vocab); rows hold provisional indices.
-  absl::flat_hash_map<std::string, uint32_t> provisional;
-  std::vector<std::string> terms;
-  std::vector<std::vector<std::pair<uint32_t, double>>> raw_rows(texts.size());
+    const std::vector<std::string>& texts, const CountVectorizerOptions& options,
+    const exec::StopToken& stop) {
+  return FitTransformViews(std::vector<std::string_view>(texts.begin(), texts.end()), options,
+                           stop);
+}
+
+absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
+    const std::vector<std::string_view>& texts, const CountVectorizerOptions& options,
+    const exec::StopToken& stop) {
   for (size_t d = 0; d < texts.size(); ++d) {
     const absl::Status valid = ValidateUtf8(texts[d]);
     if (!valid.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("texts[", d, "]: ", valid.message()));
     }
-    absl::flat_hash_map<uint32_t, double> counts;
-    for (std::string& token : AnalyzeWords(texts[d], options.analyzer)) {
-      auto [it, inserted] = provisional.try_emplace(token, static_cast<uint32_t>(terms.size()));
-      if (inserted) {
-        if (terms.size() >= std::numeric_limits<uint32_t>::max()) {
-          return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
-        }
-        terms.push_back(std::move(token));
-      }
-      counts[it->second] += 1.0;
+  }
+  FitResult result;
+  CountVectorizer& v = result.vectorizer;
+  v.options_ = options;
+  v.analyzer_ = Analyzer(options.analyzer);
+  v.num_documents_ = texts.size();
+  AnalyzerScratch scratch;
+  result.rows.resize(texts.size());
+  if (!options.fixed_vocabulary.empty()) {
+    v.vocabulary_ = options.fixed_vocabulary;
+    v.BuildIndex();
+    v.document_frequency_.assign(v.vocabulary_.size(), 0);
+    for (size_t d = 0; d < texts.size(); ++d) {
+      if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+      v.Transform(texts[d], &scratch, &result.rows[d]);
+      for (const uint32_t j : result.rows[d].indices) ++v.document_frequency_[j];
     }
-    raw_rows[d].assign(counts.begin(), counts.end());
+    return result;
+  }
+  // Provisional index = order of first occurrence (as _count_vocab).
+  absl::flat_hash_map<std::string, uint32_t> provisional;
+  std::vector<std::string> terms;
+  bool too_many = false;
+  for (size_t d = 0; d < texts.size(); ++d) {
+    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+    scratch.keys.clear();
+    v.analyzer_.Analyze(texts[d], &scratch, [&](std::string_view term) {
+      auto it = provisional.find(View(term));
+      if (it == provisional.end()) {
+        if (terms.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+          too_many = true;
+          return;
+        }
+        it = provisional.emplace(std::string(term), static_cast<uint32_t>(terms.size())).first;
+        terms.emplace_back(term);
+      }
+      scratch.keys.push_back(it->second);
+    });
+    if (too_many) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
+    CountedRow(&scratch.keys, options.binary, &result.rows[d]);
   }
   if (terms.empty()) {
     return absl::InvalidArgumentError(
@@ -125,8 +247,12 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransform(
   }
   const size_t num_terms = terms.size();
   std::vector<uint64_t> df(num_terms, 0);
-  for (const auto& row : raw_rows) {
-    for (const auto& entry : row) ++df[entry.first];
+  std::vector<double> tf(num_terms, 0.0);
+  for (const SparseVector& row : result.rows) {
+    for (size_t e = 0; e < row.indices.size(); ++e) {
+      ++df[row.indices[e]];
+      tf[row.indices[e]] += row.values[e];
+    }
   }
   // Pruning by document frequency (_limit_features), on the raw float products.
   const double max_doc_count = DocCount(options.max_df, texts.size());
@@ -141,17 +267,21 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransform(
     const double d = static_cast<double>(df[t]);
     if (d <= max_doc_count && d >= min_doc_count) kept.push_back(t);
   }
+  std::sort(kept.begin(), kept.end(), [&](uint32_t a, uint32_t b) { return terms[a] < terms[b]; });
+  if (options.max_features > 0 && kept.size() > options.max_features) {
+    // Highest corpus counts first, ties in feature (code point) order; then back to feature order.
+    std::stable_sort(kept.begin(), kept.end(),
+                     [&](uint32_t a, uint32_t b) { return tf[a] > tf[b]; });
+    kept.resize(options.max_features);
+    std::sort(kept.begin(), kept.end(),
+              [&](uint32_t a, uint32_t b) { return terms[a] < terms[b]; });
+  }
   if (kept.empty()) {
     return absl::InvalidArgumentError(
         "After pruning, no terms remain. Try a lower min_df or a higher max_df.");
   }
-  std::sort(kept.begin(), kept.end(), [&](uint32_t a, uint32_t b) { return terms[a] < terms[b]; });
   constexpr uint32_t kDropped = std::numeric_limits<uint32_t>::max();
   std::vector<uint32_t> final_index(num_terms, kDropped);
-  FitResult result;
-  CountVectorizer& v = result.vectorizer;
-  v.options_ = options;
-  v.num_documents_ = texts.size();
   v.vocabulary_.reserve(kept.size());
   v.document_frequency_.reserve(kept.size());
   for (uint32_t rank = 0; rank < kept.size(); ++rank) {
@@ -160,22 +290,21 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransform(
     v.document_frequency_.push_back(df[kept[rank]]);
   }
   v.BuildIndex();
-  result.rows.resize(texts.size());
-  for (size_t d = 0; d < texts.size(); ++d) {
-    std::vector<std::pair<uint32_t, double>> row;
-    row.reserve(raw_rows[d].size());
-    for (const auto& [t, count] : raw_rows[d]) {
-      if (final_index[t] != kDropped)
-        row.emplace_back(final_index[t], options.binary ? 1.0 : count);
+  std::vector<std::pair<uint32_t, double>> entries;
+  for (SparseVector& row : result.rows) {
+    entries.clear();
+    for (size_t e = 0; e < row.indices.size(); ++e) {
+      const uint32_t j = final_index[row.indices[e]];
+      if (j != kDropped) entries.emplace_back(j, row.values[e]);
     }
-    std::sort(row.begin(), row.end());
-    SparseVector& out = result.rows[d];
-    out.indices.reserve(row.size());
-    out.values.reserve(row.size());
-    for (const auto& [index, value] : row) {
-      out.indices.push_back(index);
-      out.values.push_back(value);
+    std::sort(entries.begin(), entries.end());
+    row.clear();
+    for (const auto& [index, value] : entries) {
+      row.indices.push_back(index);
+      row.values.push_back(value);
     }
+    row.indices.shrink_to_fit();
+    row.values.shrink_to_fit();
   }
   return result;
 }
@@ -191,6 +320,12 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
   if (vocabulary.size() >= std::numeric_limits<uint32_t>::max()) {
     return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
   }
+  const bool fixed = !options.fixed_vocabulary.empty();
+  if (fixed && vocabulary != options.fixed_vocabulary) {
+    return absl::InvalidArgumentError(
+        "vocabulary differs from the config's fixed vocabulary; with a fixed vocabulary the state "
+        "vocabulary must be that list, in that order");
+  }
   for (size_t i = 0; i < vocabulary.size(); ++i) {
     if (vocabulary[i].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("vocabulary[", i, "] is empty"));
@@ -199,7 +334,7 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
     if (!valid.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("vocabulary[", i, "]: ", valid.message()));
     }
-    if (i > 0 && !(vocabulary[i - 1] < vocabulary[i])) {
+    if (!fixed && i > 0 && !(vocabulary[i - 1] < vocabulary[i])) {
       return absl::InvalidArgumentError(absl::StrCat(
           "vocabulary must be sorted by code point without duplicates (scikit-learn's feature "
           "order); vocabulary[",
@@ -214,6 +349,7 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
   }
   CountVectorizer v;
   v.options_ = options;
+  v.analyzer_ = Analyzer(options.analyzer);
   v.vocabulary_ = std::move(vocabulary);
   v.document_frequency_ = std::move(document_frequency);
   v.num_documents_ = num_documents;
@@ -227,28 +363,63 @@ void CountVectorizer::BuildIndex() {
   for (uint32_t i = 0; i < vocabulary_.size(); ++i) index_.emplace(vocabulary_[i], i);
 }
 
-SparseVector CountVectorizer::Transform(std::string_view text) const {
-  absl::flat_hash_map<uint32_t, double> counts;
-  for (const std::string& token : AnalyzeWords(text, options_.analyzer)) {
-    const auto it = index_.find(token);
-    if (it != index_.end()) counts[it->second] += 1.0;
-  }
-  std::vector<std::pair<uint32_t, double>> row(counts.begin(), counts.end());
-  std::sort(row.begin(), row.end());
-  SparseVector out;
-  out.indices.reserve(row.size());
-  out.values.reserve(row.size());
-  for (const auto& [index, value] : row) {
-    out.indices.push_back(index);
-    out.values.push_back(options_.binary ? 1.0 : value);
-  }
-  return out;
+void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
+                                SparseVector* row) const {
+  scratch->keys.clear();
+  analyzer_.Analyze(text, scratch, [&](std::string_view term) {
+    const auto it = index_.find(View(term));
+    if (it != index_.end()) scratch->keys.push_back(it->second);
+  });
+  CountedRow(&scratch->keys, options_.binary, row);
+}
+
+void CountVectorizer::ToState(v1::VectorizerState* state) const {
+  state->mutable_vocabulary()->Assign(vocabulary_.begin(), vocabulary_.end());
+  state->mutable_document_frequency()->Assign(document_frequency_.begin(),
+                                              document_frequency_.end());
+  state->set_num_documents(num_documents_);
 }
 
 std::optional<uint32_t> CountVectorizer::FeatureIndex(std::string_view term) const {
-  const auto it = index_.find(absl::string_view(term.data(), term.size()));
+  const auto it = index_.find(View(term));
   if (it == index_.end()) return std::nullopt;
   return it->second;
 }
+
+namespace {
+
+absl::Status Validate(const v1::VectorizerConfig& config) {
+  return CountVectorizerOptionsFromConfig(config).status();
+}
+
+absl::StatusOr<VectorizerFit> FitKind(const v1::VectorizerConfig& config,
+                                      const std::vector<std::string_view>& texts,
+                                      const exec::StopToken& stop) {
+  MAAS_ASSIGN_OR_RETURN(const CountVectorizerOptions options,
+                        CountVectorizerOptionsFromConfig(config));
+  MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit,
+                        CountVectorizer::FitTransformViews(texts, options, stop));
+  VectorizerFit out;
+  out.rows = std::move(fit.rows);
+  out.vectorizer = std::make_unique<CountVectorizer>(std::move(fit.vectorizer));
+  return out;
+}
+
+absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerState& state) {
+  MAAS_ASSIGN_OR_RETURN(const CountVectorizerOptions options,
+                        CountVectorizerOptionsFromConfig(state.config()));
+  MAAS_ASSIGN_OR_RETURN(
+      CountVectorizer v,
+      CountVectorizer::FromState(
+          options, std::vector<std::string>(state.vocabulary().begin(), state.vocabulary().end()),
+          std::vector<uint64_t>(state.document_frequency().begin(),
+                                state.document_frequency().end()),
+          state.num_documents()));
+  return std::unique_ptr<Vectorizer>(std::make_unique<CountVectorizer>(std::move(v)));
+}
+
+}  // namespace
+
+const VectorizerKind kCountVectorizerKind = {"count", &Validate, &FitKind, &FromStateKind};
 
 }  // namespace maas::discriminative

@@ -53,12 +53,7 @@ std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::
 
 std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
                            const v1::ClassifierConfig& classifier) {
-  std::string v = vectorizer.kind_case() == v1::VectorizerConfig::kHashing ? "hashing" : "count";
-  if (vectorizer.has_tfidf()) v = v == "count" ? "tfidf" : "hashing+tfidf";
-  std::string c = "multinomial_nb";
-  if (classifier.kind_case() == v1::ClassifierConfig::kComplementNb) c = "complement_nb";
-  if (classifier.kind_case() == v1::ClassifierConfig::kBernoulliNb) c = "bernoulli_nb";
-  return absl::StrCat(v, "+", c);
+  return absl::StrCat(VectorizerFamily(vectorizer), "+", ClassifierKindName(classifier));
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
@@ -120,12 +115,16 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
   return absl::InvalidArgumentError("unknown TrainRequest content");
 }
 
-absl::StatusOr<v1::TrainResponse> TrainSession::Finish() {
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish() { return Finish(exec::StopToken()); }
+
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& stop) {
   if (!config_.has_value()) {
     return absl::InvalidArgumentError(
         "empty Train stream; send a TrainConfig first, then TextBatch messages");
   }
-  MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish());
+  MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish(stop));
+  // Do not commit a version the caller no longer waits for.
+  MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
                         StorePipeline(*options_, config_->name(), result.pipeline,
                                       config_->labels(), config_->description(), &result.summary));
@@ -291,6 +290,12 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
 
 absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
     const v1::ClassifyRequest& request) {
+  exec::InlineExecutor inline_executor;
+  return Classify(request, exec::StopToken(), inline_executor);
+}
+
+absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
+    const v1::ClassifyRequest& request, const exec::StopToken& stop, exec::Executor& executor) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
@@ -298,8 +303,9 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   options.top_k = request.top_k();
   options.explain = request.explain();
   options.explain_features = request.explain_features();
-  MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
-                        loaded->pipeline->Classify(ToVector(request.texts()), options));
+  MAAS_ASSIGN_OR_RETURN(
+      std::vector<v1::Classification> results,
+      loaded->pipeline->Classify(ToVector(request.texts()), options, stop, executor));
   v1::ClassifyResponse response;
   response.set_model_version(loaded->info().version());
   for (v1::Classification& result : results) *response.add_results() = std::move(result);
@@ -316,15 +322,15 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());
-  const auto& vocabulary = loaded->stored.spec().vectorizer().vocabulary();
+  const Vectorizer& vectorizer = loaded->pipeline->vectorizer();
   for (const SparseVector& row : rows) {
     v1::SparseRow* out = response.add_rows();
     for (size_t i = 0; i < row.indices.size(); ++i) {
       out->add_indices(row.indices[i]);
       out->add_values(row.values[i]);
-      if (request.include_feature_names() && static_cast<int>(row.indices[i]) < vocabulary.size()) {
-        (*response.mutable_feature_names())[row.indices[i]] =
-            vocabulary[static_cast<int>(row.indices[i])];
+      if (request.include_feature_names()) {
+        std::string name = vectorizer.FeatureName(row.indices[i]);
+        if (!name.empty()) (*response.mutable_feature_names())[row.indices[i]] = std::move(name);
       }
     }
   }

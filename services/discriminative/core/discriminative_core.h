@@ -13,6 +13,8 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/pipeline.h"
@@ -56,7 +58,10 @@ class TrainSession {
   explicit TrainSession(const DiscriminativeCoreOptions* options) : options_(options) {}
   // The first message must be a TrainConfig, every later one a TextBatch.
   absl::Status Add(const v1::TrainRequest& message);
-  // Fits, stores a new version and returns it.
+  // Fits, stores a new version and returns it. `stop` is checked between chunks of the fit and
+  // once more just before the version is written: a call whose deadline passed or that was
+  // cancelled stores nothing.
+  absl::StatusOr<v1::TrainResponse> Finish(const exec::StopToken& stop);
   absl::StatusOr<v1::TrainResponse> Finish();
 
  private:
@@ -102,6 +107,11 @@ class DiscriminativeCore {
   std::unique_ptr<EvaluateSession> StartEvaluate() const {
     return std::make_unique<EvaluateSession>(&options_, options_.repository);
   }
+  // Classifies a batch; the texts are split into chunks run on `executor`, `stop` checked between
+  // chunks. The one-argument form runs inline and never stops.
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request,
+                                                const exec::StopToken& stop,
+                                                exec::Executor& executor);
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
   absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request);
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);

@@ -1,6 +1,6 @@
-// A fitted text classification pipeline (CountVectorizer + MultinomialNB with scikit-learn's
-// semantics) and a Trainer that accumulates streamed labelled texts. Transport-free: the gRPC
-// adapter converts requests to these calls and absl::Status to grpc::Status.
+// A fitted text classification pipeline (one vectorizer + one classifier from the registries, with
+// scikit-learn's semantics) and a Trainer that accumulates streamed labelled texts. Transport-free:
+// the gRPC adapter converts requests to these calls and absl::Status to grpc::Status.
 //
 //   MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(train_config));
 //   MAAS_RETURN_IF_ERROR(trainer.AddBatch(batch));           // once per TextBatch
@@ -15,15 +15,20 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/count_vectorizer.h"
-#include "services/discriminative/core/multinomial_nb.h"
+#include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
 
@@ -63,29 +68,30 @@ absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
 
 class Pipeline {
  public:
-  // Fits CountVectorizer(config) + MultinomialNB(config) on texts/labels/weights (`weights` empty:
-  // all 1; else one finite weight >= 0 per text). Errors: INVALID_ARGUMENT (no texts, length
-  // mismatch, invalid UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad
-  // parameter values), UNIMPLEMENTED (a parameter not supported yet, named in the message).
+  // Fits the configured vectorizer + classifier (see the registries) on texts/labels/weights
+  // (`weights` empty: all 1; else one finite weight >= 0 per text, not all 0). Texts are decoded
+  // per the config's decode_error. Errors: INVALID_ARGUMENT (no texts, length mismatch, invalid
+  // UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad parameter values),
+  // RESOURCE_EXHAUSTED (a limit, named), UNIMPLEMENTED (a parameter not supported yet, named),
+  // whatever `stop` answers.
   static absl::StatusOr<Pipeline> Fit(const std::vector<std::string>& texts,
                                       const std::vector<std::string>& labels,
                                       const std::vector<double>& weights,
                                       const v1::VectorizerConfig& vectorizer_config,
                                       const v1::ClassifierConfig& classifier_config,
-                                      const PipelineLimits& limits = {});
+                                      const PipelineLimits& limits = {},
+                                      const exec::StopToken& stop = {});
 
-  // Validates an imported spec thoroughly (config supported, vocabulary non-empty, valid UTF-8,
-  // sorted and unique; classes non-empty, sorted and unique; matrix shapes C x F matching classes
-  // and vocabulary; finite non-negative counts; no NaN/+inf in log parameters; no idf without
-  // tfidf). Errors: INVALID_ARGUMENT for a malformed spec, UNIMPLEMENTED for an unsupported
-  // configuration.
+  // Validates an imported spec thoroughly (config supported, vectorizer and classifier state
+  // consistent with it and with each other). Errors: INVALID_ARGUMENT for a malformed spec,
+  // UNIMPLEMENTED for an unsupported configuration.
   static absl::StatusOr<Pipeline> FromSpec(const v1::PipelineSpec& spec);
 
   // The full fitted state; FromSpec(ToSpec()) reproduces the pipeline exactly.
   v1::PipelineSpec ToSpec() const;
 
-  // CountVectorizer.transform: one sparse row per text (ascending indices, counts as doubles).
-  // INVALID_ARGUMENT naming the text index for invalid UTF-8.
+  // The vectorizer's transform: one sparse row per text (ascending indices). INVALID_ARGUMENT
+  // naming the text index for invalid UTF-8 under decode_error strict.
   absl::StatusOr<std::vector<SparseVector>> Vectorize(const std::vector<std::string>& texts) const;
 
   // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text.
@@ -93,22 +99,38 @@ class Pipeline {
       const std::vector<std::string>& texts) const;
 
   // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
+  // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk.
+  // Results do not depend on the executor.
+  absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
+                                                           const ClassifyOptions& options,
+                                                           const exec::StopToken& stop,
+                                                           exec::Executor& executor) const;
   absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
                                                            const ClassifyOptions& options) const;
 
-  const CountVectorizer& vectorizer() const { return vectorizer_; }
-  const MultinomialNb& classifier() const { return classifier_; }
-  const std::vector<std::string>& classes() const { return classifier_.classes(); }
-  size_t num_features() const { return vectorizer_.num_features(); }
+  const Vectorizer& vectorizer() const { return *vectorizer_; }
+  const Classifier& classifier() const { return *classifier_; }
+  const std::vector<std::string>& classes() const { return classifier_->classes(); }
+  size_t num_features() const { return vectorizer_->num_features(); }
+  const v1::VectorizerConfig& vectorizer_config() const { return vectorizer_config_; }
+  const v1::ClassifierConfig& classifier_config() const { return classifier_config_; }
 
  private:
   Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
-           CountVectorizer vectorizer, MultinomialNb classifier);
+           std::shared_ptr<const Vectorizer> vectorizer,
+           std::shared_ptr<const Classifier> classifier);
+  // The text as the vectorizer sees it (decode_error applied), or INVALID_ARGUMENT naming `index`.
+  absl::StatusOr<std::string_view> Decode(const std::string& text, size_t index,
+                                          std::string* storage) const;
+  // Classification of one decoded text.
+  void ClassifyOne(std::string_view text, const ClassifyOptions& options, AnalyzerScratch* scratch,
+                   SparseVector* row, v1::Classification* out) const;
 
   v1::VectorizerConfig vectorizer_config_;
   v1::ClassifierConfig classifier_config_;
-  CountVectorizer vectorizer_;
-  MultinomialNb classifier_;
+  DecodeError decode_error_ = DecodeError::kStrict;
+  std::shared_ptr<const Vectorizer> vectorizer_;
+  std::shared_ptr<const Classifier> classifier_;
 };
 
 struct TrainResult {
@@ -137,15 +159,19 @@ class Trainer {
   size_t num_examples() const { return texts_.size(); }
 
   // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;
-  // send at least one batch after the config"); other errors as Pipeline::Fit.
-  absl::StatusOr<TrainResult> Finish() const;
+  // send at least one batch after the config"); other errors as Pipeline::Fit, including what
+  // `stop` answers between chunks of work.
+  absl::StatusOr<TrainResult> Finish(const exec::StopToken& stop = {}) const;
 
  private:
   Trainer(v1::TrainConfig config, const PipelineLimits& limits)
-      : config_(std::move(config)), limits_(limits) {}
+      : config_(std::move(config)),
+        limits_(limits),
+        decode_error_(DecodeErrorOf(TextOptionsOf(config_.vectorizer()))) {}
 
   v1::TrainConfig config_;
   PipelineLimits limits_;
+  DecodeError decode_error_;
   absl::flat_hash_set<std::string> distinct_labels_;
   size_t num_batches_ = 0;
   std::vector<std::string> texts_;
