@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <string>
@@ -66,16 +67,33 @@ absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
-// Sorts the text's feature indices (in keys) and writes the counted row.
-void CountedRow(std::vector<uint64_t>* keys, bool binary, SparseVector* row) {
+// Packs a term of at most 7 bytes into an integer key unique among such terms.
+inline bool PackShort(std::string_view term, uint64_t* key) {
+  if (term.size() > 7) return false;
+  uint64_t k = 0;
+  std::memcpy(&k, term.data(), term.size());
+  *key = k | static_cast<uint64_t>(term.size()) << 56;
+  return true;
+}
+
+// Counts feature `index` of the current text: `keys` collects the distinct indices, `dense` (sized
+// beyond every index, all 0 between texts) their counts.
+inline void CountFeature(uint32_t index, std::vector<uint64_t>* keys, std::vector<double>* dense) {
+  double& count = (*dense)[index];
+  if (count == 0.0) keys->push_back(index);
+  count += 1.0;
+}
+
+// Writes the counted row (ascending indices) and resets `dense` to 0.
+void CountedRow(std::vector<uint64_t>* keys, std::vector<double>* dense, bool binary,
+                SparseVector* row) {
   row->clear();
   std::sort(keys->begin(), keys->end());
-  for (size_t i = 0; i < keys->size();) {
-    size_t j = i + 1;
-    while (j < keys->size() && (*keys)[j] == (*keys)[i]) ++j;
-    row->indices.push_back(static_cast<uint32_t>((*keys)[i]));
-    row->values.push_back(binary ? 1.0 : static_cast<double>(j - i));
-    i = j;
+  for (const uint64_t key : *keys) {
+    row->indices.push_back(static_cast<uint32_t>(key));
+    double& count = (*dense)[key];
+    row->values.push_back(binary ? 1.0 : count);
+    count = 0.0;
   }
 }
 
@@ -219,6 +237,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     return result;
   }
   // Provisional index = order of first occurrence (as _count_vocab).
+  absl::flat_hash_map<uint64_t, uint32_t> provisional_short;
   absl::flat_hash_map<std::string, uint32_t> provisional;
   std::vector<std::string> terms;
   bool too_many = false;
@@ -226,19 +245,32 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     scratch.keys.clear();
     v.analyzer_.Analyze(texts[d], &scratch, [&](std::string_view term) {
-      auto it = provisional.find(View(term));
-      if (it == provisional.end()) {
+      const uint32_t next = static_cast<uint32_t>(terms.size());
+      uint64_t key;
+      uint32_t id;
+      bool inserted;
+      if (PackShort(term, &key)) {
+        const auto [it, added] = provisional_short.try_emplace(key, next);
+        id = it->second;
+        inserted = added;
+      } else {
+        auto it = provisional.find(View(term));
+        inserted = it == provisional.end();
+        if (inserted) it = provisional.emplace(std::string(term), next).first;
+        id = it->second;
+      }
+      if (inserted) {
         if (terms.size() >= std::numeric_limits<uint32_t>::max() - 1) {
           too_many = true;
           return;
         }
-        it = provisional.emplace(std::string(term), static_cast<uint32_t>(terms.size())).first;
         terms.emplace_back(term);
+        if (scratch.dense.size() < terms.size()) scratch.dense.resize(terms.size() * 2, 0.0);
       }
-      scratch.keys.push_back(it->second);
+      CountFeature(id, &scratch.keys, &scratch.dense);
     });
     if (too_many) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
-    CountedRow(&scratch.keys, options.binary, &result.rows[d]);
+    CountedRow(&scratch.keys, &scratch.dense, options.binary, &result.rows[d]);
   }
   if (terms.empty()) {
     return absl::InvalidArgumentError(
@@ -359,18 +391,26 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
 
 void CountVectorizer::BuildIndex() {
   index_.clear();
-  index_.reserve(vocabulary_.size());
-  for (uint32_t i = 0; i < vocabulary_.size(); ++i) index_.emplace(vocabulary_[i], i);
+  short_index_.clear();
+  for (uint32_t i = 0; i < vocabulary_.size(); ++i) {
+    uint64_t key;
+    if (PackShort(vocabulary_[i], &key)) {
+      short_index_.emplace(key, i);
+    } else {
+      index_.emplace(vocabulary_[i], i);
+    }
+  }
 }
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
   scratch->keys.clear();
+  if (scratch->dense.size() < vocabulary_.size()) scratch->dense.resize(vocabulary_.size(), 0.0);
   analyzer_.Analyze(text, scratch, [&](std::string_view term) {
-    const auto it = index_.find(View(term));
-    if (it != index_.end()) scratch->keys.push_back(it->second);
+    const std::optional<uint32_t> index = FeatureIndex(term);
+    if (index.has_value()) CountFeature(*index, &scratch->keys, &scratch->dense);
   });
-  CountedRow(&scratch->keys, options_.binary, row);
+  CountedRow(&scratch->keys, &scratch->dense, options_.binary, row);
 }
 
 void CountVectorizer::ToState(v1::VectorizerState* state) const {
@@ -381,6 +421,12 @@ void CountVectorizer::ToState(v1::VectorizerState* state) const {
 }
 
 std::optional<uint32_t> CountVectorizer::FeatureIndex(std::string_view term) const {
+  uint64_t key;
+  if (PackShort(term, &key)) {
+    const auto it = short_index_.find(key);
+    if (it == short_index_.end()) return std::nullopt;
+    return it->second;
+  }
   const auto it = index_.find(View(term));
   if (it == index_.end()) return std::nullopt;
   return it->second;

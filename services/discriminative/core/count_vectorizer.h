@@ -112,6 +112,9 @@ class CountVectorizer final : public Vectorizer {
   std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
+  // Term -> index: terms of at most 7 bytes packed into an integer key (no string hashing or
+  // comparison: most char n-grams and many words), longer ones by string.
+  absl::flat_hash_map<uint64_t, uint32_t> short_index_;
   absl::flat_hash_map<std::string, uint32_t> index_;
 };
 

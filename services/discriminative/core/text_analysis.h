@@ -104,6 +104,7 @@ struct AnalyzerScratch {
   std::vector<uint32_t> offsets;  // code point boundaries (byte offsets)
   std::vector<std::string_view> tokens;
   std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
+  std::vector<double> dense;   // per-feature counts of one text (all 0 between texts)
   std::string decoded;         // decode_error replace/ignore output
 };
 
