@@ -299,6 +299,27 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
+  v1::ClassifyResponse response;
+  response.set_model_version(loaded->info().version());
+  if (request.compact()) {
+    if (request.top_k() != 0 || request.explain()) {
+      return absl::InvalidArgumentError(
+          "compact responses carry every class's probability and no explanation; leave top_k and "
+          "explain unset with compact");
+    }
+    const std::vector<std::string>& classes = loaded->pipeline->classes();
+    response.mutable_classes()->Assign(classes.begin(), classes.end());
+    common::v1::Matrix* probabilities = response.mutable_probabilities();
+    probabilities->set_rows(static_cast<uint32_t>(request.texts_size()));
+    probabilities->set_cols(static_cast<uint32_t>(classes.size()));
+    probabilities->mutable_values()->Resize(request.texts_size() * static_cast<int>(classes.size()),
+                                            0.0);
+    response.mutable_predicted()->Resize(request.texts_size(), 0);
+    MAAS_RETURN_IF_ERROR(loaded->pipeline->ClassifyCompact(
+        ToVector(request.texts()), stop, executor, probabilities->mutable_values()->mutable_data(),
+        response.mutable_predicted()->mutable_data()));
+    return response;
+  }
   ClassifyOptions options;
   options.top_k = request.top_k();
   options.explain = request.explain();
@@ -306,8 +327,6 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   MAAS_ASSIGN_OR_RETURN(
       std::vector<v1::Classification> results,
       loaded->pipeline->Classify(ToVector(request.texts()), options, stop, executor));
-  v1::ClassifyResponse response;
-  response.set_model_version(loaded->info().version());
   for (v1::Classification& result : results) *response.add_results() = std::move(result);
   return response;
 }

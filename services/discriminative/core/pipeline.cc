@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/numpy_compat.h"
 #include "services/discriminative/core/text_analysis.h"
 
 namespace maas::discriminative {
@@ -263,6 +264,39 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
   });
   for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);
   return results;
+}
+
+absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
+                                       const exec::StopToken& stop, exec::Executor& executor,
+                                       double* probabilities, uint32_t* predicted) const {
+  const size_t k = classifier_->classes().size();
+  const size_t num_chunks = (texts.size() + kClassifyChunk - 1) / kClassifyChunk;
+  std::vector<absl::Status> errors(num_chunks);
+  executor.ParallelFor(static_cast<int64_t>(num_chunks), [&](int64_t chunk) {
+    absl::Status& error = errors[static_cast<size_t>(chunk)];
+    error = stop.Check();
+    if (!error.ok()) return;
+    AnalyzerScratch scratch;
+    SparseVector row;
+    std::vector<double> jll(k);
+    const size_t begin = static_cast<size_t>(chunk) * kClassifyChunk;
+    const size_t end = std::min(texts.size(), begin + kClassifyChunk);
+    for (size_t i = begin; i < end; ++i) {
+      absl::StatusOr<std::string_view> text = Decode(texts[i], i, &scratch.decoded);
+      if (!text.ok()) {
+        error = text.status();
+        return;
+      }
+      vectorizer_->Transform(*text, &scratch, &row);
+      classifier_->JointLogLikelihood(row, jll.data());
+      double* out = probabilities + i * k;
+      LogProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
+      for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
+      predicted[i] = static_cast<uint32_t>(NumpyArgmax(jll.data(), k));
+    }
+  });
+  for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(

@@ -108,6 +108,13 @@ class Pipeline {
   absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
                                                            const ClassifyOptions& options) const;
 
+  // The compact form: probabilities[i * C + c] = predict_proba of text i, class c, and
+  // predicted[i] = predict's class index (C = classes().size(); both arrays sized by the caller).
+  // Chunks on `executor`, `stop` checked before each; no per-text heap allocation in steady state.
+  absl::Status ClassifyCompact(const std::vector<std::string>& texts, const exec::StopToken& stop,
+                               exec::Executor& executor, double* probabilities,
+                               uint32_t* predicted) const;
+
   const Vectorizer& vectorizer() const { return *vectorizer_; }
   const Classifier& classifier() const { return *classifier_; }
   const std::vector<std::string>& classes() const { return classifier_->classes(); }

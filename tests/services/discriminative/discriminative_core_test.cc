@@ -4,8 +4,10 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -190,6 +192,67 @@ TEST_CASE("CreateModel rejects feature_log_prob above 0, and -inf unless alpha i
   // alpha = 0 (force_alpha, the default) allows zero probabilities.
   CHECK(create_with(-HUGE_VAL, 0.0).ok());
   CHECK(f.Versions("imp") == std::vector<int64_t>{1});
+}
+
+}  // namespace
+}  // namespace maas::discriminative
+
+namespace maas::discriminative {
+namespace {
+
+// Runs every item on its own thread: shows results do not depend on how chunks are spread.
+class ThreadPerItemExecutor final : public exec::Executor {
+ public:
+  void ParallelFor(int64_t n, const std::function<void(int64_t)>& fn) override {
+    std::vector<std::thread> threads;
+    for (int64_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
+    for (std::thread& t : threads) t.join();
+  }
+  int parallelism() const override { return 4; }
+};
+
+TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the same result") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels, {1, 2, 0.5, 1})).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  for (int i = 0; i < 300; ++i) request.add_texts(kTexts[i % 4] + (i % 3 ? " cat" : " dog"));
+  auto verbose = core.Classify(request);
+  REQUIRE(verbose.ok());
+  request.set_compact(true);
+  ThreadPerItemExecutor threads;
+  auto compact = core.Classify(request, exec::StopToken(), threads);
+  REQUIRE(compact.ok());
+  CHECK(compact->results_size() == 0);
+  REQUIRE(compact->classes_size() == 2);
+  CHECK(compact->probabilities().rows() == 300);
+  CHECK(compact->probabilities().cols() == 2);
+  for (int i = 0; i < 300; ++i) {
+    const v1::Classification& r = verbose->results(i);
+    CHECK(compact->classes(static_cast<int>(compact->predicted(i))) == r.label());
+    for (int c = 0; c < 2; ++c) {
+      CHECK(compact->probabilities().values(i * 2 + c) == r.scores(c).probability());
+    }
+  }
+  request.set_top_k(1);
+  CHECK(core.Classify(request).status().code() == absl::StatusCode::kInvalidArgument);
+  // A stopped token stops the batch with its status.
+  request.set_top_k(0);
+  const exec::StopToken stopped([] { return absl::DeadlineExceededError("deadline passed"); });
+  CHECK(core.Classify(request, stopped, threads).status().code() ==
+        absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_CASE("A Train whose caller gave up stores nothing") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  auto session = core.StartTrain();
+  REQUIRE(session->Add(ConfigMessage("late")).ok());
+  REQUIRE(session->Add(BatchMessage(kTexts, kLabels)).ok());
+  const exec::StopToken cancelled([] { return absl::CancelledError("client cancelled"); });
+  CHECK(session->Finish(cancelled).status().code() == absl::StatusCode::kCancelled);
+  CHECK(f.Versions("late").empty());
 }
 
 }  // namespace
