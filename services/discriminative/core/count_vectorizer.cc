@@ -218,60 +218,78 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
       return absl::InvalidArgumentError(absl::StrCat("texts[", d, "]: ", valid.message()));
     }
   }
-  FitResult result;
-  CountVectorizer& v = result.vectorizer;
+  Fitter fitter(options);
+  for (size_t d = 0; d < texts.size(); ++d) {
+    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+    fitter.Add(texts[d]);
+  }
+  return fitter.Finish();
+}
+
+CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
+  CountVectorizer& v = result_.vectorizer;
   v.options_ = options;
   v.analyzer_ = Analyzer(options.analyzer);
-  v.num_documents_ = texts.size();
-  AnalyzerScratch scratch;
-  result.rows.resize(texts.size());
   if (!options.fixed_vocabulary.empty()) {
     v.vocabulary_ = options.fixed_vocabulary;
     v.BuildIndex();
     v.document_frequency_.assign(v.vocabulary_.size(), 0);
-    for (size_t d = 0; d < texts.size(); ++d) {
-      if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
-      v.Transform(texts[d], &scratch, &result.rows[d]);
-      for (const uint32_t j : result.rows[d].indices) ++v.document_frequency_[j];
-    }
-    return result;
+  }
+}
+
+void CountVectorizer::Fitter::Add(std::string_view text) {
+  CountVectorizer& v = result_.vectorizer;
+  SparseVector& row = result_.rows.emplace_back();
+  ++v.num_documents_;
+  if (!v.options_.fixed_vocabulary.empty()) {
+    v.Transform(text, &scratch_, &row);
+    for (const uint32_t j : row.indices) ++v.document_frequency_[j];
+    row.indices.shrink_to_fit();
+    row.values.shrink_to_fit();
+    return;
   }
   // Provisional index = order of first occurrence (as _count_vocab).
-  absl::flat_hash_map<uint64_t, uint32_t> provisional_short;
-  absl::flat_hash_map<std::string, uint32_t> provisional;
-  std::vector<std::string> terms;
-  bool too_many = false;
-  for (size_t d = 0; d < texts.size(); ++d) {
-    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
-    scratch.keys.clear();
-    v.analyzer_.Analyze(texts[d], &scratch, [&](std::string_view term) {
-      const uint32_t next = static_cast<uint32_t>(terms.size());
-      uint64_t key;
-      uint32_t id;
-      bool inserted;
-      if (PackShort(term, &key)) {
-        const auto [it, added] = provisional_short.try_emplace(key, next);
-        id = it->second;
-        inserted = added;
-      } else {
-        auto it = provisional.find(View(term));
-        inserted = it == provisional.end();
-        if (inserted) it = provisional.emplace(std::string(term), next).first;
-        id = it->second;
+  scratch_.keys.clear();
+  v.analyzer_.Analyze(text, &scratch_, [&](std::string_view term) {
+    const uint32_t next = static_cast<uint32_t>(terms_.size());
+    uint64_t key;
+    uint32_t id;
+    bool inserted;
+    if (PackShort(term, &key)) {
+      const auto [it, added] = provisional_short_.try_emplace(key, next);
+      id = it->second;
+      inserted = added;
+    } else {
+      auto it = provisional_.find(View(term));
+      inserted = it == provisional_.end();
+      if (inserted) it = provisional_.emplace(std::string(term), next).first;
+      id = it->second;
+    }
+    if (inserted) {
+      if (terms_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+        too_many_ = true;
+        return;
       }
-      if (inserted) {
-        if (terms.size() >= std::numeric_limits<uint32_t>::max() - 1) {
-          too_many = true;
-          return;
-        }
-        terms.emplace_back(term);
-        if (scratch.dense.size() < terms.size()) scratch.dense.resize(terms.size() * 2, 0.0);
-      }
-      CountFeature(id, &scratch.keys, &scratch.dense);
-    });
-    if (too_many) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
-    CountedRow(&scratch.keys, &scratch.dense, options.binary, &result.rows[d]);
-  }
+      terms_.emplace_back(term);
+      if (scratch_.dense.size() < terms_.size()) scratch_.dense.resize(terms_.size() * 2, 0.0);
+    }
+    CountFeature(id, &scratch_.keys, &scratch_.dense);
+  });
+  CountedRow(&scratch_.keys, &scratch_.dense, v.options_.binary, &row);
+  row.indices.shrink_to_fit();
+  row.values.shrink_to_fit();
+}
+
+absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
+  CountVectorizer& v = result_.vectorizer;
+  const CountVectorizerOptions& options = v.options_;
+  if (!options.fixed_vocabulary.empty()) return std::move(result_);
+  if (too_many_) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
+  provisional_short_ = {};
+  provisional_ = {};
+  std::vector<std::string>& terms = terms_;
+  const size_t num_documents = result_.rows.size();
+  FitResult& result = result_;
   if (terms.empty()) {
     return absl::InvalidArgumentError(
         "empty vocabulary; perhaps the documents only contain stop words or 1-character tokens "
@@ -287,12 +305,12 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     }
   }
   // Pruning by document frequency (_limit_features), on the raw float products.
-  const double max_doc_count = DocCount(options.max_df, texts.size());
-  const double min_doc_count = DocCount(options.min_df, texts.size());
+  const double max_doc_count = DocCount(options.max_df, num_documents);
+  const double min_doc_count = DocCount(options.min_df, num_documents);
   if (max_doc_count < min_doc_count) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_df corresponds to < documents than min_df (", max_doc_count, " < ",
-                     min_doc_count, " documents out of ", texts.size(), ")"));
+                     min_doc_count, " documents out of ", num_documents, ")"));
   }
   std::vector<uint32_t> kept;  // Provisional indices of the kept terms.
   for (uint32_t t = 0; t < num_terms; ++t) {
@@ -338,7 +356,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     row.indices.shrink_to_fit();
     row.values.shrink_to_fit();
   }
-  return result;
+  return std::move(result_);
 }
 
 absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizerOptions& options,
@@ -438,17 +456,26 @@ absl::Status Validate(const v1::VectorizerConfig& config) {
   return CountVectorizerOptionsFromConfig(config).status();
 }
 
-absl::StatusOr<VectorizerFit> FitKind(const v1::VectorizerConfig& config,
-                                      const std::vector<std::string_view>& texts,
-                                      const exec::StopToken& stop) {
+class CountFitter final : public VectorizerFitter {
+ public:
+  explicit CountFitter(const CountVectorizerOptions& options) : fitter_(options) {}
+  void Add(std::string_view text) override { fitter_.Add(text); }
+  absl::StatusOr<VectorizerFit> Finish() override {
+    MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
+    VectorizerFit out;
+    out.rows = std::move(fit.rows);
+    out.vectorizer = std::make_unique<CountVectorizer>(std::move(fit.vectorizer));
+    return out;
+  }
+
+ private:
+  CountVectorizer::Fitter fitter_;
+};
+
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerConfig& config) {
   MAAS_ASSIGN_OR_RETURN(const CountVectorizerOptions options,
                         CountVectorizerOptionsFromConfig(config));
-  MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit,
-                        CountVectorizer::FitTransformViews(texts, options, stop));
-  VectorizerFit out;
-  out.rows = std::move(fit.rows);
-  out.vectorizer = std::make_unique<CountVectorizer>(std::move(fit.vectorizer));
-  return out;
+  return std::unique_ptr<VectorizerFitter>(std::make_unique<CountFitter>(options));
 }
 
 absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerState& state) {
@@ -466,6 +493,6 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerSt
 
 }  // namespace
 
-const VectorizerKind kCountVectorizerKind = {"count", &Validate, &FitKind, &FromStateKind};
+const VectorizerKind kCountVectorizerKind = {"count", &Validate, &StartFit, &FromStateKind};
 
 }  // namespace maas::discriminative

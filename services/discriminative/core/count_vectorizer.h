@@ -62,6 +62,7 @@ absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
 class CountVectorizer final : public Vectorizer {
  public:
   struct FitResult;
+  class Fitter;
 
   // CountVectorizer(...).fit_transform(texts): learns the vocabulary (terms in code point order,
   // pruned by min_df/max_df, then max_features) or uses the fixed one, and returns the count rows
@@ -122,6 +123,25 @@ struct CountVectorizer::FitResult {
   CountVectorizer vectorizer;
   // One row per input text.
   std::vector<SparseVector> rows;
+};
+
+// fit_transform one text at a time: keeps the provisional vocabulary and sparse rows, never the
+// texts.
+class CountVectorizer::Fitter {
+ public:
+  explicit Fitter(const CountVectorizerOptions& options);
+  // REQUIRES: valid UTF-8.
+  void Add(std::string_view text);
+  // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
+  absl::StatusOr<FitResult> Finish();
+
+ private:
+  FitResult result_;  // rows hold provisional indices until Finish (learned vocabulary)
+  AnalyzerScratch scratch_;
+  absl::flat_hash_map<uint64_t, uint32_t> provisional_short_;
+  absl::flat_hash_map<std::string, uint32_t> provisional_;
+  std::vector<std::string> terms_;
+  bool too_many_ = false;
 };
 
 // The registry entry ("count").

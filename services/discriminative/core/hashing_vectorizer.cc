@@ -15,8 +15,6 @@
 namespace maas::discriminative {
 namespace {
 
-constexpr size_t kStopCheckInterval = 1024;
-
 inline uint32_t Rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
 
 }  // namespace
@@ -154,29 +152,33 @@ absl::Status Validate(const v1::VectorizerConfig& config) {
   return HashingVectorizerOptionsFromConfig(config).status();
 }
 
-absl::StatusOr<VectorizerFit> FitKind(const v1::VectorizerConfig& config,
-                                      const std::vector<std::string_view>& texts,
-                                      const exec::StopToken& stop) {
+class HashingFitter final : public VectorizerFitter {
+ public:
+  explicit HashingFitter(HashingVectorizerOptions options)
+      : vectorizer_(std::make_unique<HashingVectorizer>(std::move(options))) {}
+  void Add(std::string_view text) override {
+    SparseVector& row = rows_.emplace_back();
+    vectorizer_->Transform(text, &scratch_, &row);
+    row.indices.shrink_to_fit();
+    row.values.shrink_to_fit();
+  }
+  absl::StatusOr<VectorizerFit> Finish() override {
+    VectorizerFit fit;
+    fit.rows = std::move(rows_);
+    fit.vectorizer = std::move(vectorizer_);
+    return fit;
+  }
+
+ private:
+  std::unique_ptr<HashingVectorizer> vectorizer_;
+  AnalyzerScratch scratch_;
+  std::vector<SparseVector> rows_;
+};
+
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerConfig& config) {
   MAAS_ASSIGN_OR_RETURN(HashingVectorizerOptions options,
                         HashingVectorizerOptionsFromConfig(config));
-  for (size_t d = 0; d < texts.size(); ++d) {
-    const absl::Status valid = ValidateUtf8(texts[d]);
-    if (!valid.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("texts[", d, "]: ", valid.message()));
-    }
-  }
-  VectorizerFit fit;
-  auto vectorizer = std::make_unique<HashingVectorizer>(std::move(options));
-  fit.rows.resize(texts.size());
-  AnalyzerScratch scratch;
-  for (size_t d = 0; d < texts.size(); ++d) {
-    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
-    vectorizer->Transform(texts[d], &scratch, &fit.rows[d]);
-    fit.rows[d].indices.shrink_to_fit();
-    fit.rows[d].values.shrink_to_fit();
-  }
-  fit.vectorizer = std::move(vectorizer);
-  return fit;
+  return std::unique_ptr<VectorizerFitter>(std::make_unique<HashingFitter>(std::move(options)));
 }
 
 absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerState& state) {
@@ -191,6 +193,6 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerSt
 
 }  // namespace
 
-const VectorizerKind kHashingVectorizerKind = {"hashing", &Validate, &FitKind, &FromStateKind};
+const VectorizerKind kHashingVectorizerKind = {"hashing", &Validate, &StartFit, &FromStateKind};
 
 }  // namespace maas::discriminative

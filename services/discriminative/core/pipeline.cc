@@ -116,7 +116,16 @@ absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
     if (!ValidateUtf8(texts[i]).ok()) views[i] = repaired[r++];
   }
   MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, FitVectorizer(vectorizer_config, views, stop));
-  MAAS_RETURN_IF_ERROR(CheckModelSize(num_classes, fit.vectorizer->num_features(), limits));
+  return FromVectorizerFit(std::move(fit), labels, weights, vectorizer_config, classifier_config,
+                           limits, stop);
+}
+
+absl::StatusOr<Pipeline> Pipeline::FromVectorizerFit(
+    VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
+    const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
+    const PipelineLimits& limits, const exec::StopToken& stop) {
+  MAAS_RETURN_IF_ERROR(
+      CheckModelSize(CountDistinct(labels), fit.vectorizer->num_features(), limits));
   MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(
       std::unique_ptr<Classifier> classifier,
@@ -316,9 +325,12 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& config,
     return absl::UnimplementedError(
         "TrainConfig.classes (partial_fit's classes) is not supported yet; leave it empty");
   }
-  MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(config.vectorizer()));
   MAAS_RETURN_IF_ERROR(ValidateClassifierConfig(config.classifier()));
-  return Trainer(config, limits);
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter,
+                        StartVectorizerFit(config.vectorizer()));
+  Trainer trainer(config, limits);
+  trainer.fitter_ = std::move(fitter);
+  return trainer;
 }
 
 absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
@@ -326,7 +338,7 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
     const auto where = [&]() {
-      return absl::StrCat("batch ", batch_index, ", example ", i, " (example ", texts_.size() + i,
+      return absl::StrCat("batch ", batch_index, ", example ", i, " (example ", labels_.size() + i,
                           " of the stream): ");
     };
     // Texts are decoded at fit time per decode_error; only strict rejects them here.
@@ -358,25 +370,38 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   }
   for (const absl::string_view label : new_labels) distinct_labels_.emplace(label);
   ++num_batches_;
+  std::string repaired;
   for (const v1::LabeledText& example : batch.examples()) {
-    texts_.push_back(example.text());
+    // Valid under strict (checked above); otherwise repaired per decode_error.
+    const absl::StatusOr<std::string_view> text =
+        DecodeUtf8(example.text(), decode_error_, &repaired);
+    fitter_->Add(text.ok() ? *text : std::string_view());
     labels_.push_back(example.label());
     weights_.push_back(example.has_weight() ? example.weight() : 1.0);
   }
   return absl::OkStatus();
 }
 
-absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) const {
-  if (texts_.empty()) {
+absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
+  if (labels_.empty()) {
     return absl::InvalidArgumentError(
         "no training examples; send at least one batch after the config");
   }
+  if (fitter_ == nullptr) {
+    return absl::FailedPreconditionError("Trainer::Finish was already called");
+  }
+  MAAS_RETURN_IF_ERROR(CheckModelSize(distinct_labels_.size(), 0, limits_));
+  MAAS_RETURN_IF_ERROR(stop.Check());
+  std::unique_ptr<VectorizerFitter> fitter = std::move(fitter_);
+  MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, fitter->Finish());
+  fitter.reset();
   // All weights 1 is the same as no sample_weight (exact integer counts either way).
-  MAAS_ASSIGN_OR_RETURN(Pipeline pipeline,
-                        Pipeline::Fit(texts_, labels_, weights_, config_.vectorizer(),
-                                      config_.classifier(), limits_, stop));
+  MAAS_ASSIGN_OR_RETURN(
+      Pipeline pipeline,
+      Pipeline::FromVectorizerFit(std::move(fit), labels_, weights_, config_.vectorizer(),
+                                  config_.classifier(), limits_, stop));
   v1::TrainSummary summary;
-  summary.set_num_documents(texts_.size());
+  summary.set_num_documents(labels_.size());
   summary.set_num_features(pipeline.num_features());
   summary.mutable_classes()->Assign(pipeline.classes().begin(), pipeline.classes().end());
   summary.mutable_class_count()->Assign(pipeline.classifier().class_count().begin(),

@@ -82,6 +82,13 @@ class Pipeline {
                                       const PipelineLimits& limits = {},
                                       const exec::StopToken& stop = {});
 
+  // The classifier fitted on a vectorizer's fit rows (what Fit does after vectorizing; the Trainer
+  // vectorizes batch by batch). Checks the model size limits first.
+  static absl::StatusOr<Pipeline> FromVectorizerFit(
+      VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
+      const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
+      const PipelineLimits& limits, const exec::StopToken& stop);
+
   // Validates an imported spec thoroughly (config supported, vectorizer and classifier state
   // consistent with it and with each other). Errors: INVALID_ARGUMENT for a malformed spec,
   // UNIMPLEMENTED for an unsupported configuration.
@@ -163,12 +170,13 @@ class Trainer {
   absl::Status AddBatch(const v1::TextBatch& batch);
 
   // Examples accepted so far.
-  size_t num_examples() const { return texts_.size(); }
+  size_t num_examples() const { return labels_.size(); }
 
   // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;
   // send at least one batch after the config"); other errors as Pipeline::Fit, including what
   // `stop` answers between chunks of work.
-  absl::StatusOr<TrainResult> Finish(const exec::StopToken& stop = {}) const;
+  // Call once.
+  absl::StatusOr<TrainResult> Finish(const exec::StopToken& stop = {});
 
  private:
   Trainer(v1::TrainConfig config, const PipelineLimits& limits)
@@ -181,7 +189,8 @@ class Trainer {
   DecodeError decode_error_;
   absl::flat_hash_set<std::string> distinct_labels_;
   size_t num_batches_ = 0;
-  std::vector<std::string> texts_;
+  // The vectorizer being fitted text by text: the trainer keeps sparse rows, not the texts.
+  std::unique_ptr<VectorizerFitter> fitter_;
   std::vector<std::string> labels_;
   std::vector<double> weights_;
 };

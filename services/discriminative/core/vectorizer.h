@@ -71,6 +71,17 @@ struct VectorizerFit {
   std::vector<SparseVector> rows;
 };
 
+// fit_transform one text at a time, so a trainer keeps sparse rows, never the texts.
+class VectorizerFitter {
+ public:
+  virtual ~VectorizerFitter() = default;
+  // Adds the next text. REQUIRES: valid UTF-8.
+  virtual void Add(std::string_view text) = 0;
+  // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
+  // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
+  virtual absl::StatusOr<VectorizerFit> Finish() = 0;
+};
+
 // One vectorizer implementation.
 struct VectorizerKind {
   // The VectorizerConfig `kind` oneof field it implements.
@@ -78,10 +89,9 @@ struct VectorizerKind {
   // Checks every parameter: INVALID_ARGUMENT for values scikit-learn rejects, UNIMPLEMENTED for
   // parameters not supported, each naming the parameter.
   absl::Status (*validate)(const v1::VectorizerConfig& config);
-  // fit_transform on valid UTF-8 texts; checks `stop` between chunks of texts.
-  absl::StatusOr<VectorizerFit> (*fit_transform)(const v1::VectorizerConfig& config,
-                                                 const std::vector<std::string_view>& texts,
-                                                 const exec::StopToken& stop);
+  // A fitter for a valid config (fit_transform = Add every text, then Finish).
+  absl::StatusOr<std::unique_ptr<VectorizerFitter>> (*start_fit)(
+      const v1::VectorizerConfig& config);
   // A fitted vectorizer from stored/imported state, validated thoroughly (INVALID_ARGUMENT).
   absl::StatusOr<std::unique_ptr<Vectorizer>> (*from_state)(const v1::VectorizerState& state);
 };
@@ -95,6 +105,10 @@ const v1::TextOptions& TextOptionsOf(const v1::VectorizerConfig& config);
 
 // The whole vectorizer of a config (its kind, then TF-IDF when config.tfidf is set).
 absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config);
+// A fitter for the whole vectorizer of a config (TF-IDF applied in Finish).
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
+    const v1::VectorizerConfig& config);
+// fit_transform of valid UTF-8 texts; `stop` checked every 1024 texts.
 absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
                                             const std::vector<std::string_view>& texts,
                                             const exec::StopToken& stop = {});

@@ -63,15 +63,53 @@ absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
-                                            const std::vector<std::string_view>& texts,
-                                            const exec::StopToken& stop) {
+namespace {
+
+// The TF-IDF layer over a kind's fitter.
+class TfidfFitter final : public VectorizerFitter {
+ public:
+  TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
+      : config_(std::move(config)), base_(std::move(base)) {}
+  void Add(std::string_view text) override { base_->Add(text); }
+  absl::StatusOr<VectorizerFit> Finish() override {
+    MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
+    return FitTfidf(config_, std::move(fit));
+  }
+
+ private:
+  v1::VectorizerConfig config_;
+  std::unique_ptr<VectorizerFitter> base_;
+};
+
+constexpr size_t kStopCheckInterval = 1024;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
+    const v1::VectorizerConfig& config) {
   MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(config));
   absl::Status error;
   const VectorizerKind* kind = KindOf(config, &error);
-  MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, kind->fit_transform(config, texts, stop));
-  if (config.has_tfidf()) return FitTfidf(config, std::move(fit));
-  return fit;
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, kind->start_fit(config));
+  if (config.has_tfidf()) return std::make_unique<TfidfFitter>(config, std::move(fitter));
+  return fitter;
+}
+
+absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
+                                            const std::vector<std::string_view>& texts,
+                                            const exec::StopToken& stop) {
+  for (size_t d = 0; d < texts.size(); ++d) {
+    const absl::Status valid = ValidateUtf8(texts[d]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("texts[", d, "]: ", valid.message()));
+    }
+  }
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, StartVectorizerFit(config));
+  for (size_t d = 0; d < texts.size(); ++d) {
+    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+    fitter->Add(texts[d]);
+  }
+  return fitter->Finish();
 }
 
 absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state) {
