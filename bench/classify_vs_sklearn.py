@@ -7,8 +7,8 @@ three pipelines
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::PredictScores | sklearn: transform + predict_proba
-  memory   peak RSS of a process that only loads the corpus and trains (both sides), next to the size of the
-           sparse training matrix (data + indices + indptr)
+  memory   peak RSS of a process that loads the corpus and trains, minus its RSS once the corpus is loaded (both
+           sides), next to the size of scikit-learn's sparse training matrix (data + indices + indptr)
 Probabilities are checked equal (1e-12) before the timings are printed.
 
 Part 2, through gRPC (word counts), measures (median of --repeats runs each):
@@ -125,20 +125,22 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
             assert np.allclose(got, nb.predict_proba(vectorizer.transform(test_texts)), rtol=0, atol=1e-12), \
                 f"{name}: maas and scikit-learn probabilities differ"
             subprocess.run(args + ["1", "train_only"], check=True)
-            maas_rss = int(dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())["peak_rss_kb"])
+            memory = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
+            maas_rss = int(memory["peak_rss_kb"]) - int(memory["loaded_rss_kb"])
             pickle.dump((train_texts, train_labels, make()), open(tmp / "data.pkl", "wb"))
             out = subprocess.run([sys.executable, "-c", SKLEARN_MEMORY.format(module="sklearn.feature_extraction.text"),
                                   tmp / "data.pkl"], check=True, capture_output=True, text=True).stdout.split()
-            sk_rss, _, matrix_bytes = (int(v) for v in out)
+            sk_peak, sk_loaded, matrix_bytes = (int(v) for v in out)
+            sk_rss = sk_peak - sk_loaded
             rows.append((name, float(timing["train_seconds"]), sk_fit, float(timing["classify_seconds"]), sk_classify,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
     print(f"in-process, one core, CPU seconds, median of {repeats} ({len(train_texts)} train / {len(test_texts)} test "
           f"docs; probabilities checked equal)")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
-          f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train peak RSS maas':>21}{'sklearn':>9}{'X (CSR)':>9}")
+          f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
     for name, mt, st, mc, sc, mr, sr, xb, f in rows:
         print(f"{name:14}{f:>9}{mt:>11.3f}s{st:>8.3f}s{st / mt:>6.1f}x{mc:>14.3f}s{sc:>8.3f}s{sc / mc:>6.1f}x"
-              f"{mr / 1024:>18.0f} MB{sr / 1024:>6.0f} MB{xb / 2**20:>6.0f} MB")
+              f"{mr / 1024:>20.1f} MB{sr / 1024:>6.1f} MB{xb / 2**20:>6.1f} MB")
 
 
 def main():
