@@ -84,14 +84,19 @@ PIPELINES = {
 }
 
 SKLEARN_MEMORY = """
-import pickle, resource, sys
+import pickle, sys
 from sklearn.naive_bayes import MultinomialNB
 import {module}
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
 texts, labels, vectorizer = pickle.load(open(sys.argv[1], "rb"))
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the current RSS
+before = status_kb("VmRSS:")
 x = vectorizer.fit_transform(texts)
 MultinomialNB().fit(x, labels)
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, before, x.data.nbytes + x.indices.nbytes + x.indptr.nbytes)
+print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.nbytes)
 """
 
 

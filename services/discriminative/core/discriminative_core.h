@@ -62,6 +62,11 @@ class TrainSession {
   // once more just before the version is written: a call whose deadline passed or that was
   // cancelled stores nothing.
   absl::StatusOr<v1::TrainResponse> Finish(const exec::StopToken& stop);
+  // The same; the fit itself runs on the calling thread (scikit-learn's summation orders are
+  // sequential over samples), so the executor is not used.
+  absl::StatusOr<v1::TrainResponse> Finish(const exec::StopToken& stop, exec::Executor&) {
+    return Finish(stop);
+  }
   absl::StatusOr<v1::TrainResponse> Finish();
 
  private:
