@@ -1,9 +1,17 @@
-"""Benchmark: maas-discriminative (CountVectorizer + MultinomialNB over gRPC) against scikit-learn in-process,
-side by side in one script on the same random corpus.
+"""Benchmark: maas-discriminative against scikit-learn, side by side in one script on the same random corpus.
 
     make bench            # or: PYTHONPATH=build/python .venv/bin/python bench/classify_vs_sklearn.py
 
-Measures (median of --repeats runs each):
+Part 1, in-process on one core in CPU seconds (the core library through maas_discriminative_bench, no gRPC), for
+three pipelines
+(word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
+  train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
+  classify maas: Pipeline::PredictScores | sklearn: transform + predict_proba
+  memory   peak RSS of a process that loads the corpus and trains, minus its RSS once the corpus is loaded (both
+           sides), next to the size of scikit-learn's sparse training matrix (data + indices + indptr)
+Probabilities are checked equal (1e-12) before the timings are printed.
+
+Part 2, through gRPC (word counts), measures (median of --repeats runs each):
   train    maas: Train client stream (all batches) | sklearn: CountVectorizer.fit_transform + MultinomialNB.fit
   classify maas: Classify of --batch texts per call, one call after another | sklearn: transform + predict_proba
 Both sides also check that they agree (labels identical, probabilities within 1e-12), so the numbers compare equal
@@ -22,7 +30,7 @@ import time
 
 import grpc
 import numpy as np
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
 
 from maas.common.v1 import common_pb2
@@ -42,13 +50,18 @@ def corpus(rng, docs, vocabulary_size=20000, classes=8):
     return texts, [f"class-{l}" for l in labels]
 
 
-def median_seconds(fn, repeats):
+def median_seconds(fn, repeats, clock=time.perf_counter):
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         fn()
-        times.append(time.perf_counter() - start)
+        times.append(clock() - start)
     return statistics.median(times)
+
+
+def median_cpu_seconds(fn, repeats):
+    """CPU seconds of this process (robust when the machine is shared; scikit-learn's sparse work is single-threaded)."""
+    return median_seconds(fn, repeats, clock=time.process_time)
 
 
 def start_server(build_dir, model_dir):
@@ -61,6 +74,80 @@ def start_server(build_dir, model_dir):
     raise SystemExit("maas-discriminative did not start")
 
 
+PIPELINES = {
+    # name: (scikit-learn vectorizer factory, maas VectorizerConfig)
+    "word counts": (lambda: CountVectorizer(), disc.VectorizerConfig()),
+    "char_wb 1-3": (lambda: CountVectorizer(analyzer="char_wb", ngram_range=(1, 3)),
+                    disc.VectorizerConfig(count=disc.CountVectorizerConfig(
+                        text=disc.TextOptions(analyzer=disc.ANALYZER_CHAR_WB, ngram_min=1, ngram_max=3)))),
+    "tf-idf": (lambda: TfidfVectorizer(), disc.VectorizerConfig(tfidf=disc.TfidfConfig())),
+}
+
+SKLEARN_MEMORY = """
+import pickle, sys
+from sklearn.naive_bayes import MultinomialNB
+import {module}
+def status_kb(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+texts, labels, vectorizer = pickle.load(open(sys.argv[1], "rb"))
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the current RSS
+before = status_kb("VmRSS:")
+x = vectorizer.fit_transform(texts)
+MultinomialNB().fit(x, labels)
+print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.nbytes)
+"""
+
+
+def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
+    """Part 1: the core library in-process on one core vs scikit-learn, per pipeline."""
+    import pickle
+    tool = build_dir / "services/discriminative/core/tools/maas_discriminative_bench"
+    if not tool.is_file():
+        raise SystemExit(f"{tool} is not built (cmake --build build --target maas_discriminative_bench)")
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(train_texts, train_labels)])
+        (tmp / "batch.pb").write_bytes(batch.SerializeToString())
+        (tmp / "req.pb").write_bytes(disc.ClassifyRequest(texts=test_texts).SerializeToString())
+        for name, (make, vectorizer_config) in PIPELINES.items():
+            def sk_train():
+                v = make()
+                return v, MultinomialNB().fit(v.fit_transform(train_texts), train_labels)
+            vectorizer, nb = sk_train()
+            sk_fit = median_cpu_seconds(sk_train, repeats)
+            sk_classify = median_cpu_seconds(lambda: nb.predict_proba(vectorizer.transform(test_texts)), repeats)
+            config = disc.TrainConfig(name="bench", vectorizer=vectorizer_config)
+            (tmp / "config.pb").write_bytes(config.SerializeToString())
+            args = [str(tool), tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp]
+            subprocess.run(args + [str(repeats)], check=True)
+            timing = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
+            proba = common_pb2.Matrix()
+            proba.ParseFromString((tmp / "proba.pb").read_bytes())
+            got = np.array(proba.values).reshape(proba.rows, proba.cols)
+            assert np.allclose(got, nb.predict_proba(vectorizer.transform(test_texts)), rtol=0, atol=1e-12), \
+                f"{name}: maas and scikit-learn probabilities differ"
+            subprocess.run(args + ["1", "train_only"], check=True)
+            memory = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
+            maas_rss = int(memory["peak_rss_kb"]) - int(memory["loaded_rss_kb"])
+            pickle.dump((train_texts, train_labels, make()), open(tmp / "data.pkl", "wb"))
+            out = subprocess.run([sys.executable, "-c", SKLEARN_MEMORY.format(module="sklearn.feature_extraction.text"),
+                                  tmp / "data.pkl"], check=True, capture_output=True, text=True).stdout.split()
+            sk_peak, sk_loaded, matrix_bytes = (int(v) for v in out)
+            sk_rss = sk_peak - sk_loaded
+            rows.append((name, float(timing["train_seconds"]), sk_fit, float(timing["classify_seconds"]), sk_classify,
+                         maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
+    print(f"in-process, one core, CPU seconds, median of {repeats} ({len(train_texts)} train / {len(test_texts)} test "
+          f"docs; probabilities checked equal)")
+    print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
+          f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
+    for name, mt, st, mc, sc, mr, sr, xb, f in rows:
+        print(f"{name:14}{f:>9}{mt:>11.3f}s{st:>8.3f}s{st / mt:>6.1f}x{mc:>14.3f}s{sc:>8.3f}s{sc / mc:>6.1f}x"
+              f"{mr / 1024:>20.1f} MB{sr / 1024:>6.1f} MB{xb / 2**20:>6.1f} MB")
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train_docs", type=int, default=20000)
@@ -68,12 +155,16 @@ def main():
     parser.add_argument("--batch", type=int, default=1000, help="texts per Classify call")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--build_dir", default=os.environ.get("MAAS_BUILD_DIR", ROOT / "build"))
+    parser.add_argument("--skip_grpc", action="store_true", help="only the in-process part")
     args = parser.parse_args()
     build_dir = pathlib.Path(args.build_dir)
 
     rng = np.random.default_rng(1)
     train_texts, train_labels = corpus(rng, args.train_docs)
     test_texts, _ = corpus(rng, args.test_docs)
+    in_process(build_dir, train_texts, train_labels, test_texts, args.repeats)
+    if args.skip_grpc:
+        return 0
 
     def sklearn_train():
         cv = CountVectorizer()

@@ -55,6 +55,12 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
 ABSL_FLAG(std::string, log_file, "",
           "File the per-call JSON log lines are appended to (only those lines; banners and library "
           "messages go to stderr). Empty: stderr.");
+ABSL_FLAG(uint32_t, max_ngram, 16,
+          "Largest n-gram size (ngram_max) a Train or CreateModel may configure.");
+ABSL_FLAG(uint64_t, max_classes, 10'000, "Largest number of classes of one model.");
+ABSL_FLAG(uint64_t, max_model_cells, uint64_t{1} << 25,
+          "Largest classes x features of one model (per parameter matrix).");
+ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30, "Largest stored model, in bytes.");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -85,6 +91,10 @@ int main(int argc, char** argv) {
   core_options.max_texts_per_request = absl::GetFlag(FLAGS_max_texts_per_request);
   core_options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   core_options.max_train_examples = absl::GetFlag(FLAGS_max_train_examples);
+  core_options.limits.max_ngram = absl::GetFlag(FLAGS_max_ngram);
+  core_options.limits.max_classes = absl::GetFlag(FLAGS_max_classes);
+  core_options.limits.max_model_cells = absl::GetFlag(FLAGS_max_model_cells);
+  core_options.limits.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   maas::discriminative::DiscriminativeCore core(std::move(core_options));
   absl::StatusOr<maas::adapter::WriteAuthorizer> auth =
       maas::adapter::WriteAuthorizer::FromTokenFile(absl::GetFlag(FLAGS_auth_token_file));

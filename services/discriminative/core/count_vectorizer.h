@@ -1,5 +1,10 @@
-// CountVectorizer with scikit-learn's semantics: learned vocabulary sorted by code point, sparse
-// term counts.
+// CountVectorizer with scikit-learn's semantics: analyzers word / char / char_wb, lowercase,
+// strip_accents, stop words ('english' or a list), n-grams, min_df / max_df, max_features, binary,
+// a fixed vocabulary; learned vocabulary sorted by code point, sparse term counts.
+//
+// One deliberate difference: max_features keeps the terms with the highest corpus counts and
+// breaks ties at the cutoff by feature (code point) order; scikit-learn's order there comes from
+// numpy's unstable, CPU-specific argsort and is not reproducible.
 //
 //   MAAS_ASSIGN_OR_RETURN(CountVectorizerOptions options,
 //   CountVectorizerOptionsFromConfig(config)); MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult
@@ -18,14 +23,9 @@
 #include "absl/status/statusor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/text_analysis.h"
+#include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
-
-// A sparse row: strictly ascending feature indices and their values (same length).
-struct SparseVector {
-  std::vector<uint32_t> indices;
-  std::vector<double> values;
-};
 
 // scikit-learn's min_df / max_df: an absolute document count (int) or a fraction of the documents
 // (float).
@@ -34,46 +34,64 @@ struct DocumentFrequencyBound {
   double value = 1.0;  // Count >= 1 when !is_fraction, fraction in [0, 1] otherwise.
 };
 
-// The CountVectorizer parameters implemented so far (the others are rejected as UNIMPLEMENTED by
-// CountVectorizerOptionsFromConfig).
+// Largest custom stop word list and fixed vocabulary accepted in a config.
+inline constexpr size_t kMaxStopWords = 10'000;
+
 struct CountVectorizerOptions {
-  WordAnalyzerOptions analyzer;
+  AnalyzerOptions analyzer;
+  DecodeError decode_error = DecodeError::kStrict;
   bool binary = false;
   DocumentFrequencyBound min_df{/*is_fraction=*/false, 1.0};
   DocumentFrequencyBound max_df{/*is_fraction=*/true, 1.0};
+  // 0: no limit.
+  uint64_t max_features = 0;
+  // Non-empty: scikit-learn's vocabulary= (feature i is fixed_vocabulary[i]).
+  std::vector<std::string> fixed_vocabulary;
 };
 
-// Validates a VectorizerConfig and returns the options it describes. An unset `kind` is the default
-// CountVectorizer. Errors: INVALID_ARGUMENT for values scikit-learn rejects (ngram_min > ngram_max,
-// unknown stop word list, min_df count 0, fraction outside [0, 1]); UNIMPLEMENTED, naming the
-// parameter, for parameters not supported yet (tfidf, hashing, analyzer char/char_wb,
-// strip_accents, custom token_pattern, max_features).
+// The analyzer and decode options of TextOptions (shared by every vectorizer). Errors:
+// INVALID_ARGUMENT for values scikit-learn rejects (ngram_min > ngram_max, unknown stop list, both
+// stop_words and stop_word_list, bad words), UNIMPLEMENTED for a custom token_pattern.
+absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& text);
+DecodeError DecodeErrorOf(const v1::TextOptions& text);
+
+// Validates a count (or unset) VectorizerConfig and returns the options it describes.
 absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
     const v1::VectorizerConfig& config);
 
-class CountVectorizer {
+class CountVectorizer final : public Vectorizer {
  public:
   struct FitResult;
+  class Fitter;
 
   // CountVectorizer(...).fit_transform(texts): learns the vocabulary (terms in code point order,
-  // pruned by min_df/max_df) and returns the count rows of `texts` (ascending indices). Errors:
-  // INVALID_ARGUMENT for invalid UTF-8 (naming the text index), an empty vocabulary ("empty
-  // vocabulary; perhaps the documents only contain stop words or 1-character tokens"), inconsistent
-  // min_df/max_df, or nothing left after pruning.
+  // pruned by min_df/max_df, then max_features) or uses the fixed one, and returns the count rows
+  // of `texts` (ascending indices). Errors: INVALID_ARGUMENT for invalid UTF-8 (naming the text
+  // index), an empty vocabulary, inconsistent min_df/max_df, or nothing left after pruning;
+  // whatever `stop` answers (checked every 1024 texts).
   static absl::StatusOr<FitResult> FitTransform(const std::vector<std::string>& texts,
-                                                const CountVectorizerOptions& options);
+                                                const CountVectorizerOptions& options,
+                                                const exec::StopToken& stop = {});
+  static absl::StatusOr<FitResult> FitTransformViews(const std::vector<std::string_view>& texts,
+                                                     const CountVectorizerOptions& options,
+                                                     const exec::StopToken& stop = {});
 
   // A fitted vectorizer from its state. Errors (INVALID_ARGUMENT): empty vocabulary, a term that is
-  // empty or not valid UTF-8, terms not strictly ascending in code point (byte) order,
-  // document_frequency of the wrong length.
+  // empty or not valid UTF-8, terms not strictly ascending in code point order (or, with a fixed
+  // vocabulary, not equal to it), document_frequency of the wrong length.
   static absl::StatusOr<CountVectorizer> FromState(const CountVectorizerOptions& options,
                                                    std::vector<std::string> vocabulary,
                                                    std::vector<uint64_t> document_frequency,
                                                    uint64_t num_documents);
 
+  using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.
-  // REQUIRES: ValidateUtf8(text).ok().
-  SparseVector Transform(std::string_view text) const;
+  void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
+  size_t num_features() const override { return vocabulary_.size(); }
+  std::string FeatureName(uint32_t index) const override {
+    return index < vocabulary_.size() ? vocabulary_[index] : std::string();
+  }
+  void ToState(v1::VectorizerState* state) const override;
 
   // The index of `term`, if it is in the vocabulary.
   std::optional<uint32_t> FeatureIndex(std::string_view term) const;
@@ -81,21 +99,23 @@ class CountVectorizer {
   const CountVectorizerOptions& options() const { return options_; }
   // Terms in feature-index order (get_feature_names_out()).
   const std::vector<std::string>& vocabulary() const { return vocabulary_; }
-  size_t num_features() const { return vocabulary_.size(); }
-  // Documents containing each term in the fitted corpus (empty if unknown, e.g. imported without
-  // it).
+  // Documents containing each term in the fitted corpus (empty if unknown).
   const std::vector<uint64_t>& document_frequency() const { return document_frequency_; }
   // Documents in the fitted corpus (0 if unknown).
   uint64_t num_documents() const { return num_documents_; }
 
  private:
-  CountVectorizer() = default;
+  CountVectorizer() : analyzer_(AnalyzerOptions()) {}
   void BuildIndex();
 
   CountVectorizerOptions options_;
+  Analyzer analyzer_;
   std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
+  // Term -> index: terms of at most 7 bytes packed into an integer key (no string hashing or
+  // comparison: most char n-grams and many words), longer ones by string.
+  absl::flat_hash_map<uint64_t, uint32_t> short_index_;
   absl::flat_hash_map<std::string, uint32_t> index_;
 };
 
@@ -104,6 +124,28 @@ struct CountVectorizer::FitResult {
   // One row per input text.
   std::vector<SparseVector> rows;
 };
+
+// fit_transform one text at a time: keeps the provisional vocabulary and sparse rows, never the
+// texts.
+class CountVectorizer::Fitter {
+ public:
+  explicit Fitter(const CountVectorizerOptions& options);
+  // REQUIRES: valid UTF-8.
+  void Add(std::string_view text);
+  // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
+  absl::StatusOr<FitResult> Finish();
+
+ private:
+  FitResult result_;  // rows hold provisional indices until Finish (learned vocabulary)
+  AnalyzerScratch scratch_;
+  absl::flat_hash_map<uint64_t, uint32_t> provisional_short_;
+  absl::flat_hash_map<std::string, uint32_t> provisional_;
+  std::vector<std::string> terms_;
+  bool too_many_ = false;
+};
+
+// The registry entry ("count").
+extern const VectorizerKind kCountVectorizerKind;
 
 }  // namespace maas::discriminative
 

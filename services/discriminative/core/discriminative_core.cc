@@ -17,6 +17,13 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   const v1::PipelineSpec spec = pipeline.ToSpec();
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
+  if (spec.ByteSizeLong() > options.limits.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the model would take ", spec.ByteSizeLong(), " bytes, above this server's limit of ",
+        options.limits.max_model_bytes, " (--max_model_bytes); use fewer classes or features"));
+  }
+  // Everything is validated before the store reserves a version; make_bytes only fails if the
+  // bytes would not load back, and then the store leaves nothing behind.
   return options.repository->Put(
       name,
       [&](int64_t version) -> absl::StatusOr<std::string> {
@@ -26,7 +33,17 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
         stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
         *stored.mutable_spec() = spec;
         if (summary != nullptr) *stored.mutable_train_summary() = *summary;
-        return stored.SerializeAsString();
+        std::string bytes;
+        if (!stored.SerializeToString(&bytes)) {
+          return absl::ResourceExhaustedError(
+              "the model could not be serialized (too large for one protobuf message)");
+        }
+        const absl::Status loadable = ParseStoredPipeline(bytes).status();
+        if (!loadable.ok()) {
+          return absl::InternalError(absl::StrCat(
+              "the new version would not load back, so it was not stored: ", loadable.message()));
+        }
+        return bytes;
       },
       stop);
 }
@@ -39,12 +56,7 @@ std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::
 
 std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
                            const v1::ClassifierConfig& classifier) {
-  std::string v = vectorizer.kind_case() == v1::VectorizerConfig::kHashing ? "hashing" : "count";
-  if (vectorizer.has_tfidf()) v = v == "count" ? "tfidf" : "hashing+tfidf";
-  std::string c = "multinomial_nb";
-  if (classifier.kind_case() == v1::ClassifierConfig::kComplementNb) c = "complement_nb";
-  if (classifier.kind_case() == v1::ClassifierConfig::kBernoulliNb) c = "bernoulli_nb";
-  return absl::StrCat(v, "+", c);
+  return absl::StrCat(VectorizerFamily(vectorizer), "+", ClassifierKindName(classifier));
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
@@ -72,7 +84,7 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
       MAAS_RETURN_IF_ERROR(registry::ValidateModelName(message.config().name()));
       MAAS_RETURN_IF_ERROR(
           registry::ValidateLabels(message.config().labels(), message.config().description()));
-      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config()));
+      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config(), options_->limits));
       trainer_.emplace(std::move(trainer));
       config_ = message.config();
       return absl::OkStatus();
@@ -106,13 +118,17 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
   return absl::InvalidArgumentError("unknown TrainRequest content");
 }
 
-absl::StatusOr<v1::TrainResponse> TrainSession::Finish(exec::Executor& /*executor*/,
-                                                       const exec::StopToken& stop) {
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish() { return Finish(exec::StopToken()); }
+
+absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& stop) {
   if (!config_.has_value()) {
     return absl::InvalidArgumentError(
         "empty Train stream; send a TrainConfig first, then TextBatch messages");
   }
-  MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish());
+  MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish(stop));
+  // Do not commit a version the caller no longer waits for (the store checks again right before
+  // the write).
+  MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(
       std::shared_ptr<const LoadedPipeline> stored,
       StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
@@ -264,6 +280,10 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
     return absl::InvalidArgumentError(
         "spec is missing; give the fitted pipeline (vectorizer and classifier state)");
   }
+  MAAS_RETURN_IF_ERROR(CheckConfigLimits(request.spec().vectorizer().config(), options_.limits));
+  MAAS_RETURN_IF_ERROR(CheckModelSize(
+      static_cast<uint64_t>(request.spec().classifier().classes_size()),
+      static_cast<uint64_t>(request.spec().vectorizer().vocabulary_size()), options_.limits));
   MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(request.spec()));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
                         StorePipeline(options_, request.name(), pipeline, request.labels(),
@@ -274,37 +294,45 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
 }
 
 absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
-    const v1::ClassifyRequest& request, exec::Executor& executor, const exec::StopToken& stop) {
+    const v1::ClassifyRequest& request) {
+  exec::InlineExecutor inline_executor;
+  return Classify(request, exec::StopToken(), inline_executor);
+}
+
+absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
+    const v1::ClassifyRequest& request, const exec::StopToken& stop, exec::Executor& executor) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
+  v1::ClassifyResponse response;
+  response.set_model_version(loaded->info().version());
+  if (request.compact()) {
+    if (request.top_k() != 0 || request.explain()) {
+      return absl::InvalidArgumentError(
+          "compact responses carry every class's probability and no explanation; leave top_k and "
+          "explain unset with compact");
+    }
+    const std::vector<std::string>& classes = loaded->pipeline->classes();
+    response.mutable_classes()->Assign(classes.begin(), classes.end());
+    common::v1::Matrix* probabilities = response.mutable_probabilities();
+    probabilities->set_rows(static_cast<uint32_t>(request.texts_size()));
+    probabilities->set_cols(static_cast<uint32_t>(classes.size()));
+    probabilities->mutable_values()->Resize(request.texts_size() * static_cast<int>(classes.size()),
+                                            0.0);
+    response.mutable_predicted()->Resize(request.texts_size(), 0);
+    MAAS_RETURN_IF_ERROR(loaded->pipeline->ClassifyCompact(
+        ToVector(request.texts()), stop, executor, probabilities->mutable_values()->mutable_data(),
+        response.mutable_predicted()->mutable_data()));
+    return response;
+  }
   ClassifyOptions options;
   options.top_k = request.top_k();
   options.explain = request.explain();
   options.explain_features = request.explain_features();
-  // Chunks of texts over the pool; each chunk first checks whether the caller gave up.
-  constexpr int64_t kChunk = 256;
-  const int64_t n = request.texts_size();
-  const int64_t num_chunks = (n + kChunk - 1) / kChunk;
-  std::vector<absl::StatusOr<std::vector<v1::Classification>>> chunks(
-      static_cast<size_t>(num_chunks), absl::UnknownError("not run"));
-  executor.ParallelFor(num_chunks, [&](int64_t c) {
-    absl::Status stopped = stop.Check();
-    if (!stopped.ok()) {
-      chunks[static_cast<size_t>(c)] = stopped;
-      return;
-    }
-    const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
-    chunks[static_cast<size_t>(c)] = loaded->pipeline->Classify(
-        std::vector<std::string>(request.texts().begin() + begin, request.texts().begin() + end),
-        options);
-  });
-  v1::ClassifyResponse response;
-  response.set_model_version(loaded->info().version());
-  for (auto& chunk : chunks) {
-    if (!chunk.ok()) return chunk.status();
-    for (v1::Classification& result : *chunk) *response.add_results() = std::move(result);
-  }
+  MAAS_ASSIGN_OR_RETURN(
+      std::vector<v1::Classification> results,
+      loaded->pipeline->Classify(ToVector(request.texts()), options, stop, executor));
+  for (v1::Classification& result : results) *response.add_results() = std::move(result);
   return response;
 }
 
@@ -318,15 +346,15 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());
-  const auto& vocabulary = loaded->stored.spec().vectorizer().vocabulary();
+  const Vectorizer& vectorizer = loaded->pipeline->vectorizer();
   for (const SparseVector& row : rows) {
     v1::SparseRow* out = response.add_rows();
     for (size_t i = 0; i < row.indices.size(); ++i) {
       out->add_indices(row.indices[i]);
       out->add_values(row.values[i]);
-      if (request.include_feature_names() && static_cast<int>(row.indices[i]) < vocabulary.size()) {
-        (*response.mutable_feature_names())[row.indices[i]] =
-            vocabulary[static_cast<int>(row.indices[i])];
+      if (request.include_feature_names()) {
+        std::string name = vectorizer.FeatureName(row.indices[i]);
+        if (!name.empty()) (*response.mutable_feature_names())[row.indices[i]] = std::move(name);
       }
     }
   }

@@ -45,6 +45,9 @@ struct DiscriminativeCoreOptions {
   uint64_t max_text_bytes = 1 << 20;
   // Largest number of examples of one Train stream.
   uint64_t max_train_examples = 10'000'000;
+  // Bounds on n-gram size, classes, classes x features and stored model size (Train and
+  // CreateModel).
+  PipelineLimits limits;
   // Clock for created_at.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -55,13 +58,16 @@ class TrainSession {
   explicit TrainSession(const DiscriminativeCoreOptions* options) : options_(options) {}
   // The first message must be a TrainConfig, every later one a TextBatch.
   absl::Status Add(const v1::TrainRequest& message);
-  // Fits, stores a new version and returns it. Nothing is stored once `stop` says the call's
-  // deadline passed or it was cancelled (its status is returned).
-  absl::StatusOr<v1::TrainResponse> Finish(exec::Executor& executor, const exec::StopToken& stop);
-  absl::StatusOr<v1::TrainResponse> Finish() {
-    exec::InlineExecutor executor;
-    return Finish(executor, exec::StopToken());
+  // Fits, stores a new version and returns it. `stop` is checked between chunks of the fit and
+  // once more just before the version is written: a call whose deadline passed or that was
+  // cancelled stores nothing.
+  absl::StatusOr<v1::TrainResponse> Finish(const exec::StopToken& stop);
+  // The same; the fit itself runs on the calling thread (scikit-learn's summation orders are
+  // sequential over samples), so the executor is not used.
+  absl::StatusOr<v1::TrainResponse> Finish(exec::Executor&, const exec::StopToken& stop) {
+    return Finish(stop);
   }
+  absl::StatusOr<v1::TrainResponse> Finish();
 
  private:
   const DiscriminativeCoreOptions* options_;
@@ -108,14 +114,17 @@ class DiscriminativeCore {
   std::unique_ptr<EvaluateSession> StartEvaluate() const {
     return std::make_unique<EvaluateSession>(&options_, options_.repository);
   }
-  // Classifies in chunks spread over `executor`; stops with the StopToken's status between chunks.
+  // Classifies a batch; the texts are split into chunks run on `executor`, `stop` checked between
+  // chunks. The one-argument form runs inline and never stops.
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request,
+                                                const exec::StopToken& stop,
+                                                exec::Executor& executor);
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request,
                                                 exec::Executor& executor,
-                                                const exec::StopToken& stop);
-  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request) {
-    exec::InlineExecutor executor;
-    return Classify(request, executor, exec::StopToken());
+                                                const exec::StopToken& stop) {
+    return Classify(request, stop, executor);
   }
+  absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
   absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request);
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(

@@ -1,51 +1,33 @@
-// MultinomialNB with scikit-learn's semantics (fit with sample weights, alpha, fit_prior,
-// class_prior; joint log-likelihood, predict_log_proba, predict_proba and predict in scikit-learn's
-// operation order).
+// MultinomialNB with scikit-learn's semantics (fit with sample weights, alpha, force_alpha,
+// fit_prior, class_prior; joint log-likelihood, predict_log_proba, predict_proba and predict in
+// scikit-learn's operation order).
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_MULTINOMIAL_NB_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_MULTINOMIAL_NB_H_
 
 #include <cstddef>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
-#include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/classifier.h"
+#include "services/discriminative/core/discrete_nb.h"
 
 namespace maas::discriminative {
 
-struct MultinomialNbOptions {
-  // Additive smoothing as given, >= 0 and finite.
-  double alpha = 1.0;
-  // scikit-learn's force_alpha: true uses alpha as given; false uses max(alpha, 1e-10).
-  bool force_alpha = true;
-  bool fit_prior = true;
-  // Fixed class priors in sorted class order (used verbatim: class_log_prior_ = log(class_prior));
-  // empty: learned (fit_prior) or uniform.
-  std::vector<double> class_prior;
-};
+using MultinomialNbOptions = NbOptions;
 
-// Validates a ClassifierConfig. An unset `kind` is MultinomialNB(alpha=1). Errors: INVALID_ARGUMENT
-// for a negative or non-finite alpha or a negative/non-finite class prior; UNIMPLEMENTED for
-// ComplementNB and BernoulliNB.
+// The options of a multinomial_nb (or unset) ClassifierConfig. Errors: INVALID_ARGUMENT for a
+// negative or non-finite alpha or a negative/non-finite class prior; INVALID_ARGUMENT for another
+// kind.
 absl::StatusOr<MultinomialNbOptions> MultinomialNbOptionsFromConfig(
     const v1::ClassifierConfig& config);
 
-// Per-text result of a classifier, all vectors in class order.
-struct ClassScores {
-  std::vector<double> joint_log_likelihood;  // predict_joint_log_proba
-  std::vector<double> log_probability;       // predict_log_proba
-  std::vector<double> probability;           // predict_proba = exp(log_probability)
-  size_t predicted = 0;                      // argmax of jll, first maximum wins (predict)
-};
-
-class MultinomialNb {
+class MultinomialNb final : public DiscreteNb {
  public:
   // MultinomialNB(alpha, fit_prior, class_prior).fit(X, y, sample_weight). `rows` have indices <
   // num_features and values >= 0; `weights` is empty (all 1) or one finite weight >= 0 per row.
-  // Classes are the sorted unique labels (code point order, as numpy.unique). Errors:
-  // INVALID_ARGUMENT for mismatched lengths, no rows, an empty label, bad values or weights, or a
-  // class_prior whose length is not the number of classes.
   static absl::StatusOr<MultinomialNb> Fit(const std::vector<SparseVector>& rows,
                                            size_t num_features,
                                            const std::vector<std::string>& labels,
@@ -53,42 +35,26 @@ class MultinomialNb {
                                            const MultinomialNbOptions& options);
 
   // A fitted classifier from its state (matrices row-major, C x F). Validates shapes, sorted unique
-  // non-empty classes, finite non-negative counts, no NaN/+inf in the log parameters and at least
-  // one class with a finite prior (INVALID_ARGUMENT otherwise).
+  // non-empty classes, finite non-negative counts, class_log_prior (< +inf, one finite) and
+  // feature_log_prob (<= 0, no NaN, -inf only with alpha 0 and force_alpha).
   static absl::StatusOr<MultinomialNb> FromState(
       const MultinomialNbOptions& options, std::vector<std::string> classes,
       std::vector<double> class_count, size_t num_features, std::vector<double> feature_count,
       std::vector<double> class_log_prior, std::vector<double> feature_log_prob);
 
-  // Scores of one row (indices < num_features(), strictly ascending as in a transform() row):
-  // jll_c = (sum over stored entries, in order, of x * flp[c, f], from 0.0) + class_log_prior_c.
-  ClassScores Predict(const SparseVector& row) const;
-
-  const MultinomialNbOptions& options() const { return options_; }
-  const std::vector<std::string>& classes() const { return classes_; }
-  size_t num_classes() const { return classes_.size(); }
-  size_t num_features() const { return num_features_; }
-  const std::vector<double>& class_count() const { return class_count_; }
-  // C x F, row-major.
-  const std::vector<double>& feature_count() const { return feature_count_; }
-  const std::vector<double>& class_log_prior() const { return class_log_prior_; }
-  // C x F, row-major.
-  const std::vector<double>& feature_log_prob() const { return feature_log_prob_; }
-
  private:
+  friend absl::StatusOr<std::unique_ptr<Classifier>> MultinomialNbFromState(
+      const v1::ClassifierState& state, size_t num_features);
   MultinomialNb() = default;
-  // Recomputes feature_log_prob_ and class_log_prior_ from the counts (_update_feature_log_prob,
-  // _update_class_log_prior).
-  absl::Status UpdateParameters();
-
-  MultinomialNbOptions options_;
-  std::vector<std::string> classes_;
-  size_t num_features_ = 0;
-  std::vector<double> class_count_;
-  std::vector<double> feature_count_;
-  std::vector<double> class_log_prior_;
-  std::vector<double> feature_log_prob_;
+  v1::ClassifierConfig Config() const override;
+  absl::string_view SklearnName() const override { return "MultinomialNB"; }
+  absl::Status UpdateParameters() override;
+  absl::Status ValidateFeatureLogProb() const override;
+  void BuildTable() override;
 };
+
+// The registry entry ("multinomial_nb").
+extern const ClassifierKind kMultinomialNbKind;
 
 }  // namespace maas::discriminative
 

@@ -38,31 +38,36 @@ size_t NumpyArgmax(const double* values, size_t n) {
   return best;
 }
 
-std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<double>& jll) {
-  const size_t k = jll.size();
-  std::vector<double> out(k, std::numeric_limits<double>::quiet_NaN());
-  if (k == 0) return out;
+void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
+  if (k == 0) return;
   // np.max propagates NaN.
   double max = jll[0];
   for (size_t c = 0; c < k; ++c) {
-    if (std::isnan(jll[c])) return out;
+    if (std::isnan(jll[c])) {
+      for (size_t j = 0; j < k; ++j) out[j] = std::numeric_limits<double>::quiet_NaN();
+      return;
+    }
     if (jll[c] > max) max = jll[c];
   }
   double m = 0.0;
-  std::vector<double> e(k);
   const double shift = std::isfinite(max) ? max : 0.0;
-  for (size_t c = 0; c < k; ++c) {
+  for (size_t c = 0; c < k; ++c) {  // out holds the exp terms first
     if (jll[c] == max) {
       m += 1.0;
-      e[c] = 0.0;  // exp(-inf)
+      out[c] = 0.0;  // exp(-inf)
     } else {
-      e[c] = std::exp(jll[c] - shift);
+      out[c] = std::exp(jll[c] - shift);
     }
   }
-  double s = NumpySum(e.data(), k);
+  double s = NumpySum(out, k);
   s = s == 0.0 ? s : s / m;
   const double lse = std::log1p(s) + std::log(m) + max;
   for (size_t c = 0; c < k; ++c) out[c] = jll[c] - lse;
+}
+
+std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<double>& jll) {
+  std::vector<double> out(jll.size(), std::numeric_limits<double>::quiet_NaN());
+  LogProbabilitiesFromJointLogLikelihood(jll.data(), jll.size(), out.data());
   return out;
 }
 

@@ -23,6 +23,8 @@ size_t NumpyArgmax(const double* values, size_t n);
 //   lse = log1p(s) + log(m) + M; out_c = jll_c - lse.
 // All -inf gives NaN (as scikit-learn).
 std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<double>& jll);
+// The same into out[0 .. k) (no allocation; out may not alias jll).
+void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
 }  // namespace maas::discriminative
 

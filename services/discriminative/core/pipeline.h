@@ -1,6 +1,6 @@
-// A fitted text classification pipeline (CountVectorizer + MultinomialNB with scikit-learn's
-// semantics) and a Trainer that accumulates streamed labelled texts. Transport-free: the gRPC
-// adapter converts requests to these calls and absl::Status to grpc::Status.
+// A fitted text classification pipeline (one vectorizer + one classifier from the registries, with
+// scikit-learn's semantics) and a Trainer that accumulates streamed labelled texts. Transport-free:
+// the gRPC adapter converts requests to these calls and absl::Status to grpc::Status.
 //
 //   MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(train_config));
 //   MAAS_RETURN_IF_ERROR(trainer.AddBatch(batch));           // once per TextBatch
@@ -15,14 +15,20 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/exec/executor.h"
+#include "common/exec/stop_token.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/count_vectorizer.h"
-#include "services/discriminative/core/multinomial_nb.h"
+#include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
 
@@ -36,30 +42,63 @@ struct ClassifyOptions {
   uint32_t explain_features = 0;
 };
 
+// Bounds on every parameter whose cost grows with it, checked before work starts (the server sets
+// them from flags). Exceeding one answers RESOURCE_EXHAUSTED naming the limit (INVALID_ARGUMENT for
+// the n-gram size, a property of the configuration alone).
+struct PipelineLimits {
+  // Largest n-gram size (ngram_max). Analysis cost grows with ngram_max^2 per token or character.
+  uint32_t max_ngram = 16;
+  // Largest number of classes of one model.
+  uint64_t max_classes = 10'000;
+  // Largest classes x features of one model (each of feature_count and feature_log_prob holds that
+  // many doubles).
+  uint64_t max_model_cells = uint64_t{1} << 25;
+  // Largest serialized model, in bytes (protobuf cannot exceed 2 GiB).
+  uint64_t max_model_bytes = uint64_t{1} << 30;
+};
+
+// Checks the parts of a configuration that the limits bound (INVALID_ARGUMENT naming the field and
+// the limit).
+absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
+                               const PipelineLimits& limits);
+
+// Checks classes x features against the limits (RESOURCE_EXHAUSTED naming the limit).
+absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
+                            const PipelineLimits& limits);
+
 class Pipeline {
  public:
-  // Fits CountVectorizer(config) + MultinomialNB(config) on texts/labels/weights (`weights` empty:
-  // all 1; else one finite weight >= 0 per text). Errors: INVALID_ARGUMENT (no texts, length
-  // mismatch, invalid UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad
-  // parameter values), UNIMPLEMENTED (a parameter not supported yet, named in the message).
+  // Fits the configured vectorizer + classifier (see the registries) on texts/labels/weights
+  // (`weights` empty: all 1; else one finite weight >= 0 per text, not all 0). Texts are decoded
+  // per the config's decode_error. Errors: INVALID_ARGUMENT (no texts, length mismatch, invalid
+  // UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad parameter values),
+  // RESOURCE_EXHAUSTED (a limit, named), UNIMPLEMENTED (a parameter not supported yet, named),
+  // whatever `stop` answers.
   static absl::StatusOr<Pipeline> Fit(const std::vector<std::string>& texts,
                                       const std::vector<std::string>& labels,
                                       const std::vector<double>& weights,
                                       const v1::VectorizerConfig& vectorizer_config,
-                                      const v1::ClassifierConfig& classifier_config);
+                                      const v1::ClassifierConfig& classifier_config,
+                                      const PipelineLimits& limits = {},
+                                      const exec::StopToken& stop = {});
 
-  // Validates an imported spec thoroughly (config supported, vocabulary non-empty, valid UTF-8,
-  // sorted and unique; classes non-empty, sorted and unique; matrix shapes C x F matching classes
-  // and vocabulary; finite non-negative counts; no NaN/+inf in log parameters; no idf without
-  // tfidf). Errors: INVALID_ARGUMENT for a malformed spec, UNIMPLEMENTED for an unsupported
-  // configuration.
+  // The classifier fitted on a vectorizer's fit rows (what Fit does after vectorizing; the Trainer
+  // vectorizes batch by batch). Checks the model size limits first.
+  static absl::StatusOr<Pipeline> FromVectorizerFit(
+      VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
+      const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
+      const PipelineLimits& limits, const exec::StopToken& stop);
+
+  // Validates an imported spec thoroughly (config supported, vectorizer and classifier state
+  // consistent with it and with each other). Errors: INVALID_ARGUMENT for a malformed spec,
+  // UNIMPLEMENTED for an unsupported configuration.
   static absl::StatusOr<Pipeline> FromSpec(const v1::PipelineSpec& spec);
 
   // The full fitted state; FromSpec(ToSpec()) reproduces the pipeline exactly.
   v1::PipelineSpec ToSpec() const;
 
-  // CountVectorizer.transform: one sparse row per text (ascending indices, counts as doubles).
-  // INVALID_ARGUMENT naming the text index for invalid UTF-8.
+  // The vectorizer's transform: one sparse row per text (ascending indices). INVALID_ARGUMENT
+  // naming the text index for invalid UTF-8 under decode_error strict.
   absl::StatusOr<std::vector<SparseVector>> Vectorize(const std::vector<std::string>& texts) const;
 
   // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text.
@@ -67,22 +106,45 @@ class Pipeline {
       const std::vector<std::string>& texts) const;
 
   // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
+  // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk.
+  // Results do not depend on the executor.
+  absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
+                                                           const ClassifyOptions& options,
+                                                           const exec::StopToken& stop,
+                                                           exec::Executor& executor) const;
   absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
                                                            const ClassifyOptions& options) const;
 
-  const CountVectorizer& vectorizer() const { return vectorizer_; }
-  const MultinomialNb& classifier() const { return classifier_; }
-  const std::vector<std::string>& classes() const { return classifier_.classes(); }
-  size_t num_features() const { return vectorizer_.num_features(); }
+  // The compact form: probabilities[i * C + c] = predict_proba of text i, class c, and
+  // predicted[i] = predict's class index (C = classes().size(); both arrays sized by the caller).
+  // Chunks on `executor`, `stop` checked before each; no per-text heap allocation in steady state.
+  absl::Status ClassifyCompact(const std::vector<std::string>& texts, const exec::StopToken& stop,
+                               exec::Executor& executor, double* probabilities,
+                               uint32_t* predicted) const;
+
+  const Vectorizer& vectorizer() const { return *vectorizer_; }
+  const Classifier& classifier() const { return *classifier_; }
+  const std::vector<std::string>& classes() const { return classifier_->classes(); }
+  size_t num_features() const { return vectorizer_->num_features(); }
+  const v1::VectorizerConfig& vectorizer_config() const { return vectorizer_config_; }
+  const v1::ClassifierConfig& classifier_config() const { return classifier_config_; }
 
  private:
   Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
-           CountVectorizer vectorizer, MultinomialNb classifier);
+           std::shared_ptr<const Vectorizer> vectorizer,
+           std::shared_ptr<const Classifier> classifier);
+  // The text as the vectorizer sees it (decode_error applied), or INVALID_ARGUMENT naming `index`.
+  absl::StatusOr<std::string_view> Decode(const std::string& text, size_t index,
+                                          std::string* storage) const;
+  // Classification of one decoded text.
+  void ClassifyOne(std::string_view text, const ClassifyOptions& options, AnalyzerScratch* scratch,
+                   SparseVector* row, v1::Classification* out) const;
 
   v1::VectorizerConfig vectorizer_config_;
   v1::ClassifierConfig classifier_config_;
-  CountVectorizer vectorizer_;
-  MultinomialNb classifier_;
+  DecodeError decode_error_ = DecodeError::kStrict;
+  std::shared_ptr<const Vectorizer> vectorizer_;
+  std::shared_ptr<const Classifier> classifier_;
 };
 
 struct TrainResult {
@@ -96,26 +158,39 @@ class Trainer {
   // Validates the configuration up front (so a bad config fails before any data is sent): errors as
   // Pipeline::Fit; `partial` and `classes` (partial_fit) answer UNIMPLEMENTED for now. The name,
   // labels and description are not looked at (the adapter's business).
-  static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config);
+  // `limits` bound the configuration (checked here) and the stream (classes, checked per batch;
+  // model size, checked in Finish before the classifier is allocated).
+  static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config,
+                                        const PipelineLimits& limits = {});
 
   // Validates and appends one batch: every example needs valid UTF-8 text and label, a non-empty
   // label and a weight that is finite and >= 0 (unset: 1). On error (INVALID_ARGUMENT naming the
-  // batch and example) nothing of the batch is kept.
+  // batch and example; RESOURCE_EXHAUSTED when the distinct labels exceed limits.max_classes)
+  // nothing of the batch is kept.
   absl::Status AddBatch(const v1::TextBatch& batch);
 
   // Examples accepted so far.
-  size_t num_examples() const { return texts_.size(); }
+  size_t num_examples() const { return labels_.size(); }
 
   // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;
-  // send at least one batch after the config"); other errors as Pipeline::Fit.
-  absl::StatusOr<TrainResult> Finish() const;
+  // send at least one batch after the config"); other errors as Pipeline::Fit, including what
+  // `stop` answers between chunks of work.
+  // Call once.
+  absl::StatusOr<TrainResult> Finish(const exec::StopToken& stop = {});
 
  private:
-  explicit Trainer(v1::TrainConfig config) : config_(std::move(config)) {}
+  Trainer(v1::TrainConfig config, const PipelineLimits& limits)
+      : config_(std::move(config)),
+        limits_(limits),
+        decode_error_(DecodeErrorOf(TextOptionsOf(config_.vectorizer()))) {}
 
   v1::TrainConfig config_;
+  PipelineLimits limits_;
+  DecodeError decode_error_;
+  absl::flat_hash_set<std::string> distinct_labels_;
   size_t num_batches_ = 0;
-  std::vector<std::string> texts_;
+  // The vectorizer being fitted text by text: the trainer keeps sparse rows, not the texts.
+  std::unique_ptr<VectorizerFitter> fitter_;
   std::vector<std::string> labels_;
   std::vector<double> weights_;
 };

@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
+#include "unicode/unistr.h"
 #include "unicode/ustring.h"
 #include "unicode/utf16.h"
 #include "unicode/utf8.h"
@@ -148,6 +151,114 @@ constexpr std::array<std::string_view, 318> kEnglishStopWords = {
     "yet",        "you",        "your",       "yours",        "yourself",   "yourselves",
 };
 
+// Python's \w on ASCII bytes: [A-Za-z0-9_].
+constexpr std::array<bool, 128> MakeAsciiWordTable() {
+  std::array<bool, 128> t{};
+  for (int c = 0; c < 128; ++c) {
+    t[c] = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
+  }
+  return t;
+}
+constexpr std::array<bool, 128> kAsciiWord = MakeAsciiWordTable();
+
+bool IsAscii(std::string_view text) {
+  for (const char ch : text) {
+    if (static_cast<unsigned char>(ch) >= 0x80) return false;
+  }
+  return true;
+}
+
+// Length of the maximal ill-formed subpart starting at text[i] (>= 1), as CPython counts it.
+size_t IllFormedLength(std::string_view text, size_t i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(i);
+  int len;
+  unsigned char lo = 0x80, hi = 0xBF;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    len = 2;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    len = 3;
+    if (b0 == 0xE0) lo = 0xA0;
+    if (b0 == 0xED) hi = 0x9F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    len = 4;
+    if (b0 == 0xF0) lo = 0x90;
+    if (b0 == 0xF4) hi = 0x8F;
+  } else {
+    return 1;
+  }
+  size_t k = 1;
+  while (k < static_cast<size_t>(len) && i + k < text.size()) {
+    const unsigned char b = byte(i + k);
+    if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) break;
+    ++k;
+  }
+  return k;
+}
+
+void ToUtf16Into(std::string_view text, std::u16string* out) {
+  out->clear();
+  size_t i = 0;
+  while (i < text.size()) {
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) break;
+    if (c <= 0xFFFF) {
+      out->push_back(static_cast<char16_t>(c));
+    } else {
+      out->push_back(static_cast<char16_t>(U16_LEAD(c)));
+      out->push_back(static_cast<char16_t>(U16_TRAIL(c)));
+    }
+  }
+}
+
+// Python str.lower() into *out (ASCII fast path without ICU).
+void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+  if (IsAscii(text)) {
+    out->resize(text.size());
+    for (size_t i = 0; i < text.size(); ++i) {
+      const char c = text[i];
+      (*out)[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+    return;
+  }
+  ToUtf16Into(text, &scratch->utf16_in);
+  std::u16string& dest = scratch->utf16_out;
+  dest.resize(scratch->utf16_in.size() + 16);
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    UErrorCode status = U_ZERO_ERROR;
+    const int32_t len =
+        u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
+                     reinterpret_cast<const UChar*>(scratch->utf16_in.data()),
+                     static_cast<int32_t>(scratch->utf16_in.size()), /*locale=*/"", &status);
+    if (status == U_BUFFER_OVERFLOW_ERROR) {
+      dest.resize(static_cast<size_t>(len));
+      continue;
+    }
+    if (U_FAILURE(status)) break;
+    dest.resize(static_cast<size_t>(len));
+    out->clear();
+    size_t i = 0;
+    while (i < dest.size()) {
+      UChar32 c;
+      U16_NEXT(dest.data(), i, dest.size(), c);
+      AppendUtf8(c, out);
+    }
+    return;
+  }
+  out->assign(text);  // ICU only fails on allocation.
+}
+
+// Byte offsets of the code point boundaries of valid UTF-8 `text` (size = code points + 1).
+void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
+  offsets->clear();
+  for (size_t i = 0; i < text.size(); ++i) {
+    if ((static_cast<unsigned char>(text[i]) & 0xC0) != 0x80) {
+      offsets->push_back(static_cast<uint32_t>(i));
+    }
+  }
+  offsets->push_back(static_cast<uint32_t>(text.size()));
+}
+
 }  // namespace
 
 absl::Status ValidateUtf8(std::string_view text) {
@@ -226,6 +337,10 @@ std::vector<std::string> DefaultTokenize(std::string_view text) {
   return tokens;
 }
 
+std::vector<std::string_view> EnglishStopWords() {
+  return std::vector<std::string_view>(kEnglishStopWords.begin(), kEnglishStopWords.end());
+}
+
 bool IsEnglishStopWord(std::string_view word) {
   return std::binary_search(kEnglishStopWords.begin(), kEnglishStopWords.end(), word);
 }
@@ -255,6 +370,214 @@ std::vector<std::string> AnalyzeWords(std::string_view text, const WordAnalyzerO
     }
   }
   return out;
+}
+
+absl::StatusOr<std::string_view> DecodeUtf8(std::string_view text, DecodeError mode,
+                                            std::string* storage) {
+  const absl::Status valid = ValidateUtf8(text);
+  if (valid.ok()) return text;
+  if (mode == DecodeError::kStrict) return valid;
+  storage->clear();
+  size_t i = 0;
+  while (i < text.size()) {
+    const size_t start = i;
+    if (DecodeOne(text, &i) >= 0) {
+      storage->append(text.data() + start, i - start);
+      continue;
+    }
+    i = start + IllFormedLength(text, start);
+    if (mode == DecodeError::kReplace) storage->append("\xEF\xBF\xBD");
+  }
+  return std::string_view(*storage);
+}
+
+bool IsPythonWhitespace(int32_t c) {
+  if (c < 0x80) return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  return c == 0x85 || c == 0xA0 || c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 ||
+         c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+std::string StripAccents(std::string_view text, StripAccentsMode mode) {
+  if (mode == StripAccentsMode::kNone || IsAscii(text)) return std::string(text);
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::Normalizer2* nfkd = icu::Normalizer2::getNFKDInstance(status);
+  if (U_FAILURE(status)) return std::string(text);
+  const icu::UnicodeString source = icu::UnicodeString::fromUTF8(
+      icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
+  const icu::UnicodeString normalized = nfkd->normalize(source, status);
+  if (U_FAILURE(status)) return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  for (int32_t i = 0; i < normalized.length();) {
+    const UChar32 c = normalized.char32At(i);
+    i += U16_LENGTH(c);
+    const bool keep = mode == StripAccentsMode::kAscii ? c < 0x80 : u_getCombiningClass(c) == 0;
+    if (keep) AppendUtf8(c, &out);
+  }
+  return out;
+}
+
+std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
+  std::string_view doc = text;
+  if (options_.lowercase) {
+    LowerInto(doc, scratch, &scratch->preprocessed);
+    doc = scratch->preprocessed;
+  }
+  if (options_.strip_accents != StripAccentsMode::kNone && !IsAscii(doc)) {
+    scratch->work = StripAccents(doc, options_.strip_accents);
+    scratch->preprocessed.swap(scratch->work);
+    doc = scratch->preprocessed;
+  }
+  return doc;
+}
+
+void Analyzer::Analyze(std::string_view text, AnalyzerScratch* scratch,
+                       absl::FunctionRef<void(std::string_view)> emit) const {
+  const std::string_view doc = Preprocess(text, scratch);
+  switch (options_.kind) {
+    case AnalyzerKind::kWord:
+      return WordTerms(doc, scratch, emit);
+    case AnalyzerKind::kChar:
+      return CharTerms(doc, scratch, emit);
+    case AnalyzerKind::kCharWb:
+      return CharWbTerms(doc, scratch, emit);
+  }
+}
+
+void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch,
+                         absl::FunctionRef<void(std::string_view)> emit) const {
+  std::vector<std::string_view>& tokens = scratch->tokens;
+  tokens.clear();
+  size_t i = 0, run_start = 0;
+  int run_length = 0;
+  const bool filter = !options_.stop_words.empty();
+  const auto flush = [&](size_t end) {
+    if (run_length >= 2) {
+      const std::string_view token = doc.substr(run_start, end - run_start);
+      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+        tokens.push_back(token);
+      }
+    }
+    run_length = 0;
+  };
+  while (i < doc.size()) {
+    const unsigned char b = static_cast<unsigned char>(doc[i]);
+    bool word;
+    const size_t start = i;
+    if (b < 0x80) {
+      word = kAsciiWord[b];
+      ++i;
+    } else {
+      word = IsWordCodePoint(DecodeOne(doc, &i));
+    }
+    if (word) {
+      if (run_length == 0) run_start = start;
+      if (run_length < 2) ++run_length;
+    } else if (run_length > 0) {
+      flush(start);
+    }
+  }
+  flush(doc.size());
+  const size_t max_n = options_.ngram_max;
+  size_t min_n = options_.ngram_min;
+  if (max_n <= 1) {
+    for (const std::string_view t : tokens) emit(t);
+    return;
+  }
+  if (min_n == 1) {
+    for (const std::string_view t : tokens) emit(t);
+    min_n = 2;
+  }
+  const size_t top = std::min(max_n, tokens.size());
+  std::string& gram = scratch->gram;
+  for (size_t n = min_n; n <= top; ++n) {
+    for (size_t k = 0; k + n <= tokens.size(); ++k) {
+      gram.assign(tokens[k].data(), tokens[k].size());
+      for (size_t m = 1; m < n; ++m) {
+        gram.push_back(' ');
+        gram.append(tokens[k + m].data(), tokens[k + m].size());
+      }
+      emit(gram);
+    }
+  }
+}
+
+void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch,
+                         absl::FunctionRef<void(std::string_view)> emit) const {
+  // re.sub(r"\s\s+", " ", doc): runs of >= 2 whitespace code points become one space.
+  std::string& text = scratch->work;
+  text.clear();
+  size_t i = 0;
+  while (i < doc.size()) {
+    const size_t start = i;
+    const int32_t c = DecodeOne(doc, &i);
+    if (!IsPythonWhitespace(c)) {
+      text.append(doc.data() + start, i - start);
+      continue;
+    }
+    size_t j = i;
+    size_t run = 1, run_end = i;
+    while (j < doc.size()) {
+      const size_t k = j;
+      const int32_t d = DecodeOne(doc, &j);
+      if (!IsPythonWhitespace(d)) {
+        j = k;
+        break;
+      }
+      ++run;
+      run_end = j;
+    }
+    if (run >= 2) {
+      text.push_back(' ');
+    } else {
+      text.append(doc.data() + start, run_end - start);
+    }
+    i = run_end;
+  }
+  std::vector<uint32_t>& off = scratch->offsets;
+  CodePointOffsets(text, &off);
+  const size_t length = off.size() - 1;
+  const std::string_view view(text);
+  const size_t top = std::min<size_t>(options_.ngram_max, length);
+  for (size_t n = options_.ngram_min; n <= top; ++n) {
+    for (size_t k = 0; k + n <= length; ++k) emit(view.substr(off[k], off[k + n] - off[k]));
+  }
+}
+
+void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch,
+                           absl::FunctionRef<void(std::string_view)> emit) const {
+  std::string& word = scratch->gram;
+  std::vector<uint32_t>& off = scratch->offsets;
+  size_t i = 0;
+  while (i < doc.size()) {
+    // Skip whitespace, then take the word up to the next whitespace (str.split()).
+    size_t start = i;
+    int32_t c = DecodeOne(doc, &i);
+    if (IsPythonWhitespace(c)) continue;
+    size_t end = i;
+    while (i < doc.size()) {
+      const size_t k = i;
+      c = DecodeOne(doc, &i);
+      if (IsPythonWhitespace(c)) break;
+      end = i;
+      (void)k;
+    }
+    word.assign(" ");
+    word.append(doc.data() + start, end - start);
+    word.push_back(' ');
+    CodePointOffsets(word, &off);
+    const size_t length = off.size() - 1;
+    const std::string_view w(word);
+    for (size_t n = options_.ngram_min; n <= options_.ngram_max; ++n) {
+      size_t offset = 0;
+      emit(w.substr(0, off[std::min(n, length)]));
+      while (offset + n < length) {
+        ++offset;
+        emit(w.substr(off[offset], off[offset + n] - off[offset]));
+      }
+      if (offset == 0) break;
+    }
+  }
 }
 
 }  // namespace maas::discriminative

@@ -13,7 +13,10 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace maas::discriminative {
 
@@ -36,6 +39,9 @@ bool IsWordCodePoint(int32_t c);
 // are at least 2 code points long, left to right. REQUIRES: ValidateUtf8(text).ok().
 std::vector<std::string> DefaultTokenize(std::string_view text);
 
+// scikit-learn's ENGLISH_STOP_WORDS (318 words), sorted.
+std::vector<std::string_view> EnglishStopWords();
+
 // True iff `word` is in scikit-learn's ENGLISH_STOP_WORDS (318 words).
 bool IsEnglishStopWord(std::string_view word);
 
@@ -55,6 +61,88 @@ struct WordAnalyzerOptions {
 // each left to right, joined with a single space). REQUIRES: ValidateUtf8(text).ok() and valid
 // options.
 std::vector<std::string> AnalyzeWords(std::string_view text, const WordAnalyzerOptions& options);
+
+// scikit-learn's decode_error for bytes that are not valid UTF-8.
+enum class DecodeError {
+  kStrict,   // INVALID_ARGUMENT naming the byte offset
+  kReplace,  // each maximal ill-formed subpart becomes U+FFFD (CPython's policy)
+  kIgnore,   // ill-formed bytes are dropped
+};
+
+// bytes.decode("utf-8", errors=mode). Returns `text` itself when it is valid UTF-8 (no copy),
+// otherwise the repaired text stored in *storage (kReplace / kIgnore) or INVALID_ARGUMENT
+// (kStrict).
+absl::StatusOr<std::string_view> DecodeUtf8(std::string_view text, DecodeError mode,
+                                            std::string* storage);
+
+// True iff Python 3 str.isspace() holds for code point `c` (the 29 whitespace code points that
+// re's \s matches in str patterns).
+bool IsPythonWhitespace(int32_t c);
+
+enum class AnalyzerKind { kWord, kChar, kCharWb };
+enum class StripAccentsMode { kNone, kAscii, kUnicode };
+
+// scikit-learn's build_analyzer() parameters (default token pattern only).
+struct AnalyzerOptions {
+  AnalyzerKind kind = AnalyzerKind::kWord;
+  bool lowercase = true;
+  StripAccentsMode strip_accents = StripAccentsMode::kNone;
+  // Tokens dropped before word n-grams (word analyzer only). Empty: none.
+  absl::flat_hash_set<std::string> stop_words;
+  uint32_t ngram_min = 1;
+  uint32_t ngram_max = 1;
+};
+
+// Buffers an Analyzer reuses from one text to the next (one per thread): no heap allocation per
+// text once they have grown to the largest text.
+struct AnalyzerScratch {
+  std::string preprocessed;
+  std::string work;
+  std::string gram;
+  std::u16string utf16_in;
+  std::u16string utf16_out;
+  std::vector<uint32_t> offsets;  // code point boundaries (byte offsets)
+  std::vector<std::string_view> tokens;
+  std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
+  std::vector<double> dense;   // per-feature counts of one text (all 0 between texts)
+  std::string decoded;         // decode_error replace/ignore output
+};
+
+// scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
+// token pattern), stop words and word n-grams, or character n-grams ('char': whitespace runs of 2+
+// become one space; 'char_wb': per whitespace-separated word padded with one space each side).
+// Terms are emitted in scikit-learn's order. Thread-safe (const); each thread needs its own
+// scratch.
+class Analyzer {
+ public:
+  explicit Analyzer(AnalyzerOptions options) : options_(std::move(options)) {}
+
+  // Calls emit(term) for every term of `text`, in order. A term view is valid only during the
+  // call. REQUIRES: ValidateUtf8(text).ok().
+  void Analyze(std::string_view text, AnalyzerScratch* scratch,
+               absl::FunctionRef<void(std::string_view)> emit) const;
+
+  // The preprocessed text (lowercase, strip_accents); may point into `scratch` or at `text`.
+  std::string_view Preprocess(std::string_view text, AnalyzerScratch* scratch) const;
+
+  const AnalyzerOptions& options() const { return options_; }
+
+ private:
+  void WordTerms(std::string_view doc, AnalyzerScratch* scratch,
+                 absl::FunctionRef<void(std::string_view)> emit) const;
+  void CharTerms(std::string_view doc, AnalyzerScratch* scratch,
+                 absl::FunctionRef<void(std::string_view)> emit) const;
+  void CharWbTerms(std::string_view doc, AnalyzerScratch* scratch,
+                   absl::FunctionRef<void(std::string_view)> emit) const;
+
+  AnalyzerOptions options_;
+};
+
+// unicodedata.normalize("NFKD", s) then, for kAscii, every non-ASCII code point dropped, or for
+// kUnicode (only when s is not pure ASCII) every code point with a non-zero canonical combining
+// class dropped (scikit-learn's strip_accents_ascii / strip_accents_unicode). REQUIRES: valid
+// UTF-8.
+std::string StripAccents(std::string_view text, StripAccentsMode mode);
 
 }  // namespace maas::discriminative
 

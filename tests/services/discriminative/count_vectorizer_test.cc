@@ -138,7 +138,7 @@ TEST_CASE("CountVectorizerOptionsFromConfig: defaults, supported and unsupported
   options = CountVectorizerOptionsFromConfig(config);
   REQUIRE(options.ok());
   CHECK_FALSE(options->analyzer.lowercase);
-  CHECK(options->analyzer.english_stop_words);
+  CHECK(options->analyzer.stop_words.size() == 318);
   CHECK(options->analyzer.ngram_max == 2);
   CHECK(options->min_df.value == 2.0);
   CHECK(options->max_df.value == 0.9);
@@ -152,21 +152,10 @@ TEST_CASE("CountVectorizerOptionsFromConfig: defaults, supported and unsupported
     void (*mutate)(v1::VectorizerConfig*);
   };
   const Case unimplemented[] = {
-      {"tfidf", [](v1::VectorizerConfig* c) { c->mutable_tfidf(); }},
-      {"hashing", [](v1::VectorizerConfig* c) { c->mutable_hashing(); }},
-      {"analyzer",
-       [](v1::VectorizerConfig* c) {
-         c->mutable_count()->mutable_text()->set_analyzer(v1::ANALYZER_CHAR);
-       }},
-      {"strip_accents",
-       [](v1::VectorizerConfig* c) {
-         c->mutable_count()->mutable_text()->set_strip_accents(v1::STRIP_ACCENTS_UNICODE);
-       }},
       {"token_pattern",
        [](v1::VectorizerConfig* c) {
          c->mutable_count()->mutable_text()->set_token_pattern(R"(\w+)");
        }},
-      {"max_features", [](v1::VectorizerConfig* c) { c->mutable_count()->set_max_features(5); }},
   };
   for (const Case& test : unimplemented) {
     v1::VectorizerConfig c;
@@ -185,6 +174,16 @@ TEST_CASE("CountVectorizerOptionsFromConfig: defaults, supported and unsupported
       {"stop_words",
        [](v1::VectorizerConfig* c) {
          c->mutable_count()->mutable_text()->set_stop_words("french");
+       }},
+      {"stop_word_list",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->mutable_text()->set_stop_words("english");
+         c->mutable_count()->mutable_text()->add_stop_word_list("the");
+       }},
+      {"vocabulary",
+       [](v1::VectorizerConfig* c) {
+         c->mutable_count()->add_vocabulary("aa");
+         c->mutable_count()->add_vocabulary("aa");
        }},
       {"min_df",
        [](v1::VectorizerConfig* c) { c->mutable_count()->mutable_min_df()->set_count(0); }},

@@ -82,7 +82,7 @@ TEST_CASE("Trainer validates examples and the stream") {
   config.set_partial(true);
   CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kUnimplemented);
   config = v1::TrainConfig();
-  config.mutable_vectorizer()->mutable_tfidf();
+  config.mutable_vectorizer()->mutable_count()->mutable_text()->set_token_pattern("\\S+");
   CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kUnimplemented);
   config = v1::TrainConfig();
   config.mutable_classifier()->mutable_multinomial_nb()->set_alpha(-1);
@@ -117,9 +117,11 @@ TEST_CASE("Pipeline Classify: labels, top_k, explanations, invalid UTF-8") {
   REQUIRE(t.explanation().features_size() == 2);
   // Closed form: contribution = count * (flp[q, f] - flp[p, f]); "is" and "this" give
   // -1.897... - (-2.0149...) > 0, "document" gives -2.30 - (-1.61) < 0.
-  const auto& flp = pipeline.classifier().feature_log_prob();
+  const v1::PipelineSpec spec = pipeline.ToSpec();
+  const auto& flp = spec.classifier().feature_log_prob().values();
   const size_t f = pipeline.num_features();
-  const uint32_t is = *pipeline.vectorizer().FeatureIndex("is");
+  const uint32_t is = 3;  // Classic corpus vocabulary: and, document, first, is, ...
+  REQUIRE(pipeline.vectorizer().FeatureName(is) == "is");
   CHECK(t.explanation().features(0).feature() == "is");
   CHECK(t.explanation().features(0).index() == is);
   CHECK(t.explanation().features(0).contribution() == flp[1 * f + is] - flp[0 * f + is]);
@@ -187,14 +189,24 @@ TEST_CASE("Pipeline::FromSpec rejects malformed specs") {
       {"document_frequency length",
        [](v1::PipelineSpec* s) { s->mutable_vectorizer()->add_document_frequency(1); },
        absl::StatusCode::kInvalidArgument},
-      {"unsupported vectorizer",
+      {"hashing state with a vocabulary",
        [](v1::PipelineSpec* s) { s->mutable_vectorizer()->mutable_config()->mutable_hashing(); },
-       absl::StatusCode::kUnimplemented},
-      {"unsupported classifier",
+       absl::StatusCode::kInvalidArgument},
+      {"unsupported token pattern",
        [](v1::PipelineSpec* s) {
-         s->mutable_classifier()->mutable_config()->mutable_bernoulli_nb();
+         s->mutable_vectorizer()
+             ->mutable_config()
+             ->mutable_count()
+             ->mutable_text()
+             ->set_token_pattern("[a-z]+");
        },
        absl::StatusCode::kUnimplemented},
+      {"complement weights that are NaN",
+       [](v1::PipelineSpec* s) {
+         s->mutable_classifier()->mutable_config()->mutable_complement_nb();
+         s->mutable_classifier()->mutable_feature_log_prob()->set_values(0, std::nan(""));
+       },
+       absl::StatusCode::kInvalidArgument},
       {"unsorted classes",
        [](v1::PipelineSpec* s) { s->mutable_classifier()->mutable_classes()->SwapElements(0, 1); },
        absl::StatusCode::kInvalidArgument},
@@ -262,10 +274,15 @@ TEST_CASE("Pipeline::FromSpec rejects malformed specs") {
     INFO(c.what << ": " << status);
     CHECK(status.code() == c.code);
   }
-  // -inf log-probabilities (alpha=0 with force_alpha=True in scikit-learn) are accepted.
+  // -inf log-probabilities are accepted only where scikit-learn produces them (alpha=0 with
+  // force_alpha=True); with alpha > 0 every probability is positive (issue 5 item 9).
   v1::PipelineSpec spec = good;
   spec.mutable_classifier()->mutable_feature_log_prob()->set_values(0, -HUGE_VAL);
+  CHECK(Pipeline::FromSpec(spec).status().code() == absl::StatusCode::kInvalidArgument);
+  spec.mutable_classifier()->mutable_config()->mutable_multinomial_nb()->set_alpha(0.0);
   CHECK(Pipeline::FromSpec(spec).ok());
+  spec.mutable_classifier()->mutable_feature_log_prob()->set_values(0, 0.125);
+  CHECK(Pipeline::FromSpec(spec).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -1,0 +1,147 @@
+#include "services/discriminative/core/bernoulli_nb.h"
+
+#include <cmath>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/discriminative/core/numpy_compat.h"
+
+namespace maas::discriminative {
+namespace {
+
+absl::StatusOr<std::optional<double>> BinarizeOf(const v1::BernoulliNbConfig& config) {
+  if (config.disable_binarize()) {
+    if (config.has_binarize()) {
+      return absl::InvalidArgumentError(
+          "bernoulli_nb: set either binarize or disable_binarize, not both");
+    }
+    return std::optional<double>();
+  }
+  const double threshold = config.has_binarize() ? config.binarize() : 0.0;
+  if (!std::isfinite(threshold) || threshold < 0.0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("binarize must be finite and >= 0; got ", threshold));
+  }
+  return std::optional<double>(threshold);
+}
+
+}  // namespace
+
+v1::ClassifierConfig BernoulliNb::Config() const {
+  v1::ClassifierConfig config;
+  v1::BernoulliNbConfig* nb = config.mutable_bernoulli_nb();
+  nb->set_alpha(options_.alpha);
+  nb->set_fit_prior(options_.fit_prior);
+  nb->set_force_alpha(options_.force_alpha);
+  nb->mutable_class_prior()->Assign(options_.class_prior.begin(), options_.class_prior.end());
+  if (binarize_.has_value()) {
+    nb->set_binarize(*binarize_);
+  } else {
+    nb->set_disable_binarize(true);
+  }
+  return config;
+}
+
+absl::StatusOr<BernoulliNb> BernoulliNb::Fit(const std::vector<SparseVector>& rows,
+                                             size_t num_features,
+                                             const std::vector<std::string>& labels,
+                                             const std::vector<double>& weights,
+                                             const NbOptions& options,
+                                             std::optional<double> binarize) {
+  BernoulliNb nb;
+  nb.options_ = options;
+  nb.binarize_ = binarize;
+  MAAS_RETURN_IF_ERROR(nb.FitCounts(rows, num_features, labels, weights));
+  MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
+  const absl::Status valid = nb.ValidateFeatureLogProb();
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the fitted model is invalid: ", valid.message()));
+  }
+  nb.BuildTable();
+  return nb;
+}
+
+absl::Status BernoulliNb::UpdateParameters() {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  const double alpha = options_.effective_alpha();
+  const double two_alpha = alpha * 2;
+  feature_log_prob_.assign(k * f, 0.0);
+  for (size_t c = 0; c < k; ++c) {
+    const double log_denominator = std::log(class_count_[c] + two_alpha);
+    for (size_t j = 0; j < f; ++j) {
+      feature_log_prob_[c * f + j] = std::log(feature_count_[c * f + j] + alpha) - log_denominator;
+    }
+  }
+  UpdateClassLogPrior();
+  return absl::OkStatus();
+}
+
+absl::Status BernoulliNb::ValidateFeatureLogProb() const {
+  // With binarize=None counts may exceed the class count, so flp may be > 0 (scikit-learn does not
+  // check); NaN never.
+  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",
+                               /*allow_neg_inf=*/options_.force_alpha && options_.alpha == 0.0,
+                               /*allow_positive=*/!binarize_.has_value());
+}
+
+void BernoulliNb::BuildTable() {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  std::vector<double> neg(f), delta(k * f);
+  bias_.assign(k, 0.0);
+  for (size_t c = 0; c < k; ++c) {
+    for (size_t j = 0; j < f; ++j) {
+      const double flp = feature_log_prob_[c * f + j];
+      neg[j] = std::log(1 - std::exp(flp));
+      delta[c * f + j] = flp - neg[j];
+    }
+    bias_[c] = class_log_prior_[c] + NumpySum(neg.data(), f);
+  }
+  SetTableTransposed(delta);
+}
+
+namespace {
+
+absl::Status Validate(const v1::ClassifierConfig& config) {
+  MAAS_RETURN_IF_ERROR(NbOptionsFromConfig(config.bernoulli_nb()).status());
+  return BinarizeOf(config.bernoulli_nb()).status();
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
+                                                    const std::vector<SparseVector>& rows,
+                                                    size_t num_features,
+                                                    const std::vector<std::string>& labels,
+                                                    const std::vector<double>& weights) {
+  MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.bernoulli_nb()));
+  MAAS_ASSIGN_OR_RETURN(const std::optional<double> binarize, BinarizeOf(config.bernoulli_nb()));
+  MAAS_ASSIGN_OR_RETURN(BernoulliNb nb,
+                        BernoulliNb::Fit(rows, num_features, labels, weights, options, binarize));
+  return std::unique_ptr<Classifier>(std::make_unique<BernoulliNb>(std::move(nb)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(const v1::ClassifierState& state,
+                                                                 size_t num_features) {
+  MAAS_ASSIGN_OR_RETURN(const NbOptions options,
+                        NbOptionsFromConfig(state.config().bernoulli_nb()));
+  MAAS_ASSIGN_OR_RETURN(const std::optional<double> binarize,
+                        BinarizeOf(state.config().bernoulli_nb()));
+  BernoulliNb nb;
+  nb.options_ = options;
+  nb.binarize_ = binarize;
+  MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features));
+  nb.BuildTable();
+  return std::unique_ptr<Classifier>(std::make_unique<BernoulliNb>(std::move(nb)));
+}
+
+const ClassifierKind kBernoulliNbKind = {"bernoulli_nb", &Validate, &FitKind,
+                                         &BernoulliNbFromState};
+
+}  // namespace maas::discriminative

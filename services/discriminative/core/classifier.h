@@ -1,0 +1,87 @@
+// The Classifier interface (a fitted scikit-learn discrete Naive Bayes: sparse rows -> class
+// scores) and the registry mapping a ClassifierConfig kind (the `kind` oneof field name:
+// "multinomial_nb", "complement_nb", "bernoulli_nb") to its implementation. Adding a classifier is
+// one file pair implementing ClassifierKind plus one line in classifier_registry.cc.
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_CLASSIFIER_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_CLASSIFIER_H_
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/vectorizer.h"
+
+namespace maas::discriminative {
+
+// Per-text result of a classifier, all vectors in class order.
+struct ClassScores {
+  std::vector<double> joint_log_likelihood;  // predict_joint_log_proba
+  std::vector<double> log_probability;       // predict_log_proba
+  std::vector<double> probability;           // predict_proba = exp(log_probability)
+  size_t predicted = 0;                      // argmax of jll, first maximum wins (predict)
+};
+
+// A fitted classifier. Immutable; const methods may be called concurrently.
+class Classifier {
+ public:
+  virtual ~Classifier() = default;
+
+  // classes_, sorted by code point.
+  virtual const std::vector<std::string>& classes() const = 0;
+  virtual size_t num_features() const = 0;
+  // Weighted training documents per class (class_count_).
+  virtual const std::vector<double>& class_count() const = 0;
+
+  // predict_joint_log_proba of one row (indices < num_features(), in the order scikit-learn would
+  // store them) into jll[0 .. classes().size()).
+  virtual void JointLogLikelihood(const SparseVector& row, double* jll) const = 0;
+
+  // How much a feature of value `value` adds to class c's joint log-likelihood (for explanations).
+  virtual double FeatureContribution(size_t c, uint32_t feature, double value) const = 0;
+
+  // The fitted state (config included); FromState(ToState()) is identical.
+  virtual void ToState(v1::ClassifierState* state) const = 0;
+
+  // jll, predict_log_proba (scikit-learn's logsumexp), predict_proba and predict of one row.
+  ClassScores Predict(const SparseVector& row) const;
+};
+
+// One classifier implementation.
+struct ClassifierKind {
+  // The ClassifierConfig `kind` oneof field it implements.
+  std::string_view name;
+  // INVALID_ARGUMENT for values scikit-learn rejects, naming the parameter.
+  absl::Status (*validate)(const v1::ClassifierConfig& config);
+  // fit(X, y, sample_weight): `rows` have indices < num_features; `weights` empty (all 1) or one
+  // finite weight >= 0 per row, not all 0. Classes are the sorted unique labels.
+  absl::StatusOr<std::unique_ptr<Classifier>> (*fit)(const v1::ClassifierConfig& config,
+                                                     const std::vector<SparseVector>& rows,
+                                                     size_t num_features,
+                                                     const std::vector<std::string>& labels,
+                                                     const std::vector<double>& weights);
+  // A fitted classifier from stored/imported state for `num_features` features, validated
+  // thoroughly (INVALID_ARGUMENT).
+  absl::StatusOr<std::unique_ptr<Classifier>> (*from_state)(const v1::ClassifierState& state,
+                                                            size_t num_features);
+};
+
+// The name of the config's kind ("multinomial_nb" when unset).
+std::string ClassifierKindName(const v1::ClassifierConfig& config);
+const ClassifierKind* FindClassifierKind(std::string_view name);
+
+absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config);
+absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
+                                                          const std::vector<SparseVector>& rows,
+                                                          size_t num_features,
+                                                          const std::vector<std::string>& labels,
+                                                          const std::vector<double>& weights);
+absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
+                                                                size_t num_features);
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_CLASSIFIER_H_

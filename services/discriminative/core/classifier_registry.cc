@@ -1,0 +1,88 @@
+// The classifier registry: one line per implementation.
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "google/protobuf/descriptor.h"
+#include "services/discriminative/core/bernoulli_nb.h"
+#include "services/discriminative/core/classifier.h"
+#include "services/discriminative/core/complement_nb.h"
+#include "services/discriminative/core/multinomial_nb.h"
+#include "services/discriminative/core/numpy_compat.h"
+
+namespace maas::discriminative {
+namespace {
+
+const std::array<const ClassifierKind*, 3> kClassifiers = {
+    &kMultinomialNbKind,
+    &kComplementNbKind,
+    &kBernoulliNbKind,
+};
+
+absl::StatusOr<const ClassifierKind*> KindOf(const v1::ClassifierConfig& config) {
+  const std::string name = ClassifierKindName(config);
+  const ClassifierKind* kind = FindClassifierKind(name);
+  if (kind == nullptr) {
+    return absl::UnimplementedError(
+        absl::StrCat("classifier kind '", name, "' is not supported by this server"));
+  }
+  return kind;
+}
+
+}  // namespace
+
+ClassScores Classifier::Predict(const SparseVector& row) const {
+  const size_t k = classes().size();
+  ClassScores scores;
+  scores.joint_log_likelihood.assign(k, 0.0);
+  JointLogLikelihood(row, scores.joint_log_likelihood.data());
+  scores.log_probability = LogProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood);
+  scores.probability.resize(k);
+  for (size_t c = 0; c < k; ++c) scores.probability[c] = std::exp(scores.log_probability[c]);
+  scores.predicted = NumpyArgmax(scores.joint_log_likelihood.data(), k);
+  return scores;
+}
+
+std::string ClassifierKindName(const v1::ClassifierConfig& config) {
+  const google::protobuf::OneofDescriptor* oneof =
+      v1::ClassifierConfig::descriptor()->FindOneofByName("kind");
+  const google::protobuf::FieldDescriptor* field =
+      v1::ClassifierConfig::GetReflection()->GetOneofFieldDescriptor(config, oneof);
+  return field == nullptr ? "multinomial_nb" : std::string(field->name());
+}
+
+const ClassifierKind* FindClassifierKind(std::string_view name) {
+  for (const ClassifierKind* kind : kClassifiers) {
+    if (kind->name == name) return kind;
+  }
+  return nullptr;
+}
+
+absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config) {
+  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(config));
+  return kind->validate(config);
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
+                                                          const std::vector<SparseVector>& rows,
+                                                          size_t num_features,
+                                                          const std::vector<std::string>& labels,
+                                                          const std::vector<double>& weights) {
+  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(config));
+  MAAS_RETURN_IF_ERROR(kind->validate(config));
+  return kind->fit(config, rows, num_features, labels, weights);
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
+                                                                size_t num_features) {
+  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(state.config()));
+  MAAS_RETURN_IF_ERROR(kind->validate(state.config()));
+  return kind->from_state(state, num_features);
+}
+
+}  // namespace maas::discriminative

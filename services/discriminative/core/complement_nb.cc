@@ -1,0 +1,127 @@
+#include "services/discriminative/core/complement_nb.h"
+
+#include <cmath>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/discriminative/core/numpy_compat.h"
+
+namespace maas::discriminative {
+
+v1::ClassifierConfig ComplementNb::Config() const {
+  v1::ClassifierConfig config;
+  v1::ComplementNbConfig* nb = config.mutable_complement_nb();
+  nb->set_alpha(options_.alpha);
+  nb->set_fit_prior(options_.fit_prior);
+  nb->set_force_alpha(options_.force_alpha);
+  nb->mutable_class_prior()->Assign(options_.class_prior.begin(), options_.class_prior.end());
+  nb->set_norm(norm_);
+  return config;
+}
+
+absl::StatusOr<ComplementNb> ComplementNb::Fit(const std::vector<SparseVector>& rows,
+                                               size_t num_features,
+                                               const std::vector<std::string>& labels,
+                                               const std::vector<double>& weights,
+                                               const NbOptions& options, bool norm) {
+  ComplementNb nb;
+  nb.options_ = options;
+  nb.norm_ = norm;
+  MAAS_RETURN_IF_ERROR(nb.FitCounts(rows, num_features, labels, weights));
+  MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
+  const absl::Status valid = nb.ValidateFeatureLogProb();
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the fitted model is invalid: ", valid.message()));
+  }
+  nb.BuildTable();
+  return nb;
+}
+
+absl::Status ComplementNb::UpdateParameters() {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  const double alpha = options_.effective_alpha();
+  // feature_all_ = feature_count_.sum(axis=0): sequential over classes.
+  std::vector<double> feature_all(feature_count_.begin(), feature_count_.begin() + f);
+  for (size_t c = 1; c < k; ++c) {
+    for (size_t j = 0; j < f; ++j) feature_all[j] += feature_count_[c * f + j];
+  }
+  feature_log_prob_.assign(k * f, 0.0);
+  std::vector<double> comp(f), logged(f);
+  for (size_t c = 0; c < k; ++c) {
+    for (size_t j = 0; j < f; ++j) comp[j] = (feature_all[j] + alpha) - feature_count_[c * f + j];
+    const double total = NumpySum(comp.data(), f);
+    for (size_t j = 0; j < f; ++j) logged[j] = std::log(comp[j] / total);
+    double* flp = feature_log_prob_.data() + c * f;
+    if (norm_) {
+      const double sum = NumpySum(logged.data(), f);
+      for (size_t j = 0; j < f; ++j) flp[j] = logged[j] / sum;
+    } else {
+      for (size_t j = 0; j < f; ++j) flp[j] = -logged[j];
+    }
+  }
+  UpdateClassLogPrior();
+  return absl::OkStatus();
+}
+
+absl::Status ComplementNb::ValidateFeatureLogProb() const {
+  // Weights are -log of probabilities (>= 0) or their normalised logs; +-inf only from alpha 0.
+  const bool zero_allowed = options_.force_alpha && options_.alpha == 0.0;
+  for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
+    const double v = feature_log_prob_[i];
+    if (std::isnan(v) || (!zero_allowed && !std::isfinite(v))) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("feature_log_prob value ", i,
+                       " must be finite (ComplementNB weights with alpha > 0); got ", v));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void ComplementNb::BuildTable() {
+  SetTableTransposed(feature_log_prob_);
+  // The prior only enters with a single class (_joint_log_likelihood).
+  bias_.assign(classes_.size(), 0.0);
+  if (classes_.size() == 1) bias_ = class_log_prior_;
+}
+
+namespace {
+
+absl::Status Validate(const v1::ClassifierConfig& config) {
+  return NbOptionsFromConfig(config.complement_nb()).status();
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
+                                                    const std::vector<SparseVector>& rows,
+                                                    size_t num_features,
+                                                    const std::vector<std::string>& labels,
+                                                    const std::vector<double>& weights) {
+  MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.complement_nb()));
+  MAAS_ASSIGN_OR_RETURN(ComplementNb nb, ComplementNb::Fit(rows, num_features, labels, weights,
+                                                           options, config.complement_nb().norm()));
+  return std::unique_ptr<Classifier>(std::make_unique<ComplementNb>(std::move(nb)));
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Classifier>> ComplementNbFromState(const v1::ClassifierState& state,
+                                                                  size_t num_features) {
+  MAAS_ASSIGN_OR_RETURN(const NbOptions options,
+                        NbOptionsFromConfig(state.config().complement_nb()));
+  ComplementNb nb;
+  nb.options_ = options;
+  nb.norm_ = state.config().complement_nb().norm();
+  MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features));
+  nb.BuildTable();
+  return std::unique_ptr<Classifier>(std::make_unique<ComplementNb>(std::move(nb)));
+}
+
+const ClassifierKind kComplementNbKind = {"complement_nb", &Validate, &FitKind,
+                                          &ComplementNbFromState};
+
+}  // namespace maas::discriminative

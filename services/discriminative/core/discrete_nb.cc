@@ -1,0 +1,273 @@
+#include "services/discriminative/core/discrete_nb.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "services/discriminative/core/numpy_compat.h"
+
+namespace maas::discriminative {
+namespace {
+
+constexpr double kAlphaLowerBound = 1e-10;
+
+absl::StatusOr<std::vector<double>> MatrixValues(const common::v1::Matrix& m, size_t rows,
+                                                 size_t cols, absl::string_view name) {
+  if (m.rows() != rows || m.cols() != cols) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is ", m.rows(), " x ", m.cols(),
+                                                   "; expected ", rows, " x ", cols,
+                                                   " (classes x features)"));
+  }
+  if (static_cast<uint64_t>(m.values_size()) != static_cast<uint64_t>(rows) * cols) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        name, " has ", m.values_size(), " values; expected rows * cols = ", rows * cols));
+  }
+  return std::vector<double>(m.values().begin(), m.values().end());
+}
+
+void SetMatrix(size_t rows, size_t cols, const std::vector<double>& values, common::v1::Matrix* m) {
+  m->set_rows(static_cast<uint32_t>(rows));
+  m->set_cols(static_cast<uint32_t>(cols));
+  m->mutable_values()->Assign(values.begin(), values.end());
+}
+
+}  // namespace
+
+double NbOptions::effective_alpha() const {
+  return !force_alpha && alpha < kAlphaLowerBound ? kAlphaLowerBound : alpha;
+}
+
+absl::Status ValidateNbOptions(const NbOptions& options) {
+  if (!std::isfinite(options.alpha) || options.alpha < 0.0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("alpha must be finite and >= 0; got ", options.alpha));
+  }
+  bool any_positive = false;
+  for (size_t c = 0; c < options.class_prior.size(); ++c) {
+    const double p = options.class_prior[c];
+    if (!std::isfinite(p) || p < 0.0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("class_prior[", c, "] must be finite and >= 0; got ", p));
+    }
+    any_positive = any_positive || p > 0.0;
+  }
+  if (!options.class_prior.empty() && !any_positive) {
+    return absl::InvalidArgumentError("class_prior must have at least one positive value");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLogProbabilities(const std::vector<double>& values, absl::string_view name,
+                                   bool allow_neg_inf, bool allow_positive) {
+  for (size_t i = 0; i < values.size(); ++i) {
+    const double v = values[i];
+    if (std::isnan(v) || v == HUGE_VAL || (!allow_positive && v > 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " value ", i, " must be ",
+          allow_positive ? "a finite number" : "a log-probability (<= 0)", "; got ", v));
+    }
+    if (v == -HUGE_VAL && !allow_neg_inf) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          name, " value ", i,
+          " is -inf, but with alpha > 0 (or force_alpha false) every probability is > 0; give "
+          "finite values (or alpha 0 with force_alpha for zero probabilities)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const {
+  const size_t k = classes_.size();
+  for (size_t c = 0; c < k; ++c) jll[c] = 0.0;
+  const size_t n = row.indices.size();
+  for (size_t e = 0; e < n; ++e) {
+    const uint32_t f = row.indices[e];
+    if (f >= num_features_) continue;
+    const double v = EffectiveValue(row.values[e]);
+    if (v == 0.0 && DropsZeros()) continue;
+    const double* w = weights_t_.data() + static_cast<size_t>(f) * k;
+    for (size_t c = 0; c < k; ++c) jll[c] += v * w[c];
+  }
+  for (size_t c = 0; c < k; ++c) jll[c] += bias_[c];
+}
+
+double DiscreteNb::FeatureContribution(size_t c, uint32_t feature, double value) const {
+  if (feature >= num_features_) return 0.0;
+  return EffectiveValue(value) * weights_t_[static_cast<size_t>(feature) * classes_.size() + c];
+}
+
+void DiscreteNb::ToState(v1::ClassifierState* state) const {
+  *state->mutable_config() = Config();
+  state->mutable_classes()->Assign(classes_.begin(), classes_.end());
+  state->mutable_class_count()->Assign(class_count_.begin(), class_count_.end());
+  SetMatrix(classes_.size(), num_features_, feature_count_, state->mutable_feature_count());
+  state->mutable_class_log_prior()->Assign(class_log_prior_.begin(), class_log_prior_.end());
+  SetMatrix(classes_.size(), num_features_, feature_log_prob_, state->mutable_feature_log_prob());
+}
+
+absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
+                                   const std::vector<std::string>& labels,
+                                   const std::vector<double>& weights) {
+  if (rows.empty()) return absl::InvalidArgumentError("no training examples");
+  if (labels.size() != rows.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", rows.size(), " rows but ", labels.size(),
+                                                   " labels (need one per row)"));
+  }
+  if (!weights.empty() && weights.size() != rows.size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "got ", rows.size(), " rows but ", weights.size(), " weights (need one per row, or none)"));
+  }
+  MAAS_RETURN_IF_ERROR(ValidateNbOptions(options_));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (labels[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("label of example ", i, " is empty"));
+    }
+    if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("weight of example ", i, " must be finite and >= 0; got ", weights[i]));
+    }
+    const SparseVector& row = rows[i];
+    if (row.indices.size() != row.values.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row ", i, " has ", row.indices.size(), " indices but ", row.values.size(), " values"));
+    }
+    for (size_t k = 0; k < row.indices.size(); ++k) {
+      if (row.indices[k] >= num_features) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "row ", i, " has feature index ", row.indices[k], " >= ", num_features, " features"));
+      }
+      if (!std::isfinite(row.values[k]) || (RequiresNonNegative() && row.values[k] < 0.0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("Negative values in data passed to ", SklearnName(), " (row ", i, ")"));
+      }
+    }
+  }
+  if (!weights.empty() &&
+      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
+    return absl::InvalidArgumentError(
+        "every sample weight is 0: nothing to learn from (scikit-learn would produce NaN class "
+        "priors); give at least one example a weight > 0");
+  }
+  num_features_ = num_features;
+  classes_ = labels;
+  std::sort(classes_.begin(), classes_.end());
+  classes_.erase(std::unique(classes_.begin(), classes_.end()), classes_.end());
+  const size_t k = classes_.size();
+  if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Number of priors must match number of classes: got ",
+                     options_.class_prior.size(), " class_prior values for ", k, " classes"));
+  }
+  class_count_.assign(k, 0.0);
+  feature_count_.assign(k * num_features, 0.0);
+  // fc[c, f] += v * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const size_t c =
+        std::lower_bound(classes_.begin(), classes_.end(), labels[i]) - classes_.begin();
+    const double w = weights.empty() ? 1.0 : weights[i];
+    double* fc = feature_count_.data() + c * num_features;
+    const SparseVector& row = rows[i];
+    for (size_t e = 0; e < row.indices.size(); ++e) {
+      const double v = EffectiveValue(row.values[e]);
+      if (v == 0.0 && DropsZeros()) continue;
+      fc[row.indices[e]] += v * w;
+    }
+    class_count_[c] += w;
+  }
+  return absl::OkStatus();
+}
+
+void DiscreteNb::UpdateClassLogPrior() {
+  const size_t k = classes_.size();
+  class_log_prior_.assign(k, 0.0);
+  if (!options_.class_prior.empty()) {
+    for (size_t c = 0; c < k; ++c) class_log_prior_[c] = std::log(options_.class_prior[c]);
+  } else if (options_.fit_prior) {
+    const double log_total = std::log(NumpySum(class_count_.data(), k));
+    for (size_t c = 0; c < k; ++c) class_log_prior_[c] = std::log(class_count_[c]) - log_total;
+  } else {
+    for (size_t c = 0; c < k; ++c) class_log_prior_[c] = -std::log(static_cast<double>(k));
+  }
+}
+
+void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  weights_t_.assign(k * f, 0.0);
+  for (size_t c = 0; c < k; ++c) {
+    for (size_t j = 0; j < f; ++j) weights_t_[j * k + c] = c_by_f[c * f + j];
+  }
+}
+
+absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_features) {
+  const size_t k = state.classes_size();
+  if (k == 0) return absl::InvalidArgumentError("classes is empty: need at least 1 class");
+  classes_.assign(state.classes().begin(), state.classes().end());
+  for (size_t c = 0; c < k; ++c) {
+    if (classes_[c].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("classes[", c, "] is empty"));
+    }
+    const absl::Status valid = ValidateUtf8(classes_[c]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("classifier.classes[", c, "]: ", valid.message()));
+    }
+    if (c > 0 && !(classes_[c - 1] < classes_[c])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "classes must be sorted by code point without duplicates (numpy.unique order); classes[",
+          c - 1, "] = \"", classes_[c - 1], "\" is not before classes[", c, "] = \"", classes_[c],
+          "\""));
+    }
+  }
+  if (num_features == 0) return absl::InvalidArgumentError("the classifier has 0 features");
+  num_features_ = num_features;
+  if (static_cast<size_t>(state.class_count_size()) != k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("class_count has ", state.class_count_size(), " values; expected ", k));
+  }
+  if (static_cast<size_t>(state.class_log_prior_size()) != k) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "class_log_prior has ", state.class_log_prior_size(), " values; expected ", k));
+  }
+  class_count_.assign(state.class_count().begin(), state.class_count().end());
+  class_log_prior_.assign(state.class_log_prior().begin(), state.class_log_prior().end());
+  MAAS_ASSIGN_OR_RETURN(feature_count_, MatrixValues(state.feature_count(), k, num_features,
+                                                     "classifier.feature_count"));
+  MAAS_ASSIGN_OR_RETURN(feature_log_prob_, MatrixValues(state.feature_log_prob(), k, num_features,
+                                                        "classifier.feature_log_prob"));
+  for (size_t i = 0; i < k; ++i) {
+    if (!(std::isfinite(class_count_[i]) && class_count_[i] >= 0.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("class_count[", i, "] must be finite and >= 0; got ", class_count_[i]));
+    }
+  }
+  for (size_t i = 0; i < feature_count_.size(); ++i) {
+    if (!(std::isfinite(feature_count_[i]) && feature_count_[i] >= 0.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature_count value ", i, " must be finite and >= 0; got ", feature_count_[i]));
+    }
+  }
+  for (size_t i = 0; i < k; ++i) {
+    if (std::isnan(class_log_prior_[i]) || class_log_prior_[i] == HUGE_VAL) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class_log_prior value ", i, " must be a number < +inf; got ", class_log_prior_[i]));
+    }
+  }
+  if (std::none_of(class_log_prior_.begin(), class_log_prior_.end(),
+                   [](double v) { return std::isfinite(v); })) {
+    return absl::InvalidArgumentError("class_log_prior must have at least one finite value");
+  }
+  if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Number of priors must match number of classes: got ",
+                     options_.class_prior.size(), " class_prior values for ", k, " classes"));
+  }
+  return ValidateFeatureLogProb();
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,120 @@
+// What scikit-learn's discrete Naive Bayes classifiers share (_BaseDiscreteNB): alpha /
+// force_alpha / fit_prior / class_prior, counting with sample weights, class_log_prior_, and a
+// joint log-likelihood jll_c = (sum over the row's stored entries, in order, of
+// v(x) * W[f, c], from 0.0) + bias_c over a feature-major table W (all classes of one feature
+// contiguous). MultinomialNB, ComplementNB and BernoulliNB differ only in how they turn the counts
+// into W and bias (UpdateParameters) and in v (BernoulliNB binarizes).
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRETE_NB_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRETE_NB_H_
+
+#include <cmath>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "services/discriminative/core/classifier.h"
+
+namespace maas::discriminative {
+
+struct NbOptions {
+  // Additive smoothing as given, >= 0 and finite.
+  double alpha = 1.0;
+  // scikit-learn's force_alpha: true uses alpha as given; false uses max(alpha, 1e-10).
+  bool force_alpha = true;
+  bool fit_prior = true;
+  // Fixed class priors in sorted class order (class_log_prior_ = log(class_prior)); empty: learned
+  // (fit_prior) or uniform.
+  std::vector<double> class_prior;
+
+  // The alpha the formulas use (_check_alpha).
+  double effective_alpha() const;
+};
+
+// Validates the options every NB config shares (INVALID_ARGUMENT naming the field).
+absl::Status ValidateNbOptions(const NbOptions& options);
+
+// The shared options of any NB config message (MultinomialNbConfig, ComplementNbConfig,
+// BernoulliNbConfig have the same field names).
+template <class Config>
+absl::StatusOr<NbOptions> NbOptionsFromConfig(const Config& config) {
+  NbOptions options;
+  if (config.has_alpha()) options.alpha = config.alpha();
+  options.fit_prior = !config.has_fit_prior() || config.fit_prior();
+  options.force_alpha = !config.has_force_alpha() || config.force_alpha();
+  options.class_prior.assign(config.class_prior().begin(), config.class_prior().end());
+  const absl::Status valid = ValidateNbOptions(options);
+  if (!valid.ok()) return valid;
+  return options;
+}
+
+class DiscreteNb : public Classifier {
+ public:
+  const std::vector<std::string>& classes() const override { return classes_; }
+  size_t num_classes() const { return classes_.size(); }
+  size_t num_features() const override { return num_features_; }
+  const std::vector<double>& class_count() const override { return class_count_; }
+  void JointLogLikelihood(const SparseVector& row, double* jll) const override;
+  double FeatureContribution(size_t c, uint32_t feature, double value) const override;
+  void ToState(v1::ClassifierState* state) const override;
+
+  const NbOptions& options() const { return options_; }
+  // C x F, row-major (feature_count_).
+  const std::vector<double>& feature_count() const { return feature_count_; }
+  const std::vector<double>& class_log_prior() const { return class_log_prior_; }
+  // C x F, row-major (feature_log_prob_).
+  const std::vector<double>& feature_log_prob() const { return feature_log_prob_; }
+
+ protected:
+  DiscreteNb() = default;
+
+  // The config this classifier was built from (ToState writes it).
+  virtual v1::ClassifierConfig Config() const = 0;
+  // scikit-learn's name, for messages ("MultinomialNB").
+  virtual absl::string_view SklearnName() const = 0;
+  // Whether fit rejects negative values (MultinomialNB, ComplementNB).
+  virtual bool RequiresNonNegative() const { return true; }
+  // The value a stored entry contributes (BernoulliNB binarizes; 0 skips the entry).
+  virtual double EffectiveValue(double value) const { return value; }
+  // Whether entries whose effective value is 0 are removed (binarize's eliminate_zeros).
+  virtual bool DropsZeros() const { return false; }
+  // feature_log_prob_ from the counts, then the table and bias.
+  virtual absl::Status UpdateParameters() = 0;
+  // Checks imported feature_log_prob_ values (kind-specific ranges).
+  virtual absl::Status ValidateFeatureLogProb() const = 0;
+  // Fills weights_t_ (F x C) and bias_ from feature_log_prob_ and class_log_prior_.
+  virtual void BuildTable() = 0;
+
+  // fit(X, y, sample_weight) into this object's counts (options_ set before). Errors:
+  // INVALID_ARGUMENT for mismatched lengths, bad values/weights, all weights 0, class_prior length.
+  absl::Status FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
+                         const std::vector<std::string>& labels,
+                         const std::vector<double>& weights);
+  // Loads the shared part of a stored state (classes, counts, prior, flp shapes) and validates.
+  absl::Status LoadState(const v1::ClassifierState& state, size_t num_features);
+  // _update_class_log_prior.
+  void UpdateClassLogPrior();
+  // Transposes a C x F row-major matrix into weights_t_.
+  void SetTableTransposed(const std::vector<double>& c_by_f);
+
+  NbOptions options_;
+  std::vector<std::string> classes_;
+  size_t num_features_ = 0;
+  std::vector<double> class_count_;
+  std::vector<double> feature_count_;
+  std::vector<double> class_log_prior_;
+  std::vector<double> feature_log_prob_;
+  std::vector<double> weights_t_;  // F x C
+  std::vector<double> bias_;       // C
+};
+
+// Shared checks of log-probability matrices: NaN never; values > 0 never; -inf only if allowed.
+absl::Status CheckLogProbabilities(const std::vector<double>& values, absl::string_view name,
+                                   bool allow_neg_inf, bool allow_positive);
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRETE_NB_H_

@@ -1,0 +1,67 @@
+// HashingVectorizer with scikit-learn's semantics: each term's signed MurmurHash3_x86_32 (seed 0)
+// of its UTF-8 bytes picks the column |h| mod n_features (2^31 mod n_features for h = INT32_MIN)
+// and, with alternate_sign, the sign; duplicates are summed (explicit zeros from cancelling signs
+// kept), binary sets every stored value to 1, then the row is normalised (l2 by default) in
+// ascending column order. Stateless: nothing is learned.
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_HASHING_VECTORIZER_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_HASHING_VECTORIZER_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "services/discriminative/core/text_analysis.h"
+#include "services/discriminative/core/vectorizer.h"
+
+namespace maas::discriminative {
+
+// MurmurHash3_x86_32 of `data` with `seed` (Austin Appleby's reference, as scikit-learn's
+// murmurhash3_32), as uint32.
+uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed);
+
+enum class RowNorm { kNone, kL1, kL2 };
+
+// scikit-learn's normalize(row, norm) in the row's storage order: s = sum of v*v (l2, then sqrt) or
+// |v| (l1) from 0.0; rows with s == 0 are left alone; v = v / s.
+void NormalizeRow(RowNorm norm, SparseVector* row);
+
+// The Norm enum with its default (unset: l2).
+RowNorm RowNormOf(v1::Norm norm);
+
+struct HashingVectorizerOptions {
+  AnalyzerOptions analyzer;
+  DecodeError decode_error = DecodeError::kStrict;
+  uint32_t n_features = uint32_t{1} << 20;
+  bool alternate_sign = true;
+  bool binary = false;
+  RowNorm norm = RowNorm::kL2;
+};
+
+// Errors: INVALID_ARGUMENT for n_features outside [1, 2^31 - 1) and bad text options.
+absl::StatusOr<HashingVectorizerOptions> HashingVectorizerOptionsFromConfig(
+    const v1::VectorizerConfig& config);
+
+class HashingVectorizer final : public Vectorizer {
+ public:
+  explicit HashingVectorizer(HashingVectorizerOptions options)
+      : options_(std::move(options)), analyzer_(options_.analyzer) {}
+
+  using Vectorizer::Transform;
+  void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
+  size_t num_features() const override { return options_.n_features; }
+  std::string FeatureName(uint32_t) const override { return std::string(); }
+  void ToState(v1::VectorizerState*) const override {}
+
+ private:
+  HashingVectorizerOptions options_;
+  Analyzer analyzer_;
+};
+
+// The registry entry ("hashing").
+extern const VectorizerKind kHashingVectorizerKind;
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_HASHING_VECTORIZER_H_

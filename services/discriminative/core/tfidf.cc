@@ -1,0 +1,113 @@
+#include "services/discriminative/core/tfidf.h"
+
+#include <cmath>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+
+namespace maas::discriminative {
+
+absl::StatusOr<TfidfOptions> TfidfOptionsFromConfig(const v1::TfidfConfig& config) {
+  if (config.norm() < v1::NORM_UNSPECIFIED || config.norm() > v1::NORM_L2) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown tfidf.norm value ", static_cast<int>(config.norm())));
+  }
+  TfidfOptions options;
+  options.norm = RowNormOf(config.norm());
+  options.use_idf = !config.has_use_idf() || config.use_idf();
+  options.smooth_idf = !config.has_smooth_idf() || config.smooth_idf();
+  options.sublinear_tf = config.sublinear_tf();
+  return options;
+}
+
+absl::Status ValidateTfidfConfig(const v1::TfidfConfig& config) {
+  return TfidfOptionsFromConfig(config).status();
+}
+
+void TfidfVectorizer::Weight(SparseVector* row) const {
+  const size_t n = row->indices.size();
+  if (options_.sublinear_tf) {
+    for (size_t e = 0; e < n; ++e) {
+      double v = std::log(row->values[e]);
+      v += 1.0;
+      row->values[e] = v;
+    }
+  }
+  if (options_.use_idf) {
+    for (size_t e = 0; e < n; ++e) row->values[e] *= idf_[row->indices[e]];
+  }
+  NormalizeRow(options_.norm, row);
+}
+
+void TfidfVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
+                                SparseVector* row) const {
+  base_->Transform(text, scratch, row);
+  Weight(row);
+}
+
+void TfidfVectorizer::ToState(v1::VectorizerState* state) const {
+  base_->ToState(state);
+  state->mutable_idf()->Assign(idf_.begin(), idf_.end());
+}
+
+absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, VectorizerFit base) {
+  MAAS_ASSIGN_OR_RETURN(const TfidfOptions options, TfidfOptionsFromConfig(config.tfidf()));
+  const size_t f = base.vectorizer->num_features();
+  std::vector<double> idf;
+  if (options.use_idf) {
+    std::vector<double> df(f, 0.0);
+    for (const SparseVector& row : base.rows) {
+      for (const uint32_t j : row.indices) df[j] += 1.0;
+    }
+    const double smooth = options.smooth_idf ? 1.0 : 0.0;
+    const double n = static_cast<double>(base.rows.size()) + smooth;
+    idf.resize(f);
+    for (size_t j = 0; j < f; ++j) {
+      double v = n / (df[j] + smooth);
+      v = std::log(v);
+      idf[j] = v + 1.0;
+      if (!std::isfinite(idf[j])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "feature ", j,
+            " occurs in no document, so with smooth_idf false its idf is infinite "
+            "(scikit-learn fails on it too); use smooth_idf or drop the term from the vocabulary"));
+      }
+    }
+  }
+  auto tfidf =
+      std::make_unique<TfidfVectorizer>(std::move(base.vectorizer), options, std::move(idf));
+  for (SparseVector& row : base.rows) tfidf->Weight(&row);
+  VectorizerFit fit;
+  fit.rows = std::move(base.rows);
+  fit.vectorizer = std::move(tfidf);
+  return fit;
+}
+
+absl::StatusOr<std::unique_ptr<Vectorizer>> TfidfFromState(const v1::VectorizerState& state,
+                                                           std::unique_ptr<Vectorizer> base) {
+  MAAS_ASSIGN_OR_RETURN(const TfidfOptions options, TfidfOptionsFromConfig(state.config().tfidf()));
+  std::vector<double> idf(state.idf().begin(), state.idf().end());
+  if (options.use_idf) {
+    if (idf.size() != base->num_features()) {
+      return absl::InvalidArgumentError(absl::StrCat("vectorizer.idf has ", idf.size(),
+                                                     " values; expected one per feature (",
+                                                     base->num_features(), ")"));
+    }
+    for (size_t j = 0; j < idf.size(); ++j) {
+      if (!(std::isfinite(idf[j]) && idf[j] >= 1.0)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "vectorizer.idf[", j, "] must be finite and >= 1 (log(n/df) + 1); got ", idf[j]));
+      }
+    }
+  } else if (!idf.empty()) {
+    return absl::InvalidArgumentError("vectorizer.idf must be empty when tfidf.use_idf is false");
+  }
+  return std::unique_ptr<Vectorizer>(
+      std::make_unique<TfidfVectorizer>(std::move(base), options, std::move(idf)));
+}
+
+}  // namespace maas::discriminative

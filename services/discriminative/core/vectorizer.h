@@ -1,0 +1,121 @@
+// The Vectorizer interface (a fitted scikit-learn text vectorizer: texts -> sparse rows) and the
+// registry mapping a VectorizerConfig kind (the name of the `kind` oneof field: "count",
+// "hashing") to its implementation. Adding a vectorizer is one file pair implementing
+// VectorizerKind plus one line in vectorizer_registry.cc. TF-IDF (VectorizerConfig.tfidf) is a
+// layer over any kind (tfidf.h).
+//
+//   MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, FitVectorizer(config, texts));
+//   AnalyzerScratch scratch;  SparseVector row;
+//   fit.vectorizer->Transform("some text", &scratch, &row);
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "common/exec/stop_token.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/text_analysis.h"
+
+namespace maas::discriminative {
+
+// A sparse row: feature indices and their values (same length).
+struct SparseVector {
+  std::vector<uint32_t> indices;
+  std::vector<double> values;
+  void clear() {
+    indices.clear();
+    values.clear();
+  }
+};
+
+// A fitted vectorizer. Immutable; const methods may be called concurrently (each thread with its
+// own scratch).
+class Vectorizer {
+ public:
+  virtual ~Vectorizer() = default;
+
+  // Number of features (columns).
+  virtual size_t num_features() const = 0;
+
+  // scikit-learn's transform([text]) for one valid UTF-8 text into *row (cleared first): strictly
+  // ascending indices, the values scikit-learn stores (explicit zeros included where it keeps
+  // them). No heap allocation once scratch and row have grown.
+  virtual void Transform(std::string_view text, AnalyzerScratch* scratch,
+                         SparseVector* row) const = 0;
+
+  // The term of feature `index`, or "" when the vectorizer does not know it (hashing).
+  virtual std::string FeatureName(uint32_t index) const = 0;
+
+  // The fitted state (vocabulary, idf, document counts; the caller sets the config) for storage
+  // and export; the kind's from_state(ToState() + config) is identical.
+  virtual void ToState(v1::VectorizerState* state) const = 0;
+
+  // Convenience for tests and tools (allocates).
+  SparseVector Transform(std::string_view text) const {
+    AnalyzerScratch scratch;
+    SparseVector row;
+    Transform(text, &scratch, &row);
+    return row;
+  }
+};
+
+// fit_transform's result: the fitted vectorizer and one row per text in scikit-learn's CSR storage
+// order (which fixes the floating-point order of TF-IDF norms; classifiers do not depend on it).
+struct VectorizerFit {
+  std::unique_ptr<Vectorizer> vectorizer;
+  std::vector<SparseVector> rows;
+};
+
+// fit_transform one text at a time, so a trainer keeps sparse rows, never the texts.
+class VectorizerFitter {
+ public:
+  virtual ~VectorizerFitter() = default;
+  // Adds the next text. REQUIRES: valid UTF-8.
+  virtual void Add(std::string_view text) = 0;
+  // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
+  // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
+  virtual absl::StatusOr<VectorizerFit> Finish() = 0;
+};
+
+// One vectorizer implementation.
+struct VectorizerKind {
+  // The VectorizerConfig `kind` oneof field it implements.
+  std::string_view name;
+  // Checks every parameter: INVALID_ARGUMENT for values scikit-learn rejects, UNIMPLEMENTED for
+  // parameters not supported, each naming the parameter.
+  absl::Status (*validate)(const v1::VectorizerConfig& config);
+  // A fitter for a valid config (fit_transform = Add every text, then Finish).
+  absl::StatusOr<std::unique_ptr<VectorizerFitter>> (*start_fit)(
+      const v1::VectorizerConfig& config);
+  // A fitted vectorizer from stored/imported state, validated thoroughly (INVALID_ARGUMENT).
+  absl::StatusOr<std::unique_ptr<Vectorizer>> (*from_state)(const v1::VectorizerState& state);
+};
+
+// The name of the config's kind ("count" when unset).
+std::string VectorizerKindName(const v1::VectorizerConfig& config);
+// The implementation of a kind, or nullptr.
+const VectorizerKind* FindVectorizerKind(std::string_view name);
+// The text options of whichever kind the config holds.
+const v1::TextOptions& TextOptionsOf(const v1::VectorizerConfig& config);
+
+// The whole vectorizer of a config (its kind, then TF-IDF when config.tfidf is set).
+absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config);
+// A fitter for the whole vectorizer of a config (TF-IDF applied in Finish).
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
+    const v1::VectorizerConfig& config);
+// fit_transform of valid UTF-8 texts; `stop` checked every 1024 texts.
+absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
+                                            const std::vector<std::string_view>& texts,
+                                            const exec::StopToken& stop = {});
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state);
+// Family name part, e.g. "count", "hashing+tfidf".
+std::string VectorizerFamily(const v1::VectorizerConfig& config);
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_

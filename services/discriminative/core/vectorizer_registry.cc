@@ -1,0 +1,134 @@
+// The vectorizer registry: one line per implementation.
+#include <array>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "google/protobuf/descriptor.h"
+#include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/hashing_vectorizer.h"
+#include "services/discriminative/core/tfidf.h"
+#include "services/discriminative/core/vectorizer.h"
+
+namespace maas::discriminative {
+namespace {
+
+const std::array<const VectorizerKind*, 2> kVectorizers = {
+    &kCountVectorizerKind,
+    &kHashingVectorizerKind,
+};
+
+const VectorizerKind* KindOf(const v1::VectorizerConfig& config, absl::Status* error) {
+  const std::string name = VectorizerKindName(config);
+  const VectorizerKind* kind = FindVectorizerKind(name);
+  if (kind == nullptr) {
+    *error = absl::UnimplementedError(
+        absl::StrCat("vectorizer kind '", name, "' is not supported by this server"));
+  }
+  return kind;
+}
+
+}  // namespace
+
+std::string VectorizerKindName(const v1::VectorizerConfig& config) {
+  const google::protobuf::OneofDescriptor* oneof =
+      v1::VectorizerConfig::descriptor()->FindOneofByName("kind");
+  const google::protobuf::FieldDescriptor* field =
+      v1::VectorizerConfig::GetReflection()->GetOneofFieldDescriptor(config, oneof);
+  return field == nullptr ? "count" : std::string(field->name());
+}
+
+const VectorizerKind* FindVectorizerKind(std::string_view name) {
+  for (const VectorizerKind* kind : kVectorizers) {
+    if (kind->name == name) return kind;
+  }
+  return nullptr;
+}
+
+const v1::TextOptions& TextOptionsOf(const v1::VectorizerConfig& config) {
+  return config.has_hashing() ? config.hashing().text() : config.count().text();
+}
+
+absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config) {
+  absl::Status error;
+  const VectorizerKind* kind = KindOf(config, &error);
+  if (kind == nullptr) return error;
+  MAAS_RETURN_IF_ERROR(kind->validate(config));
+  if (config.has_tfidf()) MAAS_RETURN_IF_ERROR(ValidateTfidfConfig(config.tfidf()));
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The TF-IDF layer over a kind's fitter.
+class TfidfFitter final : public VectorizerFitter {
+ public:
+  TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
+      : config_(std::move(config)), base_(std::move(base)) {}
+  void Add(std::string_view text) override { base_->Add(text); }
+  absl::StatusOr<VectorizerFit> Finish() override {
+    MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
+    return FitTfidf(config_, std::move(fit));
+  }
+
+ private:
+  v1::VectorizerConfig config_;
+  std::unique_ptr<VectorizerFitter> base_;
+};
+
+constexpr size_t kStopCheckInterval = 1024;
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
+    const v1::VectorizerConfig& config) {
+  MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(config));
+  absl::Status error;
+  const VectorizerKind* kind = KindOf(config, &error);
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, kind->start_fit(config));
+  if (config.has_tfidf()) return std::make_unique<TfidfFitter>(config, std::move(fitter));
+  return fitter;
+}
+
+absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
+                                            const std::vector<std::string_view>& texts,
+                                            const exec::StopToken& stop) {
+  for (size_t d = 0; d < texts.size(); ++d) {
+    const absl::Status valid = ValidateUtf8(texts[d]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("texts[", d, "]: ", valid.message()));
+    }
+  }
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, StartVectorizerFit(config));
+  for (size_t d = 0; d < texts.size(); ++d) {
+    if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+    fitter->Add(texts[d]);
+  }
+  return fitter->Finish();
+}
+
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state) {
+  MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(state.config()));
+  absl::Status error;
+  const VectorizerKind* kind = KindOf(state.config(), &error);
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> base, kind->from_state(state));
+  if (state.config().has_tfidf()) return TfidfFromState(state, std::move(base));
+  if (state.idf_size() != 0) {
+    return absl::InvalidArgumentError(
+        "vectorizer.idf is set but the vectorizer config has no tfidf; leave idf empty");
+  }
+  return base;
+}
+
+std::string VectorizerFamily(const v1::VectorizerConfig& config) {
+  std::string family = VectorizerKindName(config);
+  if (config.has_tfidf()) absl::StrAppend(&family, "+tfidf");
+  return family;
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,103 @@
+"""Issue 5 items 2 and 4 against the real maas-discriminative binary: a rejected Train leaves nothing on disk
+(no version directory, no temp file) and the previous version keeps serving; parameters whose cost grows with
+them (n-gram size, number of classes, classes x features, model size) are refused before any work with a
+status naming the limit."""
+
+import grpc
+import pytest
+
+from maas.common.v1 import common_pb2
+from maas.discriminative.v1 import discriminative_pb2 as disc
+from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving
+from maas.discriminative.v1 import discriminative_pb2_grpc
+
+TEXTS = ["the cat sat on the mat", "a dog barked at the cat", "the cat purred", "dogs bark loudly"]
+LABELS = ["cat", "dog", "cat", "dog"]
+
+
+def train_requests(name, texts, labels, weights=None, config=None):
+    yield disc.TrainRequest(config=config or disc.TrainConfig(name=name))
+    examples = []
+    for i, (t, l) in enumerate(zip(texts, labels)):
+        example = disc.LabeledText(text=t, label=l)
+        if weights is not None:
+            example.weight = weights[i]
+        examples.append(example)
+    yield disc.TrainRequest(batch=disc.TextBatch(examples=examples))
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    model_dir = tmp_path_factory.mktemp("disc-limits")
+    process = start_discriminative(model_dir, extra=["--max_classes", "100", "--max_model_cells", "200000"])
+    channel = channel_to(process)
+    wait_serving(channel)
+    yield model_dir, discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+    channel.close()
+    assert process.stop() == 0
+
+
+def disk_entries(model_dir, name):
+    path = model_dir / name
+    return sorted(str(p.relative_to(model_dir)) for p in path.rglob("*")) if path.exists() else []
+
+
+def test_all_zero_weights_write_nothing(server):
+    model_dir, stub = server
+    stub.Train(train_requests("zero", TEXTS, LABELS), timeout=TIMEOUT)
+    before = disk_entries(model_dir, "zero")
+    assert before == ["zero/1", "zero/1/model.pb"]
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "weight"):
+        stub.Train(train_requests("zero", TEXTS, LABELS, weights=[0.0] * 4), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "zero") == before
+    # The latest version is still version 1 and serves.
+    response = stub.Classify(disc.ClassifyRequest(model=ref("zero"), texts=["the cat"]), timeout=TIMEOUT)
+    assert response.model_version == 1 and response.results[0].label == "cat"
+    assert stub.GetModel(disc.GetModelRequest(model=ref("zero")), timeout=TIMEOUT).info.version == 1
+
+
+def test_too_many_classes_write_nothing(server):
+    model_dir, stub = server
+    # 2,000 distinct labels (the original report used 20,000 and wrote a 0-byte model.pb).
+    texts = [f"word{i} shared text" for i in range(2000)]
+    labels = [f"label{i}" for i in range(2000)]
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_classes"):
+        stub.Train(train_requests("labels", texts, labels), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "labels") == []
+
+
+def test_classes_times_features_bounded(server):
+    model_dir, stub = server
+    # 90 classes x ~2,300 features > 200,000 cells.
+    texts = [" ".join(f"t{i}x{j}" for j in range(26)) for i in range(90)]
+    labels = [f"c{i}" for i in range(90)]
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_model_cells"):
+        stub.Train(train_requests("cells", texts, labels), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "cells") == []
+
+
+def test_huge_ngram_refused_in_train_and_create(server):
+    model_dir, stub = server
+    config = disc.TrainConfig(name="ngram", vectorizer=disc.VectorizerConfig(
+        count=disc.CountVectorizerConfig(text=disc.TextOptions(ngram_min=1, ngram_max=4294967295))))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "ngram", "--max_ngram"):
+        stub.Train(train_requests("ngram", TEXTS, LABELS, config=config), timeout=TIMEOUT)
+    spec = stub.GetModel(disc.GetModelRequest(model=ref("zero")), timeout=TIMEOUT).spec
+    spec.vectorizer.config.count.text.ngram_max = 4294967295
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "--max_ngram"):
+        stub.CreateModel(disc.CreateModelRequest(name="ngram", spec=spec), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "ngram") == []
+
+
+def test_create_model_rejects_impossible_log_probabilities(server):
+    model_dir, stub = server
+    spec = stub.GetModel(disc.GetModelRequest(model=ref("zero")), timeout=TIMEOUT).spec
+    for value in (0.25, float("-inf"), float("nan")):
+        bad = disc.PipelineSpec()
+        bad.CopyFrom(spec)
+        bad.classifier.feature_log_prob.values[0] = value
+        with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "feature_log_prob"):
+            stub.CreateModel(disc.CreateModelRequest(name="imported", spec=bad), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "imported") == []
+    listed = stub.ListModels(common_pb2.ListModelsRequest(all_versions=True), timeout=TIMEOUT)
+    assert [(m.name, m.version) for m in listed.models] == [("zero", 1)]

@@ -1,0 +1,142 @@
+// ComplementNB, BernoulliNB and the classifier registry, each alone, on the reference notes'
+// known-answer vectors (sklearn-text-nb-spec.md appendix E.3, E.4).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "services/discriminative/core/bernoulli_nb.h"
+#include "services/discriminative/core/classifier.h"
+#include "services/discriminative/core/complement_nb.h"
+#include "services/discriminative/core/count_vectorizer.h"
+
+namespace maas::discriminative {
+namespace {
+
+using Strings = std::vector<std::string>;
+using Doubles = std::vector<double>;
+
+const Strings kCorpus = {"This is the first document.", "This document is the second document.",
+                         "And this is the third one.", "Is this the first document?"};
+const Strings kTest = {"this document is new", "first second third", "nothing known"};
+const Strings kLabels = {"q", "p", "q", "r"};
+
+void CheckClose(const Doubles& actual, const std::vector<const char*>& expected) {
+  REQUIRE(actual.size() == expected.size());
+  for (size_t i = 0; i < actual.size(); ++i) {
+    INFO("index " << i);
+    CHECK(actual[i] == Approx(std::strtod(expected[i], nullptr)).epsilon(1e-14).margin(0));
+  }
+}
+
+struct Classic {
+  CountVectorizer::FitResult fit;
+  std::vector<SparseVector> test;
+};
+
+Classic ClassicCounts() {
+  auto fit = CountVectorizer::FitTransform(kCorpus, {});
+  REQUIRE(fit.ok());
+  Classic c{*std::move(fit), {}};
+  for (const std::string& t : kTest) c.test.push_back(c.fit.vectorizer.Transform(t));
+  return c;
+}
+
+Doubles Row(const DiscreteNb& nb, size_t c) {
+  const size_t f = nb.num_features();
+  return Doubles(nb.feature_log_prob().begin() + c * f,
+                 nb.feature_log_prob().begin() + (c + 1) * f);
+}
+
+TEST_CASE("ComplementNB on the classic corpus (spec E.3)") {
+  const Classic c = ClassicCounts();
+  auto nb = ComplementNb::Fit(c.fit.rows, 9, kLabels, {}, NbOptions(), /*norm=*/false);
+  REQUIRE(nb.ok());
+  CheckClose(Row(*nb, 0), {"2.5257286443082556", "2.120263536200091", "2.120263536200091",
+                           "1.8325814637483102", "2.5257286443082556", "3.2188758248682006",
+                           "1.8325814637483102", "2.5257286443082556", "1.8325814637483102"});
+  CheckClose(nb->Predict(c.test[0]).joint_log_likelihood,
+             {"5.785426463696711", "5.403677882205863", "5.6154065307047745"});
+  CheckClose(nb->Predict(c.test[1]).log_probability,
+             {"-0.9599814396988879", "-1.2239469855333525", "-1.130001372690824"});
+  CHECK(nb->Predict(c.test[2]).joint_log_likelihood == Doubles{0, 0, 0});
+  CHECK(nb->Predict(c.test[0]).predicted == 0);
+
+  auto normed = ComplementNb::Fit(c.fit.rows, 9, kLabels, {}, NbOptions(), /*norm=*/true);
+  REQUIRE(normed.ok());
+  CheckClose(Row(*normed, 1),
+             {"0.14338336444752703", "0.07703179112212033", "0.11020757778482368",
+              "0.09080098665521716", "0.14338336444752703", "0.11020757778482368",
+              "0.09080098665521716", "0.14338336444752703", "0.09080098665521716"});
+  CheckClose(normed->Predict(c.test[0]).joint_log_likelihood,
+             {"0.2817440625564924", "0.25863376443255465", "0.27645819390018"});
+  // A single class: the prior enters (spec E.4).
+  std::vector<SparseVector> x(3);
+  x[0] = {{0, 2}, {1, 2}};
+  x[1] = {{1}, {3}};
+  x[2] = {{0, 1, 2}, {1, 1, 1}};
+  auto single = ComplementNb::Fit(x, 3, {"5", "5", "5"}, {}, NbOptions(), false);
+  REQUIRE(single.ok());
+  CheckClose(single->Predict(x[0]).joint_log_likelihood, {"3.295836866004329"});
+}
+
+TEST_CASE("BernoulliNB on the classic corpus (spec E.3)") {
+  const Classic c = ClassicCounts();
+  auto nb = BernoulliNb::Fit(c.fit.rows, 9, kLabels, {}, NbOptions(), 0.0);
+  REQUIRE(nb.ok());
+  CHECK(Doubles(nb->feature_count().begin(), nb->feature_count().begin() + 9) ==
+        Doubles{0, 1, 0, 1, 0, 1, 1, 0, 1});  // binarized
+  CheckClose(Row(*nb, 1), {"-0.6931471805599453", "-0.6931471805599453", "-0.6931471805599453",
+                           "-0.2876820724517808", "-0.6931471805599453", "-1.3862943611198906",
+                           "-0.2876820724517808", "-0.6931471805599453", "-0.2876820724517808"});
+  CheckClose(nb->Predict(c.test[0]).joint_log_likelihood,
+             {"-6.4217746952132595", "-6.408223661834905", "-6.4217746952132595"});
+  CheckClose(nb->Predict(c.test[2]).joint_log_likelihood,
+             {"-8.501216236893095", "-8.605448239171125", "-8.501216236893095"});
+  CHECK(nb->Predict(c.test[0]).predicted == 1);
+  CHECK(nb->Predict(c.test[1]).predicted == 0);
+  // binarize=1.0 keeps only values > 1 (spec 6.2).
+  std::vector<SparseVector> x(3);
+  x[0] = {{0, 2}, {1, 2}};
+  x[1] = {{1}, {3}};
+  x[2] = {{0, 1, 2}, {1, 1, 1}};
+  auto strict = BernoulliNb::Fit(x, 3, {"a", "a", "a"}, {}, NbOptions(), 1.0);
+  REQUIRE(strict.ok());
+  CHECK(strict->feature_count() == Doubles{0, 1, 1});
+}
+
+TEST_CASE("The classifier registry maps config kinds to implementations") {
+  v1::ClassifierConfig config;
+  CHECK(ClassifierKindName(config) == "multinomial_nb");
+  const Classic c = ClassicCounts();
+  for (const char* name : {"multinomial_nb", "complement_nb", "bernoulli_nb"}) {
+    const ClassifierKind* kind = FindClassifierKind(name);
+    REQUIRE(kind != nullptr);
+    v1::ClassifierConfig cfg;
+    const auto* field = cfg.GetDescriptor()->FindFieldByName(name);
+    cfg.GetReflection()->MutableMessage(&cfg, field);
+    CHECK(ClassifierKindName(cfg) == name);
+    auto fitted = FitClassifier(cfg, c.fit.rows, 9, kLabels, {});
+    REQUIRE(fitted.ok());
+    v1::ClassifierState state;
+    (*fitted)->ToState(&state);
+    *state.mutable_config() = cfg;
+    auto back = ClassifierFromState(state, 9);
+    REQUIRE(back.ok());
+    for (const SparseVector& row : c.test) {
+      CHECK((*back)->Predict(row).joint_log_likelihood ==
+            (*fitted)->Predict(row).joint_log_likelihood);
+    }
+    // Weights all 0 are refused by every kind (issue 5 item 2).
+    CHECK(FitClassifier(cfg, c.fit.rows, 9, kLabels, {0, 0, 0, 0}).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  CHECK(FindClassifierKind("svm") == nullptr);
+  config.mutable_bernoulli_nb()->set_binarize(-1);
+  CHECK(ValidateClassifierConfig(config).code() == absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace maas::discriminative

@@ -1,0 +1,259 @@
+// The service core over an in-memory store: validation happens before a version is written, and
+// every parameter whose cost grows with it is bounded (issue 5 items 2, 4 and 9).
+#include "services/discriminative/core/discriminative_core.h"
+
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/registry/model_repository.h"
+#include "common/store/memory_model_store.h"
+
+namespace maas::discriminative {
+namespace {
+
+struct Fixture {
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository{&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration()};
+  DiscriminativeCoreOptions Options() {
+    DiscriminativeCoreOptions options;
+    options.repository = &repository;
+    return options;
+  }
+  // Versions of `name` in the store (empty when the model does not exist).
+  std::vector<int64_t> Versions(const std::string& name) {
+    auto versions = store.ListVersions(name);
+    return versions.ok() ? *versions : std::vector<int64_t>{};
+  }
+};
+
+v1::TrainRequest ConfigMessage(const std::string& name) {
+  v1::TrainRequest request;
+  request.mutable_config()->set_name(name);
+  return request;
+}
+
+v1::TrainRequest BatchMessage(const std::vector<std::string>& texts,
+                              const std::vector<std::string>& labels,
+                              const std::vector<double>& weights = {}) {
+  v1::TrainRequest request;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    v1::LabeledText* example = request.mutable_batch()->add_examples();
+    example->set_text(texts[i]);
+    example->set_label(labels[i]);
+    if (!weights.empty()) example->set_weight(weights[i]);
+  }
+  return request;
+}
+
+absl::StatusOr<v1::TrainResponse> Train(DiscriminativeCore& core, const v1::TrainRequest& config,
+                                        const v1::TrainRequest& batch) {
+  auto session = core.StartTrain();
+  absl::Status status = session->Add(config);
+  if (status.ok()) status = session->Add(batch);
+  if (!status.ok()) return status;
+  return session->Finish();
+}
+
+const std::vector<std::string> kTexts = {"the cat sat", "a dog barked", "the cat purred",
+                                         "dogs bark loudly"};
+const std::vector<std::string> kLabels = {"cat", "dog", "cat", "dog"};
+
+TEST_CASE("A Train whose weights are all 0 is INVALID_ARGUMENT and stores nothing") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels)).ok());
+  auto result = Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels, {0, 0, 0, 0}));
+  REQUIRE(result.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("weight"));
+  CHECK(f.Versions("m") == std::vector<int64_t>{1});
+  // The latest version still serves.
+  v1::ClassifyRequest classify;
+  classify.mutable_model()->set_name("m");
+  classify.add_texts("the cat");
+  auto classified = core.Classify(classify);
+  REQUIRE(classified.ok());
+  CHECK(classified->model_version() == 1);
+  CHECK(classified->results(0).label() == "cat");
+}
+
+TEST_CASE("Distinct labels above max_classes are RESOURCE_EXHAUSTED and store nothing") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.limits.max_classes = 50;
+  DiscriminativeCore core(options);
+  std::vector<std::string> texts, labels;
+  for (int i = 0; i < 51; ++i) {
+    texts.push_back(absl::StrCat("word", i, " common"));
+    labels.push_back(absl::StrCat("label", i));
+  }
+  auto result = Train(core, ConfigMessage("many"), BatchMessage(texts, labels));
+  REQUIRE(result.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("--max_classes"));
+  CHECK(f.Versions("many").empty());
+  texts.pop_back();
+  labels.pop_back();
+  CHECK(Train(core, ConfigMessage("many"), BatchMessage(texts, labels)).ok());
+  CHECK(f.Versions("many") == std::vector<int64_t>{1});
+}
+
+TEST_CASE("classes x features above max_model_cells is RESOURCE_EXHAUSTED before fitting") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.limits.max_model_cells = 2 * 5;  // 2 classes x 5 features
+  DiscriminativeCore core(options);
+  // 6 distinct terms over 2 classes: 12 cells.
+  auto result =
+      Train(core, ConfigMessage("big"), BatchMessage({"aa bb cc", "dd ee ff"}, {"x", "y"}));
+  REQUIRE(result.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("--max_model_cells"));
+  CHECK(f.Versions("big").empty());
+  CHECK(Train(core, ConfigMessage("big"), BatchMessage({"aa bb cc", "dd ee"}, {"x", "y"})).ok());
+}
+
+TEST_CASE("A model above max_model_bytes is RESOURCE_EXHAUSTED and stores nothing") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.limits.max_model_bytes = 200;
+  DiscriminativeCore core(options);
+  auto result = Train(core, ConfigMessage("fat"), BatchMessage(kTexts, kLabels));
+  REQUIRE(result.status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("--max_model_bytes"));
+  CHECK(f.Versions("fat").empty());
+}
+
+TEST_CASE("ngram sizes above max_ngram are INVALID_ARGUMENT in Train and CreateModel") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  for (const uint32_t ngram_max : {17u, std::numeric_limits<uint32_t>::max()}) {
+    v1::TrainRequest config = ConfigMessage("ng");
+    config.mutable_config()->mutable_vectorizer()->mutable_count()->mutable_text()->set_ngram_max(
+        ngram_max);
+    auto session = core.StartTrain();
+    const absl::Status status = session->Add(config);
+    REQUIRE(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("--max_ngram"));
+  }
+  // A model trained with defaults, exported, then re-imported with a huge ngram_max.
+  REQUIRE(Train(core, ConfigMessage("ok"), BatchMessage(kTexts, kLabels)).ok());
+  v1::GetModelRequest get;
+  get.mutable_model()->set_name("ok");
+  auto got = core.GetModel(get);
+  REQUIRE(got.ok());
+  v1::CreateModelRequest create;
+  create.set_name("imported");
+  *create.mutable_spec() = got->spec();
+  create.mutable_spec()
+      ->mutable_vectorizer()
+      ->mutable_config()
+      ->mutable_count()
+      ->mutable_text()
+      ->set_ngram_max(4294967295u);
+  auto created = core.CreateModel(create);
+  REQUIRE(created.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(created.status().message()), Catch::Contains("--max_ngram"));
+  CHECK(f.Versions("imported").empty());
+}
+
+TEST_CASE("CreateModel rejects feature_log_prob above 0, and -inf unless alpha is 0") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, ConfigMessage("src"), BatchMessage(kTexts, kLabels)).ok());
+  v1::GetModelRequest get;
+  get.mutable_model()->set_name("src");
+  auto got = core.GetModel(get);
+  REQUIRE(got.ok());
+  const auto create_with = [&](double value, double alpha) {
+    v1::CreateModelRequest create;
+    create.set_name("imp");
+    *create.mutable_spec() = got->spec();
+    create.mutable_spec()->mutable_classifier()->mutable_feature_log_prob()->set_values(0, value);
+    create.mutable_spec()
+        ->mutable_classifier()
+        ->mutable_config()
+        ->mutable_multinomial_nb()
+        ->set_alpha(alpha);
+    return core.CreateModel(create);
+  };
+  auto positive = create_with(0.5, 1.0);
+  REQUIRE(positive.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(positive.status().message()), Catch::Contains("feature_log_prob"));
+  auto neg_inf = create_with(-HUGE_VAL, 1.0);
+  REQUIRE(neg_inf.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(neg_inf.status().message()), Catch::Contains("-inf"));
+  CHECK(f.Versions("imp").empty());
+  // alpha = 0 (force_alpha, the default) allows zero probabilities.
+  CHECK(create_with(-HUGE_VAL, 0.0).ok());
+  CHECK(f.Versions("imp") == std::vector<int64_t>{1});
+}
+
+}  // namespace
+}  // namespace maas::discriminative
+
+namespace maas::discriminative {
+namespace {
+
+// Runs every item on its own thread: shows results do not depend on how chunks are spread.
+class ThreadPerItemExecutor final : public exec::Executor {
+ public:
+  void ParallelFor(int64_t n, const std::function<void(int64_t)>& fn) override {
+    std::vector<std::thread> threads;
+    for (int64_t i = 0; i < n; ++i) threads.emplace_back([&fn, i] { fn(i); });
+    for (std::thread& t : threads) t.join();
+  }
+  int parallelism() const override { return 4; }
+};
+
+TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the same result") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels, {1, 2, 0.5, 1})).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  for (int i = 0; i < 300; ++i) request.add_texts(kTexts[i % 4] + (i % 3 ? " cat" : " dog"));
+  auto verbose = core.Classify(request);
+  REQUIRE(verbose.ok());
+  request.set_compact(true);
+  ThreadPerItemExecutor threads;
+  auto compact = core.Classify(request, exec::StopToken(), threads);
+  REQUIRE(compact.ok());
+  CHECK(compact->results_size() == 0);
+  REQUIRE(compact->classes_size() == 2);
+  CHECK(compact->probabilities().rows() == 300);
+  CHECK(compact->probabilities().cols() == 2);
+  for (int i = 0; i < 300; ++i) {
+    const v1::Classification& r = verbose->results(i);
+    CHECK(compact->classes(static_cast<int>(compact->predicted(i))) == r.label());
+    for (int c = 0; c < 2; ++c) {
+      CHECK(compact->probabilities().values(i * 2 + c) == r.scores(c).probability());
+    }
+  }
+  request.set_top_k(1);
+  CHECK(core.Classify(request).status().code() == absl::StatusCode::kInvalidArgument);
+  // A stopped token stops the batch with its status.
+  request.set_top_k(0);
+  const exec::StopToken stopped([] { return absl::DeadlineExceededError("deadline passed"); });
+  CHECK(core.Classify(request, stopped, threads).status().code() ==
+        absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_CASE("A Train whose caller gave up stores nothing") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  auto session = core.StartTrain();
+  REQUIRE(session->Add(ConfigMessage("late")).ok());
+  REQUIRE(session->Add(BatchMessage(kTexts, kLabels)).ok());
+  const exec::StopToken cancelled([] { return absl::CancelledError("client cancelled"); });
+  CHECK(session->Finish(cancelled).status().code() == absl::StatusCode::kCancelled);
+  CHECK(f.Versions("late").empty());
+}
+
+}  // namespace
+}  // namespace maas::discriminative

@@ -1,0 +1,274 @@
+// Analyzers, hashing, TF-IDF and the vectorizer registry, each alone, on the reference notes'
+// known-answer vectors (sklearn-text-nb-spec.md sections 1.2, 1.8, 1.9, 4.3 and appendix E).
+#include <catch2/catch.hpp>
+#include <cmath>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/hashing_vectorizer.h"
+#include "services/discriminative/core/text_analysis.h"
+#include "services/discriminative/core/tfidf.h"
+#include "services/discriminative/core/vectorizer.h"
+
+namespace maas::discriminative {
+namespace {
+
+using Strings = std::vector<std::string>;
+
+const Strings kCorpus = {"This is the first document.", "This document is the second document.",
+                         "And this is the third one.", "Is this the first document?"};
+const Strings kTest = {"this document is new", "first second third", "nothing known"};
+
+Strings Analyze(const AnalyzerOptions& options, const std::string& text) {
+  const Analyzer analyzer(options);
+  AnalyzerScratch scratch;
+  Strings out;
+  analyzer.Analyze(text, &scratch, [&](std::string_view t) { out.emplace_back(t); });
+  return out;
+}
+
+AnalyzerOptions Char(AnalyzerKind kind, uint32_t lo, uint32_t hi) {
+  AnalyzerOptions options;
+  options.kind = kind;
+  options.ngram_min = lo;
+  options.ngram_max = hi;
+  return options;
+}
+
+double Parse(const char* repr) { return std::strtod(repr, nullptr); }
+
+TEST_CASE("char and char_wb analyzers (spec 1.8, 1.9, E.1)") {
+  CHECK(Analyze(Char(AnalyzerKind::kChar, 1, 2), "Ab\tc  d\n") ==
+        Strings{"a", "b", "\t", "c", " ", "d", "\n", "ab", "b\t", "\tc", "c ", " d", "d\n"});
+  CHECK(Analyze(Char(AnalyzerKind::kChar, 2, 3), "ab c") ==
+        Strings{"ab", "b ", " c", "ab ", "b c"});
+  CHECK(Analyze(Char(AnalyzerKind::kChar, 3, 5), "ab").empty());
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 2, 3), "ab  c\tdef") ==
+        Strings{" a", "ab", "b ", " ab", "ab ", " c", "c ", " c ", " d", "de", "ef", "f ", " de",
+                "def", "ef "});
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 1, 1), "ab c") ==
+        Strings{" ", "a", "b", " ", " ", "c", " "});
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 2, 5), "a bc") ==
+        Strings{" a", "a ", " a ", " b", "bc", "c ", " bc", "bc ", " bc "});
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 4, 5), "a") == Strings{" a "});
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 3, 3), "ab") == Strings{" ab", "ab "});
+  // Code points, not bytes; Unicode whitespace (U+3000) splits words, a single NBSP stays in
+  // 'char'.
+  CHECK(Analyze(Char(AnalyzerKind::kChar, 2, 2), "é\u00a0中") == Strings{"é\u00a0", "\u00a0中"});
+  CHECK(Analyze(Char(AnalyzerKind::kCharWb, 2, 2), "é\u3000中") ==
+        Strings{" é", "é ", " 中", "中 "});
+}
+
+TEST_CASE("strip_accents ascii / unicode (spec 1.4, E.1)") {
+  AnalyzerOptions unicode;
+  unicode.strip_accents = StripAccentsMode::kUnicode;
+  CHECK(Analyze(unicode, "ᴬᴮ Ǆemal ﬁne Ⅻ straße") ==
+        Strings{"AB", "dzemal", "fine", "xii", "straße"});
+  AnalyzerOptions ascii;
+  ascii.strip_accents = StripAccentsMode::kAscii;
+  CHECK(Analyze(ascii, "ᴬᴮ Ǆemal ﬁne Ⅻ straße") == Strings{"AB", "dzemal", "fine", "xii", "strae"});
+  CHECK(StripAccents("½", StripAccentsMode::kAscii) == "12");
+  CHECK(StripAccents("½", StripAccentsMode::kUnicode) == "1\u20442");
+  CHECK(StripAccents("café", StripAccentsMode::kUnicode) == "cafe");
+  CHECK(StripAccents("a\u0901b", StripAccentsMode::kUnicode) == "a\u0901b");  // ccc 0 kept
+  CHECK(StripAccents("中文", StripAccentsMode::kAscii).empty());
+}
+
+TEST_CASE("decode_error strict / replace / ignore (spec 1.2)") {
+  std::string storage;
+  const auto decode = [&](std::string_view bytes, DecodeError mode) {
+    auto out = DecodeUtf8(bytes, mode, &storage);
+    REQUIRE(out.ok());
+    return std::string(*out);
+  };
+  CHECK(DecodeUtf8("ab\xff", DecodeError::kStrict, &storage).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  CHECK(decode("ab\xff"
+               "cd ef",
+               DecodeError::kIgnore) == "abcd ef");
+  CHECK(decode("ab\xff"
+               "cd ef",
+               DecodeError::kReplace) == "ab\uFFFDcd ef");
+  CHECK(decode("ab\xe2\x82"
+               "cd",
+               DecodeError::kReplace) == "ab\uFFFDcd");
+  CHECK(decode("ab\xf0\x9f\x98"
+               "cd",
+               DecodeError::kReplace) == "ab\uFFFDcd");
+  CHECK(decode("ab\xed\xa0\x80"
+               "cd",
+               DecodeError::kReplace) == "ab\uFFFD\uFFFD\uFFFDcd");
+  CHECK(decode("\xc0\xafxy zz", DecodeError::kReplace) == "\uFFFD\uFFFDxy zz");
+  CHECK(decode("ab\x80\x80"
+               "cd",
+               DecodeError::kIgnore) == "abcd");
+}
+
+TEST_CASE("MurmurHash3_x86_32 equals scikit-learn's murmurhash3_32 (spec 4.3)") {
+  const auto signed_hash = [](std::string_view s) {
+    return static_cast<int32_t>(MurmurHash3X86_32(s, 0));
+  };
+  CHECK(signed_hash("") == 0);
+  CHECK(signed_hash("a") == 1009084850);
+  CHECK(signed_hash("ab") == -1681926305);
+  CHECK(signed_hash("abc") == -1277324294);
+  CHECK(signed_hash("abcd") == 1139631978);
+  CHECK(signed_hash("hello") == 613153351);
+  CHECK(signed_hash("the") == -1132748958);
+  CHECK(signed_hash("café") == 605818632);
+  CHECK(signed_hash("中文") == -618237545);
+  CHECK(signed_hash("Hello World!") == -603376259);
+  for (const char* token : {"ncmn40xj", "rbfo61ad", "votjyw5d"}) {
+    CHECK(signed_hash(token) == INT32_MIN);
+  }
+}
+
+HashingVectorizer Hashing(uint32_t n, bool alternate_sign, RowNorm norm, bool binary = false) {
+  HashingVectorizerOptions options;
+  options.n_features = n;
+  options.alternate_sign = alternate_sign;
+  options.norm = norm;
+  options.binary = binary;
+  return HashingVectorizer(options);
+}
+
+TEST_CASE("HashingVectorizer on the classic corpus (spec E.2)") {
+  const SparseVector a = Hashing(16, true, RowNorm::kL2).Transform(kCorpus[1]);
+  CHECK(a.indices == std::vector<uint32_t>{0, 11, 13, 14});
+  CHECK(a.values == std::vector<double>{Parse("-0.8164965809277261"), Parse("0.4082482904638631"),
+                                        Parse("0.4082482904638631"), 0.0});
+  const SparseVector b = Hashing(16, false, RowNorm::kNone).Transform(kCorpus[2]);
+  CHECK(b.indices == std::vector<uint32_t>{4, 5, 13, 14});
+  CHECK(b.values == std::vector<double>{1, 1, 2, 2});
+  const SparseVector c = Hashing(8, true, RowNorm::kNone).Transform(kCorpus[1]);
+  CHECK(c.indices == std::vector<uint32_t>{0, 3, 5, 6});
+  CHECK(c.values == std::vector<double>{-2, 1, 1, 0});  // the cancelled zero stays stored
+  const SparseVector d = Hashing(8, true, RowNorm::kNone, /*binary=*/true).Transform(kCorpus[1]);
+  CHECK(d.values == std::vector<double>{1, 1, 1, 1});
+  // INT32_MIN: index 2^31 mod n, value -1 (spec 4.1).
+  const SparseVector e = Hashing(1000, true, RowNorm::kNone).Transform("ncmn40xj");
+  CHECK(e.indices == std::vector<uint32_t>{648});
+  CHECK(e.values == std::vector<double>{-1});
+}
+
+TEST_CASE("TF-IDF over counts (spec E.2: default, sublinear/no smooth/l1, no idf)") {
+  std::vector<std::string_view> texts(kCorpus.begin(), kCorpus.end());
+  v1::VectorizerConfig config;
+  config.mutable_tfidf();
+  auto fit = FitVectorizer(config, texts);
+  REQUIRE(fit.ok());
+  const auto* tfidf = dynamic_cast<const TfidfVectorizer*>(fit->vectorizer.get());
+  REQUIRE(tfidf != nullptr);
+  const std::vector<double> idf = {Parse("1.916290731874155"),
+                                   Parse("1.2231435513142097"),
+                                   Parse("1.5108256237659907"),
+                                   1.0,
+                                   Parse("1.916290731874155"),
+                                   Parse("1.916290731874155"),
+                                   1.0,
+                                   Parse("1.916290731874155"),
+                                   1.0};
+  CHECK(tfidf->idf() == idf);
+  const SparseVector t = fit->vectorizer->Transform(kTest[0]);
+  CHECK(t.indices == std::vector<uint32_t>{1, 3, 8});
+  CHECK(t.values[0] == Approx(Parse("0.6541641499206824")).epsilon(1e-15));
+  CHECK(t.values[1] == Approx(Parse("0.5348220568369216")).epsilon(1e-15));
+
+  config.mutable_tfidf()->set_norm(v1::NORM_L1);
+  config.mutable_tfidf()->set_sublinear_tf(true);
+  config.mutable_tfidf()->set_smooth_idf(false);
+  fit = FitVectorizer(config, texts);
+  REQUIRE(fit.ok());
+  const SparseVector s = fit->vectorizer->Transform(kTest[1]);
+  CHECK(s.indices == std::vector<uint32_t>{2, 5, 7});
+  CHECK(s.values[0] == Approx(Parse("0.26186457442946226")).epsilon(1e-15));
+  CHECK(s.values[2] == Approx(Parse("0.3690677127852689")).epsilon(1e-15));
+
+  config.mutable_tfidf()->set_use_idf(false);
+  config.mutable_tfidf()->set_norm(v1::NORM_L2);
+  config.mutable_tfidf()->set_sublinear_tf(false);
+  fit = FitVectorizer(config, texts);
+  REQUIRE(fit.ok());
+  CHECK(fit->rows[1].values ==
+        std::vector<double>{Parse("0.7071067811865475"), Parse("0.35355339059327373"),
+                            Parse("0.35355339059327373"), Parse("0.35355339059327373"),
+                            Parse("0.35355339059327373")});
+}
+
+TEST_CASE("The vectorizer registry maps config kinds to implementations") {
+  v1::VectorizerConfig config;
+  CHECK(VectorizerKindName(config) == "count");
+  CHECK(VectorizerFamily(config) == "count");
+  config.mutable_hashing();
+  CHECK(VectorizerKindName(config) == "hashing");
+  config.mutable_tfidf();
+  CHECK(VectorizerFamily(config) == "hashing+tfidf");
+  for (const char* name : {"count", "hashing"}) {
+    const VectorizerKind* kind = FindVectorizerKind(name);
+    REQUIRE(kind != nullptr);
+    CHECK(kind->name == name);
+  }
+  CHECK(FindVectorizerKind("tfidf") == nullptr);
+  // Round trip through state for each kind.
+  const std::vector<std::string_view> texts(kCorpus.begin(), kCorpus.end());
+  for (v1::VectorizerConfig c : {v1::VectorizerConfig(), config}) {
+    c.mutable_hashing()->set_n_features(c.has_hashing() ? 32 : 0);
+    if (!c.has_tfidf()) c.mutable_count();
+    auto fit = FitVectorizer(c, texts);
+    REQUIRE(fit.ok());
+    v1::VectorizerState state;
+    fit->vectorizer->ToState(&state);
+    *state.mutable_config() = c;
+    auto back = VectorizerFromState(state);
+    REQUIRE(back.ok());
+    CHECK((*back)->num_features() == fit->vectorizer->num_features());
+    const SparseVector x = fit->vectorizer->Transform(kTest[0]);
+    const SparseVector y = (*back)->Transform(kTest[0]);
+    CHECK(x.indices == y.indices);
+    CHECK(x.values == y.values);
+  }
+  v1::VectorizerConfig bad;
+  bad.mutable_hashing()->set_n_features(2147483647u);
+  CHECK(ValidateVectorizerConfig(bad).code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("CountVectorizer: fixed vocabulary, stop word list, max_features ties (spec 2.5, 2.7)") {
+  CountVectorizerOptions fixed;
+  fixed.fixed_vocabulary = {"the", "zz", "document"};
+  auto fit = CountVectorizer::FitTransform(kCorpus, fixed);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.vocabulary() == Strings{"the", "zz", "document"});
+  CHECK(fit->rows[1].indices == std::vector<uint32_t>{0, 2});
+  CHECK(fit->rows[1].values == std::vector<double>{1, 2});
+  CHECK(fit->vectorizer.document_frequency() == std::vector<uint64_t>{4, 0, 3});
+
+  CountVectorizerOptions stop;
+  stop.analyzer.stop_words = {"the", "is", "this"};
+  fit = CountVectorizer::FitTransform(kCorpus, stop);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.vocabulary() ==
+        Strings{"and", "document", "first", "one", "second", "third"});
+
+  // 20 equally frequent terms: the documented rule keeps the first 5 in feature order.
+  std::string doc;
+  for (int i = 0; i < 20; ++i) doc += (i < 10 ? "w0" : "w1") + std::to_string(i % 10) + " ";
+  CountVectorizerOptions limited;
+  limited.max_features = 5;
+  fit = CountVectorizer::FitTransform(Strings{doc}, limited);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.vocabulary() == Strings{"w00", "w01", "w02", "w03", "w04"});
+  // Without ties the most frequent win (spec E.4: binary counts documents).
+  limited.max_features = 1;
+  fit = CountVectorizer::FitTransform(Strings{"bb bb bb", "aa", "aa"}, limited);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.vocabulary() == Strings{"bb"});
+  limited.binary = true;
+  fit = CountVectorizer::FitTransform(Strings{"bb bb bb", "aa", "aa"}, limited);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.vocabulary() == Strings{"aa"});
+}
+
+}  // namespace
+}  // namespace maas::discriminative
