@@ -395,7 +395,7 @@ TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool t
   }
   v1::ClassifyRequest request;
   request.mutable_model()->set_name("m");
-  for (int i = 0; i < 256 * 10; ++i) request.add_texts("goal team");  // 10 chunks
+  for (int i = 0; i < 2560; ++i) request.add_texts("goal team");  // 40 chunks of 64 texts
   exec::InlineExecutor inline_executor;
   exec::WorkerPool pool({2});
   for (exec::Executor* executor :
@@ -406,7 +406,7 @@ TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool t
     });
     auto stopped = core.Classify(request, *executor, stop);
     CHECK(absl::IsCancelled(stopped.status()));
-    CHECK(checks.load() == 10);  // one check per chunk; only 2 chunks did any work
+    CHECK(checks.load() == 40);  // one check per chunk; only 2 chunks did any work
     auto full = core.Classify(request, *executor, exec::StopToken());
     REQUIRE(full.ok());
     CHECK(full->results_size() == 2560);
