@@ -190,7 +190,7 @@ def test_stream_estimate_stop_reasons(stack):
 def test_bad_estimate_requests(stack):
     create_model_e(stack.gen_gw, "guarded")
     x = np.array([X])
-    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "num_samples"):
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "num_samples", "--max_samples_per_request"):
         estimate(stack.gen_gw, "guarded", x, estimator=gen.PRIOR, num_samples=MAX_SAMPLES + 1)
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "ais.num_temperatures"):
         estimate(stack.gen_gw, "guarded", x, estimator=gen.AIS, ais=gen.AisOptions(num_temperatures=200000))

@@ -464,13 +464,14 @@ def test_malformed_matrix_is_invalid_argument(stack, guard):
             gen.FitModelRequest(rows=common_pb2.Matrix(rows=3, cols=1, values=[1.0, 2.0]))]), timeout=TIMEOUT)
 
 
-def test_bad_num_samples_are_invalid_argument(stack, guard):
+def test_bad_num_samples_are_refused(stack, guard):
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "num_samples"):
         list(stack.gen_gw.Sample(gen.SampleRequest(model=ref("guard"), num_samples=0, seed=1), timeout=TIMEOUT))
-    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, str(MAX_SAMPLES)):
+    # Above the server's limit: RESOURCE_EXHAUSTED naming the flag.
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, str(MAX_SAMPLES), "--max_samples_per_request"):
         list(stack.gen_gw.Sample(gen.SampleRequest(model=ref("guard"), num_samples=MAX_SAMPLES + 1, seed=1),
                                  timeout=TIMEOUT))
-    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, str(MAX_SAMPLES)):
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, str(MAX_SAMPLES)):
         list(stack.gen.Sample(gen.SampleRequest(model=ref("guard"), num_samples=2**63, seed=1), timeout=TIMEOUT))
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "start_index"):
         list(stack.gen_gw.Sample(gen.SampleRequest(model=ref("guard"), num_samples=10, seed=1,

@@ -104,7 +104,7 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
       }
       for (int i = 0; i < batch.examples_size(); ++i) {
         if (batch.examples(i).text().size() > options_->max_text_bytes) {
-          return absl::InvalidArgumentError(
+          return absl::ResourceExhaustedError(
               absl::StrCat("example ", trainer_->num_examples() + i, " has a text of ",
                            batch.examples(i).text().size(), " bytes, above the limit of ",
                            options_->max_text_bytes, " (--max_text_bytes); split or truncate it"));
@@ -167,9 +167,10 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
         const v1::LabeledText& example = batch.examples(i);
         const uint64_t index = num_documents_ + static_cast<uint64_t>(i);
         if (example.text().size() > options_->max_text_bytes) {
-          return absl::InvalidArgumentError(
+          return absl::ResourceExhaustedError(
               absl::StrCat("example ", index, " has a text of ", example.text().size(),
-                           " bytes, above the limit of ", options_->max_text_bytes));
+                           " bytes, above the limit of ", options_->max_text_bytes,
+                           " (--max_text_bytes); split or truncate it"));
         }
         auto it = std::lower_bound(classes.begin(), classes.end(), example.label());
         if (it == classes.end() || *it != example.label()) {
@@ -259,13 +260,14 @@ absl::Status DiscriminativeCore::CheckTexts(
     const google::protobuf::RepeatedPtrField<std::string>& texts) const {
   if (texts.empty()) return absl::InvalidArgumentError("texts is empty; send at least one text");
   if (static_cast<uint64_t>(texts.size()) > options_.max_texts_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "texts has ", texts.size(), " entries, above this server's limit of ",
-        options_.max_texts_per_request, " per request; split them over several calls"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("texts has ", texts.size(), " entries, above this server's limit of ",
+                     options_.max_texts_per_request,
+                     " per request (--max_texts_per_request); split them over several calls"));
   }
   for (int i = 0; i < texts.size(); ++i) {
     if (texts[i].size() > options_.max_text_bytes) {
-      return absl::InvalidArgumentError(
+      return absl::ResourceExhaustedError(
           absl::StrCat("texts[", i, "] has ", texts[i].size(), " bytes, above the limit of ",
                        options_.max_text_bytes, " (--max_text_bytes); split or truncate it"));
     }

@@ -389,10 +389,11 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
     return absl::InvalidArgumentError("num_samples is 0; ask for at least one sample");
   }
   if (request.num_samples() > options_.max_samples_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_samples is ", request.num_samples(), ", above this server's limit of ",
-        options_.max_samples_per_request,
-        " per request; split the job into start_index ranges (shards concatenate exactly)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("num_samples is ", request.num_samples(), ", above this server's limit of ",
+                     options_.max_samples_per_request,
+                     " per request (--max_samples_per_request); split the job into start_index "
+                     "ranges (shards concatenate exactly)"));
   }
   if (request.start_index() > std::numeric_limits<uint64_t>::max() - request.num_samples()) {
     return absl::InvalidArgumentError(
@@ -425,9 +426,10 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
     return absl::InvalidArgumentError("x has no rows; send at least one row to evaluate");
   }
   if (request.x().rows() > options_.max_estimate_rows) {
-    return absl::InvalidArgumentError(
+    return absl::ResourceExhaustedError(
         absl::StrCat("x has ", request.x().rows(), " rows, above this server's limit of ",
-                     options_.max_estimate_rows, "; split the rows over several calls"));
+                     options_.max_estimate_rows,
+                     " (--max_estimate_rows); split the rows over calls with row_offset"));
   }
   MAAS_ASSIGN_OR_RETURN(prepared.x, convert::MatrixFromProto(request.x(), "x"));
   MAAS_RETURN_IF_ERROR(CheckDimension(*prepared.loaded, prepared.x.cols(), "x"));
@@ -463,10 +465,11 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
   const bool ais = settings.estimator == McEstimator::kAis;
   settings.num_samples = request.num_samples() == 0 ? (ais ? 16 : 1000) : request.num_samples();
   if (settings.num_samples > options_.max_samples_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "num_samples is ", settings.num_samples, ", above this server's limit of ",
-        options_.max_samples_per_request,
-        " per row; split the samples over calls with sample_offset (statistics merge exactly)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("num_samples is ", settings.num_samples, ", above this server's limit of ",
+                     options_.max_samples_per_request,
+                     " per row (--max_samples_per_request); split the samples over calls with "
+                     "sample_offset (statistics merge exactly)"));
   }
   if (ais) {
     const v1::AisOptions& options = request.ais();
@@ -520,9 +523,9 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
         "target_standard_error must be a finite number >= 0 (0: run to max_samples)");
   }
   if (request.max_samples() > options_.max_samples_per_request) {
-    return absl::InvalidArgumentError(absl::StrCat("max_samples is ", request.max_samples(),
-                                                   ", above this server's limit of ",
-                                                   options_.max_samples_per_request));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("max_samples is ", request.max_samples(), ", above this server's limit of ",
+                     options_.max_samples_per_request, " (--max_samples_per_request)"));
   }
   MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request.request()));
   if (prepared.estimator == v1::EXACT) {

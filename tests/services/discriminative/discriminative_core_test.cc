@@ -211,6 +211,31 @@ class ThreadPerItemExecutor final : public exec::Executor {
   int parallelism() const override { return 4; }
 };
 
+TEST_CASE("Request size limits are RESOURCE_EXHAUSTED naming their flag") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_texts_per_request = 3;
+  options.max_text_bytes = 16;
+  DiscriminativeCore core(options);
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels)).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  for (int i = 0; i < 4; ++i) request.add_texts("the cat");
+  auto too_many = core.Classify(request);
+  CHECK(absl::IsResourceExhausted(too_many.status()));
+  CHECK_THAT(std::string(too_many.status().message()), Catch::Contains("--max_texts_per_request"));
+  request.clear_texts();
+  request.add_texts("a text longer than sixteen bytes");
+  auto too_long = core.Classify(request);
+  CHECK(absl::IsResourceExhausted(too_long.status()));
+  CHECK_THAT(std::string(too_long.status().message()), Catch::Contains("--max_text_bytes"));
+  auto train = Train(core, ConfigMessage("m"),
+                     BatchMessage({"a text longer than sixteen bytes", "dog"}, {"cat", "dog"}));
+  CHECK(absl::IsResourceExhausted(train.status()));
+  CHECK_THAT(std::string(train.status().message()), Catch::Contains("--max_text_bytes"));
+  CHECK(f.Versions("m") == std::vector<int64_t>{1});
+}
+
 TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the same result") {
   Fixture f;
   DiscriminativeCore core(f.Options());

@@ -153,7 +153,11 @@ TEST_CASE("bad estimate requests are refused, naming the field") {
   };
   v1::EstimateLogLikelihoodRequest request = Request(v1::PRIOR, 1);
   request.set_num_samples(100001);
-  refused(request, "num_samples");
+  {  // a limit, not a malformed request: RESOURCE_EXHAUSTED naming its flag
+    auto status = f.core->EstimateLogLikelihood(request).status();
+    CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("--max_samples_per_request"));
+  }
   request = Request(v1::EXACT, 1);
   refused(request, "closed-form");
   request = Request(v1::AIS, 1);

@@ -196,8 +196,9 @@ TEST_CASE("sample requests are validated") {
   CHECK(absl::IsInvalidArgument(f.core->StartSample(request).status()));
   request.set_num_samples(1001);
   auto over = f.core->StartSample(request).status();
-  CHECK(absl::IsInvalidArgument(over));
+  CHECK(absl::IsResourceExhausted(over));  // a limit: names its flag
   CHECK_THAT(std::string(over.message()), Catch::Contains("1000"));
+  CHECK_THAT(std::string(over.message()), Catch::Contains("--max_samples_per_request"));
   request.set_num_samples(10);
   request.set_start_index(std::numeric_limits<uint64_t>::max() - 5);
   CHECK(absl::IsInvalidArgument(f.core->StartSample(request).status()));
