@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <utility>
 
@@ -428,6 +429,9 @@ absl::Status ValidateServerOptions(const ServerOptions& options) {
   if (options.shutdown_grace < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("shutdown_grace must be >= 0");
   }
+  if (options.max_connection_age < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("max_connection_age must be >= 0 (0 = never)");
+  }
   if (options.drain_delay < absl::ZeroDuration()) {
     return absl::InvalidArgumentError("drain_delay must be >= 0");
   }
@@ -514,6 +518,16 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     builder.experimental().SetInterceptorCreators(std::move(creators));
   }
 
+  if (options.max_connection_age > absl::ZeroDuration()) {
+    const auto clamp_ms = [](absl::Duration d) {
+      return static_cast<int>(
+          std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
+    };
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               std::max(1, clamp_ms(options.max_connection_age)));
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
+                               clamp_ms(options.shutdown_grace));
+  }
   if (options.configure_builder) options.configure_builder(builder);
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || selected_port == 0) {

@@ -61,6 +61,10 @@ ABSL_FLAG(uint64_t, max_classes, 10'000, "Largest number of classes of one model
 ABSL_FLAG(uint64_t, max_model_cells, uint64_t{1} << 25,
           "Largest classes x features of one model (per parameter matrix).");
 ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30, "Largest stored model, in bytes.");
+ABSL_FLAG(
+    double, max_connection_age_seconds, 0,
+    "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
+    "clients such as the gateway re-resolve DNS and reach replicas added since (0 = never).");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -124,6 +128,8 @@ int main(int argc, char** argv) {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  server_options.max_connection_age =
+      absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_seconds));
   std::ofstream log_file;
   if (!absl::GetFlag(FLAGS_log_file).empty()) {
     log_file.open(absl::GetFlag(FLAGS_log_file), std::ios::app);

@@ -56,6 +56,10 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
 ABSL_FLAG(std::string, log_file, "",
           "File the per-call JSON log lines are appended to (only those lines; banners and library "
           "messages go to stderr). Empty: stderr.");
+ABSL_FLAG(
+    double, max_connection_age_seconds, 0,
+    "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
+    "clients such as the gateway re-resolve DNS and reach replicas added since (0 = never).");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -121,6 +125,8 @@ int main(int argc, char** argv) {
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  server_options.max_connection_age =
+      absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_seconds));
   std::ofstream log_file;
   if (!absl::GetFlag(FLAGS_log_file).empty()) {
     log_file.open(absl::GetFlag(FLAGS_log_file), std::ios::app);

@@ -215,6 +215,27 @@ TEST_CASE("Server starts on a free port and serves the registered service") {
   CHECK(std::find(names.begin(), names.end(), "maas.gateway.v1.Gateway") != names.end());
 }
 
+TEST_CASE("Server closes connections older than max_connection_age, so clients re-resolve") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.max_connection_age = absl::Milliseconds(300);
+  options.shutdown_grace = absl::Milliseconds(100);
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  ListModelsResponse response;
+  REQUIRE(CallListModels(channel, "first", &response).ok());
+  REQUIRE(channel->GetState(false) == GRPC_CHANNEL_READY);
+  // The server's GOAWAY moves the channel out of READY; wait for that event (generous cap).
+  CHECK(channel->WaitForStateChange(GRPC_CHANNEL_READY,
+                                    std::chrono::system_clock::now() + std::chrono::seconds(20)));
+  // A later call reconnects and is served.
+  REQUIRE(CallListModels(channel, "second", &response).ok());
+  CHECK(response.models(0).name() == "second");
+  options.max_connection_age = absl::Seconds(-1);
+  CHECK(absl::IsInvalidArgument(ValidateServerOptions(options)));
+}
+
 TEST_CASE("Server health: SERVING, SetServing, unknown service") {
   TestGateway service;
   auto server = Server::Start(TestOptions(), {&service});
