@@ -12,12 +12,24 @@
 #include "absl/strings/str_split.h"
 
 namespace maas::server {
+namespace {
+
+// Abseil reports a flag's file with its leading slashes removed (its default normalize_filename),
+// so an absolute __FILE__ must be compared the same way; relative paths are unchanged.
+std::string_view WithoutLeadingSlashes(std::string_view path) {
+  const size_t first = path.find_first_not_of("\\/");
+  return first == std::string_view::npos ? std::string_view() : path.substr(first);
+}
+
+}  // namespace
 
 void PrintFlagsHelp(std::ostream& out, std::string_view main_file) {
   out << absl::ProgramUsageMessage() << "\n\nFlags:\n";
   std::vector<const absl::CommandLineFlag*> flags;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
-    if (std::string_view(flag->Filename()) == main_file) flags.push_back(flag);
+    if (WithoutLeadingSlashes(flag->Filename()) == WithoutLeadingSlashes(main_file)) {
+      flags.push_back(flag);
+    }
   }
   std::sort(flags.begin(), flags.end(),
             [](const auto* a, const auto* b) { return a->Name() < b->Name(); });

@@ -21,9 +21,14 @@
 #include <thread>
 #include <vector>
 
+#include "absl/flags/flag.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "common/server/flags_help.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
+
+// A flag defined in this file, for the --help test below.
+ABSL_FLAG(int, server_test_example_flag, 7, "An example flag of this test file.");
 
 namespace maas::server {
 namespace {
@@ -561,4 +566,19 @@ TEST_CASE("WaitForTerminationSignal returns the signal sent to the process") {
 }
 
 }  // namespace
+TEST_CASE(
+    "Help lists the flags of the binary's own file, whether __FILE__ is absolute or relative") {
+  // Abseil reports flag files without leading slashes; a build with absolute paths (no ccache base
+  // dir) once listed no flag at all.
+  for (const std::string& main_file : {std::string(__FILE__), "/" + std::string(__FILE__)}) {
+    std::ostringstream out;
+    PrintFlagsHelp(out, main_file);
+    CHECK_THAT(out.str(), Catch::Contains("  --server_test_example_flag (default: 7)"));
+    CHECK_THAT(out.str(), Catch::Contains("An example flag of this test file."));
+  }
+  std::ostringstream other;
+  PrintFlagsHelp(other, "some/other/main.cc");
+  CHECK_THAT(other.str(), !Catch::Contains("server_test_example_flag"));
+}
+
 }  // namespace maas::server
