@@ -532,8 +532,9 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
           continue;
         }
         struct stat st;
-        if (absl::StartsWith(file, internal::Sv(kTempPrefix)) && lstat(file_path.c_str(), &st) == 0 &&
-            S_ISREG(st.st_mode) && TempFileAbandoned(file_path) && unlink(file_path.c_str()) == 0) {
+        if (absl::StartsWith(file, internal::Sv(kTempPrefix)) &&
+            lstat(file_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+            TempFileAbandoned(file_path) && unlink(file_path.c_str()) == 0) {
           ++report.temp_files_removed;
           report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
           report.removed_paths.push_back(file_path);
