@@ -55,14 +55,7 @@ absl::StatusOr<BernoulliNb> BernoulliNb::Fit(const std::vector<SparseVector>& ro
   BernoulliNb nb;
   nb.options_ = options;
   nb.binarize_ = binarize;
-  MAAS_RETURN_IF_ERROR(nb.FitCounts(rows, num_features, labels, weights));
-  MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
-  const absl::Status valid = nb.ValidateFeatureLogProb();
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the fitted model is invalid: ", valid.message()));
-  }
-  nb.BuildTable();
+  MAAS_RETURN_IF_ERROR(nb.FitInPlace(rows, num_features, labels, weights));
   return nb;
 }
 

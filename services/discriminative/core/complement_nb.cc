@@ -31,14 +31,7 @@ absl::StatusOr<ComplementNb> ComplementNb::Fit(const std::vector<SparseVector>& 
   ComplementNb nb;
   nb.options_ = options;
   nb.norm_ = norm;
-  MAAS_RETURN_IF_ERROR(nb.FitCounts(rows, num_features, labels, weights));
-  MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
-  const absl::Status valid = nb.ValidateFeatureLogProb();
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the fitted model is invalid: ", valid.message()));
-  }
-  nb.BuildTable();
+  MAAS_RETURN_IF_ERROR(nb.FitInPlace(rows, num_features, labels, weights));
   return nb;
 }
 

@@ -110,6 +110,20 @@ void DiscreteNb::ToState(v1::ClassifierState* state) const {
   SetMatrix(classes_.size(), num_features_, feature_log_prob_, state->mutable_feature_log_prob());
 }
 
+absl::Status DiscreteNb::FitInPlace(const std::vector<SparseVector>& rows, size_t num_features,
+                                    const std::vector<std::string>& labels,
+                                    const std::vector<double>& weights) {
+  MAAS_RETURN_IF_ERROR(FitCounts(rows, num_features, labels, weights));
+  MAAS_RETURN_IF_ERROR(UpdateParameters());
+  const absl::Status valid = ValidateFeatureLogProb();
+  if (!valid.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the fitted model is invalid: ", valid.message()));
+  }
+  BuildTable();
+  return absl::OkStatus();
+}
+
 absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
                                    const std::vector<std::string>& labels,
                                    const std::vector<double>& weights) {

@@ -88,6 +88,12 @@ class DiscreteNb : public Classifier {
   // Fills weights_t_ (F x C) and bias_ from feature_log_prob_ and class_log_prior_.
   virtual void BuildTable() = 0;
 
+  // The whole fit (options_ and the kind's own options set before): FitCounts, UpdateParameters,
+  // then the check that the fitted parameters would load back (never store what cannot be read),
+  // then BuildTable. Errors as FitCounts, or INVALID_ARGUMENT for an invalid fitted model.
+  absl::Status FitInPlace(const std::vector<SparseVector>& rows, size_t num_features,
+                          const std::vector<std::string>& labels,
+                          const std::vector<double>& weights);
   // fit(X, y, sample_weight) into this object's counts (options_ set before). Errors:
   // INVALID_ARGUMENT for mismatched lengths, bad values/weights, all weights 0, class_prior length.
   absl::Status FitCounts(const std::vector<SparseVector>& rows, size_t num_features,

@@ -39,15 +39,7 @@ absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>
                                                  const MultinomialNbOptions& options) {
   MultinomialNb nb;
   nb.options_ = options;
-  MAAS_RETURN_IF_ERROR(nb.FitCounts(rows, num_features, labels, weights));
-  MAAS_RETURN_IF_ERROR(nb.UpdateParameters());
-  // The fitted parameters must be loadable: never store what cannot be read back.
-  const absl::Status valid = nb.ValidateFeatureLogProb();
-  if (!valid.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("the fitted model is invalid: ", valid.message()));
-  }
-  nb.BuildTable();
+  MAAS_RETURN_IF_ERROR(nb.FitInPlace(rows, num_features, labels, weights));
   return nb;
 }
 

@@ -137,9 +137,8 @@ class FitSession {
   // cancelled (its status is returned); the fit itself stops between iterations.
   absl::StatusOr<v1::FitModelResponse> Finish(exec::Executor& executor,
                                               const exec::StopToken& stop);
+  // The same with a stop token that never fires.
   absl::StatusOr<v1::FitModelResponse> Finish();
-  // Lets Finish() stop between iterations (deadline, cancellation). Default: never stops.
-  void set_stop_token(exec::StopToken stop) { stop_ = std::move(stop); }
 
  private:
   const GenerativeCoreOptions* options_;
