@@ -1,7 +1,6 @@
 """End-to-end tests of maas-gateway on the real binaries: routing, its own Gateway service, health, deadlines,
 cancellation, large messages and a backend going away and coming back."""
 
-import time
 
 import grpc
 import numpy as np
@@ -156,12 +155,10 @@ def test_short_deadline_is_deadline_exceeded(stack):
     with expect_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED):
         list(stack.gen_gw.Sample(request, timeout=0.001))
     # A deadline that expires mid-stream (5M x 8 doubles = 320 MB cannot arrive in 0.3 s).
-    start = time.monotonic()
     received = 0
     with expect_rpc_error(grpc.StatusCode.DEADLINE_EXCEEDED):
         for batch in stack.gen_gw.Sample(request, timeout=0.3):
             received += batch.x.rows
-    assert time.monotonic() - start < 5.0
     assert received < 5_000_000
     assert health_status(stack.gw_channel) == health_pb2.HealthCheckResponse.SERVING
     assert health_status(stack.gen_channel) == health_pb2.HealthCheckResponse.SERVING
