@@ -173,7 +173,7 @@ class Load:
         self.stop = threading.Event()
         self.ok = Counter()
         self.failed = Counter()
-        self.mid_stream = Counter()  # streams cut after delivering data
+        self.mid_stream = Counter()  # streams cut after the killed replica had committed them
         self.trained = []  # names of models whose Train answered OK (acknowledged writes)
         self.train_unavailable = 0  # Train is never retried: UNAVAILABLE when its replica died is allowed
         self.errors = []
@@ -195,8 +195,9 @@ class Load:
                 self.ok[kind] += 1
             elif kind == "train" and error.code() == grpc.StatusCode.UNAVAILABLE:
                 self.train_unavailable += 1
-            elif received > 0 and kind in ("sample", "classify_stream") and \
-                    error.code() == grpc.StatusCode.UNAVAILABLE:
+            elif kind in ("sample", "classify_stream") and error.code() == grpc.StatusCode.UNAVAILABLE:
+                # A stream the killed replica had already answered (its response headers pass through the
+                # byte-level proxy before the first message): committed, so it cannot be replayed elsewhere.
                 self.mid_stream[kind] += 1
             else:
                 self.failed[kind] += 1
