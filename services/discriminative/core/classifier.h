@@ -48,6 +48,18 @@ class Classifier {
 
   // jll, predict_log_proba (scikit-learn's logsumexp), predict_proba and predict of one row.
   ClassScores Predict(const SparseVector& row) const;
+
+  // scikit-learn's partial_fit(X, y, sample_weight) in place, classes fixed: the counts of `rows`
+  // (indices < num_features()), summed from zero in row order, are added to this classifier's,
+  // then every parameter is recomputed. `labels` one per row, each one of classes(); `weights`
+  // empty (all 1) or one finite weight >= 0 per row. Errors: INVALID_ARGUMENT (naming the row or
+  // label; the classifier is then unusable and must be dropped), UNIMPLEMENTED for a classifier
+  // without partial_fit.
+  virtual absl::Status PartialFit(const std::vector<SparseVector>& /*rows*/,
+                                  const std::vector<std::string>& /*labels*/,
+                                  const std::vector<double>& /*weights*/) {
+    return absl::UnimplementedError("this classifier has no partial_fit");
+  }
 };
 
 // One classifier implementation.
@@ -81,6 +93,17 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierCo
                                                           const std::vector<double>& weights);
 absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
                                                                 size_t num_features);
+// partial_fit's first call: a classifier of the config's kind with `classes` (sorted by code point,
+// unique, non-empty) and zero counts over `num_features` features, loaded through the kind's own
+// from_state (so its options are validated as for a stored model; a class_prior whose length is
+// not the number of classes is INVALID_ARGUMENT). Its parameters are placeholders until
+// PartialFit recomputes them.
+absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
+    const v1::ClassifierConfig& config, const std::vector<std::string>& classes,
+    size_t num_features);
+// A deep copy of a fitted classifier through its state (partial training continues a copy; the
+// version it continues, which calls may be using, is never touched).
+absl::StatusOr<std::unique_ptr<Classifier>> CopyClassifier(const Classifier& classifier);
 
 }  // namespace maas::discriminative
 

@@ -85,4 +85,27 @@ absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::Classi
   return kind->from_state(state, num_features);
 }
 
+absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
+    const v1::ClassifierConfig& config, const std::vector<std::string>& classes,
+    size_t num_features) {
+  v1::ClassifierState state;
+  *state.mutable_config() = config;
+  state.mutable_classes()->Assign(classes.begin(), classes.end());
+  state.mutable_class_count()->Resize(static_cast<int>(classes.size()), 0.0);
+  state.mutable_class_log_prior()->Resize(static_cast<int>(classes.size()), 0.0);
+  const int cells = static_cast<int>(classes.size() * num_features);
+  for (common::v1::Matrix* m : {state.mutable_feature_count(), state.mutable_feature_log_prob()}) {
+    m->set_rows(static_cast<uint32_t>(classes.size()));
+    m->set_cols(static_cast<uint32_t>(num_features));
+    m->mutable_values()->Resize(cells, 0.0);
+  }
+  return ClassifierFromState(state, num_features);
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> CopyClassifier(const Classifier& classifier) {
+  v1::ClassifierState state;
+  classifier.ToState(&state);
+  return ClassifierFromState(state, classifier.num_features());
+}
+
 }  // namespace maas::discriminative

@@ -491,8 +491,20 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerSt
   return std::unique_ptr<Vectorizer>(std::make_unique<CountVectorizer>(std::move(v)));
 }
 
+// Only a fixed vocabulary gives every batch the same features.
+absl::Status CheckPartialKind(const v1::VectorizerConfig& config) {
+  if (config.count().vocabulary_size() > 0) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      "partial training needs features that do not depend on the data, but this count "
+      "vectorizer learns its vocabulary from the training texts (each batch would have different "
+      "features; scikit-learn's CountVectorizer has no partial_fit): give a fixed vocabulary "
+      "(vectorizer.count.vocabulary, e.g. the one GetModel returns) or use the hashing "
+      "vectorizer");
+}
+
 }  // namespace
 
-const VectorizerKind kCountVectorizerKind = {"count", &Validate, &StartFit, &FromStateKind};
+const VectorizerKind kCountVectorizerKind = {"count", &Validate, &StartFit, &FromStateKind,
+                                             &CheckPartialKind};
 
 }  // namespace maas::discriminative

@@ -60,6 +60,10 @@ class DiscreteNb : public Classifier {
   void JointLogLikelihood(const SparseVector& row, double* jll) const override;
   double FeatureContribution(size_t c, uint32_t feature, double value) const override;
   void ToState(v1::ClassifierState* state) const override;
+  // partial_fit (discrete_nb_partial.cc).
+  absl::Status PartialFit(const std::vector<SparseVector>& rows,
+                          const std::vector<std::string>& labels,
+                          const std::vector<double>& weights) override;
 
   const NbOptions& options() const { return options_; }
   // C x F, row-major (feature_count_).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -13,7 +14,8 @@ namespace {
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
     const DiscriminativeCoreOptions& options, const std::string& name, const Pipeline& pipeline,
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
-    const v1::TrainSummary* summary, const exec::StopToken& stop) {
+    const v1::TrainSummary* summary, const exec::StopToken& stop,
+    std::optional<int64_t> expected_latest = std::nullopt) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   const v1::PipelineSpec spec = pipeline.ToSpec();
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
@@ -27,6 +29,23 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   return options.repository->Put(
       name,
       [&](int64_t version) -> absl::StatusOr<std::string> {
+        if (expected_latest.has_value()) {
+          // A partial Train: commit only if the version it continued is still the latest.
+          absl::StatusOr<std::vector<int64_t>> versions =
+              options.repository->cache().store()->ListVersions(name);
+          if (!versions.ok() && !absl::IsNotFound(versions.status())) return versions.status();
+          const int64_t latest = versions.ok() && !versions->empty() ? versions->back() : 0;
+          if (latest != *expected_latest) {
+            return absl::AbortedError(absl::StrCat(
+                "model '", name, "' changed while this partial Train ran: it continued ",
+                *expected_latest == 0 ? std::string("no version")
+                                      : absl::StrCat("version ", *expected_latest),
+                " but the latest is now ",
+                latest == 0 ? std::string("none") : absl::StrCat("version ", latest),
+                "; nothing was stored (continuing the older version would drop the newer one's "
+                "data): retry the partial Train"));
+          }
+        }
         v1::StoredDiscriminativeModel stored;
         registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels,
                                 description, options.clock(), stored.mutable_info());
@@ -84,7 +103,21 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
       MAAS_RETURN_IF_ERROR(registry::ValidateModelName(message.config().name()));
       MAAS_RETURN_IF_ERROR(
           registry::ValidateLabels(message.config().labels(), message.config().description()));
-      MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(message.config(), options_->limits));
+      if (message.config().partial()) {
+        // The latest version, if any, is what this partial Train continues.
+        common::v1::ModelRef latest;
+        latest.set_name(message.config().name());
+        absl::StatusOr<std::shared_ptr<const LoadedPipeline>> previous =
+            options_->repository->Get(latest);
+        if (previous.ok()) {
+          previous_ = *std::move(previous);
+        } else if (!absl::IsNotFound(previous.status())) {
+          return previous.status();
+        }
+      }
+      MAAS_ASSIGN_OR_RETURN(
+          Trainer trainer, Trainer::Create(message.config(), options_->limits,
+                                           previous_ != nullptr ? &*previous_->pipeline : nullptr));
       trainer_.emplace(std::move(trainer));
       config_ = message.config();
       return absl::OkStatus();
@@ -129,10 +162,19 @@ absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& st
   // Do not commit a version the caller no longer waits for (the store checks again right before
   // the write).
   MAAS_RETURN_IF_ERROR(stop.Check());
-  MAAS_ASSIGN_OR_RETURN(
-      std::shared_ptr<const LoadedPipeline> stored,
-      StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
-                    config_->description(), &result.summary, stop));
+  std::shared_ptr<const LoadedPipeline> stored;
+  if (config_->partial()) {
+    const int64_t continued = previous_ != nullptr ? previous_->info().version() : 0;
+    absl::Mutex unshared;  // without a core's mutex there is no other session to serialise with
+    absl::MutexLock lock(partial_commit_mu_ != nullptr ? partial_commit_mu_.get() : &unshared);
+    MAAS_ASSIGN_OR_RETURN(
+        stored, StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
+                              config_->description(), &result.summary, stop, continued));
+  } else {
+    MAAS_ASSIGN_OR_RETURN(
+        stored, StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
+                              config_->description(), &result.summary, stop));
+  }
   v1::TrainResponse response;
   *response.mutable_info() = stored->info();
   *response.mutable_summary() = result.summary;

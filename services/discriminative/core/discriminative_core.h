@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
@@ -53,14 +54,25 @@ struct DiscriminativeCoreOptions {
 };
 
 // Accumulates one Train stream: Add() each message in order, then Finish().
+//
+// A partial Train (TrainConfig.partial) continues the latest version as it is when the config
+// arrives, and commits only if that is still the latest version when the new one is written
+// (ABORTED otherwise: another call committed meanwhile and continuing the older version would
+// drop its data; retry). Partial commits of one core are serialised, so two concurrent partial
+// Trains of a model never both continue the same version; between replicas sharing a store the
+// check is made just before the write.
 class TrainSession {
  public:
-  explicit TrainSession(const DiscriminativeCoreOptions* options) : options_(options) {}
+  // `partial_commit_mu` (may be null) serialises the check-and-write of partial Trains.
+  explicit TrainSession(const DiscriminativeCoreOptions* options,
+                        std::shared_ptr<absl::Mutex> partial_commit_mu = nullptr)
+      : options_(options), partial_commit_mu_(std::move(partial_commit_mu)) {}
   // The first message must be a TrainConfig, every later one a TextBatch.
   absl::Status Add(const v1::TrainRequest& message);
   // Fits, stores a new version and returns it. `stop` is checked between chunks of the fit and
   // once more just before the version is written: a call whose deadline passed or that was
-  // cancelled stores nothing.
+  // cancelled stores nothing (a failed or cancelled partial Train leaves the continued version
+  // the latest).
   absl::StatusOr<v1::TrainResponse> Finish(const exec::StopToken& stop);
   // The same; the fit itself runs on the calling thread (scikit-learn's summation orders are
   // sequential over samples), so the executor is not used.
@@ -71,7 +83,10 @@ class TrainSession {
 
  private:
   const DiscriminativeCoreOptions* options_;
+  std::shared_ptr<absl::Mutex> partial_commit_mu_;
   std::optional<v1::TrainConfig> config_;
+  // The version a partial Train continues (null: none, or not partial); the trainer points into it.
+  std::shared_ptr<const LoadedPipeline> previous_;
   std::optional<Trainer> trainer_;
 };
 
@@ -109,7 +124,7 @@ class DiscriminativeCore {
   absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request,
                                                       const exec::StopToken& stop = {});
   std::unique_ptr<TrainSession> StartTrain() const {
-    return std::make_unique<TrainSession>(&options_);
+    return std::make_unique<TrainSession>(&options_, partial_commit_mu_);
   }
   std::unique_ptr<EvaluateSession> StartEvaluate() const {
     return std::make_unique<EvaluateSession>(&options_, options_.repository);
@@ -136,6 +151,7 @@ class DiscriminativeCore {
   absl::Status CheckTexts(const google::protobuf::RepeatedPtrField<std::string>& texts) const;
 
   DiscriminativeCoreOptions options_;
+  std::shared_ptr<absl::Mutex> partial_commit_mu_ = std::make_shared<absl::Mutex>();
 };
 
 }  // namespace maas::discriminative

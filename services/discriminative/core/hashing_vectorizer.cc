@@ -191,8 +191,12 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerSt
   return std::unique_ptr<Vectorizer>(std::make_unique<HashingVectorizer>(std::move(options)));
 }
 
+// Stateless: every batch hashes the same way.
+absl::Status CheckPartialKind(const v1::VectorizerConfig&) { return absl::OkStatus(); }
+
 }  // namespace
 
-const VectorizerKind kHashingVectorizerKind = {"hashing", &Validate, &StartFit, &FromStateKind};
+const VectorizerKind kHashingVectorizerKind = {"hashing", &Validate, &StartFit, &FromStateKind,
+                                               &CheckPartialKind};
 
 }  // namespace maas::discriminative

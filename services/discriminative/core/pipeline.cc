@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/numpy_compat.h"
 #include "services/discriminative/core/text_analysis.h"
@@ -314,22 +316,124 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
   return Classify(texts, options, exec::StopToken(), inline_executor);
 }
 
-absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& config,
-                                        const PipelineLimits& limits) {
+namespace {
+
+// OK when the partial Train's config part equals the continued version's, else INVALID_ARGUMENT
+// naming the first differing field.
+absl::Status CheckSameConfig(absl::string_view part, const google::protobuf::Message& stored,
+                             const google::protobuf::Message& given) {
+  std::string report;
+  google::protobuf::util::MessageDifferencer differencer;
+  differencer.ReportDifferencesToString(&report);
+  if (differencer.Compare(stored, given)) return absl::OkStatus();
+  std::string first(report.substr(0, report.find('\n')));
+  if (first.size() > 300) first = absl::StrCat(first.substr(0, 300), "...");
+  return absl::InvalidArgumentError(absl::StrCat(
+      "a partial Train continues the latest version with its exact configuration, but this ", part,
+      " config differs from the stored one (", first, "); send the same ", part,
+      " config as before (GetModel shows it) or leave ", part,
+      " unset to continue with the stored one; to change it, train without partial"));
+}
+
+std::string QuotedList(const std::vector<std::string>& values) {
+  std::string out = "[";
+  for (size_t i = 0; i < values.size() && i < 20; ++i) {
+    absl::StrAppend(&out, i == 0 ? "" : ", ", "'", values[i].substr(0, 100), "'");
+  }
+  if (values.size() > 20) absl::StrAppend(&out, ", ... (", values.size(), " in all)");
+  return absl::StrCat(out, "]");
+}
+
+// The continued version's vectorizer with this call's document counts added (the features are
+// the same: partial training only runs vectorizers that do not learn from data).
+absl::StatusOr<std::shared_ptr<const Vectorizer>> ContinueVectorizer(
+    const Vectorizer& previous, const Vectorizer& batch, const v1::VectorizerConfig& config) {
+  if (previous.num_features() != batch.num_features()) {
+    return absl::InternalError(absl::StrCat("partial training: the continued version has ",
+                                            previous.num_features(), " features but this call's ",
+                                            batch.num_features()));
+  }
+  v1::VectorizerState before;
+  v1::VectorizerState merged;
+  previous.ToState(&before);
+  batch.ToState(&merged);
+  if (before.document_frequency_size() == merged.document_frequency_size()) {
+    merged.set_num_documents(before.num_documents() + merged.num_documents());
+    for (int i = 0; i < merged.document_frequency_size(); ++i) {
+      merged.set_document_frequency(i, before.document_frequency(i) + merged.document_frequency(i));
+    }
+  } else {  // the continued version's counts are unknown (an import without them)
+    merged.clear_document_frequency();
+    merged.set_num_documents(0);
+  }
+  *merged.mutable_config() = config;
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer, VectorizerFromState(merged));
+  return std::shared_ptr<const Vectorizer>(std::move(vectorizer));
+}
+
+}  // namespace
+
+absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const PipelineLimits& limits,
+                                        const Pipeline* previous) {
+  v1::TrainConfig config = given;
+  if (!config.partial()) previous = nullptr;
+  if (previous != nullptr) {
+    if (!config.has_vectorizer()) *config.mutable_vectorizer() = previous->vectorizer_config();
+    if (!config.has_classifier()) *config.mutable_classifier() = previous->classifier_config();
+  }
   MAAS_RETURN_IF_ERROR(CheckConfigLimits(config.vectorizer(), limits));
-  if (config.partial()) {
-    return absl::UnimplementedError(
-        "partial training (TrainConfig.partial, scikit-learn partial_fit) is not supported yet");
-  }
-  if (config.classes_size() != 0) {
-    return absl::UnimplementedError(
-        "TrainConfig.classes (partial_fit's classes) is not supported yet; leave it empty");
-  }
   MAAS_RETURN_IF_ERROR(ValidateClassifierConfig(config.classifier()));
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter,
                         StartVectorizerFit(config.vectorizer()));
+  if (config.partial()) MAAS_RETURN_IF_ERROR(CheckPartialVectorizer(config.vectorizer()));
+  std::vector<std::string> classes(config.classes().begin(), config.classes().end());
+  for (size_t c = 0; c < classes.size(); ++c) {
+    if (classes[c].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("classes[", c, "] is empty"));
+    }
+    const absl::Status valid = ValidateUtf8(classes[c]);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("classes[", c, "]: ", valid.message()));
+    }
+  }
+  std::sort(classes.begin(), classes.end());
+  for (size_t c = 1; c < classes.size(); ++c) {
+    if (classes[c - 1] == classes[c]) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("classes lists '", classes[c].substr(0, 100),
+                       "' more than once; give each class once (partial_fit's classes)"));
+    }
+  }
+  if (classes.size() > limits.max_classes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("classes has ", classes.size(), " entries, above this server's limit of ",
+                     limits.max_classes, " classes (--max_classes); merge rare labels"));
+  }
+  if (previous != nullptr) {
+    MAAS_RETURN_IF_ERROR(
+        CheckSameConfig("vectorizer", previous->vectorizer_config(), config.vectorizer()));
+    MAAS_RETURN_IF_ERROR(
+        CheckSameConfig("classifier", previous->classifier_config(), config.classifier()));
+    if (!classes.empty() && classes != previous->classes()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "`classes=", QuotedList(classes),
+          "` is not the same as on last call to partial_fit, was: ",
+          QuotedList(previous->classes()),
+          " (TrainConfig.classes must equal the classes of the version being continued, or be "
+          "left empty)"));
+    }
+    classes = previous->classes();
+  } else if (config.partial() && classes.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "classes must be passed on the first call to partial_fit: model '",
+        config.name().substr(0, 100),
+        "' has no version to continue, so TrainConfig.classes must list every label this model "
+        "will ever be trained on"));
+  }
   Trainer trainer(config, limits);
   trainer.fitter_ = std::move(fitter);
+  trainer.fixed_classes_ = std::move(classes);
+  trainer.previous_ = previous;
   return trainer;
 }
 
@@ -356,9 +460,21 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
       return absl::InvalidArgumentError(
           absl::StrCat(where(), "weight must be finite and >= 0; got ", example.weight()));
     }
+    if (!fixed_classes_.empty() &&
+        !std::binary_search(fixed_classes_.begin(), fixed_classes_.end(), example.label())) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where(), "label '", example.label().substr(0, 100), "' is not one of the classes ",
+          QuotedList(fixed_classes_),
+          previous_ != nullptr ? " of the version being continued"
+                               : " given in TrainConfig.classes",
+          "; partial_fit's classes are fixed on its first call, and scikit-learn would silently "
+          "drop such an example (or count it as another class when there are one or two "
+          "classes), so it is refused; train a new model without partial to add a class"));
+    }
   }
   absl::flat_hash_set<absl::string_view> new_labels;
   for (const v1::LabeledText& example : batch.examples()) {
+    if (!fixed_classes_.empty()) break;  // bounded by the fixed classes
     if (distinct_labels_.contains(example.label())) continue;
     new_labels.insert(example.label());
     if (distinct_labels_.size() + new_labels.size() > limits_.max_classes) {
@@ -395,18 +511,47 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
   std::unique_ptr<VectorizerFitter> fitter = std::move(fitter_);
   MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, fitter->Finish());
   fitter.reset();
-  // All weights 1 is the same as no sample_weight (exact integer counts either way).
-  MAAS_ASSIGN_OR_RETURN(
-      Pipeline pipeline,
-      Pipeline::FromVectorizerFit(std::move(fit), labels_, weights_, config_.vectorizer(),
-                                  config_.classifier(), limits_, stop));
+  std::optional<Pipeline> fitted;
+  if (fixed_classes_.empty()) {
+    // All weights 1 is the same as no sample_weight (exact integer counts either way).
+    MAAS_ASSIGN_OR_RETURN(
+        Pipeline pipeline,
+        Pipeline::FromVectorizerFit(std::move(fit), labels_, weights_, config_.vectorizer(),
+                                    config_.classifier(), limits_, stop));
+    fitted.emplace(std::move(pipeline));
+  } else {
+    // partial_fit: the continued version's classifier (a copy) or a fresh one over the fixed
+    // classes, continued with this call's rows.
+    std::shared_ptr<const Vectorizer> vectorizer;
+    if (previous_ != nullptr) {
+      MAAS_ASSIGN_OR_RETURN(vectorizer, ContinueVectorizer(previous_->vectorizer(), *fit.vectorizer,
+                                                           config_.vectorizer()));
+    } else {
+      vectorizer = std::move(fit.vectorizer);
+    }
+    const size_t num_features = vectorizer->num_features();
+    MAAS_RETURN_IF_ERROR(CheckModelSize(fixed_classes_.size(), num_features, limits_));
+    MAAS_RETURN_IF_ERROR(stop.Check());
+    std::unique_ptr<Classifier> classifier;
+    if (previous_ != nullptr) {
+      MAAS_ASSIGN_OR_RETURN(classifier, CopyClassifier(previous_->classifier()));
+    } else {
+      MAAS_ASSIGN_OR_RETURN(
+          classifier, StartPartialClassifier(config_.classifier(), fixed_classes_, num_features));
+    }
+    MAAS_RETURN_IF_ERROR(classifier->PartialFit(fit.rows, labels_, weights_));
+    fit.rows.clear();
+    fitted.emplace(Pipeline(config_.vectorizer(), config_.classifier(), std::move(vectorizer),
+                            std::shared_ptr<const Classifier>(std::move(classifier))));
+  }
+  Pipeline& pipeline = *fitted;
   v1::TrainSummary summary;
   summary.set_num_documents(labels_.size());
   summary.set_num_features(pipeline.num_features());
   summary.mutable_classes()->Assign(pipeline.classes().begin(), pipeline.classes().end());
   summary.mutable_class_count()->Assign(pipeline.classifier().class_count().begin(),
                                         pipeline.classifier().class_count().end());
-  return TrainResult{std::move(pipeline), std::move(summary)};
+  return TrainResult{std::move(*fitted), std::move(summary)};
 }
 
 }  // namespace maas::discriminative

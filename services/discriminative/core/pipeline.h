@@ -130,6 +130,7 @@ class Pipeline {
   const v1::ClassifierConfig& classifier_config() const { return classifier_config_; }
 
  private:
+  friend class Trainer;
   Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
            std::shared_ptr<const Vectorizer> vectorizer,
            std::shared_ptr<const Classifier> classifier);
@@ -153,28 +154,45 @@ struct TrainResult {
 };
 
 // Accumulates the examples of a Train stream, then fits.
+//
+// Partial training (TrainConfig.partial, scikit-learn's partial_fit): the texts go through the
+// vectorizer's transform (it must not learn from data: hashing, or count with a fixed
+// vocabulary; TF-IDF only without use_idf) and the classifier's counts continue those of
+// `previous`, the version being continued, or start from zero over TrainConfig.classes when there
+// is none. One partial Train is one partial_fit call over all its examples.
+// TrainConfig.classes without partial fixes the classes of an ordinary fit (partial_fit on a fresh
+// estimator): classes without examples get zero counts.
 class Trainer {
  public:
   // Validates the configuration up front (so a bad config fails before any data is sent): errors as
-  // Pipeline::Fit; `partial` and `classes` (partial_fit) answer UNIMPLEMENTED for now. The name,
-  // labels and description are not looked at (the adapter's business).
+  // Pipeline::Fit, plus for partial training INVALID_ARGUMENT when the vectorizer learns from data,
+  // when classes is missing on the first call ("classes must be passed on the first call to
+  // partial_fit"), has duplicates or empty labels, or differs from the continued version's, and
+  // when the vectorizer or classifier config differs from the continued version's (naming the
+  // field). With partial, an unset vectorizer or classifier means the continued version's.
+  // The name, labels and description are not looked at (the adapter's business).
   // `limits` bound the configuration (checked here) and the stream (classes, checked per batch;
-  // model size, checked in Finish before the classifier is allocated).
+  // model size, checked in Finish before the classifier is allocated). `previous` (partial only;
+  // ignored otherwise) must outlive the Trainer.
   static absl::StatusOr<Trainer> Create(const v1::TrainConfig& config,
-                                        const PipelineLimits& limits = {});
+                                        const PipelineLimits& limits = {},
+                                        const Pipeline* previous = nullptr);
 
   // Validates and appends one batch: every example needs valid UTF-8 text and label, a non-empty
-  // label and a weight that is finite and >= 0 (unset: 1). On error (INVALID_ARGUMENT naming the
-  // batch and example; RESOURCE_EXHAUSTED when the distinct labels exceed limits.max_classes)
-  // nothing of the batch is kept.
+  // label (one of the fixed classes, when there are), and a weight that is finite and >= 0 (unset:
+  // 1). On error (INVALID_ARGUMENT naming the batch and example; RESOURCE_EXHAUSTED when the
+  // distinct labels exceed limits.max_classes) nothing of the batch is kept.
   absl::Status AddBatch(const v1::TextBatch& batch);
 
   // Examples accepted so far.
   size_t num_examples() const { return labels_.size(); }
 
+  // The configuration the fit uses (with partial, unset parts filled from the continued version).
+  const v1::TrainConfig& config() const { return config_; }
+
   // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;
   // send at least one batch after the config"); other errors as Pipeline::Fit, including what
-  // `stop` answers between chunks of work.
+  // `stop` answers between chunks of work. Never modifies `previous`.
   // Call once.
   absl::StatusOr<TrainResult> Finish(const exec::StopToken& stop = {});
 
@@ -187,6 +205,11 @@ class Trainer {
   v1::TrainConfig config_;
   PipelineLimits limits_;
   DecodeError decode_error_;
+  // partial_fit's classes (sorted, unique) when fixed by TrainConfig.classes or the continued
+  // version; empty: the labels of the data.
+  std::vector<std::string> fixed_classes_;
+  // The version partial training continues, or null.
+  const Pipeline* previous_ = nullptr;
   absl::flat_hash_set<std::string> distinct_labels_;
   size_t num_batches_ = 0;
   // The vectorizer being fitted text by text: the trainer keeps sparse rows, not the texts.

@@ -94,6 +94,11 @@ struct VectorizerKind {
       const v1::VectorizerConfig& config);
   // A fitted vectorizer from stored/imported state, validated thoroughly (INVALID_ARGUMENT).
   absl::StatusOr<std::unique_ptr<Vectorizer>> (*from_state)(const v1::VectorizerState& state);
+  // Partial training (Train with partial: each call's texts go through the same transform, and
+  // the classifier continues with scikit-learn's partial_fit) needs features that do not depend on
+  // the training data. OK when this valid config has that property, else INVALID_ARGUMENT saying
+  // why. nullptr: the kind never does.
+  absl::Status (*check_partial)(const v1::VectorizerConfig& config) = nullptr;
 };
 
 // The name of the config's kind ("count" when unset).
@@ -113,6 +118,10 @@ absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
                                             const std::vector<std::string_view>& texts,
                                             const exec::StopToken& stop = {});
 absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state);
+// Whether the whole vectorizer of a valid config supports partial training (its kind's
+// check_partial; TF-IDF only without use_idf, since idf needs every document): OK or
+// INVALID_ARGUMENT saying why.
+absl::Status CheckPartialVectorizer(const v1::VectorizerConfig& config);
 // Family name part, e.g. "count", "hashing+tfidf".
 std::string VectorizerFamily(const v1::VectorizerConfig& config);
 

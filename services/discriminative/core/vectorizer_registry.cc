@@ -125,6 +125,27 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::Vector
   return base;
 }
 
+absl::Status CheckPartialVectorizer(const v1::VectorizerConfig& config) {
+  absl::Status error;
+  const VectorizerKind* kind = KindOf(config, &error);
+  if (kind == nullptr) return error;
+  if (kind->check_partial == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("partial training is not possible with the '", std::string(kind->name),
+                     "' vectorizer: its features depend on the training data"));
+  }
+  MAAS_RETURN_IF_ERROR(kind->check_partial(config));
+  if (config.has_tfidf() && (!config.tfidf().has_use_idf() || config.tfidf().use_idf())) {
+    return absl::InvalidArgumentError(
+        "partial training with tfidf.use_idf is not possible: idf = log(n / df) needs the "
+        "document frequencies of the whole corpus, so it would change with every batch and the "
+        "counts learned from earlier batches would be on a different scale (scikit-learn's "
+        "TfidfTransformer has no partial_fit either); set tfidf.use_idf false (sublinear_tf and "
+        "norm are per document and work), or train on the whole corpus without partial");
+  }
+  return absl::OkStatus();
+}
+
 std::string VectorizerFamily(const v1::VectorizerConfig& config) {
   std::string family = VectorizerKindName(config);
   if (config.has_tfidf()) absl::StrAppend(&family, "+tfidf");
