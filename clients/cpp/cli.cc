@@ -12,6 +12,7 @@
 #include <system_error>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
@@ -892,6 +893,343 @@ absl::StatusOr<std::string> FormatMessage(const google::protobuf::Message& messa
 
 namespace {
 
+// The train flags that configure the vectorizer (count / hashing / tfidf) and the classifier.
+const std::set<std::string>& VectorizerFlags() {
+  static const auto* const kFlags = new std::set<std::string>{
+      "vectorizer",     "tfidf",         "analyzer",        "ngram_range",
+      "lowercase",      "strip_accents", "stop_words",      "stop_words_file",
+      "token_pattern",  "binary",        "decode_error",    "min_df",
+      "max_df",         "max_features",  "vocabulary_file", "n_features",
+      "alternate_sign", "norm",          "hashing_norm",    "use_idf",
+      "smooth_idf",     "sublinear_tf"};
+  return *kFlags;
+}
+const std::set<std::string>& ClassifierFlags() {
+  static const auto* const kFlags =
+      new std::set<std::string>{"classifier",  "alpha",    "force_alpha",    "fit_prior",
+                                "class_prior", "binarize", "complement_norm"};
+  return *kFlags;
+}
+
+absl::StatusOr<dv1::Norm> ParseNorm(absl::string_view value, absl::string_view flag) {
+  const std::string norm = absl::AsciiStrToLower(value);
+  if (norm == "l1") return dv1::NORM_L1;
+  if (norm == "l2") return dv1::NORM_L2;
+  if (norm == "none") return dv1::NORM_NONE;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--", flag, " must be l1, l2 or none; got '", value, "'"));
+}
+
+// scikit-learn's int-or-float min_df / max_df: "2" is a document count, "0.5" or "1e-3" a fraction.
+absl::StatusOr<dv1::DocumentFrequency> ParseDocumentFrequency(absl::string_view value,
+                                                              absl::string_view flag) {
+  dv1::DocumentFrequency df;
+  const std::string where = absl::StrCat("--", flag);
+  if (value.find_first_of(".eE") == absl::string_view::npos) {
+    uint64_t count = 0;
+    if (!absl::SimpleAtoi(value, &count)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where,
+          " must be a document count (an integer >= 0) or a fraction in [0, 1] written "
+          "with a '.'; got '",
+          value, "'"));
+    }
+    df.set_count(count);
+    return df;
+  }
+  MAAS_ASSIGN_OR_RETURN(const double fraction, ParseFiniteDouble(value, where));
+  df.set_fraction(fraction);  // the service checks the range (scikit-learn's message)
+  return df;
+}
+
+std::vector<std::string> SplitList(absl::string_view value) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(value, ',')) {
+    out.emplace_back(absl::StripAsciiWhitespace(part));
+  }
+  return out;
+}
+
+// One term per line (blank lines skipped).
+absl::StatusOr<std::vector<std::string>> ReadWordList(const std::string& path) {
+  MAAS_ASSIGN_OR_RETURN(const std::string content, ReadFile(path));
+  std::vector<std::string> words;
+  const std::vector<absl::string_view> lines = SplitLines(content);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    if (IsBlank(lines[i])) continue;
+    if (!IsValidUtf8(lines[i])) {
+      return absl::InvalidArgumentError(absl::StrCat(path, ": line ", i + 1, ": invalid UTF-8"));
+    }
+    words.emplace_back(absl::StripAsciiWhitespace(lines[i]));
+  }
+  if (words.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no terms"));
+  return words;
+}
+
+}  // namespace
+
+absl::StatusOr<dv1::TrainConfig> BuildTrainConfig(const CommandArgs& args) {
+  const CommandArgs::Train& t = args.train;
+  const auto given = [&args](const char* flag) { return args.flags_set.count(flag) > 0; };
+  const auto not_for = [&](const std::set<std::string>& flags,
+                           absl::string_view what) -> absl::Status {
+    for (const std::string& flag : flags) {
+      if (args.flags_set.count(flag) > 0) {
+        return absl::InvalidArgumentError(absl::StrCat("--", flag, " does not apply to ", what));
+      }
+    }
+    return absl::OkStatus();
+  };
+  dv1::TrainConfig config;
+  config.set_name(args.name);
+  config.set_partial(args.partial);
+  if (given("classes")) {
+    for (std::string& label : SplitList(t.classes)) {
+      if (label.empty()) {
+        return absl::InvalidArgumentError("--classes has an empty label (comma-separated list)");
+      }
+      config.add_classes(std::move(label));
+    }
+  }
+
+  const bool any_vectorizer = std::any_of(VectorizerFlags().begin(), VectorizerFlags().end(),
+                                          [&](const std::string& f) { return given(f.c_str()); });
+  if (any_vectorizer) {
+    dv1::VectorizerConfig* vectorizer = config.mutable_vectorizer();
+    const std::string kind = given("vectorizer") ? absl::AsciiStrToLower(t.vectorizer) : "count";
+    dv1::TextOptions* text = nullptr;
+    if (kind == "count") {
+      MAAS_RETURN_IF_ERROR(not_for({"n_features", "alternate_sign", "hashing_norm"},
+                                   "the count vectorizer (use --vectorizer hashing)"));
+      dv1::CountVectorizerConfig* count = vectorizer->mutable_count();
+      text = count->mutable_text();
+      if (given("min_df")) {
+        MAAS_ASSIGN_OR_RETURN(*count->mutable_min_df(), ParseDocumentFrequency(t.min_df, "min_df"));
+      }
+      if (given("max_df")) {
+        MAAS_ASSIGN_OR_RETURN(*count->mutable_max_df(), ParseDocumentFrequency(t.max_df, "max_df"));
+      }
+      if (given("max_features")) {
+        if (t.max_features == 0) {
+          return absl::InvalidArgumentError(
+              "--max_features must be >= 1 (leave it out for no limit)");
+        }
+        count->set_max_features(t.max_features);
+      }
+    } else if (kind == "hashing") {
+      MAAS_RETURN_IF_ERROR(not_for({"min_df", "max_df", "max_features", "vocabulary_file"},
+                                   "the hashing vectorizer (it learns no vocabulary)"));
+      dv1::HashingVectorizerConfig* hashing = vectorizer->mutable_hashing();
+      text = hashing->mutable_text();
+      if (given("n_features")) {
+        if (t.n_features == 0) return absl::InvalidArgumentError("--n_features must be >= 1");
+        hashing->set_n_features(t.n_features);
+      }
+      if (given("alternate_sign")) hashing->set_alternate_sign(t.alternate_sign);
+      if (given("hashing_norm")) {
+        if (!t.tfidf) {
+          return absl::InvalidArgumentError(
+              "--hashing_norm is the hashing vectorizer's norm under --tfidf; without --tfidf use "
+              "--norm");
+        }
+        MAAS_ASSIGN_OR_RETURN(const dv1::Norm norm, ParseNorm(t.hashing_norm, "hashing_norm"));
+        hashing->set_norm(norm);
+      }
+      if (given("norm") && !t.tfidf) {
+        MAAS_ASSIGN_OR_RETURN(const dv1::Norm norm, ParseNorm(t.norm, "norm"));
+        hashing->set_norm(norm);
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--vectorizer must be count or hashing; got '", t.vectorizer, "'"));
+    }
+    if (t.tfidf) {
+      dv1::TfidfConfig* tfidf = vectorizer->mutable_tfidf();
+      if (given("norm")) {
+        MAAS_ASSIGN_OR_RETURN(const dv1::Norm norm, ParseNorm(t.norm, "norm"));
+        tfidf->set_norm(norm);
+      }
+      if (given("use_idf")) tfidf->set_use_idf(t.use_idf);
+      if (given("smooth_idf")) tfidf->set_smooth_idf(t.smooth_idf);
+      if (given("sublinear_tf")) tfidf->set_sublinear_tf(t.sublinear_tf);
+    } else {
+      MAAS_RETURN_IF_ERROR(
+          not_for({"use_idf", "smooth_idf", "sublinear_tf"}, "raw counts (add --tfidf)"));
+      if (kind == "count" && given("norm")) {
+        return absl::InvalidArgumentError(
+            "--norm does not apply to raw counts (add --tfidf, or use --vectorizer hashing)");
+      }
+    }
+    if (given("analyzer")) {
+      const std::string analyzer = absl::AsciiStrToLower(t.analyzer);
+      if (analyzer == "word") {
+        text->set_analyzer(dv1::ANALYZER_WORD);
+      } else if (analyzer == "char") {
+        text->set_analyzer(dv1::ANALYZER_CHAR);
+      } else if (analyzer == "char_wb") {
+        text->set_analyzer(dv1::ANALYZER_CHAR_WB);
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--analyzer must be word, char or char_wb; got '", t.analyzer, "'"));
+      }
+    }
+    if (given("ngram_range")) {
+      const std::vector<std::string> parts = SplitList(t.ngram_range);
+      uint32_t low = 0, high = 0;
+      if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &low) ||
+          !absl::SimpleAtoi(parts.back(), &high) || low == 0 || high < low) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--ngram_range must be MIN,MAX with 1 <= MIN <= MAX (or one N); got '",
+                         t.ngram_range, "'"));
+      }
+      text->set_ngram_min(low);
+      text->set_ngram_max(high);
+    }
+    if (given("lowercase")) text->set_lowercase(t.lowercase);
+    if (given("strip_accents")) {
+      const std::string strip = absl::AsciiStrToLower(t.strip_accents);
+      if (strip == "ascii") {
+        text->set_strip_accents(dv1::STRIP_ACCENTS_ASCII);
+      } else if (strip == "unicode") {
+        text->set_strip_accents(dv1::STRIP_ACCENTS_UNICODE);
+      } else if (strip != "none") {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--strip_accents must be ascii, unicode or none; got '", t.strip_accents, "'"));
+      }
+    }
+    if (given("stop_words")) {
+      if (given("stop_words_file")) {
+        return absl::InvalidArgumentError(
+            "give --stop_words (the built-in list) or --stop_words_file, not both");
+      }
+      text->set_stop_words(t.stop_words);  // the service names the lists it knows
+    }
+    if (given("token_pattern")) text->set_token_pattern(t.token_pattern);
+    if (given("binary")) text->set_binary(t.binary);
+    if (given("decode_error")) {
+      const std::string mode = absl::AsciiStrToLower(t.decode_error);
+      if (mode == "strict") {
+        text->set_decode_error(dv1::DECODE_ERROR_STRICT);
+      } else if (mode == "replace") {
+        text->set_decode_error(dv1::DECODE_ERROR_REPLACE);
+      } else if (mode == "ignore") {
+        text->set_decode_error(dv1::DECODE_ERROR_IGNORE);
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--decode_error must be strict, replace or ignore; got '", t.decode_error, "'"));
+      }
+    }
+  }
+
+  const bool any_classifier = std::any_of(ClassifierFlags().begin(), ClassifierFlags().end(),
+                                          [&](const std::string& f) { return given(f.c_str()); });
+  if (any_classifier) {
+    const std::string kind =
+        given("classifier") ? absl::AsciiStrToLower(t.classifier) : "multinomial_nb";
+    std::vector<double> prior;
+    if (given("class_prior")) {
+      for (const std::string& part : SplitList(t.class_prior)) {
+        MAAS_ASSIGN_OR_RETURN(const double p, ParseFiniteDouble(part, "--class_prior"));
+        prior.push_back(p);
+      }
+    }
+    const auto common = [&](auto* nb) {
+      if (given("alpha")) nb->set_alpha(t.alpha);
+      if (given("force_alpha")) nb->set_force_alpha(t.force_alpha);
+      if (given("fit_prior")) nb->set_fit_prior(t.fit_prior);
+      nb->mutable_class_prior()->Assign(prior.begin(), prior.end());
+    };
+    dv1::ClassifierConfig* classifier = config.mutable_classifier();
+    if (kind == "multinomial_nb") {
+      MAAS_RETURN_IF_ERROR(not_for({"binarize", "complement_norm"}, "multinomial_nb"));
+      common(classifier->mutable_multinomial_nb());
+    } else if (kind == "complement_nb") {
+      MAAS_RETURN_IF_ERROR(not_for({"binarize"}, "complement_nb"));
+      dv1::ComplementNbConfig* nb = classifier->mutable_complement_nb();
+      common(nb);
+      if (given("complement_norm")) nb->set_norm(t.complement_norm);
+    } else if (kind == "bernoulli_nb") {
+      MAAS_RETURN_IF_ERROR(not_for({"complement_norm"}, "bernoulli_nb"));
+      dv1::BernoulliNbConfig* nb = classifier->mutable_bernoulli_nb();
+      common(nb);
+      if (given("binarize")) {
+        if (absl::AsciiStrToLower(t.binarize) == "none") {
+          nb->set_disable_binarize(true);
+        } else {
+          MAAS_ASSIGN_OR_RETURN(const double threshold,
+                                ParseFiniteDouble(t.binarize, "--binarize"));
+          nb->set_binarize(threshold);
+        }
+      }
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--classifier must be multinomial_nb, complement_nb or bernoulli_nb; got '",
+                       t.classifier, "'"));
+    }
+  }
+  return config;
+}
+
+absl::Status AddTrainWordLists(const CommandArgs& args, dv1::TrainConfig* config) {
+  const auto given = [&args](const char* flag) { return args.flags_set.count(flag) > 0; };
+  if (given("vocabulary_file")) {
+    MAAS_ASSIGN_OR_RETURN(const std::vector<std::string> words,
+                          ReadWordList(args.train.vocabulary_file));
+    config->mutable_vectorizer()->mutable_count()->mutable_vocabulary()->Assign(words.begin(),
+                                                                                words.end());
+  }
+  if (given("stop_words_file")) {
+    MAAS_ASSIGN_OR_RETURN(const std::vector<std::string> words,
+                          ReadWordList(args.train.stop_words_file));
+    dv1::VectorizerConfig* vectorizer = config->mutable_vectorizer();
+    dv1::TextOptions* text = vectorizer->has_hashing()
+                                 ? vectorizer->mutable_hashing()->mutable_text()
+                                 : vectorizer->mutable_count()->mutable_text();
+    text->mutable_stop_word_list()->Assign(words.begin(), words.end());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<dv1::LabeledText>> ParseWeightedTrainingTsv(absl::string_view content) {
+  std::vector<dv1::LabeledText> examples;
+  const std::vector<absl::string_view> lines = SplitLines(content);
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const absl::string_view line = lines[i];
+    if (IsBlank(line)) continue;
+    const std::string where = absl::StrCat("line ", i + 1);
+    if (!IsValidUtf8(line)) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": invalid UTF-8"));
+    }
+    const size_t tab = line.find('\t');
+    const size_t tab2 = tab == absl::string_view::npos ? tab : line.find('\t', tab + 1);
+    if (tab2 == absl::string_view::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": expected 'label<TAB>weight<TAB>text' (--weighted)"));
+    }
+    const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
+    if (label.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
+    }
+    MAAS_ASSIGN_OR_RETURN(
+        const double weight,
+        ParseFiniteDouble(line.substr(tab + 1, tab2 - tab - 1), absl::StrCat(where, ": weight")));
+    if (weight < 0) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": weight must be >= 0"));
+    }
+    dv1::LabeledText& example = examples.emplace_back();
+    example.set_label(std::string(label));
+    example.set_weight(weight);
+    example.set_text(std::string(line.substr(tab2 + 1)));
+  }
+  if (examples.empty()) {
+    return absl::InvalidArgumentError(
+        "training file has no examples (expected 'label<TAB>weight<TAB>text' lines)");
+  }
+  return examples;
+}
+
+namespace {
+
 struct CommandSpec {
   // Flags the command accepts besides the global ones.
   std::set<std::string> flags;
@@ -913,7 +1251,42 @@ const std::map<std::string, CommandSpec>& Commands() {
        {{"name", "data", "family", "seed", "n_components", "covariance_type", "latent_dim", "tol",
          "max_iter", "n_init", "reg_covar", "init", "min_probability"},
         {"name", "data", "family"}}},
-      {"train", {{"name", "data", "partial"}, {"name", "data"}}},
+      {"train",
+       {{"name",
+         "data",
+         "partial",
+         "classes",
+         "weighted",
+         "vectorizer",
+         "tfidf",
+         "analyzer",
+         "ngram_range",
+         "lowercase",
+         "strip_accents",
+         "stop_words",
+         "stop_words_file",
+         "token_pattern",
+         "binary",
+         "decode_error",
+         "min_df",
+         "max_df",
+         "max_features",
+         "vocabulary_file",
+         "n_features",
+         "alternate_sign",
+         "norm",
+         "hashing_norm",
+         "use_idf",
+         "smooth_idf",
+         "sublinear_tf",
+         "classifier",
+         "alpha",
+         "force_alpha",
+         "fit_prior",
+         "class_prior",
+         "binarize",
+         "complement_norm"},
+        {"name", "data"}}},
       {"classify", {{"model", "model_version", "top_k", "text_file"}, {"model"}}},
       {"get", {{"model", "model_version", "type"}, {"model"}}},
       {"delete", {{"model", "model_version", "type"}, {"model"}}},
@@ -968,6 +1341,7 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   MAAS_RETURN_IF_ERROR(ParseEstimator(args.estimator).status());
   MAAS_RETURN_IF_ERROR(ParseModelType(args.type).status());
   if (args.command == "fit") MAAS_RETURN_IF_ERROR(BuildFitConfig(args).status());
+  if (args.command == "train") MAAS_RETURN_IF_ERROR(BuildTrainConfig(args).status());
   if (args.command == "estimate") {
     const bool has_x = args.flags_set.count("x") > 0;
     const bool has_file = args.flags_set.count("x_file") > 0;
@@ -1052,8 +1426,24 @@ commands:
       --reg_covar R --max_iter N --n_init N --init kmeans|k-means++|random|random_from_data],
       ppca --latent_dim L, factor_analysis --latent_dim L [--tol T --max_iter N] or
       bernoulli_mixture [--n_components K --tol T --max_iter N --min_probability P].
-  train    --name NAME --data FILE.tsv [--partial]
-      Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped).
+  train    --name NAME --data FILE.tsv [--weighted] [--partial [--classes A,B,...]] [options]
+      Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped); with
+      --weighted 'label<TAB>weight<TAB>text' (scikit-learn's sample_weight). Options keep
+      scikit-learn's names and defaults (options not given: the service's defaults, or with
+      --partial the continued version's):
+      vectorizer: --vectorizer count|hashing  --analyzer word|char|char_wb  --ngram_range MIN,MAX
+        --lowercase  --strip_accents ascii|unicode|none  --stop_words english
+        --stop_words_file F  --token_pattern RE  --binary  --decode_error strict|replace|ignore
+        count: --min_df N|F  --max_df N|F (an integer: documents; with '.': a fraction)
+        --max_features N  --vocabulary_file F (one term per line: a fixed vocabulary)
+        hashing: --n_features N  --alternate_sign  --norm l1|l2|none
+        --tfidf [--norm l1|l2|none --use_idf --smooth_idf --sublinear_tf] (with hashing,
+        --hashing_norm sets the hashing vectorizer's own norm)
+      classifier: --classifier multinomial_nb|complement_nb|bernoulli_nb  --alpha A
+        --force_alpha  --fit_prior  --class_prior P1,P2,...  --binarize T|none (bernoulli_nb)
+        --complement_norm (complement_nb's norm)
+      --partial continues the latest version as partial_fit (hashing, or a fixed vocabulary);
+      its first call needs --classes, every label the model will ever see.
   classify --model NAME [--model_version V] [--top_k K] (TEXT... | --text_file F)
       Classify texts (one per line in F): INDEX LABEL PROBABILITIES.
   get      --model NAME [--model_version V] [--type generative|discriminative]

@@ -223,6 +223,41 @@ struct CommandArgs {
   double reg_covar = 0;
   std::string init;
   double min_probability = 0;
+  // train: the vectorizer and classifier options (scikit-learn's names; see BuildTrainConfig).
+  // Only the flags named in flags_set are used.
+  struct Train {
+    std::string vectorizer;  // count | hashing
+    bool tfidf = false;
+    std::string analyzer;     // word | char | char_wb
+    std::string ngram_range;  // "MIN,MAX" or "N"
+    bool lowercase = true;
+    std::string strip_accents;  // ascii | unicode | none
+    std::string stop_words;     // english
+    std::string stop_words_file;
+    std::string token_pattern;
+    bool binary = false;
+    std::string decode_error;  // strict | replace | ignore
+    std::string min_df;        // integer: documents; with '.' or 'e': a fraction
+    std::string max_df;
+    uint64_t max_features = 0;
+    std::string vocabulary_file;
+    uint32_t n_features = 0;
+    bool alternate_sign = true;
+    std::string norm;          // l1 | l2 | none: tfidf's with --tfidf, else hashing's
+    std::string hashing_norm;  // l1 | l2 | none: the hashing vectorizer's under --tfidf
+    bool use_idf = true;
+    bool smooth_idf = true;
+    bool sublinear_tf = false;
+    std::string classifier;  // multinomial_nb | complement_nb | bernoulli_nb
+    double alpha = 1.0;
+    bool force_alpha = true;
+    bool fit_prior = true;
+    std::string class_prior;  // "0.2,0.8"
+    std::string binarize;     // a threshold >= 0, or none
+    bool complement_norm = false;
+    std::string classes;  // "a,b,c"
+    bool weighted = false;
+  } train;
 };
 
 // The FitConfig of `maas fit`: --name, --seed, --family (uniform | gaussian_mixture | ppca |
@@ -233,6 +268,27 @@ struct CommandArgs {
 // max_iter, min_probability. Flags not given keep the service's defaults. INVALID_ARGUMENT (a usage
 // error) otherwise.
 absl::StatusOr<generative::v1::FitConfig> BuildFitConfig(const CommandArgs& args);
+
+// The TrainConfig of `maas train` from --name, --partial and the vectorizer / classifier flags
+// given: --vectorizer count|hashing, --tfidf [--norm --use_idf --smooth_idf --sublinear_tf],
+// text options (--analyzer, --ngram_range, --lowercase, --strip_accents, --stop_words,
+// --token_pattern, --binary, --decode_error), count only (--min_df, --max_df, --max_features),
+// hashing only (--n_features, --alternate_sign, --norm / --hashing_norm), --classifier
+// multinomial_nb|complement_nb|bernoulli_nb with --alpha, --force_alpha, --fit_prior,
+// --class_prior, --binarize (bernoulli_nb), --complement_norm (complement_nb), and --classes.
+// Without any vectorizer (classifier) flag the config leaves the vectorizer (classifier) unset: the
+// service's default, or with --partial the continued version's. Flags that do not apply to the
+// chosen kinds and bad values are INVALID_ARGUMENT (a usage error). --vocabulary_file and
+// --stop_words_file are read by AddTrainWordLists.
+absl::StatusOr<discriminative::v1::TrainConfig> BuildTrainConfig(const CommandArgs& args);
+// Reads --vocabulary_file and --stop_words_file (one term per line, UTF-8; blank lines skipped,
+// CRLF and a BOM accepted) into the config built by BuildTrainConfig. Errors name the file and
+// line.
+absl::Status AddTrainWordLists(const CommandArgs& args, discriminative::v1::TrainConfig* config);
+// A training file with weights: one example per line, "label<TAB>weight<TAB>text" (weight a finite
+// number >= 0); otherwise as ParseTrainingTsv.
+absl::StatusOr<std::vector<discriminative::v1::LabeledText>> ParseWeightedTrainingTsv(
+    absl::string_view content);
 
 // Flags every command accepts.
 const std::set<std::string>& GlobalFlags();

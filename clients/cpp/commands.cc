@@ -88,14 +88,14 @@ absl::Status RunEstimate(Client& client, const cli::CommandArgs& args, std::ostr
 }
 
 absl::Status RunTrain(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(dv1::TrainConfig config, cli::BuildTrainConfig(args));
+  MAAS_RETURN_IF_ERROR(cli::AddTrainWordLists(args, &config));
   MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.data));
-  absl::StatusOr<std::vector<dv1::LabeledText>> examples = cli::ParseTrainingTsv(content);
+  absl::StatusOr<std::vector<dv1::LabeledText>> examples =
+      args.train.weighted ? cli::ParseWeightedTrainingTsv(content) : cli::ParseTrainingTsv(content);
   if (!examples.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(args.data, ": ", examples.status().message()));
   }
-  dv1::TrainConfig config;
-  config.set_name(args.name);
-  config.set_partial(args.partial);
   MAAS_ASSIGN_OR_RETURN(const dv1::TrainResponse response, client.Train(config, *examples));
   out << cli::FormatTrain(response, args.json);
   return absl::OkStatus();

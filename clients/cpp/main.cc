@@ -51,6 +51,42 @@ ABSL_FLAG(std::string, estimator, "", "estimate: exact, prior, importance or ais
 ABSL_FLAG(std::string, name, "", "train, fit: model name");
 ABSL_FLAG(std::string, data, "", "train: TSV file of label<TAB>text lines; fit: CSV file of rows");
 ABSL_FLAG(bool, partial, false, "train: continue the latest version (partial_fit)");
+ABSL_FLAG(std::string, classes, "", "train --partial: every class label, comma-separated");
+ABSL_FLAG(bool, weighted, false, "train: --data lines are label<TAB>weight<TAB>text");
+ABSL_FLAG(std::string, vectorizer, "count", "train: count or hashing");
+ABSL_FLAG(bool, tfidf, false, "train: TF-IDF weighting on top of the vectorizer");
+ABSL_FLAG(std::string, analyzer, "word", "train: word, char or char_wb");
+ABSL_FLAG(std::string, ngram_range, "1,1", "train: MIN,MAX n-gram sizes");
+ABSL_FLAG(bool, lowercase, true, "train: lowercase before tokenising");
+ABSL_FLAG(std::string, strip_accents, "none", "train: ascii, unicode or none");
+ABSL_FLAG(std::string, stop_words, "", "train: built-in stop word list (english)");
+ABSL_FLAG(std::string, stop_words_file, "", "train: stop words, one per line");
+ABSL_FLAG(std::string, token_pattern, "", "train: token regex (default (?u)\\b\\w\\w+\\b)");
+ABSL_FLAG(bool, binary, false, "train: count each term at most once per text");
+ABSL_FLAG(std::string, decode_error, "strict", "train: strict, replace or ignore");
+ABSL_FLAG(std::string, min_df, "1",
+          "train: min document frequency (integer: count; '.': fraction)");
+ABSL_FLAG(std::string, max_df, "1.0",
+          "train: max document frequency (integer: count; '.': fraction)");
+ABSL_FLAG(uint64_t, max_features, 0, "train: keep the N most frequent terms");
+ABSL_FLAG(std::string, vocabulary_file, "", "train: fixed vocabulary, one term per line");
+ABSL_FLAG(uint32_t, n_features, 1 << 20, "train: hashing vectorizer columns");
+ABSL_FLAG(bool, alternate_sign, true, "train: hashing vectorizer's alternate_sign");
+ABSL_FLAG(std::string, norm, "l2",
+          "train: tfidf's norm (or hashing's without --tfidf): l1, l2, none");
+ABSL_FLAG(std::string, hashing_norm, "l2", "train: the hashing vectorizer's norm under --tfidf");
+ABSL_FLAG(bool, use_idf, true, "train: tfidf's use_idf");
+ABSL_FLAG(bool, smooth_idf, true, "train: tfidf's smooth_idf");
+ABSL_FLAG(bool, sublinear_tf, false, "train: tfidf's sublinear_tf");
+ABSL_FLAG(std::string, classifier, "multinomial_nb",
+          "train: multinomial_nb, complement_nb or bernoulli_nb");
+ABSL_FLAG(double, alpha, 1.0, "train: additive smoothing");
+ABSL_FLAG(bool, force_alpha, true, "train: use alpha as given (false: at least 1e-10)");
+ABSL_FLAG(bool, fit_prior, true, "train: learn class priors (false: uniform)");
+ABSL_FLAG(std::string, class_prior, "",
+          "train: fixed class priors in sorted class order, P1,P2,...");
+ABSL_FLAG(std::string, binarize, "0.0", "train: bernoulli_nb threshold, or none");
+ABSL_FLAG(bool, complement_norm, false, "train: complement_nb's norm");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: only the k most probable classes (0: all)");
 ABSL_FLAG(std::string, text_file, "", "classify: file with one text per line");
 ABSL_FLAG(std::string, family, "",
@@ -188,6 +224,38 @@ int main(int argc, char** argv) {
   args.name = absl::GetFlag(FLAGS_name);
   args.data = absl::GetFlag(FLAGS_data);
   args.partial = absl::GetFlag(FLAGS_partial);
+  cli::CommandArgs::Train& train = args.train;
+  train.classes = absl::GetFlag(FLAGS_classes);
+  train.weighted = absl::GetFlag(FLAGS_weighted);
+  train.vectorizer = absl::GetFlag(FLAGS_vectorizer);
+  train.tfidf = absl::GetFlag(FLAGS_tfidf);
+  train.analyzer = absl::GetFlag(FLAGS_analyzer);
+  train.ngram_range = absl::GetFlag(FLAGS_ngram_range);
+  train.lowercase = absl::GetFlag(FLAGS_lowercase);
+  train.strip_accents = absl::GetFlag(FLAGS_strip_accents);
+  train.stop_words = absl::GetFlag(FLAGS_stop_words);
+  train.stop_words_file = absl::GetFlag(FLAGS_stop_words_file);
+  train.token_pattern = absl::GetFlag(FLAGS_token_pattern);
+  train.binary = absl::GetFlag(FLAGS_binary);
+  train.decode_error = absl::GetFlag(FLAGS_decode_error);
+  train.min_df = absl::GetFlag(FLAGS_min_df);
+  train.max_df = absl::GetFlag(FLAGS_max_df);
+  train.max_features = absl::GetFlag(FLAGS_max_features);
+  train.vocabulary_file = absl::GetFlag(FLAGS_vocabulary_file);
+  train.n_features = absl::GetFlag(FLAGS_n_features);
+  train.alternate_sign = absl::GetFlag(FLAGS_alternate_sign);
+  train.norm = absl::GetFlag(FLAGS_norm);
+  train.hashing_norm = absl::GetFlag(FLAGS_hashing_norm);
+  train.use_idf = absl::GetFlag(FLAGS_use_idf);
+  train.smooth_idf = absl::GetFlag(FLAGS_smooth_idf);
+  train.sublinear_tf = absl::GetFlag(FLAGS_sublinear_tf);
+  train.classifier = absl::GetFlag(FLAGS_classifier);
+  train.alpha = absl::GetFlag(FLAGS_alpha);
+  train.force_alpha = absl::GetFlag(FLAGS_force_alpha);
+  train.fit_prior = absl::GetFlag(FLAGS_fit_prior);
+  train.class_prior = absl::GetFlag(FLAGS_class_prior);
+  train.binarize = absl::GetFlag(FLAGS_binarize);
+  train.complement_norm = absl::GetFlag(FLAGS_complement_norm);
   args.top_k = absl::GetFlag(FLAGS_top_k);
   args.text_file = absl::GetFlag(FLAGS_text_file);
   args.family = absl::GetFlag(FLAGS_family);

@@ -532,5 +532,86 @@ TEST_CASE("ValidateCommandArgs") {
   CHECK(ValidateCommandArgs(args).ok());
 }
 
+TEST_CASE("BuildTrainConfig maps the train flags onto the vectorizer and classifier configs") {
+  using Catch::Contains;
+  namespace dv1 = ::maas::discriminative::v1;
+  CommandArgs args;
+  args.command = "train";
+  args.name = "m";
+  args.data = "d.tsv";
+  args.flags_set = {"name", "data"};
+  // No option: both configs unset (the service's defaults, or the continued version's).
+  auto config = BuildTrainConfig(args);
+  REQUIRE(config.ok());
+  CHECK(!config->has_vectorizer());
+  CHECK(!config->has_classifier());
+
+  args.flags_set = {"name",     "data",        "partial",       "classes",   "vectorizer",
+                    "tfidf",    "use_idf",     "n_features",    "norm",      "hashing_norm",
+                    "analyzer", "ngram_range", "strip_accents", "lowercase", "classifier",
+                    "alpha",    "class_prior", "binarize"};
+  args.partial = true;
+  args.train.classes = "b, a";
+  args.train.vectorizer = "hashing";
+  args.train.tfidf = true;
+  args.train.use_idf = false;
+  args.train.n_features = 256;
+  args.train.norm = "l1";
+  args.train.hashing_norm = "none";
+  args.train.analyzer = "char_wb";
+  args.train.ngram_range = "2,4";
+  args.train.strip_accents = "ascii";
+  args.train.lowercase = false;
+  args.train.classifier = "bernoulli_nb";
+  args.train.alpha = 0.25;
+  args.train.class_prior = "0.4,0.6";
+  args.train.binarize = "none";
+  REQUIRE(ValidateCommandArgs(args).ok());
+  config = BuildTrainConfig(args);
+  REQUIRE(config.ok());
+  CHECK(config->partial());
+  CHECK(std::vector<std::string>(config->classes().begin(), config->classes().end()) ==
+        std::vector<std::string>{"b", "a"});
+  const dv1::HashingVectorizerConfig& hashing = config->vectorizer().hashing();
+  CHECK(hashing.n_features() == 256);
+  CHECK(hashing.norm() == dv1::NORM_NONE);
+  CHECK(!hashing.has_alternate_sign());
+  CHECK(hashing.text().analyzer() == dv1::ANALYZER_CHAR_WB);
+  CHECK(hashing.text().ngram_min() == 2);
+  CHECK(hashing.text().ngram_max() == 4);
+  CHECK(hashing.text().strip_accents() == dv1::STRIP_ACCENTS_ASCII);
+  CHECK((hashing.text().has_lowercase() && !hashing.text().lowercase()));
+  CHECK(config->vectorizer().tfidf().norm() == dv1::NORM_L1);
+  CHECK((config->vectorizer().tfidf().has_use_idf() && !config->vectorizer().tfidf().use_idf()));
+  CHECK(!config->vectorizer().tfidf().has_smooth_idf());
+  const dv1::BernoulliNbConfig& nb = config->classifier().bernoulli_nb();
+  CHECK(nb.alpha() == 0.25);
+  CHECK(nb.disable_binarize());
+  CHECK(std::vector<double>(nb.class_prior().begin(), nb.class_prior().end()) ==
+        std::vector<double>{0.4, 0.6});
+  CHECK(!nb.has_fit_prior());
+
+  // Options that do not apply to the chosen kinds are usage errors naming the flag.
+  args.flags_set.insert("max_features");
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--max_features"));
+  args.flags_set.erase("max_features");
+  args.train.classifier = "multinomial_nb";
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--binarize"));
+  args.flags_set.erase("binarize");
+  args.train.tfidf = false;
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--hashing_norm"));
+  args.flags_set.erase("hashing_norm");
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--use_idf"));
+  args.flags_set = {"name", "data", "min_df", "max_df"};
+  args.train.min_df = "3";
+  args.train.max_df = "0.5";
+  config = BuildTrainConfig(args);
+  REQUIRE(config.ok());
+  CHECK(config->vectorizer().count().min_df().count() == 3);
+  CHECK(config->vectorizer().count().max_df().fraction() == 0.5);
+  args.train.min_df = "-1";
+  CHECK_THAT(std::string(ValidateCommandArgs(args).message()), Contains("--min_df"));
+}
+
 }  // namespace
 }  // namespace maas::client::cli

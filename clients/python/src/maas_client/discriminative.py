@@ -133,7 +133,9 @@ class DiscriminativeClient:
         lazily and streamed batch_size examples per message (a generator over a huge file never sits in memory).
         vectorizer / classifier: the configurations (default CountVectorizer + MultinomialNB; see
         maas_client.sklearn.configs() to take them from an unfitted scikit-learn pipeline). partial=True continues
-        the latest version (partial_fit). on_batch(n) is called after each batch is handed to gRPC."""
+        the latest version as partial_fit (a hashing vectorizer or a fixed vocabulary; vectorizer/classifier None:
+        the continued version's); classes are partial_fit's classes, required on the first partial call (without
+        partial they fix the classes of the fit). on_batch(n) is called after each batch is handed to gRPC."""
         check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
         config = pb.TrainConfig(name=name, partial=partial, description=description)
         if vectorizer is not None:
