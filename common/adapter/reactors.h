@@ -216,7 +216,8 @@ struct StreamLimit {
 // `absl::StatusOr<Resp> Finish(exec::Executor&, const exec::StopToken&)` (or `Finish()`). Each
 // Add and the Finish run on the pool, one at a time: the next message is read only after the
 // previous one was added. The first Add error, an unparseable message or a cut-off stream ends the
-// call and the session is dropped without Finish (nothing is stored).
+// call and the session is dropped without Finish (nothing is stored). `dispatcher` is where the
+// Adds and the Finish run (the admitting dispatcher's pool, or a pool of its own).
 template <class Req, class Resp, class Session>
 class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
  public:
@@ -301,11 +302,15 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
 };
 
 // Starts a client stream folded by `session`, capped by `limit`. With a non-OK `admission` (e.g. a
-// failed token check) or a full server, the call ends at once and nothing is read.
+// failed token check) or a full server, the call ends at once and nothing is read. `dispatcher`
+// admits the call; its work (each Add, then Finish) runs on `work`'s pool when given (a lane of its
+// own, e.g. training, so long fits never hold the workers other calls need), else on
+// `dispatcher`'s.
 template <class Req, class Resp, class Session>
 grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
     Dispatcher& dispatcher, grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
-    const absl::Status& admission, std::unique_ptr<Session> session, StreamLimit limit = {}) {
+    const absl::Status& admission, std::unique_ptr<Session> session, StreamLimit limit = {},
+    Dispatcher* work = nullptr) {
   class Refused final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
    public:
     explicit Refused(const grpc::Status& status) { Finish(status); }
@@ -314,8 +319,9 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
   if (!admission.ok()) return new Refused(ToGrpcStatus(admission));
   absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
   if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));
-  return new ClientStreamReactor<Req, Resp, Session>(dispatcher, context, *std::move(ticket),
-                                                     std::move(session), response, limit);
+  return new ClientStreamReactor<Req, Resp, Session>(work != nullptr ? *work : dispatcher, context,
+                                                     *std::move(ticket), std::move(session),
+                                                     response, limit);
 }
 
 // A server stream: start(request, scope) (returning absl::StatusOr<std::unique_ptr<Source>>) runs

@@ -43,6 +43,11 @@ ABSL_FLAG(int64_t, max_train_bytes, int64_t{1} << 30,
           "it; 0 = no cap).");
 ABSL_FLAG(int, threads, 0,
           "Worker threads that run every request's work (0 = one per hardware thread).");
+ABSL_FLAG(
+    int, train_threads, 1,
+    "Worker threads that run Train streams (vectorizing the batches, fitting, storing), apart "
+    "from --threads, so retraining never holds a worker classification needs; more concurrent "
+    "Trains wait for one another (>= 1).");
 ABSL_FLAG(int64_t, max_concurrent_calls, 256,
           "Calls served at once (running, queued or streaming); more are refused at once with "
           "RESOURCE_EXHAUSTED and a retry hint (0 = no limit).");
@@ -116,8 +121,15 @@ int main(int argc, char** argv) {
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
-  maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth, &dispatcher,
-                                                          absl::GetFlag(FLAGS_max_train_bytes));
+  // Train streams run on a pool of their own (admitted by `dispatcher` like every call).
+  if (absl::GetFlag(FLAGS_train_threads) < 1) {
+    std::cerr << "maas-discriminative: --train_threads must be >= 1\n";
+    return 1;
+  }
+  maas::exec::WorkerPool train_pool({absl::GetFlag(FLAGS_train_threads)});
+  maas::adapter::Dispatcher train_dispatcher(&train_pool, {});
+  maas::discriminative::DiscriminativeServiceImpl service(
+      &core, &*auth, &dispatcher, absl::GetFlag(FLAGS_max_train_bytes), &train_dispatcher);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-discriminative";

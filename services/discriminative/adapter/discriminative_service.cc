@@ -20,7 +20,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Train(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return adapter::ClientStream<v1::TrainRequest, v1::TrainResponse>(
       *dispatcher_, context, response, auth_->Check(*context), core_->StartTrain(),
-      adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"});
+      adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"}, train_dispatcher_);
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServerContext* context,

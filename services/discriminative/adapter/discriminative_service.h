@@ -32,10 +32,18 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   // calls that change state (CreateModel, Train, DeleteModel); `dispatcher` admits calls and runs
   // their work on the worker pool.
   // Train streams above `max_train_bytes` bytes in total (--max_train_bytes; <= 0 = no cap) end
-  // with RESOURCE_EXHAUSTED.
+  // with RESOURCE_EXHAUSTED. `train_dispatcher` (not owned; null: `dispatcher`) runs the work of
+  // Train streams (vectorizing each batch, the fit and the store) on a pool of its own, so
+  // retraining never holds a worker that classification needs; Train calls are still admitted by
+  // `dispatcher`.
   DiscriminativeServiceImpl(DiscriminativeCore* core, const adapter::WriteAuthorizer* auth,
-                            adapter::Dispatcher* dispatcher, int64_t max_train_bytes = 0)
-      : core_(core), auth_(auth), dispatcher_(dispatcher), max_train_bytes_(max_train_bytes) {}
+                            adapter::Dispatcher* dispatcher, int64_t max_train_bytes = 0,
+                            adapter::Dispatcher* train_dispatcher = nullptr)
+      : core_(core),
+        auth_(auth),
+        dispatcher_(dispatcher),
+        train_dispatcher_(train_dispatcher),
+        max_train_bytes_(max_train_bytes) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
@@ -66,6 +74,7 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   DiscriminativeCore* core_;
   const adapter::WriteAuthorizer* auth_;
   adapter::Dispatcher* dispatcher_;
+  adapter::Dispatcher* train_dispatcher_;
   int64_t max_train_bytes_;
 };
 
