@@ -62,7 +62,10 @@ TEST_CASE("Trainer validates examples and the stream") {
   CHECK_THAT(std::string(status.message()), Catch::Contains("example 1"));
   CHECK(trainer->num_examples() == 0);  // Nothing of a bad batch is kept.
   bad = Batch({"good text", "bad \xc0\xaf text"}, {"a", "b"});
-  CHECK(trainer->AddBatch(bad).code() == absl::StatusCode::kInvalidArgument);
+  status = trainer->AddBatch(bad);  // decode_error strict: names the document
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("example 1 (example 1 of the stream)"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("UTF-8"));
   bad = Batch({"good text"}, {"a"});
   bad.mutable_examples(0)->set_weight(-1.0);
   CHECK(trainer->AddBatch(bad).code() == absl::StatusCode::kInvalidArgument);

@@ -1,0 +1,178 @@
+"""Issue 8's "Bad input" list for the discriminative service, against the real binary: each case answers a clear
+status whose message gives the reason (scikit-learn's own message where scikit-learn refuses the same input,
+taken from scikit-learn at test time), and the version that was serving before keeps serving, unchanged.
+
+Covered here: an empty training stream; a vocabulary empty after min_df/max_df pruning or after stop words; a
+single class (accepted, as scikit-learn accepts it: every probability 1); min_df > max_df; n_features out of range;
+a model too large for the server; partial on a vocabulary-learning vectorizer; texts above --max_text_bytes in
+Train, Classify, Vectorize and Evaluate; invalid UTF-8 under decode_error strict (gRPC strings cannot carry it:
+the raw message is refused naming the message, see also test_e2e_bad_streams.py; the core names the document
+index, tests/services/discriminative). max_features 0 is the proto's "no limit" (the CLI refuses
+--max_features 0); token_pattern errors are tested with token_pattern support.
+"""
+
+import grpc
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+from sklearn.naive_bayes import MultinomialNB
+
+from maas.discriminative.v1 import discriminative_pb2 as pb
+from maas.discriminative.v1 import discriminative_pb2_grpc
+from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving
+
+MAX_TEXT_BYTES = 200
+TEXTS = ["the cat sat on the mat", "a dog barked at the cat", "the cat purred", "dogs bark loudly"]
+LABELS = ["cat", "dog", "cat", "dog"]
+
+
+@pytest.fixture(scope="module")
+def process(tmp_path_factory):
+    process = start_discriminative(tmp_path_factory.mktemp("disc-bad-input"),
+                                   extra=["--max_text_bytes", str(MAX_TEXT_BYTES), "--max_model_cells", "100000"])
+    yield process
+    assert process.stop() == 0
+
+
+@pytest.fixture(scope="module")
+def target(process):
+    return f"127.0.0.1:{process.port}"
+
+
+@pytest.fixture(scope="module")
+def server(process):
+    channel = channel_to(process)
+    wait_serving(channel)
+    stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+    # The version every refused call must leave serving.
+    stub.Train(requests(pb.TrainConfig(name="m"), TEXTS, LABELS), timeout=TIMEOUT)
+    before = stub.GetModel(pb.GetModelRequest(model=ref("m")), timeout=TIMEOUT)
+    yield stub
+    after = stub.GetModel(pb.GetModelRequest(model=ref("m")), timeout=TIMEOUT)
+    assert after.info.version == before.info.version == 1 and after.spec == before.spec
+    response = stub.Classify(pb.ClassifyRequest(model=ref("m"), texts=["the cat"]), timeout=TIMEOUT)
+    assert response.model_version == 1 and response.results[0].label == "cat"
+    channel.close()
+
+
+def requests(config, texts, labels):
+    yield pb.TrainRequest(config=config)
+    if texts:
+        yield pb.TrainRequest(batch=pb.TextBatch(examples=[pb.LabeledText(text=t, label=l)
+                                                           for t, l in zip(texts, labels)]))
+
+
+def sklearn_error(fn):
+    with pytest.raises(ValueError) as e:
+        fn()
+    return str(e.value)
+
+
+def count(**kw):
+    return pb.VectorizerConfig(count=pb.CountVectorizerConfig(**kw))
+
+
+def test_empty_training_stream(server):
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "no training examples"):
+        server.Train(requests(pb.TrainConfig(name="m"), [], []), timeout=TIMEOUT)
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "empty Train stream"):
+        server.Train(iter([]), timeout=TIMEOUT)
+
+
+def test_vocabulary_empty_after_pruning_or_stop_words(server):
+    docs = ["aa bb", "cc dd", "ee ff"]
+    message = sklearn_error(lambda: CountVectorizer(min_df=3).fit(docs))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message):
+        server.Train(requests(pb.TrainConfig(name="m", vectorizer=count(min_df=pb.DocumentFrequency(count=3))),
+                              docs, ["x", "y", "x"]), timeout=TIMEOUT)
+    docs = ["the and", "of the", "and of"]
+    message = sklearn_error(lambda: CountVectorizer(stop_words="english").fit(docs))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message):
+        server.Train(requests(pb.TrainConfig(name="m", vectorizer=count(text=pb.TextOptions(stop_words="english"))),
+                              docs, ["x", "y", "x"]), timeout=TIMEOUT)
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "empty vocabulary"):
+        server.Train(requests(pb.TrainConfig(name="m", vectorizer=count(text=pb.TextOptions(
+            stop_word_list=["cat", "dog", "the", "sat", "on", "mat", "barked", "at", "purred", "dogs", "bark",
+                            "loudly"]))), TEXTS, LABELS), timeout=TIMEOUT)
+
+
+def test_min_df_above_max_df(server):
+    docs = ["aa bb", "aa cc", "bb cc"]
+    message = sklearn_error(lambda: CountVectorizer(min_df=3, max_df=2).fit(docs))
+    config = pb.TrainConfig(name="m", vectorizer=count(min_df=pb.DocumentFrequency(count=3),
+                                                      max_df=pb.DocumentFrequency(count=2)))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message):
+        server.Train(requests(config, docs, ["x", "y", "x"]), timeout=TIMEOUT)
+    config = pb.TrainConfig(name="m", vectorizer=count(min_df=pb.DocumentFrequency(fraction=0.9),
+                                                      max_df=pb.DocumentFrequency(fraction=0.1)))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message):
+        server.Train(requests(config, docs, ["x", "y", "x"]), timeout=TIMEOUT)
+
+
+def test_n_features_out_of_range(server):
+    message = sklearn_error(lambda: HashingVectorizer(n_features=2**31 - 1).fit(["aa"]))
+    assert "n_features" in message
+    config = pb.TrainConfig(name="m", vectorizer=pb.VectorizerConfig(
+        hashing=pb.HashingVectorizerConfig(n_features=2**31 - 1)))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "n_features"):
+        server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+    # In range for scikit-learn, but classes x n_features above this server's --max_model_cells.
+    config = pb.TrainConfig(name="m", vectorizer=pb.VectorizerConfig(
+        hashing=pb.HashingVectorizerConfig(n_features=2**20, alternate_sign=False)))
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_model_cells"):
+        server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+
+
+def test_single_class_is_accepted_as_scikit_learn_does(server):
+    response = server.Train(requests(pb.TrainConfig(name="single"), TEXTS, ["only"] * 4), timeout=TIMEOUT)
+    assert list(response.summary.classes) == ["only"]
+    cv = CountVectorizer()
+    nb = MultinomialNB().fit(cv.fit_transform(TEXTS), ["only"] * 4)
+    got = server.Classify(pb.ClassifyRequest(model=ref("single"), texts=["a cat", "zebra"]), timeout=TIMEOUT)
+    expected = nb.predict_proba(cv.transform(["a cat", "zebra"]))
+    assert [r.label for r in got.results] == ["only", "only"]
+    np.testing.assert_array_equal([[s.probability for s in r.scores] for r in got.results], expected)
+
+
+def test_partial_on_a_vocabulary_learning_vectorizer(server):
+    config = pb.TrainConfig(name="m", partial=True, classes=["cat", "dog"])
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "partial", "learns its vocabulary"):
+        server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+
+
+def test_texts_above_max_text_bytes(server):
+    long_text = "word " * (MAX_TEXT_BYTES // 5 + 1)
+    assert len(long_text.encode()) > MAX_TEXT_BYTES
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_text_bytes", "example 2"):
+        server.Train(requests(pb.TrainConfig(name="m"), TEXTS[:2] + [long_text], LABELS[:3]), timeout=TIMEOUT)
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_text_bytes", "texts[1]"):
+        server.Classify(pb.ClassifyRequest(model=ref("m"), texts=["the cat", long_text]), timeout=TIMEOUT)
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_text_bytes", "texts[0]"):
+        server.Vectorize(pb.VectorizeRequest(model=ref("m"), texts=[long_text]), timeout=TIMEOUT)
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_text_bytes", "example 0"):
+        server.Evaluate(iter([pb.EvaluateRequest(config=pb.EvaluateConfig(model=ref("m"))),
+                              pb.EvaluateRequest(batch=pb.TextBatch(
+                                  examples=[pb.LabeledText(text=long_text, label="cat")]))]), timeout=TIMEOUT)
+
+
+def test_invalid_utf8_is_refused_naming_the_message(server, target):
+    """A string field with invalid UTF-8 cannot come from a typed client; sent as raw bytes, the Train message is
+    refused naming it (a gRPC text never reaches the core, which names the document index)."""
+    def varint(n):
+        out = bytearray()
+        while True:
+            byte, n = n & 0x7F, n >> 7
+            out.append(byte | (0x80 if n else 0))
+            if not n:
+                return bytes(out)
+
+    def field(number, payload):  # a length-delimited field
+        return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+    config = pb.TrainRequest(config=pb.TrainConfig(name="m")).SerializeToString()
+    bad = field(2, field(1, field(1, b"ok \xc3\x28 text") + field(2, b"cat")))  # batch.examples[0].text
+    with grpc.insecure_channel(target) as channel:
+        call = channel.stream_unary("/maas.discriminative.v1.DiscriminativeService/Train",
+                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
+        with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "message 2"):
+            call(iter([config, bad]), timeout=TIMEOUT)
