@@ -10,7 +10,8 @@ OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
                         "--max_fit_bytes", "--port", "--host", "--model_dir"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                            "--max_train_bytes", "--port", "--host", "--model_dir", "--log_file"],
+                            "--max_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
+                            "--log_file"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file"],
 }
 
