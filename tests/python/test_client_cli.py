@@ -11,9 +11,9 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 from sklearn.metrics import accuracy_score
-from sklearn.naive_bayes import MultinomialNB
+from sklearn.naive_bayes import BernoulliNB, MultinomialNB
 
 import maas_client
 from maas_client.cli import main
@@ -48,6 +48,29 @@ def run(stack, *argv):
     out = io.StringIO()
     status = main(["--target", stack.gateway_process.address, "--progress", "never", *map(str, argv)], out=out)
     return status, out.getvalue()
+
+
+def test_partial_training_from_files(stack, files, capsys):
+    """--partial continues the latest version as partial_fit; the first call needs --classes, later ones may leave
+    the vectorizer and classifier out (the continued version's)."""
+    d, texts, labels = files["dir"], files["texts"], files["labels"]
+    classes = sorted(set(labels)) + ["unseen"]
+    for part, (lo, hi) in enumerate([(0, 70), (70, 120)]):
+        (d / f"part{part}.tsv").write_text("".join(f"{l}\t{t}\n" for l, t in zip(labels[lo:hi], texts[lo:hi])),
+                                           encoding="utf-8")
+    status, _ = run(stack, "train", "cli-partial", d / "part0.tsv", "--partial", "--vectorizer", "hashing",
+                    "--classifier", "bernoulli_nb", "--classes", ",".join(classes))
+    assert status == 0, capsys.readouterr().err
+    status, out = run(stack, "train", "cli-partial", d / "part1.tsv", "--partial")
+    assert status == 0, capsys.readouterr().err
+    assert out.startswith("trained cli-partial version 2: 50 documents")
+    hv = HashingVectorizer()
+    nb = BernoulliNB()
+    nb.partial_fit(hv.transform(texts[:70]), labels[:70], classes=classes)
+    nb.partial_fit(hv.transform(texts[70:120]), labels[70:120])
+    with maas_client.DiscriminativeClient(stack.gateway_process.address, timeout=20) as client:
+        got = client.predict_proba("cli-partial", texts[120:])
+    np.testing.assert_allclose(got, nb.predict_proba(hv.transform(texts[120:])), rtol=1e-9, atol=1e-12)
 
 
 def test_train_classify_evaluate_from_files(stack, files, capsys):

@@ -161,24 +161,31 @@ class Context:
 
 def cmd_train(ctx: Context, conn: Connection) -> None:
     a = ctx.args
-    vectorizer = dpb.VectorizerConfig()
-    if a.vectorizer == "count":
-        vectorizer.count.SetInParent()
-    elif a.vectorizer == "tfidf":
-        vectorizer.count.SetInParent()
-        vectorizer.tfidf.SetInParent()
-    else:
-        vectorizer.hashing.SetInParent()
-    classifier = dpb.ClassifierConfig()
-    getattr(classifier, a.classifier).SetInParent()
-    if a.alpha is not None:
-        getattr(classifier, a.classifier).alpha = a.alpha
+    vectorizer: Optional[dpb.VectorizerConfig] = None
+    classifier: Optional[dpb.ClassifierConfig] = None
+    # With --partial, options not given mean the continued version's (the service fills them in).
+    if a.vectorizer is not None or not a.partial:
+        vectorizer = dpb.VectorizerConfig()
+        if a.vectorizer in (None, "count"):
+            vectorizer.count.SetInParent()
+        elif a.vectorizer == "tfidf":
+            vectorizer.count.SetInParent()
+            vectorizer.tfidf.SetInParent()
+        else:
+            vectorizer.hashing.SetInParent()
+    if a.classifier is not None or a.alpha is not None or not a.partial:
+        kind = a.classifier or "multinomial_nb"
+        classifier = dpb.ClassifierConfig()
+        getattr(classifier, kind).SetInParent()
+        if a.alpha is not None:
+            getattr(classifier, kind).alpha = a.alpha
+    classes = [c.strip() for c in a.classes.split(",")] if a.classes else None
     with ctx.bar(total=os.path.getsize(a.file), unit="B", unit_scale=True, desc=f"train {a.name}") as bar:
         examples = read_tsv(a.file, bar)
         first, second = itertools.tee(examples)
         result = DiscriminativeClient(conn).train((t for _, t in first), (label for label, _ in second),
                                                   name=a.name, vectorizer=vectorizer, classifier=classifier,
-                                                  batch_size=a.batch_size, partial=a.partial)
+                                                  batch_size=a.batch_size, partial=a.partial, classes=classes)
     ctx.print(f"trained {result.info.name} version {result.info.version}: {result.num_documents} documents, "
               f"{result.num_features} features, classes {', '.join(result.classes)}")
 
@@ -321,11 +328,13 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)")
     t.add_argument("name")
     t.add_argument("file")
-    t.add_argument("--vectorizer", choices=("count", "tfidf", "hashing"), default="count")
+    t.add_argument("--vectorizer", choices=("count", "tfidf", "hashing"),
+                   help="default count (with --partial: the continued version's)")
     t.add_argument("--classifier", choices=("multinomial_nb", "complement_nb", "bernoulli_nb"),
-                   default="multinomial_nb")
+                   help="default multinomial_nb (with --partial: the continued version's)")
     t.add_argument("--alpha", type=float)
     t.add_argument("--partial", action="store_true", help="continue the latest version (partial_fit)")
+    t.add_argument("--classes", help="partial_fit's classes, comma-separated (needed on the first partial call)")
     t.add_argument("--batch-size", type=int, default=1000)
     t.set_defaults(run=cmd_train)
 
