@@ -15,7 +15,9 @@
 // are picked
 //   up by the poller within one interval. Local changes made through Put/Delete here, or announced
 //   with Invalidate(name), are seen by the next Get.
-// - A newer latest version is loaded before the previous one is dropped. If it cannot be loaded,
+// - A newer latest version is loaded before the previous one is dropped, and while another call
+//   loads it (the local write that made it, say), Get(name, 0) answers the previous latest instead
+//   of waiting: a new version swaps in once loaded. If it cannot be loaded,
 // Get(name, 0)
 //   returns that error (it names the version) and Refresh()/last_refresh_status() report it; the
 //   previous version stays loaded until the new one loads.
@@ -145,6 +147,9 @@ class ModelCache {
   // Adds a loaded model (found in a listing taken at `seq`) and returns the cached copy.
   ModelPtr Insert(NameState& state, int64_t version, ModelPtr model, bool pinned, uint64_t seq,
                   int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The loaded version that was latest for `name`, if the listing `versions` still has it.
+  ModelPtr PreviousLatest(const std::string& name, const std::vector<int64_t>& versions)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Points `latest` at the listing's newest version if loaded; drops a superseded unpinned latest.
   void UpdateLatest(NameState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
@@ -274,6 +279,12 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
         slot = std::make_shared<Flight>();
         flight = slot;
       } else {
+        // Another call is loading the newest version (e.g. the write that made it). A call asking
+        // for the latest keeps the version that was latest until then, if it is still stored,
+        // instead of waiting for the load: a new version swaps in once loaded.
+        if (version == 0) {
+          if (ModelPtr previous = PreviousLatest(name, versions)) return previous;
+        }
         joined = slot;
       }
     }
@@ -405,6 +416,19 @@ void ModelCache<T>::ApplyListing(NameState& state, const std::vector<int64_t>& v
     }
   }
   UpdateLatest(state);
+}
+
+template <class T>
+typename ModelCache<T>::ModelPtr ModelCache<T>::PreviousLatest(
+    const std::string& name, const std::vector<int64_t>& versions) {
+  auto it = names_.find(name);
+  if (it == names_.end() || it->second.latest == 0) return nullptr;
+  NameState& state = it->second;
+  if (!std::binary_search(versions.begin(), versions.end(), state.latest)) return nullptr;
+  auto entry = state.loaded.find(state.latest);
+  if (entry == state.loaded.end()) return nullptr;
+  entry->second.last_used = ++tick_;
+  return entry->second.model;
 }
 
 template <class T>

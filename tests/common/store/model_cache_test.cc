@@ -416,5 +416,42 @@ TEST_CASE("ModelCache loads a version once when many calls ask for it at the sam
   CHECK(calls.load() == 1);
 }
 
+TEST_CASE(
+    "ModelCache: while a new latest version loads, Get of the latest answers the previous one") {
+  MemoryModelStore store;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  absl::Notification loading_v2, release_v2;
+  Cache cache(&store,
+              [&](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+                const int64_t version = bytes == "m@2" ? 2 : 1;
+                if (version == 2) {
+                  loading_v2.Notify();
+                  release_v2.WaitForNotification();
+                }
+                return std::make_shared<const TestModel>(TestModel{"m", version});
+              });
+  REQUIRE((*cache.Get("m", 0))->version == 1);
+  // A local write, then its loading (as the repository's Put does), held inside the loader.
+  REQUIRE(cache.Put("m", Content("m")).ok());
+  std::thread writer([&] { CHECK((*cache.Get("m", 2))->version == 2); });
+  REQUIRE(loading_v2.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  // Readers of the latest do not wait for that load: they get version 1 (a reader thread, so a
+  // cache that waited would fail the generous cap below instead of hanging the test).
+  absl::Notification answered;
+  int64_t answered_version = 0;
+  std::thread reader([&] {
+    auto model = cache.Get("m", 0);
+    if (model.ok()) answered_version = (*model)->version;
+    answered.Notify();
+  });
+  CHECK(answered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  release_v2.Notify();
+  reader.join();
+  writer.join();
+  CHECK(answered_version == 1);
+  // Once loaded, the new version is the latest.
+  CHECK((*cache.Get("m", 0))->version == 2);
+}
+
 }  // namespace
 }  // namespace maas::store
