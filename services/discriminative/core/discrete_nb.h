@@ -60,6 +60,7 @@ class DiscreteNb : public Classifier {
   void JointLogLikelihood(const SparseVector& row, double* jll) const override;
   double FeatureContribution(size_t c, uint32_t feature, double value) const override;
   void ToState(v1::ClassifierState* state) const override;
+  int64_t MemoryBytes() const override;
 
   const NbOptions& options() const { return options_; }
   // C x F, row-major (feature_count_).
