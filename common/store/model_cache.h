@@ -68,7 +68,8 @@ class ModelCache {
   // Parses stored bytes into a model. A null result is treated as INTERNAL.
   using Loader = std::function<absl::StatusOr<ModelPtr>(const std::string& bytes)>;
   // Told about every load from the store that produced a model: name, version, how long reading
-  // and parsing took, and the bytes charged for it. Runs on the loading thread, without locks held.
+  // and parsing took, and the bytes charged for it. Runs on the loading thread, without the cache's
+  // own locks held.
   using LoadObserver = std::function<void(std::string_view name, int64_t version,
                                           absl::Duration took, int64_t held_bytes)>;
 
