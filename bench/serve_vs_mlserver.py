@@ -15,8 +15,11 @@ What it does, all on 127.0.0.1 with free ports, every server started and stopped
   4. Times with ghz: single-text calls at concurrency 1 and 16 (requests/s, p50, p99) and batches of 500 long
      documents (MB/s of text), plus the servers' CPU time per request (utime+stime of the server processes and
      their children, which is less sensitive to a shared machine than wall time).
-The timed MLServer requests ask for `predict_proba` only (all classes' probabilities; the label is its argmax), the
-timed maas requests get its default answer (label + probabilities + log-probabilities of every class).
+The timed MLServer requests ask for `predict_proba` only (all classes' probabilities; the label is its argmax). The
+timed maas single-text requests get its default answer (label + probabilities + log-probabilities of every class);
+its batch requests ask for the compact form (ClassifyRequest.compact: the class labels once, the texts x classes
+probability matrix and the predicted class indices), which carries what MLServer's predict_proba answer carries (plus
+the predictions); --batch_form verbose times batches with the default answer instead.
 """
 
 import argparse
@@ -319,6 +322,20 @@ def mlserver_outputs(response):
     return out
 
 
+def classify_compact(target, texts):
+    """maas's compact Classify answer: (classes, probabilities N x C, predicted labels)."""
+    channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                                     ("grpc.max_send_message_length", MAX_MESSAGE)])
+    call = channel.unary_unary(f"/{MAAS_METHOD}", disc_pb.ClassifyRequest.SerializeToString,
+                               disc_pb.ClassifyResponse.FromString)
+    reply = call(disc_pb.ClassifyRequest(model=common_pb.ModelRef(name=MODEL), texts=texts, compact=True), timeout=120)
+    channel.close()
+    classes = list(reply.classes)
+    probabilities = np.array(reply.probabilities.values, dtype=np.float64).reshape(
+        reply.probabilities.rows, reply.probabilities.cols)
+    return classes, probabilities, [classes[i] for i in reply.predicted]
+
+
 def check_equal(pipe, maas_targets, mlserver_target, classes, texts):
     expected_labels = pipe.predict(texts)
     expected_proba = pipe.predict_proba(texts)
@@ -335,6 +352,11 @@ def check_equal(pipe, maas_targets, mlserver_target, classes, texts):
         assert got.labels.tolist() == ml["predict"].tolist(), f"{name}: labels differ from MLServer's"
         diff = np.abs(got.probabilities - ml["predict_proba"]).max()
         assert diff <= 1e-12, f"{name}: probabilities differ from MLServer's by {diff}"
+        compact_classes, compact_proba, compact_labels = classify_compact(target, texts)
+        assert compact_classes == pipe.classes_.tolist(), f"{name} (compact): class order differs"
+        assert compact_labels == ml["predict"].tolist(), f"{name} (compact): labels differ from MLServer's"
+        diff = np.abs(compact_proba - ml["predict_proba"]).max()
+        assert diff <= 1e-12, f"{name} (compact): probabilities differ from MLServer's by {diff}"
     return len(texts)
 
 
@@ -353,6 +375,10 @@ def main():
     parser.add_argument("--mlserver_workers", type=int, default=1 if nproc <= 2 else nproc - 1,
                         help="MLServer parallel_workers (inference processes besides the gRPC front process)")
     parser.add_argument("--no_gateway", action="store_true", help="skip the maas-gateway runs")
+    parser.add_argument("--batch_form", choices=["compact", "verbose"], default="compact",
+                        help="maas answer form of the timed batch calls (compact: labels once + probability matrix, "
+                             "what MLServer's predict_proba carries; verbose: the default per-text results)")
+    parser.add_argument("--maas_args", default="", help="extra maas-discriminative flags, e.g. '--threads 2'")
     parser.add_argument("--venv", default=os.environ.get("MAAS_BENCH_VENV", ROOT / ".bench-venv"))
     parser.add_argument("--tools_dir", default=ROOT / ".tools")
     args = parser.parse_args()
@@ -391,7 +417,8 @@ def main():
 
         mls, mls_port = start_mlserver(venv, model_dir, args.mlserver_workers, work / "mlserver.log")
         procs.append((mls, True))
-        disc, disc_port = start_maas(bin_dir / "maas-discriminative", ["--model_dir", str(work / "models")],
+        disc, disc_port = start_maas(bin_dir / "maas-discriminative",
+                                     ["--model_dir", str(work / "models")] + args.maas_args.split(),
                                      work / "discriminative.log")
         procs.append((disc, False))
         targets = {"maas": f"127.0.0.1:{disc_port}"}
@@ -408,18 +435,21 @@ def main():
             client.create(export(pipe, name=MODEL), timeout=60)
         checked = check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, short_texts[:300])
         checked += check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, long_texts[:100])
-        print(f"check: {checked} texts, maas (direct{', gateway' if not args.no_gateway else ''}) labels identical "
-              f"to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
+        print(f"check: {checked} texts, maas (direct{', gateway' if not args.no_gateway else ''}; default and compact "
+              f"answers) labels identical to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
 
         # Request files for ghz: 1000 different single texts (round-robin) and one batch of long documents.
         ref = common_pb.ModelRef(name=MODEL)
         files = {}
-        for system, make in (("maas", lambda ts: disc_pb.ClassifyRequest(model=ref, texts=ts)),
-                             ("mlserver", lambda ts: mlserver_request(infer_classes[0], ts, ["predict_proba"]))):
+        compact_batches = args.batch_form == "compact"
+        for system, make in (("maas", lambda ts, batch=False: disc_pb.ClassifyRequest(
+                                 model=ref, texts=ts, compact=batch and compact_batches)),
+                             ("mlserver", lambda ts, batch=False: mlserver_request(infer_classes[0], ts,
+                                                                                   ["predict_proba"]))):
             files[system, "single"] = work / f"{system}-single.bin"
             files[system, "single"].write_bytes(delimited([make([t]) for t in short_texts]))
             files[system, "batch"] = work / f"{system}-batch.bin"
-            files[system, "batch"].write_bytes(delimited([make(long_texts)]))
+            files[system, "batch"].write_bytes(delimited([make(long_texts, batch=True)]))
 
         runs = [("single", 1), ("single", 16), ("batch", args.batch_concurrency)]
         systems = [("mlserver", f"127.0.0.1:{mls_port}", MLSERVER_METHOD, work / "mlserver.protoset")]
@@ -444,7 +474,8 @@ def main():
           f"{min(loads):.1f}-{max(loads):.1f} during the runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
           f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION}, {args.seconds:g} s per run, 1 connection")
     print(f"model: CountVectorizer + MultinomialNB, {len(pipe[0].vocabulary_)} features, {len(pipe.classes_)} "
-          f"classes; single texts 10-40 words; batch = {args.batch} documents of 600-900 words ({batch_mb:.2f} MB)")
+          f"classes; single texts 10-40 words; batch = {args.batch} documents of 600-900 words ({batch_mb:.2f} MB); "
+          f"maas batches answered in the {args.batch_form} form; maas flags: {args.maas_args or '(defaults)'}")
     header = (f"{'':22}{'req/s':>8}{'MB/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'ghz CPU':>9}"
               f"{'x req/s':>9}{'p99 x':>7}{'x CPU':>7}")
     for kind, concurrency in runs:

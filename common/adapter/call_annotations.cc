@@ -61,6 +61,12 @@ void ModelAnnotation::CountOutput(const Message& response) {
       results->message_type()->name() == "Classification") {
     documents += reflection->FieldSize(response, results);
   }
+  // The compact form of ClassifyResponse: one predicted class index per text, no results.
+  const FieldDescriptor* predicted = descriptor->FindFieldByName("predicted");
+  if (predicted != nullptr && predicted->is_repeated() &&
+      descriptor->name() == "ClassifyResponse") {
+    documents += reflection->FieldSize(response, predicted);
+  }
   const FieldDescriptor* x = Field(response, "x", FieldDescriptor::CPPTYPE_MESSAGE);
   if (x != nullptr && descriptor->name() == "SampleBatch" && reflection->HasField(response, x)) {
     const Message& matrix = reflection->GetMessage(response, x);

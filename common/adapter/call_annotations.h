@@ -24,7 +24,7 @@ struct ModelAnnotation {
   std::string name;
   int64_t version = 0;  // 0 = not known (e.g. "latest" before it was resolved)
 
-  int64_t documents = 0;  // texts classified (ClassifyResponse.results)
+  int64_t documents = 0;  // texts classified (ClassifyResponse.results, or .predicted if compact)
   int64_t samples = 0;    // samples produced (SampleBatch.x rows)
 
   // Updates from one message: a name or version found there replaces the current one.

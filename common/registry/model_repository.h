@@ -62,8 +62,9 @@ class ModelRepository {
 
   // `store` is not owned and must outlive the repository. poll_interval > 0 starts a background
   // poller so replicas sharing a volume see each other's versions; 0 = no polling (tests).
-  // cache_bytes > 0: loaded versions are evicted least-recently-used beyond that many stored bytes
-  // (the servers' --model_cache_bytes); 0 = no budget.
+  // cache_bytes > 0: loaded versions are evicted least-recently-used beyond that many bytes held
+  // (Loaded::held_bytes() when Loaded has it, else the stored size; the servers'
+  // --model_cache_bytes); 0 = no budget.
   ModelRepository(store::ModelStore* store, Parser parse, absl::Duration poll_interval,
                   int64_t cache_bytes = 0)
       : store_(store), cache_(store, std::move(parse)) {
@@ -145,6 +146,19 @@ class ModelRepository {
     common::v1::DeleteModelResponse response;
     for (int64_t v : deleted) response.add_deleted_versions(v);
     return response;
+  }
+
+  // The stored bytes of `version` (>= 1) of `name`, read from the store now. Loaded models keep
+  // only their parsed form, so exports (GetModel) read the stored message on demand. NOT_FOUND when
+  // the version was deleted meanwhile.
+  absl::StatusOr<std::string> ReadStored(std::string_view name, int64_t version) {
+    MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+    return store_->Get(name, version);
+  }
+
+  // Told about every model load (name, version, time taken, bytes held), e.g. for metrics.
+  void SetLoadObserver(typename store::ModelCache<Loaded>::LoadObserver observer) {
+    cache_.SetLoadObserver(std::move(observer));
   }
 
   // The model cache (for its memory figures and tests).

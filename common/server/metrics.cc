@@ -1,16 +1,22 @@
 #include "common/server/metrics.h"
 
+#include <prometheus/client_metric.h>
+#include <prometheus/collectable.h>
 #include <prometheus/counter.h>
 #include <prometheus/exposer.h>
 #include <prometheus/family.h>
 #include <prometheus/gauge.h>
 #include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
+#include <array>
 #include <exception>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "common/server/server.h"
 #include "google/protobuf/descriptor.h"
 
@@ -23,6 +29,7 @@ struct ServerMetrics::Families {
   prometheus::Family<prometheus::Counter>* model_requests;
   prometheus::Family<prometheus::Counter>* model_documents;
   prometheus::Family<prometheus::Counter>* model_samples;
+  prometheus::Family<prometheus::Histogram>* model_load;
 };
 
 absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
@@ -79,7 +86,15 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
                                  .Help("Samples produced, by model.")
                                  .Labels(server)
                                  .Register(*metrics->registry_);
+  families->model_load = &prometheus::BuildHistogram()
+                              .Name("maas_model_load_seconds")
+                              .Help(
+                                  "Time to read and parse a model version into the model cache, "
+                                  "by model (at most 200 model names, then \"other\").")
+                              .Labels(server)
+                              .Register(*metrics->registry_);
   metrics->families_ = std::move(families);
+  metrics->server_name_ = server_name;
   metrics->exposer_->RegisterCollectable(metrics->registry_);
   return metrics;
 }
@@ -89,6 +104,65 @@ ServerMetrics::~ServerMetrics() = default;
 prometheus::Registry& ServerMetrics::registry() { return *registry_; }
 
 void ServerMetrics::CallStarted() { families_->in_flight->Increment(); }
+
+std::string ServerMetrics::ModelLabel(std::string_view model) {
+  absl::MutexLock lock(&models_mu_);
+  if (models_.count(model) != 0) return std::string(model);
+  if (models_.size() < kMaxModelLabels) {
+    models_.emplace(model);
+    return std::string(model);
+  }
+  return "other";
+}
+
+void ServerMetrics::ModelLoaded(std::string_view model, absl::Duration took) {
+  // Loads take from well under a millisecond (a small model from the page cache) to minutes.
+  static const prometheus::Histogram::BucketBoundaries kBuckets = {
+      0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
+  families_->model_load->Add({{"model", ModelLabel(model)}}, kBuckets)
+      .Observe(absl::ToDoubleSeconds(took));
+}
+
+namespace {
+
+// One gauge read at scrape time.
+class GaugeCallback final : public prometheus::Collectable {
+ public:
+  GaugeCallback(std::string name, std::string help, std::string server,
+                std::function<double()> value)
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        server_(std::move(server)),
+        value_(std::move(value)) {}
+
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    prometheus::MetricFamily family;
+    family.name = name_;
+    family.help = help_;
+    family.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric metric;
+    metric.label.push_back({"server", server_});
+    metric.gauge.value = value_();
+    family.metric.push_back(std::move(metric));
+    return {std::move(family)};
+  }
+
+ private:
+  const std::string name_;
+  const std::string help_;
+  const std::string server_;
+  const std::function<double()> value_;
+};
+
+}  // namespace
+
+void ServerMetrics::AddGaugeCallback(const std::string& name, const std::string& help,
+                                     std::function<double()> value) {
+  auto gauge = std::make_shared<GaugeCallback>(name, help, server_name_, std::move(value));
+  exposer_->RegisterCollectable(gauge);
+  absl::MutexLock lock(&models_mu_);
+  gauge_callbacks_.push_back(std::move(gauge));
+}
 
 namespace {
 
@@ -113,38 +187,91 @@ bool KnownMethod(std::string_view path) {
 
 }  // namespace
 
-void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
-                                 absl::Duration duration, std::string_view model, int64_t documents,
-                                 int64_t samples) {
+// The series of one method label (a known method path, or "unknown"), found once: prometheus-cpp
+// builds and hashes a label map on every Family::Add, which would cost more than a small call.
+struct ServerMetrics::MethodSeries {
+  prometheus::Histogram* duration = nullptr;
+  std::array<prometheus::Counter*, kNumCodes> requests{};  // by status code, added when first seen
+};
+
+// The series of one model label.
+struct ServerMetrics::ModelSeries {
+  std::array<prometheus::Counter*, kNumCodes> requests{};
+  prometheus::Counter* documents = nullptr;
+  prometheus::Counter* samples = nullptr;
+};
+
+ServerMetrics::MethodSeries& ServerMetrics::MethodSeriesOf(std::string_view method) {
   static const prometheus::Histogram::BucketBoundaries kBuckets = {
       0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
       0.1,    0.25,    0.5,    1,     2.5,    5,     10,   30,    60};
-  const std::string m = KnownMethod(method) ? std::string(method) : std::string("unknown");
-  if (!model.empty()) {
-    std::string label(model);
-    {
-      absl::MutexLock lock(&models_mu_);
-      if (models_.count(label) == 0) {
-        if (models_.size() < kMaxModelLabels) {
-          models_.insert(label);
-        } else {
-          label = "other";
+  auto it = method_series_.find(absl::string_view(method.data(), method.size()));
+  if (it != method_series_.end()) return *it->second;
+  // Only known paths become keys, so the map is bounded by the methods of this binary.
+  const std::string label = KnownMethod(method) ? std::string(method) : std::string("unknown");
+  std::unique_ptr<MethodSeries>& series = method_series_[label];
+  if (series == nullptr) {
+    series = std::make_unique<MethodSeries>();
+    series->duration = &families_->duration->Add({{"method", label}}, kBuckets);
+  }
+  return *series;
+}
+
+void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
+                                 absl::Duration duration, std::string_view model, int64_t documents,
+                                 int64_t samples) {
+  const size_t c = static_cast<size_t>(code) < kNumCodes ? static_cast<size_t>(code)
+                                                         : static_cast<size_t>(grpc::UNKNOWN);
+  families_->in_flight->Decrement();
+  prometheus::Counter* requests;
+  prometheus::Histogram* latency;
+  prometheus::Counter* model_requests = nullptr;
+  prometheus::Counter* model_documents = nullptr;
+  prometheus::Counter* model_samples = nullptr;
+  {
+    absl::MutexLock lock(&series_mu_);
+    MethodSeries& series = MethodSeriesOf(method);
+    latency = series.duration;
+    if (series.requests[c] == nullptr) {
+      const std::string label = KnownMethod(method) ? std::string(method) : "unknown";
+      series.requests[c] = &families_->requests->Add(
+          {{"method", label},
+           {"code", std::string(StatusCodeName(static_cast<grpc::StatusCode>(c)))}});
+    }
+    requests = series.requests[c];
+    if (!model.empty()) {
+      auto it = model_series_.find(absl::string_view(model.data(), model.size()));
+      if (it == model_series_.end()) {
+        const std::string label = ModelLabel(model);  // itself, or "other" beyond the cap
+        it = model_series_.find(label);
+        if (it == model_series_.end()) {
+          it = model_series_.emplace(label, std::make_unique<ModelSeries>()).first;
         }
       }
-    }
-    families_->model_requests->Add({{"model", label}, {"code", std::string(StatusCodeName(code))}})
-        .Increment();
-    if (documents > 0) {
-      families_->model_documents->Add({{"model", label}}).Increment(static_cast<double>(documents));
-    }
-    if (samples > 0) {
-      families_->model_samples->Add({{"model", label}}).Increment(static_cast<double>(samples));
+      ModelSeries& m = *it->second;
+      const std::string& label = it->first;
+      if (m.requests[c] == nullptr) {
+        m.requests[c] = &families_->model_requests->Add(
+            {{"model", label},
+             {"code", std::string(StatusCodeName(static_cast<grpc::StatusCode>(c)))}});
+      }
+      model_requests = m.requests[c];
+      if (documents > 0) {
+        if (m.documents == nullptr)
+          m.documents = &families_->model_documents->Add({{"model", label}});
+        model_documents = m.documents;
+      }
+      if (samples > 0) {
+        if (m.samples == nullptr) m.samples = &families_->model_samples->Add({{"model", label}});
+        model_samples = m.samples;
+      }
     }
   }
-  families_->in_flight->Decrement();
-  families_->requests->Add({{"method", m}, {"code", std::string(StatusCodeName(code))}})
-      .Increment();
-  families_->duration->Add({{"method", m}}, kBuckets).Observe(absl::ToDoubleSeconds(duration));
+  requests->Increment();
+  latency->Observe(absl::ToDoubleSeconds(duration));
+  if (model_requests != nullptr) model_requests->Increment();
+  if (model_documents != nullptr) model_documents->Increment(static_cast<double>(documents));
+  if (model_samples != nullptr) model_samples->Increment(static_cast<double>(samples));
 }
 
 }  // namespace maas::server

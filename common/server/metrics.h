@@ -10,22 +10,33 @@
 //   maas_model_requests_total{model, code}  counter: finished calls that named a model
 //   maas_model_documents_total{model}       counter: texts classified
 //   maas_model_samples_total{model}         counter: samples produced
+//   maas_model_cache_bytes / maas_model_cache_versions  gauges (services): what the model cache
+//                                           holds, as charged against --model_cache_bytes
+//   maas_model_load_seconds{model}          histogram: time to read and parse a model version from
+//                                           the store into the model cache (one per load; reloads
+//                                           after eviction count again)
+// `model` labels are bounded: beyond kMaxModelLabels distinct names, further models count as
+// "other" (in every per-model family).
 // Thread-safe.
 #ifndef MAAS_COMMON_SERVER_METRICS_H_
 #define MAAS_COMMON_SERVER_METRICS_H_
 
 #include <grpcpp/support/status.h>
 
+#include <functional>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 
 namespace prometheus {
+class Collectable;
 class Exposer;
 class Registry;
 }  // namespace prometheus
@@ -54,15 +65,40 @@ class ServerMetrics {
   void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration,
                     std::string_view model = {}, int64_t documents = 0, int64_t samples = 0);
 
+  // A model version was loaded into the model cache in `took` (ModelCache's load observer).
+  void ModelLoaded(std::string_view model, absl::Duration took);
+
+  // Adds a gauge `name` (label `server`) whose value `value()` returns at every scrape, e.g. the
+  // model cache's bytes. `value` must stay callable while this object lives; thread-safe.
+  void AddGaugeCallback(const std::string& name, const std::string& help,
+                        std::function<double()> value);
+
   static constexpr size_t kMaxModelLabels = 200;
 
  private:
   struct Families;
   ServerMetrics() = default;
+  // The label value of `model`: itself while fewer than kMaxModelLabels names were seen, else
+  // "other".
+  std::string ModelLabel(std::string_view model);
+
+  static constexpr size_t kNumCodes = 17;  // grpc::StatusCode 0..16
+  struct MethodSeries;
+  struct ModelSeries;
+  MethodSeries& MethodSeriesOf(std::string_view method) ABSL_EXCLUSIVE_LOCKS_REQUIRED(series_mu_);
 
   std::unique_ptr<prometheus::Exposer> exposer_;
   std::shared_ptr<prometheus::Registry> registry_;
   std::unique_ptr<Families> families_;
+  std::string server_name_;
+  // The series of each method and model label, found once (bounded: the methods of this binary plus
+  // "unknown"; kMaxModelLabels models plus "other").
+  absl::Mutex series_mu_;
+  absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> method_series_
+      ABSL_GUARDED_BY(series_mu_);
+  absl::flat_hash_map<std::string, std::unique_ptr<ModelSeries>> model_series_
+      ABSL_GUARDED_BY(series_mu_);
+  std::vector<std::shared_ptr<prometheus::Collectable>> gauge_callbacks_;
   absl::Mutex models_mu_;
   std::set<std::string, std::less<>> models_ ABSL_GUARDED_BY(models_mu_);
   int port_ = 0;

@@ -25,8 +25,11 @@
 // call that
 //   already holds it.
 // Memory: with a byte budget (SetByteBudget, the servers' --model_cache_bytes) the cache evicts
-// least-recently-used versions while the stored bytes of the loaded versions exceed it; a version a
+// least-recently-used versions while the bytes the loaded versions hold exceed it; a version a
 // call still holds is never evicted (dropping it would free nothing) and is counted until released.
+// What a version holds: T::held_bytes() when T has that member (the parsed form's own estimate of
+// its memory: the services keep only the parsed form, never the stored message), else the stored
+// size. The loader's input bytes are dropped once it returns.
 // An evicted version is loaded again by the next Get that needs it. Without a budget (0) the latest
 // version of every name asked for with version 0 stays loaded, plus every explicitly requested
 // version until it is deleted from the store or the name is invalidated.
@@ -43,6 +46,7 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -65,6 +69,11 @@ class ModelCache {
   using ModelPtr = std::shared_ptr<const T>;
   // Parses stored bytes into a model. A null result is treated as INTERNAL.
   using Loader = std::function<absl::StatusOr<ModelPtr>(const std::string& bytes)>;
+  // Told about every load from the store that produced a model: name, version, how long reading
+  // and parsing took, and the bytes charged for it. Runs on the loading thread, without the cache's
+  // own locks held.
+  using LoadObserver = std::function<void(std::string_view name, int64_t version,
+                                          absl::Duration took, int64_t held_bytes)>;
 
   // `store` is not owned and must outlive the cache.
   ModelCache(ModelStore* store, Loader loader) : store_(store), loader_(std::move(loader)) {}
@@ -101,20 +110,40 @@ class ModelCache {
 
   ModelStore* store() const { return store_; }
 
-  // Evicts least-recently-used versions while the loaded versions' stored bytes exceed `bytes`
+  // Evicts least-recently-used versions while the bytes the loaded versions hold exceed `bytes`
   // (0 = no budget). Takes effect at once.
   void SetByteBudget(int64_t bytes);
-  // Stored bytes of the versions held now.
+  // Bytes the versions loaded now hold (see "Memory" above).
   int64_t loaded_bytes() const;
+  // Replaces the load observer (empty = none). Once it returns, the previous observer is not
+  // running and is never called again (so what it points at may be destroyed).
+  void SetLoadObserver(LoadObserver observer);
+
+  // The bytes charged for a loaded model whose stored form had `stored_bytes`.
+  static int64_t HeldBytes(const T& model, int64_t stored_bytes) {
+    if constexpr (HasHeldBytes<T>::value) {
+      (void)stored_bytes;
+      return std::max<int64_t>(static_cast<int64_t>(model.held_bytes()), 0);
+    } else {
+      (void)model;
+      return stored_bytes;
+    }
+  }
   // Versions held now.
   int64_t loaded_versions() const;
 
  private:
+  template <class U, class = void>
+  struct HasHeldBytes : std::false_type {};
+  template <class U>
+  struct HasHeldBytes<U, std::void_t<decltype(std::declval<const U&>().held_bytes())>>
+      : std::true_type {};
+
   struct Entry {
     ModelPtr model;
     bool pinned = false;      // asked for explicitly (version > 0): kept while it exists
     uint64_t loaded_seq = 0;  // scan sequence number at which it was known to exist
-    int64_t bytes = 0;        // stored size, for the byte budget
+    int64_t bytes = 0;        // HeldBytes, for the byte budget
     uint64_t last_used = 0;   // use tick, for LRU eviction
   };
   // One in-progress first load of a version; later callers wait for it.
@@ -131,7 +160,7 @@ class ModelCache {
     std::map<int64_t, Entry> loaded;
   };
 
-  // Loads `version` of `name`; the stored size goes to *bytes.
+  // Loads `version` of `name`; the bytes it holds (HeldBytes) go to *bytes.
   absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version, int64_t* bytes);
   // Drops LRU unheld versions until the budget holds.
   void Evict() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -169,6 +198,10 @@ class ModelCache {
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
   bool polling_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status last_refresh_status_ ABSL_GUARDED_BY(mu_);
+
+  // Held (shared) while the observer runs, so replacing it waits for running calls.
+  absl::Mutex observer_mu_;
+  LoadObserver load_observer_ ABSL_GUARDED_BY(observer_mu_);
 
   absl::Mutex control_mu_;  // serializes StartPolling/StopPolling
   std::thread poller_ ABSL_GUARDED_BY(control_mu_);
@@ -219,9 +252,15 @@ template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string_view name,
                                                                      int64_t version,
                                                                      int64_t* size) {
-  MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
-  *size = static_cast<int64_t>(bytes.size());
-  absl::StatusOr<ModelPtr> model = loader_(bytes);
+  const absl::Time start = absl::Now();
+  absl::StatusOr<ModelPtr> model;
+  int64_t stored_size = 0;
+  {
+    // The stored bytes live only while the loader runs: the cache keeps the parsed form alone.
+    MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
+    stored_size = static_cast<int64_t>(bytes.size());
+    model = loader_(bytes);
+  }
   if (!model.ok()) {
     return absl::Status(model.status().code(),
                         absl::StrCat("loading model \"", internal::Sv(name), "\" version ", version,
@@ -230,6 +269,11 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
   if (*model == nullptr) {
     return absl::InternalError(absl::StrCat("loading model \"", internal::Sv(name), "\" version ",
                                             version, ": the loader returned null"));
+  }
+  *size = HeldBytes(**model, stored_size);
+  {
+    absl::ReaderMutexLock lock(&observer_mu_);
+    if (load_observer_) load_observer_(name, version, absl::Now() - start, *size);
   }
   return model;
 }
@@ -294,7 +338,7 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     } else {
       joined->done.WaitForNotification();
       loaded = joined->result;
-      size = -1;  // already inserted (or failed) by the loading call
+      size = -1;  // already inserted (or failed) by the loading call; recomputed if evicted since
     }
     if (loaded.ok()) {
       model = *std::move(loaded);
@@ -364,6 +408,12 @@ void ModelCache<T>::SetByteBudget(int64_t bytes) {
 }
 
 template <class T>
+void ModelCache<T>::SetLoadObserver(LoadObserver observer) {
+  absl::MutexLock lock(&observer_mu_);
+  load_observer_ = std::move(observer);
+}
+
+template <class T>
 int64_t ModelCache<T>::loaded_bytes() const {
   absl::MutexLock lock(&mu_);
   return loaded_bytes_;
@@ -389,9 +439,10 @@ typename ModelCache<T>::ModelPtr ModelCache<T>::Insert(NameState& state, int64_t
   auto [it, inserted] = state.loaded.try_emplace(version);
   if (inserted) {
     it->second.model = std::move(model);
-    // A joined load (bytes < 0) whose entry was evicted meanwhile: the size is unknown here; count
-    // the model as small rather than read the store again.
-    it->second.bytes = std::max<int64_t>(bytes, 0);
+    // A joined load (bytes < 0) whose entry was evicted meanwhile: the model's own estimate when
+    // it has one; else the stored size is unknown here and the model counts as small rather than
+    // the store being read again.
+    it->second.bytes = bytes >= 0 ? bytes : HeldBytes(*it->second.model, 0);
     loaded_bytes_ += it->second.bytes;
   }
   it->second.last_used = ++tick_;

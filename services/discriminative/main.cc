@@ -9,6 +9,7 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
 #include "common/exec/worker_pool.h"
@@ -55,7 +56,8 @@ ABSL_FLAG(int64_t, max_queued_calls, -1,
           "Tasks that may wait for a worker when a call arrives; beyond, new calls are refused "
           "with RESOURCE_EXHAUSTED (-1 = as many as --max_concurrent_calls).");
 ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
-          "Budget of loaded models, in stored bytes: least-recently-used versions no call holds "
+          "Budget of loaded models, in bytes held in memory (parsed parameter tables; the stored "
+          "message is not kept): least-recently-used versions no call holds "
           "are evicted beyond it and loaded again when asked for (0 = no budget).");
 ABSL_FLAG(std::string, log_file, "",
           "File the per-call JSON log lines are appended to (only those lines; banners and library "
@@ -83,6 +85,10 @@ int main(int argc, char** argv) {
       "maas-discriminative: text classifiers over gRPC (maas.discriminative.v1)");
   maas::server::HandleHelpFlag(argc, argv, __FILE__);
   absl::ParseCommandLine(argc, argv);
+  // Debian builds Abseil without NDEBUG, which leaves Mutex deadlock detection on: a lock-order
+  // graph updated on every lock, a measurable share of a small call's CPU. The unit tests (which do
+  // not run this) keep it on and so still catch lock-order cycles.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   maas::server::BlockTerminationSignals();
 
   absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
@@ -159,8 +165,20 @@ int main(int argc, char** argv) {
     std::cerr << "maas-discriminative: " << server.status() << "\n";
     return 1;
   }
+  if (maas::server::ServerMetrics* metrics = (*server)->metrics()) {
+    repository.SetLoadObserver([metrics](std::string_view name, int64_t, absl::Duration took,
+                                         int64_t) { metrics->ModelLoaded(name, took); });
+    metrics->AddGaugeCallback(
+        "maas_model_cache_bytes",
+        "Bytes the loaded model versions hold in memory, as charged against --model_cache_bytes.",
+        [&repository] { return static_cast<double>(repository.cache().loaded_bytes()); });
+    metrics->AddGaugeCallback(
+        "maas_model_cache_versions", "Model versions loaded in the model cache.",
+        [&repository] { return static_cast<double>(repository.cache().loaded_versions()); });
+  }
   maas::server::ServeUntilTerminated(
       **server, absl::StrCat("maas.discriminative.v1.DiscriminativeService (model_dir ",
                              absl::GetFlag(FLAGS_model_dir), ")"));
+  repository.SetLoadObserver({});  // the metrics go with the server
   return 0;
 }

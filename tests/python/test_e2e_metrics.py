@@ -63,6 +63,10 @@ def test_calls_are_counted_by_method_and_code(stack):
     assert 'maas_model_requests_total{server="maas-generative",code="OK",model="counted"} 4' in text
     assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="absent"} 1' in text
     assert 'maas_model_samples_total{server="maas-generative",model="counted"} 30' in text
+    # Model loads are timed per model: CreateModel loaded the new version into the cache once; the Samples reused it.
+    assert 'maas_model_load_seconds_count{server="maas-generative",model="counted"} 1' in text
+    assert re.search(r'^maas_model_cache_versions\{server="maas-generative"\} 1$', text, re.M)
+    assert float(re.search(r'^maas_model_cache_bytes\{server="maas-generative"\} (\S+)$', text, re.M).group(1)) > 0
 
 
 def test_metrics_are_off_unless_asked_for(stack):

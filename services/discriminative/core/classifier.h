@@ -46,6 +46,10 @@ class Classifier {
   // The fitted state (config included); FromState(ToState()) is identical.
   virtual void ToState(v1::ClassifierState* state) const = 0;
 
+  // Bytes this fitted classifier holds in memory (the object, its classes and parameter tables),
+  // for the model cache's byte budget.
+  virtual int64_t MemoryBytes() const = 0;
+
   // jll, predict_log_proba (scikit-learn's logsumexp), predict_proba and predict of one row.
   ClassScores Predict(const SparseVector& row) const;
 

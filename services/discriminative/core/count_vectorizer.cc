@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
+#include "common/store/held_bytes.h"
 
 namespace maas::discriminative {
 namespace {
@@ -429,6 +430,15 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     if (index.has_value()) CountFeature(*index, &scratch->keys, &scratch->dense);
   });
   CountedRow(&scratch->keys, &scratch->dense, options_.binary, row);
+}
+
+int64_t CountVectorizer::MemoryBytes() const {
+  return static_cast<int64_t>(sizeof(*this)) +
+         store::StringKeyedHashBytes(options_.analyzer.stop_words) +
+         store::StringVectorBytes(options_.fixed_vocabulary) +
+         store::StringKeyedHashBytes(analyzer_.options().stop_words) +
+         store::StringVectorBytes(vocabulary_) + store::VectorBytes(document_frequency_) +
+         store::HashTableBytes(short_index_) + store::StringKeyedHashBytes(index_);
 }
 
 void CountVectorizer::ToState(v1::VectorizerState* state) const {

@@ -92,6 +92,7 @@ class CountVectorizer final : public Vectorizer {
     return index < vocabulary_.size() ? vocabulary_[index] : std::string();
   }
   void ToState(v1::VectorizerState* state) const override;
+  int64_t MemoryBytes() const override;
 
   // The index of `term`, if it is in the vocabulary.
   std::optional<uint32_t> FeatureIndex(std::string_view term) const;

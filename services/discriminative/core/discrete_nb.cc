@@ -9,6 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "common/store/held_bytes.h"
 #include "services/discriminative/core/numpy_compat.h"
 
 namespace maas::discriminative {
@@ -99,6 +100,14 @@ void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const 
 double DiscreteNb::FeatureContribution(size_t c, uint32_t feature, double value) const {
   if (feature >= num_features_) return 0.0;
   return EffectiveValue(value) * weights_t_[static_cast<size_t>(feature) * classes_.size() + c];
+}
+
+int64_t DiscreteNb::MemoryBytes() const {
+  return static_cast<int64_t>(sizeof(*this)) + store::StringVectorBytes(classes_) +
+         store::VectorBytes(class_count_) + store::VectorBytes(feature_count_) +
+         store::VectorBytes(class_log_prior_) + store::VectorBytes(feature_log_prob_) +
+         store::VectorBytes(weights_t_) + store::VectorBytes(bias_) +
+         store::VectorBytes(options_.class_prior);
 }
 
 void DiscreteNb::ToState(v1::ClassifierState* state) const {

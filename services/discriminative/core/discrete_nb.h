@@ -65,6 +65,8 @@ class DiscreteNb : public Classifier {
                           const std::vector<std::string>& labels,
                           const std::vector<double>& weights) override;
 
+  int64_t MemoryBytes() const override;
+
   const NbOptions& options() const { return options_; }
   // C x F, row-major (feature_count_).
   const std::vector<double>& feature_count() const { return feature_count_; }

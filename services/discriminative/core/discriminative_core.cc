@@ -81,13 +81,29 @@ std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
     const std::string& bytes) {
   auto loaded = std::make_shared<LoadedPipeline>();
-  if (!loaded->stored.ParseFromString(bytes)) {
-    return absl::DataLossError(
-        "stored discriminative model is not a valid StoredDiscriminativeModel message");
+  {
+    // The parsed message lives only in this scope: the loaded version keeps the pipeline built
+    // from its spec, and its small parts (info, summary).
+    v1::StoredDiscriminativeModel stored;
+    if (!stored.ParseFromString(bytes)) {
+      return absl::DataLossError(
+          "stored discriminative model is not a valid StoredDiscriminativeModel message");
+    }
+    MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(stored.spec()));
+    loaded->pipeline.emplace(std::move(pipeline));
+    loaded->model_info = std::move(*stored.mutable_info());
+    if (stored.has_train_summary()) {
+      loaded->train_summary = std::move(*stored.mutable_train_summary());
+    }
   }
-  MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(loaded->stored.spec()));
-  loaded->pipeline.emplace(std::move(pipeline));
-  loaded->stored.mutable_info()->set_size_bytes(static_cast<int64_t>(bytes.size()));
+  loaded->model_info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  const Pipeline& pipeline = *loaded->pipeline;
+  loaded->memory_bytes =
+      static_cast<int64_t>(sizeof(LoadedPipeline) + loaded->model_info.SpaceUsedLong() +
+                           (loaded->train_summary ? loaded->train_summary->SpaceUsedLong() : 0) +
+                           pipeline.vectorizer_config().SpaceUsedLong() +
+                           pipeline.classifier_config().SpaceUsedLong()) +
+      pipeline.vectorizer().MemoryBytes() + pipeline.classifier().MemoryBytes();
   return std::shared_ptr<const LoadedPipeline>(std::move(loaded));
 }
 
@@ -409,11 +425,23 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
     const v1::GetModelRequest& request) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
+  // The loaded version keeps only its pipeline: the stored spec is read back from the store
+  // (exactly what was stored); if the version was deleted meanwhile, the pipeline's own spec
+  // (identical by FromSpec/ToSpec) answers.
   v1::GetModelResponse response;
   *response.mutable_info() = loaded->info();
-  *response.mutable_spec() = loaded->stored.spec();
-  if (loaded->stored.has_train_summary())
-    *response.mutable_train_summary() = loaded->stored.train_summary();
+  absl::StatusOr<std::string> bytes =
+      options_.repository->ReadStored(loaded->info().name(), loaded->info().version());
+  v1::StoredDiscriminativeModel stored;
+  if (bytes.ok() && stored.ParseFromString(*bytes)) {
+    bytes = std::string();  // release the stored bytes before building the response
+    *response.mutable_spec() = std::move(*stored.mutable_spec());
+  } else if (bytes.ok() || absl::IsNotFound(bytes.status())) {
+    *response.mutable_spec() = loaded->pipeline->ToSpec();
+  } else {
+    return bytes.status();
+  }
+  if (loaded->train_summary) *response.mutable_train_summary() = *loaded->train_summary;
   return response;
 }
 

@@ -22,12 +22,19 @@
 
 namespace maas::discriminative {
 
-// One loaded model version: the stored message and the pipeline built from it. Immutable once
-// loaded.
+// One loaded model version: its ModelInfo, training summary and the pipeline built from the stored
+// message. The stored message itself (its spec is as large as the pipeline's tables) is dropped
+// once the pipeline is built, so a model is held once; GetModel reads it from the store on demand.
+// Immutable once loaded.
 struct LoadedPipeline {
-  v1::StoredDiscriminativeModel stored;
-  std::optional<Pipeline> pipeline;  // always set once loaded
-  const common::v1::ModelInfo& info() const { return stored.info(); }
+  common::v1::ModelInfo model_info;               // size_bytes = the stored size
+  std::optional<v1::TrainSummary> train_summary;  // when the version was trained here
+  std::optional<Pipeline> pipeline;               // always set once loaded
+  int64_t memory_bytes = 0;                       // what all of the above holds
+
+  const common::v1::ModelInfo& info() const { return model_info; }
+  // What the model cache charges for this version (its byte budget, --model_cache_bytes).
+  int64_t held_bytes() const { return memory_bytes; }
 };
 
 // Parses and validates stored bytes (the repository's loader).

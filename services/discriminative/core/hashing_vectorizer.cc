@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_vectorizer.h"
 
 namespace maas::discriminative {
@@ -113,6 +114,12 @@ absl::StatusOr<HashingVectorizerOptions> HashingVectorizerOptionsFromConfig(
   }
   options.norm = RowNormOf(hashing.norm());
   return options;
+}
+
+int64_t HashingVectorizer::MemoryBytes() const {
+  return static_cast<int64_t>(sizeof(*this)) +
+         store::StringKeyedHashBytes(options_.analyzer.stop_words) +
+         store::StringKeyedHashBytes(analyzer_.options().stop_words);
 }
 
 void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,

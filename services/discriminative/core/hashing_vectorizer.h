@@ -53,6 +53,7 @@ class HashingVectorizer final : public Vectorizer {
   size_t num_features() const override { return options_.n_features; }
   std::string FeatureName(uint32_t) const override { return std::string(); }
   void ToState(v1::VectorizerState*) const override {}
+  int64_t MemoryBytes() const override;
 
  private:
   HashingVectorizerOptions options_;

@@ -260,7 +260,8 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
     absl::Status& error = errors[static_cast<size_t>(chunk)];
     error = stop.Check();
     if (!error.ok()) return;
-    AnalyzerScratch scratch;
+    const ScratchPool::Lease lease = scratches_->Acquire();
+    AnalyzerScratch& scratch = *lease;
     SparseVector row;
     const size_t begin = static_cast<size_t>(chunk) * kClassifyChunk;
     const size_t end = std::min(texts.size(), begin + kClassifyChunk);
@@ -287,7 +288,8 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
     absl::Status& error = errors[static_cast<size_t>(chunk)];
     error = stop.Check();
     if (!error.ok()) return;
-    AnalyzerScratch scratch;
+    const ScratchPool::Lease lease = scratches_->Acquire();
+    AnalyzerScratch& scratch = *lease;
     SparseVector row;
     std::vector<double> jll(k);
     const size_t begin = static_cast<size_t>(chunk) * kClassifyChunk;

@@ -28,6 +28,7 @@
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/scratch_pool.h"
 #include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
@@ -146,6 +147,8 @@ class Pipeline {
   DecodeError decode_error_ = DecodeError::kStrict;
   std::shared_ptr<const Vectorizer> vectorizer_;
   std::shared_ptr<const Classifier> classifier_;
+  // Scratches reused by Classify calls (shared by copies, which have the same vectorizer).
+  std::shared_ptr<ScratchPool> scratches_ = std::make_shared<ScratchPool>();
 };
 
 struct TrainResult {

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "common/store/held_bytes.h"
 
 namespace maas::discriminative {
 
@@ -47,6 +48,10 @@ void TfidfVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
   base_->Transform(text, scratch, row);
   Weight(row);
+}
+
+int64_t TfidfVectorizer::MemoryBytes() const {
+  return static_cast<int64_t>(sizeof(*this)) + base_->MemoryBytes() + store::VectorBytes(idf_);
 }
 
 void TfidfVectorizer::ToState(v1::VectorizerState* state) const {

@@ -37,6 +37,7 @@ class TfidfVectorizer final : public Vectorizer {
   size_t num_features() const override { return base_->num_features(); }
   std::string FeatureName(uint32_t index) const override { return base_->FeatureName(index); }
   void ToState(v1::VectorizerState* state) const override;
+  int64_t MemoryBytes() const override;
 
   // Applies the weighting and norm to a row of the base vectorizer, in place.
   void Weight(SparseVector* row) const;

@@ -55,6 +55,10 @@ class Vectorizer {
   // and export; the kind's from_state(ToState() + config) is identical.
   virtual void ToState(v1::VectorizerState* state) const = 0;
 
+  // Bytes this fitted vectorizer holds in memory (the object, its vocabulary, index and tables),
+  // for the model cache's byte budget.
+  virtual int64_t MemoryBytes() const = 0;
+
   // Convenience for tests and tools (allocates).
   SparseVector Transform(std::string_view text) const {
     AnalyzerScratch scratch;

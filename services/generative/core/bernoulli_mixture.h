@@ -35,6 +35,9 @@ class BernoulliMixtureModel final : public GenerativeModel {
       const v1::BernoulliMixtureSpec& spec);
 
   std::string family() const override { return "bernoulli_mixture"; }
+  int64_t MemoryBytes() const override {
+    return sizeof(*this) + EigenBytes(weights_, log_weights_, cumulative_, prob_, log_p_, log_1mp_);
+  }
   int dimension() const override { return static_cast<int>(prob_.cols()); }
   int latent_width() const override { return 1; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,

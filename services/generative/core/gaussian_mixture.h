@@ -35,6 +35,13 @@ class GaussianMixtureModel final : public GenerativeModel {
       const v1::GaussianMixtureSpec& spec);
 
   std::string family() const override { return "gaussian_mixture"; }
+  int64_t MemoryBytes() const override {
+    int64_t bytes =
+        sizeof(*this) + lower_.capacity() * sizeof(Eigen::MatrixXd) +
+        EigenBytes(weights_, log_weights_, cumulative_, means_, stddev_, log_normalizer_);
+    for (const Eigen::MatrixXd& lower : lower_) bytes += EigenBytes(lower);
+    return bytes;
+  }
   int dimension() const override { return static_cast<int>(means_.cols()); }
   int latent_width() const override { return 1; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,

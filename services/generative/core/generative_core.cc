@@ -106,12 +106,23 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::s
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
     const std::string& bytes, const FamilyRegistry& families) {
   auto loaded = std::make_shared<LoadedModel>();
-  if (!loaded->stored.ParseFromString(bytes)) {
-    return absl::DataLossError(
-        "stored generative model is not a valid StoredGenerativeModel message");
+  int64_t model_bytes = 0;
+  {
+    // The parsed message lives only in this scope: the loaded version keeps the model built from
+    // its spec, and its ModelInfo (the fit trace is read back by GetModel).
+    v1::StoredGenerativeModel stored;
+    if (!stored.ParseFromString(bytes)) {
+      return absl::DataLossError(
+          "stored generative model is not a valid StoredGenerativeModel message");
+    }
+    MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(stored.spec(), families));
+    loaded->model_info = std::move(*stored.mutable_info());
+    model_bytes = loaded->model->MemoryBytes();
+    if (model_bytes < 0) model_bytes = static_cast<int64_t>(stored.spec().SpaceUsedLong());
   }
-  MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(loaded->stored.spec(), families));
-  loaded->stored.mutable_info()->set_size_bytes(static_cast<int64_t>(bytes.size()));
+  loaded->model_info.set_size_bytes(static_cast<int64_t>(bytes.size()));
+  loaded->memory_bytes =
+      static_cast<int64_t>(sizeof(LoadedModel) + loaded->model_info.SpaceUsedLong()) + model_bytes;
   return std::shared_ptr<const LoadedModel>(std::move(loaded));
 }
 
@@ -366,10 +377,22 @@ absl::StatusOr<v1::CreateModelResponse> GenerativeCore::CreateModel(
 absl::StatusOr<v1::GetModelResponse> GenerativeCore::GetModel(const v1::GetModelRequest& request) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
                         options_.repository->Get(request.model()));
+  // The loaded version keeps only its built model: the stored spec and fit trace are read back from
+  // the store (exactly what was stored).
+  MAAS_ASSIGN_OR_RETURN(std::string bytes, options_.repository->ReadStored(
+                                               loaded->info().name(), loaded->info().version()));
+  v1::StoredGenerativeModel stored;
+  if (!stored.ParseFromString(bytes)) {
+    return absl::DataLossError(absl::StrCat("model '", loaded->info().name(), "' version ",
+                                            loaded->info().version(),
+                                            ": the stored message cannot be read back"));
+  }
+  bytes = std::string();  // release the stored bytes before building the response
   v1::GetModelResponse response;
   *response.mutable_info() = loaded->info();
-  *response.mutable_spec() = loaded->stored.spec();
-  if (loaded->stored.has_fit_trace()) *response.mutable_fit_trace() = loaded->stored.fit_trace();
+  *response.mutable_spec() = std::move(*stored.mutable_spec());
+  if (stored.has_fit_trace())
+    *response.mutable_fit_trace() = std::move(*stored.mutable_fit_trace());
   return response;
 }
 

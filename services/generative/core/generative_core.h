@@ -22,12 +22,18 @@
 
 namespace maas::generative {
 
-// One loaded model version: the stored message and the ready model built from it. Immutable once
-// loaded.
+// One loaded model version: its ModelInfo and the ready model built from the stored message. The
+// stored message itself (its spec is as large as the model's parameters) is dropped once the
+// model is built, so a model is held once; GetModel reads it from the store on demand. Immutable
+// once loaded.
 struct LoadedModel {
-  v1::StoredGenerativeModel stored;
+  common::v1::ModelInfo model_info;  // size_bytes = the stored size
   std::shared_ptr<const GenerativeModel> model;
-  const common::v1::ModelInfo& info() const { return stored.info(); }
+  int64_t memory_bytes = 0;  // what this holds (the model's MemoryBytes, or its spec's size)
+
+  const common::v1::ModelInfo& info() const { return model_info; }
+  // What the model cache charges for this version (its byte budget, --model_cache_bytes).
+  int64_t held_bytes() const { return memory_bytes; }
 };
 
 // Parses and validates stored bytes (used by the repository's loader), building the model with

@@ -31,6 +31,10 @@ class LinearGaussianModel final : public GenerativeModel {
       Eigen::VectorXd noise_variance);
 
   std::string family() const override { return family_; }
+  int64_t MemoryBytes() const override {
+    return sizeof(*this) + EigenBytes(loadings_, mean_, psi_, stddev_, inv_psi_, scaled_, gram_,
+                                      post_lower_, cov_lower_);
+  }
   int dimension() const override { return static_cast<int>(mean_.size()); }
   int latent_width() const override { return latent_dim(); }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,

@@ -30,6 +30,11 @@ class MlpDecoderModel final : public GenerativeModel {
   static absl::StatusOr<std::unique_ptr<MlpDecoderModel>> Create(const v1::MlpDecoderSpec& spec);
 
   std::string family() const override { return "mlp_decoder"; }
+  int64_t MemoryBytes() const override {
+    int64_t bytes = sizeof(*this) + layers_.capacity() * sizeof(Layer);
+    for (const Layer& layer : layers_) bytes += EigenBytes(layer.weight, layer.bias);
+    return bytes;
+  }
   int dimension() const override { return dimension_; }
   int latent_width() const override { return latent_dim_; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,

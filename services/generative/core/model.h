@@ -47,6 +47,10 @@ class GenerativeModel {
   virtual int dimension() const = 0;
   // Width of the latent value returned by Sample (0: the family has no latent variable).
   virtual int latent_width() const = 0;
+  // Bytes this model holds in memory (the object and its parameter arrays, derived ones included),
+  // for the model cache's byte budget; -1 = not known (the cache then charges the size of the spec
+  // the model was built from).
+  virtual int64_t MemoryBytes() const { return -1; }
 
   // Fills row i of `x` (and of `latents` when not null; it has latent_width() columns) with sample
   // number first_index + i of the stream keyed by `seed`. A pure function of (seed, first_index +
@@ -99,6 +103,12 @@ class GenerativeModel {
     return nullptr;
   }
 };
+
+// Bytes of the values of Eigen arrays (for MemoryBytes).
+template <class... Arrays>
+int64_t EigenBytes(const Arrays&... arrays) {
+  return (int64_t{0} + ... + static_cast<int64_t>(arrays.size() * sizeof(typename Arrays::Scalar)));
+}
 
 // Defaults for families without a latent variable: calling them breaks the REQUIRES above, which
 // is a programming error (the core checks latent_kind() first), so they abort loudly.

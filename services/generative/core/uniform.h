@@ -24,6 +24,7 @@ class UniformModel final : public GenerativeModel {
   static absl::StatusOr<std::unique_ptr<UniformModel>> Create(const v1::UniformSpec& spec);
 
   std::string family() const override { return "uniform"; }
+  int64_t MemoryBytes() const override { return sizeof(*this) + EigenBytes(low_, width_); }
   int dimension() const override { return static_cast<int>(low_.size()); }
   int latent_width() const override { return 0; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,

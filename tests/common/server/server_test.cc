@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/server/flags_help.h"
@@ -473,6 +474,35 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
   ServerOptions taken = TestOptions();
   taken.metrics_port = port;  // already served by the first server
   CHECK(absl::IsUnavailable(Server::Start(taken, {&service}).status()));
+}
+
+TEST_CASE("ServerMetrics: model load times by model with bounded labels, and gauge callbacks") {
+  auto metrics = ServerMetrics::Start("127.0.0.1", 0, "load-test");
+  REQUIRE(metrics.ok());
+  const size_t names = ServerMetrics::kMaxModelLabels + 5;
+  for (size_t i = 0; i < names; ++i) {
+    (*metrics)->ModelLoaded(absl::StrCat("model-", i), absl::Milliseconds(3));
+  }
+  (*metrics)->ModelLoaded("model-0", absl::Seconds(2));  // a known name keeps its label
+  int64_t cache_bytes = 12345;
+  (*metrics)->AddGaugeCallback("maas_model_cache_bytes", "test gauge",
+                               [&cache_bytes] { return static_cast<double>(cache_bytes); });
+  std::string text = HttpGet((*metrics)->port(), "/metrics");
+  CAPTURE(text);
+  CHECK(text.find("maas_model_load_seconds_count{server=\"load-test\",model=\"model-0\"} 2") !=
+        std::string::npos);
+  CHECK(text.find("maas_model_load_seconds_count{server=\"load-test\",model=\"other\"} 5") !=
+        std::string::npos);
+  size_t series = 0;
+  for (size_t at = text.find("maas_model_load_seconds_count{"); at != std::string::npos;
+       at = text.find("maas_model_load_seconds_count{", at + 1)) {
+    ++series;
+  }
+  CHECK(series == ServerMetrics::kMaxModelLabels + 1);
+  CHECK(text.find("maas_model_cache_bytes{server=\"load-test\"} 12345") != std::string::npos);
+  cache_bytes = 777;  // read at every scrape
+  text = HttpGet((*metrics)->port(), "/metrics");
+  CHECK(text.find("maas_model_cache_bytes{server=\"load-test\"} 777") != std::string::npos);
 }
 
 TEST_CASE("FormatCallLogLine writes valid, escaped JSON") {

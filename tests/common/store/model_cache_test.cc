@@ -389,6 +389,57 @@ TEST_CASE("ModelCache evicts least-recently-used versions beyond its byte budget
   CHECK(cache.loaded_bytes() == 3000);  // no budget: nothing is evicted
 }
 
+// A parsed model that reports the memory it holds (ModelCache charges held_bytes(), not the stored
+// size): here ten times its stored size.
+struct SizedModel {
+  int64_t bytes = 0;
+  int64_t held_bytes() const { return bytes; }
+};
+
+TEST_CASE("ModelCache charges what a parsed model holds and tells its load observer") {
+  MemoryModelStore store;
+  ModelCache<SizedModel> cache(
+      &store, [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const SizedModel>> {
+        auto model = std::make_shared<SizedModel>();
+        model->bytes = 10 * static_cast<int64_t>(bytes.size());
+        return std::shared_ptr<const SizedModel>(std::move(model));
+      });
+  struct Load {
+    std::string name;
+    int64_t version;
+    int64_t bytes;
+  };
+  absl::Mutex mu;
+  std::vector<Load> loads;
+  cache.SetLoadObserver(
+      [&](std::string_view name, int64_t version, absl::Duration took, int64_t bytes) {
+        CHECK(took >= absl::ZeroDuration());
+        absl::MutexLock lock(&mu);
+        loads.push_back({std::string(name), version, bytes});
+      });
+  for (const char* name : {"a", "b"}) REQUIRE(store.Put(name, Sized("m", 100)).ok());
+  REQUIRE(cache.Get("a", 0).ok());
+  REQUIRE(cache.Get("a", 0).ok());  // loaded once
+  CHECK(cache.loaded_bytes() == 1000);
+  {
+    absl::MutexLock lock(&mu);
+    REQUIRE(loads.size() == 1);
+    CHECK(loads[0].name == "a");
+    CHECK(loads[0].version == 1);
+    CHECK(loads[0].bytes == 1000);
+  }
+  // The budget is in held bytes: two 100-byte files holding 1000 bytes each do not fit in 1500.
+  cache.SetByteBudget(1500);
+  REQUIRE(cache.Get("b", 0).ok());
+  CHECK(cache.loaded_bytes() == 1000);
+  CHECK(cache.loaded_versions() == 1);
+  // Once replaced, the previous observer is never called again.
+  cache.SetLoadObserver({});
+  REQUIRE(cache.Get("a", 0).ok());  // evicted above: loaded again, unobserved
+  absl::MutexLock lock(&mu);
+  CHECK(loads.size() == 2);
+}
+
 TEST_CASE("ModelCache loads a version once when many calls ask for it at the same time") {
   MemoryModelStore store;
   REQUIRE(store.Put("m", Content("m")).ok());
