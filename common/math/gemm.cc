@@ -190,11 +190,27 @@ const char* SimdPathName(SimdPath path) {
 // Layout: for each k-block (kKc rows of op(B), the last one shorter), for each panel of NR
 // columns, kc groups of NR values (columns past n are zero; their results are discarded).
 PackedMatrix::PackedMatrix(std::size_t k, std::size_t n, const double* b, std::size_t ldb,
-                           Transpose transpose_b, SimdPath path)
+                           Transpose transpose_b, SimdPath path, bool skip_leading_zeros)
     : k_(k), n_(n), path_(Resolve(path)) {
   const std::size_t nr = ShapeOf(path_).nr;
   const std::size_t panels = (n + nr - 1) / nr;
   data_.assign(k * panels * nr, 0.0);
+  first_k_.assign(panels, 0);
+  if (skip_leading_zeros) {
+    for (std::size_t p = 0; p < panels; ++p) {
+      const std::size_t j0 = p * nr, cols = std::min(nr, n - j0);
+      std::size_t first = 0;
+      for (; first < k; ++first) {
+        bool zero = true;
+        for (std::size_t j = 0; j < cols && zero; ++j) {
+          zero = (transpose_b == Transpose::kNo ? b[first * ldb + j0 + j]
+                                                : b[(j0 + j) * ldb + first]) == 0.0;
+        }
+        if (!zero) break;
+      }
+      first_k_[p] = first;
+    }
+  }
   double* out = data_.data();
   for (std::size_t pc = 0; pc < k; pc += kKc) {
     const std::size_t kc = std::min(kKc, k - pc);
@@ -246,13 +262,23 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
       }
       for (std::size_t p = 0; p < panels; ++p) {
         const std::size_t j0 = p * nr, cols = std::min(nr, n - j0);
-        const double* bp = b_block + p * kc * nr;
+        // Rows [pc, skip) of this panel are leading zeros (see skip_leading_zeros).
+        const std::size_t skip = std::min(std::max(b.first_k_[p], pc), pc + kc) - pc;
+        if (skip == kc) {  // the whole block: the sum stays at its initial value
+          if (!acc) {
+            for (std::size_t r = 0; r < mc; ++r) {
+              std::fill(c + (ic + r) * ldc + j0, c + (ic + r) * ldc + j0 + cols, 0.0);
+            }
+          }
+          continue;
+        }
+        const double* bp = b_block + p * kc * nr + skip * nr;
         for (std::size_t i0 = 0; i0 < mc; i0 += mr) {
           const std::size_t rows = std::min(mr, mc - i0);
-          const double* ap = a_pack.data() + (i0 / mr) * kc * mr;
+          const double* ap = a_pack.data() + (i0 / mr) * kc * mr + skip * mr;
           double* ct = c + (ic + i0) * ldc + j0;
           if (rows == mr && cols == nr) {
-            kernel(kc, ap, bp, ct, ldc, acc);
+            kernel(kc - skip, ap, bp, ct, ldc, acc);
             continue;
           }
           // Edge tile through the scratch tile: the padded rows/columns are computed and dropped.
@@ -262,7 +288,7 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
               std::copy(ct + r * ldc, ct + r * ldc + cols, tile.data() + r * nr);
             }
           }
-          kernel(kc, ap, bp, tile.data(), nr, acc);
+          kernel(kc - skip, ap, bp, tile.data(), nr, acc);
           for (std::size_t r = 0; r < rows; ++r) {
             std::copy(tile.data() + r * nr, tile.data() + r * nr + cols, ct + r * ldc);
           }
@@ -334,60 +360,67 @@ template <typename V>
 MAAS_INLINE V Select(decltype(V{} < V{}) mask, V a, V b) {
   return mask ? a : b;
 }
-// exp(r) for r in [-745.2, 709.7] (r outside: 0 / +inf; NaN: NaN). r = n ln2 + y with
-// |y| <= ln2/2 (Cody-Waite: n * kLn2Hi is exact), exp(y) by its Taylor polynomial to degree 13
-// (truncation < 1e-17 relative), times 2^n applied as two normal powers of two.
+// exp(r) = 2^n (1 + pm1) for r in [-745.2, 709.8] (callers clamp): r = n ln2 + y with
+// |y| <= ln2/2 (Cody-Waite: n * kLn2Hi is exact), pm1 = expm1(y) = y (1 + y/2! + ... + y^12/13!)
+// (truncation < 1e-17 relative; no cancellation, so pm1 is accurate also for tiny y), and 2^n
+// returned as the two normal powers of two scale1 * scale2 (n in [-1075, 1024]).
 template <typename V, typename I = typename IntOf<V>::type>
-MAAS_INLINE V Exp(V r) {
+MAAS_INLINE void ExpParts(V r, V& pm1, V& scale1, V& scale2) {
   constexpr double kLog2e = 1.4426950408889634074;
   constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 32 trailing zero bits
   constexpr double kLn2Lo = 1.90821492927058770002e-10;
   constexpr double kShift = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-  const V clamped = Select<V>(r > Splat<V>(709.8), Splat<V>(709.8),
-                              Select<V>(r < Splat<V>(-745.2), Splat<V>(-745.2), r));
-  const V shifted = clamped * Splat<V>(kLog2e) + Splat<V>(kShift);
+  const V shifted = r * Splat<V>(kLog2e) + Splat<V>(kShift);
   const V n = shifted - Splat<V>(kShift);
-  const V y = (clamped - n * Splat<V>(kLn2Hi)) - n * Splat<V>(kLn2Lo);
-  V p = Splat<V>(1.0 / 6227020800.0);  // 1/13!
-  p = p * y + Splat<V>(1.0 / 479001600.0);
-  p = p * y + Splat<V>(1.0 / 39916800.0);
-  p = p * y + Splat<V>(1.0 / 3628800.0);
-  p = p * y + Splat<V>(1.0 / 362880.0);
-  p = p * y + Splat<V>(1.0 / 40320.0);
-  p = p * y + Splat<V>(1.0 / 5040.0);
-  p = p * y + Splat<V>(1.0 / 720.0);
-  p = p * y + Splat<V>(1.0 / 120.0);
-  p = p * y + Splat<V>(1.0 / 24.0);
-  p = p * y + Splat<V>(1.0 / 6.0);
-  p = p * y + Splat<V>(0.5);
-  p = p * y + Splat<V>(1.0);
-  p = p * y + Splat<V>(1.0);
-  // n = bits(shifted) - bits(kShift) in [-1075, 1024]; 2^n = 2^h * 2^(n - h), h = n >> 1.
+  const V y = (r - n * Splat<V>(kLn2Hi)) - n * Splat<V>(kLn2Lo);
+  V q = Splat<V>(1.0 / 6227020800.0);  // 1/13!
+  q = q * y + Splat<V>(1.0 / 479001600.0);
+  q = q * y + Splat<V>(1.0 / 39916800.0);
+  q = q * y + Splat<V>(1.0 / 3628800.0);
+  q = q * y + Splat<V>(1.0 / 362880.0);
+  q = q * y + Splat<V>(1.0 / 40320.0);
+  q = q * y + Splat<V>(1.0 / 5040.0);
+  q = q * y + Splat<V>(1.0 / 720.0);
+  q = q * y + Splat<V>(1.0 / 120.0);
+  q = q * y + Splat<V>(1.0 / 24.0);
+  q = q * y + Splat<V>(1.0 / 6.0);
+  q = q * y + Splat<V>(0.5);
+  q = q * y + Splat<V>(1.0);
+  pm1 = q * y;
+  // n = bits(shifted) - bits(kShift); 2^n = 2^h * 2^(n - h), h = n >> 1.
   const I ni = BitsOf(shifted) - BitsOf(Splat<V>(kShift));
   const I h = ni >> 1;
-  const V scale1 = FromBits<V>((h + 1023) << 52);
-  const V scale2 = FromBits<V>((ni - h + 1023) << 52);
-  const V result = p * scale1 * scale2;
+  scale1 = FromBits<V>((h + 1023) << 52);
+  scale2 = FromBits<V>((ni - h + 1023) << 52);
+}
+
+// exp(r); r > 709.8: +inf, r < -745.2: 0, NaN: NaN.
+template <typename V>
+MAAS_INLINE V Exp(V r) {
+  const V clamped = Select<V>(r > Splat<V>(709.8), Splat<V>(709.8),
+                              Select<V>(r < Splat<V>(-745.2), Splat<V>(-745.2), r));
+  V pm1, scale1, scale2;
+  ExpParts(clamped, pm1, scale1, scale2);
+  const V result = (Splat<V>(1.0) + pm1) * scale1 * scale2;
   return Select<V>(r > Splat<V>(709.8), Splat<V>(HUGE_VAL),
                    Select<V>(r < Splat<V>(-745.2), Splat<V>(0.0), result));
 }
 
-// tanh(x) = sign(x) * (-e) / (2 + e), e = expm1(-2|x|): for |x| < 0.3 e is the Taylor polynomial
-// of expm1 to degree 16 (truncation < 3e-17 relative), else exp(-2|x|) - 1 (no cancellation
-// there). For |x| > 20, tanh(x) rounds to +-1 and exp(-40) keeps that.
+// tanh(x) = sign(x) * (-e) / (2 + e), e = expm1(-2|x|) = 2^n pm1 + (2^n - 1) from ExpParts (for
+// |x| < 0.17, n = 0 and e = pm1: accurate near 0). For |x| > 20, tanh(x) rounds to +-1 and
+// exp(-40) keeps that.
 template <typename V>
 MAAS_INLINE V Tanh(V x) {
   const V minus_zero = Splat<V>(-0.0);
   const auto sign = BitsOf(x) & BitsOf(minus_zero);
   const V ax = FromBits<V>(BitsOf(x) & ~BitsOf(minus_zero));
   const V y = Splat<V>(-2.0) * Select<V>(ax > Splat<V>(20.0), Splat<V>(20.0), ax);
-  V q = Splat<V>(1.0);
-  for (int i = 15; i >= 1; --i) q = Splat<V>(1.0) + q * y * Splat<V>(1.0 / (i + 1));
-  const V small = q * y;  // y (1 + y/2 (1 + y/3 (... (1 + y/16)))) = expm1(y) to degree 16
-  const V large = Exp(y) - Splat<V>(1.0);
-  const V e = Select<V>(ax < Splat<V>(0.3), small, large);
-  const V t = -e / (Splat<V>(2.0) + e);
-  return FromBits<V>(BitsOf(t) | sign);
+  V pm1, scale1, scale2;
+  ExpParts(y, pm1, scale1, scale2);
+  const V scale = scale1 * scale2;  // 2^n, n in [-58, 0]: exact
+  const V e = scale * pm1 + (scale - Splat<V>(1.0));
+  const V t = -e / (Splat<V>(2.0) + e);  // >= 0 (or -0: the sign comes from x alone)
+  return FromBits<V>((BitsOf(t) & ~BitsOf(minus_zero)) | sign);
 }
 
 template <typename V>
@@ -419,9 +452,18 @@ MAAS_INLINE void Map(double* x, std::size_t n) {
   }
 }
 
-// 8 partial sums s_p over j = p mod 8, reduced as documented in the header.
+// 8 partial sums s_p over j = p mod 8 of Term(x_j, y_j), reduced as documented in the header.
 template <typename V>
-MAAS_INLINE double SquaredDistanceImpl(const double* x, const double* y, std::size_t n) {
+MAAS_INLINE V SquareOfDifference(V a, V b) {
+  const V d = a - b;
+  return d * d;
+}
+template <typename V>
+MAAS_INLINE V Product(V a, V b) {
+  return a * b;
+}
+template <typename V, V (*Term)(V, V)>
+MAAS_INLINE double PartialSums(const double* x, const double* y, std::size_t n) {
   constexpr std::size_t w = sizeof(V) / sizeof(double);
   constexpr std::size_t kGroups = 8 / w;
   V s[kGroups] = {};
@@ -431,8 +473,7 @@ MAAS_INLINE double SquaredDistanceImpl(const double* x, const double* y, std::si
       V a, b;
       std::memcpy(&a, x + i + g * w, sizeof(V));
       std::memcpy(&b, y + i + g * w, sizeof(V));
-      const V d = a - b;
-      s[g] = s[g] + d * d;
+      s[g] = s[g] + Term(a, b);
     }
   }
   if (i < n) {
@@ -443,8 +484,7 @@ MAAS_INLINE double SquaredDistanceImpl(const double* x, const double* y, std::si
       V va, vb;
       std::memcpy(&va, a + g * w, sizeof(V));
       std::memcpy(&vb, b + g * w, sizeof(V));
-      const V d = va - vb;
-      s[g] = s[g] + d * d;
+      s[g] = s[g] + Term(va, vb);
     }
   }
   double p[8];
@@ -487,11 +527,19 @@ __attribute__((target("avx512f"))) void ReluAvx512(double* x, std::size_t n) {
 }
 __attribute__((target("avx2,fma"))) double SquaredDistanceAvx2(const double* x, const double* y,
                                                                std::size_t n) {
-  return SquaredDistanceImpl<V4>(x, y, n);
+  return PartialSums<V4, SquareOfDifference<V4>>(x, y, n);
+}
+__attribute__((target("avx2,fma"))) double DotAvx2(const double* x, const double* y,
+                                                   std::size_t n) {
+  return PartialSums<V4, Product<V4>>(x, y, n);
 }
 __attribute__((target("avx512f"))) double SquaredDistanceAvx512(const double* x, const double* y,
                                                                 std::size_t n) {
-  return SquaredDistanceImpl<V8>(x, y, n);
+  return PartialSums<V8, SquareOfDifference<V8>>(x, y, n);
+}
+__attribute__((target("avx512f"))) double DotAvx512(const double* x, const double* y,
+                                                    std::size_t n) {
+  return PartialSums<V8, Product<V8>>(x, y, n);
 }
 
 }  // namespace
@@ -536,7 +584,18 @@ double SquaredDistance(const double* x, const double* y, std::size_t n, SimdPath
     case SimdPath::kAvx2:
       return SquaredDistanceAvx2(x, y, n);
     default:
-      return SquaredDistanceImpl<double>(x, y, n);
+      return PartialSums<double, SquareOfDifference<double>>(x, y, n);
+  }
+}
+
+double Dot(const double* x, const double* y, std::size_t n, SimdPath path) {
+  switch (Resolve(path)) {
+    case SimdPath::kAvx512:
+      return DotAvx512(x, y, n);
+    case SimdPath::kAvx2:
+      return DotAvx2(x, y, n);
+    default:
+      return PartialSums<double, Product<double>>(x, y, n);
   }
 }
 

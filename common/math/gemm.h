@@ -58,8 +58,15 @@ class PackedMatrix {
  public:
   PackedMatrix() = default;
   // op(B) as in Gemm: k x n. REQUIRES: `path` is supported.
+  //
+  // skip_leading_zeros (for triangular B, e.g. a Cholesky factor): each panel of columns starts
+  // its k loop at its first row holding a nonzero, skipping terms fma(a, 0, c) made while c is
+  // still its initial value. That changes no bit when A is finite (a * 0 = +-0, and +0 + +-0 = +0)
+  // and, with accumulate, no element of C starts as -0; under that condition the result is still
+  // the documented one on every path.
   PackedMatrix(std::size_t k, std::size_t n, const double* b, std::size_t ldb,
-               Transpose transpose_b, SimdPath path = SimdPath::kAuto);
+               Transpose transpose_b, SimdPath path = SimdPath::kAuto,
+               bool skip_leading_zeros = false);
   std::size_t rows() const { return k_; }
   std::size_t cols() const { return n_; }
   SimdPath path() const { return path_; }  // never kAuto
@@ -71,6 +78,7 @@ class PackedMatrix {
   std::size_t n_ = 0;
   SimdPath path_ = SimdPath::kBaseline;
   std::vector<double> data_;
+  std::vector<std::size_t> first_k_;  // per panel: k of its first nonzero row (0 without skipping)
 };
 
 // C (m x b.cols()) = A (m x b.rows()) * op(B), or += with accumulate; as the unpacked Gemm, on the
@@ -84,6 +92,9 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
 void Tanh(double* x, std::size_t n, SimdPath path = SimdPath::kAuto);
 void Sigmoid(double* x, std::size_t n, SimdPath path = SimdPath::kAuto);
 void Relu(double* x, std::size_t n, SimdPath path = SimdPath::kAuto);
+
+// Sum over j of x[j] * y[j], in the order SquaredDistance documents (products rounded, no FMA).
+double Dot(const double* x, const double* y, std::size_t n, SimdPath path = SimdPath::kAuto);
 
 // Sum over j of (x[j] - y[j])^2, accumulated in a fixed order (8 interleaved partial sums:
 // partial p takes j = p, p + 8, ...; then ((s0 + s4) + (s2 + s6)) + ((s1 + s5) + (s3 + s7))) that

@@ -114,6 +114,32 @@ TEST_CASE("Gemm: a packed B gives the unpacked result, however the rows of A are
   }
 }
 
+TEST_CASE("Gemm: skipping the leading zero rows of a triangular B changes no bit") {
+  std::mt19937_64 gen(11);
+  for (std::size_t k : {std::size_t{1}, std::size_t{30}, std::size_t{133}, std::size_t{256}}) {
+    for (std::size_t m : {std::size_t{1}, std::size_t{9}, std::size_t{100}}) {
+      for (bool accumulate : {false, true}) {
+        // op(B) = L (k x k lower triangular: L[kk][j] = 0 for kk < j), given as L^T (kYes).
+        std::vector<double> lt = Random(k * k, gen);
+        for (std::size_t j = 0; j < k; ++j) {
+          for (std::size_t kk = 0; kk < j; ++kk) lt[j * k + kk] = 0.0;
+        }
+        const std::vector<double> a = Random(m * k, gen), c0 = Random(m * k, gen);
+        std::vector<double> want = c0;
+        Reference(m, k, k, a, k, lt, k, Transpose::kYes, want, k, accumulate);
+        for (SimdPath path : SupportedPaths()) {
+          const PackedMatrix packed(k, k, lt.data(), k, Transpose::kYes, path,
+                                    /*skip_leading_zeros=*/true);
+          std::vector<double> got = c0;
+          Gemm(m, a.data(), k, packed, got.data(), k, accumulate);
+          INFO(SimdPathName(path) << " m=" << m << " k=" << k << " accumulate=" << accumulate);
+          REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(double)) == 0);
+        }
+      }
+    }
+  }
+}
+
 // Inputs spanning every branch of the elementwise functions, and their special values.
 std::vector<double> ElementwiseInputs() {
   std::vector<double> x;
@@ -190,20 +216,23 @@ TEST_CASE("Tanh, Sigmoid, Relu: same bits on every path and for every length; ac
   CHECK(!std::signbit(t[1]));
 }
 
-TEST_CASE("SquaredDistance: same bits on every path, equals the documented order") {
+TEST_CASE("SquaredDistance, Dot: same bits on every path, equal the documented order") {
   std::mt19937_64 gen(3);
   for (std::size_t n = 0; n <= 70; ++n) {
     const std::vector<double> x = Random(n, gen), y = Random(n, gen);
-    double partial[8] = {};
+    double partial[8] = {}, dot_partial[8] = {};
     for (std::size_t j = 0; j < n; ++j) {
       const double d = x[j] - y[j];
       partial[j % 8] = partial[j % 8] + d * d;
+      dot_partial[j % 8] = dot_partial[j % 8] + x[j] * y[j];
     }
-    const double want = ((partial[0] + partial[4]) + (partial[2] + partial[6])) +
-                        ((partial[1] + partial[5]) + (partial[3] + partial[7]));
+    const auto reduce = [](const double* p) {
+      return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
+    };
     for (SimdPath path : SupportedPaths()) {
       INFO(SimdPathName(path) << " n=" << n);
-      REQUIRE(SameBits(SquaredDistance(x.data(), y.data(), n, path), want));
+      REQUIRE(SameBits(SquaredDistance(x.data(), y.data(), n, path), reduce(partial)));
+      REQUIRE(SameBits(Dot(x.data(), y.data(), n, path), reduce(dot_partial)));
     }
   }
 }
