@@ -390,8 +390,9 @@ void MlpDecoderModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::Vec
     const Eigen::VectorXd centered = x_copy - last.bias;
     base = math::SquaredDistance(x_copy.data(), last.bias.data(), d);
     c.resize(h_width);
-    math::Gemm(1, h_width, d, centered.data(), d, last.weight.data(), d, math::Transpose::kYes,
-               c.data(), h_width, /*accumulate=*/false);
+    for (std::size_t j = 0; j < h_width; ++j) {  // c_j = W(:, j) . (x - b); W is column-major
+      c[j] = math::Dot(last.weight.data() + j * d, centered.data(), d);
+    }
     zeros.assign(h_width, 0.0);
     f_row.resize(d);
   }
