@@ -153,10 +153,10 @@ def main():
             print(f"  {name:5s} numpy {numpy_rows / 1e3:8.1f} k  maas {maas_rows / 1e3:8.1f} k  "
                   f"ratio {maas_rows / numpy_rows:5.2f}x")
         flop_gmm = 2 * D * D  # eps @ L_k^T per row (a dense GEMM; triangular would be half)
-        print(f"  gmm arithmetic: {flop_gmm / 1e6:.2f} MFLOP/row (GEMM) -> FLOP bound {peak / flop_gmm / 1e3:.1f} k rows/s "
-              f"(triangular: {2 * peak / flop_gmm / 1e3:.1f} k); maas reaches "
-              f"{100 * rows['gmm'] * D * D / peak:.0f}% of the triangular-work bound; a 3x-numpy target is above it when "
-              f"numpy runs near the GEMM peak")
+        print(f"  gmm arithmetic: {flop_gmm / 1e6:.2f} MFLOP/row (GEMM) -> FLOP bound "
+              f"{peak / flop_gmm / 1e3:.1f} k rows/s (triangular: {2 * peak / flop_gmm / 1e3:.1f} k); maas reaches "
+              f"{100 * rows['gmm'] * D * D / peak:.0f}% of the triangular-work bound; a 3x-numpy target is above it "
+              f"when numpy runs near the GEMM peak")
 
     # (b) batched log p(x|z) ----------------------------------------------------------------------------------------
     if "b" in parts:
@@ -178,7 +178,7 @@ def main():
         # FLOPs per evaluation: `direct` is the textbook form numpy runs (GEMMs + residual); maas runs the expanded
         # (Gram) form when it can: ppca |x-mu|^2 - 2 b.z + z^T G z (2 L^2 + 4 L); mlp_decoder with an identity
         # output layer |x-b|^2 - 2 c.h + |C^T h|^2 with W^T W = C C^T, C triangular (2 L H + H (H + 1) + 5 H useful
-        # FLOPs, not counting the zeros a SIMD panel multiplies; see mlp_decoder.cc). tanh is not counted on either side.
+        # FLOPs, not counting the zeros a SIMD panel multiplies; see mlp_decoder.cc). tanh is counted on neither side.
         cases = (("ppca", numpy_ppca_loglik, 2 * D * L + 3 * D, 2 * L * L + 4 * L),
                  ("mlp", numpy_mlp_loglik, 2 * (L * H + H * D) + 3 * D, 2 * L * H + H * (H + 1) + 5 * H))
         for name, fn, direct, expanded in cases:
@@ -227,7 +227,8 @@ def main():
                 if match:
                     port = int(match.group(1))
                     break
-            channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 64 << 20)])
+            channel = grpc.insecure_channel(f"127.0.0.1:{port}",
+                                            options=[("grpc.max_receive_message_length", 64 << 20)])
             stub = generative_pb2_grpc.GenerativeServiceStub(channel)
             stub.CreateModel(gen.CreateModelRequest(name="bench-ppca", spec=ppca), timeout=30)
             total = 100000
