@@ -190,25 +190,29 @@ const char* SimdPathName(SimdPath path) {
 // Layout: for each k-block (kKc rows of op(B), the last one shorter), for each panel of NR
 // columns, kc groups of NR values (columns past n are zero; their results are discarded).
 PackedMatrix::PackedMatrix(std::size_t k, std::size_t n, const double* b, std::size_t ldb,
-                           Transpose transpose_b, SimdPath path, bool skip_leading_zeros)
+                           Transpose transpose_b, SimdPath path, bool trim_zero_rows)
     : k_(k), n_(n), path_(Resolve(path)) {
   const std::size_t nr = ShapeOf(path_).nr;
   const std::size_t panels = (n + nr - 1) / nr;
   data_.assign(k * panels * nr, 0.0);
   first_k_.assign(panels, 0);
-  if (skip_leading_zeros) {
+  end_k_.assign(panels, k);
+  if (trim_zero_rows) {
     for (std::size_t p = 0; p < panels; ++p) {
       const std::size_t j0 = p * nr, cols = std::min(nr, n - j0);
-      std::size_t first = 0;
-      for (; first < k; ++first) {
-        bool zero = true;
-        for (std::size_t j = 0; j < cols && zero; ++j) {
-          zero = (transpose_b == Transpose::kNo ? b[first * ldb + j0 + j]
-                                                : b[(j0 + j) * ldb + first]) == 0.0;
+      const auto zero_row = [&](std::size_t kk) {
+        for (std::size_t j = 0; j < cols; ++j) {
+          const double v =
+              transpose_b == Transpose::kNo ? b[kk * ldb + j0 + j] : b[(j0 + j) * ldb + kk];
+          if (v != 0.0) return false;
         }
-        if (!zero) break;
-      }
+        return true;
+      };
+      std::size_t first = 0, end = k;
+      while (first < k && zero_row(first)) ++first;
+      while (end > first && zero_row(end - 1)) --end;
       first_k_[p] = first;
+      end_k_[p] = end;
     }
   }
   double* out = data_.data();
@@ -262,9 +266,10 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
       }
       for (std::size_t p = 0; p < panels; ++p) {
         const std::size_t j0 = p * nr, cols = std::min(nr, n - j0);
-        // Rows [pc, skip) of this panel are leading zeros (see skip_leading_zeros).
-        const std::size_t skip = std::min(std::max(b.first_k_[p], pc), pc + kc) - pc;
-        if (skip == kc) {  // the whole block: the sum stays at its initial value
+        // Only rows [lo, hi) of this block hold nonzeros of this panel (see trim_zero_rows).
+        const std::size_t lo = std::min(std::max(b.first_k_[p], pc), pc + kc) - pc;
+        const std::size_t hi = std::min(std::max(b.end_k_[p], pc), pc + kc) - pc;
+        if (lo >= hi) {  // none: the sum stays at its initial value
           if (!acc) {
             for (std::size_t r = 0; r < mc; ++r) {
               std::fill(c + (ic + r) * ldc + j0, c + (ic + r) * ldc + j0 + cols, 0.0);
@@ -272,13 +277,13 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
           }
           continue;
         }
-        const double* bp = b_block + p * kc * nr + skip * nr;
+        const double* bp = b_block + p * kc * nr + lo * nr;
         for (std::size_t i0 = 0; i0 < mc; i0 += mr) {
           const std::size_t rows = std::min(mr, mc - i0);
-          const double* ap = a_pack.data() + (i0 / mr) * kc * mr + skip * mr;
+          const double* ap = a_pack.data() + (i0 / mr) * kc * mr + lo * mr;
           double* ct = c + (ic + i0) * ldc + j0;
           if (rows == mr && cols == nr) {
-            kernel(kc - skip, ap, bp, ct, ldc, acc);
+            kernel(hi - lo, ap, bp, ct, ldc, acc);
             continue;
           }
           // Edge tile through the scratch tile: the padded rows/columns are computed and dropped.
@@ -288,7 +293,7 @@ void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b
               std::copy(ct + r * ldc, ct + r * ldc + cols, tile.data() + r * nr);
             }
           }
-          kernel(kc - skip, ap, bp, tile.data(), nr, acc);
+          kernel(hi - lo, ap, bp, tile.data(), nr, acc);
           for (std::size_t r = 0; r < rows; ++r) {
             std::copy(tile.data() + r * nr, tile.data() + r * nr + cols, ct + r * ldc);
           }

@@ -59,14 +59,13 @@ class PackedMatrix {
   PackedMatrix() = default;
   // op(B) as in Gemm: k x n. REQUIRES: `path` is supported.
   //
-  // skip_leading_zeros (for triangular B, e.g. a Cholesky factor): each panel of columns starts
-  // its k loop at its first row holding a nonzero, skipping terms fma(a, 0, c) made while c is
-  // still its initial value. That changes no bit when A is finite (a * 0 = +-0, and +0 + +-0 = +0)
-  // and, with accumulate, no element of C starts as -0; under that condition the result is still
-  // the documented one on every path.
+  // trim_zero_rows (for a triangular or banded op(B), e.g. a Cholesky factor or its transpose):
+  // each panel of columns runs its k loop only from its first to its last row holding a nonzero,
+  // skipping terms fma(a, 0, c). That changes no bit when A is finite (a * 0 = +-0; c + +-0 = c
+  // for c != 0, and +0 + +-0 = +0) and, with accumulate, no element of C starts as -0; under that
+  // condition the result is still the documented one on every path.
   PackedMatrix(std::size_t k, std::size_t n, const double* b, std::size_t ldb,
-               Transpose transpose_b, SimdPath path = SimdPath::kAuto,
-               bool skip_leading_zeros = false);
+               Transpose transpose_b, SimdPath path = SimdPath::kAuto, bool trim_zero_rows = false);
   std::size_t rows() const { return k_; }
   std::size_t cols() const { return n_; }
   SimdPath path() const { return path_; }  // never kAuto
@@ -78,7 +77,9 @@ class PackedMatrix {
   std::size_t n_ = 0;
   SimdPath path_ = SimdPath::kBaseline;
   std::vector<double> data_;
-  std::vector<std::size_t> first_k_;  // per panel: k of its first nonzero row (0 without skipping)
+  // Per panel: its rows [first_k_, end_k_) hold the nonzeros ([0, k) without trimming).
+  std::vector<std::size_t> first_k_;
+  std::vector<std::size_t> end_k_;
 };
 
 // C (m x b.cols()) = A (m x b.rows()) * op(B), or += with accumulate; as the unpacked Gemm, on the

@@ -260,7 +260,7 @@ void MlpDecoderModel::Prepare() {
   // C is lower triangular: column j of C^T h needs k >= j only (h is finite: tanh / sigmoid
   // outputs, or a row that overflowed goes the direct way), and u starts at +0.
   gram_factor_ = math::PackedMatrix(h, h, factor.data(), h, math::Transpose::kYes,
-                                    math::SimdPath::kAuto, /*skip_leading_zeros=*/true);
+                                    math::SimdPath::kAuto, /*trim_zero_rows=*/true);
   gram_ = true;
 }
 

@@ -114,26 +114,35 @@ TEST_CASE("Gemm: a packed B gives the unpacked result, however the rows of A are
   }
 }
 
-TEST_CASE("Gemm: skipping the leading zero rows of a triangular B changes no bit") {
+TEST_CASE("Gemm: trimming the zero rows of a triangular or banded B changes no bit") {
   std::mt19937_64 gen(11);
   for (std::size_t k : {std::size_t{1}, std::size_t{30}, std::size_t{133}, std::size_t{256}}) {
     for (std::size_t m : {std::size_t{1}, std::size_t{9}, std::size_t{100}}) {
-      for (bool accumulate : {false, true}) {
-        // op(B) = L (k x k lower triangular: L[kk][j] = 0 for kk < j), given as L^T (kYes).
-        std::vector<double> lt = Random(k * k, gen);
-        for (std::size_t j = 0; j < k; ++j) {
-          for (std::size_t kk = 0; kk < j; ++kk) lt[j * k + kk] = 0.0;
-        }
-        const std::vector<double> a = Random(m * k, gen), c0 = Random(m * k, gen);
-        std::vector<double> want = c0;
-        Reference(m, k, k, a, k, lt, k, Transpose::kYes, want, k, accumulate);
-        for (SimdPath path : SupportedPaths()) {
-          const PackedMatrix packed(k, k, lt.data(), k, Transpose::kYes, path,
-                                    /*skip_leading_zeros=*/true);
-          std::vector<double> got = c0;
-          Gemm(m, a.data(), k, packed, got.data(), k, accumulate);
-          INFO(SimdPathName(path) << " m=" << m << " k=" << k << " accumulate=" << accumulate);
-          REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(double)) == 0);
+      for (int shape = 0; shape < 3; ++shape) {  // op(B) lower, upper triangular, banded
+        for (bool accumulate : {false, true}) {
+          for (Transpose t : {Transpose::kNo, Transpose::kYes}) {
+            // op(B)[kk][j] = B stored as given (kNo) or transposed (kYes); zero outside the shape.
+            std::vector<double> b = Random(k * k, gen);
+            for (std::size_t kk = 0; kk < k; ++kk) {
+              for (std::size_t j = 0; j < k; ++j) {
+                const bool keep = shape == 0   ? kk >= j
+                                  : shape == 1 ? kk <= j
+                                               : kk + 20 >= j && j + 20 >= kk;
+                if (!keep) (t == Transpose::kNo ? b[kk * k + j] : b[j * k + kk]) = 0.0;
+              }
+            }
+            const std::vector<double> a = Random(m * k, gen), c0 = Random(m * k, gen);
+            std::vector<double> want = c0;
+            Reference(m, k, k, a, k, b, k, t, want, k, accumulate);
+            for (SimdPath path : SupportedPaths()) {
+              const PackedMatrix packed(k, k, b.data(), k, t, path, /*trim_zero_rows=*/true);
+              std::vector<double> got = c0;
+              Gemm(m, a.data(), k, packed, got.data(), k, accumulate);
+              INFO(SimdPathName(path) << " m=" << m << " k=" << k << " shape=" << shape
+                                      << " accumulate=" << accumulate);
+              REQUIRE(std::memcmp(got.data(), want.data(), got.size() * sizeof(double)) == 0);
+            }
+          }
         }
       }
     }
