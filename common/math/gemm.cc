@@ -433,6 +433,45 @@ MAAS_INLINE V Sigmoid(V x) {
   return Splat<V>(1.0) / (Splat<V>(1.0) + Exp(-x));
 }
 
+// log1p(e) for e in [0, 1]: u = 1 + e rounded, log1p(e) = log(u) + (e - (u - 1)) / u (the
+// second term restores what rounding u lost); log(u) = k ln2 + log(m), m = u / 2^k in
+// [0.707, 1.415], log(m) = 2 atanh(s) = 2 s (1 + s^2/3 + ... + s^22/23), s = (m - 1) / (m + 1),
+// |s| <= 0.172 (truncation < 1e-18 relative).
+template <typename V>
+MAAS_INLINE V Log1pUnit(V e) {
+  constexpr double kLn2Hi = 6.93147180369123816490e-01;
+  constexpr double kLn2Lo = 1.90821492927058770002e-10;
+  const V one = Splat<V>(1.0);
+  const V u = one + e;
+  const V correction = (e - (u - one)) / u;
+  const auto halve = u > Splat<V>(1.4142135623730951);
+  const V m = Select<V>(halve, u * Splat<V>(0.5), u);
+  const V s = (m - one) / (m + one);
+  const V w = s * s;
+  V p = Splat<V>(1.0 / 23.0);
+  p = p * w + Splat<V>(1.0 / 21.0);
+  p = p * w + Splat<V>(1.0 / 19.0);
+  p = p * w + Splat<V>(1.0 / 17.0);
+  p = p * w + Splat<V>(1.0 / 15.0);
+  p = p * w + Splat<V>(1.0 / 13.0);
+  p = p * w + Splat<V>(1.0 / 11.0);
+  p = p * w + Splat<V>(1.0 / 9.0);
+  p = p * w + Splat<V>(1.0 / 7.0);
+  p = p * w + Splat<V>(1.0 / 5.0);
+  p = p * w + Splat<V>(1.0 / 3.0);
+  const V log_m = Splat<V>(2.0) * s + Splat<V>(2.0) * s * (w * p);
+  const V k = Select<V>(halve, one, Splat<V>(0.0));
+  return k * Splat<V>(kLn2Hi) + ((log_m + correction) + k * Splat<V>(kLn2Lo));
+}
+
+template <typename V>
+MAAS_INLINE V Softplus(V x) {
+  const V minus_zero = Splat<V>(-0.0);
+  const V ax = FromBits<V>(BitsOf(x) & ~BitsOf(minus_zero));
+  const V positive = Select<V>(x > Splat<V>(0.0), x, Splat<V>(0.0));
+  return positive + Log1pUnit(Exp(-ax));
+}
+
 template <typename V>
 MAAS_INLINE V Relu(V x) {
   return Select<V>(x > Splat<V>(0.0), x, Select<V>(x == x, Splat<V>(0.0), x));
@@ -509,12 +548,15 @@ MAAS_INLINE double PartialSums(const double* x, const double* y, std::size_t n) 
 double TanhD(double v) { return Tanh(v); }
 double SigmoidD(double v) { return Sigmoid(v); }
 double ReluD(double v) { return Relu(v); }
+double SoftplusD(double v) { return Softplus(v); }
 __attribute__((target("avx2,fma"))) V4 TanhV4(V4 v) { return Tanh(v); }
 __attribute__((target("avx2,fma"))) V4 SigmoidV4(V4 v) { return Sigmoid(v); }
 __attribute__((target("avx2,fma"))) V4 ReluV4(V4 v) { return Relu(v); }
+__attribute__((target("avx2,fma"))) V4 SoftplusV4(V4 v) { return Softplus(v); }
 __attribute__((target("avx512f"))) V8 TanhV8(V8 v) { return Tanh(v); }
 __attribute__((target("avx512f"))) V8 SigmoidV8(V8 v) { return Sigmoid(v); }
 __attribute__((target("avx512f"))) V8 ReluV8(V8 v) { return Relu(v); }
+__attribute__((target("avx512f"))) V8 SoftplusV8(V8 v) { return Softplus(v); }
 
 void MapBaseline(double (*f)(double), double* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] = f(x[i]);
@@ -528,6 +570,9 @@ __attribute__((target("avx2,fma"))) void SigmoidAvx2(double* x, std::size_t n) {
 __attribute__((target("avx2,fma"))) void ReluAvx2(double* x, std::size_t n) {
   Map<V4, ReluV4>(x, n);
 }
+__attribute__((target("avx2,fma"))) void SoftplusAvx2(double* x, std::size_t n) {
+  Map<V4, SoftplusV4>(x, n);
+}
 __attribute__((target("avx512f"))) void TanhAvx512(double* x, std::size_t n) {
   Map<V8, TanhV8>(x, n);
 }
@@ -536,6 +581,9 @@ __attribute__((target("avx512f"))) void SigmoidAvx512(double* x, std::size_t n) 
 }
 __attribute__((target("avx512f"))) void ReluAvx512(double* x, std::size_t n) {
   Map<V8, ReluV8>(x, n);
+}
+__attribute__((target("avx512f"))) void SoftplusAvx512(double* x, std::size_t n) {
+  Map<V8, SoftplusV8>(x, n);
 }
 __attribute__((target("avx2,fma"))) double SquaredDistanceAvx2(const double* x, const double* y,
                                                                std::size_t n) {
@@ -586,6 +634,17 @@ void Relu(double* x, std::size_t n, SimdPath path) {
       return ReluAvx2(x, n);
     default:
       return MapBaseline(ReluD, x, n);
+  }
+}
+
+void Softplus(double* x, std::size_t n, SimdPath path) {
+  switch (Resolve(path)) {
+    case SimdPath::kAvx512:
+      return SoftplusAvx512(x, n);
+    case SimdPath::kAvx2:
+      return SoftplusAvx2(x, n);
+    default:
+      return MapBaseline(SoftplusD, x, n);
   }
 }
 

@@ -53,7 +53,16 @@ Eigen::VectorXd ActivationSlope(v1::Activation activation, const Eigen::VectorXd
   }
 }
 
-double Softplus(double f) { return std::max(f, 0.0) + std::log1p(std::exp(-std::abs(f))); }
+// Sum over d of x_d f_d - softplus(f_d) (BERNOULLI log p(x | logits f)) with math's fixed-order
+// kernels; `scratch` is resized to 2 D (the softplus values, then D ones to sum them with Dot).
+double BernoulliLogLikelihood(const double* x, const double* f, std::size_t d,
+                              std::vector<double>& scratch) {
+  scratch.resize(2 * d);
+  std::copy(f, f + d, scratch.data());
+  std::fill(scratch.data() + d, scratch.data() + 2 * d, 1.0);
+  math::Softplus(scratch.data(), d);
+  return math::Dot(x, f, d) - math::Dot(scratch.data(), scratch.data() + d, d);
+}
 
 absl::StatusOr<v1::Activation> ParseActivation(const std::string& name, const std::string& what) {
   if (name == "identity") return v1::IDENTITY;
@@ -307,9 +316,10 @@ Eigen::MatrixXd MlpDecoderModel::Decode(const Eigen::Ref<const Eigen::MatrixXd>&
 double MlpDecoderModel::LogLikelihoodOfOutput(const Eigen::Ref<const Eigen::VectorXd>& x,
                                               const Eigen::Ref<const Eigen::RowVectorXd>& f) const {
   if (bernoulli_) {
-    double sum = 0.0;
-    for (Eigen::Index d = 0; d < f.size(); ++d) sum += x(d) * f(d) - Softplus(f(d));
-    return sum;
+    const Eigen::VectorXd xc = x, fc = f.transpose();
+    std::vector<double> scratch;
+    return BernoulliLogLikelihood(xc.data(), fc.data(), static_cast<std::size_t>(fc.size()),
+                                  scratch);
   }
   const double sq = (x.transpose() - f).squaredNorm();
   return -0.5 * (static_cast<double>(dimension_) * (math::kLogTwoPi + std::log(noise_variance_)) +
@@ -433,8 +443,7 @@ void MlpDecoderModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::Vec
       const double* fr = f + r * d;
       double value;
       if (bernoulli_) {
-        value = 0.0;
-        for (std::size_t j = 0; j < d; ++j) value += x_copy(j) * fr[j] - Softplus(fr[j]);
+        value = BernoulliLogLikelihood(x_copy.data(), fr, d, f_row);
       } else {
         value = -0.5 * (constant + math::SquaredDistance(x_copy.data(), fr, d) / noise_variance_);
       }
