@@ -83,7 +83,7 @@ TEST_CASE("Gemm: every dispatched path equals the k-ordered FMA reference bit fo
   }
 }
 
-TEST_CASE("Gemm: k = 0 zeroes C or leaves it; m = 0 and n = 0 touch nothing") {
+TEST_CASE("Gemm: k = 0 zeroes C or leaves it, m = 0 and n = 0 touch nothing") {
   for (SimdPath path : SupportedPaths()) {
     std::vector<double> c = {1.0, 2.0, 3.0, 4.0};
     const double a[1] = {5.0}, b[1] = {6.0};
@@ -170,7 +170,7 @@ double Ulps(double got, double want) {
   return std::abs(got - want) / (std::nextafter(std::abs(want), HUGE_VAL) - std::abs(want));
 }
 
-TEST_CASE("Tanh, Sigmoid, Relu, Softplus: same bits on every path and for every length; accurate") {
+TEST_CASE("Tanh, Sigmoid, Relu, Softplus: same bits on every path and for every length, accurate") {
   const std::vector<double> x = ElementwiseInputs();
   using Fn = void (*)(double*, std::size_t, SimdPath);
   struct Named {
