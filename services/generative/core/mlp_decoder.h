@@ -9,6 +9,9 @@
 //   the Laplace covariance S = H^-1 (H = the finite-difference Hessian of -log p(z, x) at m,
 //   eigenvalues floored at 1e-3), mixed with the prior: q = 0.9 N(m, S) + 0.1 N(0, I). A draw
 //   takes one Uniform (the component) and L normals, whichever component is chosen.
+//   Arithmetic: the decoder (Sample, Decode, log p(x|z)) runs on common/math/gemm.h's fixed-order
+//   GEMM and own activations, so its values do not depend on the CPU, the SIMD width or how the
+//   latents are batched (docs/determinism.md).
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_MLP_DECODER_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_MLP_DECODER_H_
 
