@@ -9,6 +9,9 @@
 //   the Laplace covariance S = H^-1 (H = the finite-difference Hessian of -log p(z, x) at m,
 //   eigenvalues floored at 1e-3), mixed with the prior: q = 0.9 N(m, S) + 0.1 N(0, I). A draw
 //   takes one Uniform (the component) and L normals, whichever component is chosen.
+//   Arithmetic: the decoder (Sample, Decode, log p(x|z)) runs on common/math/gemm.h's fixed-order
+//   GEMM and own activations, so its values do not depend on the CPU, the SIMD width or how the
+//   latents are batched (docs/determinism.md).
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_MLP_DECODER_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_MLP_DECODER_H_
 
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/math/gemm.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
@@ -59,13 +63,26 @@ class MlpDecoderModel final : public GenerativeModel {
   // f(z) for the latents in the rows of z (S x L): S x D.
   Eigen::MatrixXd Decode(const Eigen::Ref<const Eigen::MatrixXd>& z) const;
 
+  // Whether log p(x|z) takes the Gram shortcut (see LogLikelihoodGivenLatent in the .cc); for
+  // tests and benchmarks.
+  bool uses_gram_form() const { return gram_; }
+
  private:
   struct Layer {
     Eigen::MatrixXd weight;  // out x in
     Eigen::VectorXd bias;
     v1::Activation activation;
+    math::PackedMatrix packed;  // weight^T for math::Gemm: activations (rows) * weight^T
   };
   MlpDecoderModel() = default;
+  // Packs the layers for math::Gemm and sets up the Gram shortcut; after the layers are final.
+  void Prepare();
+  // The activations of layers [0, num_layers) for `rows` latents (row-major rows x L in `z`),
+  // into the row-major buffers `work[l]` (rows x width of layer l). Every output element is
+  // bias + sum_k in order (math::Gemm's fixed order), so it does not depend on `rows`, on how a
+  // batch is split or on the CPU.
+  void Forward(std::size_t rows, const double* z, std::size_t num_layers,
+               std::vector<std::vector<double>>& work) const;
   // log p(x | f) for one row of decoder outputs.
   double LogLikelihoodOfOutput(const Eigen::Ref<const Eigen::VectorXd>& x,
                                const Eigen::Ref<const Eigen::RowVectorXd>& f) const;
@@ -75,6 +92,10 @@ class MlpDecoderModel final : public GenerativeModel {
   std::vector<Layer> layers_;
   bool bernoulli_ = false;
   double noise_variance_ = 1.0;
+  // Gram shortcut (GAUSSIAN, identity output layer W h + b, H < D): |x - b - W h|^2 =
+  // |x - b|^2 - 2 (W^T (x - b)) . h + |C^T h|^2 with W^T W = C C^T (Cholesky, H x H).
+  bool gram_ = false;
+  math::PackedMatrix gram_factor_;  // C for math::Gemm: h (rows) * C
 };
 
 // The registry entry (MlpDecoderSpec; created from weights, no fit).

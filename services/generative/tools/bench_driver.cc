@@ -4,20 +4,31 @@
 //   maas_generative_bench_driver sample   <spec.pb> <num_samples> <seconds>
 //       Sample() in batches of 4096 rows until <seconds> pass: {"rows_per_second": ...}.
 //   maas_generative_bench_driver loglik   <spec.pb> <num_latents> <seconds>
-//       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated:
-//       {"evaluations_per_second": ...}.
+//       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated for
+//       <seconds> of process CPU time split into 5 windows: {"evaluations_per_second": median
+//       over the windows, "kernel_path": ..., "mlp_gram_form": ...}.
+//   maas_generative_bench_driver peak <seconds>
+//       This core's fp64 FMA throughput: independent vector FMAs on the widest path this CPU
+//       runs, median of 5 CPU-time windows: {"flops_per_second": ..., "path": ...}.
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
+#include <immintrin.h>
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/exec/executor.h"
+#include "common/math/gemm.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/estimators.h"
 #include "services/generative/core/families.h"
+#include "services/generative/core/mlp_decoder.h"
 
 namespace maas::generative {
 namespace {
@@ -28,7 +39,77 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
+double CpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Median over 5 windows of budget/5 CPU seconds of (units done by `step`) per second.
+template <typename Step>
+double MedianRate(double budget, Step step) {
+  std::vector<double> rates;
+  for (int w = 0; w < 5; ++w) {
+    const double start = CpuSeconds();
+    double units = 0;
+    while (CpuSeconds() - start < budget / 5) units += step();
+    rates.push_back(units / (CpuSeconds() - start));
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[2];
+}
+
+// 24 independent accumulator chains (enough to cover FMA latency x throughput), 2 flops per lane.
+__attribute__((target("avx512f"))) double FmaBurstAvx512() {
+  __m512d acc[24];
+  for (int i = 0; i < 24; ++i) acc[i] = _mm512_set1_pd(i);
+  const __m512d a = _mm512_set1_pd(0.999999), b = _mm512_set1_pd(1e-7);
+  for (int it = 0; it < 100000; ++it) {
+#pragma GCC unroll 24
+    for (int i = 0; i < 24; ++i) acc[i] = _mm512_fmadd_pd(a, acc[i], b);
+  }
+  double lanes[8], sink = 0;
+  for (int i = 0; i < 24; ++i) {
+    _mm512_storeu_pd(lanes, acc[i]);
+    for (double v : lanes) sink += v;
+  }
+  volatile double keep = sink;
+  (void)keep;
+  return 100000.0 * 24 * 8 * 2;
+}
+
+__attribute__((target("avx2,fma"))) double FmaBurstAvx2() {
+  __m256d acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_pd(i);
+  const __m256d a = _mm256_set1_pd(0.999999), b = _mm256_set1_pd(1e-7);
+  for (int it = 0; it < 100000; ++it) {
+#pragma GCC unroll 12
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_pd(a, acc[i], b);
+  }
+  double lanes[4], sink = 0;
+  for (int i = 0; i < 12; ++i) {
+    _mm256_storeu_pd(lanes, acc[i]);
+    sink += lanes[0] + lanes[1] + lanes[2] + lanes[3];
+  }
+  volatile double keep = sink;
+  (void)keep;
+  return 100000.0 * 12 * 4 * 2;
+}
+
 int Run(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "peak") {
+    const math::SimdPath path = math::BestSimdPath();
+    const double budget = std::stod(argv[2]);
+    double rate = 0;
+    if (path == math::SimdPath::kAvx512) {
+      rate = MedianRate(budget, FmaBurstAvx512);
+    } else if (path == math::SimdPath::kAvx2) {
+      rate = MedianRate(budget, FmaBurstAvx2);
+    }
+    std::cout << "{\"flops_per_second\": " << rate << ", \"path\": \"" << math::SimdPathName(path)
+              << "\"}\n";
+    return 0;
+  }
   if (argc < 5) {
     std::cerr << "usage: see the file comment\n";
     return 2;
@@ -79,14 +160,15 @@ int Run(int argc, char** argv) {
     }
     Eigen::VectorXd out(s);
     const Eigen::VectorXd row = x.row(0).transpose();
-    uint64_t done = 0;
-    const auto start = Clock::now();
-    while (Seconds(start) < budget) {
+    const double rate = MedianRate(budget, [&] {
       model.LogLikelihoodGivenLatent(row, z, out);
-      done += static_cast<uint64_t>(s);
-    }
-    std::cout << "{\"evaluations_per_second\": " << done / Seconds(start)
-              << ", \"checksum\": " << out.sum() << "}\n";
+      return static_cast<double>(s);
+    });
+    const auto* mlp = dynamic_cast<const MlpDecoderModel*>(&model);
+    std::cout << "{\"evaluations_per_second\": " << rate << ", \"checksum\": " << out.sum()
+              << ", \"kernel_path\": \"" << math::SimdPathName(math::SimdPath::kAuto)
+              << "\", \"mlp_gram_form\": "
+              << (mlp != nullptr && mlp->uses_gram_form() ? "true" : "false") << "}\n";
     return 0;
   }
   if (command == "estimate") {

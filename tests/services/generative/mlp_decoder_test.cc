@@ -6,6 +6,8 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstring>
+#include <random>
 
 #include "common/math/log_sum_exp.h"
 #include "services/generative/core/estimators.h"
@@ -186,6 +188,104 @@ TEST_CASE("sampling is a pure function of (seed, index) and follows the decoder"
   Eigen::MatrixXd bits(100, 4);
   bern->Sample(7, 0, bits, nullptr);
   CHECK((bits.array() == 0.0 || bits.array() == 1.0).all());
+}
+
+// A random decoder L -> hidden... -> D (identity output layer) with the given hidden activation.
+v1::MlpDecoderSpec RandomDecoder(int l, const std::vector<int>& hidden, int d,
+                                 v1::Activation activation, double noise_variance,
+                                 std::mt19937_64& gen) {
+  std::normal_distribution<double> normal;
+  v1::MlpDecoderSpec spec;
+  spec.set_latent_dim(l);
+  spec.set_noise_variance(noise_variance);
+  int in = l;
+  std::vector<int> widths = hidden;
+  widths.push_back(d);
+  for (size_t i = 0; i < widths.size(); ++i) {
+    Eigen::MatrixXd w(widths[i], in);
+    for (Eigen::Index r = 0; r < w.rows(); ++r)
+      for (Eigen::Index c = 0; c < w.cols(); ++c) w(r, c) = normal(gen) / std::sqrt(in);
+    v1::DenseLayer* layer = spec.add_layers();
+    SetMatrix(w, layer->mutable_weight());
+    for (int j = 0; j < widths[i]; ++j) layer->add_bias(0.3 * normal(gen));
+    layer->set_activation(i + 1 < widths.size() ? activation : v1::IDENTITY);
+    in = widths[i];
+  }
+  return spec;
+}
+
+// The textbook form, with Eigen and libm: f = layers(z), -1/2 (D log(2 pi s2) + |x - f|^2 / s2).
+double DirectLogLikelihood(const v1::MlpDecoderSpec& spec, const Eigen::VectorXd& x,
+                           const Eigen::VectorXd& z) {
+  Eigen::VectorXd h = z;
+  for (const v1::DenseLayer& layer : spec.layers()) {
+    const Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>
+        w(layer.weight().values().data(), layer.weight().rows(), layer.weight().cols());
+    Eigen::VectorXd a =
+        w * h + Eigen::Map<const Eigen::VectorXd>(layer.bias().data(), layer.bias_size());
+    if (layer.activation() == v1::TANH) a = a.array().tanh();
+    if (layer.activation() == v1::RELU) a = a.array().max(0.0);
+    h = a;
+  }
+  const double s2 = spec.noise_variance();
+  return -0.5 *
+         (static_cast<double>(x.size()) * std::log(2 * M_PI * s2) + (x - h).squaredNorm() / s2);
+}
+
+TEST_CASE("the Gram form of log p(x|z) (H < D) equals the direct form and ignores batching") {
+  std::mt19937_64 gen(5);
+  std::normal_distribution<double> normal;
+  struct Case {
+    int l;
+    std::vector<int> hidden;
+    int d;
+    v1::Activation activation;
+    double noise_variance;
+  };
+  // Two layers (tanh, relu), one layer (h = z), two hidden layers, and a noise variance so small
+  // that the cancellation bound sends every row the direct way.
+  for (const Case& c : {Case{3, {5}, 12, v1::TANH, 0.2}, Case{2, {7}, 30, v1::RELU, 0.05},
+                        Case{4, {}, 9, v1::IDENTITY, 0.5}, Case{3, {6, 5}, 11, v1::TANH, 0.1},
+                        Case{3, {5}, 12, v1::TANH, 1e-14}}) {
+    const v1::MlpDecoderSpec spec =
+        RandomDecoder(c.l, c.hidden, c.d, c.activation, c.noise_variance, gen);
+    auto model = Make(spec);
+    CHECK(model->uses_gram_form());
+    const int s = 37;
+    Eigen::MatrixXd z(s, c.l);
+    for (Eigen::Index i = 0; i < z.size(); ++i) z(i) = 2.0 * normal(gen);
+    Eigen::MatrixXd xs(1, c.d);
+    model->Sample(3, 0, xs, nullptr);
+    const Eigen::VectorXd x = xs.row(0).transpose();
+    Eigen::VectorXd all(s);
+    model->LogLikelihoodGivenLatent(x, z, all);
+    Eigen::VectorXd grad(c.l);
+    for (Eigen::Index i = 0; i < s; ++i) {
+      const double want = DirectLogLikelihood(spec, x, z.row(i).transpose());
+      INFO("case d=" << c.d << " s2=" << c.noise_variance << " row " << i);
+      CHECK(all(i) == Approx(want).epsilon(1e-11).margin(1e-10));
+      CHECK(model->LogLikelihoodGradient(x, z.row(i).transpose(), grad) ==
+            Approx(all(i)).epsilon(1e-11).margin(1e-10));
+    }
+    for (Eigen::Index chunk : {1, 7}) {
+      Eigen::VectorXd pieces(s);
+      for (Eigen::Index i0 = 0; i0 < s; i0 += chunk) {
+        const Eigen::Index n = std::min(chunk, s - i0);
+        Eigen::VectorXd part(n);
+        model->LogLikelihoodGivenLatent(x, z.middleRows(i0, n), part);
+        pieces.segment(i0, n) = part;
+      }
+      CHECK(std::memcmp(pieces.data(), all.data(), s * sizeof(double)) == 0);
+    }
+  }
+  // No Gram form: BERNOULLI, a non-identity output layer, or H >= D.
+  v1::MlpDecoderSpec spec = RandomDecoder(3, {5}, 12, v1::TANH, 0.2, gen);
+  spec.set_likelihood(v1::BERNOULLI);
+  CHECK_FALSE(Make(spec)->uses_gram_form());
+  spec = RandomDecoder(3, {5}, 12, v1::TANH, 0.2, gen);
+  spec.mutable_layers(1)->set_activation(v1::TANH);
+  CHECK_FALSE(Make(spec)->uses_gram_form());
+  CHECK_FALSE(Make(ModelE(false))->uses_gram_form());
 }
 
 TEST_CASE("bad mlp_decoder specs are refused, naming the field") {
