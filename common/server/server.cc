@@ -498,7 +498,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   if (generic != nullptr) {
     builder.RegisterCallbackGenericService(generic);
-  } else {
+  } else if (!options.generic_service_in_configure_builder) {
     server->unknown_methods_ = std::make_unique<UnknownMethodService>(options.name, names);
     builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   }
