@@ -249,9 +249,10 @@ int main(int argc, char** argv) {
         for (const gw::HealthResult& r : results) {
           if (!r.detail.empty()) details.push_back(r.detail);
         }
-        std::cerr << "maas-gateway: health " << (serving ? "SERVING" : "NOT_SERVING")
-                  << (details.empty() ? "" : absl::StrCat(" (", absl::StrJoin(details, "; "), ")"))
-                  << "\n";
+        // One write: the line must not split the ready line printed at the same time.
+        std::cerr << absl::StrCat(
+            "maas-gateway: health ", serving ? "SERVING" : "NOT_SERVING",
+            details.empty() ? "" : absl::StrCat(" (", absl::StrJoin(details, "; "), ")"), "\n");
       });
   if (absl::Status st = monitor.Start(); !st.ok()) {
     s->Shutdown();
