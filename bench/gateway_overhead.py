@@ -6,6 +6,10 @@ load directly against the backend and through the gateway, side by side. Prints:
   2. CPU per proxied call: gateway vs backend, from utime+stime in /proc/<pid>/stat (target gateway <= 50 %);
   3. added median latency at concurrency 1 (target < 100 us);
   4. large batches (500 mails per Classify): request MB/s proxied vs direct (target >= 90 %).
+Then the arithmetic behind 1 and 2: CPU per call of ghz, the backend and the gateway (ghz shares the machine's cores,
+so on a CPU-bound machine throughput is cores / CPU per call), the throughput ratio that predicts, and the gateway
+CPU per call the 80 % target would allow. The servers write their call logs to files (as deployed), not to a pipe
+this script would have to drain on the same cores.
 ghz is installed with `go install github.com/bojand/ghz/cmd/ghz@v0.120.0` into $MAAS_BUILD_DIR/tools/bin when absent.
 
   MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3]
@@ -17,6 +21,7 @@ import json
 import os
 import pathlib
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -84,11 +89,19 @@ def ghz(binary: str, address: str, data_file: str, concurrency: int, calls: int,
     return {"rps": report["rps"], "median_us": median_ns / 1000.0}
 
 
+def children_cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def measure(binary, target, data_file, concurrency, calls, pids, connections):
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    ghz_before = children_cpu_seconds()  # ghz is the only child that exits during the run
     result = ghz(binary, target, data_file, concurrency, calls, connections)
+    ghz_after = children_cpu_seconds()
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     result["cpu_us_per_call"] = {name: (after[name] - before[name]) / calls * 1e6 for name in pids}
+    result["cpu_us_per_call"]["ghz"] = (ghz_after - ghz_before) / calls * 1e6
     return result
 
 
@@ -102,9 +115,10 @@ def main() -> None:
     binary = ghz_binary()
     rng = random.Random(7)
     work = pathlib.Path(tempfile.mkdtemp(prefix="maas-gw-bench-"))
-    backend = start_discriminative(work / "models")
+    backend = start_discriminative(work / "models", extra=[f"--log_file={work / 'discriminative.log'}"])
     generative = start_generative(work / "generative")  # idle; the gateway's health wants both routes
-    gateway = start_gateway(generative.port, backend.port, extra=args.gateway_args.split())
+    gateway = start_gateway(generative.port, backend.port,
+                            extra=[f"--log_file={work / 'gateway.log'}", *args.gateway_args.split()])
     try:
         channel = channel_to(backend)
         wait_serving(channel)
@@ -127,7 +141,7 @@ def main() -> None:
             return {
                 "rps": statistics.median(r["rps"] for r in results),
                 "median_us": statistics.median(r["median_us"] for r in results),
-                "cpu": {n: statistics.median(r["cpu_us_per_call"][n] for r in results) for n in pids},
+                "cpu": {n: statistics.median(r["cpu_us_per_call"][n] for r in results) for n in [*pids, "ghz"]},
             }
 
         figures = {}
@@ -153,6 +167,18 @@ def main() -> None:
               f"added {added:.0f} us (target < 100 us)")
         print(f"4. 500-mail batches ({large_bytes / 1e3:.0f} kB), c=4: direct {mbps_d:.1f} MB/s, gateway "
               f"{mbps_g:.1f} MB/s = {100 * mbps_g / mbps_d:.0f}% (target >= 90%)")
+        # The arithmetic behind 1 and 2 (small calls, c=16): every process shares the same cores.
+        dc, gc = d["small"]["cpu"], g["small"]["cpu"]
+        direct_total = dc["ghz"] + dc["backend"]
+        proxied_total = gc["ghz"] + gc["backend"] + gc["gateway"]
+        allowed = direct_total / 0.8 - (gc["ghz"] + gc["backend"])
+        print(f"   CPU per small call (us): direct: ghz {dc['ghz']:.1f} + backend {dc['backend']:.1f} = "
+              f"{direct_total:.1f}; proxied: ghz {gc['ghz']:.1f} + backend {gc['backend']:.1f} + gateway "
+              f"{gc['gateway']:.1f} = {proxied_total:.1f}")
+        print(f"   on CPU-bound cores that predicts {100 * direct_total / proxied_total:.0f}% of direct throughput; "
+              f"80% would allow the gateway {allowed:.1f} us per call ({100 * allowed / gc['backend']:.0f}% of "
+              f"the backend's)")
+        print(f"   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         gateway.stop()
         backend.stop()

@@ -500,7 +500,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
   if (generic != nullptr) {
     builder.RegisterCallbackGenericService(generic);
-  } else {
+  } else if (!options.generic_service_in_configure_builder) {
     server->unknown_methods_ = std::make_unique<UnknownMethodService>(options.name, names);
     builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   }
@@ -604,12 +604,16 @@ int WaitForTerminationSignal() {
 
 int ServeUntilTerminated(Server& server, std::string_view what,
                          const std::function<void()>& before_shutdown) {
-  std::cerr << server.name() << ": serving " << what << " on port " << server.port();
+  // One write, so a line another thread prints at the same time cannot split the ready line that
+  // scripts and tests wait for.
+  std::string line =
+      absl::StrCat(server.name(), ": serving ", Sv(what), " on port ", server.port());
   if (server.metrics_port() >= 0) {
-    std::cerr << " (metrics: http://" << FormatAddress(server.host(), server.metrics_port())
-              << "/metrics)";
+    absl::StrAppend(&line, " (metrics: http://",
+                    FormatAddress(server.host(), server.metrics_port()), "/metrics)");
   }
-  std::cerr << std::endl;
+  line.push_back('\n');
+  std::cerr << line << std::flush;
   const int signal_number = WaitForTerminationSignal();
   if (before_shutdown) before_shutdown();
   server.Shutdown();

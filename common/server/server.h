@@ -75,6 +75,10 @@ struct ServerOptions {
   // channel arguments (e.g. the gateway's per-connection stream cap and flow-control window) or
   // builder options. Empty = nothing.
   std::function<void(grpc::ServerBuilder&)> configure_builder;
+  // True when configure_builder registers the server's generic service itself (e.g. the gateway's
+  // proxy on gRPC's asynchronous API): the kit then registers none (gRPC takes only one), so
+  // unknown methods are that service's to answer.
+  bool generic_service_in_configure_builder = false;
 };
 
 // Checks ranges and file combinations (not that the files exist). INVALID_ARGUMENT naming the

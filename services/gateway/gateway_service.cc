@@ -5,6 +5,7 @@
 #include <atomic>
 #include <utility>
 
+#include "common/server/server.h"
 #include "common/status/grpc_status.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
@@ -19,6 +20,9 @@ using maas::common::v1::ListModelsResponse;
 // The state of one ListModels fan-out; deleted by the last backend callback.
 struct FanOut {
   grpc::ServerUnaryReactor* reactor = nullptr;
+  grpc::CallbackServerContext* context = nullptr;
+  CallLog* log = nullptr;
+  std::optional<CallLog::Call> log_call;
   ListModelsResponse* response = nullptr;
   ListModelsRequest request;
   std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
@@ -54,17 +58,42 @@ GatewayService::GatewayService(const Backends* backends, Options options)
   }
 }
 
+std::optional<CallLog::Call> GatewayService::BeginLog(grpc::CallbackServerContext* context) const {
+  if (options_.log == nullptr) return std::nullopt;
+  CallLog::Call call = options_.log->Begin(context->client_metadata());
+  if (call.generated_id) context->AddInitialMetadata(server::kRequestIdKey, call.request_id);
+  return call;
+}
+
+namespace {
+
+void EndLog(CallLog* log, const std::optional<CallLog::Call>& call,
+            grpc::CallbackServerContext* context, absl::string_view method,
+            const grpc::Status& status) {
+  if (log != nullptr && call.has_value()) log->End(*call, method, status, context->peer(), "", 0);
+}
+
+constexpr char kListModelsMethod[] = "/maas.gateway.v1.Gateway/ListModels";
+constexpr char kGetBackendsMethod[] = "/maas.gateway.v1.Gateway/GetBackends";
+
+}  // namespace
+
 grpc::ServerUnaryReactor* GatewayService::ListModels(grpc::CallbackServerContext* context,
                                                      const ListModelsRequest* request,
                                                      ListModelsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  std::optional<CallLog::Call> log_call = BeginLog(context);
   const std::size_t n = list_models_.size();
   if (n == 0) {
+    EndLog(options_.log, log_call, context, kListModelsMethod, grpc::Status::OK);
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
   auto* fan = new FanOut;
   fan->reactor = reactor;
+  fan->context = context;
+  fan->log = options_.log;
+  fan->log_call = std::move(log_call);
   fan->response = response;
   fan->request = *request;
   fan->responses.resize(n);
@@ -96,9 +125,11 @@ grpc::ServerUnaryReactor* GatewayService::ListModels(grpc::CallbackServerContext
                       }
                       absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));
                       if (merged.ok()) *fan->response = *std::move(merged);
+                      const grpc::Status answer = ToGrpcStatus(merged.status());
+                      EndLog(fan->log, fan->log_call, fan->context, kListModelsMethod, answer);
                       grpc::ServerUnaryReactor* r = fan->reactor;
                       delete fan;
-                      r->Finish(ToGrpcStatus(merged.status()));
+                      r->Finish(answer);
                     });
   }
   return reactor;
@@ -109,8 +140,10 @@ grpc::ServerUnaryReactor* GatewayService::GetBackends(
     maas::gateway::v1::GetBackendsResponse* response) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const Backends* backends = backends_;
+  CallLog* log = options_.log;
   backends_->CheckAllHealth(options_.health_check_timeout,
-                            [reactor, response, backends](std::vector<HealthResult> results) {
+                            [reactor, response, backends, log, context,
+                             log_call = BeginLog(context)](std::vector<HealthResult> results) {
                               for (std::size_t i = 0; i < results.size(); ++i) {
                                 maas::gateway::v1::Backend* b = response->add_backends();
                                 b->set_service(backends->route(i).service);
@@ -119,6 +152,7 @@ grpc::ServerUnaryReactor* GatewayService::GetBackends(
                                 b->set_health(results[i].health);
                                 b->set_detail(std::move(results[i].detail));
                               }
+                              EndLog(log, log_call, context, kGetBackendsMethod, grpc::Status::OK);
                               reactor->Finish(grpc::Status::OK);
                             });
   return reactor;

@@ -5,11 +5,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "absl/time/time.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "services/gateway/backends.h"
+#include "services/gateway/call_log.h"
 
 namespace maas::gateway {
 
@@ -20,6 +22,8 @@ class GatewayService final : public maas::gateway::v1::Gateway::CallbackService 
     absl::Duration list_models_timeout = absl::Seconds(10);
     // Deadline of each backend health check made by GetBackends.
     absl::Duration health_check_timeout = absl::Seconds(1);
+    // Gets one line per call when set (not owned; must outlive the service).
+    CallLog* log = nullptr;
   };
 
   // REQUIRES: `backends` outlives the service.
@@ -39,6 +43,10 @@ class GatewayService final : public maas::gateway::v1::Gateway::CallbackService 
                                         maas::gateway::v1::GetBackendsResponse* response) override;
 
  private:
+  // Starts the log line of a call (nullopt when there is no log), returning a generated request id
+  // to the client.
+  std::optional<CallLog::Call> BeginLog(grpc::CallbackServerContext* context) const;
+
   // Starts ListModels on one backend; `done` runs once on a gRPC callback thread.
   using ListModelsCall = std::function<void(
       grpc::ClientContext*, const maas::common::v1::ListModelsRequest*,

@@ -1,73 +1,31 @@
 #include "services/gateway/proxy.h"
 
+#include <grpc/grpc.h>
 #include <grpcpp/client_context.h>
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
-#include <grpcpp/support/client_callback.h>
-#include <grpcpp/support/server_callback.h>
 
-#include <atomic>
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/mutex.h"
+#include "common/server/server.h"
 #include "google/protobuf/descriptor.h"
 
 namespace maas::gateway {
-namespace {
 
-using Metadata = std::multimap<grpc::string_ref, grpc::string_ref>;
+namespace {
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
 
-// Answers a fixed status at once (no route, too many calls).
-class StatusReactor final : public grpc::ServerGenericBidiReactor {
- public:
-  explicit StatusReactor(grpc::Status status) { Finish(status); }
-  void OnDone() override { delete this; }
-};
-
-// One grpc.reflection.v1alpha stream, answered locally: one response per request, in order.
-class ReflectionReactor final : public grpc::ServerGenericBidiReactor {
- public:
-  explicit ReflectionReactor(const ReflectionResponder* responder) : responder_(responder) {
-    StartRead(&request_);
-  }
-  void OnReadDone(bool ok) override {
-    if (!ok) {
-      Finish(grpc::Status::OK);
-      return;
-    }
-    std::vector<grpc::Slice> slices;
-    std::string bytes;
-    if (request_.Dump(&slices).ok()) {
-      for (const grpc::Slice& s : slices) {
-        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
-    }
-    grpc::Slice slice(responder_->Answer(bytes));
-    response_ = grpc::ByteBuffer(&slice, 1);
-    StartWrite(&response_);
-  }
-  void OnWriteDone(bool ok) override {
-    if (ok) {
-      StartRead(&request_);
-    } else {
-      Finish(grpc::Status(grpc::StatusCode::CANCELLED, "reflection stream closed"));
-    }
-  }
-  void OnDone() override { delete this; }
-
- private:
-  const ReflectionResponder* const responder_;
-  grpc::ByteBuffer request_;
-  grpc::ByteBuffer response_;
-};
+// Calls waiting for a new incoming call on each completion queue.
+constexpr int kPendingAcceptsPerLane = 32;
 
 // True when a status message names a network address (as gRPC's connection errors do).
 bool MentionsAddress(absl::string_view message) {
@@ -77,136 +35,274 @@ bool MentionsAddress(absl::string_view message) {
   return false;
 }
 
-// One proxied call: a server reactor (the downstream client's call) and a client reactor (the call
-// to the backend), sharing this object. Lifetime: two references, dropped by each side's OnDone;
-// the backend side always finishes first (its OnDone calls Finish on the downstream side), but the
-// two OnDone callbacks may still overlap, hence the reference count.
+}  // namespace
+
+// One incoming call, from the moment the proxy waits for it until both of its sides are done: a
+// proxied call (the incoming call and a bidi call to the backend), a local reflection stream, or a
+// refused call. Every completion of its operations arrives on the completion queue of its lane and
+// is handled by that lane's thread alone, so it needs no lock. It deletes itself once no operation
+// is outstanding and the incoming call is done.
 //
-// Holds on the backend call: the backend call's OnDone must not run while either pump may still
-// start an operation on it from a downstream callback, so each pump owns one hold:
-//   - upstream pump (downstream reads -> backend writes): released once the downstream half-closes
-//     (after WritesDone), a backend write fails, or the backend has ended the call while the pump
-//     waits for a downstream read (that read may never complete; it ends with the downstream call);
-//   - downstream pump (backend reads -> downstream writes): released when the backend's response
-//     stream ends or a downstream write fails (then the backend call is cancelled).
+// Pumps, each with at most one operation in flight per direction and side:
+//   upstream (incoming reads -> backend writes): read a request, write it to the backend, read the
+//     next one once the write is done; the half-close is forwarded as WritesDone (or with the only
+//     request of a method that has one), never on cancellation;
+//   downstream (backend reads -> incoming writes): the backend's initial metadata, then read a
+//     response, write it, read the next once the write is done; when the backend's stream ends,
+//     its status and trailers finish the incoming call (a method with one response sends it with
+//     the status in one batch).
 class ProxyCall {
  public:
-  ProxyCall(grpc::GenericCallbackServerContext* server_ctx, grpc::GenericStub* stub,
-            const std::string* service, std::shared_ptr<std::atomic<int>> active, MethodKind kind)
-      : client_streaming_(kind.client_streaming),
-        server_streaming_(kind.server_streaming),
-        service_(service),
-        active_(std::move(active)),
-        server_ctx_(server_ctx),
-        client_ctx_(grpc::ClientContext::FromCallbackServerContext(*server_ctx)),
-        downstream_(this),
-        upstream_(this) {
-    for (const auto& [key, value] : server_ctx_->client_metadata()) {
+  ProxyCall(Proxy* proxy, grpc::ServerCompletionQueue* cq) : proxy_(proxy), cq_(cq) {
+    server_ctx_.AsyncNotifyWhenDone(&done_tag_);
+    proxy_->service_.RequestCall(&server_ctx_, &stream_, cq_, cq_, &accept_tag_);
+  }
+
+  // One completion of this call's operation `tag`.
+  struct Tag {
+    ProxyCall* call;
+    void (ProxyCall::*handler)(bool ok);
+  };
+  static void Dispatch(void* tag, bool ok) {
+    Tag* t = static_cast<Tag*>(tag);
+    ProxyCall* call = t->call;
+    (call->*(t->handler))(ok);
+    call->MaybeDelete();
+  }
+
+ private:
+  enum class Kind { kWaiting, kProxied, kReflection, kRefused };
+
+  ~ProxyCall() {
+    if (kind_ == Kind::kProxied) proxy_->active_.fetch_sub(1, std::memory_order_relaxed);
+    if (accepted_) {
+      absl::MutexLock lock(&proxy_->mu_);
+      --proxy_->live_calls_;
+    }
+  }
+
+  void MaybeDelete() {
+    if (pending_ == 0) delete this;
+  }
+
+  // --- a new incoming call ---
+
+  void OnAccepted(bool ok) {
+    if (!ok) return;             // the server is shutting down; pending_ is 0: deleted
+    new ProxyCall(proxy_, cq_);  // the next incoming call on this lane
+    pending_ = 1;                // the done notification
+    const Proxy::Options& options = proxy_->options_;
+    if (options.log != nullptr) {
+      log_call_ = options.log->Begin(server_ctx_.client_metadata());
+      if (log_call_.generated_id) {
+        // The backend logs the same id; the client can quote it.
+        server_ctx_.AddInitialMetadata(server::kRequestIdKey, log_call_.request_id);
+      }
+    }
+    const Router& router = proxy_->backends_->router();
+    const std::optional<std::size_t> route = router.Find(server_ctx_.method());
+    if (!route.has_value()) {
+      if (options.reflection != nullptr && server_ctx_.method() == kReflectionMethod) {
+        kind_ = Kind::kReflection;
+        ++pending_;
+        stream_.Read(&request_, &reflection_read_tag_);
+        return;
+      }
+      Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
+                          router.NoRouteMessage(server_ctx_.method())));
+      return;
+    }
+    if (proxy_->active_.fetch_add(1, std::memory_order_relaxed) >= options.max_concurrent_calls) {
+      proxy_->active_.fetch_sub(1, std::memory_order_relaxed);
+      Refuse(grpc::Status(
+          grpc::StatusCode::RESOURCE_EXHAUSTED,
+          absl::StrCat("the gateway already proxies ", options.max_concurrent_calls,
+                       " concurrent calls (--max_concurrent_streams); retry later or raise it")));
+      return;
+    }
+    kind_ = Kind::kProxied;
+    service_ = &proxy_->backends_->route(*route).service;
+    if (auto it = proxy_->method_kinds_.find(server_ctx_.method());
+        it != proxy_->method_kinds_.end()) {
+      client_streaming_ = it->second.client_streaming;
+      server_streaming_ = it->second.server_streaming;
+    }
+    // A child of the incoming call: its deadline and cancellation reach the backend.
+    client_ctx_ = grpc::ClientContext::FromServerContext(server_ctx_);
+    for (const auto& [key, value] : server_ctx_.client_metadata()) {
       if (IsReservedHeader(View(key))) continue;
       client_ctx_->AddMetadata(std::string(key.data(), key.size()),
                                std::string(value.data(), value.size()));
     }
+    if (log_call_.generated_id) {
+      client_ctx_->AddMetadata(server::kRequestIdKey, log_call_.request_id);
+    }
     // One request message: its headers travel with it in one batch (a client-streaming call
     // must reach the backend at once: its server may speak first).
     if (!client_streaming_) client_ctx_->set_initial_metadata_corked(true);
-    stub->PrepareBidiStreamingCall(client_ctx_.get(), server_ctx_->method(), grpc::StubOptions(),
-                                   &upstream_);
-    upstream_.AddMultipleHolds(2);  // the upstream and downstream pumps
-    upstream_.StartCall();
-    downstream_.StartRead(&request_);
+    backend_ = proxy_->backends_->generic_stub(*route).PrepareCall(client_ctx_.get(),
+                                                                   server_ctx_.method(), cq_);
+    if (client_streaming_) {
+      ++pending_;
+      backend_->StartCall(&backend_started_tag_);
+    } else {
+      backend_->StartCall(nullptr);  // corked: no operation, no completion
+      backend_started_ = true;
+    }
+    ++pending_;
+    backend_->ReadInitialMetadata(&backend_metadata_tag_);
+    ++pending_;
+    stream_.Read(&request_, &incoming_read_tag_);
   }
 
-  ~ProxyCall() { active_->fetch_sub(1, std::memory_order_relaxed); }
+  void OnDone(bool /*ok*/) {
+    --pending_;
+    incoming_done_ = true;
+    // gRPC cancels the backend call with its parent too; this also covers a cancellation seen
+    // before the backend call existed.
+    if (server_ctx_.IsCancelled() && client_ctx_ != nullptr) client_ctx_->TryCancel();
+  }
 
-  grpc::ServerGenericBidiReactor* server_reactor() { return &downstream_; }
+  void Refuse(const grpc::Status& status) {
+    kind_ = Kind::kRefused;
+    FinishIncoming(status, nullptr);
+  }
 
- private:
-  enum class UpState { kReading, kWriting, kClosed };
-
-  // The downstream (incoming) call.
-  class Downstream final : public grpc::ServerGenericBidiReactor {
-   public:
-    explicit Downstream(ProxyCall* call) : call_(call) {}
-    void OnReadDone(bool ok) override { call_->OnDownstreamReadDone(ok); }
-    void OnWriteDone(bool ok) override { call_->OnDownstreamWriteDone(ok); }
-    void OnCancel() override { call_->client_ctx_->TryCancel(); }
-    void OnDone() override { call_->Unref(); }
-
-   private:
-    ProxyCall* const call_;
-  };
-
-  // The upstream (backend) call.
-  class Upstream final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
-   public:
-    explicit Upstream(ProxyCall* call) : call_(call) {}
-    void OnReadInitialMetadataDone(bool ok) override { call_->OnBackendInitialMetadata(ok); }
-    void OnReadDone(bool ok) override { call_->OnBackendReadDone(ok); }
-    void OnWriteDone(bool ok) override { call_->OnBackendWriteDone(ok); }
-    void OnDone(const grpc::Status& status) override { call_->OnBackendDone(status); }
-
-   private:
-    ProxyCall* const call_;
-  };
-
-  // --- upstream pump: downstream -> backend ---
-
-  void OnDownstreamReadDone(bool ok) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (up_state_ == UpState::kClosed) return;  // the backend call has ended: drop the message.
-      up_state_ = ok ? UpState::kWriting : UpState::kClosed;
+  // Finishes the incoming call (with `single_response` in the same batch when set), logging it.
+  void FinishIncoming(const grpc::Status& status, const grpc::ByteBuffer* single_response,
+                      absl::string_view model = "", int64_t model_version = 0) {
+    if (proxy_->options_.log != nullptr) {
+      proxy_->options_.log->End(log_call_, server_ctx_.method(), status, server_ctx_.peer(), model,
+                                model_version);
     }
+    ++pending_;
+    if (single_response != nullptr) {
+      stream_.WriteAndFinish(*single_response, grpc::WriteOptions(), status, &finished_tag_);
+    } else {
+      stream_.Finish(status, &finished_tag_);
+    }
+  }
+
+  void OnFinished(bool /*ok*/) { --pending_; }
+
+  // --- reflection, answered here: one response per request, in order ---
+
+  void OnReflectionRead(bool ok) {
+    --pending_;
+    if (!ok) {
+      FinishIncoming(grpc::Status::OK, nullptr);
+      return;
+    }
+    std::vector<grpc::Slice> slices;
+    std::string bytes;
+    if (request_.Dump(&slices).ok()) {
+      for (const grpc::Slice& s : slices) {
+        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+      }
+    }
+    grpc::Slice slice(proxy_->options_.reflection->Answer(bytes));
+    response_ = grpc::ByteBuffer(&slice, 1);
+    ++pending_;
+    stream_.Write(response_, &reflection_write_tag_);
+  }
+
+  void OnReflectionWrite(bool ok) {
+    --pending_;
     if (ok) {
-      if (client_streaming_) {
-        upstream_.StartWrite(&request_);
+      ++pending_;
+      stream_.Read(&request_, &reflection_read_tag_);
+    } else {
+      FinishIncoming(grpc::Status(grpc::StatusCode::CANCELLED, "reflection stream closed"),
+                     nullptr);
+    }
+  }
+
+  // --- upstream pump: incoming reads -> backend writes ---
+
+  void OnBackendStarted(bool /*ok*/) {
+    --pending_;
+    backend_started_ = true;  // a failed start shows in the backend's status
+    if (request_waiting_) {
+      request_waiting_ = false;
+      WriteToBackend();
+    } else if (writes_done_waiting_) {
+      writes_done_waiting_ = false;
+      half_closed_sent_ = true;
+      ++pending_;
+      backend_->WritesDone(&backend_written_tag_);
+    }
+  }
+
+  void OnIncomingRead(bool ok) {
+    --pending_;
+    if (backend_ended_) return;  // the backend call has ended: drop the message, read no more.
+    if (ok) {
+      if (backend_started_) {
+        WriteToBackend();
       } else {
-        // The only request message: write it with the half-close (no second read downstream).
-        upstream_.StartWriteLast(&request_, grpc::WriteOptions());
+        request_waiting_ = true;
       }
       return;
     }
-    if (server_ctx_->IsCancelled()) {
+    // A read that failed on an error (not the client's half-close) is a cancellation; the done
+    // notification may still be queued behind this completion, so IsCancelled() alone is late.
+    if (server_ctx_.IsCancelled() ||
+        grpc_call_failed_before_recv_message(server_ctx_.c_call()) != 0) {
       // Never half-close on a cancellation: the backend would see a complete (truncated) stream.
       client_ctx_->TryCancel();
+    } else if (backend_started_) {
+      half_closed_sent_ = true;
+      ++pending_;
+      backend_->WritesDone(&backend_written_tag_);
     } else {
-      upstream_.StartWritesDone();
-    }
-    upstream_.RemoveHold();
-  }
-
-  void OnBackendWriteDone(bool ok) {
-    bool read_more;
-    {
-      absl::MutexLock lock(&mu_);
-      read_more = ok && !backend_ended_ && client_streaming_;
-      up_state_ = read_more ? UpState::kReading : UpState::kClosed;
-    }
-    // Safe even if the backend ends right now: this write's callback still pins the backend call.
-    if (read_more) {
-      downstream_.StartRead(&request_);
-    } else {
-      upstream_.RemoveHold();
+      writes_done_waiting_ = true;
     }
   }
 
-  // --- downstream pump: backend -> downstream ---
+  void WriteToBackend() {
+    ++pending_;
+    if (client_streaming_) {
+      backend_->Write(request_, &backend_written_tag_);
+    } else {
+      // The only request message: write it with the half-close (no second read).
+      backend_->Write(request_, grpc::WriteOptions().set_last_message(), &backend_written_tag_);
+    }
+  }
 
-  void OnBackendInitialMetadata(bool ok) {
+  void OnBackendWritten(bool ok) {
+    --pending_;
+    // A WritesDone, the last message, or a failed write: nothing more goes to the backend.
+    if (ok && client_streaming_ && !backend_ended_ && !half_closed_sent_) {
+      ++pending_;
+      stream_.Read(&request_, &incoming_read_tag_);
+    }
+  }
+
+  // --- downstream pump: backend reads -> incoming writes ---
+
+  void OnBackendMetadata(bool ok) {
+    --pending_;
     if (ok) {
-      backend_answered_.store(true, std::memory_order_relaxed);
+      backend_answered_ = true;
       for (const auto& [key, value] : client_ctx_->GetServerInitialMetadata()) {
         if (IsReservedHeader(View(key))) continue;
-        server_ctx_->AddInitialMetadata(std::string(key.data(), key.size()),
-                                        std::string(value.data(), value.size()));
+        server_ctx_.AddInitialMetadata(std::string(key.data(), key.size()),
+                                       std::string(value.data(), value.size()));
       }
-      // A single response goes out with its headers and status in one batch (OnBackendDone).
-      if (server_streaming_) downstream_.StartSendInitialMetadata();
+      // A single response goes out with its headers and status in one batch (OnBackendFinished).
+      if (server_streaming_) {
+        ++pending_;
+        stream_.SendInitialMetadata(&metadata_sent_tag_);
+      }
     }
-    upstream_.StartRead(&response_);
+    ++pending_;
+    backend_->Read(&response_, &backend_read_tag_);
   }
 
-  void OnBackendReadDone(bool ok) {
+  void OnMetadataSent(bool /*ok*/) { --pending_; }
+
+  void OnBackendRead(bool ok) {
+    --pending_;
     if (ok && !server_streaming_) {
       if (has_single_response_) {
         // A second response to a method with one: a broken backend. Fail the call.
@@ -215,90 +311,108 @@ class ProxyCall {
       } else {
         has_single_response_ = true;
         single_response_ = std::move(response_);
-        upstream_.StartRead(&response_);  // to see the end of the backend's stream
+        ++pending_;
+        backend_->Read(&response_, &backend_read_tag_);  // to see the end of the stream
         return;
       }
     } else if (ok) {
-      downstream_.StartWrite(&response_);
+      ++pending_;
+      stream_.Write(response_, &incoming_written_tag_);
       return;
     }
-    // The backend ended the call: nothing more will be written to it.
-    bool release_upstream = false;
-    {
-      absl::MutexLock lock(&mu_);
-      backend_ended_ = true;
-      if (up_state_ == UpState::kReading) {
-        up_state_ = UpState::kClosed;
-        release_upstream = true;
-      }
-    }
-    if (release_upstream) upstream_.RemoveHold();
-    upstream_.RemoveHold();  // the downstream pump's hold
+    EndBackend();
   }
 
-  void OnDownstreamWriteDone(bool ok) {
+  void OnIncomingWritten(bool ok) {
+    --pending_;
     if (ok) {
-      upstream_.StartRead(&response_);
+      ++pending_;
+      backend_->Read(&response_, &backend_read_tag_);
       return;
     }
-    client_ctx_->TryCancel();  // the downstream call is gone
-    upstream_.RemoveHold();
+    client_ctx_->TryCancel();  // the incoming call is gone
+    EndBackend();
   }
 
-  void OnBackendDone(const grpc::Status& status) {
-    for (const auto& [key, value] : client_ctx_->GetServerTrailingMetadata()) {
+  // The backend's response stream has ended (or is abandoned): collect its status.
+  void EndBackend() {
+    backend_ended_ = true;
+    ++pending_;
+    backend_->Finish(&backend_status_, &backend_finished_tag_);
+  }
+
+  void OnBackendFinished(bool /*ok*/) {
+    --pending_;
+    std::string model;
+    int64_t model_version = 0;
+    const std::multimap<grpc::string_ref, grpc::string_ref>& trailers =
+        client_ctx_->GetServerTrailingMetadata();
+    for (const auto& [key, value] : trailers) {
       if (IsReservedHeader(View(key))) continue;
-      server_ctx_->AddTrailingMetadata(std::string(key.data(), key.size()),
-                                       std::string(value.data(), value.size()));
+      server_ctx_.AddTrailingMetadata(std::string(key.data(), key.size()),
+                                      std::string(value.data(), value.size()));
     }
+    if (proxy_->options_.log != nullptr) ModelFromTrailers(trailers, &model, &model_version);
+    grpc::Status answer = backend_status_;
     if (single_response_overflow_) {
-      downstream_.Finish(
+      answer =
           grpc::Status(grpc::StatusCode::INTERNAL,
                        absl::StrCat("the backend of route ", *service_,
-                                    " sent more than one response message to a method with one")));
-    } else if (has_single_response_ && status.ok()) {
-      downstream_.StartWriteAndFinish(&single_response_, grpc::WriteOptions(), status);
-    } else if (status.error_code() == grpc::StatusCode::UNAVAILABLE &&
-               (!backend_answered_.load(std::memory_order_relaxed) ||
-                MentionsAddress(status.error_message()))) {
+                                    " sent more than one response message to a method with one"));
+    } else if (answer.error_code() == grpc::StatusCode::UNAVAILABLE &&
+               (!backend_answered_ || MentionsAddress(answer.error_message()))) {
       // Made by the gateway's channel (no backend reached, or the connection was lost): the
       // original message names internal addresses, so answer with the route instead.
-      downstream_.Finish(
-          grpc::Status(grpc::StatusCode::UNAVAILABLE, UnavailableMessage(*service_)));
-    } else {
-      downstream_.Finish(status);
+      answer = grpc::Status(grpc::StatusCode::UNAVAILABLE, UnavailableMessage(*service_));
     }
-    Unref();
+    FinishIncoming(answer, has_single_response_ && answer.ok() ? &single_response_ : nullptr, model,
+                   model_version);
   }
 
-  void Unref() {
-    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
-  }
+  Proxy* const proxy_;
+  grpc::ServerCompletionQueue* const cq_;
+  Kind kind_ = Kind::kWaiting;
+  bool accepted_ = false;  // counted in Proxy::live_calls_
+  int pending_ = 0;        // operations whose completion has not arrived, + the done notification
 
-  const bool client_streaming_;       // false: exactly one request message
-  const bool server_streaming_;       // false: exactly one response message
-  const std::string* const service_;  // the route's service name (owned by the router)
-  const std::shared_ptr<std::atomic<int>> active_;
-  grpc::GenericCallbackServerContext* const server_ctx_;
-  const std::unique_ptr<grpc::ClientContext> client_ctx_;
-  Downstream downstream_;
-  Upstream upstream_;
-  grpc::ByteBuffer request_;   // downstream -> backend; one message in flight
-  grpc::ByteBuffer response_;  // backend -> downstream; one message in flight
-  // The response of a method with one (not server streaming), sent with the status. Only touched
-  // by the backend read callbacks and then OnBackendDone, which gRPC runs in sequence.
-  grpc::ByteBuffer single_response_;
+  grpc::GenericServerContext server_ctx_;
+  grpc::GenericServerAsyncReaderWriter stream_{&server_ctx_};
+  CallLog::Call log_call_;  // set when the proxy logs
+  bool incoming_done_ = false;
+
+  // Proxied calls only.
+  const std::string* service_ = nullptr;  // the route's service name (owned by the router)
+  bool client_streaming_ = true;          // false: exactly one request message
+  bool server_streaming_ = true;          // false: exactly one response message
+  std::unique_ptr<grpc::ClientContext> client_ctx_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> backend_;
+  bool backend_started_ = false;
+  bool request_waiting_ = false;      // a request read before the backend call started
+  bool writes_done_waiting_ = false;  // a half-close seen before the backend call started
+  bool half_closed_sent_ = false;
+  bool backend_answered_ = false;     // the backend's initial metadata arrived
+  bool backend_ended_ = false;        // the backend's response stream ended; its Finish is issued
+  grpc::ByteBuffer request_;          // incoming -> backend (or reflection request); one in flight
+  grpc::ByteBuffer response_;         // backend -> incoming (or reflection answer); one in flight
+  grpc::ByteBuffer single_response_;  // the response of a method with one, sent with the status
   bool has_single_response_ = false;
   bool single_response_overflow_ = false;
-  std::atomic<int> refs_{2};
-  std::atomic<bool> backend_answered_{false};  // the backend's initial metadata arrived
+  grpc::Status backend_status_;
 
-  absl::Mutex mu_;
-  UpState up_state_ ABSL_GUARDED_BY(mu_) = UpState::kReading;
-  bool backend_ended_ ABSL_GUARDED_BY(mu_) = false;
+  Tag accept_tag_{this, &ProxyCall::OnAccepted};
+  Tag done_tag_{this, &ProxyCall::OnDone};
+  Tag finished_tag_{this, &ProxyCall::OnFinished};
+  Tag reflection_read_tag_{this, &ProxyCall::OnReflectionRead};
+  Tag reflection_write_tag_{this, &ProxyCall::OnReflectionWrite};
+  Tag backend_started_tag_{this, &ProxyCall::OnBackendStarted};
+  Tag incoming_read_tag_{this, &ProxyCall::OnIncomingRead};
+  Tag backend_written_tag_{this, &ProxyCall::OnBackendWritten};
+  Tag backend_metadata_tag_{this, &ProxyCall::OnBackendMetadata};
+  Tag metadata_sent_tag_{this, &ProxyCall::OnMetadataSent};
+  Tag backend_read_tag_{this, &ProxyCall::OnBackendRead};
+  Tag incoming_written_tag_{this, &ProxyCall::OnIncomingWritten};
+  Tag backend_finished_tag_{this, &ProxyCall::OnBackendFinished};
 };
-
-}  // namespace
 
 bool IsReservedHeader(absl::string_view key) {
   if (key.empty() || key.front() == ':') return true;
@@ -306,6 +420,12 @@ bool IsReservedHeader(absl::string_view key) {
   return key == "te" || key == "content-type" || key == "user-agent" || key == "host" ||
          key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade";
+}
+
+std::string UnavailableMessage(absl::string_view service) {
+  return absl::StrCat("no backend of route ", service,
+                      " is reachable through the gateway right now; retry later "
+                      "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
 }
 
 Proxy::Proxy(const Backends* backends, Options options) : backends_(backends), options_(options) {
@@ -322,33 +442,52 @@ Proxy::Proxy(const Backends* backends, Options options) : backends_(backends), o
   }
 }
 
-std::string UnavailableMessage(absl::string_view service) {
-  return absl::StrCat("no backend of route ", service,
-                      " is reachable through the gateway right now; retry later "
-                      "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
+Proxy::~Proxy() { Shutdown(); }
+
+void Proxy::Register(grpc::ServerBuilder& builder) {
+  builder.RegisterAsyncGenericService(&service_);
+  const int threads = std::max(1, std::min(options_.threads, 64));
+  for (int i = 0; i < threads; ++i) {
+    lanes_.push_back(Lane{builder.AddCompletionQueue(), std::thread()});
+  }
 }
 
-grpc::ServerGenericBidiReactor* Proxy::CreateReactor(grpc::GenericCallbackServerContext* ctx) {
-  const std::optional<std::size_t> route = backends_->router().Find(ctx->method());
-  if (!route.has_value()) {
-    if (options_.reflection != nullptr && ctx->method() == kReflectionMethod) {
-      return new ReflectionReactor(options_.reflection);
+void Proxy::Start() {
+  if (started_ || lanes_.empty()) return;
+  started_ = true;
+  for (Lane& lane : lanes_) {
+    grpc::ServerCompletionQueue* cq = lane.cq.get();
+    for (int i = 0; i < kPendingAcceptsPerLane; ++i) new ProxyCall(this, cq);
+    lane.thread = std::thread([cq] {
+      void* tag = nullptr;
+      bool ok = false;
+      while (cq->Next(&tag, &ok)) ProxyCall::Dispatch(tag, ok);
+    });
+  }
+}
+
+void Proxy::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  {
+    // A call still alive may start operations on its queue (e.g. finish a cancelled call), which
+    // gRPC forbids once the queue is shut down.
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](int* live) { return *live == 0; }, &live_calls_));
+  }
+  for (Lane& lane : lanes_) lane.cq->Shutdown();
+  for (Lane& lane : lanes_) {
+    if (lane.thread.joinable()) {
+      lane.thread.join();
+    } else {
+      // Never started: drain the queue (gRPC requires it before the queue is destroyed).
+      void* tag = nullptr;
+      bool ok = false;
+      while (lane.cq->Next(&tag, &ok)) {
+      }
     }
-    return new StatusReactor(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                                          backends_->router().NoRouteMessage(ctx->method())));
   }
-  if (active_->fetch_add(1, std::memory_order_relaxed) >= options_.max_concurrent_calls) {
-    active_->fetch_sub(1, std::memory_order_relaxed);
-    return new StatusReactor(grpc::Status(
-        grpc::StatusCode::RESOURCE_EXHAUSTED,
-        absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
-                     " concurrent calls (--max_concurrent_streams); retry later or raise it")));
-  }
-  MethodKind kind;  // unknown methods: a bidi stream, which is always correct
-  if (auto it = method_kinds_.find(ctx->method()); it != method_kinds_.end()) kind = it->second;
-  auto* call = new ProxyCall(ctx, &backends_->generic_stub(*route),
-                             &backends_->route(*route).service, active_, kind);
-  return call->server_reactor();
 }
 
 }  // namespace maas::gateway

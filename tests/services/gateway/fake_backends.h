@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
+#include "services/gateway/proxy.h"
 
 namespace maas::gateway::testing {
 
@@ -315,10 +316,22 @@ class TestServer {
     if (generic != nullptr) builder.RegisterCallbackGenericService(generic);
     server_ = builder.BuildAndStart();
   }
+  // A server whose generic service is the gateway's proxy (not owned; must outlive the server).
+  TestServer(const std::vector<grpc::Service*>& services, Proxy* proxy) : proxy_(proxy) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    for (grpc::Service* s : services) builder.RegisterService(s);
+    proxy_->Register(builder);
+    server_ = builder.BuildAndStart();
+    proxy_->Start();
+  }
   ~TestServer() { Shutdown(); }
   void Shutdown() {
     if (server_) {
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      // The proxy's queues are drained before the server is destroyed.
+      if (proxy_ != nullptr) proxy_->Shutdown();
       server_.reset();
     }
   }
@@ -328,6 +341,7 @@ class TestServer {
 
  private:
   int port_ = 0;
+  Proxy* proxy_ = nullptr;
   std::unique_ptr<grpc::Server> server_;
 };
 

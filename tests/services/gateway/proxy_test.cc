@@ -7,10 +7,12 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "services/gateway/gateway_service.h"
@@ -35,10 +37,11 @@ void SetDeadline(grpc::ClientContext* ctx, absl::Duration timeout = absl::Second
 
 // Both fakes behind one gateway.
 struct Stack {
-  Stack()
+  explicit Stack(Proxy::Options proxy_options = Proxy::Options())
       : gen_server({&generative}),
         disc_server({&discriminative}),
-        gateway(gen_server.target(), disc_server.target()),
+        gateway(gen_server.target(), disc_server.target(), GatewayService::Options(),
+                proxy_options),
         gen_stub(gen::GenerativeService::NewStub(gateway.channel)),
         disc_stub(disc::DiscriminativeService::NewStub(gateway.channel)) {}
   FakeGenerative generative;
@@ -367,7 +370,10 @@ TEST_CASE("a backend that is down gives UNAVAILABLE") {
 }
 
 TEST_CASE("many concurrent calls of every kind") {
-  Stack s;
+  Proxy::Options options;
+  options.threads = GENERATE(1, 3);  // calls spread over several completion queues too
+  CAPTURE(options.threads);
+  Stack s(options);
   constexpr int kThreads = 8;
   constexpr int kCallsPerThread = 25;
   std::atomic<int> failures{0};
@@ -435,6 +441,69 @@ TEST_CASE("the client abandons calls mid-stream without hurting the gateway") {
   request.mutable_model()->set_name("after");
   gen::GetModelResponse response;
   CHECK(s.gen_stub->GetModel(&ctx, request, &response).ok());
+}
+
+TEST_CASE("the proxy logs each call with the request id the backend sees") {
+  std::ostringstream out;
+  CallLog log("maas-gateway", &out);
+  Proxy::Options options;
+  options.log = &log;
+  Stack s(options);
+  std::string generated;
+  {
+    grpc::ClientContext ctx;  // no x-request-id: the gateway makes one
+    SetDeadline(&ctx);
+    gen::GetModelRequest request;
+    request.mutable_model()->set_name("alpha");
+    gen::GetModelResponse response;
+    REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
+    generated = Get(ctx.GetServerInitialMetadata(), "x-request-id");
+    REQUIRE(generated != "<missing>");
+    absl::MutexLock lock(&s.generative.obs.mu);
+    CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == generated);
+  }
+  {
+    grpc::ClientContext ctx;  // the client's id, forwarded as sent, logged without the space
+    SetDeadline(&ctx);
+    ctx.AddMetadata("x-request-id", "my id");
+    gen::GetModelRequest request;
+    request.mutable_model()->set_name("beta");
+    gen::GetModelResponse response;
+    REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
+    CHECK(Get(ctx.GetServerInitialMetadata(), "x-request-id") == "<missing>");
+    absl::MutexLock lock(&s.generative.obs.mu);
+    CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == "my id");
+  }
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    gen::GetModelRequest request;
+    gen::GetModelResponse response;
+    grpc::GenericStub stub(s.gateway.channel);
+    grpc::ByteBuffer in, got;
+    grpc::Slice empty("");
+    in = grpc::ByteBuffer(&empty, 1);
+    absl::Notification done;
+    grpc::Status status;
+    stub.UnaryCall(&ctx, "/no.such.Service/Method", grpc::StubOptions(), &in, &got,
+                   [&](grpc::Status st) {
+                     status = std::move(st);
+                     done.Notify();
+                   });
+    done.WaitForNotification();
+    CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  }
+  std::vector<std::string> lines = absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
+  REQUIRE(lines.size() == 3);
+  CHECK_THAT(lines[0],
+             Catch::Contains("\"method\":\"/maas.generative.v1.GenerativeService/GetModel\""));
+  CHECK_THAT(lines[0], Catch::Contains("\"code\":\"OK\""));
+  CHECK_THAT(lines[0], Catch::Contains("\"request_id\":\"" + generated + "\""));
+  CHECK_THAT(lines[1], Catch::Contains("\"request_id\":\"myid\""));
+  CHECK_THAT(lines[2], Catch::Contains("\"method\":\"/no.such.Service/Method\""));
+  CHECK_THAT(lines[2], Catch::Contains("\"code\":\"UNIMPLEMENTED\""));
+  for (const std::string& line : lines)
+    CHECK_THAT(line, Catch::Contains("\"server\":\"maas-gateway\""));
 }
 
 }  // namespace

@@ -22,14 +22,15 @@ namespace maas::gateway::testing {
 // maas.gateway.v1.Gateway.
 struct TestGateway {
   TestGateway(const std::string& generative_target, const std::string& discriminative_target,
-              GatewayService::Options options = GatewayService::Options()) {
+              GatewayService::Options options = GatewayService::Options(),
+              Proxy::Options proxy_options = Proxy::Options()) {
     absl::StatusOr<Router> router =
         Router::Create(DefaultRoutes(generative_target, discriminative_target));
     REQUIRE(router.ok());
     absl::StatusOr<std::unique_ptr<Backends>> b = Backends::Create(*router, ChannelOptions());
     REQUIRE(b.ok());
     backends = std::move(*b);
-    proxy = std::make_unique<Proxy>(backends.get());
+    proxy = std::make_unique<Proxy>(backends.get(), proxy_options);
     service = std::make_unique<GatewayService>(backends.get(), options);
     server = std::make_unique<TestServer>(std::vector<grpc::Service*>{service.get()}, proxy.get());
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),

@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, S
 import numpy as np
 import scipy.sparse
 
-from maas_client.connection import ConnectionLike, check, connect, method_path
+from maas_client._service import ServiceClient
+from maas_client.connection import ConnectionLike, check
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
                                TrainResult, from_matrix)
@@ -22,10 +23,6 @@ from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetail
 _SERVICE = "DiscriminativeService"
 # Examples per streamed TextBatch (Train, Evaluate) and texts per ClassifyStream request.
 DEFAULT_BATCH_SIZE = 1000
-
-
-def _path(name: str) -> str:
-    return method_path(pb.DESCRIPTOR, _SERVICE, name)
 
 
 def _texts(texts: Union[str, Sequence[str]]) -> List[str]:
@@ -64,43 +61,28 @@ def _batches(texts: Iterable[str], labels: Iterable[str], weights: Optional[Iter
             on_batch(len(batch.examples))
 
 
-class DiscriminativeClient:
+class DiscriminativeClient(ServiceClient):
     """Client of maas.discriminative.v1.DiscriminativeService (directly or through the gateway).
 
     `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; keyword options are Connection's. Every method takes `timeout=`
-    (seconds) and raises maas_client.errors.MaasError subclasses.
+    (seconds) and raises maas_client.errors.MaasError subclasses. get / list / delete are ServiceClient's.
     """
 
     def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
-        self.connection, self._owned = connect(target, **options)
+        super().__init__(target, options, pb.DESCRIPTOR, _SERVICE, pb.GetModelRequest, pb.GetModelResponse)
         ch = self.connection.channel
-        self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,
+        self._create = ch.unary_unary(self._path("CreateModel"), pb.CreateModelRequest.SerializeToString,
                                       pb.CreateModelResponse.FromString)
-        self._train = ch.stream_unary(_path("Train"), pb.TrainRequest.SerializeToString, pb.TrainResponse.FromString)
-        self._classify = ch.unary_unary(_path("Classify"), pb.ClassifyRequest.SerializeToString,
+        self._train = ch.stream_unary(self._path("Train"), pb.TrainRequest.SerializeToString,
+                                      pb.TrainResponse.FromString)
+        self._classify = ch.unary_unary(self._path("Classify"), pb.ClassifyRequest.SerializeToString,
                                         pb.ClassifyResponse.FromString)
-        self._classify_stream = ch.stream_stream(_path("ClassifyStream"), pb.ClassifyRequest.SerializeToString,
+        self._classify_stream = ch.stream_stream(self._path("ClassifyStream"), pb.ClassifyRequest.SerializeToString,
                                                  pb.ClassifyResponse.FromString)
-        self._vectorize = ch.unary_unary(_path("Vectorize"), pb.VectorizeRequest.SerializeToString,
+        self._vectorize = ch.unary_unary(self._path("Vectorize"), pb.VectorizeRequest.SerializeToString,
                                          pb.VectorizeResponse.FromString)
-        self._evaluate = ch.stream_unary(_path("Evaluate"), pb.EvaluateRequest.SerializeToString,
+        self._evaluate = ch.stream_unary(self._path("Evaluate"), pb.EvaluateRequest.SerializeToString,
                                          pb.EvaluateResponse.FromString)
-        self._get = ch.unary_unary(_path("GetModel"), pb.GetModelRequest.SerializeToString,
-                                   pb.GetModelResponse.FromString)
-        self._list = ch.unary_unary(_path("ListModels"), common.ListModelsRequest.SerializeToString,
-                                    common.ListModelsResponse.FromString)
-        self._delete = ch.unary_unary(_path("DeleteModel"), common.DeleteModelRequest.SerializeToString,
-                                      common.DeleteModelResponse.FromString)
-
-    def close(self) -> None:
-        if self._owned:
-            self.connection.close()
-
-    def __enter__(self) -> "DiscriminativeClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- create / train -------------------------------------------------------------------------------------------
     def create(self, spec: Union[pb.PipelineSpec, pb.CreateModelRequest], name: Optional[str] = None, *,
@@ -230,23 +212,6 @@ class DiscriminativeClient:
                           macro_f1=r.macro_f1, weighted_f1=r.weighted_f1,
                           confusion_matrix=from_matrix(r.confusion_matrix), log_loss=r.log_loss,
                           num_documents=r.num_documents, model_version=r.model_version)
-
-    # -- models ---------------------------------------------------------------------------------------------------
-    def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
-        """The model's info and full pipeline state (PipelineSpec)."""
-        request = pb.GetModelRequest(model=common.ModelRef(name=name, version=version))
-        response = self.connection.unary("GetModel", self._get, request, timeout)
-        return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
-
-    def list(self, name_prefix: str = "", *, all_versions: bool = False,
-             timeout: Optional[float] = None) -> List[ModelInfo]:
-        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
-        return [ModelInfo.from_proto(m)
-                for m in self.connection.unary("ListModels", self._list, request, timeout).models]
-
-    def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
-        request = common.DeleteModelRequest(name=name, version=version)
-        return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)
 
 
 def _to_csr(rows: Sequence[pb.SparseRow], num_features: int) -> "scipy.sparse.csr_matrix":

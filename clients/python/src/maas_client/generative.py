@@ -14,7 +14,8 @@ from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, U
 import numpy as np
 
 from maas_client._params import set_fields
-from maas_client.connection import ConnectionLike, check, connect, method_path
+from maas_client._service import ServiceClient
+from maas_client.connection import ConnectionLike, check
 from maas_client.pb import common, generative as pb
 from maas_client.types import (ArrayLike, Estimate, FitResult, FloatArray, ModelDetails, ModelInfo, SampleBatch,
                                as_rows, from_matrix, to_matrix)
@@ -27,10 +28,6 @@ ESTIMATORS = tuple(v.name.lower() for v in pb.Estimator.DESCRIPTOR.values if v.n
 _CHUNK_BYTES = 1 << 20
 
 
-def _path(name: str) -> str:
-    return method_path(pb.DESCRIPTOR, _SERVICE, name)
-
-
 def _estimator(name: Optional[str]) -> str:
     """The Estimator value name of "exact", "prior", ... (None: unspecified, the server's choice)."""
     if name is None:
@@ -39,45 +36,30 @@ def _estimator(name: Optional[str]) -> str:
     return name.upper()
 
 
-class GenerativeClient:
+class GenerativeClient(ServiceClient):
     """Client of maas.generative.v1.GenerativeService (directly or through the gateway).
 
     `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; the keyword options are Connection's (timeout, tls,
     root_certificates, client_certificate, client_key, server_name, token, token_file, ...). Every method takes
     `timeout=` (seconds; default the connection's) and raises maas_client.errors.MaasError subclasses.
+    get / list / delete are ServiceClient's.
     """
 
     def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
-        self.connection, self._owned = connect(target, **options)
+        super().__init__(target, options, pb.DESCRIPTOR, _SERVICE, pb.GetModelRequest, pb.GetModelResponse)
         ch = self.connection.channel
-        self._create = ch.unary_unary(_path("CreateModel"), pb.CreateModelRequest.SerializeToString,
+        self._create = ch.unary_unary(self._path("CreateModel"), pb.CreateModelRequest.SerializeToString,
                                       pb.CreateModelResponse.FromString)
-        self._fit = ch.stream_unary(_path("FitModel"), pb.FitModelRequest.SerializeToString,
+        self._fit = ch.stream_unary(self._path("FitModel"), pb.FitModelRequest.SerializeToString,
                                     pb.FitModelResponse.FromString)
-        self._sample = ch.unary_stream(_path("Sample"), pb.SampleRequest.SerializeToString,
+        self._sample = ch.unary_stream(self._path("Sample"), pb.SampleRequest.SerializeToString,
                                        pb.SampleBatch.FromString)
-        self._estimate = ch.unary_unary(_path("EstimateLogLikelihood"),
+        self._estimate = ch.unary_unary(self._path("EstimateLogLikelihood"),
                                         pb.EstimateLogLikelihoodRequest.SerializeToString,
                                         pb.EstimateLogLikelihoodResponse.FromString)
-        self._stream_estimate = ch.unary_stream(_path("StreamEstimate"), pb.StreamEstimateRequest.SerializeToString,
+        self._stream_estimate = ch.unary_stream(self._path("StreamEstimate"),
+                                                pb.StreamEstimateRequest.SerializeToString,
                                                 pb.StreamEstimateResponse.FromString)
-        self._get = ch.unary_unary(_path("GetModel"), pb.GetModelRequest.SerializeToString,
-                                   pb.GetModelResponse.FromString)
-        self._list = ch.unary_unary(_path("ListModels"), common.ListModelsRequest.SerializeToString,
-                                    common.ListModelsResponse.FromString)
-        self._delete = ch.unary_unary(_path("DeleteModel"), common.DeleteModelRequest.SerializeToString,
-                                      common.DeleteModelResponse.FromString)
-
-    def close(self) -> None:
-        """Closes the channel if this client made it."""
-        if self._owned:
-            self.connection.close()
-
-    def __enter__(self) -> "GenerativeClient":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
     # -- create / fit ---------------------------------------------------------------------------------------------
     def create(self, spec: Union[pb.GenerativeModelSpec, pb.CreateModelRequest], name: Optional[str] = None, *,
@@ -206,24 +188,6 @@ class GenerativeClient:
             reason = (pb.StopReason.Name(response.stop_reason).lower()
                       if response.stop_reason != pb.STOP_REASON_UNSPECIFIED else None)
             yield Estimate.from_proto(response.estimate, reason)
-
-    # -- models ---------------------------------------------------------------------------------------------------
-    def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
-        """The model's info and full parameters (GenerativeModelSpec)."""
-        request = pb.GetModelRequest(model=common.ModelRef(name=name, version=version))
-        response = self.connection.unary("GetModel", self._get, request, timeout)
-        return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
-
-    def list(self, name_prefix: str = "", *, all_versions: bool = False,
-             timeout: Optional[float] = None) -> List[ModelInfo]:
-        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
-        return [ModelInfo.from_proto(m)
-                for m in self.connection.unary("ListModels", self._list, request, timeout).models]
-
-    def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
-        """Deletes one version (or all with version=0); returns the deleted versions."""
-        request = common.DeleteModelRequest(name=name, version=version)
-        return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)
 
 
 def _chunks(x: Union[ArrayLike, Iterable[ArrayLike]], chunk_rows: Optional[int]) -> Iterator[FloatArray]:

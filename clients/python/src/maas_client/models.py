@@ -13,6 +13,7 @@ from typing import Any, List, Optional
 
 import grpc
 
+from maas_client._service import ServiceClient
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import MaasError, NotFoundError, UnimplementedError
@@ -45,7 +46,7 @@ class Models:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _client(self, kind: str) -> "GenerativeClient | DiscriminativeClient":
+    def _client(self, kind: str) -> ServiceClient:
         check(kind in KINDS, f"kind {kind!r} is not one of {', '.join(KINDS)}")
         return self.generative if kind == "generative" else self.discriminative
 
