@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -161,12 +162,42 @@ constexpr std::array<bool, 128> MakeAsciiWordTable() {
 }
 constexpr std::array<bool, 128> kAsciiWord = MakeAsciiWordTable();
 
-bool IsAscii(std::string_view text) {
-  for (const char ch : text) {
-    if (static_cast<unsigned char>(ch) >= 0x80) return false;
-  }
-  return true;
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
 }
+
+// Index of the first byte >= 0x80 at or after `i`, or text.size() (8 bytes at a time).
+size_t SkipAscii(std::string_view text, size_t i) {
+  const size_t n = text.size();
+  while (i + 8 <= n && (Load64(text.data() + i) & kHighBits) == 0) i += 8;
+  while (i < n && static_cast<unsigned char>(text[i]) < 0x80) ++i;
+  return i;
+}
+
+bool IsAscii(std::string_view text) { return SkipAscii(text, 0) == text.size(); }
+
+// ASCII A-Z -> a-z in 8 bytes that are all < 0x80 (SWAR: the high bit of each byte of
+// x + (0x80 - 'A') is set iff the byte >= 'A', of x + (0x7F - 'Z') iff it is > 'Z').
+uint64_t LowerAscii8(uint64_t x) {
+  const uint64_t ge_a = x + 0x3F3F3F3F3F3F3F3Full;
+  const uint64_t gt_z = x + 0x2525252525252525ull;
+  return x | ((ge_a & ~gt_z & kHighBits) >> 2);
+}
+
+// Python's str.isspace() on ASCII bytes (the code points below 0x80 that split() splits on).
+constexpr std::array<bool, 128> MakeAsciiSpaceTable() {
+  std::array<bool, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  return t;
+}
+constexpr std::array<bool, 128> kAsciiSpace = MakeAsciiSpaceTable();
+
+// Terms per AnalyzeBatches call (bounds the scratch memory of long texts).
+constexpr size_t kTermBatch = 4096;
 
 // Length of the maximal ill-formed subpart starting at text[i] (>= 1), as CPython counts it.
 size_t IllFormedLength(std::string_view text, size_t i) {
@@ -214,10 +245,17 @@ void ToUtf16Into(std::string_view text, std::u16string* out) {
 // Python str.lower() into *out (ASCII fast path without ICU).
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
   if (IsAscii(text)) {
-    out->resize(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
+    const size_t n = text.size();
+    out->resize(n);
+    char* dest = out->data();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const uint64_t lower = LowerAscii8(Load64(text.data() + i));
+      std::memcpy(dest + i, &lower, sizeof(lower));
+    }
+    for (; i < n; ++i) {
       const char c = text[i];
-      (*out)[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      dest[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
     }
     return;
   }
@@ -263,7 +301,9 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 
 absl::Status ValidateUtf8(std::string_view text) {
   size_t i = 0;
-  while (i < text.size()) {
+  while (true) {
+    i = SkipAscii(text, i);
+    if (i >= text.size()) break;
     const size_t start = i;
     if (DecodeOne(text, &i) < 0) {
       return absl::InvalidArgumentError(
@@ -433,6 +473,13 @@ std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* sc
 
 void Analyzer::Analyze(std::string_view text, AnalyzerScratch* scratch,
                        absl::FunctionRef<void(std::string_view)> emit) const {
+  AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
+    for (const std::string_view term : terms) emit(term);
+  });
+}
+
+void Analyzer::AnalyzeBatches(std::string_view text, AnalyzerScratch* scratch,
+                              BatchEmit emit) const {
   const std::string_view doc = Preprocess(text, scratch);
   switch (options_.kind) {
     case AnalyzerKind::kWord:
@@ -444,66 +491,85 @@ void Analyzer::Analyze(std::string_view text, AnalyzerScratch* scratch,
   }
 }
 
-void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch,
-                         absl::FunctionRef<void(std::string_view)> emit) const {
+void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const {
   std::vector<std::string_view>& tokens = scratch->tokens;
   tokens.clear();
-  size_t i = 0, run_start = 0;
-  int run_length = 0;
   const bool filter = !options_.stop_words.empty();
-  const auto flush = [&](size_t end) {
-    if (run_length >= 2) {
-      const std::string_view token = doc.substr(run_start, end - run_start);
-      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
-        tokens.push_back(token);
-      }
-    }
-    run_length = 0;
-  };
-  while (i < doc.size()) {
+  const size_t n = doc.size();
+  size_t i = 0;
+  while (i < n) {
+    // Skip non-word code points, then take the maximal run of word code points.
     const unsigned char b = static_cast<unsigned char>(doc[i]);
-    bool word;
-    const size_t start = i;
     if (b < 0x80) {
-      word = kAsciiWord[b];
-      ++i;
-    } else {
-      word = IsWordCodePoint(DecodeOne(doc, &i));
-    }
-    if (word) {
-      if (run_length == 0) run_start = start;
-      if (run_length < 2) ++run_length;
-    } else if (run_length > 0) {
-      flush(start);
-    }
-  }
-  flush(doc.size());
-  const size_t max_n = options_.ngram_max;
-  size_t min_n = options_.ngram_min;
-  if (max_n <= 1) {
-    for (const std::string_view t : tokens) emit(t);
-    return;
-  }
-  if (min_n == 1) {
-    for (const std::string_view t : tokens) emit(t);
-    min_n = 2;
-  }
-  const size_t top = std::min(max_n, tokens.size());
-  std::string& gram = scratch->gram;
-  for (size_t n = min_n; n <= top; ++n) {
-    for (size_t k = 0; k + n <= tokens.size(); ++k) {
-      gram.assign(tokens[k].data(), tokens[k].size());
-      for (size_t m = 1; m < n; ++m) {
-        gram.push_back(' ');
-        gram.append(tokens[k + m].data(), tokens[k + m].size());
+      if (!kAsciiWord[b]) {
+        ++i;
+        continue;
       }
-      emit(gram);
+    } else {
+      size_t next = i;
+      if (!IsWordCodePoint(DecodeOne(doc, &next))) {
+        i = next;
+        continue;
+      }
     }
+    const size_t start = i;
+    size_t code_points = 0;
+    while (i < n) {
+      const unsigned char c = static_cast<unsigned char>(doc[i]);
+      if (c < 0x80) {
+        if (!kAsciiWord[c]) break;
+        ++i;
+      } else {
+        size_t next = i;
+        if (!IsWordCodePoint(DecodeOne(doc, &next))) break;
+        i = next;
+      }
+      ++code_points;
+    }
+    if (code_points < 2) continue;
+    const std::string_view token = doc.substr(start, i - start);
+    if (filter && options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+      continue;
+    }
+    tokens.push_back(token);
   }
 }
 
-void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch,
-                         absl::FunctionRef<void(std::string_view)> emit) const {
+void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
+  WordTokens(doc, scratch);
+  const std::vector<std::string_view>& tokens = scratch->tokens;
+  const size_t max_n = options_.ngram_max;
+  size_t min_n = options_.ngram_min;
+  if (min_n <= 1) {
+    if (!tokens.empty()) emit(absl::MakeConstSpan(tokens));
+    min_n = 2;
+  }
+  const size_t top = std::min(max_n, tokens.size());
+  if (min_n > top) return;
+  size_t token_bytes = 0;
+  for (const std::string_view t : tokens) token_bytes += t.size();
+  std::string& grams = scratch->grams;
+  std::vector<std::string_view>& terms = scratch->terms;
+  for (size_t n = min_n; n <= top; ++n) {
+    // Each token is in at most n grams of n tokens, each with n - 1 spaces: the buffer never
+    // reallocates, so the views stay valid.
+    grams.clear();
+    grams.reserve(n * (token_bytes + tokens.size()));
+    terms.clear();
+    for (size_t k = 0; k + n <= tokens.size(); ++k) {
+      const size_t start = grams.size();
+      grams.append(tokens[k].data(), tokens[k].size());
+      for (size_t m = 1; m < n; ++m) {
+        grams.push_back(' ');
+        grams.append(tokens[k + m].data(), tokens[k + m].size());
+      }
+      terms.emplace_back(grams.data() + start, grams.size() - start);
+    }
+    emit(absl::MakeConstSpan(terms));
+  }
+}
+
+void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
   // re.sub(r"\s\s+", " ", doc): runs of >= 2 whitespace code points become one space.
   std::string& text = scratch->work;
   text.clear();
@@ -538,46 +604,109 @@ void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch,
   CodePointOffsets(text, &off);
   const size_t length = off.size() - 1;
   const std::string_view view(text);
+  std::vector<std::string_view>& terms = scratch->terms;
+  terms.clear();
   const size_t top = std::min<size_t>(options_.ngram_max, length);
   for (size_t n = options_.ngram_min; n <= top; ++n) {
-    for (size_t k = 0; k + n <= length; ++k) emit(view.substr(off[k], off[k + n] - off[k]));
+    for (size_t k = 0; k + n <= length; ++k) {
+      terms.push_back(view.substr(off[k], off[k + n] - off[k]));
+      if (terms.size() == kTermBatch) {
+        emit(absl::MakeConstSpan(terms));
+        terms.clear();
+      }
+    }
   }
+  if (!terms.empty()) emit(absl::MakeConstSpan(terms));
 }
 
-void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch,
-                           absl::FunctionRef<void(std::string_view)> emit) const {
-  std::string& word = scratch->gram;
+void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
+  // Per word of doc.split(): the word padded with one space each side, then its n-grams
+  // (scikit-learn's _char_wb_ngrams). A word between two ' ' bytes is viewed in place; others are
+  // copied padded into `padded`, which is reserved so that it never reallocates within a batch.
+  std::string& padded = scratch->grams;
+  padded.clear();
+  padded.reserve(3 * doc.size() + 8);
   std::vector<uint32_t>& off = scratch->offsets;
+  std::vector<std::string_view>& terms = scratch->terms;
+  terms.clear();
+  const size_t min_n = options_.ngram_min;
+  const size_t max_n = options_.ngram_max;
+  const size_t size = doc.size();
   size_t i = 0;
-  while (i < doc.size()) {
-    // Skip whitespace, then take the word up to the next whitespace (str.split()).
-    size_t start = i;
-    int32_t c = DecodeOne(doc, &i);
-    if (IsPythonWhitespace(c)) continue;
-    size_t end = i;
-    while (i < doc.size()) {
-      const size_t k = i;
-      c = DecodeOne(doc, &i);
-      if (IsPythonWhitespace(c)) break;
-      end = i;
-      (void)k;
-    }
-    word.assign(" ");
-    word.append(doc.data() + start, end - start);
-    word.push_back(' ');
-    CodePointOffsets(word, &off);
-    const size_t length = off.size() - 1;
-    const std::string_view w(word);
-    for (size_t n = options_.ngram_min; n <= options_.ngram_max; ++n) {
-      size_t offset = 0;
-      emit(w.substr(0, off[std::min(n, length)]));
-      while (offset + n < length) {
-        ++offset;
-        emit(w.substr(off[offset], off[offset + n] - off[offset]));
+  while (i < size) {
+    // Skip whitespace.
+    const unsigned char b = static_cast<unsigned char>(doc[i]);
+    if (b < 0x80) {
+      if (kAsciiSpace[b]) {
+        ++i;
+        continue;
       }
-      if (offset == 0) break;
+    } else {
+      size_t next = i;
+      if (IsPythonWhitespace(DecodeOne(doc, &next))) {
+        i = next;
+        continue;
+      }
     }
+    // The word up to the next whitespace.
+    const size_t start = i;
+    bool ascii = true;
+    while (i < size) {
+      const unsigned char c = static_cast<unsigned char>(doc[i]);
+      if (c < 0x80) {
+        if (kAsciiSpace[c]) break;
+        ++i;
+      } else {
+        size_t next = i;
+        if (IsPythonWhitespace(DecodeOne(doc, &next))) break;
+        ascii = false;
+        i = next;
+      }
+    }
+    std::string_view w;
+    if (start > 0 && doc[start - 1] == ' ' && i < size && doc[i] == ' ') {
+      w = doc.substr(start - 1, i - start + 2);
+    } else {
+      const size_t at = padded.size();
+      padded.push_back(' ');
+      padded.append(doc.data() + start, i - start);
+      padded.push_back(' ');
+      w = std::string_view(padded.data() + at, padded.size() - at);
+    }
+    // A very long word is handed over in several batches (its view stays valid meanwhile).
+    const auto flush_if_full = [&]() {
+      if (terms.size() < kTermBatch) return;
+      emit(absl::MakeConstSpan(terms));
+      terms.clear();
+    };
+    if (ascii) {
+      const size_t length = w.size();
+      for (size_t n = min_n; n <= max_n; ++n) {
+        if (n >= length) {
+          terms.push_back(w);  // a short word counts once
+          break;
+        }
+        for (size_t k = 0; k + n <= length; ++k) terms.push_back(w.substr(k, n));
+        flush_if_full();
+      }
+    } else {
+      CodePointOffsets(w, &off);
+      const size_t length = off.size() - 1;
+      for (size_t n = min_n; n <= max_n; ++n) {
+        if (n >= length) {
+          terms.push_back(w);
+          break;
+        }
+        for (size_t k = 0; k + n <= length; ++k) {
+          terms.push_back(w.substr(off[k], off[k + n] - off[k]));
+        }
+        flush_if_full();
+      }
+    }
+    flush_if_full();
+    if (terms.empty()) padded.clear();
   }
+  if (!terms.empty()) emit(absl::MakeConstSpan(terms));
 }
 
 }  // namespace maas::discriminative
