@@ -67,6 +67,64 @@ absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
+// Bounds of a scratch's char_wb word memo; once full it keeps its entries and adds none.
+constexpr size_t kMemoMaxWords = size_t{1} << 16;
+constexpr size_t kMemoMaxIds = size_t{1} << 22;
+// The tag of the fitter's memo (its scratch serves no other vectorizer).
+constexpr uint64_t kFitterMemoTag = 1;
+
+void ResetMemo(uint64_t tag, AnalyzerScratch::WordMemo* memo) {
+  memo->owner = tag;
+  memo->words = TermTable();
+  memo->begin.assign(1, 0);
+  memo->ids.clear();
+}
+
+// char_wb counting through the scratch's word memo: a padded word seen before costs one lookup and
+// then its stored feature ids; a new word is analysed, `lookup(gram)` (an id or kNotFound) called
+// on its n-grams, and its ids stored while the memo has room.
+template <typename Lookup>
+void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t tag,
+                      AnalyzerScratch* scratch, Lookup lookup) {
+  AnalyzerScratch::WordMemo& memo = scratch->word_memo;
+  if (memo.owner != tag) ResetMemo(tag, &memo);
+  std::vector<uint32_t>& ids = scratch->ids;
+  analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
+    double* dense = scratch->dense.data();
+    for (const std::string_view w : words) {
+      const uint32_t entry = memo.words.Find(w);
+      if (entry != TermTable::kNotFound) {
+        const uint32_t* id = memo.ids.data() + memo.begin[entry];
+        const uint32_t* end = memo.ids.data() + memo.begin[entry + 1];
+        for (; id != end; ++id) {
+          double& count = dense[*id];
+          if (count == 0.0) ids.push_back(*id);
+          count += 1.0;
+        }
+        continue;
+      }
+      std::vector<std::string_view>& grams = scratch->terms;
+      grams.clear();
+      analyzer.CharWbGrams(w, &scratch->offsets, &grams);
+      const bool store =
+          memo.words.size() < kMemoMaxWords && memo.ids.size() + grams.size() <= kMemoMaxIds;
+      for (const std::string_view gram : grams) {
+        const uint32_t id = lookup(gram);
+        if (id == TermTable::kNotFound) continue;
+        dense = scratch->dense.data();  // lookup may grow it (fitting)
+        double& count = dense[id];
+        if (count == 0.0) ids.push_back(id);
+        count += 1.0;
+        if (store) memo.ids.push_back(id);
+      }
+      if (store) {
+        memo.words.Insert(w);
+        memo.begin.push_back(static_cast<uint32_t>(memo.ids.size()));
+      }
+    }
+  });
+}
+
 // Counts feature `index` of the current text: `ids` collects the distinct indices, `dense` (sized
 // beyond every index, all 0 between texts) their counts.
 inline void CountFeature(uint32_t index, std::vector<uint32_t>* ids, double* dense) {
@@ -276,17 +334,25 @@ void CountVectorizer::Fitter::Add(std::string_view text) {
   // Provisional index = order of first occurrence (as _count_vocab).
   std::vector<uint32_t>& ids = scratch_.ids;
   ids.clear();
-  v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
-    for (const std::string_view term : terms) {
-      if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
-        too_many_ = true;
-        return;
-      }
-      const auto [id, inserted] = provisional_.Insert(term);
-      if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
-      CountFeature(id, &ids, scratch_.dense.data());
+  const auto insert = [&](std::string_view term) {
+    if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+      too_many_ = true;
+      return TermTable::kNotFound;
     }
-  });
+    const auto [id, inserted] = provisional_.Insert(term);
+    if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    return id;
+  };
+  if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
+    CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
+  } else {
+    v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
+      for (const std::string_view term : terms) {
+        const uint32_t id = insert(term);
+        if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
+      }
+    });
+  }
   // The row in order of first occurrence (Finish sorts it), allocated at its exact size.
   row.indices.assign(ids.begin(), ids.end());
   row.values.resize(ids.size());
@@ -429,7 +495,14 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
 void CountVectorizer::BuildIndex() {
   index_ = TermTable();
   index_.Reserve(vocabulary_.size());
-  for (const std::string& term : vocabulary_) index_.Insert(term);
+  uint64_t tag = TermTable::HashBytes(nullptr, 0) ^
+                 (uint64_t{options_.analyzer.ngram_min} << 32 | options_.analyzer.ngram_max);
+  for (const std::string& term : vocabulary_) {
+    index_.Insert(term);
+    tag = TermTable::HashBytes(reinterpret_cast<const char*>(&tag), sizeof(tag)) ^
+          TermTable::HashBytes(term.data(), term.size());
+  }
+  memo_tag_ = tag <= kFitterMemoTag ? tag + 2 : tag;
 }
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
@@ -438,11 +511,34 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   std::vector<uint32_t>& ids = scratch->ids;
   ids.clear();
+  if (options_.analyzer.kind == AnalyzerKind::kCharWb) {
+    CountCharWbWords(analyzer_, text, memo_tag_, scratch,
+                     [&](std::string_view gram) { return index_.Find(gram); });
+    OrderedRow(num_features, options_.binary, scratch, row);
+    return;
+  }
   double* dense = scratch->dense.data();
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
-    for (const std::string_view term : terms) {
-      const uint32_t id = index_.Find(term);
-      if (id != TermTable::kNotFound) CountFeature(id, &ids, dense);
+    // In groups: the table slots, then the counts, of a group are requested from memory together
+    // (a lookup in a large vocabulary is mostly waiting for a cache miss).
+    constexpr size_t kGroup = 16;
+    uint64_t keys[kGroup];
+    size_t homes[kGroup];
+    uint32_t found[kGroup];
+    for (size_t g = 0; g < terms.size(); g += kGroup) {
+      const size_t m = std::min(kGroup, terms.size() - g);
+      for (size_t i = 0; i < m; ++i) {
+        keys[i] = TermTable::Key(terms[g + i]);
+        homes[i] = index_.Home(keys[i]);
+        index_.Prefetch(homes[i]);
+      }
+      for (size_t i = 0; i < m; ++i) {
+        found[i] = index_.FindFrom(keys[i], homes[i], terms[g + i]);
+        if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
+      }
+      for (size_t i = 0; i < m; ++i) {
+        if (found[i] != TermTable::kNotFound) CountFeature(found[i], &ids, dense);
+      }
     }
   });
   OrderedRow(num_features, options_.binary, scratch, row);

@@ -121,6 +121,9 @@ class CountVectorizer final : public Vectorizer {
   uint64_t num_documents_ = 0;
   // Term -> index (one probe per term; terms of at most 7 bytes compared as one integer).
   TermTable index_;
+  // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
+  // char_wb word memo; never 0.
+  uint64_t memo_tag_ = 0;
 };
 
 struct CountVectorizer::FitResult {

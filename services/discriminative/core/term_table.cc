@@ -18,13 +18,13 @@ void TermTable::Rehash(size_t capacity) {
 
 void TermTable::Reserve(size_t n) {
   size_t capacity = 16;
-  while (capacity < 2 * n) capacity *= 2;
+  while (!Fits(n, capacity)) capacity *= 2;
   if (capacity > slots_.size()) Rehash(capacity);
   offsets_.reserve(n + 1);
 }
 
 std::pair<uint32_t, bool> TermTable::Insert(std::string_view term) {
-  if (2 * (size() + 1) > slots_.size()) Rehash(std::max<size_t>(16, 2 * slots_.size()));
+  if (!Fits(size() + 1, slots_.size())) Rehash(std::max<size_t>(16, 2 * slots_.size()));
   if (offsets_.empty()) offsets_.push_back(0);
   const uint64_t key = Key(term);
   size_t i = Mix(key) & mask_;

@@ -619,18 +619,19 @@ void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEm
   if (!terms.empty()) emit(absl::MakeConstSpan(terms));
 }
 
-void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
-  // Per word of doc.split(): the word padded with one space each side, then its n-grams
-  // (scikit-learn's _char_wb_ngrams). A word between two ' ' bytes is viewed in place; others are
-  // copied padded into `padded`, which is reserved so that it never reallocates within a batch.
+void Analyzer::CharWbWords(std::string_view text, AnalyzerScratch* scratch, BatchEmit emit) const {
+  CharWbPaddedWords(Preprocess(text, scratch), scratch, emit);
+}
+
+void Analyzer::CharWbPaddedWords(std::string_view doc, AnalyzerScratch* scratch,
+                                 BatchEmit emit) const {
+  // A word between two ' ' bytes is viewed in place; others are copied padded into `padded`,
+  // reserved so that it never reallocates within a batch.
   std::string& padded = scratch->grams;
   padded.clear();
   padded.reserve(3 * doc.size() + 8);
-  std::vector<uint32_t>& off = scratch->offsets;
-  std::vector<std::string_view>& terms = scratch->terms;
-  terms.clear();
-  const size_t min_n = options_.ngram_min;
-  const size_t max_n = options_.ngram_max;
+  std::vector<std::string_view>& words = scratch->tokens;
+  words.clear();
   const size_t size = doc.size();
   size_t i = 0;
   while (i < size) {
@@ -650,7 +651,6 @@ void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, Batch
     }
     // The word up to the next whitespace.
     const size_t start = i;
-    bool ascii = true;
     while (i < size) {
       const unsigned char c = static_cast<unsigned char>(doc[i]);
       if (c < 0x80) {
@@ -659,54 +659,68 @@ void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, Batch
       } else {
         size_t next = i;
         if (IsPythonWhitespace(DecodeOne(doc, &next))) break;
-        ascii = false;
         i = next;
       }
     }
-    std::string_view w;
     if (start > 0 && doc[start - 1] == ' ' && i < size && doc[i] == ' ') {
-      w = doc.substr(start - 1, i - start + 2);
+      words.push_back(doc.substr(start - 1, i - start + 2));
     } else {
       const size_t at = padded.size();
       padded.push_back(' ');
       padded.append(doc.data() + start, i - start);
       padded.push_back(' ');
-      w = std::string_view(padded.data() + at, padded.size() - at);
+      words.emplace_back(padded.data() + at, padded.size() - at);
     }
-    // A very long word is handed over in several batches (its view stays valid meanwhile).
-    const auto flush_if_full = [&]() {
-      if (terms.size() < kTermBatch) return;
-      emit(absl::MakeConstSpan(terms));
-      terms.clear();
-    };
-    if (ascii) {
-      const size_t length = w.size();
-      for (size_t n = min_n; n <= max_n; ++n) {
-        if (n >= length) {
-          terms.push_back(w);  // a short word counts once
-          break;
-        }
-        for (size_t k = 0; k + n <= length; ++k) terms.push_back(w.substr(k, n));
-        flush_if_full();
-      }
-    } else {
-      CodePointOffsets(w, &off);
-      const size_t length = off.size() - 1;
-      for (size_t n = min_n; n <= max_n; ++n) {
-        if (n >= length) {
-          terms.push_back(w);
-          break;
-        }
-        for (size_t k = 0; k + n <= length; ++k) {
-          terms.push_back(w.substr(off[k], off[k + n] - off[k]));
-        }
-        flush_if_full();
-      }
+    if (words.size() == kTermBatch) {
+      emit(absl::MakeConstSpan(words));
+      words.clear();
+      padded.clear();
     }
-    flush_if_full();
-    if (terms.empty()) padded.clear();
   }
-  if (!terms.empty()) emit(absl::MakeConstSpan(terms));
+  if (!words.empty()) emit(absl::MakeConstSpan(words));
+}
+
+void Analyzer::CharWbGrams(std::string_view w, std::vector<uint32_t>* offsets,
+                           std::vector<std::string_view>* out) const {
+  const size_t min_n = options_.ngram_min;
+  const size_t max_n = options_.ngram_max;
+  if (IsAscii(w)) {
+    const size_t length = w.size();
+    for (size_t n = min_n; n <= max_n; ++n) {
+      if (n >= length) {
+        out->push_back(w);  // a short word counts once
+        return;
+      }
+      for (size_t k = 0; k + n <= length; ++k) out->push_back(w.substr(k, n));
+    }
+    return;
+  }
+  std::vector<uint32_t>& off = *offsets;
+  CodePointOffsets(w, &off);
+  const size_t length = off.size() - 1;
+  for (size_t n = min_n; n <= max_n; ++n) {
+    if (n >= length) {
+      out->push_back(w);
+      return;
+    }
+    for (size_t k = 0; k + n <= length; ++k) out->push_back(w.substr(off[k], off[k + n] - off[k]));
+  }
+}
+
+void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
+  std::vector<std::string_view>& terms = scratch->terms;
+  terms.clear();
+  CharWbPaddedWords(doc, scratch, [&](absl::Span<const std::string_view> words) {
+    for (const std::string_view w : words) {
+      CharWbGrams(w, &scratch->offsets, &terms);
+      if (terms.size() >= kTermBatch) {
+        emit(absl::MakeConstSpan(terms));
+        terms.clear();
+      }
+    }
+    if (!terms.empty()) emit(absl::MakeConstSpan(terms));  // before the words' buffer is reused
+    terms.clear();
+  });
 }
 
 }  // namespace maas::discriminative

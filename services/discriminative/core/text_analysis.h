@@ -18,6 +18,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "services/discriminative/core/term_table.h"
 
 namespace maas::discriminative {
 
@@ -112,6 +113,13 @@ struct AnalyzerScratch {
   std::string grams;
   std::vector<uint32_t> ids;   // per-text distinct feature ids (count vectorizer)
   std::vector<uint64_t> bits;  // per-feature bitmap of one text (all 0 between texts)
+  // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
+  struct WordMemo {
+    uint64_t owner = 0;              // which vectorizer's ids these are (0: none)
+    TermTable words;                 // padded word -> entry
+    std::vector<uint32_t> begin{0};  // entry e's ids: ids[begin[e], begin[e + 1])
+    std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
+  } word_memo;
 };
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
@@ -137,6 +145,16 @@ class Analyzer {
   // The preprocessed text (lowercase, strip_accents); may point into `scratch` or at `text`.
   std::string_view Preprocess(std::string_view text, AnalyzerScratch* scratch) const;
 
+  // char_wb in two steps, for callers that reuse the work per word: CharWbWords hands over the
+  // words of doc.split() of the preprocessed text, each padded with one space each side (in
+  // batches; views valid during the call), and CharWbGrams appends a padded word's n-grams (views
+  // into it) to *out (scikit-learn's _char_wb_ngrams). Together they give Analyze's terms.
+  // REQUIRES: ValidateUtf8(text).ok().
+  void CharWbWords(std::string_view text, AnalyzerScratch* scratch,
+                   absl::FunctionRef<void(absl::Span<const std::string_view>)> emit) const;
+  void CharWbGrams(std::string_view padded_word, std::vector<uint32_t>* offsets,
+                   std::vector<std::string_view>* out) const;
+
   const AnalyzerOptions& options() const { return options_; }
 
  private:
@@ -148,6 +166,7 @@ class Analyzer {
   void WordTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
   void CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
   void CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
+  void CharWbPaddedWords(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
 
   AnalyzerOptions options_;
 };
