@@ -347,9 +347,30 @@ void CountVectorizer::Fitter::Add(std::string_view text) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
   } else {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
-      for (const std::string_view term : terms) {
-        const uint32_t id = insert(term);
-        if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
+      // In groups whose table slots are requested from memory together (as Transform).
+      constexpr size_t kGroup = 16;
+      uint64_t keys[kGroup];
+      size_t homes[kGroup];
+      for (size_t g = 0; g < terms.size(); g += kGroup) {
+        const size_t m = std::min(kGroup, terms.size() - g);
+        if (provisional_.size() + m >= std::numeric_limits<uint32_t>::max() - 1) {
+          for (size_t i = 0; i < m; ++i) {
+            const uint32_t id = insert(terms[g + i]);
+            if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
+          }
+          continue;
+        }
+        provisional_.Reserve(provisional_.size() + m);
+        for (size_t i = 0; i < m; ++i) {
+          keys[i] = TermTable::Key(terms[g + i]);
+          homes[i] = provisional_.Home(keys[i]);
+          provisional_.Prefetch(homes[i]);
+        }
+        for (size_t i = 0; i < m; ++i) {
+          const auto [id, inserted] = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]);
+          if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+          CountFeature(id, &ids, scratch_.dense.data());
+        }
       }
     });
   }

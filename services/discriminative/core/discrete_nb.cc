@@ -91,14 +91,15 @@ void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const 
       __builtin_prefetch(weights_t_.data() + static_cast<size_t>(row.indices[e]) * k);
     }
   }
+  const bool plain = !TransformsValues();
   for (size_t e = 0; e < n; ++e) {
     if (e + kAhead < n && row.indices[e + kAhead] < num_features_) {
       __builtin_prefetch(weights_t_.data() + static_cast<size_t>(row.indices[e + kAhead]) * k);
     }
     const uint32_t f = row.indices[e];
     if (f >= num_features_) continue;
-    const double v = EffectiveValue(row.values[e]);
-    if (v == 0.0 && DropsZeros()) continue;
+    const double v = plain ? row.values[e] : EffectiveValue(row.values[e]);
+    if (!plain && v == 0.0 && DropsZeros()) continue;
     const double* w = weights_t_.data() + static_cast<size_t>(f) * k;
     for (size_t c = 0; c < k; ++c) jll[c] += v * w[c];
   }
@@ -189,6 +190,7 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
   class_count_.assign(k, 0.0);
   feature_count_.assign(k * num_features, 0.0);
   // fc[c, f] += v * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
+  const bool plain = !TransformsValues();
   for (size_t i = 0; i < rows.size(); ++i) {
     const size_t c =
         std::lower_bound(classes_.begin(), classes_.end(), labels[i]) - classes_.begin();
@@ -196,8 +198,8 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
     double* fc = feature_count_.data() + c * num_features;
     const SparseVector& row = rows[i];
     for (size_t e = 0; e < row.indices.size(); ++e) {
-      const double v = EffectiveValue(row.values[e]);
-      if (v == 0.0 && DropsZeros()) continue;
+      const double v = plain ? row.values[e] : EffectiveValue(row.values[e]);
+      if (!plain && v == 0.0 && DropsZeros()) continue;
       fc[row.indices[e]] += v * w;
     }
     class_count_[c] += w;

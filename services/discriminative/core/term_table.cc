@@ -16,22 +16,24 @@ void TermTable::Rehash(size_t capacity) {
   }
 }
 
-void TermTable::Reserve(size_t n) {
-  size_t capacity = 16;
+void TermTable::Grow(size_t n) {
+  size_t capacity = std::max<size_t>(16, 2 * slots_.size());
   while (!Fits(n, capacity)) capacity *= 2;
-  if (capacity > slots_.size()) Rehash(capacity);
-  offsets_.reserve(n + 1);
+  Rehash(capacity);
 }
 
-std::pair<uint32_t, bool> TermTable::Insert(std::string_view term) {
-  if (!Fits(size() + 1, slots_.size())) Rehash(std::max<size_t>(16, 2 * slots_.size()));
+void TermTable::Reserve(size_t n) {
+  if (!Fits(n, slots_.size())) Grow(n);
+  if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
+}
+
+std::pair<uint32_t, bool> TermTable::InsertFrom(uint64_t key, size_t home, std::string_view term) {
   if (offsets_.empty()) offsets_.push_back(0);
-  const uint64_t key = Key(term);
-  size_t i = Mix(key) & mask_;
+  size_t i = home;
   for (;; i = (i + 1) & mask_) {
     const Slot& slot = slots_[i];
     if (slot.key == 0) break;
-    if (slot.key == key && (term.size() <= 7 || this->term(slot.id) == term)) {
+    if (slot.key == key && (term.size() <= 7 || SameBytes(this->term(slot.id), term))) {
       return {slot.id, false};
     }
   }

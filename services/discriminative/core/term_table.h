@@ -53,7 +53,7 @@ class TermTable {
     for (size_t i = home;; i = (i + 1) & mask_) {
       const Slot& slot = slots_[i];
       if (slot.key == key) {
-        if (term.size() <= 7 || this->term(slot.id) == term) return slot.id;
+        if (term.size() <= 7 || SameBytes(this->term(slot.id), term)) return slot.id;
       } else if (slot.key == 0) {
         return kNotFound;
       }
@@ -62,7 +62,15 @@ class TermTable {
 
   // The id of `term` and false if present; otherwise `term` gets id size() and true. REQUIRES:
   // size() < kNotFound.
-  std::pair<uint32_t, bool> Insert(std::string_view term);
+  std::pair<uint32_t, bool> Insert(std::string_view term) {
+    if (!Fits(size() + 1, slots_.size())) Grow(size() + 1);
+    const uint64_t key = Key(term);
+    return InsertFrom(key, Home(key), term);
+  }
+
+  // Insert in two steps like FindFrom: Reserve(size() + m) first, then up to m calls of
+  // InsertFrom(Key(t), Home(Key(t)), t) (homes computed after the Reserve) equal Insert(t).
+  std::pair<uint32_t, bool> InsertFrom(uint64_t key, size_t home, std::string_view term);
 
   // Makes room for `n` terms without rehashing.
   void Reserve(size_t n);
@@ -118,6 +126,16 @@ class TermTable {
     std::memcpy(&v, p, sizeof(T));
     return v;
   }
+  // a == b for terms longer than 7 bytes (two overlapping 8-byte loads up to 16 bytes).
+  static bool SameBytes(std::string_view a, std::string_view b) {
+    const size_t n = a.size();
+    if (n != b.size()) return false;
+    if (n >= 8 && n <= 16) {
+      return Load<uint64_t>(a.data()) == Load<uint64_t>(b.data()) &&
+             Load<uint64_t>(a.data() + n - 8) == Load<uint64_t>(b.data() + n - 8);
+    }
+    return a == b;
+  }
   // High and low halves of the 128-bit product, xored.
   static uint64_t Fold(uint64_t a, uint64_t b) {
     const unsigned __int128 product = static_cast<unsigned __int128>(a) * b;
@@ -127,6 +145,8 @@ class TermTable {
   static size_t Mix(uint64_t key) { return static_cast<size_t>(Fold(key, 0x9E3779B97F4A7C15ull)); }
 
   void Rehash(size_t capacity);
+  // Rehashes to the smallest power of two (>= twice the current capacity) that fits n terms.
+  void Grow(size_t n);
   // Whether `n` terms fit in `capacity` slots (load factor at most 5/8: linear probing stays
   // short, ~1.8 probes for a hit and ~4 for a miss).
   static bool Fits(size_t n, size_t capacity) { return 8 * n <= 5 * capacity; }

@@ -8,6 +8,10 @@
 #include <string_view>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "unicode/normalizer2.h"
@@ -239,6 +243,33 @@ void ToUtf16Into(std::string_view text, std::u16string* out) {
       out->push_back(static_cast<char16_t>(U16_LEAD(c)));
       out->push_back(static_cast<char16_t>(U16_TRAIL(c)));
     }
+  }
+}
+
+// masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
+// end 0. REQUIRES: text is ASCII.
+void AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
+  const size_t n = text.size();
+  masks->assign((n + 63) / 64, 0);
+  uint64_t* out = masks->data();
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i digit_lo = _mm_set1_epi8('0' - 1), digit_hi = _mm_set1_epi8('9' + 1);
+  const __m128i alpha_lo = _mm_set1_epi8('a' - 1), alpha_hi = _mm_set1_epi8('z' + 1);
+  const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z (bytes < 0x80: signed ok)
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, digit_lo), _mm_cmplt_epi8(v, digit_hi));
+    const __m128i alpha =
+        _mm_and_si128(_mm_cmpgt_epi8(folded, alpha_lo), _mm_cmplt_epi8(folded, alpha_hi));
+    const __m128i word = _mm_or_si128(_mm_or_si128(digit, alpha), _mm_cmpeq_epi8(v, underscore));
+    const auto bits = static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
+    out[i >> 6] |= bits << (i & 63);
+  }
+#endif
+  for (; i < n; ++i) {
+    if (kAsciiWord[static_cast<unsigned char>(text[i])]) out[i >> 6] |= uint64_t{1} << (i & 63);
   }
 }
 
@@ -496,6 +527,32 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
   tokens.clear();
   const bool filter = !options_.stop_words.empty();
   const size_t n = doc.size();
+  if (IsAscii(doc)) {
+    // ASCII: the runs of set bits of the word-byte mask, two per token found with ctz.
+    std::vector<uint64_t>& masks = scratch->masks;
+    AsciiWordMask(doc, &masks);
+    const size_t words = masks.size();
+    size_t i = 0;
+    while (i < n) {
+      size_t w = i >> 6;
+      uint64_t cur = masks[w] & (~uint64_t{0} << (i & 63));
+      while (cur == 0 && ++w < words) cur = masks[w];
+      if (cur == 0) break;
+      const size_t start = w * 64 + static_cast<size_t>(__builtin_ctzll(cur));
+      cur = ~masks[w] & (~uint64_t{0} << (start & 63));
+      while (cur == 0 && ++w < words) cur = ~masks[w];
+      const size_t end =
+          cur == 0 ? n : std::min(n, w * 64 + static_cast<size_t>(__builtin_ctzll(cur)));
+      i = end;
+      if (end - start < 2) continue;
+      const std::string_view token = doc.substr(start, end - start);
+      if (filter && options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+        continue;
+      }
+      tokens.push_back(token);
+    }
+    return;
+  }
   size_t i = 0;
   while (i < n) {
     // Skip non-word code points, then take the maximal run of word code points.
