@@ -39,12 +39,15 @@ absl::Status ForEachTextBlock(
   executor.ParallelFor(static_cast<int64_t>(num_tasks), [&](int64_t task) {
     const size_t t = static_cast<size_t>(task);
     AnalyzerScratch scratch;
+    absl::Status& error = errors[t];
     for (size_t b = t * num_blocks / num_tasks; b < (t + 1) * num_blocks / num_tasks; ++b) {
-      absl::Status& error = errors[t];
-      error = stop.Check();
-      if (!error.ok()) return;
-      error = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch);
-      if (!error.ok()) return;
+      // One check per block, also after a failure (the work of the rest of the task is skipped).
+      absl::Status status = stop.Check();
+      if (!error.ok()) continue;
+      if (status.ok()) {
+        status = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch);
+      }
+      error = std::move(status);
     }
   });
   for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);

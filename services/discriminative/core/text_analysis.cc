@@ -545,11 +545,11 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
           cur == 0 ? n : std::min(n, w * 64 + static_cast<size_t>(__builtin_ctzll(cur)));
       i = end;
       if (end - start < 2) continue;
-      const std::string_view token = doc.substr(start, end - start);
-      if (filter && options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+      if (filter &&
+          options_.stop_words.contains(absl::string_view(doc.data() + start, end - start))) {
         continue;
       }
-      tokens.push_back(token);
+      tokens.emplace_back(doc.data() + start, end - start);
     }
     return;
   }
