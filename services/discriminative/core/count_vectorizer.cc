@@ -430,7 +430,21 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     const double d = static_cast<double>(df[t]);
     if (d <= max_doc_count && d >= min_doc_count) kept.push_back(t);
   }
-  const auto term_order = [&](uint32_t a, uint32_t b) { return terms.term(a) < terms.term(b); };
+  // Code point order = byte order of the UTF-8 terms; the first 8 bytes (big-endian, zero-padded)
+  // decide most comparisons without reaching the arena.
+  std::vector<uint64_t> prefix(num_terms);
+  for (uint32_t t = 0; t < num_terms; ++t) {
+    const std::string_view term = terms.term(t);
+    uint64_t p = 0;
+    for (size_t b = 0; b < 8; ++b) {
+      p = p << 8 | (b < term.size() ? static_cast<uint8_t>(term[b]) : 0);
+    }
+    prefix[t] = p;
+  }
+  const auto term_order = [&](uint32_t a, uint32_t b) {
+    if (prefix[a] != prefix[b]) return prefix[a] < prefix[b];
+    return terms.term(a) < terms.term(b);
+  };
   std::sort(kept.begin(), kept.end(), term_order);
   if (options.max_features > 0 && kept.size() > options.max_features) {
     // Highest corpus counts first, ties in feature (code point) order; then back to feature order.

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
@@ -178,9 +179,13 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
         "priors); give at least one example a weight > 0");
   }
   num_features_ = num_features;
-  classes_ = labels;
+  // The distinct labels in code point order (numpy.unique), each label's class by hash.
+  absl::flat_hash_map<absl::string_view, size_t> class_of;
+  for (const std::string& label : labels) class_of.emplace(label, 0);
+  classes_.clear();
+  for (const auto& entry : class_of) classes_.emplace_back(entry.first);
   std::sort(classes_.begin(), classes_.end());
-  classes_.erase(std::unique(classes_.begin(), classes_.end()), classes_.end());
+  for (size_t c = 0; c < classes_.size(); ++c) class_of[classes_[c]] = c;
   const size_t k = classes_.size();
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
     return absl::InvalidArgumentError(
@@ -192,8 +197,7 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
   // fc[c, f] += v * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
   const bool plain = !TransformsValues();
   for (size_t i = 0; i < rows.size(); ++i) {
-    const size_t c =
-        std::lower_bound(classes_.begin(), classes_.end(), labels[i]) - classes_.begin();
+    const size_t c = class_of.find(labels[i])->second;
     const double w = weights.empty() ? 1.0 : weights[i];
     double* fc = feature_count_.data() + c * num_features;
     const SparseVector& row = rows[i];

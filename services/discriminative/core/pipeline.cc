@@ -55,9 +55,9 @@ absl::Status ForEachTextBlock(
 }
 
 uint64_t CountDistinct(const std::vector<std::string>& labels) {
-  std::vector<std::string_view> distinct(labels.begin(), labels.end());
-  std::sort(distinct.begin(), distinct.end());
-  return std::unique(distinct.begin(), distinct.end()) - distinct.begin();
+  absl::flat_hash_set<absl::string_view> distinct;
+  for (const std::string& label : labels) distinct.insert(label);
+  return distinct.size();
 }
 
 }  // namespace
