@@ -69,7 +69,7 @@ absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>
 
 // Bounds of a scratch's char_wb word memo; once full it keeps its entries and adds none.
 constexpr size_t kMemoMaxWords = size_t{1} << 16;
-constexpr size_t kMemoMaxIds = size_t{1} << 22;
+constexpr size_t kMemoMaxIds = size_t{1} << 20;  // 4 MiB
 // The tag of the fitter's memo (its scratch serves no other vectorizer).
 constexpr uint64_t kFitterMemoTag = 1;
 
