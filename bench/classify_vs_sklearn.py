@@ -6,7 +6,8 @@ Part 1, in-process on one core in CPU seconds (the core library through maas_dis
 three pipelines
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
-  classify maas: Pipeline::PredictScores | sklearn: transform + predict_proba
+  classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
+           | sklearn: transform + predict_proba
   memory   peak RSS of a process that loads the corpus and trains, minus its RSS once the corpus is loaded (both
            sides), next to the size of scikit-learn's sparse training matrix (data + indices + indptr)
 Probabilities are checked equal (1e-12) before the timings are printed.
@@ -139,8 +140,9 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
             sk_rss = sk_peak - sk_loaded
             rows.append((name, float(timing["train_seconds"]), sk_fit, float(timing["classify_seconds"]), sk_classify,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"in-process, one core, CPU seconds, median of {repeats} ({len(train_texts)} train / {len(test_texts)} test "
-          f"docs; probabilities checked equal)")
+          f"docs; probabilities checked equal; load average {load})")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
           f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
     for name, mt, st, mc, sc, mr, sr, xb, f in rows:

@@ -36,6 +36,7 @@ class BernoulliNb final : public DiscreteNb {
     return binarize_.has_value() ? (value > *binarize_ ? 1.0 : 0.0) : value;
   }
   bool DropsZeros() const override { return binarize_.has_value(); }
+  bool TransformsValues() const override { return binarize_.has_value(); }
   absl::Status UpdateParameters() override;
   absl::Status ValidateFeatureLogProb() const override;
   void BuildTable() override;

@@ -68,37 +68,130 @@ absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
-// Packs a term of at most 7 bytes into an integer key unique among such terms.
-inline bool PackShort(std::string_view term, uint64_t* key) {
-  if (term.size() > 7) return false;
-  uint64_t k = 0;
-  std::memcpy(&k, term.data(), term.size());
-  *key = k | static_cast<uint64_t>(term.size()) << 56;
-  return true;
+// Bounds of a scratch's char_wb word memo; once full it keeps its entries and adds none.
+constexpr size_t kMemoMaxWords = size_t{1} << 16;
+constexpr size_t kMemoMaxIds = size_t{1} << 20;  // 4 MiB
+// The tag of the fitter's memo (its scratch serves no other vectorizer).
+constexpr uint64_t kFitterMemoTag = 1;
+
+void ResetMemo(uint64_t tag, AnalyzerScratch::WordMemo* memo) {
+  memo->owner = tag;
+  memo->words = TermTable();
+  memo->begin.assign(1, 0);
+  memo->ids.clear();
 }
 
-// Counts feature `index` of the current text: `keys` collects the distinct indices, `dense` (sized
+// char_wb counting through the scratch's word memo: a padded word seen before costs one lookup and
+// then its stored feature ids; a new word is analysed, `lookup(gram)` (an id or kNotFound) called
+// on its n-grams, and its ids stored while the memo has room.
+template <typename Lookup>
+void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t tag,
+                      AnalyzerScratch* scratch, Lookup lookup) {
+  AnalyzerScratch::WordMemo& memo = scratch->word_memo;
+  if (memo.owner != tag) ResetMemo(tag, &memo);
+  std::vector<uint32_t>& ids = scratch->ids;
+  analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
+    double* dense = scratch->dense.data();
+    for (const std::string_view w : words) {
+      const uint32_t entry = memo.words.Find(w);
+      if (entry != TermTable::kNotFound) {
+        const uint32_t* id = memo.ids.data() + memo.begin[entry];
+        const uint32_t* end = memo.ids.data() + memo.begin[entry + 1];
+        for (; id != end; ++id) {
+          double& count = dense[*id];
+          if (count == 0.0) ids.push_back(*id);
+          count += 1.0;
+        }
+        continue;
+      }
+      std::vector<std::string_view>& grams = scratch->terms;
+      grams.clear();
+      analyzer.CharWbGrams(w, &scratch->offsets, &grams);
+      const bool store =
+          memo.words.size() < kMemoMaxWords && memo.ids.size() + grams.size() <= kMemoMaxIds;
+      for (const std::string_view gram : grams) {
+        const uint32_t id = lookup(gram);
+        if (id == TermTable::kNotFound) continue;
+        dense = scratch->dense.data();  // lookup may grow it (fitting)
+        double& count = dense[id];
+        if (count == 0.0) ids.push_back(id);
+        count += 1.0;
+        if (store) memo.ids.push_back(id);
+      }
+      if (store) {
+        memo.words.Insert(w);
+        memo.begin.push_back(static_cast<uint32_t>(memo.ids.size()));
+      }
+    }
+  });
+}
+
+// Counts feature `index` of the current text: `ids` collects the distinct indices, `dense` (sized
 // beyond every index, all 0 between texts) their counts.
-inline void CountFeature(uint32_t index, std::vector<uint64_t>* keys, std::vector<double>* dense) {
-  double& count = (*dense)[index];
-  if (count == 0.0) keys->push_back(index);
+inline void CountFeature(uint32_t index, std::vector<uint32_t>* ids, double* dense) {
+  double& count = dense[index];
+  if (count == 0.0) ids->push_back(index);
   count += 1.0;
 }
 
-// Writes the counted row (ascending indices) and resets `dense` to 0.
-void CountedRow(std::vector<uint64_t>* keys, std::vector<double>* dense, bool binary,
-                SparseVector* row) {
-  row->clear();
-  std::sort(keys->begin(), keys->end());
-  for (const uint64_t key : *keys) {
-    row->indices.push_back(static_cast<uint32_t>(key));
-    double& count = (*dense)[key];
-    row->values.push_back(binary ? 1.0 : count);
-    count = 0.0;
+}  // namespace
+
+void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
+  std::vector<uint32_t>& ids = scratch->ids;
+  double* dense = scratch->dense.data();
+  const size_t n = ids.size();
+  row->indices.resize(n);
+  row->values.resize(n);
+  uint32_t* out_index = row->indices.data();
+  double* out_value = row->values.data();
+  // Ascending order: sorting costs ~n log n branchy steps, a scan of the bitmap of touched features
+  // one step per 64 features; take the cheaper.
+  const size_t words = (num_features + 63) / 64;
+  if (n > 16 && words <= 8 * n) {
+    if (scratch->bits.size() < words) scratch->bits.resize(words, 0);
+    uint64_t* bits = scratch->bits.data();
+    uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
+    for (const uint32_t id : ids) {
+      bits[id >> 6] |= uint64_t{1} << (id & 63);
+      lo = std::min(lo, id);
+      hi = std::max(hi, id);
+    }
+    size_t e = 0;
+    for (size_t w = lo >> 6; w <= (hi >> 6); ++w) {
+      uint64_t word = bits[w];
+      if (word == 0) continue;
+      bits[w] = 0;
+      while (word != 0) {
+        const auto id = static_cast<uint32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(word)));
+        word &= word - 1;
+        out_index[e] = id;
+        out_value[e] = binary ? 1.0 : dense[id];
+        dense[id] = 0.0;
+        ++e;
+      }
+    }
+  } else {
+    if (n <= 32) {
+      for (size_t a = 1; a < n; ++a) {  // insertion sort: fewer mispredictions for short rows
+        const uint32_t id = ids[a];
+        size_t b = a;
+        for (; b > 0 && ids[b - 1] > id; --b) ids[b] = ids[b - 1];
+        ids[b] = id;
+      }
+    } else {
+      std::sort(ids.begin(), ids.end());
+    }
+    for (size_t e = 0; e < n; ++e) {
+      const uint32_t id = ids[e];
+      out_index[e] = id;
+      out_value[e] = binary ? 1.0 : dense[id];
+      dense[id] = 0.0;
+    }
   }
+  ids.clear();
 }
 
-}  // namespace
+namespace {}  // namespace
 
 DecodeError DecodeErrorOf(const v1::TextOptions& text) {
   switch (text.decode_error()) {
@@ -250,35 +343,56 @@ void CountVectorizer::Fitter::Add(std::string_view text) {
     return;
   }
   // Provisional index = order of first occurrence (as _count_vocab).
-  scratch_.keys.clear();
-  v.analyzer_.Analyze(text, &scratch_, [&](std::string_view term) {
-    const uint32_t next = static_cast<uint32_t>(terms_.size());
-    uint64_t key;
-    uint32_t id;
-    bool inserted;
-    if (PackShort(term, &key)) {
-      const auto [it, added] = provisional_short_.try_emplace(key, next);
-      id = it->second;
-      inserted = added;
-    } else {
-      auto it = provisional_.find(View(term));
-      inserted = it == provisional_.end();
-      if (inserted) it = provisional_.emplace(std::string(term), next).first;
-      id = it->second;
+  std::vector<uint32_t>& ids = scratch_.ids;
+  ids.clear();
+  const auto insert = [&](std::string_view term) {
+    if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+      too_many_ = true;
+      return TermTable::kNotFound;
     }
-    if (inserted) {
-      if (terms_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
-        too_many_ = true;
-        return;
+    const auto [id, inserted] = provisional_.Insert(term);
+    if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    return id;
+  };
+  if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
+    CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
+  } else {
+    v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
+      // In groups whose table slots are requested from memory together (as Transform).
+      constexpr size_t kGroup = 16;
+      uint64_t keys[kGroup];
+      size_t homes[kGroup];
+      for (size_t g = 0; g < terms.size(); g += kGroup) {
+        const size_t m = std::min(kGroup, terms.size() - g);
+        if (provisional_.size() + m >= std::numeric_limits<uint32_t>::max() - 1) {
+          for (size_t i = 0; i < m; ++i) {
+            const uint32_t id = insert(terms[g + i]);
+            if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
+          }
+          continue;
+        }
+        provisional_.Reserve(provisional_.size() + m);
+        for (size_t i = 0; i < m; ++i) {
+          keys[i] = TermTable::Key(terms[g + i]);
+          homes[i] = provisional_.Home(keys[i]);
+          provisional_.Prefetch(homes[i]);
+        }
+        for (size_t i = 0; i < m; ++i) {
+          const auto [id, inserted] = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]);
+          if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+          CountFeature(id, &ids, scratch_.dense.data());
+        }
       }
-      terms_.emplace_back(term);
-      if (scratch_.dense.size() < terms_.size()) scratch_.dense.resize(terms_.size() * 2, 0.0);
-    }
-    CountFeature(id, &scratch_.keys, &scratch_.dense);
-  });
-  CountedRow(&scratch_.keys, &scratch_.dense, v.options_.binary, &row);
-  row.indices.shrink_to_fit();
-  row.values.shrink_to_fit();
+    });
+  }
+  // The row in order of first occurrence (Finish sorts it), allocated at its exact size.
+  row.indices.assign(ids.begin(), ids.end());
+  row.values.resize(ids.size());
+  for (size_t e = 0; e < ids.size(); ++e) {
+    double& count = scratch_.dense[ids[e]];
+    row.values[e] = v.options_.binary ? 1.0 : count;
+    count = 0.0;
+  }
 }
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
@@ -286,12 +400,11 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   const CountVectorizerOptions& options = v.options_;
   if (!options.fixed_vocabulary.empty()) return std::move(result_);
   if (too_many_) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
-  provisional_short_ = {};
-  provisional_ = {};
-  std::vector<std::string>& terms = terms_;
+  scratch_ = AnalyzerScratch();
+  const TermTable& terms = provisional_;
   const size_t num_documents = result_.rows.size();
   FitResult& result = result_;
-  if (terms.empty()) {
+  if (terms.size() == 0) {
     return absl::InvalidArgumentError(
         "empty vocabulary; perhaps the documents only contain stop words or 1-character tokens "
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
@@ -318,14 +431,28 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     const double d = static_cast<double>(df[t]);
     if (d <= max_doc_count && d >= min_doc_count) kept.push_back(t);
   }
-  std::sort(kept.begin(), kept.end(), [&](uint32_t a, uint32_t b) { return terms[a] < terms[b]; });
+  // Code point order = byte order of the UTF-8 terms; the first 8 bytes (big-endian, zero-padded)
+  // decide most comparisons without reaching the arena.
+  std::vector<uint64_t> prefix(num_terms);
+  for (uint32_t t = 0; t < num_terms; ++t) {
+    const std::string_view term = terms.term(t);
+    uint64_t p = 0;
+    for (size_t b = 0; b < 8; ++b) {
+      p = p << 8 | (b < term.size() ? static_cast<uint8_t>(term[b]) : 0);
+    }
+    prefix[t] = p;
+  }
+  const auto term_order = [&](uint32_t a, uint32_t b) {
+    if (prefix[a] != prefix[b]) return prefix[a] < prefix[b];
+    return terms.term(a) < terms.term(b);
+  };
+  std::sort(kept.begin(), kept.end(), term_order);
   if (options.max_features > 0 && kept.size() > options.max_features) {
     // Highest corpus counts first, ties in feature (code point) order; then back to feature order.
     std::stable_sort(kept.begin(), kept.end(),
                      [&](uint32_t a, uint32_t b) { return tf[a] > tf[b]; });
     kept.resize(options.max_features);
-    std::sort(kept.begin(), kept.end(),
-              [&](uint32_t a, uint32_t b) { return terms[a] < terms[b]; });
+    std::sort(kept.begin(), kept.end(), term_order);
   }
   if (kept.empty()) {
     return absl::InvalidArgumentError(
@@ -337,26 +464,29 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   v.document_frequency_.reserve(kept.size());
   for (uint32_t rank = 0; rank < kept.size(); ++rank) {
     final_index[kept[rank]] = rank;
-    v.vocabulary_.push_back(std::move(terms[kept[rank]]));
+    v.vocabulary_.emplace_back(terms.term(kept[rank]));
     v.document_frequency_.push_back(df[kept[rank]]);
   }
+  provisional_ = TermTable();
   v.BuildIndex();
-  std::vector<std::pair<uint32_t, double>> entries;
+  // Each row to final indices, ascending.
+  AnalyzerScratch& scratch = scratch_;
+  scratch.dense.assign(kept.size(), 0.0);
   for (SparseVector& row : result.rows) {
-    entries.clear();
-    for (size_t e = 0; e < row.indices.size(); ++e) {
+    const size_t before = row.indices.size();
+    for (size_t e = 0; e < before; ++e) {
       const uint32_t j = final_index[row.indices[e]];
-      if (j != kDropped) entries.emplace_back(j, row.values[e]);
+      if (j == kDropped) continue;
+      scratch.ids.push_back(j);
+      scratch.dense[j] = row.values[e];
     }
-    std::sort(entries.begin(), entries.end());
-    row.clear();
-    for (const auto& [index, value] : entries) {
-      row.indices.push_back(index);
-      row.values.push_back(value);
+    OrderedRow(kept.size(), /*binary=*/false, &scratch, &row);
+    if (row.indices.size() < before) {
+      row.indices.shrink_to_fit();
+      row.values.shrink_to_fit();
     }
-    row.indices.shrink_to_fit();
-    row.values.shrink_to_fit();
   }
+  scratch = AnalyzerScratch();
   return std::move(result_);
 }
 
@@ -409,27 +539,55 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
 }
 
 void CountVectorizer::BuildIndex() {
-  index_.clear();
-  short_index_.clear();
-  for (uint32_t i = 0; i < vocabulary_.size(); ++i) {
-    uint64_t key;
-    if (PackShort(vocabulary_[i], &key)) {
-      short_index_.emplace(key, i);
-    } else {
-      index_.emplace(vocabulary_[i], i);
-    }
+  index_ = TermTable();
+  index_.Reserve(vocabulary_.size());
+  uint64_t tag = TermTable::HashBytes(nullptr, 0) ^
+                 (uint64_t{options_.analyzer.ngram_min} << 32 | options_.analyzer.ngram_max);
+  for (const std::string& term : vocabulary_) {
+    index_.Insert(term);
+    tag = TermTable::HashBytes(reinterpret_cast<const char*>(&tag), sizeof(tag)) ^
+          TermTable::HashBytes(term.data(), term.size());
   }
+  memo_tag_ = tag <= kFitterMemoTag ? tag + 2 : tag;
 }
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
-  scratch->keys.clear();
-  if (scratch->dense.size() < vocabulary_.size()) scratch->dense.resize(vocabulary_.size(), 0.0);
-  analyzer_.Analyze(text, scratch, [&](std::string_view term) {
-    const std::optional<uint32_t> index = FeatureIndex(term);
-    if (index.has_value()) CountFeature(*index, &scratch->keys, &scratch->dense);
+  const size_t num_features = vocabulary_.size();
+  if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
+  std::vector<uint32_t>& ids = scratch->ids;
+  ids.clear();
+  if (options_.analyzer.kind == AnalyzerKind::kCharWb) {
+    CountCharWbWords(analyzer_, text, memo_tag_, scratch,
+                     [&](std::string_view gram) { return index_.Find(gram); });
+    OrderedRow(num_features, options_.binary, scratch, row);
+    return;
+  }
+  double* dense = scratch->dense.data();
+  analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
+    // In groups: the table slots, then the counts, of a group are requested from memory together
+    // (a lookup in a large vocabulary is mostly waiting for a cache miss).
+    constexpr size_t kGroup = 16;
+    uint64_t keys[kGroup];
+    size_t homes[kGroup];
+    uint32_t found[kGroup];
+    for (size_t g = 0; g < terms.size(); g += kGroup) {
+      const size_t m = std::min(kGroup, terms.size() - g);
+      for (size_t i = 0; i < m; ++i) {
+        keys[i] = TermTable::Key(terms[g + i]);
+        homes[i] = index_.Home(keys[i]);
+        index_.Prefetch(homes[i]);
+      }
+      for (size_t i = 0; i < m; ++i) {
+        found[i] = index_.FindFrom(keys[i], homes[i], terms[g + i]);
+        if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
+      }
+      for (size_t i = 0; i < m; ++i) {
+        if (found[i] != TermTable::kNotFound) CountFeature(found[i], &ids, dense);
+      }
+    }
   });
-  CountedRow(&scratch->keys, &scratch->dense, options_.binary, row);
+  OrderedRow(num_features, options_.binary, scratch, row);
 }
 
 int64_t CountVectorizer::MemoryBytes() const {
@@ -438,7 +596,7 @@ int64_t CountVectorizer::MemoryBytes() const {
          store::StringVectorBytes(options_.fixed_vocabulary) +
          store::StringKeyedHashBytes(analyzer_.options().stop_words) +
          store::StringVectorBytes(vocabulary_) + store::VectorBytes(document_frequency_) +
-         store::HashTableBytes(short_index_) + store::StringKeyedHashBytes(index_);
+         static_cast<int64_t>(index_.MemoryBytes());
 }
 
 void CountVectorizer::ToState(v1::VectorizerState* state) const {
@@ -449,15 +607,9 @@ void CountVectorizer::ToState(v1::VectorizerState* state) const {
 }
 
 std::optional<uint32_t> CountVectorizer::FeatureIndex(std::string_view term) const {
-  uint64_t key;
-  if (PackShort(term, &key)) {
-    const auto it = short_index_.find(key);
-    if (it == short_index_.end()) return std::nullopt;
-    return it->second;
-  }
-  const auto it = index_.find(View(term));
-  if (it == index_.end()) return std::nullopt;
-  return it->second;
+  const uint32_t id = index_.Find(term);
+  if (id == TermTable::kNotFound) return std::nullopt;
+  return id;
 }
 
 namespace {

@@ -19,9 +19,9 @@
 #include <string_view>
 #include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 #include "services/discriminative/core/vectorizer.h"
 
@@ -58,6 +58,12 @@ DecodeError DecodeErrorOf(const v1::TextOptions& text);
 // Validates a count (or unset) VectorizerConfig and returns the options it describes.
 absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
     const v1::VectorizerConfig& config);
+
+// Writes the features counted for one text into *row in ascending index order and resets the
+// scratch: scratch->ids holds the distinct feature ids (each < num_features), scratch->dense[id]
+// their values (every other entry 0). Afterwards ids is empty and dense is all 0 again. With
+// `binary` every value is 1. No allocation once row and scratch have grown.
+void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row);
 
 class CountVectorizer final : public Vectorizer {
  public:
@@ -114,10 +120,11 @@ class CountVectorizer final : public Vectorizer {
   std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
-  // Term -> index: terms of at most 7 bytes packed into an integer key (no string hashing or
-  // comparison: most char n-grams and many words), longer ones by string.
-  absl::flat_hash_map<uint64_t, uint32_t> short_index_;
-  absl::flat_hash_map<std::string, uint32_t> index_;
+  // Term -> index (one probe per term; terms of at most 7 bytes compared as one integer).
+  TermTable index_;
+  // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
+  // char_wb word memo; never 0.
+  uint64_t memo_tag_ = 0;
 };
 
 struct CountVectorizer::FitResult {
@@ -137,11 +144,11 @@ class CountVectorizer::Fitter {
   absl::StatusOr<FitResult> Finish();
 
  private:
-  FitResult result_;  // rows hold provisional indices until Finish (learned vocabulary)
+  // rows hold provisional indices (order of first occurrence, unsorted within a row) until Finish
+  // (learned vocabulary).
+  FitResult result_;
   AnalyzerScratch scratch_;
-  absl::flat_hash_map<uint64_t, uint32_t> provisional_short_;
-  absl::flat_hash_map<std::string, uint32_t> provisional_;
-  std::vector<std::string> terms_;
+  TermTable provisional_;  // term -> provisional index
   bool too_many_ = false;
 };
 

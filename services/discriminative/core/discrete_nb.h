@@ -87,6 +87,9 @@ class DiscreteNb : public Classifier {
   virtual double EffectiveValue(double value) const { return value; }
   // Whether entries whose effective value is 0 are removed (binarize's eliminate_zeros).
   virtual bool DropsZeros() const { return false; }
+  // False when EffectiveValue is the identity and DropsZeros false (the per-entry loops then skip
+  // both calls).
+  virtual bool TransformsValues() const { return false; }
   // feature_log_prob_ from the counts, then the table and bias.
   virtual absl::Status UpdateParameters() = 0;
   // Checks imported feature_log_prob_ values (kind-specific ranges).

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -24,10 +25,42 @@ constexpr uint32_t kDefaultExplainFeatures = 10;
 // Texts per chunk of a Classify batch (the unit of parallelism and of stop checks).
 constexpr size_t kClassifyChunk = 64;
 
+// Splits `num_texts` texts into blocks of kClassifyChunk and the blocks into at most a few tasks
+// per thread of `executor`, so that each task reuses one scratch (vocabulary counts, word memo)
+// over many texts. Calls task(begin, end) for each task's text range [begin, end) in parallel,
+// with `stop` checked before each block (its error returned by the task). Returns the first error
+// in text order.
+absl::Status ForEachTextBlock(
+    size_t num_texts, const exec::StopToken& stop, exec::Executor& executor, ScratchPool& scratches,
+    const std::function<absl::Status(size_t begin, size_t end, AnalyzerScratch* scratch)>& block) {
+  const size_t num_blocks = (num_texts + kClassifyChunk - 1) / kClassifyChunk;
+  const size_t per_thread = 4;
+  const size_t num_tasks =
+      std::min(num_blocks, per_thread * static_cast<size_t>(std::max(1, executor.parallelism())));
+  std::vector<absl::Status> errors(num_tasks);
+  executor.ParallelFor(static_cast<int64_t>(num_tasks), [&](int64_t task) {
+    const size_t t = static_cast<size_t>(task);
+    const ScratchPool::Lease lease = scratches.Acquire();
+    AnalyzerScratch& scratch = *lease;
+    absl::Status& error = errors[t];
+    for (size_t b = t * num_blocks / num_tasks; b < (t + 1) * num_blocks / num_tasks; ++b) {
+      // One check per block, also after a failure (the work of the rest of the task is skipped).
+      absl::Status status = stop.Check();
+      if (!error.ok()) continue;
+      if (status.ok()) {
+        status = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch);
+      }
+      error = std::move(status);
+    }
+  });
+  for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);
+  return absl::OkStatus();
+}
+
 uint64_t CountDistinct(const std::vector<std::string>& labels) {
-  std::vector<std::string_view> distinct(labels.begin(), labels.end());
-  std::sort(distinct.begin(), distinct.end());
-  return std::unique(distinct.begin(), distinct.end()) - distinct.begin();
+  absl::flat_hash_set<absl::string_view> distinct;
+  for (const std::string& label : labels) distinct.insert(label);
+  return distinct.size();
 }
 
 }  // namespace
@@ -254,27 +287,17 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
     const std::vector<std::string>& texts, const ClassifyOptions& options,
     const exec::StopToken& stop, exec::Executor& executor) const {
   std::vector<v1::Classification> results(texts.size());
-  const size_t num_chunks = (texts.size() + kClassifyChunk - 1) / kClassifyChunk;
-  std::vector<absl::Status> errors(num_chunks);
-  executor.ParallelFor(static_cast<int64_t>(num_chunks), [&](int64_t chunk) {
-    absl::Status& error = errors[static_cast<size_t>(chunk)];
-    error = stop.Check();
-    if (!error.ok()) return;
-    const ScratchPool::Lease lease = scratches_->Acquire();
-    AnalyzerScratch& scratch = *lease;
-    SparseVector row;
-    const size_t begin = static_cast<size_t>(chunk) * kClassifyChunk;
-    const size_t end = std::min(texts.size(), begin + kClassifyChunk);
-    for (size_t i = begin; i < end; ++i) {
-      absl::StatusOr<std::string_view> text = Decode(texts[i], i, &scratch.decoded);
-      if (!text.ok()) {
-        error = text.status();
-        return;
-      }
-      ClassifyOne(*text, options, &scratch, &row, &results[i]);
-    }
-  });
-  for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);
+  MAAS_RETURN_IF_ERROR(
+      ForEachTextBlock(texts.size(), stop, executor, *scratches_,
+                       [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
+                         SparseVector row;
+                         for (size_t i = begin; i < end; ++i) {
+                           MAAS_ASSIGN_OR_RETURN(const std::string_view text,
+                                                 Decode(texts[i], i, &scratch->decoded));
+                           ClassifyOne(text, options, scratch, &row, &results[i]);
+                         }
+                         return absl::OkStatus();
+                       }));
   return results;
 }
 
@@ -282,34 +305,22 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                                        const exec::StopToken& stop, exec::Executor& executor,
                                        double* probabilities, uint32_t* predicted) const {
   const size_t k = classifier_->classes().size();
-  const size_t num_chunks = (texts.size() + kClassifyChunk - 1) / kClassifyChunk;
-  std::vector<absl::Status> errors(num_chunks);
-  executor.ParallelFor(static_cast<int64_t>(num_chunks), [&](int64_t chunk) {
-    absl::Status& error = errors[static_cast<size_t>(chunk)];
-    error = stop.Check();
-    if (!error.ok()) return;
-    const ScratchPool::Lease lease = scratches_->Acquire();
-    AnalyzerScratch& scratch = *lease;
-    SparseVector row;
-    std::vector<double> jll(k);
-    const size_t begin = static_cast<size_t>(chunk) * kClassifyChunk;
-    const size_t end = std::min(texts.size(), begin + kClassifyChunk);
-    for (size_t i = begin; i < end; ++i) {
-      absl::StatusOr<std::string_view> text = Decode(texts[i], i, &scratch.decoded);
-      if (!text.ok()) {
-        error = text.status();
-        return;
-      }
-      vectorizer_->Transform(*text, &scratch, &row);
-      classifier_->JointLogLikelihood(row, jll.data());
-      double* out = probabilities + i * k;
-      LogProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
-      for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
-      predicted[i] = static_cast<uint32_t>(NumpyArgmax(jll.data(), k));
-    }
-  });
-  for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);
-  return absl::OkStatus();
+  return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
+                          [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
+                            SparseVector row;
+                            std::vector<double> jll(k);
+                            for (size_t i = begin; i < end; ++i) {
+                              MAAS_ASSIGN_OR_RETURN(const std::string_view text,
+                                                    Decode(texts[i], i, &scratch->decoded));
+                              vectorizer_->Transform(text, scratch, &row);
+                              classifier_->JointLogLikelihood(row, jll.data());
+                              double* out = probabilities + i * k;
+                              LogProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
+                              for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
+                              predicted[i] = static_cast<uint32_t>(NumpyArgmax(jll.data(), k));
+                            }
+                            return absl::OkStatus();
+                          });
 }
 
 absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(

@@ -3,9 +3,14 @@
 #include <algorithm>
 #include <array>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
@@ -161,12 +166,42 @@ constexpr std::array<bool, 128> MakeAsciiWordTable() {
 }
 constexpr std::array<bool, 128> kAsciiWord = MakeAsciiWordTable();
 
-bool IsAscii(std::string_view text) {
-  for (const char ch : text) {
-    if (static_cast<unsigned char>(ch) >= 0x80) return false;
-  }
-  return true;
+constexpr uint64_t kHighBits = 0x8080808080808080ull;
+
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof(v));
+  return v;
 }
+
+// Index of the first byte >= 0x80 at or after `i`, or text.size() (8 bytes at a time).
+size_t SkipAscii(std::string_view text, size_t i) {
+  const size_t n = text.size();
+  while (i + 8 <= n && (Load64(text.data() + i) & kHighBits) == 0) i += 8;
+  while (i < n && static_cast<unsigned char>(text[i]) < 0x80) ++i;
+  return i;
+}
+
+bool IsAscii(std::string_view text) { return SkipAscii(text, 0) == text.size(); }
+
+// ASCII A-Z -> a-z in 8 bytes that are all < 0x80 (SWAR: the high bit of each byte of
+// x + (0x80 - 'A') is set iff the byte >= 'A', of x + (0x7F - 'Z') iff it is > 'Z').
+uint64_t LowerAscii8(uint64_t x) {
+  const uint64_t ge_a = x + 0x3F3F3F3F3F3F3F3Full;
+  const uint64_t gt_z = x + 0x2525252525252525ull;
+  return x | ((ge_a & ~gt_z & kHighBits) >> 2);
+}
+
+// Python's str.isspace() on ASCII bytes (the code points below 0x80 that split() splits on).
+constexpr std::array<bool, 128> MakeAsciiSpaceTable() {
+  std::array<bool, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20);
+  return t;
+}
+constexpr std::array<bool, 128> kAsciiSpace = MakeAsciiSpaceTable();
+
+// Terms per AnalyzeBatches call (bounds the scratch memory of long texts).
+constexpr size_t kTermBatch = 4096;
 
 // Length of the maximal ill-formed subpart starting at text[i] (>= 1), as CPython counts it.
 size_t IllFormedLength(std::string_view text, size_t i) {
@@ -211,13 +246,47 @@ void ToUtf16Into(std::string_view text, std::u16string* out) {
   }
 }
 
+// masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
+// end 0. REQUIRES: text is ASCII.
+void AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
+  const size_t n = text.size();
+  masks->assign((n + 63) / 64, 0);
+  uint64_t* out = masks->data();
+  size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i digit_lo = _mm_set1_epi8('0' - 1), digit_hi = _mm_set1_epi8('9' + 1);
+  const __m128i alpha_lo = _mm_set1_epi8('a' - 1), alpha_hi = _mm_set1_epi8('z' + 1);
+  const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_');
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+    const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z (bytes < 0x80: signed ok)
+    const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, digit_lo), _mm_cmplt_epi8(v, digit_hi));
+    const __m128i alpha =
+        _mm_and_si128(_mm_cmpgt_epi8(folded, alpha_lo), _mm_cmplt_epi8(folded, alpha_hi));
+    const __m128i word = _mm_or_si128(_mm_or_si128(digit, alpha), _mm_cmpeq_epi8(v, underscore));
+    const auto bits = static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
+    out[i >> 6] |= bits << (i & 63);
+  }
+#endif
+  for (; i < n; ++i) {
+    if (kAsciiWord[static_cast<unsigned char>(text[i])]) out[i >> 6] |= uint64_t{1} << (i & 63);
+  }
+}
+
 // Python str.lower() into *out (ASCII fast path without ICU).
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
   if (IsAscii(text)) {
-    out->resize(text.size());
-    for (size_t i = 0; i < text.size(); ++i) {
+    const size_t n = text.size();
+    out->resize(n);
+    char* dest = out->data();
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+      const uint64_t lower = LowerAscii8(Load64(text.data() + i));
+      std::memcpy(dest + i, &lower, sizeof(lower));
+    }
+    for (; i < n; ++i) {
       const char c = text[i];
-      (*out)[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      dest[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
     }
     return;
   }
@@ -263,7 +332,9 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 
 absl::Status ValidateUtf8(std::string_view text) {
   size_t i = 0;
-  while (i < text.size()) {
+  while (true) {
+    i = SkipAscii(text, i);
+    if (i >= text.size()) break;
     const size_t start = i;
     if (DecodeOne(text, &i) < 0) {
       return absl::InvalidArgumentError(
@@ -433,6 +504,13 @@ std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* sc
 
 void Analyzer::Analyze(std::string_view text, AnalyzerScratch* scratch,
                        absl::FunctionRef<void(std::string_view)> emit) const {
+  AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
+    for (const std::string_view term : terms) emit(term);
+  });
+}
+
+void Analyzer::AnalyzeBatches(std::string_view text, AnalyzerScratch* scratch,
+                              BatchEmit emit) const {
   const std::string_view doc = Preprocess(text, scratch);
   switch (options_.kind) {
     case AnalyzerKind::kWord:
@@ -444,66 +522,111 @@ void Analyzer::Analyze(std::string_view text, AnalyzerScratch* scratch,
   }
 }
 
-void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch,
-                         absl::FunctionRef<void(std::string_view)> emit) const {
+void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const {
   std::vector<std::string_view>& tokens = scratch->tokens;
   tokens.clear();
-  size_t i = 0, run_start = 0;
-  int run_length = 0;
   const bool filter = !options_.stop_words.empty();
-  const auto flush = [&](size_t end) {
-    if (run_length >= 2) {
-      const std::string_view token = doc.substr(run_start, end - run_start);
-      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
-        tokens.push_back(token);
+  const size_t n = doc.size();
+  if (IsAscii(doc)) {
+    // ASCII: the runs of set bits of the word-byte mask, two per token found with ctz.
+    std::vector<uint64_t>& masks = scratch->masks;
+    AsciiWordMask(doc, &masks);
+    const size_t words = masks.size();
+    size_t i = 0;
+    while (i < n) {
+      size_t w = i >> 6;
+      uint64_t cur = masks[w] & (~uint64_t{0} << (i & 63));
+      while (cur == 0 && ++w < words) cur = masks[w];
+      if (cur == 0) break;
+      const size_t start = w * 64 + static_cast<size_t>(__builtin_ctzll(cur));
+      cur = ~masks[w] & (~uint64_t{0} << (start & 63));
+      while (cur == 0 && ++w < words) cur = ~masks[w];
+      const size_t end =
+          cur == 0 ? n : std::min(n, w * 64 + static_cast<size_t>(__builtin_ctzll(cur)));
+      i = end;
+      if (end - start < 2) continue;
+      if (filter &&
+          options_.stop_words.contains(absl::string_view(doc.data() + start, end - start))) {
+        continue;
       }
+      tokens.emplace_back(doc.data() + start, end - start);
     }
-    run_length = 0;
-  };
-  while (i < doc.size()) {
-    const unsigned char b = static_cast<unsigned char>(doc[i]);
-    bool word;
-    const size_t start = i;
-    if (b < 0x80) {
-      word = kAsciiWord[b];
-      ++i;
-    } else {
-      word = IsWordCodePoint(DecodeOne(doc, &i));
-    }
-    if (word) {
-      if (run_length == 0) run_start = start;
-      if (run_length < 2) ++run_length;
-    } else if (run_length > 0) {
-      flush(start);
-    }
-  }
-  flush(doc.size());
-  const size_t max_n = options_.ngram_max;
-  size_t min_n = options_.ngram_min;
-  if (max_n <= 1) {
-    for (const std::string_view t : tokens) emit(t);
     return;
   }
-  if (min_n == 1) {
-    for (const std::string_view t : tokens) emit(t);
-    min_n = 2;
-  }
-  const size_t top = std::min(max_n, tokens.size());
-  std::string& gram = scratch->gram;
-  for (size_t n = min_n; n <= top; ++n) {
-    for (size_t k = 0; k + n <= tokens.size(); ++k) {
-      gram.assign(tokens[k].data(), tokens[k].size());
-      for (size_t m = 1; m < n; ++m) {
-        gram.push_back(' ');
-        gram.append(tokens[k + m].data(), tokens[k + m].size());
+  size_t i = 0;
+  while (i < n) {
+    // Skip non-word code points, then take the maximal run of word code points.
+    const unsigned char b = static_cast<unsigned char>(doc[i]);
+    if (b < 0x80) {
+      if (!kAsciiWord[b]) {
+        ++i;
+        continue;
       }
-      emit(gram);
+    } else {
+      size_t next = i;
+      if (!IsWordCodePoint(DecodeOne(doc, &next))) {
+        i = next;
+        continue;
+      }
     }
+    const size_t start = i;
+    size_t code_points = 0;
+    while (i < n) {
+      const unsigned char c = static_cast<unsigned char>(doc[i]);
+      if (c < 0x80) {
+        if (!kAsciiWord[c]) break;
+        ++i;
+      } else {
+        size_t next = i;
+        if (!IsWordCodePoint(DecodeOne(doc, &next))) break;
+        i = next;
+      }
+      ++code_points;
+    }
+    if (code_points < 2) continue;
+    const std::string_view token = doc.substr(start, i - start);
+    if (filter && options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+      continue;
+    }
+    tokens.push_back(token);
   }
 }
 
-void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch,
-                         absl::FunctionRef<void(std::string_view)> emit) const {
+void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
+  WordTokens(doc, scratch);
+  const std::vector<std::string_view>& tokens = scratch->tokens;
+  const size_t max_n = options_.ngram_max;
+  size_t min_n = options_.ngram_min;
+  if (min_n <= 1) {
+    if (!tokens.empty()) emit(absl::MakeConstSpan(tokens));
+    min_n = 2;
+  }
+  const size_t top = std::min(max_n, tokens.size());
+  if (min_n > top) return;
+  size_t token_bytes = 0;
+  for (const std::string_view t : tokens) token_bytes += t.size();
+  std::string& grams = scratch->grams;
+  std::vector<std::string_view>& terms = scratch->terms;
+  for (size_t n = min_n; n <= top; ++n) {
+    // Each token is in at most n grams of n tokens, each with n - 1 spaces: the buffer never
+    // reallocates, so the views stay valid.
+    grams.clear();
+    grams.reserve(n * (token_bytes + tokens.size()));
+    terms.clear();
+    for (size_t k = 0; k + n <= tokens.size(); ++k) {
+      const size_t start = grams.size();
+      grams.append(tokens[k].data(), tokens[k].size());
+      for (size_t m = 1; m < n; ++m) {
+        grams.push_back(' ');
+        grams.append(tokens[k + m].data(), tokens[k + m].size());
+      }
+      terms.emplace_back(grams.data() + start, grams.size() - start);
+    }
+    emit(absl::MakeConstSpan(terms));
+  }
+}
+
+void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
   // re.sub(r"\s\s+", " ", doc): runs of >= 2 whitespace code points become one space.
   std::string& text = scratch->work;
   text.clear();
@@ -538,46 +661,123 @@ void Analyzer::CharTerms(std::string_view doc, AnalyzerScratch* scratch,
   CodePointOffsets(text, &off);
   const size_t length = off.size() - 1;
   const std::string_view view(text);
+  std::vector<std::string_view>& terms = scratch->terms;
+  terms.clear();
   const size_t top = std::min<size_t>(options_.ngram_max, length);
   for (size_t n = options_.ngram_min; n <= top; ++n) {
-    for (size_t k = 0; k + n <= length; ++k) emit(view.substr(off[k], off[k + n] - off[k]));
+    for (size_t k = 0; k + n <= length; ++k) {
+      terms.push_back(view.substr(off[k], off[k + n] - off[k]));
+      if (terms.size() == kTermBatch) {
+        emit(absl::MakeConstSpan(terms));
+        terms.clear();
+      }
+    }
+  }
+  if (!terms.empty()) emit(absl::MakeConstSpan(terms));
+}
+
+void Analyzer::CharWbWords(std::string_view text, AnalyzerScratch* scratch, BatchEmit emit) const {
+  CharWbPaddedWords(Preprocess(text, scratch), scratch, emit);
+}
+
+void Analyzer::CharWbPaddedWords(std::string_view doc, AnalyzerScratch* scratch,
+                                 BatchEmit emit) const {
+  // A word between two ' ' bytes is viewed in place; others are copied padded into `padded`,
+  // reserved so that it never reallocates within a batch.
+  std::string& padded = scratch->grams;
+  padded.clear();
+  padded.reserve(3 * doc.size() + 8);
+  std::vector<std::string_view>& words = scratch->tokens;
+  words.clear();
+  const size_t size = doc.size();
+  size_t i = 0;
+  while (i < size) {
+    // Skip whitespace.
+    const unsigned char b = static_cast<unsigned char>(doc[i]);
+    if (b < 0x80) {
+      if (kAsciiSpace[b]) {
+        ++i;
+        continue;
+      }
+    } else {
+      size_t next = i;
+      if (IsPythonWhitespace(DecodeOne(doc, &next))) {
+        i = next;
+        continue;
+      }
+    }
+    // The word up to the next whitespace.
+    const size_t start = i;
+    while (i < size) {
+      const unsigned char c = static_cast<unsigned char>(doc[i]);
+      if (c < 0x80) {
+        if (kAsciiSpace[c]) break;
+        ++i;
+      } else {
+        size_t next = i;
+        if (IsPythonWhitespace(DecodeOne(doc, &next))) break;
+        i = next;
+      }
+    }
+    if (start > 0 && doc[start - 1] == ' ' && i < size && doc[i] == ' ') {
+      words.push_back(doc.substr(start - 1, i - start + 2));
+    } else {
+      const size_t at = padded.size();
+      padded.push_back(' ');
+      padded.append(doc.data() + start, i - start);
+      padded.push_back(' ');
+      words.emplace_back(padded.data() + at, padded.size() - at);
+    }
+    if (words.size() == kTermBatch) {
+      emit(absl::MakeConstSpan(words));
+      words.clear();
+      padded.clear();
+    }
+  }
+  if (!words.empty()) emit(absl::MakeConstSpan(words));
+}
+
+void Analyzer::CharWbGrams(std::string_view w, std::vector<uint32_t>* offsets,
+                           std::vector<std::string_view>* out) const {
+  const size_t min_n = options_.ngram_min;
+  const size_t max_n = options_.ngram_max;
+  if (IsAscii(w)) {
+    const size_t length = w.size();
+    for (size_t n = min_n; n <= max_n; ++n) {
+      if (n >= length) {
+        out->push_back(w);  // a short word counts once
+        return;
+      }
+      for (size_t k = 0; k + n <= length; ++k) out->push_back(w.substr(k, n));
+    }
+    return;
+  }
+  std::vector<uint32_t>& off = *offsets;
+  CodePointOffsets(w, &off);
+  const size_t length = off.size() - 1;
+  for (size_t n = min_n; n <= max_n; ++n) {
+    if (n >= length) {
+      out->push_back(w);
+      return;
+    }
+    for (size_t k = 0; k + n <= length; ++k) out->push_back(w.substr(off[k], off[k + n] - off[k]));
   }
 }
 
-void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch,
-                           absl::FunctionRef<void(std::string_view)> emit) const {
-  std::string& word = scratch->gram;
-  std::vector<uint32_t>& off = scratch->offsets;
-  size_t i = 0;
-  while (i < doc.size()) {
-    // Skip whitespace, then take the word up to the next whitespace (str.split()).
-    size_t start = i;
-    int32_t c = DecodeOne(doc, &i);
-    if (IsPythonWhitespace(c)) continue;
-    size_t end = i;
-    while (i < doc.size()) {
-      const size_t k = i;
-      c = DecodeOne(doc, &i);
-      if (IsPythonWhitespace(c)) break;
-      end = i;
-      (void)k;
-    }
-    word.assign(" ");
-    word.append(doc.data() + start, end - start);
-    word.push_back(' ');
-    CodePointOffsets(word, &off);
-    const size_t length = off.size() - 1;
-    const std::string_view w(word);
-    for (size_t n = options_.ngram_min; n <= options_.ngram_max; ++n) {
-      size_t offset = 0;
-      emit(w.substr(0, off[std::min(n, length)]));
-      while (offset + n < length) {
-        ++offset;
-        emit(w.substr(off[offset], off[offset + n] - off[offset]));
+void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const {
+  std::vector<std::string_view>& terms = scratch->terms;
+  terms.clear();
+  CharWbPaddedWords(doc, scratch, [&](absl::Span<const std::string_view> words) {
+    for (const std::string_view w : words) {
+      CharWbGrams(w, &scratch->offsets, &terms);
+      if (terms.size() >= kTermBatch) {
+        emit(absl::MakeConstSpan(terms));
+        terms.clear();
       }
-      if (offset == 0) break;
     }
-  }
+    if (!terms.empty()) emit(absl::MakeConstSpan(terms));  // before the words' buffer is reused
+    terms.clear();
+  });
 }
 
 }  // namespace maas::discriminative

@@ -17,6 +17,8 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
+#include "services/discriminative/core/term_table.h"
 
 namespace maas::discriminative {
 
@@ -106,6 +108,19 @@ struct AnalyzerScratch {
   std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
   std::vector<double> dense;   // per-feature counts of one text (all 0 between texts)
   std::string decoded;         // decode_error replace/ignore output
+  // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
+  std::vector<std::string_view> terms;
+  std::string grams;
+  std::vector<uint32_t> ids;    // per-text distinct feature ids (count vectorizer)
+  std::vector<uint64_t> bits;   // per-feature bitmap of one text (all 0 between texts)
+  std::vector<uint64_t> masks;  // per-byte bitmap of the text (word tokenizer)
+  // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
+  struct WordMemo {
+    uint64_t owner = 0;              // which vectorizer's ids these are (0: none)
+    TermTable words;                 // padded word -> entry
+    std::vector<uint32_t> begin{0};  // entry e's ids: ids[begin[e], begin[e + 1])
+    std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
+  } word_memo;
 };
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
@@ -122,18 +137,37 @@ class Analyzer {
   void Analyze(std::string_view text, AnalyzerScratch* scratch,
                absl::FunctionRef<void(std::string_view)> emit) const;
 
+  // The same terms in the same order, handed over in batches (one call per up to a few thousand
+  // terms, so the caller's per-term loop inlines). The views are valid only during the call.
+  // REQUIRES: ValidateUtf8(text).ok().
+  void AnalyzeBatches(std::string_view text, AnalyzerScratch* scratch,
+                      absl::FunctionRef<void(absl::Span<const std::string_view>)> emit) const;
+
   // The preprocessed text (lowercase, strip_accents); may point into `scratch` or at `text`.
   std::string_view Preprocess(std::string_view text, AnalyzerScratch* scratch) const;
+
+  // char_wb in two steps, for callers that reuse the work per word: CharWbWords hands over the
+  // words of doc.split() of the preprocessed text, each padded with one space each side (in
+  // batches; views valid during the call), and CharWbGrams appends a padded word's n-grams (views
+  // into it) to *out (scikit-learn's _char_wb_ngrams). Together they give Analyze's terms.
+  // REQUIRES: ValidateUtf8(text).ok().
+  void CharWbWords(std::string_view text, AnalyzerScratch* scratch,
+                   absl::FunctionRef<void(absl::Span<const std::string_view>)> emit) const;
+  void CharWbGrams(std::string_view padded_word, std::vector<uint32_t>* offsets,
+                   std::vector<std::string_view>* out) const;
 
   const AnalyzerOptions& options() const { return options_; }
 
  private:
-  void WordTerms(std::string_view doc, AnalyzerScratch* scratch,
-                 absl::FunctionRef<void(std::string_view)> emit) const;
-  void CharTerms(std::string_view doc, AnalyzerScratch* scratch,
-                 absl::FunctionRef<void(std::string_view)> emit) const;
-  void CharWbTerms(std::string_view doc, AnalyzerScratch* scratch,
-                   absl::FunctionRef<void(std::string_view)> emit) const;
+  using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;
+  // The word tokens of the preprocessed `doc` into scratch->tokens (views into doc), stop words
+  // removed: the default token pattern r"(?u)\b\w\w+\b" (ASCII bytes by table, other code points
+  // by their General_Category). A custom token_pattern would produce its tokens here.
+  void WordTokens(std::string_view doc, AnalyzerScratch* scratch) const;
+  void WordTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
+  void CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
+  void CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
+  void CharWbPaddedWords(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
 
   AnalyzerOptions options_;
 };

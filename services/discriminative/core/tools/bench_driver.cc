@@ -1,7 +1,7 @@
 // In-process, single-core timing of the discriminative core for bench/classify_vs_sklearn.py.
 //
 //   maas_discriminative_bench <TrainConfig file> <TextBatch file> <ClassifyRequest file> <out dir>
-//                             <repeats> [train_only]
+//                             <repeats> [train_only | stages]
 //
 // Times Trainer (AddBatch of the whole batch + Finish) and Pipeline::ClassifyCompact (the compact
 // Classify form) on the request's texts (vectorize + jll + predict_proba + predict: scikit-learn's
@@ -9,7 +9,8 @@
 // median of <repeats> runs on one thread, in CPU seconds. Writes <out dir>/timing.txt
 // ("train_seconds X\n classify_seconds Y\n peak_rss_kb Z\n") and proba.pb (common.v1.Matrix, texts
 // x classes) for the equality check. With train_only: one fit, then only peak RSS (VmHWM) and the
-// RSS once the corpus was loaded (VmRSS) are reported.
+// RSS once the corpus was loaded (VmRSS) are reported. With stages: also the CPU seconds of the
+// vectorizer's transform alone and with the joint log-likelihood (texts assumed valid UTF-8).
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -112,6 +113,26 @@ absl::Status Run(const std::vector<std::string>& args) {
   }
   timing << "train_seconds " << Median(train_times) << "\nclassify_seconds "
          << Median(classify_times) << "\n";
+  if (args.size() > 5 && args[5] == "stages") {
+    // Where classification time goes: the vectorizer's transform alone, then with the joint
+    // log-likelihood (the rest of ClassifyCompact is predict_proba and argmax).
+    AnalyzerScratch scratch;
+    SparseVector row;
+    std::vector<double> jll(k);
+    for (const bool with_jll : {false, true}) {
+      std::vector<double> times;
+      for (int r = 0; r < repeats; ++r) {
+        const double start = CpuNow();
+        for (const std::string& text : texts) {
+          pipeline->vectorizer().Transform(text, &scratch, &row);
+          if (with_jll) pipeline->classifier().JointLogLikelihood(row, jll.data());
+        }
+        times.push_back(Seconds(start));
+      }
+      timing << (with_jll ? "transform_jll_seconds " : "transform_seconds ") << Median(times)
+             << "\n";
+    }
+  }
   common::v1::Matrix proba;
   proba.set_rows(static_cast<uint32_t>(texts.size()));
   proba.set_cols(static_cast<uint32_t>(k));

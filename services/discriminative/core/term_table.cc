@@ -1,0 +1,47 @@
+#include "services/discriminative/core/term_table.h"
+
+#include <algorithm>
+
+namespace maas::discriminative {
+
+void TermTable::Rehash(size_t capacity) {
+  std::vector<Slot> old = std::move(slots_);
+  slots_.assign(capacity, Slot());
+  mask_ = capacity - 1;
+  for (const Slot& slot : old) {
+    if (slot.key == 0) continue;
+    size_t i = Mix(slot.key) & mask_;
+    while (slots_[i].key != 0) i = (i + 1) & mask_;
+    slots_[i] = slot;
+  }
+}
+
+void TermTable::Grow(size_t n) {
+  size_t capacity = std::max<size_t>(16, 2 * slots_.size());
+  while (!Fits(n, capacity)) capacity *= 2;
+  Rehash(capacity);
+}
+
+void TermTable::Reserve(size_t n) {
+  if (!Fits(n, slots_.size())) Grow(n);
+  if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
+}
+
+std::pair<uint32_t, bool> TermTable::InsertFrom(uint64_t key, size_t home, std::string_view term) {
+  if (offsets_.empty()) offsets_.push_back(0);
+  size_t i = home;
+  for (;; i = (i + 1) & mask_) {
+    const Slot& slot = slots_[i];
+    if (slot.key == 0) break;
+    if (slot.key == key && (term.size() <= 7 || SameBytes(this->term(slot.id), term))) {
+      return {slot.id, false};
+    }
+  }
+  const auto id = static_cast<uint32_t>(size());
+  slots_[i] = Slot{key, id};
+  bytes_.append(term.data(), term.size());
+  offsets_.push_back(bytes_.size());
+  return {id, true};
+}
+
+}  // namespace maas::discriminative

@@ -1,0 +1,163 @@
+// An open-addressing hash table from terms (byte strings) to dense ids 0, 1, 2, ... in insertion
+// order: the vocabulary lookup of the count vectorizer, one probe per term in the common case.
+//
+// Each slot holds a 64-bit key and the id. A term of at most 7 bytes is its own key (the bytes
+// packed with the length), so equal keys mean equal terms; a longer term's key is a 64-bit hash of
+// its bytes (top bit set, so the two kinds never meet) and the bytes are compared on a key match.
+// The term bytes live in one arena. No allocation on lookup.
+//
+//   TermTable table;
+//   const uint32_t id = table.Insert("word").first;     // 0
+//   table.Find("word") == id;  table.Find("other") == TermTable::kNotFound;
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_TERM_TABLE_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_TERM_TABLE_H_
+
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace maas::discriminative {
+
+class TermTable {
+ public:
+  static constexpr uint32_t kNotFound = std::numeric_limits<uint32_t>::max();
+
+  TermTable() = default;
+
+  // The key of a term (see the file comment).
+  static uint64_t Key(std::string_view term) {
+    const size_t n = term.size();
+    if (n <= 7) return LoadShort(term.data(), n) | static_cast<uint64_t>(n + 1) << 56;
+    return HashBytes(term.data(), n) | uint64_t{1} << 63;
+  }
+
+  // The id of `term`, or kNotFound.
+  uint32_t Find(std::string_view term) const {
+    const uint64_t key = Key(term);
+    return FindFrom(key, Home(key), term);
+  }
+
+  // Find in two steps, so that a caller looking up many terms can start the memory loads of a
+  // group of them (Prefetch) before it needs the first answer: Find(t) ==
+  // FindFrom(Key(t), Home(Key(t)), t).
+  size_t Home(uint64_t key) const { return Mix(key) & mask_; }
+  void Prefetch(size_t home) const {
+    if (!slots_.empty()) __builtin_prefetch(&slots_[home]);
+  }
+  uint32_t FindFrom(uint64_t key, size_t home, std::string_view term) const {
+    if (slots_.empty()) return kNotFound;
+    for (size_t i = home;; i = (i + 1) & mask_) {
+      const Slot& slot = slots_[i];
+      if (slot.key == key) {
+        if (term.size() <= 7 || SameBytes(this->term(slot.id), term)) return slot.id;
+      } else if (slot.key == 0) {
+        return kNotFound;
+      }
+    }
+  }
+
+  // The id of `term` and false if present; otherwise `term` gets id size() and true. REQUIRES:
+  // size() < kNotFound.
+  std::pair<uint32_t, bool> Insert(std::string_view term) {
+    if (!Fits(size() + 1, slots_.size())) Grow(size() + 1);
+    const uint64_t key = Key(term);
+    return InsertFrom(key, Home(key), term);
+  }
+
+  // Insert in two steps like FindFrom: Reserve(size() + m) first, then up to m calls of
+  // InsertFrom(Key(t), Home(Key(t)), t) (homes computed after the Reserve) equal Insert(t).
+  std::pair<uint32_t, bool> InsertFrom(uint64_t key, size_t home, std::string_view term);
+
+  // Makes room for `n` terms without rehashing.
+  void Reserve(size_t n);
+
+  size_t size() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
+
+  // The term of an id < size(); valid until the next Insert.
+  std::string_view term(uint32_t id) const {
+    return std::string_view(bytes_.data() + offsets_[id], offsets_[id + 1] - offsets_[id]);
+  }
+
+  // Heap bytes held (slots, arena, offsets).
+  size_t MemoryBytes() const {
+    return slots_.capacity() * sizeof(Slot) + bytes_.capacity() +
+           offsets_.capacity() * sizeof(size_t);
+  }
+
+  // The first n <= 8 bytes of p as a little-endian integer, reading only those bytes.
+  static uint64_t LoadShort(const char* p, size_t n) {
+    if (n >= 4) {
+      if (n == 8) return Load<uint64_t>(p);
+      const uint64_t lo = Load<uint32_t>(p);
+      const uint64_t hi = Load<uint32_t>(p + n - 4);
+      return lo | hi << (8 * (n - 4));
+    }
+    if (n == 0) return 0;
+    const auto byte = [&](size_t k) { return static_cast<uint64_t>(static_cast<uint8_t>(p[k])); };
+    return byte(0) | byte(n >> 1) << (8 * (n >> 1)) | byte(n - 1) << (8 * (n - 1));
+  }
+
+  // A 64-bit hash of n bytes (wyhash-style multiply-fold; not for adversarial collision
+  // resistance: lookups stay correct, only slower, under collisions).
+  static uint64_t HashBytes(const char* p, size_t n) {
+    uint64_t h = 0x243F6A8885A308D3ull ^ (static_cast<uint64_t>(n) * 0x9E3779B97F4A7C15ull);
+    while (n > 8) {
+      h = Fold(Load<uint64_t>(p) ^ 0xA0761D6478BD642Full, h ^ 0xE7037ED1A0B428DBull);
+      p += 8;
+      n -= 8;
+    }
+    h = Fold(LoadShort(p, n) ^ 0x8EBC6AF09C88C6E3ull, h ^ 0x589965CC75374CC3ull);
+    return Fold(h, 0x1D8E4E27C47D124Full);
+  }
+
+ private:
+  struct Slot {
+    uint64_t key = 0;  // 0: empty (no term has key 0)
+    uint32_t id = 0;
+  };
+
+  template <typename T>
+  static T Load(const char* p) {
+    T v;
+    std::memcpy(&v, p, sizeof(T));
+    return v;
+  }
+  // a == b for terms longer than 7 bytes (two overlapping 8-byte loads up to 16 bytes).
+  static bool SameBytes(std::string_view a, std::string_view b) {
+    const size_t n = a.size();
+    if (n != b.size()) return false;
+    if (n >= 8 && n <= 16) {
+      return Load<uint64_t>(a.data()) == Load<uint64_t>(b.data()) &&
+             Load<uint64_t>(a.data() + n - 8) == Load<uint64_t>(b.data() + n - 8);
+    }
+    return a == b;
+  }
+  // High and low halves of the 128-bit product, xored.
+  static uint64_t Fold(uint64_t a, uint64_t b) {
+    const unsigned __int128 product = static_cast<unsigned __int128>(a) * b;
+    return static_cast<uint64_t>(product >> 64) ^ static_cast<uint64_t>(product);
+  }
+  // Spreads a key over the slot bits (packed keys have structure in their low bits).
+  static size_t Mix(uint64_t key) { return static_cast<size_t>(Fold(key, 0x9E3779B97F4A7C15ull)); }
+
+  void Rehash(size_t capacity);
+  // Rehashes to the smallest power of two (>= twice the current capacity) that fits n terms.
+  void Grow(size_t n);
+  // Whether `n` terms fit in `capacity` slots (load factor at most 5/8: linear probing stays
+  // short, ~1.8 probes for a hit and ~4 for a miss).
+  static bool Fits(size_t n, size_t capacity) { return 8 * n <= 5 * capacity; }
+
+  // A power of two (or empty), at most kMaxLoad full: a 20 000-term vocabulary takes 512 KiB.
+  std::vector<Slot> slots_;
+  size_t mask_ = 0;
+  std::string bytes_;            // the terms, concatenated in id order
+  std::vector<size_t> offsets_;  // term id's bytes: [offsets_[id], offsets_[id + 1])
+};
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_TERM_TABLE_H_

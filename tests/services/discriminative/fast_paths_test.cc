@@ -1,0 +1,167 @@
+// The speed machinery of the count vectorizer, each against a plain reference computed here: the
+// TermTable against std::unordered_map, the ASCII word tokenizer (SSE2 bitmap) against the scalar
+// DefaultTokenize, and the char_wb word memo (a scratch kept from text to text, shared between
+// vectorizers, filled past its bounds) against a fresh scratch per text.
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/term_table.h"
+#include "services/discriminative/core/text_analysis.h"
+
+namespace maas::discriminative {
+namespace {
+
+std::string RandomString(std::mt19937_64& rng, size_t length, std::string_view alphabet) {
+  std::string s;
+  for (size_t i = 0; i < length; ++i) s.push_back(alphabet[rng() % alphabet.size()]);
+  return s;
+}
+
+TEST_CASE("TermTable agrees with std::unordered_map on terms of every length") {
+  std::mt19937_64 rng(7);
+  TermTable table;
+  std::unordered_map<std::string, uint32_t> reference;
+  std::vector<std::string> order;
+  // Lengths 1..40 (around the 7/8-byte key boundary and the 16-byte compare), over a small
+  // alphabet so that many terms share prefixes and suffixes; bytes >= 0x80 and NUL included.
+  const std::string alphabet = std::string("ab\xc3\xa9") + std::string(1, '\0');
+  for (int i = 0; i < 20000; ++i) {
+    const std::string term = RandomString(rng, 1 + rng() % 40, alphabet);
+    const auto [id, inserted] = table.Insert(term);
+    const auto [it, added] = reference.emplace(term, static_cast<uint32_t>(order.size()));
+    if (added) order.push_back(term);
+    REQUIRE(inserted == added);
+    REQUIRE(id == it->second);
+  }
+  REQUIRE(table.size() == order.size());
+  for (uint32_t id = 0; id < order.size(); ++id) {
+    REQUIRE(table.term(id) == order[id]);
+    REQUIRE(table.Find(order[id]) == id);
+  }
+  for (int i = 0; i < 20000; ++i) {
+    const std::string probe = RandomString(rng, 1 + rng() % 40, alphabet);
+    const auto it = reference.find(probe);
+    REQUIRE(table.Find(probe) == (it == reference.end() ? TermTable::kNotFound : it->second));
+  }
+  // The two-step forms equal the one-step ones.
+  const std::string fresh = "zzzzzzzzzzzz";
+  table.Reserve(table.size() + 1);
+  const uint64_t key = TermTable::Key(fresh);
+  CHECK(table.FindFrom(key, table.Home(key), fresh) == TermTable::kNotFound);
+  CHECK(table.InsertFrom(key, table.Home(key), fresh).first == order.size());
+  CHECK(table.Find(fresh) == order.size());
+  CHECK(TermTable().Find("x") == TermTable::kNotFound);
+}
+
+TEST_CASE("TermTable::LoadShort reads exactly the first n bytes") {
+  const char bytes[9] = {'\x01', '\x82', '\x03', '\xf4', '\x05', '\x06', '\x07', '\x88', '\x09'};
+  for (size_t n = 0; n <= 8; ++n) {
+    uint64_t expected = 0;
+    for (size_t k = 0; k < n; ++k) expected |= uint64_t{static_cast<uint8_t>(bytes[k])} << (8 * k);
+    CHECK(TermTable::LoadShort(bytes, n) == expected);
+  }
+}
+
+TEST_CASE("ASCII word tokens (bitmap path) equal the scalar tokenizer") {
+  std::mt19937_64 rng(11);
+  std::string alphabet;
+  for (int c = 1; c < 128; ++c) alphabet.push_back(static_cast<char>(c));
+  const std::string wordy = "aZ09_ \t.-";
+  AnalyzerOptions options;
+  options.lowercase = false;
+  const Analyzer analyzer(options);
+  AnalyzerScratch scratch;
+  for (int i = 0; i < 2000; ++i) {
+    // Lengths around the 16- and 64-byte block edges, tokens crossing them.
+    const std::string text = RandomString(rng, rng() % 200, i % 2 == 0 ? alphabet : wordy);
+    std::vector<std::string> got;
+    analyzer.Analyze(text, &scratch, [&](std::string_view t) { got.emplace_back(t); });
+    REQUIRE(got == DefaultTokenize(text));
+  }
+}
+
+std::vector<std::string> RandomDocs(std::mt19937_64& rng, size_t docs, size_t vocabulary) {
+  std::vector<std::string> words;
+  const std::string_view letters[] = {"a", "b", "c", "d", "e", "\xc3\xa9" /* é */, "\xe4\xb8\xad"};
+  for (size_t i = 0; i < vocabulary; ++i) {
+    std::string word;
+    for (size_t k = 1 + rng() % 9; k > 0; --k) word += letters[rng() % 7];
+    words.push_back(word);
+  }
+  const std::string_view separators[] = {" ", " ", "  ", "\t", "\n", "\xe3\x80\x80"};  // U+3000
+  std::vector<std::string> out;
+  for (size_t d = 0; d < docs; ++d) {
+    std::string text;
+    const size_t n = rng() % 40;
+    for (size_t k = 0; k < n; ++k) {
+      text += words[rng() % words.size()];
+      text += separators[rng() % 6];
+    }
+    out.push_back(text);
+  }
+  return out;
+}
+
+CountVectorizerOptions CharWb(uint32_t lo, uint32_t hi) {
+  CountVectorizerOptions options;
+  options.analyzer.kind = AnalyzerKind::kCharWb;
+  options.analyzer.ngram_min = lo;
+  options.analyzer.ngram_max = hi;
+  return options;
+}
+
+void RequireSameRows(const SparseVector& a, const SparseVector& b) {
+  REQUIRE(a.indices == b.indices);
+  REQUIRE(a.values == b.values);
+}
+
+TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {
+  std::mt19937_64 rng(3);
+  const std::vector<std::string> train = RandomDocs(rng, 300, 200);
+  const std::vector<std::string> test = RandomDocs(rng, 300, 400);  // unseen words too
+  auto a = CountVectorizer::FitTransform(train, CharWb(1, 3));
+  auto b = CountVectorizer::FitTransform(
+      std::vector<std::string>(train.begin(), train.begin() + 50), CharWb(2, 4));
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  // Fit rows (made through the fitter's memo) equal transform rows with fresh scratch.
+  for (size_t d = 0; d < train.size(); ++d) {
+    RequireSameRows(a->rows[d], a->vectorizer.Vectorizer::Transform(train[d]));
+  }
+  // One scratch alternating between two vectorizers: each keeps getting its own rows.
+  AnalyzerScratch shared;
+  SparseVector row;
+  for (size_t d = 0; d < test.size(); ++d) {
+    const CountVectorizer& v = d % 3 == 0 ? b->vectorizer : a->vectorizer;
+    v.Transform(test[d], &shared, &row);
+    RequireSameRows(row, v.Vectorizer::Transform(test[d]));
+  }
+}
+
+TEST_CASE("char_wb word memo: past its bounds it stops storing and stays exact") {
+  // 70 000 distinct words (over the memo's 65 536 entries) in one text, then texts of them again.
+  std::string big;
+  std::vector<std::string> words;
+  for (int i = 0; i < 70000; ++i) {
+    words.push_back("w" + std::to_string(i));
+    big += words.back() + " ";
+  }
+  auto fit = CountVectorizer::FitTransform({big, "w1 w69999 w123"}, CharWb(1, 3));
+  REQUIRE(fit.ok());
+  AnalyzerScratch scratch;
+  SparseVector row;
+  for (const std::string& text : {big, std::string("w1 w69999 w5 w65537"), big}) {
+    fit->vectorizer.Transform(text, &scratch, &row);
+    RequireSameRows(row, fit->vectorizer.Vectorizer::Transform(text));
+  }
+  RequireSameRows(fit->rows[0], fit->vectorizer.Vectorizer::Transform(big));
+}
+
+}  // namespace
+}  // namespace maas::discriminative
