@@ -15,6 +15,7 @@
 #include "common/status/status_macros.h"
 #include "services/generative/core/kmeans.h"
 #include "services/generative/core/row_kernels.h"
+#include "services/generative/core/sample_product.h"
 
 namespace maas::generative {
 namespace {
@@ -89,6 +90,7 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
     running += model->weights_(c);
     model->cumulative_(c) = running;
   }
+  for (int64_t c = 0; c < k; ++c) model->mean_rows_.push_back(model->means_.row(c).transpose());
   model->log_normalizer_.resize(k);
   const double half_d_log_2pi = 0.5 * static_cast<double>(d) * math::kLogTwoPi;
   if (model->type_ == v1::FULL) {
@@ -108,6 +110,10 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
                                                        c, "'s covariance is not finite"));
       }
       model->log_normalizer_(c) = -half_d_log_2pi - half_log_det;
+      model->panels_.push_back(
+          PackPanels(d, d, /*triangular=*/true, [&lower](int64_t kk, int64_t j) {
+            return lower(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(kk));
+          }));
       model->lower_.push_back(std::move(lower));
     }
   } else {
@@ -160,20 +166,50 @@ Eigen::VectorXd GaussianMixtureModel::ComponentLogDensities(const double* x) con
 void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
                                   Eigen::Ref<Eigen::MatrixXd> x, Eigen::MatrixXd* latents) const {
   const Eigen::Index d = means_.cols();
+  const int k = num_components();
   if (latents != nullptr) latents->resize(x.rows(), 1);
-  Eigen::VectorXd eps(d), row(d);
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
-    const int c = random::CategoricalFromCumulative(rng, cumulative_);
-    random::FillNormal(rng, eps);
-    if (type_ == v1::FULL) {
-      row.setZero();
-      rows::AddLowerTimesVector(lower_[static_cast<size_t>(c)], eps.data(), row.data());
-      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + row(j);
-    } else {
-      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * eps(j);
+  // Samples in chunks: each sample's component and D normals, then (FULL) one product
+  // x = mu_c + L_c eps per component over the chunk's samples of that component
+  // (sample_product.h: fixed order per element, so the grouping does not change any bits).
+  constexpr Eigen::Index kChunk = 1024;
+  const Eigen::Index chunk = std::min(kChunk, x.rows());
+  std::vector<double> eps(static_cast<size_t>(chunk * d));
+  std::vector<int> component(static_cast<size_t>(chunk));
+  std::vector<const double*> rows(static_cast<size_t>(chunk));
+  std::vector<int64_t> out_rows(static_cast<size_t>(chunk));
+  for (Eigen::Index c0 = 0; c0 < x.rows(); c0 += kChunk) {
+    const Eigen::Index m = std::min(kChunk, x.rows() - c0);
+    for (Eigen::Index i = 0; i < m; ++i) {
+      random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(c0 + i));
+      const int c = random::CategoricalFromCumulative(rng, cumulative_);
+      double* row = eps.data() + i * d;
+      rng.FillNormals(row, static_cast<size_t>(d));
+      component[static_cast<size_t>(i)] = c;
+      if (latents != nullptr) (*latents)(c0 + i, 0) = c;
+      if (type_ != v1::FULL) {
+        for (Eigen::Index j = 0; j < d; ++j) x(c0 + i, j) = means_(c, j) + stddev_(c, j) * row[j];
+      }
     }
-    if (latents != nullptr) (*latents)(i, 0) = c;
+    if (type_ != v1::FULL) continue;
+    for (int c = 0; c < k; ++c) {
+      int64_t count = 0;
+      for (Eigen::Index i = 0; i < m; ++i) {
+        if (component[static_cast<size_t>(i)] != c) continue;
+        rows[static_cast<size_t>(count)] = eps.data() + i * d;
+        out_rows[static_cast<size_t>(count)] = c0 + i;
+        ++count;
+      }
+      if (count == 0) continue;
+      SampleProductArgs args;
+      args.b = &panels_[static_cast<size_t>(c)];
+      args.m = count;
+      args.a = rows.data();
+      args.bias = mean_rows_[static_cast<size_t>(c)].data();
+      args.out = x.data();
+      args.out_stride = x.outerStride();
+      args.out_rows = out_rows.data();
+      SampleProduct(args);
+    }
   }
 }
 

@@ -2,19 +2,22 @@
 // model (a GenerativeModelSpec file) with one thread and prints one JSON object.
 //
 //   maas_generative_bench_driver sample   <spec.pb> <num_samples> <seconds>
-//       Sample() in batches of 4096 rows until <seconds> pass: {"rows_per_second": ...}.
+//       Sample() in batches of <num_samples> rows until <seconds> of process CPU time pass:
+//       {"rows_per_second": ... (per CPU second), "simd": "avx512" | "avx2" | "baseline"}.
 //   maas_generative_bench_driver loglik   <spec.pb> <num_latents> <seconds>
 //       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated:
 //       {"evaluations_per_second": ...}.
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
 #include <chrono>
+#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
 #include "common/exec/executor.h"
+#include "common/random/simd_level.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/estimators.h"
 #include "services/generative/core/families.h"
@@ -26,6 +29,14 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+// CPU time of this (single-threaded) process: unlike wall time, not inflated by other processes
+// on a shared machine.
+double CpuSeconds() {
+  timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
 int Run(int argc, char** argv) {
@@ -50,19 +61,21 @@ int Run(int argc, char** argv) {
   const GenerativeModel& model = **made;
   const int d = model.dimension();
   if (command == "sample") {
+    const Eigen::Index batch = std::stol(argv[3]);
     const double budget = std::stod(argv[4]);
-    const Eigen::Index batch = 4096;
     Eigen::MatrixXd x(batch, d);
+    model.Sample(1, 0, x, nullptr);  // warm-up
     uint64_t done = 0;
-    const auto start = Clock::now();
+    const double start = CpuSeconds();
     double checksum = 0;
-    while (Seconds(start) < budget) {
+    while (CpuSeconds() - start < budget) {
       model.Sample(1, done, x, nullptr);
       checksum += x(0, 0);
-      done += batch;
+      done += static_cast<uint64_t>(batch);
     }
-    std::cout << "{\"rows_per_second\": " << done / Seconds(start) << ", \"checksum\": " << checksum
-              << "}\n";
+    std::cout << "{\"rows_per_second\": " << done / (CpuSeconds() - start)
+              << ", \"checksum\": " << checksum << ", \"simd\": \""
+              << random::SimdLevelName(random::BestSimdLevel()) << "\"}\n";
     return 0;
   }
   if (command == "loglik") {
