@@ -128,7 +128,7 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
   if (latents != nullptr) latents->resize(x.rows(), l);
   // Samples in chunks: each sample's L + D normals (z, then eps) side by side, then one product
   // x = mu + W z + sqrt(psi) .* eps for the chunk (sample_product.h: fixed order per element).
-  constexpr Eigen::Index kChunk = 256;
+  constexpr Eigen::Index kChunk = 96;  // its normals stay in L2 for the product
   const Eigen::Index width = l + d;
   std::vector<double> normals(static_cast<size_t>(std::min(kChunk, x.rows()) * width));
   std::vector<const double*> rows(static_cast<size_t>(std::min(kChunk, x.rows())));

@@ -2,19 +2,23 @@
 // model (a GenerativeModelSpec file) with one thread and prints one JSON object.
 //
 //   maas_generative_bench_driver sample   <spec.pb> <num_samples> <seconds>
-//       Sample() in batches of <num_samples> rows until <seconds> of process CPU time pass:
-//       {"rows_per_second": ... (per CPU second), "simd": "avx512" | "avx2" | "baseline"}.
+//       Sample() in batches of <num_samples> rows for <seconds> of process CPU time split into 5
+//       windows: {"rows_per_second": median over the windows, "simd": the SIMD level of the
+//       normals and products (avx512, avx2 or baseline)}.
 //   maas_generative_bench_driver loglik   <spec.pb> <num_latents> <seconds>
 //       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated:
 //       {"evaluations_per_second": ...}.
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
+#include <time.h>
+
+#include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/exec/executor.h"
 #include "common/random/simd_level.h"
@@ -31,12 +35,24 @@ double Seconds(Clock::time_point since) {
   return std::chrono::duration<double>(Clock::now() - since).count();
 }
 
-// CPU time of this (single-threaded) process: unlike wall time, not inflated by other processes
-// on a shared machine.
 double CpuSeconds() {
   timespec t;
   clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
+}
+
+// Median over 5 windows of budget/5 CPU seconds of (units done by `step`) per second.
+template <typename Step>
+double MedianRate(double budget, Step step) {
+  std::vector<double> rates;
+  for (int w = 0; w < 5; ++w) {
+    const double start = CpuSeconds();
+    double units = 0;
+    while (CpuSeconds() - start < budget / 5) units += step();
+    rates.push_back(units / (CpuSeconds() - start));
+  }
+  std::sort(rates.begin(), rates.end());
+  return rates[2];
 }
 
 int Run(int argc, char** argv) {
@@ -64,18 +80,16 @@ int Run(int argc, char** argv) {
     const Eigen::Index batch = std::stol(argv[3]);
     const double budget = std::stod(argv[4]);
     Eigen::MatrixXd x(batch, d);
-    model.Sample(1, 0, x, nullptr);  // warm-up
     uint64_t done = 0;
-    const double start = CpuSeconds();
     double checksum = 0;
-    while (CpuSeconds() - start < budget) {
+    const double rate = MedianRate(budget, [&] {
       model.Sample(1, done, x, nullptr);
       checksum += x(0, 0);
       done += static_cast<uint64_t>(batch);
-    }
-    std::cout << "{\"rows_per_second\": " << done / (CpuSeconds() - start)
-              << ", \"checksum\": " << checksum << ", \"simd\": \""
-              << random::SimdLevelName(random::BestSimdLevel()) << "\"}\n";
+      return static_cast<double>(batch);
+    });
+    std::cout << "{\"rows_per_second\": " << rate << ", \"checksum\": " << checksum
+              << ", \"simd\": \"" << random::SimdLevelName(random::BestSimdLevel()) << "\"}\n";
     return 0;
   }
   if (command == "loglik") {
