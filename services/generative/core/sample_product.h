@@ -11,9 +11,14 @@
 // the end of j's 8-column panel, whose extra factors are exact zeros.
 //
 // The kernels are register-blocked micro-kernels (SIMD lanes across samples, 8 columns of B per
-// panel), one per SIMD level in its own translation unit (sample_product_{baseline,avx2,
-// avx512}.cc). To swap in another GEMM (e.g. common/math/gemm.h), replace SampleProduct's body: it
-// must keep the order above to keep the samples' bits.
+// panel, k in blocks of 128 that continue from the saved partial sums), one per SIMD level in its
+// own translation unit (sample_product_{baseline,avx2,avx512}.cc).
+//
+// Switching to common/math/gemm.h (math::Gemm, a k-ordered FMA per element): replace the body of
+// SampleProductAt with a math::PackedMatrix of B (built once per model, trim_zero_rows = true for
+// the triangular factor), math::Gemm into a row-major m x N scratch tile, then the epilogue above.
+// FMA rounds a*b+c once where this file rounds twice, so every normal-based sample changes in its
+// last bits: a sample-value change to note in docs/determinism.md, not a contract break.
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_SAMPLE_PRODUCT_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_SAMPLE_PRODUCT_H_
 
