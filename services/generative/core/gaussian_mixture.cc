@@ -168,45 +168,52 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
   const Eigen::Index d = means_.cols(), n = x.rows();
   const int k = num_components();
   if (latents != nullptr) latents->resize(n, 1);
-  // Every sample's component first (one Uniform each); the generators are kept, positioned after
-  // it. Then, per component, its samples' D normals in groups small enough to stay in cache and
-  // (FULL) one product x = mu_c + L_c eps per group (sample_product.h: fixed order per element, so
-  // neither the grouping nor the batch changes any bits).
-  std::vector<random::ItemRng> rngs;
-  rngs.reserve(static_cast<size_t>(n));
-  std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
-  for (Eigen::Index i = 0; i < n; ++i) {
-    rngs.emplace_back(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
-    const int c = random::CategoricalFromCumulative(rngs.back(), cumulative_);
-    members[static_cast<size_t>(c)].push_back(i);
-    if (latents != nullptr) (*latents)(i, 0) = c;
-  }
+  // In chunks of up to 4096 samples (bounded scratch memory): every sample's component first (one
+  // Uniform each), the generators kept, positioned after it. Then, per component, its samples' D
+  // normals in groups small enough to stay in cache and (FULL) one product x = mu_c + L_c eps per
+  // group (sample_product.h: fixed order per element, so neither the grouping nor the batch
+  // changes any bits).
+  constexpr Eigen::Index kChunk = 4096;
   constexpr int64_t kGroup = 96;
+  std::vector<random::ItemRng> rngs;
+  rngs.reserve(static_cast<size_t>(std::min(kChunk, n)));
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
   std::vector<double> eps(static_cast<size_t>(std::min<int64_t>(kGroup, n) * d));
   std::vector<const double*> rows(static_cast<size_t>(kGroup));
-  for (int c = 0; c < k; ++c) {
-    const std::vector<int64_t>& mine = members[static_cast<size_t>(c)];
-    for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
-      const int64_t count = std::min<int64_t>(kGroup, static_cast<int64_t>(mine.size() - g0));
-      for (int64_t s = 0; s < count; ++s) {
-        const int64_t i = mine[g0 + static_cast<size_t>(s)];
-        double* row = eps.data() + s * d;
-        rngs[static_cast<size_t>(i)].FillNormals(row, static_cast<size_t>(d));
-        rows[static_cast<size_t>(s)] = row;
-        if (type_ != v1::FULL) {
-          for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * row[j];
+  for (Eigen::Index c0 = 0; c0 < n; c0 += kChunk) {
+    const Eigen::Index m = std::min(kChunk, n - c0);
+    rngs.clear();
+    for (auto& list : members) list.clear();
+    for (Eigen::Index i = c0; i < c0 + m; ++i) {
+      rngs.emplace_back(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+      const int c = random::CategoricalFromCumulative(rngs.back(), cumulative_);
+      members[static_cast<size_t>(c)].push_back(i);
+      if (latents != nullptr) (*latents)(i, 0) = c;
+    }
+    for (int c = 0; c < k; ++c) {
+      const std::vector<int64_t>& mine = members[static_cast<size_t>(c)];
+      for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
+        const int64_t count = std::min<int64_t>(kGroup, static_cast<int64_t>(mine.size() - g0));
+        for (int64_t s = 0; s < count; ++s) {
+          const int64_t i = mine[g0 + static_cast<size_t>(s)];
+          double* row = eps.data() + s * d;
+          rngs[static_cast<size_t>(i - c0)].FillNormals(row, static_cast<size_t>(d));
+          rows[static_cast<size_t>(s)] = row;
+          if (type_ != v1::FULL) {
+            for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * row[j];
+          }
         }
+        if (type_ != v1::FULL) continue;
+        SampleProductArgs args;
+        args.b = &panels_[static_cast<size_t>(c)];
+        args.m = count;
+        args.a = rows.data();
+        args.bias = mean_rows_[static_cast<size_t>(c)].data();
+        args.out = x.data();
+        args.out_stride = x.outerStride();
+        args.out_rows = mine.data() + g0;
+        SampleProduct(args);
       }
-      if (type_ != v1::FULL) continue;
-      SampleProductArgs args;
-      args.b = &panels_[static_cast<size_t>(c)];
-      args.m = count;
-      args.a = rows.data();
-      args.bias = mean_rows_[static_cast<size_t>(c)].data();
-      args.out = x.data();
-      args.out_stride = x.outerStride();
-      args.out_rows = mine.data() + g0;
-      SampleProduct(args);
     }
   }
 }
