@@ -176,5 +176,37 @@ TEST_CASE("ppca and full gaussian_mixture samples equal the documented order wri
   CHECK(seen[2] > 40);
 }
 
+TEST_CASE(
+    "A full gaussian_mixture batch larger than the sampler's 4096-sample chunk equals small "
+    "batches") {
+  v1::GaussianMixtureSpec spec;
+  spec.set_covariance_type(v1::FULL);
+  for (const double w : {0.5, 0.3, 0.2}) spec.add_weights(w);
+  spec.mutable_means()->set_rows(3);
+  spec.mutable_means()->set_cols(2);
+  for (const double v : {0.0, 0.0, 3.0, 1.0, -2.0, 2.5}) spec.mutable_means()->add_values(v);
+  spec.mutable_covariances()->set_rows(6);
+  spec.mutable_covariances()->set_cols(2);
+  for (const double v : {1.0, 0.3, 0.3, 0.5, 0.6, -0.2, -0.2, 1.2, 2.0, 0.0, 0.0, 0.3}) {
+    spec.mutable_covariances()->add_values(v);
+  }
+  auto gmm = GaussianMixtureModel::Create(spec);
+  REQUIRE(gmm.ok());
+  const int n = 9001;
+  Eigen::MatrixXd whole(n, 2), latents;
+  (*gmm)->Sample(99, 3, whole, &latents);
+  int64_t mismatches = 0;
+  for (int first = 0; first < n; first += 1000) {
+    const int rows = std::min(1000, n - first);
+    Eigen::MatrixXd part(rows, 2), part_latents;
+    (*gmm)->Sample(99, 3 + static_cast<uint64_t>(first), part, &part_latents);
+    for (int i = 0; i < rows; ++i) {
+      for (int j = 0; j < 2; ++j) mismatches += Bits(part(i, j)) != Bits(whole(first + i, j));
+      mismatches += part_latents(i, 0) != latents(first + i, 0);
+    }
+  }
+  CHECK(mismatches == 0);
+}
+
 }  // namespace
 }  // namespace maas::generative
