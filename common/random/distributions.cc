@@ -10,6 +10,10 @@ void FillUniform(ItemRng& rng, Eigen::Ref<Eigen::VectorXd> out) {
 }
 
 void FillNormal(ItemRng& rng, Eigen::Ref<Eigen::VectorXd> out) {
+  if (out.innerStride() == 1) {
+    rng.FillNormals(out.data(), static_cast<size_t>(out.size()));
+    return;
+  }
   for (Eigen::Index i = 0; i < out.size(); ++i) out[i] = rng.Normal();
 }
 

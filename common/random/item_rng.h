@@ -29,6 +29,7 @@
 #define MAAS_COMMON_RANDOM_ITEM_RNG_H_
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <utility>
 
@@ -47,12 +48,9 @@ inline double UniformFromWords(uint32_t first, uint32_t second) {
 
 // Box–Muller transform of two uniforms in (0, 1): returns
 // (sqrt(-2 log u1) cos(2 pi u2), sqrt(-2 log u1) sin(2 pi u2)), two independent N(0, 1) values.
-inline std::pair<double, double> BoxMuller(double u1, double u2) {
-  constexpr double kTwoPi = 6.283185307179586476925286766559;
-  const double radius = std::sqrt(-2.0 * std::log(u1));
-  const double angle = kTwoPi * u2;
-  return {radius * std::cos(angle), radius * std::sin(angle)};
-}
+// log, cos and sin are maas's own (box_muller_kernel.h), not libm's: the same bits on every CPU and
+// C library, and the same bits as the SIMD kernels of FillNormals (normal_kernels.h).
+std::pair<double, double> BoxMuller(double u1, double u2);
 
 class ItemRng {
  public:
@@ -92,12 +90,26 @@ class ItemRng {
     return z0;
   }
 
+  // out[0 .. n) = the next n Normal() values, exactly as n calls of Normal() would return them
+  // (the cache included), but generated many pairs at a time by the SIMD kernels.
+  void FillNormals(double* out, size_t n);
+
   // Number of 32-bit words consumed so far (modulo 2^34).
   uint64_t words_consumed() const {
     return 4 * static_cast<uint64_t>(counter_[0]) - static_cast<uint64_t>(4 - position_);
   }
 
  private:
+  // Moves to word `word` of the item (the next word handed out), keeping the normal cache.
+  void SeekWord(uint64_t word) {
+    counter_[0] = static_cast<uint32_t>(word >> 2);
+    position_ = 4;
+    if ((word & 3) != 0) {
+      Refill();
+      position_ = static_cast<int>(word & 3);
+    }
+  }
+
   void Refill() {
     buffer_ = Philox4x32(counter_, key_);
     ++counter_[0];  // The block number; wraps after 2^32 blocks.

@@ -15,6 +15,7 @@
 #include "common/status/status_macros.h"
 #include "services/generative/core/kmeans.h"
 #include "services/generative/core/row_kernels.h"
+#include "services/generative/core/sample_product.h"
 
 namespace maas::generative {
 namespace {
@@ -89,6 +90,7 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
     running += model->weights_(c);
     model->cumulative_(c) = running;
   }
+  for (int64_t c = 0; c < k; ++c) model->mean_rows_.push_back(model->means_.row(c).transpose());
   model->log_normalizer_.resize(k);
   const double half_d_log_2pi = 0.5 * static_cast<double>(d) * math::kLogTwoPi;
   if (model->type_ == v1::FULL) {
@@ -108,6 +110,10 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
                                                        c, "'s covariance is not finite"));
       }
       model->log_normalizer_(c) = -half_d_log_2pi - half_log_det;
+      model->panels_.push_back(
+          PackPanels(d, d, /*triangular=*/true, [&lower](int64_t kk, int64_t j) {
+            return lower(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(kk));
+          }));
       model->lower_.push_back(std::move(lower));
     }
   } else {
@@ -159,21 +165,56 @@ Eigen::VectorXd GaussianMixtureModel::ComponentLogDensities(const double* x) con
 
 void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
                                   Eigen::Ref<Eigen::MatrixXd> x, Eigen::MatrixXd* latents) const {
-  const Eigen::Index d = means_.cols();
-  if (latents != nullptr) latents->resize(x.rows(), 1);
-  Eigen::VectorXd eps(d), row(d);
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
-    const int c = random::CategoricalFromCumulative(rng, cumulative_);
-    random::FillNormal(rng, eps);
-    if (type_ == v1::FULL) {
-      row.setZero();
-      rows::AddLowerTimesVector(lower_[static_cast<size_t>(c)], eps.data(), row.data());
-      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + row(j);
-    } else {
-      for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * eps(j);
+  const Eigen::Index d = means_.cols(), n = x.rows();
+  const int k = num_components();
+  if (latents != nullptr) latents->resize(n, 1);
+  // In chunks of up to 4096 samples (bounded scratch memory): every sample's component first (one
+  // Uniform each), the generators kept, positioned after it. Then, per component, its samples' D
+  // normals in groups small enough to stay in cache and (FULL) one product x = mu_c + L_c eps per
+  // group (sample_product.h: fixed order per element, so neither the grouping nor the batch
+  // changes any bits).
+  constexpr Eigen::Index kChunk = 4096;
+  constexpr int64_t kGroup = 96;
+  std::vector<random::ItemRng> rngs;
+  rngs.reserve(static_cast<size_t>(std::min(kChunk, n)));
+  std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
+  std::vector<double> eps(static_cast<size_t>(std::min<int64_t>(kGroup, n) * d));
+  std::vector<const double*> rows(static_cast<size_t>(kGroup));
+  for (Eigen::Index c0 = 0; c0 < n; c0 += kChunk) {
+    const Eigen::Index m = std::min(kChunk, n - c0);
+    rngs.clear();
+    for (auto& list : members) list.clear();
+    for (Eigen::Index i = c0; i < c0 + m; ++i) {
+      rngs.emplace_back(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
+      const int c = random::CategoricalFromCumulative(rngs.back(), cumulative_);
+      members[static_cast<size_t>(c)].push_back(i);
+      if (latents != nullptr) (*latents)(i, 0) = c;
     }
-    if (latents != nullptr) (*latents)(i, 0) = c;
+    for (int c = 0; c < k; ++c) {
+      const std::vector<int64_t>& mine = members[static_cast<size_t>(c)];
+      for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
+        const int64_t count = std::min<int64_t>(kGroup, static_cast<int64_t>(mine.size() - g0));
+        for (int64_t s = 0; s < count; ++s) {
+          const int64_t i = mine[g0 + static_cast<size_t>(s)];
+          double* row = eps.data() + s * d;
+          rngs[static_cast<size_t>(i - c0)].FillNormals(row, static_cast<size_t>(d));
+          rows[static_cast<size_t>(s)] = row;
+          if (type_ != v1::FULL) {
+            for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * row[j];
+          }
+        }
+        if (type_ != v1::FULL) continue;
+        SampleProductArgs args;
+        args.b = &panels_[static_cast<size_t>(c)];
+        args.m = count;
+        args.a = rows.data();
+        args.bias = mean_rows_[static_cast<size_t>(c)].data();
+        args.out = x.data();
+        args.out_stride = x.outerStride();
+        args.out_rows = mine.data() + g0;
+        SampleProduct(args);
+      }
+    }
   }
 }
 

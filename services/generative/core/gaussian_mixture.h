@@ -4,7 +4,10 @@
 //   Sample i (draw order, the determinism contract): ItemRng(seed, kSampleStream, start_index + i):
 //     one Uniform -> k (CategoricalFromCumulative over the weights), then D normals
 //     eps_0..eps_{D-1} (ItemRng::Normal); x = mu_k + L_k eps with L_k the lower Cholesky factor of
-//     Sigma_k (diag: x_d = mu_kd + sqrt(Sigma_kd) eps_d). Latent returned: k as a double.
+//     Sigma_k: x_j = mu_kj + sum_i L_k(j, i) eps_i, the sum in ascending i from 0 without FMA over
+//     i < min(D, 8 (j / 8 + 1)) (the extra terms are exact zeros; sample_product.h, computed per
+//     component for blocks of samples, same bits). Diag: x_d = mu_kd + sqrt(Sigma_kd) eps_d.
+//     Latent returned: k as a double.
 //   Exact log p(x) = logsumexp_k(log pi_k + log N(x | mu_k, Sigma_k)), float64, Cholesky.
 //   Fit: EM with scikit-learn GaussianMixture semantics (init_params, n_init, tol on the change of
 //     the mean log-likelihood lower bound, reg_covar added to covariance diagonals, max_iter,
@@ -20,6 +23,7 @@
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
+#include "services/generative/core/sample_product.h"
 
 namespace maas::generative {
 
@@ -76,6 +80,8 @@ class GaussianMixtureModel final : public GenerativeModel {
   Eigen::MatrixXd means_;       // K x D
   // FULL: lower Cholesky factors of the covariances. DIAG / SPHERICAL: stddev_ (K x D).
   std::vector<Eigen::MatrixXd> lower_;
+  std::vector<PackedPanels> panels_;        // FULL: L_k^T packed for the sampler's product
+  std::vector<Eigen::VectorXd> mean_rows_;  // mu_k as contiguous vectors
   Eigen::MatrixXd stddev_;
   Eigen::VectorXd log_normalizer_;  // -1/2 D log 2 pi - 1/2 log det Sigma_k
 };

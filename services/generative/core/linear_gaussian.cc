@@ -1,13 +1,16 @@
 #include "services/generative/core/linear_gaussian.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/math/gaussian.h"
 #include "common/random/distributions.h"
 #include "common/random/item_rng.h"
 #include "services/generative/core/row_kernels.h"
+#include "services/generative/core/sample_product.h"
 
 namespace maas::generative {
 namespace {
@@ -86,6 +89,9 @@ absl::StatusOr<std::unique_ptr<LinearGaussianModel>> LinearGaussianModel::Create
   m->stddev_ = m->psi_.array().sqrt();
   m->inv_psi_ = m->psi_.cwiseInverse();
   m->scaled_ = m->inv_psi_.asDiagonal() * m->loadings_;
+  m->loadings_panels_ = PackPanels(l, d, /*triangular=*/false, [&](int64_t k, int64_t j) {
+    return m->loadings_(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(k));
+  });
   m->gram_ = m->loadings_.transpose() * m->scaled_;
   m->gram_ = (0.5 * (m->gram_ + m->gram_.transpose())).eval();
   const Eigen::MatrixXd precision = Eigen::MatrixXd::Identity(l, l) + m->gram_;
@@ -120,15 +126,33 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
                                  Eigen::MatrixXd* latents) const {
   const Eigen::Index d = dimension(), l = latent_dim();
   if (latents != nullptr) latents->resize(x.rows(), l);
-  Eigen::VectorXd z(l), eps(d), acc(d);
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
-    random::FillNormal(rng, z);
-    random::FillNormal(rng, eps);
-    acc.setZero();
-    rows::AddMatrixTimesVector(loadings_, z.data(), acc.data());
-    for (Eigen::Index j = 0; j < d; ++j) x(i, j) = mean_(j) + acc(j) + stddev_(j) * eps(j);
-    if (latents != nullptr) latents->row(i) = z.transpose();
+  // Samples in chunks: each sample's L + D normals (z, then eps) side by side, then one product
+  // x = mu + W z + sqrt(psi) .* eps for the chunk (sample_product.h: fixed order per element).
+  constexpr Eigen::Index kChunk = 96;  // its normals stay in L2 for the product
+  const Eigen::Index width = l + d;
+  std::vector<double> normals(static_cast<size_t>(std::min(kChunk, x.rows()) * width));
+  std::vector<const double*> rows(static_cast<size_t>(std::min(kChunk, x.rows())));
+  for (Eigen::Index c0 = 0; c0 < x.rows(); c0 += kChunk) {
+    const Eigen::Index m = std::min(kChunk, x.rows() - c0);
+    for (Eigen::Index i = 0; i < m; ++i) {
+      double* row = normals.data() + i * width;
+      random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(c0 + i));
+      rng.FillNormals(row, static_cast<size_t>(width));
+      rows[static_cast<size_t>(i)] = row;
+      if (latents != nullptr) {
+        for (Eigen::Index k = 0; k < l; ++k) (*latents)(c0 + i, k) = row[k];
+      }
+    }
+    SampleProductArgs args;
+    args.b = &loadings_panels_;
+    args.m = m;
+    args.a = rows.data();
+    args.bias = mean_.data();
+    args.noise_scale = stddev_.data();
+    args.noise_offset = l;
+    args.out = x.data() + c0;
+    args.out_stride = x.outerStride();
+    SampleProduct(args);
   }
 }
 

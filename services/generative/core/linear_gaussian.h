@@ -4,7 +4,8 @@
 //
 //   Sample i (draw order, the determinism contract): ItemRng(seed, kSampleStream, start_index + i):
 //     L normals z_0..z_{L-1}, then D normals eps_0..eps_{D-1} (ItemRng::Normal);
-//     x = mu + W z + sqrt(psi) .* eps. Latents returned: z.
+//     x_j = (mu_j + sum_k W_jk z_k) + sqrt(psi_j) eps_j, the sum in ascending k from 0 without FMA
+//     (sample_product.h; computed for blocks of samples, same bits). Latents returned: z.
 //   Exact log p(x) = log N(x | mu, W W^T + diag(psi)), float64, Cholesky of the D x D covariance.
 //   Latent view (kContinuous, prior N(0, I_L)): log p(x|z) in the expanded form
 //     -1/2 (D log 2 pi + sum log psi + c - 2 b^T z + z^T G z), c = (x-mu)^T Psi^-1 (x-mu),
@@ -18,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "services/generative/core/model.h"
+#include "services/generative/core/sample_product.h"
 
 namespace maas::generative {
 
@@ -72,6 +74,7 @@ class LinearGaussianModel final : public GenerativeModel {
   Eigen::VectorXd psi_;
   Eigen::VectorXd stddev_;            // sqrt(psi)
   Eigen::VectorXd inv_psi_;           // 1 / psi
+  PackedPanels loadings_panels_;      // W^T packed for the sampler's product
   Eigen::MatrixXd scaled_;            // Psi^-1 W, D x L (column j: W_j / psi)
   Eigen::MatrixXd gram_;              // G = W^T Psi^-1 W, L x L
   Eigen::MatrixXd post_lower_;        // L_M, lower Cholesky of I + G

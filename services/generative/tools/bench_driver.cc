@@ -2,7 +2,9 @@
 // model (a GenerativeModelSpec file) with one thread and prints one JSON object.
 //
 //   maas_generative_bench_driver sample   <spec.pb> <num_samples> <seconds>
-//       Sample() in batches of 4096 rows until <seconds> pass: {"rows_per_second": ...}.
+//       Sample() in batches of <num_samples> rows for <seconds> of process CPU time split into 5
+//       windows: {"rows_per_second": median over the windows, "simd": the SIMD level of the
+//       normals and products (avx512, avx2 or baseline)}.
 //   maas_generative_bench_driver loglik   <spec.pb> <num_latents> <seconds>
 //       LogLikelihoodGivenLatent for one x and <num_latents> prior draws of z, repeated for
 //       <seconds> of process CPU time split into 5 windows: {"evaluations_per_second": median
@@ -13,6 +15,7 @@
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
 #include <immintrin.h>
+
 #include <time.h>
 
 #include <algorithm>
@@ -25,6 +28,8 @@
 
 #include "common/exec/executor.h"
 #include "common/math/gemm.h"
+
+#include "common/random/simd_level.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/estimators.h"
 #include "services/generative/core/families.h"
@@ -131,19 +136,19 @@ int Run(int argc, char** argv) {
   const GenerativeModel& model = **made;
   const int d = model.dimension();
   if (command == "sample") {
+    const Eigen::Index batch = std::stol(argv[3]);
     const double budget = std::stod(argv[4]);
-    const Eigen::Index batch = 4096;
     Eigen::MatrixXd x(batch, d);
     uint64_t done = 0;
-    const auto start = Clock::now();
     double checksum = 0;
-    while (Seconds(start) < budget) {
+    const double rate = MedianRate(budget, [&] {
       model.Sample(1, done, x, nullptr);
       checksum += x(0, 0);
-      done += batch;
-    }
-    std::cout << "{\"rows_per_second\": " << done / Seconds(start) << ", \"checksum\": " << checksum
-              << "}\n";
+      done += static_cast<uint64_t>(batch);
+      return static_cast<double>(batch);
+    });
+    std::cout << "{\"rows_per_second\": " << rate << ", \"checksum\": " << checksum
+              << ", \"simd\": \"" << random::SimdLevelName(random::BestSimdLevel()) << "\"}\n";
     return 0;
   }
   if (command == "loglik") {

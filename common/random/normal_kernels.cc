@@ -1,0 +1,25 @@
+#include "common/random/normal_kernels.h"
+
+namespace maas::random {
+
+void NormalPairsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
+                            uint64_t first_word, size_t pairs, double* out) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      internal::NormalPairsAvx512(seed, stream, index, first_word, pairs, out);
+      return;
+    case SimdLevel::kAvx2:
+      internal::NormalPairsAvx2(seed, stream, index, first_word, pairs, out);
+      return;
+    default:
+      internal::NormalPairsBaseline(seed, stream, index, first_word, pairs, out);
+      return;
+  }
+}
+
+void NormalPairsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
+                          size_t pairs, double* out) {
+  NormalPairsFromWordsAt(BestSimdLevel(), seed, stream, index, first_word, pairs, out);
+}
+
+}  // namespace maas::random

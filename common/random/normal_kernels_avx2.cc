@@ -1,0 +1,3 @@
+// NormalPairsFromWords for the avx2 level (normal_kernels_impl.inc; flags in CMakeLists.txt).
+#define MAAS_NORMAL_PAIRS_NAME NormalPairsAvx2
+#include "common/random/normal_kernels_impl.inc"

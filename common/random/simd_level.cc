@@ -1,0 +1,56 @@
+#include "common/random/simd_level.h"
+
+#include <cstdlib>
+#include <cstring>
+
+namespace maas::random {
+namespace {
+
+SimdLevel CpuLevel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return SimdLevel::kAvx512;
+  if (__builtin_cpu_supports("avx2")) return SimdLevel::kAvx2;
+  return SimdLevel::kBaseline;
+}
+
+SimdLevel ComputeBest() {
+  SimdLevel level = CpuLevel();
+  const char* wanted = std::getenv("MAAS_SIMD");
+  if (wanted != nullptr) {
+    SimdLevel cap = level;
+    if (std::strcmp(wanted, "baseline") == 0) cap = SimdLevel::kBaseline;
+    if (std::strcmp(wanted, "avx2") == 0) cap = SimdLevel::kAvx2;
+    if (static_cast<int>(cap) < static_cast<int>(level)) level = cap;
+  }
+  return level;
+}
+
+}  // namespace
+
+SimdLevel BestSimdLevel() {
+  static const SimdLevel level = ComputeBest();  // a cached CPUID query, not mutable state
+  return level;
+}
+
+std::vector<SimdLevel> SupportedSimdLevels() {
+  std::vector<SimdLevel> levels = {SimdLevel::kBaseline};
+  const SimdLevel cpu = CpuLevel();
+  if (static_cast<int>(cpu) >= static_cast<int>(SimdLevel::kAvx2)) {
+    levels.push_back(SimdLevel::kAvx2);
+  }
+  if (cpu == SimdLevel::kAvx512) levels.push_back(SimdLevel::kAvx512);
+  return levels;
+}
+
+const char* SimdLevelName(SimdLevel level) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return "avx512";
+    case SimdLevel::kAvx2:
+      return "avx2";
+    default:
+      return "baseline";
+  }
+}
+
+}  // namespace maas::random
