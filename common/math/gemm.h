@@ -77,6 +77,11 @@ class PackedMatrix {
   std::size_t rows() const { return k_; }
   std::size_t cols() const { return n_; }
   SimdPath path() const { return path_; }  // never kAuto
+  // Bytes held (the packed values and panel bounds), for a model's MemoryBytes.
+  std::size_t MemoryBytes() const {
+    return data_.capacity() * sizeof(double) +
+           (first_k_.capacity() + end_k_.capacity()) * sizeof(std::size_t);
+  }
 
  private:
   friend void Gemm(std::size_t m, const double* a, std::size_t lda, const PackedMatrix& b,

@@ -44,6 +44,8 @@ class GaussianMixtureModel final : public GenerativeModel {
         sizeof(*this) + lower_.capacity() * sizeof(Eigen::MatrixXd) +
         EigenBytes(weights_, log_weights_, cumulative_, means_, stddev_, log_normalizer_);
     for (const Eigen::MatrixXd& lower : lower_) bytes += EigenBytes(lower);
+    for (const PackedPanels& panels : panels_) bytes += panels.MemoryBytes();
+    for (const Eigen::VectorXd& mean : mean_rows_) bytes += EigenBytes(mean);
     return bytes;
   }
   int dimension() const override { return static_cast<int>(means_.cols()); }

@@ -36,8 +36,10 @@ class MlpDecoderModel final : public GenerativeModel {
   std::string family() const override { return "mlp_decoder"; }
   int64_t MemoryBytes() const override {
     int64_t bytes = sizeof(*this) + layers_.capacity() * sizeof(Layer);
-    for (const Layer& layer : layers_) bytes += EigenBytes(layer.weight, layer.bias);
-    return bytes;
+    for (const Layer& layer : layers_) {
+      bytes += EigenBytes(layer.weight, layer.bias) + static_cast<int64_t>(layer.packed.MemoryBytes());
+    }
+    return bytes + static_cast<int64_t>(gram_factor_.MemoryBytes());
   }
   int dimension() const override { return dimension_; }
   int latent_width() const override { return latent_dim_; }

@@ -38,6 +38,12 @@ struct PackedPanels {
   std::vector<int64_t> offset;  // per panel
   std::vector<int64_t> kend;    // per panel
   std::vector<double> data;
+
+  // Bytes held, for a model's MemoryBytes.
+  int64_t MemoryBytes() const {
+    return static_cast<int64_t>((offset.capacity() + kend.capacity()) * sizeof(int64_t) +
+                                data.capacity() * sizeof(double));
+  }
 };
 
 inline constexpr int64_t kPanelWidth = 8;
