@@ -460,6 +460,14 @@ void Analyzer::WordTerms(std::string_view doc, AnalyzerScratch* scratch,
     }
     run_length = 0;
   };
+  if (options_.token_pattern != nullptr) {
+    options_.token_pattern->FindTokens(doc, &scratch->token_matcher, [&](std::string_view token) {
+      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+        tokens.push_back(token);
+      }
+    });
+    i = doc.size();
+  }
   while (i < doc.size()) {
     const unsigned char b = static_cast<unsigned char>(doc[i]);
     bool word;

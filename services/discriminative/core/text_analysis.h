@@ -9,6 +9,7 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_TEXT_ANALYSIS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "services/discriminative/core/token_pattern.h"
 
 namespace maas::discriminative {
 
@@ -82,7 +84,7 @@ bool IsPythonWhitespace(int32_t c);
 enum class AnalyzerKind { kWord, kChar, kCharWb };
 enum class StripAccentsMode { kNone, kAscii, kUnicode };
 
-// scikit-learn's build_analyzer() parameters (default token pattern only).
+// scikit-learn's build_analyzer() parameters.
 struct AnalyzerOptions {
   AnalyzerKind kind = AnalyzerKind::kWord;
   bool lowercase = true;
@@ -91,6 +93,8 @@ struct AnalyzerOptions {
   absl::flat_hash_set<std::string> stop_words;
   uint32_t ngram_min = 1;
   uint32_t ngram_max = 1;
+  // A custom token_pattern (word analyzer only). Null: the default r"(?u)\b\w\w+\b".
+  std::shared_ptr<const TokenPattern> token_pattern;
 };
 
 // Buffers an Analyzer reuses from one text to the next (one per thread): no heap allocation per
@@ -103,9 +107,10 @@ struct AnalyzerScratch {
   std::u16string utf16_out;
   std::vector<uint32_t> offsets;  // code point boundaries (byte offsets)
   std::vector<std::string_view> tokens;
-  std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
-  std::vector<double> dense;   // per-feature counts of one text (all 0 between texts)
-  std::string decoded;         // decode_error replace/ignore output
+  std::vector<uint64_t> keys;       // per-text feature keys of the vectorizers
+  std::vector<double> dense;        // per-feature counts of one text (all 0 between texts)
+  std::string decoded;              // decode_error replace/ignore output
+  TokenMatcherCache token_matcher;  // custom token_pattern matching state
 };
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
