@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/string_view.h"
@@ -171,6 +171,13 @@ class Translator {
   absl::Status Refuse(size_t pos, absl::string_view construct, absl::string_view why) const {
     return absl::InvalidArgumentError(absl::StrCat("token_pattern: ", construct, " at position ",
                                                    pos, " is not supported: ", why));
+  }
+
+  // The pattern text p_[begin, end) as UTF-8.
+  std::string Source(size_t begin, size_t end) const {
+    std::string out;
+    for (size_t i = begin; i < end && i < p_.size(); ++i) AppendUtf8(p_[i], &out);
+    return out;
   }
 
   bool AtEnd() const { return pos_ >= p_.size(); }
@@ -385,8 +392,11 @@ class Translator {
           if (!IsIdentifier(name_start, pos_ - 1)) {
             return Error(name_start, absl::StrCat("bad character in group name '", name, "'"));
           }
-          if (!group_names_.insert(name).second) {
-            return Error(name_start, absl::StrCat("redefinition of group name '", name, "'"));
+          const auto [it, added] = group_names_.try_emplace(name, groups_ + 1);
+          if (!added) {
+            return Error(name_start,
+                         absl::StrCat("redefinition of group name '", name, "' as group ",
+                                      groups_ + 1, "; was group ", it->second));
           }
         } else if (Peek() == '=') {
           return Refuse(start, "a named backreference (?P=name)",
@@ -395,7 +405,7 @@ class Translator {
           if (AtEnd()) return Error(pos_, "unexpected end of pattern");
           std::string ext = "unknown extension ?P";
           AppendUtf8(p_[pos_], &ext);
-          return Error(pos_ - 1, ext);
+          return Error(start + 1, ext);
         }
       } else if (c == ':') {
         capture = false;
@@ -415,7 +425,7 @@ class Translator {
         if (d != '=' && d != '!') {
           std::string ext = "unknown extension ?<";
           AppendUtf8(d, &ext);
-          return Error(pos_ - 2, ext);
+          return Error(start + 1, ext);
         }
         capture = false;
         kind = d == '=' ? kLookbehind : kNegLookbehind;
@@ -438,7 +448,7 @@ class Translator {
       } else {
         std::string ext = "unknown extension ?";
         AppendUtf8(c, &ext);
-        return Error(pos_ - 1, ext);
+        return Error(start + 1, ext);
       }
     }
     if (capture) ++groups_;
@@ -462,7 +472,12 @@ class Translator {
         return std::optional<Piece>(std::move(out));
       case kLookbehind:
       case kNegLookbehind:
-        if (out.min != out.max) return Error(start, "look-behind requires fixed-width pattern");
+        if (out.min != out.max) {
+          // Python's message has no position.
+          return absl::InvalidArgumentError(
+              "token_pattern does not compile (Python re): look-behind requires fixed-width "
+              "pattern");
+        }
         [[fallthrough]];
       case kLookahead:
       case kNegLookahead: {
@@ -529,11 +544,11 @@ class Translator {
     if (c != '-') {
       while (true) {
         if (c == 'L')
-          return Error(pos_ - 1, "bad inline flags: cannot use 'L' flag with a str pattern");
+          return Error(pos_, "bad inline flags: cannot use 'L' flag with a str pattern");
         if (c == 'a') add_ascii = true;
         if (c == 'u') add_unicode = true;
         if (add_ascii && add_unicode) {
-          return Error(pos_ - 1, "bad inline flags: flags 'a', 'u' and 'L' are incompatible");
+          return Error(pos_, "bad inline flags: flags 'a', 'u' and 'L' are incompatible");
         }
         on.push_back(c);
         if (AtEnd()) return Error(pos_, "missing -, : or )");
@@ -560,7 +575,7 @@ class Translator {
       if (!IsFlagLetter(c)) return Error(pos_ - 1, u_isalpha(c) ? "unknown flag" : "missing flag");
       while (true) {
         if (c == 'a' || c == 'u' || c == 'L') {
-          return Error(pos_ - 1, "bad inline flags: cannot turn off flags 'a', 'u' and 'L'");
+          return Error(pos_, "bad inline flags: cannot turn off flags 'a', 'u' and 'L'");
         }
         off.push_back(c);
         if (AtEnd()) return Error(pos_, "missing :");
@@ -571,7 +586,7 @@ class Translator {
     }
     for (const UChar32 f : on) {
       if (std::find(off.begin(), off.end(), f) != off.end()) {
-        return Error(start, "bad inline flags: flag turned on and off");
+        return Error(pos_ - 1, "bad inline flags: flag turned on and off");
       }
     }
     for (const UChar32 f : on) {
@@ -632,7 +647,8 @@ class Translator {
           const UChar32 value = (c - '0') * 64 + (Peek() - '0') * 8 + (Peek(1) - '0');
           pos_ += 2;
           if (value > 0377) {
-            return Error(start, "octal escape value outside of range 0-0o377");
+            return Error(start, absl::StrCat("octal escape value ", Source(start, pos_),
+                                             " outside of range 0-0o377"));
           }
           return LiteralPiece(value);
         }
@@ -694,7 +710,10 @@ class Translator {
     if (IsOctal(c) && (c == '0' || in_class)) {
       UChar32 value = c - '0';
       for (int k = 0; k < 2 && IsOctal(Peek()); ++k) value = value * 8 + (p_[pos_++] - '0');
-      if (value > 0377) return Error(start, "octal escape value outside of range 0-0o377");
+      if (value > 0377) {
+        return Error(start, absl::StrCat("octal escape value ", Source(start, pos_),
+                                         " outside of range 0-0o377"));
+      }
       return value;
     }
     if (IsDigit(c) || IsAsciiLetter(c)) {
@@ -755,6 +774,7 @@ class Translator {
         }
         value = c;
       }
+      const size_t item_end = pos_;
       if (Match('-')) {
         if (AtEnd()) return Error(start, "unterminated character set");
         const size_t that_start = pos_;
@@ -780,7 +800,9 @@ class Translator {
           value2 = that;
         }
         if (category != 0 || category2 != 0 || value2 < value) {
-          return Error(item_start, "bad character range");
+          return Error(item_start,
+                       absl::StrCat("bad character range ", Source(item_start, item_end), "-",
+                                    Source(that_start, pos_)));
         }
         set.add(value, value2);
       } else {
@@ -818,7 +840,7 @@ class Translator {
   int groups_ = 0;
   bool seen_ascii_ = false;
   bool seen_unicode_ = false;
-  absl::flat_hash_set<std::string> group_names_;
+  absl::flat_hash_map<std::string, int> group_names_;  // name -> group number
   const Categories unicode_;
   const Categories ascii_;
 };

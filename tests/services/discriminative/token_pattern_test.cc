@@ -187,7 +187,7 @@ TEST_CASE(
       {"x{99999999999}", "the repetition number is too large"},
       {"[z-a]", "bad character range"},
       {"[\\w-z]", "bad character range"},
-      {"\\400", "octal escape value outside of range 0-0o377"},
+      {"\\400", "octal escape value \\400 outside of range 0-0o377"},
       {"(?<=a+)b", "look-behind requires fixed-width pattern"},
       {"\\w(?u)", "global flags not at the start of the expression"},
       {"(?L)a", "cannot use 'L' flag with a str pattern"},
