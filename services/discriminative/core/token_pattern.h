@@ -81,9 +81,10 @@ class TokenPattern {
       std::string_view python_pattern);
 
   // re.findall over `text`, left to right: emit(token) per match (the group's text when the
-  // pattern has a group). Tokens are views into `text`. If ICU stops with an error (its backtrack
-  // stack limit of 64 MB per match) the remaining text yields no tokens and cache->status()
-  // says why. REQUIRES: `text` is valid UTF-8.
+  // pattern has a group). Tokens are views into `text`. ICU's backtrack stack is unlimited, as
+  // Python's; only a failed allocation stops matching early: the rest of the text then yields no
+  // tokens and cache->status() says why. Like Python's, matching time can be exponential for
+  // patterns such as (?:a+)+b. REQUIRES: `text` is valid UTF-8.
   void FindTokens(std::string_view text, TokenMatcherCache* cache,
                   absl::FunctionRef<void(std::string_view)> emit) const;
 
