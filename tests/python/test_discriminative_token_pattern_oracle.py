@@ -281,3 +281,120 @@ def test_more_than_one_group_is_sklearns_error():
     config.vectorizer.hashing.n_features = 16
     code, message = driver_error(config)
     assert code == "INVALID_ARGUMENT" and "More than 1 capturing group" in message
+
+
+# -- random patterns against re.findall ------------------------------------------------------------------------
+
+ALPHABET = ["a", "b", "c", "é", "Σ", "σ", "ς", "A", "B", "_", "1", "٣", " ", " ", "\n", "\t", "\u00a0", "\u2028",
+            "\u200b", "😀", "\u0301", ".", "@", "#", "-", "\r"]
+LITERALS = ["a", "b", "c", "é", "σ", "_", "1", " ", "@", r"\.", r"\-", r"\n", r"\t", r"\x61", r"\u00e9",
+            r"\U0001F600", r"\141", r"\0", "😀", r"\\", "{", "}", "]", ","]
+CLASSES = ["[abc]", "[^a-c]", r"[\w\d]", r"[^\W_]", r"[^\W\d_]", r"[\s@]", "[a-zé]", r"[^\s]", r"[\b]", "[]a]",
+           "[a-]", r"[\S\n]", "[^]]", r"[\x00-\x7f]", r"[\u0370-\u03ff]", "[_1-9]"]
+CATEGORIES = [r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", "."]
+ANCHORS = ["^", "$", r"\A", r"\Z", r"\b", r"\B"]
+QUANTIFIERS = ["*", "+", "?", "{2}", "{1,2}", "{,2}", "{2,}", "*?", "+?", "??", "{1,3}?", "{0}", "++", "{"]
+FLAGS = ["(?s)", "(?m)", "(?a)", "(?u)", "(?sm)", "(?i)", "(?x)"]
+
+
+def random_pattern(rng):
+    state = {"groups": 0}
+
+    def item(depth):
+        roll = rng.random()
+        if roll < 0.25:
+            out = LITERALS[rng.integers(len(LITERALS))]
+        elif roll < 0.4:
+            out = CLASSES[rng.integers(len(CLASSES))]
+        elif roll < 0.6:
+            out = CATEGORIES[rng.integers(len(CATEGORIES))]
+        elif roll < 0.7:
+            return ANCHORS[rng.integers(len(ANCHORS))]
+        elif depth < 2:
+            inner = sequence(depth + 1)
+            kind = rng.integers(8)
+            if kind <= 1 and state["groups"] == 0:
+                state["groups"] += 1
+                out = f"({inner})"
+            elif kind == 2:
+                out = f"(?:{inner}|{sequence(depth + 1)})"
+            elif kind == 3:
+                out = f"(?={inner})"
+            elif kind == 4:
+                out = f"(?!{inner})"
+            elif kind == 5:
+                out = f"(?<={LITERALS[rng.integers(len(LITERALS))]}{CATEGORIES[rng.integers(len(CATEGORIES))]})"
+            elif kind == 6:
+                out = f"(?<!{CATEGORIES[rng.integers(len(CATEGORIES))]})"
+            else:
+                out = f"(?s:{inner})" if rng.random() < 0.5 else f"(?:{inner})"
+        else:
+            out = LITERALS[rng.integers(len(LITERALS))]
+        if rng.random() < 0.35:
+            out += QUANTIFIERS[rng.integers(len(QUANTIFIERS))]
+        return out
+
+    def sequence(depth):
+        return "".join(item(depth) for _ in range(int(rng.integers(1, 4))))
+
+    pattern = sequence(0)
+    if rng.random() < 0.2:
+        pattern = FLAGS[rng.integers(len(FLAGS))] + pattern
+    if rng.random() < 0.1:
+        pattern += "|" + sequence(0)
+    return pattern
+
+
+def run_pattern_driver(patterns, texts):
+    path = Path(os.environ["MAAS_BUILD_DIR"]) / "services/discriminative/core/tools/maas_token_pattern_driver"
+    if not path.is_file():
+        pytest.fail(f"driver not built: {path}")
+    lines = [str(len(texts))] + [t.encode().hex() for t in texts] + [p.encode().hex() for p in patterns]
+    proc = subprocess.run([str(path)], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = []
+    for line in proc.stdout.splitlines():
+        kind, _, payload = line.partition(" ")
+        if kind == "E":
+            results.append(("E", bytes.fromhex(payload).decode()))
+        else:
+            results.append(("K", [[bytes.fromhex(t).decode() for t in cell.split(",") if t]
+                                  for cell in payload.split(";")]))
+    assert len(results) == len(patterns)
+    return results
+
+
+REFUSAL_MARKERS = ["is not supported", "can match the empty string", "may not take part in a match"]
+
+
+def test_random_patterns_match_python_findall():
+    rng = np.random.default_rng(SEED + 1)
+    texts = ["".join(ALPHABET[i] for i in rng.integers(0, len(ALPHABET), size=int(rng.integers(0, 24))))
+             for _ in range(14)] + ["", "abc\n", "\nab", "a\n\n"]
+    patterns = sorted({random_pattern(rng) for _ in range(2500)})
+    results = run_pattern_driver(patterns, texts)
+    accepted = 0
+    for pattern, (kind, payload) in zip(patterns, results):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                compiled = re.compile(pattern)
+                width = re._parser.parse(pattern).getwidth()
+            except (re.error, OverflowError, ValueError) as e:
+                assert kind == "E", f"{pattern!r}: Python rejects it ({e}), ours accepted it"
+                continue
+        if kind == "E":
+            assert "does not compile" not in payload, f"{pattern!r}: Python compiles it; ours: {payload}"
+            if compiled.groups > 1:
+                assert "More than 1 capturing group" in payload
+            else:
+                assert any(m in payload for m in REFUSAL_MARKERS), f"{pattern!r}: {payload}"
+            if "token_pattern can match the empty string" in payload:
+                assert width[0] == 0, f"{pattern!r}: Python's minimum width is {width[0]}"
+            continue
+        accepted += 1
+        assert compiled.groups <= 1 and width[0] >= 1, pattern
+        for text, tokens in zip(texts, payload):
+            assert tokens == compiled.findall(text), f"{pattern!r} on {text!r}"
+    assert accepted >= len(patterns) // 3, f"only {accepted} of {len(patterns)} random patterns accepted"
