@@ -1,6 +1,7 @@
 #include "services/discriminative/core/token_pattern.h"
 
 #include <algorithm>
+#include <array>
 #include <optional>
 #include <string>
 #include <utility>
@@ -129,6 +130,13 @@ struct Piece {
   bool has_group = false;
   bool group_certain = false;  // the group takes part in every match of this piece
   uint64_t group_min = 0;
+  // For the run fast path: the set of a one-code-point piece (a literal, a class, \w ...), its
+  // repeat counts and laziness; and whether the piece is \b.
+  std::optional<icu::UnicodeSet> set;
+  uint64_t repeat_min = 1;
+  uint64_t repeat_max = 1;
+  bool lazy = false;
+  bool word_boundary = false;
 };
 
 bool IsAsciiLetter(UChar32 c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
@@ -156,7 +164,7 @@ class Translator {
         ascii_(SharedAsciiCategories()) {}
 
   absl::StatusOr<TranslatedTokenPattern> Run() {
-    Flags flags;
+    Flags flags;  // The global flags once parsed.
     auto top = ParseAlternation(&flags, /*top_level=*/true);
     if (!top.ok()) return top.status();
     if (pos_ < p_.size()) return Error(pos_, "unbalanced parenthesis");
@@ -188,6 +196,7 @@ class Translator {
     TranslatedTokenPattern out;
     out.icu_pattern = std::move(top->icu);
     out.has_group = groups_ == 1;
+    if (top_branches_ == 1 && groups_ == 0) DetectRuns(flags, &out);
     return out;
   }
 
@@ -229,6 +238,7 @@ class Translator {
       first = false;
       if (!Match('|')) break;
     }
+    if (top_level) top_branches_ = branches.size();
     if (branches.size() == 1) return std::move(branches[0]);
     Piece out;
     out.min = kMaxRepeat;
@@ -322,6 +332,9 @@ class Translator {
             hi == kMaxRepeat && item.max > 0 ? kMaxRepeat : MulWidth(item.max, hi, kMaxRepeat);
         if (item.has_group && (lo == 0 || hi > 1)) item.group_certain = false;
         item.quantified = true;
+        item.repeat_min = lo;
+        item.repeat_max = hi;
+        item.lazy = lazy;
         continue;
       }
       if (c == '(') {
@@ -378,6 +391,7 @@ class Translator {
       }
     }
     if (group_items > 1) out.group_certain = false;  // More than one group: refused anyway.
+    if (first) top_items_ = std::move(items);
     return out;
   }
 
@@ -385,13 +399,49 @@ class Translator {
     Piece p;
     p.icu = IcuLiteral(c);
     p.min = p.max = 1;
+    p.set.emplace(c, c);
     return p;
   }
   static Piece SetPiece(const icu::UnicodeSet& set) {
     Piece p;
     p.icu = IcuSet(set);
     p.min = p.max = 1;
+    p.set = set;
     return p;
+  }
+
+  // Whether the top-level items are "maximal runs of one set S of at least k code points": S
+  // repeated (S S S{m,} or S{k,} or S+, greedy, the last one unbounded), optionally between \b
+  // when S is the word set. Leftmost-greedy matching of such a pattern takes exactly the maximal
+  // runs of S that are at least k long (a \b at either end of a maximal \w run always holds).
+  void DetectRuns(const Flags& flags, TranslatedTokenPattern* out) const {
+    std::vector<const Piece*> items;
+    for (const Piece& item : top_items_) items.push_back(&item);
+    bool boundary = false;
+    if (!items.empty() && items.front()->word_boundary) {
+      boundary = true;
+      items.erase(items.begin());
+    }
+    if (!items.empty() && items.back()->word_boundary) {
+      boundary = true;
+      items.pop_back();
+    }
+    if (items.empty() || !items.front()->set.has_value()) return;
+    const icu::UnicodeSet& set = *items.front()->set;
+    uint64_t length = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const Piece& item = *items[i];
+      if (!item.set.has_value() || *item.set != set || item.lazy) return;
+      const bool last = i + 1 == items.size();
+      if (last ? item.repeat_max != kMaxRepeat : item.repeat_min != item.repeat_max) return;
+      length += item.repeat_min;
+    }
+    if (length == 0 || length > kMaxTokenPatternRepeat) return;
+    if (boundary && set != Cat(flags).word) return;
+    out->run_min_length = static_cast<uint32_t>(length);
+    for (int32_t r = 0; r < set.getRangeCount(); ++r) {
+      out->run_ranges.emplace_back(set.getRangeStart(r), set.getRangeEnd(r));
+    }
   }
 
   // After '(' (at `start`). Returns no piece for comments and global flags.
@@ -652,6 +702,7 @@ class Translator {
         const std::string w = flags.ascii ? IcuSet(cat.word) : std::string(kIcuUnicodeWord);
         Piece at;
         at.at = true;
+        at.word_boundary = c == 'b';
         at.icu = c == 'b' ? absl::StrCat("(?:(?<=", w, ")(?!", w, ")|(?<!", w, ")(?=", w, "))")
                           : absl::StrCat("(?:(?<=", w, ")(?=", w, ")|(?<!", w, ")(?!", w, "))");
         return at;
@@ -664,6 +715,8 @@ class Translator {
       case 'S': {
         Piece piece;
         piece.min = piece.max = 1;
+        piece.set.emplace();
+        AddCategory(c, cat, &*piece.set);
         // The same sets in ICU's property syntax compile ~10x faster than explicit ranges.
         if (!flags.ascii && c == 'w') {
           piece.icu = kIcuUnicodeWord;
@@ -674,9 +727,7 @@ class Translator {
         } else if (!flags.ascii && c == 'D') {
           piece.icu = "\\P{Nd}";
         } else {
-          icu::UnicodeSet set;
-          AddCategory(c, cat, &set);
-          piece.icu = IcuSet(set);
+          piece.icu = IcuSet(*piece.set);
         }
         return piece;
       }
@@ -881,6 +932,8 @@ class Translator {
   const std::vector<UChar32> p_;
   size_t pos_ = 0;
   int groups_ = 0;
+  size_t top_branches_ = 0;
+  std::vector<Piece> top_items_;  // the items of the first top-level branch
   bool seen_ascii_ = false;
   bool seen_unicode_ = false;
   absl::flat_hash_map<std::string, int> group_names_;  // name -> group number
@@ -938,8 +991,14 @@ absl::StatusOr<TranslatedTokenPattern> TranslatePythonPattern(std::string_view p
   return Translator(std::move(code_points)).Run();
 }
 
+struct TokenPattern::Runs {
+  icu::UnicodeSet set;  // frozen
+  std::array<bool, 128> ascii{};
+  uint32_t min_length = 1;
+};
+
 absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
-    std::string_view python_pattern) {
+    std::string_view python_pattern, bool use_runs) {
   auto translated = TranslatePythonPattern(python_pattern);
   if (!translated.ok()) return translated.status();
   UErrorCode status = U_ZERO_ERROR;
@@ -957,12 +1016,50 @@ absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
   out->python_pattern_ = std::string(python_pattern);
   out->translated_ = *std::move(translated);
   out->regex_ = std::shared_ptr<const icu::RegexPattern>(std::move(regex));
+  if (use_runs && out->translated_.run_min_length > 0) {
+    auto runs = std::make_shared<Runs>();
+    for (const auto& [lo, hi] : out->translated_.run_ranges) runs->set.add(lo, hi);
+    runs->set.freeze();
+    for (int c = 0; c < 128; ++c) runs->ascii[c] = runs->set.contains(c);
+    runs->min_length = out->translated_.run_min_length;
+    out->runs_ = std::move(runs);
+  }
   return std::shared_ptr<const TokenPattern>(std::move(out));
+}
+
+void TokenPattern::FindRuns(std::string_view text,
+                            absl::FunctionRef<void(std::string_view)> emit) const {
+  const Runs& runs = *runs_;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
+  const int32_t n = static_cast<int32_t>(text.size());
+  int32_t i = 0, run_start = 0;
+  uint32_t run_length = 0;  // code points in the current run, capped at min_length
+  while (i < n) {
+    const int32_t start = i;
+    bool in;
+    if (bytes[i] < 0x80) {
+      in = runs.ascii[bytes[i]];
+      ++i;
+    } else {
+      UChar32 c;
+      U8_NEXT(bytes, i, n, c);
+      in = c >= 0 && runs.set.contains(c);
+    }
+    if (in) {
+      if (run_length == 0) run_start = start;
+      if (run_length < runs.min_length) ++run_length;
+    } else if (run_length > 0) {
+      if (run_length >= runs.min_length) emit(text.substr(run_start, start - run_start));
+      run_length = 0;
+    }
+  }
+  if (run_length >= runs.min_length) emit(text.substr(run_start, n - run_start));
 }
 
 void TokenPattern::FindTokens(std::string_view text, TokenMatcherCache* cache,
                               absl::FunctionRef<void(std::string_view)> emit) const {
   cache->status_ = absl::OkStatus();
+  if (runs_ != nullptr) return FindRuns(text, emit);
   UErrorCode status = U_ZERO_ERROR;
   if (cache->pattern_ != regex_ || cache->matcher_ == nullptr) {
     cache->matcher_.reset();

@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/functional/function_ref.h"
@@ -48,6 +49,11 @@ inline constexpr uint64_t kMaxTokenPatternRepeat = 100'000;
 struct TranslatedTokenPattern {
   std::string icu_pattern;  // UTF-8, for icu::RegexPattern::compile with no flags
   bool has_group = false;   // exactly one capturing group: the token is the group's text
+  // Non-zero when the pattern's matches are exactly the maximal runs of one code point set of at
+  // least this many code points (\w+, \b\w\w+\b, \S+, [a-zA-Z]{3,}, .+ ...): then the
+  // tokenizer scans the runs itself instead of calling ICU (same tokens, several times faster).
+  uint32_t run_min_length = 0;
+  std::vector<std::pair<int32_t, int32_t>> run_ranges;  // the set, as inclusive code point ranges
 };
 
 // Parses `pattern` as Python 3.11 `re` does for a str pattern (Unicode by default) and translates
@@ -77,8 +83,9 @@ class TokenPattern {
  public:
   // Translates and compiles `python_pattern` (UTF-8). Errors as TranslatePythonPattern, plus
   // INVALID_ARGUMENT for a pattern that is not valid UTF-8 or is too long.
+  // With use_runs false, the run fast path is never taken (tests compare both paths).
   static absl::StatusOr<std::shared_ptr<const TokenPattern>> Compile(
-      std::string_view python_pattern);
+      std::string_view python_pattern, bool use_runs = true);
 
   // re.findall over `text`, left to right: emit(token) per match (the group's text when the
   // pattern has a group). Tokens are views into `text`. ICU's backtrack stack is unlimited, as
@@ -91,13 +98,18 @@ class TokenPattern {
   const std::string& python_pattern() const { return python_pattern_; }
   const std::string& icu_pattern() const { return translated_.icu_pattern; }
   bool has_group() const { return translated_.has_group; }
+  // True when FindTokens scans maximal runs itself (see TranslatedTokenPattern::run_min_length).
+  bool uses_runs() const { return runs_ != nullptr; }
 
  private:
+  struct Runs;
   TokenPattern() = default;
+  void FindRuns(std::string_view text, absl::FunctionRef<void(std::string_view)> emit) const;
 
   std::string python_pattern_;
   TranslatedTokenPattern translated_;
   std::shared_ptr<const icu::RegexPattern> regex_;
+  std::shared_ptr<const Runs> runs_;  // null: match with ICU
 };
 
 // Per-thread matching state reused from one text to the next (no heap allocation per text once

@@ -146,6 +146,47 @@ TEST_CASE("token_pattern findall: groups, offsets, anchors, flags") {
   CHECK(Find(*a, "9", &copy) == Tokens{"9"});
 }
 
+TEST_CASE("token_pattern run fast path gives the same tokens as ICU") {
+  const char* runs[] = {R"(\w+)",          R"(\b\w\w+\b)", R"((?u)\b\w+\b)", R"(\S+)",
+                        R"([a-zA-Z]{3,})", R"(.+)",        R"(\w\w*)",       R"((?a)\b\w{2,}\b)",
+                        R"([^\W\d_]+)",    R"(\d\d\d+)",   R"((?s).+)",      R"([^\s]+)"};
+  const char* not_runs[] = {R"(\w+?)",   R"(\b[a-z]+\b)", R"(\w{2,3})", R"(\w+\d+)",
+                            R"((\w+))",  R"(\w+|\d)",     R"(^\w+)",    R"(\w\w)",
+                            R"(\w?\w+)", R"([a-z]+\b)",   R"(\B\w+)",   R"(\S+\b)"};
+  // Texts: random code points from a mixed pool, plus every code point once.
+  std::vector<std::string> texts;
+  const std::vector<std::string> pool = {
+      "a",      "Z", "_", "1", " ",  "\n", "\t", "\u00a0", "\u2028", "\u200b", "é", "\u0301",
+      "\u0663", "Σ", "ς", "😀", "中", "@",  ".",  "-",      "\u3000", "\u0085", "ǅ", "½"};
+  uint64_t state = 12345;
+  for (int t = 0; t < 300; ++t) {
+    std::string text;
+    for (int k = 0; k < 30; ++k) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      text += pool[(state >> 33) % pool.size()];
+    }
+    texts.push_back(text);
+  }
+  texts.push_back(AllCodePoints(""));
+  texts.push_back(AllCodePoints(" "));
+  for (const char* pattern : runs) {
+    const auto fast = MustCompile(pattern);
+    auto slow = TokenPattern::Compile(pattern, /*use_runs=*/false);
+    REQUIRE(slow.ok());
+    INFO(pattern);
+    CHECK(fast->uses_runs());
+    CHECK_FALSE((*slow)->uses_runs());
+    TokenMatcherCache cache;
+    for (const std::string& text : texts) {
+      CHECK(Find(*fast, text, &cache) == Find(**slow, text, &cache));
+    }
+  }
+  for (const char* pattern : not_runs) {
+    INFO(pattern);
+    CHECK_FALSE(MustCompile(pattern)->uses_runs());
+  }
+}
+
 TEST_CASE("token_pattern translation spells out Python's meaning") {
   const auto t = TranslatePythonPattern(R"(\Z)");
   REQUIRE_FALSE(t.ok());  // Only assertions: empty matches.
