@@ -289,8 +289,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "token_pattern in the analyzer: lowercase first, stop words, n-grams; char analyzers "
-    "ignore it; the hashing vectorizer shares it") {
+    "token_pattern in the analyzer (lowercase first, stop words, n-grams), ignored by the char "
+    "analyzers, shared by the hashing vectorizer") {
   AnalyzerOptions options;
   options.token_pattern = MustCompile(R"([a-z]+)");
   options.stop_words = {"the"};
