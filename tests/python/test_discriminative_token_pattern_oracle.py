@@ -398,3 +398,41 @@ def test_random_patterns_match_python_findall():
         for text, tokens in zip(texts, payload):
             assert tokens == compiled.findall(text), f"{pattern!r} on {text!r}"
     assert accepted >= len(patterns) // 3, f"only {accepted} of {len(patterns)} random patterns accepted"
+
+
+# -- through gRPC ----------------------------------------------------------------------------------------------
+
+def test_train_and_vectorize_through_grpc(data, tmp_path):
+    """The served path: Train with a token_pattern, GetModel's vocabulary and Vectorize's rows equal scikit-learn's;
+    a refused pattern answers INVALID_ARGUMENT naming the construct and leaves the served version in place."""
+    import grpc
+    from maas.discriminative.v1 import discriminative_pb2_grpc
+    from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative
+
+    train, test = data["train"], data["test"]
+    pattern = r"[^\W\d_]{2,}(?=@)|\d+"
+    cv = CountVectorizer(token_pattern=pattern).fit(train)
+    server = start_discriminative(tmp_path / "models")
+    try:
+        with channel_to(server) as channel:
+            stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+
+            def requests(config):
+                yield pb.TrainRequest(config=config)
+                yield pb.TrainRequest(batch=pb.TextBatch(examples=[
+                    pb.LabeledText(text=t, label=["ham", "spam"][i % 2]) for i, t in enumerate(train)]))
+
+            config = pb.TrainConfig(name="tp", vectorizer=pb.VectorizerConfig(
+                count=pb.CountVectorizerConfig(text=pb.TextOptions(token_pattern=pattern))))
+            assert stub.Train(requests(config), timeout=TIMEOUT).info.version == 1
+            got = stub.GetModel(pb.GetModelRequest(model=ref("tp")), timeout=TIMEOUT)
+            assert list(got.spec.vectorizer.vocabulary) == list(cv.get_feature_names_out())
+            rows = stub.Vectorize(pb.VectorizeRequest(model=ref("tp"), texts=test), timeout=TIMEOUT)
+            assert_rows_equal(rows, cv.transform(test), test)
+            bad = pb.TrainConfig(name="tp", vectorizer=pb.VectorizerConfig(
+                count=pb.CountVectorizerConfig(text=pb.TextOptions(token_pattern=r"(?i)\w+"))))
+            with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "token_pattern", "(?i)"):
+                stub.Train(requests(bad), timeout=TIMEOUT)
+            assert stub.GetModel(pb.GetModelRequest(model=ref("tp")), timeout=TIMEOUT).info.version == 1
+    finally:
+        server.stop()
