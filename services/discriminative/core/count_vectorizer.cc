@@ -240,10 +240,10 @@ absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& t
     return absl::InvalidArgumentError(
         absl::StrCat("unknown decode_error value ", static_cast<int>(text.decode_error())));
   }
-  if (!text.token_pattern().empty() && text.token_pattern() != kDefaultTokenPattern) {
-    return absl::UnimplementedError(
-        "vectorizer parameter token_pattern is not supported yet (only the default "
-        "r\"(?u)\\b\\w\\w+\\b\"); leave it empty");
+  // Like scikit-learn, the char analyzers ignore token_pattern (it warns and never compiles it).
+  if (!text.token_pattern().empty() && text.token_pattern() != kDefaultTokenPattern &&
+      options.kind == AnalyzerKind::kWord) {
+    MAAS_ASSIGN_OR_RETURN(options.token_pattern, TokenPattern::Compile(text.token_pattern()));
   }
   options.lowercase = !text.has_lowercase() || text.lowercase();
   if (!text.stop_words().empty() && text.stop_word_list_size() > 0) {

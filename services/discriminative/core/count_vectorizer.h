@@ -51,7 +51,8 @@ struct CountVectorizerOptions {
 
 // The analyzer and decode options of TextOptions (shared by every vectorizer). Errors:
 // INVALID_ARGUMENT for values scikit-learn rejects (ngram_min > ngram_max, unknown stop list, both
-// stop_words and stop_word_list, bad words), UNIMPLEMENTED for a custom token_pattern.
+// stop_words and stop_word_list, bad words) and for a token_pattern that does not compile or uses
+// a refused construct (see TokenPattern::Compile; ignored by the char analyzers, as scikit-learn).
 absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& text);
 DecodeError DecodeErrorOf(const v1::TextOptions& text);
 

@@ -526,6 +526,15 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
   std::vector<std::string_view>& tokens = scratch->tokens;
   tokens.clear();
   const bool filter = !options_.stop_words.empty();
+  if (options_.token_pattern != nullptr) {
+    // A custom token_pattern (token_pattern.h): its matches, after lowercasing and accents.
+    options_.token_pattern->FindTokens(doc, &scratch->token_matcher, [&](std::string_view token) {
+      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+        tokens.push_back(token);
+      }
+    });
+    return;
+  }
   const size_t n = doc.size();
   if (IsAscii(doc)) {
     // ASCII: the runs of set bits of the word-byte mask, two per token found with ctz.

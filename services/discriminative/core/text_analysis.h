@@ -9,6 +9,7 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_TEXT_ANALYSIS_H_
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "services/discriminative/core/term_table.h"
+#include "services/discriminative/core/token_pattern.h"
 
 namespace maas::discriminative {
 
@@ -84,7 +86,7 @@ bool IsPythonWhitespace(int32_t c);
 enum class AnalyzerKind { kWord, kChar, kCharWb };
 enum class StripAccentsMode { kNone, kAscii, kUnicode };
 
-// scikit-learn's build_analyzer() parameters (default token pattern only).
+// scikit-learn's build_analyzer() parameters.
 struct AnalyzerOptions {
   AnalyzerKind kind = AnalyzerKind::kWord;
   bool lowercase = true;
@@ -93,6 +95,8 @@ struct AnalyzerOptions {
   absl::flat_hash_set<std::string> stop_words;
   uint32_t ngram_min = 1;
   uint32_t ngram_max = 1;
+  // A custom token_pattern (word analyzer only). Null: the default r"(?u)\b\w\w+\b".
+  std::shared_ptr<const TokenPattern> token_pattern;
 };
 
 // Buffers an Analyzer reuses from one text to the next (one per thread): no heap allocation per
@@ -121,6 +125,7 @@ struct AnalyzerScratch {
     std::vector<uint32_t> begin{0};  // entry e's ids: ids[begin[e], begin[e + 1])
     std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
   } word_memo;
+  TokenMatcherCache token_matcher;  // custom token_pattern matching state
 };
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
@@ -162,7 +167,7 @@ class Analyzer {
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;
   // The word tokens of the preprocessed `doc` into scratch->tokens (views into doc), stop words
   // removed: the default token pattern r"(?u)\b\w\w+\b" (ASCII bytes by table, other code points
-  // by their General_Category). A custom token_pattern would produce its tokens here.
+  // by their General_Category). A custom token_pattern produces its tokens here instead.
   void WordTokens(std::string_view doc, AnalyzerScratch* scratch) const;
   void WordTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;
   void CharTerms(std::string_view doc, AnalyzerScratch* scratch, BatchEmit emit) const;

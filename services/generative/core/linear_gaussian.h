@@ -34,8 +34,9 @@ class LinearGaussianModel final : public GenerativeModel {
 
   std::string family() const override { return family_; }
   int64_t MemoryBytes() const override {
-    return sizeof(*this) + EigenBytes(loadings_, mean_, psi_, stddev_, inv_psi_, scaled_, gram_,
-                                      post_lower_, cov_lower_) +
+    return sizeof(*this) +
+           EigenBytes(loadings_, mean_, psi_, stddev_, inv_psi_, scaled_, gram_, post_lower_,
+                      cov_lower_) +
            loadings_panels_.MemoryBytes();
   }
   int dimension() const override { return static_cast<int>(mean_.size()); }

@@ -37,7 +37,8 @@ class MlpDecoderModel final : public GenerativeModel {
   int64_t MemoryBytes() const override {
     int64_t bytes = sizeof(*this) + layers_.capacity() * sizeof(Layer);
     for (const Layer& layer : layers_) {
-      bytes += EigenBytes(layer.weight, layer.bias) + static_cast<int64_t>(layer.packed.MemoryBytes());
+      bytes +=
+          EigenBytes(layer.weight, layer.bias) + static_cast<int64_t>(layer.packed.MemoryBytes());
     }
     return bytes + static_cast<int64_t>(gram_factor_.MemoryBytes());
   }

@@ -1,0 +1,438 @@
+"""Custom token_pattern (issue 8 item 1) against Python's `re` and scikit-learn itself.
+
+The C++ core translates a Python pattern into an ICU pattern with Python's \\w, \\d, \\s, \\b, '.', '^', '$'
+spelled out. Checked here, through `maas_discriminative_oracle_driver` (Trainer::Create / AddBatch / Finish,
+the stored spec loaded back, then Vectorize of held-out texts):
+  * for the patterns people use, on random Unicode corpora (accents, combining marks, CJK, Greek with final
+    sigma, Turkish İ, digits, underscores, emoji, every kind of whitespace including U+0085, U+00A0, U+2028,
+    U+3000 and the non-spaces U+200B / U+FEFF), with lowercase on and off: the vocabulary (same order) and
+    the count rows of held-out texts equal scikit-learn's CountVectorizer(token_pattern=...); one hashing
+    configuration equals HashingVectorizer(token_pattern=...);
+  * the character classes over every code point Python 3.11 knows: \\w, \\d, \\s, (?a)\\w, \\b and '.' give
+    exactly the tokens Python's re gives;
+  * every pattern Python's re.compile rejects is rejected with Python's own reason; scikit-learn's
+    "More than 1 capturing group"; the refused constructs answer INVALID_ARGUMENT naming the construct;
+  * the char analyzers ignore token_pattern, as scikit-learn does.
+"""
+
+import os
+import re
+import subprocess
+import tempfile
+import unicodedata
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+
+from maas.discriminative.v1 import discriminative_pb2 as pb
+
+SEED = 20261203
+
+WORDS = ["café", "cafe\u0301", "naïve", "Straße", "ΟΔΟΣ", "ΣΑΣ", "σοφός", "İstanbul", "ıi", "中文字符", "日本語",
+         "한국어", "ǅemal", "½½", "x²", "Ⅻ", "ﬁne", "fact_x", "a_b", "__", "_x_", "2024", "42", "3.14", "٣٤", "१२",
+         "😀smile", "👍🏽", "Ångström", "ÉCOLE", "Ελλάδα", "москва", "\U00010400\U00010400", "ＡＡ", "it's",
+         "e-mail", "a@b.com", "me@x", "#tag", "a", "I", "x", "the", "and", "हिन्दी", "x\u200by", "z\ufeffz"]
+SEPARATORS = [" ", " ", " ", ", ", ". ", "! ", "\t", "\n", "  ", "\u00a0", "\u2003", "\u3000", "\r\n", "\x0b",
+              "\x0c", "\x1c", "\u0085", "\u2028", "\u2029", "\u1680", "\u202f", "\u205f", "\u200b", "\ufeff",
+              " \u0301", "…", "@", "-", "_", "/"]
+
+# The patterns people use (and a few that exercise the translation).
+PATTERNS = [
+    r"(?u)\b\w+\b", r"\S+", r"[a-zA-Z]{3,}", r"\b\w\w+\b", r"(?u)\b\w\w+\b", r"\w+", r"[^\W\d_]+",
+    r"(\w+)@", r"\d+", r"(?u)\b\w\w+\b|[^\w\s]", r"[^\s]+?", r"(?a)\b\w+\b", r"\w+(?=\s|$)",
+    r"(?<=#)\w+", r"\b[^\W\d]{2,}\b", r"\B\w", r"(?m)^\S+", r"[\w'-]+", r"(?s).{1,3}", r"\w+\Z",
+    r"(?:\w+)[.@]\w+", r"[\u0370-\u03ff]+", r"(?P<t>\w)\w*",
+]
+
+
+def driver_path() -> Path:
+    build = os.environ.get("MAAS_BUILD_DIR")
+    if not build:
+        pytest.fail("MAAS_BUILD_DIR is not set (run through ctest)")
+    path = Path(build) / "services/discriminative/core/tools/maas_discriminative_oracle_driver"
+    if not path.is_file():
+        pytest.fail(f"driver not built: {path}")
+    return path
+
+
+def make_corpus(rng, n):
+    letters = list("abcdefghijklmnopqrstuvwxyzéèüöñçABCXYZ0123456789_")
+    pool = sorted({"".join(rng.choice(letters, int(rng.integers(1, 8)))) for _ in range(200)}) + WORDS
+    texts = []
+    for _ in range(n):
+        parts = []
+        for i in rng.integers(0, len(pool), size=int(rng.integers(0, 18))):
+            word = pool[i]
+            roll = rng.random()
+            parts.append(word.upper() if roll < 0.1 else (word.capitalize() if roll < 0.2 else word))
+            parts.append(SEPARATORS[int(rng.integers(len(SEPARATORS)))])
+        texts.append("".join(parts))
+    return texts
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(SEED)
+    train = make_corpus(rng, 120)
+    test = make_corpus(rng, 30) + ["", " \t\u2028 ", "ΣΣ σσ ς", "İİ", "e\u0301\u0301", "abc\n", "#x #yy"]
+    return dict(train=train, test=test)
+
+
+def run_driver(config, texts, test_texts):
+    """Trains through the core; returns (spec, vectorize) or ("error", code, message)."""
+    batch = pb.TextBatch()
+    for i, t in enumerate(texts):
+        batch.examples.add(text=t, label=["ham", "spam"][i % 2])
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "config.pb").write_bytes(config.SerializeToString())
+        (tmp / "batch.pb").write_bytes(batch.SerializeToString())
+        (tmp / "req.pb").write_bytes(pb.ClassifyRequest(texts=test_texts).SerializeToString())
+        proc = subprocess.run([str(driver_path()), "fit", tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb",
+                               tmp], capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            code, message = (tmp / "error.txt").read_text().split("\n", 1)
+            return "error", code, message
+        spec = pb.PipelineSpec()
+        spec.ParseFromString((tmp / "spec.pb").read_bytes())
+        vectorize = pb.VectorizeResponse()
+        vectorize.ParseFromString((tmp / "vectorize.pb").read_bytes())
+        return spec, vectorize
+
+
+def count_config(pattern, lowercase=True, analyzer=pb.ANALYZER_WORD, ngram_max=0, stop_words=()):
+    config = pb.TrainConfig(name="oracle")
+    text = config.vectorizer.count.text
+    text.token_pattern = pattern
+    text.lowercase = lowercase
+    text.analyzer = analyzer
+    text.ngram_max = ngram_max
+    text.stop_word_list.extend(stop_words)
+    return config
+
+
+def assert_rows_equal(vectorize, expected, test_texts):
+    expected = expected.tocsr()
+    assert vectorize.num_features == expected.shape[1]
+    for i, row in enumerate(vectorize.rows):
+        lo, hi = expected.indptr[i], expected.indptr[i + 1]
+        order = np.argsort(expected.indices[lo:hi], kind="stable")
+        assert list(row.indices) == list(expected.indices[lo:hi][order]), f"row {i} of {test_texts[i]!r}"
+        assert list(row.values) == list(expected.data[lo:hi][order].astype(float)), f"row {i}"
+
+
+@pytest.mark.parametrize("lowercase", [True, False], ids=["lower", "case"])
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_count_vectorizer_matches_sklearn(data, pattern, lowercase):
+    train, test = data["train"], data["test"]
+    cv = CountVectorizer(token_pattern=pattern, lowercase=lowercase)
+    cv.fit(train)
+    expected_vocabulary = list(cv.get_feature_names_out())
+    result = run_driver(count_config(pattern, lowercase), train, test)
+    assert result[0] != "error", result
+    spec, vectorize = result
+    assert list(spec.vectorizer.vocabulary) == expected_vocabulary
+    assert_rows_equal(vectorize, cv.transform(test), test)
+
+
+def test_stop_words_and_bigrams_with_a_pattern(data):
+    train, test = data["train"], data["test"]
+    pattern, stop = r"[^\s,.!]+", ["the", "and", "a"]
+    cv = CountVectorizer(token_pattern=pattern, stop_words=stop, ngram_range=(1, 2)).fit(train)
+    spec, vectorize = run_driver(count_config(pattern, ngram_max=2, stop_words=stop), train, test)
+    assert list(spec.vectorizer.vocabulary) == list(cv.get_feature_names_out())
+    assert_rows_equal(vectorize, cv.transform(test), test)
+
+
+def test_hashing_vectorizer_matches_sklearn(data):
+    train, test = data["train"], data["test"]
+    pattern = r"#?[^\W\d_]+|\d"
+    hv = HashingVectorizer(token_pattern=pattern, n_features=2 ** 12, alternate_sign=False, norm=None)
+    config = pb.TrainConfig(name="oracle")
+    h = config.vectorizer.hashing
+    h.text.token_pattern = pattern
+    h.n_features = 2 ** 12
+    h.alternate_sign = False
+    h.norm = pb.NORM_NONE
+    result = run_driver(config, train, test)
+    assert result[0] != "error", result
+    assert_rows_equal(result[1], hv.transform(test), test)
+
+
+def test_char_analyzers_ignore_token_pattern(data):
+    """scikit-learn never compiles token_pattern for analyzer='char'/'char_wb' (it warns it is unused)."""
+    train, test = data["train"][:30], data["test"][:5]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cv = CountVectorizer(analyzer="char_wb", ngram_range=(1, 2), token_pattern="(?i)[").fit(train)
+    config = count_config("(?i)[", analyzer=pb.ANALYZER_CHAR_WB)
+    config.vectorizer.count.text.ngram_max = 2
+    spec, vectorize = run_driver(config, train, test)
+    assert list(spec.vectorizer.vocabulary) == list(cv.get_feature_names_out())
+    assert_rows_equal(vectorize, cv.transform(test), test)
+
+
+# -- every code point ------------------------------------------------------------------------------------------
+
+def python_known_code_points():
+    """The scalar values Python 3.11's Unicode database assigns (ICU 72 knows Unicode 15; code points assigned
+    after Unicode 14 are left out, as in the existing \\w table test)."""
+    return [c for c in range(0x110000)
+            if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+
+
+@pytest.mark.parametrize("pattern,separator", [
+    (r"\w", ""), (r"\d", ""), (r"\s", ""), (r"(?a)\w", ""), (r"(.)\b#", "#"), (r"(?<=#)\B.", "#"),
+    (r"\W", ""),
+])
+def test_classes_match_python_on_every_code_point(pattern, separator):
+    chars = [chr(c) + separator for c in python_known_code_points()]
+    # 64 documents; tokens are single code points, so the split changes nothing.
+    step = len(chars) // 64 + 1
+    texts = ["".join(chars[i:i + step]) for i in range(0, len(chars), step)]
+    expected = sorted({t for doc in texts for t in re.findall(pattern, doc)})
+    cv = CountVectorizer(token_pattern=pattern, lowercase=False).fit(texts)
+    assert list(cv.get_feature_names_out()) == expected
+    result = run_driver(count_config(pattern, lowercase=False), texts, texts[:2])
+    assert result[0] != "error", result
+    vocabulary = list(result[0].vectorizer.vocabulary)
+    assert len(vocabulary) == len(expected)
+    missing = sorted(set(expected) - set(vocabulary))[:10]
+    extra = sorted(set(vocabulary) - set(expected))[:10]
+    assert vocabulary == expected, f"missing {[hex(ord(c)) for c in missing]}, extra {[hex(ord(c)) for c in extra]}"
+
+
+# -- errors ----------------------------------------------------------------------------------------------------
+
+# Patterns Python's re.compile rejects: ours must reject them too, with Python's reason.
+PYTHON_ERRORS = [
+    "[a-z", "a**", "*a", r"\b+", "(ab", "ab)", r"\q", r"[\A]", r"\x4", r"\U00110000", "x{3,2}", "[z-a]",
+    r"[\w-z]", r"\400", "(?<=a+)b", r"\w(?u)", "(?L)a", "(?au)a", "(?-u:a)", "(?s-s:a)", "(?sz)a", "(?z)a",
+    "(?<n>a)", "(?Qa)", "(?P<1>a)", "(?P<n>a)(?P<n>b)", "(?#abc", "(?", "(?P", "a{2}{3}", "^*", "[]",
+    r"[a-\-]", "(?<=a|bc)x",
+]
+
+
+def driver_error(config):
+    result = run_driver(config, ["ab cd", "ef gh"], ["ab"])
+    assert result[0] == "error", f"accepted: {config.vectorizer}"
+    return result[1], result[2]
+
+
+@pytest.mark.parametrize("pattern", PYTHON_ERRORS)
+def test_patterns_python_rejects_are_rejected_with_pythons_reason(pattern):
+    with pytest.raises(re.error) as python_error:
+        re.compile(pattern)
+    code, message = driver_error(count_config(pattern))
+    assert code == "INVALID_ARGUMENT"
+    assert "token_pattern" in message
+    assert python_error.value.msg in message, (python_error.value.msg, message)
+    if python_error.value.pos is not None:
+        assert f"at position {python_error.value.pos}" in message, (python_error.value.pos, message)
+
+
+REFUSED = [
+    # (pattern, what the message must name); Python accepts all of these.
+    ("(?i)abc", "the flag (?i) (IGNORECASE)"),
+    ("(?x)a b", "the flag (?x) (VERBOSE)"),
+    (r"(a)\1", "a backreference"),
+    ("(?P<n>a)(?P=n)", "a named backreference (?P=name)"),
+    ("(?>ab)", "an atomic group (?>...)"),
+    ("a++", "a possessive quantifier"),
+    (r"\N{EM DASH}", "a named character \\N{...}"),
+    ("(?=a)+b", "a quantifier on a lookaround assertion"),
+    ("(?:a?)+b", "a repeated subpattern that can match the empty string"),
+    ("[[:alpha:]]", "a character class starting with '['"),
+    ("[a[:alpha:]]", "a POSIX class [:name:]"),
+    ("[a&&b]", "'&&' inside a character class"),
+    ("[a||b]", "'||' inside a character class"),
+    ("[a~~b]", "'~~' inside a character class"),
+    (r"\w*", "can match the empty string"),
+    (r"\b", "can match the empty string"),
+    ("(a)?b", "capturing group may not take part in a match"),
+    ("(a)|b", "capturing group may not take part in a match"),
+    (r"(\w*)x", "capturing group can match the empty string"),
+    ("(?(1)a|b)(a)", "a conditional group"),
+    ("a{100001}", "repeat count 100001"),
+]
+
+
+@pytest.mark.parametrize("pattern,construct", REFUSED)
+def test_refused_constructs_answer_invalid_argument_naming_them(pattern, construct):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        re.compile(pattern)  # Python accepts it: the refusal is ours.
+    code, message = driver_error(count_config(pattern))
+    assert code == "INVALID_ARGUMENT"
+    assert construct in message, message
+
+
+def test_more_than_one_group_is_sklearns_error():
+    with pytest.raises(ValueError, match="More than 1 capturing group in token pattern"):
+        CountVectorizer(token_pattern=r"(\w)(\w)").fit(["ab cd"])
+    code, message = driver_error(count_config(r"(\w)(\w)"))
+    assert code == "INVALID_ARGUMENT"
+    assert "More than 1 capturing group in token pattern" in message
+    config = pb.TrainConfig(name="oracle")
+    config.vectorizer.hashing.text.token_pattern = r"(\w)(\w)"
+    config.vectorizer.hashing.n_features = 16
+    code, message = driver_error(config)
+    assert code == "INVALID_ARGUMENT" and "More than 1 capturing group" in message
+
+
+# -- random patterns against re.findall ------------------------------------------------------------------------
+
+ALPHABET = ["a", "b", "c", "é", "Σ", "σ", "ς", "A", "B", "_", "1", "٣", " ", " ", "\n", "\t", "\u00a0", "\u2028",
+            "\u200b", "😀", "\u0301", ".", "@", "#", "-", "\r"]
+LITERALS = ["a", "b", "c", "é", "σ", "_", "1", " ", "@", r"\.", r"\-", r"\n", r"\t", r"\x61", r"\u00e9",
+            r"\U0001F600", r"\141", r"\0", "😀", r"\\", "{", "}", "]", ","]
+CLASSES = ["[abc]", "[^a-c]", r"[\w\d]", r"[^\W_]", r"[^\W\d_]", r"[\s@]", "[a-zé]", r"[^\s]", r"[\b]", "[]a]",
+           "[a-]", r"[\S\n]", "[^]]", r"[\x00-\x7f]", r"[\u0370-\u03ff]", "[_1-9]"]
+CATEGORIES = [r"\w", r"\W", r"\d", r"\D", r"\s", r"\S", "."]
+ANCHORS = ["^", "$", r"\A", r"\Z", r"\b", r"\B"]
+QUANTIFIERS = ["*", "+", "?", "{2}", "{1,2}", "{,2}", "{2,}", "*?", "+?", "??", "{1,3}?", "{0}", "++", "{"]
+FLAGS = ["(?s)", "(?m)", "(?a)", "(?u)", "(?sm)", "(?i)", "(?x)"]
+
+
+def random_pattern(rng):
+    state = {"groups": 0}
+
+    def item(depth):
+        roll = rng.random()
+        if roll < 0.25:
+            out = LITERALS[rng.integers(len(LITERALS))]
+        elif roll < 0.4:
+            out = CLASSES[rng.integers(len(CLASSES))]
+        elif roll < 0.6:
+            out = CATEGORIES[rng.integers(len(CATEGORIES))]
+        elif roll < 0.7:
+            return ANCHORS[rng.integers(len(ANCHORS))]
+        elif depth < 2:
+            inner = sequence(depth + 1)
+            kind = rng.integers(8)
+            if kind <= 1 and state["groups"] == 0:
+                state["groups"] += 1
+                out = f"({inner})"
+            elif kind == 2:
+                out = f"(?:{inner}|{sequence(depth + 1)})"
+            elif kind == 3:
+                out = f"(?={inner})"
+            elif kind == 4:
+                out = f"(?!{inner})"
+            elif kind == 5:
+                out = f"(?<={LITERALS[rng.integers(len(LITERALS))]}{CATEGORIES[rng.integers(len(CATEGORIES))]})"
+            elif kind == 6:
+                out = f"(?<!{CATEGORIES[rng.integers(len(CATEGORIES))]})"
+            else:
+                out = f"(?s:{inner})" if rng.random() < 0.5 else f"(?:{inner})"
+        else:
+            out = LITERALS[rng.integers(len(LITERALS))]
+        if rng.random() < 0.35:
+            out += QUANTIFIERS[rng.integers(len(QUANTIFIERS))]
+        return out
+
+    def sequence(depth):
+        return "".join(item(depth) for _ in range(int(rng.integers(1, 4))))
+
+    pattern = sequence(0)
+    if rng.random() < 0.2:
+        pattern = FLAGS[rng.integers(len(FLAGS))] + pattern
+    if rng.random() < 0.1:
+        pattern += "|" + sequence(0)
+    return pattern
+
+
+def run_pattern_driver(patterns, texts):
+    path = Path(os.environ["MAAS_BUILD_DIR"]) / "services/discriminative/core/tools/maas_token_pattern_driver"
+    if not path.is_file():
+        pytest.fail(f"driver not built: {path}")
+    lines = [str(len(texts))] + [t.encode().hex() for t in texts] + [p.encode().hex() for p in patterns]
+    proc = subprocess.run([str(path)], input="\n".join(lines) + "\n", capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    results = []
+    for line in proc.stdout.splitlines():
+        kind, _, payload = line.partition(" ")
+        if kind == "E":
+            results.append(("E", bytes.fromhex(payload).decode()))
+        else:
+            results.append(("K", [[bytes.fromhex(t).decode() for t in cell.split(",") if t]
+                                  for cell in payload.split(";")]))
+    assert len(results) == len(patterns)
+    return results
+
+
+REFUSAL_MARKERS = ["is not supported", "can match the empty string", "may not take part in a match"]
+
+
+def test_random_patterns_match_python_findall():
+    rng = np.random.default_rng(SEED + 1)
+    texts = ["".join(ALPHABET[i] for i in rng.integers(0, len(ALPHABET), size=int(rng.integers(0, 24))))
+             for _ in range(14)] + ["", "abc\n", "\nab", "a\n\n"]
+    patterns = sorted({random_pattern(rng) for _ in range(2500)})
+    results = run_pattern_driver(patterns, texts)
+    accepted = 0
+    for pattern, (kind, payload) in zip(patterns, results):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            try:
+                compiled = re.compile(pattern)
+                width = re._parser.parse(pattern).getwidth()
+            except (re.error, OverflowError, ValueError) as e:
+                assert kind == "E", f"{pattern!r}: Python rejects it ({e}), ours accepted it"
+                continue
+        if kind == "E":
+            assert "does not compile" not in payload, f"{pattern!r}: Python compiles it; ours: {payload}"
+            if compiled.groups > 1:
+                assert "More than 1 capturing group" in payload
+            else:
+                assert any(m in payload for m in REFUSAL_MARKERS), f"{pattern!r}: {payload}"
+            if "token_pattern can match the empty string" in payload:
+                assert width[0] == 0, f"{pattern!r}: Python's minimum width is {width[0]}"
+            continue
+        accepted += 1
+        assert compiled.groups <= 1 and width[0] >= 1, pattern
+        for text, tokens in zip(texts, payload):
+            assert tokens == compiled.findall(text), f"{pattern!r} on {text!r}"
+    assert accepted >= len(patterns) // 3, f"only {accepted} of {len(patterns)} random patterns accepted"
+
+
+# -- through gRPC ----------------------------------------------------------------------------------------------
+
+def test_train_and_vectorize_through_grpc(data, tmp_path):
+    """The served path: Train with a token_pattern, GetModel's vocabulary and Vectorize's rows equal scikit-learn's;
+    a refused pattern answers INVALID_ARGUMENT naming the construct and leaves the served version in place."""
+    import grpc
+    from maas.discriminative.v1 import discriminative_pb2_grpc
+    from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative
+
+    train, test = data["train"], data["test"]
+    pattern = r"[^\W\d_]{2,}(?=@)|\d+"
+    cv = CountVectorizer(token_pattern=pattern).fit(train)
+    server = start_discriminative(tmp_path / "models")
+    try:
+        with channel_to(server) as channel:
+            stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+
+            def requests(config):
+                yield pb.TrainRequest(config=config)
+                yield pb.TrainRequest(batch=pb.TextBatch(examples=[
+                    pb.LabeledText(text=t, label=["ham", "spam"][i % 2]) for i, t in enumerate(train)]))
+
+            config = pb.TrainConfig(name="tp", vectorizer=pb.VectorizerConfig(
+                count=pb.CountVectorizerConfig(text=pb.TextOptions(token_pattern=pattern))))
+            assert stub.Train(requests(config), timeout=TIMEOUT).info.version == 1
+            got = stub.GetModel(pb.GetModelRequest(model=ref("tp")), timeout=TIMEOUT)
+            assert list(got.spec.vectorizer.vocabulary) == list(cv.get_feature_names_out())
+            rows = stub.Vectorize(pb.VectorizeRequest(model=ref("tp"), texts=test), timeout=TIMEOUT)
+            assert_rows_equal(rows, cv.transform(test), test)
+            bad = pb.TrainConfig(name="tp", vectorizer=pb.VectorizerConfig(
+                count=pb.CountVectorizerConfig(text=pb.TextOptions(token_pattern=r"(?i)\w+"))))
+            with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "token_pattern", "(?i)"):
+                stub.Train(requests(bad), timeout=TIMEOUT)
+            assert stub.GetModel(pb.GetModelRequest(model=ref("tp")), timeout=TIMEOUT).info.version == 1
+    finally:
+        server.stop()
