@@ -144,10 +144,10 @@ absl::Status DiscreteNb::FitInPlace(const std::vector<SparseVector>& rows, size_
   return absl::OkStatus();
 }
 
-absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
-                                   const std::vector<std::string>& labels,
-                                   const std::vector<double>& weights) {
-  if (rows.empty()) return absl::InvalidArgumentError("no training examples");
+absl::Status DiscreteNb::CheckExamples(const std::vector<SparseVector>& rows,
+                                       const std::vector<std::string>& labels,
+                                       const std::vector<double>& weights,
+                                       size_t num_features) const {
   if (labels.size() != rows.size()) {
     return absl::InvalidArgumentError(absl::StrCat("got ", rows.size(), " rows but ", labels.size(),
                                                    " labels (need one per row)"));
@@ -158,9 +158,6 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
   }
   MAAS_RETURN_IF_ERROR(ValidateNbOptions(options_));
   for (size_t i = 0; i < rows.size(); ++i) {
-    if (labels[i].empty()) {
-      return absl::InvalidArgumentError(absl::StrCat("label of example ", i, " is empty"));
-    }
     if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0.0)) {
       return absl::InvalidArgumentError(
           absl::StrCat("weight of example ", i, " must be finite and >= 0; got ", weights[i]));
@@ -179,6 +176,19 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
         return absl::InvalidArgumentError(
             absl::StrCat("Negative values in data passed to ", SklearnName(), " (row ", i, ")"));
       }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
+                                   const std::vector<std::string>& labels,
+                                   const std::vector<double>& weights) {
+  if (rows.empty()) return absl::InvalidArgumentError("no training examples");
+  MAAS_RETURN_IF_ERROR(CheckExamples(rows, labels, weights, num_features));
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (labels[i].empty()) {
+      return absl::InvalidArgumentError(absl::StrCat("label of example ", i, " is empty"));
     }
   }
   if (!weights.empty() &&

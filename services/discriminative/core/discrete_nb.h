@@ -108,6 +108,12 @@ class DiscreteNb : public Classifier {
   absl::Status FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
                          const std::vector<std::string>& labels,
                          const std::vector<double>& weights);
+  // The checks fit and partial_fit share (INVALID_ARGUMENT naming the example): one label and
+  // none or one weight per row, valid options, finite weights >= 0, rows with matching index and
+  // value counts, indices < num_features, values this classifier accepts.
+  absl::Status CheckExamples(const std::vector<SparseVector>& rows,
+                             const std::vector<std::string>& labels,
+                             const std::vector<double>& weights, size_t num_features) const;
   // Loads the shared part of a stored state (classes, counts, prior, flp shapes) and validates.
   absl::Status LoadState(const v1::ClassifierState& state, size_t num_features);
   // _update_class_log_prior.

@@ -23,15 +23,7 @@ absl::Status DiscreteNb::PartialFit(const std::vector<SparseVector>& rows,
                                     const std::vector<double>& weights) {
   const size_t k = classes_.size();
   const size_t f = num_features_;
-  if (labels.size() != rows.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", rows.size(), " rows but ", labels.size(),
-                                                   " labels (need one per row)"));
-  }
-  if (!weights.empty() && weights.size() != rows.size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "got ", rows.size(), " rows but ", weights.size(), " weights (need one per row, or none)"));
-  }
-  MAAS_RETURN_IF_ERROR(ValidateNbOptions(options_));
+  MAAS_RETURN_IF_ERROR(CheckExamples(rows, labels, weights, f));
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("Number of priors must match number of classes: got ",
@@ -46,25 +38,6 @@ absl::Status DiscreteNb::PartialFit(const std::vector<SparseVector>& rows,
                        "') is not one of the classes fixed by partial_fit's classes"));
     }
     class_of[i] = static_cast<size_t>(it - classes_.begin());
-    if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight of example ", i, " must be finite and >= 0; got ", weights[i]));
-    }
-    const SparseVector& row = rows[i];
-    if (row.indices.size() != row.values.size()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "row ", i, " has ", row.indices.size(), " indices but ", row.values.size(), " values"));
-    }
-    for (size_t e = 0; e < row.indices.size(); ++e) {
-      if (row.indices[e] >= f) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("row ", i, " has feature index ", row.indices[e], " >= ", f, " features"));
-      }
-      if (!std::isfinite(row.values[e]) || (RequiresNonNegative() && row.values[e] < 0.0)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("Negative values in data passed to ", SklearnName(), " (row ", i, ")"));
-      }
-    }
   }
   // The batch's own sums from 0.0 in row order (scipy's csc_matvecs), then one add per cell.
   std::vector<double> batch_features(k * f, 0.0);
