@@ -364,7 +364,12 @@ absl::StatusOr<cv1::Matrix> ParseMatrixCsv(absl::string_view content) {
   return matrix;
 }
 
-absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view content) {
+namespace {
+
+// 'label<TAB>text' lines, or 'label<TAB>weight<TAB>text' lines when `weighted`.
+absl::StatusOr<std::vector<dv1::LabeledText>> ParseLabeledLines(absl::string_view content,
+                                                                bool weighted) {
+  const absl::string_view format = weighted ? "label<TAB>weight<TAB>text" : "label<TAB>text";
   std::vector<dv1::LabeledText> examples;
   const std::vector<absl::string_view> lines = SplitLines(content);
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -375,18 +380,21 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view
       return absl::InvalidArgumentError(absl::StrCat(where, ": invalid UTF-8"));
     }
     const size_t tab = line.find('\t');
-    if (tab == absl::string_view::npos) {
+    const size_t text_tab =
+        !weighted || tab == absl::string_view::npos ? tab : line.find('\t', tab + 1);
+    if (text_tab == absl::string_view::npos) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": expected 'label<TAB>text' but found no tab"));
+          weighted ? absl::StrCat(where, ": expected '", format, "' (--weighted)")
+                   : absl::StrCat(where, ": expected '", format, "' but found no tab"));
     }
     const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
     if (label.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
     }
-    if (examples.empty()) {  // the first data line: a header is not an example
+    const absl::string_view text = line.substr(text_tab + 1);
+    if (!weighted && examples.empty()) {  // the first data line: a header is not an example
       const std::string first = absl::AsciiStrToLower(label);
-      const std::string second =
-          absl::AsciiStrToLower(absl::StripAsciiWhitespace(line.substr(tab + 1)));
+      const std::string second = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
       const bool label_like = first == "label" || first == "labels" || first == "class" ||
                               first == "category" || first == "target" || first == "y";
       const bool text_like = second == "text" || second == "texts" || second == "document" ||
@@ -399,14 +407,29 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view
       }
     }
     dv1::LabeledText& example = examples.emplace_back();
+    if (weighted) {
+      MAAS_ASSIGN_OR_RETURN(const double weight,
+                            ParseFiniteDouble(line.substr(tab + 1, text_tab - tab - 1),
+                                              absl::StrCat(where, ": weight")));
+      if (weight < 0) {
+        return absl::InvalidArgumentError(absl::StrCat(where, ": weight must be >= 0"));
+      }
+      example.set_weight(weight);
+    }
     example.set_label(std::string(label));
-    example.set_text(std::string(line.substr(tab + 1)));
+    example.set_text(std::string(text));
   }
   if (examples.empty()) {
     return absl::InvalidArgumentError(
-        "training file has no examples (expected 'label<TAB>text' lines)");
+        absl::StrCat("training file has no examples (expected '", format, "' lines)"));
   }
   return examples;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<dv1::LabeledText>> ParseTrainingTsv(absl::string_view content) {
+  return ParseLabeledLines(content, /*weighted=*/false);
 }
 
 absl::StatusOr<std::vector<std::string>> ParseTextLines(absl::string_view content) {
@@ -1191,41 +1214,7 @@ absl::Status AddTrainWordLists(const CommandArgs& args, dv1::TrainConfig* config
 }
 
 absl::StatusOr<std::vector<dv1::LabeledText>> ParseWeightedTrainingTsv(absl::string_view content) {
-  std::vector<dv1::LabeledText> examples;
-  const std::vector<absl::string_view> lines = SplitLines(content);
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const absl::string_view line = lines[i];
-    if (IsBlank(line)) continue;
-    const std::string where = absl::StrCat("line ", i + 1);
-    if (!IsValidUtf8(line)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": invalid UTF-8"));
-    }
-    const size_t tab = line.find('\t');
-    const size_t tab2 = tab == absl::string_view::npos ? tab : line.find('\t', tab + 1);
-    if (tab2 == absl::string_view::npos) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": expected 'label<TAB>weight<TAB>text' (--weighted)"));
-    }
-    const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
-    if (label.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
-    }
-    MAAS_ASSIGN_OR_RETURN(
-        const double weight,
-        ParseFiniteDouble(line.substr(tab + 1, tab2 - tab - 1), absl::StrCat(where, ": weight")));
-    if (weight < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": weight must be >= 0"));
-    }
-    dv1::LabeledText& example = examples.emplace_back();
-    example.set_label(std::string(label));
-    example.set_weight(weight);
-    example.set_text(std::string(line.substr(tab2 + 1)));
-  }
-  if (examples.empty()) {
-    return absl::InvalidArgumentError(
-        "training file has no examples (expected 'label<TAB>weight<TAB>text' lines)");
-  }
-  return examples;
+  return ParseLabeledLines(content, /*weighted=*/true);
 }
 
 namespace {
