@@ -142,15 +142,14 @@ bool SampleStream::Next(v1::SampleBatch* batch) {
   if (produced_ >= num_samples_) return false;
   const uint64_t n = std::min(batch_size_, num_samples_ - produced_);
   const uint64_t first = start_index_ + produced_;
-  Eigen::MatrixXd x(n, model_->model->dimension());
-  Eigen::MatrixXd latents;
-  model_->model->Sample(seed_, first, x, include_latents_ ? &latents : nullptr);
+  x_.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
+  model_->model->Sample(seed_, first, x_, include_latents_ ? &latents_ : nullptr);
   batch->Clear();
   batch->set_start_index(first);
   batch->set_seed(seed_);
   batch->set_model_version(model_->info().version());
-  convert::MatrixToProto(x, batch->mutable_x());
-  if (include_latents_) convert::MatrixToProto(latents, batch->mutable_latents());
+  convert::MatrixToProto(x_, batch->mutable_x());
+  if (include_latents_) convert::MatrixToProto(latents_, batch->mutable_latents());
   produced_ += n;
   return true;
 }

@@ -86,6 +86,9 @@ class SampleStream {
   uint64_t batch_size_;
   bool include_latents_;
   uint64_t produced_ = 0;
+  // Reused from batch to batch: a fresh batch-sized matrix costs its page faults every message.
+  Eigen::MatrixXd x_;
+  Eigen::MatrixXd latents_;
 };
 
 // Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of
