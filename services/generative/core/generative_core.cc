@@ -429,7 +429,13 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
   const uint64_t max_rows =
       std::max<uint64_t>(1, static_cast<uint64_t>(options_.max_message_bytes) / 2 /
                                 (9 * std::max<uint64_t>(width, 1)));
-  uint64_t batch = request.batch_size() == 0 ? options_.default_batch_size : request.batch_size();
+  uint64_t batch = request.batch_size();
+  if (batch == 0) {
+    const uint64_t per_row = 8 * std::max<uint64_t>(width, 1);
+    batch = std::min<uint64_t>(
+        options_.default_batch_size,
+        std::max<uint64_t>(1, static_cast<uint64_t>(options_.default_batch_bytes) / per_row));
+  }
   batch = std::min(batch, max_rows);
   const uint64_t seed = ResolveSeed(request.has_seed(), request.seed(), options_);
   return std::make_unique<SampleStream>(std::move(loaded), seed, request.start_index(),
