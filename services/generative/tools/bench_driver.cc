@@ -19,8 +19,8 @@
 //       then one Sample stream of <num_samples> rows (seed 1) parsed into SampleBatch messages
 //       (the doubles stay binary): {"rows_per_second", "payload_bytes_per_second" (float64 x
 //       values), "wire_bytes_per_second" (serialised messages), "messages", "wall_seconds",
-//       "client_cpu_seconds" (this whole process, getrusage), "server_cpu_seconds" (/proc/<pid>,
-//       when given), "checksum"}.
+//       "client_cpu_seconds" (this whole process, getrusage), "server_cpu_seconds" and
+//       "server_busiest_thread_cpu_seconds" (/proc/<pid>, when given), "checksum"}.
 #include <immintrin.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -28,9 +28,11 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -133,6 +135,18 @@ double OtherCpuSeconds(const std::string& pid) {
   return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
+// CPU seconds of each thread of another process (/proc/<pid>/task/<tid>/stat), by tid.
+std::map<std::string, double> ThreadCpuSeconds(const std::string& pid) {
+  std::map<std::string, double> out;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + pid + "/task", error)) {
+    const std::string tid = task.path().filename().string();
+    const double seconds = OtherCpuSeconds(pid + "/task/" + tid);
+    if (seconds >= 0) out[tid] = seconds;
+  }
+  return out;
+}
+
 int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint64_t num_samples,
            uint64_t batch_size, const std::string& pid) {
   grpc::ChannelArguments args;
@@ -158,6 +172,8 @@ int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint6
   request.set_seed(1);
   request.set_batch_size(batch_size);
   const double server_start = pid.empty() ? 0 : OtherCpuSeconds(pid);
+  const std::map<std::string, double> threads_start =
+      pid.empty() ? std::map<std::string, double>{} : ThreadCpuSeconds(pid);
   const double client_start = ProcessCpuSeconds();
   const auto start = Clock::now();
   grpc::ClientContext context;
@@ -176,6 +192,13 @@ int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint6
   const double wall = Seconds(start);
   const double client_cpu = ProcessCpuSeconds() - client_start;
   const double server_cpu = pid.empty() ? -1 : OtherCpuSeconds(pid) - server_start;
+  double busiest = pid.empty() ? -1 : 0;
+  if (!pid.empty()) {
+    for (const auto& [tid, seconds] : ThreadCpuSeconds(pid)) {
+      auto before = threads_start.find(tid);
+      busiest = std::max(busiest, seconds - (before == threads_start.end() ? 0 : before->second));
+    }
+  }
   if (!status.ok()) {
     std::cerr << "Sample: " << status.error_message() << "\n";
     return 2;
@@ -185,8 +208,9 @@ int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint6
             << ", \"wire_bytes_per_second\": " << static_cast<double>(wire) / wall
             << ", \"rows\": " << rows << ", \"messages\": " << messages
             << ", \"wall_seconds\": " << wall << ", \"client_cpu_seconds\": " << client_cpu
-            << ", \"server_cpu_seconds\": " << server_cpu << ", \"checksum\": " << checksum
-            << "}\n";
+            << ", \"server_cpu_seconds\": " << server_cpu
+            << ", \"server_busiest_thread_cpu_seconds\": " << busiest
+            << ", \"checksum\": " << checksum << "}\n";
   return 0;
 }
 
