@@ -6,7 +6,8 @@
       limit of this core (measured: the larger of numpy's DGEMM n=2000 and a register-only stream of independent
       vector FMAs, the true peak; OpenBLAS's DGEMM stays below it);
   (c) samples needed to reach SE = 0.01 nats with PRIOR vs IMPORTANCE vs AIS on a ppca model with L=50;
-  (d) the same ppca sampling served over gRPC by the real maas-generative binary (rows/s, MB/s).
+  (d) the same ppca sampling served over gRPC by the real maas-generative binary (--threads 1) to a C++ client
+      (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound.
 
 maas runs in-process through build/bin/maas_generative_bench_driver (one thread); numpy runs in this process with the
 venv's own OpenBLAS, OPENBLAS_NUM_THREADS=1 and the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (this
@@ -233,9 +234,10 @@ def main():
 
     # (d) served sampling ---------------------------------------------------------------------------------------------
     if "d" in parts:
-        print("\n(d) ppca sampling served over gRPC (one maas-generative process, loopback)")
+        print("\n(d) ppca sampling served over gRPC (one maas-generative --threads 1, loopback)")
         server = subprocess.Popen([str(BUILD / "bin" / "maas-generative"), "--port", "0", "--host", "127.0.0.1",
-                                   "--model_dir", str(tmp / "models"), "--max_message_bytes", str(64 << 20)],
+                                   "--model_dir", str(tmp / "models"), "--max_message_bytes", str(64 << 20),
+                                   "--threads", "1"],
                                   stderr=subprocess.PIPE, text=True)
         try:
             port = None
@@ -244,27 +246,50 @@ def main():
                 if match:
                     port = int(match.group(1))
                     break
+            if "ppca" not in rows:  # part (a) did not run
+                rows["ppca"] = driver("sample", specs["ppca"], 4096, seconds)["rows_per_second"]
+            in_process = rows["ppca"]
+            total = 200000
+            print(f"  in-process generation: {in_process / 1e3:.1f} k rows per CPU second (one core) "
+                  f"= {1e6 / in_process:.2f} us/row; {total} rows per stream, C++ client (bench_driver served: "
+                  f"SampleBatch parsed, doubles kept binary), median of 3 streams by wall time")
+            for batch_size, label in ((0, "server default batch (~1 MiB messages)"),
+                                      (4096, "batch_size 4096 (25 MB messages)")):
+                runs = sorted((driver("served", specs["ppca"], f"127.0.0.1:{port}", total, batch_size, server.pid)
+                               for _ in range(3)), key=lambda r: r["rows_per_second"])
+                r = runs[1]
+                server_us = 1e6 * r["server_cpu_seconds"] / r["rows"]
+                thread_us = 1e6 * r["server_busiest_thread_cpu_seconds"] / r["rows"]
+                client_us = 1e6 * r["client_cpu_seconds"] / r["rows"]
+                gen_us = 1e6 / in_process
+                # On 2 cores the stream is bounded by its busiest thread (the pool thread that generates, serialises
+                # and, through gRPC's inline write, copies into the socket: at most 1 core) and by the CPU of both
+                # processes together (server + client incl. the loopback TCP copies: at most 2 cores).
+                bound = min(1e6 / thread_us, 2e6 / (server_us + client_us))
+                print(f"  {label}: {r['rows_per_second'] / 1e3:.1f} k rows/s = "
+                      f"{r['payload_bytes_per_second'] / 1e6:.0f} MB/s of float64 payload in {r['messages']} messages "
+                      f"-> {100 * r['rows_per_second'] / in_process:.0f}% of in-process\n"
+                      f"    server CPU {server_us:.2f} us/row, of it {thread_us:.2f} on its busiest thread (generation "
+                      f"{gen_us:.2f} + serialising, gRPC, TCP send {thread_us - gen_us:.2f}); client CPU "
+                      f"{client_us:.2f} us/row (TCP receive, gRPC, parse)\n"
+                      f"    2-core bound min(1 / busiest thread, 2 / (server + client)) = min({1e3 / thread_us:.1f}, "
+                      f"{2e3 / (server_us + client_us):.1f}) k rows/s = {100 * bound / in_process:.0f}% of in-process; "
+                      f"measured {100 * r['rows_per_second'] / bound:.0f}% of the bound")
             channel = grpc.insecure_channel(f"127.0.0.1:{port}",
                                             options=[("grpc.max_receive_message_length", 64 << 20)])
             stub = generative_pb2_grpc.GenerativeServiceStub(channel)
-            stub.CreateModel(gen.CreateModelRequest(name="bench-ppca", spec=ppca), timeout=30)
-            total = 100000
             start = time.perf_counter()
             got = 0
-            for batch in stub.Sample(gen.SampleRequest(model=common_pb2.ModelRef(name="bench-ppca"), num_samples=total,
-                                                       seed=1, batch_size=4096), timeout=300):
-                got += batch.x.rows
-            elapsed = time.perf_counter() - start
-            served = got / elapsed
-            if "ppca" not in rows:  # part (a) did not run
-                rows["ppca"] = driver("sample", specs["ppca"], 4096, seconds)["rows_per_second"]
-            print(f"  served {served / 1e3:.1f} k rows/s = {served * D * 8 / 1e6:.0f} MB/s of float64 payload; "
-                  f"in-process {rows['ppca'] / 1e3:.1f} k rows/s -> {100 * served / rows['ppca']:.0f}% "
-                  f"(includes the Python client's protobuf decoding)")
+            for batch in stub.Sample(gen.SampleRequest(model=common_pb2.ModelRef(name="bench-served"),
+                                                       num_samples=total, seed=1), timeout=300):
+                got += len(batch.x.values) // D
+            served = got / (time.perf_counter() - start)
+            print(f"  Python client (grpcio, protobuf decoding in the loop), default batch: {served / 1e3:.1f} k "
+                  f"rows/s = {served * D * 8 / 1e6:.0f} MB/s -> {100 * served / in_process:.0f}% of in-process")
+            print(f"  load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         finally:
             server.terminate()
             server.wait(timeout=30)
-
 
 if __name__ == "__main__":
     main()

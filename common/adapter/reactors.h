@@ -33,12 +33,14 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/adapter/call_annotations.h"
 #include "common/adapter/dispatcher.h"
 #include "common/exec/executor.h"
@@ -326,9 +328,13 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
 
 // A server stream: start(request, scope) (returning absl::StatusOr<std::unique_ptr<Source>>) runs
 // on the pool, then each next message is produced on the pool by Source::Next(msg) or
-// Next(msg, executor, stop) (returning bool or absl::StatusOr<bool>; false = done) only after the
-// previous write completed (flow control). Production stops with DEADLINE_EXCEEDED / CANCELLED
-// when the call's deadline passed or it was cancelled, and with CANCELLED on a failed write.
+// Next(msg, executor, stop) (returning bool or absl::StatusOr<bool>; false = done). Flow control
+// with one message of lookahead: message k+1 is produced (and serialised) while message k is being
+// written, and message k+2 only after write k completed, so a slow reader holds at most two
+// messages in the server while generation and the transport's copies overlap on two cores. A
+// completed write starts the next ready message at once (no hop through the pool). Production
+// stops with DEADLINE_EXCEEDED / CANCELLED when the call's deadline passed or it was cancelled,
+// and with CANCELLED on a failed write; the stream ends only after the last write completed.
 template <class Req, class Msg, class Source, class StartFn>
 class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
@@ -339,6 +345,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         ticket_(std::move(ticket)),
         stop_(StopTokenFor(context)) {
     model_.Update(*request);
+    producing_ = true;
     dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
       absl::Status status = stop_.Check();
       if (status.ok()) {
@@ -350,63 +357,116 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         }
       }
       if (!status.ok()) {
-        End(status);
+        Produced(status, false);
         return;
       }
-      WriteNext();
+      Produce();
     });
   }
 
   void OnWriteDone(bool ok) override {
-    if (!ok) {
-      End(absl::CancelledError("the client stopped reading the stream"));
-      return;
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) write_failed_ = true;
+      action = NextActionLocked();
     }
-    dispatcher_.Run([this] { WriteNext(); });
+    Act(action);
   }
   void OnDone() override { delete this; }
 
  private:
-  // On the pool.
-  void WriteNext() {
+  enum class Action { kNone, kWrite, kEnd };
+
+  // On the pool: fills spare_ with the next message.
+  void Produce() {
     absl::Status status = stop_.Check();
+    bool more = false;
     if (status.ok()) {
       message_.Clear();
-      absl::StatusOr<bool> more = internal::AsStatusOrBool(
+      absl::StatusOr<bool> next = internal::AsStatusOrBool(
           internal::NextOf(*source_, &message_, CallScope{dispatcher_.executor(), stop_}));
-      if (!more.ok()) {
-        status = more.status();
-      } else if (!*more) {
-        End(absl::OkStatus());
-        return;
-      } else {
+      if (!next.ok()) {
+        status = next.status();
+      } else if (*next) {
         if (!annotated_) model_.Update(message_);  // e.g. the resolved model_version
         annotated_ = true;
         model_.CountOutput(message_);
-        status = internal::Serialize(message_, &buffer_);
+        status = internal::Serialize(message_, &spare_);
+        more = status.ok();
       }
     }
-    if (!status.ok()) {
-      End(status);
-      return;
-    }
-    StartWrite(&buffer_);
+    Produced(status, more);
   }
-  void End(const absl::Status& status) {
-    source_.reset();
-    internal::Annotate(context_, model_);
-    Finish(ToGrpcStatus(status));
+  // After production: `more` = spare_ holds a message, else the stream ends with `status`.
+  void Produced(const absl::Status& status, bool more) {
+    Action action;
+    {
+      absl::MutexLock lock(&mu_);
+      producing_ = false;
+      if (more) {
+        ready_ = true;
+      } else {
+        end_ = status;
+      }
+      action = NextActionLocked();
+    }
+    Act(action);
+  }
+  // What to do once no write is in flight or a message became ready.
+  Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return Action::kNone;
+    if (write_failed_) {
+      if (producing_) return Action::kNone;  // the producer ends the call when it returns
+      final_ = absl::CancelledError("the client stopped reading the stream");
+      finished_ = true;
+      return Action::kEnd;
+    }
+    if (ready_) {
+      in_flight_.Swap(&spare_);
+      ready_ = false;
+      writing_ = true;
+      if (!end_.has_value()) producing_ = true;
+      return Action::kWrite;
+    }
+    if (end_.has_value()) {
+      final_ = *end_;
+      finished_ = true;
+      return Action::kEnd;
+    }
+    return Action::kNone;
+  }
+  void Act(Action action) {
+    if (action == Action::kWrite) {
+      StartWrite(&in_flight_);
+      dispatcher_.Run([this] { Produce(); });
+    } else if (action == Action::kEnd) {
+      source_.reset();
+      internal::Annotate(context_, model_);
+      Finish(ToGrpcStatus(final_));
+    }
   }
 
   Dispatcher& dispatcher_;
   grpc::CallbackServerContext* context_;
   Dispatcher::Ticket ticket_;
   const exec::StopToken stop_;
+  // Producer side (one Produce at a time).
   ModelAnnotation model_;
   bool annotated_ = false;
   std::unique_ptr<Source> source_;
   Msg message_;
-  grpc::ByteBuffer buffer_;
+  absl::Mutex mu_;
+  bool producing_ ABSL_GUARDED_BY(mu_) = false;  // a Produce is scheduled or running
+  bool ready_ ABSL_GUARDED_BY(mu_) = false;      // spare_ holds the next message
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;    // in_flight_ is being written
+  bool write_failed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<absl::Status> end_ ABSL_GUARDED_BY(mu_);  // production ended with this status
+  absl::Status final_;  // the call's status, set once with finished_
+  grpc::ByteBuffer spare_;
+  grpc::ByteBuffer in_flight_;
 };
 
 // Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends

@@ -35,10 +35,24 @@ void MatrixToProto(const Eigen::Ref<const Eigen::MatrixXd>& m, maas::common::v1:
   out->set_rows(static_cast<uint32_t>(m.rows()));
   out->set_cols(static_cast<uint32_t>(m.cols()));
   auto* values = out->mutable_values();
-  values->Resize(static_cast<int>(m.rows() * m.cols()), 0.0);
-  double* dst = values->mutable_data();
-  for (Eigen::Index r = 0; r < m.rows(); ++r) {
-    for (Eigen::Index c = 0; c < m.cols(); ++c) *dst++ = m(r, c);
+  const Eigen::Index rows = m.rows(), cols = m.cols();
+  values->Reserve(static_cast<int>(rows * cols));
+  // Every element is written below: no zero fill first.
+  double* dst = values->AddNAlreadyReserved(static_cast<int>(rows * cols));
+  // Row-major out of a column-major matrix, 8 rows at a time: each read of m is one contiguous
+  // run of 8 doubles (a cache line) and the writes advance 8 rows in step, so a large batch is
+  // transposed at memory speed instead of one cache miss per element.
+  constexpr Eigen::Index kBlock = 8;
+  Eigen::Index r0 = 0;
+  for (; r0 + kBlock <= rows; r0 += kBlock) {
+    double* block = dst + r0 * cols;
+    for (Eigen::Index c = 0; c < cols; ++c) {
+      const double* src = m.data() + c * m.outerStride() + r0;
+      for (Eigen::Index i = 0; i < kBlock; ++i) block[i * cols + c] = src[i];
+    }
+  }
+  for (; r0 < rows; ++r0) {
+    for (Eigen::Index c = 0; c < cols; ++c) dst[r0 * cols + c] = m(r0, c);
   }
 }
 

@@ -142,15 +142,14 @@ bool SampleStream::Next(v1::SampleBatch* batch) {
   if (produced_ >= num_samples_) return false;
   const uint64_t n = std::min(batch_size_, num_samples_ - produced_);
   const uint64_t first = start_index_ + produced_;
-  Eigen::MatrixXd x(n, model_->model->dimension());
-  Eigen::MatrixXd latents;
-  model_->model->Sample(seed_, first, x, include_latents_ ? &latents : nullptr);
+  x_.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
+  model_->model->Sample(seed_, first, x_, include_latents_ ? &latents_ : nullptr);
   batch->Clear();
   batch->set_start_index(first);
   batch->set_seed(seed_);
   batch->set_model_version(model_->info().version());
-  convert::MatrixToProto(x, batch->mutable_x());
-  if (include_latents_) convert::MatrixToProto(latents, batch->mutable_latents());
+  convert::MatrixToProto(x_, batch->mutable_x());
+  if (include_latents_) convert::MatrixToProto(latents_, batch->mutable_latents());
   produced_ += n;
   return true;
 }
@@ -430,7 +429,13 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
   const uint64_t max_rows =
       std::max<uint64_t>(1, static_cast<uint64_t>(options_.max_message_bytes) / 2 /
                                 (9 * std::max<uint64_t>(width, 1)));
-  uint64_t batch = request.batch_size() == 0 ? options_.default_batch_size : request.batch_size();
+  uint64_t batch = request.batch_size();
+  if (batch == 0) {
+    const uint64_t per_row = 8 * std::max<uint64_t>(width, 1);
+    batch = std::min<uint64_t>(
+        options_.default_batch_size,
+        std::max<uint64_t>(1, static_cast<uint64_t>(options_.default_batch_bytes) / per_row));
+  }
   batch = std::min(batch, max_rows);
   const uint64_t seed = ResolveSeed(request.has_seed(), request.seed(), options_);
   return std::make_unique<SampleStream>(std::move(loaded), seed, request.start_index(),

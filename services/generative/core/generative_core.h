@@ -54,8 +54,13 @@ struct GenerativeCoreOptions {
   uint64_t max_fit_rows = 10'000'000;
   // Largest number of rows of one estimate request.
   uint64_t max_estimate_rows = 100'000;
-  // Samples per batch when the request leaves batch_size empty.
+  // Samples per batch when the request leaves batch_size empty, further capped to about
+  // default_batch_bytes of float64 values per message: a stream of ~1 MiB messages lets the
+  // server produce the next batch while the transport copies the last one (25 MB messages of a
+  // 4096 x 784 batch left both cores idle half the time), and still amortises the per-message
+  // costs (a pool wake-up, framing) over ~1 MiB.
   uint32_t default_batch_size = 1024;
+  int64_t default_batch_bytes = 1 << 20;
   // Serialized size budget of one streamed message; batches are capped to fit in half of it.
   int64_t max_message_bytes = 64 << 20;
   // Source of fresh seeds for requests without one (injected: the core has no randomness of its
@@ -86,6 +91,9 @@ class SampleStream {
   uint64_t batch_size_;
   bool include_latents_;
   uint64_t produced_ = 0;
+  // Reused from batch to batch: a fresh batch-sized matrix costs its page faults every message.
+  Eigen::MatrixXd x_;
+  Eigen::MatrixXd latents_;
 };
 
 // Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of

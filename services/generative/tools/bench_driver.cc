@@ -14,22 +14,34 @@
 //       runs, median of 5 CPU-time windows: {"flops_per_second": ..., "path": ...}.
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
+//   maas_generative_bench_driver served <spec.pb> <host:port> <num_samples> <batch_size> [<pid>]
+//       A C++ gRPC client of a running maas-generative: CreateModel "bench-served" from the spec,
+//       then one Sample stream of <num_samples> rows (seed 1) parsed into SampleBatch messages
+//       (the doubles stay binary): {"rows_per_second", "payload_bytes_per_second" (float64 x
+//       values), "wire_bytes_per_second" (serialised messages), "messages", "wall_seconds",
+//       "client_cpu_seconds" (this whole process, getrusage), "server_cpu_seconds" and
+//       "server_busiest_thread_cpu_seconds" (/proc/<pid>, when given), "checksum"}.
 #include <immintrin.h>
-
+#include <sys/resource.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "common/exec/executor.h"
 #include "common/math/gemm.h"
-
 #include "common/random/simd_level.h"
+#include "grpcpp/grpcpp.h"
+#include "maas/generative/v1/generative.grpc.pb.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/estimators.h"
 #include "services/generative/core/families.h"
@@ -101,6 +113,107 @@ __attribute__((target("avx2,fma"))) double FmaBurstAvx2() {
   return 100000.0 * 12 * 4 * 2;
 }
 
+double ProcessCpuSeconds() {
+  rusage u;
+  getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+}
+
+// utime + stime of another process from /proc/<pid>/stat, in seconds (-1 when unreadable).
+double OtherCpuSeconds(const std::string& pid) {
+  std::ifstream in("/proc/" + pid + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  double ticks = 0;
+  for (int i = 3; i <= 15 && fields >> field; ++i) {
+    if (i == 14 || i == 15) ticks += std::stod(field);  // utime, stime
+  }
+  return ticks / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// CPU seconds of each thread of another process (/proc/<pid>/task/<tid>/stat), by tid.
+std::map<std::string, double> ThreadCpuSeconds(const std::string& pid) {
+  std::map<std::string, double> out;
+  std::error_code error;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/" + pid + "/task", error)) {
+    const std::string tid = task.path().filename().string();
+    const double seconds = OtherCpuSeconds(pid + "/task/" + tid);
+    if (seconds >= 0) out[tid] = seconds;
+  }
+  return out;
+}
+
+int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint64_t num_samples,
+           uint64_t batch_size, const std::string& pid) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  args.SetMaxSendMessageSize(-1);
+  auto channel = grpc::CreateCustomChannel(target, grpc::InsecureChannelCredentials(), args);
+  auto stub = v1::GenerativeService::NewStub(channel);
+  {
+    grpc::ClientContext context;
+    v1::CreateModelRequest request;
+    request.set_name("bench-served");
+    *request.mutable_spec() = spec;
+    v1::CreateModelResponse response;
+    grpc::Status status = stub->CreateModel(&context, request, &response);
+    if (!status.ok()) {
+      std::cerr << "CreateModel: " << status.error_message() << "\n";
+      return 2;
+    }
+  }
+  v1::SampleRequest request;
+  request.mutable_model()->set_name("bench-served");
+  request.set_num_samples(num_samples);
+  request.set_seed(1);
+  request.set_batch_size(batch_size);
+  const double server_start = pid.empty() ? 0 : OtherCpuSeconds(pid);
+  const std::map<std::string, double> threads_start =
+      pid.empty() ? std::map<std::string, double>{} : ThreadCpuSeconds(pid);
+  const double client_start = ProcessCpuSeconds();
+  const auto start = Clock::now();
+  grpc::ClientContext context;
+  auto reader = stub->Sample(&context, request);
+  v1::SampleBatch batch;
+  uint64_t rows = 0, messages = 0, payload = 0, wire = 0;
+  double checksum = 0;
+  while (reader->Read(&batch)) {
+    rows += batch.x().rows();
+    payload += static_cast<uint64_t>(batch.x().values_size()) * sizeof(double);
+    wire += batch.ByteSizeLong();
+    if (batch.x().values_size() > 0) checksum += batch.x().values(0);
+    ++messages;
+  }
+  grpc::Status status = reader->Finish();
+  const double wall = Seconds(start);
+  const double client_cpu = ProcessCpuSeconds() - client_start;
+  const double server_cpu = pid.empty() ? -1 : OtherCpuSeconds(pid) - server_start;
+  double busiest = pid.empty() ? -1 : 0;
+  if (!pid.empty()) {
+    for (const auto& [tid, seconds] : ThreadCpuSeconds(pid)) {
+      auto before = threads_start.find(tid);
+      busiest = std::max(busiest, seconds - (before == threads_start.end() ? 0 : before->second));
+    }
+  }
+  if (!status.ok()) {
+    std::cerr << "Sample: " << status.error_message() << "\n";
+    return 2;
+  }
+  std::cout << "{\"rows_per_second\": " << static_cast<double>(rows) / wall
+            << ", \"payload_bytes_per_second\": " << static_cast<double>(payload) / wall
+            << ", \"wire_bytes_per_second\": " << static_cast<double>(wire) / wall
+            << ", \"rows\": " << rows << ", \"messages\": " << messages
+            << ", \"wall_seconds\": " << wall << ", \"client_cpu_seconds\": " << client_cpu
+            << ", \"server_cpu_seconds\": " << server_cpu
+            << ", \"server_busiest_thread_cpu_seconds\": " << busiest
+            << ", \"checksum\": " << checksum << "}\n";
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "peak") {
     const math::SimdPath path = math::BestSimdPath();
@@ -127,6 +240,10 @@ int Run(int argc, char** argv) {
   if (!spec.ParseFromString(bytes.str())) {
     std::cerr << "cannot parse " << argv[2] << "\n";
     return 2;
+  }
+  if (command == "served" && argc >= 6) {
+    return Served(spec, argv[3], std::stoull(argv[4]), std::stoull(argv[5]),
+                  argc >= 7 ? argv[6] : "");
   }
   auto made = MakeModel(spec);
   if (!made.ok()) {

@@ -17,6 +17,7 @@
 #include "common/registry/model_repository.h"
 #include "common/server/server.h"
 #include "common/store/memory_model_store.h"
+#include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
 #include "tests/common/adapter/raw_call.h"
 
@@ -158,6 +159,79 @@ TEST_CASE("Sample streams every batch from the pool, and an unknown estimator pr
                               estimate.SerializeAsString());
   CHECK(unknown.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(unknown.status.error_message().find("estimator: unknown value 17") != std::string::npos);
+}
+
+void CreateUniform(Stack& stack, const std::string& name, int dimension) {
+  v1::CreateModelRequest create;
+  create.set_name(name);
+  for (int j = 0; j < dimension; ++j) {
+    create.mutable_spec()->mutable_uniform()->add_low(0);
+    create.mutable_spec()->mutable_uniform()->add_high(1);
+  }
+  REQUIRE(
+      RawUnaryCall(stack.channel, std::string(kService) + "CreateModel", create.SerializeAsString())
+          .status.ok());
+}
+
+// issue 7 item 8d: the default batch is capped to ~1 MiB of values so the server can produce one
+// message while the transport writes the last; an explicit batch_size is still honoured.
+TEST_CASE("Sample's default batch holds about 1 MiB of values, the rows those of any framing") {
+  Stack stack;
+  CreateUniform(stack, "wide", 1000);
+  auto stub = v1::GenerativeService::NewStub(stack.channel);
+  auto read_all = [&](uint32_t batch_size, std::vector<uint32_t>* rows) {
+    v1::SampleRequest request;
+    request.mutable_model()->set_name("wide");
+    request.set_num_samples(600);
+    request.set_seed(5);
+    request.set_batch_size(batch_size);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    auto reader = stub->Sample(&context, request);
+    std::vector<double> values;
+    v1::SampleBatch batch;
+    while (reader->Read(&batch)) {
+      rows->push_back(batch.x().rows());
+      values.insert(values.end(), batch.x().values().begin(), batch.x().values().end());
+    }
+    REQUIRE(reader->Finish().ok());
+    return values;
+  };
+  std::vector<uint32_t> default_rows, explicit_rows;
+  const std::vector<double> by_default = read_all(0, &default_rows);
+  const std::vector<double> by_100 = read_all(100, &explicit_rows);
+  // (1 << 20) / (8 bytes * 1000 columns) = 131 rows per message.
+  const uint32_t cap = (1u << 20) / (8 * 1000);
+  REQUIRE(default_rows.size() == (600 + cap - 1) / cap);
+  for (size_t i = 0; i + 1 < default_rows.size(); ++i) CHECK(default_rows[i] == cap);
+  CHECK(explicit_rows == std::vector<uint32_t>(6, 100));
+  CHECK(by_default.size() == 600u * 1000u);
+  CHECK(by_default == by_100);
+}
+
+// The server produces one message ahead of the writes: a reader that goes away mid-stream must
+// still end the call (and free its dispatcher slot) once the producer returns.
+TEST_CASE("A Sample stream cancelled after its first message ends and frees its slot") {
+  Stack stack;
+  CreateUniform(stack, "cube", 500);
+  auto stub = v1::GenerativeService::NewStub(stack.channel);
+  for (int round = 0; round < 5; ++round) {
+    v1::SampleRequest request;
+    request.mutable_model()->set_name("cube");
+    request.set_num_samples(1'000'000);
+    request.set_seed(static_cast<uint64_t>(round));
+    request.set_batch_size(1000);
+    grpc::ClientContext context;
+    auto reader = stub->Sample(&context, request);
+    v1::SampleBatch batch;
+    REQUIRE(reader->Read(&batch));
+    CHECK(batch.x().rows() == 1000);
+    context.TryCancel();
+    while (reader->Read(&batch)) {
+    }
+    CHECK(reader->Finish().error_code() == grpc::StatusCode::CANCELLED);
+  }
+  stack.WaitIdle();
 }
 
 }  // namespace
