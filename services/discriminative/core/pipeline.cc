@@ -462,6 +462,7 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
 }
 
 absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
+  MAAS_RETURN_IF_ERROR(failed_);
   const size_t batch_index = num_batches_;
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
@@ -518,9 +519,10 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
         DecodeUtf8(example.text(), decode_error_, &repaired);
     const absl::Status added = fitter_->Add(text.ok() ? *text : std::string_view());
     if (!added.ok()) {
-      return absl::Status(added.code(),
-                          absl::StrCat("batch ", batch_index, ", example ", i, " (example ",
-                                       labels_.size(), " of the stream): ", added.message()));
+      failed_ = absl::Status(added.code(),
+                             absl::StrCat("batch ", batch_index, ", example ", i, " (example ",
+                                          labels_.size(), " of the stream): ", added.message()));
+      return failed_;
     }
     labels_.push_back(example.label());
     weights_.push_back(example.has_weight() ? example.weight() : 1.0);
@@ -529,6 +531,7 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
 }
 
 absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
+  MAAS_RETURN_IF_ERROR(failed_);
   if (labels_.empty()) {
     return absl::InvalidArgumentError(
         "no training examples; send at least one batch after the config");

@@ -315,6 +315,9 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
     REQUIRE(trainer->AddBatch(Batch({texts[0], texts[1]}, {labels[0], labels[1]})).ok());
     is_limit(trainer->AddBatch(Batch({texts[2], hostile}, {labels[2], labels[3]})),
              "batch 1, example 1 (example 3 of the stream): ");
+    // The fit is unusable from then on.
+    is_limit(trainer->AddBatch(Batch({texts[3]}, {labels[3]})), "batch 1, example 1");
+    is_limit(trainer->Finish().status(), "batch 1, example 1");
 
     auto pipeline = Pipeline::Fit(texts, labels, {}, config, {});
     REQUIRE(pipeline.ok());
