@@ -315,7 +315,10 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
   Fitter fitter(options);
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
-    fitter.Add(texts[d]);
+    const absl::Status added = fitter.Add(texts[d]);
+    if (!added.ok()) {
+      return absl::Status(added.code(), absl::StrCat("texts[", d, "]: ", added.message()));
+    }
   }
   return fitter.Finish();
 }
@@ -331,7 +334,7 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
   }
 }
 
-void CountVectorizer::Fitter::Add(std::string_view text) {
+absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
   SparseVector& row = result_.rows.emplace_back();
   ++v.num_documents_;
@@ -340,7 +343,7 @@ void CountVectorizer::Fitter::Add(std::string_view text) {
     for (const uint32_t j : row.indices) ++v.document_frequency_[j];
     row.indices.shrink_to_fit();
     row.values.shrink_to_fit();
-    return;
+    return scratch_.token_matcher.status();
   }
   // Provisional index = order of first occurrence (as _count_vocab).
   std::vector<uint32_t>& ids = scratch_.ids;
@@ -393,6 +396,7 @@ void CountVectorizer::Fitter::Add(std::string_view text) {
     row.values[e] = v.options_.binary ? 1.0 : count;
     count = 0.0;
   }
+  return scratch_.token_matcher.status();
 }
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
@@ -621,7 +625,7 @@ absl::Status Validate(const v1::VectorizerConfig& config) {
 class CountFitter final : public VectorizerFitter {
  public:
   explicit CountFitter(const CountVectorizerOptions& options) : fitter_(options) {}
-  void Add(std::string_view text) override { fitter_.Add(text); }
+  absl::Status Add(std::string_view text) override { return fitter_.Add(text); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;

@@ -139,8 +139,8 @@ struct CountVectorizer::FitResult {
 class CountVectorizer::Fitter {
  public:
   explicit Fitter(const CountVectorizerOptions& options);
-  // REQUIRES: valid UTF-8.
-  void Add(std::string_view text);
+  // REQUIRES: valid UTF-8. Errors: a custom token_pattern over its matching limits (FindTokens).
+  absl::Status Add(std::string_view text);
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
 

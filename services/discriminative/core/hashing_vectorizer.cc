@@ -163,11 +163,12 @@ class HashingFitter final : public VectorizerFitter {
  public:
   explicit HashingFitter(HashingVectorizerOptions options)
       : vectorizer_(std::make_unique<HashingVectorizer>(std::move(options))) {}
-  void Add(std::string_view text) override {
+  absl::Status Add(std::string_view text) override {
     SparseVector& row = rows_.emplace_back();
     vectorizer_->Transform(text, &scratch_, &row);
     row.indices.shrink_to_fit();
     row.values.shrink_to_fit();
+    return scratch_.token_matcher.status();
   }
   absl::StatusOr<VectorizerFit> Finish() override {
     VectorizerFit fit;

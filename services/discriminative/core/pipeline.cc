@@ -57,6 +57,13 @@ absl::Status ForEachTextBlock(
   return absl::OkStatus();
 }
 
+// OK, or texts[index]'s analysis error (a custom token_pattern over its matching limits).
+absl::Status AnalysisStatus(const AnalyzerScratch& scratch, size_t index) {
+  const absl::Status& status = scratch.token_matcher.status();
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(status.code(), absl::StrCat("texts[", index, "]: ", status.message()));
+}
+
 uint64_t CountDistinct(const std::vector<std::string>& labels) {
   absl::flat_hash_set<absl::string_view> distinct;
   for (const std::string& label : labels) distinct.insert(label);
@@ -206,6 +213,7 @@ absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(
   for (size_t i = 0; i < texts.size(); ++i) {
     MAAS_ASSIGN_OR_RETURN(const std::string_view text, Decode(texts[i], i, &scratch.decoded));
     vectorizer_->Transform(text, &scratch, &rows[i]);
+    MAAS_RETURN_IF_ERROR(AnalysisStatus(scratch, i));
   }
   return rows;
 }
@@ -219,6 +227,7 @@ absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(
   for (size_t i = 0; i < texts.size(); ++i) {
     MAAS_ASSIGN_OR_RETURN(const std::string_view text, Decode(texts[i], i, &scratch.decoded));
     vectorizer_->Transform(text, &scratch, &row);
+    MAAS_RETURN_IF_ERROR(AnalysisStatus(scratch, i));
     out.push_back(classifier_->Predict(row));
   }
   return out;
@@ -295,6 +304,7 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
                            MAAS_ASSIGN_OR_RETURN(const std::string_view text,
                                                  Decode(texts[i], i, &scratch->decoded));
                            ClassifyOne(text, options, scratch, &row, &results[i]);
+                           MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
                          }
                          return absl::OkStatus();
                        }));
@@ -313,6 +323,7 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                               MAAS_ASSIGN_OR_RETURN(const std::string_view text,
                                                     Decode(texts[i], i, &scratch->decoded));
                               vectorizer_->Transform(text, scratch, &row);
+                              MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
                               LogProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
@@ -451,6 +462,7 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
 }
 
 absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
+  MAAS_RETURN_IF_ERROR(failed_);
   const size_t batch_index = num_batches_;
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
@@ -500,11 +512,18 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   for (const absl::string_view label : new_labels) distinct_labels_.emplace(label);
   ++num_batches_;
   std::string repaired;
-  for (const v1::LabeledText& example : batch.examples()) {
+  for (int i = 0; i < batch.examples_size(); ++i) {
+    const v1::LabeledText& example = batch.examples(i);
     // Valid under strict (checked above); otherwise repaired per decode_error.
     const absl::StatusOr<std::string_view> text =
         DecodeUtf8(example.text(), decode_error_, &repaired);
-    fitter_->Add(text.ok() ? *text : std::string_view());
+    const absl::Status added = fitter_->Add(text.ok() ? *text : std::string_view());
+    if (!added.ok()) {
+      failed_ = absl::Status(added.code(),
+                             absl::StrCat("batch ", batch_index, ", example ", i, " (example ",
+                                          labels_.size(), " of the stream): ", added.message()));
+      return failed_;
+    }
     labels_.push_back(example.label());
     weights_.push_back(example.has_weight() ? example.weight() : 1.0);
   }
@@ -512,6 +531,7 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
 }
 
 absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
+  MAAS_RETURN_IF_ERROR(failed_);
   if (labels_.empty()) {
     return absl::InvalidArgumentError(
         "no training examples; send at least one batch after the config");

@@ -184,7 +184,10 @@ class Trainer {
   // Validates and appends one batch: every example needs valid UTF-8 text and label, a non-empty
   // label (one of the fixed classes, when there are), and a weight that is finite and >= 0 (unset:
   // 1). On error (INVALID_ARGUMENT naming the batch and example; RESOURCE_EXHAUSTED when the
-  // distinct labels exceed limits.max_classes) nothing of the batch is kept.
+  // distinct labels exceed limits.max_classes) nothing of the batch is kept. The texts are analyzed
+  // here: a text the analyzer cannot analyze (a custom token_pattern past its match-step limit,
+  // see TokenPattern::FindTokens; INVALID_ARGUMENT naming the batch and example) fails the whole
+  // training: every later AddBatch and Finish answers that error again.
   absl::Status AddBatch(const v1::TextBatch& batch);
 
   // Examples accepted so far.
@@ -219,6 +222,7 @@ class Trainer {
   std::unique_ptr<VectorizerFitter> fitter_;
   std::vector<std::string> labels_;
   std::vector<double> weights_;
+  absl::Status failed_;  // a text could not be analyzed: the fit is unusable
 };
 
 }  // namespace maas::discriminative

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <limits>
 #include <optional>
 #include <string>
 #include <utility>
@@ -21,6 +22,10 @@
 
 namespace maas::discriminative {
 namespace {
+
+// ICU's RegexMatcher::setTimeLimit counts in quanta of this many match steps (backtracking state
+// saves; TIMER_INITIAL_VALUE in ICU's rematch.cpp).
+constexpr int64_t kIcuStepQuantum = 10'000;
 
 // Python's sre MAXREPEAT (an unbounded repeat) and its width arithmetic (SubPattern.getwidth caps
 // the minimum at MAXREPEAT - 1 and the maximum at MAXREPEAT).
@@ -1072,15 +1077,28 @@ void TokenPattern::FindTokens(std::string_view text, TokenMatcherCache* cache,
           absl::StrCat("token_pattern: ICU could not create a matcher: ", u_errorName(status)));
       return;
     }
-    cache->matcher_->setStackLimit(0, status);
-    status = U_ZERO_ERROR;
+    cache->matcher_->setStackLimit(kTokenPatternStackBytes, status);
+    if (U_FAILURE(status)) {
+      cache->matcher_.reset();
+      cache->pattern_.reset();
+      cache->status_ = absl::ResourceExhaustedError(absl::StrCat(
+          "token_pattern: ICU could not set the backtrack stack limit: ", u_errorName(status)));
+      return;
+    }
   }
   ToUtf16WithOffsets(text, &cache->utf16_, &cache->utf8_offsets_);
   if (cache->text_ == nullptr) cache->text_ = std::make_unique<icu::UnicodeString>();
   cache->text_->setTo(false, reinterpret_cast<const UChar*>(cache->utf16_.data()),
                       static_cast<int32_t>(cache->utf16_.size()));
   icu::RegexMatcher& m = *cache->matcher_;
-  m.reset(*cache->text_);
+  m.reset(*cache->text_);  // Also restarts ICU's step count: the limit is per text.
+  const int64_t step_limit = TokenPatternStepLimit(cache->utf16_.size());
+  m.setTimeLimit(static_cast<int32_t>(step_limit / kIcuStepQuantum), status);
+  if (U_FAILURE(status)) {
+    cache->status_ = absl::ResourceExhaustedError(
+        absl::StrCat("token_pattern: ICU could not set the step limit: ", u_errorName(status)));
+    return;
+  }
   const int group = translated_.has_group ? 1 : 0;
   const std::vector<uint32_t>& offsets = cache->utf8_offsets_;
   while (m.find(status)) {
@@ -1092,11 +1110,34 @@ void TokenPattern::FindTokens(std::string_view text, TokenMatcherCache* cache,
     const uint32_t e = offsets[static_cast<size_t>(end)];
     emit(text.substr(b, e - b));
   }
-  if (U_FAILURE(status)) {
+  if (status == U_REGEX_TIME_OUT) {
+    cache->status_ = absl::InvalidArgumentError(absl::StrCat(
+        "token_pattern needed more than ", step_limit,
+        " match steps (backtracking states, ICU's deterministic unit of regex work) on this text "
+        "of ",
+        cache->utf16_.size(), " UTF-16 code units, this server's limit (",
+        kTokenPatternStepsPerText, " per text + ", kTokenPatternStepsPerCodeUnit,
+        " per code unit): catastrophic backtracking, as in (a+)+b or (?:a|aa)+c on a long run of "
+        "a's; rewrite the pattern so that each character can be matched in only one way"));
+  } else if (status == U_REGEX_STACK_OVERFLOW) {
+    cache->status_ = absl::InvalidArgumentError(absl::StrCat(
+        "token_pattern needed more than ", kTokenPatternStackBytes,
+        " bytes of backtracking state on this text, this server's limit: a single match spans too "
+        "much text with pending alternatives; rewrite the pattern so that each character can be "
+        "matched in only one way, or shorten the text"));
+  } else if (U_FAILURE(status)) {
     cache->status_ = absl::ResourceExhaustedError(
-        absl::StrCat("token_pattern matching stopped: ", u_errorName(status),
-                     " (the pattern backtracks too much on this text; simplify it)"));
+        absl::StrCat("token_pattern matching stopped: ", u_errorName(status)));
   }
+}
+
+int64_t TokenPatternStepLimit(size_t utf16_length) {
+  const int64_t max_units = std::numeric_limits<int32_t>::max();
+  const int64_t length =
+      static_cast<int64_t>(std::min<size_t>(utf16_length, static_cast<size_t>(max_units)));
+  const int64_t steps = kTokenPatternStepsPerText + length * kTokenPatternStepsPerCodeUnit;
+  const int64_t units = std::min(max_units, (steps + kIcuStepQuantum - 1) / kIcuStepQuantum);
+  return units * kIcuStepQuantum;
 }
 
 TokenMatcherCache::TokenMatcherCache() = default;

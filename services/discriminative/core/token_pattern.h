@@ -45,6 +45,25 @@ inline constexpr size_t kMaxTokenPatternLength = 4096;
 // Largest repeat count accepted in {m,n}.
 inline constexpr uint64_t kMaxTokenPatternRepeat = 100'000;
 
+// The work ICU's regex engine may do for one text, so that a pattern with catastrophic
+// backtracking ((?:a+)+b or (?:a|aa)+c on "aaaa...a!", exponential in Python's re) cannot tie a
+// worker up without bound. Counted in match steps: ICU's deterministic unit of matching work (one
+// step = one backtracking state saved; RegexMatcher::setTimeLimit counts them in quanta of
+// 10,000), the same on every machine and under any load. re.findall over a text of n UTF-16 code
+// units may take kTokenPatternStepsPerText + n * kTokenPatternStepsPerCodeUnit steps in all
+// (rounded up to ICU's quantum). Ordinary patterns take a few steps per code unit (measured on
+// 545,000 code units of words: \w+(?:'\w+)? 1.1, [A-Za-z]+|\d+ 1.5, \w+@\w+ 2.8,
+// \b\w+\b(?:-\w+)* 3.7), so only super-linear backtracking reaches the limit; a text that does
+// stops after about 1.1e6 steps for 400 code units and 2.7e7 for 100,000 (8 ms and 0.2 s of CPU
+// on the development machine).
+inline constexpr int64_t kTokenPatternStepsPerText = 1'000'000;
+inline constexpr int64_t kTokenPatternStepsPerCodeUnit = 256;
+// ICU's backtrack stack per text, in bytes: bounds the memory one match may hold in pending
+// alternatives (a 200,000-character token matched by (?:\w|')+ stays far below it).
+inline constexpr int32_t kTokenPatternStackBytes = 64 << 20;
+// The step limit for a text of `utf16_length` code units (a multiple of ICU's 10,000-step quantum).
+int64_t TokenPatternStepLimit(size_t utf16_length);
+
 // The ICU form of a Python token pattern.
 struct TranslatedTokenPattern {
   std::string icu_pattern;  // UTF-8, for icu::RegexPattern::compile with no flags
@@ -88,10 +107,12 @@ class TokenPattern {
       std::string_view python_pattern, bool use_runs = true);
 
   // re.findall over `text`, left to right: emit(token) per match (the group's text when the
-  // pattern has a group). Tokens are views into `text`. ICU's backtrack stack is unlimited, as
-  // Python's; only a failed allocation stops matching early: the rest of the text then yields no
-  // tokens and cache->status() says why. Like Python's, matching time can be exponential for
-  // patterns such as (?:a+)+b. REQUIRES: `text` is valid UTF-8.
+  // pattern has a group). Tokens are views into `text`. Matching is bounded: past
+  // TokenPatternStepLimit steps or kTokenPatternStackBytes of backtrack stack (catastrophic
+  // backtracking, where Python would take exponential time), or on a failed allocation, matching
+  // stops, the rest of the text yields no tokens and cache->status() says why (INVALID_ARGUMENT
+  // for the limits, naming them; RESOURCE_EXHAUSTED for memory). Callers that analyze with a
+  // custom pattern check cache->status() after each text. REQUIRES: `text` is valid UTF-8.
   void FindTokens(std::string_view text, TokenMatcherCache* cache,
                   absl::FunctionRef<void(std::string_view)> emit) const;
 
@@ -123,7 +144,7 @@ class TokenMatcherCache {
   TokenMatcherCache(TokenMatcherCache&&) noexcept;
   TokenMatcherCache& operator=(TokenMatcherCache&&) noexcept;
 
-  // OK, or the error that cut the last FindTokens call short.
+  // OK, or the error that cut the last FindTokens call short (reset by each call).
   const absl::Status& status() const { return status_; }
 
  private:

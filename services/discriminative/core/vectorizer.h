@@ -79,8 +79,10 @@ struct VectorizerFit {
 class VectorizerFitter {
  public:
   virtual ~VectorizerFitter() = default;
-  // Adds the next text. REQUIRES: valid UTF-8.
-  virtual void Add(std::string_view text) = 0;
+  // Adds the next text. REQUIRES: valid UTF-8. Errors: the text could not be analyzed (a custom
+  // token_pattern over its matching limits, see TokenPattern::FindTokens); the fit is then
+  // unusable.
+  virtual absl::Status Add(std::string_view text) = 0;
   // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
   // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
   virtual absl::StatusOr<VectorizerFit> Finish() = 0;

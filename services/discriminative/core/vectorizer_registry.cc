@@ -70,7 +70,7 @@ class TfidfFitter final : public VectorizerFitter {
  public:
   TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
       : config_(std::move(config)), base_(std::move(base)) {}
-  void Add(std::string_view text) override { base_->Add(text); }
+  absl::Status Add(std::string_view text) override { return base_->Add(text); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
     return FitTfidf(config_, std::move(fit));
@@ -107,7 +107,10 @@ absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, StartVectorizerFit(config));
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
-    fitter->Add(texts[d]);
+    const absl::Status added = fitter->Add(texts[d]);
+    if (!added.ok()) {
+      return absl::Status(added.code(), absl::StrCat("texts[", d, "]: ", added.message()));
+    }
   }
   return fitter->Finish();
 }

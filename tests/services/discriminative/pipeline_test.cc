@@ -288,5 +288,55 @@ TEST_CASE("Pipeline::FromSpec rejects malformed specs") {
   CHECK(Pipeline::FromSpec(spec).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+TEST_CASE("a custom token_pattern past its step limit fails the call, naming the text") {
+  // (?:a|aa)+c backtracks exponentially on a run of a's without a c.
+  const std::string hostile = std::string(300, 'a') + "!";
+  const Strings texts = {"aac b", "aaac aac", "c aaaac", "aac aaaac"};
+  const Strings labels = {"x", "y", "x", "y"};
+  for (const bool hashing : {false, true}) {
+    INFO("hashing " << hashing);
+    v1::VectorizerConfig config;
+    (hashing ? config.mutable_hashing()->mutable_text() : config.mutable_count()->mutable_text())
+        ->set_token_pattern("(?:a|aa)+c");
+    const auto is_limit = [](const absl::Status& status, const std::string& where) {
+      INFO(status);
+      CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+      CHECK_THAT(std::string(status.message()), Catch::StartsWith(where));
+      CHECK_THAT(std::string(status.message()), Catch::Contains("match steps"));
+    };
+    Strings bad_texts = texts;
+    bad_texts[2] = hostile;
+    is_limit(Pipeline::Fit(bad_texts, labels, {}, config, {}).status(), "texts[2]: ");
+
+    v1::TrainConfig train;
+    *train.mutable_vectorizer() = config;
+    auto trainer = Trainer::Create(train);
+    REQUIRE(trainer.ok());
+    REQUIRE(trainer->AddBatch(Batch({texts[0], texts[1]}, {labels[0], labels[1]})).ok());
+    is_limit(trainer->AddBatch(Batch({texts[2], hostile}, {labels[2], labels[3]})),
+             "batch 1, example 1 (example 3 of the stream): ");
+    // The fit is unusable from then on.
+    is_limit(trainer->AddBatch(Batch({texts[3]}, {labels[3]})), "batch 1, example 1");
+    is_limit(trainer->Finish().status(), "batch 1, example 1");
+
+    auto pipeline = Pipeline::Fit(texts, labels, {}, config, {});
+    REQUIRE(pipeline.ok());
+    const Strings queries = {"aac", hostile, "aaac"};
+    is_limit(pipeline->Vectorize(queries).status(), "texts[1]: ");
+    is_limit(pipeline->PredictScores(queries).status(), "texts[1]: ");
+    is_limit(pipeline->Classify(queries, {}).status(), "texts[1]: ");
+    std::vector<double> probabilities(queries.size() * 2);
+    std::vector<uint32_t> predicted(queries.size());
+    exec::InlineExecutor executor;
+    is_limit(pipeline->ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
+                                       predicted.data()),
+             "texts[1]: ");
+    // The same pipeline (and its pooled scratch) still serves ordinary texts.
+    auto good = pipeline->Classify({"aac", "aaac"}, {});
+    REQUIRE(good.ok());
+    CHECK(good->size() == 2);
+  }
+}
+
 }  // namespace
 }  // namespace maas::discriminative

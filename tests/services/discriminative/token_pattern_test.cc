@@ -6,6 +6,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/hashing_vectorizer.h"
 #include "services/discriminative/core/text_analysis.h"
@@ -337,6 +338,62 @@ TEST_CASE(
   hashing.mutable_hashing()->mutable_text()->set_token_pattern(R"((\w+)@(\w))");
   CHECK(HashingVectorizerOptionsFromConfig(hashing).status().code() ==
         absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("token_pattern matching work is bounded per text (catastrophic backtracking)") {
+  // The limit: a fixed allowance plus one per UTF-16 code unit, in whole ICU quanta.
+  CHECK(TokenPatternStepLimit(0) == kTokenPatternStepsPerText);
+  for (const size_t n : {size_t{1}, size_t{301}, size_t{12345}, size_t{1} << 20}) {
+    const int64_t wanted =
+        kTokenPatternStepsPerText + static_cast<int64_t>(n) * kTokenPatternStepsPerCodeUnit;
+    CHECK(TokenPatternStepLimit(n) >= wanted);
+    CHECK(TokenPatternStepLimit(n) < wanted + 10'000);
+    CHECK(TokenPatternStepLimit(n) % 10'000 == 0);
+  }
+
+  // Exponential-time patterns on "aaa...a!": Python's re would run for ages; here each text stops
+  // at its step limit with INVALID_ARGUMENT naming the limit, and the cache stays usable.
+  const std::string hostile = std::string(300, 'a') + "!";
+  for (const char* pattern : {"(?:a|aa)+c", "(a+)+b", "(?:a+)+b", "(?:\\w+\\s?)+x", "(?:a|a)+!x"}) {
+    INFO(pattern);
+    const auto compiled = TokenPattern::Compile(pattern);
+    if (!compiled.ok()) {  // refused up front (a repeated subpattern that can match empty...)
+      CHECK(compiled.status().code() == absl::StatusCode::kInvalidArgument);
+      continue;
+    }
+    REQUIRE_FALSE((*compiled)->uses_runs());
+    TokenMatcherCache cache;
+    Tokens tokens;
+    (*compiled)->FindTokens(hostile, &cache, [&](std::string_view t) { tokens.emplace_back(t); });
+    INFO(cache.status());
+    CHECK(cache.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(cache.status().message()),
+               Catch::Contains(absl::StrCat("more than ", TokenPatternStepLimit(hostile.size()),
+                                            " match steps")));
+    CHECK_THAT(std::string(cache.status().message()), Catch::Contains("catastrophic backtracking"));
+    CHECK(tokens.empty());
+    // The next text starts afresh (status and step count reset).
+    (*compiled)->FindTokens("aac aab", &cache, [](std::string_view) {});
+    CHECK(cache.status().ok());
+  }
+  const auto nested = MustCompile("(?:a|aa)+c");
+  TokenMatcherCache cache;
+  CHECK(Find(*nested, "xaac aaaac c", &cache) == Tokens{"aac", "aaaac"});
+
+  // Ordinary patterns on long texts stay far below the limits: many tokens (the step count is
+  // per text, over all of its matches), one very long token (the backtrack stack), and a
+  // quadratic-but-ordinary scan (each word tried from every start).
+  std::string words;
+  for (int i = 0; i < 50'000; ++i) absl::StrAppend(&words, "word", i % 97, "'s x ");
+  const auto apostrophe = MustCompile(R"(\w+(?:'\w+)?)");
+  const Tokens many = Find(*apostrophe, words, &cache);
+  CHECK(many.size() == 100'000);
+  const std::string long_word(200'000, 'q');
+  CHECK(Find(*MustCompile(R"((?:\w|')+)"), long_word, &cache) == Tokens{long_word});
+  std::string mail;
+  for (int i = 0; i < 2'000; ++i) absl::StrAppend(&mail, "someone", i, " at example.org; ");
+  absl::StrAppend(&mail, "a@b");
+  CHECK(Find(*MustCompile(R"(\w+@\w+)"), mail, &cache) == Tokens{"a@b"});
 }
 
 }  // namespace
