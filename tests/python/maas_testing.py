@@ -71,6 +71,15 @@ def binary(name: str) -> pathlib.Path:
     return path
 
 
+def run_maas_cli(port: int, *args: object, check: bool = True) -> subprocess.CompletedProcess:
+    """Runs the `maas` CLI against 127.0.0.1:port; with check, asserts it exited 0 (showing its stderr)."""
+    result = subprocess.run([str(binary("maas")), f"--target=127.0.0.1:{port}", *map(str, args)],
+                            capture_output=True, text=True, timeout=60)
+    if check:
+        assert result.returncode == 0, f"maas {' '.join(map(str, args))} failed: {result.stderr}"
+    return result
+
+
 def live_processes() -> List["ServerProcess"]:
     with _PROCESSES_LOCK:
         return list(_PROCESSES)

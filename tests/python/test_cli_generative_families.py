@@ -5,7 +5,6 @@ shortest round-trip decimals, so they read back exactly), and the server's own E
 """
 
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -13,15 +12,7 @@ import pytest
 from maas.generative.v1 import generative_pb2_grpc
 
 from generative_oracles import exact, get_spec, sample
-from maas_testing import binary, channel_to, start_generative, wait_serving
-
-
-def run_cli(port, *args, check=True):
-    result = subprocess.run([str(binary("maas")), f"--target=127.0.0.1:{port}", *map(str, args)],
-                            capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, f"maas {' '.join(map(str, args))} failed: {result.stderr}"
-    return result
+from maas_testing import channel_to, start_generative, wait_serving, run_maas_cli
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +50,7 @@ def test_fit_sample_estimate_every_family(port, tmp_path, family, flags, make_ro
     rows = make_rows(np.random.default_rng(5))
     csv = write_csv(tmp_path / "rows.csv", rows)
     name = f"cli-{family.replace('_', '-')}"
-    fitted = json.loads(run_cli(port_number, "--json", "fit", "--name", name, "--family", family, "--data", csv,
+    fitted = json.loads(run_maas_cli(port_number, "--json", "fit", "--name", name, "--family", family, "--data", csv,
                                 "--seed", 3, *flags).stdout)
     assert fitted["name"] == name and fitted["family"] == family
     assert fitted["num_rows"] == 300 and fitted["dimension"] == 3 and fitted["seed"] == 3
@@ -67,7 +58,7 @@ def test_fit_sample_estimate_every_family(port, tmp_path, family, flags, make_ro
     assert get_spec(stub, name).WhichOneof("family") == family
 
     # sample: the CSV reads back to the server's bytes.
-    out = run_cli(port_number, "sample", "--model", name, "--num_samples", 50, "--seed", 8).stdout
+    out = run_maas_cli(port_number, "sample", "--model", name, "--num_samples", 50, "--seed", 8).stdout
     assert out.startswith(f"# model={name} version={fitted['version']} seed=8")
     samples = np.loadtxt(out.splitlines()[1:], delimiter=",", ndmin=2)
     direct, _ = sample(stub, name, 50, seed=8, latents=False)
@@ -75,7 +66,7 @@ def test_fit_sample_estimate_every_family(port, tmp_path, family, flags, make_ro
 
     # estimate: the CLI prints the server's exact values.
     x_csv = write_csv(tmp_path / "x.csv", rows[:5])
-    estimate = json.loads(run_cli(port_number, "--json", "estimate", "--model", name, "--x_file", x_csv).stdout)
+    estimate = json.loads(run_maas_cli(port_number, "--json", "estimate", "--model", name, "--x_file", x_csv).stdout)
     got = np.array([r["log_likelihood"] for r in estimate["rows"]])
     assert estimate["estimator"] == "EXACT"
     np.testing.assert_array_equal(got, exact(stub, name, rows[:5]))
@@ -88,17 +79,17 @@ def test_fit_sample_estimate_every_family(port, tmp_path, family, flags, make_ro
 def test_fit_errors_are_clear(port, tmp_path):
     port_number, _ = port
     csv = write_csv(tmp_path / "rows.csv", np.eye(3))
-    usage = run_cli(port_number, "fit", "--name", "x", "--family", "ppca", "--data", csv, check=False)
+    usage = run_maas_cli(port_number, "fit", "--name", "x", "--family", "ppca", "--data", csv, check=False)
     assert usage.returncode == 2 and "--latent_dim" in usage.stderr
-    wrong = run_cli(port_number, "fit", "--name", "x", "--family", "ppca", "--data", csv, "--n_components", 2,
+    wrong = run_maas_cli(port_number, "fit", "--name", "x", "--family", "ppca", "--data", csv, "--n_components", 2,
                     "--latent_dim", 1, check=False)
     assert wrong.returncode == 2 and "--n_components does not apply to --family=ppca" in wrong.stderr
     bad = tmp_path / "bad.csv"
     bad.write_text("0,1,1\n1,0.5,0\n")
-    result = run_cli(port_number, "fit", "--name", "x", "--family", "bernoulli_mixture", "--data", bad,
+    result = run_maas_cli(port_number, "fit", "--name", "x", "--family", "bernoulli_mixture", "--data", bad,
                      check=False)
     assert result.returncode == 1
     assert "INVALID_ARGUMENT" in result.stderr and "row 1" in result.stderr and "binary" in result.stderr
-    missing = run_cli(port_number, "fit", "--name", "x", "--family", "uniform", "--data", tmp_path / "nope.csv",
+    missing = run_maas_cli(port_number, "fit", "--name", "x", "--family", "uniform", "--data", tmp_path / "nope.csv",
                       check=False)
     assert missing.returncode == 1 and "nope.csv" in missing.stderr

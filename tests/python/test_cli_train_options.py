@@ -9,7 +9,6 @@ sample weights; a fixed vocabulary file, a stop word file, decode_error and Mult
 force_alpha); partial training with --classes against partial_fit; usage errors for options that do not apply.
 """
 
-import subprocess
 
 import numpy as np
 import pytest
@@ -18,19 +17,11 @@ from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
 from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, binary, channel_to, from_matrix, ref, start_discriminative, wait_serving
+from maas_testing import TIMEOUT, channel_to, from_matrix, ref, start_discriminative, wait_serving, run_maas_cli
 
 LABELS = ["ham", "spam", "Été"]
 WORDS = ["café", "Café", "naïve", "résumé", "the", "and", "of", "money", "free", "win", "meeting", "report",
          "Straße", "σοφός", "東京", "x", "data", "offer", "click", "lunch", "project", "ÉCOLE", "école"]
-
-
-def run_cli(port, *args, check=True):
-    result = subprocess.run([str(binary("maas")), f"--target=127.0.0.1:{port}", *map(str, args)],
-                            capture_output=True, text=True, timeout=60)
-    if check:
-        assert result.returncode == 0, f"maas {' '.join(map(str, args))} failed: {result.stderr}"
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +74,7 @@ def test_count_tfidf_complement_options(server, data, tmp_path):
     port, stub = server
     texts, labels, _ = data
     tsv = write_tsv(tmp_path / "a.tsv", labels, texts)
-    run_cli(port, "train", "--name", "cli-a", "--data", tsv, "--analyzer", "char_wb", "--ngram_range", "2,3",
+    run_maas_cli(port, "train", "--name", "cli-a", "--data", tsv, "--analyzer", "char_wb", "--ngram_range", "2,3",
             "--strip_accents", "unicode", "--nolowercase", "--min_df", "2", "--max_df", "0.95", "--tfidf",
             "--norm", "l1", "--smooth_idf=false", "--sublinear_tf", "--classifier", "complement_nb",
             "--alpha", "0.5", "--complement_norm")
@@ -96,7 +87,7 @@ def test_count_tfidf_complement_options(server, data, tmp_path):
     assert_classifier(spec, ComplementNB(alpha=0.5, norm=True).fit(x, labels), "count+tfidf+complement")
 
     # max_features: the most frequent terms, ties at the cutoff by feature order (the documented rule).
-    run_cli(port, "train", "--name", "cli-a2", "--data", tsv, "--analyzer", "char", "--ngram_range", "1,2",
+    run_maas_cli(port, "train", "--name", "cli-a2", "--data", tsv, "--analyzer", "char", "--ngram_range", "1,2",
             "--max_features", "25", "--binary")
     full = CountVectorizer(analyzer="char", ngram_range=(1, 2), binary=True)
     counts = np.asarray(full.fit_transform(texts).sum(axis=0)).ravel()
@@ -109,7 +100,7 @@ def test_hashing_bernoulli_weighted_options(server, data, tmp_path):
     port, stub = server
     texts, labels, weights = data
     tsv = write_tsv(tmp_path / "b.tsv", labels, texts, weights)
-    run_cli(port, "train", "--name", "cli-b", "--data", tsv, "--weighted", "--vectorizer", "hashing",
+    run_maas_cli(port, "train", "--name", "cli-b", "--data", tsv, "--weighted", "--vectorizer", "hashing",
             "--n_features", "4096", "--noalternate_sign", "--norm", "none", "--binary", "--stop_words", "english",
             "--classifier", "bernoulli_nb", "--binarize", "none", "--alpha", "0.3", "--fit_prior=false")
     x = HashingVectorizer(n_features=4096, alternate_sign=False, norm=None, binary=True,
@@ -126,7 +117,7 @@ def test_vocabulary_and_stop_word_files_multinomial_options(server, data, tmp_pa
     (tmp_path / "vocab.txt").write_text("\n".join(vocabulary) + "\n", encoding="utf-8")
     (tmp_path / "stops.txt").write_text("\r\n".join(stops) + "\r\n", encoding="utf-8")
     tsv = write_tsv(tmp_path / "c.tsv", labels, texts)
-    run_cli(port, "train", "--name", "cli-c", "--data", tsv, "--vocabulary_file", tmp_path / "vocab.txt",
+    run_maas_cli(port, "train", "--name", "cli-c", "--data", tsv, "--vocabulary_file", tmp_path / "vocab.txt",
             "--decode_error", "replace", "--classifier", "multinomial_nb", "--alpha", "0",
             "--force_alpha=false", "--class_prior", "0.2,0.5,0.3")
     spec = spec_of(stub, "cli-c")
@@ -136,7 +127,7 @@ def test_vocabulary_and_stop_word_files_multinomial_options(server, data, tmp_pa
     assert_classifier(spec, MultinomialNB(alpha=0, force_alpha=False, class_prior=[0.2, 0.5, 0.3]).fit(x, labels),
                       "fixed vocabulary + multinomial")
 
-    run_cli(port, "train", "--name", "cli-c2", "--data", tsv, "--stop_words_file", tmp_path / "stops.txt",
+    run_maas_cli(port, "train", "--name", "cli-c2", "--data", tsv, "--stop_words_file", tmp_path / "stops.txt",
             "--ngram_range", "1,2", "--fit_prior=false")
     vec = CountVectorizer(stop_words=stops, ngram_range=(1, 2))
     x = vec.fit_transform(texts)
@@ -154,18 +145,18 @@ def test_partial_training_through_the_cli(server, data, tmp_path):
     first = write_tsv(tmp_path / "p1.tsv", labels[:50], texts[:50])
     second = write_tsv(tmp_path / "p2.tsv", labels[50:], texts[50:])
     classes = LABELS + ["later"]
-    out = run_cli(port, "train", "--name", "cli-p", "--data", first, "--partial", "--classes", ",".join(classes),
+    out = run_maas_cli(port, "train", "--name", "cli-p", "--data", first, "--partial", "--classes", ",".join(classes),
                   *options)
     assert "version" in out.stdout
     # The second call may repeat the options or leave them out (the continued version's).
-    run_cli(port, "train", "--name", "cli-p", "--data", second, "--partial")
+    run_maas_cli(port, "train", "--name", "cli-p", "--data", second, "--partial")
     vec = HashingVectorizer(n_features=1024, alternate_sign=False, norm=None)
     nb = MultinomialNB(alpha=0.7)
     nb.partial_fit(vec.transform(texts[:50]), labels[:50], classes=classes)
     nb.partial_fit(vec.transform(texts[50:]), labels[50:])
     assert_classifier(spec_of(stub, "cli-p"), nb, "partial through the CLI")
     # Another alpha on a partial call is refused, naming the field.
-    bad = run_cli(port, "train", "--name", "cli-p", "--data", second, "--partial", *options[:-1], "0.9",
+    bad = run_maas_cli(port, "train", "--name", "cli-p", "--data", second, "--partial", *options[:-1], "0.9",
                   check=False)
     assert bad.returncode == 1 and "alpha" in bad.stderr and "INVALID_ARGUMENT" in bad.stderr
 
@@ -185,7 +176,7 @@ def test_partial_training_through_the_cli(server, data, tmp_path):
 def test_options_that_do_not_apply_are_usage_errors(server, tmp_path, args, mentions):
     port, _ = server
     tsv = write_tsv(tmp_path / "u.tsv", ["a", "b"], ["one text", "another text"])
-    result = run_cli(port, "train", "--name", "cli-u", "--data", tsv, *args, check=False)
+    result = run_maas_cli(port, "train", "--name", "cli-u", "--data", tsv, *args, check=False)
     assert result.returncode == 2, result.stderr
     assert mentions in result.stderr
 
@@ -195,7 +186,7 @@ def test_token_pattern_reaches_the_service(server, data, tmp_path):
     port, stub = server
     texts, labels, _ = data
     tsv = write_tsv(tmp_path / "t.tsv", labels, texts)
-    result = run_cli(port, "train", "--name", "cli-t", "--data", tsv, "--token_pattern", r"\S+", check=False)
+    result = run_maas_cli(port, "train", "--name", "cli-t", "--data", tsv, "--token_pattern", r"\S+", check=False)
     if result.returncode == 0:
         assert spec_of(stub, "cli-t").vectorizer.config.count.text.token_pattern == r"\S+"
     else:
