@@ -337,6 +337,24 @@ struct IntOf<V8> {
   using type = I8;
 };
 
+// The unsigned integer lanes of the same width (shifts that must not be signed overflows).
+using U4 = std::uint64_t __attribute__((vector_size(32)));
+using U8 = std::uint64_t __attribute__((vector_size(64)));
+template <typename V>
+struct UintOf;
+template <>
+struct UintOf<double> {
+  using type = std::uint64_t;
+};
+template <>
+struct UintOf<V4> {
+  using type = U4;
+};
+template <>
+struct UintOf<V8> {
+  using type = U8;
+};
+
 #define MAAS_INLINE inline __attribute__((always_inline))
 
 template <typename V>
@@ -349,6 +367,17 @@ template <typename V>
 MAAS_INLINE V FromBits(typename IntOf<V>::type i) {
   V v;
   std::memcpy(&v, &i, sizeof(v));
+  return v;
+}
+// 2^e as a double: the bits (e + 1023) << 52, computed on unsigned lanes so that the garbage e of
+// a NaN lane is no signed overflow (same bits as the signed form for every e in range).
+template <typename V>
+MAAS_INLINE V PowerOfTwo(typename IntOf<V>::type e) {
+  typename UintOf<V>::type u;
+  std::memcpy(&u, &e, sizeof(u));
+  u = (u + 1023) << 52;
+  V v;
+  std::memcpy(&v, &u, sizeof(v));
   return v;
 }
 template <typename V>
@@ -395,8 +424,8 @@ MAAS_INLINE void ExpParts(V r, V& pm1, V& scale1, V& scale2) {
   // n = bits(shifted) - bits(kShift); 2^n = 2^h * 2^(n - h), h = n >> 1.
   const I ni = BitsOf(shifted) - BitsOf(Splat<V>(kShift));
   const I h = ni >> 1;
-  scale1 = FromBits<V>((h + 1023) << 52);
-  scale2 = FromBits<V>((ni - h + 1023) << 52);
+  scale1 = PowerOfTwo<V>(h);
+  scale2 = PowerOfTwo<V>(ni - h);
 }
 
 // exp(r); r > 709.8: +inf, r < -745.2: 0, NaN: NaN.
