@@ -15,6 +15,7 @@
 #include "common/exec/worker_pool.h"
 #include "common/registry/model_repository.h"
 #include "common/server/flags_help.h"
+#include "common/server/model_cache_metrics.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
 #include "services/discriminative/adapter/discriminative_service.h"
@@ -166,15 +167,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (maas::server::ServerMetrics* metrics = (*server)->metrics()) {
-    repository.SetLoadObserver([metrics](std::string_view name, int64_t, absl::Duration took,
-                                         int64_t) { metrics->ModelLoaded(name, took); });
-    metrics->AddGaugeCallback(
-        "maas_model_cache_bytes",
-        "Bytes the loaded model versions hold in memory, as charged against --model_cache_bytes.",
-        [&repository] { return static_cast<double>(repository.cache().loaded_bytes()); });
-    metrics->AddGaugeCallback(
-        "maas_model_cache_versions", "Model versions loaded in the model cache.",
-        [&repository] { return static_cast<double>(repository.cache().loaded_versions()); });
+    maas::server::ExportModelCacheMetrics(*metrics, repository);
   }
   maas::server::ServeUntilTerminated(
       **server, absl::StrCat("maas.discriminative.v1.DiscriminativeService (model_dir ",
