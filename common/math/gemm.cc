@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "common/random/simd_level.h"
+
 // The 4- and 8-lane vector types below only cross function boundaries between functions of the
 // same target (and are inlined): the ABI note GCC gives for them does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
@@ -170,9 +172,18 @@ bool SimdPathSupported(SimdPath path) {
 }
 
 SimdPath BestSimdPath() {
-  static const SimdPath best = SimdPathSupported(SimdPath::kAvx512) ? SimdPath::kAvx512
-                               : SimdPathSupported(SimdPath::kAvx2) ? SimdPath::kAvx2
-                                                                    : SimdPath::kBaseline;
+  // The process's one SIMD level (random::BestSimdLevel: CPUID, capped by MAAS_SIMD), mapped onto
+  // this file's paths; its AVX2 path also needs FMA.
+  static const SimdPath best = [] {
+    switch (random::BestSimdLevel()) {
+      case random::SimdLevel::kAvx512:
+        return SimdPath::kAvx512;
+      case random::SimdLevel::kAvx2:
+        return SimdPathSupported(SimdPath::kAvx2) ? SimdPath::kAvx2 : SimdPath::kBaseline;
+      default:
+        return SimdPath::kBaseline;
+    }
+  }();
   return best;
 }
 

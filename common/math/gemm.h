@@ -43,7 +43,8 @@ enum class SimdPath { kAuto, kBaseline, kAvx2, kAvx512 };
 
 // Whether this CPU (and OS) can run `path` (kAuto and kBaseline: always).
 bool SimdPathSupported(SimdPath path);
-// The path kAuto resolves to on this CPU.
+// The path kAuto resolves to: the process's SIMD level (common/random/simd_level.h: CPUID, capped
+// by the environment variable MAAS_SIMD), mapped onto the paths above. Paths differ only in speed.
 SimdPath BestSimdPath();
 // "baseline", "avx2", "avx512" (kAuto: the resolved path's name).
 const char* SimdPathName(SimdPath path);
