@@ -1,16 +1,30 @@
 """Sample bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started with
 MAAS_SIMD=baseline / avx2 / (unset: the CPU's best, AVX-512 where present), serves byte-identical Sample streams for
-ppca, factor_analysis and gaussian_mixture (full and diag). A level the CPU lacks is capped to what it has (on such a
+ppca, factor_analysis, gaussian_mixture (full and diag) and mlp_decoder (Gaussian and Bernoulli: the fixed-order GEMM and
+own activations of common/math/gemm.h, whose path MAAS_SIMD caps too). A level the CPU lacks is capped to what it has (on such a
 CPU the comparison covers fewer distinct levels; common_random_test and generative_families_test compare the kernels of
 every level the CPU has directly).
 """
 
 import numpy as np
 import pytest
+from maas.generative.v1 import generative_pb2 as gen
 
 from generative_oracles import create, fa_spec, generative_server, gmm_spec, ppca_spec, sample
+from maas_testing import to_matrix
 
 D, L, K = 61, 9, 3
+
+
+def mlp_spec(rng, likelihood):
+    """L -> 37 (tanh) -> D: widths that are no multiple of any vector width."""
+    hidden = 37
+    layers = [gen.DenseLayer(weight=to_matrix(rng.standard_normal((hidden, L)) / np.sqrt(L)),
+                             bias=list(map(float, rng.standard_normal(hidden))), activation=gen.TANH),
+              gen.DenseLayer(weight=to_matrix(rng.standard_normal((D, hidden)) / np.sqrt(hidden)),
+                             bias=list(map(float, rng.standard_normal(D))), activation=gen.IDENTITY)]
+    spec = gen.MlpDecoderSpec(latent_dim=L, layers=layers, likelihood=likelihood, noise_variance=0.3)
+    return gen.GenerativeModelSpec(mlp_decoder=spec)
 
 
 def models():
@@ -28,6 +42,8 @@ def models():
         "fa": fa_spec(w, mu, 0.1 + rng.random(D)),
         "gmm-full": gmm_spec(weights, means, np.vstack(covs)),
         "gmm-diag": gmm_spec(weights, means, 0.5 + rng.random((K, D)), covariance_type="diag"),
+        "mlp-gaussian": mlp_spec(rng, gen.GAUSSIAN),
+        "mlp-bernoulli": mlp_spec(rng, gen.BERNOULLI),
     }
 
 
