@@ -43,7 +43,8 @@ ClassScores Classifier::Predict(const SparseVector& row) const {
   JointLogLikelihood(row, scores.joint_log_likelihood.data());
   scores.log_probability = LogProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood);
   scores.probability.resize(k);
-  for (size_t c = 0; c < k; ++c) scores.probability[c] = std::exp(scores.log_probability[c]);
+  ProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood.data(), k,
+                                      scores.probability.data());
   scores.predicted = NumpyArgmax(scores.joint_log_likelihood.data(), k);
   return scores;
 }

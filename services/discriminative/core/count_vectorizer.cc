@@ -134,6 +134,25 @@ inline void CountFeature(uint32_t index, std::vector<uint32_t>* ids, double* den
   count += 1.0;
 }
 
+// CountFeature for the m ids of a group (kNotFound ones skipped) without a branch per id: whether
+// an id is new to the text is data (a random 0/1 for mixed text), so it is added to the length
+// rather than branched on. `ids` is grown by m up front and trimmed after.
+inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>* ids,
+                          double* dense) {
+  size_t n = ids->size();
+  ids->resize(n + m);
+  uint32_t* out = ids->data();
+  for (size_t i = 0; i < m; ++i) {
+    const uint32_t id = found[i];
+    if (id == TermTable::kNotFound) continue;  // rare in transform, never in fit
+    double& count = dense[id];
+    out[n] = id;
+    n += count == 0.0 ? 1 : 0;
+    count += 1.0;
+  }
+  ids->resize(n);
+}
+
 }  // namespace
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
@@ -144,48 +163,51 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
   row->values.resize(n);
   uint32_t* out_index = row->indices.data();
   double* out_value = row->values.data();
-  // Ascending order: sorting costs ~n log n branchy steps, a scan of the bitmap of touched features
-  // one step per 64 features; take the cheaper.
+  const auto emit = [&](size_t e, uint32_t id) {
+    out_index[e] = id;
+    out_value[e] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  };
+  if (n <= 8) {
+    for (size_t a = 1; a < n; ++a) {  // insertion sort: fewest steps for the shortest rows
+      const uint32_t id = ids[a];
+      size_t b = a;
+      for (; b > 0 && ids[b - 1] > id; --b) ids[b] = ids[b - 1];
+      ids[b] = id;
+    }
+    for (size_t e = 0; e < n; ++e) emit(e, ids[e]);
+    ids.clear();
+    return;
+  }
+  // Ascending order from a two-level bitmap of the touched features: bit id of `bits`, and bit w
+  // of `summary` for each non-zero word w of `bits`. Reading them back costs one step per touched
+  // word and per id (plus one per 4096 features for the summary), with no comparison sort's
+  // data-dependent branches; both levels are all 0 again afterwards.
   const size_t words = (num_features + 63) / 64;
-  if (n > 16 && words <= 8 * n) {
-    if (scratch->bits.size() < words) scratch->bits.resize(words, 0);
-    uint64_t* bits = scratch->bits.data();
-    uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
-    for (const uint32_t id : ids) {
-      bits[id >> 6] |= uint64_t{1} << (id & 63);
-      lo = std::min(lo, id);
-      hi = std::max(hi, id);
-    }
-    size_t e = 0;
-    for (size_t w = lo >> 6; w <= (hi >> 6); ++w) {
+  if (scratch->bits.size() < words) scratch->bits.resize(words, 0);
+  if (scratch->summary.size() < (words + 63) / 64) scratch->summary.resize((words + 63) / 64, 0);
+  uint64_t* bits = scratch->bits.data();
+  uint64_t* summary = scratch->summary.data();
+  uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
+  for (const uint32_t id : ids) {
+    bits[id >> 6] |= uint64_t{1} << (id & 63);
+    summary[id >> 12] |= uint64_t{1} << ((id >> 6) & 63);
+    lo = std::min(lo, id);
+    hi = std::max(hi, id);
+  }
+  size_t e = 0;
+  for (size_t s = lo >> 12; s <= (hi >> 12); ++s) {
+    uint64_t touched = summary[s];
+    summary[s] = 0;
+    while (touched != 0) {
+      const size_t w = s * 64 + static_cast<size_t>(__builtin_ctzll(touched));
+      touched &= touched - 1;
       uint64_t word = bits[w];
-      if (word == 0) continue;
       bits[w] = 0;
-      while (word != 0) {
-        const auto id = static_cast<uint32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(word)));
+      do {
+        emit(e++, static_cast<uint32_t>(w * 64 + static_cast<size_t>(__builtin_ctzll(word))));
         word &= word - 1;
-        out_index[e] = id;
-        out_value[e] = binary ? 1.0 : dense[id];
-        dense[id] = 0.0;
-        ++e;
-      }
-    }
-  } else {
-    if (n <= 32) {
-      for (size_t a = 1; a < n; ++a) {  // insertion sort: fewer mispredictions for short rows
-        const uint32_t id = ids[a];
-        size_t b = a;
-        for (; b > 0 && ids[b - 1] > id; --b) ids[b] = ids[b - 1];
-        ids[b] = id;
-      }
-    } else {
-      std::sort(ids.begin(), ids.end());
-    }
-    for (size_t e = 0; e < n; ++e) {
-      const uint32_t id = ids[e];
-      out_index[e] = id;
-      out_value[e] = binary ? 1.0 : dense[id];
-      dense[id] = 0.0;
+      } while (word != 0);
     }
   }
   ids.clear();
@@ -380,11 +402,13 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
           homes[i] = provisional_.Home(keys[i]);
           provisional_.Prefetch(homes[i]);
         }
+        uint32_t found[kGroup];
         for (size_t i = 0; i < m; ++i) {
           const auto [id, inserted] = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]);
           if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
-          CountFeature(id, &ids, scratch_.dense.data());
+          found[i] = id;
         }
+        CountFeatures(found, m, &ids, scratch_.dense.data());
       }
     });
   }
@@ -586,9 +610,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
         found[i] = index_.FindFrom(keys[i], homes[i], terms[g + i]);
         if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
       }
-      for (size_t i = 0; i < m; ++i) {
-        if (found[i] != TermTable::kNotFound) CountFeature(found[i], &ids, dense);
-      }
+      CountFeatures(found, m, &ids, dense);
     }
   });
   OrderedRow(num_features, options_.binary, scratch, row);

@@ -1,6 +1,7 @@
 #include "services/discriminative/core/discrete_nb.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -83,17 +84,59 @@ absl::Status CheckLogProbabilities(const std::vector<double>& values, absl::stri
   return absl::OkStatus();
 }
 
+namespace {
+
+constexpr size_t kAhead = 8;  // rows of the weight table requested ahead of their use
+
+// sum_e values[e] * weights[indices[e]][0..K) for a fixed class count K, the sums in registers
+// (the generic loop keeps them in memory: jll may alias the table as far as the compiler knows).
+// Same operations in the same order as the generic loop, so the same bits.
+template <size_t K>
+void AccumulatePlain(const SparseVector& row, const double* weights, size_t num_features,
+                     double* jll) {
+  double sum[K] = {};
+  const size_t n = row.indices.size();
+  const uint32_t* indices = row.indices.data();
+  const double* values = row.values.data();
+  for (size_t e = 0; e < n; ++e) {
+    if (e + kAhead < n && indices[e + kAhead] < num_features) {
+      __builtin_prefetch(weights + static_cast<size_t>(indices[e + kAhead]) * K);
+    }
+    const uint32_t f = indices[e];
+    if (f >= num_features) continue;
+    const double v = values[e];
+    const double* w = weights + static_cast<size_t>(f) * K;
+    for (size_t c = 0; c < K; ++c) sum[c] += v * w[c];
+  }
+  for (size_t c = 0; c < K; ++c) jll[c] = sum[c];
+}
+
+using AccumulateFn = void (*)(const SparseVector&, const double*, size_t, double*);
+
+template <size_t... K>
+constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateTable(std::index_sequence<K...>) {
+  return {&AccumulatePlain<K>...};
+}
+// kAccumulate[K] for K in [0, 16]; 0 and 1 are never used (a classifier has >= 2 classes).
+constexpr auto kAccumulate = MakeAccumulateTable(std::make_index_sequence<17>());
+
+}  // namespace
+
 void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const {
   const size_t k = classes_.size();
+  const bool plain = !TransformsValues();
+  if (plain && k < kAccumulate.size()) {
+    kAccumulate[k](row, weights_t_.data(), num_features_, jll);
+    for (size_t c = 0; c < k; ++c) jll[c] += bias_[c];
+    return;
+  }
   for (size_t c = 0; c < k; ++c) jll[c] = 0.0;
   const size_t n = row.indices.size();
-  constexpr size_t kAhead = 8;  // rows of the table requested ahead of their use
   for (size_t e = 0; e < std::min(n, kAhead); ++e) {
     if (row.indices[e] < num_features_) {
       __builtin_prefetch(weights_t_.data() + static_cast<size_t>(row.indices[e]) * k);
     }
   }
-  const bool plain = !TransformsValues();
   for (size_t e = 0; e < n; ++e) {
     if (e + kAhead < n && row.indices[e + kAhead] < num_features_) {
       __builtin_prefetch(weights_t_.data() + static_cast<size_t>(row.indices[e + kAhead]) * k);

@@ -71,4 +71,25 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
   return out;
 }
 
+void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
+  if (k == 0) return;
+  double max = jll[0];
+  bool nan = false;
+  for (size_t c = 0; c < k; ++c) {
+    nan |= std::isnan(jll[c]);
+    if (jll[c] > max) max = jll[c];
+  }
+  if (nan || !std::isfinite(max)) {
+    LogProbabilitiesFromJointLogLikelihood(jll, k, out);
+    for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
+    return;
+  }
+  double total = 0.0;
+  for (size_t c = 0; c < k; ++c) {
+    out[c] = jll[c] == max ? 1.0 : std::exp(jll[c] - max);
+    total += out[c];
+  }
+  for (size_t c = 0; c < k; ++c) out[c] /= total;
+}
+
 }  // namespace maas::discriminative

@@ -26,6 +26,13 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
 // The same into out[0 .. k) (no allocation; out may not alias jll).
 void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
+// predict_proba, exp(log probabilities), into out[0 .. k): with M = max(jll) finite, as
+// t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials instead of 2k, and
+// within a few ulps of exp(jll_c - lse) (closer to the exact value: jll_c - M loses nothing where
+// jll_c - lse rounds at the magnitude of jll). Otherwise (NaN, all -inf, +inf) exactly
+// exp(LogProbabilitiesFromJointLogLikelihood). REQUIRES: out does not alias jll.
+void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
+
 }  // namespace maas::discriminative
 
 #endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_NUMPY_COMPAT_H_

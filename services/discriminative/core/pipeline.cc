@@ -326,8 +326,7 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                               MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
-                              LogProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
-                              for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
+                              ProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
                               predicted[i] = static_cast<uint32_t>(NumpyArgmax(jll.data(), k));
                             }
                             return absl::OkStatus();

@@ -4,6 +4,7 @@
 #include <array>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -247,10 +248,11 @@ void ToUtf16Into(std::string_view text, std::u16string* out) {
 }
 
 // masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
-// end 0. REQUIRES: text is ASCII.
+// end 0, in n / 64 + 1 words (so bit n, where a run reaching the end ends, always exists).
+// REQUIRES: text is ASCII.
 void AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
   const size_t n = text.size();
-  masks->assign((n + 63) / 64, 0);
+  masks->assign(n / 64 + 1, 0);
   uint64_t* out = masks->data();
   size_t i = 0;
 #if defined(__SSE2__)
@@ -536,29 +538,48 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
     return;
   }
   const size_t n = doc.size();
-  if (IsAscii(doc)) {
-    // ASCII: the runs of set bits of the word-byte mask, two per token found with ctz.
+  if (IsAscii(doc) && n < std::numeric_limits<uint32_t>::max()) {
+    // ASCII: a token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first
+    // bits (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across
+    // words, are written out as positions: the k-th start and the k-th end bound the k-th run.
+    // Runs shorter than 2 bytes are dropped by not advancing the output, without a branch.
     std::vector<uint64_t>& masks = scratch->masks;
     AsciiWordMask(doc, &masks);
     const size_t words = masks.size();
-    size_t i = 0;
-    while (i < n) {
-      size_t w = i >> 6;
-      uint64_t cur = masks[w] & (~uint64_t{0} << (i & 63));
-      while (cur == 0 && ++w < words) cur = masks[w];
-      if (cur == 0) break;
-      const size_t start = w * 64 + static_cast<size_t>(__builtin_ctzll(cur));
-      cur = ~masks[w] & (~uint64_t{0} << (start & 63));
-      while (cur == 0 && ++w < words) cur = ~masks[w];
-      const size_t end =
-          cur == 0 ? n : std::min(n, w * 64 + static_cast<size_t>(__builtin_ctzll(cur)));
-      i = end;
-      if (end - start < 2) continue;
-      if (filter &&
-          options_.stop_words.contains(absl::string_view(doc.data() + start, end - start))) {
-        continue;
+    std::vector<uint32_t>& bounds = scratch->bounds;
+    bounds.resize(2 * (n / 2 + 2));
+    uint32_t* starts = bounds.data();
+    uint32_t* ends = starts + n / 2 + 2;
+    size_t num_starts = 0, num_ends = 0;
+    uint64_t carry = 0;
+    for (size_t w = 0; w < words; ++w) {
+      const uint64_t m = masks[w];
+      const uint64_t previous = m << 1 | carry;
+      carry = m >> 63;
+      const auto base = static_cast<uint32_t>(w * 64);
+      for (uint64_t first = m & ~previous; first != 0; first &= first - 1) {
+        starts[num_starts++] = base + static_cast<uint32_t>(__builtin_ctzll(first));
       }
-      tokens.emplace_back(doc.data() + start, end - start);
+      for (uint64_t past = ~m & previous; past != 0; past &= past - 1) {
+        ends[num_ends++] = base + static_cast<uint32_t>(__builtin_ctzll(past));
+      }
+    }
+    tokens.resize(num_starts);
+    std::string_view* out = tokens.data();
+    size_t kept = 0;
+    for (size_t k = 0; k < num_starts; ++k) {
+      const uint32_t length = ends[k] - starts[k];
+      out[kept] = std::string_view(doc.data() + starts[k], length);
+      kept += length >= 2 ? 1 : 0;
+    }
+    tokens.resize(kept);
+    if (filter) {
+      tokens.erase(std::remove_if(tokens.begin(), tokens.end(),
+                                  [&](std::string_view t) {
+                                    return options_.stop_words.contains(
+                                        absl::string_view(t.data(), t.size()));
+                                  }),
+                   tokens.end());
     }
     return;
   }

@@ -115,9 +115,11 @@ struct AnalyzerScratch {
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;
-  std::vector<uint32_t> ids;    // per-text distinct feature ids (count vectorizer)
-  std::vector<uint64_t> bits;   // per-feature bitmap of one text (all 0 between texts)
-  std::vector<uint64_t> masks;  // per-byte bitmap of the text (word tokenizer)
+  std::vector<uint32_t> ids;      // per-text distinct feature ids (count vectorizer)
+  std::vector<uint64_t> bits;     // per-feature bitmap of one text (all 0 between texts)
+  std::vector<uint64_t> summary;  // per-word bitmap of `bits` (all 0 between texts)
+  std::vector<uint64_t> masks;    // per-byte bitmap of the text (word tokenizer)
+  std::vector<uint32_t> bounds;   // token start and end positions of the text (word tokenizer)
   // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
   struct WordMemo {
     uint64_t owner = 0;              // which vectorizer's ids these are (0: none)

@@ -1,9 +1,15 @@
 // The speed machinery of the count vectorizer, each against a plain reference computed here: the
 // TermTable against std::unordered_map, the ASCII word tokenizer (SSE2 bitmap) against the scalar
 // DefaultTokenize, and the char_wb word memo (a scratch kept from text to text, shared between
-// vectorizers, filled past its bounds) against a fresh scratch per text.
+// vectorizers, filled past its bounds) against a fresh scratch per text, OrderedRow (two-level
+// bitmap) against std::map, the fixed-class-count JLL kernels against the sum written out, and
+// predict_proba from k exponentials against exp(predict_log_proba).
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <string_view>
@@ -11,6 +17,8 @@
 #include <vector>
 
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/multinomial_nb.h"
+#include "services/discriminative/core/numpy_compat.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 
@@ -161,6 +169,134 @@ TEST_CASE("char_wb word memo: past its bounds it stops storing and stays exact")
     RequireSameRows(row, fit->vectorizer.Vectorizer::Transform(text));
   }
   RequireSameRows(fit->rows[0], fit->vectorizer.Vectorizer::Transform(big));
+}
+
+}  // namespace
+}  // namespace maas::discriminative
+
+namespace maas::discriminative {
+namespace {
+
+TEST_CASE("OrderedRow gives the ids ascending with their counts, on every row size and width") {
+  std::mt19937_64 rng(13);
+  AnalyzerScratch scratch;
+  // Widths around the 64-feature words and the 4096-feature summary words; rows from empty to
+  // wider than the insertion-sort cutoff, ids clustered or spread, repeats counted.
+  for (const size_t width : {1, 63, 64, 65, 4095, 4096, 4097, 20000, 300000}) {
+    for (int trial = 0; trial < 60; ++trial) {
+      const size_t n = rng() % 120;
+      const size_t span = trial % 3 == 0 ? std::min<size_t>(width, 200) : width;
+      const size_t offset = rng() % (width - span + 1);
+      scratch.dense.assign(width, 0.0);
+      scratch.ids.clear();
+      std::map<uint32_t, double> expected;
+      for (size_t k = 0; k < n; ++k) {
+        const auto id = static_cast<uint32_t>(offset + rng() % span);
+        if (scratch.dense[id] == 0.0) scratch.ids.push_back(id);
+        scratch.dense[id] += 1.0;
+        expected[id] += 1.0;
+      }
+      const bool binary = trial % 5 == 4;
+      SparseVector row;
+      OrderedRow(width, binary, &scratch, &row);
+      REQUIRE(row.indices.size() == expected.size());
+      size_t e = 0;
+      for (const auto& [id, count] : expected) {
+        REQUIRE(row.indices[e] == id);
+        REQUIRE(row.values[e] == (binary ? 1.0 : count));
+        ++e;
+      }
+      // The scratch is clean for the next text.
+      REQUIRE(scratch.ids.empty());
+      for (const double d : scratch.dense) REQUIRE(d == 0.0);
+      for (const uint64_t b : scratch.bits) REQUIRE(b == 0);
+      for (const uint64_t s : scratch.summary) REQUIRE(s == 0);
+    }
+  }
+}
+
+TEST_CASE("MultinomialNB's joint log-likelihood: the same bits for every class count") {
+  std::mt19937_64 rng(17);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  // 2..20 classes: the fixed-count kernels (up to 16) and the generic loop past them, against
+  // the sum written out here in the documented order (entries in row order, then the prior).
+  for (size_t k = 2; k <= 20; ++k) {
+    const size_t features = 50;
+    std::vector<SparseVector> rows;
+    std::vector<std::string> labels;
+    for (size_t r = 0; r < 3 * k; ++r) {
+      SparseVector row;
+      for (uint32_t f = 0; f < features; ++f) {
+        if (rng() % 3 == 0) {
+          row.indices.push_back(f);
+          row.values.push_back(static_cast<double>(1 + rng() % 4));
+        }
+      }
+      rows.push_back(row);
+      labels.push_back("c" + std::to_string(100 + r % k));
+    }
+    auto nb = MultinomialNb::Fit(rows, features, labels, {}, MultinomialNbOptions());
+    REQUIRE(nb.ok());
+    for (int q = 0; q < 20; ++q) {
+      SparseVector row;
+      for (uint32_t f = 0; f < features + 3; ++f) {  // ids past the features are skipped
+        if (rng() % 4 == 0) {
+          row.indices.push_back(f);
+          row.values.push_back(unit(rng) * 5.0);
+        }
+      }
+      std::vector<double> got(k);
+      nb->JointLogLikelihood(row, got.data());
+      for (size_t c = 0; c < k; ++c) {
+        double sum = 0.0;
+        for (size_t e = 0; e < row.indices.size(); ++e) {
+          if (row.indices[e] >= features) continue;
+          sum += row.values[e] * nb->feature_log_prob()[c * features + row.indices[e]];
+        }
+        sum += nb->class_log_prior()[c];
+        REQUIRE(got[c] == sum);
+      }
+    }
+  }
+}
+
+TEST_CASE("predict_proba from k exponentials is within a few ulps of exp(log probabilities)") {
+  std::mt19937_64 rng(19);
+  std::normal_distribution<double> normal(0.0, 1.0);
+  const double inf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> cases = {
+      {-1.0, -1.0}, {-700.0, -0.5, -0.5}, {0.0, -inf},           {-inf, -inf},
+      {inf, 0.0},   {std::nan(""), 0.0},  {-1e300, -1e300, -3.0}};
+  for (int i = 0; i < 2000; ++i) {
+    std::vector<double> jll(2 + rng() % 12);
+    const double scale = std::pow(10.0, static_cast<double>(rng() % 4));
+    for (double& v : jll) v = -500.0 + scale * normal(rng);
+    cases.push_back(jll);
+  }
+  for (const std::vector<double>& jll : cases) {
+    const size_t k = jll.size();
+    const double eps = std::numeric_limits<double>::epsilon();
+    double magnitude = 0.0;
+    for (const double v : jll) {
+      if (std::isfinite(v)) magnitude = std::max(magnitude, std::abs(v));
+    }
+    std::vector<double> log_p(k), want(k), got(k);
+    LogProbabilitiesFromJointLogLikelihood(jll.data(), k, log_p.data());
+    for (size_t c = 0; c < k; ++c) want[c] = std::exp(log_p[c]);
+    ProbabilitiesFromJointLogLikelihood(jll.data(), k, got.data());
+    for (size_t c = 0; c < k; ++c) {
+      if (std::isnan(want[c])) {
+        REQUIRE(std::isnan(got[c]));
+      } else {
+        // The reference rounds jll_c - lse at the magnitude of jll (an absolute error of an ulp of
+        // |jll| in the exponent, so relative in the probability); ours adds a few ulps.
+        INFO("class " << c << " of " << k << ": jll " << jll[c] << ", got " << got[c] << ", want "
+                      << want[c]);
+        REQUIRE(std::abs(got[c] - want[c]) <=
+                8 * eps * (1.0 + magnitude) * std::max(got[c], want[c]));
+      }
+    }
+  }
 }
 
 }  // namespace
