@@ -513,9 +513,12 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   std::string repaired;
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
-    // Valid under strict (checked above); otherwise repaired per decode_error.
+    // Valid under strict (checked above, so not validated twice); otherwise repaired per
+    // decode_error.
     const absl::StatusOr<std::string_view> text =
-        DecodeUtf8(example.text(), decode_error_, &repaired);
+        decode_error_ == DecodeError::kStrict
+            ? absl::StatusOr<std::string_view>(std::string_view(example.text()))
+            : DecodeUtf8(example.text(), decode_error_, &repaired);
     const absl::Status added = fitter_->Add(text.ok() ? *text : std::string_view());
     if (!added.ok()) {
       failed_ = absl::Status(added.code(),
