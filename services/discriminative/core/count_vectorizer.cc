@@ -404,8 +404,13 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
         }
         uint32_t found[kGroup];
         for (size_t i = 0; i < m; ++i) {
-          const auto [id, inserted] = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]);
-          if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+          // Most tokens of a corpus are known terms: the inline lookup first, the insert (out of
+          // line) only for a new one.
+          uint32_t id = provisional_.FindFrom(keys[i], homes[i], terms[g + i]);
+          if (id == TermTable::kNotFound) {
+            id = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]).first;
+            if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+          }
           found[i] = id;
         }
         CountFeatures(found, m, &ids, scratch_.dense.data());
