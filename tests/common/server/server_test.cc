@@ -451,21 +451,27 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
   // Label order of prometheus-cpp: the constant `server` first, then the call's labels sorted by
   // name.
   const std::string method = "method=\"/maas.gateway.v1.Gateway/ListModels\"";
-  const std::string ok_line =
-      "maas_rpc_requests_total{server=\"metrics-test\",code=\"OK\"," + method + "} 2";
-  for (int attempt = 0; attempt < 100; ++attempt) {
+  const std::vector<std::string> expected = {
+      "maas_rpc_requests_total{server=\"metrics-test\",code=\"OK\"," + method + "} 2",
+      "maas_rpc_requests_total{server=\"metrics-test\",code=\"NOT_FOUND\"," + method + "} 1",
+      "maas_rpc_duration_seconds_count{server=\"metrics-test\"," + method + "} 3",
+      "maas_rpc_in_flight{server=\"metrics-test\"} 0"};
+  // Every call is reported a moment after its client saw the status (the last one, the unknown
+  // path, may still be in flight at the first scrape): wait until all lines are there, capped.
+  const auto all_present = [&](const std::string& t) {
+    for (const std::string& line : expected) {
+      if (t.find(line) == std::string::npos) return false;
+    }
+    return true;
+  };
+  for (int attempt = 0; attempt < 500; ++attempt) {
     text = HttpGet(port, "/metrics");
-    if (text.find(ok_line) != std::string::npos) break;
+    if (all_present(text)) break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   CAPTURE(text);
   CHECK(text.find("200 OK") != std::string::npos);
-  CHECK(text.find(ok_line) != std::string::npos);
-  CHECK(text.find("maas_rpc_requests_total{server=\"metrics-test\",code=\"NOT_FOUND\"," + method +
-                  "} 1") != std::string::npos);
-  CHECK(text.find("maas_rpc_duration_seconds_count{server=\"metrics-test\"," + method + "} 3") !=
-        std::string::npos);
-  CHECK(text.find("maas_rpc_in_flight{server=\"metrics-test\"} 0") != std::string::npos);
+  for (const std::string& line : expected) CHECK(text.find(line) != std::string::npos);
   CHECK(text.find("Label_xyz123") == std::string::npos);
 
   ServerOptions bad = TestOptions();
