@@ -385,7 +385,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
       // In groups whose table slots are requested from memory together (as Transform).
       constexpr size_t kGroup = 16;
-      uint64_t keys[kGroup];
+      TermTable::Key keys[kGroup];
       size_t homes[kGroup];
       for (size_t g = 0; g < terms.size(); g += kGroup) {
         const size_t m = std::min(kGroup, terms.size() - g);
@@ -398,7 +398,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
         }
         provisional_.Reserve(provisional_.size() + m);
         for (size_t i = 0; i < m; ++i) {
-          keys[i] = TermTable::Key(terms[g + i]);
+          keys[i] = TermTable::KeyOf(terms[g + i]);
           homes[i] = provisional_.Home(keys[i]);
           provisional_.Prefetch(homes[i]);
         }
@@ -601,13 +601,13 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     // In groups: the table slots, then the counts, of a group are requested from memory together
     // (a lookup in a large vocabulary is mostly waiting for a cache miss).
     constexpr size_t kGroup = 16;
-    uint64_t keys[kGroup];
+    TermTable::Key keys[kGroup];
     size_t homes[kGroup];
     uint32_t found[kGroup];
     for (size_t g = 0; g < terms.size(); g += kGroup) {
       const size_t m = std::min(kGroup, terms.size() - g);
       for (size_t i = 0; i < m; ++i) {
-        keys[i] = TermTable::Key(terms[g + i]);
+        keys[i] = TermTable::KeyOf(terms[g + i]);
         homes[i] = index_.Home(keys[i]);
         index_.Prefetch(homes[i]);
       }

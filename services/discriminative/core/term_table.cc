@@ -9,9 +9,9 @@ void TermTable::Rehash(size_t capacity) {
   slots_.assign(capacity, Slot());
   mask_ = capacity - 1;
   for (const Slot& slot : old) {
-    if (slot.key == 0) continue;
-    size_t i = Mix(slot.key) & mask_;
-    while (slots_[i].key != 0) i = (i + 1) & mask_;
+    if ((slot.lo | slot.hi) == 0) continue;
+    size_t i = Home(Key{slot.lo, slot.hi});
+    while ((slots_[i].lo | slots_[i].hi) != 0) i = (i + 1) & mask_;
     slots_[i] = slot;
   }
 }
@@ -27,18 +27,20 @@ void TermTable::Reserve(size_t n) {
   if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
 }
 
-std::pair<uint32_t, bool> TermTable::InsertFrom(uint64_t key, size_t home, std::string_view term) {
+std::pair<uint32_t, bool> TermTable::InsertFrom(const Key& key, size_t home,
+                                                std::string_view term) {
   if (offsets_.empty()) offsets_.push_back(0);
   size_t i = home;
   for (;; i = (i + 1) & mask_) {
     const Slot& slot = slots_[i];
-    if (slot.key == 0) break;
-    if (slot.key == key && (term.size() <= 7 || SameBytes(this->term(slot.id), term))) {
+    if ((slot.lo | slot.hi) == 0) break;
+    if (slot.lo == key.lo && slot.hi == key.hi &&
+        (key.hi != kLongTag || SameBytes(this->term(slot.id), term))) {
       return {slot.id, false};
     }
   }
   const auto id = static_cast<uint32_t>(size());
-  slots_[i] = Slot{key, id};
+  slots_[i] = Slot{key.lo, key.hi, id};
   bytes_.append(term.data(), term.size());
   offsets_.push_back(bytes_.size());
   return {id, true};

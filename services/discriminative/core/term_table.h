@@ -1,10 +1,11 @@
 // An open-addressing hash table from terms (byte strings) to dense ids 0, 1, 2, ... in insertion
 // order: the vocabulary lookup of the count vectorizer, one probe per term in the common case.
 //
-// Each slot holds a 64-bit key and the id. A term of at most 7 bytes is its own key (the bytes
-// packed with the length), so equal keys mean equal terms; a longer term's key is a 64-bit hash of
-// its bytes (top bit set, so the two kinds never meet) and the bytes are compared on a key match.
-// The term bytes live in one arena. No allocation on lookup.
+// Each slot holds a two-word key and the id. A term of at most 15 bytes is its own key (its bytes
+// packed with the length: up to 7 in the first word, 8..15 over both), so equal keys mean equal
+// terms and a lookup never reads the arena; a longer term's key is a 64-bit hash of its bytes with
+// a second word no shorter term has, and its bytes are compared on a key match. The term bytes
+// live in one arena. No allocation on lookup.
 //
 //   TermTable table;
 //   const uint32_t id = table.Insert("word").first;     // 0
@@ -28,33 +29,40 @@ class TermTable {
 
   TermTable() = default;
 
-  // The key of a term (see the file comment).
-  static uint64_t Key(std::string_view term) {
+  // The key of a term (see the file comment). Never all zero (an empty slot).
+  struct Key {
+    uint64_t lo = 0;
+    uint64_t hi = 0;
+  };
+  static Key KeyOf(std::string_view term) {
     const size_t n = term.size();
-    if (n <= 7) return LoadShort(term.data(), n) | static_cast<uint64_t>(n + 1) << 56;
-    return HashBytes(term.data(), n) | uint64_t{1} << 63;
+    const char* p = term.data();
+    if (n <= 7) return {LoadShort(p, n) | static_cast<uint64_t>(n + 1) << 56, 0};
+    if (n <= 15)
+      return {Load<uint64_t>(p), LoadShort(p + 8, n - 8) | static_cast<uint64_t>(n + 1) << 56};
+    return {HashBytes(p, n), kLongTag};
   }
 
   // The id of `term`, or kNotFound.
   uint32_t Find(std::string_view term) const {
-    const uint64_t key = Key(term);
+    const Key key = KeyOf(term);
     return FindFrom(key, Home(key), term);
   }
 
   // Find in two steps, so that a caller looking up many terms can start the memory loads of a
   // group of them (Prefetch) before it needs the first answer: Find(t) ==
-  // FindFrom(Key(t), Home(Key(t)), t).
-  size_t Home(uint64_t key) const { return Mix(key) & mask_; }
+  // FindFrom(KeyOf(t), Home(KeyOf(t)), t).
+  size_t Home(const Key& key) const { return Mix(key.lo ^ Fold(key.hi, kHiSpread)) & mask_; }
   void Prefetch(size_t home) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[home]);
   }
-  uint32_t FindFrom(uint64_t key, size_t home, std::string_view term) const {
+  uint32_t FindFrom(const Key& key, size_t home, std::string_view term) const {
     if (slots_.empty()) return kNotFound;
     for (size_t i = home;; i = (i + 1) & mask_) {
       const Slot& slot = slots_[i];
-      if (slot.key == key) {
-        if (term.size() <= 7 || SameBytes(this->term(slot.id), term)) return slot.id;
-      } else if (slot.key == 0) {
+      if (slot.lo == key.lo && slot.hi == key.hi) {
+        if (key.hi != kLongTag || SameBytes(this->term(slot.id), term)) return slot.id;
+      } else if ((slot.lo | slot.hi) == 0) {
         return kNotFound;
       }
     }
@@ -64,13 +72,13 @@ class TermTable {
   // size() < kNotFound.
   std::pair<uint32_t, bool> Insert(std::string_view term) {
     if (!Fits(size() + 1, slots_.size())) Grow(size() + 1);
-    const uint64_t key = Key(term);
+    const Key key = KeyOf(term);
     return InsertFrom(key, Home(key), term);
   }
 
   // Insert in two steps like FindFrom: Reserve(size() + m) first, then up to m calls of
-  // InsertFrom(Key(t), Home(Key(t)), t) (homes computed after the Reserve) equal Insert(t).
-  std::pair<uint32_t, bool> InsertFrom(uint64_t key, size_t home, std::string_view term);
+  // InsertFrom(KeyOf(t), Home(KeyOf(t)), t) (homes computed after the Reserve) equal Insert(t).
+  std::pair<uint32_t, bool> InsertFrom(const Key& key, size_t home, std::string_view term);
 
   // Makes room for `n` terms without rehashing.
   void Reserve(size_t n);
@@ -115,8 +123,14 @@ class TermTable {
   }
 
  private:
+  // The second key word of a term longer than 15 bytes (shorter terms have a length byte of at
+  // most 16 on top, or 0).
+  static constexpr uint64_t kLongTag = uint64_t{0xFF} << 56;
+  static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
+
   struct Slot {
-    uint64_t key = 0;  // 0: empty (no term has key 0)
+    uint64_t lo = 0;  // lo == hi == 0: empty (no key is all zero)
+    uint64_t hi = 0;
     uint32_t id = 0;
   };
 
@@ -126,7 +140,7 @@ class TermTable {
     std::memcpy(&v, p, sizeof(T));
     return v;
   }
-  // a == b for terms longer than 7 bytes (two overlapping 8-byte loads up to 16 bytes).
+  // a == b for terms longer than 15 bytes (two overlapping 8-byte loads for 16 bytes).
   static bool SameBytes(std::string_view a, std::string_view b) {
     const size_t n = a.size();
     if (n != b.size()) return false;
@@ -151,7 +165,7 @@ class TermTable {
   // short, ~1.8 probes for a hit and ~4 for a miss).
   static bool Fits(size_t n, size_t capacity) { return 8 * n <= 5 * capacity; }
 
-  // A power of two (or empty), at most kMaxLoad full: a 20 000-term vocabulary takes 512 KiB.
+  // A power of two (or empty), at most 5/8 full: a 20 000-term vocabulary takes 768 KiB.
   std::vector<Slot> slots_;
   size_t mask_ = 0;
   std::string bytes_;            // the terms, concatenated in id order

@@ -60,7 +60,7 @@ TEST_CASE("TermTable agrees with std::unordered_map on terms of every length") {
   // The two-step forms equal the one-step ones.
   const std::string fresh = "zzzzzzzzzzzz";
   table.Reserve(table.size() + 1);
-  const uint64_t key = TermTable::Key(fresh);
+  const TermTable::Key key = TermTable::KeyOf(fresh);
   CHECK(table.FindFrom(key, table.Home(key), fresh) == TermTable::kNotFound);
   CHECK(table.InsertFrom(key, table.Home(key), fresh).first == order.size());
   CHECK(table.Find(fresh) == order.size());
