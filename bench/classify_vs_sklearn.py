@@ -2,8 +2,9 @@
 
     make bench            # or: PYTHONPATH=build/python .venv/bin/python bench/classify_vs_sklearn.py
 
-Part 1, in-process on one core in CPU seconds (the core library through maas_discriminative_bench, no gRPC), for
-three pipelines
+Part 1, in-process on one core in CPU seconds (the core library through maas_discriminative_bench, no gRPC), on a
+corpus of 6-letter words for three pipelines, then on an English-like corpus (varied word lengths, capitals,
+punctuation) for the two word pipelines
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
@@ -48,6 +49,28 @@ def corpus(rng, docs, vocabulary_size=20000, classes=8):
         # Zipf-like word frequencies with a class-dependent shift.
         ranks = (rng.zipf(1.3, size=rng.integers(20, 120)) + 97 * label) % vocabulary_size
         texts.append(" ".join(words[ranks]))
+    return texts, [f"class-{l}" for l in labels]
+
+
+def english_like_corpus(rng, docs, vocabulary_size=30000, classes=8):
+    """Words of English-like lengths (1-14 letters, mean ~5, a fifth 8+) and letter frequencies, Zipf-distributed,
+    a tenth capitalised, some followed by a comma or full stop: varied token lengths, unlike `corpus`'s 6-letter
+    words, exercise the tokenizer's and the vocabulary lookup's branches the way real text does."""
+    letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
+    freq = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0, 1.9,
+                     1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07])
+    lengths = rng.choice(np.arange(1, 15), size=vocabulary_size,
+                         p=np.array([3, 17, 20, 16, 11, 9, 8, 6, 4, 2.5, 1.5, 1, 0.6, 0.4]) / 100)
+    words = ["".join(rng.choice(letters, size=n, p=freq / freq.sum())) for n in lengths]
+    labels = rng.integers(classes, size=docs)
+    texts = []
+    for label in labels:
+        ranks = (rng.zipf(1.2, size=rng.integers(30, 150)) + 311 * label) % vocabulary_size
+        out = []
+        for rank, u in zip(ranks, rng.random(len(ranks))):
+            word = words[rank].capitalize() if u < 0.1 else words[rank]
+            out.append(word + ("," if u > 0.93 else "." if u > 0.9 else ""))
+        texts.append(" ".join(out))
     return texts, [f"class-{l}" for l in labels]
 
 
@@ -101,7 +124,7 @@ print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.n
 """
 
 
-def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
+def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipelines=PIPELINES, title="random"):
     """Part 1: the core library in-process on one core vs scikit-learn, per pipeline."""
     import pickle
     tool = build_dir / "services/discriminative/core/tools/maas_discriminative_bench"
@@ -113,7 +136,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
         batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(train_texts, train_labels)])
         (tmp / "batch.pb").write_bytes(batch.SerializeToString())
         (tmp / "req.pb").write_bytes(disc.ClassifyRequest(texts=test_texts).SerializeToString())
-        for name, (make, vectorizer_config) in PIPELINES.items():
+        for name, (make, vectorizer_config) in pipelines.items():
             def sk_train():
                 v = make()
                 return v, MultinomialNB().fit(v.fit_transform(train_texts), train_labels)
@@ -141,8 +164,8 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats):
             rows.append((name, float(timing["train_seconds"]), sk_fit, float(timing["classify_seconds"]), sk_classify,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"in-process, one core, CPU seconds, median of {repeats} ({len(train_texts)} train / {len(test_texts)} test "
-          f"docs; probabilities checked equal; load average {load})")
+    print(f"in-process, one core, CPU seconds, median of {repeats} ({title} corpus: {len(train_texts)} train / "
+          f"{len(test_texts)} test docs; probabilities checked equal; load average {load})")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
           f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
     for name, mt, st, mc, sc, mr, sr, xb, f in rows:
@@ -164,7 +187,11 @@ def main():
     rng = np.random.default_rng(1)
     train_texts, train_labels = corpus(rng, args.train_docs)
     test_texts, _ = corpus(rng, args.test_docs)
-    in_process(build_dir, train_texts, train_labels, test_texts, args.repeats)
+    in_process(build_dir, train_texts, train_labels, test_texts, args.repeats, title="6-letter-word")
+    english_train, english_labels = english_like_corpus(rng, args.train_docs)
+    english_test, _ = english_like_corpus(rng, args.test_docs)
+    in_process(build_dir, english_train, english_labels, english_test, args.repeats,
+               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")}, title="English-like")
     if args.skip_grpc:
         return 0
 
