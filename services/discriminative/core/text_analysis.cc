@@ -247,6 +247,35 @@ void ToUtf16Into(std::string_view text, std::u16string* out) {
   }
 }
 
+// Population count without the POPCNT instruction (not in baseline x86-64).
+inline size_t PopCount64(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ull);
+  x = (x & 0x3333333333333333ull) + ((x >> 2) & 0x3333333333333333ull);
+  x = (x + (x >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+  return static_cast<size_t>((x * 0x0101010101010101ull) >> 56);
+}
+
+// How far past its count FlattenBits may write.
+constexpr size_t kFlattenSlack = 8;
+
+// Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
+// the popcount; may also write out[popcount .. popcount + kFlattenSlack) (callers leave that
+// room). In fixed steps of 8 rather than one loop turn per bit: the count varies from one 64-byte
+// word of text to the next, and a loop exit per word would be a mispredicted branch.
+inline size_t FlattenBits(uint64_t bits, uint32_t base, uint32_t* out) {
+  const size_t count = PopCount64(bits);
+  size_t i = 0;
+  do {
+    for (size_t k = 0; k < 8; ++k) {
+      // The top bit keeps ctz defined once bits is 0 (those entries are past the count).
+      out[i + k] = base + static_cast<uint32_t>(__builtin_ctzll(bits | uint64_t{1} << 63));
+      bits &= bits - 1;
+    }
+    i += 8;
+  } while (i < count);
+  return count;
+}
+
 // masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
 // end 0, in n / 64 + 1 words (so bit n, where a run reaching the end ends, always exists).
 // REQUIRES: text is ASCII.
@@ -547,9 +576,11 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
     AsciiWordMask(doc, &masks);
     const size_t words = masks.size();
     std::vector<uint32_t>& bounds = scratch->bounds;
-    bounds.resize(2 * (n / 2 + 2));
+    // At most n / 2 + 1 runs, plus FlattenBits's room.
+    const size_t room = n / 2 + 2 + kFlattenSlack;
+    bounds.resize(2 * room);
     uint32_t* starts = bounds.data();
-    uint32_t* ends = starts + n / 2 + 2;
+    uint32_t* ends = starts + room;
     size_t num_starts = 0, num_ends = 0;
     uint64_t carry = 0;
     for (size_t w = 0; w < words; ++w) {
@@ -557,12 +588,8 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
       const uint64_t previous = m << 1 | carry;
       carry = m >> 63;
       const auto base = static_cast<uint32_t>(w * 64);
-      for (uint64_t first = m & ~previous; first != 0; first &= first - 1) {
-        starts[num_starts++] = base + static_cast<uint32_t>(__builtin_ctzll(first));
-      }
-      for (uint64_t past = ~m & previous; past != 0; past &= past - 1) {
-        ends[num_ends++] = base + static_cast<uint32_t>(__builtin_ctzll(past));
-      }
+      num_starts += FlattenBits(m & ~previous, base, starts + num_starts);
+      num_ends += FlattenBits(~m & previous, base, ends + num_ends);
     }
     tokens.resize(num_starts);
     std::string_view* out = tokens.data();
