@@ -14,6 +14,8 @@
 
 namespace maas::gateway {
 
+// The tag given to gRPC is the handler's own address, so a class deriving from CompletionHandler
+// derives from nothing else (its CompletionHandler is then at the same address).
 class CompletionHandler {
  public:
   // The operation this tag was given to has completed (`ok` as gRPC reports it). Runs on the thread
