@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/gateway/completion.h"
 #include "services/gateway/health_wire.h"
 
 namespace maas::gateway {
@@ -19,84 +20,98 @@ namespace {
 
 using maas::gateway::v1::BackendHealth;
 
-// One health check, possibly in two attempts (the route's service name, then "").
-struct HealthCall {
-  grpc::GenericStub* stub = nullptr;
-  std::string service;
-  std::string target;
-  absl::Time deadline;
-  std::function<void(HealthResult)> done;
-  // One context per attempt: a context is never reused, and never destroyed inside its own callback
-  // before the callback returns (the whole HealthCall is deleted at the end of the last one).
-  grpc::ClientContext contexts[2];
-  grpc::ByteBuffer request;
-  grpc::ByteBuffer response;
-};
-
 std::string ServiceLabel(absl::string_view service) {
   return service.empty() ? "\"\" (whole server)" : std::string(service);
 }
 
-void StartAttempt(HealthCall* call, int attempt);
+// One health check, possibly in two attempts (the route's service name, then ""), on gRPC's
+// asynchronous API: each attempt's Finish completes on the caller's queue with this as its tag.
+// Deletes itself once `done` has been called.
+class HealthCall final : public CompletionHandler {
+ public:
+  HealthCall(grpc::GenericStub* stub, std::string service, std::string target, absl::Time deadline,
+             grpc::CompletionQueue* cq, std::function<void(HealthResult)> done)
+      : stub_(stub),
+        service_(std::move(service)),
+        target_(std::move(target)),
+        deadline_(deadline),
+        cq_(cq),
+        done_(std::move(done)) {}
 
-void OnAttemptDone(HealthCall* call, int attempt, const grpc::Status& status) {
-  const absl::string_view service = attempt == 0 ? absl::string_view(call->service) : "";
-  HealthResult result;
-  result.health = maas::gateway::v1::NOT_SERVING;
-  bool unknown_service = status.error_code() == grpc::StatusCode::NOT_FOUND;
-  if (status.ok()) {
-    std::string bytes;
-    std::vector<grpc::Slice> slices;
-    if (call->response.Dump(&slices).ok()) {
-      for (const grpc::Slice& s : slices) {
-        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+  void StartAttempt(int attempt) {
+    attempt_ = attempt;
+    // A context is never reused: one per attempt.
+    context_ = std::make_unique<grpc::ClientContext>();
+    context_->set_deadline(absl::ToChronoTime(deadline_));
+    const std::string bytes = EncodeHealthCheckRequest(attempt == 0 ? service_ : "");
+    grpc::Slice slice(bytes);
+    request_ = grpc::ByteBuffer(&slice, 1);
+    response_.Clear();
+    reader_ = stub_->PrepareUnaryCall(context_.get(), kHealthCheckMethod, request_, cq_);
+    reader_->StartCall();
+    reader_->Finish(&response_, &status_, this);
+  }
+
+  void OnComplete(bool /*ok*/) override {
+    const absl::string_view service = attempt_ == 0 ? absl::string_view(service_) : "";
+    HealthResult result;
+    result.health = maas::gateway::v1::NOT_SERVING;
+    bool unknown_service = status_.error_code() == grpc::StatusCode::NOT_FOUND;
+    if (status_.ok()) {
+      std::string bytes;
+      std::vector<grpc::Slice> slices;
+      if (response_.Dump(&slices).ok()) {
+        for (const grpc::Slice& s : slices) {
+          bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+        }
+      }
+      absl::StatusOr<ServingStatus> serving = DecodeHealthCheckResponse(bytes);
+      if (!serving.ok()) {
+        result.detail = absl::StrCat(
+            "backend ", target_, " sent an invalid health response: ", serving.status().message());
+      } else if (*serving == ServingStatus::kServing) {
+        result.health = maas::gateway::v1::SERVING;
+      } else if (*serving == ServingStatus::kServiceUnknown) {
+        unknown_service = true;
+      } else {
+        result.detail =
+            absl::StrCat("backend ", target_, " reports ",
+                         *serving == ServingStatus::kNotServing ? "NOT_SERVING" : "UNKNOWN",
+                         " for service ", ServiceLabel(service));
       }
     }
-    absl::StatusOr<ServingStatus> serving = DecodeHealthCheckResponse(bytes);
-    if (!serving.ok()) {
-      result.detail =
-          absl::StrCat("backend ", call->target,
-                       " sent an invalid health response: ", serving.status().message());
-    } else if (*serving == ServingStatus::kServing) {
-      result.health = maas::gateway::v1::SERVING;
-    } else if (*serving == ServingStatus::kServiceUnknown) {
-      unknown_service = true;
-    } else {
-      result.detail =
-          absl::StrCat("backend ", call->target, " reports ",
-                       *serving == ServingStatus::kNotServing ? "NOT_SERVING" : "UNKNOWN",
-                       " for service ", ServiceLabel(service));
+    if (unknown_service) {
+      if (attempt_ == 0 && !service_.empty()) {
+        StartAttempt(1);  // the backend does not report per-service health: ask for the server.
+        return;
+      }
+      result.detail = absl::StrCat("backend ", target_, " has no health status for service ",
+                                   ServiceLabel(service));
+    } else if (!status_.ok()) {
+      result.detail = absl::StrCat(
+          "health check of backend ", target_, " failed: ",
+          absl::StatusCodeToString(static_cast<absl::StatusCode>(status_.error_code())), ": ",
+          status_.error_message());
     }
+    std::function<void(HealthResult)> done = std::move(done_);
+    delete this;
+    done(std::move(result));
   }
-  if (unknown_service) {
-    if (attempt == 0 && !call->service.empty()) {
-      StartAttempt(call, 1);  // the backend does not report per-service health: ask for the server.
-      return;
-    }
-    result.detail = absl::StrCat("backend ", call->target, " has no health status for service ",
-                                 ServiceLabel(service));
-  } else if (!status.ok()) {
-    result.detail = absl::StrCat(
-        "health check of backend ", call->target,
-        " failed: ", absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
-        ": ", status.error_message());
-  }
-  std::function<void(HealthResult)> done = std::move(call->done);
-  delete call;
-  done(std::move(result));
-}
 
-void StartAttempt(HealthCall* call, int attempt) {
-  grpc::ClientContext& ctx = call->contexts[attempt];
-  ctx.set_deadline(absl::ToChronoTime(call->deadline));
-  const std::string bytes = EncodeHealthCheckRequest(attempt == 0 ? call->service : "");
-  grpc::Slice slice(bytes);
-  call->request = grpc::ByteBuffer(&slice, 1);
-  call->response.Clear();
-  call->stub->UnaryCall(
-      &ctx, kHealthCheckMethod, grpc::StubOptions(), &call->request, &call->response,
-      [call, attempt](grpc::Status status) { OnAttemptDone(call, attempt, status); });
-}
+ private:
+  grpc::GenericStub* const stub_;
+  const std::string service_;
+  const std::string target_;
+  const absl::Time deadline_;
+  grpc::CompletionQueue* const cq_;
+  std::function<void(HealthResult)> done_;
+  int attempt_ = 0;
+  std::unique_ptr<grpc::ClientContext> context_;
+  std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  grpc::Status status_;
+};
 
 }  // namespace
 
@@ -166,15 +181,11 @@ absl::StatusOr<std::unique_ptr<Backends>> Backends::Create(Router router,
   return std::unique_ptr<Backends>(new Backends(std::move(router), std::move(channels)));
 }
 
-void Backends::CheckHealth(std::size_t i, absl::Duration timeout,
+void Backends::CheckHealth(std::size_t i, absl::Duration timeout, grpc::CompletionQueue* cq,
                            std::function<void(HealthResult)> done) const {
-  auto* call = new HealthCall;
-  call->stub = routes_[i].stubs.front().get();
-  call->service = route(i).service;
-  call->target = route(i).target;
-  call->deadline = absl::Now() + timeout;
-  call->done = std::move(done);
-  StartAttempt(call, 0);
+  auto* call = new HealthCall(routes_[i].stubs.front().get(), route(i).service, route(i).target,
+                              absl::Now() + timeout, cq, std::move(done));
+  call->StartAttempt(0);
 }
 
 void Backends::ResetConnectBackoff(std::size_t i) const {
@@ -183,7 +194,7 @@ void Backends::ResetConnectBackoff(std::size_t i) const {
   }
 }
 
-void Backends::CheckAllHealth(absl::Duration timeout,
+void Backends::CheckAllHealth(absl::Duration timeout, grpc::CompletionQueue* cq,
                               std::function<void(std::vector<HealthResult>)> done) const {
   struct Join {
     std::mutex mu;
@@ -200,7 +211,7 @@ void Backends::CheckAllHealth(absl::Duration timeout,
     return;
   }
   for (std::size_t i = 0; i < size(); ++i) {
-    CheckHealth(i, timeout, [join, i](HealthResult result) {
+    CheckHealth(i, timeout, cq, [join, i](HealthResult result) {
       bool last;
       {
         std::lock_guard<std::mutex> lock(join->mu);

@@ -4,6 +4,7 @@
 #define MAAS_SERVICES_GATEWAY_BACKENDS_H_
 
 #include <grpcpp/channel.h>
+#include <grpcpp/completion_queue.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 
@@ -84,13 +85,16 @@ class Backends {
   void ResetConnectBackoff(std::size_t i) const;
 
   // Checks route i's backend with grpc.health.v1.Health/Check for the route's service name (falling
-  // back to "", the whole server, when the backend does not know that name), within `timeout`.
-  // `done` runs exactly once, on a gRPC callback thread; it must not block.
-  void CheckHealth(std::size_t i, absl::Duration timeout,
+  // back to "", the whole server, when the backend does not know that name), within `timeout`, on
+  // gRPC's asynchronous API: the calls complete on `cq`, whose tags are CompletionHandlers
+  // (completion.h), and `done` runs exactly once on the thread draining `cq`. REQUIRES: `cq` is
+  // drained by one thread and is not shut down before `done` has run.
+  void CheckHealth(std::size_t i, absl::Duration timeout, grpc::CompletionQueue* cq,
                    std::function<void(HealthResult)> done) const;
 
-  // Checks every route concurrently; `done` gets one result per route (in route order).
-  void CheckAllHealth(absl::Duration timeout,
+  // Checks every route concurrently; `done` gets one result per route (in route order), on the
+  // thread draining `cq` (at once on the calling thread when there is no route).
+  void CheckAllHealth(absl::Duration timeout, grpc::CompletionQueue* cq,
                       std::function<void(std::vector<HealthResult>)> done) const;
 
  private:

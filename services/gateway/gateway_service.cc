@@ -1,14 +1,18 @@
 #include "services/gateway/gateway_service.h"
 
 #include <grpcpp/client_context.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/support/byte_buffer.h>
 
-#include <atomic>
+#include <memory>
 #include <utility>
+#include <vector>
 
-#include "common/server/server.h"
+#include "absl/strings/str_cat.h"
 #include "common/status/grpc_status.h"
-#include "maas/discriminative/v1/discriminative.grpc.pb.h"
-#include "maas/generative/v1/generative.grpc.pb.h"
+#include "maas/common/v1/common.pb.h"
+#include "maas/gateway/v1/gateway.pb.h"
+#include "services/gateway/completion.h"
 #include "services/gateway/model_list.h"
 
 namespace maas::gateway {
@@ -17,145 +21,149 @@ namespace {
 using maas::common::v1::ListModelsRequest;
 using maas::common::v1::ListModelsResponse;
 
-// The state of one ListModels fan-out; deleted by the last backend callback.
-struct FanOut {
-  grpc::ServerUnaryReactor* reactor = nullptr;
-  grpc::CallbackServerContext* context = nullptr;
-  CallLog* log = nullptr;
-  std::optional<CallLog::Call> log_call;
-  ListModelsResponse* response = nullptr;
-  ListModelsRequest request;
-  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
-  std::vector<ListModelsResponse> responses;
-  std::vector<grpc::Status> statuses;
-  std::atomic<std::size_t> remaining{0};
+grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+std::string ToString(const grpc::ByteBuffer& buffer) {
+  std::string bytes;
+  std::vector<grpc::Slice> slices;
+  if (buffer.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  return bytes;
+}
+
+// One ListModels fan-out: a unary call to every route's backend, all completing on one queue (so on
+// one thread: no lock). Deletes itself after calling `done`.
+class FanOut {
+ public:
+  FanOut(const Backends* backends, GatewayService::Done done)
+      : backends_(backends), done_(std::move(done)), calls_(backends->size()) {}
+
+  void Start(const std::string& request, const grpc::ServerContextBase& incoming,
+             absl::Duration timeout, grpc::CompletionQueue* cq) {
+    request_ = ToByteBuffer(request);
+    remaining_ = calls_.size();
+    const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      Call& call = calls_[i];
+      call.fan = this;
+      // A child of the incoming call: the caller's deadline (if shorter) and cancellation apply.
+      call.context = grpc::ClientContext::FromServerContext(incoming);
+      call.context->set_deadline(deadline);
+      call.reader = backends_->generic_stub(i).PrepareUnaryCall(
+          call.context.get(), absl::StrCat("/", backends_->route(i).service, "/ListModels"),
+          request_, cq);
+      call.reader->StartCall();
+      call.reader->Finish(&call.response, &call.status, &call);
+    }
+  }
+
+ private:
+  struct Call final : CompletionHandler {
+    void OnComplete(bool /*ok*/) override { fan->OnCallDone(); }
+    FanOut* fan = nullptr;
+    std::unique_ptr<grpc::ClientContext> context;
+    std::unique_ptr<grpc::GenericClientAsyncResponseReader> reader;
+    grpc::ByteBuffer response;
+    grpc::Status status;
+  };
+
+  void OnCallDone() {
+    if (--remaining_ != 0) return;
+    std::vector<BackendModels> lists;
+    for (std::size_t i = 0; i < calls_.size(); ++i) {
+      BackendModels b{backends_->route(i), ListModelsResponse()};
+      const grpc::Status& st = calls_[i].status;
+      if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
+        // gRPC's message names internal addresses: say what it means instead.
+        b.result = absl::UnavailableError("no backend is reachable");
+      } else if (!st.ok()) {
+        b.result = FromGrpcStatus(st);
+      } else if (!b.result->ParseFromString(ToString(calls_[i].response))) {
+        b.result = absl::InternalError("the backend sent a ListModelsResponse that does not parse");
+      }
+      lists.push_back(std::move(b));
+    }
+    absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));
+    std::string response;
+    if (merged.ok()) response = merged->SerializeAsString();
+    GatewayService::Done done = std::move(done_);
+    const grpc::Status answer = ToGrpcStatus(merged.status());
+    delete this;
+    done(answer, std::move(response));
+  }
+
+  const Backends* const backends_;
+  GatewayService::Done done_;
+  grpc::ByteBuffer request_;
+  std::vector<Call> calls_;
+  std::size_t remaining_ = 0;
 };
 
 }  // namespace
 
 GatewayService::GatewayService(const Backends* backends, Options options)
-    : backends_(backends), options_(options) {
-  for (std::size_t i = 0; i < backends_->size(); ++i) {
-    if (backends_->route(i).type == maas::common::v1::GENERATIVE) {
-      auto stub = std::shared_ptr<maas::generative::v1::GenerativeService::Stub>(
-          maas::generative::v1::GenerativeService::NewStub(backends_->channel(i)));
-      stubs_.push_back(stub);
-      list_models_.push_back([stub](grpc::ClientContext* ctx, const ListModelsRequest* req,
-                                    ListModelsResponse* resp,
-                                    std::function<void(grpc::Status)> done) {
-        stub->async()->ListModels(ctx, req, resp, std::move(done));
-      });
-    } else {
-      auto stub = std::shared_ptr<maas::discriminative::v1::DiscriminativeService::Stub>(
-          maas::discriminative::v1::DiscriminativeService::NewStub(backends_->channel(i)));
-      stubs_.push_back(stub);
-      list_models_.push_back([stub](grpc::ClientContext* ctx, const ListModelsRequest* req,
-                                    ListModelsResponse* resp,
-                                    std::function<void(grpc::Status)> done) {
-        stub->async()->ListModels(ctx, req, resp, std::move(done));
-      });
-    }
+    : backends_(backends), options_(options) {}
+
+bool GatewayService::Serves(absl::string_view method) {
+  return method == kListModelsMethod || method == kGetBackendsMethod;
+}
+
+void GatewayService::Answer(absl::string_view method, const std::string& request,
+                            const grpc::ServerContextBase& incoming, grpc::CompletionQueue* cq,
+                            Done done) const {
+  if (method == kListModelsMethod) {
+    ListModels(request, incoming, cq, std::move(done));
+  } else {
+    GetBackends(request, cq, std::move(done));
   }
 }
 
-std::optional<CallLog::Call> GatewayService::BeginLog(grpc::CallbackServerContext* context) const {
-  if (options_.log == nullptr) return std::nullopt;
-  CallLog::Call call = options_.log->Begin(context->client_metadata());
-  if (call.generated_id) context->AddInitialMetadata(server::kRequestIdKey, call.request_id);
-  return call;
-}
-
-namespace {
-
-void EndLog(CallLog* log, const std::optional<CallLog::Call>& call,
-            grpc::CallbackServerContext* context, absl::string_view method,
-            const grpc::Status& status) {
-  if (log != nullptr && call.has_value()) log->End(*call, method, status, context->peer(), "", 0);
-}
-
-constexpr char kListModelsMethod[] = "/maas.gateway.v1.Gateway/ListModels";
-constexpr char kGetBackendsMethod[] = "/maas.gateway.v1.Gateway/GetBackends";
-
-}  // namespace
-
-grpc::ServerUnaryReactor* GatewayService::ListModels(grpc::CallbackServerContext* context,
-                                                     const ListModelsRequest* request,
-                                                     ListModelsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  std::optional<CallLog::Call> log_call = BeginLog(context);
-  const std::size_t n = list_models_.size();
-  if (n == 0) {
-    EndLog(options_.log, log_call, context, kListModelsMethod, grpc::Status::OK);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
+void GatewayService::ListModels(const std::string& request, const grpc::ServerContextBase& incoming,
+                                grpc::CompletionQueue* cq, Done done) const {
+  ListModelsRequest parsed;
+  if (!parsed.ParseFromString(request)) {
+    done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "the request is not a serialized maas.common.v1.ListModelsRequest"),
+         "");
+    return;
   }
-  auto* fan = new FanOut;
-  fan->reactor = reactor;
-  fan->context = context;
-  fan->log = options_.log;
-  fan->log_call = std::move(log_call);
-  fan->response = response;
-  fan->request = *request;
-  fan->responses.resize(n);
-  fan->statuses.resize(n);
-  fan->remaining.store(n, std::memory_order_relaxed);
-  const auto deadline = absl::ToChronoTime(absl::Now() + options_.list_models_timeout);
-  for (std::size_t i = 0; i < n; ++i) {
-    // A child of the incoming call: the caller's deadline (if shorter) and cancellation apply.
-    fan->contexts.push_back(grpc::ClientContext::FromCallbackServerContext(*context));
-    fan->contexts.back()->set_deadline(deadline);
+  if (backends_->size() == 0) {
+    done(grpc::Status::OK, ListModelsResponse().SerializeAsString());
+    return;
+  }
+  // The backends get the caller's bytes: their ListModels takes the same message.
+  (new FanOut(backends_, std::move(done)))
+      ->Start(request, incoming, options_.list_models_timeout, cq);
+}
+
+void GatewayService::GetBackends(const std::string& request, grpc::CompletionQueue* cq,
+                                 Done done) const {
+  if (maas::gateway::v1::GetBackendsRequest parsed; !parsed.ParseFromString(request)) {
+    done(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                      "the request is not a serialized maas.gateway.v1.GetBackendsRequest"),
+         "");
+    return;
   }
   const Backends* backends = backends_;
-  for (std::size_t i = 0; i < n; ++i) {
-    list_models_[i](fan->contexts[i].get(), &fan->request, &fan->responses[i],
-                    [fan, i, backends](grpc::Status status) {
-                      fan->statuses[i] = std::move(status);
-                      if (fan->remaining.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-                      std::vector<BackendModels> lists;
-                      for (std::size_t j = 0; j < fan->responses.size(); ++j) {
-                        BackendModels b{backends->route(j), fan->responses[j]};
-                        const grpc::Status& st = fan->statuses[j];
-                        if (st.error_code() == grpc::StatusCode::UNAVAILABLE) {
-                          // gRPC's message names internal addresses: say what it means instead.
-                          b.result = absl::UnavailableError("no backend is reachable");
-                        } else if (!st.ok()) {
-                          b.result = FromGrpcStatus(st);
-                        }
-                        lists.push_back(std::move(b));
-                      }
-                      absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));
-                      if (merged.ok()) *fan->response = *std::move(merged);
-                      const grpc::Status answer = ToGrpcStatus(merged.status());
-                      EndLog(fan->log, fan->log_call, fan->context, kListModelsMethod, answer);
-                      grpc::ServerUnaryReactor* r = fan->reactor;
-                      delete fan;
-                      r->Finish(answer);
-                    });
-  }
-  return reactor;
-}
-
-grpc::ServerUnaryReactor* GatewayService::GetBackends(
-    grpc::CallbackServerContext* context, const maas::gateway::v1::GetBackendsRequest* /*request*/,
-    maas::gateway::v1::GetBackendsResponse* response) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const Backends* backends = backends_;
-  CallLog* log = options_.log;
-  backends_->CheckAllHealth(options_.health_check_timeout,
-                            [reactor, response, backends, log, context,
-                             log_call = BeginLog(context)](std::vector<HealthResult> results) {
+  backends_->CheckAllHealth(options_.health_check_timeout, cq,
+                            [backends, done = std::move(done)](std::vector<HealthResult> results) {
+                              maas::gateway::v1::GetBackendsResponse response;
                               for (std::size_t i = 0; i < results.size(); ++i) {
-                                maas::gateway::v1::Backend* b = response->add_backends();
+                                maas::gateway::v1::Backend* b = response.add_backends();
                                 b->set_service(backends->route(i).service);
                                 b->set_type(backends->route(i).type);
                                 b->set_target(backends->route(i).target);
                                 b->set_health(results[i].health);
                                 b->set_detail(std::move(results[i].detail));
                               }
-                              EndLog(log, log_call, context, kGetBackendsMethod, grpc::Status::OK);
-                              reactor->Finish(grpc::Status::OK);
+                              done(grpc::Status::OK, response.SerializeAsString());
                             });
-  return reactor;
 }
 
 }  // namespace maas::gateway

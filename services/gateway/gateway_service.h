@@ -1,61 +1,74 @@
 // maas.gateway.v1.Gateway: the model registry across backends and the backends' health (gRPC
 // adapter; the merge itself is MergeModelLists in model_list.h).
+//
+// It is not a registered gRPC service: the proxy answers its methods on its own completion queues
+// (Proxy::Options::gateway), from the request bytes, and this class turns those bytes into the
+// response bytes, calling the backends on gRPC's asynchronous API on the same queue. No gRPC
+// callback-API user then runs in the gateway process (its threads would share the poller with the
+// proxy and cost every proxied call more CPU).
 #ifndef MAAS_SERVICES_GATEWAY_GATEWAY_SERVICE_H_
 #define MAAS_SERVICES_GATEWAY_GATEWAY_SERVICE_H_
 
-#include <functional>
-#include <memory>
-#include <optional>
-#include <vector>
+#include <grpcpp/completion_queue.h>
+#include <grpcpp/server_context.h>
+#include <grpcpp/support/status.h>
 
+#include <functional>
+#include <string>
+
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
-#include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "services/gateway/backends.h"
-#include "services/gateway/call_log.h"
 
 namespace maas::gateway {
 
-class GatewayService final : public maas::gateway::v1::Gateway::CallbackService {
+// The service's full name, and the paths of its methods.
+inline constexpr char kGatewayService[] = "maas.gateway.v1.Gateway";
+inline constexpr char kListModelsMethod[] = "/maas.gateway.v1.Gateway/ListModels";
+inline constexpr char kGetBackendsMethod[] = "/maas.gateway.v1.Gateway/GetBackends";
+
+// Thread-safe: Answer may run on several queues at once.
+class GatewayService final {
  public:
   struct Options {
     // Longest time ListModels waits for the backends (the caller's deadline applies if shorter).
     absl::Duration list_models_timeout = absl::Seconds(10);
     // Deadline of each backend health check made by GetBackends.
     absl::Duration health_check_timeout = absl::Seconds(1);
-    // Gets one line per call when set (not owned; must outlive the service).
-    CallLog* log = nullptr;
   };
 
   // REQUIRES: `backends` outlives the service.
   GatewayService(const Backends* backends, Options options);
 
-  // Calls ListModels on every route's backend concurrently (same request, the caller's deadline and
-  // cancellation) and merges the answers (MergeModelLists): sorted by name then version, each
-  // ModelInfo with its type. A backend that is down leaves its models out and is named in
-  // missing_backends (see MergeModelLists for when the whole call fails).
-  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const maas::common::v1::ListModelsRequest* request,
-                                       maas::common::v1::ListModelsResponse* response) override;
+  // True for the paths Answer serves (kListModelsMethod, kGetBackendsMethod).
+  static bool Serves(absl::string_view method);
 
-  // One Backend per route (service, type, target) with a fresh grpc.health.v1 check.
-  grpc::ServerUnaryReactor* GetBackends(grpc::CallbackServerContext* context,
-                                        const maas::gateway::v1::GetBackendsRequest* request,
-                                        maas::gateway::v1::GetBackendsResponse* response) override;
+  // The final status and, when it is OK, the serialized response message.
+  using Done = std::function<void(grpc::Status status, std::string response)>;
+
+  // Answers one unary call of `method` (REQUIRES: Serves(method)) whose serialized request is
+  // `request`; `incoming` is the caller's server context (its deadline and cancellation reach the
+  // backend calls ListModels makes). The backend calls complete on `cq`, whose tags are
+  // CompletionHandlers (completion.h); `done` runs exactly once, on the thread draining `cq` (or on
+  // the calling thread for a request that does not parse: INVALID_ARGUMENT naming the message).
+  // REQUIRES: `cq` is drained by one thread and not shut down before `done` has run; `incoming`
+  // outlives `done`.
+  //
+  //   ListModels: calls ListModels on every route's backend concurrently (same request) and merges
+  //     the answers (MergeModelLists): sorted by name then version, each ModelInfo with its type. A
+  //     backend that is down leaves its models out and is named in missing_backends (see
+  //     MergeModelLists for when the whole call fails).
+  //   GetBackends: one Backend per route (service, type, target) with a fresh grpc.health.v1 check.
+  void Answer(absl::string_view method, const std::string& request,
+              const grpc::ServerContextBase& incoming, grpc::CompletionQueue* cq, Done done) const;
 
  private:
-  // Starts the log line of a call (nullopt when there is no log), returning a generated request id
-  // to the client.
-  std::optional<CallLog::Call> BeginLog(grpc::CallbackServerContext* context) const;
-
-  // Starts ListModels on one backend; `done` runs once on a gRPC callback thread.
-  using ListModelsCall = std::function<void(
-      grpc::ClientContext*, const maas::common::v1::ListModelsRequest*,
-      maas::common::v1::ListModelsResponse*, std::function<void(grpc::Status)> done)>;
+  void ListModels(const std::string& request, const grpc::ServerContextBase& incoming,
+                  grpc::CompletionQueue* cq, Done done) const;
+  void GetBackends(const std::string& request, grpc::CompletionQueue* cq, Done done) const;
 
   const Backends* const backends_;
   const Options options_;
-  std::vector<std::shared_ptr<void>> stubs_;  // keeps the generated stubs alive
-  std::vector<ListModelsCall> list_models_;   // one per route
 };
 
 }  // namespace maas::gateway

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
+#include "services/gateway/completion.h"
 
 namespace maas::gateway {
 
@@ -43,18 +43,26 @@ void HealthMonitor::Stop() {
 }
 
 void HealthMonitor::Run() {
+  // The checks run on gRPC's asynchronous API on a queue this thread drains only while a round is
+  // in flight, so between rounds no thread of the monitor takes part in gRPC's polling.
+  grpc::CompletionQueue cq;
   while (true) {
     std::vector<HealthResult> results;
-    absl::Notification round_done;
-    backends_->CheckAllHealth(options_.timeout, [&](std::vector<HealthResult> r) {
+    bool round_done = false;
+    backends_->CheckAllHealth(options_.timeout, &cq, [&](std::vector<HealthResult> r) {
       results = std::move(r);
-      round_done.Notify();
+      round_done = true;
     });
-    round_done.WaitForNotification();  // bounded by the checks' deadline
+    void* tag = nullptr;
+    bool ok = false;
+    // Bounded by the checks' deadline.
+    while (!round_done && cq.Next(&tag, &ok)) static_cast<CompletionHandler*>(tag)->OnComplete(ok);
+    bool stop;
     {
       absl::MutexLock lock(&mu_);
-      if (stop_) return;  // do not overwrite what shutdown reports
+      stop = stop_;
     }
+    if (stop) break;  // do not overwrite what shutdown reports
     const bool serving = AllServing(results);
     for (std::size_t i = 0; i < results.size(); ++i) {
       if (results[i].health != maas::gateway::v1::SERVING) backends_->ResetConnectBackoff(i);
@@ -63,9 +71,11 @@ void HealthMonitor::Run() {
     absl::MutexLock lock(&mu_);
     if (mu_.AwaitWithTimeout(absl::Condition(&stop_),
                              serving ? options_.interval : options_.unhealthy_interval)) {
-      return;
+      break;
     }
   }
+  cq.Shutdown();
+  DrainCompletions(&cq);  // empty: every round ended with all of its checks
 }
 
 }  // namespace maas::gateway

@@ -1,4 +1,6 @@
-// Periodic health of the gateway itself: SERVING only when every route has a serving backend.
+// Periodic health of the gateway itself: SERVING only when every route has a serving backend. The
+// checks run on gRPC's asynchronous API, on a completion queue the monitor's thread drains during
+// each round (no gRPC callback thread).
 //
 //   HealthMonitor monitor(backends.get(), {}, [&](bool serving, const auto& results) {
 //     server->SetServing("", serving);

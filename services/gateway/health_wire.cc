@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
 
 namespace maas::gateway {
 
@@ -22,6 +23,42 @@ std::string EncodeHealthCheckRequest(absl::string_view service) {
     coded.WriteVarint32(static_cast<uint32_t>(service.size()));
     coded.WriteRaw(service.data(), static_cast<int>(service.size()));
   }
+  return out;
+}
+
+absl::StatusOr<std::string> DecodeHealthCheckRequest(absl::string_view bytes) {
+  google::protobuf::io::CodedInputStream in(reinterpret_cast<const uint8_t*>(bytes.data()),
+                                            static_cast<int>(bytes.size()));
+  std::string service;
+  while (!in.ExpectAtEnd()) {
+    const uint32_t tag = in.ReadTag();
+    if (tag == 0) {
+      return absl::InvalidArgumentError("malformed grpc.health.v1.HealthCheckRequest: bad tag");
+    }
+    if (tag == WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_LENGTH_DELIMITED)) {
+      uint32_t size = 0;
+      if (!in.ReadVarint32(&size) || !in.ReadString(&service, static_cast<int>(size))) {
+        return absl::InvalidArgumentError(
+            "malformed grpc.health.v1.HealthCheckRequest: truncated service");
+      }
+    } else if (!WireFormatLite::SkipField(&in, tag)) {
+      return absl::InvalidArgumentError(
+          "malformed grpc.health.v1.HealthCheckRequest: bad or truncated field");
+    }
+  }
+  if (service.size() > kMaxHealthServiceNameBytes) {
+    return absl::InvalidArgumentError(absl::StrCat("grpc.health.v1.HealthCheckRequest.service is ",
+                                                   service.size(), " bytes long, more than ",
+                                                   kMaxHealthServiceNameBytes));
+  }
+  return service;
+}
+
+std::string EncodeHealthCheckResponse(ServingStatus status) {
+  std::string out;
+  if (status == ServingStatus::kUnknown) return out;  // proto3: the default is not serialized.
+  out.push_back(static_cast<char>(WireFormatLite::MakeTag(1, WireFormatLite::WIRETYPE_VARINT)));
+  out.push_back(static_cast<char>(status));  // 1..3: a one-byte varint
   return out;
 }
 

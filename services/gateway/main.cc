@@ -24,6 +24,7 @@
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
 #include "services/gateway/gateway_service.h"
+#include "services/gateway/health_board.h"
 #include "services/gateway/health_monitor.h"
 #include "services/gateway/proxy.h"
 #include "services/gateway/reflection.h"
@@ -184,12 +185,19 @@ int main(int argc, char** argv) {
     return Fail(absl::InvalidArgumentError(
         absl::StrCat("--proxy_threads must be in [1, 64], got ", proxy_options.threads)));
   }
-  gw::Proxy proxy(backends->get(), proxy_options);
   gw::GatewayService::Options service_options;
   service_options.health_check_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
-  service_options.log = log;
-  gw::GatewayService gateway_service(backends->get(), service_options);
+  const gw::GatewayService gateway_service(backends->get(), service_options);
+  // grpc.health.v1, answered by the proxy: "" follows the health monitor; the gateway's own
+  // services are known (SERVING) as gRPC's health service reported its registered services.
+  gw::HealthBoard health;
+  health.Set(gw::kGatewayService, true);
+  health.Set("grpc.health.v1.Health", true);
+  // No gRPC callback-API user in this process (see proxy.h): the proxy's queues serve every call.
+  proxy_options.gateway = &gateway_service;
+  proxy_options.health = &health;
+  gw::Proxy proxy(backends->get(), proxy_options);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-gateway";
@@ -222,7 +230,7 @@ int main(int argc, char** argv) {
     }
   };
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =
-      maas::server::Server::Start(server_options, {&gateway_service});
+      maas::server::Server::Start(server_options, {});
   if (!server.ok()) {
     proxy.Shutdown();
     return Fail(server.status());

@@ -1,7 +1,10 @@
 #include "services/gateway/proxy.h"
 
 #include <grpc/grpc.h>
+#include <grpc/support/time.h>
+#include <grpcpp/alarm.h>
 #include <grpcpp/client_context.h>
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
 
@@ -17,12 +20,47 @@
 #include "absl/strings/str_cat.h"
 #include "common/server/server.h"
 #include "google/protobuf/descriptor.h"
+#include "maas/discriminative/v1/discriminative.pb.h"
+#include "maas/generative/v1/generative.pb.h"
+#include "services/gateway/completion.h"
+#include "services/gateway/health_wire.h"
 
 namespace maas::gateway {
 
 namespace {
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
+
+std::string ToBytes(const grpc::ByteBuffer& buffer) {
+  std::string bytes;
+  std::vector<grpc::Slice> slices;
+  if (buffer.Dump(&slices).ok()) {
+    for (const grpc::Slice& s : slices) {
+      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+  }
+  return bytes;
+}
+
+grpc::ByteBuffer FromBytes(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+// The health service the server kit drives (SetServingStatus, Shutdown), backed by the board the
+// proxy answers grpc.health.v1 from.
+class BoardHealthService final : public grpc::HealthCheckServiceInterface {
+ public:
+  explicit BoardHealthService(HealthBoard* board) : board_(board) {}
+  void SetServingStatus(const std::string& service_name, bool serving) override {
+    board_->Set(service_name, serving);
+  }
+  void SetServingStatus(bool serving) override { board_->SetAll(serving); }
+  void Shutdown() override { board_->Shutdown(); }
+
+ private:
+  HealthBoard* const board_;
+};
 
 // Calls waiting for a new incoming call on each completion queue.
 constexpr int kPendingAcceptsPerLane = 32;
@@ -58,23 +96,57 @@ class ProxyCall {
     proxy_->service_.RequestCall(&server_ctx_, &stream_, cq_, cq_, &accept_tag_);
   }
 
-  // One completion of this call's operation `tag`.
-  struct Tag {
+  // The tag of one of this call's operations: runs its handler, then deletes the call if it is
+  // done.
+  struct Tag final : CompletionHandler {
+    Tag(ProxyCall* c, void (ProxyCall::*h)(bool)) : call(c), handler(h) {}
+    void OnComplete(bool ok) override {
+      ProxyCall* const c = call;
+      (c->*handler)(ok);
+      c->MaybeDelete();
+    }
     ProxyCall* call;
     void (ProxyCall::*handler)(bool ok);
   };
-  static void Dispatch(void* tag, bool ok) {
-    Tag* t = static_cast<Tag*>(tag);
-    ProxyCall* call = t->call;
-    (call->*(t->handler))(ok);
-    call->MaybeDelete();
-  }
 
  private:
-  enum class Kind { kWaiting, kProxied, kReflection, kRefused };
+  enum class Kind {
+    kWaiting,
+    kProxied,
+    kReflection,
+    kRefused,
+    kHealthCheck,
+    kHealthWatch,
+    kGateway
+  };
+
+  // The status updates of a Watch call, handed from whichever thread changes the health board to
+  // the call's lane through an alarm that fires at once on the lane's queue.
+  struct WatchState final : HealthBoard::Watcher {
+    void OnHealth(ServingStatus status) override {
+      absl::MutexLock lock(&mu);
+      latest = status;
+      has_update = true;
+      if (armed) return;  // the alarm in flight will pick this status up
+      armed = true;
+      alarm = std::make_unique<grpc::Alarm>();
+      alarm->Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), tag);
+    }
+    grpc::ServerCompletionQueue* cq = nullptr;
+    void* tag = nullptr;
+    absl::Mutex mu;
+    ServingStatus latest ABSL_GUARDED_BY(mu) = ServingStatus::kServiceUnknown;
+    bool has_update ABSL_GUARDED_BY(mu) = false;
+    bool armed ABSL_GUARDED_BY(mu) = false;  // an alarm is set whose tag has not been handled
+    std::unique_ptr<grpc::Alarm> alarm ABSL_GUARDED_BY(mu);
+  };
 
   ~ProxyCall() {
     if (kind_ == Kind::kProxied) proxy_->active_.fetch_sub(1, std::memory_order_relaxed);
+    if (watch_ != nullptr) {
+      absl::MutexLock lock(&watch_->mu);
+      watch_->alarm.reset();  // fired and handled (pending_ counted it)
+    }
     if (accepted_) {
       absl::MutexLock lock(&proxy_->mu_);
       --proxy_->live_calls_;
@@ -91,7 +163,20 @@ class ProxyCall {
     if (!ok) return;             // the server is shutting down; pending_ is 0: deleted
     new ProxyCall(proxy_, cq_);  // the next incoming call on this lane
     pending_ = 1;                // the done notification
+    accepted_ = true;
+    {
+      absl::MutexLock lock(&proxy_->mu_);
+      ++proxy_->live_calls_;
+    }
     const Proxy::Options& options = proxy_->options_;
+    if (options.health != nullptr && (server_ctx_.method() == kHealthCheckMethod ||
+                                      server_ctx_.method() == kHealthWatchMethod)) {
+      // Answered here, not logged (probes would fill the log), as gRPC's health service did.
+      kind_ = server_ctx_.method() == kHealthCheckMethod ? Kind::kHealthCheck : Kind::kHealthWatch;
+      ++pending_;
+      stream_.Read(&request_, &local_read_tag_);
+      return;
+    }
     if (options.log != nullptr) {
       log_call_ = options.log->Begin(server_ctx_.client_metadata());
       if (log_call_.generated_id) {
@@ -102,6 +187,12 @@ class ProxyCall {
     const Router& router = proxy_->backends_->router();
     const std::optional<std::size_t> route = router.Find(server_ctx_.method());
     if (!route.has_value()) {
+      if (options.gateway != nullptr && GatewayService::Serves(server_ctx_.method())) {
+        kind_ = Kind::kGateway;
+        ++pending_;
+        stream_.Read(&request_, &local_read_tag_);
+        return;
+      }
       if (options.reflection != nullptr && server_ctx_.method() == kReflectionMethod) {
         kind_ = Kind::kReflection;
         ++pending_;
@@ -158,6 +249,10 @@ class ProxyCall {
   void OnDone(bool /*ok*/) {
     --pending_;
     incoming_done_ = true;
+    if (kind_ == Kind::kHealthWatch) {
+      EndWatch();
+      return;
+    }
     // gRPC cancels the backend call with its parent too; this also covers a cancellation seen
     // before the backend call existed.
     if (server_ctx_.IsCancelled() && client_ctx_ != nullptr) client_ctx_->TryCancel();
@@ -171,7 +266,9 @@ class ProxyCall {
   // Finishes the incoming call (with `single_response` in the same batch when set), logging it.
   void FinishIncoming(const grpc::Status& status, const grpc::ByteBuffer* single_response,
                       absl::string_view model = "", int64_t model_version = 0) {
-    if (proxy_->options_.log != nullptr) {
+    incoming_finished_ = true;
+    if (proxy_->options_.log != nullptr && kind_ != Kind::kHealthCheck &&
+        kind_ != Kind::kHealthWatch) {
       proxy_->options_.log->End(log_call_, server_ctx_.method(), status, server_ctx_.peer(), model,
                                 model_version);
     }
@@ -185,6 +282,126 @@ class ProxyCall {
 
   void OnFinished(bool /*ok*/) { --pending_; }
 
+  // --- unary methods answered here (health Check, the Gateway service), and health Watch ---
+
+  // The request of a locally answered method has arrived (ok) or the client sent none.
+  void OnLocalRead(bool ok) {
+    --pending_;
+    if (incoming_finished_) return;  // a Watch call cancelled before its request arrived
+    if (!ok) {
+      // No request message: the client half-closed at once, or the call is gone.
+      FinishIncoming(grpc::Status(grpc::StatusCode::INTERNAL,
+                                  "the request message is missing (a unary method needs one)"),
+                     nullptr);
+      return;
+    }
+    const std::string bytes = ToBytes(request_);
+    if (kind_ == Kind::kGateway) {
+      ++pending_;  // the answer
+      proxy_->options_.gateway->Answer(server_ctx_.method(), bytes, server_ctx_, cq_,
+                                       [this](grpc::Status status, std::string response) {
+                                         --pending_;
+                                         OnGatewayAnswer(status, std::move(response));
+                                         MaybeDelete();
+                                       });
+      return;
+    }
+    // gRPC's health service answers these statuses and messages; so does the gateway.
+    absl::StatusOr<std::string> service = DecodeHealthCheckRequest(bytes);
+    if (kind_ == Kind::kHealthCheck) {
+      if (!service.ok()) {
+        FinishIncoming(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "could not parse request"),
+                       nullptr);
+        return;
+      }
+      const ServingStatus status = proxy_->options_.health->Get(*service);
+      if (status == ServingStatus::kServiceUnknown) {
+        FinishIncoming(grpc::Status(grpc::StatusCode::NOT_FOUND, "service name unknown"), nullptr);
+        return;
+      }
+      response_ = FromBytes(EncodeHealthCheckResponse(status));
+      FinishIncoming(grpc::Status::OK, &response_);
+      return;
+    }
+    if (!service.ok()) {
+      FinishIncoming(grpc::Status(grpc::StatusCode::INTERNAL, "could not parse request"), nullptr);
+      return;
+    }
+    watch_service_ = *std::move(service);
+    watch_ = std::make_unique<WatchState>();
+    watch_->cq = cq_;
+    watch_->tag = &watch_alarm_tag_;
+    watching_ = true;
+    proxy_->options_.health->AddWatch(watch_service_, watch_.get());  // sends the current status
+  }
+
+  void OnGatewayAnswer(const grpc::Status& status, std::string response) {
+    if (status.ok()) {
+      response_ = FromBytes(response);
+      FinishIncoming(status, &response_);
+    } else {
+      FinishIncoming(status, nullptr);
+    }
+  }
+
+  // The alarm of a Watch call fired (or was cancelled): send the latest status unless a write is
+  // in flight (its completion sends it).
+  void OnWatchAlarm(bool /*ok*/) {
+    {
+      absl::MutexLock lock(&watch_->mu);
+      watch_->armed = false;
+    }
+    if (alarm_counted_) {
+      alarm_counted_ = false;
+      --pending_;
+    }
+    WriteHealth();
+  }
+
+  void WriteHealth() {
+    if (!watching_ || health_write_in_flight_) return;
+    ServingStatus status;
+    {
+      absl::MutexLock lock(&watch_->mu);
+      if (!watch_->has_update) return;
+      watch_->has_update = false;
+      status = watch_->latest;
+    }
+    response_ = FromBytes(EncodeHealthCheckResponse(status));
+    health_write_in_flight_ = true;
+    ++pending_;
+    stream_.Write(response_, &health_written_tag_);
+  }
+
+  void OnHealthWritten(bool ok) {
+    --pending_;
+    health_write_in_flight_ = false;
+    if (!ok || !watching_) {
+      EndWatch();  // the call is gone, or ended while the write was in flight
+      return;
+    }
+    WriteHealth();
+  }
+
+  // The Watch call is done (cancelled by the client or by the server's shutdown) or its stream
+  // broke: stop watching, wait for an alarm in flight, finish.
+  void EndWatch() {
+    if (watching_) {
+      watching_ = false;
+      proxy_->options_.health->RemoveWatch(watch_service_, watch_.get());  // no alarm set after it
+      absl::MutexLock lock(&watch_->mu);
+      if (watch_->armed) {
+        watch_->alarm->Cancel();  // its tag comes back (ok or not): wait for it
+        alarm_counted_ = true;
+        ++pending_;
+      }
+    }
+    if (!health_write_in_flight_ && !incoming_finished_) {
+      FinishIncoming(grpc::Status(grpc::StatusCode::CANCELLED, "the health watch has ended"),
+                     nullptr);
+    }
+  }
+
   // --- reflection, answered here: one response per request, in order ---
 
   void OnReflectionRead(bool ok) {
@@ -193,15 +410,7 @@ class ProxyCall {
       FinishIncoming(grpc::Status::OK, nullptr);
       return;
     }
-    std::vector<grpc::Slice> slices;
-    std::string bytes;
-    if (request_.Dump(&slices).ok()) {
-      for (const grpc::Slice& s : slices) {
-        bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-      }
-    }
-    grpc::Slice slice(proxy_->options_.reflection->Answer(bytes));
-    response_ = grpc::ByteBuffer(&slice, 1);
+    response_ = FromBytes(proxy_->options_.reflection->Answer(ToBytes(request_)));
     ++pending_;
     stream_.Write(response_, &reflection_write_tag_);
   }
@@ -379,6 +588,7 @@ class ProxyCall {
   grpc::GenericServerAsyncReaderWriter stream_{&server_ctx_};
   CallLog::Call log_call_;  // set when the proxy logs
   bool incoming_done_ = false;
+  bool incoming_finished_ = false;  // FinishIncoming was called
 
   // Proxied calls only.
   const std::string* service_ = nullptr;  // the route's service name (owned by the router)
@@ -399,7 +609,17 @@ class ProxyCall {
   bool single_response_overflow_ = false;
   grpc::Status backend_status_;
 
+  // Health Watch calls only (set once the request is read).
+  std::string watch_service_;
+  std::unique_ptr<WatchState> watch_;
+  bool watching_ = false;  // registered with the health board
+  bool health_write_in_flight_ = false;
+  bool alarm_counted_ = false;  // pending_ counts an alarm cancelled by EndWatch
+
   Tag accept_tag_{this, &ProxyCall::OnAccepted};
+  Tag local_read_tag_{this, &ProxyCall::OnLocalRead};
+  Tag watch_alarm_tag_{this, &ProxyCall::OnWatchAlarm};
+  Tag health_written_tag_{this, &ProxyCall::OnHealthWritten};
   Tag done_tag_{this, &ProxyCall::OnDone};
   Tag finished_tag_{this, &ProxyCall::OnFinished};
   Tag reflection_read_tag_{this, &ProxyCall::OnReflectionRead};
@@ -429,6 +649,11 @@ std::string UnavailableMessage(absl::string_view service) {
 }
 
 Proxy::Proxy(const Backends* backends, Options options) : backends_(backends), options_(options) {
+  // The routed services' descriptors (read here for the method kinds, and by reflection) come from
+  // the generated code of their .proto files, which the gateway otherwise never calls: referencing
+  // one message of each file keeps the file in the binary.
+  static_cast<void>(maas::generative::v1::UniformSpec::descriptor());
+  static_cast<void>(maas::discriminative::v1::TextOptions::descriptor());
   const google::protobuf::DescriptorPool* pool = google::protobuf::DescriptorPool::generated_pool();
   for (std::size_t i = 0; i < backends_->size(); ++i) {
     const google::protobuf::ServiceDescriptor* service =
@@ -446,6 +671,11 @@ Proxy::~Proxy() { Shutdown(); }
 
 void Proxy::Register(grpc::ServerBuilder& builder) {
   builder.RegisterAsyncGenericService(&service_);
+  if (options_.health != nullptr) {
+    // Replaces gRPC's default health service (a callback-API service) with the board.
+    builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
+        std::make_unique<BoardHealthService>(options_.health)));
+  }
   const int threads = std::max(1, std::min(options_.threads, 64));
   for (int i = 0; i < threads; ++i) {
     lanes_.push_back(Lane{builder.AddCompletionQueue(), std::thread()});
@@ -458,11 +688,7 @@ void Proxy::Start() {
   for (Lane& lane : lanes_) {
     grpc::ServerCompletionQueue* cq = lane.cq.get();
     for (int i = 0; i < kPendingAcceptsPerLane; ++i) new ProxyCall(this, cq);
-    lane.thread = std::thread([cq] {
-      void* tag = nullptr;
-      bool ok = false;
-      while (cq->Next(&tag, &ok)) ProxyCall::Dispatch(tag, ok);
-    });
+    lane.thread = std::thread([cq] { DrainCompletions(cq); });
   }
 }
 
@@ -482,10 +708,7 @@ void Proxy::Shutdown() {
       lane.thread.join();
     } else {
       // Never started: drain the queue (gRPC requires it before the queue is destroyed).
-      void* tag = nullptr;
-      bool ok = false;
-      while (lane.cq->Next(&tag, &ok)) {
-      }
+      DrainCompletions(lane.cq.get());
     }
   }
 }

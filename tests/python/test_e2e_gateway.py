@@ -2,10 +2,12 @@
 cancellation, large messages and a backend going away and coming back."""
 
 
+import threading
+
 import grpc
 import numpy as np
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from maas.common.v1 import common_pb2
@@ -201,7 +203,25 @@ def test_many_concurrent_calls(stack):
 
 
 def test_a_backend_going_away_and_coming_back(stack):
-    """Last in the module: stops the discriminative backend, then restarts it on the same port."""
+    """Last in the module: stops the discriminative backend, then restarts it on the same port. A health Watch
+    stream (answered by the gateway's proxy) follows the gateway's status all along."""
+    watch = health_pb2_grpc.HealthStub(stack.gw_channel).Watch(health_pb2.HealthCheckRequest(service=""),
+                                                               timeout=120)
+    watched = []
+
+    def follow():
+        try:
+            for update in watch:
+                watched.append(update.status)
+        except grpc.RpcError as e:
+            watched.append(e.code())
+    follower = threading.Thread(target=follow, daemon=True)
+    follower.start()
+
+    def first_status():
+        assert watched, "no status yet"
+        assert watched[0] == health_pb2.HealthCheckResponse.SERVING, watched
+    poll_until(first_status, 10.0, "the Watch stream's first status")
     assert stack.stop_discriminative() == 0, "maas-discriminative did not exit with code 0 on SIGTERM"
 
     with expect_rpc_error(grpc.StatusCode.UNAVAILABLE):
@@ -241,5 +261,14 @@ def test_a_backend_going_away_and_coming_back(stack):
     def gateway_serving():
         assert health_status(stack.gw_channel) == health_pb2.HealthCheckResponse.SERVING
     poll_until(gateway_serving, 15.0, "gateway health SERVING again")
+
+    def watch_saw_it_all():
+        serving, not_serving = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+        assert not_serving in watched, watched
+        assert serving in watched[watched.index(not_serving):], watched
+    poll_until(watch_saw_it_all, 10.0, "the Watch stream's NOT_SERVING, then SERVING")
+    watch.cancel()
+    follower.join(timeout=10)
+    assert watched[-1] == grpc.StatusCode.CANCELLED, watched[-3:]
     listed = stack.gateway.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
     assert {m.type for m in listed.models} == {common_pb2.GENERATIVE, common_pb2.DISCRIMINATIVE}

@@ -1,5 +1,5 @@
-// A complete in-process gateway (router, backend channels, proxy, Gateway service) on an ephemeral
-// port, for the gateway tests.
+// A complete in-process gateway (router, backend channels, proxy answering the Gateway service and
+// grpc.health.v1) on an ephemeral port, for the gateway tests.
 #ifndef MAAS_TESTS_SERVICES_GATEWAY_TEST_GATEWAY_H_
 #define MAAS_TESTS_SERVICES_GATEWAY_TEST_GATEWAY_H_
 
@@ -10,8 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/gateway_service.h"
+#include "services/gateway/health_board.h"
 #include "services/gateway/proxy.h"
 #include "services/gateway/router.h"
 #include "tests/services/gateway/fake_backends.h"
@@ -30,16 +32,22 @@ struct TestGateway {
     absl::StatusOr<std::unique_ptr<Backends>> b = Backends::Create(*router, ChannelOptions());
     REQUIRE(b.ok());
     backends = std::move(*b);
-    proxy = std::make_unique<Proxy>(backends.get(), proxy_options);
     service = std::make_unique<GatewayService>(backends.get(), options);
-    server = std::make_unique<TestServer>(std::vector<grpc::Service*>{service.get()}, proxy.get());
+    health = std::make_unique<HealthBoard>();
+    health->Set(kGatewayService, true);
+    // As in maas-gateway: the proxy answers health and the Gateway service on its own queues.
+    proxy_options.gateway = service.get();
+    proxy_options.health = health.get();
+    proxy = std::make_unique<Proxy>(backends.get(), proxy_options);
+    server = std::make_unique<TestServer>(std::vector<grpc::Service*>{}, proxy.get());
     channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
                                   grpc::InsecureChannelCredentials());
     stub = v1::Gateway::NewStub(channel);
   }
   std::unique_ptr<Backends> backends;
-  std::unique_ptr<Proxy> proxy;
   std::unique_ptr<GatewayService> service;
+  std::unique_ptr<HealthBoard> health;
+  std::unique_ptr<Proxy> proxy;
   std::unique_ptr<TestServer> server;
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<v1::Gateway::Stub> stub;
