@@ -172,14 +172,22 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
   // Uniform each), the generators kept, positioned after it. Then, per component, its samples' D
   // normals in groups small enough to stay in cache and (FULL) one product x = mu_c + L_c eps per
   // group (sample_product.h: fixed order per element, so neither the grouping nor the batch
-  // changes any bits).
+  // changes any bits). FULL writes each group's rows contiguously into the chunk's rows of x in
+  // component order (full-cache-line vector stores; scattering them to their rows directly costs a
+  // cache miss per value, each line of x being written by ~8 components at different times) and
+  // then moves every column's values to their rows within that column (32 KB, in L1).
   constexpr Eigen::Index kChunk = 4096;
   constexpr int64_t kGroup = 96;
+  const bool full = type_ == v1::FULL;
+  const Eigen::Index chunk = std::min(kChunk, n);
   std::vector<random::ItemRng> rngs;
-  rngs.reserve(static_cast<size_t>(std::min(kChunk, n)));
+  rngs.reserve(static_cast<size_t>(chunk));
   std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
   std::vector<double> eps(static_cast<size_t>(std::min<int64_t>(kGroup, n) * d));
   std::vector<const double*> rows(static_cast<size_t>(kGroup));
+  // FULL: position[i - c0] = the row of the chunk where sample i is computed; one column's values.
+  std::vector<int64_t> position(full ? static_cast<size_t>(chunk) : 0);
+  std::vector<double> column(full ? static_cast<size_t>(chunk) : 0);
   for (Eigen::Index c0 = 0; c0 < n; c0 += kChunk) {
     const Eigen::Index m = std::min(kChunk, n - c0);
     rngs.clear();
@@ -190,6 +198,7 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
       members[static_cast<size_t>(c)].push_back(i);
       if (latents != nullptr) (*latents)(i, 0) = c;
     }
+    int64_t placed = 0;  // FULL: rows of the chunk computed so far
     for (int c = 0; c < k; ++c) {
       const std::vector<int64_t>& mine = members[static_cast<size_t>(c)];
       for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
@@ -199,21 +208,29 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
           double* row = eps.data() + s * d;
           rngs[static_cast<size_t>(i - c0)].FillNormals(row, static_cast<size_t>(d));
           rows[static_cast<size_t>(s)] = row;
-          if (type_ != v1::FULL) {
+          if (full) {
+            position[static_cast<size_t>(i - c0)] = placed + s;
+          } else {
             for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * row[j];
           }
         }
-        if (type_ != v1::FULL) continue;
+        if (!full) continue;
         SampleProductArgs args;
         args.b = &panels_[static_cast<size_t>(c)];
         args.m = count;
         args.a = rows.data();
         args.bias = mean_rows_[static_cast<size_t>(c)].data();
-        args.out = x.data();
+        args.out = x.data() + c0 + placed;
         args.out_stride = x.outerStride();
-        args.out_rows = mine.data() + g0;
         SampleProduct(args);
+        placed += count;
       }
+    }
+    if (!full) continue;
+    for (Eigen::Index j = 0; j < d; ++j) {
+      double* values = x.data() + c0 + j * x.outerStride();
+      std::copy(values, values + m, column.data());
+      for (Eigen::Index r = 0; r < m; ++r) values[r] = column[static_cast<size_t>(position[r])];
     }
   }
 }

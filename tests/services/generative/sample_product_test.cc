@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "Eigen/Dense"
+#include "common/random/distributions.h"
 #include "common/random/item_rng.h"
 #include "common/random/simd_level.h"
 #include "services/generative/core/gaussian_mixture.h"
@@ -174,6 +175,108 @@ TEST_CASE("ppca and full gaussian_mixture samples equal the documented order wri
   CHECK(seen[0] > 100);
   CHECK(seen[1] > 40);
   CHECK(seen[2] > 40);
+}
+
+// A full mixture whose Cholesky factors are known exactly: L_c lower-triangular with small integer
+// entries (diagonal 1..3), so every step of the factorization of Sigma_c = L_c L_c^T is exact
+// integer arithmetic and the model's factor equals L_c bit for bit, whatever its summation order.
+struct ExactMixture {
+  v1::GaussianMixtureSpec spec;
+  std::vector<Eigen::MatrixXd> lowers;
+  Eigen::MatrixXd means;
+};
+
+ExactMixture MakeExactMixture(int d, const std::vector<double>& weights) {
+  ExactMixture out;
+  const int k = static_cast<int>(weights.size());
+  out.spec.set_covariance_type(v1::FULL);
+  out.means.resize(k, d);
+  out.spec.mutable_means()->set_rows(k);
+  out.spec.mutable_means()->set_cols(d);
+  out.spec.mutable_covariances()->set_rows(static_cast<int64_t>(k) * d);
+  out.spec.mutable_covariances()->set_cols(d);
+  for (int c = 0; c < k; ++c) {
+    out.spec.add_weights(weights[static_cast<size_t>(c)]);
+    Eigen::MatrixXd lower = Eigen::MatrixXd::Zero(d, d);
+    for (int j = 0; j < d; ++j) {
+      lower(j, j) = 1 + (j + c) % 3;
+      for (int i = 0; i < j; ++i) lower(j, i) = ((i * 7 + j * 3 + c) % 5) - 2;  // -2 .. 2
+    }
+    const Eigen::MatrixXd cov = lower * lower.transpose();  // integers below 2^53: exact
+    for (int i = 0; i < d; ++i) {
+      for (int j = 0; j < d; ++j) out.spec.mutable_covariances()->add_values(cov(i, j));
+    }
+    for (int j = 0; j < d; ++j) {
+      out.means(c, j) = 0.25 * c - 0.01 * j;
+      out.spec.mutable_means()->add_values(out.means(c, j));
+    }
+    out.lowers.push_back(std::move(lower));
+  }
+  return out;
+}
+
+// Sample `index` of `seed` by the documented draw order, one element at a time (gaussian_mixture.h:
+// the component from one Uniform, D normals, x_j = mu_j + (sum_{i < min(D, 8 (j / 8 + 1))}
+// L(j, i) eps_i from +0, ascending i, every product and sum rounded)).
+Eigen::VectorXd DocumentedMixtureSample(const ExactMixture& mixture, uint64_t seed, uint64_t index,
+                                        int* component) {
+  const Eigen::Index d = mixture.means.cols();
+  random::ItemRng rng(seed, kSampleStream, index);
+  Eigen::VectorXd weights(mixture.spec.weights_size());
+  for (int c = 0; c < weights.size(); ++c) weights(c) = mixture.spec.weights(c);
+  const int c = random::Categorical(rng, weights);
+  *component = c;
+  std::vector<double> eps(static_cast<size_t>(d));
+  for (double& v : eps) v = rng.Normal();
+  const Eigen::MatrixXd& lower = mixture.lowers[static_cast<size_t>(c)];
+  Eigen::VectorXd x(d);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const Eigen::Index kend = std::min<Eigen::Index>(d, 8 * (j / 8 + 1));
+    double acc = 0.0;
+    for (Eigen::Index i = 0; i < kend; ++i) acc = acc + lower(j, i) * eps[static_cast<size_t>(i)];
+    x(j) = mixture.means(c, j) + acc;
+  }
+  return x;
+}
+
+TEST_CASE(
+    "Full gaussian_mixture samples equal the documented order bit for bit in batches of 1, 7 and "
+    "5000") {
+  // D = 203: several k blocks of the product, a last panel of 3 columns; 5000 rows: two chunks of
+  // the sampler, components of very different sizes (so groups of every tile width).
+  const int d = 203;
+  const ExactMixture mixture = MakeExactMixture(d, {0.55, 0.3, 0.1, 0.04, 0.01});
+  auto gmm = GaussianMixtureModel::Create(mixture.spec);
+  REQUIRE(gmm.ok());
+  const int n = 5000;
+  const uint64_t seed = 20261202, first = 11;
+  Eigen::MatrixXd whole(n, d), latents;
+  (*gmm)->Sample(seed, first, whole, &latents);
+  int64_t mismatches = 0, checked = 0;
+  for (int i = 0; i < n; i += (i < 200 ? 1 : 23)) {
+    int c = -1;
+    const Eigen::VectorXd expected = DocumentedMixtureSample(mixture, seed, first + i, &c);
+    CHECK(latents(i, 0) == c);
+    for (int j = 0; j < d; ++j) mismatches += Bits(whole(i, j)) != Bits(expected(j));
+    ++checked;
+  }
+  INFO(random::SimdLevelName(random::BestSimdLevel()) << ", " << checked << " rows checked");
+  CHECK(mismatches == 0);
+  for (const int batch : {1, 7}) {
+    int64_t batch_mismatches = 0;
+    const int rows = batch == 1 ? 300 : n;
+    for (int i0 = 0; i0 < rows; i0 += batch) {
+      const int m = std::min(batch, rows - i0);
+      Eigen::MatrixXd part(m, d), part_latents;
+      (*gmm)->Sample(seed, first + static_cast<uint64_t>(i0), part, &part_latents);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < d; ++j) batch_mismatches += Bits(part(i, j)) != Bits(whole(i0 + i, j));
+        batch_mismatches += part_latents(i, 0) != latents(i0 + i, 0);
+      }
+    }
+    INFO("batch " << batch);
+    CHECK(batch_mismatches == 0);
+  }
 }
 
 TEST_CASE(
