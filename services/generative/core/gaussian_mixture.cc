@@ -59,6 +59,21 @@ absl::Status CheckSymmetric(const Eigen::Ref<const Eigen::MatrixXd>& a, const st
   return absl::OkStatus();
 }
 
+// SampleProductArgs::fill for a group of a component's samples: sample i of the group is sample
+// members[i] of the request, whose generator (positioned after its component draw) is
+// rngs[members[i] - first]; its vector is its next D normals.
+struct NormalsOfGroup {
+  random::ItemRng* rngs;
+  const int64_t* members;
+  int64_t first;
+
+  static void Fill(void* context, int64_t i, int64_t begin, int64_t end, double* out) {
+    const auto* group = static_cast<const NormalsOfGroup*>(context);
+    group->rngs[group->members[i] - group->first].FillNormals(out,
+                                                              static_cast<size_t>(end - begin));
+  }
+};
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------------------
@@ -183,8 +198,7 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
   std::vector<random::ItemRng> rngs;
   rngs.reserve(static_cast<size_t>(chunk));
   std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
-  std::vector<double> eps(static_cast<size_t>(std::min<int64_t>(kGroup, n) * d));
-  std::vector<const double*> rows(static_cast<size_t>(kGroup));
+  std::vector<double> eps(full ? 0 : static_cast<size_t>(d));
   // FULL: position[i - c0] = the row of the chunk where sample i is computed; one column's values.
   std::vector<int64_t> position(full ? static_cast<size_t>(chunk) : 0);
   std::vector<double> column(full ? static_cast<size_t>(chunk) : 0);
@@ -203,22 +217,23 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
       const std::vector<int64_t>& mine = members[static_cast<size_t>(c)];
       for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
         const int64_t count = std::min<int64_t>(kGroup, static_cast<int64_t>(mine.size() - g0));
-        for (int64_t s = 0; s < count; ++s) {
-          const int64_t i = mine[g0 + static_cast<size_t>(s)];
-          double* row = eps.data() + s * d;
-          rngs[static_cast<size_t>(i - c0)].FillNormals(row, static_cast<size_t>(d));
-          rows[static_cast<size_t>(s)] = row;
-          if (full) {
-            position[static_cast<size_t>(i - c0)] = placed + s;
-          } else {
-            for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * row[j];
+        if (!full) {
+          for (int64_t s = 0; s < count; ++s) {
+            const int64_t i = mine[g0 + static_cast<size_t>(s)];
+            rngs[static_cast<size_t>(i - c0)].FillNormals(eps.data(), static_cast<size_t>(d));
+            for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * eps[j];
           }
+          continue;
         }
-        if (!full) continue;
+        for (int64_t s = 0; s < count; ++s) {
+          position[static_cast<size_t>(mine[g0 + static_cast<size_t>(s)] - c0)] = placed + s;
+        }
+        NormalsOfGroup normals{rngs.data(), mine.data() + g0, c0};
         SampleProductArgs args;
         args.b = &panels_[static_cast<size_t>(c)];
         args.m = count;
-        args.a = rows.data();
+        args.fill = &NormalsOfGroup::Fill;
+        args.fill_context = &normals;
         args.bias = mean_rows_[static_cast<size_t>(c)].data();
         args.out = x.data() + c0 + placed;
         args.out_stride = x.outerStride();

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "Eigen/Dense"
@@ -33,12 +34,31 @@ double Value(int64_t k, int64_t j) {
   return std::sin(0.37 * static_cast<double>(k + 1) + 1.3 * static_cast<double>(j));
 }
 
+// SampleProductArgs::fill from the vectors `rows`, checking the documented call pattern: every
+// sample's ranges contiguous and ascending from 0.
+struct RecordingFill {
+  const std::vector<const double*>* rows;
+  std::vector<int64_t> next;  // per sample: where its next range must begin
+  int64_t violations = 0;
+
+  static void Fill(void* context, int64_t i, int64_t begin, int64_t end, double* out) {
+    auto* self = static_cast<RecordingFill*>(context);
+    if (begin != self->next[static_cast<size_t>(i)] || end <= begin) ++self->violations;
+    self->next[static_cast<size_t>(i)] = end;
+    for (int64_t t = begin; t < end; ++t) out[t - begin] = (*self->rows)[static_cast<size_t>(i)][t];
+  }
+};
+
 TEST_CASE("SampleProduct gives the documented per-element order at every SIMD level") {
-  for (const bool triangular : {false, true}) {
+  // (triangular, K, N): dense with a noise term (ppca's shape), a small triangle, and a triangle
+  // deeper than the kernels' fill block (256 values), with a last panel of 4 columns.
+  const std::vector<std::tuple<bool, int64_t, int64_t>> shapes = {
+      {false, 13, 19}, {true, 21, 21}, {true, 300, 300}};
+  for (const auto& shape : shapes) {
+    const bool triangular = std::get<0>(shape);
+    const int64_t k = std::get<1>(shape), n = std::get<2>(shape);
     for (const int64_t m :
          {int64_t{1}, int64_t{5}, int64_t{24}, int64_t{25}, int64_t{97}, int64_t{230}}) {
-      const int64_t k = triangular ? 21 : 13;
-      const int64_t n = triangular ? 21 : 19;
       const PackedPanels panels = PackPanels(k, n, triangular, [&](int64_t kk, int64_t j) {
         return triangular && kk > j ? 0.0 : Value(kk, j);
       });
@@ -75,25 +95,40 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
         }
       }
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
-        Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
-        SampleProductArgs args;
-        args.b = &panels;
-        args.m = m;
-        args.a = rows.data();
-        args.bias = bias.data();
-        args.noise_scale = triangular ? nullptr : scale.data();
-        args.noise_offset = k;
-        args.out = x.data();
-        args.out_stride = x.outerStride();
-        args.out_rows = out_rows.data();
-        SampleProductAt(level, args);
-        int64_t mismatches = 0;
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
+        for (const bool filled : {false, true}) {
+          Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
+          RecordingFill fill{&rows, std::vector<int64_t>(static_cast<size_t>(m), 0)};
+          SampleProductArgs args;
+          args.b = &panels;
+          args.m = m;
+          if (filled) {
+            args.fill = &RecordingFill::Fill;
+            args.fill_context = &fill;
+          } else {
+            args.a = rows.data();
+          }
+          args.bias = bias.data();
+          args.noise_scale = triangular ? nullptr : scale.data();
+          args.noise_offset = k;
+          args.out = x.data();
+          args.out_stride = x.outerStride();
+          args.out_rows = out_rows.data();
+          SampleProductAt(level, args);
+          int64_t mismatches = 0;
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
+          }
+          INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " K "
+                        << k << " m " << m << (filled ? " (fill)" : " (rows)"));
+          CHECK(mismatches == 0);
+          if (filled) {
+            CHECK(fill.violations == 0);
+            const int64_t depth = k + (triangular ? 0 : n);
+            int64_t incomplete = 0;
+            for (const int64_t end : fill.next) incomplete += end != depth;
+            CHECK(incomplete == 0);
+          }
         }
-        INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " m "
-                      << m);
-        CHECK(mismatches == 0);
       }
     }
   }
