@@ -247,7 +247,18 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
     for (Eigen::Index j = 0; j < d; ++j) {
       double* values = x.data() + c0 + j * x.outerStride();
       std::copy(values, values + m, column.data());
-      for (Eigen::Index r = 0; r < m; ++r) values[r] = column[static_cast<size_t>(position[r])];
+      // The next column is asked for meanwhile, one 64-byte line per 8 values moved.
+      const double* next = j + 1 < d ? values + x.outerStride() : nullptr;
+      Eigen::Index r = 0;
+      if (next != nullptr) {
+        for (; r + 8 <= m; r += 8) {
+          __builtin_prefetch(next + r, 0, 3);
+          for (Eigen::Index t = r; t < r + 8; ++t) {
+            values[t] = column[static_cast<size_t>(position[static_cast<size_t>(t)])];
+          }
+        }
+      }
+      for (; r < m; ++r) values[r] = column[static_cast<size_t>(position[r])];
     }
   }
 }
