@@ -40,6 +40,8 @@ void SampleProductAt(random::SimdLevel level, const SampleProductArgs& in) {
                                      b.data.data(),
                                      in.m,
                                      in.a,
+                                     in.fill,
+                                     in.fill_context,
                                      in.bias,
                                      in.noise_scale,
                                      in.noise_offset,

@@ -11,8 +11,10 @@
 // the end of j's 8-column panel, whose extra factors are exact zeros.
 //
 // The kernels are register-blocked micro-kernels (SIMD lanes across samples, 8 columns of B per
-// panel, k in blocks of 128 that continue from the saved partial sums), one per SIMD level in its
-// own translation unit (sample_product_{baseline,avx2,avx512}.cc).
+// panel, all of an element's k in one accumulator), one per SIMD level in its own translation unit
+// (sample_product_{baseline,avx2,avx512}.cc). The samples' vectors come either as row pointers
+// (`a`) or from a callback (`fill`) that writes them block by block straight into the kernel's
+// packed layout; both give the same bits.
 //
 // Switching to common/math/gemm.h (math::Gemm, a k-ordered FMA per element): replace the body of
 // SampleProductAt with a math::PackedMatrix of B (built once per model, trim_zero_rows = true for
@@ -52,10 +54,21 @@ inline constexpr int64_t kPanelWidth = 8;
 PackedPanels PackPanels(int64_t k, int64_t n, bool triangular,
                         const std::function<double(int64_t, int64_t)>& value);
 
+// Writes values [begin, end) of sample i's vector a_i (the values a[i][begin .. end - 1]) to out.
+// The product calls it for every sample exactly once per range, the ranges of one sample
+// contiguous and ascending from 0 (so a sequential generator can produce a_i as it goes), and
+// never for more than K (+ N with a noise term) values.
+using SampleFill = void (*)(void* context, int64_t i, int64_t begin, int64_t end, double* out);
+
 struct SampleProductArgs {
   const PackedPanels* b = nullptr;
-  int64_t m = 0;                        // number of samples
-  const double* const* a = nullptr;     // a[i][k], k < K: sample i's multiplier vector
+  int64_t m = 0;                     // number of samples
+  const double* const* a = nullptr;  // a[i][k], k < K: sample i's multiplier vector
+  // Instead of `a` (then nullptr): the samples' vectors produced on demand, straight into the
+  // kernel's packed layout, in blocks small enough for L1 (no m x K buffer). With a noise term,
+  // noise_offset must be K.
+  SampleFill fill = nullptr;
+  void* fill_context = nullptr;
   const double* bias = nullptr;         // N
   const double* noise_scale = nullptr;  // N, or nullptr for no noise term
   int64_t noise_offset = 0;             // noise_i[j] = a[i][noise_offset + j]
@@ -77,6 +90,8 @@ struct RawProduct {
   const double* data;
   int64_t m;
   const double* const* a;
+  SampleFill fill;
+  void* fill_context;
   const double* bias;
   const double* noise_scale;
   int64_t noise_offset;

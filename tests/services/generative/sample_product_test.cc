@@ -10,9 +10,11 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <tuple>
 #include <vector>
 
 #include "Eigen/Dense"
+#include "common/random/distributions.h"
 #include "common/random/item_rng.h"
 #include "common/random/simd_level.h"
 #include "services/generative/core/gaussian_mixture.h"
@@ -32,12 +34,31 @@ double Value(int64_t k, int64_t j) {
   return std::sin(0.37 * static_cast<double>(k + 1) + 1.3 * static_cast<double>(j));
 }
 
+// SampleProductArgs::fill from the vectors `rows`, checking the documented call pattern: every
+// sample's ranges contiguous and ascending from 0.
+struct RecordingFill {
+  const std::vector<const double*>* rows;
+  std::vector<int64_t> next;  // per sample: where its next range must begin
+  int64_t violations = 0;
+
+  static void Fill(void* context, int64_t i, int64_t begin, int64_t end, double* out) {
+    auto* self = static_cast<RecordingFill*>(context);
+    if (begin != self->next[static_cast<size_t>(i)] || end <= begin) ++self->violations;
+    self->next[static_cast<size_t>(i)] = end;
+    for (int64_t t = begin; t < end; ++t) out[t - begin] = (*self->rows)[static_cast<size_t>(i)][t];
+  }
+};
+
 TEST_CASE("SampleProduct gives the documented per-element order at every SIMD level") {
-  for (const bool triangular : {false, true}) {
+  // (triangular, K, N): dense with a noise term (ppca's shape), a small triangle, and a triangle
+  // deeper than the kernels' fill block (256 values), with a last panel of 4 columns.
+  const std::vector<std::tuple<bool, int64_t, int64_t>> shapes = {
+      {false, 13, 19}, {true, 21, 21}, {true, 300, 300}};
+  for (const auto& shape : shapes) {
+    const bool triangular = std::get<0>(shape);
+    const int64_t k = std::get<1>(shape), n = std::get<2>(shape);
     for (const int64_t m :
          {int64_t{1}, int64_t{5}, int64_t{24}, int64_t{25}, int64_t{97}, int64_t{230}}) {
-      const int64_t k = triangular ? 21 : 13;
-      const int64_t n = triangular ? 21 : 19;
       const PackedPanels panels = PackPanels(k, n, triangular, [&](int64_t kk, int64_t j) {
         return triangular && kk > j ? 0.0 : Value(kk, j);
       });
@@ -74,25 +95,40 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
         }
       }
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
-        Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
-        SampleProductArgs args;
-        args.b = &panels;
-        args.m = m;
-        args.a = rows.data();
-        args.bias = bias.data();
-        args.noise_scale = triangular ? nullptr : scale.data();
-        args.noise_offset = k;
-        args.out = x.data();
-        args.out_stride = x.outerStride();
-        args.out_rows = out_rows.data();
-        SampleProductAt(level, args);
-        int64_t mismatches = 0;
-        for (int64_t i = 0; i < m; ++i) {
-          for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
+        for (const bool filled : {false, true}) {
+          Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
+          RecordingFill fill{&rows, std::vector<int64_t>(static_cast<size_t>(m), 0)};
+          SampleProductArgs args;
+          args.b = &panels;
+          args.m = m;
+          if (filled) {
+            args.fill = &RecordingFill::Fill;
+            args.fill_context = &fill;
+          } else {
+            args.a = rows.data();
+          }
+          args.bias = bias.data();
+          args.noise_scale = triangular ? nullptr : scale.data();
+          args.noise_offset = k;
+          args.out = x.data();
+          args.out_stride = x.outerStride();
+          args.out_rows = out_rows.data();
+          SampleProductAt(level, args);
+          int64_t mismatches = 0;
+          for (int64_t i = 0; i < m; ++i) {
+            for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
+          }
+          INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " K "
+                        << k << " m " << m << (filled ? " (fill)" : " (rows)"));
+          CHECK(mismatches == 0);
+          if (filled) {
+            CHECK(fill.violations == 0);
+            const int64_t depth = k + (triangular ? 0 : n);
+            int64_t incomplete = 0;
+            for (const int64_t end : fill.next) incomplete += end != depth;
+            CHECK(incomplete == 0);
+          }
         }
-        INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " m "
-                      << m);
-        CHECK(mismatches == 0);
       }
     }
   }
@@ -174,6 +210,108 @@ TEST_CASE("ppca and full gaussian_mixture samples equal the documented order wri
   CHECK(seen[0] > 100);
   CHECK(seen[1] > 40);
   CHECK(seen[2] > 40);
+}
+
+// A full mixture whose Cholesky factors are known exactly: L_c lower-triangular with small integer
+// entries (diagonal 1..3), so every step of the factorization of Sigma_c = L_c L_c^T is exact
+// integer arithmetic and the model's factor equals L_c bit for bit, whatever its summation order.
+struct ExactMixture {
+  v1::GaussianMixtureSpec spec;
+  std::vector<Eigen::MatrixXd> lowers;
+  Eigen::MatrixXd means;
+};
+
+ExactMixture MakeExactMixture(int d, const std::vector<double>& weights) {
+  ExactMixture out;
+  const int k = static_cast<int>(weights.size());
+  out.spec.set_covariance_type(v1::FULL);
+  out.means.resize(k, d);
+  out.spec.mutable_means()->set_rows(k);
+  out.spec.mutable_means()->set_cols(d);
+  out.spec.mutable_covariances()->set_rows(static_cast<int64_t>(k) * d);
+  out.spec.mutable_covariances()->set_cols(d);
+  for (int c = 0; c < k; ++c) {
+    out.spec.add_weights(weights[static_cast<size_t>(c)]);
+    Eigen::MatrixXd lower = Eigen::MatrixXd::Zero(d, d);
+    for (int j = 0; j < d; ++j) {
+      lower(j, j) = 1 + (j + c) % 3;
+      for (int i = 0; i < j; ++i) lower(j, i) = ((i * 7 + j * 3 + c) % 5) - 2;  // -2 .. 2
+    }
+    const Eigen::MatrixXd cov = lower * lower.transpose();  // integers below 2^53: exact
+    for (int i = 0; i < d; ++i) {
+      for (int j = 0; j < d; ++j) out.spec.mutable_covariances()->add_values(cov(i, j));
+    }
+    for (int j = 0; j < d; ++j) {
+      out.means(c, j) = 0.25 * c - 0.01 * j;
+      out.spec.mutable_means()->add_values(out.means(c, j));
+    }
+    out.lowers.push_back(std::move(lower));
+  }
+  return out;
+}
+
+// Sample `index` of `seed` by the documented draw order, one element at a time (gaussian_mixture.h:
+// the component from one Uniform, D normals, x_j = mu_j + (sum_{i < min(D, 8 (j / 8 + 1))}
+// L(j, i) eps_i from +0, ascending i, every product and sum rounded)).
+Eigen::VectorXd DocumentedMixtureSample(const ExactMixture& mixture, uint64_t seed, uint64_t index,
+                                        int* component) {
+  const Eigen::Index d = mixture.means.cols();
+  random::ItemRng rng(seed, kSampleStream, index);
+  Eigen::VectorXd weights(mixture.spec.weights_size());
+  for (int c = 0; c < weights.size(); ++c) weights(c) = mixture.spec.weights(c);
+  const int c = random::Categorical(rng, weights);
+  *component = c;
+  std::vector<double> eps(static_cast<size_t>(d));
+  for (double& v : eps) v = rng.Normal();
+  const Eigen::MatrixXd& lower = mixture.lowers[static_cast<size_t>(c)];
+  Eigen::VectorXd x(d);
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const Eigen::Index kend = std::min<Eigen::Index>(d, 8 * (j / 8 + 1));
+    double acc = 0.0;
+    for (Eigen::Index i = 0; i < kend; ++i) acc = acc + lower(j, i) * eps[static_cast<size_t>(i)];
+    x(j) = mixture.means(c, j) + acc;
+  }
+  return x;
+}
+
+TEST_CASE(
+    "Full gaussian_mixture samples equal the documented order bit for bit in batches of 1, 7 and "
+    "5000") {
+  // D = 203: several k blocks of the product, a last panel of 3 columns; 5000 rows: two chunks of
+  // the sampler, components of very different sizes (so groups of every tile width).
+  const int d = 203;
+  const ExactMixture mixture = MakeExactMixture(d, {0.55, 0.3, 0.1, 0.04, 0.01});
+  auto gmm = GaussianMixtureModel::Create(mixture.spec);
+  REQUIRE(gmm.ok());
+  const int n = 5000;
+  const uint64_t seed = 20261202, first = 11;
+  Eigen::MatrixXd whole(n, d), latents;
+  (*gmm)->Sample(seed, first, whole, &latents);
+  int64_t mismatches = 0, checked = 0;
+  for (int i = 0; i < n; i += (i < 200 ? 1 : 23)) {
+    int c = -1;
+    const Eigen::VectorXd expected = DocumentedMixtureSample(mixture, seed, first + i, &c);
+    CHECK(latents(i, 0) == c);
+    for (int j = 0; j < d; ++j) mismatches += Bits(whole(i, j)) != Bits(expected(j));
+    ++checked;
+  }
+  INFO(random::SimdLevelName(random::BestSimdLevel()) << ", " << checked << " rows checked");
+  CHECK(mismatches == 0);
+  for (const int batch : {1, 7}) {
+    int64_t batch_mismatches = 0;
+    const int rows = batch == 1 ? 300 : n;
+    for (int i0 = 0; i0 < rows; i0 += batch) {
+      const int m = std::min(batch, rows - i0);
+      Eigen::MatrixXd part(m, d), part_latents;
+      (*gmm)->Sample(seed, first + static_cast<uint64_t>(i0), part, &part_latents);
+      for (int i = 0; i < m; ++i) {
+        for (int j = 0; j < d; ++j) batch_mismatches += Bits(part(i, j)) != Bits(whole(i0 + i, j));
+        batch_mismatches += part_latents(i, 0) != latents(i0 + i, 0);
+      }
+    }
+    INFO("batch " << batch);
+    CHECK(batch_mismatches == 0);
+  }
 }
 
 TEST_CASE(
