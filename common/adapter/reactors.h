@@ -45,6 +45,7 @@
 #include "common/adapter/dispatcher.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
+#include "common/exec/worker_pool.h"
 #include "common/status/grpc_status.h"
 
 namespace maas::adapter {
@@ -335,15 +336,23 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
 // completed write starts the next ready message at once (no hop through the pool). Production
 // stops with DEADLINE_EXCEEDED / CANCELLED when the call's deadline passed or it was cancelled,
 // and with CANCELLED on a failed write; the stream ends only after the last write completed.
+//
+// gRPC performs a write (framing, the copies into the socket) on the thread that calls StartWrite.
+// A message the pool finishes while no write is in flight is therefore started from `writer` when
+// one is given (a small pool of its own), so the send of message k and the production of k+1 run
+// on different cores instead of one after the other on the pool thread; a completed write starts
+// the next ready message on gRPC's thread as before. Without `writer` the pool thread starts it.
 template <class Req, class Msg, class Source, class StartFn>
 class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   ServerStreamReactor(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
-                      Dispatcher::Ticket ticket, std::shared_ptr<Req> request, StartFn start)
+                      Dispatcher::Ticket ticket, std::shared_ptr<Req> request, StartFn start,
+                      exec::WorkerPool* writer)
       : dispatcher_(dispatcher),
         context_(context),
         ticket_(std::move(ticket)),
-        stop_(StopTokenFor(context)) {
+        stop_(StopTokenFor(context)),
+        writer_(writer) {
     model_.Update(*request);
     producing_ = true;
     dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
@@ -412,7 +421,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
       }
       action = NextActionLocked();
     }
-    Act(action);
+    Act(action, /*from_pool=*/true);
   }
   // What to do once no write is in flight or a message became ready.
   Action NextActionLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
@@ -437,9 +446,15 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     }
     return Action::kNone;
   }
-  void Act(Action action) {
+  void Act(Action action, bool from_pool = false) {
     if (action == Action::kWrite) {
-      StartWrite(&in_flight_);
+      if (from_pool && writer_ != nullptr) {
+        // writing_ stays set until OnWriteDone, so nothing touches in_flight_ or ends the call
+        // before the writer has started this write.
+        writer_->Submit([this] { StartWrite(&in_flight_); });
+      } else {
+        StartWrite(&in_flight_);
+      }
       dispatcher_.Run([this] { Produce(); });
     } else if (action == Action::kEnd) {
       source_.reset();
@@ -452,6 +467,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   grpc::CallbackServerContext* context_;
   Dispatcher::Ticket ticket_;
   const exec::StopToken stop_;
+  exec::WorkerPool* const writer_;  // not owned; null: the pool thread starts its writes
   // Producer side (one Produce at a time).
   ModelAnnotation model_;
   bool annotated_ = false;
@@ -470,12 +486,14 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
 };
 
 // Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends
-// the call at once.
+// the call at once. `writer` (not owned, may be null) starts the writes of messages the pool
+// finished; it must outlive the server's calls.
 template <class Req, class Msg, class StartFn>
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
                                                          grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* request_bytes,
-                                                         StartFn start) {
+                                                         StartFn start,
+                                                         exec::WorkerPool* writer = nullptr) {
   class Failed final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
     explicit Failed(const grpc::Status& status) { Finish(status); }
@@ -491,8 +509,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
   using SourcePtr =
       typename std::invoke_result_t<StartFn, const Req&, const CallScope&>::value_type;
   using Source = typename SourcePtr::element_type;
-  return new ServerStreamReactor<Req, Msg, Source, StartFn>(dispatcher, context, *std::move(ticket),
-                                                            std::move(request), std::move(start));
+  return new ServerStreamReactor<Req, Msg, Source, StartFn>(
+      dispatcher, context, *std::move(ticket), std::move(request), std::move(start), writer);
 }
 
 // A bidi stream answered message by message: each request is handled on the pool by

@@ -27,9 +27,9 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* GenerativeServiceImpl::FitModel(
 grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::Sample(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return adapter::ServerStream<v1::SampleRequest, v1::SampleBatch>(
-      *dispatcher_, context, request, [core = core_](const v1::SampleRequest& r, const CallScope&) {
-        return core->StartSample(r);
-      });
+      *dispatcher_, context, request,
+      [core = core_](const v1::SampleRequest& r, const CallScope&) { return core->StartSample(r); },
+      &sample_writer_);
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::EstimateLogLikelihood(
