@@ -35,9 +35,9 @@ class GenerativeServiceImpl final : public RawGenerativeService {
   // runs their work on the worker pool.
   // FitModel streams above `max_fit_bytes` bytes in total (--max_fit_bytes; <= 0 = no cap) end with
   // RESOURCE_EXHAUSTED.
-  // Sample streams start the sends of the batches the pool produced from a writer pool of their
-  // own (half the worker pool's threads, at least one), so a batch's send (gRPC writes on the
-  // thread that starts the write) overlaps the production of the next one.
+  // Sample streams serialise their batches (sample_wire.h) and start their writes on a writer pool
+  // of the service (half the worker pool's threads, at least one), so a batch's serialisation and
+  // send (gRPC writes on the thread that starts the write) overlap the sampling of the next one.
   GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth,
                         adapter::Dispatcher* dispatcher, int64_t max_fit_bytes = 0)
       : core_(core),
