@@ -45,6 +45,7 @@
 #include "common/adapter/dispatcher.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
+#include "common/exec/worker_pool.h"
 #include "common/status/grpc_status.h"
 
 namespace maas::adapter {
@@ -151,6 +152,14 @@ auto NextOf(Source& source, Msg* message, const CallScope&, Ignored...)
 }
 inline absl::StatusOr<bool> AsStatusOrBool(bool more) { return more; }
 inline absl::StatusOr<bool> AsStatusOrBool(absl::StatusOr<bool> more) { return more; }
+
+// Whether a server stream's Source serialises its messages itself, later:
+// `void SerializePending(grpc::ByteBuffer* out)` (see ServerStreamReactor).
+template <class Source, class = void>
+struct SerializesLater : std::false_type {};
+template <class Source>
+struct SerializesLater<Source, std::void_t<decltype(std::declval<Source&>().SerializePending(
+                                   std::declval<grpc::ByteBuffer*>()))>> : std::true_type {};
 
 }  // namespace internal
 
@@ -328,22 +337,35 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
 
 // A server stream: start(request, scope) (returning absl::StatusOr<std::unique_ptr<Source>>) runs
 // on the pool, then each next message is produced on the pool by Source::Next(msg) or
-// Next(msg, executor, stop) (returning bool or absl::StatusOr<bool>; false = done). Flow control
-// with one message of lookahead: message k+1 is produced (and serialised) while message k is being
-// written, and message k+2 only after write k completed, so a slow reader holds at most two
-// messages in the server while generation and the transport's copies overlap on two cores. A
+// Next(msg, executor, stop) (returning bool or absl::StatusOr<bool>; false = done) and serialised
+// there. A Source may instead serialise its messages itself, from the thread that starts their
+// write: with `void SerializePending(grpc::ByteBuffer* out)` it writes into `out` the wire bytes of
+// the oldest message its Next produced and that was not serialised yet (Next then fills `msg` only
+// with what the call's log reads: model version, sample count). It is called once per message, in
+// order, right before the write starts, possibly while Next produces the following message. Flow
+// control with one message of lookahead: message k+1 is produced (and serialised) while message k
+// is being written, and message k+2 only after write k completed, so a slow reader holds at most
+// two messages in the server while generation and the transport's copies overlap on two cores. A
 // completed write starts the next ready message at once (no hop through the pool). Production
 // stops with DEADLINE_EXCEEDED / CANCELLED when the call's deadline passed or it was cancelled,
 // and with CANCELLED on a failed write; the stream ends only after the last write completed.
+//
+// gRPC performs a write (framing, the copies into the socket) on the thread that calls StartWrite.
+// With `writer` (a small pool of its own) every write is started there, after its message was
+// serialised there when the Source serialises later, so the send of message k and the production
+// of k+1 run on different cores instead of one after the other on the pool thread. Without it, the
+// pool thread starts the write of a message it finished, a completed write the next ready one.
 template <class Req, class Msg, class Source, class StartFn>
 class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   ServerStreamReactor(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
-                      Dispatcher::Ticket ticket, std::shared_ptr<Req> request, StartFn start)
+                      Dispatcher::Ticket ticket, std::shared_ptr<Req> request, StartFn start,
+                      exec::WorkerPool* writer)
       : dispatcher_(dispatcher),
         context_(context),
         ticket_(std::move(ticket)),
-        stop_(StopTokenFor(context)) {
+        stop_(StopTokenFor(context)),
+        writer_(writer) {
     model_.Update(*request);
     producing_ = true;
     dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
@@ -393,7 +415,9 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         if (!annotated_) model_.Update(message_);  // e.g. the resolved model_version
         annotated_ = true;
         model_.CountOutput(message_);
-        status = internal::Serialize(message_, &spare_);
+        if constexpr (!internal::SerializesLater<Source>::value) {
+          status = internal::Serialize(message_, &spare_);
+        }
         more = status.ok();
       }
     }
@@ -439,7 +463,19 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   }
   void Act(Action action) {
     if (action == Action::kWrite) {
-      StartWrite(&in_flight_);
+      // writing_ stays set until OnWriteDone, so nothing touches in_flight_ or ends the call
+      // before this write has started.
+      auto write = [this] {
+        if constexpr (internal::SerializesLater<Source>::value) {
+          source_->SerializePending(&in_flight_);
+        }
+        StartWrite(&in_flight_);
+      };
+      if (writer_ != nullptr) {
+        writer_->Submit(std::move(write));
+      } else {
+        write();
+      }
       dispatcher_.Run([this] { Produce(); });
     } else if (action == Action::kEnd) {
       source_.reset();
@@ -452,6 +488,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   grpc::CallbackServerContext* context_;
   Dispatcher::Ticket ticket_;
   const exec::StopToken stop_;
+  exec::WorkerPool* const writer_;  // not owned; null: writes start where a message became ready
   // Producer side (one Produce at a time).
   ModelAnnotation model_;
   bool annotated_ = false;
@@ -470,12 +507,14 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
 };
 
 // Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends
-// the call at once.
+// the call at once. `writer` (not owned, may be null) starts the stream's writes; it must outlive
+// the server's calls.
 template <class Req, class Msg, class StartFn>
 grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
                                                          grpc::CallbackServerContext* context,
                                                          const grpc::ByteBuffer* request_bytes,
-                                                         StartFn start) {
+                                                         StartFn start,
+                                                         exec::WorkerPool* writer = nullptr) {
   class Failed final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
     explicit Failed(const grpc::Status& status) { Finish(status); }
@@ -491,8 +530,8 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
   using SourcePtr =
       typename std::invoke_result_t<StartFn, const Req&, const CallScope&>::value_type;
   using Source = typename SourcePtr::element_type;
-  return new ServerStreamReactor<Req, Msg, Source, StartFn>(dispatcher, context, *std::move(ticket),
-                                                            std::move(request), std::move(start));
+  return new ServerStreamReactor<Req, Msg, Source, StartFn>(
+      dispatcher, context, *std::move(ticket), std::move(request), std::move(start), writer);
 }
 
 // A bidi stream answered message by message: each request is handled on the pool by

@@ -2,6 +2,8 @@
 
 #include "absl/time/time.h"
 #include "common/adapter/reactors.h"
+#include "common/status/status_macros.h"
+#include "services/generative/adapter/sample_wire.h"
 
 namespace maas::generative {
 
@@ -27,9 +29,13 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* GenerativeServiceImpl::FitModel(
 grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::Sample(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   return adapter::ServerStream<v1::SampleRequest, v1::SampleBatch>(
-      *dispatcher_, context, request, [core = core_](const v1::SampleRequest& r, const CallScope&) {
-        return core->StartSample(r);
-      });
+      *dispatcher_, context, request,
+      [core = core_](const v1::SampleRequest& r,
+                     const CallScope&) -> absl::StatusOr<std::unique_ptr<SampleWireSource>> {
+        MAAS_ASSIGN_OR_RETURN(std::unique_ptr<SampleStream> stream, core->StartSample(r));
+        return std::make_unique<SampleWireSource>(std::move(stream));
+      },
+      &sample_writer_);
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::EstimateLogLikelihood(

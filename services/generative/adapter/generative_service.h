@@ -5,8 +5,11 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <algorithm>
+
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
+#include "common/exec/worker_pool.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
 
@@ -32,9 +35,16 @@ class GenerativeServiceImpl final : public RawGenerativeService {
   // runs their work on the worker pool.
   // FitModel streams above `max_fit_bytes` bytes in total (--max_fit_bytes; <= 0 = no cap) end with
   // RESOURCE_EXHAUSTED.
+  // Sample streams serialise their batches (sample_wire.h) and start their writes on a writer pool
+  // of the service (half the worker pool's threads, at least one), so a batch's serialisation and
+  // send (gRPC writes on the thread that starts the write) overlap the sampling of the next one.
   GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth,
                         adapter::Dispatcher* dispatcher, int64_t max_fit_bytes = 0)
-      : core_(core), auth_(auth), dispatcher_(dispatcher), max_fit_bytes_(max_fit_bytes) {}
+      : core_(core),
+        auth_(auth),
+        dispatcher_(dispatcher),
+        max_fit_bytes_(max_fit_bytes),
+        sample_writer_({std::max(1, dispatcher->executor().parallelism() / 2)}) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
@@ -63,6 +73,8 @@ class GenerativeServiceImpl final : public RawGenerativeService {
   const adapter::WriteAuthorizer* auth_;
   adapter::Dispatcher* dispatcher_;
   int64_t max_fit_bytes_;
+  // Declared last: destroyed first, after the server's calls ended (none of its tasks is left).
+  exec::WorkerPool sample_writer_;
 };
 
 }  // namespace maas::generative

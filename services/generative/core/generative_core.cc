@@ -138,19 +138,37 @@ SampleStream::SampleStream(std::shared_ptr<const LoadedModel> model, uint64_t se
       batch_size_(batch_size),
       include_latents_(include_latents && model_->model->latent_width() > 0) {}
 
-bool SampleStream::Next(v1::SampleBatch* batch) {
+void SampleBatchToProto(const SampleBatchView& view, v1::SampleBatch* batch) {
+  batch->Clear();
+  batch->set_start_index(view.start_index);
+  batch->set_seed(view.seed);
+  batch->set_model_version(view.model_version);
+  convert::MatrixToProto(*view.x, batch->mutable_x());
+  if (view.latents != nullptr) convert::MatrixToProto(*view.latents, batch->mutable_latents());
+}
+
+bool SampleStream::NextView(SampleBatchView* view) {
   if (produced_ >= num_samples_) return false;
   const uint64_t n = std::min(batch_size_, num_samples_ - produced_);
   const uint64_t first = start_index_ + produced_;
-  x_.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
-  model_->model->Sample(seed_, first, x_, include_latents_ ? &latents_ : nullptr);
-  batch->Clear();
-  batch->set_start_index(first);
-  batch->set_seed(seed_);
-  batch->set_model_version(model_->info().version());
-  convert::MatrixToProto(x_, batch->mutable_x());
-  if (include_latents_) convert::MatrixToProto(latents_, batch->mutable_latents());
+  Eigen::MatrixXd& x = x_[slot_];
+  Eigen::MatrixXd& latents = latents_[slot_];
+  slot_ ^= 1;
+  x.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
+  model_->model->Sample(seed_, first, x, include_latents_ ? &latents : nullptr);
+  view->start_index = first;
+  view->seed = seed_;
+  view->model_version = model_->info().version();
+  view->x = &x;
+  view->latents = include_latents_ ? &latents : nullptr;
   produced_ += n;
+  return true;
+}
+
+bool SampleStream::Next(v1::SampleBatch* batch) {
+  SampleBatchView view;
+  if (!NextView(&view)) return false;
+  SampleBatchToProto(view, batch);
   return true;
 }
 

@@ -72,6 +72,19 @@ struct GenerativeCoreOptions {
   exec::Executor* executor = nullptr;
 };
 
+// One batch of a Sample stream as views of the sampled matrices (column-major, as the families fill
+// them), so a transport can serialise it without first copying it into a SampleBatch message.
+struct SampleBatchView {
+  uint64_t start_index = 0;
+  uint64_t seed = 0;
+  int64_t model_version = 0;
+  const Eigen::MatrixXd* x = nullptr;        // batch rows x D
+  const Eigen::MatrixXd* latents = nullptr;  // batch rows x latent width; null: no latents field
+};
+
+// The SampleBatch message of a view (what a Sample stream sends for it).
+void SampleBatchToProto(const SampleBatchView& view, v1::SampleBatch* batch);
+
 // Produces the batches of one Sample call lazily: the adapter asks for the next batch only when the
 // client can take it (flow control), and stops asking on cancellation.
 class SampleStream {
@@ -80,6 +93,10 @@ class SampleStream {
                uint64_t num_samples, uint64_t batch_size, bool include_latents);
   // Fills the next batch; false when all samples were produced.
   bool Next(v1::SampleBatch* batch);
+  // The same batch as Next would fill, as views of the stream's matrices; false when all samples
+  // were produced. The stream alternates between two sets of matrices, so a view stays valid until
+  // the second NextView call after it: a transport can serialise batch k while k+1 is produced.
+  bool NextView(SampleBatchView* view);
   uint64_t seed() const { return seed_; }
   uint64_t samples_produced() const { return produced_; }
 
@@ -91,9 +108,11 @@ class SampleStream {
   uint64_t batch_size_;
   bool include_latents_;
   uint64_t produced_ = 0;
-  // Reused from batch to batch: a fresh batch-sized matrix costs its page faults every message.
-  Eigen::MatrixXd x_;
-  Eigen::MatrixXd latents_;
+  // Reused from batch to batch (a fresh batch-sized matrix costs its page faults every message),
+  // two of each: NextView fills x_[slot_] and latents_[slot_], then flips slot_.
+  Eigen::MatrixXd x_[2];
+  Eigen::MatrixXd latents_[2];
+  int slot_ = 0;
 };
 
 // Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of
