@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/gateway/byte_buffers.h"
 #include "services/gateway/completion.h"
 #include "services/gateway/health_wire.h"
 
@@ -58,14 +59,8 @@ class HealthCall final : public CompletionHandler {
     result.health = maas::gateway::v1::NOT_SERVING;
     bool unknown_service = status_.error_code() == grpc::StatusCode::NOT_FOUND;
     if (status_.ok()) {
-      std::string bytes;
-      std::vector<grpc::Slice> slices;
-      if (response_.Dump(&slices).ok()) {
-        for (const grpc::Slice& s : slices) {
-          bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-        }
-      }
-      absl::StatusOr<ServingStatus> serving = DecodeHealthCheckResponse(bytes);
+      absl::StatusOr<ServingStatus> serving =
+          DecodeHealthCheckResponse(ByteBufferToString(response_));
       if (!serving.ok()) {
         result.detail = absl::StrCat(
             "backend ", target_, " sent an invalid health response: ", serving.status().message());

@@ -12,6 +12,7 @@
 #include "common/status/grpc_status.h"
 #include "maas/common/v1/common.pb.h"
 #include "maas/gateway/v1/gateway.pb.h"
+#include "services/gateway/byte_buffers.h"
 #include "services/gateway/completion.h"
 #include "services/gateway/model_list.h"
 
@@ -20,22 +21,6 @@ namespace {
 
 using maas::common::v1::ListModelsRequest;
 using maas::common::v1::ListModelsResponse;
-
-grpc::ByteBuffer ToByteBuffer(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
-
-std::string ToString(const grpc::ByteBuffer& buffer) {
-  std::string bytes;
-  std::vector<grpc::Slice> slices;
-  if (buffer.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) {
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
-  return bytes;
-}
 
 // One ListModels fan-out: a unary call to every route's backend, all completing on one queue (so on
 // one thread: no lock). Deletes itself after calling `done`.
@@ -46,7 +31,7 @@ class FanOut {
 
   void Start(const std::string& request, const grpc::ServerContextBase& incoming,
              absl::Duration timeout, grpc::CompletionQueue* cq) {
-    request_ = ToByteBuffer(request);
+    request_ = ByteBufferFromString(request);
     remaining_ = calls_.size();
     const auto deadline = absl::ToChronoTime(absl::Now() + timeout);
     for (std::size_t i = 0; i < calls_.size(); ++i) {
@@ -84,7 +69,7 @@ class FanOut {
         b.result = absl::UnavailableError("no backend is reachable");
       } else if (!st.ok()) {
         b.result = FromGrpcStatus(st);
-      } else if (!b.result->ParseFromString(ToString(calls_[i].response))) {
+      } else if (!b.result->ParseFromString(ByteBufferToString(calls_[i].response))) {
         b.result = absl::InternalError("the backend sent a ListModelsResponse that does not parse");
       }
       lists.push_back(std::move(b));

@@ -22,6 +22,7 @@
 #include "google/protobuf/descriptor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "maas/generative/v1/generative.pb.h"
+#include "services/gateway/byte_buffers.h"
 #include "services/gateway/completion.h"
 #include "services/gateway/health_wire.h"
 
@@ -30,22 +31,6 @@ namespace maas::gateway {
 namespace {
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
-
-std::string ToBytes(const grpc::ByteBuffer& buffer) {
-  std::string bytes;
-  std::vector<grpc::Slice> slices;
-  if (buffer.Dump(&slices).ok()) {
-    for (const grpc::Slice& s : slices) {
-      bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
-    }
-  }
-  return bytes;
-}
-
-grpc::ByteBuffer FromBytes(const std::string& bytes) {
-  grpc::Slice slice(bytes);
-  return grpc::ByteBuffer(&slice, 1);
-}
 
 // The health service the server kit drives (SetServingStatus, Shutdown), backed by the board the
 // proxy answers grpc.health.v1 from.
@@ -295,7 +280,7 @@ class ProxyCall {
                      nullptr);
       return;
     }
-    const std::string bytes = ToBytes(request_);
+    const std::string bytes = ByteBufferToString(request_);
     if (kind_ == Kind::kGateway) {
       ++pending_;  // the answer
       proxy_->options_.gateway->Answer(server_ctx_.method(), bytes, server_ctx_, cq_,
@@ -319,7 +304,7 @@ class ProxyCall {
         FinishIncoming(grpc::Status(grpc::StatusCode::NOT_FOUND, "service name unknown"), nullptr);
         return;
       }
-      response_ = FromBytes(EncodeHealthCheckResponse(status));
+      response_ = ByteBufferFromString(EncodeHealthCheckResponse(status));
       FinishIncoming(grpc::Status::OK, &response_);
       return;
     }
@@ -337,7 +322,7 @@ class ProxyCall {
 
   void OnGatewayAnswer(const grpc::Status& status, std::string response) {
     if (status.ok()) {
-      response_ = FromBytes(response);
+      response_ = ByteBufferFromString(response);
       FinishIncoming(status, &response_);
     } else {
       FinishIncoming(status, nullptr);
@@ -367,7 +352,7 @@ class ProxyCall {
       watch_->has_update = false;
       status = watch_->latest;
     }
-    response_ = FromBytes(EncodeHealthCheckResponse(status));
+    response_ = ByteBufferFromString(EncodeHealthCheckResponse(status));
     health_write_in_flight_ = true;
     ++pending_;
     stream_.Write(response_, &health_written_tag_);
@@ -410,7 +395,8 @@ class ProxyCall {
       FinishIncoming(grpc::Status::OK, nullptr);
       return;
     }
-    response_ = FromBytes(proxy_->options_.reflection->Answer(ToBytes(request_)));
+    response_ =
+        ByteBufferFromString(proxy_->options_.reflection->Answer(ByteBufferToString(request_)));
     ++pending_;
     stream_.Write(response_, &reflection_write_tag_);
   }
