@@ -62,6 +62,14 @@ def build_dir() -> pathlib.Path:
     return pathlib.Path(value)
 
 
+def build_file(relative: str) -> pathlib.Path:
+    """A file the build produced, $MAAS_BUILD_DIR/relative; fails (never skips) when it is missing."""
+    path = build_dir() / relative
+    if not path.is_file():
+        pytest.fail(f"{path} is missing; build it first (cmake --build {build_dir()} --target {path.name})")
+    return path
+
+
 def binary(name: str) -> pathlib.Path:
     """Path of a built binary; fails (never skips) when it is missing."""
     path = build_dir() / "bin" / name

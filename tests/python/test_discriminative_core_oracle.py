@@ -8,7 +8,6 @@ predictions, predict_proba and predict_log_proba. Also checked: importing scikit
 PipelineSpec (CreateModel path) and scikit-learn's empty-vocabulary error.
 """
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -19,6 +18,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.naive_bayes import MultinomialNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
+from maas_testing import build_file
 from maas.common.v1 import common_pb2
 
 from sklearn_export import pipeline_spec_from_sklearn
@@ -34,13 +34,7 @@ RTOL = 1e-12
 
 
 def driver_path() -> Path:
-    build = os.environ.get("MAAS_BUILD_DIR")
-    if not build:
-        pytest.fail("MAAS_BUILD_DIR is not set (run through ctest)")
-    path = Path(build) / "services/discriminative/core/tools/maas_discriminative_oracle_driver"
-    if not path.is_file():
-        pytest.fail(f"driver not built: {path} (build target maas_discriminative_oracle_driver)")
-    return path
+    return build_file("services/discriminative/core/tools/maas_discriminative_oracle_driver")
 
 
 def make_vocabulary(rng):

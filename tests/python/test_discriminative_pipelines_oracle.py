@@ -8,7 +8,6 @@ class_log_prior_, feature_log_prob_, the joint log-likelihoods, predictions and 
 reference notes, section 7.1).
 """
 
-import os
 import subprocess
 import tempfile
 from pathlib import Path
@@ -21,6 +20,7 @@ from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
 from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as pb
+from maas_testing import build_file
 
 SEED = 20261202
 N_TRAIN = 160
@@ -36,13 +36,7 @@ SEPARATORS = [" ", " ", " ", " ", ", ", ". ", "! ", "\t", "\n", "  ", "\u00a0", 
 
 
 def driver_path() -> Path:
-    build = os.environ.get("MAAS_BUILD_DIR")
-    if not build:
-        pytest.fail("MAAS_BUILD_DIR is not set (run through ctest)")
-    path = Path(build) / "services/discriminative/core/tools/maas_discriminative_oracle_driver"
-    if not path.is_file():
-        pytest.fail(f"driver not built: {path}")
-    return path
+    return build_file("services/discriminative/core/tools/maas_discriminative_oracle_driver")
 
 
 def make_corpus(rng, n):

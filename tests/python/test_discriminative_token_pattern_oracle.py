@@ -28,6 +28,7 @@ import pytest
 from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
+from maas_testing import build_file
 
 SEED = 20261203
 
@@ -49,13 +50,7 @@ PATTERNS = [
 
 
 def driver_path() -> Path:
-    build = os.environ.get("MAAS_BUILD_DIR")
-    if not build:
-        pytest.fail("MAAS_BUILD_DIR is not set (run through ctest)")
-    path = Path(build) / "services/discriminative/core/tools/maas_discriminative_oracle_driver"
-    if not path.is_file():
-        pytest.fail(f"driver not built: {path}")
-    return path
+    return build_file("services/discriminative/core/tools/maas_discriminative_oracle_driver")
 
 
 def make_corpus(rng, n):
