@@ -27,9 +27,10 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
 void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
 // predict_proba, exp(log probabilities), into out[0 .. k): with M = max(jll) finite, as
-// t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials instead of 2k, and
-// within a few ulps of exp(jll_c - lse) (closer to the exact value: jll_c - M loses nothing where
-// jll_c - lse rounds at the magnitude of jll). Otherwise (NaN, all -inf, +inf) exactly
+// t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials instead of 2k. It
+// differs from exp(jll_c - lse) by a relative 8 (1 + max |jll|) ulps at most (tested): the
+// reference rounds jll_c - lse at the magnitude of jll, where jll_c - M loses nothing, so this
+// form is the closer one to the exact value. Otherwise (NaN, all -inf, +inf) exactly
 // exp(LogProbabilitiesFromJointLogLikelihood). REQUIRES: out does not alias jll.
 void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
