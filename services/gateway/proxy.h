@@ -125,6 +125,12 @@ class Proxy final {
 
   // Proxied calls in flight now.
   int active_calls() const { return active_.load(std::memory_order_relaxed); }
+  // Accepted calls of every kind (proxied, health, Gateway service) not yet ended: what Shutdown
+  // waits for.
+  int live_calls() const {
+    absl::MutexLock lock(&mu_);
+    return live_calls_;
+  }
 
  private:
   friend class ProxyCall;
@@ -141,7 +147,7 @@ class Proxy final {
   bool started_ = false;
   bool shut_down_ = false;
   std::atomic<int> active_{0};  // proxied calls in flight
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
   int live_calls_ ABSL_GUARDED_BY(mu_) = 0;  // accepted calls not yet deleted
 };
 

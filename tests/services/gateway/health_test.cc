@@ -259,6 +259,30 @@ TEST_CASE("health Watch streams every update and ends when the server shuts down
   }
 }
 
+TEST_CASE("the proxy counts the calls it serves, so its Shutdown waits for open streams") {
+  FakeGenerative generative;
+  FakeDiscriminative discriminative;
+  TestServer gen_server({&generative});
+  TestServer disc_server({&discriminative});
+  TestGateway gateway(gen_server.target(), disc_server.target());
+  CHECK(gateway.proxy->live_calls() == 0);
+  WatchStream first(gateway.channel, "");
+  WatchStream second(gateway.channel, "later");
+  REQUIRE(first.Next() == ServingStatus::kServing);
+  REQUIRE(second.Next() == ServingStatus::kServiceUnknown);
+  CHECK(gateway.proxy->live_calls() == 2);  // two open Watch streams (was 0: never counted)
+  second.Cancel();
+  CHECK_FALSE(second.Next().has_value());
+  for (int i = 0; i < 1000 && gateway.proxy->live_calls() != 1; ++i) {  // a call ends after its
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));         // client saw it end
+  }
+  CHECK(gateway.proxy->live_calls() == 1);
+  // Shutdown (server, then proxy) returns only once the open stream has ended.
+  gateway.server->Shutdown();
+  CHECK(gateway.proxy->live_calls() == 0);
+  CHECK_FALSE(first.Next().has_value());
+}
+
 TEST_CASE("the Gateway service answers a malformed request with INVALID_ARGUMENT") {
   TestGateway gateway("ipv4:127.0.0.1:1", "ipv4:127.0.0.1:1");
   for (const char* method : {kListModelsMethod, kGetBackendsMethod}) {
