@@ -46,8 +46,7 @@ void SampleProductAt(random::SimdLevel level, const SampleProductArgs& in) {
                                      in.noise_scale,
                                      in.noise_offset,
                                      in.out,
-                                     in.out_stride,
-                                     in.out_rows};
+                                     in.out_stride};
   switch (level) {
     case random::SimdLevel::kAvx512:
       internal::SampleProductAvx512(args);

@@ -72,9 +72,8 @@ struct SampleProductArgs {
   const double* bias = nullptr;         // N
   const double* noise_scale = nullptr;  // N, or nullptr for no noise term
   int64_t noise_offset = 0;             // noise_i[j] = a[i][noise_offset + j]
-  double* out = nullptr;                // x(r, j) at out[r + j * out_stride]
+  double* out = nullptr;                // x(i, j) at out[i + j * out_stride]
   int64_t out_stride = 0;
-  const int64_t* out_rows = nullptr;  // r = out_rows[i] (nullptr: r = i)
 };
 
 void SampleProduct(const SampleProductArgs& args);
@@ -97,7 +96,6 @@ struct RawProduct {
   int64_t noise_offset;
   double* out;
   int64_t out_stride;
-  const int64_t* out_rows;
 };
 void SampleProductBaseline(const RawProduct& args);
 void SampleProductAvx2(const RawProduct& args);

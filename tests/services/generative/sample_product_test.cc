@@ -65,20 +65,18 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
       // Sample i's vector: K multipliers, then N noise values.
       std::vector<std::vector<double>> a(static_cast<size_t>(m));
       std::vector<const double*> rows;
-      std::vector<int64_t> out_rows;
       for (int64_t i = 0; i < m; ++i) {
         random::ItemRng rng(3, 0, static_cast<uint64_t>(i));
         a[static_cast<size_t>(i)].resize(static_cast<size_t>(k + n));
         for (double& v : a[static_cast<size_t>(i)]) v = rng.Normal();
         rows.push_back(a[static_cast<size_t>(i)].data());
-        out_rows.push_back(m - 1 - i);  // scattered output rows, as the mixture sampler uses
       }
       std::vector<double> bias(static_cast<size_t>(n)), scale(static_cast<size_t>(n));
       for (int64_t j = 0; j < n; ++j) {
         bias[static_cast<size_t>(j)] = 0.1 * static_cast<double>(j) - 0.7;
         scale[static_cast<size_t>(j)] = 0.3 + 0.01 * static_cast<double>(j);
       }
-      // The reference: x(r, j) = (bias + sum_{k < kend(j)} a_k B(k, j), from +0) + scale * noise.
+      // The reference: x(i, j) = (bias + sum_{k < kend(j)} a_k B(k, j), from +0) + scale * noise.
       Eigen::MatrixXd expected(m, n);
       for (int64_t i = 0; i < m; ++i) {
         for (int64_t j = 0; j < n; ++j) {
@@ -91,7 +89,7 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
           double value = bias[static_cast<size_t>(j)] + acc;
           if (!triangular)
             value = value + scale[static_cast<size_t>(j)] * rows[static_cast<size_t>(i)][k + j];
-          expected(out_rows[static_cast<size_t>(i)], j) = value;
+          expected(i, j) = value;
         }
       }
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
@@ -112,7 +110,6 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
           args.noise_offset = k;
           args.out = x.data();
           args.out_stride = x.outerStride();
-          args.out_rows = out_rows.data();
           SampleProductAt(level, args);
           int64_t mismatches = 0;
           for (int64_t i = 0; i < m; ++i) {
