@@ -70,6 +70,21 @@ def build_file(relative: str) -> pathlib.Path:
     return path
 
 
+def wire_varint(n: int) -> bytes:
+    """A protobuf base-128 varint, for messages written byte by byte (e.g. invalid UTF-8 in a string field)."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def wire_field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (a string, bytes or sub-message) holding `payload`."""
+    return wire_varint(number << 3 | 2) + wire_varint(len(payload)) + payload
+
+
 def binary(name: str) -> pathlib.Path:
     """Path of a built binary; fails (never skips) when it is missing."""
     path = build_dir() / "bin" / name

@@ -11,29 +11,16 @@ from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as disc
 from maas.generative.v1 import generative_pb2 as gen
 
-from maas_testing import TIMEOUT, Stack, ref
+from maas_testing import TIMEOUT, Stack, ref, wire_field
 
 DISC = "/maas.discriminative.v1.DiscriminativeService/"
 GEN = "/maas.generative.v1.GenerativeService/"
 
 
-def varint(n):
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field(number, payload):  # a length-delimited field
-    return varint(number << 3 | 2) + varint(len(payload)) + payload
-
-
 def invalid_utf8_batch():
     """TrainRequest { batch: TextBatch { examples: LabeledText { text: <invalid UTF-8>, label: "food" } } }"""
-    example = field(1, b"caf\xc3 \xff") + field(2, b"food")
-    return field(2, field(1, example))
+    example = wire_field(1, b"caf\xc3 \xff") + wire_field(2, b"food")
+    return wire_field(2, wire_field(1, example))
 
 
 RANDOM = b"\xff\xfe\x07\x01\x80\x80\x80"
@@ -91,7 +78,7 @@ def test_fit_with_an_unreadable_message_fails_and_stores_nothing(stack):
 def test_classify_stream_with_an_unreadable_message_fails_after_the_good_ones(stack):
     raw_stream_unary(stack.disc_channel, DISC + "Train", [train_config("bidi"), batch(0, 20)], disc.TrainResponse)
     good = disc.ClassifyRequest(model=ref("bidi"), texts=["goal"]).SerializeToString()
-    bad = field(1, field(1, b"bidi")) + field(2, b"\xc3\x28")  # texts[0] is invalid UTF-8
+    bad = wire_field(1, wire_field(1, b"bidi")) + wire_field(2, b"\xc3\x28")  # texts[0] is invalid UTF-8
     call = stack.disc_channel.stream_stream(DISC + "ClassifyStream", request_serializer=None,
                                             response_deserializer=disc.ClassifyResponse.FromString)
     responses = call(iter([good, bad, good, good]), timeout=TIMEOUT)

@@ -19,7 +19,8 @@ from sklearn.naive_bayes import MultinomialNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
 from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving
+from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving, \
+    wire_field
 
 MAX_TEXT_BYTES = 200
 TEXTS = ["the cat sat on the mat", "a dog barked at the cat", "the cat purred", "dogs bark loudly"]
@@ -158,19 +159,9 @@ def test_texts_above_max_text_bytes(server):
 def test_invalid_utf8_is_refused_naming_the_message(server, target):
     """A string field with invalid UTF-8 cannot come from a typed client; sent as raw bytes, the Train message is
     refused naming it (a gRPC text never reaches the core, which names the document index)."""
-    def varint(n):
-        out = bytearray()
-        while True:
-            byte, n = n & 0x7F, n >> 7
-            out.append(byte | (0x80 if n else 0))
-            if not n:
-                return bytes(out)
-
-    def field(number, payload):  # a length-delimited field
-        return varint(number << 3 | 2) + varint(len(payload)) + payload
-
     config = pb.TrainRequest(config=pb.TrainConfig(name="m")).SerializeToString()
-    bad = field(2, field(1, field(1, b"ok \xc3\x28 text") + field(2, b"cat")))  # batch.examples[0].text
+    # batch.examples[0].text
+    bad = wire_field(2, wire_field(1, wire_field(1, b"ok \xc3\x28 text") + wire_field(2, b"cat")))
     with grpc.insecure_channel(target) as channel:
         call = channel.stream_unary("/maas.discriminative.v1.DiscriminativeService/Train",
                                     request_serializer=lambda b: b, response_deserializer=lambda b: b)
