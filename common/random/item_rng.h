@@ -94,6 +94,14 @@ class ItemRng {
   // (the cache included), but generated many pairs at a time by the SIMD kernels.
   void FillNormals(double* out, size_t n);
 
+  // For r < count: the n values rngs[r]->FillNormals(., n) would return, at out[t * stride + r]
+  // (t < n), each generator advanced as FillNormals advances it. Many items per call of the SIMD
+  // kernel (NormalPairsAcrossItems, one item per lane) when the generators share the seed and the
+  // stream, stand at the same even word and hold no cached normal (as the generators of a
+  // request's samples do after the same draws); otherwise item by item. REQUIRES: stride >= count.
+  static void FillNormalsAcross(ItemRng* const* rngs, size_t count, size_t n, double* out,
+                                size_t stride);
+
   // Number of 32-bit words consumed so far (modulo 2^34).
   uint64_t words_consumed() const {
     return 4 * static_cast<uint64_t>(counter_[0]) - static_cast<uint64_t>(4 - position_);

@@ -22,4 +22,28 @@ void NormalPairsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64
   NormalPairsFromWordsAt(BestSimdLevel(), seed, stream, index, first_word, pairs, out);
 }
 
+void NormalPairsAcrossItemsAt(SimdLevel level, uint64_t seed, uint32_t stream,
+                              const uint64_t* indices, size_t count, uint64_t first_word,
+                              size_t pairs, double* out, size_t stride) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      internal::NormalPairsAcrossAvx512(seed, stream, indices, count, first_word, pairs, out,
+                                        stride);
+      return;
+    case SimdLevel::kAvx2:
+      internal::NormalPairsAcrossAvx2(seed, stream, indices, count, first_word, pairs, out, stride);
+      return;
+    default:
+      internal::NormalPairsAcrossBaseline(seed, stream, indices, count, first_word, pairs, out,
+                                          stride);
+      return;
+  }
+}
+
+void NormalPairsAcrossItems(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
+                            uint64_t first_word, size_t pairs, double* out, size_t stride) {
+  NormalPairsAcrossItemsAt(BestSimdLevel(), seed, stream, indices, count, first_word, pairs, out,
+                           stride);
+}
+
 }  // namespace maas::random

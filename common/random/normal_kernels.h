@@ -24,6 +24,18 @@ void NormalPairsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64
 void NormalPairsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
                             uint64_t first_word, size_t pairs, double* out);
 
+// The same pairs for `count` items (seed, stream, indices[r]) whose words all start at
+// first_word, one item per SIMD lane: out[2p] of item r (as NormalPairsFromWords would write it)
+// at out[2p * stride + r], out[2p + 1] at out[(2p + 1) * stride + r]. The layout of a block of
+// samples packed value-major (the samplers' products, sample_product.h): no transposition, and
+// the Philox counters of one block number go through the lanes together.
+// REQUIRES: first_word even; stride >= count; out has (2 * pairs - 1) * stride + count doubles.
+void NormalPairsAcrossItems(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
+                            uint64_t first_word, size_t pairs, double* out, size_t stride);
+void NormalPairsAcrossItemsAt(SimdLevel level, uint64_t seed, uint32_t stream,
+                              const uint64_t* indices, size_t count, uint64_t first_word,
+                              size_t pairs, double* out, size_t stride);
+
 namespace internal {
 // One per level, each in its own translation unit compiled for that instruction set.
 void NormalPairsBaseline(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
@@ -32,6 +44,13 @@ void NormalPairsAvx2(uint64_t seed, uint32_t stream, uint64_t index, uint64_t fi
                      size_t pairs, double* out);
 void NormalPairsAvx512(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
                        size_t pairs, double* out);
+void NormalPairsAcrossBaseline(uint64_t seed, uint32_t stream, const uint64_t* indices,
+                               size_t count, uint64_t first_word, size_t pairs, double* out,
+                               size_t stride);
+void NormalPairsAcrossAvx2(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
+                           uint64_t first_word, size_t pairs, double* out, size_t stride);
+void NormalPairsAcrossAvx512(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
+                             uint64_t first_word, size_t pairs, double* out, size_t stride);
 }  // namespace internal
 
 }  // namespace maas::random

@@ -1,3 +1,5 @@
-// NormalPairsFromWords for the avx2 level (normal_kernels_impl.inc; flags in CMakeLists.txt).
+// NormalPairsFromWords and NormalPairsAcrossItems for the avx2 level (normal_kernels_impl.inc;
+// flags in CMakeLists.txt).
 #define MAAS_NORMAL_PAIRS_NAME NormalPairsAvx2
+#define MAAS_NORMAL_ACROSS_NAME NormalPairsAcrossAvx2
 #include "common/random/normal_kernels_impl.inc"

@@ -1,3 +1,5 @@
-// NormalPairsFromWords for the baseline level (normal_kernels_impl.inc; flags in CMakeLists.txt).
+// NormalPairsFromWords and NormalPairsAcrossItems for the baseline level (normal_kernels_impl.inc;
+// flags in CMakeLists.txt).
 #define MAAS_NORMAL_PAIRS_NAME NormalPairsBaseline
+#define MAAS_NORMAL_ACROSS_NAME NormalPairsAcrossBaseline
 #include "common/random/normal_kernels_impl.inc"

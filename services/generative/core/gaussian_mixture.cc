@@ -72,6 +72,22 @@ struct NormalsOfGroup {
     group->rngs[group->members[i] - group->first].FillNormals(out,
                                                               static_cast<size_t>(end - begin));
   }
+
+  // SampleProductArgs::fill_rows: the samples' normals side by side, one per SIMD lane.
+  static void FillRows(void* context, int64_t i0, int64_t count, int64_t begin, int64_t end,
+                       double* out, int64_t stride) {
+    const auto* group = static_cast<const NormalsOfGroup*>(context);
+    constexpr int64_t kMaxRows = 64;
+    random::ItemRng* rows[kMaxRows];
+    for (int64_t r0 = 0; r0 < count; r0 += kMaxRows) {
+      const int64_t n = std::min(kMaxRows, count - r0);
+      for (int64_t r = 0; r < n; ++r)
+        rows[r] = &group->rngs[group->members[i0 + r0 + r] - group->first];
+      random::ItemRng::FillNormalsAcross(rows, static_cast<size_t>(n),
+                                         static_cast<size_t>(end - begin), out + r0,
+                                         static_cast<size_t>(stride));
+    }
+  }
 };
 
 }  // namespace
@@ -234,7 +250,7 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index,
         SampleProductArgs args;
         args.b = &panels_[static_cast<size_t>(c)];
         args.m = count;
-        args.fill = &NormalsOfGroup::Fill;
+        args.fill_rows = &NormalsOfGroup::FillRows;
         args.fill_context = &normals;
         args.bias = mean_rows_[static_cast<size_t>(c)].data();
         args.out = x.data() + c0 + placed;

@@ -41,6 +41,7 @@ void SampleProductAt(random::SimdLevel level, const SampleProductArgs& in) {
                                      in.m,
                                      in.a,
                                      in.fill,
+                                     in.fill_rows,
                                      in.fill_context,
                                      in.bias,
                                      in.noise_scale,

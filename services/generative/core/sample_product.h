@@ -13,8 +13,9 @@
 // The kernels are register-blocked micro-kernels (SIMD lanes across samples, 8 columns of B per
 // panel, all of an element's k in one accumulator), one per SIMD level in its own translation unit
 // (sample_product_{baseline,avx2,avx512}.cc). The samples' vectors come either as row pointers
-// (`a`) or from a callback (`fill`) that writes them block by block straight into the kernel's
-// packed layout; both give the same bits.
+// (`a`) or from a callback (`fill`, one sample at a time, or `fill_rows`, a register panel of
+// samples at a time) that writes them straight into the kernel's packed layout; all give the same
+// bits.
 //
 // Switching to common/math/gemm.h (math::Gemm, a k-ordered FMA per element): replace the body of
 // SampleProductAt with a math::PackedMatrix of B (built once per model, trim_zero_rows = true for
@@ -60,6 +61,13 @@ PackedPanels PackPanels(int64_t k, int64_t n, bool triangular,
 // never for more than K (+ N with a noise term) values.
 using SampleFill = void (*)(void* context, int64_t i, int64_t begin, int64_t end, double* out);
 
+// Writes values [begin, end) of the samples i0 .. i0 + count - 1 at once, value t of sample i0 + r
+// at out[(t - begin) * stride + r] (the kernel's packed layout, one sample per SIMD lane; e.g.
+// random::ItemRng::FillNormalsAcross). Called as SampleFill is (each sample's ranges contiguous
+// and ascending from 0), for the samples of one register panel at a time.
+using SampleFillRows = void (*)(void* context, int64_t i0, int64_t count, int64_t begin,
+                                int64_t end, double* out, int64_t stride);
+
 struct SampleProductArgs {
   const PackedPanels* b = nullptr;
   int64_t m = 0;                     // number of samples
@@ -68,6 +76,8 @@ struct SampleProductArgs {
   // kernel's packed layout, in blocks small enough for L1 (no m x K buffer). With a noise term,
   // noise_offset must be K.
   SampleFill fill = nullptr;
+  // Or (then fill nullptr): the same, several samples per call, straight into the packed layout.
+  SampleFillRows fill_rows = nullptr;
   void* fill_context = nullptr;
   const double* bias = nullptr;         // N
   const double* noise_scale = nullptr;  // N, or nullptr for no noise term
@@ -90,6 +100,7 @@ struct RawProduct {
   int64_t m;
   const double* const* a;
   SampleFill fill;
+  SampleFillRows fill_rows;
   void* fill_context;
   const double* bias;
   const double* noise_scale;

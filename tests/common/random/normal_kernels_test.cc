@@ -114,6 +114,84 @@ TEST_CASE("FillNormals returns what repeated Normal() returns, cache and odd off
   }
 }
 
+TEST_CASE("NormalPairsAcrossItems equals ItemRng::Normal item by item at every SIMD level") {
+  // Item counts around the lane widths (2, 4, 8) and a partial last group; pair counts around the
+  // kernels' interleaved chains (2 or 4 blocks at a time); indices with high halves set.
+  for (const uint64_t seed : {uint64_t{1}, uint64_t{0xfedcba9876543210}}) {
+    for (const size_t count : {size_t{1}, size_t{3}, size_t{8}, size_t{13}, size_t{24}}) {
+      std::vector<uint64_t> indices(count);
+      for (size_t r = 0; r < count; ++r) indices[r] = 0x300000000ull * (r % 3) + 977 * r + 5;
+      for (const int skip : {0, 2, 6}) {
+        for (const size_t pairs : {size_t{1}, size_t{5}, size_t{8}, size_t{131}}) {
+          const size_t stride = count + 3;  // a gap between the rows of values, left untouched
+          for (const SimdLevel level : SupportedSimdLevels()) {
+            std::vector<double> got(2 * pairs * stride, -7.0);
+            NormalPairsAcrossItemsAt(level, seed, 2, indices.data(), count,
+                                     static_cast<uint64_t>(skip), pairs, got.data(), stride);
+            size_t mismatches = 0, touched = 0;
+            for (size_t r = 0; r < count; ++r) {
+              const std::vector<double> expected =
+                  ScalarNormals(seed, 2, indices[r], skip, 2 * pairs);
+              for (size_t t = 0; t < 2 * pairs; ++t) {
+                mismatches += Bits(got[t * stride + r]) != Bits(expected[t]);
+              }
+            }
+            for (size_t t = 0; t < 2 * pairs; ++t) {
+              for (size_t r = count; r < stride; ++r) touched += got[t * stride + r] != -7.0;
+            }
+            INFO("level " << SimdLevelName(level) << " seed " << seed << " count " << count
+                          << " skip " << skip << " pairs " << pairs);
+            CHECK(mismatches == 0);
+            CHECK(touched == 0);
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("FillNormalsAcross returns what FillNormals returns per item, mixed positions included") {
+  // Together (same seed, stream, even word, no cache), odd n (the last value opens a pair and
+  // caches), and the item-by-item fallbacks: a cached normal, an odd word, a different position.
+  enum Setup { kSame, kOneCached, kOddWord, kOneAhead };
+  for (const Setup setup : {kSame, kOneCached, kOddWord, kOneAhead}) {
+    for (const size_t count : {size_t{1}, size_t{11}, size_t{70}}) {
+      for (const size_t n : {size_t{1}, size_t{2}, size_t{9}, size_t{784}}) {
+        std::vector<ItemRng> a, b;
+        for (size_t r = 0; r < count; ++r) {
+          a.emplace_back(31, 0, 1000 + 3 * r);
+          a.back().Uniform();  // as a sampler's component draw
+          if (setup == kOddWord) a.back().NextU32();
+          if ((setup == kOneCached || setup == kOneAhead) && r == count / 2) {
+            if (setup == kOneCached) a.back().Normal();
+            if (setup == kOneAhead) a.back().Uniform();
+          }
+          b.push_back(a.back());
+        }
+        std::vector<ItemRng*> pointers;
+        for (ItemRng& rng : a) pointers.push_back(&rng);
+        const size_t stride = count + 1;
+        std::vector<double> got(n * stride, -7.0);
+        ItemRng::FillNormalsAcross(pointers.data(), count, n, got.data(), stride);
+        size_t mismatches = 0, after = 0;
+        std::vector<double> expected(n);
+        for (size_t r = 0; r < count; ++r) {
+          b[r].FillNormals(expected.data(), n);
+          for (size_t t = 0; t < n; ++t)
+            mismatches += Bits(got[t * stride + r]) != Bits(expected[t]);
+          // The generators stand where FillNormals leaves them, cache included.
+          after += a[r].words_consumed() != b[r].words_consumed();
+          after += Bits(a[r].Normal()) != Bits(b[r].Normal());
+          after += a[r].NextU32() != b[r].NextU32();
+        }
+        INFO("setup " << setup << " count " << count << " n " << n);
+        CHECK(mismatches == 0);
+        CHECK(after == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("BoxMuller's own log, cos and sin are within 2 ulp of the exact values") {
   // Oracle: long double libm (64-bit mantissa), rounded to double at the end.
   const long double two_pi = 2.0L * std::acos(-1.0L);

@@ -49,6 +49,24 @@ struct RecordingFill {
   }
 };
 
+// SampleProductArgs::fill_rows from the vectors `rows`, with the same check.
+struct RecordingFillRows {
+  RecordingFill per_row;
+
+  static void Fill(void* context, int64_t i0, int64_t count, int64_t begin, int64_t end,
+                   double* out, int64_t stride) {
+    auto* self = static_cast<RecordingFillRows*>(context);
+    if (count <= 0 || count > stride) ++self->per_row.violations;
+    std::vector<double> values(static_cast<size_t>(end > begin ? end - begin : 0));
+    for (int64_t r = 0; r < count; ++r) {
+      RecordingFill::Fill(&self->per_row, i0 + r, begin, end, values.data());
+      for (int64_t t = begin; t < end; ++t) {
+        out[(t - begin) * stride + r] = values[static_cast<size_t>(t - begin)];
+      }
+    }
+  }
+};
+
 TEST_CASE("SampleProduct gives the documented per-element order at every SIMD level") {
   // (triangular, K, N): dense with a noise term (ppca's shape), a small triangle, and a triangle
   // deeper than the kernels' fill block (256 values), with a last panel of 4 columns.
@@ -93,15 +111,21 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
         }
       }
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
-        for (const bool filled : {false, true}) {
+        // The vectors as row pointers, through fill (one sample per call), through fill_rows.
+        for (const int source : {0, 1, 2}) {
+          const bool filled = source != 0;
           Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
-          RecordingFill fill{&rows, std::vector<int64_t>(static_cast<size_t>(m), 0)};
+          RecordingFillRows fill_rows{{&rows, std::vector<int64_t>(static_cast<size_t>(m), 0)}};
+          RecordingFill& fill = fill_rows.per_row;
           SampleProductArgs args;
           args.b = &panels;
           args.m = m;
-          if (filled) {
+          if (source == 1) {
             args.fill = &RecordingFill::Fill;
             args.fill_context = &fill;
+          } else if (source == 2) {
+            args.fill_rows = &RecordingFillRows::Fill;
+            args.fill_context = &fill_rows;
           } else {
             args.a = rows.data();
           }
@@ -116,7 +140,10 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
             for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
           }
           INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " K "
-                        << k << " m " << m << (filled ? " (fill)" : " (rows)"));
+                        << k << " m " << m
+                        << (source == 2 ? " (fill_rows)"
+                            : filled    ? " (fill)"
+                                        : " (rows)"));
           CHECK(mismatches == 0);
           if (filled) {
             CHECK(fill.violations == 0);
