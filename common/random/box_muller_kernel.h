@@ -47,7 +47,9 @@ template <class D, class U, class AsDouble>
 inline D UniformOfWords(U first, U second, AsDouble as_double) {
   const U k = (first << 20) | (second >> 12);
   const D two52 = as_double(k | uint64_t{0x4330000000000000});
-  return ((two52 - 0x1.0p52) + 0.5) * 0x1.0p-52;
+  // (2^52 + k) - (2^52 - 1/2) = k + 1/2 exactly (representable, so the subtraction is exact): the
+  // same value as (two52 - 2^52) + 0.5 in one operation.
+  return (two52 - (0x1.0p52 - 0.5)) * 0x1.0p-52;
 }
 
 // log(u) for u in [2^-53, 1) (positive normal numbers below 1).
