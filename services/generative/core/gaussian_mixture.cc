@@ -59,21 +59,15 @@ absl::Status CheckSymmetric(const Eigen::Ref<const Eigen::MatrixXd>& a, const st
   return absl::OkStatus();
 }
 
-// SampleProductArgs::fill for a group of a component's samples: sample i of the group is sample
-// members[i] of the request, whose generator (positioned after its component draw) is
+// SampleProductArgs::fill_rows for a group of a component's samples: sample i of the group is
+// sample members[i] of the request, whose generator (positioned after its component draw) is
 // rngs[members[i] - first]; its vector is its next D normals.
 struct NormalsOfGroup {
   random::ItemRng* rngs;
   const int64_t* members;
   int64_t first;
 
-  static void Fill(void* context, int64_t i, int64_t begin, int64_t end, double* out) {
-    const auto* group = static_cast<const NormalsOfGroup*>(context);
-    group->rngs[group->members[i] - group->first].FillNormals(out,
-                                                              static_cast<size_t>(end - begin));
-  }
-
-  // SampleProductArgs::fill_rows: the samples' normals side by side, one per SIMD lane.
+  // The samples' normals side by side, one sample per SIMD lane (ItemRng::FillNormalsAcross).
   static void FillRows(void* context, int64_t i0, int64_t count, int64_t begin, int64_t end,
                        double* out, int64_t stride) {
     const auto* group = static_cast<const NormalsOfGroup*>(context);
@@ -81,8 +75,9 @@ struct NormalsOfGroup {
     random::ItemRng* rows[kMaxRows];
     for (int64_t r0 = 0; r0 < count; r0 += kMaxRows) {
       const int64_t n = std::min(kMaxRows, count - r0);
-      for (int64_t r = 0; r < n; ++r)
+      for (int64_t r = 0; r < n; ++r) {
         rows[r] = &group->rngs[group->members[i0 + r0 + r] - group->first];
+      }
       random::ItemRng::FillNormalsAcross(rows, static_cast<size_t>(n),
                                          static_cast<size_t>(end - begin), out + r0,
                                          static_cast<size_t>(stride));
