@@ -426,10 +426,14 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   // The row in order of first occurrence (Finish sorts it), allocated at its exact size.
   row.indices.assign(ids.begin(), ids.end());
   row.values.resize(ids.size());
+  if (provisional_df_.size() < provisional_.size()) {
+    provisional_df_.resize(std::max(provisional_.size(), 2 * provisional_df_.size()), 0);
+  }
   for (size_t e = 0; e < ids.size(); ++e) {
     double& count = scratch_.dense[ids[e]];
     row.values[e] = v.options_.binary ? 1.0 : count;
     count = 0.0;
+    ++provisional_df_[ids[e]];
   }
   return scratch_.token_matcher.status();
 }
@@ -449,14 +453,8 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
   }
   const size_t num_terms = terms.size();
-  std::vector<uint64_t> df(num_terms, 0);
-  std::vector<double> tf(num_terms, 0.0);
-  for (const SparseVector& row : result.rows) {
-    for (size_t e = 0; e < row.indices.size(); ++e) {
-      ++df[row.indices[e]];
-      tf[row.indices[e]] += row.values[e];
-    }
-  }
+  std::vector<uint64_t>& df = provisional_df_;  // counted by Add
+  df.resize(num_terms, 0);
   // Pruning by document frequency (_limit_features), on the raw float products.
   const double max_doc_count = DocCount(options.max_df, num_documents);
   const double min_doc_count = DocCount(options.min_df, num_documents);
@@ -487,6 +485,10 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   };
   std::sort(kept.begin(), kept.end(), term_order);
   if (options.max_features > 0 && kept.size() > options.max_features) {
+    std::vector<double> tf(num_terms, 0.0);  // corpus count per term
+    for (const SparseVector& row : result.rows) {
+      for (size_t e = 0; e < row.indices.size(); ++e) tf[row.indices[e]] += row.values[e];
+    }
     // Highest corpus counts first, ties in feature (code point) order; then back to feature order.
     std::stable_sort(kept.begin(), kept.end(),
                      [&](uint32_t a, uint32_t b) { return tf[a] > tf[b]; });
@@ -507,6 +509,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     v.document_frequency_.push_back(df[kept[rank]]);
   }
   provisional_ = TermTable();
+  provisional_df_ = std::vector<uint64_t>();
   v.BuildIndex();
   // Each row to final indices, ascending.
   AnalyzerScratch& scratch = scratch_;
@@ -663,6 +666,7 @@ class CountFitter final : public VectorizerFitter {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;
     out.rows = std::move(fit.rows);
+    out.document_frequency = fit.vectorizer.document_frequency();
     out.vectorizer = std::make_unique<CountVectorizer>(std::move(fit.vectorizer));
     return out;
   }

@@ -150,6 +150,9 @@ class CountVectorizer::Fitter {
   FitResult result_;
   AnalyzerScratch scratch_;
   TermTable provisional_;  // term -> provisional index
+  // Documents containing each provisional term (learned vocabulary), counted as rows are added so
+  // that Finish needs no extra pass over the rows.
+  std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
 };
 

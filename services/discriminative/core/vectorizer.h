@@ -73,6 +73,9 @@ class Vectorizer {
 struct VectorizerFit {
   std::unique_ptr<Vectorizer> vectorizer;
   std::vector<SparseVector> rows;
+  // Stored entries per column of `rows` (np.bincount(X.indices), TF-IDF's df) when the fitter
+  // counted them anyway (count vectorizer); empty: not known (TF-IDF then counts them).
+  std::vector<uint64_t> document_frequency;
 };
 
 // fit_transform one text at a time, so a trainer keeps sparse rows, never the texts.
