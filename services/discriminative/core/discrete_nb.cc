@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -210,6 +211,19 @@ absl::Status DiscreteNb::CheckExamples(const std::vector<SparseVector>& rows,
       return absl::InvalidArgumentError(absl::StrCat(
           "row ", i, " has ", row.indices.size(), " indices but ", row.values.size(), " values"));
     }
+    // The common case without a branch per entry: every index in range and every value finite
+    // (and >= 0 where required); otherwise the loop below finds and names the first bad entry.
+    const size_t n = row.indices.size();
+    const uint32_t* indices = row.indices.data();
+    const double* values = row.values.data();
+    const double lowest = RequiresNonNegative() ? 0.0 : -std::numeric_limits<double>::max();
+    bool ok = true;
+    for (size_t k = 0; k < n; ++k) {
+      // A NaN fails both comparisons.
+      ok &= (indices[k] < num_features) & (values[k] >= lowest) &
+            (values[k] <= std::numeric_limits<double>::max());
+    }
+    if (ok) continue;
     for (size_t k = 0; k < row.indices.size(); ++k) {
       if (row.indices[k] >= num_features) {
         return absl::InvalidArgumentError(absl::StrCat(
