@@ -65,6 +65,10 @@ absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
 // their values (every other entry 0). Afterwards ids is empty and dense is all 0 again. With
 // `binary` every value is 1. No allocation once row and scratch have grown.
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row);
+// OrderedRow into out_index[0..n) and out_value[0..n) (n = the number of ids, returned); the
+// outputs may be the entries the ids were read from.
+size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                      uint32_t* out_index, double* out_value);
 
 class CountVectorizer final : public Vectorizer {
  public:
@@ -131,7 +135,7 @@ class CountVectorizer final : public Vectorizer {
 struct CountVectorizer::FitResult {
   CountVectorizer vectorizer;
   // One row per input text.
-  std::vector<SparseVector> rows;
+  SparseRows rows;
 };
 
 // fit_transform one text at a time: keeps the provisional vocabulary and sparse rows, never the
@@ -149,6 +153,7 @@ class CountVectorizer::Fitter {
   // (learned vocabulary).
   FitResult result_;
   AnalyzerScratch scratch_;
+  SparseVector row_;       // a fixed vocabulary's row before it is appended
   TermTable provisional_;  // term -> provisional index
   // Documents containing each provisional term (learned vocabulary), counted as rows are added so
   // that Finish needs no extra pass over the rows.

@@ -501,8 +501,7 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
           "classes), so it is refused; train a new model without partial to add a class"));
     }
     // Fixed classes bound the labels already.
-    if (fixed_classes_.empty() && !too_many_labels &&
-        !distinct_labels_.contains(example.label())) {
+    if (fixed_classes_.empty() && !too_many_labels && !distinct_labels_.contains(example.label())) {
       new_labels.insert(example.label());
       too_many_labels = distinct_labels_.size() + new_labels.size() > limits_.max_classes;
     }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/exec/stop_token.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/text_analysis.h"
@@ -31,6 +32,67 @@ struct SparseVector {
     indices.clear();
     values.clear();
   }
+};
+
+// One row of a sparse matrix, read only: feature indices and their values (same length).
+struct SparseRowRef {
+  absl::Span<const uint32_t> indices;
+  absl::Span<const double> values;
+};
+
+// A sparse matrix in CSR form (scikit-learn's X), the rows a vectorizer fit produces: row r is
+// entries [offsets[r], offsets[r + 1]) of `indices` and `values`. Three arrays for all the rows
+// instead of two allocations per row, so building, reading and freeing them is cheap.
+struct SparseRows {
+  std::vector<size_t> offsets = {0};
+  std::vector<uint32_t> indices;
+  std::vector<double> values;
+
+  size_t size() const { return offsets.size() - 1; }
+  bool empty() const { return size() == 0; }
+  SparseRowRef operator[](size_t r) const {
+    const size_t begin = offsets[r], n = offsets[r + 1] - begin;
+    return {absl::MakeConstSpan(indices.data() + begin, n),
+            absl::MakeConstSpan(values.data() + begin, n)};
+  }
+  // Row r's values, writable (TF-IDF weighting in place).
+  absl::Span<double> mutable_values(size_t r) {
+    return absl::MakeSpan(values.data() + offsets[r], offsets[r + 1] - offsets[r]);
+  }
+  // Appends a row. REQUIRES: indices.size() == values.size().
+  void Append(absl::Span<const uint32_t> row_indices, absl::Span<const double> row_values) {
+    indices.insert(indices.end(), row_indices.begin(), row_indices.end());
+    values.insert(values.end(), row_values.begin(), row_values.end());
+    offsets.push_back(indices.size());
+  }
+  void Append(const SparseVector& row) { Append(row.indices, row.values); }
+  void clear() {
+    offsets.assign(1, 0);
+    indices.clear();
+    values.clear();
+  }
+};
+
+// Read access to the rows a classifier fits on, in either form (the vectorizer fit's CSR matrix,
+// or a list of rows in tests and tools); converts implicitly from both, never copies.
+class SparseRowsView {
+ public:
+  SparseRowsView(const SparseRows& rows)  // NOLINT(google-explicit-constructor)
+      : csr_(&rows), size_(rows.size()) {}
+  SparseRowsView(const std::vector<SparseVector>& rows)  // NOLINT(google-explicit-constructor)
+      : list_(rows.data()), size_(rows.size()) {}
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  SparseRowRef operator[](size_t r) const {
+    if (list_ != nullptr) return {list_[r].indices, list_[r].values};
+    return (*csr_)[r];
+  }
+
+ private:
+  const SparseRows* csr_ = nullptr;
+  const SparseVector* list_ = nullptr;
+  size_t size_ = 0;
 };
 
 // A fitted vectorizer. Immutable; const methods may be called concurrently (each thread with its
@@ -72,7 +134,7 @@ class Vectorizer {
 // order (which fixes the floating-point order of TF-IDF norms; classifiers do not depend on it).
 struct VectorizerFit {
   std::unique_ptr<Vectorizer> vectorizer;
-  std::vector<SparseVector> rows;
+  SparseRows rows;
   // Stored entries per column of `rows` (np.bincount(X.indices), TF-IDF's df) when the fitter
   // counted them anyway (count vectorizer); empty: not known (TF-IDF then counts them).
   std::vector<uint64_t> document_frequency;
