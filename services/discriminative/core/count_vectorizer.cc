@@ -367,6 +367,13 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
   }
 }
 
+void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) {
+  const AnalyzerOptions& analyzer = result_.vectorizer.options_.analyzer;
+  const bool one_term_per_token = analyzer.kind == AnalyzerKind::kWord && analyzer.ngram_min == 1 &&
+                                  analyzer.ngram_max == 1 && analyzer.token_pattern == nullptr;
+  result_.rows.Reserve(texts, one_term_per_token ? bytes / 3 : 0);
+}
+
 absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
   SparseRows& rows = result_.rows;
@@ -494,7 +501,16 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     if (prefix[a] != prefix[b]) return prefix[a] < prefix[b];
     return terms.term(a) < terms.term(b);
   };
-  std::sort(kept.begin(), kept.end(), term_order);
+  {
+    // Sorted as (prefix, id) pairs: the comparisons read their operands in place.
+    std::vector<std::pair<uint64_t, uint32_t>> order(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) order[i] = {prefix[kept[i]], kept[i]};
+    std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      return terms.term(a.second) < terms.term(b.second);
+    });
+    for (size_t i = 0; i < kept.size(); ++i) kept[i] = order[i].second;
+  }
   if (options.max_features > 0 && kept.size() > options.max_features) {
     std::vector<double> tf(num_terms, 0.0);  // corpus count per term
     for (size_t e = 0; e < result.rows.indices.size(); ++e) {
@@ -686,6 +702,7 @@ class CountFitter final : public VectorizerFitter {
  public:
   explicit CountFitter(const CountVectorizerOptions& options) : fitter_(options) {}
   absl::Status Add(std::string_view text) override { return fitter_.Add(text); }
+  void Expect(size_t texts, size_t bytes) override { fitter_.Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;

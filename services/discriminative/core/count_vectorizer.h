@@ -145,6 +145,9 @@ class CountVectorizer::Fitter {
   explicit Fitter(const CountVectorizerOptions& options);
   // REQUIRES: valid UTF-8. Errors: a custom token_pattern over its matching limits (FindTokens).
   absl::Status Add(std::string_view text);
+  // VectorizerFitter::Expect: reserves rows for word analyzers with one term per token (at most
+  // one token per 3 bytes: 2 characters and a separator), the common case; others grow as needed.
+  void Expect(size_t texts, size_t bytes);
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
 

@@ -468,8 +468,10 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   // after the validation pass (whose errors come first).
   absl::flat_hash_set<absl::string_view> new_labels;
   bool too_many_labels = false;
+  size_t batch_bytes = 0;  // of text
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
+    batch_bytes += example.text().size();
     const auto where = [&]() {
       return absl::StrCat("batch ", batch_index, ", example ", i, " (example ", labels_.size() + i,
                           " of the stream): ");
@@ -514,6 +516,7 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   }
   for (const absl::string_view label : new_labels) distinct_labels_.emplace(label);
   ++num_batches_;
+  fitter_->Expect(static_cast<size_t>(batch.examples_size()), batch_bytes);
   std::string repaired;
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);

@@ -10,6 +10,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -66,6 +67,16 @@ struct SparseRows {
     offsets.push_back(indices.size());
   }
   void Append(const SparseVector& row) { Append(row.indices, row.values); }
+  // Room for `rows` more rows of `entries` entries in all (growing at least geometrically, so
+  // that many small reservations cost no more copying than appending).
+  void Reserve(size_t rows, size_t entries) {
+    const auto grow = [](auto& v, size_t more) {
+      if (v.size() + more > v.capacity()) v.reserve(std::max(v.size() + more, 2 * v.capacity()));
+    };
+    grow(offsets, rows);
+    grow(indices, entries);
+    grow(values, entries);
+  }
   void clear() {
     offsets.assign(1, 0);
     indices.clear();
@@ -148,6 +159,9 @@ class VectorizerFitter {
   // token_pattern over its matching limits, see TokenPattern::FindTokens); the fit is then
   // unusable.
   virtual absl::Status Add(std::string_view text) = 0;
+  // A hint that `texts` more texts of `bytes` bytes in all follow (so the rows can be allocated
+  // once instead of grown by copying). Optional; no effect on results.
+  virtual void Expect(size_t /*texts*/, size_t /*bytes*/) {}
   // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
   // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
   virtual absl::StatusOr<VectorizerFit> Finish() = 0;

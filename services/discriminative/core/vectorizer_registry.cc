@@ -71,6 +71,7 @@ class TfidfFitter final : public VectorizerFitter {
   TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
       : config_(std::move(config)), base_(std::move(base)) {}
   absl::Status Add(std::string_view text) override { return base_->Add(text); }
+  void Expect(size_t texts, size_t bytes) override { base_->Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
     return FitTfidf(config_, std::move(fit));
