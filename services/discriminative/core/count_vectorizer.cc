@@ -346,6 +346,9 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     }
   }
   Fitter fitter(options);
+  size_t bytes = 0;
+  for (const std::string_view text : texts) bytes += text.size();
+  fitter.Expect(texts.size(), bytes);
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     const absl::Status added = fitter.Add(texts[d]);
@@ -367,12 +370,7 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
   }
 }
 
-void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) {
-  const AnalyzerOptions& analyzer = result_.vectorizer.options_.analyzer;
-  const bool one_term_per_token = analyzer.kind == AnalyzerKind::kWord && analyzer.ngram_min == 1 &&
-                                  analyzer.ngram_max == 1 && analyzer.token_pattern == nullptr;
-  result_.rows.Reserve(texts, one_term_per_token ? bytes / 3 : 0);
-}
+void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) { forecast_.Expect(texts, bytes); }
 
 absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
@@ -382,6 +380,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     SparseVector& row = row_;
     v.Transform(text, &scratch_, &row);
     for (const uint32_t j : row.indices) ++v.document_frequency_[j];
+    forecast_.BeforeAppend(row.indices.size(), text.size(), &rows);
     rows.Append(row);
     return scratch_.token_matcher.status();
   }
@@ -436,6 +435,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     });
   }
   // The row in order of first occurrence (Finish sorts it).
+  forecast_.BeforeAppend(ids.size(), text.size(), &rows);
   const size_t start = rows.indices.size();
   rows.indices.insert(rows.indices.end(), ids.begin(), ids.end());
   rows.values.resize(start + ids.size());

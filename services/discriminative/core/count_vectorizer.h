@@ -145,8 +145,7 @@ class CountVectorizer::Fitter {
   explicit Fitter(const CountVectorizerOptions& options);
   // REQUIRES: valid UTF-8. Errors: a custom token_pattern over its matching limits (FindTokens).
   absl::Status Add(std::string_view text);
-  // VectorizerFitter::Expect: reserves rows for word analyzers with one term per token (at most
-  // one token per 3 bytes: 2 characters and a separator), the common case; others grow as needed.
+  // VectorizerFitter::Expect (the rows' forecast).
   void Expect(size_t texts, size_t bytes);
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
@@ -156,7 +155,8 @@ class CountVectorizer::Fitter {
   // (learned vocabulary).
   FitResult result_;
   AnalyzerScratch scratch_;
-  SparseVector row_;       // a fixed vocabulary's row before it is appended
+  SparseVector row_;  // a fixed vocabulary's row before it is appended
+  SparseRowsForecast forecast_;
   TermTable provisional_;  // term -> provisional index
   // Documents containing each provisional term (learned vocabulary), counted as rows are added so
   // that Finish needs no extra pass over the rows.

@@ -169,9 +169,11 @@ class HashingFitter final : public VectorizerFitter {
       : vectorizer_(std::make_unique<HashingVectorizer>(std::move(options))) {}
   absl::Status Add(std::string_view text) override {
     vectorizer_->Transform(text, &scratch_, &row_);
+    forecast_.BeforeAppend(row_.indices.size(), text.size(), &rows_);
     rows_.Append(row_);
     return scratch_.token_matcher.status();
   }
+  void Expect(size_t texts, size_t bytes) override { forecast_.Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     VectorizerFit fit;
     fit.rows = std::move(rows_);
@@ -184,6 +186,7 @@ class HashingFitter final : public VectorizerFitter {
   AnalyzerScratch scratch_;
   SparseVector row_;
   SparseRows rows_;
+  SparseRowsForecast forecast_;
 };
 
 absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerConfig& config) {

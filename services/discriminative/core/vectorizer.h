@@ -67,8 +67,8 @@ struct SparseRows {
     offsets.push_back(indices.size());
   }
   void Append(const SparseVector& row) { Append(row.indices, row.values); }
-  // Room for `rows` more rows of `entries` entries in all (growing at least geometrically, so
-  // that many small reservations cost no more copying than appending).
+  // Room for `rows` more rows of `entries` more entries (growing at least geometrically, so that
+  // many small reservations cost no more copying than appending).
   void Reserve(size_t rows, size_t entries) {
     const auto grow = [](auto& v, size_t more) {
       if (v.size() + more > v.capacity()) v.reserve(std::max(v.size() + more, 2 * v.capacity()));
@@ -82,6 +82,45 @@ struct SparseRows {
     indices.clear();
     values.clear();
   }
+};
+
+// Grows a SparseRows ahead of its appends from a forecast, so that its arrays are copied a few
+// times while small and then allocated about once at their final size (doubling would copy the
+// whole matrix and, while copying, hold up to twice its size). The forecast is the text bytes
+// still expected (Expect) times the entries per byte of the texts seen so far, once 64 texts or
+// 64 KiB have been seen; before that, and without Expect, the arrays double.
+class SparseRowsForecast {
+ public:
+  void Expect(size_t texts, size_t bytes) {
+    texts_left_ += texts;
+    bytes_left_ += bytes;
+  }
+  // Call before appending the row (`entries` entries) of a text of `bytes` bytes.
+  void BeforeAppend(size_t entries, size_t bytes, SparseRows* rows) {
+    ++texts_seen_;
+    bytes_seen_ += bytes;
+    texts_left_ -= std::min<size_t>(1, texts_left_);
+    bytes_left_ -= std::min(bytes, bytes_left_);
+    const size_t needed = rows->indices.size() + entries;
+    if (needed <= rows->indices.capacity() && rows->offsets.size() < rows->offsets.capacity()) {
+      return;
+    }
+    size_t more_entries = entries, more_rows = 1;
+    if ((texts_seen_ >= 64 || bytes_seen_ >= 65536) && bytes_seen_ > 0) {
+      const double per_byte = static_cast<double>(needed) / static_cast<double>(bytes_seen_);
+      // 5% over the forecast (virtual memory until written), at most 1024 times the current size.
+      const double forecast = 1.05 * per_byte * static_cast<double>(bytes_left_);
+      more_entries += static_cast<size_t>(std::min(forecast, 1024.0 * static_cast<double>(needed)));
+      more_rows += texts_left_;
+    }
+    rows->Reserve(more_rows, more_entries);
+  }
+
+ private:
+  size_t texts_left_ = 0;
+  size_t bytes_left_ = 0;
+  size_t texts_seen_ = 0;
+  size_t bytes_seen_ = 0;
 };
 
 // Read access to the rows a classifier fits on, in either form (the vectorizer fit's CSR matrix,

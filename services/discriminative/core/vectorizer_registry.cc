@@ -106,6 +106,9 @@ absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
     }
   }
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, StartVectorizerFit(config));
+  size_t bytes = 0;
+  for (const std::string_view text : texts) bytes += text.size();
+  fitter->Expect(texts.size(), bytes);
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     const absl::Status added = fitter->Add(texts[d]);

@@ -191,6 +191,32 @@ TEST_CASE("Fit rows (CSR, re-indexed in place after pruning) equal transform row
   }
 }
 
+TEST_CASE("The rows' forecast only sizes storage: any expectation gives the same rows") {
+  std::mt19937_64 rng(9);
+  const std::vector<std::string> train = RandomDocs(rng, 300, 150);
+  size_t bytes = 0;
+  for (const std::string& t : train) bytes += t.size();
+  // None, exact, far too small, far too large, and split over calls (as batches do).
+  for (const int mode : {0, 1, 2, 3, 4}) {
+    for (const CountVectorizerOptions& options : {CountVectorizerOptions(), CharWb(1, 3)}) {
+      CountVectorizer::Fitter fitter(options);
+      if (mode == 1) fitter.Expect(train.size(), bytes);
+      if (mode == 2) fitter.Expect(1, 1);
+      if (mode == 3) fitter.Expect(100 * train.size(), 1000 * bytes);
+      for (size_t d = 0; d < train.size(); ++d) {
+        if (mode == 4 && d % 70 == 0) fitter.Expect(70, 70 * 40);
+        REQUIRE(fitter.Add(train[d]).ok());
+      }
+      auto fit = fitter.Finish();
+      REQUIRE(fit.ok());
+      REQUIRE(fit->rows.size() == train.size());
+      for (size_t d = 0; d < train.size(); ++d) {
+        RequireSameRows(fit->rows[d], fit->vectorizer.Vectorizer::Transform(train[d]));
+      }
+    }
+  }
+}
+
 TEST_CASE("char_wb word memo: past its bounds it stops storing and stays exact") {
   // 70 000 distinct words (over the memo's 65 536 entries) in one text, then texts of them again.
   std::string big;
