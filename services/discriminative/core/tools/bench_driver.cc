@@ -73,7 +73,8 @@ double Median(std::vector<double> v) {
 absl::Status Run(const std::vector<std::string>& args) {
   if (args.size() < 5) {
     return absl::InvalidArgumentError(
-        "usage: maas_discriminative_bench CONFIG BATCH CLASSIFY OUT_DIR REPEATS [train_only]");
+        "usage: maas_discriminative_bench CONFIG BATCH CLASSIFY OUT_DIR REPEATS "
+        "[train_only | train_loop | stages]");
   }
   MAAS_ASSIGN_OR_RETURN(const v1::TrainConfig config, ReadMessage<v1::TrainConfig>(args[0]));
   v1::TextBatch batch;
