@@ -538,10 +538,11 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   provisional_ = TermTable();
   provisional_df_ = std::vector<uint64_t>();
   v.BuildIndex();
-  // Each row to final indices, ascending, in place (a row never gets longer, so the rows written
-  // never overtake the rows still to be read).
+  // Each row to scikit-learn's storage order (spec 2.8: ascending provisional index, i.e. order of
+  // first occurrence in the corpus, with final column numbers; the order of TF-IDF's norm sums),
+  // in place: a row never gets longer, so the rows written never overtake the rows still to read.
   AnalyzerScratch& scratch = scratch_;
-  scratch.dense.assign(kept.size(), 0.0);
+  scratch.dense.assign(num_terms, 0.0);
   SparseRows& rows = result.rows;
   uint32_t* indices = rows.indices.data();
   double* values = rows.values.data();
@@ -555,15 +556,17 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     uint32_t* out = ids.data();
     size_t n = 0;
     for (size_t e = begin; e < end; ++e) {
-      const uint32_t j = final_of[indices[e]];
-      if (j == kDropped) continue;
-      out[n++] = j;
-      dense[j] = values[e];
+      const uint32_t t = indices[e];
+      if (final_of[t] == kDropped) continue;
+      out[n++] = t;
+      dense[t] = values[e];
     }
     ids.resize(n);
     rows.offsets[r] = written;
-    written += OrderedRowInto(kept.size(), /*binary=*/false, &scratch, indices + written,
-                              values + written);
+    uint32_t* row_indices = indices + written;
+    n = OrderedRowInto(num_terms, /*binary=*/false, &scratch, row_indices, values + written);
+    for (size_t e = 0; e < n; ++e) row_indices[e] = final_of[row_indices[e]];
+    written += n;
   }
   rows.offsets.back() = written;
   rows.indices.resize(written);

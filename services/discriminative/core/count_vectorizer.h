@@ -77,9 +77,11 @@ class CountVectorizer final : public Vectorizer {
 
   // CountVectorizer(...).fit_transform(texts): learns the vocabulary (terms in code point order,
   // pruned by min_df/max_df, then max_features) or uses the fixed one, and returns the count rows
-  // of `texts` (ascending indices). Errors: INVALID_ARGUMENT for invalid UTF-8 (naming the text
-  // index), an empty vocabulary, inconsistent min_df/max_df, or nothing left after pruning;
-  // whatever `stop` answers (checked every 1024 texts).
+  // of `texts` in scikit-learn's storage order (spec 2.8: a learned vocabulary's rows in order of
+  // the terms' first occurrence in the corpus, a fixed vocabulary's in ascending index order).
+  // Errors: INVALID_ARGUMENT for invalid UTF-8 (naming the text index), an empty vocabulary,
+  // inconsistent min_df/max_df, or nothing left after pruning; whatever `stop` answers (checked
+  // every 1024 texts).
   static absl::StatusOr<FitResult> FitTransform(const std::vector<std::string>& texts,
                                                 const CountVectorizerOptions& options,
                                                 const exec::StopToken& stop = {});

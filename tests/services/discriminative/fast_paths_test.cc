@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "services/discriminative/core/count_vectorizer.h"
@@ -129,10 +130,19 @@ void RequireSameRows(const SparseVector& a, const SparseVector& b) {
   REQUIRE(a.values == b.values);
 }
 
-// A fit row (CSR) against a transform row.
+// A fit row (CSR, in scikit-learn's storage order: by first occurrence in the corpus for a learned
+// vocabulary) against a transform row (ascending): the same entries.
 void RequireSameRows(SparseRowRef a, const SparseVector& b) {
-  REQUIRE(std::vector<uint32_t>(a.indices.begin(), a.indices.end()) == b.indices);
-  REQUIRE(std::vector<double>(a.values.begin(), a.values.end()) == b.values);
+  REQUIRE(a.indices.size() == a.values.size());
+  std::vector<std::pair<uint32_t, double>> entries;
+  for (size_t e = 0; e < a.indices.size(); ++e) entries.emplace_back(a.indices[e], a.values[e]);
+  std::sort(entries.begin(), entries.end());
+  SparseVector sorted;
+  for (const auto& [index, value] : entries) {
+    sorted.indices.push_back(index);
+    sorted.values.push_back(value);
+  }
+  RequireSameRows(sorted, b);
 }
 
 TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {
@@ -177,6 +187,19 @@ TEST_CASE("Fit rows (CSR, re-indexed in place after pruning) equal transform row
       list.push_back(fit->vectorizer.Vectorizer::Transform(train[d]));
       RequireSameRows(fit->rows[d], list.back());
     }
+    // Storage order (spec 2.8): each row ascending in the order the features first occur in the
+    // rows (= first occurrence in the corpus), not by column.
+    std::vector<size_t> first_seen(fit->vectorizer.num_features(), SIZE_MAX);
+    size_t seen = 0, unsorted_rows = 0;
+    for (size_t d = 0; d < train.size(); ++d) {
+      const SparseRowRef row = fit->rows[d];
+      for (size_t e = 0; e < row.indices.size(); ++e) {
+        if (first_seen[row.indices[e]] == SIZE_MAX) first_seen[row.indices[e]] = seen++;
+        if (e > 0) REQUIRE(first_seen[row.indices[e - 1]] < first_seen[row.indices[e]]);
+        if (e > 0 && row.indices[e - 1] > row.indices[e]) ++unsorted_rows;
+      }
+    }
+    CHECK(unsorted_rows > 0);  // the order is not ascending columns (this corpus tells them apart)
     // Both forms of the rows read the same through a view, and fit the same classifier bits.
     const SparseRowsView csr(fit->rows), rows(list);
     REQUIRE(csr.size() == rows.size());
