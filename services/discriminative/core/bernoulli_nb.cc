@@ -46,8 +46,7 @@ v1::ClassifierConfig BernoulliNb::Config() const {
   return config;
 }
 
-absl::StatusOr<BernoulliNb> BernoulliNb::Fit(const std::vector<SparseVector>& rows,
-                                             size_t num_features,
+absl::StatusOr<BernoulliNb> BernoulliNb::Fit(SparseRowsView rows, size_t num_features,
                                              const std::vector<std::string>& labels,
                                              const std::vector<double>& weights,
                                              const NbOptions& options,
@@ -107,8 +106,7 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    const std::vector<SparseVector>& rows,
-                                                    size_t num_features,
+                                                    SparseRowsView rows, size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
   MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.bernoulli_nb()));

@@ -20,7 +20,7 @@ class BernoulliNb final : public DiscreteNb {
  public:
   // BernoulliNB(alpha, force_alpha, fit_prior, class_prior, binarize).fit(X, y, sample_weight).
   // binarize: the threshold (>= 0), or nullopt for None.
-  static absl::StatusOr<BernoulliNb> Fit(const std::vector<SparseVector>& rows, size_t num_features,
+  static absl::StatusOr<BernoulliNb> Fit(SparseRowsView rows, size_t num_features,
                                          const std::vector<std::string>& labels,
                                          const std::vector<double>& weights,
                                          const NbOptions& options, std::optional<double> binarize);

@@ -59,7 +59,7 @@ class Classifier {
   // empty (all 1) or one finite weight >= 0 per row. Errors: INVALID_ARGUMENT (naming the row or
   // label; the classifier is then unusable and must be dropped), UNIMPLEMENTED for a classifier
   // without partial_fit.
-  virtual absl::Status PartialFit(const std::vector<SparseVector>& /*rows*/,
+  virtual absl::Status PartialFit(SparseRowsView /*rows*/,
                                   const std::vector<std::string>& /*labels*/,
                                   const std::vector<double>& /*weights*/) {
     return absl::UnimplementedError("this classifier has no partial_fit");
@@ -75,8 +75,7 @@ struct ClassifierKind {
   // fit(X, y, sample_weight): `rows` have indices < num_features; `weights` empty (all 1) or one
   // finite weight >= 0 per row, not all 0. Classes are the sorted unique labels.
   absl::StatusOr<std::unique_ptr<Classifier>> (*fit)(const v1::ClassifierConfig& config,
-                                                     const std::vector<SparseVector>& rows,
-                                                     size_t num_features,
+                                                     SparseRowsView rows, size_t num_features,
                                                      const std::vector<std::string>& labels,
                                                      const std::vector<double>& weights);
   // A fitted classifier from stored/imported state for `num_features` features, validated
@@ -91,8 +90,7 @@ const ClassifierKind* FindClassifierKind(std::string_view name);
 
 absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config);
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
-                                                          const std::vector<SparseVector>& rows,
-                                                          size_t num_features,
+                                                          SparseRowsView rows, size_t num_features,
                                                           const std::vector<std::string>& labels,
                                                           const std::vector<double>& weights);
 absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,

@@ -70,8 +70,7 @@ absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
-                                                          const std::vector<SparseVector>& rows,
-                                                          size_t num_features,
+                                                          SparseRowsView rows, size_t num_features,
                                                           const std::vector<std::string>& labels,
                                                           const std::vector<double>& weights) {
   MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(config));

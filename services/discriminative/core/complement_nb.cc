@@ -23,8 +23,7 @@ v1::ClassifierConfig ComplementNb::Config() const {
   return config;
 }
 
-absl::StatusOr<ComplementNb> ComplementNb::Fit(const std::vector<SparseVector>& rows,
-                                               size_t num_features,
+absl::StatusOr<ComplementNb> ComplementNb::Fit(SparseRowsView rows, size_t num_features,
                                                const std::vector<std::string>& labels,
                                                const std::vector<double>& weights,
                                                const NbOptions& options, bool norm) {
@@ -90,8 +89,7 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    const std::vector<SparseVector>& rows,
-                                                    size_t num_features,
+                                                    SparseRowsView rows, size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
   MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.complement_nb()));

@@ -17,8 +17,7 @@ namespace maas::discriminative {
 class ComplementNb final : public DiscreteNb {
  public:
   // ComplementNB(alpha, force_alpha, fit_prior, class_prior, norm).fit(X, y, sample_weight).
-  static absl::StatusOr<ComplementNb> Fit(const std::vector<SparseVector>& rows,
-                                          size_t num_features,
+  static absl::StatusOr<ComplementNb> Fit(SparseRowsView rows, size_t num_features,
                                           const std::vector<std::string>& labels,
                                           const std::vector<double>& weights,
                                           const NbOptions& options, bool norm);

@@ -156,13 +156,17 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
 }  // namespace
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
+  const size_t n = scratch->ids.size();
+  row->indices.resize(n);
+  row->values.resize(n);
+  OrderedRowInto(num_features, binary, scratch, row->indices.data(), row->values.data());
+}
+
+size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                      uint32_t* out_index, double* out_value) {
   std::vector<uint32_t>& ids = scratch->ids;
   double* dense = scratch->dense.data();
   const size_t n = ids.size();
-  row->indices.resize(n);
-  row->values.resize(n);
-  uint32_t* out_index = row->indices.data();
-  double* out_value = row->values.data();
   const auto emit = [&](size_t e, uint32_t id) {
     out_index[e] = id;
     out_value[e] = binary ? 1.0 : dense[id];
@@ -188,7 +192,7 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
     }
     for (size_t e = 0; e < n; ++e) emit(e, ids[e]);
     ids.clear();
-    return;
+    return n;
   }
   // Ascending order from a two-level bitmap of the touched features: bit id of `bits`, and bit w
   // of `summary` for each non-zero word w of `bits`. Reading them back costs one step per touched
@@ -219,6 +223,7 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
     }
   }
   ids.clear();
+  return n;
 }
 
 DecodeError DecodeErrorOf(const v1::TextOptions& text) {
@@ -341,6 +346,9 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
     }
   }
   Fitter fitter(options);
+  size_t bytes = 0;
+  for (const std::string_view text : texts) bytes += text.size();
+  fitter.Expect(texts.size(), bytes);
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     const absl::Status added = fitter.Add(texts[d]);
@@ -362,15 +370,18 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
   }
 }
 
+void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) { forecast_.Expect(texts, bytes); }
+
 absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
-  SparseVector& row = result_.rows.emplace_back();
+  SparseRows& rows = result_.rows;
   ++v.num_documents_;
   if (!v.options_.fixed_vocabulary.empty()) {
+    SparseVector& row = row_;
     v.Transform(text, &scratch_, &row);
     for (const uint32_t j : row.indices) ++v.document_frequency_[j];
-    row.indices.shrink_to_fit();
-    row.values.shrink_to_fit();
+    forecast_.BeforeAppend(row.indices.size(), text.size(), &rows);
+    rows.Append(row);
     return scratch_.token_matcher.status();
   }
   // Provisional index = order of first occurrence (as _count_vocab).
@@ -423,13 +434,24 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
       }
     });
   }
-  // The row in order of first occurrence (Finish sorts it), allocated at its exact size.
-  row.indices.assign(ids.begin(), ids.end());
-  row.values.resize(ids.size());
+  // The row in order of first occurrence (Finish sorts it).
+  forecast_.BeforeAppend(ids.size(), text.size(), &rows);
+  const size_t start = rows.indices.size();
+  rows.indices.insert(rows.indices.end(), ids.begin(), ids.end());
+  rows.values.resize(start + ids.size());
+  rows.offsets.push_back(rows.indices.size());
+  if (provisional_df_.size() < provisional_.size()) {
+    provisional_df_.resize(std::max(provisional_.size(), 2 * provisional_df_.size()), 0);
+  }
+  double* values = rows.values.data() + start;
+  double* dense = scratch_.dense.data();
+  uint64_t* df = provisional_df_.data();
+  const bool binary = v.options_.binary;
   for (size_t e = 0; e < ids.size(); ++e) {
-    double& count = scratch_.dense[ids[e]];
-    row.values[e] = v.options_.binary ? 1.0 : count;
+    double& count = dense[ids[e]];
+    values[e] = binary ? 1.0 : count;
     count = 0.0;
+    ++df[ids[e]];
   }
   return scratch_.token_matcher.status();
 }
@@ -449,14 +471,8 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
   }
   const size_t num_terms = terms.size();
-  std::vector<uint64_t> df(num_terms, 0);
-  std::vector<double> tf(num_terms, 0.0);
-  for (const SparseVector& row : result.rows) {
-    for (size_t e = 0; e < row.indices.size(); ++e) {
-      ++df[row.indices[e]];
-      tf[row.indices[e]] += row.values[e];
-    }
-  }
+  std::vector<uint64_t>& df = provisional_df_;  // counted by Add
+  df.resize(num_terms, 0);
   // Pruning by document frequency (_limit_features), on the raw float products.
   const double max_doc_count = DocCount(options.max_df, num_documents);
   const double min_doc_count = DocCount(options.min_df, num_documents);
@@ -485,8 +501,21 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     if (prefix[a] != prefix[b]) return prefix[a] < prefix[b];
     return terms.term(a) < terms.term(b);
   };
-  std::sort(kept.begin(), kept.end(), term_order);
+  {
+    // Sorted as (prefix, id) pairs: the comparisons read their operands in place.
+    std::vector<std::pair<uint64_t, uint32_t>> order(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) order[i] = {prefix[kept[i]], kept[i]};
+    std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+      if (a.first != b.first) return a.first < b.first;
+      return terms.term(a.second) < terms.term(b.second);
+    });
+    for (size_t i = 0; i < kept.size(); ++i) kept[i] = order[i].second;
+  }
   if (options.max_features > 0 && kept.size() > options.max_features) {
+    std::vector<double> tf(num_terms, 0.0);  // corpus count per term
+    for (size_t e = 0; e < result.rows.indices.size(); ++e) {
+      tf[result.rows.indices[e]] += result.rows.values[e];
+    }
     // Highest corpus counts first, ties in feature (code point) order; then back to feature order.
     std::stable_sort(kept.begin(), kept.end(),
                      [&](uint32_t a, uint32_t b) { return tf[a] > tf[b]; });
@@ -507,24 +536,41 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     v.document_frequency_.push_back(df[kept[rank]]);
   }
   provisional_ = TermTable();
+  provisional_df_ = std::vector<uint64_t>();
   v.BuildIndex();
-  // Each row to final indices, ascending.
+  // Each row to scikit-learn's storage order (spec 2.8: ascending provisional index, i.e. order of
+  // first occurrence in the corpus, with final column numbers; the order of TF-IDF's norm sums),
+  // in place: a row never gets longer, so the rows written never overtake the rows still to read.
   AnalyzerScratch& scratch = scratch_;
-  scratch.dense.assign(kept.size(), 0.0);
-  for (SparseVector& row : result.rows) {
-    const size_t before = row.indices.size();
-    for (size_t e = 0; e < before; ++e) {
-      const uint32_t j = final_index[row.indices[e]];
-      if (j == kDropped) continue;
-      scratch.ids.push_back(j);
-      scratch.dense[j] = row.values[e];
+  scratch.dense.assign(num_terms, 0.0);
+  SparseRows& rows = result.rows;
+  uint32_t* indices = rows.indices.data();
+  double* values = rows.values.data();
+  const uint32_t* final_of = final_index.data();
+  double* dense = scratch.dense.data();
+  size_t written = 0;
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const size_t begin = rows.offsets[r], end = rows.offsets[r + 1];
+    std::vector<uint32_t>& ids = scratch.ids;
+    ids.resize(end - begin);
+    uint32_t* out = ids.data();
+    size_t n = 0;
+    for (size_t e = begin; e < end; ++e) {
+      const uint32_t t = indices[e];
+      if (final_of[t] == kDropped) continue;
+      out[n++] = t;
+      dense[t] = values[e];
     }
-    OrderedRow(kept.size(), /*binary=*/false, &scratch, &row);
-    if (row.indices.size() < before) {
-      row.indices.shrink_to_fit();
-      row.values.shrink_to_fit();
-    }
+    ids.resize(n);
+    rows.offsets[r] = written;
+    uint32_t* row_indices = indices + written;
+    n = OrderedRowInto(num_terms, /*binary=*/false, &scratch, row_indices, values + written);
+    for (size_t e = 0; e < n; ++e) row_indices[e] = final_of[row_indices[e]];
+    written += n;
   }
+  rows.offsets.back() = written;
+  rows.indices.resize(written);
+  rows.values.resize(written);
   scratch = AnalyzerScratch();
   return std::move(result_);
 }
@@ -659,10 +705,12 @@ class CountFitter final : public VectorizerFitter {
  public:
   explicit CountFitter(const CountVectorizerOptions& options) : fitter_(options) {}
   absl::Status Add(std::string_view text) override { return fitter_.Add(text); }
+  void Expect(size_t texts, size_t bytes) override { fitter_.Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;
     out.rows = std::move(fit.rows);
+    out.document_frequency = fit.vectorizer.document_frequency();
     out.vectorizer = std::make_unique<CountVectorizer>(std::move(fit.vectorizer));
     return out;
   }

@@ -65,6 +65,10 @@ absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
 // their values (every other entry 0). Afterwards ids is empty and dense is all 0 again. With
 // `binary` every value is 1. No allocation once row and scratch have grown.
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row);
+// OrderedRow into out_index[0..n) and out_value[0..n) (n = the number of ids, returned); the
+// outputs may be the entries the ids were read from.
+size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                      uint32_t* out_index, double* out_value);
 
 class CountVectorizer final : public Vectorizer {
  public:
@@ -73,9 +77,11 @@ class CountVectorizer final : public Vectorizer {
 
   // CountVectorizer(...).fit_transform(texts): learns the vocabulary (terms in code point order,
   // pruned by min_df/max_df, then max_features) or uses the fixed one, and returns the count rows
-  // of `texts` (ascending indices). Errors: INVALID_ARGUMENT for invalid UTF-8 (naming the text
-  // index), an empty vocabulary, inconsistent min_df/max_df, or nothing left after pruning;
-  // whatever `stop` answers (checked every 1024 texts).
+  // of `texts` in scikit-learn's storage order (spec 2.8: a learned vocabulary's rows in order of
+  // the terms' first occurrence in the corpus, a fixed vocabulary's in ascending index order).
+  // Errors: INVALID_ARGUMENT for invalid UTF-8 (naming the text index), an empty vocabulary,
+  // inconsistent min_df/max_df, or nothing left after pruning; whatever `stop` answers (checked
+  // every 1024 texts).
   static absl::StatusOr<FitResult> FitTransform(const std::vector<std::string>& texts,
                                                 const CountVectorizerOptions& options,
                                                 const exec::StopToken& stop = {});
@@ -131,7 +137,7 @@ class CountVectorizer final : public Vectorizer {
 struct CountVectorizer::FitResult {
   CountVectorizer vectorizer;
   // One row per input text.
-  std::vector<SparseVector> rows;
+  SparseRows rows;
 };
 
 // fit_transform one text at a time: keeps the provisional vocabulary and sparse rows, never the
@@ -141,6 +147,8 @@ class CountVectorizer::Fitter {
   explicit Fitter(const CountVectorizerOptions& options);
   // REQUIRES: valid UTF-8. Errors: a custom token_pattern over its matching limits (FindTokens).
   absl::Status Add(std::string_view text);
+  // VectorizerFitter::Expect (the rows' forecast).
+  void Expect(size_t texts, size_t bytes);
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
 
@@ -149,7 +157,12 @@ class CountVectorizer::Fitter {
   // (learned vocabulary).
   FitResult result_;
   AnalyzerScratch scratch_;
+  SparseVector row_;  // a fixed vocabulary's row before it is appended
+  SparseRowsForecast forecast_;
   TermTable provisional_;  // term -> provisional index
+  // Documents containing each provisional term (learned vocabulary), counted as rows are added so
+  // that Finish needs no extra pass over the rows.
+  std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
 };
 

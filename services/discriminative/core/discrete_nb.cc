@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -160,7 +161,7 @@ int64_t DiscreteNb::MemoryBytes() const {
   return static_cast<int64_t>(sizeof(*this)) + store::StringVectorBytes(classes_) +
          store::VectorBytes(class_count_) + store::VectorBytes(feature_count_) +
          store::VectorBytes(class_log_prior_) + store::VectorBytes(feature_log_prob_) +
-         store::VectorBytes(weights_t_) + store::VectorBytes(bias_) +
+         static_cast<int64_t>(weights_t_.capacity() * sizeof(double)) + store::VectorBytes(bias_) +
          store::VectorBytes(options_.class_prior);
 }
 
@@ -173,7 +174,7 @@ void DiscreteNb::ToState(v1::ClassifierState* state) const {
   SetMatrix(classes_.size(), num_features_, feature_log_prob_, state->mutable_feature_log_prob());
 }
 
-absl::Status DiscreteNb::FitInPlace(const std::vector<SparseVector>& rows, size_t num_features,
+absl::Status DiscreteNb::FitInPlace(SparseRowsView rows, size_t num_features,
                                     const std::vector<std::string>& labels,
                                     const std::vector<double>& weights) {
   MAAS_RETURN_IF_ERROR(FitCounts(rows, num_features, labels, weights));
@@ -187,8 +188,7 @@ absl::Status DiscreteNb::FitInPlace(const std::vector<SparseVector>& rows, size_
   return absl::OkStatus();
 }
 
-absl::Status DiscreteNb::CheckExamples(const std::vector<SparseVector>& rows,
-                                       const std::vector<std::string>& labels,
+absl::Status DiscreteNb::CheckExamples(SparseRowsView rows, const std::vector<std::string>& labels,
                                        const std::vector<double>& weights,
                                        size_t num_features) const {
   if (labels.size() != rows.size()) {
@@ -205,11 +205,24 @@ absl::Status DiscreteNb::CheckExamples(const std::vector<SparseVector>& rows,
       return absl::InvalidArgumentError(
           absl::StrCat("weight of example ", i, " must be finite and >= 0; got ", weights[i]));
     }
-    const SparseVector& row = rows[i];
+    const SparseRowRef row = rows[i];
     if (row.indices.size() != row.values.size()) {
       return absl::InvalidArgumentError(absl::StrCat(
           "row ", i, " has ", row.indices.size(), " indices but ", row.values.size(), " values"));
     }
+    // The common case without a branch per entry: every index in range and every value finite
+    // (and >= 0 where required); otherwise the loop below finds and names the first bad entry.
+    const size_t n = row.indices.size();
+    const uint32_t* indices = row.indices.data();
+    const double* values = row.values.data();
+    const double lowest = RequiresNonNegative() ? 0.0 : -std::numeric_limits<double>::max();
+    bool ok = true;
+    for (size_t k = 0; k < n; ++k) {
+      // A NaN fails both comparisons.
+      ok &= (indices[k] < num_features) & (values[k] >= lowest) &
+            (values[k] <= std::numeric_limits<double>::max());
+    }
+    if (ok) continue;
     for (size_t k = 0; k < row.indices.size(); ++k) {
       if (row.indices[k] >= num_features) {
         return absl::InvalidArgumentError(absl::StrCat(
@@ -224,7 +237,7 @@ absl::Status DiscreteNb::CheckExamples(const std::vector<SparseVector>& rows,
   return absl::OkStatus();
 }
 
-absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t num_features,
+absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
                                    const std::vector<std::string>& labels,
                                    const std::vector<double>& weights) {
   if (rows.empty()) return absl::InvalidArgumentError("no training examples");
@@ -262,7 +275,7 @@ absl::Status DiscreteNb::FitCounts(const std::vector<SparseVector>& rows, size_t
     const size_t c = class_of.find(labels[i])->second;
     const double w = weights.empty() ? 1.0 : weights[i];
     double* fc = feature_count_.data() + c * num_features;
-    const SparseVector& row = rows[i];
+    const SparseRowRef row = rows[i];
     for (size_t e = 0; e < row.indices.size(); ++e) {
       const double v = plain ? row.values[e] : EffectiveValue(row.values[e]);
       if (!plain && v == 0.0 && DropsZeros()) continue;

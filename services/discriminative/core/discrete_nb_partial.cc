@@ -18,8 +18,7 @@
 
 namespace maas::discriminative {
 
-absl::Status DiscreteNb::PartialFit(const std::vector<SparseVector>& rows,
-                                    const std::vector<std::string>& labels,
+absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::string>& labels,
                                     const std::vector<double>& weights) {
   const size_t k = classes_.size();
   const size_t f = num_features_;
@@ -46,7 +45,7 @@ absl::Status DiscreteNb::PartialFit(const std::vector<SparseVector>& rows,
     const size_t c = class_of[i];
     const double w = weights.empty() ? 1.0 : weights[i];
     double* fc = batch_features.data() + c * f;
-    const SparseVector& row = rows[i];
+    const SparseRowRef row = rows[i];
     for (size_t e = 0; e < row.indices.size(); ++e) {
       const double v = EffectiveValue(row.values[e]);
       if (v == 0.0 && DropsZeros()) continue;

@@ -64,17 +64,21 @@ uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
 }
 
 void NormalizeRow(RowNorm norm, SparseVector* row) {
+  NormalizeRow(norm, absl::MakeSpan(row->values));
+}
+
+void NormalizeRow(RowNorm norm, absl::Span<double> values) {
   if (norm == RowNorm::kNone) return;
   double s = 0.0;
   if (norm == RowNorm::kL2) {
-    for (const double v : row->values) s += v * v;
+    for (const double v : values) s += v * v;
     if (s == 0.0) return;
     s = std::sqrt(s);
   } else {
-    for (const double v : row->values) s += std::fabs(v);
+    for (const double v : values) s += std::fabs(v);
     if (s == 0.0) return;
   }
-  for (double& v : row->values) v = v / s;
+  for (double& v : values) v = v / s;
 }
 
 RowNorm RowNormOf(v1::Norm norm) {
@@ -164,12 +168,12 @@ class HashingFitter final : public VectorizerFitter {
   explicit HashingFitter(HashingVectorizerOptions options)
       : vectorizer_(std::make_unique<HashingVectorizer>(std::move(options))) {}
   absl::Status Add(std::string_view text) override {
-    SparseVector& row = rows_.emplace_back();
-    vectorizer_->Transform(text, &scratch_, &row);
-    row.indices.shrink_to_fit();
-    row.values.shrink_to_fit();
+    vectorizer_->Transform(text, &scratch_, &row_);
+    forecast_.BeforeAppend(row_.indices.size(), text.size(), &rows_);
+    rows_.Append(row_);
     return scratch_.token_matcher.status();
   }
+  void Expect(size_t texts, size_t bytes) override { forecast_.Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     VectorizerFit fit;
     fit.rows = std::move(rows_);
@@ -180,7 +184,9 @@ class HashingFitter final : public VectorizerFitter {
  private:
   std::unique_ptr<HashingVectorizer> vectorizer_;
   AnalyzerScratch scratch_;
-  std::vector<SparseVector> rows_;
+  SparseVector row_;
+  SparseRows rows_;
+  SparseRowsForecast forecast_;
 };
 
 absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerConfig& config) {

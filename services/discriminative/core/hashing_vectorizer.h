@@ -26,6 +26,7 @@ enum class RowNorm { kNone, kL1, kL2 };
 // scikit-learn's normalize(row, norm) in the row's storage order: s = sum of v*v (l2, then sqrt) or
 // |v| (l1) from 0.0; rows with s == 0 are left alone; v = v / s.
 void NormalizeRow(RowNorm norm, SparseVector* row);
+void NormalizeRow(RowNorm norm, absl::Span<double> values);
 
 // The Norm enum with its default (unset: l2).
 RowNorm RowNormOf(v1::Norm norm);

@@ -32,8 +32,7 @@ v1::ClassifierConfig MultinomialNb::Config() const {
   return config;
 }
 
-absl::StatusOr<MultinomialNb> MultinomialNb::Fit(const std::vector<SparseVector>& rows,
-                                                 size_t num_features,
+absl::StatusOr<MultinomialNb> MultinomialNb::Fit(SparseRowsView rows, size_t num_features,
                                                  const std::vector<std::string>& labels,
                                                  const std::vector<double>& weights,
                                                  const MultinomialNbOptions& options) {
@@ -109,8 +108,7 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    const std::vector<SparseVector>& rows,
-                                                    size_t num_features,
+                                                    SparseRowsView rows, size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
   MAAS_ASSIGN_OR_RETURN(const MultinomialNbOptions options, MultinomialNbOptionsFromConfig(config));

@@ -28,8 +28,7 @@ class MultinomialNb final : public DiscreteNb {
  public:
   // MultinomialNB(alpha, fit_prior, class_prior).fit(X, y, sample_weight). `rows` have indices <
   // num_features and values >= 0; `weights` is empty (all 1) or one finite weight >= 0 per row.
-  static absl::StatusOr<MultinomialNb> Fit(const std::vector<SparseVector>& rows,
-                                           size_t num_features,
+  static absl::StatusOr<MultinomialNb> Fit(SparseRowsView rows, size_t num_features,
                                            const std::vector<std::string>& labels,
                                            const std::vector<double>& weights,
                                            const MultinomialNbOptions& options);

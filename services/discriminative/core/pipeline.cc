@@ -463,8 +463,15 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
 absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   MAAS_RETURN_IF_ERROR(failed_);
   const size_t batch_index = num_batches_;
+  // The batch's labels not seen before, collected in the validation pass (one pass over the
+  // examples: each is a cache miss in a large batch); past the class limit, the batch is refused
+  // after the validation pass (whose errors come first).
+  absl::flat_hash_set<absl::string_view> new_labels;
+  bool too_many_labels = false;
+  size_t batch_bytes = 0;  // of text
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
+    batch_bytes += example.text().size();
     const auto where = [&]() {
       return absl::StrCat("batch ", batch_index, ", example ", i, " (example ", labels_.size() + i,
                           " of the stream): ");
@@ -495,21 +502,21 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
           "drop such an example (or count it as another class when there are one or two "
           "classes), so it is refused; train a new model without partial to add a class"));
     }
-  }
-  absl::flat_hash_set<absl::string_view> new_labels;
-  for (const v1::LabeledText& example : batch.examples()) {
-    if (!fixed_classes_.empty()) break;  // bounded by the fixed classes
-    if (distinct_labels_.contains(example.label())) continue;
-    new_labels.insert(example.label());
-    if (distinct_labels_.size() + new_labels.size() > limits_.max_classes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("batch ", batch_index,
-                       " brings the number of distinct labels above this server's limit of ",
-                       limits_.max_classes, " classes (--max_classes); merge rare labels"));
+    // Fixed classes bound the labels already.
+    if (fixed_classes_.empty() && !too_many_labels && !distinct_labels_.contains(example.label())) {
+      new_labels.insert(example.label());
+      too_many_labels = distinct_labels_.size() + new_labels.size() > limits_.max_classes;
     }
+  }
+  if (too_many_labels) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("batch ", batch_index,
+                     " brings the number of distinct labels above this server's limit of ",
+                     limits_.max_classes, " classes (--max_classes); merge rare labels"));
   }
   for (const absl::string_view label : new_labels) distinct_labels_.emplace(label);
   ++num_batches_;
+  fitter_->Expect(static_cast<size_t>(batch.examples_size()), batch_bytes);
   std::string repaired;
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);

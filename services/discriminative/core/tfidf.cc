@@ -29,19 +29,37 @@ absl::Status ValidateTfidfConfig(const v1::TfidfConfig& config) {
   return TfidfOptionsFromConfig(config).status();
 }
 
-void TfidfVectorizer::Weight(SparseVector* row) const {
-  const size_t n = row->indices.size();
+void TfidfVectorizer::Weight(absl::Span<const uint32_t> row_indices,
+                             absl::Span<double> row_values) const {
+  const size_t n = row_indices.size();
+  double* values = row_values.data();
   if (options_.sublinear_tf) {
     for (size_t e = 0; e < n; ++e) {
-      double v = std::log(row->values[e]);
+      double v = std::log(values[e]);
       v += 1.0;
-      row->values[e] = v;
+      values[e] = v;
     }
   }
-  if (options_.use_idf) {
-    for (size_t e = 0; e < n; ++e) row->values[e] *= idf_[row->indices[e]];
+  if (options_.use_idf && options_.norm == RowNorm::kL2) {
+    // The idf products and the l2 sum of their squares in one pass: the same operations in the
+    // same (storage) order as the two passes of NormalizeRow after the products, so the same bits.
+    const uint32_t* indices = row_indices.data();
+    const double* idf = idf_.data();
+    double s = 0.0;
+    for (size_t e = 0; e < n; ++e) {
+      const double v = values[e] * idf[indices[e]];
+      values[e] = v;
+      s += v * v;
+    }
+    if (s == 0.0) return;
+    s = std::sqrt(s);
+    for (size_t e = 0; e < n; ++e) values[e] = values[e] / s;
+    return;
   }
-  NormalizeRow(options_.norm, row);
+  if (options_.use_idf) {
+    for (size_t e = 0; e < n; ++e) values[e] *= idf_[row_indices[e]];
+  }
+  NormalizeRow(options_.norm, row_values);
 }
 
 void TfidfVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
@@ -65,8 +83,10 @@ absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, Vecto
   std::vector<double> idf;
   if (options.use_idf) {
     std::vector<double> df(f, 0.0);
-    for (const SparseVector& row : base.rows) {
-      for (const uint32_t j : row.indices) df[j] += 1.0;
+    if (base.document_frequency.size() == f) {  // the base fitter counted them
+      for (size_t j = 0; j < f; ++j) df[j] = static_cast<double>(base.document_frequency[j]);
+    } else {
+      for (const uint32_t j : base.rows.indices) df[j] += 1.0;
     }
     const double smooth = options.smooth_idf ? 1.0 : 0.0;
     const double n = static_cast<double>(base.rows.size()) + smooth;
@@ -85,7 +105,9 @@ absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, Vecto
   }
   auto tfidf =
       std::make_unique<TfidfVectorizer>(std::move(base.vectorizer), options, std::move(idf));
-  for (SparseVector& row : base.rows) tfidf->Weight(&row);
+  for (size_t r = 0; r < base.rows.size(); ++r) {
+    tfidf->Weight(base.rows[r].indices, base.rows.mutable_values(r));
+  }
   VectorizerFit fit;
   fit.rows = std::move(base.rows);
   fit.vectorizer = std::move(tfidf);

@@ -40,7 +40,8 @@ class TfidfVectorizer final : public Vectorizer {
   int64_t MemoryBytes() const override;
 
   // Applies the weighting and norm to a row of the base vectorizer, in place.
-  void Weight(SparseVector* row) const;
+  void Weight(SparseVector* row) const { Weight(row->indices, absl::MakeSpan(row->values)); }
+  void Weight(absl::Span<const uint32_t> indices, absl::Span<double> values) const;
   const std::vector<double>& idf() const { return idf_; }
 
  private:

@@ -10,6 +10,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_VECTORIZER_H_
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/exec/stop_token.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "services/discriminative/core/text_analysis.h"
@@ -31,6 +33,116 @@ struct SparseVector {
     indices.clear();
     values.clear();
   }
+};
+
+// One row of a sparse matrix, read only: feature indices and their values (same length).
+struct SparseRowRef {
+  absl::Span<const uint32_t> indices;
+  absl::Span<const double> values;
+};
+
+// A sparse matrix in CSR form (scikit-learn's X), the rows a vectorizer fit produces: row r is
+// entries [offsets[r], offsets[r + 1]) of `indices` and `values`. Three arrays for all the rows
+// instead of two allocations per row, so building, reading and freeing them is cheap.
+struct SparseRows {
+  std::vector<size_t> offsets = {0};
+  std::vector<uint32_t> indices;
+  std::vector<double> values;
+
+  size_t size() const { return offsets.size() - 1; }
+  bool empty() const { return size() == 0; }
+  SparseRowRef operator[](size_t r) const {
+    const size_t begin = offsets[r], n = offsets[r + 1] - begin;
+    return {absl::MakeConstSpan(indices.data() + begin, n),
+            absl::MakeConstSpan(values.data() + begin, n)};
+  }
+  // Row r's values, writable (TF-IDF weighting in place).
+  absl::Span<double> mutable_values(size_t r) {
+    return absl::MakeSpan(values.data() + offsets[r], offsets[r + 1] - offsets[r]);
+  }
+  // Appends a row. REQUIRES: indices.size() == values.size().
+  void Append(absl::Span<const uint32_t> row_indices, absl::Span<const double> row_values) {
+    indices.insert(indices.end(), row_indices.begin(), row_indices.end());
+    values.insert(values.end(), row_values.begin(), row_values.end());
+    offsets.push_back(indices.size());
+  }
+  void Append(const SparseVector& row) { Append(row.indices, row.values); }
+  // Room for `rows` more rows of `entries` more entries (growing at least geometrically, so that
+  // many small reservations cost no more copying than appending).
+  void Reserve(size_t rows, size_t entries) {
+    const auto grow = [](auto& v, size_t more) {
+      if (v.size() + more > v.capacity()) v.reserve(std::max(v.size() + more, 2 * v.capacity()));
+    };
+    grow(offsets, rows);
+    grow(indices, entries);
+    grow(values, entries);
+  }
+  void clear() {
+    offsets.assign(1, 0);
+    indices.clear();
+    values.clear();
+  }
+};
+
+// Grows a SparseRows ahead of its appends from a forecast, so that its arrays are copied a few
+// times while small and then allocated about once at their final size (doubling would copy the
+// whole matrix and, while copying, hold up to twice its size). The forecast is the text bytes
+// still expected (Expect) times the entries per byte of the texts seen so far, once 64 texts or
+// 64 KiB have been seen; before that, and without Expect, the arrays double.
+class SparseRowsForecast {
+ public:
+  void Expect(size_t texts, size_t bytes) {
+    texts_left_ += texts;
+    bytes_left_ += bytes;
+  }
+  // Call before appending the row (`entries` entries) of a text of `bytes` bytes.
+  void BeforeAppend(size_t entries, size_t bytes, SparseRows* rows) {
+    ++texts_seen_;
+    bytes_seen_ += bytes;
+    texts_left_ -= std::min<size_t>(1, texts_left_);
+    bytes_left_ -= std::min(bytes, bytes_left_);
+    const size_t needed = rows->indices.size() + entries;
+    if (needed <= rows->indices.capacity() && rows->offsets.size() < rows->offsets.capacity()) {
+      return;
+    }
+    size_t more_entries = entries, more_rows = 1;
+    if ((texts_seen_ >= 64 || bytes_seen_ >= 65536) && bytes_seen_ > 0) {
+      const double per_byte = static_cast<double>(needed) / static_cast<double>(bytes_seen_);
+      // 5% over the forecast (virtual memory until written), at most 1024 times the current size.
+      const double forecast = 1.05 * per_byte * static_cast<double>(bytes_left_);
+      more_entries += static_cast<size_t>(std::min(forecast, 1024.0 * static_cast<double>(needed)));
+      more_rows += texts_left_;
+    }
+    rows->Reserve(more_rows, more_entries);
+  }
+
+ private:
+  size_t texts_left_ = 0;
+  size_t bytes_left_ = 0;
+  size_t texts_seen_ = 0;
+  size_t bytes_seen_ = 0;
+};
+
+// Read access to the rows a classifier fits on, in either form (the vectorizer fit's CSR matrix,
+// or a list of rows in tests and tools); converts implicitly from both, never copies.
+class SparseRowsView {
+ public:
+  SparseRowsView(const SparseRows& rows)  // NOLINT(google-explicit-constructor)
+      : csr_(&rows), size_(rows.size()) {}
+  SparseRowsView(const std::vector<SparseVector>& rows)  // NOLINT(google-explicit-constructor)
+      : list_(rows.data()), size_(rows.size()) {}
+
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+  SparseRowRef operator[](size_t r) const {
+    if (list_ != nullptr) return {list_[r].indices, list_[r].values};
+    return (*csr_)[r];
+  }
+
+ private:
+  const SparseRows* csr_ = nullptr;
+  const SparseVector* list_ = nullptr;
+  size_t size_ = 0;
 };
 
 // A fitted vectorizer. Immutable; const methods may be called concurrently (each thread with its
@@ -72,7 +184,10 @@ class Vectorizer {
 // order (which fixes the floating-point order of TF-IDF norms; classifiers do not depend on it).
 struct VectorizerFit {
   std::unique_ptr<Vectorizer> vectorizer;
-  std::vector<SparseVector> rows;
+  SparseRows rows;
+  // Stored entries per column of `rows` (np.bincount(X.indices), TF-IDF's df) when the fitter
+  // counted them anyway (count vectorizer); empty: not known (TF-IDF then counts them).
+  std::vector<uint64_t> document_frequency;
 };
 
 // fit_transform one text at a time, so a trainer keeps sparse rows, never the texts.
@@ -83,6 +198,9 @@ class VectorizerFitter {
   // token_pattern over its matching limits, see TokenPattern::FindTokens); the fit is then
   // unusable.
   virtual absl::Status Add(std::string_view text) = 0;
+  // A hint that `texts` more texts of `bytes` bytes in all follow (so the rows can be allocated
+  // once instead of grown by copying). Optional; no effect on results.
+  virtual void Expect(size_t /*texts*/, size_t /*bytes*/) {}
   // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
   // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
   virtual absl::StatusOr<VectorizerFit> Finish() = 0;

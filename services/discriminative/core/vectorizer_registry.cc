@@ -71,6 +71,7 @@ class TfidfFitter final : public VectorizerFitter {
   TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
       : config_(std::move(config)), base_(std::move(base)) {}
   absl::Status Add(std::string_view text) override { return base_->Add(text); }
+  void Expect(size_t texts, size_t bytes) override { base_->Expect(texts, bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
     return FitTfidf(config_, std::move(fit));
@@ -105,6 +106,9 @@ absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
     }
   }
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter, StartVectorizerFit(config));
+  size_t bytes = 0;
+  for (const std::string_view text : texts) bytes += text.size();
+  fitter->Expect(texts.size(), bytes);
   for (size_t d = 0; d < texts.size(); ++d) {
     if (d % kStopCheckInterval == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     const absl::Status added = fitter->Add(texts[d]);

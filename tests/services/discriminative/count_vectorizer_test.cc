@@ -36,8 +36,11 @@ TEST_CASE("CountVectorizer fit_transform and transform on the classic corpus (sp
   CHECK(fit.vectorizer.num_documents() == 4);
   CHECK(fit.vectorizer.document_frequency() == std::vector<uint64_t>{1, 3, 2, 4, 1, 1, 4, 1, 4});
   REQUIRE(fit.rows.size() == 4);
-  CHECK(fit.rows[1].indices == std::vector<uint32_t>{1, 3, 5, 6, 8});
-  CHECK(fit.rows[1].values == std::vector<double>{2, 1, 1, 1, 1});
+  // Storage order (spec 2.8): ascending order of first occurrence in the corpus (this, is, the,
+  // first, document, second, ...), final column numbers.
+  CHECK(fit.rows[0].indices == std::vector<uint32_t>{8, 3, 6, 2, 1});
+  CHECK(fit.rows[1].indices == std::vector<uint32_t>{8, 3, 6, 1, 5});
+  CHECK(fit.rows[1].values == std::vector<double>{1, 1, 1, 2, 1});
   const SparseVector a = fit.vectorizer.Transform("this document is new");
   CHECK(a.indices == std::vector<uint32_t>{1, 3, 8});
   CHECK(a.values == std::vector<double>{1, 1, 1});

@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "services/discriminative/core/count_vectorizer.h"
@@ -129,6 +130,21 @@ void RequireSameRows(const SparseVector& a, const SparseVector& b) {
   REQUIRE(a.values == b.values);
 }
 
+// A fit row (CSR, in scikit-learn's storage order: by first occurrence in the corpus for a learned
+// vocabulary) against a transform row (ascending): the same entries.
+void RequireSameRows(SparseRowRef a, const SparseVector& b) {
+  REQUIRE(a.indices.size() == a.values.size());
+  std::vector<std::pair<uint32_t, double>> entries;
+  for (size_t e = 0; e < a.indices.size(); ++e) entries.emplace_back(a.indices[e], a.values[e]);
+  std::sort(entries.begin(), entries.end());
+  SparseVector sorted;
+  for (const auto& [index, value] : entries) {
+    sorted.indices.push_back(index);
+    sorted.values.push_back(value);
+  }
+  RequireSameRows(sorted, b);
+}
+
 TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {
   std::mt19937_64 rng(3);
   const std::vector<std::string> train = RandomDocs(rng, 300, 200);
@@ -149,6 +165,78 @@ TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {
     const CountVectorizer& v = d % 3 == 0 ? b->vectorizer : a->vectorizer;
     v.Transform(test[d], &shared, &row);
     RequireSameRows(row, v.Vectorizer::Transform(test[d]));
+  }
+}
+
+TEST_CASE("Fit rows (CSR, re-indexed in place after pruning) equal transform rows") {
+  std::mt19937_64 rng(5);
+  const std::vector<std::string> train = RandomDocs(rng, 400, 300);
+  for (const bool prune : {false, true}) {
+    CountVectorizerOptions options;
+    if (prune) {  // drops terms anywhere in the rows: rows shrink, later rows move down
+      options.min_df = {/*is_fraction=*/false, 3.0};
+      options.max_df = {/*is_fraction=*/true, 0.5};
+      options.max_features = 120;
+    }
+    auto fit = CountVectorizer::FitTransform(train, options);
+    REQUIRE(fit.ok());
+    REQUIRE(fit->rows.size() == train.size());
+    REQUIRE(fit->rows.offsets.back() == fit->rows.indices.size());
+    std::vector<SparseVector> list;
+    for (size_t d = 0; d < train.size(); ++d) {
+      list.push_back(fit->vectorizer.Vectorizer::Transform(train[d]));
+      RequireSameRows(fit->rows[d], list.back());
+    }
+    // Storage order (spec 2.8): each row ascending in the order the features first occur in the
+    // rows (= first occurrence in the corpus), not by column.
+    std::vector<size_t> first_seen(fit->vectorizer.num_features(), SIZE_MAX);
+    size_t seen = 0, unsorted_rows = 0;
+    for (size_t d = 0; d < train.size(); ++d) {
+      const SparseRowRef row = fit->rows[d];
+      for (size_t e = 0; e < row.indices.size(); ++e) {
+        if (first_seen[row.indices[e]] == SIZE_MAX) first_seen[row.indices[e]] = seen++;
+        if (e > 0) REQUIRE(first_seen[row.indices[e - 1]] < first_seen[row.indices[e]]);
+        if (e > 0 && row.indices[e - 1] > row.indices[e]) ++unsorted_rows;
+      }
+    }
+    CHECK(unsorted_rows > 0);  // the order is not ascending columns (this corpus tells them apart)
+    // Both forms of the rows read the same through a view, and fit the same classifier bits.
+    const SparseRowsView csr(fit->rows), rows(list);
+    REQUIRE(csr.size() == rows.size());
+    std::vector<std::string> labels;
+    for (size_t d = 0; d < train.size(); ++d) labels.push_back(d % 3 == 0 ? "x" : "y");
+    auto a = MultinomialNb::Fit(fit->rows, fit->vectorizer.num_features(), labels, {}, {});
+    auto b = MultinomialNb::Fit(list, fit->vectorizer.num_features(), labels, {}, {});
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    CHECK(a->feature_count() == b->feature_count());
+    CHECK(a->feature_log_prob() == b->feature_log_prob());
+  }
+}
+
+TEST_CASE("The rows' forecast only sizes storage: any expectation gives the same rows") {
+  std::mt19937_64 rng(9);
+  const std::vector<std::string> train = RandomDocs(rng, 300, 150);
+  size_t bytes = 0;
+  for (const std::string& t : train) bytes += t.size();
+  // None, exact, far too small, far too large, and split over calls (as batches do).
+  for (const int mode : {0, 1, 2, 3, 4}) {
+    for (const CountVectorizerOptions& options : {CountVectorizerOptions(), CharWb(1, 3)}) {
+      CountVectorizer::Fitter fitter(options);
+      if (mode == 1) fitter.Expect(train.size(), bytes);
+      if (mode == 2) fitter.Expect(1, 1);
+      if (mode == 3) fitter.Expect(100 * train.size(), 1000 * bytes);
+      for (size_t d = 0; d < train.size(); ++d) {
+        if (mode == 4 && d % 70 == 0) fitter.Expect(70, 70 * 40);
+        REQUIRE(fitter.Add(train[d]).ok());
+      }
+      auto fit = fitter.Finish();
+      REQUIRE(fit.ok());
+      REQUIRE(fit->rows.size() == train.size());
+      for (size_t d = 0; d < train.size(); ++d) {
+        RequireSameRows(fit->rows[d], fit->vectorizer.Vectorizer::Transform(train[d]));
+      }
+    }
   }
 }
 

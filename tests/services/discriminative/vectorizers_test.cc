@@ -191,9 +191,11 @@ TEST_CASE("TF-IDF over counts (spec E.2: default, sublinear/no smooth/l1, no idf
   config.mutable_tfidf()->set_sublinear_tf(false);
   fit = FitVectorizer(config, texts);
   REQUIRE(fit.ok());
+  // scikit-learn's storage order (spec 2.8): this, is, the, document, second.
+  CHECK(fit->rows[1].indices == std::vector<uint32_t>{8, 3, 6, 1, 5});
   CHECK(fit->rows[1].values ==
-        std::vector<double>{Parse("0.7071067811865475"), Parse("0.35355339059327373"),
-                            Parse("0.35355339059327373"), Parse("0.35355339059327373"),
+        std::vector<double>{Parse("0.35355339059327373"), Parse("0.35355339059327373"),
+                            Parse("0.35355339059327373"), Parse("0.7071067811865475"),
                             Parse("0.35355339059327373")});
 }
 
