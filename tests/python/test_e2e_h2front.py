@@ -27,8 +27,8 @@ class Front:
         self.disc_backend = start_discriminative(root / "discriminative")
         self.front = ServerProcess("maas-h2front", [
             "--port", 0, "--route",
-            f"{GENERATIVE_SERVICE}=127.0.0.1:{self.gen_backend.port},"
-            f"{DISCRIMINATIVE_SERVICE}=127.0.0.1:{self.disc_backend.port},"
+            f"{GENERATIVE_SERVICE}=ipv4:127.0.0.1:{self.gen_backend.port};"
+            f"{DISCRIMINATIVE_SERVICE}=ipv4:127.0.0.1:{self.disc_backend.port};"
             f"grpc.health.v1.Health=127.0.0.1:{self.disc_backend.port}"])
         self.channel = channel_to(self.front)
         self.gen = generative_pb2_grpc.GenerativeServiceStub(self.channel)

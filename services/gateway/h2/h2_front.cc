@@ -2,17 +2,21 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,17 +24,33 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 
 namespace maas::gateway::h2 {
 
 struct Conn;
+struct Route;
 
 namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
 constexpr size_t kMaxPendingOut = 1 << 20;
+constexpr int kStatusCancelled = 1;
+constexpr int kStatusUnknown = 2;
+constexpr int kStatusResourceExhausted = 8;
+constexpr int kStatusUnimplemented = 12;
+constexpr int kStatusInternal = 13;
+constexpr int kStatusUnavailable = 14;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
 
 // One header field, owned.
 struct Header {
@@ -38,49 +58,117 @@ struct Header {
   std::string value;
 };
 
-// A byte FIFO: appended at the end, taken from the front.
+// A byte FIFO: appended at the end, taken from the front. While `retain` is set, taken bytes stay
+// (a retry rewinds to the start); `base` is the absolute position of data[0].
 struct ByteQueue {
   std::string data;
   size_t off = 0;
+  uint64_t base = 0;
+  bool retain = false;
   size_t size() const { return data.size() - off; }
+  uint64_t taken_abs() const { return base + off; }
   void Append(const uint8_t* p, size_t n) {
-    if (off > 0 && off == data.size()) {
-      data.clear();
-      off = 0;
-    }
+    Compact();
     data.append(reinterpret_cast<const char*>(p), n);
   }
   size_t Take(uint8_t* out, size_t n) {
     n = std::min(n, size());
     std::memcpy(out, data.data() + off, n);
     off += n;
+    Compact();
+    return n;
+  }
+  void Compact() {
+    if (retain || off == 0) return;
     if (off == data.size()) {
+      base += off;
       data.clear();
       off = 0;
     } else if (off > (64 << 10) && off * 2 > data.size()) {
       data.erase(0, off);
+      base += off;
       off = 0;
     }
-    return n;
+  }
+  void Rewind() { off = 0; }
+  void Release() {
+    retain = false;
+    Compact();
   }
 };
 
-// One proxied call: a client stream paired with a backend stream.
+}  // namespace
+
+// One replica of a route and its persistent connections.
+struct Replica {
+  Route* route = nullptr;
+  sockaddr_in addr{};
+  std::vector<Conn*> conns;
+  size_t next = 0;
+  int64_t failed_until_ns = 0;
+};
+
+struct Route {
+  std::string service;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  size_t next = 0;
+  absl::flat_hash_set<std::string> non_idempotent;
+};
+
+// One proxied call: a client stream paired with (the current attempt's) backend stream.
 struct Call {
   Conn* client = nullptr;  // null once the client stream is closed
   int32_t client_sid = 0;
   Conn* backend = nullptr;  // null once the backend stream is closed (or never opened)
   int32_t backend_sid = 0;
-  std::vector<Header> headers;  // headers being received (request, response or trailers)
+  Route* route = nullptr;
+  Replica* replica = nullptr;  // of the current (or last) attempt
+  int attempts = 0;
+  bool retryable = false;           // idempotent, request still fully buffered, no response yet
+  std::vector<Header> headers;      // headers being received (request, response or trailers)
+  std::vector<Header> req_headers;  // kept for a retry while retryable
   std::vector<Header> trailers;
   ByteQueue req;  // client -> backend bytes not yet handed to the backend session
   ByteQueue resp;
-  bool req_eof = false;  // client sent END_STREAM
+  uint64_t req_consumed = 0;  // absolute request bytes acknowledged to the client
+  bool req_eof = false;       // client sent END_STREAM
   bool req_deferred = false;
   bool resp_eof = false;  // backend sent END_STREAM (trailers or trailers-only)
   bool resp_deferred = false;
   bool resp_started = false;  // response HEADERS submitted to the client
+  bool counted = false;       // in active_calls_
+  // Call log.
+  int64_t start_ns = 0;
+  std::string method;
+  std::string request_id;
+  bool generated_id = false;
+  int code = -1;
+  std::string message;
+  std::string model;
+  int64_t model_version = 0;
 };
+
+struct Conn {
+  H2Front::Impl* front = nullptr;
+  int fd = -1;
+  bool is_backend = false;
+  Replica* replica = nullptr;
+  nghttp2_session* session = nullptr;
+  std::string out;
+  size_t out_off = 0;
+  bool connecting = false;
+  bool received = false;  // a backend connection got bytes (it did connect)
+  bool epollout = false;
+  bool dirty = false;
+  bool dead = false;
+  bool goaway = false;
+  int64_t created_ns = 0;
+  int64_t goaway_ns = 0;
+  std::string peer;
+  absl::flat_hash_set<Call*> calls;
+};
+
+namespace {
 
 std::vector<nghttp2_nv> ToNv(const std::vector<Header>& headers) {
   std::vector<nghttp2_nv> nv;
@@ -97,41 +185,102 @@ std::vector<nghttp2_nv> ToNv(const std::vector<Header>& headers) {
 int GrpcStatusOfRst(uint32_t code) {
   switch (code) {
     case NGHTTP2_REFUSED_STREAM:
-      return 14;  // UNAVAILABLE
+      return kStatusUnavailable;
     case NGHTTP2_CANCEL:
-      return 1;  // CANCELLED
+      return kStatusCancelled;
     case NGHTTP2_ENHANCE_YOUR_CALM:
-      return 8;  // RESOURCE_EXHAUSTED
+      return 8;
     case NGHTTP2_INADEQUATE_SECURITY:
-      return 7;  // PERMISSION_DENIED
+      return 7;
     default:
-      return 13;  // INTERNAL
+      return kStatusInternal;
   }
+}
+
+// grpc-message is percent-encoded (gRPC's PROTOCOL-HTTP2.md): everything outside 0x20..0x7e and
+// '%'.
+std::string PercentEncode(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+std::string PercentDecode(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    int v = 0;
+    if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
+      out.push_back(static_cast<char>(v));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
 }  // namespace
 
-struct Route {
-  std::string service;
-  sockaddr_in addr{};
-  std::vector<Conn*> conns;
-  size_t next = 0;
-};
-
-struct Conn {
-  H2Front::Impl* front = nullptr;
-  int fd = -1;
-  bool is_backend = false;
-  Route* route = nullptr;
-  nghttp2_session* session = nullptr;
-  std::string out;
-  size_t out_off = 0;
-  bool connecting = false;
-  bool epollout = false;
-  bool dirty = false;
-  bool dead = false;
-  absl::flat_hash_set<Call*> calls;
-};
+absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view target) {
+  std::vector<ReplicaAddress> out;
+  auto parse_hostport = [](absl::string_view hp, std::string* host, int* port) {
+    const size_t colon = hp.rfind(':');
+    if (colon == absl::string_view::npos || colon == 0) return false;
+    *host = std::string(hp.substr(0, colon));
+    return absl::SimpleAtoi(hp.substr(colon + 1), port) && *port >= 1 && *port <= 65535;
+  };
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend target '", target, "': ", why,
+                     " (expected ipv4:<a>:<port>[,<b>:<port>...], dns:///<host>:<port> or "
+                     "<host>:<port>)"));
+  };
+  const bool ipv4 = absl::ConsumePrefix(&target, "ipv4:");
+  const bool dns =
+      !ipv4 && (absl::ConsumePrefix(&target, "dns:///") || absl::ConsumePrefix(&target, "dns:"));
+  if (target.empty()) return bad("no address");
+  std::vector<absl::string_view> parts =
+      ipv4 ? absl::StrSplit(target, ',') : std::vector<absl::string_view>{target};
+  for (absl::string_view part : parts) {
+    std::string host;
+    int port = 0;
+    if (!parse_hostport(part, &host, &port)) return bad(absl::StrCat("bad address '", part, "'"));
+    in_addr a{};
+    if (inet_pton(AF_INET, host.c_str(), &a) == 1) {
+      out.push_back({ntohl(a.s_addr), port});
+      continue;
+    }
+    if (ipv4) return bad(absl::StrCat("'", host, "' is not an IPv4 address"));
+    (void)dns;
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || res == nullptr) {
+      return absl::UnavailableError(absl::StrCat("backend target '", target, "': cannot resolve ",
+                                                 host, ": ", gai_strerror(rc)));
+    }
+    for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
+      const ReplicaAddress r{ntohl(reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr.s_addr),
+                             port};
+      if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+    }
+    freeaddrinfo(res);
+  }
+  return out;
+}
 
 class H2Front::Impl {
  public:
@@ -140,11 +289,18 @@ class H2Front::Impl {
 
   absl::Status Init();
   void Run();
-  void Stop() {
+  void Shutdown(absl::Duration grace) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_requested_) return;
+      shutdown_requested_ = true;
+      shutdown_grace_ = grace;
+    }
     uint64_t one = 1;
-    (void)!write(stop_fd_, &one, sizeof(one));
+    (void)!write(wake_fd_, &one, sizeof(one));
   }
   int port() const { return port_; }
+  int active_calls() const { return active_calls_.load(std::memory_order_relaxed); }
 
   // nghttp2 callbacks (static trampolines below).
   int OnBeginHeaders(Conn* c, const nghttp2_frame* frame);
@@ -159,9 +315,11 @@ class H2Front::Impl {
 
  private:
   nghttp2_session_callbacks* MakeCallbacks();
+  absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const FrontRoute& r);
   void Accept();
-  Conn* NewConn(int fd, bool backend, Route* route);
-  Conn* BackendFor(Route* route);
+  Conn* NewConn(int fd, bool backend, Replica* replica);
+  Replica* PickReplica(Route* route, const Replica* avoid);
+  Conn* ConnectionTo(Replica* replica);
   void OnEvent(Conn* c, uint32_t events);
   void Flush(Conn* c);
   bool SendOut(Conn* c);
@@ -173,19 +331,33 @@ class H2Front::Impl {
       dirty_.push_back(c);
     }
   }
+  void Tick();
+  void BeginDrain();
+  void Goaway(Conn* c);
   void StartCall(Call* call);
+  bool Attempt(Call* call, const Replica* avoid);
+  void DetachBackend(Call* call, bool reset);
+  void BackendFailed(Call* call, int code, const std::string& message);
   void ReplyStatus(Call* call, int code, absl::string_view message);
   void ResetClient(Call* call, uint32_t code);
+  void NoteStatus(Call* call, const std::vector<Header>& headers);
+  void ClientClosed(Call* call, uint32_t code);
   void MaybeDelete(Call* call) {
     if (call->client == nullptr && call->backend == nullptr) delete call;
+  }
+  std::string UnavailableMessage(const Route* route) const {
+    return absl::StrCat("no backend of route ", route->service,
+                        " is reachable through the gateway right now; retry later "
+                        "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
   }
 
   FrontOptions options_;
   int listen_fd_ = -1;
   int epoll_fd_ = -1;
-  int stop_fd_ = -1;
+  int wake_fd_ = -1;
   int port_ = 0;
-  std::vector<Route> routes_;
+  std::vector<std::unique_ptr<Route>> routes_;
+  std::unique_ptr<Route> default_route_;
   absl::flat_hash_map<std::string, Route*> by_service_;
   nghttp2_session_callbacks* callbacks_ = nullptr;
   nghttp2_option* option_ = nullptr;
@@ -193,6 +365,14 @@ class H2Front::Impl {
   std::vector<Conn*> graveyard_;
   absl::flat_hash_set<Conn*> conns_;
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBuffer);
+  std::atomic<int> active_calls_{0};
+  uint64_t next_request_id_ = 1;
+  int client_conns_ = 0;
+  bool draining_ = false;
+  int64_t drain_deadline_ns_ = 0;
+  absl::Mutex mu_;
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration shutdown_grace_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
@@ -229,12 +409,6 @@ ssize_t CbReadResponse(nghttp2_session*, int32_t, uint8_t* buf, size_t length, u
   return FrontOf(ud)->ReadResponse(static_cast<Call*>(source->ptr), buf, length, flags);
 }
 
-void SetNonBlockingNoDelay(int fd) {
-  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
 }  // namespace
 
 nghttp2_session_callbacks* H2Front::Impl::MakeCallbacks() {
@@ -249,34 +423,55 @@ nghttp2_session_callbacks* H2Front::Impl::MakeCallbacks() {
   return cbs;
 }
 
+absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute& r) {
+  absl::StatusOr<std::vector<ReplicaAddress>> addresses = ResolveTarget(r.target);
+  if (!addresses.ok()) return addresses.status();
+  auto route = std::make_unique<Route>();
+  route->service = r.service;
+  for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
+  for (const ReplicaAddress& a : *addresses) {
+    auto replica = std::make_unique<Replica>();
+    replica->route = route.get();
+    replica->addr.sin_family = AF_INET;
+    replica->addr.sin_addr.s_addr = htonl(a.ipv4);
+    replica->addr.sin_port = htons(static_cast<uint16_t>(a.port));
+    replica->conns.assign(options_.backend_connections, nullptr);
+    route->replicas.push_back(std::move(replica));
+  }
+  return route;
+}
+
 absl::Status H2Front::Impl::Init() {
-  if (options_.backend_connections < 1) {
-    return absl::InvalidArgumentError("backend_connections must be >= 1");
+  if (options_.backend_connections < 1 || options_.max_streams_per_connection < 1 ||
+      options_.max_concurrent_calls < 1) {
+    return absl::InvalidArgumentError(
+        "backend_connections, max_streams_per_connection and max_concurrent_calls must be >= 1");
   }
   if (options_.stream_window_bytes < 65535 ||
       options_.connection_window_bytes < options_.stream_window_bytes) {
     return absl::InvalidArgumentError(
         "stream_window_bytes must be >= 65535 and <= connection_window_bytes");
   }
-  routes_.reserve(options_.routes.size());
-  for (const FrontRoute& r : options_.routes) {
-    Route route;
-    route.service = r.service;
-    route.addr.sin_family = AF_INET;
-    route.addr.sin_port = htons(static_cast<uint16_t>(r.port));
-    if (r.port < 1 || r.port > 65535 ||
-        inet_pton(AF_INET, r.host.c_str(), &route.addr.sin_addr) != 1) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("route ", r.service, ": backend '", r.host, ":", r.port,
-                       "' is not an IPv4 address with a port in [1, 65535]"));
-    }
-    route.conns.assign(options_.backend_connections, nullptr);
-    routes_.push_back(std::move(route));
+  if (options_.retry_max_attempts < 1 || options_.retry_max_attempts > 5 ||
+      options_.retry_buffer_bytes < 0 || options_.reconnect_backoff_ms < 1 ||
+      options_.max_connection_age_ms < 0) {
+    return absl::InvalidArgumentError(
+        "retry_max_attempts must be in [1, 5], retry_buffer_bytes and max_connection_age_ms >= "
+        "0, reconnect_backoff_ms >= 1");
   }
-  for (Route& r : routes_) {
-    if (!by_service_.emplace(r.service, &r).second) {
+  for (const FrontRoute& r : options_.routes) {
+    absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(r);
+    if (!route.ok()) return route.status();
+    if (!by_service_.emplace(r.service, route->get()).second) {
       return absl::InvalidArgumentError(absl::StrCat("two routes for service ", r.service));
     }
+    routes_.push_back(*std::move(route));
+  }
+  if (!options_.default_target.empty()) {
+    absl::StatusOr<std::unique_ptr<Route>> route =
+        MakeRoute(FrontRoute{"(default)", options_.default_target, {}});
+    if (!route.ok()) return route.status();
+    default_route_ = *std::move(route);
   }
   callbacks_ = MakeCallbacks();
   nghttp2_option_new(&option_);
@@ -300,13 +495,13 @@ absl::Status H2Front::Impl::Init() {
   getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
   port_ = ntohs(addr.sin_port);
   epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
-  stop_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   epoll_event ev{};
   ev.events = EPOLLIN;
   ev.data.ptr = nullptr;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
-  ev.data.ptr = &stop_fd_;
-  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, stop_fd_, &ev);
+  ev.data.ptr = &wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
   return absl::OkStatus();
 }
 
@@ -315,21 +510,30 @@ H2Front::Impl::~Impl() {
   for (Conn* c : graveyard_) delete c;
   if (listen_fd_ >= 0) close(listen_fd_);
   if (epoll_fd_ >= 0) close(epoll_fd_);
-  if (stop_fd_ >= 0) close(stop_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
   if (callbacks_ != nullptr) nghttp2_session_callbacks_del(callbacks_);
   if (option_ != nullptr) nghttp2_option_del(option_);
 }
 
-Conn* H2Front::Impl::NewConn(int fd, bool backend, Route* route) {
+Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
   auto* c = new Conn;
   c->front = this;
   c->fd = fd;
   c->is_backend = backend;
-  c->route = route;
+  c->replica = replica;
+  c->created_ns = NowNs();
   if (backend) {
     nghttp2_session_client_new2(&c->session, callbacks_, c, option_);
   } else {
     nghttp2_session_server_new2(&c->session, callbacks_, c, option_);
+    ++client_conns_;
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    char ip[INET_ADDRSTRLEN] = "?";
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    }
+    c->peer = absl::StrCat("ipv4:", ip, ":", ntohs(peer.sin_port));
   }
   nghttp2_settings_entry iv[3];
   size_t n = 0;
@@ -353,25 +557,43 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Route* route) {
   return c;
 }
 
-Conn* H2Front::Impl::BackendFor(Route* route) {
-  const size_t i = route->next++ % route->conns.size();
-  Conn*& slot = route->conns[i];
+Replica* H2Front::Impl::PickReplica(Route* route, const Replica* avoid) {
+  const size_t n = route->replicas.size();
+  if (n == 0) return nullptr;
+  const int64_t now = NowNs();
+  for (size_t k = 0; k < n; ++k) {
+    Replica* r = route->replicas[(route->next + k) % n].get();
+    if ((r == avoid && n > 1) || r->failed_until_ns > now) continue;
+    route->next = (route->next + k + 1) % n;
+    return r;
+  }
+  // Every replica failed recently: try the one that is not `avoid` (or the next) anyway.
+  Replica* r = route->replicas[route->next % n].get();
+  if (r == avoid && n > 1) r = route->replicas[(route->next + 1) % n].get();
+  route->next = (route->next + 1) % n;
+  return r;
+}
+
+Conn* H2Front::Impl::ConnectionTo(Replica* replica) {
+  const size_t i = replica->next++ % replica->conns.size();
+  Conn*& slot = replica->conns[i];
   if (slot != nullptr && !slot->dead) {
     if (nghttp2_session_check_request_allowed(slot->session)) return slot;
     slot = nullptr;  // GOAWAY received: it finishes its streams, new calls get a new connection
   }
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return nullptr;
-  SetNonBlockingNoDelay(fd);
+  SetNoDelay(fd);
   bool connecting = false;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&route->addr), sizeof(route->addr)) != 0) {
+  if (connect(fd, reinterpret_cast<sockaddr*>(&replica->addr), sizeof(replica->addr)) != 0) {
     if (errno != EINPROGRESS) {
       close(fd);
+      replica->failed_until_ns = NowNs() + int64_t{options_.reconnect_backoff_ms} * 1000000;
       return nullptr;
     }
     connecting = true;
   }
-  slot = NewConn(fd, true, route);
+  slot = NewConn(fd, true, replica);
   slot->connecting = connecting;
   if (connecting) SetEpollOut(slot, true);
   return slot;
@@ -381,7 +603,7 @@ void H2Front::Impl::Accept() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) return;
-    SetNonBlockingNoDelay(fd);
+    SetNoDelay(fd);
     NewConn(fd, false, nullptr);
   }
 }
@@ -395,24 +617,72 @@ void H2Front::Impl::SetEpollOut(Conn* c, bool on) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+void H2Front::Impl::Goaway(Conn* c) {
+  if (c->goaway || c->dead) return;
+  c->goaway = true;
+  c->goaway_ns = NowNs();
+  nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  MarkDirty(c);
+}
+
+void H2Front::Impl::BeginDrain() {
+  absl::Duration grace;
+  {
+    absl::MutexLock lock(&mu_);
+    grace = shutdown_grace_;
+  }
+  draining_ = true;
+  drain_deadline_ns_ = NowNs() + absl::ToInt64Nanoseconds(grace);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  close(listen_fd_);
+  listen_fd_ = -1;
+  for (Conn* c : conns_) {
+    if (!c->is_backend) Goaway(c);
+  }
+}
+
+void H2Front::Impl::Tick() {
+  const int64_t now = NowNs();
+  if (options_.max_connection_age_ms > 0) {
+    const int64_t age = int64_t{options_.max_connection_age_ms} * 1000000;
+    const int64_t grace = absl::ToInt64Nanoseconds(options_.max_connection_age_grace);
+    std::vector<Conn*> expired;
+    for (Conn* c : conns_) {
+      if (c->is_backend) continue;
+      if (!c->goaway && now - c->created_ns >= age) Goaway(c);
+      if (c->goaway && now - c->goaway_ns >= grace) expired.push_back(c);
+    }
+    for (Conn* c : expired) Close(c);
+  }
+  if (draining_ && now >= drain_deadline_ns_) {
+    for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) {
+      if (!c->is_backend) Close(c);
+    }
+  }
+}
+
 void H2Front::Impl::Run() {
   std::vector<epoll_event> events(128);
   for (;;) {
-    const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), -1);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
+    const bool timed = draining_ || options_.max_connection_age_ms > 0;
+    const int n =
+        epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timed ? 100 : -1);
+    if (n < 0 && errno != EINTR) return;
     for (int i = 0; i < n; ++i) {
       void* p = events[i].data.ptr;
       if (p == nullptr) {
-        Accept();
-      } else if (p == &stop_fd_) {
-        return;
+        if (listen_fd_ >= 0) Accept();
+      } else if (p == &wake_fd_) {
+        uint64_t v;
+        (void)!read(wake_fd_, &v, sizeof(v));
+        if (!draining_) BeginDrain();
       } else {
         OnEvent(static_cast<Conn*>(p), events[i].events);
       }
     }
+    if (timed) Tick();
     // Flush every session something was submitted to; flushing one may dirty another (consume).
     for (size_t i = 0; i < dirty_.size(); ++i) {
       Conn* c = dirty_[i];
@@ -422,6 +692,7 @@ void H2Front::Impl::Run() {
     dirty_.clear();
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
+    if (draining_ && client_conns_ == 0) return;
   }
 }
 
@@ -447,6 +718,7 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
     for (;;) {
       const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
       if (n > 0) {
+        c->received = true;
         const ssize_t used = nghttp2_session_mem_recv(c->session, rbuf_.data(), n);
         if (used < 0) {
           Close(c);
@@ -483,13 +755,11 @@ bool H2Front::Impl::SendOut(Conn* c) {
 
 void H2Front::Impl::Flush(Conn* c) {
   if (c->dead) return;
-  if (c->connecting || c->out_off < c->out.size()) {
-    // Wait for EPOLLOUT; nothing more is generated while output is pending (back pressure).
-    if (!c->connecting && !SendOut(c)) {
-      if (!c->dead) SetEpollOut(c, true);
-      return;
-    }
-    if (c->connecting) return;
+  if (c->connecting) return;  // EPOLLOUT tells when it connected
+  if (c->out_off < c->out.size() && !SendOut(c)) {
+    // Nothing more is generated while output is pending (back pressure).
+    if (!c->dead) SetEpollOut(c, true);
+    return;
   }
   for (;;) {
     bool more = false;
@@ -524,9 +794,14 @@ void H2Front::Impl::Close(Conn* c) {
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
   close(c->fd);
   conns_.erase(c);
-  if (c->route != nullptr) {
-    for (Conn*& slot : c->route->conns) {
+  if (!c->is_backend) --client_conns_;
+  if (c->replica != nullptr) {
+    for (Conn*& slot : c->replica->conns) {
       if (slot == c) slot = nullptr;
+    }
+    if (!c->received) {
+      // Never connected (refused, or closed at once): skip this replica for a while.
+      c->replica->failed_until_ns = NowNs() + int64_t{options_.reconnect_backoff_ms} * 1000000;
     }
   }
   std::vector<Call*> calls(c->calls.begin(), c->calls.end());
@@ -534,20 +809,9 @@ void H2Front::Impl::Close(Conn* c) {
   for (Call* call : calls) {
     if (c->is_backend) {
       call->backend = nullptr;
-      if (call->client != nullptr && !call->resp_eof) {
-        if (!call->resp_started) {
-          ReplyStatus(call, 14, "maas-gateway: backend connection closed");
-        } else {
-          ResetClient(call, NGHTTP2_INTERNAL_ERROR);
-        }
-      }
+      BackendFailed(call, kStatusUnavailable, "");
     } else {
-      call->client = nullptr;
-      if (call->backend != nullptr) {
-        nghttp2_submit_rst_stream(call->backend->session, NGHTTP2_FLAG_NONE, call->backend_sid,
-                                  NGHTTP2_CANCEL);
-        MarkDirty(call->backend);
-      }
+      ClientClosed(call, NGHTTP2_CANCEL);
     }
     MaybeDelete(call);
   }
@@ -564,6 +828,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
   auto* call = new Call;
   call->client = c;
   call->client_sid = frame->hd.stream_id;
+  call->start_ns = NowNs();
   c->calls.insert(call);
   nghttp2_session_set_stream_user_data(c->session, frame->hd.stream_id, call);
   return 0;
@@ -582,12 +847,13 @@ void H2Front::Impl::ReplyStatus(Call* call, int code, absl::string_view message)
   Conn* c = call->client;
   call->resp_started = true;
   call->resp_eof = true;
-  const std::string status = std::to_string(code);
-  // grpc-message is percent-encoded; our messages are plain ASCII without '%'.
+  call->code = code;
+  call->message = std::string(message);
   std::vector<Header> h = {{":status", "200"},
                            {"content-type", "application/grpc"},
-                           {"grpc-status", status},
-                           {"grpc-message", std::string(message)}};
+                           {"grpc-status", std::to_string(code)},
+                           {"grpc-message", PercentEncode(message)}};
+  if (call->generated_id) h.push_back({"x-request-id", call->request_id});
   std::vector<nghttp2_nv> nv = ToNv(h);
   nghttp2_submit_response(c->session, call->client_sid, nv.data(), nv.size(), nullptr);
   MarkDirty(c);
@@ -598,44 +864,130 @@ void H2Front::Impl::ResetClient(Call* call, uint32_t code) {
   MarkDirty(call->client);
 }
 
+void H2Front::Impl::NoteStatus(Call* call, const std::vector<Header>& headers) {
+  if (!options_.on_call_end) return;
+  for (const Header& h : headers) {
+    if (h.name == "grpc-status") {
+      if (!absl::SimpleAtoi(h.value, &call->code)) call->code = kStatusUnknown;
+    } else if (h.name == "grpc-message") {
+      call->message = PercentDecode(h.value);
+    } else if (h.name == "maas-model-name") {
+      call->model = h.value.substr(0, 128);
+    } else if (h.name == "maas-model-version") {
+      if (!absl::SimpleAtoi(h.value, &call->model_version)) call->model_version = 0;
+    }
+  }
+}
+
 void H2Front::Impl::StartCall(Call* call) {
   absl::string_view path;
+  absl::string_view request_id;
   for (const Header& h : call->headers) {
     if (h.name == ":path") path = h.value;
+    if (h.name == "x-request-id") request_id = h.value;
   }
-  Route* route = nullptr;
+  if (options_.on_call_end) {
+    call->method = std::string(path.substr(0, 256));
+    for (char ch : request_id.substr(0, 128)) {
+      if (ch > 0x20 && ch < 0x7f) call->request_id.push_back(ch);
+    }
+    if (call->request_id.empty()) {
+      call->request_id = absl::StrCat(options_.request_id_prefix, "-", next_request_id_++);
+      call->generated_id = true;
+      call->headers.push_back({"x-request-id", call->request_id});
+    }
+  }
+  Route* route = default_route_.get();
+  absl::string_view method;
   if (path.size() > 1 && path[0] == '/') {
     const size_t slash = path.find('/', 1);
     if (slash != absl::string_view::npos) {
       auto it = by_service_.find(path.substr(1, slash - 1));
-      if (it != by_service_.end()) route = it->second;
+      if (it != by_service_.end()) {
+        route = it->second;
+        method = path.substr(slash + 1);
+      }
     }
   }
   if (route == nullptr) {
-    ReplyStatus(call, 12, absl::StrCat("maas-gateway: no route for method ", path.substr(0, 256)));
+    ReplyStatus(call, kStatusUnimplemented,
+                absl::StrCat("no route for method ", path.substr(0, 256)));
     call->headers.clear();
     return;
   }
-  Conn* b = BackendFor(route);
-  if (b == nullptr) {
-    ReplyStatus(call, 14, "maas-gateway: cannot connect to the backend");
+  if (active_calls_.load(std::memory_order_relaxed) >= options_.max_concurrent_calls) {
+    ReplyStatus(call, kStatusResourceExhausted,
+                absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
+                             " concurrent calls (--max_concurrent_streams); retry later or raise "
+                             "it"));
     call->headers.clear();
     return;
   }
-  std::vector<nghttp2_nv> nv = ToNv(call->headers);
+  active_calls_.fetch_add(1, std::memory_order_relaxed);
+  call->counted = true;
+  call->route = route;
+  call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
+                    !route->non_idempotent.contains(method);
+  call->req.retain = call->retryable;
+  call->req_headers = std::move(call->headers);
+  call->headers.clear();
+  if (!Attempt(call, nullptr)) {
+    ReplyStatus(call, kStatusUnavailable, UnavailableMessage(route));
+  }
+  if (!call->retryable) call->req_headers.clear();
+}
+
+bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
+  Replica* replica = PickReplica(call->route, avoid);
+  Conn* b = replica == nullptr ? nullptr : ConnectionTo(replica);
+  if (b == nullptr && replica != nullptr && call->route->replicas.size() > 1) {
+    b = ConnectionTo(PickReplica(call->route, replica));
+  }
+  if (b == nullptr) return false;
+  std::vector<nghttp2_nv> nv = ToNv(call->req_headers);
   nghttp2_data_provider prd;
   prd.source.ptr = call;
   prd.read_callback = CbReadRequest;
   const int32_t sid = nghttp2_submit_request(b->session, nullptr, nv.data(), nv.size(), &prd, call);
-  call->headers.clear();
-  if (sid < 0) {
-    ReplyStatus(call, 14, "maas-gateway: backend connection cannot take more streams");
-    return;
-  }
+  if (sid < 0) return false;
+  ++call->attempts;
+  call->replica = b->replica;
   call->backend = b;
   call->backend_sid = sid;
+  call->req_deferred = false;
   b->calls.insert(call);
   MarkDirty(b);
+  return true;
+}
+
+void H2Front::Impl::DetachBackend(Call* call, bool reset) {
+  Conn* b = call->backend;
+  if (b == nullptr) return;
+  b->calls.erase(call);
+  nghttp2_session_set_stream_user_data(b->session, call->backend_sid, nullptr);
+  if (reset) {
+    nghttp2_submit_rst_stream(b->session, NGHTTP2_FLAG_NONE, call->backend_sid, NGHTTP2_CANCEL);
+    MarkDirty(b);
+  }
+  // Response bytes still queued will not be acknowledged stream by stream any more.
+  if (call->resp.size() > 0) nghttp2_session_consume_connection(b->session, call->resp.size());
+  call->backend = nullptr;
+}
+
+// The current attempt failed before the response headers reached the client (or after: then the
+// client stream is reset). Retries on another replica when allowed, else answers `code`.
+void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message) {
+  if (call->client == nullptr || call->resp_eof) return;
+  if (call->resp_started) {
+    ResetClient(call, NGHTTP2_INTERNAL_ERROR);
+    return;
+  }
+  if (call->retryable && call->attempts < options_.retry_max_attempts) {
+    call->req.Rewind();
+    call->resp = ByteQueue();
+    if (Attempt(call, call->replica)) return;
+  }
+  ReplyStatus(call, code, message.empty() ? UnavailableMessage(call->route) : message);
 }
 
 int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
@@ -677,10 +1029,30 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     return 0;
   }
   if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
-    std::vector<nghttp2_nv> nv = ToNv(call->headers);
+    std::vector<Header> headers = std::move(call->headers);
+    call->headers.clear();
+    if (end_stream) {
+      // Trailers-only: an UNAVAILABLE answer of an idempotent call is retried elsewhere.
+      bool unavailable = false;
+      for (const Header& h : headers) {
+        if (h.name == "grpc-status" && h.value == "14") unavailable = true;
+      }
+      if (unavailable && call->retryable && call->attempts < options_.retry_max_attempts) {
+        DetachBackend(call, true);
+        call->req.Rewind();
+        if (Attempt(call, call->replica)) return 0;
+      }
+    }
+    // The response has started: no retry from here on.
+    call->retryable = false;
+    call->req.Release();
+    call->req_headers.clear();
     call->resp_started = true;
+    if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
+    std::vector<nghttp2_nv> nv = ToNv(headers);
     if (end_stream) {
       call->resp_eof = true;
+      NoteStatus(call, headers);
       nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(),
                               nullptr);
     } else {
@@ -689,11 +1061,11 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
       prd.read_callback = CbReadResponse;
       nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(), &prd);
     }
-    call->headers.clear();
     MarkDirty(call->client);
   } else {
     call->trailers = std::move(call->headers);
     call->headers.clear();
+    NoteStatus(call, call->trailers);
     if (end_stream) call->resp_eof = true;
     if (call->resp_deferred) {
       call->resp_deferred = false;
@@ -707,11 +1079,18 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
 int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t len) {
   auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));
   if (!c->is_backend) {
-    if (call == nullptr || call->backend == nullptr) {
+    if (call == nullptr || (call->backend == nullptr && !call->retryable) || call->resp_eof) {
       nghttp2_session_consume(c->session, sid, len);  // nobody to forward to: drop
       return 0;
     }
     call->req.Append(data, len);
+    if (call->req.retain &&
+        call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes)) {
+      call->retryable = false;  // too much to keep for a retry
+      call->req.Release();
+      call->req_headers.clear();
+    }
+    if (call->backend == nullptr) return 0;
     if (call->req_deferred) {
       call->req_deferred = false;
       nghttp2_session_resume_data(call->backend->session, call->backend_sid);
@@ -734,8 +1113,11 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
 
 ssize_t H2Front::Impl::ReadRequest(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
   const size_t n = call->req.Take(buf, length);
-  if (n > 0 && call->client != nullptr) {
-    nghttp2_session_consume(call->client->session, call->client_sid, n);
+  const uint64_t taken = call->req.taken_abs();
+  if (taken > call->req_consumed && call->client != nullptr) {
+    // Acknowledge to the client only bytes handed over for the first time (a retry replays).
+    nghttp2_session_consume(call->client->session, call->client_sid, taken - call->req_consumed);
+    call->req_consumed = taken;
     MarkDirty(call->client);
   }
   if (call->req.size() == 0) {
@@ -786,33 +1168,56 @@ int H2Front::Impl::OnFrameSend(Conn* c, const nghttp2_frame* frame) {
   return 0;
 }
 
+void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
+  Conn* c = call->client;
+  if (c != nullptr && c->session != nullptr) {
+    // Bytes received but never forwarded still count against the connection window.
+    const uint64_t received = call->req.base + call->req.data.size();
+    if (received > call->req_consumed) {
+      nghttp2_session_consume_connection(c->session, received - call->req_consumed);
+    }
+  }
+  call->req = ByteQueue();
+  call->client = nullptr;
+  // The client is gone (done, cancelled, deadline): a backend stream still open is cancelled.
+  if (call->backend != nullptr) DetachBackend(call, true);
+  if (call->counted) {
+    call->counted = false;
+    active_calls_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (options_.on_call_end && c != nullptr) {
+    if (call->code < 0 || (code != NGHTTP2_NO_ERROR && !call->resp_eof)) {
+      call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
+      if (call->message.empty()) call->message = "the client cancelled the call";
+    }
+    FrontCallRecord record;
+    record.method = call->method;
+    record.code = call->code;
+    record.message = call->message;
+    record.duration = absl::Nanoseconds(NowNs() - call->start_ns);
+    record.peer = c->peer;
+    record.model = call->model;
+    record.model_version = call->model_version;
+    record.request_id = call->request_id;
+    options_.on_call_end(record);
+  }
+}
+
 int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
   auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));
   if (call == nullptr) return 0;
   c->calls.erase(call);
   if (!c->is_backend) {
-    // Bytes received but never forwarded still count against the connection window.
-    if (call->req.size() > 0) nghttp2_session_consume_connection(c->session, call->req.size());
-    call->req = ByteQueue();
-    call->client = nullptr;
-    if (call->backend != nullptr) {
-      // The client is gone (cancel, deadline, or done): a backend stream still open is cancelled.
-      nghttp2_submit_rst_stream(call->backend->session, NGHTTP2_FLAG_NONE, call->backend_sid,
-                                NGHTTP2_CANCEL);
-      MarkDirty(call->backend);
-    }
+    ClientClosed(call, code);
   } else {
-    // The response bytes still queued will not be acknowledged stream by stream any more.
     if (call->resp.size() > 0) nghttp2_session_consume_connection(c->session, call->resp.size());
     call->backend = nullptr;
     if (call->client != nullptr && !call->resp_eof) {
-      if (!call->resp_started) {
-        ReplyStatus(
-            call, GrpcStatusOfRst(code),
-            absl::StrCat("maas-gateway: backend reset the stream (HTTP/2 error ", code, ")"));
+      if (code == NGHTTP2_REFUSED_STREAM || call->resp_started) {
+        BackendFailed(call, kStatusUnavailable, "");
       } else {
-        ResetClient(
-            call, code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
+        ReplyStatus(call, GrpcStatusOfRst(code),
+                    absl::StrCat("the backend reset the stream (HTTP/2 error ", code, ")"));
       }
     }
   }
@@ -831,6 +1236,7 @@ H2Front::H2Front(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 H2Front::~H2Front() = default;
 int H2Front::port() const { return impl_->port(); }
 void H2Front::Run() { impl_->Run(); }
-void H2Front::Stop() { impl_->Stop(); }
+void H2Front::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+int H2Front::active_calls() const { return impl_->active_calls(); }
 
 }  // namespace maas::gateway::h2
