@@ -143,3 +143,58 @@ def test_backend_gone_is_unavailable(front):
     with expect_rpc_error(grpc.StatusCode.UNAVAILABLE):
         front.disc.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
     assert front.gen.GetModel(gen.GetModelRequest(model=ref("cube")), timeout=TIMEOUT).info.name == "cube"
+
+
+def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
+    """maas-gateway --h2_front: its ready line names the front; a replica that refuses connections is skipped by
+    retrying idempotent calls on the live one; the call log has one line per proxied call with the request id the
+    client sees in the response headers; the gateway's own services answer through the front."""
+    import json
+    import socket
+
+    from maas.gateway.v1 import gateway_pb2 as gw
+    from maas.gateway.v1 import gateway_pb2_grpc
+    from maas_testing import wait_serving
+    with socket.socket() as s:  # a port nobody listens on (bound, then closed)
+        s.bind(("127.0.0.1", 0))
+        dead = s.getsockname()[1]
+    gen_backend = start_generative(tmp_path / "generative")
+    disc_backend = start_discriminative(tmp_path / "discriminative")
+    log = tmp_path / "gateway.log"
+    gateway = ServerProcess("maas-gateway", [
+        "--port", 0, "--h2_front", "--log_file", log, "--reconnect_backoff_max_ms", "1",
+        "--generative_target", f"ipv4:127.0.0.1:{gen_backend.port}",
+        "--discriminative_target", f"ipv4:127.0.0.1:{dead},127.0.0.1:{disc_backend.port}"])
+    try:
+        assert "(h2 front)" in gateway.stderr_text()
+        channel = channel_to(gateway)
+        disc_stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+        discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(disc_backend)).Train(iter([
+            disc.TrainRequest(config=disc.TrainConfig(name="words")),
+            disc.TrainRequest(batch=disc.TextBatch(examples=[
+                disc.LabeledText(text="the striker scored a goal", label="sports"),
+                disc.LabeledText(text="bake the bread dough", label="cooking")]))]), timeout=TIMEOUT)
+        ids = []
+        for _ in range(20):
+            response, call = disc_stub.Classify.with_call(
+                disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
+            assert response.results[0].label == "cooking"
+            ids.append(dict(call.initial_metadata())["x-request-id"])
+        labels = [r.results[0].label for r in disc_stub.ClassifyStream(
+            iter([disc.ClassifyRequest(model=ref("words"), texts=["goal"])] * 5), timeout=TIMEOUT)]
+        assert labels == ["sports"] * 5
+        # The gateway's own services, behind the front on its internal port.
+        wait_serving(channel)
+        backends = gateway_pb2_grpc.GatewayStub(channel).GetBackends(gw.GetBackendsRequest(), timeout=TIMEOUT)
+        assert len(backends.backends) == 2
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()
+        for p in (gen_backend, disc_backend):
+            p.stop()
+            p.release()
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    classify = [x for x in lines if x["method"].endswith("/Classify")]
+    assert [x["request_id"] for x in classify] == ids and all(x["code"] == "OK" for x in classify)
+    assert len(set(ids)) == 20
+    assert all(x["model"] == "words" for x in classify), classify[:2]

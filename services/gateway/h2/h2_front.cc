@@ -1199,6 +1199,7 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
     record.model = call->model;
     record.model_version = call->model_version;
     record.request_id = call->request_id;
+    record.default_route = call->route != nullptr && call->route == default_route_.get();
     options_.on_call_end(record);
   }
 }

@@ -69,6 +69,8 @@ struct FrontCallRecord {
   absl::string_view model;
   int64_t model_version = 0;
   absl::string_view request_id;
+  // True for a call of the default route (FrontOptions::default_target).
+  bool default_route = false;
 };
 
 struct FrontOptions {
