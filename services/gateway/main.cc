@@ -312,12 +312,15 @@ int main(int argc, char** argv) {
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   front_options.reconnect_backoff_ms = std::max(1, absl::GetFlag(FLAGS_reconnect_backoff_max_ms));
   front_options.max_connection_age_ms = max_connection_age_ms;
-  std::ostream* const log_out =
-      log_file.is_open() ? static_cast<std::ostream*>(&log_file) : &std::cerr;
+  front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
+  front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;
+  // The front's call log lines of one round of events go out in one write (only the front's thread
+  // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
+  std::string pending_lines;
   if (log != nullptr) {
     front_options.request_id_prefix = absl::StrCat("h2-", getpid());
     // Calls of the default route are logged by the gRPC server behind it.
-    front_options.on_call_end = [log_out](const gw::h2::FrontCallRecord& r) {
+    front_options.on_call_end = [&pending_lines](const gw::h2::FrontCallRecord& r) {
       if (r.default_route) return;
       maas::server::CallLogEntry entry;
       entry.ts = absl::Now();
@@ -330,10 +333,13 @@ int main(int argc, char** argv) {
       entry.model = std::string_view(r.model.data(), r.model.size());
       entry.model_version = r.model_version;
       entry.request_id = std::string_view(r.request_id.data(), r.request_id.size());
-      std::string line = maas::server::FormatCallLogLine(entry);
-      line.push_back('\n');
-      log_out->write(line.data(), static_cast<std::streamsize>(line.size()));
-      log_out->flush();
+      pending_lines += maas::server::FormatCallLogLine(entry);
+      pending_lines.push_back('\n');
+    };
+    front_options.on_round_end = [&pending_lines, log] {
+      if (pending_lines.empty()) return;
+      log->WriteLines(pending_lines);
+      pending_lines.clear();
     };
   }
   absl::StatusOr<std::unique_ptr<gw::h2::H2Front>> front = gw::h2::H2Front::Create(front_options);

@@ -137,6 +137,18 @@ def test_many_concurrent_calls(front):
     assert len(results) == 5 and all(x.shape == (2000, 1) for _, x in results)
 
 
+def test_dns_target(front):
+    """A dns:/// target (localhost, resolved by the front's resolver thread) routes like an ipv4: one."""
+    other = ServerProcess("maas-h2front", ["--port", 0, "--route",
+                                           f"{GENERATIVE_SERVICE}=dns:///localhost:{front.gen_backend.port}"])
+    try:
+        stub = generative_pb2_grpc.GenerativeServiceStub(channel_to(other))
+        assert stub.GetModel(gen.GetModelRequest(model=ref("cube")), timeout=TIMEOUT).info.name == "cube"
+    finally:
+        assert other.stop() == 0
+        other.release()
+
+
 def test_backend_gone_is_unavailable(front):
     """Last in the module: the discriminative backend stops; its calls fail UNAVAILABLE, the other route works."""
     assert front.disc_backend.stop() == 0

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -29,6 +30,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace maas::gateway::h2 {
 
@@ -110,7 +112,12 @@ struct Replica {
 
 struct Route {
   std::string service;
+  std::string target;  // immutable (read by the resolver thread)
+  bool dns = false;
+  int64_t resolve_requested_ns = 0;
   std::vector<std::unique_ptr<Replica>> replicas;
+  // Replicas gone from the last DNS answer whose connections still run calls.
+  std::vector<std::unique_ptr<Replica>> retired;
   size_t next = 0;
   absl::flat_hash_set<std::string> non_idempotent;
 };
@@ -164,6 +171,8 @@ struct Conn {
   bool goaway = false;
   int64_t created_ns = 0;
   int64_t goaway_ns = 0;
+  int64_t last_recv_ns = 0;
+  int64_t ping_sent_ns = 0;  // 0 = no keepalive PING outstanding
   std::string peer;
   absl::flat_hash_set<Call*> calls;
 };
@@ -282,6 +291,14 @@ absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view targ
   return out;
 }
 
+bool TargetNeedsDns(absl::string_view target) {
+  if (absl::ConsumePrefix(&target, "ipv4:")) return false;
+  if (!absl::ConsumePrefix(&target, "dns:///")) absl::ConsumePrefix(&target, "dns:");
+  const size_t colon = target.rfind(':');
+  in_addr a{};
+  return inet_pton(AF_INET, std::string(target.substr(0, colon)).c_str(), &a) != 1;
+}
+
 class H2Front::Impl {
  public:
   explicit Impl(FrontOptions options) : options_(std::move(options)) {}
@@ -296,6 +313,9 @@ class H2Front::Impl {
       shutdown_requested_ = true;
       shutdown_grace_ = grace;
     }
+    Wake();
+  }
+  void Wake() {
     uint64_t one = 1;
     (void)!write(wake_fd_, &one, sizeof(one));
   }
@@ -333,6 +353,11 @@ class H2Front::Impl {
   }
   void Tick();
   void BeginDrain();
+  void OnWake();
+  void RequestResolve(Route* route);
+  void ResolverLoop();
+  void Reconcile(Route* route, const std::vector<ReplicaAddress>& addresses);
+  std::unique_ptr<Replica> MakeReplica(Route* route, const ReplicaAddress& a);
   void Goaway(Conn* c);
   void StartCall(Call* call);
   bool Attempt(Call* call, const Replica* avoid);
@@ -369,10 +394,16 @@ class H2Front::Impl {
   uint64_t next_request_id_ = 1;
   int client_conns_ = 0;
   bool draining_ = false;
+  int64_t next_tick_ns_ = 0;
   int64_t drain_deadline_ns_ = 0;
   absl::Mutex mu_;
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration shutdown_grace_ ABSL_GUARDED_BY(mu_);
+  // The resolver thread (only when some route has a DNS target).
+  std::thread resolver_;
+  bool stop_resolver_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Route*> resolve_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<Route*, std::vector<ReplicaAddress>>> resolved_ ABSL_GUARDED_BY(mu_);
 };
 
 namespace {
@@ -423,22 +454,119 @@ nghttp2_session_callbacks* H2Front::Impl::MakeCallbacks() {
   return cbs;
 }
 
+std::unique_ptr<Replica> H2Front::Impl::MakeReplica(Route* route, const ReplicaAddress& a) {
+  auto replica = std::make_unique<Replica>();
+  replica->route = route;
+  replica->addr.sin_family = AF_INET;
+  replica->addr.sin_addr.s_addr = htonl(a.ipv4);
+  replica->addr.sin_port = htons(static_cast<uint16_t>(a.port));
+  replica->conns.assign(options_.backend_connections, nullptr);
+  return replica;
+}
+
 absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute& r) {
   absl::StatusOr<std::vector<ReplicaAddress>> addresses = ResolveTarget(r.target);
-  if (!addresses.ok()) return addresses.status();
+  // A name that does not resolve yet is not an error: the resolver keeps trying.
+  if (!addresses.ok() && !(absl::IsUnavailable(addresses.status()) && TargetNeedsDns(r.target))) {
+    return addresses.status();
+  }
   auto route = std::make_unique<Route>();
   route->service = r.service;
+  route->target = r.target;
+  route->dns = TargetNeedsDns(r.target);
   for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
-  for (const ReplicaAddress& a : *addresses) {
-    auto replica = std::make_unique<Replica>();
-    replica->route = route.get();
-    replica->addr.sin_family = AF_INET;
-    replica->addr.sin_addr.s_addr = htonl(a.ipv4);
-    replica->addr.sin_port = htons(static_cast<uint16_t>(a.port));
-    replica->conns.assign(options_.backend_connections, nullptr);
-    route->replicas.push_back(std::move(replica));
+  if (addresses.ok()) {
+    for (const ReplicaAddress& a : *addresses) {
+      route->replicas.push_back(MakeReplica(route.get(), a));
+    }
   }
   return route;
+}
+
+void H2Front::Impl::RequestResolve(Route* route) {
+  if (!route->dns) return;
+  const int64_t now = NowNs();
+  if (now - route->resolve_requested_ns < 1000000000) return;
+  route->resolve_requested_ns = now;
+  absl::MutexLock lock(&mu_);
+  resolve_requests_.push_back(route);
+}
+
+void H2Front::Impl::ResolverLoop() {
+  std::vector<Route*> dns_routes;
+  for (auto& r : routes_) {
+    if (r->dns) dns_routes.push_back(r.get());
+  }
+  if (default_route_ != nullptr && default_route_->dns) dns_routes.push_back(default_route_.get());
+  for (;;) {
+    std::vector<Route*> todo;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stop_resolver_ || !resolve_requests_.empty();
+      };
+      const bool woken = mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                              absl::Milliseconds(options_.dns_refresh_ms));
+      if (stop_resolver_) return;
+      todo = woken ? std::move(resolve_requests_) : dns_routes;
+      resolve_requests_.clear();
+    }
+    for (Route* route : todo) {
+      absl::StatusOr<std::vector<ReplicaAddress>> addresses = ResolveTarget(route->target);
+      if (!addresses.ok() || addresses->empty()) continue;  // keep the last good answer
+      absl::MutexLock lock(&mu_);
+      resolved_.emplace_back(route, *std::move(addresses));
+    }
+    Wake();
+  }
+}
+
+void H2Front::Impl::Reconcile(Route* route, const std::vector<ReplicaAddress>& addresses) {
+  std::vector<std::unique_ptr<Replica>> next;
+  for (const ReplicaAddress& a : addresses) {
+    std::unique_ptr<Replica> kept;
+    for (auto& r : route->replicas) {
+      if (r != nullptr && ntohl(r->addr.sin_addr.s_addr) == a.ipv4 &&
+          ntohs(r->addr.sin_port) == a.port) {
+        kept = std::move(r);
+        break;
+      }
+    }
+    next.push_back(kept != nullptr ? std::move(kept) : MakeReplica(route, a));
+  }
+  for (auto& r : route->replicas) {
+    if (r != nullptr) route->retired.push_back(std::move(r));
+  }
+  route->replicas = std::move(next);
+  // Retired replicas: idle connections close now, busy ones when a later answer finds them idle.
+  std::vector<std::unique_ptr<Replica>> still;
+  for (auto& r : route->retired) {
+    bool busy = false;
+    for (Conn* c : std::vector<Conn*>(r->conns)) {
+      if (c == nullptr) continue;
+      if (c->calls.empty()) {
+        Close(c);
+      } else {
+        busy = true;
+      }
+    }
+    if (busy) still.push_back(std::move(r));
+  }
+  route->retired = std::move(still);
+}
+
+void H2Front::Impl::OnWake() {
+  uint64_t v;
+  (void)!read(wake_fd_, &v, sizeof(v));
+  std::vector<std::pair<Route*, std::vector<ReplicaAddress>>> resolved;
+  bool shutdown;
+  {
+    absl::MutexLock lock(&mu_);
+    resolved.swap(resolved_);
+    shutdown = shutdown_requested_;
+  }
+  for (const auto& [route, addresses] : resolved) Reconcile(route, addresses);
+  if (shutdown && !draining_) BeginDrain();
 }
 
 absl::Status H2Front::Impl::Init() {
@@ -454,10 +582,12 @@ absl::Status H2Front::Impl::Init() {
   }
   if (options_.retry_max_attempts < 1 || options_.retry_max_attempts > 5 ||
       options_.retry_buffer_bytes < 0 || options_.reconnect_backoff_ms < 1 ||
-      options_.max_connection_age_ms < 0) {
+      options_.dns_refresh_ms < 100 || options_.keepalive_time_ms < 0 ||
+      options_.keepalive_timeout_ms < 1 || options_.max_connection_age_ms < 0) {
     return absl::InvalidArgumentError(
         "retry_max_attempts must be in [1, 5], retry_buffer_bytes and max_connection_age_ms >= "
-        "0, reconnect_backoff_ms >= 1");
+        "0, reconnect_backoff_ms >= 1, dns_refresh_ms >= 100, keepalive_time_ms >= 0, "
+        "keepalive_timeout_ms >= 1");
   }
   for (const FrontRoute& r : options_.routes) {
     absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(r);
@@ -502,10 +632,20 @@ absl::Status H2Front::Impl::Init() {
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
   ev.data.ptr = &wake_fd_;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  bool dns = default_route_ != nullptr && default_route_->dns;
+  for (const auto& r : routes_) dns = dns || r->dns;
+  if (dns) resolver_ = std::thread([this] { ResolverLoop(); });
   return absl::OkStatus();
 }
 
 H2Front::Impl::~Impl() {
+  if (resolver_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_resolver_ = true;
+    }
+    resolver_.join();
+  }
   for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) Close(c);
   for (Conn* c : graveyard_) delete c;
   if (listen_fd_ >= 0) close(listen_fd_);
@@ -522,6 +662,7 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
   c->is_backend = backend;
   c->replica = replica;
   c->created_ns = NowNs();
+  c->last_recv_ns = c->created_ns;
   if (backend) {
     nghttp2_session_client_new2(&c->session, callbacks_, c, option_);
   } else {
@@ -559,7 +700,10 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
 
 Replica* H2Front::Impl::PickReplica(Route* route, const Replica* avoid) {
   const size_t n = route->replicas.size();
-  if (n == 0) return nullptr;
+  if (n == 0) {
+    RequestResolve(route);
+    return nullptr;
+  }
   const int64_t now = NowNs();
   for (size_t k = 0; k < n; ++k) {
     Replica* r = route->replicas[(route->next + k) % n].get();
@@ -567,7 +711,8 @@ Replica* H2Front::Impl::PickReplica(Route* route, const Replica* avoid) {
     route->next = (route->next + k + 1) % n;
     return r;
   }
-  // Every replica failed recently: try the one that is not `avoid` (or the next) anyway.
+  // Every replica failed recently: ask DNS again, and try the one that is not `avoid` anyway.
+  RequestResolve(route);
   Replica* r = route->replicas[route->next % n].get();
   if (r == avoid && n > 1) r = route->replicas[(route->next + 1) % n].get();
   route->next = (route->next + 1) % n;
@@ -656,6 +801,23 @@ void H2Front::Impl::Tick() {
     }
     for (Conn* c : expired) Close(c);
   }
+  if (options_.keepalive_time_ms > 0) {
+    const int64_t idle = int64_t{options_.keepalive_time_ms} * 1000000;
+    const int64_t timeout = int64_t{options_.keepalive_timeout_ms} * 1000000;
+    std::vector<Conn*> silent;
+    for (Conn* c : conns_) {
+      if (!c->is_backend || c->connecting) continue;
+      if (c->ping_sent_ns != 0 && c->last_recv_ns > c->ping_sent_ns) c->ping_sent_ns = 0;
+      if (c->ping_sent_ns != 0) {
+        if (now - c->ping_sent_ns >= timeout) silent.push_back(c);
+      } else if (!c->calls.empty() && now - c->last_recv_ns >= idle) {
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, nullptr);
+        c->ping_sent_ns = now;
+        MarkDirty(c);
+      }
+    }
+    for (Conn* c : silent) Close(c);
+  }
   if (draining_ && now >= drain_deadline_ns_) {
     for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) {
       if (!c->is_backend) Close(c);
@@ -675,14 +837,15 @@ void H2Front::Impl::Run() {
       if (p == nullptr) {
         if (listen_fd_ >= 0) Accept();
       } else if (p == &wake_fd_) {
-        uint64_t v;
-        (void)!read(wake_fd_, &v, sizeof(v));
-        if (!draining_) BeginDrain();
+        OnWake();
       } else {
         OnEvent(static_cast<Conn*>(p), events[i].events);
       }
     }
-    if (timed) Tick();
+    if (timed && NowNs() >= next_tick_ns_) {
+      next_tick_ns_ = NowNs() + 50000000;  // timers have a resolution of 50 ms
+      Tick();
+    }
     // Flush every session something was submitted to; flushing one may dirty another (consume).
     for (size_t i = 0; i < dirty_.size(); ++i) {
       Conn* c = dirty_[i];
@@ -690,9 +853,17 @@ void H2Front::Impl::Run() {
       Flush(c);
     }
     dirty_.clear();
+    if (options_.on_round_end) options_.on_round_end();
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
-    if (draining_ && client_conns_ == 0) return;
+    if (draining_ && client_conns_ == 0) {
+      // Close the backend connections too: a server behind the front (the gateway's own gRPC
+      // server) waits for its connections to go before its shutdown completes.
+      for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) Close(c);
+      for (Conn* c : graveyard_) delete c;
+      graveyard_.clear();
+      return;
+    }
   }
 }
 
@@ -719,6 +890,7 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
       const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
       if (n > 0) {
         c->received = true;
+        c->last_recv_ns = NowNs();
         const ssize_t used = nghttp2_session_mem_recv(c->session, rbuf_.data(), n);
         if (used < 0) {
           Close(c);
@@ -979,7 +1151,18 @@ void H2Front::Impl::DetachBackend(Call* call, bool reset) {
 void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message) {
   if (call->client == nullptr || call->resp_eof) return;
   if (call->resp_started) {
-    ResetClient(call, NGHTTP2_INTERNAL_ERROR);
+    // Committed (the client has the response headers): what was received is forwarded, then the
+    // call ends UNAVAILABLE, as a gRPC proxy ends it.
+    call->code = kStatusUnavailable;
+    call->message = "the backend connection was lost during the call";
+    call->trailers = {{"grpc-status", std::to_string(kStatusUnavailable)},
+                      {"grpc-message", PercentEncode(call->message)}};
+    call->resp_eof = true;
+    if (call->resp_deferred) {
+      call->resp_deferred = false;
+      nghttp2_session_resume_data(call->client->session, call->client_sid);
+    }
+    MarkDirty(call->client);
     return;
   }
   if (call->retryable && call->attempts < options_.retry_max_attempts) {
@@ -1214,7 +1397,10 @@ int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
     if (call->resp.size() > 0) nghttp2_session_consume_connection(c->session, call->resp.size());
     call->backend = nullptr;
     if (call->client != nullptr && !call->resp_eof) {
-      if (code == NGHTTP2_REFUSED_STREAM || call->resp_started) {
+      if (call->resp_started) {
+        ResetClient(
+            call, code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
+      } else if (code == NGHTTP2_REFUSED_STREAM) {
         BackendFailed(call, kStatusUnavailable, "");
       } else {
         ReplyStatus(call, GrpcStatusOfRst(code),

@@ -13,8 +13,10 @@
 // their sender only when the other side has handed them to its connection, so a stalled reader
 // stalls its writer and a stream holds at most one window in the front.
 //
-// Replicas: a route's target is "ipv4:a:p[,b:p...]", "dns:///host:port" (resolved once, at
-// Create) or "host:port"; calls go round robin over its replicas, skipping one whose connection
+// Replicas: a route's target is "ipv4:a:p[,b:p...]", "dns:///host:port" or "host:port" (names are
+// resolved on a resolver thread, at start and every dns_refresh_ms; a name that does not resolve
+// yet leaves the route without replicas: UNAVAILABLE); calls go round robin over its replicas,
+// skipping one whose connection
 // failed within the reconnect backoff. Idempotent calls are retried on another replica when the
 // attempt fails before any response headers (connection refused or lost, RST_STREAM
 // REFUSED_STREAM, or a trailers-only UNAVAILABLE answer), while their request bytes so far fit in
@@ -59,6 +61,10 @@ struct ReplicaAddress {
 // for a malformed target, UNAVAILABLE when a DNS name does not resolve to an IPv4 address.
 absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view target);
 
+// True when `target` names a host to resolve (not only IPv4 literals). Assumes a well-formed
+// target.
+bool TargetNeedsDns(absl::string_view target);
+
 // One finished call, for the call log.
 struct FrontCallRecord {
   absl::string_view method;  // the :path
@@ -96,6 +102,14 @@ struct FrontOptions {
   // Request bytes kept per call for a retry until the response headers arrive; a call that sends
   // more before that is not retried. >= 0.
   int retry_buffer_bytes = 256 * 1024;
+  // A backend connection with calls that received nothing for keepalive_time_ms gets a PING; one
+  // that then stays silent for keepalive_timeout_ms is closed (its calls fail over or end
+  // UNAVAILABLE). 0 = no keepalive.
+  int keepalive_time_ms = 60000;
+  int keepalive_timeout_ms = 20000;
+  // DNS targets are resolved again this often, ms, >= 100 (and at once, at most once a second, when
+  // every replica of a route has failed); replicas gone from the answer get no new calls.
+  int dns_refresh_ms = 30000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
   // Client connections get GOAWAY after this age (and are closed `max_connection_age_grace` later
@@ -107,6 +121,9 @@ struct FrontOptions {
   // and returned to the client in the response headers.
   std::function<void(const FrontCallRecord&)> on_call_end;
   std::string request_id_prefix = "h2";
+  // Called on the front's thread after each round of events (e.g. to write the call log lines
+  // on_call_end collected in one write). May be null.
+  std::function<void()> on_round_end;
 };
 
 class H2Front {
