@@ -20,6 +20,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/server/flags_help.h"
+#include "common/server/metrics.h"
 #include "common/server/server.h"
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
@@ -223,6 +224,7 @@ int main(int argc, char** argv) {
   server_options.port = h2_front ? 0 : absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (h2_front) server_options.metrics_host = absl::GetFlag(FLAGS_host);
   // No interceptor log lines: the gateway writes its own (metrics, when on, still use the kit's).
   server_options.log_stream = nullptr;
   server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
@@ -317,30 +319,40 @@ int main(int argc, char** argv) {
   // The front's call log lines of one round of events go out in one write (only the front's thread
   // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
   std::string pending_lines;
-  if (log != nullptr) {
+  maas::server::ServerMetrics* const metrics = s->metrics();
+  if (log != nullptr || metrics != nullptr) {
+    front_options.generate_request_ids = log != nullptr;
     front_options.request_id_prefix = absl::StrCat("h2-", getpid());
-    // Calls of the default route are logged by the gRPC server behind it.
-    front_options.on_call_end = [&pending_lines](const gw::h2::FrontCallRecord& r) {
+    if (metrics != nullptr) front_options.on_call_start = [metrics] { metrics->CallStarted(); };
+    // Calls of the default route are logged and counted by the gRPC server behind it.
+    front_options.on_call_end = [&pending_lines, log, metrics](const gw::h2::FrontCallRecord& r) {
       if (r.default_route) return;
+      const auto code = static_cast<grpc::StatusCode>(r.code);
+      const std::string_view method(r.method.data(), r.method.size());
+      const std::string_view model(r.model.data(), r.model.size());
+      if (metrics != nullptr) metrics->CallFinished(method, code, r.duration, model);
+      if (log == nullptr) return;
       maas::server::CallLogEntry entry;
       entry.ts = absl::Now();
       entry.server = "maas-gateway";
-      entry.method = std::string_view(r.method.data(), r.method.size());
-      entry.code = maas::server::StatusCodeName(static_cast<grpc::StatusCode>(r.code));
+      entry.method = method;
+      entry.code = maas::server::StatusCodeName(code);
       entry.duration = r.duration;
       entry.peer = std::string_view(r.peer.data(), r.peer.size());
       entry.message = std::string_view(r.message.data(), std::min<size_t>(r.message.size(), 512));
-      entry.model = std::string_view(r.model.data(), r.model.size());
+      entry.model = model;
       entry.model_version = r.model_version;
       entry.request_id = std::string_view(r.request_id.data(), r.request_id.size());
       pending_lines += maas::server::FormatCallLogLine(entry);
       pending_lines.push_back('\n');
     };
-    front_options.on_round_end = [&pending_lines, log] {
-      if (pending_lines.empty()) return;
-      log->WriteLines(pending_lines);
-      pending_lines.clear();
-    };
+    if (log != nullptr) {
+      front_options.on_round_end = [&pending_lines, log] {
+        if (pending_lines.empty()) return;
+        log->WriteLines(pending_lines);
+        pending_lines.clear();
+      };
+    }
   }
   absl::StatusOr<std::unique_ptr<gw::h2::H2Front>> front = gw::h2::H2Front::Create(front_options);
   if (!front.ok()) {
@@ -355,7 +367,14 @@ int main(int argc, char** argv) {
   std::cerr << absl::StrCat(
                    "maas-gateway: serving maas.gateway.v1.Gateway and the maas.generative.v1 / "
                    "maas.discriminative.v1 routes (h2 front) on port ",
-                   (*front)->port(), "\n")
+                   (*front)->port(),
+                   s->metrics_port() >= 0
+                       ? absl::StrCat(" (metrics: http://",
+                                      maas::server::FormatAddress(absl::GetFlag(FLAGS_host),
+                                                                  s->metrics_port()),
+                                      "/metrics)")
+                       : "",
+                   "\n")
             << std::flush;
   maas::server::WaitForTerminationSignal();
   monitor.Stop();

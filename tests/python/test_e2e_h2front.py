@@ -174,7 +174,7 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     disc_backend = start_discriminative(tmp_path / "discriminative")
     log = tmp_path / "gateway.log"
     gateway = ServerProcess("maas-gateway", [
-        "--port", 0, "--h2_front", "--log_file", log, "--reconnect_backoff_max_ms", "1",
+        "--port", 0, "--h2_front", "--log_file", log, "--reconnect_backoff_max_ms", "1", "--metrics_port", 0,
         "--generative_target", f"ipv4:127.0.0.1:{gen_backend.port}",
         "--discriminative_target", f"ipv4:127.0.0.1:{dead},127.0.0.1:{disc_backend.port}"])
     try:
@@ -199,6 +199,14 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
         wait_serving(channel)
         backends = gateway_pb2_grpc.GatewayStub(channel).GetBackends(gw.GetBackendsRequest(), timeout=TIMEOUT)
         assert len(backends.backends) == 2
+        # Proxied calls count in the gateway's Prometheus metrics (served on --host, not the internal port).
+        import re
+        import urllib.request
+        port = int(re.search(r"metrics: http://[^:]+:(\d+)/metrics", gateway.stderr_text()).group(1))
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=TIMEOUT).read().decode()
+        counted = re.search(r'maas_rpc_requests_total\{[^}]*method="/maas.discriminative.v1.DiscriminativeService/'
+                            r'Classify"[^}]*\} (\d+)', text)
+        assert counted is not None and int(counted.group(1)) == 20, text[:2000]
     finally:
         assert gateway.stop() == 0
         gateway.release()

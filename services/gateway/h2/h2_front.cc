@@ -1063,7 +1063,7 @@ void H2Front::Impl::StartCall(Call* call) {
     for (char ch : request_id.substr(0, 128)) {
       if (ch > 0x20 && ch < 0x7f) call->request_id.push_back(ch);
     }
-    if (call->request_id.empty()) {
+    if (call->request_id.empty() && options_.generate_request_ids) {
       call->request_id = absl::StrCat(options_.request_id_prefix, "-", next_request_id_++);
       call->generated_id = true;
       call->headers.push_back({"x-request-id", call->request_id});
@@ -1098,6 +1098,7 @@ void H2Front::Impl::StartCall(Call* call) {
   active_calls_.fetch_add(1, std::memory_order_relaxed);
   call->counted = true;
   call->route = route;
+  if (options_.on_call_start && route != default_route_.get()) options_.on_call_start();
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
   call->req.retain = call->retryable;

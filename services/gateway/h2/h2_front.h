@@ -116,10 +116,15 @@ struct FrontOptions {
   // if calls still run), so clients re-resolve and rebalance; 0 = never.
   int max_connection_age_ms = 0;
   absl::Duration max_connection_age_grace = absl::Seconds(30);
-  // Called on the front's thread once per finished call (null = no call log). When set, a call
-  // without an x-request-id header gets one ("<request_id_prefix>-<n>"), forwarded to the backend
-  // and returned to the client in the response headers.
+  // Called on the front's thread once per finished call (null = none: call log, metrics). When
+  // set and generate_request_ids, a call without an x-request-id header gets one
+  // ("<request_id_prefix>-<n>"), forwarded to the backend and returned in the response headers.
   std::function<void(const FrontCallRecord&)> on_call_end;
+  // Called when a call of a backend route (not the default route) starts (e.g. metrics). May be
+  // null.
+  std::function<void()> on_call_start;
+  // Give calls without an x-request-id one (needs on_call_end to be of use).
+  bool generate_request_ids = true;
   std::string request_id_prefix = "h2";
   // Called on the front's thread after each round of events (e.g. to write the call log lines
   // on_call_end collected in one write). May be null.
