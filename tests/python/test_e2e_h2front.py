@@ -149,6 +149,31 @@ def test_dns_target(front):
         other.release()
 
 
+def test_max_message_bytes_both_ways(front):
+    """--max_message_bytes, read from the gRPC message prefixes: a larger request never reaches the backend, a larger
+    response ends the call; both RESOURCE_EXHAUSTED naming the flag. Smaller calls pass on the same connection."""
+    small = ServerProcess("maas-h2front", ["--port", 0, "--max_message_bytes", 2000, "--route",
+                                           f"{GENERATIVE_SERVICE}=ipv4:127.0.0.1:{front.gen_backend.port};"
+                                           f"{DISCRIMINATIVE_SERVICE}=ipv4:127.0.0.1:{front.disc_backend.port}"])
+    try:
+        channel = channel_to(small)
+        disc_stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+        gen_stub = generative_pb2_grpc.GenerativeServiceStub(channel)
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "max_message_bytes"):
+            disc_stub.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread " * 500]), timeout=TIMEOUT)
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "max_message_bytes"):
+            list(gen_stub.Sample(gen.SampleRequest(model=ref("line"), num_samples=1000, seed=1, batch_size=1000),
+                                 timeout=TIMEOUT))
+        assert disc_stub.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread"]),
+                                  timeout=TIMEOUT).results[0].label == "cooking"
+        batches = list(gen_stub.Sample(gen.SampleRequest(model=ref("line"), num_samples=100, seed=1, batch_size=10),
+                                       timeout=TIMEOUT))
+        assert sum(b.x.rows for b in batches) == 100
+    finally:
+        assert small.stop() == 0
+        small.release()
+
+
 def test_backend_gone_is_unavailable(front):
     """Last in the module: the discriminative backend stops; its calls fail UNAVAILABLE, the other route works."""
     assert front.disc_backend.stop() == 0

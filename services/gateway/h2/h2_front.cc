@@ -31,6 +31,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "services/gateway/h2/grpc_framing.h"
 
 namespace maas::gateway::h2 {
 
@@ -124,6 +125,8 @@ struct Route {
 
 // One proxied call: a client stream paired with (the current attempt's) backend stream.
 struct Call {
+  explicit Call(uint32_t max_message_bytes)
+      : req_scan(max_message_bytes), resp_scan(max_message_bytes) {}
   Conn* client = nullptr;  // null once the client stream is closed
   int32_t client_sid = 0;
   Conn* backend = nullptr;  // null once the backend stream is closed (or never opened)
@@ -137,6 +140,8 @@ struct Call {
   std::vector<Header> trailers;
   ByteQueue req;  // client -> backend bytes not yet handed to the backend session
   ByteQueue resp;
+  MessageScanner req_scan;  // message sizes, checked against max_message_bytes
+  MessageScanner resp_scan;
   uint64_t req_consumed = 0;  // absolute request bytes acknowledged to the client
   bool req_eof = false;       // client sent END_STREAM
   bool req_deferred = false;
@@ -363,6 +368,7 @@ class H2Front::Impl {
   bool Attempt(Call* call, const Replica* avoid);
   void DetachBackend(Call* call, bool reset);
   void BackendFailed(Call* call, int code, const std::string& message);
+  void FailCall(Call* call, int code, const std::string& message);
   void ReplyStatus(Call* call, int code, absl::string_view message);
   void ResetClient(Call* call, uint32_t code);
   void NoteStatus(Call* call, const std::vector<Header>& headers);
@@ -571,9 +577,10 @@ void H2Front::Impl::OnWake() {
 
 absl::Status H2Front::Impl::Init() {
   if (options_.backend_connections < 1 || options_.max_streams_per_connection < 1 ||
-      options_.max_concurrent_calls < 1) {
+      options_.max_concurrent_calls < 1 || options_.max_message_bytes < 1) {
     return absl::InvalidArgumentError(
-        "backend_connections, max_streams_per_connection and max_concurrent_calls must be >= 1");
+        "backend_connections, max_streams_per_connection, max_concurrent_calls and "
+        "max_message_bytes must be >= 1");
   }
   if (options_.stream_window_bytes < 65535 ||
       options_.connection_window_bytes < options_.stream_window_bytes) {
@@ -997,7 +1004,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
-  auto* call = new Call;
+  auto* call = new Call(options_.max_message_bytes);
   call->client = c;
   call->client_sid = frame->hd.stream_id;
   call->start_ns = NowNs();
@@ -1154,16 +1161,7 @@ void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& messa
   if (call->resp_started) {
     // Committed (the client has the response headers): what was received is forwarded, then the
     // call ends UNAVAILABLE, as a gRPC proxy ends it.
-    call->code = kStatusUnavailable;
-    call->message = "the backend connection was lost during the call";
-    call->trailers = {{"grpc-status", std::to_string(kStatusUnavailable)},
-                      {"grpc-message", PercentEncode(call->message)}};
-    call->resp_eof = true;
-    if (call->resp_deferred) {
-      call->resp_deferred = false;
-      nghttp2_session_resume_data(call->client->session, call->client_sid);
-    }
-    MarkDirty(call->client);
+    FailCall(call, kStatusUnavailable, "the backend connection was lost during the call");
     return;
   }
   if (call->retryable && call->attempts < options_.retry_max_attempts) {
@@ -1172,6 +1170,26 @@ void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& messa
     if (Attempt(call, call->replica)) return;
   }
   ReplyStatus(call, code, message.empty() ? UnavailableMessage(call->route) : message);
+}
+
+// Ends the call with `code`: trailers-only before the response started, else trailers after what
+// was received. No-op when the response already ended.
+void H2Front::Impl::FailCall(Call* call, int code, const std::string& message) {
+  if (call->client == nullptr || call->resp_eof) return;
+  if (!call->resp_started) {
+    ReplyStatus(call, code, message);
+    return;
+  }
+  call->code = code;
+  call->message = message;
+  call->trailers = {{"grpc-status", std::to_string(code)},
+                    {"grpc-message", PercentEncode(message)}};
+  call->resp_eof = true;
+  if (call->resp_deferred) {
+    call->resp_deferred = false;
+    nghttp2_session_resume_data(call->client->session, call->client_sid);
+  }
+  MarkDirty(call->client);
 }
 
 int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
@@ -1267,6 +1285,16 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
       nghttp2_session_consume(c->session, sid, len);  // nobody to forward to: drop
       return 0;
     }
+    if (!call->req_scan.Feed(data, len)) {
+      nghttp2_session_consume(c->session, sid, len);
+      call->retryable = false;
+      if (call->backend != nullptr) DetachBackend(call, true);
+      FailCall(call, kStatusResourceExhausted,
+               absl::StrCat("a request message of ", call->req_scan.too_large(),
+                            " bytes is larger than the gateway's --max_message_bytes (",
+                            options_.max_message_bytes, ")"));
+      return 0;
+    }
     call->req.Append(data, len);
     if (call->req.retain &&
         call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes)) {
@@ -1284,6 +1312,15 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
   }
   if (call == nullptr || call->client == nullptr) {
     nghttp2_session_consume(c->session, sid, len);
+    return 0;
+  }
+  if (!call->resp_scan.Feed(data, len)) {
+    nghttp2_session_consume(c->session, sid, len);
+    DetachBackend(call, true);
+    FailCall(call, kStatusResourceExhausted,
+             absl::StrCat("the backend answered a message of ", call->resp_scan.too_large(),
+                          " bytes, larger than the gateway's --max_message_bytes (",
+                          options_.max_message_bytes, ")"));
     return 0;
   }
   call->resp.Append(data, len);

@@ -93,6 +93,10 @@ struct FrontOptions {
   // Calls in flight over all client connections (default route included); more are answered
   // RESOURCE_EXHAUSTED. >= 1.
   int max_concurrent_calls = 4096;
+  // Largest gRPC message, bytes, >= 1, in both directions (read from the 5-byte message prefixes,
+  // payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED before it
+  // reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
+  uint32_t max_message_bytes = 4 << 20;
   // Per-stream flow-control window towards clients and towards backends, bytes, >= 65535.
   int stream_window_bytes = 256 * 1024;
   // Connection-level window, bytes, >= stream_window_bytes.
