@@ -1072,8 +1072,7 @@ void H2Front::Impl::StartCall(Call* call) {
     }
     if (call->request_id.empty() && options_.generate_request_ids) {
       call->request_id = absl::StrCat(options_.request_id_prefix, "-", next_request_id_++);
-      call->generated_id = true;
-      call->headers.push_back({"x-request-id", call->request_id});
+      call->generated_id = true;  // added to the backend request below
     }
   }
   Route* route = default_route_.get();
@@ -1109,6 +1108,8 @@ void H2Front::Impl::StartCall(Call* call) {
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
   call->req.retain = call->retryable;
+  // Last: `path` and `method` point into call->headers, which this may reallocate.
+  if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
   call->req_headers = std::move(call->headers);
   call->headers.clear();
   if (!Attempt(call, nullptr)) {
