@@ -12,7 +12,12 @@ CPU per call the 80 % target would allow. The servers write their call logs to f
 this script would have to drain on the same cores.
 ghz is installed with `go install github.com/bojand/ghz/cmd/ghz@v0.120.0` into $MAAS_BUILD_DIR/tools/bin when absent.
 
-  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3]
+With --h2front it also starts maas-h2front (the experimental HTTP/2 frame-forwarding data plane alone, no call log)
+in front of the same backend and prints its four figures too; every round runs direct, gateway and front one after
+the other, so a change of the machine's load hits all three alike. --gateway_args=--h2_front measures maas-gateway
+with that front serving the plaintext port.
+
+  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3] [--h2front]
 Not a test: run by `make bench`.
 """
 
