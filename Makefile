@@ -27,7 +27,8 @@ bench: build
 	PYTHONPATH=$(BUILD_DIR)/python MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/classify_vs_sklearn.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/generative_vs_numpy.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/serve_vs_mlserver.py
-	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front --gateway_args=--h2_front
 
 # Mixed load through the gateway (not part of `make test`; a short run of it is): SOAK_SECONDS (default 600) with
 # SOAK_STREAMS (default 64) concurrent calls; prints errors, p99 and each process's RSS at start, peak and end.

@@ -12,7 +12,12 @@ CPU per call the 80 % target would allow. The servers write their call logs to f
 this script would have to drain on the same cores.
 ghz is installed with `go install github.com/bojand/ghz/cmd/ghz@v0.120.0` into $MAAS_BUILD_DIR/tools/bin when absent.
 
-  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3]
+With --h2front it also starts maas-h2front (the experimental HTTP/2 frame-forwarding data plane alone, no call log)
+in front of the same backend and prints its four figures too; every round runs direct, gateway and front one after
+the other, so a change of the machine's load hits all three alike. --gateway_args=--h2_front measures maas-gateway
+with that front serving the plaintext port.
+
+  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3] [--h2front]
 Not a test: run by `make bench`.
 """
 
@@ -35,11 +40,12 @@ os.environ.setdefault("MAAS_BUILD_DIR", str(BUILD))
 
 from maas.discriminative.v1 import discriminative_pb2 as disc  # noqa: E402
 from maas.discriminative.v1 import discriminative_pb2_grpc  # noqa: E402
-from maas_testing import channel_to, start_discriminative, start_gateway, start_generative, wait_serving  # noqa: E402
+from maas_testing import ServerProcess, channel_to, start_discriminative, start_gateway, start_generative, wait_serving  # noqa: E402
 
 GHZ_VERSION = "v0.120.0"
 PROTO = "maas/discriminative/v1/discriminative.proto"
 METHOD = "maas.discriminative.v1.DiscriminativeService.Classify"
+DISC_SERVICE = "maas.discriminative.v1.DiscriminativeService"
 
 
 def ghz_binary() -> str:
@@ -111,6 +117,9 @@ def main() -> None:
     parser.add_argument("--batch_calls", type=int, default=300, help="calls per large-batch run")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
     parser.add_argument("--gateway_args", default="", help="extra maas-gateway flags, space separated")
+    parser.add_argument("--h2front", action="store_true",
+                        help="also measure the experimental maas-h2front (HTTP/2 frame forwarding, "
+                             "services/gateway/h2) in front of the same backend, interleaved with the others")
     args = parser.parse_args()
     binary = ghz_binary()
     rng = random.Random(7)
@@ -119,6 +128,11 @@ def main() -> None:
     generative = start_generative(work / "generative")  # idle; the gateway's health wants both routes
     gateway = start_gateway(generative.port, backend.port,
                             extra=[f"--log_file={work / 'gateway.log'}", *args.gateway_args.split()])
+    h2front = None
+    if args.h2front:
+        h2front = ServerProcess("maas-h2front", ["--port", 0, "--route",
+                                                 f"{DISC_SERVICE}=ipv4:127.0.0.1:{backend.port};"
+                                                 f"grpc.health.v1.Health=127.0.0.1:{backend.port}"])
     try:
         channel = channel_to(backend)
         wait_serving(channel)
@@ -135,55 +149,76 @@ def main() -> None:
         large.write_text(json.dumps({"model": {"name": "mails"}, "texts": batch_texts}))
         large_bytes = len(disc.ClassifyRequest(texts=batch_texts).SerializeToString())
         pids = {"gateway": gateway.proc.pid, "backend": backend.proc.pid}
+        targets = [("direct", backend.address), ("gateway", gateway.address)]
+        if h2front is not None:
+            wait_serving(channel_to(h2front))
+            pids["h2front"] = h2front.proc.pid
+            targets.append(("h2front", h2front.address))
+        kinds = {"small": (small, 16, args.calls), "c1": (small, 1, args.calls // 4),
+                 "large": (large, 4, args.batch_calls)}
+        # Interleaved (every target once per round) so that a change of the machine's load hits all alike.
+        raw = {name: {kind: [] for kind in kinds} for name, _ in targets}
+        for _ in range(args.repeat):
+            for kind, (data, concurrency, calls) in kinds.items():
+                for name, target in targets:
+                    raw[name][kind].append(measure(binary, target, str(data), concurrency, calls, pids, 2))
 
-        def runs(target, data, concurrency, calls):
-            results = [measure(binary, target, str(data), concurrency, calls, pids, 2) for _ in range(args.repeat)]
+        def summary(results):
             return {
                 "rps": statistics.median(r["rps"] for r in results),
                 "median_us": statistics.median(r["median_us"] for r in results),
                 "cpu": {n: statistics.median(r["cpu_us_per_call"][n] for r in results) for n in [*pids, "ghz"]},
             }
 
-        figures = {}
-        for name, target in (("direct", backend.address), ("gateway", gateway.address)):
-            figures[name] = {
-                "small": runs(target, small, 16, args.calls),
-                "c1": runs(target, small, 1, args.calls // 4),
-                "large": runs(target, large, 4, args.batch_calls),
-            }
-        d, g = figures["direct"], figures["gateway"]
-        throughput = g["small"]["rps"] / d["small"]["rps"]
-        gw_cpu = g["small"]["cpu"]["gateway"]
-        be_cpu = g["small"]["cpu"]["backend"]
-        added = g["c1"]["median_us"] - d["c1"]["median_us"]
-        mbps_d = d["large"]["rps"] * large_bytes / 1e6
-        mbps_g = g["large"]["rps"] * large_bytes / 1e6
-        print(f"maas-gateway overhead (ghz {GHZ_VERSION}, loopback, {os.cpu_count()} cores, median of {args.repeat})")
-        print(f"1. small Classify, c=16: direct {d['small']['rps']:.0f} req/s, gateway {g['small']['rps']:.0f} req/s "
-              f"= {100 * throughput:.0f}% of direct (target >= 80%)")
-        print(f"2. CPU per proxied call: gateway {gw_cpu:.1f} us, backend {be_cpu:.1f} us "
-              f"= {100 * gw_cpu / be_cpu:.0f}% (target <= 50%)")
-        print(f"3. median at c=1: direct {d['c1']['median_us']:.0f} us, gateway {g['c1']['median_us']:.0f} us, "
-              f"added {added:.0f} us (target < 100 us)")
-        print(f"4. 500-mail batches ({large_bytes / 1e3:.0f} kB), c=4: direct {mbps_d:.1f} MB/s, gateway "
-              f"{mbps_g:.1f} MB/s = {100 * mbps_g / mbps_d:.0f}% (target >= 90%)")
-        # The arithmetic behind 1 and 2 (small calls, c=16): every process shares the same cores.
-        dc, gc = d["small"]["cpu"], g["small"]["cpu"]
-        direct_total = dc["ghz"] + dc["backend"]
-        proxied_total = gc["ghz"] + gc["backend"] + gc["gateway"]
-        allowed = direct_total / 0.8 - (gc["ghz"] + gc["backend"])
-        print(f"   CPU per small call (us): direct: ghz {dc['ghz']:.1f} + backend {dc['backend']:.1f} = "
-              f"{direct_total:.1f}; proxied: ghz {gc['ghz']:.1f} + backend {gc['backend']:.1f} + gateway "
-              f"{gc['gateway']:.1f} = {proxied_total:.1f}")
-        print(f"   on CPU-bound cores that predicts {100 * direct_total / proxied_total:.0f}% of direct throughput; "
-              f"80% would allow the gateway {allowed:.1f} us per call ({100 * allowed / gc['backend']:.0f}% of "
-              f"the backend's)")
-        print(f"   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        figures = {name: {kind: summary(raw[name][kind]) for kind in kinds} for name, _ in targets}
+        report(figures, "direct", "gateway", "gateway", large_bytes, args.repeat)
+        if h2front is not None:
+            report(figures, "direct", "h2front", "h2front", large_bytes, args.repeat)
+            print("   h2front per-run CPU per small call (us): " + ", ".join(
+                f"{r['cpu_us_per_call']['h2front']:.1f} vs backend {r['cpu_us_per_call']['backend']:.1f}"
+                for r in raw["h2front"]["small"]))
+            print("   gateway per-run CPU per small call (us): " + ", ".join(
+                f"{r['cpu_us_per_call']['gateway']:.1f} vs backend {r['cpu_us_per_call']['backend']:.1f}"
+                for r in raw["gateway"]["small"]))
     finally:
         gateway.stop()
+        if h2front is not None:
+            h2front.stop()
         backend.stop()
         generative.stop()
         shutil.rmtree(work, ignore_errors=True)
+
+
+def report(figures, direct, proxied, proc, large_bytes, repeat) -> None:
+    """Prints the four figures of `proxied` (CPU of process `proc`) against `direct`, and their arithmetic."""
+    d, g = figures[direct], figures[proxied]
+    throughput = g["small"]["rps"] / d["small"]["rps"]
+    gw_cpu = g["small"]["cpu"][proc]
+    be_cpu = g["small"]["cpu"]["backend"]
+    added = g["c1"]["median_us"] - d["c1"]["median_us"]
+    mbps_d = d["large"]["rps"] * large_bytes / 1e6
+    mbps_g = g["large"]["rps"] * large_bytes / 1e6
+    print(f"{proxied} overhead (ghz {GHZ_VERSION}, loopback, {os.cpu_count()} cores, median of {repeat})")
+    print(f"1. small Classify, c=16: direct {d['small']['rps']:.0f} req/s, {proxied} {g['small']['rps']:.0f} req/s "
+          f"= {100 * throughput:.0f}% of direct (target >= 80%)")
+    print(f"2. CPU per proxied call: {proxied} {gw_cpu:.1f} us, backend {be_cpu:.1f} us "
+          f"= {100 * gw_cpu / be_cpu:.0f}% (target <= 50%)")
+    print(f"3. median at c=1: direct {d['c1']['median_us']:.0f} us, {proxied} {g['c1']['median_us']:.0f} us, "
+          f"added {added:.0f} us (target < 100 us)")
+    print(f"4. 500-mail batches ({large_bytes / 1e3:.0f} kB), c=4: direct {mbps_d:.1f} MB/s, {proxied} "
+          f"{mbps_g:.1f} MB/s = {100 * mbps_g / mbps_d:.0f}% (target >= 90%)")
+    # The arithmetic behind 1 and 2 (small calls, c=16): every process shares the same cores.
+    dc, gc = d["small"]["cpu"], g["small"]["cpu"]
+    direct_total = dc["ghz"] + dc["backend"]
+    proxied_total = gc["ghz"] + gc["backend"] + gc[proc]
+    allowed = direct_total / 0.8 - (gc["ghz"] + gc["backend"])
+    print(f"   CPU per small call (us): direct: ghz {dc['ghz']:.1f} + backend {dc['backend']:.1f} = "
+          f"{direct_total:.1f}; proxied: ghz {gc['ghz']:.1f} + backend {gc['backend']:.1f} + {proxied} "
+          f"{gc[proc]:.1f} = {proxied_total:.1f}")
+    print(f"   on CPU-bound cores that predicts {100 * direct_total / proxied_total:.0f}% of direct throughput; "
+          f"80% would allow the gateway {allowed:.1f} us per call ({100 * allowed / gc['backend']:.0f}% of "
+          f"the backend's)")
+    print(f"   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -505,8 +505,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   }
   if (options.metrics_port >= 0) {
-    MAAS_ASSIGN_OR_RETURN(server->metrics_,
-                          ServerMetrics::Start(options.host, options.metrics_port, options.name));
+    MAAS_ASSIGN_OR_RETURN(
+        server->metrics_,
+        ServerMetrics::Start(options.metrics_host.empty() ? options.host : options.metrics_host,
+                             options.metrics_port, options.name));
   }
   if (options.log_stream != nullptr || server->metrics_ != nullptr) {
     auto sink = std::make_shared<LogSink>();

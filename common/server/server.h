@@ -61,6 +61,9 @@ struct ServerOptions {
   // Prometheus /metrics over HTTP on this port of `host`: -1 = off, 0 = pick a free port (read it
   // back with Server::metrics_port()).
   int metrics_port = -1;
+  // Address /metrics listens on; empty = `host` (maas-gateway --h2_front: the server itself listens
+  // on loopback behind the front, its metrics on the public address).
+  std::string metrics_host;
   // TLS: PEM files. Both empty = plaintext (insecure). Both set = TLS.
   std::string tls_cert_file;
   std::string tls_key_file;

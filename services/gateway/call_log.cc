@@ -59,6 +59,12 @@ void CallLog::End(const Call& call, absl::string_view method, const grpc::Status
   out_->flush();
 }
 
+void CallLog::WriteLines(absl::string_view lines) {
+  absl::MutexLock lock(&mu_);
+  out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
+  out_->flush();
+}
+
 void ModelFromTrailers(const std::multimap<grpc::string_ref, grpc::string_ref>& trailers,
                        std::string* model, int64_t* model_version) {
   auto name = trailers.find("maas-model-name");

@@ -57,6 +57,10 @@ class CallLog {
   void End(const Call& call, absl::string_view method, const grpc::Status& status,
            absl::string_view peer, absl::string_view model, int64_t model_version);
 
+  // Writes finished lines (each ending in '\n', e.g. from server::FormatCallLogLine) and flushes:
+  // for a writer that batches the lines of several calls into one write (the h2 front).
+  void WriteLines(absl::string_view lines);
+
  private:
   const std::string server_;
   std::ostream* const out_;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -19,11 +20,13 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/server/flags_help.h"
+#include "common/server/metrics.h"
 #include "common/server/server.h"
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
 #include "services/gateway/gateway_service.h"
+#include "services/gateway/h2/h2_front.h"
 #include "services/gateway/health_board.h"
 #include "services/gateway/health_monitor.h"
 #include "services/gateway/proxy.h"
@@ -84,6 +87,12 @@ ABSL_FLAG(
     "CPU per call; more spread the proxy over more cores.");
 ABSL_FLAG(bool, log_calls, true,
           "Write one JSON line per finished call on stderr (off saves a write per proxied call).");
+ABSL_FLAG(
+    bool, h2_front, false,
+    "EXPERIMENTAL: serve plaintext clients with the HTTP/2 frame-forwarding front "
+    "(services/gateway/h2, libnghttp2, one thread, no gRPC on the data path); the gateway's own "
+    "services are reached through it on an internal loopback port. Ignored (with a note) when "
+    "any TLS flag is set: TLS keeps the gRPC proxy.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain (with --tls_key_file: TLS).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
@@ -199,16 +208,28 @@ int main(int argc, char** argv) {
   proxy_options.health = &health;
   gw::Proxy proxy(backends->get(), proxy_options);
 
+  const bool tls = !absl::GetFlag(FLAGS_tls_cert_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_key_file).empty() ||
+                   !absl::GetFlag(FLAGS_tls_client_ca_file).empty() ||
+                   !absl::GetFlag(FLAGS_backend_tls_ca_file).empty();
+  const bool h2_front = absl::GetFlag(FLAGS_h2_front) && !tls;
+  if (absl::GetFlag(FLAGS_h2_front) && tls) {
+    std::cerr << "maas-gateway: --h2_front serves plaintext only; with TLS flags the gRPC proxy "
+                 "serves every call\n";
+  }
   maas::server::ServerOptions server_options;
   server_options.name = "maas-gateway";
-  server_options.host = absl::GetFlag(FLAGS_host);
-  server_options.port = absl::GetFlag(FLAGS_port);
+  // With the h2 front, the gRPC server is reached only through it, on a loopback port.
+  server_options.host = h2_front ? "127.0.0.1" : absl::GetFlag(FLAGS_host);
+  server_options.port = h2_front ? 0 : absl::GetFlag(FLAGS_port);
   server_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   server_options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  if (h2_front) server_options.metrics_host = absl::GetFlag(FLAGS_host);
   // No interceptor log lines: the gateway writes its own (metrics, when on, still use the kit's).
   server_options.log_stream = nullptr;
   server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
-  server_options.drain_delay = absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
+  server_options.drain_delay =
+      h2_front ? absl::ZeroDuration() : absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
   server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
@@ -268,10 +289,105 @@ int main(int argc, char** argv) {
     return Fail(st);
   }
 
-  maas::server::ServeUntilTerminated(
-      *s, "maas.gateway.v1.Gateway and the maas.generative.v1 / maas.discriminative.v1 routes",
-      // Stop the monitor first so it cannot mark the server SERVING again during the drain.
-      [&monitor] { monitor.Stop(); });
-  proxy.Shutdown();  // the server has shut down; drain the proxy before the server is destroyed
+  if (!h2_front) {
+    maas::server::ServeUntilTerminated(
+        *s, "maas.gateway.v1.Gateway and the maas.generative.v1 / maas.discriminative.v1 routes",
+        // Stop the monitor first so it cannot mark the server SERVING again during the drain.
+        [&monitor] { monitor.Stop(); });
+    proxy.Shutdown();  // the server has shut down; drain the proxy before the server is destroyed
+    return 0;
+  }
+
+  // The h2 front owns the public port: the two backend routes go straight to the backends, every
+  // other call (health, reflection, maas.gateway.v1.Gateway, unknown services) to the gRPC server.
+  gw::h2::FrontOptions front_options;
+  front_options.listen_host = absl::GetFlag(FLAGS_host);
+  front_options.listen_port = absl::GetFlag(FLAGS_port);
+  for (const gw::Route& r : (*backends)->router().routes()) {
+    front_options.routes.push_back({r.service, r.target, r.non_idempotent_methods});
+  }
+  front_options.default_target = absl::StrCat("ipv4:127.0.0.1:", s->port());
+  front_options.backend_connections = absl::GetFlag(FLAGS_backend_channels);
+  front_options.max_streams_per_connection = per_connection;
+  front_options.max_concurrent_calls = max_streams;
+  front_options.stream_window_bytes = stream_window;
+  front_options.max_message_bytes =
+      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_max_message_bytes)));
+  front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
+  front_options.reconnect_backoff_ms = std::max(1, absl::GetFlag(FLAGS_reconnect_backoff_max_ms));
+  front_options.max_connection_age_ms = max_connection_age_ms;
+  front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
+  front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;
+  // The front's call log lines of one round of events go out in one write (only the front's thread
+  // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
+  std::string pending_lines;
+  maas::server::ServerMetrics* const metrics = s->metrics();
+  if (log != nullptr || metrics != nullptr) {
+    front_options.generate_request_ids = log != nullptr;
+    front_options.request_id_prefix = absl::StrCat("h2-", getpid());
+    if (metrics != nullptr) front_options.on_call_start = [metrics] { metrics->CallStarted(); };
+    // Calls of the default route are logged and counted by the gRPC server behind it.
+    front_options.on_call_end = [&pending_lines, log, metrics](const gw::h2::FrontCallRecord& r) {
+      if (r.default_route) return;
+      const auto code = static_cast<grpc::StatusCode>(r.code);
+      const std::string_view method(r.method.data(), r.method.size());
+      const std::string_view model(r.model.data(), r.model.size());
+      if (metrics != nullptr) metrics->CallFinished(method, code, r.duration, model);
+      if (log == nullptr) return;
+      maas::server::CallLogEntry entry;
+      entry.ts = absl::Now();
+      entry.server = "maas-gateway";
+      entry.method = method;
+      entry.code = maas::server::StatusCodeName(code);
+      entry.duration = r.duration;
+      entry.peer = std::string_view(r.peer.data(), r.peer.size());
+      entry.message = std::string_view(r.message.data(), std::min<size_t>(r.message.size(), 512));
+      entry.model = model;
+      entry.model_version = r.model_version;
+      entry.request_id = std::string_view(r.request_id.data(), r.request_id.size());
+      pending_lines += maas::server::FormatCallLogLine(entry);
+      pending_lines.push_back('\n');
+    };
+    if (log != nullptr) {
+      front_options.on_round_end = [&pending_lines, log] {
+        if (pending_lines.empty()) return;
+        log->WriteLines(pending_lines);
+        pending_lines.clear();
+      };
+    }
+  }
+  absl::StatusOr<std::unique_ptr<gw::h2::H2Front>> front = gw::h2::H2Front::Create(front_options);
+  if (!front.ok()) {
+    monitor.Stop();
+    s->Shutdown();
+    proxy.Shutdown();
+    return Fail(absl::Status(
+        front.status().code(),
+        absl::StrCat("--h2_front (--host, --port, targets): ", front.status().message())));
+  }
+  std::thread front_thread([&front] { (*front)->Run(); });
+  std::cerr << absl::StrCat(
+                   "maas-gateway: serving maas.gateway.v1.Gateway and the maas.generative.v1 / "
+                   "maas.discriminative.v1 routes (h2 front) on port ",
+                   (*front)->port(),
+                   s->metrics_port() >= 0
+                       ? absl::StrCat(" (metrics: http://",
+                                      maas::server::FormatAddress(absl::GetFlag(FLAGS_host),
+                                                                  s->metrics_port()),
+                                      "/metrics)")
+                       : "",
+                   "\n")
+            << std::flush;
+  maas::server::WaitForTerminationSignal();
+  monitor.Stop();
+  // Drain: NOT_SERVING while calls are still accepted, then GOAWAY and the calls in flight finish.
+  health.Shutdown();
+  absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms)));
+  (*front)->Shutdown(absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms)));
+  // The gRPC server drains at the same time: it ends its endless calls (health Watch streams)
+  // itself, which the front would otherwise wait for until the grace ran out.
+  s->Shutdown();
+  front_thread.join();
+  proxy.Shutdown();
   return 0;
 }

@@ -1,0 +1,1468 @@
+#include "services/gateway/h2/h2_front.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "services/gateway/h2/grpc_framing.h"
+
+namespace maas::gateway::h2 {
+
+struct Conn;
+struct Route;
+
+namespace {
+
+constexpr size_t kReadBuffer = 256 * 1024;
+constexpr size_t kMaxPendingOut = 1 << 20;
+constexpr int kStatusCancelled = 1;
+constexpr int kStatusUnknown = 2;
+constexpr int kStatusResourceExhausted = 8;
+constexpr int kStatusUnimplemented = 12;
+constexpr int kStatusInternal = 13;
+constexpr int kStatusUnavailable = 14;
+
+int64_t NowNs() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+// One header field, owned.
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// A byte FIFO: appended at the end, taken from the front. While `retain` is set, taken bytes stay
+// (a retry rewinds to the start); `base` is the absolute position of data[0].
+struct ByteQueue {
+  std::string data;
+  size_t off = 0;
+  uint64_t base = 0;
+  bool retain = false;
+  size_t size() const { return data.size() - off; }
+  uint64_t taken_abs() const { return base + off; }
+  void Append(const uint8_t* p, size_t n) {
+    Compact();
+    data.append(reinterpret_cast<const char*>(p), n);
+  }
+  size_t Take(uint8_t* out, size_t n) {
+    n = std::min(n, size());
+    std::memcpy(out, data.data() + off, n);
+    off += n;
+    Compact();
+    return n;
+  }
+  void Compact() {
+    if (retain || off == 0) return;
+    if (off == data.size()) {
+      base += off;
+      data.clear();
+      off = 0;
+    } else if (off > (64 << 10) && off * 2 > data.size()) {
+      data.erase(0, off);
+      base += off;
+      off = 0;
+    }
+  }
+  void Rewind() { off = 0; }
+  void Release() {
+    retain = false;
+    Compact();
+  }
+};
+
+}  // namespace
+
+// One replica of a route and its persistent connections.
+struct Replica {
+  Route* route = nullptr;
+  sockaddr_in addr{};
+  std::vector<Conn*> conns;
+  size_t next = 0;
+  int64_t failed_until_ns = 0;
+};
+
+struct Route {
+  std::string service;
+  std::string target;  // immutable (read by the resolver thread)
+  bool dns = false;
+  int64_t resolve_requested_ns = 0;
+  std::vector<std::unique_ptr<Replica>> replicas;
+  // Replicas gone from the last DNS answer whose connections still run calls.
+  std::vector<std::unique_ptr<Replica>> retired;
+  size_t next = 0;
+  absl::flat_hash_set<std::string> non_idempotent;
+};
+
+// One proxied call: a client stream paired with (the current attempt's) backend stream.
+struct Call {
+  explicit Call(uint32_t max_message_bytes)
+      : req_scan(max_message_bytes), resp_scan(max_message_bytes) {}
+  Conn* client = nullptr;  // null once the client stream is closed
+  int32_t client_sid = 0;
+  Conn* backend = nullptr;  // null once the backend stream is closed (or never opened)
+  int32_t backend_sid = 0;
+  Route* route = nullptr;
+  Replica* replica = nullptr;  // of the current (or last) attempt
+  int attempts = 0;
+  bool retryable = false;           // idempotent, request still fully buffered, no response yet
+  std::vector<Header> headers;      // headers being received (request, response or trailers)
+  std::vector<Header> req_headers;  // kept for a retry while retryable
+  std::vector<Header> trailers;
+  ByteQueue req;  // client -> backend bytes not yet handed to the backend session
+  ByteQueue resp;
+  MessageScanner req_scan;  // message sizes, checked against max_message_bytes
+  MessageScanner resp_scan;
+  uint64_t req_consumed = 0;  // absolute request bytes acknowledged to the client
+  bool req_eof = false;       // client sent END_STREAM
+  bool req_deferred = false;
+  bool resp_eof = false;  // backend sent END_STREAM (trailers or trailers-only)
+  bool resp_deferred = false;
+  bool resp_started = false;  // response HEADERS submitted to the client
+  bool counted = false;       // in active_calls_
+  // Call log.
+  int64_t start_ns = 0;
+  std::string method;
+  std::string request_id;
+  bool generated_id = false;
+  int code = -1;
+  std::string message;
+  std::string model;
+  int64_t model_version = 0;
+};
+
+struct Conn {
+  H2Front::Impl* front = nullptr;
+  int fd = -1;
+  bool is_backend = false;
+  Replica* replica = nullptr;
+  nghttp2_session* session = nullptr;
+  std::string out;
+  size_t out_off = 0;
+  bool connecting = false;
+  bool received = false;  // a backend connection got bytes (it did connect)
+  bool epollout = false;
+  bool dirty = false;
+  bool dead = false;
+  bool goaway = false;
+  int64_t created_ns = 0;
+  int64_t goaway_ns = 0;
+  int64_t last_recv_ns = 0;
+  int64_t ping_sent_ns = 0;  // 0 = no keepalive PING outstanding
+  std::string peer;
+  absl::flat_hash_set<Call*> calls;
+};
+
+namespace {
+
+std::vector<nghttp2_nv> ToNv(const std::vector<Header>& headers) {
+  std::vector<nghttp2_nv> nv;
+  nv.reserve(headers.size());
+  for (const Header& h : headers) {
+    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
+                            reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())),
+                            h.name.size(), h.value.size(), NGHTTP2_NV_FLAG_NONE});
+  }
+  return nv;
+}
+
+// gRPC's mapping of an HTTP/2 RST_STREAM code to a status code (doc/PROTOCOL-HTTP2.md).
+int GrpcStatusOfRst(uint32_t code) {
+  switch (code) {
+    case NGHTTP2_REFUSED_STREAM:
+      return kStatusUnavailable;
+    case NGHTTP2_CANCEL:
+      return kStatusCancelled;
+    case NGHTTP2_ENHANCE_YOUR_CALM:
+      return 8;
+    case NGHTTP2_INADEQUATE_SECURITY:
+      return 7;
+    default:
+      return kStatusInternal;
+  }
+}
+
+// grpc-message is percent-encoded (gRPC's PROTOCOL-HTTP2.md): everything outside 0x20..0x7e and
+// '%'.
+std::string PercentEncode(absl::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c <= 0x7e && c != '%') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      absl::StrAppend(&out, "%", absl::Hex(c, absl::kZeroPad2));
+    }
+  }
+  return out;
+}
+
+std::string PercentDecode(absl::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    int v = 0;
+    if (s[i] == '%' && i + 2 < s.size() && absl::SimpleHexAtoi(s.substr(i + 1, 2), &v)) {
+      out.push_back(static_cast<char>(v));
+      i += 2;
+    } else {
+      out.push_back(s[i]);
+    }
+  }
+  return out;
+}
+
+void SetNoDelay(int fd) {
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view target) {
+  std::vector<ReplicaAddress> out;
+  auto parse_hostport = [](absl::string_view hp, std::string* host, int* port) {
+    const size_t colon = hp.rfind(':');
+    if (colon == absl::string_view::npos || colon == 0) return false;
+    *host = std::string(hp.substr(0, colon));
+    return absl::SimpleAtoi(hp.substr(colon + 1), port) && *port >= 1 && *port <= 65535;
+  };
+  auto bad = [&](absl::string_view why) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("backend target '", target, "': ", why,
+                     " (expected ipv4:<a>:<port>[,<b>:<port>...], dns:///<host>:<port> or "
+                     "<host>:<port>)"));
+  };
+  const bool ipv4 = absl::ConsumePrefix(&target, "ipv4:");
+  const bool dns =
+      !ipv4 && (absl::ConsumePrefix(&target, "dns:///") || absl::ConsumePrefix(&target, "dns:"));
+  if (target.empty()) return bad("no address");
+  std::vector<absl::string_view> parts =
+      ipv4 ? absl::StrSplit(target, ',') : std::vector<absl::string_view>{target};
+  for (absl::string_view part : parts) {
+    std::string host;
+    int port = 0;
+    if (!parse_hostport(part, &host, &port)) return bad(absl::StrCat("bad address '", part, "'"));
+    in_addr a{};
+    if (inet_pton(AF_INET, host.c_str(), &a) == 1) {
+      out.push_back({ntohl(a.s_addr), port});
+      continue;
+    }
+    if (ipv4) return bad(absl::StrCat("'", host, "' is not an IPv4 address"));
+    (void)dns;
+    addrinfo hints{};
+    hints.ai_family = AF_INET;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    const int rc = getaddrinfo(host.c_str(), nullptr, &hints, &res);
+    if (rc != 0 || res == nullptr) {
+      return absl::UnavailableError(absl::StrCat("backend target '", target, "': cannot resolve ",
+                                                 host, ": ", gai_strerror(rc)));
+    }
+    for (addrinfo* p = res; p != nullptr; p = p->ai_next) {
+      const ReplicaAddress r{ntohl(reinterpret_cast<sockaddr_in*>(p->ai_addr)->sin_addr.s_addr),
+                             port};
+      if (std::find(out.begin(), out.end(), r) == out.end()) out.push_back(r);
+    }
+    freeaddrinfo(res);
+  }
+  return out;
+}
+
+bool TargetNeedsDns(absl::string_view target) {
+  if (absl::ConsumePrefix(&target, "ipv4:")) return false;
+  if (!absl::ConsumePrefix(&target, "dns:///")) absl::ConsumePrefix(&target, "dns:");
+  const size_t colon = target.rfind(':');
+  in_addr a{};
+  return inet_pton(AF_INET, std::string(target.substr(0, colon)).c_str(), &a) != 1;
+}
+
+class H2Front::Impl {
+ public:
+  explicit Impl(FrontOptions options) : options_(std::move(options)) {}
+  ~Impl();
+
+  absl::Status Init();
+  void Run();
+  void Shutdown(absl::Duration grace) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_requested_) return;
+      shutdown_requested_ = true;
+      shutdown_grace_ = grace;
+    }
+    Wake();
+  }
+  void Wake() {
+    uint64_t one = 1;
+    (void)!write(wake_fd_, &one, sizeof(one));
+  }
+  int port() const { return port_; }
+  int active_calls() const { return active_calls_.load(std::memory_order_relaxed); }
+
+  // nghttp2 callbacks (static trampolines below).
+  int OnBeginHeaders(Conn* c, const nghttp2_frame* frame);
+  int OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_view name,
+               absl::string_view value);
+  int OnFrameRecv(Conn* c, const nghttp2_frame* frame);
+  int OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t len);
+  int OnStreamClose(Conn* c, int32_t sid, uint32_t code);
+  int OnFrameSend(Conn* c, const nghttp2_frame* frame);
+  ssize_t ReadRequest(Call* call, uint8_t* buf, size_t length, uint32_t* flags);
+  ssize_t ReadResponse(Call* call, uint8_t* buf, size_t length, uint32_t* flags);
+
+ private:
+  nghttp2_session_callbacks* MakeCallbacks();
+  absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const FrontRoute& r);
+  void Accept();
+  Conn* NewConn(int fd, bool backend, Replica* replica);
+  Replica* PickReplica(Route* route, const Replica* avoid);
+  Conn* ConnectionTo(Replica* replica);
+  void OnEvent(Conn* c, uint32_t events);
+  void Flush(Conn* c);
+  bool SendOut(Conn* c);
+  void SetEpollOut(Conn* c, bool on);
+  void Close(Conn* c);
+  void MarkDirty(Conn* c) {
+    if (c != nullptr && !c->dirty && !c->dead) {
+      c->dirty = true;
+      dirty_.push_back(c);
+    }
+  }
+  void Tick();
+  void BeginDrain();
+  void OnWake();
+  void RequestResolve(Route* route);
+  void ResolverLoop();
+  void Reconcile(Route* route, const std::vector<ReplicaAddress>& addresses);
+  std::unique_ptr<Replica> MakeReplica(Route* route, const ReplicaAddress& a);
+  void Goaway(Conn* c);
+  void StartCall(Call* call);
+  bool Attempt(Call* call, const Replica* avoid);
+  void DetachBackend(Call* call, bool reset);
+  void BackendFailed(Call* call, int code, const std::string& message);
+  void FailCall(Call* call, int code, const std::string& message);
+  void ReplyStatus(Call* call, int code, absl::string_view message);
+  void ResetClient(Call* call, uint32_t code);
+  void NoteStatus(Call* call, const std::vector<Header>& headers);
+  void ClientClosed(Call* call, uint32_t code);
+  void MaybeDelete(Call* call) {
+    if (call->client == nullptr && call->backend == nullptr) delete call;
+  }
+  std::string UnavailableMessage(const Route* route) const {
+    return absl::StrCat("no backend of route ", route->service,
+                        " is reachable through the gateway right now; retry later "
+                        "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
+  }
+
+  FrontOptions options_;
+  int listen_fd_ = -1;
+  int epoll_fd_ = -1;
+  int wake_fd_ = -1;
+  int port_ = 0;
+  std::vector<std::unique_ptr<Route>> routes_;
+  std::unique_ptr<Route> default_route_;
+  absl::flat_hash_map<std::string, Route*> by_service_;
+  nghttp2_session_callbacks* callbacks_ = nullptr;
+  nghttp2_option* option_ = nullptr;
+  std::vector<Conn*> dirty_;
+  std::vector<Conn*> graveyard_;
+  absl::flat_hash_set<Conn*> conns_;
+  std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBuffer);
+  std::atomic<int> active_calls_{0};
+  uint64_t next_request_id_ = 1;
+  int client_conns_ = 0;
+  bool draining_ = false;
+  int64_t next_tick_ns_ = 0;
+  int64_t drain_deadline_ns_ = 0;
+  absl::Mutex mu_;
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration shutdown_grace_ ABSL_GUARDED_BY(mu_);
+  // The resolver thread (only when some route has a DNS target).
+  std::thread resolver_;
+  bool stop_resolver_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<Route*> resolve_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::pair<Route*, std::vector<ReplicaAddress>>> resolved_ ABSL_GUARDED_BY(mu_);
+};
+
+namespace {
+
+H2Front::Impl* FrontOf(void* user_data) { return static_cast<Conn*>(user_data)->front; }
+
+int CbBeginHeaders(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  return FrontOf(ud)->OnBeginHeaders(static_cast<Conn*>(ud), frame);
+}
+int CbHeader(nghttp2_session*, const nghttp2_frame* frame, const uint8_t* name, size_t namelen,
+             const uint8_t* value, size_t valuelen, uint8_t, void* ud) {
+  return FrontOf(ud)->OnHeader(static_cast<Conn*>(ud), frame,
+                               absl::string_view(reinterpret_cast<const char*>(name), namelen),
+                               absl::string_view(reinterpret_cast<const char*>(value), valuelen));
+}
+int CbFrameRecv(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  return FrontOf(ud)->OnFrameRecv(static_cast<Conn*>(ud), frame);
+}
+int CbDataChunk(nghttp2_session*, uint8_t, int32_t sid, const uint8_t* data, size_t len, void* ud) {
+  return FrontOf(ud)->OnDataChunk(static_cast<Conn*>(ud), sid, data, len);
+}
+int CbStreamClose(nghttp2_session*, int32_t sid, uint32_t code, void* ud) {
+  return FrontOf(ud)->OnStreamClose(static_cast<Conn*>(ud), sid, code);
+}
+int CbFrameSend(nghttp2_session*, const nghttp2_frame* frame, void* ud) {
+  return FrontOf(ud)->OnFrameSend(static_cast<Conn*>(ud), frame);
+}
+ssize_t CbReadRequest(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                      nghttp2_data_source* source, void* ud) {
+  return FrontOf(ud)->ReadRequest(static_cast<Call*>(source->ptr), buf, length, flags);
+}
+ssize_t CbReadResponse(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                       nghttp2_data_source* source, void* ud) {
+  return FrontOf(ud)->ReadResponse(static_cast<Call*>(source->ptr), buf, length, flags);
+}
+
+}  // namespace
+
+nghttp2_session_callbacks* H2Front::Impl::MakeCallbacks() {
+  nghttp2_session_callbacks* cbs;
+  nghttp2_session_callbacks_new(&cbs);
+  nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, CbBeginHeaders);
+  nghttp2_session_callbacks_set_on_header_callback(cbs, CbHeader);
+  nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, CbFrameRecv);
+  nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, CbDataChunk);
+  nghttp2_session_callbacks_set_on_stream_close_callback(cbs, CbStreamClose);
+  nghttp2_session_callbacks_set_on_frame_send_callback(cbs, CbFrameSend);
+  return cbs;
+}
+
+std::unique_ptr<Replica> H2Front::Impl::MakeReplica(Route* route, const ReplicaAddress& a) {
+  auto replica = std::make_unique<Replica>();
+  replica->route = route;
+  replica->addr.sin_family = AF_INET;
+  replica->addr.sin_addr.s_addr = htonl(a.ipv4);
+  replica->addr.sin_port = htons(static_cast<uint16_t>(a.port));
+  replica->conns.assign(options_.backend_connections, nullptr);
+  return replica;
+}
+
+absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute& r) {
+  absl::StatusOr<std::vector<ReplicaAddress>> addresses = ResolveTarget(r.target);
+  // A name that does not resolve yet is not an error: the resolver keeps trying.
+  if (!addresses.ok() && !(absl::IsUnavailable(addresses.status()) && TargetNeedsDns(r.target))) {
+    return addresses.status();
+  }
+  auto route = std::make_unique<Route>();
+  route->service = r.service;
+  route->target = r.target;
+  route->dns = TargetNeedsDns(r.target);
+  for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
+  if (addresses.ok()) {
+    for (const ReplicaAddress& a : *addresses) {
+      route->replicas.push_back(MakeReplica(route.get(), a));
+    }
+  }
+  return route;
+}
+
+void H2Front::Impl::RequestResolve(Route* route) {
+  if (!route->dns) return;
+  const int64_t now = NowNs();
+  if (now - route->resolve_requested_ns < 1000000000) return;
+  route->resolve_requested_ns = now;
+  absl::MutexLock lock(&mu_);
+  resolve_requests_.push_back(route);
+}
+
+void H2Front::Impl::ResolverLoop() {
+  std::vector<Route*> dns_routes;
+  for (auto& r : routes_) {
+    if (r->dns) dns_routes.push_back(r.get());
+  }
+  if (default_route_ != nullptr && default_route_->dns) dns_routes.push_back(default_route_.get());
+  for (;;) {
+    std::vector<Route*> todo;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+        return stop_resolver_ || !resolve_requests_.empty();
+      };
+      const bool woken = mu_.AwaitWithTimeout(absl::Condition(&ready),
+                                              absl::Milliseconds(options_.dns_refresh_ms));
+      if (stop_resolver_) return;
+      todo = woken ? std::move(resolve_requests_) : dns_routes;
+      resolve_requests_.clear();
+    }
+    for (Route* route : todo) {
+      absl::StatusOr<std::vector<ReplicaAddress>> addresses = ResolveTarget(route->target);
+      if (!addresses.ok() || addresses->empty()) continue;  // keep the last good answer
+      absl::MutexLock lock(&mu_);
+      resolved_.emplace_back(route, *std::move(addresses));
+    }
+    Wake();
+  }
+}
+
+void H2Front::Impl::Reconcile(Route* route, const std::vector<ReplicaAddress>& addresses) {
+  std::vector<std::unique_ptr<Replica>> next;
+  for (const ReplicaAddress& a : addresses) {
+    std::unique_ptr<Replica> kept;
+    for (auto& r : route->replicas) {
+      if (r != nullptr && ntohl(r->addr.sin_addr.s_addr) == a.ipv4 &&
+          ntohs(r->addr.sin_port) == a.port) {
+        kept = std::move(r);
+        break;
+      }
+    }
+    next.push_back(kept != nullptr ? std::move(kept) : MakeReplica(route, a));
+  }
+  for (auto& r : route->replicas) {
+    if (r != nullptr) route->retired.push_back(std::move(r));
+  }
+  route->replicas = std::move(next);
+  // Retired replicas: idle connections close now, busy ones when a later answer finds them idle.
+  std::vector<std::unique_ptr<Replica>> still;
+  for (auto& r : route->retired) {
+    bool busy = false;
+    for (Conn* c : std::vector<Conn*>(r->conns)) {
+      if (c == nullptr) continue;
+      if (c->calls.empty()) {
+        Close(c);
+      } else {
+        busy = true;
+      }
+    }
+    if (busy) still.push_back(std::move(r));
+  }
+  route->retired = std::move(still);
+}
+
+void H2Front::Impl::OnWake() {
+  uint64_t v;
+  (void)!read(wake_fd_, &v, sizeof(v));
+  std::vector<std::pair<Route*, std::vector<ReplicaAddress>>> resolved;
+  bool shutdown;
+  {
+    absl::MutexLock lock(&mu_);
+    resolved.swap(resolved_);
+    shutdown = shutdown_requested_;
+  }
+  for (const auto& [route, addresses] : resolved) Reconcile(route, addresses);
+  if (shutdown && !draining_) BeginDrain();
+}
+
+absl::Status H2Front::Impl::Init() {
+  if (options_.backend_connections < 1 || options_.max_streams_per_connection < 1 ||
+      options_.max_concurrent_calls < 1 || options_.max_message_bytes < 1) {
+    return absl::InvalidArgumentError(
+        "backend_connections, max_streams_per_connection, max_concurrent_calls and "
+        "max_message_bytes must be >= 1");
+  }
+  if (options_.stream_window_bytes < 65535 ||
+      options_.connection_window_bytes < options_.stream_window_bytes) {
+    return absl::InvalidArgumentError(
+        "stream_window_bytes must be >= 65535 and <= connection_window_bytes");
+  }
+  if (options_.retry_max_attempts < 1 || options_.retry_max_attempts > 5 ||
+      options_.retry_buffer_bytes < 0 || options_.reconnect_backoff_ms < 1 ||
+      options_.dns_refresh_ms < 100 || options_.keepalive_time_ms < 0 ||
+      options_.keepalive_timeout_ms < 1 || options_.max_connection_age_ms < 0) {
+    return absl::InvalidArgumentError(
+        "retry_max_attempts must be in [1, 5], retry_buffer_bytes and max_connection_age_ms >= "
+        "0, reconnect_backoff_ms >= 1, dns_refresh_ms >= 100, keepalive_time_ms >= 0, "
+        "keepalive_timeout_ms >= 1");
+  }
+  for (const FrontRoute& r : options_.routes) {
+    absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(r);
+    if (!route.ok()) return route.status();
+    if (!by_service_.emplace(r.service, route->get()).second) {
+      return absl::InvalidArgumentError(absl::StrCat("two routes for service ", r.service));
+    }
+    routes_.push_back(*std::move(route));
+  }
+  if (!options_.default_target.empty()) {
+    absl::StatusOr<std::unique_ptr<Route>> route =
+        MakeRoute(FrontRoute{"(default)", options_.default_target, {}});
+    if (!route.ok()) return route.status();
+    default_route_ = *std::move(route);
+  }
+  callbacks_ = MakeCallbacks();
+  nghttp2_option_new(&option_);
+  nghttp2_option_set_no_auto_window_update(option_, 1);
+  listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1;
+  setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(options_.listen_port));
+  if (inet_pton(AF_INET, options_.listen_host.c_str(), &addr.sin_addr) != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("listen host '", options_.listen_host, "' is not an IPv4 address"));
+  }
+  if (bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      listen(listen_fd_, 1024) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options_.listen_host, ":",
+                                               options_.listen_port, ": ", strerror(errno)));
+  }
+  socklen_t len = sizeof(addr);
+  getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+  port_ = ntohs(addr.sin_port);
+  epoll_fd_ = epoll_create1(EPOLL_CLOEXEC);
+  wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = nullptr;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
+  ev.data.ptr = &wake_fd_;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  bool dns = default_route_ != nullptr && default_route_->dns;
+  for (const auto& r : routes_) dns = dns || r->dns;
+  if (dns) resolver_ = std::thread([this] { ResolverLoop(); });
+  return absl::OkStatus();
+}
+
+H2Front::Impl::~Impl() {
+  if (resolver_.joinable()) {
+    {
+      absl::MutexLock lock(&mu_);
+      stop_resolver_ = true;
+    }
+    resolver_.join();
+  }
+  for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) Close(c);
+  for (Conn* c : graveyard_) delete c;
+  if (listen_fd_ >= 0) close(listen_fd_);
+  if (epoll_fd_ >= 0) close(epoll_fd_);
+  if (wake_fd_ >= 0) close(wake_fd_);
+  if (callbacks_ != nullptr) nghttp2_session_callbacks_del(callbacks_);
+  if (option_ != nullptr) nghttp2_option_del(option_);
+}
+
+Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
+  auto* c = new Conn;
+  c->front = this;
+  c->fd = fd;
+  c->is_backend = backend;
+  c->replica = replica;
+  c->created_ns = NowNs();
+  c->last_recv_ns = c->created_ns;
+  if (backend) {
+    nghttp2_session_client_new2(&c->session, callbacks_, c, option_);
+  } else {
+    nghttp2_session_server_new2(&c->session, callbacks_, c, option_);
+    ++client_conns_;
+    sockaddr_in peer{};
+    socklen_t len = sizeof(peer);
+    char ip[INET_ADDRSTRLEN] = "?";
+    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &len) == 0) {
+      inet_ntop(AF_INET, &peer.sin_addr, ip, sizeof(ip));
+    }
+    c->peer = absl::StrCat("ipv4:", ip, ":", ntohs(peer.sin_port));
+  }
+  nghttp2_settings_entry iv[3];
+  size_t n = 0;
+  iv[n++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
+             static_cast<uint32_t>(options_.stream_window_bytes)};
+  if (backend) {
+    iv[n++] = {NGHTTP2_SETTINGS_ENABLE_PUSH, 0};
+  } else {
+    iv[n++] = {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+               static_cast<uint32_t>(options_.max_streams_per_connection)};
+  }
+  nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, n);
+  nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
+                                        options_.connection_window_bytes);
+  epoll_event ev{};
+  ev.events = EPOLLIN;
+  ev.data.ptr = c;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, fd, &ev);
+  conns_.insert(c);
+  MarkDirty(c);
+  return c;
+}
+
+Replica* H2Front::Impl::PickReplica(Route* route, const Replica* avoid) {
+  const size_t n = route->replicas.size();
+  if (n == 0) {
+    RequestResolve(route);
+    return nullptr;
+  }
+  const int64_t now = NowNs();
+  for (size_t k = 0; k < n; ++k) {
+    Replica* r = route->replicas[(route->next + k) % n].get();
+    if ((r == avoid && n > 1) || r->failed_until_ns > now) continue;
+    route->next = (route->next + k + 1) % n;
+    return r;
+  }
+  // Every replica failed recently: ask DNS again, and try the one that is not `avoid` anyway.
+  RequestResolve(route);
+  Replica* r = route->replicas[route->next % n].get();
+  if (r == avoid && n > 1) r = route->replicas[(route->next + 1) % n].get();
+  route->next = (route->next + 1) % n;
+  return r;
+}
+
+Conn* H2Front::Impl::ConnectionTo(Replica* replica) {
+  const size_t i = replica->next++ % replica->conns.size();
+  Conn*& slot = replica->conns[i];
+  if (slot != nullptr && !slot->dead) {
+    if (nghttp2_session_check_request_allowed(slot->session)) return slot;
+    slot = nullptr;  // GOAWAY received: it finishes its streams, new calls get a new connection
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return nullptr;
+  SetNoDelay(fd);
+  bool connecting = false;
+  if (connect(fd, reinterpret_cast<sockaddr*>(&replica->addr), sizeof(replica->addr)) != 0) {
+    if (errno != EINPROGRESS) {
+      close(fd);
+      replica->failed_until_ns = NowNs() + int64_t{options_.reconnect_backoff_ms} * 1000000;
+      return nullptr;
+    }
+    connecting = true;
+  }
+  slot = NewConn(fd, true, replica);
+  slot->connecting = connecting;
+  if (connecting) SetEpollOut(slot, true);
+  return slot;
+}
+
+void H2Front::Impl::Accept() {
+  for (;;) {
+    int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) return;
+    SetNoDelay(fd);
+    NewConn(fd, false, nullptr);
+  }
+}
+
+void H2Front::Impl::SetEpollOut(Conn* c, bool on) {
+  if (c->epollout == on) return;
+  c->epollout = on;
+  epoll_event ev{};
+  ev.events = on ? (EPOLLIN | EPOLLOUT) : EPOLLIN;
+  ev.data.ptr = c;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+void H2Front::Impl::Goaway(Conn* c) {
+  if (c->goaway || c->dead) return;
+  c->goaway = true;
+  c->goaway_ns = NowNs();
+  nghttp2_submit_goaway(c->session, NGHTTP2_FLAG_NONE,
+                        nghttp2_session_get_last_proc_stream_id(c->session), NGHTTP2_NO_ERROR,
+                        nullptr, 0);
+  MarkDirty(c);
+}
+
+void H2Front::Impl::BeginDrain() {
+  absl::Duration grace;
+  {
+    absl::MutexLock lock(&mu_);
+    grace = shutdown_grace_;
+  }
+  draining_ = true;
+  drain_deadline_ns_ = NowNs() + absl::ToInt64Nanoseconds(grace);
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+  close(listen_fd_);
+  listen_fd_ = -1;
+  for (Conn* c : conns_) {
+    if (!c->is_backend) Goaway(c);
+  }
+}
+
+void H2Front::Impl::Tick() {
+  const int64_t now = NowNs();
+  if (options_.max_connection_age_ms > 0) {
+    const int64_t age = int64_t{options_.max_connection_age_ms} * 1000000;
+    const int64_t grace = absl::ToInt64Nanoseconds(options_.max_connection_age_grace);
+    std::vector<Conn*> expired;
+    for (Conn* c : conns_) {
+      if (c->is_backend) continue;
+      if (!c->goaway && now - c->created_ns >= age) Goaway(c);
+      if (c->goaway && now - c->goaway_ns >= grace) expired.push_back(c);
+    }
+    for (Conn* c : expired) Close(c);
+  }
+  if (options_.keepalive_time_ms > 0) {
+    const int64_t idle = int64_t{options_.keepalive_time_ms} * 1000000;
+    const int64_t timeout = int64_t{options_.keepalive_timeout_ms} * 1000000;
+    std::vector<Conn*> silent;
+    for (Conn* c : conns_) {
+      if (!c->is_backend || c->connecting) continue;
+      if (c->ping_sent_ns != 0 && c->last_recv_ns > c->ping_sent_ns) c->ping_sent_ns = 0;
+      if (c->ping_sent_ns != 0) {
+        if (now - c->ping_sent_ns >= timeout) silent.push_back(c);
+      } else if (!c->calls.empty() && now - c->last_recv_ns >= idle) {
+        nghttp2_submit_ping(c->session, NGHTTP2_FLAG_NONE, nullptr);
+        c->ping_sent_ns = now;
+        MarkDirty(c);
+      }
+    }
+    for (Conn* c : silent) Close(c);
+  }
+  if (draining_ && now >= drain_deadline_ns_) {
+    for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) {
+      if (!c->is_backend) Close(c);
+    }
+  }
+}
+
+void H2Front::Impl::Run() {
+  std::vector<epoll_event> events(128);
+  for (;;) {
+    const bool timed = draining_ || options_.max_connection_age_ms > 0;
+    const int n =
+        epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timed ? 100 : -1);
+    if (n < 0 && errno != EINTR) return;
+    for (int i = 0; i < n; ++i) {
+      void* p = events[i].data.ptr;
+      if (p == nullptr) {
+        if (listen_fd_ >= 0) Accept();
+      } else if (p == &wake_fd_) {
+        OnWake();
+      } else {
+        OnEvent(static_cast<Conn*>(p), events[i].events);
+      }
+    }
+    if (timed && NowNs() >= next_tick_ns_) {
+      next_tick_ns_ = NowNs() + 50000000;  // timers have a resolution of 50 ms
+      Tick();
+    }
+    // Flush every session something was submitted to; flushing one may dirty another (consume).
+    for (size_t i = 0; i < dirty_.size(); ++i) {
+      Conn* c = dirty_[i];
+      c->dirty = false;
+      Flush(c);
+    }
+    dirty_.clear();
+    if (options_.on_round_end) options_.on_round_end();
+    for (Conn* c : graveyard_) delete c;
+    graveyard_.clear();
+    if (draining_ && client_conns_ == 0) {
+      // Close the backend connections too: a server behind the front (the gateway's own gRPC
+      // server) waits for its connections to go before its shutdown completes.
+      for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) Close(c);
+      for (Conn* c : graveyard_) delete c;
+      graveyard_.clear();
+      return;
+    }
+  }
+}
+
+void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
+  if (c->dead) return;
+  if (c->connecting && (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+    if (err != 0) {
+      Close(c);
+      return;
+    }
+    c->connecting = false;
+  }
+  if (events & EPOLLOUT) {
+    if (SendOut(c)) {
+      SetEpollOut(c, false);
+      MarkDirty(c);
+    }
+  }
+  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+    for (;;) {
+      const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
+      if (n > 0) {
+        c->received = true;
+        c->last_recv_ns = NowNs();
+        const ssize_t used = nghttp2_session_mem_recv(c->session, rbuf_.data(), n);
+        if (used < 0) {
+          Close(c);
+          return;
+        }
+        MarkDirty(c);
+        if (static_cast<size_t>(n) < rbuf_.size()) break;
+        continue;
+      }
+      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+        Close(c);
+        return;
+      }
+      if (errno == EAGAIN) break;
+    }
+  }
+}
+
+bool H2Front::Impl::SendOut(Conn* c) {
+  while (c->out_off < c->out.size()) {
+    const ssize_t n =
+        send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) Close(c);
+      return false;
+    }
+    c->out_off += n;
+  }
+  c->out.clear();
+  c->out_off = 0;
+  return true;
+}
+
+void H2Front::Impl::Flush(Conn* c) {
+  if (c->dead) return;
+  if (c->connecting) return;  // EPOLLOUT tells when it connected
+  if (c->out_off < c->out.size() && !SendOut(c)) {
+    // Nothing more is generated while output is pending (back pressure).
+    if (!c->dead) SetEpollOut(c, true);
+    return;
+  }
+  for (;;) {
+    bool more = false;
+    for (;;) {
+      const uint8_t* data;
+      const ssize_t n = nghttp2_session_mem_send(c->session, &data);
+      if (n < 0) {
+        Close(c);
+        return;
+      }
+      if (n == 0) break;
+      c->out.append(reinterpret_cast<const char*>(data), n);
+      if (c->out.size() >= kMaxPendingOut) {
+        more = true;
+        break;
+      }
+    }
+    if (!SendOut(c)) {
+      if (!c->dead) SetEpollOut(c, true);
+      return;
+    }
+    if (!more) break;
+  }
+  if (!nghttp2_session_want_read(c->session) && !nghttp2_session_want_write(c->session)) {
+    Close(c);
+  }
+}
+
+void H2Front::Impl::Close(Conn* c) {
+  if (c->dead) return;
+  c->dead = true;
+  epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  close(c->fd);
+  conns_.erase(c);
+  if (!c->is_backend) --client_conns_;
+  if (c->replica != nullptr) {
+    for (Conn*& slot : c->replica->conns) {
+      if (slot == c) slot = nullptr;
+    }
+    if (!c->received) {
+      // Never connected (refused, or closed at once): skip this replica for a while.
+      c->replica->failed_until_ns = NowNs() + int64_t{options_.reconnect_backoff_ms} * 1000000;
+    }
+  }
+  std::vector<Call*> calls(c->calls.begin(), c->calls.end());
+  c->calls.clear();
+  for (Call* call : calls) {
+    if (c->is_backend) {
+      call->backend = nullptr;
+      BackendFailed(call, kStatusUnavailable, "");
+    } else {
+      ClientClosed(call, NGHTTP2_CANCEL);
+    }
+    MaybeDelete(call);
+  }
+  nghttp2_session_del(c->session);
+  c->session = nullptr;
+  graveyard_.push_back(c);
+}
+
+int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
+  if (c->is_backend || frame->hd.type != NGHTTP2_HEADERS ||
+      frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+    return 0;
+  }
+  auto* call = new Call(options_.max_message_bytes);
+  call->client = c;
+  call->client_sid = frame->hd.stream_id;
+  call->start_ns = NowNs();
+  c->calls.insert(call);
+  nghttp2_session_set_stream_user_data(c->session, frame->hd.stream_id, call);
+  return 0;
+}
+
+int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_view name,
+                            absl::string_view value) {
+  auto* call =
+      static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, frame->hd.stream_id));
+  if (call == nullptr) return 0;
+  call->headers.push_back(Header{std::string(name), std::string(value)});
+  return 0;
+}
+
+void H2Front::Impl::ReplyStatus(Call* call, int code, absl::string_view message) {
+  Conn* c = call->client;
+  call->resp_started = true;
+  call->resp_eof = true;
+  call->code = code;
+  call->message = std::string(message);
+  std::vector<Header> h = {{":status", "200"},
+                           {"content-type", "application/grpc"},
+                           {"grpc-status", std::to_string(code)},
+                           {"grpc-message", PercentEncode(message)}};
+  if (call->generated_id) h.push_back({"x-request-id", call->request_id});
+  std::vector<nghttp2_nv> nv = ToNv(h);
+  nghttp2_submit_response(c->session, call->client_sid, nv.data(), nv.size(), nullptr);
+  MarkDirty(c);
+}
+
+void H2Front::Impl::ResetClient(Call* call, uint32_t code) {
+  nghttp2_submit_rst_stream(call->client->session, NGHTTP2_FLAG_NONE, call->client_sid, code);
+  MarkDirty(call->client);
+}
+
+void H2Front::Impl::NoteStatus(Call* call, const std::vector<Header>& headers) {
+  if (!options_.on_call_end) return;
+  for (const Header& h : headers) {
+    if (h.name == "grpc-status") {
+      if (!absl::SimpleAtoi(h.value, &call->code)) call->code = kStatusUnknown;
+    } else if (h.name == "grpc-message") {
+      call->message = PercentDecode(h.value);
+    } else if (h.name == "maas-model-name") {
+      call->model = h.value.substr(0, 128);
+    } else if (h.name == "maas-model-version") {
+      if (!absl::SimpleAtoi(h.value, &call->model_version)) call->model_version = 0;
+    }
+  }
+}
+
+void H2Front::Impl::StartCall(Call* call) {
+  absl::string_view path;
+  absl::string_view request_id;
+  for (const Header& h : call->headers) {
+    if (h.name == ":path") path = h.value;
+    if (h.name == "x-request-id") request_id = h.value;
+  }
+  if (options_.on_call_end) {
+    call->method = std::string(path.substr(0, 256));
+    for (char ch : request_id.substr(0, 128)) {
+      if (ch > 0x20 && ch < 0x7f) call->request_id.push_back(ch);
+    }
+    if (call->request_id.empty() && options_.generate_request_ids) {
+      call->request_id = absl::StrCat(options_.request_id_prefix, "-", next_request_id_++);
+      call->generated_id = true;  // added to the backend request below
+    }
+  }
+  Route* route = default_route_.get();
+  absl::string_view method;
+  if (path.size() > 1 && path[0] == '/') {
+    const size_t slash = path.find('/', 1);
+    if (slash != absl::string_view::npos) {
+      auto it = by_service_.find(path.substr(1, slash - 1));
+      if (it != by_service_.end()) {
+        route = it->second;
+        method = path.substr(slash + 1);
+      }
+    }
+  }
+  if (route == nullptr) {
+    ReplyStatus(call, kStatusUnimplemented,
+                absl::StrCat("no route for method ", path.substr(0, 256)));
+    call->headers.clear();
+    return;
+  }
+  if (active_calls_.load(std::memory_order_relaxed) >= options_.max_concurrent_calls) {
+    ReplyStatus(call, kStatusResourceExhausted,
+                absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
+                             " concurrent calls (--max_concurrent_streams); retry later or raise "
+                             "it"));
+    call->headers.clear();
+    return;
+  }
+  active_calls_.fetch_add(1, std::memory_order_relaxed);
+  call->counted = true;
+  call->route = route;
+  if (options_.on_call_start && route != default_route_.get()) options_.on_call_start();
+  call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
+                    !route->non_idempotent.contains(method);
+  call->req.retain = call->retryable;
+  // Last: `path` and `method` point into call->headers, which this may reallocate.
+  if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
+  call->req_headers = std::move(call->headers);
+  call->headers.clear();
+  if (!Attempt(call, nullptr)) {
+    ReplyStatus(call, kStatusUnavailable, UnavailableMessage(route));
+  }
+  if (!call->retryable) call->req_headers.clear();
+}
+
+bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
+  Replica* replica = PickReplica(call->route, avoid);
+  Conn* b = replica == nullptr ? nullptr : ConnectionTo(replica);
+  if (b == nullptr && replica != nullptr && call->route->replicas.size() > 1) {
+    b = ConnectionTo(PickReplica(call->route, replica));
+  }
+  if (b == nullptr) return false;
+  std::vector<nghttp2_nv> nv = ToNv(call->req_headers);
+  nghttp2_data_provider prd;
+  prd.source.ptr = call;
+  prd.read_callback = CbReadRequest;
+  const int32_t sid = nghttp2_submit_request(b->session, nullptr, nv.data(), nv.size(), &prd, call);
+  if (sid < 0) return false;
+  ++call->attempts;
+  call->replica = b->replica;
+  call->backend = b;
+  call->backend_sid = sid;
+  call->req_deferred = false;
+  b->calls.insert(call);
+  MarkDirty(b);
+  return true;
+}
+
+void H2Front::Impl::DetachBackend(Call* call, bool reset) {
+  Conn* b = call->backend;
+  if (b == nullptr) return;
+  b->calls.erase(call);
+  nghttp2_session_set_stream_user_data(b->session, call->backend_sid, nullptr);
+  if (reset) {
+    nghttp2_submit_rst_stream(b->session, NGHTTP2_FLAG_NONE, call->backend_sid, NGHTTP2_CANCEL);
+    MarkDirty(b);
+  }
+  // Response bytes still queued will not be acknowledged stream by stream any more.
+  if (call->resp.size() > 0) nghttp2_session_consume_connection(b->session, call->resp.size());
+  call->backend = nullptr;
+}
+
+// The current attempt failed before the response headers reached the client (or after: then the
+// client stream is reset). Retries on another replica when allowed, else answers `code`.
+void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message) {
+  if (call->client == nullptr || call->resp_eof) return;
+  if (call->resp_started) {
+    // Committed (the client has the response headers): what was received is forwarded, then the
+    // call ends UNAVAILABLE, as a gRPC proxy ends it.
+    FailCall(call, kStatusUnavailable, "the backend connection was lost during the call");
+    return;
+  }
+  if (call->retryable && call->attempts < options_.retry_max_attempts) {
+    call->req.Rewind();
+    call->resp = ByteQueue();
+    if (Attempt(call, call->replica)) return;
+  }
+  ReplyStatus(call, code, message.empty() ? UnavailableMessage(call->route) : message);
+}
+
+// Ends the call with `code`: trailers-only before the response started, else trailers after what
+// was received. No-op when the response already ended.
+void H2Front::Impl::FailCall(Call* call, int code, const std::string& message) {
+  if (call->client == nullptr || call->resp_eof) return;
+  if (!call->resp_started) {
+    ReplyStatus(call, code, message);
+    return;
+  }
+  call->code = code;
+  call->message = message;
+  call->trailers = {{"grpc-status", std::to_string(code)},
+                    {"grpc-message", PercentEncode(message)}};
+  call->resp_eof = true;
+  if (call->resp_deferred) {
+    call->resp_deferred = false;
+    nghttp2_session_resume_data(call->client->session, call->client_sid);
+  }
+  MarkDirty(call->client);
+}
+
+int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
+  const int32_t sid = frame->hd.stream_id;
+  if (sid == 0) return 0;
+  auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));
+  if (call == nullptr) return 0;
+  const bool end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+  if (!c->is_backend) {
+    if (end_stream && (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS)) {
+      call->req_eof = true;
+    }
+    if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+      StartCall(call);
+    } else if (frame->hd.type == NGHTTP2_HEADERS) {
+      call->headers.clear();  // request trailers: gRPC has none; dropped
+    }
+    if (call->req_eof && call->req_deferred && call->backend != nullptr) {
+      call->req_deferred = false;
+      nghttp2_session_resume_data(call->backend->session, call->backend_sid);
+      MarkDirty(call->backend);
+    }
+    return 0;
+  }
+  // Backend side.
+  if (frame->hd.type != NGHTTP2_HEADERS) {
+    if (frame->hd.type == NGHTTP2_DATA && end_stream) {
+      call->resp_eof = true;
+      if (call->resp_deferred && call->client != nullptr) {
+        call->resp_deferred = false;
+        nghttp2_session_resume_data(call->client->session, call->client_sid);
+        MarkDirty(call->client);
+      }
+    }
+    return 0;
+  }
+  if (call->client == nullptr) {
+    call->headers.clear();
+    return 0;
+  }
+  if (frame->headers.cat == NGHTTP2_HCAT_RESPONSE) {
+    std::vector<Header> headers = std::move(call->headers);
+    call->headers.clear();
+    if (end_stream) {
+      // Trailers-only: an UNAVAILABLE answer of an idempotent call is retried elsewhere.
+      bool unavailable = false;
+      for (const Header& h : headers) {
+        if (h.name == "grpc-status" && h.value == "14") unavailable = true;
+      }
+      if (unavailable && call->retryable && call->attempts < options_.retry_max_attempts) {
+        DetachBackend(call, true);
+        call->req.Rewind();
+        if (Attempt(call, call->replica)) return 0;
+      }
+    }
+    // The response has started: no retry from here on.
+    call->retryable = false;
+    call->req.Release();
+    call->req_headers.clear();
+    call->resp_started = true;
+    if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
+    std::vector<nghttp2_nv> nv = ToNv(headers);
+    if (end_stream) {
+      call->resp_eof = true;
+      NoteStatus(call, headers);
+      nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(),
+                              nullptr);
+    } else {
+      nghttp2_data_provider prd;
+      prd.source.ptr = call;
+      prd.read_callback = CbReadResponse;
+      nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(), &prd);
+    }
+    MarkDirty(call->client);
+  } else {
+    call->trailers = std::move(call->headers);
+    call->headers.clear();
+    NoteStatus(call, call->trailers);
+    if (end_stream) call->resp_eof = true;
+    if (call->resp_deferred) {
+      call->resp_deferred = false;
+      nghttp2_session_resume_data(call->client->session, call->client_sid);
+      MarkDirty(call->client);
+    }
+  }
+  return 0;
+}
+
+int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t len) {
+  auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));
+  if (!c->is_backend) {
+    if (call == nullptr || (call->backend == nullptr && !call->retryable) || call->resp_eof) {
+      nghttp2_session_consume(c->session, sid, len);  // nobody to forward to: drop
+      return 0;
+    }
+    if (!call->req_scan.Feed(data, len)) {
+      nghttp2_session_consume(c->session, sid, len);
+      call->retryable = false;
+      if (call->backend != nullptr) DetachBackend(call, true);
+      FailCall(call, kStatusResourceExhausted,
+               absl::StrCat("a request message of ", call->req_scan.too_large(),
+                            " bytes is larger than the gateway's --max_message_bytes (",
+                            options_.max_message_bytes, ")"));
+      return 0;
+    }
+    call->req.Append(data, len);
+    if (call->req.retain &&
+        call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes)) {
+      call->retryable = false;  // too much to keep for a retry
+      call->req.Release();
+      call->req_headers.clear();
+    }
+    if (call->backend == nullptr) return 0;
+    if (call->req_deferred) {
+      call->req_deferred = false;
+      nghttp2_session_resume_data(call->backend->session, call->backend_sid);
+    }
+    MarkDirty(call->backend);
+    return 0;
+  }
+  if (call == nullptr || call->client == nullptr) {
+    nghttp2_session_consume(c->session, sid, len);
+    return 0;
+  }
+  if (!call->resp_scan.Feed(data, len)) {
+    nghttp2_session_consume(c->session, sid, len);
+    DetachBackend(call, true);
+    FailCall(call, kStatusResourceExhausted,
+             absl::StrCat("the backend answered a message of ", call->resp_scan.too_large(),
+                          " bytes, larger than the gateway's --max_message_bytes (",
+                          options_.max_message_bytes, ")"));
+    return 0;
+  }
+  call->resp.Append(data, len);
+  if (call->resp_deferred) {
+    call->resp_deferred = false;
+    nghttp2_session_resume_data(call->client->session, call->client_sid);
+  }
+  MarkDirty(call->client);
+  return 0;
+}
+
+ssize_t H2Front::Impl::ReadRequest(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
+  const size_t n = call->req.Take(buf, length);
+  const uint64_t taken = call->req.taken_abs();
+  if (taken > call->req_consumed && call->client != nullptr) {
+    // Acknowledge to the client only bytes handed over for the first time (a retry replays).
+    nghttp2_session_consume(call->client->session, call->client_sid, taken - call->req_consumed);
+    call->req_consumed = taken;
+    MarkDirty(call->client);
+  }
+  if (call->req.size() == 0) {
+    if (call->req_eof) {
+      *flags |= NGHTTP2_DATA_FLAG_EOF;
+    } else if (n == 0) {
+      if (call->client == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      call->req_deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
+  const size_t n = call->resp.Take(buf, length);
+  if (n > 0 && call->backend != nullptr) {
+    nghttp2_session_consume(call->backend->session, call->backend_sid, n);
+    MarkDirty(call->backend);
+  }
+  if (call->resp.size() == 0) {
+    if (call->resp_eof) {
+      if (!call->trailers.empty()) {
+        std::vector<nghttp2_nv> nv = ToNv(call->trailers);
+        nghttp2_submit_trailer(call->client->session, call->client_sid, nv.data(), nv.size());
+        call->trailers.clear();
+        *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
+      } else {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+      }
+    } else if (n == 0) {
+      if (call->backend == nullptr) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+      call->resp_deferred = true;
+      return NGHTTP2_ERR_DEFERRED;
+    }
+  }
+  return static_cast<ssize_t>(n);
+}
+
+int H2Front::Impl::OnFrameSend(Conn* c, const nghttp2_frame* frame) {
+  // The response ended while the client is still sending: end the stream (gRPC servers do too).
+  if (c->is_backend || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
+  auto* call =
+      static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, frame->hd.stream_id));
+  if (call != nullptr && !call->req_eof) {
+    nghttp2_submit_rst_stream(c->session, NGHTTP2_FLAG_NONE, frame->hd.stream_id, NGHTTP2_NO_ERROR);
+  }
+  return 0;
+}
+
+void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
+  Conn* c = call->client;
+  if (c != nullptr && c->session != nullptr) {
+    // Bytes received but never forwarded still count against the connection window.
+    const uint64_t received = call->req.base + call->req.data.size();
+    if (received > call->req_consumed) {
+      nghttp2_session_consume_connection(c->session, received - call->req_consumed);
+    }
+  }
+  call->req = ByteQueue();
+  call->client = nullptr;
+  // The client is gone (done, cancelled, deadline): a backend stream still open is cancelled.
+  if (call->backend != nullptr) DetachBackend(call, true);
+  if (call->counted) {
+    call->counted = false;
+    active_calls_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  if (options_.on_call_end && c != nullptr) {
+    if (call->code < 0 || (code != NGHTTP2_NO_ERROR && !call->resp_eof)) {
+      call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
+      if (call->message.empty()) call->message = "the client cancelled the call";
+    }
+    FrontCallRecord record;
+    record.method = call->method;
+    record.code = call->code;
+    record.message = call->message;
+    record.duration = absl::Nanoseconds(NowNs() - call->start_ns);
+    record.peer = c->peer;
+    record.model = call->model;
+    record.model_version = call->model_version;
+    record.request_id = call->request_id;
+    record.default_route = call->route != nullptr && call->route == default_route_.get();
+    options_.on_call_end(record);
+  }
+}
+
+int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
+  auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));
+  if (call == nullptr) return 0;
+  c->calls.erase(call);
+  if (!c->is_backend) {
+    ClientClosed(call, code);
+  } else {
+    if (call->resp.size() > 0) nghttp2_session_consume_connection(c->session, call->resp.size());
+    call->backend = nullptr;
+    if (call->client != nullptr && !call->resp_eof) {
+      if (call->resp_started) {
+        ResetClient(
+            call, code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
+      } else if (code == NGHTTP2_REFUSED_STREAM) {
+        BackendFailed(call, kStatusUnavailable, "");
+      } else {
+        ReplyStatus(call, GrpcStatusOfRst(code),
+                    absl::StrCat("the backend reset the stream (HTTP/2 error ", code, ")"));
+      }
+    }
+  }
+  MaybeDelete(call);
+  return 0;
+}
+
+absl::StatusOr<std::unique_ptr<H2Front>> H2Front::Create(const FrontOptions& options) {
+  auto impl = std::make_unique<Impl>(options);
+  absl::Status s = impl->Init();
+  if (!s.ok()) return s;
+  return std::unique_ptr<H2Front>(new H2Front(std::move(impl)));
+}
+
+H2Front::H2Front(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+H2Front::~H2Front() = default;
+int H2Front::port() const { return impl_->port(); }
+void H2Front::Run() { impl_->Run(); }
+void H2Front::Shutdown(absl::Duration grace) { impl_->Shutdown(grace); }
+int H2Front::active_calls() const { return impl_->active_calls(); }
+
+}  // namespace maas::gateway::h2

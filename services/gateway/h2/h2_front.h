@@ -1,0 +1,164 @@
+// An HTTP/2 frame-forwarding data plane for the gateway (experimental, plaintext h2c only).
+//
+// One epoll thread; every client connection is an nghttp2 server session, every backend connection
+// an nghttp2 client session kept open across calls. A call (HTTP/2 stream) is routed by the service
+// part of its :path header, exactly like Router: "/<service>/<method>" -> the route of <service>;
+// a call of any other service goes to the default route (in maas-gateway: its own gRPC server on a
+// loopback port, which answers health, reflection, maas.gateway.v1.Gateway and UNIMPLEMENTED).
+// Request headers, DATA and END_STREAM are forwarded to a stream on a backend connection, the
+// response headers, DATA and trailers back; RST_STREAM crosses in both directions. No gRPC library
+// on this path and no payload parsing: DATA bytes are copied, never decoded.
+//
+// Flow control is manual (nghttp2_session_consume): bytes received on one side are acknowledged to
+// their sender only when the other side has handed them to its connection, so a stalled reader
+// stalls its writer and a stream holds at most one window in the front.
+//
+// Replicas: a route's target is "ipv4:a:p[,b:p...]", "dns:///host:port" or "host:port" (names are
+// resolved on a resolver thread, at start and every dns_refresh_ms; a name that does not resolve
+// yet leaves the route without replicas: UNAVAILABLE); calls go round robin over its replicas,
+// skipping one whose connection
+// failed within the reconnect backoff. Idempotent calls are retried on another replica when the
+// attempt fails before any response headers (connection refused or lost, RST_STREAM
+// REFUSED_STREAM, or a trailers-only UNAVAILABLE answer), while their request bytes so far fit in
+// retry_buffer_bytes (kept until the response headers arrive).
+//
+//   MAAS_ASSIGN_OR_RETURN(auto front, H2Front::Create(options));
+//   std::thread t([&] { front->Run(); });   // until Shutdown() has drained
+//   front->Shutdown(absl::Seconds(10));     // GOAWAY to clients, calls finish, Run() returns
+#ifndef MAAS_SERVICES_GATEWAY_H2_H2_FRONT_H_
+#define MAAS_SERVICES_GATEWAY_H2_H2_FRONT_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+namespace maas::gateway::h2 {
+
+// One route: every method of `service` goes to the replicas of `target`.
+struct FrontRoute {
+  // Fully qualified gRPC service name, e.g. "maas.discriminative.v1.DiscriminativeService".
+  std::string service;
+  // "ipv4:127.0.0.1:50053,127.0.0.1:50063", "dns:///discriminative:50053" or "127.0.0.1:50053".
+  std::string target;
+  // Short names of methods never retried (e.g. "Train"); every other method is idempotent.
+  std::vector<std::string> non_idempotent_methods;
+};
+
+// IPv4 address and port of one replica.
+struct ReplicaAddress {
+  uint32_t ipv4 = 0;  // host byte order
+  int port = 0;
+  bool operator==(const ReplicaAddress& o) const { return ipv4 == o.ipv4 && port == o.port; }
+};
+
+// Parses and resolves a target (see FrontRoute::target) into replica addresses. INVALID_ARGUMENT
+// for a malformed target, UNAVAILABLE when a DNS name does not resolve to an IPv4 address.
+absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view target);
+
+// True when `target` names a host to resolve (not only IPv4 literals). Assumes a well-formed
+// target.
+bool TargetNeedsDns(absl::string_view target);
+
+// One finished call, for the call log.
+struct FrontCallRecord {
+  absl::string_view method;  // the :path
+  int code = 2;              // gRPC status code (answered by the backend, or by the front)
+  absl::string_view message;
+  absl::Duration duration;
+  absl::string_view peer;  // "ipv4:<ip>:<port>" of the client
+  absl::string_view model;
+  int64_t model_version = 0;
+  absl::string_view request_id;
+  // True for a call of the default route (FrontOptions::default_target).
+  bool default_route = false;
+};
+
+struct FrontOptions {
+  // Address to listen on (IPv4 literal) and port (0 = any free port).
+  std::string listen_host = "0.0.0.0";
+  int listen_port = 0;
+  std::vector<FrontRoute> routes;
+  // Where calls of any other service go; empty: they are answered UNIMPLEMENTED by the front.
+  std::string default_target;
+  // Persistent connections per replica; calls are spread over them round robin. >= 1.
+  int backend_connections = 2;
+  // SETTINGS_MAX_CONCURRENT_STREAMS announced to each client connection. >= 1.
+  int max_streams_per_connection = 256;
+  // Calls in flight over all client connections (default route included); more are answered
+  // RESOURCE_EXHAUSTED. >= 1.
+  int max_concurrent_calls = 4096;
+  // Largest gRPC message, bytes, >= 1, in both directions (read from the 5-byte message prefixes,
+  // payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED before it
+  // reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
+  uint32_t max_message_bytes = 4 << 20;
+  // Per-stream flow-control window towards clients and towards backends, bytes, >= 65535.
+  int stream_window_bytes = 256 * 1024;
+  // Connection-level window, bytes, >= stream_window_bytes.
+  int connection_window_bytes = 16 << 20;
+  // Attempts of an idempotent call, in [1, 5] (1 = no retry).
+  int retry_max_attempts = 3;
+  // Request bytes kept per call for a retry until the response headers arrive; a call that sends
+  // more before that is not retried. >= 0.
+  int retry_buffer_bytes = 256 * 1024;
+  // A backend connection with calls that received nothing for keepalive_time_ms gets a PING; one
+  // that then stays silent for keepalive_timeout_ms is closed (its calls fail over or end
+  // UNAVAILABLE). 0 = no keepalive.
+  int keepalive_time_ms = 60000;
+  int keepalive_timeout_ms = 20000;
+  // DNS targets are resolved again this often, ms, >= 100 (and at once, at most once a second, when
+  // every replica of a route has failed); replicas gone from the answer get no new calls.
+  int dns_refresh_ms = 30000;
+  // A replica whose connection failed is skipped for this long, ms, >= 1.
+  int reconnect_backoff_ms = 1000;
+  // Client connections get GOAWAY after this age (and are closed `max_connection_age_grace` later
+  // if calls still run), so clients re-resolve and rebalance; 0 = never.
+  int max_connection_age_ms = 0;
+  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // Called on the front's thread once per finished call (null = none: call log, metrics). When
+  // set and generate_request_ids, a call without an x-request-id header gets one
+  // ("<request_id_prefix>-<n>"), forwarded to the backend and returned in the response headers.
+  std::function<void(const FrontCallRecord&)> on_call_end;
+  // Called when a call of a backend route (not the default route) starts (e.g. metrics). May be
+  // null.
+  std::function<void()> on_call_start;
+  // Give calls without an x-request-id one (needs on_call_end to be of use).
+  bool generate_request_ids = true;
+  std::string request_id_prefix = "h2";
+  // Called on the front's thread after each round of events (e.g. to write the call log lines
+  // on_call_end collected in one write). May be null.
+  std::function<void()> on_round_end;
+};
+
+class H2Front {
+ public:
+  // Binds the listening socket and resolves the targets. INVALID_ARGUMENT for bad options,
+  // UNAVAILABLE when bind or a DNS resolution fails.
+  static absl::StatusOr<std::unique_ptr<H2Front>> Create(const FrontOptions& options);
+  ~H2Front();
+
+  // The bound port.
+  int port() const;
+  // Serves until Shutdown() has drained; call from one thread only.
+  void Run();
+  // Thread-safe: stops accepting connections, sends GOAWAY to every client, lets running calls
+  // finish for up to `grace`, then closes everything and makes Run() return.
+  void Shutdown(absl::Duration grace);
+  // Calls in flight (thread-safe, approximate).
+  int active_calls() const;
+
+  class Impl;
+
+ private:
+  explicit H2Front(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace maas::gateway::h2
+
+#endif  // MAAS_SERVICES_GATEWAY_H2_H2_FRONT_H_
