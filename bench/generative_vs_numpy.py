@@ -264,16 +264,16 @@ def main():
                 client_us = 1e6 * r["client_cpu_seconds"] / r["rows"]
                 gen_us = 1e6 / in_process
                 # On 2 cores the stream is bounded by its busiest thread (the pool thread that samples: at most 1 core;
-                # the service's writer thread serialises each batch into the send buffer and starts its write, which
-                # gRPC performs on that thread) and by the CPU of both processes together (server + client incl. the
+                # the service's writer thread frames each batch around its sampled values, which it sends in place, and
+                # starts its write, which gRPC performs on that thread) and by the CPU of both processes together (server + client incl. the
                 # loopback TCP copies: at most 2 cores).
                 bound = min(1e6 / thread_us, 2e6 / (server_us + client_us))
                 print(f"  {label}: {r['rows_per_second'] / 1e3:.1f} k rows/s = "
                       f"{r['payload_bytes_per_second'] / 1e6:.0f} MB/s of float64 payload in {r['messages']} messages "
                       f"-> {100 * r['rows_per_second'] / in_process:.0f}% of in-process\n"
                       f"    server CPU {server_us:.2f} us/row: busiest thread {thread_us:.2f} (the pool thread: sampling, "
-                      f"{gen_us:.2f} in process), next {second_us:.2f} (the writer: transposition into the send "
-                      f"buffer, gRPC, TCP send), other threads {server_us - thread_us - second_us:.2f} (gRPC's pollers: "
+                      f"{gen_us:.2f} in process), next {second_us:.2f} (the writer: framing, gRPC, TCP "
+                      f"send), other threads {server_us - thread_us - second_us:.2f} (gRPC's pollers: "
                       f"the rest of each send); client CPU {client_us:.2f} us/row (TCP receive, gRPC, parse)\n"
                       f"    2-core bound min(1 / busiest thread, 2 / (server + client)) = min({1e3 / thread_us:.1f}, "
                       f"{2e3 / (server_us + client_us):.1f}) k rows/s = {100 * bound / in_process:.0f}% of in-process; "

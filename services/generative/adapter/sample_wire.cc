@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -49,40 +50,19 @@ void PutScalar(uint8_t tag, uint64_t value, std::string* out) {
   PutVarint(value, out);
 }
 
-// The values of `m` row-major into `dst` (rows * cols doubles), 8 rows at a time: each read of m
-// is one contiguous run of 8 doubles and the writes advance 8 rows in step (the transposition
-// convert::MatrixToProto does, into the send buffer instead of a repeated field).
-void RowMajorInto(const Eigen::MatrixXd& m, unsigned char* dst) {
-  const Eigen::Index rows = m.rows(), cols = m.cols();
-  const size_t row_bytes = static_cast<size_t>(cols) * sizeof(double);
-  constexpr Eigen::Index kBlock = 8;
-  Eigen::Index r0 = 0;
-  for (; r0 + kBlock <= rows; r0 += kBlock) {
-    unsigned char* block = dst + static_cast<size_t>(r0) * row_bytes;
-    for (Eigen::Index c = 0; c < cols; ++c) {
-      const double* src = m.data() + c * rows + r0;
-      unsigned char* column = block + static_cast<size_t>(c) * sizeof(double);
-      for (Eigen::Index i = 0; i < kBlock; ++i) {
-        std::memcpy(column + static_cast<size_t>(i) * row_bytes, src + i, sizeof(double));
-      }
-    }
-  }
-  for (; r0 < rows; ++r0) {
-    unsigned char* row = dst + static_cast<size_t>(r0) * row_bytes;
-    for (Eigen::Index c = 0; c < cols; ++c) {
-      const double value = m(r0, c);
-      std::memcpy(row + static_cast<size_t>(c) * sizeof(double), &value, sizeof(double));
-    }
-  }
+// Releases the owner reference a values slice holds (grpc_slice_new_with_user_data's destroy).
+void ReleaseOwner(void* owner) {
+  delete static_cast<std::shared_ptr<const SampleBatchValues>*>(owner);
 }
 
 // Builds the message as slices: framing bytes accumulate in `framing_` and become a slice of their
-// own each time a matrix's values (one slice, written in place) follow.
+// own each time a matrix's values (one slice referring to the matrix's memory) follow.
 class SliceWriter {
  public:
+  explicit SliceWriter(const std::shared_ptr<const SampleBatchValues>& owner) : owner_(owner) {}
   std::string& framing() { return framing_; }
-  // A length-delimited Matrix field `tag` holding `m`.
-  void Matrix(uint8_t tag, const Eigen::MatrixXd& m) {
+  // A length-delimited Matrix field `tag` holding `m` (row-major: its memory is the packed field).
+  void Matrix(uint8_t tag, const RowMatrixXd& m) {
     const uint64_t rows = static_cast<uint32_t>(m.rows());
     const uint64_t cols = static_cast<uint32_t>(m.cols());
     const uint64_t value_bytes = static_cast<uint64_t>(m.size()) * sizeof(double);
@@ -98,8 +78,10 @@ class SliceWriter {
     framing_.push_back(static_cast<char>(kValuesTag));
     PutVarint(value_bytes, &framing_);
     Flush();
-    grpc_slice values = grpc_slice_malloc(static_cast<size_t>(value_bytes));
-    RowMajorInto(m, GRPC_SLICE_START_PTR(values));
+    // gRPC only reads the slice; the matrix stays unchanged while the owner copy lives.
+    grpc_slice values = grpc_slice_new_with_user_data(
+        const_cast<double*>(m.data()), static_cast<size_t>(value_bytes), &ReleaseOwner,
+        new std::shared_ptr<const SampleBatchValues>(owner_));
     slices_.emplace_back(values, grpc::Slice::STEAL_REF);
   }
   void Finish(grpc::ByteBuffer* out) {
@@ -115,6 +97,7 @@ class SliceWriter {
     framing_.clear();
   }
 
+  const std::shared_ptr<const SampleBatchValues>& owner_;
   std::string framing_;
   std::vector<grpc::Slice> slices_;
 };
@@ -122,7 +105,7 @@ class SliceWriter {
 }  // namespace
 
 void EncodeSampleBatch(const SampleBatchView& view, grpc::ByteBuffer* out) {
-  SliceWriter writer;
+  SliceWriter writer(view.owner);
   PutScalar(kStartIndexTag, view.start_index, &writer.framing());
   writer.Matrix(kXTag, *view.x);
   if (view.latents != nullptr) writer.Matrix(kLatentsTag, *view.latents);

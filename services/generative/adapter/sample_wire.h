@@ -1,11 +1,12 @@
 // The wire bytes of a Sample stream's messages, written straight from the sampled matrices.
 //
-// The generic path copies a batch twice before gRPC sends it: the column-major matrix into the
-// SampleBatch's repeated double field (a transposition), then the message into a send buffer (a
-// serialisation). EncodeSampleBatch does the transposition only, directly into the buffer gRPC
-// sends, and writes the protobuf framing (tags, lengths, varints) by hand around it. The bytes are
-// exactly SampleBatchToProto(view).SerializeAsString(): an ordinary SampleBatch every client parses
-// unchanged (tested byte for byte).
+// The generic path copies a batch twice before gRPC sends it: the sampled matrix into the
+// SampleBatch's repeated double field, then the message into a send buffer (a serialisation). The
+// families sample row-major, the layout of packed doubles on the wire, so EncodeSampleBatch copies
+// nothing: the sampled values become slices of the message as they are (sharing ownership of the
+// batch's matrices until gRPC has sent them), and it writes the protobuf framing (tags, lengths,
+// varints) by hand around them. The bytes are exactly SampleBatchToProto(view).SerializeAsString():
+// an ordinary SampleBatch every client parses unchanged (tested byte for byte).
 #ifndef MAAS_SERVICES_GENERATIVE_ADAPTER_SAMPLE_WIRE_H_
 #define MAAS_SERVICES_GENERATIVE_ADAPTER_SAMPLE_WIRE_H_
 
@@ -22,15 +23,16 @@
 namespace maas::generative {
 
 // Replaces `out` with the serialised SampleBatch of `view`: small framing slices around one slice
-// per matrix holding its values row-major. REQUIRES: view.x != nullptr.
+// per matrix that refers to its values in place (the slice holds a copy of view.owner until gRPC
+// releases it). REQUIRES: view.x != nullptr; view.owner owns the matrices (or, when null, they
+// outlive every copy of `out`).
 void EncodeSampleBatch(const SampleBatchView& view, grpc::ByteBuffer* out);
 
 // The source of a Sample call's server stream (adapter::ServerStream): Next samples a batch on
 // the worker pool into the core's SampleStream, and SerializePending encodes the oldest sampled
-// batch with EncodeSampleBatch from the thread that starts its write (the service's writer), so the
-// transposition into the send buffer runs there too, while the pool samples the next batch (the
-// SampleStream's views stay valid for one more batch). `header` receives the message without its
-// values (start index, seed, model version, matrix shapes) for the call's log.
+// batch with EncodeSampleBatch (framing only) from the thread that starts its write (the service's
+// writer), while the pool samples the next batch. `header` receives the message without its values
+// (start index, seed, model version, matrix shapes) for the call's log.
 class SampleWireSource {
  public:
   explicit SampleWireSource(std::unique_ptr<SampleStream> stream) : stream_(std::move(stream)) {}

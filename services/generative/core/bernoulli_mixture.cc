@@ -76,8 +76,8 @@ Eigen::VectorXd BernoulliMixtureModel::ComponentLogLikelihoods(const double* x) 
   return out;
 }
 
-void BernoulliMixtureModel::Sample(uint64_t seed, uint64_t first_index,
-                                   Eigen::Ref<Eigen::MatrixXd> x, Eigen::MatrixXd* latents) const {
+void BernoulliMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+                                   RowMatrixXd* latents) const {
   const Eigen::Index d = prob_.cols();
   if (latents != nullptr) latents->resize(x.rows(), 1);
   for (Eigen::Index i = 0; i < x.rows(); ++i) {

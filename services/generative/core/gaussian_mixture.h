@@ -50,8 +50,8 @@ class GaussianMixtureModel final : public GenerativeModel {
   }
   int dimension() const override { return static_cast<int>(means_.cols()); }
   int latent_width() const override { return 1; }
-  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-              Eigen::MatrixXd* latents) const override;
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+              RowMatrixXd* latents) const override;
   bool tractable() const override { return true; }
   Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const override;
 

@@ -1,6 +1,7 @@
 #include "services/generative/core/generative_core.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <limits>
@@ -138,29 +139,53 @@ SampleStream::SampleStream(std::shared_ptr<const LoadedModel> model, uint64_t se
       batch_size_(batch_size),
       include_latents_(include_latents && model_->model->latent_width() > 0) {}
 
+namespace {
+
+// A row-major matrix as a Matrix message (its values are already in the wire's order).
+void RowMajorToProto(const RowMatrixXd& m, common::v1::Matrix* out) {
+  out->set_rows(static_cast<uint32_t>(m.rows()));
+  out->set_cols(static_cast<uint32_t>(m.cols()));
+  out->mutable_values()->Add(m.data(), m.data() + m.size());
+}
+
+}  // namespace
+
 void SampleBatchToProto(const SampleBatchView& view, v1::SampleBatch* batch) {
   batch->Clear();
   batch->set_start_index(view.start_index);
   batch->set_seed(view.seed);
   batch->set_model_version(view.model_version);
-  convert::MatrixToProto(*view.x, batch->mutable_x());
-  if (view.latents != nullptr) convert::MatrixToProto(*view.latents, batch->mutable_latents());
+  RowMajorToProto(*view.x, batch->mutable_x());
+  if (view.latents != nullptr) RowMajorToProto(*view.latents, batch->mutable_latents());
+}
+
+std::shared_ptr<SampleBatchValues> SampleStream::FreeValues() {
+  for (const std::shared_ptr<SampleBatchValues>& values : values_) {
+    if (values.use_count() == 1) {
+      // The last other owner released it (an atomic decrement with release semantics, possibly
+      // on a transport thread): this fence orders its reads of the values before our writes.
+      std::atomic_thread_fence(std::memory_order_acquire);
+      return values;
+    }
+  }
+  auto values = std::make_shared<SampleBatchValues>();
+  if (values_.size() < kKeptValues) values_.push_back(values);
+  return values;
 }
 
 bool SampleStream::NextView(SampleBatchView* view) {
   if (produced_ >= num_samples_) return false;
   const uint64_t n = std::min(batch_size_, num_samples_ - produced_);
   const uint64_t first = start_index_ + produced_;
-  Eigen::MatrixXd& x = x_[slot_];
-  Eigen::MatrixXd& latents = latents_[slot_];
-  slot_ ^= 1;
-  x.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
-  model_->model->Sample(seed_, first, x, include_latents_ ? &latents : nullptr);
+  std::shared_ptr<SampleBatchValues> values = FreeValues();
+  values->x.resize(static_cast<Eigen::Index>(n), model_->model->dimension());
+  model_->model->Sample(seed_, first, values->x, include_latents_ ? &values->latents : nullptr);
   view->start_index = first;
   view->seed = seed_;
   view->model_version = model_->info().version();
-  view->x = &x;
-  view->latents = include_latents_ ? &latents : nullptr;
+  view->x = &values->x;
+  view->latents = include_latents_ ? &values->latents : nullptr;
+  view->owner = std::move(values);
   produced_ += n;
   return true;
 }

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
@@ -72,14 +73,24 @@ struct GenerativeCoreOptions {
   exec::Executor* executor = nullptr;
 };
 
-// One batch of a Sample stream as views of the sampled matrices (column-major, as the families fill
-// them), so a transport can serialise it without first copying it into a SampleBatch message.
+// The matrices one batch of a Sample stream is sampled into: row-major, the layout of the packed
+// values on the wire, so a transport can send them as they are.
+struct SampleBatchValues {
+  RowMatrixXd x;        // batch rows x D
+  RowMatrixXd latents;  // batch rows x latent width (unused without latents)
+};
+
+// One batch of a Sample stream as views of the sampled matrices, so a transport can serialise it
+// without first copying it into a SampleBatch message. The view shares ownership of the matrices:
+// they stay valid (and unchanged) as long as `owner` or a copy of it lives, e.g. until a transport
+// has sent them; the stream reuses them only once no copy is left.
 struct SampleBatchView {
   uint64_t start_index = 0;
   uint64_t seed = 0;
   int64_t model_version = 0;
-  const Eigen::MatrixXd* x = nullptr;        // batch rows x D
-  const Eigen::MatrixXd* latents = nullptr;  // batch rows x latent width; null: no latents field
+  const RowMatrixXd* x = nullptr;        // batch rows x D (owned by `owner`)
+  const RowMatrixXd* latents = nullptr;  // batch rows x latent width; null: no latents field
+  std::shared_ptr<const SampleBatchValues> owner;
 };
 
 // The SampleBatch message of a view (what a Sample stream sends for it).
@@ -93,9 +104,8 @@ class SampleStream {
                uint64_t num_samples, uint64_t batch_size, bool include_latents);
   // Fills the next batch; false when all samples were produced.
   bool Next(v1::SampleBatch* batch);
-  // The same batch as Next would fill, as views of the stream's matrices; false when all samples
-  // were produced. The stream alternates between two sets of matrices, so a view stays valid until
-  // the second NextView call after it: a transport can serialise batch k while k+1 is produced.
+  // The same batch as Next would fill, as views of the stream's matrices (shared with the view:
+  // a transport can send batch k while k+1 is produced); false when all samples were produced.
   bool NextView(SampleBatchView* view);
   uint64_t seed() const { return seed_; }
   uint64_t samples_produced() const { return produced_; }
@@ -108,11 +118,12 @@ class SampleStream {
   uint64_t batch_size_;
   bool include_latents_;
   uint64_t produced_ = 0;
-  // Reused from batch to batch (a fresh batch-sized matrix costs its page faults every message),
-  // two of each: NextView fills x_[slot_] and latents_[slot_], then flips slot_.
-  Eigen::MatrixXd x_[2];
-  Eigen::MatrixXd latents_[2];
-  int slot_ = 0;
+  // Matrices reused from batch to batch (a fresh batch-sized matrix costs its page faults every
+  // message): NextView takes one that no view holds any more, or a new one (kept while there are
+  // fewer than kKeptValues: one being sampled, one waiting, one or two still being sent).
+  static constexpr size_t kKeptValues = 4;
+  std::shared_ptr<SampleBatchValues> FreeValues();
+  std::vector<std::shared_ptr<SampleBatchValues>> values_;
 };
 
 // Produces the messages of one StreamEstimate call lazily: each Next() adds one increment of

@@ -41,8 +41,8 @@ class LinearGaussianModel final : public GenerativeModel {
   }
   int dimension() const override { return static_cast<int>(mean_.size()); }
   int latent_width() const override { return latent_dim(); }
-  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-              Eigen::MatrixXd* latents) const override;
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+              RowMatrixXd* latents) const override;
   bool tractable() const override { return true; }
   Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const override;
 

@@ -326,12 +326,12 @@ double MlpDecoderModel::LogLikelihoodOfOutput(const Eigen::Ref<const Eigen::Vect
                  sq / noise_variance_);
 }
 
-void MlpDecoderModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-                             Eigen::MatrixXd* latents) const {
+void MlpDecoderModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+                             RowMatrixXd* latents) const {
   const Eigen::Index n = x.rows();
   std::vector<random::ItemRng> rngs;
   rngs.reserve(n);
-  Eigen::MatrixXd z(n, latent_dim_);
+  RowMatrixXd z(n, latent_dim_);
   Eigen::VectorXd one(latent_dim_);
   for (Eigen::Index i = 0; i < n; ++i) {
     rngs.emplace_back(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
@@ -340,11 +340,9 @@ void MlpDecoderModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eig
   }
   // The decoder on the whole batch: math::Gemm's fixed summation order makes each row's f
   // independent of the batch size, so the samples do not depend on how a request is batched.
-  using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  const RowMajor z_rows = z;
   std::vector<std::vector<double>> work;
-  Forward(static_cast<std::size_t>(n), z_rows.data(), layers_.size(), work);
-  const Eigen::Map<const RowMajor> f(work.back().data(), n, dimension_);
+  Forward(static_cast<std::size_t>(n), z.data(), layers_.size(), work);
+  const Eigen::Map<const RowMatrixXd> f(work.back().data(), n, dimension_);
   const double stddev = std::sqrt(noise_variance_);
   for (Eigen::Index i = 0; i < n; ++i) {
     for (Eigen::Index d = 0; d < dimension_; ++d) {

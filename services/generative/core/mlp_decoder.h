@@ -44,8 +44,8 @@ class MlpDecoderModel final : public GenerativeModel {
   }
   int dimension() const override { return dimension_; }
   int latent_width() const override { return latent_dim_; }
-  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-              Eigen::MatrixXd* latents) const override;
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+              RowMatrixXd* latents) const override;
   bool tractable() const override { return false; }
   Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const override;
 

@@ -24,6 +24,10 @@ inline constexpr uint32_t kSampleStream = 0;
 //   kContinuous: z in R^latent_dim() with prior N(0, I) (ppca, factor_analysis, mlp_decoder).
 enum class LatentKind { kNone, kDiscrete, kContinuous };
 
+// Row-major float64 matrices: the layout Sample writes, the same as the packed values of a
+// maas.common.v1.Matrix on the wire, so that a sampled batch is sent as it is (no transposition).
+using RowMatrixXd = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
 // A proposal distribution q(z) for importance sampling one data row x (see
 // GenerativeModel::MakeProposal). Immutable after construction; thread-safe to use concurrently
 // with separate generators.
@@ -52,12 +56,13 @@ class GenerativeModel {
   // the model was built from).
   virtual int64_t MemoryBytes() const { return -1; }
 
-  // Fills row i of `x` (and of `latents` when not null; it has latent_width() columns) with sample
-  // number first_index + i of the stream keyed by `seed`. A pure function of (seed, first_index +
-  // i): the result does not depend on how a request is split into calls. REQUIRES: x.cols() ==
-  // dimension(); latents == nullptr or latents->rows() == x.rows().
-  virtual void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-                      Eigen::MatrixXd* latents) const = 0;
+  // Fills row i of `x` (and of `latents` when not null: resized to x.rows() x latent_width()) with
+  // sample number first_index + i of the stream keyed by `seed`. A pure function of (seed,
+  // first_index + i): the result does not depend on how a request is split into calls. Row-major
+  // (each sample's values contiguous), as the wire carries them. REQUIRES: x.cols() ==
+  // dimension().
+  virtual void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+                      RowMatrixXd* latents) const = 0;
 
   // Whether ExactLogLikelihood is available.
   virtual bool tractable() const = 0;

@@ -46,8 +46,7 @@ void SampleProductAt(random::SimdLevel level, const SampleProductArgs& in) {
                                      in.bias,
                                      in.noise_scale,
                                      in.noise_offset,
-                                     in.out,
-                                     in.out_stride};
+                                     in.out_rows};
   switch (level) {
     case random::SimdLevel::kAvx512:
       internal::SampleProductAvx512(args);

@@ -82,8 +82,8 @@ struct SampleProductArgs {
   const double* bias = nullptr;         // N
   const double* noise_scale = nullptr;  // N, or nullptr for no noise term
   int64_t noise_offset = 0;             // noise_i[j] = a[i][noise_offset + j]
-  double* out = nullptr;                // x(i, j) at out[i + j * out_stride]
-  int64_t out_stride = 0;
+  // x(i, j) at out_rows[i][j]: sample i's row (row-major, any rows anywhere), N values each.
+  double* const* out_rows = nullptr;
 };
 
 void SampleProduct(const SampleProductArgs& args);
@@ -105,8 +105,7 @@ struct RawProduct {
   const double* bias;
   const double* noise_scale;
   int64_t noise_offset;
-  double* out;
-  int64_t out_stride;
+  double* const* out_rows;
 };
 void SampleProductBaseline(const RawProduct& args);
 void SampleProductAvx2(const RawProduct& args);

@@ -91,8 +91,8 @@ absl::StatusOr<std::unique_ptr<UniformModel>> UniformModel::Create(const v1::Uni
 UniformModel::UniformModel(Eigen::VectorXd low, Eigen::VectorXd high)
     : low_(std::move(low)), width_(high - low_), log_volume_(width_.array().log().sum()) {}
 
-void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-                          Eigen::MatrixXd* latents) const {
+void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+                          RowMatrixXd* latents) const {
   const int d = dimension();
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));

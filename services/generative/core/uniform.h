@@ -27,8 +27,8 @@ class UniformModel final : public GenerativeModel {
   int64_t MemoryBytes() const override { return sizeof(*this) + EigenBytes(low_, width_); }
   int dimension() const override { return static_cast<int>(low_.size()); }
   int latent_width() const override { return 0; }
-  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-              Eigen::MatrixXd* latents) const override;
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
+              RowMatrixXd* latents) const override;
   bool tractable() const override { return true; }
   Eigen::VectorXd ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const override;
 

@@ -263,7 +263,7 @@ int Run(int argc, char** argv) {
   if (command == "sample") {
     const Eigen::Index batch = std::stol(argv[3]);
     const double budget = std::stod(argv[4]);
-    Eigen::MatrixXd x(batch, d);
+    RowMatrixXd x(batch, d);
     uint64_t done = 0;
     double checksum = 0;
     const double rate = MedianRate(budget, [&] {
@@ -279,7 +279,7 @@ int Run(int argc, char** argv) {
   if (command == "loglik") {
     const Eigen::Index s = std::stol(argv[3]);
     const double budget = std::stod(argv[4]);
-    Eigen::MatrixXd x(1, d), latents;
+    RowMatrixXd x(1, d);
     model.Sample(7, 0, x, nullptr);
     Eigen::MatrixXd z(s, model.latent_dim());
     Eigen::VectorXd one(model.latent_dim());
@@ -311,8 +311,9 @@ int Run(int argc, char** argv) {
     settings.num_samples = std::stoull(argv[4]);
     settings.ais.num_temperatures = std::stoi(argv[5]);
     settings.seed = 11;
-    Eigen::MatrixXd x(1, d);
-    model.Sample(5, 0, x, nullptr);
+    RowMatrixXd sampled(1, d);
+    model.Sample(5, 0, sampled, nullptr);
+    const Eigen::MatrixXd x = sampled;
     absl::Status supported =
         CheckEstimatorSupported(model, settings.estimator, x.row(0).transpose());
     if (!supported.ok()) {

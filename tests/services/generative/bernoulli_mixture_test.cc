@@ -58,7 +58,7 @@ TEST_CASE("bernoulli_mixture latent view and sampling") {
   x << 1, 0, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1;
   testing::CheckExactPosteriorIdentity(*model, x, 1e-12);
   testing::CheckSampleDeterminism(*model, 7);
-  Eigen::MatrixXd s(2000, 6), latents;
+  RowMatrixXd s(2000, 6), latents;
   model->Sample(3, 0, s, &latents);
   CHECK(((s.array() == 0) || (s.array() == 1)).all());
   // Per-component means near mu.
@@ -98,7 +98,7 @@ TEST_CASE("bernoulli_mixture validation and EM") {
   expect_invalid(spec, "probabilities");
 
   const auto truth = Make(ModelD());
-  Eigen::MatrixXd rows(3000, 6);
+  RowMatrixXd rows(3000, 6);
   truth->Sample(11, 0, rows, nullptr);
   v1::FitConfig config;
   config.mutable_bernoulli_mixture()->set_n_components(2);

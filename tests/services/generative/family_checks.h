@@ -21,8 +21,8 @@ inline Eigen::MatrixXd SampleInBatches(const GenerativeModel& model, uint64_t se
   Eigen::MatrixXd out(n, model.dimension() + model.latent_width());
   for (int first = 0; first < n; first += batch) {
     const int rows = std::min(batch, n - first);
-    Eigen::MatrixXd x(rows, model.dimension());
-    Eigen::MatrixXd latents;
+    RowMatrixXd x(rows, model.dimension());
+    RowMatrixXd latents;
     model.Sample(seed, start + static_cast<uint64_t>(first), x, &latents);
     REQUIRE(latents.rows() == rows);
     REQUIRE(latents.cols() == model.latent_width());
@@ -46,7 +46,7 @@ inline void CheckSampleDeterminism(const GenerativeModel& model, uint64_t seed) 
   CHECK(SameBytes(SampleInBatches(model, seed, 0, 1000, 7), reference));
   const Eigen::MatrixXd shard = SampleInBatches(model, seed, 300, 700, 64);
   CHECK(SameBytes(shard, reference.bottomRows(700).eval()));
-  Eigen::MatrixXd x(10, model.dimension());
+  RowMatrixXd x(10, model.dimension());
   model.Sample(seed, 0, x, nullptr);
   CHECK(SameBytes(x, reference.topLeftCorner(10, model.dimension()).eval()));
   const Eigen::MatrixXd other = SampleInBatches(model, seed + 1, 0, 10, 10);

@@ -104,7 +104,7 @@ TEST_CASE("gaussian_mixture sampling is deterministic and follows the draw order
   const Eigen::Matrix2d l = cov[k].llt().matrixL();
   Eigen::Vector2d mean[3] = {{0, 0}, {3, 1}, {-2, 2.5}};
   const Eigen::Vector2d expected = mean[k] + l * Eigen::Vector2d(e0, e1);
-  Eigen::MatrixXd x(1, 2), latents;
+  RowMatrixXd x(1, 2), latents;
   model->Sample(77, 5, x, &latents);
   CHECK(latents(0, 0) == k);
   CHECK(x(0, 0) == Approx(expected(0)).epsilon(1e-14));
@@ -180,7 +180,7 @@ absl::StatusOr<FitResult> Fit(const v1::GaussianMixtureFit& fit, const Eigen::Ma
 }
 
 Eigen::MatrixXd SampleRows(const GenerativeModel& model, int n, uint64_t seed) {
-  Eigen::MatrixXd x(n, model.dimension());
+  RowMatrixXd x(n, model.dimension());
   model.Sample(seed, 0, x, nullptr);
   return x;
 }

@@ -106,7 +106,7 @@ TEST_CASE("linear-Gaussian sampling is deterministic and follows the draw order"
   Eigen::VectorXd z(2), eps(5);
   for (int i = 0; i < 2; ++i) z(i) = rng.Normal();
   for (int i = 0; i < 5; ++i) eps(i) = rng.Normal();
-  Eigen::MatrixXd x(1, 5), latents;
+  RowMatrixXd x(1, 5), latents;
   fa->Sample(5, 9, x, &latents);
   CHECK(latents(0, 0) == z(0));
   CHECK(latents(0, 1) == z(1));
@@ -164,7 +164,7 @@ absl::StatusOr<FitResult> Fit(const Family& family, const v1::FitConfig& config,
 
 TEST_CASE("ppca and factor_analysis fits recover the generating model; bad input") {
   const auto truth = Build(FactorAnalysisFamily(), ModelB());
-  Eigen::MatrixXd rows(4000, 5);
+  RowMatrixXd rows(4000, 5);
   truth->Sample(17, 0, rows, nullptr);
   v1::FitConfig config;
   config.mutable_factor_analysis()->set_latent_dim(2);

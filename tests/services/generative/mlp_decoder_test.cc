@@ -173,19 +173,19 @@ TEST_CASE("the analytic gradient of log p(x|z) matches central differences") {
 
 TEST_CASE("sampling is a pure function of (seed, index) and follows the decoder") {
   auto model = Make(ModelE(false));
-  Eigen::MatrixXd all(50, 4), part(20, 4), latents;
+  RowMatrixXd all(50, 4), part(20, 4), latents;
   model->Sample(5, 100, all, &latents);
   model->Sample(5, 130, part, nullptr);
   CHECK(part == all.bottomRows(20));
   REQUIRE(latents.rows() == 50);
   // Residuals x - f(z) have the noise variance 0.1.
-  Eigen::MatrixXd many(20000, 4), z;
+  RowMatrixXd many(20000, 4), z;
   model->Sample(6, 0, many, &z);
   const Eigen::MatrixXd residual = many - model->Decode(z);
   const double variance = residual.array().square().mean();
   CHECK(variance == Approx(0.1).epsilon(0.03));
   auto bern = Make(ModelE(true));
-  Eigen::MatrixXd bits(100, 4);
+  RowMatrixXd bits(100, 4);
   bern->Sample(7, 0, bits, nullptr);
   CHECK((bits.array() == 0.0 || bits.array() == 1.0).all());
 }
@@ -254,7 +254,7 @@ TEST_CASE("the Gram form of log p(x|z) (H < D) equals the direct form and ignore
     const int s = 37;
     Eigen::MatrixXd z(s, c.l);
     for (Eigen::Index i = 0; i < z.size(); ++i) z(i) = 2.0 * normal(gen);
-    Eigen::MatrixXd xs(1, c.d);
+    RowMatrixXd xs(1, c.d);
     model->Sample(3, 0, xs, nullptr);
     const Eigen::VectorXd x = xs.row(0).transpose();
     Eigen::VectorXd all(s);

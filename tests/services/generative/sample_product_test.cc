@@ -111,10 +111,14 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
         }
       }
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
-        // The vectors as row pointers, through fill (one sample per call), through fill_rows.
+        // The vectors as row pointers, through fill (one sample per call), through fill_rows;
+        // row-major rows of n values plus 3 that must stay untouched, written in reverse order
+        // (out_rows may point anywhere: the mixture sampler scatters each group's rows).
         for (const int source : {0, 1, 2}) {
           const bool filled = source != 0;
-          Eigen::MatrixXd x = Eigen::MatrixXd::Constant(m, n, -99.0);
+          RowMatrixXd x = RowMatrixXd::Constant(m, n + 3, -99.0);
+          std::vector<double*> out_rows;
+          for (int64_t i = 0; i < m; ++i) out_rows.push_back(x.row(m - 1 - i).data());
           RecordingFillRows fill_rows{{&rows, std::vector<int64_t>(static_cast<size_t>(m), 0)}};
           RecordingFill& fill = fill_rows.per_row;
           SampleProductArgs args;
@@ -132,12 +136,14 @@ TEST_CASE("SampleProduct gives the documented per-element order at every SIMD le
           args.bias = bias.data();
           args.noise_scale = triangular ? nullptr : scale.data();
           args.noise_offset = k;
-          args.out = x.data();
-          args.out_stride = x.outerStride();
+          args.out_rows = out_rows.data();
           SampleProductAt(level, args);
           int64_t mismatches = 0;
           for (int64_t i = 0; i < m; ++i) {
-            for (int64_t j = 0; j < n; ++j) mismatches += Bits(x(i, j)) != Bits(expected(i, j));
+            for (int64_t j = 0; j < n; ++j) {
+              mismatches += Bits(x(m - 1 - i, j)) != Bits(expected(i, j));
+            }
+            for (int64_t j = n; j < n + 3; ++j) mismatches += x(i, j) != -99.0;
           }
           INFO("level " << random::SimdLevelName(level) << " triangular " << triangular << " K "
                         << k << " m " << m
@@ -168,7 +174,7 @@ TEST_CASE("ppca and full gaussian_mixture samples equal the documented order wri
   for (int j = 0; j < d; ++j) mu(j) = 0.05 * j - 0.4;
   auto ppca = LinearGaussianModel::Create("ppca", w, mu, Eigen::VectorXd::Constant(d, 0.2));
   REQUIRE(ppca.ok());
-  Eigen::MatrixXd x(300, d), latents;
+  RowMatrixXd x(300, d), latents;
   (*ppca)->Sample(11, 1000, x, &latents);
   for (int i = 0; i < 300; i += 37) {
     random::ItemRng rng(11, kSampleStream, 1000 + static_cast<uint64_t>(i));
@@ -309,7 +315,7 @@ TEST_CASE(
   REQUIRE(gmm.ok());
   const int n = 5000;
   const uint64_t seed = 20261202, first = 11;
-  Eigen::MatrixXd whole(n, d), latents;
+  RowMatrixXd whole(n, d), latents;
   (*gmm)->Sample(seed, first, whole, &latents);
   int64_t mismatches = 0, checked = 0;
   for (int i = 0; i < n; i += (i < 200 ? 1 : 23)) {
@@ -326,7 +332,7 @@ TEST_CASE(
     const int rows = batch == 1 ? 300 : n;
     for (int i0 = 0; i0 < rows; i0 += batch) {
       const int m = std::min(batch, rows - i0);
-      Eigen::MatrixXd part(m, d), part_latents;
+      RowMatrixXd part(m, d), part_latents;
       (*gmm)->Sample(seed, first + static_cast<uint64_t>(i0), part, &part_latents);
       for (int i = 0; i < m; ++i) {
         for (int j = 0; j < d; ++j) batch_mismatches += Bits(part(i, j)) != Bits(whole(i0 + i, j));
@@ -355,12 +361,12 @@ TEST_CASE(
   auto gmm = GaussianMixtureModel::Create(spec);
   REQUIRE(gmm.ok());
   const int n = 9001;
-  Eigen::MatrixXd whole(n, 2), latents;
+  RowMatrixXd whole(n, 2), latents;
   (*gmm)->Sample(99, 3, whole, &latents);
   int64_t mismatches = 0;
   for (int first = 0; first < n; first += 1000) {
     const int rows = std::min(1000, n - first);
-    Eigen::MatrixXd part(rows, 2), part_latents;
+    RowMatrixXd part(rows, 2), part_latents;
     (*gmm)->Sample(99, 3 + static_cast<uint64_t>(first), part, &part_latents);
     for (int i = 0; i < rows; ++i) {
       for (int j = 0; j < 2; ++j) mismatches += Bits(part(i, j)) != Bits(whole(first + i, j));

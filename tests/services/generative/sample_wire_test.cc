@@ -28,9 +28,9 @@ namespace {
 
 using google::protobuf::util::MessageDifferencer;
 
-Eigen::MatrixXd Filled(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng) {
+RowMatrixXd Filled(Eigen::Index rows, Eigen::Index cols, std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, 3.0);
-  Eigen::MatrixXd m(rows, cols);
+  RowMatrixXd m(rows, cols);
   for (Eigen::Index i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
   return m;
 }
@@ -51,8 +51,8 @@ TEST_CASE("Hand-written SampleBatch bytes equal protobuf's serialisation of the 
   for (const Eigen::Index rows : {0, 1, 7, 8, 13, 100}) {
     for (const Eigen::Index cols : {0, 1, 3, 784}) {
       for (const int latent_width : {-1, 1, 2, 50}) {  // -1: no latents field
-        const Eigen::MatrixXd x = Filled(rows, cols, rng);
-        const Eigen::MatrixXd latents = Filled(rows, std::max(latent_width, 0), rng);
+        const RowMatrixXd x = Filled(rows, cols, rng);
+        const RowMatrixXd latents = Filled(rows, std::max(latent_width, 0), rng);
         for (const uint64_t start_index : {uint64_t{0}, uint64_t{1}, uint64_t{300}, kMax}) {
           for (const uint64_t seed : {uint64_t{0}, uint64_t{42}, kMax}) {
             for (const int64_t version : {int64_t{0}, int64_t{3}, int64_t{-1}}) {
@@ -73,6 +73,14 @@ TEST_CASE("Hand-written SampleBatch bytes equal protobuf's serialisation of the 
               REQUIRE(parsed.ParseFromString(bytes));
               REQUIRE(MessageDifferencer::Equals(parsed, expected));
               REQUIRE(parsed.x().values_size() == rows * cols);
+              // Values in the wire's row-major order, element by element.
+              int64_t misplaced = 0;
+              for (Eigen::Index i = 0; i < rows; ++i) {
+                for (Eigen::Index j = 0; j < cols; ++j) {
+                  misplaced += parsed.x().values(static_cast<int>(i * cols + j)) != x(i, j);
+                }
+              }
+              REQUIRE(misplaced == 0);
               ++cases;
             }
           }
@@ -85,7 +93,7 @@ TEST_CASE("Hand-written SampleBatch bytes equal protobuf's serialisation of the 
 
 // Signed zeros, infinities, NaN payloads and subnormals travel as their exact bits.
 TEST_CASE("Hand-written SampleBatch bytes carry every double bit pattern unchanged") {
-  Eigen::MatrixXd x(9, 2);
+  RowMatrixXd x(9, 2);
   x << -0.0, 0.0, std::numeric_limits<double>::infinity(), -std::numeric_limits<double>::infinity(),
       std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::denorm_min(),
       std::numeric_limits<double>::max(), std::numeric_limits<double>::lowest(), 1.0, -1.0, 1e-300,
@@ -96,6 +104,33 @@ TEST_CASE("Hand-written SampleBatch bytes carry every double bit pattern unchang
   v1::SampleBatch expected;
   SampleBatchToProto(view, &expected);
   CHECK(Encoded(view) == expected.SerializeAsString());
+}
+
+// The message refers to the sampled values in place and keeps them alive: it holds a reference to
+// the batch's owner until the last copy of the buffer is gone, and reads the values as they are.
+TEST_CASE("An encoded SampleBatch shares ownership of the sampled values until it is destroyed") {
+  std::mt19937_64 rng(3);
+  auto values = std::make_shared<SampleBatchValues>();
+  values->x = Filled(40, 784, rng);
+  values->latents = Filled(40, 2, rng);
+  SampleBatchView view;
+  view.x = &values->x;
+  view.latents = &values->latents;
+  view.owner = values;
+  v1::SampleBatch expected;
+  SampleBatchToProto(view, &expected);
+  const std::weak_ptr<SampleBatchValues> watch = values;
+  values.reset();
+  auto buffer = std::make_unique<grpc::ByteBuffer>();
+  EncodeSampleBatch(view, buffer.get());
+  view = SampleBatchView();  // only the buffer holds the values now
+  REQUIRE(!watch.expired());
+  grpc::ByteBuffer copy(*buffer);  // shares the slices
+  buffer.reset();
+  REQUIRE(!watch.expired());
+  CHECK(testing::ToString(copy) == expected.SerializeAsString());
+  copy.Clear();
+  CHECK(watch.expired());
 }
 
 // The served path (sampling on the pool, serialisation and writes on the service's writer thread,

@@ -44,8 +44,8 @@ class Continuous1d : public generative::GenerativeModel {
  public:
   int dimension() const override { return 1; }
   int latent_width() const override { return 1; }
-  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Eigen::MatrixXd> x,
-              Eigen::MatrixXd* latents) const override {
+  void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<generative::RowMatrixXd> x,
+              generative::RowMatrixXd* latents) const override {
     (void)seed, (void)first_index, (void)x, (void)latents;
     std::abort();  // Not used by the estimator tests.
   }
@@ -128,7 +128,8 @@ class Mixture1d final : public generative::GenerativeModel {
   std::string family() const override { return "test_mixture1d"; }
   int dimension() const override { return 1; }
   int latent_width() const override { return 1; }
-  void Sample(uint64_t, uint64_t, Eigen::Ref<Eigen::MatrixXd>, Eigen::MatrixXd*) const override {
+  void Sample(uint64_t, uint64_t, Eigen::Ref<generative::RowMatrixXd>,
+              generative::RowMatrixXd*) const override {
     std::abort();
   }
   bool tractable() const override { return true; }
@@ -171,7 +172,8 @@ class NoLatent final : public generative::GenerativeModel {
   std::string family() const override { return "test_none"; }
   int dimension() const override { return 1; }
   int latent_width() const override { return 0; }
-  void Sample(uint64_t, uint64_t, Eigen::Ref<Eigen::MatrixXd>, Eigen::MatrixXd*) const override {
+  void Sample(uint64_t, uint64_t, Eigen::Ref<generative::RowMatrixXd>,
+              generative::RowMatrixXd*) const override {
     std::abort();
   }
   bool tractable() const override { return true; }

@@ -47,16 +47,16 @@ TEST_CASE("uniform exact log density is -log(volume) inside, -inf outside, bound
 
 TEST_CASE("uniform samples are a pure function of (seed, index)") {
   auto model = UniformModel::Create(Box({-1, 10}, {1, 20})).value();
-  Eigen::MatrixXd whole(100, 2);
+  RowMatrixXd whole(100, 2);
   model->Sample(42, 0, whole, nullptr);
   // Any split into calls gives the same rows.
-  Eigen::MatrixXd a(37, 2), b(63, 2);
+  RowMatrixXd a(37, 2), b(63, 2);
   model->Sample(42, 0, a, nullptr);
   model->Sample(42, 37, b, nullptr);
   CHECK(whole.topRows(37) == a);
   CHECK(whole.bottomRows(63) == b);
   // Another seed gives other rows.
-  Eigen::MatrixXd other(100, 2);
+  RowMatrixXd other(100, 2);
   model->Sample(43, 0, other, nullptr);
   CHECK((other.array() != whole.array()).all());
   // Rows are distinct (no index collisions).
@@ -66,7 +66,7 @@ TEST_CASE("uniform samples are a pure function of (seed, index)") {
 TEST_CASE("uniform samples fill the box with the right moments") {
   auto model = UniformModel::Create(Box({-1, 10}, {1, 20})).value();
   const int n = 200000;
-  Eigen::MatrixXd x(n, 2);
+  RowMatrixXd x(n, 2);
   model->Sample(7, 0, x, nullptr);
   CHECK(x.col(0).minCoeff() > -1);
   CHECK(x.col(0).maxCoeff() < 1);
