@@ -3,6 +3,7 @@ the real binaries: all four call kinds forwarded byte for byte, large messages u
 cancellation crossing it, unknown services, a backend going away."""
 
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -184,8 +185,9 @@ def test_backend_gone_is_unavailable(front):
 
 def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     """maas-gateway --h2_front: its ready line names the front; a replica that refuses connections is skipped by
-    retrying idempotent calls on the live one; the call log has one line per proxied call with the request id the
-    client sees in the response headers; the gateway's own services answer through the front."""
+    retrying idempotent calls on the live one, and non-idempotent ones too (transparently: no byte of the call
+    left the gateway); the call log has one line per proxied call with the request id the client sees in the
+    response headers; the gateway's own services answer through the front."""
     import json
     import socket
 
@@ -206,7 +208,8 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
         assert "(h2 front)" in gateway.stderr_text()
         channel = channel_to(gateway)
         disc_stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-        discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(disc_backend)).Train(iter([
+        direct = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(disc_backend))
+        direct.Train(iter([
             disc.TrainRequest(config=disc.TrainConfig(name="words")),
             disc.TrainRequest(batch=disc.TextBatch(examples=[
                 disc.LabeledText(text="the striker scored a goal", label="sports"),
@@ -217,6 +220,18 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
                 disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
             assert response.results[0].label == "cooking"
             ids.append(dict(call.initial_metadata())["x-request-id"])
+        # Non-idempotent calls (Train, a client stream) are never retried by policy, but the dead replica refuses
+        # the connection before any frame of the call left the gateway: retried transparently, as gRPC does. With
+        # the 1 ms backoff the round robin sends about every other call to the dead replica first.
+        for i in range(8):
+            disc_stub.Train(iter([
+                disc.TrainRequest(config=disc.TrainConfig(name=f"once{i}")),
+                disc.TrainRequest(batch=disc.TextBatch(examples=[
+                    disc.LabeledText(text="goal", label="sports"),
+                    disc.LabeledText(text="dough", label="cooking")]))]), timeout=TIMEOUT)
+            time.sleep(0.01)
+            assert direct.Classify(disc.ClassifyRequest(model=ref(f"once{i}"), texts=["dough"]),
+                                   timeout=TIMEOUT).results[0].label == "cooking"
         labels = [r.results[0].label for r in disc_stub.ClassifyStream(
             iter([disc.ClassifyRequest(model=ref("words"), texts=["goal"])] * 5), timeout=TIMEOUT)]
         assert labels == ["sports"] * 5
