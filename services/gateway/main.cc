@@ -305,7 +305,8 @@ int main(int argc, char** argv) {
   front_options.listen_host = absl::GetFlag(FLAGS_host);
   front_options.listen_port = absl::GetFlag(FLAGS_port);
   for (const gw::Route& r : (*backends)->router().routes()) {
-    front_options.routes.push_back({r.service, r.target, r.non_idempotent_methods});
+    front_options.routes.push_back(
+        {r.service, r.target, r.non_idempotent_methods, gw::SingleResponseMethods(r.service)});
   }
   front_options.default_target = absl::StrCat("ipv4:127.0.0.1:", s->port());
   front_options.backend_connections = absl::GetFlag(FLAGS_backend_channels);

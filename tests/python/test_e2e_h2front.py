@@ -258,3 +258,40 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     assert [x["request_id"] for x in classify] == ids and all(x["code"] == "OK" for x in classify)
     assert len(set(ids)) == 20
     assert all(x["model"] == "words" for x in classify), classify[:2]
+
+
+def test_gateway_h2_front_one_response_for_a_unary_method(tmp_path):
+    """maas-gateway --h2_front knows from the compiled descriptors which methods answer one message: a backend
+    that sends two to the unary Classify gets the call ended INTERNAL (as the gRPC proxy does), while one message
+    (GetModel) and a server stream of several (ClassifyStream) pass."""
+    from concurrent import futures
+
+    one = disc.GetModelResponse().SerializeToString()
+    answer = disc.ClassifyResponse(results=[disc.Classification(label="a")]).SerializeToString()
+    handlers = {
+        "Classify": grpc.unary_stream_rpc_method_handler(lambda request, context: iter([answer, answer])),
+        "GetModel": grpc.unary_stream_rpc_method_handler(lambda request, context: iter([one])),
+        "ClassifyStream": grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: iter([answer for _ in requests])),
+    }
+    fake = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    fake.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(DISCRIMINATIVE_SERVICE, handlers)])
+    port = fake.add_insecure_port("127.0.0.1:0")
+    fake.start()
+    gen_backend = start_generative(tmp_path / "generative")
+    gateway = ServerProcess("maas-gateway", [
+        "--port", 0, "--h2_front", "--generative_target", f"ipv4:127.0.0.1:{gen_backend.port}",
+        "--discriminative_target", f"ipv4:127.0.0.1:{port}"])
+    try:
+        stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(gateway))
+        with expect_rpc_error(grpc.StatusCode.INTERNAL, "more than one response message"):
+            stub.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
+        stub.GetModel(disc.GetModelRequest(model=ref("words")), timeout=TIMEOUT)
+        replies = list(stub.ClassifyStream(iter([disc.ClassifyRequest(texts=["x"])] * 3), timeout=TIMEOUT))
+        assert [r.results[0].label for r in replies] == ["a"] * 3
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()
+        gen_backend.stop()
+        gen_backend.release()
+        fake.stop(None)

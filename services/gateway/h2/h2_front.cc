@@ -123,6 +123,7 @@ struct Route {
   std::vector<std::unique_ptr<Replica>> retired;
   size_t next = 0;
   absl::flat_hash_set<std::string> non_idempotent;
+  absl::flat_hash_set<std::string> single_response;
 };
 
 // One proxied call: a client stream paired with (the current attempt's) backend stream.
@@ -489,6 +490,7 @@ absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute
   route->target = r.target;
   route->dns = TargetNeedsDns(r.target);
   for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
+  for (const std::string& m : r.single_response_methods) route->single_response.insert(m);
   if (addresses.ok()) {
     for (const ReplicaAddress& a : *addresses) {
       route->replicas.push_back(MakeReplica(route.get(), a));
@@ -614,7 +616,7 @@ absl::Status H2Front::Impl::Init() {
   }
   if (!options_.default_target.empty()) {
     absl::StatusOr<std::unique_ptr<Route>> route =
-        MakeRoute(FrontRoute{"(default)", options_.default_target, {}});
+        MakeRoute(FrontRoute{"(default)", options_.default_target, {}, {}});
     if (!route.ok()) return route.status();
     default_route_ = *std::move(route);
   }
@@ -1117,6 +1119,7 @@ void H2Front::Impl::StartCall(Call* call) {
   if (options_.on_call_start && route != default_route_.get()) options_.on_call_start();
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
+  if (route->single_response.contains(method)) call->resp_scan.set_max_messages(1);
   call->req.retain = call->retryable;
   // Last: `path` and `method` point into call->headers, which this may reallocate.
   if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
@@ -1334,6 +1337,18 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     return 0;
   }
   if (!call->resp_scan.Feed(data, len)) {
+    if (call->resp_scan.too_many()) {
+      // A second response message to a method with one: a broken backend. The first message is
+      // forwarded whole, then the call ends INTERNAL (DetachBackend acknowledges the kept bytes).
+      const size_t keep = call->resp_scan.taken_before_extra();
+      call->resp.Append(data, keep);
+      nghttp2_session_consume(c->session, sid, len - keep);
+      DetachBackend(call, true);
+      FailCall(call, kStatusInternal,
+               absl::StrCat("the backend of route ", call->route->service,
+                            " sent more than one response message to a method with one"));
+      return 0;
+    }
     nghttp2_session_consume(c->session, sid, len);
     DetachBackend(call, true);
     FailCall(call, kStatusResourceExhausted,
