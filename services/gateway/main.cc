@@ -25,6 +25,7 @@
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
+#include "services/gateway/call_log_line.h"
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/h2/h2_front.h"
 #include "services/gateway/health_board.h"
@@ -304,7 +305,8 @@ int main(int argc, char** argv) {
   front_options.listen_host = absl::GetFlag(FLAGS_host);
   front_options.listen_port = absl::GetFlag(FLAGS_port);
   for (const gw::Route& r : (*backends)->router().routes()) {
-    front_options.routes.push_back({r.service, r.target, r.non_idempotent_methods});
+    front_options.routes.push_back(
+        {r.service, r.target, r.non_idempotent_methods, gw::SingleResponseMethods(r.service)});
   }
   front_options.default_target = absl::StrCat("ipv4:127.0.0.1:", s->port());
   front_options.backend_connections = absl::GetFlag(FLAGS_backend_channels);
@@ -321,13 +323,15 @@ int main(int argc, char** argv) {
   // The front's call log lines of one round of events go out in one write (only the front's thread
   // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
   std::string pending_lines;
+  gw::CallLogLineFormatter line_formatter;  // the lines of FormatCallLogLine, cheaper
   maas::server::ServerMetrics* const metrics = s->metrics();
   if (log != nullptr || metrics != nullptr) {
     front_options.generate_request_ids = log != nullptr;
     front_options.request_id_prefix = absl::StrCat("h2-", getpid());
     if (metrics != nullptr) front_options.on_call_start = [metrics] { metrics->CallStarted(); };
     // Calls of the default route are logged and counted by the gRPC server behind it.
-    front_options.on_call_end = [&pending_lines, log, metrics](const gw::h2::FrontCallRecord& r) {
+    front_options.on_call_end = [&pending_lines, &line_formatter, log,
+                                 metrics](const gw::h2::FrontCallRecord& r) {
       if (r.default_route) return;
       const auto code = static_cast<grpc::StatusCode>(r.code);
       const std::string_view method(r.method.data(), r.method.size());
@@ -345,8 +349,7 @@ int main(int argc, char** argv) {
       entry.model = model;
       entry.model_version = r.model_version;
       entry.request_id = std::string_view(r.request_id.data(), r.request_id.size());
-      pending_lines += maas::server::FormatCallLogLine(entry);
-      pending_lines.push_back('\n');
+      line_formatter.Append(entry, &pending_lines);
     };
     if (log != nullptr) {
       front_options.on_round_end = [&pending_lines, log] {

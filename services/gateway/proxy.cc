@@ -634,6 +634,19 @@ std::string UnavailableMessage(absl::string_view service) {
                       "(maas.gateway.v1.Gateway/GetBackends shows each route's health)");
 }
 
+std::vector<std::string> SingleResponseMethods(absl::string_view service) {
+  static_cast<void>(maas::generative::v1::UniformSpec::descriptor());  // see Proxy::Proxy
+  static_cast<void>(maas::discriminative::v1::TextOptions::descriptor());
+  std::vector<std::string> methods;
+  const google::protobuf::ServiceDescriptor* s =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(std::string(service));
+  if (s == nullptr) return methods;
+  for (int m = 0; m < s->method_count(); ++m) {
+    if (!s->method(m)->server_streaming()) methods.push_back(s->method(m)->name());
+  }
+  return methods;
+}
+
 Proxy::Proxy(const Backends* backends, Options options) : backends_(backends), options_(options) {
   // The routed services' descriptors (read here for the method kinds, and by reflection) come from
   // the generated code of their .proto files, which the gateway otherwise never calls: referencing

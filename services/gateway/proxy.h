@@ -75,6 +75,11 @@ struct MethodKind {
   bool server_streaming = true;
 };
 
+// Short names of the methods of `service` (fully qualified) whose server sends exactly one message
+// (unary, client streaming), from the generated descriptors linked into the gateway; empty for a
+// service it has no descriptor of. For the h2 front (FrontRoute::single_response_methods).
+std::vector<std::string> SingleResponseMethods(absl::string_view service);
+
 // The message of the UNAVAILABLE answered when the backend of `service` cannot be reached.
 std::string UnavailableMessage(absl::string_view service);
 

@@ -3,6 +3,7 @@ the real binaries: all four call kinds forwarded byte for byte, large messages u
 cancellation crossing it, unknown services, a backend going away."""
 
 import threading
+import time
 
 import grpc
 import numpy as np
@@ -184,8 +185,9 @@ def test_backend_gone_is_unavailable(front):
 
 def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     """maas-gateway --h2_front: its ready line names the front; a replica that refuses connections is skipped by
-    retrying idempotent calls on the live one; the call log has one line per proxied call with the request id the
-    client sees in the response headers; the gateway's own services answer through the front."""
+    retrying idempotent calls on the live one, and non-idempotent ones too (transparently: no byte of the call
+    left the gateway); the call log has one line per proxied call with the request id the client sees in the
+    response headers; the gateway's own services answer through the front."""
     import json
     import socket
 
@@ -206,7 +208,8 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
         assert "(h2 front)" in gateway.stderr_text()
         channel = channel_to(gateway)
         disc_stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-        discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(disc_backend)).Train(iter([
+        direct = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(disc_backend))
+        direct.Train(iter([
             disc.TrainRequest(config=disc.TrainConfig(name="words")),
             disc.TrainRequest(batch=disc.TextBatch(examples=[
                 disc.LabeledText(text="the striker scored a goal", label="sports"),
@@ -217,6 +220,18 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
                 disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
             assert response.results[0].label == "cooking"
             ids.append(dict(call.initial_metadata())["x-request-id"])
+        # Non-idempotent calls (Train, a client stream) are never retried by policy, but the dead replica refuses
+        # the connection before any frame of the call left the gateway: retried transparently, as gRPC does. With
+        # the 1 ms backoff the round robin sends about every other call to the dead replica first.
+        for i in range(8):
+            disc_stub.Train(iter([
+                disc.TrainRequest(config=disc.TrainConfig(name=f"once{i}")),
+                disc.TrainRequest(batch=disc.TextBatch(examples=[
+                    disc.LabeledText(text="goal", label="sports"),
+                    disc.LabeledText(text="dough", label="cooking")]))]), timeout=TIMEOUT)
+            time.sleep(0.01)
+            assert direct.Classify(disc.ClassifyRequest(model=ref(f"once{i}"), texts=["dough"]),
+                                   timeout=TIMEOUT).results[0].label == "cooking"
         labels = [r.results[0].label for r in disc_stub.ClassifyStream(
             iter([disc.ClassifyRequest(model=ref("words"), texts=["goal"])] * 5), timeout=TIMEOUT)]
         assert labels == ["sports"] * 5
@@ -243,3 +258,40 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     assert [x["request_id"] for x in classify] == ids and all(x["code"] == "OK" for x in classify)
     assert len(set(ids)) == 20
     assert all(x["model"] == "words" for x in classify), classify[:2]
+
+
+def test_gateway_h2_front_one_response_for_a_unary_method(tmp_path):
+    """maas-gateway --h2_front knows from the compiled descriptors which methods answer one message: a backend
+    that sends two to the unary Classify gets the call ended INTERNAL (as the gRPC proxy does), while one message
+    (GetModel) and a server stream of several (ClassifyStream) pass."""
+    from concurrent import futures
+
+    one = disc.GetModelResponse().SerializeToString()
+    answer = disc.ClassifyResponse(results=[disc.Classification(label="a")]).SerializeToString()
+    handlers = {
+        "Classify": grpc.unary_stream_rpc_method_handler(lambda request, context: iter([answer, answer])),
+        "GetModel": grpc.unary_stream_rpc_method_handler(lambda request, context: iter([one])),
+        "ClassifyStream": grpc.stream_stream_rpc_method_handler(
+            lambda requests, context: iter([answer for _ in requests])),
+    }
+    fake = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
+    fake.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(DISCRIMINATIVE_SERVICE, handlers)])
+    port = fake.add_insecure_port("127.0.0.1:0")
+    fake.start()
+    gen_backend = start_generative(tmp_path / "generative")
+    gateway = ServerProcess("maas-gateway", [
+        "--port", 0, "--h2_front", "--generative_target", f"ipv4:127.0.0.1:{gen_backend.port}",
+        "--discriminative_target", f"ipv4:127.0.0.1:{port}"])
+    try:
+        stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(gateway))
+        with expect_rpc_error(grpc.StatusCode.INTERNAL, "more than one response message"):
+            stub.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread"]), timeout=TIMEOUT)
+        stub.GetModel(disc.GetModelRequest(model=ref("words")), timeout=TIMEOUT)
+        replies = list(stub.ClassifyStream(iter([disc.ClassifyRequest(texts=["x"])] * 3), timeout=TIMEOUT))
+        assert [r.results[0].label for r in replies] == ["a"] * 3
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()
+        gen_backend.stop()
+        gen_backend.release()
+        fake.stop(None)

@@ -5,7 +5,8 @@
 namespace maas::gateway::h2 {
 
 bool MessageScanner::Feed(const uint8_t* data, size_t len) {
-  if (too_large_ != 0) return false;
+  if (too_large_ != 0 || too_many_) return false;
+  const size_t total = len;
   while (len > 0) {
     if (payload_left_ > 0) {
       const size_t skip = static_cast<size_t>(std::min<uint64_t>(payload_left_, len));
@@ -13,6 +14,11 @@ bool MessageScanner::Feed(const uint8_t* data, size_t len) {
       data += skip;
       len -= skip;
       continue;
+    }
+    if (have_ == 0 && messages_ >= max_messages_) {
+      too_many_ = true;
+      taken_before_extra_ = total - len;
+      return false;
     }
     const size_t take = std::min<size_t>(5 - have_, len);
     std::copy(data, data + take, prefix_ + have_);

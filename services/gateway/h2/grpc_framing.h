@@ -29,6 +29,14 @@ class MessageScanner {
   // The length the first oversized message declared; 0 while none did.
   uint32_t too_large() const { return too_large_; }
 
+  // At most `n` messages (e.g. 1 for the response of a unary method): Feed returns false at the
+  // first byte of message n + 1, and from then on (the scanner stops).
+  void set_max_messages(int64_t n) { max_messages_ = n; }
+  // True once a message beyond set_max_messages() started.
+  bool too_many() const { return too_many_; }
+  // When too_many() became true: how many bytes of that Feed call came before the extra message.
+  size_t taken_before_extra() const { return taken_before_extra_; }
+
  private:
   const uint32_t max_;
   uint8_t prefix_[5] = {};
@@ -36,6 +44,9 @@ class MessageScanner {
   uint64_t payload_left_ = 0;
   int64_t messages_ = 0;
   uint32_t too_large_ = 0;
+  int64_t max_messages_ = INT64_MAX;
+  bool too_many_ = false;
+  size_t taken_before_extra_ = 0;
 };
 
 }  // namespace maas::gateway::h2

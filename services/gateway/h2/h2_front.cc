@@ -42,6 +42,8 @@ namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
 constexpr size_t kMaxPendingOut = 1 << 20;
+// Transparent retries of one call (the backend never saw it; any method, see BackendFailed).
+constexpr int kMaxTransparentRetries = 2;
 constexpr int kStatusCancelled = 1;
 constexpr int kStatusUnknown = 2;
 constexpr int kStatusResourceExhausted = 8;
@@ -121,6 +123,7 @@ struct Route {
   std::vector<std::unique_ptr<Replica>> retired;
   size_t next = 0;
   absl::flat_hash_set<std::string> non_idempotent;
+  absl::flat_hash_set<std::string> single_response;
 };
 
 // One proxied call: a client stream paired with (the current attempt's) backend stream.
@@ -134,9 +137,13 @@ struct Call {
   Route* route = nullptr;
   Replica* replica = nullptr;  // of the current (or last) attempt
   int attempts = 0;
+  int transparent_retries = 0;  // attempts repeated because the backend never saw the call
+  // Bytes the current attempt's backend connection had serialized before this call's first frame:
+  // while the connection has sent no more than that, no frame of this attempt left the gateway.
+  uint64_t attempt_mark = 0;
   bool retryable = false;           // idempotent, request still fully buffered, no response yet
   std::vector<Header> headers;      // headers being received (request, response or trailers)
-  std::vector<Header> req_headers;  // kept for a retry while retryable
+  std::vector<Header> req_headers;  // kept for a retry until the response headers
   std::vector<Header> trailers;
   ByteQueue req;  // client -> backend bytes not yet handed to the backend session
   ByteQueue resp;
@@ -168,6 +175,8 @@ struct Conn {
   nghttp2_session* session = nullptr;
   std::string out;
   size_t out_off = 0;
+  uint64_t serialized = 0;  // bytes appended to `out` since the connection opened
+  uint64_t sent = 0;        // bytes of them the kernel accepted
   bool connecting = false;
   bool received = false;  // a backend connection got bytes (it did connect)
   bool epollout = false;
@@ -367,7 +376,7 @@ class H2Front::Impl {
   void StartCall(Call* call);
   bool Attempt(Call* call, const Replica* avoid);
   void DetachBackend(Call* call, bool reset);
-  void BackendFailed(Call* call, int code, const std::string& message);
+  void BackendFailed(Call* call, int code, const std::string& message, bool unprocessed);
   void FailCall(Call* call, int code, const std::string& message);
   void ReplyStatus(Call* call, int code, absl::string_view message);
   void ResetClient(Call* call, uint32_t code);
@@ -481,6 +490,7 @@ absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute
   route->target = r.target;
   route->dns = TargetNeedsDns(r.target);
   for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
+  for (const std::string& m : r.single_response_methods) route->single_response.insert(m);
   if (addresses.ok()) {
     for (const ReplicaAddress& a : *addresses) {
       route->replicas.push_back(MakeReplica(route.get(), a));
@@ -606,7 +616,7 @@ absl::Status H2Front::Impl::Init() {
   }
   if (!options_.default_target.empty()) {
     absl::StatusOr<std::unique_ptr<Route>> route =
-        MakeRoute(FrontRoute{"(default)", options_.default_target, {}});
+        MakeRoute(FrontRoute{"(default)", options_.default_target, {}, {}});
     if (!route.ok()) return route.status();
     default_route_ = *std::move(route);
   }
@@ -926,6 +936,7 @@ bool H2Front::Impl::SendOut(Conn* c) {
       return false;
     }
     c->out_off += n;
+    c->sent += n;
   }
   c->out.clear();
   c->out_off = 0;
@@ -951,6 +962,7 @@ void H2Front::Impl::Flush(Conn* c) {
       }
       if (n == 0) break;
       c->out.append(reinterpret_cast<const char*>(data), n);
+      c->serialized += n;
       if (c->out.size() >= kMaxPendingOut) {
         more = true;
         break;
@@ -988,7 +1000,7 @@ void H2Front::Impl::Close(Conn* c) {
   for (Call* call : calls) {
     if (c->is_backend) {
       call->backend = nullptr;
-      BackendFailed(call, kStatusUnavailable, "");
+      BackendFailed(call, kStatusUnavailable, "", /*unprocessed=*/c->sent <= call->attempt_mark);
     } else {
       ClientClosed(call, NGHTTP2_CANCEL);
     }
@@ -1107,6 +1119,7 @@ void H2Front::Impl::StartCall(Call* call) {
   if (options_.on_call_start && route != default_route_.get()) options_.on_call_start();
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
+  if (route->single_response.contains(method)) call->resp_scan.set_max_messages(1);
   call->req.retain = call->retryable;
   // Last: `path` and `method` point into call->headers, which this may reallocate.
   if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
@@ -1115,7 +1128,6 @@ void H2Front::Impl::StartCall(Call* call) {
   if (!Attempt(call, nullptr)) {
     ReplyStatus(call, kStatusUnavailable, UnavailableMessage(route));
   }
-  if (!call->retryable) call->req_headers.clear();
 }
 
 bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
@@ -1135,6 +1147,7 @@ bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
   call->replica = b->replica;
   call->backend = b;
   call->backend_sid = sid;
+  call->attempt_mark = b->serialized;
   call->req_deferred = false;
   b->calls.insert(call);
   MarkDirty(b);
@@ -1157,7 +1170,11 @@ void H2Front::Impl::DetachBackend(Call* call, bool reset) {
 
 // The current attempt failed before the response headers reached the client (or after: then the
 // client stream is reset). Retries on another replica when allowed, else answers `code`.
-void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message) {
+// `unprocessed`: the backend never saw the call (no byte of it left the gateway, or the backend
+// refused the stream): like gRPC's transparent retry, any method is then tried again, once per
+// replica up to kMaxTransparentRetries, when the request is still whole in the gateway.
+void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message,
+                                  bool unprocessed) {
   if (call->client == nullptr || call->resp_eof) return;
   if (call->resp_started) {
     // Committed (the client has the response headers): what was received is forwarded, then the
@@ -1165,7 +1182,12 @@ void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& messa
     FailCall(call, kStatusUnavailable, "the backend connection was lost during the call");
     return;
   }
-  if (call->retryable && call->attempts < options_.retry_max_attempts) {
+  const bool policy_retry = call->retryable && call->attempts < options_.retry_max_attempts;
+  const bool transparent_retry =
+      !policy_retry && unprocessed && call->transparent_retries < kMaxTransparentRetries &&
+      !call->req_headers.empty() && (call->req.retain || call->req.taken_abs() == 0);
+  if (policy_retry || transparent_retry) {
+    if (transparent_retry) ++call->transparent_retries;
     call->req.Rewind();
     call->resp = ByteQueue();
     if (Attempt(call, call->replica)) return;
@@ -1301,7 +1323,6 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
         call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes)) {
       call->retryable = false;  // too much to keep for a retry
       call->req.Release();
-      call->req_headers.clear();
     }
     if (call->backend == nullptr) return 0;
     if (call->req_deferred) {
@@ -1316,6 +1337,18 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     return 0;
   }
   if (!call->resp_scan.Feed(data, len)) {
+    if (call->resp_scan.too_many()) {
+      // A second response message to a method with one: a broken backend. The first message is
+      // forwarded whole, then the call ends INTERNAL (DetachBackend acknowledges the kept bytes).
+      const size_t keep = call->resp_scan.taken_before_extra();
+      call->resp.Append(data, keep);
+      nghttp2_session_consume(c->session, sid, len - keep);
+      DetachBackend(call, true);
+      FailCall(call, kStatusInternal,
+               absl::StrCat("the backend of route ", call->route->service,
+                            " sent more than one response message to a method with one"));
+      return 0;
+    }
     nghttp2_session_consume(c->session, sid, len);
     DetachBackend(call, true);
     FailCall(call, kStatusResourceExhausted,
@@ -1440,7 +1473,8 @@ int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
         ResetClient(
             call, code == NGHTTP2_NO_ERROR ? static_cast<uint32_t>(NGHTTP2_INTERNAL_ERROR) : code);
       } else if (code == NGHTTP2_REFUSED_STREAM) {
-        BackendFailed(call, kStatusUnavailable, "");
+        // RFC 9113 8.7: a refused stream was not processed (also the streams a GOAWAY cut off).
+        BackendFailed(call, kStatusUnavailable, "", /*unprocessed=*/true);
       } else {
         ReplyStatus(call, GrpcStatusOfRst(code),
                     absl::StrCat("the backend reset the stream (HTTP/2 error ", code, ")"));

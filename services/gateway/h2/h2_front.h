@@ -48,6 +48,10 @@ struct FrontRoute {
   std::string target;
   // Short names of methods never retried (e.g. "Train"); every other method is idempotent.
   std::vector<std::string> non_idempotent_methods;
+  // Short names of methods whose server sends exactly one message (unary and client streaming),
+  // e.g. from the service's descriptor: a second response message ends the call INTERNAL, as the
+  // gRPC proxy and gRPC clients do. Unlisted methods are forwarded as streams, unchecked.
+  std::vector<std::string> single_response_methods;
 };
 
 // IPv4 address and port of one replica.

@@ -46,7 +46,7 @@ int main(int argc, char** argv) {
         std::cerr << "maas-h2front: --route '" << r << "' is not <service>=<target>\n";
         return 2;
       }
-      options.routes.push_back({kv[0], kv[1], {}});
+      options.routes.push_back({kv[0], kv[1], {}, {}});
     }
   }
   sigset_t set;

@@ -79,5 +79,31 @@ TEST_CASE("message scanner is mid-message until the payload is complete") {
   CHECK(s.at_boundary());
 }
 
+TEST_CASE("message scanner with one message allowed stops where the second begins") {
+  const std::string first =
+      Message(std::string(300, '\0'));  // payload bytes that look like prefixes
+  const std::string stream = first + Message("ab");
+  for (size_t cut = 0; cut <= stream.size(); ++cut) {
+    MessageScanner s(1000);
+    s.set_max_messages(1);
+    const bool first_ok = Feed(s, stream.substr(0, cut));
+    CHECK(first_ok == (cut <= first.size()));
+    if (first_ok) {
+      CHECK_FALSE(Feed(s, stream.substr(cut)));
+      CHECK(s.taken_before_extra() == first.size() - cut);
+    } else {
+      CHECK(s.taken_before_extra() == first.size());
+    }
+    CHECK(s.too_many());
+    CHECK(s.messages() == 1);
+    CHECK_FALSE(Feed(s, Message("")));  // stopped for good
+  }
+  MessageScanner one(1000);
+  one.set_max_messages(1);
+  CHECK(Feed(one, first));  // exactly one message is fine
+  CHECK_FALSE(one.too_many());
+  CHECK(one.at_boundary());
+}
+
 }  // namespace
 }  // namespace maas::gateway::h2

@@ -66,9 +66,9 @@ TEST_CASE("h2 front: bad options are INVALID_ARGUMENT") {
   o.listen_host = "::1";
   CHECK(H2Front::Create(o).status().code() == absl::StatusCode::kInvalidArgument);
   o.listen_host = "127.0.0.1";
-  o.routes = {{"a.B", "ipv4:127.0.0.1:1", {}}, {"a.B", "ipv4:127.0.0.1:2", {}}};
+  o.routes = {{"a.B", "ipv4:127.0.0.1:1", {}, {}}, {"a.B", "ipv4:127.0.0.1:2", {}, {}}};
   CHECK(H2Front::Create(o).status().code() == absl::StatusCode::kInvalidArgument);
-  o.routes = {{"a.B", "ipv4:127.0.0.1:1", {}}};
+  o.routes = {{"a.B", "ipv4:127.0.0.1:1", {}, {}}};
   auto front = H2Front::Create(o);
   REQUIRE(front.ok());
   CHECK((*front)->port() > 0);
