@@ -20,37 +20,26 @@ import numpy as np
 from maas.generative.v1 import generative_pb2 as gen
 from maas.generative.v1 import generative_pb2_grpc
 
-from generative_oracles import bmm_spec, create, fa_spec, gmm_spec, ppca_spec
+from generative_oracles import bmm_spec, create, gmm_spec
 from maas_testing import TIMEOUT, channel_to, ref, start_generative, wait_serving
-from test_generative_simd_levels import mlp_spec
+from test_generative_simd_levels import D, K
+from test_generative_simd_levels import models as simd_level_models
 
-D, L, K = 61, 9, 3
 # (num_samples, batch_size, start_index, include_latents)
 SHAPES = ((700, 97, 5, True), (300, 1, 0, False), (1000, 7, 3, True), (1000, 1000, 0, True), (3000, 0, 11, False))
 
 
 def models():
-    rng = np.random.default_rng(7)
-    w = rng.standard_normal((D, L)) / np.sqrt(L)
-    mu = rng.standard_normal(D)
-    covs = []
-    for _ in range(K):
-        b = rng.standard_normal((D, D)) / np.sqrt(D)
-        covs.append(b @ b.T + 0.3 * np.eye(D))
-    means = rng.standard_normal((K, D))
+    """test_generative_simd_levels's models plus the families and variants it leaves out."""
+    rng = np.random.default_rng(8)
     weights = np.array([0.5, 0.3, 0.2])
-    probs = rng.random((K, D))
+    means = rng.standard_normal((K, D))
     box = gen.UniformSpec(low=list(map(float, -rng.random(D))), high=list(map(float, 1 + rng.random(D))))
     return {
+        **simd_level_models(),
         "uniform": gen.GenerativeModelSpec(uniform=box),
-        "ppca": ppca_spec(w, mu, 0.2),
-        "fa": fa_spec(w, mu, 0.1 + rng.random(D)),
-        "gmm-full": gmm_spec(weights, means, np.vstack(covs)),
-        "gmm-diag": gmm_spec(weights, means, 0.5 + rng.random((K, D)), covariance_type="diag"),
         "gmm-spherical": gmm_spec(weights, means, 0.5 + rng.random(K), covariance_type="spherical"),
-        "bmm": bmm_spec(weights, probs),
-        "mlp-gaussian": mlp_spec(rng, gen.GAUSSIAN),
-        "mlp-bernoulli": mlp_spec(rng, gen.BERNOULLI),
+        "bmm": bmm_spec(weights, rng.random((K, D))),
     }
 
 
