@@ -20,6 +20,7 @@
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
 #include "tests/common/adapter/raw_call.h"
+#include "tests/services/generative/service_stack.h"
 
 namespace maas::generative {
 namespace {
@@ -28,49 +29,6 @@ using testing::RawStreamCall;
 using testing::RawUnaryCall;
 
 constexpr char kService[] = "/maas.generative.v1.GenerativeService/";
-
-GenerativeCoreOptions CoreOptions(registry::ModelRepository<LoadedModel>* repository) {
-  GenerativeCoreOptions options;
-  options.repository = repository;
-  options.fresh_seed = [] { return uint64_t{42}; };
-  return options;
-}
-
-struct Stack {
-  explicit Stack(int64_t max_fit_bytes = 0)
-      : repository(&store, ParseStoredModel, absl::ZeroDuration()),
-        core(CoreOptions(&repository)),
-        pool({2}),
-        dispatcher(&pool, {}),
-        service(&core, &auth, &dispatcher, max_fit_bytes) {
-    server::ServerOptions options;
-    options.host = "127.0.0.1";
-    options.port = 0;
-    options.name = "test";
-    options.log_stream = nullptr;
-    auto started = server::Server::Start(options, {&service});
-    REQUIRE(started.ok());
-    server = *std::move(started);
-    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                                  grpc::InsecureChannelCredentials());
-  }
-  ~Stack() { server->Shutdown(); }
-  void WaitIdle() {
-    const absl::Time limit = absl::Now() + absl::Seconds(30);
-    while (dispatcher.in_flight() > 0 && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(2));
-    REQUIRE(dispatcher.in_flight() == 0);
-  }
-
-  store::MemoryModelStore store;
-  registry::ModelRepository<LoadedModel> repository;
-  GenerativeCore core;
-  adapter::WriteAuthorizer auth;
-  exec::WorkerPool pool;
-  adapter::Dispatcher dispatcher;
-  GenerativeServiceImpl service;
-  std::unique_ptr<server::Server> server;
-  std::shared_ptr<grpc::Channel> channel;
-};
 
 std::string FitConfigBytes(const std::string& name) {
   v1::FitModelRequest request;

@@ -22,6 +22,7 @@
 #include "services/generative/adapter/generative_service.h"
 #include "services/generative/core/generative_core.h"
 #include "tests/common/adapter/raw_call.h"
+#include "tests/services/generative/service_stack.h"
 
 namespace maas::generative {
 namespace {
@@ -137,26 +138,9 @@ TEST_CASE("An encoded SampleBatch shares ownership of the sampled values until i
 // two batches in flight) against the core's SampleStream serialised by protobuf, message by
 // message, for a family with continuous latents and one whose latent is a component index.
 TEST_CASE("Served Sample messages are byte for byte the core's batches serialised by protobuf") {
-  store::MemoryModelStore store;
-  registry::ModelRepository<LoadedModel> repository(&store, ParseStoredModel, absl::ZeroDuration());
-  GenerativeCoreOptions core_options;
-  core_options.repository = &repository;
-  core_options.fresh_seed = [] { return uint64_t{42}; };
-  GenerativeCore core(core_options);
-  adapter::WriteAuthorizer auth;
-  exec::WorkerPool pool({2});
-  adapter::Dispatcher dispatcher(&pool, {});
-  GenerativeServiceImpl service(&core, &auth, &dispatcher);
-  server::ServerOptions options;
-  options.host = "127.0.0.1";
-  options.port = 0;
-  options.name = "test";
-  options.log_stream = nullptr;
-  auto started = server::Server::Start(options, {&service});
-  REQUIRE(started.ok());
-  std::unique_ptr<server::Server> server = *std::move(started);
-  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                                     grpc::InsecureChannelCredentials());
+  Stack stack;
+  GenerativeCore& core = stack.core;
+  const std::shared_ptr<grpc::Channel>& channel = stack.channel;
 
   std::mt19937_64 rng(7);
   const int d = 30, l = 3, k = 4;
@@ -228,7 +212,6 @@ TEST_CASE("Served Sample messages are byte for byte the core's batches serialise
       }
     }
   }
-  server->Shutdown();
 }
 
 }  // namespace
