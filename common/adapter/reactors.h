@@ -18,6 +18,10 @@
 // DEADLINE_EXCEEDED / CANCELLED once the call's deadline passed or the client gave up; the work is
 // not started at all when that is already the case. Lane::kInline (cheap metadata calls such as
 // ListModels) runs on the callback thread without admission, so it is never starved by a full pool.
+// Lane::kCaller runs an admitted unary call on the callback thread: only for work bounded to a few
+// microseconds that can neither load nor wait (e.g. one short text against a loaded model), where
+// the hand-off to a worker and back would cost the process more CPU than the work; a unary call
+// may choose its lane per request (see Unary).
 //
 // Messages arrive as bytes (the services register their methods as raw callback methods) and are
 // parsed here: an unparseable message, e.g. invalid UTF-8 in a string field, ends the call with
@@ -60,6 +64,8 @@ struct CallScope {
 enum class Lane {
   kPool,    // admitted, on the worker pool (default)
   kInline,  // on the gRPC callback thread, not admitted: only for cheap calls (ListModels)
+  kCaller,  // admitted like kPool, run on the gRPC callback thread with an inline executor: only
+            // for work bounded to microseconds that never loads a model or waits
 };
 
 // A StopToken for the call of `context`: DEADLINE_EXCEEDED once its deadline passed, CANCELLED
@@ -165,12 +171,13 @@ struct SerializesLater<Source, std::void_t<decltype(std::declval<Source&>().Seri
 
 // A unary call: parses the request, admits the call, runs fn(request, scope) (returning
 // absl::StatusOr<Resp>) on the pool and finishes with its result. With a non-OK `admission` (e.g.
-// a failed token check) the call ends with it and nothing runs.
-template <class Req, class Resp, class Fn>
+// a failed token check) the call ends with it and nothing runs. `lane` is a Lane, or a function
+// `Lane(const Req&)` that picks it for each parsed request.
+template <class Req, class Resp, class Fn, class LaneChoice = Lane>
 grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
                                 const grpc::ByteBuffer* request_bytes,
                                 grpc::ByteBuffer* response_bytes, const absl::Status& admission,
-                                Fn fn, Lane lane = Lane::kPool) {
+                                Fn fn, LaneChoice choose_lane = Lane::kPool) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admission.ok()) {
     reactor->Finish(ToGrpcStatus(admission));
@@ -181,6 +188,12 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
       !parsed.ok()) {
     reactor->Finish(ToGrpcStatus(parsed));
     return reactor;
+  }
+  Lane lane;
+  if constexpr (std::is_invocable_r_v<Lane, LaneChoice&, const Req&>) {
+    lane = choose_lane(static_cast<const Req&>(*request));
+  } else {
+    lane = choose_lane;
   }
   auto work = [context, reactor, request, response_bytes,
                fn = std::move(fn)](exec::Executor& executor) {
@@ -208,6 +221,11 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
   if (!ticket.ok()) {
     reactor->Finish(internal::Refuse(context, dispatcher, ticket.status()));
     return reactor;
+  }
+  if (lane == Lane::kCaller) {
+    exec::InlineExecutor inline_executor;  // ParallelFor never waits for pool workers here
+    work(inline_executor);
+    return reactor;  // the ticket is released now: the work is done
   }
   dispatcher.Run([work = std::move(work), ticket = *std::move(ticket), &dispatcher]() mutable {
     work(dispatcher.executor());

@@ -87,6 +87,12 @@ class ModelRepository {
     return cache_.Get(ref.name(), ref.version());
   }
 
+  // Whether Get(ref) would answer from memory now, without reading the store or loading a model
+  // (see ModelCache::Cached). Changes nothing.
+  bool Cached(const common::v1::ModelRef& ref) const {
+    return !ref.name().empty() && cache_.Cached(ref.name(), ref.version());
+  }
+
   // Writes the next version of `name` with the bytes make_bytes(version) produces, then returns it
   // loaded. `stop` is checked once the bytes are ready, right before they are written: a call whose
   // deadline passed or that was cancelled commits nothing (a client retrying on DEADLINE_EXCEEDED

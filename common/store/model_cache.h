@@ -85,6 +85,10 @@ class ModelCache {
   // The model `name` at `version` (0 = latest). INVALID_ARGUMENT for a bad name or negative
   // version, NOT_FOUND if the store does not have it, the loader's error if it cannot be loaded.
   absl::StatusOr<ModelPtr> Get(std::string_view name, int64_t version);
+  // Whether Get(name, version) would answer from memory now, without reading the store or loading
+  // (a valid name, polling on, the name fresh, the version loaded). Changes nothing (no LRU tick,
+  // no pin). Lets a caller keep work that could load a model off a thread that must not block.
+  bool Cached(std::string_view name, int64_t version) const;
 
   // Writes through to the store, then invalidates `name` so the next Get sees the change.
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes);
@@ -224,6 +228,22 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Get(std::string_
     if (ModelPtr model = Lookup(key, version)) return model;
   }
   return Fetch(key, version, /*load=*/true);
+}
+
+template <class T>
+bool ModelCache<T>::Cached(std::string_view name, int64_t version) const {
+  if (version < 0) return false;  // a bad name is never among names_
+  absl::MutexLock lock(&mu_);
+  if (!polling_) return false;
+  auto it = names_.find(name);
+  if (it == names_.end()) return false;
+  const NameState& state = it->second;
+  if (state.invalidated_seq >= state.applied_seq) return false;
+  if (version == 0) {
+    return state.latest != 0 && !state.versions.empty() && state.latest == state.versions.back() &&
+           state.loaded.count(state.latest) > 0;
+  }
+  return state.loaded.count(version) > 0;
 }
 
 template <class T>

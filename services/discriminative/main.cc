@@ -50,6 +50,11 @@ ABSL_FLAG(
     "Worker threads that run Train streams (vectorizing the batches, fitting, storing), apart "
     "from --threads, so retraining never holds a worker classification needs; more concurrent "
     "Trains wait for one another (>= 1).");
+ABSL_FLAG(int64_t, inline_classify_bytes, 512,
+          "Classify calls of at most 16 texts and this many bytes of text in all, without "
+          "explanations, against a model already in memory, run on the thread that received them "
+          "instead of a worker: for them the hand-off to a worker costs more CPU than the "
+          "classification (0 = every call on the workers).");
 ABSL_FLAG(int64_t, max_concurrent_calls, 256,
           "Calls served at once (running, queued or streaming); more are refused at once with "
           "RESOURCE_EXHAUSTED and a retry hint (0 = no limit).");
@@ -137,6 +142,9 @@ int main(int argc, char** argv) {
   maas::adapter::Dispatcher train_dispatcher(&train_pool, {});
   maas::discriminative::DiscriminativeServiceImpl service(
       &core, &*auth, &dispatcher, absl::GetFlag(FLAGS_max_train_bytes), &train_dispatcher);
+  service.InlineSmallClassify(
+      absl::GetFlag(FLAGS_inline_classify_bytes),
+      [&repository](const maas::common::v1::ModelRef& ref) { return repository.Cached(ref); });
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-discriminative";

@@ -23,6 +23,17 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Train(
       adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"}, train_dispatcher_);
 }
 
+adapter::Lane DiscriminativeServiceImpl::ClassifyLane(const v1::ClassifyRequest& request) const {
+  if (inline_max_bytes_ <= 0 || !model_cached_ || request.explain() ||
+      request.texts_size() > kInlineMaxTexts) {
+    return adapter::Lane::kPool;
+  }
+  int64_t bytes = 0;
+  for (const std::string& text : request.texts()) bytes += static_cast<int64_t>(text.size());
+  if (bytes > inline_max_bytes_) return adapter::Lane::kPool;
+  return model_cached_(request.model()) ? adapter::Lane::kCaller : adapter::Lane::kPool;
+}
+
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServerContext* context,
                                                               const grpc::ByteBuffer* request,
                                                               grpc::ByteBuffer* response) {
@@ -30,7 +41,8 @@ grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServ
       *dispatcher_, context, request, response, absl::OkStatus(),
       [core = core_](const v1::ClassifyRequest& r, const CallScope& s) {
         return core->Classify(r, s.executor, s.stop);
-      });
+      },
+      [this](const v1::ClassifyRequest& r) { return ClassifyLane(r); });
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*

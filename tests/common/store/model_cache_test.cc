@@ -194,6 +194,42 @@ TEST_CASE("ModelCache with polling answers from memory and sees local writes at 
   CHECK_FALSE(cache.polling());
 }
 
+TEST_CASE("ModelCache::Cached says whether Get would answer from memory, and changes nothing") {
+  MemoryModelStore memory;
+  CountingStore store(&memory);
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());
+  cache.SetByteBudget(2500);
+  REQUIRE(cache.Put("m", Content("a")).ok());
+  REQUIRE(cache.Get("m", 0).ok());
+  CHECK_FALSE(cache.Cached("m", 0));   // without polling every Get consults the store
+  cache.StartPolling(absl::Hours(1));  // the poller never fires during this test
+  REQUIRE(cache.Get("m", 0).ok());
+  const int lists = store.lists();
+  const int loads = loader.calls();
+  CHECK(cache.Cached("m", 0));
+  CHECK(cache.Cached("m", 1));
+  CHECK_FALSE(cache.Cached("m", 2));      // no such version
+  CHECK_FALSE(cache.Cached("other", 0));  // never asked for
+  CHECK_FALSE(cache.Cached("../m", 0));   // a bad name is never cached
+  CHECK_FALSE(cache.Cached("m", -1));
+  CHECK(store.lists() == lists);  // no store access, no load
+  CHECK(loader.calls() == loads);
+  // A direct write is not known yet: Get would consult the store, so not Cached.
+  REQUIRE(memory.Put("m", Content("b")).ok());
+  cache.Invalidate("m");
+  CHECK_FALSE(cache.Cached("m", 0));
+  REQUIRE(cache.Get("m", 0).ok());
+  CHECK(cache.Cached("m", 0));
+  // An evicted version is not cached.
+  for (const char* name : {"x", "y", "z"}) REQUIRE(memory.Put(name, Content(name)).ok());
+  REQUIRE(cache.Get("x", 1).ok());
+  CHECK(cache.Cached("x", 1));
+  cache.SetByteBudget(1);  // every unheld version goes
+  CHECK_FALSE(cache.Cached("x", 1));
+  CHECK_FALSE(cache.Cached("m", 0));
+}
+
 TEST_CASE("ModelCache::Refresh loads the new latest before dropping the old one") {
   MemoryModelStore store;
   Cache* cache_ptr = nullptr;
