@@ -16,10 +16,18 @@ What it does, all on 127.0.0.1 with free ports, every server started and stopped
      documents (MB/s of text), plus the servers' CPU time per request (utime+stime of the server processes and
      their children, which is less sensitive to a shared machine than wall time).
 The timed MLServer requests ask for `predict_proba` only (all classes' probabilities; the label is its argmax). The
-timed maas single-text requests get its default answer (label + probabilities + log-probabilities of every class);
-its batch requests ask for the compact form (ClassifyRequest.compact: the class labels once, the texts x classes
+timed maas requests ask for the compact form (ClassifyRequest.compact: the class labels once, the texts x classes
 probability matrix and the predicted class indices), which carries what MLServer's predict_proba answer carries (plus
-the predictions); --batch_form verbose times batches with the default answer instead.
+the labels and predictions); --single_form / --batch_form verbose time maas's default answer instead (label,
+probabilities and log-probabilities of every class, per text).
+
+ghz runs every server with the same options (GHZ_OPTIONS below): the request messages are pre-serialised binary
+(--binary-file, 1000 count-delimited messages ghz decodes once and sends round-robin), its per-call template
+machinery is off (--disable-template-functions --disable-template-data: with them on, ghz builds a text/template
+with ~200 functions for every call, although binary data has nothing to fill in), one connection, and one Go
+processor (--cpus 1, GOMAXPROCS=1): the load generator keeps to one core's worth of scheduler so it does not spread
+over the cores the server needs, while its capacity stays far above every server's rate (checked by the ghz CPU
+column: at most ~0.05 ms per single call, ~5 ms per batch).
 """
 
 import argparse
@@ -58,6 +66,14 @@ MODEL = "textnb"
 MAAS_METHOD = "maas.discriminative.v1.DiscriminativeService/Classify"
 MLSERVER_METHOD = "inference.GRPCInferenceService/ModelInfer"
 MAX_MESSAGE = 256 << 20
+# The same ghz options for every server (see the module docstring for why each is fair):
+GHZ_OPTIONS = [
+    "--connections", "1",            # one HTTP/2 connection, as one client channel
+    "--disable-template-functions",  # no per-call text/template with sprig's functions...
+    "--disable-template-data",       # ...nor call-data templating: the binary messages are sent as they are
+    "--skipFirst", "0",              # warm-up is a separate run
+    "--duration-stop", "wait",       # calls in flight at the end are waited for and counted
+]
 
 
 # -- tools ---------------------------------------------------------------------------------------------------------
@@ -268,10 +284,12 @@ def load_average():
 
 
 # -- load ------------------------------------------------------------------------------------------------------------
-def ghz_run(ghz, target, method, protoset_path, data_path, concurrency, seconds, pids):
+def ghz_run(ghz, target, method, protoset_path, data_path, concurrency, seconds, pids, cpus):
     cmd = [str(ghz), "--insecure", "--protoset", str(protoset_path), "--call", method, "--binary-file",
-           str(data_path), "-c", str(concurrency), "--connections", "1", "-z", f"{seconds}s", "-t", "120s", "--duration-stop", "wait",
-           "--skipFirst", "0", "-O", "json", target]
+           str(data_path), "-c", str(concurrency), "-z", f"{seconds}s", "-t", "120s", "-O", "json"] + GHZ_OPTIONS
+    if cpus > 0:
+        cmd += ["--cpus", str(cpus)]
+    cmd.append(target)
     cpu_before, client_before = cpu_seconds(pids), resource.getrusage(resource.RUSAGE_CHILDREN)
     result = subprocess.run(cmd, check=True, capture_output=True, text=True)
     cpu = cpu_seconds(pids) - cpu_before
@@ -375,9 +393,15 @@ def main():
     parser.add_argument("--mlserver_workers", type=int, default=1 if nproc <= 2 else nproc - 1,
                         help="MLServer parallel_workers (inference processes besides the gRPC front process)")
     parser.add_argument("--no_gateway", action="store_true", help="skip the maas-gateway runs")
+    parser.add_argument("--single_form", choices=["compact", "verbose"], default="compact",
+                        help="maas answer form of the timed single-text calls (compact: labels once + probability "
+                             "matrix + predicted index, what MLServer's predict_proba carries and more; verbose: the "
+                             "default per-text result with probabilities and log-probabilities)")
     parser.add_argument("--batch_form", choices=["compact", "verbose"], default="compact",
                         help="maas answer form of the timed batch calls (compact: labels once + probability matrix, "
                              "what MLServer's predict_proba carries; verbose: the default per-text results)")
+    parser.add_argument("--ghz_cpus", type=int, default=1,
+                        help="ghz --cpus (Go processors of the load generator; 0 = ghz's default, all cores)")
     parser.add_argument("--maas_args", default="", help="extra maas-discriminative flags, e.g. '--threads 2'")
     parser.add_argument("--venv", default=os.environ.get("MAAS_BENCH_VENV", ROOT / ".bench-venv"))
     parser.add_argument("--tools_dir", default=ROOT / ".tools")
@@ -441,9 +465,9 @@ def main():
         # Request files for ghz: 1000 different single texts (round-robin) and one batch of long documents.
         ref = common_pb.ModelRef(name=MODEL)
         files = {}
-        compact_batches = args.batch_form == "compact"
+        compact = {False: args.single_form == "compact", True: args.batch_form == "compact"}
         for system, make in (("maas", lambda ts, batch=False: disc_pb.ClassifyRequest(
-                                 model=ref, texts=ts, compact=batch and compact_batches)),
+                                 model=ref, texts=ts, compact=compact[batch])),
                              ("mlserver", lambda ts, batch=False: mlserver_request(infer_classes[0], ts,
                                                                                    ["predict_proba"]))):
             files[system, "single"] = work / f"{system}-single.bin"
@@ -459,10 +483,11 @@ def main():
             for name, target, method, protoset_path in systems:
                 data = files["mlserver" if name == "mlserver" else "maas", kind]
                 if args.warmup_seconds > 0:
-                    ghz_run(ghz, target, method, protoset_path, data, concurrency, args.warmup_seconds, servers[name])
+                    ghz_run(ghz, target, method, protoset_path, data, concurrency, args.warmup_seconds, servers[name],
+                            args.ghz_cpus)
                 loads.append(load_average())
                 results[name, kind, concurrency] = ghz_run(ghz, target, method, protoset_path, data, concurrency,
-                                                           args.seconds, servers[name])
+                                                           args.seconds, servers[name], args.ghz_cpus)
                 print(f"  {name:18} {kind:6} c={concurrency:<3} {results[name, kind, concurrency]}", flush=True)
     finally:
         for proc, group in reversed(procs):
@@ -472,10 +497,12 @@ def main():
     print()
     print(f"serve_vs_mlserver {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {nproc} cores, load average "
           f"{min(loads):.1f}-{max(loads):.1f} during the runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
-          f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION}, {args.seconds:g} s per run, 1 connection")
+          f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION} {' '.join(GHZ_OPTIONS)}"
+          f"{f' --cpus {args.ghz_cpus}' if args.ghz_cpus > 0 else ''}, {args.seconds:g} s per run")
     print(f"model: CountVectorizer + MultinomialNB, {len(pipe[0].vocabulary_)} features, {len(pipe.classes_)} "
           f"classes; single texts 10-40 words; batch = {args.batch} documents of 600-900 words ({batch_mb:.2f} MB); "
-          f"maas batches answered in the {args.batch_form} form; maas flags: {args.maas_args or '(defaults)'}")
+          f"maas answers single texts in the {args.single_form} form, batches in the {args.batch_form} form; "
+          f"maas flags: {args.maas_args or '(defaults)'}")
     header = (f"{'':22}{'req/s':>8}{'MB/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'ghz CPU':>9}"
               f"{'x req/s':>9}{'p99 x':>7}{'x CPU':>7}")
     for kind, concurrency in runs:
