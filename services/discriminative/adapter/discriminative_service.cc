@@ -23,26 +23,37 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Train(
       adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"}, train_dispatcher_);
 }
 
-adapter::Lane DiscriminativeServiceImpl::ClassifyLane(const v1::ClassifyRequest& request) const {
+bool DiscriminativeServiceImpl::SmallEnoughInline(const v1::ClassifyRequest& request) const {
   if (inline_max_bytes_ <= 0 || !model_cached_ || request.explain() ||
       request.texts_size() > kInlineMaxTexts) {
-    return adapter::Lane::kPool;
+    return false;
   }
   int64_t bytes = 0;
   for (const std::string& text : request.texts()) bytes += static_cast<int64_t>(text.size());
-  if (bytes > inline_max_bytes_) return adapter::Lane::kPool;
-  return model_cached_(request.model()) ? adapter::Lane::kCaller : adapter::Lane::kPool;
+  return bytes <= inline_max_bytes_ && model_cached_(request.model());
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Classify(grpc::CallbackServerContext* context,
                                                               const grpc::ByteBuffer* request,
                                                               grpc::ByteBuffer* response) {
-  return adapter::Unary<v1::ClassifyRequest, v1::ClassifyResponse>(
+  // A kCaller call's work has run when Unary returns, so its slot is given back right after.
+  bool took_slot = false;
+  grpc::ServerUnaryReactor* reactor = adapter::Unary<v1::ClassifyRequest, v1::ClassifyResponse>(
       *dispatcher_, context, request, response, absl::OkStatus(),
       [core = core_](const v1::ClassifyRequest& r, const CallScope& s) {
         return core->Classify(r, s.executor, s.stop);
       },
-      [this](const v1::ClassifyRequest& r) { return ClassifyLane(r); });
+      [this, &took_slot](const v1::ClassifyRequest& r) {
+        if (!SmallEnoughInline(r)) return adapter::Lane::kPool;
+        if (inline_calls_.fetch_add(1, std::memory_order_acq_rel) >= kMaxInlineCalls) {
+          inline_calls_.fetch_sub(1, std::memory_order_acq_rel);
+          return adapter::Lane::kPool;
+        }
+        took_slot = true;
+        return adapter::Lane::kCaller;
+      });
+  if (took_slot) inline_calls_.fetch_sub(1, std::memory_order_acq_rel);
+  return reactor;
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>*

@@ -5,6 +5,7 @@
 
 #include <grpcpp/support/byte_buffer.h>
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 
@@ -54,17 +55,23 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   using ModelCachedFn = std::function<bool(const common::v1::ModelRef&)>;
   // Small Classify calls run on gRPC's callback thread (adapter::Lane::kCaller) instead of the
   // worker pool: at most kInlineMaxTexts texts of at most `max_bytes` bytes in all
-  // (--inline_classify_bytes), no explanation, against a model `cached` says is loaded. Their
-  // classification costs microseconds, less than the hand-off to a worker and back, which
-  // dominated a single short text's server CPU. max_bytes <= 0 or no `cached` (the default):
-  // every Classify runs on the pool. Call before the server starts.
+  // (--inline_classify_bytes), no explanation, against a model `cached` says is loaded, and at
+  // most kMaxInlineCalls such calls at a time (others go to the pool). Their classification
+  // costs microseconds with the word analyzers (a few per 100 bytes), less than the hand-off to a
+  // worker and back, which dominated a single short text's server CPU; the worst a small text can
+  // cost (a custom token_pattern that backtracks up to its step limit, char n-grams up to
+  // --max_ngram) holds at most kMaxInlineCalls callback threads for that long, never all of them.
+  // max_bytes <= 0 or no `cached` (the default): every Classify runs on the pool. Call before the
+  // server starts.
   static constexpr int kInlineMaxTexts = 16;
+  static constexpr int kMaxInlineCalls = 1;
   void InlineSmallClassify(int64_t max_bytes, ModelCachedFn cached) {
     inline_max_bytes_ = max_bytes;
     model_cached_ = std::move(cached);
   }
-  // The lane a Classify request runs on (see InlineSmallClassify).
-  adapter::Lane ClassifyLane(const v1::ClassifyRequest& request) const;
+  // Whether a Classify request is small enough to run inline (see InlineSmallClassify; the cap
+  // on inline calls at a time is checked separately).
+  bool SmallEnoughInline(const v1::ClassifyRequest& request) const;
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
                                         const grpc::ByteBuffer* request,
@@ -99,6 +106,7 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   int64_t max_train_bytes_;
   int64_t inline_max_bytes_ = 0;
   ModelCachedFn model_cached_;
+  std::atomic<int> inline_calls_{0};  // small Classify calls running inline now
 };
 
 }  // namespace maas::discriminative
