@@ -50,11 +50,12 @@ ABSL_FLAG(
     "Worker threads that run Train streams (vectorizing the batches, fitting, storing), apart "
     "from --threads, so retraining never holds a worker classification needs; more concurrent "
     "Trains wait for one another (>= 1).");
-ABSL_FLAG(int64_t, inline_classify_bytes, 512,
+ABSL_FLAG(int64_t, inline_classify_bytes, 0,
+          "Opt-in latency mode (0, the default: every Classify runs on the worker pool). When > 0, "
           "Classify calls of at most 16 texts and this many bytes of text in all, without "
-          "explanations, against a model already in memory, run on the thread that received them "
-          "instead of a worker: for them the hand-off to a worker costs more CPU than the "
-          "classification (0 = every call on the workers).");
+          "explanations, against a model already in memory, run on the gRPC thread that received "
+          "them (one at a time) instead of a worker: for them the hand-off to a worker costs more "
+          "CPU than the classification.");
 ABSL_FLAG(int64_t, max_concurrent_calls, 256,
           "Calls served at once (running, queued or streaming); more are refused at once with "
           "RESOURCE_EXHAUSTED and a retry hint (0 = no limit).");
