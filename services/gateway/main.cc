@@ -313,8 +313,7 @@ int main(int argc, char** argv) {
   front_options.max_streams_per_connection = per_connection;
   front_options.max_concurrent_calls = max_streams;
   front_options.stream_window_bytes = stream_window;
-  front_options.max_message_bytes =
-      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_max_message_bytes)));
+  front_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   front_options.reconnect_backoff_ms = std::max(1, absl::GetFlag(FLAGS_reconnect_backoff_max_ms));
   front_options.max_connection_age_ms = max_connection_age_ms;

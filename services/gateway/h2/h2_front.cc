@@ -585,27 +585,50 @@ void H2Front::Impl::OnWake() {
   if (shutdown && !draining_) BeginDrain();
 }
 
+namespace {
+
+// INVALID_ARGUMENT naming the first option of `o` out of its range (documented in FrontOptions).
+absl::Status ValidateOptions(const FrontOptions& o) {
+  struct Range {
+    const char* name;
+    int64_t value;
+    int64_t min;
+    int64_t max;
+  };
+  constexpr int64_t kIntMax = 0x7fffffff;
+  const Range ranges[] = {
+      {"backend_connections", o.backend_connections, 1, kIntMax},
+      {"max_streams_per_connection", o.max_streams_per_connection, 1, kIntMax},
+      {"max_concurrent_calls", o.max_concurrent_calls, 1, kIntMax},
+      {"max_message_bytes", o.max_message_bytes, 1, 0xffffffff},
+      {"stream_window_bytes", o.stream_window_bytes, 65535, kIntMax},
+      {"connection_window_bytes", o.connection_window_bytes, o.stream_window_bytes, kIntMax},
+      {"retry_max_attempts", o.retry_max_attempts, 1, 5},
+      {"retry_buffer_bytes", o.retry_buffer_bytes, 0, kIntMax},
+      {"keepalive_time_ms", o.keepalive_time_ms, 0, kIntMax},
+      {"keepalive_timeout_ms", o.keepalive_timeout_ms, 1, kIntMax},
+      {"dns_refresh_ms", o.dns_refresh_ms, 100, kIntMax},
+      {"reconnect_backoff_ms", o.reconnect_backoff_ms, 1, kIntMax},
+      {"max_connection_age_ms", o.max_connection_age_ms, 0, kIntMax},
+      {"client_reset_burst", o.client_reset_burst, 1, kIntMax},
+      {"client_reset_rate_per_s", o.client_reset_rate_per_s, 1, kIntMax},
+  };
+  for (const Range& r : ranges) {
+    if (r.value < r.min || r.value > r.max) {
+      return absl::InvalidArgumentError(absl::StrCat("h2 front option ", r.name, " is ", r.value,
+                                                     "; it must be in [", r.min, ", ", r.max, "]"));
+    }
+  }
+  if (o.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("h2 front option max_connection_age_grace is negative");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
 absl::Status H2Front::Impl::Init() {
-  if (options_.backend_connections < 1 || options_.max_streams_per_connection < 1 ||
-      options_.max_concurrent_calls < 1 || options_.max_message_bytes < 1) {
-    return absl::InvalidArgumentError(
-        "backend_connections, max_streams_per_connection, max_concurrent_calls and "
-        "max_message_bytes must be >= 1");
-  }
-  if (options_.stream_window_bytes < 65535 ||
-      options_.connection_window_bytes < options_.stream_window_bytes) {
-    return absl::InvalidArgumentError(
-        "stream_window_bytes must be >= 65535 and <= connection_window_bytes");
-  }
-  if (options_.retry_max_attempts < 1 || options_.retry_max_attempts > 5 ||
-      options_.retry_buffer_bytes < 0 || options_.reconnect_backoff_ms < 1 ||
-      options_.dns_refresh_ms < 100 || options_.keepalive_time_ms < 0 ||
-      options_.keepalive_timeout_ms < 1 || options_.max_connection_age_ms < 0) {
-    return absl::InvalidArgumentError(
-        "retry_max_attempts must be in [1, 5], retry_buffer_bytes and max_connection_age_ms >= "
-        "0, reconnect_backoff_ms >= 1, dns_refresh_ms >= 100, keepalive_time_ms >= 0, "
-        "keepalive_timeout_ms >= 1");
-  }
+  if (absl::Status s = ValidateOptions(options_); !s.ok()) return s;
   for (const FrontRoute& r : options_.routes) {
     absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(r);
     if (!route.ok()) return route.status();
@@ -623,6 +646,8 @@ absl::Status H2Front::Impl::Init() {
   callbacks_ = MakeCallbacks();
   nghttp2_option_new(&option_);
   nghttp2_option_set_no_auto_window_update(option_, 1);
+  nghttp2_option_set_stream_reset_rate_limit(option_, options_.client_reset_burst,
+                                             options_.client_reset_rate_per_s);
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -1016,7 +1041,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
-  auto* call = new Call(options_.max_message_bytes);
+  auto* call = new Call(static_cast<uint32_t>(options_.max_message_bytes));
   call->client = c;
   call->client_sid = frame->hd.stream_id;
   call->start_ns = NowNs();
@@ -1340,7 +1365,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     if (call->resp_scan.too_many()) {
       // A second response message to a method with one: a broken backend. The first message is
       // forwarded whole, then the call ends INTERNAL (DetachBackend acknowledges the kept bytes).
-      const size_t keep = call->resp_scan.taken_before_extra();
+      const size_t keep = call->resp_scan.taken_before_stop();
       call->resp.Append(data, keep);
       nghttp2_session_consume(c->session, sid, len - keep);
       DetachBackend(call, true);
@@ -1349,7 +1374,10 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
                             " sent more than one response message to a method with one"));
       return 0;
     }
-    nghttp2_session_consume(c->session, sid, len);
+    // The complete messages before the oversized one are forwarded, then the call ends.
+    const size_t keep = call->resp_scan.taken_before_stop();
+    call->resp.Append(data, keep);
+    nghttp2_session_consume(c->session, sid, len - keep);
     DetachBackend(call, true);
     FailCall(call, kStatusResourceExhausted,
              absl::StrCat("the backend answered a message of ", call->resp_scan.too_large(),

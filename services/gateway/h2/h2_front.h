@@ -97,10 +97,10 @@ struct FrontOptions {
   // Calls in flight over all client connections (default route included); more are answered
   // RESOURCE_EXHAUSTED. >= 1.
   int max_concurrent_calls = 4096;
-  // Largest gRPC message, bytes, >= 1, in both directions (read from the 5-byte message prefixes,
-  // payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED before it
-  // reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
-  uint32_t max_message_bytes = 4 << 20;
+  // Largest gRPC message, bytes, in [1, 2^32 - 1], in both directions (read from the 5-byte message
+  // prefixes, payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED
+  // before it reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
+  int64_t max_message_bytes = 4 << 20;
   // Per-stream flow-control window towards clients and towards backends, bytes, >= 65535.
   int stream_window_bytes = 256 * 1024;
   // Connection-level window, bytes, >= stream_window_bytes.
@@ -118,6 +118,13 @@ struct FrontOptions {
   // DNS targets are resolved again this often, ms, >= 100 (and at once, at most once a second, when
   // every replica of a route has failed); replicas gone from the answer get no new calls.
   int dns_refresh_ms = 30000;
+  // RST_STREAM frames a client connection may send: a token bucket of `client_reset_burst` tokens
+  // refilled at `client_reset_rate_per_s`, both >= 1; a client that exceeds it gets GOAWAY
+  // (nghttp2's rapid-reset defence, CVE-2023-44487). nghttp2's defaults (1000, 33/s) tear down a
+  // gRPC client that cancels a few thousand queued calls at once: each cancel of a running call
+  // lets the next queued one start, which is then reset too.
+  int client_reset_burst = 10000;
+  int client_reset_rate_per_s = 1000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
   // Client connections get GOAWAY after this age (and are closed `max_connection_age_grace` later
@@ -141,8 +148,8 @@ struct FrontOptions {
 
 class H2Front {
  public:
-  // Binds the listening socket and resolves the targets. INVALID_ARGUMENT for bad options,
-  // UNAVAILABLE when bind or a DNS resolution fails.
+  // Binds the listening socket and resolves the targets. INVALID_ARGUMENT naming the option for an
+  // option out of its range (see FrontOptions), UNAVAILABLE when bind or a DNS resolution fails.
   static absl::StatusOr<std::unique_ptr<H2Front>> Create(const FrontOptions& options);
   ~H2Front();
 

@@ -3,7 +3,6 @@
 // gateway.
 //   maas-h2front --port 0 --route maas.discriminative.v1.DiscriminativeService=ipv4:127.0.0.1:50053
 // Prints "maas-h2front: serving h2c on port <N>" to stderr when ready; SIGTERM/SIGINT drain it.
-#include <algorithm>
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -37,8 +36,7 @@ int main(int argc, char** argv) {
   options.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
   options.stream_window_bytes = absl::GetFlag(FLAGS_stream_window_bytes);
   options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
-  options.max_message_bytes =
-      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_max_message_bytes)));
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   {
     for (absl::string_view r : absl::StrSplit(absl::GetFlag(FLAGS_route), ';', absl::SkipEmpty())) {
       std::vector<std::string> kv = absl::StrSplit(r, absl::MaxSplits('=', 1));
