@@ -648,6 +648,10 @@ absl::Status H2Front::Impl::Init() {
   nghttp2_option_set_no_auto_window_update(option_, 1);
   nghttp2_option_set_stream_reset_rate_limit(option_, options_.client_reset_burst,
                                              options_.client_reset_rate_per_s);
+  // Header values pass as gRPC passes them: RFC 9113 forbids leading and trailing whitespace, but
+  // gRPC servers and clients accept it (e.g. "authorization: Bearer " must reach the backend and be
+  // answered PERMISSION_DENIED there, not reset with PROTOCOL_ERROR by the front).
+  nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(option_, 1);
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));

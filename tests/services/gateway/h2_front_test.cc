@@ -137,6 +137,26 @@ TEST_CASE("h2 front: a unary call crosses with its headers, message and trailers
   CHECK(rig.front()->active_calls() == 0);
 }
 
+// Regression: nghttp2 checks RFC 9113's rule against leading and trailing whitespace in field
+// values and reset such a request with PROTOCOL_ERROR; gRPC servers accept them (test_e2e_auth
+// sends "authorization: Bearer " and expects the backend's PERMISSION_DENIED).
+TEST_CASE(
+    "h2 front: header values with surrounding whitespace pass both ways, as gRPC passes them") {
+  Rig rig;
+  const int32_t sid = rig.client().Submit(
+      With(RequestHeaders("/a.B/Unary"), "authorization", "Bearer "), GrpcMessage("q"), true);
+  auto [backend, bsid] = rig.Request(0);
+  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+  CHECK(Find(backend->stream(bsid).headers, "authorization") == "Bearer ");
+  backend->Respond(bsid, With(ResponseHeaders(), "x-note", " spaced "));
+  backend->Write(bsid, GrpcMessage("a"), true, {{"grpc-status", "7"}, {"grpc-message", "no "}});
+  REQUIRE(rig.Finish(sid));
+  CHECK_FALSE(rig.call(sid).got_rst);
+  CHECK(Find(rig.call(sid).headers, "x-note") == " spaced ");
+  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "7");
+  CHECK(Find(rig.call(sid).trailers, "grpc-message") == "no ");
+}
+
 TEST_CASE("h2 front: a call without x-request-id gets one, forwarded and returned") {
   Rig rig([](FrontOptions& o) { o.request_id_prefix = "t"; });
   const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);

@@ -128,6 +128,8 @@ class Peer {
     nghttp2_option_set_no_auto_window_update(opt, 1);
     // A gRPC server does not limit the client's RST_STREAM rate (the front resets many streams).
     nghttp2_option_set_stream_reset_rate_limit(opt, 1 << 30, 1 << 30);
+    // gRPC accepts header values with leading or trailing whitespace ("authorization: Bearer ").
+    nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(opt, 1);
     if (server) {
       nghttp2_session_server_new2(&session_, cbs, this, opt);
     } else {
