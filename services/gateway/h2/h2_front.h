@@ -1,4 +1,4 @@
-// An HTTP/2 frame-forwarding data plane for the gateway (experimental, plaintext h2c only).
+// An HTTP/2 frame-forwarding data plane for the gateway (h2c, or h2 over TLS / mutual TLS).
 //
 // One epoll thread; every client connection is an nghttp2 server session, every backend connection
 // an nghttp2 client session kept open across calls. A call (HTTP/2 stream) is routed by the service
@@ -131,6 +131,12 @@ struct FrontOptions {
   // if calls still run), so clients re-resolve and rebalance; 0 = never.
   int max_connection_age_ms = 0;
   absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // TLS towards clients; both empty: plaintext (h2c). PEM certificate chain and private key; ALPN
+  // selects "h2". With tls_client_ca_file as well, clients must present a certificate signed by
+  // that CA (mutual TLS). Backend connections stay plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // Called on the front's thread once per finished call (null = none: call log, metrics). When
   // set and generate_request_ids, a call without an x-request-id header gets one
   // ("<request_id_prefix>-<n>"), forwarded to the backend and returned in the response headers.
@@ -148,14 +154,17 @@ struct FrontOptions {
 
 class H2Front {
  public:
-  // Binds the listening socket and resolves the targets. INVALID_ARGUMENT naming the option for an
-  // option out of its range (see FrontOptions), UNAVAILABLE when bind or a DNS resolution fails.
+  // Binds the listening socket, loads the TLS files and resolves the targets. INVALID_ARGUMENT
+  // naming the option for an option out of its range (see FrontOptions) or TLS files given without
+  // their pair, FAILED_PRECONDITION naming the file for a TLS file that cannot be loaded (or a key
+  // that is not the certificate's), UNAVAILABLE when bind or a DNS resolution fails.
   static absl::StatusOr<std::unique_ptr<H2Front>> Create(const FrontOptions& options);
   ~H2Front();
 
   // The bound port.
   int port() const;
-  // Serves until Shutdown() has drained; call from one thread only.
+  // Serves until Shutdown() has drained; call from one thread only. Blocks SIGPIPE on that thread
+  // (a TLS client that goes away mid-write is then an error of its connection, not the process's).
   void Run();
   // Thread-safe: stops accepting connections, sends GOAWAY to every client, lets running calls
   // finish for up to `grace`, then closes everything and makes Run() return.

@@ -603,5 +603,30 @@ TEST_CASE("h2 front: Create rejects bad options with INVALID_ARGUMENT naming the
   CHECK(H2Front::Create(ok).ok());
 }
 
+TEST_CASE("h2 front: TLS files come in pairs and are named when they cannot be loaded") {
+  FrontOptions o;
+  o.listen_host = "127.0.0.1";
+  o.tls_cert_file = "/nonexistent/server.pem";
+  auto front = H2Front::Create(o);
+  REQUIRE_FALSE(front.ok());
+  CHECK(front.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(front.status().message().find("tls_key_file") != std::string::npos);
+
+  o.tls_cert_file.clear();
+  o.tls_client_ca_file = "/nonexistent/ca.pem";
+  front = H2Front::Create(o);
+  REQUIRE_FALSE(front.ok());
+  CHECK(front.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(front.status().message().find("tls_client_ca_file") != std::string::npos);
+
+  o.tls_client_ca_file.clear();
+  o.tls_cert_file = "/nonexistent/server.pem";
+  o.tls_key_file = "/nonexistent/server.key";
+  front = H2Front::Create(o);
+  REQUIRE_FALSE(front.ok());
+  CHECK(front.status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(front.status().message().find("/nonexistent/server.pem") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace maas::gateway::h2
