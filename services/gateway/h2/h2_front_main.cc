@@ -2,7 +2,8 @@
 // --tls_* flags), for measuring it (bench/gateway_overhead.py --h2front) and testing it without the
 // rest of the gateway.
 //   maas-h2front --port 0 --route maas.discriminative.v1.DiscriminativeService=ipv4:127.0.0.1:50053
-// Prints "maas-h2front: serving h2c on port <N>" to stderr when ready; SIGTERM/SIGINT drain it.
+// Prints "maas-h2front: serving h2c on port <N>" (or "h2 over TLS") to stderr when ready;
+// SIGTERM/SIGINT drain it.
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -69,7 +70,8 @@ int main(int argc, char** argv) {
     sigwait(&set, &sig);
     (*front)->Shutdown(absl::Seconds(10));
   });
-  std::cerr << "maas-h2front: serving h2c on port " << (*front)->port() << std::endl;
+  std::cerr << "maas-h2front: serving " << (options.tls_cert_file.empty() ? "h2c" : "h2 over TLS")
+            << " on port " << (*front)->port() << std::endl;
   (*front)->Run();
   waiter.join();
   return 0;
