@@ -157,6 +157,14 @@ def test_gateway_front_serves_tls_over_plaintext_backends(plain_backends, pki):
                                                          seed=3), timeout=TIMEOUT))
             assert sum(b.x.rows for b in batches) == 7
             assert [m.name for m in list_models(channel).models] == ["front-box"]
+            # Megabytes each way: many TLS records, partial writes and the flow-control windows on the way.
+            wide = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0] * 100_000, high=[1.0] * 100_000))
+            assert stub.CreateModel(gen.CreateModelRequest(name="front-wide", spec=wide),
+                                    timeout=TIMEOUT).info.version == 1
+            batches = list(stub.Sample(gen.SampleRequest(model=common_pb2.ModelRef(name="front-wide"),
+                                                         num_samples=20, seed=5), timeout=TIMEOUT))
+            assert sum(b.x.rows for b in batches) == 20
+            assert all(0.0 <= v <= 1.0 for b in batches for v in b.x.values)
         with grpc.insecure_channel(gateway.address) as channel:
             with pytest.raises(grpc.RpcError) as error:
                 list_models(channel, timeout=3)
