@@ -28,7 +28,7 @@ bench: build
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/generative_vs_numpy.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/serve_vs_mlserver.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front
-	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front --gateway_args=--h2_front
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front --gateway_args=--h2_front=false
 
 # Mixed load through the gateway (not part of `make test`; a short run of it is): SOAK_SECONDS (default 600) with
 # SOAK_STREAMS (default 64) concurrent calls; prints errors, p99 and each process's RSS at start, peak and end.

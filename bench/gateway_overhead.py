@@ -12,12 +12,13 @@ CPU per call the 80 % target would allow. The servers write their call logs to f
 this script would have to drain on the same cores.
 ghz is installed with `go install github.com/bojand/ghz/cmd/ghz@v0.120.0` into $MAAS_BUILD_DIR/tools/bin when absent.
 
-With --h2front it also starts maas-h2front (the experimental HTTP/2 frame-forwarding data plane alone, no call log)
-in front of the same backend and prints its four figures too; every round runs direct, gateway and front one after
-the other, so a change of the machine's load hits all three alike. --gateway_args=--h2_front measures maas-gateway
-with that front serving the plaintext port.
+maas-gateway serves plaintext with its HTTP/2 frame-forwarding front (services/gateway/h2) by default;
+--gateway_args=--h2_front=false measures the gRPC-library proxy instead. With --h2front it also starts maas-h2front
+(that data plane alone, no call log, no metrics) in front of the same backend and prints its four figures too; every
+round runs direct, gateway and front one after the other, so a change of the machine's load hits all three alike.
 
   MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3] [--h2front]
+      [--gateway_args=--h2_front=false]
 Not a test: run by `make bench`.
 """
 
@@ -118,7 +119,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
     parser.add_argument("--gateway_args", default="", help="extra maas-gateway flags, space separated")
     parser.add_argument("--h2front", action="store_true",
-                        help="also measure the experimental maas-h2front (HTTP/2 frame forwarding, "
+                        help="also measure maas-h2front (the gateway's HTTP/2 frame-forwarding data plane alone, "
                              "services/gateway/h2) in front of the same backend, interleaved with the others")
     args = parser.parse_args()
     binary = ghz_binary()

@@ -13,7 +13,7 @@ req=$root/deploy/requirements.txt
 debs=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev libnghttp2-dev
+  libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev libnghttp2-dev libssl-dev
   python3 python3-venv python3-dev clang-format openssl
 )
 

@@ -88,12 +88,13 @@ ABSL_FLAG(
     "CPU per call; more spread the proxy over more cores.");
 ABSL_FLAG(bool, log_calls, true,
           "Write one JSON line per finished call on stderr (off saves a write per proxied call).");
-ABSL_FLAG(
-    bool, h2_front, false,
-    "EXPERIMENTAL: serve plaintext clients with the HTTP/2 frame-forwarding front "
-    "(services/gateway/h2, libnghttp2, one thread, no gRPC on the data path); the gateway's own "
-    "services are reached through it on an internal loopback port. Ignored (with a note) when "
-    "any TLS flag is set: TLS keeps the gRPC proxy.");
+ABSL_FLAG(bool, h2_front, true,
+          "Serve clients with the HTTP/2 frame-forwarding front (services/gateway/h2, libnghttp2, "
+          "one thread, no gRPC on the data path; plaintext, or TLS / mutual TLS with the "
+          "--tls_* flags); the gateway's own services are reached through it on an internal "
+          "loopback port. false: the gRPC-library proxy serves every call. With "
+          "--backend_tls_ca_file the gRPC proxy serves every call (the front talks plaintext to "
+          "backends), with a note on stderr.");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate chain (with --tls_key_file: TLS).");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
@@ -209,14 +210,14 @@ int main(int argc, char** argv) {
   proxy_options.health = &health;
   gw::Proxy proxy(backends->get(), proxy_options);
 
-  const bool tls = !absl::GetFlag(FLAGS_tls_cert_file).empty() ||
-                   !absl::GetFlag(FLAGS_tls_key_file).empty() ||
-                   !absl::GetFlag(FLAGS_tls_client_ca_file).empty() ||
-                   !absl::GetFlag(FLAGS_backend_tls_ca_file).empty();
-  const bool h2_front = absl::GetFlag(FLAGS_h2_front) && !tls;
-  if (absl::GetFlag(FLAGS_h2_front) && tls) {
-    std::cerr << "maas-gateway: --h2_front serves plaintext only; with TLS flags the gRPC proxy "
-                 "serves every call\n";
+  // The front terminates TLS towards clients itself but talks plaintext to the backends.
+  const bool backend_tls = !absl::GetFlag(FLAGS_backend_tls_ca_file).empty();
+  const bool h2_front = absl::GetFlag(FLAGS_h2_front) && !backend_tls;
+  if (absl::GetFlag(FLAGS_h2_front) && backend_tls) {
+    std::cerr
+        << "maas-gateway: NOTE: --backend_tls_ca_file is set and the HTTP/2 front (--h2_front, "
+           "the default) talks plaintext to backends: the gRPC proxy serves every call, at "
+           "about twice the CPU per call (--h2_front=false silences this note)\n";
   }
   maas::server::ServerOptions server_options;
   server_options.name = "maas-gateway";
@@ -231,9 +232,12 @@ int main(int argc, char** argv) {
   server_options.shutdown_grace = absl::Milliseconds(absl::GetFlag(FLAGS_shutdown_grace_ms));
   server_options.drain_delay =
       h2_front ? absl::ZeroDuration() : absl::Milliseconds(absl::GetFlag(FLAGS_drain_delay_ms));
-  server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
-  server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
-  server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  // With the front, TLS ends in the front; the gRPC server behind it is on loopback, plaintext.
+  if (!h2_front) {
+    server_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+    server_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+    server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  }
   const int stream_window = channel_options.stream_window_bytes;
   server_options.generic_service_in_configure_builder = true;
   server_options.configure_builder = [per_connection, stream_window, max_connection_age_ms,
@@ -313,13 +317,15 @@ int main(int argc, char** argv) {
   front_options.max_streams_per_connection = per_connection;
   front_options.max_concurrent_calls = max_streams;
   front_options.stream_window_bytes = stream_window;
-  front_options.max_message_bytes =
-      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_max_message_bytes)));
+  front_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   front_options.reconnect_backoff_ms = std::max(1, absl::GetFlag(FLAGS_reconnect_backoff_max_ms));
   front_options.max_connection_age_ms = max_connection_age_ms;
   front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
   front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;
+  front_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  front_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  front_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   // The front's call log lines of one round of events go out in one write (only the front's thread
   // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
   std::string pending_lines;
@@ -366,13 +372,18 @@ int main(int argc, char** argv) {
     proxy.Shutdown();
     return Fail(absl::Status(
         front.status().code(),
-        absl::StrCat("--h2_front (--host, --port, targets): ", front.status().message())));
+        absl::StrCat("the HTTP/2 front (--h2_front; flags --host, --port, the targets, "
+                     "--max_message_bytes and the stream limits): ",
+                     front.status().message())));
   }
   std::thread front_thread([&front] { (*front)->Run(); });
   std::cerr << absl::StrCat(
                    "maas-gateway: serving maas.gateway.v1.Gateway and the maas.generative.v1 / "
-                   "maas.discriminative.v1 routes (h2 front) on port ",
-                   (*front)->port(),
+                   "maas.discriminative.v1 routes (h2 front",
+                   absl::GetFlag(FLAGS_tls_cert_file).empty()        ? ""
+                   : absl::GetFlag(FLAGS_tls_client_ca_file).empty() ? ", TLS"
+                                                                     : ", mutual TLS",
+                   ") on port ", (*front)->port(),
                    s->metrics_port() >= 0
                        ? absl::StrCat(" (metrics: http://",
                                       maas::server::FormatAddress(absl::GetFlag(FLAGS_host),

@@ -115,7 +115,7 @@ class ServerProcess:
         self.name = name
         self.args = [str(a) for a in args]
         if name == "maas-gateway":
-            # Lets CTest run the gateway suites again with extra flags (e.g. --h2_front, see tests/python/CMakeLists.txt).
+            # Lets CTest run the gateway suites again with extra flags (e.g. --h2_front=false, see tests/python/CMakeLists.txt).
             self.args += os.environ.get("MAAS_GATEWAY_EXTRA_ARGS", "").split()
         self._head: List[str] = []  # first lines, always kept
         self._tail: collections.deque = collections.deque(maxlen=400)  # most recent lines

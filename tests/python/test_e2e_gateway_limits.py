@@ -10,7 +10,6 @@
   naming the missing one.
 """
 
-import os
 import threading
 import time
 
@@ -164,11 +163,6 @@ def _classify_once_streams_are_released(stack, timeout=15.0):
             time.sleep(0.1)
 
 
-@pytest.mark.skipif(
-    "--h2_front" in os.environ.get("MAAS_GATEWAY_EXTRA_ARGS", "").split(),
-    reason="known bug of the experimental --h2_front (off by default): this test hangs with it in about half the "
-    "runs, gateway idle, not diagnosed yet (README, 'Experimental: the HTTP/2 front')",
-)
 def test_thousands_of_streams_on_one_connection_stay_cheap(stack):
     """One connection opens 2000 ClassifyStream calls (the old gateway admitted all of them: 10 000 took it to
     478 MB and it kept 503 MB after they were cancelled). Now the connection gets --max_streams_per_connection

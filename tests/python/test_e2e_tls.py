@@ -1,6 +1,7 @@
 """TLS on every hop: a generative server with TLS, a discriminative server with mutual TLS, a gateway serving
-TLS and talking (mutual) TLS to both backends, Python clients and the maas CLI with the CA (and a client
-certificate). Plaintext or certificate-less clients are refused. Certificates are made in the test by openssl."""
+TLS and talking (mutual) TLS to both backends (the gRPC proxy), a gateway whose HTTP/2 front serves TLS and mutual
+TLS in front of plaintext backends, Python clients and the maas CLI with the CA (and a client certificate).
+Plaintext or certificate-less clients are refused. Certificates are made in the test by openssl."""
 
 import subprocess
 
@@ -86,6 +87,8 @@ def test_mutual_tls_server_requires_a_client_certificate(servers, pki):
 
 
 def test_gateway_serves_tls_and_reaches_tls_backends(servers, pki):
+    # The HTTP/2 front talks plaintext to backends: with backend TLS the gRPC proxy serves, and says so.
+    assert "the gRPC proxy serves every call" in servers["gateway"].stderr_text()
     address = f"127.0.0.1:{servers['gateway'].port}"
     with grpc.secure_channel(address, credentials(pki)) as channel:
         names = [m.name for m in list_models(channel).models]  # fans out to both backends over (m)TLS
@@ -117,3 +120,86 @@ def test_a_key_that_does_not_match_the_certificate_is_named_not_port_in_use(pki,
     assert "is not the private key of the certificate" in result.stderr
     assert "client.key" in result.stderr and "server.pem" in result.stderr
     assert "port in use" not in result.stderr
+
+
+@pytest.fixture(scope="module")
+def plain_backends(tmp_path_factory):
+    root = tmp_path_factory.mktemp("tls-front-models")
+    generative = start_generative(root / "generative")
+    discriminative = start_discriminative(root / "discriminative")
+    yield generative, discriminative
+    for process in (generative, discriminative):
+        assert process.stop() == 0
+        process.release()
+
+
+def front_gateway_args(backends, pki, mutual):
+    generative, discriminative = backends
+    args = ["--port", "0", "--generative_target", f"ipv4:127.0.0.1:{generative.port}",
+            "--discriminative_target", f"ipv4:127.0.0.1:{discriminative.port}",
+            "--tls_cert_file", str(pki["server.pem"]), "--tls_key_file", str(pki["server.key"]),
+            "--health_check_interval_ms", "200"]
+    return args + (["--tls_client_ca_file", str(pki["ca.pem"])] if mutual else [])
+
+
+def test_gateway_front_serves_tls_over_plaintext_backends(plain_backends, pki):
+    """The default gateway (HTTP/2 front) ends TLS itself: a backend route (generative), the default route
+    (Gateway.ListModels through the gateway's own gRPC server) and the C++ CLI; plaintext clients are refused."""
+    gateway = ServerProcess("maas-gateway", front_gateway_args(plain_backends, pki, mutual=False))
+    try:
+        assert "(h2 front, TLS)" in gateway.stderr_text()
+        with grpc.secure_channel(gateway.address, credentials(pki)) as channel:
+            stub = generative_pb2_grpc.GenerativeServiceStub(channel)
+            spec = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0], high=[3.0]))
+            assert stub.CreateModel(gen.CreateModelRequest(name="front-box", spec=spec),
+                                    timeout=TIMEOUT).info.version == 1
+            batches = list(stub.Sample(gen.SampleRequest(model=common_pb2.ModelRef(name="front-box"), num_samples=7,
+                                                         seed=3), timeout=TIMEOUT))
+            assert sum(b.x.rows for b in batches) == 7
+            assert [m.name for m in list_models(channel).models] == ["front-box"]
+            # Megabytes each way: many TLS records, partial writes and the flow-control windows on the way.
+            wide = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0] * 100_000, high=[1.0] * 100_000))
+            assert stub.CreateModel(gen.CreateModelRequest(name="front-wide", spec=wide),
+                                    timeout=TIMEOUT).info.version == 1
+            batches = list(stub.Sample(gen.SampleRequest(model=common_pb2.ModelRef(name="front-wide"),
+                                                         num_samples=20, seed=5), timeout=TIMEOUT))
+            assert sum(b.x.rows for b in batches) == 20
+            assert all(0.0 <= v <= 1.0 for b in batches for v in b.x.values)
+        with grpc.insecure_channel(gateway.address) as channel:
+            with pytest.raises(grpc.RpcError) as error:
+                list_models(channel, timeout=3)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        ok = subprocess.run([str(binary("maas")), f"--target={gateway.address}", f"--tls_ca_file={pki['ca.pem']}",
+                             "models"], capture_output=True, text=True, timeout=30)
+        assert ok.returncode == 0, ok.stderr
+        assert "front-box" in ok.stdout
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()
+
+
+def test_gateway_front_mutual_tls_requires_a_client_certificate(plain_backends, pki):
+    gateway = ServerProcess("maas-gateway", front_gateway_args(plain_backends, pki, mutual=True))
+    try:
+        assert "(h2 front, mutual TLS)" in gateway.stderr_text()
+        with grpc.secure_channel(gateway.address, credentials(pki, client_cert=True)) as channel:
+            list_models(channel)
+        with grpc.secure_channel(gateway.address, credentials(pki)) as channel:
+            with pytest.raises(grpc.RpcError) as error:
+                list_models(channel, timeout=3)
+            assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+        # The refused handshake did not hurt the front: a good client still gets through.
+        with grpc.secure_channel(gateway.address, credentials(pki, client_cert=True)) as channel:
+            list_models(channel)
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()
+
+
+def test_gateway_front_names_a_key_that_does_not_match_the_certificate(plain_backends, pki):
+    args = front_gateway_args(plain_backends, pki, mutual=False)
+    args[args.index("--tls_key_file") + 1] = str(pki["client.key"])
+    result = subprocess.run([str(binary("maas-gateway")), *args], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "is not the private key of the certificate" in result.stderr
+    assert "client.key" in result.stderr and "server.pem" in result.stderr

@@ -17,9 +17,11 @@ bool MessageScanner::Feed(const uint8_t* data, size_t len) {
     }
     if (have_ == 0 && messages_ >= max_messages_) {
       too_many_ = true;
-      taken_before_extra_ = total - len;
+      taken_before_stop_ = total - len;
       return false;
     }
+    // Where this message's prefix began in this call (0 when it began in an earlier one).
+    const size_t start = total - len >= static_cast<size_t>(have_) ? total - len - have_ : 0;
     const size_t take = std::min<size_t>(5 - have_, len);
     std::copy(data, data + take, prefix_ + have_);
     have_ += static_cast<int>(take);
@@ -32,6 +34,7 @@ bool MessageScanner::Feed(const uint8_t* data, size_t len) {
     ++messages_;
     if (size > max_) {
       too_large_ = size;
+      taken_before_stop_ = start;
       return false;
     }
     payload_left_ = size;

@@ -34,8 +34,10 @@ class MessageScanner {
   void set_max_messages(int64_t n) { max_messages_ = n; }
   // True once a message beyond set_max_messages() started.
   bool too_many() const { return too_many_; }
-  // When too_many() became true: how many bytes of that Feed call came before the extra message.
-  size_t taken_before_extra() const { return taken_before_extra_; }
+  // When Feed returned false: how many bytes of that call came before the message that stopped
+  // the scanner (the extra message, or the oversized one's prefix; 0 when that prefix began in an
+  // earlier call), i.e. the complete messages that may still be forwarded.
+  size_t taken_before_stop() const { return taken_before_stop_; }
 
  private:
   const uint32_t max_;
@@ -46,7 +48,7 @@ class MessageScanner {
   uint32_t too_large_ = 0;
   int64_t max_messages_ = INT64_MAX;
   bool too_many_ = false;
-  size_t taken_before_extra_ = 0;
+  size_t taken_before_stop_ = 0;
 };
 
 }  // namespace maas::gateway::h2

@@ -6,6 +6,10 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -175,8 +179,10 @@ struct Conn {
   nghttp2_session* session = nullptr;
   std::string out;
   size_t out_off = 0;
-  uint64_t serialized = 0;  // bytes appended to `out` since the connection opened
-  uint64_t sent = 0;        // bytes of them the kernel accepted
+  uint64_t serialized = 0;            // bytes appended to `out` since the connection opened
+  uint64_t sent = 0;                  // bytes of them the kernel accepted
+  SSL* ssl = nullptr;                 // TLS client connections
+  bool tls_write_wants_read = false;  // SSL_write waits for the peer (handshake): no EPOLLOUT
   bool connecting = false;
   bool received = false;  // a backend connection got bytes (it did connect)
   bool epollout = false;
@@ -354,6 +360,10 @@ class H2Front::Impl {
   Conn* NewConn(int fd, bool backend, Replica* replica);
   Replica* PickReplica(Route* route, const Replica* avoid);
   Conn* ConnectionTo(Replica* replica);
+  absl::Status InitTls();
+  // Reads into rbuf_: > 0 bytes, 0 when the peer closed, -1 when nothing more is there now, -2 on
+  // an error.
+  ssize_t Read(Conn* c);
   void OnEvent(Conn* c, uint32_t events);
   void Flush(Conn* c);
   bool SendOut(Conn* c);
@@ -401,6 +411,7 @@ class H2Front::Impl {
   absl::flat_hash_map<std::string, Route*> by_service_;
   nghttp2_session_callbacks* callbacks_ = nullptr;
   nghttp2_option* option_ = nullptr;
+  SSL_CTX* tls_ctx_ = nullptr;  // null: plaintext
   std::vector<Conn*> dirty_;
   std::vector<Conn*> graveyard_;
   absl::flat_hash_set<Conn*> conns_;
@@ -585,27 +596,135 @@ void H2Front::Impl::OnWake() {
   if (shutdown && !draining_) BeginDrain();
 }
 
+namespace {
+
+// INVALID_ARGUMENT naming the first option of `o` out of its range (documented in FrontOptions).
+absl::Status ValidateOptions(const FrontOptions& o) {
+  struct Range {
+    const char* name;
+    int64_t value;
+    int64_t min;
+    int64_t max;
+  };
+  constexpr int64_t kIntMax = 0x7fffffff;
+  const Range ranges[] = {
+      {"backend_connections", o.backend_connections, 1, kIntMax},
+      {"max_streams_per_connection", o.max_streams_per_connection, 1, kIntMax},
+      {"max_concurrent_calls", o.max_concurrent_calls, 1, kIntMax},
+      {"max_message_bytes", o.max_message_bytes, 1, 0xffffffff},
+      {"stream_window_bytes", o.stream_window_bytes, 65535, kIntMax},
+      {"connection_window_bytes", o.connection_window_bytes, o.stream_window_bytes, kIntMax},
+      {"retry_max_attempts", o.retry_max_attempts, 1, 5},
+      {"retry_buffer_bytes", o.retry_buffer_bytes, 0, kIntMax},
+      {"keepalive_time_ms", o.keepalive_time_ms, 0, kIntMax},
+      {"keepalive_timeout_ms", o.keepalive_timeout_ms, 1, kIntMax},
+      {"dns_refresh_ms", o.dns_refresh_ms, 100, kIntMax},
+      {"reconnect_backoff_ms", o.reconnect_backoff_ms, 1, kIntMax},
+      {"max_connection_age_ms", o.max_connection_age_ms, 0, kIntMax},
+      {"client_reset_burst", o.client_reset_burst, 1, kIntMax},
+      {"client_reset_rate_per_s", o.client_reset_rate_per_s, 1, kIntMax},
+  };
+  for (const Range& r : ranges) {
+    if (r.value < r.min || r.value > r.max) {
+      return absl::InvalidArgumentError(absl::StrCat("h2 front option ", r.name, " is ", r.value,
+                                                     "; it must be in [", r.min, ", ", r.max, "]"));
+    }
+  }
+  if (o.max_connection_age_grace < absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("h2 front option max_connection_age_grace is negative");
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+namespace {
+
+// The last OpenSSL error, for messages.
+std::string OpenSslError() {
+  const unsigned long e = ERR_get_error();  // NOLINT(runtime/int): OpenSSL's type
+  ERR_clear_error();
+  if (e == 0) return "unknown error";
+  char buf[256];
+  ERR_error_string_n(e, buf, sizeof(buf));
+  return buf;
+}
+
+// ALPN: "h2" when the client offers it (gRPC clients do and insist on it), else the handshake
+// fails.
+int SelectAlpn(SSL*, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+               unsigned int inlen, void*) {
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  unsigned char* selected = nullptr;
+  if (SSL_select_next_proto(&selected, outlen, kH2, sizeof(kH2), in, inlen) !=
+      OPENSSL_NPN_NEGOTIATED) {
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  }
+  *out = selected;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+}  // namespace
+
+absl::Status H2Front::Impl::InitTls() {
+  const FrontOptions& o = options_;
+  if (o.tls_cert_file.empty() != o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError(
+        "tls_cert_file and tls_key_file must be given together (both empty = plaintext)");
+  }
+  if (o.tls_cert_file.empty()) {
+    if (!o.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError(
+          "tls_client_ca_file (mutual TLS) needs tls_cert_file and tls_key_file");
+    }
+    return absl::OkStatus();
+  }
+  tls_ctx_ = SSL_CTX_new(TLS_server_method());
+  if (tls_ctx_ == nullptr) return absl::InternalError("SSL_CTX_new: " + OpenSslError());
+  SSL_CTX_set_min_proto_version(tls_ctx_, TLS1_2_VERSION);
+  SSL_CTX_set_options(tls_ctx_, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+  SSL_CTX_set_mode(tls_ctx_, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
+                                 SSL_MODE_RELEASE_BUFFERS);
+  if (SSL_CTX_use_certificate_chain_file(tls_ctx_, o.tls_cert_file.c_str()) != 1) {
+    return absl::FailedPreconditionError(absl::StrCat("tls_cert_file ", o.tls_cert_file,
+                                                      " holds no readable PEM certificate (",
+                                                      OpenSslError(), ")"));
+  }
+  if (SSL_CTX_use_PrivateKey_file(tls_ctx_, o.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
+    const std::string why = OpenSslError();
+    if (why.find("key values mismatch") != std::string::npos) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "tls_key_file ", o.tls_key_file, " is not the private key of the certificate in ",
+          "tls_cert_file ", o.tls_cert_file, "; give the key the certificate was issued for"));
+    }
+    return absl::FailedPreconditionError(
+        absl::StrCat("tls_key_file ", o.tls_key_file,
+                     " holds no readable (unencrypted) PEM private key (", why, ")"));
+  }
+  if (SSL_CTX_check_private_key(tls_ctx_) != 1) {
+    ERR_clear_error();
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tls_key_file ", o.tls_key_file, " is not the private key of the certificate in ",
+        "tls_cert_file ", o.tls_cert_file, "; give the key the certificate was issued for"));
+  }
+  if (!o.tls_client_ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(tls_ctx_, o.tls_client_ca_file.c_str(), nullptr) != 1) {
+      return absl::FailedPreconditionError(absl::StrCat("tls_client_ca_file ", o.tls_client_ca_file,
+                                                        " holds no readable PEM certificate (",
+                                                        OpenSslError(), ")"));
+    }
+    STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.tls_client_ca_file.c_str());
+    if (names != nullptr) SSL_CTX_set_client_CA_list(tls_ctx_, names);
+    SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+  }
+  SSL_CTX_set_alpn_select_cb(tls_ctx_, SelectAlpn, nullptr);
+  ERR_clear_error();
+  return absl::OkStatus();
+}
+
 absl::Status H2Front::Impl::Init() {
-  if (options_.backend_connections < 1 || options_.max_streams_per_connection < 1 ||
-      options_.max_concurrent_calls < 1 || options_.max_message_bytes < 1) {
-    return absl::InvalidArgumentError(
-        "backend_connections, max_streams_per_connection, max_concurrent_calls and "
-        "max_message_bytes must be >= 1");
-  }
-  if (options_.stream_window_bytes < 65535 ||
-      options_.connection_window_bytes < options_.stream_window_bytes) {
-    return absl::InvalidArgumentError(
-        "stream_window_bytes must be >= 65535 and <= connection_window_bytes");
-  }
-  if (options_.retry_max_attempts < 1 || options_.retry_max_attempts > 5 ||
-      options_.retry_buffer_bytes < 0 || options_.reconnect_backoff_ms < 1 ||
-      options_.dns_refresh_ms < 100 || options_.keepalive_time_ms < 0 ||
-      options_.keepalive_timeout_ms < 1 || options_.max_connection_age_ms < 0) {
-    return absl::InvalidArgumentError(
-        "retry_max_attempts must be in [1, 5], retry_buffer_bytes and max_connection_age_ms >= "
-        "0, reconnect_backoff_ms >= 1, dns_refresh_ms >= 100, keepalive_time_ms >= 0, "
-        "keepalive_timeout_ms >= 1");
-  }
+  if (absl::Status s = ValidateOptions(options_); !s.ok()) return s;
+  if (absl::Status s = InitTls(); !s.ok()) return s;
   for (const FrontRoute& r : options_.routes) {
     absl::StatusOr<std::unique_ptr<Route>> route = MakeRoute(r);
     if (!route.ok()) return route.status();
@@ -623,6 +742,12 @@ absl::Status H2Front::Impl::Init() {
   callbacks_ = MakeCallbacks();
   nghttp2_option_new(&option_);
   nghttp2_option_set_no_auto_window_update(option_, 1);
+  nghttp2_option_set_stream_reset_rate_limit(option_, options_.client_reset_burst,
+                                             options_.client_reset_rate_per_s);
+  // Header values pass as gRPC passes them: RFC 9113 forbids leading and trailing whitespace, but
+  // gRPC servers and clients accept it (e.g. "authorization: Bearer " must reach the backend and be
+  // answered PERMISSION_DENIED there, not reset with PROTOCOL_ERROR by the front).
+  nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(option_, 1);
   listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1;
   setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -670,6 +795,7 @@ H2Front::Impl::~Impl() {
   if (wake_fd_ >= 0) close(wake_fd_);
   if (callbacks_ != nullptr) nghttp2_session_callbacks_del(callbacks_);
   if (option_ != nullptr) nghttp2_option_del(option_);
+  if (tls_ctx_ != nullptr) SSL_CTX_free(tls_ctx_);
 }
 
 Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
@@ -685,6 +811,11 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
   } else {
     nghttp2_session_server_new2(&c->session, callbacks_, c, option_);
     ++client_conns_;
+    if (tls_ctx_ != nullptr) {
+      c->ssl = SSL_new(tls_ctx_);
+      SSL_set_fd(c->ssl, fd);
+      SSL_set_accept_state(c->ssl);
+    }
     sockaddr_in peer{};
     socklen_t len = sizeof(peer);
     char ip[INET_ADDRSTRLEN] = "?";
@@ -843,6 +974,12 @@ void H2Front::Impl::Tick() {
 }
 
 void H2Front::Impl::Run() {
+  // OpenSSL writes with write(2): a peer that closed mid-handshake must be EPIPE, not SIGPIPE
+  // (thread-directed, so blocking it here keeps it off the rest of the process).
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::vector<epoll_event> events(128);
   for (;;) {
     const bool timed = draining_ || options_.max_connection_age_ms > 0;
@@ -900,11 +1037,16 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
     if (SendOut(c)) {
       SetEpollOut(c, false);
       MarkDirty(c);
+    } else if (c->tls_write_wants_read) {
+      SetEpollOut(c, false);  // the handshake waits for the client: EPOLLIN resumes it
     }
+    if (c->dead) return;
   }
-  if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+  // TLS: OpenSSL may hold decrypted bytes the socket no longer signals, and a handshake step may
+  // need a write: read until it reports that it needs more from the socket.
+  if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || c->ssl != nullptr) {
     for (;;) {
-      const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
+      const ssize_t n = Read(c);
       if (n > 0) {
         c->received = true;
         c->last_recv_ns = NowNs();
@@ -914,26 +1056,72 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
           return;
         }
         MarkDirty(c);
-        if (static_cast<size_t>(n) < rbuf_.size()) break;
+        if (c->ssl == nullptr && static_cast<size_t>(n) < rbuf_.size()) break;
         continue;
       }
-      if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
-        Close(c);
-        return;
-      }
-      if (errno == EAGAIN) break;
+      if (n == -1) break;
+      Close(c);
+      return;
     }
+    if (c->tls_write_wants_read) MarkDirty(c);  // a handshake step may have unblocked the output
+  }
+}
+
+ssize_t H2Front::Impl::Read(Conn* c) {
+  if (c->ssl == nullptr) {
+    for (;;) {
+      const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
+      if (n >= 0) return n;
+      if (errno == EINTR) continue;
+      return errno == EAGAIN ? -1 : -2;
+    }
+  }
+  ERR_clear_error();
+  const int n = SSL_read(c->ssl, rbuf_.data(), static_cast<int>(rbuf_.size()));
+  if (n > 0) return n;
+  switch (SSL_get_error(c->ssl, n)) {
+    case SSL_ERROR_WANT_READ:
+      return -1;
+    case SSL_ERROR_WANT_WRITE:
+      SetEpollOut(c, true);
+      return -1;
+    case SSL_ERROR_ZERO_RETURN:
+      return 0;
+    default:  // a failed handshake (no client certificate, no h2), a reset, a bad record
+      ERR_clear_error();
+      return -2;
   }
 }
 
 bool H2Front::Impl::SendOut(Conn* c) {
+  c->tls_write_wants_read = false;
   while (c->out_off < c->out.size()) {
-    const ssize_t n =
-        send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno != EAGAIN) Close(c);
-      return false;
+    ssize_t n;
+    if (c->ssl != nullptr) {
+      // A retry after WANT_* passes the same bytes, possibly more (the buffer only grows at its
+      // end).
+      ERR_clear_error();
+      const int r =
+          SSL_write(c->ssl, c->out.data() + c->out_off,
+                    static_cast<int>(std::min<size_t>(c->out.size() - c->out_off, 1 << 30)));
+      if (r <= 0) {
+        const int err = SSL_get_error(c->ssl, r);
+        if (err == SSL_ERROR_WANT_READ) {
+          c->tls_write_wants_read = true;
+        } else if (err != SSL_ERROR_WANT_WRITE) {
+          ERR_clear_error();
+          Close(c);
+        }
+        return false;
+      }
+      n = r;
+    } else {
+      n = send(c->fd, c->out.data() + c->out_off, c->out.size() - c->out_off, MSG_NOSIGNAL);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) Close(c);
+        return false;
+      }
     }
     c->out_off += n;
     c->sent += n;
@@ -948,7 +1136,7 @@ void H2Front::Impl::Flush(Conn* c) {
   if (c->connecting) return;  // EPOLLOUT tells when it connected
   if (c->out_off < c->out.size() && !SendOut(c)) {
     // Nothing more is generated while output is pending (back pressure).
-    if (!c->dead) SetEpollOut(c, true);
+    if (!c->dead && !c->tls_write_wants_read) SetEpollOut(c, true);
     return;
   }
   for (;;) {
@@ -969,7 +1157,7 @@ void H2Front::Impl::Flush(Conn* c) {
       }
     }
     if (!SendOut(c)) {
-      if (!c->dead) SetEpollOut(c, true);
+      if (!c->dead && !c->tls_write_wants_read) SetEpollOut(c, true);
       return;
     }
     if (!more) break;
@@ -983,6 +1171,10 @@ void H2Front::Impl::Close(Conn* c) {
   if (c->dead) return;
   c->dead = true;
   epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, c->fd, nullptr);
+  if (c->ssl != nullptr) {
+    SSL_free(c->ssl);
+    c->ssl = nullptr;
+  }
   close(c->fd);
   conns_.erase(c);
   if (!c->is_backend) --client_conns_;
@@ -1016,7 +1208,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
       frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
     return 0;
   }
-  auto* call = new Call(options_.max_message_bytes);
+  auto* call = new Call(static_cast<uint32_t>(options_.max_message_bytes));
   call->client = c;
   call->client_sid = frame->hd.stream_id;
   call->start_ns = NowNs();
@@ -1340,7 +1532,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     if (call->resp_scan.too_many()) {
       // A second response message to a method with one: a broken backend. The first message is
       // forwarded whole, then the call ends INTERNAL (DetachBackend acknowledges the kept bytes).
-      const size_t keep = call->resp_scan.taken_before_extra();
+      const size_t keep = call->resp_scan.taken_before_stop();
       call->resp.Append(data, keep);
       nghttp2_session_consume(c->session, sid, len - keep);
       DetachBackend(call, true);
@@ -1349,7 +1541,10 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
                             " sent more than one response message to a method with one"));
       return 0;
     }
-    nghttp2_session_consume(c->session, sid, len);
+    // The complete messages before the oversized one are forwarded, then the call ends.
+    const size_t keep = call->resp_scan.taken_before_stop();
+    call->resp.Append(data, keep);
+    nghttp2_session_consume(c->session, sid, len - keep);
     DetachBackend(call, true);
     FailCall(call, kStatusResourceExhausted,
              absl::StrCat("the backend answered a message of ", call->resp_scan.too_large(),

@@ -1,4 +1,4 @@
-// An HTTP/2 frame-forwarding data plane for the gateway (experimental, plaintext h2c only).
+// An HTTP/2 frame-forwarding data plane for the gateway (h2c, or h2 over TLS / mutual TLS).
 //
 // One epoll thread; every client connection is an nghttp2 server session, every backend connection
 // an nghttp2 client session kept open across calls. A call (HTTP/2 stream) is routed by the service
@@ -97,10 +97,10 @@ struct FrontOptions {
   // Calls in flight over all client connections (default route included); more are answered
   // RESOURCE_EXHAUSTED. >= 1.
   int max_concurrent_calls = 4096;
-  // Largest gRPC message, bytes, >= 1, in both directions (read from the 5-byte message prefixes,
-  // payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED before it
-  // reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
-  uint32_t max_message_bytes = 4 << 20;
+  // Largest gRPC message, bytes, in [1, 2^32 - 1], in both directions (read from the 5-byte message
+  // prefixes, payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED
+  // before it reaches the backend, a larger response message ends it RESOURCE_EXHAUSTED too.
+  int64_t max_message_bytes = 4 << 20;
   // Per-stream flow-control window towards clients and towards backends, bytes, >= 65535.
   int stream_window_bytes = 256 * 1024;
   // Connection-level window, bytes, >= stream_window_bytes.
@@ -118,12 +118,25 @@ struct FrontOptions {
   // DNS targets are resolved again this often, ms, >= 100 (and at once, at most once a second, when
   // every replica of a route has failed); replicas gone from the answer get no new calls.
   int dns_refresh_ms = 30000;
+  // RST_STREAM frames a client connection may send: a token bucket of `client_reset_burst` tokens
+  // refilled at `client_reset_rate_per_s`, both >= 1; a client that exceeds it gets GOAWAY
+  // (nghttp2's rapid-reset defence, CVE-2023-44487). nghttp2's defaults (1000, 33/s) tear down a
+  // gRPC client that cancels a few thousand queued calls at once: each cancel of a running call
+  // lets the next queued one start, which is then reset too.
+  int client_reset_burst = 10000;
+  int client_reset_rate_per_s = 1000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
   // Client connections get GOAWAY after this age (and are closed `max_connection_age_grace` later
   // if calls still run), so clients re-resolve and rebalance; 0 = never.
   int max_connection_age_ms = 0;
   absl::Duration max_connection_age_grace = absl::Seconds(30);
+  // TLS towards clients; both empty: plaintext (h2c). PEM certificate chain and private key; ALPN
+  // selects "h2". With tls_client_ca_file as well, clients must present a certificate signed by
+  // that CA (mutual TLS). Backend connections stay plaintext.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
   // Called on the front's thread once per finished call (null = none: call log, metrics). When
   // set and generate_request_ids, a call without an x-request-id header gets one
   // ("<request_id_prefix>-<n>"), forwarded to the backend and returned in the response headers.
@@ -141,14 +154,17 @@ struct FrontOptions {
 
 class H2Front {
  public:
-  // Binds the listening socket and resolves the targets. INVALID_ARGUMENT for bad options,
-  // UNAVAILABLE when bind or a DNS resolution fails.
+  // Binds the listening socket, loads the TLS files and resolves the targets. INVALID_ARGUMENT
+  // naming the option for an option out of its range (see FrontOptions) or TLS files given without
+  // their pair, FAILED_PRECONDITION naming the file for a TLS file that cannot be loaded (or a key
+  // that is not the certificate's), UNAVAILABLE when bind or a DNS resolution fails.
   static absl::StatusOr<std::unique_ptr<H2Front>> Create(const FrontOptions& options);
   ~H2Front();
 
   // The bound port.
   int port() const;
-  // Serves until Shutdown() has drained; call from one thread only.
+  // Serves until Shutdown() has drained; call from one thread only. Blocks SIGPIPE on that thread
+  // (a TLS client that goes away mid-write is then an error of its connection, not the process's).
   void Run();
   // Thread-safe: stops accepting connections, sends GOAWAY to every client, lets running calls
   // finish for up to `grace`, then closes everything and makes Run() return.

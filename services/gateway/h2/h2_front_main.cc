@@ -1,9 +1,9 @@
-// maas-h2front (experimental): the HTTP/2 frame-forwarding data plane alone, plaintext h2c, for
-// measuring it (bench/gateway_overhead.py --h2front) and testing it without the rest of the
-// gateway.
+// maas-h2front: the gateway's HTTP/2 frame-forwarding data plane alone (h2c, or TLS with the
+// --tls_* flags), for measuring it (bench/gateway_overhead.py --h2front) and testing it without the
+// rest of the gateway.
 //   maas-h2front --port 0 --route maas.discriminative.v1.DiscriminativeService=ipv4:127.0.0.1:50053
-// Prints "maas-h2front: serving h2c on port <N>" to stderr when ready; SIGTERM/SIGINT drain it.
-#include <algorithm>
+// Prints "maas-h2front: serving h2c on port <N>" (or "h2 over TLS") to stderr when ready;
+// SIGTERM/SIGINT drain it.
 #include <csignal>
 #include <iostream>
 #include <string>
@@ -26,6 +26,10 @@ ABSL_FLAG(int, max_streams_per_connection, 256, "SETTINGS_MAX_CONCURRENT_STREAMS
 ABSL_FLAG(int, stream_window_bytes, 256 * 1024, "Per-stream flow-control window, bytes.");
 ABSL_FLAG(int, retry_max_attempts, 3, "Attempts of an idempotent call (1..5).");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message in either direction, bytes.");
+ABSL_FLAG(std::string, tls_cert_file, "",
+          "PEM certificate chain (with --tls_key_file: TLS, ALPN h2).");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
+ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
@@ -37,8 +41,10 @@ int main(int argc, char** argv) {
   options.max_streams_per_connection = absl::GetFlag(FLAGS_max_streams_per_connection);
   options.stream_window_bytes = absl::GetFlag(FLAGS_stream_window_bytes);
   options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
-  options.max_message_bytes =
-      static_cast<uint32_t>(std::max(1, absl::GetFlag(FLAGS_max_message_bytes)));
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   {
     for (absl::string_view r : absl::StrSplit(absl::GetFlag(FLAGS_route), ';', absl::SkipEmpty())) {
       std::vector<std::string> kv = absl::StrSplit(r, absl::MaxSplits('=', 1));
@@ -64,7 +70,8 @@ int main(int argc, char** argv) {
     sigwait(&set, &sig);
     (*front)->Shutdown(absl::Seconds(10));
   });
-  std::cerr << "maas-h2front: serving h2c on port " << (*front)->port() << std::endl;
+  std::cerr << "maas-h2front: serving " << (options.tls_cert_file.empty() ? "h2c" : "h2 over TLS")
+            << " on port " << (*front)->port() << std::endl;
   (*front)->Run();
   waiter.join();
   return 0;

@@ -70,6 +70,22 @@ TEST_CASE("message scanner stops at a message declaring more than the maximum") 
   CHECK(s.messages() == 2);
 }
 
+TEST_CASE("message scanner tells where the oversized message began in the failing call") {
+  const std::string ok = Message(std::string(7, 'a')) + Message("");
+  const std::string big = Message(std::string(11, 'b'));
+  {
+    MessageScanner s(10);  // the complete messages before it, in the same call, may go on
+    CHECK_FALSE(Feed(s, ok + big));
+    CHECK(s.taken_before_stop() == ok.size());
+  }
+  {
+    MessageScanner s(10);  // its prefix began in an earlier call: nothing of this one
+    CHECK(Feed(s, ok + big.substr(0, 2)));
+    CHECK_FALSE(Feed(s, big.substr(2)));
+    CHECK(s.taken_before_stop() == 0);
+  }
+}
+
 TEST_CASE("message scanner is mid-message until the payload is complete") {
   MessageScanner s(10);
   const std::string m = Message("0123456789");
@@ -90,9 +106,9 @@ TEST_CASE("message scanner with one message allowed stops where the second begin
     CHECK(first_ok == (cut <= first.size()));
     if (first_ok) {
       CHECK_FALSE(Feed(s, stream.substr(cut)));
-      CHECK(s.taken_before_extra() == first.size() - cut);
+      CHECK(s.taken_before_stop() == first.size() - cut);
     } else {
-      CHECK(s.taken_before_extra() == first.size());
+      CHECK(s.taken_before_stop() == first.size());
     }
     CHECK(s.too_many());
     CHECK(s.messages() == 1);
