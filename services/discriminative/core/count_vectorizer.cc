@@ -153,6 +153,59 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
   ids->resize(n);
 }
 
+// Counts the terms of ASCII `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or
+// more, from AsciiWordRuns) through `index` into scratch->ids / scratch->dense like CountFeatures.
+// The keys are built from the raw text (lowercased in registers when `lower`): no preprocessed
+// copy, no token views, no branch on a token's length (a run within 16 bytes of the text's end is
+// read from a zero-padded copy; one longer than 15 bytes, rare, is looked up on its own).
+void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower,
+                        const TermTable& index, AnalyzerScratch* scratch) {
+  constexpr size_t kGroup = 16;
+  TermTable::Key keys[kGroup];
+  size_t homes[kGroup];
+  uint32_t found[kGroup];
+  char tail[32];
+  const char* base = text.data();
+  const size_t size = text.size();
+  std::vector<uint32_t>& ids = scratch->ids;
+  double* dense = scratch->dense.data();
+  size_t k = 0;
+  while (k < runs.count) {
+    // The slots of a group are requested from memory together (each lookup in a large vocabulary
+    // is mostly waiting for a cache miss), then probed.
+    size_t m = 0;
+    for (; m < kGroup && k < runs.count; ++k) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      const char* p = base + start;
+      if (length > TermTable::kMaxPaddedKey) {
+        std::string& term = scratch->gram;
+        term.assign(p, length);
+        if (lower) {
+          for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+        }
+        const uint32_t id = index.Find(term);
+        if (id != TermTable::kNotFound) CountFeature(id, &ids, dense);
+        continue;
+      }
+      if (start + 16 > size) {
+        std::memset(tail, 0, sizeof(tail));
+        std::memcpy(tail, p, length);
+        p = tail;
+      }
+      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
+      homes[m] = index.Home(keys[m]);
+      index.Prefetch(homes[m]);
+      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
+    }
+    for (size_t i = 0; i < m; ++i) {
+      found[i] = index.FindFrom(keys[i], homes[i], std::string_view());  // short keys: no bytes
+      if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
+    }
+    CountFeatures(found, m, &ids, dense);
+  }
+}
+
 }  // namespace
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
@@ -645,6 +698,13 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   if (options_.analyzer.kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(analyzer_, text, memo_tag_, scratch,
                      [&](std::string_view gram) { return index_.Find(gram); });
+    OrderedRow(num_features, options_.binary, scratch, row);
+    return;
+  }
+  AsciiRuns runs;
+  if (analyzer_.AsciiUnigrams() && text.size() < std::numeric_limits<uint32_t>::max() &&
+      AsciiWordRuns(text, scratch, &runs)) {
+    CountAsciiUnigrams(text, runs, options_.analyzer.lowercase, index_, scratch);
     OrderedRow(num_features, options_.binary, scratch, row);
     return;
   }
