@@ -157,7 +157,8 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
 // more, from AsciiWordRuns) through `index` into scratch->ids / scratch->dense like CountFeatures.
 // The keys are built from the raw text (lowercased in registers when `lower`): no preprocessed
 // copy, no token views, no branch on a token's length (a run within 16 bytes of the text's end is
-// read from a zero-padded copy; one longer than 15 bytes, rare, is looked up on its own).
+// read from a zero-padded copy; one longer than 15 bytes, rare, is looked up on its own). Only the
+// terms the table's filter lets through are probed.
 void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower,
                         const TermTable& index, AnalyzerScratch* scratch) {
   constexpr size_t kGroup = 16;
@@ -194,9 +195,13 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
         p = tail;
       }
       keys[m] = TermTable::PaddedKeyOf(p, length, lower);
-      homes[m] = index.Home(keys[m]);
-      index.Prefetch(homes[m]);
-      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
+      const uint64_t hash = TermTable::HashOf(keys[m]);
+      homes[m] = index.HomeOfHash(hash);
+      // A term the filter rules out is not in the vocabulary: it is overwritten by the next (as a
+      // 1-byte run, no token), without a branch and without touching the slots.
+      const bool candidate = (length >= 2) & index.MayContain(hash);
+      index.Prefetch(candidate ? homes[m] : 0);
+      m += candidate ? 1 : 0;
     }
     for (size_t i = 0; i < m; ++i) {
       found[i] = index.FindFrom(keys[i], homes[i], std::string_view());  // short keys: no bytes

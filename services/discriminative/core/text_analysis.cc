@@ -289,8 +289,9 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
   const __m128i alpha_lo = _mm_set1_epi8('a' - 1), alpha_hi = _mm_set1_epi8('z' + 1);
   const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_');
   __m128i high = _mm_setzero_si128();  // the OR of every byte: bit 7 set iff some byte >= 0x80
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
+  // The word bytes of 16 bytes at p as 16 bits.
+  const auto word_bits = [&](const char* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
     high = _mm_or_si128(high, v);
     // Bytes >= 0x80 compare as negative, so they are never \w here (the text is then refused).
     const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z
@@ -298,9 +299,15 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
     const __m128i alpha =
         _mm_and_si128(_mm_cmpgt_epi8(folded, alpha_lo), _mm_cmplt_epi8(folded, alpha_hi));
     const __m128i word = _mm_or_si128(_mm_or_si128(digit, alpha), _mm_cmpeq_epi8(v, underscore));
-    const auto bits = static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
-    out[i >> 6] |= bits << (i & 63);
+    return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
+  };
+  // 64 bytes per step, each mask word written once (not read back and or-ed per 16 bytes).
+  for (; i + 64 <= n; i += 64) {
+    const char* p = text.data() + i;
+    out[i >> 6] =
+        word_bits(p) | word_bits(p + 16) << 16 | word_bits(p + 32) << 32 | word_bits(p + 48) << 48;
   }
+  for (; i + 16 <= n; i += 16) out[i >> 6] |= word_bits(text.data() + i) << (i & 63);
   if (_mm_movemask_epi8(high) != 0) return false;
 #endif
   for (; i < n; ++i) {
