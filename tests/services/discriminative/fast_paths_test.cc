@@ -54,12 +54,23 @@ TEST_CASE("TermTable agrees with std::unordered_map on terms of every length") {
   for (uint32_t id = 0; id < order.size(); ++id) {
     REQUIRE(table.term(id) == order[id]);
     REQUIRE(table.Find(order[id]) == id);
+    // The filter never rules out a present term (it is rebuilt on every growth).
+    REQUIRE(table.MayContain(TermTable::HashOf(TermTable::KeyOf(order[id]))));
   }
+  size_t absent = 0, passed = 0;
   for (int i = 0; i < 20000; ++i) {
     const std::string probe = RandomString(rng, 1 + rng() % 40, alphabet);
     const auto it = reference.find(probe);
     REQUIRE(table.Find(probe) == (it == reference.end() ? TermTable::kNotFound : it->second));
+    if (it == reference.end()) {
+      ++absent;
+      passed += table.MayContain(TermTable::HashOf(TermTable::KeyOf(probe))) ? 1 : 0;
+    }
   }
+  // ... and rules out most absent ones (4 bits per slot, at most 5/8 of the slots used).
+  REQUIRE(absent > 1000);
+  CHECK(passed < absent / 4);
+  CHECK_FALSE(TermTable().MayContain(TermTable::HashOf(TermTable::KeyOf("x"))));
   // The two-step forms equal the one-step ones.
   const std::string fresh = "zzzzzzzzzzzz";
   table.Reserve(table.size() + 1);
