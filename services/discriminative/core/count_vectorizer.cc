@@ -203,9 +203,14 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
       index.Prefetch(candidate ? homes[m] : 0);
       m += candidate ? 1 : 0;
     }
+    const char* feature_rows = scratch->feature_rows;
+    const size_t stride = scratch->feature_row_stride;
     for (size_t i = 0; i < m; ++i) {
       found[i] = index.FindFrom(keys[i], homes[i], std::string_view());  // short keys: no bytes
-      if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
+      if (found[i] != TermTable::kNotFound) {
+        __builtin_prefetch(dense + found[i]);
+        if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
+      }
     }
     CountFeatures(found, m, &ids, dense);
   }

@@ -128,6 +128,11 @@ struct AnalyzerScratch {
     std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
   } word_memo;
   TokenMatcherCache token_matcher;  // custom token_pattern matching state
+  // Set by a caller that consumes the rows (Pipeline: the classifier's parameter rows): the count
+  // vectorizer prefetches feature f's row at feature_rows + f * feature_row_stride as soon as its
+  // lookup finds f. Null: none. Only a memory hint; no effect on results.
+  const char* feature_rows = nullptr;
+  size_t feature_row_stride = 0;
 };
 
 // The maximal runs of ASCII word bytes [0-9A-Za-z_] of a text, as byte positions: run k is
