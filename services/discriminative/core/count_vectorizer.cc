@@ -161,7 +161,7 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
 // terms the table's filter lets through are probed.
 void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower,
                         const TermTable& index, AnalyzerScratch* scratch) {
-  constexpr size_t kGroup = 16;
+  constexpr size_t kGroup = 64;
   TermTable::Key keys[kGroup];
   size_t homes[kGroup];
   uint32_t found[kGroup];
