@@ -163,6 +163,7 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
                         const TermTable& index, AnalyzerScratch* scratch) {
   constexpr size_t kGroup = 64;
   TermTable::Key keys[kGroup];
+  uint64_t hashes[kGroup];
   size_t homes[kGroup];
   uint32_t found[kGroup];
   char tail[32];
@@ -195,14 +196,23 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
         p = tail;
       }
       keys[m] = TermTable::PaddedKeyOf(p, length, lower);
-      const uint64_t hash = TermTable::HashOf(keys[m]);
-      homes[m] = index.HomeOfHash(hash);
-      // A term the filter rules out is not in the vocabulary: it is overwritten by the next (as a
-      // 1-byte run, no token), without a branch and without touching the slots.
-      const bool candidate = (length >= 2) & index.MayContain(hash);
-      index.Prefetch(candidate ? homes[m] : 0);
-      m += candidate ? 1 : 0;
+      hashes[m] = TermTable::HashOf(keys[m]);
+      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
     }
+    // The filter's verdicts first (independent loads), then the candidates kept: a term the
+    // filter rules out is not in the vocabulary and is overwritten by the next, without a branch
+    // and without touching the slots. (Keeping them in the first loop would chain every token's
+    // position in the group through the previous token's filter load.)
+    bool candidate[kGroup];
+    for (size_t i = 0; i < m; ++i) candidate[i] = index.MayContain(hashes[i]);
+    size_t kept = 0;
+    for (size_t i = 0; i < m; ++i) {
+      keys[kept] = keys[i];
+      homes[kept] = index.HomeOfHash(hashes[i]);
+      index.Prefetch(candidate[i] ? homes[kept] : 0);
+      kept += candidate[i] ? 1 : 0;
+    }
+    m = kept;
     const char* feature_rows = scratch->feature_rows;
     const size_t stride = scratch->feature_row_stride;
     for (size_t i = 0; i < m; ++i) {
