@@ -721,13 +721,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     OrderedRow(num_features, options_.binary, scratch, row);
     return;
   }
-  AsciiRuns runs;
-  if (analyzer_.AsciiUnigrams() && text.size() < std::numeric_limits<uint32_t>::max() &&
-      AsciiWordRuns(text, scratch, &runs)) {
-    CountAsciiUnigrams(text, runs, options_.analyzer.lowercase, index_, scratch);
-    OrderedRow(num_features, options_.binary, scratch, row);
-    return;
-  }
+  if (TransformIfAscii(text, scratch, row)) return;
   double* dense = scratch->dense.data();
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
     // In groups: the table slots, then the counts, of a group are requested from memory together
@@ -751,6 +745,21 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     }
   });
   OrderedRow(num_features, options_.binary, scratch, row);
+}
+
+bool CountVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
+                                       SparseVector* row) const {
+  AsciiRuns runs;
+  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max() ||
+      !AsciiWordRuns(text, scratch, &runs)) {
+    return false;
+  }
+  const size_t num_features = vocabulary_.size();
+  if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
+  scratch->ids.clear();
+  CountAsciiUnigrams(text, runs, options_.analyzer.lowercase, index_, scratch);
+  OrderedRow(num_features, options_.binary, scratch, row);
+  return true;
 }
 
 int64_t CountVectorizer::MemoryBytes() const {

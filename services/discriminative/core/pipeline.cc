@@ -341,10 +341,14 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                             std::vector<double> jll(k);
                             const FeatureRowsHint hint(*classifier_, scratch);
                             for (size_t i = begin; i < end; ++i) {
-                              MAAS_ASSIGN_OR_RETURN(const std::string_view text,
-                                                    Decode(texts[i], i, &scratch->decoded));
-                              vectorizer_->Transform(text, scratch, &row);
-                              MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
+                              // ASCII text needs no decoding: the vectorizer's ASCII path
+                              // checks it on the way (no separate UTF-8 pass).
+                              if (!vectorizer_->TransformIfAscii(texts[i], scratch, &row)) {
+                                MAAS_ASSIGN_OR_RETURN(const std::string_view text,
+                                                      Decode(texts[i], i, &scratch->decoded));
+                                vectorizer_->Transform(text, scratch, &row);
+                                MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
+                              }
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
                               ProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
