@@ -130,7 +130,7 @@ class CountVectorizer final : public Vectorizer {
   std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
-  // Term -> index (one probe per term; terms of at most 7 bytes compared as one integer).
+  // Term -> index (one probe per term; terms of at most 15 bytes compared as two integers).
   TermTable index_;
   // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
   // char_wb word memo; never 0.

@@ -7,7 +7,8 @@
 // with a second word no shorter term has, and its bytes are compared on a key match. The term
 // bytes live in one arena. No allocation on lookup. A caller whose terms lie in a buffer with 16
 // readable bytes from each term's start can build keys without a branch on the length
-// (PaddedKeyOf), lowercasing ASCII on the way.
+// (PaddedKeyOf), lowercasing ASCII on the way. A filter of 4 bits per slot (MayContain) answers
+// "certainly absent" for most absent terms without touching the slots.
 //
 //   TermTable table;
 //   const uint32_t id = table.Insert("word").first;     // 0
