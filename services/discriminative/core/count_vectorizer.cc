@@ -469,8 +469,12 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
     return id;
   };
+  AsciiRuns runs;
   if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
+  } else if (v.analyzer_.AsciiUnigrams() && text.size() < std::numeric_limits<uint32_t>::max() &&
+             AsciiWordRuns(text, &scratch_, &runs)) {
+    AddAsciiUnigrams(text, runs);
   } else {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
       // In groups whose table slots are requested from memory together (as Transform).
@@ -527,6 +531,89 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     ++df[ids[e]];
   }
   return scratch_.token_matcher.status();
+}
+
+void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs) {
+  // As CountAsciiUnigrams (keys from the raw bytes, lowercased in registers), but every term
+  // found or inserted, in token order (the provisional index is the order of first occurrence):
+  // a group is flushed before a token longer than 15 bytes is inserted on its own.
+  const bool lower = result_.vectorizer.options_.analyzer.lowercase;
+  constexpr size_t kGroup = 16;
+  TermTable::Key keys[kGroup];
+  size_t homes[kGroup];
+  uint32_t starts[kGroup];
+  uint32_t found[kGroup];
+  char tail[32];
+  const char* base = text.data();
+  const size_t size = text.size();
+  std::vector<uint32_t>& ids = scratch_.ids;
+  std::string& term = scratch_.gram;
+  const auto lowered = [&](uint32_t start, size_t length) -> std::string_view {
+    term.assign(base + start, length);
+    if (lower) {
+      for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+    return term;
+  };
+  const auto count = [&](uint32_t id) {
+    if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    CountFeature(id, &ids, scratch_.dense.data());
+  };
+  size_t k = 0;
+  while (k < runs.count) {
+    if (provisional_.size() + kGroup >= std::numeric_limits<uint32_t>::max() - 1) {
+      // Near the id limit: one token at a time through the checked insert.
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      ++k;
+      if (length < 2) continue;
+      if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+        too_many_ = true;
+        continue;
+      }
+      count(provisional_.Insert(lowered(start, length)).first);
+      continue;
+    }
+    // Homes are computed after the Reserve, so the inserts of the group never rehash.
+    provisional_.Reserve(provisional_.size() + kGroup);
+    size_t m = 0;
+    bool long_token = false;
+    for (; m < kGroup && k < runs.count; ++k) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      if (length > TermTable::kMaxPaddedKey) {
+        long_token = true;  // handled after the group's earlier tokens
+        break;
+      }
+      const char* p = base + start;
+      if (start + 16 > size) {
+        std::memset(tail, 0, sizeof(tail));
+        std::memcpy(tail, p, length);
+        p = tail;
+      }
+      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
+      homes[m] = provisional_.Home(keys[m]);
+      provisional_.Prefetch(homes[m]);
+      starts[m] = start;
+      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
+    }
+    for (size_t i = 0; i < m; ++i) {
+      uint32_t id = provisional_.FindFrom(keys[i], homes[i], std::string_view());
+      if (id == TermTable::kNotFound) {
+        const size_t length = (keys[i].hi >> 56) - 1;  // the key's length tag
+        id = provisional_.InsertFrom(keys[i], homes[i], lowered(starts[i], length)).first;
+        if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+      }
+      found[i] = id;
+    }
+    CountFeatures(found, m, &ids, scratch_.dense.data());
+    if (long_token) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      ++k;
+      count(provisional_.Insert(lowered(start, length)).first);
+    }
+  }
 }
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {

@@ -156,6 +156,9 @@ class CountVectorizer::Fitter {
   absl::StatusOr<FitResult> Finish();
 
  private:
+  // Add's counting for an analyzer with AsciiUnigrams() on ASCII text (runs from AsciiWordRuns).
+  void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs);
+
   // rows hold provisional indices (order of first occurrence, unsorted within a row) until Finish
   // (learned vocabulary).
   FitResult result_;

@@ -251,6 +251,42 @@ TEST_CASE("Count transform of ASCII text (keys from the raw bytes) equals the an
   }
 }
 
+TEST_CASE("Fitting on ASCII text (keys from the raw bytes) equals the general tokenizer's fit") {
+  // The same tokens through the custom-pattern path (an equivalent pattern, so the general
+  // analyzer runs): identical vocabulary, and identical rows in storage order (the order of first
+  // occurrence, which TF-IDF's norms sum in), so tokens longer than 15 bytes (inserted on their
+  // own) must keep their place among the group's others.
+  std::mt19937_64 rng(23);
+  std::vector<std::string> words;
+  for (int i = 0; i < 300; ++i) words.push_back(RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  std::vector<std::string> texts;
+  for (int d = 0; d < 400; ++d) {
+    std::string text;
+    for (size_t k = rng() % 60; k > 0; --k) {
+      text += words[rng() % words.size()];
+      text += std::string_view(" ,.\t-")[rng() % 5];
+    }
+    texts.push_back(text);
+  }
+  for (const bool lowercase : {true, false}) {
+    CountVectorizerOptions fast;
+    fast.analyzer.lowercase = lowercase;
+    CountVectorizerOptions general = fast;
+    auto pattern = TokenPattern::Compile(R"((?u)\b\w{2,}\b)");
+    REQUIRE(pattern.ok());
+    general.analyzer.token_pattern = *pattern;
+    auto a = CountVectorizer::FitTransform(texts, fast);
+    auto b = CountVectorizer::FitTransform(texts, general);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    REQUIRE(a->vectorizer.vocabulary() == b->vectorizer.vocabulary());
+    REQUIRE(a->vectorizer.document_frequency() == b->vectorizer.document_frequency());
+    REQUIRE(a->rows.offsets == b->rows.offsets);
+    REQUIRE(a->rows.indices == b->rows.indices);
+    REQUIRE(a->rows.values == b->rows.values);
+  }
+}
+
 TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {
   std::mt19937_64 rng(3);
   const std::vector<std::string> train = RandomDocs(rng, 300, 200);
