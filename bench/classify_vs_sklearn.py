@@ -52,16 +52,22 @@ def corpus(rng, docs, vocabulary_size=20000, classes=8):
     return texts, [f"class-{l}" for l in labels]
 
 
-def english_like_corpus(rng, docs, vocabulary_size=30000, classes=8):
-    """Words of English-like lengths (1-14 letters, mean ~5, a fifth 8+) and letter frequencies, Zipf-distributed,
-    a tenth capitalised, some followed by a comma or full stop: varied token lengths, unlike `corpus`'s 6-letter
-    words, exercise the tokenizer's and the vocabulary lookup's branches the way real text does."""
+def english_like_words(rng, vocabulary_size=30000):
+    """A word list of English-like lengths (1-14 letters, mean ~5, a fifth 8+) and letter frequencies."""
     letters = np.array(list("etaoinshrdlcumwfgypbvkjxqz"))
     freq = np.array([12.7, 9.1, 8.2, 7.5, 7.0, 6.7, 6.3, 6.1, 6.0, 4.3, 4.0, 2.8, 2.8, 2.4, 2.4, 2.2, 2.0, 2.0, 1.9,
                      1.5, 1.0, 0.8, 0.15, 0.15, 0.1, 0.07])
     lengths = rng.choice(np.arange(1, 15), size=vocabulary_size,
                          p=np.array([3, 17, 20, 16, 11, 9, 8, 6, 4, 2.5, 1.5, 1, 0.6, 0.4]) / 100)
-    words = ["".join(rng.choice(letters, size=n, p=freq / freq.sum())) for n in lengths]
+    return ["".join(rng.choice(letters, size=n, p=freq / freq.sum())) for n in lengths]
+
+
+def english_like_corpus(rng, docs, words, classes=8):
+    """Documents over `words` (english_like_words; the training and test corpora share one list, as real text
+    shares its vocabulary), Zipf-distributed, a tenth capitalised, some followed by a comma or full stop: varied
+    token lengths, unlike `corpus`'s 6-letter words, exercise the tokenizer's and the vocabulary lookup's branches
+    the way real text does."""
+    vocabulary_size = len(words)
     labels = rng.integers(classes, size=docs)
     texts = []
     for label in labels:
@@ -188,8 +194,9 @@ def main():
     train_texts, train_labels = corpus(rng, args.train_docs)
     test_texts, _ = corpus(rng, args.test_docs)
     in_process(build_dir, train_texts, train_labels, test_texts, args.repeats, title="6-letter-word")
-    english_train, english_labels = english_like_corpus(rng, args.train_docs)
-    english_test, _ = english_like_corpus(rng, args.test_docs)
+    words = english_like_words(rng)
+    english_train, english_labels = english_like_corpus(rng, args.train_docs, words)
+    english_test, _ = english_like_corpus(rng, args.test_docs, words)
     in_process(build_dir, english_train, english_labels, english_test, args.repeats,
                pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")}, title="English-like")
     if args.skip_grpc:

@@ -40,6 +40,15 @@ class Classifier {
   // store them) into jll[0 .. classes().size()).
   virtual void JointLogLikelihood(const SparseVector& row, double* jll) const = 0;
 
+  // Where the per-feature parameters JointLogLikelihood reads lie, so that a vectorizer can request
+  // them from memory as soon as it knows a feature (AnalyzerScratch::feature_rows): feature f's at
+  // base + f * stride bytes. base null: no such table.
+  struct FeatureRows {
+    const char* base = nullptr;
+    size_t stride = 0;
+  };
+  virtual FeatureRows feature_rows() const { return {}; }
+
   // How much a feature of value `value` adds to class c's joint log-likelihood (for explanations).
   virtual double FeatureContribution(size_t c, uint32_t feature, double value) const = 0;
 

@@ -153,6 +153,79 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
   ids->resize(n);
 }
 
+// Counts the terms of ASCII `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or
+// more, from AsciiWordRuns) through `index` into scratch->ids / scratch->dense like CountFeatures.
+// The keys are built from the raw text (lowercased in registers when `lower`): no preprocessed
+// copy, no token views, no branch on a token's length (a run within 16 bytes of the text's end is
+// read from a zero-padded copy; one longer than 15 bytes, rare, is looked up on its own). Only the
+// terms the table's filter lets through are probed.
+void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower,
+                        const TermTable& index, AnalyzerScratch* scratch) {
+  constexpr size_t kGroup = 64;
+  TermTable::Key keys[kGroup];
+  uint64_t hashes[kGroup];
+  size_t homes[kGroup];
+  uint32_t found[kGroup];
+  char tail[32];
+  const char* base = text.data();
+  const size_t size = text.size();
+  std::vector<uint32_t>& ids = scratch->ids;
+  double* dense = scratch->dense.data();
+  size_t k = 0;
+  while (k < runs.count) {
+    // The slots of a group are requested from memory together (each lookup in a large vocabulary
+    // is mostly waiting for a cache miss), then probed.
+    size_t m = 0;
+    for (; m < kGroup && k < runs.count; ++k) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      const char* p = base + start;
+      if (length > TermTable::kMaxPaddedKey) {
+        std::string& term = scratch->gram;
+        term.assign(p, length);
+        if (lower) {
+          for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+        }
+        const uint32_t id = index.Find(term);
+        if (id != TermTable::kNotFound) CountFeature(id, &ids, dense);
+        continue;
+      }
+      if (start + 16 > size) {
+        std::memset(tail, 0, sizeof(tail));
+        std::memcpy(tail, p, length);
+        p = tail;
+      }
+      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
+      hashes[m] = TermTable::HashOf(keys[m]);
+      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
+    }
+    // The filter's verdicts first (independent loads), then the candidates kept: a term the
+    // filter rules out is not in the vocabulary and is overwritten by the next, without a branch
+    // and without touching the slots. (Keeping them in the first loop would chain every token's
+    // position in the group through the previous token's filter load.)
+    bool candidate[kGroup];
+    for (size_t i = 0; i < m; ++i) candidate[i] = index.MayContain(hashes[i]);
+    size_t kept = 0;
+    for (size_t i = 0; i < m; ++i) {
+      keys[kept] = keys[i];
+      homes[kept] = index.HomeOfHash(hashes[i]);
+      index.Prefetch(candidate[i] ? homes[kept] : 0);
+      kept += candidate[i] ? 1 : 0;
+    }
+    m = kept;
+    const char* feature_rows = scratch->feature_rows;
+    const size_t stride = scratch->feature_row_stride;
+    for (size_t i = 0; i < m; ++i) {
+      found[i] = index.FindFrom(keys[i], homes[i], std::string_view());  // short keys: no bytes
+      if (found[i] != TermTable::kNotFound) {
+        __builtin_prefetch(dense + found[i]);
+        if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
+      }
+    }
+    CountFeatures(found, m, &ids, dense);
+  }
+}
+
 }  // namespace
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
@@ -396,8 +469,12 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
     return id;
   };
+  AsciiRuns runs;
   if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
+  } else if (v.analyzer_.AsciiUnigrams() && text.size() < std::numeric_limits<uint32_t>::max() &&
+             AsciiWordRuns(text, &scratch_, &runs)) {
+    AddAsciiUnigrams(text, runs);
   } else {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
       // In groups whose table slots are requested from memory together (as Transform).
@@ -454,6 +531,89 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     ++df[ids[e]];
   }
   return scratch_.token_matcher.status();
+}
+
+void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs) {
+  // As CountAsciiUnigrams (keys from the raw bytes, lowercased in registers), but every term
+  // found or inserted, in token order (the provisional index is the order of first occurrence):
+  // a group is flushed before a token longer than 15 bytes is inserted on its own.
+  const bool lower = result_.vectorizer.options_.analyzer.lowercase;
+  constexpr size_t kGroup = 16;
+  TermTable::Key keys[kGroup];
+  size_t homes[kGroup];
+  uint32_t starts[kGroup];
+  uint32_t found[kGroup];
+  char tail[32];
+  const char* base = text.data();
+  const size_t size = text.size();
+  std::vector<uint32_t>& ids = scratch_.ids;
+  std::string& term = scratch_.gram;
+  const auto lowered = [&](uint32_t start, size_t length) -> std::string_view {
+    term.assign(base + start, length);
+    if (lower) {
+      for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    }
+    return term;
+  };
+  const auto count = [&](uint32_t id) {
+    if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    CountFeature(id, &ids, scratch_.dense.data());
+  };
+  size_t k = 0;
+  while (k < runs.count) {
+    if (provisional_.size() + kGroup >= std::numeric_limits<uint32_t>::max() - 1) {
+      // Near the id limit: one token at a time through the checked insert.
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      ++k;
+      if (length < 2) continue;
+      if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+        too_many_ = true;
+        continue;
+      }
+      count(provisional_.Insert(lowered(start, length)).first);
+      continue;
+    }
+    // Homes are computed after the Reserve, so the inserts of the group never rehash.
+    provisional_.Reserve(provisional_.size() + kGroup);
+    size_t m = 0;
+    bool long_token = false;
+    for (; m < kGroup && k < runs.count; ++k) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      if (length > TermTable::kMaxPaddedKey) {
+        long_token = true;  // handled after the group's earlier tokens
+        break;
+      }
+      const char* p = base + start;
+      if (start + 16 > size) {
+        std::memset(tail, 0, sizeof(tail));
+        std::memcpy(tail, p, length);
+        p = tail;
+      }
+      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
+      homes[m] = provisional_.Home(keys[m]);
+      provisional_.Prefetch(homes[m]);
+      starts[m] = start;
+      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
+    }
+    for (size_t i = 0; i < m; ++i) {
+      uint32_t id = provisional_.FindFrom(keys[i], homes[i], std::string_view());
+      if (id == TermTable::kNotFound) {
+        const size_t length = (keys[i].hi >> 56) - 1;  // the key's length tag
+        id = provisional_.InsertFrom(keys[i], homes[i], lowered(starts[i], length)).first;
+        if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+      }
+      found[i] = id;
+    }
+    CountFeatures(found, m, &ids, scratch_.dense.data());
+    if (long_token) {
+      const uint32_t start = runs.starts[k];
+      const size_t length = runs.ends[k] - start;
+      ++k;
+      count(provisional_.Insert(lowered(start, length)).first);
+    }
+  }
 }
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
@@ -648,6 +808,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     OrderedRow(num_features, options_.binary, scratch, row);
     return;
   }
+  if (TransformIfAscii(text, scratch, row)) return;
   double* dense = scratch->dense.data();
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
     // In groups: the table slots, then the counts, of a group are requested from memory together
@@ -671,6 +832,21 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     }
   });
   OrderedRow(num_features, options_.binary, scratch, row);
+}
+
+bool CountVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
+                                       SparseVector* row) const {
+  AsciiRuns runs;
+  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max() ||
+      !AsciiWordRuns(text, scratch, &runs)) {
+    return false;
+  }
+  const size_t num_features = vocabulary_.size();
+  if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
+  scratch->ids.clear();
+  CountAsciiUnigrams(text, runs, options_.analyzer.lowercase, index_, scratch);
+  OrderedRow(num_features, options_.binary, scratch, row);
+  return true;
 }
 
 int64_t CountVectorizer::MemoryBytes() const {

@@ -100,6 +100,9 @@ class CountVectorizer final : public Vectorizer {
   using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
+  // The word analyzer's ASCII path (Analyzer::AsciiUnigrams) on ASCII text.
+  bool TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
+                        SparseVector* row) const override;
   size_t num_features() const override { return vocabulary_.size(); }
   std::string FeatureName(uint32_t index) const override {
     return index < vocabulary_.size() ? vocabulary_[index] : std::string();
@@ -127,7 +130,7 @@ class CountVectorizer final : public Vectorizer {
   std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
-  // Term -> index (one probe per term; terms of at most 7 bytes compared as one integer).
+  // Term -> index (one probe per term; terms of at most 15 bytes compared as two integers).
   TermTable index_;
   // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
   // char_wb word memo; never 0.
@@ -153,6 +156,9 @@ class CountVectorizer::Fitter {
   absl::StatusOr<FitResult> Finish();
 
  private:
+  // Add's counting for an analyzer with AsciiUnigrams() on ASCII text (runs from AsciiWordRuns).
+  void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs);
+
   // rows hold provisional indices (order of first occurrence, unsorted within a row) until Finish
   // (learned vocabulary).
   FitResult result_;

@@ -82,6 +82,9 @@ class DiscreteNb : public Classifier {
   size_t num_features() const override { return num_features_; }
   const std::vector<double>& class_count() const override { return class_count_; }
   void JointLogLikelihood(const SparseVector& row, double* jll) const override;
+  FeatureRows feature_rows() const override {
+    return {reinterpret_cast<const char*>(weights_t_.data()), classes_.size() * sizeof(double)};
+  }
   double FeatureContribution(size_t c, uint32_t feature, double value) const override;
   void ToState(v1::ClassifierState* state) const override;
   // partial_fit (discrete_nb_partial.cc).

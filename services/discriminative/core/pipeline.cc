@@ -25,6 +25,26 @@ constexpr uint32_t kDefaultExplainFeatures = 10;
 // Texts per chunk of a Classify batch (the unit of parallelism and of stop checks).
 constexpr size_t kClassifyChunk = 64;
 
+// Points a scratch's feature_rows hint at the classifier's parameter rows for its lifetime (the
+// scratch is pooled: the hint is cleared again, so no other use sees it).
+class FeatureRowsHint {
+ public:
+  FeatureRowsHint(const Classifier& classifier, AnalyzerScratch* scratch) : scratch_(scratch) {
+    const Classifier::FeatureRows rows = classifier.feature_rows();
+    scratch->feature_rows = rows.base;
+    scratch->feature_row_stride = rows.stride;
+  }
+  ~FeatureRowsHint() {
+    scratch_->feature_rows = nullptr;
+    scratch_->feature_row_stride = 0;
+  }
+  FeatureRowsHint(const FeatureRowsHint&) = delete;
+  FeatureRowsHint& operator=(const FeatureRowsHint&) = delete;
+
+ private:
+  AnalyzerScratch* scratch_;
+};
+
 // Splits `num_texts` texts into blocks of kClassifyChunk and the blocks into at most a few tasks
 // per thread of `executor`, so that each task reuses one scratch (vocabulary counts, word memo)
 // over many texts. Calls task(begin, end) for each task's text range [begin, end) in parallel,
@@ -319,11 +339,16 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                           [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
                             SparseVector row;
                             std::vector<double> jll(k);
+                            const FeatureRowsHint hint(*classifier_, scratch);
                             for (size_t i = begin; i < end; ++i) {
-                              MAAS_ASSIGN_OR_RETURN(const std::string_view text,
-                                                    Decode(texts[i], i, &scratch->decoded));
-                              vectorizer_->Transform(text, scratch, &row);
-                              MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
+                              // ASCII text needs no decoding: the vectorizer's ASCII path
+                              // checks it on the way (no separate UTF-8 pass).
+                              if (!vectorizer_->TransformIfAscii(texts[i], scratch, &row)) {
+                                MAAS_ASSIGN_OR_RETURN(const std::string_view text,
+                                                      Decode(texts[i], i, &scratch->decoded));
+                                vectorizer_->Transform(text, scratch, &row);
+                                MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
+                              }
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
                               ProbabilitiesFromJointLogLikelihood(jll.data(), k, out);

@@ -8,9 +8,13 @@ void TermTable::Rehash(size_t capacity) {
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(capacity, Slot());
   mask_ = capacity - 1;
+  filter_.assign(capacity / 16, 0);  // 4 bits per slot (capacity >= 16)
+  filter_mask_ = 4 * capacity - 1;
   for (const Slot& slot : old) {
     if ((slot.lo | slot.hi) == 0) continue;
-    size_t i = Home(Key{slot.lo, slot.hi});
+    const uint64_t hash = HashOf(Key{slot.lo, slot.hi});
+    AddToFilter(hash);
+    size_t i = HomeOfHash(hash);
     while ((slots_[i].lo | slots_[i].hi) != 0) i = (i + 1) & mask_;
     slots_[i] = slot;
   }
@@ -41,6 +45,7 @@ std::pair<uint32_t, bool> TermTable::InsertFrom(const Key& key, size_t home,
   }
   const auto id = static_cast<uint32_t>(size());
   slots_[i] = Slot{key.lo, key.hi, id};
+  AddToFilter(HashOf(key));
   bytes_.append(term.data(), term.size());
   offsets_.push_back(bytes_.size());
   return {id, true};

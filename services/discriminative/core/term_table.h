@@ -1,11 +1,14 @@
 // An open-addressing hash table from terms (byte strings) to dense ids 0, 1, 2, ... in insertion
 // order: the vocabulary lookup of the count vectorizer, one probe per term in the common case.
 //
-// Each slot holds a two-word key and the id. A term of at most 15 bytes is its own key (its bytes
-// packed with the length: up to 7 in the first word, 8..15 over both), so equal keys mean equal
-// terms and a lookup never reads the arena; a longer term's key is a 64-bit hash of its bytes with
-// a second word no shorter term has, and its bytes are compared on a key match. The term bytes
-// live in one arena. No allocation on lookup.
+// Each slot holds a two-word key and the id. A term of at most 15 bytes is its own key (bytes 0..7
+// in the first word, bytes 8..14 and the length in the second, unused bytes 0), so equal keys mean
+// equal terms and a lookup never reads the arena; a longer term's key is a 64-bit hash of its bytes
+// with a second word no shorter term has, and its bytes are compared on a key match. The term
+// bytes live in one arena. No allocation on lookup. A caller whose terms lie in a buffer with 16
+// readable bytes from each term's start can build keys without a branch on the length
+// (PaddedKeyOf), lowercasing ASCII on the way. A filter of 4 bits per slot (MayContain) answers
+// "certainly absent" for most absent terms without touching the slots.
 //
 //   TermTable table;
 //   const uint32_t id = table.Insert("word").first;     // 0
@@ -37,10 +40,34 @@ class TermTable {
   static Key KeyOf(std::string_view term) {
     const size_t n = term.size();
     const char* p = term.data();
-    if (n <= 7) return {LoadShort(p, n) | static_cast<uint64_t>(n + 1) << 56, 0};
-    if (n <= 15)
-      return {Load<uint64_t>(p), LoadShort(p + 8, n - 8) | static_cast<uint64_t>(n + 1) << 56};
+    if (n <= 7) return {LoadShort(p, n), LengthTag(n)};
+    if (n <= 15) return {Load<uint64_t>(p), LoadShort(p + 8, n - 8) | LengthTag(n)};
     return {HashBytes(p, n), kLongTag};
+  }
+
+  // KeyOf of the n <= kMaxPaddedKey bytes at p (or, with `lower`, of them with ASCII A-Z
+  // lowercased), without a branch on n. REQUIRES: 16 bytes readable from p; with `lower`, the n
+  // bytes are ASCII (< 0x80).
+  static constexpr size_t kMaxPaddedKey = 15;
+  static Key PaddedKeyOf(const char* p, size_t n, bool lower) {
+    const size_t first = n < 8 ? n : 8;
+    const size_t second = n > 8 ? n - 8 : 0;
+    uint64_t lo = Load<uint64_t>(p) & LowBytesMask(first);
+    uint64_t hi = Load<uint64_t>(p + 8) & LowBytesMask(second);
+    if (lower) {
+      lo = LowerAscii8(lo);
+      hi = LowerAscii8(hi);
+    }
+    return {lo, hi | LengthTag(n)};
+  }
+
+  // ASCII A-Z -> a-z in the 8 bytes of x. REQUIRES: every byte < 0x80 (SWAR: the high bit of each
+  // byte of x + (0x80 - 'A') is set iff the byte >= 'A', of x + (0x7F - 'Z') iff it is > 'Z').
+  static uint64_t LowerAscii8(uint64_t x) {
+    constexpr uint64_t kHighBits = 0x8080808080808080ull;
+    const uint64_t ge_a = x + 0x3F3F3F3F3F3F3F3Full;
+    const uint64_t gt_z = x + 0x2525252525252525ull;
+    return x | ((ge_a & ~gt_z & kHighBits) >> 2);
   }
 
   // The id of `term`, or kNotFound.
@@ -52,7 +79,20 @@ class TermTable {
   // Find in two steps, so that a caller looking up many terms can start the memory loads of a
   // group of them (Prefetch) before it needs the first answer: Find(t) ==
   // FindFrom(KeyOf(t), Home(KeyOf(t)), t).
-  size_t Home(const Key& key) const { return Mix(key.lo ^ Fold(key.hi, kHiSpread)) & mask_; }
+  size_t Home(const Key& key) const { return HomeOfHash(HashOf(key)); }
+
+  // Home in three steps, for callers that also consult the filter: Home(k) ==
+  // HomeOfHash(HashOf(k)). The hash's low bits pick the home slot, its high 32 the filter bit.
+  static uint64_t HashOf(const Key& key) { return Fold(key.lo ^ (key.hi * kHiSpread), kGolden); }
+  size_t HomeOfHash(uint64_t hash) const { return static_cast<size_t>(hash) & mask_; }
+  // False only if no term in the table has a key of this hash (HashOf): a bit array of ~4 bits
+  // per slot (~8% of absent terms pass with 1/3 of the slots used; never a present one fails), so
+  // that most lookups of absent terms end on a few KiB that stay in cache instead of probing the
+  // slots.
+  bool MayContain(uint64_t hash) const {
+    const size_t bit = static_cast<size_t>(hash >> 32) & filter_mask_;
+    return (filter_[bit >> 6] >> (bit & 63) & 1) != 0;
+  }
   void Prefetch(size_t home) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[home]);
   }
@@ -92,8 +132,8 @@ class TermTable {
 
   // Heap bytes held (slots, arena, offsets).
   size_t MemoryBytes() const {
-    return slots_.capacity() * sizeof(Slot) + bytes_.capacity() +
-           offsets_.capacity() * sizeof(size_t);
+    return slots_.capacity() * sizeof(Slot) + filter_.capacity() * sizeof(uint64_t) +
+           bytes_.capacity() + offsets_.capacity() * sizeof(size_t);
   }
 
   // The first n <= 8 bytes of p as a little-endian integer, reading only those bytes.
@@ -127,6 +167,22 @@ class TermTable {
   // most 16 on top, or 0).
   static constexpr uint64_t kLongTag = uint64_t{0xFF} << 56;
   static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
+  static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+  // The second key word's top byte for a term of n <= 15 bytes (never 0: no key is all zero).
+  static uint64_t LengthTag(size_t n) { return static_cast<uint64_t>(n + 1) << 56; }
+  // The low k <= 8 bytes of a word set (a table: no shift by 64, no branch).
+  static uint64_t LowBytesMask(size_t k) {
+    static constexpr uint64_t kMasks[9] = {0,
+                                           0xFF,
+                                           0xFFFF,
+                                           0xFFFFFF,
+                                           0xFFFFFFFF,
+                                           0xFFFFFFFFFFull,
+                                           0xFFFFFFFFFFFFull,
+                                           0xFFFFFFFFFFFFFFull,
+                                           ~uint64_t{0}};
+    return kMasks[k];
+  }
 
   struct Slot {
     uint64_t lo = 0;  // lo == hi == 0: empty (no key is all zero)
@@ -155,10 +211,12 @@ class TermTable {
     const unsigned __int128 product = static_cast<unsigned __int128>(a) * b;
     return static_cast<uint64_t>(product >> 64) ^ static_cast<uint64_t>(product);
   }
-  // Spreads a key over the slot bits (packed keys have structure in their low bits).
-  static size_t Mix(uint64_t key) { return static_cast<size_t>(Fold(key, 0x9E3779B97F4A7C15ull)); }
 
   void Rehash(size_t capacity);
+  void AddToFilter(uint64_t hash) {
+    const size_t bit = static_cast<size_t>(hash >> 32) & filter_mask_;
+    filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
+  }
   // Rehashes to the smallest power of two (>= twice the current capacity) that fits n terms.
   void Grow(size_t n);
   // Whether `n` terms fit in `capacity` slots (load factor at most 5/8: linear probing stays
@@ -168,6 +226,10 @@ class TermTable {
   // A power of two (or empty), at most 5/8 full: a 20 000-term vocabulary takes 768 KiB.
   std::vector<Slot> slots_;
   size_t mask_ = 0;
+  // MayContain's bits: 4 per slot (one word while there are no slots), bit (hash >> 32) &
+  // filter_mask_ set for every term.
+  std::vector<uint64_t> filter_ = std::vector<uint64_t>(1, 0);
+  size_t filter_mask_ = 0;
   std::string bytes_;            // the terms, concatenated in id order
   std::vector<size_t> offsets_;  // term id's bytes: [offsets_[id], offsets_[id + 1])
 };

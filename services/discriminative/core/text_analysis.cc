@@ -277,9 +277,9 @@ inline size_t FlattenBits(uint64_t bits, uint32_t base, uint32_t* out) {
 }
 
 // masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
-// end 0, in n / 64 + 1 words (so bit n, where a run reaching the end ends, always exists).
-// REQUIRES: text is ASCII.
-void AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
+// end 0, in n / 64 + 1 words (so bit n, where a run reaching the end ends, always exists). Returns
+// false (masks then undefined) iff some byte is >= 0x80: one pass both checks and classifies.
+bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
   const size_t n = text.size();
   masks->assign(n / 64 + 1, 0);
   uint64_t* out = masks->data();
@@ -288,20 +288,34 @@ void AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
   const __m128i digit_lo = _mm_set1_epi8('0' - 1), digit_hi = _mm_set1_epi8('9' + 1);
   const __m128i alpha_lo = _mm_set1_epi8('a' - 1), alpha_hi = _mm_set1_epi8('z' + 1);
   const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_');
-  for (; i + 16 <= n; i += 16) {
-    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(text.data() + i));
-    const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z (bytes < 0x80: signed ok)
+  __m128i high = _mm_setzero_si128();  // the OR of every byte: bit 7 set iff some byte >= 0x80
+  // The word bytes of 16 bytes at p as 16 bits.
+  const auto word_bits = [&](const char* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    high = _mm_or_si128(high, v);
+    // Bytes >= 0x80 compare as negative, so they are never \w here (the text is then refused).
+    const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z
     const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, digit_lo), _mm_cmplt_epi8(v, digit_hi));
     const __m128i alpha =
         _mm_and_si128(_mm_cmpgt_epi8(folded, alpha_lo), _mm_cmplt_epi8(folded, alpha_hi));
     const __m128i word = _mm_or_si128(_mm_or_si128(digit, alpha), _mm_cmpeq_epi8(v, underscore));
-    const auto bits = static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
-    out[i >> 6] |= bits << (i & 63);
+    return static_cast<uint64_t>(static_cast<uint32_t>(_mm_movemask_epi8(word)));
+  };
+  // 64 bytes per step, each mask word written once (not read back and or-ed per 16 bytes).
+  for (; i + 64 <= n; i += 64) {
+    const char* p = text.data() + i;
+    out[i >> 6] =
+        word_bits(p) | word_bits(p + 16) << 16 | word_bits(p + 32) << 32 | word_bits(p + 48) << 48;
   }
+  for (; i + 16 <= n; i += 16) out[i >> 6] |= word_bits(text.data() + i) << (i & 63);
+  if (_mm_movemask_epi8(high) != 0) return false;
 #endif
   for (; i < n; ++i) {
-    if (kAsciiWord[static_cast<unsigned char>(text[i])]) out[i >> 6] |= uint64_t{1} << (i & 63);
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x80) return false;
+    if (kAsciiWord[c]) out[i >> 6] |= uint64_t{1} << (i & 63);
   }
+  return true;
 }
 
 // Python str.lower() into *out (ASCII fast path without ICU).
@@ -360,6 +374,34 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 }
 
 }  // namespace
+
+bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  // A token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first bits
+  // (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across words, are
+  // written out as positions: the k-th start and the k-th end bound the k-th run.
+  std::vector<uint64_t>& masks = scratch->masks;
+  if (!AsciiWordMask(text, &masks)) return false;
+  const size_t n = text.size();
+  const size_t words = masks.size();
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  // At most n / 2 + 1 runs, plus FlattenBits's room.
+  const size_t room = n / 2 + 2 + kFlattenSlack;
+  if (bounds.size() < 2 * room) bounds.resize(2 * room);
+  uint32_t* starts = bounds.data();
+  uint32_t* ends = starts + room;
+  size_t num_starts = 0, num_ends = 0;
+  uint64_t carry = 0;
+  for (size_t w = 0; w < words; ++w) {
+    const uint64_t m = masks[w];
+    const uint64_t previous = m << 1 | carry;
+    carry = m >> 63;
+    const auto base = static_cast<uint32_t>(w * 64);
+    num_starts += FlattenBits(m & ~previous, base, starts + num_starts);
+    num_ends += FlattenBits(~m & previous, base, ends + num_ends);
+  }
+  *runs = AsciiRuns{starts, ends, num_starts};
+  return true;
+}
 
 absl::Status ValidateUtf8(std::string_view text) {
   size_t i = 0;
@@ -567,30 +609,11 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
     return;
   }
   const size_t n = doc.size();
-  if (IsAscii(doc) && n < std::numeric_limits<uint32_t>::max()) {
-    // ASCII: a token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first
-    // bits (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across
-    // words, are written out as positions: the k-th start and the k-th end bound the k-th run.
-    // Runs shorter than 2 bytes are dropped by not advancing the output, without a branch.
-    std::vector<uint64_t>& masks = scratch->masks;
-    AsciiWordMask(doc, &masks);
-    const size_t words = masks.size();
-    std::vector<uint32_t>& bounds = scratch->bounds;
-    // At most n / 2 + 1 runs, plus FlattenBits's room.
-    const size_t room = n / 2 + 2 + kFlattenSlack;
-    bounds.resize(2 * room);
-    uint32_t* starts = bounds.data();
-    uint32_t* ends = starts + room;
-    size_t num_starts = 0, num_ends = 0;
-    uint64_t carry = 0;
-    for (size_t w = 0; w < words; ++w) {
-      const uint64_t m = masks[w];
-      const uint64_t previous = m << 1 | carry;
-      carry = m >> 63;
-      const auto base = static_cast<uint32_t>(w * 64);
-      num_starts += FlattenBits(m & ~previous, base, starts + num_starts);
-      num_ends += FlattenBits(~m & previous, base, ends + num_ends);
-    }
+  AsciiRuns runs;
+  if (n < std::numeric_limits<uint32_t>::max() && AsciiWordRuns(doc, scratch, &runs)) {
+    const size_t num_starts = runs.count;
+    const uint32_t* starts = runs.starts;
+    const uint32_t* ends = runs.ends;
     tokens.resize(num_starts);
     std::string_view* out = tokens.data();
     size_t kept = 0;

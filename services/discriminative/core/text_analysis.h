@@ -128,7 +128,26 @@ struct AnalyzerScratch {
     std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
   } word_memo;
   TokenMatcherCache token_matcher;  // custom token_pattern matching state
+  // Set by a caller that consumes the rows (Pipeline: the classifier's parameter rows): the count
+  // vectorizer prefetches feature f's row at feature_rows + f * feature_row_stride as soon as its
+  // lookup finds f. Null: none. Only a memory hint; no effect on results.
+  const char* feature_rows = nullptr;
+  size_t feature_row_stride = 0;
 };
+
+// The maximal runs of ASCII word bytes [0-9A-Za-z_] of a text, as byte positions: run k is
+// [starts[k], ends[k]) for k < count, left to right, 1-byte runs included (the default token
+// pattern r"(?u)\b\w\w+\b" keeps the runs of 2 bytes or more).
+struct AsciiRuns {
+  const uint32_t* starts = nullptr;
+  const uint32_t* ends = nullptr;
+  size_t count = 0;
+};
+
+// The word-byte runs of `text` into *runs (positions stored in scratch->bounds, valid until the
+// scratch is used again), in one SSE2 pass that also checks that the text is ASCII: returns false,
+// with *runs untouched, iff some byte is >= 0x80. REQUIRES: text.size() < 2^32 - 1.
+bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
 // token pattern), stop words and word n-grams, or character n-grams ('char': whitespace runs of 2+
@@ -164,6 +183,15 @@ class Analyzer {
                    std::vector<std::string_view>* out) const;
 
   const AnalyzerOptions& options() const { return options_; }
+
+  // True iff on ASCII text the terms are exactly the default pattern's tokens of 2 bytes or more
+  // (lowercased when options().lowercase): the word analyzer with the default token pattern, no
+  // stop words and only unigrams (strip_accents does nothing to ASCII). Callers can then take the
+  // terms from AsciiWordRuns of the raw text.
+  bool AsciiUnigrams() const {
+    return options_.kind == AnalyzerKind::kWord && options_.token_pattern == nullptr &&
+           options_.stop_words.empty() && options_.ngram_min == 1 && options_.ngram_max == 1;
+  }
 
  private:
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;

@@ -68,6 +68,13 @@ void TfidfVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   Weight(row);
 }
 
+bool TfidfVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
+                                       SparseVector* row) const {
+  if (!base_->TransformIfAscii(text, scratch, row)) return false;
+  Weight(row);
+  return true;
+}
+
 int64_t TfidfVectorizer::MemoryBytes() const {
   return static_cast<int64_t>(sizeof(*this)) + base_->MemoryBytes() + store::VectorBytes(idf_);
 }

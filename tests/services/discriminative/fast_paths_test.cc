@@ -6,10 +6,12 @@
 // predict_proba from k exponentials against exp(predict_log_proba).
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <limits>
 #include <map>
+#include <optional>
 #include <random>
 #include <string>
 #include <string_view>
@@ -52,12 +54,23 @@ TEST_CASE("TermTable agrees with std::unordered_map on terms of every length") {
   for (uint32_t id = 0; id < order.size(); ++id) {
     REQUIRE(table.term(id) == order[id]);
     REQUIRE(table.Find(order[id]) == id);
+    // The filter never rules out a present term (it is rebuilt on every growth).
+    REQUIRE(table.MayContain(TermTable::HashOf(TermTable::KeyOf(order[id]))));
   }
+  size_t absent = 0, passed = 0;
   for (int i = 0; i < 20000; ++i) {
     const std::string probe = RandomString(rng, 1 + rng() % 40, alphabet);
     const auto it = reference.find(probe);
     REQUIRE(table.Find(probe) == (it == reference.end() ? TermTable::kNotFound : it->second));
+    if (it == reference.end()) {
+      ++absent;
+      passed += table.MayContain(TermTable::HashOf(TermTable::KeyOf(probe))) ? 1 : 0;
+    }
   }
+  // ... and rules out most absent ones (4 bits per slot, at most 5/8 of the slots used).
+  REQUIRE(absent > 1000);
+  CHECK(passed < absent / 4);
+  CHECK_FALSE(TermTable().MayContain(TermTable::HashOf(TermTable::KeyOf("x"))));
   // The two-step forms equal the one-step ones.
   const std::string fresh = "zzzzzzzzzzzz";
   table.Reserve(table.size() + 1);
@@ -74,6 +87,57 @@ TEST_CASE("TermTable::LoadShort reads exactly the first n bytes") {
     uint64_t expected = 0;
     for (size_t k = 0; k < n; ++k) expected |= uint64_t{static_cast<uint8_t>(bytes[k])} << (8 * k);
     CHECK(TermTable::LoadShort(bytes, n) == expected);
+  }
+}
+
+TEST_CASE("TermTable::PaddedKeyOf equals KeyOf of the (lowercased) term, for every length") {
+  std::mt19937_64 rng(13);
+  std::string alphabet;
+  for (int c = 0; c < 128; ++c) alphabet.push_back(static_cast<char>(c));
+  for (int i = 0; i < 20000; ++i) {
+    const size_t n = rng() % (TermTable::kMaxPaddedKey + 1);
+    // The term followed by arbitrary bytes (>= 0x80 too): they must not leak into the key.
+    std::string buffer = RandomString(rng, n, i % 2 == 0 ? alphabet : "aZ_9");
+    for (int k = 0; k < 16; ++k) buffer.push_back(static_cast<char>(rng()));
+    const std::string term = buffer.substr(0, n);
+    std::string lower = term;
+    for (char& c : lower) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    const TermTable::Key raw = TermTable::PaddedKeyOf(buffer.data(), n, /*lower=*/false);
+    const TermTable::Key lowered = TermTable::PaddedKeyOf(buffer.data(), n, /*lower=*/true);
+    REQUIRE(raw.lo == TermTable::KeyOf(term).lo);
+    REQUIRE(raw.hi == TermTable::KeyOf(term).hi);
+    REQUIRE(lowered.lo == TermTable::KeyOf(lower).lo);
+    REQUIRE(lowered.hi == TermTable::KeyOf(lower).hi);
+  }
+}
+
+TEST_CASE("AsciiWordRuns: the runs of word bytes of ASCII text, false on any byte >= 0x80") {
+  std::mt19937_64 rng(17);
+  AnalyzerScratch scratch;
+  for (int i = 0; i < 2000; ++i) {
+    std::string text = RandomString(rng, rng() % 150, "aB9_ .,\t");
+    std::vector<std::pair<size_t, size_t>> expected;  // maximal runs, 1-byte ones included
+    for (size_t k = 0; k < text.size();) {
+      const auto word = [&](size_t j) {
+        return std::isalnum(static_cast<unsigned char>(text[j])) || text[j] == '_';
+      };
+      if (!word(k)) {
+        ++k;
+        continue;
+      }
+      const size_t start = k;
+      while (k < text.size() && word(k)) ++k;
+      expected.emplace_back(start, k);
+    }
+    AsciiRuns runs;
+    REQUIRE(AsciiWordRuns(text, &scratch, &runs));
+    std::vector<std::pair<size_t, size_t>> got;
+    for (size_t k = 0; k < runs.count; ++k) got.emplace_back(runs.starts[k], runs.ends[k]);
+    REQUIRE(got == expected);
+    if (!text.empty()) {
+      text[rng() % text.size()] = static_cast<char>(0x80 + rng() % 128);
+      REQUIRE_FALSE(AsciiWordRuns(text, &scratch, &runs));
+    }
   }
 }
 
@@ -143,6 +207,84 @@ void RequireSameRows(SparseRowRef a, const SparseVector& b) {
     sorted.values.push_back(value);
   }
   RequireSameRows(sorted, b);
+}
+
+TEST_CASE("Count transform of ASCII text (keys from the raw bytes) equals the analyzer's terms") {
+  // Tokens of every length around the 8- and 16-byte key edges and the 15-byte padded-key limit,
+  // mixed case, digits and underscores, at the very end of texts (read from the padded copy).
+  std::mt19937_64 rng(19);
+  std::vector<std::string> words;
+  for (int i = 0; i < 400; ++i) words.push_back(RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  std::vector<std::string> texts;
+  for (int d = 0; d < 600; ++d) {
+    std::string text;
+    for (size_t k = rng() % 30; k > 0; --k) {
+      text += words[rng() % words.size()];
+      text += std::string_view(" ,.\t-")[rng() % 5];
+    }
+    if (d % 2 == 0) text += words[rng() % words.size()];  // a token at the end
+    texts.push_back(text);
+  }
+  for (const bool lowercase : {true, false}) {
+    CountVectorizerOptions options;
+    options.analyzer.lowercase = lowercase;
+    // The vocabulary of half the texts, so that the rest meet unknown terms.
+    auto fit = CountVectorizer::FitTransform(
+        std::vector<std::string>(texts.begin(), texts.begin() + 300), options);
+    REQUIRE(fit.ok());
+    const CountVectorizer& v = fit->vectorizer;
+    AnalyzerScratch scratch;  // reused across texts, as in Classify
+    SparseVector row;
+    for (const std::string& text : texts) {
+      std::map<uint32_t, double> expected;
+      for (const std::string& term : DefaultTokenize(lowercase ? PythonLower(text) : text)) {
+        if (const std::optional<uint32_t> index = v.FeatureIndex(term)) expected[*index] += 1.0;
+      }
+      v.Transform(text, &scratch, &row);
+      SparseVector want;
+      for (const auto& [index, count] : expected) {
+        want.indices.push_back(index);
+        want.values.push_back(count);
+      }
+      RequireSameRows(row, want);
+    }
+  }
+}
+
+TEST_CASE("Fitting on ASCII text (keys from the raw bytes) equals the general tokenizer's fit") {
+  // The same tokens through the custom-pattern path (an equivalent pattern, so the general
+  // analyzer runs): identical vocabulary, and identical rows in storage order (the order of first
+  // occurrence, which TF-IDF's norms sum in), so tokens longer than 15 bytes (inserted on their
+  // own) must keep their place among the group's others.
+  std::mt19937_64 rng(23);
+  std::vector<std::string> words;
+  for (int i = 0; i < 300; ++i) words.push_back(RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  std::vector<std::string> texts;
+  for (int d = 0; d < 400; ++d) {
+    std::string text;
+    for (size_t k = rng() % 60; k > 0; --k) {
+      text += words[rng() % words.size()];
+      text += std::string_view(" ,.\t-")[rng() % 5];
+    }
+    texts.push_back(text);
+  }
+  for (const bool lowercase : {true, false}) {
+    CountVectorizerOptions fast;
+    fast.analyzer.lowercase = lowercase;
+    CountVectorizerOptions general = fast;
+    auto pattern = TokenPattern::Compile(R"((?u)\b\w{2,}\b)");
+    REQUIRE(pattern.ok());
+    general.analyzer.token_pattern = *pattern;
+    auto a = CountVectorizer::FitTransform(texts, fast);
+    auto b = CountVectorizer::FitTransform(texts, general);
+    REQUIRE(a.ok());
+    REQUIRE(b.ok());
+    REQUIRE(a->vectorizer.vocabulary() == b->vectorizer.vocabulary());
+    REQUIRE(a->vectorizer.document_frequency() == b->vectorizer.document_frequency());
+    REQUIRE(a->rows.offsets == b->rows.offsets);
+    REQUIRE(a->rows.indices == b->rows.indices);
+    REQUIRE(a->rows.values == b->rows.values);
+  }
 }
 
 TEST_CASE("char_wb word memo: a reused scratch gives the rows of a fresh one") {

@@ -338,5 +338,51 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
   }
 }
 
+TEST_CASE(
+    "ClassifyCompact (ASCII texts undecoded on the vectorizer's ASCII path) equals "
+    "PredictScores, and names an invalid text") {
+  const Strings train = {"Alpha beta_1 GAMMA delta", "beta beta Epsilon zeta_2",
+                         "averyveryverylongtokenindeed alpha", "caf\xc3\xa9 na\xc3\xafve alpha"};
+  const Strings labels = {"x", "y", "x", "y"};
+  // ASCII (mixed case, a token over 15 bytes, one at the very end) and not ASCII, in one batch.
+  const Strings queries = {"ALPHA Beta beta AVERYVERYVERYLONGTOKENINDEED", "caf\xc3\xa9 alpha", "",
+                           "zeta_2 GAMMA delta beta_1", "Na\xc3\xafve"};
+  for (const bool tfidf : {false, true}) {
+    for (const v1::DecodeError decode : {v1::DECODE_ERROR_STRICT, v1::DECODE_ERROR_REPLACE}) {
+      INFO("tfidf " << tfidf << " decode_error " << decode);
+      v1::VectorizerConfig config;
+      if (tfidf) config.mutable_tfidf();
+      config.mutable_count()->mutable_text()->set_decode_error(decode);
+      auto pipeline = Pipeline::Fit(train, labels, {}, config, {});
+      REQUIRE(pipeline.ok());
+      auto scores = pipeline->PredictScores(queries);
+      REQUIRE(scores.ok());
+      std::vector<double> probabilities(queries.size() * 2);
+      std::vector<uint32_t> predicted(queries.size());
+      exec::InlineExecutor executor;
+      REQUIRE(pipeline
+                  ->ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
+                                    predicted.data())
+                  .ok());
+      for (size_t i = 0; i < queries.size(); ++i) {
+        CHECK(predicted[i] == (*scores)[i].predicted);
+        for (size_t c = 0; c < 2; ++c) {
+          CHECK(probabilities[i * 2 + c] == (*scores)[i].probability[c]);
+        }
+      }
+      Strings invalid = queries;
+      invalid[3] = "alpha \xff beta";
+      const absl::Status status = pipeline->ClassifyCompact(invalid, exec::StopToken(), executor,
+                                                            probabilities.data(), predicted.data());
+      if (decode == v1::DECODE_ERROR_STRICT) {
+        CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+        CHECK_THAT(std::string(status.message()), Catch::StartsWith("texts[3]: "));
+      } else {
+        CHECK(status.ok());
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace maas::discriminative

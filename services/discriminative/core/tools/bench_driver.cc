@@ -1,7 +1,7 @@
 // In-process, single-core timing of the discriminative core for bench/classify_vs_sklearn.py.
 //
 //   maas_discriminative_bench <TrainConfig file> <TextBatch file> <ClassifyRequest file> <out dir>
-//                             <repeats> [train_only | train_loop | stages]
+//                             <repeats> [train_only | train_loop | classify_loop | stages]
 //
 // Times Trainer (AddBatch of the whole batch + Finish) and Pipeline::ClassifyCompact (the compact
 // Classify form) on the request's texts (vectorize + jll + predict_proba + predict: scikit-learn's
@@ -10,7 +10,8 @@
 // ("train_seconds X\n classify_seconds Y\n peak_rss_kb Z\n") and proba.pb (common.v1.Matrix, texts
 // x classes) for the equality check. With train_only: one fit, then only peak RSS (VmHWM) and the
 // RSS once the corpus was loaded (VmRSS) are reported. With train_loop: only the <repeats> fits
-// and train_seconds (for profiling training). With stages: also the CPU seconds of the
+// and train_seconds (for profiling training). With classify_loop: one fit, then the <repeats>
+// classifications (for profiling classification). With stages: also the CPU seconds of the
 // vectorizer's transform alone and with the joint log-likelihood (texts assumed valid UTF-8).
 #include <sys/resource.h>
 
@@ -74,7 +75,7 @@ absl::Status Run(const std::vector<std::string>& args) {
   if (args.size() < 5) {
     return absl::InvalidArgumentError(
         "usage: maas_discriminative_bench CONFIG BATCH CLASSIFY OUT_DIR REPEATS "
-        "[train_only | train_loop | stages]");
+        "[train_only | train_loop | classify_loop | stages]");
   }
   MAAS_ASSIGN_OR_RETURN(const v1::TrainConfig config, ReadMessage<v1::TrainConfig>(args[0]));
   v1::TextBatch batch;
@@ -86,9 +87,11 @@ absl::Status Run(const std::vector<std::string>& args) {
   const bool train_only = args.size() > 5 && args[5] == "train_only";
   // train_loop: only the <repeats> fits (for profiling training).
   const bool train_loop = args.size() > 5 && args[5] == "train_loop";
+  // classify_loop: one fit, then the <repeats> classifications (for profiling classification).
+  const bool classify_loop = args.size() > 5 && args[5] == "classify_loop";
   std::vector<double> train_times;
   std::optional<Pipeline> pipeline;
-  for (int r = 0; r < (train_only ? 1 : repeats); ++r) {
+  for (int r = 0; r < (train_only || classify_loop ? 1 : repeats); ++r) {
     const double start = CpuNow();
     MAAS_ASSIGN_OR_RETURN(Trainer trainer, Trainer::Create(config));
     MAAS_RETURN_IF_ERROR(trainer.AddBatch(batch));
