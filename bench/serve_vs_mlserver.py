@@ -24,11 +24,10 @@ probabilities and log-probabilities of every class, per text).
 ghz runs every server with the same options (GHZ_OPTIONS below): the request messages are pre-serialised binary
 (--binary-file, 1000 count-delimited messages ghz decodes once and sends round-robin), its per-call template
 machinery is off (--disable-template-functions --disable-template-data: with them on, ghz builds a text/template
-with ~200 functions for every call, although binary data has nothing to fill in), one connection, and one Go
-processor (--cpus 1, GOMAXPROCS=1): the load generator keeps to one core's worth of scheduler so it does not spread
-over the cores the server needs, while its capacity stays far above every server's rate (the ghz CPU column shows
-it: ~0.05 ms per single call at c=16, 5-9 ms per batch, so one core serves >= 20 000 calls or >= 100 batches a
-second); --ghz_cpus 0 gives ghz all cores again.
+with ~200 functions for every call, although binary data has nothing to fill in), and one connection. ghz keeps its
+default Go processors (all cores): --ghz_cpus 1 (GOMAXPROCS=1) cuts ghz's CPU per maas call, but in the one pair of
+runs that compared it against MLServer (2026-12-02 13:01-13:02 UTC) MLServer's c=1 rate was 170 req/s with it and
+359 without, so it is not used by default until it is shown not to slow MLServer down.
 """
 
 import argparse
@@ -401,7 +400,7 @@ def main():
     parser.add_argument("--batch_form", choices=["compact", "verbose"], default="compact",
                         help="maas answer form of the timed batch calls (compact: labels once + probability matrix, "
                              "what MLServer's predict_proba carries; verbose: the default per-text results)")
-    parser.add_argument("--ghz_cpus", type=int, default=1,
+    parser.add_argument("--ghz_cpus", type=int, default=0,
                         help="ghz --cpus (Go processors of the load generator; 0 = ghz's default, all cores)")
     parser.add_argument("--maas_args", default="", help="extra maas-discriminative flags, e.g. '--threads 2'")
     parser.add_argument("--venv", default=os.environ.get("MAAS_BENCH_VENV", ROOT / ".bench-venv"))
