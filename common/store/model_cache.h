@@ -172,6 +172,9 @@ class ModelCache {
   typename std::map<int64_t, Entry>::iterator Erase(NameState& state,
                                                     typename std::map<int64_t, Entry>::iterator it)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The loaded version Get(version) of a name in `state` may answer from memory (the name fresh,
+  // for version 0 the latest listed one), or 0. Lookup and Cached share it.
+  static int64_t FreshLoadedVersion(const NameState& state, int64_t version);
   // Answers from memory if allowed (polling, name fresh, model loaded); null otherwise.
   ModelPtr Lookup(const std::string& name, int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a store listing taken at `seq` (empty = the model has no versions).
@@ -237,13 +240,19 @@ bool ModelCache<T>::Cached(std::string_view name, int64_t version) const {
   if (!polling_) return false;
   auto it = names_.find(name);
   if (it == names_.end()) return false;
-  const NameState& state = it->second;
-  if (state.invalidated_seq >= state.applied_seq) return false;
+  return FreshLoadedVersion(it->second, version) != 0;
+}
+
+template <class T>
+int64_t ModelCache<T>::FreshLoadedVersion(const NameState& state, int64_t version) {
+  if (state.invalidated_seq >= state.applied_seq) return 0;
   if (version == 0) {
-    return state.latest != 0 && !state.versions.empty() && state.latest == state.versions.back() &&
-           state.loaded.count(state.latest) > 0;
+    if (state.latest == 0 || state.versions.empty() || state.latest != state.versions.back()) {
+      return 0;
+    }
+    version = state.latest;
   }
-  return state.loaded.count(version) > 0;
+  return state.loaded.count(version) > 0 ? version : 0;
 }
 
 template <class T>
@@ -252,20 +261,12 @@ typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, 
   auto it = names_.find(name);
   if (it == names_.end()) return nullptr;
   NameState& state = it->second;
-  if (state.invalidated_seq >= state.applied_seq) return nullptr;
-  if (version == 0) {
-    if (state.latest == 0 || state.versions.empty() || state.latest != state.versions.back()) {
-      return nullptr;
-    }
-    Entry& latest = state.loaded.at(state.latest);
-    latest.last_used = ++tick_;
-    return latest.model;
-  }
-  auto entry = state.loaded.find(version);
-  if (entry == state.loaded.end()) return nullptr;
-  entry->second.pinned = true;
-  entry->second.last_used = ++tick_;
-  return entry->second.model;
+  const int64_t fresh = FreshLoadedVersion(state, version);
+  if (fresh == 0) return nullptr;
+  Entry& entry = state.loaded.at(fresh);
+  if (version != 0) entry.pinned = true;  // an explicit version stays; the latest may be superseded
+  entry.last_used = ++tick_;
+  return entry.model;
 }
 
 template <class T>
