@@ -690,22 +690,21 @@ absl::Status H2Front::Impl::InitTls() {
                                                       " holds no readable PEM certificate (",
                                                       OpenSslError(), ")"));
   }
+  const auto key_mismatch = [&o] {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tls_key_file ", o.tls_key_file, " is not the private key of the certificate in ",
+        "tls_cert_file ", o.tls_cert_file, "; give the key the certificate was issued for"));
+  };
   if (SSL_CTX_use_PrivateKey_file(tls_ctx_, o.tls_key_file.c_str(), SSL_FILETYPE_PEM) != 1) {
     const std::string why = OpenSslError();
-    if (why.find("key values mismatch") != std::string::npos) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "tls_key_file ", o.tls_key_file, " is not the private key of the certificate in ",
-          "tls_cert_file ", o.tls_cert_file, "; give the key the certificate was issued for"));
-    }
+    if (why.find("key values mismatch") != std::string::npos) return key_mismatch();
     return absl::FailedPreconditionError(
         absl::StrCat("tls_key_file ", o.tls_key_file,
                      " holds no readable (unencrypted) PEM private key (", why, ")"));
   }
   if (SSL_CTX_check_private_key(tls_ctx_) != 1) {
     ERR_clear_error();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "tls_key_file ", o.tls_key_file, " is not the private key of the certificate in ",
-        "tls_cert_file ", o.tls_cert_file, "; give the key the certificate was issued for"));
+    return key_mismatch();
   }
   if (!o.tls_client_ca_file.empty()) {
     if (SSL_CTX_load_verify_locations(tls_ctx_, o.tls_client_ca_file.c_str(), nullptr) != 1) {
