@@ -226,14 +226,20 @@ absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_
   return decoded;
 }
 
+absl::Status Pipeline::TransformText(const std::string& text, size_t index,
+                                     AnalyzerScratch* scratch, SparseVector* row) const {
+  if (vectorizer_->TransformIfAscii(text, scratch, row)) return absl::OkStatus();
+  MAAS_ASSIGN_OR_RETURN(const std::string_view decoded, Decode(text, index, &scratch->decoded));
+  vectorizer_->Transform(decoded, scratch, row);
+  return AnalysisStatus(*scratch, index);
+}
+
 absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(
     const std::vector<std::string>& texts) const {
   std::vector<SparseVector> rows(texts.size());
   AnalyzerScratch scratch;
   for (size_t i = 0; i < texts.size(); ++i) {
-    MAAS_ASSIGN_OR_RETURN(const std::string_view text, Decode(texts[i], i, &scratch.decoded));
-    vectorizer_->Transform(text, &scratch, &rows[i]);
-    MAAS_RETURN_IF_ERROR(AnalysisStatus(scratch, i));
+    MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &rows[i]));
   }
   return rows;
 }
@@ -245,21 +251,17 @@ absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(
   AnalyzerScratch scratch;
   SparseVector row;
   for (size_t i = 0; i < texts.size(); ++i) {
-    MAAS_ASSIGN_OR_RETURN(const std::string_view text, Decode(texts[i], i, &scratch.decoded));
-    vectorizer_->Transform(text, &scratch, &row);
-    MAAS_RETURN_IF_ERROR(AnalysisStatus(scratch, i));
+    MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &row));
     out.push_back(classifier_->Predict(row));
   }
   return out;
 }
 
-void Pipeline::ClassifyOne(std::string_view text, const ClassifyOptions& options,
-                           AnalyzerScratch* scratch, SparseVector* row,
+void Pipeline::ClassifyOne(const SparseVector& row, const ClassifyOptions& options,
                            v1::Classification* result) const {
   const std::vector<std::string>& classes = classifier_->classes();
   const size_t k = classes.size();
-  vectorizer_->Transform(text, scratch, row);
-  const ClassScores scores = classifier_->Predict(*row);
+  const ClassScores scores = classifier_->Predict(row);
   result->set_label(classes[scores.predicted]);
   std::vector<size_t> order(k);
   std::iota(order.begin(), order.end(), 0);
@@ -291,9 +293,9 @@ void Pipeline::ClassifyOne(std::string_view text, const ClassifyOptions& options
   v1::Explanation* explanation = result->mutable_explanation();
   if (has_runner_up) explanation->set_runner_up(classes[runner_up]);
   std::vector<std::pair<double, size_t>> contributions;  // (contribution, position in row)
-  for (size_t e = 0; e < row->indices.size(); ++e) {
-    const uint32_t j = row->indices[e];
-    const double v = row->values[e];
+  for (size_t e = 0; e < row.indices.size(); ++e) {
+    const uint32_t j = row.indices[e];
+    const double v = row.values[e];
     const double delta = classifier_->FeatureContribution(winner, j, v) -
                          (has_runner_up ? classifier_->FeatureContribution(runner_up, j, v) : 0.0);
     contributions.emplace_back(delta, e);
@@ -305,9 +307,9 @@ void Pipeline::ClassifyOne(std::string_view text, const ClassifyOptions& options
   for (size_t i = 0; i < std::min(wanted, contributions.size()); ++i) {
     const size_t e = contributions[i].second;
     v1::FeatureContribution* fc = explanation->add_features();
-    fc->set_feature(vectorizer_->FeatureName(row->indices[e]));
-    fc->set_index(row->indices[e]);
-    fc->set_value(row->values[e]);
+    fc->set_feature(vectorizer_->FeatureName(row.indices[e]));
+    fc->set_index(row.indices[e]);
+    fc->set_value(row.values[e]);
     fc->set_contribution(contributions[i].first);
   }
 }
@@ -321,10 +323,8 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
                        [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
                          SparseVector row;
                          for (size_t i = begin; i < end; ++i) {
-                           MAAS_ASSIGN_OR_RETURN(const std::string_view text,
-                                                 Decode(texts[i], i, &scratch->decoded));
-                           ClassifyOne(text, options, scratch, &row, &results[i]);
-                           MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
+                           MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
+                           ClassifyOne(row, options, &results[i]);
                          }
                          return absl::OkStatus();
                        }));
@@ -341,14 +341,7 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
                             std::vector<double> jll(k);
                             const FeatureRowsHint hint(*classifier_, scratch);
                             for (size_t i = begin; i < end; ++i) {
-                              // ASCII text needs no decoding: the vectorizer's ASCII path
-                              // checks it on the way (no separate UTF-8 pass).
-                              if (!vectorizer_->TransformIfAscii(texts[i], scratch, &row)) {
-                                MAAS_ASSIGN_OR_RETURN(const std::string_view text,
-                                                      Decode(texts[i], i, &scratch->decoded));
-                                vectorizer_->Transform(text, scratch, &row);
-                                MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, i));
-                              }
+                              MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
                               ProbabilitiesFromJointLogLikelihood(jll.data(), k, out);

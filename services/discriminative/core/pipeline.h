@@ -138,9 +138,14 @@ class Pipeline {
   // The text as the vectorizer sees it (decode_error applied), or INVALID_ARGUMENT naming `index`.
   absl::StatusOr<std::string_view> Decode(const std::string& text, size_t index,
                                           std::string* storage) const;
-  // Classification of one decoded text.
-  void ClassifyOne(std::string_view text, const ClassifyOptions& options, AnalyzerScratch* scratch,
-                   SparseVector* row, v1::Classification* out) const;
+  // Text `index`'s row: ASCII text through the vectorizer's ASCII path when it has one (no separate
+  // UTF-8 pass), any other text decoded first; INVALID_ARGUMENT naming `index` for a text that
+  // cannot be decoded or analysed (e.g. a token_pattern past its step limit).
+  absl::Status TransformText(const std::string& text, size_t index, AnalyzerScratch* scratch,
+                             SparseVector* row) const;
+  // Classification of one vectorized text.
+  void ClassifyOne(const SparseVector& row, const ClassifyOptions& options,
+                   v1::Classification* out) const;
 
   v1::VectorizerConfig vectorizer_config_;
   v1::ClassifierConfig classifier_config_;
