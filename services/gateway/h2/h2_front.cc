@@ -199,13 +199,20 @@ struct Conn {
 
 namespace {
 
+// Values that differ on every call: indexing them in the peer's HPACK table only makes the peer
+// insert and evict an entry per call (gRPC's own encoder sends them without indexing too).
+bool UniquePerCall(const std::string& name) {
+  return name == "x-request-id" || name == "grpc-message";
+}
+
 std::vector<nghttp2_nv> ToNv(const std::vector<Header>& headers) {
   std::vector<nghttp2_nv> nv;
   nv.reserve(headers.size());
   for (const Header& h : headers) {
-    nv.push_back(nghttp2_nv{reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
-                            reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())),
-                            h.name.size(), h.value.size(), NGHTTP2_NV_FLAG_NONE});
+    nv.push_back(nghttp2_nv{
+        reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
+        reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(),
+        h.value.size(), UniquePerCall(h.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE});
   }
   return nv;
 }
@@ -392,6 +399,7 @@ class H2Front::Impl {
   void ResetClient(Call* call, uint32_t code);
   void NoteStatus(Call* call, const std::vector<Header>& headers);
   void ClientClosed(Call* call, uint32_t code);
+  void DeliverEndedCalls();
   void MaybeDelete(Call* call) {
     if (call->client == nullptr && call->backend == nullptr) delete call;
   }
@@ -414,6 +422,20 @@ class H2Front::Impl {
   SSL_CTX* tls_ctx_ = nullptr;  // null: plaintext
   std::vector<Conn*> dirty_;
   std::vector<Conn*> graveyard_;
+  // Calls that ended this round, reported to on_call_end after the round's output went out.
+  struct EndedCall {
+    std::string method;
+    int code = 0;
+    std::string message;
+    absl::Duration duration;
+    std::string peer;
+    std::string model;
+    int64_t model_version = 0;
+    std::string request_id;
+    bool default_route = false;
+  };
+  std::vector<EndedCall> ended_;
+  size_t ended_count_ = 0;
   absl::flat_hash_set<Conn*> conns_;
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBuffer);
   std::atomic<int> active_calls_{0};
@@ -1006,6 +1028,7 @@ void H2Front::Impl::Run() {
       Flush(c);
     }
     dirty_.clear();
+    DeliverEndedCalls();
     if (options_.on_round_end) options_.on_round_end();
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
@@ -1639,18 +1662,39 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
       call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
       if (call->message.empty()) call->message = "the client cancelled the call";
     }
+    // Reported after the round's output has gone out (DeliverEndedCalls): a client stream closes
+    // while its trailers are serialized, before they are sent, and the call log line and metrics
+    // must not delay them. The slots are reused, so their strings keep their capacity.
+    if (ended_count_ == ended_.size()) ended_.emplace_back();
+    EndedCall& e = ended_[ended_count_++];
+    e.method = call->method;
+    e.code = call->code;
+    e.message = call->message;
+    e.duration = absl::Nanoseconds(NowNs() - call->start_ns);
+    e.peer = c->peer;
+    e.model = call->model;
+    e.model_version = call->model_version;
+    e.request_id = call->request_id;
+    e.default_route = call->route != nullptr && call->route == default_route_.get();
+  }
+}
+
+void H2Front::Impl::DeliverEndedCalls() {
+  for (size_t i = 0; i < ended_count_; ++i) {
+    const EndedCall& e = ended_[i];
     FrontCallRecord record;
-    record.method = call->method;
-    record.code = call->code;
-    record.message = call->message;
-    record.duration = absl::Nanoseconds(NowNs() - call->start_ns);
-    record.peer = c->peer;
-    record.model = call->model;
-    record.model_version = call->model_version;
-    record.request_id = call->request_id;
-    record.default_route = call->route != nullptr && call->route == default_route_.get();
+    record.method = e.method;
+    record.code = e.code;
+    record.message = e.message;
+    record.duration = e.duration;
+    record.peer = e.peer;
+    record.model = e.model;
+    record.model_version = e.model_version;
+    record.request_id = e.request_id;
+    record.default_route = e.default_route;
     options_.on_call_end(record);
   }
+  ended_count_ = 0;
 }
 
 int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {

@@ -137,7 +137,8 @@ struct FrontOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
-  // Called on the front's thread once per finished call (null = none: call log, metrics). When
+  // Called on the front's thread once per finished call, after the output of the round of events
+  // in which it ended has been handed to the kernel (null = none: call log, metrics). When
   // set and generate_request_ids, a call without an x-request-id header gets one
   // ("<request_id_prefix>-<n>"), forwarded to the backend and returned in the response headers.
   std::function<void(const FrontCallRecord&)> on_call_end;

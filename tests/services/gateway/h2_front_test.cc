@@ -5,6 +5,7 @@
 
 #include <nghttp2/nghttp2.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
 #include <memory>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "tests/services/gateway/h2_peer.h"
 
 namespace maas::gateway::h2 {
@@ -135,6 +137,34 @@ TEST_CASE("h2 front: a unary call crosses with its headers, message and trailers
   CHECK(rig.records()[0].method == "/a.B/Unary");
   CHECK(rig.records()[0].code == 0);
   CHECK(rig.front()->active_calls() == 0);
+}
+
+// Regression: the call log and metrics callback ran inside nghttp2's serialization of the trailers,
+// before they were sent, so its work (a log line, metrics) delayed every call's answer. It now runs
+// after the round's output went out: a callback that blocks does not hold the answer back.
+TEST_CASE("h2 front: on_call_end runs after the call's answer was sent") {
+  absl::Notification answered;
+  std::atomic<bool> answered_before_callback{false};
+  std::atomic<int> callbacks{0};
+  Rig rig([&](FrontOptions& o) {
+    o.on_call_end = [&](const FrontCallRecord&) {
+      // Generous cap: before the fix the answer waited for this callback, so it never came.
+      answered_before_callback = answered.WaitForNotificationWithTimeout(absl::Seconds(10));
+      ++callbacks;
+    };
+  });
+  const int32_t sid =
+      rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("question"), /*end=*/true);
+  auto [backend, bsid] = rig.Request(0);
+  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("answer"), /*end=*/true, OkTrailers());
+  const bool finished = rig.Finish(sid);
+  answered.Notify();
+  REQUIRE(finished);
+  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  REQUIRE(rig.RunUntil([&] { return callbacks.load() == 1; }));
+  CHECK(answered_before_callback.load());
 }
 
 // Regression: nghttp2 checks RFC 9113's rule against leading and trailing whitespace in field
