@@ -27,7 +27,7 @@ bench: build
 	PYTHONPATH=$(BUILD_DIR)/python MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/classify_vs_sklearn.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/generative_vs_numpy.py
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/serve_vs_mlserver.py
-	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front
+	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front --relay
 	MAAS_BUILD_DIR=$(BUILD_DIR) .venv/bin/python bench/gateway_overhead.py --h2front --gateway_args=--h2_front=false
 
 # Mixed load through the gateway (not part of `make test`; a short run of it is): SOAK_SECONDS (default 600) with

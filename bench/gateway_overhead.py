@@ -14,10 +14,17 @@ ghz is installed with `go install github.com/bojand/ghz/cmd/ghz@v0.120.0` into $
 
 maas-gateway serves plaintext with its HTTP/2 frame-forwarding front (services/gateway/h2) by default;
 --gateway_args=--h2_front=false measures the gRPC-library proxy instead. With --h2front it also starts maas-h2front
-(that data plane alone, no call log, no metrics) in front of the same backend and prints its four figures too; every
-round runs direct, gateway and front one after the other, so a change of the machine's load hits all three alike.
+(that data plane alone, no call log, no metrics) in front of the same backend, and with --relay maas-tcp-relay
+(bench/tcp_relay.cc: bytes copied both ways, nothing parsed, the cheapest process a proxy can be): its figures are
+what any process in the path costs on this machine (loopback TCP, wake-ups, context switches), the floor the
+gateway's are read against.
 
-  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 3] [--h2front]
+The figures are paired: every round runs each measurement against every target back to back (the order rotating
+from round to round), and each figure is computed within its round (proxied against the direct run next to it), so a
+drift of the machine's speed between rounds, which on a shared VM moves the direct figures themselves by tens of
+percent, cancels out; the median over the rounds is reported with the spread.
+
+  MAAS_BUILD_DIR=build .venv/bin/python bench/gateway_overhead.py [--calls 20000] [--repeat 5] [--h2front] [--relay]
       [--gateway_args=--h2_front=false]
 Not a test: run by `make bench`.
 """
@@ -116,11 +123,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=20000, help="calls per small-call run")
     parser.add_argument("--batch_calls", type=int, default=300, help="calls per large-batch run")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement (the median is reported)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds (each figure: the median of its rounds)")
     parser.add_argument("--gateway_args", default="", help="extra maas-gateway flags, space separated")
     parser.add_argument("--h2front", action="store_true",
                         help="also measure maas-h2front (the gateway's HTTP/2 frame-forwarding data plane alone, "
                              "services/gateway/h2) in front of the same backend, interleaved with the others")
+    parser.add_argument("--h2front_args", default="", help="extra maas-h2front flags, space separated")
+    parser.add_argument("--relay", action="store_true",
+                        help="also measure maas-tcp-relay (a byte-copying TCP relay, the floor of any proxy process)")
     args = parser.parse_args()
     binary = ghz_binary()
     rng = random.Random(7)
@@ -129,11 +139,14 @@ def main() -> None:
     generative = start_generative(work / "generative")  # idle; the gateway's health wants both routes
     gateway = start_gateway(generative.port, backend.port,
                             extra=[f"--log_file={work / 'gateway.log'}", *args.gateway_args.split()])
-    h2front = None
+    extra = {}
     if args.h2front:
-        h2front = ServerProcess("maas-h2front", ["--port", 0, "--route",
-                                                 f"{DISC_SERVICE}=ipv4:127.0.0.1:{backend.port};"
-                                                 f"grpc.health.v1.Health=127.0.0.1:{backend.port}"])
+        extra["h2front"] = ServerProcess("maas-h2front", ["--port", 0, "--route",
+                                                          f"{DISC_SERVICE}=ipv4:127.0.0.1:{backend.port};"
+                                                          f"grpc.health.v1.Health=127.0.0.1:{backend.port}",
+                                                          *args.h2front_args.split()])
+    if args.relay:
+        extra["relay"] = ServerProcess("maas-tcp-relay", [0, "127.0.0.1", backend.port])
     try:
         channel = channel_to(backend)
         wait_serving(channel)
@@ -151,75 +164,75 @@ def main() -> None:
         large_bytes = len(disc.ClassifyRequest(texts=batch_texts).SerializeToString())
         pids = {"gateway": gateway.proc.pid, "backend": backend.proc.pid}
         targets = [("direct", backend.address), ("gateway", gateway.address)]
-        if h2front is not None:
-            wait_serving(channel_to(h2front))
-            pids["h2front"] = h2front.proc.pid
-            targets.append(("h2front", h2front.address))
+        for name, process in extra.items():
+            if name != "relay":
+                wait_serving(channel_to(process))
+            pids[name] = process.proc.pid
+            targets.append((name, process.address))
         kinds = {"small": (small, 16, args.calls), "c1": (small, 1, args.calls // 4),
                  "large": (large, 4, args.batch_calls)}
-        # Interleaved (every target once per round) so that a change of the machine's load hits all alike.
+        # raw[name][kind][round]; each round runs every target once per kind, the order rotating.
         raw = {name: {kind: [] for kind in kinds} for name, _ in targets}
-        for _ in range(args.repeat):
+        for round_index in range(args.repeat):
+            order = targets[round_index % len(targets):] + targets[:round_index % len(targets)]
             for kind, (data, concurrency, calls) in kinds.items():
-                for name, target in targets:
+                for name, target in order:
                     raw[name][kind].append(measure(binary, target, str(data), concurrency, calls, pids, 2))
-
-        def summary(results):
-            return {
-                "rps": statistics.median(r["rps"] for r in results),
-                "median_us": statistics.median(r["median_us"] for r in results),
-                "cpu": {n: statistics.median(r["cpu_us_per_call"][n] for r in results) for n in [*pids, "ghz"]},
-            }
-
-        figures = {name: {kind: summary(raw[name][kind]) for kind in kinds} for name, _ in targets}
-        report(figures, "direct", "gateway", "gateway", large_bytes, args.repeat)
-        if h2front is not None:
-            report(figures, "direct", "h2front", "h2front", large_bytes, args.repeat)
-            print("   h2front per-run CPU per small call (us): " + ", ".join(
-                f"{r['cpu_us_per_call']['h2front']:.1f} vs backend {r['cpu_us_per_call']['backend']:.1f}"
-                for r in raw["h2front"]["small"]))
-            print("   gateway per-run CPU per small call (us): " + ", ".join(
-                f"{r['cpu_us_per_call']['gateway']:.1f} vs backend {r['cpu_us_per_call']['backend']:.1f}"
-                for r in raw["gateway"]["small"]))
+        for name, _ in targets[1:]:
+            report(raw, "direct", name, large_bytes, args.repeat)
+        print(f"   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     finally:
         gateway.stop()
-        if h2front is not None:
-            h2front.stop()
+        for process in extra.values():
+            process.stop()
         backend.stop()
         generative.stop()
         shutil.rmtree(work, ignore_errors=True)
 
 
-def report(figures, direct, proxied, proc, large_bytes, repeat) -> None:
-    """Prints the four figures of `proxied` (CPU of process `proc`) against `direct`, and their arithmetic."""
-    d, g = figures[direct], figures[proxied]
-    throughput = g["small"]["rps"] / d["small"]["rps"]
-    gw_cpu = g["small"]["cpu"][proc]
-    be_cpu = g["small"]["cpu"]["backend"]
-    added = g["c1"]["median_us"] - d["c1"]["median_us"]
-    mbps_d = d["large"]["rps"] * large_bytes / 1e6
-    mbps_g = g["large"]["rps"] * large_bytes / 1e6
-    print(f"{proxied} overhead (ghz {GHZ_VERSION}, loopback, {os.cpu_count()} cores, median of {repeat})")
-    print(f"1. small Classify, c=16: direct {d['small']['rps']:.0f} req/s, {proxied} {g['small']['rps']:.0f} req/s "
-          f"= {100 * throughput:.0f}% of direct (target >= 80%)")
-    print(f"2. CPU per proxied call: {proxied} {gw_cpu:.1f} us, backend {be_cpu:.1f} us "
-          f"= {100 * gw_cpu / be_cpu:.0f}% (target <= 50%)")
-    print(f"3. median at c=1: direct {d['c1']['median_us']:.0f} us, {proxied} {g['c1']['median_us']:.0f} us, "
-          f"added {added:.0f} us (target < 100 us)")
-    print(f"4. 500-mail batches ({large_bytes / 1e3:.0f} kB), c=4: direct {mbps_d:.1f} MB/s, {proxied} "
-          f"{mbps_g:.1f} MB/s = {100 * mbps_g / mbps_d:.0f}% (target >= 90%)")
+def spread(values, fmt) -> str:
+    """The median of per-round values, then all of them in round order."""
+    return f"{fmt(statistics.median(values))} (rounds: {', '.join(fmt(v) for v in values)})"
+
+
+def report(raw, direct, proxied, large_bytes, repeat) -> None:
+    """Prints the four figures of `proxied` against `direct`, each paired within its round, and their arithmetic."""
+    d, g = raw[direct], raw[proxied]
+    rounds = range(repeat)
+    throughput = [g["small"][r]["rps"] / d["small"][r]["rps"] for r in rounds]
+    cpu_share = [g["small"][r]["cpu_us_per_call"][proxied] / g["small"][r]["cpu_us_per_call"]["backend"]
+                 for r in rounds]
+    added = [g["c1"][r]["median_us"] - d["c1"][r]["median_us"] for r in rounds]
+    batches = [g["large"][r]["rps"] / d["large"][r]["rps"] for r in rounds]
+
+    def med(kind_results, key):
+        return statistics.median(r[key] for r in kind_results)
+
+    def cpu(kind_results, proc):
+        return statistics.median(r["cpu_us_per_call"][proc] for r in kind_results)
+
+    pct = lambda v: f"{100 * v:.0f}%"  # noqa: E731
+    print(f"{proxied} overhead (ghz {GHZ_VERSION}, loopback, {os.cpu_count()} cores, {repeat} paired rounds)")
+    print(f"1. small Classify, c=16, proxied vs direct throughput (target >= 80%): {spread(throughput, pct)}; "
+          f"direct {med(d['small'], 'rps'):.0f} req/s, {proxied} {med(g['small'], 'rps'):.0f} req/s")
+    print(f"2. CPU per proxied call, {proxied} vs backend (target <= 50%): {spread(cpu_share, pct)}; "
+          f"{proxied} {cpu(g['small'], proxied):.1f} us, backend {cpu(g['small'], 'backend'):.1f} us")
+    print(f"3. added median latency at c=1 (target < 100 us): {spread(added, lambda v: f'{v:+.0f} us')}; "
+          f"direct {med(d['c1'], 'median_us'):.0f} us, {proxied} {med(g['c1'], 'median_us'):.0f} us")
+    print(f"4. 500-mail batches ({large_bytes / 1e3:.0f} kB), c=4, proxied vs direct MB/s (target >= 90%): "
+          f"{spread(batches, pct)}; direct {med(d['large'], 'rps') * large_bytes / 1e6:.1f} MB/s, {proxied} "
+          f"{med(g['large'], 'rps') * large_bytes / 1e6:.1f} MB/s")
     # The arithmetic behind 1 and 2 (small calls, c=16): every process shares the same cores.
-    dc, gc = d["small"]["cpu"], g["small"]["cpu"]
-    direct_total = dc["ghz"] + dc["backend"]
-    proxied_total = gc["ghz"] + gc["backend"] + gc[proc]
-    allowed = direct_total / 0.8 - (gc["ghz"] + gc["backend"])
-    print(f"   CPU per small call (us): direct: ghz {dc['ghz']:.1f} + backend {dc['backend']:.1f} = "
-          f"{direct_total:.1f}; proxied: ghz {gc['ghz']:.1f} + backend {gc['backend']:.1f} + {proxied} "
-          f"{gc[proc]:.1f} = {proxied_total:.1f}")
+    dg, db = cpu(d["small"], "ghz"), cpu(d["small"], "backend")
+    gg, gb, gp = cpu(g["small"], "ghz"), cpu(g["small"], "backend"), cpu(g["small"], proxied)
+    direct_total, proxied_total = dg + db, gg + gb + gp
+    allowed = direct_total / 0.8 - (gg + gb)
+    print(f"   CPU per small call (us, medians): direct: ghz {dg:.1f} + backend {db:.1f} = {direct_total:.1f}; "
+          f"proxied: ghz {gg:.1f} + backend {gb:.1f} + {proxied} {gp:.1f} = {proxied_total:.1f}")
     print(f"   on CPU-bound cores that predicts {100 * direct_total / proxied_total:.0f}% of direct throughput; "
-          f"80% would allow the gateway {allowed:.1f} us per call ({100 * allowed / gc['backend']:.0f}% of "
-          f"the backend's)")
-    print(f"   load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+          f"80% would allow {proxied} {allowed:.1f} us per call ({100 * allowed / gb:.0f}% of the backend's)")
+    c1 = [g["c1"][r]["cpu_us_per_call"][proxied] for r in rounds]
+    print(f"   {proxied} CPU per call at c=1: {spread(c1, lambda v: f'{v:.0f} us')}")
 
 
 if __name__ == "__main__":
