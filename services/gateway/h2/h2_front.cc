@@ -205,16 +205,15 @@ bool UniquePerCall(const std::string& name) {
   return name == "x-request-id" || name == "grpc-message";
 }
 
-std::vector<nghttp2_nv> ToNv(const std::vector<Header>& headers) {
-  std::vector<nghttp2_nv> nv;
-  nv.reserve(headers.size());
+// Fills `nv` (cleared first; its capacity is reused from call to call) with views of `headers`.
+void ToNv(const std::vector<Header>& headers, std::vector<nghttp2_nv>* nv) {
+  nv->clear();
   for (const Header& h : headers) {
-    nv.push_back(nghttp2_nv{
+    nv->push_back(nghttp2_nv{
         reinterpret_cast<uint8_t*>(const_cast<char*>(h.name.data())),
         reinterpret_cast<uint8_t*>(const_cast<char*>(h.value.data())), h.name.size(),
         h.value.size(), UniquePerCall(h.name) ? NGHTTP2_NV_FLAG_NO_INDEX : NGHTTP2_NV_FLAG_NONE});
   }
-  return nv;
 }
 
 // gRPC's mapping of an HTTP/2 RST_STREAM code to a status code (doc/PROTOCOL-HTTP2.md).
@@ -260,6 +259,9 @@ std::string PercentDecode(absl::string_view s) {
   }
   return out;
 }
+
+// Header fields a gRPC call's header block rarely exceeds (request: ~10, response: ~5).
+constexpr size_t kHeadersReserved = 16;
 
 void SetNoDelay(int fd) {
   int one = 1;
@@ -435,6 +437,7 @@ class H2Front::Impl {
     bool default_route = false;
   };
   std::vector<EndedCall> ended_;
+  std::vector<nghttp2_nv> nv_;  // scratch of ToNv: the header views of one submit
   size_t ended_count_ = 0;
   absl::flat_hash_set<Conn*> conns_;
   std::vector<uint8_t> rbuf_ = std::vector<uint8_t>(kReadBuffer);
@@ -1244,6 +1247,8 @@ int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_vi
   auto* call =
       static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, frame->hd.stream_id));
   if (call == nullptr) return 0;
+  // One allocation per header block instead of the vector growing 1, 2, 4, 8, 16.
+  if (call->headers.capacity() == 0) call->headers.reserve(kHeadersReserved);
   call->headers.push_back(Header{std::string(name), std::string(value)});
   return 0;
 }
@@ -1259,8 +1264,8 @@ void H2Front::Impl::ReplyStatus(Call* call, int code, absl::string_view message)
                            {"grpc-status", std::to_string(code)},
                            {"grpc-message", PercentEncode(message)}};
   if (call->generated_id) h.push_back({"x-request-id", call->request_id});
-  std::vector<nghttp2_nv> nv = ToNv(h);
-  nghttp2_submit_response(c->session, call->client_sid, nv.data(), nv.size(), nullptr);
+  ToNv(h, &nv_);
+  nghttp2_submit_response(c->session, call->client_sid, nv_.data(), nv_.size(), nullptr);
   MarkDirty(c);
 }
 
@@ -1351,11 +1356,12 @@ bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
     b = ConnectionTo(PickReplica(call->route, replica));
   }
   if (b == nullptr) return false;
-  std::vector<nghttp2_nv> nv = ToNv(call->req_headers);
+  ToNv(call->req_headers, &nv_);
   nghttp2_data_provider prd;
   prd.source.ptr = call;
   prd.read_callback = CbReadRequest;
-  const int32_t sid = nghttp2_submit_request(b->session, nullptr, nv.data(), nv.size(), &prd, call);
+  const int32_t sid =
+      nghttp2_submit_request(b->session, nullptr, nv_.data(), nv_.size(), &prd, call);
   if (sid < 0) return false;
   ++call->attempts;
   call->replica = b->replica;
@@ -1488,17 +1494,18 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     call->req_headers.clear();
     call->resp_started = true;
     if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
-    std::vector<nghttp2_nv> nv = ToNv(headers);
+    ToNv(headers, &nv_);
     if (end_stream) {
       call->resp_eof = true;
       NoteStatus(call, headers);
-      nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(),
+      nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(),
                               nullptr);
     } else {
       nghttp2_data_provider prd;
       prd.source.ptr = call;
       prd.read_callback = CbReadResponse;
-      nghttp2_submit_response(call->client->session, call->client_sid, nv.data(), nv.size(), &prd);
+      nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(),
+                              &prd);
     }
     MarkDirty(call->client);
   } else {
@@ -1613,8 +1620,8 @@ ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uin
   if (call->resp.size() == 0) {
     if (call->resp_eof) {
       if (!call->trailers.empty()) {
-        std::vector<nghttp2_nv> nv = ToNv(call->trailers);
-        nghttp2_submit_trailer(call->client->session, call->client_sid, nv.data(), nv.size());
+        ToNv(call->trailers, &nv_);
+        nghttp2_submit_trailer(call->client->session, call->client_sid, nv_.data(), nv_.size());
         call->trailers.clear();
         *flags |= NGHTTP2_DATA_FLAG_EOF | NGHTTP2_DATA_FLAG_NO_END_STREAM;
       } else {
