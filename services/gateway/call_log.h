@@ -12,6 +12,12 @@
 //   CallLog::Call call = log.Begin(server_context->client_metadata());
 //   if (call.generated_id) ... forward call.request_id and return it in the initial metadata ...
 //   log.End(call, server_context->method(), status, server_context->peer(), "", 0);
+//
+// With a flush interval the lines are written by the log's own thread, at most that long after
+// they were logged: the thread that logs (the h2 front's one data-plane thread, the proxy's) never
+// waits for the file, so a slow or stalled disk cannot stall the calls. The log then holds up to
+// kMaxBufferedBytes of lines; beyond that, lines are dropped and counted (dropped_lines(), and a
+// note on stderr when the writer catches up), never blocking the caller.
 #ifndef MAAS_SERVICES_GATEWAY_CALL_LOG_H_
 #define MAAS_SERVICES_GATEWAY_CALL_LOG_H_
 
@@ -23,6 +29,7 @@
 #include <map>
 #include <ostream>
 #include <string>
+#include <thread>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
@@ -46,7 +53,18 @@ class CallLog {
   };
 
   // `server` names the server in every line; `out` (not owned, must outlive the log) gets them.
-  CallLog(std::string server, std::ostream* out);
+  // flush_interval > 0: written by the log's own thread (see above); 0: by the caller, at once.
+  CallLog(std::string server, std::ostream* out,
+          absl::Duration flush_interval = absl::ZeroDuration());
+  // Writes every line still buffered.
+  ~CallLog();
+  CallLog(const CallLog&) = delete;
+  CallLog& operator=(const CallLog&) = delete;
+
+  // Lines buffered beyond this wait for the writer; more are dropped.
+  static constexpr size_t kMaxBufferedBytes = 8 << 20;
+  // The writer writes at once when this much is buffered, without waiting for the interval.
+  static constexpr size_t kEagerFlushBytes = 64 << 10;
 
   // Starts logging a call with the client's metadata.
   Call Begin(const std::multimap<grpc::string_ref, grpc::string_ref>& client_metadata);
@@ -57,16 +75,28 @@ class CallLog {
   void End(const Call& call, absl::string_view method, const grpc::Status& status,
            absl::string_view peer, absl::string_view model, int64_t model_version);
 
-  // Writes finished lines (each ending in '\n', e.g. from server::FormatCallLogLine) and flushes:
-  // for a writer that batches the lines of several calls into one write (the h2 front).
+  // Writes finished lines (each ending in '\n', e.g. from server::FormatCallLogLine) and flushes
+  // (or hands them to the log's thread): for a writer that batches the lines of several calls into
+  // one write (the h2 front).
   void WriteLines(absl::string_view lines);
 
+  // Lines dropped because kMaxBufferedBytes were waiting for the writer.
+  uint64_t dropped_lines() const;
+
  private:
+  void WriterLoop();
+
   const std::string server_;
   std::ostream* const out_;
+  const absl::Duration flush_interval_;
   const std::string id_prefix_;  // unique per process start: start time and process id
   std::atomic<uint64_t> next_id_{1};
-  absl::Mutex mu_;  // serializes the writes to out_
+  mutable absl::Mutex mu_;  // serializes the writes to out_ (synchronous) / guards the buffer
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;  // only with a flush interval
 };
 
 // The maas-model-name and maas-model-version of a backend's trailing metadata (empty / 0 when
