@@ -118,6 +118,9 @@ class WithoutGrpcReflection : public grpc::ServerBuilderOption {
   }
 };
 
+// The header in which the h2 front names a call's client to the gateway's own gRPC server.
+constexpr char kClientPeerHeader[] = "maas-client-peer";
+
 int Fail(const absl::Status& status) {
   std::cerr << "maas-gateway: " << status << "\n";
   return 2;
@@ -218,11 +221,13 @@ int main(int argc, char** argv) {
   // No gRPC callback-API user in this process (see proxy.h): the proxy's queues serve every call.
   proxy_options.gateway = &gateway_service;
   proxy_options.health = &health;
-  gw::Proxy proxy(backends->get(), proxy_options);
-
   // The front terminates TLS towards clients itself but talks plaintext to the backends.
   const bool backend_tls = !absl::GetFlag(FLAGS_backend_tls_ca_file).empty();
   const bool h2_front = absl::GetFlag(FLAGS_h2_front) && !backend_tls;
+  // Behind the front, the gateway's own services log the client the front names, not the front.
+  if (h2_front) proxy_options.client_peer_header = kClientPeerHeader;
+  gw::Proxy proxy(backends->get(), proxy_options);
+
   if (absl::GetFlag(FLAGS_h2_front) && backend_tls) {
     std::cerr
         << "maas-gateway: NOTE: --backend_tls_ca_file is set and the HTTP/2 front (--h2_front, "
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
   front_options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert_file);
   front_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   front_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
+  front_options.client_peer_header = kClientPeerHeader;
   // The front's call log lines of one round of events go out in one write (only the front's thread
   // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
   std::string pending_lines;

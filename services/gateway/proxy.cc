@@ -254,7 +254,14 @@ class ProxyCall {
     incoming_finished_ = true;
     if (proxy_->options_.log != nullptr && kind_ != Kind::kHealthCheck &&
         kind_ != Kind::kHealthWatch) {
-      proxy_->options_.log->End(log_call_, server_ctx_.method(), status, server_ctx_.peer(), model,
+      std::string peer = server_ctx_.peer();
+      const std::string& peer_header = proxy_->options_.client_peer_header;
+      if (!peer_header.empty()) {
+        auto it = server_ctx_.client_metadata().find(peer_header);
+        if (it != server_ctx_.client_metadata().end())
+          peer.assign(it->second.data(), it->second.size());
+      }
+      proxy_->options_.log->End(log_call_, server_ctx_.method(), status, peer, model,
                                 model_version);
     }
     ++pending_;

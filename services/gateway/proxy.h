@@ -105,6 +105,10 @@ class Proxy final {
     // When set, maas.gateway.v1.Gateway is answered locally by it (not owned; must outlive the
     // proxy).
     const GatewayService* gateway = nullptr;
+    // When non-empty, a call's log line names the peer this request header carries, when present,
+    // instead of the connection's: set when the h2 front serves the public port and reaches this
+    // server on loopback (FrontOptions::client_peer_header, which it also strips from clients).
+    std::string client_peer_header;
   };
 
   // REQUIRES: `backends` outlives the proxy and the server it is registered with.

@@ -237,7 +237,8 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
         assert labels == ["sports"] * 5
         # The gateway's own services, behind the front on its internal port.
         wait_serving(channel)
-        backends = gateway_pb2_grpc.GatewayStub(channel).GetBackends(gw.GetBackendsRequest(), timeout=TIMEOUT)
+        backends = gateway_pb2_grpc.GatewayStub(channel).GetBackends(
+            gw.GetBackendsRequest(), timeout=TIMEOUT, metadata=[("maas-client-peer", "ipv4:6.6.6.6:1")])
         assert len(backends.backends) == 2
         # Proxied calls count in the gateway's Prometheus metrics (served on --host, not the internal port).
         import re
@@ -258,6 +259,10 @@ def test_gateway_h2_front_retries_past_a_dead_replica(tmp_path):
     assert [x["request_id"] for x in classify] == ids and all(x["code"] == "OK" for x in classify)
     assert len(set(ids)) == 20
     assert all(x["model"] == "words" for x in classify), classify[:2]
+    # The gateway's own services, behind the front, log the client (the same connection as the proxied calls),
+    # not the front's loopback connection, and not what a client claims in the front's peer header.
+    get_backends = [x for x in lines if x["method"].endswith("/GetBackends")]
+    assert len(get_backends) == 1 and get_backends[0]["peer"] == classify[0]["peer"], (get_backends, classify[0])
 
 
 def test_gateway_h2_front_one_response_for_a_unary_method(tmp_path):

@@ -148,6 +148,11 @@ struct FrontOptions {
   // Give calls without an x-request-id one (needs on_call_end to be of use).
   bool generate_request_ids = true;
   std::string request_id_prefix = "h2";
+  // When non-empty, calls of the default route carry the client's address ("ipv4:<ip>:<port>", as
+  // in FrontCallRecord::peer) in a request header of this name, so the server behind it can log
+  // the client rather than the front's loopback connection; a client's own header of that name is
+  // dropped on every route, so no client can claim another address.
+  std::string client_peer_header;
   // Called on the front's thread after each round of events (e.g. to write the call log lines
   // on_call_end collected in one write). May be null.
   std::function<void()> on_round_end;

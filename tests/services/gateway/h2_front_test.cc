@@ -3,8 +3,12 @@
 // in between. Every wait has a generous cap; nothing asserts timing.
 #include "services/gateway/h2/h2_front.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
+#include <sys/socket.h>
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
@@ -137,6 +141,40 @@ TEST_CASE("h2 front: a unary call crosses with its headers, message and trailers
   CHECK(rig.records()[0].method == "/a.B/Unary");
   CHECK(rig.records()[0].code == 0);
   CHECK(rig.front()->active_calls() == 0);
+}
+
+// The gateway's own services sit behind the front on a loopback port: calls of the default route
+// carry the client's address in FrontOptions::client_peer_header so that their log lines name the
+// client, and a client cannot put its own value there (dropped on every route).
+TEST_CASE("h2 front: default-route calls carry the client's address, which clients cannot set") {
+  Rig rig([](FrontOptions& o) {
+    o.client_peer_header = "maas-client-peer";
+    o.default_target = o.routes[0].target;  // the same fake backend serves the default route
+  });
+  sockaddr_in local{};
+  socklen_t len = sizeof(local);
+  REQUIRE(getsockname(rig.client().fd(), reinterpret_cast<sockaddr*>(&local), &len) == 0);
+  const std::string client_address = "ipv4:127.0.0.1:" + std::to_string(ntohs(local.sin_port));
+  size_t requests = 0;
+  for (const std::string path : {"/a.B/Unary", "/other.Service/Method"}) {
+    const int32_t sid = rig.client().Submit(
+        With(RequestHeaders(path), "maas-client-peer", "ipv4:6.6.6.6:1"), GrpcMessage("q"),
+        /*end=*/true);
+    auto [backend, bsid] = rig.Request(requests++);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    const Headers& seen = backend->stream(bsid).headers;
+    CHECK(Find(seen, ":path") == path);
+    // A backend route gets no such header (the client's is dropped); the default route gets the
+    // front's, once.
+    const bool default_route = path != "/a.B/Unary";
+    CHECK(Find(seen, "maas-client-peer") == (default_route ? client_address : ""));
+    CHECK(std::count_if(seen.begin(), seen.end(), [](const auto& h) {
+            return h.first == "maas-client-peer";
+          }) == (default_route ? 1 : 0));
+    backend->Respond(bsid, ResponseHeaders());
+    backend->Write(bsid, GrpcMessage("a"), /*end=*/true, OkTrailers());
+    REQUIRE(rig.Finish(sid));
+  }
 }
 
 // Regression: the call log and metrics callback ran inside nghttp2's serialization of the trailers,
