@@ -334,7 +334,8 @@ int main(int argc, char** argv) {
   front_options.stream_window_bytes = stream_window;
   front_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
-  front_options.reconnect_backoff_ms = std::max(1, absl::GetFlag(FLAGS_reconnect_backoff_max_ms));
+  // >= 1 here: Backends::Create refused a smaller --reconnect_backoff_max_ms above.
+  front_options.reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
   front_options.max_connection_age_ms = max_connection_age_ms;
   front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
   front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;
