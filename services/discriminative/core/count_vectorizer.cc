@@ -19,7 +19,7 @@
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
-#include "services/discriminative/core/ascii_simd.h"
+#include "services/discriminative/core/count_simd.h"
 
 namespace maas::discriminative {
 namespace {
@@ -260,12 +260,12 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#define MAAS_ASCII_AVX512 \
+#define MAAS_COUNT_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
 
 // The high 64 bits of the 128-bit products of each lane of x with the constant k (four 32 x 32-bit
 // products per lane).
-MAAS_ASCII_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
+MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
   const __m512i k_lo = _mm512_set1_epi64(static_cast<int64_t>(k & 0xFFFFFFFFu));
   const __m512i k_hi = _mm512_set1_epi64(static_cast<int64_t>(k >> 32));
   const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
@@ -287,7 +287,7 @@ MAAS_ASCII_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
 // their filter words gathered, and the keys and home slots of the candidates compressed into the
 // group. Tokens longer than 15 bytes or within 16 bytes of the text's end (whose key words would be
 // read past it) take the scalar steps.
-MAAS_ASCII_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
+MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
                                                 bool lower, const TermTable& index,
                                                 AnalyzerScratch* scratch) {
   uint64_t lo[kGroupRoom], hi[kGroupRoom];
@@ -379,10 +379,10 @@ MAAS_ASCII_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
 
 }  // namespace
 
-void CountAsciiUnigramsWith(AsciiSimdPath path, std::string_view text, const AsciiRuns& runs,
+void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs,
                             bool lower, const TermTable& index, AnalyzerScratch* scratch) {
 #if defined(__x86_64__)
-  if (path == AsciiSimdPath::kAvx512) {
+  if (path == CountSimdPath::kAvx512) {
     CountAsciiUnigramsAvx512(text, runs, lower, index, scratch);
     return;
   }
@@ -399,8 +399,10 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
   OrderedRowInto(num_features, binary, scratch, row->indices.data(), row->values.data());
 }
 
-size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
-                      uint32_t* out_index, double* out_value) {
+namespace {
+
+size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                              uint32_t* out_index, double* out_value) {
   std::vector<uint32_t>& ids = scratch->ids;
   double* dense = scratch->dense.data();
   const size_t n = ids.size();
@@ -461,6 +463,69 @@ size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch
   }
   ids.clear();
   return n;
+}
+
+#if defined(__x86_64__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+// The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
+constexpr size_t kRankMaxIds = 128;
+
+// OrderedRowIntoBaseline on the AVX-512 path for rows of up to kRankMaxIds ids: the ids are
+// distinct, so each one's place in ascending order is the number of ids below it, counted by
+// compares against the row held in up to 8 vectors; no sort, no bitmap, no data-dependent branch.
+MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
+                                              AnalyzerScratch* scratch, uint32_t* out_index,
+                                              double* out_value) {
+  std::vector<uint32_t>& ids = scratch->ids;
+  const size_t n = ids.size();
+  if (n > kRankMaxIds) {
+    return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
+  }
+  const uint32_t* row = ids.data();
+  const size_t vectors = (n + 15) / 16;
+  __m512i v[kRankMaxIds / 16];
+  const __m512i above = _mm512_set1_epi32(-1);  // lanes past n: never below an id
+  for (size_t j = 0; j < vectors; ++j) {
+    const size_t left = n - 16 * j;
+    const __mmask16 lanes = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+    v[j] = _mm512_mask_loadu_epi32(above, lanes, row + 16 * j);
+  }
+  double* dense = scratch->dense.data();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = row[i];
+    const __m512i b = _mm512_set1_epi32(static_cast<int>(id));
+    size_t rank = 0;
+    for (size_t j = 0; j < vectors; ++j) {
+      rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(v[j], b)));
+    }
+    out_index[rank] = id;
+    out_value[rank] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  }
+  ids.clear();
+  return n;
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace
+
+size_t OrderedRowIntoWith(CountSimdPath path, size_t num_features, bool binary,
+                          AnalyzerScratch* scratch, uint32_t* out_index, double* out_value) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    return OrderedRowIntoAvx512(num_features, binary, scratch, out_index, out_value);
+  }
+#endif
+  return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
+}
+
+size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                      uint32_t* out_index, double* out_value) {
+  return OrderedRowIntoWith(BestCountSimdPath(), num_features, binary, scratch, out_index,
+                            out_value);
 }
 
 DecodeError DecodeErrorOf(const v1::TextOptions& text) {
@@ -1008,7 +1073,7 @@ bool CountVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* s
   const size_t num_features = vocabulary_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
-  CountAsciiUnigramsWith(BestAsciiSimdPath(), text, runs, options_.analyzer.lowercase, index_,
+  CountAsciiUnigramsWith(BestCountSimdPath(), text, runs, options_.analyzer.lowercase, index_,
                          scratch);
   OrderedRow(num_features, options_.binary, scratch, row);
   return true;

@@ -72,7 +72,7 @@ class TermTable {
 
   // HashOf's constants and the second key word's length tag, the filter's words and the masks of
   // MayContain and HomeOfHash: what a vectorized HashOf / MayContain / HomeOfHash of several keys
-  // at once (ascii_simd.h) needs. HashOf(k) == Fold(k.lo ^ (k.hi * kHiSpread), kGolden), Fold
+  // at once (count_simd.h) needs. HashOf(k) == Fold(k.lo ^ (k.hi * kHiSpread), kGolden), Fold
   // being the xor of the 128-bit product's halves.
   static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
   static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;

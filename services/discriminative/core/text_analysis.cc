@@ -15,7 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "services/discriminative/core/ascii_simd.h"
+#include "services/discriminative/core/count_simd.h"
 #include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
 #include "unicode/unistr.h"
@@ -415,13 +415,13 @@ bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, Asci
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#define MAAS_ASCII_AVX512 \
+#define MAAS_COUNT_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
 
 // Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
 // the popcount; also writes out[popcount .. 32) (at most 32 bits are set: callers pass run starts
 // or ends of one 64-byte word). One byte compress of the bit indices, two widening stores.
-MAAS_ASCII_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, __m512i iota,
+MAAS_COUNT_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, __m512i iota,
                                                    uint32_t* out) {
   // (The maskz forms with all lanes: GCC 12's plain forms trip -Wuninitialized.)
   const __m512i index = _mm512_maskz_compress_epi8(bits, iota);
@@ -435,7 +435,7 @@ MAAS_ASCII_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, 
 // AsciiWordRunsBaseline in one pass of 64 bytes per step: the word-byte mask of a step is a
 // 64-bit compare result (no mask array), its runs' starts and ends compressed straight into
 // positions. The last step (bytes past the end masked to 0, never read) also covers bit n.
-MAAS_ASCII_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
+MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
                                            AsciiRuns* runs) {
   const size_t n = text.size();
   std::vector<uint32_t>& bounds = scratch->bounds;
@@ -479,16 +479,16 @@ MAAS_ASCII_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
 
 }  // namespace
 
-bool AsciiWordRunsWith(AsciiSimdPath path, std::string_view text, AnalyzerScratch* scratch,
+bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,
                        AsciiRuns* runs) {
 #if defined(__x86_64__)
-  if (path == AsciiSimdPath::kAvx512) return AsciiWordRunsAvx512(text, scratch, runs);
+  if (path == CountSimdPath::kAvx512) return AsciiWordRunsAvx512(text, scratch, runs);
 #endif
   return AsciiWordRunsBaseline(text, scratch, runs);
 }
 
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
-  return AsciiWordRunsWith(BestAsciiSimdPath(), text, scratch, runs);
+  return AsciiWordRunsWith(BestCountSimdPath(), text, scratch, runs);
 }
 
 absl::Status ValidateUtf8(std::string_view text) {

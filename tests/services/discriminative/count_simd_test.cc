@@ -1,10 +1,11 @@
-// Every instruction-set path of the ASCII word tokenizer (AsciiWordRunsWith) and of the vocabulary
-// lookups on its runs (CountAsciiUnigramsWith), each path this CPU has forced in turn (so a path
-// the process's dispatch does not pick here is tested too), against plain references computed
-// here: the runs of [0-9A-Za-z_] bytes found byte by byte, and the counts of TermTable::Find of
-// each (lowercased) token of 2 bytes or more. The texts end at a page boundary followed by an
-// inaccessible page, so any read past a text's end faults.
-#include "services/discriminative/core/ascii_simd.h"
+// Every instruction-set path of the ASCII word tokenizer (AsciiWordRunsWith), of the vocabulary
+// lookups on its runs (CountAsciiUnigramsWith) and of a row's ordering (OrderedRowIntoWith), each
+// path this CPU has forced in turn (so a path the process's dispatch does not pick here is tested
+// too), against plain references computed here: the runs of [0-9A-Za-z_] bytes found byte by
+// byte, the counts of TermTable::Find of each (lowercased) token of 2 bytes or more, and the row
+// as a std::map. The texts end at a page boundary followed by an inaccessible page, so any read
+// past a text's end faults.
+#include "services/discriminative/core/count_simd.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -139,8 +140,8 @@ TEST_CASE("AsciiWordRunsWith: every path gives the reference runs, false on any 
   GuardedText guarded;
   AnalyzerScratch scratch;
   const std::vector<std::string> texts = RandomTexts(rng, 600);
-  for (const AsciiSimdPath path : SupportedAsciiSimdPaths()) {
-    INFO("path " << AsciiSimdPathName(path));
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << CountSimdPathName(path));
     for (const std::string& text : texts) {
       const std::string_view placed = guarded.Place(text);
       AsciiRuns runs;
@@ -173,8 +174,8 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
       }
     }
     for (const bool lower : {true, false}) {
-      for (const AsciiSimdPath path : SupportedAsciiSimdPaths()) {
-        INFO("path " << AsciiSimdPathName(path) << ", lower " << lower << ", terms "
+      for (const CountSimdPath path : SupportedCountSimdPaths()) {
+        INFO("path " << CountSimdPathName(path) << ", lower " << lower << ", terms "
                      << table.size());
         AnalyzerScratch scratch;
         scratch.dense.assign(table.size() + 1, 0.0);
@@ -189,7 +190,7 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
             if (id != TermTable::kNotFound) expected[id] += 1.0;
           }
           AsciiRuns runs;
-          REQUIRE(AsciiWordRunsWith(AsciiSimdPath::kBaseline, placed, &scratch, &runs));
+          REQUIRE(AsciiWordRunsWith(CountSimdPath::kBaseline, placed, &scratch, &runs));
           scratch.ids.clear();
           CountAsciiUnigramsWith(path, placed, runs, lower, table, &scratch);
           std::map<uint32_t, double> got;
@@ -210,11 +211,48 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
   }
 }
 
-TEST_CASE("SupportedAsciiSimdPaths starts with the baseline and includes the process's path") {
-  const std::vector<AsciiSimdPath> paths = SupportedAsciiSimdPaths();
+TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order and clears it") {
+  std::mt19937_64 rng(13);
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    AnalyzerScratch scratch;
+    for (int trial = 0; trial < 3000; ++trial) {
+      // Rows of every length up to past the rank path's 128 ids, over small and large
+      // vocabularies (dense and spread rows), ids in random order, counts 1..5.
+      const size_t num_features = trial % 3 == 0 ? 300 : trial % 3 == 1 ? 20000 : 2000000;
+      const size_t n = std::min<size_t>(num_features, trial % 200 == 0 ? 1000 : rng() % 200);
+      const bool binary = trial % 7 == 0;
+      if (scratch.dense.size() < num_features) scratch.dense.resize(num_features, 0.0);
+      std::map<uint32_t, double> expected;
+      scratch.ids.clear();
+      while (expected.size() < n) {
+        const auto id = static_cast<uint32_t>(rng() % num_features);
+        if (expected.count(id) != 0) continue;
+        const double count = static_cast<double>(1 + rng() % 5);
+        expected[id] = binary ? 1.0 : count;
+        scratch.ids.push_back(id);
+        scratch.dense[id] = count;
+      }
+      std::vector<uint32_t> index(n + 1, 7);
+      std::vector<double> value(n + 1, -1.0);
+      INFO("path " << CountSimdPathName(path) << ", n " << n << ", features " << num_features);
+      REQUIRE(OrderedRowIntoWith(path, num_features, binary, &scratch, index.data(),
+                                 value.data()) == n);
+      std::vector<std::pair<uint32_t, double>> got;
+      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
+      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
+      CHECK(index[n] == 7);  // nothing written past the row
+      CHECK(value[n] == -1.0);
+      CHECK(scratch.ids.empty());
+      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+    }
+  }
+}
+
+TEST_CASE("SupportedCountSimdPaths starts with the baseline and includes the process's path") {
+  const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
   REQUIRE(!paths.empty());
-  CHECK(paths.front() == AsciiSimdPath::kBaseline);
-  CHECK(std::find(paths.begin(), paths.end(), BestAsciiSimdPath()) != paths.end());
+  CHECK(paths.front() == CountSimdPath::kBaseline);
+  CHECK(std::find(paths.begin(), paths.end(), BestCountSimdPath()) != paths.end());
 }
 
 }  // namespace
