@@ -1,10 +1,11 @@
 // The instruction-set paths of the count vectorizer's hot steps: the word tokenizer's ASCII fast
 // path (AsciiWordRuns), the vocabulary lookups on its runs (CountAsciiUnigrams) and the ordering
-// of a row's features (OrderedRowInto). The x86-64 baseline (SSE2, what every CPU runs) and
-// AVX-512 (F, BW, DQ, VL, VBMI2: 64 bytes per step with token positions by byte compress; keys and
-// hashes of 8 tokens at once; a row's order by rank counting). Every path gives the same runs, the
-// same counts and the same rows; the path is only a speed decision, made once per process
-// (BestCountSimdPath); tests run every path the CPU has.
+// of a row's features (OrderedRowInto). The x86-64 baseline (SSE2, what every CPU runs); AVX2
+// (64 bytes per tokenizer step without a mask array, a row's order by rank counting for rows of up
+// to 64 ids; the lookups as the baseline); AVX-512 (64 bytes per step with token positions by byte
+// compress; keys and hashes of 8 tokens at once; rank counting for rows of up to 128 ids). Every
+// path gives the same runs, the same counts and the same rows; the path is only a speed decision,
+// made once per process (BestCountSimdPath); tests run every path the CPU has.
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
 
@@ -18,17 +19,18 @@ namespace maas::discriminative {
 
 enum class CountSimdPath {
   kBaseline,  // SSE2
-  kAvx512,    // AVX-512 F/BW/DQ/VL/VBMI2
+  kAvx2,      // AVX2, BMI1, POPCNT: the tokenizer and the row order (lookups as the baseline)
+  kAvx512,    // AVX-512 F/BW/DQ/VL/VBMI2, BMI2, POPCNT
 };
 
 // Whether this CPU (and OS) can run `path`.
 bool CountSimdPathSupported(CountSimdPath path);
-// The path the process uses: AVX-512 when supported and random::BestSimdLevel() (CPUID, capped by
-// MAAS_SIMD) is avx512, else the baseline. Decided once.
+// The path the process uses: the best supported one up to random::BestSimdLevel() (CPUID, capped
+// by MAAS_SIMD=baseline|avx2|avx512). Decided once.
 CountSimdPath BestCountSimdPath();
 // Every supported path, baseline first.
 std::vector<CountSimdPath> SupportedCountSimdPaths();
-// "baseline" or "avx512".
+// "baseline", "avx2" or "avx512".
 const char* CountSimdPathName(CountSimdPath path);
 
 // AsciiWordRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).

@@ -410,6 +410,81 @@ bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, Asci
 }
 
 #if defined(__x86_64__)
+// FlattenBits with the POPCNT and TZCNT instructions (AVX2 path: every AVX2 CPU has them).
+__attribute__((target("avx2,bmi,popcnt"))) inline size_t FlattenBitsAvx2(uint64_t bits,
+                                                                         uint32_t base,
+                                                                         uint32_t* out) {
+  const auto count = static_cast<size_t>(_mm_popcnt_u64(bits));
+  size_t i = 0;
+  do {
+    for (size_t k = 0; k < 8; ++k) {
+      out[i + k] = base + static_cast<uint32_t>(_tzcnt_u64(bits));  // 64 once bits is 0
+      bits = _blsr_u64(bits);
+    }
+    i += 8;
+  } while (i < count);
+  return count;
+}
+
+// The word bytes of the 32 bytes at p as 32 bits, or-ing the bytes into *high.
+__attribute__((target("avx2,bmi,popcnt"))) inline uint64_t WordBitsAvx2(const char* p,
+                                                                        __m256i* high) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  *high = _mm256_or_si256(*high, v);
+  // Signed compares: bytes >= 0x80 are negative, never \w here (the text is then refused).
+  const __m256i folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));  // A-Z -> a-z
+  const __m256i digit = _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8('0' - 1)),
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('9' + 1), v));
+  const __m256i alpha = _mm256_and_si256(_mm256_cmpgt_epi8(folded, _mm256_set1_epi8('a' - 1)),
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('z' + 1), folded));
+  const __m256i word =
+      _mm256_or_si256(_mm256_or_si256(digit, alpha), _mm256_cmpeq_epi8(v, _mm256_set1_epi8('_')));
+  return static_cast<uint32_t>(_mm256_movemask_epi8(word));
+}
+
+// AsciiWordRunsBaseline on the AVX2 path: the word-byte mask of 64 bytes per step from two 32-byte
+// compares, flattened straight into positions (no mask array); the last partial step byte by
+// byte into the same word.
+__attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
+                                                                  AnalyzerScratch* scratch,
+                                                                  AsciiRuns* runs) {
+  const size_t n = text.size();
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  const size_t room = n / 2 + 2 + kRunsSlack;
+  if (bounds.size() < 2 * room) bounds.resize(2 * room);
+  uint32_t* starts = bounds.data();
+  uint32_t* ends = starts + room;
+  size_t num_starts = 0, num_ends = 0;
+  __m256i high = _mm256_setzero_si256();
+  uint64_t carry = 0;
+  const char* data = text.data();
+  for (size_t i = 0; i <= n; i += 64) {
+    uint64_t word = 0;
+    if (i + 64 <= n) {
+      word = WordBitsAvx2(data + i, &high) | WordBitsAvx2(data + i + 32, &high) << 32;
+    } else {
+      size_t j = i;
+      if (j + 32 <= n) {
+        word = WordBitsAvx2(data + j, &high);
+        j += 32;
+      }
+      for (; j < n; ++j) {
+        const auto c = static_cast<unsigned char>(data[j]);
+        if (c >= 0x80) return false;
+        if (kAsciiWord[c]) word |= uint64_t{1} << (j - i);
+      }
+    }
+    const uint64_t previous = word << 1 | carry;
+    carry = word >> 63;
+    const auto base = static_cast<uint32_t>(i);
+    num_starts += FlattenBitsAvx2(word & ~previous, base, starts + num_starts);
+    num_ends += FlattenBitsAvx2(~word & previous, base, ends + num_ends);
+  }
+  if (_mm256_movemask_epi8(high) != 0) return false;
+  *runs = AsciiRuns{starts, ends, num_starts};
+  return true;
+}
+
 // GCC 12's AVX-512 intrinsics start from _mm512_undefined_epi32(), which its -Wuninitialized
 // flags inside target-attribute functions (GCC bug 105593): a false positive.
 #pragma GCC diagnostic push
@@ -483,6 +558,7 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
                        AsciiRuns* runs) {
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) return AsciiWordRunsAvx512(text, scratch, runs);
+  if (path == CountSimdPath::kAvx2) return AsciiWordRunsAvx2(text, scratch, runs);
 #endif
   return AsciiWordRunsBaseline(text, scratch, runs);
 }
