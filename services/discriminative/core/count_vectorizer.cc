@@ -390,8 +390,6 @@ void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const Asc
   CountAsciiUnigramsBaseline(text, runs, lower, index, scratch);
 }
 
-namespace {}  // namespace
-
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
   const size_t n = scratch->ids.size();
   row->indices.resize(n);

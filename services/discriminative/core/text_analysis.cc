@@ -390,7 +390,7 @@ bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, Asci
   const size_t n = text.size();
   const size_t words = masks.size();
   std::vector<uint32_t>& bounds = scratch->bounds;
-  // At most n / 2 + 1 runs, plus FlattenBits's room.
+  // At most n / 2 + 1 runs, plus kRunsSlack.
   const size_t room = n / 2 + 2 + kRunsSlack;
   if (bounds.size() < 2 * room) bounds.resize(2 * room);
   uint32_t* starts = bounds.data();
