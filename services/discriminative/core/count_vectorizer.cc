@@ -259,7 +259,9 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
 // flags inside target-attribute functions (GCC bug 105593): a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define MAAS_COUNT_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
 
@@ -509,7 +511,9 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
 #if defined(__x86_64__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 // The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
 constexpr size_t kRankMaxIds = 128;
 

@@ -489,7 +489,9 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
 // flags inside target-attribute functions (GCC bug 105593): a false positive.
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #define MAAS_COUNT_AVX512 \
   __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
 
