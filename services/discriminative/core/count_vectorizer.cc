@@ -9,12 +9,17 @@
 #include <utility>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
+#include "services/discriminative/core/count_simd.h"
 
 namespace maas::discriminative {
 namespace {
@@ -153,24 +158,68 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
   ids->resize(n);
 }
 
-// Counts the terms of ASCII `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or
-// more, from AsciiWordRuns) through `index` into scratch->ids / scratch->dense like CountFeatures.
-// The keys are built from the raw text (lowercased in registers when `lower`): no preprocessed
-// copy, no token views, no branch on a token's length (a run within 16 bytes of the text's end is
-// read from a zero-padded copy; one longer than 15 bytes, rare, is looked up on its own). Only the
-// terms the table's filter lets through are probed.
-void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower,
-                        const TermTable& index, AnalyzerScratch* scratch) {
-  constexpr size_t kGroup = 64;
+// The capacity of a group of lookups (CountAsciiUnigrams): a group takes up to kGroup candidate
+// terms, and one AVX-512 step may add 8 more to a group not yet full, plus a full 8-lane store.
+constexpr size_t kGroup = 64;
+constexpr size_t kGroupRoom = kGroup + 16;
+
+// A token longer than TermTable::kMaxPaddedKey bytes (rare): looked up on its own and counted.
+inline void CountLongToken(const char* p, size_t length, bool lower, const TermTable& index,
+                           AnalyzerScratch* scratch) {
+  std::string& term = scratch->gram;
+  term.assign(p, length);
+  if (lower) {
+    for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+  const uint32_t id = index.Find(term);
+  if (id != TermTable::kNotFound) CountFeature(id, &scratch->ids, scratch->dense.data());
+}
+
+// The key of the token of `length` <= kMaxPaddedKey bytes at base + start, read from a zero-padded
+// copy in `tail` when it lies within 16 bytes of the text's end.
+inline TermTable::Key ShortTokenKey(const char* base, size_t size, uint32_t start, size_t length,
+                                    bool lower, char (&tail)[32]) {
+  const char* p = base + start;
+  if (start + 16 > size) {
+    std::memset(tail, 0, sizeof(tail));
+    std::memcpy(tail, p, length);
+    p = tail;
+  }
+  return TermTable::PaddedKeyOf(p, length, lower);
+}
+
+// The second half of a group: probes the slots of its m candidates (keys lo[i], hi[i], home slots
+// homes[i], already requested from memory) and counts the found features.
+inline void ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t* homes, size_t m,
+                          const TermTable& index, AnalyzerScratch* scratch) {
+  uint32_t found[kGroupRoom];
+  double* dense = scratch->dense.data();
+  const char* feature_rows = scratch->feature_rows;
+  const size_t stride = scratch->feature_row_stride;
+  for (size_t i = 0; i < m; ++i) {
+    // Short keys: no bytes to compare.
+    found[i] = index.FindFrom(TermTable::Key{lo[i], hi[i]}, homes[i], std::string_view());
+    if (found[i] != TermTable::kNotFound) {
+      __builtin_prefetch(dense + found[i]);
+      if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
+    }
+  }
+  CountFeatures(found, m, &scratch->ids, dense);
+}
+
+// CountAsciiUnigramsWith on the baseline path. The keys are built from the raw text (lowercased
+// in registers when `lower`): no preprocessed copy, no token views, no branch on a token's length
+// (a run within 16 bytes of the text's end is read from a zero-padded copy; one longer than 15
+// bytes, rare, is looked up on its own). Only the terms the table's filter lets through are probed.
+void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bool lower,
+                                const TermTable& index, AnalyzerScratch* scratch) {
   TermTable::Key keys[kGroup];
   uint64_t hashes[kGroup];
+  uint64_t lo[kGroup], hi[kGroup];
   size_t homes[kGroup];
-  uint32_t found[kGroup];
   char tail[32];
   const char* base = text.data();
   const size_t size = text.size();
-  std::vector<uint32_t>& ids = scratch->ids;
-  double* dense = scratch->dense.data();
   size_t k = 0;
   while (k < runs.count) {
     // The slots of a group are requested from memory together (each lookup in a large vocabulary
@@ -179,23 +228,11 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
     for (; m < kGroup && k < runs.count; ++k) {
       const uint32_t start = runs.starts[k];
       const size_t length = runs.ends[k] - start;
-      const char* p = base + start;
       if (length > TermTable::kMaxPaddedKey) {
-        std::string& term = scratch->gram;
-        term.assign(p, length);
-        if (lower) {
-          for (char& c : term) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-        }
-        const uint32_t id = index.Find(term);
-        if (id != TermTable::kNotFound) CountFeature(id, &ids, dense);
+        CountLongToken(base + start, length, lower, index, scratch);
         continue;
       }
-      if (start + 16 > size) {
-        std::memset(tail, 0, sizeof(tail));
-        std::memcpy(tail, p, length);
-        p = tail;
-      }
-      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
+      keys[m] = ShortTokenKey(base, size, start, length, lower, tail);
       hashes[m] = TermTable::HashOf(keys[m]);
       m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
     }
@@ -207,26 +244,153 @@ void CountAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower
     for (size_t i = 0; i < m; ++i) candidate[i] = index.MayContain(hashes[i]);
     size_t kept = 0;
     for (size_t i = 0; i < m; ++i) {
-      keys[kept] = keys[i];
+      lo[kept] = keys[i].lo;
+      hi[kept] = keys[i].hi;
       homes[kept] = index.HomeOfHash(hashes[i]);
       index.Prefetch(candidate[i] ? homes[kept] : 0);
       kept += candidate[i] ? 1 : 0;
     }
-    m = kept;
-    const char* feature_rows = scratch->feature_rows;
-    const size_t stride = scratch->feature_row_stride;
-    for (size_t i = 0; i < m; ++i) {
-      found[i] = index.FindFrom(keys[i], homes[i], std::string_view());  // short keys: no bytes
-      if (found[i] != TermTable::kNotFound) {
-        __builtin_prefetch(dense + found[i]);
-        if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
-      }
-    }
-    CountFeatures(found, m, &ids, dense);
+    ProbeAndCount(lo, hi, homes, kept, index, scratch);
   }
 }
 
+#if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_epi32(), which its -Wuninitialized
+// flags inside target-attribute functions (GCC bug 105593): a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define MAAS_COUNT_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+
+// The high 64 bits of the 128-bit products of each lane of x with the constant k (four 32 x 32-bit
+// products per lane).
+MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
+  const __m512i k_lo = _mm512_set1_epi64(static_cast<int64_t>(k & 0xFFFFFFFFu));
+  const __m512i k_hi = _mm512_set1_epi64(static_cast<int64_t>(k >> 32));
+  const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
+  const __m512i x_hi = _mm512_srli_epi64(x, 32);
+  const __m512i ll = _mm512_mul_epu32(x, k_lo);
+  const __m512i lh = _mm512_mul_epu32(x, k_hi);
+  const __m512i hl = _mm512_mul_epu32(x_hi, k_lo);
+  const __m512i hh = _mm512_mul_epu32(x_hi, k_hi);
+  const __m512i mid =
+      _mm512_add_epi64(_mm512_add_epi64(_mm512_srli_epi64(ll, 32), _mm512_and_si512(lh, low32)),
+                       _mm512_and_si512(hl, low32));
+  return _mm512_add_epi64(_mm512_add_epi64(hh, _mm512_srli_epi64(lh, 32)),
+                          _mm512_add_epi64(_mm512_srli_epi64(hl, 32), _mm512_srli_epi64(mid, 32)));
+}
+
+// CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their
+// bounds loaded as vectors, their two key words gathered from the text, masked to the length,
+// lowercased, tagged and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers,
+// their filter words gathered, and the keys and home slots of the candidates compressed into the
+// group. Tokens longer than 15 bytes or within 16 bytes of the text's end (whose key words would be
+// read past it) take the scalar steps.
+MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
+                                                bool lower, const TermTable& index,
+                                                AnalyzerScratch* scratch) {
+  uint64_t lo[kGroupRoom], hi[kGroupRoom];
+  size_t homes[kGroupRoom];
+  char tail[32];
+  const char* base = text.data();
+  const size_t size = text.size();
+  const __m512i ones = _mm512_set1_epi64(-1);
+  const __m512i two = _mm512_set1_epi64(2), eight = _mm512_set1_epi64(8);
+  const __m512i sixteen = _mm512_set1_epi64(16), one = _mm512_set1_epi64(1);
+  const __m512i max_short = _mm512_set1_epi64(TermTable::kMaxPaddedKey);
+  const __m512i text_size = _mm512_set1_epi64(static_cast<int64_t>(size));
+  const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
+  const __m512i case_bit = _mm512_set1_epi8(0x20);
+  const __m512i spread = _mm512_set1_epi64(static_cast<int64_t>(TermTable::kHiSpread));
+  const __m512i golden = _mm512_set1_epi64(static_cast<int64_t>(TermTable::kGolden));
+  const __m512i slot_mask = _mm512_set1_epi64(static_cast<int64_t>(index.slot_mask()));
+  const __m512i filter_mask = _mm512_set1_epi64(static_cast<int64_t>(index.filter_mask()));
+  const __m512i bit_in_word = _mm512_set1_epi64(63);
+  const uint64_t* filter = index.filter_words();
+  size_t k = 0;
+  while (k < runs.count) {
+    size_t m = 0;
+    for (; m < kGroup && k < runs.count; k += 8) {
+      const size_t left = runs.count - k;
+      const __mmask8 valid = left >= 8 ? 0xFF : static_cast<__mmask8>((1u << left) - 1);
+      const __m512i start = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.starts + k));
+      const __m512i end = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.ends + k));
+      const __m512i length = _mm512_sub_epi64(end, start);
+      const __mmask8 token = _mm512_mask_cmpge_epu64_mask(valid, length, two);
+      const __mmask8 good = _mm512_mask_cmple_epu64_mask(token, length, max_short) &
+                            _mm512_cmple_epu64_mask(_mm512_add_epi64(start, sixteen), text_size);
+      __m512i key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, start, base, 1);
+      __m512i key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
+                                                   _mm512_add_epi64(start, eight), base, 1);
+      // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second
+      // (a shift by 64 or more gives 0).
+      key_lo = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(length, 3)), key_lo);
+      const __m512i second = _mm512_sub_epi64(_mm512_max_epu64(length, eight), eight);
+      key_hi = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(second, 3)), key_hi);
+      if (lower) {
+        const __mmask64 upper_lo =
+            _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_lo, upper_a), letters);
+        const __mmask64 upper_hi =
+            _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_hi, upper_a), letters);
+        key_lo = _mm512_mask_blend_epi8(upper_lo, key_lo, _mm512_or_si512(key_lo, case_bit));
+        key_hi = _mm512_mask_blend_epi8(upper_hi, key_hi, _mm512_or_si512(key_hi, case_bit));
+      }
+      key_hi = _mm512_or_si512(key_hi, _mm512_slli_epi64(_mm512_add_epi64(length, one), 56));
+      const __m512i x = _mm512_xor_si512(key_lo, _mm512_mullo_epi64(key_hi, spread));
+      const __m512i hash =
+          _mm512_xor_si512(MulHi64Avx512(x, TermTable::kGolden), _mm512_mullo_epi64(x, golden));
+      const __m512i bit = _mm512_and_si512(_mm512_srli_epi64(hash, 32), filter_mask);
+      const __m512i words = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
+                                                        _mm512_srli_epi64(bit, 6), filter, 8);
+      const __mmask8 candidate = _mm512_mask_test_epi64_mask(
+          good, _mm512_srlv_epi64(words, _mm512_and_si512(bit, bit_in_word)), one);
+      const __m512i home = _mm512_and_si512(hash, slot_mask);
+      _mm512_storeu_si512(lo + m, _mm512_maskz_compress_epi64(candidate, key_lo));
+      _mm512_storeu_si512(hi + m, _mm512_maskz_compress_epi64(candidate, key_hi));
+      _mm512_storeu_si512(homes + m, _mm512_maskz_compress_epi64(candidate, home));
+      // Fixed 8 requests (lanes past the candidates ask for slot 0): no branch on the count.
+      for (size_t i = 0; i < 8; ++i) index.Prefetch(homes[m + i]);
+      m += static_cast<size_t>(_mm_popcnt_u32(candidate));
+      // The rare rest: tokens near the text's end or longer than 15 bytes.
+      for (unsigned rest = token & ~good; rest != 0; rest &= rest - 1) {
+        const size_t r = k + static_cast<size_t>(__builtin_ctz(rest));
+        const uint32_t at = runs.starts[r];
+        const size_t length_r = runs.ends[r] - at;
+        if (length_r > TermTable::kMaxPaddedKey) {
+          CountLongToken(base + at, length_r, lower, index, scratch);
+          continue;
+        }
+        const TermTable::Key key = ShortTokenKey(base, size, at, length_r, lower, tail);
+        const uint64_t h = TermTable::HashOf(key);
+        if (!index.MayContain(h)) continue;
+        lo[m] = key.lo;
+        hi[m] = key.hi;
+        homes[m] = index.HomeOfHash(h);
+        index.Prefetch(homes[m]);
+        ++m;
+      }
+    }
+    ProbeAndCount(lo, hi, homes, m, index, scratch);
+  }
+}
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace
+
+void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs,
+                            bool lower, const TermTable& index, AnalyzerScratch* scratch) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    CountAsciiUnigramsAvx512(text, runs, lower, index, scratch);
+    return;
+  }
+#endif
+  CountAsciiUnigramsBaseline(text, runs, lower, index, scratch);
+}
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
   const size_t n = scratch->ids.size();
@@ -235,8 +399,10 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
   OrderedRowInto(num_features, binary, scratch, row->indices.data(), row->values.data());
 }
 
-size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
-                      uint32_t* out_index, double* out_value) {
+namespace {
+
+size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                              uint32_t* out_index, double* out_value) {
   std::vector<uint32_t>& ids = scratch->ids;
   double* dense = scratch->dense.data();
   const size_t n = ids.size();
@@ -297,6 +463,117 @@ size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch
   }
   ids.clear();
   return n;
+}
+
+#if defined(__x86_64__)
+// The most ids OrderedRowIntoAvx2 ranks itself (8 vectors of 8); longer rows take the baseline.
+constexpr size_t kRankMaxIdsAvx2 = 64;
+
+// OrderedRowIntoAvx512's rank counting with 8 ids per vector (unsigned order through the
+// sign-flipped signed compare).
+__attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_features, bool binary,
+                                                                 AnalyzerScratch* scratch,
+                                                                 uint32_t* out_index,
+                                                                 double* out_value) {
+  std::vector<uint32_t>& ids = scratch->ids;
+  const size_t n = ids.size();
+  if (n > kRankMaxIdsAvx2) {
+    return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
+  }
+  const uint32_t* row = ids.data();
+  const size_t vectors = (n + 7) / 8;
+  uint32_t padded[kRankMaxIdsAvx2];
+  for (size_t i = 0; i < 8 * vectors; ++i) {  // lanes past n: never below an id
+    padded[i] = (i < n ? row[i] : std::numeric_limits<uint32_t>::max()) ^ 0x80000000u;
+  }
+  __m256i v[kRankMaxIdsAvx2 / 8];
+  for (size_t j = 0; j < vectors; ++j) {
+    v[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(padded + 8 * j));
+  }
+  double* dense = scratch->dense.data();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = row[i];
+    const __m256i b = _mm256_set1_epi32(static_cast<int>(id ^ 0x80000000u));
+    size_t rank = 0;
+    for (size_t j = 0; j < vectors; ++j) {
+      const int below = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, v[j])));
+      rank += static_cast<size_t>(_mm_popcnt_u32(static_cast<unsigned>(below)));
+    }
+    out_index[rank] = id;
+    out_value[rank] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  }
+  ids.clear();
+  return n;
+}
+#endif
+
+#if defined(__x86_64__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+// The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
+constexpr size_t kRankMaxIds = 128;
+
+// OrderedRowIntoBaseline on the AVX-512 path for rows of up to kRankMaxIds ids: the ids are
+// distinct, so each one's place in ascending order is the number of ids below it, counted by
+// compares against the row held in up to 8 vectors; no sort, no bitmap, no data-dependent branch.
+MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
+                                              AnalyzerScratch* scratch, uint32_t* out_index,
+                                              double* out_value) {
+  std::vector<uint32_t>& ids = scratch->ids;
+  const size_t n = ids.size();
+  if (n > kRankMaxIds) {
+    return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
+  }
+  const uint32_t* row = ids.data();
+  const size_t vectors = (n + 15) / 16;
+  __m512i v[kRankMaxIds / 16];
+  const __m512i above = _mm512_set1_epi32(-1);  // lanes past n: never below an id
+  for (size_t j = 0; j < vectors; ++j) {
+    const size_t left = n - 16 * j;
+    const __mmask16 lanes = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+    v[j] = _mm512_mask_loadu_epi32(above, lanes, row + 16 * j);
+  }
+  double* dense = scratch->dense.data();
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = row[i];
+    const __m512i b = _mm512_set1_epi32(static_cast<int>(id));
+    size_t rank = 0;
+    for (size_t j = 0; j < vectors; ++j) {
+      rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(v[j], b)));
+    }
+    out_index[rank] = id;
+    out_value[rank] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  }
+  ids.clear();
+  return n;
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace
+
+size_t OrderedRowIntoWith(CountSimdPath path, size_t num_features, bool binary,
+                          AnalyzerScratch* scratch, uint32_t* out_index, double* out_value) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    return OrderedRowIntoAvx512(num_features, binary, scratch, out_index, out_value);
+  }
+  if (path == CountSimdPath::kAvx2) {
+    return OrderedRowIntoAvx2(num_features, binary, scratch, out_index, out_value);
+  }
+#endif
+  return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
+}
+
+size_t OrderedRowInto(size_t num_features, bool binary, AnalyzerScratch* scratch,
+                      uint32_t* out_index, double* out_value) {
+  return OrderedRowIntoWith(BestCountSimdPath(), num_features, binary, scratch, out_index,
+                            out_value);
 }
 
 DecodeError DecodeErrorOf(const v1::TextOptions& text) {
@@ -844,7 +1121,8 @@ bool CountVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* s
   const size_t num_features = vocabulary_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
-  CountAsciiUnigrams(text, runs, options_.analyzer.lowercase, index_, scratch);
+  CountAsciiUnigramsWith(BestCountSimdPath(), text, runs, options_.analyzer.lowercase, index_,
+                         scratch);
   OrderedRow(num_features, options_.binary, scratch, row);
   return true;
 }

@@ -70,6 +70,18 @@ class TermTable {
     return x | ((ge_a & ~gt_z & kHighBits) >> 2);
   }
 
+  // HashOf's constants and the second key word's length tag, the filter's words and the masks of
+  // MayContain and HomeOfHash: what a vectorized HashOf / MayContain / HomeOfHash of several keys
+  // at once (count_simd.h) needs. HashOf(k) == Fold(k.lo ^ (k.hi * kHiSpread), kGolden), Fold
+  // being the xor of the 128-bit product's halves.
+  static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
+  static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
+  // The second key word's top byte for a term of n <= 15 bytes (never 0: no key is all zero).
+  static uint64_t LengthTag(size_t n) { return static_cast<uint64_t>(n + 1) << 56; }
+  const uint64_t* filter_words() const { return filter_.data(); }
+  size_t filter_mask() const { return filter_mask_; }
+  size_t slot_mask() const { return mask_; }
+
   // The id of `term`, or kNotFound.
   uint32_t Find(std::string_view term) const {
     const Key key = KeyOf(term);
@@ -166,10 +178,6 @@ class TermTable {
   // The second key word of a term longer than 15 bytes (shorter terms have a length byte of at
   // most 16 on top, or 0).
   static constexpr uint64_t kLongTag = uint64_t{0xFF} << 56;
-  static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
-  static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
-  // The second key word's top byte for a term of n <= 15 bytes (never 0: no key is all zero).
-  static uint64_t LengthTag(size_t n) { return static_cast<uint64_t>(n + 1) << 56; }
   // The low k <= 8 bytes of a word set (a table: no shift by 64, no branch).
   static uint64_t LowBytesMask(size_t k) {
     static constexpr uint64_t kMasks[9] = {0,

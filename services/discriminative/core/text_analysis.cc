@@ -9,12 +9,13 @@
 #include <string_view>
 #include <vector>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "services/discriminative/core/count_simd.h"
 #include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
 #include "unicode/unistr.h"
@@ -257,6 +258,9 @@ inline size_t PopCount64(uint64_t x) {
 
 // How far past its count FlattenBits may write.
 constexpr size_t kFlattenSlack = 8;
+// The room AsciiWordRuns leaves past the runs in each of its position arrays: FlattenBits's, and
+// CompressBitsAvx512's 32, on every path, so that readers may load 8 entries past the count.
+constexpr size_t kRunsSlack = 32;
 
 // Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
 // the popcount; may also write out[popcount .. popcount + kFlattenSlack) (callers leave that
@@ -375,7 +379,9 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 
 }  // namespace
 
-bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
+namespace {
+
+bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
   // A token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first bits
   // (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across words, are
   // written out as positions: the k-th start and the k-th end bound the k-th run.
@@ -384,8 +390,8 @@ bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* r
   const size_t n = text.size();
   const size_t words = masks.size();
   std::vector<uint32_t>& bounds = scratch->bounds;
-  // At most n / 2 + 1 runs, plus FlattenBits's room.
-  const size_t room = n / 2 + 2 + kFlattenSlack;
+  // At most n / 2 + 1 runs, plus kRunsSlack.
+  const size_t room = n / 2 + 2 + kRunsSlack;
   if (bounds.size() < 2 * room) bounds.resize(2 * room);
   uint32_t* starts = bounds.data();
   uint32_t* ends = starts + room;
@@ -401,6 +407,166 @@ bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* r
   }
   *runs = AsciiRuns{starts, ends, num_starts};
   return true;
+}
+
+#if defined(__x86_64__)
+// FlattenBits with the POPCNT and TZCNT instructions (AVX2 path: every AVX2 CPU has them).
+__attribute__((target("avx2,bmi,popcnt"))) inline size_t FlattenBitsAvx2(uint64_t bits,
+                                                                         uint32_t base,
+                                                                         uint32_t* out) {
+  const auto count = static_cast<size_t>(_mm_popcnt_u64(bits));
+  size_t i = 0;
+  do {
+    for (size_t k = 0; k < 8; ++k) {
+      out[i + k] = base + static_cast<uint32_t>(_tzcnt_u64(bits));  // 64 once bits is 0
+      bits = _blsr_u64(bits);
+    }
+    i += 8;
+  } while (i < count);
+  return count;
+}
+
+// The word bytes of the 32 bytes at p as 32 bits, or-ing the bytes into *high.
+__attribute__((target("avx2,bmi,popcnt"))) inline uint64_t WordBitsAvx2(const char* p,
+                                                                        __m256i* high) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  *high = _mm256_or_si256(*high, v);
+  // Signed compares: bytes >= 0x80 are negative, never \w here (the text is then refused).
+  const __m256i folded = _mm256_or_si256(v, _mm256_set1_epi8(0x20));  // A-Z -> a-z
+  const __m256i digit = _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8('0' - 1)),
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('9' + 1), v));
+  const __m256i alpha = _mm256_and_si256(_mm256_cmpgt_epi8(folded, _mm256_set1_epi8('a' - 1)),
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('z' + 1), folded));
+  const __m256i word =
+      _mm256_or_si256(_mm256_or_si256(digit, alpha), _mm256_cmpeq_epi8(v, _mm256_set1_epi8('_')));
+  return static_cast<uint32_t>(_mm256_movemask_epi8(word));
+}
+
+// AsciiWordRunsBaseline on the AVX2 path: the word-byte mask of 64 bytes per step from two 32-byte
+// compares, flattened straight into positions (no mask array); the last partial step byte by
+// byte into the same word.
+__attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
+                                                                  AnalyzerScratch* scratch,
+                                                                  AsciiRuns* runs) {
+  const size_t n = text.size();
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  const size_t room = n / 2 + 2 + kRunsSlack;
+  if (bounds.size() < 2 * room) bounds.resize(2 * room);
+  uint32_t* starts = bounds.data();
+  uint32_t* ends = starts + room;
+  size_t num_starts = 0, num_ends = 0;
+  __m256i high = _mm256_setzero_si256();
+  uint64_t carry = 0;
+  const char* data = text.data();
+  for (size_t i = 0; i <= n; i += 64) {
+    uint64_t word = 0;
+    if (i + 64 <= n) {
+      word = WordBitsAvx2(data + i, &high) | WordBitsAvx2(data + i + 32, &high) << 32;
+    } else {
+      size_t j = i;
+      if (j + 32 <= n) {
+        word = WordBitsAvx2(data + j, &high);
+        j += 32;
+      }
+      for (; j < n; ++j) {
+        const auto c = static_cast<unsigned char>(data[j]);
+        if (c >= 0x80) return false;
+        if (kAsciiWord[c]) word |= uint64_t{1} << (j - i);
+      }
+    }
+    const uint64_t previous = word << 1 | carry;
+    carry = word >> 63;
+    const auto base = static_cast<uint32_t>(i);
+    num_starts += FlattenBitsAvx2(word & ~previous, base, starts + num_starts);
+    num_ends += FlattenBitsAvx2(~word & previous, base, ends + num_ends);
+  }
+  if (_mm256_movemask_epi8(high) != 0) return false;
+  *runs = AsciiRuns{starts, ends, num_starts};
+  return true;
+}
+
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_epi32(), which its -Wuninitialized
+// flags inside target-attribute functions (GCC bug 105593): a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#if !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+#define MAAS_COUNT_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+
+// Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
+// the popcount; also writes out[popcount .. 32) (at most 32 bits are set: callers pass run starts
+// or ends of one 64-byte word). One byte compress of the bit indices, two widening stores.
+MAAS_COUNT_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, __m512i iota,
+                                                   uint32_t* out) {
+  // (The maskz forms with all lanes: GCC 12's plain forms trip -Wuninitialized.)
+  const __m512i index = _mm512_maskz_compress_epi8(bits, iota);
+  const __m128i first = _mm512_castsi512_si128(index);
+  const __m128i second = _mm512_maskz_extracti32x4_epi32(0xF, index, 1);
+  _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, first), base));
+  _mm512_storeu_si512(out + 16, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, second), base));
+  return static_cast<size_t>(_mm_popcnt_u64(bits));
+}
+
+// AsciiWordRunsBaseline in one pass of 64 bytes per step: the word-byte mask of a step is a
+// 64-bit compare result (no mask array), its runs' starts and ends compressed straight into
+// positions. The last step (bytes past the end masked to 0, never read) also covers bit n.
+MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
+                                           AsciiRuns* runs) {
+  const size_t n = text.size();
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  const size_t room = n / 2 + 2 + kRunsSlack;
+  if (bounds.size() < 2 * room) bounds.resize(2 * room);
+  uint32_t* starts = bounds.data();
+  uint32_t* ends = starts + room;
+  size_t num_starts = 0, num_ends = 0;
+  const __m512i iota = _mm512_set_epi8(
+      63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41,
+      40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18,
+      17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
+  const __m512i a_char = _mm512_set1_epi8('a'), z_span = _mm512_set1_epi8(25);
+  const __m512i case_bit = _mm512_set1_epi8(0x20), underscore = _mm512_set1_epi8('_');
+  __m512i high = _mm512_setzero_si512();  // the OR of every byte
+  uint64_t carry = 0;
+  const char* data = text.data();
+  for (size_t i = 0; i <= n; i += 64) {
+    const size_t left = n - i;
+    const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
+    const __m512i v = _mm512_maskz_loadu_epi8(load, data + i);
+    high = _mm512_or_si512(high, v);
+    // Unsigned ranges: bytes >= 0x80 are never \w here (the text is then refused anyway).
+    const uint64_t word =
+        _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
+        _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), z_span) |
+        _mm512_cmpeq_epi8_mask(v, underscore);
+    const uint64_t previous = word << 1 | carry;
+    carry = word >> 63;
+    const __m512i base = _mm512_set1_epi32(static_cast<int>(i));
+    num_starts += CompressBitsAvx512(word & ~previous, base, iota, starts + num_starts);
+    num_ends += CompressBitsAvx512(~word & previous, base, iota, ends + num_ends);
+  }
+  if (_mm512_movepi8_mask(high) != 0) return false;
+  *runs = AsciiRuns{starts, ends, num_starts};
+  return true;
+}
+#pragma GCC diagnostic pop
+#endif
+
+}  // namespace
+
+bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,
+                       AsciiRuns* runs) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) return AsciiWordRunsAvx512(text, scratch, runs);
+  if (path == CountSimdPath::kAvx2) return AsciiWordRunsAvx2(text, scratch, runs);
+#endif
+  return AsciiWordRunsBaseline(text, scratch, runs);
+}
+
+bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  return AsciiWordRunsWith(BestCountSimdPath(), text, scratch, runs);
 }
 
 absl::Status ValidateUtf8(std::string_view text) {

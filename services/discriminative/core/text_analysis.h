@@ -145,8 +145,10 @@ struct AsciiRuns {
 };
 
 // The word-byte runs of `text` into *runs (positions stored in scratch->bounds, valid until the
-// scratch is used again), in one SSE2 pass that also checks that the text is ASCII: returns false,
-// with *runs untouched, iff some byte is >= 0x80. REQUIRES: text.size() < 2^32 - 1.
+// scratch is used again), in one SIMD pass (SSE2, AVX2 or AVX-512: BestCountSimdPath in
+// count_simd.h) that also checks that the text is ASCII: returns false, with *runs untouched, iff
+// some byte is >= 0x80. Each position array has at least 32 readable entries past the count.
+// REQUIRES: text.size() < 2^32 - 1.
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default

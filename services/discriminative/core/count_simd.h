@@ -1,0 +1,55 @@
+// The instruction-set paths of the count vectorizer's hot steps: the word tokenizer's ASCII fast
+// path (AsciiWordRuns), the vocabulary lookups on its runs (CountAsciiUnigrams) and the ordering
+// of a row's features (OrderedRowInto). The x86-64 baseline (SSE2, what every CPU runs); AVX2
+// (64 bytes per tokenizer step without a mask array, a row's order by rank counting for rows of up
+// to 64 ids; the lookups as the baseline); AVX-512 (64 bytes per step with token positions by byte
+// compress; keys and hashes of 8 tokens at once; rank counting for rows of up to 128 ids). Every
+// path gives the same runs, the same counts and the same rows; the path is only a speed decision,
+// made once per process (BestCountSimdPath); tests run every path the CPU has.
+#ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
+#define MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
+
+#include <string_view>
+#include <vector>
+
+#include "services/discriminative/core/term_table.h"
+#include "services/discriminative/core/text_analysis.h"
+
+namespace maas::discriminative {
+
+enum class CountSimdPath {
+  kBaseline,  // SSE2
+  kAvx2,      // AVX2, BMI1, POPCNT: the tokenizer and the row order (lookups as the baseline)
+  kAvx512,    // AVX-512 F/BW/DQ/VL/VBMI2, BMI2, POPCNT
+};
+
+// Whether this CPU (and OS) can run `path`.
+bool CountSimdPathSupported(CountSimdPath path);
+// The path the process uses: the best supported one up to random::BestSimdLevel() (CPUID, capped
+// by MAAS_SIMD=baseline|avx2|avx512). Decided once.
+CountSimdPath BestCountSimdPath();
+// Every supported path, baseline first.
+std::vector<CountSimdPath> SupportedCountSimdPaths();
+// "baseline", "avx2" or "avx512".
+const char* CountSimdPathName(CountSimdPath path);
+
+// AsciiWordRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
+bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,
+                       AsciiRuns* runs);
+
+// Counts the terms of ASCII `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or
+// more, `runs` from AsciiWordRuns of `text`) through `index` into scratch->ids / scratch->dense:
+// each found feature id is appended to ids the first time, and its dense count incremented
+// (REQUIRES: dense sized beyond every id of `index`). The terms are lowercased when `lower`. The
+// order of `ids` may differ between paths; the set and the counts do not. REQUIRES:
+// CountSimdPathSupported(path).
+void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs,
+                            bool lower, const TermTable& index, AnalyzerScratch* scratch);
+
+// OrderedRowInto (count_vectorizer.h) on the given path. REQUIRES: CountSimdPathSupported(path).
+size_t OrderedRowIntoWith(CountSimdPath path, size_t num_features, bool binary,
+                          AnalyzerScratch* scratch, uint32_t* out_index, double* out_value);
+
+}  // namespace maas::discriminative
+
+#endif  // MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_

@@ -1,0 +1,259 @@
+// Every instruction-set path of the ASCII word tokenizer (AsciiWordRunsWith), of the vocabulary
+// lookups on its runs (CountAsciiUnigramsWith) and of a row's ordering (OrderedRowIntoWith), each
+// path this CPU has forced in turn (so a path the process's dispatch does not pick here is tested
+// too), against plain references computed here: the runs of [0-9A-Za-z_] bytes found byte by
+// byte, the counts of TermTable::Find of each (lowercased) token of 2 bytes or more, and the row
+// as a std::map. The texts end at a page boundary followed by an inaccessible page, so any read
+// past a text's end faults.
+#include "services/discriminative/core/count_simd.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "services/discriminative/core/term_table.h"
+#include "services/discriminative/core/text_analysis.h"
+
+namespace maas::discriminative {
+namespace {
+
+// Holds a text so that its last byte is the last readable byte before an inaccessible page.
+class GuardedText {
+ public:
+  GuardedText() {
+    page_ = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+    pages_ = 64;
+    void* mem = mmap(nullptr, (pages_ + 1) * page_, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    REQUIRE(mem != MAP_FAILED);
+    base_ = static_cast<char*>(mem);
+    REQUIRE(mprotect(base_ + pages_ * page_, page_, PROT_NONE) == 0);
+  }
+  ~GuardedText() { munmap(base_, (pages_ + 1) * page_); }
+  GuardedText(const GuardedText&) = delete;
+  GuardedText& operator=(const GuardedText&) = delete;
+
+  std::string_view Place(const std::string& text) {
+    REQUIRE(text.size() <= pages_ * page_);
+    char* at = base_ + pages_ * page_ - text.size();
+    std::memcpy(at, text.data(), text.size());
+    return std::string_view(at, text.size());
+  }
+
+ private:
+  char* base_ = nullptr;
+  size_t page_ = 0;
+  size_t pages_ = 0;
+};
+
+bool IsWordByte(char c) {
+  return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> ReferenceRuns(std::string_view text) {
+  std::vector<std::pair<uint32_t, uint32_t>> runs;
+  for (size_t i = 0; i < text.size();) {
+    if (!IsWordByte(text[i])) {
+      ++i;
+      continue;
+    }
+    const size_t start = i;
+    while (i < text.size() && IsWordByte(text[i])) ++i;
+    runs.emplace_back(static_cast<uint32_t>(start), static_cast<uint32_t>(i));
+  }
+  return runs;
+}
+
+std::vector<std::pair<uint32_t, uint32_t>> RunsOf(const AsciiRuns& runs) {
+  std::vector<std::pair<uint32_t, uint32_t>> out;
+  for (size_t k = 0; k < runs.count; ++k) out.emplace_back(runs.starts[k], runs.ends[k]);
+  return out;
+}
+
+// Random ASCII texts: tokens of every length 1..40 (and a few longer), mixed case, digits and
+// underscores, separated by runs of punctuation, whitespace and control bytes; some texts end in
+// a token, some in separators, some are only separators or empty.
+std::vector<std::string> RandomTexts(std::mt19937_64& rng, size_t count) {
+  const std::string word_bytes = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_";
+  std::string separators;
+  for (int c = 0; c < 0x80; ++c) {
+    if (!IsWordByte(static_cast<char>(c))) separators.push_back(static_cast<char>(c));
+  }
+  std::vector<std::string> texts;
+  texts.push_back("");
+  texts.push_back(" ");
+  texts.push_back("a");
+  texts.push_back("ab");
+  for (size_t length = 1; length <= 40; ++length) {  // one token of each length, alone and last
+    std::string token;
+    for (size_t i = 0; i < length; ++i) token.push_back(word_bytes[rng() % word_bytes.size()]);
+    texts.push_back(token);
+    texts.push_back(". " + token);
+    texts.push_back(token + " x");
+  }
+  for (size_t t = 0; t < count; ++t) {
+    std::string text;
+    const size_t tokens = rng() % 200;
+    // A small per-text alphabet of words, so that tokens repeat within a text.
+    const bool repeat = rng() % 2 == 0;
+    std::vector<std::string> words;
+    for (size_t i = 0; i < tokens; ++i) {
+      if (rng() % 3 != 0) {
+        for (size_t s = 1 + rng() % 3; s > 0; --s) {
+          text.push_back(separators[rng() % separators.size()]);
+        }
+      }
+      if (repeat && !words.empty() && rng() % 2 == 0) {
+        text += words[rng() % words.size()];
+        text.push_back(' ');
+        continue;
+      }
+      const size_t length = rng() % 16 == 0 ? 1 + rng() % 70 : 1 + rng() % 40;
+      std::string word;
+      for (size_t i = 0; i < length; ++i) word.push_back(word_bytes[rng() % word_bytes.size()]);
+      words.push_back(word);
+      text += word;
+    }
+    texts.push_back(std::move(text));
+  }
+  return texts;
+}
+
+std::string Lower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  return out;
+}
+
+TEST_CASE("AsciiWordRunsWith: every path gives the reference runs, false on any byte >= 0x80") {
+  std::mt19937_64 rng(11);
+  GuardedText guarded;
+  AnalyzerScratch scratch;
+  const std::vector<std::string> texts = RandomTexts(rng, 600);
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << CountSimdPathName(path));
+    for (const std::string& text : texts) {
+      const std::string_view placed = guarded.Place(text);
+      AsciiRuns runs;
+      REQUIRE(AsciiWordRunsWith(path, placed, &scratch, &runs));
+      INFO("text '" << text << "'");
+      CHECK(RunsOf(runs) == ReferenceRuns(text));
+      if (!text.empty()) {  // one byte >= 0x80 anywhere: refused
+        std::string bad = text;
+        bad[rng() % bad.size()] = static_cast<char>(0x80 + rng() % 0x80);
+        CHECK_FALSE(AsciiWordRunsWith(path, guarded.Place(bad), &scratch, &runs));
+      }
+    }
+  }
+}
+
+TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds") {
+  std::mt19937_64 rng(12);
+  GuardedText guarded;
+  const std::vector<std::string> texts = RandomTexts(rng, 400);
+  // Vocabularies: empty, and about half of the distinct (lowercased) tokens of 2 bytes or more,
+  // so that lookups hit, miss after the filter, and are ruled out by it.
+  for (const bool half : {false, true}) {
+    TermTable table;
+    if (half) {
+      for (const std::string& text : texts) {
+        for (const auto& [start, end] : ReferenceRuns(text)) {
+          if (end - start >= 2 && rng() % 2 == 0)
+            table.Insert(Lower(text.substr(start, end - start)));
+        }
+      }
+    }
+    for (const bool lower : {true, false}) {
+      for (const CountSimdPath path : SupportedCountSimdPaths()) {
+        INFO("path " << CountSimdPathName(path) << ", lower " << lower << ", terms "
+                     << table.size());
+        AnalyzerScratch scratch;
+        scratch.dense.assign(table.size() + 1, 0.0);
+        size_t found_total = 0;
+        for (const std::string& text : texts) {
+          const std::string_view placed = guarded.Place(text);
+          std::map<uint32_t, double> expected;
+          for (const auto& [start, end] : ReferenceRuns(text)) {
+            if (end - start < 2) continue;
+            const std::string_view token = placed.substr(start, end - start);
+            const uint32_t id = table.Find(lower ? Lower(token) : std::string(token));
+            if (id != TermTable::kNotFound) expected[id] += 1.0;
+          }
+          AsciiRuns runs;
+          REQUIRE(AsciiWordRunsWith(CountSimdPath::kBaseline, placed, &scratch, &runs));
+          scratch.ids.clear();
+          CountAsciiUnigramsWith(path, placed, runs, lower, table, &scratch);
+          std::map<uint32_t, double> got;
+          for (const uint32_t id : scratch.ids) {
+            CHECK(got.count(id) == 0);  // each id listed once
+            got[id] = scratch.dense[id];
+          }
+          INFO("text '" << text << "'");
+          CHECK(got == expected);
+          found_total += got.size();
+          for (const uint32_t id : scratch.ids) scratch.dense[id] = 0.0;
+          CHECK(std::all_of(scratch.dense.begin(), scratch.dense.end(),
+                            [](double d) { return d == 0.0; }));
+        }
+        if (half && lower) CHECK(found_total > 1000);  // the lookups did find terms
+      }
+    }
+  }
+}
+
+TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order and clears it") {
+  std::mt19937_64 rng(13);
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    AnalyzerScratch scratch;
+    for (int trial = 0; trial < 3000; ++trial) {
+      // Rows of every length up to past the rank path's 128 ids, over small and large
+      // vocabularies (dense and spread rows), ids in random order, counts 1..5.
+      const size_t num_features = trial % 3 == 0 ? 300 : trial % 3 == 1 ? 20000 : 2000000;
+      const size_t n = std::min<size_t>(num_features, trial % 200 == 0 ? 1000 : rng() % 200);
+      const bool binary = trial % 7 == 0;
+      if (scratch.dense.size() < num_features) scratch.dense.resize(num_features, 0.0);
+      std::map<uint32_t, double> expected;
+      scratch.ids.clear();
+      while (expected.size() < n) {
+        const auto id = static_cast<uint32_t>(rng() % num_features);
+        if (expected.count(id) != 0) continue;
+        const double count = static_cast<double>(1 + rng() % 5);
+        expected[id] = binary ? 1.0 : count;
+        scratch.ids.push_back(id);
+        scratch.dense[id] = count;
+      }
+      std::vector<uint32_t> index(n + 1, 7);
+      std::vector<double> value(n + 1, -1.0);
+      INFO("path " << CountSimdPathName(path) << ", n " << n << ", features " << num_features);
+      REQUIRE(OrderedRowIntoWith(path, num_features, binary, &scratch, index.data(),
+                                 value.data()) == n);
+      std::vector<std::pair<uint32_t, double>> got;
+      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
+      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
+      CHECK(index[n] == 7);  // nothing written past the row
+      CHECK(value[n] == -1.0);
+      CHECK(scratch.ids.empty());
+      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+    }
+  }
+}
+
+TEST_CASE("SupportedCountSimdPaths starts with the baseline and includes the process's path") {
+  const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
+  REQUIRE(!paths.empty());
+  CHECK(paths.front() == CountSimdPath::kBaseline);
+  CHECK(std::find(paths.begin(), paths.end(), BestCountSimdPath()) != paths.end());
+}
+
+}  // namespace
+}  // namespace maas::discriminative
