@@ -45,15 +45,4 @@ std::vector<CountSimdPath> SupportedCountSimdPaths() {
   return paths;
 }
 
-const char* CountSimdPathName(CountSimdPath path) {
-  switch (path) {
-    case CountSimdPath::kAvx512:
-      return "avx512";
-    case CountSimdPath::kAvx2:
-      return "avx2";
-    default:
-      return "baseline";
-  }
-}
-
 }  // namespace maas::discriminative

@@ -12,16 +12,17 @@
 #include <string_view>
 #include <vector>
 
+#include "common/random/simd_level.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 
 namespace maas::discriminative {
 
-enum class CountSimdPath {
-  kBaseline,  // SSE2
-  kAvx2,      // AVX2, BMI1, POPCNT: the tokenizer and the row order (lookups as the baseline)
-  kAvx512,    // AVX-512 F/BW/DQ/VL/VBMI2, BMI2, POPCNT
-};
+// The paths are the process's SIMD levels (random::SimdLevel, named by random::SimdLevelName),
+// each needing a little more of the CPU than the level's kernels do: kBaseline SSE2; kAvx2 also
+// BMI1 and POPCNT (the tokenizer and the row order; lookups as the baseline); kAvx512 AVX-512
+// F/BW/DQ/VL/VBMI2, BMI2 and POPCNT.
+using CountSimdPath = random::SimdLevel;
 
 // Whether this CPU (and OS) can run `path`.
 bool CountSimdPathSupported(CountSimdPath path);
@@ -30,8 +31,6 @@ bool CountSimdPathSupported(CountSimdPath path);
 CountSimdPath BestCountSimdPath();
 // Every supported path, baseline first.
 std::vector<CountSimdPath> SupportedCountSimdPaths();
-// "baseline", "avx2" or "avx512".
-const char* CountSimdPathName(CountSimdPath path);
 
 // AsciiWordRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
 bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,

@@ -141,7 +141,7 @@ TEST_CASE("AsciiWordRunsWith: every path gives the reference runs, false on any 
   AnalyzerScratch scratch;
   const std::vector<std::string> texts = RandomTexts(rng, 600);
   for (const CountSimdPath path : SupportedCountSimdPaths()) {
-    INFO("path " << CountSimdPathName(path));
+    INFO("path " << random::SimdLevelName(path));
     for (const std::string& text : texts) {
       const std::string_view placed = guarded.Place(text);
       AsciiRuns runs;
@@ -175,7 +175,7 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
     }
     for (const bool lower : {true, false}) {
       for (const CountSimdPath path : SupportedCountSimdPaths()) {
-        INFO("path " << CountSimdPathName(path) << ", lower " << lower << ", terms "
+        INFO("path " << random::SimdLevelName(path) << ", lower " << lower << ", terms "
                      << table.size());
         AnalyzerScratch scratch;
         scratch.dense.assign(table.size() + 1, 0.0);
@@ -234,7 +234,7 @@ TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order 
       }
       std::vector<uint32_t> index(n + 1, 7);
       std::vector<double> value(n + 1, -1.0);
-      INFO("path " << CountSimdPathName(path) << ", n " << n << ", features " << num_features);
+      INFO("path " << random::SimdLevelName(path) << ", n " << n << ", features " << num_features);
       REQUIRE(OrderedRowIntoWith(path, num_features, binary, &scratch, index.data(),
                                  value.data()) == n);
       std::vector<std::pair<uint32_t, double>> got;
