@@ -24,6 +24,24 @@ namespace maas::discriminative {
 // F/BW/DQ/VL/VBMI2, BMI2 and POPCNT.
 using CountSimdPath = random::SimdLevel;
 
+#if defined(__x86_64__)
+// The target attribute of the AVX-512 path's functions.
+#define MAAS_COUNT_AVX512 \
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+// Around the AVX-512 path's code: GCC 12's AVX-512 intrinsics start from
+// _mm512_undefined_epi32(), which its -Wuninitialized flags inside target-attribute functions (GCC
+// bug 105593), a false positive.
+#if defined(__clang__)
+#define MAAS_COUNT_AVX512_WARNINGS_OFF \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"")
+#else
+#define MAAS_COUNT_AVX512_WARNINGS_OFF                                                 \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wuninitialized\"") \
+      _Pragma("GCC diagnostic ignored \"-Wmaybe-uninitialized\"")
+#endif
+#define MAAS_COUNT_AVX512_WARNINGS_ON _Pragma("GCC diagnostic pop")
+#endif
+
 // Whether this CPU (and OS) can run `path`.
 bool CountSimdPathSupported(CountSimdPath path);
 // The path the process uses: the best supported one up to random::BestSimdLevel() (CPUID, capped

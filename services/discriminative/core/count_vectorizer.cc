@@ -255,15 +255,7 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
 }
 
 #if defined(__x86_64__)
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_epi32(), which its -Wuninitialized
-// flags inside target-attribute functions (GCC bug 105593): a false positive.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#define MAAS_COUNT_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+MAAS_COUNT_AVX512_WARNINGS_OFF
 
 // The high 64 bits of the 128-bit products of each lane of x with the constant k (four 32 x 32-bit
 // products per lane).
@@ -376,7 +368,7 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
     ProbeAndCount(lo, hi, homes, m, index, scratch);
   }
 }
-#pragma GCC diagnostic pop
+MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
 
 }  // namespace
@@ -509,11 +501,7 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
 #endif
 
 #if defined(__x86_64__)
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
+MAAS_COUNT_AVX512_WARNINGS_OFF
 // The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
 constexpr size_t kRankMaxIds = 128;
 
@@ -552,7 +540,7 @@ MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
   ids.clear();
   return n;
 }
-#pragma GCC diagnostic pop
+MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
 
 }  // namespace

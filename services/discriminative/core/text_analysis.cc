@@ -485,15 +485,7 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   return true;
 }
 
-// GCC 12's AVX-512 intrinsics start from _mm512_undefined_epi32(), which its -Wuninitialized
-// flags inside target-attribute functions (GCC bug 105593): a false positive.
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#if !defined(__clang__)
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#endif
-#define MAAS_COUNT_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+MAAS_COUNT_AVX512_WARNINGS_OFF
 
 // Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
 // the popcount; also writes out[popcount .. 32) (at most 32 bits are set: callers pass run starts
@@ -551,7 +543,7 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
   *runs = AsciiRuns{starts, ends, num_starts};
   return true;
 }
-#pragma GCC diagnostic pop
+MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
 
 }  // namespace
