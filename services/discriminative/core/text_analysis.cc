@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #if defined(__x86_64__)
@@ -381,20 +382,23 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 
 namespace {
 
+// The starts and ends arrays of the runs of an n-byte text, in scratch->bounds: an n-byte text has
+// at most n / 2 + 1 runs, and every path may write kRunsSlack entries past the last.
+std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratch) {
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  const size_t room = n / 2 + 2 + kRunsSlack;
+  if (bounds.size() < 2 * room) bounds.resize(2 * room);
+  return {bounds.data(), bounds.data() + room};
+}
+
 bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
   // A token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first bits
   // (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across words, are
   // written out as positions: the k-th start and the k-th end bound the k-th run.
   std::vector<uint64_t>& masks = scratch->masks;
   if (!AsciiWordMask(text, &masks)) return false;
-  const size_t n = text.size();
   const size_t words = masks.size();
-  std::vector<uint32_t>& bounds = scratch->bounds;
-  // At most n / 2 + 1 runs, plus kRunsSlack.
-  const size_t room = n / 2 + 2 + kRunsSlack;
-  if (bounds.size() < 2 * room) bounds.resize(2 * room);
-  uint32_t* starts = bounds.data();
-  uint32_t* ends = starts + room;
+  auto [starts, ends] = RunBoundArrays(text.size(), scratch);
   size_t num_starts = 0, num_ends = 0;
   uint64_t carry = 0;
   for (size_t w = 0; w < words; ++w) {
@@ -449,11 +453,7 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
                                                                   AnalyzerScratch* scratch,
                                                                   AsciiRuns* runs) {
   const size_t n = text.size();
-  std::vector<uint32_t>& bounds = scratch->bounds;
-  const size_t room = n / 2 + 2 + kRunsSlack;
-  if (bounds.size() < 2 * room) bounds.resize(2 * room);
-  uint32_t* starts = bounds.data();
-  uint32_t* ends = starts + room;
+  auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
   __m256i high = _mm256_setzero_si256();
   uint64_t carry = 0;
@@ -507,11 +507,7 @@ MAAS_COUNT_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, 
 MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
                                            AsciiRuns* runs) {
   const size_t n = text.size();
-  std::vector<uint32_t>& bounds = scratch->bounds;
-  const size_t room = n / 2 + 2 + kRunsSlack;
-  if (bounds.size() < 2 * room) bounds.resize(2 * room);
-  uint32_t* starts = bounds.data();
-  uint32_t* ends = starts + room;
+  auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
   const __m512i iota = _mm512_set_epi8(
       63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41,
