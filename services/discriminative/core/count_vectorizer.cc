@@ -342,9 +342,16 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i home = _mm512_and_si512(hash, slot_mask);
       _mm512_storeu_si512(lo + m, _mm512_maskz_compress_epi64(candidate, key_lo));
       _mm512_storeu_si512(hi + m, _mm512_maskz_compress_epi64(candidate, key_hi));
-      _mm512_storeu_si512(homes + m, _mm512_maskz_compress_epi64(candidate, home));
-      // Fixed 8 requests (lanes past the candidates ask for slot 0): no branch on the count.
-      for (size_t i = 0; i < 8; ++i) index.Prefetch(homes[m + i]);
+      const __m512i kept_homes = _mm512_maskz_compress_epi64(candidate, home);
+      _mm512_storeu_si512(homes + m, kept_homes);
+      // Fixed 8 requests (lanes past the candidates ask for slot 0): no branch on the count. The
+      // slots are taken from the register, not reloaded from the store just made (a vector store
+      // forwards slowly, if at all, to scalar loads).
+      for (int quarter = 0; quarter < 4; ++quarter) {
+        const __m128i pair = _mm512_extracti64x2_epi64(kept_homes, quarter);
+        index.Prefetch(static_cast<size_t>(_mm_cvtsi128_si64(pair)));
+        index.Prefetch(static_cast<size_t>(_mm_extract_epi64(pair, 1)));
+      }
       m += static_cast<size_t>(_mm_popcnt_u32(candidate));
       // The rare rest: tokens near the text's end or longer than 15 bytes.
       for (unsigned rest = token & ~good; rest != 0; rest &= rest - 1) {

@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "services/discriminative/core/exp_simd.h"
+
 namespace maas::discriminative {
 
 double NumpySum(const double* a, size_t n) {
@@ -84,12 +86,7 @@ void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* ou
     for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
     return;
   }
-  double total = 0.0;
-  for (size_t c = 0; c < k; ++c) {
-    out[c] = jll[c] == max ? 1.0 : std::exp(jll[c] - max);
-    total += out[c];
-  }
-  for (size_t c = 0; c < k; ++c) out[c] /= total;
+  SoftmaxShifted(jll, max, k, out);  // exp(0) == 1 for the maxima
 }
 
 }  // namespace maas::discriminative

@@ -1,0 +1,274 @@
+#include "services/discriminative/core/exp_simd.h"
+
+#include <cstdint>
+#include <cstring>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#include "services/discriminative/core/count_simd.h"  // the AVX-512 warning guard
+
+namespace maas::discriminative {
+namespace {
+
+// Below this every result is 0 (exp(-746) < 2^-1075, half the smallest subnormal); -inf maps here.
+constexpr double kMin = -746.0;
+constexpr double kLog2e = 1.4426950408889634;
+// 1.5 * 2^52: x log2(e) + kShifter rounds x log2(e) to the nearest integer n, kept in the low bits.
+constexpr double kShifter = 6755399441055744.0;
+// ln 2 = kLn2Hi + kLn2Lo, kLn2Hi with 32 significant bits (n kLn2Hi is exact for |n| < 2^21).
+constexpr double kLn2Hi = 6.93147180369123816490e-01;
+constexpr double kLn2Lo = 1.90821492927058770002e-10;
+// Below 2^-1000 the scale 2^n is applied as 2^(n + 64) times 2^-64.
+constexpr double kSmall = -1000.0;
+constexpr double kBiasNormal = 1023.0;
+constexpr double kBiasSmall = 1023.0 + 64.0;
+constexpr double kTwoToMinus64 = 5.421010862427522e-20;  // 2^-64 exactly
+
+// The Taylor coefficients 1 / j! for j = 0 .. kDegree (j! exact in a double for j <= 18).
+constexpr int kDegree = 13;
+constexpr double Factorial(int j) { return j <= 1 ? 1.0 : j * Factorial(j - 1); }
+struct Coefficients {
+  double c[kDegree + 1];
+  constexpr Coefficients() : c() {
+    for (int j = 0; j <= kDegree; ++j) c[j] = 1.0 / Factorial(j);
+  }
+};
+constexpr Coefficients kCoefficients;
+constexpr double Coefficient(int j) { return kCoefficients.c[j]; }
+
+double FromBits(uint64_t bits) {
+  double d;
+  std::memcpy(&d, &bits, sizeof(d));
+  return d;
+}
+uint64_t ToBits(double d) {
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof(bits));
+  return bits;
+}
+
+// The reference: each vector lane below performs these operations in this order (x - shift in the
+// lane: a vector load of what the caller just wrote lane by lane would wait for the stores).
+double ExpOne(double in, double shift) {
+  const double d = in - shift;
+  const double x = d < kMin ? kMin : d;
+  const double t = x * kLog2e + kShifter;
+  const double n = t - kShifter;
+  const double r = (x - n * kLn2Hi) - n * kLn2Lo;
+  // Estrin's scheme (a short dependency chain: one text's k exponentials are one vector).
+  const double r2 = r * r;
+  const double r4 = r2 * r2;
+  const double r8 = r4 * r4;
+  double q[7];
+  for (int i = 0; i < 7; ++i) q[i] = Coefficient(2 * i) + Coefficient(2 * i + 1) * r;
+  const double s0 = q[0] + q[1] * r2, s1 = q[2] + q[3] * r2, s2 = q[4] + q[5] * r2;
+  const double p = (s0 + s1 * r4) + (s2 + q[6] * r4) * r8;
+  const bool small = n < kSmall;
+  // t + bias = 1.5 * 2^52 + (n + bias) exactly; its low 12 bits shifted up are 2^(n + bias - 1023).
+  const double scale = FromBits(ToBits(t + (small ? kBiasSmall : kBiasNormal)) << 52);
+  return p * scale * (small ? kTwoToMinus64 : 1.0);
+}
+
+void ExpBaseline(const double* x, double shift, size_t n, double* out) {
+  for (size_t i = 0; i < n; ++i) out[i] = ExpOne(x[i], shift);
+}
+
+// The sum of SoftmaxShifted: eight partial sums a_j of the e_i with i = j mod 8 (each in order of
+// i), then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), what a vector of 8 (or two of 4)
+// accumulates and reduces.
+double SumOfPartials(const double (&a)[8]) {
+  return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+void SoftmaxBaseline(const double* x, double shift, size_t n, double* out) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  for (size_t i = 0; i < n; ++i) {
+    out[i] = ExpOne(x[i], shift);
+    a[i % 8] += out[i];
+  }
+  const double total = SumOfPartials(a);
+  for (size_t i = 0; i < n; ++i) out[i] /= total;
+}
+
+#if defined(__x86_64__)
+// ExpOne of the 4 lanes of x (x - shift already taken).
+__attribute__((target("avx2"))) inline __m256d Exp4(__m256d d) {
+  const __m256d v = _mm256_max_pd(d, _mm256_set1_pd(kMin));
+  const __m256d shifter = _mm256_set1_pd(kShifter);
+  const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), shifter);
+  const __m256d k = _mm256_sub_pd(t, shifter);
+  const __m256d r = _mm256_sub_pd(_mm256_sub_pd(v, _mm256_mul_pd(k, _mm256_set1_pd(kLn2Hi))),
+                                  _mm256_mul_pd(k, _mm256_set1_pd(kLn2Lo)));
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  const __m256d r4 = _mm256_mul_pd(r2, r2);
+  const __m256d r8 = _mm256_mul_pd(r4, r4);
+  __m256d q[7];
+  for (int j = 0; j < 7; ++j) {
+    q[j] = _mm256_add_pd(_mm256_set1_pd(Coefficient(2 * j)),
+                         _mm256_mul_pd(_mm256_set1_pd(Coefficient(2 * j + 1)), r));
+  }
+  const __m256d s0 = _mm256_add_pd(q[0], _mm256_mul_pd(q[1], r2));
+  const __m256d s1 = _mm256_add_pd(q[2], _mm256_mul_pd(q[3], r2));
+  const __m256d s2 = _mm256_add_pd(q[4], _mm256_mul_pd(q[5], r2));
+  const __m256d p = _mm256_add_pd(_mm256_add_pd(s0, _mm256_mul_pd(s1, r4)),
+                                  _mm256_mul_pd(_mm256_add_pd(s2, _mm256_mul_pd(q[6], r4)), r8));
+  const __m256d small = _mm256_cmp_pd(k, _mm256_set1_pd(kSmall), _CMP_LT_OQ);
+  const __m256d bias =
+      _mm256_blendv_pd(_mm256_set1_pd(kBiasNormal), _mm256_set1_pd(kBiasSmall), small);
+  const __m256d scale =
+      _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(t, bias)), 52));
+  const __m256d tail = _mm256_blendv_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(kTwoToMinus64), small);
+  return _mm256_mul_pd(_mm256_mul_pd(p, scale), tail);
+}
+
+__attribute__((target("avx2"))) void ExpAvx2(const double* x, double shift, size_t n, double* out) {
+  size_t i = 0;
+  for (; i + 4 <= n; i += 4) {
+    _mm256_storeu_pd(out + i, Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i), _mm256_set1_pd(shift))));
+  }
+  for (; i < n; ++i) out[i] = ExpOne(x[i], shift);
+}
+
+__attribute__((target("avx2"))) void SoftmaxAvx2(const double* x, double shift, size_t n,
+                                                 double* out) {
+  // Partial sums a0..a3 and a4..a7 (SumOfPartials): blocks of 8, then a block of 4, then the rest
+  // one by one into their partial sums.
+  __m256d low = _mm256_setzero_pd(), high = _mm256_setzero_pd();
+  const __m256d s = _mm256_set1_pd(shift);
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256d e0 = Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i), s));
+    const __m256d e1 = Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i + 4), s));
+    _mm256_storeu_pd(out + i, e0);
+    _mm256_storeu_pd(out + i + 4, e1);
+    low = _mm256_add_pd(low, e0);
+    high = _mm256_add_pd(high, e1);
+  }
+  double a[8];
+  _mm256_storeu_pd(a, low);
+  _mm256_storeu_pd(a + 4, high);
+  for (; i < n; ++i) {
+    out[i] = ExpOne(x[i], shift);
+    a[i % 8] += out[i];
+  }
+  const double total = SumOfPartials(a);
+  i = 0;
+  for (; i + 4 <= n; i += 4) {
+    _mm256_storeu_pd(out + i, _mm256_div_pd(_mm256_loadu_pd(out + i), _mm256_set1_pd(total)));
+  }
+  for (; i < n; ++i) out[i] /= total;
+}
+
+MAAS_COUNT_AVX512_WARNINGS_OFF
+// ExpOne of the 8 lanes of d (x - shift already taken).
+__attribute__((target("avx512f"))) inline __m512d Exp8(__m512d d) {
+  const __m512d v = _mm512_max_pd(d, _mm512_set1_pd(kMin));
+  const __m512d shifter = _mm512_set1_pd(kShifter);
+  const __m512d t = _mm512_add_pd(_mm512_mul_pd(v, _mm512_set1_pd(kLog2e)), shifter);
+  const __m512d k = _mm512_sub_pd(t, shifter);
+  const __m512d r = _mm512_sub_pd(_mm512_sub_pd(v, _mm512_mul_pd(k, _mm512_set1_pd(kLn2Hi))),
+                                  _mm512_mul_pd(k, _mm512_set1_pd(kLn2Lo)));
+  const __m512d r2 = _mm512_mul_pd(r, r);
+  const __m512d r4 = _mm512_mul_pd(r2, r2);
+  const __m512d r8 = _mm512_mul_pd(r4, r4);
+  __m512d q[7];
+  for (int j = 0; j < 7; ++j) {
+    q[j] = _mm512_add_pd(_mm512_set1_pd(Coefficient(2 * j)),
+                         _mm512_mul_pd(_mm512_set1_pd(Coefficient(2 * j + 1)), r));
+  }
+  const __m512d s0 = _mm512_add_pd(q[0], _mm512_mul_pd(q[1], r2));
+  const __m512d s1 = _mm512_add_pd(q[2], _mm512_mul_pd(q[3], r2));
+  const __m512d s2 = _mm512_add_pd(q[4], _mm512_mul_pd(q[5], r2));
+  const __m512d p = _mm512_add_pd(_mm512_add_pd(s0, _mm512_mul_pd(s1, r4)),
+                                  _mm512_mul_pd(_mm512_add_pd(s2, _mm512_mul_pd(q[6], r4)), r8));
+  const __mmask8 small = _mm512_cmp_pd_mask(k, _mm512_set1_pd(kSmall), _CMP_LT_OQ);
+  const __m512d bias =
+      _mm512_mask_blend_pd(small, _mm512_set1_pd(kBiasNormal), _mm512_set1_pd(kBiasSmall));
+  const __m512d scale =
+      _mm512_castsi512_pd(_mm512_slli_epi64(_mm512_castpd_si512(_mm512_add_pd(t, bias)), 52));
+  const __m512d tail =
+      _mm512_mask_blend_pd(small, _mm512_set1_pd(1.0), _mm512_set1_pd(kTwoToMinus64));
+  return _mm512_mul_pd(_mm512_mul_pd(p, scale), tail);
+}
+
+__attribute__((target("avx512f"))) inline __mmask8 LanesFrom(size_t i, size_t n) {
+  return n - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (n - i)) - 1);
+}
+
+__attribute__((target("avx512f"))) void ExpAvx512(const double* x, double shift, size_t n,
+                                                  double* out) {
+  const __m512d s = _mm512_set1_pd(shift);
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    _mm512_mask_storeu_pd(out + i, lanes,
+                          Exp8(_mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, x + i), s)));
+  }
+}
+
+// The 8 partial sums of SumOfPartials in one vector (lanes past n add +0: exact), reduced in its
+// order; up to 8 values never leave the registers.
+__attribute__((target("avx512f"))) void SoftmaxAvx512(const double* x, double shift, size_t n,
+                                                      double* out) {
+  const __m512d s = _mm512_set1_pd(shift);
+  if (n <= 8) {
+    const __mmask8 lanes = LanesFrom(0, n);
+    const __m512d e =
+        _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, x), s)));
+    const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(e), _mm512_extractf64x4_pd(e, 1));
+    const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+    const __m128d total = _mm_add_sd(c, _mm_unpackhi_pd(c, c));
+    _mm512_mask_storeu_pd(out, lanes, _mm512_div_pd(e, _mm512_broadcastsd_pd(total)));
+    return;
+  }
+  __m512d sum = _mm512_setzero_pd();
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    const __m512d e =
+        _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, x + i), s)));
+    _mm512_mask_storeu_pd(out + i, lanes, e);
+    sum = _mm512_add_pd(sum, e);
+  }
+  const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(sum), _mm512_extractf64x4_pd(sum, 1));
+  const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+  const __m512d total = _mm512_broadcastsd_pd(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    _mm512_mask_storeu_pd(out + i, lanes,
+                          _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, out + i), total));
+  }
+}
+MAAS_COUNT_AVX512_WARNINGS_ON
+#endif
+
+}  // namespace
+
+void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out) {
+#if defined(__x86_64__)
+  if (level == random::SimdLevel::kAvx512) return ExpAvx512(x, shift, n, out);
+  if (level == random::SimdLevel::kAvx2) return ExpAvx2(x, shift, n, out);
+#endif
+  (void)level;
+  ExpBaseline(x, shift, n, out);
+}
+
+void ExpShifted(const double* x, double shift, size_t n, double* out) {
+  ExpShiftedWith(random::BestSimdLevel(), x, shift, n, out);
+}
+
+void SoftmaxShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n,
+                        double* out) {
+#if defined(__x86_64__)
+  if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, shift, n, out);
+  if (level == random::SimdLevel::kAvx2) return SoftmaxAvx2(x, shift, n, out);
+#endif
+  (void)level;
+  SoftmaxBaseline(x, shift, n, out);
+}
+
+void SoftmaxShifted(const double* x, double shift, size_t n, double* out) {
+  SoftmaxShiftedWith(random::BestSimdLevel(), x, shift, n, out);
+}
+
+}  // namespace maas::discriminative
