@@ -1,7 +1,9 @@
 #include "services/discriminative/core/exp_simd.h"
 
+#include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -75,11 +77,24 @@ void ExpBaseline(const double* x, double shift, size_t n, double* out) {
   for (size_t i = 0; i < n; ++i) out[i] = ExpOne(x[i], shift);
 }
 
-// The sum of SoftmaxShifted: eight partial sums a_j of the e_i with i = j mod 8 (each in order of
+// The sum of Softmax: eight partial sums a_j of the e_i with i = j mod 8 (each in order of
 // i), then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), what a vector of 8 (or two of 4)
 // accumulates and reduces.
 double SumOfPartials(const double (&a)[8]) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
+}
+
+// The maximum of x[0 .. n) in *max and true, or false if one is NaN or the maximum is not finite
+// (+inf, or all -inf). REQUIRES: n >= 1.
+bool FiniteMax(const double* x, size_t n, double* max) {
+  double m = x[0];
+  bool nan = false;
+  for (size_t i = 0; i < n; ++i) {
+    nan |= std::isnan(x[i]);
+    m = x[i] > m ? x[i] : m;
+  }
+  *max = m;
+  return !nan && std::isfinite(m);
 }
 
 void SoftmaxBaseline(const double* x, double shift, size_t n, double* out) {
@@ -94,7 +109,7 @@ void SoftmaxBaseline(const double* x, double shift, size_t n, double* out) {
 
 #if defined(__x86_64__)
 // ExpOne of the 4 lanes of x (x - shift already taken).
-__attribute__((target("avx2"))) inline __m256d Exp4(__m256d d) {
+__attribute__((target("avx2"), always_inline)) inline __m256d Exp4(__m256d d) {
   const __m256d v = _mm256_max_pd(d, _mm256_set1_pd(kMin));
   const __m256d shifter = _mm256_set1_pd(kShifter);
   const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), shifter);
@@ -163,7 +178,7 @@ __attribute__((target("avx2"))) void SoftmaxAvx2(const double* x, double shift, 
 
 MAAS_COUNT_AVX512_WARNINGS_OFF
 // ExpOne of the 8 lanes of d (x - shift already taken).
-__attribute__((target("avx512f"))) inline __m512d Exp8(__m512d d) {
+__attribute__((target("avx512f"), always_inline)) inline __m512d Exp8(__m512d d) {
   const __m512d v = _mm512_max_pd(d, _mm512_set1_pd(kMin));
   const __m512d shifter = _mm512_set1_pd(kShifter);
   const __m512d t = _mm512_add_pd(_mm512_mul_pd(v, _mm512_set1_pd(kLog2e)), shifter);
@@ -193,7 +208,7 @@ __attribute__((target("avx512f"))) inline __m512d Exp8(__m512d d) {
   return _mm512_mul_pd(_mm512_mul_pd(p, scale), tail);
 }
 
-__attribute__((target("avx512f"))) inline __mmask8 LanesFrom(size_t i, size_t n) {
+__attribute__((target("avx512f"), always_inline)) inline __mmask8 LanesFrom(size_t i, size_t n) {
   return n - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (n - i)) - 1);
 }
 
@@ -209,19 +224,31 @@ __attribute__((target("avx512f"))) void ExpAvx512(const double* x, double shift,
 
 // The 8 partial sums of SumOfPartials in one vector (lanes past n add +0: exact), reduced in its
 // order; up to 8 values never leave the registers.
-__attribute__((target("avx512f"))) void SoftmaxAvx512(const double* x, double shift, size_t n,
-                                                      double* out) {
-  const __m512d s = _mm512_set1_pd(shift);
-  if (n <= 8) {
+__attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n, double* out) {
+  const __m512d minus_inf = _mm512_set1_pd(-std::numeric_limits<double>::infinity());
+  if (n <= 8) {  // one text of up to 8 classes: one load, the rest in registers
     const __mmask8 lanes = LanesFrom(0, n);
-    const __m512d e =
-        _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(_mm512_maskz_loadu_pd(lanes, x), s)));
+    const __m512d v = _mm512_maskz_loadu_pd(lanes, x);
+    if ((_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) & lanes) != 0) return false;
+    const double max = _mm512_reduce_max_pd(_mm512_mask_mov_pd(minus_inf, lanes, v));
+    if (!std::isfinite(max)) return false;
+    const __m512d e = _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(v, _mm512_set1_pd(max))));
     const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(e), _mm512_extractf64x4_pd(e, 1));
     const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
     const __m128d total = _mm_add_sd(c, _mm_unpackhi_pd(c, c));
     _mm512_mask_storeu_pd(out, lanes, _mm512_div_pd(e, _mm512_broadcastsd_pd(total)));
-    return;
+    return true;
   }
+  __m512d top = minus_inf;
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    const __m512d v = _mm512_maskz_loadu_pd(lanes, x + i);
+    if ((_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) & lanes) != 0) return false;
+    top = _mm512_mask_max_pd(top, lanes, top, v);
+  }
+  const double max = _mm512_reduce_max_pd(top);
+  if (!std::isfinite(max)) return false;
+  const __m512d s = _mm512_set1_pd(max);
   __m512d sum = _mm512_setzero_pd();
   for (size_t i = 0; i < n; i += 8) {
     const __mmask8 lanes = LanesFrom(i, n);
@@ -238,6 +265,7 @@ __attribute__((target("avx512f"))) void SoftmaxAvx512(const double* x, double sh
     _mm512_mask_storeu_pd(out + i, lanes,
                           _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, out + i), total));
   }
+  return true;
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
@@ -257,18 +285,26 @@ void ExpShifted(const double* x, double shift, size_t n, double* out) {
   ExpShiftedWith(random::BestSimdLevel(), x, shift, n, out);
 }
 
-void SoftmaxShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n,
-                        double* out) {
+bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out) {
+  if (n == 0) return true;
 #if defined(__x86_64__)
-  if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, shift, n, out);
-  if (level == random::SimdLevel::kAvx2) return SoftmaxAvx2(x, shift, n, out);
+  if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, n, out);
+#endif
+  double max;
+  if (!FiniteMax(x, n, &max)) return false;
+#if defined(__x86_64__)
+  if (level == random::SimdLevel::kAvx2) {
+    SoftmaxAvx2(x, max, n, out);
+    return true;
+  }
 #endif
   (void)level;
-  SoftmaxBaseline(x, shift, n, out);
+  SoftmaxBaseline(x, max, n, out);
+  return true;
 }
 
-void SoftmaxShifted(const double* x, double shift, size_t n, double* out) {
-  SoftmaxShiftedWith(random::BestSimdLevel(), x, shift, n, out);
+bool Softmax(const double* x, size_t n, double* out) {
+  return SoftmaxWith(random::BestSimdLevel(), x, n, out);
 }
 
 }  // namespace maas::discriminative

@@ -23,13 +23,13 @@ void ExpShifted(const double* x, double shift, size_t n, double* out);
 // The same on a given level. REQUIRES: the CPU supports `level` (random::SupportedSimdLevels).
 void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out);
 
-// out[i] = e_i / S with e_i = exp(x[i] - shift) as ExpShifted and S their sum in a fixed order
-// (eight partial sums a_j of the e_i with i = j mod 8, then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) +
-// (a3 + a7)): a vector's order, the same on every level): predict_proba's normalization. Same
-// REQUIRES as ExpShifted.
-void SoftmaxShifted(const double* x, double shift, size_t n, double* out);
-void SoftmaxShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n,
-                        double* out);
+// Softmax with its maximum subtracted, predict_proba from a text's joint log-likelihoods: if no
+// x[i] is NaN and M = max x is finite, out[i] = e_i / S with e_i = exp(x[i] - M) as ExpShifted
+// and S their sum in a fixed order (eight partial sums a_j of the e_i with i = j mod 8, then
+// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): a vector's order, the same on every level),
+// and true; otherwise false, out untouched. out may be x.
+bool Softmax(const double* x, size_t n, double* out);
+bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out);
 
 }  // namespace maas::discriminative
 

@@ -74,19 +74,10 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
 }
 
 void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
-  if (k == 0) return;
-  double max = jll[0];
-  bool nan = false;
-  for (size_t c = 0; c < k; ++c) {
-    nan |= std::isnan(jll[c]);
-    if (jll[c] > max) max = jll[c];
-  }
-  if (nan || !std::isfinite(max)) {
-    LogProbabilitiesFromJointLogLikelihood(jll, k, out);
-    for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
-    return;
-  }
-  SoftmaxShifted(jll, max, k, out);  // exp(0) == 1 for the maxima
+  if (k == 0 || Softmax(jll, k, out)) return;  // exp(0) == 1 for the maxima
+  // NaN, all -inf or +inf.
+  LogProbabilitiesFromJointLogLikelihood(jll, k, out);
+  for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
 }
 
 }  // namespace maas::discriminative

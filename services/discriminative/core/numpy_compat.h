@@ -28,7 +28,7 @@ void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double*
 
 // predict_proba, exp(log probabilities), into out[0 .. k): with M = max(jll) finite, as
 // t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials instead of 2k, all at
-// once (ExpShifted: vectorized, the same bits on every SIMD level, within 2 ulps of libm's). It
+// once (Softmax: vectorized, the same bits on every SIMD level, within 2 ulps of libm's). It
 // differs from exp(jll_c - lse) by a relative 8 (1 + max |jll|) ulps at most (tested): the
 // reference rounds jll_c - lse at the magnitude of jll, where jll_c - M loses nothing, so this
 // form is the closer one to the exact value. Otherwise (NaN, all -inf, +inf) exactly

@@ -89,7 +89,9 @@ TEST_CASE("ExpShifted gives the same bits on every SIMD level, any length, in pl
   REQUIRE(std::memcmp(best.data(), want.data(), x.size() * sizeof(double)) == 0);
 }
 
-TEST_CASE("SoftmaxShifted divides by the documented sum, with the same bits on every level") {
+TEST_CASE(
+    "Softmax subtracts the maximum and divides by the documented sum, the same bits on every "
+    "level") {
   std::mt19937_64 rng(29);
   std::normal_distribution<double> normal(0.0, 1.0);
   for (size_t n = 1; n <= 40; ++n) {
@@ -107,12 +109,42 @@ TEST_CASE("SoftmaxShifted divides by the documented sum, with the same bits on e
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
         INFO("level " << random::SimdLevelName(level) << ", n " << n);
         std::vector<double> got(n);
-        SoftmaxShiftedWith(level, x.data(), shift, n, got.data());
+        REQUIRE(SoftmaxWith(level, x.data(), n, got.data()));
         REQUIRE(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0);
         got = x;  // in place
-        SoftmaxShiftedWith(level, got.data(), shift, n, got.data());
+        REQUIRE(SoftmaxWith(level, got.data(), n, got.data()));
         REQUIRE(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0);
       }
+    }
+  }
+}
+
+TEST_CASE("Softmax declines NaN, +inf and all -inf, leaving out untouched; -inf entries give 0") {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const std::vector<std::vector<double>> declined = {
+      {-1.0, nan},
+      {nan, -1.0, -2.0},
+      {-1.0, inf},
+      {-inf, -inf},
+      {-inf},
+      {-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, nan},
+      {-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0, inf},
+      std::vector<double>(11, -inf)};
+  for (const random::SimdLevel level : random::SupportedSimdLevels()) {
+    INFO("level " << random::SimdLevelName(level));
+    for (const std::vector<double>& x : declined) {
+      std::vector<double> out(x.size(), 42.0);
+      REQUIRE_FALSE(SoftmaxWith(level, x.data(), x.size(), out.data()));
+      for (const double v : out) REQUIRE(v == 42.0);
+    }
+    for (const size_t n : {3, 12}) {
+      std::vector<double> x(n, -5.0), out(n);
+      x[1] = -inf;
+      x[n - 1] = -4.0;
+      REQUIRE(SoftmaxWith(level, x.data(), n, out.data()));
+      REQUIRE(out[1] == 0.0);
+      REQUIRE(out[n - 1] > out[0]);
     }
   }
 }
