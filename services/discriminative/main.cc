@@ -19,6 +19,7 @@
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
 #include "services/discriminative/adapter/discriminative_service.h"
+#include "services/discriminative/core/count_simd.h"
 #include "services/discriminative/core/discriminative_core.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
@@ -180,7 +181,9 @@ int main(int argc, char** argv) {
   }
   maas::server::ServeUntilTerminated(
       **server, absl::StrCat("maas.discriminative.v1.DiscriminativeService (model_dir ",
-                             absl::GetFlag(FLAGS_model_dir), ")"));
+                             absl::GetFlag(FLAGS_model_dir), ", word counts on the ",
+                             maas::random::SimdLevelName(maas::discriminative::BestCountSimdPath()),
+                             " SIMD path)"));
   repository.SetLoadObserver({});  // the metrics go with the server
   return 0;
 }

@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from maas_testing import binary
+from maas_testing import binary, start_discriminative
 
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
@@ -26,3 +26,14 @@ def test_help_lists_the_binarys_own_flags_and_exits_0(name):
         assert result.stdout.startswith("maas")  # the usage line
         assert "\nFlags:\n" in result.stdout
         assert "--helpfull" in result.stdout
+
+
+def test_discriminative_names_its_word_count_simd_path(tmp_path, monkeypatch):
+    """The ready line says which instruction-set path counts words (MAAS_SIMD lowers it; baseline runs anywhere)."""
+    monkeypatch.setenv("MAAS_SIMD", "baseline")
+    process = start_discriminative(tmp_path)
+    try:
+        assert "word counts on the baseline SIMD path" in process.stderr_text()
+    finally:
+        process.stop()
+        process.release()
