@@ -143,6 +143,12 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_generative_target), absl::GetFlag(FLAGS_discriminative_target)));
   if (!router.ok()) return Fail(router.status());
 
+  if (absl::GetFlag(FLAGS_reconnect_backoff_max_ms) < 1) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--reconnect_backoff_max_ms (", absl::GetFlag(FLAGS_reconnect_backoff_max_ms),
+                     ") must be >= 1: the longest wait, in ms, between reconnection attempts to a "
+                     "backend")));
+  }
   gw::ChannelOptions channel_options;
   channel_options.retry.max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   channel_options.max_receive_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
@@ -150,9 +156,8 @@ int main(int argc, char** argv) {
   channel_options.stream_window_bytes = absl::GetFlag(FLAGS_stream_window_bytes);
   channel_options.channels_per_route = absl::GetFlag(FLAGS_backend_channels);
   channel_options.max_reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
-  channel_options.initial_reconnect_backoff_ms =
-      std::min(channel_options.initial_reconnect_backoff_ms,
-               std::max(1, channel_options.max_reconnect_backoff_ms));
+  channel_options.initial_reconnect_backoff_ms = std::min(
+      channel_options.initial_reconnect_backoff_ms, channel_options.max_reconnect_backoff_ms);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> backend_credentials =
       maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_backend_tls_ca_file),
                                              absl::GetFlag(FLAGS_backend_tls_cert_file),
@@ -334,7 +339,7 @@ int main(int argc, char** argv) {
   front_options.stream_window_bytes = stream_window;
   front_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
-  // >= 1 here: Backends::Create refused a smaller --reconnect_backoff_max_ms above.
+  // >= 1 here: a smaller --reconnect_backoff_max_ms was refused above.
   front_options.reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
   front_options.max_connection_age_ms = max_connection_age_ms;
   front_options.keepalive_time_ms = channel_options.keepalive_time_ms;

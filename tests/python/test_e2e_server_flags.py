@@ -37,3 +37,10 @@ def test_discriminative_names_its_word_count_simd_path(tmp_path, monkeypatch):
     finally:
         process.stop()
         process.release()
+
+
+def test_gateway_refuses_a_reconnect_backoff_below_1ms_naming_the_flag():
+    result = subprocess.run([binary("maas-gateway"), "--port", "0", "--reconnect_backoff_max_ms", "0"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "--reconnect_backoff_max_ms (0) must be >= 1" in result.stderr, result.stderr
