@@ -279,8 +279,8 @@ MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
 // bounds loaded as vectors, their two key words gathered from the text, masked to the length,
 // lowercased, tagged and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers,
 // their filter words gathered, and the keys and home slots of the candidates compressed into the
-// group. Tokens longer than 15 bytes or within 16 bytes of the text's end (whose key words would be
-// read past it) take the scalar steps.
+// group. A token within 16 bytes of the text's end (whose key words would be read past it) is read
+// from a zero-padded copy of the text's tail; tokens longer than 15 bytes take the scalar steps.
 MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
                                                 bool lower, const TermTable& index,
                                                 AnalyzerScratch* scratch) {
@@ -302,6 +302,16 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
   const __m512i filter_mask = _mm512_set1_epi64(static_cast<int64_t>(index.filter_mask()));
   const __m512i bit_in_word = _mm512_set1_epi64(63);
   const uint64_t* filter = index.filter_words();
+  if (runs.count == 0) return;
+  // The text's last (up to) 32 bytes, zero-padded to 64: the 16 bytes from a token's start that
+  // would be read past the text's end are read here (one copy per text instead of one per token).
+  // to_tail moves an offset into the text from its last 32 bytes to the same byte of the copy.
+  alignas(64) char tail_copy[64];
+  _mm512_store_si512(tail_copy, _mm512_setzero_si512());
+  const size_t tail_from = size > 32 ? size - 32 : 0;
+  std::memcpy(tail_copy, base + tail_from, size - tail_from);
+  const __m512i to_tail = _mm512_set1_epi64(static_cast<int64_t>(
+      reinterpret_cast<uintptr_t>(tail_copy) - reinterpret_cast<uintptr_t>(base) - tail_from));
   size_t k = 0;
   while (k < runs.count) {
     size_t m = 0;
@@ -312,11 +322,14 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i end = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.ends + k));
       const __m512i length = _mm512_sub_epi64(end, start);
       const __mmask8 token = _mm512_mask_cmpge_epu64_mask(valid, length, two);
-      const __mmask8 good = _mm512_mask_cmple_epu64_mask(token, length, max_short) &
-                            _mm512_cmple_epu64_mask(_mm512_add_epi64(start, sixteen), text_size);
-      __m512i key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, start, base, 1);
+      const __mmask8 good = _mm512_mask_cmple_epu64_mask(token, length, max_short);
+      // A token within 16 bytes of the text's end is read from the copy of the text's tail.
+      const __m512i at = _mm512_mask_add_epi64(
+          start, _mm512_cmpgt_epu64_mask(_mm512_add_epi64(start, sixteen), text_size), start,
+          to_tail);
+      __m512i key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, at, base, 1);
       __m512i key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
-                                                   _mm512_add_epi64(start, eight), base, 1);
+                                                   _mm512_add_epi64(at, eight), base, 1);
       // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second
       // (a shift by 64 or more gives 0).
       key_lo = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(length, 3)), key_lo);
@@ -353,7 +366,7 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         index.Prefetch(static_cast<size_t>(_mm_extract_epi64(pair, 1)));
       }
       m += static_cast<size_t>(_mm_popcnt_u32(candidate));
-      // The rare rest: tokens near the text's end or longer than 15 bytes.
+      // The rare rest: tokens longer than 15 bytes.
       for (unsigned rest = token & ~good; rest != 0; rest &= rest - 1) {
         const size_t r = k + static_cast<size_t>(__builtin_ctz(rest));
         const uint32_t at = runs.starts[r];
