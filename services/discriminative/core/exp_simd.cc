@@ -108,74 +108,6 @@ void SoftmaxBaseline(const double* x, double shift, size_t n, double* out) {
 }
 
 #if defined(__x86_64__)
-// ExpOne of the 4 lanes of x (x - shift already taken).
-__attribute__((target("avx2"), always_inline)) inline __m256d Exp4(__m256d d) {
-  const __m256d v = _mm256_max_pd(d, _mm256_set1_pd(kMin));
-  const __m256d shifter = _mm256_set1_pd(kShifter);
-  const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), shifter);
-  const __m256d k = _mm256_sub_pd(t, shifter);
-  const __m256d r = _mm256_sub_pd(_mm256_sub_pd(v, _mm256_mul_pd(k, _mm256_set1_pd(kLn2Hi))),
-                                  _mm256_mul_pd(k, _mm256_set1_pd(kLn2Lo)));
-  const __m256d r2 = _mm256_mul_pd(r, r);
-  const __m256d r4 = _mm256_mul_pd(r2, r2);
-  const __m256d r8 = _mm256_mul_pd(r4, r4);
-  __m256d q[7];
-  for (int j = 0; j < 7; ++j) {
-    q[j] = _mm256_add_pd(_mm256_set1_pd(Coefficient(2 * j)),
-                         _mm256_mul_pd(_mm256_set1_pd(Coefficient(2 * j + 1)), r));
-  }
-  const __m256d s0 = _mm256_add_pd(q[0], _mm256_mul_pd(q[1], r2));
-  const __m256d s1 = _mm256_add_pd(q[2], _mm256_mul_pd(q[3], r2));
-  const __m256d s2 = _mm256_add_pd(q[4], _mm256_mul_pd(q[5], r2));
-  const __m256d p = _mm256_add_pd(_mm256_add_pd(s0, _mm256_mul_pd(s1, r4)),
-                                  _mm256_mul_pd(_mm256_add_pd(s2, _mm256_mul_pd(q[6], r4)), r8));
-  const __m256d small = _mm256_cmp_pd(k, _mm256_set1_pd(kSmall), _CMP_LT_OQ);
-  const __m256d bias =
-      _mm256_blendv_pd(_mm256_set1_pd(kBiasNormal), _mm256_set1_pd(kBiasSmall), small);
-  const __m256d scale =
-      _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(t, bias)), 52));
-  const __m256d tail = _mm256_blendv_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(kTwoToMinus64), small);
-  return _mm256_mul_pd(_mm256_mul_pd(p, scale), tail);
-}
-
-__attribute__((target("avx2"))) void ExpAvx2(const double* x, double shift, size_t n, double* out) {
-  size_t i = 0;
-  for (; i + 4 <= n; i += 4) {
-    _mm256_storeu_pd(out + i, Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i), _mm256_set1_pd(shift))));
-  }
-  for (; i < n; ++i) out[i] = ExpOne(x[i], shift);
-}
-
-__attribute__((target("avx2"))) void SoftmaxAvx2(const double* x, double shift, size_t n,
-                                                 double* out) {
-  // Partial sums a0..a3 and a4..a7 (SumOfPartials): blocks of 8, then a block of 4, then the rest
-  // one by one into their partial sums.
-  __m256d low = _mm256_setzero_pd(), high = _mm256_setzero_pd();
-  const __m256d s = _mm256_set1_pd(shift);
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256d e0 = Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i), s));
-    const __m256d e1 = Exp4(_mm256_sub_pd(_mm256_loadu_pd(x + i + 4), s));
-    _mm256_storeu_pd(out + i, e0);
-    _mm256_storeu_pd(out + i + 4, e1);
-    low = _mm256_add_pd(low, e0);
-    high = _mm256_add_pd(high, e1);
-  }
-  double a[8];
-  _mm256_storeu_pd(a, low);
-  _mm256_storeu_pd(a + 4, high);
-  for (; i < n; ++i) {
-    out[i] = ExpOne(x[i], shift);
-    a[i % 8] += out[i];
-  }
-  const double total = SumOfPartials(a);
-  i = 0;
-  for (; i + 4 <= n; i += 4) {
-    _mm256_storeu_pd(out + i, _mm256_div_pd(_mm256_loadu_pd(out + i), _mm256_set1_pd(total)));
-  }
-  for (; i < n; ++i) out[i] /= total;
-}
-
 MAAS_COUNT_AVX512_WARNINGS_OFF
 // ExpOne of the 8 lanes of d (x - shift already taken).
 __attribute__((target("avx512f"), always_inline)) inline __m512d Exp8(__m512d d) {
@@ -275,7 +207,6 @@ MAAS_COUNT_AVX512_WARNINGS_ON
 void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out) {
 #if defined(__x86_64__)
   if (level == random::SimdLevel::kAvx512) return ExpAvx512(x, shift, n, out);
-  if (level == random::SimdLevel::kAvx2) return ExpAvx2(x, shift, n, out);
 #endif
   (void)level;
   ExpBaseline(x, shift, n, out);
@@ -292,12 +223,6 @@ bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out
 #endif
   double max;
   if (!FiniteMax(x, n, &max)) return false;
-#if defined(__x86_64__)
-  if (level == random::SimdLevel::kAvx2) {
-    SoftmaxAvx2(x, max, n, out);
-    return true;
-  }
-#endif
   (void)level;
   SoftmaxBaseline(x, max, n, out);
   return true;

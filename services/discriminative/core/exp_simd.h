@@ -6,7 +6,9 @@
 // steps below 2^-1000, so that a subnormal result is rounded once). Only IEEE multiplies, adds and
 // subtractions in one fixed order (the library builds with -ffp-contract=off: no fused
 // multiply-add on one level and not on another), so every level rounds alike; within 2 ulps of the
-// exact value for normal results (tested against libm's exp), 0 below -745.2, and 1 for 0.
+// exact value for normal results (tested against libm's exp), 0 below -745.2, and 1 for 0. Two
+// paths: AVX-512 (8 lanes) and the scalar reference, which the AVX2 and baseline levels run (one
+// text's 8 exponentials are a small part of its classification there).
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_EXP_SIMD_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_EXP_SIMD_H_
 
