@@ -78,8 +78,8 @@ void ExpBaseline(const double* x, double shift, size_t n, double* out) {
 }
 
 // The sum of Softmax: eight partial sums a_j of the e_i with i = j mod 8 (each in order of
-// i), then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), what a vector of 8 (or two of 4)
-// accumulates and reduces.
+// i), then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)), what a vector of 8 accumulates and
+// SumLanes reduces.
 double SumOfPartials(const double (&a)[8]) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
@@ -144,6 +144,13 @@ __attribute__((target("avx512f"), always_inline)) inline __mmask8 LanesFrom(size
   return n - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (n - i)) - 1);
 }
 
+// SumOfPartials of the 8 lanes of a: halves added, then quarters, then the two left.
+__attribute__((target("avx512f"), always_inline)) inline double SumLanes(__m512d a) {
+  const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+  const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+  return _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+}
+
 __attribute__((target("avx512f"))) void ExpAvx512(const double* x, double shift, size_t n,
                                                   double* out) {
   const __m512d s = _mm512_set1_pd(shift);
@@ -165,10 +172,7 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
     const double max = _mm512_reduce_max_pd(_mm512_mask_mov_pd(minus_inf, lanes, v));
     if (!std::isfinite(max)) return false;
     const __m512d e = _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(v, _mm512_set1_pd(max))));
-    const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(e), _mm512_extractf64x4_pd(e, 1));
-    const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
-    const __m128d total = _mm_add_sd(c, _mm_unpackhi_pd(c, c));
-    _mm512_mask_storeu_pd(out, lanes, _mm512_div_pd(e, _mm512_broadcastsd_pd(total)));
+    _mm512_mask_storeu_pd(out, lanes, _mm512_div_pd(e, _mm512_set1_pd(SumLanes(e))));
     return true;
   }
   __m512d top = minus_inf;
@@ -189,9 +193,7 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
     _mm512_mask_storeu_pd(out + i, lanes, e);
     sum = _mm512_add_pd(sum, e);
   }
-  const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(sum), _mm512_extractf64x4_pd(sum, 1));
-  const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
-  const __m512d total = _mm512_broadcastsd_pd(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+  const __m512d total = _mm512_set1_pd(SumLanes(sum));
   for (size_t i = 0; i < n; i += 8) {
     const __mmask8 lanes = LanesFrom(i, n);
     _mm512_mask_storeu_pd(out + i, lanes,
