@@ -12,8 +12,8 @@ bool CountSimdPathSupported(CountSimdPath path) {
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl") &&
-             __builtin_cpu_supports("avx512vbmi2") && __builtin_cpu_supports("popcnt") &&
-             __builtin_cpu_supports("bmi2");
+             __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2") &&
+             __builtin_cpu_supports("popcnt") && __builtin_cpu_supports("bmi2");
     case CountSimdPath::kAvx2:
       __builtin_cpu_init();
       return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("bmi") &&

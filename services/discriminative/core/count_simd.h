@@ -27,7 +27,7 @@ using CountSimdPath = random::SimdLevel;
 #if defined(__x86_64__)
 // The target attribute of the AVX-512 path's functions.
 #define MAAS_COUNT_AVX512 \
-  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi2,popcnt,bmi2")))
+  __attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx512vbmi2,popcnt,bmi2")))
 // Around the AVX-512 path's code: GCC 12's AVX-512 intrinsics start from
 // _mm512_undefined_epi32(), which its -Wuninitialized flags inside target-attribute functions (GCC
 // bug 105593), a false positive.

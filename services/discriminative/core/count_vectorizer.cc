@@ -276,7 +276,8 @@ MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
 }
 
 // CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their
-// bounds loaded as vectors, their two key words gathered from the text, masked to the length,
+// bounds loaded as vectors, their two key words picked from one 64-byte load of the text (vpermb;
+// gathered when the 8 tokens do not lie within 64 bytes), masked to the length,
 // lowercased, tagged and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers,
 // their filter words gathered, and the keys and home slots of the candidates compressed into the
 // group. A token within 16 bytes of the text's end (whose key words would be read past it) is read
@@ -302,6 +303,11 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
   const __m512i filter_mask = _mm512_set1_epi64(static_cast<int64_t>(index.filter_mask()));
   const __m512i bit_in_word = _mm512_set1_epi64(63);
   const uint64_t* filter = index.filter_words();
+  // _mm512_shuffle_epi8 control copying each 64-bit lane's low byte to its 8 bytes, the bytes'
+  // offsets 0..7 within a lane, and 8 in every byte.
+  const __m512i spread_byte = _mm512_set4_epi64(0x0808080808080808, 0, 0x0808080808080808, 0);
+  const __m512i byte_ramp = _mm512_set1_epi64(0x0706050403020100);
+  const __m512i eight_bytes = _mm512_set1_epi8(8);
   if (runs.count == 0) return;
   // The text's last (up to) 32 bytes, zero-padded to 64: the 16 bytes from a token's start that
   // would be read past the text's end are read here (one copy per text instead of one per token).
@@ -327,9 +333,27 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i at = _mm512_mask_add_epi64(
           start, _mm512_cmpgt_epu64_mask(_mm512_add_epi64(start, sixteen), text_size), start,
           to_tail);
-      __m512i key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, at, base, 1);
-      __m512i key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
-                                                   _mm512_add_epi64(at, eight), base, 1);
+      // The 8 tokens' bytes mostly lie within the 64 from the first one's start: then their key
+      // words are picked from one load of those 64 bytes (bytes past the text's end read as 0),
+      // instead of gathered.
+      const uint32_t first = runs.starts[k];
+      __m512i key_lo, key_hi;
+      if (_mm512_mask_cmpgt_epu64_mask(good, end, _mm512_set1_epi64(int64_t{first} + 64)) == 0) {
+        const size_t avail = size - first;
+        const __m512i window =
+            avail >= 64 ? _mm512_loadu_si512(base + first)
+                        : _mm512_maskz_loadu_epi8(
+                              _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(avail)), base + first);
+        // Byte j of lane i picks byte (start_i - first) + j of the window.
+        const __m512i rel = _mm512_sub_epi64(start, _mm512_set1_epi64(first));
+        const __m512i picks = _mm512_add_epi8(_mm512_shuffle_epi8(rel, spread_byte), byte_ramp);
+        key_lo = _mm512_permutexvar_epi8(picks, window);
+        key_hi = _mm512_permutexvar_epi8(_mm512_add_epi8(picks, eight_bytes), window);
+      } else {
+        key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, at, base, 1);
+        key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
+                                             _mm512_add_epi64(at, eight), base, 1);
+      }
       // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second
       // (a shift by 64 or more gives 0).
       key_lo = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(length, 3)), key_lo);
