@@ -189,22 +189,26 @@ inline TermTable::Key ShortTokenKey(const char* base, size_t size, uint32_t star
 }
 
 // The second half of a group: probes the slots of its m candidates (keys lo[i], hi[i], home slots
-// homes[i], already requested from memory) and counts the found features.
-inline void ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t* homes, size_t m,
-                          const TermTable& index, AnalyzerScratch* scratch) {
+// homes[i], already requested from memory) and counts the found features. Returns how many of the
+// m were found.
+inline size_t ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t* homes, size_t m,
+                            const TermTable& index, AnalyzerScratch* scratch) {
   uint32_t found[kGroupRoom];
   double* dense = scratch->dense.data();
   const char* feature_rows = scratch->feature_rows;
   const size_t stride = scratch->feature_row_stride;
+  size_t hits = 0;
   for (size_t i = 0; i < m; ++i) {
     // Short keys: no bytes to compare.
     found[i] = index.FindFrom(TermTable::Key{lo[i], hi[i]}, homes[i], std::string_view());
     if (found[i] != TermTable::kNotFound) {
+      ++hits;
       __builtin_prefetch(dense + found[i]);
       if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
     }
   }
   CountFeatures(found, m, &scratch->ids, dense);
+  return hits;
 }
 
 // CountAsciiUnigramsWith on the baseline path. The keys are built from the raw text (lowercased
@@ -277,14 +281,20 @@ MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
 
 // CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their
 // bounds loaded as vectors, their two key words picked from one 64-byte load of the text (vpermb;
-// gathered when the 8 tokens do not lie within 64 bytes), masked to the length,
-// lowercased, tagged and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers,
-// their filter words gathered, and the keys and home slots of the candidates compressed into the
-// group. A token within 16 bytes of the text's end (whose key words would be read past it) is read
-// from a zero-padded copy of the text's tail; tokens longer than 15 bytes take the scalar steps.
+// gathered when the 8 tokens do not lie within 64 bytes), masked to the length, lowercased, tagged
+// and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers, and the keys and home
+// slots of the candidates compressed into the group. A token within 16 bytes of the text's end
+// (whose key words would be gathered past it) is gathered from a zero-padded copy of the text's
+// tail; tokens longer than 15 bytes take the scalar steps. With kFilter, a token is a candidate
+// only if the table's filter lets it through (TermTable::MayContain: one more gather per step, but
+// most absent terms never touch the slots); without, every token is probed (fastest when nearly
+// all tokens are terms). Adds the tokens of 2 to 15 bytes looked up to *tokens and the candidates
+// found to *hits.
+template <bool kFilter>
 MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
                                                 bool lower, const TermTable& index,
-                                                AnalyzerScratch* scratch) {
+                                                AnalyzerScratch* scratch, size_t* tokens,
+                                                size_t* hits) {
   uint64_t lo[kGroupRoom], hi[kGroupRoom];
   size_t homes[kGroupRoom];
   char tail[32];
@@ -371,11 +381,15 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i x = _mm512_xor_si512(key_lo, _mm512_mullo_epi64(key_hi, spread));
       const __m512i hash =
           _mm512_xor_si512(MulHi64Avx512(x, TermTable::kGolden), _mm512_mullo_epi64(x, golden));
-      const __m512i bit = _mm512_and_si512(_mm512_srli_epi64(hash, 32), filter_mask);
-      const __m512i words = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
-                                                        _mm512_srli_epi64(bit, 6), filter, 8);
-      const __mmask8 candidate = _mm512_mask_test_epi64_mask(
-          good, _mm512_srlv_epi64(words, _mm512_and_si512(bit, bit_in_word)), one);
+      __mmask8 candidate = good;
+      if constexpr (kFilter) {
+        const __m512i bit = _mm512_and_si512(_mm512_srli_epi64(hash, 32), filter_mask);
+        const __m512i words = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
+                                                          _mm512_srli_epi64(bit, 6), filter, 8);
+        candidate = _mm512_mask_test_epi64_mask(
+            good, _mm512_srlv_epi64(words, _mm512_and_si512(bit, bit_in_word)), one);
+      }
+      *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
       const __m512i home = _mm512_and_si512(hash, slot_mask);
       _mm512_storeu_si512(lo + m, _mm512_maskz_compress_epi64(candidate, key_lo));
       _mm512_storeu_si512(hi + m, _mm512_maskz_compress_epi64(candidate, key_hi));
@@ -401,7 +415,8 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         }
         const TermTable::Key key = ShortTokenKey(base, size, at, length_r, lower, tail);
         const uint64_t h = TermTable::HashOf(key);
-        if (!index.MayContain(h)) continue;
+        ++*tokens;
+        if (kFilter && !index.MayContain(h)) continue;
         lo[m] = key.lo;
         hi[m] = key.hi;
         homes[m] = index.HomeOfHash(h);
@@ -409,7 +424,22 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         ++m;
       }
     }
-    ProbeAndCount(lo, hi, homes, m, index, scratch);
+    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+  }
+}
+
+// CountAsciiUnigramsAvx512 with or without the filter, as the text before suggests: on while more
+// than 1/4 of the tokens looked up are absent from the vocabulary, off again below 1/8.
+MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
+                                                bool lower, const TermTable& index,
+                                                AnalyzerScratch* scratch) {
+  size_t tokens = 0, hits = 0;
+  if (scratch->lookup_filter) {
+    CountAsciiUnigramsAvx512<true>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
+  } else {
+    CountAsciiUnigramsAvx512<false>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
   }
 }
 MAAS_COUNT_AVX512_WARNINGS_ON

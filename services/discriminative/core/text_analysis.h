@@ -133,6 +133,11 @@ struct AnalyzerScratch {
   // lookup finds f. Null: none. Only a memory hint; no effect on results.
   const char* feature_rows = nullptr;
   size_t feature_row_stride = 0;
+  // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
+  // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);
+  // it updates this after each text from that text's share of absent tokens. Only a speed choice;
+  // no effect on results.
+  bool lookup_filter = false;
 };
 
 // The maximal runs of ASCII word bytes [0-9A-Za-z_] of a text, as byte positions: run k is

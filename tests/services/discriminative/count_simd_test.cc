@@ -178,10 +178,11 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
         }
       }
     }
-    for (const bool lower : {true, false}) {
+    for (const auto& [lower, filter] : {std::pair{true, false}, std::pair{true, true},
+                                        std::pair{false, false}, std::pair{false, true}}) {
       for (const CountSimdPath path : SupportedCountSimdPaths()) {
-        INFO("path " << random::SimdLevelName(path) << ", lower " << lower << ", terms "
-                     << table.size());
+        INFO("path " << random::SimdLevelName(path) << ", lower " << lower << ", filter " << filter
+                     << ", terms " << table.size());
         AnalyzerScratch scratch;
         scratch.dense.assign(table.size() + 1, 0.0);
         size_t found_total = 0;
@@ -197,6 +198,7 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
           AsciiRuns runs;
           REQUIRE(AsciiWordRunsWith(CountSimdPath::kBaseline, placed, &scratch, &runs));
           scratch.ids.clear();
+          scratch.lookup_filter = filter;  // the AVX-512 path's two ways, each on every text
           CountAsciiUnigramsWith(path, placed, runs, lower, table, &scratch);
           std::map<uint32_t, double> got;
           for (const uint32_t id : scratch.ids) {
@@ -214,6 +216,42 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
       }
     }
   }
+}
+
+TEST_CASE(
+    "CountAsciiUnigramsWith (AVX-512): the filter goes on for texts of absent terms, off "
+    "again for texts of terms") {
+  const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
+  if (std::find(paths.begin(), paths.end(), CountSimdPath::kAvx512) == paths.end()) return;
+  TermTable table;
+  std::string known, unknown;
+  for (int i = 0; i < 40; ++i) {
+    const std::string term = "term" + std::to_string(i);
+    table.Insert(term);
+    known += term + " ";
+    unknown += "other" + std::to_string(i) + " ";
+  }
+  // 7 of 40 absent (above 1/8, below 1/4): neither switch.
+  std::string mixed;
+  for (int i = 0; i < 40; ++i) mixed += (i < 7 ? "other" : "term") + std::to_string(i) + " ";
+  AnalyzerScratch scratch;
+  scratch.dense.assign(table.size(), 0.0);
+  const auto count = [&](const std::string& text) {
+    AsciiRuns runs;
+    REQUIRE(AsciiWordRunsWith(CountSimdPath::kBaseline, text, &scratch, &runs));
+    CountAsciiUnigramsWith(CountSimdPath::kAvx512, text, runs, true, table, &scratch);
+    for (const uint32_t id : scratch.ids) scratch.dense[id] = 0.0;
+    scratch.ids.clear();
+  };
+  CHECK_FALSE(scratch.lookup_filter);
+  count(mixed);
+  CHECK_FALSE(scratch.lookup_filter);
+  count(unknown);
+  CHECK(scratch.lookup_filter);
+  count(mixed);
+  CHECK(scratch.lookup_filter);
+  count(known);
+  CHECK_FALSE(scratch.lookup_filter);
 }
 
 TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order and clears it") {
