@@ -280,8 +280,8 @@ MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
 }
 
 // CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their
-// bounds loaded as vectors, their two key words picked from one 64-byte load of the text (vpermb;
-// gathered when the 8 tokens do not lie within 64 bytes), masked to the length, lowercased, tagged
+// bounds loaded as vectors, their two key words picked from 128 bytes of the text (vpermi2b;
+// gathered when the 8 tokens do not lie within 128 bytes), masked to the length, lowercased, tagged
 // and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers, and the keys and home
 // slots of the candidates compressed into the group. A token within 16 bytes of the text's end
 // (whose key words would be gathered past it) is gathered from a zero-padded copy of the text's
@@ -343,22 +343,32 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i at = _mm512_mask_add_epi64(
           start, _mm512_cmpgt_epu64_mask(_mm512_add_epi64(start, sixteen), text_size), start,
           to_tail);
-      // The 8 tokens' bytes mostly lie within the 64 from the first one's start: then their key
-      // words are picked from one load of those 64 bytes (bytes past the text's end read as 0),
+      // The 8 tokens' bytes mostly lie within the 128 from the first one's start: then their key
+      // words are picked from two loads of those 128 bytes (bytes past the text's end read as 0),
       // instead of gathered.
       const uint32_t first = runs.starts[k];
       __m512i key_lo, key_hi;
-      if (_mm512_mask_cmpgt_epu64_mask(good, end, _mm512_set1_epi64(int64_t{first} + 64)) == 0) {
+      if (_mm512_mask_cmpgt_epu64_mask(good, end, _mm512_set1_epi64(int64_t{first} + 128)) == 0) {
         const size_t avail = size - first;
-        const __m512i window =
-            avail >= 64 ? _mm512_loadu_si512(base + first)
-                        : _mm512_maskz_loadu_epi8(
-                              _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(avail)), base + first);
+        __m512i window_lo, window_hi;
+        if (avail >= 128) {
+          window_lo = _mm512_loadu_si512(base + first);
+          window_hi = _mm512_loadu_si512(base + first + 64);
+        } else {
+          window_lo = _mm512_maskz_loadu_epi8(
+              _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(std::min<size_t>(avail, 64))),
+              base + first);
+          window_hi = avail > 64 ? _mm512_maskz_loadu_epi8(
+                                       _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(avail - 64)),
+                                       base + first + 64)
+                                 : _mm512_setzero_si512();
+        }
         // Byte j of lane i picks byte (start_i - first) + j of the window.
         const __m512i rel = _mm512_sub_epi64(start, _mm512_set1_epi64(first));
         const __m512i picks = _mm512_add_epi8(_mm512_shuffle_epi8(rel, spread_byte), byte_ramp);
-        key_lo = _mm512_permutexvar_epi8(picks, window);
-        key_hi = _mm512_permutexvar_epi8(_mm512_add_epi8(picks, eight_bytes), window);
+        key_lo = _mm512_permutex2var_epi8(window_lo, picks, window_hi);
+        key_hi =
+            _mm512_permutex2var_epi8(window_lo, _mm512_add_epi8(picks, eight_bytes), window_hi);
       } else {
         key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, at, base, 1);
         key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,

@@ -107,7 +107,8 @@ std::vector<std::string> RandomTexts(std::mt19937_64& rng, size_t count) {
     // A small per-text alphabet of words, so that tokens repeat within a text.
     const bool repeat = rng() % 2 == 0;
     // A third of the texts are prose-like (words of 1-9 bytes, one separator): eight tokens then
-    // mostly lie within 64 bytes (the AVX-512 path's one-load key step), the others rarely.
+    // lie within 64 bytes (the AVX-512 path's picked keys), the others sometimes within 128 (picked
+    // from two loads), often not (gathered).
     const bool prose = rng() % 3 == 0;
     std::vector<std::string> words;
     for (size_t i = 0; i < tokens; ++i) {
