@@ -63,6 +63,17 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs,
                             bool lower, const TermTable& index, AnalyzerScratch* scratch);
 
+// The keys (TermTable::PaddedKeyOf, lowercased when `lower`), home slots in `table`
+// (TermTable::Home) and start offsets of the tokens of ASCII `text` from run k on (`runs` from
+// AsciiWordRuns of `text`), in run order, stored at lo / hi / homes / starts + *m on (*m
+// advanced): runs of 1 byte are skipped; stops at the end of the runs, before a run longer than
+// TermTable::kMaxPaddedKey bytes, or when *m reaches `capacity`, whichever comes first. Returns the
+// index of the first run not consumed. The same on every path. REQUIRES:
+// CountSimdPathSupported(path); the arrays hold `capacity` entries.
+size_t AsciiTermKeysWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs, size_t k,
+                         bool lower, const TermTable& table, size_t capacity, uint64_t* lo,
+                         uint64_t* hi, size_t* homes, uint32_t* starts, size_t* m);
+
 // OrderedRowInto (count_vectorizer.h) on the given path. REQUIRES: CountSimdPathSupported(path).
 size_t OrderedRowIntoWith(CountSimdPath path, size_t num_features, bool binary,
                           AnalyzerScratch* scratch, uint32_t* out_index, double* out_value);

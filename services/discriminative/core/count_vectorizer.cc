@@ -258,6 +258,28 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
   }
 }
 
+// AsciiTermKeysWith on the baseline path: run by run.
+size_t AsciiTermKeysBaseline(std::string_view text, const AsciiRuns& runs, size_t k, bool lower,
+                             const TermTable& table, size_t capacity, uint64_t* lo, uint64_t* hi,
+                             size_t* homes, uint32_t* starts, size_t* m) {
+  char tail[32];
+  size_t n = *m;
+  for (; k < runs.count && n < capacity; ++k) {
+    const uint32_t start = runs.starts[k];
+    const size_t length = runs.ends[k] - start;
+    if (length > TermTable::kMaxPaddedKey) break;
+    if (length < 2) continue;
+    const TermTable::Key key = ShortTokenKey(text.data(), text.size(), start, length, lower, tail);
+    lo[n] = key.lo;
+    hi[n] = key.hi;
+    homes[n] = table.Home(key);
+    starts[n] = start;
+    ++n;
+  }
+  *m = n;
+  return k;
+}
+
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
 
@@ -279,17 +301,128 @@ MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
                           _mm512_add_epi64(_mm512_srli_epi64(hl, 32), _mm512_srli_epi64(mid, 32)));
 }
 
-// CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their
-// bounds loaded as vectors, their two key words picked from 128 bytes of the text (vpermi2b;
-// gathered when the 8 tokens do not lie within 128 bytes), masked to the length, lowercased, tagged
-// and hashed (TermTable::HashOf with 64 x 64-bit multiplies) in registers, and the keys and home
-// slots of the candidates compressed into the group. A token within 16 bytes of the text's end
-// (whose key words would be gathered past it) is gathered from a zero-padded copy of the text's
-// tail; tokens longer than 15 bytes take the scalar steps. With kFilter, a token is a candidate
-// only if the table's filter lets it through (TermTable::MayContain: one more gather per step, but
-// most absent terms never touch the slots); without, every token is probed (fastest when nearly
-// all tokens are terms). Adds the tokens of 2 to 15 bytes looked up to *tokens and the candidates
-// found to *hits.
+// The keys of the ASCII word runs of one text, 8 runs per step, in registers (the AVX-512 path of
+// TermTable::PaddedKeyOf and HashOf): the runs' bounds loaded as vectors, their two key words
+// picked from 128 bytes of the text (vpermi2b; gathered when the 8 runs do not lie within 128
+// bytes), masked to the length, lowercased, tagged and hashed (HashOf with 64 x 64-bit multiplies).
+// A run within 16 bytes of the text's end (whose key words would be gathered past it) is gathered
+// from a zero-padded copy of the text's tail. Not copyable (the copy's address is kept).
+class AsciiKeys8 {
+ public:
+  struct Step {
+    __mmask8 token;  // runs k.. k + 7 of 2 bytes or more (of those that exist)
+    __mmask8 good;   // of those, the ones of at most TermTable::kMaxPaddedKey bytes
+    __m512i lo, hi;  // good lanes: the runs' keys
+    __m512i hash;    // good lanes: HashOf of the keys
+  };
+
+  MAAS_COUNT_AVX512 explicit AsciiKeys8(std::string_view text)
+      : base_(text.data()), size_(text.size()) {
+    // The text's last (up to) 32 bytes, zero-padded to 64: the 16 bytes from a run's start that
+    // would be read past the text's end are read here. to_tail_ moves an offset into the text
+    // from its last 32 bytes to the same byte of the copy.
+    _mm512_store_si512(tail_copy_, _mm512_setzero_si512());
+    const size_t tail_from = size_ > 32 ? size_ - 32 : 0;
+    std::memcpy(tail_copy_, base_ + tail_from, size_ - tail_from);
+    to_tail_ = static_cast<int64_t>(reinterpret_cast<uintptr_t>(tail_copy_) -
+                                    reinterpret_cast<uintptr_t>(base_) - tail_from);
+  }
+  AsciiKeys8(const AsciiKeys8&) = delete;
+  AsciiKeys8& operator=(const AsciiKeys8&) = delete;
+
+  // The keys of runs k .. min(k + 8, runs.count) - 1. REQUIRES: k < runs.count.
+  MAAS_COUNT_AVX512 Step At(const AsciiRuns& runs, size_t k, bool lower) const {
+    const __m512i ones = _mm512_set1_epi64(-1), one = _mm512_set1_epi64(1);
+    const __m512i eight = _mm512_set1_epi64(8);
+    const size_t left = runs.count - k;
+    const __mmask8 valid = left >= 8 ? 0xFF : static_cast<__mmask8>((1u << left) - 1);
+    const __m512i start = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.starts + k));
+    const __m512i end = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.ends + k));
+    const __m512i length = _mm512_sub_epi64(end, start);
+    Step step;
+    step.token = _mm512_mask_cmpge_epu64_mask(valid, length, _mm512_set1_epi64(2));
+    step.good = _mm512_mask_cmple_epu64_mask(step.token, length,
+                                             _mm512_set1_epi64(TermTable::kMaxPaddedKey));
+    // The 8 runs' bytes mostly lie within the 128 from the first one's start: then their key
+    // words are picked from two loads of those 128 bytes (bytes past the text's end read as 0),
+    // instead of gathered.
+    const uint32_t first = runs.starts[k];
+    __m512i key_lo, key_hi;
+    if (_mm512_mask_cmpgt_epu64_mask(step.good, end, _mm512_set1_epi64(int64_t{first} + 128)) ==
+        0) {
+      const size_t avail = size_ - first;
+      __m512i window_lo, window_hi;
+      if (avail >= 128) {
+        window_lo = _mm512_loadu_si512(base_ + first);
+        window_hi = _mm512_loadu_si512(base_ + first + 64);
+      } else {
+        window_lo = _mm512_maskz_loadu_epi8(
+            _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(std::min<size_t>(avail, 64))),
+            base_ + first);
+        window_hi = avail > 64 ? _mm512_maskz_loadu_epi8(
+                                     _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(avail - 64)),
+                                     base_ + first + 64)
+                               : _mm512_setzero_si512();
+      }
+      // Byte j of lane i picks byte (start_i - first) + j of the window: each lane's low byte
+      // copied to its 8 bytes (a shuffle within 128-bit lanes), plus 0..7.
+      const __m512i spread_byte = _mm512_set4_epi64(0x0808080808080808, 0, 0x0808080808080808, 0);
+      const __m512i rel = _mm512_sub_epi64(start, _mm512_set1_epi64(first));
+      const __m512i picks = _mm512_add_epi8(_mm512_shuffle_epi8(rel, spread_byte),
+                                            _mm512_set1_epi64(0x0706050403020100));
+      key_lo = _mm512_permutex2var_epi8(window_lo, picks, window_hi);
+      key_hi = _mm512_permutex2var_epi8(window_lo, _mm512_add_epi8(picks, _mm512_set1_epi8(8)),
+                                        window_hi);
+    } else {
+      // A run within 16 bytes of the text's end is read from the copy of the text's tail.
+      const __m512i at = _mm512_mask_add_epi64(
+          start,
+          _mm512_cmpgt_epu64_mask(_mm512_add_epi64(start, _mm512_set1_epi64(16)),
+                                  _mm512_set1_epi64(static_cast<int64_t>(size_))),
+          start, _mm512_set1_epi64(to_tail_));
+      key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), step.good, at, base_, 1);
+      key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), step.good,
+                                           _mm512_add_epi64(at, eight), base_, 1);
+    }
+    // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second
+    // (a shift by 64 or more gives 0).
+    key_lo = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(length, 3)), key_lo);
+    const __m512i second = _mm512_sub_epi64(_mm512_max_epu64(length, eight), eight);
+    key_hi = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(second, 3)), key_hi);
+    if (lower) {
+      const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
+      const __m512i case_bit = _mm512_set1_epi8(0x20);
+      const __mmask64 upper_lo = _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_lo, upper_a), letters);
+      const __mmask64 upper_hi = _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_hi, upper_a), letters);
+      key_lo = _mm512_mask_blend_epi8(upper_lo, key_lo, _mm512_or_si512(key_lo, case_bit));
+      key_hi = _mm512_mask_blend_epi8(upper_hi, key_hi, _mm512_or_si512(key_hi, case_bit));
+    }
+    key_hi = _mm512_or_si512(key_hi, _mm512_slli_epi64(_mm512_add_epi64(length, one), 56));
+    const __m512i x = _mm512_xor_si512(
+        key_lo,
+        _mm512_mullo_epi64(key_hi, _mm512_set1_epi64(static_cast<int64_t>(TermTable::kHiSpread))));
+    step.hash = _mm512_xor_si512(
+        MulHi64Avx512(x, TermTable::kGolden),
+        _mm512_mullo_epi64(x, _mm512_set1_epi64(static_cast<int64_t>(TermTable::kGolden))));
+    step.lo = key_lo;
+    step.hi = key_hi;
+    return step;
+  }
+
+ private:
+  const char* base_;
+  size_t size_;
+  int64_t to_tail_ = 0;
+  alignas(64) char tail_copy_[64];
+};
+
+// CountAsciiUnigramsWith on the AVX-512 path: as the baseline, but 8 tokens per step: their keys
+// computed in registers (AsciiKeys8), and the keys and home slots of the candidates compressed
+// into the group; tokens longer than 15 bytes take the scalar steps. With kFilter, a token is a
+// candidate only if the table's filter lets it through (TermTable::MayContain: one more gather per
+// step, but most absent terms never touch the slots); without, every token is probed (fastest
+// when nearly all tokens are terms). Adds the tokens of 2 to 15 bytes looked up to *tokens and
+// the candidates found to *hits.
 template <bool kFilter>
 MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
                                                 bool lower, const TermTable& index,
@@ -297,100 +430,21 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
                                                 size_t* hits) {
   uint64_t lo[kGroupRoom], hi[kGroupRoom];
   size_t homes[kGroupRoom];
-  char tail[32];
   const char* base = text.data();
-  const size_t size = text.size();
-  const __m512i ones = _mm512_set1_epi64(-1);
-  const __m512i two = _mm512_set1_epi64(2), eight = _mm512_set1_epi64(8);
-  const __m512i sixteen = _mm512_set1_epi64(16), one = _mm512_set1_epi64(1);
-  const __m512i max_short = _mm512_set1_epi64(TermTable::kMaxPaddedKey);
-  const __m512i text_size = _mm512_set1_epi64(static_cast<int64_t>(size));
-  const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
-  const __m512i case_bit = _mm512_set1_epi8(0x20);
-  const __m512i spread = _mm512_set1_epi64(static_cast<int64_t>(TermTable::kHiSpread));
-  const __m512i golden = _mm512_set1_epi64(static_cast<int64_t>(TermTable::kGolden));
+  const __m512i one = _mm512_set1_epi64(1);
   const __m512i slot_mask = _mm512_set1_epi64(static_cast<int64_t>(index.slot_mask()));
   const __m512i filter_mask = _mm512_set1_epi64(static_cast<int64_t>(index.filter_mask()));
   const __m512i bit_in_word = _mm512_set1_epi64(63);
   const uint64_t* filter = index.filter_words();
-  // _mm512_shuffle_epi8 control copying each 64-bit lane's low byte to its 8 bytes, the bytes'
-  // offsets 0..7 within a lane, and 8 in every byte.
-  const __m512i spread_byte = _mm512_set4_epi64(0x0808080808080808, 0, 0x0808080808080808, 0);
-  const __m512i byte_ramp = _mm512_set1_epi64(0x0706050403020100);
-  const __m512i eight_bytes = _mm512_set1_epi8(8);
   if (runs.count == 0) return;
-  // The text's last (up to) 32 bytes, zero-padded to 64: the 16 bytes from a token's start that
-  // would be read past the text's end are read here (one copy per text instead of one per token).
-  // to_tail moves an offset into the text from its last 32 bytes to the same byte of the copy.
-  alignas(64) char tail_copy[64];
-  _mm512_store_si512(tail_copy, _mm512_setzero_si512());
-  const size_t tail_from = size > 32 ? size - 32 : 0;
-  std::memcpy(tail_copy, base + tail_from, size - tail_from);
-  const __m512i to_tail = _mm512_set1_epi64(static_cast<int64_t>(
-      reinterpret_cast<uintptr_t>(tail_copy) - reinterpret_cast<uintptr_t>(base) - tail_from));
+  const AsciiKeys8 keys8(text);
   size_t k = 0;
   while (k < runs.count) {
     size_t m = 0;
     for (; m < kGroup && k < runs.count; k += 8) {
-      const size_t left = runs.count - k;
-      const __mmask8 valid = left >= 8 ? 0xFF : static_cast<__mmask8>((1u << left) - 1);
-      const __m512i start = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.starts + k));
-      const __m512i end = _mm512_cvtepu32_epi64(_mm256_maskz_loadu_epi32(valid, runs.ends + k));
-      const __m512i length = _mm512_sub_epi64(end, start);
-      const __mmask8 token = _mm512_mask_cmpge_epu64_mask(valid, length, two);
-      const __mmask8 good = _mm512_mask_cmple_epu64_mask(token, length, max_short);
-      // A token within 16 bytes of the text's end is read from the copy of the text's tail.
-      const __m512i at = _mm512_mask_add_epi64(
-          start, _mm512_cmpgt_epu64_mask(_mm512_add_epi64(start, sixteen), text_size), start,
-          to_tail);
-      // The 8 tokens' bytes mostly lie within the 128 from the first one's start: then their key
-      // words are picked from two loads of those 128 bytes (bytes past the text's end read as 0),
-      // instead of gathered.
-      const uint32_t first = runs.starts[k];
-      __m512i key_lo, key_hi;
-      if (_mm512_mask_cmpgt_epu64_mask(good, end, _mm512_set1_epi64(int64_t{first} + 128)) == 0) {
-        const size_t avail = size - first;
-        __m512i window_lo, window_hi;
-        if (avail >= 128) {
-          window_lo = _mm512_loadu_si512(base + first);
-          window_hi = _mm512_loadu_si512(base + first + 64);
-        } else {
-          window_lo = _mm512_maskz_loadu_epi8(
-              _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(std::min<size_t>(avail, 64))),
-              base + first);
-          window_hi = avail > 64 ? _mm512_maskz_loadu_epi8(
-                                       _bzhi_u64(~uint64_t{0}, static_cast<uint32_t>(avail - 64)),
-                                       base + first + 64)
-                                 : _mm512_setzero_si512();
-        }
-        // Byte j of lane i picks byte (start_i - first) + j of the window.
-        const __m512i rel = _mm512_sub_epi64(start, _mm512_set1_epi64(first));
-        const __m512i picks = _mm512_add_epi8(_mm512_shuffle_epi8(rel, spread_byte), byte_ramp);
-        key_lo = _mm512_permutex2var_epi8(window_lo, picks, window_hi);
-        key_hi =
-            _mm512_permutex2var_epi8(window_lo, _mm512_add_epi8(picks, eight_bytes), window_hi);
-      } else {
-        key_lo = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good, at, base, 1);
-        key_hi = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
-                                             _mm512_add_epi64(at, eight), base, 1);
-      }
-      // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second
-      // (a shift by 64 or more gives 0).
-      key_lo = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(length, 3)), key_lo);
-      const __m512i second = _mm512_sub_epi64(_mm512_max_epu64(length, eight), eight);
-      key_hi = _mm512_andnot_si512(_mm512_sllv_epi64(ones, _mm512_slli_epi64(second, 3)), key_hi);
-      if (lower) {
-        const __mmask64 upper_lo =
-            _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_lo, upper_a), letters);
-        const __mmask64 upper_hi =
-            _mm512_cmple_epu8_mask(_mm512_sub_epi8(key_hi, upper_a), letters);
-        key_lo = _mm512_mask_blend_epi8(upper_lo, key_lo, _mm512_or_si512(key_lo, case_bit));
-        key_hi = _mm512_mask_blend_epi8(upper_hi, key_hi, _mm512_or_si512(key_hi, case_bit));
-      }
-      key_hi = _mm512_or_si512(key_hi, _mm512_slli_epi64(_mm512_add_epi64(length, one), 56));
-      const __m512i x = _mm512_xor_si512(key_lo, _mm512_mullo_epi64(key_hi, spread));
-      const __m512i hash =
-          _mm512_xor_si512(MulHi64Avx512(x, TermTable::kGolden), _mm512_mullo_epi64(x, golden));
+      const AsciiKeys8::Step step = keys8.At(runs, k, lower);
+      const __mmask8 token = step.token, good = step.good;
+      const __m512i key_lo = step.lo, key_hi = step.hi, hash = step.hash;
       __mmask8 candidate = good;
       if constexpr (kFilter) {
         const __m512i bit = _mm512_and_si512(_mm512_srli_epi64(hash, 32), filter_mask);
@@ -414,28 +468,44 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         index.Prefetch(static_cast<size_t>(_mm_extract_epi64(pair, 1)));
       }
       m += static_cast<size_t>(_mm_popcnt_u32(candidate));
-      // The rare rest: tokens longer than 15 bytes.
+      // The rare rest: tokens longer than 15 bytes, each looked up on its own.
       for (unsigned rest = token & ~good; rest != 0; rest &= rest - 1) {
         const size_t r = k + static_cast<size_t>(__builtin_ctz(rest));
-        const uint32_t at = runs.starts[r];
-        const size_t length_r = runs.ends[r] - at;
-        if (length_r > TermTable::kMaxPaddedKey) {
-          CountLongToken(base + at, length_r, lower, index, scratch);
-          continue;
-        }
-        const TermTable::Key key = ShortTokenKey(base, size, at, length_r, lower, tail);
-        const uint64_t h = TermTable::HashOf(key);
-        ++*tokens;
-        if (kFilter && !index.MayContain(h)) continue;
-        lo[m] = key.lo;
-        hi[m] = key.hi;
-        homes[m] = index.HomeOfHash(h);
-        index.Prefetch(homes[m]);
-        ++m;
+        CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
     }
     *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
   }
+}
+
+// AsciiTermKeysWith on the AVX-512 path: whole steps of 8 runs (AsciiKeys8) while they fit below
+// `capacity` and hold no run longer than kMaxPaddedKey bytes, the rest run by run (the baseline).
+MAAS_COUNT_AVX512 size_t AsciiTermKeysAvx512(std::string_view text, const AsciiRuns& runs, size_t k,
+                                             bool lower, const TermTable& table, size_t capacity,
+                                             uint64_t* lo, uint64_t* hi, size_t* homes,
+                                             uint32_t* starts, size_t* m) {
+  if (k < runs.count && *m + 8 <= capacity) {
+    const AsciiKeys8 keys8(text);
+    const __m512i slot_mask = _mm512_set1_epi64(static_cast<int64_t>(table.slot_mask()));
+    size_t n = *m;
+    while (k < runs.count && n + 8 <= capacity) {
+      const AsciiKeys8::Step step = keys8.At(runs, k, lower);
+      if ((step.token & ~step.good) != 0) break;  // a long run: the run-by-run steps stop there
+      const size_t left = runs.count - k;
+      const __mmask8 valid = left >= 8 ? 0xFF : static_cast<__mmask8>((1u << left) - 1);
+      _mm512_storeu_si512(lo + n, _mm512_maskz_compress_epi64(step.good, step.lo));
+      _mm512_storeu_si512(hi + n, _mm512_maskz_compress_epi64(step.good, step.hi));
+      _mm512_storeu_si512(homes + n, _mm512_maskz_compress_epi64(
+                                         step.good, _mm512_and_si512(step.hash, slot_mask)));
+      _mm256_storeu_si256(
+          reinterpret_cast<__m256i*>(starts + n),
+          _mm256_maskz_compress_epi32(step.good, _mm256_maskz_loadu_epi32(valid, runs.starts + k)));
+      n += static_cast<size_t>(_mm_popcnt_u32(step.good));
+      k += std::min<size_t>(left, 8);
+    }
+    *m = n;
+  }
+  return AsciiTermKeysBaseline(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
 }
 
 // CountAsciiUnigramsAvx512 with or without the filter, as the text before suggests: on while more
@@ -466,6 +536,17 @@ void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const Asc
   }
 #endif
   CountAsciiUnigramsBaseline(text, runs, lower, index, scratch);
+}
+
+size_t AsciiTermKeysWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs, size_t k,
+                         bool lower, const TermTable& table, size_t capacity, uint64_t* lo,
+                         uint64_t* hi, size_t* homes, uint32_t* starts, size_t* m) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    return AsciiTermKeysAvx512(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
+  }
+#endif
+  return AsciiTermKeysBaseline(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
 }
 
 void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, SparseVector* row) {
@@ -887,14 +968,13 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
   // found or inserted, in token order (the provisional index is the order of first occurrence):
   // a group is flushed before a token longer than 15 bytes is inserted on its own.
   const bool lower = result_.vectorizer.options_.analyzer.lowercase;
-  constexpr size_t kGroup = 16;
-  TermTable::Key keys[kGroup];
-  size_t homes[kGroup];
-  uint32_t starts[kGroup];
-  uint32_t found[kGroup];
-  char tail[32];
+  const CountSimdPath path = BestCountSimdPath();
+  constexpr size_t kTermGroup = 64;
+  uint64_t lo[kTermGroup], hi[kTermGroup];
+  size_t homes[kTermGroup];
+  uint32_t starts[kTermGroup];
+  uint32_t found[kTermGroup];
   const char* base = text.data();
-  const size_t size = text.size();
   std::vector<uint32_t>& ids = scratch_.ids;
   std::string& term = scratch_.gram;
   const auto lowered = [&](uint32_t start, size_t length) -> std::string_view {
@@ -910,7 +990,7 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
   };
   size_t k = 0;
   while (k < runs.count) {
-    if (provisional_.size() + kGroup >= std::numeric_limits<uint32_t>::max() - 1) {
+    if (provisional_.size() + kTermGroup >= std::numeric_limits<uint32_t>::max() - 1) {
       // Near the id limit: one token at a time through the checked insert.
       const uint32_t start = runs.starts[k];
       const size_t length = runs.ends[k] - start;
@@ -924,33 +1004,20 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
       continue;
     }
     // Homes are computed after the Reserve, so the inserts of the group never rehash.
-    provisional_.Reserve(provisional_.size() + kGroup);
+    provisional_.Reserve(provisional_.size() + kTermGroup);
     size_t m = 0;
-    bool long_token = false;
-    for (; m < kGroup && k < runs.count; ++k) {
-      const uint32_t start = runs.starts[k];
-      const size_t length = runs.ends[k] - start;
-      if (length > TermTable::kMaxPaddedKey) {
-        long_token = true;  // handled after the group's earlier tokens
-        break;
-      }
-      const char* p = base + start;
-      if (start + 16 > size) {
-        std::memset(tail, 0, sizeof(tail));
-        std::memcpy(tail, p, length);
-        p = tail;
-      }
-      keys[m] = TermTable::PaddedKeyOf(p, length, lower);
-      homes[m] = provisional_.Home(keys[m]);
-      provisional_.Prefetch(homes[m]);
-      starts[m] = start;
-      m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
-    }
+    k = AsciiTermKeysWith(path, text, runs, k, lower, provisional_, kTermGroup, lo, hi, homes,
+                          starts, &m);
+    // Stopped before a token longer than 15 bytes: inserted on its own after the group's earlier
+    // tokens.
+    const bool long_token = k < runs.count && m < kTermGroup;
+    for (size_t i = 0; i < m; ++i) provisional_.Prefetch(homes[i]);
     for (size_t i = 0; i < m; ++i) {
-      uint32_t id = provisional_.FindFrom(keys[i], homes[i], std::string_view());
+      const TermTable::Key key{lo[i], hi[i]};
+      uint32_t id = provisional_.FindFrom(key, homes[i], std::string_view());
       if (id == TermTable::kNotFound) {
-        const size_t length = (keys[i].hi >> 56) - 1;  // the key's length tag
-        id = provisional_.InsertFrom(keys[i], homes[i], lowered(starts[i], length)).first;
+        const size_t length = (key.hi >> 56) - 1;  // the key's length tag
+        id = provisional_.InsertFrom(key, homes[i], lowered(starts[i], length)).first;
         if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
       }
       found[i] = id;

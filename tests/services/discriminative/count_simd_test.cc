@@ -219,6 +219,61 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
   }
 }
 
+TEST_CASE("AsciiTermKeysWith: every path gives each token's key, home and start, in order") {
+  std::mt19937_64 rng(14);
+  GuardedText guarded;
+  const std::vector<std::string> texts = RandomTexts(rng, 300);
+  TermTable table;  // its slot count sets the homes: a few hundred terms
+  for (int i = 0; i < 300; ++i) table.Insert("t" + std::to_string(i));
+  AnalyzerScratch scratch;
+  for (const bool lower : {true, false}) {
+    for (const std::string& text : texts) {
+      const std::string_view placed = guarded.Place(text);
+      AsciiRuns runs;
+      REQUIRE(AsciiWordRunsWith(CountSimdPath::kBaseline, placed, &scratch, &runs));
+      // From a random run on, with a random capacity: the reference stops at the end, before a
+      // run longer than 15 bytes, or at the capacity.
+      const size_t k0 = runs.count == 0 ? 0 : rng() % (runs.count + 1);
+      const size_t capacity = 1 + rng() % 80;
+      const size_t m0 = rng() % capacity;  // already in the arrays before the call
+      std::vector<uint64_t> lo, hi;
+      std::vector<size_t> homes;
+      std::vector<uint32_t> starts;
+      size_t k = k0;
+      for (; k < runs.count && m0 + lo.size() < capacity; ++k) {
+        const size_t length = runs.ends[k] - runs.starts[k];
+        if (length > TermTable::kMaxPaddedKey) break;
+        if (length < 2) continue;
+        const std::string token(placed.substr(runs.starts[k], length));
+        const TermTable::Key key = TermTable::KeyOf(lower ? Lower(token) : token);
+        lo.push_back(key.lo);
+        hi.push_back(key.hi);
+        homes.push_back(table.Home(key));
+        starts.push_back(runs.starts[k]);
+      }
+      for (const CountSimdPath path : SupportedCountSimdPaths()) {
+        INFO("path " << random::SimdLevelName(path) << ", lower " << lower << ", from run " << k0
+                     << ", capacity " << capacity << ", text '" << text << "'");
+        std::vector<uint64_t> got_lo(capacity, 7), got_hi(capacity, 7);
+        std::vector<size_t> got_homes(capacity, 7);
+        std::vector<uint32_t> got_starts(capacity, 7);
+        size_t m = m0;
+        const size_t next =
+            AsciiTermKeysWith(path, placed, runs, k0, lower, table, capacity, got_lo.data(),
+                              got_hi.data(), got_homes.data(), got_starts.data(), &m);
+        CHECK(next == k);
+        REQUIRE(m == m0 + lo.size());
+        CHECK(std::vector<uint64_t>(got_lo.begin() + m0, got_lo.begin() + m) == lo);
+        CHECK(std::vector<uint64_t>(got_hi.begin() + m0, got_hi.begin() + m) == hi);
+        CHECK(std::vector<size_t>(got_homes.begin() + m0, got_homes.begin() + m) == homes);
+        CHECK(std::vector<uint32_t>(got_starts.begin() + m0, got_starts.begin() + m) == starts);
+        // The entries before *m are left alone.
+        CHECK(std::all_of(got_lo.begin(), got_lo.begin() + m0, [](uint64_t v) { return v == 7; }));
+      }
+    }
+  }
+}
+
 TEST_CASE(
     "CountAsciiUnigramsWith (AVX-512): the filter goes on for texts of absent terms, off "
     "again for texts of terms") {
