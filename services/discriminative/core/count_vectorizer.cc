@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -1200,12 +1201,20 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
 }
 
 void CountVectorizer::BuildIndex() {
-  index_ = TermTable();
-  index_.Reserve(vocabulary_.size());
+  // The terms of the most documents are put into the table first (then by id): they then mostly
+  // lie in their home slots, and a text's lookups rarely probe a second slot (a mispredicted
+  // branch each). Without document frequencies (a given vocabulary), in id order.
+  std::vector<uint32_t> placement(vocabulary_.size());
+  std::iota(placement.begin(), placement.end(), 0);
+  if (document_frequency_.size() == vocabulary_.size()) {
+    std::stable_sort(placement.begin(), placement.end(), [&](uint32_t a, uint32_t b) {
+      return document_frequency_[a] > document_frequency_[b];
+    });
+  }
+  index_.Assign(vocabulary_, placement);
   uint64_t tag = TermTable::HashBytes(nullptr, 0) ^
                  (uint64_t{options_.analyzer.ngram_min} << 32 | options_.analyzer.ngram_max);
   for (const std::string& term : vocabulary_) {
-    index_.Insert(term);
     tag = TermTable::HashBytes(reinterpret_cast<const char*>(&tag), sizeof(tag)) ^
           TermTable::HashBytes(term.data(), term.size());
   }

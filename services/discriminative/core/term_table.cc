@@ -31,6 +31,25 @@ void TermTable::Reserve(size_t n) {
   if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
 }
 
+void TermTable::Assign(const std::vector<std::string>& terms,
+                       const std::vector<uint32_t>& placement) {
+  *this = TermTable();
+  Reserve(terms.size());
+  offsets_.push_back(0);
+  for (const std::string& term : terms) {
+    bytes_.append(term);
+    offsets_.push_back(bytes_.size());
+  }
+  for (const uint32_t id : placement) {
+    const Key key = KeyOf(terms[id]);
+    const uint64_t hash = HashOf(key);
+    size_t i = HomeOfHash(hash);
+    while ((slots_[i].lo | slots_[i].hi) != 0) i = (i + 1) & mask_;
+    slots_[i] = Slot{key.lo, key.hi, id};
+    AddToFilter(hash);
+  }
+}
+
 std::pair<uint32_t, bool> TermTable::InsertFrom(const Key& key, size_t home,
                                                 std::string_view term) {
   if (offsets_.empty()) offsets_.push_back(0);

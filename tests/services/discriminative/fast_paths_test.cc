@@ -81,6 +81,43 @@ TEST_CASE("TermTable agrees with std::unordered_map on terms of every length") {
   CHECK(TermTable().Find("x") == TermTable::kNotFound);
 }
 
+TEST_CASE("TermTable::Assign equals inserting the terms in order, whatever the placement") {
+  std::mt19937_64 rng(8);
+  const std::string alphabet = std::string("ab\xc3\xa9") + std::string(1, '\0');
+  std::vector<std::string> terms;
+  std::unordered_map<std::string, uint32_t> reference;
+  while (terms.size() < 3000) {
+    const std::string term = RandomString(rng, 1 + rng() % 40, alphabet);
+    if (reference.emplace(term, static_cast<uint32_t>(terms.size())).second) terms.push_back(term);
+  }
+  std::vector<uint32_t> identity(terms.size());
+  for (uint32_t id = 0; id < terms.size(); ++id) identity[id] = id;
+  std::vector<uint32_t> reversed(identity.rbegin(), identity.rend());
+  std::vector<uint32_t> shuffled = identity;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  for (const std::vector<uint32_t>* placement : {&identity, &reversed, &shuffled}) {
+    TermTable table;
+    table.Insert("stale");  // replaced
+    table.Assign(terms, *placement);
+    REQUIRE(table.size() == terms.size());
+    for (uint32_t id = 0; id < terms.size(); ++id) {
+      REQUIRE(table.term(id) == terms[id]);
+      REQUIRE(table.Find(terms[id]) == id);
+      REQUIRE(table.MayContain(TermTable::HashOf(TermTable::KeyOf(terms[id]))));
+    }
+    for (int i = 0; i < 3000; ++i) {
+      const std::string probe = RandomString(rng, 1 + rng() % 40, alphabet);
+      const auto it = reference.find(probe);
+      REQUIRE(table.Find(probe) == (it == reference.end() ? TermTable::kNotFound : it->second));
+    }
+    CHECK(table.Find("stale") == TermTable::kNotFound);
+    // Still a table to insert into.
+    CHECK(table.Insert(terms[0]) == std::pair<uint32_t, bool>(0, false));
+    CHECK(table.Insert("stale") == std::pair<uint32_t, bool>(terms.size(), true));
+    CHECK(table.Find("stale") == terms.size());
+  }
+}
+
 TEST_CASE("TermTable::LoadShort reads exactly the first n bytes") {
   const char bytes[9] = {'\x01', '\x82', '\x03', '\xf4', '\x05', '\x06', '\x07', '\x88', '\x09'};
   for (size_t n = 0; n <= 8; ++n) {
