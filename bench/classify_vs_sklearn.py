@@ -11,7 +11,10 @@ punctuation) for the two word pipelines
            | sklearn: transform + predict_proba
   memory   peak RSS of a process that loads the corpus and trains, minus its RSS once the corpus is loaded (both
            sides), next to the size of scikit-learn's sparse training matrix (data + indices + indptr)
-Probabilities are checked equal (1e-12) before the timings are printed.
+Probabilities are checked equal (1e-12) before the timings are printed. Timings come in --rounds rounds, each
+scikit-learn's run followed at once by maas's (the median of 3 runs of the tool): each ratio printed is the median of
+the rounds' ratios, so that both sides of a ratio were measured within seconds of each other (this machine's speed
+drifts by up to 2x over minutes, alike for both); the times printed are the medians of the rounds.
 
 Part 2, through gRPC (word counts), measures (median of --repeats runs each):
   train    maas: Train client stream (all batches) | sklearn: CountVectorizer.fit_transform + MultinomialNB.fit
@@ -147,13 +150,23 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipeli
                 v = make()
                 return v, MultinomialNB().fit(v.fit_transform(train_texts), train_labels)
             vectorizer, nb = sk_train()
-            sk_fit = median_cpu_seconds(sk_train, repeats)
-            sk_classify = median_cpu_seconds(lambda: nb.predict_proba(vectorizer.transform(test_texts)), repeats)
             config = disc.TrainConfig(name="bench", vectorizer=vectorizer_config)
             (tmp / "config.pb").write_bytes(config.SerializeToString())
             args = [str(tool), tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp]
-            subprocess.run(args + [str(repeats)], check=True)
-            timing = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
+            # Rounds of scikit-learn's run next to maas's (the tool's median of 3 runs), so that each
+            # ratio compares two measurements taken within seconds of each other: this machine's
+            # speed drifts by up to 2x over minutes, alike for both, far less within a round.
+            sk_fits, sk_classifies, maas_fits, maas_classifies = [], [], [], []
+            for _ in range(repeats):
+                sk_fits.append(median_cpu_seconds(sk_train, 1))
+                sk_classifies.append(median_cpu_seconds(
+                    lambda: nb.predict_proba(vectorizer.transform(test_texts)), 1))
+                subprocess.run(args + ["3"], check=True)
+                timing = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
+                maas_fits.append(float(timing["train_seconds"]))
+                maas_classifies.append(float(timing["classify_seconds"]))
+            fit_ratio = statistics.median(s / m for s, m in zip(sk_fits, maas_fits))
+            classify_ratio = statistics.median(s / m for s, m in zip(sk_classifies, maas_classifies))
             proba = common_pb2.Matrix()
             proba.ParseFromString((tmp / "proba.pb").read_bytes())
             got = np.array(proba.values).reshape(proba.rows, proba.cols)
@@ -167,15 +180,17 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipeli
                                   tmp / "data.pkl"], check=True, capture_output=True, text=True).stdout.split()
             sk_peak, sk_loaded, matrix_bytes = (int(v) for v in out)
             sk_rss = sk_peak - sk_loaded
-            rows.append((name, float(timing["train_seconds"]), sk_fit, float(timing["classify_seconds"]), sk_classify,
+            rows.append((name, statistics.median(maas_fits), statistics.median(sk_fits), fit_ratio,
+                         statistics.median(maas_classifies), statistics.median(sk_classifies), classify_ratio,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"in-process, one core, CPU seconds, median of {repeats} ({title} corpus: {len(train_texts)} train / "
-          f"{len(test_texts)} test docs; probabilities checked equal; load average {load})")
+    print(f"in-process, one core, CPU seconds, medians of {repeats} rounds, each ratio the median of the rounds' "
+          f"ratios ({title} corpus: {len(train_texts)} train / {len(test_texts)} test docs; probabilities checked "
+          f"equal; load average {load})")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
           f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
-    for name, mt, st, mc, sc, mr, sr, xb, f in rows:
-        print(f"{name:14}{f:>9}{mt:>11.3f}s{st:>8.3f}s{st / mt:>6.1f}x{mc:>14.3f}s{sc:>8.3f}s{sc / mc:>6.1f}x"
+    for name, mt, st, rt, mc, sc, rc, mr, sr, xb, f in rows:
+        print(f"{name:14}{f:>9}{mt:>11.3f}s{st:>8.3f}s{rt:>6.1f}x{mc:>14.3f}s{sc:>8.3f}s{rc:>6.1f}x"
               f"{mr / 1024:>20.1f} MB{sr / 1024:>6.1f} MB{xb / 2**20:>6.1f} MB")
 
 
@@ -184,7 +199,9 @@ def main():
     parser.add_argument("--train_docs", type=int, default=20000)
     parser.add_argument("--test_docs", type=int, default=20000)
     parser.add_argument("--batch", type=int, default=1000, help="texts per Classify call")
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3, help="runs per gRPC measurement")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="in-process rounds (scikit-learn's run next to maas's, one ratio per round)")
     parser.add_argument("--build_dir", default=os.environ.get("MAAS_BUILD_DIR", ROOT / "build"))
     parser.add_argument("--skip_grpc", action="store_true", help="only the in-process part")
     args = parser.parse_args()
@@ -193,11 +210,11 @@ def main():
     rng = np.random.default_rng(1)
     train_texts, train_labels = corpus(rng, args.train_docs)
     test_texts, _ = corpus(rng, args.test_docs)
-    in_process(build_dir, train_texts, train_labels, test_texts, args.repeats, title="6-letter-word")
+    in_process(build_dir, train_texts, train_labels, test_texts, args.rounds, title="6-letter-word")
     words = english_like_words(rng)
     english_train, english_labels = english_like_corpus(rng, args.train_docs, words)
     english_test, _ = english_like_corpus(rng, args.test_docs, words)
-    in_process(build_dir, english_train, english_labels, english_test, args.repeats,
+    in_process(build_dir, english_train, english_labels, english_test, args.rounds,
                pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")}, title="English-like")
     if args.skip_grpc:
         return 0
