@@ -201,10 +201,31 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
   }
   return true;
 }
+
+__attribute__((target("avx512f"))) void DivideAllAvx512(double* values, size_t n, double divisor) {
+  const __m512d d = _mm512_set1_pd(divisor);
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    _mm512_mask_storeu_pd(values + i, lanes,
+                          _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, values + i), d));
+  }
+}
 MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
 
 }  // namespace
+
+void DivideAllWith(random::SimdLevel level, double* values, size_t n, double divisor) {
+#if defined(__x86_64__)
+  if (level == random::SimdLevel::kAvx512) return DivideAllAvx512(values, n, divisor);
+#endif
+  (void)level;
+  for (size_t i = 0; i < n; ++i) values[i] = values[i] / divisor;
+}
+
+void DivideAll(double* values, size_t n, double divisor) {
+  DivideAllWith(random::BestSimdLevel(), values, n, divisor);
+}
 
 void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out) {
 #if defined(__x86_64__)

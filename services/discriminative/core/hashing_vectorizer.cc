@@ -12,6 +12,7 @@
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/exp_simd.h"
 
 namespace maas::discriminative {
 namespace {
@@ -78,7 +79,7 @@ void NormalizeRow(RowNorm norm, absl::Span<double> values) {
     for (const double v : values) s += std::fabs(v);
     if (s == 0.0) return;
   }
-  for (double& v : values) v = v / s;
+  DivideAll(values.data(), values.size(), s);
 }
 
 RowNorm RowNormOf(v1::Norm norm) {

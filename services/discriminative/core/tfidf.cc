@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
+#include "services/discriminative/core/exp_simd.h"
 
 namespace maas::discriminative {
 
@@ -52,8 +53,7 @@ void TfidfVectorizer::Weight(absl::Span<const uint32_t> row_indices,
       s += v * v;
     }
     if (s == 0.0) return;
-    s = std::sqrt(s);
-    for (size_t e = 0; e < n; ++e) values[e] = values[e] / s;
+    DivideAll(values, n, std::sqrt(s));
     return;
   }
   if (options_.use_idf) {

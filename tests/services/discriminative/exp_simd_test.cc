@@ -150,4 +150,26 @@ TEST_CASE("Softmax declines NaN, +inf and all -inf, leaving out untouched; -inf 
 }
 
 }  // namespace
+TEST_CASE("DivideAll divides each value exactly as scalar division, on every level, any length") {
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> unit(-4.0, 4.0);
+  for (size_t n = 0; n <= 40; ++n) {
+    std::vector<double> values(n + 2);
+    for (double& v : values) v = std::ldexp(unit(rng), static_cast<int>(rng() % 200) - 100);
+    if (n > 3) values[3] = std::numeric_limits<double>::denorm_min();  // and 0, -0, inf
+    if (n > 5) values[5] = -0.0;
+    if (n > 7) values[7] = std::numeric_limits<double>::infinity();
+    const double divisor = std::sqrt(3.0 + static_cast<double>(n));
+    std::vector<double> expected = values;
+    for (size_t i = 0; i < n; ++i) expected[i] = values[i] / divisor;
+    for (const random::SimdLevel level : random::SupportedSimdLevels()) {
+      INFO("level " << random::SimdLevelName(level) << ", n " << n);
+      std::vector<double> got = values;
+      DivideAllWith(level, got.data(), n, divisor);
+      // Bit for bit, and the two values past n untouched.
+      CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(double)) == 0);
+    }
+  }
+}
+
 }  // namespace maas::discriminative
