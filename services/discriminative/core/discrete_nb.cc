@@ -8,6 +8,10 @@
 #include <utility>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -114,20 +118,78 @@ void AccumulatePlain(const SparseVector& row, const double* weights, size_t num_
 
 using AccumulateFn = void (*)(const SparseVector&, const double*, size_t, double*);
 
+#if defined(__x86_64__)
+// AccumulatePlain on the AVX-512 level: a row of K <= 16 weights as one or two vectors (the last
+// masked), one multiply and one add per vector and entry: the same IEEE operations on each class
+// in the same order (no fused multiply-add: the library builds with -ffp-contract=off), so the same
+// bits, in a fraction of the instructions, which leaves the out-of-order core room to overlap the
+// row's chain of additions with the next text's work.
+template <size_t K>
+__attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row,
+                                                         const double* weights, size_t num_features,
+                                                         double* jll) {
+  constexpr size_t kVectors = (K + 7) / 8;
+  constexpr unsigned kLast = K % 8 == 0 ? 0xFFu : (1u << (K % 8)) - 1;
+  __m512d sum[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm512_setzero_pd();
+  const size_t n = row.indices.size();
+  const uint32_t* indices = row.indices.data();
+  const double* values = row.values.data();
+  for (size_t e = 0; e < n; ++e) {
+    if (e + kAhead < n && indices[e + kAhead] < num_features) {
+      __builtin_prefetch(weights + static_cast<size_t>(indices[e + kAhead]) * K);
+    }
+    const uint32_t f = indices[e];
+    if (f >= num_features) continue;
+    const __m512d x = _mm512_set1_pd(values[e]);
+    const double* w = weights + static_cast<size_t>(f) * K;
+    for (size_t v = 0; v < kVectors; ++v) {
+      const __mmask8 lanes = static_cast<__mmask8>(v + 1 < kVectors ? 0xFFu : kLast);
+      sum[v] = _mm512_add_pd(sum[v], _mm512_mul_pd(x, _mm512_maskz_loadu_pd(lanes, w + 8 * v)));
+    }
+  }
+  for (size_t v = 0; v < kVectors; ++v) {
+    _mm512_mask_storeu_pd(jll + 8 * v, static_cast<__mmask8>(v + 1 < kVectors ? 0xFFu : kLast),
+                          sum[v]);
+  }
+}
+
+template <size_t... K>
+constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateAvx512Table(
+    std::index_sequence<K...>) {
+  return {(K == 0 ? nullptr : &AccumulateAvx512<(K == 0 ? 1 : K)>)...};
+}
+#endif
+
 template <size_t... K>
 constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateTable(std::index_sequence<K...>) {
   return {&AccumulatePlain<K>...};
 }
 // kAccumulate[K] for K in [0, 16]; 0 and 1 are never used (a classifier has >= 2 classes).
 constexpr auto kAccumulate = MakeAccumulateTable(std::make_index_sequence<17>());
+#if defined(__x86_64__)
+constexpr auto kAccumulateAvx512 = MakeAccumulateAvx512Table(std::make_index_sequence<17>());
+#endif
 
 }  // namespace
 
 void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const {
+  JointLogLikelihoodWith(random::BestSimdLevel(), row, jll);
+}
+
+void DiscreteNb::JointLogLikelihoodWith(random::SimdLevel level, const SparseVector& row,
+                                        double* jll) const {
   const size_t k = classes_.size();
   const bool plain = !TransformsValues();
   if (plain && k < kAccumulate.size()) {
-    kAccumulate[k](row, weights_t_.data(), num_features_, jll);
+#if defined(__x86_64__)
+    const AccumulateFn accumulate =
+        level == random::SimdLevel::kAvx512 ? kAccumulateAvx512[k] : kAccumulate[k];
+#else
+    (void)level;
+    const AccumulateFn accumulate = kAccumulate[k];
+#endif
+    accumulate(row, weights_t_.data(), num_features_, jll);
     for (size_t c = 0; c < k; ++c) jll[c] += bias_[c];
     return;
   }

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/random/simd_level.h"
 #include "services/discriminative/core/classifier.h"
 
 namespace maas::discriminative {
@@ -82,6 +83,9 @@ class DiscreteNb : public Classifier {
   size_t num_features() const override { return num_features_; }
   const std::vector<double>& class_count() const override { return class_count_; }
   void JointLogLikelihood(const SparseVector& row, double* jll) const override;
+  // JointLogLikelihood on a given SIMD level (the same bits on every level). REQUIRES: the CPU
+  // supports `level` (random::SupportedSimdLevels).
+  void JointLogLikelihoodWith(random::SimdLevel level, const SparseVector& row, double* jll) const;
   FeatureRows feature_rows() const override {
     return {reinterpret_cast<const char*>(weights_t_.data()), classes_.size() * sizeof(double)};
   }

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/random/simd_level.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/multinomial_nb.h"
 #include "services/discriminative/core/numpy_compat.h"
@@ -515,17 +516,27 @@ TEST_CASE("MultinomialNB's joint log-likelihood: the same bits for every class c
           row.values.push_back(unit(rng) * 5.0);
         }
       }
-      std::vector<double> got(k);
-      nb->JointLogLikelihood(row, got.data());
+      std::vector<double> expected(k);
       for (size_t c = 0; c < k; ++c) {
         double sum = 0.0;
         for (size_t e = 0; e < row.indices.size(); ++e) {
           if (row.indices[e] >= features) continue;
           sum += row.values[e] * nb->feature_log_prob()[c * features + row.indices[e]];
         }
-        sum += nb->class_log_prior()[c];
-        REQUIRE(got[c] == sum);
+        expected[c] = sum + nb->class_log_prior()[c];
       }
+      // On every SIMD level the CPU has (the AVX-512 kernels hold a row in one or two vectors),
+      // and through the process's own.
+      for (const random::SimdLevel level : random::SupportedSimdLevels()) {
+        INFO("level " << random::SimdLevelName(level) << ", classes " << k);
+        std::vector<double> got(k + 1, 7.0);  // and nothing past the k classes written
+        nb->JointLogLikelihoodWith(level, row, got.data());
+        for (size_t c = 0; c < k; ++c) REQUIRE(got[c] == expected[c]);
+        REQUIRE(got[k] == 7.0);
+      }
+      std::vector<double> got(k);
+      nb->JointLogLikelihood(row, got.data());
+      REQUIRE(got == expected);
     }
   }
 }
