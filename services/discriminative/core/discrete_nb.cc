@@ -93,6 +93,19 @@ namespace {
 
 constexpr size_t kAhead = 8;  // rows of the weight table requested ahead of their use
 
+// The K weights of entry e of a row (indices[0 .. n)) in the feature-major table, or null for an
+// index past the features (skipped); requests the row of entry e + kAhead from memory.
+template <size_t K>
+__attribute__((always_inline)) inline const double* EntryWeights(const uint32_t* indices, size_t e,
+                                                                 size_t n, const double* weights,
+                                                                 size_t num_features) {
+  if (e + kAhead < n && indices[e + kAhead] < num_features) {
+    __builtin_prefetch(weights + static_cast<size_t>(indices[e + kAhead]) * K);
+  }
+  const uint32_t f = indices[e];
+  return f < num_features ? weights + static_cast<size_t>(f) * K : nullptr;
+}
+
 // sum_e values[e] * weights[indices[e]][0..K) for a fixed class count K, the sums in registers
 // (the generic loop keeps them in memory: jll may alias the table as far as the compiler knows).
 // Same operations in the same order as the generic loop, so the same bits.
@@ -104,13 +117,9 @@ void AccumulatePlain(const SparseVector& row, const double* weights, size_t num_
   const uint32_t* indices = row.indices.data();
   const double* values = row.values.data();
   for (size_t e = 0; e < n; ++e) {
-    if (e + kAhead < n && indices[e + kAhead] < num_features) {
-      __builtin_prefetch(weights + static_cast<size_t>(indices[e + kAhead]) * K);
-    }
-    const uint32_t f = indices[e];
-    if (f >= num_features) continue;
+    const double* w = EntryWeights<K>(indices, e, n, weights, num_features);
+    if (w == nullptr) continue;
     const double v = values[e];
-    const double* w = weights + static_cast<size_t>(f) * K;
     for (size_t c = 0; c < K; ++c) sum[c] += v * w[c];
   }
   for (size_t c = 0; c < K; ++c) jll[c] = sum[c];
@@ -136,13 +145,9 @@ __attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row
   const uint32_t* indices = row.indices.data();
   const double* values = row.values.data();
   for (size_t e = 0; e < n; ++e) {
-    if (e + kAhead < n && indices[e + kAhead] < num_features) {
-      __builtin_prefetch(weights + static_cast<size_t>(indices[e + kAhead]) * K);
-    }
-    const uint32_t f = indices[e];
-    if (f >= num_features) continue;
+    const double* w = EntryWeights<K>(indices, e, n, weights, num_features);
+    if (w == nullptr) continue;
     const __m512d x = _mm512_set1_pd(values[e]);
-    const double* w = weights + static_cast<size_t>(f) * K;
     for (size_t v = 0; v < kVectors; ++v) {
       const __mmask8 lanes = static_cast<__mmask8>(v + 1 < kVectors ? 0xFFu : kLast);
       sum[v] = _mm512_add_pd(sum[v], _mm512_mul_pd(x, _mm512_maskz_loadu_pd(lanes, w + 8 * v)));
