@@ -133,7 +133,7 @@ print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.n
 """
 
 
-def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipelines=PIPELINES, title="random"):
+def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelines=PIPELINES, title="random"):
     """Part 1: the core library in-process on one core vs scikit-learn, per pipeline."""
     import pickle
     tool = build_dir / "services/discriminative/core/tools/maas_discriminative_bench"
@@ -157,7 +157,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipeli
             # ratio compares two measurements taken within seconds of each other: this machine's
             # speed drifts by up to 2x over minutes, alike for both, far less within a round.
             sk_fits, sk_classifies, maas_fits, maas_classifies = [], [], [], []
-            for _ in range(repeats):
+            for _ in range(rounds):
                 sk_fits.append(median_cpu_seconds(sk_train, 1))
                 sk_classifies.append(median_cpu_seconds(
                     lambda: nb.predict_proba(vectorizer.transform(test_texts)), 1))
@@ -184,7 +184,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, repeats, pipeli
                          statistics.median(maas_classifies), statistics.median(sk_classifies), classify_ratio,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    print(f"in-process, one core, CPU seconds, medians of {repeats} rounds, each ratio the median of the rounds' "
+    print(f"in-process, one core, CPU seconds, medians of {rounds} rounds, each ratio the median of the rounds' "
           f"ratios ({title} corpus: {len(train_texts)} train / {len(test_texts)} test docs; probabilities checked "
           f"equal; load average {load})")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"

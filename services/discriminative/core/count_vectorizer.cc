@@ -492,17 +492,15 @@ MAAS_COUNT_AVX512 size_t AsciiTermKeysAvx512(std::string_view text, const AsciiR
     while (k < runs.count && n + 8 <= capacity) {
       const AsciiKeys8::Step step = keys8.At(runs, k, lower);
       if ((step.token & ~step.good) != 0) break;  // a long run: the run-by-run steps stop there
-      const size_t left = runs.count - k;
-      const __mmask8 valid = left >= 8 ? 0xFF : static_cast<__mmask8>((1u << left) - 1);
       _mm512_storeu_si512(lo + n, _mm512_maskz_compress_epi64(step.good, step.lo));
       _mm512_storeu_si512(hi + n, _mm512_maskz_compress_epi64(step.good, step.hi));
       _mm512_storeu_si512(homes + n, _mm512_maskz_compress_epi64(
                                          step.good, _mm512_and_si512(step.hash, slot_mask)));
-      _mm256_storeu_si256(
-          reinterpret_cast<__m256i*>(starts + n),
-          _mm256_maskz_compress_epi32(step.good, _mm256_maskz_loadu_epi32(valid, runs.starts + k)));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + n),
+                          _mm256_maskz_compress_epi32(
+                              step.good, _mm256_maskz_loadu_epi32(step.good, runs.starts + k)));
       n += static_cast<size_t>(_mm_popcnt_u32(step.good));
-      k += std::min<size_t>(left, 8);
+      k += std::min<size_t>(runs.count - k, 8);
     }
     *m = n;
   }

@@ -97,14 +97,17 @@ bool FiniteMax(const double* x, size_t n, double* max) {
   return !nan && std::isfinite(m);
 }
 
+void DivideAllBaseline(double* values, size_t n, double divisor) {
+  for (size_t i = 0; i < n; ++i) values[i] = values[i] / divisor;
+}
+
 void SoftmaxBaseline(const double* x, double shift, size_t n, double* out) {
   double a[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   for (size_t i = 0; i < n; ++i) {
     out[i] = ExpOne(x[i], shift);
     a[i % 8] += out[i];
   }
-  const double total = SumOfPartials(a);
-  for (size_t i = 0; i < n; ++i) out[i] /= total;
+  DivideAllBaseline(out, n, SumOfPartials(a));
 }
 
 #if defined(__x86_64__)
@@ -161,6 +164,15 @@ __attribute__((target("avx512f"))) void ExpAvx512(const double* x, double shift,
   }
 }
 
+__attribute__((target("avx512f"))) void DivideAllAvx512(double* values, size_t n, double divisor) {
+  const __m512d d = _mm512_set1_pd(divisor);
+  for (size_t i = 0; i < n; i += 8) {
+    const __mmask8 lanes = LanesFrom(i, n);
+    _mm512_mask_storeu_pd(values + i, lanes,
+                          _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, values + i), d));
+  }
+}
+
 // The 8 partial sums of SumOfPartials in one vector (lanes past n add +0: exact), reduced in its
 // order; up to 8 values never leave the registers.
 __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n, double* out) {
@@ -193,23 +205,10 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
     _mm512_mask_storeu_pd(out + i, lanes, e);
     sum = _mm512_add_pd(sum, e);
   }
-  const __m512d total = _mm512_set1_pd(SumLanes(sum));
-  for (size_t i = 0; i < n; i += 8) {
-    const __mmask8 lanes = LanesFrom(i, n);
-    _mm512_mask_storeu_pd(out + i, lanes,
-                          _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, out + i), total));
-  }
+  DivideAllAvx512(out, n, SumLanes(sum));
   return true;
 }
 
-__attribute__((target("avx512f"))) void DivideAllAvx512(double* values, size_t n, double divisor) {
-  const __m512d d = _mm512_set1_pd(divisor);
-  for (size_t i = 0; i < n; i += 8) {
-    const __mmask8 lanes = LanesFrom(i, n);
-    _mm512_mask_storeu_pd(values + i, lanes,
-                          _mm512_div_pd(_mm512_maskz_loadu_pd(lanes, values + i), d));
-  }
-}
 MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
 
@@ -220,7 +219,7 @@ void DivideAllWith(random::SimdLevel level, double* values, size_t n, double div
   if (level == random::SimdLevel::kAvx512) return DivideAllAvx512(values, n, divisor);
 #endif
   (void)level;
-  for (size_t i = 0; i < n; ++i) values[i] = values[i] / divisor;
+  DivideAllBaseline(values, n, divisor);
 }
 
 void DivideAll(double* values, size_t n, double divisor) {
