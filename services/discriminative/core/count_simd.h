@@ -53,9 +53,13 @@ std::vector<CountSimdPath> SupportedCountSimdPaths();
 // AsciiWordRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
 bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,
                        AsciiRuns* runs);
+// WordRuns (text_analysis.h) with its ASCII pass on the given path.
+bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
+                  AsciiRuns* runs);
 
-// Counts the terms of ASCII `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or
-// more, `runs` from AsciiWordRuns of `text`) through `index` into scratch->ids / scratch->dense:
+// Counts the terms of `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or more,
+// `runs` from AsciiWordRuns of ASCII `text`, or from WordRuns of a preprocessed one with `lower`
+// false) through `index` into scratch->ids / scratch->dense:
 // each found feature id is appended to ids the first time, and its dense count incremented
 // (REQUIRES: dense sized beyond every id of `index`). The terms are lowercased when `lower`. The
 // order of `ids` may differ between paths; the set and the counts do not. REQUIRES:

@@ -898,13 +898,9 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
     return id;
   };
-  AsciiRuns runs;
   if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
-  } else if (v.analyzer_.AsciiUnigrams() && text.size() < std::numeric_limits<uint32_t>::max() &&
-             AsciiWordRuns(text, &scratch_, &runs)) {
-    AddAsciiUnigrams(text, runs);
-  } else {
+  } else if (!(v.analyzer_.AsciiUnigrams() && AddUnigrams(text))) {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
       // In groups whose table slots are requested from memory together (as Transform).
       constexpr size_t kGroup = 16;
@@ -962,11 +958,24 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   return scratch_.token_matcher.status();
 }
 
-void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs) {
+bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
+  AsciiRuns runs;
+  if (text.size() < std::numeric_limits<uint32_t>::max() && AsciiWordRuns(text, &scratch_, &runs)) {
+    AddAsciiUnigrams(text, runs, result_.vectorizer.options_.analyzer.lowercase);
+    return true;
+  }
+  // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
+  const std::string_view doc = result_.vectorizer.analyzer_.Preprocess(text, &scratch_);
+  if (!WordRuns(doc, &scratch_, &runs)) return false;
+  AddAsciiUnigrams(doc, runs, /*lower=*/false);
+  return true;
+}
+
+void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs,
+                                               bool lower) {
   // As CountAsciiUnigrams (keys from the raw bytes, lowercased in registers), but every term
   // found or inserted, in token order (the provisional index is the order of first occurrence):
   // a group is flushed before a token longer than 15 bytes is inserted on its own.
-  const bool lower = result_.vectorizer.options_.analyzer.lowercase;
   const CountSimdPath path = BestCountSimdPath();
   constexpr size_t kTermGroup = 64;
   uint64_t lo[kTermGroup], hi[kTermGroup];
@@ -1232,6 +1241,16 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     return;
   }
   if (TransformIfAscii(text, scratch, row)) return;
+  if (analyzer_.AsciiUnigrams()) {
+    // Text with code points >= 0x80: the same lookups, on the runs of the preprocessed text.
+    const std::string_view doc = analyzer_.Preprocess(text, scratch);
+    AsciiRuns runs;
+    if (WordRuns(doc, scratch, &runs)) {
+      CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, /*lower=*/false, index_, scratch);
+      OrderedRow(num_features, options_.binary, scratch, row);
+      return;
+    }
+  }
   double* dense = scratch->dense.data();
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
     // In groups: the table slots, then the counts, of a group are requested from memory together

@@ -100,7 +100,8 @@ class CountVectorizer final : public Vectorizer {
   using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
-  // The word analyzer's ASCII path (Analyzer::AsciiUnigrams) on ASCII text.
+  // The word analyzer's ASCII path (Analyzer::AsciiUnigrams) on ASCII text. (Transform takes the
+  // same lookups on the word runs of other text's preprocessed form.)
   bool TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
                         SparseVector* row) const override;
   size_t num_features() const override { return vocabulary_.size(); }
@@ -156,8 +157,12 @@ class CountVectorizer::Fitter {
   absl::StatusOr<FitResult> Finish();
 
  private:
-  // Add's counting for an analyzer with AsciiUnigrams() on ASCII text (runs from AsciiWordRuns).
-  void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs);
+  // Add's counting for an analyzer with AsciiUnigrams(): the runs of ASCII text (AsciiWordRuns,
+  // lowercased on the way as the options say) or of other text's preprocessed form (WordRuns).
+  // False only when neither applies (a text of 2^32 - 1 bytes or more).
+  bool AddUnigrams(std::string_view text);
+  // Its steps on `text` and its runs, the terms lowercased when `lower`.
+  void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
 
   // rows hold provisional indices (order of first occurrence, unsorted within a row) until Finish
   // (learned vocabulary).

@@ -66,6 +66,11 @@ int32_t DecodeOne(std::string_view text, size_t* i) {
   return cp;
 }
 
+// The length of the UTF-8 sequence a well-formed one starting with byte b0 has (1 for ASCII).
+inline uint32_t Utf8SequenceLength(unsigned char b0) {
+  return b0 < 0x80 ? 1 : b0 < 0xE0 ? 2 : b0 < 0xF0 ? 3 : 4;
+}
+
 void AppendUtf8(int32_t c, std::string* out) {
   char buf[U8_MAX_LENGTH];
   int32_t len = 0;
@@ -234,21 +239,6 @@ size_t IllFormedLength(std::string_view text, size_t i) {
   return k;
 }
 
-void ToUtf16Into(std::string_view text, std::u16string* out) {
-  out->clear();
-  size_t i = 0;
-  while (i < text.size()) {
-    const int32_t c = DecodeOne(text, &i);
-    if (c < 0) break;
-    if (c <= 0xFFFF) {
-      out->push_back(static_cast<char16_t>(c));
-    } else {
-      out->push_back(static_cast<char16_t>(U16_LEAD(c)));
-      out->push_back(static_cast<char16_t>(U16_TRAIL(c)));
-    }
-  }
-}
-
 // Population count without the POPCNT instruction (not in baseline x86-64).
 inline size_t PopCount64(uint64_t x) {
   x = x - ((x >> 1) & 0x5555555555555555ull);
@@ -281,24 +271,32 @@ inline size_t FlattenBits(uint64_t bits, uint32_t base, uint32_t* out) {
   return count;
 }
 
-// masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_]; bits past the
-// end 0, in n / 64 + 1 words (so bit n, where a run reaching the end ends, always exists). Returns
-// false (masks then undefined) iff some byte is >= 0x80: one pass both checks and classifies.
-bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
+// masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_], and, when
+// `high` is not null, high bit i = 1 iff text[i] >= 0x80; bits past the end 0, in n / 64 + 1 words
+// (so bit n, where a run reaching the end ends, always exists). Returns whether every byte is
+// < 0x80 (without `high`, masks are then undefined if not): one pass both checks and classifies.
+bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
+                   std::vector<uint64_t>* high = nullptr) {
   const size_t n = text.size();
   masks->assign(n / 64 + 1, 0);
   uint64_t* out = masks->data();
+  uint64_t* high_out = nullptr;
+  if (high != nullptr) {
+    high->assign(n / 64 + 1, 0);
+    high_out = high->data();
+  }
   size_t i = 0;
 #if defined(__SSE2__)
   const __m128i digit_lo = _mm_set1_epi8('0' - 1), digit_hi = _mm_set1_epi8('9' + 1);
   const __m128i alpha_lo = _mm_set1_epi8('a' - 1), alpha_hi = _mm_set1_epi8('z' + 1);
   const __m128i case_bit = _mm_set1_epi8(0x20), underscore = _mm_set1_epi8('_');
-  __m128i high = _mm_setzero_si128();  // the OR of every byte: bit 7 set iff some byte >= 0x80
-  // The word bytes of 16 bytes at p as 16 bits.
-  const auto word_bits = [&](const char* p) {
+  __m128i any_high = _mm_setzero_si128();  // the OR of every byte: bit 7 set iff some byte >= 0x80
+  // The word bytes of 16 bytes at p as 16 bits, and their bytes >= 0x80 in *high_bits.
+  const auto word_bits = [&](const char* p, uint64_t* high_bits) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-    high = _mm_or_si128(high, v);
-    // Bytes >= 0x80 compare as negative, so they are never \w here (the text is then refused).
+    any_high = _mm_or_si128(any_high, v);
+    *high_bits = static_cast<uint32_t>(_mm_movemask_epi8(v));
+    // Bytes >= 0x80 compare as negative, so they are never \w here.
     const __m128i folded = _mm_or_si128(v, case_bit);  // A-Z -> a-z
     const __m128i digit = _mm_and_si128(_mm_cmpgt_epi8(v, digit_lo), _mm_cmplt_epi8(v, digit_hi));
     const __m128i alpha =
@@ -309,62 +307,125 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks) {
   // 64 bytes per step, each mask word written once (not read back and or-ed per 16 bytes).
   for (; i + 64 <= n; i += 64) {
     const char* p = text.data() + i;
-    out[i >> 6] =
-        word_bits(p) | word_bits(p + 16) << 16 | word_bits(p + 32) << 32 | word_bits(p + 48) << 48;
+    uint64_t h0, h1, h2, h3;
+    out[i >> 6] = word_bits(p, &h0) | word_bits(p + 16, &h1) << 16 | word_bits(p + 32, &h2) << 32 |
+                  word_bits(p + 48, &h3) << 48;
+    if (high_out != nullptr) high_out[i >> 6] = h0 | h1 << 16 | h2 << 32 | h3 << 48;
   }
-  for (; i + 16 <= n; i += 16) out[i >> 6] |= word_bits(text.data() + i) << (i & 63);
-  if (_mm_movemask_epi8(high) != 0) return false;
+  for (; i + 16 <= n; i += 16) {
+    uint64_t h;
+    out[i >> 6] |= word_bits(text.data() + i, &h) << (i & 63);
+    if (high_out != nullptr) high_out[i >> 6] |= h << (i & 63);
+  }
+  bool ascii = _mm_movemask_epi8(any_high) == 0;
+  if (!ascii && high_out == nullptr) return false;
+#else
+  bool ascii = true;
 #endif
   for (; i < n; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
-    if (c >= 0x80) return false;
-    if (kAsciiWord[c]) out[i >> 6] |= uint64_t{1} << (i & 63);
+    if (c >= 0x80) {
+      if (high_out == nullptr) return false;
+      high_out[i >> 6] |= uint64_t{1} << (i & 63);
+      ascii = false;
+    } else if (kAsciiWord[c]) {
+      out[i >> 6] |= uint64_t{1} << (i & 63);
+    }
   }
+  return ascii;
+}
+
+// Appends `text`, all ASCII, with A-Z lowercased, to *out.
+void AppendLowerAscii(std::string_view text, std::string* out) {
+  const size_t n = text.size();
+  const size_t at = out->size();
+  out->resize(at + n);
+  char* dest = out->data() + at;
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t lower = LowerAscii8(Load64(text.data() + i));
+    std::memcpy(dest + i, &lower, sizeof(lower));
+  }
+  for (; i < n; ++i) {
+    const char c = text[i];
+    dest[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+}
+
+// Appends Python's str.lower() of valid UTF-8 `text` to *out, by ICU's full lowercase mapping
+// (UTF-8 -> UTF-16 -> lowercase -> UTF-8 in scratch buffers). False only if ICU failed (on
+// allocation); *out then holds what it held before.
+bool AppendLowerIcu(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+  const size_t at = out->size();
+  UErrorCode status = U_ZERO_ERROR;
+  std::u16string& src = scratch->utf16_in;
+  src.resize(text.size());  // UTF-16 never takes more units than UTF-8 takes bytes
+  int32_t src_len = 0;
+  u_strFromUTF8(reinterpret_cast<UChar*>(src.data()), static_cast<int32_t>(src.size()), &src_len,
+                text.data(), static_cast<int32_t>(text.size()), &status);
+  if (U_FAILURE(status)) return false;
+  std::u16string& dest = scratch->utf16_out;
+  // Full lowercasing can grow the text (U+0130 -> 2 code points); retry with the size ICU asks
+  // for.
+  if (dest.size() < static_cast<size_t>(src_len) + 16)
+    dest.resize(static_cast<size_t>(src_len) + 16);
+  int32_t len = 0;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    status = U_ZERO_ERROR;
+    len = u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
+                       reinterpret_cast<const UChar*>(src.data()), src_len, /*locale=*/"", &status);
+    if (status != U_BUFFER_OVERFLOW_ERROR) break;
+    dest.resize(static_cast<size_t>(len));
+  }
+  if (U_FAILURE(status)) return false;
+  out->resize(at + 3 * static_cast<size_t>(len));  // at most 3 UTF-8 bytes per UTF-16 unit
+  int32_t written = 0;
+  u_strToUTF8(out->data() + at, static_cast<int32_t>(out->size() - at), &written,
+              reinterpret_cast<const UChar*>(dest.data()), len, &status);
+  if (U_FAILURE(status)) {
+    out->resize(at);
+    return false;
+  }
+  out->resize(at + static_cast<size_t>(written));
   return true;
 }
 
-// Python str.lower() into *out (ASCII fast path without ICU).
+// Python str.lower() into *out. ASCII text without ICU; other text as its ASCII stretches without
+// ICU and, through ICU, the stretches of whitespace-separated words that hold a code point >= 0x80
+// (with the short ASCII gaps between such words, so that text in another script takes few ICU
+// calls). Exact: the one context-dependent mapping (Final_Sigma) looks only as far as the nearest
+// character that is neither cased nor case-ignorable, and ASCII whitespace is neither.
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
-  if (IsAscii(text)) {
-    const size_t n = text.size();
-    out->resize(n);
-    char* dest = out->data();
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-      const uint64_t lower = LowerAscii8(Load64(text.data() + i));
-      std::memcpy(dest + i, &lower, sizeof(lower));
+  out->clear();
+  const size_t n = text.size();
+  const auto is_space = [&](size_t k) {
+    const auto c = static_cast<unsigned char>(text[k]);
+    return c < 0x80 && kAsciiSpace[c];
+  };
+  // ASCII between two words with code points >= 0x80 shorter than this stays in the ICU stretch.
+  constexpr size_t kAsciiGap = 64;
+  size_t i = 0;
+  while (i < n) {
+    const size_t first = SkipAscii(text, i);
+    if (first == n) {
+      AppendLowerAscii(text.substr(i), out);
+      return;
     }
-    for (; i < n; ++i) {
-      const char c = text[i];
-      dest[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+    size_t begin = first;  // the start of the word holding text[first]
+    while (begin > i && !is_space(begin - 1)) --begin;
+    AppendLowerAscii(text.substr(i, begin - i), out);
+    size_t end = first;
+    while (true) {
+      while (end < n && !is_space(end)) ++end;
+      const size_t next = SkipAscii(text, end);
+      if (next == n || next - end >= kAsciiGap) break;
+      end = next;
     }
-    return;
+    if (!AppendLowerIcu(text.substr(begin, end - begin), scratch, out)) {
+      out->append(text.data() + begin, end - begin);  // ICU only fails on allocation
+    }
+    i = end;
   }
-  ToUtf16Into(text, &scratch->utf16_in);
-  std::u16string& dest = scratch->utf16_out;
-  dest.resize(scratch->utf16_in.size() + 16);
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    UErrorCode status = U_ZERO_ERROR;
-    const int32_t len =
-        u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
-                     reinterpret_cast<const UChar*>(scratch->utf16_in.data()),
-                     static_cast<int32_t>(scratch->utf16_in.size()), /*locale=*/"", &status);
-    if (status == U_BUFFER_OVERFLOW_ERROR) {
-      dest.resize(static_cast<size_t>(len));
-      continue;
-    }
-    if (U_FAILURE(status)) break;
-    dest.resize(static_cast<size_t>(len));
-    out->clear();
-    size_t i = 0;
-    while (i < dest.size()) {
-      UChar32 c;
-      U16_NEXT(dest.data(), i, dest.size(), c);
-      AppendUtf8(c, out);
-    }
-    return;
-  }
-  out->assign(text);  // ICU only fails on allocation.
 }
 
 // Byte offsets of the code point boundaries of valid UTF-8 `text` (size = code points + 1).
@@ -391,14 +452,14 @@ std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratc
   return {bounds.data(), bounds.data() + room};
 }
 
-bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
-  // A token is a run of set bits of the word-byte mask. Per 64 bytes, the runs' first bits
-  // (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)), carried across words, are
-  // written out as positions: the k-th start and the k-th end bound the k-th run.
-  std::vector<uint64_t>& masks = scratch->masks;
-  if (!AsciiWordMask(text, &masks)) return false;
+// The runs of set bits of `masks` (n / 64 + 1 words for an n-byte text) into scratch->bounds. Per
+// 64 bytes, the runs' first bits (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)),
+// carried across words, are written out as positions: the k-th start and the k-th end bound the
+// k-th run.
+void RunsFromMasks(const std::vector<uint64_t>& masks, size_t n, AnalyzerScratch* scratch,
+                   AsciiRuns* runs) {
   const size_t words = masks.size();
-  auto [starts, ends] = RunBoundArrays(text.size(), scratch);
+  auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
   uint64_t carry = 0;
   for (size_t w = 0; w < words; ++w) {
@@ -410,6 +471,13 @@ bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, Asci
     num_ends += FlattenBits(~m & previous, base, ends + num_ends);
   }
   *runs = AsciiRuns{starts, ends, num_starts};
+}
+
+bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  // A token is a run of set bits of the word-byte mask.
+  std::vector<uint64_t>& masks = scratch->masks;
+  if (!AsciiWordMask(text, &masks)) return false;
+  RunsFromMasks(masks, text.size(), scratch, runs);
   return true;
 }
 
@@ -462,6 +530,8 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
     uint64_t word = 0;
     if (i + 64 <= n) {
       word = WordBitsAvx2(data + i, &high) | WordBitsAvx2(data + i + 32, &high) << 32;
+      // Refused at the first step with a byte >= 0x80 (no work past it).
+      if (_mm256_movemask_epi8(high) != 0) return false;
     } else {
       size_t j = i;
       if (j + 32 <= n) {
@@ -516,14 +586,14 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
   const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
   const __m512i a_char = _mm512_set1_epi8('a'), z_span = _mm512_set1_epi8(25);
   const __m512i case_bit = _mm512_set1_epi8(0x20), underscore = _mm512_set1_epi8('_');
-  __m512i high = _mm512_setzero_si512();  // the OR of every byte
   uint64_t carry = 0;
   const char* data = text.data();
   for (size_t i = 0; i <= n; i += 64) {
     const size_t left = n - i;
     const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
     const __m512i v = _mm512_maskz_loadu_epi8(load, data + i);
-    high = _mm512_or_si512(high, v);
+    // Refused at the first step with a byte >= 0x80 (no work past it).
+    if (_mm512_movepi8_mask(v) != 0) return false;
     // Unsigned ranges: bytes >= 0x80 are never \w here (the text is then refused anyway).
     const uint64_t word =
         _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
@@ -535,7 +605,6 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
     num_starts += CompressBitsAvx512(word & ~previous, base, iota, starts + num_starts);
     num_ends += CompressBitsAvx512(~word & previous, base, iota, ends + num_ends);
   }
-  if (_mm512_movepi8_mask(high) != 0) return false;
   *runs = AsciiRuns{starts, ends, num_starts};
   return true;
 }
@@ -555,6 +624,51 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
   return AsciiWordRunsWith(BestCountSimdPath(), text, scratch, runs);
+}
+
+bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
+                  AsciiRuns* runs) {
+  const size_t n = doc.size();
+  if (n >= std::numeric_limits<uint32_t>::max()) return false;
+  if (AsciiWordRunsWith(path, doc, scratch, runs)) return true;
+  // The word-byte mask of the ASCII bytes, then the bytes of every word code point >= 0x80 set in
+  // it: each lead byte >= 0x80 decoded (its continuation bytes skipped) and classified.
+  std::vector<uint64_t>& masks = scratch->masks;
+  std::vector<uint64_t>& high = scratch->high_masks;
+  AsciiWordMask(doc, &masks, &high);
+  uint64_t* word = masks.data();
+  size_t skip_to = 0;  // the end of the last code point decoded
+  for (size_t w = 0; w < high.size(); ++w) {
+    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
+      size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+      if (i < skip_to) continue;  // a continuation byte
+      const size_t start = i;
+      if (!IsWordCodePoint(DecodeOne(doc, &i))) {
+        skip_to = i;
+        continue;
+      }
+      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+      skip_to = i;
+    }
+  }
+  RunsFromMasks(masks, n, scratch, runs);
+  auto [starts, ends] = RunBoundArrays(n, scratch);  // runs' arrays, to compact in place
+  // A run of one code point of 2 to 4 bytes is no token (\w\w+ needs two code points); a 1-byte run
+  // stays (AsciiRuns keeps those; readers skip them).
+  size_t kept = 0;
+  for (size_t k = 0; k < runs->count; ++k) {
+    const uint32_t start = starts[k], length = ends[k] - start;
+    starts[kept] = start;
+    ends[kept] = ends[k];
+    kept +=
+        length == Utf8SequenceLength(static_cast<unsigned char>(doc[start])) && length >= 2 ? 0 : 1;
+  }
+  runs->count = kept;
+  return true;
+}
+
+bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  return WordRunsWith(BestCountSimdPath(), doc, scratch, runs);
 }
 
 absl::Status ValidateUtf8(std::string_view text) {
@@ -764,7 +878,7 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
   }
   const size_t n = doc.size();
   AsciiRuns runs;
-  if (n < std::numeric_limits<uint32_t>::max() && AsciiWordRuns(doc, scratch, &runs)) {
+  if (WordRuns(doc, scratch, &runs)) {
     const size_t num_starts = runs.count;
     const uint32_t* starts = runs.starts;
     const uint32_t* ends = runs.ends;

@@ -115,11 +115,12 @@ struct AnalyzerScratch {
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;
-  std::vector<uint32_t> ids;      // per-text distinct feature ids (count vectorizer)
-  std::vector<uint64_t> bits;     // per-feature bitmap of one text (all 0 between texts)
-  std::vector<uint64_t> summary;  // per-word bitmap of `bits` (all 0 between texts)
-  std::vector<uint64_t> masks;    // per-byte bitmap of the text (word tokenizer)
-  std::vector<uint32_t> bounds;   // token start and end positions of the text (word tokenizer)
+  std::vector<uint32_t> ids;         // per-text distinct feature ids (count vectorizer)
+  std::vector<uint64_t> bits;        // per-feature bitmap of one text (all 0 between texts)
+  std::vector<uint64_t> summary;     // per-word bitmap of `bits` (all 0 between texts)
+  std::vector<uint64_t> masks;       // per-byte bitmap of the text (word tokenizer)
+  std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
+  std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)
   // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
   struct WordMemo {
     uint64_t owner = 0;              // which vectorizer's ids these are (0: none)
@@ -155,6 +156,14 @@ struct AsciiRuns {
 // some byte is >= 0x80. Each position array has at least 32 readable entries past the count.
 // REQUIRES: text.size() < 2^32 - 1.
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
+
+// The word runs of any valid UTF-8 `doc`, as AsciiRuns describes them: the maximal runs of code
+// points the default token pattern counts as \w (ASCII bytes by table, others by their
+// General_Category), as byte positions, without the runs of a single code point of 2 to 4 bytes
+// (so a run of 2 bytes or more is a token). ASCII text takes AsciiWordRuns's pass; other text a
+// second pass that decodes only the code points >= 0x80. False (*runs untouched) iff doc.size()
+// >= 2^32 - 1. REQUIRES: ValidateUtf8(doc).ok().
+bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs);
 
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
 // token pattern), stop words and word n-grams, or character n-grams ('char': whitespace runs of 2+

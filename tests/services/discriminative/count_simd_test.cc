@@ -135,6 +135,10 @@ std::vector<std::string> RandomTexts(std::mt19937_64& rng, size_t count) {
   return texts;
 }
 
+bool HasHighByte(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return (c & 0x80) != 0; });
+}
+
 std::string Lower(std::string_view s) {
   std::string out(s);
   for (char& c : out) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
@@ -215,6 +219,104 @@ TEST_CASE("CountAsciiUnigramsWith: every path counts what TermTable::Find finds"
         }
         if (half && lower) CHECK(found_total > 1000);  // the lookups did find terms
       }
+    }
+  }
+}
+
+// The texts of RandomTexts with code points >= 0x80 put in between their bytes: \w ones (é, Σ,
+// 中, Arabic-Indic 3, ½, 𐐀) and others (a combining acute, U+3000 and no-break spaces, an emoji,
+// '…'), a few per text or, in a quarter of the texts, one every few bytes (so that code points
+// straddle the 64-byte words of the masks, and runs of one code point occur).
+std::vector<std::string> RandomUnicodeTexts(std::mt19937_64& rng, size_t count) {
+  const std::string_view code_points[] = {"\xc3\xa9",         "\xce\xa3",     "\xe4\xb8\xad",
+                                          "\xd9\xa3",         "\xc2\xbd",     "\xf0\x90\x90\x80",
+                                          "\xcc\x81",         "\xe3\x80\x80", "\xc2\xa0",
+                                          "\xf0\x9f\x98\x80", "\xe2\x80\xa6"};
+  std::vector<std::string> texts = RandomTexts(rng, count);
+  for (std::string& text : texts) {
+    const bool dense = rng() % 4 == 0;
+    const size_t inserts = dense ? 1 + text.size() / 3 : rng() % 8;
+    for (size_t i = 0; i < inserts; ++i) {
+      size_t at = rng() % (text.size() + 1);
+      while (at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) ++at;
+      text.insert(at, std::string(code_points[rng() % std::size(code_points)]));
+    }
+    REQUIRE(ValidateUtf8(text).ok());
+  }
+  texts.push_back("\xc3\xa9");  // one code point of 2 bytes: no token
+  texts.push_back("\xc3\xa9\xc3\xa9 \xf0\x90\x90\x80 a\xc3\xa9 \xe4\xb8\xad");
+  return texts;
+}
+
+TEST_CASE("WordRunsWith: every path gives the default pattern's tokens of Unicode text") {
+  std::mt19937_64 rng(14);
+  GuardedText guarded;
+  AnalyzerScratch scratch;
+  std::vector<std::string> texts = RandomUnicodeTexts(rng, 600);
+  for (std::string& text : RandomTexts(rng, 100)) texts.push_back(std::move(text));  // ASCII too
+  size_t non_ascii_tokens = 0;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << random::SimdLevelName(path));
+    for (const std::string& text : texts) {
+      INFO("text '" << text << "'");
+      const std::string_view placed = guarded.Place(text);
+      AsciiRuns runs;
+      REQUIRE(WordRunsWith(path, placed, &scratch, &runs));
+      std::vector<std::string> got;
+      for (size_t k = 0; k < runs.count; ++k) {
+        CHECK(runs.starts[k] < runs.ends[k]);
+        if (runs.ends[k] - runs.starts[k] >= 2) {
+          got.emplace_back(placed.substr(runs.starts[k], runs.ends[k] - runs.starts[k]));
+        }
+      }
+      const std::vector<std::string> want = DefaultTokenize(text);
+      CHECK(got == want);
+      for (const std::string& token : want) non_ascii_tokens += HasHighByte(token) ? 1 : 0;
+    }
+  }
+  CHECK(non_ascii_tokens > 1000);  // the texts did hold tokens with code points >= 0x80
+}
+
+TEST_CASE(
+    "CountAsciiUnigramsWith: on WordRuns of Unicode text, every path counts what Find finds") {
+  std::mt19937_64 rng(15);
+  GuardedText guarded;
+  const std::vector<std::string> texts = RandomUnicodeTexts(rng, 400);
+  TermTable table;  // about half of the distinct tokens
+  for (const std::string& text : texts) {
+    for (const std::string& token : DefaultTokenize(text)) {
+      if (rng() % 2 == 0) table.Insert(token);
+    }
+  }
+  for (const bool filter : {false, true}) {
+    for (const CountSimdPath path : SupportedCountSimdPaths()) {
+      INFO("path " << random::SimdLevelName(path) << ", filter " << filter);
+      AnalyzerScratch scratch;
+      scratch.dense.assign(table.size() + 1, 0.0);
+      size_t found_non_ascii = 0;
+      for (const std::string& text : texts) {
+        INFO("text '" << text << "'");
+        const std::string_view placed = guarded.Place(text);
+        std::map<uint32_t, double> expected;
+        for (const std::string& token : DefaultTokenize(text)) {
+          const uint32_t id = table.Find(token);
+          if (id != TermTable::kNotFound) expected[id] += 1.0;
+        }
+        AsciiRuns runs;
+        REQUIRE(WordRunsWith(CountSimdPath::kBaseline, placed, &scratch, &runs));
+        scratch.ids.clear();
+        scratch.lookup_filter = filter;
+        CountAsciiUnigramsWith(path, placed, runs, /*lower=*/false, table, &scratch);
+        std::map<uint32_t, double> got;
+        for (const uint32_t id : scratch.ids) {
+          CHECK(got.count(id) == 0);
+          got[id] = scratch.dense[id];
+          found_non_ascii += HasHighByte(table.term(id)) ? 1 : 0;
+        }
+        CHECK(got == expected);
+        for (const uint32_t id : scratch.ids) scratch.dense[id] = 0.0;
+      }
+      CHECK(found_non_ascii > 200);
     }
   }
 }

@@ -247,12 +247,46 @@ void RequireSameRows(SparseRowRef a, const SparseVector& b) {
   RequireSameRows(sorted, b);
 }
 
-TEST_CASE("Count transform of ASCII text (keys from the raw bytes) equals the analyzer's terms") {
+// A word of `length` pieces: ASCII word bytes, and code points >= 0x80 that are \w (é É Σ ς İ 中 ǅ
+// ½) or not (a combining acute, U+00A0), so that tokens of 2-4 byte code points, with case
+// mappings that grow (İ) or depend on context (final Σ), and single-code-point runs occur.
+std::string RandomUnicodeWord(std::mt19937_64& rng, size_t length) {
+  const std::string_view pieces[] = {"a",
+                                     "b",
+                                     "A",
+                                     "B",
+                                     "_",
+                                     "9",
+                                     "z",
+                                     "\xc3\xa9",
+                                     "\xc3\x89",
+                                     "\xce\xa3",
+                                     "\xcf\x82",
+                                     "\xc4\xb0",
+                                     "\xe4\xb8\xad",
+                                     "\xc7\x85",
+                                     "\xc2\xbd",
+                                     "\xcc\x81",
+                                     "\xc2\xa0"};
+  std::string word;
+  for (size_t i = 0; i < length; ++i) word += pieces[rng() % std::size(pieces)];
+  return word;
+}
+
+TEST_CASE(
+    "Count transform (keys from the raw bytes or the preprocessed text) equals the analyzer's "
+    "terms") {
   // Tokens of every length around the 8- and 16-byte key edges and the 15-byte padded-key limit,
-  // mixed case, digits and underscores, at the very end of texts (read from the padded copy).
+  // mixed case, digits and underscores, at the very end of texts (read from the padded copy); ASCII
+  // texts, and texts with code points >= 0x80 (the runs of their preprocessed form).
+  const bool unicode = GENERATE(false, true);
+  INFO("unicode " << unicode);
   std::mt19937_64 rng(19);
   std::vector<std::string> words;
-  for (int i = 0; i < 400; ++i) words.push_back(RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  for (int i = 0; i < 400; ++i) {
+    words.push_back(unicode && i % 2 == 0 ? RandomUnicodeWord(rng, 1 + rng() % 12)
+                                          : RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  }
   std::vector<std::string> texts;
   for (int d = 0; d < 600; ++d) {
     std::string text;
@@ -289,14 +323,22 @@ TEST_CASE("Count transform of ASCII text (keys from the raw bytes) equals the an
   }
 }
 
-TEST_CASE("Fitting on ASCII text (keys from the raw bytes) equals the general tokenizer's fit") {
+TEST_CASE(
+    "Fitting (keys from the raw bytes or the preprocessed text) equals the general tokenizer's "
+    "fit") {
   // The same tokens through the custom-pattern path (an equivalent pattern, so the general
   // analyzer runs): identical vocabulary, and identical rows in storage order (the order of first
   // occurrence, which TF-IDF's norms sum in), so tokens longer than 15 bytes (inserted on their
-  // own) must keep their place among the group's others.
+  // own) must keep their place among the group's others. ASCII texts, and texts with code points
+  // >= 0x80.
+  const bool unicode = GENERATE(false, true);
+  INFO("unicode " << unicode);
   std::mt19937_64 rng(23);
   std::vector<std::string> words;
-  for (int i = 0; i < 300; ++i) words.push_back(RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  for (int i = 0; i < 300; ++i) {
+    words.push_back(unicode && i % 2 == 0 ? RandomUnicodeWord(rng, 1 + rng() % 12)
+                                          : RandomString(rng, 1 + rng() % 24, "abAB_9z"));
+  }
   std::vector<std::string> texts;
   for (int d = 0; d < 400; ++d) {
     std::string text;

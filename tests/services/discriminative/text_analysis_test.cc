@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -93,6 +94,50 @@ TEST_CASE("PythonLower matches Python 3.11 str.lower on the reference examples")
   }
   CHECK(PythonLower("MiXeD CaSe ÀÉÎ") == "mixed case àéî");
   CHECK(PythonLower(std::string("A\0B", 3)) == std::string("a\0b", 3));
+}
+
+TEST_CASE("Preprocess lowercases mixed text exactly as PythonLower does on the whole text") {
+  // Preprocess hands ICU only the words holding code points >= 0x80 (and short ASCII gaps between
+  // them); the pieces put final sigma's context (cased letters, case-ignorable '.' and ' and
+  // U+0301, whitespace) on both sides of those words' edges, long ASCII stretches between them,
+  // and one-to-many and ASCII-producing mappings.
+  const std::vector<std::string> pieces = {"A",
+                                           "b",
+                                           "Σ",
+                                           "ΑΣ",
+                                           "σ",
+                                           ".",
+                                           "'",
+                                           " ",
+                                           " ",
+                                           "\t",
+                                           "\n",
+                                           "\x1c",
+                                           "İ",
+                                           "ẞ",
+                                           "É",
+                                           "中",
+                                           "x",
+                                           "\u0301",
+                                           "\u00a0",
+                                           "\u212a",
+                                           "ǅ",
+                                           "\u3000",
+                                           "ABCDEFGHIJ",
+                                           "0123",
+                                           std::string(70, 'Q') + " ",
+                                           " " + std::string(66, 'z')};
+  std::mt19937_64 rng(5);
+  AnalyzerOptions options;
+  options.lowercase = true;
+  const Analyzer analyzer(options);
+  AnalyzerScratch scratch;
+  for (int t = 0; t < 3000; ++t) {
+    std::string text;
+    for (size_t k = rng() % 40; k > 0; --k) text += pieces[rng() % pieces.size()];
+    INFO("text '" << text << "'");
+    CHECK(std::string(analyzer.Preprocess(text, &scratch)) == PythonLower(text));
+  }
 }
 
 TEST_CASE("PythonLower agrees with the Python 3.11 lower table on every code point") {
