@@ -335,11 +335,10 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
   return ascii;
 }
 
-// Appends `text`, all ASCII, with A-Z lowercased, to *out.
-void AppendLowerAscii(std::string_view text, std::string* out) {
+// Writes `text`, all ASCII, with A-Z lowercased, to *out from byte `at` on (REQUIRES: out->size()
+// >= at + text.size()).
+void WriteLowerAscii(std::string_view text, std::string* out, size_t at) {
   const size_t n = text.size();
-  const size_t at = out->size();
-  out->resize(at + n);
   char* dest = out->data() + at;
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -390,42 +389,105 @@ bool AppendLowerIcu(std::string_view text, AnalyzerScratch* scratch, std::string
   return true;
 }
 
-// Python str.lower() into *out. ASCII text without ICU; other text as its ASCII stretches without
-// ICU and, through ICU, the stretches of whitespace-separated words that hold a code point >= 0x80
-// (with the short ASCII gaps between such words, so that text in another script takes few ICU
-// calls). Exact: the one context-dependent mapping (Final_Sigma) looks only as far as the nearest
-// character that is neither cased nor case-ignorable, and ASCII whitespace is neither.
+// Python's str.lower() of each BMP code point c whose full lowercase mapping is one BMP code point
+// and needs no context: table[c] (c itself when unchanged); 0 for the others (U+0130, whose
+// mapping is two code points, U+03A3, whose mapping depends on its context (Final_Sigma), and the
+// surrogates). In the root locale these are the only code points whose full mapping differs from
+// the simple one (u_tolower). Computed once, then read-only.
+const std::vector<char16_t>& SimpleLowerBmp() {
+  static const std::vector<char16_t>* const table = [] {
+    auto* t = new std::vector<char16_t>(0x10000, 0);
+    for (UChar32 c = 0; c < 0x10000; ++c) {
+      if (U_IS_SURROGATE(c) || c == 0x0130 || c == 0x03A3) continue;
+      const UChar32 lower = u_tolower(c);
+      if (lower < 0x10000 && !U_IS_SURROGATE(lower)) (*t)[c] = static_cast<char16_t>(lower);
+    }
+    return t;
+  }();
+  return *table;
+}
+
+// Python str.lower() into *out. ASCII stretches in bulk and the code points of 2 and 3 bytes by
+// SimpleLowerBmp, without ICU; a whitespace-separated word holding a code point the table leaves
+// out (U+0130, U+03A3, or one of 4 bytes) is redone whole by ICU's full mapping. Exact: the one
+// context-dependent mapping (Final_Sigma) looks only as far as the nearest character that is
+// neither cased nor case-ignorable, and ASCII whitespace is neither.
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
-  out->clear();
   const size_t n = text.size();
+  const char* in = text.data();
+  if (SkipAscii(text, 0) == n) {
+    out->resize(n);
+    WriteLowerAscii(text, out, 0);
+    return;
+  }
+  const std::vector<char16_t>& simple = SimpleLowerBmp();
   const auto is_space = [&](size_t k) {
-    const auto c = static_cast<unsigned char>(text[k]);
+    const auto c = static_cast<unsigned char>(in[k]);
     return c < 0x80 && kAsciiSpace[c];
   };
-  // ASCII between two words with code points >= 0x80 shorter than this stays in the ICU stretch.
-  constexpr size_t kAsciiGap = 64;
+  // A lowercased code point takes at most 3 bytes, and one of 2 bytes at least 1: n + n / 2
+  // bytes suffice for every code point the table maps; ICU's words grow the buffer as they need.
+  out->resize(n + n / 2 + 8);
+  size_t w = 0;                      // bytes written to *out
+  size_t word_in = 0, word_out = 0;  // where the current word starts, in text and in *out
   size_t i = 0;
   while (i < n) {
-    const size_t first = SkipAscii(text, i);
-    if (first == n) {
-      AppendLowerAscii(text.substr(i), out);
-      return;
+    const size_t next = SkipAscii(text, i);
+    if (next > i) {
+      WriteLowerAscii(text.substr(i, next - i), out, w);
+      w += next - i;
+      size_t k = next;  // the last ASCII whitespace of the stretch starts a new word
+      while (k > i && !is_space(k - 1)) --k;
+      if (k > i) {
+        word_in = k;
+        word_out = w - (next - k);
+      }
+      i = next;
+      if (i == n) break;
     }
-    size_t begin = first;  // the start of the word holding text[first]
-    while (begin > i && !is_space(begin - 1)) --begin;
-    AppendLowerAscii(text.substr(i, begin - i), out);
-    size_t end = first;
-    while (true) {
-      while (end < n && !is_space(end)) ++end;
-      const size_t next = SkipAscii(text, end);
-      if (next == n || next - end >= kAsciiGap) break;
-      end = next;
+    const auto b0 = static_cast<unsigned char>(in[i]);
+    char16_t lower = 0;
+    size_t length = 0;
+    if (b0 < 0xE0) {
+      length = 2;
+      lower = simple[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
+    } else if (b0 < 0xF0) {
+      length = 3;
+      lower = simple[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
     }
-    if (!AppendLowerIcu(text.substr(begin, end - begin), scratch, out)) {
-      out->append(text.data() + begin, end - begin);  // ICU only fails on allocation
+    if (lower != 0) {
+      char* d = out->data() + w;
+      if (lower < 0x80) {
+        d[0] = static_cast<char>(lower);
+        w += 1;
+      } else if (lower < 0x800) {
+        d[0] = static_cast<char>(0xC0 | lower >> 6);
+        d[1] = static_cast<char>(0x80 | (lower & 0x3F));
+        w += 2;
+      } else {
+        d[0] = static_cast<char>(0xE0 | lower >> 12);
+        d[1] = static_cast<char>(0x80 | (lower >> 6 & 0x3F));
+        d[2] = static_cast<char>(0x80 | (lower & 0x3F));
+        w += 3;
+      }
+      i += length;
+      continue;
     }
-    i = end;
+    // The whole word by ICU, from its start (what the table wrote of it is dropped) to the next
+    // ASCII whitespace.
+    size_t end = i;
+    while (end < n && !is_space(end)) ++end;
+    out->resize(word_out);
+    if (!AppendLowerIcu(text.substr(word_in, end - word_in), scratch, out)) {
+      out->append(in + word_in, end - word_in);  // ICU only fails on allocation
+    }
+    w = out->size();
+    // Room for the rest as above.
+    out->resize(w + (n - end) + (n - end) / 2 + 8);
+    i = word_in = end;
+    word_out = w;
   }
+  out->resize(w);
 }
 
 // Byte offsets of the code point boundaries of valid UTF-8 `text` (size = code points + 1).

@@ -140,6 +140,24 @@ TEST_CASE("Preprocess lowercases mixed text exactly as PythonLower does on the w
   }
 }
 
+TEST_CASE("Preprocess lowercases every code point as PythonLower does, alone and between letters") {
+  // Preprocess maps code points of 2 and 3 bytes by a table and leaves the rest to ICU.
+  AnalyzerOptions options;
+  options.lowercase = true;
+  const Analyzer analyzer(options);
+  AnalyzerScratch scratch;
+  size_t checked = 0;
+  for (int32_t c = 0x80; c <= 0x10FFFF; c += c < 0x10000 ? 1 : 97) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    for (const std::string& text : {Utf8({c}), Utf8({'A', c, 'b'}), Utf8({c, c, ' ', c})}) {
+      INFO("U+" << std::hex << c);
+      REQUIRE(std::string(analyzer.Preprocess(text, &scratch)) == PythonLower(text));
+      ++checked;
+    }
+  }
+  CHECK(checked > 3 * 60000);
+}
+
 TEST_CASE("PythonLower agrees with the Python 3.11 lower table on every code point") {
   std::ifstream in(DataPath("python311_lower_table.txt"));
   REQUIRE(in);
