@@ -182,10 +182,15 @@ uint64_t Load64(const char* p) {
   return v;
 }
 
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "Load64's byte k is bits 8k..8k+7");
+
 // Index of the first byte >= 0x80 at or after `i`, or text.size() (8 bytes at a time).
 size_t SkipAscii(std::string_view text, size_t i) {
   const size_t n = text.size();
-  while (i + 8 <= n && (Load64(text.data() + i) & kHighBits) == 0) i += 8;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t high = Load64(text.data() + i) & kHighBits;
+    if (high != 0) return i + static_cast<size_t>(__builtin_ctzll(high) >> 3);
+  }
   while (i < n && static_cast<unsigned char>(text[i]) < 0x80) ++i;
   return i;
 }
@@ -198,6 +203,15 @@ uint64_t LowerAscii8(uint64_t x) {
   const uint64_t ge_a = x + 0x3F3F3F3F3F3F3F3Full;
   const uint64_t gt_z = x + 0x2525252525252525ull;
   return x | ((ge_a & ~gt_z & kHighBits) >> 2);
+}
+
+// LowerAscii8 for any 8 bytes: A-Z -> a-z, bytes >= 0x80 unchanged (the sums are taken of the
+// low 7 bits, so no byte carries into the next, and the bytes >= 0x80 are masked out).
+uint64_t LowerAsciiBytes8(uint64_t x) {
+  const uint64_t y = x & ~kHighBits;
+  const uint64_t ge_a = y + 0x3F3F3F3F3F3F3F3Full;
+  const uint64_t gt_z = y + 0x2525252525252525ull;
+  return x | ((ge_a & ~gt_z & ~x & kHighBits) >> 2);
 }
 
 // Python's str.isspace() on ASCII bytes (the code points below 0x80 that split() splits on).
@@ -407,19 +421,14 @@ const std::vector<char16_t>& SimpleLowerBmp() {
   return *table;
 }
 
-// Python str.lower() into *out. ASCII stretches in bulk and the code points of 2 and 3 bytes by
+// LowerInto's general way: ASCII stretches in bulk and the code points of 2 and 3 bytes by
 // SimpleLowerBmp, without ICU; a whitespace-separated word holding a code point the table leaves
 // out (U+0130, U+03A3, or one of 4 bytes) is redone whole by ICU's full mapping. Exact: the one
 // context-dependent mapping (Final_Sigma) looks only as far as the nearest character that is
 // neither cased nor case-ignorable, and ASCII whitespace is neither.
-void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
   const size_t n = text.size();
   const char* in = text.data();
-  if (SkipAscii(text, 0) == n) {
-    out->resize(n);
-    WriteLowerAscii(text, out, 0);
-    return;
-  }
   const std::vector<char16_t>& simple = SimpleLowerBmp();
   const auto is_space = [&](size_t k) {
     const auto c = static_cast<unsigned char>(in[k]);
@@ -488,6 +497,52 @@ void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out
     word_out = w;
   }
   out->resize(w);
+}
+
+// Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
+// ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its
+// SimpleLowerBmp mapping when that takes as many bytes. A code point whose mapping is special or
+// of another length (or one of 4 bytes) sends the text to LowerIntoByWords.
+void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+  const size_t n = text.size();
+  const char* in = text.data();
+  out->resize(n);
+  char* d = out->data();
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const uint64_t lower = LowerAsciiBytes8(Load64(in + i));
+    std::memcpy(d + i, &lower, sizeof(lower));
+  }
+  for (; i < n; ++i) {
+    const char c = in[i];
+    d[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+  }
+  const std::vector<char16_t>* simple = nullptr;
+  for (i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
+    if (simple == nullptr) simple = &SimpleLowerBmp();
+    const auto b0 = static_cast<unsigned char>(in[i]);
+    if (b0 < 0xE0) {
+      const char16_t lower = (*simple)[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
+      if (lower >= 0x80 && lower < 0x800) {
+        d[i] = static_cast<char>(0xC0 | lower >> 6);
+        d[i + 1] = static_cast<char>(0x80 | (lower & 0x3F));
+        i += 2;
+        continue;
+      }
+    } else if (b0 < 0xF0) {
+      const char16_t lower =
+          (*simple)[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
+      if (lower >= 0x800) {
+        d[i] = static_cast<char>(0xE0 | lower >> 12);
+        d[i + 1] = static_cast<char>(0x80 | (lower >> 6 & 0x3F));
+        d[i + 2] = static_cast<char>(0x80 | (lower & 0x3F));
+        i += 3;
+        continue;
+      }
+    }
+    LowerIntoByWords(text, scratch, out);
+    return;
+  }
 }
 
 // Byte offsets of the code point boundaries of valid UTF-8 `text` (size = code points + 1).
@@ -688,6 +743,38 @@ bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* r
   return AsciiWordRunsWith(BestCountSimdPath(), text, scratch, runs);
 }
 
+namespace {
+
+// IsWordCodePoint of each BMP code point c, as bit c; computed once, then read-only.
+const std::vector<uint64_t>& WordBmp() {
+  static const std::vector<uint64_t>* const bits = [] {
+    auto* b = new std::vector<uint64_t>(0x10000 / 64, 0);
+    for (int32_t c = 0; c < 0x10000; ++c) {
+      if (IsWordCodePoint(c)) (*b)[c >> 6] |= uint64_t{1} << (c & 63);
+    }
+    return b;
+  }();
+  return *bits;
+}
+
+// The code point of the well-formed UTF-8 sequence of 2 to 4 bytes at p; its length in *length.
+inline int32_t DecodeWellFormed(const char* p, size_t* length) {
+  const auto byte = [&](int k) { return static_cast<int32_t>(static_cast<unsigned char>(p[k])); };
+  const int32_t b0 = byte(0);
+  if (b0 < 0xE0) {
+    *length = 2;
+    return (b0 & 0x1F) << 6 | (byte(1) & 0x3F);
+  }
+  if (b0 < 0xF0) {
+    *length = 3;
+    return (b0 & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
+  }
+  *length = 4;
+  return (b0 & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
+}
+
+}  // namespace
+
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs) {
   const size_t n = doc.size();
@@ -698,19 +785,18 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
   AsciiWordMask(doc, &masks, &high);
+  const uint64_t* word_bmp = WordBmp().data();
   uint64_t* word = masks.data();
   size_t skip_to = 0;  // the end of the last code point decoded
   for (size_t w = 0; w < high.size(); ++w) {
     for (uint64_t h = high[w]; h != 0; h &= h - 1) {
-      size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
       if (i < skip_to) continue;  // a continuation byte
-      const size_t start = i;
-      if (!IsWordCodePoint(DecodeOne(doc, &i))) {
-        skip_to = i;
-        continue;
-      }
-      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
-      skip_to = i;
+      size_t length;
+      const int32_t c = DecodeWellFormed(doc.data() + i, &length);
+      skip_to = i + length;
+      if (c < 0x10000 ? (word_bmp[c >> 6] >> (c & 63) & 1) == 0 : !IsWordCodePoint(c)) continue;
+      for (size_t b = i; b < skip_to; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
     }
   }
   RunsFromMasks(masks, n, scratch, runs);
