@@ -688,6 +688,32 @@ MAAS_COUNT_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, 
   return static_cast<size_t>(_mm_popcnt_u64(bits));
 }
 
+// Bytes 0, 1, ..., 63.
+MAAS_COUNT_AVX512 inline __m512i ByteIndices() {
+  return _mm512_set_epi8(63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45,
+                         44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26,
+                         25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6,
+                         5, 4, 3, 2, 1, 0);
+}
+
+// RunsFromMasks with the positions compressed 64 bits at a time (CompressBitsAvx512).
+MAAS_COUNT_AVX512 void RunsFromMasksAvx512(const std::vector<uint64_t>& masks, size_t n,
+                                           AnalyzerScratch* scratch, AsciiRuns* runs) {
+  auto [starts, ends] = RunBoundArrays(n, scratch);
+  const __m512i iota = ByteIndices();
+  size_t num_starts = 0, num_ends = 0;
+  uint64_t carry = 0;
+  for (size_t w = 0; w < masks.size(); ++w) {
+    const uint64_t m = masks[w];
+    const uint64_t previous = m << 1 | carry;
+    carry = m >> 63;
+    const __m512i base = _mm512_set1_epi32(static_cast<int>(w * 64));
+    num_starts += CompressBitsAvx512(m & ~previous, base, iota, starts + num_starts);
+    num_ends += CompressBitsAvx512(~m & previous, base, iota, ends + num_ends);
+  }
+  *runs = AsciiRuns{starts, ends, num_starts};
+}
+
 // AsciiWordRunsBaseline in one pass of 64 bytes per step: the word-byte mask of a step is a
 // 64-bit compare result (no mask array), its runs' starts and ends compressed straight into
 // positions. The last step (bytes past the end masked to 0, never read) also covers bit n.
@@ -696,10 +722,7 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
   const size_t n = text.size();
   auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
-  const __m512i iota = _mm512_set_epi8(
-      63, 62, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41,
-      40, 39, 38, 37, 36, 35, 34, 33, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18,
-      17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0);
+  const __m512i iota = ByteIndices();
   const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
   const __m512i a_char = _mm512_set1_epi8('a'), z_span = _mm512_set1_epi8(25);
   const __m512i case_bit = _mm512_set1_epi8(0x20), underscore = _mm512_set1_epi8('_');
@@ -799,7 +822,15 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
       for (size_t b = i; b < skip_to; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
     }
   }
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    RunsFromMasksAvx512(masks, n, scratch, runs);
+  } else {
+    RunsFromMasks(masks, n, scratch, runs);
+  }
+#else
   RunsFromMasks(masks, n, scratch, runs);
+#endif
   auto [starts, ends] = RunBoundArrays(n, scratch);  // runs' arrays, to compact in place
   // A run of one code point of 2 to 4 bytes is no token (\w\w+ needs two code points); a 1-byte run
   // stays (AsciiRuns keeps those; readers skip them).
@@ -825,6 +856,13 @@ absl::Status ValidateUtf8(std::string_view text) {
     i = SkipAscii(text, i);
     if (i >= text.size()) break;
     const size_t start = i;
+    // Two bytes (Latin, Greek, Cyrillic, ...): C2..DF then a continuation byte.
+    const auto b0 = static_cast<unsigned char>(text[i]);
+    if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < text.size() &&
+        (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
+      i += 2;
+      continue;
+    }
     if (DecodeOne(text, &i) < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("text is not valid UTF-8: ill-formed sequence at byte offset ", start));
