@@ -56,6 +56,9 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 // WordRuns (text_analysis.h) with its ASCII pass on the given path.
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs);
+// LowerWordRuns (text_analysis.h) with its runs on the given path.
+LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
+                                  AnalyzerScratch* scratch, AsciiRuns* runs);
 
 // Counts the terms of `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or more,
 // `runs` from AsciiWordRuns of ASCII `text`, or from WordRuns of a preprocessed one with `lower`

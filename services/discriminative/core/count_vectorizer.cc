@@ -964,8 +964,15 @@ bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
     AddAsciiUnigrams(text, runs, result_.vectorizer.options_.analyzer.lowercase);
     return true;
   }
-  // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
-  const std::string_view doc = result_.vectorizer.analyzer_.Preprocess(text, &scratch_);
+  // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text (in one
+  // pass when preprocessing is only lowercasing and the text's code points allow it).
+  const Analyzer& analyzer = result_.vectorizer.analyzer_;
+  if (analyzer.PreprocessIsLowercase() &&
+      LowerWordRuns(text, &scratch_, &runs) == LowerRunsResult::kDone) {
+    AddAsciiUnigrams(scratch_.preprocessed, runs, /*lower=*/false);
+    return true;
+  }
+  const std::string_view doc = analyzer.Preprocess(text, &scratch_);
   if (!WordRuns(doc, &scratch_, &runs)) return false;
   AddAsciiUnigrams(doc, runs, /*lower=*/false);
   return true;
@@ -1240,9 +1247,10 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     OrderedRow(num_features, options_.binary, scratch, row);
     return;
   }
-  if (TransformIfAscii(text, scratch, row)) return;
+  if (TransformIfWellFormed(text, scratch, row)) return;
   if (analyzer_.AsciiUnigrams()) {
-    // Text with code points >= 0x80: the same lookups, on the runs of the preprocessed text.
+    // Other text with code points >= 0x80: the same lookups, on the runs of the preprocessed
+    // text, in separate steps.
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
     AsciiRuns runs;
     if (WordRuns(doc, scratch, &runs)) {
@@ -1276,18 +1284,28 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   OrderedRow(num_features, options_.binary, scratch, row);
 }
 
-bool CountVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
-                                       SparseVector* row) const {
+bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                                            SparseVector* row) const {
   AsciiRuns runs;
-  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max() ||
-      !AsciiWordRuns(text, scratch, &runs)) {
+  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max()) {
     return false;
+  }
+  std::string_view doc = text;
+  bool lower = options_.analyzer.lowercase;
+  if (!AsciiWordRuns(text, scratch, &runs)) {
+    // Code points >= 0x80: validated, lowercased and split in one pass, when preprocessing is
+    // only lowercasing and the text's code points allow it.
+    if (!analyzer_.PreprocessIsLowercase() ||
+        LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
+      return false;
+    }
+    doc = scratch->preprocessed;
+    lower = false;
   }
   const size_t num_features = vocabulary_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
-  CountAsciiUnigramsWith(BestCountSimdPath(), text, runs, options_.analyzer.lowercase, index_,
-                         scratch);
+  CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
   OrderedRow(num_features, options_.binary, scratch, row);
   return true;
 }

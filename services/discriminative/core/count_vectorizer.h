@@ -100,10 +100,11 @@ class CountVectorizer final : public Vectorizer {
   using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
-  // The word analyzer's ASCII path (Analyzer::AsciiUnigrams) on ASCII text. (Transform takes the
-  // same lookups on the word runs of other text's preprocessed form.)
-  bool TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
-                        SparseVector* row) const override;
+  // The word analyzer's path (Analyzer::AsciiUnigrams) on ASCII text, and, when preprocessing is
+  // only lowercasing, on text that LowerWordRuns lowercases and splits in one pass. (Transform
+  // takes the same lookups on the word runs of any other text's preprocessed form.)
+  bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                             SparseVector* row) const override;
   size_t num_features() const override { return vocabulary_.size(); }
   std::string FeatureName(uint32_t index) const override {
     return index < vocabulary_.size() ? vocabulary_[index] : std::string();

@@ -228,7 +228,7 @@ absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_
 
 absl::Status Pipeline::TransformText(const std::string& text, size_t index,
                                      AnalyzerScratch* scratch, SparseVector* row) const {
-  if (vectorizer_->TransformIfAscii(text, scratch, row)) return absl::OkStatus();
+  if (vectorizer_->TransformIfWellFormed(text, scratch, row)) return absl::OkStatus();
   MAAS_ASSIGN_OR_RETURN(const std::string_view decoded, Decode(text, index, &scratch->decoded));
   vectorizer_->Transform(decoded, scratch, row);
   return AnalysisStatus(*scratch, index);

@@ -288,11 +288,13 @@ inline size_t FlattenBits(uint64_t bits, uint32_t base, uint32_t* out) {
 // masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_], and, when
 // `high` is not null, high bit i = 1 iff text[i] >= 0x80; bits past the end 0, in n / 64 + 1 words
 // (so bit n, where a run reaching the end ends, always exists). Returns whether every byte is
-// < 0x80 (without `high`, masks are then undefined if not): one pass both checks and classifies.
+// < 0x80 (without `high` or `keep`, masks are then undefined if not): one pass both checks and
+// classifies. With `keep`, *masks already holds n / 64 + 1 words and the bits are or-ed into them.
 bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
-                   std::vector<uint64_t>* high = nullptr) {
+                   std::vector<uint64_t>* high = nullptr, bool keep = false) {
   const size_t n = text.size();
-  masks->assign(n / 64 + 1, 0);
+  if (!keep) masks->assign(n / 64 + 1, 0);
+  const bool whole = high != nullptr || keep;  // classify the whole text, whatever its bytes
   uint64_t* out = masks->data();
   uint64_t* high_out = nullptr;
   if (high != nullptr) {
@@ -322,8 +324,8 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
   for (; i + 64 <= n; i += 64) {
     const char* p = text.data() + i;
     uint64_t h0, h1, h2, h3;
-    out[i >> 6] = word_bits(p, &h0) | word_bits(p + 16, &h1) << 16 | word_bits(p + 32, &h2) << 32 |
-                  word_bits(p + 48, &h3) << 48;
+    out[i >> 6] |= word_bits(p, &h0) | word_bits(p + 16, &h1) << 16 | word_bits(p + 32, &h2) << 32 |
+                   word_bits(p + 48, &h3) << 48;
     if (high_out != nullptr) high_out[i >> 6] = h0 | h1 << 16 | h2 << 32 | h3 << 48;
   }
   for (; i + 16 <= n; i += 16) {
@@ -332,15 +334,15 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
     if (high_out != nullptr) high_out[i >> 6] |= h << (i & 63);
   }
   bool ascii = _mm_movemask_epi8(any_high) == 0;
-  if (!ascii && high_out == nullptr) return false;
+  if (!ascii && !whole) return false;
 #else
   bool ascii = true;
 #endif
   for (; i < n; ++i) {
     const auto c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {
-      if (high_out == nullptr) return false;
-      high_out[i >> 6] |= uint64_t{1} << (i & 63);
+      if (!whole) return false;
+      if (high_out != nullptr) high_out[i >> 6] |= uint64_t{1} << (i & 63);
       ascii = false;
     } else if (kAsciiWord[c]) {
       out[i >> 6] |= uint64_t{1} << (i & 63);
@@ -499,11 +501,8 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
   out->resize(w);
 }
 
-// Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
-// ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its
-// SimpleLowerBmp mapping when that takes as many bytes. A code point whose mapping is special or
-// of another length (or one of 4 bytes) sends the text to LowerIntoByWords.
-void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+// *out = text with ASCII A-Z lowercased, 8 bytes at a time (other bytes copied).
+void CopyLowerAscii(std::string_view text, std::string* out) {
   const size_t n = text.size();
   const char* in = text.data();
   out->resize(n);
@@ -517,15 +516,37 @@ void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out
     const char c = in[i];
     d[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
   }
+}
+
+// Writes code point c (< 0x10000, >= 0x80) as the UTF-8 sequence of `length` bytes it takes at d.
+inline void WriteUtf8(char16_t c, size_t length, char* d) {
+  if (length == 2) {
+    d[0] = static_cast<char>(0xC0 | c >> 6);
+    d[1] = static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    d[0] = static_cast<char>(0xE0 | c >> 12);
+    d[1] = static_cast<char>(0x80 | (c >> 6 & 0x3F));
+    d[2] = static_cast<char>(0x80 | (c & 0x3F));
+  }
+}
+
+// Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
+// ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its
+// SimpleLowerBmp mapping when that takes as many bytes. A code point whose mapping is special or
+// of another length (or one of 4 bytes) sends the text to LowerIntoByWords.
+void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+  const size_t n = text.size();
+  const char* in = text.data();
+  CopyLowerAscii(text, out);
+  char* d = out->data();
   const std::vector<char16_t>* simple = nullptr;
-  for (i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
+  for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
     if (simple == nullptr) simple = &SimpleLowerBmp();
     const auto b0 = static_cast<unsigned char>(in[i]);
     if (b0 < 0xE0) {
       const char16_t lower = (*simple)[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
       if (lower >= 0x80 && lower < 0x800) {
-        d[i] = static_cast<char>(0xC0 | lower >> 6);
-        d[i + 1] = static_cast<char>(0x80 | (lower & 0x3F));
+        WriteUtf8(lower, 2, d + i);
         i += 2;
         continue;
       }
@@ -533,9 +554,7 @@ void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out
       const char16_t lower =
           (*simple)[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
       if (lower >= 0x800) {
-        d[i] = static_cast<char>(0xE0 | lower >> 12);
-        d[i + 1] = static_cast<char>(0x80 | (lower >> 6 & 0x3F));
-        d[i + 2] = static_cast<char>(0x80 | (lower & 0x3F));
+        WriteUtf8(lower, 3, d + i);
         i += 3;
         continue;
       }
@@ -796,6 +815,33 @@ inline int32_t DecodeWellFormed(const char* p, size_t* length) {
   return (b0 & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
 }
 
+// WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc) into *runs, without the
+// runs of a single code point of 2 to 4 bytes (\w\w+ needs two code points); a 1-byte run stays
+// (AsciiRuns keeps those; readers skip them).
+void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
+                     AsciiRuns* runs) {
+  const size_t n = doc.size();
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    RunsFromMasksAvx512(scratch->masks, n, scratch, runs);
+  } else {
+    RunsFromMasks(scratch->masks, n, scratch, runs);
+  }
+#else
+  RunsFromMasks(scratch->masks, n, scratch, runs);
+#endif
+  auto [starts, ends] = RunBoundArrays(n, scratch);  // runs' arrays, to compact in place
+  size_t kept = 0;
+  for (size_t k = 0; k < runs->count; ++k) {
+    const uint32_t start = starts[k], length = ends[k] - start;
+    starts[kept] = start;
+    ends[kept] = ends[k];
+    kept +=
+        length == Utf8SequenceLength(static_cast<unsigned char>(doc[start])) && length >= 2 ? 0 : 1;
+  }
+  runs->count = kept;
+}
+
 }  // namespace
 
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
@@ -822,28 +868,53 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
       for (size_t b = i; b < skip_to; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
     }
   }
-#if defined(__x86_64__)
-  if (path == CountSimdPath::kAvx512) {
-    RunsFromMasksAvx512(masks, n, scratch, runs);
-  } else {
-    RunsFromMasks(masks, n, scratch, runs);
-  }
-#else
-  RunsFromMasks(masks, n, scratch, runs);
-#endif
-  auto [starts, ends] = RunBoundArrays(n, scratch);  // runs' arrays, to compact in place
-  // A run of one code point of 2 to 4 bytes is no token (\w\w+ needs two code points); a 1-byte run
-  // stays (AsciiRuns keeps those; readers skip them).
-  size_t kept = 0;
-  for (size_t k = 0; k < runs->count; ++k) {
-    const uint32_t start = starts[k], length = ends[k] - start;
-    starts[kept] = start;
-    ends[kept] = ends[k];
-    kept +=
-        length == Utf8SequenceLength(static_cast<unsigned char>(doc[start])) && length >= 2 ? 0 : 1;
-  }
-  runs->count = kept;
+  RunsOfWordMasks(path, doc, scratch, runs);
   return true;
+}
+
+LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
+                                  AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const size_t n = text.size();
+  if (n >= std::numeric_limits<uint32_t>::max()) return LowerRunsResult::kGeneral;
+  std::string& doc = scratch->preprocessed;
+  CopyLowerAscii(text, &doc);
+  std::vector<uint64_t>& masks = scratch->masks;
+  masks.assign(n / 64 + 1, 0);
+  uint64_t* word = masks.data();
+  const char16_t* simple = SimpleLowerBmp().data();
+  const uint64_t* word_bmp = WordBmp().data();
+  const char* in = text.data();
+  char* d = doc.data();
+  // Each code point >= 0x80: validated, replaced by its lowercase when that takes as many bytes,
+  // its bytes marked when that lowercase is \w.
+  for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
+    const size_t start = i;
+    int32_t c;
+    const auto b0 = static_cast<unsigned char>(in[i]);
+    if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
+        (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
+      c = (b0 & 0x1F) << 6 | (in[i + 1] & 0x3F);
+      i += 2;
+    } else {
+      c = DecodeOne(text, &i);
+      if (c < 0) return LowerRunsResult::kIllFormed;
+      if (c >= 0x10000) return LowerRunsResult::kGeneral;
+    }
+    const char16_t lower = simple[c];
+    const size_t length = i - start;
+    if (lower < 0x80 || (lower < 0x800) != (length == 2)) return LowerRunsResult::kGeneral;
+    WriteUtf8(lower, length, d + start);
+    if ((word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
+      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+    }
+  }
+  AsciiWordMask(doc, &masks, /*high=*/nullptr, /*keep=*/true);
+  RunsOfWordMasks(path, doc, scratch, runs);
+  return LowerRunsResult::kDone;
+}
+
+LowerRunsResult LowerWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  return LowerWordRunsWith(BestCountSimdPath(), text, scratch, runs);
 }
 
 bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) {

@@ -165,6 +165,17 @@ bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* r
 // >= 2^32 - 1. REQUIRES: ValidateUtf8(doc).ok().
 bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs);
 
+// Python's str.lower() of `text` and the WordRuns of the result in one pass over the code points
+// >= 0x80 (each validated, lowercased by a table of the BMP's one-to-one mappings, classified):
+// for the default word analyzer with lowercase and no strip_accents, whose preprocessing is then
+// exactly this. kDone: scratch->preprocessed holds the lowercased text and *runs its runs.
+// kIllFormed: `text` is not valid UTF-8. kGeneral: some code point lowercases otherwise (U+0130,
+// U+03A3 by its context, a change of length, 4 bytes), or the text has 2^32 - 1 bytes or more;
+// the caller then takes the separate steps (Preprocess, WordRuns). Other scratch contents are
+// unspecified after any result.
+enum class LowerRunsResult { kDone, kIllFormed, kGeneral };
+LowerRunsResult LowerWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
+
 // scikit-learn's analyzer: preprocess (str.lower(), then strip_accents), then word tokens (default
 // token pattern), stop words and word n-grams, or character n-grams ('char': whitespace runs of 2+
 // become one space; 'char_wb': per whitespace-separated word padded with one space each side).
@@ -199,6 +210,11 @@ class Analyzer {
                    std::vector<std::string_view>* out) const;
 
   const AnalyzerOptions& options() const { return options_; }
+
+  // True iff preprocessing is only lowercasing (no strip_accents): Preprocess is then PythonLower.
+  bool PreprocessIsLowercase() const {
+    return options_.lowercase && options_.strip_accents == StripAccentsMode::kNone;
+  }
 
   // True iff on ASCII text the terms are exactly the default pattern's tokens of 2 bytes or more
   // (lowercased when options().lowercase): the word analyzer with the default token pattern, no

@@ -68,9 +68,9 @@ void TfidfVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   Weight(row);
 }
 
-bool TfidfVectorizer::TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
-                                       SparseVector* row) const {
-  if (!base_->TransformIfAscii(text, scratch, row)) return false;
+bool TfidfVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                                            SparseVector* row) const {
+  if (!base_->TransformIfWellFormed(text, scratch, row)) return false;
   Weight(row);
   return true;
 }

@@ -34,8 +34,8 @@ class TfidfVectorizer final : public Vectorizer {
 
   using Vectorizer::Transform;
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
-  bool TransformIfAscii(std::string_view text, AnalyzerScratch* scratch,
-                        SparseVector* row) const override;
+  bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                             SparseVector* row) const override;
   size_t num_features() const override { return base_->num_features(); }
   std::string FeatureName(uint32_t index) const override { return base_->FeatureName(index); }
   void ToState(v1::VectorizerState* state) const override;

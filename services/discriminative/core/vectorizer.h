@@ -160,12 +160,13 @@ class Vectorizer {
   virtual void Transform(std::string_view text, AnalyzerScratch* scratch,
                          SparseVector* row) const = 0;
 
-  // Transform for a text that may not have been decoded yet: when the vectorizer has a path for
-  // ASCII text and `text` is ASCII (valid UTF-8 under every decode_error, and left unchanged by
-  // decoding), writes Transform(text)'s row and returns true; otherwise returns false with *row
-  // unspecified, and the caller decodes and calls Transform. Saves the separate UTF-8 pass.
-  virtual bool TransformIfAscii(std::string_view /*text*/, AnalyzerScratch* /*scratch*/,
-                                SparseVector* /*row*/) const {
+  // Transform for a text that may not have been decoded yet: when the vectorizer has a path that
+  // finds `text` well-formed UTF-8 on its way (ASCII, or valid UTF-8 checked as it is read: then
+  // decoding leaves it unchanged under every decode_error), writes Transform(text)'s row and
+  // returns true; otherwise returns false with *row unspecified, and the caller decodes and calls
+  // Transform. Saves the separate UTF-8 pass.
+  virtual bool TransformIfWellFormed(std::string_view /*text*/, AnalyzerScratch* /*scratch*/,
+                                     SparseVector* /*row*/) const {
     return false;
   }
 

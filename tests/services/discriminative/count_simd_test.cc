@@ -321,6 +321,76 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "LowerWordRunsWith: every path lowercases and splits as PythonLower and DefaultTokenize") {
+  // The texts of RandomTexts with code points >= 0x80 put in between their bytes: ones the table
+  // lowercases in place (É, Ω, Д, ǅ, and caseless ones: 中, ½, a combining acute, U+3000, ...) and,
+  // in some texts, ones it leaves to the separate steps (Σ, İ, the Kelvin sign, 𐐀); some texts
+  // then made ill-formed (a byte replaced by 0xFF, or a sequence cut short).
+  const std::string_view in_place[] = {
+      "\xc3\x89", "\xc3\xa9", "\xce\xa9",     "\xd0\x94", "\xc7\x85",     "\xe4\xb8\xad",
+      "\xc2\xbd", "\xcc\x81", "\xe3\x80\x80", "\xc2\xa0", "\xe2\x80\xa6", "\xe2\x80\x99"};
+  const std::string_view general[] = {"\xce\xa3", "\xc4\xb0", "\xe2\x84\xaa", "\xf0\x90\x90\x80"};
+  std::mt19937_64 rng(16);
+  std::vector<std::string> texts = RandomTexts(rng, 500);
+  for (std::string& text : texts) {
+    const size_t inserts = rng() % 4 == 0 ? 1 + text.size() / 3 : rng() % 8;
+    for (size_t i = 0; i < inserts; ++i) {
+      size_t at = rng() % (text.size() + 1);
+      while (at < text.size() && (static_cast<unsigned char>(text[at]) & 0xC0) == 0x80) ++at;
+      text.insert(at, std::string(rng() % 40 == 0 ? general[rng() % std::size(general)]
+                                                  : in_place[rng() % std::size(in_place)]));
+    }
+    if (rng() % 8 == 0 && !text.empty()) {
+      const size_t at = rng() % text.size();
+      if (rng() % 2 == 0) {
+        text[at] = '\xff';
+      } else {
+        text.insert(at, "\xe4\xb8");  // a 3-byte sequence missing its last byte
+      }
+    }
+  }
+  GuardedText guarded;
+  AnalyzerScratch scratch;
+  size_t done = 0, ill_formed = 0, separate = 0;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << random::SimdLevelName(path));
+    for (const std::string& text : texts) {
+      INFO("text '" << text << "'");
+      const std::string_view placed = guarded.Place(text);
+      AsciiRuns runs;
+      const LowerRunsResult result = LowerWordRunsWith(path, placed, &scratch, &runs);
+      const bool valid = ValidateUtf8(text).ok();
+      bool special = false;  // a code point the table does not lowercase in place
+      for (const std::string_view g : general) special |= text.find(g) != std::string::npos;
+      if (!valid) {
+        CHECK(result != LowerRunsResult::kDone);
+        if (!special) CHECK(result == LowerRunsResult::kIllFormed);
+        ++ill_formed;
+        continue;
+      }
+      CHECK(result == (special ? LowerRunsResult::kGeneral : LowerRunsResult::kDone));
+      if (result != LowerRunsResult::kDone) {
+        ++separate;
+        continue;
+      }
+      ++done;
+      const std::string lower = PythonLower(text);
+      CHECK(scratch.preprocessed == lower);
+      std::vector<std::string> got;
+      for (size_t k = 0; k < runs.count; ++k) {
+        if (runs.ends[k] - runs.starts[k] >= 2) {
+          got.push_back(scratch.preprocessed.substr(runs.starts[k], runs.ends[k] - runs.starts[k]));
+        }
+      }
+      CHECK(got == DefaultTokenize(lower));
+    }
+  }
+  CHECK(done > 1000);
+  CHECK(ill_formed > 50);
+  CHECK(separate > 20);
+}
+
 TEST_CASE("AsciiTermKeysWith: every path gives each token's key, home and start, in order") {
   std::mt19937_64 rng(14);
   GuardedText guarded;
