@@ -4,7 +4,8 @@
 
 Part 1, in-process on one core in CPU seconds (the core library through maas_discriminative_bench, no gRPC), on a
 corpus of 6-letter words for three pipelines, then on an English-like corpus (varied word lengths, capitals,
-punctuation) for the two word pipelines
+punctuation) and on the same with code points >= 0x80 (accented letters, Greek and Cyrillic words, curly quotes and
+dashes: every text holds some) for the two word pipelines
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
@@ -194,6 +195,40 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
               f"{mr / 1024:>20.1f} MB{sr / 1024:>6.1f} MB{xb / 2**20:>6.1f} MB")
 
 
+def unicode_mixed_words(rng, words):
+    """`words` (english_like_words) as text in other European languages looks: a sixth of them with an accented
+    letter (é, ü, ñ, ß, ø, ...), one in twenty-five spelled in Greek or Cyrillic letters."""
+    accented = list("éèêëàâäçîïôöûüùñøåßœáíóúãõ")
+    greek = dict(zip("abcdefghijklmnopqrstuvwxyz", "αβψδεφγηιξκλμνοπθρστυωςχυζ"))
+    cyrillic = dict(zip("abcdefghijklmnopqrstuvwxyz", "абцдефгхийклмнопярстувшхыз"))
+    out = []
+    for word, u in zip(words, rng.random(len(words))):
+        if u < 1 / 6 and len(word) > 1:
+            i = int(rng.integers(len(word)))
+            word = word[:i] + accented[int(rng.integers(len(accented)))] + word[i + 1:]
+        elif u < 1 / 6 + 1 / 25:
+            alphabet = greek if u < 1 / 6 + 1 / 50 else cyrillic
+            word = "".join(alphabet[c] for c in word)
+        out.append(word)
+    return out
+
+
+def unicode_mixed_corpus(rng, docs, words, classes=8):
+    """english_like_corpus over unicode_mixed_words, with the punctuation of typeset text: curly quotes and
+    apostrophes, dashes, ellipses; a few words in capitals (Greek ones then hold a capital sigma, whose lowercase
+    depends on its place in the word)."""
+    texts, labels = english_like_corpus(rng, docs, words, classes)
+    marks = ["’s", "”", "“", " —", "…", "’"]
+    out = []
+    for text in texts:
+        parts = text.split(" ")
+        for _ in range(int(rng.integers(0, 6))):
+            i = int(rng.integers(len(parts)))
+            parts[i] = parts[i] + marks[int(rng.integers(len(marks)))] if rng.random() < 0.8 else parts[i].upper()
+        out.append(" ".join(parts))
+    return out, labels
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train_docs", type=int, default=20000)
@@ -216,6 +251,12 @@ def main():
     english_test, _ = english_like_corpus(rng, args.test_docs, words)
     in_process(build_dir, english_train, english_labels, english_test, args.rounds,
                pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")}, title="English-like")
+    mixed_words = unicode_mixed_words(rng, words)
+    mixed_train, mixed_labels = unicode_mixed_corpus(rng, args.train_docs, mixed_words)
+    mixed_test, _ = unicode_mixed_corpus(rng, args.test_docs, mixed_words)
+    in_process(build_dir, mixed_train, mixed_labels, mixed_test, args.rounds,
+               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")},
+               title="English-like with accents, Greek, Cyrillic, typeset punctuation")
     if args.skip_grpc:
         return 0
 
