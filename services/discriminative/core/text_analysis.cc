@@ -423,6 +423,26 @@ const std::vector<char16_t>& SimpleLowerBmp() {
   return *table;
 }
 
+// The UTF-8 bytes of BMP code point c (not a surrogate): 1 to 3.
+inline size_t Utf8Length(char16_t c) { return c < 0x80 ? 1 : c < 0x800 ? 2 : 3; }
+
+// Writes BMP code point c (not a surrogate) at d as UTF-8; returns Utf8Length(c).
+inline size_t EncodeBmp(char16_t c, char* d) {
+  if (c < 0x80) {
+    d[0] = static_cast<char>(c);
+    return 1;
+  }
+  if (c < 0x800) {
+    d[0] = static_cast<char>(0xC0 | c >> 6);
+    d[1] = static_cast<char>(0x80 | (c & 0x3F));
+    return 2;
+  }
+  d[0] = static_cast<char>(0xE0 | c >> 12);
+  d[1] = static_cast<char>(0x80 | (c >> 6 & 0x3F));
+  d[2] = static_cast<char>(0x80 | (c & 0x3F));
+  return 3;
+}
+
 // LowerInto's general way: ASCII stretches in bulk and the code points of 2 and 3 bytes by
 // SimpleLowerBmp, without ICU; a whitespace-separated word holding a code point the table leaves
 // out (U+0130, U+03A3, or one of 4 bytes) is redone whole by ICU's full mapping. Exact: the one
@@ -467,20 +487,7 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
       lower = simple[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
     }
     if (lower != 0) {
-      char* d = out->data() + w;
-      if (lower < 0x80) {
-        d[0] = static_cast<char>(lower);
-        w += 1;
-      } else if (lower < 0x800) {
-        d[0] = static_cast<char>(0xC0 | lower >> 6);
-        d[1] = static_cast<char>(0x80 | (lower & 0x3F));
-        w += 2;
-      } else {
-        d[0] = static_cast<char>(0xE0 | lower >> 12);
-        d[1] = static_cast<char>(0x80 | (lower >> 6 & 0x3F));
-        d[2] = static_cast<char>(0x80 | (lower & 0x3F));
-        w += 3;
-      }
+      w += EncodeBmp(lower, out->data() + w);
       i += length;
       continue;
     }
@@ -518,18 +525,6 @@ void CopyLowerAscii(std::string_view text, std::string* out) {
   }
 }
 
-// Writes code point c (< 0x10000, >= 0x80) as the UTF-8 sequence of `length` bytes it takes at d.
-inline void WriteUtf8(char16_t c, size_t length, char* d) {
-  if (length == 2) {
-    d[0] = static_cast<char>(0xC0 | c >> 6);
-    d[1] = static_cast<char>(0x80 | (c & 0x3F));
-  } else {
-    d[0] = static_cast<char>(0xE0 | c >> 12);
-    d[1] = static_cast<char>(0x80 | (c >> 6 & 0x3F));
-    d[2] = static_cast<char>(0x80 | (c & 0x3F));
-  }
-}
-
 // Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
 // ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its
 // SimpleLowerBmp mapping when that takes as many bytes. A code point whose mapping is special or
@@ -545,17 +540,15 @@ void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out
     const auto b0 = static_cast<unsigned char>(in[i]);
     if (b0 < 0xE0) {
       const char16_t lower = (*simple)[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
-      if (lower >= 0x80 && lower < 0x800) {
-        WriteUtf8(lower, 2, d + i);
-        i += 2;
+      if (lower != 0 && Utf8Length(lower) == 2) {
+        i += EncodeBmp(lower, d + i);
         continue;
       }
     } else if (b0 < 0xF0) {
       const char16_t lower =
           (*simple)[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
-      if (lower >= 0x800) {
-        WriteUtf8(lower, 3, d + i);
-        i += 3;
+      if (Utf8Length(lower) == 3) {
+        i += EncodeBmp(lower, d + i);
         continue;
       }
     }
@@ -901,9 +894,8 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
       if (c >= 0x10000) return LowerRunsResult::kGeneral;
     }
     const char16_t lower = simple[c];
-    const size_t length = i - start;
-    if (lower < 0x80 || (lower < 0x800) != (length == 2)) return LowerRunsResult::kGeneral;
-    WriteUtf8(lower, length, d + start);
+    if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
+    EncodeBmp(lower, d + start);
     if ((word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
       for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
     }
