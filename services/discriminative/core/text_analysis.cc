@@ -865,40 +865,109 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
   return true;
 }
 
+namespace {
+
+// LowerWordRuns's step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
+// doc (a copy of text) by its table lowercase when that takes as many bytes, its bytes marked in
+// `word` when that lowercase is \w. kDone with *end = the code point's end, or why not.
+inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const char16_t* simple,
+                                      const uint64_t* word_bmp, char* doc, uint64_t* word,
+                                      size_t* end) {
+  const char* in = text.data();
+  const size_t start = i;
+  int32_t c;
+  const auto b0 = static_cast<unsigned char>(in[i]);
+  if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < text.size() &&
+      (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
+    c = (b0 & 0x1F) << 6 | (in[i + 1] & 0x3F);
+    i += 2;
+  } else {
+    c = DecodeOne(text, &i);
+    if (c < 0) return LowerRunsResult::kIllFormed;
+    if (c >= 0x10000) return LowerRunsResult::kGeneral;
+  }
+  const char16_t lower = simple[c];
+  if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
+  EncodeBmp(lower, doc + start);
+  if ((word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
+    for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+  }
+  *end = i;
+  return LowerRunsResult::kDone;
+}
+
+#if defined(__x86_64__)
+MAAS_COUNT_AVX512_WARNINGS_OFF
+// LowerWordRunsWith on the AVX-512 path: one vector pass of 64 bytes per step writes the copy with
+// ASCII A-Z lowercased, the ASCII word bits and the bits of the bytes >= 0x80; then each code point
+// >= 0x80 is found from those bits (LowerCodePoint), without scanning the ASCII bytes again.
+MAAS_COUNT_AVX512 LowerRunsResult LowerWordRunsAvx512(std::string_view text,
+                                                      AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const size_t n = text.size();
+  std::string& doc = scratch->preprocessed;
+  doc.resize(n);
+  std::vector<uint64_t>& masks = scratch->masks;
+  std::vector<uint64_t>& high = scratch->high_masks;
+  masks.assign(n / 64 + 1, 0);
+  high.assign(n / 64 + 1, 0);
+  const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
+  const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
+  const __m512i a_char = _mm512_set1_epi8('a'), case_bit = _mm512_set1_epi8(0x20);
+  const __m512i underscore = _mm512_set1_epi8('_');
+  const char* in = text.data();
+  char* d = doc.data();
+  for (size_t i = 0; i < n; i += 64) {
+    const size_t left = n - i;
+    const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
+    const __m512i v = _mm512_maskz_loadu_epi8(load, in + i);
+    // Unsigned ranges: bytes >= 0x80 are neither upper case nor \w here.
+    const __mmask64 upper = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, upper_a), letters);
+    _mm512_mask_storeu_epi8(d + i, load,
+                            _mm512_mask_blend_epi8(upper, v, _mm512_or_si512(v, case_bit)));
+    masks[i >> 6] =
+        _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
+        _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), letters) |
+        _mm512_cmpeq_epi8_mask(v, underscore);
+    high[i >> 6] = _mm512_movepi8_mask(v);
+  }
+  const char16_t* simple = SimpleLowerBmp().data();
+  const uint64_t* word_bmp = WordBmp().data();
+  size_t skip_to = 0;  // the end of the last code point
+  for (size_t w = 0; w < high.size(); ++w) {
+    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
+      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+      if (i < skip_to) continue;  // a continuation byte of the last code point
+      const LowerRunsResult result =
+          LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
+      if (result != LowerRunsResult::kDone) return result;
+    }
+  }
+  RunsOfWordMasks(CountSimdPath::kAvx512, doc, scratch, runs);
+  return LowerRunsResult::kDone;
+}
+MAAS_COUNT_AVX512_WARNINGS_ON
+#endif
+
+}  // namespace
+
 LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
                                   AnalyzerScratch* scratch, AsciiRuns* runs) {
   const size_t n = text.size();
   if (n >= std::numeric_limits<uint32_t>::max()) return LowerRunsResult::kGeneral;
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) return LowerWordRunsAvx512(text, scratch, runs);
+#endif
   std::string& doc = scratch->preprocessed;
   CopyLowerAscii(text, &doc);
   std::vector<uint64_t>& masks = scratch->masks;
   masks.assign(n / 64 + 1, 0);
-  uint64_t* word = masks.data();
   const char16_t* simple = SimpleLowerBmp().data();
   const uint64_t* word_bmp = WordBmp().data();
-  const char* in = text.data();
-  char* d = doc.data();
-  // Each code point >= 0x80: validated, replaced by its lowercase when that takes as many bytes,
-  // its bytes marked when that lowercase is \w.
+  // Each code point >= 0x80 in turn (LowerCodePoint), then the ASCII word bits or-ed in.
   for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
-    const size_t start = i;
-    int32_t c;
-    const auto b0 = static_cast<unsigned char>(in[i]);
-    if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
-        (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
-      c = (b0 & 0x1F) << 6 | (in[i + 1] & 0x3F);
-      i += 2;
-    } else {
-      c = DecodeOne(text, &i);
-      if (c < 0) return LowerRunsResult::kIllFormed;
-      if (c >= 0x10000) return LowerRunsResult::kGeneral;
-    }
-    const char16_t lower = simple[c];
-    if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
-    EncodeBmp(lower, d + start);
-    if ((word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
-      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
-    }
+    const LowerRunsResult result =
+        LowerCodePoint(text, i, simple, word_bmp, doc.data(), masks.data(), &i);
+    if (result != LowerRunsResult::kDone) return result;
   }
   AsciiWordMask(doc, &masks, /*high=*/nullptr, /*keep=*/true);
   RunsOfWordMasks(path, doc, scratch, runs);
