@@ -248,32 +248,47 @@ std::vector<std::string> RandomUnicodeTexts(std::mt19937_64& rng, size_t count) 
   return texts;
 }
 
-TEST_CASE("WordRunsWith: every path gives the default pattern's tokens of Unicode text") {
-  std::mt19937_64 rng(14);
+// Calls check(path, text, placed) for every path this CPU has and every text, `placed` being the
+// text's copy that ends right before an inaccessible page.
+template <typename Check>
+void ForEveryPathAndText(const std::vector<std::string>& texts, Check check) {
   GuardedText guarded;
-  AnalyzerScratch scratch;
-  std::vector<std::string> texts = RandomUnicodeTexts(rng, 600);
-  for (std::string& text : RandomTexts(rng, 100)) texts.push_back(std::move(text));  // ASCII too
-  size_t non_ascii_tokens = 0;
   for (const CountSimdPath path : SupportedCountSimdPaths()) {
     INFO("path " << random::SimdLevelName(path));
     for (const std::string& text : texts) {
       INFO("text '" << text << "'");
-      const std::string_view placed = guarded.Place(text);
-      AsciiRuns runs;
-      REQUIRE(WordRunsWith(path, placed, &scratch, &runs));
-      std::vector<std::string> got;
-      for (size_t k = 0; k < runs.count; ++k) {
-        CHECK(runs.starts[k] < runs.ends[k]);
-        if (runs.ends[k] - runs.starts[k] >= 2) {
-          got.emplace_back(placed.substr(runs.starts[k], runs.ends[k] - runs.starts[k]));
-        }
-      }
-      const std::vector<std::string> want = DefaultTokenize(text);
-      CHECK(got == want);
-      for (const std::string& token : want) non_ascii_tokens += HasHighByte(token) ? 1 : 0;
+      check(path, text, guarded.Place(text));
     }
   }
+}
+
+// The tokens of `runs` in doc: its runs of 2 bytes or more.
+std::vector<std::string> TokensOf(std::string_view doc, const AsciiRuns& runs) {
+  std::vector<std::string> tokens;
+  for (size_t k = 0; k < runs.count; ++k) {
+    CHECK(runs.starts[k] < runs.ends[k]);
+    if (runs.ends[k] - runs.starts[k] >= 2) {
+      tokens.emplace_back(doc.substr(runs.starts[k], runs.ends[k] - runs.starts[k]));
+    }
+  }
+  return tokens;
+}
+
+TEST_CASE("WordRunsWith: every path gives the default pattern's tokens of Unicode text") {
+  std::mt19937_64 rng(14);
+  AnalyzerScratch scratch;
+  std::vector<std::string> texts = RandomUnicodeTexts(rng, 600);
+  for (std::string& text : RandomTexts(rng, 100)) texts.push_back(std::move(text));  // ASCII too
+  size_t non_ascii_tokens = 0;
+  ForEveryPathAndText(texts,
+                      [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+                        AsciiRuns runs;
+                        REQUIRE(WordRunsWith(path, placed, &scratch, &runs));
+                        const std::vector<std::string> want = DefaultTokenize(text);
+                        CHECK(TokensOf(placed, runs) == want);
+                        for (const std::string& token : want)
+                          non_ascii_tokens += HasHighByte(token) ? 1 : 0;
+                      });
   CHECK(non_ascii_tokens > 1000);  // the texts did hold tokens with code points >= 0x80
 }
 
@@ -350,42 +365,30 @@ TEST_CASE(
       }
     }
   }
-  GuardedText guarded;
   AnalyzerScratch scratch;
   size_t done = 0, ill_formed = 0, separate = 0;
-  for (const CountSimdPath path : SupportedCountSimdPaths()) {
-    INFO("path " << random::SimdLevelName(path));
-    for (const std::string& text : texts) {
-      INFO("text '" << text << "'");
-      const std::string_view placed = guarded.Place(text);
-      AsciiRuns runs;
-      const LowerRunsResult result = LowerWordRunsWith(path, placed, &scratch, &runs);
-      const bool valid = ValidateUtf8(text).ok();
-      bool special = false;  // a code point the table does not lowercase in place
-      for (const std::string_view g : general) special |= text.find(g) != std::string::npos;
-      if (!valid) {
-        CHECK(result != LowerRunsResult::kDone);
-        if (!special) CHECK(result == LowerRunsResult::kIllFormed);
-        ++ill_formed;
-        continue;
-      }
-      CHECK(result == (special ? LowerRunsResult::kGeneral : LowerRunsResult::kDone));
-      if (result != LowerRunsResult::kDone) {
-        ++separate;
-        continue;
-      }
-      ++done;
-      const std::string lower = PythonLower(text);
-      CHECK(scratch.preprocessed == lower);
-      std::vector<std::string> got;
-      for (size_t k = 0; k < runs.count; ++k) {
-        if (runs.ends[k] - runs.starts[k] >= 2) {
-          got.push_back(scratch.preprocessed.substr(runs.starts[k], runs.ends[k] - runs.starts[k]));
+  ForEveryPathAndText(
+      texts, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        AsciiRuns runs;
+        const LowerRunsResult result = LowerWordRunsWith(path, placed, &scratch, &runs);
+        bool special = false;  // a code point the table does not lowercase in place
+        for (const std::string_view g : general) special |= text.find(g) != std::string::npos;
+        if (!ValidateUtf8(text).ok()) {
+          CHECK(result != LowerRunsResult::kDone);
+          if (!special) CHECK(result == LowerRunsResult::kIllFormed);
+          ++ill_formed;
+          return;
         }
-      }
-      CHECK(got == DefaultTokenize(lower));
-    }
-  }
+        CHECK(result == (special ? LowerRunsResult::kGeneral : LowerRunsResult::kDone));
+        if (result != LowerRunsResult::kDone) {
+          ++separate;
+          return;
+        }
+        ++done;
+        const std::string lower = PythonLower(text);
+        CHECK(scratch.preprocessed == lower);
+        CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(lower));
+      });
   CHECK(done > 1000);
   CHECK(ill_formed > 50);
   CHECK(separate > 20);
