@@ -27,16 +27,11 @@
 namespace maas::discriminative {
 namespace {
 
-// Decodes one code point of well-formed UTF-8 starting at text[*i], advancing *i; -1 if ill-formed.
-// Accepts exactly the well-formed sequences of Unicode Table 3-7.
-int32_t DecodeOne(std::string_view text, size_t* i) {
+// DecodeOne's sequences other than one ASCII byte or a well-formed two-byte one (out of line).
+int32_t DecodeLonger(std::string_view text, size_t* i) {
   const size_t n = text.size();
   const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
   const unsigned char b0 = byte(*i);
-  if (b0 < 0x80) {
-    ++*i;
-    return b0;
-  }
   int len;
   int32_t cp;
   unsigned char lo = 0x80, hi = 0xBF;  // Allowed range of the second byte.
@@ -64,6 +59,24 @@ int32_t DecodeOne(std::string_view text, size_t* i) {
   }
   *i += len;
   return cp;
+}
+
+// Decodes one code point of well-formed UTF-8 starting at text[*i], advancing *i; -1 if ill-formed.
+// Accepts exactly the well-formed sequences of Unicode Table 3-7. ASCII and two-byte sequences
+// (Latin, Greek, Cyrillic, ...), the common cases, inline.
+inline int32_t DecodeOne(std::string_view text, size_t* i) {
+  const auto byte = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char b0 = byte(*i);
+  if (b0 < 0x80) {
+    ++*i;
+    return b0;
+  }
+  if (b0 >= 0xC2 && b0 <= 0xDF && *i + 1 < text.size() && (byte(*i + 1) & 0xC0) == 0x80) {
+    const int32_t cp = (b0 & 0x1F) << 6 | (byte(*i + 1) & 0x3F);
+    *i += 2;
+    return cp;
+  }
+  return DecodeLonger(text, i);
 }
 
 // The length of the UTF-8 sequence a well-formed one starting with byte b0 has (1 for ASCII).
@@ -197,17 +210,10 @@ size_t SkipAscii(std::string_view text, size_t i) {
 
 bool IsAscii(std::string_view text) { return SkipAscii(text, 0) == text.size(); }
 
-// ASCII A-Z -> a-z in 8 bytes that are all < 0x80 (SWAR: the high bit of each byte of
-// x + (0x80 - 'A') is set iff the byte >= 'A', of x + (0x7F - 'Z') iff it is > 'Z').
+// ASCII A-Z -> a-z in any 8 bytes, bytes >= 0x80 unchanged (SWAR: of the low 7 bits y of each
+// byte, the high bit of y + (0x80 - 'A') is set iff y >= 'A', of y + (0x7F - 'Z') iff y > 'Z'; no
+// byte carries into the next, and the bytes >= 0x80 are masked out).
 uint64_t LowerAscii8(uint64_t x) {
-  const uint64_t ge_a = x + 0x3F3F3F3F3F3F3F3Full;
-  const uint64_t gt_z = x + 0x2525252525252525ull;
-  return x | ((ge_a & ~gt_z & kHighBits) >> 2);
-}
-
-// LowerAscii8 for any 8 bytes: A-Z -> a-z, bytes >= 0x80 unchanged (the sums are taken of the
-// low 7 bits, so no byte carries into the next, and the bytes >= 0x80 are masked out).
-uint64_t LowerAsciiBytes8(uint64_t x) {
   const uint64_t y = x & ~kHighBits;
   const uint64_t ge_a = y + 0x3F3F3F3F3F3F3F3Full;
   const uint64_t gt_z = y + 0x2525252525252525ull;
@@ -351,8 +357,8 @@ bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
   return ascii;
 }
 
-// Writes `text`, all ASCII, with A-Z lowercased, to *out from byte `at` on (REQUIRES: out->size()
-// >= at + text.size()).
+// Writes `text` with ASCII A-Z lowercased (other bytes copied), 8 bytes at a time, to *out from
+// byte `at` on. REQUIRES: out->size() >= at + text.size().
 void WriteLowerAscii(std::string_view text, std::string* out, size_t at) {
   const size_t n = text.size();
   char* dest = out->data() + at;
@@ -443,6 +449,43 @@ inline size_t EncodeBmp(char16_t c, char* d) {
   return 3;
 }
 
+// The code point of the well-formed UTF-8 sequence of 2 to 4 bytes at p; its length in *length.
+inline int32_t DecodeWellFormed(const char* p, size_t* length) {
+  const auto byte = [&](int k) { return static_cast<int32_t>(static_cast<unsigned char>(p[k])); };
+  const int32_t b0 = byte(0);
+  if (b0 < 0xE0) {
+    *length = 2;
+    return (b0 & 0x1F) << 6 | (byte(1) & 0x3F);
+  }
+  if (b0 < 0xF0) {
+    *length = 3;
+    return (b0 & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
+  }
+  *length = 4;
+  return (b0 & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
+}
+
+// The lowercasing step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
+// doc (a copy of text) by its table lowercase when that takes as many bytes, and, when `word` is
+// not null, its bytes marked there when that lowercase is \w (word_bmp: WordBmp). kDone with
+// *end = the code point's end, or why not (kGeneral: the table has no same-length mapping).
+inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const char16_t* simple,
+                                      const uint64_t* word_bmp, char* doc, uint64_t* word,
+                                      size_t* end) {
+  const size_t start = i;
+  const int32_t c = DecodeOne(text, &i);
+  if (c < 0) return LowerRunsResult::kIllFormed;
+  if (c >= 0x10000) return LowerRunsResult::kGeneral;
+  const char16_t lower = simple[c];
+  if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
+  EncodeBmp(lower, doc + start);
+  if (word != nullptr && (word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
+    for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+  }
+  *end = i;
+  return LowerRunsResult::kDone;
+}
+
 // LowerInto's general way: ASCII stretches in bulk and the code points of 2 and 3 bytes by
 // SimpleLowerBmp, without ICU; a whitespace-separated word holding a code point the table leaves
 // out (U+0130, U+03A3, or one of 4 bytes) is redone whole by ICU's full mapping. Exact: the one
@@ -476,16 +519,9 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
       i = next;
       if (i == n) break;
     }
-    const auto b0 = static_cast<unsigned char>(in[i]);
-    char16_t lower = 0;
-    size_t length = 0;
-    if (b0 < 0xE0) {
-      length = 2;
-      lower = simple[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
-    } else if (b0 < 0xF0) {
-      length = 3;
-      lower = simple[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
-    }
+    size_t length;
+    const int32_t c = DecodeWellFormed(in + i, &length);
+    const char16_t lower = c < 0x10000 ? simple[c] : 0;
     if (lower != 0) {
       w += EncodeBmp(lower, out->data() + w);
       i += length;
@@ -508,21 +544,10 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
   out->resize(w);
 }
 
-// *out = text with ASCII A-Z lowercased, 8 bytes at a time (other bytes copied).
+// *out = text with ASCII A-Z lowercased (other bytes copied).
 void CopyLowerAscii(std::string_view text, std::string* out) {
-  const size_t n = text.size();
-  const char* in = text.data();
-  out->resize(n);
-  char* d = out->data();
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const uint64_t lower = LowerAsciiBytes8(Load64(in + i));
-    std::memcpy(d + i, &lower, sizeof(lower));
-  }
-  for (; i < n; ++i) {
-    const char c = in[i];
-    d[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
-  }
+  out->resize(text.size());
+  WriteLowerAscii(text, out, 0);
 }
 
 // Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
@@ -531,29 +556,15 @@ void CopyLowerAscii(std::string_view text, std::string* out) {
 // of another length (or one of 4 bytes) sends the text to LowerIntoByWords.
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
   const size_t n = text.size();
-  const char* in = text.data();
   CopyLowerAscii(text, out);
-  char* d = out->data();
-  const std::vector<char16_t>* simple = nullptr;
+  const char16_t* simple = nullptr;
   for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
-    if (simple == nullptr) simple = &SimpleLowerBmp();
-    const auto b0 = static_cast<unsigned char>(in[i]);
-    if (b0 < 0xE0) {
-      const char16_t lower = (*simple)[(b0 & 0x1F) << 6 | (in[i + 1] & 0x3F)];
-      if (lower != 0 && Utf8Length(lower) == 2) {
-        i += EncodeBmp(lower, d + i);
-        continue;
-      }
-    } else if (b0 < 0xF0) {
-      const char16_t lower =
-          (*simple)[(b0 & 0x0F) << 12 | (in[i + 1] & 0x3F) << 6 | (in[i + 2] & 0x3F)];
-      if (Utf8Length(lower) == 3) {
-        i += EncodeBmp(lower, d + i);
-        continue;
-      }
+    if (simple == nullptr) simple = SimpleLowerBmp().data();
+    if (LowerCodePoint(text, i, simple, /*word_bmp=*/nullptr, out->data(), /*word=*/nullptr, &i) !=
+        LowerRunsResult::kDone) {
+      LowerIntoByWords(text, scratch, out);
+      return;
     }
-    LowerIntoByWords(text, scratch, out);
-    return;
   }
 }
 
@@ -792,22 +803,6 @@ const std::vector<uint64_t>& WordBmp() {
   return *bits;
 }
 
-// The code point of the well-formed UTF-8 sequence of 2 to 4 bytes at p; its length in *length.
-inline int32_t DecodeWellFormed(const char* p, size_t* length) {
-  const auto byte = [&](int k) { return static_cast<int32_t>(static_cast<unsigned char>(p[k])); };
-  const int32_t b0 = byte(0);
-  if (b0 < 0xE0) {
-    *length = 2;
-    return (b0 & 0x1F) << 6 | (byte(1) & 0x3F);
-  }
-  if (b0 < 0xF0) {
-    *length = 3;
-    return (b0 & 0x0F) << 12 | (byte(1) & 0x3F) << 6 | (byte(2) & 0x3F);
-  }
-  *length = 4;
-  return (b0 & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
-}
-
 // WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc) into *runs, without the
 // runs of a single code point of 2 to 4 bytes (\w\w+ needs two code points); a 1-byte run stays
 // (AsciiRuns keeps those; readers skip them).
@@ -866,35 +861,6 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
 }
 
 namespace {
-
-// LowerWordRuns's step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
-// doc (a copy of text) by its table lowercase when that takes as many bytes, its bytes marked in
-// `word` when that lowercase is \w. kDone with *end = the code point's end, or why not.
-inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const char16_t* simple,
-                                      const uint64_t* word_bmp, char* doc, uint64_t* word,
-                                      size_t* end) {
-  const char* in = text.data();
-  const size_t start = i;
-  int32_t c;
-  const auto b0 = static_cast<unsigned char>(in[i]);
-  if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < text.size() &&
-      (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
-    c = (b0 & 0x1F) << 6 | (in[i + 1] & 0x3F);
-    i += 2;
-  } else {
-    c = DecodeOne(text, &i);
-    if (c < 0) return LowerRunsResult::kIllFormed;
-    if (c >= 0x10000) return LowerRunsResult::kGeneral;
-  }
-  const char16_t lower = simple[c];
-  if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
-  EncodeBmp(lower, doc + start);
-  if ((word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
-    for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
-  }
-  *end = i;
-  return LowerRunsResult::kDone;
-}
 
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
@@ -988,13 +954,6 @@ absl::Status ValidateUtf8(std::string_view text) {
     i = SkipAscii(text, i);
     if (i >= text.size()) break;
     const size_t start = i;
-    // Two bytes (Latin, Greek, Cyrillic, ...): C2..DF then a continuation byte.
-    const auto b0 = static_cast<unsigned char>(text[i]);
-    if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < text.size() &&
-        (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
-      i += 2;
-      continue;
-    }
     if (DecodeOne(text, &i) < 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("text is not valid UTF-8: ill-formed sequence at byte offset ", start));
