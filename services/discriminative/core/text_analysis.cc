@@ -468,14 +468,26 @@ inline int32_t DecodeWellFormed(const char* p, size_t* length) {
 // The lowercasing step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
 // doc (a copy of text) by its table lowercase when that takes as many bytes, and, when `word` is
 // not null, its bytes marked there when that lowercase is \w (word_bmp: WordBmp). kDone with
-// *end = the code point's end, or why not (kGeneral: the table has no same-length mapping).
+// *end = the code point's end, or why not (kGeneral: no same-length one-to-one mapping).
 inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const char16_t* simple,
                                       const uint64_t* word_bmp, char* doc, uint64_t* word,
                                       size_t* end) {
   const size_t start = i;
   const int32_t c = DecodeOne(text, &i);
   if (c < 0) return LowerRunsResult::kIllFormed;
-  if (c >= 0x10000) return LowerRunsResult::kGeneral;
+  if (c >= 0x10000) {
+    // Beyond the BMP (emoji, Deseret, Adlam, ...) the full mapping is the simple one (SpecialCasing
+    // lists none of these code points), and a cased one maps to one of 4 bytes as well.
+    const UChar32 lower = u_tolower(c);
+    if (lower < 0x10000) return LowerRunsResult::kGeneral;
+    int32_t written = 0;
+    U8_APPEND_UNSAFE(doc + start, written, lower);
+    if (word != nullptr && IsWordCodePoint(lower)) {
+      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+    }
+    *end = i;
+    return LowerRunsResult::kDone;
+  }
   const char16_t lower = simple[c];
   if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
   EncodeBmp(lower, doc + start);
@@ -550,10 +562,10 @@ void CopyLowerAscii(std::string_view text, std::string* out) {
   WriteLowerAscii(text, out, 0);
 }
 
-// Python str.lower() into *out. Nearly always in two passes without ICU: the text copied with
-// ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its
-// SimpleLowerBmp mapping when that takes as many bytes. A code point whose mapping is special or
-// of another length (or one of 4 bytes) sends the text to LowerIntoByWords.
+// Python str.lower() into *out. Nearly always in two passes: the text copied with ASCII A-Z
+// lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its one-to-one
+// mapping when that takes as many bytes (LowerCodePoint). A code point whose mapping is special or
+// of another length sends the text to LowerIntoByWords.
 void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
   const size_t n = text.size();
   CopyLowerAscii(text, out);
