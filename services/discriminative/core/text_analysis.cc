@@ -294,13 +294,12 @@ inline size_t FlattenBits(uint64_t bits, uint32_t base, uint32_t* out) {
 // masks bit i (of word i / 64) = 1 iff text[i] is an ASCII \w byte [0-9A-Za-z_], and, when
 // `high` is not null, high bit i = 1 iff text[i] >= 0x80; bits past the end 0, in n / 64 + 1 words
 // (so bit n, where a run reaching the end ends, always exists). Returns whether every byte is
-// < 0x80 (without `high` or `keep`, masks are then undefined if not): one pass both checks and
-// classifies. With `keep`, *masks already holds n / 64 + 1 words and the bits are or-ed into them.
+// < 0x80 (without `high`, masks are then undefined if not): one pass both checks and classifies.
 bool AsciiWordMask(std::string_view text, std::vector<uint64_t>* masks,
-                   std::vector<uint64_t>* high = nullptr, bool keep = false) {
+                   std::vector<uint64_t>* high = nullptr) {
   const size_t n = text.size();
-  if (!keep) masks->assign(n / 64 + 1, 0);
-  const bool whole = high != nullptr || keep;  // classify the whole text, whatever its bytes
+  masks->assign(n / 64 + 1, 0);
+  const bool whole = high != nullptr;  // classify the whole text, whatever its bytes
   uint64_t* out = masks->data();
   uint64_t* high_out = nullptr;
   if (high != nullptr) {
@@ -876,14 +875,12 @@ namespace {
 
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
-// LowerWordRunsWith on the AVX-512 path: one vector pass of 64 bytes per step writes the copy with
-// ASCII A-Z lowercased, the ASCII word bits and the bits of the bytes >= 0x80; then each code point
-// >= 0x80 is found from those bits (LowerCodePoint), without scanning the ASCII bytes again.
-MAAS_COUNT_AVX512 LowerRunsResult LowerWordRunsAvx512(std::string_view text,
-                                                      AnalyzerScratch* scratch, AsciiRuns* runs) {
+// LowerWordRunsWith's first pass on the AVX-512 path, 64 bytes per step: scratch->preprocessed =
+// text with ASCII A-Z lowercased, and the ASCII word bits and the bits of the bytes >= 0x80 in
+// scratch->masks and scratch->high_masks (as CopyLowerAscii and AsciiWordMask with `high`).
+MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* scratch) {
   const size_t n = text.size();
-  std::string& doc = scratch->preprocessed;
-  doc.resize(n);
+  scratch->preprocessed.resize(n);
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
   masks.assign(n / 64 + 1, 0);
@@ -893,7 +890,7 @@ MAAS_COUNT_AVX512 LowerRunsResult LowerWordRunsAvx512(std::string_view text,
   const __m512i a_char = _mm512_set1_epi8('a'), case_bit = _mm512_set1_epi8(0x20);
   const __m512i underscore = _mm512_set1_epi8('_');
   const char* in = text.data();
-  char* d = doc.data();
+  char* d = scratch->preprocessed.data();
   for (size_t i = 0; i < n; i += 64) {
     const size_t left = n - i;
     const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
@@ -908,20 +905,6 @@ MAAS_COUNT_AVX512 LowerRunsResult LowerWordRunsAvx512(std::string_view text,
         _mm512_cmpeq_epi8_mask(v, underscore);
     high[i >> 6] = _mm512_movepi8_mask(v);
   }
-  const char16_t* simple = SimpleLowerBmp().data();
-  const uint64_t* word_bmp = WordBmp().data();
-  size_t skip_to = 0;  // the end of the last code point
-  for (size_t w = 0; w < high.size(); ++w) {
-    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
-      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
-      if (i < skip_to) continue;  // a continuation byte of the last code point
-      const LowerRunsResult result =
-          LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
-      if (result != LowerRunsResult::kDone) return result;
-    }
-  }
-  RunsOfWordMasks(CountSimdPath::kAvx512, doc, scratch, runs);
-  return LowerRunsResult::kDone;
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
@@ -932,23 +915,36 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
                                   AnalyzerScratch* scratch, AsciiRuns* runs) {
   const size_t n = text.size();
   if (n >= std::numeric_limits<uint32_t>::max()) return LowerRunsResult::kGeneral;
-#if defined(__x86_64__)
-  if (path == CountSimdPath::kAvx512) return LowerWordRunsAvx512(text, scratch, runs);
-#endif
-  std::string& doc = scratch->preprocessed;
-  CopyLowerAscii(text, &doc);
+  // The lowercased copy, the ASCII bytes' word bits (case does not change them) and the bits of
+  // the bytes >= 0x80; on AVX-512 in one pass.
   std::vector<uint64_t>& masks = scratch->masks;
-  masks.assign(n / 64 + 1, 0);
+  std::vector<uint64_t>& high = scratch->high_masks;
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    LowerPassAvx512(text, scratch);
+  } else {
+    CopyLowerAscii(text, &scratch->preprocessed);
+    AsciiWordMask(text, &masks, &high);
+  }
+#else
+  CopyLowerAscii(text, &scratch->preprocessed);
+  AsciiWordMask(text, &masks, &high);
+#endif
+  // Then each code point >= 0x80, found from the high bits (LowerCodePoint).
   const char16_t* simple = SimpleLowerBmp().data();
   const uint64_t* word_bmp = WordBmp().data();
-  // Each code point >= 0x80 in turn (LowerCodePoint), then the ASCII word bits or-ed in.
-  for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
-    const LowerRunsResult result =
-        LowerCodePoint(text, i, simple, word_bmp, doc.data(), masks.data(), &i);
-    if (result != LowerRunsResult::kDone) return result;
+  char* d = scratch->preprocessed.data();
+  size_t skip_to = 0;  // the end of the last code point
+  for (size_t w = 0; w < high.size(); ++w) {
+    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
+      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+      if (i < skip_to) continue;  // a continuation byte of the last code point
+      const LowerRunsResult result =
+          LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
+      if (result != LowerRunsResult::kDone) return result;
+    }
   }
-  AsciiWordMask(doc, &masks, /*high=*/nullptr, /*keep=*/true);
-  RunsOfWordMasks(path, doc, scratch, runs);
+  RunsOfWordMasks(path, scratch->preprocessed, scratch, runs);
   return LowerRunsResult::kDone;
 }
 
