@@ -157,11 +157,15 @@ std::string ClassifyRequestBytes(const std::string& model, const std::vector<std
   return request.SerializeAsString();
 }
 
+// Trains `name` and waits until the server has let go of the call: the client has its answer
+// before the server's dispatcher gives back the call's slot, and tests that count admitted calls
+// next (in_flight) would otherwise count the Train call too.
 void TrainModel(Stack& stack, const std::string& name) {
   auto result =
       RawStreamCall(stack.channel, std::string(kService) + "Train", {Config(name), Batch(0, 20)});
   REQUIRE(result.status.ok());
   REQUIRE(stack.Stored(name));
+  stack.WaitIdle();
 }
 
 TEST_CASE("Train, Classify and ClassifyStream work on the worker pool") {
