@@ -84,13 +84,25 @@ inline exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
   });
 }
 
+// How the reactors read a request type off the wire: protobuf's parse (which clears `message`
+// first and consumes `bytes`). A service may specialize it for its own request types to read some
+// fields differently (the discriminative service reads texts as bytes: text_wire.h); the
+// specialization must be declared before the service's adapter uses the reactors, and only that
+// adapter may use the type's reactors.
+template <class Msg>
+struct RequestReader {
+  static bool Parse(grpc::ByteBuffer* bytes, Msg* message) {
+    return grpc::SerializationTraits<Msg>::Deserialize(bytes, message).ok();
+  }
+};
+
 namespace internal {
 
 // Parses `bytes` into `message`. INVALID_ARGUMENT naming `what` and the message type otherwise.
 template <class Msg>
 absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::string& what) {
-  grpc::ByteBuffer copy(bytes);  // Deserialize consumes its buffer
-  if (grpc::SerializationTraits<Msg>::Deserialize(&copy, message).ok()) return absl::OkStatus();
+  grpc::ByteBuffer copy(bytes);  // the reader consumes its buffer
+  if (RequestReader<Msg>::Parse(&copy, message)) return absl::OkStatus();
   return absl::InvalidArgumentError(absl::StrCat(
       what, " is not a valid ", Msg::descriptor()->full_name(),
       " message (corrupt bytes, an unknown wire type, or invalid UTF-8 in a string field: string "

@@ -1,5 +1,5 @@
 """issue 5 item 1 with the real binaries: one unreadable message in a client or bidi stream (invalid UTF-8 in a
-string field, or random bytes) used to end the stream as if the client had finished, and the call answered OK
+string field that is not a text, or random bytes; texts are read as bytes, see test_e2e_discriminative_bad_input.py) used to end the stream as if the client had finished, and the call answered OK
 with the data before it (Train -> num_documents=20, FitModel kept 2 of 4 rows, ClassifyStream gave one response
 and OK). Now the call fails with INVALID_ARGUMENT and nothing is stored, directly and through the gateway. The
 messages are sent as raw bytes (a typed stub cannot build them)."""
@@ -18,8 +18,8 @@ GEN = "/maas.generative.v1.GenerativeService/"
 
 
 def invalid_utf8_batch():
-    """TrainRequest { batch: TextBatch { examples: LabeledText { text: <invalid UTF-8>, label: "food" } } }"""
-    example = wire_field(1, b"caf\xc3 \xff") + wire_field(2, b"food")
+    """TrainRequest { batch: TextBatch { examples: LabeledText { text: "bread", label: <invalid UTF-8> } } }"""
+    example = wire_field(1, b"bread") + wire_field(2, b"f\xc3\x28od")
     return wire_field(2, wire_field(1, example))
 
 
@@ -78,7 +78,7 @@ def test_fit_with_an_unreadable_message_fails_and_stores_nothing(stack):
 def test_classify_stream_with_an_unreadable_message_fails_after_the_good_ones(stack):
     raw_stream_unary(stack.disc_channel, DISC + "Train", [train_config("bidi"), batch(0, 20)], disc.TrainResponse)
     good = disc.ClassifyRequest(model=ref("bidi"), texts=["goal"]).SerializeToString()
-    bad = wire_field(1, wire_field(1, b"bidi")) + wire_field(2, b"\xc3\x28")  # texts[0] is invalid UTF-8
+    bad = wire_field(1, wire_field(1, b"bi\xc3\x28di")) + wire_field(2, b"goal")  # the model name is invalid UTF-8
     call = stack.disc_channel.stream_stream(DISC + "ClassifyStream", request_serializer=None,
                                             response_deserializer=disc.ClassifyResponse.FromString)
     responses = call(iter([good, bad, good, good]), timeout=TIMEOUT)

@@ -5,9 +5,10 @@ taken from scikit-learn at test time), and the version that was serving before k
 Covered here: an empty training stream; a vocabulary empty after min_df/max_df pruning or after stop words; a
 single class (accepted, as scikit-learn accepts it: every probability 1); min_df > max_df; n_features out of range;
 a model too large for the server; partial on a vocabulary-learning vectorizer; texts above --max_text_bytes in
-Train, Classify, Vectorize and Evaluate; invalid UTF-8 under decode_error strict (gRPC strings cannot carry it:
-the raw message is refused naming the message, see also test_e2e_bad_streams.py; the core names the document
-index, tests/services/discriminative). max_features 0 is the proto's "no limit" (the CLI refuses
+Train, Classify, Vectorize and Evaluate; invalid UTF-8 in texts, which the service reads as bytes (a typed client
+of most languages cannot send it, so the messages are written byte by byte): decode_error strict names the text,
+replace and ignore equal scikit-learn's on the same bytes; invalid UTF-8 in another string field (a label) makes the
+message unreadable, refused naming the message (see also test_e2e_bad_streams.py). max_features 0 is the proto's "no limit" (the CLI refuses
 --max_features 0); token_pattern errors are tested with token_pattern support.
 """
 
@@ -156,14 +157,66 @@ def test_texts_above_max_text_bytes(server):
                                   examples=[pb.LabeledText(text=long_text, label="cat")]))]), timeout=TIMEOUT)
 
 
-def test_invalid_utf8_is_refused_naming_the_message(server, target):
-    """A string field with invalid UTF-8 cannot come from a typed client; sent as raw bytes, the Train message is
-    refused naming it (a gRPC text never reaches the core, which names the document index)."""
-    config = pb.TrainRequest(config=pb.TrainConfig(name="m")).SerializeToString()
-    # batch.examples[0].text
-    bad = wire_field(2, wire_field(1, wire_field(1, b"ok \xc3\x28 text") + wire_field(2, b"cat")))
+def raw_train(target, messages):
     with grpc.insecure_channel(target) as channel:
         call = channel.stream_unary("/maas.discriminative.v1.DiscriminativeService/Train",
-                                    request_serializer=lambda b: b, response_deserializer=lambda b: b)
-        with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "message 2"):
-            call(iter([config, bad]), timeout=TIMEOUT)
+                                    request_serializer=lambda b: b, response_deserializer=pb.TrainResponse.FromString)
+        return call(iter(messages), timeout=TIMEOUT)
+
+
+def raw_batch(texts, labels):
+    """TrainRequest { batch { examples { text, label } ... } } with texts given as bytes, written byte by byte."""
+    examples = b"".join(wire_field(1, wire_field(1, t) + wire_field(2, l.encode())) for t, l in zip(texts, labels))
+    return wire_field(2, examples)
+
+
+def raw_classify(target, name, texts):
+    """ClassifyRequest { model { name }, texts... } with texts given as bytes."""
+    message = wire_field(1, wire_field(1, name.encode())) + b"".join(wire_field(2, t) for t in texts)
+    with grpc.insecure_channel(target) as channel:
+        call = channel.unary_unary("/maas.discriminative.v1.DiscriminativeService/Classify",
+                                   request_serializer=lambda b: b,
+                                   response_deserializer=pb.ClassifyResponse.FromString)
+        return call(message, timeout=TIMEOUT)
+
+
+BROKEN = [b"the cat sat on the \xc3mat", b"a dog barked \xff\xfe at the cat", b"the c\xe9t purred",
+          b"dogs bark loudly \xed\xa0\x80", b"caf\xc3\xa9 cat \xf0\x9f\x98"]
+BROKEN_LABELS = ["cat", "dog", "cat", "dog", "cat"]
+
+
+def test_a_text_that_is_not_utf8_is_refused_under_strict_naming_it(server, target):
+    config = pb.TrainRequest(config=pb.TrainConfig(name="m")).SerializeToString()
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "UTF-8", "byte offset"):
+        raw_train(target, [config, raw_batch(BROKEN[:1], ["cat"])])
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "texts[1]", "UTF-8", "byte offset 13"):
+        raw_classify(target, "m", [b"the cat", BROKEN[1]])
+
+
+def test_a_label_that_is_not_utf8_makes_the_message_unreadable(server, target):
+    config = pb.TrainRequest(config=pb.TrainConfig(name="m")).SerializeToString()
+    bad_label = wire_field(2, wire_field(1, wire_field(1, b"the cat") + wire_field(2, b"c\xc3\x28t")))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "message 2", "TrainRequest"):
+        raw_train(target, [config, bad_label])
+
+
+@pytest.mark.parametrize("decode_error", ["replace", "ignore"])
+def test_decode_error_over_grpc_equals_scikit_learn_on_the_same_bytes(server, target, decode_error):
+    """Train and Classify with texts that are not UTF-8: the same vocabulary and probabilities as scikit-learn's
+    CountVectorizer(decode_error=...) + MultinomialNB fitted on the same bytes."""
+    name = f"decode-{decode_error}"
+    mode = pb.DECODE_ERROR_REPLACE if decode_error == "replace" else pb.DECODE_ERROR_IGNORE
+    config = pb.TrainConfig(name=name, vectorizer=pb.VectorizerConfig(
+        count=pb.CountVectorizerConfig(text=pb.TextOptions(decode_error=mode))))
+    raw_train(target, [pb.TrainRequest(config=config).SerializeToString(), raw_batch(BROKEN, BROKEN_LABELS)])
+    reference = CountVectorizer(decode_error=decode_error)
+    counts = reference.fit_transform(BROKEN)
+    nb = MultinomialNB().fit(counts, BROKEN_LABELS)
+    spec = server.GetModel(pb.GetModelRequest(model=ref(name)), timeout=TIMEOUT).spec
+    assert list(spec.vectorizer.vocabulary) == list(reference.get_feature_names_out())
+    queries = BROKEN + [b"\xc3\x28 cat dog \xe9", b"mat \xff"]
+    got = raw_classify(target, name, queries)
+    want = nb.predict_proba(reference.transform(queries))
+    for result, row in zip(got.results, want):
+        assert result.label == nb.classes_[np.argmax(row)]
+        np.testing.assert_allclose([score.probability for score in result.scores], row, rtol=1e-12, atol=1e-15)

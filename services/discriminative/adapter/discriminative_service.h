@@ -13,6 +13,7 @@
 #include "common/adapter/dispatcher.h"
 #include "common/adapter/reactors.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
+#include "services/discriminative/adapter/text_wire.h"  // before any use of the reactors
 #include "services/discriminative/core/discriminative_core.h"
 
 namespace maas::discriminative {

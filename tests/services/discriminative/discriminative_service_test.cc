@@ -135,12 +135,13 @@ std::string Batch(int first, int n) {
   return request.SerializeAsString();
 }
 
-// A TextBatch message whose one example's text is invalid UTF-8 (a typed stub would refuse it).
+// A TextBatch message whose one example's label is invalid UTF-8, which protobuf refuses to parse.
+// (Texts are read as bytes: invalid UTF-8 there reaches the core, which names the example.)
 std::string InvalidUtf8Batch(bool evaluate) {
   v1::TextBatch batch;
   v1::LabeledText* example = batch.add_examples();
-  example->set_text("caf\xc3 \xff broken");  // serialization only logs; the bytes go out as is
-  example->set_label("food");
+  example->set_text("bread oven");
+  example->set_label("f\xc3\x28od");  // serialization only logs; the bytes go out as is
   v1::TrainRequest train;
   v1::EvaluateRequest eval;
   *train.mutable_batch() = batch;
@@ -233,8 +234,8 @@ TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID
 
   // ClassifyStream [good, bad, good, good] used to give one response and OK.
   v1::ClassifyRequest bad_request;
-  bad_request.mutable_model()->set_name("m");
-  bad_request.add_texts("\xc3\x28 invalid");
+  bad_request.mutable_model()->set_name("m\xc3\x28");  // a model name that is not UTF-8
+  bad_request.add_texts("goal");
   auto stream =
       RawStreamCall(stack.channel, std::string(kService) + "ClassifyStream",
                     {ClassifyRequestBytes("m", {"goal"}), bad_request.SerializeAsString(),
@@ -249,6 +250,76 @@ TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID
   CHECK(unary.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(unary.status.error_message().find("maas.discriminative.v1.ClassifyRequest") !=
         std::string::npos);
+}
+
+// Texts are read off the wire as bytes: a text that is not UTF-8 reaches the core, which applies
+// the model's decode_error. Before, protobuf refused the whole message, so decode_error replace /
+// ignore could not be used over gRPC and strict's refusal did not name the text.
+TEST_CASE("Texts that are not UTF-8 reach the core: strict names the text, replace repairs it") {
+  Stack stack;
+  TrainModel(stack, "strict");
+  const std::string broken =
+      "late go\xc3"
+      "al \xff by the team";
+  auto refused = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                              ClassifyRequestBytes("strict", {"goal", broken}));
+  CHECK(refused.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(refused.status.error_message().find("texts[1]") != std::string::npos);
+  CHECK(refused.status.error_message().find("UTF-8") != std::string::npos);
+
+  auto train_refused = RawStreamCall(stack.channel, std::string(kService) + "Train",
+                                     {Config("never"), Batch(0, 20), [&] {
+                                        v1::TrainRequest request;
+                                        v1::LabeledText* example =
+                                            request.mutable_batch()->add_examples();
+                                        example->set_text(broken);
+                                        example->set_label("sports");
+                                        return request.SerializeAsString();
+                                      }()});
+  CHECK(train_refused.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(train_refused.status.error_message().find("UTF-8") != std::string::npos);
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("never"));
+
+  // decode_error replace: each ill-formed sequence becomes U+FFFD, in training and classifying.
+  v1::TrainRequest config;
+  config.mutable_config()->set_name("replace");
+  config.mutable_config()->mutable_vectorizer()->mutable_count()->mutable_text()->set_decode_error(
+      v1::DECODE_ERROR_REPLACE);
+  v1::TrainRequest extra;
+  v1::LabeledText* example = extra.mutable_batch()->add_examples();
+  example->set_text(
+      "go\xc3"
+      "al \xff");
+  example->set_label("sports");
+  auto trained =
+      RawStreamCall(stack.channel, std::string(kService) + "Train",
+                    {config.SerializeAsString(), Batch(0, 20), extra.SerializeAsString()});
+  REQUIRE(trained.status.ok());
+  auto repaired = RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                               ClassifyRequestBytes("replace", {broken}));
+  auto spelled =
+      RawUnaryCall(stack.channel, std::string(kService) + "Classify",
+                   ClassifyRequestBytes("replace", {"late go\uFFFDal \uFFFD by the team"}));
+  REQUIRE(repaired.status.ok());
+  REQUIRE(spelled.status.ok());
+  v1::ClassifyResponse from_bytes;
+  v1::ClassifyResponse from_text;
+  REQUIRE(from_bytes.ParseFromString(repaired.responses.at(0)));
+  REQUIRE(from_text.ParseFromString(spelled.responses.at(0)));
+  CHECK(from_bytes.SerializeAsString() == from_text.SerializeAsString());
+  v1::VectorizeRequest vectorize;
+  vectorize.mutable_model()->set_name("replace");
+  vectorize.add_texts(broken);
+  vectorize.set_include_feature_names(true);
+  auto vectorized = RawUnaryCall(stack.channel, std::string(kService) + "Vectorize",
+                                 vectorize.SerializeAsString());
+  REQUIRE(vectorized.status.ok());
+  v1::VectorizeResponse row;
+  REQUIRE(row.ParseFromString(vectorized.responses.at(0)));
+  bool found = false;  // "go\uFFFDal" is a term: U+FFFD is not a word character, so "go" and "al"
+  for (const auto& [index, name] : row.feature_names()) found |= name == "go";
+  CHECK(found);
 }
 
 TEST_CASE("A method of the other service is UNIMPLEMENTED saying what this server serves") {
