@@ -67,10 +67,6 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
       stop);
 }
 
-std::vector<std::string> ToVector(const google::protobuf::RepeatedPtrField<std::string>& texts) {
-  return std::vector<std::string>(texts.begin(), texts.end());
-}
-
 }  // namespace
 
 std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
@@ -381,7 +377,7 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
                                             0.0);
     response.mutable_predicted()->Resize(request.texts_size(), 0);
     MAAS_RETURN_IF_ERROR(loaded->pipeline->ClassifyCompact(
-        ToVector(request.texts()), stop, executor, probabilities->mutable_values()->mutable_data(),
+        request.texts(), stop, executor, probabilities->mutable_values()->mutable_data(),
         response.mutable_predicted()->mutable_data()));
     return response;
   }
@@ -389,9 +385,8 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   options.top_k = request.top_k();
   options.explain = request.explain();
   options.explain_features = request.explain_features();
-  MAAS_ASSIGN_OR_RETURN(
-      std::vector<v1::Classification> results,
-      loaded->pipeline->Classify(ToVector(request.texts()), options, stop, executor));
+  MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
+                        loaded->pipeline->Classify(request.texts(), options, stop, executor));
   for (v1::Classification& result : results) *response.add_results() = std::move(result);
   return response;
 }
@@ -402,7 +397,7 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
                         options_.repository->Get(request.model()));
   MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
   MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows,
-                        loaded->pipeline->Vectorize(ToVector(request.texts())));
+                        loaded->pipeline->Vectorize(request.texts()));
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());

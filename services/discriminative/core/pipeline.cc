@@ -234,8 +234,7 @@ absl::Status Pipeline::TransformText(const std::string& text, size_t index,
   return AnalysisStatus(*scratch, index);
 }
 
-absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(
-    const std::vector<std::string>& texts) const {
+absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(TextList texts) const {
   std::vector<SparseVector> rows(texts.size());
   AnalyzerScratch scratch;
   for (size_t i = 0; i < texts.size(); ++i) {
@@ -244,8 +243,7 @@ absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(
   return rows;
 }
 
-absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(
-    const std::vector<std::string>& texts) const {
+absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(TextList texts) const {
   std::vector<ClassScores> out;
   out.reserve(texts.size());
   AnalyzerScratch scratch;
@@ -314,9 +312,10 @@ void Pipeline::ClassifyOne(const SparseVector& row, const ClassifyOptions& optio
   }
 }
 
-absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
-    const std::vector<std::string>& texts, const ClassifyOptions& options,
-    const exec::StopToken& stop, exec::Executor& executor) const {
+absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(TextList texts,
+                                                                   const ClassifyOptions& options,
+                                                                   const exec::StopToken& stop,
+                                                                   exec::Executor& executor) const {
   std::vector<v1::Classification> results(texts.size());
   MAAS_RETURN_IF_ERROR(
       ForEachTextBlock(texts.size(), stop, executor, *scratches_,
@@ -345,9 +344,9 @@ inline void PrefetchText(const std::string& text) {
 
 }  // namespace
 
-absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
-                                       const exec::StopToken& stop, exec::Executor& executor,
-                                       double* probabilities, uint32_t* predicted) const {
+absl::Status Pipeline::ClassifyCompact(TextList texts, const exec::StopToken& stop,
+                                       exec::Executor& executor, double* probabilities,
+                                       uint32_t* predicted) const {
   const size_t k = classifier_->classes().size();
   return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
                           [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
@@ -367,7 +366,7 @@ absl::Status Pipeline::ClassifyCompact(const std::vector<std::string>& texts,
 }
 
 absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(
-    const std::vector<std::string>& texts, const ClassifyOptions& options) const {
+    TextList texts, const ClassifyOptions& options) const {
   exec::InlineExecutor inline_executor;
   return Classify(texts, options, exec::StopToken(), inline_executor);
 }

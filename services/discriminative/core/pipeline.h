@@ -67,6 +67,27 @@ absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
 absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
                             const PipelineLimits& limits);
 
+// The texts of a call, read in place: a std::vector<std::string> or a protobuf repeated string
+// field (a request's own strings: a batch of long texts is not copied). A view: the texts must
+// outlive it.
+class TextList {
+ public:
+  TextList(const std::vector<std::string>& texts)  // NOLINT(google-explicit-constructor)
+      : strings_(texts.data()), size_(texts.size()) {}
+  TextList(const google::protobuf::RepeatedPtrField<std::string>& texts)  // NOLINT
+      : pointers_(texts.data()), size_(static_cast<size_t>(texts.size())) {}
+
+  size_t size() const { return size_; }
+  const std::string& operator[](size_t i) const {
+    return strings_ != nullptr ? strings_[i] : *pointers_[i];
+  }
+
+ private:
+  const std::string* strings_ = nullptr;
+  const std::string* const* pointers_ = nullptr;
+  size_t size_ = 0;
+};
+
 class Pipeline {
  public:
   // Fits the configured vectorizer + classifier (see the registries) on texts/labels/weights
@@ -100,26 +121,25 @@ class Pipeline {
 
   // The vectorizer's transform: one sparse row per text (ascending indices). INVALID_ARGUMENT
   // naming the text index for invalid UTF-8 under decode_error strict.
-  absl::StatusOr<std::vector<SparseVector>> Vectorize(const std::vector<std::string>& texts) const;
+  absl::StatusOr<std::vector<SparseVector>> Vectorize(TextList texts) const;
 
   // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text.
-  absl::StatusOr<std::vector<ClassScores>> PredictScores(
-      const std::vector<std::string>& texts) const;
+  absl::StatusOr<std::vector<ClassScores>> PredictScores(TextList texts) const;
 
   // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
   // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk.
   // Results do not depend on the executor.
-  absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
+  absl::StatusOr<std::vector<v1::Classification>> Classify(TextList texts,
                                                            const ClassifyOptions& options,
                                                            const exec::StopToken& stop,
                                                            exec::Executor& executor) const;
-  absl::StatusOr<std::vector<v1::Classification>> Classify(const std::vector<std::string>& texts,
+  absl::StatusOr<std::vector<v1::Classification>> Classify(TextList texts,
                                                            const ClassifyOptions& options) const;
 
   // The compact form: probabilities[i * C + c] = predict_proba of text i, class c, and
   // predicted[i] = predict's class index (C = classes().size(); both arrays sized by the caller).
   // Chunks on `executor`, `stop` checked before each; no per-text heap allocation in steady state.
-  absl::Status ClassifyCompact(const std::vector<std::string>& texts, const exec::StopToken& stop,
+  absl::Status ClassifyCompact(TextList texts, const exec::StopToken& stop,
                                exec::Executor& executor, double* probabilities,
                                uint32_t* predicted) const;
 

@@ -138,10 +138,11 @@ TEST_CASE("Pipeline Classify: labels, top_k, explanations, invalid UTF-8") {
   REQUIRE(many.ok());
   CHECK((*many)[0].scores_size() == 3);
 
-  auto bad = pipeline.Classify({"ok", "bad \xff"}, {});
+  auto bad = pipeline.Classify(Strings{"ok", "bad \xff"}, {});
   CHECK(bad.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(bad.status().message()), Catch::Contains("texts[1]"));
-  CHECK(pipeline.Vectorize({"\xed\xa0\x80"}).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(pipeline.Vectorize(Strings{"\xed\xa0\x80"}).status().code() ==
+        absl::StatusCode::kInvalidArgument);
   auto rows = pipeline.Vectorize(texts);
   REQUIRE(rows.ok());
   CHECK((*rows)[0].indices == std::vector<uint32_t>{1, 3, 8});
@@ -332,7 +333,7 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
                                        predicted.data()),
              "texts[1]: ");
     // The same pipeline (and its pooled scratch) still serves ordinary texts.
-    auto good = pipeline->Classify({"aac", "aaac"}, {});
+    auto good = pipeline->Classify(Strings{"aac", "aaac"}, {});
     REQUIRE(good.ok());
     CHECK(good->size() == 2);
   }
