@@ -376,9 +376,6 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseLabeledLines(absl::string_vie
     const absl::string_view line = lines[i];
     if (IsBlank(line)) continue;
     const std::string where = absl::StrCat("line ", i + 1);
-    if (!IsValidUtf8(line)) {
-      return absl::InvalidArgumentError(absl::StrCat(where, ": invalid UTF-8"));
-    }
     const size_t tab = line.find('\t');
     const size_t text_tab =
         !weighted || tab == absl::string_view::npos ? tab : line.find('\t', tab + 1);
@@ -390,6 +387,9 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseLabeledLines(absl::string_vie
     const absl::string_view label = absl::StripAsciiWhitespace(line.substr(0, tab));
     if (label.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": empty label before the tab"));
+    }
+    if (!IsValidUtf8(label)) {  // the text may be any bytes: the model's decode_error decides
+      return absl::InvalidArgumentError(absl::StrCat(where, ": the label is not valid UTF-8"));
     }
     const absl::string_view text = line.substr(text_tab + 1);
     if (!weighted && examples.empty()) {  // the first data line: a header is not an example
@@ -437,9 +437,6 @@ absl::StatusOr<std::vector<std::string>> ParseTextLines(absl::string_view conten
   const std::vector<absl::string_view> lines = SplitLines(content);
   for (size_t i = 0; i < lines.size(); ++i) {
     if (IsBlank(lines[i])) continue;
-    if (!IsValidUtf8(lines[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("line ", i + 1, ": invalid UTF-8"));
-    }
     texts.emplace_back(lines[i]);
   }
   if (texts.empty()) return absl::InvalidArgumentError("text file has no (non-blank) lines");
@@ -1416,7 +1413,8 @@ commands:
       ppca --latent_dim L, factor_analysis --latent_dim L [--tol T --max_iter N] or
       bernoulli_mixture [--n_components K --tol T --max_iter N --min_probability P].
   train    --name NAME --data FILE.tsv [--weighted] [--partial [--classes A,B,...]] [options]
-      Train a text classifier from 'label<TAB>text' lines (UTF-8; blank lines skipped); with
+      Train a text classifier from 'label<TAB>text' lines (blank lines skipped; labels UTF-8,
+      texts as they are: --decode_error says what a text that is not UTF-8 becomes); with
       --weighted 'label<TAB>weight<TAB>text' (scikit-learn's sample_weight). Options keep
       scikit-learn's names and defaults (options not given: the service's defaults, or with
       --partial the continued version's):
@@ -1434,7 +1432,8 @@ commands:
       --partial continues the latest version as partial_fit (hashing, or a fixed vocabulary);
       its first call needs --classes, every label the model will ever see.
   classify --model NAME [--model_version V] [--top_k K] (TEXT... | --text_file F)
-      Classify texts (one per line in F): INDEX LABEL PROBABILITIES.
+      Classify texts (one per line in F): INDEX LABEL PROBABILITIES. Texts are sent as they
+      are: the model's decode_error handles bytes that are not UTF-8.
   get      --model NAME [--model_version V] [--type generative|discriminative]
       The full model (protobuf text format; JSON with --json).
   delete   --model NAME [--model_version V] [--type generative|discriminative]

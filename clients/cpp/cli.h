@@ -96,13 +96,14 @@ absl::StatusOr<common::v1::Matrix> ParseMatrix(absl::string_view text);
 absl::StatusOr<common::v1::Matrix> ParseMatrixCsv(absl::string_view content);
 
 // Parses a training file: one example per line, "label<TAB>text" (the text is everything after the
-// first tab and may be empty), UTF-8. Blank lines are skipped, CRLF and a leading UTF-8 BOM
-// accepted. INVALID_ARGUMENT naming the line when a line has no tab, an empty label or invalid
-// UTF-8, or when the file has no examples.
+// first tab and may be empty). Blank lines are skipped, CRLF and a leading UTF-8 BOM accepted.
+// Texts are kept as they are (the service applies the model's decode_error to bytes that are not
+// UTF-8). INVALID_ARGUMENT naming the line when a line has no tab or an empty label or a label
+// that is not UTF-8, or when the file has no examples.
 absl::StatusOr<std::vector<discriminative::v1::LabeledText>> ParseTrainingTsv(
     absl::string_view content);
 
-// One text per line (blank lines skipped, CRLF and a leading BOM accepted), UTF-8.
+// One text per line (blank lines skipped, CRLF and a leading BOM accepted), kept as they are.
 absl::StatusOr<std::vector<std::string>> ParseTextLines(absl::string_view content);
 
 // "exact" | "prior" | "importance" | "ais" (case-insensitive); "" -> ESTIMATOR_UNSPECIFIED.

@@ -124,11 +124,6 @@ absl::Status RunClassify(Client& client, const cli::CommandArgs& args, std::ostr
     }
     texts = *std::move(lines);
   }
-  for (size_t i = 0; i < texts.size(); ++i) {
-    if (!cli::IsValidUtf8(texts[i])) {
-      return absl::InvalidArgumentError(absl::StrCat("text ", i + 1, " is not valid UTF-8"));
-    }
-  }
   dv1::ClassifyRequest request;
   *request.mutable_model() = ModelRefOf(args);
   for (const std::string& text : texts) request.add_texts(text);

@@ -4,6 +4,8 @@
 // The command line is parsed here (not with absl::ParseCommandLine) so that every usage error,
 // including an unknown flag or a bad flag value, exits with code 2 and the help text. Flag values
 // are still parsed by the absl flags themselves (CommandLineFlag::ParseFrom).
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstdint>
 #include <iostream>
 #include <set>
@@ -182,9 +184,21 @@ absl::Status ParseArgs(int argc, char** argv, std::vector<std::string>* position
   return absl::OkStatus();
 }
 
+// Texts are sent as they are (the model's decode_error decides what bytes that are not UTF-8
+// become), and protobuf logs each such string field it serializes: stderr stays for the CLI's own
+// messages. Other protobuf messages are printed as protobuf prints them.
+void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
+                 const std::string& message) {
+  if (message.find("contains invalid UTF-8 data") != std::string::npos) return;
+  static const char* const kLevels[] = {"INFO", "WARNING", "ERROR", "FATAL"};
+  std::cerr << "[libprotobuf " << kLevels[level] << " " << file << ":" << line << "] " << message
+            << std::endl;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  google::protobuf::SetLogHandler(&ProtobufLog);
   namespace cli = maas::client::cli;
   std::vector<std::string> positional;
   cli::CommandArgs args;

@@ -1,6 +1,7 @@
 // Fuzz target: the CLI's readers of user files and arguments (inline matrices, CSV, training TSV,
-// text lines, enum names). Invariants: every accepted matrix is rectangular with finite values and
-// every accepted training example has a non-empty label and valid UTF-8.
+// text lines, enum names). Invariants: every accepted matrix is rectangular with finite values,
+// every accepted training example has a non-empty UTF-8 label, and every text (any bytes: the
+// model's decode_error handles them) is one line of the input, without its line break.
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
@@ -57,7 +58,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (examples.ok()) {
         if (examples->empty()) std::abort();
         for (const auto& e : *examples) {
-          if (e.label().empty() || !IsValidUtf8(e.label()) || !IsValidUtf8(e.text())) std::abort();
+          if (e.label().empty() || !IsValidUtf8(e.label())) std::abort();
+          if (e.text().find('\n') != std::string::npos || text.find(e.text()) == text.npos) {
+            std::abort();
+          }
         }
       }
       break;
@@ -66,7 +70,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto lines = ParseTextLines(text);
       if (lines.ok()) {
         for (const auto& line : *lines) {
-          if (!IsValidUtf8(line)) std::abort();
+          if (line.find('\n') != std::string::npos || text.find(line) == text.npos) std::abort();
         }
       }
       break;

@@ -191,3 +191,40 @@ def test_token_pattern_reaches_the_service(server, data, tmp_path):
         assert spec_of(stub, "cli-t").vectorizer.config.count.text.token_pattern == r"\S+"
     else:
         assert result.returncode == 1 and "token_pattern" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("decode_error", ["replace", "ignore"])
+def test_texts_that_are_not_utf8_follow_decode_error(server, tmp_path, decode_error):
+    """A Latin-1 training file and text file: the CLI sends the texts as they are and the service applies
+    decode_error, equal to scikit-learn's CountVectorizer(decode_error=...) + MultinomialNB on the same bytes."""
+    import json
+    port, stub = server
+    texts = ["caf\xe9 na\xefve cr\xe8me", "the caf\xe9 is open", "na\xefve b\xe9b\xe9 cr\xe8me br\xfbl\xe9e",
+             "money free offer", "free caf\xe9 offer now", "win money now"]
+    labels = ["food", "food", "food", "spam", "spam", "spam"]
+    encoded = [t.encode("latin-1") for t in texts]
+    (tmp_path / "latin1.tsv").write_bytes(b"".join(l.encode() + b"\t" + t + b"\n" for l, t in zip(labels, encoded)))
+    name = f"cli-latin1-{decode_error}"
+    trained = run_maas_cli(port, "train", "--name", name, "--data", tmp_path / "latin1.tsv",
+                           "--decode_error", decode_error)
+    assert "libprotobuf" not in trained.stderr
+    vec = CountVectorizer(decode_error=decode_error)
+    nb = MultinomialNB().fit(vec.fit_transform(encoded), labels)
+    spec = spec_of(stub, name)
+    assert list(spec.vectorizer.vocabulary) == vec.get_feature_names_out().tolist()
+    assert_classifier(spec, nb, f"latin-1 texts, decode_error={decode_error}")
+
+    queries = [b"caf\xe9 cr\xe8me", b"free \xff money", b"na\xefve"]
+    (tmp_path / "queries.txt").write_bytes(b"\n".join(queries) + b"\n")
+    classified = run_maas_cli(port, "--json", "classify", "--model", name, "--text_file", tmp_path / "queries.txt")
+    assert "libprotobuf" not in classified.stderr
+    results = json.loads(classified.stdout)["results"]
+    want = nb.predict_proba(vec.transform(queries))
+    for result, row in zip(results, want):
+        assert result["label"] == nb.classes_[np.argmax(row)]
+        np.testing.assert_allclose([s["probability"] for s in result["scores"]], row, rtol=1e-12)
+
+    # decode_error strict (the default): the service refuses the file, naming the text.
+    refused = run_maas_cli(port, "train", "--name", name + "-strict", "--data", tmp_path / "latin1.tsv", check=False)
+    assert refused.returncode == 1
+    assert "INVALID_ARGUMENT" in refused.stderr and "UTF-8" in refused.stderr
