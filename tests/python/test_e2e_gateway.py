@@ -16,7 +16,7 @@ from maas.gateway.v1 import gateway_pb2 as gw
 from maas.generative.v1 import generative_pb2 as gen
 
 from maas_testing import (TIMEOUT, Stack, expect_rpc_error, from_matrix, health_status, poll_until, ref, rpc_error,
-                          to_matrix)
+                          to_matrix, wire_field)
 
 GENERATIVE_SERVICE = "maas.generative.v1.GenerativeService"
 DISCRIMINATIVE_SERVICE = "maas.discriminative.v1.DiscriminativeService"
@@ -150,6 +150,30 @@ def test_large_messages_pass_through(stack):
     assert [b.x.rows for b in via_gateway] == [b.x.rows for b in direct]
     assert sum(b.x.rows for b in direct) == 600_000
     assert all(a == b for a, b in zip(via_gateway, direct))
+
+
+def test_texts_that_are_not_utf8_pass_through_as_bytes(stack):
+    """The services read texts as bytes (decode_error); the gateway forwards them untouched: the same answer
+    (strict: the same refusal naming the text) as calling the service directly."""
+    config = disc.TrainRequest(config=disc.TrainConfig(name="latin1", vectorizer=disc.VectorizerConfig(
+        count=disc.CountVectorizerConfig(text=disc.TextOptions(decode_error=disc.DECODE_ERROR_REPLACE)))))
+    stack.disc_gw.Train(iter([config, disc.TrainRequest(batch=disc.TextBatch(examples=[
+        disc.LabeledText(text="caf\ufffd cr\ufffdme", label="food"),
+        disc.LabeledText(text="free money", label="spam")]))]), timeout=TIMEOUT)
+    # ClassifyRequest { model { name }, texts: b"caf\xe9 cr\xe8me" } written byte by byte.
+    def request(name):
+        return (wire_field(1, wire_field(1, name.encode())) + wire_field(2, b"caf\xe9 cr\xe8me")
+                + wire_field(2, b"free \xff money"))
+
+    answers = []
+    for channel in (stack.disc_channel, stack.gw_channel):
+        call = channel.unary_unary("/maas.discriminative.v1.DiscriminativeService/Classify",
+                                   request_serializer=None, response_deserializer=disc.ClassifyResponse.FromString)
+        answers.append(call(request("latin1"), timeout=TIMEOUT))
+        with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "texts[0]", "UTF-8"):
+            call(request("words"), timeout=TIMEOUT)
+    assert answers[0] == answers[1]
+    assert [r.label for r in answers[0].results] == ["food", "spam"]
 
 
 def test_short_deadline_is_deadline_exceeded(stack):
