@@ -225,6 +225,50 @@ def test_evaluate_equals_scikit_learn_metrics(disc, text_model, corpus):
                                         rel=1e-12)
 
 
+@pytest.mark.parametrize("decode_error", ["replace", "ignore"])
+def test_bytes_texts_meet_decode_error_as_in_scikit_learn(disc, decode_error):
+    """Texts as bytes, as scikit-learn's vectorizers take them, some not UTF-8 (Latin-1): train (with weights),
+    classify, classify_stream, vectorize and evaluate equal scikit-learn's CountVectorizer(decode_error=...) +
+    MultinomialNB on the same bytes. Bytes that are UTF-8 equal the same text as a str."""
+    from maas_client.pb import discriminative as dpb
+    texts = [b"caf\xe9 cr\xe8me br\xfbl\xe9e", "the café is open".encode(), b"na\xefve b\xe9b\xe9 cr\xe8me",
+             b"free money offer", "free café offer now", b"win \xff money now", b"tarte tatin \xe0 la cr\xe8me",
+             b"cheap \xa3 pills"]
+    labels = ["food", "food", "food", "spam", "spam", "spam", "food", "spam"]
+    weights = [1.0, 0.5, 2.0, 1.0, 1.5, 1.0, 0.25, 1.0]
+    mode = dpb.DECODE_ERROR_REPLACE if decode_error == "replace" else dpb.DECODE_ERROR_IGNORE
+    vectorizer = dpb.VectorizerConfig(count=dpb.CountVectorizerConfig(text=dpb.TextOptions(decode_error=mode)))
+    name = f"bytes-{decode_error}"
+    trained = disc.train(iter(texts), iter(labels), weights=iter(weights), name=name, vectorizer=vectorizer,
+                         batch_size=3)
+    cv = CountVectorizer(decode_error=decode_error)
+    as_bytes = [t if isinstance(t, bytes) else t.encode() for t in texts]
+    nb = MultinomialNB().fit(cv.fit_transform(as_bytes), labels, sample_weight=weights)
+    assert trained.num_documents == len(texts) and trained.classes == nb.classes_.tolist()
+    queries = [b"cr\xe8me \xff caf\xe9", b"money", "café crème".encode(), "free offer"]
+    query_bytes = [q if isinstance(q, bytes) else q.encode() for q in queries]
+    got = disc.classify(name, queries)
+    np.testing.assert_array_equal(got.labels, nb.predict(cv.transform(query_bytes)))
+    np.testing.assert_allclose(got.probabilities, nb.predict_proba(cv.transform(query_bytes)), rtol=1e-12)
+    streamed = list(disc.classify_stream(name, iter(queries), batch_size=3))
+    np.testing.assert_array_equal(np.concatenate([r.probabilities for r in streamed]), got.probabilities)
+    assert (disc.vectorize(name, queries) != cv.transform(query_bytes)).nnz == 0
+    ev = disc.evaluate(name, texts, labels, batch_size=5)
+    assert ev.accuracy == pytest.approx(accuracy_score(labels, nb.predict(cv.transform(as_bytes))), abs=1e-12)
+    # UTF-8 bytes travel as the str they spell.
+    np.testing.assert_array_equal(disc.classify(name, ["café crème".encode()]).probabilities,
+                                  disc.classify(name, ["café crème"]).probabilities)
+
+
+def test_bytes_that_are_not_utf8_under_strict_are_refused_naming_the_text(disc, text_model):
+    with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[1\].*UTF-8"):
+        disc.classify("news", [b"goal", b"caf\xe9"])
+    with pytest.raises(maas_client.InvalidArgumentError, match="UTF-8"):
+        disc.train([b"caf\xe9 goal", b"bread"], ["a", "b"], name="strict-bytes")
+    with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[0\] must be a str or bytes, got int"):
+        disc.classify("news", [3])
+
+
 def test_train_with_unequal_iterables_is_an_error(disc):
     with pytest.raises(maas_client.InvalidArgumentError, match="different lengths"):
         disc.train(["a b", "c d"], ["x"], name="bad")

@@ -95,6 +95,33 @@ def test_train_classify_evaluate_from_files(stack, files, capsys):
     assert f"documents 40  accuracy {accuracy:.6f}" in out
 
 
+def test_classify_reads_the_text_file_as_bytes(stack, files, capsys):
+    """A text file that is not UTF-8 (Latin-1 lines): the lines go to the service as bytes, where the model's
+    decode_error decides: a model trained with decode_error='replace' classifies them as scikit-learn does on the
+    same bytes; the default (strict) refuses the line, naming it, with exit status 1 instead of a traceback."""
+    d = files["dir"]
+    texts = [b"caf\xe9 cr\xe8me", b"free money", b"cr\xe8me br\xfbl\xe9e", b"win money now"]
+    labels = ["food", "spam", "food", "spam"]
+    from maas_client.pb import discriminative as dpb
+    with maas_client.DiscriminativeClient(stack.gateway_process.address, timeout=20) as client:
+        client.train(texts, labels, name="cli-latin1", vectorizer=dpb.VectorizerConfig(count=dpb.CountVectorizerConfig(
+            text=dpb.TextOptions(decode_error=dpb.DECODE_ERROR_REPLACE))))
+        client.train(["goal match", "bread oven"], ["sports", "food"], name="cli-strict")
+    (d / "latin1.txt").write_bytes(b"caf\xe9 \xff\r\nmoney now\n")
+    status, out = run(stack, "classify", "cli-latin1", "--file", d / "latin1.txt")
+    assert status == 0, capsys.readouterr().err
+    cv = CountVectorizer(decode_error="replace")
+    nb = MultinomialNB().fit(cv.fit_transform(texts), labels)
+    queries = [b"caf\xe9 \xff", b"money now"]
+    printed = [line.split("\t") for line in out.splitlines()]
+    assert [p[0] for p in printed] == nb.predict(cv.transform(queries)).tolist()
+    np.testing.assert_allclose([float(p[1]) for p in printed], nb.predict_proba(cv.transform(queries)).max(axis=1),
+                               atol=5e-7)
+    status, _ = run(stack, "classify", "cli-strict", "--file", d / "latin1.txt")
+    assert status == 1
+    assert "texts[0]" in capsys.readouterr().err
+
+
 def test_fit_from_csv_and_npy(stack, files):
     d, rows = files["dir"], files["rows"]
     for version, name in ((1, "rows.csv"), (2, "rows.npy")):

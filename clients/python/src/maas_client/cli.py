@@ -21,7 +21,7 @@ import itertools
 import os
 import pathlib
 import sys
-from typing import Any, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
 
 import numpy as np
 from google.protobuf import json_format
@@ -190,18 +190,19 @@ def cmd_train(ctx: Context, conn: Connection) -> None:
               f"{result.num_features} features, classes {', '.join(result.classes)}")
 
 
-def _texts(ctx: Context) -> Tuple[Iterator[str], Optional[int]]:
+def _texts(ctx: Context) -> Tuple[Iterator[Union[str, bytes]], Optional[int]]:
     a = ctx.args
     if a.file is None:
         if not a.texts:
             raise UsageError("give texts as arguments or --file FILE (one text per line, '-' = stdin)")
         return iter(a.texts), len(a.texts)
-    source: TextIO = sys.stdin if a.file == "-" else open(a.file, "r", encoding="utf-8")
+    # Lines as bytes: the client decodes UTF-8 ones, and the model's decode_error handles the others.
+    source: BinaryIO = sys.stdin.buffer if a.file == "-" else open(a.file, "rb")
 
-    def lines() -> Iterator[str]:
-        with contextlib.closing(source) if source is not sys.stdin else contextlib.nullcontext():
+    def lines() -> Iterator[bytes]:
+        with contextlib.closing(source) if source is not sys.stdin.buffer else contextlib.nullcontext():
             for line in source:
-                yield line.rstrip("\r\n")
+                yield line.rstrip(b"\r\n")
     return lines(), None
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import scipy.sparse
 
 from maas_client._service import ServiceClient
+from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
 from maas_client.connection import ConnectionLike, check
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
@@ -25,40 +26,57 @@ _SERVICE = "DiscriminativeService"
 DEFAULT_BATCH_SIZE = 1000
 
 
-def _texts(texts: Union[str, Sequence[str]]) -> List[str]:
-    if isinstance(texts, str):
-        return [texts]
-    out = list(texts)
-    check(all(isinstance(t, str) for t in out), "texts: every text must be a str")
+def _texts(texts: Union[Text, Sequence[Text]]) -> List[Text]:
+    """The texts as a list: str, or bytes (decoded when UTF-8; otherwise the model's decode_error applies)."""
+    if isinstance(texts, (str, bytes)):
+        texts = [texts]
+    out = []
+    for i, text in enumerate(texts):
+        try:
+            out.append(text_of(text, f"texts[{i}]"))
+        except TypeError as error:
+            check(False, str(error))
     return out
 
 
-def _batches(texts: Iterable[str], labels: Iterable[str], weights: Optional[Iterable[float]], batch_size: int,
-             on_batch: Optional[Callable[[int], None]]) -> Iterator[pb.TextBatch]:
-    """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error."""
+def _batch_message(examples: List[Example]) -> Union[pb.TextBatch, RawBatch]:
+    if not all(isinstance(text, str) for text, _, _ in examples):
+        return RawBatch(examples)
+    batch = pb.TextBatch()
+    for text, label, weight in examples:
+        example = batch.examples.add(text=text, label=label)
+        if weight is not None:
+            example.weight = weight
+    return batch
+
+
+def _batches(texts: Iterable[Text], labels: Iterable[str], weights: Optional[Iterable[float]], batch_size: int,
+             on_batch: Optional[Callable[[int], None]]) -> Iterator[Union[pb.TextBatch, RawBatch]]:
+    """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error. A
+    batch holding a text that is not UTF-8 comes as a RawBatch (the whole request's bytes)."""
     missing = object()
     columns: List[Iterable[Any]] = [texts, labels] if weights is None else [texts, labels, weights]
-    batch = pb.TextBatch()
+    examples: List[Example] = []
     index = 0
     for row in itertools.zip_longest(*columns, fillvalue=missing):
         check(all(value is not missing for value in row),
               f"texts, labels{' and weights' if weights is not None else ''} have different lengths "
               f"(one ended at example {index})")
-        text, label = row[0], row[1]
-        check(isinstance(text, str), f"example {index}: text must be a str, got {type(text).__name__}")
-        example = batch.examples.add(text=text, label=str(label))
-        if weights is not None:
-            example.weight = float(row[2])
+        try:
+            text = text_of(row[0], f"example {index}: text")
+        except TypeError as error:
+            check(False, str(error))
+        examples.append((text, str(row[1]), float(row[2]) if weights is not None else None))
         index += 1
-        if len(batch.examples) >= batch_size:
-            yield batch
+        if len(examples) >= batch_size:
+            yield _batch_message(examples)
             if on_batch is not None:
-                on_batch(len(batch.examples))
-            batch = pb.TextBatch()
-    if batch.examples:
-        yield batch
+                on_batch(len(examples))
+            examples = []
+    if examples:
+        yield _batch_message(examples)
         if on_batch is not None:
-            on_batch(len(batch.examples))
+            on_batch(len(examples))
 
 
 class DiscriminativeClient(ServiceClient):
@@ -73,16 +91,13 @@ class DiscriminativeClient(ServiceClient):
         ch = self.connection.channel
         self._create = ch.unary_unary(self._path("CreateModel"), pb.CreateModelRequest.SerializeToString,
                                       pb.CreateModelResponse.FromString)
-        self._train = ch.stream_unary(self._path("Train"), pb.TrainRequest.SerializeToString,
-                                      pb.TrainResponse.FromString)
-        self._classify = ch.unary_unary(self._path("Classify"), pb.ClassifyRequest.SerializeToString,
-                                        pb.ClassifyResponse.FromString)
-        self._classify_stream = ch.stream_stream(self._path("ClassifyStream"), pb.ClassifyRequest.SerializeToString,
+        # The calls that carry texts serialize with _text_wire.serialize (a message or its raw-texts form).
+        self._train = ch.stream_unary(self._path("Train"), serialize, pb.TrainResponse.FromString)
+        self._classify = ch.unary_unary(self._path("Classify"), serialize, pb.ClassifyResponse.FromString)
+        self._classify_stream = ch.stream_stream(self._path("ClassifyStream"), serialize,
                                                  pb.ClassifyResponse.FromString)
-        self._vectorize = ch.unary_unary(self._path("Vectorize"), pb.VectorizeRequest.SerializeToString,
-                                         pb.VectorizeResponse.FromString)
-        self._evaluate = ch.stream_unary(self._path("Evaluate"), pb.EvaluateRequest.SerializeToString,
-                                         pb.EvaluateResponse.FromString)
+        self._vectorize = ch.unary_unary(self._path("Vectorize"), serialize, pb.VectorizeResponse.FromString)
+        self._evaluate = ch.stream_unary(self._path("Evaluate"), serialize, pb.EvaluateResponse.FromString)
 
     # -- create / train -------------------------------------------------------------------------------------------
     def create(self, spec: Union[pb.PipelineSpec, pb.CreateModelRequest], name: Optional[str] = None, *,
@@ -105,7 +120,7 @@ class DiscriminativeClient(ServiceClient):
             request.description = description
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
-    def train(self, texts: Iterable[str], labels: Iterable[str], *, name: str,
+    def train(self, texts: Iterable[Text], labels: Iterable[str], *, name: str,
               weights: Optional[Iterable[float]] = None, vectorizer: Optional[pb.VectorizerConfig] = None,
               classifier: Optional[pb.ClassifierConfig] = None, partial: bool = False,
               classes: Optional[Sequence[str]] = None, model_labels: Optional[Mapping[str, str]] = None,
@@ -117,7 +132,10 @@ class DiscriminativeClient(ServiceClient):
         maas_client.sklearn.configs() to take them from an unfitted scikit-learn pipeline). partial=True continues
         the latest version as partial_fit (a hashing vectorizer or a fixed vocabulary; vectorizer/classifier None:
         the continued version's); classes are partial_fit's classes, required on the first partial call (without
-        partial they fix the classes of the fit). on_batch(n) is called after each batch is handed to gRPC."""
+        partial they fix the classes of the fit). on_batch(n) is called after each batch is handed to gRPC. Texts
+        are str, or bytes as scikit-learn's vectorizers take them: bytes that are not UTF-8 meet the vectorizer's
+        decode_error (strict, the default: the call fails naming the example; replace / ignore repair them), as in
+        every call that takes texts."""
         check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
         config = pb.TrainConfig(name=name, partial=partial, description=description)
         if vectorizer is not None:
@@ -129,10 +147,10 @@ class DiscriminativeClient(ServiceClient):
         if model_labels:
             config.labels.update(model_labels)
 
-        def requests() -> Iterator[pb.TrainRequest]:
+        def requests() -> Iterator[Union[pb.TrainRequest, RawBatch]]:
             yield pb.TrainRequest(config=config)
             for batch in _batches(texts, labels, weights, batch_size, on_batch):
-                yield pb.TrainRequest(batch=batch)
+                yield pb.TrainRequest(batch=batch) if isinstance(batch, pb.TextBatch) else batch
 
         response = self.connection.stream_unary("Train", self._train, requests(), timeout)
         s = response.summary
@@ -141,59 +159,60 @@ class DiscriminativeClient(ServiceClient):
                            class_count=np.array(s.class_count, dtype=np.float64))
 
     # -- classify -------------------------------------------------------------------------------------------------
-    def classify(self, name: str, texts: Union[str, Sequence[str]], *, explain: bool = False,
+    def classify(self, name: str, texts: Union[Text, Sequence[Text]], *, explain: bool = False,
                  explain_features: int = 0, version: int = 0, timeout: Optional[float] = None) -> Predictions:
         """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts."""
-        request = pb.ClassifyRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts),
-                                     explain=explain, explain_features=explain_features)
+        request = texts_request(pb.ClassifyRequest(model=common.ModelRef(name=name, version=version),
+                                                   explain=explain, explain_features=explain_features),
+                                _texts(texts))
         return Predictions.from_proto(self.connection.unary("Classify", self._classify, request, timeout))
 
-    def predict(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+    def predict(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                 timeout: Optional[float] = None) -> "np.ndarray[Any, np.dtype[np.str_]]":
         """scikit-learn's predict: the labels as an array."""
         return self.classify(name, texts, version=version, timeout=timeout).labels
 
-    def predict_proba(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+    def predict_proba(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                       timeout: Optional[float] = None) -> FloatArray:
         """scikit-learn's predict_proba: N x C probabilities in class order."""
         return self.classify(name, texts, version=version, timeout=timeout).probabilities
 
-    def classify_stream(self, name: str, texts: Iterable[str], *, batch_size: int = DEFAULT_BATCH_SIZE,
+    def classify_stream(self, name: str, texts: Iterable[Text], *, batch_size: int = DEFAULT_BATCH_SIZE,
                         version: int = 0, timeout: Optional[float] = None) -> Iterator[Predictions]:
         """Classifies a (possibly endless) iterable of texts over one bidirectional stream: batch_size texts per
         request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
         check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
         ref = common.ModelRef(name=name, version=version)
 
-        def requests() -> Iterator[pb.ClassifyRequest]:
+        def requests() -> Iterator[Any]:
             iterator = iter(texts)
             while True:
                 batch = list(itertools.islice(iterator, batch_size))
                 if not batch:
                     return
-                yield pb.ClassifyRequest(model=ref, texts=_texts(batch))
+                yield texts_request(pb.ClassifyRequest(model=ref), _texts(batch))
 
         for response in self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout):
             yield Predictions.from_proto(response)
 
     # -- vectorize / evaluate -------------------------------------------------------------------------------------
-    def vectorize(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+    def vectorize(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                   timeout: Optional[float] = None) -> "scipy.sparse.csr_matrix":
         """The feature rows of the texts as a scipy CSR matrix (N x num_features, float64), as the model's
         vectorizer's transform() would give."""
-        request = pb.VectorizeRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts))
+        request = texts_request(pb.VectorizeRequest(model=common.ModelRef(name=name, version=version)), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features)
 
-    def feature_names(self, name: str, texts: Union[str, Sequence[str]], *, version: int = 0,
+    def feature_names(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                       timeout: Optional[float] = None) -> Tuple["scipy.sparse.csr_matrix", dict[int, str]]:
         """vectorize() plus the names of the features that occur (index -> term)."""
-        request = pb.VectorizeRequest(model=common.ModelRef(name=name, version=version), texts=_texts(texts),
-                                      include_feature_names=True)
+        request = texts_request(pb.VectorizeRequest(model=common.ModelRef(name=name, version=version),
+                                                    include_feature_names=True), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features), dict(response.feature_names)
 
-    def evaluate(self, name: str, texts: Iterable[str], labels: Iterable[str], *,
+    def evaluate(self, name: str, texts: Iterable[Text], labels: Iterable[str], *,
                  weights: Optional[Iterable[float]] = None, batch_size: int = DEFAULT_BATCH_SIZE, version: int = 0,
                  on_batch: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None) -> Evaluation:
         """Accuracy, per-class precision/recall/F1, confusion matrix and log loss on labelled texts (streamed
@@ -201,10 +220,10 @@ class DiscriminativeClient(ServiceClient):
         check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
         config = pb.EvaluateConfig(model=common.ModelRef(name=name, version=version))
 
-        def requests() -> Iterator[pb.EvaluateRequest]:
+        def requests() -> Iterator[Union[pb.EvaluateRequest, RawBatch]]:
             yield pb.EvaluateRequest(config=config)
             for batch in _batches(texts, labels, weights, batch_size, on_batch):
-                yield pb.EvaluateRequest(batch=batch)
+                yield pb.EvaluateRequest(batch=batch) if isinstance(batch, pb.TextBatch) else batch
 
         r = self.connection.stream_unary("Evaluate", self._evaluate, requests(), timeout)
         return Evaluation(accuracy=r.accuracy,
