@@ -464,6 +464,22 @@ inline int32_t DecodeWellFormed(const char* p, size_t* length) {
   return (b0 & 0x07) << 18 | (byte(1) & 0x3F) << 12 | (byte(2) & 0x3F) << 6 | (byte(3) & 0x3F);
 }
 
+// Sets the bits [begin, end) of `bits`, a range of at most 4 (one code point's bytes).
+inline void MarkBytes(size_t begin, size_t end, uint64_t* bits) {
+  const size_t shift = begin & 63;
+  const uint64_t ones = (uint64_t{1} << (end - begin)) - 1;
+  bits[begin >> 6] |= ones << shift;
+  if (shift + (end - begin) > 64) bits[(begin >> 6) + 1] |= ones >> (64 - shift);
+}
+
+// The high bits of `h` (word w of a text's bytes >= 0x80) from byte `from` on: the bits of a
+// code point's continuation bytes, up to `from`, dropped.
+inline uint64_t HighBitsFrom(uint64_t h, size_t w, size_t from) {
+  const size_t base = w * 64;
+  if (from <= base) return h;
+  return from - base >= 64 ? 0 : h & (~uint64_t{0} << (from - base));
+}
+
 // The lowercasing step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
 // doc (a copy of text) by its table lowercase when that takes as many bytes, and, when `word` is
 // not null, its bytes marked there when that lowercase is \w (word_bmp: WordBmp). kDone with
@@ -481,9 +497,7 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
     if (lower < 0x10000) return LowerRunsResult::kGeneral;
     int32_t written = 0;
     U8_APPEND_UNSAFE(doc + start, written, lower);
-    if (word != nullptr && IsWordCodePoint(lower)) {
-      for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
-    }
+    if (word != nullptr && IsWordCodePoint(lower)) MarkBytes(start, i, word);
     *end = i;
     return LowerRunsResult::kDone;
   }
@@ -491,7 +505,7 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
   if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
   EncodeBmp(lower, doc + start);
   if (word != nullptr && (word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
-    for (size_t b = start; b < i; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+    MarkBytes(start, i, word);
   }
   *end = i;
   return LowerRunsResult::kDone;
@@ -857,14 +871,14 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
   uint64_t* word = masks.data();
   size_t skip_to = 0;  // the end of the last code point decoded
   for (size_t w = 0; w < high.size(); ++w) {
-    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
+    // Only lead bytes: each code point's continuation bytes are dropped from h once decoded.
+    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0; h = HighBitsFrom(h, w, skip_to)) {
       const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
-      if (i < skip_to) continue;  // a continuation byte
       size_t length;
       const int32_t c = DecodeWellFormed(doc.data() + i, &length);
       skip_to = i + length;
       if (c < 0x10000 ? (word_bmp[c >> 6] >> (c & 63) & 1) == 0 : !IsWordCodePoint(c)) continue;
-      for (size_t b = i; b < skip_to; ++b) word[b >> 6] |= uint64_t{1} << (b & 63);
+      MarkBytes(i, skip_to, word);
     }
   }
   RunsOfWordMasks(path, doc, scratch, runs);
@@ -936,9 +950,10 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
   char* d = scratch->preprocessed.data();
   size_t skip_to = 0;  // the end of the last code point
   for (size_t w = 0; w < high.size(); ++w) {
-    for (uint64_t h = high[w]; h != 0; h &= h - 1) {
+    // Only lead bytes (or stray continuation bytes, which LowerCodePoint refuses): each code
+    // point's continuation bytes are dropped from h once it is validated.
+    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0; h = HighBitsFrom(h, w, skip_to)) {
       const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
-      if (i < skip_to) continue;  // a continuation byte of the last code point
       const LowerRunsResult result =
           LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
       if (result != LowerRunsResult::kDone) return result;
