@@ -190,7 +190,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	c := caller{timeout: s.timeout}
 	return &Client{
 		Generative:     &GenerativeClient{caller: c, raw: generativev1.NewGenerativeServiceClient(conn)},
-		Discriminative: &DiscriminativeClient{caller: c, raw: discriminativev1.NewDiscriminativeServiceClient(conn)},
+		Discriminative: &DiscriminativeClient{caller: c, raw: discriminativev1.NewDiscriminativeServiceClient(conn), conn: conn},
 		Gateway:        &GatewayClient{caller: c, raw: gatewayv1.NewGatewayClient(conn)},
 		conn:           conn,
 	}, nil

@@ -4,6 +4,8 @@ import (
 	"context"
 	"iter"
 
+	"google.golang.org/grpc"
+
 	commonv1 "github.com/maas-project/maas/clients/go/gen/maas/common/v1"
 	discriminativev1 "github.com/maas-project/maas/clients/go/gen/maas/discriminative/v1"
 )
@@ -11,7 +13,8 @@ import (
 // DiscriminativeClient wraps maas.discriminative.v1.DiscriminativeService: one method per RPC, same names.
 type DiscriminativeClient struct {
 	caller
-	raw discriminativev1.DiscriminativeServiceClient
+	raw  discriminativev1.DiscriminativeServiceClient
+	conn grpc.ClientConnInterface // for the *Bytes methods (textbytes.go)
 }
 
 // Raw returns the generated client, for what the wrapper does not cover.

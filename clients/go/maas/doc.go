@@ -12,6 +12,12 @@
 //   - Streams as iterators: server streams are iter.Seq2[*Response, error] (range over them; breaking out of
 //     the loop cancels the call), client streams take an iter.Seq of chunks, and the bidi ClassifyStream takes
 //     an iter.Seq of requests and yields the responses.
+//   - Texts as bytes: ClassifyBytes, ClassifyStreamBytes, VectorizeBytes, TrainBytes and EvaluateBytes take the
+//     texts as []byte (LabeledBytes for labelled ones, batched by BytesBatches), as scikit-learn's vectorizers
+//     take bytes. A text that is not UTF-8 meets the model's decode_error (strict: INVALID_ARGUMENT naming
+//     texts[i] and the byte offset; replace, ignore: repaired as scikit-learn does); the ordinary methods cannot
+//     send one, since protobuf-go refuses to marshal a string field that is not UTF-8. For UTF-8 texts the
+//     request is byte for byte the ordinary method's.
 //   - Errors: every failed call returns a *Error carrying the gRPC status code and message
 //     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
 //     errors.Is(err, context.Canceled) hold for those codes.
