@@ -1,0 +1,18 @@
+package maas
+
+import "google.golang.org/protobuf/proto"
+
+// The encoders of the *Bytes methods, for the tests in package maas_test.
+
+// MarshalTexts is what ClassifyBytes and VectorizeBytes send.
+func MarshalTexts(req proto.Message, texts [][]byte) ([]byte, error) { return marshalTexts(req, texts) }
+
+// MarshalTrainBatch is a TrainRequest batch as TrainBytes sends it.
+func MarshalTrainBatch(examples []LabeledBytes) ([]byte, error) {
+	return marshalBatch(trainBatchField, examples)
+}
+
+// MarshalEvaluateBatch is an EvaluateRequest batch as EvaluateBytes sends it.
+func MarshalEvaluateBatch(examples []LabeledBytes) ([]byte, error) {
+	return marshalBatch(evaluateBatchField, examples)
+}
