@@ -242,8 +242,14 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
         truth.push_back(static_cast<size_t>(it - classes.begin()));
         weights.push_back(weight);
       }
-      MAAS_ASSIGN_OR_RETURN(std::vector<ClassScores> scores,
-                            model_->pipeline->PredictScores(texts));
+      absl::StatusOr<std::vector<ClassScores>> predicted = model_->pipeline->PredictScores(texts);
+      if (!predicted.ok()) {
+        // The stream's numbering, as in the other errors here (the batch's texts[i] is ambiguous).
+        return RenameTextError(predicted.status(), [&](size_t i) {
+          return absl::StrCat("example ", num_documents_ + i, ": ");
+        });
+      }
+      const std::vector<ClassScores>& scores = *predicted;
       constexpr double kEps = 2.220446049250313e-16;
       const size_t c = classes.size();
       for (size_t i = 0; i < scores.size(); ++i) {

@@ -10,8 +10,11 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/cord.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/status/status_macros.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "services/discriminative/core/count_vectorizer.h"
@@ -81,7 +84,7 @@ absl::Status ForEachTextBlock(
 absl::Status AnalysisStatus(const AnalyzerScratch& scratch, size_t index) {
   const absl::Status& status = scratch.token_matcher.status();
   if (status.ok()) return absl::OkStatus();
-  return absl::Status(status.code(), absl::StrCat("texts[", index, "]: ", status.message()));
+  return TextError(index, status);
 }
 
 uint64_t CountDistinct(const std::vector<std::string>& labels) {
@@ -91,6 +94,27 @@ uint64_t CountDistinct(const std::vector<std::string>& labels) {
 }
 
 }  // namespace
+
+namespace {
+constexpr absl::string_view kTextIndexPayload = "maas.discriminative/text_index";
+}  // namespace
+
+absl::Status TextError(size_t index, const absl::Status& status) {
+  absl::Status error(status.code(), absl::StrCat("texts[", index, "]: ", status.message()));
+  error.SetPayload(kTextIndexPayload, absl::Cord(absl::StrCat(index)));
+  return error;
+}
+
+absl::Status RenameTextError(const absl::Status& status,
+                             const std::function<std::string(size_t index)>& name) {
+  const auto payload = status.GetPayload(kTextIndexPayload);
+  size_t index = 0;
+  if (!payload.has_value() || !absl::SimpleAtoi(std::string(*payload), &index)) return status;
+  const std::string prefix = absl::StrCat("texts[", index, "]: ");
+  absl::string_view message = status.message();
+  if (!absl::ConsumePrefix(&message, prefix)) return status;
+  return absl::Status(status.code(), absl::StrCat(name(index), message));
+}
 
 absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
                                const PipelineLimits& limits) {
@@ -167,10 +191,7 @@ absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
     if (ValidateUtf8(texts[i]).ok()) continue;
     std::string storage;
     absl::StatusOr<std::string_view> decoded = DecodeUtf8(texts[i], decode_error, &storage);
-    if (!decoded.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("texts[", i, "]: ", decoded.status().message()));
-    }
+    if (!decoded.ok()) return TextError(i, absl::InvalidArgumentError(decoded.status().message()));
     repaired.push_back(std::move(storage));
   }
   // Views into `repaired` only once it stops growing (moves may relocate short strings).
@@ -219,10 +240,8 @@ v1::PipelineSpec Pipeline::ToSpec() const {
 absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_t index,
                                                   std::string* storage) const {
   absl::StatusOr<std::string_view> decoded = DecodeUtf8(text, decode_error_, storage);
-  if (!decoded.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("texts[", index, "]: ", decoded.status().message()));
-  }
+  if (!decoded.ok())
+    return TextError(index, absl::InvalidArgumentError(decoded.status().message()));
   return decoded;
 }
 

@@ -15,6 +15,7 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_PIPELINE_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -32,6 +33,15 @@
 #include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
+
+// A per-text error of a batch call: "texts[index]: <status's message>" with status's code, the
+// index also carried as a payload, so that a caller which numbers the texts otherwise (Evaluate:
+// the examples of a stream) can name the text its own way (RenameTextError).
+absl::Status TextError(size_t index, const absl::Status& status);
+
+// status with TextError's "texts[index]: " replaced by name(index); any other status unchanged.
+absl::Status RenameTextError(const absl::Status& status,
+                             const std::function<std::string(size_t index)>& name);
 
 struct ClassifyOptions {
   // 0: all classes in class order. k >= 1: the min(k, C) most probable classes, sorted by

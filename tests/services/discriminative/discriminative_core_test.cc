@@ -236,6 +236,40 @@ TEST_CASE("Request size limits are RESOURCE_EXHAUSTED naming their flag") {
   CHECK(f.Versions("m") == std::vector<int64_t>{1});
 }
 
+// Evaluate numbers examples across its stream (its label and weight errors do); a text error found
+// by the pipeline used to name the text by its place in its batch ("texts[0]" for the stream's 4th
+// example), which does not say which example it is.
+TEST_CASE("Evaluate names a text the pipeline refuses by its place in the stream") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels)).ok());
+  auto session = core.StartEvaluate();
+  v1::EvaluateRequest config;
+  config.mutable_config()->mutable_model()->set_name("m");
+  REQUIRE(session->Add(config).ok());
+  const auto batch = [](const std::vector<std::string>& texts,
+                        const std::vector<std::string>& labels) {
+    v1::EvaluateRequest request;
+    *request.mutable_batch() = BatchMessage(texts, labels).batch();
+    return request;
+  };
+  REQUIRE(session->Add(batch({"the cat", "a dog", "cats"}, {"cat", "dog", "cat"})).ok());
+  // Example 4 of the stream (the second of this batch): not UTF-8 under decode_error strict.
+  const absl::Status refused = session->Add(batch({"the dog", "caf\xE9 cat"}, {"dog", "cat"}));
+  CHECK(absl::IsInvalidArgument(refused));
+  const std::string message(refused.message());
+  CHECK_THAT(message, Catch::StartsWith("example 4: "));
+  CHECK_THAT(message, Catch::Contains("byte offset 3"));
+  CHECK_THAT(message, !Catch::Contains("texts["));
+  // Classify keeps its own numbering: the request's texts.
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  request.add_texts("the dog");
+  request.add_texts("caf\xE9 cat");
+  const auto classified = core.Classify(request);
+  CHECK_THAT(std::string(classified.status().message()), Catch::StartsWith("texts[1]: "));
+}
+
 TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the same result") {
   Fixture f;
   DiscriminativeCore core(f.Options());
