@@ -600,8 +600,9 @@ func TestBytesTextsUnderStrict(t *testing.T) {
 	_, err = d.VectorizeBytes(testContext(t), &discriminativev1.VectorizeRequest{Model: maas.Ref(name, 0)}, texts)
 	wantCode(t, err, codes.InvalidArgument, mentions...)
 	examples := []maas.LabeledBytes{{Text: texts[0], Label: "sports"}, {Text: texts[1], Label: "food"}, {Text: texts[2], Label: "sports"}}
-	_, err = d.EvaluateBytes(testContext(t), &discriminativev1.EvaluateConfig{Model: maas.Ref(name, 0)}, maas.BytesBatches(examples, 3))
-	wantCode(t, err, codes.InvalidArgument, mentions...)
+	// Evaluate names the example by its place in the stream (the first of the second batch here).
+	_, err = d.EvaluateBytes(testContext(t), &discriminativev1.EvaluateConfig{Model: maas.Ref(name, 0)}, maas.BytesBatches(examples, 2))
+	wantCode(t, err, codes.InvalidArgument, "example 2: ", mentions[1])
 	// Train names the example by batch and by its place in the stream.
 	_, err = d.TrainBytes(testContext(t), &discriminativev1.TrainConfig{Name: "go-bytes-strict-train"}, maas.BytesBatches(examples, 2))
 	wantCode(t, err, codes.InvalidArgument, "example 2 of the stream", mentions[1])
