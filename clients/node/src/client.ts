@@ -30,6 +30,17 @@ import * as gw from "./gen/maas/gateway/v1/gateway";
 import * as gen from "./gen/maas/generative/v1/generative";
 import * as health from "./gen/grpc/health/v1/health";
 import { MaasError, toMaasError } from "./errors";
+import {
+  ClassifyRequestInput,
+  classifyRequest,
+  DiscriminativeTextService,
+  evaluateBatch,
+  LabeledTextInput,
+  TextBatchInput,
+  trainBatch,
+  VectorizeRequestInput,
+  vectorizeRequest,
+} from "./texts";
 
 /** Deadline of unary and client-streaming calls that set none, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
@@ -425,37 +436,38 @@ export class DiscriminativeClient {
       disc.CreateModelRequest.fromPartial(request), opts);
   }
 
-  /** Trains a pipeline: config first, then each batch of labelled texts, read lazily (see batches()). */
-  train(config: DeepPartial<disc.TrainConfig>, batches: Source<DeepPartial<disc.TextBatch>>,
+  /**
+   * Trains a pipeline: config first, then each batch of labelled texts, read lazily (see batches()). Each text is a
+   * string or bytes (a Uint8Array or Buffer, sent as they are: bytes that are not UTF-8 meet the config's
+   * decode_error).
+   */
+  train(config: DeepPartial<disc.TrainConfig>, batches: Source<TextBatchInput>,
     opts?: CallOptions): Promise<disc.TrainResponse> {
-    return this.caller.clientStream(disc.DiscriminativeServiceService.train, disc.TrainRequest.fromPartial({ config }),
-      mapSource(batches, (batch) => disc.TrainRequest.fromPartial({ batch })), opts);
+    return this.caller.clientStream(DiscriminativeTextService.train, disc.TrainRequest.fromPartial({ config }),
+      mapSource(batches, trainBatch), opts);
   }
 
-  /** Classifies texts. */
-  classify(request: DeepPartial<disc.ClassifyRequest>, opts?: CallOptions): Promise<disc.ClassifyResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.classify, disc.ClassifyRequest.fromPartial(request), opts);
+  /** Classifies texts (strings or bytes, as train takes them: the model's decode_error applies to bytes). */
+  classify(request: ClassifyRequestInput, opts?: CallOptions): Promise<disc.ClassifyResponse> {
+    return this.caller.unary(DiscriminativeTextService.classify, classifyRequest(request), opts);
   }
 
   /** Sends each request on one bidi stream and yields the matching responses, in order, as they arrive. */
-  classifyStream(requests: Source<DeepPartial<disc.ClassifyRequest>>,
+  classifyStream(requests: Source<ClassifyRequestInput>,
     opts?: CallOptions): AsyncGenerator<disc.ClassifyResponse, void, undefined> {
-    return this.caller.bidiStream(disc.DiscriminativeServiceService.classifyStream,
-      mapSource(requests, (r) => disc.ClassifyRequest.fromPartial(r)), opts);
+    return this.caller.bidiStream(DiscriminativeTextService.classifyStream, mapSource(requests, classifyRequest), opts);
   }
 
-  /** Returns the sparse feature rows of texts. */
-  vectorize(request: DeepPartial<disc.VectorizeRequest>, opts?: CallOptions): Promise<disc.VectorizeResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.vectorize, disc.VectorizeRequest.fromPartial(request),
-      opts);
+  /** Returns the sparse feature rows of texts (strings or bytes). */
+  vectorize(request: VectorizeRequestInput, opts?: CallOptions): Promise<disc.VectorizeResponse> {
+    return this.caller.unary(DiscriminativeTextService.vectorize, vectorizeRequest(request), opts);
   }
 
-  /** Evaluates a model on streamed labelled texts: config first, then each batch. */
-  evaluate(config: DeepPartial<disc.EvaluateConfig>, batches: Source<DeepPartial<disc.TextBatch>>,
+  /** Evaluates a model on streamed labelled texts (strings or bytes): config first, then each batch. */
+  evaluate(config: DeepPartial<disc.EvaluateConfig>, batches: Source<TextBatchInput>,
     opts?: CallOptions): Promise<disc.EvaluateResponse> {
-    return this.caller.clientStream(disc.DiscriminativeServiceService.evaluate,
-      disc.EvaluateRequest.fromPartial({ config }), mapSource(batches, (batch) => disc.EvaluateRequest.fromPartial({ batch })),
-      opts);
+    return this.caller.clientStream(DiscriminativeTextService.evaluate, disc.EvaluateRequest.fromPartial({ config }),
+      mapSource(batches, evaluateBatch), opts);
   }
 
   /** Returns a model's info and full pipeline state. */
@@ -597,8 +609,8 @@ export function* splitRows(m: Matrix, rowsPerChunk: number): Generator<Matrix, v
 }
 
 /** Yields examples in TextBatches of at most perBatch examples (for train and evaluate). */
-export function* batches(examples: ReadonlyArray<DeepPartial<disc.LabeledText>>,
-  perBatch: number): Generator<DeepPartial<disc.TextBatch>, void, undefined> {
+export function* batches<E extends LabeledTextInput>(examples: ReadonlyArray<E>,
+  perBatch: number): Generator<{ examples: E[] }, void, undefined> {
   const step = Math.max(1, Math.floor(perBatch));
   for (let start = 0; start < examples.length; start += step) {
     yield { examples: examples.slice(start, start + step) };
