@@ -396,6 +396,108 @@ describe("discriminative", () => {
   });
 });
 
+// Texts as bytes: a text given as a Uint8Array reaches the model as those bytes, so bytes that are not UTF-8 meet its
+// decode_error. The oracle is the server itself on strings: replace must answer as for the text with each maximal
+// ill-formed subsequence spelled U+FFFD (what Node's TextDecoder makes of the bytes, checked here), ignore as for
+// the text without them, in Train, Classify, ClassifyStream, Vectorize and Evaluate; strict refuses naming the text.
+describe("texts as bytes", () => {
+  type Part = string | { bytes: number[]; replaced: string };
+  const bad = (bytes: number[], replaced: string): Part => ({ bytes, replaced });
+  const R = "\uFFFD";
+  // A plain Uint8Array (a Buffer would pass even through an encoder that decodes it: its toString() is UTF-8 with
+  // replacement).
+  const toBytes = (parts: Part[]) =>
+    new Uint8Array(Buffer.concat(parts.map((p) => Buffer.from(typeof p === "string" ? p : p.bytes))));
+  const spelled = (parts: Part[], how: "replace" | "ignore") =>
+    parts.map((p) => (typeof p === "string" ? p : how === "replace" ? p.replaced : "")).join("");
+  // Truncated sequences, a stray continuation byte, an encoded surrogate, an overlong form, a code point above
+  // U+10FFFF, bytes that never occur in UTF-8; inside words and between them, next to valid multi-byte UTF-8.
+  const docs: { parts: Part[]; label: string }[] = [
+    { parts: ["the stri", bad([0xff], R), "ker scored a late go", bad([0xc3], R), "al"], label: "sports" },
+    { parts: ["the keeper saved a pen", bad([0xe2, 0x82], R), "alty in the final minute"], label: "sports" },
+    { parts: ["a great match ", bad([0x80], R), " two goals and a red card"], label: "sports" },
+    { parts: ["new proc", bad([0xed, 0xa0, 0x80], R + R + R), "essor doubles the memory"], label: "tech" },
+    { parts: ["the phone ships with a fast", bad([0xc0, 0xaf], R + R), "er chip"], label: "tech" },
+    { parts: ["an update fixes the kernel bug ", bad([0xf4, 0x90, 0x80, 0x80], R + R + R + R), "in the driver"],
+      label: "tech" },
+    { parts: ["knead the bread dough and let it rise ", bad([0xf0, 0x9f, 0x8d], R)], label: "food" },
+    { parts: ["slow cooked beans with garlic and brea", bad([0xfe, 0xfe], R + R), "d"], label: "food" },
+    { parts: ["the soup needs more salt and a little ", "café", bad([0xe9], R), " garlic"], label: "food" },
+    { parts: ["plain text, valid UTF-8: crème brûlée"], label: "food" },
+  ];
+  const queries: Part[][] = [
+    ["a late go", bad([0xc3], R), "al by the stri", bad([0xff], R), "ker"],
+    ["bre", bad([0xe2, 0x82], R), "ad dough and more mem", bad([0xed, 0xa0, 0x80], R + R + R), "ory"],
+    [bad([0xc0, 0xaf], R + R), "garlic", bad([0xf0, 0x9f, 0x8d], R)],
+    ["crème brûlée and a faster chip"],
+  ];
+  const config = (name: string, decodeError: disc.DecodeError) => ({
+    name,
+    vectorizer: { count: { text: { decodeError, analyzer: disc.Analyzer.ANALYZER_CHAR_WB, ngramMin: 1, ngramMax: 3 } } },
+  });
+
+  it("spells the ill-formed bytes of the test texts as Node's TextDecoder does (the oracle of replace)", () => {
+    for (const parts of [...docs.map((d) => d.parts), ...queries]) {
+      assert.equal(spelled(parts, "replace"), new TextDecoder("utf-8").decode(toBytes(parts)));
+    }
+  });
+
+  for (const [how, decodeError] of [["replace", disc.DecodeError.DECODE_ERROR_REPLACE],
+    ["ignore", disc.DecodeError.DECODE_ERROR_IGNORE]] as const) {
+    it(`decode_error ${how}: bytes answer as the repaired strings in every RPC that carries texts`, async () => {
+      const asBytes = docs.map((d) => ({ text: toBytes(d.parts), label: d.label }));
+      const asText = docs.map((d) => ({ text: spelled(d.parts, how), label: d.label }));
+      const [fromBytes, fromText] = [`ts-bytes-${how}`, `ts-text-${how}`];
+      await client.discriminative.train(config(fromBytes, decodeError), batches(asBytes, 3));
+      await client.discriminative.train(config(fromText, decodeError), batches(asText, 3));
+      const [a, b] = await Promise.all([fromBytes, fromText].map((name) =>
+        client.discriminative.getModel({ model: { name } })));
+      assert.deepEqual(a.spec, b.spec);
+      assert.deepEqual(a.trainSummary, b.trainSummary);
+      assert.equal(a.spec?.vectorizer?.vocabulary.some((term) => term.includes(R)), how === "replace");
+
+      const model = { name: fromText };
+      // Bytes and strings in one request; each query as bytes and as its repaired string.
+      const texts = queries.flatMap((q) => [toBytes(q), spelled(q, how)]);
+      const want = queries.flatMap((q) => [spelled(q, how), spelled(q, how)]);
+      const got = await client.discriminative.classify({ model, texts });
+      assert.deepEqual(got, await client.discriminative.classify({ model, texts: want }));
+      // The comparison can tell replace from ignore: the two repairs classify differently.
+      const other = queries.map((q) => spelled(q, how === "replace" ? "ignore" : "replace"));
+      assert.notDeepEqual((await client.discriminative.classify({ model, texts: other })).results,
+        got.results.filter((_, i) => i % 2 === 0));
+      const streamed = await collect(client.discriminative.classifyStream(texts.map((t) => ({ model, texts: [t] }))));
+      assert.deepEqual(streamed.map((r) => r.results[0]), got.results);
+      assert.deepEqual(await client.discriminative.vectorize({ model, texts, includeFeatureNames: true }),
+        await client.discriminative.vectorize({ model, texts: want, includeFeatureNames: true }));
+      assert.deepEqual(await client.discriminative.evaluate({ model }, batches(asBytes, 4)),
+        await client.discriminative.evaluate({ model }, batches(asText, 4)));
+    });
+  }
+
+  it("decode_error strict: INVALID_ARGUMENT naming the text and the byte offset; bytes that are UTF-8 work", async () => {
+    const plain = docs.map((d) => ({ text: spelled(d.parts, "replace"), label: d.label }));
+    await client.discriminative.train(config("ts-bytes-strict", disc.DecodeError.DECODE_ERROR_STRICT), [{ examples: plain }]);
+    const model = { name: "ts-bytes-strict" };
+    const valid = toBytes(docs[docs.length - 1].parts);
+    assert.deepEqual(await client.discriminative.classify({ model, texts: [valid, Buffer.from("café")] }),
+      await client.discriminative.classify({ model, texts: [new TextDecoder().decode(valid), "café"] }));
+    const broken = queries[1];
+    const offset = toBytes(broken.slice(0, broken.findIndex((p) => typeof p !== "string"))).length;
+    const mentions = ["texts[2]", "UTF-8", `byte offset ${offset}`];
+    const texts = ["fine", valid, toBytes(broken)];
+    await rejectsWith(client.discriminative.classify({ model, texts }), status.INVALID_ARGUMENT, ...mentions);
+    await rejectsWith(client.discriminative.vectorize({ model, texts }), status.INVALID_ARGUMENT, ...mentions);
+    await assert.rejects(collect(client.discriminative.classifyStream([{ model, texts }])),
+      (e) => checkError(e, status.INVALID_ARGUMENT, ...mentions) !== undefined);
+    const examples = texts.map((text) => ({ text, label: "food" }));
+    await rejectsWith(client.discriminative.evaluate({ model }, [{ examples }]), status.INVALID_ARGUMENT, ...mentions);
+    await rejectsWith(client.discriminative.train(config("ts-bytes-never", disc.DecodeError.DECODE_ERROR_STRICT),
+      [{ examples: plain }, { examples }]), status.INVALID_ARGUMENT, "batch 1, example 2", "UTF-8", `byte offset ${offset}`);
+    await rejectsWith(client.discriminative.getModel({ model: { name: "ts-bytes-never" } }), status.NOT_FOUND);
+  });
+});
+
 describe("client streams", () => {
   it("stop reading the source when the server refuses the call", async () => {
     // 10 000 batches of 16 KiB (160 MiB: more than any flow-control window lets through before the refusal).
