@@ -491,7 +491,9 @@ describe("texts as bytes", () => {
     await assert.rejects(collect(client.discriminative.classifyStream([{ model, texts }])),
       (e) => checkError(e, status.INVALID_ARGUMENT, ...mentions) !== undefined);
     const examples = texts.map((text) => ({ text, label: "food" }));
-    await rejectsWith(client.discriminative.evaluate({ model }, [{ examples }]), status.INVALID_ARGUMENT, ...mentions);
+    // Evaluate names the example by its place in the stream: the third of the second batch is example 4.
+    await rejectsWith(client.discriminative.evaluate({ model }, [{ examples: examples.slice(0, 2) }, { examples }]),
+      status.INVALID_ARGUMENT, "example 4: ", "UTF-8", `byte offset ${offset}`);
     await rejectsWith(client.discriminative.train(config("ts-bytes-never", disc.DecodeError.DECODE_ERROR_STRICT),
       [{ examples: plain }, { examples }]), status.INVALID_ARGUMENT, "batch 1, example 2", "UTF-8", `byte offset ${offset}`);
     await rejectsWith(client.discriminative.getModel({ model: { name: "ts-bytes-never" } }), status.NOT_FOUND);
