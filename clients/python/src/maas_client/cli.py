@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import io
 import itertools
+import math
 import os
 import pathlib
 import sys
@@ -44,23 +45,43 @@ class UsageError(Exception):
 
 
 # -- input files ----------------------------------------------------------------------------------------------------
-def read_tsv(path: str, progress: "tqdm[Any]") -> Iterator[Tuple[str, str]]:
-    """(label, text) per non-blank 'label<TAB>text' line, read lazily; progress counts bytes."""
+def read_tsv(path: str, progress: "tqdm[Any]", weighted: bool = False) -> Iterator[Tuple[str, bytes, float]]:
+    """(label, text, weight) per non-blank line, read lazily: 'label<TAB>text' (weight 1.0), or with `weighted`
+    'label<TAB>weight<TAB>text' (weight a finite number >= 0). Labels must be UTF-8; texts are the line's bytes as
+    they are (the client decodes UTF-8 ones, and the model's decode_error handles the others). CRLF and a leading
+    UTF-8 BOM are accepted; progress counts bytes."""
+    expected = "label<TAB>weight<TAB>text" if weighted else "label<TAB>text"
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             progress.update(len(raw))
-            try:
-                line = raw.decode("utf-8").rstrip("\r\n")
-            except UnicodeDecodeError as e:
-                raise UsageError(f"{path}:{number}: invalid UTF-8 ({e.reason})") from e
+            line = raw[:-1] if raw.endswith(b"\n") else raw
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if number == 1 and line.startswith(b"\xef\xbb\xbf"):
+                line = line[3:]
             if not line.strip():
                 continue
-            label, tab, text = line.partition("\t")
+            where = f"{path}:{number}"
+            label, tab, text = line.partition(b"\t")
+            field = b""
+            if tab and weighted:
+                field, tab, text = text.partition(b"\t")
             if not tab:
-                raise UsageError(f"{path}:{number}: expected 'label<TAB>text' but found no tab")
-            if not label.strip():
-                raise UsageError(f"{path}:{number}: empty label before the tab")
-            yield label.strip(), text
+                raise UsageError(f"{where}: expected '{expected}' (--weighted)" if weighted
+                                 else f"{where}: expected '{expected}' but found no tab")
+            label = label.strip()
+            if not label:
+                raise UsageError(f"{where}: empty label before the tab")
+            try:
+                decoded = label.decode("utf-8")
+            except UnicodeDecodeError:
+                raise UsageError(f"{where}: the label is not valid UTF-8") from None
+            weight = 1.0
+            if weighted:
+                weight = _finite(field.decode("utf-8", "replace"), f"{where}: weight")
+                if weight < 0:
+                    raise UsageError(f"{where}: weight must be >= 0")
+            yield decoded, text, weight
 
 
 def _csv_chunk(lines: List[str], path: str, first_line: int) -> FloatArray:
@@ -139,6 +160,16 @@ def parse_settings(items: Sequence[str]) -> Dict[str, Any]:
     return settings
 
 
+def _finite(value: str, what: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise UsageError(f"{what}: {value.strip()!r} is not a number") from None
+    if not math.isfinite(number):
+        raise UsageError(f"{what}: {value.strip()!r} is not a finite number")
+    return number
+
+
 # -- commands -------------------------------------------------------------------------------------------------------
 class Context:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
@@ -181,9 +212,8 @@ def cmd_train(ctx: Context, conn: Connection) -> None:
             getattr(classifier, kind).alpha = a.alpha
     classes = [c.strip() for c in a.classes.split(",")] if a.classes else None
     with ctx.bar(total=os.path.getsize(a.file), unit="B", unit_scale=True, desc=f"train {a.name}") as bar:
-        examples = read_tsv(a.file, bar)
-        first, second = itertools.tee(examples)
-        result = DiscriminativeClient(conn).train((t for _, t in first), (label for label, _ in second),
+        first, second = itertools.tee(read_tsv(a.file, bar))
+        result = DiscriminativeClient(conn).train((t for _, t, _ in first), (label for label, _, _ in second),
                                                   name=a.name, vectorizer=vectorizer, classifier=classifier,
                                                   batch_size=a.batch_size, partial=a.partial, classes=classes)
     ctx.print(f"trained {result.info.name} version {result.info.version}: {result.num_documents} documents, "
@@ -222,7 +252,7 @@ def cmd_evaluate(ctx: Context, conn: Connection) -> None:
     a = ctx.args
     with ctx.bar(total=os.path.getsize(a.file), unit="B", unit_scale=True, desc=f"evaluate {a.name}") as bar:
         first, second = itertools.tee(read_tsv(a.file, bar))
-        ev = DiscriminativeClient(conn).evaluate(a.name, (t for _, t in first), (label for label, _ in second),
+        ev = DiscriminativeClient(conn).evaluate(a.name, (t for _, t, _ in first), (label for label, _, _ in second),
                                                  batch_size=a.batch_size)
     ctx.print(f"documents {ev.num_documents}  accuracy {ev.accuracy:.6f}  macro F1 {ev.macro_f1:.6f}  "
               f"weighted F1 {ev.weighted_f1:.6f}  log loss {ev.log_loss:.6f}")
