@@ -2,6 +2,7 @@
 model management, with progress bars (tqdm, on stderr; --progress never|always|auto).
 
     python -m maas_client --target 127.0.0.1:50051 train spam corpus.tsv
+    python -m maas_client train spam corpus.tsv --tfidf --ngram-range 1,2 --min-df 2 --classifier complement_nb
     python -m maas_client classify spam "cheap pills now"
     python -m maas_client fit blobs data.csv --family gaussian_mixture --set n_components=3 --seed 7
     python -m maas_client sample blobs 100000 --seed 1 --out draws.npy
@@ -21,8 +22,9 @@ import itertools
 import math
 import os
 import pathlib
+import re
 import sys
-from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, Union
+from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, TypeVar, Union
 
 import numpy as np
 from google.protobuf import json_format
@@ -170,6 +172,208 @@ def _finite(value: str, what: str) -> float:
     return number
 
 
+# -- train options --------------------------------------------------------------------------------------------------
+# The train options that configure the vectorizer and the classifier (argparse dests; every default is None, so
+# "not given" is None: with --partial, options not given mean the continued version's, as in the C++ CLI).
+VECTORIZER_OPTIONS = ("vectorizer", "tfidf", "analyzer", "ngram_range", "lowercase", "strip_accents", "stop_words",
+                      "stop_words_file", "token_pattern", "binary", "decode_error", "min_df", "max_df", "max_features",
+                      "vocabulary_file", "n_features", "alternate_sign", "norm", "hashing_norm", "use_idf",
+                      "smooth_idf", "sublinear_tf")
+CLASSIFIER_OPTIONS = ("classifier", "alpha", "force_alpha", "fit_prior", "class_prior", "binarize", "complement_norm")
+ANALYZERS = {"word": dpb.ANALYZER_WORD, "char": dpb.ANALYZER_CHAR, "char_wb": dpb.ANALYZER_CHAR_WB}
+STRIP_ACCENTS = {"ascii": dpb.STRIP_ACCENTS_ASCII, "unicode": dpb.STRIP_ACCENTS_UNICODE,
+                 "none": dpb.STRIP_ACCENTS_NONE}
+DECODE_ERRORS = {"strict": dpb.DECODE_ERROR_STRICT, "replace": dpb.DECODE_ERROR_REPLACE,
+                 "ignore": dpb.DECODE_ERROR_IGNORE}
+NORMS = {"l1": dpb.NORM_L1, "l2": dpb.NORM_L2, "none": dpb.NORM_NONE}
+CLASSIFIERS = ("multinomial_nb", "complement_nb", "bernoulli_nb")
+_DIGITS = re.compile(r"[0-9]+")
+T = TypeVar("T")
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
+
+
+def _choice(value: str, choices: Dict[str, T], dest: str) -> T:
+    key = value.lower()
+    if key not in choices:
+        raise UsageError(f"{_flag(dest)} must be {', '.join(list(choices)[:-1])} or {list(choices)[-1]}; "
+                         f"got {value!r}")
+    return choices[key]
+
+
+def _count(value: str, dest: str, minimum: int, maximum: int) -> int:
+    text = value.strip()
+    if not _DIGITS.fullmatch(text) or not minimum <= int(text) <= maximum:
+        bounds = f">= {minimum}" if maximum >= 2**63 else f"in [{minimum}, {maximum}]"
+        raise UsageError(f"{_flag(dest)} must be an integer {bounds}; got {value!r}")
+    return int(text)
+
+
+def _document_frequency(value: str, dest: str) -> dpb.DocumentFrequency:
+    """scikit-learn's int-or-float min_df / max_df: "2" is a document count, "0.5" or "1e-3" a fraction (the
+    service checks its range)."""
+    if not any(c in value for c in ".eE"):
+        text = value.strip()
+        if not _DIGITS.fullmatch(text):
+            raise UsageError(f"{_flag(dest)} must be a document count (an integer >= 0) or a fraction in [0, 1] "
+                             f"written with a '.'; got {value!r}")
+        return dpb.DocumentFrequency(count=int(text))
+    return dpb.DocumentFrequency(fraction=_finite(value, _flag(dest)))
+
+
+def _split_list(value: str) -> List[str]:
+    return [part.strip() for part in value.split(",")]
+
+
+def read_word_list(path: str) -> List[str]:
+    """One term per line (UTF-8; blank lines skipped, CRLF and a leading BOM accepted); errors name file and line."""
+    with open(path, "rb") as f:
+        content = f.read()
+    if content.startswith(b"\xef\xbb\xbf"):
+        content = content[3:]
+    words: List[str] = []
+    for number, raw in enumerate(content.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            words.append(raw.strip().decode("utf-8"))
+        except UnicodeDecodeError:
+            raise UsageError(f"{path}:{number}: invalid UTF-8") from None
+    if not words:
+        raise UsageError(f"{path}: no terms")
+    return words
+
+
+def train_configs(a: argparse.Namespace) -> Tuple[Optional[dpb.VectorizerConfig], Optional[dpb.ClassifierConfig]]:
+    """The vectorizer and classifier configs of `train` from the options given, as the C++ CLI's BuildTrainConfig:
+    without any vectorizer (classifier) option the config is None (the service's default, or with --partial the
+    continued version's); options that do not apply to the chosen kinds and bad values are UsageErrors."""
+
+    def given(dest: str) -> bool:
+        return getattr(a, dest) is not None
+
+    def not_for(dests: Sequence[str], what: str) -> None:
+        for dest in dests:
+            if given(dest):
+                raise UsageError(f"{_flag(dest)} does not apply to {what}")
+
+    vectorizer: Optional[dpb.VectorizerConfig] = None
+    if any(given(dest) for dest in VECTORIZER_OPTIONS):
+        vectorizer = dpb.VectorizerConfig()
+        kind = (a.vectorizer or "count").lower()
+        if kind == "tfidf":  # the Python CLI's shorthand for count + --tfidf
+            if a.tfidf is False:
+                raise UsageError("--vectorizer tfidf is the count vectorizer with --tfidf; --no-tfidf contradicts it")
+            kind = "count"
+        tfidf = a.tfidf is True or (a.vectorizer or "").lower() == "tfidf"
+        text: dpb.TextOptions
+        if kind == "count":
+            not_for(("n_features", "alternate_sign", "hashing_norm"), "the count vectorizer (use --vectorizer hashing)")
+            count = vectorizer.count
+            count.SetInParent()
+            text = count.text
+            if given("min_df"):
+                count.min_df.CopyFrom(_document_frequency(a.min_df, "min_df"))
+            if given("max_df"):
+                count.max_df.CopyFrom(_document_frequency(a.max_df, "max_df"))
+            if given("max_features"):
+                if a.max_features.strip() == "0":
+                    raise UsageError("--max-features must be >= 1 (leave it out for no limit)")
+                count.max_features = _count(a.max_features, "max_features", 1, 2**64 - 1)
+            if given("vocabulary_file"):
+                count.vocabulary.extend(read_word_list(a.vocabulary_file))
+        elif kind == "hashing":
+            not_for(("min_df", "max_df", "max_features", "vocabulary_file"),
+                    "the hashing vectorizer (it learns no vocabulary)")
+            hashing = vectorizer.hashing
+            hashing.SetInParent()
+            text = hashing.text
+            if given("n_features"):
+                hashing.n_features = _count(a.n_features, "n_features", 1, 2**31 - 1)
+            if given("alternate_sign"):
+                hashing.alternate_sign = a.alternate_sign
+            if given("hashing_norm"):
+                if not tfidf:
+                    raise UsageError("--hashing-norm is the hashing vectorizer's norm under --tfidf; without --tfidf "
+                                     "use --norm")
+                hashing.norm = _choice(a.hashing_norm, NORMS, "hashing_norm")
+            if given("norm") and not tfidf:
+                hashing.norm = _choice(a.norm, NORMS, "norm")
+        else:
+            raise UsageError(f"--vectorizer must be count, tfidf or hashing; got {a.vectorizer!r}")
+        if tfidf:
+            vectorizer.tfidf.SetInParent()
+            if given("norm"):
+                vectorizer.tfidf.norm = _choice(a.norm, NORMS, "norm")
+            if given("use_idf"):
+                vectorizer.tfidf.use_idf = a.use_idf
+            if given("smooth_idf"):
+                vectorizer.tfidf.smooth_idf = a.smooth_idf
+            if given("sublinear_tf"):
+                vectorizer.tfidf.sublinear_tf = a.sublinear_tf
+        else:
+            not_for(("use_idf", "smooth_idf", "sublinear_tf"), "raw counts (add --tfidf)")
+            if kind == "count" and given("norm"):
+                raise UsageError("--norm does not apply to raw counts (add --tfidf, or use --vectorizer hashing)")
+        if given("analyzer"):
+            text.analyzer = _choice(a.analyzer, ANALYZERS, "analyzer")
+        if given("ngram_range"):
+            parts = _split_list(a.ngram_range)
+            if len(parts) > 2 or not all(_DIGITS.fullmatch(p) for p in parts) \
+                    or not 1 <= int(parts[0]) <= int(parts[-1]) < 2**32:
+                raise UsageError("--ngram-range must be MIN,MAX with 1 <= MIN <= MAX (or one N); "
+                                 f"got {a.ngram_range!r}")
+            text.ngram_min, text.ngram_max = int(parts[0]), int(parts[-1])
+        if given("lowercase"):
+            text.lowercase = a.lowercase
+        if given("strip_accents"):
+            text.strip_accents = _choice(a.strip_accents, STRIP_ACCENTS, "strip_accents")
+        if given("stop_words"):
+            if given("stop_words_file"):
+                raise UsageError("give --stop-words (the built-in list) or --stop-words-file, not both")
+            text.stop_words = a.stop_words  # the service names the lists it knows
+        if given("stop_words_file"):
+            text.stop_word_list.extend(read_word_list(a.stop_words_file))
+        if given("token_pattern"):
+            text.token_pattern = a.token_pattern
+        if given("binary"):
+            text.binary = a.binary
+        if given("decode_error"):
+            text.decode_error = _choice(a.decode_error, DECODE_ERRORS, "decode_error")
+
+    classifier: Optional[dpb.ClassifierConfig] = None
+    if any(given(dest) for dest in CLASSIFIER_OPTIONS):
+        classifier = dpb.ClassifierConfig()
+        kind = (a.classifier or "multinomial_nb").lower()
+        if kind not in CLASSIFIERS:
+            raise UsageError("--classifier must be multinomial_nb, complement_nb or bernoulli_nb; "
+                             f"got {a.classifier!r}")
+        not_for({"multinomial_nb": ("binarize", "complement_norm"), "complement_nb": ("binarize",),
+                 "bernoulli_nb": ("complement_norm",)}[kind], kind)
+        nb: Union[dpb.MultinomialNbConfig, dpb.ComplementNbConfig, dpb.BernoulliNbConfig] = getattr(classifier, kind)
+        nb.SetInParent()
+        if given("alpha"):
+            nb.alpha = _finite(a.alpha, "--alpha")
+        if given("force_alpha"):
+            nb.force_alpha = a.force_alpha
+        if given("fit_prior"):
+            nb.fit_prior = a.fit_prior
+        if given("class_prior"):
+            nb.class_prior.extend(_finite(p, "--class-prior") for p in _split_list(a.class_prior))
+        if given("complement_norm"):
+            assert isinstance(nb, dpb.ComplementNbConfig)
+            nb.norm = a.complement_norm
+        if given("binarize"):
+            assert isinstance(nb, dpb.BernoulliNbConfig)
+            if a.binarize.strip().lower() == "none":
+                nb.disable_binarize = True
+            else:
+                nb.binarize = _finite(a.binarize, "--binarize")
+    return vectorizer, classifier
+
+
 # -- commands -------------------------------------------------------------------------------------------------------
 class Context:
     def __init__(self, args: argparse.Namespace, out: TextIO) -> None:
@@ -192,30 +396,19 @@ class Context:
 
 def cmd_train(ctx: Context, conn: Connection) -> None:
     a = ctx.args
-    vectorizer: Optional[dpb.VectorizerConfig] = None
-    classifier: Optional[dpb.ClassifierConfig] = None
-    # With --partial, options not given mean the continued version's (the service fills them in).
-    if a.vectorizer is not None or not a.partial:
-        vectorizer = dpb.VectorizerConfig()
-        if a.vectorizer in (None, "count"):
-            vectorizer.count.SetInParent()
-        elif a.vectorizer == "tfidf":
-            vectorizer.count.SetInParent()
-            vectorizer.tfidf.SetInParent()
-        else:
-            vectorizer.hashing.SetInParent()
-    if a.classifier is not None or a.alpha is not None or not a.partial:
-        kind = a.classifier or "multinomial_nb"
-        classifier = dpb.ClassifierConfig()
-        getattr(classifier, kind).SetInParent()
-        if a.alpha is not None:
-            getattr(classifier, kind).alpha = a.alpha
-    classes = [c.strip() for c in a.classes.split(",")] if a.classes else None
+    vectorizer, classifier = train_configs(a)
+    classes: Optional[List[str]] = None
+    if a.classes is not None:
+        classes = _split_list(a.classes)
+        if not all(classes):
+            raise UsageError("--classes has an empty label (comma-separated list)")
     with ctx.bar(total=os.path.getsize(a.file), unit="B", unit_scale=True, desc=f"train {a.name}") as bar:
-        first, second = itertools.tee(read_tsv(a.file, bar))
-        result = DiscriminativeClient(conn).train((t for _, t, _ in first), (label for label, _, _ in second),
-                                                  name=a.name, vectorizer=vectorizer, classifier=classifier,
-                                                  batch_size=a.batch_size, partial=a.partial, classes=classes)
+        # One tee per column the client consumes (an unconsumed copy would buffer the whole file).
+        columns = itertools.tee(read_tsv(a.file, bar, a.weighted), 3 if a.weighted else 2)
+        result = DiscriminativeClient(conn).train(
+            (text for _, text, _ in columns[0]), (label for label, _, _ in columns[1]),
+            weights=(weight for _, _, weight in columns[2]) if a.weighted else None, name=a.name,
+            vectorizer=vectorizer, classifier=classifier, batch_size=a.batch_size, partial=a.partial, classes=classes)
     ctx.print(f"trained {result.info.name} version {result.info.version}: {result.num_documents} documents, "
               f"{result.num_features} features, classes {', '.join(result.classes)}")
 
@@ -341,6 +534,16 @@ def cmd_models(ctx: Context, conn: Connection) -> None:
 
 
 # -- parser ---------------------------------------------------------------------------------------------------------
+TRAIN_DESCRIPTION = """\
+Train a text classifier from FILE: one example per line, 'label<TAB>text' (with --weighted
+'label<TAB>weight<TAB>text'); blank lines are skipped, CRLF and a leading BOM accepted. Labels must be
+UTF-8; texts are sent as they are, so --decode-error says what a text that is not UTF-8 becomes. The
+vectorizer and classifier options are scikit-learn's (CountVectorizer / HashingVectorizer / TfidfTransformer,
+MultinomialNB / ComplementNB / BernoulliNB) with dashes for underscores, and the same defaults. Options not
+given mean the service's defaults, or with --partial the continued version's. Options that do not apply
+to the chosen vectorizer or classifier are usage errors (exit status 2)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m maas_client", description="maas command line (Python client)")
     p.add_argument("--target", default=os.environ.get("MAAS_TARGET", "127.0.0.1:50051"),
@@ -356,17 +559,59 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bars on stderr (auto: only on a terminal)")
     sub = p.add_subparsers(dest="command", required=True)
 
-    t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)")
-    t.add_argument("name")
-    t.add_argument("file")
-    t.add_argument("--vectorizer", choices=("count", "tfidf", "hashing"),
-                   help="default count (with --partial: the continued version's)")
-    t.add_argument("--classifier", choices=("multinomial_nb", "complement_nb", "bernoulli_nb"),
-                   help="default multinomial_nb (with --partial: the continued version's)")
-    t.add_argument("--alpha", type=float)
-    t.add_argument("--partial", action="store_true", help="continue the latest version (partial_fit)")
-    t.add_argument("--classes", help="partial_fit's classes, comma-separated (needed on the first partial call)")
-    t.add_argument("--batch-size", type=int, default=1000)
+    t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)",
+                       usage="%(prog)s NAME FILE [--weighted] [--partial [--classes A,B,...]] [options]",
+                       description=TRAIN_DESCRIPTION)
+    t.add_argument("name", metavar="NAME", help="model name (a new version of it is stored)")
+    t.add_argument("file", metavar="FILE", help="the TSV file")
+    t.add_argument("--weighted", action="store_true",
+                   help="FILE holds 'label<TAB>weight<TAB>text' lines (scikit-learn's sample_weight, >= 0)")
+    t.add_argument("--partial", action="store_true", help="continue the latest version (partial_fit; a hashing "
+                   "vectorizer or a fixed vocabulary)")
+    t.add_argument("--classes", metavar="A,B,...", help="partial_fit's classes, comma-separated: every label the "
+                   "model will ever see (needed on the first partial call; without --partial they fix the classes)")
+    t.add_argument("--batch-size", type=int, default=1000, help="examples per streamed message (default 1000)")
+    flag = argparse.BooleanOptionalAction
+    v = t.add_argument_group("vectorizer (text options of both vectorizers)")
+    v.add_argument("--vectorizer", metavar="{count,hashing,tfidf}",
+                   help="CountVectorizer (default), HashingVectorizer, or tfidf = count with --tfidf")
+    v.add_argument("--analyzer", metavar="{word,char,char_wb}")
+    v.add_argument("--ngram-range", metavar="MIN,MAX", help="n-gram sizes (one N: N,N)")
+    v.add_argument("--lowercase", action=flag)
+    v.add_argument("--strip-accents", metavar="{ascii,unicode,none}")
+    v.add_argument("--stop-words", metavar="english", help="a built-in stop word list (word analyzer)")
+    v.add_argument("--stop-words-file", metavar="F", help="stop words, one per line (UTF-8)")
+    v.add_argument("--token-pattern", metavar="RE", help=r"token regex (default (?u)\b\w\w+\b)")
+    v.add_argument("--binary", action=flag, help="count each term at most once per text")
+    v.add_argument("--decode-error", metavar="{strict,replace,ignore}",
+                   help="what a text that is not UTF-8 becomes (default strict: the call fails naming it)")
+    v = t.add_argument_group("count vectorizer only")
+    v.add_argument("--min-df", metavar="N|F", help="min document frequency: an integer is a number of documents, "
+                   "a number with '.' a fraction")
+    v.add_argument("--max-df", metavar="N|F", help="max document frequency (as --min-df)")
+    v.add_argument("--max-features", metavar="N", help="keep the N most frequent terms")
+    v.add_argument("--vocabulary-file", metavar="F", help="a fixed vocabulary, one term per line (UTF-8)")
+    v = t.add_argument_group("hashing vectorizer only (--vectorizer hashing)")
+    v.add_argument("--n-features", metavar="N", help="number of columns (default 2**20)")
+    v.add_argument("--alternate-sign", action=flag)
+    v.add_argument("--hashing-norm", metavar="{l1,l2,none}",
+                   help="the hashing vectorizer's own norm under --tfidf (without --tfidf: --norm)")
+    v = t.add_argument_group("tf-idf (--tfidf)")
+    v.add_argument("--tfidf", action=flag, help="TF-IDF weighting on top of the vectorizer")
+    v.add_argument("--norm", metavar="{l1,l2,none}",
+                   help="TF-IDF's row norm; without --tfidf, the hashing vectorizer's (raw counts have none)")
+    v.add_argument("--use-idf", action=flag)
+    v.add_argument("--smooth-idf", action=flag)
+    v.add_argument("--sublinear-tf", action=flag)
+    v = t.add_argument_group("classifier")
+    v.add_argument("--classifier", metavar="{multinomial_nb,complement_nb,bernoulli_nb}",
+                   help="default multinomial_nb")
+    v.add_argument("--alpha", metavar="A", help="additive smoothing (default 1.0)")
+    v.add_argument("--force-alpha", action=flag, help="use alpha as given (--no-force-alpha: at least 1e-10)")
+    v.add_argument("--fit-prior", action=flag, help="learn class priors (--no-fit-prior: uniform)")
+    v.add_argument("--class-prior", metavar="P1,P2,...", help="fixed class priors in sorted class order")
+    v.add_argument("--binarize", metavar="T|none", help="bernoulli_nb only: threshold (default 0.0) or none")
+    v.add_argument("--complement-norm", action=flag, help="complement_nb only: its norm")
     t.set_defaults(run=cmd_train)
 
     c = sub.add_parser("classify", help="classify texts (arguments, or --file with one text per line)")
