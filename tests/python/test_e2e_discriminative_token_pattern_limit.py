@@ -54,8 +54,10 @@ def test_hostile_pattern_answers_invalid_argument_and_the_server_keeps_serving(s
         server.Classify(pb.ClassifyRequest(model=ref("m"), texts=["aac", HOSTILE]), timeout=CAP)
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "token_pattern", "match steps", "texts[0]"):
         server.Vectorize(pb.VectorizeRequest(model=ref("m"), texts=[HOSTILE, "aac"]), timeout=CAP)
-    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "token_pattern", "match steps", "texts[1]"):
+    # Evaluate names the example by its place in the stream (the second of the second batch: example 2).
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "token_pattern", "match steps", "example 2: "):
         server.Evaluate(iter([pb.EvaluateRequest(config=pb.EvaluateConfig(model=ref("m"))),
+                              pb.EvaluateRequest(batch=pb.TextBatch(examples=[pb.LabeledText(text="ac", label="x")])),
                               pb.EvaluateRequest(batch=pb.TextBatch(
                                   examples=[pb.LabeledText(text="aac", label="x"),
                                             pb.LabeledText(text=HOSTILE, label="y")]))]), timeout=CAP)
