@@ -244,3 +244,13 @@ def test_bad_training_lines_are_usage_errors_naming_the_line(server, tmp_path, c
     status, _, err = pycli(port, capsys, "train", "py-bad", tmp_path / "bad.tsv", *(["--weighted"] if weighted else []))
     assert status == 2, err
     assert f"bad.tsv{mentions}" in err and err.count("\n") == 1, err
+
+
+def test_shortened_option_names_are_refused(server, tmp_path, capsys):
+    """argparse takes a unique prefix for the whole option by default: '--hashing l1' used to mean --hashing-norm."""
+    port, stub = server
+    tsv = write_tsv(tmp_path / "s.tsv", ["a", "b"], ["one text", "another text"])
+    status, out, err = pycli(port, capsys, "train", "py-short", tsv, "--vectorizer", "hashing", "--tfidf",
+                             "--hashing", "l1")
+    assert status == 2, err
+    assert "unrecognized arguments: --hashing" in err

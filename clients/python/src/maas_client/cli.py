@@ -561,7 +561,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)",
                        usage="%(prog)s NAME FILE [--weighted] [--partial [--classes A,B,...]] [options]",
-                       description=TRAIN_DESCRIPTION)
+                       description=TRAIN_DESCRIPTION,
+                       # Many options share prefixes (--norm, --hashing-norm, --no-...): a shortened name must not
+                       # silently pick one of them.
+                       allow_abbrev=False)
     t.add_argument("name", metavar="NAME", help="model name (a new version of it is stored)")
     t.add_argument("file", metavar="FILE", help="the TSV file")
     t.add_argument("--weighted", action="store_true",
