@@ -237,6 +237,7 @@ def test_options_that_do_not_apply_are_usage_errors(server, tmp_path, capsys, ar
     (b"ok\t1.5\tfine\nbad\tno weight\n", True, ":2: expected 'label<TAB>weight<TAB>text'"),
     (b"ok\tmuch\tfine\n", True, ":1: weight: 'much' is not a number"),
     (b"ok\t-1\tfine\n", True, ":1: weight must be >= 0"),
+    (b"\n Label \t Text \r\nham\tfine\n", False, ":2 looks like a header ('Label<TAB>...')"),
 ])
 def test_bad_training_lines_are_usage_errors_naming_the_line(server, tmp_path, capsys, content, weighted, mentions):
     port, _ = server

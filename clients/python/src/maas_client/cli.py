@@ -47,12 +47,18 @@ class UsageError(Exception):
 
 
 # -- input files ----------------------------------------------------------------------------------------------------
+# A first line of these words is a header, not an example (as the C++ CLI decides).
+_HEADER_LABELS = {"label", "labels", "class", "category", "target", "y"}
+_HEADER_TEXTS = {b"text", b"texts", b"document", b"sentence", b"x", b"content"}
+
+
 def read_tsv(path: str, progress: "tqdm[Any]", weighted: bool = False) -> Iterator[Tuple[str, bytes, float]]:
     """(label, text, weight) per non-blank line, read lazily: 'label<TAB>text' (weight 1.0), or with `weighted`
     'label<TAB>weight<TAB>text' (weight a finite number >= 0). Labels must be UTF-8; texts are the line's bytes as
     they are (the client decodes UTF-8 ones, and the model's decode_error handles the others). CRLF and a leading
     UTF-8 BOM are accepted; progress counts bytes."""
     expected = "label<TAB>weight<TAB>text" if weighted else "label<TAB>text"
+    seen_example = False
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             progress.update(len(raw))
@@ -78,6 +84,11 @@ def read_tsv(path: str, progress: "tqdm[Any]", weighted: bool = False) -> Iterat
                 decoded = label.decode("utf-8")
             except UnicodeDecodeError:
                 raise UsageError(f"{where}: the label is not valid UTF-8") from None
+            if not weighted and not seen_example and decoded.lower() in _HEADER_LABELS \
+                    and text.strip().lower() in _HEADER_TEXTS:
+                raise UsageError(f"{where} looks like a header ('{decoded}<TAB>...'), not an example: the file holds "
+                                 "'label<TAB>text' lines only; remove the header line")
+            seen_example = True
             weight = 1.0
             if weighted:
                 weight = _finite(field.decode("utf-8", "replace"), f"{where}: weight")
