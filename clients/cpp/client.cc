@@ -16,6 +16,42 @@ namespace gv1 = ::maas::generative::v1;
 // The service config: round-robin balancing over the target's addresses.
 constexpr char kServiceConfig[] = R"({"loadBalancingConfig": [{"round_robin": {}}]})";
 
+// The client stream of Train and Evaluate: `first` (the config), then the examples of
+// `next_example` in TextBatch messages of batch_size (>= 1) examples, one batch held at a time;
+// then the call's status. A failing source cancels the call (so the server neither stores a model
+// nor reports metrics of partial data) and its error is returned.
+template <typename Request>
+absl::Status StreamExamples(grpc::ClientContext& context, grpc::ClientWriter<Request>& writer,
+                            const Request& first, const Client::ExampleSource& next_example,
+                            size_t batch_size) {
+  // Writes fail only when the call is already over; Finish() then reports why.
+  absl::Status source_status;
+  bool stream_ok = writer.Write(first);
+  Request message;
+  dv1::TextBatch* batch = message.mutable_batch();
+  while (stream_ok) {
+    absl::StatusOr<bool> more = next_example(batch->add_examples());
+    if (!more.ok()) {
+      source_status = more.status();
+      break;
+    }
+    if (!*more) batch->mutable_examples()->RemoveLast();
+    const bool full = static_cast<size_t>(batch->examples_size()) >= batch_size;
+    if ((full || !*more) && batch->examples_size() > 0) {
+      stream_ok = writer.Write(message);
+      batch->clear_examples();
+    }
+    if (!*more) break;
+  }
+  if (!source_status.ok()) {
+    context.TryCancel();
+    writer.Finish().IgnoreError();
+    return source_status;
+  }
+  writer.WritesDone();
+  return FromGrpcStatus(writer.Finish());
+}
+
 }  // namespace
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
@@ -153,37 +189,41 @@ absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,
   dv1::TrainResponse response;
   std::unique_ptr<grpc::ClientWriter<dv1::TrainRequest>> writer =
       discriminative_->Train(context.get(), &response);
-
-  // Writes fail only when the call is already over; Finish() then reports why.
-  absl::Status source_status;
-  dv1::TrainRequest message;
-  *message.mutable_config() = config;
-  bool stream_ok = writer->Write(message);
-  message.Clear();
-  dv1::TextBatch* batch = message.mutable_batch();
-  while (stream_ok) {
-    absl::StatusOr<bool> more = next_example(batch->add_examples());
-    if (!more.ok()) {
-      source_status = more.status();
-      break;
-    }
-    if (!*more) batch->mutable_examples()->RemoveLast();
-    const bool full = static_cast<size_t>(batch->examples_size()) >= batch_size;
-    if ((full || !*more) && batch->examples_size() > 0) {
-      stream_ok = writer->Write(message);
-      batch->clear_examples();
-    }
-    if (!*more) break;
-  }
-  if (!source_status.ok()) {
-    // Do not let the server store a model from partial data.
-    context->TryCancel();
-    writer->Finish().IgnoreError();
-    return source_status;
-  }
-  writer->WritesDone();
-  MAAS_RETURN_IF_ERROR(FromGrpcStatus(writer->Finish()));
+  dv1::TrainRequest first;
+  *first.mutable_config() = config;
+  MAAS_RETURN_IF_ERROR(StreamExamples(*context, *writer, first, next_example, batch_size));
   return response;
+}
+
+absl::StatusOr<dv1::EvaluateResponse> Client::Evaluate(const dv1::EvaluateConfig& config,
+                                                       const ExampleSource& next_example,
+                                                       size_t batch_size) {
+  if (batch_size == 0) {
+    return absl::InvalidArgumentError("Evaluate: batch_size must be >= 1");
+  }
+  auto context = NewContext();
+  dv1::EvaluateResponse response;
+  std::unique_ptr<grpc::ClientWriter<dv1::EvaluateRequest>> writer =
+      discriminative_->Evaluate(context.get(), &response);
+  dv1::EvaluateRequest first;
+  *first.mutable_config() = config;
+  MAAS_RETURN_IF_ERROR(StreamExamples(*context, *writer, first, next_example, batch_size));
+  return response;
+}
+
+absl::StatusOr<dv1::EvaluateResponse> Client::Evaluate(
+    const dv1::EvaluateConfig& config, const std::vector<dv1::LabeledText>& examples,
+    size_t batch_size) {
+  auto it = examples.begin();
+  return Evaluate(
+      config,
+      [&it, &examples](dv1::LabeledText* example) -> absl::StatusOr<bool> {
+        if (it == examples.end()) return false;
+        *example = *it;
+        ++it;
+        return true;
+      },
+      batch_size);
 }
 
 absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,

@@ -121,6 +121,16 @@ class Client {
         },
         batch_size);
   }
+  // Evaluate: streams the config (the model), then the labelled examples in TextBatch messages of
+  // batch_size (>= 1) examples, as Train does: one batch is held at a time. A failing source
+  // cancels the call and its error is returned.
+  absl::StatusOr<discriminative::v1::EvaluateResponse> Evaluate(
+      const discriminative::v1::EvaluateConfig& config, const ExampleSource& next_example,
+      size_t batch_size = kDefaultEvaluateBatchSize);
+  absl::StatusOr<discriminative::v1::EvaluateResponse> Evaluate(
+      const discriminative::v1::EvaluateConfig& config,
+      const std::vector<discriminative::v1::LabeledText>& examples,
+      size_t batch_size = kDefaultEvaluateBatchSize);
   absl::StatusOr<discriminative::v1::ClassifyResponse> Classify(
       const discriminative::v1::ClassifyRequest& request);
   absl::StatusOr<discriminative::v1::CreateModelResponse> CreateModel(
@@ -142,6 +152,7 @@ class Client {
 
   static constexpr size_t kDefaultTrainBatchSize = 1000;
   static constexpr size_t kDefaultFitChunkRows = 4096;
+  static constexpr size_t kDefaultEvaluateBatchSize = 1000;
 
  private:
   // A context with the deadline and the authorization header.

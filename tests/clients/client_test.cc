@@ -213,6 +213,56 @@ TEST_CASE("Train returns a failing source's error and does not finish the stream
   CHECK(response.status().code() == absl::StatusCode::kDataLoss);
 }
 
+TEST_CASE("Evaluate streams the model then batches of the requested size") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  std::vector<dv1::LabeledText> examples;
+  for (int i = 0; i < 7; ++i) {
+    dv1::LabeledText& example = examples.emplace_back();
+    example.set_text(i % 2 == 0 ? "a long text" : "hi");
+    example.set_label(i == 0 ? "short" : i % 2 == 0 ? "long" : "short");  // example 0 is wrong
+    if (i == 0) example.set_weight(3.0);
+  }
+  dv1::EvaluateConfig config;
+  config.mutable_model()->set_name("spam");
+  const auto response = client.Evaluate(config, examples, 3);
+  REQUIRE(response.ok());
+  CHECK(response->num_documents() == 7);
+  CHECK(response->model_version() == 5);
+  CHECK(response->accuracy() == 6.0 / 9.0);  // the weight reached the server
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().evaluate_model == "spam");
+    CHECK(server.observed().evaluate_batch_sizes == std::vector<size_t>{3, 3, 1});
+  }
+  REQUIRE(client.Evaluate(config, {examples.begin() + 1, examples.end()}, 1000).ok());
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().evaluate_batch_sizes == std::vector<size_t>{6});
+  }
+  CHECK(client.Evaluate(config, examples, 0).status().code() == absl::StatusCode::kInvalidArgument);
+
+  config.mutable_model()->set_name("missing");
+  CHECK(client.Evaluate(config, examples).status().code() == absl::StatusCode::kNotFound);
+}
+
+TEST_CASE("Evaluate returns a failing source's error") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  int produced = 0;
+  const auto response = client.Evaluate(
+      dv1::EvaluateConfig(),
+      [&produced](dv1::LabeledText* example) -> absl::StatusOr<bool> {
+        if (produced == 2) return absl::DataLossError("disk went away");
+        example->set_text("t");
+        example->set_label("long");
+        ++produced;
+        return true;
+      },
+      1);
+  CHECK(response.status().code() == absl::StatusCode::kDataLoss);
+}
+
 TEST_CASE("Classify round trip") {
   testing::FakeServer server;
   Client client(OptionsFor(server));

@@ -168,6 +168,67 @@ grpc::Status FakeDiscriminative::Train(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status FakeDiscriminative::Evaluate(grpc::ServerContext* context,
+                                          grpc::ServerReader<dv1::EvaluateRequest>* reader,
+                                          dv1::EvaluateResponse* response) {
+  Record(context, observed_);
+  dv1::EvaluateRequest message;
+  if (!reader->Read(&message) || !message.has_config()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "first message must be the config");
+  }
+  const std::string model = message.config().model().name();
+  const std::vector<std::string> classes = {"long", "short"};
+  std::vector<size_t> sizes;
+  double confusion[2][2] = {{0, 0}, {0, 0}};
+  double total = 0;
+  uint64_t documents = 0;
+  grpc::Status status = grpc::Status::OK;
+  while (reader->Read(&message)) {
+    if (!message.has_batch()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "config sent twice");
+    }
+    sizes.push_back(message.batch().examples_size());
+    for (const dv1::LabeledText& example : message.batch().examples()) {
+      const auto truth = std::find(classes.begin(), classes.end(), example.label());
+      if (truth == classes.end()) {
+        if (status.ok()) {
+          status = grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                "label '" + example.label() + "' is not a class of the model");
+        }
+        continue;
+      }
+      const double weight = example.has_weight() ? example.weight() : 1.0;
+      const int predicted = example.text().size() > 5 ? 0 : 1;
+      confusion[truth - classes.begin()][predicted] += weight;
+      total += weight;
+      ++documents;
+    }
+  }
+  {
+    std::lock_guard<std::mutex> lock(observed_->mu);
+    observed_->evaluate_batch_sizes = sizes;
+    observed_->evaluate_model = model;
+  }
+  if (model == "missing") {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "model 'missing' not found");
+  }
+  if (!status.ok()) return status;
+  if (documents == 0) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no examples");
+  response->set_num_documents(documents);
+  response->set_model_version(5);
+  response->set_accuracy((confusion[0][0] + confusion[1][1]) / total);
+  for (size_t i = 0; i < classes.size(); ++i) {
+    dv1::ClassMetrics* metrics = response->add_classes();
+    metrics->set_label(classes[i]);
+    metrics->set_support(confusion[i][0] + confusion[i][1]);
+  }
+  cv1::Matrix* matrix = response->mutable_confusion_matrix();
+  matrix->set_rows(2);
+  matrix->set_cols(2);
+  for (const auto& row : confusion) matrix->mutable_values()->Add(std::begin(row), std::end(row));
+  return grpc::Status::OK;
+}
+
 grpc::Status FakeDiscriminative::Classify(grpc::ServerContext* context,
                                           const dv1::ClassifyRequest* request,
                                           dv1::ClassifyResponse* response) {

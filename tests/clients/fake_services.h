@@ -19,11 +19,13 @@ namespace maas::client::testing {
 // What the fakes saw of the calls (for assertions).
 struct Observed {
   std::mutex mu;
-  std::vector<std::string> authorization;  // "authorization" header of each call ("" when absent)
-  std::vector<double> deadline_seconds;    // seconds from the call's arrival to its deadline
-  std::vector<size_t> train_batch_sizes;   // examples per TextBatch of the last Train call
-  std::string train_name;                  // TrainConfig.name of the last Train call
-  bool sample_cancelled = false;           // whether a Sample call saw cancellation
+  std::vector<std::string> authorization;    // "authorization" header of each call ("" when absent)
+  std::vector<double> deadline_seconds;      // seconds from the call's arrival to its deadline
+  std::vector<size_t> train_batch_sizes;     // examples per TextBatch of the last Train call
+  std::string train_name;                    // TrainConfig.name of the last Train call
+  std::vector<size_t> evaluate_batch_sizes;  // examples per TextBatch of the last Evaluate call
+  std::string evaluate_model;                // EvaluateConfig.model.name of the last Evaluate call
+  bool sample_cancelled = false;             // whether a Sample call saw cancellation
 };
 
 // Sample: sample i (absolute index start_index + k) is the row [i, seed, 0.5 * i]; latents [i % 3].
@@ -51,13 +53,18 @@ class FakeGenerative final : public generative::v1::GenerativeService::Service {
 
 // Train: records the batch sizes; answers num_documents, classes sorted, num_features = 7,
 // version 3. Classify: label "long" when the text has more than 5 bytes, else "short"; scores for
-// both classes.
+// both classes. Evaluate: records the batch sizes; predicts as Classify over the classes "long",
+// "short" and answers num_documents, model_version 5, the weighted accuracy and confusion matrix
+// (other metrics 0); NOT_FOUND for the model "missing", INVALID_ARGUMENT naming another label.
 class FakeDiscriminative final : public discriminative::v1::DiscriminativeService::Service {
  public:
   explicit FakeDiscriminative(Observed* observed) : observed_(observed) {}
   grpc::Status Train(grpc::ServerContext* context,
                      grpc::ServerReader<discriminative::v1::TrainRequest>* reader,
                      discriminative::v1::TrainResponse* response) override;
+  grpc::Status Evaluate(grpc::ServerContext* context,
+                        grpc::ServerReader<discriminative::v1::EvaluateRequest>* reader,
+                        discriminative::v1::EvaluateResponse* response) override;
   grpc::Status Classify(grpc::ServerContext* context,
                         const discriminative::v1::ClassifyRequest* request,
                         discriminative::v1::ClassifyResponse* response) override;
