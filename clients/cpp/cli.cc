@@ -421,7 +421,7 @@ absl::StatusOr<std::vector<dv1::LabeledText>> ParseLabeledLines(absl::string_vie
   }
   if (examples.empty()) {
     return absl::InvalidArgumentError(
-        absl::StrCat("training file has no examples (expected '", format, "' lines)"));
+        absl::StrCat("the file has no examples (expected '", format, "' lines)"));
   }
   return examples;
 }
@@ -827,6 +827,84 @@ std::string FormatTrain(const dv1::TrainResponse& response, bool json) {
                           {"classes", absl::StrCat(summary.classes_size(), ": ",
                                                    absl::StrJoin(summary.classes(), ", "))},
                           {"features", absl::StrCat(summary.num_features())}});
+}
+
+absl::StatusOr<std::string> FormatEvaluate(absl::string_view model,
+                                           const dv1::EvaluateResponse& response, bool json) {
+  const cv1::Matrix& confusion = response.confusion_matrix();
+  MAAS_RETURN_IF_ERROR(CheckMatrix(confusion, "confusion"));
+  const uint64_t num_classes = static_cast<uint64_t>(response.classes_size());
+  if (confusion.rows() != num_classes || confusion.cols() != num_classes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("malformed confusion matrix from the server: ", confusion.rows(), " x ",
+                     confusion.cols(), " for ", num_classes, " classes"));
+  }
+  if (json) {
+    JsonWriter w;
+    w.BeginObject()
+        .Key("model")
+        .String(model)
+        .Key("model_version")
+        .Int(response.model_version())
+        .Key("num_documents")
+        .Uint(response.num_documents())
+        .Key("accuracy")
+        .Double(response.accuracy())
+        .Key("macro_f1")
+        .Double(response.macro_f1())
+        .Key("weighted_f1")
+        .Double(response.weighted_f1())
+        .Key("log_loss")
+        .Double(response.log_loss())
+        .Key("classes")
+        .BeginArray();
+    for (const dv1::ClassMetrics& c : response.classes()) {
+      w.BeginObject()
+          .Key("label")
+          .String(c.label())
+          .Key("precision")
+          .Double(c.precision())
+          .Key("recall")
+          .Double(c.recall())
+          .Key("f1")
+          .Double(c.f1())
+          .Key("support")
+          .Double(c.support())
+          .EndObject();
+    }
+    w.EndArray().Key("confusion_matrix").BeginArray();
+    WriteRows(confusion, &w);
+    w.EndArray().EndObject();
+    return w.str() + "\n";
+  }
+  std::string out = FormatTable({}, {{"model", EscapeForTerminal(model)},
+                                     {"version", absl::StrCat(response.model_version())},
+                                     {"documents", absl::StrCat(response.num_documents())},
+                                     {"accuracy", HumanDouble(response.accuracy())},
+                                     {"macro F1", HumanDouble(response.macro_f1())},
+                                     {"weighted F1", HumanDouble(response.weighted_f1())},
+                                     {"log loss", HumanDouble(response.log_loss())}});
+  std::vector<std::string> labels;
+  std::vector<std::vector<std::string>> rows;
+  for (const dv1::ClassMetrics& c : response.classes()) {
+    labels.push_back(EscapeForTerminal(c.label(), 100));
+    rows.push_back({labels.back(), HumanDouble(c.precision()), HumanDouble(c.recall()),
+                    HumanDouble(c.f1()), HumanDouble(c.support())});
+  }
+  absl::StrAppend(&out, "\n", FormatTable({"CLASS", "PRECISION", "RECALL", "F1", "SUPPORT"}, rows));
+  std::vector<std::string> header = {"TRUE\\PREDICTED"};
+  header.insert(header.end(), labels.begin(), labels.end());
+  rows.clear();
+  for (uint32_t r = 0; r < confusion.rows(); ++r) {
+    std::vector<std::string>& row = rows.emplace_back();
+    row.push_back(labels[r]);
+    for (uint32_t c = 0; c < confusion.cols(); ++c) {
+      row.push_back(HumanDouble(confusion.values(r * confusion.cols() + c)));
+    }
+  }
+  absl::StrAppend(&out, "\nconfusion matrix (rows: true class, columns: predicted class)\n",
+                  FormatTable(header, rows));
+  return out;
 }
 
 std::string FormatClassify(const std::vector<std::string>& texts,
@@ -1273,6 +1351,7 @@ const std::map<std::string, CommandSpec>& Commands() {
          "binarize",
          "complement_norm"},
         {"name", "data"}}},
+      {"evaluate", {{"model", "model_version", "data", "weighted"}, {"model", "data"}}},
       {"classify", {{"model", "model_version", "top_k", "text_file"}, {"model"}}},
       {"get", {{"model", "model_version", "type"}, {"model"}}},
       {"delete", {{"model", "model_version", "type"}, {"model"}}},
@@ -1431,6 +1510,11 @@ commands:
         --complement_norm (complement_nb's norm)
       --partial continues the latest version as partial_fit (hashing, or a fixed vocabulary);
       its first call needs --classes, every label the model will ever see.
+  evaluate --model NAME [--model_version V] --data FILE.tsv [--weighted]
+      Evaluate a text classifier on labelled texts (the format of train's --data, streamed in
+      batches): documents, accuracy, macro / weighted F1 and log loss, then PRECISION RECALL F1
+      SUPPORT per class and the confusion matrix (rows: true class, columns: predicted class).
+      With --weighted the metrics use the lines' weights (scikit-learn's sample_weight).
   classify --model NAME [--model_version V] [--top_k K] (TEXT... | --text_file F)
       Classify texts (one per line in F): INDEX LABEL PROBABILITIES. Texts are sent as they
       are: the model's decode_error handles bytes that are not UTF-8.

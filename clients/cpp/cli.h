@@ -165,6 +165,17 @@ std::string FormatFit(const generative::v1::FitModelResponse& response, bool jso
 // {"name", "version", "family", "documents", "features", "classes": [...], "class_count": [...]}.
 std::string FormatTrain(const discriminative::v1::TrainResponse& response, bool json);
 
+// `maas evaluate`: a two-column summary (model, version, documents, accuracy, macro F1, weighted
+// F1, log loss), then CLASS PRECISION RECALL F1 SUPPORT (one row per class, in class order), then
+// the confusion matrix as a table (rows: true class, columns: predicted class, labelled). JSON:
+// {"model", "model_version", "num_documents", "accuracy", "macro_f1", "weighted_f1", "log_loss",
+// "classes": [{"label", "precision", "recall", "f1", "support"}], "confusion_matrix": [[...]]}
+// (the EvaluateResponse's fields and names; the matrix as rows). INVALID_ARGUMENT when the
+// confusion matrix from the server is not classes x classes.
+absl::StatusOr<std::string> FormatEvaluate(absl::string_view model,
+                                           const discriminative::v1::EvaluateResponse& response,
+                                           bool json);
+
 // `maas classify`: INDEX LABEL PROBABILITIES ("spam=0.93 ham=0.07"). JSON: {"model_version",
 // "results": [{"text", "label", "scores": [{"label", "probability", "log_probability"}]}]}.
 // `texts` are the request's texts (echoed in JSON only); results beyond them get "" as text.
@@ -185,7 +196,7 @@ absl::StatusOr<std::string> FormatMessage(const google::protobuf::Message& messa
 
 // Everything a command needs, filled from the flags by main.cc.
 struct CommandArgs {
-  // models | sample | estimate | fit | train | classify | get | delete.
+  // models | sample | estimate | fit | train | evaluate | classify | get | delete.
   std::string command;
   // Arguments after the command (classify: the texts).
   std::vector<std::string> positional;
@@ -256,8 +267,8 @@ struct CommandArgs {
     std::string class_prior;  // "0.2,0.8"
     std::string binarize;     // a threshold >= 0, or none
     bool complement_norm = false;
-    std::string classes;  // "a,b,c"
-    bool weighted = false;
+    std::string classes;    // "a,b,c"
+    bool weighted = false;  // train and evaluate: 'label<TAB>weight<TAB>text' lines
   } train;
 };
 

@@ -101,6 +101,23 @@ absl::Status RunTrain(Client& client, const cli::CommandArgs& args, std::ostream
   return absl::OkStatus();
 }
 
+absl::Status RunEvaluate(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+  MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.data));
+  // The same file format (and parser) as train's --data.
+  absl::StatusOr<std::vector<dv1::LabeledText>> examples =
+      args.train.weighted ? cli::ParseWeightedTrainingTsv(content) : cli::ParseTrainingTsv(content);
+  if (!examples.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat(args.data, ": ", examples.status().message()));
+  }
+  dv1::EvaluateConfig config;
+  *config.mutable_model() = ModelRefOf(args);
+  MAAS_ASSIGN_OR_RETURN(const dv1::EvaluateResponse response, client.Evaluate(config, *examples));
+  MAAS_ASSIGN_OR_RETURN(const std::string text,
+                        cli::FormatEvaluate(args.model, response, args.json));
+  out << text;
+  return absl::OkStatus();
+}
+
 absl::Status RunFit(Client& client, const cli::CommandArgs& args, std::ostream& out) {
   MAAS_ASSIGN_OR_RETURN(const gv1::FitConfig config, cli::BuildFitConfig(args));
   MAAS_ASSIGN_OR_RETURN(const std::string content, cli::ReadFile(args.data));
@@ -166,6 +183,7 @@ absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostre
   if (args.command == "estimate") return RunEstimate(client, args, out);
   if (args.command == "fit") return RunFit(client, args, out);
   if (args.command == "train") return RunTrain(client, args, out);
+  if (args.command == "evaluate") return RunEvaluate(client, args, out);
   if (args.command == "classify") return RunClassify(client, args, out);
   if (args.command == "get") return RunGet(client, args, out);
   if (args.command == "delete") return RunDelete(client, args, out);

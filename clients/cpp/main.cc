@@ -51,10 +51,11 @@ ABSL_FLAG(std::string, x, "", "estimate: rows inline, e.g. \"1,2;3,4\"");
 ABSL_FLAG(std::string, x_file, "", "estimate: CSV file, one row per line");
 ABSL_FLAG(std::string, estimator, "", "estimate: exact, prior, importance or ais");
 ABSL_FLAG(std::string, name, "", "train, fit: model name");
-ABSL_FLAG(std::string, data, "", "train: TSV file of label<TAB>text lines; fit: CSV file of rows");
+ABSL_FLAG(std::string, data, "",
+          "train, evaluate: TSV file of label<TAB>text lines; fit: CSV file of rows");
 ABSL_FLAG(bool, partial, false, "train: continue the latest version (partial_fit)");
 ABSL_FLAG(std::string, classes, "", "train --partial: every class label, comma-separated");
-ABSL_FLAG(bool, weighted, false, "train: --data lines are label<TAB>weight<TAB>text");
+ABSL_FLAG(bool, weighted, false, "train, evaluate: --data lines are label<TAB>weight<TAB>text");
 ABSL_FLAG(std::string, vectorizer, "count", "train: count or hashing");
 ABSL_FLAG(bool, tfidf, false, "train: TF-IDF weighting on top of the vectorizer");
 ABSL_FLAG(std::string, analyzer, "word", "train: word, char or char_wb");

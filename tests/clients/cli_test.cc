@@ -3,6 +3,7 @@
 // formats.
 #include "clients/cpp/cli.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
@@ -370,6 +371,113 @@ TEST_CASE("FormatTrain, FormatClassify and FormatDelete") {
         "\n");
 }
 
+// A 2-class evaluation: 3 ham (2 right), 2 spam (both right).
+maas::discriminative::v1::EvaluateResponse TwoClassEvaluation() {
+  maas::discriminative::v1::EvaluateResponse response;
+  response.set_num_documents(5);
+  response.set_model_version(4);
+  response.set_accuracy(0.8);
+  response.set_macro_f1(0.8);
+  response.set_weighted_f1(0.8);
+  response.set_log_loss(0.1 / 3);
+  const auto add = [&response](const std::string& label, double p, double r, double f1,
+                               double support) {
+    maas::discriminative::v1::ClassMetrics* c = response.add_classes();
+    c->set_label(label);
+    c->set_precision(p);
+    c->set_recall(r);
+    c->set_f1(f1);
+    c->set_support(support);
+  };
+  add("ham", 1.0, 2.0 / 3, 0.8, 3);
+  add("spam", 2.0 / 3, 1.0, 0.8, 2);
+  cv1::Matrix* m = response.mutable_confusion_matrix();
+  m->set_rows(2);
+  m->set_cols(2);
+  for (double v : {2.0, 1.0, 0.0, 2.0}) m->add_values(v);
+  return response;
+}
+
+TEST_CASE("FormatEvaluate human: summary, per-class table and labelled confusion matrix") {
+  const auto text = FormatEvaluate("spam-model", TwoClassEvaluation(), false);
+  REQUIRE(text.ok());
+  CHECK(*text ==
+        "model        spam-model\n"
+        "version      4\n"
+        "documents    5\n"
+        "accuracy     0.8\n"
+        "macro F1     0.8\n"
+        "weighted F1  0.8\n"
+        "log loss     0.0333333\n"
+        "\n"
+        "CLASS  PRECISION  RECALL    F1   SUPPORT\n"
+        "ham    1          0.666667  0.8  3\n"
+        "spam   0.666667   1         0.8  2\n"
+        "\n"
+        "confusion matrix (rows: true class, columns: predicted class)\n"
+        "TRUE\\PREDICTED  ham  spam\n"
+        "ham             2    1\n"
+        "spam            0    2\n");
+
+  // Weighted supports and counts keep their fractions; control bytes in labels are escaped.
+  auto weighted = TwoClassEvaluation();
+  weighted.mutable_classes(0)->set_support(2.5);
+  weighted.mutable_classes(1)->set_label("sp\x01m");
+  weighted.mutable_confusion_matrix()->set_values(1, 0.25);
+  const auto escaped = FormatEvaluate("m", weighted, false);
+  REQUIRE(escaped.ok());
+  CHECK_THAT(*escaped, Catch::Contains("ham      1          0.666667  0.8  2.5\n"));
+  CHECK_THAT(*escaped, Catch::Contains("TRUE\\PREDICTED  ham  sp\\x01m\n"));
+  CHECK_THAT(*escaped, Catch::Contains("ham             2    0.25\n"));
+}
+
+TEST_CASE("FormatEvaluate JSON is the response's fields, exactly, with the matrix as rows") {
+  const auto response = TwoClassEvaluation();
+  const auto json = FormatEvaluate("spam-model", response, true);
+  REQUIRE(json.ok());
+  CHECK_THAT(*json, Catch::EndsWith("}\n"));
+  CHECK(std::count(json->begin(), json->end(), '\n') == 1);
+  const auto fields = ParseJson(*json).struct_value().fields();
+  CHECK(fields.at("model").string_value() == "spam-model");
+  CHECK(fields.at("model_version").number_value() == 4);
+  CHECK(fields.at("num_documents").number_value() == 5);
+  CHECK(fields.at("accuracy").number_value() == response.accuracy());
+  CHECK(fields.at("macro_f1").number_value() == response.macro_f1());
+  CHECK(fields.at("weighted_f1").number_value() == response.weighted_f1());
+  CHECK(fields.at("log_loss").number_value() == response.log_loss());  // bit for bit
+  const auto& classes = fields.at("classes").list_value();
+  REQUIRE(classes.values_size() == 2);
+  for (int i = 0; i < 2; ++i) {
+    const auto& c = classes.values(i).struct_value().fields();
+    CHECK(c.at("label").string_value() == response.classes(i).label());
+    CHECK(c.at("precision").number_value() == response.classes(i).precision());
+    CHECK(c.at("recall").number_value() == response.classes(i).recall());
+    CHECK(c.at("f1").number_value() == response.classes(i).f1());
+    CHECK(c.at("support").number_value() == response.classes(i).support());
+  }
+  const auto& matrix = fields.at("confusion_matrix").list_value();
+  REQUIRE(matrix.values_size() == 2);
+  for (int r = 0; r < 2; ++r) {
+    const auto& row = matrix.values(r).list_value();
+    REQUIRE(row.values_size() == 2);
+    for (int c = 0; c < 2; ++c) {
+      CHECK(row.values(c).number_value() == response.confusion_matrix().values(r * 2 + c));
+    }
+  }
+}
+
+TEST_CASE("FormatEvaluate refuses a confusion matrix that does not match the classes") {
+  using Catch::Contains;
+  auto response = TwoClassEvaluation();
+  response.mutable_confusion_matrix()->mutable_values()->RemoveLast();
+  CHECK_THAT(ErrorOf(FormatEvaluate("m", response, false).status()),
+             Contains("malformed confusion matrix"));
+  response = TwoClassEvaluation();
+  response.add_classes()->set_label("third");
+  CHECK_THAT(ErrorOf(FormatEvaluate("m", response, true).status()),
+             Contains("2 x 2 for 3 classes"));
+}
+
 TEST_CASE("FormatMessage prints parseable text format and proto JSON") {
   gv1::GetModelResponse response;
   response.mutable_info()->set_name("u");
@@ -535,6 +643,46 @@ TEST_CASE("ValidateCommandArgs") {
   CHECK_THAT(error(args), Contains("unknown model type"));
   args.type = "discriminative";
   CHECK(ValidateCommandArgs(args).ok());
+}
+
+TEST_CASE("ValidateCommandArgs: evaluate needs --model and --data, takes --weighted") {
+  using Catch::Contains;
+  const auto error = [](const CommandArgs& args) {
+    return std::string(ValidateCommandArgs(args).message());
+  };
+  CommandArgs args;
+  args.command = "evaluate";
+  args.flags_set = {"data"};
+  args.data = "test.tsv";
+  CHECK_THAT(error(args), Contains("'evaluate' needs --model"));
+  args.flags_set = {"model"};
+  args.model = "spam";
+  CHECK_THAT(error(args), Contains("'evaluate' needs --data"));
+  args.flags_set = {"model", "data", "model_version", "weighted", "json", "target"};
+  args.version = 2;
+  args.train.weighted = true;
+  CHECK(ValidateCommandArgs(args).ok());
+  args.data = "";
+  CHECK_THAT(error(args), Contains("--data must not be empty"));
+  args.data = "test.tsv";
+  // Train's and classify's own flags do not apply.
+  for (const std::string flag :
+       {"name", "partial", "classes", "vectorizer", "top_k", "text_file"}) {
+    INFO(flag);
+    CommandArgs other = args;
+    other.flags_set.insert(flag);
+    CHECK_THAT(error(other), Contains("flag --" + flag + " does not apply to 'evaluate'"));
+  }
+  args.positional = {"extra"};
+  CHECK_THAT(error(args), Contains("'evaluate' takes no arguments"));
+
+  CHECK_THAT(UsageText(),
+             Contains("\n  evaluate --model NAME [--model_version V] --data FILE.tsv"));
+  const std::string usage = CommandUsage("evaluate");
+  CHECK_THAT(usage, Contains("evaluate --model NAME"));
+  CHECK_THAT(usage, Contains("--weighted"));
+  CHECK_THAT(usage, !Contains("classify --model"));
+  CHECK_THAT(usage, !Contains("train    --name"));
 }
 
 TEST_CASE("BuildTrainConfig maps the train flags onto the vectorizer and classifier configs") {

@@ -52,7 +52,8 @@ TEST_CASE("maas usage errors exit 2 with one line pointing to --help") {
   for (const std::string args :
        {"", "fly", "--nosuchflag models", "models --model=x", "sample --model m",
         "--num_samples=abc sample --model m", "estimate --model m", "--timeout=-1 models",
-        "classify --model m", "--model"}) {
+        "classify --model m", "--model", "evaluate --model m", "evaluate --data f.tsv",
+        "evaluate --model m --data f.tsv --name x", "evaluate --model m --data f.tsv --bogus"}) {
     INFO(args);
     const Result result = Run(args);
     CHECK(result.exit_code == 2);
@@ -73,6 +74,13 @@ TEST_CASE("maas COMMAND --help shows that command, --version the CLI's version")
   CHECK(result.exit_code == 0);
   CHECK_THAT(result.out, Catch::Contains("train    --name NAME --data FILE.tsv"));
   CHECK_THAT(result.out, !Catch::Contains("Stream samples"));
+  result = Run("evaluate --help");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out,
+             Catch::Contains("evaluate --model NAME [--model_version V] --data FILE.tsv"));
+  CHECK_THAT(result.out, !Catch::Contains("Stream samples"));
+  result = Run("--help");
+  CHECK_THAT(result.out, Catch::Contains("\n  evaluate --model NAME"));
   result = Run("--version");
   CHECK(result.exit_code == 0);
   CHECK_THAT(result.out, Catch::StartsWith("maas git-"));
@@ -176,6 +184,34 @@ TEST_CASE("maas commands against the fake services") {
   result = Run(target + " --auth_token_file=/nonexistent/token models");
   CHECK(result.exit_code == 1);
   CHECK_THAT(result.err, Catch::StartsWith("maas: NOT_FOUND: cannot open"));
+
+  const std::string evaluate_tsv = TempPath("evaluate.tsv");
+  std::ofstream(evaluate_tsv)
+      << "long\t2\ta long text\nshort\t1\thi\nshort\t1\tanother long text\n";
+  result = Run(target + " evaluate --model spam --weighted --data " + evaluate_tsv);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("documents    3\n"));
+  CHECK_THAT(result.out, Catch::Contains("accuracy     0.75\n"));  // weights 2 + 1 of 4
+  CHECK_THAT(result.out, Catch::Contains("TRUE\\PREDICTED  long  short\n"
+                                         "long            2     0\n"
+                                         "short           1     1\n"));
+  result = Run(target + " evaluate --model missing --weighted --data " + evaluate_tsv);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err == "maas: NOT_FOUND: model 'missing' not found\n");
+  // Unweighted, the same lines are 'label<TAB>text' (the weight is a part of the text).
+  result = Run(target + " --json evaluate --model spam --data " + evaluate_tsv);
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains(R"("accuracy":0.6666666666666666,)"));
+  std::ofstream(evaluate_tsv, std::ios::app) << "other\tx\n";
+  result = Run(target + " --json evaluate --model spam --data " + evaluate_tsv);
+  CHECK(result.exit_code == 1);
+  CHECK(result.err ==
+        "{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":\"label 'other' is not a class of "
+        "the model\"}}\n");
+  std::remove(evaluate_tsv.c_str());
+  result = Run(target + " evaluate --model spam --data " + evaluate_tsv);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: NOT_FOUND: cannot open '" + evaluate_tsv));
 
   result = Run(target + " classify --model spam -- hi -dash-text-");
   CHECK(result.exit_code == 0);
