@@ -466,12 +466,46 @@ absl::StatusOr<cv1::ModelType> ParseModelType(absl::string_view name) {
 // ---------------------------------------------------------------------------------------------------------
 // Output
 
+size_t DisplayWidth(absl::string_view text) {
+  size_t width = 0;
+  for (size_t i = 0; i < text.size();) {
+    const size_t len = Utf8SequenceLength(text, i);
+    if (len == 0) {  // a stray byte: one column
+      ++width;
+      ++i;
+      continue;
+    }
+    uint32_t code_point = static_cast<unsigned char>(text[i]);
+    if (len > 1) {
+      code_point &= 0xFF >> (len + 1);
+      for (size_t k = 1; k < len; ++k) {
+        code_point = (code_point << 6) | (static_cast<unsigned char>(text[i + k]) & 0x3F);
+      }
+    }
+    const bool combining = (code_point >= 0x0300 && code_point <= 0x036F) ||
+                           (code_point >= 0x200B && code_point <= 0x200F);
+    const bool wide = (code_point >= 0x1100 && code_point <= 0x115F) ||
+                      (code_point >= 0x2E80 && code_point <= 0xA4CF && code_point != 0x303F) ||
+                      (code_point >= 0xAC00 && code_point <= 0xD7A3) ||
+                      (code_point >= 0xF900 && code_point <= 0xFAFF) ||
+                      (code_point >= 0xFE30 && code_point <= 0xFE4F) ||
+                      (code_point >= 0xFF00 && code_point <= 0xFF60) ||
+                      (code_point >= 0xFFE0 && code_point <= 0xFFE6) ||
+                      (code_point >= 0x1F300 && code_point <= 0x1F64F) ||
+                      (code_point >= 0x1F900 && code_point <= 0x1F9FF) ||
+                      (code_point >= 0x20000 && code_point <= 0x3FFFD);
+    width += combining ? 0 : wide ? 2 : 1;
+    i += len;
+  }
+  return width;
+}
+
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows) {
   std::vector<size_t> widths(header.size(), 0);
   const auto measure = [&widths](const std::vector<std::string>& row) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
-    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], row[c].size());
+    for (size_t c = 0; c < row.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
   };
   measure(header);
   for (const auto& row : rows) measure(row);
@@ -480,7 +514,7 @@ std::string FormatTable(const std::vector<std::string>& header,
     std::string line;
     for (size_t c = 0; c < row.size(); ++c) {
       line.append(row[c]);
-      if (c + 1 < row.size()) line.append(widths[c] - row[c].size() + 2, ' ');
+      if (c + 1 < row.size()) line.append(widths[c] - DisplayWidth(row[c]) + 2, ' ');
     }
     absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(line), "\n");
   };

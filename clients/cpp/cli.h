@@ -115,8 +115,14 @@ absl::StatusOr<common::v1::ModelType> ParseModelType(absl::string_view name);
 // ---------------------------------------------------------------------------------------------------------
 // Output. Every Format* function returns the complete text, ending in '\n'.
 
-// Left-aligned columns separated by two spaces, no trailing spaces. `header` may be empty (no
-// header line).
+// Columns on a terminal of the UTF-8 `text`: one per code point, two for East Asian wide and
+// fullwidth characters (CJK, Hangul, fullwidth forms, emoji), none for combining diacritics and
+// zero-width spaces, one per byte that is not UTF-8. An approximation of wcwidth() without the
+// locale.
+size_t DisplayWidth(absl::string_view text);
+
+// Left-aligned columns separated by two spaces, no trailing spaces; columns are aligned by
+// DisplayWidth, so non-ASCII labels line up. `header` may be empty (no header line).
 std::string FormatTable(const std::vector<std::string>& header,
                         const std::vector<std::vector<std::string>>& rows);
 

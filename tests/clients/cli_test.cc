@@ -246,6 +246,21 @@ TEST_CASE("FormatTable aligns columns") {
   CHECK(FormatTable({"A", "B"}, {}) == "A  B\n");
 }
 
+TEST_CASE("FormatTable aligns UTF-8 text by its width on a terminal, not its bytes") {
+  CHECK(DisplayWidth("abc") == 3);
+  CHECK(DisplayWidth("\xC3\xA9t\xC3\xA9") == 3);         // été
+  CHECK(DisplayWidth("e\xCC\x81t\xC3\xA9") == 3);        // e + combining acute, t, é
+  CHECK(DisplayWidth("\xE6\x9D\xB1\xE4\xBA\xAC") == 4);  // 東京: two wide characters
+  CHECK(DisplayWidth("\xEF\xBC\xA1") == 2);              // fullwidth A
+  CHECK(DisplayWidth("a\xFF") == 2);                     // a stray byte: one column
+  CHECK(FormatTable({"LABEL", "N"},
+                    {{"\xC3\xA9t\xC3\xA9", "1"}, {"\xE6\x9D\xB1\xE4\xBA\xAC", "2"}, {"x", "3"}}) ==
+        "LABEL  N\n"
+        "\xC3\xA9t\xC3\xA9    1\n"
+        "\xE6\x9D\xB1\xE4\xBA\xAC   2\n"
+        "x      3\n");
+}
+
 TEST_CASE("FormatModels human and JSON") {
   cv1::ListModelsResponse response;
   cv1::ModelInfo* a = response.add_models();
