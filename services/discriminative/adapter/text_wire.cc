@@ -42,17 +42,18 @@ bool TakeBatch(wire::TextBatch& read, v1::TextBatch* out) {
   return true;
 }
 
-template <class Request>
+template <class Wire, class Request>
 bool ParseBatchStreamRequest(pb::io::ZeroCopyInputStream* in, Request* out) {
-  wire::BatchStreamRequest read;
+  Wire read;
   out->Clear();
   if (!read.ParseFromZeroCopyStream(in) || !MergeUnknownFields(read, out)) return false;
   switch (read.message_case()) {
-    case wire::BatchStreamRequest::kConfig:
-      return MergeUnknownFields(read.config(), out->mutable_config());
-    case wire::BatchStreamRequest::kBatch:
+    case Wire::kConfig:
+      out->mutable_config()->Swap(read.mutable_config());
+      return true;
+    case Wire::kBatch:
       return TakeBatch(*read.mutable_batch(), out->mutable_batch());
-    case wire::BatchStreamRequest::MESSAGE_NOT_SET:
+    case Wire::MESSAGE_NOT_SET:
       return true;
   }
   return false;
@@ -67,10 +68,10 @@ bool ParseWithRawTexts(pb::io::ZeroCopyInputStream* in, v1::VectorizeRequest* ou
   return ParseTextsRequest(in, out);
 }
 bool ParseWithRawTexts(pb::io::ZeroCopyInputStream* in, v1::TrainRequest* out) {
-  return ParseBatchStreamRequest(in, out);
+  return ParseBatchStreamRequest<wire::TrainRequest>(in, out);
 }
 bool ParseWithRawTexts(pb::io::ZeroCopyInputStream* in, v1::EvaluateRequest* out) {
-  return ParseBatchStreamRequest(in, out);
+  return ParseBatchStreamRequest<wire::EvaluateRequest>(in, out);
 }
 
 template <class Msg>

@@ -157,6 +157,23 @@ TEMPLATE_TEST_CASE("ParseWithRawTexts refuses corrupt bytes as protobuf does", "
   }
 }
 
+// Found by fuzz_text_wire: a config replaced by a later batch (a oneof: the last one wins) was kept
+// as opaque bytes and dropped unparsed, so a malformed config there passed where protobuf refuses
+// the whole message.
+TEMPLATE_TEST_CASE("A config replaced by a batch is still checked as protobuf checks it", "",
+                   v1::TrainRequest, v1::EvaluateRequest) {
+  // config { 1: "m"; 2: { 1: <109 bytes, but 0 follow> } } then batch { examples { 4: 11 } }.
+  const std::string malformed_config("\x0a\x09\x0a\x01\x6d\x12\x04\x0a\x02\x0a\x6d", 11);
+  const std::string batch("\x12\x04\x0a\x02\x20\x0b", 6);
+  TestType v1;
+  REQUIRE_FALSE(v1.ParseFromString(malformed_config + batch));
+  CheckAgrees<TestType>(malformed_config + batch);
+  // A well-formed config replaced by a batch: read alike.
+  TestType config;
+  config.mutable_config();
+  CheckAgrees<TestType>(config.SerializeAsString() + batch);
+}
+
 TEST_CASE("Texts need not be UTF-8; every other string field still must be") {
   const std::string broken(
       "go\xc3"
