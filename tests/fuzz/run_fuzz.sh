@@ -12,7 +12,8 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:?build dir}
 fuzz_build=${2:?fuzz build dir}
 seconds=${3:?seconds per target}
-targets=(fuzz_text fuzz_cli_inputs fuzz_gateway_route fuzz_generative_requests fuzz_discriminative_requests)
+targets=(fuzz_text fuzz_cli_inputs fuzz_gateway_route fuzz_generative_requests fuzz_discriminative_requests
+  fuzz_text_wire)
 
 need=()
 for p in clang-14 libclang-rt-14-dev; do
