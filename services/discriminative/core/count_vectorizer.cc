@@ -463,8 +463,12 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       // Fixed 8 requests (lanes past the candidates ask for slot 0): no branch on the count. The
       // slots are taken from the register, not reloaded from the store just made (a vector store
       // forwards slowly, if at all, to scalar loads).
-      for (int quarter = 0; quarter < 4; ++quarter) {
-        const __m128i pair = _mm512_extracti64x2_epi64(kept_homes, quarter);
+      // (Each quarter's index must be an immediate: spelled out, not a loop counter that -O1, as
+      // in the sanitizer build, does not unroll into constants.)
+      const __m128i quarters[4] = {
+          _mm512_castsi512_si128(kept_homes), _mm512_extracti64x2_epi64(kept_homes, 1),
+          _mm512_extracti64x2_epi64(kept_homes, 2), _mm512_extracti64x2_epi64(kept_homes, 3)};
+      for (const __m128i pair : quarters) {
         index.Prefetch(static_cast<size_t>(_mm_cvtsi128_si64(pair)));
         index.Prefetch(static_cast<size_t>(_mm_extract_epi64(pair, 1)));
       }
