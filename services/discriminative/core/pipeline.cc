@@ -93,10 +93,9 @@ uint64_t CountDistinct(const std::vector<std::string>& labels) {
   return distinct.size();
 }
 
-}  // namespace
-
-namespace {
+// TextError's payload: the text's index, for RenameTextError.
 constexpr absl::string_view kTextIndexPayload = "maas.discriminative/text_index";
+
 }  // namespace
 
 absl::Status TextError(size_t index, const absl::Status& status) {
@@ -240,8 +239,9 @@ v1::PipelineSpec Pipeline::ToSpec() const {
 absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_t index,
                                                   std::string* storage) const {
   absl::StatusOr<std::string_view> decoded = DecodeUtf8(text, decode_error_, storage);
-  if (!decoded.ok())
+  if (!decoded.ok()) {
     return TextError(index, absl::InvalidArgumentError(decoded.status().message()));
+  }
   return decoded;
 }
 
