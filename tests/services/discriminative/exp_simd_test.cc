@@ -61,7 +61,8 @@ TEST_CASE("ExpShifted gives the same bits on every SIMD level, any length, in pl
       for (size_t offset = 0; offset + n <= 200; offset += 37) {
         std::vector<double> got(x.begin() + offset, x.begin() + offset + n);
         ExpShiftedWith(level, got.data(), 0.0, n, got.data());
-        REQUIRE(std::memcmp(got.data(), want.data() + offset, n * sizeof(double)) == 0);
+        // (n == 0: got.data() may be null, which memcmp must not be given even for 0 bytes.)
+        REQUIRE((n == 0 || std::memcmp(got.data(), want.data() + offset, n * sizeof(double)) == 0));
       }
     }
     std::vector<double> got(x.size());

@@ -41,7 +41,8 @@ TEST_CASE("call log line formatter equals FormatCallLogLine on random plain entr
       "no backend of route x is reachable; retry later (see ...)"};
   auto pick = [&] { return std::string_view(pool[rng() % pool.size()]); };
   std::vector<server::CallLogEntry> entries;
-  int64_t ns = int64_t{1795000000} * 1000000000;  // late 2026
+  const int64_t first_ns = int64_t{1795000000} * 1000000000;  // late 2026
+  int64_t ns = first_ns;
   for (int i = 0; i < 20000; ++i) {
     server::CallLogEntry e;
     switch (rng() % 6) {  // forward in small and large steps, sometimes back; whole seconds too
@@ -61,7 +62,10 @@ TEST_CASE("call log line formatter equals FormatCallLogLine on random plain entr
         ns = ns / 1000 * 1000 + (rng() % 2) * 100;  // trailing zeros
         break;
       default:
-        ns += 86400LL * 1000000000 * static_cast<int64_t>(rng() % 400);  // other days, years
+        // Other days and years, up to ~110 years after the start (a jump from the start, not a
+        // step: 20 000 steps of up to 400 days each would overflow int64 nanoseconds).
+        ns =
+            first_ns + ns % 1000000000 + 86400LL * 1000000000 * static_cast<int64_t>(rng() % 40000);
     }
     e.ts = absl::FromUnixNanos(ns);
     e.server = pick();
