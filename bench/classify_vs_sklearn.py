@@ -27,7 +27,6 @@ work. maas numbers include the gRPC round trips and serialization on loopback; s
 import argparse
 import os
 import pathlib
-import re
 import statistics
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from sklearn.naive_bayes import MultinomialNB
 
 from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as disc, discriminative_pb2_grpc
+from servers import start_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -99,13 +99,8 @@ def median_cpu_seconds(fn, repeats):
 
 
 def start_server(build_dir, model_dir):
-    proc = subprocess.Popen([str(build_dir / "bin" / "maas-discriminative"), "--port", "0", "--model_dir",
-                             str(model_dir)], stderr=subprocess.PIPE, text=True)
-    for line in proc.stderr:
-        match = re.search(r"on port (\d+)", line)
-        if match:
-            return proc, int(match.group(1))
-    raise SystemExit("maas-discriminative did not start")
+    return start_logged([build_dir / "bin" / "maas-discriminative", "--port", "0", "--model_dir", model_dir],
+                        pathlib.Path(model_dir).parent / "maas-discriminative.log")
 
 
 PIPELINES = {

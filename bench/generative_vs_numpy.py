@@ -28,7 +28,7 @@ if any(v in os.environ for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")) or \
 import argparse  # noqa: E402
 import json  # noqa: E402
 import pathlib  # noqa: E402
-import re  # noqa: E402
+from servers import start_logged  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -235,17 +235,10 @@ def main():
     # (d) served sampling ---------------------------------------------------------------------------------------------
     if "d" in parts:
         print("\n(d) ppca sampling served over gRPC (one maas-generative --threads 1, loopback)")
-        server = subprocess.Popen([str(BUILD / "bin" / "maas-generative"), "--port", "0", "--host", "127.0.0.1",
-                                   "--model_dir", str(tmp / "models"), "--max_message_bytes", str(64 << 20),
-                                   "--threads", "1"],
-                                  stderr=subprocess.PIPE, text=True)
+        server, port = start_logged([BUILD / "bin" / "maas-generative", "--port", "0", "--host", "127.0.0.1",
+                                     "--model_dir", tmp / "models", "--max_message_bytes", str(64 << 20),
+                                     "--threads", "1"], tmp / "maas-generative.log")
         try:
-            port = None
-            for line in server.stderr:
-                match = re.search(r"on port (\d+)", line)
-                if match:
-                    port = int(match.group(1))
-                    break
             if "ppca" not in rows:  # part (a) did not run
                 rows["ppca"] = driver("sample", specs["ppca"], 4096, seconds)["rows_per_second"]
             in_process = rows["ppca"]

@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import pathlib
-import re
 import resource
 import shutil
 import signal
@@ -42,7 +41,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 
@@ -58,6 +56,7 @@ from sklearn.pipeline import make_pipeline
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.pb import common as common_pb, discriminative as disc_pb
 from maas_client.sklearn import export
+from servers import start_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GHZ_VERSION = "v0.120.0"
@@ -189,20 +188,8 @@ def free_port():
 
 
 def start_maas(binary, args, log_path):
-    log = open(log_path, "w")
-    proc = subprocess.Popen([str(binary), "--host", "127.0.0.1", "--port", "0"] + args, stderr=subprocess.PIPE,
-                            text=True)
-    deadline = time.time() + 30
-    for line in proc.stderr:
-        log.write(line)
-        match = re.search(r"on port (\d+)", line)
-        if match:
-            # Keep draining stderr into the log so the server never blocks on a full pipe.
-            threading.Thread(target=lambda: [log.write(l) for l in proc.stderr], daemon=True).start()
-            return proc, int(match.group(1))
-        if time.time() > deadline:
-            break
-    raise SystemExit(f"{binary.name} did not start; see {log_path}")
+    """A maas server on a free loopback port, its output to log_path like MLServer's (servers.start_logged)."""
+    return start_logged([binary, "--host", "127.0.0.1", "--port", "0"] + args, log_path)
 
 
 def start_mlserver(venv, model_dir, workers, log_path):
