@@ -21,7 +21,8 @@ from maas.discriminative.v1 import discriminative_pb2 as disc
 from maas.discriminative.v1 import discriminative_pb2_grpc
 from maas.generative.v1 import generative_pb2 as gen
 
-from maas_testing import TIMEOUT, Stack, check_rpc_error, ref, rpc_error, rss_mb, start_discriminative, wait_serving
+from maas_testing import (TIMEOUT, Stack, assert_rss_bound, check_rpc_error, ref, rpc_error, rss_mb,
+                          start_discriminative, wait_serving)
 
 DISCRIMINATIVE_SERVICE = "maas.discriminative.v1.DiscriminativeService"
 STALLED_STREAMS = 16
@@ -71,15 +72,15 @@ def test_stalled_sample_streams_keep_gateway_memory_bounded(stack):
         growth = peak - baseline
         # Windows (256 KiB each side) and a message or two of ~0.5 MB per stream: ~1.5 MB per stream. The old
         # proxy grew 8-28 MB per stream (its windows grew with BDP probing).
-        assert growth < 4.0 * STALLED_STREAMS, (
-            f"gateway RSS grew {growth:.0f} MiB (baseline {baseline:.0f}, peak {peak:.0f}) for {STALLED_STREAMS} "
-            "stalled Sample streams: it buffers for slow readers")
+        assert_rss_bound(growth < 4.0 * STALLED_STREAMS,
+                         f"gateway RSS grew {growth:.0f} MiB (baseline {baseline:.0f}, peak {peak:.0f}) for "
+                         f"{STALLED_STREAMS} stalled Sample streams: it buffers for slow readers")
     finally:
         for call in calls:
             call.cancel()
     # After the cancellations the memory goes back (the gateway trims its heap when idle).
     after = _wait_rss_below(pid, baseline + 40.0, timeout=15.0)
-    assert after <= baseline + 40.0, f"gateway RSS {after:.0f} MiB after cancel, baseline {baseline:.0f} MiB"
+    assert_rss_bound(after <= baseline + 40.0, f"gateway RSS {after:.0f} MiB after cancel, baseline {baseline:.0f} MiB")
     assert stack.gen_gw.GetModel(gen.GetModelRequest(model=ref("cube")), timeout=TIMEOUT).info.name == "cube"
 
 
@@ -203,9 +204,10 @@ def test_thousands_of_streams_on_one_connection_stay_cheap(stack):
 
     asyncio.run(asyncio.wait_for(run(), timeout=90.0))
     print(f"2000 streams on one connection: gateway RSS {baseline:.1f} -> peak {peak:.1f} MiB")
-    assert peak - baseline < 40.0, f"gateway RSS grew {peak - baseline:.0f} MiB for 2000 streams on one connection"
+    assert_rss_bound(peak - baseline < 40.0,
+                     f"gateway RSS grew {peak - baseline:.0f} MiB for 2000 streams on one connection")
     after = _wait_rss_below(pid, baseline + 20.0, timeout=15.0)
-    assert after <= baseline + 20.0, f"gateway RSS {after:.0f} MiB after cancel, baseline {baseline:.0f} MiB"
+    assert_rss_bound(after <= baseline + 20.0, f"gateway RSS {after:.0f} MiB after cancel, baseline {baseline:.0f} MiB")
 
 
 def test_backend_killed_and_restarted_is_routed_to_again_promptly(stack):
