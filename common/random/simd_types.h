@@ -1,5 +1,7 @@
 // GCC vector types of the native width of the translation unit's instruction set, with the few
-// operations GCC's vector extensions lack (widening 32-bit multiply, sqrt). Internal to the
+// operations GCC's vector extensions lack (widening 32-bit multiply, sqrt). Lanes are permuted with
+// __builtin_shufflevector, which GCC (12+) and clang both have (GCC's __builtin_shuffle is not in
+// clang, whose `make fuzz` build compiles these files too). Internal to the
 // per-level kernel files (normal_kernels_*.cc, the generative samplers' *_avx2/_avx512 files):
 // everything is in an unnamed namespace so that each translation unit keeps its own copy.
 #ifndef MAAS_COMMON_RANDOM_SIMD_TYPES_H_
@@ -15,7 +17,6 @@ namespace {
 #if defined(__AVX512F__)
 inline constexpr int kLanes = 8;
 typedef uint64_t VU __attribute__((vector_size(64)));
-typedef int64_t VI __attribute__((vector_size(64)));
 typedef double VD __attribute__((vector_size(64)));
 // Low 32 bits of each lane times the low 32 bits of b's lane, as a 64-bit product.
 // The maskz forms: GCC 12 warns (maybe-uninitialized) on the unmasked ones' undefined pass-through.
@@ -24,14 +25,12 @@ inline VD Sqrt(VD x) { return (VD)_mm512_maskz_sqrt_pd(0xff, (__m512d)x); }
 #elif defined(__AVX2__)
 inline constexpr int kLanes = 4;
 typedef uint64_t VU __attribute__((vector_size(32)));
-typedef int64_t VI __attribute__((vector_size(32)));
 typedef double VD __attribute__((vector_size(32)));
 inline VU MulWide(VU a, VU b) { return (VU)_mm256_mul_epu32((__m256i)a, (__m256i)b); }
 inline VD Sqrt(VD x) { return (VD)_mm256_sqrt_pd((__m256d)x); }
 #else
 inline constexpr int kLanes = 2;
 typedef uint64_t VU __attribute__((vector_size(16)));
-typedef int64_t VI __attribute__((vector_size(16)));
 typedef double VD __attribute__((vector_size(16)));
 inline VU MulWide(VU a, VU b) { return (VU)_mm_mul_epu32((__m128i)a, (__m128i)b); }
 inline VD Sqrt(VD x) { return (VD)_mm_sqrt_pd((__m128d)x); }
@@ -54,24 +53,24 @@ inline VU LaneIndex() {
 // The lanes of a and b interleaved: (a0, b0, a1, b1, ...) as two vectors.
 inline void Interleave(VD a, VD b, VD* lo, VD* hi) {
 #if defined(__AVX512F__)
-  *lo = __builtin_shuffle(a, b, VI{0, 8, 1, 9, 2, 10, 3, 11});
-  *hi = __builtin_shuffle(a, b, VI{4, 12, 5, 13, 6, 14, 7, 15});
+  *lo = __builtin_shufflevector(a, b, 0, 8, 1, 9, 2, 10, 3, 11);
+  *hi = __builtin_shufflevector(a, b, 4, 12, 5, 13, 6, 14, 7, 15);
 #elif defined(__AVX2__)
-  *lo = __builtin_shuffle(a, b, VI{0, 4, 1, 5});
-  *hi = __builtin_shuffle(a, b, VI{2, 6, 3, 7});
+  *lo = __builtin_shufflevector(a, b, 0, 4, 1, 5);
+  *hi = __builtin_shufflevector(a, b, 2, 6, 3, 7);
 #else
-  *lo = __builtin_shuffle(a, b, VI{0, 2});
-  *hi = __builtin_shuffle(a, b, VI{1, 3});
+  *lo = __builtin_shufflevector(a, b, 0, 2);
+  *hi = __builtin_shufflevector(a, b, 1, 3);
 #endif
 }
 // (a1, a2, ..., a_{kLanes-1}, b0): a shifted down one lane, b's first lane at the top.
 inline VD ShiftInFirst(VD a, VD b) {
 #if defined(__AVX512F__)
-  return __builtin_shuffle(a, b, VI{1, 2, 3, 4, 5, 6, 7, 8});
+  return __builtin_shufflevector(a, b, 1, 2, 3, 4, 5, 6, 7, 8);
 #elif defined(__AVX2__)
-  return __builtin_shuffle(a, b, VI{1, 2, 3, 4});
+  return __builtin_shufflevector(a, b, 1, 2, 3, 4);
 #else
-  return __builtin_shuffle(a, b, VI{1, 2});
+  return __builtin_shufflevector(a, b, 1, 2);
 #endif
 }
 
