@@ -583,20 +583,23 @@ MAAS_INLINE double PartialSums(const double* x, const double* y, std::size_t n) 
   return ((p[0] + p[4]) + (p[2] + p[6])) + ((p[1] + p[5]) + (p[3] + p[7]));
 }
 
-#undef MAAS_INLINE
-
 double TanhD(double v) { return Tanh(v); }
 double SigmoidD(double v) { return Sigmoid(v); }
 double ReluD(double v) { return Relu(v); }
 double SoftplusD(double v) { return Softplus(v); }
-__attribute__((target("avx2,fma"))) V4 TanhV4(V4 v) { return Tanh(v); }
-__attribute__((target("avx2,fma"))) V4 SigmoidV4(V4 v) { return Sigmoid(v); }
-__attribute__((target("avx2,fma"))) V4 ReluV4(V4 v) { return Relu(v); }
-__attribute__((target("avx2,fma"))) V4 SoftplusV4(V4 v) { return Softplus(v); }
-__attribute__((target("avx512f"))) V8 TanhV8(V8 v) { return Tanh(v); }
-__attribute__((target("avx512f"))) V8 SigmoidV8(V8 v) { return Sigmoid(v); }
-__attribute__((target("avx512f"))) V8 ReluV8(V8 v) { return Relu(v); }
-__attribute__((target("avx512f"))) V8 SoftplusV8(V8 v) { return Softplus(v); }
+// The vector forms carry no target attribute of their own: inlined (like the templates they call)
+// into the Avx2 / Avx512 functions below, which have one. (A target function calling a function
+// without that target with a 256- or 512-bit vector argument is an ABI error in clang.)
+MAAS_INLINE V4 TanhV4(V4 v) { return Tanh(v); }
+MAAS_INLINE V4 SigmoidV4(V4 v) { return Sigmoid(v); }
+MAAS_INLINE V4 ReluV4(V4 v) { return Relu(v); }
+MAAS_INLINE V4 SoftplusV4(V4 v) { return Softplus(v); }
+MAAS_INLINE V8 TanhV8(V8 v) { return Tanh(v); }
+MAAS_INLINE V8 SigmoidV8(V8 v) { return Sigmoid(v); }
+MAAS_INLINE V8 ReluV8(V8 v) { return Relu(v); }
+MAAS_INLINE V8 SoftplusV8(V8 v) { return Softplus(v); }
+
+#undef MAAS_INLINE
 
 void MapBaseline(double (*f)(double), double* x, std::size_t n) {
   for (std::size_t i = 0; i < n; ++i) x[i] = f(x[i]);
