@@ -270,6 +270,18 @@ def load_average():
     return float(open("/proc/loadavg").read().split()[0])
 
 
+def cpu_jiffies():
+    """The machine's CPU time so far by kind (/proc/stat: user nice system idle iowait irq softirq steal)."""
+    return [int(v) for v in open("/proc/stat").readline().split()[1:9]]
+
+
+def steal_share(before, after):
+    """The share of the machine's CPU time between two cpu_jiffies() that the hypervisor gave to others (steal):
+    a VM's noisy neighbours, which slow every server in a run alike but make windows differ."""
+    delta = [b - a for a, b in zip(before, after)]
+    return delta[7] / max(1, sum(delta))
+
+
 # -- load ------------------------------------------------------------------------------------------------------------
 def ghz_run(ghz, target, method, protoset_path, data_path, concurrency, seconds, pids, cpus):
     cmd = [str(ghz), "--insecure", "--protoset", str(protoset_path), "--call", method, "--binary-file",
@@ -465,7 +477,7 @@ def main():
         runs = [("single", 1), ("single", 16), ("batch", args.batch_concurrency)]
         systems = [("mlserver", f"127.0.0.1:{mls_port}", MLSERVER_METHOD, work / "mlserver.protoset")]
         systems += [(name, target, MAAS_METHOD, work / "maas.protoset") for name, target in targets.items()]
-        results, loads = {}, []
+        results, loads, steals = {}, [], []
         for kind, concurrency in runs:
             for name, target, method, protoset_path in systems:
                 data = files["mlserver" if name == "mlserver" else "maas", kind]
@@ -473,9 +485,12 @@ def main():
                     ghz_run(ghz, target, method, protoset_path, data, concurrency, args.warmup_seconds, servers[name],
                             args.ghz_cpus)
                 loads.append(load_average())
+                before = cpu_jiffies()
                 results[name, kind, concurrency] = ghz_run(ghz, target, method, protoset_path, data, concurrency,
                                                            args.seconds, servers[name], args.ghz_cpus)
-                print(f"  {name:18} {kind:6} c={concurrency:<3} {results[name, kind, concurrency]}", flush=True)
+                steals.append(steal_share(before, cpu_jiffies()))
+                print(f"  {name:18} {kind:6} c={concurrency:<3} steal {100 * steals[-1]:.1f}% "
+                      f"{results[name, kind, concurrency]}", flush=True)
     finally:
         for proc, group in reversed(procs):
             stop(proc, group)
@@ -483,7 +498,8 @@ def main():
 
     print()
     print(f"serve_vs_mlserver {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {nproc} cores, load average "
-          f"{min(loads):.1f}-{max(loads):.1f} during the runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
+          f"{min(loads):.1f}-{max(loads):.1f} and CPU steal {100 * min(steals):.1f}-{100 * max(steals):.1f}% during the "
+          f"runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
           f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION} {' '.join(GHZ_OPTIONS)}"
           f"{f' --cpus {args.ghz_cpus}' if args.ghz_cpus > 0 else ''}, {args.seconds:g} s per run")
     print(f"model: CountVectorizer + MultinomialNB, {len(pipe[0].vocabulary_)} features, {len(pipe.classes_)} "
