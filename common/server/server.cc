@@ -29,6 +29,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "common/server/line_writer.h"
 #include "common/server/tls_check.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
@@ -73,19 +74,17 @@ class ServiceListOption : public grpc::ServerBuilderOption {
 // Where finished calls are reported: the JSON log (when `out` is set) and the metrics (when set).
 struct LogSink {
   std::string server;
-  std::ostream* out = nullptr;
+  std::unique_ptr<LineWriter> out;
   ServerMetrics* metrics = nullptr;
-  absl::Mutex mu;
   // Generated request ids: "<prefix>-<counter>", the prefix unique per process start.
   std::string id_prefix;
   std::atomic<uint64_t> next_id{1};
 
-  // One write per line (std::cerr is unit-buffered: `<< line << '\n'` would be two system calls).
+  // One write per line (std::cerr is unit-buffered: `<< line << '\n'` would be two system calls),
+  // or a part of one of the writer's thread.
   void Write(std::string line) {
     line.push_back('\n');
-    absl::MutexLock lock(&mu);
-    out->write(line.data(), static_cast<std::streamsize>(line.size()));
-    out->flush();
+    out->Write(line);
   }
 };
 
@@ -515,7 +514,10 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     sink->server = options.name;
     // Unique per process start without global randomness: start time and process id.
     sink->id_prefix = absl::StrFormat("%x%x", absl::ToUnixNanos(absl::Now()), getpid());
-    sink->out = options.log_stream;
+    if (options.log_stream != nullptr) {
+      sink->out = std::make_unique<LineWriter>(options.name, options.log_stream,
+                                               options.log_flush_interval);
+    }
     sink->metrics = server->metrics_.get();
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> creators;
     creators.push_back(std::make_unique<CallLogInterceptorFactory>(std::move(sink)));

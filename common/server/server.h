@@ -58,6 +58,11 @@ struct ServerOptions {
   std::string name;
   // Where the per-call JSON lines go; null = no logging. Not owned; must outlive the server.
   std::ostream* log_stream = &std::cerr;
+  // > 0: the lines are written by a thread of their own (server::LineWriter), at most this long
+  // after each call ends, so a slow or stalled log output never holds up a call (lines beyond the
+  // writer's buffer are dropped and counted on stderr); 0: each line written by the thread that
+  // ends the call, before the call's resources are released.
+  absl::Duration log_flush_interval = absl::ZeroDuration();
   // Prometheus /metrics over HTTP on this port of `host`: -1 = off, 0 = pick a free port (read it
   // back with Server::metrics_port()).
   int metrics_port = -1;

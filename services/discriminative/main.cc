@@ -70,6 +70,11 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
 ABSL_FLAG(std::string, log_file, "",
           "File the per-call JSON log lines are appended to (only those lines; banners and library "
           "messages go to stderr). Empty: stderr.");
+ABSL_FLAG(int, log_flush_ms, 20,
+          "The call log lines are written by their own thread at most this many ms after the call "
+          "ended, so a slow disk or a stalled reader of stderr never holds up calls (lines beyond "
+          "8 MiB waiting are dropped and counted on stderr); 0 = each line written by the thread "
+          "that ended the call.");
 ABSL_FLAG(uint32_t, max_ngram, 16,
           "Largest n-gram size (ngram_max) a Train or CreateModel may configure.");
 ABSL_FLAG(uint64_t, max_classes, 10'000, "Largest number of classes of one model.");
@@ -159,6 +164,12 @@ int main(int argc, char** argv) {
   server_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   server_options.max_connection_age =
       absl::Seconds(absl::GetFlag(FLAGS_max_connection_age_seconds));
+  if (absl::GetFlag(FLAGS_log_flush_ms) < 0) {
+    std::cerr << "maas-discriminative: --log_flush_ms must be >= 0 (0 = no log thread); got "
+              << absl::GetFlag(FLAGS_log_flush_ms) << "\n";
+    return 1;
+  }
+  server_options.log_flush_interval = absl::Milliseconds(absl::GetFlag(FLAGS_log_flush_ms));
   std::ofstream log_file;
   if (!absl::GetFlag(FLAGS_log_file).empty()) {
     log_file.open(absl::GetFlag(FLAGS_log_file), std::ios::app);

@@ -3,7 +3,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <iostream>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -16,54 +15,8 @@ namespace maas::gateway {
 
 CallLog::CallLog(std::string server, std::ostream* out, absl::Duration flush_interval)
     : server_(std::move(server)),
-      out_(out),
-      flush_interval_(flush_interval),
-      id_prefix_(absl::StrFormat("%x%x", absl::ToUnixNanos(absl::Now()), getpid())) {
-  if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { WriterLoop(); });
-}
-
-CallLog::~CallLog() {
-  if (!writer_.joinable()) return;
-  {
-    absl::MutexLock lock(&mu_);
-    stop_ = true;
-  }
-  writer_.join();
-}
-
-void CallLog::WriterLoop() {
-  std::string lines;
-  for (;;) {
-    uint64_t dropped = 0;
-    bool stop;
-    {
-      absl::MutexLock lock(&mu_);
-      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-        return stop_ || buffer_.size() >= kEagerFlushBytes;
-      };
-      mu_.AwaitWithTimeout(absl::Condition(&ready), flush_interval_);
-      lines.swap(buffer_);  // the caller's next lines go into the old buffer's capacity
-      buffer_.clear();
-      dropped = dropped_ - dropped_reported_;
-      dropped_reported_ = dropped_;
-      stop = stop_;
-    }
-    if (!lines.empty()) {
-      out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
-      out_->flush();
-      lines.clear();
-    }
-    if (dropped > 0) {
-      std::cerr << server_ << ": " << dropped
-                << " call log lines dropped: the log's output could not keep up\n"
-                << std::flush;
-    }
-    if (stop) {
-      absl::MutexLock lock(&mu_);
-      if (buffer_.empty()) return;  // lines logged while this round wrote go out in one more
-    }
-  }
-}
+      id_prefix_(absl::StrFormat("%x%x", absl::ToUnixNanos(absl::Now()), getpid())),
+      writer_(server_, out, flush_interval) {}
 
 CallLog::Call CallLog::Begin(
     const std::multimap<grpc::string_ref, grpc::string_ref>& client_metadata) {
@@ -104,24 +57,7 @@ void CallLog::End(const Call& call, absl::string_view method, const grpc::Status
   WriteLines(line);
 }
 
-void CallLog::WriteLines(absl::string_view lines) {
-  absl::MutexLock lock(&mu_);
-  if (!writer_.joinable()) {
-    out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
-    out_->flush();
-    return;
-  }
-  if (buffer_.size() + lines.size() > kMaxBufferedBytes) {
-    dropped_ += static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
-    return;
-  }
-  buffer_.append(lines.data(), lines.size());
-}
-
-uint64_t CallLog::dropped_lines() const {
-  absl::MutexLock lock(&mu_);
-  return dropped_;
-}
+void CallLog::WriteLines(absl::string_view lines) { writer_.Write(lines); }
 
 void ModelFromTrailers(const std::multimap<grpc::string_ref, grpc::string_ref>& trailers,
                        std::string* model, int64_t* model_version) {

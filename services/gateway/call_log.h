@@ -13,11 +13,12 @@
 //   if (call.generated_id) ... forward call.request_id and return it in the initial metadata ...
 //   log.End(call, server_context->method(), status, server_context->peer(), "", 0);
 //
-// With a flush interval the lines are written by the log's own thread, at most that long after
-// they were logged: the thread that logs (the h2 front's one data-plane thread, the proxy's) never
-// waits for the file, so a slow or stalled disk cannot stall the calls. The log then holds up to
-// kMaxBufferedBytes of lines; beyond that, lines are dropped and counted (dropped_lines(), and a
-// note on stderr when the writer catches up), never blocking the caller.
+// With a flush interval the lines are written by the log's own thread (server::LineWriter), at most
+// that long after they were logged: the thread that logs (the h2 front's one data-plane thread, the
+// proxy's) never waits for the file, so a slow or stalled disk cannot stall the calls. The log then
+// holds up to server::LineWriter::kMaxBufferedBytes of lines; beyond that, lines are dropped and
+// counted (dropped_lines(), and a note on stderr when the writer catches up), never blocking the
+// caller.
 #ifndef MAAS_SERVICES_GATEWAY_CALL_LOG_H_
 #define MAAS_SERVICES_GATEWAY_CALL_LOG_H_
 
@@ -29,12 +30,10 @@
 #include <map>
 #include <ostream>
 #include <string>
-#include <thread>
 
-#include "absl/base/thread_annotations.h"
 #include "absl/strings/string_view.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/server/line_writer.h"
 
 namespace maas::gateway {
 
@@ -57,14 +56,9 @@ class CallLog {
   CallLog(std::string server, std::ostream* out,
           absl::Duration flush_interval = absl::ZeroDuration());
   // Writes every line still buffered.
-  ~CallLog();
+  ~CallLog() = default;
   CallLog(const CallLog&) = delete;
   CallLog& operator=(const CallLog&) = delete;
-
-  // Lines buffered beyond this wait for the writer; more are dropped.
-  static constexpr size_t kMaxBufferedBytes = 8 << 20;
-  // The writer writes at once when this much is buffered, without waiting for the interval.
-  static constexpr size_t kEagerFlushBytes = 64 << 10;
 
   // Starts logging a call with the client's metadata.
   Call Begin(const std::multimap<grpc::string_ref, grpc::string_ref>& client_metadata);
@@ -80,23 +74,14 @@ class CallLog {
   // one write (the h2 front).
   void WriteLines(absl::string_view lines);
 
-  // Lines dropped because kMaxBufferedBytes were waiting for the writer.
-  uint64_t dropped_lines() const;
+  // Lines dropped because the writer's buffer was full (server::LineWriter).
+  uint64_t dropped_lines() const { return writer_.dropped_lines(); }
 
  private:
-  void WriterLoop();
-
   const std::string server_;
-  std::ostream* const out_;
-  const absl::Duration flush_interval_;
   const std::string id_prefix_;  // unique per process start: start time and process id
   std::atomic<uint64_t> next_id_{1};
-  mutable absl::Mutex mu_;  // serializes the writes to out_ (synchronous) / guards the buffer
-  std::string buffer_ ABSL_GUARDED_BY(mu_);
-  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
-  uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
-  bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread writer_;  // only with a flush interval
+  server::LineWriter writer_;
 };
 
 // The maas-model-name and maas-model-version of a backend's trailing metadata (empty / 0 when

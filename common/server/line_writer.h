@@ -1,0 +1,69 @@
+// LineWriter: where a server's per-call log lines go, either written at once by the thread that
+// logs, or buffered and written by the writer's own thread.
+//
+//   LineWriter writer("maas-discriminative", &std::cerr, absl::Milliseconds(20));
+//   writer.Write("{...}\n");   // returns at once; on the output within ~20 ms
+//
+// With a flush interval, the lines reach the output at most that long after they were written (at
+// once when kEagerFlushBytes are waiting), in order, in few large writes: the threads that serve
+// calls never wait for the output, so a slow disk or a stalled reader of stderr cannot stall the
+// calls, and the output takes one write per batch of lines instead of one per call. Up to
+// kMaxBufferedBytes wait for the writer; beyond that, lines are dropped and counted
+// (dropped_lines(), and a note on stderr once the writer catches up), never blocking the caller.
+// The destructor writes every line still buffered. Without an interval, Write writes and flushes
+// before it returns. Thread-safe.
+#ifndef MAAS_COMMON_SERVER_LINE_WRITER_H_
+#define MAAS_COMMON_SERVER_LINE_WRITER_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <ostream>
+#include <string>
+#include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace maas::server {
+
+class LineWriter {
+ public:
+  // `name` starts the dropped-lines note; `out` (not owned, must outlive the writer) gets the
+  // lines. flush_interval > 0: written by the writer's own thread; 0: by the caller, at once.
+  LineWriter(std::string name, std::ostream* out,
+             absl::Duration flush_interval = absl::ZeroDuration());
+  // Writes every line still buffered.
+  ~LineWriter();
+  LineWriter(const LineWriter&) = delete;
+  LineWriter& operator=(const LineWriter&) = delete;
+
+  // Lines buffered beyond this wait for the writer; more are dropped.
+  static constexpr size_t kMaxBufferedBytes = 8 << 20;
+  // The writer writes at once when this much is buffered, without waiting for the interval.
+  static constexpr size_t kEagerFlushBytes = 64 << 10;
+
+  // Writes finished lines (each ending in '\n') and flushes, or hands them to the writer's thread.
+  void Write(absl::string_view lines);
+
+  // Lines dropped because kMaxBufferedBytes were waiting for the writer.
+  uint64_t dropped_lines() const;
+
+ private:
+  void WriterLoop();
+
+  const std::string name_;
+  std::ostream* const out_;
+  const absl::Duration flush_interval_;
+  mutable absl::Mutex mu_;  // serializes the writes to out_ (synchronous) / guards the buffer
+  std::string buffer_ ABSL_GUARDED_BY(mu_);
+  uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_;  // only with a flush interval
+};
+
+}  // namespace maas::server
+
+#endif  // MAAS_COMMON_SERVER_LINE_WRITER_H_

@@ -1,0 +1,62 @@
+"""A stalled reader of a service's stderr (a log agent that stopped, a pipe nobody drains) must not stall its calls.
+
+The per-call JSON log lines go to stderr by default. When the threads that end the calls wrote them (what the services
+did before --log_flush_ms, and still do with --log_flush_ms 0), a pipe nobody reads filled after a few hundred lines
+(64 KiB) and every later call hung in write(). Now a thread of the log's own writes them: the calls go on, the lines
+wait in the server's buffer (beyond 8 MiB they are dropped and counted), and they all come out once the reader drains
+the pipe again.
+"""
+
+import json
+import re
+import subprocess
+
+import grpc
+import pytest
+
+from maas.common.v1 import common_pb2
+from maas.discriminative.v1 import discriminative_pb2_grpc
+from maas.generative.v1 import generative_pb2_grpc
+from maas_testing import TIMEOUT, binary
+
+CALLS = 1500  # ~250 bytes of log line each: about six times a 64 KiB pipe
+STUBS = {"maas-discriminative": discriminative_pb2_grpc.DiscriminativeServiceStub,
+         "maas-generative": generative_pb2_grpc.GenerativeServiceStub}
+
+
+@pytest.mark.parametrize("name", sorted(STUBS))
+def test_calls_go_on_while_nobody_reads_the_log(name, tmp_path):
+    proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", "--model_dir",
+                             str(tmp_path / "models")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        port = None
+        head = b""
+        while port is None:  # read up to the ready line, then leave the pipe alone
+            line = proc.stderr.readline()
+            assert line, f"{name} exited before serving: {head.decode(errors='replace')}"
+            head += line
+            match = re.search(rb"on port (\d+)", line)
+            if match:
+                port = int(match.group(1))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = STUBS[name](channel)
+            for i in range(CALLS):
+                # Before the fix, call ~260 never returned: this deadline turned it into DEADLINE_EXCEEDED.
+                stub.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT,
+                                metadata=[("x-request-id", f"stalled-{i}")])
+        # Drained now, the pipe gets every line (nothing dropped: far below the buffer).
+        proc.terminate()
+        rest = proc.stderr.read().decode(errors="replace")
+        assert proc.wait(timeout=TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    ids = [json.loads(line)["request_id"] for line in (head.decode(errors="replace") + rest).splitlines()
+           if line.startswith("{")]
+    # Each line is logged when its call's resources are released, which can come after the client already has the
+    # answer and sent the next call: neighbours may swap, but every call has its one line.
+    stalled = [i for i in ids if i.startswith("stalled-")]
+    assert sorted(stalled) == sorted(f"stalled-{i}" for i in range(CALLS))
+    assert "dropped" not in rest
