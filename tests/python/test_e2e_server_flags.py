@@ -8,11 +8,12 @@ from maas_testing import binary, start_discriminative
 
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                        "--max_fit_bytes", "--port", "--host", "--model_dir"],
+                        "--max_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
                             "--max_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
-                            "--log_file"],
-    "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file"],
+                            "--log_file", "--log_flush_ms"],
+    "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
+                     "--log_flush_ms"],
 }
 
 
@@ -44,3 +45,11 @@ def test_gateway_refuses_a_reconnect_backoff_below_1ms_naming_the_flag():
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "--reconnect_backoff_max_ms (0) must be >= 1" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", sorted(OWN_FLAGS))
+def test_every_server_refuses_a_negative_log_flush_interval_naming_the_flag(name):
+    result = subprocess.run([binary(name), "--port", "0", "--log_flush_ms", "-1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "--log_flush_ms must be >= 0" in result.stderr, result.stderr
