@@ -26,6 +26,7 @@ bool ParseTextsRequest(pb::io::ZeroCopyInputStream* in, Request* out) {
   out->Clear();
   if (!read.ParseFromZeroCopyStream(in) || !MergeUnknownFields(read, out)) return false;
   out->mutable_texts()->Swap(read.mutable_texts());
+  out->mutable_packed_texts()->swap(*read.mutable_packed_texts());
   return true;
 }
 

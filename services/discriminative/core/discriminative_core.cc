@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/discriminative/core/packed_texts.h"
 
 namespace maas::discriminative {
 namespace {
@@ -316,9 +317,25 @@ absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish() {
 
 // ---------------------------------------------------------------------------------------------------------
 
-absl::Status DiscriminativeCore::CheckTexts(
-    const google::protobuf::RepeatedPtrField<std::string>& texts) const {
-  if (texts.empty()) return absl::InvalidArgumentError("texts is empty; send at least one text");
+absl::StatusOr<TextList> DiscriminativeCore::RequestTexts(
+    const google::protobuf::RepeatedPtrField<std::string>& texts, std::string_view packed,
+    std::vector<std::string_view>* unpacked) const {
+  if (!packed.empty()) {
+    if (!texts.empty()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("both texts (", texts.size(), " entries) and packed_texts (", packed.size(),
+                       " bytes) are set; send the texts in one of the two"));
+    }
+    MAAS_RETURN_IF_ERROR(UnpackTexts(packed, options_.max_texts_per_request, unpacked));
+    for (size_t i = 0; i < unpacked->size(); ++i) {
+      MAAS_RETURN_IF_ERROR(CheckTextSize(i, (*unpacked)[i].size()));
+    }
+    return TextList(*unpacked);
+  }
+  if (texts.empty()) {
+    return absl::InvalidArgumentError(
+        "texts is empty; send at least one text (in texts or packed_texts)");
+  }
   if (static_cast<uint64_t>(texts.size()) > options_.max_texts_per_request) {
     return absl::ResourceExhaustedError(
         absl::StrCat("texts has ", texts.size(), " entries, above this server's limit of ",
@@ -326,13 +343,16 @@ absl::Status DiscriminativeCore::CheckTexts(
                      " per request (--max_texts_per_request); split them over several calls"));
   }
   for (int i = 0; i < texts.size(); ++i) {
-    if (texts[i].size() > options_.max_text_bytes) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("texts[", i, "] has ", texts[i].size(), " bytes, above the limit of ",
-                       options_.max_text_bytes, " (--max_text_bytes); split or truncate it"));
-    }
+    MAAS_RETURN_IF_ERROR(CheckTextSize(static_cast<size_t>(i), texts[i].size()));
   }
-  return absl::OkStatus();
+  return TextList(texts);
+}
+
+absl::Status DiscriminativeCore::CheckTextSize(size_t index, size_t bytes) const {
+  if (bytes <= options_.max_text_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("texts[", index, "] has ", bytes, " bytes, above the limit of ",
+                   options_.max_text_bytes, " (--max_text_bytes); split or truncate it"));
 }
 
 absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
@@ -365,7 +385,9 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
     const v1::ClassifyRequest& request, const exec::StopToken& stop, exec::Executor& executor) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
-  MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
+  std::vector<std::string_view> unpacked;
+  MAAS_ASSIGN_OR_RETURN(TextList texts,
+                        RequestTexts(request.texts(), request.packed_texts(), &unpacked));
   v1::ClassifyResponse response;
   response.set_model_version(loaded->info().version());
   if (request.compact()) {
@@ -377,13 +399,12 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
     const std::vector<std::string>& classes = loaded->pipeline->classes();
     response.mutable_classes()->Assign(classes.begin(), classes.end());
     common::v1::Matrix* probabilities = response.mutable_probabilities();
-    probabilities->set_rows(static_cast<uint32_t>(request.texts_size()));
+    probabilities->set_rows(static_cast<uint32_t>(texts.size()));
     probabilities->set_cols(static_cast<uint32_t>(classes.size()));
-    probabilities->mutable_values()->Resize(request.texts_size() * static_cast<int>(classes.size()),
-                                            0.0);
-    response.mutable_predicted()->Resize(request.texts_size(), 0);
+    probabilities->mutable_values()->Resize(static_cast<int>(texts.size() * classes.size()), 0.0);
+    response.mutable_predicted()->Resize(static_cast<int>(texts.size()), 0);
     MAAS_RETURN_IF_ERROR(loaded->pipeline->ClassifyCompact(
-        request.texts(), stop, executor, probabilities->mutable_values()->mutable_data(),
+        texts, stop, executor, probabilities->mutable_values()->mutable_data(),
         response.mutable_predicted()->mutable_data()));
     return response;
   }
@@ -392,7 +413,7 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
   options.explain = request.explain();
   options.explain_features = request.explain_features();
   MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
-                        loaded->pipeline->Classify(request.texts(), options, stop, executor));
+                        loaded->pipeline->Classify(texts, options, stop, executor));
   for (v1::Classification& result : results) *response.add_results() = std::move(result);
   return response;
 }
@@ -401,9 +422,10 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
     const v1::VectorizeRequest& request) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
-  MAAS_RETURN_IF_ERROR(CheckTexts(request.texts()));
-  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows,
-                        loaded->pipeline->Vectorize(request.texts()));
+  std::vector<std::string_view> unpacked;
+  MAAS_ASSIGN_OR_RETURN(TextList texts,
+                        RequestTexts(request.texts(), request.packed_texts(), &unpacked));
+  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows, loaded->pipeline->Vectorize(texts));
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());

@@ -155,7 +155,12 @@ class DiscriminativeCore {
       const common::v1::DeleteModelRequest& request);
 
  private:
-  absl::Status CheckTexts(const google::protobuf::RepeatedPtrField<std::string>& texts) const;
+  // A request's texts: `texts`, or `packed` unpacked into *unpacked (views into `packed`), one of
+  // the two, checked against the limits on texts per request and bytes per text.
+  absl::StatusOr<TextList> RequestTexts(
+      const google::protobuf::RepeatedPtrField<std::string>& texts, std::string_view packed,
+      std::vector<std::string_view>* unpacked) const;
+  absl::Status CheckTextSize(size_t index, size_t bytes) const;
 
   DiscriminativeCoreOptions options_;
   std::shared_ptr<absl::Mutex> partial_commit_mu_ = std::make_shared<absl::Mutex>();

@@ -236,7 +236,7 @@ v1::PipelineSpec Pipeline::ToSpec() const {
   return spec;
 }
 
-absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_t index,
+absl::StatusOr<std::string_view> Pipeline::Decode(std::string_view text, size_t index,
                                                   std::string* storage) const {
   absl::StatusOr<std::string_view> decoded = DecodeUtf8(text, decode_error_, storage);
   if (!decoded.ok()) {
@@ -245,8 +245,8 @@ absl::StatusOr<std::string_view> Pipeline::Decode(const std::string& text, size_
   return decoded;
 }
 
-absl::Status Pipeline::TransformText(const std::string& text, size_t index,
-                                     AnalyzerScratch* scratch, SparseVector* row) const {
+absl::Status Pipeline::TransformText(std::string_view text, size_t index, AnalyzerScratch* scratch,
+                                     SparseVector* row) const {
   if (vectorizer_->TransformIfWellFormed(text, scratch, row)) return absl::OkStatus();
   MAAS_ASSIGN_OR_RETURN(const std::string_view decoded, Decode(text, index, &scratch->decoded));
   vectorizer_->Transform(decoded, scratch, row);
@@ -355,7 +355,7 @@ namespace {
 // of a batch, while the current one is classified (each text is its own allocation, so the
 // hardware's stream prefetch does not cross from one to the next). Only a memory hint.
 constexpr size_t kPrefetchTextBytes = 1024;
-inline void PrefetchText(const std::string& text) {
+inline void PrefetchText(std::string_view text) {
   const char* p = text.data();
   const size_t n = std::min(text.size(), kPrefetchTextBytes);
   for (size_t offset = 0; offset < n; offset += 64) __builtin_prefetch(p + offset);

@@ -77,24 +77,29 @@ absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
 absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
                             const PipelineLimits& limits);
 
-// The texts of a call, read in place: a std::vector<std::string> or a protobuf repeated string
-// field (a request's own strings: a batch of long texts is not copied). A view: the texts must
-// outlive it.
+// The texts of a call, read in place: a std::vector<std::string>, a protobuf repeated string
+// field (a request's own strings: a batch of long texts is not copied) or views (a request's
+// packed_texts, unpacked). A view: the texts must outlive it.
 class TextList {
  public:
   TextList(const std::vector<std::string>& texts)  // NOLINT(google-explicit-constructor)
       : strings_(texts.data()), size_(texts.size()) {}
   TextList(const google::protobuf::RepeatedPtrField<std::string>& texts)  // NOLINT
       : pointers_(texts.data()), size_(static_cast<size_t>(texts.size())) {}
+  TextList(const std::vector<std::string_view>& texts)  // NOLINT(google-explicit-constructor)
+      : views_(texts.data()), size_(texts.size()) {}
 
   size_t size() const { return size_; }
-  const std::string& operator[](size_t i) const {
-    return strings_ != nullptr ? strings_[i] : *pointers_[i];
+  std::string_view operator[](size_t i) const {
+    if (strings_ != nullptr) return strings_[i];
+    if (pointers_ != nullptr) return *pointers_[i];
+    return views_[i];
   }
 
  private:
   const std::string* strings_ = nullptr;
   const std::string* const* pointers_ = nullptr;
+  const std::string_view* views_ = nullptr;
   size_t size_ = 0;
 };
 
@@ -166,12 +171,12 @@ class Pipeline {
            std::shared_ptr<const Vectorizer> vectorizer,
            std::shared_ptr<const Classifier> classifier);
   // The text as the vectorizer sees it (decode_error applied), or INVALID_ARGUMENT naming `index`.
-  absl::StatusOr<std::string_view> Decode(const std::string& text, size_t index,
+  absl::StatusOr<std::string_view> Decode(std::string_view text, size_t index,
                                           std::string* storage) const;
   // Text `index`'s row: ASCII text through the vectorizer's ASCII path when it has one (no separate
   // UTF-8 pass), any other text decoded first; INVALID_ARGUMENT naming `index` for a text that
   // cannot be decoded or analysed (e.g. a token_pattern past its step limit).
-  absl::Status TransformText(const std::string& text, size_t index, AnalyzerScratch* scratch,
+  absl::Status TransformText(std::string_view text, size_t index, AnalyzerScratch* scratch,
                              SparseVector* row) const;
   // Classification of one vectorized text.
   void ClassifyOne(const SparseVector& row, const ClassifyOptions& options,

@@ -7,6 +7,7 @@
 #include <functional>
 #include <limits>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/registry/model_repository.h"
 #include "common/store/memory_model_store.h"
+#include "services/discriminative/core/packed_texts.h"
 
 namespace maas::discriminative {
 namespace {
@@ -301,6 +303,84 @@ TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the
   const exec::StopToken stopped([] { return absl::DeadlineExceededError("deadline passed"); });
   CHECK(core.Classify(request, stopped, threads).status().code() ==
         absl::StatusCode::kDeadlineExceeded);
+}
+
+TEST_CASE("packed_texts classify and vectorize as the same texts sent one per field") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_texts_per_request = 400;
+  options.max_text_bytes = 64;
+  DiscriminativeCore core(options);
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels, {1, 2, 0.5, 1})).ok());
+  v1::ClassifyRequest by_field;
+  by_field.mutable_model()->set_name("m");
+  std::vector<std::string_view> views;
+  for (int i = 0; i < 300; ++i) by_field.add_texts(kTexts[i % 4] + (i % 3 ? " cat" : ""));
+  by_field.add_texts("");
+  for (const std::string& text : by_field.texts()) views.push_back(text);
+  v1::ClassifyRequest packed;
+  packed.mutable_model()->set_name("m");
+  packed.set_packed_texts(PackTexts(views));
+  for (const bool compact : {false, true}) {
+    by_field.set_compact(compact);
+    packed.set_compact(compact);
+    ThreadPerItemExecutor threads;
+    auto expected = core.Classify(by_field);
+    auto got = core.Classify(packed, exec::StopToken(), threads);
+    REQUIRE(expected.ok());
+    REQUIRE(got.ok());
+    CHECK(got->SerializeAsString() == expected->SerializeAsString());
+  }
+  v1::VectorizeRequest vectorize_by_field, vectorize_packed;
+  vectorize_by_field.mutable_model()->set_name("m");
+  *vectorize_by_field.mutable_texts() = by_field.texts();
+  vectorize_packed.mutable_model()->set_name("m");
+  vectorize_packed.set_packed_texts(packed.packed_texts());
+  auto rows = core.Vectorize(vectorize_packed);
+  REQUIRE(rows.ok());
+  CHECK(rows->rows_size() == 301);
+  CHECK(rows->SerializeAsString() == core.Vectorize(vectorize_by_field)->SerializeAsString());
+}
+
+TEST_CASE("packed_texts errors: both forms, a bad layout, the limits, a text's UTF-8 by index") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_texts_per_request = 3;
+  options.max_text_bytes = 16;
+  DiscriminativeCore core(options);
+  REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels)).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("m");
+  const auto status_of = [&](std::vector<std::string_view> texts) {
+    request.set_packed_texts(PackTexts(texts));
+    return core.Classify(request).status();
+  };
+  REQUIRE(status_of({"the cat", "a dog"}).ok());
+  request.add_texts("the cat");
+  const absl::Status both = core.Classify(request).status();
+  CHECK(absl::IsInvalidArgument(both));
+  CHECK_THAT(std::string(both.message()),
+             Catch::Contains("both texts (1 entries) and packed_texts"));
+  request.clear_texts();
+  request.set_packed_texts(std::string("\x07\x00\x00\x00" "cat", 7));
+  const absl::Status bad = core.Classify(request).status();
+  CHECK(absl::IsInvalidArgument(bad));
+  CHECK_THAT(std::string(bad.message()),
+             Catch::Contains("packed_texts: text 0 at byte 0 claims 7"));
+  const absl::Status too_many = status_of({"a", "b", "c", "d"});
+  CHECK(absl::IsResourceExhausted(too_many));
+  CHECK_THAT(std::string(too_many.message()), Catch::Contains("--max_texts_per_request"));
+  const absl::Status too_long = status_of({"cat", "a text longer than sixteen bytes"});
+  CHECK(absl::IsResourceExhausted(too_long));
+  CHECK_THAT(std::string(too_long.message()), Catch::StartsWith("texts[1] has 32 bytes"));
+  CHECK_THAT(std::string(too_long.message()), Catch::Contains("--max_text_bytes"));
+  const absl::Status not_utf8 = status_of({"the dog", "caf\xE9 cat"});
+  CHECK(absl::IsInvalidArgument(not_utf8));
+  CHECK_THAT(std::string(not_utf8.message()), Catch::StartsWith("texts[1]: "));
+  request.clear_packed_texts();
+  const absl::Status none = core.Classify(request).status();
+  CHECK(absl::IsInvalidArgument(none));
+  CHECK_THAT(std::string(none.message()), Catch::Contains("texts or packed_texts"));
 }
 
 TEST_CASE("A Train whose caller gave up stores nothing") {
