@@ -13,7 +13,7 @@ from sklearn.naive_bayes import MultinomialNB
 
 import maas_client
 from maas_client import errors
-from maas_client.pb import common, generative as gpb
+from maas_client.pb import common, discriminative as dpb, generative as gpb
 
 from client_testing import make_corpus, uniform_log_density
 from maas_testing import Stack
@@ -167,6 +167,35 @@ def test_classify_equals_scikit_learn(disc, text_model, corpus):
     explained = disc.classify("news", texts[:2], explain=True, explain_features=3)
     assert explained.explanations is not None and len(explained.explanations) == 2
     assert all(len(e.features) <= 3 for e in explained.explanations)
+
+
+@pytest.mark.parametrize("via", ["direct", "gateway"])
+def test_packed_texts_classify_and_vectorize_as_texts_one_per_field(stack, text_model, corpus, via):
+    texts, _ = corpus["test"]
+    texts = list(texts) + ["", "caf\u00e9 \u65e5\u672c \U0001F600"]
+    cv, nb = text_model["cv"], text_model["nb"]
+    packed = maas_client.pack_texts(texts)
+    assert packed[:4] == len(texts[0].encode()).to_bytes(4, "little") and packed[4:4 + 3] == texts[0].encode()[:3]
+    stub = stack.disc if via == "direct" else stack.disc_gw
+    ref = common.ModelRef(name="news")
+    by_field = stub.Classify(dpb.ClassifyRequest(model=ref, texts=texts, compact=True), timeout=20)
+    got = stub.Classify(dpb.ClassifyRequest(model=ref, packed_texts=packed, compact=True), timeout=20)
+    assert got == by_field
+    probabilities = np.array(got.probabilities.values).reshape(len(texts), len(got.classes))
+    np.testing.assert_allclose(probabilities, nb.predict_proba(cv.transform(texts)), rtol=1e-12, atol=1e-15)
+    assert [got.classes[i] for i in got.predicted] == nb.predict(cv.transform(texts)).tolist()
+    verbose = stub.Classify(dpb.ClassifyRequest(model=ref, packed_texts=packed), timeout=20)
+    assert verbose == stub.Classify(dpb.ClassifyRequest(model=ref, texts=texts), timeout=20)
+    rows = stub.Vectorize(dpb.VectorizeRequest(model=ref, packed_texts=packed), timeout=20)
+    assert rows == stub.Vectorize(dpb.VectorizeRequest(model=ref, texts=texts), timeout=20)
+    # A length that claims more bytes than follow, and both forms at once: INVALID_ARGUMENT naming the problem.
+    with pytest.raises(grpc.RpcError) as cut:
+        stub.Classify(dpb.ClassifyRequest(model=ref, packed_texts=packed[:-1]), timeout=20)
+    assert cut.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"packed_texts: text {len(texts) - 1} at byte" in cut.value.details()
+    with pytest.raises(grpc.RpcError) as both:
+        stub.Classify(dpb.ClassifyRequest(model=ref, texts=texts[:1], packed_texts=packed), timeout=20)
+    assert both.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "both texts" in both.value.details()
 
 
 def test_classify_stream_reads_an_iterable_lazily_and_keeps_order(disc, text_model, corpus):

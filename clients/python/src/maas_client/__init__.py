@@ -12,6 +12,7 @@ from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import (DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, MaasError,
                                 NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
                                 UnavailableError, UnimplementedError)
+from maas_client._text_wire import pack_texts
 from maas_client.generative import GenerativeClient
 from maas_client.models import Models
 from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, ModelInfo, Predictions, SampleBatch,
@@ -23,5 +24,5 @@ __all__ = [
     "Connection", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
     "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
     "ModelInfo", "Models", "NotFoundError", "PermissionDeniedError", "Predictions", "ResourceExhaustedError",
-    "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError", "UnimplementedError",
+    "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError", "UnimplementedError", "pack_texts",
 ]

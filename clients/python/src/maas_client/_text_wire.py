@@ -52,6 +52,20 @@ def _utf8(text: Text) -> bytes:
     return text.encode("utf-8") if isinstance(text, str) else text
 
 
+def pack_texts(texts: Sequence[Text]) -> bytes:
+    """The texts as ClassifyRequest / VectorizeRequest `packed_texts`: each text as its UTF-8 byte length, 4 bytes
+    little-endian, then its bytes (KServe's raw BYTES tensor layout). One bytes field instead of one per text: cheaper
+    to build, send and read for large batches. `bytes` texts are sent as they are (see decode_error)."""
+    parts = []
+    for text in texts:
+        data = _utf8(text)
+        if len(data) >= 1 << 32:
+            raise ValueError(f"a text of {len(data)} bytes does not fit packed_texts' 4-byte length")
+        parts.append(len(data).to_bytes(4, "little"))
+        parts.append(data)
+    return b"".join(parts)
+
+
 class RawTexts:
     """A ClassifyRequest / VectorizeRequest whose `texts` (some not UTF-8) are written after the message's bytes."""
 
