@@ -15,6 +15,7 @@
 #include "common/exec/worker_pool.h"
 #include "common/registry/model_repository.h"
 #include "common/server/flags_help.h"
+#include "common/server/malloc_retention.h"
 #include "common/server/model_cache_metrics.h"
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
@@ -70,6 +71,12 @@ ABSL_FLAG(int64_t, model_cache_bytes, int64_t{2} << 30,
 ABSL_FLAG(std::string, log_file, "",
           "File the per-call JSON log lines are appended to (only those lines; banners and library "
           "messages go to stderr). Empty: stderr.");
+ABSL_FLAG(
+    int, malloc_retain_mb, 32,
+    "Freed heap memory (MiB, at most 32) malloc keeps for the next calls instead of returning "
+    "it to the kernel, and the block size below which it serves blocks from its heaps: large "
+    "requests then stop faulting fresh pages in on every call. 0 = glibc's own thresholds; "
+    "glibc's malloc tunables in the environment (GLIBC_TUNABLES, MALLOC_*_THRESHOLD_) win.");
 ABSL_FLAG(int, log_flush_ms, 20,
           "The call log lines are written by their own thread at most this many ms after the call "
           "ended, so a slow disk or a stalled reader of stderr never holds up calls (lines beyond "
@@ -103,6 +110,14 @@ int main(int argc, char** argv) {
   // not run this) keep it on and so still catch lock-order cycles.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   maas::server::BlockTerminationSignals();
+  if (absl::GetFlag(FLAGS_malloc_retain_mb) < 0 ||
+      !maas::server::RetainFreedMemory(
+           size_t{static_cast<unsigned>(absl::GetFlag(FLAGS_malloc_retain_mb))} << 20)
+           .ok()) {
+    std::cerr << "maas-discriminative: --malloc_retain_mb must be 0 to 32; got "
+              << absl::GetFlag(FLAGS_malloc_retain_mb) << "\n";
+    return 1;
+  }
 
   absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
       maas::store::FileModelStore::OpenAndCleanUp(absl::GetFlag(FLAGS_model_dir), std::cerr);

@@ -8,10 +8,10 @@ from maas_testing import binary, start_discriminative
 
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                        "--max_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms"],
+                        "--max_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms", "--malloc_retain_mb"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
                             "--max_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
-                            "--log_file", "--log_flush_ms"],
+                            "--log_file", "--log_flush_ms", "--malloc_retain_mb"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
                      "--log_flush_ms"],
 }
@@ -53,3 +53,12 @@ def test_every_server_refuses_a_negative_log_flush_interval_naming_the_flag(name
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert "--log_flush_ms must be >= 0" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["maas-discriminative", "maas-generative"])
+@pytest.mark.parametrize("value", ["-1", "33"])
+def test_both_services_refuse_malloc_retention_outside_0_to_32_naming_the_flag(name, value, tmp_path):
+    result = subprocess.run([binary(name), "--port", "0", "--model_dir", str(tmp_path), "--malloc_retain_mb", value],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert f"--malloc_retain_mb must be 0 to 32; got {value}" in result.stderr, result.stderr
