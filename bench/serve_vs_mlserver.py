@@ -19,7 +19,10 @@ The timed MLServer requests ask for `predict_proba` only (all classes' probabili
 timed maas requests ask for the compact form (ClassifyRequest.compact: the class labels once, the texts x classes
 probability matrix and the predicted class indices), which carries what MLServer's predict_proba answer carries (plus
 the labels and predictions); --single_form / --batch_form verbose time maas's default answer instead (label,
-probabilities and log-probabilities of every class, per text).
+probabilities and log-probabilities of every class, per text). The timed batch requests carry their texts packed
+in one bytes field, in the same layout for both servers (each text as its 4-byte little-endian length, then its
+bytes): maas's ClassifyRequest.packed_texts and KServe's raw_input_contents, which MLServer reads; --batch_request
+repeated sends one field per text instead (maas's texts, MLServer's bytes_contents). Both forms are checked equal.
 
 ghz runs every server with the same options (GHZ_OPTIONS below): the request messages are pre-serialised binary
 (--binary-file, 1000 count-delimited messages ghz decodes once and sends round-robin), its per-call template
@@ -53,6 +56,7 @@ from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.naive_bayes import MultinomialNB
 from sklearn.pipeline import make_pipeline
 
+from maas_client import pack_texts
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.pb import common as common_pb, discriminative as disc_pb
 from maas_client.sklearn import export
@@ -306,12 +310,17 @@ def ghz_run(ghz, target, method, protoset_path, data_path, concurrency, seconds,
 
 
 # -- check -----------------------------------------------------------------------------------------------------------
-def mlserver_request(infer_request_cls, texts, outputs):
+def mlserver_request(infer_request_cls, texts, outputs, packed=False):
+    """packed: the texts as KServe's raw_input_contents (4-byte little-endian length, then the bytes, per text: the
+    layout of maas's packed_texts); else one bytes_contents entry per text."""
     request = infer_request_cls(model_name=MODEL)
     request.parameters["content_type"].string_param = "str"
     tensor = request.inputs.add(name="text", datatype="BYTES", shape=[len(texts)])
     tensor.parameters["content_type"].string_param = "str"
-    tensor.contents.bytes_contents.extend(t.encode("utf-8") for t in texts)
+    if packed:
+        request.raw_input_contents.append(pack_texts(texts))
+    else:
+        tensor.contents.bytes_contents.extend(t.encode("utf-8") for t in texts)
     for name in outputs:
         request.outputs.add(name=name)
     return request
@@ -339,13 +348,20 @@ def mlserver_outputs(response):
     return out
 
 
-def classify_compact(target, texts):
+def maas_request(texts, compact, packed):
+    ref = common_pb.ModelRef(name=MODEL)
+    if packed:
+        return disc_pb.ClassifyRequest(model=ref, packed_texts=pack_texts(texts), compact=compact)
+    return disc_pb.ClassifyRequest(model=ref, texts=texts, compact=compact)
+
+
+def classify_compact(target, texts, packed=False):
     """maas's compact Classify answer: (classes, probabilities N x C, predicted labels)."""
     channel = grpc.insecure_channel(target, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
                                                      ("grpc.max_send_message_length", MAX_MESSAGE)])
     call = channel.unary_unary(f"/{MAAS_METHOD}", disc_pb.ClassifyRequest.SerializeToString,
                                disc_pb.ClassifyResponse.FromString)
-    reply = call(disc_pb.ClassifyRequest(model=common_pb.ModelRef(name=MODEL), texts=texts, compact=True), timeout=120)
+    reply = call(maas_request(texts, True, packed), timeout=120)
     channel.close()
     classes = list(reply.classes)
     probabilities = np.array(reply.probabilities.values, dtype=np.float64).reshape(
@@ -359,9 +375,13 @@ def check_equal(pipe, maas_targets, mlserver_target, classes, texts):
     channel = grpc.insecure_channel(mlserver_target, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
     infer = channel.unary_unary(f"/{MLSERVER_METHOD}", classes[0].SerializeToString, classes[1].FromString)
     ml = mlserver_outputs(infer(mlserver_request(classes[0], texts, ["predict", "predict_proba"]), timeout=120))
+    ml_packed = mlserver_outputs(infer(mlserver_request(classes[0], texts, ["predict", "predict_proba"], packed=True),
+                                       timeout=120))
     channel.close()
     assert ml["predict"].tolist() == expected_labels.tolist(), "MLServer's labels differ from scikit-learn's"
     assert np.allclose(ml["predict_proba"], expected_proba, rtol=0, atol=1e-12), "MLServer's probabilities differ"
+    assert ml_packed["predict"].tolist() == ml["predict"].tolist(), "MLServer's labels differ with raw_input_contents"
+    assert np.array_equal(ml_packed["predict_proba"], ml["predict_proba"]), "MLServer's raw_input_contents differ"
     for name, target in maas_targets.items():
         with DiscriminativeClient(target) as client:
             got = client.classify(MODEL, texts, timeout=120)
@@ -374,6 +394,9 @@ def check_equal(pipe, maas_targets, mlserver_target, classes, texts):
         assert compact_labels == ml["predict"].tolist(), f"{name} (compact): labels differ from MLServer's"
         diff = np.abs(compact_proba - ml["predict_proba"]).max()
         assert diff <= 1e-12, f"{name} (compact): probabilities differ from MLServer's by {diff}"
+        packed = classify_compact(target, texts, packed=True)
+        assert packed[0] == compact_classes and packed[2] == compact_labels, f"{name} (packed): labels differ"
+        assert np.array_equal(packed[1], compact_proba), f"{name} (packed): probabilities differ"
     return len(texts)
 
 
@@ -399,6 +422,10 @@ def main():
     parser.add_argument("--batch_form", choices=["compact", "verbose"], default="compact",
                         help="maas answer form of the timed batch calls (compact: labels once + probability matrix, "
                              "what MLServer's predict_proba carries; verbose: the default per-text results)")
+    parser.add_argument("--batch_request", choices=["packed", "repeated"], default="packed",
+                        help="how the timed batch requests carry the texts (packed: one bytes field, maas's "
+                             "packed_texts and MLServer's raw_input_contents, the same layout; repeated: one field "
+                             "per text, maas's texts and MLServer's bytes_contents)")
     parser.add_argument("--ghz_cpus", type=int, default=0,
                         help="ghz --cpus (Go processors of the load generator; 0 = ghz's default, all cores)")
     parser.add_argument("--maas_args", default="", help="extra maas-discriminative flags, e.g. '--threads 2'")
@@ -459,16 +486,15 @@ def main():
         checked = check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, short_texts[:300])
         checked += check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, long_texts[:100])
         print(f"check: {checked} texts, maas (direct{', gateway' if not args.no_gateway else ''}; default and compact "
-              f"answers) labels identical to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
+              f"answers, texts and packed_texts) and MLServer (bytes_contents and raw_input_contents) labels identical to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
 
         # Request files for ghz: 1000 different single texts (round-robin) and one batch of long documents.
-        ref = common_pb.ModelRef(name=MODEL)
         files = {}
         compact = {False: args.single_form == "compact", True: args.batch_form == "compact"}
-        for system, make in (("maas", lambda ts, batch=False: disc_pb.ClassifyRequest(
-                                 model=ref, texts=ts, compact=compact[batch])),
-                             ("mlserver", lambda ts, batch=False: mlserver_request(infer_classes[0], ts,
-                                                                                   ["predict_proba"]))):
+        packed = {False: False, True: args.batch_request == "packed"}
+        for system, make in (("maas", lambda ts, batch=False: maas_request(ts, compact[batch], packed[batch])),
+                             ("mlserver", lambda ts, batch=False: mlserver_request(
+                                 infer_classes[0], ts, ["predict_proba"], packed[batch]))):
             files[system, "single"] = work / f"{system}-single.bin"
             files[system, "single"].write_bytes(delimited([make([t]) for t in short_texts]))
             files[system, "batch"] = work / f"{system}-batch.bin"
@@ -505,6 +531,7 @@ def main():
     print(f"model: CountVectorizer + MultinomialNB, {len(pipe[0].vocabulary_)} features, {len(pipe.classes_)} "
           f"classes; single texts 10-40 words; batch = {args.batch} documents of 600-900 words ({batch_mb:.2f} MB); "
           f"maas answers single texts in the {args.single_form} form, batches in the {args.batch_form} form; "
+          f"batch requests {args.batch_request} ({'packed_texts / raw_input_contents' if args.batch_request == 'packed' else 'texts / bytes_contents'}); "
           f"maas flags: {args.maas_args or '(defaults)'}")
     header = (f"{'':22}{'req/s':>8}{'MB/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'ghz CPU':>9}"
               f"{'x req/s':>9}{'p99 x':>7}{'x CPU':>7}")
