@@ -37,7 +37,7 @@ func (d *DiscriminativeClient) Train(ctx context.Context, config *discriminative
 	return clientStream(d.caller, ctx, "DiscriminativeService.Train", d.raw.Train, first, rest)
 }
 
-// Classify classifies req.Texts.
+// Classify classifies req.Texts, or req.PackedTexts (see PackTexts).
 func (d *DiscriminativeClient) Classify(ctx context.Context,
 	req *discriminativev1.ClassifyRequest) (*discriminativev1.ClassifyResponse, error) {
 	return unary(d.caller, ctx, "DiscriminativeService.Classify", req, d.raw.Classify)
@@ -50,7 +50,7 @@ func (d *DiscriminativeClient) ClassifyStream(ctx context.Context,
 	return bidiStream(ctx, "DiscriminativeService.ClassifyStream", requests, d.raw.ClassifyStream)
 }
 
-// Vectorize returns the sparse feature rows of req.Texts.
+// Vectorize returns the sparse feature rows of req.Texts, or of req.PackedTexts (see PackTexts).
 func (d *DiscriminativeClient) Vectorize(ctx context.Context,
 	req *discriminativev1.VectorizeRequest) (*discriminativev1.VectorizeResponse, error) {
 	return unary(d.caller, ctx, "DiscriminativeService.Vectorize", req, d.raw.Vectorize)

@@ -18,6 +18,9 @@
 //     texts[i] and the byte offset; replace, ignore: repaired as scikit-learn does); the ordinary methods cannot
 //     send one, since protobuf-go refuses to marshal a string field that is not UTF-8. For UTF-8 texts the
 //     request is byte for byte the ordinary method's.
+//   - Packed texts: PackTexts lays texts ([]string or [][]byte) out for ClassifyRequest.PackedTexts and
+//     VectorizeRequest.PackedTexts (each text's length, 4 bytes little-endian, then its bytes), one bytes field
+//     instead of one string field per text, for large batches; the answer is the same as with Texts.
 //   - Errors: every failed call returns a *Error carrying the gRPC status code and message
 //     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
 //     errors.Is(err, context.Canceled) hold for those codes.

@@ -16,3 +16,10 @@ func MarshalTrainBatch(examples []LabeledBytes) ([]byte, error) {
 func MarshalEvaluateBatch(examples []LabeledBytes) ([]byte, error) {
 	return marshalBatch(evaluateBatchField, examples)
 }
+
+// SetMaxPackedText sets the largest text PackTexts packs (math.MaxUint32: what a 4-byte length holds), so a
+// test can reach the limit without a 4 GiB text, and returns the previous limit.
+func SetMaxPackedText(n uint64) (previous uint64) {
+	previous, maxPackedText = maxPackedText, n
+	return previous
+}
