@@ -447,7 +447,10 @@ export class DiscriminativeClient {
       mapSource(batches, trainBatch), opts);
   }
 
-  /** Classifies texts (strings or bytes, as train takes them: the model's decode_error applies to bytes). */
+  /**
+   * Classifies texts (strings or bytes, as train takes them: the model's decode_error applies to bytes), or the texts
+   * of packedTexts (see packTexts).
+   */
   classify(request: ClassifyRequestInput, opts?: CallOptions): Promise<disc.ClassifyResponse> {
     return this.caller.unary(DiscriminativeTextService.classify, classifyRequest(request), opts);
   }
@@ -458,7 +461,7 @@ export class DiscriminativeClient {
     return this.caller.bidiStream(DiscriminativeTextService.classifyStream, mapSource(requests, classifyRequest), opts);
   }
 
-  /** Returns the sparse feature rows of texts (strings or bytes). */
+  /** Returns the sparse feature rows of texts (strings or bytes), or of packedTexts (see packTexts). */
   vectorize(request: VectorizeRequestInput, opts?: CallOptions): Promise<disc.VectorizeResponse> {
     return this.caller.unary(DiscriminativeTextService.vectorize, vectorizeRequest(request), opts);
   }

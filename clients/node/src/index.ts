@@ -16,7 +16,14 @@ export {
   toRows,
 } from "./client";
 export { codeName, isMaasError, MaasError } from "./errors";
-export { ClassifyRequestInput, LabeledTextInput, TextBatchInput, TextInput, VectorizeRequestInput } from "./texts";
+export {
+  ClassifyRequestInput,
+  LabeledTextInput,
+  packTexts,
+  TextBatchInput,
+  TextInput,
+  VectorizeRequestInput,
+} from "./texts";
 export { status, Metadata } from "@grpc/grpc-js";
 // The generated message types, one namespace per proto package.
 export * as common from "./gen/maas/common/v1/common";

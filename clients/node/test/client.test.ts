@@ -18,6 +18,7 @@ import {
   MaasClient,
   MaasError,
   matrix,
+  packTexts,
   splitRows,
   status,
   toRows,
@@ -498,6 +499,51 @@ describe("texts as bytes", () => {
       [{ examples: plain }, { examples }]), status.INVALID_ARGUMENT, "batch 1, example 2", "UTF-8", `byte offset ${offset}`);
     await rejectsWith(client.discriminative.getModel({ model: { name: "ts-bytes-never" } }), status.NOT_FOUND);
   });
+});
+
+// packedTexts (see packTexts): the texts in one bytes field answer exactly as the same texts sent one per field, on
+// the discriminative server directly and through the gateway; a cut buffer and both forms at once are INVALID_ARGUMENT.
+describe("packed texts", () => {
+  const model = { name: "ts-packed" };
+  const texts = ["the striker scored a late goal", "knead the bread dough", Buffer.from("a faster processor"),
+    "zebra unicorn", "", "naïve café ☕ 日本 bread"];
+
+  before(async () => {
+    await client.discriminative.train({ name: model.name }, batches(corpus, 4));
+  });
+  after(async () => {
+    await client?.discriminative.deleteModel({ name: model.name });
+  });
+
+  for (const via of ["direct", "gateway"] as const) {
+    it(`classify and vectorize answer as with texts (${via}); a cut buffer is INVALID_ARGUMENT`, async () => {
+      const target = new MaasClient(via === "direct" ? stack.discriminative.address : stack.gateway.address);
+      try {
+        const d = target.discriminative;
+        const packedTexts = packTexts(texts);
+        for (const compact of [false, true]) {
+          const got = await d.classify({ model, packedTexts, compact });
+          assert.equal(compact ? got.predicted.length : got.results.length, texts.length);
+          assert.deepEqual(got, await d.classify({ model, texts, compact }));
+        }
+        const rows = await d.vectorize({ model, packedTexts, includeFeatureNames: true });
+        assert.equal(rows.rows.length, texts.length);
+        assert.deepEqual(rows, await d.vectorize({ model, texts, includeFeatureNames: true }));
+
+        // The last text one byte short; a length itself cut short; both forms at once.
+        const short = packedTexts.subarray(0, packedTexts.length - 1);
+        await rejectsWith(d.classify({ model, packedTexts: short }), status.INVALID_ARGUMENT,
+          `packed_texts: text ${texts.length - 1} at byte`);
+        await rejectsWith(d.vectorize({ model, packedTexts: short }), status.INVALID_ARGUMENT, "packed_texts");
+        await rejectsWith(d.classify({ model, packedTexts: Buffer.concat([packedTexts, Buffer.from([7, 0])]) }),
+          status.INVALID_ARGUMENT, `text ${texts.length}`, "cut short");
+        await rejectsWith(d.classify({ model, texts: texts.slice(0, 1), packedTexts }), status.INVALID_ARGUMENT,
+          "both texts");
+      } finally {
+        target.close();
+      }
+    });
+  }
 });
 
 describe("client streams", () => {

@@ -1,7 +1,8 @@
 // The request serializers of the RPCs that carry texts (src/texts.ts), without a server: texts given as strings are
 // encoded byte for byte as the generated encoders encode them (randomised requests with every other field set), and
-// texts given as bytes travel unchanged in the text fields, the other fields as generated. (Against the server, in
-// client.test.ts: "texts as bytes".)
+// texts given as bytes travel unchanged in the text fields, the other fields as generated. packTexts: the layout of
+// packed_texts, byte by byte, holding the bytes the texts field would carry. (Against the server, in client.test.ts:
+// "texts as bytes" and "packed texts".)
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 
@@ -12,6 +13,7 @@ import {
   classifyRequest,
   DiscriminativeTextService,
   evaluateBatch,
+  packTexts,
   TextInput,
   trainBatch,
   vectorizeRequest,
@@ -193,5 +195,58 @@ describe("request serializers", () => {
       assert.deepEqual(ours.train.requestSerialize(trainBatch({ examples: asBytes })),
         generated.train.requestSerialize(disc.TrainRequest.fromPartial({ batch: { examples } })));
     }
+  });
+});
+
+/** The texts of a packed_texts buffer (each: 4-byte little-endian length, then the bytes); fails on a bad layout. */
+function unpack(packed: Uint8Array): Uint8Array[] {
+  const view = new DataView(packed.buffer, packed.byteOffset, packed.byteLength);
+  const texts: Uint8Array[] = [];
+  let at = 0;
+  while (at < packed.length) {
+    assert.ok(at + 4 <= packed.length, `a length cut short at byte ${at}`);
+    const length = view.getUint32(at, true);
+    assert.ok(at + 4 + length <= packed.length, `text ${texts.length} at byte ${at} runs past the end`);
+    texts.push(packed.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  return texts;
+}
+
+describe("packTexts", () => {
+  it("writes each text as its UTF-8 byte length, 4 bytes little-endian, then its bytes", () => {
+    const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
+    assert.equal(hex(packTexts(["ab", "", "é☕"])), hex(Uint8Array.of(
+      0x02, 0x00, 0x00, 0x00, 0x61, 0x62,
+      0x00, 0x00, 0x00, 0x00,
+      0x05, 0x00, 0x00, 0x00, 0xc3, 0xa9, 0xe2, 0x98, 0x95))); // é is 2 bytes of UTF-8, ☕ 3
+    // Bytes as they are (not UTF-8 too), a Buffer, and a lone surrogate as U+FFFD (as the texts field sends it).
+    assert.equal(hex(packTexts([Uint8Array.of(0x63, 0xe9), Buffer.from([0x00]), "\uD800"])), hex(Uint8Array.of(
+      0x02, 0x00, 0x00, 0x00, 0x63, 0xe9,
+      0x01, 0x00, 0x00, 0x00, 0x00,
+      0x03, 0x00, 0x00, 0x00, 0xef, 0xbf, 0xbd)));
+    // A length of 0x010203 bytes: the low byte first.
+    const long = packTexts(["x".repeat(0x010203)]);
+    assert.equal(long.length, 4 + 0x010203);
+    assert.equal(hex(long.subarray(0, 6)), "030201007878");
+    assert.equal(packTexts([]).length, 0);
+    // A Buffer, the type of the generated packedTexts fields.
+    assert.ok(packTexts(["a"]) instanceof Buffer);
+  });
+
+  it("packs exactly the bytes the texts field carries", () => {
+    const rnd = new Random(20261204);
+    for (let round = 0; round < ROUNDS; round++) {
+      const texts = Array.from({ length: rnd.int(8) }, () => rnd.text());
+      same(unpack(packTexts(texts)), payloads(ours.classify.requestSerialize(classifyRequest({ texts })), [2]));
+    }
+  });
+
+  it("refuses a text whose length does not fit 4 bytes, naming it", () => {
+    // A Uint8Array that claims 4 GiB (packing a real one would take 4 GiB).
+    const huge = new Proxy(new Uint8Array(0), {
+      get: (target, key) => (key === "length" ? 2 ** 32 : Reflect.get(target, key)),
+    });
+    assert.throws(() => packTexts(["fine", huge]), (e) => e instanceof RangeError && /texts\[1\]/.test(e.message));
   });
 });
