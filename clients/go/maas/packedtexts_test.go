@@ -123,6 +123,10 @@ func TestPackedTextsAnswerAsTexts(t *testing.T) {
 			wantCode(t, err, codes.InvalidArgument, fmt.Sprintf("text %d", len(texts)), "cut short")
 			_, err = d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: model, Texts: texts[:1], PackedTexts: packed})
 			wantCode(t, err, codes.InvalidArgument, "both texts")
+			// Packed bytes that are not UTF-8 meet the model's decode_error (strict: named as in texts).
+			notUTF8 := mustPack(t, [][]byte{[]byte("bread"), []byte("caf\xe9 au lait")})
+			_, err = d.Classify(testContext(t), &discriminativev1.ClassifyRequest{Model: model, PackedTexts: notUTF8})
+			wantCode(t, err, codes.InvalidArgument, "texts[1]", "byte offset 3")
 		})
 	}
 }

@@ -539,6 +539,10 @@ describe("packed texts", () => {
           status.INVALID_ARGUMENT, `text ${texts.length}`, "cut short");
         await rejectsWith(d.classify({ model, texts: texts.slice(0, 1), packedTexts }), status.INVALID_ARGUMENT,
           "both texts");
+        // Packed bytes that are not UTF-8 meet the model's decode_error (strict: named as in texts).
+        const notUtf8 = packTexts(["bread", Buffer.from("café au lait", "latin1")]);
+        await rejectsWith(d.classify({ model, packedTexts: notUtf8 }), status.INVALID_ARGUMENT, "texts[1]",
+          "byte offset 3");
       } finally {
         target.close();
       }
