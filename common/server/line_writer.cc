@@ -1,13 +1,22 @@
 #include "common/server/line_writer.h"
 
+#include <poll.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <iostream>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 namespace maas::server {
 
 LineWriter::LineWriter(std::string name, std::ostream* out, absl::Duration flush_interval)
-    : name_(std::move(name)), out_(out), flush_interval_(flush_interval) {
+    : name_(std::move(name)),
+      out_(out),
+      fd_(out == &std::cerr ? STDERR_FILENO : -1),
+      flush_interval_(flush_interval) {
   if (flush_interval_ > absl::ZeroDuration()) writer_ = std::thread([this] { WriterLoop(); });
 }
 
@@ -16,8 +25,50 @@ LineWriter::~LineWriter() {
   {
     absl::MutexLock lock(&mu_);
     stop_ = true;
+    give_up_at_ = absl::Now() + kShutdownWait;
   }
   writer_.join();
+}
+
+bool LineWriter::GaveUp() const {
+  absl::MutexLock lock(&mu_);
+  return absl::Now() >= give_up_at_;
+}
+
+void LineWriter::WriteOut(absl::string_view lines) {
+  if (fd_ < 0) {
+    out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
+    out_->flush();
+    return;
+  }
+  std::cerr.flush();  // (unbuffered: what others wrote to it is out already)
+  size_t at = 0;
+  while (at < lines.size()) {
+    pollfd ready{fd_, POLLOUT, 0};
+    const int polled = poll(&ready, 1, /*timeout_ms=*/100);
+    if (polled <= 0) {
+      if (polled < 0 && errno != EINTR) break;
+      if (GaveUp()) break;
+      continue;
+    }
+    // Whole lines where they fit in a chunk.
+    size_t n = std::min(kChunkBytes, lines.size() - at);
+    if (at + n < lines.size()) {
+      const size_t line_end = lines.rfind('\n', at + n - 1);
+      if (line_end != absl::string_view::npos && line_end >= at) n = line_end + 1 - at;
+    }
+    const ssize_t written = write(fd_, lines.data() + at, n);
+    if (written < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      break;  // a closed or broken output: the rest cannot go anywhere
+    }
+    at += static_cast<size_t>(written);
+  }
+  if (at < lines.size()) {
+    const auto lost = static_cast<uint64_t>(std::count(lines.begin() + at, lines.end(), '\n'));
+    absl::MutexLock lock(&mu_);
+    dropped_ += lost;
+  }
 }
 
 void LineWriter::WriterLoop() {
@@ -38,14 +89,17 @@ void LineWriter::WriterLoop() {
       stop = stop_;
     }
     if (!lines.empty()) {
-      out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
-      out_->flush();
+      WriteOut(lines);
       lines.clear();
     }
-    if (dropped > 0) {
-      std::cerr << name_ << ": " << dropped
-                << " call log lines dropped: the log's output could not keep up\n"
-                << std::flush;
+    if (dropped > 0 && !GaveUp()) {
+      const std::string note = absl::StrCat(
+          name_, ": ", dropped, " call log lines dropped: the log's output could not keep up\n");
+      if (fd_ >= 0) {
+        WriteOut(note);  // stderr is the output: in order, and bounded at shutdown
+      } else {
+        std::cerr << note << std::flush;
+      }
     }
     if (stop) {
       absl::MutexLock lock(&mu_);

@@ -10,8 +10,12 @@
 // calls, and the output takes one write per batch of lines instead of one per call. Up to
 // kMaxBufferedBytes wait for the writer; beyond that, lines are dropped and counted
 // (dropped_lines(), and a note on stderr once the writer catches up), never blocking the caller.
-// The destructor writes every line still buffered. Without an interval, Write writes and flushes
-// before it returns. Thread-safe.
+// The destructor writes every line still buffered, waiting at most kShutdownWait for an output
+// that takes nothing (a stalled pipe): the lines it then still holds are dropped, so that a server
+// with a stalled stderr still exits. That wait is bounded for std::cerr, which the writer's thread
+// writes through its file descriptor (2) with poll, in chunks of whole lines of at most
+// kChunkBytes; other streams are written as they are. Without an interval, Write writes and
+// flushes before it returns. Thread-safe.
 #ifndef MAAS_COMMON_SERVER_LINE_WRITER_H_
 #define MAAS_COMMON_SERVER_LINE_WRITER_H_
 
@@ -43,6 +47,11 @@ class LineWriter {
   static constexpr size_t kMaxBufferedBytes = 8 << 20;
   // The writer writes at once when this much is buffered, without waiting for the interval.
   static constexpr size_t kEagerFlushBytes = 64 << 10;
+  // How long the destructor waits for a stalled std::cerr to take the last lines.
+  static constexpr absl::Duration kShutdownWait = absl::Seconds(2);
+  // The largest write to std::cerr's descriptor: what a pipe that polls writable takes at once
+  // (PIPE_BUF), so that no write blocks.
+  static constexpr size_t kChunkBytes = 4096;
 
   // Writes finished lines (each ending in '\n') and flushes, or hands them to the writer's thread.
   void Write(absl::string_view lines);
@@ -52,15 +61,22 @@ class LineWriter {
 
  private:
   void WriterLoop();
+  // Writes `lines` to the output (the writer's thread); to a descriptor, gives up once the
+  // destructor's wait is over, counting the lines not written as dropped.
+  void WriteOut(absl::string_view lines);
+  // Whether the destructor's wait for the output is over.
+  bool GaveUp() const;
 
   const std::string name_;
   std::ostream* const out_;
+  const int fd_;  // std::cerr's descriptor when out_ is std::cerr, else -1
   const absl::Duration flush_interval_;
   mutable absl::Mutex mu_;  // serializes the writes to out_ (synchronous) / guards the buffer
   std::string buffer_ ABSL_GUARDED_BY(mu_);
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time give_up_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::thread writer_;  // only with a flush interval
 };
 

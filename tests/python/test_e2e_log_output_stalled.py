@@ -4,7 +4,8 @@ The per-call JSON log lines go to stderr by default. When the threads that end t
 did before --log_flush_ms, and still do with --log_flush_ms 0), a pipe nobody reads filled after a few hundred lines
 (64 KiB) and every later call hung in write(). Now a thread of the log's own writes them: the calls go on, the lines
 wait in the server's buffer (beyond 8 MiB they are dropped and counted), and they all come out once the reader drains
-the pipe again.
+the pipe again. And a service whose stderr is still undrained when it is told to stop (SIGTERM) exits: its log writer
+gives up on the lines the pipe does not take within 2 s, where it used to wait for the reader forever.
 """
 
 import json
@@ -60,3 +61,32 @@ def test_calls_go_on_while_nobody_reads_the_log(name, tmp_path):
     stalled = [i for i in ids if i.startswith("stalled-")]
     assert sorted(stalled) == sorted(f"stalled-{i}" for i in range(CALLS))
     assert "dropped" not in rest
+
+
+@pytest.mark.parametrize("name", sorted(STUBS))
+def test_a_service_with_a_stalled_log_still_exits_on_sigterm(name, tmp_path):
+    proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", "--model_dir",
+                             str(tmp_path / "models")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        port = None
+        while port is None:
+            line = proc.stderr.readline()
+            assert line, f"{name} exited before serving"
+            match = re.search(rb"on port (\d+)", line)
+            if match:
+                port = int(match.group(1))
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = STUBS[name](channel)
+            for i in range(CALLS):  # far more lines than the pipe takes: the log's writer is stuck in write()
+                stub.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
+        proc.terminate()
+        # Before the fix this waited for a reader that never came: TimeoutExpired.
+        assert proc.wait(timeout=TIMEOUT) == 0
+        rest = proc.stderr.read().decode(errors="replace")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    # What did go out is whole lines (the writer writes whole lines while it can).
+    assert all(line.startswith("{") and line.endswith("}") for line in rest.splitlines() if line.startswith("{"))

@@ -3,13 +3,19 @@
 // wait has a generous cap; nothing asserts timing.
 #include "common/server/line_writer.h"
 
+#include <unistd.h>
+
 #include <catch2/catch.hpp>
+#include <iostream>
+#include <memory>
 #include <ostream>
 #include <streambuf>
 #include <string>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 
 namespace maas::server {
@@ -122,6 +128,46 @@ TEST_CASE("line writer with a flush interval never blocks the caller on a stalle
   CHECK(writer.dropped_lines() == 10);
   buf.Release();
   REQUIRE(buf.WaitFor("{\"first\":true}\n"));
+}
+
+// A server shutting down with a stderr nobody drains (a stopped log agent) must still exit: the
+// destructor's join used to wait for the writer's thread, blocked in write() until the reader came
+// back, so the process hung at SIGTERM. Now it waits at most kShutdownWait, then drops the rest;
+// what did go out is whole lines.
+TEST_CASE("line writer on a stalled stderr gives up at destruction after kShutdownWait") {
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  const int saved_stderr = dup(STDERR_FILENO);
+  REQUIRE(saved_stderr >= 0);
+  REQUIRE(dup2(pipe_fds[1], STDERR_FILENO) == STDERR_FILENO);
+  const std::string row = std::string(99, 'x') + "\n";
+  auto writer = std::make_unique<LineWriter>("maas-test", &std::cerr, absl::Milliseconds(1));
+  for (int i = 0; i < 3000; ++i) writer->Write(row);  // 300 kB: a pipe takes 64 KiB
+  absl::Notification destroyed;
+  std::thread destroyer([&] {
+    writer.reset();
+    destroyed.Notify();
+  });
+  const bool returned = destroyed.WaitForNotificationWithTimeout(kCap);
+  // Restore stderr, then read the pipe (before the fix, this is what let the destructor return).
+  REQUIRE(dup2(saved_stderr, STDERR_FILENO) == STDERR_FILENO);
+  close(saved_stderr);
+  std::string text;
+  char chunk[65536];
+  while (!destroyed.HasBeenNotified()) {
+    const ssize_t n = read(pipe_fds[0], chunk, sizeof(chunk));
+    if (n > 0) text.append(chunk, static_cast<size_t>(n));
+  }
+  destroyer.join();
+  close(pipe_fds[1]);
+  for (ssize_t n; (n = read(pipe_fds[0], chunk, sizeof(chunk))) > 0;) {
+    text.append(chunk, static_cast<size_t>(n));
+  }
+  close(pipe_fds[0]);
+  CHECK(returned);
+  CHECK(text.size() % row.size() == 0);
+  CHECK(text.size() < 3000 * row.size());
+  CHECK(text.find_first_not_of(row) == std::string::npos);
 }
 
 }  // namespace
