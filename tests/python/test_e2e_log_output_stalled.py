@@ -25,21 +25,28 @@ STUBS = {"maas-discriminative": discriminative_pb2_grpc.DiscriminativeServiceStu
          "maas-generative": generative_pb2_grpc.GenerativeServiceStub}
 
 
-@pytest.mark.parametrize("name", sorted(STUBS))
-def test_calls_go_on_while_nobody_reads_the_log(name, tmp_path):
+def start_undrained(name, tmp_path):
+    """The service with its stderr a pipe read up to the ready line, then left alone: (process, port, head)."""
     proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", "--model_dir",
                              str(tmp_path / "models")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    head = b""
+    while True:
+        line = proc.stderr.readline()
+        if not line:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"{name} exited before serving: {head.decode(errors='replace')}")
+        head += line
+        match = re.search(rb"on port (\d+)", line)
+        if match:
+            return proc, int(match.group(1)), head
+
+
+@pytest.mark.parametrize("name", sorted(STUBS))
+def test_calls_go_on_while_nobody_reads_the_log(name, tmp_path):
+    proc, port, head = start_undrained(name, tmp_path)
     try:
-        port = None
-        head = b""
-        while port is None:  # read up to the ready line, then leave the pipe alone
-            line = proc.stderr.readline()
-            assert line, f"{name} exited before serving: {head.decode(errors='replace')}"
-            head += line
-            match = re.search(rb"on port (\d+)", line)
-            if match:
-                port = int(match.group(1))
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = STUBS[name](channel)
             for i in range(CALLS):
@@ -65,17 +72,8 @@ def test_calls_go_on_while_nobody_reads_the_log(name, tmp_path):
 
 @pytest.mark.parametrize("name", sorted(STUBS))
 def test_a_service_with_a_stalled_log_still_exits_on_sigterm(name, tmp_path):
-    proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", "--model_dir",
-                             str(tmp_path / "models")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, port, _ = start_undrained(name, tmp_path)
     try:
-        port = None
-        while port is None:
-            line = proc.stderr.readline()
-            assert line, f"{name} exited before serving"
-            match = re.search(rb"on port (\d+)", line)
-            if match:
-                port = int(match.group(1))
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = STUBS[name](channel)
             for i in range(CALLS):  # far more lines than the pipe takes: the log's writer is stuck in write()
