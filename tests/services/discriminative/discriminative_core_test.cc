@@ -362,7 +362,10 @@ TEST_CASE("packed_texts errors: both forms, a bad layout, the limits, a text's U
   CHECK_THAT(std::string(both.message()),
              Catch::Contains("both texts (1 entries) and packed_texts"));
   request.clear_texts();
-  request.set_packed_texts(std::string("\x07\x00\x00\x00" "cat", 7));
+  request.set_packed_texts(
+      std::string("\x07\x00\x00\x00"
+                  "cat",
+                  7));
   const absl::Status bad = core.Classify(request).status();
   CHECK(absl::IsInvalidArgument(bad));
   CHECK_THAT(std::string(bad.message()),
