@@ -3,7 +3,7 @@
 //   0  CreateModel(request): PipelineSpec validation (the import path).
 //   1  ParseStoredPipeline(bytes): the model-store reader on corrupt files.
 //   2  a Train stream: each chunk parsed as one TrainRequest, then Finish().
-//   3  Classify(request) against a trained model "m".
+//   3  Classify(request) against a trained model "m" (texts one per field or packed).
 // Invariant: every call returns a status; nothing crashes, hangs or allocates without bound.
 #include <cstdint>
 #include <cstdlib>
@@ -15,6 +15,7 @@
 #include "common/store/memory_model_store.h"
 #include "google/protobuf/stubs/logging.h"
 #include "services/discriminative/core/discriminative_core.h"
+#include "services/discriminative/core/packed_texts.h"
 #include "tests/fuzz/fuzz_input.h"
 
 namespace maas::fuzz {
@@ -89,6 +90,13 @@ std::vector<std::string> MaasFuzzSeeds() {
   classify.set_top_k(1);
   classify.set_explain(true);
   seeds.push_back(EncodeChunks(3, {classify.SerializeAsString()}));
+  // The texts packed in one field (each a 4-byte little-endian length, then the bytes).
+  discriminative::v1::ClassifyRequest packed;
+  packed.mutable_model()->set_name("m");
+  packed.set_packed_texts(
+      discriminative::PackTexts({"a late goal", "", "\xc3\xa9t\xc3\xa9 bread"}));
+  packed.set_compact(true);
+  seeds.push_back(EncodeChunks(3, {packed.SerializeAsString()}));
   return seeds;
 }
 
