@@ -30,10 +30,10 @@ absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes) {
   if (bytes == 0) return MallocRetention::kDefault;
   if (EnvironmentSetsMallocTunables()) return MallocRetention::kLeftToEnvironment;
 #if defined(__GLIBC__)
+  // AddressSanitizer's allocator, for one, answers mallopt with 0 and ignores it.
   if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) != 1 ||
       mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) != 1) {
-    return absl::InternalError(
-        absl::StrCat("glibc refused ", bytes, " bytes as malloc thresholds"));
+    return MallocRetention::kAllocatorRefused;
   }
   return MallocRetention::kSet;
 #else

@@ -26,12 +26,14 @@ enum class MallocRetention {
   kSet,                // the thresholds are `bytes`
   kDefault,            // bytes == 0: glibc's own (dynamic) thresholds
   kLeftToEnvironment,  // the environment sets glibc's malloc tunables: they stay as given
+  kAllocatorRefused,   // the allocator is not glibc's own (a sanitizer's, a preloaded one):
+                       // unchanged
 };
 
 // Sets glibc's mmap and trim thresholds to `bytes` (see the file comment), unless bytes == 0 or the
 // environment already sets them (GLIBC_TUNABLES naming glibc.malloc, MALLOC_MMAP_THRESHOLD_,
 // MALLOC_TRIM_THRESHOLD_): an operator's choice wins. INVALID_ARGUMENT when bytes >
-// kMaxMallocRetainBytes; INTERNAL if glibc refuses. Without glibc: kDefault.
+// kMaxMallocRetainBytes. Without glibc: kDefault.
 absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes);
 
 }  // namespace maas::server

@@ -28,14 +28,20 @@ TEST_CASE("An operator's malloc tunables in the environment win") {
   setenv("GLIBC_TUNABLES", "glibc.malloc.mmap_threshold=131072", 1);
   CHECK(*RetainFreedMemory(16 << 20) == MallocRetention::kLeftToEnvironment);
   setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);  // not malloc's
-  CHECK(*RetainFreedMemory(16 << 20) == MallocRetention::kSet);
+  CHECK(*RetainFreedMemory(16 << 20) != MallocRetention::kLeftToEnvironment);
   unsetenv("GLIBC_TUNABLES");
 }
 
 TEST_CASE("With retention set, a block below it comes from a heap, not a mapping of its own") {
   // glibc's default maps a first 8 MiB block on its own (its threshold starts at 128 KiB), and
   // unmaps it when freed: the next such block faults its pages in again.
-  REQUIRE(*RetainFreedMemory(kMaxMallocRetainBytes) == MallocRetention::kSet);
+  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
+  REQUIRE(set.ok());
+  if (*set == MallocRetention::kAllocatorRefused) {
+    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
+    return;
+  }
+  REQUIRE(*set == MallocRetention::kSet);
   const size_t mapped_before = MappedBlockBytes();
   for (int round = 0; round < 3; ++round) {
     const size_t bytes = (size_t{8} << 20) + static_cast<size_t>(round) * 4096;
