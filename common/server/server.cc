@@ -595,6 +595,8 @@ void BlockTerminationSignals() {
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
 }
 
+void IgnoreBrokenPipes() { signal(SIGPIPE, SIG_IGN); }
+
 int WaitForTerminationSignal() {
   sigset_t set;
   sigemptyset(&set);

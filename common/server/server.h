@@ -162,6 +162,11 @@ class Server {
 // the signals.
 void BlockTerminationSignals();
 
+// Ignores SIGPIPE for the whole process: a write to a pipe or socket whose reader went away (a log
+// shipper that restarted, a closed `| tee`) fails with EPIPE instead of killing the server.
+// Sockets gRPC writes are not affected (it sends with MSG_NOSIGNAL); stderr is. Call it in main().
+void IgnoreBrokenPipes();
+
 // Waits (sigwait) for SIGINT or SIGTERM and returns the signal number. Requires
 // BlockTerminationSignals().
 int WaitForTerminationSignal();

@@ -110,6 +110,7 @@ int main(int argc, char** argv) {
   // not run this) keep it on and so still catch lock-order cycles.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   maas::server::BlockTerminationSignals();
+  maas::server::IgnoreBrokenPipes();
   if (absl::GetFlag(FLAGS_malloc_retain_mb) < 0 ||
       !maas::server::RetainFreedMemory(
            size_t{static_cast<unsigned>(absl::GetFlag(FLAGS_malloc_retain_mb))} << 20)

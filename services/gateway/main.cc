@@ -130,6 +130,7 @@ int Fail(const absl::Status& status) {
 
 int main(int argc, char** argv) {
   maas::server::BlockTerminationSignals();
+  maas::server::IgnoreBrokenPipes();
   absl::SetProgramUsageMessage(
       "maas gateway: routes maas.generative.v1 and maas.discriminative.v1");
   maas::server::HandleHelpFlag(argc, argv, __FILE__);

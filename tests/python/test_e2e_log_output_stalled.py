@@ -5,7 +5,9 @@ did before --log_flush_ms, and still do with --log_flush_ms 0), a pipe nobody re
 (64 KiB) and every later call hung in write(). Now a thread of the log's own writes them: the calls go on, the lines
 wait in the server's buffer (beyond 8 MiB they are dropped and counted), and they all come out once the reader drains
 the pipe again. And a service whose stderr is still undrained when it is told to stop (SIGTERM) exits: its log writer
-gives up on the lines the pipe does not take within 2 s, where it used to wait for the reader forever.
+gives up on the lines the pipe does not take within 2 s, where it used to wait for the reader forever. And a server
+whose log reader went away (a log shipper that restarted) keeps serving: the first line written to the closed pipe
+used to kill it with SIGPIPE.
 """
 
 import json
@@ -18,17 +20,17 @@ import pytest
 from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2_grpc
 from maas.generative.v1 import generative_pb2_grpc
-from maas_testing import TIMEOUT, binary
+from maas_testing import TIMEOUT, binary, start_discriminative, start_generative
 
 CALLS = 1500  # ~250 bytes of log line each: about six times a 64 KiB pipe
 STUBS = {"maas-discriminative": discriminative_pb2_grpc.DiscriminativeServiceStub,
          "maas-generative": generative_pb2_grpc.GenerativeServiceStub}
 
 
-def start_undrained(name, tmp_path):
-    """The service with its stderr a pipe read up to the ready line, then left alone: (process, port, head)."""
-    proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", "--model_dir",
-                             str(tmp_path / "models")],
+def start_undrained(name, tmp_path, args=None):
+    """The server with its stderr a pipe read up to the ready line, then left alone: (process, port, head)."""
+    args = args if args is not None else ["--model_dir", str(tmp_path / "models")]
+    proc = subprocess.Popen([str(binary(name)), "--host", "127.0.0.1", "--port", "0", *args],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     head = b""
     while True:
@@ -88,3 +90,33 @@ def test_a_service_with_a_stalled_log_still_exits_on_sigterm(name, tmp_path):
             proc.wait()
     # What did go out is whole lines (the writer writes whole lines while it can).
     assert all(line.startswith("{") and line.endswith("}") for line in rest.splitlines() if line.startswith("{"))
+
+
+@pytest.mark.parametrize("name", sorted(STUBS) + ["maas-gateway"])
+def test_a_server_whose_log_reader_went_away_keeps_serving(name, tmp_path):
+    backends = []
+    try:
+        args = None
+        if name == "maas-gateway":
+            backends = [start_generative(tmp_path / "g"), start_discriminative(tmp_path / "d")]
+            args = ["--generative_target", f"ipv4:127.0.0.1:{backends[0].port}",
+                    "--discriminative_target", f"ipv4:127.0.0.1:{backends[1].port}"]
+        proc, port, _ = start_undrained(name, tmp_path, args)
+        try:
+            proc.stderr.close()  # the reader goes away: the next log line meets a closed pipe
+            stub = STUBS.get(name, discriminative_pb2_grpc.DiscriminativeServiceStub)
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                for _ in range(50):
+                    # Before the fix the second call already failed: UNAVAILABLE, the process killed by SIGPIPE.
+                    stub(channel).ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
+            assert proc.poll() is None
+            proc.terminate()
+            assert proc.wait(timeout=TIMEOUT) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    finally:
+        for backend in backends:
+            backend.stop()
+            backend.release()
