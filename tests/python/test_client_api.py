@@ -186,6 +186,12 @@ def test_packed_texts_classify_and_vectorize_as_texts_one_per_field(stack, text_
     assert [got.classes[i] for i in got.predicted] == nb.predict(cv.transform(texts)).tolist()
     verbose = stub.Classify(dpb.ClassifyRequest(model=ref, packed_texts=packed), timeout=20)
     assert verbose == stub.Classify(dpb.ClassifyRequest(model=ref, texts=texts), timeout=20)
+    # ClassifyStream takes either form per message, in order.
+    stream = list(stub.ClassifyStream(iter([dpb.ClassifyRequest(model=ref, packed_texts=packed, compact=True),
+                                            dpb.ClassifyRequest(model=ref, texts=texts[:3], compact=True),
+                                            dpb.ClassifyRequest(model=ref, packed_texts=maas_client.pack_texts(
+                                                texts[:3]), compact=True)]), timeout=20))
+    assert len(stream) == 3 and stream[0] == by_field and stream[1] == stream[2]
     rows = stub.Vectorize(dpb.VectorizeRequest(model=ref, packed_texts=packed), timeout=20)
     assert rows == stub.Vectorize(dpb.VectorizeRequest(model=ref, texts=texts), timeout=20)
     # A length that claims more bytes than follow, and both forms at once: INVALID_ARGUMENT naming the problem.
