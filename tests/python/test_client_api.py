@@ -162,8 +162,11 @@ def test_classify_equals_scikit_learn(disc, text_model, corpus):
     np.testing.assert_array_equal(got.labels, nb.predict(cv.transform(texts)))
     np.testing.assert_allclose(got.probabilities, nb.predict_proba(cv.transform(texts)), rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got.log_probabilities, nb.predict_log_proba(cv.transform(texts)), rtol=1e-12)
+    # predict / predict_proba take the compact answer: the same labels and the same probabilities, bit for bit.
     np.testing.assert_array_equal(disc.predict("news", texts), got.labels)
+    np.testing.assert_array_equal(disc.predict_proba("news", texts), got.probabilities)
     np.testing.assert_array_equal(disc.predict_proba("news", texts[0]), got.probabilities[:1])
+    assert disc.predict("news", texts[0]).tolist() == got.labels[:1].tolist()
     explained = disc.classify("news", texts[:2], explain=True, explain_features=3)
     assert explained.explanations is not None and len(explained.explanations) == 2
     assert all(len(e.features) <= 3 for e in explained.explanations)
