@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <optional>
 #include <vector>
 
@@ -397,6 +398,12 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
           "explain unset with compact");
     }
     const std::vector<std::string>& classes = loaded->pipeline->classes();
+    // A repeated field holds at most INT_MAX values (a server configured with larger limits).
+    if (texts.size() * classes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a compact answer for ", texts.size(), " texts x ", classes.size(),
+          " classes would hold more probabilities than one message can; split the texts"));
+    }
     response.mutable_classes()->Assign(classes.begin(), classes.end());
     common::v1::Matrix* probabilities = response.mutable_probabilities();
     probabilities->set_rows(static_cast<uint32_t>(texts.size()));

@@ -386,6 +386,30 @@ TEST_CASE("packed_texts errors: both forms, a bad layout, the limits, a text's U
   CHECK_THAT(std::string(none.message()), Catch::Contains("texts or packed_texts"));
 }
 
+// With limits configured above the defaults, texts x classes of a compact answer can pass what one
+// repeated field holds (INT_MAX): the size used to be cast to int unchecked (a negative Resize).
+TEST_CASE("A compact answer larger than a message can hold is RESOURCE_EXHAUSTED") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_texts_per_request = 200'000;
+  options.limits.max_classes = 30'000;
+  DiscriminativeCore core(options);
+  constexpr int kClasses = 21'475;  // x 100 000 texts > 2^31 - 1
+  std::vector<std::string> texts, labels;
+  for (int c = 0; c < kClasses; ++c) {
+    texts.push_back("word");
+    labels.push_back(absl::StrCat("c", c));
+  }
+  REQUIRE(Train(core, ConfigMessage("many"), BatchMessage(texts, labels)).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("many");
+  request.set_packed_texts(std::string(4 * 100'000, '\0'));  // 100 000 empty texts
+  request.set_compact(true);
+  const absl::Status status = core.Classify(request).status();
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("100000 texts x 21475 classes"));
+}
+
 TEST_CASE("A Train whose caller gave up stores nothing") {
   Fixture f;
   DiscriminativeCore core(f.Options());
