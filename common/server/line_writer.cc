@@ -35,13 +35,12 @@ bool LineWriter::GaveUp() const {
   return absl::Now() >= give_up_at_;
 }
 
-void LineWriter::WriteOut(absl::string_view lines) {
+uint64_t LineWriter::WriteOut(absl::string_view lines) {
   if (fd_ < 0) {
     out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
     out_->flush();
-    return;
+    return 0;
   }
-  std::cerr.flush();  // (unbuffered: what others wrote to it is out already)
   size_t at = 0;
   while (at < lines.size()) {
     pollfd ready{fd_, POLLOUT, 0};
@@ -64,11 +63,7 @@ void LineWriter::WriteOut(absl::string_view lines) {
     }
     at += static_cast<size_t>(written);
   }
-  if (at < lines.size()) {
-    const auto lost = static_cast<uint64_t>(std::count(lines.begin() + at, lines.end(), '\n'));
-    absl::MutexLock lock(&mu_);
-    dropped_ += lost;
-  }
+  return static_cast<uint64_t>(std::count(lines.begin() + at, lines.end(), '\n'));
 }
 
 void LineWriter::WriterLoop() {
@@ -89,14 +84,19 @@ void LineWriter::WriterLoop() {
       stop = stop_;
     }
     if (!lines.empty()) {
-      WriteOut(lines);
+      if (const uint64_t lost = WriteOut(lines); lost > 0) {
+        absl::MutexLock lock(&mu_);
+        dropped_ += lost;
+      }
       lines.clear();
     }
     if (dropped > 0 && !GaveUp()) {
       const std::string note = absl::StrCat(
           name_, ": ", dropped, " call log lines dropped: the log's output could not keep up\n");
       if (fd_ >= 0) {
-        WriteOut(note);  // stderr is the output: in order, and bounded at shutdown
+        // stderr is the output: in order, and bounded at shutdown. A note that does not go out
+        // is not a call line: not counted (else a closed stderr would get one note per round).
+        WriteOut(note);
       } else {
         std::cerr << note << std::flush;
       }

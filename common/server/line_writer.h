@@ -56,14 +56,15 @@ class LineWriter {
   // Writes finished lines (each ending in '\n') and flushes, or hands them to the writer's thread.
   void Write(absl::string_view lines);
 
-  // Lines dropped because kMaxBufferedBytes were waiting for the writer.
+  // Lines dropped: because kMaxBufferedBytes were waiting for the writer, or because std::cerr
+  // did not take them (closed, or still stalled when the destructor's wait was over).
   uint64_t dropped_lines() const;
 
  private:
   void WriterLoop();
-  // Writes `lines` to the output (the writer's thread); to a descriptor, gives up once the
-  // destructor's wait is over, counting the lines not written as dropped.
-  void WriteOut(absl::string_view lines);
+  // Writes `lines` to the output (the writer's thread); to a descriptor, gives up when it is closed
+  // or once the destructor's wait is over. Returns the number of lines not written.
+  uint64_t WriteOut(absl::string_view lines);
   // Whether the destructor's wait for the output is over.
   bool GaveUp() const;
 

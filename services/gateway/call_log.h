@@ -74,7 +74,7 @@ class CallLog {
   // one write (the h2 front).
   void WriteLines(absl::string_view lines);
 
-  // Lines dropped because the writer's buffer was full (server::LineWriter).
+  // Lines dropped (server::LineWriter::dropped_lines).
   uint64_t dropped_lines() const { return writer_.dropped_lines(); }
 
  private:

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <iostream>
 #include <memory>
 #include <ostream>
@@ -168,6 +169,36 @@ TEST_CASE("line writer on a stalled stderr gives up at destruction after kShutdo
   CHECK(text.size() % row.size() == 0);
   CHECK(text.size() < 3000 * row.size());
   CHECK(text.find_first_not_of(row) == std::string::npos);
+}
+
+// A stderr whose reader went away (SIGPIPE ignored, as the servers do): the lines are dropped and
+// counted, and only they. The note about them, itself not written, used to be counted as one more
+// dropped line, so every later round wrote another note to the closed pipe, for ever.
+TEST_CASE("line writer on a closed stderr counts the lost call lines, not its own notes") {
+  const auto previous_sigpipe = signal(SIGPIPE, SIG_IGN);
+  int pipe_fds[2];
+  REQUIRE(pipe(pipe_fds) == 0);
+  close(pipe_fds[0]);  // no reader
+  const int saved_stderr = dup(STDERR_FILENO);
+  REQUIRE(saved_stderr >= 0);
+  REQUIRE(dup2(pipe_fds[1], STDERR_FILENO) == STDERR_FILENO);
+  uint64_t dropped_at_first = 0, dropped_later = 0;
+  {
+    LineWriter writer("maas-test", &std::cerr, absl::Milliseconds(1));
+    writer.Write("{\"a\":1}\n{\"b\":2}\n");
+    const absl::Time limit = absl::Now() + kCap;
+    while (writer.dropped_lines() == 0 && absl::Now() < limit)
+      absl::SleepFor(absl::Milliseconds(1));
+    dropped_at_first = writer.dropped_lines();
+    absl::SleepFor(absl::Milliseconds(200));  // ~200 of the writer's rounds
+    dropped_later = writer.dropped_lines();
+  }
+  REQUIRE(dup2(saved_stderr, STDERR_FILENO) == STDERR_FILENO);
+  close(saved_stderr);
+  close(pipe_fds[1]);
+  signal(SIGPIPE, previous_sigpipe);
+  CHECK(dropped_at_first == 2);
+  CHECK(dropped_later == 2);
 }
 
 }  // namespace
