@@ -486,7 +486,8 @@ def main():
         checked = check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, short_texts[:300])
         checked += check_equal(pipe, targets, f"127.0.0.1:{mls_port}", infer_classes, long_texts[:100])
         print(f"check: {checked} texts, maas (direct{', gateway' if not args.no_gateway else ''}; default and compact "
-              f"answers, texts and packed_texts) and MLServer (bytes_contents and raw_input_contents) labels identical to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
+              f"answers, texts and packed_texts) and MLServer (bytes_contents and raw_input_contents) labels "
+              f"identical to MLServer's and scikit-learn's, probabilities within 1e-12", flush=True)
 
         # Request files for ghz: 1000 different single texts (round-robin) and one batch of long documents.
         files = {}
@@ -524,14 +525,15 @@ def main():
 
     print()
     print(f"serve_vs_mlserver {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {nproc} cores, load average "
-          f"{min(loads):.1f}-{max(loads):.1f} and CPU steal {100 * min(steals):.1f}-{100 * max(steals):.1f}% during the "
-          f"runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
+          f"{min(loads):.1f}-{max(loads):.1f} and CPU steal {100 * min(steals):.1f}-{100 * max(steals):.1f}% during "
+          f"the runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
           f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION} {' '.join(GHZ_OPTIONS)}"
           f"{f' --cpus {args.ghz_cpus}' if args.ghz_cpus > 0 else ''}, {args.seconds:g} s per run")
     print(f"model: CountVectorizer + MultinomialNB, {len(pipe[0].vocabulary_)} features, {len(pipe.classes_)} "
           f"classes; single texts 10-40 words; batch = {args.batch} documents of 600-900 words ({batch_mb:.2f} MB); "
           f"maas answers single texts in the {args.single_form} form, batches in the {args.batch_form} form; "
-          f"batch requests {args.batch_request} ({'packed_texts / raw_input_contents' if args.batch_request == 'packed' else 'texts / bytes_contents'}); "
+          f"batch requests {args.batch_request} ("
+          f"{'packed_texts / raw_input_contents' if args.batch_request == 'packed' else 'texts / bytes_contents'}); "
           f"maas flags: {args.maas_args or '(defaults)'}")
     header = (f"{'':22}{'req/s':>8}{'MB/s':>7}{'p50 ms':>9}{'p99 ms':>9}{'server CPU':>11}{'ghz CPU':>9}"
               f"{'x req/s':>9}{'p99 x':>7}{'x CPU':>7}")
