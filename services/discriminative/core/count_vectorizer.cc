@@ -215,12 +215,16 @@ inline size_t ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t
 // CountAsciiUnigramsWith on the baseline path. The keys are built from the raw text (lowercased
 // in registers when `lower`): no preprocessed copy, no token views, no branch on a token's length
 // (a run within 16 bytes of the text's end is read from a zero-padded copy; one longer than 15
-// bytes, rare, is looked up on its own). Only the terms the table's filter lets through are probed.
+// bytes, rare, is looked up on its own). With kFilter only the terms the table's filter lets
+// through are probed; without, every token is (as on the AVX-512 path). Adds the tokens of 2 to 15
+// bytes looked up to *tokens and the candidates found to *hits.
+template <bool kFilter>
 void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bool lower,
-                                const TermTable& index, AnalyzerScratch* scratch) {
-  TermTable::Key keys[kGroup];
-  uint64_t hashes[kGroup];
-  uint64_t lo[kGroup], hi[kGroup];
+                                const TermTable& index, AnalyzerScratch* scratch, size_t* tokens,
+                                size_t* hits) {
+  // Plain arrays (TermTable::Key's members have initializers: an array of them would be zeroed on
+  // every call).
+  uint64_t lo[kGroup], hi[kGroup], hashes[kGroup];
   size_t homes[kGroup];
   char tail[32];
   const char* base = text.data();
@@ -237,25 +241,50 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
         CountLongToken(base + start, length, lower, index, scratch);
         continue;
       }
-      keys[m] = ShortTokenKey(base, size, start, length, lower, tail);
-      hashes[m] = TermTable::HashOf(keys[m]);
+      const TermTable::Key key = ShortTokenKey(base, size, start, length, lower, tail);
+      lo[m] = key.lo;
+      hi[m] = key.hi;
+      hashes[m] = TermTable::HashOf(key);
       m += length >= 2 ? 1 : 0;  // a 1-byte run is no token: overwritten by the next
     }
-    // The filter's verdicts first (independent loads), then the candidates kept: a term the
-    // filter rules out is not in the vocabulary and is overwritten by the next, without a branch
-    // and without touching the slots. (Keeping them in the first loop would chain every token's
-    // position in the group through the previous token's filter load.)
-    bool candidate[kGroup];
-    for (size_t i = 0; i < m; ++i) candidate[i] = index.MayContain(hashes[i]);
-    size_t kept = 0;
-    for (size_t i = 0; i < m; ++i) {
-      lo[kept] = keys[i].lo;
-      hi[kept] = keys[i].hi;
-      homes[kept] = index.HomeOfHash(hashes[i]);
-      index.Prefetch(candidate[i] ? homes[kept] : 0);
-      kept += candidate[i] ? 1 : 0;
+    *tokens += m;
+    if constexpr (kFilter) {
+      // The filter's verdicts first (independent loads), then the candidates kept: a term the
+      // filter rules out is not in the vocabulary and is overwritten by the next, without a
+      // branch and without touching the slots. (Keeping them in the first loop would chain every
+      // token's position in the group through the previous token's filter load.)
+      bool candidate[kGroup];
+      for (size_t i = 0; i < m; ++i) candidate[i] = index.MayContain(hashes[i]);
+      size_t kept = 0;
+      for (size_t i = 0; i < m; ++i) {
+        lo[kept] = lo[i];
+        hi[kept] = hi[i];
+        homes[kept] = index.HomeOfHash(hashes[i]);
+        index.Prefetch(candidate[i] ? homes[kept] : 0);
+        kept += candidate[i] ? 1 : 0;
+      }
+      m = kept;
+    } else {
+      for (size_t i = 0; i < m; ++i) {
+        homes[i] = index.HomeOfHash(hashes[i]);
+        index.Prefetch(homes[i]);
+      }
     }
-    ProbeAndCount(lo, hi, homes, kept, index, scratch);
+    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+  }
+}
+
+// CountAsciiUnigramsBaseline with or without the filter, as the text before suggests: on while
+// more than 1/4 of the tokens looked up are absent from the vocabulary, off again below 1/8.
+void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bool lower,
+                                const TermTable& index, AnalyzerScratch* scratch) {
+  size_t tokens = 0, hits = 0;
+  if (scratch->lookup_filter) {
+    CountAsciiUnigramsBaseline<true>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
+  } else {
+    CountAsciiUnigramsBaseline<false>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
   }
 }
 
@@ -526,6 +555,197 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
   }
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
+
+#define MAAS_COUNT_AVX2 __attribute__((target("avx2,bmi,popcnt")))
+
+// The high 64 bits of the 128-bit products of each lane of x with the constant k, and the low 64
+// bits in *low (AVX2 has no 64 x 64-bit multiply: four 32 x 32-bit products per lane).
+MAAS_COUNT_AVX2 inline __m256i MulWide64Avx2(__m256i x, uint64_t k, __m256i* low) {
+  const __m256i k_lo = _mm256_set1_epi64x(static_cast<int64_t>(k & 0xFFFFFFFFu));
+  const __m256i k_hi = _mm256_set1_epi64x(static_cast<int64_t>(k >> 32));
+  const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
+  const __m256i x_hi = _mm256_srli_epi64(x, 32);
+  const __m256i ll = _mm256_mul_epu32(x, k_lo);
+  const __m256i lh = _mm256_mul_epu32(x, k_hi);
+  const __m256i hl = _mm256_mul_epu32(x_hi, k_lo);
+  const __m256i hh = _mm256_mul_epu32(x_hi, k_hi);
+  *low = _mm256_add_epi64(ll, _mm256_slli_epi64(_mm256_add_epi64(lh, hl), 32));
+  const __m256i mid =
+      _mm256_add_epi64(_mm256_add_epi64(_mm256_srli_epi64(ll, 32), _mm256_and_si256(lh, low32)),
+                       _mm256_and_si256(hl, low32));
+  return _mm256_add_epi64(_mm256_add_epi64(hh, _mm256_srli_epi64(lh, 32)),
+                          _mm256_add_epi64(_mm256_srli_epi64(hl, 32), _mm256_srli_epi64(mid, 32)));
+}
+
+// The low 64 bits of each lane of x times the constant k.
+MAAS_COUNT_AVX2 inline __m256i MulLo64Avx2(__m256i x, uint64_t k) {
+  const __m256i k_lo = _mm256_set1_epi64x(static_cast<int64_t>(k & 0xFFFFFFFFu));
+  const __m256i k_hi = _mm256_set1_epi64x(static_cast<int64_t>(k >> 32));
+  const __m256i cross =
+      _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(x, 32), k_lo), _mm256_mul_epu32(x, k_hi));
+  return _mm256_add_epi64(_mm256_mul_epu32(x, k_lo), _mm256_slli_epi64(cross, 32));
+}
+
+// For each 4-bit lane mask, the permutation (_mm256_permutevar8x32_epi32 indices) that moves the
+// 64-bit lanes set in it to the front, in order (the rest: lane 0 again): AVX2's compress.
+struct CompressTable4 {
+  alignas(32) uint32_t index[16][8];
+  constexpr CompressTable4() : index() {
+    for (unsigned mask = 0; mask < 16; ++mask) {
+      unsigned out = 0;
+      for (unsigned lane = 0; lane < 4; ++lane) {
+        if ((mask >> lane & 1) == 0) continue;
+        index[mask][2 * out] = 2 * lane;
+        index[mask][2 * out + 1] = 2 * lane + 1;
+        ++out;
+      }
+      for (; out < 4; ++out) {
+        index[mask][2 * out] = 0;
+        index[mask][2 * out + 1] = 1;
+      }
+    }
+  }
+};
+constexpr CompressTable4 kCompress4;
+
+// CountAsciiUnigramsWith on the AVX2 path: CountAsciiUnigramsAvx512's steps on 4 tokens at once.
+// The runs' two key words gathered from the text (a run within 16 bytes of its end from a
+// zero-padded copy of its last 32 bytes), masked to the length, lowercased, tagged and hashed in
+// registers (HashOf with emulated 64 x 64-bit multiplies); the candidates' keys and homes moved to
+// the front by a permutation table; tokens longer than 15 bytes take the scalar steps. kFilter,
+// *tokens and *hits as CountAsciiUnigramsAvx512.
+template <bool kFilter>
+MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRuns& runs,
+                                            bool lower, const TermTable& index,
+                                            AnalyzerScratch* scratch, size_t* tokens,
+                                            size_t* hits) {
+  if (runs.count == 0) return;
+  alignas(32) uint64_t lo[kGroupRoom], hi[kGroupRoom];
+  alignas(32) size_t homes[kGroupRoom];
+  const char* base = text.data();
+  const size_t size = text.size();
+  // The text's last (up to) 32 bytes, zero-padded: a key word read past the text's end is read
+  // here. A gather index into the text plus to_tail is the same byte of the copy.
+  alignas(32) char tail_copy[64] = {};
+  const size_t tail_from = size > 32 ? size - 32 : 0;
+  std::memcpy(tail_copy, base + tail_from, size - tail_from);
+  const __m256i to_tail = _mm256_set1_epi64x(static_cast<int64_t>(
+      reinterpret_cast<uintptr_t>(tail_copy) - reinterpret_cast<uintptr_t>(base) - tail_from));
+  const __m256i ones = _mm256_set1_epi64x(-1), one = _mm256_set1_epi64x(1);
+  const __m256i eight = _mm256_set1_epi64x(8), sixteen = _mm256_set1_epi64x(16);
+  const __m256i size_v = _mm256_set1_epi64x(static_cast<int64_t>(size));
+  const __m256i slot_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.slot_mask()));
+  const __m256i filter_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.filter_mask()));
+  const __m256i bit_in_word = _mm256_set1_epi64x(63);
+  const __m256i lane_number = _mm256_setr_epi64x(0, 1, 2, 3);
+  const __m256i before_a = _mm256_set1_epi8('A' - 1), after_z = _mm256_set1_epi8('Z' + 1);
+  const __m256i case_bit = _mm256_set1_epi8(0x20);
+  const long long* filter = reinterpret_cast<const long long*>(index.filter_words());
+  size_t k = 0;
+  while (k < runs.count) {
+    size_t m = 0;
+    for (; m < kGroup && k < runs.count; k += 4) {
+      const size_t left = runs.count - k;
+      const __m256i valid =
+          _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<int64_t>(left)), lane_number);
+      __m128i starts32, ends32;
+      if (left >= 4) {
+        starts32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.starts + k));
+        ends32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.ends + k));
+      } else {
+        const __m128i lanes32 =
+            _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(left)), _mm_setr_epi32(0, 1, 2, 3));
+        starts32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes32);
+        ends32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.ends + k), lanes32);
+      }
+      const __m256i start = _mm256_cvtepu32_epi64(starts32);
+      const __m256i length = _mm256_sub_epi64(_mm256_cvtepu32_epi64(ends32), start);
+      const __m256i token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
+      const __m256i good =
+          _mm256_andnot_si256(_mm256_cmpgt_epi64(length, _mm256_set1_epi64x(15)), token);
+      const __m256i at = _mm256_add_epi64(
+          start,
+          _mm256_and_si256(_mm256_cmpgt_epi64(_mm256_add_epi64(start, sixteen), size_v), to_tail));
+      const long long* from = reinterpret_cast<const long long*>(base);
+      __m256i key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, good, 1);
+      __m256i key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
+                                                   _mm256_add_epi64(at, eight), good, 1);
+      // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second (a
+      // shift by 64 or more gives 0).
+      key_lo = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(length, 3)), key_lo);
+      const __m256i second =
+          _mm256_and_si256(_mm256_cmpgt_epi64(length, eight), _mm256_sub_epi64(length, eight));
+      key_hi = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(second, 3)), key_hi);
+      if (lower) {  // the text is ASCII: a signed byte compare finds A-Z
+        const __m256i upper_lo = _mm256_and_si256(_mm256_cmpgt_epi8(key_lo, before_a),
+                                                  _mm256_cmpgt_epi8(after_z, key_lo));
+        const __m256i upper_hi = _mm256_and_si256(_mm256_cmpgt_epi8(key_hi, before_a),
+                                                  _mm256_cmpgt_epi8(after_z, key_hi));
+        key_lo = _mm256_or_si256(key_lo, _mm256_and_si256(upper_lo, case_bit));
+        key_hi = _mm256_or_si256(key_hi, _mm256_and_si256(upper_hi, case_bit));
+      }
+      key_hi = _mm256_or_si256(key_hi, _mm256_slli_epi64(_mm256_add_epi64(length, one), 56));
+      const __m256i x = _mm256_xor_si256(key_lo, MulLo64Avx2(key_hi, TermTable::kHiSpread));
+      __m256i product_lo;
+      const __m256i product_hi = MulWide64Avx2(x, TermTable::kGolden, &product_lo);
+      const __m256i hash = _mm256_xor_si256(product_hi, product_lo);
+      __m256i candidate = good;
+      if constexpr (kFilter) {
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi64(hash, 32), filter_mask);
+        const __m256i words = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), filter,
+                                                          _mm256_srli_epi64(bit, 6), good, 8);
+        const __m256i set =
+            _mm256_and_si256(_mm256_srlv_epi64(words, _mm256_and_si256(bit, bit_in_word)), one);
+        candidate = _mm256_and_si256(good, _mm256_cmpeq_epi64(set, one));
+      }
+      const unsigned good_bits =
+          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(good)));
+      const unsigned token_bits =
+          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(token)));
+      const unsigned kept =
+          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(candidate)));
+      *tokens += static_cast<size_t>(_mm_popcnt_u32(good_bits));
+      const __m256i order =
+          _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress4.index[kept]));
+      const __m256i kept_homes =
+          _mm256_permutevar8x32_epi32(_mm256_and_si256(hash, slot_mask), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + m),
+                          _mm256_permutevar8x32_epi32(key_lo, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + m),
+                          _mm256_permutevar8x32_epi32(key_hi, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(homes + m), kept_homes);
+      // Fixed 4 requests (lanes past the candidates ask for the first one's slot again), taken
+      // from the register (a vector store forwards slowly to scalar loads).
+      const __m128i low_pair = _mm256_castsi256_si128(kept_homes);
+      const __m128i high_pair = _mm256_extracti128_si256(kept_homes, 1);
+      index.Prefetch(static_cast<size_t>(_mm_cvtsi128_si64(low_pair)));
+      index.Prefetch(static_cast<size_t>(_mm_extract_epi64(low_pair, 1)));
+      index.Prefetch(static_cast<size_t>(_mm_cvtsi128_si64(high_pair)));
+      index.Prefetch(static_cast<size_t>(_mm_extract_epi64(high_pair, 1)));
+      m += static_cast<size_t>(_mm_popcnt_u32(kept));
+      // The rare rest: tokens longer than 15 bytes, each looked up on its own.
+      for (unsigned rest = token_bits & ~good_bits; rest != 0; rest &= rest - 1) {
+        const size_t r = k + static_cast<size_t>(__builtin_ctz(rest));
+        CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
+      }
+    }
+    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+  }
+}
+
+// CountAsciiUnigramsAvx2 with or without the filter, switched as on the other paths.
+MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRuns& runs,
+                                            bool lower, const TermTable& index,
+                                            AnalyzerScratch* scratch) {
+  size_t tokens = 0, hits = 0;
+  if (scratch->lookup_filter) {
+    CountAsciiUnigramsAvx2<true>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
+  } else {
+    CountAsciiUnigramsAvx2<false>(text, runs, lower, index, scratch, &tokens, &hits);
+    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
+  }
+}
 #endif
 
 }  // namespace
@@ -535,6 +755,10 @@ void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const Asc
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
     CountAsciiUnigramsAvx512(text, runs, lower, index, scratch);
+    return;
+  }
+  if (path == CountSimdPath::kAvx2) {
+    CountAsciiUnigramsAvx2(text, runs, lower, index, scratch);
     return;
   }
 #endif
