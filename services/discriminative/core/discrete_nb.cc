@@ -159,6 +159,44 @@ __attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row
   }
 }
 
+// AccumulateAvx512 on the AVX2 level: 4 lanes per vector, the last one masked.
+template <size_t K>
+__attribute__((target("avx2"))) void AccumulateAvx2(const SparseVector& row, const double* weights,
+                                                    size_t num_features, double* jll) {
+  constexpr size_t kVectors = (K + 3) / 4;
+  constexpr size_t kLastLanes = K % 4 == 0 ? 4 : K % 4;
+  const __m256i last =
+      _mm256_cmpgt_epi64(_mm256_set1_epi64x(kLastLanes), _mm256_setr_epi64x(0, 1, 2, 3));
+  __m256d sum[kVectors];
+  for (size_t v = 0; v < kVectors; ++v) sum[v] = _mm256_setzero_pd();
+  const size_t n = row.indices.size();
+  const uint32_t* indices = row.indices.data();
+  const double* values = row.values.data();
+  for (size_t e = 0; e < n; ++e) {
+    const double* w = EntryWeights<K>(indices, e, n, weights, num_features);
+    if (w == nullptr) continue;
+    const __m256d x = _mm256_set1_pd(values[e]);
+    for (size_t v = 0; v < kVectors; ++v) {
+      const __m256d wv = v + 1 < kVectors || K % 4 == 0 ? _mm256_loadu_pd(w + 4 * v)
+                                                        : _mm256_maskload_pd(w + 4 * v, last);
+      sum[v] = _mm256_add_pd(sum[v], _mm256_mul_pd(x, wv));
+    }
+  }
+  for (size_t v = 0; v < kVectors; ++v) {
+    if (v + 1 < kVectors || K % 4 == 0) {
+      _mm256_storeu_pd(jll + 4 * v, sum[v]);
+    } else {
+      _mm256_maskstore_pd(jll + 4 * v, last, sum[v]);
+    }
+  }
+}
+
+template <size_t... K>
+constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateAvx2Table(
+    std::index_sequence<K...>) {
+  return {(K == 0 ? nullptr : &AccumulateAvx2<(K == 0 ? 1 : K)>)...};
+}
+
 template <size_t... K>
 constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateAvx512Table(
     std::index_sequence<K...>) {
@@ -174,6 +212,7 @@ constexpr std::array<AccumulateFn, sizeof...(K)> MakeAccumulateTable(std::index_
 constexpr auto kAccumulate = MakeAccumulateTable(std::make_index_sequence<17>());
 #if defined(__x86_64__)
 constexpr auto kAccumulateAvx512 = MakeAccumulateAvx512Table(std::make_index_sequence<17>());
+constexpr auto kAccumulateAvx2 = MakeAccumulateAvx2Table(std::make_index_sequence<17>());
 #endif
 
 }  // namespace
@@ -188,8 +227,9 @@ void DiscreteNb::JointLogLikelihoodWith(random::SimdLevel level, const SparseVec
   const bool plain = !TransformsValues();
   if (plain && k < kAccumulate.size()) {
 #if defined(__x86_64__)
-    const AccumulateFn accumulate =
-        level == random::SimdLevel::kAvx512 ? kAccumulateAvx512[k] : kAccumulate[k];
+    const AccumulateFn accumulate = level == random::SimdLevel::kAvx512 ? kAccumulateAvx512[k]
+                                    : level == random::SimdLevel::kAvx2 ? kAccumulateAvx2[k]
+                                                                        : kAccumulate[k];
 #else
     (void)level;
     const AccumulateFn accumulate = kAccumulate[k];

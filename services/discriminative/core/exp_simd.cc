@@ -210,6 +210,105 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
 }
 
 MAAS_COUNT_AVX512_WARNINGS_ON
+
+// ExpOne of the 4 lanes of d (x - shift already taken): Exp8's operations on 4 lanes. The target
+// has no "fma", so no multiply and add can be fused even where contraction were allowed.
+__attribute__((target("avx2"), always_inline)) inline __m256d Exp4(__m256d d) {
+  const __m256d v = _mm256_max_pd(d, _mm256_set1_pd(kMin));
+  const __m256d shifter = _mm256_set1_pd(kShifter);
+  const __m256d t = _mm256_add_pd(_mm256_mul_pd(v, _mm256_set1_pd(kLog2e)), shifter);
+  const __m256d k = _mm256_sub_pd(t, shifter);
+  const __m256d r = _mm256_sub_pd(_mm256_sub_pd(v, _mm256_mul_pd(k, _mm256_set1_pd(kLn2Hi))),
+                                  _mm256_mul_pd(k, _mm256_set1_pd(kLn2Lo)));
+  const __m256d r2 = _mm256_mul_pd(r, r);
+  const __m256d r4 = _mm256_mul_pd(r2, r2);
+  const __m256d r8 = _mm256_mul_pd(r4, r4);
+  __m256d q[7];
+  for (int j = 0; j < 7; ++j) {
+    q[j] = _mm256_add_pd(_mm256_set1_pd(Coefficient(2 * j)),
+                         _mm256_mul_pd(_mm256_set1_pd(Coefficient(2 * j + 1)), r));
+  }
+  const __m256d s0 = _mm256_add_pd(q[0], _mm256_mul_pd(q[1], r2));
+  const __m256d s1 = _mm256_add_pd(q[2], _mm256_mul_pd(q[3], r2));
+  const __m256d s2 = _mm256_add_pd(q[4], _mm256_mul_pd(q[5], r2));
+  const __m256d p = _mm256_add_pd(_mm256_add_pd(s0, _mm256_mul_pd(s1, r4)),
+                                  _mm256_mul_pd(_mm256_add_pd(s2, _mm256_mul_pd(q[6], r4)), r8));
+  const __m256d small = _mm256_cmp_pd(k, _mm256_set1_pd(kSmall), _CMP_LT_OQ);
+  const __m256d bias =
+      _mm256_blendv_pd(_mm256_set1_pd(kBiasNormal), _mm256_set1_pd(kBiasSmall), small);
+  const __m256d scale =
+      _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(t, bias)), 52));
+  const __m256d tail = _mm256_blendv_pd(_mm256_set1_pd(1.0), _mm256_set1_pd(kTwoToMinus64), small);
+  return _mm256_mul_pd(_mm256_mul_pd(p, scale), tail);
+}
+
+// All-ones in the lanes i .. min(i + 4, n) - 1 (for _mm256_maskload_pd / maskstore_pd).
+__attribute__((target("avx2"), always_inline)) inline __m256i Lanes4From(size_t i, size_t n) {
+  const int64_t left = static_cast<int64_t>(n - i);
+  return _mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_setr_epi64x(0, 1, 2, 3));
+}
+
+// x[i .. i + 4), lanes at or past n read as +0: a plain load when all 4 exist (a masked store is
+// slow on some CPUs, a masked load a little slower than a plain one).
+__attribute__((target("avx2"), always_inline)) inline __m256d Load4(const double* x, size_t i,
+                                                                    size_t n) {
+  return i + 4 <= n ? _mm256_loadu_pd(x + i) : _mm256_maskload_pd(x + i, Lanes4From(i, n));
+}
+__attribute__((target("avx2"), always_inline)) inline void Store4(double* out, size_t i, size_t n,
+                                                                  __m256d v) {
+  if (i + 4 <= n) {
+    _mm256_storeu_pd(out + i, v);
+  } else {
+    _mm256_maskstore_pd(out + i, Lanes4From(i, n), v);
+  }
+}
+
+__attribute__((target("avx2"))) void ExpAvx2(const double* x, double shift, size_t n, double* out) {
+  const __m256d s = _mm256_set1_pd(shift);
+  for (size_t i = 0; i < n; i += 4) Store4(out, i, n, Exp4(_mm256_sub_pd(Load4(x, i, n), s)));
+}
+
+__attribute__((target("avx2"))) void DivideAllAvx2(double* values, size_t n, double divisor) {
+  const __m256d d = _mm256_set1_pd(divisor);
+  for (size_t i = 0; i < n; i += 4) Store4(values, i, n, _mm256_div_pd(Load4(values, i, n), d));
+}
+
+// SoftmaxAvx512 on 4-lane vectors: the eight partial sums of SumOfPartials are two vectors (i mod
+// 8 in 0..3 and in 4..7; lanes past n add +0), reduced in its order: (low + high) pairs a_j with
+// a_(j+4), then its halves pair (a0 + a4) with (a2 + a6) and (a1 + a5) with (a3 + a7).
+__attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, double* out) {
+  const __m256d minus_inf = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
+  __m256d top = minus_inf;
+  __m256d unordered = _mm256_setzero_pd();
+  for (size_t i = 0; i < n; i += 4) {
+    const __m256d v = i + 4 <= n ? _mm256_loadu_pd(x + i)
+                                 : _mm256_blendv_pd(minus_inf, Load4(x, i, n),
+                                                    _mm256_castsi256_pd(Lanes4From(i, n)));
+    unordered = _mm256_or_pd(unordered, _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
+    top = _mm256_max_pd(top, v);
+  }
+  if (_mm256_movemask_pd(unordered) != 0) return false;
+  const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(top), _mm256_extractf128_pd(top, 1));
+  const double max = _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
+  if (!std::isfinite(max)) return false;
+  const __m256d s = _mm256_set1_pd(max);
+  __m256d even = _mm256_setzero_pd(), odd = _mm256_setzero_pd();  // i mod 8 in 0..3, in 4..7
+  for (size_t i = 0; i < n; i += 8) {
+    __m256d e = Exp4(_mm256_sub_pd(Load4(x, i, n), s));
+    if (i + 4 > n) e = _mm256_and_pd(e, _mm256_castsi256_pd(Lanes4From(i, n)));
+    Store4(out, i, n, e);
+    even = _mm256_add_pd(even, e);
+    if (i + 4 >= n) break;
+    e = Exp4(_mm256_sub_pd(Load4(x, i + 4, n), s));
+    if (i + 8 > n) e = _mm256_and_pd(e, _mm256_castsi256_pd(Lanes4From(i + 4, n)));
+    Store4(out, i + 4, n, e);
+    odd = _mm256_add_pd(odd, e);
+  }
+  const __m256d b = _mm256_add_pd(even, odd);
+  const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+  DivideAllAvx2(out, n, _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c))));
+  return true;
+}
 #endif
 
 }  // namespace
@@ -217,6 +316,7 @@ MAAS_COUNT_AVX512_WARNINGS_ON
 void DivideAllWith(random::SimdLevel level, double* values, size_t n, double divisor) {
 #if defined(__x86_64__)
   if (level == random::SimdLevel::kAvx512) return DivideAllAvx512(values, n, divisor);
+  if (level == random::SimdLevel::kAvx2) return DivideAllAvx2(values, n, divisor);
 #endif
   (void)level;
   DivideAllBaseline(values, n, divisor);
@@ -229,6 +329,7 @@ void DivideAll(double* values, size_t n, double divisor) {
 void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out) {
 #if defined(__x86_64__)
   if (level == random::SimdLevel::kAvx512) return ExpAvx512(x, shift, n, out);
+  if (level == random::SimdLevel::kAvx2) return ExpAvx2(x, shift, n, out);
 #endif
   (void)level;
   ExpBaseline(x, shift, n, out);
@@ -242,6 +343,7 @@ bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out
   if (n == 0) return true;
 #if defined(__x86_64__)
   if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, n, out);
+  if (level == random::SimdLevel::kAvx2) return SoftmaxAvx2(x, n, out);
 #endif
   double max;
   if (!FiniteMax(x, n, &max)) return false;

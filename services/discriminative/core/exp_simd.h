@@ -6,9 +6,8 @@
 // steps below 2^-1000, so that a subnormal result is rounded once). Only IEEE multiplies, adds and
 // subtractions in one fixed order (the library builds with -ffp-contract=off: no fused
 // multiply-add on one level and not on another), so every level rounds alike; within 2 ulps of the
-// exact value for normal results (tested against libm's exp), 0 below -745.2, and 1 for 0. Two
-// paths: AVX-512 (8 lanes) and the scalar reference, which the AVX2 and baseline levels run (one
-// text's 8 exponentials are a small part of its classification there).
+// exact value for normal results (tested against libm's exp), 0 below -745.2, and 1 for 0. Three
+// paths: AVX-512 (8 lanes), AVX2 (4 lanes) and the scalar reference, which the baseline level runs.
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_EXP_SIMD_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_EXP_SIMD_H_
 
@@ -33,7 +32,7 @@ void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size
 bool Softmax(const double* x, size_t n, double* out);
 bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out);
 
-// values[i] = values[i] / divisor for i < n, 8 at a time on the AVX-512 level (a row's tf-idf or
+// values[i] = values[i] / divisor for i < n, 8 (AVX-512) or 4 (AVX2) at a time (a row's tf-idf or
 // hashing norm: IEEE division rounds each quotient alike on every level, so the same bits).
 void DivideAll(double* values, size_t n, double divisor);
 void DivideAllWith(random::SimdLevel level, double* values, size_t n, double divisor);
