@@ -720,6 +720,24 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   return true;
 }
 
+// RunsFromMasks with POPCNT, TZCNT and BLSR (FlattenBitsAvx2).
+__attribute__((target("avx2,bmi,popcnt"))) void RunsFromMasksAvx2(
+    const std::vector<uint64_t>& masks, size_t n, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const size_t words = masks.size();
+  auto [starts, ends] = RunBoundArrays(n, scratch);
+  size_t num_starts = 0, num_ends = 0;
+  uint64_t carry = 0;
+  for (size_t w = 0; w < words; ++w) {
+    const uint64_t m = masks[w];
+    const uint64_t previous = m << 1 | carry;
+    carry = m >> 63;
+    const auto base = static_cast<uint32_t>(w * 64);
+    num_starts += FlattenBitsAvx2(m & ~previous, base, starts + num_starts);
+    num_ends += FlattenBitsAvx2(~m & previous, base, ends + num_ends);
+  }
+  *runs = AsciiRuns{starts, ends, num_starts};
+}
+
 MAAS_COUNT_AVX512_WARNINGS_OFF
 
 // Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
@@ -837,6 +855,8 @@ void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* 
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
     RunsFromMasksAvx512(scratch->masks, n, scratch, runs);
+  } else if (path == CountSimdPath::kAvx2) {
+    RunsFromMasksAvx2(scratch->masks, n, scratch, runs);
   } else {
     RunsFromMasks(scratch->masks, n, scratch, runs);
   }
@@ -924,6 +944,52 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
   }
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
+
+// The 32 bytes at p with ASCII A-Z lowercased into out; their ASCII word bits returned, their
+// bits of the bytes >= 0x80 in *high.
+__attribute__((target("avx2,bmi,popcnt"), always_inline)) inline uint64_t LowerHalfAvx2(
+    const char* p, char* out, uint64_t* high) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i upper = _mm256_and_si256(_mm256_cmpgt_epi8(v, _mm256_set1_epi8('A' - 1)),
+                                         _mm256_cmpgt_epi8(_mm256_set1_epi8('Z' + 1), v));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out),
+                      _mm256_or_si256(v, _mm256_and_si256(upper, _mm256_set1_epi8(0x20))));
+  *high = static_cast<uint32_t>(_mm256_movemask_epi8(v));
+  __m256i unused = _mm256_setzero_si256();
+  return WordBitsAvx2(p, &unused);
+}
+
+// LowerPassAvx512 on the AVX2 path: 64 bytes per step as two 32-byte halves (signed compares:
+// bytes >= 0x80 are negative, neither upper case nor \w here); the last partial step from a
+// zero-padded copy (zero bytes are neither).
+__attribute__((target("avx2,bmi,popcnt"))) void LowerPassAvx2(std::string_view text,
+                                                              AnalyzerScratch* scratch) {
+  const size_t n = text.size();
+  scratch->preprocessed.resize(n);
+  std::vector<uint64_t>& masks = scratch->masks;
+  std::vector<uint64_t>& high = scratch->high_masks;
+  masks.assign(n / 64 + 1, 0);
+  high.assign(n / 64 + 1, 0);
+  const char* in = text.data();
+  char* d = scratch->preprocessed.data();
+  size_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    uint64_t h0, h1;
+    masks[i >> 6] = LowerHalfAvx2(in + i, d + i, &h0) | LowerHalfAvx2(in + i + 32, d + i + 32, &h1)
+                                                            << 32;
+    high[i >> 6] = h0 | h1 << 32;
+  }
+  if (i < n) {
+    alignas(32) char padded[64] = {};
+    alignas(32) char lowered[64];
+    std::memcpy(padded, in + i, n - i);
+    uint64_t h0, h1;
+    masks[i >> 6] =
+        LowerHalfAvx2(padded, lowered, &h0) | LowerHalfAvx2(padded + 32, lowered + 32, &h1) << 32;
+    high[i >> 6] = h0 | h1 << 32;
+    std::memcpy(d + i, lowered, n - i);
+  }
+}
 #endif
 
 }  // namespace
@@ -933,12 +999,14 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
   const size_t n = text.size();
   if (n >= std::numeric_limits<uint32_t>::max()) return LowerRunsResult::kGeneral;
   // The lowercased copy, the ASCII bytes' word bits (case does not change them) and the bits of
-  // the bytes >= 0x80; on AVX-512 in one pass.
+  // the bytes >= 0x80; on AVX-512 and AVX2 in one pass.
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
     LowerPassAvx512(text, scratch);
+  } else if (path == CountSimdPath::kAvx2) {
+    LowerPassAvx2(text, scratch);
   } else {
     CopyLowerAscii(text, &scratch->preprocessed);
     AsciiWordMask(text, &masks, &high);
