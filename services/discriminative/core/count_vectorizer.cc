@@ -608,12 +608,114 @@ struct CompressTable4 {
 };
 constexpr CompressTable4 kCompress4;
 
-// CountAsciiUnigramsWith on the AVX2 path: CountAsciiUnigramsAvx512's steps on 4 tokens at once.
-// The runs' two key words gathered from the text (a run within 16 bytes of its end from a
-// zero-padded copy of its last 32 bytes), masked to the length, lowercased, tagged and hashed in
-// registers (HashOf with emulated 64 x 64-bit multiplies); the candidates' keys and homes moved to
-// the front by a permutation table; tokens longer than 15 bytes take the scalar steps. kFilter,
-// *tokens and *hits as CountAsciiUnigramsAvx512.
+// AsciiKeys8 on the AVX2 path: the keys of 4 runs per step. Their two key words gathered from the
+// text (a run within 16 bytes of its end from a zero-padded copy of its last 32 bytes), masked to
+// the length, lowercased, tagged and hashed in registers (HashOf with emulated 64 x 64-bit
+// multiplies). Lane masks are all-ones / all-zero 64-bit lanes. Not copyable (the copy's address
+// is kept).
+class AsciiKeys4 {
+ public:
+  struct Step {
+    __m256i token;   // runs k .. k + 3 of 2 bytes or more (of those that exist)
+    __m256i good;    // of those, the ones of at most TermTable::kMaxPaddedKey bytes
+    __m256i start;   // the runs' starts
+    __m256i lo, hi;  // good lanes: the runs' keys
+    __m256i hash;    // good lanes: HashOf of the keys
+  };
+
+  MAAS_COUNT_AVX2 explicit AsciiKeys4(std::string_view text)
+      : base_(text.data()), size_(text.size()) {
+    const size_t tail_from = size_ > 32 ? size_ - 32 : 0;
+    std::memcpy(tail_copy_, base_ + tail_from, size_ - tail_from);
+    to_tail_ = static_cast<int64_t>(reinterpret_cast<uintptr_t>(tail_copy_) -
+                                    reinterpret_cast<uintptr_t>(base_) - tail_from);
+  }
+  AsciiKeys4(const AsciiKeys4&) = delete;
+  AsciiKeys4& operator=(const AsciiKeys4&) = delete;
+
+  // The keys of runs k .. min(k + 4, runs.count) - 1. REQUIRES: k < runs.count.
+  MAAS_COUNT_AVX2 Step At(const AsciiRuns& runs, size_t k, bool lower) const {
+    const __m256i ones = _mm256_set1_epi64x(-1), one = _mm256_set1_epi64x(1);
+    const __m256i eight = _mm256_set1_epi64x(8);
+    const size_t left = runs.count - k;
+    const __m256i valid = _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<int64_t>(left)),
+                                             _mm256_setr_epi64x(0, 1, 2, 3));
+    __m128i starts32, ends32;
+    if (left >= 4) {
+      starts32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.starts + k));
+      ends32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.ends + k));
+    } else {
+      const __m128i lanes32 =
+          _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(left)), _mm_setr_epi32(0, 1, 2, 3));
+      starts32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes32);
+      ends32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.ends + k), lanes32);
+    }
+    Step step;
+    step.start = _mm256_cvtepu32_epi64(starts32);
+    const __m256i length = _mm256_sub_epi64(_mm256_cvtepu32_epi64(ends32), step.start);
+    step.token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
+    step.good = _mm256_andnot_si256(
+        _mm256_cmpgt_epi64(length, _mm256_set1_epi64x(TermTable::kMaxPaddedKey)), step.token);
+    const __m256i near_end =
+        _mm256_cmpgt_epi64(_mm256_add_epi64(step.start, _mm256_set1_epi64x(16)),
+                           _mm256_set1_epi64x(static_cast<int64_t>(size_)));
+    const __m256i at =
+        _mm256_add_epi64(step.start, _mm256_and_si256(near_end, _mm256_set1_epi64x(to_tail_)));
+    const auto* from = reinterpret_cast<const long long*>(base_);
+    __m256i key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, step.good, 1);
+    __m256i key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
+                                                 _mm256_add_epi64(at, eight), step.good, 1);
+    // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second (a
+    // shift by 64 or more gives 0).
+    key_lo = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(length, 3)), key_lo);
+    const __m256i second =
+        _mm256_and_si256(_mm256_cmpgt_epi64(length, eight), _mm256_sub_epi64(length, eight));
+    key_hi = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(second, 3)), key_hi);
+    if (lower) {  // the text is ASCII: a signed byte compare finds A-Z
+      const __m256i before_a = _mm256_set1_epi8('A' - 1), after_z = _mm256_set1_epi8('Z' + 1);
+      const __m256i case_bit = _mm256_set1_epi8(0x20);
+      const __m256i upper_lo =
+          _mm256_and_si256(_mm256_cmpgt_epi8(key_lo, before_a), _mm256_cmpgt_epi8(after_z, key_lo));
+      const __m256i upper_hi =
+          _mm256_and_si256(_mm256_cmpgt_epi8(key_hi, before_a), _mm256_cmpgt_epi8(after_z, key_hi));
+      key_lo = _mm256_or_si256(key_lo, _mm256_and_si256(upper_lo, case_bit));
+      key_hi = _mm256_or_si256(key_hi, _mm256_and_si256(upper_hi, case_bit));
+    }
+    key_hi = _mm256_or_si256(key_hi, _mm256_slli_epi64(_mm256_add_epi64(length, one), 56));
+    const __m256i x = _mm256_xor_si256(key_lo, MulLo64Avx2(key_hi, TermTable::kHiSpread));
+    __m256i product_lo;
+    const __m256i product_hi = MulWide64Avx2(x, TermTable::kGolden, &product_lo);
+    step.hash = _mm256_xor_si256(product_hi, product_lo);
+    step.lo = key_lo;
+    step.hi = key_hi;
+    return step;
+  }
+
+ private:
+  const char* base_;
+  size_t size_;
+  int64_t to_tail_ = 0;
+  alignas(32) char tail_copy_[64] = {};
+};
+
+// The 4-bit mask of a vector of all-ones / all-zero 64-bit lanes.
+MAAS_COUNT_AVX2 inline unsigned LaneBits4(__m256i lanes) {
+  return static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(lanes)));
+}
+
+// The permutation that moves the lanes set in `bits` to the front, in order (the rest: lane 0
+// again), for Compress4. (Loaded once per step: a vector store may alias the table, so the
+// compiler would load it again after each.)
+MAAS_COUNT_AVX2 inline __m256i CompressOrder4(unsigned bits) {
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress4.index[bits]));
+}
+MAAS_COUNT_AVX2 inline __m256i Compress4(__m256i v, __m256i order) {
+  return _mm256_permutevar8x32_epi32(v, order);
+}
+
+// CountAsciiUnigramsWith on the AVX2 path: CountAsciiUnigramsAvx512's steps on 4 tokens at once
+// (AsciiKeys4), the candidates' keys and homes moved to the front by Compress4. kFilter, *tokens
+// and *hits as CountAsciiUnigramsAvx512.
 template <bool kFilter>
 MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRuns& runs,
                                             bool lower, const TermTable& index,
@@ -623,96 +725,33 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
   alignas(32) uint64_t lo[kGroupRoom], hi[kGroupRoom];
   alignas(32) size_t homes[kGroupRoom];
   const char* base = text.data();
-  const size_t size = text.size();
-  // The text's last (up to) 32 bytes, zero-padded: a key word read past the text's end is read
-  // here. A gather index into the text plus to_tail is the same byte of the copy.
-  alignas(32) char tail_copy[64] = {};
-  const size_t tail_from = size > 32 ? size - 32 : 0;
-  std::memcpy(tail_copy, base + tail_from, size - tail_from);
-  const __m256i to_tail = _mm256_set1_epi64x(static_cast<int64_t>(
-      reinterpret_cast<uintptr_t>(tail_copy) - reinterpret_cast<uintptr_t>(base) - tail_from));
-  const __m256i ones = _mm256_set1_epi64x(-1), one = _mm256_set1_epi64x(1);
-  const __m256i eight = _mm256_set1_epi64x(8), sixteen = _mm256_set1_epi64x(16);
-  const __m256i size_v = _mm256_set1_epi64x(static_cast<int64_t>(size));
+  const __m256i one = _mm256_set1_epi64x(1);
   const __m256i slot_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.slot_mask()));
   const __m256i filter_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.filter_mask()));
   const __m256i bit_in_word = _mm256_set1_epi64x(63);
-  const __m256i lane_number = _mm256_setr_epi64x(0, 1, 2, 3);
-  const __m256i before_a = _mm256_set1_epi8('A' - 1), after_z = _mm256_set1_epi8('Z' + 1);
-  const __m256i case_bit = _mm256_set1_epi8(0x20);
-  const long long* filter = reinterpret_cast<const long long*>(index.filter_words());
+  const auto* filter = reinterpret_cast<const long long*>(index.filter_words());
+  const AsciiKeys4 keys4(text);
   size_t k = 0;
   while (k < runs.count) {
     size_t m = 0;
     for (; m < kGroup && k < runs.count; k += 4) {
-      const size_t left = runs.count - k;
-      const __m256i valid =
-          _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<int64_t>(left)), lane_number);
-      __m128i starts32, ends32;
-      if (left >= 4) {
-        starts32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.starts + k));
-        ends32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.ends + k));
-      } else {
-        const __m128i lanes32 =
-            _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(left)), _mm_setr_epi32(0, 1, 2, 3));
-        starts32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes32);
-        ends32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.ends + k), lanes32);
-      }
-      const __m256i start = _mm256_cvtepu32_epi64(starts32);
-      const __m256i length = _mm256_sub_epi64(_mm256_cvtepu32_epi64(ends32), start);
-      const __m256i token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
-      const __m256i good =
-          _mm256_andnot_si256(_mm256_cmpgt_epi64(length, _mm256_set1_epi64x(15)), token);
-      const __m256i at = _mm256_add_epi64(
-          start,
-          _mm256_and_si256(_mm256_cmpgt_epi64(_mm256_add_epi64(start, sixteen), size_v), to_tail));
-      const long long* from = reinterpret_cast<const long long*>(base);
-      __m256i key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, good, 1);
-      __m256i key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
-                                                   _mm256_add_epi64(at, eight), good, 1);
-      // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second (a
-      // shift by 64 or more gives 0).
-      key_lo = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(length, 3)), key_lo);
-      const __m256i second =
-          _mm256_and_si256(_mm256_cmpgt_epi64(length, eight), _mm256_sub_epi64(length, eight));
-      key_hi = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(second, 3)), key_hi);
-      if (lower) {  // the text is ASCII: a signed byte compare finds A-Z
-        const __m256i upper_lo = _mm256_and_si256(_mm256_cmpgt_epi8(key_lo, before_a),
-                                                  _mm256_cmpgt_epi8(after_z, key_lo));
-        const __m256i upper_hi = _mm256_and_si256(_mm256_cmpgt_epi8(key_hi, before_a),
-                                                  _mm256_cmpgt_epi8(after_z, key_hi));
-        key_lo = _mm256_or_si256(key_lo, _mm256_and_si256(upper_lo, case_bit));
-        key_hi = _mm256_or_si256(key_hi, _mm256_and_si256(upper_hi, case_bit));
-      }
-      key_hi = _mm256_or_si256(key_hi, _mm256_slli_epi64(_mm256_add_epi64(length, one), 56));
-      const __m256i x = _mm256_xor_si256(key_lo, MulLo64Avx2(key_hi, TermTable::kHiSpread));
-      __m256i product_lo;
-      const __m256i product_hi = MulWide64Avx2(x, TermTable::kGolden, &product_lo);
-      const __m256i hash = _mm256_xor_si256(product_hi, product_lo);
-      __m256i candidate = good;
+      const AsciiKeys4::Step step = keys4.At(runs, k, lower);
+      __m256i candidate = step.good;
       if constexpr (kFilter) {
-        const __m256i bit = _mm256_and_si256(_mm256_srli_epi64(hash, 32), filter_mask);
+        const __m256i bit = _mm256_and_si256(_mm256_srli_epi64(step.hash, 32), filter_mask);
         const __m256i words = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), filter,
-                                                          _mm256_srli_epi64(bit, 6), good, 8);
+                                                          _mm256_srli_epi64(bit, 6), step.good, 8);
         const __m256i set =
             _mm256_and_si256(_mm256_srlv_epi64(words, _mm256_and_si256(bit, bit_in_word)), one);
-        candidate = _mm256_and_si256(good, _mm256_cmpeq_epi64(set, one));
+        candidate = _mm256_and_si256(step.good, _mm256_cmpeq_epi64(set, one));
       }
-      const unsigned good_bits =
-          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(good)));
-      const unsigned token_bits =
-          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(token)));
-      const unsigned kept =
-          static_cast<unsigned>(_mm256_movemask_pd(_mm256_castsi256_pd(candidate)));
-      *tokens += static_cast<size_t>(_mm_popcnt_u32(good_bits));
-      const __m256i order =
-          _mm256_load_si256(reinterpret_cast<const __m256i*>(kCompress4.index[kept]));
-      const __m256i kept_homes =
-          _mm256_permutevar8x32_epi32(_mm256_and_si256(hash, slot_mask), order);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + m),
-                          _mm256_permutevar8x32_epi32(key_lo, order));
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + m),
-                          _mm256_permutevar8x32_epi32(key_hi, order));
+      const unsigned good = LaneBits4(step.good), token = LaneBits4(step.token);
+      const unsigned kept = LaneBits4(candidate);
+      *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
+      const __m256i order = CompressOrder4(kept);
+      const __m256i kept_homes = Compress4(_mm256_and_si256(step.hash, slot_mask), order);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + m), Compress4(step.lo, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + m), Compress4(step.hi, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(homes + m), kept_homes);
       // Fixed 4 requests (lanes past the candidates ask for the first one's slot again), taken
       // from the register (a vector store forwards slowly to scalar loads).
@@ -724,7 +763,7 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
       index.Prefetch(static_cast<size_t>(_mm_extract_epi64(high_pair, 1)));
       m += static_cast<size_t>(_mm_popcnt_u32(kept));
       // The rare rest: tokens longer than 15 bytes, each looked up on its own.
-      for (unsigned rest = token_bits & ~good_bits; rest != 0; rest &= rest - 1) {
+      for (unsigned rest = token & ~good; rest != 0; rest &= rest - 1) {
         const size_t r = k + static_cast<size_t>(__builtin_ctz(rest));
         CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
@@ -745,6 +784,37 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
     CountAsciiUnigramsAvx2<false>(text, runs, lower, index, scratch, &tokens, &hits);
     if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
   }
+}
+
+// AsciiTermKeysWith on the AVX2 path: whole steps of 4 runs (AsciiKeys4) while they fit below
+// `capacity` and hold no run longer than kMaxPaddedKey bytes, the rest run by run (the baseline).
+MAAS_COUNT_AVX2 size_t AsciiTermKeysAvx2(std::string_view text, const AsciiRuns& runs, size_t k,
+                                         bool lower, const TermTable& table, size_t capacity,
+                                         uint64_t* lo, uint64_t* hi, size_t* homes,
+                                         uint32_t* starts, size_t* m) {
+  if (k < runs.count && *m + 4 <= capacity) {
+    const AsciiKeys4 keys4(text);
+    const __m256i slot_mask = _mm256_set1_epi64x(static_cast<int64_t>(table.slot_mask()));
+    const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+    size_t n = *m;
+    while (k < runs.count && n + 4 <= capacity) {
+      const AsciiKeys4::Step step = keys4.At(runs, k, lower);
+      const unsigned good = LaneBits4(step.good);
+      if ((LaneBits4(step.token) & ~good) != 0) break;  // a long run: run by run from there
+      const __m256i order = CompressOrder4(good);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + n), Compress4(step.lo, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + n), Compress4(step.hi, order));
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(homes + n),
+                          Compress4(_mm256_and_si256(step.hash, slot_mask), order));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(starts + n),
+                       _mm256_castsi256_si128(
+                           _mm256_permutevar8x32_epi32(Compress4(step.start, order), low_dwords)));
+      n += static_cast<size_t>(_mm_popcnt_u32(good));
+      k += std::min<size_t>(runs.count - k, 4);
+    }
+    *m = n;
+  }
+  return AsciiTermKeysBaseline(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
 }
 #endif
 
@@ -771,6 +841,9 @@ size_t AsciiTermKeysWith(CountSimdPath path, std::string_view text, const AsciiR
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
     return AsciiTermKeysAvx512(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
+  }
+  if (path == CountSimdPath::kAvx2) {
+    return AsciiTermKeysAvx2(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
   }
 #endif
   return AsciiTermKeysBaseline(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
