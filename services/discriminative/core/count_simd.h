@@ -2,10 +2,10 @@
 // path (AsciiWordRuns), the vocabulary lookups on its runs (CountAsciiUnigrams) and the ordering
 // of a row's features (OrderedRowInto). The x86-64 baseline (SSE2, what every CPU runs); AVX2
 // (64 bytes per tokenizer step without a mask array, a row's order by rank counting for rows of up
-// to 64 ids; the lookups as the baseline); AVX-512 (64 bytes per step with token positions by byte
-// compress; keys and hashes of 8 tokens at once; rank counting for rows of up to 128 ids). Every
-// path gives the same runs, the same counts and the same rows; the path is only a speed decision,
-// made once per process (BestCountSimdPath); tests run every path the CPU has.
+// to 64 ids; keys and hashes of 4 tokens at once); AVX-512 (64 bytes per step with token positions
+// by byte compress; keys and hashes of 8 tokens at once; rank counting for rows of up to 128 ids).
+// Every path gives the same runs, the same counts and the same rows; the path is only a speed
+// decision, made once per process (BestCountSimdPath); tests run every path the CPU has.
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_SIMD_H_
 
@@ -20,7 +20,7 @@ namespace maas::discriminative {
 
 // The paths are the process's SIMD levels (random::SimdLevel, named by random::SimdLevelName),
 // each needing a little more of the CPU than the level's kernels do: kBaseline SSE2; kAvx2 also
-// BMI1 and POPCNT (the tokenizer and the row order; lookups as the baseline); kAvx512 AVX-512
+// BMI1 and POPCNT; kAvx512 AVX-512
 // F/BW/DQ/VL/VBMI2, BMI2 and POPCNT.
 using CountSimdPath = random::SimdLevel;
 
