@@ -40,7 +40,7 @@ from sklearn.naive_bayes import MultinomialNB
 
 from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as disc, discriminative_pb2_grpc
-from servers import start_logged
+from servers import cpu_summary, start_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -136,6 +136,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
     if not tool.is_file():
         raise SystemExit(f"{tool} is not built (cmake --build build --target maas_discriminative_bench)")
     rows = []
+    simd_path = "unknown"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(train_texts, train_labels)])
@@ -161,6 +162,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
                 timing = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
                 maas_fits.append(float(timing["train_seconds"]))
                 maas_classifies.append(float(timing["classify_seconds"]))
+                simd_path = timing.get("simd_path", "unknown")
             fit_ratio = statistics.median(s / m for s, m in zip(sk_fits, maas_fits))
             classify_ratio = statistics.median(s / m for s, m in zip(sk_classifies, maas_classifies))
             proba = common_pb2.Matrix()
@@ -182,7 +184,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"in-process, one core, CPU seconds, medians of {rounds} rounds, each ratio the median of the rounds' "
           f"ratios ({title} corpus: {len(train_texts)} train / {len(test_texts)} test docs; probabilities checked "
-          f"equal; load average {load})")
+          f"equal; load average {load}; {cpu_summary()}, maas's word-count kernels on the {simd_path} path)")
     print(f"{'pipeline':14}{'features':>9}{'train maas':>12}{'sklearn':>9}{'ratio':>7}"
           f"{'classify maas':>15}{'sklearn':>9}{'ratio':>7}{'train RSS growth maas':>23}{'sklearn':>9}{'X (CSR)':>9}")
     for name, mt, st, rt, mc, sc, rc, mr, sr, xb, f in rows:

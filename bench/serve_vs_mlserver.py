@@ -60,7 +60,7 @@ from maas_client import pack_texts
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.pb import common as common_pb, discriminative as disc_pb
 from maas_client.sklearn import export
-from servers import start_logged
+from servers import cpu_summary, start_logged
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 GHZ_VERSION = "v0.120.0"
@@ -524,7 +524,7 @@ def main():
         tmp.cleanup()
 
     print()
-    print(f"serve_vs_mlserver {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {nproc} cores, load average "
+    print(f"serve_vs_mlserver {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {nproc} cores of {cpu_summary()}, load average "
           f"{min(loads):.1f}-{max(loads):.1f} and CPU steal {100 * min(steals):.1f}-{100 * max(steals):.1f}% during "
           f"the runs; scikit-learn {sklearn.__version__}, MLServer 1.7.1 "
           f"(parallel_workers={args.mlserver_workers}), ghz {GHZ_VERSION} {' '.join(GHZ_OPTIONS)}"

@@ -29,3 +29,22 @@ def start_logged(command, log_path, timeout=30.0):
         proc.kill()
         proc.wait()
     raise SystemExit(f"{pathlib.Path(str(command[0])).name} did not start; see {log_path}")
+
+
+def cpu_summary():
+    """This machine's CPU as the benchmarks report it: its model name, family and model, and whether it has
+    AVX-512 (maas's text and sampling kernels take 8-lane paths there, 4-lane AVX2 ones otherwise), from
+    /proc/cpuinfo."""
+    fields = {}
+    try:
+        for line in open("/proc/cpuinfo"):
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields[key.strip()] = value.strip()
+    except OSError:
+        return "CPU unknown"
+    flags = fields.get("flags", "").split()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2, no AVX-512" if "avx2" in flags else "no AVX2"
+    return (f"{fields.get('model name', 'CPU')} (family {fields.get('cpu family', '?')} model "
+            f"{fields.get('model', '?')}, {simd})")

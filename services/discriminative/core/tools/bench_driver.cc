@@ -7,7 +7,8 @@
 // Classify form) on the request's texts (vectorize + jll + predict_proba + predict: scikit-learn's
 // transform + predict_proba), each the
 // median of <repeats> runs on one thread, in CPU seconds. Writes <out dir>/timing.txt
-// ("train_seconds X\n classify_seconds Y\n peak_rss_kb Z\n") and proba.pb (common.v1.Matrix, texts
+// ("train_seconds X\n classify_seconds Y\n simd_path P\n", P the word-count kernels' instruction
+// set, count_simd.h; or the train_only lines below) and proba.pb (common.v1.Matrix, texts
 // x classes) for the equality check. With train_only: one fit, then only peak RSS (VmHWM) and the
 // RSS once the corpus was loaded (VmRSS) are reported. With train_loop: only the <repeats> fits
 // and train_seconds (for profiling training). With classify_loop: one fit, then the <repeats>
@@ -28,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/count_simd.h"
 #include "services/discriminative/core/pipeline.h"
 
 namespace maas::discriminative {
@@ -123,7 +125,8 @@ absl::Status Run(const std::vector<std::string>& args) {
     classify_times.push_back(Seconds(start));
   }
   timing << "train_seconds " << Median(train_times) << "\nclassify_seconds "
-         << Median(classify_times) << "\n";
+         << Median(classify_times) << "\nsimd_path " << random::SimdLevelName(BestCountSimdPath())
+         << "\n";
   if (args.size() > 5 && args[5] == "stages") {
     // Where classification time goes: the vectorizer's transform alone, then with the joint
     // log-likelihood (the rest of ClassifyCompact is predict_proba and argmax).
