@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -185,8 +186,10 @@ __attribute__((target("avx2"))) void AccumulateAvx2(const SparseVector& row, con
   for (size_t v = 0; v < kVectors; ++v) {
     if (v + 1 < kVectors || K % 4 == 0) {
       _mm256_storeu_pd(jll + 4 * v, sum[v]);
-    } else {
-      _mm256_maskstore_pd(jll + 4 * v, last, sum[v]);
+    } else {  // through a buffer: a masked store is slow on some CPUs (Zen 3)
+      alignas(32) double part[4];
+      _mm256_store_pd(part, sum[v]);
+      std::memcpy(jll + 4 * v, part, (K % 4) * sizeof(double));
     }
   }
 }

@@ -242,25 +242,31 @@ __attribute__((target("avx2"), always_inline)) inline __m256d Exp4(__m256d d) {
   return _mm256_mul_pd(_mm256_mul_pd(p, scale), tail);
 }
 
-// All-ones in the lanes i .. min(i + 4, n) - 1 (for _mm256_maskload_pd / maskstore_pd).
+// All-ones in the lanes i .. min(i + 4, n) - 1.
 __attribute__((target("avx2"), always_inline)) inline __m256i Lanes4From(size_t i, size_t n) {
   const int64_t left = static_cast<int64_t>(n - i);
   return _mm256_cmpgt_epi64(_mm256_set1_epi64x(left), _mm256_setr_epi64x(0, 1, 2, 3));
 }
 
-// x[i .. i + 4), lanes at or past n read as +0: a plain load when all 4 exist (a masked store is
-// slow on some CPUs, a masked load a little slower than a plain one).
+// x[i .. i + 4), lanes at or past n read as +0; and its inverse, which writes only the lanes below
+// n. A partial vector goes through a small buffer: a masked store is slow on some CPUs (Zen 3), and
+// one or two classes short of a whole vector (a binary classifier's two) are common.
 __attribute__((target("avx2"), always_inline)) inline __m256d Load4(const double* x, size_t i,
                                                                     size_t n) {
-  return i + 4 <= n ? _mm256_loadu_pd(x + i) : _mm256_maskload_pd(x + i, Lanes4From(i, n));
+  if (i + 4 <= n) return _mm256_loadu_pd(x + i);
+  alignas(32) double part[4] = {0.0, 0.0, 0.0, 0.0};
+  std::memcpy(part, x + i, (n - i) * sizeof(double));
+  return _mm256_load_pd(part);
 }
 __attribute__((target("avx2"), always_inline)) inline void Store4(double* out, size_t i, size_t n,
                                                                   __m256d v) {
   if (i + 4 <= n) {
     _mm256_storeu_pd(out + i, v);
-  } else {
-    _mm256_maskstore_pd(out + i, Lanes4From(i, n), v);
+    return;
   }
+  alignas(32) double part[4];
+  _mm256_store_pd(part, v);
+  std::memcpy(out + i, part, (n - i) * sizeof(double));
 }
 
 __attribute__((target("avx2"))) void ExpAvx2(const double* x, double shift, size_t n, double* out) {
