@@ -160,7 +160,7 @@ __attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row
   }
 }
 
-// AccumulateAvx512 on the AVX2 level: 4 lanes per vector, the last one masked.
+// AccumulateAvx512 on the AVX2 level: 4 lanes per vector, the last one's weights loaded masked.
 template <size_t K>
 __attribute__((target("avx2"))) void AccumulateAvx2(const SparseVector& row, const double* weights,
                                                     size_t num_features, double* jll) {

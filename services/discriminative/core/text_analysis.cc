@@ -738,7 +738,7 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   return true;
 }
 
-// RunsFromMasks with POPCNT, TZCNT and BLSR (FlattenBitsAvx2).
+// RunsFromMasks with FlattenBitsAvx2.
 __attribute__((target("avx2,bmi,popcnt"))) void RunsFromMasksAvx2(
     const std::vector<uint64_t>& masks, size_t n, AnalyzerScratch* scratch, AsciiRuns* runs) {
   const size_t words = masks.size();
