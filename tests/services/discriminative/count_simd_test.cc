@@ -101,6 +101,14 @@ std::vector<std::string> RandomTexts(std::mt19937_64& rng, size_t count) {
     texts.push_back(". " + token);
     texts.push_back(token + " x");
   }
+  // The densest run bounds: a run starting (and one ending) at every other byte, 32 of each per
+  // 64-bit mask word, for 1 to 3 words (the flattening steps' most writes past their count).
+  for (const size_t length : {63, 64, 65, 129, 191}) {
+    std::string dense(length, ' ');
+    for (size_t i = 0; i < length; i += 2) dense[i] = 'a';
+    texts.push_back(dense);
+    texts.push_back(dense.substr(1));
+  }
   for (size_t t = 0; t < count; ++t) {
     std::string text;
     const size_t tokens = rng() % 200;
@@ -341,10 +349,10 @@ TEST_CASE(
 TEST_CASE(
     "LowerWordRunsWith: every path lowercases and splits as PythonLower and DefaultTokenize") {
   // The texts of RandomTexts with code points >= 0x80 put in between their bytes: ones the table
-  // lowercases in place (É, Ω, Д, ǅ, beyond the BMP Deseret 𐐀 and Adlam 𞤀, and caseless ones:
-  // 中, ½, a combining acute, U+3000, an emoji, ...) and, in some texts, ones it leaves to the
-  // separate steps (Σ, İ, the Kelvin sign); some texts
-  // then made ill-formed (a byte replaced by 0xFF, or a sequence cut short).
+  // lowercases in place (É, Ω, Д, ǅ, beyond the BMP Deseret 𐐀 and Adlam 𞤀, and caseless
+  // ones: 中, ½, a combining acute, U+3000, an emoji, ...) and, in some texts, ones it leaves to
+  // the separate steps (Σ, İ, the Kelvin sign); some texts then made ill-formed (a byte replaced by
+  // 0xFF, or a sequence cut short).
   const std::string_view in_place[] = {
       "\xc3\x89",     "\xc3\xa9",     "\xce\xa9",         "\xd0\x94",         "\xc7\x85",
       "\xe4\xb8\xad", "\xc2\xbd",     "\xcc\x81",         "\xe3\x80\x80",     "\xc2\xa0",
