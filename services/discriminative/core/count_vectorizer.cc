@@ -7,6 +7,7 @@
 #include <memory>
 #include <numeric>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -164,6 +165,22 @@ inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>
 constexpr size_t kGroup = 64;
 constexpr size_t kGroupRoom = kGroup + 16;
 
+// The lookups with or without the table's filter (AnalyzerScratch::lookup_filter), as the text
+// before suggests: on while more than 1/4 of the tokens looked up are absent from the vocabulary,
+// off again below 1/8. count(std::true_type or std::false_type, &tokens, &hits) runs one path's
+// lookups of the text with the filter on or off, adding the tokens looked up and those found.
+template <typename Count>
+inline void CountWithAdaptiveFilter(AnalyzerScratch* scratch, Count count) {
+  size_t tokens = 0, hits = 0;
+  if (scratch->lookup_filter) {
+    count(std::true_type(), &tokens, &hits);
+    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
+  } else {
+    count(std::false_type(), &tokens, &hits);
+    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
+  }
+}
+
 // A token longer than TermTable::kMaxPaddedKey bytes (rare): looked up on its own and counted.
 inline void CountLongToken(const char* p, size_t length, bool lower, const TermTable& index,
                            AnalyzerScratch* scratch) {
@@ -274,18 +291,13 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
   }
 }
 
-// CountAsciiUnigramsBaseline with or without the filter, as the text before suggests: on while
-// more than 1/4 of the tokens looked up are absent from the vocabulary, off again below 1/8.
+// CountAsciiUnigramsBaseline with or without the filter (CountWithAdaptiveFilter).
 void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bool lower,
                                 const TermTable& index, AnalyzerScratch* scratch) {
-  size_t tokens = 0, hits = 0;
-  if (scratch->lookup_filter) {
-    CountAsciiUnigramsBaseline<true>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
-  } else {
-    CountAsciiUnigramsBaseline<false>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
-  }
+  CountWithAdaptiveFilter(scratch, [&](auto filter, size_t* tokens, size_t* hits) {
+    CountAsciiUnigramsBaseline<decltype(filter)::value>(text, runs, lower, index, scratch, tokens,
+                                                        hits);
+  });
 }
 
 // AsciiTermKeysWith on the baseline path: run by run.
@@ -540,19 +552,14 @@ MAAS_COUNT_AVX512 size_t AsciiTermKeysAvx512(std::string_view text, const AsciiR
   return AsciiTermKeysBaseline(text, runs, k, lower, table, capacity, lo, hi, homes, starts, m);
 }
 
-// CountAsciiUnigramsAvx512 with or without the filter, as the text before suggests: on while more
-// than 1/4 of the tokens looked up are absent from the vocabulary, off again below 1/8.
+// CountAsciiUnigramsAvx512 with or without the filter (CountWithAdaptiveFilter).
 MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const AsciiRuns& runs,
                                                 bool lower, const TermTable& index,
                                                 AnalyzerScratch* scratch) {
-  size_t tokens = 0, hits = 0;
-  if (scratch->lookup_filter) {
-    CountAsciiUnigramsAvx512<true>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
-  } else {
-    CountAsciiUnigramsAvx512<false>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
-  }
+  CountWithAdaptiveFilter(scratch, [&](auto filter, size_t* tokens, size_t* hits) {
+    CountAsciiUnigramsAvx512<decltype(filter)::value>(text, runs, lower, index, scratch, tokens,
+                                                      hits);
+  });
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
 
@@ -772,18 +779,14 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
   }
 }
 
-// CountAsciiUnigramsAvx2 with or without the filter, switched as on the other paths.
+// CountAsciiUnigramsAvx2 with or without the filter (CountWithAdaptiveFilter).
 MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRuns& runs,
                                             bool lower, const TermTable& index,
                                             AnalyzerScratch* scratch) {
-  size_t tokens = 0, hits = 0;
-  if (scratch->lookup_filter) {
-    CountAsciiUnigramsAvx2<true>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (8 * (tokens - hits) < tokens) scratch->lookup_filter = false;
-  } else {
-    CountAsciiUnigramsAvx2<false>(text, runs, lower, index, scratch, &tokens, &hits);
-    if (4 * (tokens - hits) > tokens) scratch->lookup_filter = true;
-  }
+  CountWithAdaptiveFilter(scratch, [&](auto filter, size_t* tokens, size_t* hits) {
+    CountAsciiUnigramsAvx2<decltype(filter)::value>(text, runs, lower, index, scratch, tokens,
+                                                    hits);
+  });
 }
 
 // AsciiTermKeysWith on the AVX2 path: whole steps of 4 runs (AsciiKeys4) while they fit below
