@@ -9,6 +9,7 @@ glibc's own thresholds back, and is only reported here, as glibc's behaviour the
 
 import concurrent.futures
 import pathlib
+import statistics
 
 import grpc
 import pytest
@@ -17,7 +18,8 @@ from maas.discriminative.v1 import discriminative_pb2 as disc, discriminative_pb
 from maas_testing import SANITIZED, TIMEOUT, ServerProcess, ref
 
 PAGE = 4096
-CALLS = 24
+CALLS = 40
+WINDOW = 4  # calls per measured window: CALLS / WINDOW windows
 WARMUP = 40
 
 
@@ -51,9 +53,15 @@ def faults_per_call(tmp_path, extra):
 
             with concurrent.futures.ThreadPoolExecutor(2) as pool:
                 assert list(pool.map(call, range(WARMUP))) == [500] * WARMUP  # the first calls grow the heaps
-                before = minor_faults(server.proc.pid)
-                assert list(pool.map(call, range(CALLS))) == [500] * CALLS
-                return (minor_faults(server.proc.pid) - before) / CALLS, size / PAGE
+                # Faults per call in each window of WINDOW calls: under load (a busy CI machine) gRPC adds
+                # threads, each growing a heap of its own, so some windows fault; a heap that is returned and
+                # faulted in again does so in every window.
+                windows = []
+                for _ in range(CALLS // WINDOW):
+                    before = minor_faults(server.proc.pid)
+                    assert list(pool.map(call, range(WINDOW))) == [500] * WINDOW
+                    windows.append((minor_faults(server.proc.pid) - before) / WINDOW)
+                return windows, size / PAGE
     finally:
         server.stop()
         server.release()
@@ -61,10 +69,13 @@ def faults_per_call(tmp_path, extra):
 
 @pytest.mark.skipif(SANITIZED, reason="AddressSanitizer's allocator replaces glibc's malloc")
 def test_large_requests_do_not_fault_memory_in_on_every_call(tmp_path):
-    faults, pages = faults_per_call(tmp_path / "default", [])
-    glibc_faults, _ = faults_per_call(tmp_path / "glibc", ["--malloc_retain_mb", "0"])
-    print(f"minor faults per ~{pages * PAGE / 1e6:.1f} MB call: {faults:.0f} with the default retention, "
-          f"{glibc_faults:.0f} with glibc's own thresholds ({pages:.0f} pages of request)")
-    # Before: 190-720 per call in the runs seen (more the longer it runs). Now: 0-55.
-    assert faults < 0.15 * pages, (faults, pages)
+    windows, pages = faults_per_call(tmp_path / "default", [])
+    glibc_windows, _ = faults_per_call(tmp_path / "glibc", ["--malloc_retain_mb", "0"])
+    print(f"minor faults per ~{pages * PAGE / 1e6:.1f} MB call, per window of {WINDOW} calls: "
+          f"{[round(f) for f in windows]} with the default retention, {[round(f) for f in glibc_windows]} with "
+          f"glibc's own thresholds ({pages:.0f} pages of request)")
+    # Before: 190-720 per call in the runs seen (more the longer it runs), in every window. Now: 0 in most
+    # windows, some higher while new threads' heaps grow (a CI run under load saw 166 per call over 24 calls in
+    # a row, which the former single mean over them failed).
+    assert statistics.median(windows) < 0.15 * pages, (windows, pages)
 
