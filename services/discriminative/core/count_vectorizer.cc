@@ -216,9 +216,9 @@ inline size_t ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t
   const char* feature_rows = scratch->feature_rows;
   const size_t stride = scratch->feature_row_stride;
   size_t hits = 0;
+  if (!index.has_slots()) return 0;
   for (size_t i = 0; i < m; ++i) {
-    // Short keys: no bytes to compare.
-    found[i] = index.FindFrom(TermTable::Key{lo[i], hi[i]}, homes[i], std::string_view());
+    found[i] = index.FindShortFrom(lo[i], hi[i], homes[i]);
     if (found[i] != TermTable::kNotFound) {
       ++hits;
       __builtin_prefetch(dense + found[i]);

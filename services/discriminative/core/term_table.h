@@ -108,6 +108,17 @@ class TermTable {
   void Prefetch(size_t home) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[home]);
   }
+  // FindFrom for a key of at most kMaxPaddedKey bytes (no bytes to compare). REQUIRES: the
+  // table has slots (size() > 0 or Reserve'd).
+  uint32_t FindShortFrom(uint64_t lo, uint64_t hi, size_t home) const {
+    const Slot* slots = slots_.data();
+    for (size_t i = home;; i = (i + 1) & mask_) {
+      const Slot& slot = slots[i];
+      if (((slot.lo ^ lo) | (slot.hi ^ hi)) == 0) return slot.id;
+      if ((slot.lo | slot.hi) == 0) return kNotFound;
+    }
+  }
+  bool has_slots() const { return !slots_.empty(); }
   uint32_t FindFrom(const Key& key, size_t home, std::string_view term) const {
     if (slots_.empty()) return kNotFound;
     for (size_t i = home;; i = (i + 1) & mask_) {
