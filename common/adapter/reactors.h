@@ -156,6 +156,19 @@ auto FinishSession(Session& session, const CallScope&, Ignored...) -> decltype(s
   return session.Finish();
 }
 
+// Session::Add(request, stop) when the session takes the call's StopToken (to stop within a
+// long message), else Add(request).
+template <class Session, class Req>
+auto AddToSession(Session& session, const Req& request, const exec::StopToken& stop)
+    -> decltype(session.Add(request, stop)) {
+  return session.Add(request, stop);
+}
+template <class Session, class Req, class... Ignored>
+auto AddToSession(Session& session, const Req& request, const exec::StopToken&, Ignored...)
+    -> decltype(session.Add(request)) {
+  return session.Add(request);
+}
+
 // Source::Next(msg, executor, stop) when the source takes them, else Next(msg); bool or
 // StatusOr<bool> (false = the stream is over).
 template <class Source, class Msg>
@@ -253,7 +266,8 @@ struct StreamLimit {
   const char* flag = "";
 };
 
-// A client stream folded by a session: Session has `absl::Status Add(const Req&)` and
+// A client stream folded by a session: Session has `absl::Status Add(const Req&)` (or
+// `Add(const Req&, const exec::StopToken&)`) and
 // `absl::StatusOr<Resp> Finish(exec::Executor&, const exec::StopToken&)` (or `Finish()`). Each
 // Add and the Finish run on the pool, one at a time: the next message is read only after the
 // previous one was added. The first Add error, an unparseable message or a cut-off stream ends the
@@ -311,7 +325,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
     if (index_ == 1) model_.Update(request_);
     dispatcher_.Run([this] {
       absl::Status status = stop_.Check();
-      if (status.ok()) status = session_->Add(request_);
+      if (status.ok()) status = internal::AddToSession(*session_, request_, stop_);
       if (!status.ok()) {
         End(status);
         return;

@@ -88,6 +88,9 @@ ABSL_FLAG(uint64_t, max_classes, 10'000, "Largest number of classes of one model
 ABSL_FLAG(uint64_t, max_model_cells, uint64_t{1} << 25,
           "Largest classes x features of one model (per parameter matrix).");
 ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30, "Largest stored model, in bytes.");
+ABSL_FLAG(uint64_t, max_train_memory_bytes, uint64_t{4} << 30,
+          "Largest memory one Train's vectorizing may hold (vocabulary and sparse feature rows, "
+          "checked after each text; above it RESOURCE_EXHAUSTED and nothing stored).");
 ABSL_FLAG(
     double, max_connection_age_seconds, 0,
     "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
@@ -139,6 +142,7 @@ int main(int argc, char** argv) {
   core_options.limits.max_classes = absl::GetFlag(FLAGS_max_classes);
   core_options.limits.max_model_cells = absl::GetFlag(FLAGS_max_model_cells);
   core_options.limits.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
+  core_options.limits.max_train_memory_bytes = absl::GetFlag(FLAGS_max_train_memory_bytes);
   maas::discriminative::DiscriminativeCore core(std::move(core_options));
   absl::StatusOr<maas::adapter::WriteAuthorizer> auth =
       maas::adapter::WriteAuthorizer::FromTokenFile(absl::GetFlag(FLAGS_auth_token_file));

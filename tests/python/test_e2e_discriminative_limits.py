@@ -3,6 +3,8 @@
 them (n-gram size, number of classes, classes x features, model size) are refused before any work with a
 status naming the limit."""
 
+import random
+
 import grpc
 import pytest
 
@@ -11,6 +13,7 @@ from maas.discriminative.v1 import discriminative_pb2 as disc
 from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving
 from maas.discriminative.v1 import discriminative_pb2_grpc
 
+MAX_TRAIN_MEMORY = 16 << 20
 TEXTS = ["the cat sat on the mat", "a dog barked at the cat", "the cat purred", "dogs bark loudly"]
 LABELS = ["cat", "dog", "cat", "dog"]
 
@@ -29,7 +32,8 @@ def train_requests(name, texts, labels, weights=None, config=None):
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     model_dir = tmp_path_factory.mktemp("disc-limits")
-    process = start_discriminative(model_dir, extra=["--max_classes", "100", "--max_model_cells", "200000"])
+    process = start_discriminative(model_dir, extra=["--max_classes", "100", "--max_model_cells", "200000",
+                                                     "--max_train_memory_bytes", str(MAX_TRAIN_MEMORY)])
     channel = channel_to(process)
     wait_serving(channel)
     yield model_dir, discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
@@ -101,3 +105,22 @@ def test_create_model_rejects_impossible_log_probabilities(server):
     assert disk_entries(model_dir, "imported") == []
     listed = stub.ListModels(common_pb2.ListModelsRequest(all_versions=True), timeout=TIMEOUT)
     assert [(m.name, m.version) for m in listed.models] == [("zero", 1)]
+
+
+def test_training_memory_bounded(server):
+    """Character n-grams up to 16 of random text: ~16 new features per byte, so 40 texts of 8 KiB (well inside
+    every size limit) would hold ~5 M terms. The trainer stops at --max_train_memory_bytes, stores nothing, and the
+    server keeps serving (before, memory grew ~1.8 GB per MB of such text until the server was killed)."""
+    model_dir, stub = server
+    rng = random.Random(5)
+    texts = ["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(8192)) for _ in range(40)]
+    config = disc.TrainConfig(name="grams", vectorizer=disc.VectorizerConfig(
+        count=disc.CountVectorizerConfig(text=disc.TextOptions(analyzer=disc.ANALYZER_CHAR, ngram_min=1,
+                                                                ngram_max=16))))
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_train_memory_bytes", "nothing was stored"):
+        stub.Train(train_requests("grams", texts, ["a", "b"] * 20, config=config), timeout=TIMEOUT)
+    assert disk_entries(model_dir, "grams") == []
+    # A small corpus with the same configuration trains.
+    stub.Train(train_requests("grams", TEXTS, LABELS, config=config), timeout=TIMEOUT)
+    response = stub.Classify(disc.ClassifyRequest(model=ref("grams"), texts=["the cat"]), timeout=TIMEOUT)
+    assert response.model_version == 1

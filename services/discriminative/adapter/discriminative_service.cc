@@ -69,8 +69,8 @@ grpc::ServerUnaryReactor* DiscriminativeServiceImpl::Vectorize(grpc::CallbackSer
                                                                grpc::ByteBuffer* response) {
   return adapter::Unary<v1::VectorizeRequest, v1::VectorizeResponse>(
       *dispatcher_, context, request, response, absl::OkStatus(),
-      [core = core_](const v1::VectorizeRequest& r, const CallScope&) {
-        return core->Vectorize(r);
+      [core = core_](const v1::VectorizeRequest& r, const CallScope& s) {
+        return core->Vectorize(r, s.stop);
       });
 }
 

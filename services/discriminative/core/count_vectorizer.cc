@@ -1178,6 +1178,11 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
 
 void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) { forecast_.Expect(texts, bytes); }
 
+int64_t CountVectorizer::Fitter::MemoryBytes() const {
+  return result_.rows.MemoryBytes() + static_cast<int64_t>(provisional_.MemoryBytes()) +
+         store::VectorBytes(provisional_df_) + store::VectorBytes(scratch_.dense);
+}
+
 absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
   SparseRows& rows = result_.rows;
@@ -1647,6 +1652,7 @@ class CountFitter final : public VectorizerFitter {
   explicit CountFitter(const CountVectorizerOptions& options) : fitter_(options) {}
   absl::Status Add(std::string_view text) override { return fitter_.Add(text); }
   void Expect(size_t texts, size_t bytes) override { fitter_.Expect(texts, bytes); }
+  int64_t MemoryBytes() const override { return fitter_.MemoryBytes(); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;

@@ -154,6 +154,8 @@ class CountVectorizer::Fitter {
   absl::Status Add(std::string_view text);
   // VectorizerFitter::Expect (the rows' forecast).
   void Expect(size_t texts, size_t bytes);
+  // VectorizerFitter::MemoryBytes: the rows, the provisional vocabulary and its counts.
+  int64_t MemoryBytes() const;
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
 

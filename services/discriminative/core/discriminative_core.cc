@@ -107,7 +107,7 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
 
 // ---------------------------------------------------------------------------------------------------------
 
-absl::Status TrainSession::Add(const v1::TrainRequest& message) {
+absl::Status TrainSession::Add(const v1::TrainRequest& message, const exec::StopToken& stop) {
   switch (message.message_case()) {
     case v1::TrainRequest::kConfig: {
       if (config_.has_value()) {
@@ -157,7 +157,7 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message) {
                            options_->max_text_bytes, " (--max_text_bytes); split or truncate it"));
         }
       }
-      return trainer_->AddBatch(batch);
+      return trainer_->AddBatch(batch, stop);
     }
     case v1::TrainRequest::MESSAGE_NOT_SET:
       return absl::InvalidArgumentError("empty TrainRequest; set config (first) or batch");
@@ -197,7 +197,7 @@ absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& st
 
 // ---------------------------------------------------------------------------------------------------------
 
-absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
+absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec::StopToken& stop) {
   switch (message.message_case()) {
     case v1::EvaluateRequest::kConfig: {
       if (model_ != nullptr) {
@@ -244,7 +244,8 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message) {
         truth.push_back(static_cast<size_t>(it - classes.begin()));
         weights.push_back(weight);
       }
-      absl::StatusOr<std::vector<ClassScores>> predicted = model_->pipeline->PredictScores(texts);
+      absl::StatusOr<std::vector<ClassScores>> predicted =
+          model_->pipeline->PredictScores(texts, stop);
       if (!predicted.ok()) {
         // The stream's numbering, as in the other errors here (the batch's texts[i] is ambiguous).
         return RenameTextError(predicted.status(), [&](size_t i) {
@@ -426,13 +427,13 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
 }
 
 absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
-    const v1::VectorizeRequest& request) {
+    const v1::VectorizeRequest& request, const exec::StopToken& stop) {
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> loaded,
                         options_.repository->Get(request.model()));
   std::vector<std::string_view> unpacked;
   MAAS_ASSIGN_OR_RETURN(TextList texts,
                         RequestTexts(request.texts(), request.packed_texts(), &unpacked));
-  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows, loaded->pipeline->Vectorize(texts));
+  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows, loaded->pipeline->Vectorize(texts, stop));
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());

@@ -74,8 +74,9 @@ class TrainSession {
   explicit TrainSession(const DiscriminativeCoreOptions* options,
                         std::shared_ptr<absl::Mutex> partial_commit_mu = nullptr)
       : options_(options), partial_commit_mu_(std::move(partial_commit_mu)) {}
-  // The first message must be a TrainConfig, every later one a TextBatch.
-  absl::Status Add(const v1::TrainRequest& message);
+  // The first message must be a TrainConfig, every later one a TextBatch. `stop` is checked
+  // within a batch (Trainer::AddBatch).
+  absl::Status Add(const v1::TrainRequest& message, const exec::StopToken& stop = {});
   // Fits, stores a new version and returns it. `stop` is checked between chunks of the fit and
   // once more just before the version is written: a call whose deadline passed or that was
   // cancelled stores nothing (a failed or cancelled partial Train leaves the continued version
@@ -109,7 +110,7 @@ class EvaluateSession {
       : options_(options), repository_(repository) {}
   // The first message must be an EvaluateConfig, every later one a TextBatch. Labels the model does
   // not know are INVALID_ARGUMENT (their probability is undefined).
-  absl::Status Add(const v1::EvaluateRequest& message);
+  absl::Status Add(const v1::EvaluateRequest& message, const exec::StopToken& stop = {});
   absl::StatusOr<v1::EvaluateResponse> Finish();
 
  private:
@@ -147,7 +148,8 @@ class DiscriminativeCore {
     return Classify(request, stop, executor);
   }
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
-  absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request);
+  absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request,
+                                                  const exec::StopToken& stop = {});
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);

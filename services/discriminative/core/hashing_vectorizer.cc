@@ -175,6 +175,7 @@ class HashingFitter final : public VectorizerFitter {
     return scratch_.token_matcher.status();
   }
   void Expect(size_t texts, size_t bytes) override { forecast_.Expect(texts, bytes); }
+  int64_t MemoryBytes() const override { return rows_.MemoryBytes(); }
   absl::StatusOr<VectorizerFit> Finish() override {
     VectorizerFit fit;
     fit.rows = std::move(rows_);

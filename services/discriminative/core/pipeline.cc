@@ -16,6 +16,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/status/status_macros.h"
+#include "common/store/held_bytes.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/numpy_compat.h"
@@ -27,6 +28,32 @@ namespace {
 constexpr uint32_t kDefaultExplainFeatures = 10;
 // Texts per chunk of a Classify batch (the unit of parallelism and of stop checks).
 constexpr size_t kClassifyChunk = 64;
+
+// Asks a StopToken between texts once kTexts texts or kBytes bytes of text were analyzed since its
+// last answer: about once per chunk of short texts, and still several times a second on long ones
+// (one 1 MiB text under char n-grams up to 16 is about a second of work).
+class TextStopCheck {
+ public:
+  static constexpr size_t kTexts = kClassifyChunk;
+  static constexpr size_t kBytes = size_t{256} << 10;
+
+  explicit TextStopCheck(const exec::StopToken& stop) : stop_(stop) {}
+  // Before analyzing a text of `bytes` bytes: OK, or why the work must stop.
+  absl::Status Before(size_t bytes) {
+    absl::Status status;
+    if (texts_ >= kTexts || bytes_ >= kBytes) {
+      texts_ = bytes_ = 0;
+      status = stop_.Check();
+    }
+    ++texts_;
+    bytes_ += bytes;
+    return status;
+  }
+
+ private:
+  const exec::StopToken& stop_;
+  size_t texts_ = 0, bytes_ = 0;
+};
 
 // Points a scratch's feature_rows hint at the classifier's parameter rows for its lifetime (the
 // scratch is pooled: the hint is cleared again, so no other use sees it).
@@ -51,11 +78,13 @@ class FeatureRowsHint {
 // Splits `num_texts` texts into blocks of kClassifyChunk and the blocks into at most a few tasks
 // per thread of `executor`, so that each task reuses one scratch (vocabulary counts, word memo)
 // over many texts. Calls task(begin, end) for each task's text range [begin, end) in parallel,
-// with `stop` checked before each block (its error returned by the task). Returns the first error
-// in text order.
+// with `stop` checked before each block (its error returned by the task) and, through the
+// block's TextStopCheck (call Before each text), within a block of long texts. Returns the first
+// error in text order.
 absl::Status ForEachTextBlock(
     size_t num_texts, const exec::StopToken& stop, exec::Executor& executor, ScratchPool& scratches,
-    const std::function<absl::Status(size_t begin, size_t end, AnalyzerScratch* scratch)>& block) {
+    const std::function<absl::Status(size_t begin, size_t end, AnalyzerScratch* scratch,
+                                     TextStopCheck& check)>& block) {
   const size_t num_blocks = (num_texts + kClassifyChunk - 1) / kClassifyChunk;
   const size_t per_thread = 4;
   const size_t num_tasks =
@@ -71,7 +100,9 @@ absl::Status ForEachTextBlock(
       absl::Status status = stop.Check();
       if (!error.ok()) continue;
       if (status.ok()) {
-        status = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch);
+        TextStopCheck check(stop);
+        status = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch,
+                       check);
       }
       error = std::move(status);
     }
@@ -253,21 +284,27 @@ absl::Status Pipeline::TransformText(std::string_view text, size_t index, Analyz
   return AnalysisStatus(*scratch, index);
 }
 
-absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(TextList texts) const {
+absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(TextList texts,
+                                                              const exec::StopToken& stop) const {
   std::vector<SparseVector> rows(texts.size());
   AnalyzerScratch scratch;
+  TextStopCheck check(stop);
   for (size_t i = 0; i < texts.size(); ++i) {
+    MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
     MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &rows[i]));
   }
   return rows;
 }
 
-absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(TextList texts) const {
+absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(
+    TextList texts, const exec::StopToken& stop) const {
   std::vector<ClassScores> out;
   out.reserve(texts.size());
   AnalyzerScratch scratch;
   SparseVector row;
+  TextStopCheck check(stop);
   for (size_t i = 0; i < texts.size(); ++i) {
+    MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
     MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &row));
     out.push_back(classifier_->Predict(row));
   }
@@ -336,16 +373,18 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(TextList text
                                                                    const exec::StopToken& stop,
                                                                    exec::Executor& executor) const {
   std::vector<v1::Classification> results(texts.size());
-  MAAS_RETURN_IF_ERROR(
-      ForEachTextBlock(texts.size(), stop, executor, *scratches_,
-                       [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
-                         SparseVector row;
-                         for (size_t i = begin; i < end; ++i) {
-                           MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
-                           ClassifyOne(row, options, &results[i]);
-                         }
-                         return absl::OkStatus();
-                       }));
+  MAAS_RETURN_IF_ERROR(ForEachTextBlock(texts.size(), stop, executor, *scratches_,
+                                        [&](size_t begin, size_t end, AnalyzerScratch* scratch,
+                                            TextStopCheck& check) -> absl::Status {
+                                          SparseVector row;
+                                          for (size_t i = begin; i < end; ++i) {
+                                            MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
+                                            MAAS_RETURN_IF_ERROR(
+                                                TransformText(texts[i], i, scratch, &row));
+                                            ClassifyOne(row, options, &results[i]);
+                                          }
+                                          return absl::OkStatus();
+                                        }));
   return results;
 }
 
@@ -368,12 +407,14 @@ absl::Status Pipeline::ClassifyCompact(TextList texts, const exec::StopToken& st
                                        uint32_t* predicted) const {
   const size_t k = classifier_->classes().size();
   return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
-                          [&](size_t begin, size_t end, AnalyzerScratch* scratch) -> absl::Status {
+                          [&](size_t begin, size_t end, AnalyzerScratch* scratch,
+                              TextStopCheck& check) -> absl::Status {
                             SparseVector row;
                             std::vector<double> jll(k);
                             const FeatureRowsHint hint(*classifier_, scratch);
                             for (size_t i = begin; i < end; ++i) {
                               if (i + 1 < end) PrefetchText(texts[i + 1]);
+                              MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
                               MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
@@ -511,7 +552,7 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
   return trainer;
 }
 
-absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
+absl::Status Trainer::AddBatch(const v1::TextBatch& batch, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(failed_);
   const size_t batch_index = num_batches_;
   // The batch's labels not seen before, collected in the validation pass (one pass over the
@@ -569,8 +610,18 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
   ++num_batches_;
   fitter_->Expect(static_cast<size_t>(batch.examples_size()), batch_bytes);
   std::string repaired;
+  TextStopCheck check(stop);
   for (int i = 0; i < batch.examples_size(); ++i) {
     const v1::LabeledText& example = batch.examples(i);
+    const auto fail = [&](const absl::Status& status) {
+      failed_ = absl::Status(status.code(),
+                             absl::StrCat("batch ", batch_index, ", example ", i, " (example ",
+                                          labels_.size(), " of the stream): ", status.message()));
+      fitter_.reset();  // unusable: give its memory back now
+      return failed_;
+    };
+    const absl::Status stopped = check.Before(example.text().size());
+    if (!stopped.ok()) return fail(stopped);
     // Valid under strict (checked above, so not validated twice); otherwise repaired per
     // decode_error.
     const absl::StatusOr<std::string_view> text =
@@ -578,14 +629,21 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch) {
             ? absl::StatusOr<std::string_view>(std::string_view(example.text()))
             : DecodeUtf8(example.text(), decode_error_, &repaired);
     const absl::Status added = fitter_->Add(text.ok() ? *text : std::string_view());
-    if (!added.ok()) {
-      failed_ = absl::Status(added.code(),
-                             absl::StrCat("batch ", batch_index, ", example ", i, " (example ",
-                                          labels_.size(), " of the stream): ", added.message()));
-      return failed_;
-    }
+    if (!added.ok()) return fail(added);
     labels_.push_back(example.label());
     weights_.push_back(example.has_weight() ? example.weight() : 1.0);
+    label_heap_bytes_ += store::StringHeapBytes(labels_.back());
+    const int64_t held = fitter_->MemoryBytes() + store::VectorBytes(labels_) + label_heap_bytes_ +
+                         store::VectorBytes(weights_);
+    if (static_cast<uint64_t>(held) > limits_.max_train_memory_bytes) {
+      return fail(absl::ResourceExhaustedError(absl::StrCat(
+          "the training data's features take ", held,
+          " bytes of memory so far, above this "
+          "server's limit of ",
+          limits_.max_train_memory_bytes,
+          " (--max_train_memory_bytes); nothing was stored: use a smaller ngram_range or the "
+          "hashing vectorizer, or train on a subsample")));
+    }
   }
   return absl::OkStatus();
 }

@@ -66,6 +66,10 @@ struct PipelineLimits {
   uint64_t max_model_cells = uint64_t{1} << 25;
   // Largest serialized model, in bytes (protobuf cannot exceed 2 GiB).
   uint64_t max_model_bytes = uint64_t{1} << 30;
+  // Largest memory a Train's vectorizing may hold (its vocabulary and sparse rows, checked after
+  // each text): what the analysis makes of the texts, which --max_train_bytes cannot bound (char
+  // n-grams up to 16 make ~1 KB of features from each byte of random text).
+  uint64_t max_train_memory_bytes = uint64_t{4} << 30;
 };
 
 // Checks the parts of a configuration that the limits bound (INVALID_ARGUMENT naming the field and
@@ -135,14 +139,19 @@ class Pipeline {
   v1::PipelineSpec ToSpec() const;
 
   // The vectorizer's transform: one sparse row per text (ascending indices). INVALID_ARGUMENT
-  // naming the text index for invalid UTF-8 under decode_error strict.
-  absl::StatusOr<std::vector<SparseVector>> Vectorize(TextList texts) const;
+  // naming the text index for invalid UTF-8 under decode_error strict; what `stop` answers
+  // (asked every 64 texts or 256 KiB of text).
+  absl::StatusOr<std::vector<SparseVector>> Vectorize(TextList texts,
+                                                      const exec::StopToken& stop = {}) const;
 
-  // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text.
-  absl::StatusOr<std::vector<ClassScores>> PredictScores(TextList texts) const;
+  // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text; `stop` as
+  // Vectorize.
+  absl::StatusOr<std::vector<ClassScores>> PredictScores(TextList texts,
+                                                         const exec::StopToken& stop = {}) const;
 
   // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
-  // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk.
+  // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk
+  // and every 256 KiB of text within one.
   // Results do not depend on the executor.
   absl::StatusOr<std::vector<v1::Classification>> Classify(TextList texts,
                                                            const ClassifyOptions& options,
@@ -153,7 +162,7 @@ class Pipeline {
 
   // The compact form: probabilities[i * C + c] = predict_proba of text i, class c, and
   // predicted[i] = predict's class index (C = classes().size(); both arrays sized by the caller).
-  // Chunks on `executor`, `stop` checked before each; no per-text heap allocation in steady state.
+  // Chunks on `executor`, `stop` checked as Classify; no per-text heap allocation in steady state.
   absl::Status ClassifyCompact(TextList texts, const exec::StopToken& stop,
                                exec::Executor& executor, double* probabilities,
                                uint32_t* predicted) const;
@@ -227,8 +236,11 @@ class Trainer {
   // distinct labels exceed limits.max_classes) nothing of the batch is kept. The texts are analyzed
   // here: a text the analyzer cannot analyze (a custom token_pattern past its match-step limit,
   // see TokenPattern::FindTokens; INVALID_ARGUMENT naming the batch and example) fails the whole
-  // training: every later AddBatch and Finish answers that error again.
-  absl::Status AddBatch(const v1::TextBatch& batch);
+  // training: every later AddBatch and Finish answers that error again. So do RESOURCE_EXHAUSTED
+  // when the vectorizing holds more than limits.max_train_memory_bytes (checked after each text;
+  // the memory is freed at once) and what `stop` answers (checked every 1024 texts or 256 KiB of
+  // text, so that a call whose client gave up stops within a large batch).
+  absl::Status AddBatch(const v1::TextBatch& batch, const exec::StopToken& stop = {});
 
   // Examples accepted so far.
   size_t num_examples() const { return labels_.size(); }
@@ -262,7 +274,8 @@ class Trainer {
   std::unique_ptr<VectorizerFitter> fitter_;
   std::vector<std::string> labels_;
   std::vector<double> weights_;
-  absl::Status failed_;  // a text could not be analyzed: the fit is unusable
+  int64_t label_heap_bytes_ = 0;  // of labels_'s strings too long to be held inline
+  absl::Status failed_;           // a text could not be analyzed, or memory or `stop` ended the fit
 };
 
 }  // namespace maas::discriminative

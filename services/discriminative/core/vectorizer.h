@@ -67,6 +67,12 @@ struct SparseRows {
     offsets.push_back(indices.size());
   }
   void Append(const SparseVector& row) { Append(row.indices, row.values); }
+  // Heap bytes held (the three arrays' capacities).
+  int64_t MemoryBytes() const {
+    return static_cast<int64_t>(offsets.capacity() * sizeof(size_t) +
+                                indices.capacity() * sizeof(uint32_t) +
+                                values.capacity() * sizeof(double));
+  }
   // Room for `rows` more rows of `entries` more entries (growing at least geometrically, so that
   // many small reservations cost no more copying than appending).
   void Reserve(size_t rows, size_t entries) {
@@ -211,6 +217,9 @@ class VectorizerFitter {
   // A hint that `texts` more texts of `bytes` bytes in all follow (so the rows can be allocated
   // once instead of grown by copying). Optional; no effect on results.
   virtual void Expect(size_t /*texts*/, size_t /*bytes*/) {}
+  // Heap bytes held so far: the rows and, for a learned vocabulary, the terms (what a trainer's
+  // --max_train_memory_bytes bounds; grows with every Add).
+  virtual int64_t MemoryBytes() const = 0;
   // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
   // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
   virtual absl::StatusOr<VectorizerFit> Finish() = 0;

@@ -92,6 +92,105 @@ TEST_CASE("Trainer validates examples and the stream") {
   CHECK(Trainer::Create(config).status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+// Random lowercase texts: nearly every character n-gram is new, so char n-grams up to 16 turn each
+// byte into ~16 features.
+Strings RandomTexts(size_t count, size_t bytes, uint32_t seed) {
+  Strings texts(count);
+  for (std::string& text : texts) {
+    for (size_t i = 0; i < bytes; ++i) {
+      seed = seed * 1664525u + 1013904223u;
+      text.push_back(static_cast<char>('a' + (seed >> 24) % 26));
+    }
+  }
+  return texts;
+}
+
+v1::TrainConfig CharGramsConfig() {
+  v1::TrainConfig config;
+  v1::TextOptions* text = config.mutable_vectorizer()->mutable_count()->mutable_text();
+  text->set_analyzer(v1::ANALYZER_CHAR);
+  text->set_ngram_min(1);
+  text->set_ngram_max(16);
+  return config;
+}
+
+TEST_CASE("Trainer refuses to hold more than max_train_memory_bytes and frees what it held") {
+  PipelineLimits limits;
+  limits.max_train_memory_bytes = 4 << 20;
+  auto trainer = Trainer::Create(CharGramsConfig(), limits);
+  REQUIRE(trainer.ok());
+  // 40 texts of 4 KiB: ~2.6 M distinct n-grams, far above 4 MiB of vocabulary and rows.
+  const Strings texts = RandomTexts(40, 4096, 7);
+  const absl::Status status = trainer->AddBatch(Batch(texts, Strings(texts.size(), "a")));
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_train_memory_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("batch 0, example "));
+  // Well before the end of the batch.
+  CHECK(trainer->num_examples() < 20);
+  // The fit is over: later batches and Finish answer the same error.
+  CHECK(trainer->AddBatch(Batch({"more"}, {"a"})).code() == absl::StatusCode::kResourceExhausted);
+  CHECK(trainer->Finish().status().code() == absl::StatusCode::kResourceExhausted);
+
+  // Under a limit they fit, the first texts train.
+  limits.max_train_memory_bytes = 64 << 20;
+  auto roomy = Trainer::Create(CharGramsConfig(), limits);
+  REQUIRE(roomy.ok());
+  REQUIRE(roomy->AddBatch(Batch({texts[0], texts[1]}, {"a", "b"})).ok());
+  CHECK(roomy->Finish().ok());
+}
+
+TEST_CASE("Trainer asks its StopToken within a large batch") {
+  auto trainer = Trainer::Create(v1::TrainConfig());
+  REQUIRE(trainer.ok());
+  int checks = 0;
+  const exec::StopToken stop([&checks] {
+    return ++checks >= 3 ? absl::CancelledError("client went away") : absl::OkStatus();
+  });
+  // 64 texts of 32 KiB: a check every 256 KiB, so the third comes after 24 texts.
+  const Strings texts = RandomTexts(64, 32 << 10, 11);
+  const absl::Status status = trainer->AddBatch(Batch(texts, Strings(texts.size(), "a")), stop);
+  CHECK(status.code() == absl::StatusCode::kCancelled);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("client went away"));
+  CHECK(checks == 3);
+  CHECK(trainer->num_examples() == 24);
+  CHECK(trainer->Finish().status().code() == absl::StatusCode::kCancelled);
+}
+
+TEST_CASE(
+    "Classify, ClassifyCompact and Vectorize ask their StopToken within a chunk of long texts") {
+  const Pipeline pipeline = MustFit();
+  // One chunk of 64 texts of 64 KiB: asked before the chunk, then every 256 KiB (4 texts).
+  const Strings texts = RandomTexts(64, 64 << 10, 3);
+  int checks = 0;
+  const exec::StopToken stop([&checks] {
+    return ++checks >= 2 ? absl::CancelledError("deadline passed") : absl::OkStatus();
+  });
+  exec::InlineExecutor executor;
+  std::vector<double> probabilities(texts.size() * pipeline.classes().size());
+  std::vector<uint32_t> predicted(texts.size());
+  CHECK(pipeline.ClassifyCompact(texts, stop, executor, probabilities.data(), predicted.data())
+            .code() == absl::StatusCode::kCancelled);
+  CHECK(checks == 2);
+  checks = 0;
+  CHECK(pipeline.Classify(texts, ClassifyOptions(), stop, executor).status().code() ==
+        absl::StatusCode::kCancelled);
+  CHECK(checks == 2);
+  checks = 0;
+  const exec::StopToken after_first([&checks] {
+    return ++checks >= 1 ? absl::CancelledError("deadline passed") : absl::OkStatus();
+  });
+  CHECK(pipeline.Vectorize(texts, after_first).status().code() == absl::StatusCode::kCancelled);
+  CHECK(checks == 1);
+  checks = 0;
+  CHECK(pipeline.PredictScores(texts, after_first).status().code() == absl::StatusCode::kCancelled);
+  CHECK(checks == 1);
+  // Without a stop request every text is classified.
+  CHECK(pipeline
+            .ClassifyCompact(texts, exec::StopToken(), executor, probabilities.data(),
+                             predicted.data())
+            .ok());
+}
+
 TEST_CASE("Pipeline Classify: labels, top_k, explanations, invalid UTF-8") {
   const Pipeline pipeline = MustFit();
   const Strings texts = {"this document is new", "first second third", "nothing known"};
