@@ -118,6 +118,113 @@ def test_configs_train_the_same_model_on_the_server(disc, corpus, kind):
     assert_served_equals_sklearn(disc, name, expected.fit(train_texts, train_labels), test_texts)
 
 
+# -- text: decode_error, encoding and a fixed vocabulary ----------------------------------------------------------
+# Bytes that are not UTF-8: Latin-1 accents, a lone 0xFF, a truncated sequence, an encoded surrogate, a stray
+# continuation byte (what decode_error='replace' / 'ignore' repair, each as Python's UTF-8 codec does).
+NON_UTF8 = [b"caf\xe9 cr\xe8me bread bake", b"ab\xffcd team goal match", b"\xc3( na\xefve kernel cache",
+            b"plage \xed\xa0\x80 soleil mer", b"\xf0\x9f\x98 oven butter dough", b"\x80\x80 server latency"]
+NON_UTF8_LABELS = ["Cooking", "sports", "tech", "été", "Cooking", "tech"]
+DECODE_ERROR = {
+    "count(replace)+multinomial": lambda: make_pipeline(CountVectorizer(decode_error="replace"), MultinomialNB()),
+    "count(ignore)+multinomial": lambda: make_pipeline(CountVectorizer(decode_error="ignore"), MultinomialNB()),
+    "char-tfidf(replace)+complement": lambda: make_pipeline(
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 2), decode_error="replace", encoding="UTF8"),
+        ComplementNB()),
+    "hashing(ignore)+multinomial": lambda: make_pipeline(
+        HashingVectorizer(n_features=256, alternate_sign=False, norm=None, decode_error="ignore", encoding="utf8"),
+        MultinomialNB()),
+}
+
+
+@pytest.mark.parametrize("kind", list(DECODE_ERROR))
+def test_exported_pipeline_keeps_decode_error(disc, corpus, kind):
+    """Regression: export dropped decode_error, so the served model refused (strict) the bytes scikit-learn
+    repairs."""
+    train_texts, train_labels, test_texts = corpus
+    texts = [t.encode("utf-8") for t in train_texts] + NON_UTF8
+    pipe = DECODE_ERROR[kind]().fit(texts, train_labels + NON_UTF8_LABELS)
+    name = "export-decode-" + slug(kind)
+    disc.create(export(pipe, name))
+    queries = NON_UTF8 + [b"\xff\xfe\xfd", b"ab\xffcd", b"caf\xc3\xa9 caf\xe9"] + [t.encode() for t in test_texts[:20]]
+    assert_served_equals_sklearn(disc, name, pipe, queries)
+
+
+def test_exported_strict_pipeline_refuses_non_utf8_as_scikit_learn_does(disc, corpus):
+    train_texts, train_labels, _ = corpus
+    pipe = make_pipeline(CountVectorizer(decode_error="strict"), MultinomialNB()).fit(train_texts, train_labels)
+    disc.create(export(pipe, "export-decode-strict"))
+    with pytest.raises(UnicodeDecodeError):
+        pipe.predict_proba([b"caf\xe9"])
+    with pytest.raises(maas_client.InvalidArgumentError):
+        disc.predict_proba("export-decode-strict", [b"caf\xe9"])
+
+
+@pytest.mark.parametrize("make", [
+    lambda **kw: CountVectorizer(**kw), lambda **kw: TfidfVectorizer(**kw),
+    lambda **kw: HashingVectorizer(alternate_sign=False, **kw)],
+    ids=["count", "tfidf", "hashing"])
+def test_export_and_configs_refuse_what_maas_cannot_decode(corpus, make):
+    """Regression: an encoding other than UTF-8 was silently dropped (maas decodes bytes texts as UTF-8 only)."""
+    texts, labels, _ = corpus
+    for encoding in ("latin-1", "utf-16", "cp1252", "utf-8-sig"):
+        with pytest.raises(ValueError, match=f"encoding='{encoding}'"):
+            configs(make_pipeline(make(encoding=encoding), MultinomialNB()))
+        with pytest.raises(ValueError, match=f"encoding='{encoding}'"):
+            export(make_pipeline(make(encoding=encoding), MultinomialNB()).fit(texts, labels))
+    for encoding in ("utf-8", "utf8", "UTF-8", "U8"):  # what Python's codecs take for UTF-8
+        vectorizer, _ = configs(make_pipeline(make(encoding=encoding, decode_error="ignore"), MultinomialNB()))
+        assert getattr(vectorizer, vectorizer.WhichOneof("kind")).text.decode_error == \
+            maas_client.pb.discriminative.DECODE_ERROR_IGNORE
+    for source in ("file", "filename"):
+        with pytest.raises(ValueError, match=f"input='{source}'"):
+            configs(make_pipeline(make(input=source), MultinomialNB()))
+
+
+# Terms in an order that is not sorted, with one that never occurs ("zebra") and one that lowercasing never
+# produces ("Football"): feature i is the i-th term, as scikit-learn's vocabulary=[...] means.
+FIXED_VOCABULARY = ["team", "zebra", "bread", "日本語", "the", "Football", "café", "kernel", "soleil",
+                    "don"]
+FIXED_VOCABULARY_FORMS = {
+    "list": lambda: list(FIXED_VOCABULARY),
+    # A mapping term -> index, inserted in an order that is not the index order.
+    "dict": lambda: {term: FIXED_VOCABULARY.index(term) for term in sorted(FIXED_VOCABULARY)},
+}
+
+
+@pytest.mark.filterwarnings("ignore:Upper case characters found in vocabulary")
+@pytest.mark.parametrize("fitted", [False, True], ids=["unfitted", "fitted"])
+@pytest.mark.parametrize("form", list(FIXED_VOCABULARY_FORMS))
+def test_configs_keep_a_fixed_vocabulary(disc, corpus, form, fitted):
+    """Regression: configs() refused an unfitted pipeline with a fixed vocabulary and dropped it from a fitted one
+    (the server then learned a different vocabulary)."""
+    train_texts, train_labels, test_texts = corpus
+
+    def factory():
+        return make_pipeline(CountVectorizer(vocabulary=FIXED_VOCABULARY_FORMS[form](), min_df=3, max_features=2),
+                             MultinomialNB(alpha=0.5))
+
+    expected = factory().fit(train_texts, train_labels)
+    vectorizer, classifier = configs(expected if fitted else factory())
+    assert list(vectorizer.count.vocabulary) == FIXED_VOCABULARY
+    name = f"trained-fixed-vocabulary-{form}-{'fitted' if fitted else 'unfitted'}"
+    disc.train(iter(train_texts), iter(train_labels), name=name, vectorizer=vectorizer, classifier=classifier)
+    served = disc.get(name).spec
+    assert list(served.vectorizer.vocabulary) == expected[0].get_feature_names_out().tolist() == FIXED_VOCABULARY
+    queries = test_texts + ["zebra Football football café team"]
+    assert_served_equals_sklearn(disc, name, expected, queries)
+    if fitted:  # the exported model carries the same fixed vocabulary
+        disc.create(export(expected, name + "-export"))
+        assert_served_equals_sklearn(disc, name + "-export", expected, queries)
+
+
+def test_configs_refuse_a_fixed_vocabulary_maas_cannot_express():
+    for vocabulary, reason in ((["a", "b", "a"], "duplicate term 'a'"), ({"a": 0, "b": 2}, "the indices are not 0..1"),
+                               ({"a": 0, "b": 1.0}, "not an int"), ([b"a"], "not a str"), (["a", ""], "empty term"),
+                               ([], "empty")):
+        with pytest.raises(ValueError, match="vocabulary: .*" + reason):
+            configs(make_pipeline(CountVectorizer(vocabulary=vocabulary), MultinomialNB()))
+
+
 # -- text: offline oracle (every combination, served or not) -------------------------------------------------------
 def features_from_spec(spec, texts):
     """The feature matrix the exported spec describes, rebuilt from its own fields: tokenisation by a scikit-learn

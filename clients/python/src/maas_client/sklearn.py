@@ -6,15 +6,18 @@
     GenerativeClient(target).create(export_generative(GaussianMixture(3).fit(x), name="blobs"))
 
 Text pipelines: CountVectorizer / TfidfVectorizer / HashingVectorizer (optionally followed by a TfidfTransformer)
-and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the PipelineSpec can express. Anything it
-cannot express (a callable analyzer or tokenizer, a custom stop-word list, array-valued alpha, non-string class
-labels, ...) raises ValueError naming the parameter, rather than exporting a model that would predict differently.
+and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the PipelineSpec can express (a fixed vocabulary
+and decode_error included). Anything it cannot express (a callable analyzer or tokenizer, a custom stop-word list, an
+encoding other than UTF-8, array-valued alpha, non-string class labels, ...) raises ValueError naming the parameter,
+rather than exporting a model that would predict differently.
 Generative: GaussianMixture (full / diag / spherical / tied as full), PCA (as probabilistic PCA, Tipping & Bishop),
 FactorAnalysis. scikit-learn is imported lazily (pip install maas-client[sklearn]).
 """
 
 from __future__ import annotations
 
+import codecs
+import collections.abc
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +26,8 @@ from maas_client.pb import common, discriminative as dpb, generative as gpb
 
 DEFAULT_TOKEN_PATTERN = r"(?u)\b\w\w+\b"
 _NORMS = {None: dpb.NORM_NONE, "l1": dpb.NORM_L1, "l2": dpb.NORM_L2}
+_DECODE_ERRORS = {"strict": dpb.DECODE_ERROR_STRICT, "replace": dpb.DECODE_ERROR_REPLACE,
+                  "ignore": dpb.DECODE_ERROR_IGNORE}
 
 
 def _matrix(values: Any) -> common.Matrix:
@@ -62,6 +67,10 @@ def _text_options(vec: Any) -> dpb.TextOptions:
             raise _fail(vec, f"a custom {name}")
     if p.get("input", "content") != "content":
         raise _fail(vec, f"input={p['input']!r} (only 'content': the texts themselves)")
+    _check_utf8_encoding(vec, p.get("encoding", "utf-8"))
+    decode_error = p.get("decode_error", "strict")
+    if not isinstance(decode_error, str) or decode_error not in _DECODE_ERRORS:
+        raise _fail(vec, f"decode_error={decode_error!r} (only 'strict', 'replace' or 'ignore')")
     analyzer = p.get("analyzer", "word")
     if analyzer not in ("word", "char", "char_wb"):
         raise _fail(vec, "a callable analyzer")
@@ -80,8 +89,56 @@ def _text_options(vec: Any) -> dpb.TextOptions:
         analyzer={"word": dpb.ANALYZER_WORD, "char": dpb.ANALYZER_CHAR, "char_wb": dpb.ANALYZER_CHAR_WB}[analyzer],
         ngram_min=int(ngram_min), ngram_max=int(ngram_max), stop_words=stop_words or "",
         token_pattern="" if token_pattern in (None, DEFAULT_TOKEN_PATTERN) or analyzer != "word" else token_pattern,
-        binary=bool(p.get("binary", False)))
+        binary=bool(p.get("binary", False)), decode_error=_DECODE_ERRORS[decode_error])
     return options
+
+
+def _check_utf8_encoding(vec: Any, encoding: Any) -> None:
+    """maas decodes bytes texts as UTF-8 only: any encoding Python's codecs do not resolve to utf-8 is refused."""
+    try:
+        utf8 = isinstance(encoding, str) and codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        raise _fail(vec, f"encoding={encoding!r} (maas decodes bytes texts as UTF-8 only)")
+
+
+def _fixed_vocabulary(vec: Any, vocabulary: Any) -> List[str]:
+    """A fixed vocabulary (scikit-learn's vocabulary=: an iterable of terms, feature i the i-th, or a mapping
+    term -> feature index 0..n-1) as its terms in feature-index order, validated as scikit-learn does."""
+    def refuse(reason: str) -> ValueError:
+        return _fail(vec, f"vocabulary: {reason}")
+
+    if isinstance(vocabulary, Mapping):
+        terms: List[Any] = [None] * len(vocabulary)
+        for term, index in vocabulary.items():
+            if isinstance(index, (bool, np.bool_)) or not isinstance(index, (int, np.integer)):
+                raise refuse(f"the index of {term!r} is {index!r}, not an int")
+            if not 0 <= int(index) < len(terms) or terms[int(index)] is not None:
+                raise refuse(f"the indices are not 0..{len(terms) - 1}, each once (index {int(index)} of {term!r})")
+            terms[int(index)] = term
+    else:
+        if isinstance(vocabulary, (set, frozenset)):  # scikit-learn sorts a set
+            vocabulary = sorted(vocabulary)
+        if not isinstance(vocabulary, collections.abc.Iterable):
+            raise refuse(f"{vocabulary!r} is neither a list of terms nor a mapping term -> index")
+        terms = list(vocabulary)
+    if not terms:
+        raise refuse("empty")
+    seen = set()
+    for term in terms:
+        if not isinstance(term, str):
+            raise refuse(f"the term {term!r} is not a str")
+        if not term:
+            raise refuse("an empty term")
+        try:
+            term.encode("utf-8")
+        except UnicodeEncodeError:
+            raise refuse(f"the term {term!r} is not valid Unicode (a lone surrogate)") from None
+        if term in seen:
+            raise refuse(f"duplicate term {term!r}")
+        seen.add(term)
+    return [str(term) for term in terms]
 
 
 def _document_frequency(value: Any, vec: Any, name: str) -> dpb.DocumentFrequency:
@@ -114,13 +171,15 @@ def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any,
     idf_owner: Optional[Any] = None
     if isinstance(vec, CountVectorizer):  # TfidfVectorizer is a CountVectorizer
         p = vec.get_params(deep=False)
-        if p.get("vocabulary") is not None and not hasattr(vec, "vocabulary_"):
-            raise _fail(vec, "a fixed vocabulary that was never fitted")
+        vocabulary = p.get("vocabulary")
+        if getattr(vec, "fixed_vocabulary_", False) and hasattr(vec, "vocabulary_"):
+            vocabulary = vec.vocabulary_  # fitted: the validated term -> index mapping transform uses
         max_features = p.get("max_features")
         config.count.CopyFrom(dpb.CountVectorizerConfig(
             text=_text_options(vec), min_df=_document_frequency(p.get("min_df", 1), vec, "min_df"),
             max_df=_document_frequency(p.get("max_df", 1.0), vec, "max_df"),
-            max_features=int(max_features) if max_features is not None else 0))
+            max_features=int(max_features) if max_features is not None else 0,
+            vocabulary=_fixed_vocabulary(vec, vocabulary) if vocabulary is not None else []))
         if isinstance(vec, TfidfVectorizer):
             config.tfidf.CopyFrom(_tfidf_config(vec))
             idf_owner = vec
