@@ -12,6 +12,14 @@ absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string
                             std::string_view description) {
   constexpr size_t kMaxLabelBytes = 256;
   constexpr size_t kMaxDescriptionBytes = 4096;
+  // Every ModelInfo (ListModels, each reply) carries them: unbounded, a few models' labels made
+  // ListModels too large for any client.
+  constexpr int kMaxLabels = 64;
+  if (labels.size() > kMaxLabels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "labels: ", labels.size(), " labels; a model has at most ", kMaxLabels,
+        " (they travel with every ModelInfo): keep bulk metadata in the description or elsewhere"));
+  }
   for (const auto& [key, value] : labels) {
     if (key.empty())
       return absl::InvalidArgumentError("labels: a label key is empty; keys need 1..256 bytes");

@@ -113,5 +113,23 @@ TEST_CASE("The repository's cache keeps loaded models within --model_cache_bytes
   CHECK(f.repository.cache().loaded_versions() < 4);
 }
 
+TEST_CASE("ValidateLabels bounds the number of labels, their sizes and the description") {
+  google::protobuf::Map<std::string, std::string> labels;
+  for (int i = 0; i < 64; ++i) labels[absl::StrCat("key", i)] = "value";
+  CHECK(ValidateLabels(labels, "").ok());
+  labels["one-too-many"] = "value";
+  const absl::Status status = ValidateLabels(labels, "");
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("65 labels"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("at most 64"));
+  labels.clear();
+  labels[""] = "x";
+  CHECK(ValidateLabels(labels, "").code() == absl::StatusCode::kInvalidArgument);
+  labels.clear();
+  labels["k"] = std::string(257, 'v');
+  CHECK(ValidateLabels(labels, "").code() == absl::StatusCode::kInvalidArgument);
+  CHECK(ValidateLabels({}, std::string(4097, 'd')).code() == absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace maas::registry
