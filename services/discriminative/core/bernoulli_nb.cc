@@ -75,8 +75,23 @@ absl::Status BernoulliNb::UpdateParameters() {
 }
 
 absl::Status BernoulliNb::ValidateFeatureLogProb() const {
-  // With binarize=None counts may exceed the class count, so flp may be > 0 (scikit-learn does not
-  // check); NaN never.
+  if (!binarize_.has_value()) {
+    // Without binarize the features are taken as they are; counts above 1 (or the hashing
+    // vectorizer's negative values) make a probability >= 1 (or a log of a negative count), and
+    // log(1 - p) then gives NaN probabilities, scikit-learn's too: refused, saying why.
+    const size_t f = num_features_;
+    for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
+      const double v = feature_log_prob_[i];
+      if (v < 0.0) continue;
+      return absl::InvalidArgumentError(absl::StrCat(
+          "bernoulli_nb with binarize disabled needs features that are 0 or 1, but feature ",
+          f == 0 ? i : i % f, " of class '", f == 0 ? "" : classes_[i / f].substr(0, 100),
+          "' has log-probability ", v,
+          " (a probability of 1 or more, or of a negative count), which gives NaN probabilities "
+          "(in scikit-learn too): keep binarize (default 0.0), or make the features binary (the "
+          "vectorizer's binary=true; for hashing also alternate_sign=false)"));
+    }
+  }
   return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",
                                /*allow_neg_inf=*/options_.force_alpha && options_.alpha == 0.0,
                                /*allow_positive=*/!binarize_.has_value());

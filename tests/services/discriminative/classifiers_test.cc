@@ -107,6 +107,28 @@ TEST_CASE("BernoulliNB on the classic corpus (spec E.3)") {
   CHECK(strict->feature_count() == Doubles{0, 1, 1});
 }
 
+TEST_CASE("BernoulliNB without binarize refuses features that are not 0 or 1, saying why") {
+  // Counts of 2 and 3 in one class of two documents: probability (5 + 1) / (2 + 2) > 1, so
+  // log(1 - p) would be NaN (scikit-learn's probabilities are NaN there).
+  std::vector<SparseVector> x(2);
+  x[0] = {{0, 1}, {2, 1}};
+  x[1] = {{0}, {3}};
+  auto counts = BernoulliNb::Fit(x, 2, {"a", "a"}, {}, NbOptions(), std::nullopt);
+  REQUIRE(counts.status().code() == absl::StatusCode::kInvalidArgument);
+  const std::string message(counts.status().message());
+  CHECK_THAT(message, Catch::Contains("binarize disabled needs features that are 0 or 1"));
+  CHECK_THAT(message, Catch::Contains("feature 0 of class 'a'"));
+  CHECK_THAT(message, Catch::Contains("binary=true"));
+  // A negative value (the hashing vectorizer's alternate_sign) likewise.
+  x[1] = {{1}, {-1}};
+  CHECK(BernoulliNb::Fit(x, 2, {"a", "b"}, {}, NbOptions(), std::nullopt).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  // Binary features fit.
+  x[0] = {{0, 1}, {1, 1}};
+  x[1] = {{0}, {1}};
+  CHECK(BernoulliNb::Fit(x, 2, {"a", "b"}, {}, NbOptions(), std::nullopt).ok());
+}
+
 TEST_CASE("The classifier registry maps config kinds to implementations") {
   v1::ClassifierConfig config;
   CHECK(ClassifierKindName(config) == "multinomial_nb");
