@@ -22,6 +22,11 @@ constexpr uint64_t kChunk = 256;
 constexpr uint64_t kMaxGroupWeights = uint64_t{1} << 22;
 // Fewest weights for which Pareto k̂ is reported (the tail fit needs > 4 exceedances).
 constexpr size_t kMinWeightsForParetoK = 25;
+// AIS work items ask the stop token once this many evaluations of log p(x|z) and its gradient
+// have run since they last asked (checked between HMC transitions, so at most this plus one
+// transition's leapfrog_steps in between): the stop latency is bounded by an amount of work,
+// whatever num_temperatures, pilot_chains and leapfrog_steps are.
+constexpr int64_t kGradientsPerStopCheck = 256;
 
 uint64_t CounterIndex(uint64_t row, uint64_t sample) { return (row << 32) | sample; }
 
@@ -56,6 +61,24 @@ class StopLatch {
   std::atomic<bool> stopped_{false};
   std::mutex mutex_;
   absl::Status status_;
+};
+
+// Counts one work item's gradient evaluations and asks the StopLatch once every
+// kGradientsPerStopCheck of them.
+class GradientMeter {
+ public:
+  explicit GradientMeter(StopLatch& latch) : latch_(latch) {}
+  // True when the work should go on.
+  bool Continue() {
+    if (gradients_ < kGradientsPerStopCheck) return true;
+    gradients_ = 0;
+    return latch_.Continue();
+  }
+  void Count(int64_t gradients) { gradients_ += gradients; }
+
+ private:
+  StopLatch& latch_;
+  int64_t gradients_ = 0;
 };
 
 // ---- PRIOR and IMPORTANCE ----
@@ -140,7 +163,8 @@ void InitChain(const GenerativeModel& model, const Eigen::Ref<const Eigen::Vecto
 
 // The pilot: pilot_chains chains annealed in lockstep with one shared step size, adapted after
 // every temperature towards the target acceptance (EMA with slowness 0.9, x1.02 / x0.98, clamped
-// to [1e-4, 0.5]). Returns the step size used at each temperature k = 1..K-1 (index k).
+// to [1e-4, 0.5]). Returns the step size used at each temperature k = 1..K-1 (index k); returns
+// early, incomplete, when the latch says stop (asked between transitions by a GradientMeter).
 std::vector<double> PilotStepSizes(const GenerativeModel& model,
                                    const Eigen::Ref<const Eigen::VectorXd>& x,
                                    const EstimateSettings& settings, uint64_t row,
@@ -151,23 +175,26 @@ std::vector<double> PilotStepSizes(const GenerativeModel& model,
   std::vector<double> steps(num_temperatures, ais.initial_step_size);
   std::vector<random::ItemRng> rngs;
   std::vector<ChainState> chains(ais.pilot_chains);
+  GradientMeter meter(latch);
   for (int p = 0; p < ais.pilot_chains; ++p) {
     rngs.emplace_back(settings.seed, kAisPilotStream, CounterIndex(row, p));
     chains[p].z.resize(dim);
     chains[p].grad.resize(dim);
     InitChain(model, x, rngs[p], chains[p]);
+    meter.Count(1);
   }
   ChainState scratch{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
   Eigen::VectorXd momentum(dim);
   double step = ais.initial_step_size;
   double average = ais.target_acceptance;
   for (int k = 1; k < num_temperatures; ++k) {
-    if (k % 64 == 0 && !latch.Continue()) return steps;
     steps[k] = step;
     int accepted = 0;
     for (int p = 0; p < ais.pilot_chains; ++p) {
+      if (!meter.Continue()) return steps;
       accepted += HmcTransition(model, x, beta[k], step, ais.leapfrog_steps, rngs[p], chains[p],
                                 scratch, momentum);
+      meter.Count(ais.leapfrog_steps);
     }
     average = 0.9 * average + 0.1 * (static_cast<double>(accepted) / ais.pilot_chains);
     step *= average > ais.target_acceptance ? 1.02 : 0.98;
@@ -189,13 +216,16 @@ double AisChain(const GenerativeModel& model, const Eigen::Ref<const Eigen::Vect
   ChainState scratch{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
   Eigen::VectorXd momentum(dim);
   InitChain(model, x, rng, state);
+  GradientMeter meter(latch);
+  meter.Count(1);
   double log_w = 0.0;
   for (int k = 1; k <= num_temperatures; ++k) {
     log_w += (beta[k] - beta[k - 1]) * state.log_lik;
     if (k == num_temperatures) break;
-    if (k % 64 == 0 && !latch.Continue()) return kNaN;
+    if (!meter.Continue()) return kNaN;
     *accepted += HmcTransition(model, x, beta[k], steps[k], settings.ais.leapfrog_steps, rng, state,
                                scratch, momentum);
+    meter.Count(settings.ais.leapfrog_steps);
   }
   return log_w;
 }

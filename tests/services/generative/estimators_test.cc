@@ -3,9 +3,12 @@
 // determinism across thread counts and exact merging of row and sample shards.
 #include "services/generative/core/estimators.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "tests/services/generative/test_models.h"
 #include "tests/services/generative/thread_executor.h"
@@ -260,6 +263,53 @@ TEST_CASE("a stop token ends the work with its status") {
     auto result = EstimateRows(model, x, settings, executor, cancelled);
     CHECK(result.status().code() == absl::StatusCode::kCancelled);
   }
+}
+
+TEST_CASE("AIS asks the stop token after a bounded amount of work, whatever its options") {
+  // The gradient evaluations between two questions to the stop token must not grow with
+  // num_temperatures x pilot_chains x leapfrog_steps (one thread: the counts are exact).
+  Gauss1d model(0.5, 1.0);
+  const Eigen::MatrixXd x = Eigen::MatrixXd::Zero(1, 1);
+  EstimateSettings settings;
+  settings.estimator = McEstimator::kAis;
+  settings.num_samples = 2;
+  settings.ais.num_temperatures = 200;
+  settings.ais.leapfrog_steps = 50;
+  settings.ais.pilot_chains = 20;
+  testing::ThreadExecutor executor(1);
+  std::vector<int64_t> at_check;  // gradient evaluations done when the token was asked
+  const exec::StopToken recording([&] {
+    at_check.push_back(model.gradient_evaluations());
+    return absl::OkStatus();
+  });
+  REQUIRE(EstimateRows(model, x, settings, executor, recording).ok());
+  // Every chain (20 pilot chains, then 2 AIS chains): its start and 199 transitions of 50 steps.
+  const int64_t pilot = 20 * (1 + 199 * 50);
+  const int64_t total = pilot + 2 * (1 + 199 * 50);
+  REQUIRE(model.gradient_evaluations() == total);
+  at_check.push_back(total);
+  int64_t widest_in_pilot = 0, widest_in_chains = 0;
+  for (size_t i = 1; i < at_check.size(); ++i) {
+    int64_t& widest = at_check[i] <= pilot ? widest_in_pilot : widest_in_chains;
+    widest = std::max(widest, at_check[i] - at_check[i - 1]);
+  }
+  CHECK(widest_in_pilot <= 1000);
+  CHECK(widest_in_chains <= 1000);
+
+  // A token that stops at its third question (the group, the row's pilot, then inside the pilot)
+  // ends the work after a bounded number of evaluations, not after 64 temperatures of 100 chains x
+  // 100 steps.
+  Gauss1d big(0.5, 1.0);
+  settings.ais.num_temperatures = 1000;
+  settings.ais.leapfrog_steps = 100;
+  settings.ais.pilot_chains = 100;
+  int checks = 0;
+  const exec::StopToken third(
+      [&] { return ++checks >= 3 ? absl::CancelledError("gone") : absl::OkStatus(); });
+  auto stopped = EstimateRows(big, x, settings, executor, third);
+  CHECK(stopped.status().code() == absl::StatusCode::kCancelled);
+  CHECK(checks == 3);
+  CHECK(big.gradient_evaluations() <= 1000);
 }
 
 TEST_CASE("the sigmoid schedule runs from 0 to 1, increasing and symmetric") {

@@ -2,14 +2,17 @@
 // (the estimators never see a concrete family):
 //   Gauss1d: z ~ N(0, 1), x | z ~ N(z, s^2): p(x) = N(x; 0, 1 + s^2); the posterior is
 //            N(x / (1 + s^2), s^2 / (1 + s^2)). Its proposal is that posterior with the standard
-//            deviation scaled by `proposal_scale` (1: exact, every weight equals p(x)).
+//            deviation scaled by `proposal_scale` (1: exact, every weight equals p(x)). Counts its
+//            gradient evaluations (the work of AIS).
 //   FlatTarget: z ~ N(0, 1), p(x|z) = 1, proposal N(0, sigma_q^2): the weights p(z)/q(z) of the
 //            reference's Pareto k̂ known answer (k = 1 - sigma_q^2 for sigma_q < 1).
 //   Mixture1d: a K-component 1-D Gaussian mixture with a discrete latent (AIS does not apply).
 #ifndef MAAS_TESTS_SERVICES_GENERATIVE_TEST_MODELS_H_
 #define MAAS_TESTS_SERVICES_GENERATIVE_TEST_MODELS_H_
 
+#include <atomic>
 #include <cmath>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -81,6 +84,7 @@ class Gauss1d final : public Continuous1d {
   double LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>& x,
                                const Eigen::Ref<const Eigen::VectorXd>& z,
                                Eigen::Ref<Eigen::VectorXd> grad) const override {
+    ++gradient_evaluations_;
     grad(0) = (x(0) - z(0)) / (s_ * s_);
     return LogNormalPdf(x(0), z(0), s_ * s_);
   }
@@ -90,10 +94,13 @@ class Gauss1d final : public Continuous1d {
     const double v = s_ * s_ / (1 + s_ * s_);
     return std::make_unique<NormalProposal>(x(0) / (1 + s_ * s_), scale_ * std::sqrt(v));
   }
+  // Calls of LogLikelihoodGradient so far.
+  int64_t gradient_evaluations() const { return gradient_evaluations_.load(); }
 
  private:
   double s_, scale_;
   bool with_proposal_;
+  mutable std::atomic<int64_t> gradient_evaluations_{0};
 };
 
 class FlatTarget final : public Continuous1d {
