@@ -169,7 +169,7 @@ class BernoulliMixtureFitter final : public FamilyFitter {
     const Eigen::MatrixXd x = rows_.Take();
     // Initialisation: k-means++ seeds, hard assignment to the nearest seed.
     random::ItemRng rng(seed_, kFitStream, 0);
-    const std::vector<int> seeds = KMeansPlusPlus(x, k_, rng);
+    MAAS_ASSIGN_OR_RETURN(const std::vector<int> seeds, KMeansPlusPlus(x, k_, rng, stop));
     Eigen::MatrixXd centres(k_, d);
     for (int c = 0; c < k_; ++c) centres.row(c) = x.row(seeds[static_cast<size_t>(c)]);
     const Eigen::MatrixXd dist = SquaredDistances(x, centres);

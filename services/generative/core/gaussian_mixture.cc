@@ -412,9 +412,11 @@ double EStep(const Eigen::MatrixXd& x, const EmState& s, const GmmOptions& o,
   return total / static_cast<double>(n);
 }
 
-// Initial responsibilities of one initialisation (sklearn's _initialize_parameters).
-Eigen::MatrixXd InitialResponsibilities(const Eigen::MatrixXd& x, const GmmOptions& o,
-                                        random::ItemRng& rng) {
+// Initial responsibilities of one initialisation (sklearn's _initialize_parameters). The k-means
+// initialisations ask `stop` per seeded centre and per Lloyd iteration.
+absl::StatusOr<Eigen::MatrixXd> InitialResponsibilities(const Eigen::MatrixXd& x,
+                                                        const GmmOptions& o, random::ItemRng& rng,
+                                                        const exec::StopToken& stop) {
   const Eigen::Index n = x.rows();
   const int k = o.n_components;
   Eigen::MatrixXd resp = Eigen::MatrixXd::Zero(n, k);
@@ -439,12 +441,12 @@ Eigen::MatrixXd InitialResponsibilities(const Eigen::MatrixXd& x, const GmmOptio
       break;
     }
     case v1::INIT_K_MEANS_PLUS_PLUS: {
-      const std::vector<int> indices = KMeansPlusPlus(x, k, rng);
+      MAAS_ASSIGN_OR_RETURN(const std::vector<int> indices, KMeansPlusPlus(x, k, rng, stop));
       for (int c = 0; c < k; ++c) resp(indices[static_cast<size_t>(c)], c) = 1.0;
       break;
     }
     default: {
-      const std::vector<int> labels = KMeansLabels(x, k, rng);
+      MAAS_ASSIGN_OR_RETURN(const std::vector<int> labels, KMeansLabels(x, k, rng, stop));
       for (Eigen::Index i = 0; i < n; ++i) resp(i, labels[static_cast<size_t>(i)]) = 1.0;
       break;
     }
@@ -487,7 +489,7 @@ absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint6
                             const exec::StopToken& stop) {
   EmRun run;
   random::ItemRng rng(seed, kFitStream, static_cast<uint64_t>(init));
-  const Eigen::MatrixXd resp = InitialResponsibilities(x, o, rng);
+  MAAS_ASSIGN_OR_RETURN(const Eigen::MatrixXd resp, InitialResponsibilities(x, o, rng, stop));
   MAAS_RETURN_IF_ERROR(EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state));
   if (o.weights_init.size() > 0) run.state.weights = o.weights_init;
   if (o.means_init.rows() > 0) run.state.means = o.means_init;

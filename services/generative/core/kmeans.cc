@@ -4,6 +4,8 @@
 #include <cmath>
 #include <numeric>
 
+#include "common/status/status_macros.h"
+
 namespace maas::generative {
 
 Eigen::MatrixXd SquaredDistances(const Eigen::Ref<const Eigen::MatrixXd>& x,
@@ -14,8 +16,8 @@ Eigen::MatrixXd SquaredDistances(const Eigen::Ref<const Eigen::MatrixXd>& x,
   return d.cwiseMax(0.0);
 }
 
-std::vector<int> KMeansPlusPlus(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
-                                random::ItemRng& rng) {
+absl::StatusOr<std::vector<int>> KMeansPlusPlus(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
+                                                random::ItemRng& rng, const exec::StopToken& stop) {
   const Eigen::Index n = x.rows();
   std::vector<int> indices;
   indices.reserve(static_cast<size_t>(k));
@@ -27,6 +29,7 @@ std::vector<int> KMeansPlusPlus(const Eigen::Ref<const Eigen::MatrixXd>& x, int 
   double current_pot = closest.sum();
   Eigen::VectorXd cumulative(n);
   for (int c = 1; c < k; ++c) {
+    MAAS_RETURN_IF_ERROR(stop.Check());
     double running = 0.0;
     for (Eigen::Index i = 0; i < n; ++i) {
       running += closest(i);
@@ -81,10 +84,11 @@ double Assign(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::MatrixXd&
 
 }  // namespace
 
-std::vector<int> KMeansLabels(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
-                              random::ItemRng& rng, int max_iter, double tol) {
+absl::StatusOr<std::vector<int>> KMeansLabels(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
+                                              random::ItemRng& rng, const exec::StopToken& stop,
+                                              int max_iter, double tol) {
   const Eigen::Index n = x.rows();
-  const std::vector<int> seeds = KMeansPlusPlus(x, k, rng);
+  MAAS_ASSIGN_OR_RETURN(const std::vector<int> seeds, KMeansPlusPlus(x, k, rng, stop));
   Eigen::MatrixXd centres(k, x.cols());
   for (int c = 0; c < k; ++c) centres.row(c) = x.row(seeds[static_cast<size_t>(c)]);
   // scikit-learn's _tolerance: tol times the mean per-dimension variance.
@@ -96,6 +100,7 @@ std::vector<int> KMeansLabels(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
   std::vector<int> previous;
   Eigen::VectorXd distances(n);
   for (int iter = 0; iter < max_iter; ++iter) {
+    MAAS_RETURN_IF_ERROR(stop.Check());
     previous = labels;
     Assign(x, centres, &labels, &distances);
     if (labels == previous) break;  // strict convergence

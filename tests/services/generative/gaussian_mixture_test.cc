@@ -8,6 +8,7 @@
 
 #include "common/random/item_rng.h"
 #include "common/random/philox.h"
+#include "services/generative/core/kmeans.h"
 #include "tests/services/generative/family_checks.h"
 
 namespace maas::generative {
@@ -265,6 +266,59 @@ TEST_CASE("gaussian_mixture EM bad input") {
   REQUIRE((*fitter)->AddRows(rows, 0).ok());
   auto stopped = (*fitter)->Finish(exec::StopToken([] { return absl::CancelledError("gone"); }));
   CHECK(absl::IsCancelled(stopped.status()));
+}
+
+// n rows uniform in the unit square: no cluster structure, so Lloyd's k-means takes many
+// iterations.
+Eigen::MatrixXd UniformSquare(int n) {
+  Eigen::MatrixXd x(n, 2);
+  for (int i = 0; i < n; ++i) {
+    random::ItemRng rng(21, 0, static_cast<uint64_t>(i));
+    x(i, 0) = rng.Uniform();
+    x(i, 1) = rng.Uniform();
+  }
+  return x;
+}
+
+TEST_CASE("k-means asks the stop token per seeded centre and per Lloyd iteration") {
+  const Eigen::MatrixXd x = UniformSquare(2000);
+  int checks = 0;
+  const exec::StopToken counting([&] {
+    ++checks;
+    return absl::OkStatus();
+  });
+  random::ItemRng rng(9, 0, 0);
+  auto labels = KMeansLabels(x, 8, rng, counting);
+  REQUIRE(labels.ok());
+  random::ItemRng same(9, 0, 0);
+  CHECK(*labels == *KMeansLabels(x, 8, same, exec::StopToken()));  // asking changes nothing
+  const int seeding = 7;                                           // centres 2..8
+  CHECK(checks - seeding >= 3);                                    // Lloyd iterations
+  // A token that says stop at the second Lloyd iteration ends the run there.
+  checks = 0;
+  const exec::StopToken stopping(
+      [&] { return ++checks >= seeding + 2 ? absl::CancelledError("gone") : absl::OkStatus(); });
+  random::ItemRng again(9, 0, 0);
+  CHECK(absl::IsCancelled(KMeansLabels(x, 8, again, stopping).status()));
+  CHECK(checks == seeding + 2);
+}
+
+TEST_CASE("a Gaussian mixture fit asks the stop token during its k-means initialisation") {
+  // One EM iteration asks once; the k-means initialisation before it must ask too, so a token
+  // that says stop at its second question ends the fit.
+  v1::FitConfig config;
+  config.mutable_gaussian_mixture()->set_n_components(8);
+  config.mutable_gaussian_mixture()->set_max_iter(1);
+  config.mutable_gaussian_mixture()->set_init_params(v1::INIT_KMEANS);
+  auto fitter = GaussianMixtureFamily().make_fitter(config, 1);
+  REQUIRE(fitter.ok());
+  REQUIRE((*fitter)->AddRows(UniformSquare(2000), 0).ok());
+  int checks = 0;
+  const exec::StopToken second(
+      [&] { return ++checks >= 2 ? absl::CancelledError("gone") : absl::OkStatus(); });
+  auto stopped = (*fitter)->Finish(second);
+  CHECK(absl::IsCancelled(stopped.status()));
+  CHECK(checks == 2);
 }
 
 }  // namespace
