@@ -107,7 +107,7 @@ double WeightStats::Ess() const {
 double WeightStats::StandardError() const {
   if (count_ == 0 || special_ != 0.0) return kNaN;
   const double ess = Ess();
-  if (ess == 0.0) return kInf;
+  if (ess == 0.0 || count_ < 2) return kInf;  // All weights zero, or one weight: no spread.
   return std::sqrt(std::max(0.0, 1.0 / ess - 1.0 / static_cast<double>(count_)));
 }
 

@@ -4,15 +4,19 @@
 //   log_sum_w   = log sum w_i          log_sum_w2 = log sum w_i^2
 //   LogMean     = log Z_hat = log_sum_w - log N
 //   Ess         = (sum w)^2 / sum w^2 = exp(2 log_sum_w - log_sum_w2), in [1, N]
-//   StandardError = sqrt(max(0, 1/ESS - 1/N)), the delta-method standard error of log Z_hat.
+//   StandardError = sqrt(max(0, 1/ESS - 1/N)), the delta-method standard error of log Z_hat;
+//                   +inf for N = 1 (one weight says nothing about their spread: undefined).
 // The sums are held as a shift m (the largest log weight seen) and the scaled sums
 // sum exp(log_w_i - m) and sum exp(2 (log_w_i - m)), so log weights of +-1e300 neither overflow nor
 // underflow, and equal weights give ESS = N and a standard error of 0 exactly.
 //
-// Edge cases: count() == 0 -> LogMean() NaN, Ess() 0, StandardError() NaN. All weights zero
-// (every log_w = -inf) -> LogMean() -inf, Ess() 0, StandardError() +inf. A NaN log weight makes
-// every statistic NaN; a +inf log weight (and no NaN) makes log_sum_w, log_sum_w2 and LogMean +inf
-// and Ess, StandardError NaN.
+// A standard error of 0 means the weights did not vary among the draws, not that log Z_hat is
+// exact (e.g. every draw of a discrete latent on one component).
+//
+// Edge cases: count() == 0 -> LogMean() NaN, Ess() 0, StandardError() NaN. count() == 1 ->
+// StandardError() +inf. All weights zero (every log_w = -inf) -> LogMean() -inf, Ess() 0,
+// StandardError() +inf. A NaN log weight makes every statistic NaN; a +inf log weight (and no NaN)
+// makes log_sum_w, log_sum_w2 and LogMean +inf and Ess, StandardError NaN.
 //
 //   WeightStats stats;
 //   for (double log_w : log_weights) stats.Add(log_w);

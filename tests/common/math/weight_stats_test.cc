@@ -69,8 +69,23 @@ TEST_CASE("Equal weights give ESS = N and a standard error of 0") {
   WeightStats single;
   single.Add(-2.0);
   CHECK(single.Ess() == 1.0);
-  CHECK(single.StandardError() == 0.0);
   CHECK(single.LogMean() == -2.0);
+}
+
+TEST_CASE("One weight gives an undefined (+inf) standard error, two give a defined one") {
+  // sqrt(1/ESS - 1/N) is 0 at N = 1, but one weight says nothing about their spread.
+  WeightStats single;
+  single.Add(-2.0);
+  CHECK(single.StandardError() == kInf);
+  const auto parts = WeightStats::FromParts(1, -2.0, -4.0);
+  REQUIRE(parts.ok());
+  CHECK(parts->StandardError() == kInf);
+  WeightStats two = single;
+  two.Add(-2.0);
+  CHECK(two.StandardError() == 0.0);
+  WeightStats merged = single;
+  merged.Merge(single);
+  CHECK(merged.StandardError() == 0.0);
 }
 
 TEST_CASE("Moderate weights match the direct computation") {

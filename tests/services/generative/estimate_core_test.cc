@@ -2,6 +2,7 @@
 // request validation, defaults, sharding offsets, thread independence and stream stop reasons.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 
 #include "common/math/weight_stats.h"
 #include "common/registry/model_repository.h"
@@ -252,6 +253,25 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
   CHECK(message.stop_reason() == v1::DEADLINE);
   CHECK(message.estimate().rows(0).num_samples() == 200);  // The last complete estimate.
   CHECK_FALSE((*stream)->Next(&message));
+
+  // One sample per increment: the standard error of one weight is undefined (+inf), so even a
+  // target no estimate can miss is reached only with the second sample.
+  request.mutable_request()->set_num_samples(1);
+  request.set_target_standard_error(1e6);
+  request.set_max_samples(1000);
+  stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.ok());
+  messages = Drain(**stream);
+  REQUIRE(messages.size() == 2);
+  CHECK(messages[0].stop_reason() == v1::STOP_REASON_UNSPECIFIED);
+  CHECK(messages[0].estimate().rows(0).standard_error() == std::numeric_limits<double>::infinity());
+  CHECK(messages[1].stop_reason() == v1::TARGET_REACHED);
+  CHECK(messages[1].estimate().rows(0).num_samples() == 2);
+  CHECK(std::isfinite(messages[1].estimate().rows(0).standard_error()));
+  auto single = f.core->EstimateLogLikelihood(request.request());
+  REQUIRE(single.ok());
+  CHECK(single->rows(0).standard_error() == std::numeric_limits<double>::infinity());
+  request.mutable_request()->set_num_samples(200);
 
   // Bad stream requests.
   request.set_max_samples(100);  // below the increment
