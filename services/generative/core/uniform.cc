@@ -89,7 +89,10 @@ absl::StatusOr<std::unique_ptr<UniformModel>> UniformModel::Create(const v1::Uni
 }
 
 UniformModel::UniformModel(Eigen::VectorXd low, Eigen::VectorXd high)
-    : low_(std::move(low)), width_(high - low_), log_volume_(width_.array().log().sum()) {}
+    : low_(std::move(low)),
+      high_(std::move(high)),
+      width_(high_ - low_),
+      log_volume_(width_.array().log().sum()) {}
 
 void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
                           RowMatrixXd* latents) const {
@@ -103,10 +106,9 @@ void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMat
 
 Eigen::VectorXd UniformModel::ExactLogLikelihood(const Eigen::Ref<const Eigen::MatrixXd>& x) const {
   Eigen::VectorXd out(x.rows());
-  const Eigen::VectorXd high = low_ + width_;
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     const bool inside = (x.row(i).transpose().array() >= low_.array()).all() &&
-                        (x.row(i).transpose().array() <= high.array()).all();
+                        (x.row(i).transpose().array() <= high_.array()).all();
     out(i) = inside ? -log_volume_ : -std::numeric_limits<double>::infinity();
   }
   return out;

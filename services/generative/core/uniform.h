@@ -24,7 +24,7 @@ class UniformModel final : public GenerativeModel {
   static absl::StatusOr<std::unique_ptr<UniformModel>> Create(const v1::UniformSpec& spec);
 
   std::string family() const override { return "uniform"; }
-  int64_t MemoryBytes() const override { return sizeof(*this) + EigenBytes(low_, width_); }
+  int64_t MemoryBytes() const override { return sizeof(*this) + EigenBytes(low_, high_, width_); }
   int dimension() const override { return static_cast<int>(low_.size()); }
   int latent_width() const override { return 0; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
@@ -35,6 +35,7 @@ class UniformModel final : public GenerativeModel {
  private:
   UniformModel(Eigen::VectorXd low, Eigen::VectorXd high);
   Eigen::VectorXd low_;
+  Eigen::VectorXd high_;  // as given: low_ + width_ can round below it
   Eigen::VectorXd width_;
   double log_volume_;
 };

@@ -45,6 +45,39 @@ TEST_CASE("uniform exact log density is -log(volume) inside, -inf outside, bound
   CHECK(lp(4) == -std::numeric_limits<double>::infinity());
 }
 
+TEST_CASE("uniform upper face is inside even where low + (high - low) rounds below high") {
+  const double low = -5.506069837315632, high = 1.9995038210449867;
+  REQUIRE(low + (high - low) < high);  // the case: the recomputed bound is one ulp short
+  auto model = UniformModel::Create(Box({low}, {high})).value();
+  Eigen::MatrixXd x(2, 1);
+  x << high, low;
+  const Eigen::VectorXd lp = model->ExactLogLikelihood(x);
+  CHECK(lp(0) == -std::log(high - low));
+  CHECK(lp(1) == -std::log(high - low));
+  CHECK(model->ExactLogLikelihood(Eigen::MatrixXd::Constant(1, 1, std::nextafter(high, 2.0)))(0) ==
+        -std::numeric_limits<double>::infinity());
+
+  // A fitted box scores every training row, its per-dimension maxima included, finitely.
+  Eigen::MatrixXd rows(300, 3);
+  for (Eigen::Index i = 0; i < rows.rows(); ++i) {
+    for (Eigen::Index j = 0; j < rows.cols(); ++j) {
+      rows(i, j) =
+          9.2 * std::sin(1.7 * static_cast<double>(i) + 0.9 * static_cast<double>(j)) - 2.2;
+    }
+  }
+  UniformFitter fitter;
+  REQUIRE(fitter.AddRows(rows).ok());
+  const v1::UniformSpec spec = fitter.Finish().value();
+  bool rounds_short = false;
+  for (int d = 0; d < 3; ++d) {
+    rounds_short = rounds_short || spec.low(d) + (spec.high(d) - spec.low(d)) < spec.high(d);
+  }
+  REQUIRE(rounds_short);  // the data exercise the case
+  auto fitted = UniformModel::Create(spec).value();
+  const Eigen::VectorXd scores = fitted->ExactLogLikelihood(rows);
+  CHECK(scores.allFinite());
+}
+
 TEST_CASE("uniform samples are a pure function of (seed, index)") {
   auto model = UniformModel::Create(Box({-1, 10}, {1, 20})).value();
   RowMatrixXd whole(100, 2);
