@@ -122,7 +122,7 @@ struct ChainState {
 // `leapfrog_steps` normals and one Uniform from rng, whatever happens. Returns whether the
 // proposal was accepted.
 bool HmcTransition(const GenerativeModel& model, const Eigen::Ref<const Eigen::VectorXd>& x,
-                   double beta, double step, int leapfrog_steps, random::ItemRng& rng,
+                   double beta, double step, int64_t leapfrog_steps, random::ItemRng& rng,
                    ChainState& state, ChainState& scratch, Eigen::VectorXd& momentum) {
   for (Eigen::Index i = 0; i < momentum.size(); ++i) momentum(i) = rng.Normal();
   const auto potential = [beta](const ChainState& s) {
@@ -135,7 +135,7 @@ bool HmcTransition(const GenerativeModel& model, const Eigen::Ref<const Eigen::V
   // grad U = z - beta * grad log p(x|z).
   momentum -= 0.5 * step * (scratch.z - beta * scratch.grad);
   bool finite = true;
-  for (int l = 0; l < leapfrog_steps; ++l) {
+  for (int64_t l = 0; l < leapfrog_steps; ++l) {
     scratch.z += step * momentum;
     scratch.log_lik = model.LogLikelihoodGradient(x, scratch.z, scratch.grad);
     if (!std::isfinite(scratch.log_lik) || !scratch.grad.allFinite()) {
@@ -171,7 +171,7 @@ std::vector<double> PilotStepSizes(const GenerativeModel& model,
                                    const std::vector<double>& beta, StopLatch& latch) {
   const AisSettings& ais = settings.ais;
   const int dim = model.latent_dim();
-  const int num_temperatures = ais.num_temperatures;
+  const int num_temperatures = static_cast<int>(ais.num_temperatures);
   std::vector<double> steps(num_temperatures, ais.initial_step_size);
   std::vector<random::ItemRng> rngs;
   std::vector<ChainState> chains(ais.pilot_chains);
@@ -210,7 +210,7 @@ double AisChain(const GenerativeModel& model, const Eigen::Ref<const Eigen::Vect
                 const std::vector<double>& beta, const std::vector<double>& steps, StopLatch& latch,
                 int64_t* accepted) {
   const int dim = model.latent_dim();
-  const int num_temperatures = settings.ais.num_temperatures;
+  const int num_temperatures = static_cast<int>(settings.ais.num_temperatures);
   random::ItemRng rng(settings.seed, kAisStream, CounterIndex(row, chain));
   ChainState state{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
   ChainState scratch{Eigen::VectorXd(dim), Eigen::VectorXd(dim), 0.0};
@@ -351,7 +351,8 @@ absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
   StopLatch latch(stop);
   const bool ais = settings.estimator == McEstimator::kAis;
   const std::vector<double> beta =
-      ais ? SigmoidSchedule(settings.ais.num_temperatures) : std::vector<double>{};
+      ais ? SigmoidSchedule(static_cast<int>(settings.ais.num_temperatures))
+          : std::vector<double>{};
   const uint64_t chunk = ais ? 1 : kChunk;
   const uint64_t chunks_per_row = (n + chunk - 1) / chunk;
   const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / std::max<uint64_t>(n, 1));

@@ -45,19 +45,20 @@ enum class McEstimator { kPrior, kImportance, kAis };
 
 const char* McEstimatorName(McEstimator estimator);
 
-// AIS settings (validated ranges in ValidateAisSettings).
+// AIS settings (validated ranges in ValidateAisSettings; the counts are 64-bit so that any value
+// a request sends is held, and reported, as sent).
 struct AisSettings {
   // Number of annealing steps K (the schedule has K + 1 inverse temperatures 0 = β_0 < ... < β_K
   // = 1, sigmoid with radius 4). 1 .. 100000.
-  int num_temperatures = 1000;
+  int64_t num_temperatures = 1000;
   // HMC leapfrog steps per transition, 1 .. 1000.
-  int leapfrog_steps = 10;
+  int64_t leapfrog_steps = 10;
   // Step size the pilot starts from, in [1e-4, 0.5].
   double initial_step_size = 0.01;
   // Target acceptance of the pilot's step-size adaptation, in (0, 1).
   double target_acceptance = 0.65;
   // Pilot chains that tune and then freeze the per-temperature step sizes, 1 .. 1000.
-  int pilot_chains = 4;
+  int64_t pilot_chains = 4;
 };
 
 // The settings of one estimate call over rows [row_offset, row_offset + x.rows()) and samples

@@ -545,12 +545,12 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
   if (ais) {
     const v1::AisOptions& options = request.ais();
     AisSettings& a = settings.ais;
-    const auto narrow = [](uint32_t v, int fallback) {
-      return v == 0 ? fallback : static_cast<int>(std::min<uint32_t>(v, 1u << 30));
+    const auto or_default = [](uint32_t v, int64_t fallback) {
+      return v == 0 ? fallback : int64_t{v};
     };
-    a.num_temperatures = narrow(options.num_temperatures(), 1000);
-    a.leapfrog_steps = narrow(options.leapfrog_steps(), 10);
-    a.pilot_chains = narrow(options.pilot_chains(), 4);
+    a.num_temperatures = or_default(options.num_temperatures(), 1000);
+    a.leapfrog_steps = or_default(options.leapfrog_steps(), 10);
+    a.pilot_chains = or_default(options.pilot_chains(), 4);
     if (options.has_initial_step_size()) a.initial_step_size = options.initial_step_size();
     if (options.has_target_acceptance()) a.target_acceptance = options.target_acceptance();
     MAAS_RETURN_IF_ERROR(ValidateAisSettings(a));

@@ -164,6 +164,16 @@ TEST_CASE("bad estimate requests are refused, naming the field") {
   request = Request(v1::AIS, 1);
   request.mutable_ais()->set_leapfrog_steps(1001);
   refused(request, "ais.leapfrog_steps");
+  // Large values are reported as sent, not clamped.
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_leapfrog_steps(4000000000u);
+  refused(request, "ais.leapfrog_steps is 4000000000;");
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_num_temperatures(4294967295u);
+  refused(request, "ais.num_temperatures is 4294967295;");
+  request = Request(v1::AIS, 1);
+  request.mutable_ais()->set_pilot_chains((1u << 30) + 1);
+  refused(request, "ais.pilot_chains is 1073741825;");
   request = Request(v1::AIS, 1);
   request.mutable_ais()->set_target_acceptance(0);
   refused(request, "ais.target_acceptance");
