@@ -13,11 +13,16 @@
 // 0.5..0.7 usable; > 0.7 the standard error of the estimate is not trustworthy; >= 1 the mean of
 // the weights does not exist.
 //
+// Rounding: log weights closer than 1024 ulps of max(1, |largest log weight|) count as equal, so
+// weights that are equal in exact arithmetic but were computed with rounding behave as equal ones
+// (the cutoff is then not exceeded).
+//
 // Edge cases: NaN if any log weight is NaN or r_eff is not positive; +inf if a log weight is +inf;
-// -inf if all log weights are equal and finite (constant weights, e.g. an exact-posterior proposal:
-// bounded, the best case); otherwise +inf when at most 4 log weights are strictly above the cutoff
-// (too few for the fit, as arviz; this includes empty input and all weights zero). -inf log
-// weights (zero weights) are allowed.
+// -inf if the M + 1 largest log weights are equal and finite (all weights equal, e.g. an
+// exact-posterior proposal, or an atom at the largest weight: bounded, the best case); otherwise
+// +inf when at most 4 log weights are strictly above the cutoff (too few for the fit, as arviz;
+// this includes empty input and all weights zero) or when no candidate of the fit can be
+// evaluated. Never NaN otherwise. -inf log weights (zero weights) are allowed.
 #ifndef MAAS_COMMON_MATH_PARETO_K_H_
 #define MAAS_COMMON_MATH_PARETO_K_H_
 
@@ -42,9 +47,8 @@ std::size_t ParetoTailSize(int64_t total_count, double r_eff = 1.0);
 
 // The same k-hat as ParetoKHat over `total_count` log weights, computed from only the largest of
 // them (`largest`, any order, at least ParetoTailSize(total_count) values): what a stream needs to
-// keep instead of every weight. With fewer values, or a negative count, NaN. Constant weights
-// cannot be recognised from the tail alone unless every weight is given (then -inf as
-// ParetoKHat); callers that track the minimum can report that case themselves.
+// keep instead of every weight. With fewer values, or a negative count, NaN. Constant weights are
+// recognised from the tail (-inf as ParetoKHat).
 double ParetoKHatFromLargest(absl::Span<const double> largest, int64_t total_count,
                              double r_eff = 1.0);
 

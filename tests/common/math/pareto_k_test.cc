@@ -81,6 +81,58 @@ TEST_CASE("k-hat edge cases") {
   CHECK(std::isfinite(ParetoKHat(NormalProposalLogWeights(0.8, 100, 0))));
 }
 
+// n log weights equal to `base` up to rounding: base plus -spread .. spread ulps of base.
+std::vector<double> RoundedEqual(double base, int n, int spread, uint64_t index) {
+  random::ItemRng rng(99, 2, index);
+  const double ulp = std::nextafter(std::abs(base), kInf) - std::abs(base);
+  std::vector<double> log_w(n);
+  for (double& v : log_w) {
+    v = base + ulp * std::floor((2 * spread + 1) * rng.Uniform() - spread);
+  }
+  return log_w;
+}
+
+TEST_CASE("k-hat of weights equal up to rounding is -inf, not +inf or NaN") {
+  // What an exact-posterior proposal gives: every weight is p(x) in exact arithmetic, the
+  // computed log weights differ by a few ulps.
+  for (double base : {-7.25, -2.6182705741661, 0.001, -1234.5678, 3.0e5}) {
+    for (int n : {25, 100, 1000, 5000}) {
+      for (uint64_t index = 0; index < 4; ++index) {
+        const std::vector<double> log_w = RoundedEqual(base, n, 40, index);
+        INFO("base " << base << " n " << n << " run " << index);
+        CHECK(ParetoKHat(log_w) == -kInf);
+        std::vector<double> top = log_w;
+        const std::size_t keep = ParetoTailSize(n);
+        std::nth_element(top.begin(), top.begin() + (keep - 1), top.end(), std::greater<double>());
+        top.resize(keep);
+        CHECK(ParetoKHatFromLargest(top, n) == -kInf);
+      }
+    }
+  }
+  // An atom at the largest weight (the M + 1 largest equal up to rounding), smaller weights below:
+  // a bounded tail.
+  std::vector<double> atom = RoundedEqual(-7.25, 900, 40, 7);
+  atom.resize(1000, -20.0);
+  CHECK(ParetoKHat(atom) == -kInf);
+  // Genuinely different weights are not swallowed by the tolerance.
+  std::vector<double> varied = NormalProposalLogWeights(0.8, 1000, 5);
+  for (double& v : varied) v = -7.25 + 1e-9 * v;
+  CHECK(std::isfinite(ParetoKHat(varied)));
+}
+
+TEST_CASE("k-hat of two-valued weights is never NaN") {
+  // Equal exceedances make one candidate of the fit b = 0 exactly for 100 .. 120 of them
+  // (sqrt(m / (j + 0.5)) = 4 for m = 40, j = 2); that candidate takes the b -> 0 limit.
+  for (int top = 5; top <= 300; top += 5) {
+    std::vector<double> log_w(5000, -3.0);
+    for (int i = 0; i < top; ++i) log_w[i] = 2.0;
+    INFO(top << " of 5000 at the larger value");
+    const double k = ParetoKHat(log_w);
+    CHECK(!std::isnan(k));
+    CHECK(k < 0.0);  // two values: bounded
+  }
+}
+
 TEST_CASE("k-hat from the largest weights equals k-hat from all of them") {
   for (int n : {30, 1000, 20000}) {
     std::vector<double> log_w = NormalProposalLogWeights(0.8, n, 3);
