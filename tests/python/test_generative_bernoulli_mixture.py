@@ -48,8 +48,11 @@ def test_exact_log_likelihood_equals_numpy(stub):
     got = exact(stub, "model-d", x_d)[0]
     assert abs(got - log_p(x_d, [0.6, 0.4], probs_d)[0]) <= 1e-12 * abs(got)
     assert abs(got - (-2.927741807981)) <= 1e-11
-    # Values other than 0 and 1 have probability 0.
-    assert np.isneginf(exact(stub, "exact", np.full((1, D), 0.5))[0])
+    # Values other than 0 and 1 are refused (as in training rows), naming the first one.
+    bad = x[:3].copy()
+    bad[2, 5] = 0.5
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "row 2, column 5 is 0.5", "0 or 1"):
+        exact(stub, "exact", bad)
 
 
 def numpy_em_step(x, weights, probs, min_probability):

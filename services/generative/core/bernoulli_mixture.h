@@ -5,7 +5,8 @@
 //     one Uniform -> k (CategoricalFromCumulative over the weights), then D Uniforms u_d;
 //     x_d = 1 if u_d < mu_kd else 0. Latent returned: k as a double.
 //   Exact log p(x) = logsumexp_k(log pi_k + sum_d [x_d log mu_kd + (1 - x_d) log(1 - mu_kd)]);
-//     a row with a value other than 0 or 1 has probability 0 (log p = -inf).
+//     a row with a value other than 0 or 1 has probability 0 (log p = -inf; the service refuses
+//     such rows before, binary_data()).
 //   Fit: EM. Initialisation (ItemRng(seed, kFitStream, 0)): greedy k-means++ seeding (squared
 //     Euclidean = Hamming distance on binary rows), every row assigned to its nearest seed, then an
 //     M-step. E-step / M-step as scikit-learn's mixtures (nk = sum of responsibilities + 10 eps,
@@ -40,6 +41,7 @@ class BernoulliMixtureModel final : public GenerativeModel {
   }
   int dimension() const override { return static_cast<int>(prob_.cols()); }
   int latent_width() const override { return 1; }
+  bool binary_data() const override { return true; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
               RowMatrixXd* latents) const override;
   bool tractable() const override { return true; }

@@ -56,6 +56,23 @@ absl::Status CheckDimension(const LoadedModel& loaded, int64_t cols, const std::
   return absl::OkStatus();
 }
 
+// INVALID_ARGUMENT naming the first value of x (in row order) that is not 0 or 1, for models
+// whose likelihood is Bernoulli (binary_data()).
+absl::Status CheckBinary(const LoadedModel& loaded, const Eigen::MatrixXd& x) {
+  if (!loaded.model->binary_data()) return absl::OkStatus();
+  for (Eigen::Index r = 0; r < x.rows(); ++r) {
+    for (Eigen::Index c = 0; c < x.cols(); ++c) {
+      if (x(r, c) != 0.0 && x(r, c) != 1.0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("x: value at row ", r, ", column ", c, " is ", x(r, c), "; model '",
+                         loaded.info().name(), "' (", loaded.model->family(),
+                         ") has a Bernoulli likelihood: every value must be 0 or 1"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 // One row of a Monte Carlo response from its statistics.
 void FillRow(const math::WeightStats& stats, double pareto_k, double acceptance,
              const std::optional<Eigen::VectorXd>& exact, Eigen::Index r, v1::RowEstimate* row) {
@@ -504,6 +521,7 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
   }
   MAAS_ASSIGN_OR_RETURN(prepared.x, convert::MatrixFromProto(request.x(), "x"));
   MAAS_RETURN_IF_ERROR(CheckDimension(*prepared.loaded, prepared.x.cols(), "x"));
+  MAAS_RETURN_IF_ERROR(CheckBinary(*prepared.loaded, prepared.x));
   const GenerativeModel& model = *prepared.loaded->model;
   prepared.estimator = request.estimator();
   if (prepared.estimator == v1::ESTIMATOR_UNSPECIFIED) {

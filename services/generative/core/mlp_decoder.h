@@ -44,6 +44,7 @@ class MlpDecoderModel final : public GenerativeModel {
   }
   int dimension() const override { return dimension_; }
   int latent_width() const override { return latent_dim_; }
+  bool binary_data() const override { return bernoulli_; }
   void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
               RowMatrixXd* latents) const override;
   bool tractable() const override { return false; }

@@ -64,6 +64,10 @@ class GenerativeModel {
   virtual void Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
                       RowMatrixXd* latents) const = 0;
 
+  // Whether every value of x must be 0 or 1 (a Bernoulli likelihood): the service refuses other
+  // values of x before it evaluates log p(x) (as FitModel refuses them in training rows).
+  virtual bool binary_data() const { return false; }
+
   // Whether ExactLogLikelihood is available.
   virtual bool tractable() const = 0;
   // log p(x) per row of x (N x D). REQUIRES: tractable(), x.cols() == dimension().

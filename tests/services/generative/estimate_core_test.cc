@@ -202,6 +202,51 @@ TEST_CASE("bad estimate requests are refused, naming the field") {
   }
 }
 
+TEST_CASE("Bernoulli-likelihood models refuse x values other than 0 and 1, naming row and column") {
+  Fixture f;
+  v1::CreateModelRequest create;
+  create.set_name("bits");  // mlp_decoder with a Bernoulli likelihood, L = 2, D = 3
+  v1::MlpDecoderSpec* decoder = create.mutable_spec()->mutable_mlp_decoder();
+  decoder->set_latent_dim(2);
+  v1::DenseLayer* layer = decoder->add_layers();
+  layer->mutable_weight()->set_rows(3);
+  layer->mutable_weight()->set_cols(2);
+  for (double v : {0.5, -0.3, 0.8, 0.1, -0.6, 0.4}) layer->mutable_weight()->add_values(v);
+  for (double v : {0.1, 0.0, -0.2}) layer->add_bias(v);
+  decoder->set_likelihood(v1::BERNOULLI);
+  REQUIRE(f.core->CreateModel(create).ok());
+  create.set_name("mix");  // bernoulli_mixture, K = 2, D = 3
+  v1::BernoulliMixtureSpec* mixture = create.mutable_spec()->mutable_bernoulli_mixture();
+  for (double w : {0.3, 0.7}) mixture->add_weights(w);
+  mixture->mutable_probabilities()->set_rows(2);
+  mixture->mutable_probabilities()->set_cols(3);
+  for (double p : {0.2, 0.5, 0.9, 0.6, 0.1, 0.4}) mixture->mutable_probabilities()->add_values(p);
+  REQUIRE(f.core->CreateModel(create).ok());
+
+  for (const char* name : {"bits", "mix"}) {
+    INFO(name);
+    v1::EstimateLogLikelihoodRequest request = Request(v1::PRIOR, 2);
+    request.mutable_model()->set_name(name);
+    request.mutable_x()->clear_values();
+    for (double v : {1.0, 0.0, 1.0, 0.0, 0.0, 1.0}) request.mutable_x()->add_values(v);
+    request.set_num_samples(50);
+    REQUIRE(f.core->EstimateLogLikelihood(request).ok());
+    request.mutable_x()->set_values(5, 0.5);  // row 1, column 2
+    for (v1::Estimator estimator : {v1::PRIOR, v1::IMPORTANCE, v1::ESTIMATOR_UNSPECIFIED}) {
+      request.set_estimator(estimator);
+      const absl::Status status = f.core->EstimateLogLikelihood(request).status();
+      CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+      CHECK_THAT(std::string(status.message()), Catch::Contains("row 1, column 2 is 0.5"));
+      v1::StreamEstimateRequest stream;
+      *stream.mutable_request() = request;
+      CHECK(f.core->StartStreamEstimate(stream).status().code() ==
+            absl::StatusCode::kInvalidArgument);
+    }
+  }
+  // A Gaussian likelihood takes any finite value.
+  CHECK(f.core->EstimateLogLikelihood(Request(v1::PRIOR, 2)).ok());
+}
+
 std::vector<v1::StreamEstimateResponse> Drain(EstimateStream& stream) {
   std::vector<v1::StreamEstimateResponse> out;
   v1::StreamEstimateResponse message;
