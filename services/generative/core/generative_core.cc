@@ -228,8 +228,6 @@ EstimateStream::EstimateStream(Plan plan) : plan_(std::move(plan)) {
   stats_.resize(rows);
   acceptance_sum_.assign(rows, 0.0);
   tails_.resize(rows);
-  min_log_w_.assign(rows, std::numeric_limits<double>::infinity());
-  max_log_w_.assign(rows, -std::numeric_limits<double>::infinity());
 }
 
 bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
@@ -276,10 +274,6 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
         stats_[r].Merge((*rows)[r].stats);
         acceptance_sum_[r] += (*rows)[r].acceptance_rate * static_cast<double>(increment);
         std::vector<double>& tail = tails_[r];
-        for (double w : weights[r]) {
-          min_log_w_[r] = std::min(min_log_w_[r], w);
-          max_log_w_[r] = std::max(max_log_w_[r], w);
-        }
         tail.insert(tail.end(), weights[r].begin(), weights[r].end());
         if (tail.size() > keep) {
           std::nth_element(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(keep - 1),
@@ -305,9 +299,7 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
   for (size_t r = 0; r < stats_.size(); ++r) {
     double pareto_k = std::numeric_limits<double>::quiet_NaN();
     if (samples_done_ >= 25) {
-      pareto_k = min_log_w_[r] == max_log_w_[r]
-                     ? -std::numeric_limits<double>::infinity()
-                     : math::ParetoKHatFromLargest(tails_[r], static_cast<int64_t>(samples_done_));
+      pareto_k = math::ParetoKHatFromLargest(tails_[r], static_cast<int64_t>(samples_done_));
     }
     const double acceptance =
         samples_done_ > 0 ? acceptance_sum_[r] / static_cast<double>(samples_done_) : 0.0;

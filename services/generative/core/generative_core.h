@@ -161,9 +161,8 @@ class EstimateStream {
   std::optional<Plan> plan_;
   std::vector<math::WeightStats> stats_;
   std::vector<double> acceptance_sum_;  // sum over increments of acceptance rate * increment
-  // Per row: the largest log weights seen (enough for Pareto k̂), and the smallest and largest.
+  // Per row: the largest log weights seen (enough for Pareto k̂, equal weights included).
   std::vector<std::vector<double>> tails_;
-  std::vector<double> min_log_w_, max_log_w_;
   uint64_t samples_done_ = 0;
   absl::Duration last_increment_ = absl::ZeroDuration();
   absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve
