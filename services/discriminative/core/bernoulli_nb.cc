@@ -84,9 +84,8 @@ absl::Status BernoulliNb::ValidateFeatureLogProb() const {
       const double v = feature_log_prob_[i];
       if (v < 0.0) continue;
       return absl::InvalidArgumentError(absl::StrCat(
-          "bernoulli_nb with binarize disabled needs features that are 0 or 1, but feature ",
-          f == 0 ? i : i % f, " of class '", f == 0 ? "" : classes_[i / f].substr(0, 100),
-          "' has log-probability ", v,
+          "bernoulli_nb with binarize disabled needs features that are 0 or 1, but feature ", i % f,
+          " of class '", classes_[i / f].substr(0, 100), "' has log-probability ", v,
           " (a probability of 1 or more, or of a negative count), which gives NaN probabilities "
           "(in scikit-learn too): keep binarize (default 0.0), or make the features binary (the "
           "vectorizer's binary=true; for hashing also alternate_sign=false)"));
