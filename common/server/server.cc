@@ -470,6 +470,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
     MAAS_ASSIGN_OR_RETURN(std::string key, read(options.tls_key_file));
     MAAS_RETURN_IF_ERROR(
         CheckCertificateKeyPair(cert, key, options.tls_cert_file, options.tls_key_file));
+    if (!options.tls_client_ca_file.empty()) {
+      MAAS_ASSIGN_OR_RETURN(std::string ca, read(options.tls_client_ca_file));
+      MAAS_RETURN_IF_ERROR(
+          CheckCaCertificates(ca, options.tls_client_ca_file, "tls_client_ca_file"));
+    }
   }
 
   // Both are process-wide switches of gRPC (idempotent); every maas server wants them.

@@ -2,6 +2,7 @@
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/impl/server_builder_plugin.h>
 #include <malloc.h>
+#include <sys/random.h>
 
 #include <algorithm>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
@@ -22,6 +24,8 @@
 #include "common/server/flags_help.h"
 #include "common/server/metrics.h"
 #include "common/server/server.h"
+#include "common/server/tls_check.h"
+#include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
@@ -121,6 +125,36 @@ class WithoutGrpcReflection : public grpc::ServerBuilderOption {
 // The header in which the h2 front names a call's client to the gateway's own gRPC server.
 constexpr char kClientPeerHeader[] = "maas-client-peer";
 
+// The header in which the h2 front proves to the gateway's own gRPC server that a call came
+// through it, and the per-process random key it holds (128 bits from the kernel; a secret, not a
+// simulation: no seed).
+constexpr char kFrontKeyHeader[] = "maas-front-key";
+absl::StatusOr<std::string> RandomFrontKey() {
+  unsigned char bytes[16];
+  if (getrandom(bytes, sizeof(bytes), 0) != static_cast<ssize_t>(sizeof(bytes))) {
+    return absl::InternalError("getrandom failed: cannot make the key of the HTTP/2 front");
+  }
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
+}
+
+// The backend TLS files parse, and the client certificate matches its key (gRPC would log an
+// error on every connection attempt while the gateway reported itself ready).
+absl::Status CheckBackendTlsFiles() {
+  const std::string ca_file = absl::GetFlag(FLAGS_backend_tls_ca_file);
+  if (ca_file.empty()) return absl::OkStatus();
+  MAAS_ASSIGN_OR_RETURN(std::string ca, maas::tls::ReadPemFile(ca_file, "backend_tls_ca_file"));
+  MAAS_RETURN_IF_ERROR(maas::server::CheckCaCertificates(ca, ca_file, "backend_tls_ca_file"));
+  const std::string cert_file = absl::GetFlag(FLAGS_backend_tls_cert_file);
+  const std::string key_file = absl::GetFlag(FLAGS_backend_tls_key_file);
+  if (cert_file.empty()) return absl::OkStatus();
+  MAAS_ASSIGN_OR_RETURN(std::string cert,
+                        maas::tls::ReadPemFile(cert_file, "backend_tls_cert_file"));
+  MAAS_ASSIGN_OR_RETURN(std::string key, maas::tls::ReadPemFile(key_file, "backend_tls_key_file"));
+  return maas::server::CheckCertificateKeyPair(cert, key, cert_file, key_file,
+                                               "backend_tls_cert_file", "backend_tls_key_file");
+}
+
 int Fail(const absl::Status& status) {
   std::cerr << "maas-gateway: " << status << "\n";
   return 2;
@@ -164,6 +198,7 @@ int main(int argc, char** argv) {
                                              absl::GetFlag(FLAGS_backend_tls_cert_file),
                                              absl::GetFlag(FLAGS_backend_tls_key_file));
   if (!backend_credentials.ok()) return Fail(backend_credentials.status());
+  if (absl::Status st = CheckBackendTlsFiles(); !st.ok()) return Fail(st);
   channel_options.credentials = *std::move(backend_credentials);
   absl::StatusOr<std::unique_ptr<gw::Backends>> backends =
       gw::Backends::Create(*std::move(router), channel_options);
@@ -231,7 +266,15 @@ int main(int argc, char** argv) {
   const bool backend_tls = !absl::GetFlag(FLAGS_backend_tls_ca_file).empty();
   const bool h2_front = absl::GetFlag(FLAGS_h2_front) && !backend_tls;
   // Behind the front, the gateway's own services log the client the front names, not the front.
-  if (h2_front) proxy_options.client_peer_header = kClientPeerHeader;
+  std::string front_key;
+  if (h2_front) {
+    absl::StatusOr<std::string> key = RandomFrontKey();
+    if (!key.ok()) return Fail(key.status());
+    front_key = *std::move(key);
+    proxy_options.client_peer_header = kClientPeerHeader;
+    proxy_options.front_key_header = kFrontKeyHeader;
+    proxy_options.front_key = front_key;
+  }
   gw::Proxy proxy(backends->get(), proxy_options);
 
   if (absl::GetFlag(FLAGS_h2_front) && backend_tls) {
@@ -349,6 +392,8 @@ int main(int argc, char** argv) {
   front_options.tls_key_file = absl::GetFlag(FLAGS_tls_key_file);
   front_options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca_file);
   front_options.client_peer_header = kClientPeerHeader;
+  front_options.front_key_header = kFrontKeyHeader;
+  front_options.front_key = front_key;
   // The front's call log lines of one round of events go out in one write (only the front's thread
   // touches `pending_lines`; CallLog serializes with the gRPC server's own lines).
   std::string pending_lines;

@@ -154,6 +154,13 @@ class ProxyCall {
       ++proxy_->live_calls_;
     }
     const Proxy::Options& options = proxy_->options_;
+    if (!options.front_key.empty() && !CarriesFrontKey(options)) {
+      if (options.log != nullptr) log_call_ = options.log->Begin(server_ctx_.client_metadata());
+      Refuse(grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
+                          "this loopback port serves only the gateway's own HTTP/2 front; call the "
+                          "gateway's public port (--port)"));
+      return;
+    }
     if (options.health != nullptr && (server_ctx_.method() == kHealthCheckMethod ||
                                       server_ctx_.method() == kHealthWatchMethod)) {
       // Answered here, not logged (probes would fill the log), as gRPC's health service did.
@@ -207,6 +214,7 @@ class ProxyCall {
     client_ctx_ = grpc::ClientContext::FromServerContext(server_ctx_);
     for (const auto& [key, value] : server_ctx_.client_metadata()) {
       if (IsReservedHeader(View(key))) continue;
+      if (!options.front_key_header.empty() && View(key) == options.front_key_header) continue;
       client_ctx_->AddMetadata(std::string(key.data(), key.size()),
                                std::string(value.data(), value.size()));
     }
@@ -229,6 +237,20 @@ class ProxyCall {
     backend_->ReadInitialMetadata(&backend_metadata_tag_);
     ++pending_;
     stream_.Read(&request_, &incoming_read_tag_);
+  }
+
+  // Whether the call's front_key_header holds front_key (compared in time independent of where
+  // they differ).
+  bool CarriesFrontKey(const Proxy::Options& options) const {
+    const auto& metadata = server_ctx_.client_metadata();
+    if (metadata.count(options.front_key_header) != 1) return false;
+    const absl::string_view value = View(metadata.find(options.front_key_header)->second);
+    if (value.size() != options.front_key.size()) return false;
+    unsigned char differ = 0;
+    for (size_t i = 0; i < value.size(); ++i) {
+      differ |= static_cast<unsigned char>(value[i] ^ options.front_key[i]);
+    }
+    return differ == 0;
   }
 
   void OnDone(bool /*ok*/) {

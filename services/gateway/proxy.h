@@ -109,6 +109,13 @@ class Proxy final {
     // instead of the connection's: set when the h2 front serves the public port and reaches this
     // server on loopback (FrontOptions::client_peer_header, which it also strips from clients).
     std::string client_peer_header;
+    // When front_key is non-empty, only calls whose request header `front_key_header` holds
+    // exactly front_key are served (health included); any other gets UNAUTHENTICATED and the
+    // header is never forwarded. Set when the h2 front serves the public port: the loopback gRPC
+    // server behind it must not be a way around the front's TLS and client certificates (any
+    // local process can reach a loopback port), nor let a caller name its own peer.
+    std::string front_key_header;
+    std::string front_key;
   };
 
   // REQUIRES: `backends` outlives the proxy and the server it is registered with.

@@ -3,10 +3,14 @@ TLS and talking (mutual) TLS to both backends (the gRPC proxy), a gateway whose 
 TLS in front of plaintext backends, Python clients and the maas CLI with the CA (and a client certificate).
 Plaintext or certificate-less clients are refused. Certificates are made in the test by openssl."""
 
+import os
+import pathlib
 import subprocess
 
 import grpc
 import pytest
+
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maas.common.v1 import common_pb2
 from maas.gateway.v1 import gateway_pb2_grpc
@@ -59,8 +63,8 @@ def credentials(pki, client_cert=False):
     return grpc.ssl_channel_credentials(**kwargs)
 
 
-def list_models(channel, stub_class=gateway_pb2_grpc.GatewayStub, timeout=TIMEOUT):
-    return stub_class(channel).ListModels(common_pb2.ListModelsRequest(), timeout=timeout)
+def list_models(channel, stub_class=gateway_pb2_grpc.GatewayStub, timeout=TIMEOUT, metadata=()):
+    return stub_class(channel).ListModels(common_pb2.ListModelsRequest(), timeout=timeout, metadata=metadata)
 
 
 def test_tls_server_accepts_tls_and_refuses_plaintext(servers, pki):
@@ -120,6 +124,48 @@ def test_a_key_that_does_not_match_the_certificate_is_named_not_port_in_use(pki,
     assert "is not the private key of the certificate" in result.stderr
     assert "client.key" in result.stderr and "server.pem" in result.stderr
     assert "port in use" not in result.stderr
+
+
+@pytest.mark.parametrize("server", ["maas-generative", "maas-discriminative", "maas-gateway"])
+def test_an_unreadable_client_ca_is_named_not_port_in_use(pki, tmp_path, server):
+    """A --tls_client_ca_file holding no certificate used to be reported by the services (and the gateway's gRPC
+    proxy) as 'cannot listen ... port in use', after a gRPC core error line."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    args = ["--port", "0", "--tls_cert_file", pki["server.pem"], "--tls_key_file", pki["server.key"],
+            "--tls_client_ca_file", garbage]
+    if server == "maas-gateway":
+        args += ["--h2_front=false", "--generative_target", "ipv4:127.0.0.1:1", "--discriminative_target",
+                 "ipv4:127.0.0.1:2"]
+    else:
+        args += ["--model_dir", tmp_path / "m"]
+    result = subprocess.run([binary(server), *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "tls_client_ca_file" in result.stderr and "garbage.pem" in result.stderr, result.stderr
+    assert "holds no readable PEM certificate" in result.stderr, result.stderr
+    assert "port in use" not in result.stderr
+
+
+@pytest.mark.parametrize("case", ["garbage_ca", "wrong_client_key"])
+def test_the_gateway_checks_its_backend_tls_files_at_start(pki, tmp_path, case):
+    """The gateway used to accept a backend CA file holding no certificate, or a backend client certificate with
+    another key, print its ready line and then log gRPC core errors on every connection attempt."""
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("not a certificate\n")
+    args = ["--port", "0", "--generative_target", "ipv4:127.0.0.1:1", "--discriminative_target", "ipv4:127.0.0.1:2"]
+    if case == "garbage_ca":
+        args += ["--backend_tls_ca_file", garbage]
+        expected = ["backend_tls_ca_file", "garbage.pem", "holds no readable PEM certificate"]
+    else:
+        args += ["--backend_tls_ca_file", pki["ca.pem"], "--backend_tls_cert_file", pki["client.pem"],
+                 "--backend_tls_key_file", pki["server.key"]]
+        expected = ["backend_tls_key_file", "server.key", "is not the private key of the certificate",
+                    "backend_tls_cert_file", "client.pem"]
+    result = subprocess.run([binary("maas-gateway"), *map(str, args)], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0, result.stderr
+    for text in expected:
+        assert text in result.stderr, result.stderr
+    assert "serving" not in result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -203,3 +249,60 @@ def test_gateway_front_names_a_key_that_does_not_match_the_certificate(plain_bac
     assert result.returncode != 0
     assert "is not the private key of the certificate" in result.stderr
     assert "client.key" in result.stderr and "server.pem" in result.stderr
+
+
+def listening_tcp_ports(pid: int) -> set:
+    """The TCP ports process `pid` listens on (from /proc: its socket inodes in /proc/net/tcp and tcp6)."""
+    inodes = set()
+    for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:["):-1])
+    ports = set()
+    for table in ("tcp", "tcp6"):
+        for line in pathlib.Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # state LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def test_gateway_front_loopback_server_is_no_way_around_mutual_tls(plain_backends, pki):
+    """Behind the HTTP/2 front the gateway's own gRPC server listens on a loopback port, plaintext. Any local
+    process can reach it: without the front's per-process key it must refuse every call (health, the Gateway
+    service, a backend route), even with a forged key or a forged client address, while clients with a
+    certificate still get everything through the front. (It used to serve them all, skipping mutual TLS.)"""
+    gateway = ServerProcess("maas-gateway", front_gateway_args(plain_backends, pki, mutual=True))
+    try:
+        with grpc.secure_channel(gateway.address, credentials(pki, client_cert=True)) as channel:
+            list_models(channel)
+        hidden = listening_tcp_ports(gateway.proc.pid) - {gateway.port}
+        assert hidden, "the gateway's loopback gRPC server was not found"
+        for port in hidden:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                forged = (("maas-front-key", "0" * 32), ("maas-client-peer", "ipv4:6.6.6.6:666"))
+                calls = [
+                    lambda md: health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(),
+                                                                         timeout=TIMEOUT, metadata=md),
+                    lambda md: list_models(channel, timeout=TIMEOUT, metadata=md),
+                    lambda md: generative_pb2_grpc.GenerativeServiceStub(channel).ListModels(
+                        common_pb2.ListModelsRequest(), timeout=TIMEOUT, metadata=md),
+                ]
+                for call in calls:
+                    for metadata in ((), forged):
+                        with pytest.raises(grpc.RpcError) as error:
+                            call(metadata)
+                        assert error.value.code() == grpc.StatusCode.UNAUTHENTICATED, error.value
+                        assert "--port" in error.value.details()
+        # Through the front, with a certificate, every kind still works (the front adds the key).
+        with grpc.secure_channel(gateway.address, credentials(pki, client_cert=True)) as channel:
+            response = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(
+                service="maas.gateway.v1.Gateway"), timeout=TIMEOUT)
+            assert response.status == health_pb2.HealthCheckResponse.SERVING
+            list_models(channel, metadata=(("maas-front-key", "0" * 32),))
+    finally:
+        assert gateway.stop() == 0
+        gateway.release()

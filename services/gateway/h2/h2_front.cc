@@ -1247,9 +1247,10 @@ int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_vi
   auto* call =
       static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, frame->hd.stream_id));
   if (call == nullptr) return 0;
-  if (!c->is_backend && !options_.client_peer_header.empty() &&
-      name == options_.client_peer_header) {
-    return 0;  // only the front says who the client is
+  if (!c->is_backend &&
+      ((!options_.client_peer_header.empty() && name == options_.client_peer_header) ||
+       (!options_.front_key_header.empty() && name == options_.front_key_header))) {
+    return 0;  // only the front says who the client is, and only the front holds the key
   }
   // One allocation per header block instead of the vector growing 1, 2, 4, 8, 16.
   if (call->headers.capacity() == 0) call->headers.reserve(kHeadersReserved);
@@ -1348,6 +1349,9 @@ void H2Front::Impl::StartCall(Call* call) {
   if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
   if (route == default_route_.get() && !options_.client_peer_header.empty()) {
     call->headers.push_back({options_.client_peer_header, call->client->peer});
+  }
+  if (route == default_route_.get() && !options_.front_key.empty()) {
+    call->headers.push_back({options_.front_key_header, options_.front_key});
   }
   call->req_headers = std::move(call->headers);
   call->headers.clear();

@@ -153,6 +153,11 @@ struct FrontOptions {
   // the client rather than the front's loopback connection; a client's own header of that name is
   // dropped on every route, so no client can claim another address.
   std::string client_peer_header;
+  // When front_key is non-empty, calls of the default route carry it in a request header named
+  // front_key_header (the server behind the front serves only calls that do: Proxy::Options), and
+  // a client's own header of that name is dropped on every route.
+  std::string front_key_header;
+  std::string front_key;
   // Called on the front's thread after each round of events (e.g. to write the call log lines
   // on_call_end collected in one write). May be null.
   std::function<void()> on_round_end;
