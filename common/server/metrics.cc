@@ -105,10 +105,10 @@ prometheus::Registry& ServerMetrics::registry() { return *registry_; }
 
 void ServerMetrics::CallStarted() { families_->in_flight->Increment(); }
 
-std::string ServerMetrics::ModelLabel(std::string_view model) {
+std::string ServerMetrics::ModelLabel(std::string_view model, bool may_take_slot) {
   absl::MutexLock lock(&models_mu_);
   if (models_.count(model) != 0) return std::string(model);
-  if (models_.size() < kMaxModelLabels) {
+  if (may_take_slot && models_.size() < kMaxModelLabels) {
     models_.emplace(model);
     return std::string(model);
   }
@@ -242,7 +242,14 @@ void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
     if (!model.empty()) {
       auto it = model_series_.find(absl::string_view(model.data(), model.size()));
       if (it == model_series_.end()) {
-        const std::string label = ModelLabel(model);  // itself, or "other" beyond the cap
+        // Itself, or "other" beyond the cap. A name the call was refused for before it reached a
+        // stored model (never stored, malformed, not allowed) takes no slot: otherwise a few
+        // hundred cheap calls with made-up names would leave every real model counted as "other".
+        const bool refused = code == grpc::StatusCode::NOT_FOUND ||
+                             code == grpc::StatusCode::INVALID_ARGUMENT ||
+                             code == grpc::StatusCode::UNAUTHENTICATED ||
+                             code == grpc::StatusCode::PERMISSION_DENIED;
+        const std::string label = ModelLabel(model, !refused);
         it = model_series_.find(label);
         if (it == model_series_.end()) {
           it = model_series_.emplace(label, std::make_unique<ModelSeries>()).first;

@@ -16,7 +16,7 @@
 //                                           the store into the model cache (one per load; reloads
 //                                           after eviction count again)
 // `model` labels are bounded: beyond kMaxModelLabels distinct names, further models count as
-// "other" (in every per-model family).
+// "other" (in every per-model family); names only ever refused (NOT_FOUND, ...) take no label.
 // Thread-safe.
 #ifndef MAAS_COMMON_SERVER_METRICS_H_
 #define MAAS_COMMON_SERVER_METRICS_H_
@@ -60,7 +60,9 @@ class ServerMetrics {
   // `method` is a label only when it names a method this binary knows (its protos, health,
   // reflection); any other client-supplied path counts as "unknown", so label sets stay bounded.
   // `model` (may be empty) counts in maas_model_requests_total; beyond kMaxModelLabels distinct
-  // names, further models count as "other".
+  // names, further models count as "other". A call that ends NOT_FOUND, INVALID_ARGUMENT,
+  // UNAUTHENTICATED or PERMISSION_DENIED for a name without a label yet counts as "other" and
+  // takes no label slot (made-up names must not crowd out real models).
   // `documents` / `samples`: texts classified and samples produced by the call (per model).
   void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration,
                     std::string_view model = {}, int64_t documents = 0, int64_t samples = 0);
@@ -78,9 +80,9 @@ class ServerMetrics {
  private:
   struct Families;
   ServerMetrics() = default;
-  // The label value of `model`: itself while fewer than kMaxModelLabels names were seen, else
-  // "other".
-  std::string ModelLabel(std::string_view model);
+  // The label value of `model`: itself if it has a slot; else, with `may_take_slot` and fewer
+  // than kMaxModelLabels slots taken, itself (taking one); else "other".
+  std::string ModelLabel(std::string_view model, bool may_take_slot = true);
 
   static constexpr size_t kNumCodes = 17;  // grpc::StatusCode 0..16
   struct MethodSeries;

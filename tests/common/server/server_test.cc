@@ -482,6 +482,31 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
   CHECK(absl::IsUnavailable(Server::Start(taken, {&service}).status()));
 }
 
+// An audit found 300 calls with made-up names (all NOT_FOUND) took every model label slot, so a
+// model created afterwards was counted as "other" until restart.
+TEST_CASE("ServerMetrics: names only ever refused take no model label slot") {
+  auto metrics = ServerMetrics::Start("127.0.0.1", 0, "refused-test");
+  REQUIRE(metrics.ok());
+  const std::string method = "/maas.discriminative.v1.DiscriminativeService/Classify";
+  for (size_t i = 0; i < ServerMetrics::kMaxModelLabels + 100; ++i) {
+    const auto code = i % 2 == 0 ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INVALID_ARGUMENT;
+    (*metrics)->CallFinished(method, code, absl::Milliseconds(1), absl::StrCat("no-such-", i));
+  }
+  (*metrics)->CallFinished(method, grpc::StatusCode::OK, absl::Milliseconds(1), "later-model", 4);
+  // A name that has a label keeps it whatever its later calls end with.
+  (*metrics)->CallFinished(method, grpc::StatusCode::NOT_FOUND, absl::Milliseconds(1),
+                           "later-model");
+  const std::string text = HttpGet((*metrics)->port(), "/metrics");
+  CAPTURE(text);
+  CHECK(text.find("model=\"no-such-") == std::string::npos);
+  CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"NOT_FOUND\","
+                  "model=\"other\"} 150") != std::string::npos);
+  CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"OK\","
+                  "model=\"later-model\"} 1") != std::string::npos);
+  CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"NOT_FOUND\","
+                  "model=\"later-model\"} 1") != std::string::npos);
+}
+
 TEST_CASE("ServerMetrics: model load times by model with bounded labels, and gauge callbacks") {
   auto metrics = ServerMetrics::Start("127.0.0.1", 0, "load-test");
   REQUIRE(metrics.ok());
