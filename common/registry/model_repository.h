@@ -112,6 +112,31 @@ class ModelRepository {
     return cache_.Get(name, version);
   }
 
+  // One line per stored version whose ModelInfo cannot be read (an empty, truncated or foreign
+  // file): ListModels leaves those out and calls for them answer DATA_LOSS, so a server reports
+  // them at start rather than leaving an operator to find them. Reads each version's metadata
+  // (as ListModels with all_versions does); changes nothing.
+  std::vector<std::string> UnreadableVersions() {
+    std::vector<std::string> lines;
+    absl::StatusOr<std::vector<std::string>> names = store_->ListNames();
+    if (!names.ok())
+      return {absl::StrCat("cannot list the model store: ", names.status().ToString())};
+    for (const std::string& name : *names) {
+      absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
+      if (!versions.ok()) continue;  // deleted meanwhile
+      for (int64_t version : *versions) {
+        absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
+        if (info.ok() || absl::IsNotFound(info.status())) continue;
+        lines.push_back(absl::StrCat("model \"", name, "\" version ", version, " cannot be read (",
+                                     info.status().ToString(),
+                                     "): ListModels leaves it out and calls for it answer ",
+                                     absl::StatusCodeToString(info.status().code()),
+                                     "; restore the file or delete the version"));
+      }
+    }
+    return lines;
+  }
+
   absl::StatusOr<common::v1::ListModelsResponse> List(
       const common::v1::ListModelsRequest& request) {
     MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames());

@@ -87,7 +87,21 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
       return absl::DataLossError(
           "stored discriminative model is not a valid StoredDiscriminativeModel message");
     }
-    MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(stored.spec()));
+    // Every version is written with its ModelInfo: without one the file is empty or not a model
+    // (an empty file parses as an empty message), and a spec that is invalid was not written by a
+    // server. Either way the stored data is at fault, not the request.
+    if (!stored.has_info()) {
+      return absl::DataLossError(absl::StrCat("stored model holds no ModelInfo (", bytes.size(),
+                                              " bytes): the file is empty or not a ",
+                                              "StoredDiscriminativeModel"));
+    }
+    absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.spec());
+    if (absl::IsInvalidArgument(built.status())) {
+      return absl::DataLossError(
+          absl::StrCat("the stored spec does not build a pipeline: ", built.status().message()));
+    }
+    if (!built.ok()) return built.status();
+    Pipeline pipeline = *std::move(built);
     loaded->pipeline.emplace(std::move(pipeline));
     loaded->model_info = std::move(*stored.mutable_info());
     if (stored.has_train_summary()) {

@@ -133,7 +133,22 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
       return absl::DataLossError(
           "stored generative model is not a valid StoredGenerativeModel message");
     }
-    MAAS_ASSIGN_OR_RETURN(loaded->model, MakeModel(stored.spec(), families));
+    // Every version is written with its ModelInfo: without one the file is empty or not a model
+    // (an empty file parses as an empty message), and a spec that is invalid was not written by a
+    // server. Either way the stored data is at fault, not the request.
+    if (!stored.has_info()) {
+      return absl::DataLossError(absl::StrCat("stored model holds no ModelInfo (", bytes.size(),
+                                              " bytes): the file is empty or not a ",
+                                              "StoredGenerativeModel"));
+    }
+    absl::StatusOr<std::shared_ptr<const GenerativeModel>> model =
+        MakeModel(stored.spec(), families);
+    if (absl::IsInvalidArgument(model.status())) {
+      return absl::DataLossError(
+          absl::StrCat("the stored spec does not build a model: ", model.status().message()));
+    }
+    if (!model.ok()) return model.status();  // e.g. UNIMPLEMENTED: a family this binary lacks
+    loaded->model = *std::move(model);
     loaded->model_info = std::move(*stored.mutable_info());
     model_bytes = loaded->model->MemoryBytes();
     if (model_bytes < 0) model_bytes = static_cast<int64_t>(stored.spec().SpaceUsedLong());

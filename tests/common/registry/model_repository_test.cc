@@ -92,6 +92,24 @@ TEST_CASE("ListModels reads each version's metadata without loading a model") {
   CHECK(listed->models_size() == 2);
 }
 
+// An audit found damaged files silent: a server started on them printed nothing, and ListModels
+// left them out without a word.
+TEST_CASE("UnreadableVersions names each stored version whose metadata cannot be read") {
+  Fixture f;
+  REQUIRE(f.Put("good", 10).ok());
+  CHECK(f.repository.UnreadableVersions().empty());
+  REQUIRE(f.Put("twover", 10).ok());
+  REQUIRE(f.store.Put("twover", [](int64_t) -> absl::StatusOr<std::string> { return ""; }).ok());
+  REQUIRE(
+      f.store.Put("junk", [](int64_t) -> absl::StatusOr<std::string> { return "\xff\xff"; }).ok());
+  const std::vector<std::string> lines = f.repository.UnreadableVersions();
+  CAPTURE(lines);
+  REQUIRE(lines.size() == 2);
+  CHECK_THAT(lines[0], Catch::Contains("model \"junk\" version 1") && Catch::Contains("DATA_LOSS"));
+  CHECK_THAT(lines[1],
+             Catch::Contains("model \"twover\" version 2") && Catch::Contains("DATA_LOSS"));
+}
+
 TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
   Fixture f;
   const exec::StopToken expired(

@@ -423,3 +423,22 @@ TEST_CASE("A Train whose caller gave up stores nothing") {
 
 }  // namespace
 }  // namespace maas::discriminative
+
+namespace maas::discriminative {
+namespace {
+
+// An audit found an empty stored file answered INVALID_ARGUMENT about the spec, blaming a caller
+// whose request was valid: an empty file parses as an empty message.
+TEST_CASE("a stored version that is empty or holds an invalid spec is DATA_LOSS") {
+  const absl::Status empty = ParseStoredPipeline("").status();
+  CHECK(absl::IsDataLoss(empty));
+  CHECK_THAT(std::string(empty.message()), Catch::Contains("empty"));
+  v1::StoredDiscriminativeModel stored;
+  stored.mutable_info()->set_name("text");  // a ModelInfo but no vectorizer or classifier
+  const absl::Status invalid = ParseStoredPipeline(stored.SerializeAsString()).status();
+  CHECK(absl::IsDataLoss(invalid));
+  CHECK_THAT(std::string(invalid.message()), Catch::Contains("stored spec"));
+}
+
+}  // namespace
+}  // namespace maas::discriminative

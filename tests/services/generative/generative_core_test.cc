@@ -397,3 +397,26 @@ TEST_CASE("models survive a restart on the file store") {
 
 }  // namespace
 }  // namespace maas::generative
+
+namespace maas::generative {
+namespace {
+
+// An audit found an empty model.pb answered INVALID_ARGUMENT ("spec: no family set"), blaming a
+// caller whose request was valid: an empty file parses as an empty message.
+TEST_CASE("a stored version that is empty or holds an invalid spec is DATA_LOSS") {
+  const absl::Status empty = ParseStoredModel("").status();
+  CHECK(absl::IsDataLoss(empty));
+  CHECK_THAT(std::string(empty.message()), Catch::Contains("empty"));
+  v1::StoredGenerativeModel stored;
+  stored.mutable_info()->set_name("box");
+  stored.mutable_spec()->mutable_uniform()->add_low(1.0);
+  stored.mutable_spec()->mutable_uniform()->add_high(0.0);  // high < low: never written by a server
+  const absl::Status invalid = ParseStoredModel(stored.SerializeAsString()).status();
+  CHECK(absl::IsDataLoss(invalid));
+  CHECK_THAT(std::string(invalid.message()), Catch::Contains("stored spec"));
+  stored.mutable_spec()->mutable_uniform()->set_high(0, 2.0);
+  CHECK(ParseStoredModel(stored.SerializeAsString()).ok());
+}
+
+}  // namespace
+}  // namespace maas::generative
