@@ -259,6 +259,8 @@ int main(int argc, char** argv) {
   gw::HealthBoard health;
   health.Set(gw::kGatewayService, true);
   health.Set("grpc.health.v1.Health", true);
+  // The routed services: NOT_SERVING until the health monitor has heard from their backends.
+  for (const gw::Route& r : (*backends)->router().routes()) health.Set(r.service, false);
   // No gRPC callback-API user in this process (see proxy.h): the proxy's queues serve every call.
   proxy_options.gateway = &gateway_service;
   proxy_options.health = &health;
@@ -336,8 +338,14 @@ int main(int argc, char** argv) {
   std::optional<bool> last_serving;  // only touched by the monitor (Start, then its thread)
   gw::HealthMonitor monitor(
       backends->get(), monitor_options,
-      [s, &last_serving, &proxy](bool serving, const std::vector<gw::HealthResult>& results) {
+      [s, &last_serving, &proxy, &health, backends = backends->get()](
+          bool serving, const std::vector<gw::HealthResult>& results) {
         s->SetServing("", serving);
+        // Each routed service's name answers its backend's health, as the backends answer it.
+        const std::vector<gw::Route>& routes = backends->router().routes();
+        for (size_t i = 0; i < results.size() && i < routes.size(); ++i) {
+          health.Set(routes[i].service, results[i].health == maas::gateway::v1::SERVING);
+        }
         // Give the memory of finished streams back to the system when the gateway is idle
         // (glibc keeps freed pages in its arenas otherwise).
         if (proxy.active_calls() == 0) malloc_trim(0);

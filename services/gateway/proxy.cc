@@ -303,10 +303,15 @@ class ProxyCall {
     --pending_;
     if (incoming_finished_) return;  // a Watch call cancelled before its request arrived
     if (!ok) {
-      // No request message: the client half-closed at once, or the call is gone.
-      FinishIncoming(grpc::Status(grpc::StatusCode::INTERNAL,
-                                  "the request message is missing (a unary method needs one)"),
-                     nullptr);
+      // No request message: the client half-closed at once, or the call is gone. The caller's
+      // mistake, answered as the backends answer it (gRPC's health service: "could not parse
+      // request").
+      FinishIncoming(
+          grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                       kind_ == Kind::kGateway
+                           ? "the request message is missing (a unary method needs exactly one)"
+                           : "could not parse request"),
+          nullptr);
       return;
     }
     const std::string bytes = ByteBufferToString(request_);

@@ -44,6 +44,25 @@ def test_gateway_health_is_serving(stack):
     assert health_status(stack.gw_channel) == health_pb2.HealthCheckResponse.SERVING
 
 
+def test_gateway_health_answers_each_routed_service_name(stack):
+    """Every binary answers grpc.health.v1 for "" and each service name; through the gateway the routed services'
+    names used to answer NOT_FOUND although reflection lists them."""
+    for service in (GENERATIVE_SERVICE, DISCRIMINATIVE_SERVICE, "maas.gateway.v1.Gateway"):
+        assert health_status(stack.gw_channel, service) == health_pb2.HealthCheckResponse.SERVING, service
+    with expect_rpc_error(grpc.StatusCode.NOT_FOUND):
+        health_status(stack.gw_channel, "no.such.Service")
+
+
+@pytest.mark.parametrize("method", ["/grpc.health.v1.Health/Check", "/maas.gateway.v1.Gateway/ListModels",
+                                    f"/{GENERATIVE_SERVICE}/ListModels"])
+def test_a_unary_call_without_a_request_message_is_invalid_argument(stack, method):
+    """A client that half-closes without sending the request of a unary method made a mistake: the backends say
+    INVALID_ARGUMENT, and so does the gateway for the methods it answers itself (it said INTERNAL)."""
+    call = stack.gw_channel.stream_stream(method)
+    error = rpc_error(lambda: list(call(iter([]), timeout=TIMEOUT)))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error
+
+
 def test_unknown_service_is_unimplemented(stack):
     call = stack.gw_channel.unary_unary("/foo.v1.Bar/Baz")
     with expect_rpc_error(grpc.StatusCode.UNIMPLEMENTED):
@@ -274,6 +293,9 @@ def test_a_backend_going_away_and_coming_back(stack):
 
     def gateway_not_serving():
         assert health_status(stack.gw_channel) == health_pb2.HealthCheckResponse.NOT_SERVING
+        # Each routed service's name follows its own backend.
+        assert health_status(stack.gw_channel, DISCRIMINATIVE_SERVICE) == health_pb2.HealthCheckResponse.NOT_SERVING
+        assert health_status(stack.gw_channel, GENERATIVE_SERVICE) == health_pb2.HealthCheckResponse.SERVING
     poll_until(gateway_not_serving, 15.0, "gateway health NOT_SERVING while a route has no backend")
 
     stack.start_discriminative_again()
