@@ -139,3 +139,33 @@ func canRead(mode int32, uid *int64, gids []int64, fsGroup *int64) error {
 	}
 	return fmt.Errorf("not readable through group %d (fsGroup) by groups %v", group, gids)
 }
+
+// TestJobImages: the batch Jobs run the very image the Deployments serve (one image, one tag to roll):
+// every container of every overlay's Deployments names the same image, and every Job container that one.
+func TestJobImages(t *testing.T) {
+	images := map[string][]string{}
+	for _, dir := range overlays {
+		for _, d := range Of[appsv1.Deployment](render(t, dir)) {
+			for _, c := range d.Spec.Template.Spec.Containers {
+				images[c.Image] = append(images[c.Image], dir+" "+d.Name)
+			}
+		}
+	}
+	if len(images) != 1 {
+		t.Fatalf("the Deployments run %d images, want one: %v", len(images), images)
+	}
+	var image string
+	for image = range images {
+	}
+	for _, dir := range jobDirs {
+		for _, j := range Of[batchv1.Job](render(t, dir)) {
+			for _, c := range append(append([]corev1.Container{}, j.Spec.Template.Spec.InitContainers...),
+				j.Spec.Template.Spec.Containers...) {
+				if c.Image != image {
+					t.Errorf("%s: Job %s container %s runs image %q, the Deployments run %q", dir, j.Name, c.Name,
+						c.Image, image)
+				}
+			}
+		}
+	}
+}
