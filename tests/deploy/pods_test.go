@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
+	autoscalingv2 "k8s.io/api/autoscaling/v2"
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 )
@@ -164,6 +165,23 @@ func TestJobImages(t *testing.T) {
 				if c.Image != image {
 					t.Errorf("%s: Job %s container %s runs image %q, the Deployments run %q", dir, j.Name, c.Name,
 						c.Image, image)
+				}
+			}
+		}
+	}
+}
+
+// TestReplicasLeftToHPA: a Deployment an HPA scales has no spec.replicas, or every `kubectl apply` would
+// set it back to that count under the HPA (overlays without HPAs may set replicas).
+func TestReplicasLeftToHPA(t *testing.T) {
+	for _, dir := range overlays {
+		r := render(t, dir)
+		for _, hpa := range Of[autoscalingv2.HorizontalPodAutoscaler](r) {
+			for _, d := range Of[appsv1.Deployment](r) {
+				if hpa.Spec.ScaleTargetRef.Kind == "Deployment" && hpa.Spec.ScaleTargetRef.Name == d.Name &&
+					d.Spec.Replicas != nil {
+					t.Errorf("%s: Deployment %s sets replicas: %d although HPA %s scales it", dir, d.Name,
+						*d.Spec.Replicas, hpa.Name)
 				}
 			}
 		}
