@@ -2,6 +2,7 @@ package deploy
 
 import (
 	"fmt"
+	"strconv"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -183,6 +184,27 @@ func TestReplicasLeftToHPA(t *testing.T) {
 					t.Errorf("%s: Deployment %s sets replicas: %d although HPA %s scales it", dir, d.Name,
 						*d.Spec.Replicas, hpa.Name)
 				}
+			}
+		}
+	}
+}
+
+// TestThreadsMatchCPULimit: a server with a worker pool (--threads) sizes it to its container's CPU limit;
+// unset (0) it would take one thread per CPU of the node, whatever the limit.
+func TestThreadsMatchCPULimit(t *testing.T) {
+	for _, dir := range overlays {
+		for _, s := range servers(t, render(t, dir)) {
+			if !flagNames(t, s.Binary)["threads"] {
+				continue
+			}
+			limit, ok := s.Container.Resources.Limits[corev1.ResourceCPU]
+			if !ok || limit.MilliValue()%1000 != 0 {
+				t.Errorf("%s: %s: CPU limit %v is not a whole number of CPUs", dir, s.Deployment.Name, limit.String())
+				continue
+			}
+			want := strconv.FormatInt(limit.MilliValue()/1000, 10)
+			if got, ok := s.Value["threads"]; !ok || got != want {
+				t.Errorf("%s: %s: --threads=%q, want the CPU limit %s", dir, s.Deployment.Name, got, want)
 			}
 		}
 	}
