@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything maas needs to build, run and test, from the project's own files.
 # Idempotent: when everything is present it only checks and returns in seconds.
-#   Debian packages: the C++ toolchain and libraries (gRPC, Protobuf, Abseil, Eigen, Catch2, ICU, prometheus-cpp).
+#   Debian packages: the C++ toolchain and libraries (gRPC, Protobuf, Abseil, Eigen, Catch2, ICU, prometheus-cpp,
+#   nghttp2, OpenSSL, nlohmann-json).
 #   Python: a project virtualenv at $MAAS_VENV (default .venv) from deploy/requirements.txt (pinned).
 #   MAAS_DEPS=cpp: only the Debian packages of the C++ build (what deploy/docker/Dockerfile's build stage uses).
 set -euo pipefail
@@ -10,12 +11,18 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 venv=${MAAS_VENV:-$root/.venv}
 req=$root/deploy/requirements.txt
 
-debs=(
+# The C++ build: every package a find_package / find_library of the CMake files needs (all that MAAS_DEPS=cpp,
+# the Dockerfile's build stage, installs; tests/deploy TestDockerBuildContext checks it against a configure).
+cpp_debs=(
   build-essential cmake ninja-build pkg-config git
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
-  libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev libnghttp2-dev libssl-dev
-  python3 python3-venv python3-dev clang-format openssl
+  libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev libnghttp2-dev libssl-dev nlohmann-json3-dev
 )
+# The rest: Python (virtualenv, tests), clang-format (make format), openssl (test certificates), curl and
+# ca-certificates (the Go toolchain download of deploy/deps.d/10-go.sh).
+other_debs=(python3 python3-venv python3-dev clang-format openssl curl ca-certificates)
+debs=("${cpp_debs[@]}")
+[ "${MAAS_DEPS:-all}" = cpp ] || debs+=("${other_debs[@]}")
 
 missing=()
 for p in "${debs[@]}"; do

@@ -11,15 +11,16 @@ if ! dpkg-query -W -f='${Status}' yamllint 2>/dev/null | grep -q "ok installed";
     { "${maas_sudo[@]}" apt-get update -qq &&
       DEBIAN_FRONTEND=noninteractive "${maas_sudo[@]}" apt-get install -y -qq --no-install-recommends yamllint; }
 fi
+# Go: found or installed by 10-go.sh (first on PATH then). Without it `make run` still works: say so and go on.
 if ! command -v go >/dev/null 2>&1; then
-  echo "install-deps: go not found: kustomize and the deploy tests (tests/deploy) need Go >= 1.24" >&2
-  return 1
+  echo "install-deps: go not found: kustomize and the deploy tests (tests/deploy) need Go >= 1.26" >&2
+else
+  if [ ! -x "$maas_tools/bin/kustomize" ] ||
+     [ "$("$maas_tools/bin/kustomize" version 2>/dev/null)" != "$maas_kustomize_version" ]; then
+    echo "install-deps: go install sigs.k8s.io/kustomize/kustomize/v5@$maas_kustomize_version"
+    GOBIN=$maas_tools/bin GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$maas_kustomize_version"
+  fi
+  # The test module's dependencies (pinned by tests/deploy/go.sum) into the Go module cache.
+  (cd "$root/tests/deploy" && go mod download)
 fi
-if [ ! -x "$maas_tools/bin/kustomize" ] ||
-   [ "$("$maas_tools/bin/kustomize" version 2>/dev/null)" != "$maas_kustomize_version" ]; then
-  echo "install-deps: go install sigs.k8s.io/kustomize/kustomize/v5@$maas_kustomize_version"
-  GOBIN=$maas_tools/bin GOFLAGS=-mod=mod go install "sigs.k8s.io/kustomize/kustomize/v5@$maas_kustomize_version"
-fi
-# The test module's dependencies (pinned by tests/deploy/go.sum) into the Go module cache.
-(cd "$root/tests/deploy" && go mod download)
 unset maas_kustomize_version maas_tools maas_sudo

@@ -1,7 +1,7 @@
 # Go client (clients/go): the protoc plugins that generate its code, at pinned versions, built with `go install`
 # into $root/.tools/bin, and the module's dependencies in the Go module cache (go.sum pins them).
 # Sourced by deploy/install-deps.sh with $root set; idempotent, and fast when everything is present.
-# Needs Go >= 1.26 (grpc-go 1.85); the machine's Go is found on PATH or in /usr/local/go/bin. Debian's protoc
+# Needs Go >= 1.26 (grpc-go 1.85): found or installed by 10-go.sh (then first on PATH), else /usr/local/go/bin. Debian's protoc
 # (protobuf-compiler, installed by install-deps.sh) runs the plugins.
 maas_go_client_deps() {
   local protoc_gen_go_version=v1.36.12       # google.golang.org/protobuf, same as go.mod

@@ -10,6 +10,11 @@ maas_node_client_deps() {
     echo "install-deps: node/npm (Node.js >= 20) not found; the TypeScript client tests will fail without them" >&2
     return 0
   fi
+  local major
+  major=$(node --version 2>/dev/null | sed -n 's/^v\([0-9]*\)\..*/\1/p')
+  if [ -z "$major" ] || [ "$major" -lt 20 ]; then
+    echo "install-deps: Node.js $(node --version 2>/dev/null || echo '(none)') is older than clients/node needs (>= 20, package.json engines); install Node.js 20 (not done here: Debian 12 has 18)" >&2
+  fi
   local stamp=$dir/node_modules/.maas-package-lock.sha256 want
   want=$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)
   if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then

@@ -24,6 +24,7 @@ bin=$build_dir/bin
 mkdir -p "$model_dir" "$log_dir"
 
 pids=()
+declare -A names=()
 stop() {
   trap - INT TERM EXIT
   if [ ${#pids[@]} -gt 0 ]; then
@@ -33,7 +34,7 @@ stop() {
   fi
   echo "maas: stopped"
 }
-trap 'stop; exit 0' INT TERM
+trap 'stop; exit 0' INT TERM HUP
 trap 'stop' EXIT
 
 # Loopback only (the binaries' own --host default is 0.0.0.0, for containers). Each server appends its
@@ -45,6 +46,7 @@ start() {  # start NAME PORT PORT_VARIABLE ARGS...: starts a server, waits for i
   "$bin/$name" --host 127.0.0.1 --port "$port" --log_file "$log_dir/${name#maas-}.log" "$@" 2>>"$err" &
   local pid=$!
   pids+=("$pid")
+  names[$pid]=$name
   for _ in $(seq 1 300); do
     if grep -q "serving .* on port" "$err" 2>/dev/null; then
       started_port=$(sed -n 's/.*serving .* on port \([0-9][0-9]*\).*/\1/p' "$err" | head -n 1)
@@ -69,7 +71,8 @@ start maas-gateway "$gw_port" MAAS_GATEWAY_PORT --generative_target "ipv4:127.0.
   --discriminative_target "ipv4:127.0.0.1:$disc_port"
 gw_port=$started_port
 
-PYTHONPATH=$build_dir/python "$root/.venv/bin/python" "$root/deploy/local/demo.py" \
+# The project virtualenv, where deploy/install-deps.sh made it (MAAS_VENV, default .venv).
+PYTHONPATH=$build_dir/python "${MAAS_VENV:-$root/.venv}/bin/python" "$root/deploy/local/demo.py" \
   --targets "127.0.0.1:$gen_port" "127.0.0.1:$disc_port" "127.0.0.1:$gw_port" \
   --gateway "127.0.0.1:$gw_port" --corpus "$root/deploy/local/demo_corpus.tsv"
 
@@ -85,7 +88,17 @@ try:
   $bin/maas classify$target --model demo-text "the striker scored a goal" "bake the bread dough"
 Ctrl-C stops all three.
 MSG
-# Wait until a server exits (then stop the others) or Ctrl-C.
-wait -n "${pids[@]}" || true
-echo "maas: a server exited; see $log_dir/" >&2
+# Wait until a server exits, or Ctrl-C / SIGTERM (the trap above: stop, exit 0). A Ctrl-C reaches the servers too
+# (the terminal signals the whole foreground process group) and may end them before this shell runs its trap, or
+# the trap cannot run at all (a shell started with SIGINT ignored, e.g. `make run &` from a script, cannot trap
+# it). A server exits 0 (or dies of SIGINT / SIGTERM) only when told to stop: that is a user's stop too, exit 0.
+# A server failing or crashing on its own stops the others and fails, naming it.
+status=0
+exited=""
+wait -n -p exited "${pids[@]}" || status=$?
+if [ "$status" -eq 0 ] || [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; then
+  stop
+  exit 0
+fi
+echo "maas: a server exited: ${names[$exited]:-pid $exited} (status $status); see $log_dir/" >&2
 exit 1

@@ -347,3 +347,227 @@ func equalInts(a, b []int) bool {
 	}
 	return true
 }
+
+// TestDockerBuildContext reproduces the image's build stage without Docker, as far as it goes without one:
+// exactly the Dockerfile's COPY sources (minus .dockerignore) in a fresh directory must configure with CMake,
+// and every Debian package that configure uses (the owners of the files CMake found, and what they depend on)
+// must come from the packages `MAAS_DEPS=cpp deploy/install-deps.sh` installs there.
+func TestDockerBuildContext(t *testing.T) {
+	d := readDockerfile(t)
+	src := sourceDir(t)
+	ignore := dockerignore(t)
+	work := t.TempDir()
+	ctx := filepath.Join(work, "src")
+	inBuild := false
+	for _, l := range d.lines {
+		fields := strings.Fields(l)
+		switch strings.ToUpper(fields[0]) {
+		case "FROM":
+			inBuild = regexp.MustCompile(`(?i)\sAS\s+build$`).MatchString(l)
+		case "COPY":
+			if !inBuild {
+				continue
+			}
+			var args []string
+			for _, f := range fields[1:] {
+				if !strings.HasPrefix(f, "--") {
+					args = append(args, f)
+				}
+			}
+			dest := args[len(args)-1]
+			for _, p := range args[:len(args)-1] {
+				to := filepath.Join(ctx, dest)
+				if strings.HasSuffix(dest, "/") || len(args) > 2 {
+					to = filepath.Join(to, filepath.Base(p))
+				}
+				copyContext(t, src, p, to, ignore)
+			}
+		}
+	}
+	build := filepath.Join(work, "build")
+	cmd := exec.Command("cmake", "-S", ctx, "-B", build, "-G", "Ninja", "-DCMAKE_BUILD_TYPE=Release")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("cmake configure of the build stage's sources failed (what `docker build` runs): %v\n%s", err, out)
+	}
+
+	cpp := installDepsCppPackages(t)
+	closure := dependencyClosure(t, cpp)
+	cache, err := os.ReadFile(filepath.Join(build, "CMakeCache.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Optional for the C++ build: the clients' test tools (the image has neither; CMake registers a failing
+	// test without them), CTest's memory checker, the install prefix.
+	optional := map[string]bool{"MAAS_GO": true, "MAAS_NODE": true, "MEMORYCHECK_COMMAND": true,
+		"CMAKE_INSTALL_PREFIX": true}
+	found := map[string]string{}
+	for _, m := range regexp.MustCompile(`(?m)^([A-Za-z0-9_.+-]+):(?:PATH|FILEPATH)=(/\S*)$`).FindAllStringSubmatch(string(cache), -1) {
+		name, path := m[1], m[2]
+		if optional[name] || strings.HasPrefix(path, work) || strings.HasPrefix(path, src) {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			continue // a NOTFOUND or a path CMake only proposes
+		}
+		found[name] = path
+	}
+	if len(found) < 10 {
+		t.Fatalf("the configure's cache names only %d files or directories: %v", len(found), found)
+	}
+	owners := dpkgAllOwners(t, found)
+	for _, name := range sortedKeys(found) {
+		ok := false
+		for _, o := range owners[name] {
+			ok = ok || closure[o]
+		}
+		switch {
+		case len(owners[name]) == 0:
+			t.Errorf("CMake's %s=%s belongs to no Debian package: the image cannot have it", name, found[name])
+		case !ok:
+			t.Errorf("CMake's %s=%s comes from %v, which MAAS_DEPS=cpp deploy/install-deps.sh does not install "+
+				"(add it to cpp_debs)", name, found[name], owners[name])
+		}
+	}
+}
+
+// copyContext copies repository path rel (file or directory) to dest, leaving out what .dockerignore excludes.
+func copyContext(t *testing.T, src, rel, dest string, ignore func(string) bool) {
+	root := filepath.Join(src, rel)
+	err := filepath.Walk(root, func(p string, info os.FileInfo, err error) error {
+		if err != nil {
+			return err
+		}
+		r, _ := filepath.Rel(src, p)
+		if ignore(r) {
+			if info.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		sub, _ := filepath.Rel(root, p)
+		to := filepath.Join(dest, sub)
+		switch {
+		case info.IsDir():
+			return os.MkdirAll(to, 0o755)
+		case info.Mode()&os.ModeSymlink != 0:
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			return os.Symlink(target, to)
+		case info.Mode().IsRegular():
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(filepath.Dir(to), 0o755); err != nil {
+				return err
+			}
+			return os.WriteFile(to, b, info.Mode().Perm())
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("COPY %s: %v", rel, err)
+	}
+}
+
+// installDepsCppPackages parses deploy/install-deps.sh: the packages of its cpp_debs array (what MAAS_DEPS=cpp
+// installs).
+func installDepsCppPackages(t *testing.T) []string {
+	b, err := os.ReadFile(filepath.Join(sourceDir(t), "deploy", "install-deps.sh"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?ms)^cpp_debs=\((.*?)\)`).FindStringSubmatch(string(b))
+	if m == nil {
+		t.Fatal("deploy/install-deps.sh has no cpp_debs=( ... ) array (the packages MAAS_DEPS=cpp installs)")
+	}
+	var pkgs []string
+	for _, line := range strings.Split(m[1], "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		pkgs = append(pkgs, strings.Fields(line)...)
+	}
+	if !regexp.MustCompile(`MAAS_DEPS:-all}" = cpp \] \|\| debs\+=`).Match(b) {
+		t.Error(`deploy/install-deps.sh: MAAS_DEPS=cpp must install only cpp_debs (expected '[ "${MAAS_DEPS:-all}" = cpp ] || debs+=...')`)
+	}
+	return pkgs
+}
+
+// dependencyClosure: the packages apt installs for pkgs (Depends and Pre-Depends, every alternative, virtual
+// packages resolved to their providers), from this machine's dpkg database.
+func dependencyClosure(t *testing.T, pkgs []string) map[string]bool {
+	out, err := exec.Command("dpkg-query", "-W", "-f=${db:Status-Abbrev}\t${Package}\t${Depends}, ${Pre-Depends}\t${Provides}\n").Output()
+	if err != nil {
+		t.Fatalf("dpkg-query: %v", err)
+	}
+	installed := map[string]bool{}
+	deps := map[string][]string{}
+	providers := map[string][]string{}
+	name := regexp.MustCompile(`^\s*([a-z0-9][a-z0-9.+-]*)`)
+	for _, line := range strings.Split(string(out), "\n") {
+		f := strings.Split(line, "\t")
+		if len(f) != 4 || !strings.HasPrefix(f[0], "ii") {
+			continue
+		}
+		installed[f[1]] = true
+		for _, alt := range strings.FieldsFunc(f[2], func(r rune) bool { return r == ',' || r == '|' }) {
+			if m := name.FindStringSubmatch(alt); m != nil {
+				deps[f[1]] = append(deps[f[1]], m[1])
+			}
+		}
+		for _, p := range strings.Split(f[3], ",") {
+			if m := name.FindStringSubmatch(p); m != nil {
+				providers[m[1]] = append(providers[m[1]], f[1])
+			}
+		}
+	}
+	closure := map[string]bool{}
+	var visit func(string)
+	visit = func(p string) {
+		if closure[p] {
+			return
+		}
+		closure[p] = true
+		for _, d := range append(deps[p], providers[p]...) {
+			visit(d)
+		}
+	}
+	for _, p := range pkgs {
+		if !installed[p] {
+			t.Errorf("install-deps' cpp package %s is not installed on this machine: cannot check what it brings", p)
+		}
+		visit(p)
+	}
+	return closure
+}
+
+// dpkgAllOwners maps each named path to every Debian package that owns it (a directory may have several),
+// trying its resolved and merged-/usr forms.
+func dpkgAllOwners(t *testing.T, paths map[string]string) map[string][]string {
+	result := map[string][]string{}
+	for name, path := range paths {
+		candidates := []string{path}
+		if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+			candidates = append(candidates, real)
+		}
+		for _, c := range append([]string{}, candidates...) {
+			if strings.HasPrefix(c, "/usr/") {
+				candidates = append(candidates, strings.TrimPrefix(c, "/usr"))
+			} else {
+				candidates = append(candidates, "/usr"+c)
+			}
+		}
+		out, _ := exec.Command("dpkg-query", append([]string{"-S"}, candidates...)...).Output()
+		for _, line := range strings.Split(string(out), "\n") {
+			i := strings.Index(line, ": /")
+			if i < 0 || strings.HasPrefix(line, "diversion by") {
+				continue
+			}
+			for _, p := range strings.Split(line[:i], ",") {
+				result[name] = append(result[name], strings.SplitN(strings.TrimSpace(p), ":", 2)[0])
+			}
+		}
+	}
+	return result
+}

@@ -1,0 +1,135 @@
+"""`make run`'s script (deploy/local/run.sh) and signals: a user's Ctrl-C (SIGINT to the whole foreground process
+group, as a terminal sends it) or SIGTERM stops the three servers and exits 0, every time; a server that dies on its
+own makes run.sh stop the others and fail, naming the log directory. It also runs the demo with the virtualenv
+MAAS_VENV names, as deploy/install-deps.sh makes it there."""
+
+import os
+import pathlib
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+
+from maas_testing import build_dir
+
+SOURCE = pathlib.Path(os.environ.get("MAAS_SOURCE_DIR", pathlib.Path(__file__).resolve().parents[2]))
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+class Stack:
+    """run.sh on free ports with a fresh model and log directory, started in a process group of its own (with
+    SIGINT ignored when sigint_ignored: as `make run &` from a non-interactive script starts it; such a shell cannot
+    trap SIGINT, while the servers still handle it)."""
+
+    def __init__(self, root: pathlib.Path, env_extra: dict[str, str] | None = None, sigint_ignored: bool = False):
+        env = dict(os.environ, MAAS_GATEWAY_PORT="0", MAAS_GENERATIVE_PORT="0", MAAS_DISCRIMINATIVE_PORT="0")
+        env.update(env_extra or {})
+        self.proc = subprocess.Popen(
+            [str(SOURCE / "deploy/local/run.sh"), "--build_dir", str(build_dir()), "--model_dir",
+             str(root / "models"), "--log_dir", str(root / "log")],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+            preexec_fn=_ignore_sigint if sigint_ignored else None)
+        self.lines: list[str] = []
+        self.ready = threading.Event()
+        self.reader = threading.Thread(target=self._drain, daemon=True)
+        self.reader.start()
+        if not self.ready.wait(60):
+            self.kill()
+            pytest.fail("run.sh did not report SERVING within 60 s:\n" + self.output())
+        ports = re.search(r"gateway 127\.0\.0\.1:(\d+) \(generative :(\d+), discriminative :(\d+)\)", self.output())
+        assert ports, self.output()
+        self.ports = [int(p) for p in ports.groups()]
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if line.startswith("Ctrl-C stops all three"):
+                self.ready.set()
+
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def server_pids(self) -> list[int]:
+        children = pathlib.Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        pids = []
+        for pid in map(int, children):
+            try:
+                exe = os.readlink(f"/proc/{pid}/exe")
+            except OSError:
+                continue
+            if os.path.basename(exe).startswith("maas-"):
+                pids.append(pid)
+        return pids
+
+    def wait(self) -> int:
+        code = self.proc.wait(timeout=60)
+        self.reader.join(5)
+        return code
+
+    def kill(self):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self.server_pids() if self.proc.poll() is None else []:
+            os.kill(pid, signal.SIGKILL)
+
+    def assert_ports_closed(self):
+        for port in self.ports:
+            with socket.socket() as s:
+                assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still accepts connections"
+
+
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "started_with_sigint_ignored"])
+def test_ctrl_c_to_the_process_group_is_a_clean_exit(tmp_path, sigint_ignored):
+    stack = Stack(tmp_path, sigint_ignored=sigint_ignored)
+    servers = stack.server_pids()
+    assert len(servers) == 3, stack.output()
+    os.killpg(stack.proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C sends: the whole foreground group
+    assert stack.wait() == 0, stack.output()
+    assert "a server exited" not in stack.output()
+    assert "maas: stopped" in stack.output()
+    for pid in servers:
+        assert not pathlib.Path(f"/proc/{pid}").exists(), f"server {pid} still runs"
+    stack.assert_ports_closed()
+
+
+@pytest.mark.parametrize("to_group", [False, True], ids=["to_run_sh", "to_process_group"])
+def test_sigterm_is_a_clean_exit(tmp_path, to_group):
+    stack = Stack(tmp_path)
+    if to_group:
+        os.killpg(stack.proc.pid, signal.SIGTERM)
+    else:
+        os.kill(stack.proc.pid, signal.SIGTERM)
+    assert stack.wait() == 0, stack.output()
+    assert "a server exited" not in stack.output()
+    stack.assert_ports_closed()
+
+
+def test_a_server_dying_on_its_own_stops_the_others_and_fails(tmp_path):
+    stack = Stack(tmp_path)
+    servers = stack.server_pids()
+    assert len(servers) == 3, stack.output()
+    os.kill(servers[0], signal.SIGKILL)
+    assert stack.wait() == 1, stack.output()
+    assert re.search(r"maas: a server exited: maas-\w+ \(status 137\); see " + re.escape(f"{tmp_path / 'log'}/"),
+                     stack.output()), stack.output()
+    stack.assert_ports_closed()
+
+
+def test_the_demo_runs_with_the_virtualenv_maas_venv_names(tmp_path):
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    marker = tmp_path / "venv-used"
+    wrapper = venv / "bin" / "python"
+    wrapper.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexec {sys.executable} \"$@\"\n")
+    wrapper.chmod(0o755)
+    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)})
+    os.killpg(stack.proc.pid, signal.SIGINT)
+    assert stack.wait() == 0, stack.output()
+    assert marker.is_file() and "demo.py" in marker.read_text(), "run.sh did not use $MAAS_VENV/bin/python"
