@@ -134,22 +134,32 @@ int ComponentIndex(double z0, int k) {
 
 void RowBuffer::Add(const Eigen::Ref<const Eigen::MatrixXd>& rows) {
   if (rows.rows() == 0) return;
-  cols_ = rows.cols();
-  const size_t start = values_.size();
-  values_.resize(start + static_cast<size_t>(rows.rows() * rows.cols()));
-  for (Eigen::Index i = 0; i < rows.rows(); ++i) {
-    for (Eigen::Index j = 0; j < rows.cols(); ++j) {
-      values_[start + static_cast<size_t>(i * rows.cols() + j)] = rows(i, j);
+  if (cols_ == 0) {
+    cols_ = rows.cols();
+    block_rows_ = std::max<int64_t>(1, static_cast<int64_t>(block_bytes_ / sizeof(double)) / cols_);
+  }
+  for (Eigen::Index i = 0; i < rows.rows(); ++i, ++rows_) {
+    const int64_t at = rows_ % block_rows_;
+    if (at == 0) {
+      // Not value-initialised: the pages of a block are committed as rows fill them.
+      blocks_.emplace_back(new double[static_cast<size_t>(block_rows_ * cols_)]);
     }
+    double* row = blocks_.back().get() + at * cols_;
+    for (Eigen::Index j = 0; j < rows.cols(); ++j) row[j] = rows(i, j);
   }
 }
 
 Eigen::MatrixXd RowBuffer::Take() {
-  const int64_t n = rows();
-  Eigen::MatrixXd out =
-      Eigen::Map<const Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>>(
-          values_.data(), n, cols_);
-  std::vector<double>().swap(values_);
+  using RowMajor = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::MatrixXd out(rows_, cols_);
+  for (size_t b = 0; b < blocks_.size(); ++b) {
+    const int64_t first = static_cast<int64_t>(b) * block_rows_;
+    const int64_t m = std::min(block_rows_, rows_ - first);
+    out.middleRows(first, m) = Eigen::Map<const RowMajor>(blocks_[b].get(), m, cols_);
+    blocks_[b].reset();
+  }
+  blocks_.clear();
+  rows_ = 0;
   return out;
 }
 

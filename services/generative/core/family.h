@@ -120,17 +120,28 @@ class CategoricalProposal final : public LatentProposal {
 // Index stored in z(0) of a discrete latent, or -1 when it is not an integer in [0, k).
 int ComponentIndex(double z0, int k);
 
-// Row-major store of the rows of a fit stream (families that need every row, e.g. EM).
+// Store of the rows of a fit stream (families that need every row, e.g. EM), in row-major blocks
+// of kBlockBytes: no reallocation as rows arrive (a growing vector held up to 3x the rows while it
+// doubled), and Take frees each block once copied, so the rows are held about once plus a block.
 class RowBuffer {
  public:
+  static constexpr size_t kBlockBytes = size_t{64} << 20;
+  RowBuffer() = default;
+  // Blocks of about `block_bytes` (tests use small ones to cross block boundaries).
+  explicit RowBuffer(size_t block_bytes) : block_bytes_(block_bytes) {}
+
+  // REQUIRES: every call has the same number of columns.
   void Add(const Eigen::Ref<const Eigen::MatrixXd>& rows);
-  int64_t rows() const { return cols_ == 0 ? 0 : static_cast<int64_t>(values_.size()) / cols_; }
+  int64_t rows() const { return rows_; }
   int64_t cols() const { return cols_; }
-  // The rows as an N x D matrix (a copy; the buffer is released).
+  // The rows as an N x D matrix (a copy; the buffer is released block by block).
   Eigen::MatrixXd Take();
 
  private:
-  std::vector<double> values_;
+  size_t block_bytes_ = kBlockBytes;
+  std::vector<std::unique_ptr<double[]>> blocks_;
+  int64_t block_rows_ = 0;  // rows per block
+  int64_t rows_ = 0;
   int64_t cols_ = 0;
 };
 

@@ -11,6 +11,7 @@
 #include "common/registry/model_repository.h"
 #include "common/store/file_model_store.h"
 #include "common/store/memory_model_store.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/uniform.h"
 
 namespace maas::generative {
@@ -416,6 +417,35 @@ TEST_CASE("a stored version that is empty or holds an invalid spec is DATA_LOSS"
   CHECK_THAT(std::string(invalid.message()), Catch::Contains("stored spec"));
   stored.mutable_spec()->mutable_uniform()->set_high(0, 2.0);
   CHECK(ParseStoredModel(stored.SerializeAsString()).ok());
+}
+
+}  // namespace
+}  // namespace maas::generative
+
+namespace maas::generative {
+namespace {
+
+TEST_CASE("RowBuffer gives back the rows in order across blocks, whatever the chunks") {
+  for (size_t block_bytes :
+       {size_t{8}, size_t{3 * 3 * 8}, size_t{7 * 3 * 8}, RowBuffer::kBlockBytes}) {
+    CAPTURE(block_bytes);
+    RowBuffer buffer(block_bytes);
+    Eigen::MatrixXd all(0, 3);
+    int64_t next = 0;
+    for (int64_t chunk : {1, 4, 0, 7, 2, 9}) {
+      Eigen::MatrixXd rows(chunk, 3);
+      for (int64_t i = 0; i < chunk; ++i, ++next) rows.row(i) << next, -next, 0.5 * next;
+      buffer.Add(rows);
+      Eigen::MatrixXd grown(all.rows() + chunk, 3);
+      grown << all, rows;
+      all = grown;
+      CHECK(buffer.rows() == all.rows());
+    }
+    CHECK(buffer.cols() == 3);
+    const Eigen::MatrixXd taken = buffer.Take();
+    CHECK(taken == all);
+    CHECK(buffer.rows() == 0);
+  }
 }
 
 }  // namespace
