@@ -2,6 +2,7 @@
 and out, compared with oracles computed in the test (scipy's uniform density, scikit-learn's CountVectorizer +
 MultinomialNB and metrics), typed errors, deadlines and streaming behaviour."""
 
+import io
 import itertools
 
 import grpc
@@ -12,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.naive_bayes import MultinomialNB
 
 import maas_client
+import maas_client.cli
 from maas_client import errors
 from maas_client.pb import common, discriminative as dpb, generative as gpb
 
@@ -307,6 +309,7 @@ def test_bytes_that_are_not_utf8_under_strict_are_refused_naming_the_text(disc, 
         disc.classify("news", [3])
 
 
+
 def test_train_with_unequal_iterables_is_an_error(disc):
     with pytest.raises(maas_client.InvalidArgumentError, match="different lengths"):
         disc.train(["a b", "c d"], ["x"], name="bad")
@@ -352,6 +355,34 @@ def test_delete_through_models(stack, gen):
         assert models.delete("doomed", version=1) == [1]
         assert models.delete("doomed") == [2]
         assert models.list("doomed") == []
+
+
+
+def test_a_name_in_both_services_needs_the_kind(stack, gen, disc):
+    """As the C++ CLI: Models.get / delete without kind refuse to guess when both services have the name
+    (FAILED_PRECONDITION, nothing deleted); a missing model's NotFoundError names the RPC that was asked for."""
+    gen.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])), "twin")
+    disc.train(["a late goal", "fresh bread"], ["sports", "food"], name="twin")
+    with maas_client.Models(stack.gateway_process.address) as models:
+        for call in (models.get, models.delete):
+            with pytest.raises(maas_client.FailedPreconditionError,
+                               match="'twin' exists as both a generative and a discriminative model; give the type"):
+                call("twin")
+        assert sorted(m.kind for m in models.list("twin")) == ["discriminative", "generative"]
+        assert models.get("twin", kind="discriminative").info.kind == "discriminative"
+        with pytest.raises(maas_client.NotFoundError) as e:
+            models.delete("no-such-twin")
+        assert e.value.method == "DeleteModel" and "no-such-twin" in e.value.message
+        with pytest.raises(maas_client.NotFoundError) as e:
+            models.get("no-such-twin")
+        assert e.value.method == "GetModel"
+        status = maas_client.cli.main(["--target", stack.gateway_process.address, "--progress", "never", "models",
+                                       "delete", "twin"], out=io.StringIO())
+        assert status == 1
+        assert len(models.list("twin")) == 2
+        assert models.delete("twin", kind="generative") == [1]
+        assert models.delete("twin") == [1]  # only the discriminative one is left
+        assert models.list("twin") == []
 
 
 # -- errors and deadlines -----------------------------------------------------------------------------------------
