@@ -51,8 +51,9 @@ class Connection:
       root_certificates: PEM bytes or file of the CA that signed the server's certificate.
       client_certificate, client_key: PEM bytes or files of this client's certificate (mutual TLS).
       server_name: the name to check the server's certificate against, when it differs from the target's host.
-      token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace of the
-        file is ignored), as the servers' --auth_token_file requires for calls that change state.
+      token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace is
+        ignored; an empty token is a ValueError), as the servers' --auth_token_file requires for calls that change
+        state.
     timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
     channel: an existing grpc.Channel to use instead (the security options must then be None).
     """
@@ -77,6 +78,12 @@ class Connection:
                 raise ValueError(f"token_file: cannot read {token_file}: {e.strerror}") from e
             if not token:
                 raise ValueError(f"token_file {token_file} is empty")
+        elif token is not None:
+            if not isinstance(token, str):
+                raise TypeError(f"token must be a str, got {type(token).__name__}")
+            token = token.strip()  # as the servers read their --auth_token_file
+            if not token:
+                raise ValueError("token is empty")
         target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
         self.target = target
         self.timeout = float(timeout)
@@ -218,4 +225,3 @@ def check(condition: bool, message: str) -> None:
     """Client-side input check: raises InvalidArgumentError (a ValueError) like the server would."""
     if not condition:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
-
