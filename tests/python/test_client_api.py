@@ -310,6 +310,32 @@ def test_bytes_that_are_not_utf8_under_strict_are_refused_naming_the_text(disc, 
 
 
 
+def test_str_texts_with_surrogate_escaped_bytes_meet_decode_error(disc):
+    """A str holding lone surrogates U+DC80..U+DCFF (sys.argv, os.fsdecode, errors="surrogateescape" of bytes that
+    are not UTF-8) is sent as those bytes, so the model's decode_error applies as for the bytes themselves; another
+    lone surrogate is an InvalidArgumentError naming the text, never a bare UnicodeEncodeError."""
+    from maas_client.pb import discriminative as dpb
+    vectorizer = dpb.VectorizerConfig(count=dpb.CountVectorizerConfig(
+        text=dpb.TextOptions(decode_error=dpb.DECODE_ERROR_REPLACE)))
+    texts = [b"caf\xe9 cr\xe8me bread", b"free money offer", b"knead the dough", b"win money now"]
+    escaped = [t.decode("utf-8", "surrogateescape") for t in texts]
+    assert "\udce9" in escaped[0]
+    disc.train(escaped, ["food", "spam", "food", "spam"], name="surrogates", vectorizer=vectorizer)
+    query = b"caf\xe9 cr\xe8me \xff money"
+    as_str = query.decode("utf-8", "surrogateescape")
+    np.testing.assert_array_equal(disc.classify("surrogates", [as_str]).probabilities,
+                                  disc.classify("surrogates", [query]).probabilities)
+    assert (disc.vectorize("surrogates", [as_str]) != disc.vectorize("surrogates", [query])).nnz == 0
+    assert maas_client.pack_texts([as_str]) == maas_client.pack_texts([query])
+    for bad in ("goal \ud800", "\udfff"):
+        with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[1\].*surrogate"):
+            disc.classify("surrogates", ["goal", bad])
+        with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[0\].*surrogate"):
+            maas_client.pack_texts([bad])
+        with pytest.raises(maas_client.InvalidArgumentError, match="example 1: text.*surrogate"):
+            disc.train(["goal", bad], ["a", "b"], name="surrogates-bad")
+
+
 def test_train_with_unequal_iterables_is_an_error(disc):
     with pytest.raises(maas_client.InvalidArgumentError, match="different lengths"):
         disc.train(["a b", "c d"], ["x"], name="bad")
