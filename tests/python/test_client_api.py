@@ -411,6 +411,26 @@ def test_a_name_in_both_services_needs_the_kind(stack, gen, disc):
         assert models.list("twin") == []
 
 
+def test_bad_arguments_are_invalid_argument_errors_naming_the_field(gen, box):
+    for rows, message in (([], "x has no rows"), ([[]], "rows of no values"), ([[1.0, 2.0, 2.1], [3.0]], "rows"),
+                          ([["a", "b", "c"]], "numbers")):
+        with pytest.raises(maas_client.InvalidArgumentError, match=message.replace("x ", "rows ")):
+            gen.estimate(box, rows)
+        with pytest.raises(maas_client.InvalidArgumentError, match=message):
+            gen.fit(rows, "uniform", name="bad-rows")
+    for kwargs, field in (({"seed": -1}, "seed"), ({"seed": 2**64}, "seed"), ({"start_index": -1}, "start_index"),
+                          ({"n": 2.5}, "n"), ({"batch_size": -1}, "batch_size")):
+        args = {"n": 2, **kwargs}
+        with pytest.raises(maas_client.InvalidArgumentError, match=f"^INVALID_ARGUMENT: {field} must be"):
+            gen.sample_array(box, args.pop("n"), **args)
+    with pytest.raises(maas_client.InvalidArgumentError, match="seed must be"):
+        gen.estimate(box, [[0.5, 0.0, 2.1]], seed=-1)
+    with pytest.raises(maas_client.InvalidArgumentError, match="seed must be"):
+        gen.fit([[1.0]], "uniform", name="bad-seed", seed=-1)
+    with pytest.raises(maas_client.InvalidArgumentError, match="num_samples must be an integer"):
+        gen.estimate(box, [[0.5, 0.0, 2.1]], num_samples=1.5)
+
+
 # -- errors and deadlines -----------------------------------------------------------------------------------------
 def test_errors_are_typed_with_code_and_message(stack, gen, box):
     with pytest.raises(maas_client.NotFoundError) as e:

@@ -9,6 +9,7 @@ the typed exceptions of maas_client.errors.
 
 from __future__ import annotations
 
+import operator
 import os
 import pathlib
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
@@ -225,3 +226,22 @@ def check(condition: bool, message: str) -> None:
     """Client-side input check: raises InvalidArgumentError (a ValueError) like the server would."""
     if not condition:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
+INT64_MAX = (1 << 63) - 1
+
+
+def check_int(value: Any, what: str, low: int = 0, high: int = UINT64_MAX) -> int:
+    """Client-side check of an integer field: an int (or numpy integer) in [low, high], else InvalidArgumentError
+    naming the field (protobuf would raise a bare TypeError / ValueError)."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be an integer, got {value!r}") from None
+    if not low <= n <= high:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be in [{low}, {high}], got {n}")
+    return n
