@@ -69,7 +69,7 @@ export interface ClientOptions {
    * require it for CreateModel, FitModel, Train and DeleteModel). Sent over plaintext too: use TLS beyond loopback.
    */
   token?: string;
-  /** Read the token from this file (surrounding whitespace ignored, as the servers do). */
+  /** Read the token from this file (surrounding whitespace ignored, as the servers do); not with `token`. */
   tokenFile?: string;
   /** Deadline of unary and client-streaming calls without their own `timeoutMs`. 0: none. Default 30 s. */
   timeoutMs?: number;
@@ -134,6 +134,9 @@ function channelCredentials(options: ClientOptions): ChannelCredentials {
 }
 
 function bearerToken(options: ClientOptions): string | undefined {
+  if (options.token !== undefined && options.tokenFile !== undefined) {
+    throw new Error("maas: give token or tokenFile, not both");
+  }
   let token = options.token;
   if (options.tokenFile !== undefined) {
     try {
