@@ -196,6 +196,9 @@ class Calls {
   }
 }
 
+/** Request messages written between two turns of the event loop (see write()). */
+const WRITES_PER_TURN = 32;
+
 /** The calls every service wrapper makes: deadlines, metadata, cancellation, errors. */
 class Caller {
   constructor(
@@ -321,13 +324,14 @@ class Caller {
       }
       opts.signal?.addEventListener("abort", abort, { once: true });
       (async () => {
-        await write(call, first, finished);
+        const pace = new Pacer();
+        await write(call, first, finished, pace);
         if (rest !== undefined) {
           for await (const msg of rest) {
             if (settled) {
               return;
             }
-            await write(call, msg, finished);
+            await write(call, msg, finished, pace);
           }
         }
         if (!settled) {
@@ -375,11 +379,12 @@ class Caller {
     call.on("close", () => finish());
     call.on("status", () => finish());
     (async () => {
+      const pace = new Pacer();
       for await (const msg of requests) {
         if (stopped) {
           return;
         }
-        await write(call, msg, finished);
+        await write(call, msg, finished, pace);
       }
       if (!stopped) {
         call.end();
@@ -505,12 +510,35 @@ function badField(request: unknown, serialize: (value: unknown) => Buffer,
   return undefined;
 }
 
-/** Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over). */
-function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise<void>): Promise<void> {
+/**
+ * Counts the messages a request pump writes. A source that never waits (an array, a generator) and a transport that
+ * takes every message would otherwise run the pump on microtasks only, starving timers and socket reads (the
+ * responses of a bidi stream) until flow control pushes back; every WRITES_PER_TURN writes the pump lets one turn of
+ * the event loop run.
+ */
+class Pacer {
+  private writes = 0;
+
+  /** True when this write should be followed by a turn of the event loop. */
+  due(): boolean {
+    this.writes = (this.writes + 1) % WRITES_PER_TURN;
+    return this.writes === 0;
+  }
+}
+
+/**
+ * Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over), and for a turn
+ * of the event loop when the pacer says so.
+ */
+function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise<void>, pace: Pacer): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     try {
       if (call.write(msg)) {
-        resolve();
+        if (pace.due()) {
+          setImmediate(resolve);
+        } else {
+          resolve();
+        }
         return;
       }
     } catch (e) {

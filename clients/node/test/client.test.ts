@@ -644,6 +644,39 @@ describe("close", () => {
   });
 });
 
+describe("request pumps", () => {
+  it("let timers run while a client stream or a bidi stream reads a source that never waits", async () => {
+    await client.discriminative.train({ name: "ts-pump" }, [{ examples: corpus }]);
+    for (const kind of ["train", "classifyStream"]) {
+      // The source stops soon after a timer set before the call has fired (or at a cap far beyond what a pump that
+      // yields to the event loop reads before a turn of it).
+      const cap = 100_000;
+      let produced = 0;
+      let firedAt = -1;
+      setTimeout(() => (firedAt = produced), 0);
+      const more = () => produced < cap && (firedAt < 0 || produced < firedAt + 10);
+      if (kind === "train") {
+        function* examples() {
+          while (more()) {
+            produced++;
+            yield { examples: [{ text: "the striker scored a late goal", label: "sports" }] };
+          }
+        }
+        await client.discriminative.train({ name: "ts-pump-train" }, examples(), { timeoutMs: 300_000 });
+      } else {
+        function* requests() {
+          while (more()) {
+            produced++;
+            yield { model: { name: "ts-pump" }, texts: ["a late goal"] };
+          }
+        }
+        await collect(client.discriminative.classifyStream(requests(), { timeoutMs: 300_000 }));
+      }
+      assert.ok(firedAt >= 0 && firedAt < 5_000, `${kind}: the timer fired after ${firedAt} of ${produced} messages`);
+    }
+  });
+});
+
 describe("argument checks", () => {
   it("refuse NaN chunk sizes, negative timeouts and values the wire format cannot hold, naming them", async () => {
     assert.throws(() => splitRows(matrix([[1, 2]]), NaN), /rowsPerChunk must be a number/);
