@@ -1402,6 +1402,8 @@ const std::set<std::string>& GlobalFlags() {
   return *kGlobal;
 }
 
+bool IsCommand(absl::string_view command) { return Commands().count(std::string(command)) > 0; }
+
 absl::Status ValidateCommandArgs(const CommandArgs& args) {
   if (args.command.empty()) return absl::InvalidArgumentError("no command given");
   const auto it = Commands().find(args.command);
@@ -1568,7 +1570,8 @@ global flags:
 
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
 'maas COMMAND --help' shows one command. Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on
-stderr; with --json one line {"error":{"code":...,"message":...}} on stderr); 2 usage error (one line).
+stderr; with --json one line {"error":{"code":...,"message":...}} on stderr); 2 usage error (one
+line, a JSON one with --json).
 )";
 }
 

@@ -313,8 +313,11 @@ const std::set<std::string>& GlobalFlags();
 
 // Checks the command exists, that every given flag applies to it, that required flags are there and
 // that exclusive ones are not combined. INVALID_ARGUMENT with a message for the user otherwise (a
-// usage error: main prints the usage and exits 2).
+// usage error: main prints it on one line pointing to --help and exits 2).
 absl::Status ValidateCommandArgs(const CommandArgs& args);
+
+// True for the name of a command (models, sample, ...).
+bool IsCommand(absl::string_view command);
 
 // The help text (commands, flags, exit codes).
 std::string UsageText();

@@ -2,17 +2,21 @@
 // RunCommand.
 //
 // The command line is parsed here (not with absl::ParseCommandLine) so that every usage error,
-// including an unknown flag or a bad flag value, exits with code 2 and the help text. Flag values
-// are still parsed by the absl flags themselves (CommandLineFlag::ParseFrom).
+// including an unknown flag or a bad flag value, exits with code 2 and one line pointing to --help
+// (one JSON line with --json). Flag values are still parsed by the absl flags themselves
+// (CommandLineFlag::ParseFrom).
 #include <google/protobuf/stubs/logging.h>
+#include <grpc/support/log.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <iostream>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "absl/flags/flag.h"
+#include "absl/flags/marshalling.h"
 #include "absl/flags/reflection.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
@@ -111,10 +115,40 @@ namespace {
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
 
-// One line: the problem and where help is.
-int UsageError(const std::string& message, const std::string& command = "") {
-  std::cerr << "maas: usage error: " << maas::client::cli::EscapeForTerminal(message)
-            << " (see 'maas " << (command.empty() ? "" : command + " ") << "--help')\n";
+// Whether --json was given (the last of --json, --json=BOOL, --nojson before a "--" wins), known
+// before the command line is parsed so that even a usage error can be one JSON line.
+bool JsonRequested(int argc, char** argv) {
+  bool json = false;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) absl::ConsumePrefix(&arg, "-");
+    if (arg == "json") {
+      json = true;
+    } else if (arg == "nojson") {
+      json = false;
+    } else if (absl::ConsumePrefix(&arg, "json=")) {
+      bool value = false;
+      json = absl::ParseFlag(std::string(arg), &value, nullptr) && value;
+    }
+  }
+  return json;
+}
+
+// One line: the problem and where help is ("maas COMMAND --help" for a known command), or with
+// --json one JSON line {"error":{"code":"INVALID_ARGUMENT","message":"usage error: ..."}}.
+int UsageError(const std::string& message, bool json, const std::string& command = "") {
+  const std::string help = absl::StrCat(
+      "see 'maas ", maas::client::cli::IsCommand(command) ? command + " " : "", "--help'");
+  if (json) {
+    std::cerr << "{\"error\":{\"code\":\"INVALID_ARGUMENT\",\"message\":"
+              << maas::client::cli::JsonQuote(
+                     absl::StrCat("usage error: ", message, " (", help, ")"))
+              << "}}\n";
+  } else {
+    std::cerr << "maas: usage error: " << maas::client::cli::EscapeForTerminal(message) << " ("
+              << help << ")\n";
+  }
   return kExitUsage;
 }
 
@@ -196,10 +230,24 @@ void ProtobufLog(google::protobuf::LogLevel level, const char* file, int line,
             << std::endl;
 }
 
+// gRPC core's own log lines (a failed TLS handshake, a DNS failure, ...) would come before the
+// CLI's error line and break the one-line (one JSON line with --json) error contract; the error
+// the call returns says what went wrong. They are dropped unless the user asks for them with
+// GRPC_VERBOSITY or GRPC_TRACE, and always with --json.
+void DropGrpcLog(gpr_log_func_args* /*args*/) {}
+
+void QuietGrpcCore(bool json) {
+  if (json || (std::getenv("GRPC_VERBOSITY") == nullptr && std::getenv("GRPC_TRACE") == nullptr)) {
+    gpr_set_log_function(&DropGrpcLog);
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   google::protobuf::SetLogHandler(&ProtobufLog);
+  const bool json_requested = JsonRequested(argc, argv);
+  QuietGrpcCore(json_requested);
   namespace cli = maas::client::cli;
   std::vector<std::string> positional;
   cli::CommandArgs args;
@@ -213,12 +261,12 @@ int main(int argc, char** argv) {
     std::cout << (about.empty() ? cli::UsageText() : cli::CommandUsage(about));
     return 0;
   }
-  if (!parsed.ok()) return UsageError(std::string(parsed.message()), command);
+  if (!parsed.ok()) return UsageError(std::string(parsed.message()), json_requested, command);
   if (absl::GetFlag(FLAGS_version)) {
     std::cout << "maas " << MAAS_CLI_VERSION << " (protocol maas.*.v1)\n";
     return 0;
   }
-  if (positional.empty()) return UsageError("no command given");
+  if (positional.empty()) return UsageError("no command given", json_requested);
   args.command = positional[0];
   args.positional.assign(positional.begin() + 1, positional.end());
   args.json = absl::GetFlag(FLAGS_json);
@@ -284,10 +332,10 @@ int main(int argc, char** argv) {
   args.init = absl::GetFlag(FLAGS_init);
   args.min_probability = absl::GetFlag(FLAGS_min_probability);
   if (absl::Status status = cli::ValidateCommandArgs(args); !status.ok()) {
-    return UsageError(std::string(status.message()), args.command);
+    return UsageError(std::string(status.message()), args.json, args.command);
   }
   const double timeout = absl::GetFlag(FLAGS_timeout);
-  if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds");
+  if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds", args.json);
   const bool json = args.json;
 
   maas::client::ClientOptions options;

@@ -32,12 +32,13 @@ std::string Slurp(const std::string& path) {
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
 }
 
-// Runs `maas <args>` through the shell (args are trusted test strings, already quoted).
-Result Run(const std::string& args) {
+// Runs `maas <args>` through the shell (args are trusted test strings, already quoted), with the
+// environment variables of env ("NAME=value ...") set.
+Result Run(const std::string& args, const std::string& env = "") {
   const std::string out_path = TempPath("out");
   const std::string err_path = TempPath("err");
-  const std::string command =
-      std::string("'") + MAAS_CLI_BINARY + "' " + args + " >" + out_path + " 2>" + err_path;
+  const std::string command = (env.empty() ? "" : "env " + env + " ") + "'" + MAAS_CLI_BINARY +
+                              "' " + args + " >" + out_path + " 2>" + err_path;
   const int status = std::system(command.c_str());
   Result result;
   if (status != -1 && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
@@ -62,6 +63,53 @@ TEST_CASE("maas usage errors exit 2 with one line pointing to --help") {
     CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
     CHECK(result.out.empty());
   }
+}
+
+TEST_CASE("maas usage errors with --json are one JSON line; an unknown command points to --help") {
+  for (const std::string args :
+       {"--json", "--json fly", "fly --json", "--json --nosuchflag models",
+        "--json models --model=x", "--json --timeout=-1 models", "--json=true sample --model m",
+        "models --model=x --json", "--json --model"}) {
+    INFO(args);
+    const Result result = Run(args);
+    CHECK(result.exit_code == 2);
+    CHECK_THAT(result.err, Catch::StartsWith(
+                               R"({"error":{"code":"INVALID_ARGUMENT","message":"usage error: )"));
+    CHECK_THAT(result.err, Catch::EndsWith("--help')\"}}\n"));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+    CHECK(result.out.empty());
+  }
+  // --nojson (or --json=false) after --json: the plain line.
+  CHECK_THAT(Run("--json --nojson fly").err, Catch::StartsWith("maas: usage error: "));
+  // A known command points to its own help, an unknown one to the general help.
+  CHECK(Run("fly").err == "maas: usage error: unknown command 'fly' (see 'maas --help')\n");
+  CHECK_THAT(Run("sample --model m").err, Catch::EndsWith("(see 'maas sample --help')\n"));
+  CHECK_THAT(Run("--json fly").err, Catch::Contains("unknown command 'fly' (see 'maas --help')"));
+}
+
+TEST_CASE("maas keeps gRPC core's log lines off stderr unless GRPC_VERBOSITY asks for them") {
+  testing::FakeServer server;
+  // A CA file that is no certificate: gRPC core logs several lines while failing to set up TLS.
+  const std::string ca = TempPath("bad_ca.pem");
+  std::ofstream(ca)
+      << "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n";
+  const std::string args =
+      "--timeout=5 --target=" + server.target() + " --tls_ca_file=" + ca + " models";
+  Result result = Run("--json " + args);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith(R"({"error":{"code":"UNAVAILABLE","message":)"));
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  result = Run(args);
+  CHECK(result.exit_code == 1);
+  CHECK_THAT(result.err, Catch::StartsWith("maas: UNAVAILABLE: "));
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  // Asked for: gRPC's own lines come too (before the CLI's line), but never with --json.
+  result = Run(args, "GRPC_VERBOSITY=ERROR");
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') > 1);
+  CHECK_THAT(result.err, Catch::EndsWith("\n") && Catch::Contains("\nmaas: UNAVAILABLE: "));
+  result = Run("--json " + args, "GRPC_VERBOSITY=ERROR");
+  CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  std::remove(ca.c_str());
 }
 
 TEST_CASE("maas COMMAND --help shows that command, --version the CLI's version") {

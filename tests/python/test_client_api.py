@@ -2,6 +2,7 @@
 and out, compared with oracles computed in the test (scipy's uniform density, scikit-learn's CountVectorizer +
 MultinomialNB and metrics), typed errors, deadlines and streaming behaviour."""
 
+import io
 import itertools
 
 import grpc
@@ -12,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, log_loss
 from sklearn.naive_bayes import MultinomialNB
 
 import maas_client
+import maas_client.cli
 from maas_client import errors
 from maas_client.pb import common, discriminative as dpb, generative as gpb
 
@@ -307,6 +309,33 @@ def test_bytes_that_are_not_utf8_under_strict_are_refused_naming_the_text(disc, 
         disc.classify("news", [3])
 
 
+
+def test_str_texts_with_surrogate_escaped_bytes_meet_decode_error(disc):
+    """A str holding lone surrogates U+DC80..U+DCFF (sys.argv, os.fsdecode, errors="surrogateescape" of bytes that
+    are not UTF-8) is sent as those bytes, so the model's decode_error applies as for the bytes themselves; another
+    lone surrogate is an InvalidArgumentError naming the text, never a bare UnicodeEncodeError."""
+    from maas_client.pb import discriminative as dpb
+    vectorizer = dpb.VectorizerConfig(count=dpb.CountVectorizerConfig(
+        text=dpb.TextOptions(decode_error=dpb.DECODE_ERROR_REPLACE)))
+    texts = [b"caf\xe9 cr\xe8me bread", b"free money offer", b"knead the dough", b"win money now"]
+    escaped = [t.decode("utf-8", "surrogateescape") for t in texts]
+    assert "\udce9" in escaped[0]
+    disc.train(escaped, ["food", "spam", "food", "spam"], name="surrogates", vectorizer=vectorizer)
+    query = b"caf\xe9 cr\xe8me \xff money"
+    as_str = query.decode("utf-8", "surrogateescape")
+    np.testing.assert_array_equal(disc.classify("surrogates", [as_str]).probabilities,
+                                  disc.classify("surrogates", [query]).probabilities)
+    assert (disc.vectorize("surrogates", [as_str]) != disc.vectorize("surrogates", [query])).nnz == 0
+    assert maas_client.pack_texts([as_str]) == maas_client.pack_texts([query])
+    for bad in ("goal \ud800", "\udfff"):
+        with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[1\].*surrogate"):
+            disc.classify("surrogates", ["goal", bad])
+        with pytest.raises(maas_client.InvalidArgumentError, match=r"texts\[0\].*surrogate"):
+            maas_client.pack_texts([bad])
+        with pytest.raises(maas_client.InvalidArgumentError, match="example 1: text.*surrogate"):
+            disc.train(["goal", bad], ["a", "b"], name="surrogates-bad")
+
+
 def test_train_with_unequal_iterables_is_an_error(disc):
     with pytest.raises(maas_client.InvalidArgumentError, match="different lengths"):
         disc.train(["a b", "c d"], ["x"], name="bad")
@@ -352,6 +381,54 @@ def test_delete_through_models(stack, gen):
         assert models.delete("doomed", version=1) == [1]
         assert models.delete("doomed") == [2]
         assert models.list("doomed") == []
+
+
+
+def test_a_name_in_both_services_needs_the_kind(stack, gen, disc):
+    """As the C++ CLI: Models.get / delete without kind refuse to guess when both services have the name
+    (FAILED_PRECONDITION, nothing deleted); a missing model's NotFoundError names the RPC that was asked for."""
+    gen.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])), "twin")
+    disc.train(["a late goal", "fresh bread"], ["sports", "food"], name="twin")
+    with maas_client.Models(stack.gateway_process.address) as models:
+        for call in (models.get, models.delete):
+            with pytest.raises(maas_client.FailedPreconditionError,
+                               match="'twin' exists as both a generative and a discriminative model; give the type"):
+                call("twin")
+        assert sorted(m.kind for m in models.list("twin")) == ["discriminative", "generative"]
+        assert models.get("twin", kind="discriminative").info.kind == "discriminative"
+        with pytest.raises(maas_client.NotFoundError) as e:
+            models.delete("no-such-twin")
+        assert e.value.method == "DeleteModel" and "no-such-twin" in e.value.message
+        with pytest.raises(maas_client.NotFoundError) as e:
+            models.get("no-such-twin")
+        assert e.value.method == "GetModel"
+        status = maas_client.cli.main(["--target", stack.gateway_process.address, "--progress", "never", "models",
+                                       "delete", "twin"], out=io.StringIO())
+        assert status == 1
+        assert len(models.list("twin")) == 2
+        assert models.delete("twin", kind="generative") == [1]
+        assert models.delete("twin") == [1]  # only the discriminative one is left
+        assert models.list("twin") == []
+
+
+def test_bad_arguments_are_invalid_argument_errors_naming_the_field(gen, box):
+    for rows, message in (([], "x has no rows"), ([[]], "rows of no values"), ([[1.0, 2.0, 2.1], [3.0]], "rows"),
+                          ([["a", "b", "c"]], "numbers")):
+        with pytest.raises(maas_client.InvalidArgumentError, match=message.replace("x ", "rows ")):
+            gen.estimate(box, rows)
+        with pytest.raises(maas_client.InvalidArgumentError, match=message):
+            gen.fit(rows, "uniform", name="bad-rows")
+    for kwargs, field in (({"seed": -1}, "seed"), ({"seed": 2**64}, "seed"), ({"start_index": -1}, "start_index"),
+                          ({"n": 2.5}, "n"), ({"batch_size": -1}, "batch_size")):
+        args = {"n": 2, **kwargs}
+        with pytest.raises(maas_client.InvalidArgumentError, match=f"^INVALID_ARGUMENT: {field} must be"):
+            gen.sample_array(box, args.pop("n"), **args)
+    with pytest.raises(maas_client.InvalidArgumentError, match="seed must be"):
+        gen.estimate(box, [[0.5, 0.0, 2.1]], seed=-1)
+    with pytest.raises(maas_client.InvalidArgumentError, match="seed must be"):
+        gen.fit([[1.0]], "uniform", name="bad-seed", seed=-1)
+    with pytest.raises(maas_client.InvalidArgumentError, match="num_samples must be an integer"):
+        gen.estimate(box, [[0.5, 0.0, 2.1]], num_samples=1.5)
 
 
 # -- errors and deadlines -----------------------------------------------------------------------------------------

@@ -70,7 +70,8 @@ def test_tls_with_token(servers, pki):
         with pytest.raises(maas_client.PermissionDeniedError) as e:
             gen.delete("guarded")
         assert e.value.code == grpc.StatusCode.PERMISSION_DENIED
-    with maas_client.Models(address, root_certificates=ca, token=TOKEN, timeout=10) as models:
+    # Surrounding whitespace of token= is ignored, as of token_file's contents and the servers' token file.
+    with maas_client.Models(address, root_certificates=ca, token=f"  {TOKEN}  ", timeout=10) as models:
         assert [m.version for m in models.list("guarded", all_versions=True)] == [1, 2]
         assert models.delete("guarded") == [1, 2]
 
@@ -106,3 +107,6 @@ def test_bad_security_options_are_clear_errors(pki, tmp_path):
     (tmp_path / "empty").write_text("  \n")
     with pytest.raises(ValueError, match="is empty"):
         maas_client.Connection("127.0.0.1:1", token_file=tmp_path / "empty")
+    for blank in ("", " \n\t"):
+        with pytest.raises(ValueError, match="token is empty"):
+            maas_client.Connection("127.0.0.1:1", token=blank)

@@ -112,6 +112,13 @@ def test_cli_talks_tls(servers, pki):
     assert plain.returncode == 1 and "UNAVAILABLE" in plain.stderr
     bad = subprocess.run(maas + ["--tls_cert_file=x.pem", "models"], capture_output=True, text=True, timeout=30)
     assert bad.returncode == 1 and "INVALID_ARGUMENT" in bad.stderr
+    # A failed handshake (a CA that did not sign the server's certificate): gRPC core's own log lines stay off
+    # stderr, which holds exactly the one error line (a JSON one with --json).
+    for json in ([], ["--json"]):
+        refused = subprocess.run(maas + [*json, "--timeout=3", f"--tls_ca_file={pki['client.pem']}", "models"],
+                                 capture_output=True, text=True, timeout=30)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert refused.stderr.startswith('{"error":{"code":"UNAVAILABLE"' if json else "maas: UNAVAILABLE: ")
 
 
 def test_a_key_that_does_not_match_the_certificate_is_named_not_port_in_use(pki, tmp_path):

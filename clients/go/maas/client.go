@@ -97,12 +97,16 @@ func WithTLSConfig(cfg *tls.Config) Option {
 
 // WithBearerToken sends "authorization: Bearer <token>" with every call (servers started with
 // --auth_token_file require it for CreateModel, FitModel, Train and DeleteModel). The token is sent over
-// plaintext connections too: use TLS anywhere but loopback.
+// plaintext connections too: use TLS anywhere but loopback. Only one of WithBearerToken and
+// WithBearerTokenFile may be given (as the Python and TypeScript clients refuse token with token_file).
 func WithBearerToken(token string) Option {
 	return func(s *settings) error {
 		token = strings.TrimSpace(token)
 		if token == "" {
 			return errors.New("maas: WithBearerToken: empty token")
+		}
+		if s.token != "" {
+			return errors.New("maas: a bearer token was given twice (WithBearerToken / WithBearerTokenFile): give one")
 		}
 		s.token = token
 		return nil

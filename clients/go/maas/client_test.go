@@ -306,6 +306,10 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 			t.Error("Dial accepted a bad option")
 		}
 	}
+	if _, err := maas.Dial(srv.address(), maas.WithBearerToken("go-s3cret"),
+		maas.WithBearerTokenFile(pki("token"))); err == nil || !strings.Contains(err.Error(), "given twice") {
+		t.Errorf("Dial with a token and a token file: %v", err)
+	}
 }
 
 // Leaving a ClassifyStream loop early cancels the call and stops the goroutine that reads the requests, even from

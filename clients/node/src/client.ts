@@ -69,9 +69,12 @@ export interface ClientOptions {
    * require it for CreateModel, FitModel, Train and DeleteModel). Sent over plaintext too: use TLS beyond loopback.
    */
   token?: string;
-  /** Read the token from this file (surrounding whitespace ignored, as the servers do). */
+  /** Read the token from this file (surrounding whitespace ignored, as the servers do); not with `token`. */
   tokenFile?: string;
-  /** Deadline of unary and client-streaming calls without their own `timeoutMs`. 0: none. Default 30 s. */
+  /**
+   * Deadline of unary and client-streaming calls without their own `timeoutMs`, in milliseconds: > 0, or 0 for none.
+   * Default 30 s. A negative or NaN value is an error.
+   */
   timeoutMs?: number;
   /** Largest message sent or received. Default 64 MiB. */
   maxMessageBytes?: number;
@@ -82,8 +85,9 @@ export interface ClientOptions {
 /** Options of one call. */
 export interface CallOptions {
   /**
-   * Deadline in milliseconds from the start of the call. Unary and client-streaming calls default to the client's
-   * timeoutMs; server- and bidi-streaming calls have no deadline unless given one here (a stream may run long).
+   * Deadline in milliseconds from the start of the call (> 0, or 0 for none; negative or NaN: the call fails with
+   * INVALID_ARGUMENT). Unary and client-streaming calls default to the client's timeoutMs; server- and
+   * bidi-streaming calls have no deadline unless given one here (a stream may run long).
    */
   timeoutMs?: number;
   /** Cancels the call when aborted (the call then fails with CANCELLED). */
@@ -134,6 +138,9 @@ function channelCredentials(options: ClientOptions): ChannelCredentials {
 }
 
 function bearerToken(options: ClientOptions): string | undefined {
+  if (options.token !== undefined && options.tokenFile !== undefined) {
+    throw new Error("maas: give token or tokenFile, not both");
+  }
   let token = options.token;
   if (options.tokenFile !== undefined) {
     try {
@@ -152,6 +159,46 @@ function bearerToken(options: ClientOptions): string | undefined {
   return token;
 }
 
+/** The request of a unary or server-streaming call and its serializer (to name a field it cannot send). */
+interface SentRequest {
+  value: unknown;
+  serialize: (value: unknown) => Buffer;
+}
+
+function sent<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req): SentRequest {
+  return { value: request, serialize: (v) => method.requestSerialize(v as Req) };
+}
+
+/** Something a call can be cancelled through (every grpc-js call object). */
+interface Cancellable {
+  cancel(): void;
+}
+
+/** The calls in flight of one MaasClient, so that close() can cancel them. */
+class Calls {
+  closed = false;
+  private readonly active = new Set<Cancellable>();
+
+  /** Tracks call until the returned function is called. */
+  add(call: Cancellable): () => void {
+    this.active.add(call);
+    return () => {
+      this.active.delete(call);
+    };
+  }
+
+  /** Marks the client closed and cancels every call in flight. */
+  close(): void {
+    this.closed = true;
+    const calls = [...this.active];
+    this.active.clear();
+    calls.forEach((c) => c.cancel());
+  }
+}
+
+/** Request messages written between two turns of the event loop (see write()). */
+const WRITES_PER_TURN = 32;
+
 /** The calls every service wrapper makes: deadlines, metadata, cancellation, errors. */
 class Caller {
   constructor(
@@ -159,7 +206,36 @@ class Caller {
     private readonly service: string,
     private readonly token: string | undefined,
     private readonly timeoutMs: number,
+    private readonly calls: Calls,
   ) {}
+
+  /**
+   * Why a call cannot start (the client is closed, a bad timeoutMs), as the MaasError it fails with; undefined when
+   * it can.
+   */
+  private refusal(rpc: string, opts: CallOptions): MaasError | undefined {
+    if (this.calls.closed) {
+      return new MaasError(rpc, status.CANCELLED, "the client is closed (MaasClient.close() was called); make a new one");
+    }
+    const ms = opts.timeoutMs;
+    if (ms !== undefined && !(typeof ms === "number" && ms >= 0)) {
+      return new MaasError(rpc, status.INVALID_ARGUMENT,
+        `timeoutMs must be a number of milliseconds > 0 (0: no deadline), got ${String(ms)}`);
+    }
+    return undefined;
+  }
+
+  private error(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts: CallOptions,
+    request?: SentRequest): MaasError {
+    const e = callError(rpc, err, callOptions, opts, this.calls.closed);
+    if (e.code !== status.INTERNAL || !e.details.includes("serialization failure")) {
+      return e;
+    }
+    // A value the wire format cannot hold (seed: -1 in a uint64 field, ...): the caller's mistake, named.
+    const field = request === undefined ? undefined : badField(request.value, request.serialize);
+    const what = field === undefined ? "a request message" : `field ${field.path} = ${String(field.value)}`;
+    return new MaasError(rpc, status.INVALID_ARGUMENT, `${what} cannot be sent (${e.details})`, e.metadata);
+  }
 
   private metadata(opts: CallOptions): Metadata {
     const md = opts.metadata?.clone() ?? new Metadata();
@@ -180,18 +256,25 @@ class Caller {
 
   unary<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req, opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const refused = this.refusal(rpc, opts);
+    if (refused !== undefined) {
+      return Promise.reject(refused);
+    }
     const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
+      let untrack = () => {};
       const call = this.client.makeUnaryRequest(
         method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts),
         callOptions, (err: ServiceError | null, response?: Resp) => {
+          untrack();
           opts.signal?.removeEventListener("abort", abort);
           if (err !== null || response === undefined) {
-            reject(callError(rpc, err, callOptions, opts));
+            reject(this.error(rpc, err, callOptions, opts, sent(method, request)));
           } else {
             resolve(response);
           }
         });
+      untrack = this.calls.add(call);
       const abort = () => call.cancel();
       if (opts.signal?.aborted) {
         call.cancel();
@@ -208,14 +291,20 @@ class Caller {
   clientStream<Req, Resp>(method: MethodDefinition<Req, Resp>, first: Req, rest: Source<Req> | undefined,
     opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const refused = this.refusal(rpc, opts);
+    if (refused !== undefined) {
+      return Promise.reject(refused);
+    }
     const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
       let settled = false;
       let finish: () => void = () => {};
+      let untrack = () => {};
       const finished = new Promise<void>((r) => (finish = r));
       const settle = (f: () => void) => {
         if (!settled) {
           settled = true;
+          untrack();
           opts.signal?.removeEventListener("abort", abort);
           f();
         }
@@ -224,9 +313,10 @@ class Caller {
       const call: ClientWritableStream<Req> = this.client.makeClientStreamRequest(
         method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions,
         (err: ServiceError | null, response?: Resp) => {
-          settle(() => (err !== null || response === undefined ? reject(callError(rpc, err, callOptions, opts))
+          settle(() => (err !== null || response === undefined ? reject(this.error(rpc, err, callOptions, opts))
             : resolve(response)));
         });
+      untrack = this.calls.add(call);
       call.on("error", () => {}); // the callback reports every failure
       const abort = () => call.cancel();
       if (opts.signal?.aborted) {
@@ -234,13 +324,14 @@ class Caller {
       }
       opts.signal?.addEventListener("abort", abort, { once: true });
       (async () => {
-        await write(call, first, finished);
+        const pace = new Pacer();
+        await write(call, first, finished, pace);
         if (rest !== undefined) {
           for await (const msg of rest) {
             if (settled) {
               return;
             }
-            await write(call, msg, finished);
+            await write(call, msg, finished, pace);
           }
         }
         if (!settled) {
@@ -257,10 +348,14 @@ class Caller {
   async *serverStream<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req,
     opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const refused = this.refusal(rpc, opts);
+    if (refused !== undefined) {
+      throw refused;
+    }
     const callOptions = this.options(opts, false);
     const call: ClientReadableStream<Resp> = this.client.makeServerStreamRequest(
       method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts), callOptions);
-    yield* this.receive(rpc, call, callOptions, opts, () => undefined);
+    yield* this.receive(rpc, call, callOptions, opts, () => undefined, sent(method, request));
   }
 
   /**
@@ -270,6 +365,10 @@ class Caller {
   async *bidiStream<Req, Resp>(method: MethodDefinition<Req, Resp>, requests: Source<Req>,
     opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
+    const refused = this.refusal(rpc, opts);
+    if (refused !== undefined) {
+      throw refused;
+    }
     const callOptions = this.options(opts, false);
     const call: ClientDuplexStream<Req, Resp> = this.client.makeBidiStreamRequest(
       method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions);
@@ -280,11 +379,12 @@ class Caller {
     call.on("close", () => finish());
     call.on("status", () => finish());
     (async () => {
+      const pace = new Pacer();
       for await (const msg of requests) {
         if (stopped) {
           return;
         }
-        await write(call, msg, finished);
+        await write(call, msg, finished, pace);
       }
       if (!stopped) {
         call.end();
@@ -302,10 +402,11 @@ class Caller {
   }
 
   private async *receive<Resp>(rpc: string, call: ClientReadableStream<Resp>, callOptions: GrpcCallOptions,
-    opts: CallOptions,
-    cause: () => { error: unknown } | undefined): AsyncGenerator<Resp, void, undefined> {
+    opts: CallOptions, cause: () => { error: unknown } | undefined,
+    request?: SentRequest): AsyncGenerator<Resp, void, undefined> {
     // Errors are read from the iterator; this listener only keeps a late one (after cancel) from being unhandled.
     call.on("error", () => {});
+    const untrack = this.calls.add(call);
     const abort = () => call.cancel();
     if (opts.signal?.aborted) {
       call.cancel();
@@ -317,8 +418,9 @@ class Caller {
       }
     } catch (e) {
       const c = cause();
-      throw c !== undefined ? c.error : callError(rpc, e, callOptions, opts);
+      throw c !== undefined ? c.error : this.error(rpc, e, callOptions, opts, request);
     } finally {
+      untrack();
       opts.signal?.removeEventListener("abort", abort);
       call.cancel(); // no-op when the call has ended; ends it when the consumer left the loop early
     }
@@ -328,10 +430,15 @@ class Caller {
 /**
  * The error of a call: when the call's deadline has passed, or its signal aborted, and the transport reports a broken
  * call (INTERNAL, UNAVAILABLE, UNKNOWN), it failed because of the deadline / cancellation, so that is the code (the
- * transport's report stays in the message). Statuses that a server sent are kept as they are.
+ * transport's report stays in the message). Statuses that a server sent are kept as they are. A call that close()
+ * cancelled says so.
  */
-function callError(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts: CallOptions): MaasError {
+function callError(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts: CallOptions,
+  closed: boolean): MaasError {
   const e = toMaasError(rpc, err);
+  if (closed && e.code === status.CANCELLED) {
+    return new MaasError(rpc, status.CANCELLED, `cancelled: the client was closed (${e.details})`, e.metadata);
+  }
   if (e.code !== status.INTERNAL && e.code !== status.UNAVAILABLE && e.code !== status.UNKNOWN) {
     return e;
   }
@@ -344,12 +451,94 @@ function callError(rpc: string, err: unknown, callOptions: GrpcCallOptions, opts
   return new MaasError(rpc, code, `${what} (the transport reported ${e.codeName}: ${e.details})`, e.metadata);
 }
 
-/** Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over). */
-function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise<void>): Promise<void> {
+/** The zero value of a field of the same kind (undefined for a message field), for badField. */
+function zeroLike(value: unknown): unknown {
+  switch (typeof value) {
+    case "bigint":
+      return 0n;
+    case "number":
+      return 0;
+    case "string":
+      return "";
+    case "boolean":
+      return false;
+    default:
+      return Array.isArray(value) ? [] : value instanceof Uint8Array ? new Uint8Array() : undefined;
+  }
+}
+
+function serializes(serialize: (value: unknown) => Buffer, value: unknown): boolean {
+  try {
+    serialize(value);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The field of a request that serialize refuses (e.g. seed -1 in a uint64 field) as a dotted path and its value:
+ * each field is replaced in turn by its zero value until serialization succeeds, then the search goes on inside it.
+ */
+function badField(request: unknown, serialize: (value: unknown) => Buffer,
+  prefix = ""): { path: string; value: unknown } | undefined {
+  if (typeof request !== "object" || request === null || request instanceof Uint8Array || request instanceof Date) {
+    return undefined;
+  }
+  const fields = request as Record<string, unknown>;
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined || !serializes(serialize, { ...fields, [key]: zeroLike(value) })) {
+      continue;
+    }
+    const path = prefix + key;
+    const withValue = (v: unknown) => serialize({ ...fields, [key]: v });
+    if (Array.isArray(value)) {
+      const withItem = (i: number, v: unknown) => {
+        const items = [...value];
+        items[i] = v;
+        return withValue(items);
+      };
+      for (let i = 0; i < value.length; i++) {
+        if (serializes((v) => withItem(i, v), zeroLike(value[i]))) {
+          const inner = badField(value[i], (v) => withItem(i, v), `${path}[${i}].`);
+          return inner ?? { path: `${path}[${i}]`, value: value[i] };
+        }
+      }
+    }
+    return badField(value, withValue, `${path}.`) ?? { path, value };
+  }
+  return undefined;
+}
+
+/**
+ * Counts the messages a request pump writes. A source that never waits (an array, a generator) and a transport that
+ * takes every message would otherwise run the pump on microtasks only, starving timers and socket reads (the
+ * responses of a bidi stream) until flow control pushes back; every WRITES_PER_TURN writes the pump lets one turn of
+ * the event loop run.
+ */
+class Pacer {
+  private writes = 0;
+
+  /** True when this write should be followed by a turn of the event loop. */
+  due(): boolean {
+    this.writes = (this.writes + 1) % WRITES_PER_TURN;
+    return this.writes === 0;
+  }
+}
+
+/**
+ * Writes one message, waiting for 'drain' when the stream's buffer is full (or until the call is over), and for a turn
+ * of the event loop when the pacer says so.
+ */
+function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise<void>, pace: Pacer): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     try {
       if (call.write(msg)) {
-        resolve();
+        if (pace.due()) {
+          setImmediate(resolve);
+        } else {
+          resolve();
+        }
         return;
       }
     } catch (e) {
@@ -515,10 +704,11 @@ export class MaasClient {
   readonly discriminative: DiscriminativeClient;
   readonly gateway: GatewayClient;
   private readonly client: Client;
+  private readonly calls = new Calls();
 
   constructor(target: string, options: ClientOptions = {}) {
     const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
-    if (!(timeoutMs >= 0)) {
+    if (!(typeof timeoutMs === "number" && timeoutMs >= 0)) {
       throw new Error(`maas: timeoutMs must be >= 0, got ${timeoutMs}`);
     }
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
@@ -528,9 +718,10 @@ export class MaasClient {
       ...options.channelOptions,
     });
     const token = bearerToken(options);
-    this.generative = new GenerativeClient(new Caller(this.client, "GenerativeService", token, timeoutMs));
-    this.discriminative = new DiscriminativeClient(new Caller(this.client, "DiscriminativeService", token, timeoutMs));
-    this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs));
+    this.generative = new GenerativeClient(new Caller(this.client, "GenerativeService", token, timeoutMs, this.calls));
+    this.discriminative = new DiscriminativeClient(
+      new Caller(this.client, "DiscriminativeService", token, timeoutMs, this.calls));
+    this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs, this.calls));
   }
 
   /**
@@ -538,10 +729,13 @@ export class MaasClient {
    * answers SERVING; rejects after timeoutMs with the last answer.
    */
   async waitServing(service = "", timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
-    const caller = new Caller(this.client, "Health", undefined, 1_000);
+    const caller = new Caller(this.client, "Health", undefined, 1_000, this.calls);
     const deadline = Date.now() + timeoutMs;
     let last = "no answer";
     for (;;) {
+      if (this.calls.closed) {
+        throw new MaasError("Health.Check", status.CANCELLED, "the client is closed (MaasClient.close() was called)");
+      }
       try {
         const resp = await caller.unary(health.HealthService.check, { service },
           { timeoutMs: Math.max(100, Math.min(1_000, deadline - Date.now())) });
@@ -561,13 +755,21 @@ export class MaasClient {
 
   /** Resolves once the channel is connected; rejects after timeoutMs. */
   waitForReady(timeoutMs: number = DEFAULT_TIMEOUT_MS): Promise<void> {
+    if (this.calls.closed) {
+      return Promise.reject(new MaasError("waitForReady", status.CANCELLED,
+        "the client is closed (MaasClient.close() was called)"));
+    }
     return new Promise((resolve, reject) => {
       this.client.waitForReady(Date.now() + timeoutMs, (err?: Error) => (err ? reject(err) : resolve()));
     });
   }
 
-  /** Closes the channel; calls in flight fail with CANCELLED. */
+  /**
+   * Closes the channel: calls in flight are cancelled (they fail with a CANCELLED MaasError saying that the client
+   * was closed), and so are calls made afterwards. Calling it again does nothing.
+   */
   close(): void {
+    this.calls.close();
     this.client.close();
   }
 }
@@ -602,22 +804,37 @@ export function toRows(m: Matrix): number[][] {
   return out;
 }
 
-/** Yields m in chunks of at most rowsPerChunk rows (for fitModel). */
-export function* splitRows(m: Matrix, rowsPerChunk: number): Generator<Matrix, void, undefined> {
-  const step = Math.max(1, Math.floor(rowsPerChunk));
-  for (let start = 0; start < m.rows; start += step) {
-    const n = Math.min(step, m.rows - start);
-    yield { rows: n, cols: m.cols, values: m.values.slice(start * m.cols, (start + n) * m.cols) };
+/** A chunk size: at least 1 (as the Go client's), a RangeError when it is not a number (NaN would drop all data). */
+function chunkSize(n: number, what: string): number {
+  if (typeof n !== "number" || Number.isNaN(n)) {
+    throw new RangeError(`maas: ${what} must be a number >= 1, got ${String(n)}`);
   }
+  return Math.max(1, Math.floor(n));
 }
 
-/** Yields examples in TextBatches of at most perBatch examples (for train and evaluate). */
-export function* batches<E extends LabeledTextInput>(examples: ReadonlyArray<E>,
+/** Yields m in chunks of at most rowsPerChunk rows (for fitModel; values below 1 mean 1, NaN is a RangeError). */
+export function splitRows(m: Matrix, rowsPerChunk: number): Generator<Matrix, void, undefined> {
+  const step = chunkSize(rowsPerChunk, "splitRows: rowsPerChunk");
+  return (function* () {
+    for (let start = 0; start < m.rows; start += step) {
+      const n = Math.min(step, m.rows - start);
+      yield { rows: n, cols: m.cols, values: m.values.slice(start * m.cols, (start + n) * m.cols) };
+    }
+  })();
+}
+
+/**
+ * Yields examples in TextBatches of at most perBatch examples (for train and evaluate; values below 1 mean 1, NaN is
+ * a RangeError).
+ */
+export function batches<E extends LabeledTextInput>(examples: ReadonlyArray<E>,
   perBatch: number): Generator<{ examples: E[] }, void, undefined> {
-  const step = Math.max(1, Math.floor(perBatch));
-  for (let start = 0; start < examples.length; start += step) {
-    yield { examples: examples.slice(start, start + step) };
-  }
+  const step = chunkSize(perBatch, "batches: perBatch");
+  return (function* () {
+    for (let start = 0; start < examples.length; start += step) {
+      yield { examples: examples.slice(start, start + step) };
+    }
+  })();
 }
 
 async function* mapSource<A, B>(source: Source<A>, f: (a: A) => B): AsyncGenerator<B, void, undefined> {

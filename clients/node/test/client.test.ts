@@ -606,6 +606,97 @@ describe("streams and limits", () => {
   });
 });
 
+describe("close", () => {
+  it("cancels the calls in flight and refuses later calls with a CANCELLED MaasError", async () => {
+    await client.generative.createModel({ name: "ts-close", spec: { uniform: { low: [0, 0], high: [1, 1] } } });
+    const closing = new MaasClient(stack.gateway.address);
+    await closing.generative.listModels(); // connected
+    // A unary call and a long stream in flight, and a client stream whose source is still being read.
+    const unary = closing.generative.getModel({ model: { name: "ts-close" } });
+    let batches = 0;
+    const stream = (async () => {
+      for await (const _ of closing.generative.sample({ model: { name: "ts-close" }, numSamples: 200_000,
+        batchSize: 100 })) {
+        batches++;
+      }
+    })();
+    let release: () => void = () => {};
+    const released = new Promise<void>((r) => (release = r));
+    async function* slowRows() {
+      yield { rows: 1, cols: 2, values: [0.5, 0.5] };
+      await released;
+      yield { rows: 1, cols: 2, values: [0.25, 0.5] };
+    }
+    const fit = closing.generative.fitModel({ name: "ts-close-fit", uniform: {} }, slowRows());
+    closing.close();
+    release();
+    await rejectsWith(unary, status.CANCELLED, "closed");
+    await assert.rejects(stream, (e) => checkError(e, status.CANCELLED, "closed") !== undefined);
+    assert.ok(batches < 2_000, `${batches} batches: the stream ran to its end after close()`);
+    await rejectsWith(fit, status.CANCELLED, "closed");
+    await rejectsWith(client.generative.getModel({ model: { name: "ts-close-fit" } }), status.NOT_FOUND);
+    // Calls after close() fail the same way (a rejected promise, never a plain Error).
+    await rejectsWith(closing.gateway.listModels(), status.CANCELLED, "closed");
+    await assert.rejects(collect(closing.generative.sample({ model: { name: "ts-close" }, numSamples: 1 })),
+      (e) => checkError(e, status.CANCELLED, "closed") !== undefined);
+    await rejectsWith(closing.discriminative.train({ name: "ts-close-train" }, []), status.CANCELLED, "closed");
+    closing.close(); // again: nothing happens
+  });
+});
+
+describe("request pumps", () => {
+  it("let timers run while a client stream or a bidi stream reads a source that never waits", async () => {
+    await client.discriminative.train({ name: "ts-pump" }, [{ examples: corpus }]);
+    for (const kind of ["train", "classifyStream"]) {
+      // The source stops soon after a timer set before the call has fired (or at a cap far beyond what a pump that
+      // yields to the event loop reads before a turn of it).
+      const cap = 100_000;
+      let produced = 0;
+      let firedAt = -1;
+      setTimeout(() => (firedAt = produced), 0);
+      const more = () => produced < cap && (firedAt < 0 || produced < firedAt + 10);
+      if (kind === "train") {
+        function* examples() {
+          while (more()) {
+            produced++;
+            yield { examples: [{ text: "the striker scored a late goal", label: "sports" }] };
+          }
+        }
+        await client.discriminative.train({ name: "ts-pump-train" }, examples(), { timeoutMs: 300_000 });
+      } else {
+        function* requests() {
+          while (more()) {
+            produced++;
+            yield { model: { name: "ts-pump" }, texts: ["a late goal"] };
+          }
+        }
+        await collect(client.discriminative.classifyStream(requests(), { timeoutMs: 300_000 }));
+      }
+      assert.ok(firedAt >= 0 && firedAt < 5_000, `${kind}: the timer fired after ${firedAt} of ${produced} messages`);
+    }
+  });
+});
+
+describe("argument checks", () => {
+  it("refuse NaN chunk sizes, negative timeouts and values the wire format cannot hold, naming them", async () => {
+    assert.throws(() => splitRows(matrix([[1, 2]]), NaN), /rowsPerChunk must be a number/);
+    assert.throws(() => batches([{ text: "a", label: "b" }], NaN), /perBatch must be a number/);
+    assert.deepEqual([...splitRows(matrix([[1, 2], [3, 4]]), 0)].map((m) => m.rows), [1, 1]);
+    await client.generative.createModel({ name: "ts-args", spec: { uniform: { low: [0], high: [1] } } });
+    const model = { name: "ts-args" };
+    await rejectsWith(client.generative.getModel({ model }, { timeoutMs: -1 }), status.INVALID_ARGUMENT, "timeoutMs");
+    await assert.rejects(collect(client.generative.sample({ model, numSamples: 1 }, { timeoutMs: NaN })),
+      (e) => checkError(e, status.INVALID_ARGUMENT, "timeoutMs") !== undefined);
+    assert.throws(() => new MaasClient(stack.gateway.address, { timeoutMs: -1 }), /timeoutMs must be >= 0/);
+    await assert.rejects(collect(client.generative.sample({ model, numSamples: 1, seed: -1 })),
+      (e) => checkError(e, status.INVALID_ARGUMENT, "field seed = -1") !== undefined);
+    await rejectsWith(client.generative.estimateLogLikelihood({ model, x: matrix([[0.5]]), seed: -1 }),
+      status.INVALID_ARGUMENT, "field seed = -1");
+    await rejectsWith(client.generative.estimateLogLikelihood({ model, x: { rows: -1, cols: 1, values: [0.5] } }),
+      status.INVALID_ARGUMENT, "field x.rows = -1");
+  });
+});
+
 describe("gateway", () => {
   it("lists the models of both backends and reports both backends SERVING", async () => {
     await client.generative.createModel({ name: "ts-gw-box", spec: { uniform: { low: [0], high: [1] } } });

@@ -77,5 +77,6 @@ it("needs TLS, a client certificate and the token for writes", async () => {
   // Bad options fail at construction, naming what is wrong.
   assert.throws(() => new MaasClient(server.address, { token: "  " }), /token is empty/);
   assert.throws(() => new MaasClient(server.address, { tokenFile: pki("missing") }), /token file/);
+  assert.throws(() => new MaasClient(server.address, { token: "ts-s3cret", tokenFile: pki("token") }), /not both/);
   assert.throws(() => new MaasClient(server.address, { tls: { certFile: pki("client.pem") } }), /both/);
 });

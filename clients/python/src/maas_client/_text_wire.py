@@ -13,21 +13,51 @@ from __future__ import annotations
 import struct
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
+import grpc
 from google.protobuf.message import Message
+
+from maas_client.errors import InvalidArgumentError
 
 Text = Union[str, bytes]
 
 
+def _decoded(raw: bytes) -> Text:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw
+
+
+def str_bytes(value: str, what: str) -> bytes:
+    """A str as UTF-8; lone surrogates U+DC80..U+DCFF (what errors="surrogateescape", os.fsdecode and sys.argv make
+    of bytes that are not UTF-8) become those bytes again. Any other lone surrogate cannot be sent: a ValueError
+    (InvalidArgumentError) naming `what`."""
+    try:
+        return value.encode("utf-8")
+    except UnicodeEncodeError:
+        pass
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as e:
+        raise InvalidArgumentError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start} is not text and not a byte "
+            "escaped by errors='surrogateescape'; pass the text as bytes or fix it") from None
+
+
 def text_of(value: Any, what: str) -> Text:
-    """A str as it is; bytes decoded when they are UTF-8, else kept; anything else is a TypeError."""
+    """A str as it is (one holding surrogate-escaped bytes, e.g. from sys.argv, as those bytes); bytes decoded when
+    they are UTF-8, else kept; anything else is a TypeError."""
     if isinstance(value, str):
-        return value
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        raw = bytes(value)
+        if value.isascii():
+            return value
         try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            return raw
+            value.encode("utf-8")
+            return value
+        except UnicodeEncodeError:
+            return _decoded(str_bytes(value, what))
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return _decoded(bytes(value))
     raise TypeError(f"{what} must be a str or bytes, got {type(value).__name__}")
 
 
@@ -55,10 +85,11 @@ def _utf8(text: Text) -> bytes:
 def pack_texts(texts: Sequence[Text]) -> bytes:
     """The texts as ClassifyRequest / VectorizeRequest `packed_texts`: each text as its UTF-8 byte length, 4 bytes
     little-endian, then its bytes (KServe's raw BYTES tensor layout). One bytes field instead of one per text: cheaper
-    to build, send and read for large batches. `bytes` texts are sent as they are (see decode_error)."""
+    to build, send and read for large batches. `bytes` texts are sent as they are (see decode_error), and so are the
+    surrogate-escaped bytes of a str."""
     parts = []
-    for text in texts:
-        data = _utf8(text)
+    for i, text in enumerate(texts):
+        data = str_bytes(text, f"texts[{i}]") if isinstance(text, str) else text
         if len(data) >= 1 << 32:
             raise ValueError(f"a text of {len(data)} bytes does not fit packed_texts' 4-byte length")
         parts.append(len(data).to_bytes(4, "little"))

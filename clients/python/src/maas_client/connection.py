@@ -9,6 +9,7 @@ the typed exceptions of maas_client.errors.
 
 from __future__ import annotations
 
+import operator
 import os
 import pathlib
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
@@ -51,8 +52,9 @@ class Connection:
       root_certificates: PEM bytes or file of the CA that signed the server's certificate.
       client_certificate, client_key: PEM bytes or files of this client's certificate (mutual TLS).
       server_name: the name to check the server's certificate against, when it differs from the target's host.
-      token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace of the
-        file is ignored), as the servers' --auth_token_file requires for calls that change state.
+      token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace is
+        ignored; an empty token is a ValueError), as the servers' --auth_token_file requires for calls that change
+        state.
     timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
     channel: an existing grpc.Channel to use instead (the security options must then be None).
     """
@@ -77,6 +79,12 @@ class Connection:
                 raise ValueError(f"token_file: cannot read {token_file}: {e.strerror}") from e
             if not token:
                 raise ValueError(f"token_file {token_file} is empty")
+        elif token is not None:
+            if not isinstance(token, str):
+                raise TypeError(f"token must be a str, got {type(token).__name__}")
+            token = token.strip()  # as the servers read their --auth_token_file
+            if not token:
+                raise ValueError("token is empty")
         target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
         self.target = target
         self.timeout = float(timeout)
@@ -219,3 +227,21 @@ def check(condition: bool, message: str) -> None:
     if not condition:
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
+
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
+INT64_MAX = (1 << 63) - 1
+
+
+def check_int(value: Any, what: str, low: int = 0, high: int = UINT64_MAX) -> int:
+    """Client-side check of an integer field: an int (or numpy integer) in [low, high], else InvalidArgumentError
+    naming the field (protobuf would raise a bare TypeError / ValueError)."""
+    try:
+        n = operator.index(value)
+    except TypeError:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be an integer, got {value!r}") from None
+    if not low <= n <= high:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be in [{low}, {high}], got {n}")
+    return n

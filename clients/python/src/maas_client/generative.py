@@ -15,7 +15,7 @@ import numpy as np
 
 from maas_client._params import set_fields
 from maas_client._service import ServiceClient
-from maas_client.connection import ConnectionLike, check
+from maas_client.connection import INT64_MAX, UINT32_MAX, ConnectionLike, check, check_int
 from maas_client.pb import common, generative as pb
 from maas_client.types import (ArrayLike, Estimate, FitResult, FloatArray, ModelDetails, ModelInfo, SampleBatch,
                                as_rows, from_matrix, to_matrix)
@@ -93,10 +93,11 @@ class GenerativeClient(ServiceClient):
         n_components=3, covariance_type="diag", tol=1e-4, latent_dim=2. `on_rows(n)` is called after each chunk
         is handed to gRPC with the number of rows in it (progress bars)."""
         check(family in FIT_FAMILIES, f"family {family!r} is not one of {', '.join(FIT_FAMILIES)}")
-        check(chunk_rows is None or chunk_rows >= 1, f"chunk_rows must be >= 1, got {chunk_rows}")
+        if chunk_rows is not None:
+            check_int(chunk_rows, "chunk_rows", 1)
         config = pb.FitConfig(name=name, description=description)
         if seed is not None:
-            config.seed = seed
+            config.seed = check_int(seed, "seed")
         if labels:
             config.labels.update(labels)
         family_config = getattr(config, family)
@@ -124,12 +125,14 @@ class GenerativeClient(ServiceClient):
         only on (model version, seed, index), never on batch_size; `start_index` selects a shard of the stream.
         Without a seed the server draws one and returns it in every batch. Stopping the iteration early cancels
         the call."""
-        check(n >= 1, f"n must be >= 1, got {n}")
-        check(batch_size >= 0, f"batch_size must be >= 0, got {batch_size}")
+        n = check_int(n, "n", 1)
+        batch_size = check_int(batch_size, "batch_size", 0, UINT32_MAX)
+        start_index = check_int(start_index, "start_index")
+        version = check_int(version, "version", 0, INT64_MAX)
         request = pb.SampleRequest(model=common.ModelRef(name=name, version=version), num_samples=n,
                                    start_index=start_index, batch_size=batch_size, include_latents=include_latents)
         if seed is not None:
-            request.seed = seed
+            request.seed = check_int(seed, "seed")
         for batch in self.connection.unary_stream("Sample", self._sample, request, timeout):
             latents = from_matrix(batch.latents) if batch.HasField("latents") and batch.latents.rows else None
             yield SampleBatch(start_index=batch.start_index, x=from_matrix(batch.x), latents=latents,
@@ -153,12 +156,13 @@ class GenerativeClient(ServiceClient):
     def _estimate_request(self, name: str, rows: ArrayLike, estimator: Optional[str], num_samples: int,
                           seed: Optional[int], version: int,
                           ais: Optional[Mapping[str, Any]]) -> pb.EstimateLogLikelihoodRequest:
-        check(num_samples >= 0, f"num_samples must be >= 0, got {num_samples}")
+        num_samples = check_int(num_samples, "num_samples")
+        version = check_int(version, "version", 0, INT64_MAX)
         request = pb.EstimateLogLikelihoodRequest(model=common.ModelRef(name=name, version=version),
                                                   x=to_matrix(rows, "rows"), estimator=_estimator(estimator),
                                                   num_samples=num_samples)
         if seed is not None:
-            request.seed = seed
+            request.seed = check_int(seed, "seed")
         if ais:
             set_fields(request.ais, ais, "ais")
         return request
@@ -180,7 +184,7 @@ class GenerativeClient(ServiceClient):
         error is at most target_standard_error, max_samples per row, or the deadline. The last Estimate has
         stop_reason set ("target_reached", "max_samples", "deadline", "exact_result")."""
         check(target_standard_error >= 0, f"target_standard_error must be >= 0, got {target_standard_error}")
-        check(max_samples >= 0, f"max_samples must be >= 0, got {max_samples}")
+        max_samples = check_int(max_samples, "max_samples")
         request = pb.StreamEstimateRequest(
             request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais),
             target_standard_error=target_standard_error, max_samples=max_samples)

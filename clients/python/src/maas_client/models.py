@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, List, Optional
 
 import grpc
@@ -16,7 +17,7 @@ import grpc
 from maas_client._service import ServiceClient
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import MaasError, NotFoundError, UnimplementedError
+from maas_client.errors import FailedPreconditionError, NotFoundError, UnimplementedError
 from maas_client.generative import GenerativeClient
 from maas_client.pb import common, gateway
 from maas_client.types import ModelDetails, ModelInfo
@@ -26,7 +27,8 @@ KINDS = ("generative", "discriminative")
 
 class Models:
     """The models of a gateway (both kinds) or of a single service. `kind` ("generative" / "discriminative")
-    picks a service; without it list() covers both and get()/delete() find the model in whichever has it."""
+    picks a service; without it list() covers both and get()/delete() find the model in whichever has it (a name
+    that both services have needs `kind`: FailedPreconditionError otherwise)."""
 
     def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
         self.connection, self._owned = connect(target, **options)
@@ -64,28 +66,39 @@ class Models:
         models: List[ModelInfo] = []
         for k in KINDS:
             try:
-                models.extend(self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout))
+                models.extend(m if m.kind else dataclasses.replace(m, kind=k)
+                              for m in self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout))
             except UnimplementedError:
                 continue
         return sorted(models, key=lambda m: (m.name, m.version))
 
+    def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
+        """The kind of the service that has a model called `name` (found with list(), as the C++ CLI does):
+        NotFoundError (naming `method`) when neither has it, FailedPreconditionError when both have it."""
+        kinds = {m.kind for m in self.list(name, timeout=timeout) if m.name == name}
+        if "generative" in kinds and "discriminative" in kinds:
+            raise FailedPreconditionError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"model {name!r} exists as both a generative and a discriminative model; give the type explicitly "
+                "(kind='generative' or kind='discriminative')", method)
+        for k in KINDS:
+            if k in kinds:
+                return k
+        raise NotFoundError(grpc.StatusCode.NOT_FOUND, f"model {name!r} not found", method)
+
     def get(self, name: str, version: int = 0, *, kind: Optional[str] = None,
             timeout: Optional[float] = None) -> ModelDetails:
-        """Info and full spec of a model version (0 = latest); NotFoundError when no service has it."""
-        if kind is not None:
-            return self._client(kind).get(name, version, timeout=timeout)
-        errors: List[MaasError] = []
-        for k in KINDS:
-            try:
-                return self._client(k).get(name, version, timeout=timeout)
-            except (NotFoundError, UnimplementedError) as e:
-                errors.append(e)
-        details = next((e.message for e in errors if isinstance(e, NotFoundError)), f"model {name!r} not found")
-        raise NotFoundError(grpc.StatusCode.NOT_FOUND, details, "GetModel")
+        """Info and full spec of a model version (0 = latest). Without `kind`, the service that has the name is
+        found with list(): NotFoundError when no service has it, FailedPreconditionError when both do (then give
+        `kind`)."""
+        if kind is None:
+            kind = self._kind_of(name, "GetModel", timeout)
+        return self._client(kind).get(name, version, timeout=timeout)
 
     def delete(self, name: str, version: int = 0, *, kind: Optional[str] = None,
                timeout: Optional[float] = None) -> List[int]:
-        """Deletes one version (or every version with version=0); returns the deleted versions."""
+        """Deletes one version (or every version with version=0); returns the deleted versions. Without `kind`,
+        the service is found as get() finds it (FailedPreconditionError when both services have the name)."""
         if kind is None:
-            kind = self.get(name, version, timeout=timeout).info.kind or "generative"
+            kind = self._kind_of(name, "DeleteModel", timeout)
         return self._client(kind).delete(name, version, timeout=timeout)

@@ -6,10 +6,12 @@ import dataclasses
 import datetime
 from typing import Dict, List, Optional, Union
 
+import grpc
 import numpy as np
 import numpy.typing as npt
 
 from maas_client.connection import check
+from maas_client.errors import InvalidArgumentError
 from maas_client.pb import common, discriminative, generative
 
 FloatArray = npt.NDArray[np.float64]
@@ -17,11 +19,20 @@ ArrayLike = npt.ArrayLike
 
 
 def as_rows(values: ArrayLike, what: str = "x") -> FloatArray:
-    """A float64 C-contiguous 2-D array (a 1-D array is one row); InvalidArgumentError for other shapes."""
-    a = np.ascontiguousarray(values, dtype=np.float64)
+    """A float64 C-contiguous 2-D array (a 1-D array is one row); InvalidArgumentError for other shapes, for values
+    that are not numbers, for rows of different lengths and for no data at all ([] or [[]])."""
+    try:
+        a = np.ascontiguousarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgumentError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{what}: expected numbers in rows of equal length (rows x columns): {e}") from None
     if a.ndim == 1:
+        check(a.shape[0] > 0, f"{what} has no rows; send at least one row of numbers")
         a = a.reshape(1, -1)
     check(a.ndim == 2, f"{what}: expected a 2-D array (rows x columns), got {a.ndim} dimensions")
+    check(a.shape[0] == 0 or a.shape[1] > 0, f"{what} has {a.shape[0]} rows of no values; send one value per "
+          "model dimension in each row")
     return a
 
 
