@@ -65,8 +65,12 @@ maas_node_setup() {
     # Both are npm package tarballs (everything under package/); the C headers (65 MB, for native addons) are
     # left out: the client has none and `npm ci` runs no install scripts.
     mkdir -p "$tmp/node" "$tmp/npm"
-    tar -xzf "$tmp/node.tgz" -C "$tmp/node" --strip-components=1 --no-same-owner --exclude=package/include
-    tar -xzf "$tmp/npm.tgz" -C "$tmp/npm" --strip-components=1 --no-same-owner
+    if ! tar -xzf "$tmp/node.tgz" -C "$tmp/node" --strip-components=1 --no-same-owner --exclude=package/include ||
+       ! tar -xzf "$tmp/npm.tgz" -C "$tmp/npm" --strip-components=1 --no-same-owner; then
+      echo "install-deps: could not unpack the Node/npm tarballs into $tmp: not installed" >&2
+      rm -rf "$tmp"
+      return 0
+    fi
     mkdir -p "$tmp/node/lib/node_modules"
     mv "$tmp/npm" "$tmp/node/lib/node_modules/npm"
     # npm and npx run with the node beside them, whatever node PATH has (CMake and ctest call them by path).
