@@ -19,7 +19,7 @@ cpp_debs=(
   libabsl-dev libeigen3-dev catch2 libicu-dev prometheus-cpp-dev libnghttp2-dev libssl-dev nlohmann-json3-dev
 )
 # The rest: Python (virtualenv, tests), clang-format (make format), openssl (test certificates), curl and
-# ca-certificates (the Go toolchain download of deploy/deps.d/10-go.sh).
+# ca-certificates (the Go and Node toolchain downloads of deploy/deps.d/10-go.sh and 20-node.sh).
 other_debs=(python3 python3-venv python3-dev clang-format openssl curl ca-certificates)
 debs=("${cpp_debs[@]}")
 [ "${MAAS_DEPS:-all}" = cpp ] || debs+=("${other_debs[@]}")
