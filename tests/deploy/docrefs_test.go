@@ -29,7 +29,9 @@ func TestDocReferences(t *testing.T) {
 			return err
 		}
 		if d.IsDir() {
-			if p != src && (docRefSkipDirs[d.Name()] || strings.HasPrefix(d.Name(), "build")) {
+			// Hidden directories hold tools and environments (.venv, .bench-venv, .ccache), never our sources.
+			if p != src && (docRefSkipDirs[d.Name()] || strings.HasPrefix(d.Name(), "build") ||
+				strings.HasPrefix(d.Name(), ".")) {
 				return filepath.SkipDir
 			}
 			return nil

@@ -61,7 +61,9 @@ def test_calls_are_counted_by_method_and_code(stack):
     assert 'maas_rpc_in_flight{server="maas-generative"}' in text
     # Per model (bounded label set): requests by code, samples produced (3 streams x 10).
     assert 'maas_model_requests_total{server="maas-generative",code="OK",model="counted"} 4' in text
-    assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="absent"} 1' in text
+    # A name only ever refused takes no label of its own (made-up names must not crowd out real models).
+    assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="other"} 1' in text
+    assert 'model="absent"' not in text
     assert 'maas_model_samples_total{server="maas-generative",model="counted"} 30' in text
     # Model loads are timed per model: CreateModel loaded the new version into the cache once; the Samples reused it.
     assert 'maas_model_load_seconds_count{server="maas-generative",model="counted"} 1' in text
