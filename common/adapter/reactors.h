@@ -98,6 +98,13 @@ struct RequestReader {
 
 namespace internal {
 
+// The status of a call whose stream write failed: gRPC says only that the call is gone, which
+// happens when the client cancels or stops reading, and also when the server's shutdown grace
+// ends the calls still in flight.
+inline constexpr char kStreamWriteFailed[] =
+    "the call ended while its stream was being written: the client cancelled it or stopped "
+    "reading, or the server shut down (--shutdown_grace_seconds)";
+
 // Parses `bytes` into `message`. INVALID_ARGUMENT naming `what` and the message type otherwise.
 template <class Msg>
 absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::string& what) {
@@ -487,7 +494,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     if (finished_ || writing_) return Action::kNone;
     if (write_failed_) {
       if (producing_) return Action::kNone;  // the producer ends the call when it returns
-      final_ = absl::CancelledError("the client stopped reading the stream");
+      final_ = absl::CancelledError(internal::kStreamWriteFailed);
       finished_ = true;
       return Action::kEnd;
     }
@@ -632,7 +639,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      End(absl::CancelledError("the client stopped reading the stream"));
+      End(absl::CancelledError(internal::kStreamWriteFailed));
       return;
     }
     StartRead(&in_);

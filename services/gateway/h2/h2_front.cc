@@ -445,6 +445,8 @@ class H2Front::Impl {
   uint64_t next_request_id_ = 1;
   int client_conns_ = 0;
   bool draining_ = false;
+  // The drain's deadline passed: the front closes the client connections it still has.
+  bool grace_over_ = false;
   int64_t next_tick_ns_ = 0;
   int64_t drain_deadline_ns_ = 0;
   absl::Mutex mu_;
@@ -991,6 +993,7 @@ void H2Front::Impl::Tick() {
     for (Conn* c : silent) Close(c);
   }
   if (draining_ && now >= drain_deadline_ns_) {
+    grace_over_ = true;  // the calls still open end because the gateway stops, not their clients
     for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) {
       if (!c->is_backend) Close(c);
     }
@@ -1677,8 +1680,17 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
   }
   if (options_.on_call_end && c != nullptr) {
     if (call->code < 0 || (code != NGHTTP2_NO_ERROR && !call->resp_eof)) {
-      call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
-      if (call->message.empty()) call->message = "the client cancelled the call";
+      if (grace_over_) {
+        call->code = kStatusUnavailable;
+        if (call->message.empty()) {
+          call->message =
+              "the gateway shut down before the call finished (SIGTERM: --drain_delay_ms, then "
+              "--shutdown_grace_ms for calls in flight)";
+        }
+      } else {
+        call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
+        if (call->message.empty()) call->message = "the client cancelled the call";
+      }
     }
     // Reported after the round's output has gone out (DeliverEndedCalls): a client stream closes
     // while its trailers are serialized, before they are sent, and the call log line and metrics
