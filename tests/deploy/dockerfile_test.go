@@ -253,23 +253,29 @@ func TestRuntimeLibraries(t *testing.T) {
 	}
 }
 
+// pathAliases: a path, its resolved form, and the merged-/usr alias of each (dpkg records either).
+func pathAliases(path string) []string {
+	candidates := []string{path}
+	if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
+		candidates = append(candidates, real)
+	}
+	for _, c := range append([]string{}, candidates...) {
+		if strings.HasPrefix(c, "/usr/") {
+			candidates = append(candidates, strings.TrimPrefix(c, "/usr"))
+		} else {
+			candidates = append(candidates, "/usr"+c)
+		}
+	}
+	return candidates
+}
+
 // dpkgOwners maps each file to the Debian package that owns it (trying the merged-/usr aliases of the
 // path), with one dpkg-query call for all of them.
 func dpkgOwners(t *testing.T, paths []string) map[string]string {
 	aliases := map[string][]string{}
 	var all []string
 	for _, path := range paths {
-		candidates := []string{path}
-		if real, err := filepath.EvalSymlinks(path); err == nil {
-			candidates = append(candidates, real)
-		}
-		for _, c := range append([]string{}, candidates...) {
-			if strings.HasPrefix(c, "/usr/") {
-				candidates = append(candidates, strings.TrimPrefix(c, "/usr"))
-			} else {
-				candidates = append(candidates, "/usr"+c)
-			}
-		}
+		candidates := pathAliases(path)
 		aliases[path] = candidates
 		all = append(all, candidates...)
 	}
@@ -547,18 +553,7 @@ func dependencyClosure(t *testing.T, pkgs []string) map[string]bool {
 func dpkgAllOwners(t *testing.T, paths map[string]string) map[string][]string {
 	result := map[string][]string{}
 	for name, path := range paths {
-		candidates := []string{path}
-		if real, err := filepath.EvalSymlinks(path); err == nil && real != path {
-			candidates = append(candidates, real)
-		}
-		for _, c := range append([]string{}, candidates...) {
-			if strings.HasPrefix(c, "/usr/") {
-				candidates = append(candidates, strings.TrimPrefix(c, "/usr"))
-			} else {
-				candidates = append(candidates, "/usr"+c)
-			}
-		}
-		out, _ := exec.Command("dpkg-query", append([]string{"-S"}, candidates...)...).Output()
+		out, _ := exec.Command("dpkg-query", append([]string{"-S"}, pathAliases(path)...)...).Output()
 		for _, line := range strings.Split(string(out), "\n") {
 			i := strings.Index(line, ": /")
 			if i < 0 || strings.HasPrefix(line, "diversion by") {
