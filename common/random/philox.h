@@ -4,8 +4,8 @@
 // A counter-based generator is a pure function block = Philox4x32(counter, key): there is no state
 // to advance, so any block of any stream can be computed directly. maas maps a request's seed and
 // an item's (stream, index) to a key and a counter space as follows (the determinism contract of
-// ARCHITECTURE.md and docs/determinism.md relies on this mapping; never change it, it would change every
-// served sample):
+// ARCHITECTURE.md and docs/determinism.md relies on this mapping; never change it, it would change
+// every served sample):
 //
 //   key     = (seed & 0xffffffff, seed >> 32)
 //   counter = (block, index & 0xffffffff, index >> 32, stream)
