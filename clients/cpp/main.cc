@@ -354,9 +354,10 @@ int main(int argc, char** argv) {
   }
 
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
-      maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_tls_ca_file),
-                                             absl::GetFlag(FLAGS_tls_cert_file),
-                                             absl::GetFlag(FLAGS_tls_key_file));
+      maas::tls::ChannelCredentialsFromFiles(
+          absl::GetFlag(FLAGS_tls_ca_file), absl::GetFlag(FLAGS_tls_cert_file),
+          absl::GetFlag(FLAGS_tls_key_file),
+          {"--tls_ca_file", "--tls_cert_file", "--tls_key_file"});
   if (!credentials.ok()) return Failure(credentials.status(), json);
   options.credentials = *std::move(credentials);
 

@@ -14,12 +14,8 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cerrno>
 #include <chrono>
-#include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -30,7 +26,6 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/server/line_writer.h"
-#include "common/server/tls_check.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
 
@@ -453,29 +448,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (absl::Status valid = ValidateServerOptions(options); !valid.ok()) return valid;
   auto credentials = tls::ServerCredentialsFromFiles(options.tls_cert_file, options.tls_key_file,
                                                      options.tls_client_ca_file);
+  // Checks the files too: gRPC alone would only fail to bind the port ("port in use").
   if (!credentials.ok()) return credentials.status();
-  if (!options.tls_cert_file.empty()) {
-    // gRPC would only fail to bind the port (reading like "port in use"): say what is wrong.
-    auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
-      std::ifstream in(path, std::ios::binary);
-      if (!in) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("cannot read ", path, ": ", std::strerror(errno)));
-      }
-      std::ostringstream content;
-      content << in.rdbuf();
-      return content.str();
-    };
-    MAAS_ASSIGN_OR_RETURN(std::string cert, read(options.tls_cert_file));
-    MAAS_ASSIGN_OR_RETURN(std::string key, read(options.tls_key_file));
-    MAAS_RETURN_IF_ERROR(
-        CheckCertificateKeyPair(cert, key, options.tls_cert_file, options.tls_key_file));
-    if (!options.tls_client_ca_file.empty()) {
-      MAAS_ASSIGN_OR_RETURN(std::string ca, read(options.tls_client_ca_file));
-      MAAS_RETURN_IF_ERROR(
-          CheckCaCertificates(ca, options.tls_client_ca_file, "tls_client_ca_file"));
-    }
-  }
 
   // Both are process-wide switches of gRPC (idempotent); every maas server wants them.
   grpc::EnableDefaultHealthCheckService(true);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "common/tls/tls_check.h"
 
 namespace maas::tls {
 
@@ -41,9 +42,11 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFromFi
   }
   MAAS_ASSIGN_OR_RETURN(std::string cert, ReadPemFile(cert_file, "tls_cert_file"));
   MAAS_ASSIGN_OR_RETURN(std::string key, ReadPemFile(key_file, "tls_key_file"));
+  MAAS_RETURN_IF_ERROR(CheckCertificateKeyPair(cert, key, cert_file, key_file));
   grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   if (!client_ca_file.empty()) {
     MAAS_ASSIGN_OR_RETURN(std::string ca, ReadPemFile(client_ca_file, "tls_client_ca_file"));
+    MAAS_RETURN_IF_ERROR(CheckCaCertificates(ca, client_ca_file, "tls_client_ca_file"));
     ssl = grpc::SslServerCredentialsOptions(
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
     ssl.pem_root_certs = std::move(ca);
@@ -53,7 +56,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentialsFromFi
 }
 
 absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFromFiles(
-    const std::string& ca_file, const std::string& cert_file, const std::string& key_file) {
+    const std::string& ca_file, const std::string& cert_file, const std::string& key_file,
+    const ChannelFileNames& names) {
   if (cert_file.empty() != key_file.empty()) {
     return absl::InvalidArgumentError("a client certificate needs both its cert and key file");
   }
@@ -65,10 +69,13 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFrom
     return grpc::InsecureChannelCredentials();
   }
   grpc::SslCredentialsOptions ssl;
-  MAAS_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(ca_file, "CA file"));
+  MAAS_ASSIGN_OR_RETURN(ssl.pem_root_certs, ReadPemFile(ca_file, names.ca));
+  MAAS_RETURN_IF_ERROR(CheckCaCertificates(ssl.pem_root_certs, ca_file, names.ca));
   if (!cert_file.empty()) {
-    MAAS_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(cert_file, "client certificate file"));
-    MAAS_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(key_file, "client key file"));
+    MAAS_ASSIGN_OR_RETURN(ssl.pem_cert_chain, ReadPemFile(cert_file, names.cert));
+    MAAS_ASSIGN_OR_RETURN(ssl.pem_private_key, ReadPemFile(key_file, names.key));
+    MAAS_RETURN_IF_ERROR(CheckCertificateKeyPair(ssl.pem_cert_chain, ssl.pem_private_key, cert_file,
+                                                 key_file, names.cert, names.key));
   }
   return grpc::SslCredentials(ssl);
 }

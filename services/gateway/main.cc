@@ -24,8 +24,6 @@
 #include "common/server/flags_help.h"
 #include "common/server/metrics.h"
 #include "common/server/server.h"
-#include "common/server/tls_check.h"
-#include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
@@ -138,23 +136,6 @@ absl::StatusOr<std::string> RandomFrontKey() {
       absl::string_view(reinterpret_cast<const char*>(bytes), sizeof(bytes)));
 }
 
-// The backend TLS files parse, and the client certificate matches its key (gRPC would log an
-// error on every connection attempt while the gateway reported itself ready).
-absl::Status CheckBackendTlsFiles() {
-  const std::string ca_file = absl::GetFlag(FLAGS_backend_tls_ca_file);
-  if (ca_file.empty()) return absl::OkStatus();
-  MAAS_ASSIGN_OR_RETURN(std::string ca, maas::tls::ReadPemFile(ca_file, "backend_tls_ca_file"));
-  MAAS_RETURN_IF_ERROR(maas::server::CheckCaCertificates(ca, ca_file, "backend_tls_ca_file"));
-  const std::string cert_file = absl::GetFlag(FLAGS_backend_tls_cert_file);
-  const std::string key_file = absl::GetFlag(FLAGS_backend_tls_key_file);
-  if (cert_file.empty()) return absl::OkStatus();
-  MAAS_ASSIGN_OR_RETURN(std::string cert,
-                        maas::tls::ReadPemFile(cert_file, "backend_tls_cert_file"));
-  MAAS_ASSIGN_OR_RETURN(std::string key, maas::tls::ReadPemFile(key_file, "backend_tls_key_file"));
-  return maas::server::CheckCertificateKeyPair(cert, key, cert_file, key_file,
-                                               "backend_tls_cert_file", "backend_tls_key_file");
-}
-
 int Fail(const absl::Status& status) {
   std::cerr << "maas-gateway: " << status << "\n";
   return 2;
@@ -194,11 +175,11 @@ int main(int argc, char** argv) {
   channel_options.initial_reconnect_backoff_ms = std::min(
       channel_options.initial_reconnect_backoff_ms, channel_options.max_reconnect_backoff_ms);
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> backend_credentials =
-      maas::tls::ChannelCredentialsFromFiles(absl::GetFlag(FLAGS_backend_tls_ca_file),
-                                             absl::GetFlag(FLAGS_backend_tls_cert_file),
-                                             absl::GetFlag(FLAGS_backend_tls_key_file));
+      maas::tls::ChannelCredentialsFromFiles(
+          absl::GetFlag(FLAGS_backend_tls_ca_file), absl::GetFlag(FLAGS_backend_tls_cert_file),
+          absl::GetFlag(FLAGS_backend_tls_key_file),
+          {"backend_tls_ca_file", "backend_tls_cert_file", "backend_tls_key_file"});
   if (!backend_credentials.ok()) return Fail(backend_credentials.status());
-  if (absl::Status st = CheckBackendTlsFiles(); !st.ok()) return Fail(st);
   channel_options.credentials = *std::move(backend_credentials);
   absl::StatusOr<std::unique_ptr<gw::Backends>> backends =
       gw::Backends::Create(*std::move(router), channel_options);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <string>
 
@@ -89,10 +90,13 @@ TEST_CASE("maas usage errors with --json are one JSON line; an unknown command p
 
 TEST_CASE("maas keeps gRPC core's log lines off stderr unless GRPC_VERBOSITY asks for them") {
   testing::FakeServer server;
-  // A CA file that is no certificate: gRPC core logs several lines while failing to set up TLS.
-  const std::string ca = TempPath("bad_ca.pem");
-  std::ofstream(ca)
-      << "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n";
+  // A real certificate as the CA of a plaintext server: the TLS handshake fails, and gRPC core
+  // logs a line for each attempt.
+  const std::string ca = TempPath("self_signed_ca.pem"), key = TempPath("self_signed_ca.key");
+  REQUIRE(std::system(
+              ("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=maas-test -keyout " +
+               key + " -out " + ca + " >/dev/null 2>&1")
+                  .c_str()) == 0);
   const std::string args =
       "--timeout=5 --target=" + server.target() + " --tls_ca_file=" + ca + " models";
   Result result = Run("--json " + args);
@@ -109,6 +113,27 @@ TEST_CASE("maas keeps gRPC core's log lines off stderr unless GRPC_VERBOSITY ask
   CHECK_THAT(result.err, Catch::EndsWith("\n") && Catch::Contains("\nmaas: UNAVAILABLE: "));
   result = Run("--json " + args, "GRPC_VERBOSITY=ERROR");
   CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  std::remove(ca.c_str());
+  std::remove(key.c_str());
+}
+
+// A CA file holding no certificate used to end in "UNAVAILABLE: empty address list:" (gRPC
+// could not build the channel's TLS context, and its log line saying why is kept off stderr).
+TEST_CASE("maas names a --tls_ca_file that holds no certificate") {
+  testing::FakeServer server;
+  const std::string ca = TempPath("bad_ca.pem");
+  std::ofstream(ca)
+      << "-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n";
+  for (const char* json : {"", "--json "}) {
+    CAPTURE(json);
+    const Result result = Run(std::string(json) + "--timeout=5 --target=" + server.target() +
+                              " --tls_ca_file=" + ca + " models");
+    CHECK(result.exit_code == 1);
+    CHECK_THAT(result.err, Catch::Contains("FAILED_PRECONDITION") &&
+                               Catch::Contains("--tls_ca_file " + ca) &&
+                               Catch::Contains("holds no readable PEM certificate"));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+  }
   std::remove(ca.c_str());
 }
 

@@ -1,4 +1,4 @@
-#include "common/server/tls_check.h"
+#include "common/tls/tls_check.h"
 
 #include <openssl/bio.h>
 #include <openssl/err.h>
@@ -10,7 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 
-namespace maas::server {
+namespace maas::tls {
 
 absl::Status CheckCertificateKeyPair(const std::string& cert_pem, const std::string& key_pem,
                                      const std::string& cert_file, const std::string& key_file,
@@ -60,4 +60,4 @@ absl::Status CheckCaCertificates(const std::string& ca_pem, const std::string& c
   return absl::OkStatus();
 }
 
-}  // namespace maas::server
+}  // namespace maas::tls

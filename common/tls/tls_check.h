@@ -1,14 +1,14 @@
 // Checks a TLS certificate / private key pair, and a CA file, before a server listens with them
 // or a channel uses them, so a mistake is reported as such (gRPC only fails to bind the port,
 // which reads like "port in use", or logs an error on every connection attempt).
-#ifndef MAAS_COMMON_SERVER_TLS_CHECK_H_
-#define MAAS_COMMON_SERVER_TLS_CHECK_H_
+#ifndef MAAS_COMMON_TLS_TLS_CHECK_H_
+#define MAAS_COMMON_TLS_TLS_CHECK_H_
 
 #include <string>
 
 #include "absl/status/status.h"
 
-namespace maas::server {
+namespace maas::tls {
 
 // OK when `cert_pem` holds a certificate (the first of a chain) and `key_pem` its private key.
 // FAILED_PRECONDITION naming the files otherwise: unparseable certificate, unparseable key, or a
@@ -25,6 +25,6 @@ absl::Status CheckCertificateKeyPair(const std::string& cert_pem, const std::str
 absl::Status CheckCaCertificates(const std::string& ca_pem, const std::string& ca_file,
                                  const std::string& ca_flag);
 
-}  // namespace maas::server
+}  // namespace maas::tls
 
-#endif  // MAAS_COMMON_SERVER_TLS_CHECK_H_
+#endif  // MAAS_COMMON_TLS_TLS_CHECK_H_
