@@ -11,11 +11,14 @@
 #define MAAS_COMMON_REGISTRY_MODEL_REPOSITORY_H_
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -71,6 +74,14 @@ class ModelRepository {
     cache_.SetByteBudget(cache_bytes);
     if (poll_interval > absl::ZeroDuration()) cache_.StartPolling(poll_interval);
   }
+  // Waits for a report started by ReportUnreadableVersionsInBackground (it stops at the next
+  // version).
+  ~ModelRepository() {
+    stop_report_.store(true);
+    if (report_.joinable()) report_.join();
+  }
+  ModelRepository(const ModelRepository&) = delete;
+  ModelRepository& operator=(const ModelRepository&) = delete;
 
   // The version `ref` names (0 = latest). INVALID_ARGUMENT for an empty or bad name or a negative
   // version, NOT_FOUND naming the model and version when absent.
@@ -118,6 +129,7 @@ class ModelRepository {
   // (as ListModels with all_versions does); changes nothing.
   std::vector<std::string> UnreadableVersions() {
     std::vector<std::string> lines;
+    if (stop_report_.load()) return lines;
     absl::StatusOr<std::vector<std::string>> names = store_->ListNames();
     if (!names.ok())
       return {absl::StrCat("cannot list the model store: ", names.status().ToString())};
@@ -125,6 +137,7 @@ class ModelRepository {
       absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
       if (!versions.ok()) continue;  // deleted meanwhile
       for (int64_t version : *versions) {
+        if (stop_report_.load()) return lines;
         absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
         if (info.ok() || absl::IsNotFound(info.status())) continue;
         lines.push_back(absl::StrCat("model \"", name, "\" version ", version, " cannot be read (",
@@ -135,6 +148,22 @@ class ModelRepository {
       }
     }
     return lines;
+  }
+
+  // UnreadableVersions on a thread of its own, each line written to `out` after `prefix`, all in
+  // one write: reading every stored version (in full) must not delay a server's start. Once.
+  void ReportUnreadableVersionsInBackground(std::string prefix, std::ostream* out) {
+    report_ = std::thread([this, prefix = std::move(prefix), out] {
+      std::string text;
+      for (const std::string& line : UnreadableVersions()) {
+        absl::StrAppend(&text, prefix, line, "\n");
+      }
+      if (!text.empty()) *out << text << std::flush;
+    });
+  }
+  // Waits until that report is written (at once when none was started).
+  void WaitForReport() {
+    if (report_.joinable()) report_.join();
   }
 
   absl::StatusOr<common::v1::ListModelsResponse> List(
@@ -230,6 +259,8 @@ class ModelRepository {
   absl::Mutex infos_mu_;
   std::map<std::pair<std::string, int64_t>, common::v1::ModelInfo> infos_
       ABSL_GUARDED_BY(infos_mu_);
+  std::atomic<bool> stop_report_{false};
+  std::thread report_;  // ReportUnreadableVersionsInBackground's; joined by the destructor
 };
 
 }  // namespace maas::registry

@@ -132,9 +132,7 @@ int main(int argc, char** argv) {
   maas::registry::ModelRepository<maas::discriminative::LoadedPipeline> repository(
       store->get(), maas::discriminative::ParseStoredPipeline,
       absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)), absl::GetFlag(FLAGS_model_cache_bytes));
-  for (const std::string& line : repository.UnreadableVersions()) {
-    std::cerr << "maas-discriminative: WARNING: " << line << "\n";
-  }
+  repository.ReportUnreadableVersionsInBackground("maas-discriminative: WARNING: ", &std::cerr);
 
   maas::discriminative::DiscriminativeCoreOptions core_options;
   core_options.repository = &repository;

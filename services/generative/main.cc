@@ -111,9 +111,7 @@ int main(int argc, char** argv) {
   maas::registry::ModelRepository<maas::generative::LoadedModel> repository(
       store->get(), maas::generative::ParseStoredModel,
       absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)), absl::GetFlag(FLAGS_model_cache_bytes));
-  for (const std::string& line : repository.UnreadableVersions()) {
-    std::cerr << "maas-generative: WARNING: " << line << "\n";
-  }
+  repository.ReportUnreadableVersionsInBackground("maas-generative: WARNING: ", &std::cerr);
 
   std::random_device entropy;
   std::mutex entropy_mutex;

@@ -2,9 +2,11 @@
 // Put checks the StopToken right before writing.
 #include "common/registry/model_repository.h"
 
+#include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "common/store/memory_model_store.h"
@@ -108,6 +110,22 @@ TEST_CASE("UnreadableVersions names each stored version whose metadata cannot be
   CHECK_THAT(lines[0], Catch::Contains("model \"junk\" version 1") && Catch::Contains("DATA_LOSS"));
   CHECK_THAT(lines[1],
              Catch::Contains("model \"twover\" version 2") && Catch::Contains("DATA_LOSS"));
+}
+
+TEST_CASE(
+    "ReportUnreadableVersionsInBackground writes the lines, prefixed, off the caller's thread") {
+  std::ostringstream out;
+  {
+    Fixture f;
+    REQUIRE(f.Put("good", 10).ok());
+    REQUIRE(f.store.Put("bad", [](int64_t) -> absl::StatusOr<std::string> { return ""; }).ok());
+    f.repository.ReportUnreadableVersionsInBackground("server: WARNING: ", &out);
+    f.repository.WaitForReport();
+  }
+  const std::string text = out.str();
+  CHECK_THAT(
+      text, Catch::StartsWith("server: WARNING: model \"bad\" version 1") && Catch::EndsWith("\n"));
+  CHECK(std::count(text.begin(), text.end(), '\n') == 1);
 }
 
 TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
