@@ -574,6 +574,23 @@ std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
       for (const auto& [key, value] : labels) w.Key(key).String(value);
       w.EndObject().EndObject();
     }
+    w.EndArray().Key("missing_backends").BeginArray();
+    for (const std::string& backend : response.missing_backends()) w.String(backend);
+    w.EndArray().Key("unreadable_versions").BeginArray();
+    for (const cv1::UnreadableVersion& bad : response.unreadable_versions()) {
+      w.BeginObject()
+          .Key("name")
+          .String(bad.name())
+          .Key("version")
+          .Int(bad.version())
+          .Key("type")
+          .String(cv1::ModelType_Name(bad.type()))
+          .Key("code")
+          .String(bad.code())
+          .Key("message")
+          .String(bad.message())
+          .EndObject();
+    }
     w.EndArray().EndObject();
     return w.str() + "\n";
   }
@@ -584,6 +601,21 @@ std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
                     FormatTimestamp(info.created_at())});
   }
   return FormatTable({"NAME", "VERSION", "TYPE", "FAMILY", "CREATED"}, rows);
+}
+
+std::string FormatModelWarnings(const cv1::ListModelsResponse& response) {
+  std::string out;
+  for (const std::string& backend : response.missing_backends()) {
+    absl::StrAppend(&out,
+                    "maas: warning: a backend did not answer, its models are not listed: ", backend,
+                    "\n");
+  }
+  for (const cv1::UnreadableVersion& bad : response.unreadable_versions()) {
+    absl::StrAppend(&out, "maas: warning: ", ModelTypeName(bad.type()), " model \"", bad.name(),
+                    "\" version ", bad.version(), " cannot be read (", bad.code(), ": ",
+                    bad.message(), "); restore its file or delete the version\n");
+  }
+  return out;
 }
 
 std::string FormatSampleHeader(absl::string_view model, uint64_t num_samples,

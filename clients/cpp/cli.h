@@ -133,8 +133,14 @@ std::string ModelTypeName(common::v1::ModelType type);
 std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp);
 
 // `maas models`: NAME VERSION TYPE FAMILY CREATED, or {"models":[{name, version, type, family,
-// created_at, description, dimension, size_bytes, labels}]}.
+// created_at, description, dimension, size_bytes, labels}], "missing_backends":["..."],
+// "unreadable_versions":[{name, version, type, code, message}]}.
 std::string FormatModels(const common::v1::ListModelsResponse& response, bool json);
+
+// The human form's warnings about a partial listing (for stderr, so the table stays parseable):
+// one line per backend that did not answer and per version that cannot be read. Empty when the
+// listing is complete.
+std::string FormatModelWarnings(const common::v1::ListModelsResponse& response);
 
 // `maas sample`, human: a comment line, then one CSV line per sample (x columns, then latent
 // columns).

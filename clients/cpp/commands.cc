@@ -20,11 +20,13 @@ cv1::ModelRef ModelRefOf(const cli::CommandArgs& args) {
   return ref;
 }
 
-absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostream& out) {
+absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostream& out,
+                       std::ostream& warnings) {
   cv1::ListModelsRequest request;
   request.set_all_versions(args.all_versions);
   MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse response, client.ListModels(request));
   out << cli::FormatModels(response, args.json);
+  if (!args.json) warnings << cli::FormatModelWarnings(response);
   return absl::OkStatus();
 }
 
@@ -177,8 +179,9 @@ absl::Status RunDelete(Client& client, const cli::CommandArgs& args, std::ostrea
 
 }  // namespace
 
-absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out) {
-  if (args.command == "models") return RunModels(client, args, out);
+absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out,
+                        std::ostream& warnings) {
+  if (args.command == "models") return RunModels(client, args, out, warnings);
   if (args.command == "sample") return RunSample(client, args, out);
   if (args.command == "estimate") return RunEstimate(client, args, out);
   if (args.command == "fit") return RunFit(client, args, out);

@@ -362,7 +362,7 @@ int main(int argc, char** argv) {
   options.credentials = *std::move(credentials);
 
   maas::client::Client client(options);
-  const absl::Status status = maas::client::RunCommand(client, args, std::cout);
+  const absl::Status status = maas::client::RunCommand(client, args, std::cout, std::cerr);
   std::cout.flush();
   if (!status.ok()) return Failure(status, json);
   return 0;

@@ -166,8 +166,11 @@ class ModelRepository {
     if (report_.joinable()) report_.join();
   }
 
+  // The stored models `request` covers; versions that cannot be read are named in
+  // unreadable_versions with `type` (the service's).
   absl::StatusOr<common::v1::ListModelsResponse> List(
-      const common::v1::ListModelsRequest& request) {
+      const common::v1::ListModelsRequest& request,
+      common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED) {
     MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames());
     common::v1::ListModelsResponse response;
     for (const std::string& name : names) {
@@ -181,11 +184,19 @@ class ModelRepository {
       for (int64_t version : wanted) {
         // Metadata only: listing never loads (parses and builds) a model.
         absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
-        // A version that cannot be read (deleted meanwhile, corrupt, or not this service's) is
-        // left out so one bad file never hides every other model; GetModel on it answers the
-        // reason.
-        if (!info.ok()) continue;
-        *response.add_models() = *std::move(info);
+        // A version deleted meanwhile is left out; one that cannot be read (corrupt, truncated,
+        // foreign) is named in unreadable_versions with what calls on it answer, so one bad file
+        // neither fails the listing nor makes its model vanish from it.
+        if (info.ok()) {
+          *response.add_models() = *std::move(info);
+        } else if (!absl::IsNotFound(info.status())) {
+          common::v1::UnreadableVersion* bad = response.add_unreadable_versions();
+          bad->set_name(name);
+          bad->set_version(version);
+          bad->set_type(type);
+          bad->set_code(absl::StatusCodeToString(info.status().code()));
+          bad->set_message(std::string(info.status().message()));
+        }
       }
       ForgetInfosExcept(name, *versions);
     }

@@ -49,7 +49,19 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(std::vector<BackendModels> li
       if (info.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) info.set_type(b.route.type);
       *merged.add_models() = std::move(info);
     }
+    for (maas::common::v1::UnreadableVersion& bad : *b.result->mutable_unreadable_versions()) {
+      if (bad.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) bad.set_type(b.route.type);
+      *merged.add_unreadable_versions() = std::move(bad);
+    }
   }
+  std::stable_sort(merged.mutable_unreadable_versions()->begin(),
+                   merged.mutable_unreadable_versions()->end(),
+                   [](const maas::common::v1::UnreadableVersion& a,
+                      const maas::common::v1::UnreadableVersion& b) {
+                     if (a.name() != b.name()) return a.name() < b.name();
+                     if (a.version() != b.version()) return a.version() < b.version();
+                     return a.type() < b.type();
+                   });
   std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
                    [](const ModelInfo& a, const ModelInfo& b) {
                      if (a.name() != b.name()) return a.name() < b.name();

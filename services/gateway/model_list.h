@@ -18,6 +18,7 @@ struct BackendModels {
 
 // Merges the lists into one sorted by name, then version, then type. A ModelInfo whose type is
 // MODEL_TYPE_UNSPECIFIED gets its route's type; other types are kept as the backend sent them.
+// The backends' unreadable_versions are merged the same way.
 //
 // Partial answers: a backend that failed (down, deadline) leaves its models out and adds
 // "<service>: <CODE>: <message>" to missing_backends, so the caller sees what the healthy backends

@@ -289,6 +289,40 @@ TEST_CASE("FormatModels human and JSON") {
   CHECK(first.at("labels").struct_value().fields().at("team").string_value() == "ml");
   CHECK(models.values(1).struct_value().fields().at("created_at").kind_case() ==
         google::protobuf::Value::kNullValue);
+  CHECK(parsed.struct_value().fields().at("missing_backends").list_value().values_size() == 0);
+  CHECK(parsed.struct_value().fields().at("unreadable_versions").list_value().values_size() == 0);
+  CHECK(FormatModelWarnings(response).empty());
+}
+
+// A listing with a backend down or a damaged version used to print the readable models and nothing
+// else: the models of the missing backend, or the model whose latest version is damaged, vanished.
+TEST_CASE("FormatModels and FormatModelWarnings say what a partial listing lacks") {
+  cv1::ListModelsResponse response;
+  response.add_missing_backends("maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: down");
+  cv1::UnreadableVersion* bad = response.add_unreadable_versions();
+  bad->set_name("gmm");
+  bad->set_version(3);
+  bad->set_type(cv1::GENERATIVE);
+  bad->set_code("DATA_LOSS");
+  bad->set_message("stored model: no ModelInfo (field 1) in the stored message");
+  CHECK(FormatModelWarnings(response) ==
+        "maas: warning: a backend did not answer, its models are not listed: "
+        "maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: down\n"
+        "maas: warning: generative model \"gmm\" version 3 cannot be read (DATA_LOSS: stored "
+        "model: no ModelInfo (field 1) in the stored message); restore its file or delete the "
+        "version\n");
+  const google::protobuf::Value parsed = ParseJson(FormatModels(response, true));
+  const auto& fields = parsed.struct_value().fields();
+  REQUIRE(fields.at("missing_backends").list_value().values_size() == 1);
+  CHECK_THAT(fields.at("missing_backends").list_value().values(0).string_value(),
+             Catch::Contains("UNAVAILABLE"));
+  const auto& unreadable = fields.at("unreadable_versions").list_value();
+  REQUIRE(unreadable.values_size() == 1);
+  const auto& entry = unreadable.values(0).struct_value().fields();
+  CHECK(entry.at("name").string_value() == "gmm");
+  CHECK(entry.at("version").number_value() == 3);
+  CHECK(entry.at("type").string_value() == "GENERATIVE");
+  CHECK(entry.at("code").string_value() == "DATA_LOSS");
 }
 
 TEST_CASE("FormatEstimate human and JSON") {

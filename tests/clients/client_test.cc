@@ -297,8 +297,8 @@ TEST_CASE("RunCommand sample streams CSV with a header") {
   args.seed = 5;
   args.batch_size = 2;
   args.latents = true;
-  std::ostringstream out;
-  REQUIRE(RunCommand(client, args, out).ok());
+  std::ostringstream out, warnings;
+  REQUIRE(RunCommand(client, args, out, warnings).ok());
   CHECK(out.str() ==
         "# model=gmm version=4 seed=5 start_index=0 num_samples=3 x_cols=3 latent_cols=1\n"
         "0,5,0,0\n"
@@ -316,8 +316,8 @@ TEST_CASE("RunCommand estimate, classify and train") {
     args.x = "1,2;0.25,-4";
     args.seed = 3;
     args.json = true;
-    std::ostringstream out;
-    REQUIRE(RunCommand(client, args, out).ok());
+    std::ostringstream out, warnings;
+    REQUIRE(RunCommand(client, args, out, warnings).ok());
     CHECK(out.str() ==
           R"({"model":"exact","model_version":2,"estimator":"EXACT","seed":3,"row_offset":0,)"
           R"("sample_offset":0,"rows":[)"
@@ -334,8 +334,8 @@ TEST_CASE("RunCommand estimate, classify and train") {
     args.command = "estimate";
     args.model = "gmm";
     args.x = "1,nan";
-    std::ostringstream out;
-    const absl::Status status = RunCommand(client, args, out);
+    std::ostringstream out, warnings;
+    const absl::Status status = RunCommand(client, args, out, warnings);
     CHECK(status.code() == absl::StatusCode::kInvalidArgument);
     CHECK_THAT(std::string(status.message()), Catch::Contains("--x: row 1, column 2"));
   }
@@ -344,8 +344,8 @@ TEST_CASE("RunCommand estimate, classify and train") {
     args.command = "classify";
     args.model = "spam";
     args.positional = {"hi", "a longer text"};
-    std::ostringstream out;
-    REQUIRE(RunCommand(client, args, out).ok());
+    std::ostringstream out, warnings;
+    REQUIRE(RunCommand(client, args, out, warnings).ok());
     CHECK(out.str() ==
           "INDEX  LABEL  PROBABILITIES\n"
           "0      short  long=0.25 short=0.75\n"

@@ -492,7 +492,7 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
 
 absl::StatusOr<common::v1::ListModelsResponse> DiscriminativeCore::ListModels(
     const common::v1::ListModelsRequest& request) {
-  return options_.repository->List(request);
+  return options_.repository->List(request, common::v1::DISCRIMINATIVE);
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> DiscriminativeCore::DeleteModel(

@@ -464,7 +464,7 @@ absl::StatusOr<v1::GetModelResponse> GenerativeCore::GetModel(const v1::GetModel
 
 absl::StatusOr<common::v1::ListModelsResponse> GenerativeCore::ListModels(
     const common::v1::ListModelsRequest& request) {
-  return options_.repository->List(request);
+  return options_.repository->List(request, common::v1::GENERATIVE);
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> GenerativeCore::DeleteModel(

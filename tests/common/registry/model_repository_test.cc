@@ -86,11 +86,52 @@ TEST_CASE("ListModels reads each version's metadata without loading a model") {
   listed = f.repository.List(request);
   REQUIRE(listed.ok());
   CHECK(listed->models_size() == 2);
-  // A file that is not a stored model is left out, not fatal.
+  // A file that is not a stored model is not fatal: it is named in unreadable_versions.
   REQUIRE(
       f.store.Put("junk", [](int64_t) -> absl::StatusOr<std::string> { return "\xff\xff"; }).ok());
   listed = f.repository.List(request);
   REQUIRE(listed.ok());
+  CHECK(listed->models_size() == 2);
+  REQUIRE(listed->unreadable_versions_size() == 1);
+  CHECK(listed->unreadable_versions(0).name() == "junk");
+}
+
+// ListModels with all_versions false used to leave out a model whose latest version was damaged:
+// the model vanished from the listing while GetModel on it answered DATA_LOSS.
+TEST_CASE("ListModels names a damaged latest version instead of hiding its model") {
+  Fixture f;
+  REQUIRE(f.Put("fine", 10).ok());
+  REQUIRE(f.Put("damaged", 10).ok());
+  REQUIRE(f.store.Put("damaged", [](int64_t) -> absl::StatusOr<std::string> { return ""; }).ok());
+  for (const bool all_versions : {false, true}) {
+    CAPTURE(all_versions);
+    common::v1::ListModelsRequest request;
+    request.set_all_versions(all_versions);
+    const auto listed = f.repository.List(request);
+    REQUIRE(listed.ok());
+    // Version 1 of "damaged" is readable, but it is not the latest: only all_versions lists it.
+    REQUIRE(listed->models_size() == (all_versions ? 2 : 1));
+    CHECK(listed->models(listed->models_size() - 1).name() == "fine");
+    REQUIRE(listed->unreadable_versions_size() == 1);
+    const common::v1::UnreadableVersion& bad = listed->unreadable_versions(0);
+    CHECK(bad.name() == "damaged");
+    CHECK(bad.version() == 2);
+    CHECK(bad.code() == "DATA_LOSS");
+    CHECK_THAT(bad.message(), Catch::Contains("ModelInfo"));
+    // Calls on it answer the same code.
+    common::v1::ModelRef ref;
+    ref.set_name("damaged");
+    const auto got = f.repository.Get(ref);
+    CHECK(absl::IsDataLoss(got.status()));
+  }
+  // Deleting the damaged version clears the entry.
+  common::v1::DeleteModelRequest del;
+  del.set_name("damaged");
+  del.set_version(2);
+  REQUIRE(f.repository.Delete(del).ok());
+  const auto listed = f.repository.List({});
+  REQUIRE(listed.ok());
+  CHECK(listed->unreadable_versions_size() == 0);
   CHECK(listed->models_size() == 2);
 }
 

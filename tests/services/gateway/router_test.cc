@@ -193,6 +193,32 @@ TEST_CASE("model lists merge sorted by name then version, with types") {
   CHECK(empty->models_size() == 0);
 }
 
+TEST_CASE("model list merge keeps each backend's unreadable versions, typed and sorted") {
+  const std::vector<Route> routes = DefaultRoutes("ipv4:127.0.0.1:9", "d");
+  auto bad = [](const std::string& name, int64_t version) {
+    maas::common::v1::UnreadableVersion v;
+    v.set_name(name);
+    v.set_version(version);
+    v.set_code("DATA_LOSS");
+    v.set_message("stored model: no ModelInfo");
+    return v;
+  };
+  maas::common::v1::ListModelsResponse gen, disc;
+  *gen.add_unreadable_versions() = bad("zeta", 4);
+  *disc.add_unreadable_versions() = bad("alpha", 2);
+  *disc.add_models() = Info("beta", 3, MODEL_TYPE_UNSPECIFIED);
+  absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
+      MergeModelLists({{routes[0], gen}, {routes[1], disc}});
+  REQUIRE(merged.ok());
+  REQUIRE(merged->unreadable_versions_size() == 2);
+  CHECK(merged->unreadable_versions(0).name() == "alpha");
+  CHECK(merged->unreadable_versions(0).type() == DISCRIMINATIVE);
+  CHECK(merged->unreadable_versions(1).name() == "zeta");
+  CHECK(merged->unreadable_versions(1).type() == GENERATIVE);
+  CHECK(merged->unreadable_versions(1).message() == "stored model: no ModelInfo");
+  CHECK(merged->models_size() == 1);
+}
+
 TEST_CASE("model list merge keeps the healthy lists and names the failed backend") {
   const std::vector<Route> routes = DefaultRoutes("ipv4:127.0.0.1:9", "d");
   maas::common::v1::ListModelsResponse disc;

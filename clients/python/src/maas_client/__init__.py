@@ -9,20 +9,21 @@ models; `python -m maas_client --help` is the command line.
 
 from maas_client.connection import Connection
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import (DeadlineExceededError, FailedPreconditionError, InvalidArgumentError, MaasError,
-                                NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
+from maas_client.errors import (DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError,
+                                MaasError, NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
                                 UnavailableError, UnimplementedError)
 from maas_client._text_wire import pack_texts
 from maas_client.generative import GenerativeClient
 from maas_client.models import Models
-from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, ModelInfo, Predictions, SampleBatch,
-                               TrainResult)
+from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, ModelInfo, ModelList, Predictions,
+                               SampleBatch, TrainResult, UnreadableVersion)
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Connection", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
+    "Connection", "DataLossError", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
     "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
-    "ModelInfo", "Models", "NotFoundError", "PermissionDeniedError", "Predictions", "ResourceExhaustedError",
-    "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError", "UnimplementedError", "pack_texts",
+    "ModelInfo", "ModelList", "Models", "NotFoundError", "PermissionDeniedError", "Predictions",
+    "ResourceExhaustedError", "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError",
+    "UnimplementedError", "UnreadableVersion", "pack_texts",
 ]

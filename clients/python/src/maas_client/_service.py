@@ -13,10 +13,16 @@ from google.protobuf.descriptor import FileDescriptor
 
 from maas_client.connection import ConnectionLike, connect, method_path
 from maas_client.pb import common
-from maas_client.types import ModelDetails, ModelInfo
+from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
 
 _Client = TypeVar("_Client", bound="ServiceClient")
 
+
+
+def model_list(response: common.ListModelsResponse) -> ModelList:
+    """A ListModelsResponse as a ModelList."""
+    return ModelList((ModelInfo.from_proto(m) for m in response.models), response.missing_backends,
+                     (UnreadableVersion.from_proto(b) for b in response.unreadable_versions))
 
 class ServiceClient:
     """Base of the service clients. `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a
@@ -61,11 +67,11 @@ class ServiceClient:
         return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
 
     def list(self, name_prefix: str = "", *, all_versions: bool = False,
-             timeout: Optional[float] = None) -> List[ModelInfo]:
-        """The service's models sorted by (name, version), latest versions only unless all_versions."""
+             timeout: Optional[float] = None) -> ModelList:
+        """The service's models sorted by (name, version), latest versions only unless all_versions; versions whose
+        file cannot be read are in the result's `unreadable`."""
         request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
-        return [ModelInfo.from_proto(m)
-                for m in self.connection.unary("ListModels", self._list, request, timeout).models]
+        return model_list(self.connection.unary("ListModels", self._list, request, timeout))
 
     def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
         """Deletes one version (or all with version=0); returns the deleted versions."""

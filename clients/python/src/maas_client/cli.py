@@ -530,8 +530,15 @@ def cmd_models(ctx: Context, conn: Connection) -> None:
     a = ctx.args
     models = Models(conn)
     if a.action == "list":
-        for m in models.list(a.prefix, kind=a.kind, all_versions=a.all_versions):
+        listed = models.list(a.prefix, kind=a.kind, all_versions=a.all_versions)
+        for m in listed:
             ctx.print(f"{m.name}\t{m.version}\t{m.kind}\t{m.family}\t{m.dimension}")
+        # What the listing could not include, on stderr so that the table stays parseable.
+        for backend in listed.missing_backends:
+            print(f"warning: a backend did not answer, its models are not listed: {backend}", file=sys.stderr)
+        for b in listed.unreadable:
+            print(f"warning: {b.kind} model {b.name!r} version {b.version} cannot be read ({b.code}: {b.message}); "
+                  "restore its file or delete the version", file=sys.stderr)
     elif a.action == "get":
         if not a.name:
             raise UsageError("models get needs a NAME")

@@ -14,13 +14,13 @@ from typing import Any, List, Optional
 
 import grpc
 
-from maas_client._service import ServiceClient
+from maas_client._service import ServiceClient, model_list
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import FailedPreconditionError, NotFoundError, UnimplementedError
 from maas_client.generative import GenerativeClient
 from maas_client.pb import common, gateway
-from maas_client.types import ModelDetails, ModelInfo
+from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
 
 KINDS = ("generative", "discriminative")
 
@@ -53,29 +53,34 @@ class Models:
         return self.generative if kind == "generative" else self.discriminative
 
     def list(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
-             timeout: Optional[float] = None) -> List[ModelInfo]:
-        """Models sorted by (name, version), latest versions only unless all_versions."""
+             timeout: Optional[float] = None) -> ModelList:
+        """Models sorted by (name, version), latest versions only unless all_versions. The result is a list of
+        ModelInfo whose `missing_backends` and `unreadable` say what it could not include (see ModelList)."""
         if kind is not None:
             return self._client(kind).list(name_prefix, all_versions=all_versions, timeout=timeout)
         request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
         try:
-            response = self.connection.unary("ListModels", self._gateway_list, request, timeout)
-            return [ModelInfo.from_proto(m) for m in response.models]
+            return model_list(self.connection.unary("ListModels", self._gateway_list, request, timeout))
         except UnimplementedError:
             pass  # not a gateway: ask each service that answers
         models: List[ModelInfo] = []
+        unreadable: List[UnreadableVersion] = []
         for k in KINDS:
             try:
-                models.extend(m if m.kind else dataclasses.replace(m, kind=k)
-                              for m in self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout))
+                listed = self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout)
             except UnimplementedError:
                 continue
-        return sorted(models, key=lambda m: (m.name, m.version))
+            models.extend(m if m.kind else dataclasses.replace(m, kind=k) for m in listed)
+            unreadable.extend(b if b.kind else dataclasses.replace(b, kind=k) for b in listed.unreadable)
+        return ModelList(sorted(models, key=lambda m: (m.name, m.version)), (),
+                         sorted(unreadable, key=lambda b: (b.name, b.version)))
 
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
         """The kind of the service that has a model called `name` (found with list(), as the C++ CLI does):
         NotFoundError (naming `method`) when neither has it, FailedPreconditionError when both have it."""
-        kinds = {m.kind for m in self.list(name, timeout=timeout) if m.name == name}
+        listed = self.list(name, timeout=timeout)
+        # A model whose latest version cannot be read is still there: its service answers why (DATA_LOSS).
+        kinds = {m.kind for m in [*listed, *listed.unreadable] if m.name == name}
         if "generative" in kinds and "discriminative" in kinds:
             raise FailedPreconditionError(
                 grpc.StatusCode.FAILED_PRECONDITION,

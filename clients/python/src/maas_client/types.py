@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Dict, List, Optional, Union
+from typing import Dict, Iterable, List, Optional, Union
 
 import grpc
 import numpy as np
@@ -75,6 +75,41 @@ class ModelInfo:
         return ModelInfo(name=info.name, version=info.version, kind=MODEL_TYPES.get(info.type, ""),
                          family=info.family, labels=dict(info.labels), created_at=created,
                          description=info.description, size_bytes=info.size_bytes, dimension=info.dimension)
+
+
+@dataclasses.dataclass(frozen=True)
+class UnreadableVersion:
+    """A stored version a listing covers whose file cannot be read: calls on it answer `code` (e.g. "DATA_LOSS").
+    Restore the file or delete the version."""
+
+    name: str
+    version: int
+    kind: str  # "generative" or "discriminative" ("" when the server did not say)
+    code: str
+    message: str
+
+    @staticmethod
+    def from_proto(bad: common.UnreadableVersion) -> "UnreadableVersion":
+        return UnreadableVersion(name=bad.name, version=bad.version, kind=MODEL_TYPES.get(bad.type, ""),
+                                 code=bad.code, message=bad.message)
+
+
+class ModelList(List[ModelInfo]):
+    """What list() returns: the readable models (a list of ModelInfo, as before), plus what the listing could not
+    include: `missing_backends` (through a gateway, "<service>: <CODE>: <reason>" per backend that did not answer,
+    whose models are then missing) and `unreadable` (versions whose stored file cannot be read, among them a model
+    whose latest version is damaged). Both empty: the list is complete."""
+
+    def __init__(self, models: Iterable[ModelInfo] = (), missing_backends: Iterable[str] = (),
+                 unreadable: Iterable[UnreadableVersion] = ()):
+        super().__init__(models)
+        self.missing_backends: List[str] = list(missing_backends)
+        self.unreadable: List[UnreadableVersion] = list(unreadable)
+
+    @property
+    def complete(self) -> bool:
+        """True when every backend answered and every covered version could be read."""
+        return not self.missing_backends and not self.unreadable
 
 
 @dataclasses.dataclass(frozen=True)
