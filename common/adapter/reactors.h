@@ -47,6 +47,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/adapter/call_annotations.h"
 #include "common/adapter/dispatcher.h"
+#include "common/adapter/stream_budget.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
 #include "common/exec/worker_pool.h"
@@ -267,10 +268,15 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
 }
 
 // A cap on the total bytes of a client stream's messages: beyond it the call ends with
-// RESOURCE_EXHAUSTED naming `flag` and nothing is stored. max_bytes <= 0 = no cap.
+// RESOURCE_EXHAUSTED naming `flag` and nothing is stored. max_bytes <= 0 = no cap. With `budget`
+// (not owned, outlives the server) the stream's messages also count against that server-wide
+// total from their arrival until the call ends (its data dropped, or stored and released): a
+// message that would take the total above the budget's cap ends the call the same way, naming
+// the budget's flag.
 struct StreamLimit {
   int64_t max_bytes = 0;
   const char* flag = "";
+  StreamBudget* budget = nullptr;
 };
 
 // A client stream folded by a session: Session has `absl::Status Add(const Req&)` (or
@@ -322,6 +328,20 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
           "; nothing was stored: send less data (a subsample) or raise ", limit_.flag)));
       return;
     }
+    if (limit_.budget != nullptr) {
+      const int64_t bytes = static_cast<int64_t>(buffer_.Length());
+      if (!limit_.budget->TryAdd(bytes)) {
+        const int64_t others = limit_.budget->held() - budget_held_;
+        End(absl::ResourceExhaustedError(absl::StrCat(
+            "the server holds ", others, " bytes of other calls' streams; with this stream's ",
+            total_bytes_, " bytes that passes ", limit_.budget->max_bytes(), " bytes, its ",
+            limit_.budget->flag(),
+            "; nothing was stored: retry when other calls have finished, or raise ",
+            limit_.budget->flag())));
+        return;
+      }
+      budget_held_ += bytes;
+    }
     absl::Status parsed =
         internal::Parse(buffer_, &request_, absl::StrCat("message ", index_, " of the stream"));
     if (!parsed.ok()) {
@@ -341,10 +361,16 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
     });
   }
   void OnDone() override { delete this; }
+  ~ClientStreamReactor() override { ReleaseBudget(); }
 
  private:
+  void ReleaseBudget() {
+    if (limit_.budget != nullptr) limit_.budget->Release(budget_held_);
+    budget_held_ = 0;
+  }
   void End(const absl::Status& status) {
     session_.reset();  // free the accumulated data now, not when the client goes away
+    ReleaseBudget();
     internal::Annotate(context_, model_);
     Finish(ToGrpcStatus(status));
   }
@@ -361,6 +387,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   Req request_;
   int64_t index_ = 0;
   int64_t total_bytes_ = 0;
+  int64_t budget_held_ = 0;  // of limit_.budget, taken by this stream's messages
 };
 
 // Starts a client stream folded by `session`, capped by `limit`. With a non-OK `admission` (e.g. a

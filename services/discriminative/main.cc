@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
+#include "common/adapter/stream_budget.h"
 #include "common/exec/worker_pool.h"
 #include "common/registry/model_repository.h"
 #include "common/server/flags_help.h"
@@ -45,6 +46,10 @@ ABSL_FLAG(uint64_t, max_train_examples, 10'000'000,
 ABSL_FLAG(int64_t, max_train_bytes, int64_t{1} << 30,
           "Largest total size of one Train stream's messages, in bytes (RESOURCE_EXHAUSTED above "
           "it; 0 = no cap).");
+ABSL_FLAG(int64_t, max_total_train_bytes, int64_t{2} << 30,
+          "Largest total size of the messages that all Train streams in progress hold at once, in "
+          "bytes: a stream whose next message would pass it ends RESOURCE_EXHAUSTED, so that "
+          "concurrent trainings cannot together exhaust the process's memory (0 = no cap).");
 ABSL_FLAG(int, threads, 0,
           "Worker threads that run every request's work (0 = one per hardware thread).");
 ABSL_FLAG(
@@ -168,8 +173,11 @@ int main(int argc, char** argv) {
   }
   maas::exec::WorkerPool train_pool({absl::GetFlag(FLAGS_train_threads)});
   maas::adapter::Dispatcher train_dispatcher(&train_pool, {});
-  maas::discriminative::DiscriminativeServiceImpl service(
-      &core, &*auth, &dispatcher, absl::GetFlag(FLAGS_max_train_bytes), &train_dispatcher);
+  maas::adapter::StreamBudget train_budget(absl::GetFlag(FLAGS_max_total_train_bytes),
+                                           "--max_total_train_bytes");
+  maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth, &dispatcher,
+                                                          absl::GetFlag(FLAGS_max_train_bytes),
+                                                          &train_dispatcher, &train_budget);
   service.InlineSmallClassify(
       absl::GetFlag(FLAGS_inline_classify_bytes),
       [&repository](const maas::common::v1::ModelRef& ref) { return repository.Cached(ref); });

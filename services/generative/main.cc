@@ -13,6 +13,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
+#include "common/adapter/stream_budget.h"
 #include "common/exec/worker_pool.h"
 #include "common/registry/model_repository.h"
 #include "common/server/flags_help.h"
@@ -45,6 +46,11 @@ ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one e
 ABSL_FLAG(int64_t, max_fit_bytes, int64_t{1} << 30,
           "Largest total size of one FitModel stream's messages, in bytes (RESOURCE_EXHAUSTED "
           "above it; 0 = no cap).");
+ABSL_FLAG(int64_t, max_total_fit_bytes, int64_t{2} << 30,
+          "Largest total size of the messages that all FitModel streams in progress hold at once, "
+          "in bytes: a stream whose next message would pass it ends RESOURCE_EXHAUSTED, so that "
+          "concurrent fits cannot together exhaust the process's memory (0 = no cap). A fit's "
+          "peak memory is a few times its data (see README, Limits).");
 ABSL_FLAG(int, threads, 0,
           "Worker threads that run every request's work (0 = one per hardware thread).");
 ABSL_FLAG(int64_t, max_concurrent_calls, 256,
@@ -142,8 +148,10 @@ int main(int argc, char** argv) {
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
+  maas::adapter::StreamBudget fit_budget(absl::GetFlag(FLAGS_max_total_fit_bytes),
+                                         "--max_total_fit_bytes");
   maas::generative::GenerativeServiceImpl service(&core, &*auth, &dispatcher,
-                                                  absl::GetFlag(FLAGS_max_fit_bytes));
+                                                  absl::GetFlag(FLAGS_max_fit_bytes), &fit_budget);
 
   maas::server::ServerOptions server_options;
   server_options.name = "maas-generative";

@@ -2,15 +2,19 @@
 
 import subprocess
 
+import grpc
 import pytest
 
-from maas_testing import binary, start_discriminative
+from maas.discriminative.v1 import discriminative_pb2 as disc, discriminative_pb2_grpc
+from maas.generative.v1 import generative_pb2 as gen, generative_pb2_grpc
+from maas_testing import (TIMEOUT, binary, channel_to, expect_rpc_error, start_discriminative, start_generative,
+                          to_matrix, wait_serving)
 
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                        "--max_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms", "--malloc_retain_mb"],
+                        "--max_fit_bytes", "--max_total_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms", "--malloc_retain_mb"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                            "--max_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
+                            "--max_train_bytes", "--max_total_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
                             "--log_file", "--log_flush_ms", "--malloc_retain_mb"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
                      "--log_flush_ms"],
@@ -62,3 +66,35 @@ def test_both_services_refuse_malloc_retention_outside_0_to_32_naming_the_flag(n
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"--malloc_retain_mb must be 0 to 32; got {value}" in result.stderr, result.stderr
+
+
+
+@pytest.mark.parametrize("name", ["maas-generative", "maas-discriminative"])
+def test_the_server_wide_training_stream_budget_is_wired_and_named(name, tmp_path):
+    """--max_total_fit_bytes / --max_total_train_bytes reach the services: a stream that passes it alone (every
+    per-stream cap is far above) ends RESOURCE_EXHAUSTED naming the flag, and nothing is stored."""
+    generative = name == "maas-generative"
+    flag = "--max_total_fit_bytes" if generative else "--max_total_train_bytes"
+    process = (start_generative if generative else start_discriminative)(tmp_path, extra=[f"{flag}=200"])
+    try:
+        channel = channel_to(process)
+        wait_serving(channel)
+        if generative:
+            stub = generative_pb2_grpc.GenerativeServiceStub(channel)
+            requests = [gen.FitModelRequest(config=gen.FitConfig(name="big", uniform=gen.UniformFit())),
+                        gen.FitModelRequest(rows=to_matrix([[0.5, 0.25]] * 20))]
+            call = stub.FitModel
+        else:
+            stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+            examples = [disc.LabeledText(text=f"text number {i} about something", label="ab"[i % 2])
+                        for i in range(20)]
+            requests = [disc.TrainRequest(config=disc.TrainConfig(name="big")),
+                        disc.TrainRequest(batch=disc.TextBatch(examples=examples))]
+            call = stub.Train
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, flag, "nothing was stored"):
+            call(iter(requests), timeout=TIMEOUT)
+        channel.close()
+        assert not list(tmp_path.rglob("model.pb"))
+    finally:
+        process.stop()
+        process.release()

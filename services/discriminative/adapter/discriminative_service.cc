@@ -20,7 +20,8 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* DiscriminativeServiceImpl::Train(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return adapter::ClientStream<v1::TrainRequest, v1::TrainResponse>(
       *dispatcher_, context, response, auth_->Check(*context), core_->StartTrain(),
-      adapter::StreamLimit{max_train_bytes_, "--max_train_bytes"}, train_dispatcher_);
+      adapter::StreamLimit{max_train_bytes_, "--max_train_bytes", train_budget_},
+      train_dispatcher_);
 }
 
 bool DiscriminativeServiceImpl::SmallEnoughInline(const v1::ClassifyRequest& request) const {

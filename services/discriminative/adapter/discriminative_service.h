@@ -12,6 +12,7 @@
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
 #include "common/adapter/reactors.h"
+#include "common/adapter/stream_budget.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "services/discriminative/adapter/text_wire.h"  // before any use of the reactors
 #include "services/discriminative/core/discriminative_core.h"
@@ -38,18 +39,22 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   // calls that change state (CreateModel, Train, DeleteModel); `dispatcher` admits calls and runs
   // their work on the worker pool.
   // Train streams above `max_train_bytes` bytes in total (--max_train_bytes; <= 0 = no cap) end
-  // with RESOURCE_EXHAUSTED. `train_dispatcher` (not owned; null: `dispatcher`) runs the work of
+  // with RESOURCE_EXHAUSTED, and so does one whose messages would take the bytes that all Train
+  // streams hold above `train_budget`'s cap (--max_total_train_bytes; not owned; null: none).
+  // `train_dispatcher` (not owned; null: `dispatcher`) runs the work of
   // Train streams (vectorizing each batch, the fit and the store) on a pool of its own, so
   // retraining never holds a worker that classification needs; Train calls are still admitted by
   // `dispatcher`.
   DiscriminativeServiceImpl(DiscriminativeCore* core, const adapter::WriteAuthorizer* auth,
                             adapter::Dispatcher* dispatcher, int64_t max_train_bytes = 0,
-                            adapter::Dispatcher* train_dispatcher = nullptr)
+                            adapter::Dispatcher* train_dispatcher = nullptr,
+                            adapter::StreamBudget* train_budget = nullptr)
       : core_(core),
         auth_(auth),
         dispatcher_(dispatcher),
         train_dispatcher_(train_dispatcher),
-        max_train_bytes_(max_train_bytes) {}
+        max_train_bytes_(max_train_bytes),
+        train_budget_(train_budget) {}
 
   // Whether a model is loaded in memory, so using it can neither read the store nor load (e.g.
   // ModelRepository::Cached).
@@ -106,6 +111,7 @@ class DiscriminativeServiceImpl final : public RawDiscriminativeService {
   adapter::Dispatcher* dispatcher_;
   adapter::Dispatcher* train_dispatcher_;
   int64_t max_train_bytes_;
+  adapter::StreamBudget* train_budget_;
   int64_t inline_max_bytes_ = 0;
   ModelCachedFn model_cached_;
   std::atomic<int> inline_calls_{0};  // small Classify calls running inline now

@@ -23,7 +23,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* GenerativeServiceImpl::FitModel(
     grpc::CallbackServerContext* context, grpc::ByteBuffer* response) {
   return adapter::ClientStream<v1::FitModelRequest, v1::FitModelResponse>(
       *dispatcher_, context, response, auth_->Check(*context), core_->StartFit(),
-      adapter::StreamLimit{max_fit_bytes_, "--max_fit_bytes"});
+      adapter::StreamLimit{max_fit_bytes_, "--max_fit_bytes", fit_budget_});
 }
 
 grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::Sample(

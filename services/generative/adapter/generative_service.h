@@ -9,6 +9,7 @@
 
 #include "common/adapter/auth.h"
 #include "common/adapter/dispatcher.h"
+#include "common/adapter/stream_budget.h"
 #include "common/exec/worker_pool.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/generative/core/generative_core.h"
@@ -34,16 +35,19 @@ class GenerativeServiceImpl final : public RawGenerativeService {
   // calls that change state (CreateModel, FitModel, DeleteModel); `dispatcher` admits calls and
   // runs their work on the worker pool.
   // FitModel streams above `max_fit_bytes` bytes in total (--max_fit_bytes; <= 0 = no cap) end with
-  // RESOURCE_EXHAUSTED.
+  // RESOURCE_EXHAUSTED, and so does one whose messages would take the bytes that all FitModel
+  // streams hold above `fit_budget`'s cap (--max_total_fit_bytes; not owned; null: none).
   // Sample streams serialise their batches (sample_wire.h) and start their writes on a writer pool
   // of the service (half the worker pool's threads, at least one), so a batch's serialisation and
   // send (gRPC writes on the thread that starts the write) overlap the sampling of the next one.
   GenerativeServiceImpl(GenerativeCore* core, const adapter::WriteAuthorizer* auth,
-                        adapter::Dispatcher* dispatcher, int64_t max_fit_bytes = 0)
+                        adapter::Dispatcher* dispatcher, int64_t max_fit_bytes = 0,
+                        adapter::StreamBudget* fit_budget = nullptr)
       : core_(core),
         auth_(auth),
         dispatcher_(dispatcher),
         max_fit_bytes_(max_fit_bytes),
+        fit_budget_(fit_budget),
         sample_writer_({std::max(1, dispatcher->executor().parallelism() / 2)}) {}
 
   grpc::ServerUnaryReactor* CreateModel(grpc::CallbackServerContext* context,
@@ -73,6 +77,7 @@ class GenerativeServiceImpl final : public RawGenerativeService {
   const adapter::WriteAuthorizer* auth_;
   adapter::Dispatcher* dispatcher_;
   int64_t max_fit_bytes_;
+  adapter::StreamBudget* fit_budget_;
   // Declared last: destroyed first, after the server's calls ended (none of its tasks is left).
   exec::WorkerPool sample_writer_;
 };

@@ -80,6 +80,44 @@ TEST_CASE("A FitModel stream above --max_fit_bytes is RESOURCE_EXHAUSTED and sto
   CHECK_FALSE(stack.store.ListVersions("fit").ok());
 }
 
+// A stream-level cap alone let any number of concurrent FitModel streams each hold up to
+// --max_fit_bytes, so together they could exhaust the pod's memory.
+TEST_CASE("FitModel streams that together pass --max_total_fit_bytes are RESOURCE_EXHAUSTED") {
+  adapter::StreamBudget budget(/*max_bytes=*/600, "--max_total_fit_bytes");
+  Stack stack(/*max_fit_bytes=*/0, &budget);
+  std::vector<double> rows(40);  // one message of ~330 bytes: A's two fit, B's next would not
+  for (size_t i = 0; i < rows.size(); ++i) rows[i] = static_cast<double>(i);
+  // Stream A holds two messages and stays open.
+  auto stub = v1::GenerativeService::NewStub(stack.channel);
+  grpc::ClientContext context;
+  v1::FitModelResponse response;
+  auto writer = stub->FitModel(&context, &response);
+  v1::FitModelRequest message;
+  REQUIRE(message.ParseFromString(FitConfigBytes("held")));
+  REQUIRE(writer->Write(message));
+  REQUIRE(message.ParseFromString(RowsBytes(rows)));
+  REQUIRE(writer->Write(message));
+  const absl::Time limit = absl::Now() + absl::Seconds(30);
+  while (budget.held() < 330 && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(2));
+  REQUIRE(budget.held() >= 330);
+  // Stream B alone is within every per-stream cap, but not beside A.
+  auto refused = RawStreamCall(stack.channel, std::string(kService) + "FitModel",
+                               {FitConfigBytes("other"), RowsBytes(rows)});
+  CHECK(refused.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK_THAT(refused.status.error_message(), Catch::Contains("--max_total_fit_bytes") &&
+                                                 Catch::Contains("other calls") &&
+                                                 Catch::Contains("nothing was stored"));
+  // A completes and is stored; then B fits, and nothing stays counted.
+  REQUIRE(writer->WritesDone());
+  REQUIRE(writer->Finish().ok());
+  CHECK(response.info().name() == "held");
+  auto retried = RawStreamCall(stack.channel, std::string(kService) + "FitModel",
+                               {FitConfigBytes("other"), RowsBytes(rows)});
+  CHECK(retried.status.ok());
+  stack.WaitIdle();
+  CHECK(budget.held() == 0);
+}
+
 TEST_CASE("Sample streams every batch from the pool, and an unknown estimator prints its number") {
   Stack stack;
   v1::CreateModelRequest create;

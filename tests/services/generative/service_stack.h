@@ -29,12 +29,12 @@ inline GenerativeCoreOptions CoreOptions(registry::ModelRepository<LoadedModel>*
 }
 
 struct Stack {
-  explicit Stack(int64_t max_fit_bytes = 0)
+  explicit Stack(int64_t max_fit_bytes = 0, adapter::StreamBudget* fit_budget = nullptr)
       : repository(&store, ParseStoredModel, absl::ZeroDuration()),
         core(CoreOptions(&repository)),
         pool({2}),
         dispatcher(&pool, {}),
-        service(&core, &auth, &dispatcher, max_fit_bytes) {
+        service(&core, &auth, &dispatcher, max_fit_bytes, fit_budget) {
     server::ServerOptions options;
     options.host = "127.0.0.1";
     options.port = 0;
