@@ -1,11 +1,12 @@
-"""Peak memory of one gaussian_mixture fit on maas-generative, as a multiple of the data streamed.
+"""Peak memory of one fit on maas-generative, per family, as a multiple of the data streamed.
 
 Starts maas-generative (no stream caps), streams MIB MiB of 8-column float64 rows (four shifted normal clusters, a
-fixed seed) to FitModel with n_components=4, FULL covariances and 2 EM iterations, and prints the server's VmHWM
-(peak RSS) before and after the fit, and the peak as a multiple of the data. Size --max_fit_bytes and
+fixed seed; thresholded to 0/1 for bernoulli_mixture) to FitModel (gaussian_mixture: 4 FULL components; ppca and
+factor_analysis: latent_dim 2; bernoulli_mixture: 4 components; EM families 2 iterations), and prints the server's
+VmHWM (peak RSS) before and after the fit, and the peak as a multiple of the data. Size --max_fit_bytes and
 --max_total_fit_bytes with it: a pod must hold the model cache plus the peaks of the fits it admits at once.
 
-  make build && MAAS_BUILD_DIR=build .venv/bin/python bench/fit_memory.py [--mib 128 256]
+  make build && MAAS_BUILD_DIR=build .venv/bin/python bench/fit_memory.py [--mib 128 256] [--family ppca ...]
 """
 
 import argparse
@@ -34,7 +35,17 @@ def peak_gb(pid):
     raise RuntimeError("no VmHWM in /proc status")
 
 
-def measure(mib):
+FAMILIES = {
+    "gaussian_mixture": lambda: dict(gaussian_mixture=gen.GaussianMixtureFit(
+        n_components=4, covariance_type=gen.FULL, max_iter=2)),
+    "ppca": lambda: dict(ppca=gen.PpcaFit(latent_dim=2)),
+    "factor_analysis": lambda: dict(factor_analysis=gen.FactorAnalysisFit(latent_dim=2, max_iter=2)),
+    "bernoulli_mixture": lambda: dict(bernoulli_mixture=gen.BernoulliMixtureFit(n_components=4, max_iter=2)),
+    "uniform": lambda: dict(uniform=gen.UniformFit()),
+}
+
+
+def measure(mib, family):
     rows = mib * (1 << 20) // 64  # 8 float64 columns
     with tempfile.TemporaryDirectory() as model_dir:
         server = start_generative(pathlib.Path(model_dir), extra=[
@@ -46,12 +57,14 @@ def measure(mib):
             rng = np.random.default_rng(0)
 
             def requests():
-                yield gen.FitModelRequest(config=gen.FitConfig(name="memory", seed=1, gaussian_mixture=(
-                    gen.GaussianMixtureFit(n_components=4, covariance_type=gen.FULL, max_iter=2))))
+                yield gen.FitModelRequest(config=gen.FitConfig(name="memory", seed=1, **FAMILIES[family]()))
                 chunk = 200_000
                 for start in range(0, rows, chunk):
                     n = min(chunk, rows - start)
-                    yield gen.FitModelRequest(rows=to_matrix(rng.normal(size=(n, 8)) + start // chunk % 4))
+                    values = rng.normal(size=(n, 8)) + start // chunk % 4
+                    if family == "bernoulli_mixture":
+                        values = (values > start // chunk % 4).astype(np.float64)
+                    yield gen.FitModelRequest(rows=to_matrix(values))
 
             before = peak_gb(server.proc.pid)
             response = stub.FitModel(requests(), timeout=1200)
@@ -62,15 +75,18 @@ def measure(mib):
             server.stop()
             server.release()
     data_gb = rows * 64 / 1e9
-    print(f"{mib:5d} MiB of rows ({data_gb:.3f} GB): server peak RSS {before:.2f} GB before the fit, "
+    print(f"{family:17s} {mib:5d} MiB of rows ({data_gb:.3f} GB): server peak RSS {before:.2f} GB before the fit, "
           f"{after:.2f} GB after = {after / data_gb:.1f}x the data")
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--mib", type=int, nargs="+", default=[128, 256])
-    for mib in parser.parse_args().mib:
-        measure(mib)
+    parser.add_argument("--family", nargs="+", default=sorted(FAMILIES), choices=sorted(FAMILIES))
+    args = parser.parse_args()
+    for family in args.family:
+        for mib in args.mib:
+            measure(mib, family)
 
 
 if __name__ == "__main__":
