@@ -361,16 +361,12 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
     });
   }
   void OnDone() override { delete this; }
-  ~ClientStreamReactor() override { ReleaseBudget(); }
 
  private:
-  void ReleaseBudget() {
-    if (limit_.budget != nullptr) limit_.budget->Release(budget_held_);
-    budget_held_ = 0;
-  }
+  // Ends the call; every ending goes through here, once (OnDone follows Finish).
   void End(const absl::Status& status) {
     session_.reset();  // free the accumulated data now, not when the client goes away
-    ReleaseBudget();
+    if (limit_.budget != nullptr) limit_.budget->Release(budget_held_);
     internal::Annotate(context_, model_);
     Finish(ToGrpcStatus(status));
   }

@@ -54,20 +54,16 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(std::vector<BackendModels> li
       *merged.add_unreadable_versions() = std::move(bad);
     }
   }
-  std::stable_sort(merged.mutable_unreadable_versions()->begin(),
-                   merged.mutable_unreadable_versions()->end(),
-                   [](const maas::common::v1::UnreadableVersion& a,
-                      const maas::common::v1::UnreadableVersion& b) {
-                     if (a.name() != b.name()) return a.name() < b.name();
-                     if (a.version() != b.version()) return a.version() < b.version();
-                     return a.type() < b.type();
-                   });
+  // By name, then version, then type (ModelInfo and UnreadableVersion alike).
+  const auto by_name_version_type = [](const auto& a, const auto& b) {
+    if (a.name() != b.name()) return a.name() < b.name();
+    if (a.version() != b.version()) return a.version() < b.version();
+    return a.type() < b.type();
+  };
   std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
-                   [](const ModelInfo& a, const ModelInfo& b) {
-                     if (a.name() != b.name()) return a.name() < b.name();
-                     if (a.version() != b.version()) return a.version() < b.version();
-                     return a.type() < b.type();
-                   });
+                   by_name_version_type);
+  std::stable_sort(merged.mutable_unreadable_versions()->begin(),
+                   merged.mutable_unreadable_versions()->end(), by_name_version_type);
   return merged;
 }
 

@@ -12,10 +12,11 @@ from maas_testing import (TIMEOUT, binary, channel_to, expect_rpc_error, start_d
 
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                        "--max_fit_bytes", "--max_total_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms", "--malloc_retain_mb"],
+                        "--max_fit_bytes", "--max_total_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms",
+                        "--malloc_retain_mb"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
-                            "--max_train_bytes", "--max_total_train_bytes", "--train_threads", "--port", "--host", "--model_dir",
-                            "--log_file", "--log_flush_ms", "--malloc_retain_mb"],
+                            "--max_train_bytes", "--max_total_train_bytes", "--train_threads", "--port", "--host",
+                            "--model_dir", "--log_file", "--log_flush_ms", "--malloc_retain_mb"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
                      "--log_flush_ms"],
 }

@@ -334,7 +334,7 @@ absl::Status SingularError(int k, double reg_covar) {
 
 // Rows per block of the E- and M-steps' temporaries (differences from a mean, their products): EM
 // then holds O(kEmBlockRows x D) besides the data and the responsibilities, not several N x D
-// matrices (a 128 MiB fit peaked at 6.4x its data before).
+// matrices (a 128 MiB fit peaked at ~6x its data before; 2.7x now, bench/fit_memory.py).
 constexpr Eigen::Index kEmBlockRows = 16384;
 
 // sklearn's _estimate_gaussian_parameters + _compute_precision_cholesky. `normalize_by` > 0: the

@@ -10,8 +10,8 @@ models; `python -m maas_client --help` is the command line.
 from maas_client.connection import Connection
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import (DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError,
-                                MaasError, NotFoundError, PermissionDeniedError, ResourceExhaustedError, UnauthenticatedError,
-                                UnavailableError, UnimplementedError)
+                                MaasError, NotFoundError, PermissionDeniedError, ResourceExhaustedError,
+                                UnauthenticatedError, UnavailableError, UnimplementedError)
 from maas_client._text_wire import pack_texts
 from maas_client.generative import GenerativeClient
 from maas_client.models import Models

@@ -18,11 +18,11 @@ from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVers
 _Client = TypeVar("_Client", bound="ServiceClient")
 
 
-
 def model_list(response: common.ListModelsResponse) -> ModelList:
     """A ListModelsResponse as a ModelList."""
     return ModelList((ModelInfo.from_proto(m) for m in response.models), response.missing_backends,
                      (UnreadableVersion.from_proto(b) for b in response.unreadable_versions))
+
 
 class ServiceClient:
     """Base of the service clients. `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a
