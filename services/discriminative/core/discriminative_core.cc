@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/registry/stored_version.h"
 #include "common/status/status_macros.h"
 #include "services/discriminative/core/packed_texts.h"
 
@@ -83,24 +84,9 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
     // The parsed message lives only in this scope: the loaded version keeps the pipeline built
     // from its spec, and its small parts (info, summary).
     v1::StoredDiscriminativeModel stored;
-    if (!stored.ParseFromString(bytes)) {
-      return absl::DataLossError(
-          "stored discriminative model is not a valid StoredDiscriminativeModel message");
-    }
-    // Every version is written with its ModelInfo: without one the file is empty or not a model
-    // (an empty file parses as an empty message), and a spec that is invalid was not written by a
-    // server. Either way the stored data is at fault, not the request.
-    if (!stored.has_info()) {
-      return absl::DataLossError(absl::StrCat("stored model holds no ModelInfo (", bytes.size(),
-                                              " bytes): the file is empty or not a ",
-                                              "StoredDiscriminativeModel"));
-    }
+    MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredDiscriminativeModel", &stored));
     absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.spec());
-    if (absl::IsInvalidArgument(built.status())) {
-      return absl::DataLossError(
-          absl::StrCat("the stored spec does not build a pipeline: ", built.status().message()));
-    }
-    if (!built.ok()) return built.status();
+    MAAS_RETURN_IF_ERROR(registry::StoredSpecStatus(built.status(), "a pipeline"));
     Pipeline pipeline = *std::move(built);
     loaded->pipeline.emplace(std::move(pipeline));
     loaded->model_info = std::move(*stored.mutable_info());

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
 #include "common/math/pareto_k.h"
+#include "common/registry/stored_version.h"
 #include "common/status/status_macros.h"
 #include "services/generative/core/families.h"
 
@@ -129,25 +130,11 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
     // The parsed message lives only in this scope: the loaded version keeps the model built from
     // its spec, and its ModelInfo (the fit trace is read back by GetModel).
     v1::StoredGenerativeModel stored;
-    if (!stored.ParseFromString(bytes)) {
-      return absl::DataLossError(
-          "stored generative model is not a valid StoredGenerativeModel message");
-    }
-    // Every version is written with its ModelInfo: without one the file is empty or not a model
-    // (an empty file parses as an empty message), and a spec that is invalid was not written by a
-    // server. Either way the stored data is at fault, not the request.
-    if (!stored.has_info()) {
-      return absl::DataLossError(absl::StrCat("stored model holds no ModelInfo (", bytes.size(),
-                                              " bytes): the file is empty or not a ",
-                                              "StoredGenerativeModel"));
-    }
+    MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredGenerativeModel", &stored));
     absl::StatusOr<std::shared_ptr<const GenerativeModel>> model =
         MakeModel(stored.spec(), families);
-    if (absl::IsInvalidArgument(model.status())) {
-      return absl::DataLossError(
-          absl::StrCat("the stored spec does not build a model: ", model.status().message()));
-    }
-    if (!model.ok()) return model.status();  // e.g. UNIMPLEMENTED: a family this binary lacks
+    // UNIMPLEMENTED (a family this binary lacks) keeps its code.
+    MAAS_RETURN_IF_ERROR(registry::StoredSpecStatus(model.status(), "a model"));
     loaded->model = *std::move(model);
     loaded->model_info = std::move(*stored.mutable_info());
     model_bytes = loaded->model->MemoryBytes();
