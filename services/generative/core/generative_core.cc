@@ -271,7 +271,9 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
     } else {
       last_increment_ = plan.clock() - start;
       samples_done_ += increment;
-      const size_t keep = math::ParetoTailSize(static_cast<int64_t>(samples_done_));
+      // The tail the whole stream can need: the tail of the samples so far grows with them, so
+      // a weight dropped now for a smaller one could belong to a later increment's tail.
+      const size_t keep = math::ParetoTailSize(static_cast<int64_t>(plan.max_samples));
       for (size_t r = 0; r < rows->size(); ++r) {
         stats_[r].Merge((*rows)[r].stats);
         acceptance_sum_[r] += (*rows)[r].acceptance_rate * static_cast<double>(increment);
