@@ -103,18 +103,12 @@ absl::StatusOr<std::unique_ptr<LinearGaussianModel>> LinearGaussianModel::Create
                      "or noise_variance out of range)"));
   }
   m->post_log_det_ = 2.0 * m->post_lower_.diagonal().array().log().sum();
-  Eigen::MatrixXd cov = m->loadings_ * m->loadings_.transpose();
-  cov.diagonal() += m->psi_;
-  if (!rows::CholeskyLower(cov, &m->cov_lower_)) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        family,
-        ": W W^T + diag(noise_variance) is not positive definite in float64 (loadings or "
-        "noise_variance out of range)"));
-  }
+  // log det C = log det (I + G) + sum log psi (the matrix determinant lemma): no Cholesky of the
+  // D x D covariance, whose condition number grows with the square of the signal-to-noise ratio.
   const double dd = static_cast<double>(d);
-  const double log_det_cov = 2.0 * m->cov_lower_.diagonal().array().log().sum();
-  m->log_norm_marginal_ = -0.5 * (dd * math::kLogTwoPi + log_det_cov);
-  m->log_norm_likelihood_ = -0.5 * (dd * math::kLogTwoPi + m->psi_.array().log().sum());
+  const double log_det_psi = m->psi_.array().log().sum();
+  m->log_norm_marginal_ = -0.5 * (dd * math::kLogTwoPi + m->post_log_det_ + log_det_psi);
+  m->log_norm_likelihood_ = -0.5 * (dd * math::kLogTwoPi + log_det_psi);
   if (!std::isfinite(m->log_norm_marginal_) || !std::isfinite(m->log_norm_likelihood_) ||
       !std::isfinite(m->post_log_det_)) {
     return absl::InvalidArgumentError(
@@ -159,14 +153,45 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
   }
 }
 
+LinearGaussianModel::RowExpansion LinearGaussianModel::Expand(
+    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  const Eigen::Index d = dimension(), l = latent_dim();
+  RowExpansion e;
+  Eigen::VectorXd r(d);
+  for (Eigen::Index j = 0; j < d; ++j) r(j) = x(j) - mean_(j);
+  // m = (I + G)^-1 W^T Psi^-1 r: forward then back substitution.
+  e.posterior_mean.resize(l);
+  for (Eigen::Index k = 0; k < l; ++k) {
+    e.posterior_mean(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
+  }
+  rows::ForwardSubstituteSquaredNorm(post_lower_, e.posterior_mean.data());
+  rows::BackSubstituteTransposed(post_lower_, e.posterior_mean.data());
+  // The residual at m, computed directly: it is small where x is near the model's subspace, and
+  // the expansion around 0 (r^T Psi^-1 r - 2 b^T z + z^T G z) lost it to cancellation.
+  Eigen::VectorXd wm = Eigen::VectorXd::Zero(d);
+  rows::AddMatrixTimesVector(loadings_, e.posterior_mean.data(), wm.data());
+  e.residual_quad = 0.0;
+  for (Eigen::Index j = 0; j < d; ++j) {
+    r(j) -= wm(j);
+    e.residual_quad += r(j) * r(j) * inv_psi_(j);
+  }
+  e.residual_gradient.resize(l);
+  for (Eigen::Index k = 0; k < l; ++k) {
+    e.residual_gradient(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
+  }
+  return e;
+}
+
 Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     const Eigen::Ref<const Eigen::MatrixXd>& x) const {
-  const Eigen::Index d = dimension();
   Eigen::VectorXd out(x.rows());
-  Eigen::VectorXd r(d);
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    for (Eigen::Index j = 0; j < d; ++j) r(j) = x(i, j) - mean_(j);
-    out(i) = log_norm_marginal_ - 0.5 * rows::ForwardSubstituteSquaredNorm(cov_lower_, r.data());
+    // r^T C^-1 r = |r - W m|^2_{Psi^-1} + |m|^2 with m the posterior mean (Woodbury): two
+    // non-negative terms, and an error in m changes the sum only to second order.
+    const RowExpansion e = Expand(x.row(i).transpose());
+    const double prior_quad =
+        rows::Dot(e.posterior_mean.data(), e.posterior_mean.data(), e.posterior_mean.size());
+    out(i) = log_norm_marginal_ - 0.5 * (e.residual_quad + prior_quad);
   }
   return out;
 }
@@ -184,22 +209,20 @@ double LinearGaussianModel::LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z)
 void LinearGaussianModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
                                                    const Eigen::Ref<const Eigen::MatrixXd>& z,
                                                    Eigen::Ref<Eigen::VectorXd> out) const {
-  const Eigen::Index d = dimension(), l = latent_dim();
-  Eigen::VectorXd r(d);
-  double c = 0.0;
-  for (Eigen::Index j = 0; j < d; ++j) {
-    r(j) = x(j) - mean_(j);
-    c += r(j) * r(j) * inv_psi_(j);
-  }
-  Eigen::VectorXd b(l);
-  for (Eigen::Index k = 0; k < l; ++k) b(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
-  Eigen::VectorXd zs(l), gz(l);
+  const Eigen::Index l = latent_dim();
+  // |r - W z|^2_{Psi^-1} expanded around the posterior mean m (d = z - m):
+  //   |rho|^2_{Psi^-1} - 2 (W^T Psi^-1 rho)^T d + d^T G d,  rho = r - W m,
+  // exact for any m, O(L^2) per z, and its terms stay near the size of the result for the z an
+  // estimator draws (the expansion around 0 subtracted terms of size |r|^2 / psi).
+  const RowExpansion e = Expand(x);
+  Eigen::VectorXd dz(l), gz(l);
   for (Eigen::Index s = 0; s < z.rows(); ++s) {
-    for (Eigen::Index k = 0; k < l; ++k) zs(k) = z(s, k);
+    for (Eigen::Index k = 0; k < l; ++k) dz(k) = z(s, k) - e.posterior_mean(k);
     gz.setZero();
-    rows::AddMatrixTimesVector(gram_, zs.data(), gz.data());
-    const double quad =
-        c - 2.0 * rows::Dot(b.data(), zs.data(), l) + rows::Dot(zs.data(), gz.data(), l);
+    rows::AddMatrixTimesVector(gram_, dz.data(), gz.data());
+    const double quad = e.residual_quad -
+                        2.0 * rows::Dot(e.residual_gradient.data(), dz.data(), l) +
+                        rows::Dot(dz.data(), gz.data(), l);
     out(s) = log_norm_likelihood_ - 0.5 * quad;
   }
 }
@@ -223,15 +246,9 @@ double LinearGaussianModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::
 
 std::unique_ptr<LatentProposal> LinearGaussianModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
-  const Eigen::Index d = dimension(), l = latent_dim();
-  Eigen::VectorXd r(d);
-  for (Eigen::Index j = 0; j < d; ++j) r(j) = x(j) - mean_(j);
-  Eigen::VectorXd m(l);
-  for (Eigen::Index k = 0; k < l; ++k) m(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
-  // m = (L_M L_M^T)^-1 b: forward then back substitution.
-  rows::ForwardSubstituteSquaredNorm(post_lower_, m.data());
-  rows::BackSubstituteTransposed(post_lower_, m.data());
-  return std::make_unique<GaussianPosterior>(std::move(m), post_lower_, post_log_det_);
+  RowExpansion e = Expand(x);
+  return std::make_unique<GaussianPosterior>(std::move(e.posterior_mean), post_lower_,
+                                             post_log_det_);
 }
 
 }  // namespace maas::generative

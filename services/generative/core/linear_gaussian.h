@@ -6,11 +6,15 @@
 //     L normals z_0..z_{L-1}, then D normals eps_0..eps_{D-1} (ItemRng::Normal);
 //     x_j = (mu_j + sum_k W_jk z_k) + sqrt(psi_j) eps_j, the sum in ascending k from 0 without FMA
 //     (sample_product.h; computed for blocks of samples, same bits). Latents returned: z.
-//   Exact log p(x) = log N(x | mu, W W^T + diag(psi)), float64, Cholesky of the D x D covariance.
-//   Latent view (kContinuous, prior N(0, I_L)): log p(x|z) in the expanded form
-//     -1/2 (D log 2 pi + sum log psi + c - 2 b^T z + z^T G z), c = (x-mu)^T Psi^-1 (x-mu),
-//     b = W^T Psi^-1 (x - mu), G = W^T Psi^-1 W (O(L^2) per z); its gradient b - G z; and the exact
-//     posterior N(m, S), S = (I + G)^-1, m = S b, as the importance proposal (every weight = p(x)).
+//   With r = x - mu, G = W^T Psi^-1 W, the posterior N(m, S), S = (I + G)^-1, m = S W^T Psi^-1 r,
+//   and rho = r - W m (computed directly; it is small where x is near the model's subspace):
+//   Exact log p(x) = log N(x | mu, W W^T + diag(psi)) in float64 from the Woodbury identity
+//     r^T C^-1 r = rho^T Psi^-1 rho + m^T m  and  log det C = log det (I + G) + sum log psi,
+//     O(D L + L^2) per row, never factoring the D x D covariance (condition number ~ SNR^2).
+//   Latent view (kContinuous, prior N(0, I_L)): log p(x|z) expanded around m (d = z - m):
+//     -1/2 (D log 2 pi + sum log psi + rho^T Psi^-1 rho - 2 (W^T Psi^-1 rho)^T d + d^T G d)
+//     (O(L^2) per z); its gradient; and the exact posterior as the importance proposal (every
+//     weight = p(x), to rounding).
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_LINEAR_GAUSSIAN_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_LINEAR_GAUSSIAN_H_
 
@@ -26,7 +30,7 @@ namespace maas::generative {
 class LinearGaussianModel final : public GenerativeModel {
  public:
   // `family` names the family in messages ("ppca"). Validates: W D x L (D, L >= 1) finite, mean of
-  // size D finite, psi of size D finite and > 0, and W W^T + diag(psi) positive definite in
+  // size D finite, psi of size D finite and > 0, and I + W^T Psi^-1 W positive definite in
   // float64; INVALID_ARGUMENT naming `<family>.<field>` otherwise.
   static absl::StatusOr<std::unique_ptr<LinearGaussianModel>> Create(
       const std::string& family, Eigen::MatrixXd loadings, Eigen::VectorXd mean,
@@ -35,8 +39,7 @@ class LinearGaussianModel final : public GenerativeModel {
   std::string family() const override { return family_; }
   int64_t MemoryBytes() const override {
     return sizeof(*this) +
-           EigenBytes(loadings_, mean_, psi_, stddev_, inv_psi_, scaled_, gram_, post_lower_,
-                      cov_lower_) +
+           EigenBytes(loadings_, mean_, psi_, stddev_, inv_psi_, scaled_, gram_, post_lower_) +
            loadings_panels_.MemoryBytes();
   }
   int dimension() const override { return static_cast<int>(mean_.size()); }
@@ -70,6 +73,14 @@ class LinearGaussianModel final : public GenerativeModel {
  private:
   LinearGaussianModel() = default;
 
+  // One row's posterior mean m, rho^T Psi^-1 rho and W^T Psi^-1 rho (see the file comment).
+  struct RowExpansion {
+    Eigen::VectorXd posterior_mean;
+    double residual_quad = 0.0;
+    Eigen::VectorXd residual_gradient;
+  };
+  RowExpansion Expand(const Eigen::Ref<const Eigen::VectorXd>& x) const;
+
   std::string family_;
   Eigen::MatrixXd loadings_;  // W, D x L
   Eigen::VectorXd mean_;
@@ -81,7 +92,6 @@ class LinearGaussianModel final : public GenerativeModel {
   Eigen::MatrixXd gram_;              // G = W^T Psi^-1 W, L x L
   Eigen::MatrixXd post_lower_;        // L_M, lower Cholesky of I + G
   double post_log_det_ = 0.0;         // log det (I + G) = -log det S
-  Eigen::MatrixXd cov_lower_;         // lower Cholesky of W W^T + diag(psi)
   double log_norm_marginal_ = 0.0;    // -1/2 (D log 2 pi + log det C)
   double log_norm_likelihood_ = 0.0;  // -1/2 (D log 2 pi + sum log psi)
 };
