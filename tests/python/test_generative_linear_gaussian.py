@@ -131,6 +131,27 @@ def test_high_signal_to_noise_estimates_are_exact(stub, family):
         assert row.standard_error <= 1e-6 and row.ess >= 999.0, row
 
 
+# An audit found the same kind of rows (varying in at most latent_dim directions) answered three ways depending on
+# rounding: the documented FAILED_PRECONDITION, INVALID_ARGUMENT about loadings the caller never sent, or a fitted
+# noise variance of 1e-15 (a model with a mean training log-likelihood of 45).
+def test_ppca_fit_on_rows_in_latent_dim_directions_is_failed_precondition(stub):
+    rng = np.random.default_rng(0)
+    cases = [rng.normal(size=(2, 5)), rng.normal(size=(3, 5))]
+    for seed in range(6):
+        r = np.random.default_rng(seed)
+        cases.append(r.normal(size=(100, 2)) @ r.normal(size=(2, 5)) + r.normal(size=5))
+    cases.append(1e6 + cases[-1])  # far from the origin
+    for i, x in enumerate(cases):
+        with expect_rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "latent_dim"):
+            fit(stub, f"flat{i}", "ppca", gen.PpcaFit(latent_dim=2), x)
+    # A small but real noise variance (1e-10 of the signal's) still fits, and recovers it.
+    r = np.random.default_rng(7)
+    x = r.normal(size=(400, 2)) @ r.normal(size=(2, 5)) + 1e-5 * r.normal(size=(400, 5))
+    fit(stub, "thin", "ppca", gen.PpcaFit(latent_dim=2), x)
+    fitted = get_spec(stub, "thin").ppca.noise_variance
+    assert 0.5e-10 < fitted < 2e-10, fitted
+
+
 def test_ppca_fit_is_pca_maximum_likelihood(stub):
     x = data()
     n = x.shape[0]

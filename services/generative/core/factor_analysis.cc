@@ -113,7 +113,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
     }
     result.trace.set_converged(converged);
     result.trace.set_n_iter(static_cast<uint32_t>(std::min(iter + 1, max_iter_)));
-    MAAS_RETURN_IF_ERROR(Build(*spec).status());
+    MAAS_RETURN_IF_ERROR(FittedModelStatus(Build(*spec).status(), "factor_analysis"));
     return result;
   }
 

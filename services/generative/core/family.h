@@ -18,6 +18,7 @@
 
 #include "Eigen/Dense"
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "common/exec/stop_token.h"
 #include "maas/generative/v1/generative.pb.h"
 #include "services/generative/core/model.h"
@@ -35,6 +36,17 @@ struct FitResult {
   v1::GenerativeModelSpec spec;
   v1::FitTrace trace;
 };
+
+// The status of building a fitter's own result into a model: the request was valid, so a fitted
+// spec that does not build (INVALID_ARGUMENT about "loadings or noise_variance out of range",
+// which the caller never sent) is FAILED_PRECONDITION: these rows cannot be fitted this way.
+inline absl::Status FittedModelStatus(const absl::Status& built, const std::string& family) {
+  if (!absl::IsInvalidArgument(built)) return built;
+  return absl::FailedPreconditionError(absl::StrCat(
+      family, ": the fitted parameters do not make a usable model in float64 (", built.message(),
+      "); the training rows are nearly degenerate for this family: lower latent_dim, "
+      "drop constant or duplicated columns, or rescale the columns"));
+}
 
 // Accumulates the training rows of one FitModel stream, then fits. Not thread-safe (one stream).
 class FamilyFitter {
