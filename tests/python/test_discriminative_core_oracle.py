@@ -247,6 +247,34 @@ def test_fit_matches_sklearn(data, name, cv_kwargs, nb_kwargs, weighted):
     print(name, stats)
 
 
+# An audit found predict_proba 2.9e-11 away from scikit-learn's on a text whose |jll| was 2.7e5: scikit-learn's
+# exp(jll - logsumexp(jll)) rounds jll - logsumexp to the ulp of |jll|, the softmax e / sum(e) does not.
+def test_probabilities_of_long_texts_match_sklearn():
+    # "xx" is as likely in both classes; "yy" and "zz" tell them apart: long texts of "xx" have |jll| of 1e4 to 1e6
+    # and probabilities far from 0 and 1.
+    texts, labels = ["xx yy", "xx zz", "xx yy ww", "xx zz ww"], ["a", "b", "a", "b"]
+    test_texts = [" ".join(["xx"] * n + ["yy"] * a + ["zz"] * b)
+                  for n in (3000, 30000, 300000) for a, b in ((35, 0), (3, 0), (2, 1), (0, 4), (5, 5))]
+    cv = CountVectorizer()
+    x = cv.fit_transform(texts)
+    nb = MultinomialNB().fit(x, labels)
+    vec_config, clf_config = sklearn_kwargs_to_config({}, {})
+    config = pb.TrainConfig(name="oracle", vectorizer=vec_config, classifier=clf_config)
+    batch = pb.TextBatch()
+    for t, l in zip(texts, labels):
+        batch.examples.add(text=t, label=l)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        write(tmp / "config.pb", config)
+        write(tmp / "batch.pb", batch)
+        write(tmp / "classify_request.pb", pb.ClassifyRequest(texts=test_texts))
+        proc = run_driver(["fit", tmp / "config.pb", tmp / "batch.pb", tmp / "classify_request.pb"], tmp)
+        assert proc.returncode == 0, proc.stderr
+        check_against_sklearn(cv, nb, tmp, test_texts)
+    proba = nb.predict_proba(cv.transform(test_texts))
+    assert np.sum((proba > 1e-3) & (proba < 1 - 1e-3)) >= 10, "too few probabilities away from 0 and 1"
+
+
 def test_import_sklearn_model(data):
     """A PipelineSpec built from scikit-learn's fitted attributes (CreateModel) predicts like scikit-learn."""
     texts, labels = data["train_texts"], data["train_labels"]

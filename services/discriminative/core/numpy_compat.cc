@@ -74,8 +74,12 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
 }
 
 void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
-  if (k == 0 || Softmax(jll, k, out)) return;  // exp(0) == 1 for the maxima
-  // NaN, all -inf or +inf.
+  if (k == 0) return;
+  double max = jll[0];
+  for (size_t c = 1; c < k; ++c) max = jll[c] > max ? jll[c] : max;
+  // exp(0) == 1 for the maxima. (A NaN max fails the bound; Softmax refuses any NaN.)
+  if (std::fabs(max) < kSoftmaxBound && Softmax(jll, k, out)) return;
+  // A long text's |jll| (see the header), NaN, all -inf or +inf.
   LogProbabilitiesFromJointLogLikelihood(jll, k, out);
   for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
 }

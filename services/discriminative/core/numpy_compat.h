@@ -26,13 +26,16 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
 // The same into out[0 .. k) (no allocation; out may not alias jll).
 void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
-// predict_proba, exp(log probabilities), into out[0 .. k): with M = max(jll) finite, as
-// t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials instead of 2k, all at
-// once (Softmax: vectorized, the same bits on every SIMD level, within 2 ulps of libm's). It
-// differs from exp(jll_c - lse) by a relative 8 (1 + max |jll|) ulps at most (tested): the
-// reference rounds jll_c - lse at the magnitude of jll, where jll_c - M loses nothing, so this
-// form is the closer one to the exact value. Otherwise (NaN, all -inf, +inf) exactly
-// exp(LogProbabilitiesFromJointLogLikelihood). REQUIRES: out does not alias jll.
+// predict_proba, exp(log probabilities), into out[0 .. k). With M = max(jll) finite and |M| below
+// kSoftmaxBound, as t_c / sum(t) with t_c = exp(jll_c - M) (1 for the maxima): k exponentials
+// instead of 2k, all at once (Softmax: vectorized, the same bits on every SIMD level, within 2 ulps
+// of libm's). It differs from scikit-learn's exp(jll_c - lse) by a relative 8 (1 + |M|) ulps at
+// most (tested): the reference rounds jll_c - lse at the magnitude of jll, where jll_c - M loses
+// nothing, so this form is the closer one to the exact value, but past |M| ~ 9000 (long texts)
+// the two would be more than 1e-12 apart. So from kSoftmaxBound on, and otherwise (NaN, all
+// -inf, +inf), exactly exp(LogProbabilitiesFromJointLogLikelihood) with libm's exp: scikit-learn's
+// bits.
+inline constexpr double kSoftmaxBound = 2048.0;
 void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 
 }  // namespace maas::discriminative
