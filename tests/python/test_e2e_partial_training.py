@@ -4,9 +4,10 @@ as the oracle, generated here at test time.
 Several `Train(partial=true)` calls over batches of a random corpus are compared with the same sequence of
 `partial_fit` calls in scikit-learn (feature_count_, class_count_, class_log_prior_, feature_log_prob_, and the
 probabilities of held-out texts), and with one `fit` over every batch, for MultinomialNB, ComplementNB and
-BernoulliNB, with and without sample weights, with class_prior / fit_prior, over a hashing vectorizer, a count
-vectorizer with a fixed vocabulary, and hashing + tf-idf without idf. Then the refusals: a vectorizer that learns
-its vocabulary, tf-idf with idf, no classes on the first call, an unknown label, other classes, another config; a
+BernoulliNB (also with binarize=None, over binary features), with and without sample weights, with class_prior /
+fit_prior, over a hashing vectorizer, a count vectorizer with a fixed vocabulary, and hashing + tf-idf without idf.
+Then the refusals: a vectorizer that learns its vocabulary, tf-idf with idf, no classes on the first call, an
+unknown label, other classes, another config; a
 failed or cancelled partial Train leaves the previous version serving.
 """
 
@@ -79,6 +80,14 @@ def vectorizer(kind, vocabulary):
         config = pb.VectorizerConfig(hashing=pb.HashingVectorizerConfig(
             n_features=512, alternate_sign=False, norm=pb.NORM_NONE))
         return config, lambda: HashingVectorizer(n_features=512, alternate_sign=False, norm=None)
+    if kind == "hashing-binary":  # 0 / 1 features, as BernoulliNB(binarize=None) needs
+        config = pb.VectorizerConfig(hashing=pb.HashingVectorizerConfig(
+            n_features=512, alternate_sign=False, norm=pb.NORM_NONE, text=pb.TextOptions(binary=True)))
+        return config, lambda: HashingVectorizer(n_features=512, alternate_sign=False, norm=None, binary=True)
+    if kind == "vocabulary-binary":
+        config = pb.VectorizerConfig(count=pb.CountVectorizerConfig(text=pb.TextOptions(binary=True),
+                                                                    vocabulary=vocabulary))
+        return config, lambda: CountVectorizer(binary=True, vocabulary=vocabulary)
     if kind == "vocabulary":
         config = pb.VectorizerConfig(count=pb.CountVectorizerConfig(
             text=pb.TextOptions(ngram_min=1, ngram_max=2), vocabulary=vocabulary + ["the and"]))
@@ -111,6 +120,9 @@ def classifier(kind):
     if kind == "complement_nb":
         return (pb.ClassifierConfig(complement_nb=pb.ComplementNbConfig(alpha=0.3, norm=True)),
                 lambda: ComplementNB(alpha=0.3, norm=True))
+    if kind == "bernoulli_nb_no_binarize":
+        return (pb.ClassifierConfig(bernoulli_nb=pb.BernoulliNbConfig(alpha=0.6, disable_binarize=True)),
+                lambda: BernoulliNB(alpha=0.6, binarize=None))
     assert kind == "bernoulli_nb"
     return (pb.ClassifierConfig(bernoulli_nb=pb.BernoulliNbConfig(alpha=0.8, binarize=0.5, fit_prior=False)),
             lambda: BernoulliNB(alpha=0.8, binarize=0.5, fit_prior=False))
@@ -162,6 +174,8 @@ CASES = [
     ("vocabulary", "bernoulli_nb", True),
     ("hashing+tfidf", "multinomial_nb", True),
     ("hashing+tfidf", "complement_nb", False),
+    ("hashing-binary", "bernoulli_nb_no_binarize", False),
+    ("vocabulary-binary", "bernoulli_nb_no_binarize", True),
 ]
 
 
@@ -276,3 +290,4 @@ def test_partial_refusals_name_the_reason_and_keep_the_previous_version(stub):
     assert response.model_version == 1 and response.results[0].label == "cat"
     # And the next partial Train continues it.
     assert train(stub, partial(), TEXTS, CAT_DOG).info.version == 2
+

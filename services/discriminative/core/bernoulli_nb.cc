@@ -133,7 +133,8 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(const v1::ClassifierState& state,
-                                                                 size_t num_features) {
+                                                                 size_t num_features,
+                                                                 ClassifierStateUse use) {
   MAAS_ASSIGN_OR_RETURN(const NbOptions options,
                         NbOptionsFromConfig(state.config().bernoulli_nb()));
   MAAS_ASSIGN_OR_RETURN(const std::optional<double> binarize,
@@ -141,7 +142,7 @@ absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(const v1::Class
   BernoulliNb nb;
   nb.options_ = options;
   nb.binarize_ = binarize;
-  MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features));
+  MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features, use));
   nb.BuildTable();
   return std::unique_ptr<Classifier>(std::make_unique<BernoulliNb>(std::move(nb)));
 }

@@ -27,11 +27,14 @@ class BernoulliNb final : public DiscreteNb {
 
  private:
   friend absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(
-      const v1::ClassifierState& state, size_t num_features);
+      const v1::ClassifierState& state, size_t num_features, ClassifierStateUse use);
   BernoulliNb() = default;
   v1::ClassifierConfig Config() const override;
   absl::string_view SklearnName() const override { return "BernoulliNB"; }
   bool RequiresNonNegative() const override { return false; }
+  // Binarized values are 0 / 1 (times weights >= 0); without binarize, signed values count as
+  // given.
+  bool AllowsNegativeFeatureCounts() const override { return !binarize_.has_value(); }
   double EffectiveValue(double value) const override {
     return binarize_.has_value() ? (value > *binarize_ ? 1.0 : 0.0) : value;
   }

@@ -75,6 +75,17 @@ class Classifier {
   }
 };
 
+// What a state given to a kind's from_state is.
+enum class ClassifierStateUse {
+  // A fitted model (stored, imported, or a copy of one): every value is checked.
+  kFitted,
+  // partial_fit's start (StartPartialClassifier): zero counts and placeholder parameters that
+  // PartialFit recomputes before anything reads them. The config, classes, shapes and counts are
+  // checked; the parameters are not, since no fitted model is made of zero counts (BernoulliNB
+  // without binarize, for one, refuses the placeholder log-probabilities of 0).
+  kPartialStart,
+};
+
 // One classifier implementation.
 struct ClassifierKind {
   // The ClassifierConfig `kind` oneof field it implements.
@@ -88,9 +99,10 @@ struct ClassifierKind {
                                                      const std::vector<std::string>& labels,
                                                      const std::vector<double>& weights);
   // A fitted classifier from stored/imported state for `num_features` features, validated
-  // thoroughly (INVALID_ARGUMENT).
+  // thoroughly (INVALID_ARGUMENT); with kPartialStart, partial_fit's empty start (see there).
   absl::StatusOr<std::unique_ptr<Classifier>> (*from_state)(const v1::ClassifierState& state,
-                                                            size_t num_features);
+                                                            size_t num_features,
+                                                            ClassifierStateUse use);
 };
 
 // The name of the config's kind ("multinomial_nb" when unset).
@@ -106,9 +118,9 @@ absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::Classi
                                                                 size_t num_features);
 // partial_fit's first call: a classifier of the config's kind with `classes` (sorted by code point,
 // unique, non-empty) and zero counts over `num_features` features, loaded through the kind's own
-// from_state (so its options are validated as for a stored model; a class_prior whose length is
-// not the number of classes is INVALID_ARGUMENT). Its parameters are placeholders until
-// PartialFit recomputes them.
+// from_state with kPartialStart (so its options are validated as for a stored model; a
+// class_prior whose length is not the number of classes is INVALID_ARGUMENT). Its parameters are
+// placeholders, not checked as a fitted model's, until PartialFit recomputes (and checks) them.
 absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
     const v1::ClassifierConfig& config, const std::vector<std::string>& classes,
     size_t num_features);

@@ -78,11 +78,20 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierCo
   return kind->fit(config, rows, num_features, labels, weights);
 }
 
-absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
-                                                                size_t num_features) {
+namespace {
+
+absl::StatusOr<std::unique_ptr<Classifier>> FromState(const v1::ClassifierState& state,
+                                                      size_t num_features, ClassifierStateUse use) {
   MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(state.config()));
   MAAS_RETURN_IF_ERROR(kind->validate(state.config()));
-  return kind->from_state(state, num_features);
+  return kind->from_state(state, num_features, use);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
+                                                                size_t num_features) {
+  return FromState(state, num_features, ClassifierStateUse::kFitted);
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
@@ -99,7 +108,7 @@ absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
     m->set_cols(static_cast<uint32_t>(num_features));
     m->mutable_values()->Resize(cells, 0.0);
   }
-  return ClassifierFromState(state, num_features);
+  return FromState(state, num_features, ClassifierStateUse::kPartialStart);
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> CopyClassifier(const Classifier& classifier) {

@@ -289,7 +289,7 @@ absl::Status DiscreteNb::FitInPlace(SparseRowsView rows, size_t num_features,
                                     const std::vector<double>& weights) {
   MAAS_RETURN_IF_ERROR(FitCounts(rows, num_features, labels, weights));
   MAAS_RETURN_IF_ERROR(UpdateParameters());
-  const absl::Status valid = ValidateFeatureLogProb();
+  const absl::Status valid = ValidateFitted();
   if (!valid.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the fitted model is invalid: ", valid.message()));
@@ -418,7 +418,8 @@ void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   }
 }
 
-absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_features) {
+absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_features,
+                                   ClassifierStateUse use) {
   const size_t k = state.classes_size();
   if (k == 0) return absl::InvalidArgumentError("classes is empty: need at least 1 class");
   classes_.assign(state.classes().begin(), state.classes().end());
@@ -454,18 +455,36 @@ absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_
                                                      "classifier.feature_count"));
   MAAS_ASSIGN_OR_RETURN(feature_log_prob_, MatrixValues(state.feature_log_prob(), k, num_features,
                                                         "classifier.feature_log_prob"));
+  if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Number of priors must match number of classes: got ",
+                     options_.class_prior.size(), " class_prior values for ", k, " classes"));
+  }
+  return use == ClassifierStateUse::kPartialStart ? ValidateCounts() : ValidateFitted();
+}
+
+absl::Status DiscreteNb::ValidateCounts() const {
+  const size_t k = classes_.size();
   for (size_t i = 0; i < k; ++i) {
     if (!(std::isfinite(class_count_[i]) && class_count_[i] >= 0.0)) {
       return absl::InvalidArgumentError(
           absl::StrCat("class_count[", i, "] must be finite and >= 0; got ", class_count_[i]));
     }
   }
+  const bool negative_ok = AllowsNegativeFeatureCounts();
   for (size_t i = 0; i < feature_count_.size(); ++i) {
-    if (!(std::isfinite(feature_count_[i]) && feature_count_[i] >= 0.0)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "feature_count value ", i, " must be finite and >= 0; got ", feature_count_[i]));
+    if (!(std::isfinite(feature_count_[i]) && (negative_ok || feature_count_[i] >= 0.0))) {
+      return absl::InvalidArgumentError(absl::StrCat("feature_count value ", i, " must be finite",
+                                                     negative_ok ? "" : " and >= 0", "; got ",
+                                                     feature_count_[i]));
     }
   }
+  return absl::OkStatus();
+}
+
+absl::Status DiscreteNb::ValidateFitted() const {
+  MAAS_RETURN_IF_ERROR(ValidateCounts());
+  const size_t k = classes_.size();
   for (size_t i = 0; i < k; ++i) {
     if (std::isnan(class_log_prior_[i]) || class_log_prior_[i] == HUGE_VAL) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -475,11 +494,6 @@ absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_
   if (std::none_of(class_log_prior_.begin(), class_log_prior_.end(),
                    [](double v) { return std::isfinite(v); })) {
     return absl::InvalidArgumentError("class_log_prior must have at least one finite value");
-  }
-  if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("Number of priors must match number of classes: got ",
-                     options_.class_prior.size(), " class_prior values for ", k, " classes"));
   }
   return ValidateFeatureLogProb();
 }

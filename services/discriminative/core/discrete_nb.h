@@ -113,6 +113,9 @@ class DiscreteNb : public Classifier {
   virtual absl::string_view SklearnName() const = 0;
   // Whether fit rejects negative values (MultinomialNB, ComplementNB).
   virtual bool RequiresNonNegative() const { return true; }
+  // Whether a fitted feature_count_ may be negative (BernoulliNB without binarize counts the
+  // hashing vectorizer's signed values as they are; scikit-learn fits and loads such models).
+  virtual bool AllowsNegativeFeatureCounts() const { return false; }
   // The value a stored entry contributes (BernoulliNB binarizes; 0 skips the entry).
   virtual double EffectiveValue(double value) const { return value; }
   // Whether entries whose effective value is 0 are removed (binarize's eliminate_zeros).
@@ -128,8 +131,8 @@ class DiscreteNb : public Classifier {
   virtual void BuildTable() = 0;
 
   // The whole fit (options_ and the kind's own options set before): FitCounts, UpdateParameters,
-  // then the check that the fitted parameters would load back (never store what cannot be read),
-  // then BuildTable. Errors as FitCounts, or INVALID_ARGUMENT for an invalid fitted model.
+  // then ValidateFitted, the checks LoadState makes (never store what cannot be read), then
+  // BuildTable. Errors as FitCounts, or INVALID_ARGUMENT for an invalid fitted model.
   absl::Status FitInPlace(SparseRowsView rows, size_t num_features,
                           const std::vector<std::string>& labels,
                           const std::vector<double>& weights);
@@ -143,8 +146,16 @@ class DiscreteNb : public Classifier {
   // value counts, indices < num_features, values this classifier accepts.
   absl::Status CheckExamples(SparseRowsView rows, const std::vector<std::string>& labels,
                              const std::vector<double>& weights, size_t num_features) const;
-  // Loads the shared part of a stored state (classes, counts, prior, flp shapes) and validates.
-  absl::Status LoadState(const v1::ClassifierState& state, size_t num_features);
+  // Loads the shared part of a stored state (classes, counts, prior, flp shapes) and validates
+  // (kFitted: ValidateFitted; kPartialStart: the counts only, see ClassifierStateUse).
+  absl::Status LoadState(const v1::ClassifierState& state, size_t num_features,
+                         ClassifierStateUse use);
+  // The value checks of a fitted model, the same whether it was just fitted or is being loaded
+  // (so a fit the server accepts always loads back): finite counts (>= 0 unless
+  // AllowsNegativeFeatureCounts), class_log_prior, ValidateFeatureLogProb. INVALID_ARGUMENT.
+  absl::Status ValidateFitted() const;
+  // The counts' part of ValidateFitted.
+  absl::Status ValidateCounts() const;
   // _update_class_log_prior.
   void UpdateClassLogPrior();
   // Transposes a C x F row-major matrix into weights_t_.

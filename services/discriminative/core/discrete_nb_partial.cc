@@ -62,7 +62,8 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
         "> 0");
   }
   MAAS_RETURN_IF_ERROR(UpdateParameters());
-  const absl::Status valid = ValidateFeatureLogProb();
+  // The checks a stored version is loaded with (the next partial Train continues a copy of it).
+  const absl::Status valid = ValidateFitted();
   if (!valid.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("the fitted model is invalid: ", valid.message()));

@@ -129,6 +129,52 @@ TEST_CASE("BernoulliNB without binarize refuses features that are not 0 or 1, sa
   CHECK(BernoulliNb::Fit(x, 2, {"a", "b"}, {}, NbOptions(), std::nullopt).ok());
 }
 
+TEST_CASE("BernoulliNB without binarize loads back the negative counts its fit accepts") {
+  // The hashing vectorizer's alternate_sign (with norm l1) gives negative values; with binarize
+  // disabled BernoulliNB counts them as they are (scikit-learn too): a feature count may be < 0
+  // while every log-probability log(count + alpha) - log(class count + 2 alpha) is finite and < 0.
+  std::vector<SparseVector> x(3);
+  x[0] = {{0, 1}, {0.5, -0.25}};
+  x[1] = {{1, 2}, {-0.125, 0.75}};
+  x[2] = {{0}, {1}};
+  NbOptions options;
+  options.alpha = 0.5;
+  auto nb = BernoulliNb::Fit(x, 3, {"a", "a", "b"}, {}, options, std::nullopt);
+  INFO(nb.status().ToString());
+  REQUIRE(nb.ok());
+  REQUIRE(nb->feature_count()[1] == -0.375);
+  v1::ClassifierState state;
+  nb->ToState(&state);
+  auto loaded = ClassifierFromState(state, 3);
+  INFO(loaded.status().ToString());
+  REQUIRE(loaded.ok());
+  v1::ClassifierState again;
+  (*loaded)->ToState(&again);
+  CHECK(again.SerializeAsString() == state.SerializeAsString());
+  // Not infinite or NaN counts, though.
+  state.mutable_feature_count()->set_values(1, -HUGE_VAL);
+  CHECK(ClassifierFromState(state, 3).status().code() == absl::StatusCode::kInvalidArgument);
+  // With binarize (counts of 0 / 1 times weights >= 0), MultinomialNB and ComplementNB (which
+  // refuse negative X, as scikit-learn does) a negative count is still refused.
+  for (const char* kind : {"bernoulli_nb", "multinomial_nb", "complement_nb"}) {
+    CAPTURE(kind);
+    v1::ClassifierState other = state;
+    other.mutable_feature_count()->set_values(1, -0.375);
+    v1::ClassifierConfig config;
+    if (std::string(kind) == "bernoulli_nb") {
+      config.mutable_bernoulli_nb()->set_alpha(0.5);
+    } else if (std::string(kind) == "multinomial_nb") {
+      config.mutable_multinomial_nb()->set_alpha(0.5);
+    } else {
+      config.mutable_complement_nb()->set_alpha(0.5);
+    }
+    *other.mutable_config() = config;
+    const absl::Status status = ClassifierFromState(other, 3).status();
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("feature_count value 1"));
+  }
+}
+
 TEST_CASE("The classifier registry maps config kinds to implementations") {
   v1::ClassifierConfig config;
   CHECK(ClassifierKindName(config) == "multinomial_nb");

@@ -14,6 +14,7 @@
 #include "common/registry/model_repository.h"
 #include "common/status/status_macros.h"
 #include "common/store/memory_model_store.h"
+#include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/discrete_nb.h"
 #include "services/discriminative/core/discriminative_core.h"
 #include "services/discriminative/core/pipeline.h"
@@ -66,6 +67,9 @@ v1::ClassifierConfig Classifier(const std::string& kind) {
   } else if (kind == "bernoulli_nb") {
     config.mutable_bernoulli_nb()->set_alpha(0.7);
     config.mutable_bernoulli_nb()->set_fit_prior(false);
+  } else if (kind == "bernoulli_nb_no_binarize") {  // binarize=None: features used as given
+    config.mutable_bernoulli_nb()->set_alpha(0.4);
+    config.mutable_bernoulli_nb()->set_disable_binarize(true);
   } else {
     config.mutable_multinomial_nb()->set_alpha(0.3);
     config.mutable_multinomial_nb()->add_class_prior(0.2);
@@ -117,11 +121,17 @@ void CheckClose(const std::vector<double>& got, const std::vector<double>& want,
 
 TEST_CASE(
     "Several partial Trains equal one fit over every batch (three NB kinds, two vectorizers)") {
-  for (const std::string kind : {"multinomial_nb", "complement_nb", "bernoulli_nb"}) {
+  for (const std::string kind :
+       {"multinomial_nb", "complement_nb", "bernoulli_nb", "bernoulli_nb_no_binarize"}) {
     for (const bool hashing : {true, false}) {
       for (const bool weighted : {false, true}) {
         CAPTURE(kind, hashing, weighted);
-        const v1::VectorizerConfig vectorizer = hashing ? Hashing() : FixedVocabulary();
+        v1::VectorizerConfig vectorizer = hashing ? Hashing() : FixedVocabulary();
+        if (kind == "bernoulli_nb_no_binarize") {  // the 0 / 1 features it needs
+          (hashing ? vectorizer.mutable_hashing()->mutable_text()
+                   : vectorizer.mutable_count()->mutable_text())
+              ->set_binary(true);
+        }
         const v1::ClassifierConfig classifier = Classifier(kind);
         // 3 partial calls: [0, 3), [3, 7), [7, 10); the first without any "bird" example.
         const Pipeline first = PartialTrain(PartialConfig(vectorizer, classifier, true), nullptr,
@@ -193,6 +203,36 @@ TEST_CASE("A first partial Train over classes unseen in its data gives those cla
   const Pipeline fixed = PartialTrain(config, nullptr, Batch(0, 3, false));
   CHECK(fixed.classes() == kClasses);
   CHECK(Nb(fixed).class_count() == std::vector<double>{0.0, 2.0, 1.0});
+}
+
+TEST_CASE(
+    "Partial training's empty start is not checked as a fitted model; a fitted one still is") {
+  // BernoulliNB with binarize disabled refuses a fitted (or imported) feature_log_prob >= 0: a
+  // probability of 1 or more. The zero counts a first partial call starts from are no fitted model:
+  // their placeholder parameters (all 0) must not be refused, or no partial Train could start.
+  const v1::ClassifierConfig no_binarize = Classifier("bernoulli_nb_no_binarize");
+  auto start = StartPartialClassifier(no_binarize, kClasses, 8);
+  INFO(start.status().ToString());
+  REQUIRE(start.ok());
+  v1::ClassifierState state;
+  (*start)->ToState(&state);
+  const absl::Status fitted = ClassifierFromState(state, 8).status();
+  CHECK(fitted.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(fitted.message()), Catch::Contains("binarize disabled needs features"));
+  // The options are still checked on the empty start (a class_prior of the wrong length).
+  v1::ClassifierConfig prior = no_binarize;
+  prior.mutable_bernoulli_nb()->add_class_prior(1.0);
+  CHECK(StartPartialClassifier(prior, kClasses, 8).status().code() ==
+        absl::StatusCode::kInvalidArgument);
+  // And a partial batch whose features are not 0 / 1 (counts of 3 in one document) is refused as
+  // a fit is.
+  v1::VectorizerConfig counts = Hashing();
+  auto trainer = Trainer::Create(PartialConfig(counts, no_binarize, true));
+  REQUIRE(trainer.ok());
+  REQUIRE(trainer->AddBatch(Batch(7, 8, false)).ok());  // "cat cat cat"
+  const absl::Status refused = trainer->Finish().status();
+  CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.message()), Catch::Contains("binarize disabled needs features"));
 }
 
 absl::Status CreateStatus(const v1::TrainConfig& config, const Pipeline* previous = nullptr) {
