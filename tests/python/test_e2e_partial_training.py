@@ -7,7 +7,7 @@ probabilities of held-out texts), and with one `fit` over every batch, for Multi
 BernoulliNB (also with binarize=None, over binary features), with and without sample weights, with class_prior /
 fit_prior, over a hashing vectorizer, a count vectorizer with a fixed vocabulary, and hashing + tf-idf without idf.
 Then the refusals: a vectorizer that learns its vocabulary, tf-idf with idf, no classes on the first call, an
-unknown label, other classes, another config; a
+unknown label, other classes, another config, a batch whose sample weights are all 0 (partial_fit's message); a
 failed or cancelled partial Train leaves the previous version serving.
 """
 
@@ -291,3 +291,28 @@ def test_partial_refusals_name_the_reason_and_keep_the_previous_version(stub):
     # And the next partial Train continues it.
     assert train(stub, partial(), TEXTS, CAT_DOG).info.version == 2
 
+
+def test_a_partial_batch_whose_weights_are_all_zero_is_refused_as_partial_fit_refuses_it(stub):
+    x = HashingVectorizer(n_features=64, alternate_sign=False).transform(TEXTS)
+    nb = MultinomialNB().partial_fit(x, CAT_DOG, classes=["cat", "dog"])
+    with pytest.raises(ValueError) as error:
+        nb.partial_fit(x[:2], CAT_DOG[:2], sample_weight=[0.0, 0.0])
+    message = str(error.value)
+    assert "non-zero" in message
+
+    def partial(**kw):
+        return pb.TrainConfig(name="zero-weights", partial=True, vectorizer=HASHING, classifier=MNB, **kw)
+
+    # On the first call (nothing stored) and on a later one (the previous version keeps serving).
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message, "weight > 0"):
+        train(stub, partial(classes=["cat", "dog"]), TEXTS[:2], CAT_DOG[:2], weights=[0.0, 0.0])
+    with expect_rpc_error(grpc.StatusCode.NOT_FOUND):
+        latest(stub, "zero-weights")
+    train(stub, partial(classes=["cat", "dog"]), TEXTS, CAT_DOG)
+    before = stub.GetModel(pb.GetModelRequest(model=ref("zero-weights")), timeout=TIMEOUT).spec
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, message, "weight > 0"):
+        train(stub, partial(), TEXTS[:2], CAT_DOG[:2], weights=[0.0, 0.0])
+    assert latest(stub, "zero-weights") == 1
+    assert stub.GetModel(pb.GetModelRequest(model=ref("zero-weights")), timeout=TIMEOUT).spec == before
+    # One weight > 0 is enough, as for partial_fit.
+    assert train(stub, partial(), TEXTS[:2], CAT_DOG[:2], weights=[0.0, 0.5]).info.version == 2

@@ -23,6 +23,14 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
   const size_t k = classes_.size();
   const size_t f = num_features_;
   MAAS_RETURN_IF_ERROR(CheckExamples(rows, labels, weights, f));
+  // Refused before anything is counted. (A fit with all weights 0 is refused in FitCounts.)
+  if (!weights.empty() &&
+      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
+    return absl::InvalidArgumentError(
+        "every sample weight of this partial Train is 0, so it would learn nothing (scikit-learn's "
+        "partial_fit refuses it: \"Sample weights must contain at least one non-zero number.\"); "
+        "nothing was stored: give at least one example a weight > 0");
+  }
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("Number of priors must match number of classes: got ",
@@ -55,12 +63,6 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
   }
   for (size_t i = 0; i < k * f; ++i) feature_count_[i] += batch_features[i];
   for (size_t c = 0; c < k; ++c) class_count_[c] += batch_classes[c];
-  if (std::all_of(class_count_.begin(), class_count_.end(), [](double w) { return w == 0.0; })) {
-    return absl::InvalidArgumentError(
-        "every class count is 0 (no earlier counts and every sample weight 0): nothing to learn "
-        "from (scikit-learn would produce NaN class priors); give at least one example a weight "
-        "> 0");
-  }
   MAAS_RETURN_IF_ERROR(UpdateParameters());
   // The checks a stored version is loaded with (the next partial Train continues a copy of it).
   const absl::Status valid = ValidateFitted();

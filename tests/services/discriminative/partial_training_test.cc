@@ -235,6 +235,32 @@ TEST_CASE(
   CHECK_THAT(std::string(refused.message()), Catch::Contains("binarize disabled needs features"));
 }
 
+TEST_CASE("A partial Train whose sample weights are all 0 is refused, as partial_fit refuses it") {
+  const v1::ClassifierConfig mnb = Classifier("multinomial_nb");
+  v1::TextBatch zero = Batch(0, 3, true);
+  for (v1::LabeledText& example : *zero.mutable_examples()) example.set_weight(0.0);
+  const auto finish = [&](const v1::TrainConfig& config, const Pipeline* previous) {
+    auto trainer = Trainer::Create(config, {}, previous);
+    REQUIRE(trainer.ok());
+    REQUIRE(trainer->AddBatch(zero).ok());
+    return trainer->Finish().status();
+  };
+  // The first call, and a call continuing a version with counts.
+  const Pipeline first =
+      PartialTrain(PartialConfig(Hashing(), mnb, true), nullptr, Batch(0, 3, false));
+  for (const Pipeline* previous : {static_cast<const Pipeline*>(nullptr), &first}) {
+    CAPTURE(previous != nullptr);
+    const absl::Status status =
+        finish(PartialConfig(Hashing(), mnb, previous == nullptr), previous);
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()),
+               Catch::Contains("Sample weights must contain at least one non-zero number"));
+  }
+  // One weight > 0 is enough.
+  zero.mutable_examples(1)->set_weight(0.5);
+  CHECK(finish(PartialConfig(Hashing(), mnb, false), &first).ok());
+}
+
 absl::Status CreateStatus(const v1::TrainConfig& config, const Pipeline* previous = nullptr) {
   return Trainer::Create(config, {}, previous).status();
 }
