@@ -4,7 +4,9 @@ taken from scikit-learn at test time), and the version that was serving before k
 
 Covered here: an empty training stream; a vocabulary empty after min_df/max_df pruning or after stop words; a
 single class (accepted, as scikit-learn accepts it: every probability 1); min_df > max_df; n_features out of range;
-a model too large for the server; partial on a vocabulary-learning vectorizer; texts above --max_text_bytes in
+a model too large for the server; partial on a vocabulary-learning vectorizer; tf-idf with smooth_idf false and a
+feature no training text has (refused on purpose: scikit-learn fits it with idf_ = inf, then refuses every text
+that has the feature); texts above --max_text_bytes in
 Train, Classify, Vectorize and Evaluate; invalid UTF-8 in texts, which the service reads as bytes (a typed client
 of most languages cannot send it, so the messages are written byte by byte): decode_error strict names the text,
 replace and ignore equal scikit-learn's on the same bytes; invalid UTF-8 in another string field (a label) makes the
@@ -12,11 +14,14 @@ message unreadable, refused naming the message (see also test_e2e_bad_streams.py
 --max_features 0); token_pattern errors are tested with token_pattern support.
 """
 
+import warnings
+
 import grpc
 import numpy as np
 import pytest
-from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer
+from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, TfidfVectorizer
 from sklearn.naive_bayes import MultinomialNB
+from sklearn.pipeline import make_pipeline
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
 from maas.discriminative.v1 import discriminative_pb2_grpc
@@ -140,6 +145,38 @@ def test_partial_on_a_vocabulary_learning_vectorizer(server):
     config = pb.TrainConfig(name="m", partial=True, classes=["cat", "dog"])
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "partial", "learns its vocabulary"):
         server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+
+
+def test_tfidf_without_smooth_idf_refuses_a_feature_no_training_text_has(server):
+    # Deliberately stricter than scikit-learn: it fits such a feature (a RuntimeWarning, idf_ = inf) and then
+    # refuses every text that has it (ValueError: the tf-idf value is inf). The refusal must say so, and what to do
+    # instead.
+    vocabulary = ["zzz", "cat", "dog", "the"]
+    pipeline = make_pipeline(TfidfVectorizer(vocabulary=vocabulary, smooth_idf=False), MultinomialNB())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        pipeline.fit(TEXTS, LABELS)
+        assert np.isinf(pipeline[0].idf_[0]) and np.isfinite(pipeline[0].idf_[1:]).all()
+        assert "infinity" in sklearn_error(lambda: pipeline.predict_proba(["zzz cat"]))
+        assert np.isfinite(pipeline.predict_proba(["the cat"])).all()
+    config = pb.TrainConfig(name="m", vectorizer=pb.VectorizerConfig(
+        count=pb.CountVectorizerConfig(vocabulary=vocabulary), tfidf=pb.TfidfConfig(smooth_idf=False)))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "'zzz'", "no training document", "smooth_idf",
+                          "idf_ = inf", "contains infinity", "vocabulary"):
+        server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+    # Hashing: buckets no training text hits.
+    config = pb.TrainConfig(name="m", vectorizer=pb.VectorizerConfig(
+        hashing=pb.HashingVectorizerConfig(n_features=64, alternate_sign=False),
+        tfidf=pb.TfidfConfig(smooth_idf=False)))
+    with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "no training document", "smooth_idf", "contains infinity",
+                          "use_idf"):
+        server.Train(requests(config, TEXTS, LABELS), timeout=TIMEOUT)
+    # The same without unseen features, or with smooth_idf, trains.
+    for vectorizer in (pb.VectorizerConfig(count=pb.CountVectorizerConfig(vocabulary=vocabulary[1:]),
+                                           tfidf=pb.TfidfConfig(smooth_idf=False)),
+                       pb.VectorizerConfig(count=pb.CountVectorizerConfig(vocabulary=vocabulary),
+                                           tfidf=pb.TfidfConfig(smooth_idf=True))):
+        server.Train(requests(pb.TrainConfig(name="tfidf-ok", vectorizer=vectorizer), TEXTS, LABELS), timeout=TIMEOUT)
 
 
 def test_texts_above_max_text_bytes(server):

@@ -1,7 +1,9 @@
 #include "services/discriminative/core/tfidf.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -84,6 +86,31 @@ void TfidfVectorizer::ToState(v1::VectorizerState* state) const {
   state->mutable_idf()->Assign(idf_.begin(), idf_.end());
 }
 
+namespace {
+
+// smooth_idf false and feature j in no training document (df 0): idf log(n / 0) + 1 = inf. A
+// deliberate difference: scikit-learn fits it (RuntimeWarning, idf_ = inf), but then refuses every
+// text that has the feature (its tf-idf value is inf: "Input contains infinity"), so a model that
+// cannot classify such texts is refused here, saying what to do.
+absl::Status UnseenFeatureError(const Vectorizer& base, const std::vector<double>& df, size_t j) {
+  const size_t unseen = static_cast<size_t>(std::count(df.begin(), df.end(), 0.0));
+  std::string term = base.FeatureName(static_cast<uint32_t>(j));
+  const bool hashing = term.empty();
+  if (term.size() > 100) term = absl::StrCat(term.substr(0, 100), "...");  // may cut a character
+  return absl::InvalidArgumentError(absl::StrCat(
+      hashing ? absl::StrCat("hashing bucket ", j) : absl::StrCat("feature ", j, " ('", term, "')"),
+      unseen > 1 ? absl::StrCat(" and ", unseen - 1, " other features occur")
+                 : std::string(" occurs"),
+      " in no training document, so with smooth_idf false the idf is log(n / 0) + 1 = inf. "
+      "scikit-learn fits this (with a RuntimeWarning, idf_ = inf) but then refuses every text "
+      "that has such a feature (\"Input contains infinity\"), so it is refused here: set "
+      "smooth_idf true (the default), or ",
+      hashing ? "use_idf false (or fewer n_features, so that the training texts hit every bucket)"
+              : "use a vocabulary of terms the training texts contain (or use_idf false)"));
+}
+
+}  // namespace
+
 absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, VectorizerFit base) {
   MAAS_ASSIGN_OR_RETURN(const TfidfOptions options, TfidfOptionsFromConfig(config.tfidf()));
   const size_t f = base.vectorizer->num_features();
@@ -102,12 +129,7 @@ absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, Vecto
       double v = n / (df[j] + smooth);
       v = std::log(v);
       idf[j] = v + 1.0;
-      if (!std::isfinite(idf[j])) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "feature ", j,
-            " occurs in no document, so with smooth_idf false its idf is infinite "
-            "(scikit-learn fails on it too); use smooth_idf or drop the term from the vocabulary"));
-      }
+      if (!std::isfinite(idf[j])) return UnseenFeatureError(*base.vectorizer, df, j);
     }
   }
   auto tfidf =
