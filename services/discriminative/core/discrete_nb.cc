@@ -360,8 +360,9 @@ absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
   if (!weights.empty() &&
       std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
     return absl::InvalidArgumentError(
-        "every sample weight is 0: nothing to learn from (scikit-learn would produce NaN class "
-        "priors); give at least one example a weight > 0");
+        "every sample weight is 0: nothing to learn from (scikit-learn refuses it too: \"Sample "
+        "weights must contain at least one non-zero number.\"); give at least one example a "
+        "weight > 0");
   }
   num_features_ = num_features;
   // The distinct labels in code point order (numpy.unique), each label's class by hash.
