@@ -70,7 +70,7 @@ class ModelRepository {
   // --model_cache_bytes); 0 = no budget.
   ModelRepository(store::ModelStore* store, Parser parse, absl::Duration poll_interval,
                   int64_t cache_bytes = 0)
-      : store_(store), cache_(store, std::move(parse)) {
+      : store_(store), parse_(parse), cache_(store, std::move(parse)) {
     cache_.SetByteBudget(cache_bytes);
     if (poll_interval > absl::ZeroDuration()) cache_.StartPolling(poll_interval);
   }
@@ -107,20 +107,32 @@ class ModelRepository {
   // Writes the next version of `name` with the bytes make_bytes(version) produces, then returns it
   // loaded. `stop` is checked once the bytes are ready, right before they are written: a call whose
   // deadline passed or that was cancelled commits nothing (a client retrying on DEADLINE_EXCEEDED
-  // must not find a duplicate version) and gets the StopToken's status.
+  // must not find a duplicate version) and gets the StopToken's status. `options` as
+  // store::ModelStore::Put (a write that continues a version). A version deleted right after it
+  // was written is still answered (from the bytes written): the write succeeded.
   absl::StatusOr<std::shared_ptr<const Loaded>> Put(
       std::string_view name,
       const std::function<absl::StatusOr<std::string>(int64_t version)>& make_bytes,
-      const exec::StopToken& stop = exec::StopToken()) {
+      const exec::StopToken& stop = exec::StopToken(),
+      const store::PutOptions& options = store::PutOptions()) {
     MAAS_RETURN_IF_ERROR(ValidateModelName(name));
     MAAS_RETURN_IF_ERROR(stop.Check());
-    MAAS_ASSIGN_OR_RETURN(int64_t version,
-                          cache_.Put(name, [&](int64_t version) -> absl::StatusOr<std::string> {
-                            MAAS_ASSIGN_OR_RETURN(std::string bytes, make_bytes(version));
-                            MAAS_RETURN_IF_ERROR(stop.Check());
-                            return bytes;
-                          }));
-    return cache_.Get(name, version);
+    std::string written;
+    MAAS_ASSIGN_OR_RETURN(int64_t version, cache_.Put(
+                                               name,
+                                               [&](int64_t version) -> absl::StatusOr<std::string> {
+                                                 MAAS_ASSIGN_OR_RETURN(std::string bytes,
+                                                                       make_bytes(version));
+                                                 MAAS_RETURN_IF_ERROR(stop.Check());
+                                                 written = bytes;
+                                                 return bytes;
+                                               },
+                                               options));
+    absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
+    // An audit saw a Train answer NOT_FOUND for the version it had just stored: a DeleteModel
+    // came in between. The write succeeded, so its caller learns the version.
+    if (absl::IsNotFound(loaded.status())) return parse_(written);
+    return loaded;
   }
 
   // One line per stored version whose ModelInfo cannot be read (an empty, truncated or foreign
@@ -266,6 +278,7 @@ class ModelRepository {
   }
 
   store::ModelStore* store_;
+  Parser parse_;  // the cache's loader, for a version deleted right after Put wrote it
   store::ModelCache<Loaded> cache_;
   absl::Mutex infos_mu_;
   std::map<std::pair<std::string, int64_t>, common::v1::ModelInfo> infos_

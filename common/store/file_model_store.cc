@@ -16,6 +16,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/status/status_macros.h"
 
 namespace maas::store {
@@ -346,7 +348,45 @@ absl::StatusOr<std::string> FileModelStore::ReadVersion(std::string_view name,
   return bytes;
 }
 
-absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeBytesFn& make_bytes) {
+absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t continued,
+                                            int64_t version) const {
+  const std::string model_dir = ModelDir(name);
+  if (continued > 0) {
+    struct stat st;
+    const std::string file = Join(VersionDir(name, continued), kModelFile);
+    if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
+      return internal::ContinuedVersionGone(name, continued, version);
+    }
+  }
+  MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(model_dir, nullptr));
+  for (const std::string& entry : entries) {
+    const int64_t other = ParseVersion(entry);
+    if (other <= continued || other >= version) continue;
+    const std::string dir = Join(model_dir, entry);
+    absl::StatusOr<std::vector<std::string>> inside = ListDir(dir, nullptr);
+    if (!inside.ok()) continue;  // removed meanwhile (deleted, or its writer gave up)
+    bool in_the_way = false;
+    for (const std::string& file : *inside) {
+      const std::string path = Join(dir, file);
+      if (file == kModelFile) in_the_way = true;  // a complete version
+      if (absl::StartsWith(file, internal::Sv(kTempPrefix)) && !TempFileAbandoned(path)) {
+        in_the_way = true;  // a live writer
+      }
+    }
+    if (inside->empty()) {
+      // A writer between its mkdir and its locked temp file (microseconds), or one that crashed
+      // there: a directory that has stayed empty for a while is the latter (CleanUp removes it).
+      struct stat st;
+      in_the_way = stat(dir.c_str(), &st) == 0 &&
+                   absl::FromTimeT(st.st_mtime) > absl::Now() - absl::Seconds(10);
+    }
+    if (in_the_way) return internal::VersionInTheWay(name, continued, other, version);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeBytesFn& make_bytes,
+                                            const PutOptions& options) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   const std::string model_dir = ModelDir(name);
   for (int attempt = 0; attempt < kMaxPutAttempts; ++attempt) {
@@ -370,6 +410,14 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       }
       version_dir = VersionDir(name, version);
       if (mkdir(version_dir.c_str(), 0755) == 0) {
+        // A number at or below the high-water mark was handed out before (its directory is gone:
+        // deleted, or its writer gave up): never again, even to a writer that listed the
+        // directory before it went.
+        if (version <= ReadHighWater(model_dir)) {
+          rmdir(version_dir.c_str());
+          ++version;
+          continue;
+        }
         reserved = true;
         break;
       }
@@ -401,10 +449,18 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       bytes = absl::InternalError("model store: producing the model failed with an exception");
     }
     absl::Status status = bytes.status();
+    if (status.ok() && options.continues.has_value()) {
+      // Right before the version becomes visible (a later writer that continues the same
+      // version sees this one's locked temp file and gives way).
+      status = CheckContinues(name, *options.continues, version);
+    }
     if (status.ok()) status = temp->Commit(*bytes, Join(version_dir, kModelFile), version_dir);
     if (status.ok()) status = SyncDir(model_dir);
     if (!status.ok()) {
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
+      // The number stays used (see the header), best effort: a failure to record it only risks
+      // that number being handed out again, as before.
+      (void)RaiseHighWater(model_dir, version);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;

@@ -20,6 +20,11 @@
 // - A writer holds an flock() on its temp file from right after reserving the version until the
 //   rename, so CleanUp() (run at startup) can remove a crashed writer's leftovers without ever
 //   touching a live writer's.
+// - Numbers are reserved in increasing order: a reservation starts above every version directory
+//   and the high-water mark, and a writer that gives up raises the mark before removing its
+//   directory, so a number is never handed out again, not even to a writer that listed the
+//   directory before. A write that continues a version (PutOptions::continues) therefore only
+//   has to look at the directories numbered between that version and its own.
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 // space or
 //   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
@@ -54,7 +59,9 @@ class FileModelStore : public ModelStore {
   FileModelStore(const FileModelStore&) = delete;
   FileModelStore& operator=(const FileModelStore&) = delete;
 
-  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) override;
+  using ModelStore::Put;
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
+                              const PutOptions& options) override;
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
   absl::StatusOr<std::vector<std::string>> ListNames() override;
@@ -87,6 +94,9 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
   absl::Status DeleteVersion(std::string_view name, int64_t version) const;
+  // PutOptions::continues: OK if `continued` (> 0) is complete and no version directory numbered
+  // between it and `version` holds a complete version or a live writer; else ABORTED.
+  absl::Status CheckContinues(std::string_view name, int64_t continued, int64_t version) const;
 
   const std::string root_;
 };

@@ -6,19 +6,35 @@
 
 namespace maas::store {
 
-absl::StatusOr<int64_t> MemoryModelStore::Put(std::string_view name,
-                                              const MakeBytesFn& make_bytes) {
+absl::StatusOr<int64_t> MemoryModelStore::Put(std::string_view name, const MakeBytesFn& make_bytes,
+                                              const PutOptions& options) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   int64_t version;
   {
     absl::MutexLock lock(&mu_);
     Model& model = models_[std::string(name)];
     version = model.next_version++;
+    model.writing.insert(version);
   }
   absl::StatusOr<std::string> bytes = make_bytes(version);
-  if (!bytes.ok()) return bytes.status();
   absl::MutexLock lock(&mu_);
-  models_[std::string(name)].versions.emplace(version, *std::move(bytes));
+  Model& model = models_[std::string(name)];
+  model.writing.erase(version);
+  if (!bytes.ok()) return bytes.status();
+  if (options.continues.has_value()) {
+    const int64_t continued = *options.continues;
+    if (continued > 0 && model.versions.count(continued) == 0) {
+      return internal::ContinuedVersionGone(name, continued, version);
+    }
+    auto in_between = [&](int64_t v) { return v > continued && v < version; };
+    for (int64_t v : model.writing) {
+      if (in_between(v)) return internal::VersionInTheWay(name, continued, v, version);
+    }
+    for (const auto& [v, unused] : model.versions) {
+      if (in_between(v)) return internal::VersionInTheWay(name, continued, v, version);
+    }
+  }
+  model.versions.emplace(version, *std::move(bytes));
   return version;
 }
 

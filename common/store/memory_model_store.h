@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -22,7 +23,9 @@ class MemoryModelStore : public ModelStore {
   MemoryModelStore(const MemoryModelStore&) = delete;
   MemoryModelStore& operator=(const MemoryModelStore&) = delete;
 
-  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) override;
+  using ModelStore::Put;
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
+                              const PutOptions& options) override;
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
   absl::StatusOr<std::vector<std::string>> ListNames() override;
@@ -32,6 +35,7 @@ class MemoryModelStore : public ModelStore {
   struct Model {
     int64_t next_version = 1;                 // never decreases: versions are not reused
     std::map<int64_t, std::string> versions;  // complete versions
+    std::set<int64_t> writing;                // reserved, not complete yet
   };
 
   absl::Mutex mu_;

@@ -91,7 +91,8 @@ class ModelCache {
   bool Cached(std::string_view name, int64_t version) const;
 
   // Writes through to the store, then invalidates `name` so the next Get sees the change.
-  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes);
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
+                              const PutOptions& options = PutOptions());
   absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version);
 
   // Marks `name` as changed: the next Get(name, ...) consults the store. Call after writing to the
@@ -522,8 +523,9 @@ void ModelCache<T>::UpdateLatest(NameState& state) {
 }
 
 template <class T>
-absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeBytesFn& make_bytes) {
-  absl::StatusOr<int64_t> version = store_->Put(name, make_bytes);
+absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeBytesFn& make_bytes,
+                                           const PutOptions& options) {
+  absl::StatusOr<int64_t> version = store_->Put(name, make_bytes, options);
   if (version.ok()) Invalidate(name);
   return version;
 }

@@ -50,5 +50,19 @@ absl::Status ModelNotFound(std::string_view name, int64_t version) {
       absl::StrCat("model \"", Sv(name), "\" version ", version, " not found"));
 }
 
+absl::Status ContinuedVersionGone(std::string_view name, int64_t continued, int64_t version) {
+  return absl::AbortedError(absl::StrCat("model \"", Sv(name), "\": version ", version,
+                                         " was to continue version ", continued,
+                                         ", which is no longer stored"));
+}
+
+absl::Status VersionInTheWay(std::string_view name, int64_t continued, int64_t other,
+                             int64_t version) {
+  return absl::AbortedError(
+      absl::StrCat("model \"", Sv(name), "\": version ", version, " was to continue ",
+                   continued == 0 ? std::string("no version") : absl::StrCat("version ", continued),
+                   ", but version ", other, " was written or is being written in between"));
+}
+
 }  // namespace internal
 }  // namespace maas::store

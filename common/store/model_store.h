@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,13 @@ absl::Status ValidateModelName(std::string_view name);
 // version).
 using MakeBytesFn = std::function<absl::StatusOr<std::string>(int64_t version)>;
 
+// How a version is written (ModelStore::Put).
+struct PutOptions {
+  // The version this write continues (0: none, a first version), if the write is only valid as
+  // the next version after it (a partial Train): see Put.
+  std::optional<int64_t> continues;
+};
+
 // Interface of a model store. Implementations are thread-safe. Every method validates `name` first
 // (INVALID_ARGUMENT) and rejects a negative `version` (INVALID_ARGUMENT).
 // Version numbers are never reused for a name: deleting versions does not lower the next version.
@@ -46,8 +54,17 @@ class ModelStore {
   // Reserves the next version of `name`, calls make_bytes(version) (without holding any lock) to
   // produce the content, stores it atomically and returns the version. If make_bytes fails, nothing
   // is left behind and its status is returned. Concurrent Puts (threads, or processes sharing a
-  // FileModelStore root) get distinct versions.
-  virtual absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) = 0;
+  // FileModelStore root) get distinct versions, numbered in the order they were reserved.
+  // With options.continues = E (a write that continues version E, 0: none), the version is stored
+  // only if, right before it becomes visible, E is still complete (when E > 0) and no version
+  // numbered between E and this one is complete or being written; otherwise nothing is left
+  // behind and the answer is ABORTED naming the version in the way. Two writes that continue the
+  // same version, in one process or in replicas sharing a root, never both succeed.
+  virtual absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
+                                      const PutOptions& options) = 0;
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) {
+    return Put(name, make_bytes, PutOptions());
+  }
 
   // The bytes of `version` of `name`; version 0 = the latest complete version.
   // NOT_FOUND (naming the model and version) if there is no such model/version.
@@ -71,6 +88,10 @@ inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.dat
 absl::Status ValidateVersionArgument(std::string_view name, int64_t version);
 // The NOT_FOUND status for a model (version 0) or one of its versions.
 absl::Status ModelNotFound(std::string_view name, int64_t version);
+// The ABORTED statuses of a Put with PutOptions::continues (`version`: the one it reserved).
+absl::Status ContinuedVersionGone(std::string_view name, int64_t continued, int64_t version);
+absl::Status VersionInTheWay(std::string_view name, int64_t continued, int64_t other,
+                             int64_t version);
 }  // namespace internal
 
 }  // namespace maas::store

@@ -29,26 +29,13 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   }
   // Everything is validated before the store reserves a version; make_bytes only fails if the
   // bytes would not load back, and then the store leaves nothing behind.
-  return options.repository->Put(
+  // A partial Train commits only as the next version after the one it continued: the store
+  // checks right before the write, also against replicas sharing the store.
+  store::PutOptions options_for_put;
+  options_for_put.continues = expected_latest;
+  absl::StatusOr<std::shared_ptr<const LoadedPipeline>> stored = options.repository->Put(
       name,
       [&](int64_t version) -> absl::StatusOr<std::string> {
-        if (expected_latest.has_value()) {
-          // A partial Train: commit only if the version it continued is still the latest.
-          absl::StatusOr<std::vector<int64_t>> versions =
-              options.repository->cache().store()->ListVersions(name);
-          if (!versions.ok() && !absl::IsNotFound(versions.status())) return versions.status();
-          const int64_t latest = versions.ok() && !versions->empty() ? versions->back() : 0;
-          if (latest != *expected_latest) {
-            return absl::AbortedError(absl::StrCat(
-                "model '", name, "' changed while this partial Train ran: it continued ",
-                *expected_latest == 0 ? std::string("no version")
-                                      : absl::StrCat("version ", *expected_latest),
-                " but the latest is now ",
-                latest == 0 ? std::string("none") : absl::StrCat("version ", latest),
-                "; nothing was stored (continuing the older version would drop the newer one's "
-                "data): retry the partial Train"));
-          }
-        }
         v1::StoredDiscriminativeModel stored;
         registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels,
                                 description, options.clock(), stored.mutable_info());
@@ -67,7 +54,14 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
         }
         return bytes;
       },
-      stop);
+      stop, options_for_put);
+  if (expected_latest.has_value() && absl::IsAborted(stored.status())) {
+    return absl::AbortedError(absl::StrCat(
+        "model '", name, "' changed while this partial Train ran (", stored.status().message(),
+        "); nothing was stored (continuing the older version would drop the newer one's data): "
+        "retry the partial Train"));
+  }
+  return stored;
 }
 
 }  // namespace

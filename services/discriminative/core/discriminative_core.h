@@ -65,9 +65,11 @@ struct DiscriminativeCoreOptions {
 // A partial Train (TrainConfig.partial) continues the latest version as it is when the config
 // arrives, and commits only if that is still the latest version when the new one is written
 // (ABORTED otherwise: another call committed meanwhile and continuing the older version would
-// drop its data; retry). Partial commits of one core are serialised, so two concurrent partial
-// Trains of a model never both continue the same version; between replicas sharing a store the
-// check is made just before the write.
+// drop its data; retry). The store makes that check right before the version becomes visible
+// (store::PutOptions::continues: no version between the continued one and the new one, complete
+// or being written), so two partial Trains never both continue the same version, also in
+// replicas sharing a store. Partial commits of one core are serialised as well, so within
+// one server their checks and writes do not interleave.
 class TrainSession {
  public:
   // `partial_commit_mu` (may be null) serialises the check-and-write of partial Trains.

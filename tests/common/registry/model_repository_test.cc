@@ -178,6 +178,58 @@ TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
   CHECK(f.Put("late", 10).ok());
 }
 
+// A store whose versions are deleted as soon as they are written: a DeleteModel that comes in
+// right after a write commits.
+class DeletedAtOnceStore : public store::ModelStore {
+ public:
+  using ModelStore::Put;
+  absl::StatusOr<int64_t> Put(std::string_view name, const store::MakeBytesFn& make_bytes,
+                              const store::PutOptions& options) override {
+    MAAS_ASSIGN_OR_RETURN(int64_t version, inner_.Put(name, make_bytes, options));
+    REQUIRE(inner_.Delete(name, version).ok());
+    return version;
+  }
+  absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override {
+    return inner_.Get(name, version);
+  }
+  absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override {
+    return inner_.ListVersions(name);
+  }
+  absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_.ListNames(); }
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override {
+    return inner_.Delete(name, version);
+  }
+
+ private:
+  store::MemoryModelStore inner_;
+};
+
+// An audit saw a Train answer NOT_FOUND for the version it had just stored (a DeleteModel came in
+// between), so its client never learned the version and a retry wrote a duplicate.
+TEST_CASE("Put answers the version it wrote even when a delete removed it at once") {
+  DeletedAtOnceStore store;
+  ModelRepository<Loaded> repository(
+      &store,
+      [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
+        MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+        auto loaded = std::make_shared<Loaded>();
+        loaded->model_info = info;
+        return std::shared_ptr<const Loaded>(std::move(loaded));
+      },
+      absl::ZeroDuration());
+  const auto put = repository.Put("gone", [](int64_t version) -> absl::StatusOr<std::string> {
+    common::v1::ModelInfo info;
+    FillModelInfo("gone", version, common::v1::GENERATIVE, "uniform", {}, "", absl::Now(), &info);
+    return Field(1, info.SerializeAsString());
+  });
+  REQUIRE(put.ok());
+  CHECK((*put)->info().name() == "gone");
+  CHECK((*put)->info().version() == 1);
+  common::v1::ModelRef ref;
+  ref.set_name("gone");
+  CHECK(absl::IsNotFound(repository.Get(ref).status()));
+}
+
 TEST_CASE("The repository's cache keeps loaded models within --model_cache_bytes") {
   Fixture f(/*cache_bytes=*/3000);
   for (const char* name : {"a", "b", "c", "d"}) REQUIRE(f.Put(name, 1000).ok());

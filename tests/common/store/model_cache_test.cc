@@ -62,8 +62,10 @@ class CountingLoader {
 class CountingStore : public ModelStore {
  public:
   explicit CountingStore(ModelStore* inner) : inner_(inner) {}
-  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) override {
-    return inner_->Put(name, make_bytes);
+  using ModelStore::Put;
+  absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
+                              const PutOptions& options) override {
+    return inner_->Put(name, make_bytes, options);
   }
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override {
     gets_++;

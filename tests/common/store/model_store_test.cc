@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <set>
@@ -235,6 +236,88 @@ TEMPLATE_TEST_CASE("A failing make_bytes leaves nothing behind", "[store]", File
   auto next = store.Put("kept", Content("kept"));
   REQUIRE(next.ok());
   CHECK(*next > 1);
+}
+
+// An audit found replicas sharing a store losing acknowledged partial Trains: each checked that
+// the continued version was still the latest by listing complete versions, which a write still in
+// progress is not.
+TEMPLATE_TEST_CASE("Put continuing a version succeeds only as the next version after it", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  PutOptions first;
+  first.continues = 0;
+  REQUIRE(store.Put("m", Content("a"), first).value() == 1);
+  PutOptions after_1;
+  after_1.continues = 1;
+  REQUIRE(store.Put("m", Content("b"), after_1).value() == 2);
+  // Version 2 is in the way of another write continuing 1, and of one continuing nothing.
+  const absl::Status late = store.Put("m", Content("c"), after_1).status();
+  CHECK(absl::IsAborted(late));
+  CHECK_THAT(std::string(late.message()), Catch::Contains("version 2"));
+  CHECK(absl::IsAborted(store.Put("m", Content("c"), first).status()));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 2});  // nothing left behind
+  // A write in progress is in the way too: while a plain write is producing its bytes, a write
+  // continuing the version before it is refused.
+  PutOptions after_2;
+  after_2.continues = 2;
+  absl::Status inner;
+  const absl::StatusOr<int64_t> outer = store.Put("m", [&](int64_t version) {
+    inner = store.Put("m", Content("d"), after_2).status();
+    return Content("plain")(version);
+  });
+  REQUIRE(outer.ok());
+  CHECK(absl::IsAborted(inner));
+  CHECK_THAT(std::string(inner.message()), Catch::Contains(absl::StrCat("version ", *outer)));
+  // Continuing the latest works again; continuing a deleted version does not.
+  PutOptions after_outer;
+  after_outer.continues = *outer;
+  const absl::StatusOr<int64_t> next = store.Put("m", Content("e"), after_outer);
+  REQUIRE(next.ok());
+  REQUIRE(store.Delete("m", *next).ok());
+  PutOptions after_deleted;
+  after_deleted.continues = *next;
+  const absl::Status gone = store.Put("m", Content("f"), after_deleted).status();
+  CHECK(absl::IsAborted(gone));
+  CHECK_THAT(std::string(gone.message()), Catch::Contains("no longer stored"));
+  // Numbers of refused writes are not handed out again.
+  const absl::StatusOr<int64_t> plain = store.Put("m", Content("g"));
+  REQUIRE(plain.ok());
+  CHECK(*plain > *next + 1);
+}
+
+TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a continuing Put") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).ok());  // version 1
+  const std::string m = dir.path() + "/m";
+  fs::create_directories(m + "/2");  // crashed mid-write: an unlocked temp file
+  WriteFile(m + "/2/model.pb.tmp-dead01", "torn");
+  fs::create_directories(m + "/3");  // crashed between mkdir and its temp file, a while ago
+  const auto old = fs::file_time_type::clock::now() - std::chrono::minutes(5);
+  fs::last_write_time(m + "/3", old);
+  PutOptions after_1;
+  after_1.continues = 1;
+  const absl::StatusOr<int64_t> next = store.Put("m", Content("m"), after_1);
+  REQUIRE(next.ok());
+  CHECK(*next == 4);
+  // A live writer (its temp file locked) is in the way, and so is a directory just made.
+  fs::create_directories(m + "/5");
+  WriteFile(m + "/5/model.pb.tmp-live01", "being written");
+  const int live_fd = open((m + "/5/model.pb.tmp-live01").c_str(), O_RDONLY);
+  REQUIRE(live_fd >= 0);
+  REQUIRE(flock(live_fd, LOCK_EX) == 0);
+  PutOptions after_4;
+  after_4.continues = 4;
+  CHECK(absl::IsAborted(store.Put("m", Content("m"), after_4).status()));
+  close(live_fd);
+  REQUIRE(store.CleanUp().ok());  // removes 5 (now abandoned) and the refused write's leftovers
+  fs::create_directories(m + "/9");
+  const absl::Status young = store.Put("m", Content("m"), after_4).status();
+  CHECK(absl::IsAborted(young));
+  CHECK_THAT(std::string(young.message()), Catch::Contains("version 9"));
 }
 
 TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
