@@ -473,9 +473,12 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
                      " per request (--max_samples_per_request); split the job into start_index "
                      "ranges (shards concatenate exactly)"));
   }
-  if (request.start_index() > std::numeric_limits<uint64_t>::max() - request.num_samples()) {
+  // The last index drawn, start_index + num_samples - 1 (num_samples >= 1), must fit: the stream
+  // has 2^64 samples, 0 .. 2^64 - 1.
+  if (request.start_index() > std::numeric_limits<uint64_t>::max() - (request.num_samples() - 1)) {
     return absl::InvalidArgumentError(
-        "start_index + num_samples overflows 2^64; use a smaller start_index");
+        "start_index + num_samples is above 2^64, past the stream's last sample (index 2^64 - 1); "
+        "use a smaller start_index");
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
                         options_.repository->Get(request.model()));

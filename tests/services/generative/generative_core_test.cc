@@ -201,8 +201,24 @@ TEST_CASE("sample requests are validated") {
   CHECK_THAT(std::string(over.message()), Catch::Contains("1000"));
   CHECK_THAT(std::string(over.message()), Catch::Contains("--max_samples_per_request"));
   request.set_num_samples(10);
-  request.set_start_index(std::numeric_limits<uint64_t>::max() - 5);
+  request.set_start_index(std::numeric_limits<uint64_t>::max() - 8);
   CHECK(absl::IsInvalidArgument(f.core->StartSample(request).status()));
+  // The last 10 samples of the stream end at index 2^64 - 1 (an audit found them refused).
+  request.set_start_index(std::numeric_limits<uint64_t>::max() - 9);
+  request.set_seed(3);
+  auto last = f.core->StartSample(request);
+  REQUIRE(last.ok());
+  const std::vector<v1::SampleBatch> tail = Drain(**last);
+  REQUIRE(tail.size() == 1);
+  CHECK(tail[0].start_index() == std::numeric_limits<uint64_t>::max() - 9);
+  request.set_num_samples(1);
+  request.set_start_index(std::numeric_limits<uint64_t>::max());
+  auto one = f.core->StartSample(request);
+  REQUIRE(one.ok());
+  const std::vector<double> tail_values = Values(tail), one_values = Values(Drain(**one));
+  REQUIRE(tail_values.size() == 10 * one_values.size());
+  CHECK(std::equal(one_values.begin(), one_values.end(), tail_values.end() - one_values.size()));
+  request.set_num_samples(10);
   request.set_start_index(0);
   *request.mutable_model() = Ref("nope");
   CHECK(absl::IsNotFound(f.core->StartSample(request).status()));
