@@ -310,6 +310,14 @@ absl::Status DiscreteNb::CheckExamples(SparseRowsView rows, const std::vector<st
         "got ", rows.size(), " rows but ", weights.size(), " weights (need one per row, or none)"));
   }
   MAAS_RETURN_IF_ERROR(ValidateNbOptions(options_));
+  // fit and partial_fit alike (a partial Train's batch alone).
+  if (!weights.empty() &&
+      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
+    return absl::InvalidArgumentError(
+        "every sample weight is 0, so there is nothing to learn (scikit-learn refuses it too: "
+        "\"Sample weights must contain at least one non-zero number.\"); nothing was stored: give "
+        "at least one example a weight > 0");
+  }
   for (size_t i = 0; i < rows.size(); ++i) {
     if (!weights.empty() && !(std::isfinite(weights[i]) && weights[i] >= 0.0)) {
       return absl::InvalidArgumentError(
@@ -356,13 +364,6 @@ absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
     if (labels[i].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("label of example ", i, " is empty"));
     }
-  }
-  if (!weights.empty() &&
-      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
-    return absl::InvalidArgumentError(
-        "every sample weight is 0: nothing to learn from (scikit-learn refuses it too: \"Sample "
-        "weights must contain at least one non-zero number.\"); give at least one example a "
-        "weight > 0");
   }
   num_features_ = num_features;
   // The distinct labels in code point order (numpy.unique), each label's class by hash.

@@ -23,14 +23,6 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
   const size_t k = classes_.size();
   const size_t f = num_features_;
   MAAS_RETURN_IF_ERROR(CheckExamples(rows, labels, weights, f));
-  // Refused before anything is counted. (A fit with all weights 0 is refused in FitCounts.)
-  if (!weights.empty() &&
-      std::all_of(weights.begin(), weights.end(), [](double w) { return w == 0.0; })) {
-    return absl::InvalidArgumentError(
-        "every sample weight of this partial Train is 0, so it would learn nothing (scikit-learn's "
-        "partial_fit refuses it: \"Sample weights must contain at least one non-zero number.\"); "
-        "nothing was stored: give at least one example a weight > 0");
-  }
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("Number of priors must match number of classes: got ",
