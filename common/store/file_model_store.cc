@@ -436,6 +436,7 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(version_dir, kTempPrefix);
     if (!temp.ok()) {
       if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
+      (void)RaiseHighWater(model_dir, version);  // the number stays used (see the header)
       rmdir(version_dir.c_str());
       return temp.status();
     }
