@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <exception>
 #include <filesystem>
+#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -134,22 +135,40 @@ absl::Status WriteAll(int fd, const std::string& bytes, const std::string& path)
 // can tell a live writer (lock held) from a crashed one (lock free) and never removes the former.
 class LockedTempFile {
  public:
-  // Creates "<dir>/<prefix>XXXXXX" and takes an exclusive lock on it.
+  // Creates a file named "<dir>/<prefix>..." holding an exclusive lock on it from the moment it has
+  // a name: an unnamed O_TMPFILE is locked, then linked in. (Created with a name first, the file
+  // would be visible unlocked for an instant, and a cleanup or a continuing writer looking then
+  // would take a live writer for a crashed one.) Filesystems without O_TMPFILE fall back to
+  // mkostemp() + flock(), keeping that instant.
   static absl::StatusOr<LockedTempFile> Create(const std::string& dir, std::string_view prefix) {
-    std::string path = Join(dir, absl::StrCat(internal::Sv(prefix), "XXXXXX"));
-    const int fd = mkostemp(path.data(), O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "create temporary file", path);
-    int rc;
-    do {
-      rc = flock(fd, LOCK_EX);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
+    const int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) return CreateNamedThenLock(dir, prefix);
+    if (absl::Status locked = Lock(fd, dir); !locked.ok()) {
+      close(fd);
+      return locked;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
       const int err = errno;
       close(fd);
-      unlink(path.c_str());
-      return ErrnoStatus(err, "lock temporary file", path);
+      return ErrnoStatus(err, "fstat temporary file in", dir);
     }
-    return LockedTempFile(fd, std::move(path));
+    const std::string proc_path = absl::StrCat("/proc/self/fd/", fd);
+    for (int attempt = 0;; ++attempt) {
+      // The inode number is unique among the live files of the filesystem; the attempt counter
+      // steps over a name left by a crashed writer whose inode was reused.
+      std::string path = Join(dir, absl::StrCat(internal::Sv(prefix), st.st_ino, "-", attempt));
+      if (linkat(AT_FDCWD, proc_path.c_str(), AT_FDCWD, path.c_str(), AT_SYMLINK_FOLLOW) == 0) {
+        return LockedTempFile(fd, std::move(path));
+      }
+      const int err = errno;
+      if (err == EEXIST && attempt < 100) continue;
+      close(fd);
+      if (err == ENOENT && access(proc_path.c_str(), F_OK) != 0) {
+        return CreateNamedThenLock(dir, prefix);  // no /proc: cannot name the file that way
+      }
+      return ErrnoStatus(err, "link temporary file", path);
+    }
   }
   LockedTempFile(LockedTempFile&& other) noexcept
       : fd_(std::exchange(other.fd_, -1)), path_(std::move(other.path_)) {}
@@ -184,6 +203,28 @@ class LockedTempFile {
 
  private:
   LockedTempFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
+
+  static absl::Status Lock(int fd, const std::string& path) {
+    int rc;
+    do {
+      rc = flock(fd, LOCK_EX);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, "lock temporary file in", path);
+  }
+
+  static absl::StatusOr<LockedTempFile> CreateNamedThenLock(const std::string& dir,
+                                                            std::string_view prefix) {
+    std::string path = Join(dir, absl::StrCat(internal::Sv(prefix), "XXXXXX"));
+    const int fd = mkostemp(path.data(), O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "create temporary file", path);
+    if (absl::Status locked = Lock(fd, path); !locked.ok()) {
+      close(fd);
+      unlink(path.c_str());
+      return locked;
+    }
+    return LockedTempFile(fd, std::move(path));
+  }
+
   int fd_;
   std::string path_;
 };
@@ -215,25 +256,45 @@ int64_t ReadHighWater(const std::string& model_dir) {
   return std::max<int64_t>(0, ParseVersion(std::string_view(buffer, static_cast<std::size_t>(n))));
 }
 
-// Raises the high-water mark of `model_dir` to at least `version`. Serialized by a lock on the
-// model directory, so concurrent raises from several processes never lower it.
-absl::Status RaiseHighWater(const std::string& model_dir, int64_t version) {
-  const int dir_fd = open(model_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd < 0) return ErrnoStatus(errno, "open directory", model_dir);
-  int rc;
-  do {
-    rc = flock(dir_fd, LOCK_EX);
-  } while (rc != 0 && errno == EINTR);
-  absl::Status status = rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, "lock", model_dir);
-  if (status.ok() && ReadHighWater(model_dir) < version) {
-    absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(model_dir, kHighWaterTempPrefix);
-    status = temp.status();
-    if (status.ok()) {
-      status = temp->Commit(absl::StrCat(version), Join(model_dir, kHighWaterFile), model_dir);
+// An exclusive flock() on a model directory, held while in scope: serializes, across threads and
+// processes sharing the root, the raises of the high-water mark and the check-then-commit of
+// writes that continue a version. flock() is per open file, so two holders in one process exclude
+// each other too; never take it twice in one thread.
+class ModelDirLock {
+ public:
+  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir) {
+    const int fd = open(model_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return ErrnoStatus(errno, "open directory", model_dir);
+    int rc;
+    do {
+      rc = flock(fd, LOCK_EX);
+    } while (rc != 0 && errno == EINTR);
+    if (rc != 0) {
+      const int err = errno;
+      close(fd);
+      return ErrnoStatus(err, "lock", model_dir);
     }
+    return ModelDirLock(fd);
   }
-  close(dir_fd);  // releases the lock
-  return status;
+  ModelDirLock(ModelDirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ModelDirLock& operator=(ModelDirLock&&) = delete;
+  ~ModelDirLock() {
+    if (fd_ >= 0) close(fd_);  // releases the lock
+  }
+
+ private:
+  explicit ModelDirLock(int fd) : fd_(fd) {}
+  int fd_;
+};
+
+// Raises the high-water mark of `model_dir` to at least `version`, under the model directory's
+// lock, so concurrent raises from several processes never lower it.
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version) {
+  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir));
+  if (ReadHighWater(model_dir) >= version) return absl::OkStatus();
+  MAAS_ASSIGN_OR_RETURN(LockedTempFile temp,
+                        LockedTempFile::Create(model_dir, kHighWaterTempPrefix));
+  return temp.Commit(absl::StrCat(version), Join(model_dir, kHighWaterFile), model_dir);
 }
 
 // Removes a version directory: regular files and symlinks inside it (not followed), then the
@@ -361,19 +422,25 @@ absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t conti
   MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(model_dir, nullptr));
   for (const std::string& entry : entries) {
     const int64_t other = ParseVersion(entry);
-    if (other <= continued || other >= version) continue;
+    if (other <= continued || other == version) continue;
     const std::string dir = Join(model_dir, entry);
     absl::StatusOr<std::vector<std::string>> inside = ListDir(dir, nullptr);
     if (!inside.ok()) continue;  // removed meanwhile (deleted, or its writer gave up)
     bool in_the_way = false;
     for (const std::string& file : *inside) {
-      const std::string path = Join(dir, file);
-      if (file == kModelFile) in_the_way = true;  // a complete version
-      if (absl::StartsWith(file, internal::Sv(kTempPrefix)) && !TempFileAbandoned(path)) {
-        in_the_way = true;  // a live writer
+      // A complete version after `continued`, whatever its number: exact, because the caller
+      // holds the model directory's lock, under which every continuing write checks and commits.
+      // (A writer that reserved a higher number may have stalled before claiming it, so that a
+      // lower-numbered one committed without seeing it.)
+      if (file == kModelFile) in_the_way = true;
+      // A live writer numbered in between (a plain write, say): best effort, so versions keep
+      // their order; a continuing write numbered above checks this one when it commits.
+      if (other < version && absl::StartsWith(file, internal::Sv(kTempPrefix)) &&
+          !TempFileAbandoned(Join(dir, file))) {
+        in_the_way = true;
       }
     }
-    if (inside->empty()) {
+    if (other < version && inside->empty()) {
       // A writer between its mkdir and its locked temp file (microseconds), or one that crashed
       // there: a directory that has stayed empty for a while is the latter (CleanUp removes it).
       struct stat st;
@@ -450,13 +517,21 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       bytes = absl::InternalError("model store: producing the model failed with an exception");
     }
     absl::Status status = bytes.status();
-    if (status.ok() && options.continues.has_value()) {
-      // Right before the version becomes visible (a later writer that continues the same
-      // version sees this one's locked temp file and gives way).
-      status = CheckContinues(name, *options.continues, version);
-    }
-    if (status.ok()) status = temp->Commit(*bytes, Join(version_dir, kModelFile), version_dir);
-    if (status.ok()) status = SyncDir(model_dir);
+    if (status.ok()) {
+      // A continuing write checks and becomes visible under the model directory's lock, so of
+      // two writes continuing the same version the second to commit sees the first.
+      std::optional<ModelDirLock> lock;
+      if (options.continues.has_value()) {
+        absl::StatusOr<ModelDirLock> acquired = ModelDirLock::Acquire(model_dir);
+        status = acquired.status();
+        if (status.ok()) {
+          lock.emplace(*std::move(acquired));
+          status = CheckContinues(name, *options.continues, version);
+        }
+      }
+      if (status.ok()) status = temp->Commit(*bytes, Join(version_dir, kModelFile), version_dir);
+      if (status.ok()) status = SyncDir(model_dir);
+    }  // releases the lock before the cleanup below, which raises the high-water mark under it
     if (!status.ok()) {
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
       // The number stays used (see the header), best effort: a failure to record it only risks

@@ -23,8 +23,11 @@
 // - Numbers are reserved in increasing order: a reservation starts above every version directory
 //   and the high-water mark, and a writer that gives up raises the mark before removing its
 //   directory, so a number is never handed out again, not even to a writer that listed the
-//   directory before. A write that continues a version (PutOptions::continues) therefore only
-//   has to look at the directories numbered between that version and its own.
+//   directory before.
+// - A write that continues a version (PutOptions::continues) checks and renames under an flock()
+//   on the model directory: it commits only if no other version after the continued one is
+//   complete, so of two such writes the second to commit always sees the first, whatever their
+//   numbers or timing (a writer may stall for any time between reserving and committing).
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 // space or
 //   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
@@ -94,8 +97,9 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
   absl::Status DeleteVersion(std::string_view name, int64_t version) const;
-  // PutOptions::continues: OK if `continued` (> 0) is complete and no version directory numbered
-  // between it and `version` holds a complete version or a live writer; else ABORTED.
+  // PutOptions::continues, called under the model directory's lock: OK if `continued` (> 0) is
+  // complete, no other version above it is complete, and no version directory numbered between it
+  // and `version` has a live writer; else ABORTED.
   absl::Status CheckContinues(std::string_view name, int64_t continued, int64_t version) const;
 
   const std::string root_;

@@ -31,7 +31,7 @@ absl::StatusOr<int64_t> MemoryModelStore::Put(std::string_view name, const MakeB
       if (in_between(v)) return internal::VersionInTheWay(name, continued, v, version);
     }
     for (const auto& [v, unused] : model.versions) {
-      if (in_between(v)) return internal::VersionInTheWay(name, continued, v, version);
+      if (v > continued) return internal::VersionInTheWay(name, continued, v, version);
     }
   }
   model.versions.emplace(version, *std::move(bytes));

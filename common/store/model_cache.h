@@ -526,7 +526,10 @@ template <class T>
 absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeBytesFn& make_bytes,
                                            const PutOptions& options) {
   absl::StatusOr<int64_t> version = store_->Put(name, make_bytes, options);
-  if (version.ok()) Invalidate(name);
+  // ABORTED: the write continued a version that is no longer the latest in the store (another
+  // replica wrote after it), so what this cache holds for the name is stale: a retry must see the
+  // store, not wait for the next poll.
+  if (version.ok() || absl::IsAborted(version.status())) Invalidate(name);
   return version;
 }
 

@@ -52,14 +52,16 @@ class ModelStore {
   virtual ~ModelStore() = default;
 
   // Reserves the next version of `name`, calls make_bytes(version) (without holding any lock) to
-  // produce the content, stores it atomically and returns the version. If make_bytes fails, nothing
-  // is left behind and its status is returned. Concurrent Puts (threads, or processes sharing a
-  // FileModelStore root) get distinct versions, numbered in the order they were reserved.
+  // produce the content, stores it atomically and returns the version. If make_bytes fails, no
+  // version is left behind (its number stays used) and its status is returned. Concurrent Puts
+  // (threads, or processes sharing a FileModelStore root) get distinct versions, numbered in the
+  // order they were reserved.
   // With options.continues = E (a write that continues version E, 0: none), the version is stored
-  // only if, right before it becomes visible, E is still complete (when E > 0) and no version
-  // numbered between E and this one is complete or being written; otherwise nothing is left
-  // behind and the answer is ABORTED naming the version in the way. Two writes that continue the
-  // same version, in one process or in replicas sharing a root, never both succeed.
+  // only if, right before it becomes visible, E is still complete (when E > 0), no other version
+  // after E is complete and none numbered between E and this one is being written; otherwise no
+  // version is left behind and the answer is ABORTED naming the version in the way. Two writes
+  // that continue the same version, in one process or in replicas sharing a root, never both
+  // succeed.
   virtual absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                                       const PutOptions& options) = 0;
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) {

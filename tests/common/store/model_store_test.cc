@@ -286,6 +286,62 @@ TEMPLATE_TEST_CASE("Put continuing a version succeeds only as the next version a
   CHECK(*plain > *next + 1);
 }
 
+// A review found the check above looking only at the numbers between the continued version and
+// the writer's own: a writer that stalled after reserving its number (or whose temp file was
+// briefly visible unlocked) let a higher-numbered write continuing the same version commit, then
+// committed too, and the latest version lacked its batch.
+TEMPLATE_TEST_CASE("Put continuing a version is refused once a later version is complete",
+                   "[store]", FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  REQUIRE(store.Put("m", Content("a")).value() == 1);
+  PutOptions after_1;
+  after_1.continues = 1;
+  absl::StatusOr<int64_t> later;
+  const absl::Status stalled = store
+                                   .Put(
+                                       "m",
+                                       [&](int64_t version) {
+                                         // Another writer commits after this one reserved.
+                                         later = store.Put("m", Content("later"));
+                                         return Content("stalled")(version);
+                                       },
+                                       after_1)
+                                   .status();
+  REQUIRE(later.ok());
+  CHECK(*later == 3);
+  CHECK(absl::IsAborted(stalled));
+  CHECK_THAT(std::string(stalled.message()), Catch::Contains("version 3"));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
+}
+
+TEST_CASE("FileModelStore: a continuing Put sees a higher-numbered one committed by a replica") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("a")).value() == 1);
+  const std::string m = dir.path() + "/m";
+  PutOptions after_1;
+  after_1.continues = 1;
+  const absl::Status stalled = store
+                                   .Put(
+                                       "m",
+                                       [&](int64_t version) {
+                                         // A replica reserved 3, did not see this writer (stalled
+                                         // before claiming 2), and committed its continuation of 1.
+                                         fs::create_directories(m + "/3");
+                                         WriteFile(m + "/3/model.pb", "replica@v3");
+                                         return Content("stalled")(version);
+                                       },
+                                       after_1)
+                                   .status();
+  CHECK(absl::IsAborted(stalled));
+  CHECK_THAT(std::string(stalled.message()), Catch::Contains("version 3"));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
+  CHECK(store.Get("m", 0).value() == "replica@v3");
+}
+
 TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a continuing Put") {
   TempDir dir;
   auto opened = FileModelStore::Open(dir.path());
