@@ -267,6 +267,18 @@ def start_discriminative(model_dir: pathlib.Path, port: int = 0, extra: Sequence
     return ServerProcess("maas-discriminative", ["--port", port, "--model_dir", model_dir, *extra])
 
 
+def serve_discriminative(model_dir: pathlib.Path, extra: Sequence[str] = ()) -> Iterator[
+        discriminative_pb2_grpc.DiscriminativeServiceStub]:
+    """The body of a module fixture: starts maas-discriminative on `model_dir`, yields a stub once it serves, then
+    closes the channel and requires a clean exit (0) on SIGTERM. Use as `yield from serve_discriminative(...)`."""
+    process = start_discriminative(model_dir, extra=extra)
+    channel = channel_to(process)
+    wait_serving(channel)
+    yield discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+    channel.close()
+    assert process.stop() == 0
+
+
 def start_gateway(generative_port: int, discriminative_port: int, port: int = 0,
                   extra: Sequence[str] = ()) -> ServerProcess:
     return ServerProcess("maas-gateway", [

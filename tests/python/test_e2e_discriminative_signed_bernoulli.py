@@ -11,8 +11,7 @@ from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.naive_bayes import BernoulliNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
-from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, from_matrix, ref, start_discriminative, to_matrix, wait_serving
+from maas_testing import TIMEOUT, from_matrix, ref, serve_discriminative, to_matrix
 
 TEXTS = ["kappa eps theta theta zeta beta", "kappa beta theta kappa zeta", "delta alpha eps beta",
          "delta zeta gamma zeta eta alpha beta gamma", "theta eps eps kappa", "gamma delta alpha alpha eta"]
@@ -31,12 +30,7 @@ def hashing():
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
-    process = start_discriminative(tmp_path_factory.mktemp("disc-signed-bernoulli"))
-    channel = channel_to(process)
-    wait_serving(channel)
-    yield discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-    channel.close()
-    assert process.stop() == 0
+    yield from serve_discriminative(tmp_path_factory.mktemp("disc-signed-bernoulli"))
 
 
 def train(stub, config, texts, labels):

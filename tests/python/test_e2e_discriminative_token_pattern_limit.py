@@ -10,8 +10,7 @@ import grpc
 import pytest
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
-from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, expect_rpc_error, ref, start_discriminative, wait_serving
+from maas_testing import TIMEOUT, expect_rpc_error, ref, serve_discriminative
 
 PATTERN = "(?:a|aa)+c"
 TEXTS = ["aac b aaac", "c aaaac", "aac aac", "aaaaac c"]
@@ -34,12 +33,7 @@ def requests(train_config, texts, labels):
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    process = start_discriminative(tmp_path_factory.mktemp("disc-token-pattern-limit"))
-    channel = channel_to(process)
-    wait_serving(channel)
-    yield discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-    channel.close()
-    assert process.stop() == 0
+    yield from serve_discriminative(tmp_path_factory.mktemp("disc-token-pattern-limit"))
 
 
 def test_hostile_pattern_answers_invalid_argument_and_the_server_keeps_serving(server):

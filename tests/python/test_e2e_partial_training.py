@@ -20,9 +20,7 @@ from sklearn.feature_extraction.text import CountVectorizer, HashingVectorizer, 
 from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
-from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, expect_rpc_error, from_matrix, ref, start_discriminative, \
-    wait_serving
+from maas_testing import TIMEOUT, expect_rpc_error, from_matrix, ref, serve_discriminative
 
 SEED = 8_2026_1202
 LABELS = ["ham", "spam", "Ωmega", "été"]
@@ -66,12 +64,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
-    process = start_discriminative(tmp_path_factory.mktemp("disc-partial"), extra=["--threads", "2"])
-    channel = channel_to(process)
-    wait_serving(channel)
-    yield discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-    channel.close()
-    assert process.stop() == 0
+    yield from serve_discriminative(tmp_path_factory.mktemp("disc-partial"), extra=["--threads", "2"])
 
 
 # -- configurations: (proto config, scikit-learn transform factory) -------------------------------------------------

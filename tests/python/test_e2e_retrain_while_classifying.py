@@ -16,8 +16,7 @@ import numpy as np
 import pytest
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
-from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, ref, start_discriminative, wait_serving
+from maas_testing import TIMEOUT, ref, serve_discriminative
 
 PROBES = ["the old cat sat", "a new dog barked loudly", "nothing known here", "cat dog cat"]
 N_THREADS = 4
@@ -26,12 +25,7 @@ N_BATCHES = 8
 
 @pytest.fixture(scope="module")
 def stub(tmp_path_factory):
-    process = start_discriminative(tmp_path_factory.mktemp("disc-retrain"), extra=["--threads", "1"])
-    channel = channel_to(process)
-    wait_serving(channel)
-    yield discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
-    channel.close()
-    assert process.stop() == 0
+    yield from serve_discriminative(tmp_path_factory.mktemp("disc-retrain"), extra=["--threads", "1"])
 
 
 def big_corpus(n_docs, seed=7):
