@@ -11,7 +11,6 @@
 #include <cerrno>
 #include <exception>
 #include <filesystem>
-#include <optional>
 #include <system_error>
 #include <utility>
 
@@ -164,7 +163,7 @@ class LockedTempFile {
       const int err = errno;
       if (err == EEXIST && attempt < 100) continue;
       close(fd);
-      if (err == ENOENT && access(proc_path.c_str(), F_OK) != 0) {
+      if (err == ENOENT && access("/proc/self/fd", F_OK) != 0) {
         return CreateNamedThenLock(dir, prefix);  // no /proc: cannot name the file that way
       }
       return ErrnoStatus(err, "link temporary file", path);
@@ -181,23 +180,32 @@ class LockedTempFile {
     }
   }
 
-  // Writes `bytes`, fsyncs, renames the file to `final_path` (atomic) and fsyncs `dir`.
+  // Writes `bytes` and fsyncs the file.
+  absl::Status Write(const std::string& bytes) {
+    MAAS_RETURN_IF_ERROR(WriteAll(fd_, bytes, path_));
+    int rc;
+    do {
+      rc = fsync(fd_);
+    } while (rc != 0 && errno == EINTR);
+    return rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, "fsync", path_);
+  }
+
+  // Renames the written file to `final_path` (atomic) and releases its lock. On failure the
+  // destructor removes the temp file.
+  absl::Status RenameTo(const std::string& final_path) {
+    if (rename(path_.c_str(), final_path.c_str()) != 0) {
+      return ErrnoStatus(errno, "rename to " + final_path + " from", path_);
+    }
+    close(fd_);  // releases the lock; the file now has its final name
+    fd_ = -1;
+    return absl::OkStatus();
+  }
+
+  // Write, RenameTo, then fsync `dir`.
   absl::Status Commit(const std::string& bytes, const std::string& final_path,
                       const std::string& dir) {
-    absl::Status status = WriteAll(fd_, bytes, path_);
-    if (status.ok()) {
-      int rc;
-      do {
-        rc = fsync(fd_);
-      } while (rc != 0 && errno == EINTR);
-      if (rc != 0) status = ErrnoStatus(errno, "fsync", path_);
-    }
-    if (status.ok() && rename(path_.c_str(), final_path.c_str()) != 0) {
-      status = ErrnoStatus(errno, "rename to " + final_path + " from", path_);
-    }
-    if (!status.ok()) return status;  // the destructor removes the temp file
-    close(fd_);                       // releases the lock; the file now has its final name
-    fd_ = -1;
+    MAAS_RETURN_IF_ERROR(Write(bytes));
+    MAAS_RETURN_IF_ERROR(RenameTo(final_path));
     return SyncDir(dir);
   }
 
@@ -256,15 +264,25 @@ int64_t ReadHighWater(const std::string& model_dir) {
   return std::max<int64_t>(0, ParseVersion(std::string_view(buffer, static_cast<std::size_t>(n))));
 }
 
-// An exclusive flock() on a model directory, held while in scope: serializes, across threads and
-// processes sharing the root, the raises of the high-water mark and the check-then-commit of
-// writes that continue a version. flock() is per open file, so two holders in one process exclude
-// each other too; never take it twice in one thread.
+// The lock of a model directory, held while in scope: the store's mutex (the threads of this
+// process), then an exclusive flock() on "<model dir>/write.lock" (the processes sharing the
+// root). It serializes the raises of the high-water mark and the check-and-rename of every write.
+// The lock is on a regular file opened for writing because NFS clients emulate flock() with
+// fcntl() locks, which need that and do not exclude the threads of one process (hence the mutex).
+// Never taken twice in one thread.
+constexpr std::string_view kLockFile = "write.lock";
+
 class ModelDirLock {
  public:
-  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir) {
-    const int fd = open(model_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return ErrnoStatus(errno, "open directory", model_dir);
+  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir, absl::Mutex* mu) {
+    mu->Lock();
+    const std::string path = Join(model_dir, kLockFile);
+    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) {
+      const int err = errno;
+      mu->Unlock();
+      return ErrnoStatus(err, "open lock file", path);
+    }
     int rc;
     do {
       rc = flock(fd, LOCK_EX);
@@ -272,25 +290,29 @@ class ModelDirLock {
     if (rc != 0) {
       const int err = errno;
       close(fd);
-      return ErrnoStatus(err, "lock", model_dir);
+      mu->Unlock();
+      return ErrnoStatus(err, "lock", path);
     }
-    return ModelDirLock(fd);
+    return ModelDirLock(fd, mu);
   }
-  ModelDirLock(ModelDirLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ModelDirLock(ModelDirLock&& other) noexcept
+      : fd_(std::exchange(other.fd_, -1)), mu_(std::exchange(other.mu_, nullptr)) {}
   ModelDirLock& operator=(ModelDirLock&&) = delete;
   ~ModelDirLock() {
-    if (fd_ >= 0) close(fd_);  // releases the lock
+    if (fd_ >= 0) close(fd_);  // releases the flock
+    if (mu_ != nullptr) mu_->Unlock();
   }
 
  private:
-  explicit ModelDirLock(int fd) : fd_(fd) {}
+  ModelDirLock(int fd, absl::Mutex* mu) : fd_(fd), mu_(mu) {}
   int fd_;
+  absl::Mutex* mu_;
 };
 
 // Raises the high-water mark of `model_dir` to at least `version`, under the model directory's
-// lock, so concurrent raises from several processes never lower it.
-absl::Status RaiseHighWater(const std::string& model_dir, int64_t version) {
-  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir));
+// lock, so concurrent raises never lower it.
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu) {
+  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu));
   if (ReadHighWater(model_dir) >= version) return absl::OkStatus();
   MAAS_ASSIGN_OR_RETURN(LockedTempFile temp,
                         LockedTempFile::Create(model_dir, kHighWaterTempPrefix));
@@ -424,26 +446,35 @@ absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t conti
     const int64_t other = ParseVersion(entry);
     if (other <= continued || other == version) continue;
     const std::string dir = Join(model_dir, entry);
-    absl::StatusOr<std::vector<std::string>> inside = ListDir(dir, nullptr);
-    if (!inside.ok()) continue;  // removed meanwhile (deleted, or its writer gave up)
+    // A complete version after `continued`, whatever its number: exact, because the caller holds
+    // the model directory's lock, under which every write becomes visible. (A writer that reserved
+    // a higher number may have stalled before claiming it, so that a lower-numbered one committed
+    // without seeing it.) "Complete" as for readers (CompleteVersions); a directory that cannot be
+    // read refuses the write rather than counting as empty.
+    struct stat st;
+    const std::string model_file = Join(dir, kModelFile);
+    if (stat(model_file.c_str(), &st) == 0) {
+      if (S_ISREG(st.st_mode)) return internal::VersionInTheWay(name, continued, other, version);
+    } else if (errno != ENOENT && errno != ENOTDIR) {
+      return ErrnoStatus(errno, "stat", model_file);
+    }
+    if (other > version) continue;
+    // A live writer numbered in between (a plain write, say): best effort, so versions keep their
+    // order; a continuing write numbered above checks this one when it commits.
+    bool missing = false;
+    MAAS_ASSIGN_OR_RETURN(std::vector<std::string> inside,
+                          ListDir(dir, &missing, /*not_dir_is_missing=*/true));
+    if (missing) continue;  // removed meanwhile (deleted, or its writer gave up)
     bool in_the_way = false;
-    for (const std::string& file : *inside) {
-      // A complete version after `continued`, whatever its number: exact, because the caller
-      // holds the model directory's lock, under which every continuing write checks and commits.
-      // (A writer that reserved a higher number may have stalled before claiming it, so that a
-      // lower-numbered one committed without seeing it.)
-      if (file == kModelFile) in_the_way = true;
-      // A live writer numbered in between (a plain write, say): best effort, so versions keep
-      // their order; a continuing write numbered above checks this one when it commits.
-      if (other < version && absl::StartsWith(file, internal::Sv(kTempPrefix)) &&
+    for (const std::string& file : inside) {
+      if (absl::StartsWith(file, internal::Sv(kTempPrefix)) &&
           !TempFileAbandoned(Join(dir, file))) {
         in_the_way = true;
       }
     }
-    if (other < version && inside->empty()) {
+    if (inside.empty()) {
       // A writer between its mkdir and its locked temp file (microseconds), or one that crashed
       // there: a directory that has stayed empty for a while is the latter (CleanUp removes it).
-      struct stat st;
       in_the_way = stat(dir.c_str(), &st) == 0 &&
                    absl::FromTimeT(st.st_mtime) > absl::Now() - absl::Seconds(10);
     }
@@ -503,7 +534,7 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(version_dir, kTempPrefix);
     if (!temp.ok()) {
       if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
-      (void)RaiseHighWater(model_dir, version);  // the number stays used (see the header)
+      (void)RaiseHighWater(model_dir, version, &mu_);  // the number stays used (see the header)
       rmdir(version_dir.c_str());
       return temp.status();
     }
@@ -517,26 +548,30 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       bytes = absl::InternalError("model store: producing the model failed with an exception");
     }
     absl::Status status = bytes.status();
+    if (status.ok()) status = temp->Write(*bytes);
     if (status.ok()) {
-      // A continuing write checks and becomes visible under the model directory's lock, so of
-      // two writes continuing the same version the second to commit sees the first.
-      std::optional<ModelDirLock> lock;
-      if (options.continues.has_value()) {
-        absl::StatusOr<ModelDirLock> acquired = ModelDirLock::Acquire(model_dir);
-        status = acquired.status();
-        if (status.ok()) {
-          lock.emplace(*std::move(acquired));
-          status = CheckContinues(name, *options.continues, version);
-        }
+      // The version becomes visible under the model directory's lock, after a continuing write's
+      // check: of two writes continuing the same version the second to commit sees the first.
+      absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_);
+      status = lock.status();
+      if (status.ok() && options.continues.has_value()) {
+        status = CheckContinues(name, *options.continues, version);
       }
-      if (status.ok()) status = temp->Commit(*bytes, Join(version_dir, kModelFile), version_dir);
-      if (status.ok()) status = SyncDir(model_dir);
+      const std::string model_file = Join(version_dir, kModelFile);
+      if (status.ok()) status = temp->RenameTo(model_file);
+      if (status.ok()) {
+        status = SyncDir(version_dir);
+        if (status.ok()) status = SyncDir(model_dir);
+        // Visible but perhaps not durable: withdrawn while the lock is still held, so no
+        // continuing write can have built on a version whose writer reports a failure.
+        if (!status.ok()) unlink(model_file.c_str());
+      }
     }  // releases the lock before the cleanup below, which raises the high-water mark under it
     if (!status.ok()) {
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
       // The number stays used (see the header), best effort: a failure to record it only risks
       // that number being handed out again, as before.
-      (void)RaiseHighWater(model_dir, version);
+      (void)RaiseHighWater(model_dir, version, &mu_);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -599,7 +634,7 @@ absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t versio
   }
   // The version is gone. Record its number as the high-water mark before its directory goes, so
   // the number is never reused.
-  MAAS_RETURN_IF_ERROR(RaiseHighWater(ModelDir(name), version));
+  MAAS_RETURN_IF_ERROR(RaiseHighWater(ModelDir(name), version, &mu_));
   RemoveVersionDir(version_dir);
   return SyncDir(ModelDir(name));
 }
@@ -679,7 +714,7 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
       // temp file, which then starts over with a new number). Keep its number as the high-water
       // mark first.
       if (!high_water_raised) {
-        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest));
+        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &mu_));
         high_water_raised = true;
       }
       if (rmdir(path.c_str()) == 0) {

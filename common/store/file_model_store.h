@@ -24,14 +24,17 @@
 //   and the high-water mark, and a writer that gives up raises the mark before removing its
 //   directory, so a number is never handed out again, not even to a writer that listed the
 //   directory before.
-// - A write that continues a version (PutOptions::continues) checks and renames under an flock()
-//   on the model directory: it commits only if no other version after the continued one is
-//   complete, so of two such writes the second to commit always sees the first, whatever their
-//   numbers or timing (a writer may stall for any time between reserving and committing).
+// - Every write renames its file into place under the model directory's lock (an flock() on
+//   "<name>/write.lock", plus a mutex for this process's threads), after writing and fsyncing it
+//   outside. A write that continues a version (PutOptions::continues) checks under the same lock
+//   that no other version after the continued one is complete, so of two such writes the second
+//   to commit always sees the first, whatever their numbers or timing (a writer may stall for any
+//   time between reserving and committing). If fsyncing the directories fails after the rename,
+//   the version is withdrawn before the lock is released, so nothing was built on it.
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 // space or
 //   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
-// Thread-safe; the object holds no mutable state.
+// Thread-safe; the object's only state is the mutex that orders its own threads (ModelDirLock).
 #ifndef MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 #define MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 
@@ -42,6 +45,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/synchronization/mutex.h"
 #include "common/store/model_store.h"
 
 namespace maas::store {
@@ -103,6 +107,8 @@ class FileModelStore : public ModelStore {
   absl::Status CheckContinues(std::string_view name, int64_t continued, int64_t version) const;
 
   const std::string root_;
+  // Held with the flock of "<model dir>/write.lock" (file_model_store.cc, ModelDirLock).
+  mutable absl::Mutex mu_;
 };
 
 }  // namespace maas::store

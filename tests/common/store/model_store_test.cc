@@ -342,6 +342,33 @@ TEST_CASE("FileModelStore: a continuing Put sees a higher-numbered one committed
   CHECK(store.Get("m", 0).value() == "replica@v3");
 }
 
+// The second review found the check taking a version directory it could not list (EMFILE, EIO,
+// ESTALE) for one that was gone, so a complete later version went unseen and both continuing
+// writes committed. A symlink loop stands in for such a directory here (ELOOP).
+TEST_CASE("FileModelStore: a later version that cannot be read refuses a continuing Put") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("a")).value() == 1);
+  const std::string m = dir.path() + "/m";
+  PutOptions after_1;
+  after_1.continues = 1;
+  const absl::Status refused = store
+                                   .Put(
+                                       "m",
+                                       [&](int64_t version) {
+                                         fs::create_symlink("3", m + "/3");  // 3 -> 3
+                                         return Content("stalled")(version);
+                                       },
+                                       after_1)
+                                   .status();
+  CHECK_FALSE(refused.ok());
+  CHECK_THAT(std::string(refused.message()), Catch::Contains(m + "/3/model.pb"));
+  fs::remove(m + "/3");
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+}
+
 TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a continuing Put") {
   TempDir dir;
   auto opened = FileModelStore::Open(dir.path());
@@ -474,10 +501,11 @@ TEST_CASE("FileModelStore lays out <root>/<name>/<version>/model.pb") {
   REQUIRE((*store)->Put("iris", Content("iris")).ok());
   CHECK(fs::is_regular_file(root + "/iris/1/model.pb"));
   CHECK(fs::is_regular_file(root + "/iris/2/model.pb"));
-  // No temp files remain after a successful write.
+  // No temp files remain after a successful write; the model directory's lock file stays.
+  CHECK(fs::is_regular_file(root + "/iris/write.lock"));
   int files = 0;
   for (const auto& entry : fs::recursive_directory_iterator(root)) files += entry.is_regular_file();
-  CHECK(files == 2);
+  CHECK(files == 3);
 }
 
 TEST_CASE("FileModelStore::Open reports bad roots as statuses") {
