@@ -398,6 +398,7 @@ def test_server_is_healthy_and_models_intact_after_bad_input(stack, corpus, trai
     for path in stack.discriminative_dir.rglob("*"):
         if path.is_file():
             parts = path.relative_to(stack.discriminative_dir).parts
-            high_water_mark = len(parts) == 2 and name_re.fullmatch(parts[0]) and parts[1] == "highest-version"
-            assert high_water_mark or (len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
+            bookkeeping = len(parts) == 2 and name_re.fullmatch(parts[0]) and parts[1] in ("highest-version",
+                                                                                              "write.lock")
+            assert bookkeeping or (len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
                                        and parts[2] == "model.pb"), f"stray file {path}"

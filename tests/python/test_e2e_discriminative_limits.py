@@ -50,7 +50,7 @@ def test_all_zero_weights_write_nothing(server):
     model_dir, stub = server
     stub.Train(train_requests("zero", TEXTS, LABELS), timeout=TIMEOUT)
     before = disk_entries(model_dir, "zero")
-    assert before == ["zero/1", "zero/1/model.pb"]
+    assert before == ["zero/1", "zero/1/model.pb", "zero/write.lock"]
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "weight"):
         stub.Train(train_requests("zero", TEXTS, LABELS, weights=[0.0] * 4), timeout=TIMEOUT)
     assert disk_entries(model_dir, "zero") == before

@@ -513,14 +513,15 @@ def test_server_is_healthy_and_models_intact_after_bad_input(stack, guard):
     assert [(m.name, m.version) for m in every.models] == [("guard", guard.version)]
     listed = stack.gen_gw.ListModels(common_pb2.ListModelsRequest(name_prefix="too-many-rows"), timeout=TIMEOUT)
     assert not listed.models, "a rejected fit stored a model"
-    # Only <name>/<version>/model.pb files (and <name>/highest-version marks) in the model dir: no temp files of
+    # Only <name>/<version>/model.pb files (and <name>/highest-version marks, <name>/write.lock) in the model dir: no temp files of
     # failed writes, nothing from rejected names, and nothing outside the model dir.
     name_re = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
     for path in stack.generative_dir.rglob("*"):
         if path.is_file():
             parts = path.relative_to(stack.generative_dir).parts
-            high_water_mark = len(parts) == 2 and name_re.fullmatch(parts[0]) and parts[1] == "highest-version"
-            assert high_water_mark or (len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
+            bookkeeping = len(parts) == 2 and name_re.fullmatch(parts[0]) and parts[1] in ("highest-version",
+                                                                                              "write.lock")
+            assert bookkeeping or (len(parts) == 3 and name_re.fullmatch(parts[0]) and parts[1].isdigit()
                                        and parts[2] == "model.pb"), f"stray file {path}"
     assert not (stack.root / "x").exists(), "the name '../x' escaped the model dir"
     x = np.array([[0.0, 1.0, 2.2]])
