@@ -132,6 +132,29 @@ absl::Status WriteAll(int fd, const std::string& bytes, const std::string& path)
 
 // A temp file being written: created and flock()ed at once, so a cleanup (another replica's start)
 // can tell a live writer (lock held) from a crashed one (lock free) and never removes the former.
+// Takes an exclusive flock() on `fd` (blocking; retried on EINTR). `what` and `path` name it in
+// the error.
+absl::Status LockExclusive(int fd, std::string_view what, const std::string& path) {
+  int rc;
+  do {
+    rc = flock(fd, LOCK_EX);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, what, path);
+}
+
+// True if `version_dir` holds a complete version: "model.pb" is a regular file (what readers list).
+// A missing file or directory is not complete; any other error is returned.
+absl::StatusOr<bool> HoldsCompleteVersion(const std::string& version_dir) {
+  const std::string file = Join(version_dir, FileModelStore::kModelFile);
+  struct stat st;
+  if (stat(file.c_str(), &st) != 0) {
+    const int err = errno;
+    if (err == ENOENT || err == ENOTDIR) return false;  // in progress, crashed, deleted, not a dir
+    return ErrnoStatus(err, "stat", file);
+  }
+  return S_ISREG(st.st_mode);
+}
+
 class LockedTempFile {
  public:
   // Creates a file named "<dir>/<prefix>..." holding an exclusive lock on it from the moment it has
@@ -142,7 +165,7 @@ class LockedTempFile {
   static absl::StatusOr<LockedTempFile> Create(const std::string& dir, std::string_view prefix) {
     const int fd = open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
     if (fd < 0) return CreateNamedThenLock(dir, prefix);
-    if (absl::Status locked = Lock(fd, dir); !locked.ok()) {
+    if (absl::Status locked = LockExclusive(fd, "lock temporary file in", dir); !locked.ok()) {
       close(fd);
       return locked;
     }
@@ -212,20 +235,12 @@ class LockedTempFile {
  private:
   LockedTempFile(int fd, std::string path) : fd_(fd), path_(std::move(path)) {}
 
-  static absl::Status Lock(int fd, const std::string& path) {
-    int rc;
-    do {
-      rc = flock(fd, LOCK_EX);
-    } while (rc != 0 && errno == EINTR);
-    return rc == 0 ? absl::OkStatus() : ErrnoStatus(errno, "lock temporary file in", path);
-  }
-
   static absl::StatusOr<LockedTempFile> CreateNamedThenLock(const std::string& dir,
                                                             std::string_view prefix) {
     std::string path = Join(dir, absl::StrCat(internal::Sv(prefix), "XXXXXX"));
     const int fd = mkostemp(path.data(), O_CLOEXEC);
     if (fd < 0) return ErrnoStatus(errno, "create temporary file", path);
-    if (absl::Status locked = Lock(fd, path); !locked.ok()) {
+    if (absl::Status locked = LockExclusive(fd, "lock temporary file", path); !locked.ok()) {
       close(fd);
       unlink(path.c_str());
       return locked;
@@ -283,15 +298,10 @@ class ModelDirLock {
       mu->Unlock();
       return ErrnoStatus(err, "open lock file", path);
     }
-    int rc;
-    do {
-      rc = flock(fd, LOCK_EX);
-    } while (rc != 0 && errno == EINTR);
-    if (rc != 0) {
-      const int err = errno;
+    if (absl::Status locked = LockExclusive(fd, "lock", path); !locked.ok()) {
       close(fd);
       mu->Unlock();
-      return ErrnoStatus(err, "lock", path);
+      return locked;
     }
     return ModelDirLock(fd, mu);
   }
@@ -381,14 +391,8 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::CompleteVersions(std::strin
   for (const std::string& entry : entries) {
     const int64_t version = ParseVersion(entry);
     if (version < 0) continue;
-    const std::string file = Join(Join(dir, entry), kModelFile);
-    struct stat st;
-    if (stat(file.c_str(), &st) != 0) {
-      const int err = errno;
-      if (err == ENOENT || err == ENOTDIR) continue;  // in progress, crashed, deleted, or not a dir
-      return ErrnoStatus(err, "stat", file);
-    }
-    if (S_ISREG(st.st_mode)) versions.push_back(version);
+    MAAS_ASSIGN_OR_RETURN(const bool complete, HoldsCompleteVersion(Join(dir, entry)));
+    if (complete) versions.push_back(version);
   }
   std::sort(versions.begin(), versions.end());
   return versions;
@@ -435,11 +439,8 @@ absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t conti
                                             int64_t version) const {
   const std::string model_dir = ModelDir(name);
   if (continued > 0) {
-    struct stat st;
-    const std::string file = Join(VersionDir(name, continued), kModelFile);
-    if (stat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) {
-      return internal::ContinuedVersionGone(name, continued, version);
-    }
+    MAAS_ASSIGN_OR_RETURN(const bool complete, HoldsCompleteVersion(VersionDir(name, continued)));
+    if (!complete) return internal::ContinuedVersionGone(name, continued, version);
   }
   MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(model_dir, nullptr));
   for (const std::string& entry : entries) {
@@ -451,13 +452,8 @@ absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t conti
     // a higher number may have stalled before claiming it, so that a lower-numbered one committed
     // without seeing it.) "Complete" as for readers (CompleteVersions); a directory that cannot be
     // read refuses the write rather than counting as empty.
-    struct stat st;
-    const std::string model_file = Join(dir, kModelFile);
-    if (stat(model_file.c_str(), &st) == 0) {
-      if (S_ISREG(st.st_mode)) return internal::VersionInTheWay(name, continued, other, version);
-    } else if (errno != ENOENT && errno != ENOTDIR) {
-      return ErrnoStatus(errno, "stat", model_file);
-    }
+    MAAS_ASSIGN_OR_RETURN(const bool complete, HoldsCompleteVersion(dir));
+    if (complete) return internal::VersionInTheWay(name, continued, other, version);
     if (other > version) continue;
     // A live writer numbered in between (a plain write, say): best effort, so versions keep their
     // order; a continuing write numbered above checks this one when it commits.
@@ -475,6 +471,7 @@ absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t conti
     if (inside.empty()) {
       // A writer between its mkdir and its locked temp file (microseconds), or one that crashed
       // there: a directory that has stayed empty for a while is the latter (CleanUp removes it).
+      struct stat st;
       in_the_way = stat(dir.c_str(), &st) == 0 &&
                    absl::FromTimeT(st.st_mtime) > absl::Now() - absl::Seconds(10);
     }

@@ -513,8 +513,8 @@ def test_server_is_healthy_and_models_intact_after_bad_input(stack, guard):
     assert [(m.name, m.version) for m in every.models] == [("guard", guard.version)]
     listed = stack.gen_gw.ListModels(common_pb2.ListModelsRequest(name_prefix="too-many-rows"), timeout=TIMEOUT)
     assert not listed.models, "a rejected fit stored a model"
-    # Only <name>/<version>/model.pb files (and <name>/highest-version marks, <name>/write.lock) in the model dir: no temp files of
-    # failed writes, nothing from rejected names, and nothing outside the model dir.
+    # Only <name>/<version>/model.pb files (and the <name>/highest-version and <name>/write.lock bookkeeping) in the
+    # model dir: no temp files of failed writes, nothing from rejected names, and nothing outside the model dir.
     name_re = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
     for path in stack.generative_dir.rglob("*"):
         if path.is_file():

@@ -15,6 +15,7 @@ proto says. Afterwards every acknowledged version must hold exactly the document
 (MultinomialNB counts are integers: order-free), and the latest all of them.
 """
 
+import contextlib
 import random
 import threading
 import time
@@ -26,7 +27,8 @@ from sklearn.naive_bayes import MultinomialNB
 
 from maas.discriminative.v1 import discriminative_pb2 as pb
 from maas.discriminative.v1 import discriminative_pb2_grpc
-from maas_testing import TIMEOUT, channel_to, from_matrix, poll_until, ref, start_discriminative, wait_serving
+from maas_testing import TIMEOUT, channel_to, expect_rpc_error, from_matrix, poll_until, ref, start_discriminative, \
+    wait_serving
 
 CLASSES = ["a", "b", "c"]
 N_FEATURES = 256
@@ -44,14 +46,39 @@ def partial_train(stub, name, texts, labels):
                       timeout=TIMEOUT)
 
 
-def test_concurrent_partial_trains_on_replicas_lose_nothing(tmp_path):
-    shared = tmp_path / "models"
-    replicas = [start_discriminative(shared, extra=["--threads", "4", "--poll_seconds", "0"]) for _ in range(REPLICAS)]
+@contextlib.contextmanager
+def replicas_sharing(model_dir, count, extra):
+    """`count` maas-discriminative replicas on one model directory: yields a stub per replica, then requires each to
+    exit cleanly."""
+    replicas = [start_discriminative(model_dir, extra=extra) for _ in range(count)]
     channels = [channel_to(r) for r in replicas]
     for channel in channels:
         wait_serving(channel)
-    stubs = [discriminative_pb2_grpc.DiscriminativeServiceStub(c) for c in channels]
+    yield [discriminative_pb2_grpc.DiscriminativeServiceStub(c) for c in channels]
+    for channel in channels:
+        channel.close()
+    for replica in replicas:
+        assert replica.stop() == 0
 
+
+def assert_counts_as_partial_fit(spec, texts, labels, what):
+    """The stored MultinomialNB's counts equal scikit-learn's partial_fit over `texts` (integers: exact)."""
+    oracle = MultinomialNB(alpha=1.0)
+    oracle.partial_fit(HashingVectorizer(n_features=N_FEATURES, alternate_sign=False, norm=None).transform(texts),
+                       labels, classes=CLASSES)
+    assert np.array_equal(np.array(spec.classifier.class_count), oracle.class_count_), \
+        (what, np.array(spec.classifier.class_count), oracle.class_count_)
+    assert np.array_equal(from_matrix(spec.classifier.feature_count), oracle.feature_count_), what
+
+
+def test_concurrent_partial_trains_on_replicas_lose_nothing(tmp_path):
+    # Without polling, a replica reads the version list on every call (the most commits racing each other, so the
+    # race shows most often); the test below covers the polling cache.
+    with replicas_sharing(tmp_path / "models", REPLICAS, ["--threads", "4", "--poll_seconds", "0"]) as stubs:
+        check_concurrent_partial_trains(stubs)
+
+
+def check_concurrent_partial_trains(stubs):
     rng = np.random.default_rng(20261204)
     words = [f"w{i}" for i in range(300)]
     batches = {}
@@ -97,66 +124,34 @@ def test_concurrent_partial_trains_on_replicas_lose_nothing(tmp_path):
     versions = sorted(v for v, _, _ in acknowledged)
     assert len(set(versions)) == len(versions), versions
 
-    hashing = HashingVectorizer(n_features=N_FEATURES, alternate_sign=False, norm=None)
     texts, labels = [], []
     for version, c, k in sorted(acknowledged):
         texts += batches[c, k][0]
         labels += batches[c, k][1]
-        oracle = MultinomialNB(alpha=1.0)
-        oracle.partial_fit(hashing.transform(texts), labels, classes=CLASSES)
-        for stub in stubs:  # a pinned version reads the same on both replicas
+        for stub in stubs:  # a pinned version reads the same on every replica
             spec = poll_until(lambda: stub.GetModel(pb.GetModelRequest(model=ref("shared", version)),
                                                     timeout=TIMEOUT).spec, 10.0, f"version {version}")
-            assert np.array_equal(np.array(spec.classifier.class_count), oracle.class_count_), \
-                (version, np.array(spec.classifier.class_count), oracle.class_count_)
-            assert np.array_equal(from_matrix(spec.classifier.feature_count), oracle.feature_count_), version
+            assert_counts_as_partial_fit(spec, texts, labels, version)
 
-    # Without polling, a replica reads the version list on every call (the most commits racing each other, so the
-    # race shows most often); the test below covers the polling cache.
     def latest_is_last_acknowledged():
         for stub in stubs:
             info = stub.GetModel(pb.GetModelRequest(model=ref("shared")), timeout=TIMEOUT).info
             assert info.version == versions[-1], (info.version, versions[-1])
-    poll_until(latest_is_last_acknowledged, 10.0, "both replicas serving the last acknowledged version")
-
-    for channel in channels:
-        channel.close()
-    for replica in replicas:
-        assert replica.stop() == 0
+    poll_until(latest_is_last_acknowledged, 10.0, "every replica serving the last acknowledged version")
 
 
 def test_partial_train_refused_on_a_stale_replica_succeeds_on_retry(tmp_path):
     """The review also found a replica that refused a partial Train (its cached latest was stale: the other replica
     had written since) refusing every retry until its next poll, because a refused write left the cache as it was."""
-    shared = tmp_path / "models"
-    replicas = [start_discriminative(shared, extra=["--poll_seconds", "3600"]) for _ in range(2)]
-    channels = [channel_to(r) for r in replicas]
-    for channel in channels:
-        wait_serving(channel)
-    first, second = [discriminative_pb2_grpc.DiscriminativeServiceStub(c) for c in channels]
-    batches = [(["w1 w2", "w3"], ["a", "b"]), (["w2 w4", "w1 w1"], ["c", "a"]), (["w5", "w3 w3"], ["b", "b"])]
-    assert partial_train(first, "stale", *batches[0]).info.version == 1
-    assert second.GetModel(pb.GetModelRequest(model=ref("stale")), timeout=TIMEOUT).info.version == 1  # cached
-    assert partial_train(first, "stale", *batches[1]).info.version == 2
-    try:
-        partial_train(second, "stale", *batches[2])
-        raise AssertionError("a partial Train continuing version 1 after version 2 was stored must be refused")
-    except grpc.RpcError as e:
-        assert e.code() == grpc.StatusCode.ABORTED, (e.code(), e.details())
-        assert "version 2" in e.details(), e.details()
-    retried = partial_train(second, "stale", *batches[2])  # at once, long before the next poll
-    assert retried.info.version == 4  # 3 was the refused write's number
-
-    hashing = HashingVectorizer(n_features=N_FEATURES, alternate_sign=False, norm=None)
-    texts = sum((b[0] for b in batches), [])
-    labels = sum((b[1] for b in batches), [])
-    oracle = MultinomialNB(alpha=1.0)
-    oracle.partial_fit(hashing.transform(texts), labels, classes=CLASSES)
-    spec = second.GetModel(pb.GetModelRequest(model=ref("stale")), timeout=TIMEOUT).spec
-    assert np.array_equal(np.array(spec.classifier.class_count), oracle.class_count_)
-    assert np.array_equal(from_matrix(spec.classifier.feature_count), oracle.feature_count_)
-
-    for channel in channels:
-        channel.close()
-    for replica in replicas:
-        assert replica.stop() == 0
+    with replicas_sharing(tmp_path / "models", 2, ["--poll_seconds", "3600"]) as (first, second):
+        batches = [(["w1 w2", "w3"], ["a", "b"]), (["w2 w4", "w1 w1"], ["c", "a"]), (["w5", "w3 w3"], ["b", "b"])]
+        assert partial_train(first, "stale", *batches[0]).info.version == 1
+        assert second.GetModel(pb.GetModelRequest(model=ref("stale")), timeout=TIMEOUT).info.version == 1  # cached
+        assert partial_train(first, "stale", *batches[1]).info.version == 2
+        with expect_rpc_error(grpc.StatusCode.ABORTED, "version 2"):  # continues its cached version 1
+            partial_train(second, "stale", *batches[2])
+        retried = partial_train(second, "stale", *batches[2])  # at once, long before the next poll
+        assert retried.info.version == 4  # 3 was the refused write's number
+        spec = second.GetModel(pb.GetModelRequest(model=ref("stale")), timeout=TIMEOUT).spec
+        assert_counts_as_partial_fit(spec, sum((b[0] for b in batches), []), sum((b[1] for b in batches), []),
+                                     "latest")

@@ -14,6 +14,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <set>
 #include <sstream>
@@ -38,6 +39,22 @@ MakeBytesFn Content(const std::string& tag) {
   return [tag](int64_t version) -> absl::StatusOr<std::string> {
     return absl::StrCat(tag, "@v", version);
   };
+}
+
+// Puts a version of "m" that continues version 1, running `meanwhile` once the Put has reserved its
+// number (what another writer does while this one stalls), and returns the Put's status.
+absl::Status ContinueVersion1While(ModelStore& store, const std::function<void()>& meanwhile) {
+  PutOptions after_1;
+  after_1.continues = 1;
+  return store
+      .Put(
+          "m",
+          [&](int64_t version) {
+            meanwhile();
+            return Content("stalled")(version);
+          },
+          after_1)
+      .status();
 }
 
 struct FileFixture {
@@ -295,19 +312,9 @@ TEMPLATE_TEST_CASE("Put continuing a version is refused once a later version is 
   TestType fixture;
   ModelStore& store = *fixture.store;
   REQUIRE(store.Put("m", Content("a")).value() == 1);
-  PutOptions after_1;
-  after_1.continues = 1;
   absl::StatusOr<int64_t> later;
-  const absl::Status stalled = store
-                                   .Put(
-                                       "m",
-                                       [&](int64_t version) {
-                                         // Another writer commits after this one reserved.
-                                         later = store.Put("m", Content("later"));
-                                         return Content("stalled")(version);
-                                       },
-                                       after_1)
-                                   .status();
+  const absl::Status stalled =
+      ContinueVersion1While(store, [&] { later = store.Put("m", Content("later")); });
   REQUIRE(later.ok());
   CHECK(*later == 3);
   CHECK(absl::IsAborted(stalled));
@@ -322,20 +329,12 @@ TEST_CASE("FileModelStore: a continuing Put sees a higher-numbered one committed
   FileModelStore& store = **opened;
   REQUIRE(store.Put("m", Content("a")).value() == 1);
   const std::string m = dir.path() + "/m";
-  PutOptions after_1;
-  after_1.continues = 1;
-  const absl::Status stalled = store
-                                   .Put(
-                                       "m",
-                                       [&](int64_t version) {
-                                         // A replica reserved 3, did not see this writer (stalled
-                                         // before claiming 2), and committed its continuation of 1.
-                                         fs::create_directories(m + "/3");
-                                         WriteFile(m + "/3/model.pb", "replica@v3");
-                                         return Content("stalled")(version);
-                                       },
-                                       after_1)
-                                   .status();
+  const absl::Status stalled = ContinueVersion1While(store, [&] {
+    // A replica reserved 3, did not see this writer (stalled before claiming 2), and committed
+    // its continuation of 1.
+    fs::create_directories(m + "/3");
+    WriteFile(m + "/3/model.pb", "replica@v3");
+  });
   CHECK(absl::IsAborted(stalled));
   CHECK_THAT(std::string(stalled.message()), Catch::Contains("version 3"));
   CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
@@ -352,17 +351,8 @@ TEST_CASE("FileModelStore: a later version that cannot be read refuses a continu
   FileModelStore& store = **opened;
   REQUIRE(store.Put("m", Content("a")).value() == 1);
   const std::string m = dir.path() + "/m";
-  PutOptions after_1;
-  after_1.continues = 1;
-  const absl::Status refused = store
-                                   .Put(
-                                       "m",
-                                       [&](int64_t version) {
-                                         fs::create_symlink("3", m + "/3");  // 3 -> 3
-                                         return Content("stalled")(version);
-                                       },
-                                       after_1)
-                                   .status();
+  const absl::Status refused =
+      ContinueVersion1While(store, [&] { fs::create_symlink("3", m + "/3"); });  // 3 -> 3
   CHECK_FALSE(refused.ok());
   CHECK_THAT(std::string(refused.message()), Catch::Contains(m + "/3/model.pb"));
   fs::remove(m + "/3");
