@@ -322,41 +322,37 @@ TEMPLATE_TEST_CASE("Put continuing a version is refused once a later version is 
   CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
 }
 
-TEST_CASE("FileModelStore: a continuing Put sees a higher-numbered one committed by a replica") {
-  TempDir dir;
-  auto opened = FileModelStore::Open(dir.path());
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("a")).value() == 1);
-  const std::string m = dir.path() + "/m";
-  const absl::Status stalled = ContinueVersion1While(store, [&] {
-    // A replica reserved 3, did not see this writer (stalled before claiming 2), and committed
-    // its continuation of 1.
-    fs::create_directories(m + "/3");
-    WriteFile(m + "/3/model.pb", "replica@v3");
-  });
-  CHECK(absl::IsAborted(stalled));
-  CHECK_THAT(std::string(stalled.message()), Catch::Contains("version 3"));
-  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
-  CHECK(store.Get("m", 0).value() == "replica@v3");
-}
-
 // The second review found the check taking a version directory it could not list (EMFILE, EIO,
 // ESTALE) for one that was gone, so a complete later version went unseen and both continuing
 // writes committed. A symlink loop stands in for such a directory here (ELOOP).
-TEST_CASE("FileModelStore: a later version that cannot be read refuses a continuing Put") {
+TEST_CASE(
+    "FileModelStore: a continuing Put refuses a later version a replica wrote, or one unread") {
   TempDir dir;
   auto opened = FileModelStore::Open(dir.path());
   REQUIRE(opened.ok());
   FileModelStore& store = **opened;
   REQUIRE(store.Put("m", Content("a")).value() == 1);
   const std::string m = dir.path() + "/m";
-  const absl::Status refused =
-      ContinueVersion1While(store, [&] { fs::create_symlink("3", m + "/3"); });  // 3 -> 3
-  CHECK_FALSE(refused.ok());
-  CHECK_THAT(std::string(refused.message()), Catch::Contains(m + "/3/model.pb"));
-  fs::remove(m + "/3");
-  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+  SECTION("committed by a replica with a higher number") {
+    const absl::Status stalled = ContinueVersion1While(store, [&] {
+      // A replica reserved 3, did not see this writer (stalled before claiming 2), and committed
+      // its continuation of 1.
+      fs::create_directories(m + "/3");
+      WriteFile(m + "/3/model.pb", "replica@v3");
+    });
+    CHECK(absl::IsAborted(stalled));
+    CHECK_THAT(std::string(stalled.message()), Catch::Contains("version 3"));
+    CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 3});
+    CHECK(store.Get("m", 0).value() == "replica@v3");
+  }
+  SECTION("a version directory that cannot be read") {
+    const absl::Status refused =
+        ContinueVersion1While(store, [&] { fs::create_symlink("3", m + "/3"); });  // 3 -> 3
+    CHECK_FALSE(refused.ok());
+    CHECK_THAT(std::string(refused.message()), Catch::Contains(m + "/3/model.pb"));
+    fs::remove(m + "/3");
+    CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+  }
 }
 
 TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a continuing Put") {
