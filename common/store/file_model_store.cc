@@ -319,14 +319,19 @@ class ModelDirLock {
   absl::Mutex* mu_;
 };
 
-// Raises the high-water mark of `model_dir` to at least `version`, under the model directory's
-// lock, so concurrent raises never lower it.
-absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu) {
-  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu));
+// Raises the high-water mark of `model_dir` to at least `version`. REQUIRES: the model
+// directory's lock is held (so concurrent raises never lower it).
+absl::Status RaiseHighWaterLocked(const std::string& model_dir, int64_t version) {
   if (ReadHighWater(model_dir) >= version) return absl::OkStatus();
   MAAS_ASSIGN_OR_RETURN(LockedTempFile temp,
                         LockedTempFile::Create(model_dir, kHighWaterTempPrefix));
   return temp.Commit(absl::StrCat(version), Join(model_dir, kHighWaterFile), model_dir);
+}
+
+// RaiseHighWaterLocked under the model directory's lock.
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu) {
+  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu));
+  return RaiseHighWaterLocked(model_dir, version);
 }
 
 // Removes a version directory: regular files and symlinks inside it (not followed), then the
@@ -631,7 +636,7 @@ absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t versio
   }
   // The version is gone. Record its number as the high-water mark before its directory goes, so
   // the number is never reused.
-  MAAS_RETURN_IF_ERROR(RaiseHighWater(ModelDir(name), version, &mu_));
+  MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(ModelDir(name), version));
   RemoveVersionDir(version_dir);
   return SyncDir(ModelDir(name));
 }
@@ -640,6 +645,18 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
                                                             int64_t version) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
+  // Under the model directory's lock, as every write's commit: a version committed concurrently is
+  // either listed and deleted here, or committed after and (if it continues a deleted version)
+  // refused; never committed between the listing and the deletions, unseen.
+  const std::string model_dir = ModelDir(name);
+  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_);
+  if (!lock.ok()) {
+    struct stat st;
+    if (lstat(model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return internal::ModelNotFound(name, version);
+    }
+    return lock.status();
+  }
   if (version > 0) {
     MAAS_RETURN_IF_ERROR(DeleteVersion(name, version));
     return std::vector<int64_t>{version};

@@ -3,20 +3,19 @@
 //   <root>/<name>/<version>/model.pb
 //
 // - Reservation: a version is reserved by mkdir("<root>/<name>/<version>"), which is atomic, so
-// processes
-//   sharing the directory (replicas on one volume) never get the same version: on EEXIST the next
-//   is tried.
+//   processes sharing the directory (replicas on one volume) never get the same version: on EEXIST
+//   the next is tried.
 // - Writes: "model.pb.tmp-XXXXXX" in the version directory, fsync, rename to "model.pb", fsync the
-// version
-//   and model directories. A crash leaves at most a version directory without model.pb; older
-//   versions are never touched, and no reader ever sees a torn file.
+//   version and model directories. A crash leaves at most a version directory without model.pb;
+//   older versions are never touched, and no reader ever sees a torn file.
 // - Readers consider only canonical decimal version directories (no sign, no leading zero) that
-// contain
-//   model.pb; everything else (in-progress or crashed writes, temp files, foreign entries) is
-//   ignored.
+//   contain model.pb; everything else (in-progress or crashed writes, temp files, foreign
+//   entries) is ignored.
 // - Delete unlinks model.pb (the atomic point where the version disappears), records the version
 //   in "<name>/highest-version" (the high-water mark, so numbers are never reused), then removes
-//   the leftover regular files and the directory, never following symlinks.
+//   the leftover regular files and the directory, never following symlinks. It runs under the
+//   model directory's lock (below), so a version committed concurrently is either deleted too or
+//   committed after the Delete, never between its listing and its deletions.
 // - A writer holds an flock() on its temp file from right after reserving the version until the
 //   rename, so CleanUp() (run at startup) can remove a crashed writer's leftovers without ever
 //   touching a live writer's.
@@ -32,8 +31,8 @@
 //   time between reserving and committing). If fsyncing the directories fails after the rename,
 //   the version is withdrawn before the lock is released, so nothing was built on it.
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
-// space or
-//   quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL (anything else).
+//   space or quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL
+//   (anything else).
 // Thread-safe; the object's only state is the mutex that orders its own threads (ModelDirLock).
 #ifndef MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 #define MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
@@ -100,6 +99,7 @@ class FileModelStore : public ModelStore {
   std::string VersionDir(std::string_view name, int64_t version) const;
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
+  // REQUIRES: the model directory's lock is held.
   absl::Status DeleteVersion(std::string_view name, int64_t version) const;
   // PutOptions::continues, called under the model directory's lock: OK if `continued` (> 0) is
   // complete, no other version above it is complete, and no version directory numbered between it

@@ -389,6 +389,36 @@ TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a 
   CHECK_THAT(std::string(young.message()), Catch::Contains("version 9"));
 }
 
+TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in unseen") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  const std::string m = dir.path() + "/m";
+  // A replica holds the model's lock to commit version 2, a continuation of version 1.
+  const int replica_fd = open((m + "/write.lock").c_str(), O_RDWR);
+  REQUIRE(replica_fd >= 0);
+  REQUIRE(flock(replica_fd, LOCK_EX) == 0);
+  std::atomic<bool> finished{false};
+  absl::StatusOr<std::vector<int64_t>> deleted;
+  std::thread deleter([&] {
+    deleted = store.Delete("m", 0);
+    finished = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK_FALSE(finished.load());  // waiting for the lock, not listing versions meanwhile
+  fs::create_directories(m + "/2");
+  WriteFile(m + "/2/model.pb", "replica@v2");
+  close(replica_fd);  // the replica's commit is done
+  deleter.join();
+  REQUIRE(deleted.ok());
+  CHECK(*deleted == std::vector<int64_t>{1, 2});
+  CHECK(absl::IsNotFound(store.ListVersions("m").status()));
+  CHECK(absl::IsNotFound(store.Delete("never-written", 0).status()));
+  CHECK_FALSE(fs::exists(dir.path() + "/never-written"));
+}
+
 TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
                    FileFixture, MemoryFixture) {
   TestType fixture;
