@@ -5,11 +5,12 @@
 //
 // Times Trainer (AddBatch of the whole batch + Finish) and Pipeline::ClassifyCompact (the compact
 // Classify form) on the request's texts (vectorize + jll + predict_proba + predict: scikit-learn's
-// transform + predict_proba), each the
-// median of <repeats> runs on one thread, in CPU seconds. Writes <out dir>/timing.txt
-// ("train_seconds X\n classify_seconds Y\n simd_path P\n", P the word-count kernels' instruction
-// set, count_simd.h; or the train_only lines below) and proba.pb (common.v1.Matrix, texts
-// x classes) for the equality check. With train_only: one fit, then only peak RSS (VmHWM) and the
+// transform + predict_proba), each the median of <repeats> runs on one thread, in CPU seconds.
+// Writes <out dir>/timing.txt ("train_seconds X\n classify_seconds Y\n classify_min_seconds Z\n
+// simd_path P\n", Z the fastest run (for A/B comparisons of two builds on a noisy machine: a run
+// that was not interrupted), P the word-count kernels' instruction set, count_simd.h; or the
+// train_only lines below) and proba.pb (common.v1.Matrix, texts x classes) for the equality
+// check. With train_only: one fit, then only peak RSS (VmHWM) and the
 // RSS once the corpus was loaded (VmRSS) are reported. With train_loop: only the <repeats> fits
 // and train_seconds (for profiling training). With classify_loop: one fit, then the <repeats>
 // classifications (for profiling classification). With stages: also the CPU seconds of the
@@ -125,8 +126,9 @@ absl::Status Run(const std::vector<std::string>& args) {
     classify_times.push_back(Seconds(start));
   }
   timing << "train_seconds " << Median(train_times) << "\nclassify_seconds "
-         << Median(classify_times) << "\nsimd_path " << random::SimdLevelName(BestCountSimdPath())
-         << "\n";
+         << Median(classify_times) << "\nclassify_min_seconds "
+         << *std::min_element(classify_times.begin(), classify_times.end()) << "\nsimd_path "
+         << random::SimdLevelName(BestCountSimdPath()) << "\n";
   if (args.size() > 5 && args[5] == "stages") {
     // Where classification time goes: the vectorizer's transform alone, then with the joint
     // log-likelihood (the rest of ClassifyCompact is predict_proba and argmax).
@@ -144,7 +146,9 @@ absl::Status Run(const std::vector<std::string>& args) {
         times.push_back(Seconds(start));
       }
       timing << (with_jll ? "transform_jll_seconds " : "transform_seconds ") << Median(times)
-             << "\n";
+             << "\n"
+             << (with_jll ? "transform_jll_min_seconds " : "transform_min_seconds ")
+             << *std::min_element(times.begin(), times.end()) << "\n";
     }
   }
   common::v1::Matrix proba;
