@@ -289,21 +289,41 @@ constexpr std::string_view kLockFile = "write.lock";
 
 class ModelDirLock {
  public:
-  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir, absl::Mutex* mu) {
-    mu->Lock();
+  // UNAVAILABLE if the lock is not free within `timeout` (FileModelStore::Options::lock_timeout).
+  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir, absl::Mutex* mu,
+                                              absl::Duration timeout) {
     const std::string path = Join(model_dir, kLockFile);
+    const absl::Time deadline = absl::Now() + timeout;
+    const auto timed_out = [&](std::string_view holder) {
+      return absl::UnavailableError(absl::StrCat(
+          "model store: gave up after ", absl::FormatDuration(timeout), " waiting for the lock ",
+          path, ", held by ", internal::Sv(holder),
+          " (a write committing there should take milliseconds: a writer may be hung on the "
+          "volume); retry later"));
+    };
+    if (!mu->LockWhenWithDeadline(absl::Condition::kTrue, deadline)) {
+      mu->Unlock();
+      return timed_out("another thread of this process");
+    }
     const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd < 0) {
       const int err = errno;
       mu->Unlock();
       return ErrnoStatus(err, "open lock file", path);
     }
-    if (absl::Status locked = LockExclusive(fd, "lock", path); !locked.ok()) {
-      close(fd);
-      mu->Unlock();
-      return locked;
+    // Polled (no blocking flock() with a timeout): 1 ms, doubling to 16 ms between tries.
+    for (absl::Duration pause = absl::Milliseconds(1);;) {
+      if (flock(fd, LOCK_EX | LOCK_NB) == 0) return ModelDirLock(fd, mu);
+      const int err = errno;
+      if (err == EINTR) continue;
+      if (err != EWOULDBLOCK || absl::Now() >= deadline) {
+        close(fd);
+        mu->Unlock();
+        return err == EWOULDBLOCK ? timed_out("another process") : ErrnoStatus(err, "lock", path);
+      }
+      absl::SleepFor(std::min(pause, deadline - absl::Now()));
+      pause = std::min(2 * pause, absl::Milliseconds(16));
     }
-    return ModelDirLock(fd, mu);
   }
   ModelDirLock(ModelDirLock&& other) noexcept
       : fd_(std::exchange(other.fd_, -1)), mu_(std::exchange(other.mu_, nullptr)) {}
@@ -329,8 +349,9 @@ absl::Status RaiseHighWaterLocked(const std::string& model_dir, int64_t version)
 }
 
 // RaiseHighWaterLocked under the model directory's lock.
-absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu) {
-  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu));
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu,
+                            absl::Duration lock_timeout) {
+  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu, lock_timeout));
   return RaiseHighWaterLocked(model_dir, version);
 }
 
@@ -351,7 +372,8 @@ void RemoveVersionDir(const std::string& dir) {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string root) {
+absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string root,
+                                                                     Options options) {
   if (root.empty()) return absl::InvalidArgumentError("model store: the root directory is empty");
   while (root.size() > 1 && root.back() == '/') root.pop_back();
   std::error_code ec;
@@ -360,12 +382,13 @@ absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string
   struct stat st;
   if (stat(root.c_str(), &st) != 0) return ErrnoStatus(errno, "stat", root);
   if (!S_ISDIR(st.st_mode)) return ErrnoStatus(ENOTDIR, "open model store root", root);
-  return std::unique_ptr<FileModelStore>(new FileModelStore(std::move(root)));
+  return std::unique_ptr<FileModelStore>(new FileModelStore(std::move(root), options));
 }
 
 absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::OpenAndCleanUp(std::string root,
-                                                                               std::ostream& log) {
-  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<FileModelStore> store, Open(std::move(root)));
+                                                                               std::ostream& log,
+                                                                               Options options) {
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<FileModelStore> store, Open(std::move(root), options));
   absl::StatusOr<CleanupReport> report = store->CleanUp();
   if (!report.ok()) {
     log << "model store: cleanup of " << store->root()
@@ -536,7 +559,8 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     absl::StatusOr<LockedTempFile> temp = LockedTempFile::Create(version_dir, kTempPrefix);
     if (!temp.ok()) {
       if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
-      (void)RaiseHighWater(model_dir, version, &mu_);  // the number stays used (see the header)
+      // The number stays used (see the header).
+      (void)RaiseHighWater(model_dir, version, &mu_, lock_timeout_);
       rmdir(version_dir.c_str());
       return temp.status();
     }
@@ -551,11 +575,13 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     }
     absl::Status status = bytes.status();
     if (status.ok()) status = temp->Write(*bytes);
+    bool lock_refused = false;
     if (status.ok()) {
       // The version becomes visible under the model directory's lock, after a continuing write's
       // check: of two writes continuing the same version the second to commit sees the first.
-      absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_);
+      absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_, lock_timeout_);
       status = lock.status();
+      lock_refused = !status.ok();
       if (status.ok() && options.continues.has_value()) {
         status = CheckContinues(name, *options.continues, version);
       }
@@ -572,8 +598,9 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     if (!status.ok()) {
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
       // The number stays used (see the header), best effort: a failure to record it only risks
-      // that number being handed out again, as before.
-      (void)RaiseHighWater(model_dir, version, &mu_);
+      // that number being handed out again, as before. (Not after the lock timed out: waiting for
+      // it again would only double the wait.)
+      if (!lock_refused) (void)RaiseHighWater(model_dir, version, &mu_, lock_timeout_);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -649,7 +676,7 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
   // either listed and deleted here, or committed after and (if it continues a deleted version)
   // refused; never committed between the listing and the deletions, unseen.
   const std::string model_dir = ModelDir(name);
-  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_);
+  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_, lock_timeout_);
   if (!lock.ok()) {
     struct stat st;
     if (lstat(model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -728,7 +755,7 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
       // temp file, which then starts over with a new number). Keep its number as the high-water
       // mark first.
       if (!high_water_raised) {
-        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &mu_));
+        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &mu_, lock_timeout_));
         high_water_raised = true;
       }
       if (rmdir(path.c_str()) == 0) {

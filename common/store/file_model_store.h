@@ -29,7 +29,8 @@
 //   that no other version after the continued one is complete, so of two such writes the second
 //   to commit always sees the first, whatever their numbers or timing (a writer may stall for any
 //   time between reserving and committing). If fsyncing the directories fails after the rename,
-//   the version is withdrawn before the lock is released, so nothing was built on it.
+//   the version is withdrawn before the lock is released, so nothing was built on it. A writer
+//   that cannot get the lock within Options::lock_timeout gives up with UNAVAILABLE.
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 //   space or quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL
 //   (anything else).
@@ -45,22 +46,36 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/store/model_store.h"
 
 namespace maas::store {
 
+// FileModelStore::Options.
+struct FileModelStoreOptions {
+  // How long a write's commit, a Delete or a cleanup waits for a model directory's lock before
+  // giving up with UNAVAILABLE (naming the lock file). Another writer holds it only while it
+  // commits (milliseconds); one that hangs holding it (a replica stopped mid-commit, a hung
+  // volume) then fails these calls, retryably, instead of stalling them past every deadline.
+  absl::Duration lock_timeout = absl::Seconds(30);
+};
+
 class FileModelStore : public ModelStore {
  public:
+  using Options = FileModelStoreOptions;
+
   // Opens the store at `root`, creating the directory (and its parents) if missing.
   // INVALID_ARGUMENT if root is empty; an errno-based status if it cannot be created or is not a
   // directory.
-  static absl::StatusOr<std::unique_ptr<FileModelStore>> Open(std::string root);
+  static absl::StatusOr<std::unique_ptr<FileModelStore>> Open(std::string root,
+                                                              Options options = {});
 
   // Open(root), then CleanUp(), writing one line to `log` when something was removed (or when the
   // cleanup failed: that is reported but does not stop the store from opening). What a service's
   // main calls at startup.
   static absl::StatusOr<std::unique_ptr<FileModelStore>> OpenAndCleanUp(std::string root,
-                                                                        std::ostream& log);
+                                                                        std::ostream& log,
+                                                                        Options options = {});
 
   FileModelStore(const FileModelStore&) = delete;
   FileModelStore& operator=(const FileModelStore&) = delete;
@@ -93,7 +108,8 @@ class FileModelStore : public ModelStore {
   static constexpr std::string_view kTempPrefix = "model.pb.tmp-";
 
  private:
-  explicit FileModelStore(std::string root) : root_(std::move(root)) {}
+  FileModelStore(std::string root, Options options)
+      : root_(std::move(root)), lock_timeout_(options.lock_timeout) {}
 
   std::string ModelDir(std::string_view name) const;
   std::string VersionDir(std::string_view name, int64_t version) const;
@@ -107,6 +123,7 @@ class FileModelStore : public ModelStore {
   absl::Status CheckContinues(std::string_view name, int64_t continued, int64_t version) const;
 
   const std::string root_;
+  const absl::Duration lock_timeout_;
   // Held with the flock of "<model dir>/write.lock" (file_model_store.cc, ModelDirLock).
   mutable absl::Mutex mu_;
 };

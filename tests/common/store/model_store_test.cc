@@ -419,6 +419,33 @@ TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in 
   CHECK_FALSE(fs::exists(dir.path() + "/never-written"));
 }
 
+TEST_CASE("FileModelStore: a model's lock held too long fails writes and deletes, retryably") {
+  TempDir dir;
+  FileModelStore::Options options;
+  options.lock_timeout = absl::Milliseconds(200);
+  auto opened = FileModelStore::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  const std::string lock_file = dir.path() + "/m/write.lock";
+  // A replica hung while committing: it holds the model's lock and never lets go.
+  const int hung_fd = open(lock_file.c_str(), O_RDWR);
+  REQUIRE(hung_fd >= 0);
+  REQUIRE(flock(hung_fd, LOCK_EX) == 0);
+  const absl::Status put = store.Put("m", Content("m")).status();
+  CHECK(absl::IsUnavailable(put));
+  CHECK_THAT(std::string(put.message()), Catch::Contains(lock_file));
+  const absl::Status deleted = store.Delete("m", 1).status();
+  CHECK(absl::IsUnavailable(deleted));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});  // nothing half-done
+  CHECK(store.Put("other", Content("other")).ok());  // other models are not held up
+  close(hung_fd);
+  const absl::StatusOr<int64_t> retried = store.Put("m", Content("m"));
+  REQUIRE(retried.ok());
+  CHECK(*retried >= 2);
+  CHECK(store.Delete("m", 1).ok());
+}
+
 TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
                    FileFixture, MemoryFixture) {
   TestType fixture;
