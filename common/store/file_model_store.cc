@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <system_error>
 #include <utility>
 
@@ -279,12 +280,12 @@ int64_t ReadHighWater(const std::string& model_dir) {
   return std::max<int64_t>(0, ParseVersion(std::string_view(buffer, static_cast<std::size_t>(n))));
 }
 
-// The lock of a model directory, held while in scope: the store's mutex (the threads of this
-// process), then an exclusive flock() on "<model dir>/write.lock" (the processes sharing the
-// root). It serializes the raises of the high-water mark and the check-and-rename of every write.
-// The lock is on a regular file opened for writing because NFS clients emulate flock() with
-// fcntl() locks, which need that and do not exclude the threads of one process (hence the mutex).
-// Never taken twice in one thread.
+// The lock of a model directory, held while in scope: the store's mutex of that directory (the
+// threads of this process), then an exclusive flock() on "<model dir>/write.lock" (the processes
+// sharing the root). It serializes the raises of the high-water mark and the check-and-rename of
+// every write. The lock is on a regular file opened for writing because NFS clients emulate flock()
+// with fcntl() locks, which need that and do not exclude the threads of one process (hence the
+// mutex). Never taken twice in one thread (two models may share a mutex).
 constexpr std::string_view kLockFile = "write.lock";
 
 class ModelDirLock {
@@ -371,6 +372,10 @@ void RemoveVersionDir(const std::string& dir) {
 }
 
 }  // namespace
+
+absl::Mutex* FileModelStore::MutexOf(const std::string& model_dir) const {
+  return &model_mutexes_[std::hash<std::string>()(model_dir) % kModelMutexes];
+}
 
 absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string root,
                                                                      Options options) {
@@ -560,7 +565,7 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     if (!temp.ok()) {
       if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
       // The number stays used (see the header).
-      (void)RaiseHighWater(model_dir, version, &mu_, lock_timeout_);
+      (void)RaiseHighWater(model_dir, version, MutexOf(model_dir), lock_timeout_);
       rmdir(version_dir.c_str());
       return temp.status();
     }
@@ -579,7 +584,8 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     if (status.ok()) {
       // The version becomes visible under the model directory's lock, after a continuing write's
       // check: of two writes continuing the same version the second to commit sees the first.
-      absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_, lock_timeout_);
+      absl::StatusOr<ModelDirLock> lock =
+          ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_);
       status = lock.status();
       lock_refused = !status.ok();
       if (status.ok() && options.continues.has_value()) {
@@ -600,7 +606,8 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       // The number stays used (see the header), best effort: a failure to record it only risks
       // that number being handed out again, as before. (Not after the lock timed out: waiting for
       // it again would only double the wait.)
-      if (!lock_refused) (void)RaiseHighWater(model_dir, version, &mu_, lock_timeout_);
+      if (!lock_refused)
+        (void)RaiseHighWater(model_dir, version, MutexOf(model_dir), lock_timeout_);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -676,7 +683,8 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
   // either listed and deleted here, or committed after and (if it continues a deleted version)
   // refused; never committed between the listing and the deletions, unseen.
   const std::string model_dir = ModelDir(name);
-  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &mu_, lock_timeout_);
+  absl::StatusOr<ModelDirLock> lock =
+      ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_);
   if (!lock.ok()) {
     struct stat st;
     if (lstat(model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
@@ -755,7 +763,7 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
       // temp file, which then starts over with a new number). Keep its number as the high-water
       // mark first.
       if (!high_water_raised) {
-        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &mu_, lock_timeout_));
+        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, MutexOf(model_dir), lock_timeout_));
         high_water_raised = true;
       }
       if (rmdir(path.c_str()) == 0) {

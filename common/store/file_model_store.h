@@ -34,7 +34,7 @@
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 //   space or quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL
 //   (anything else).
-// Thread-safe; the object's only state is the mutex that orders its own threads (ModelDirLock).
+// Thread-safe; the object's only state is the mutexes that order its own threads (ModelDirLock).
 #ifndef MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 #define MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 
@@ -124,8 +124,12 @@ class FileModelStore : public ModelStore {
 
   const std::string root_;
   const absl::Duration lock_timeout_;
-  // Held with the flock of "<model dir>/write.lock" (file_model_store.cc, ModelDirLock).
-  mutable absl::Mutex mu_;
+  // The mutex held with the flock of "<model dir>/write.lock" (file_model_store.cc,
+  // ModelDirLock): one of kModelMutexes picked by the directory's hash (std::hash: the same in
+  // every run), so commits of different models rarely wait for each other.
+  absl::Mutex* MutexOf(const std::string& model_dir) const;
+  static constexpr size_t kModelMutexes = 64;
+  mutable absl::Mutex model_mutexes_[kModelMutexes];
 };
 
 }  // namespace maas::store

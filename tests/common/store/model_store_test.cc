@@ -446,6 +446,36 @@ TEST_CASE("FileModelStore: a model's lock held too long fails writes and deletes
   CHECK(store.Delete("m", 1).ok());
 }
 
+TEST_CASE("FileModelStore: a commit waiting for one model's lock does not hold up another's") {
+  TempDir dir;
+  FileModelStore::Options options;
+  options.lock_timeout = absl::Seconds(20);
+  auto opened = FileModelStore::Open(dir.path(), options);
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).ok());
+  const int replica_fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
+  REQUIRE(replica_fd >= 0);
+  REQUIRE(flock(replica_fd, LOCK_EX) == 0);  // a replica committing "m"
+  std::atomic<bool> producing{false}, waiting_done{false};
+  absl::StatusOr<int64_t> waiting;
+  std::thread waiter([&] {
+    waiting = store.Put("m", [&](int64_t version) -> absl::StatusOr<std::string> {
+      producing = true;
+      return Content("m")(version);
+    });
+    waiting_done = true;
+  });
+  while (!producing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // now waiting for the lock
+  // "other" (whose mutex is not "m"'s) commits at once, while the Put of "m" still waits.
+  CHECK(store.Put("other", Content("other")).ok());
+  CHECK_FALSE(waiting_done.load());
+  close(replica_fd);
+  waiter.join();
+  CHECK(waiting.ok());
+}
+
 TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
                    FileFixture, MemoryFixture) {
   TestType fixture;
