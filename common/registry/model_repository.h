@@ -105,8 +105,9 @@ class ModelRepository {
   }
 
   // Writes the next version of `name` with the bytes make_bytes(version) produces, then returns it
-  // loaded. `stop` is checked once the bytes are ready, right before they are written: a call whose
-  // deadline passed or that was cancelled commits nothing (a client retrying on DEADLINE_EXCEEDED
+  // loaded. `stop` is checked once the bytes are ready, right before they are written, and again
+  // right before the version becomes visible: a call whose deadline passed or that was cancelled
+  // commits nothing (a client retrying on DEADLINE_EXCEEDED
   // must not find a duplicate version) and gets the StopToken's status. `options` as
   // store::ModelStore::Put (a write that continues a version). A version deleted right after it
   // was written is still answered (from the bytes written): the write succeeded.
@@ -117,6 +118,13 @@ class ModelRepository {
       const store::PutOptions& options = store::PutOptions()) {
     MAAS_RETURN_IF_ERROR(ValidateModelName(name));
     MAAS_RETURN_IF_ERROR(stop.Check());
+    // Asked again by the store right before the version becomes visible: the wait for the model's
+    // lock may outlast the caller's deadline.
+    store::PutOptions put_options = options;
+    put_options.still_wanted = [&stop, also = options.still_wanted]() -> absl::Status {
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      return also ? also() : absl::OkStatus();
+    };
     std::string written;
     MAAS_ASSIGN_OR_RETURN(int64_t version, cache_.Put(
                                                name,
@@ -127,7 +135,7 @@ class ModelRepository {
                                                  written = bytes;
                                                  return bytes;
                                                },
-                                               options));
+                                               put_options));
     absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
     // An audit saw a Train answer NOT_FOUND for the version it had just stored: a DeleteModel
     // came in between. The write succeeded, so its caller learns the version.

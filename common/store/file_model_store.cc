@@ -291,8 +291,10 @@ constexpr std::string_view kLockFile = "write.lock";
 class ModelDirLock {
  public:
   // UNAVAILABLE if the lock is not free within `timeout` (FileModelStore::Options::lock_timeout).
-  static absl::StatusOr<ModelDirLock> Acquire(const std::string& model_dir, absl::Mutex* mu,
-                                              absl::Duration timeout) {
+  // A non-OK answer of `still_wanted` (if set), asked between tries, ends the wait with it.
+  static absl::StatusOr<ModelDirLock> Acquire(
+      const std::string& model_dir, absl::Mutex* mu, absl::Duration timeout,
+      const std::function<absl::Status()>& still_wanted = nullptr) {
     const std::string path = Join(model_dir, kLockFile);
     const absl::Time deadline = absl::Now() + timeout;
     const auto timed_out = [&](std::string_view holder) {
@@ -317,9 +319,11 @@ class ModelDirLock {
       if (flock(fd, LOCK_EX | LOCK_NB) == 0) return ModelDirLock(fd, mu);
       const int err = errno;
       if (err == EINTR) continue;
-      if (err != EWOULDBLOCK || absl::Now() >= deadline) {
+      absl::Status wanted = still_wanted ? still_wanted() : absl::OkStatus();
+      if (err != EWOULDBLOCK || absl::Now() >= deadline || !wanted.ok()) {
         close(fd);
         mu->Unlock();
+        if (!wanted.ok()) return wanted;
         return err == EWOULDBLOCK ? timed_out("another process") : ErrnoStatus(err, "lock", path);
       }
       absl::SleepFor(std::min(pause, deadline - absl::Now()));
@@ -585,9 +589,10 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       // The version becomes visible under the model directory's lock, after a continuing write's
       // check: of two writes continuing the same version the second to commit sees the first.
       absl::StatusOr<ModelDirLock> lock =
-          ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_);
+          ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_, options.still_wanted);
       status = lock.status();
       lock_refused = !status.ok();
+      if (status.ok() && options.still_wanted) status = options.still_wanted();
       if (status.ok() && options.continues.has_value()) {
         status = CheckContinues(name, *options.continues, version);
       }

@@ -21,6 +21,7 @@ absl::StatusOr<int64_t> MemoryModelStore::Put(std::string_view name, const MakeB
   Model& model = models_[std::string(name)];
   model.writing.erase(version);
   if (!bytes.ok()) return bytes.status();
+  if (options.still_wanted) MAAS_RETURN_IF_ERROR(options.still_wanted());
   if (options.continues.has_value()) {
     const int64_t continued = *options.continues;
     if (continued > 0 && model.versions.count(continued) == 0) {

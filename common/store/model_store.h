@@ -42,6 +42,12 @@ struct PutOptions {
   // The version this write continues (0: none, a first version), if the write is only valid as
   // the next version after it (a partial Train): see Put.
   std::optional<int64_t> continues;
+  // Asked right before the version becomes visible (under the model's lock, after make_bytes and
+  // any wait for that lock; a FileModelStore also asks between its tries for the lock): a non-OK
+  // answer (the caller's deadline passed, it was cancelled) abandons the write with that status,
+  // nothing stored, so a caller that gave up never finds a version it was not told about. Null:
+  // always go on.
+  std::function<absl::Status()> still_wanted;
 };
 
 // Interface of a model store. Implementations are thread-safe. Every method validates `name` first
@@ -61,7 +67,7 @@ class ModelStore {
   // after E is complete and none numbered between E and this one is being written; otherwise no
   // version is left behind and the answer is ABORTED naming the version in the way. Two writes
   // that continue the same version, in one process or in replicas sharing a root, never both
-  // succeed.
+  // succeed. options.still_wanted: see PutOptions.
   virtual absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                                       const PutOptions& options) = 0;
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes) {

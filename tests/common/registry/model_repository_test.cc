@@ -1,5 +1,5 @@
 // Tests of ModelRepository: listing reads metadata without loading models; the byte budget;
-// Put checks the StopToken right before writing.
+// Put checks the StopToken right before writing and right before committing.
 #include "common/registry/model_repository.h"
 
 #include <algorithm>
@@ -176,6 +176,21 @@ TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
   CHECK(absl::IsDeadlineExceeded(f.Put("late", 10, expired).status()));
   CHECK_FALSE(f.store.ListVersions("late").ok());
   CHECK(f.Put("late", 10).ok());
+}
+
+// The StopToken is asked again by the store right before the version becomes visible: a wait for
+// the model's lock (another writer committing) can outlast the caller's deadline.
+TEST_CASE("Put commits nothing when the caller gives up while the store commits") {
+  Fixture f;
+  std::atomic<int> checks{0};
+  // OK when Put starts and once the bytes are ready; the deadline passes before the commit.
+  const exec::StopToken expires_at_commit([&] {
+    return checks.fetch_add(1) < 2 ? absl::OkStatus()
+                                   : absl::DeadlineExceededError("the call's deadline passed");
+  });
+  CHECK(absl::IsDeadlineExceeded(f.Put("late", 10, expires_at_commit).status()));
+  CHECK(checks.load() == 3);
+  CHECK_FALSE(f.store.ListVersions("late").ok());
 }
 
 // A store whose versions are deleted as soon as they are written: a DeleteModel that comes in

@@ -476,6 +476,66 @@ TEST_CASE("FileModelStore: a commit waiting for one model's lock does not hold u
   CHECK(waiting.ok());
 }
 
+TEMPLATE_TEST_CASE("A Put no longer wanted when it would commit stores nothing", "[store]",
+                   FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  PutOptions given_up;
+  given_up.still_wanted = [] { return absl::DeadlineExceededError("the caller's deadline"); };
+  const absl::Status refused = store.Put("m", Content("late"), given_up).status();
+  CHECK(absl::IsDeadlineExceeded(refused));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+  CHECK(absl::IsDeadlineExceeded(store.Put("fresh", Content("late"), given_up).status()));
+  CHECK(absl::IsNotFound(store.ListVersions("fresh").status()));
+  PutOptions wanted;
+  wanted.still_wanted = [] { return absl::OkStatus(); };
+  const absl::StatusOr<int64_t> next = store.Put("m", Content("m"), wanted);
+  REQUIRE(next.ok());
+  CHECK(*next > 1);
+  CHECK(store.Get("m", 0).value() == absl::StrCat("m@v", *next));
+}
+
+TEST_CASE("FileModelStore: a Put waiting for the model's lock ends when no longer wanted") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());  // the default lock timeout (30 s)
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  const int replica_fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
+  REQUIRE(replica_fd >= 0);
+  REQUIRE(flock(replica_fd, LOCK_EX) == 0);  // a replica committing, for as long as it takes
+  std::atomic<bool> produced{false}, cancelled{false}, done{false};
+  absl::Status waited;
+  std::thread writer([&] {
+    PutOptions options;
+    options.still_wanted = [&] {
+      return cancelled ? absl::CancelledError("the client went away") : absl::OkStatus();
+    };
+    waited = store
+                 .Put(
+                     "m",
+                     [&](int64_t version) -> absl::StatusOr<std::string> {
+                       produced = true;
+                       return Content("m")(version);
+                     },
+                     options)
+                 .status();
+    done = true;
+  });
+  while (!produced) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  cancelled = true;
+  // The Put gives up while the replica still holds the lock (a cap, not a timing assertion).
+  for (int i = 0; i < 10000 && !done; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(done.load());
+  close(replica_fd);
+  writer.join();
+  CHECK(absl::IsCancelled(waited));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+}
+
 TEMPLATE_TEST_CASE("Store Delete of one version, all versions, and no version reuse", "[store]",
                    FileFixture, MemoryFixture) {
   TestType fixture;
