@@ -106,9 +106,10 @@ class ModelRepository {
 
   // Writes the next version of `name` with the bytes make_bytes(version) produces, then returns it
   // loaded. `stop` is checked once the bytes are ready, right before they are written, and again
-  // right before the version becomes visible: a call whose deadline passed or that was cancelled
-  // commits nothing (a client retrying on DEADLINE_EXCEEDED
-  // must not find a duplicate version) and gets the StopToken's status. `options` as
+  // under the model's lock right before the version becomes visible: a call whose deadline passed
+  // or that was cancelled before that point commits nothing and gets the StopToken's status (a
+  // client retrying on DEADLINE_EXCEEDED must not find a duplicate version; one whose deadline
+  // passes in the instant after the commit is the one case left). `options` as
   // store::ModelStore::Put (a write that continues a version). A version deleted right after it
   // was written is still answered (from the bytes written): the write succeeded.
   absl::StatusOr<std::shared_ptr<const Loaded>> Put(

@@ -280,12 +280,12 @@ int64_t ReadHighWater(const std::string& model_dir) {
   return std::max<int64_t>(0, ParseVersion(std::string_view(buffer, static_cast<std::size_t>(n))));
 }
 
-// The lock of a model directory, held while in scope: the store's mutex of that directory (the
-// threads of this process), then an exclusive flock() on "<model dir>/write.lock" (the processes
-// sharing the root). It serializes the raises of the high-water mark and the check-and-rename of
-// every write. The lock is on a regular file opened for writing because NFS clients emulate flock()
-// with fcntl() locks, which need that and do not exclude the threads of one process (hence the
-// mutex). Never taken twice in one thread (two models may share a mutex).
+// The lock of a model directory, held while in scope: the directory's entry in the store's
+// HeldModelDirs (the threads of this process), then an exclusive flock() on
+// "<model dir>/write.lock" (the processes sharing the root). It serializes the raises of the
+// high-water mark, the check-and-rename of every write and Deletes. The lock is on a regular file
+// opened for writing because NFS clients emulate flock() with fcntl() locks, which need that and
+// do not exclude the threads of one process (hence HeldModelDirs). Never taken twice in one thread.
 constexpr std::string_view kLockFile = "write.lock";
 
 class ModelDirLock {
@@ -293,7 +293,7 @@ class ModelDirLock {
   // UNAVAILABLE if the lock is not free within `timeout` (FileModelStore::Options::lock_timeout).
   // A non-OK answer of `still_wanted` (if set), asked between tries, ends the wait with it.
   static absl::StatusOr<ModelDirLock> Acquire(
-      const std::string& model_dir, absl::Mutex* mu, absl::Duration timeout,
+      const std::string& model_dir, internal::HeldModelDirs* held, absl::Duration timeout,
       const std::function<absl::Status()>& still_wanted = nullptr) {
     const std::string path = Join(model_dir, kLockFile);
     const absl::Time deadline = absl::Now() + timeout;
@@ -304,44 +304,53 @@ class ModelDirLock {
           " (a write committing there should take milliseconds: a writer may be hung on the "
           "volume); retry later"));
     };
-    if (!mu->LockWhenWithDeadline(absl::Condition::kTrue, deadline)) {
-      mu->Unlock();
-      return timed_out("another thread of this process");
-    }
-    const int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-    if (fd < 0) {
-      const int err = errno;
-      mu->Unlock();
-      return ErrnoStatus(err, "open lock file", path);
-    }
-    // Polled (no blocking flock() with a timeout): 1 ms, doubling to 16 ms between tries.
-    for (absl::Duration pause = absl::Milliseconds(1);;) {
-      if (flock(fd, LOCK_EX | LOCK_NB) == 0) return ModelDirLock(fd, mu);
-      const int err = errno;
-      if (err == EINTR) continue;
-      absl::Status wanted = still_wanted ? still_wanted() : absl::OkStatus();
-      if (err != EWOULDBLOCK || absl::Now() >= deadline || !wanted.ok()) {
-        close(fd);
-        mu->Unlock();
-        if (!wanted.ok()) return wanted;
-        return err == EWOULDBLOCK ? timed_out("another process") : ErrnoStatus(err, "lock", path);
+    const auto wanted = [&] { return still_wanted ? still_wanted() : absl::OkStatus(); };
+    // Between tries: still wanted, and not past the deadline. Waits of 1 ms, doubling to 16 ms.
+    constexpr absl::Duration kLongestPause = absl::Milliseconds(16);
+    {
+      absl::MutexLock hold(&held->mu);
+      while (held->dirs.count(model_dir) != 0) {
+        MAAS_RETURN_IF_ERROR(wanted());
+        if (absl::Now() >= deadline) return timed_out("another thread of this process");
+        held->released.WaitWithDeadline(&held->mu, std::min(deadline, absl::Now() + kLongestPause));
       }
-      absl::SleepFor(std::min(pause, deadline - absl::Now()));
-      pause = std::min(2 * pause, absl::Milliseconds(16));
+      held->dirs.insert(model_dir);
+    }
+    ModelDirLock lock(held, model_dir);  // gives the directory back on every return from here
+    lock.fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (lock.fd_ < 0) return ErrnoStatus(errno, "open lock file", path);
+    for (absl::Duration pause = absl::Milliseconds(1);;) {
+      if (flock(lock.fd_, LOCK_EX | LOCK_NB) == 0) return lock;
+      const int err = errno;
+      if (err != EWOULDBLOCK && err != EINTR) return ErrnoStatus(err, "lock", path);
+      MAAS_RETURN_IF_ERROR(wanted());
+      if (absl::Now() >= deadline) return timed_out("another process");
+      if (err == EWOULDBLOCK) {
+        absl::SleepFor(std::min(pause, deadline - absl::Now()));
+        pause = std::min(2 * pause, kLongestPause);
+      }
     }
   }
   ModelDirLock(ModelDirLock&& other) noexcept
-      : fd_(std::exchange(other.fd_, -1)), mu_(std::exchange(other.mu_, nullptr)) {}
+      : held_(std::exchange(other.held_, nullptr)),
+        dir_(std::move(other.dir_)),
+        fd_(std::exchange(other.fd_, -1)) {}
   ModelDirLock& operator=(ModelDirLock&&) = delete;
   ~ModelDirLock() {
     if (fd_ >= 0) close(fd_);  // releases the flock
-    if (mu_ != nullptr) mu_->Unlock();
+    if (held_ != nullptr) {
+      absl::MutexLock hold(&held_->mu);
+      held_->dirs.erase(dir_);
+      held_->released.SignalAll();
+    }
   }
 
  private:
-  ModelDirLock(int fd, absl::Mutex* mu) : fd_(fd), mu_(mu) {}
-  int fd_;
-  absl::Mutex* mu_;
+  ModelDirLock(internal::HeldModelDirs* held, std::string dir)
+      : held_(held), dir_(std::move(dir)) {}
+  internal::HeldModelDirs* held_;
+  std::string dir_;
+  int fd_ = -1;
 };
 
 // Raises the high-water mark of `model_dir` to at least `version`. REQUIRES: the model
@@ -354,9 +363,9 @@ absl::Status RaiseHighWaterLocked(const std::string& model_dir, int64_t version)
 }
 
 // RaiseHighWaterLocked under the model directory's lock.
-absl::Status RaiseHighWater(const std::string& model_dir, int64_t version, absl::Mutex* mu,
-                            absl::Duration lock_timeout) {
-  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, mu, lock_timeout));
+absl::Status RaiseHighWater(const std::string& model_dir, int64_t version,
+                            internal::HeldModelDirs* held, absl::Duration lock_timeout) {
+  MAAS_ASSIGN_OR_RETURN(ModelDirLock lock, ModelDirLock::Acquire(model_dir, held, lock_timeout));
   return RaiseHighWaterLocked(model_dir, version);
 }
 
@@ -376,10 +385,6 @@ void RemoveVersionDir(const std::string& dir) {
 }
 
 }  // namespace
-
-absl::Mutex* FileModelStore::MutexOf(const std::string& model_dir) const {
-  return &model_mutexes_[std::hash<std::string>()(model_dir) % kModelMutexes];
-}
 
 absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::Open(std::string root,
                                                                      Options options) {
@@ -569,7 +574,7 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     if (!temp.ok()) {
       if (absl::IsInternal(temp.status()) && !std::filesystem::exists(version_dir)) continue;
       // The number stays used (see the header).
-      (void)RaiseHighWater(model_dir, version, MutexOf(model_dir), lock_timeout_);
+      (void)RaiseHighWater(model_dir, version, &held_, lock_timeout_);
       rmdir(version_dir.c_str());
       return temp.status();
     }
@@ -584,15 +589,18 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
     }
     absl::Status status = bytes.status();
     if (status.ok()) status = temp->Write(*bytes);
-    bool lock_refused = false;
     if (status.ok()) {
       // The version becomes visible under the model directory's lock, after a continuing write's
       // check: of two writes continuing the same version the second to commit sees the first.
       absl::StatusOr<ModelDirLock> lock =
-          ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_, options.still_wanted);
-      status = lock.status();
-      lock_refused = !status.ok();
-      if (status.ok() && options.still_wanted) status = options.still_wanted();
+          ModelDirLock::Acquire(model_dir, &held_, lock_timeout_, options.still_wanted);
+      if (!lock.ok()) {
+        // Not waiting for it a second time to raise the high-water mark: the version directory
+        // stays, empty, so that its number stays used (the next start's CleanUp records it).
+        { LockedTempFile discard = *std::move(temp); }
+        return lock.status();
+      }
+      if (options.still_wanted) status = options.still_wanted();
       if (status.ok() && options.continues.has_value()) {
         status = CheckContinues(name, *options.continues, version);
       }
@@ -605,14 +613,19 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
         // continuing write can have built on a version whose writer reports a failure.
         if (!status.ok()) unlink(model_file.c_str());
       }
-    }  // releases the lock before the cleanup below, which raises the high-water mark under it
-    if (!status.ok()) {
+      if (!status.ok()) {
+        // The number stays used (see the header), recorded under the lock already held.
+        { LockedTempFile discard = *std::move(temp); }
+        (void)RaiseHighWaterLocked(model_dir, version);
+        RemoveVersionDir(version_dir);
+        return status;
+      }
+    }
+    if (!status.ok()) {  // make_bytes or the write failed, before the lock
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
       // The number stays used (see the header), best effort: a failure to record it only risks
-      // that number being handed out again, as before. (Not after the lock timed out: waiting for
-      // it again would only double the wait.)
-      if (!lock_refused)
-        (void)RaiseHighWater(model_dir, version, MutexOf(model_dir), lock_timeout_);
+      // that number being handed out again, as before.
+      (void)RaiseHighWater(model_dir, version, &held_, lock_timeout_);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -658,9 +671,8 @@ absl::StatusOr<std::vector<std::string>> FileModelStore::ListNames() {
   return names;
 }
 
-absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t version) const {
-  const std::string version_dir = VersionDir(name, version);
-  const std::string file = Join(version_dir, kModelFile);
+absl::Status FileModelStore::UnlinkVersion(std::string_view name, int64_t version) const {
+  const std::string file = Join(VersionDir(name, version), kModelFile);
   struct stat st;
   if (lstat(file.c_str(), &st) != 0) {
     const int err = errno;
@@ -673,45 +685,52 @@ absl::Status FileModelStore::DeleteVersion(std::string_view name, int64_t versio
     if (err == ENOENT) return internal::ModelNotFound(name, version);
     return ErrnoStatus(err, "unlink", file);
   }
-  // The version is gone. Record its number as the high-water mark before its directory goes, so
-  // the number is never reused.
-  MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(ModelDir(name), version));
-  RemoveVersionDir(version_dir);
-  return SyncDir(ModelDir(name));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view name,
                                                             int64_t version) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
-  // Under the model directory's lock, as every write's commit: a version committed concurrently is
-  // either listed and deleted here, or committed after and (if it continues a deleted version)
-  // refused; never committed between the listing and the deletions, unseen.
   const std::string model_dir = ModelDir(name);
-  absl::StatusOr<ModelDirLock> lock =
-      ModelDirLock::Acquire(model_dir, MutexOf(model_dir), lock_timeout_);
-  if (!lock.ok()) {
-    struct stat st;
-    if (lstat(model_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-      return internal::ModelNotFound(name, version);
-    }
-    return lock.status();
-  }
-  if (version > 0) {
-    MAAS_RETURN_IF_ERROR(DeleteVersion(name, version));
-    return std::vector<int64_t>{version};
-  }
-  MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(name));
   std::vector<int64_t> deleted;
-  for (int64_t v : versions) {
-    absl::Status status = DeleteVersion(name, v);
-    if (status.ok()) {
-      deleted.push_back(v);
-    } else if (!absl::IsNotFound(status)) {
-      return status;  // the versions before v are deleted; v and later are intact
+  absl::Status status;
+  {
+    // Under the model directory's lock, as every write's commit: a version committed
+    // concurrently is either listed and deleted here, or committed after and (if it continues a
+    // deleted version) refused; never committed between the listing and the unlinks, unseen.
+    absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &held_, lock_timeout_);
+    if (!lock.ok()) {
+      struct stat st;
+      if (lstat(model_dir.c_str(), &st) != 0) {
+        const int err = errno;
+        if (err == ENOENT || err == ENOTDIR) return internal::ModelNotFound(name, version);
+      } else if (!S_ISDIR(st.st_mode)) {
+        return internal::ModelNotFound(name, version);
+      }
+      return lock.status();
     }
-  }
-  if (deleted.empty()) return internal::ModelNotFound(name, 0);
+    std::vector<int64_t> versions{version};
+    if (version == 0) {
+      MAAS_ASSIGN_OR_RETURN(versions, CompleteVersions(name));
+    }
+    for (const int64_t v : versions) {
+      status = UnlinkVersion(name, v);
+      if (status.ok()) {
+        deleted.push_back(v);
+      } else if (absl::IsNotFound(status)) {
+        status = absl::OkStatus();  // deleted meanwhile
+      } else {
+        break;  // the versions before v are deleted; v and later are intact
+      }
+    }
+    // The deleted numbers stay used: recorded (once, the highest) before their directories go.
+    if (!deleted.empty()) MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(model_dir, deleted.back()));
+  }  // the deleted versions are gone and their numbers recorded: the rest needs no lock
+  for (const int64_t v : deleted) RemoveVersionDir(VersionDir(name, v));
+  if (!deleted.empty()) MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
+  MAAS_RETURN_IF_ERROR(status);
+  if (deleted.empty()) return internal::ModelNotFound(name, version);
   return deleted;
 }
 
@@ -768,7 +787,7 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
       // temp file, which then starts over with a new number). Keep its number as the high-water
       // mark first.
       if (!high_water_raised) {
-        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, MutexOf(model_dir), lock_timeout_));
+        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &held_, lock_timeout_));
         high_water_raised = true;
       }
       if (rmdir(path.c_str()) == 0) {

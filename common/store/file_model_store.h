@@ -11,11 +11,12 @@
 // - Readers consider only canonical decimal version directories (no sign, no leading zero) that
 //   contain model.pb; everything else (in-progress or crashed writes, temp files, foreign
 //   entries) is ignored.
-// - Delete unlinks model.pb (the atomic point where the version disappears), records the version
-//   in "<name>/highest-version" (the high-water mark, so numbers are never reused), then removes
-//   the leftover regular files and the directory, never following symlinks. It runs under the
-//   model directory's lock (below), so a version committed concurrently is either deleted too or
-//   committed after the Delete, never between its listing and its deletions.
+// - Delete unlinks model.pb (the atomic point where the version disappears) of each version it
+//   deletes and records the highest in "<name>/highest-version" (the high-water mark, so numbers
+//   are never reused), under the model directory's lock (below), so a version committed
+//   concurrently is either deleted too or committed after the Delete, never between its listing
+//   and its unlinks; then, without the lock, it removes the leftover regular files and the
+//   directories, never following symlinks, and fsyncs the model directory.
 // - A writer holds an flock() on its temp file from right after reserving the version until the
 //   rename, so CleanUp() (run at startup) can remove a crashed writer's leftovers without ever
 //   touching a live writer's.
@@ -30,17 +31,19 @@
 //   to commit always sees the first, whatever their numbers or timing (a writer may stall for any
 //   time between reserving and committing). If fsyncing the directories fails after the rename,
 //   the version is withdrawn before the lock is released, so nothing was built on it. A writer
-//   that cannot get the lock within Options::lock_timeout gives up with UNAVAILABLE.
+//   that cannot get the lock within Options::lock_timeout gives up with UNAVAILABLE, leaving its
+//   version directory empty so that the number stays used (CleanUp records it).
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 //   space or quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL
 //   (anything else).
-// Thread-safe; the object's only state is the mutexes that order its own threads (ModelDirLock).
+// Thread-safe; the object's only state is which models its own threads hold locked (ModelDirLock).
 #ifndef MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 #define MAAS_COMMON_STORE_FILE_MODEL_STORE_H_
 
 #include <cstdint>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -50,6 +53,17 @@
 #include "common/store/model_store.h"
 
 namespace maas::store {
+
+namespace internal {
+// The model directories whose lock (file_model_store.cc, ModelDirLock) a thread of this process
+// holds: the threads of one process wait here for each other, with a deadline, since flock() does
+// not exclude them on NFS (fcntl emulation).
+struct HeldModelDirs {
+  absl::Mutex mu;
+  absl::CondVar released;
+  std::set<std::string> dirs ABSL_GUARDED_BY(mu);
+};
+}  // namespace internal
 
 // FileModelStore::Options.
 struct FileModelStoreOptions {
@@ -115,8 +129,9 @@ class FileModelStore : public ModelStore {
   std::string VersionDir(std::string_view name, int64_t version) const;
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
-  // REQUIRES: the model directory's lock is held.
-  absl::Status DeleteVersion(std::string_view name, int64_t version) const;
+  // Unlinks the model file of `version` (the atomic point where it disappears); NOT_FOUND if it is
+  // not complete. REQUIRES: the model directory's lock is held.
+  absl::Status UnlinkVersion(std::string_view name, int64_t version) const;
   // PutOptions::continues, called under the model directory's lock: OK if `continued` (> 0) is
   // complete, no other version above it is complete, and no version directory numbered between it
   // and `version` has a live writer; else ABORTED.
@@ -124,12 +139,8 @@ class FileModelStore : public ModelStore {
 
   const std::string root_;
   const absl::Duration lock_timeout_;
-  // The mutex held with the flock of "<model dir>/write.lock" (file_model_store.cc,
-  // ModelDirLock): one of kModelMutexes picked by the directory's hash (std::hash: the same in
-  // every run), so commits of different models rarely wait for each other.
-  absl::Mutex* MutexOf(const std::string& model_dir) const;
-  static constexpr size_t kModelMutexes = 64;
-  mutable absl::Mutex model_mutexes_[kModelMutexes];
+  // The model directories whose lock a thread of this process holds (ModelDirLock).
+  mutable internal::HeldModelDirs held_;
 };
 
 }  // namespace maas::store

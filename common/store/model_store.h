@@ -45,7 +45,8 @@ struct PutOptions {
   // Asked right before the version becomes visible (under the model's lock, after make_bytes and
   // any wait for that lock; a FileModelStore also asks between its tries for the lock): a non-OK
   // answer (the caller's deadline passed, it was cancelled) abandons the write with that status,
-  // nothing stored, so a caller that gave up never finds a version it was not told about. Null:
+  // nothing stored, so a caller that gave up never finds a version it was not told about. It must
+  // be cheap and must not call into the store (it may be asked with the store's locks held). Null:
   // always go on.
   std::function<absl::Status()> still_wanted;
 };
