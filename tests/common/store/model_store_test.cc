@@ -389,17 +389,35 @@ TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a 
   CHECK_THAT(std::string(young.message()), Catch::Contains("version 9"));
 }
 
-TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in unseen") {
+// A FileModelStore in a temporary directory holding version 1 of "m" (the lock tests).
+struct StoreWithM {
+  explicit StoreWithM(absl::Duration lock_timeout = FileModelStore::Options().lock_timeout) {
+    FileModelStore::Options options;
+    options.lock_timeout = lock_timeout;
+    auto opened = FileModelStore::Open(dir.path(), options);
+    REQUIRE(opened.ok());
+    store = std::move(opened).value();
+    REQUIRE(store->Put("m", Content("m")).value() == 1);
+  }
+  // Takes "m"'s lock through another open file, as a replica committing it does; close() gives
+  // it back.
+  int HoldLockOfM() const {
+    const int fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    return fd;
+  }
   TempDir dir;
-  auto opened = FileModelStore::Open(dir.path());
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  std::unique_ptr<FileModelStore> store;
+};
+
+TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in unseen") {
+  StoreWithM fixture;
+  FileModelStore& store = *fixture.store;
+  const TempDir& dir = fixture.dir;
   const std::string m = dir.path() + "/m";
   // A replica holds the model's lock to commit version 2, a continuation of version 1.
-  const int replica_fd = open((m + "/write.lock").c_str(), O_RDWR);
-  REQUIRE(replica_fd >= 0);
-  REQUIRE(flock(replica_fd, LOCK_EX) == 0);
+  const int replica_fd = fixture.HoldLockOfM();
   std::atomic<bool> finished{false};
   absl::StatusOr<std::vector<int64_t>> deleted;
   std::thread deleter([&] {
@@ -420,18 +438,11 @@ TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in 
 }
 
 TEST_CASE("FileModelStore: a model's lock held too long fails writes and deletes, retryably") {
-  TempDir dir;
-  FileModelStore::Options options;
-  options.lock_timeout = absl::Milliseconds(200);
-  auto opened = FileModelStore::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).value() == 1);
-  const std::string lock_file = dir.path() + "/m/write.lock";
+  StoreWithM fixture(absl::Milliseconds(200));
+  FileModelStore& store = *fixture.store;
+  const std::string lock_file = fixture.dir.path() + "/m/write.lock";
   // A replica hung while committing: it holds the model's lock and never lets go.
-  const int hung_fd = open(lock_file.c_str(), O_RDWR);
-  REQUIRE(hung_fd >= 0);
-  REQUIRE(flock(hung_fd, LOCK_EX) == 0);
+  const int hung_fd = fixture.HoldLockOfM();
   const absl::Status put = store.Put("m", Content("m")).status();
   CHECK(absl::IsUnavailable(put));
   CHECK_THAT(std::string(put.message()), Catch::Contains(lock_file));
@@ -447,16 +458,9 @@ TEST_CASE("FileModelStore: a model's lock held too long fails writes and deletes
 }
 
 TEST_CASE("FileModelStore: a commit waiting for one model's lock does not hold up another's") {
-  TempDir dir;
-  FileModelStore::Options options;
-  options.lock_timeout = absl::Seconds(20);
-  auto opened = FileModelStore::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).ok());
-  const int replica_fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
-  REQUIRE(replica_fd >= 0);
-  REQUIRE(flock(replica_fd, LOCK_EX) == 0);  // a replica committing "m"
+  StoreWithM fixture(absl::Seconds(20));
+  FileModelStore& store = *fixture.store;
+  const int replica_fd = fixture.HoldLockOfM();  // a replica committing "m"
   std::atomic<bool> producing{false}, waiting_done{false};
   absl::StatusOr<int64_t> waiting;
   std::thread waiter([&] {
@@ -468,7 +472,7 @@ TEST_CASE("FileModelStore: a commit waiting for one model's lock does not hold u
   });
   while (!producing) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(200));  // now waiting for the lock
-  // "other" (whose mutex is not "m"'s) commits at once, while the Put of "m" still waits.
+  // "other" commits at once, while the Put of "m" still waits.
   CHECK(store.Put("other", Content("other")).ok());
   CHECK_FALSE(waiting_done.load());
   close(replica_fd);
@@ -497,14 +501,9 @@ TEMPLATE_TEST_CASE("A Put no longer wanted when it would commit stores nothing",
 }
 
 TEST_CASE("FileModelStore: a Put waiting for the model's lock ends when no longer wanted") {
-  TempDir dir;
-  auto opened = FileModelStore::Open(dir.path());  // the default lock timeout (30 s)
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).value() == 1);
-  const int replica_fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
-  REQUIRE(replica_fd >= 0);
-  REQUIRE(flock(replica_fd, LOCK_EX) == 0);  // a replica committing, for as long as it takes
+  StoreWithM fixture;  // the default lock timeout (30 s)
+  FileModelStore& store = *fixture.store;
+  const int replica_fd = fixture.HoldLockOfM();  // a replica committing, for as long as it takes
   std::atomic<bool> produced{false}, cancelled{false}, done{false};
   absl::Status waited;
   std::thread writer([&] {
@@ -537,13 +536,8 @@ TEST_CASE("FileModelStore: a Put waiting for the model's lock ends when no longe
 }
 
 TEST_CASE("FileModelStore: a thread of this process holding a model's lock too long fails others") {
-  TempDir dir;
-  FileModelStore::Options options;
-  options.lock_timeout = absl::Milliseconds(200);
-  auto opened = FileModelStore::Open(dir.path(), options);
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).value() == 1);
+  StoreWithM fixture(absl::Milliseconds(200));
+  FileModelStore& store = *fixture.store;
   // A commit that stalls while holding the lock (its still_wanted is asked under it).
   std::atomic<bool> holding{false}, release{false};
   absl::StatusOr<int64_t> stalled;
