@@ -204,6 +204,16 @@ class LockedTempFile {
     }
   }
 
+  // Leaves the file in place, emptied and unlocked: what a crashed writer leaves, which keeps its
+  // version directory's number used without any lock (CheckContinues and CleanUp take it for
+  // abandoned; the next start's CleanUp records the number and removes both).
+  void Abandon() {
+    if (fd_ < 0) return;
+    (void)ftruncate(fd_, 0);
+    close(fd_);
+    fd_ = -1;
+  }
+
   // Writes `bytes` and fsyncs the file.
   absl::Status Write(const std::string& bytes) {
     MAAS_RETURN_IF_ERROR(WriteAll(fd_, bytes, path_));
@@ -307,16 +317,28 @@ class ModelDirLock {
     const auto wanted = [&] { return still_wanted ? still_wanted() : absl::OkStatus(); };
     // Between tries: still wanted, and not past the deadline. Waits of 1 ms, doubling to 16 ms.
     constexpr absl::Duration kLongestPause = absl::Milliseconds(16);
-    {
-      absl::MutexLock hold(&held->mu);
-      while (held->dirs.count(model_dir) != 0) {
-        MAAS_RETURN_IF_ERROR(wanted());
-        if (absl::Now() >= deadline) return timed_out("another thread of this process");
-        held->released.WaitWithDeadline(&held->mu, std::min(deadline, absl::Now() + kLongestPause));
+    ModelDirLock lock(model_dir);  // claims nothing yet (the copy of the name may throw)
+    held->mu.Lock();
+    while (held->dirs.count(model_dir) != 0) {
+      if (absl::Now() >= deadline) {
+        held->mu.Unlock();
+        return timed_out("another thread of this process");
       }
-      held->dirs.insert(model_dir);
+      held->released.WaitWithDeadline(&held->mu, std::min(deadline, absl::Now() + kLongestPause));
+      if (still_wanted) {  // asked without the mutex, which every model's lock goes through
+        held->mu.Unlock();
+        MAAS_RETURN_IF_ERROR(still_wanted());
+        held->mu.Lock();
+      }
     }
-    ModelDirLock lock(held, model_dir);  // gives the directory back on every return from here
+    try {
+      held->dirs.insert(model_dir);  // on bad_alloc, nothing inserted
+    } catch (...) {
+      held->mu.Unlock();
+      throw;
+    }
+    held->mu.Unlock();
+    lock.held_ = held;  // gives the directory back on every return from here
     lock.fd_ = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (lock.fd_ < 0) return ErrnoStatus(errno, "open lock file", path);
     for (absl::Duration pause = absl::Milliseconds(1);;) {
@@ -324,11 +346,11 @@ class ModelDirLock {
       const int err = errno;
       if (err != EWOULDBLOCK && err != EINTR) return ErrnoStatus(err, "lock", path);
       MAAS_RETURN_IF_ERROR(wanted());
-      if (absl::Now() >= deadline) return timed_out("another process");
-      if (err == EWOULDBLOCK) {
-        absl::SleepFor(std::min(pause, deadline - absl::Now()));
-        pause = std::min(2 * pause, kLongestPause);
+      if (absl::Now() >= deadline) {
+        return err == EWOULDBLOCK ? timed_out("another process") : ErrnoStatus(err, "lock", path);
       }
+      absl::SleepFor(std::min(pause, deadline - absl::Now()));
+      pause = std::min(2 * pause, kLongestPause);
     }
   }
   ModelDirLock(ModelDirLock&& other) noexcept
@@ -346,9 +368,8 @@ class ModelDirLock {
   }
 
  private:
-  ModelDirLock(internal::HeldModelDirs* held, std::string dir)
-      : held_(held), dir_(std::move(dir)) {}
-  internal::HeldModelDirs* held_;
+  explicit ModelDirLock(std::string dir) : dir_(std::move(dir)) {}
+  internal::HeldModelDirs* held_ = nullptr;
   std::string dir_;
   int fd_ = -1;
 };
@@ -595,9 +616,10 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       absl::StatusOr<ModelDirLock> lock =
           ModelDirLock::Acquire(model_dir, &held_, lock_timeout_, options.still_wanted);
       if (!lock.ok()) {
-        // Not waiting for it a second time to raise the high-water mark: the version directory
-        // stays, empty, so that its number stays used (the next start's CleanUp records it).
-        { LockedTempFile discard = *std::move(temp); }
+        // Not waiting for it a second time to raise the high-water mark: the temp file stays,
+        // emptied and unlocked, so that the number stays used while no write takes it for a live
+        // writer in the way (the next start's CleanUp records the number and removes both).
+        temp->Abandon();
         return lock.status();
       }
       if (options.still_wanted) status = options.still_wanted();
@@ -622,10 +644,14 @@ absl::StatusOr<int64_t> FileModelStore::Put(std::string_view name, const MakeByt
       }
     }
     if (!status.ok()) {  // make_bytes or the write failed, before the lock
+      // The number stays used (see the header): recorded as the high-water mark before the
+      // directory goes or, if that fails (the lock not free in time, say), kept by the temp file
+      // left abandoned, as after a refused lock.
+      if (!RaiseHighWater(model_dir, version, &held_, lock_timeout_).ok()) {
+        temp->Abandon();
+        return status;
+      }
       { LockedTempFile discard = *std::move(temp); }  // removes the temp file if still there
-      // The number stays used (see the header), best effort: a failure to record it only risks
-      // that number being handed out again, as before.
-      (void)RaiseHighWater(model_dir, version, &held_, lock_timeout_);
       RemoveVersionDir(version_dir);
       rmdir(model_dir.c_str());  // only succeeds if the model has nothing else (a fresh name)
       return status;
@@ -724,11 +750,15 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
         break;  // the versions before v are deleted; v and later are intact
       }
     }
-    // The deleted numbers stay used: recorded (once, the highest) before their directories go.
-    if (!deleted.empty()) MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(model_dir, deleted.back()));
-  }  // the deleted versions are gone and their numbers recorded: the rest needs no lock
-  for (const int64_t v : deleted) RemoveVersionDir(VersionDir(name, v));
-  if (!deleted.empty()) MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
+    // The deleted numbers stay used: recorded (once, the highest) before their directories go,
+    // still under the lock (so that no continuing write takes them for writers in the way), with
+    // one fsync of the model directory for all.
+    if (!deleted.empty()) {
+      MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(model_dir, deleted.back()));
+      for (const int64_t v : deleted) RemoveVersionDir(VersionDir(name, v));
+      MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
+    }
+  }
   MAAS_RETURN_IF_ERROR(status);
   if (deleted.empty()) return internal::ModelNotFound(name, version);
   return deleted;

@@ -13,26 +13,27 @@
 //   entries) is ignored.
 // - Delete unlinks model.pb (the atomic point where the version disappears) of each version it
 //   deletes and records the highest in "<name>/highest-version" (the high-water mark, so numbers
-//   are never reused), under the model directory's lock (below), so a version committed
-//   concurrently is either deleted too or committed after the Delete, never between its listing
-//   and its unlinks; then, without the lock, it removes the leftover regular files and the
-//   directories, never following symlinks, and fsyncs the model directory.
+//   are never reused), then removes the leftover regular files and the directories, never
+//   following symlinks, and fsyncs the model directory once, all under the model directory's lock
+//   (below), so a version committed concurrently is either deleted too or committed after the
+//   Delete, never between its listing and its unlinks.
 // - A writer holds an flock() on its temp file from right after reserving the version until the
 //   rename, so CleanUp() (run at startup) can remove a crashed writer's leftovers without ever
 //   touching a live writer's.
 // - Numbers are reserved in increasing order: a reservation starts above every version directory
 //   and the high-water mark, and a writer that gives up raises the mark before removing its
-//   directory, so a number is never handed out again, not even to a writer that listed the
-//   directory before.
+//   directory (or, when it cannot, leaves its temp file abandoned there), so a number is never
+//   handed out again, not even to a writer that listed the directory before.
 // - Every write renames its file into place under the model directory's lock (an flock() on
-//   "<name>/write.lock", plus a mutex for this process's threads), after writing and fsyncing it
-//   outside. A write that continues a version (PutOptions::continues) checks under the same lock
-//   that no other version after the continued one is complete, so of two such writes the second
-//   to commit always sees the first, whatever their numbers or timing (a writer may stall for any
-//   time between reserving and committing). If fsyncing the directories fails after the rename,
-//   the version is withdrawn before the lock is released, so nothing was built on it. A writer
-//   that cannot get the lock within Options::lock_timeout gives up with UNAVAILABLE, leaving its
-//   version directory empty so that the number stays used (CleanUp records it).
+//   "<name>/write.lock", plus a per-model wait for this process's threads), after writing and
+//   fsyncing it outside. A write that continues a version (PutOptions::continues) checks under the
+//   same lock that no other version after the continued one is complete, so of two such writes the
+//   second to commit always sees the first, whatever their numbers or timing (a writer may stall
+//   for any time between reserving and committing). If fsyncing the directories fails after the
+//   rename, the version is withdrawn before the lock is released, so nothing was built on it. A
+//   writer that cannot get the lock within Options::lock_timeout gives up with UNAVAILABLE, leaving
+//   its temp file emptied and unlocked (as a crashed writer would) so that the number stays used
+//   (CleanUp records it).
 // - Every filesystem error becomes a status naming the path and the error: RESOURCE_EXHAUSTED (no
 //   space or quota), UNAVAILABLE (I/O or transient errors such as EIO, ESTALE), INTERNAL
 //   (anything else).

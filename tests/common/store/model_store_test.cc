@@ -450,11 +450,29 @@ TEST_CASE("FileModelStore: a model's lock held too long fails writes and deletes
   CHECK(absl::IsUnavailable(deleted));
   CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});  // nothing half-done
   CHECK(store.Put("other", Content("other")).ok());  // another model's lock is another file
+  // A write whose bytes fail while the lock is hung cannot record its number under the lock.
+  const absl::Status failed =
+      store
+          .Put("m",
+               [](int64_t) -> absl::StatusOr<std::string> {
+                 return absl::DeadlineExceededError("training ran out of time");
+               })
+          .status();
+  CHECK(absl::IsDeadlineExceeded(failed));
   close(hung_fd);
-  const absl::StatusOr<int64_t> retried = store.Put("m", Content("m"));
+  // The retry, continuing version 1 as a partial Train does, commits at once: the refused writes
+  // left nothing in its way, and their numbers (2, 3) stay used.
+  PutOptions after_1;
+  after_1.continues = 1;
+  const absl::StatusOr<int64_t> retried = store.Put("m", Content("m"), after_1);
   REQUIRE(retried.ok());
-  CHECK(*retried == 3);  // the refused write's number stays used (its empty directory)
+  CHECK(*retried == 4);
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1, 4});
   CHECK(store.Delete("m", 1).ok());
+  REQUIRE(store.CleanUp().ok());  // the next start's cleanup: the leftovers go, numbers stay used
+  CHECK(store.Put("m", Content("m")).value() == 5);
+  CHECK_FALSE(fs::exists(fixture.dir.path() + "/m/2"));
+  CHECK_FALSE(fs::exists(fixture.dir.path() + "/m/3"));
 }
 
 TEST_CASE("FileModelStore: a commit waiting for one model's lock does not hold up another's") {
