@@ -314,7 +314,6 @@ class ModelDirLock {
           " (a write committing there should take milliseconds: a writer may be hung on the "
           "volume); retry later"));
     };
-    const auto wanted = [&] { return still_wanted ? still_wanted() : absl::OkStatus(); };
     // Between tries: still wanted, and not past the deadline. Waits of 1 ms, doubling to 16 ms.
     constexpr absl::Duration kLongestPause = absl::Milliseconds(16);
     ModelDirLock lock(model_dir);  // claims nothing yet (the copy of the name may throw)
@@ -345,7 +344,7 @@ class ModelDirLock {
       if (flock(lock.fd_, LOCK_EX | LOCK_NB) == 0) return lock;
       const int err = errno;
       if (err != EWOULDBLOCK && err != EINTR) return ErrnoStatus(err, "lock", path);
-      MAAS_RETURN_IF_ERROR(wanted());
+      if (still_wanted) MAAS_RETURN_IF_ERROR(still_wanted());
       if (absl::Now() >= deadline) {
         return err == EWOULDBLOCK ? timed_out("another process") : ErrnoStatus(err, "lock", path);
       }
@@ -719,45 +718,43 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view nam
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
   const std::string model_dir = ModelDir(name);
+  // Under the model directory's lock, as every write's commit: a version committed concurrently
+  // is either listed and deleted here, or committed after and (if it continues a deleted
+  // version) refused; never committed between the listing and the unlinks, unseen.
+  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &held_, lock_timeout_);
+  if (!lock.ok()) {
+    struct stat st;
+    if (lstat(model_dir.c_str(), &st) != 0) {
+      const int err = errno;
+      if (err == ENOENT || err == ENOTDIR) return internal::ModelNotFound(name, version);
+    } else if (!S_ISDIR(st.st_mode)) {
+      return internal::ModelNotFound(name, version);
+    }
+    return lock.status();
+  }
+  std::vector<int64_t> versions{version};
+  if (version == 0) {
+    MAAS_ASSIGN_OR_RETURN(versions, CompleteVersions(name));
+  }
   std::vector<int64_t> deleted;
   absl::Status status;
-  {
-    // Under the model directory's lock, as every write's commit: a version committed
-    // concurrently is either listed and deleted here, or committed after and (if it continues a
-    // deleted version) refused; never committed between the listing and the unlinks, unseen.
-    absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &held_, lock_timeout_);
-    if (!lock.ok()) {
-      struct stat st;
-      if (lstat(model_dir.c_str(), &st) != 0) {
-        const int err = errno;
-        if (err == ENOENT || err == ENOTDIR) return internal::ModelNotFound(name, version);
-      } else if (!S_ISDIR(st.st_mode)) {
-        return internal::ModelNotFound(name, version);
-      }
-      return lock.status();
+  for (const int64_t v : versions) {
+    status = UnlinkVersion(name, v);
+    if (status.ok()) {
+      deleted.push_back(v);
+    } else if (absl::IsNotFound(status)) {
+      status = absl::OkStatus();  // deleted meanwhile
+    } else {
+      break;  // the versions before v are deleted; v and later are intact
     }
-    std::vector<int64_t> versions{version};
-    if (version == 0) {
-      MAAS_ASSIGN_OR_RETURN(versions, CompleteVersions(name));
-    }
-    for (const int64_t v : versions) {
-      status = UnlinkVersion(name, v);
-      if (status.ok()) {
-        deleted.push_back(v);
-      } else if (absl::IsNotFound(status)) {
-        status = absl::OkStatus();  // deleted meanwhile
-      } else {
-        break;  // the versions before v are deleted; v and later are intact
-      }
-    }
-    // The deleted numbers stay used: recorded (once, the highest) before their directories go,
-    // still under the lock (so that no continuing write takes them for writers in the way), with
-    // one fsync of the model directory for all.
-    if (!deleted.empty()) {
-      MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(model_dir, deleted.back()));
-      for (const int64_t v : deleted) RemoveVersionDir(VersionDir(name, v));
-      MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
-    }
+  }
+  // The deleted numbers stay used: recorded (once, the highest) before their directories go, still
+  // under the lock (so that no continuing write takes them for writers in the way), with one fsync
+  // of the model directory for all.
+  if (!deleted.empty()) {
+    MAAS_RETURN_IF_ERROR(RaiseHighWaterLocked(model_dir, deleted.back()));
+    for (const int64_t v : deleted) RemoveVersionDir(VersionDir(name, v));
+    MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
   }
   MAAS_RETURN_IF_ERROR(status);
   if (deleted.empty()) return internal::ModelNotFound(name, version);
