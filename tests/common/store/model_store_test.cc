@@ -73,6 +73,28 @@ struct MemoryFixture {
   std::unique_ptr<ModelStore> store = std::make_unique<MemoryModelStore>();
 };
 
+// A FileModelStore in a temporary directory holding version 1 of "m".
+struct StoreWithM {
+  explicit StoreWithM(absl::Duration lock_timeout = FileModelStore::Options().lock_timeout) {
+    FileModelStore::Options options;
+    options.lock_timeout = lock_timeout;
+    auto opened = FileModelStore::Open(dir.path(), options);
+    REQUIRE(opened.ok());
+    store = std::move(opened).value();
+    REQUIRE(store->Put("m", Content("m")).value() == 1);
+  }
+  // Takes "m"'s lock through another open file, as a replica committing it does; close() gives
+  // it back.
+  int HoldLockOfM() const {
+    const int fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
+    REQUIRE(fd >= 0);
+    REQUIRE(flock(fd, LOCK_EX) == 0);
+    return fd;
+  }
+  TempDir dir;
+  std::unique_ptr<FileModelStore> store;
+};
+
 TEST_CASE("ValidateModelName accepts exactly [a-z0-9][a-z0-9._-]{0,62} without '..'") {
   struct Row {
     std::string name;
@@ -327,12 +349,9 @@ TEMPLATE_TEST_CASE("Put continuing a version is refused once a later version is 
 // writes committed. A symlink loop stands in for such a directory here (ELOOP).
 TEST_CASE(
     "FileModelStore: a continuing Put refuses a later version a replica wrote, or one unread") {
-  TempDir dir;
-  auto opened = FileModelStore::Open(dir.path());
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("a")).value() == 1);
-  const std::string m = dir.path() + "/m";
+  StoreWithM fixture;
+  FileModelStore& store = *fixture.store;
+  const std::string m = fixture.dir.path() + "/m";
   SECTION("committed by a replica with a higher number") {
     const absl::Status stalled = ContinueVersion1While(store, [&] {
       // A replica reserved 3, did not see this writer (stalled before claiming 2), and committed
@@ -356,12 +375,9 @@ TEST_CASE(
 }
 
 TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a continuing Put") {
-  TempDir dir;
-  auto opened = FileModelStore::Open(dir.path());
-  REQUIRE(opened.ok());
-  FileModelStore& store = **opened;
-  REQUIRE(store.Put("m", Content("m")).ok());  // version 1
-  const std::string m = dir.path() + "/m";
+  StoreWithM fixture;
+  FileModelStore& store = *fixture.store;
+  const std::string m = fixture.dir.path() + "/m";
   fs::create_directories(m + "/2");  // crashed mid-write: an unlocked temp file
   WriteFile(m + "/2/model.pb.tmp-dead01", "torn");
   fs::create_directories(m + "/3");  // crashed between mkdir and its temp file, a while ago
@@ -388,28 +404,6 @@ TEST_CASE("FileModelStore: a crashed writer's leftovers are not in the way of a 
   CHECK(absl::IsAborted(young));
   CHECK_THAT(std::string(young.message()), Catch::Contains("version 9"));
 }
-
-// A FileModelStore in a temporary directory holding version 1 of "m" (the lock tests).
-struct StoreWithM {
-  explicit StoreWithM(absl::Duration lock_timeout = FileModelStore::Options().lock_timeout) {
-    FileModelStore::Options options;
-    options.lock_timeout = lock_timeout;
-    auto opened = FileModelStore::Open(dir.path(), options);
-    REQUIRE(opened.ok());
-    store = std::move(opened).value();
-    REQUIRE(store->Put("m", Content("m")).value() == 1);
-  }
-  // Takes "m"'s lock through another open file, as a replica committing it does; close() gives
-  // it back.
-  int HoldLockOfM() const {
-    const int fd = open((dir.path() + "/m/write.lock").c_str(), O_RDWR);
-    REQUIRE(fd >= 0);
-    REQUIRE(flock(fd, LOCK_EX) == 0);
-    return fd;
-  }
-  TempDir dir;
-  std::unique_ptr<FileModelStore> store;
-};
 
 TEST_CASE("FileModelStore: Delete takes the model's lock, so no commit slips in unseen") {
   StoreWithM fixture;
