@@ -93,12 +93,29 @@ MSG
 # the trap cannot run at all (a shell started with SIGINT ignored, e.g. `make run &` from a script, cannot trap
 # it). A server exits 0 (or dies of SIGINT / SIGTERM) only when told to stop: that is a user's stop too, exit 0.
 # A server failing or crashing on its own stops the others and fails, naming it.
+# Not `wait -n`: bash drops a job that ended before the wait started (e.g. during the demo) from its job table, and
+# `wait -n` then waits for the others forever. Each server is checked every 0.2 s instead (the shell reaps a dead
+# child at once, so `kill -0` fails; `wait PID` still reports its status) and the traps run at once during the
+# `wait` for the timer. Builtins only in this loop: a Ctrl-C arriving while bash parses a command substitution
+# broke the trap's own parsing (exit 2, "unexpected EOF while looking for matching `)'").
 status=0
 exited=""
-wait -n -p exited "${pids[@]}" || status=$?
+while [ -z "$exited" ]; do
+  for pid in "${pids[@]}"; do
+    if ! kill -0 "$pid" 2>/dev/null; then
+      exited=$pid
+      wait "$pid" || status=$?
+      break
+    fi
+  done
+  if [ -z "$exited" ]; then
+    sleep 0.2 &
+    wait $! || true
+  fi
+done
 if [ "$status" -eq 0 ] || [ "$status" -eq 130 ] || [ "$status" -eq 143 ]; then
   stop
   exit 0
 fi
-echo "maas: a server exited: ${names[$exited]:-pid $exited} (status $status); see $log_dir/" >&2
+echo "maas: a server exited: ${names[$exited]} (status $status); see $log_dir/" >&2
 exit 1

@@ -69,7 +69,11 @@ class Stack:
         return pids
 
     def wait(self) -> int:
-        code = self.proc.wait(timeout=60)
+        try:
+            code = self.proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.kill()  # not left running for the rest of the suite
+            raise
         self.reader.join(5)
         return code
 
@@ -133,3 +137,27 @@ def test_the_demo_runs_with_the_virtualenv_maas_venv_names(tmp_path):
     os.killpg(stack.proc.pid, signal.SIGINT)
     assert stack.wait() == 0, stack.output()
     assert marker.is_file() and "demo.py" in marker.read_text(), "run.sh did not use $MAAS_VENV/bin/python"
+
+
+def test_a_server_dying_before_run_sh_waits_still_stops_the_others_and_fails(tmp_path):
+    # The server dies while the demo runs (here: right after it, before the ready message), so the shell has
+    # reaped it and dropped its job before it starts waiting. bash's `wait -n` then ignored it and waited for the
+    # two live servers forever.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    wrapper = venv / "bin" / "python"
+    wrapper.write_text(f"""#!/bin/sh
+{sys.executable} "$@" || exit $?
+for pid in $(cat /proc/$PPID/task/$PPID/children); do
+  case "$(readlink /proc/$pid/exe)" in
+    */maas-generative) kill -KILL $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done ;;
+  esac
+done
+""")
+    wrapper.chmod(0o755)
+    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)})
+    assert len(stack.server_pids()) == 2, stack.output()
+    assert stack.wait() == 1, stack.output()
+    assert re.search(r"maas: a server exited: maas-generative \(status 137\); see " +
+                     re.escape(f"{tmp_path / 'log'}/"), stack.output()), stack.output()
+    stack.assert_ports_closed()
