@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -28,7 +29,8 @@ class Stack:
     SIGINT ignored when sigint_ignored: as `make run &` from a non-interactive script starts it; such a shell cannot
     trap SIGINT, while the servers still handle it)."""
 
-    def __init__(self, root: pathlib.Path, env_extra: dict[str, str] | None = None, sigint_ignored: bool = False):
+    def __init__(self, root: pathlib.Path, env_extra: dict[str, str] | None = None, sigint_ignored: bool = False,
+                 wait_ready: bool = True):
         env = dict(os.environ, MAAS_GATEWAY_PORT="0", MAAS_GENERATIVE_PORT="0", MAAS_DISCRIMINATIVE_PORT="0")
         env.update(env_extra or {})
         self.proc = subprocess.Popen(
@@ -40,6 +42,8 @@ class Stack:
         self.ready = threading.Event()
         self.reader = threading.Thread(target=self._drain, daemon=True)
         self.reader.start()
+        if not wait_ready:
+            return
         if not self.ready.wait(60):
             self.kill()
             pytest.fail("run.sh did not report SERVING within 60 s:\n" + self.output())
@@ -161,3 +165,26 @@ done
     assert re.search(r"maas: a server exited: maas-generative \(status 137\); see " +
                      re.escape(f"{tmp_path / 'log'}/"), stack.output()), stack.output()
     stack.assert_ports_closed()
+
+
+def test_ctrl_c_while_the_demo_runs_stops_the_servers_started_and_exits_0(tmp_path):
+    # The demo's python never starts (its wrapper waits), so the signal lands with the three servers up, the
+    # demo not done and run.sh waiting for its foreground child, which the group's SIGINT ends too.
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    started = tmp_path / "demo-started"
+    wrapper = venv / "bin" / "python"
+    wrapper.write_text(f"#!/bin/sh\ntouch {started}\nwhile :; do sleep 0.05; done\n")
+    wrapper.chmod(0o755)
+    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)}, wait_ready=False)
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert time.monotonic() < deadline and stack.proc.poll() is None, stack.output()
+        time.sleep(0.05)
+    servers = stack.server_pids()
+    assert len(servers) == 3, stack.output()
+    os.killpg(stack.proc.pid, signal.SIGINT)
+    assert stack.wait() == 0, stack.output()
+    assert "maas: stopped" in stack.output() and "SERVING" not in stack.output(), stack.output()
+    for pid in servers:
+        assert not pathlib.Path(f"/proc/{pid}").exists(), f"server {pid} still runs"
