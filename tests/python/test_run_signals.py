@@ -93,6 +93,23 @@ class Stack:
                 assert s.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still accepts connections"
 
 
+def venv_with_python(tmp_path: pathlib.Path, script: str) -> dict[str, str]:
+    """A virtualenv for MAAS_VENV whose bin/python is the shell `script` (the demo's arguments in "$@")."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    wrapper = venv / "bin" / "python"
+    wrapper.write_text("#!/bin/sh\n" + script)
+    wrapper.chmod(0o755)
+    return {"MAAS_VENV": str(venv)}
+
+
+def assert_failed_naming(stack: Stack, tmp_path: pathlib.Path, server: str):
+    assert stack.wait() == 1, stack.output()
+    assert re.search(rf"maas: a server exited: {server} \(status 137\); see " + re.escape(f"{tmp_path / 'log'}/"),
+                     stack.output()), stack.output()
+    stack.assert_ports_closed()
+
+
 @pytest.mark.parametrize("sigint_ignored", [False, True], ids=["terminal", "started_with_sigint_ignored"])
 def test_ctrl_c_to_the_process_group_is_a_clean_exit(tmp_path, sigint_ignored):
     stack = Stack(tmp_path, sigint_ignored=sigint_ignored)
@@ -124,20 +141,12 @@ def test_a_server_dying_on_its_own_stops_the_others_and_fails(tmp_path):
     servers = stack.server_pids()
     assert len(servers) == 3, stack.output()
     os.kill(servers[0], signal.SIGKILL)
-    assert stack.wait() == 1, stack.output()
-    assert re.search(r"maas: a server exited: maas-\w+ \(status 137\); see " + re.escape(f"{tmp_path / 'log'}/"),
-                     stack.output()), stack.output()
-    stack.assert_ports_closed()
+    assert_failed_naming(stack, tmp_path, r"maas-\w+")
 
 
 def test_the_demo_runs_with_the_virtualenv_maas_venv_names(tmp_path):
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
     marker = tmp_path / "venv-used"
-    wrapper = venv / "bin" / "python"
-    wrapper.write_text(f"#!/bin/sh\necho \"$@\" >> {marker}\nexec {sys.executable} \"$@\"\n")
-    wrapper.chmod(0o755)
-    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)})
+    stack = Stack(tmp_path, venv_with_python(tmp_path, f"echo \"$@\" >> {marker}\nexec {sys.executable} \"$@\"\n"))
     os.killpg(stack.proc.pid, signal.SIGINT)
     assert stack.wait() == 0, stack.output()
     assert marker.is_file() and "demo.py" in marker.read_text(), "run.sh did not use $MAAS_VENV/bin/python"
@@ -147,36 +156,23 @@ def test_a_server_dying_before_run_sh_waits_still_stops_the_others_and_fails(tmp
     # The server dies while the demo runs (here: right after it, before the ready message), so the shell has
     # reaped it and dropped its job before it starts waiting. bash's `wait -n` then ignored it and waited for the
     # two live servers forever.
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
-    wrapper = venv / "bin" / "python"
-    wrapper.write_text(f"""#!/bin/sh
-{sys.executable} "$@" || exit $?
+    stack = Stack(tmp_path, venv_with_python(tmp_path, f"""{sys.executable} "$@" || exit $?
 for pid in $(cat /proc/$PPID/task/$PPID/children); do
   case "$(readlink /proc/$pid/exe)" in
     */maas-generative) kill -KILL $pid; while kill -0 $pid 2>/dev/null; do sleep 0.05; done ;;
   esac
 done
-""")
-    wrapper.chmod(0o755)
-    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)})
+"""))
     assert len(stack.server_pids()) == 2, stack.output()
-    assert stack.wait() == 1, stack.output()
-    assert re.search(r"maas: a server exited: maas-generative \(status 137\); see " +
-                     re.escape(f"{tmp_path / 'log'}/"), stack.output()), stack.output()
-    stack.assert_ports_closed()
+    assert_failed_naming(stack, tmp_path, "maas-generative")
 
 
 def test_ctrl_c_while_the_demo_runs_stops_the_servers_started_and_exits_0(tmp_path):
     # The demo's python never starts (its wrapper waits), so the signal lands with the three servers up, the
     # demo not done and run.sh waiting for its foreground child, which the group's SIGINT ends too.
-    venv = tmp_path / "venv"
-    (venv / "bin").mkdir(parents=True)
     started = tmp_path / "demo-started"
-    wrapper = venv / "bin" / "python"
-    wrapper.write_text(f"#!/bin/sh\ntouch {started}\nwhile :; do sleep 0.05; done\n")
-    wrapper.chmod(0o755)
-    stack = Stack(tmp_path, {"MAAS_VENV": str(venv)}, wait_ready=False)
+    stack = Stack(tmp_path, venv_with_python(tmp_path, f"touch {started}\nwhile :; do sleep 0.05; done\n"),
+                  wait_ready=False)
     deadline = time.monotonic() + 60
     while not started.exists():
         assert time.monotonic() < deadline and stack.proc.poll() is None, stack.output()
