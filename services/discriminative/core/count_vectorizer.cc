@@ -325,28 +325,10 @@ size_t AsciiTermKeysBaseline(std::string_view text, const AsciiRuns& runs, size_
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
 
-// The high 64 bits of the 128-bit products of each lane of x with the constant k (four 32 x 32-bit
-// products per lane).
-MAAS_COUNT_AVX512 inline __m512i MulHi64Avx512(__m512i x, uint64_t k) {
-  const __m512i k_lo = _mm512_set1_epi64(static_cast<int64_t>(k & 0xFFFFFFFFu));
-  const __m512i k_hi = _mm512_set1_epi64(static_cast<int64_t>(k >> 32));
-  const __m512i low32 = _mm512_set1_epi64(0xFFFFFFFF);
-  const __m512i x_hi = _mm512_srli_epi64(x, 32);
-  const __m512i ll = _mm512_mul_epu32(x, k_lo);
-  const __m512i lh = _mm512_mul_epu32(x, k_hi);
-  const __m512i hl = _mm512_mul_epu32(x_hi, k_lo);
-  const __m512i hh = _mm512_mul_epu32(x_hi, k_hi);
-  const __m512i mid =
-      _mm512_add_epi64(_mm512_add_epi64(_mm512_srli_epi64(ll, 32), _mm512_and_si512(lh, low32)),
-                       _mm512_and_si512(hl, low32));
-  return _mm512_add_epi64(_mm512_add_epi64(hh, _mm512_srli_epi64(lh, 32)),
-                          _mm512_add_epi64(_mm512_srli_epi64(hl, 32), _mm512_srli_epi64(mid, 32)));
-}
-
 // The keys of the ASCII word runs of one text, 8 runs per step, in registers (the AVX-512 path of
 // TermTable::PaddedKeyOf and HashOf): the runs' bounds loaded as vectors, their two key words
 // picked from 128 bytes of the text (vpermi2b; gathered when the 8 runs do not lie within 128
-// bytes), masked to the length, lowercased, tagged and hashed (HashOf with 64 x 64-bit multiplies).
+// bytes), masked to the length, lowercased, tagged and hashed (HashOf: two 64 x 64-bit multiplies).
 // A run within 16 bytes of the text's end (whose key words would be gathered past it) is gathered
 // from a zero-padded copy of the text's tail. Not copyable (the copy's address is kept).
 class AsciiKeys8 {
@@ -443,9 +425,7 @@ class AsciiKeys8 {
     const __m512i x = _mm512_xor_si512(
         key_lo,
         _mm512_mullo_epi64(key_hi, _mm512_set1_epi64(static_cast<int64_t>(TermTable::kHiSpread))));
-    step.hash = _mm512_xor_si512(
-        MulHi64Avx512(x, TermTable::kGolden),
-        _mm512_mullo_epi64(x, _mm512_set1_epi64(static_cast<int64_t>(TermTable::kGolden))));
+    step.hash = _mm512_mullo_epi64(x, _mm512_set1_epi64(static_cast<int64_t>(TermTable::kGolden)));
     step.lo = key_lo;
     step.hi = key_hi;
     return step;
@@ -474,7 +454,8 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
   size_t homes[kGroupRoom];
   const char* base = text.data();
   const __m512i one = _mm512_set1_epi64(1);
-  const __m512i slot_mask = _mm512_set1_epi64(static_cast<int64_t>(index.slot_mask()));
+  const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(index.home_shift()));
+  const __m128i filter_shift = _mm_cvtsi32_si128(static_cast<int>(index.filter_shift()));
   const __m512i filter_mask = _mm512_set1_epi64(static_cast<int64_t>(index.filter_mask()));
   const __m512i bit_in_word = _mm512_set1_epi64(63);
   const uint64_t* filter = index.filter_words();
@@ -489,14 +470,14 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
       const __m512i key_lo = step.lo, key_hi = step.hi, hash = step.hash;
       __mmask8 candidate = good;
       if constexpr (kFilter) {
-        const __m512i bit = _mm512_and_si512(_mm512_srli_epi64(hash, 32), filter_mask);
+        const __m512i bit = _mm512_and_si512(_mm512_srl_epi64(hash, filter_shift), filter_mask);
         const __m512i words = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), good,
                                                           _mm512_srli_epi64(bit, 6), filter, 8);
         candidate = _mm512_mask_test_epi64_mask(
             good, _mm512_srlv_epi64(words, _mm512_and_si512(bit, bit_in_word)), one);
       }
       *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
-      const __m512i home = _mm512_and_si512(hash, slot_mask);
+      const __m512i home = _mm512_srl_epi64(hash, home_shift);
       _mm512_storeu_si512(lo + m, _mm512_maskz_compress_epi64(candidate, key_lo));
       _mm512_storeu_si512(hi + m, _mm512_maskz_compress_epi64(candidate, key_hi));
       const __m512i kept_homes = _mm512_maskz_compress_epi64(candidate, home);
@@ -532,7 +513,7 @@ MAAS_COUNT_AVX512 size_t AsciiTermKeysAvx512(std::string_view text, const AsciiR
                                              uint32_t* starts, size_t* m) {
   if (k < runs.count && *m + 8 <= capacity) {
     const AsciiKeys8 keys8(text);
-    const __m512i slot_mask = _mm512_set1_epi64(static_cast<int64_t>(table.slot_mask()));
+    const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(table.home_shift()));
     size_t n = *m;
     while (k < runs.count && n + 8 <= capacity) {
       const AsciiKeys8::Step step = keys8.At(runs, k, lower);
@@ -540,7 +521,7 @@ MAAS_COUNT_AVX512 size_t AsciiTermKeysAvx512(std::string_view text, const AsciiR
       _mm512_storeu_si512(lo + n, _mm512_maskz_compress_epi64(step.good, step.lo));
       _mm512_storeu_si512(hi + n, _mm512_maskz_compress_epi64(step.good, step.hi));
       _mm512_storeu_si512(homes + n, _mm512_maskz_compress_epi64(
-                                         step.good, _mm512_and_si512(step.hash, slot_mask)));
+                                         step.good, _mm512_srl_epi64(step.hash, home_shift)));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + n),
                           _mm256_maskz_compress_epi32(
                               step.good, _mm256_maskz_loadu_epi32(step.good, runs.starts + k)));
@@ -564,25 +545,6 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
 MAAS_COUNT_AVX512_WARNINGS_ON
 
 #define MAAS_COUNT_AVX2 __attribute__((target("avx2,bmi,popcnt")))
-
-// The high 64 bits of the 128-bit products of each lane of x with the constant k, and the low 64
-// bits in *low (AVX2 has no 64 x 64-bit multiply: four 32 x 32-bit products per lane).
-MAAS_COUNT_AVX2 inline __m256i MulWide64Avx2(__m256i x, uint64_t k, __m256i* low) {
-  const __m256i k_lo = _mm256_set1_epi64x(static_cast<int64_t>(k & 0xFFFFFFFFu));
-  const __m256i k_hi = _mm256_set1_epi64x(static_cast<int64_t>(k >> 32));
-  const __m256i low32 = _mm256_set1_epi64x(0xFFFFFFFF);
-  const __m256i x_hi = _mm256_srli_epi64(x, 32);
-  const __m256i ll = _mm256_mul_epu32(x, k_lo);
-  const __m256i lh = _mm256_mul_epu32(x, k_hi);
-  const __m256i hl = _mm256_mul_epu32(x_hi, k_lo);
-  const __m256i hh = _mm256_mul_epu32(x_hi, k_hi);
-  *low = _mm256_add_epi64(ll, _mm256_slli_epi64(_mm256_add_epi64(lh, hl), 32));
-  const __m256i mid =
-      _mm256_add_epi64(_mm256_add_epi64(_mm256_srli_epi64(ll, 32), _mm256_and_si256(lh, low32)),
-                       _mm256_and_si256(hl, low32));
-  return _mm256_add_epi64(_mm256_add_epi64(hh, _mm256_srli_epi64(lh, 32)),
-                          _mm256_add_epi64(_mm256_srli_epi64(hl, 32), _mm256_srli_epi64(mid, 32)));
-}
 
 // The low 64 bits of each lane of x times the constant k.
 MAAS_COUNT_AVX2 inline __m256i MulLo64Avx2(__m256i x, uint64_t k) {
@@ -618,8 +580,8 @@ constexpr CompressTable4 kCompress4;
 // AsciiKeys8 on the AVX2 path: the keys of 4 runs per step. Their two key words gathered from the
 // text (a run within 16 bytes of its end from a zero-padded copy of its last 32 bytes), masked to
 // the length, lowercased, tagged and hashed in registers (HashOf with emulated 64 x 64-bit
-// multiplies). Lane masks are all-ones / all-zero 64-bit lanes. Not copyable (the copy's address
-// is kept).
+// low-half multiplies). Lane masks are all-ones / all-zero 64-bit lanes. Not copyable (the copy's
+// address is kept).
 class AsciiKeys4 {
  public:
   struct Step {
@@ -690,9 +652,7 @@ class AsciiKeys4 {
     }
     key_hi = _mm256_or_si256(key_hi, _mm256_slli_epi64(_mm256_add_epi64(length, one), 56));
     const __m256i x = _mm256_xor_si256(key_lo, MulLo64Avx2(key_hi, TermTable::kHiSpread));
-    __m256i product_lo;
-    const __m256i product_hi = MulWide64Avx2(x, TermTable::kGolden, &product_lo);
-    step.hash = _mm256_xor_si256(product_hi, product_lo);
+    step.hash = MulLo64Avx2(x, TermTable::kGolden);
     step.lo = key_lo;
     step.hi = key_hi;
     return step;
@@ -733,7 +693,8 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
   alignas(32) size_t homes[kGroupRoom];
   const char* base = text.data();
   const __m256i one = _mm256_set1_epi64x(1);
-  const __m256i slot_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.slot_mask()));
+  const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(index.home_shift()));
+  const __m128i filter_shift = _mm_cvtsi32_si128(static_cast<int>(index.filter_shift()));
   const __m256i filter_mask = _mm256_set1_epi64x(static_cast<int64_t>(index.filter_mask()));
   const __m256i bit_in_word = _mm256_set1_epi64x(63);
   const auto* filter = reinterpret_cast<const long long*>(index.filter_words());
@@ -745,7 +706,8 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
       const AsciiKeys4::Step step = keys4.At(runs, k, lower);
       __m256i candidate = step.good;
       if constexpr (kFilter) {
-        const __m256i bit = _mm256_and_si256(_mm256_srli_epi64(step.hash, 32), filter_mask);
+        const __m256i bit =
+            _mm256_and_si256(_mm256_srl_epi64(step.hash, filter_shift), filter_mask);
         const __m256i words = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), filter,
                                                           _mm256_srli_epi64(bit, 6), step.good, 8);
         const __m256i set =
@@ -756,7 +718,7 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
       const unsigned kept = LaneBits4(candidate);
       *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
       const __m256i order = CompressOrder4(kept);
-      const __m256i kept_homes = Compress4(_mm256_and_si256(step.hash, slot_mask), order);
+      const __m256i kept_homes = Compress4(_mm256_srl_epi64(step.hash, home_shift), order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + m), Compress4(step.lo, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + m), Compress4(step.hi, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(homes + m), kept_homes);
@@ -797,7 +759,7 @@ MAAS_COUNT_AVX2 size_t AsciiTermKeysAvx2(std::string_view text, const AsciiRuns&
                                          uint32_t* starts, size_t* m) {
   if (k < runs.count && *m + 4 <= capacity) {
     const AsciiKeys4 keys4(text);
-    const __m256i slot_mask = _mm256_set1_epi64x(static_cast<int64_t>(table.slot_mask()));
+    const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(table.home_shift()));
     const __m256i low_dwords = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
     size_t n = *m;
     while (k < runs.count && n + 4 <= capacity) {
@@ -808,7 +770,7 @@ MAAS_COUNT_AVX2 size_t AsciiTermKeysAvx2(std::string_view text, const AsciiRuns&
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + n), Compress4(step.lo, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(hi + n), Compress4(step.hi, order));
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(homes + n),
-                          Compress4(_mm256_and_si256(step.hash, slot_mask), order));
+                          Compress4(_mm256_srl_epi64(step.hash, home_shift), order));
       _mm_storeu_si128(reinterpret_cast<__m128i*>(starts + n),
                        _mm256_castsi256_si128(
                            _mm256_permutevar8x32_epi32(Compress4(step.start, order), low_dwords)));

@@ -8,8 +8,10 @@ void TermTable::Rehash(size_t capacity) {
   std::vector<Slot> old = std::move(slots_);
   slots_.assign(capacity, Slot());
   mask_ = capacity - 1;
+  home_shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(capacity));
   filter_.assign(capacity / 16, 0);  // 4 bits per slot (capacity >= 16)
   filter_mask_ = 4 * capacity - 1;
+  filter_shift_ = home_shift_ - 2;
   for (const Slot& slot : old) {
     if ((slot.lo | slot.hi) == 0) continue;
     const uint64_t hash = HashOf(Key{slot.lo, slot.hi});

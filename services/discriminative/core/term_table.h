@@ -70,17 +70,17 @@ class TermTable {
     return x | ((ge_a & ~gt_z & kHighBits) >> 2);
   }
 
-  // HashOf's constants and the second key word's length tag, the filter's words and the masks of
-  // MayContain and HomeOfHash: what a vectorized HashOf / MayContain / HomeOfHash of several keys
-  // at once (count_simd.h) needs. HashOf(k) == Fold(k.lo ^ (k.hi * kHiSpread), kGolden), Fold
-  // being the xor of the 128-bit product's halves.
+  // HashOf's constants and the second key word's length tag, the filter's words and the shifts
+  // and masks of MayContain and HomeOfHash: what a vectorized HashOf / MayContain / HomeOfHash of
+  // several keys at once needs. HashOf(k) == (k.lo ^ (k.hi * kHiSpread)) * kGolden (mod 2^64).
   static constexpr uint64_t kHiSpread = 0xC2B2AE3D27D4EB4Full;
   static constexpr uint64_t kGolden = 0x9E3779B97F4A7C15ull;
   // The second key word's top byte for a term of n <= 15 bytes (never 0: no key is all zero).
   static uint64_t LengthTag(size_t n) { return static_cast<uint64_t>(n + 1) << 56; }
   const uint64_t* filter_words() const { return filter_.data(); }
   size_t filter_mask() const { return filter_mask_; }
-  size_t slot_mask() const { return mask_; }
+  unsigned filter_shift() const { return filter_shift_; }
+  unsigned home_shift() const { return home_shift_; }
 
   // The id of `term`, or kNotFound.
   uint32_t Find(std::string_view term) const {
@@ -94,15 +94,22 @@ class TermTable {
   size_t Home(const Key& key) const { return HomeOfHash(HashOf(key)); }
 
   // Home in three steps, for callers that also consult the filter: Home(k) ==
-  // HomeOfHash(HashOf(k)). The hash's low bits pick the home slot, its high 32 the filter bit.
-  static uint64_t HashOf(const Key& key) { return Fold(key.lo ^ (key.hi * kHiSpread), kGolden); }
-  size_t HomeOfHash(uint64_t hash) const { return static_cast<size_t>(hash) & mask_; }
+  // HomeOfHash(HashOf(k)). A multiplicative hash: only the product's top bits depend on every bit
+  // of the key, so the home slot is its top log2(slots) bits and the filter bit its top
+  // log2(filter bits) (one multiply, where the vectorized paths had to emulate a 128-bit
+  // product's high half for the xor of both halves).
+  static uint64_t HashOf(const Key& key) { return (key.lo ^ (key.hi * kHiSpread)) * kGolden; }
+  // (The mask only makes an empty table's home 0; with slots the shifted hash is below their
+  // count.)
+  size_t HomeOfHash(uint64_t hash) const {
+    return static_cast<size_t>(hash >> home_shift_) & mask_;
+  }
   // False only if no term in the table has a key of this hash (HashOf): a bit array of ~4 bits
   // per slot (~8% of absent terms pass with 1/3 of the slots used; never a present one fails), so
   // that most lookups of absent terms end on a few KiB that stay in cache instead of probing the
   // slots.
   bool MayContain(uint64_t hash) const {
-    const size_t bit = static_cast<size_t>(hash >> 32) & filter_mask_;
+    const size_t bit = static_cast<size_t>(hash >> filter_shift_) & filter_mask_;
     return (filter_[bit >> 6] >> (bit & 63) & 1) != 0;
   }
   void Prefetch(size_t home) const {
@@ -240,7 +247,7 @@ class TermTable {
 
   void Rehash(size_t capacity);
   void AddToFilter(uint64_t hash) {
-    const size_t bit = static_cast<size_t>(hash >> 32) & filter_mask_;
+    const size_t bit = static_cast<size_t>(hash >> filter_shift_) & filter_mask_;
     filter_[bit >> 6] |= uint64_t{1} << (bit & 63);
   }
   // Rehashes to the smallest power of two (>= twice the current capacity) that fits n terms.
@@ -252,10 +259,12 @@ class TermTable {
   // A power of two (or empty), at most 5/8 full: a 20 000-term vocabulary takes 768 KiB.
   std::vector<Slot> slots_;
   size_t mask_ = 0;
-  // MayContain's bits: 4 per slot (one word while there are no slots), bit (hash >> 32) &
-  // filter_mask_ set for every term.
+  unsigned home_shift_ = 63;  // 64 - log2(slots)
+  // MayContain's bits: 4 per slot (one word while there are no slots), bit (hash >>
+  // filter_shift_) & filter_mask_ set for every term.
   std::vector<uint64_t> filter_ = std::vector<uint64_t>(1, 0);
   size_t filter_mask_ = 0;
+  unsigned filter_shift_ = 63;   // 64 - log2(filter bits)
   std::string bytes_;            // the terms, concatenated in id order
   std::vector<size_t> offsets_;  // term id's bytes: [offsets_[id], offsets_[id + 1])
 };
