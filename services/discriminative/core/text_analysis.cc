@@ -759,17 +759,22 @@ __attribute__((target("avx2,bmi,popcnt"))) void RunsFromMasksAvx2(
 MAAS_COUNT_AVX512_WARNINGS_OFF
 
 // Writes base + the index of each set bit of `bits`, ascending, to out[0 .. popcount) and returns
-// the popcount; also writes out[popcount .. 32) (at most 32 bits are set: callers pass run starts
-// or ends of one 64-byte word). One byte compress of the bit indices, two widening stores.
+// the popcount; also writes out[popcount .. 16) or, above 16 bits, out[popcount .. 32) (at most 32
+// bits are set: callers pass run starts or ends of one 64-byte word). One byte compress of the bit
+// indices, one widening store (a second for the rare word with more than 16 runs).
 MAAS_COUNT_AVX512 inline size_t CompressBitsAvx512(uint64_t bits, __m512i base, __m512i iota,
                                                    uint32_t* out) {
   // (The maskz forms with all lanes: GCC 12's plain forms trip -Wuninitialized.)
   const __m512i index = _mm512_maskz_compress_epi8(bits, iota);
   const __m128i first = _mm512_castsi512_si128(index);
-  const __m128i second = _mm512_maskz_extracti32x4_epi32(0xF, index, 1);
   _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, first), base));
-  _mm512_storeu_si512(out + 16, _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, second), base));
-  return static_cast<size_t>(_mm_popcnt_u64(bits));
+  const size_t count = static_cast<size_t>(_mm_popcnt_u64(bits));
+  if (count > 16) {  // rare: more than 16 runs begin (or end) in 64 bytes
+    const __m128i second = _mm512_maskz_extracti32x4_epi32(0xF, index, 1);
+    _mm512_storeu_si512(out + 16,
+                        _mm512_add_epi32(_mm512_maskz_cvtepu8_epi32(0xFFFF, second), base));
+  }
+  return count;
 }
 
 // Bytes 0, 1, ..., 63.
