@@ -785,18 +785,47 @@ MAAS_COUNT_AVX512 inline __m512i ByteIndices() {
                          5, 4, 3, 2, 1, 0);
 }
 
-// RunsFromMasks with the positions compressed 64 bits at a time (CompressBitsAvx512).
-MAAS_COUNT_AVX512 void RunsFromMasksAvx512(const std::vector<uint64_t>& masks, size_t n,
-                                           AnalyzerScratch* scratch, AsciiRuns* runs) {
+// The runs of `masks` (the \w bytes of doc) as RunsFromMasks with the positions compressed 64 bits
+// at a time (CompressBitsAvx512), without the runs of a single code
+// point of 2 to 4 bytes, removed from each 64-bit word before its runs are compressed (no pass
+// over the runs): a run beginning with a lead byte of L bytes (from the doc's byte classes) is one
+// code point when the byte L past its start is no \w byte; its L bits are cleared (those past
+// bit 63 from the next word).
+MAAS_COUNT_AVX512 void WordRunsFromMasksAvx512(std::string_view doc,
+                                               const std::vector<uint64_t>& masks,
+                                               AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const size_t n = doc.size();
   auto [starts, ends] = RunBoundArrays(n, scratch);
   const __m512i iota = ByteIndices();
+  const __m512i lead3 = _mm512_set1_epi8(static_cast<char>(0xE0));
+  const __m512i lead4 = _mm512_set1_epi8(static_cast<char>(0xF0));
+  const size_t words = masks.size();
   size_t num_starts = 0, num_ends = 0;
-  uint64_t carry = 0;
-  for (size_t w = 0; w < masks.size(); ++w) {
-    const uint64_t m = masks[w];
+  uint64_t carry = 0;      // the top bit of the previous word, runs removed
+  uint64_t raw_carry = 0;  // the same, as marked
+  uint64_t spill = 0;      // bits of this word to clear, from runs starting in the previous one
+  const char* data = doc.data();
+  for (size_t w = 0; w < words; ++w) {
+    const uint64_t raw = masks[w];
+    const uint64_t next = w + 1 < words ? masks[w + 1] : 0;
+    const size_t i = w * 64;
+    const size_t left = n > i ? n - i : 0;
+    const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
+    const __m512i v = _mm512_maskz_loadu_epi8(load, data + i);
+    const uint64_t begins = raw & ~(raw << 1 | raw_carry) & _mm512_movepi8_mask(v);
+    raw_carry = raw >> 63;
+    const uint64_t ge3 = _mm512_cmpge_epu8_mask(v, lead3), ge4 = _mm512_cmpge_epu8_mask(v, lead4);
+    // A begin of L bytes whose byte L on is not \w (bits past 63 from the next word).
+    const uint64_t one2 = begins & ~ge3 & ~(raw >> 2 | next << 62);
+    const uint64_t one3 = begins & ge3 & ~ge4 & ~(raw >> 3 | next << 61);
+    const uint64_t one4 = begins & ge4 & ~(raw >> 4 | next << 60);
+    const uint64_t first2 = one2 | one3 | one4, first3 = one3 | one4;
+    const uint64_t clear = first2 | first2 << 1 | first3 << 2 | one4 << 3;
+    const uint64_t m = raw & ~(clear | spill);
+    spill = first2 >> 63 | first3 >> 62 | one4 >> 61;
     const uint64_t previous = m << 1 | carry;
     carry = m >> 63;
-    const __m512i base = _mm512_set1_epi32(static_cast<int>(w * 64));
+    const __m512i base = _mm512_set1_epi32(static_cast<int>(i));
     num_starts += CompressBitsAvx512(m & ~previous, base, iota, starts + num_starts);
     num_ends += CompressBitsAvx512(~m & previous, base, iota, ends + num_ends);
   }
@@ -877,8 +906,10 @@ void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* 
   const size_t n = doc.size();
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
-    RunsFromMasksAvx512(scratch->masks, n, scratch, runs);
-  } else if (path == CountSimdPath::kAvx2) {
+    WordRunsFromMasksAvx512(doc, scratch->masks, scratch, runs);
+    return;
+  }
+  if (path == CountSimdPath::kAvx2) {
     RunsFromMasksAvx2(scratch->masks, n, scratch, runs);
   } else {
     RunsFromMasks(scratch->masks, n, scratch, runs);

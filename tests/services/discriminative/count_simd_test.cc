@@ -302,6 +302,44 @@ TEST_CASE("WordRunsWith: every path gives the default pattern's tokens of Unicod
   CHECK(non_ascii_tokens / SupportedCountSimdPaths().size() > 10000);
 }
 
+// A \w code point of 2, 3 and 4 bytes at every offset of the first three 64-byte words, alone (one
+// code point, no token) or followed or preceded by more \w bytes: the runs of one code point are
+// dropped wherever the code point and the byte after it fall, all of their bytes (the AVX-512 path
+// drops them per 64-bit word, carrying the bits of a code point that crosses into the next).
+std::vector<std::string> LoneCodePointTexts() {
+  const std::string_view code_points[] = {"\xc3\xa9", "\xe4\xb8\xad", "\xf0\x90\x90\xa8"};
+  std::vector<std::string> texts;
+  for (size_t k = 0; k < 3 * 64; ++k) {
+    for (const std::string_view cp : code_points) {
+      const std::string c(cp);
+      for (const std::string& follow : {std::string(), std::string(" "), std::string("z"), c,
+                                        std::string("!") + c, std::string(" ") + c + "z"}) {
+        texts.push_back(std::string(k, ' ') + c + follow + " q");
+        if (k > 0) texts.push_back(std::string(k - 1, '.') + "a" + c + follow);
+      }
+    }
+  }
+  return texts;
+}
+
+TEST_CASE("WordRunsWith and LowerWordRunsWith: runs of one code point at every offset") {
+  const std::vector<std::string> texts = LoneCodePointTexts();
+  AnalyzerScratch scratch;
+  ForEveryPathAndText(
+      texts, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        AsciiRuns runs;
+        REQUIRE(WordRunsWith(path, placed, &scratch, &runs));
+        CHECK(TokensOf(placed, runs) == DefaultTokenize(text));
+        // No run holds a part of a dropped code point (a 1-byte run of its
+        // continuation byte would be skipped by readers, but is no run of \w).
+        for (size_t k = 0; k < runs.count; ++k) {
+          CHECK((static_cast<unsigned char>(placed[runs.starts[k]]) & 0xC0) != 0x80);
+        }
+        REQUIRE(LowerWordRunsWith(path, placed, &scratch, &runs) == LowerRunsResult::kDone);
+        CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(PythonLower(text)));
+      });
+}
+
 TEST_CASE(
     "CountAsciiUnigramsWith: on WordRuns of Unicode text, every path counts what Find finds") {
   std::mt19937_64 rng(15);
