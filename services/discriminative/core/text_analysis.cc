@@ -608,6 +608,54 @@ void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
 
 namespace {
 
+// Drops the runs of a single code point of 2 to 4 bytes from a text's \w bits, one 64-bit word at
+// a time in order, before its runs are listed (\w\w+ needs two code points; a 1-byte run stays:
+// AsciiRuns keeps those and readers skip them). A run beginning with a lead byte of L bytes is one
+// code point when the byte L past its start is no \w byte; its L bits are cleared, those past bit
+// 63 in the next word.
+class LoneCodePointDrop {
+ public:
+  // The first bits of the runs of word `raw` that begin with a byte >= 0x80 (`high`).
+  uint64_t Begins(uint64_t raw, uint64_t high) const {
+    return raw & ~(raw << 1 | raw_carry_) & high;
+  }
+  // `raw` without its lone code points: `next` is the next word's \w bits (0 past the last),
+  // `begins` = Begins(raw, ...), `lead3` / `lead4` the bits of the bytes >= 0xE0 / >= 0xF0 (only
+  // those in `begins` are read).
+  uint64_t Drop(uint64_t raw, uint64_t next, uint64_t begins, uint64_t lead3, uint64_t lead4) {
+    raw_carry_ = raw >> 63;
+    const uint64_t one2 = begins & ~lead3 & ~(raw >> 2 | next << 62);
+    const uint64_t one3 = begins & lead3 & ~lead4 & ~(raw >> 3 | next << 61);
+    const uint64_t one4 = begins & lead4 & ~(raw >> 4 | next << 60);
+    const uint64_t first2 = one2 | one3 | one4, first3 = one3 | one4;
+    const uint64_t clear = first2 | first2 << 1 | first3 << 2 | one4 << 3 | spill_;
+    spill_ = first2 >> 63 | first3 >> 62 | one4 >> 61;
+    return raw & ~clear;
+  }
+
+ private:
+  uint64_t raw_carry_ = 0;  // the top bit of the previous word
+  uint64_t spill_ = 0;      // this word's bits of code points begun in the previous one
+};
+
+// LoneCodePointDrop over scratch->masks in place, the lead bytes' lengths read one by one.
+void DropLoneCodePoints(std::string_view doc, AnalyzerScratch* scratch) {
+  std::vector<uint64_t>& masks = scratch->masks;
+  const std::vector<uint64_t>& high = scratch->high_masks;
+  LoneCodePointDrop drop;
+  for (size_t w = 0; w < masks.size(); ++w) {
+    const uint64_t raw = masks[w];
+    const uint64_t begins = drop.Begins(raw, high[w]);
+    uint64_t lead3 = 0, lead4 = 0;
+    for (uint64_t b = begins; b != 0; b &= b - 1) {
+      const auto lead = static_cast<unsigned char>(doc[w * 64 + __builtin_ctzll(b)]);
+      if (lead >= 0xE0) lead3 |= b & -b;
+      if (lead >= 0xF0) lead4 |= b & -b;
+    }
+    masks[w] = drop.Drop(raw, w + 1 < masks.size() ? masks[w + 1] : 0, begins, lead3, lead4);
+  }
+}
+
 // The starts and ends arrays of the runs of an n-byte text, in scratch->bounds: an n-byte text has
 // at most n / 2 + 1 runs, and every path may write kRunsSlack entries past the last.
 std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratch) {
@@ -738,18 +786,52 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   return true;
 }
 
-// RunsFromMasks with FlattenBitsAvx2.
-__attribute__((target("avx2,bmi,popcnt"))) void RunsFromMasksAvx2(
-    const std::vector<uint64_t>& masks, size_t n, AnalyzerScratch* scratch, AsciiRuns* runs) {
+// The byte mask `set` of 32 bytes as bits `shift` to `shift` + 31 of a word.
+__attribute__((target("avx2,bmi,popcnt"), always_inline)) inline uint64_t BitsAvx2(__m256i set,
+                                                                                   unsigned shift) {
+  return uint64_t{static_cast<uint32_t>(_mm256_movemask_epi8(set))} << shift;
+}
+
+// The bits of the 32 bytes at p that are >= 0x80, >= 0xE0 and >= 0xF0 (the last two also set for
+// ASCII bytes: signed compares), at bit `shift` of the three words.
+__attribute__((target("avx2,bmi,popcnt"), always_inline)) inline void LeadBitsAvx2(
+    const char* p, unsigned shift, uint64_t* high, uint64_t* lead3, uint64_t* lead4) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  *high |= BitsAvx2(v, shift);
+  *lead3 |= BitsAvx2(_mm256_cmpgt_epi8(v, _mm256_set1_epi8(static_cast<char>(0xDF))), shift);
+  *lead4 |= BitsAvx2(_mm256_cmpgt_epi8(v, _mm256_set1_epi8(static_cast<char>(0xEF))), shift);
+}
+
+// RunsFromMasks with LoneCodePointDrop and FlattenBitsAvx2, the lead bytes' lengths from two
+// compares per 32 bytes (the last partial word from a zero-padded copy).
+__attribute__((target("avx2,bmi,popcnt"))) void WordRunsFromMasksAvx2(std::string_view doc,
+                                                                      AnalyzerScratch* scratch,
+                                                                      AsciiRuns* runs) {
+  const size_t n = doc.size();
+  const std::vector<uint64_t>& masks = scratch->masks;
   const size_t words = masks.size();
   auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
   uint64_t carry = 0;
+  LoneCodePointDrop drop;
   for (size_t w = 0; w < words; ++w) {
-    const uint64_t m = masks[w];
+    const size_t i = w * 64;
+    const char* p = doc.data() + i;
+    alignas(32) char padded[64];
+    if (i + 64 > n) {
+      std::memset(padded, 0, sizeof(padded));
+      if (n > i) std::memcpy(padded, p, n - i);
+      p = padded;
+    }
+    uint64_t high = 0, lead3 = 0, lead4 = 0;
+    LeadBitsAvx2(p, 0, &high, &lead3, &lead4);
+    LeadBitsAvx2(p + 32, 32, &high, &lead3, &lead4);
+    const uint64_t raw = masks[w];
+    const uint64_t m =
+        drop.Drop(raw, w + 1 < words ? masks[w + 1] : 0, drop.Begins(raw, high), lead3, lead4);
     const uint64_t previous = m << 1 | carry;
     carry = m >> 63;
-    const auto base = static_cast<uint32_t>(w * 64);
+    const auto base = static_cast<uint32_t>(i);
     num_starts += FlattenBitsAvx2(m & ~previous, base, starts + num_starts);
     num_ends += FlattenBitsAvx2(~m & previous, base, ends + num_ends);
   }
@@ -785,44 +867,31 @@ MAAS_COUNT_AVX512 inline __m512i ByteIndices() {
                          5, 4, 3, 2, 1, 0);
 }
 
-// The runs of `masks` (the \w bytes of doc) as RunsFromMasks with the positions compressed 64 bits
-// at a time (CompressBitsAvx512), without the runs of a single code
-// point of 2 to 4 bytes, removed from each 64-bit word before its runs are compressed (no pass
-// over the runs): a run beginning with a lead byte of L bytes (from the doc's byte classes) is one
-// code point when the byte L past its start is no \w byte; its L bits are cleared (those past
-// bit 63 from the next word).
-MAAS_COUNT_AVX512 void WordRunsFromMasksAvx512(std::string_view doc,
-                                               const std::vector<uint64_t>& masks,
-                                               AnalyzerScratch* scratch, AsciiRuns* runs) {
+// RunsFromMasks with LoneCodePointDrop, the positions compressed 64 bits at a time
+// (CompressBitsAvx512), the lead bytes' lengths from two compares per 64 bytes.
+MAAS_COUNT_AVX512 void WordRunsFromMasksAvx512(std::string_view doc, AnalyzerScratch* scratch,
+                                               AsciiRuns* runs) {
   const size_t n = doc.size();
+  const std::vector<uint64_t>& masks = scratch->masks;
   auto [starts, ends] = RunBoundArrays(n, scratch);
   const __m512i iota = ByteIndices();
   const __m512i lead3 = _mm512_set1_epi8(static_cast<char>(0xE0));
   const __m512i lead4 = _mm512_set1_epi8(static_cast<char>(0xF0));
   const size_t words = masks.size();
   size_t num_starts = 0, num_ends = 0;
-  uint64_t carry = 0;      // the top bit of the previous word, runs removed
-  uint64_t raw_carry = 0;  // the same, as marked
-  uint64_t spill = 0;      // bits of this word to clear, from runs starting in the previous one
+  uint64_t carry = 0;
+  LoneCodePointDrop drop;
   const char* data = doc.data();
   for (size_t w = 0; w < words; ++w) {
-    const uint64_t raw = masks[w];
-    const uint64_t next = w + 1 < words ? masks[w + 1] : 0;
     const size_t i = w * 64;
     const size_t left = n > i ? n - i : 0;
     const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
     const __m512i v = _mm512_maskz_loadu_epi8(load, data + i);
-    const uint64_t begins = raw & ~(raw << 1 | raw_carry) & _mm512_movepi8_mask(v);
-    raw_carry = raw >> 63;
-    const uint64_t ge3 = _mm512_cmpge_epu8_mask(v, lead3), ge4 = _mm512_cmpge_epu8_mask(v, lead4);
-    // A begin of L bytes whose byte L on is not \w (bits past 63 from the next word).
-    const uint64_t one2 = begins & ~ge3 & ~(raw >> 2 | next << 62);
-    const uint64_t one3 = begins & ge3 & ~ge4 & ~(raw >> 3 | next << 61);
-    const uint64_t one4 = begins & ge4 & ~(raw >> 4 | next << 60);
-    const uint64_t first2 = one2 | one3 | one4, first3 = one3 | one4;
-    const uint64_t clear = first2 | first2 << 1 | first3 << 2 | one4 << 3;
-    const uint64_t m = raw & ~(clear | spill);
-    spill = first2 >> 63 | first3 >> 62 | one4 >> 61;
+    const uint64_t raw = masks[w];
+    const uint64_t begins = drop.Begins(raw, _mm512_movepi8_mask(v));
+    const uint64_t m =
+        drop.Drop(raw, w + 1 < words ? masks[w + 1] : 0, begins, _mm512_cmpge_epu8_mask(v, lead3),
+                  _mm512_cmpge_epu8_mask(v, lead4));
     const uint64_t previous = m << 1 | carry;
     carry = m >> 63;
     const __m512i base = _mm512_set1_epi32(static_cast<int>(i));
@@ -898,38 +967,18 @@ const std::vector<uint64_t>& WordBmp() {
   return *bits;
 }
 
-// WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc) into *runs, without the
-// runs of a single code point of 2 to 4 bytes (\w\w+ needs two code points); a 1-byte run stays
-// (AsciiRuns keeps those; readers skip them).
+// WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc), without the runs of a
+// single code point of 2 to 4 bytes (LoneCodePointDrop), into *runs.
 void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                      AsciiRuns* runs) {
-  const size_t n = doc.size();
 #if defined(__x86_64__)
-  if (path == CountSimdPath::kAvx512) {
-    WordRunsFromMasksAvx512(doc, scratch->masks, scratch, runs);
-    return;
-  }
-  if (path == CountSimdPath::kAvx2) {
-    RunsFromMasksAvx2(scratch->masks, n, scratch, runs);
-  } else {
-    RunsFromMasks(scratch->masks, n, scratch, runs);
-  }
+  if (path == CountSimdPath::kAvx512) return WordRunsFromMasksAvx512(doc, scratch, runs);
+  if (path == CountSimdPath::kAvx2) return WordRunsFromMasksAvx2(doc, scratch, runs);
 #else
-  RunsFromMasks(scratch->masks, n, scratch, runs);
+  (void)path;
 #endif
-  auto [starts, ends] = RunBoundArrays(n, scratch);  // runs' arrays, to compact in place
-  // By a run's first byte's high nibble: the length of a run that is a single code point >= 0x80
-  // starting with it (0 for ASCII: no run is empty). One compare, no branch: the lead bytes and
-  // lengths of consecutive runs vary too much for a branch predictor.
-  static constexpr uint8_t kSingleCodePoint[16] = {0, 0, 0, 0, 0, 0, 0, 0, 2, 2, 2, 2, 2, 2, 3, 4};
-  size_t kept = 0;
-  for (size_t k = 0; k < runs->count; ++k) {
-    const uint32_t start = starts[k], length = ends[k] - start;
-    starts[kept] = start;
-    ends[kept] = ends[k];
-    kept += length != kSingleCodePoint[static_cast<unsigned char>(doc[start]) >> 4];
-  }
-  runs->count = kept;
+  DropLoneCodePoints(doc, scratch);
+  RunsFromMasks(scratch->masks, doc.size(), scratch, runs);
 }
 
 }  // namespace
