@@ -967,6 +967,29 @@ const std::vector<uint64_t>& WordBmp() {
   return *bits;
 }
 
+// For each code point c of 2 UTF-8 bytes (0x80 to 0x7FF), LowerCodePoint's work in one entry:
+// bits 0-15 the two UTF-8 bytes of its lowercase (the first in bits 0-7), bit kLower2Word set when
+// that lowercase is \w, bit kLower2General when it has no lowercase of 2 bytes in place (U+0130,
+// U+03A3). Indexed by c (the first 128 entries unused); 8 KB, computed once, then read-only.
+constexpr uint32_t kLower2Word = uint32_t{1} << 16, kLower2General = uint32_t{1} << 17;
+const std::vector<uint32_t>& Lower2Byte() {
+  static const std::vector<uint32_t>* const table = [] {
+    const std::vector<char16_t>& simple = SimpleLowerBmp();
+    auto* t = new std::vector<uint32_t>(0x800, kLower2General);
+    for (char16_t c = 0x80; c < 0x800; ++c) {
+      const char16_t lower = simple[c];
+      if (lower == 0 || Utf8Length(lower) != 2) continue;
+      char bytes[3];
+      EncodeBmp(lower, bytes);
+      (*t)[c] = static_cast<unsigned char>(bytes[0]) |
+                uint32_t{static_cast<unsigned char>(bytes[1])} << 8 |
+                (IsWordCodePoint(lower) ? kLower2Word : 0);
+    }
+    return t;
+  }();
+  return *table;
+}
+
 // WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc), without the runs of a
 // single code point of 2 to 4 bytes (LoneCodePointDrop), into *runs.
 void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
@@ -1121,6 +1144,7 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
   // Then each code point >= 0x80, found from the high bits (LowerCodePoint).
   const char16_t* simple = SimpleLowerBmp().data();
   const uint64_t* word_bmp = WordBmp().data();
+  const uint32_t* lower2 = Lower2Byte().data();
   char* d = scratch->preprocessed.data();
   size_t skip_to = 0;  // the end of the last code point
   for (size_t w = 0; w < high.size(); ++w) {
@@ -1128,6 +1152,20 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
     // point's continuation bytes are dropped from h once it is validated.
     for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0; h = HighBitsFrom(h, w, skip_to)) {
       const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+      // Most code points of European text take 2 bytes: one table entry, no branch on its class.
+      const auto b0 = static_cast<unsigned char>(text[i]);
+      if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
+          (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
+        const uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (text[i + 1] & 0x3Fu)];
+        if ((entry & kLower2General) != 0) return LowerRunsResult::kGeneral;
+        d[i] = static_cast<char>(entry & 0xFF);
+        d[i + 1] = static_cast<char>(entry >> 8 & 0xFF);
+        const uint64_t bits = (entry & kLower2Word) != 0 ? 3 : 0;
+        masks[w] |= bits << (i & 63);
+        if ((i & 63) == 63) masks[w + 1] |= bits >> 1;
+        skip_to = i + 2;
+        continue;
+      }
       const LowerRunsResult result =
           LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
       if (result != LowerRunsResult::kDone) return result;
