@@ -1146,12 +1146,16 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
   const uint64_t* word_bmp = WordBmp().data();
   const uint32_t* lower2 = Lower2Byte().data();
   char* d = scratch->preprocessed.data();
-  size_t skip_to = 0;  // the end of the last code point
+  size_t skip_to = 0;  // the end of the last code point that LowerCodePoint took
   for (size_t w = 0; w < high.size(); ++w) {
     // Only lead bytes (or stray continuation bytes, which LowerCodePoint refuses): each code
-    // point's continuation bytes are dropped from h once it is validated.
-    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0; h = HighBitsFrom(h, w, skip_to)) {
-      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+    // point's continuation bytes are dropped from h once it is validated. The common case, a
+    // code point of 2 bytes, keeps its position and word bits in registers: no loop-carried
+    // store and reload per code point.
+    uint64_t word_bits = 0;  // the \w bits of this word's 2-byte code points
+    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0;) {
+      const auto bit = static_cast<unsigned>(__builtin_ctzll(h));
+      const size_t i = w * 64 + bit;
       // Most code points of European text take 2 bytes: one table entry, no branch on its class.
       const auto b0 = static_cast<unsigned char>(text[i]);
       if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
@@ -1161,15 +1165,20 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
         d[i] = static_cast<char>(entry & 0xFF);
         d[i + 1] = static_cast<char>(entry >> 8 & 0xFF);
         const uint64_t bits = (entry & kLower2Word) != 0 ? 3 : 0;
-        masks[w] |= bits << (i & 63);
-        if ((i & 63) == 63) masks[w + 1] |= bits >> 1;
-        skip_to = i + 2;
+        word_bits |= bits << bit;
+        h &= ~(uint64_t{3} << bit);
+        if (bit == 63) {  // the second byte opens the next word
+          masks[w + 1] |= bits >> 1;
+          skip_to = i + 2;
+        }
         continue;
       }
       const LowerRunsResult result =
           LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
       if (result != LowerRunsResult::kDone) return result;
+      h = HighBitsFrom(h, w, skip_to);
     }
+    masks[w] |= word_bits;
   }
   RunsOfWordMasks(path, scratch->preprocessed, scratch, runs);
   return LowerRunsResult::kDone;
