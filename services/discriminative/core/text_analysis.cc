@@ -1173,6 +1173,27 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
         }
         continue;
       }
+      // Typeset punctuation (quotes, dashes, ellipses) and most other scripts take 3 bytes: a
+      // well-formed one (no overlong form, no surrogate) lowered from the BMP table, the same way.
+      if (b0 >= 0xE0 && b0 <= 0xEF && i + 2 < n) {
+        const auto b1 = static_cast<unsigned char>(text[i + 1]);
+        const auto b2 = static_cast<unsigned char>(text[i + 2]);
+        const uint32_t c = (b0 & 0x0Fu) << 12 | (b1 & 0x3Fu) << 6 | (b2 & 0x3Fu);
+        if ((b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80 && c >= 0x800 &&
+            (c < 0xD800 || c > 0xDFFF)) {
+          const char16_t lower = simple[c];
+          if (lower < 0x800) return LowerRunsResult::kGeneral;  // none (0) or of fewer bytes
+          EncodeBmp(lower, d + i);
+          const uint64_t bits = (word_bmp[lower >> 6] >> (lower & 63) & 1) != 0 ? 7 : 0;
+          word_bits |= bits << bit;
+          h &= ~(uint64_t{7} << bit);
+          if (bit >= 62) {  // the last byte or two open the next word
+            masks[w + 1] |= bits >> (64 - bit);
+            skip_to = i + 3;
+          }
+          continue;
+        }
+      }
       const LowerRunsResult result =
           LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
       if (result != LowerRunsResult::kDone) return result;

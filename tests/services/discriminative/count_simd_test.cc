@@ -340,6 +340,29 @@ TEST_CASE("WordRunsWith and LowerWordRunsWith: runs of one code point at every o
       });
 }
 
+TEST_CASE("LowerWordRunsWith: overlong forms and surrogates are ill-formed, on every path") {
+  // Each as the only code point >= 0x80 of a text, and after well-formed 2- and 3-byte ones, at
+  // several offsets: an overlong 3-byte form of U+023A (whose lowercase U+2C65 takes 3 bytes) or of
+  // NUL, overlong 2-byte forms, UTF-16 surrogates, a 4-byte form beyond U+10FFFF.
+  const std::string_view bad[] = {"\xe0\x88\xba", "\xe0\x80\x80",    "\xe0\x9f\xbf",
+                                  "\xc0\x80",     "\xc1\xbf",        "\xed\xa0\x80",
+                                  "\xed\xbf\xbf", "\xf4\x90\x80\x80"};
+  std::vector<std::string> texts;
+  for (const std::string_view b : bad) {
+    for (const size_t k : {0, 1, 30, 61, 62, 63, 64, 100}) {
+      texts.push_back(std::string(k, 'a') + std::string(b) + "bc");
+      texts.push_back("\xc3\xa9t\xe2\x80\x99" + std::string(k, ' ') + std::string(b));
+    }
+  }
+  AnalyzerScratch scratch;
+  ForEveryPathAndText(
+      texts, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        REQUIRE_FALSE(ValidateUtf8(text).ok());
+        AsciiRuns runs;
+        CHECK(LowerWordRunsWith(path, placed, &scratch, &runs) == LowerRunsResult::kIllFormed);
+      });
+}
+
 TEST_CASE(
     "CountAsciiUnigramsWith: on WordRuns of Unicode text, every path counts what Find finds") {
   std::mt19937_64 rng(15);
