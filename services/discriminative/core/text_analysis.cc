@@ -665,6 +665,22 @@ std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratc
   return {bounds.data(), bounds.data() + room};
 }
 
+// RunBoundArrays' two arrays and, after them, room for the same runs' bounds as one sequence of
+// transitions (the first run's start, its end, the next start, ...): up to n + 2 entries, and
+// kRunsSlack to spare.
+struct RunBoundsAndTransitions {
+  uint32_t* starts;
+  uint32_t* ends;
+  uint32_t* transitions;
+};
+RunBoundsAndTransitions RunBoundAndTransitionArrays(size_t n, AnalyzerScratch* scratch) {
+  std::vector<uint32_t>& bounds = scratch->bounds;
+  const size_t room = n / 2 + 2 + kRunsSlack;
+  const size_t size = 2 * room + n + 2 + kRunsSlack;
+  if (bounds.size() < size) bounds.resize(size);
+  return {bounds.data(), bounds.data() + room, bounds.data() + 2 * room};
+}
+
 // The runs of set bits of `masks` (n / 64 + 1 words for an n-byte text) into scratch->bounds. Per
 // 64 bytes, the runs' first bits (m & ~(m << 1)) and the bits just past their ends (~m & (m << 1)),
 // carried across words, are written out as positions: the k-th start and the k-th end bound the
@@ -745,15 +761,36 @@ __attribute__((target("avx2,bmi,popcnt"))) inline uint64_t WordBitsAvx2(const ch
   return static_cast<uint32_t>(_mm256_movemask_epi8(word));
 }
 
+// The k-th start and end of `count` runs from their transitions (start, end, start, ...), 8 runs
+// per step (may write up to 7 entries past count in each array, and read 14 past 2 * count).
+__attribute__((target("avx2,bmi,popcnt"))) void SplitTransitionsAvx2(const uint32_t* transitions,
+                                                                     size_t count, uint32_t* starts,
+                                                                     uint32_t* ends) {
+  const __m256i evens_first = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  for (size_t k = 0; k < count; k += 8) {
+    const __m256i a = _mm256_permutevar8x32_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(transitions + 2 * k)), evens_first);
+    const __m256i b = _mm256_permutevar8x32_epi32(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(transitions + 2 * k + 8)), evens_first);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(starts + k),
+                        _mm256_permute2x128_si256(a, b, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(ends + k),
+                        _mm256_permute2x128_si256(a, b, 0x31));
+  }
+}
+
 // AsciiWordRunsBaseline on the AVX2 path: the word-byte mask of 64 bytes per step from two 32-byte
-// compares, flattened straight into positions (no mask array); the last partial step byte by
-// byte into the same word.
+// compares, its transitions (word ^ (word << 1)) flattened straight into positions (no mask
+// array): half the flattening of starts and ends apart, since they alternate; then split. The last
+// partial step byte by byte into the same word; the last step also covers bit n, so every run
+// that starts ends.
 __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
                                                                   AnalyzerScratch* scratch,
                                                                   AsciiRuns* runs) {
   const size_t n = text.size();
-  auto [starts, ends] = RunBoundArrays(n, scratch);
-  size_t num_starts = 0, num_ends = 0;
+  const RunBoundsAndTransitions arrays = RunBoundAndTransitionArrays(n, scratch);
+  uint32_t* transitions = arrays.transitions;
+  size_t count = 0;
   __m256i high = _mm256_setzero_si256();
   uint64_t carry = 0;
   const char* data = text.data();
@@ -777,12 +814,11 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
     }
     const uint64_t previous = word << 1 | carry;
     carry = word >> 63;
-    const auto base = static_cast<uint32_t>(i);
-    num_starts += FlattenBitsAvx2(word & ~previous, base, starts + num_starts);
-    num_ends += FlattenBitsAvx2(~word & previous, base, ends + num_ends);
+    count += FlattenBitsAvx2(word ^ previous, static_cast<uint32_t>(i), transitions + count);
   }
   if (_mm256_movemask_epi8(high) != 0) return false;
-  *runs = AsciiRuns{starts, ends, num_starts};
+  SplitTransitionsAvx2(transitions, count / 2, arrays.starts, arrays.ends);
+  *runs = AsciiRuns{arrays.starts, arrays.ends, count / 2};
   return true;
 }
 
