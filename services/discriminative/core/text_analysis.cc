@@ -838,16 +838,17 @@ __attribute__((target("avx2,bmi,popcnt"), always_inline)) inline void LeadBitsAv
   *lead4 |= BitsAvx2(_mm256_cmpgt_epi8(v, _mm256_set1_epi8(static_cast<char>(0xEF))), shift);
 }
 
-// RunsFromMasks with LoneCodePointDrop and FlattenBitsAvx2, the lead bytes' lengths from two
-// compares per 32 bytes (the last partial word from a zero-padded copy).
+// RunsFromMasks with LoneCodePointDrop and FlattenBitsAvx2 (the transitions flattened once, then
+// split, as AsciiWordRunsAvx2), the lead bytes' lengths from two compares per 32 bytes (the last
+// partial word from a zero-padded copy).
 __attribute__((target("avx2,bmi,popcnt"))) void WordRunsFromMasksAvx2(std::string_view doc,
                                                                       AnalyzerScratch* scratch,
                                                                       AsciiRuns* runs) {
   const size_t n = doc.size();
   const std::vector<uint64_t>& masks = scratch->masks;
   const size_t words = masks.size();
-  auto [starts, ends] = RunBoundArrays(n, scratch);
-  size_t num_starts = 0, num_ends = 0;
+  const RunBoundsAndTransitions arrays = RunBoundAndTransitionArrays(n, scratch);
+  size_t count = 0;
   uint64_t carry = 0;
   LoneCodePointDrop drop;
   for (size_t w = 0; w < words; ++w) {
@@ -867,11 +868,11 @@ __attribute__((target("avx2,bmi,popcnt"))) void WordRunsFromMasksAvx2(std::strin
         drop.Drop(raw, w + 1 < words ? masks[w + 1] : 0, drop.Begins(raw, high), lead3, lead4);
     const uint64_t previous = m << 1 | carry;
     carry = m >> 63;
-    const auto base = static_cast<uint32_t>(i);
-    num_starts += FlattenBitsAvx2(m & ~previous, base, starts + num_starts);
-    num_ends += FlattenBitsAvx2(~m & previous, base, ends + num_ends);
+    count += FlattenBitsAvx2(m ^ previous, static_cast<uint32_t>(i), arrays.transitions + count);
   }
-  *runs = AsciiRuns{starts, ends, num_starts};
+  // The last word covers bit n: every run that starts ends.
+  SplitTransitionsAvx2(arrays.transitions, count / 2, arrays.starts, arrays.ends);
+  *runs = AsciiRuns{arrays.starts, arrays.ends, count / 2};
 }
 
 MAAS_COUNT_AVX512_WARNINGS_OFF
