@@ -630,10 +630,26 @@ class AsciiKeys4 {
                            _mm256_set1_epi64x(static_cast<int64_t>(size_)));
     const __m256i at =
         _mm256_add_epi64(step.start, _mm256_and_si256(near_end, _mm256_set1_epi64x(to_tail_)));
-    const auto* from = reinterpret_cast<const long long*>(base_);
-    __m256i key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, step.good, 1);
-    __m256i key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
-                                                 _mm256_add_epi64(at, eight), step.good, 1);
+    __m256i key_lo, key_hi;
+    if (left >= 4) {
+      // Each run's 16 bytes by one load (from the tail's copy within 16 bytes of the end), the
+      // four interleaved into the two key words: fewer instructions than two gathers.
+      const auto bytes = [&](size_t j) {
+        const uint32_t start = runs.starts[k + j];
+        const char* p = base_ + start;
+        return _mm_loadu_si128(
+            reinterpret_cast<const __m128i*>(start + 16 > size_ ? p + to_tail_ : p));
+      };
+      const __m256i even = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(0)), bytes(2), 1);
+      const __m256i odd = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(1)), bytes(3), 1);
+      key_lo = _mm256_unpacklo_epi64(even, odd);
+      key_hi = _mm256_unpackhi_epi64(even, odd);
+    } else {
+      const auto* from = reinterpret_cast<const long long*>(base_);
+      key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, step.good, 1);
+      key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
+                                           _mm256_add_epi64(at, eight), step.good, 1);
+    }
     // The low min(length, 8) bytes of the first word and max(length, 8) - 8 of the second (a
     // shift by 64 or more gives 0).
     key_lo = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(length, 3)), key_lo);
