@@ -1054,18 +1054,28 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
   std::vector<uint64_t>& high = scratch->high_masks;
   AsciiWordMask(doc, &masks, &high);
   const uint64_t* word_bmp = WordBmp().data();
-  uint64_t* word = masks.data();
-  size_t skip_to = 0;  // the end of the last code point decoded
+  size_t skip_to = 0;  // the end of the last code point that crossed into the next word
   for (size_t w = 0; w < high.size(); ++w) {
-    // Only lead bytes: each code point's continuation bytes are dropped from h once decoded.
-    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0; h = HighBitsFrom(h, w, skip_to)) {
-      const size_t i = w * 64 + static_cast<size_t>(__builtin_ctzll(h));
+    // Only lead bytes: each code point's bytes are cleared from h once decoded, and its word bits
+    // collect in a register (as in LowerWordRunsWith: no store and reload chained from one code
+    // point to the next).
+    uint64_t word_bits = 0;
+    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0;) {
+      const auto bit = static_cast<unsigned>(__builtin_ctzll(h));
       size_t length;
-      const int32_t c = DecodeWellFormed(doc.data() + i, &length);
-      skip_to = i + length;
-      if (c < 0x10000 ? (word_bmp[c >> 6] >> (c & 63) & 1) == 0 : !IsWordCodePoint(c)) continue;
-      MarkBytes(i, skip_to, word);
+      const int32_t c = DecodeWellFormed(doc.data() + w * 64 + bit, &length);
+      const bool is_word =
+          c < 0x10000 ? (word_bmp[c >> 6] >> (c & 63) & 1) != 0 : IsWordCodePoint(c);
+      const uint64_t bytes = (uint64_t{1} << length) - 1;
+      const uint64_t bits = is_word ? bytes : 0;
+      word_bits |= bits << bit;
+      h &= ~(bytes << bit);
+      if (bit + length > 64) {  // the last bytes open the next word
+        masks[w + 1] |= bits >> (64 - bit);
+        skip_to = w * 64 + bit + length;
+      }
     }
+    masks[w] |= word_bits;
   }
   RunsOfWordMasks(path, doc, scratch, runs);
   return true;
