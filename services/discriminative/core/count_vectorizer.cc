@@ -577,8 +577,9 @@ struct CompressTable4 {
 };
 constexpr CompressTable4 kCompress4;
 
-// AsciiKeys8 on the AVX2 path: the keys of 4 runs per step. Their two key words gathered from the
-// text (a run within 16 bytes of its end from a zero-padded copy of its last 32 bytes), masked to
+// AsciiKeys8 on the AVX2 path: the keys of 4 runs per step. Their two key words read from the
+// text, each run's 16 bytes by one load (gathered in a last, partial step; a run within 16 bytes of
+// its end from a zero-padded copy of its last 32 bytes), masked to
 // the length, lowercased, tagged and hashed in registers (HashOf with emulated 64 x 64-bit
 // low-half multiplies). Lane masks are all-ones / all-zero 64-bit lanes. Not copyable (the copy's
 // address is kept).
@@ -625,11 +626,6 @@ class AsciiKeys4 {
     step.token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
     step.good = _mm256_andnot_si256(
         _mm256_cmpgt_epi64(length, _mm256_set1_epi64x(TermTable::kMaxPaddedKey)), step.token);
-    const __m256i near_end =
-        _mm256_cmpgt_epi64(_mm256_add_epi64(step.start, _mm256_set1_epi64x(16)),
-                           _mm256_set1_epi64x(static_cast<int64_t>(size_)));
-    const __m256i at =
-        _mm256_add_epi64(step.start, _mm256_and_si256(near_end, _mm256_set1_epi64x(to_tail_)));
     __m256i key_lo, key_hi;
     if (left >= 4) {
       // Each run's 16 bytes by one load (from the tail's copy within 16 bytes of the end), the
@@ -644,7 +640,12 @@ class AsciiKeys4 {
       const __m256i odd = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(1)), bytes(3), 1);
       key_lo = _mm256_unpacklo_epi64(even, odd);
       key_hi = _mm256_unpackhi_epi64(even, odd);
-    } else {
+    } else {  // the last, partial step: only the runs that exist gathered
+      const __m256i near_end =
+          _mm256_cmpgt_epi64(_mm256_add_epi64(step.start, _mm256_set1_epi64x(16)),
+                             _mm256_set1_epi64x(static_cast<int64_t>(size_)));
+      const __m256i at =
+          _mm256_add_epi64(step.start, _mm256_and_si256(near_end, _mm256_set1_epi64x(to_tail_)));
       const auto* from = reinterpret_cast<const long long*>(base_);
       key_lo = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from, at, step.good, 1);
       key_hi = _mm256_mask_i64gather_epi64(_mm256_setzero_si256(), from,
