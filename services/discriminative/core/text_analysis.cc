@@ -657,17 +657,9 @@ void DropLoneCodePoints(std::string_view doc, AnalyzerScratch* scratch) {
 }
 
 // The starts and ends arrays of the runs of an n-byte text, in scratch->bounds: an n-byte text has
-// at most n / 2 + 1 runs, and every path may write kRunsSlack entries past the last.
-std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratch) {
-  std::vector<uint32_t>& bounds = scratch->bounds;
-  const size_t room = n / 2 + 2 + kRunsSlack;
-  if (bounds.size() < 2 * room) bounds.resize(2 * room);
-  return {bounds.data(), bounds.data() + room};
-}
-
-// RunBoundArrays' two arrays and, after them, room for the same runs' bounds as one sequence of
-// transitions (the first run's start, its end, the next start, ...): up to n + 2 entries, and
-// kRunsSlack to spare.
+// at most n / 2 + 1 runs, and every path may write kRunsSlack entries past the last; and, after
+// them, room for the same runs' bounds as one sequence of transitions (the first run's start, its
+// end, the next start, ...: up to n + 2 entries, and kRunsSlack to spare).
 struct RunBoundsAndTransitions {
   uint32_t* starts;
   uint32_t* ends;
@@ -679,6 +671,12 @@ RunBoundsAndTransitions RunBoundAndTransitionArrays(size_t n, AnalyzerScratch* s
   const size_t size = 2 * room + n + 2 + kRunsSlack;
   if (bounds.size() < size) bounds.resize(size);
   return {bounds.data(), bounds.data() + room, bounds.data() + 2 * room};
+}
+
+// RunBoundAndTransitionArrays without the transitions.
+std::pair<uint32_t*, uint32_t*> RunBoundArrays(size_t n, AnalyzerScratch* scratch) {
+  const RunBoundsAndTransitions arrays = RunBoundAndTransitionArrays(n, scratch);
+  return {arrays.starts, arrays.ends};
 }
 
 // The runs of set bits of `masks` (n / 64 + 1 words for an n-byte text) into scratch->bounds. Per
