@@ -597,6 +597,51 @@ TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order 
   }
 }
 
+TEST_CASE("OrderedRowIntoWith: rows whose ids lie within 2^16 of each other, at any offset") {
+  // The AVX-512 path ranks such rows by their offsets from the smallest id in 16-bit lanes: the
+  // offsets' low bits must not depend on the smallest id's (a smallest id just below a multiple of
+  // 2^16), and spans of 0xFFFF to 0x10002 ids lie on both sides of its limit (0x10000).
+  std::mt19937_64 rng(17);
+  const size_t num_features = 3 * 65536 + 100;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    AnalyzerScratch scratch;
+    scratch.dense.resize(num_features, 0.0);
+    for (int trial = 0; trial < 2000; ++trial) {
+      const size_t span = trial % 4 == 0   ? 0xFFFF + rng() % 4
+                          : trial % 4 == 1 ? 1 + rng() % 200
+                                           : 1 + rng() % 0x10000;
+      const size_t lo =
+          trial % 2 == 0 ? 65536 * (1 + rng() % 2) - 1 - rng() % 40 : rng() % (num_features - span);
+      const size_t n = std::min<size_t>(span, 17 + rng() % 112);
+      std::map<uint32_t, double> expected;
+      scratch.ids.clear();
+      const auto add = [&](uint32_t id) {
+        if (expected.count(id) != 0) return;
+        const double count = static_cast<double>(1 + rng() % 5);
+        expected[id] = count;
+        scratch.ids.push_back(id);
+        scratch.dense[id] = count;
+      };
+      add(static_cast<uint32_t>(lo));
+      add(static_cast<uint32_t>(lo + span - 1));
+      while (expected.size() < n) add(static_cast<uint32_t>(lo + rng() % span));
+      std::shuffle(scratch.ids.begin(), scratch.ids.end(), rng);
+      std::vector<uint32_t> index(n + 1, 7);
+      std::vector<double> value(n + 1, -1.0);
+      INFO("path " << random::SimdLevelName(path) << ", n " << n << ", lo " << lo << ", span "
+                   << span);
+      REQUIRE(OrderedRowIntoWith(path, num_features, false, &scratch, index.data(), value.data()) ==
+              n);
+      std::vector<std::pair<uint32_t, double>> got;
+      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
+      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
+      CHECK(index[n] == 7);
+      CHECK(scratch.ids.empty());
+      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+    }
+  }
+}
+
 TEST_CASE("SupportedCountSimdPaths starts with the baseline and includes the process's path") {
   const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
   REQUIRE(!paths.empty());
