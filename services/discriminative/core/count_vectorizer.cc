@@ -96,7 +96,7 @@ void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t 
                       AnalyzerScratch* scratch, Lookup lookup) {
   AnalyzerScratch::WordMemo& memo = scratch->word_memo;
   if (memo.owner != tag) ResetMemo(tag, &memo);
-  std::vector<uint32_t>& ids = scratch->ids;
+  FeatureIds& ids = scratch->ids;
   analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
     double* dense = scratch->dense.data();
     for (const std::string_view w : words) {
@@ -135,7 +135,7 @@ void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t 
 
 // Counts feature `index` of the current text: `ids` collects the distinct indices, `dense` (sized
 // beyond every index, all 0 between texts) their counts.
-inline void CountFeature(uint32_t index, std::vector<uint32_t>* ids, double* dense) {
+inline void CountFeature(uint32_t index, FeatureIds* ids, double* dense) {
   double& count = dense[index];
   if (count == 0.0) ids->push_back(index);
   count += 1.0;
@@ -144,8 +144,7 @@ inline void CountFeature(uint32_t index, std::vector<uint32_t>* ids, double* den
 // CountFeature for the m ids of a group (kNotFound ones skipped) without a branch per id: whether
 // an id is new to the text is data (a random 0/1 for mixed text), so it is added to the length
 // rather than branched on. `ids` is grown by m up front and trimmed after.
-inline void CountFeatures(const uint32_t* found, size_t m, std::vector<uint32_t>* ids,
-                          double* dense) {
+inline void CountFeatures(const uint32_t* found, size_t m, FeatureIds* ids, double* dense) {
   size_t n = ids->size();
   ids->resize(n + m);
   uint32_t* out = ids->data();
@@ -842,7 +841,7 @@ namespace {
 
 size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch* scratch,
                               uint32_t* out_index, double* out_value) {
-  std::vector<uint32_t>& ids = scratch->ids;
+  FeatureIds& ids = scratch->ids;
   double* dense = scratch->dense.data();
   const size_t n = ids.size();
   const auto emit = [&](size_t e, uint32_t id) {
@@ -914,7 +913,7 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
                                                                  AnalyzerScratch* scratch,
                                                                  uint32_t* out_index,
                                                                  double* out_value) {
-  std::vector<uint32_t>& ids = scratch->ids;
+  FeatureIds& ids = scratch->ids;
   const size_t n = ids.size();
   if (n > kRankMaxIdsAvx2) {
     return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
@@ -959,7 +958,7 @@ constexpr size_t kRankMaxIds = 128;
 MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
                                               AnalyzerScratch* scratch, uint32_t* out_index,
                                               double* out_value) {
-  std::vector<uint32_t>& ids = scratch->ids;
+  FeatureIds& ids = scratch->ids;
   const size_t n = ids.size();
   if (n > kRankMaxIds) {
     return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
@@ -1210,7 +1209,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     return scratch_.token_matcher.status();
   }
   // Provisional index = order of first occurrence (as _count_vocab).
-  std::vector<uint32_t>& ids = scratch_.ids;
+  FeatureIds& ids = scratch_.ids;
   ids.clear();
   const auto insert = [&](std::string_view term) {
     if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
@@ -1313,7 +1312,7 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
   uint32_t starts[kTermGroup];
   uint32_t found[kTermGroup];
   const char* base = text.data();
-  std::vector<uint32_t>& ids = scratch_.ids;
+  FeatureIds& ids = scratch_.ids;
   std::string& term = scratch_.gram;
   const auto lowered = [&](uint32_t start, size_t length) -> std::string_view {
     term.assign(base + start, length);
@@ -1465,7 +1464,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   size_t written = 0;
   for (size_t r = 0; r < rows.size(); ++r) {
     const size_t begin = rows.offsets[r], end = rows.offsets[r + 1];
-    std::vector<uint32_t>& ids = scratch.ids;
+    FeatureIds& ids = scratch.ids;
     ids.resize(end - begin);
     uint32_t* out = ids.data();
     size_t n = 0;
@@ -1562,7 +1561,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
   const size_t num_features = vocabulary_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
-  std::vector<uint32_t>& ids = scratch->ids;
+  FeatureIds& ids = scratch->ids;
   ids.clear();
   if (options_.analyzer.kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(analyzer_, text, memo_tag_, scratch,

@@ -10,8 +10,10 @@
 
 #include <cstdint>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
@@ -99,6 +101,30 @@ struct AnalyzerOptions {
   std::shared_ptr<const TokenPattern> token_pattern;
 };
 
+// An allocator whose value-less construct leaves a trivial element uninitialized: a vector of
+// it grows by resize(n) without writing n zeros (for buffers filled right after growing).
+template <typename T>
+struct UninitializedAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = UninitializedAllocator<U>;
+  };
+  UninitializedAllocator() = default;
+  template <typename U>
+  UninitializedAllocator(const UninitializedAllocator<U>&) {}  // NOLINT: as std::allocator
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... Args>
+  void construct(U* p, Args&&... args) {
+    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+  }
+};
+
+// Per-text distinct feature ids: grown by the number of lookups, then trimmed to those new.
+using FeatureIds = std::vector<uint32_t, UninitializedAllocator<uint32_t>>;
+
 // Buffers an Analyzer reuses from one text to the next (one per thread): no heap allocation per
 // text once they have grown to the largest text.
 struct AnalyzerScratch {
@@ -115,7 +141,7 @@ struct AnalyzerScratch {
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;
-  std::vector<uint32_t> ids;         // per-text distinct feature ids (count vectorizer)
+  FeatureIds ids;                    // per-text distinct feature ids (count vectorizer)
   std::vector<uint64_t> bits;        // per-feature bitmap of one text (all 0 between texts)
   std::vector<uint64_t> summary;     // per-word bitmap of `bits` (all 0 between texts)
   std::vector<uint64_t> masks;       // per-byte bitmap of the text (word tokenizer)
