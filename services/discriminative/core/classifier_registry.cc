@@ -43,9 +43,8 @@ ClassScores Classifier::Predict(const SparseVector& row) const {
   JointLogLikelihood(row, scores.joint_log_likelihood.data());
   scores.log_probability = LogProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood);
   scores.probability.resize(k);
-  ProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood.data(), k,
-                                      scores.probability.data());
-  scores.predicted = NumpyArgmax(scores.joint_log_likelihood.data(), k);
+  scores.predicted = ProbabilitiesFromJointLogLikelihood(scores.joint_log_likelihood.data(), k,
+                                                         scores.probability.data());
   return scores;
 }
 

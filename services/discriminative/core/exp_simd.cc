@@ -84,9 +84,9 @@ double SumOfPartials(const double (&a)[8]) {
   return ((a[0] + a[4]) + (a[2] + a[6])) + ((a[1] + a[5]) + (a[3] + a[7]));
 }
 
-// The maximum of x[0 .. n) in *max and true, or false if one is NaN or the maximum is not finite
-// (+inf, or all -inf). REQUIRES: n >= 1.
-bool FiniteMax(const double* x, size_t n, double* max) {
+// The maximum of x[0 .. n) in *max and true, or false if one is NaN or the maximum's magnitude is
+// not below `bound` (never below +inf: +inf, or all -inf). REQUIRES: n >= 1.
+bool BoundedMax(const double* x, size_t n, double bound, double* max) {
   double m = x[0];
   bool nan = false;
   for (size_t i = 0; i < n; ++i) {
@@ -94,7 +94,14 @@ bool FiniteMax(const double* x, size_t n, double* max) {
     m = x[i] > m ? x[i] : m;
   }
   *max = m;
-  return !nan && std::isfinite(m);
+  return !nan && std::fabs(m) < bound;
+}
+
+// The first i with x[i] == max. REQUIRES: there is one.
+size_t FirstAt(const double* x, double max) {
+  size_t i = 0;
+  while (x[i] != max) ++i;
+  return i;
 }
 
 void DivideAllBaseline(double* values, size_t n, double divisor) {
@@ -175,15 +182,19 @@ __attribute__((target("avx512f"))) void DivideAllAvx512(double* values, size_t n
 
 // The 8 partial sums of SumOfPartials in one vector (lanes past n add +0: exact), reduced in its
 // order; up to 8 values never leave the registers.
-__attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n, double* out) {
+__attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n, double bound,
+                                                      double* out, size_t* argmax) {
   const __m512d minus_inf = _mm512_set1_pd(-std::numeric_limits<double>::infinity());
   if (n <= 8) {  // one text of up to 8 classes: one load, the rest in registers
     const __mmask8 lanes = LanesFrom(0, n);
     const __m512d v = _mm512_maskz_loadu_pd(lanes, x);
     if ((_mm512_cmp_pd_mask(v, v, _CMP_UNORD_Q) & lanes) != 0) return false;
     const double max = _mm512_reduce_max_pd(_mm512_mask_mov_pd(minus_inf, lanes, v));
-    if (!std::isfinite(max)) return false;
-    const __m512d e = _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(v, _mm512_set1_pd(max))));
+    if (!(std::fabs(max) < bound)) return false;
+    const __m512d top = _mm512_set1_pd(max);
+    *argmax =
+        static_cast<size_t>(__builtin_ctz(_mm512_mask_cmp_pd_mask(lanes, v, top, _CMP_EQ_OQ)));
+    const __m512d e = _mm512_maskz_mov_pd(lanes, Exp8(_mm512_sub_pd(v, top)));
     _mm512_mask_storeu_pd(out, lanes, _mm512_div_pd(e, _mm512_set1_pd(SumLanes(e))));
     return true;
   }
@@ -195,7 +206,8 @@ __attribute__((target("avx512f"))) bool SoftmaxAvx512(const double* x, size_t n,
     top = _mm512_mask_max_pd(top, lanes, top, v);
   }
   const double max = _mm512_reduce_max_pd(top);
-  if (!std::isfinite(max)) return false;
+  if (!(std::fabs(max) < bound)) return false;
+  *argmax = FirstAt(x, max);  // before out (which may be x) is written
   const __m512d s = _mm512_set1_pd(max);
   __m512d sum = _mm512_setzero_pd();
   for (size_t i = 0; i < n; i += 8) {
@@ -282,7 +294,8 @@ __attribute__((target("avx2"))) void DivideAllAvx2(double* values, size_t n, dou
 // SoftmaxAvx512 on 4-lane vectors: the eight partial sums of SumOfPartials are two vectors (i mod
 // 8 in 0..3 and in 4..7; lanes past n add +0), reduced in its order: (low + high) pairs a_j with
 // a_(j+4), then its halves pair (a0 + a4) with (a2 + a6) and (a1 + a5) with (a3 + a7).
-__attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, double* out) {
+__attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, double bound,
+                                                 double* out, size_t* argmax) {
   const __m256d minus_inf = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
   __m256d top = minus_inf;
   __m256d unordered = _mm256_setzero_pd();
@@ -296,7 +309,8 @@ __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, doub
   if (_mm256_movemask_pd(unordered) != 0) return false;
   const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(top), _mm256_extractf128_pd(top, 1));
   const double max = _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
-  if (!std::isfinite(max)) return false;
+  if (!(std::fabs(max) < bound)) return false;
+  *argmax = FirstAt(x, max);  // before out (which may be x) is written
   const __m256d s = _mm256_set1_pd(max);
   __m256d even = _mm256_setzero_pd(), odd = _mm256_setzero_pd();  // i mod 8 in 0..3, in 4..7
   for (size_t i = 0; i < n; i += 8) {
@@ -345,21 +359,23 @@ void ExpShifted(const double* x, double shift, size_t n, double* out) {
   ExpShiftedWith(random::BestSimdLevel(), x, shift, n, out);
 }
 
-bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out) {
-  if (n == 0) return true;
+bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double bound, double* out,
+                 size_t* argmax) {
+  if (n == 0) return false;
 #if defined(__x86_64__)
-  if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, n, out);
-  if (level == random::SimdLevel::kAvx2) return SoftmaxAvx2(x, n, out);
+  if (level == random::SimdLevel::kAvx512) return SoftmaxAvx512(x, n, bound, out, argmax);
+  if (level == random::SimdLevel::kAvx2) return SoftmaxAvx2(x, n, bound, out, argmax);
 #endif
   double max;
-  if (!FiniteMax(x, n, &max)) return false;
+  if (!BoundedMax(x, n, bound, &max)) return false;
   (void)level;
+  *argmax = FirstAt(x, max);
   SoftmaxBaseline(x, max, n, out);
   return true;
 }
 
-bool Softmax(const double* x, size_t n, double* out) {
-  return SoftmaxWith(random::BestSimdLevel(), x, n, out);
+bool Softmax(const double* x, size_t n, double bound, double* out, size_t* argmax) {
+  return SoftmaxWith(random::BestSimdLevel(), x, n, bound, out, argmax);
 }
 
 }  // namespace maas::discriminative

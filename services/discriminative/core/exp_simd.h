@@ -24,13 +24,15 @@ void ExpShifted(const double* x, double shift, size_t n, double* out);
 // The same on a given level. REQUIRES: the CPU supports `level` (random::SupportedSimdLevels).
 void ExpShiftedWith(random::SimdLevel level, const double* x, double shift, size_t n, double* out);
 
-// Softmax with its maximum subtracted, predict_proba from a text's joint log-likelihoods: if no
-// x[i] is NaN and M = max x is finite, out[i] = e_i / S with e_i = exp(x[i] - M) as ExpShifted
-// and S their sum in a fixed order (eight partial sums a_j of the e_i with i = j mod 8, then
-// ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): a vector's order, the same on every level),
-// and true; otherwise false, out untouched. out may be x.
-bool Softmax(const double* x, size_t n, double* out);
-bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double* out);
+// Softmax with its maximum subtracted, predict_proba from a text's joint log-likelihoods: if n >=
+// 1, no x[i] is NaN and M = max x has |M| < bound (so finite), out[i] = e_i / S with e_i =
+// exp(x[i] - M) as ExpShifted and S their sum in a fixed order (eight partial sums a_j of the e_i
+// with i = j mod 8, then ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): a vector's order, the
+// same on every level), *argmax the first i with x[i] == M (numpy's argmax of x), and true;
+// otherwise false, out and *argmax untouched. out may be x.
+bool Softmax(const double* x, size_t n, double bound, double* out, size_t* argmax);
+bool SoftmaxWith(random::SimdLevel level, const double* x, size_t n, double bound, double* out,
+                 size_t* argmax);
 
 // values[i] = values[i] / divisor for i < n, 8 (AVX-512) or 4 (AVX2) at a time (a row's tf-idf or
 // hashing norm: IEEE division rounds each quotient alike on every level, so the same bits).

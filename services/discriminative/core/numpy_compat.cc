@@ -73,15 +73,15 @@ std::vector<double> LogProbabilitiesFromJointLogLikelihood(const std::vector<dou
   return out;
 }
 
-void ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
-  if (k == 0) return;
-  double max = jll[0];
-  for (size_t c = 1; c < k; ++c) max = jll[c] > max ? jll[c] : max;
-  // exp(0) == 1 for the maxima. (A NaN max fails the bound; Softmax refuses any NaN.)
-  if (std::fabs(max) < kSoftmaxBound && Softmax(jll, k, out)) return;
+size_t ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out) {
+  if (k == 0) return 0;
+  size_t argmax;
+  // exp(0) == 1 for the maxima.
+  if (Softmax(jll, k, kSoftmaxBound, out, &argmax)) return argmax;
   // A long text's |jll| (see the header), NaN, all -inf or +inf.
   LogProbabilitiesFromJointLogLikelihood(jll, k, out);
   for (size_t c = 0; c < k; ++c) out[c] = std::exp(out[c]);
+  return NumpyArgmax(jll, k);
 }
 
 }  // namespace maas::discriminative

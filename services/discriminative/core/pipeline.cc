@@ -418,8 +418,8 @@ absl::Status Pipeline::ClassifyCompact(TextList texts, const exec::StopToken& st
                               MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
                               classifier_->JointLogLikelihood(row, jll.data());
                               double* out = probabilities + i * k;
-                              ProbabilitiesFromJointLogLikelihood(jll.data(), k, out);
-                              predicted[i] = static_cast<uint32_t>(NumpyArgmax(jll.data(), k));
+                              predicted[i] = static_cast<uint32_t>(
+                                  ProbabilitiesFromJointLogLikelihood(jll.data(), k, out));
                             }
                             return absl::OkStatus();
                           });

@@ -9,9 +9,12 @@
 #include <vector>
 
 #include "common/random/simd_level.h"
+#include "services/discriminative/core/numpy_compat.h"
 
 namespace maas::discriminative {
 namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
 
 std::vector<double> Inputs() {
   const double inf = std::numeric_limits<double>::infinity();
@@ -110,11 +113,15 @@ TEST_CASE(
       for (const random::SimdLevel level : random::SupportedSimdLevels()) {
         INFO("level " << random::SimdLevelName(level) << ", n " << n);
         std::vector<double> got(n);
-        REQUIRE(SoftmaxWith(level, x.data(), n, got.data()));
+        size_t argmax = n;
+        REQUIRE(SoftmaxWith(level, x.data(), n, kInf, got.data(), &argmax));
         REQUIRE(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0);
+        CHECK(argmax == NumpyArgmax(x.data(), n));
         got = x;  // in place
-        REQUIRE(SoftmaxWith(level, got.data(), n, got.data()));
+        argmax = n;
+        REQUIRE(SoftmaxWith(level, got.data(), n, kInf, got.data(), &argmax));
         REQUIRE(std::memcmp(got.data(), want.data(), n * sizeof(double)) == 0);
+        CHECK(argmax == NumpyArgmax(x.data(), n));
       }
     }
   }
@@ -136,16 +143,58 @@ TEST_CASE("Softmax declines NaN, +inf and all -inf, leaving out untouched; -inf 
     INFO("level " << random::SimdLevelName(level));
     for (const std::vector<double>& x : declined) {
       std::vector<double> out(x.size(), 42.0);
-      REQUIRE_FALSE(SoftmaxWith(level, x.data(), x.size(), out.data()));
+      size_t argmax = 99;
+      REQUIRE_FALSE(SoftmaxWith(level, x.data(), x.size(), kInf, out.data(), &argmax));
       for (const double v : out) REQUIRE(v == 42.0);
+      REQUIRE(argmax == 99);
     }
     for (const size_t n : {3, 12}) {
       std::vector<double> x(n, -5.0), out(n);
       x[1] = -inf;
       x[n - 1] = -4.0;
-      REQUIRE(SoftmaxWith(level, x.data(), n, out.data()));
+      size_t argmax = 99;
+      REQUIRE(SoftmaxWith(level, x.data(), n, kInf, out.data(), &argmax));
       REQUIRE(out[1] == 0.0);
       REQUIRE(out[n - 1] > out[0]);
+      REQUIRE(argmax == n - 1);
+    }
+    // The bound: |max| must lie below it (a maximum of -bound or +bound declines).
+    for (const double max : {-2048.0, 2048.0, -3000.0}) {
+      for (const size_t n : {3, 12}) {
+        std::vector<double> x(n, max - 1.0), out(n, 42.0);
+        x[n / 2] = max;
+        size_t argmax = 99;
+        REQUIRE_FALSE(SoftmaxWith(level, x.data(), n, 2048.0, out.data(), &argmax));
+        REQUIRE(out[0] == 42.0);
+        x[n / 2] = std::nextafter(2048.0, 0.0) * (max < 0 ? -1.0 : 1.0);
+        for (size_t i = 0; i < n; ++i) x[i] = i == n / 2 ? x[i] : x[n / 2] - 1.0;
+        REQUIRE(SoftmaxWith(level, x.data(), n, 2048.0, out.data(), &argmax));
+        REQUIRE(argmax == n / 2);
+      }
+    }
+  }
+}
+
+TEST_CASE("Softmax's argmax is numpy's: the first of tied maxima, -0.0 equal to +0.0, any length") {
+  std::mt19937_64 rng(37);
+  for (size_t n = 1; n <= 40; ++n) {
+    for (int trial = 0; trial < 60; ++trial) {
+      // Few distinct values, so that the maximum is often tied; zeros of both signs.
+      std::vector<double> x(n);
+      for (double& v : x) {
+        const int pick = static_cast<int>(rng() % 4);
+        v = pick == 0 ? -0.0 : pick == 1 ? 0.0 : -static_cast<double>(rng() % 3 + 1);
+      }
+      if (trial % 3 == 0) {
+        for (double& v : x) v = v - 7.0;  // all negative: ties of -7
+      }
+      for (const random::SimdLevel level : random::SupportedSimdLevels()) {
+        INFO("level " << random::SimdLevelName(level) << ", n " << n << ", trial " << trial);
+        std::vector<double> out(n);
+        size_t argmax = n;
+        REQUIRE(SoftmaxWith(level, x.data(), n, kInf, out.data(), &argmax));
+        CHECK(argmax == NumpyArgmax(x.data(), n));
+      }
     }
   }
 }
