@@ -107,12 +107,12 @@ __attribute__((always_inline)) inline const double* EntryWeights(const uint32_t*
   return f < num_features ? weights + static_cast<size_t>(f) * K : nullptr;
 }
 
-// sum_e values[e] * weights[indices[e]][0..K) for a fixed class count K, the sums in registers
-// (the generic loop keeps them in memory: jll may alias the table as far as the compiler knows).
-// Same operations in the same order as the generic loop, so the same bits.
+// sum_e values[e] * weights[indices[e]][0..K) + bias[0..K) for a fixed class count K, the sums in
+// registers (the generic loop keeps them in memory: jll may alias the table as far as the compiler
+// knows). Same operations in the same order as the generic loop, so the same bits.
 template <size_t K>
 void AccumulatePlain(const SparseVector& row, const double* weights, size_t num_features,
-                     double* jll) {
+                     const double* bias, double* jll) {
   double sum[K] = {};
   const size_t n = row.indices.size();
   const uint32_t* indices = row.indices.data();
@@ -123,21 +123,23 @@ void AccumulatePlain(const SparseVector& row, const double* weights, size_t num_
     const double v = values[e];
     for (size_t c = 0; c < K; ++c) sum[c] += v * w[c];
   }
-  for (size_t c = 0; c < K; ++c) jll[c] = sum[c];
+  for (size_t c = 0; c < K; ++c) jll[c] = sum[c] + bias[c];
 }
 
-using AccumulateFn = void (*)(const SparseVector&, const double*, size_t, double*);
+using AccumulateFn = void (*)(const SparseVector&, const double*, size_t, const double*, double*);
 
 #if defined(__x86_64__)
 // AccumulatePlain on the AVX-512 level: a row of K <= 16 weights as one or two vectors (the last
 // masked), one multiply and one add per vector and entry: the same IEEE operations on each class
 // in the same order (no fused multiply-add: the library builds with -ffp-contract=off), so the same
 // bits, in a fraction of the instructions, which leaves the out-of-order core room to overlap the
-// row's chain of additions with the next text's work.
+// row's chain of additions with the next text's work. The bias is added in the vectors too: jll
+// is stored as whole vectors, which the softmax then loads whole (scalar stores of the sums
+// would not forward to its vector load).
 template <size_t K>
 __attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row,
                                                          const double* weights, size_t num_features,
-                                                         double* jll) {
+                                                         const double* bias, double* jll) {
   constexpr size_t kVectors = (K + 7) / 8;
   constexpr unsigned kLast = K % 8 == 0 ? 0xFFu : (1u << (K % 8)) - 1;
   __m512d sum[kVectors];
@@ -155,15 +157,17 @@ __attribute__((target("avx512f"))) void AccumulateAvx512(const SparseVector& row
     }
   }
   for (size_t v = 0; v < kVectors; ++v) {
-    _mm512_mask_storeu_pd(jll + 8 * v, static_cast<__mmask8>(v + 1 < kVectors ? 0xFFu : kLast),
-                          sum[v]);
+    const __mmask8 lanes = static_cast<__mmask8>(v + 1 < kVectors ? 0xFFu : kLast);
+    _mm512_mask_storeu_pd(jll + 8 * v, lanes,
+                          _mm512_add_pd(sum[v], _mm512_maskz_loadu_pd(lanes, bias + 8 * v)));
   }
 }
 
 // AccumulateAvx512 on the AVX2 level: 4 lanes per vector, the last one's weights loaded masked.
 template <size_t K>
 __attribute__((target("avx2"))) void AccumulateAvx2(const SparseVector& row, const double* weights,
-                                                    size_t num_features, double* jll) {
+                                                    size_t num_features, const double* bias,
+                                                    double* jll) {
   constexpr size_t kVectors = (K + 3) / 4;
   constexpr size_t kLastLanes = K % 4 == 0 ? 4 : K % 4;
   const __m256i last =
@@ -185,10 +189,10 @@ __attribute__((target("avx2"))) void AccumulateAvx2(const SparseVector& row, con
   }
   for (size_t v = 0; v < kVectors; ++v) {
     if (v + 1 < kVectors || K % 4 == 0) {
-      _mm256_storeu_pd(jll + 4 * v, sum[v]);
+      _mm256_storeu_pd(jll + 4 * v, _mm256_add_pd(sum[v], _mm256_loadu_pd(bias + 4 * v)));
     } else {  // through a buffer: a masked store is slow on some CPUs (Zen 3)
       alignas(32) double part[4];
-      _mm256_store_pd(part, sum[v]);
+      _mm256_store_pd(part, _mm256_add_pd(sum[v], _mm256_maskload_pd(bias + 4 * v, last)));
       std::memcpy(jll + 4 * v, part, (K % 4) * sizeof(double));
     }
   }
@@ -237,8 +241,7 @@ void DiscreteNb::JointLogLikelihoodWith(random::SimdLevel level, const SparseVec
     (void)level;
     const AccumulateFn accumulate = kAccumulate[k];
 #endif
-    accumulate(row, weights_t_.data(), num_features_, jll);
-    for (size_t c = 0; c < k; ++c) jll[c] += bias_[c];
+    accumulate(row, weights_t_.data(), num_features_, bias_.data(), jll);
     return;
   }
   for (size_t c = 0; c < k; ++c) jll[c] = 0.0;
