@@ -1004,13 +1004,16 @@ const std::vector<uint64_t>& WordBmp() {
 
 // For each code point c of 2 UTF-8 bytes (0x80 to 0x7FF), LowerCodePoint's work in one entry:
 // bits 0-15 the two UTF-8 bytes of its lowercase (the first in bits 0-7), bit kLower2Word set when
-// that lowercase is \w, bit kLower2General when it has no lowercase of 2 bytes in place (U+0130,
-// U+03A3). Indexed by c (the first 128 entries unused); 8 KB, computed once, then read-only.
+// that lowercase is \w, bit kLower2General when it has no lowercase of 2 bytes in place (U+0130),
+// or none without its context (U+03A3, with bit kLower2Sigma: CapitalSigmaEntry). Indexed by c
+// (the first 128 entries unused); 8 KB, computed once, then read-only.
 constexpr uint32_t kLower2Word = uint32_t{1} << 16, kLower2General = uint32_t{1} << 17;
+constexpr uint32_t kLower2Sigma = uint32_t{1} << 18;
 const std::vector<uint32_t>& Lower2Byte() {
   static const std::vector<uint32_t>* const table = [] {
     const std::vector<char16_t>& simple = SimpleLowerBmp();
     auto* t = new std::vector<uint32_t>(0x800, kLower2General);
+    (*t)[0x3A3] = kLower2General | kLower2Sigma;
     for (char16_t c = 0x80; c < 0x800; ++c) {
       const char16_t lower = simple[c];
       if (lower == 0 || Utf8Length(lower) != 2) continue;
@@ -1023,6 +1026,38 @@ const std::vector<uint32_t>& Lower2Byte() {
     return t;
   }();
   return *table;
+}
+
+// Whether code point c (negative: an ill-formed sequence) has the Unicode property.
+bool HasProperty(UChar32 c, UProperty property) {
+  return c >= 0 && u_hasBinaryProperty(c, property);
+}
+
+// The Lower2Byte entry of the U+03A3 (capital sigma) at text[i], whose lowercase depends on its
+// context as Python's str.lower (and ICU's full mapping) decides it: final sigma (U+03C2) when a
+// cased code point precedes it and none follows, each across any case-ignorable ones; otherwise
+// U+03C3. Both are \w and take 2 bytes, as the capital. An ill-formed sequence ends a scan (the
+// caller refuses such text anyway).
+uint32_t CapitalSigmaEntry(std::string_view text, size_t i) {
+  const auto* s = reinterpret_cast<const uint8_t*>(text.data());
+  const auto n = static_cast<int32_t>(text.size());
+  bool final_sigma = false;
+  for (auto j = static_cast<int32_t>(i); j > 0;) {
+    UChar32 c;
+    U8_PREV(s, 0, j, c);
+    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
+    final_sigma = HasProperty(c, UCHAR_CASED);
+    break;
+  }
+  for (auto j = static_cast<int32_t>(i) + 2; final_sigma && j < n;) {
+    UChar32 c;
+    U8_NEXT(s, j, n, c);
+    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
+    final_sigma = !HasProperty(c, UCHAR_CASED);
+    break;
+  }
+  // U+03C2 and U+03C3 in UTF-8: CF 82 and CF 83.
+  return 0xCFu | (final_sigma ? 0x82u : 0x83u) << 8 | kLower2Word;
 }
 
 // WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc), without the runs of a
@@ -1205,8 +1240,11 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
       const auto b0 = static_cast<unsigned char>(text[i]);
       if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
           (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
-        const uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (text[i + 1] & 0x3Fu)];
-        if ((entry & kLower2General) != 0) return LowerRunsResult::kGeneral;
+        uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (text[i + 1] & 0x3Fu)];
+        if ((entry & kLower2General) != 0) {
+          if ((entry & kLower2Sigma) == 0) return LowerRunsResult::kGeneral;
+          entry = CapitalSigmaEntry(text, i);
+        }
         d[i] = static_cast<char>(entry & 0xFF);
         d[i + 1] = static_cast<char>(entry >> 8 & 0xFF);
         const uint64_t bits = (entry & kLower2Word) != 0 ? 3 : 0;

@@ -411,14 +411,18 @@ TEST_CASE(
     "LowerWordRunsWith: every path lowercases and splits as PythonLower and DefaultTokenize") {
   // The texts of RandomTexts with code points >= 0x80 put in between their bytes: ones the table
   // lowercases in place (É, Ω, Д, ǅ, beyond the BMP Deseret 𐐀 and Adlam 𞤀, and caseless
-  // ones: 中, ½, a combining acute, U+3000, an emoji, ...) and, in some texts, ones it leaves to
-  // the separate steps (Σ, İ, the Kelvin sign); some texts then made ill-formed (a byte replaced by
-  // 0xFF, or a sequence cut short).
+  // ones: 中, ½, a combining acute, U+3000, an emoji, ...), Σ (whose lowercase, σ or final ς,
+  // depends on the cased and case-ignorable code points around it: letters, the acute, ’ and '
+  // around it, or text's ends) and, in some texts, ones it leaves to the separate steps (İ, the
+  // Kelvin sign); some texts then made ill-formed (a byte replaced by 0xFF, or a sequence cut
+  // short).
   const std::string_view in_place[] = {
       "\xc3\x89",     "\xc3\xa9",     "\xce\xa9",         "\xd0\x94",         "\xc7\x85",
       "\xe4\xb8\xad", "\xc2\xbd",     "\xcc\x81",         "\xe3\x80\x80",     "\xc2\xa0",
-      "\xe2\x80\xa6", "\xe2\x80\x99", "\xf0\x90\x90\x80", "\xf0\x9f\x98\x80", "\xf0\x9e\xa4\x80"};
-  const std::string_view general[] = {"\xce\xa3", "\xc4\xb0", "\xe2\x84\xaa"};
+      "\xe2\x80\xa6", "\xe2\x80\x99", "\xf0\x90\x90\x80", "\xf0\x9f\x98\x80", "\xf0\x9e\xa4\x80",
+      "\xce\xa3",     "\xce\xa3",     "\xce\x91\xce\xa3", "\xce\xa3'",        "\xce\xa3\xcc\x81",
+      "'\xce\xa3",    "\xce\xa3 "};
+  const std::string_view general[] = {"\xc4\xb0", "\xe2\x84\xaa"};
   std::mt19937_64 rng(16);
   std::vector<std::string> texts = RandomTexts(rng, 500);
   for (std::string& text : texts) {
