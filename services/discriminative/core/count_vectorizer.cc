@@ -951,6 +951,28 @@ MAAS_COUNT_AVX512_WARNINGS_OFF
 // The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
 constexpr size_t kRankMaxIds = 128;
 
+// OrderedRowIntoAvx512's placing of the row's n ids by their 16-bit offsets from `lo`, held in
+// `halves` vectors w (kHalves of them when not 0): id i goes to the place of the number of offsets
+// below its own, with its count (or 1.0), which is cleared in dense.
+template <size_t kHalves>
+MAAS_COUNT_AVX512 inline void PlaceByOffsetRanks(const uint32_t* row, size_t n, uint32_t lo,
+                                                 const __m512i* w, size_t halves, bool binary,
+                                                 double* dense, uint32_t* out_index,
+                                                 double* out_value) {
+  const size_t count = kHalves != 0 ? kHalves : halves;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = row[i];
+    const __m512i b = _mm512_set1_epi16(static_cast<short>(id - lo));
+    size_t rank = 0;
+    for (size_t j = 0; j < count; ++j) {
+      rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu16_mask(w[j], b)));
+    }
+    out_index[rank] = id;
+    out_value[rank] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  }
+}
+
 // OrderedRowIntoBaseline on the AVX-512 path for rows of up to kRankMaxIds ids: the ids are
 // distinct, so each one's place in ascending order is the number of ids below it, counted by
 // compares against the row held in up to 8 vectors (up to 4 of 16-bit offsets when the row spans
@@ -993,16 +1015,13 @@ MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
     for (size_t j = 0; j < halves; ++j) {
       w[j] = _mm512_inserti64x4(_mm512_castsi256_si512(offsets[2 * j]), offsets[2 * j + 1], 1);
     }
-    for (size_t i = 0; i < n; ++i) {
-      const uint32_t id = row[i];
-      const __m512i b = _mm512_set1_epi16(static_cast<short>(id - lo));
-      size_t rank = 0;
-      for (size_t j = 0; j < halves; ++j) {
-        rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu16_mask(w[j], b)));
-      }
-      out_index[rank] = id;
-      out_value[rank] = binary ? 1.0 : dense[id];
-      dense[id] = 0.0;
+    // The vector count as a constant for the common rows (up to 64 ids): no inner loop.
+    if (halves == 1) {
+      PlaceByOffsetRanks<1>(row, n, lo, w, halves, binary, dense, out_index, out_value);
+    } else if (halves == 2) {
+      PlaceByOffsetRanks<2>(row, n, lo, w, halves, binary, dense, out_index, out_value);
+    } else {
+      PlaceByOffsetRanks<0>(row, n, lo, w, halves, binary, dense, out_index, out_value);
     }
     ids.clear();
     return n;
