@@ -208,8 +208,17 @@ inline TermTable::Key ShortTokenKey(const char* base, size_t size, uint32_t star
 // The second half of a group: probes the slots of its m candidates (keys lo[i], hi[i], home slots
 // homes[i], already requested from memory) and counts the found features. Returns how many of the
 // m were found.
-inline size_t ProbeAndCount(const uint64_t* lo, const uint64_t* hi, const size_t* homes, size_t m,
-                            const TermTable& index, AnalyzerScratch* scratch) {
+struct GroupKeys {
+  alignas(64) uint64_t lo[kGroupRoom];
+  alignas(64) uint64_t hi[kGroupRoom];
+  alignas(64) size_t homes[kGroupRoom];
+};
+
+inline size_t ProbeAndCount(const GroupKeys& group, size_t m, const TermTable& index,
+                            AnalyzerScratch* scratch) {
+  const uint64_t* lo = group.lo;
+  const uint64_t* hi = group.hi;
+  const size_t* homes = group.homes;
   uint32_t found[kGroupRoom];
   double* dense = scratch->dense.data();
   const char* feature_rows = scratch->feature_rows;
@@ -240,8 +249,11 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
                                 size_t* hits) {
   // Plain arrays (TermTable::Key's members have initializers: an array of them would be zeroed on
   // every call).
-  uint64_t lo[kGroup], hi[kGroup], hashes[kGroup];
-  size_t homes[kGroup];
+  GroupKeys group;
+  uint64_t* lo = group.lo;
+  uint64_t* hi = group.hi;
+  size_t* homes = group.homes;
+  uint64_t hashes[kGroup];
   char tail[32];
   const char* base = text.data();
   const size_t size = text.size();
@@ -286,7 +298,7 @@ void CountAsciiUnigramsBaseline(std::string_view text, const AsciiRuns& runs, bo
         index.Prefetch(homes[i]);
       }
     }
-    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+    *hits += ProbeAndCount(group, m, index, scratch);
   }
 }
 
@@ -449,8 +461,10 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
                                                 bool lower, const TermTable& index,
                                                 AnalyzerScratch* scratch, size_t* tokens,
                                                 size_t* hits) {
-  uint64_t lo[kGroupRoom], hi[kGroupRoom];
-  size_t homes[kGroupRoom];
+  GroupKeys group;
+  uint64_t* lo = group.lo;
+  uint64_t* hi = group.hi;
+  size_t* homes = group.homes;
   const char* base = text.data();
   const __m512i one = _mm512_set1_epi64(1);
   const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(index.home_shift()));
@@ -500,7 +514,7 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
     }
-    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+    *hits += ProbeAndCount(group, m, index, scratch);
   }
 }
 
@@ -705,8 +719,10 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
                                             AnalyzerScratch* scratch, size_t* tokens,
                                             size_t* hits) {
   if (runs.count == 0) return;
-  alignas(32) uint64_t lo[kGroupRoom], hi[kGroupRoom];
-  alignas(32) size_t homes[kGroupRoom];
+  GroupKeys group;
+  uint64_t* lo = group.lo;
+  uint64_t* hi = group.hi;
+  size_t* homes = group.homes;
   const char* base = text.data();
   const __m256i one = _mm256_set1_epi64x(1);
   const __m128i home_shift = _mm_cvtsi32_si128(static_cast<int>(index.home_shift()));
@@ -753,7 +769,7 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
         CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
     }
-    *hits += ProbeAndCount(lo, hi, homes, m, index, scratch);
+    *hits += ProbeAndCount(group, m, index, scratch);
   }
 }
 
