@@ -143,20 +143,26 @@ inline void CountFeature(uint32_t index, FeatureIds* ids, double* dense) {
 
 // CountFeature for the m ids of a group (kNotFound ones skipped) without a branch per id: whether
 // an id is new to the text is data (a random 0/1 for mixed text), so it is added to the length
-// rather than branched on. `ids` is grown by m up front and trimmed after.
-inline void CountFeatures(const uint32_t* found, size_t m, FeatureIds* ids, double* dense) {
+// rather than branched on. `ids` is grown by m up front and trimmed after. Returns how many of
+// the m were found (not kNotFound).
+inline size_t CountFeatures(const uint32_t* found, size_t m, FeatureIds* ids, double* dense) {
   size_t n = ids->size();
   ids->resize(n + m);
   uint32_t* out = ids->data();
+  size_t absent = 0;
   for (size_t i = 0; i < m; ++i) {
     const uint32_t id = found[i];
-    if (id == TermTable::kNotFound) continue;  // rare in transform, never in fit
+    if (id == TermTable::kNotFound) {  // rare in transform, never in fit
+      ++absent;
+      continue;
+    }
     double& count = dense[id];
     out[n] = id;
     n += count == 0.0 ? 1 : 0;
     count += 1.0;
   }
   ids->resize(n);
+  return m - absent;
 }
 
 // The capacity of a group of lookups (CountAsciiUnigrams): a group takes up to kGroup candidate
@@ -223,18 +229,15 @@ inline size_t ProbeAndCount(const GroupKeys& group, size_t m, const TermTable& i
   double* dense = scratch->dense.data();
   const char* feature_rows = scratch->feature_rows;
   const size_t stride = scratch->feature_row_stride;
-  size_t hits = 0;
   if (!index.has_slots()) return 0;
   for (size_t i = 0; i < m; ++i) {
     found[i] = index.FindShortFrom(lo[i], hi[i], homes[i]);
     if (found[i] != TermTable::kNotFound) {
-      ++hits;
       __builtin_prefetch(dense + found[i]);
       if (feature_rows != nullptr) __builtin_prefetch(feature_rows + found[i] * stride);
     }
   }
-  CountFeatures(found, m, &scratch->ids, dense);
-  return hits;
+  return CountFeatures(found, m, &scratch->ids, dense);
 }
 
 // CountAsciiUnigramsWith on the baseline path. The keys are built from the raw text (lowercased
