@@ -970,21 +970,29 @@ MAAS_COUNT_AVX512_WARNINGS_OFF
 // The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
 constexpr size_t kRankMaxIds = 128;
 
-// OrderedRowIntoAvx512's placing of the row's n ids by their 16-bit offsets from `lo`, held in
-// `halves` vectors w (kHalves of them when not 0): id i goes to the place of the number of offsets
-// below its own, with its count (or 1.0), which is cleared in dense.
-template <size_t kHalves>
+// OrderedRowIntoAvx512's placing of the row's n ids by their offsets from `lo` in lanes of kBits
+// (16 or 32), held in `vectors` vectors w (kVectors of them when not 0): id i goes to the place of
+// the number of offsets below its own, with its count (or 1.0), which is cleared in dense.
+template <int kBits, size_t kVectors>
 MAAS_COUNT_AVX512 inline void PlaceByOffsetRanks(const uint32_t* row, size_t n, uint32_t lo,
-                                                 const __m512i* w, size_t halves, bool binary,
+                                                 const __m512i* w, size_t vectors, bool binary,
                                                  double* dense, uint32_t* out_index,
                                                  double* out_value) {
-  const size_t count = kHalves != 0 ? kHalves : halves;
+  static_assert(kBits == 16 || kBits == 32);
+  const size_t count = kVectors != 0 ? kVectors : vectors;
   for (size_t i = 0; i < n; ++i) {
     const uint32_t id = row[i];
-    const __m512i b = _mm512_set1_epi16(static_cast<short>(id - lo));
     size_t rank = 0;
-    for (size_t j = 0; j < count; ++j) {
-      rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu16_mask(w[j], b)));
+    if constexpr (kBits == 16) {
+      const __m512i b = _mm512_set1_epi16(static_cast<short>(id - lo));
+      for (size_t j = 0; j < count; ++j) {
+        rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu16_mask(w[j], b)));
+      }
+    } else {
+      const __m512i b = _mm512_set1_epi32(static_cast<int>(id - lo));
+      for (size_t j = 0; j < count; ++j) {
+        rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(w[j], b)));
+      }
     }
     out_index[rank] = id;
     out_value[rank] = binary ? 1.0 : dense[id];
@@ -1036,26 +1044,16 @@ MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
     }
     // The vector count as a constant for the common rows (up to 64 ids): no inner loop.
     if (halves == 1) {
-      PlaceByOffsetRanks<1>(row, n, lo, w, halves, binary, dense, out_index, out_value);
+      PlaceByOffsetRanks<16, 1>(row, n, lo, w, halves, binary, dense, out_index, out_value);
     } else if (halves == 2) {
-      PlaceByOffsetRanks<2>(row, n, lo, w, halves, binary, dense, out_index, out_value);
+      PlaceByOffsetRanks<16, 2>(row, n, lo, w, halves, binary, dense, out_index, out_value);
     } else {
-      PlaceByOffsetRanks<0>(row, n, lo, w, halves, binary, dense, out_index, out_value);
+      PlaceByOffsetRanks<16, 0>(row, n, lo, w, halves, binary, dense, out_index, out_value);
     }
     ids.clear();
     return n;
   }
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t id = row[i];
-    const __m512i b = _mm512_set1_epi32(static_cast<int>(id));
-    size_t rank = 0;
-    for (size_t j = 0; j < vectors; ++j) {
-      rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(v[j], b)));
-    }
-    out_index[rank] = id;
-    out_value[rank] = binary ? 1.0 : dense[id];
-    dense[id] = 0.0;
-  }
+  PlaceByOffsetRanks<32, 0>(row, n, 0, v, vectors, binary, dense, out_index, out_value);
   ids.clear();
   return n;
 }
