@@ -121,7 +121,9 @@ class TermTable {
     const Slot* slots = slots_.data();
     for (size_t i = home;; i = (i + 1) & mask_) {
       const Slot& slot = slots[i];
-      if (((slot.lo ^ lo) | (slot.hi ^ hi)) == 0) return slot.id;
+      // Two compares of a word in memory, each fused with its branch (an xor of both words
+      // would take copies of the key, which the next slot needs again).
+      if (slot.lo == lo && slot.hi == hi) return slot.id;
       if ((slot.lo | slot.hi) == 0) return kNotFound;
     }
   }
