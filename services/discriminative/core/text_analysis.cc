@@ -1126,8 +1126,12 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
   scratch->preprocessed.resize(n);
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
-  masks.assign(n / 64 + 1, 0);
-  high.assign(n / 64 + 1, 0);
+  // The steps below write every word but the last when n is a multiple of 64: no zero-filling
+  // pass (a memset call per vector) before them.
+  masks.resize(n / 64 + 1);
+  high.resize(n / 64 + 1);
+  masks.back() = 0;
+  high.back() = 0;
   const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
   const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
   const __m512i a_char = _mm512_set1_epi8('a'), case_bit = _mm512_set1_epi8(0x20);
