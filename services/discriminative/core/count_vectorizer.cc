@@ -211,15 +211,17 @@ inline TermTable::Key ShortTokenKey(const char* base, size_t size, uint32_t star
   return TermTable::PaddedKeyOf(p, length, lower);
 }
 
-// The second half of a group: probes the slots of its m candidates (keys lo[i], hi[i], home slots
-// homes[i], already requested from memory) and counts the found features. Returns how many of the
-// m were found.
+// A group's candidate terms: keys lo[i], hi[i] and home slots homes[i]. One struct, so that the
+// probe loop addresses all three from one register (as three pointers GCC spilled them and
+// reloaded each from the stack for every token).
 struct GroupKeys {
   alignas(64) uint64_t lo[kGroupRoom];
   alignas(64) uint64_t hi[kGroupRoom];
   alignas(64) size_t homes[kGroupRoom];
 };
 
+// The second half of a group: probes the slots of its m candidates (their home slots already
+// requested from memory) and counts the found features. Returns how many of the m were found.
 inline size_t ProbeAndCount(const GroupKeys& group, size_t m, const TermTable& index,
                             AnalyzerScratch* scratch) {
   const uint64_t* lo = group.lo;

@@ -34,9 +34,8 @@ void LogProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double*
 // nothing, so this form is the closer one to the exact value, but past |M| ~ 9000 (long texts)
 // the two would be more than 1e-12 apart. So from kSoftmaxBound on, and otherwise (NaN, all
 // -inf, +inf), exactly exp(LogProbabilitiesFromJointLogLikelihood) with libm's exp: scikit-learn's
-// bits.
-// Returns NumpyArgmax(jll, k) (0 for k == 0), the predicted class, which the fast form finds
-// with the maximum it subtracts. out may not alias jll.
+// bits. Returns NumpyArgmax(jll, k) (0 for k == 0), the predicted class, which the fast form
+// finds with the maximum it subtracts. out may not alias jll.
 inline constexpr double kSoftmaxBound = 2048.0;
 size_t ProbabilitiesFromJointLogLikelihood(const double* jll, size_t k, double* out);
 

@@ -1116,6 +1116,16 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
 
 namespace {
 
+// The mask vectors of LowerWordRunsWith's first pass for an n-byte text, n / 64 + 1 words each.
+// The pass writes every word but the last when n is a multiple of 64, so only that one is zeroed
+// (no zero-filling pass, a memset call per vector, before it).
+inline void SizeLowerPassMasks(size_t n, AnalyzerScratch* scratch) {
+  scratch->masks.resize(n / 64 + 1);
+  scratch->high_masks.resize(n / 64 + 1);
+  scratch->masks.back() = 0;
+  scratch->high_masks.back() = 0;
+}
+
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
 // LowerWordRunsWith's first pass on the AVX-512 path, 64 bytes per step: scratch->preprocessed =
@@ -1126,12 +1136,7 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
   scratch->preprocessed.resize(n);
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
-  // The steps below write every word but the last when n is a multiple of 64: no zero-filling
-  // pass (a memset call per vector) before them.
-  masks.resize(n / 64 + 1);
-  high.resize(n / 64 + 1);
-  masks.back() = 0;
-  high.back() = 0;
+  SizeLowerPassMasks(n, scratch);
   const __m512i upper_a = _mm512_set1_epi8('A'), letters = _mm512_set1_epi8(25);
   const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
   const __m512i a_char = _mm512_set1_epi8('a'), case_bit = _mm512_set1_epi8(0x20);
@@ -1178,8 +1183,7 @@ __attribute__((target("avx2,bmi,popcnt"))) void LowerPassAvx2(std::string_view t
   scratch->preprocessed.resize(n);
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
-  masks.assign(n / 64 + 1, 0);
-  high.assign(n / 64 + 1, 0);
+  SizeLowerPassMasks(n, scratch);
   const char* in = text.data();
   char* d = scratch->preprocessed.data();
   size_t i = 0;
