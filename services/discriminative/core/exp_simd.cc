@@ -297,6 +297,33 @@ __attribute__((target("avx2"))) void DivideAllAvx2(double* values, size_t n, dou
 __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, double bound,
                                                  double* out, size_t* argmax) {
   const __m256d minus_inf = _mm256_set1_pd(-std::numeric_limits<double>::infinity());
+  if (n <= 8) {  // one text of up to 8 classes: two loads, the rest in registers
+    const __m256d lanes_lo = _mm256_castsi256_pd(Lanes4From(0, n));
+    const __m256d lanes_hi = _mm256_castsi256_pd(Lanes4From(4, n));
+    const __m256d v_lo = _mm256_blendv_pd(minus_inf, Load4(x, 0, n), lanes_lo);
+    const __m256d v_hi = n > 4 ? _mm256_blendv_pd(minus_inf, Load4(x, 4, n), lanes_hi) : minus_inf;
+    const __m256d unordered = _mm256_or_pd(_mm256_cmp_pd(v_lo, v_lo, _CMP_UNORD_Q),
+                                           _mm256_cmp_pd(v_hi, v_hi, _CMP_UNORD_Q));
+    if (_mm256_movemask_pd(unordered) != 0) return false;
+    const __m256d both = _mm256_max_pd(v_lo, v_hi);
+    const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(both), _mm256_extractf128_pd(both, 1));
+    const double max = _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
+    if (!(std::fabs(max) < bound)) return false;
+    const __m256d top = _mm256_set1_pd(max);
+    // Lanes past n hold -inf, never the (finite) maximum.
+    *argmax = static_cast<size_t>(__builtin_ctz(
+        static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(v_lo, top, _CMP_EQ_OQ))) |
+        static_cast<unsigned>(_mm256_movemask_pd(_mm256_cmp_pd(v_hi, top, _CMP_EQ_OQ))) << 4));
+    // Lanes past n are +0: they add nothing to the partial sums.
+    const __m256d e_lo = _mm256_and_pd(Exp4(_mm256_sub_pd(v_lo, top)), lanes_lo);
+    const __m256d e_hi = _mm256_and_pd(Exp4(_mm256_sub_pd(v_hi, top)), lanes_hi);
+    const __m256d b = _mm256_add_pd(e_lo, e_hi);
+    const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+    const __m256d sum = _mm256_set1_pd(_mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c))));
+    Store4(out, 0, n, _mm256_div_pd(e_lo, sum));
+    if (n > 4) Store4(out, 4, n, _mm256_div_pd(e_hi, sum));
+    return true;
+  }
   __m256d top = minus_inf;
   __m256d unordered = _mm256_setzero_pd();
   for (size_t i = 0; i < n; i += 4) {
