@@ -925,21 +925,87 @@ size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch*
 }
 
 #if defined(__x86_64__)
-// The most ids OrderedRowIntoAvx2 ranks itself (8 vectors of 8); longer rows take the baseline.
+// The most ids OrderedRowIntoAvx2 ranks in 32-bit lanes (8 vectors of 8), and in 16-bit offsets
+// (4 pairs of vectors of 16); longer rows take the baseline.
 constexpr size_t kRankMaxIdsAvx2 = 64;
+constexpr size_t kRankMaxOffsetsAvx2 = 128;
 
-// OrderedRowIntoAvx512's rank counting with 8 ids per vector (unsigned order through the
-// sign-flipped signed compare).
+// OrderedRowIntoAvx2's placing of the row's n ids by their offsets from `lo`, held as signed
+// 16-bit lanes (offset ^ 0x8000; lanes past n 0x7FFF, never below an offset) in w: with kPairs 0
+// one vector (n <= 16, each id below counted twice by the byte mask), otherwise kPairs pairs of
+// vectors (`pairs` when kPairs is -1), each pair's compares packed to bytes (the lanes' order
+// does not matter to a count) for one mask.
+template <int kPairs>
+__attribute__((target("avx2,popcnt"))) inline void PlaceByOffsetRanksAvx2(
+    const uint32_t* row, size_t n, uint32_t lo, const __m256i* w, size_t pairs, bool binary,
+    double* dense, uint32_t* out_index, double* out_value) {
+  const size_t count = kPairs > 0 ? static_cast<size_t>(kPairs) : pairs;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t id = row[i];
+    const __m256i b = _mm256_set1_epi16(static_cast<short>((id - lo) ^ 0x8000u));
+    size_t rank = 0;
+    if constexpr (kPairs == 0) {
+      rank = static_cast<size_t>(_mm_popcnt_u32(
+                 static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(b, w[0]))))) /
+             2;
+    } else {
+      for (size_t j = 0; j < count; ++j) {
+        const __m256i below = _mm256_packs_epi16(_mm256_cmpgt_epi16(b, w[2 * j]),
+                                                 _mm256_cmpgt_epi16(b, w[2 * j + 1]));
+        rank +=
+            static_cast<size_t>(_mm_popcnt_u32(static_cast<unsigned>(_mm256_movemask_epi8(below))));
+      }
+    }
+    out_index[rank] = id;
+    out_value[rank] = binary ? 1.0 : dense[id];
+    dense[id] = 0.0;
+  }
+}
+
+// OrderedRowIntoAvx512's rank counting on the AVX2 path: rows of 9 to kRankMaxOffsetsAvx2 ids
+// that span at most 0x10000 ids (nearly all) by their 16-bit offsets from the smallest,
+// PlaceByOffsetRanksAvx2; others of up to kRankMaxIdsAvx2 ids with 8 ids per vector (unsigned
+// order through the sign-flipped signed compare).
 __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_features, bool binary,
                                                                  AnalyzerScratch* scratch,
                                                                  uint32_t* out_index,
                                                                  double* out_value) {
   FeatureIds& ids = scratch->ids;
   const size_t n = ids.size();
+  const uint32_t* row = ids.data();
+  double* dense = scratch->dense.data();
+  if (n > 8 && n <= kRankMaxOffsetsAvx2) {
+    uint32_t lo = row[0], hi = row[0];
+    for (size_t i = 1; i < n; ++i) {
+      lo = std::min(lo, row[i]);
+      hi = std::max(hi, row[i]);
+    }
+    if (hi - lo <= 0xFFFF) {
+      const size_t pairs = (n + 31) / 32;
+      alignas(32) uint16_t offsets[kRankMaxOffsetsAvx2];
+      for (size_t i = 0; i < n; ++i) offsets[i] = static_cast<uint16_t>((row[i] - lo) ^ 0x8000u);
+      for (size_t i = n; i < 32 * pairs; ++i) offsets[i] = 0x7FFF;
+      __m256i w[kRankMaxOffsetsAvx2 / 16];
+      for (size_t j = 0; j < 2 * pairs; ++j) {
+        w[j] = _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets + 16 * j));
+      }
+      // The vector count as a constant for the common rows (up to 64 ids): no inner loop.
+      if (n <= 16) {
+        PlaceByOffsetRanksAvx2<0>(row, n, lo, w, pairs, binary, dense, out_index, out_value);
+      } else if (pairs == 1) {
+        PlaceByOffsetRanksAvx2<1>(row, n, lo, w, pairs, binary, dense, out_index, out_value);
+      } else if (pairs == 2) {
+        PlaceByOffsetRanksAvx2<2>(row, n, lo, w, pairs, binary, dense, out_index, out_value);
+      } else {
+        PlaceByOffsetRanksAvx2<-1>(row, n, lo, w, pairs, binary, dense, out_index, out_value);
+      }
+      ids.clear();
+      return n;
+    }
+  }
   if (n > kRankMaxIdsAvx2) {
     return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
   }
-  const uint32_t* row = ids.data();
   const size_t vectors = (n + 7) / 8;
   uint32_t padded[kRankMaxIdsAvx2];
   for (size_t i = 0; i < 8 * vectors; ++i) {  // lanes past n: never below an id
@@ -949,7 +1015,6 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
   for (size_t j = 0; j < vectors; ++j) {
     v[j] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(padded + 8 * j));
   }
-  double* dense = scratch->dense.data();
   for (size_t i = 0; i < n; ++i) {
     const uint32_t id = row[i];
     const __m256i b = _mm256_set1_epi32(static_cast<int>(id ^ 0x80000000u));
