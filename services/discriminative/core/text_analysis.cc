@@ -780,8 +780,8 @@ __attribute__((target("avx2,bmi,popcnt"))) void SplitTransitionsAvx2(const uint3
 // AsciiWordRunsBaseline on the AVX2 path: the word-byte mask of 64 bytes per step from two 32-byte
 // compares, its transitions (word ^ (word << 1)) flattened straight into positions (no mask
 // array): half the flattening of starts and ends apart, since they alternate; then split. The last
-// partial step byte by byte into the same word; the last step also covers bit n, so every run
-// that starts ends.
+// partial step from the text's last 64 bytes (or a padded copy of a shorter text); the last step
+// also covers bit n, so every run that starts ends.
 __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
                                                                   AnalyzerScratch* scratch,
                                                                   AsciiRuns* runs) {
@@ -798,17 +798,18 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
       word = WordBitsAvx2(data + i, &high) | WordBitsAvx2(data + i + 32, &high) << 32;
       // Refused at the first step with a byte >= 0x80 (no work past it).
       if (_mm256_movemask_epi8(high) != 0) return false;
-    } else {
-      size_t j = i;
-      if (j + 32 <= n) {
-        word = WordBitsAvx2(data + j, &high);
-        j += 32;
+    } else if (n >= 64) {
+      // The last partial step: the 64 bytes that end the text (those before i already checked),
+      // shifted down to bytes i .. n - 1.
+      const size_t left = n - i;
+      if (left != 0) {
+        const char* last = data + n - 64;
+        word = (WordBitsAvx2(last, &high) | WordBitsAvx2(last + 32, &high) << 32) >> (64 - left);
       }
-      for (; j < n; ++j) {
-        const auto c = static_cast<unsigned char>(data[j]);
-        if (c >= 0x80) return false;
-        if (kAsciiWord[c]) word |= uint64_t{1} << (j - i);
-      }
+    } else {  // a text shorter than 64 bytes: from a zero-padded copy (0 is not a word byte)
+      alignas(32) char padded[64] = {};
+      std::memcpy(padded, data, n);
+      word = WordBitsAvx2(padded, &high) | WordBitsAvx2(padded + 32, &high) << 32;
     }
     const uint64_t previous = word << 1 | carry;
     carry = word >> 63;
