@@ -648,11 +648,13 @@ class AsciiKeys4 {
     if (left >= 4) {
       // Each run's 16 bytes by one load (from the tail's copy within 16 bytes of the end), the
       // four interleaved into the two key words: fewer instructions than two gathers.
+      // (Starts ascend: when the last run's 16 bytes lie within the text, all four do.)
+      const bool near_end = runs.starts[k + 3] + size_t{16} > size_;
       const auto bytes = [&](size_t j) {
         const uint32_t start = runs.starts[k + j];
         const char* p = base_ + start;
         return _mm_loadu_si128(
-            reinterpret_cast<const __m128i*>(start + 16 > size_ ? p + to_tail_ : p));
+            reinterpret_cast<const __m128i*>(near_end && start + 16 > size_ ? p + to_tail_ : p));
       };
       const __m256i even = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(0)), bytes(2), 1);
       const __m256i odd = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(1)), bytes(3), 1);
@@ -736,6 +738,9 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
   const __m256i bit_in_word = _mm256_set1_epi64x(63);
   const auto* filter = reinterpret_cast<const long long*>(index.filter_words());
   const AsciiKeys4 keys4(text);
+  // Counted in locals (a store through tokens or hits may alias the table's members, which the
+  // compiler would then reload after each).
+  size_t looked_up = 0, found = 0;
   size_t k = 0;
   while (k < runs.count) {
     size_t m = 0;
@@ -753,7 +758,7 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
       }
       const unsigned good = LaneBits4(step.good), token = LaneBits4(step.token);
       const unsigned kept = LaneBits4(candidate);
-      *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
+      looked_up += static_cast<size_t>(_mm_popcnt_u32(good));
       const __m256i order = CompressOrder4(kept);
       const __m256i kept_homes = Compress4(_mm256_srl_epi64(step.hash, home_shift), order);
       _mm256_storeu_si256(reinterpret_cast<__m256i*>(lo + m), Compress4(step.lo, order));
@@ -774,8 +779,10 @@ MAAS_COUNT_AVX2 void CountAsciiUnigramsAvx2(std::string_view text, const AsciiRu
         CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
     }
-    *hits += ProbeAndCount(group, m, index, scratch);
+    found += ProbeAndCount(group, m, index, scratch);
   }
+  *tokens += looked_up;
+  *hits += found;
 }
 
 // CountAsciiUnigramsAvx2 with or without the filter (CountWithAdaptiveFilter).
