@@ -479,6 +479,7 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
   const uint64_t* filter = index.filter_words();
   if (runs.count == 0) return;
   const AsciiKeys8 keys8(text);
+  size_t looked_up = 0, found = 0;  // in locals, as CountAsciiUnigramsAvx2
   size_t k = 0;
   while (k < runs.count) {
     size_t m = 0;
@@ -494,7 +495,7 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         candidate = _mm512_mask_test_epi64_mask(
             good, _mm512_srlv_epi64(words, _mm512_and_si512(bit, bit_in_word)), one);
       }
-      *tokens += static_cast<size_t>(_mm_popcnt_u32(good));
+      looked_up += static_cast<size_t>(_mm_popcnt_u32(good));
       const __m512i home = _mm512_srl_epi64(hash, home_shift);
       _mm512_storeu_si512(lo + m, _mm512_maskz_compress_epi64(candidate, key_lo));
       _mm512_storeu_si512(hi + m, _mm512_maskz_compress_epi64(candidate, key_hi));
@@ -519,8 +520,10 @@ MAAS_COUNT_AVX512 void CountAsciiUnigramsAvx512(std::string_view text, const Asc
         CountLongToken(base + runs.starts[r], runs.ends[r] - runs.starts[r], lower, index, scratch);
       }
     }
-    *hits += ProbeAndCount(group, m, index, scratch);
+    found += ProbeAndCount(group, m, index, scratch);
   }
+  *tokens += looked_up;
+  *hits += found;
 }
 
 // AsciiTermKeysWith on the AVX-512 path: whole steps of 8 runs (AsciiKeys8) while they fit below
