@@ -629,26 +629,17 @@ class AsciiKeys4 {
     const __m256i ones = _mm256_set1_epi64x(-1), one = _mm256_set1_epi64x(1);
     const __m256i eight = _mm256_set1_epi64x(8);
     const size_t left = runs.count - k;
-    const __m256i valid = _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<int64_t>(left)),
-                                             _mm256_setr_epi64x(0, 1, 2, 3));
-    __m128i starts32, ends32;
-    if (left >= 4) {
-      starts32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.starts + k));
-      ends32 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.ends + k));
-    } else {
-      const __m128i lanes32 =
-          _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(left)), _mm_setr_epi32(0, 1, 2, 3));
-      starts32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes32);
-      ends32 = _mm_maskload_epi32(reinterpret_cast<const int*>(runs.ends + k), lanes32);
-    }
+    const __m256i max_padded = _mm256_set1_epi64x(TermTable::kMaxPaddedKey);
     Step step;
-    step.start = _mm256_cvtepu32_epi64(starts32);
-    const __m256i length = _mm256_sub_epi64(_mm256_cvtepu32_epi64(ends32), step.start);
-    step.token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
-    step.good = _mm256_andnot_si256(
-        _mm256_cmpgt_epi64(length, _mm256_set1_epi64x(TermTable::kMaxPaddedKey)), step.token);
-    __m256i key_lo, key_hi;
+    __m256i length, key_lo, key_hi;
     if (left >= 4) {
+      step.start =
+          _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.starts + k)));
+      length = _mm256_sub_epi64(
+          _mm256_cvtepu32_epi64(_mm_loadu_si128(reinterpret_cast<const __m128i*>(runs.ends + k))),
+          step.start);
+      step.token = _mm256_cmpgt_epi64(length, one);
+      step.good = _mm256_andnot_si256(_mm256_cmpgt_epi64(length, max_padded), step.token);
       // Each run's 16 bytes by one load (from the tail's copy within 16 bytes of the end), the
       // four interleaved into the two key words: fewer instructions than two gathers.
       // (Starts ascend: when the last run's 16 bytes lie within the text, all four do.)
@@ -663,7 +654,18 @@ class AsciiKeys4 {
       const __m256i odd = _mm256_inserti128_si256(_mm256_castsi128_si256(bytes(1)), bytes(3), 1);
       key_lo = _mm256_unpacklo_epi64(even, odd);
       key_hi = _mm256_unpackhi_epi64(even, odd);
-    } else {  // the last, partial step: only the runs that exist gathered
+    } else {  // the last, partial step: only the runs that exist loaded, their keys gathered
+      const __m128i lanes32 =
+          _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(left)), _mm_setr_epi32(0, 1, 2, 3));
+      step.start = _mm256_cvtepu32_epi64(
+          _mm_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes32));
+      length = _mm256_sub_epi64(_mm256_cvtepu32_epi64(_mm_maskload_epi32(
+                                    reinterpret_cast<const int*>(runs.ends + k), lanes32)),
+                                step.start);
+      const __m256i valid = _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<int64_t>(left)),
+                                               _mm256_setr_epi64x(0, 1, 2, 3));
+      step.token = _mm256_and_si256(valid, _mm256_cmpgt_epi64(length, one));
+      step.good = _mm256_andnot_si256(_mm256_cmpgt_epi64(length, max_padded), step.token);
       const __m256i near_end =
           _mm256_cmpgt_epi64(_mm256_add_epi64(step.start, _mm256_set1_epi64x(16)),
                              _mm256_set1_epi64x(static_cast<int64_t>(size_)));
@@ -680,13 +682,14 @@ class AsciiKeys4 {
     const __m256i second =
         _mm256_and_si256(_mm256_cmpgt_epi64(length, eight), _mm256_sub_epi64(length, eight));
     key_hi = _mm256_andnot_si256(_mm256_sllv_epi64(ones, _mm256_slli_epi64(second, 3)), key_hi);
-    if (lower) {  // the text is ASCII: a signed byte compare finds A-Z
-      const __m256i before_a = _mm256_set1_epi8('A' - 1), after_z = _mm256_set1_epi8('Z' + 1);
+    if (lower) {
+      // The text is ASCII: A-Z moved to -128 .. -103 by a wrapping add are the only bytes below
+      // -102 in a signed compare.
+      const __m256i to_bottom = _mm256_set1_epi8(static_cast<char>(0x80 - 'A'));
+      const __m256i above_z = _mm256_set1_epi8(static_cast<char>(-128 + 26));
       const __m256i case_bit = _mm256_set1_epi8(0x20);
-      const __m256i upper_lo =
-          _mm256_and_si256(_mm256_cmpgt_epi8(key_lo, before_a), _mm256_cmpgt_epi8(after_z, key_lo));
-      const __m256i upper_hi =
-          _mm256_and_si256(_mm256_cmpgt_epi8(key_hi, before_a), _mm256_cmpgt_epi8(after_z, key_hi));
+      const __m256i upper_lo = _mm256_cmpgt_epi8(above_z, _mm256_add_epi8(key_lo, to_bottom));
+      const __m256i upper_hi = _mm256_cmpgt_epi8(above_z, _mm256_add_epi8(key_hi, to_bottom));
       key_lo = _mm256_or_si256(key_lo, _mm256_and_si256(upper_lo, case_bit));
       key_hi = _mm256_or_si256(key_hi, _mm256_and_si256(upper_hi, case_bit));
     }
