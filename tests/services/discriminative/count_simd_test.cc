@@ -473,6 +473,39 @@ TEST_CASE(
   CHECK(separate / paths > 60);
 }
 
+TEST_CASE(
+    "LowerWordRunsWith: every code point of 2 bytes, alone in its 64-byte steps, on every path") {
+  // The AVX-512 pass finishes a 64-byte step itself when all its code points >= 0x80 are of 2
+  // bytes, their own lowercase and \w (a table of the 1920 code points); every other step goes to
+  // the per-code-point loop. Each code point here is the only kind in its steps (three times in the
+  // first, once across the first step's end, once in the middle of the second), so a code point
+  // wrongly in that table keeps its upper case or its \w bits, and one wrongly missing is still
+  // lowered by the loop (only slower). Every path must agree with the baseline and, when it
+  // lowers in place, with PythonLower and DefaultTokenize.
+  std::vector<std::string> texts;
+  for (uint32_t c = 0x80; c < 0x800; ++c) {
+    const std::string cp{static_cast<char>(0xC0 | c >> 6), static_cast<char>(0x80 | (c & 0x3F))};
+    texts.push_back("x" + cp + "y " + cp + cp + " z" + cp + std::string(50, 'q') + cp + "ab " +
+                    std::string(30, 'w') + cp + "z");
+  }
+  AnalyzerScratch scratch, baseline;
+  size_t done = 0;
+  ForEveryPathAndText(
+      texts, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        AsciiRuns runs, baseline_runs;
+        const LowerRunsResult want =
+            LowerWordRunsWith(CountSimdPath::kBaseline, placed, &baseline, &baseline_runs);
+        const LowerRunsResult result = LowerWordRunsWith(path, placed, &scratch, &runs);
+        REQUIRE(result == want);
+        if (result != LowerRunsResult::kDone) return;
+        ++done;
+        const std::string lower = PythonLower(text);
+        CHECK(scratch.preprocessed == lower);
+        CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(lower));
+      });
+  CHECK(done / SupportedCountSimdPaths().size() > 1800);  // nearly all lowered in place
+}
+
 TEST_CASE("AsciiTermKeysWith: every path gives each token's key, home and start, in order") {
   std::mt19937_64 rng(14);
   GuardedText guarded;
