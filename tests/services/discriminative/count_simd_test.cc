@@ -474,19 +474,36 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "LowerWordRunsWith: every code point of 2 bytes, alone in its 64-byte steps, on every path") {
+    "LowerWordRunsWith: every code point of 2 bytes and U+2000..U+20CF, alone in their 64-byte "
+    "steps, on every path") {
   // The AVX-512 pass finishes a 64-byte step itself when all its code points >= 0x80 are of 2
-  // bytes, their own lowercase and \w (a table of the 1920 code points); every other step goes to
-  // the per-code-point loop. Each code point here is the only kind in its steps (three times in the
-  // first, once across the first step's end, once in the middle of the second), so a code point
-  // wrongly in that table keeps its upper case or its \w bits, and one wrongly missing is still
-  // lowered by the loop (only slower). Every path must agree with the baseline and, when it
-  // lowers in place, with PythonLower and DefaultTokenize.
+  // bytes, their own lowercase and \w (a table of the 1920 code points), or U+2000..U+203F (their
+  // own lowercase, not \w); every other step goes to the per-code-point loop. Each code point of 2
+  // bytes here is the only kind in its steps: a step of its own, the second step of a text, and
+  // across a step's end. So a code point wrongly in that table keeps its upper case or its \w
+  // bits, and one wrongly missing is still lowered by the loop (only slower). Each of
+  // U+2000..U+20CF (past that range from U+2040 on: U+2070, U+2071, U+207F, the super- and
+  // subscript digits and U+2090..U+209C are \w) likewise, next to é (its own lowercase) and, in
+  // other texts, É. Every path must agree with the baseline and, when it lowers in place, with
+  // PythonLower and DefaultTokenize.
   std::vector<std::string> texts;
   for (uint32_t c = 0x80; c < 0x800; ++c) {
     const std::string cp{static_cast<char>(0xC0 | c >> 6), static_cast<char>(0x80 | (c & 0x3F))};
-    texts.push_back("x" + cp + "y " + cp + cp + " z" + cp + std::string(50, 'q') + cp + "ab " +
-                    std::string(30, 'w') + cp + "z");
+    texts.push_back("x" + cp + "y " + cp + cp + " z" + cp + "q");
+    texts.push_back(std::string(63, 'q') + cp + "z");
+    texts.push_back(std::string(64, 'w') + "a" + cp + cp + "b " + cp);
+  }
+  for (uint32_t c = 0x2000; c <= 0x20CF; ++c) {
+    const std::string cp{static_cast<char>(0xE0 | c >> 12),
+                         static_cast<char>(0x80 | (c >> 6 & 0x3F)),
+                         static_cast<char>(0x80 | (c & 0x3F))};
+    for (const std::string letter : {"\xc3\xa9", "\xc3\x89"}) {
+      texts.push_back("a" + cp + "b " + letter + cp + letter + "x");
+      texts.push_back(std::string(62, 'q') + cp + "z");
+      texts.push_back(std::string(63, 'q') + cp + letter + "z");
+      texts.push_back(std::string(61, 'q') + cp + letter + "z" + cp);
+      texts.push_back(std::string(64, 'w') + letter + cp + "z" + cp + "y");
+    }
   }
   AnalyzerScratch scratch, baseline;
   size_t done = 0;
@@ -503,7 +520,7 @@ TEST_CASE(
         CHECK(scratch.preprocessed == lower);
         CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(lower));
       });
-  CHECK(done / SupportedCountSimdPaths().size() > 1800);  // nearly all lowered in place
+  CHECK(done / SupportedCountSimdPaths().size() > 6000);  // nearly all lowered in place
 }
 
 TEST_CASE("AsciiTermKeysWith: every path gives each token's key, home and start, in order") {
