@@ -873,15 +873,22 @@ void OrderedRow(size_t num_features, bool binary, AnalyzerScratch* scratch, Spar
 
 namespace {
 
+// Puts feature `id` of the text at place e of the ordered row, with its count in dense (or 1.0),
+// and clears that count for the next text: every OrderedRowInto path's last step.
+inline void PlaceFeature(uint32_t id, size_t e, bool binary, double* dense, uint32_t* out_index,
+                         double* out_value) {
+  out_index[e] = id;
+  out_value[e] = binary ? 1.0 : dense[id];
+  dense[id] = 0.0;
+}
+
 size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch* scratch,
                               uint32_t* out_index, double* out_value) {
   FeatureIds& ids = scratch->ids;
   double* dense = scratch->dense.data();
   const size_t n = ids.size();
   const auto emit = [&](size_t e, uint32_t id) {
-    out_index[e] = id;
-    out_value[e] = binary ? 1.0 : dense[id];
-    dense[id] = 0.0;
+    PlaceFeature(id, e, binary, dense, out_index, out_value);
   };
   uint32_t lo = std::numeric_limits<uint32_t>::max(), hi = 0;
   for (const uint32_t id : ids) {
@@ -969,9 +976,7 @@ __attribute__((target("avx2,popcnt"))) inline void PlaceByOffsetRanksAvx2(
             static_cast<size_t>(_mm_popcnt_u32(static_cast<unsigned>(_mm256_movemask_epi8(below))));
       }
     }
-    out_index[rank] = id;
-    out_value[rank] = binary ? 1.0 : dense[id];
-    dense[id] = 0.0;
+    PlaceFeature(id, rank, binary, dense, out_index, out_value);
   }
 }
 
@@ -1036,9 +1041,7 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
       const int below = _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, v[j])));
       rank += static_cast<size_t>(_mm_popcnt_u32(static_cast<unsigned>(below)));
     }
-    out_index[rank] = id;
-    out_value[rank] = binary ? 1.0 : dense[id];
-    dense[id] = 0.0;
+    PlaceFeature(id, rank, binary, dense, out_index, out_value);
   }
   ids.clear();
   return n;
@@ -1074,9 +1077,7 @@ MAAS_COUNT_AVX512 inline void PlaceByOffsetRanks(const uint32_t* row, size_t n, 
         rank += static_cast<size_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(w[j], b)));
       }
     }
-    out_index[rank] = id;
-    out_value[rank] = binary ? 1.0 : dense[id];
-    dense[id] = 0.0;
+    PlaceFeature(id, rank, binary, dense, out_index, out_value);
   }
 }
 

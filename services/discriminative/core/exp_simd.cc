@@ -154,11 +154,21 @@ __attribute__((target("avx512f"), always_inline)) inline __mmask8 LanesFrom(size
   return n - i >= 8 ? 0xFF : static_cast<__mmask8>((1u << (n - i)) - 1);
 }
 
-// SumOfPartials of the 8 lanes of a: halves added, then quarters, then the two left.
-__attribute__((target("avx512f"), always_inline)) inline double SumLanes(__m512d a) {
-  const __m256d b = _mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1));
+// The 4 lanes of b added as halves, then the two left: (b0 + b2) + (b1 + b3).
+__attribute__((target("avx2"), always_inline)) inline double SumLanes4(__m256d b) {
   const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
   return _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c)));
+}
+
+// The largest of the 4 lanes of b (none NaN).
+__attribute__((target("avx2"), always_inline)) inline double MaxLanes4(__m256d b) {
+  const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
+  return _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
+}
+
+// SumOfPartials of the 8 lanes of a: halves added, then quarters, then the two left.
+__attribute__((target("avx512f"), always_inline)) inline double SumLanes(__m512d a) {
+  return SumLanes4(_mm256_add_pd(_mm512_castpd512_pd256(a), _mm512_extractf64x4_pd(a, 1)));
 }
 
 __attribute__((target("avx512f"))) void ExpAvx512(const double* x, double shift, size_t n,
@@ -305,9 +315,7 @@ __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, doub
     const __m256d unordered = _mm256_or_pd(_mm256_cmp_pd(v_lo, v_lo, _CMP_UNORD_Q),
                                            _mm256_cmp_pd(v_hi, v_hi, _CMP_UNORD_Q));
     if (_mm256_movemask_pd(unordered) != 0) return false;
-    const __m256d both = _mm256_max_pd(v_lo, v_hi);
-    const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(both), _mm256_extractf128_pd(both, 1));
-    const double max = _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
+    const double max = MaxLanes4(_mm256_max_pd(v_lo, v_hi));
     if (!(std::fabs(max) < bound)) return false;
     const __m256d top = _mm256_set1_pd(max);
     // Lanes past n hold -inf, never the (finite) maximum.
@@ -317,9 +325,7 @@ __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, doub
     // Lanes past n are +0: they add nothing to the partial sums.
     const __m256d e_lo = _mm256_and_pd(Exp4(_mm256_sub_pd(v_lo, top)), lanes_lo);
     const __m256d e_hi = _mm256_and_pd(Exp4(_mm256_sub_pd(v_hi, top)), lanes_hi);
-    const __m256d b = _mm256_add_pd(e_lo, e_hi);
-    const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
-    const __m256d sum = _mm256_set1_pd(_mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c))));
+    const __m256d sum = _mm256_set1_pd(SumLanes4(_mm256_add_pd(e_lo, e_hi)));
     Store4(out, 0, n, _mm256_div_pd(e_lo, sum));
     if (n > 4) Store4(out, 4, n, _mm256_div_pd(e_hi, sum));
     return true;
@@ -334,8 +340,7 @@ __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, doub
     top = _mm256_max_pd(top, v);
   }
   if (_mm256_movemask_pd(unordered) != 0) return false;
-  const __m128d half = _mm_max_pd(_mm256_castpd256_pd128(top), _mm256_extractf128_pd(top, 1));
-  const double max = _mm_cvtsd_f64(_mm_max_sd(half, _mm_unpackhi_pd(half, half)));
+  const double max = MaxLanes4(top);
   if (!(std::fabs(max) < bound)) return false;
   *argmax = FirstAt(x, max);  // before out (which may be x) is written
   const __m256d s = _mm256_set1_pd(max);
@@ -351,9 +356,7 @@ __attribute__((target("avx2"))) bool SoftmaxAvx2(const double* x, size_t n, doub
     Store4(out, i + 4, n, e);
     odd = _mm256_add_pd(odd, e);
   }
-  const __m256d b = _mm256_add_pd(even, odd);
-  const __m128d c = _mm_add_pd(_mm256_castpd256_pd128(b), _mm256_extractf128_pd(b, 1));
-  DivideAllAvx2(out, n, _mm_cvtsd_f64(_mm_add_sd(c, _mm_unpackhi_pd(c, c))));
+  DivideAllAvx2(out, n, SumLanes4(_mm256_add_pd(even, odd)));
   return true;
 }
 #endif
