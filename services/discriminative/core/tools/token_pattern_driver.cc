@@ -5,7 +5,10 @@
 // Input (stdin), strings hex-encoded UTF-8, one per line: the number of texts N, the N texts, then
 // one pattern per line until the end. Output (stdout), one line per pattern:
 //   "E <hex error message>"  when TokenPattern::Compile refuses it, or
-//   "K t1;t2;...;tN"         where ti lists the tokens of text i, hex-encoded, comma-separated.
+//   "K t1;t2;...;tN"         where ti lists the tokens of text i, hex-encoded, comma-separated, or
+//   "R <hex error message>"  when matching some text was refused (FindTokens' status: a pattern
+//   that
+//                            backtracks past the server's step or stack limit).
 #include <iostream>
 #include <string>
 #include <string_view>
@@ -72,7 +75,10 @@ int main() {
         first = false;
         out += Hex(token);
       });
-      if (!cache.status().ok()) return 3;
+      if (!cache.status().ok()) {  // refused while matching (the step or backtrack stack limit)
+        out = "R " + Hex(std::string(cache.status().message()));
+        break;
+      }
     }
     std::cout << out << "\n";
   }
