@@ -163,7 +163,9 @@ for pid in $(cat /proc/$PPID/task/$PPID/children); do
   esac
 done
 """))
-    assert len(stack.server_pids()) == 2, stack.output()
+    # No count of the servers left here: by the time this thread looks, run.sh may rightly have stopped the other
+    # two already (under load it often had, and a check for 2 failed). Hanging in `wait -n` instead would fail
+    # stack.wait()'s 60 s below.
     assert_failed_naming(stack, tmp_path, "maas-generative")
 
 
