@@ -366,8 +366,11 @@ REFUSAL_MARKERS = ["is not supported", "can match the empty string", "may not ta
 MATCH_LIMIT_MARKERS = ["catastrophic backtracking", "bytes of backtracking state"]
 
 
-def test_random_patterns_match_python_findall():
-    rng = np.random.default_rng(SEED + 1)
+# The second seed draws a pattern that ICU backtracks past the step limit on one of the texts (R in the driver's
+# answer); the test must accept that refusal, and only that one, and go on comparing the other patterns.
+@pytest.mark.parametrize("seed,refusals", [(SEED + 1, 0), (106, 1)], ids=["seed", "seed_with_a_match_refusal"])
+def test_random_patterns_match_python_findall(seed, refusals):
+    rng = np.random.default_rng(seed)
     texts = ["".join(ALPHABET[i] for i in rng.integers(0, len(ALPHABET), size=int(rng.integers(0, 24))))
              for _ in range(14)] + ["", "abc\n", "\nab", "a\n\n"]
     patterns = sorted({random_pattern(rng) for _ in range(2500)})
@@ -401,6 +404,7 @@ def test_random_patterns_match_python_findall():
             assert tokens == compiled.findall(text), f"{pattern!r} on {text!r}"
     assert accepted >= len(patterns) // 3, f"only {accepted} of {len(patterns)} random patterns accepted"
     assert limited <= max(2, accepted // 200), f"{limited} of {accepted} accepted patterns hit the match limits"
+    assert limited == refusals, f"{limited} patterns refused while matching; this seed draws {refusals}"
 
 
 # -- through gRPC ----------------------------------------------------------------------------------------------
