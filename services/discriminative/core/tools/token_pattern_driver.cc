@@ -6,8 +6,7 @@
 // one pattern per line until the end. Output (stdout), one line per pattern:
 //   "E <hex error message>"  when TokenPattern::Compile refuses it, or
 //   "K t1;t2;...;tN"         where ti lists the tokens of text i, hex-encoded, comma-separated, or
-//   "R <hex error message>"  when matching some text was refused (FindTokens' status: a pattern
-//   that
+//   "R <hex error message>"  when FindTokens refused to match some text (a pattern that
 //                            backtracks past the server's step or stack limit).
 #include <iostream>
 #include <string>
