@@ -54,6 +54,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
     const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
     const double nd = static_cast<double>(n);
     const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
+    MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "factor_analysis"));
     const Eigen::VectorXd var = centred.array().square().colwise().sum().transpose() / nd;
     constexpr double kSmall = 1e-12;
     const double llconst = static_cast<double>(d) * math::kLogTwoPi + l;

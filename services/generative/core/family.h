@@ -48,6 +48,18 @@ inline absl::Status FittedModelStatus(const absl::Status& built, const std::stri
       "drop constant or duplicated columns, or rescale the columns"));
 }
 
+// FAILED_PRECONDITION when the training rows' mean or covariance is not finite: the rows are
+// finite, but their sums or squares overflow float64 (values beyond ~1e154 do), so no Gaussian fit
+// of them is computable. OK otherwise.
+inline absl::Status CheckMomentsFinite(const Eigen::VectorXd& mean, const Eigen::MatrixXd& cov,
+                                       const Eigen::MatrixXd& rows, const std::string& family) {
+  if (mean.allFinite() && cov.allFinite()) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      family, ": the training rows' ", mean.allFinite() ? "covariance" : "mean",
+      " overflows float64 (the largest |value| is ", rows.cwiseAbs().maxCoeff(),
+      "); scale the data (e.g. divide each column by its standard deviation) and fit again"));
+}
+
 // Accumulates the training rows of one FitModel stream, then fits. Not thread-safe (one stream).
 class FamilyFitter {
  public:

@@ -55,6 +55,7 @@ class PpcaFitter final : public FamilyFitter {
     const Eigen::VectorXd mean = x.colwise().mean().transpose();
     const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
     const Eigen::MatrixXd cov = (centred.transpose() * centred) / static_cast<double>(n);
+    MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "ppca"));
     MAAS_RETURN_IF_ERROR(stop.Check());
     const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
     if (eig.info() != Eigen::Success) {

@@ -198,6 +198,56 @@ TEST_CASE("PRIOR and AIS are calibrated on ppca; PRIOR on the mixtures") {
   CHECK(coverage <= 0.99);
 }
 
+TEST_CASE("IMPORTANCE on a row of p(x) = 0 answers -inf as PRIOR and EXACT do, never NaN") {
+  // Rows finite but so far from every component (or not binary) that each component's density
+  // underflows to 0: the posterior is undefined, the estimate must still be the exact -inf with
+  // standard error +inf and ESS 0 (all weights zero), not NaN from -inf - -inf.
+  v1::GenerativeModelSpec diag_spec;
+  auto* diag = diag_spec.mutable_gaussian_mixture();
+  diag->set_covariance_type(v1::DIAG);
+  for (double w : {0.5, 0.5}) diag->add_weights(w);
+  SetMatrix(Eigen::MatrixXd{{0.0}, {1.0}}, diag->mutable_means());
+  SetMatrix(Eigen::MatrixXd{{1.0}, {1.0}}, diag->mutable_covariances());
+  v1::GenerativeModelSpec narrow_spec;
+  auto* narrow = narrow_spec.mutable_gaussian_mixture();
+  narrow->set_covariance_type(v1::SPHERICAL);
+  narrow->add_weights(1.0);
+  SetMatrix(Eigen::MatrixXd{{0.0, 0.0}}, narrow->mutable_means());
+  SetMatrix(Eigen::MatrixXd{{1e-300}}, narrow->mutable_covariances());
+  auto diag_model = MakeModel(diag_spec);
+  auto narrow_model = MakeModel(narrow_spec);
+  REQUIRE(diag_model.ok());
+  REQUIRE(narrow_model.ok());
+  Eigen::MatrixXd far(1, 1), off(1, 2), full_far(1, 2), non_binary(1, 6);
+  far << 1e160;
+  off << 1e5, 0;
+  full_far << 1e200, -1e200;
+  non_binary << 1, 0, 0.5, 1, 0, 0;
+  const double kInf = std::numeric_limits<double>::infinity();
+  for (auto [name, model, x] : {std::tuple{"diag gaussian_mixture", *diag_model, far},
+                                std::tuple{"spherical gaussian_mixture", *narrow_model, off},
+                                std::tuple{"full gaussian_mixture", ModelC(), full_far},
+                                std::tuple{"bernoulli_mixture", ModelD(), non_binary}}) {
+    INFO(name);
+    REQUIRE(model->ExactLogLikelihood(x)(0) == -kInf);
+    for (McEstimator estimator : {McEstimator::kPrior, McEstimator::kImportance}) {
+      INFO("estimator " << static_cast<int>(estimator));
+      EstimateSettings settings;
+      settings.estimator = estimator;
+      settings.num_samples = 100;
+      settings.seed = 1;
+      testing::ThreadExecutor executor(2);
+      auto rows = EstimateRows(*model, x, settings, executor, exec::StopToken());
+      REQUIRE(rows.ok());
+      const math::WeightStats& stats = (*rows)[0].stats;
+      CHECK(stats.LogMean() == -kInf);
+      CHECK(stats.StandardError() == kInf);
+      CHECK(stats.Ess() == 0.0);
+      CHECK_FALSE(std::isnan((*rows)[0].pareto_k));
+    }
+  }
+}
+
 TEST_CASE("AIS is refused on the discrete-latent families") {
   for (auto model : {ModelC(), ModelD()}) {
     const Eigen::VectorXd row = Eigen::VectorXd::Zero(model->dimension());

@@ -214,5 +214,35 @@ TEST_CASE("ppca and factor_analysis fits recover the generating model; bad input
   CHECK_THAT(std::string(flat.status().message()), Catch::Contains("latent_dim"));
 }
 
+TEST_CASE(
+    "ppca and factor_analysis refuse rows whose covariance overflows float64: scale the data") {
+  // Finite rows near 1e154 (and one of +-2e154, whose mean is finite but whose squares are not):
+  // their covariance overflows, and the fit must say so with FAILED_PRECONDITION, not INTERNAL
+  // from a failed eigendecomposition or a noise variance of NaN.
+  Eigen::MatrixXd big(200, 3);
+  for (int i = 0; i < big.rows(); ++i) {
+    random::ItemRng rng(2, 3, static_cast<uint64_t>(i));
+    for (int j = 0; j < big.cols(); ++j) big(i, j) = rng.Normal() * 1e154;
+  }
+  Eigen::MatrixXd edge(4, 3);
+  edge << 2e154, 0, 0, -2e154, 1, 0, 0, 0, 1, 1, 2, 3;
+  Eigen::MatrixXd huge(3, 2);  // the column sums overflow: the mean itself is not finite
+  huge << 1.5e308, 1, 1.7e308, 2, 1.6e308, 4;
+  v1::FitConfig ppca;
+  ppca.mutable_ppca()->set_latent_dim(1);
+  v1::FitConfig fa;
+  fa.mutable_factor_analysis()->set_latent_dim(1);
+  for (const Eigen::MatrixXd* rows : {&big, &edge, &huge}) {
+    for (auto [family, config] :
+         {std::pair{PpcaFamily(), ppca}, std::pair{FactorAnalysisFamily(), fa}}) {
+      INFO(family.name << " rows " << rows->rows());
+      const absl::StatusOr<FitResult> fit = Fit(family, config, *rows);
+      CHECK(absl::IsFailedPrecondition(fit.status()));
+      CHECK_THAT(std::string(fit.status().message()),
+                 Catch::Contains("overflows float64") && Catch::Contains("scale the data"));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace maas::generative
