@@ -1009,7 +1009,11 @@ void H2Front::Impl::Run() {
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::vector<epoll_event> events(128);
   for (;;) {
-    const bool timed = draining_ || options_.max_connection_age_ms > 0;
+    // Tick() runs the drain deadline, the connection-age timer and, while calls are open (only
+    // connections with calls are pinged), the keepalive one; otherwise the loop sleeps.
+    const bool timed =
+        draining_ || options_.max_connection_age_ms > 0 ||
+        (options_.keepalive_time_ms > 0 && active_calls_.load(std::memory_order_relaxed) > 0);
     const int n =
         epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timed ? 100 : -1);
     if (n < 0 && errno != EINTR) return;

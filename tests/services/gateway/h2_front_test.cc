@@ -363,6 +363,28 @@ TEST_CASE("h2 front: a backend that dies mid-stream ends the call UNAVAILABLE af
   CHECK(c.close_code == NGHTTP2_NO_ERROR);
 }
 
+TEST_CASE(
+    "h2 front: a backend that hangs with its socket open is pinged, closed, the call UNAVAILABLE") {
+  // Keepalive is the only way to notice a backend that stopped (SIGSTOP, a deadlock) without
+  // closing its connection; it used to run only when max_connection_age_ms was set too, so such a
+  // call waited for the client's deadline, or forever.
+  Rig rig([](FrontOptions& o) {
+    o.keepalive_time_ms = 100;
+    o.keepalive_timeout_ms = 200;
+    o.max_connection_age_ms = 0;
+  });
+  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Sample"), GrpcMessage("x"), true);
+  auto [backend, bsid] = rig.Request(0);
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("first"));
+  REQUIRE(rig.RunUntil([&] { return rig.call(sid).data == GrpcMessage("first"); }));
+  backend->Freeze();
+  REQUIRE(rig.Finish(sid));
+  const PeerStream& c = rig.call(sid);
+  CHECK(c.data == GrpcMessage("first"));
+  CHECK(Find(c.trailers, "grpc-status") == "14");
+}
+
 TEST_CASE("h2 front: a backend that dies before answering: idempotent calls retry, others fail") {
   Rig rig;
   SECTION("idempotent: a new connection answers") {

@@ -175,6 +175,7 @@ class Peer {
   // Reads what arrived, lets nghttp2 answer, writes what it can. False once the connection ended.
   bool Pump() {
     if (dead_) return false;
+    if (frozen_) return true;
     for (;;) {
       uint8_t buf[64 * 1024];
       const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
@@ -260,6 +261,10 @@ class Peer {
     nghttp2_submit_goaway(session_, NGHTTP2_FLAG_NONE,
                           nghttp2_session_get_last_proc_stream_id(session_), code, nullptr, 0);
   }
+  // Stops reading and writing with the socket left open (a process that hangs: SIGSTOP, a
+  // deadlock): nothing the other side sends is answered, PINGs included.
+  void Freeze() { frozen_ = true; }
+  bool frozen() const { return frozen_; }
   // Closes the socket at once (a process that died).
   void Abort() {
     if (fd_ >= 0) close(fd_);
@@ -374,6 +379,7 @@ class Peer {
   std::string out_;
   size_t out_off_ = 0;
   bool dead_ = false;
+  bool frozen_ = false;
   bool got_goaway_ = false;
   uint32_t goaway_code_ = 0;
   int32_t goaway_last_stream_ = 0;
@@ -458,7 +464,7 @@ class Loop {
       for (auto& c : b->conns()) all.push_back(c.get());
     }
     for (Peer* p : all) {
-      if (!p->dead()) {
+      if (!p->dead() && !p->frozen()) {
         fds.push_back({p->fd(), static_cast<short>(POLLIN | (p->wants_out() ? POLLOUT : 0)), 0});
       }
     }
