@@ -29,6 +29,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -398,6 +399,9 @@ class H2Front::Impl {
   void BackendFailed(Call* call, int code, const std::string& message, bool unprocessed);
   void FailCall(Call* call, int code, const std::string& message);
   void ReplyStatus(Call* call, int code, absl::string_view message);
+  // Answers the client with `headers` ending the stream (gRPC's trailers-only form), split in two
+  // blocks when the front generated the call's x-request-id.
+  void SubmitEndedResponse(Call* call, const std::vector<Header>& headers);
   void ResetClient(Call* call, uint32_t code);
   void NoteStatus(Call* call, const std::vector<Header>& headers);
   void ClientClosed(Call* call, uint32_t code);
@@ -1266,18 +1270,39 @@ int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_vi
 }
 
 void H2Front::Impl::ReplyStatus(Call* call, int code, absl::string_view message) {
-  Conn* c = call->client;
   call->resp_started = true;
   call->resp_eof = true;
   call->code = code;
   call->message = std::string(message);
-  std::vector<Header> h = {{":status", "200"},
-                           {"content-type", "application/grpc"},
-                           {"grpc-status", std::to_string(code)},
-                           {"grpc-message", PercentEncode(message)}};
-  if (call->generated_id) h.push_back({"x-request-id", call->request_id});
-  ToNv(h, &nv_);
-  nghttp2_submit_response(c->session, call->client_sid, nv_.data(), nv_.size(), nullptr);
+  SubmitEndedResponse(call, {{":status", "200"},
+                             {"content-type", "application/grpc"},
+                             {"grpc-status", std::to_string(code)},
+                             {"grpc-message", PercentEncode(message)}});
+}
+
+void H2Front::Impl::SubmitEndedResponse(Call* call, const std::vector<Header>& headers) {
+  Conn* c = call->client;
+  if (!call->generated_id) {
+    ToNv(headers, &nv_);
+    nghttp2_submit_response(c->session, call->client_sid, nv_.data(), nv_.size(), nullptr);
+    MarkDirty(c);
+    return;
+  }
+  // gRPC reads everything of a trailers-only response as trailing metadata: the generated id goes
+  // in a headers block of its own, the status in the trailers after it, so the client finds
+  // x-request-id in the initial metadata, as from a backend called directly.
+  std::vector<Header> initial;
+  std::vector<Header> trailers;
+  for (const Header& h : headers) {
+    (absl::StartsWith(h.name, ":") || h.name == "content-type" ? initial : trailers).push_back(h);
+  }
+  initial.push_back({"x-request-id", call->request_id});
+  ToNv(initial, &nv_);
+  nghttp2_submit_headers(c->session, NGHTTP2_FLAG_NONE, call->client_sid, nullptr, nv_.data(),
+                         nv_.size(), nullptr);
+  ToNv(trailers, &nv_);
+  nghttp2_submit_headers(c->session, NGHTTP2_FLAG_END_STREAM, call->client_sid, nullptr, nv_.data(),
+                         nv_.size(), nullptr);
   MarkDirty(c);
 }
 
@@ -1511,21 +1536,20 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     call->req.Release();
     call->req_headers.clear();
     call->resp_started = true;
-    if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
-    ToNv(headers, &nv_);
     if (end_stream) {
       call->resp_eof = true;
       NoteStatus(call, headers);
-      nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(),
-                              nullptr);
+      SubmitEndedResponse(call, headers);
     } else {
+      if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
+      ToNv(headers, &nv_);
       nghttp2_data_provider prd;
       prd.source.ptr = call;
       prd.read_callback = CbReadResponse;
       nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(),
                               &prd);
+      MarkDirty(call->client);
     }
-    MarkDirty(call->client);
   } else {
     call->trailers = std::move(call->headers);
     call->headers.clear();

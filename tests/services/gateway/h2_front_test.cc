@@ -238,6 +238,59 @@ TEST_CASE("h2 front: a call without x-request-id gets one, forwarded and returne
   CHECK(Find(rig.call(sid).headers, "x-request-id") == id);
 }
 
+TEST_CASE("h2 front: a generated x-request-id of a call that ends at once is initial metadata") {
+  // gRPC reads a trailers-only response as trailing metadata only; a backend called directly
+  // returns a generated id as initial metadata, so the front must too.
+  Rig rig([](FrontOptions& o) { o.request_id_prefix = "t"; });
+  SECTION("a backend's trailers-only answer") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    const std::string id = Find(backend->stream(bsid).headers, "x-request-id");
+    CHECK(id.rfind("t-", 0) == 0);
+    backend->Respond(bsid,
+                     {{":status", "200"},
+                      {"content-type", "application/grpc"},
+                      {"grpc-status", "5"},
+                      {"grpc-message", "no model named 'm'"},
+                      {"maas-model-name", "m"}},
+                     /*end=*/true);
+    REQUIRE(rig.Finish(sid));
+    const PeerStream& c = rig.call(sid);
+    CHECK(Find(c.headers, "x-request-id") == id);
+    CHECK(Find(c.headers, ":status") == "200");
+    CHECK(Find(c.headers, "grpc-status").empty());
+    CHECK(Find(c.trailers, "grpc-status") == "5");
+    CHECK(Find(c.trailers, "grpc-message") == "no model named 'm'");
+    CHECK(Find(c.trailers, "maas-model-name") == "m");
+    CHECK(Find(c.trailers, "x-request-id").empty());
+  }
+  SECTION("the front's own answer (no route)") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/x.Y/Z"), GrpcMessage("q"), true);
+    REQUIRE(rig.Finish(sid));
+    const PeerStream& c = rig.call(sid);
+    CHECK(Find(c.headers, "x-request-id").rfind("t-", 0) == 0);
+    CHECK(Find(c.trailers, "grpc-status") == "12");
+  }
+  SECTION("the client's own id: one block, as the backend sent it") {
+    const int32_t sid = rig.client().Submit(
+        With(RequestHeaders("/a.B/Unary"), "x-request-id", "mine"), GrpcMessage("q"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid,
+                     {{":status", "200"},
+                      {"content-type", "application/grpc"},
+                      {"grpc-status", "5"},
+                      {"grpc-message", "gone"}},
+                     /*end=*/true);
+    REQUIRE(rig.Finish(sid));
+    const PeerStream& c = rig.call(sid);
+    CHECK(Find(c.headers, "grpc-status") == "5");
+    CHECK(Find(c.headers, "x-request-id").empty());
+    CHECK(c.trailers.empty());
+  }
+}
+
 TEST_CASE("h2 front: server streaming forwards each message as it comes") {
   Rig rig;
   const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Sample"), GrpcMessage("n=3"), true);
@@ -329,8 +382,8 @@ TEST_CASE("h2 front: a backend RST_STREAM before the response is a status, after
     REQUIRE(rig.Finish(sid));
     const PeerStream& c = rig.call(sid);
     CHECK(Find(c.headers, ":status") == "200");
-    CHECK(Find(c.headers, "grpc-status") == "13");
-    CHECK(Find(c.headers, "grpc-message").find("reset the stream") != std::string::npos);
+    CHECK(Find(c.trailers, "grpc-status") == "13");
+    CHECK(Find(c.trailers, "grpc-message").find("reset the stream") != std::string::npos);
     CHECK(c.end_stream);
   }
   SECTION("after the response headers: the client stream is reset with the backend's code") {
@@ -408,7 +461,7 @@ TEST_CASE("h2 front: a backend that dies before answering: idempotent calls retr
     REQUIRE(rig.RunUntil([&] { return first->stream(fsid).end_stream; }));
     first->Abort();
     REQUIRE(rig.Finish(sid));
-    CHECK(Find(rig.call(sid).headers, "grpc-status") == "14");
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "14");
     rig.loop().RunFor(absl::Milliseconds(200));
     CHECK(rig.backend().requests().size() == 1);
   }
@@ -523,8 +576,8 @@ TEST_CASE("h2 front: --max_message_bytes in both directions") {
     const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Upload"),
                                             GrpcMessage(std::string(1001, 'x')), true);
     REQUIRE(rig.Finish(sid));
-    CHECK(Find(rig.call(sid).headers, "grpc-status") == "8");
-    CHECK(Find(rig.call(sid).headers, "grpc-message").find("max_message_bytes") !=
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "8");
+    CHECK(Find(rig.call(sid).trailers, "grpc-message").find("max_message_bytes") !=
           std::string::npos);
     // The backend saw nothing (the front withdrew the HEADERS it had not sent yet), or a stream
     // without data that was reset.
@@ -589,7 +642,7 @@ TEST_CASE("h2 front: unknown services are UNIMPLEMENTED without a default route"
   Rig rig;
   const int32_t sid = rig.client().Submit(RequestHeaders("/x.Y/M"), GrpcMessage("x"), true);
   REQUIRE(rig.Finish(sid));
-  CHECK(Find(rig.call(sid).headers, "grpc-status") == "12");
+  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "12");
   CHECK(rig.backend().requests().empty());
 }
 
