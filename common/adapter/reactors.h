@@ -31,10 +31,10 @@
 #ifndef MAAS_COMMON_ADAPTER_REACTORS_H_
 #define MAAS_COMMON_ADAPTER_REACTORS_H_
 
+#include <grpc/support/time.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/byte_buffer.h>
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -45,6 +45,8 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/adapter/call_annotations.h"
 #include "common/adapter/dispatcher.h"
 #include "common/adapter/stream_budget.h"
@@ -69,11 +71,22 @@ enum class Lane {
             // for work bounded to microseconds that never loads a model or waits
 };
 
+// The call's deadline (absl::InfiniteFuture() when it has none), read as gRPC keeps it
+// (gpr_timespec): context->deadline() converts it to a std::chrono::system_clock time point in
+// nanoseconds, which overflows past the year 2262, so a client's deadline a few million hours
+// away (Go's longest context timeout, 2562047 h) read as one in the past.
+inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
+  const gpr_timespec raw = context.raw_deadline();
+  if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) == 0) return absl::InfiniteFuture();
+  const gpr_timespec real = gpr_convert_clock_type(raw, GPR_CLOCK_REALTIME);
+  return absl::FromUnixSeconds(real.tv_sec) + absl::Nanoseconds(real.tv_nsec);
+}
+
 // A StopToken for the call of `context`: DEADLINE_EXCEEDED once its deadline passed, CANCELLED
 // once the client cancelled (or the server shut it down). Valid until the call's OnDone.
 inline exec::StopToken StopTokenFor(grpc::CallbackServerContext* context) {
   return exec::StopToken([context]() -> absl::Status {
-    if (context->deadline() <= std::chrono::system_clock::now()) {
+    if (CallDeadline(*context) <= absl::Now()) {
       return absl::DeadlineExceededError(
           "the call's deadline passed before its work finished; nothing was committed");
     }

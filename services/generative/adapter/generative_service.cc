@@ -51,7 +51,7 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::EstimateLogLikelihood(
 grpc::ServerWriteReactor<grpc::ByteBuffer>* GenerativeServiceImpl::StreamEstimate(
     grpc::CallbackServerContext* context, const grpc::ByteBuffer* request) {
   // The stream ends with stop reason DEADLINE shortly before the call's deadline.
-  const absl::Time deadline = absl::FromChrono(context->deadline());
+  const absl::Time deadline = adapter::CallDeadline(*context);
   return adapter::ServerStream<v1::StreamEstimateRequest, v1::StreamEstimateResponse>(
       *dispatcher_, context, request,
       [core = core_, deadline](const v1::StreamEstimateRequest& r, const CallScope& s) {
