@@ -26,10 +26,11 @@ func unary[Req, Resp any](c caller, ctx context.Context, rpc string, req *Req,
 
 // clientStream sends first, then every message of rest, and returns the single response; all under the default
 // deadline. When the server ends the call early (an invalid chunk, say) the remaining messages are not pulled
-// from rest and its status is returned.
+// from rest and its status is returned. check (when not nil) vets each message of rest (and its index) before it
+// is sent: its error cancels the call (nothing is stored) and is returned as INVALID_ARGUMENT.
 func clientStream[Req, Resp any](c caller, ctx context.Context, rpc string,
 	open func(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[Req, Resp], error),
-	first *Req, rest iter.Seq[*Req]) (*Resp, error) {
+	first *Req, rest iter.Seq[*Req], check func(*Req, int) error) (*Resp, error) {
 	ctx, cancel := c.withDefaultDeadline(ctx)
 	defer cancel()
 	stream, err := open(ctx)
@@ -39,10 +40,17 @@ func clientStream[Req, Resp any](c caller, ctx context.Context, rpc string,
 	// Send answers io.EOF when the server has already ended the call; CloseAndRecv then returns its status.
 	err = stream.Send(first)
 	if err == nil && rest != nil {
+		i := 0
 		for msg := range rest {
+			if check != nil {
+				if bad := check(msg, i); bad != nil {
+					return nil, invalidArgument(rpc, bad.Error()) // the deferred cancel ends the call
+				}
+			}
 			if err = stream.Send(msg); err != nil {
 				break
 			}
+			i++
 		}
 	}
 	if err != nil && !errors.Is(err, io.EOF) {

@@ -34,7 +34,7 @@ func (d *DiscriminativeClient) Train(ctx context.Context, config *discriminative
 	rest := mapSeq(batches, func(b *discriminativev1.TextBatch) *discriminativev1.TrainRequest {
 		return &discriminativev1.TrainRequest{Message: &discriminativev1.TrainRequest_Batch{Batch: b}}
 	})
-	return clientStream(d.caller, ctx, "DiscriminativeService.Train", d.raw.Train, first, rest)
+	return clientStream(d.caller, ctx, "DiscriminativeService.Train", d.raw.Train, first, rest, nil)
 }
 
 // Classify classifies req.Texts, or req.PackedTexts (see PackTexts).
@@ -63,7 +63,7 @@ func (d *DiscriminativeClient) Evaluate(ctx context.Context, config *discriminat
 	rest := mapSeq(batches, func(b *discriminativev1.TextBatch) *discriminativev1.EvaluateRequest {
 		return &discriminativev1.EvaluateRequest{Message: &discriminativev1.EvaluateRequest_Batch{Batch: b}}
 	})
-	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate", d.raw.Evaluate, first, rest)
+	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate", d.raw.Evaluate, first, rest, nil)
 }
 
 // GetModel returns a model's info and full pipeline state.

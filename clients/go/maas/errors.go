@@ -70,6 +70,12 @@ func wrapError(rpc string, err error) error {
 	return &Error{RPC: rpc, Code: s.Code(), Message: s.Message(), status: s}
 }
 
+// invalidArgument is the error of a call the client refuses before it reaches a server (a malformed chunk).
+func invalidArgument(rpc, message string) *Error {
+	s := status.New(codes.InvalidArgument, message)
+	return &Error{RPC: rpc, Code: s.Code(), Message: s.Message(), status: s}
+}
+
 // codeNames: codes.Code.String() gives "NotFound"; the project (and the C++ CLI) writes "NOT_FOUND".
 var codeNames = map[codes.Code]string{
 	codes.OK: "OK", codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN",

@@ -2,6 +2,7 @@ package maas
 
 import (
 	"context"
+	"fmt"
 	"iter"
 
 	commonv1 "github.com/maas-project/maas/clients/go/gen/maas/common/v1"
@@ -24,14 +25,23 @@ func (g *GenerativeClient) CreateModel(ctx context.Context,
 }
 
 // FitModel fits a model to streamed rows: config first, then each chunk of chunks (see NewMatrix and
-// SplitRows). To abort while the chunks are produced, cancel ctx: nothing is stored.
+// SplitRows). To abort while the chunks are produced, cancel ctx: nothing is stored. A chunk whose values do not
+// fill its rows x cols fails the call with INVALID_ARGUMENT before it is sent (nothing is stored).
 func (g *GenerativeClient) FitModel(ctx context.Context, config *generativev1.FitConfig,
 	chunks iter.Seq[*commonv1.Matrix]) (*generativev1.FitModelResponse, error) {
 	first := &generativev1.FitModelRequest{Message: &generativev1.FitModelRequest_Config{Config: config}}
 	rest := mapSeq(chunks, func(m *commonv1.Matrix) *generativev1.FitModelRequest {
 		return &generativev1.FitModelRequest{Message: &generativev1.FitModelRequest_Rows{Rows: m}}
 	})
-	return clientStream(g.caller, ctx, "GenerativeService.FitModel", g.raw.FitModel, first, rest)
+	return clientStream(g.caller, ctx, "GenerativeService.FitModel", g.raw.FitModel, first, rest, checkRows)
+}
+
+// checkRows refuses a FitModel chunk whose values do not fill its rows x cols (the Matrix helpers cannot slice it).
+func checkRows(msg *generativev1.FitModelRequest, i int) error {
+	if err := checkShape(msg.GetRows()); err != nil {
+		return fmt.Errorf("chunk %d of rows: %w", i, err)
+	}
+	return nil
 }
 
 // Sample streams the samples of req in batches (each range over the result is one call):

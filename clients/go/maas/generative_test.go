@@ -1,12 +1,15 @@
 package maas_test
 
 import (
+	"context"
 	"errors"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
@@ -240,4 +243,81 @@ func TestGenerativeFitGetListDelete(t *testing.T) {
 	}
 	_, err = g.GetModel(testContext(t), &generativev1.GetModelRequest{Model: maas.Ref("go-fit", 0)})
 	wantCode(t, err, codes.NotFound, "go-fit")
+}
+
+// A Matrix whose values do not fill rows x cols: Rows refuses it, SplitRows passes it on whole (it cannot slice
+// it), and FitModel fails with INVALID_ARGUMENT naming the mismatch, storing nothing.
+func TestMalformedMatrix(t *testing.T) {
+	m := &commonv1.Matrix{Rows: 3, Cols: 2, Values: []float64{0.1, 0.2, 0.3, 0.4, 0.5}}
+	const mismatch = "a 3x2 matrix carries 5 values"
+	if _, err := maas.Rows(m); err == nil || !strings.Contains(err.Error(), mismatch) {
+		t.Fatalf("Rows: %v", err)
+	}
+	var chunks []*commonv1.Matrix
+	for chunk := range maas.SplitRows(m, 2) {
+		chunks = append(chunks, chunk)
+	}
+	if len(chunks) != 1 || !proto.Equal(chunks[0], m) {
+		t.Fatalf("SplitRows yielded %v, want the matrix whole", chunks)
+	}
+	g := dialGateway(t).Generative
+	config := &generativev1.FitConfig{Name: "go-malformed",
+		Family: &generativev1.FitConfig_Uniform{Uniform: &generativev1.UniformFit{}}}
+	good, _ := maas.NewMatrix([][]float64{{1, 2}})
+	for _, chunks := range []iter.Seq[*commonv1.Matrix]{
+		maas.SplitRows(m, 2),
+		func(yield func(*commonv1.Matrix) bool) { _ = yield(good) && yield(m) },
+	} {
+		_, err := g.FitModel(testContext(t), config, chunks)
+		e := wantCode(t, err, codes.InvalidArgument, mismatch)
+		if e.RPC != "GenerativeService.FitModel" {
+			t.Fatalf("RPC %q", e.RPC)
+		}
+	}
+	_, err := g.GetModel(testContext(t), &generativev1.GetModelRequest{Model: maas.Ref("go-malformed", 0)})
+	wantCode(t, err, codes.NotFound)
+}
+
+// The longest deadline a Go context holds (math.MaxInt64 ns, sent as grpc-timeout 2562047H) ends past the year
+// 2262, where a std::chrono nanosecond time point overflows: the servers read it as a deadline already passed and
+// failed every call at once with DEADLINE_EXCEEDED (and StreamEstimate stopped at once). It is no deadline passed.
+func TestFarDeadline(t *testing.T) {
+	g := dialGateway(t).Generative
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(math.MaxInt64))
+	defer cancel()
+	if _, err := g.ListModels(ctx, &commonv1.ListModelsRequest{}); err != nil {
+		t.Fatalf("ListModels: %v", err)
+	}
+	means, _ := maas.NewMatrix([][]float64{{0}})
+	variances, _ := maas.NewMatrix([][]float64{{1}})
+	spec := &generativev1.GenerativeModelSpec{Family: &generativev1.GenerativeModelSpec_GaussianMixture{
+		GaussianMixture: &generativev1.GaussianMixtureSpec{CovarianceType: generativev1.CovarianceType_DIAG,
+			Weights: []float64{1}, Means: means, Covariances: variances}}}
+	if _, err := g.CreateModel(ctx, &generativev1.CreateModelRequest{Name: "go-far-deadline", Spec: spec}); err != nil {
+		t.Fatalf("CreateModel: %v", err)
+	}
+	defer g.DeleteModel(testContext(t), &commonv1.DeleteModelRequest{Name: "go-far-deadline"})
+	rows := 0
+	for batch, err := range g.Sample(ctx, &generativev1.SampleRequest{Model: maas.Ref("go-far-deadline", 0), NumSamples: 5}) {
+		if err != nil {
+			t.Fatalf("Sample: %v", err)
+		}
+		rows += int(batch.GetX().GetRows())
+	}
+	if rows != 5 {
+		t.Fatalf("Sample gave %d rows, want 5", rows)
+	}
+	x, _ := maas.NewMatrix([][]float64{{0.5}})
+	var last *generativev1.StreamEstimateResponse
+	for msg, err := range g.StreamEstimate(ctx, &generativev1.StreamEstimateRequest{MaxSamples: 300,
+		Request: &generativev1.EstimateLogLikelihoodRequest{Model: maas.Ref("go-far-deadline", 0), X: x,
+			Estimator: generativev1.Estimator_PRIOR, NumSamples: 100}}) {
+		if err != nil {
+			t.Fatalf("StreamEstimate: %v", err)
+		}
+		last = msg
+	}
+	if last.GetStopReason() != generativev1.StopReason_MAX_SAMPLES {
+		t.Fatalf("StreamEstimate stopped with %v, want MAX_SAMPLES", last.GetStopReason())
+	}
 }

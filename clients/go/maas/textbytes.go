@@ -100,7 +100,7 @@ func (d *DiscriminativeClient) TrainBytes(ctx context.Context, config *discrimin
 	rest := mapSeq(batches, func(b []LabeledBytes) *wireRequest { return batchRequest(trainBatchField, b) })
 	return clientStream(d.caller, ctx, "DiscriminativeService.Train",
 		openClientStream[discriminativev1.TrainResponse](d.conn, "Train", discriminativev1.DiscriminativeService_Train_FullMethodName),
-		first, rest)
+		first, rest, nil)
 }
 
 // EvaluateBytes is Evaluate with the texts given as bytes (see BytesBatches), under the model's decode_error.
@@ -110,7 +110,7 @@ func (d *DiscriminativeClient) EvaluateBytes(ctx context.Context, config *discri
 	rest := mapSeq(batches, func(b []LabeledBytes) *wireRequest { return batchRequest(evaluateBatchField, b) })
 	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate",
 		openClientStream[discriminativev1.EvaluateResponse](d.conn, "Evaluate", discriminativev1.DiscriminativeService_Evaluate_FullMethodName),
-		first, rest)
+		first, rest, nil)
 }
 
 // ---------------------------------------------------------------------------------------------------------

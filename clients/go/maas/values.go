@@ -30,12 +30,21 @@ func NewMatrix(rows [][]float64) (*commonv1.Matrix, error) {
 	return m, nil
 }
 
+// checkShape reports a Matrix whose values do not fill rows x cols ("a 3x2 matrix carries 5 values").
+func checkShape(m *commonv1.Matrix) error {
+	rows, cols := uint64(m.GetRows()), uint64(m.GetCols())
+	if uint64(len(m.GetValues())) != rows*cols {
+		return fmt.Errorf("a %dx%d matrix carries %d values", rows, cols, len(m.GetValues()))
+	}
+	return nil
+}
+
 // Rows unpacks a row-major Matrix into rows (which share the matrix's storage).
 func Rows(m *commonv1.Matrix) ([][]float64, error) {
-	rows, cols := int(m.GetRows()), int(m.GetCols())
-	if len(m.GetValues()) != rows*cols {
-		return nil, fmt.Errorf("maas: Rows: a %dx%d matrix carries %d values", rows, cols, len(m.GetValues()))
+	if err := checkShape(m); err != nil {
+		return nil, fmt.Errorf("maas: Rows: %w", err)
 	}
+	rows, cols := int(m.GetRows()), int(m.GetCols())
 	out := make([][]float64, rows)
 	for r := range out {
 		out[r] = m.GetValues()[r*cols : (r+1)*cols : (r+1)*cols]
@@ -43,10 +52,16 @@ func Rows(m *commonv1.Matrix) ([][]float64, error) {
 	return out, nil
 }
 
-// SplitRows yields m in chunks of at most rowsPerChunk rows (for FitModel); rowsPerChunk < 1 means 1.
+// SplitRows yields m in chunks of at most rowsPerChunk rows (for FitModel); rowsPerChunk < 1 means 1. A matrix
+// whose values do not fill rows x cols cannot be split: it is yielded whole, and FitModel refuses it with
+// INVALID_ARGUMENT ("a 3x2 matrix carries 5 values"), as Rows does.
 func SplitRows(m *commonv1.Matrix, rowsPerChunk int) iter.Seq[*commonv1.Matrix] {
 	rowsPerChunk = max(rowsPerChunk, 1)
 	return func(yield func(*commonv1.Matrix) bool) {
+		if checkShape(m) != nil {
+			yield(m)
+			return
+		}
 		rows, cols := int(m.GetRows()), int(m.GetCols())
 		for start := 0; start < rows; start += rowsPerChunk {
 			n := min(rowsPerChunk, rows-start)

@@ -34,16 +34,26 @@ import {
   ClassifyRequestInput,
   classifyRequest,
   DiscriminativeTextService,
-  evaluateBatch,
+  evaluateRequest,
+  EvaluateRequestInput,
   LabeledTextInput,
   TextBatchInput,
-  trainBatch,
+  trainRequest,
+  TrainRequestInput,
   VectorizeRequestInput,
   vectorizeRequest,
 } from "./texts";
 
 /** Deadline of unary and client-streaming calls that set none, in milliseconds. */
 export const DEFAULT_TIMEOUT_MS = 30_000;
+/**
+ * The latest deadline a call gets (2262-01-01 UTC, in ms since 1970); a timeoutMs that ends later (Infinity included)
+ * is no deadline. gRPC C++ servers that read a deadline as std::chrono::system_clock nanoseconds (context->deadline(),
+ * as maas' servers did before 2026-12-05) end at 2262-04-11: a later one wraps around and fails the call at once with
+ * DEADLINE_EXCEEDED (the margin covers grpc-timeout's rounding up to the hour and clock skew). grpc-js cannot send a
+ * timeout beyond 99 999 999 hours at all (it throws on an async path, out of reach of the caller).
+ */
+const LATEST_DEADLINE_MS = Date.UTC(2262, 0, 1);
 /** Largest message sent or received, as the servers' default --max_message_bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
 
@@ -72,8 +82,9 @@ export interface ClientOptions {
   /** Read the token from this file (surrounding whitespace ignored, as the servers do); not with `token`. */
   tokenFile?: string;
   /**
-   * Deadline of unary and client-streaming calls without their own `timeoutMs`, in milliseconds: > 0, or 0 for none.
-   * Default 30 s. A negative or NaN value is an error.
+   * Deadline of unary and client-streaming calls without their own `timeoutMs`, in milliseconds: > 0, or 0 for none
+   * (as is Infinity, or any value ending after 2262-01-01 UTC, which servers cannot hold). Default 30 s. A negative or
+   * NaN value is an error.
    */
   timeoutMs?: number;
   /** Largest message sent or received. Default 64 MiB. */
@@ -85,9 +96,10 @@ export interface ClientOptions {
 /** Options of one call. */
 export interface CallOptions {
   /**
-   * Deadline in milliseconds from the start of the call (> 0, or 0 for none; negative or NaN: the call fails with
-   * INVALID_ARGUMENT). Unary and client-streaming calls default to the client's timeoutMs; server- and
-   * bidi-streaming calls have no deadline unless given one here (a stream may run long).
+   * Deadline in milliseconds from the start of the call (> 0, or 0 for none, as is Infinity or any value ending after
+   * 2262-01-01 UTC, which servers cannot hold; negative or NaN: the call fails with INVALID_ARGUMENT). Unary and
+   * client-streaming calls default to the client's timeoutMs; server- and bidi-streaming calls have no deadline unless
+   * given one here (a stream may run long).
    */
   timeoutMs?: number;
   /** Cancels the call when aborted (the call then fails with CANCELLED). */
@@ -169,6 +181,50 @@ function sent<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req): Sen
   return { value: request, serialize: (v) => method.requestSerialize(v as Req) };
 }
 
+/**
+ * The request serializer of one streaming call, keeping the first message it refuses: grpc-js then ends the call with
+ * INTERNAL "serialization failure" without saying which message, and the error names that message's field.
+ */
+class Recorder<Req, Resp> {
+  refused: SentRequest | undefined;
+
+  constructor(private readonly method: MethodDefinition<Req, Resp>) {}
+
+  readonly serialize = (value: Req): Buffer => {
+    try {
+      return this.method.requestSerialize(value);
+    } catch (e) {
+      this.refused ??= sent(this.method, value);
+      throw e;
+    }
+  };
+}
+
+/**
+ * Makes the message sent from what a wrapper was given (convert: a generated fromPartial, which turns 64-bit fields
+ * into bigints). A value it cannot take (seed: 1.5 or "7x" in a 64-bit field) is the caller's mistake: a MaasError
+ * INVALID_ARGUMENT naming the field, thrown for the call to fail with.
+ */
+function converted<In, Req>(rpc: string, input: In, convert: (input: In) => Req): Req {
+  try {
+    return convert(input);
+  } catch (e) {
+    const field = badField(input, (v) => convert(v as In));
+    const what = describeField(field);
+    const why = e instanceof Error ? e.message : String(e);
+    throw new MaasError(rpc, status.INVALID_ARGUMENT, `${what} cannot be sent (${why})`);
+  }
+}
+
+/** "field seed = -1" (a string value quoted: field seed = "7x"), or "a request message" when none was found. */
+function describeField(field: { path: string; value: unknown } | undefined): string {
+  if (field === undefined) {
+    return "a request message";
+  }
+  const value = typeof field.value === "string" ? JSON.stringify(field.value) : String(field.value);
+  return `field ${field.path} = ${value}`;
+}
+
 /** Something a call can be cancelled through (every grpc-js call object). */
 interface Cancellable {
   cancel(): void;
@@ -220,7 +276,7 @@ class Caller {
     const ms = opts.timeoutMs;
     if (ms !== undefined && !(typeof ms === "number" && ms >= 0)) {
       return new MaasError(rpc, status.INVALID_ARGUMENT,
-        `timeoutMs must be a number of milliseconds > 0 (0: no deadline), got ${String(ms)}`);
+        `timeoutMs must be a number of milliseconds > 0 (0 or Infinity: no deadline), got ${String(ms)}`);
     }
     return undefined;
   }
@@ -233,7 +289,7 @@ class Caller {
     }
     // A value the wire format cannot hold (seed: -1 in a uint64 field, ...): the caller's mistake, named.
     const field = request === undefined ? undefined : badField(request.value, request.serialize);
-    const what = field === undefined ? "a request message" : `field ${field.path} = ${String(field.value)}`;
+    const what = describeField(field);
     return new MaasError(rpc, status.INVALID_ARGUMENT, `${what} cannot be sent (${e.details})`, e.metadata);
   }
 
@@ -247,18 +303,30 @@ class Caller {
 
   private options(opts: CallOptions, defaultDeadline: boolean): GrpcCallOptions {
     const ms = opts.timeoutMs ?? (defaultDeadline ? this.timeoutMs : 0);
-    return ms > 0 ? { deadline: new Date(Date.now() + ms) } : {};
+    if (!(ms > 0)) {
+      return {};
+    }
+    const deadline = Date.now() + ms;
+    return deadline <= LATEST_DEADLINE_MS ? { deadline: new Date(deadline) } : {}; // see LATEST_DEADLINE_MS
   }
 
   private rpc(method: MethodDefinition<unknown, unknown>): string {
     return `${this.service}.${method.path.slice(method.path.lastIndexOf("/") + 1)}`;
   }
 
-  unary<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req, opts: CallOptions = {}): Promise<Resp> {
+  /** Sends convert(input) (see converted()) and resolves with the response. */
+  unary<In, Req, Resp>(method: MethodDefinition<Req, Resp>, input: In, convert: (input: In) => Req,
+    opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
     const refused = this.refusal(rpc, opts);
     if (refused !== undefined) {
       return Promise.reject(refused);
+    }
+    let request: Req;
+    try {
+      request = converted(rpc, input, convert);
+    } catch (e) {
+      return Promise.reject(e);
     }
     const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
@@ -284,17 +352,25 @@ class Caller {
   }
 
   /**
-   * Sends first, then every message of rest (lazily, waiting when the transport is full), and resolves with the
-   * single response. When the server ends the call early, rest is no longer read. When reading rest throws, the
-   * call is cancelled (nothing is stored) and the promise rejects with that error.
+   * Sends first, then every message of rest (lazily, waiting when the transport is full), each through convert (see
+   * converted()), and resolves with the single response. When the server ends the call early, rest is no longer
+   * read. When reading rest throws, the call is cancelled (nothing is stored) and the promise rejects with that error
+   * (with a MaasError INVALID_ARGUMENT when convert refuses a message).
    */
-  clientStream<Req, Resp>(method: MethodDefinition<Req, Resp>, first: Req, rest: Source<Req> | undefined,
-    opts: CallOptions = {}): Promise<Resp> {
+  clientStream<In, Req, Resp>(method: MethodDefinition<Req, Resp>, first: In, rest: Source<In> | undefined,
+    convert: (input: In) => Req, opts: CallOptions = {}): Promise<Resp> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
     const refused = this.refusal(rpc, opts);
     if (refused !== undefined) {
       return Promise.reject(refused);
     }
+    let firstRequest: Req;
+    try {
+      firstRequest = converted(rpc, first, convert);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    const recorder = new Recorder(method);
     const callOptions = this.options(opts, true);
     return new Promise<Resp>((resolve, reject) => {
       let settled = false;
@@ -311,10 +387,10 @@ class Caller {
         finish();
       };
       const call: ClientWritableStream<Req> = this.client.makeClientStreamRequest(
-        method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions,
+        method.path, recorder.serialize, method.responseDeserialize, this.metadata(opts), callOptions,
         (err: ServiceError | null, response?: Resp) => {
-          settle(() => (err !== null || response === undefined ? reject(this.error(rpc, err, callOptions, opts))
-            : resolve(response)));
+          settle(() => (err !== null || response === undefined
+            ? reject(this.error(rpc, err, callOptions, opts, recorder.refused)) : resolve(response)));
         });
       untrack = this.calls.add(call);
       call.on("error", () => {}); // the callback reports every failure
@@ -325,13 +401,13 @@ class Caller {
       opts.signal?.addEventListener("abort", abort, { once: true });
       (async () => {
         const pace = new Pacer();
-        await write(call, first, finished, pace);
+        await write(call, firstRequest, finished, pace);
         if (rest !== undefined) {
           for await (const msg of rest) {
             if (settled) {
               return;
             }
-            await write(call, msg, finished, pace);
+            await write(call, converted(rpc, msg, convert), finished, pace);
           }
         }
         if (!settled) {
@@ -344,34 +420,41 @@ class Caller {
     });
   }
 
-  /** Yields the messages of a server stream; leaving the loop early (break, throw) cancels the call. */
-  async *serverStream<Req, Resp>(method: MethodDefinition<Req, Resp>, request: Req,
+  /**
+   * Sends convert(input) (see converted()) and yields the messages of the server stream; leaving the loop early
+   * (break, throw) cancels the call.
+   */
+  async *serverStream<In, Req, Resp>(method: MethodDefinition<Req, Resp>, input: In, convert: (input: In) => Req,
     opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
     const refused = this.refusal(rpc, opts);
     if (refused !== undefined) {
       throw refused;
     }
+    const request = converted(rpc, input, convert);
     const callOptions = this.options(opts, false);
     const call: ClientReadableStream<Resp> = this.client.makeServerStreamRequest(
       method.path, method.requestSerialize, method.responseDeserialize, request, this.metadata(opts), callOptions);
-    yield* this.receive(rpc, call, callOptions, opts, () => undefined, sent(method, request));
+    const what = sent(method, request);
+    yield* this.receive(rpc, call, callOptions, opts, () => undefined, () => what);
   }
 
   /**
-   * Sends every request of requests (lazily, with backpressure) while yielding the responses; leaving the loop
-   * early cancels the call. When reading requests throws, the call is cancelled and that error is thrown.
+   * Sends every request of requests through convert (see converted(); lazily, with backpressure) while yielding the
+   * responses; leaving the loop early cancels the call. When reading requests throws, the call is cancelled and that
+   * error is thrown (a MaasError INVALID_ARGUMENT when convert refuses a request).
    */
-  async *bidiStream<Req, Resp>(method: MethodDefinition<Req, Resp>, requests: Source<Req>,
-    opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
+  async *bidiStream<In, Req, Resp>(method: MethodDefinition<Req, Resp>, requests: Source<In>,
+    convert: (input: In) => Req, opts: CallOptions = {}): AsyncGenerator<Resp, void, undefined> {
     const rpc = this.rpc(method as MethodDefinition<unknown, unknown>);
     const refused = this.refusal(rpc, opts);
     if (refused !== undefined) {
       throw refused;
     }
+    const recorder = new Recorder(method);
     const callOptions = this.options(opts, false);
     const call: ClientDuplexStream<Req, Resp> = this.client.makeBidiStreamRequest(
-      method.path, method.requestSerialize, method.responseDeserialize, this.metadata(opts), callOptions);
+      method.path, recorder.serialize, method.responseDeserialize, this.metadata(opts), callOptions);
     let stopped = false;
     let sendError: { error: unknown } | undefined;
     let finish: () => void = () => {};
@@ -384,7 +467,7 @@ class Caller {
         if (stopped) {
           return;
         }
-        await write(call, msg, finished, pace);
+        await write(call, converted(rpc, msg, convert), finished, pace);
       }
       if (!stopped) {
         call.end();
@@ -394,7 +477,7 @@ class Caller {
       call.cancel();
     });
     try {
-      yield* this.receive(rpc, call, callOptions, opts, () => sendError);
+      yield* this.receive(rpc, call, callOptions, opts, () => sendError, () => recorder.refused);
     } finally {
       stopped = true;
       finish();
@@ -403,7 +486,7 @@ class Caller {
 
   private async *receive<Resp>(rpc: string, call: ClientReadableStream<Resp>, callOptions: GrpcCallOptions,
     opts: CallOptions, cause: () => { error: unknown } | undefined,
-    request?: SentRequest): AsyncGenerator<Resp, void, undefined> {
+    request: () => SentRequest | undefined): AsyncGenerator<Resp, void, undefined> {
     // Errors are read from the iterator; this listener only keeps a late one (after cancel) from being unhandled.
     call.on("error", () => {});
     const untrack = this.calls.add(call);
@@ -418,7 +501,7 @@ class Caller {
       }
     } catch (e) {
       const c = cause();
-      throw c !== undefined ? c.error : this.error(rpc, e, callOptions, opts, request);
+      throw c !== undefined ? c.error : this.error(rpc, e, callOptions, opts, request());
     } finally {
       untrack();
       opts.signal?.removeEventListener("abort", abort);
@@ -467,7 +550,7 @@ function zeroLike(value: unknown): unknown {
   }
 }
 
-function serializes(serialize: (value: unknown) => Buffer, value: unknown): boolean {
+function serializes(serialize: (value: unknown) => unknown, value: unknown): boolean {
   try {
     serialize(value);
     return true;
@@ -477,10 +560,11 @@ function serializes(serialize: (value: unknown) => Buffer, value: unknown): bool
 }
 
 /**
- * The field of a request that serialize refuses (e.g. seed -1 in a uint64 field) as a dotted path and its value:
- * each field is replaced in turn by its zero value until serialization succeeds, then the search goes on inside it.
+ * The field of a request that serialize refuses (e.g. seed -1 in a uint64 field; or a fromPartial, seed 1.5) as a
+ * dotted path and its value: each field is replaced in turn by its zero value until serialization succeeds, then
+ * the search goes on inside it.
  */
-function badField(request: unknown, serialize: (value: unknown) => Buffer,
+function badField(request: unknown, serialize: (value: unknown) => unknown,
   prefix = ""): { path: string; value: unknown } | undefined {
   if (typeof request !== "object" || request === null || request instanceof Uint8Array || request instanceof Date) {
     return undefined;
@@ -560,15 +644,16 @@ export class GenerativeClient {
 
   /** Stores a model given explicit parameters (version 1, or the next version of an existing name). */
   createModel(request: DeepPartial<gen.CreateModelRequest>, opts?: CallOptions): Promise<gen.CreateModelResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.createModel, gen.CreateModelRequest.fromPartial(request), opts);
+    return this.caller.unary(gen.GenerativeServiceService.createModel, request,
+      (r) => gen.CreateModelRequest.fromPartial(r), opts);
   }
 
   /** Fits a model to streamed rows: config first, then each chunk of rows (see matrix() and splitRows()). */
   fitModel(config: DeepPartial<gen.FitConfig>, chunks: Source<DeepPartial<Matrix>>,
     opts?: CallOptions): Promise<gen.FitModelResponse> {
-    return this.caller.clientStream(gen.GenerativeServiceService.fitModel,
-      gen.FitModelRequest.fromPartial({ config }), mapSource(chunks, (rows) => gen.FitModelRequest.fromPartial({ rows })),
-      opts);
+    return this.caller.clientStream(gen.GenerativeServiceService.fitModel, { config },
+      mapSource(chunks, (rows): DeepPartial<gen.FitModelRequest> => ({ rows })),
+      (r) => gen.FitModelRequest.fromPartial(r), opts);
   }
 
   /**
@@ -581,36 +666,40 @@ export class GenerativeClient {
    * ```
    */
   sample(request: DeepPartial<gen.SampleRequest>, opts?: CallOptions): AsyncGenerator<gen.SampleBatch, void, undefined> {
-    return this.caller.serverStream(gen.GenerativeServiceService.sample, gen.SampleRequest.fromPartial(request), opts);
+    return this.caller.serverStream(gen.GenerativeServiceService.sample, request,
+      (r) => gen.SampleRequest.fromPartial(r), opts);
   }
 
   /** Estimates log p(x) per row with the request's estimator. */
   estimateLogLikelihood(request: DeepPartial<gen.EstimateLogLikelihoodRequest>,
     opts?: CallOptions): Promise<gen.EstimateLogLikelihoodResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.estimateLogLikelihood,
-      gen.EstimateLogLikelihoodRequest.fromPartial(request), opts);
+    return this.caller.unary(gen.GenerativeServiceService.estimateLogLikelihood, request,
+      (r) => gen.EstimateLogLikelihoodRequest.fromPartial(r), opts);
   }
 
   /** Streams running estimates until the target standard error, the sample cap or the deadline. */
   streamEstimate(request: DeepPartial<gen.StreamEstimateRequest>,
     opts?: CallOptions): AsyncGenerator<gen.StreamEstimateResponse, void, undefined> {
-    return this.caller.serverStream(gen.GenerativeServiceService.streamEstimate,
-      gen.StreamEstimateRequest.fromPartial(request), opts);
+    return this.caller.serverStream(gen.GenerativeServiceService.streamEstimate, request,
+      (r) => gen.StreamEstimateRequest.fromPartial(r), opts);
   }
 
   /** Returns a model's info and full parameters. */
   getModel(request: DeepPartial<gen.GetModelRequest>, opts?: CallOptions): Promise<gen.GetModelResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.getModel, gen.GetModelRequest.fromPartial(request), opts);
+    return this.caller.unary(gen.GenerativeServiceService.getModel, request,
+      (r) => gen.GetModelRequest.fromPartial(r), opts);
   }
 
   /** Lists the generative models (latest versions unless allVersions). */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.listModels, ListModelsRequest.fromPartial(request), opts);
+    return this.caller.unary(gen.GenerativeServiceService.listModels, request,
+      (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
   /** Deletes one version (version >= 1) or every version (0) of a model. */
   deleteModel(request: DeepPartial<DeleteModelRequest>, opts?: CallOptions): Promise<DeleteModelResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.deleteModel, DeleteModelRequest.fromPartial(request), opts);
+    return this.caller.unary(gen.GenerativeServiceService.deleteModel, request,
+      (r) => DeleteModelRequest.fromPartial(r), opts);
   }
 }
 
@@ -621,8 +710,8 @@ export class DiscriminativeClient {
 
   /** Stores a pipeline given its fitted state (how a scikit-learn model is imported). */
   createModel(request: DeepPartial<disc.CreateModelRequest>, opts?: CallOptions): Promise<disc.CreateModelResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.createModel,
-      disc.CreateModelRequest.fromPartial(request), opts);
+    return this.caller.unary(disc.DiscriminativeServiceService.createModel, request,
+      (r) => disc.CreateModelRequest.fromPartial(r), opts);
   }
 
   /**
@@ -632,8 +721,8 @@ export class DiscriminativeClient {
    */
   train(config: DeepPartial<disc.TrainConfig>, batches: Source<TextBatchInput>,
     opts?: CallOptions): Promise<disc.TrainResponse> {
-    return this.caller.clientStream(DiscriminativeTextService.train, disc.TrainRequest.fromPartial({ config }),
-      mapSource(batches, trainBatch), opts);
+    return this.caller.clientStream(DiscriminativeTextService.train, { config },
+      mapSource(batches, (batch): TrainRequestInput => ({ batch })), trainRequest, opts);
   }
 
   /**
@@ -641,41 +730,43 @@ export class DiscriminativeClient {
    * of packedTexts (see packTexts).
    */
   classify(request: ClassifyRequestInput, opts?: CallOptions): Promise<disc.ClassifyResponse> {
-    return this.caller.unary(DiscriminativeTextService.classify, classifyRequest(request), opts);
+    return this.caller.unary(DiscriminativeTextService.classify, request, classifyRequest, opts);
   }
 
   /** Sends each request on one bidi stream and yields the matching responses, in order, as they arrive. */
   classifyStream(requests: Source<ClassifyRequestInput>,
     opts?: CallOptions): AsyncGenerator<disc.ClassifyResponse, void, undefined> {
-    return this.caller.bidiStream(DiscriminativeTextService.classifyStream, mapSource(requests, classifyRequest), opts);
+    return this.caller.bidiStream(DiscriminativeTextService.classifyStream, requests, classifyRequest, opts);
   }
 
   /** Returns the sparse feature rows of texts (strings or bytes), or of packedTexts (see packTexts). */
   vectorize(request: VectorizeRequestInput, opts?: CallOptions): Promise<disc.VectorizeResponse> {
-    return this.caller.unary(DiscriminativeTextService.vectorize, vectorizeRequest(request), opts);
+    return this.caller.unary(DiscriminativeTextService.vectorize, request, vectorizeRequest, opts);
   }
 
   /** Evaluates a model on streamed labelled texts (strings or bytes): config first, then each batch. */
   evaluate(config: DeepPartial<disc.EvaluateConfig>, batches: Source<TextBatchInput>,
     opts?: CallOptions): Promise<disc.EvaluateResponse> {
-    return this.caller.clientStream(DiscriminativeTextService.evaluate, disc.EvaluateRequest.fromPartial({ config }),
-      mapSource(batches, evaluateBatch), opts);
+    return this.caller.clientStream(DiscriminativeTextService.evaluate, { config },
+      mapSource(batches, (batch): EvaluateRequestInput => ({ batch })), evaluateRequest, opts);
   }
 
   /** Returns a model's info and full pipeline state. */
   getModel(request: DeepPartial<disc.GetModelRequest>, opts?: CallOptions): Promise<disc.GetModelResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.getModel, disc.GetModelRequest.fromPartial(request), opts);
+    return this.caller.unary(disc.DiscriminativeServiceService.getModel, request,
+      (r) => disc.GetModelRequest.fromPartial(r), opts);
   }
 
   /** Lists the discriminative models. */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.listModels, ListModelsRequest.fromPartial(request), opts);
+    return this.caller.unary(disc.DiscriminativeServiceService.listModels, request,
+      (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
   /** Deletes one version (version >= 1) or every version (0) of a model. */
   deleteModel(request: DeepPartial<DeleteModelRequest>, opts?: CallOptions): Promise<DeleteModelResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.deleteModel, DeleteModelRequest.fromPartial(request),
-      opts);
+    return this.caller.unary(disc.DiscriminativeServiceService.deleteModel, request,
+      (r) => DeleteModelRequest.fromPartial(r), opts);
   }
 }
 
@@ -686,12 +777,12 @@ export class GatewayClient {
 
   /** Lists the models of both backends; each ModelInfo carries its ModelType. */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(gw.GatewayService.listModels, ListModelsRequest.fromPartial(request), opts);
+    return this.caller.unary(gw.GatewayService.listModels, request, (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
   /** Each route, its target and its health. */
   getBackends(request: DeepPartial<gw.GetBackendsRequest> = {}, opts?: CallOptions): Promise<gw.GetBackendsResponse> {
-    return this.caller.unary(gw.GatewayService.getBackends, gw.GetBackendsRequest.fromPartial(request), opts);
+    return this.caller.unary(gw.GatewayService.getBackends, request, (r) => gw.GetBackendsRequest.fromPartial(r), opts);
   }
 }
 
@@ -738,6 +829,7 @@ export class MaasClient {
       }
       try {
         const resp = await caller.unary(health.HealthService.check, { service },
+          (r) => health.HealthCheckRequest.fromPartial(r),
           { timeoutMs: Math.max(100, Math.min(1_000, deadline - Date.now())) });
         if (resp.status === health.HealthCheckResponse_ServingStatus.SERVING) {
           return;
@@ -787,7 +879,10 @@ export function matrix(rows: ReadonlyArray<ReadonlyArray<number>>): Matrix {
     if (row.length !== cols) {
       throw new Error(`maas: matrix: row ${i} has ${row.length} values, row 0 has ${cols}`);
     }
-    values.push(...row);
+    // One push per value: push(...row) passes the row as arguments, which overflow the stack beyond ~100k columns.
+    for (const v of row) {
+      values.push(v);
+    }
   });
   return { rows: rows.length, cols, values };
 }

@@ -105,14 +105,31 @@ function textBatch(batch: TextBatchInput): TextBatchWire {
   };
 }
 
+/** A TrainRequest for train: as DeepPartial<TrainRequest> (config or batch), the batch's texts strings or bytes. */
+export type TrainRequestInput = Omit<DeepPartial<disc.TrainRequest>, "batch"> & { batch?: TextBatchInput };
+/** An EvaluateRequest for evaluate: as DeepPartial<EvaluateRequest>, the batch's texts strings or bytes. */
+export type EvaluateRequestInput = Omit<DeepPartial<disc.EvaluateRequest>, "batch"> & { batch?: TextBatchInput };
+
+/** TrainRequest { config } or { batch }. */
+export function trainRequest(request: TrainRequestInput): TrainRequestWire {
+  const { batch, ...rest } = request;
+  return { ...disc.TrainRequest.fromPartial(rest), batch: batch === undefined ? undefined : textBatch(batch) };
+}
+
+/** EvaluateRequest { config } or { batch }. */
+export function evaluateRequest(request: EvaluateRequestInput): EvaluateRequestWire {
+  const { batch, ...rest } = request;
+  return { ...disc.EvaluateRequest.fromPartial(rest), batch: batch === undefined ? undefined : textBatch(batch) };
+}
+
 /** TrainRequest { batch }. */
 export function trainBatch(batch: TextBatchInput): TrainRequestWire {
-  return { ...disc.TrainRequest.fromPartial({}), batch: textBatch(batch) };
+  return trainRequest({ batch });
 }
 
 /** EvaluateRequest { batch }. */
 export function evaluateBatch(batch: TextBatchInput): EvaluateRequestWire {
-  return { ...disc.EvaluateRequest.fromPartial({}), batch: textBatch(batch) };
+  return evaluateRequest({ batch });
 }
 
 /** The generated encoder of T given a TextWriter: W is T with text fields widened to TextInput. */

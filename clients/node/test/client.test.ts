@@ -697,6 +697,118 @@ describe("argument checks", () => {
   });
 });
 
+/** f(), failing the test when it throws: a wrapper reports every failure through its promise or its stream. */
+function noThrow<T>(what: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    assert.fail(`${what} threw synchronously instead of failing the call: ${String(e)}`);
+  }
+}
+
+describe("field values", () => {
+  it("a value a 64-bit field cannot take is an INVALID_ARGUMENT naming the field, in every kind of call", async () => {
+    await client.generative.createModel({ name: "ts-args64", spec: { uniform: { low: [0], high: [1] } } });
+    await client.discriminative.train({ name: "ts-args64-text" }, [{ examples: corpus }]);
+    const model = { name: "ts-args64" };
+    const x = matrix([[0.5]]);
+    const unary: [Parameters<typeof client.generative.estimateLogLikelihood>[0], string][] = [
+      [{ model, x, seed: 1.5 }, "field seed = 1.5"],
+      [{ model, x, seed: "7x" }, 'field seed = "7x"'],
+      [{ model, x, numSamples: 1.5 }, "field numSamples = 1.5"],
+      [{ model: { ...model, version: 1.5 }, x }, "field model.version = 1.5"],
+    ];
+    for (const [request, named] of unary) {
+      await rejectsWith(noThrow(named, () => client.generative.estimateLogLikelihood(request)),
+        status.INVALID_ARGUMENT, named);
+    }
+    await rejectsWith(noThrow("getModel", () => client.generative.getModel({ model: { ...model, version: "v" } })),
+      status.INVALID_ARGUMENT, 'field model.version = "v"');
+    // Server streams fail their stream.
+    for (const [request, named] of [[{ model, numSamples: 1.5 }, "field numSamples = 1.5"],
+      [{ model, numSamples: 1, seed: "7x" }, 'field seed = "7x"']] as const) {
+      await assert.rejects(collect(noThrow(named, () => client.generative.sample(request))),
+        (e) => checkError(e, status.INVALID_ARGUMENT, named) !== undefined);
+    }
+    // Client streams reject (their streamed messages have no 64-bit field: the bidi case covers a later message).
+    await rejectsWith(noThrow("fitModel", () => client.generative.fitModel(
+      { name: "ts-args64-fit", uniform: {}, seed: 1.5 }, [matrix([[0.5]])])), status.INVALID_ARGUMENT,
+    "field config.seed = 1.5");
+    await rejectsWith(noThrow("train", () => client.discriminative.train(
+      { name: "ts-args64-train", vectorizer: { count: { maxFeatures: 2.5 } } }, [{ examples: corpus }])),
+    status.INVALID_ARGUMENT, "field config.vectorizer.count.maxFeatures = 2.5");
+    // The bidi stream fails its stream, for the first request or a later one.
+    for (const requests of [[{ model: { name: "ts-args64-text", version: 1.5 }, texts: ["a late goal"] }],
+      [{ model: { name: "ts-args64-text" }, texts: ["a late goal"] },
+        { model: { name: "ts-args64-text", version: 1.5 }, texts: ["a goal"] }]]) {
+      await assert.rejects(collect(client.discriminative.classifyStream(requests)),
+        (e) => checkError(e, status.INVALID_ARGUMENT, "field model.version = 1.5") !== undefined);
+    }
+    // Nothing was stored.
+    await rejectsWith(client.generative.getModel({ model: { name: "ts-args64-fit" } }), status.NOT_FOUND);
+    await rejectsWith(client.discriminative.getModel({ model: { name: "ts-args64-train" } }), status.NOT_FOUND);
+  });
+
+  it("client and bidi streams name the field the wire format cannot hold, in the first or a later message",
+    async () => {
+      await client.discriminative.train({ name: "ts-unsendable-text" }, [{ examples: corpus }]);
+      await rejectsWith(client.generative.fitModel({ name: "ts-unsendable", uniform: {}, seed: -1 },
+        [matrix([[1, 2]])]), status.INVALID_ARGUMENT, "field config.seed = -1");
+      await rejectsWith(client.generative.fitModel({ name: "ts-unsendable", uniform: {} },
+        [matrix([[1, 2]]), { rows: -1, cols: 2, values: [3, 4] }]), status.INVALID_ARGUMENT, "field rows.rows = -1");
+      const text = { model: { name: "ts-unsendable-text" }, texts: ["a late goal"] };
+      for (const requests of [[{ ...text, topK: -1 }], [text, text, { ...text, topK: -2 }, { ...text, topK: -3 }]]) {
+        const named = `field topK = ${requests.length === 1 ? -1 : -2}`;
+        await assert.rejects(collect(client.discriminative.classifyStream(requests)),
+          (e) => checkError(e, status.INVALID_ARGUMENT, named) !== undefined);
+      }
+      await rejectsWith(client.generative.getModel({ model: { name: "ts-unsendable" } }), status.NOT_FOUND);
+    });
+});
+
+describe("far deadlines", () => {
+  it("timeoutMs of Infinity, or ending after what servers can hold (2262), is no deadline, per call and client-wide",
+    async () => {
+      await client.generative.createModel({ name: "ts-far", spec: { uniform: { low: [0], high: [1] } } });
+      const model = { name: "ts-far" };
+      const rows = [matrix([[0.25], [0.75]])];
+      const year = 365.25 * 86_400_000;
+      // 1e15 and beyond: grpc-js cannot send them (1e15 threw on an async path, killing the process); 300 years and
+      // 99 999 999 hours (the longest grpc-timeout) end after 2262, which the servers read as passed; 100 years is a
+      // deadline.
+      for (const timeoutMs of [Infinity, 1e16, 1e15, Number.MAX_VALUE, 99_999_999 * 3_600_000, 300 * year, 1e13,
+        100 * year]) {
+        assert.ok((await client.gateway.listModels({}, { timeoutMs })).models.length > 0, `${timeoutMs}`);
+        assert.equal((await client.generative.getModel({ model }, { timeoutMs })).info?.name, "ts-far");
+        assert.equal((await collect(client.generative.sample({ model, numSamples: 3 }, { timeoutMs }))).length, 1);
+        await client.generative.fitModel({ name: "ts-far-fit", uniform: {} }, rows, { timeoutMs });
+        const far = new MaasClient(stack.gateway.address, { timeoutMs });
+        try {
+          assert.ok((await far.generative.listModels()).models.length > 0);
+          await far.generative.fitModel({ name: "ts-far-fit", uniform: {} }, rows);
+        } finally {
+          far.close();
+        }
+      }
+      await rejectsWith(client.generative.getModel({ model }, { timeoutMs: -Infinity }), status.INVALID_ARGUMENT,
+        "timeoutMs");
+      assert.throws(() => new MaasClient(stack.gateway.address, { timeoutMs: -Infinity }), /timeoutMs must be >= 0/);
+    });
+});
+
+describe("values", () => {
+  it("matrix() packs rows of any width", () => {
+    const wide = Array.from({ length: 200_000 }, (_, i) => i);
+    const m = matrix([wide, wide.map((v) => -v)]);
+    assert.equal(m.rows, 2);
+    assert.equal(m.cols, 200_000);
+    assert.equal(m.values.length, 400_000);
+    assert.equal(m.values[199_999], 199_999);
+    assert.equal(m.values[200_001], -1);
+    assert.deepEqual(toRows(m), [wide, wide.map((v) => -v)]);
+  });
+});
+
 describe("gateway", () => {
   it("lists the models of both backends and reports both backends SERVING", async () => {
     await client.generative.createModel({ name: "ts-gw-box", spec: { uniform: { low: [0], high: [1] } } });
