@@ -1228,7 +1228,16 @@ void H2Front::Impl::Close(Conn* c) {
   for (Call* call : calls) {
     if (c->is_backend) {
       call->backend = nullptr;
-      BackendFailed(call, kStatusUnavailable, "", /*unprocessed=*/c->sent <= call->attempt_mark);
+      const bool unprocessed = c->sent <= call->attempt_mark;
+      // A call the backend saw may have taken effect: "no backend is reachable" would say it did
+      // not.
+      BackendFailed(call, kStatusUnavailable,
+                    unprocessed
+                        ? ""
+                        : "the backend connection was lost before the call's answer (the "
+                          "backend may have processed it: check before retrying a call that "
+                          "is not idempotent)",
+                    unprocessed);
     } else {
       ClientClosed(call, NGHTTP2_CANCEL);
     }
