@@ -119,6 +119,9 @@ absl::Status AppendRow(absl::string_view row, const std::string& where, cv1::Mat
 
 std::string HumanDouble(double value) { return absl::StrFormat("%.6g", value); }
 
+// A class label in human output: escaped for the terminal, at most 100 bytes.
+std::string EscapeLabel(absl::string_view label) { return EscapeForTerminal(label, 100); }
+
 std::string LowerEnumName(const std::string& name) { return absl::AsciiStrToLower(name); }
 
 // Checks rows * cols == values.
@@ -596,8 +599,9 @@ std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
   }
   std::vector<std::vector<std::string>> rows;
   for (const cv1::ModelInfo& info : response.models()) {
-    rows.push_back({info.name(), absl::StrCat(info.version()), ModelTypeName(info.type()),
-                    info.family().empty() ? "-" : info.family(),
+    rows.push_back({EscapeForTerminal(info.name()), absl::StrCat(info.version()),
+                    ModelTypeName(info.type()),
+                    info.family().empty() ? "-" : EscapeForTerminal(info.family()),
                     FormatTimestamp(info.created_at())});
   }
   return FormatTable({"NAME", "VERSION", "TYPE", "FAMILY", "CREATED"}, rows);
@@ -606,23 +610,25 @@ std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
 std::string FormatModelWarnings(const cv1::ListModelsResponse& response) {
   std::string out;
   for (const std::string& backend : response.missing_backends()) {
-    absl::StrAppend(&out,
-                    "maas: warning: a backend did not answer, its models are not listed: ", backend,
-                    "\n");
+    absl::StrAppend(&out, "maas: warning: a backend did not answer, its models are not listed: ",
+                    EscapeForTerminal(backend), "\n");
   }
   for (const cv1::UnreadableVersion& bad : response.unreadable_versions()) {
-    absl::StrAppend(&out, "maas: warning: ", ModelTypeName(bad.type()), " model \"", bad.name(),
-                    "\" version ", bad.version(), " cannot be read (", bad.code(), ": ",
-                    bad.message(), "); restore its file or delete the version\n");
+    absl::StrAppend(&out, "maas: warning: ", ModelTypeName(bad.type()), " model \"",
+                    EscapeForTerminal(bad.name()), "\" version ", bad.version(),
+                    " cannot be read (", EscapeForTerminal(bad.code()), ": ",
+                    EscapeForTerminal(bad.message()),
+                    "); restore its file or delete the version\n");
   }
   return out;
 }
 
 std::string FormatSampleHeader(absl::string_view model, uint64_t num_samples,
                                const gv1::SampleBatch& first_batch) {
-  return absl::StrCat("# model=", model, " version=", first_batch.model_version(),
-                      " seed=", first_batch.seed(), " start_index=", first_batch.start_index(),
-                      " num_samples=", num_samples, " x_cols=", first_batch.x().cols(),
+  return absl::StrCat("# model=", EscapeForTerminal(model),
+                      " version=", first_batch.model_version(), " seed=", first_batch.seed(),
+                      " start_index=", first_batch.start_index(), " num_samples=", num_samples,
+                      " x_cols=", first_batch.x().cols(),
                       " latent_cols=", first_batch.latents().cols(), "\n");
 }
 
@@ -737,7 +743,7 @@ std::string FormatEstimate(absl::string_view model,
          row.has_exact_log_likelihood() ? HumanDouble(row.exact_log_likelihood()) : "-"});
   }
   return absl::StrCat(
-      "# model=", model, " version=", response.model_version(),
+      "# model=", EscapeForTerminal(model), " version=", response.model_version(),
       " estimator=", LowerEnumName(gv1::Estimator_Name(response.estimator())),
       " seed=", response.seed(), "\n",
       FormatTable({"ROW", "LOG_LIKELIHOOD", "STANDARD_ERROR", "ESS", "EXACT"}, rows));
@@ -775,15 +781,16 @@ std::string FormatFit(const gv1::FitModelResponse& response, bool json) {
       trace.log_likelihood().empty()
           ? "-"
           : absl::StrFormat("%.6g", trace.log_likelihood(trace.log_likelihood_size() - 1));
-  return FormatTable({}, {{"name", info.name()},
-                          {"version", absl::StrCat(info.version())},
-                          {"family", info.family().empty() ? "-" : info.family()},
-                          {"dimension", absl::StrCat(info.dimension())},
-                          {"rows", absl::StrCat(trace.num_rows())},
-                          {"iterations", absl::StrCat(trace.n_iter())},
-                          {"converged", trace.converged() ? "yes" : "no"},
-                          {"log_likelihood", last},
-                          {"seed", absl::StrCat(trace.seed())}});
+  return FormatTable({},
+                     {{"name", EscapeForTerminal(info.name())},
+                      {"version", absl::StrCat(info.version())},
+                      {"family", info.family().empty() ? "-" : EscapeForTerminal(info.family())},
+                      {"dimension", absl::StrCat(info.dimension())},
+                      {"rows", absl::StrCat(trace.num_rows())},
+                      {"iterations", absl::StrCat(trace.n_iter())},
+                      {"converged", trace.converged() ? "yes" : "no"},
+                      {"log_likelihood", last},
+                      {"seed", absl::StrCat(trace.seed())}});
 }
 
 absl::StatusOr<gv1::FitConfig> BuildFitConfig(const CommandArgs& args) {
@@ -886,13 +893,15 @@ std::string FormatTrain(const dv1::TrainResponse& response, bool json) {
     w.EndArray().EndObject();
     return w.str() + "\n";
   }
-  return FormatTable({}, {{"name", info.name()},
-                          {"version", absl::StrCat(info.version())},
-                          {"family", info.family().empty() ? "-" : info.family()},
-                          {"documents", absl::StrCat(summary.num_documents())},
-                          {"classes", absl::StrCat(summary.classes_size(), ": ",
-                                                   absl::StrJoin(summary.classes(), ", "))},
-                          {"features", absl::StrCat(summary.num_features())}});
+  std::vector<std::string> classes;
+  for (const std::string& label : summary.classes()) classes.push_back(EscapeLabel(label));
+  return FormatTable(
+      {}, {{"name", EscapeForTerminal(info.name())},
+           {"version", absl::StrCat(info.version())},
+           {"family", info.family().empty() ? "-" : EscapeForTerminal(info.family())},
+           {"documents", absl::StrCat(summary.num_documents())},
+           {"classes", absl::StrCat(summary.classes_size(), ": ", absl::StrJoin(classes, ", "))},
+           {"features", absl::StrCat(summary.num_features())}});
 }
 
 absl::StatusOr<std::string> FormatEvaluate(absl::string_view model,
@@ -953,7 +962,7 @@ absl::StatusOr<std::string> FormatEvaluate(absl::string_view model,
   std::vector<std::string> labels;
   std::vector<std::vector<std::string>> rows;
   for (const dv1::ClassMetrics& c : response.classes()) {
-    labels.push_back(EscapeForTerminal(c.label(), 100));
+    labels.push_back(EscapeLabel(c.label()));
     rows.push_back({labels.back(), HumanDouble(c.precision()), HumanDouble(c.recall()),
                     HumanDouble(c.f1()), HumanDouble(c.support())});
   }
@@ -1007,9 +1016,10 @@ std::string FormatClassify(const std::vector<std::string>& texts,
     const dv1::Classification& result = response.results(i);
     std::vector<std::string> scores;
     for (const dv1::ClassScore& score : result.scores()) {
-      scores.push_back(absl::StrCat(score.label(), "=", HumanDouble(score.probability())));
+      scores.push_back(
+          absl::StrCat(EscapeLabel(score.label()), "=", HumanDouble(score.probability())));
     }
-    rows.push_back({absl::StrCat(i), result.label(), absl::StrJoin(scores, " ")});
+    rows.push_back({absl::StrCat(i), EscapeLabel(result.label()), absl::StrJoin(scores, " ")});
   }
   return FormatTable({"INDEX", "LABEL", "PROBABILITIES"}, rows);
 }
@@ -1029,7 +1039,7 @@ std::string FormatDelete(absl::string_view name, cv1::ModelType type,
     w.EndArray().EndObject();
     return w.str() + "\n";
   }
-  return absl::StrCat("deleted ", name, " (", ModelTypeName(type),
+  return absl::StrCat("deleted ", EscapeForTerminal(name), " (", ModelTypeName(type),
                       ") versions: ", absl::StrJoin(response.deleted_versions(), ", "), "\n");
 }
 
@@ -1502,7 +1512,10 @@ std::string EscapeForTerminal(absl::string_view text, size_t max_bytes) {
     const unsigned char c = static_cast<unsigned char>(text[i]);
     if (c >= 0x80) {  // keep valid UTF-8 sequences, escape stray bytes
       size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc2 ? 2 : 0;
-      if (n > 0 && i + n <= text.size() && IsValidUtf8(text.substr(i, n))) {
+      // U+0080..U+009F (C1 controls, \xc2\x80..\xc2\x9f) are escaped: U+009B is a CSI.
+      const bool c1_control = n == 2 && i + 1 < text.size() && c == 0xc2 &&
+                              static_cast<unsigned char>(text[i + 1]) < 0xa0;
+      if (n > 0 && !c1_control && i + n <= text.size() && IsValidUtf8(text.substr(i, n))) {
         out.append(text.data() + i, n);
         i += n - 1;
         continue;

@@ -113,7 +113,10 @@ absl::StatusOr<generative::v1::Estimator> ParseEstimator(absl::string_view name)
 absl::StatusOr<common::v1::ModelType> ParseModelType(absl::string_view name);
 
 // ---------------------------------------------------------------------------------------------------------
-// Output. Every Format* function returns the complete text, ending in '\n'.
+// Output. Every Format* function returns the complete text, ending in '\n'. In human output, the
+// strings that come from the server or the command line (model names, families, class labels,
+// backends, messages) are passed through EscapeForTerminal (class labels cut at 100 bytes); JSON
+// output has them JSON-escaped and whole.
 
 // Columns on a terminal of the UTF-8 `text`: one per code point, two for East Asian wide and
 // fullwidth characters (CJK, Hangul, fullwidth forms, emoji), none for combining diacritics and
@@ -329,8 +332,9 @@ bool IsCommand(absl::string_view command);
 std::string UsageText();
 // The usage of one command (its block of UsageText()); the whole text for an unknown command.
 std::string CommandUsage(absl::string_view command);
-// `text` made safe for a terminal line: control characters and invalid UTF-8 bytes become \xNN,
-// and text beyond `max_bytes` is cut with "... (N more bytes)".
+// `text` made safe for a terminal line: control characters (C0, DEL and the C1 controls
+// U+0080..U+009F) and invalid UTF-8 bytes become \xNN, and text beyond `max_bytes` is cut with
+// "... (N more bytes)".
 std::string EscapeForTerminal(absl::string_view text, size_t max_bytes = 1000);
 
 }  // namespace maas::client::cli

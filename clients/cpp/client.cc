@@ -1,9 +1,12 @@
 #include "clients/cpp/client.h"
 
 #include <algorithm>
+#include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
 
 namespace maas::client {
@@ -73,7 +76,21 @@ Client::Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOpti
       discriminative_(dv1::DiscriminativeService::NewStub(channel_)),
       gateway_(gateway::v1::Gateway::NewStub(channel_)) {}
 
-std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
+absl::Status CheckAuthToken(absl::string_view token) {
+  for (const char byte : token) {
+    const unsigned char c = static_cast<unsigned char>(byte);
+    if (c < 0x21 || c > 0x7e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the auth token holds byte 0x", absl::Hex(c, absl::kZeroPad2),
+                       c == '\n' ? " (a line break)" : "",
+                       "; a bearer token is visible ASCII (0x21-0x7E) only"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<grpc::ClientContext>> Client::NewContext() const {
+  if (!options_.auth_token.empty()) MAAS_RETURN_IF_ERROR(CheckAuthToken(options_.auth_token));
   auto context = std::make_unique<grpc::ClientContext>();
   if (options_.timeout > absl::ZeroDuration() && options_.timeout != absl::InfiniteDuration()) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));
@@ -85,14 +102,14 @@ std::unique_ptr<grpc::ClientContext> Client::NewContext() const {
 }
 
 absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   cv1::ListModelsResponse response;
   MAAS_RETURN_IF_ERROR(FromGrpcStatus(gateway_->ListModels(context.get(), request, &response)));
   return response;
 }
 
 absl::StatusOr<gateway::v1::GetBackendsResponse> Client::GetBackends() {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   gateway::v1::GetBackendsResponse response;
   MAAS_RETURN_IF_ERROR(FromGrpcStatus(
       gateway_->GetBackends(context.get(), gateway::v1::GetBackendsRequest(), &response)));
@@ -110,7 +127,7 @@ absl::StatusOr<std::vector<gv1::SampleBatch>> Client::Sample(const gv1::SampleRe
 
 absl::Status Client::Sample(const gv1::SampleRequest& request,
                             const std::function<absl::Status(const gv1::SampleBatch&)>& on_batch) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   std::unique_ptr<grpc::ClientReader<gv1::SampleBatch>> reader =
       generative_->Sample(context.get(), request);
   gv1::SampleBatch batch;
@@ -132,7 +149,7 @@ absl::Status Client::Sample(const gv1::SampleRequest& request,
 
 absl::StatusOr<gv1::EstimateLogLikelihoodResponse> Client::Estimate(
     const gv1::EstimateLogLikelihoodRequest& request) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   gv1::EstimateLogLikelihoodResponse response;
   MAAS_RETURN_IF_ERROR(
       FromGrpcStatus(generative_->EstimateLogLikelihood(context.get(), request, &response)));
@@ -141,20 +158,24 @@ absl::StatusOr<gv1::EstimateLogLikelihoodResponse> Client::Estimate(
 
 absl::StatusOr<gv1::CreateModelResponse> Client::CreateModel(
     const gv1::CreateModelRequest& request) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   gv1::CreateModelResponse response;
   MAAS_RETURN_IF_ERROR(FromGrpcStatus(generative_->CreateModel(context.get(), request, &response)));
   return response;
 }
 
 absl::StatusOr<gv1::FitModelResponse> Client::FitModel(const gv1::FitConfig& config,
-                                                       const cv1::Matrix& rows, size_t chunk_rows) {
+                                                       const cv1::Matrix& rows, size_t chunk_rows,
+                                                       size_t max_chunk_bytes) {
   if (chunk_rows == 0) return absl::InvalidArgumentError("FitModel: chunk_rows must be >= 1");
+  if (max_chunk_bytes == 0) {
+    return absl::InvalidArgumentError("FitModel: max_chunk_bytes must be >= 1");
+  }
   if (static_cast<uint64_t>(rows.values_size()) !=
       static_cast<uint64_t>(rows.rows()) * rows.cols()) {
     return absl::InvalidArgumentError("FitModel: rows.values does not hold rows x cols values");
   }
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   gv1::FitModelResponse response;
   std::unique_ptr<grpc::ClientWriter<gv1::FitModelRequest>> writer =
       generative_->FitModel(context.get(), &response);
@@ -162,8 +183,16 @@ absl::StatusOr<gv1::FitModelResponse> Client::FitModel(const gv1::FitConfig& con
   *message.mutable_config() = config;
   bool stream_ok = writer->Write(message);
   const uint32_t cols = rows.cols();
+  // Rows per message: chunk_rows, fewer when that many rows hold more than max_chunk_bytes of
+  // values (a wide matrix), but at least one.
+  const uint64_t row_bytes = uint64_t{sizeof(double)} * cols;
+  const uint64_t rows_per_chunk =
+      row_bytes == 0
+          ? chunk_rows
+          : std::max<uint64_t>(1, std::min<uint64_t>(chunk_rows, max_chunk_bytes / row_bytes));
   for (uint32_t start = 0; stream_ok && start < rows.rows();) {
-    const uint32_t n = static_cast<uint32_t>(std::min<uint64_t>(chunk_rows, rows.rows() - start));
+    const uint32_t n =
+        static_cast<uint32_t>(std::min<uint64_t>(rows_per_chunk, rows.rows() - start));
     message.Clear();
     cv1::Matrix* chunk = message.mutable_rows();
     chunk->set_rows(n);
@@ -185,7 +214,7 @@ absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,
   if (batch_size == 0) {
     return absl::InvalidArgumentError("Train: batch_size must be >= 1");
   }
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   dv1::TrainResponse response;
   std::unique_ptr<grpc::ClientWriter<dv1::TrainRequest>> writer =
       discriminative_->Train(context.get(), &response);
@@ -201,7 +230,7 @@ absl::StatusOr<dv1::EvaluateResponse> Client::Evaluate(const dv1::EvaluateConfig
   if (batch_size == 0) {
     return absl::InvalidArgumentError("Evaluate: batch_size must be >= 1");
   }
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   dv1::EvaluateResponse response;
   std::unique_ptr<grpc::ClientWriter<dv1::EvaluateRequest>> writer =
       discriminative_->Evaluate(context.get(), &response);
@@ -233,7 +262,7 @@ absl::StatusOr<dv1::TrainResponse> Client::Train(const dv1::TrainConfig& config,
 }
 
 absl::StatusOr<dv1::ClassifyResponse> Client::Classify(const dv1::ClassifyRequest& request) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   dv1::ClassifyResponse response;
   MAAS_RETURN_IF_ERROR(
       FromGrpcStatus(discriminative_->Classify(context.get(), request, &response)));
@@ -242,7 +271,7 @@ absl::StatusOr<dv1::ClassifyResponse> Client::Classify(const dv1::ClassifyReques
 
 absl::StatusOr<dv1::CreateModelResponse> Client::CreateModel(
     const dv1::CreateModelRequest& request) {
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   dv1::CreateModelResponse response;
   MAAS_RETURN_IF_ERROR(
       FromGrpcStatus(discriminative_->CreateModel(context.get(), request, &response)));
@@ -254,15 +283,25 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
   request.set_name_prefix(name);
   bool generative = false;
   bool discriminative = false;
+  // Backends the gateway could not ask ("<service>: <code>: <reason>"): their models are unknown.
+  std::vector<std::string> missing_backends;
   const auto scan = [&](const cv1::ListModelsResponse& response,
                         cv1::ModelType type_if_unspecified) {
-    for (const cv1::ModelInfo& info : response.models()) {
-      if (info.name() != name) continue;
-      const cv1::ModelType type =
-          info.type() == cv1::MODEL_TYPE_UNSPECIFIED ? type_if_unspecified : info.type();
+    const auto found = [&](cv1::ModelType type) {
+      if (type == cv1::MODEL_TYPE_UNSPECIFIED) type = type_if_unspecified;
       if (type == cv1::GENERATIVE) generative = true;
       if (type == cv1::DISCRIMINATIVE) discriminative = true;
+    };
+    for (const cv1::ModelInfo& info : response.models()) {
+      if (info.name() == name) found(info.type());
     }
+    // A model whose latest version cannot be read is listed only here; it still exists (GetModel
+    // answers why it cannot be read, DeleteModel removes it).
+    for (const cv1::UnreadableVersion& bad : response.unreadable_versions()) {
+      if (bad.name() == name) found(bad.type());
+    }
+    missing_backends.insert(missing_backends.end(), response.missing_backends().begin(),
+                            response.missing_backends().end());
   };
 
   absl::StatusOr<cv1::ListModelsResponse> all = ListModels(request);
@@ -271,7 +310,7 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
   } else if (absl::IsUnimplemented(all.status())) {
     // Not a gateway: ask the services themselves (one of them may be absent, UNIMPLEMENTED too).
     {
-      auto context = NewContext();
+      MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
       cv1::ListModelsResponse response;
       const absl::Status status =
           FromGrpcStatus(generative_->ListModels(context.get(), request, &response));
@@ -282,7 +321,7 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
       }
     }
     {
-      auto context = NewContext();
+      MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
       cv1::ListModelsResponse response;
       const absl::Status status =
           FromGrpcStatus(discriminative_->ListModels(context.get(), request, &response));
@@ -303,6 +342,13 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
   }
   if (generative) return cv1::GENERATIVE;
   if (discriminative) return cv1::DISCRIMINATIVE;
+  if (!missing_backends.empty()) {
+    return absl::UnavailableError(
+        absl::StrCat("cannot tell whether model '", name, "' exists: a backend did not answer (",
+                     absl::StrJoin(missing_backends, "; "),
+                     "); retry later, or give the type explicitly (--type "
+                     "generative|discriminative)"));
+  }
   return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
 }
 
@@ -312,7 +358,7 @@ absl::StatusOr<AnyModel> Client::GetModel(const cv1::ModelRef& model, cv1::Model
   }
   AnyModel result;
   result.type = type;
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   if (type == cv1::GENERATIVE) {
     gv1::GetModelRequest request;
     *request.mutable_model() = model;
@@ -334,7 +380,7 @@ absl::StatusOr<cv1::DeleteModelResponse> Client::DeleteModel(const cv1::DeleteMo
   if (type == cv1::MODEL_TYPE_UNSPECIFIED) {
     MAAS_ASSIGN_OR_RETURN(type, ResolveModelType(request.name()));
   }
-  auto context = NewContext();
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   cv1::DeleteModelResponse response;
   if (type == cv1::GENERATIVE) {
     MAAS_RETURN_IF_ERROR(

@@ -7,7 +7,8 @@
 //   absl::StatusOr<maas::common::v1::ListModelsResponse> models = client.ListModels({});
 //
 // Every call gets a deadline of options.timeout from the moment it starts and, when
-// options.auth_token is set, an "authorization: Bearer <token>" header. Errors come back as
+// options.auth_token is set, an "authorization: Bearer <token>" header (a token that is not
+// visible ASCII fails every call with INVALID_ARGUMENT, see CheckAuthToken). Errors come back as
 // absl::Status with the gRPC code and message unchanged. A Client is thread-safe (the stubs and the
 // channel are).
 #ifndef MAAS_CLIENTS_CPP_CLIENT_H_
@@ -25,6 +26,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/status/grpc_status.h"
 #include "maas/common/v1/common.pb.h"
@@ -39,7 +41,8 @@ struct ClientOptions {
   std::string target = "127.0.0.1:50051";
   // Deadline of every call, measured from its start. Zero, negative or infinite: no deadline.
   absl::Duration timeout = absl::Seconds(30);
-  // Bearer token sent as "authorization: Bearer <token>". Empty: no header.
+  // Bearer token sent as "authorization: Bearer <token>". Empty: no header. Visible ASCII only
+  // (CheckAuthToken): otherwise every call fails with INVALID_ARGUMENT.
   std::string auth_token;
   // Largest message the client accepts, bytes (> 0). Sent messages are limited by the server.
   int max_message_bytes = 64 * 1024 * 1024;
@@ -50,6 +53,11 @@ struct ClientOptions {
 // A channel to options.target (plaintext unless options.credentials) with round-robin load
 // balancing and the receive size limit.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+
+// OK when `token` can be sent as a bearer token: every byte visible ASCII (0x21-0x7E), which is
+// also what an HTTP/2 header value allows (gRPC aborts the process on other bytes). Otherwise
+// INVALID_ARGUMENT naming the first bad byte (never the token itself).
+absl::Status CheckAuthToken(absl::string_view token);
 
 // grpc::Status -> absl::Status: the project's one conversion (common/status/grpc_status.h).
 using ::maas::FromGrpcStatus;
@@ -89,10 +97,12 @@ class Client {
       const generative::v1::EstimateLogLikelihoodRequest& request);
   absl::StatusOr<generative::v1::CreateModelResponse> CreateModel(
       const generative::v1::CreateModelRequest& request);
-  // FitModel: streams the config, then `rows` in chunks of at most chunk_rows (>= 1) rows.
+  // FitModel: streams the config, then `rows` in chunks of at most chunk_rows (>= 1) rows and at
+  // most max_chunk_bytes (>= 1) bytes of values (8 per value), but at least one row per chunk: a
+  // wide matrix goes in fewer rows per message, so that no message passes the message size limit.
   absl::StatusOr<generative::v1::FitModelResponse> FitModel(
       const generative::v1::FitConfig& config, const common::v1::Matrix& rows,
-      size_t chunk_rows = kDefaultFitChunkRows);
+      size_t chunk_rows = kDefaultFitChunkRows, size_t max_chunk_bytes = kDefaultFitChunkBytes);
 
   // ---- discriminative
   // Source of training examples: fills *example and returns true, or returns false at the end.
@@ -138,8 +148,10 @@ class Client {
 
   // ---- either type
   // Which service owns `name`. Asks the gateway's ListModels; when the target is not a gateway
-  // (UNIMPLEMENTED), asks each service's ListModels. NOT_FOUND when no service has it,
-  // FAILED_PRECONDITION when both have a model of that name (pass the type explicitly).
+  // (UNIMPLEMENTED), asks each service's ListModels. A model whose latest version cannot be read
+  // (listed in unreadable_versions) counts. NOT_FOUND when no service has it, UNAVAILABLE when it
+  // is not listed but a backend did not answer the gateway (missing_backends: it may hold the
+  // model), FAILED_PRECONDITION when both have a model of that name (pass the type explicitly).
   absl::StatusOr<common::v1::ModelType> ResolveModelType(const std::string& name);
   // GetModel on the service of `type`; MODEL_TYPE_UNSPECIFIED: ResolveModelType first.
   absl::StatusOr<AnyModel> GetModel(
@@ -152,11 +164,14 @@ class Client {
 
   static constexpr size_t kDefaultTrainBatchSize = 1000;
   static constexpr size_t kDefaultFitChunkRows = 4096;
+  // 4 MiB less 64 KiB: a chunk's message stays under gRPC's default 4 MiB limit.
+  static constexpr size_t kDefaultFitChunkBytes = (size_t{4} << 20) - (size_t{64} << 10);
   static constexpr size_t kDefaultEvaluateBatchSize = 1000;
 
  private:
-  // A context with the deadline and the authorization header.
-  std::unique_ptr<grpc::ClientContext> NewContext() const;
+  // A context with the deadline and the authorization header; INVALID_ARGUMENT when
+  // options.auth_token cannot be sent (CheckAuthToken).
+  absl::StatusOr<std::unique_ptr<grpc::ClientContext>> NewContext() const;
 
   ClientOptions options_;
   std::shared_ptr<grpc::ChannelInterface> channel_;

@@ -351,6 +351,13 @@ int main(int argc, char** argv) {
           json);
     }
     options.auth_token = std::string(absl::StripAsciiWhitespace(*token));
+    // gRPC aborts the process on a header value it cannot send: refuse the token here, naming
+    // the file.
+    if (const absl::Status valid = maas::client::CheckAuthToken(options.auth_token); !valid.ok()) {
+      return Failure(absl::InvalidArgumentError(
+                         absl::StrCat("auth token file '", token_file, "': ", valid.message())),
+                     json);
+    }
   }
 
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =

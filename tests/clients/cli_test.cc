@@ -420,6 +420,144 @@ TEST_CASE("FormatTrain, FormatClassify and FormatDelete") {
         "\n");
 }
 
+// Labels and names come from the server (or echo the command line): printed raw, a label such as
+// "sp\x1b[31mRED\x07" recoloured the terminal and broke the table's alignment in `maas train` and
+// `maas classify` (`maas evaluate` escaped it). Every human output escapes them; JSON stays JSON.
+TEST_CASE("Human outputs escape control characters in labels and names, JSON does not") {
+  const std::string evil = "sp\x1b[31mRED\x07";
+  const std::string shown = "sp\\x1b[31mRED\\x07";
+  const auto no_raw_control = [](const std::string& text) {
+    INFO(text);
+    for (const char c : text) {
+      const unsigned char u = static_cast<unsigned char>(c);
+      CHECK((u == '\n' || (u >= 0x20 && u != 0x7f)));
+    }
+    CHECK(text.find("\xc2\x9b") == std::string::npos);
+  };
+
+  maas::discriminative::v1::TrainResponse train;
+  train.mutable_info()->set_name(
+      "n\x1b"
+      "a");
+  train.mutable_info()->set_version(2);
+  train.mutable_info()->set_family("f\r");
+  train.mutable_summary()->set_num_documents(2);
+  train.mutable_summary()->add_classes(evil);
+  train.mutable_summary()->add_classes("food");
+  const std::string train_text = FormatTrain(train, false);
+  no_raw_control(train_text);
+  CHECK(train_text ==
+        "name       n\\x1ba\n"
+        "version    2\n"
+        "family     f\\x0d\n"
+        "documents  2\n"
+        "classes    2: " +
+            shown +
+            ", food\n"
+            "features   0\n");
+  CHECK(ParseJson(FormatTrain(train, true))
+            .struct_value()
+            .fields()
+            .at("classes")
+            .list_value()
+            .values(0)
+            .string_value() == evil);
+  CHECK_THAT(FormatTrain(train, true), Catch::Contains("sp\\u001b[31mRED\\u0007"));
+
+  maas::discriminative::v1::ClassifyResponse classify;
+  maas::discriminative::v1::Classification* result = classify.add_results();
+  result->set_label(evil);
+  result->add_scores()->set_label(evil);
+  result->mutable_scores(0)->set_probability(0.75);
+  result->add_scores()->set_label("food");
+  result->mutable_scores(1)->set_probability(0.25);
+  classify.add_results()->set_label("food");
+  const std::string classify_text = FormatClassify({"a", "b"}, classify, false);
+  no_raw_control(classify_text);
+  CHECK(classify_text ==
+        "INDEX  LABEL              PROBABILITIES\n"
+        "0      " +
+            shown + "  " + shown +
+            "=0.75 food=0.25\n"
+            "1      food\n");
+  const auto classified = ParseJson(FormatClassify({"a", "b"}, classify, true));
+  CHECK(classified.struct_value()
+            .fields()
+            .at("results")
+            .list_value()
+            .values(0)
+            .struct_value()
+            .fields()
+            .at("label")
+            .string_value() == evil);
+
+  cv1::ListModelsResponse models;
+  cv1::ModelInfo* info = models.add_models();
+  info->set_name(evil);
+  info->set_version(1);
+  info->set_type(cv1::DISCRIMINATIVE);
+  info->set_family(
+      "fam\x9b"
+      "ily\xc2\x9b"
+      "2J");  // a stray byte, and U+009B (CSI)
+  const std::string models_text = FormatModels(models, false);
+  no_raw_control(models_text);
+  CHECK_THAT(models_text, Catch::Contains(shown + "  1        discriminative  "
+                                                  "fam\\x9bily\\xc2\\x9b2J  -\n"));
+  CHECK(ParseJson(FormatModels(models, true))
+            .struct_value()
+            .fields()
+            .at("models")
+            .list_value()
+            .values(0)
+            .struct_value()
+            .fields()
+            .at("name")
+            .string_value() == evil);
+  models.add_missing_backends("gen\x1b]0;title\x07");
+  cv1::UnreadableVersion* bad = models.add_unreadable_versions();
+  bad->set_name(evil);
+  bad->set_version(3);
+  bad->set_type(cv1::GENERATIVE);
+  bad->set_code("DATA\nLOSS");
+  bad->set_message("bad\x1b[2J");
+  const std::string warnings = FormatModelWarnings(models);
+  no_raw_control(warnings);
+  CHECK(std::count(warnings.begin(), warnings.end(), '\n') == 2);
+  CHECK_THAT(warnings, Catch::Contains("gen\\x1b]0;title\\x07\n") &&
+                           Catch::Contains("\"" + shown + "\" version 3") &&
+                           Catch::Contains("(DATA\\x0aLOSS: bad\\x1b[2J)"));
+
+  generative::v1::FitModelResponse fit;
+  fit.mutable_info()->set_name(evil);
+  fit.mutable_info()->set_family("u\x1b");
+  const std::string fit_text = FormatFit(fit, false);
+  no_raw_control(fit_text);
+  CHECK_THAT(fit_text, Catch::StartsWith("name            " + shown + "\n") &&
+                           Catch::Contains("family          u\\x1b\n"));
+  CHECK_THAT(FormatFit(fit, true), Catch::StartsWith(R"({"name":"sp\u001b[31mRED\u0007",)"));
+
+  // Names from the command line, echoed: escaped the same way.
+  cv1::DeleteModelResponse deleted;
+  deleted.add_deleted_versions(1);
+  CHECK(FormatDelete(evil, cv1::GENERATIVE, deleted, false) ==
+        "deleted " + shown + " (generative) versions: 1\n");
+  CHECK_THAT(FormatDelete(evil, cv1::GENERATIVE, deleted, true),
+             Catch::StartsWith(R"({"name":"sp\u001b[31mRED\u0007",)"));
+  gv1::EstimateLogLikelihoodResponse estimate;
+  estimate.add_rows();
+  CHECK_THAT(FormatEstimate(evil, estimate, false),
+             Catch::StartsWith("# model=" + shown + " version=0 "));
+  gv1::SampleBatch batch;
+  CHECK_THAT(FormatSampleHeader(evil, 1, batch), Catch::StartsWith("# model=" + shown + " "));
+  // `get`: protobuf's text format escapes them itself.
+  maas::discriminative::v1::GetModelResponse got;
+  got.mutable_info()->set_name(evil);
+  const absl::StatusOr<std::string> got_text = FormatMessage(got, false);
+  REQUIRE(got_text.ok());
+  no_raw_control(*got_text);
+}
+
 // A 2-class evaluation: 3 ham (2 right), 2 spam (both right).
 maas::discriminative::v1::EvaluateResponse TwoClassEvaluation() {
   maas::discriminative::v1::EvaluateResponse response;

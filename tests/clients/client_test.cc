@@ -287,6 +287,143 @@ TEST_CASE("ResolveModelType falls back to the services without a gateway") {
   CHECK(client.ResolveModelType("nope").status().code() == absl::StatusCode::kNotFound);
 }
 
+// A token with a byte that cannot be in an HTTP/2 header value (an inner newline, non-ASCII)
+// reached grpc::ClientContext::AddMetadata, and gRPC aborted the process.
+TEST_CASE("A token that cannot be a header value fails every call with INVALID_ARGUMENT") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  for (const std::string& token :
+       std::vector<std::string>{"ab\ncd", "caf\xc3\xa9", "a b", std::string("a\0b", 3)}) {
+    ClientOptions options = OptionsFor(server);
+    options.auth_token = token;
+    Client client(options);
+    const absl::Status status = client.ListModels({}).status();
+    CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("0x21-0x7E"));
+    gv1::SampleRequest request;
+    request.mutable_model()->set_name("gmm");
+    request.set_num_samples(1);
+    CHECK(client.Sample(request).status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK(client.FitModel(gv1::FitConfig(), cv1::Matrix()).status().code() ==
+          absl::StatusCode::kInvalidArgument);
+  }
+  std::lock_guard<std::mutex> lock(server.observed().mu);
+  CHECK(server.observed().authorization.empty());  // nothing was sent
+}
+
+// `maas get` / `maas delete` without --type answered NOT_FOUND "no model named X" for a model
+// whose latest version cannot be read (listed in unreadable_versions only) and for any model while
+// the backend holding it was down (missing_backends).
+TEST_CASE("ResolveModelType: unreadable versions count, a missing backend is UNAVAILABLE") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  Client client(OptionsFor(server));
+  cv1::ListModelsResponse listing;
+  cv1::ModelInfo* info = listing.add_models();
+  info->set_name("gmm");
+  info->set_version(1);
+  info->set_type(cv1::GENERATIVE);
+  cv1::UnreadableVersion* bad = listing.add_unreadable_versions();
+  bad->set_name("damaged");
+  bad->set_version(2);
+  bad->set_type(cv1::GENERATIVE);
+  bad->set_code("DATA_LOSS");
+  bad->set_message("cannot be read");
+  server.gateway().set_list_models(listing);
+
+  CHECK(*client.ResolveModelType("gmm") == cv1::GENERATIVE);
+  const absl::StatusOr<cv1::ModelType> damaged = client.ResolveModelType("damaged");
+  REQUIRE(damaged.ok());
+  CHECK(*damaged == cv1::GENERATIVE);
+  const absl::Status nope = client.ResolveModelType("nope").status();
+  CHECK(nope.code() == absl::StatusCode::kNotFound);
+  CHECK(nope.message() == "no model named 'nope'");
+
+  // get / delete reach the service, which says what is wrong with the version.
+  cli::CommandArgs args;
+  args.command = "get";
+  args.model = "damaged";
+  std::ostringstream out, warnings;
+  absl::Status status = RunCommand(client, args, out, warnings);
+  CHECK(status.code() == absl::StatusCode::kDataLoss);
+  CHECK(status.message() == "model 'damaged' version 2 cannot be read");
+  args.command = "delete";
+  status = RunCommand(client, args, out, warnings);
+  REQUIRE(status.ok());
+  CHECK(out.str() == "deleted damaged (generative) versions: 2\n");
+
+  // The discriminative backend is down: a name not listed may be one of its models.
+  listing.add_missing_backends(
+      "maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: connection refused");
+  server.gateway().set_list_models(listing);
+  const absl::Status down = client.ResolveModelType("spam").status();
+  CHECK(down.code() == absl::StatusCode::kUnavailable);
+  CHECK_THAT(
+      std::string(down.message()),
+      Catch::Contains("'spam'") &&
+          Catch::Contains("maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: connection "
+                          "refused") &&
+          Catch::Contains("--type"));
+  CHECK(*client.ResolveModelType("gmm") == cv1::GENERATIVE);
+  args.command = "get";
+  args.model = "spam";
+  CHECK(RunCommand(client, args, out, warnings).code() == absl::StatusCode::kUnavailable);
+  args.command = "delete";
+  CHECK(RunCommand(client, args, out, warnings).code() == absl::StatusCode::kUnavailable);
+}
+
+// `maas fit` sent 4096 rows per message whatever their width: 4096 x 2100 values made a 69 MB
+// message, above the services' 64 MiB limit. Chunks are capped by bytes as well as rows.
+TEST_CASE("FitModel keeps wide chunks under 4 MiB and sends every row in order") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  cv1::Matrix rows;
+  rows.set_rows(4096);
+  rows.set_cols(256);  // 8 MiB of values in all
+  for (uint32_t i = 0; i < rows.rows() * rows.cols(); ++i) rows.add_values(i);
+  gv1::FitConfig config;
+  config.set_name("wide");
+  const auto response = client.FitModel(config, rows);
+  REQUIRE(response.ok());
+  CHECK(response->trace().num_rows() == 4096);
+  std::lock_guard<std::mutex> lock(server.observed().mu);
+  const testing::Observed& seen = server.observed();
+  CHECK(seen.fit_cols == 256);
+  CHECK(seen.fit_values == std::vector<double>(rows.values().begin(), rows.values().end()));
+  REQUIRE(seen.fit_chunk_rows.size() > 1);
+  for (size_t bytes : seen.fit_chunk_bytes) CHECK(bytes <= (4u << 20));  // gRPC's default limit
+  for (uint32_t n : seen.fit_chunk_rows) CHECK(n >= 1);
+}
+
+TEST_CASE("FitModel chunks: at most chunk_rows rows and max_chunk_bytes of values, >= 1 row") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  cv1::Matrix rows;
+  rows.set_rows(10);
+  rows.set_cols(4);  // 32 bytes per row
+  for (uint32_t i = 0; i < 40; ++i) rows.add_values(i);
+  const std::vector<double> all(rows.values().begin(), rows.values().end());
+  const auto chunks = [&server]() {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().fit_values.size() == 40);
+    return server.observed().fit_chunk_rows;
+  };
+  const auto values = [&server]() {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    return server.observed().fit_values;
+  };
+  REQUIRE(client.FitModel({}, rows, 4, 100).ok());  // 100 bytes: 3 rows
+  CHECK(chunks() == std::vector<uint32_t>{3, 3, 3, 1});
+  CHECK(values() == all);
+  REQUIRE(client.FitModel({}, rows, 2, 100).ok());  // chunk_rows is smaller
+  CHECK(chunks() == std::vector<uint32_t>{2, 2, 2, 2, 2});
+  REQUIRE(client.FitModel({}, rows, 4096, 31).ok());  // a row is wider than the cap: 1 row
+  CHECK(chunks() == std::vector<uint32_t>(10, 1));
+  CHECK(values() == all);
+  REQUIRE(client.FitModel({}, rows, 4096, 320).ok());
+  CHECK(chunks() == std::vector<uint32_t>{10});
+  CHECK(client.FitModel({}, rows, 4, 0).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(client.FitModel({}, rows, 0, 100).status().code() == absl::StatusCode::kInvalidArgument);
+}
+
 TEST_CASE("RunCommand sample streams CSV with a header") {
   testing::FakeServer server;
   Client client(OptionsFor(server));

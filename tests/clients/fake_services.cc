@@ -125,6 +125,72 @@ grpc::Status FakeGenerative::ListModels(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
+grpc::Status FakeGenerative::FitModel(grpc::ServerContext* context,
+                                      grpc::ServerReader<gv1::FitModelRequest>* reader,
+                                      gv1::FitModelResponse* response) {
+  Record(context, observed_);
+  gv1::FitModelRequest message;
+  if (!reader->Read(&message) || !message.has_config()) {
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "first message must be the config");
+  }
+  const std::string name = message.config().name();
+  std::vector<uint32_t> rows;
+  std::vector<size_t> bytes;
+  std::vector<double> values;
+  uint32_t cols = 0;
+  uint64_t num_rows = 0;
+  while (reader->Read(&message)) {
+    if (!message.has_rows()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "config sent twice");
+    }
+    const cv1::Matrix& chunk = message.rows();
+    if (static_cast<uint64_t>(chunk.values_size()) !=
+        static_cast<uint64_t>(chunk.rows()) * chunk.cols()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad matrix");
+    }
+    rows.push_back(chunk.rows());
+    bytes.push_back(message.ByteSizeLong());
+    values.insert(values.end(), chunk.values().begin(), chunk.values().end());
+    cols = chunk.cols();
+    num_rows += chunk.rows();
+  }
+  {
+    std::lock_guard<std::mutex> lock(observed_->mu);
+    observed_->fit_chunk_rows = std::move(rows);
+    observed_->fit_chunk_bytes = std::move(bytes);
+    observed_->fit_values = std::move(values);
+    observed_->fit_cols = cols;
+  }
+  response->mutable_info()->set_name(name);
+  response->mutable_info()->set_version(1);
+  response->mutable_info()->set_type(cv1::GENERATIVE);
+  response->mutable_info()->set_dimension(cols);
+  response->mutable_trace()->set_num_rows(num_rows);
+  return grpc::Status::OK;
+}
+
+grpc::Status FakeGenerative::GetModel(grpc::ServerContext* context,
+                                      const gv1::GetModelRequest* request,
+                                      gv1::GetModelResponse* /*response*/) {
+  Record(context, observed_);
+  if (request->model().name() == "damaged") {
+    return grpc::Status(grpc::StatusCode::DATA_LOSS, "model 'damaged' version 2 cannot be read");
+  }
+  return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                      "model '" + request->model().name() + "' not found");
+}
+
+grpc::Status FakeGenerative::DeleteModel(grpc::ServerContext* context,
+                                         const cv1::DeleteModelRequest* request,
+                                         cv1::DeleteModelResponse* response) {
+  Record(context, observed_);
+  if (request->name() != "damaged") {
+    return grpc::Status(grpc::StatusCode::NOT_FOUND, "model '" + request->name() + "' not found");
+  }
+  response->add_deleted_versions(2);
+  return grpc::Status::OK;
+}
+
 grpc::Status FakeDiscriminative::Train(grpc::ServerContext* context,
                                        grpc::ServerReader<dv1::TrainRequest>* reader,
                                        dv1::TrainResponse* response) {
@@ -261,11 +327,26 @@ grpc::Status FakeDiscriminative::ListModels(grpc::ServerContext* context,
   return grpc::Status::OK;
 }
 
-FakeServer::FakeServer() {
+grpc::Status FakeGateway::ListModels(grpc::ServerContext* /*context*/,
+                                     const cv1::ListModelsRequest* /*request*/,
+                                     cv1::ListModelsResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  *response = list_models_;
+  return grpc::Status::OK;
+}
+
+void FakeGateway::set_list_models(const cv1::ListModelsResponse& response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  list_models_ = response;
+}
+
+FakeServer::FakeServer(bool with_gateway) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+  builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(&generative_);
   builder.RegisterService(&discriminative_);
+  if (with_gateway) builder.RegisterService(&gateway_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) throw std::runtime_error("cannot start the fake server");
 }

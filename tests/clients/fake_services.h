@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
+#include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 
 namespace maas::client::testing {
@@ -26,6 +27,10 @@ struct Observed {
   std::vector<size_t> evaluate_batch_sizes;  // examples per TextBatch of the last Evaluate call
   std::string evaluate_model;                // EvaluateConfig.model.name of the last Evaluate call
   bool sample_cancelled = false;             // whether a Sample call saw cancellation
+  std::vector<uint32_t> fit_chunk_rows;  // rows of each Matrix message of the last FitModel call
+  std::vector<size_t> fit_chunk_bytes;   // serialized size of each of those messages
+  std::vector<double> fit_values;        // every value of the last FitModel call, in order
+  uint32_t fit_cols = 0;                 // cols of its chunks (the last one)
 };
 
 // Sample: sample i (absolute index start_index + k) is the row [i, seed, 0.5 * i]; latents [i % 3].
@@ -35,9 +40,21 @@ struct Observed {
 //   exact_log_likelihood set only for model "exact". UNAUTHENTICATED unless the token is "secret"
 //   when the model is "private".
 // ListModels: the generative service has "gmm"; the discriminative one "spam".
+// FitModel: records the chunks (Observed::fit_*); answers the config's name, version 1, num_rows.
+// GetModel: DATA_LOSS for "damaged" (as a version whose file cannot be read), else NOT_FOUND.
+// DeleteModel: deletes version 2 of "damaged"; NOT_FOUND for other names.
 class FakeGenerative final : public generative::v1::GenerativeService::Service {
  public:
   explicit FakeGenerative(Observed* observed) : observed_(observed) {}
+  grpc::Status FitModel(grpc::ServerContext* context,
+                        grpc::ServerReader<generative::v1::FitModelRequest>* reader,
+                        generative::v1::FitModelResponse* response) override;
+  grpc::Status GetModel(grpc::ServerContext* context,
+                        const generative::v1::GetModelRequest* request,
+                        generative::v1::GetModelResponse* response) override;
+  grpc::Status DeleteModel(grpc::ServerContext* context,
+                           const common::v1::DeleteModelRequest* request,
+                           common::v1::DeleteModelResponse* response) override;
   grpc::Status Sample(grpc::ServerContext* context, const generative::v1::SampleRequest* request,
                       grpc::ServerWriter<generative::v1::SampleBatch>* writer) override;
   grpc::Status EstimateLogLikelihood(
@@ -76,18 +93,34 @@ class FakeDiscriminative final : public discriminative::v1::DiscriminativeServic
   Observed* observed_;
 };
 
-// Both fakes on 127.0.0.1:<free port>.
+// Gateway: ListModels answers the response given to set_list_models (empty until then).
+class FakeGateway final : public gateway::v1::Gateway::Service {
+ public:
+  grpc::Status ListModels(grpc::ServerContext* context,
+                          const common::v1::ListModelsRequest* request,
+                          common::v1::ListModelsResponse* response) override;
+  void set_list_models(const common::v1::ListModelsResponse& response);
+
+ private:
+  std::mutex mu_;
+  common::v1::ListModelsResponse list_models_;
+};
+
+// Both fakes (and, with_gateway, the fake gateway) on 127.0.0.1:<free port>; messages up to 64 MiB
+// are received, as by the real services.
 class FakeServer {
  public:
-  FakeServer();
+  explicit FakeServer(bool with_gateway = false);
   ~FakeServer();
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   Observed& observed() { return observed_; }
+  FakeGateway& gateway() { return gateway_; }
 
  private:
   Observed observed_;
   FakeGenerative generative_{&observed_};
   FakeDiscriminative discriminative_{&observed_};
+  FakeGateway gateway_;
   std::unique_ptr<grpc::Server> server_;
   int port_ = 0;
 };

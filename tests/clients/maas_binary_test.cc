@@ -137,6 +137,42 @@ TEST_CASE("maas names a --tls_ca_file that holds no certificate") {
   std::remove(ca.c_str());
 }
 
+// A token file holding a byte that cannot be in a header value (an inner newline, non-ASCII)
+// made gRPC abort the CLI (SIGABRT, exit 134, no error line), even for `maas models`.
+TEST_CASE("maas refuses a token file that is not a bearer token with one error line") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  const std::string target = "--timeout=20 --target=" + server.target();
+  const std::string token = TempPath("token");
+  for (const std::string content : {"ab\ncd\n", "caf\xc3\xa9", "a b", "\tab\x01"}) {
+    CAPTURE(content);
+    std::ofstream(token, std::ios::binary | std::ios::trunc) << content;
+    Result result = Run(target + " --auth_token_file=" + token + " models");
+    CHECK(result.exit_code == 1);
+    CHECK_THAT(result.err, Catch::StartsWith("maas: INVALID_ARGUMENT: auth token file '" + token +
+                                             "': the auth token holds byte 0x") &&
+                               Catch::Contains("visible ASCII (0x21-0x7E)"));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+    CHECK(result.out.empty());
+    result = Run("--json " + target + " --auth_token_file=" + token + " models");
+    CHECK(result.exit_code == 1);
+    CHECK_THAT(result.err,
+               Catch::StartsWith(
+                   R"({"error":{"code":"INVALID_ARGUMENT","message":"auth token file ')" + token));
+    CHECK(std::count(result.err.begin(), result.err.end(), '\n') == 1);
+    CHECK(result.out.empty());
+  }
+  // Whitespace around the token is still trimmed, and the token is sent.
+  std::ofstream(token, std::ios::trunc) << "  secret\r\n";
+  Result result = Run(target + " --auth_token_file=" + token + " estimate --model private --x 1");
+  CHECK(result.exit_code == 0);
+  CHECK(result.err.empty());
+  std::ofstream(token, std::ios::trunc) << " \n";
+  result = Run(target + " --auth_token_file=" + token + " models");
+  CHECK(result.exit_code == 1);
+  CHECK(result.err == "maas: INVALID_ARGUMENT: auth token file '" + token + "' is empty\n");
+  std::remove(token.c_str());
+}
+
 TEST_CASE("maas COMMAND --help shows that command, --version the CLI's version") {
   Result result = Run("sample --help");
   CHECK(result.exit_code == 0);
