@@ -35,6 +35,7 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -44,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -118,6 +120,28 @@ namespace internal {
 inline constexpr char kStreamWriteFailed[] =
     "the call ended while its stream was being written: the client cancelled it or stopped "
     "reading, or the server shut down (--shutdown_grace_seconds)";
+
+// The status of a call gRPC ended under a reactor (a failed read or write of a cancelled call):
+// DEADLINE_EXCEEDED `deadline` when the call's deadline passed, else CANCELLED `cancelled`. A
+// client cancels when its own deadline passes, and that reaches the server before the server's
+// timer (the timeout was sent rounded up, and travelled): a deadline within min(100 ms, a tenth
+// of the call's time since `started`) counts as passed.
+inline absl::Status CallGone(const grpc::ServerContextBase& context, absl::Time started,
+                             absl::string_view cancelled, absl::string_view deadline) {
+  const absl::Time end = CallDeadline(context);
+  const absl::Time now = absl::Now();
+  if (end != absl::InfiniteFuture() &&
+      now >= end - std::min(absl::Milliseconds(100), (end - started) / 10)) {
+    return absl::DeadlineExceededError(deadline);
+  }
+  return absl::CancelledError(cancelled);
+}
+
+// CallGone of a call whose stream write failed.
+inline absl::Status StreamWriteFailed(const grpc::ServerContextBase& context, absl::Time started) {
+  return CallGone(context, started, kStreamWriteFailed,
+                  "the call's deadline passed while its stream was being written");
+}
 
 // Parses `bytes` into `message`. INVALID_ARGUMENT naming `what` and the message type otherwise.
 template <class Msg>
@@ -318,7 +342,10 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {  // a cut-off stream is not a complete one: store nothing
-        End(absl::CancelledError("cancelled before the stream was complete; nothing was stored"));
+        End(internal::CallGone(*context_, started_,
+                               "cancelled before the stream was complete; nothing was stored",
+                               "the call's deadline passed before the stream was complete; "
+                               "nothing was stored"));
         return;
       }
       dispatcher_.Run([this] {  // the client half-closed: every message arrived
@@ -391,6 +418,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   grpc::ByteBuffer* response_;
   const StreamLimit limit_;
   const exec::StopToken stop_;
+  const absl::Time started_ = absl::Now();  // for CallGone
   ModelAnnotation model_;
   grpc::ByteBuffer buffer_;
   Req request_;
@@ -530,7 +558,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     if (finished_ || writing_) return Action::kNone;
     if (write_failed_) {
       if (producing_) return Action::kNone;  // the producer ends the call when it returns
-      final_ = absl::CancelledError(internal::kStreamWriteFailed);
+      final_ = internal::StreamWriteFailed(*context_, started_);
       finished_ = true;
       return Action::kEnd;
     }
@@ -575,6 +603,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   grpc::CallbackServerContext* context_;
   Dispatcher::Ticket ticket_;
   const exec::StopToken stop_;
+  const absl::Time started_ = absl::Now();  // for CallGone
   exec::WorkerPool* const writer_;  // not owned; null: writes start where a message became ready
   // Producer side (one Produce at a time).
   ModelAnnotation model_;
@@ -642,7 +671,8 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {
-        End(absl::CancelledError("cancelled by the client or the deadline"));
+        End(internal::CallGone(*context_, started_, "cancelled by the client",
+                               "the call's deadline passed"));
       } else {
         End(absl::OkStatus());  // the client half-closed: every response was written already
       }
@@ -675,7 +705,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   }
   void OnWriteDone(bool ok) override {
     if (!ok) {
-      End(absl::CancelledError(internal::kStreamWriteFailed));
+      End(internal::StreamWriteFailed(*context_, started_));
       return;
     }
     StartRead(&in_);
@@ -693,6 +723,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   Dispatcher::Ticket ticket_;
   Fn fn_;
   const exec::StopToken stop_;
+  const absl::Time started_ = absl::Now();  // for CallGone
   ModelAnnotation model_;
   grpc::ByteBuffer in_;
   grpc::ByteBuffer out_;

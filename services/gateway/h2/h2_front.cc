@@ -51,10 +51,38 @@ constexpr size_t kMaxPendingOut = 1 << 20;
 constexpr int kMaxTransparentRetries = 2;
 constexpr int kStatusCancelled = 1;
 constexpr int kStatusUnknown = 2;
+constexpr int kStatusDeadlineExceeded = 4;
 constexpr int kStatusResourceExhausted = 8;
 constexpr int kStatusUnimplemented = 12;
 constexpr int kStatusInternal = 13;
 constexpr int kStatusUnavailable = 14;
+
+// A grpc-timeout header value (1 to 8 digits and a unit: H, M, S, m, u, n) in nanoseconds; 0 when
+// it is not one.
+int64_t GrpcTimeoutNs(absl::string_view value) {
+  if (value.size() < 2 || value.size() > 9) return 0;
+  int64_t amount = 0;
+  for (char ch : value.substr(0, value.size() - 1)) {
+    if (ch < '0' || ch > '9') return 0;
+    amount = amount * 10 + (ch - '0');
+  }
+  switch (value.back()) {
+    case 'H':
+      return amount * 3'600'000'000'000;
+    case 'M':
+      return amount * 60'000'000'000;
+    case 'S':
+      return amount * 1'000'000'000;
+    case 'm':
+      return amount * 1'000'000;
+    case 'u':
+      return amount * 1'000;
+    case 'n':
+      return amount;
+    default:
+      return 0;
+  }
+}
 
 int64_t NowNs() {
   timespec ts;
@@ -163,6 +191,7 @@ struct Call {
   bool counted = false;       // in active_calls_
   // Call log.
   int64_t start_ns = 0;
+  int64_t timeout_ns = 0;  // the client's grpc-timeout; 0 = none
   std::string method;
   std::string request_id;
   bool generated_id = false;
@@ -1341,6 +1370,7 @@ void H2Front::Impl::StartCall(Call* call) {
   for (const Header& h : call->headers) {
     if (h.name == ":path") path = h.value;
     if (h.name == "x-request-id") request_id = h.value;
+    if (h.name == "grpc-timeout") call->timeout_ns = GrpcTimeoutNs(h.value);
   }
   if (options_.on_call_end) {
     call->method = std::string(path.substr(0, 256));
@@ -1724,6 +1754,13 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
               "the gateway shut down before the call finished (SIGTERM: --drain_delay_ms, then "
               "--shutdown_grace_ms for calls in flight)";
         }
+      } else if (code != NGHTTP2_NO_ERROR && call->timeout_ns > 0 &&
+                 NowNs() - call->start_ns >=
+                     call->timeout_ns - std::min<int64_t>(100'000'000, call->timeout_ns / 10)) {
+        // A client resets the stream when its deadline passes: within min(100 ms, a tenth of the
+        // timeout) of the grpc-timeout it sent (rounded up, and sent a moment before), it did.
+        call->code = kStatusDeadlineExceeded;
+        if (call->message.empty()) call->message = "the client's deadline passed";
       } else {
         call->code = code == NGHTTP2_NO_ERROR ? kStatusUnknown : kStatusCancelled;
         if (call->message.empty()) call->message = "the client cancelled the call";

@@ -373,6 +373,32 @@ TEST_CASE("h2 front: a client RST_STREAM cancels the backend stream") {
   REQUIRE(rig.RunUntil([&] { return rig.front()->active_calls() == 0; }));
 }
 
+TEST_CASE(
+    "h2 front: a client reset at its grpc-timeout is DEADLINE_EXCEEDED, before it CANCELLED") {
+  // Clients reset the stream when their deadline passes; the call log and metrics must tell that
+  // from a client giving up.
+  Rig rig;
+  const auto reset_after = [&](const std::string& timeout, absl::Duration wait) {
+    const int32_t sid = rig.client().Submit(
+        With(RequestHeaders("/a.B/Chat"), "grpc-timeout", timeout), GrpcMessage("x"), false);
+    auto [backend, bsid] = rig.Request(rig.backend().requests().size());
+    CHECK(Find(backend->stream(bsid).headers, "grpc-timeout") == timeout);
+    rig.loop().RunFor(wait);
+    rig.client().Reset(sid, NGHTTP2_CANCEL);
+  };
+  reset_after("200m", absl::Milliseconds(250));
+  REQUIRE(rig.WaitRecords(1));
+  CHECK(rig.records()[0].code == 4);  // DEADLINE_EXCEEDED
+  CHECK(rig.records()[0].message == "the client's deadline passed");
+  reset_after("60S", absl::Milliseconds(50));
+  REQUIRE(rig.WaitRecords(2));
+  CHECK(rig.records()[1].code == 1);  // CANCELLED
+  CHECK(rig.records()[1].message == "the client cancelled the call");
+  reset_after("1x", absl::Milliseconds(50));  // not a grpc-timeout: no deadline
+  REQUIRE(rig.WaitRecords(3));
+  CHECK(rig.records()[2].code == 1);
+}
+
 TEST_CASE("h2 front: a backend RST_STREAM before the response is a status, after it a reset") {
   Rig rig;
   SECTION("before the response headers: trailers-only with gRPC's mapping of the code") {
