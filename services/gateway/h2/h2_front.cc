@@ -148,7 +148,8 @@ struct Replica {
 
 struct Route {
   std::string service;
-  std::string target;  // immutable (read by the resolver thread)
+  std::string target;     // immutable (read by the resolver thread)
+  std::string authority;  // TargetAuthority(target): the :authority of the calls sent
   bool dns = false;
   int64_t resolve_requested_ns = 0;
   std::vector<std::unique_ptr<Replica>> replicas;
@@ -358,6 +359,12 @@ bool TargetNeedsDns(absl::string_view target) {
   return inet_pton(AF_INET, std::string(target.substr(0, colon)).c_str(), &a) != 1;
 }
 
+std::string TargetAuthority(absl::string_view target) {
+  if (absl::ConsumePrefix(&target, "ipv4:")) return std::string(target.substr(0, target.find(',')));
+  if (!absl::ConsumePrefix(&target, "dns:///")) absl::ConsumePrefix(&target, "dns:");
+  return std::string(target);
+}
+
 class H2Front::Impl {
  public:
   explicit Impl(FrontOptions options) : options_(std::move(options)) {}
@@ -559,6 +566,7 @@ absl::StatusOr<std::unique_ptr<Route>> H2Front::Impl::MakeRoute(const FrontRoute
   auto route = std::make_unique<Route>();
   route->service = r.service;
   route->target = r.target;
+  route->authority = TargetAuthority(r.target);
   route->dns = TargetNeedsDns(r.target);
   for (const std::string& m : r.non_idempotent_methods) route->non_idempotent.insert(m);
   for (const std::string& m : r.single_response_methods) route->single_response.insert(m);
@@ -1423,6 +1431,10 @@ void H2Front::Impl::StartCall(Call* call) {
   }
   if (route == default_route_.get() && !options_.front_key.empty()) {
     call->headers.push_back({options_.front_key_header, options_.front_key});
+  }
+  // The backend's name, not the gateway's: a mesh sidecar routes (and authorizes) by it.
+  for (Header& h : call->headers) {
+    if (h.name == ":authority" || h.name == "host") h.value = route->authority;
   }
   call->req_headers = std::move(call->headers);
   call->headers.clear();

@@ -69,6 +69,12 @@ absl::StatusOr<std::vector<ReplicaAddress>> ResolveTarget(absl::string_view targ
 // target.
 bool TargetNeedsDns(absl::string_view target);
 
+// The :authority of the calls sent to `target`, as a gRPC channel to it sends them: the host:port
+// of dns:///<host>:<port>, dns:<host>:<port> and <host>:<port>, the first address of ipv4:<a>,...
+// A service mesh's sidecar routes by it (the client's own :authority names the gateway). Assumes
+// a well-formed target.
+std::string TargetAuthority(absl::string_view target);
+
 // One finished call, for the call log.
 struct FrontCallRecord {
   absl::string_view method;  // the :path

@@ -120,6 +120,8 @@ TEST_CASE("h2 front: a unary call crosses with its headers, message and trailers
   PeerStream& b = backend->stream(bsid);
   REQUIRE(rig.RunUntil([&] { return b.end_stream; }));
   CHECK(Find(b.headers, ":path") == "/a.B/Unary");
+  // The backend's name (the route's target), not the gateway's: a mesh sidecar routes by it.
+  CHECK(Find(b.headers, ":authority") == "127.0.0.1:" + std::to_string(rig.backend().port()));
   CHECK(Find(b.headers, "content-type") == "application/grpc");
   CHECK(Find(b.headers, "te") == "trailers");
   CHECK(Find(b.headers, "x-request-id") == "req-7");

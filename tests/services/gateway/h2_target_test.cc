@@ -35,6 +35,14 @@ TEST_CASE("h2 front targets: a literal host:port and dns:/// of a literal need n
   CHECK(TargetNeedsDns("localhost:50052"));
 }
 
+TEST_CASE("h2 front targets: the authority sent is the target's host:port, as gRPC channels send") {
+  CHECK(TargetAuthority("dns:///maas-generative-mesh:50052") == "maas-generative-mesh:50052");
+  CHECK(TargetAuthority("dns:discriminative:50053") == "discriminative:50053");
+  CHECK(TargetAuthority("localhost:50052") == "localhost:50052");
+  CHECK(TargetAuthority("ipv4:127.0.0.1:50053,127.0.0.1:50063") == "127.0.0.1:50053");
+  CHECK(TargetAuthority("ipv4:10.0.0.7:50052") == "10.0.0.7:50052");
+}
+
 TEST_CASE("h2 front targets: localhost resolves to loopback") {
   auto r = ResolveTarget("dns:///localhost:50052");
   REQUIRE(r.ok());
