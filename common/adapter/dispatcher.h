@@ -33,6 +33,10 @@ struct DispatcherOptions {
   int64_t max_queued = -1;
   // The retry hint of a refusal: the status message and the "retry-after-ms" trailing metadata.
   absl::Duration retry_after = absl::Milliseconds(100);
+  // The largest response message the server sends (its --max_message_bytes): a larger one ends the
+  // call RESOURCE_EXHAUSTED naming the flag, instead of gRPC's "Sent message larger than max".
+  // 0 = unchecked.
+  int64_t max_message_bytes = 0;
 };
 
 // Trailing metadata key of the retry hint on RESOURCE_EXHAUSTED refusals (milliseconds, decimal).
@@ -54,6 +58,8 @@ class Dispatcher {
   exec::Executor& executor();
 
   int64_t retry_after_ms() const;
+  // DispatcherOptions::max_message_bytes.
+  int64_t max_message_bytes() const { return options_.max_message_bytes; }
   // Calls holding a ticket now.
   int64_t in_flight() const;
 

@@ -154,14 +154,25 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::strin
       "fields must be UTF-8)"));
 }
 
+// Serializes a response into `out`. RESOURCE_EXHAUSTED when it takes more than `max_bytes` (> 0):
+// gRPC would fail the send with only "Sent message larger than max".
 template <class Msg>
-absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out) {
+absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out, int64_t max_bytes) {
   out->Clear();  // the serializer needs an empty buffer (a stream reuses its buffer)
   bool own = false;
   grpc::Status status = grpc::SerializationTraits<Msg>::Serialize(message, out, &own);
   if (!status.ok()) {
     return absl::InternalError(
         absl::StrCat("cannot serialize the response: ", status.error_message()));
+  }
+  if (max_bytes > 0 && out->Length() > static_cast<size_t>(max_bytes)) {
+    const size_t size = out->Length();
+    out->Clear();
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the response would take ", size, " bytes, above this server's largest message of ",
+        max_bytes,
+        " bytes (--max_message_bytes): ask for less in one call (fewer texts or rows, "
+        "the compact form), or raise --max_message_bytes on the server and the client"));
   }
   return absl::OkStatus();
 }
@@ -265,8 +276,8 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
   } else {
     lane = choose_lane;
   }
-  auto work = [context, reactor, request, response_bytes,
-               fn = std::move(fn)](exec::Executor& executor) {
+  auto work = [context, reactor, request, response_bytes, fn = std::move(fn),
+               max_bytes = dispatcher.max_message_bytes()](exec::Executor& executor) {
     const exec::StopToken stop = StopTokenFor(context);
     ModelAnnotation model;
     model.Update(*request);
@@ -277,7 +288,8 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
         model.Update(*result);
         model.CountOutput(*result);
       }
-      status = result.ok() ? internal::Serialize(*result, response_bytes) : result.status();
+      status =
+          result.ok() ? internal::Serialize(*result, response_bytes, max_bytes) : result.status();
     }
     internal::Annotate(context, model);
     reactor->Finish(ToGrpcStatus(status));
@@ -354,7 +366,9 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         if (status.ok()) {
           absl::StatusOr<Resp> result = internal::FinishSession(*session_, scope);
           if (result.ok()) model_.Update(*result);
-          status = result.ok() ? internal::Serialize(*result, response_) : result.status();
+          status = result.ok()
+                       ? internal::Serialize(*result, response_, dispatcher_.max_message_bytes())
+                       : result.status();
         }
         End(status);
       });
@@ -531,7 +545,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         annotated_ = true;
         model_.CountOutput(message_);
         if constexpr (!internal::SerializesLater<Source>::value) {
-          status = internal::Serialize(message_, &spare_);
+          status = internal::Serialize(message_, &spare_, dispatcher_.max_message_bytes());
         }
         more = status.ok();
       }
@@ -694,7 +708,9 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
           if (index_ == 1) model_.Update(*response);
           model_.CountOutput(*response);
         }
-        status = response.ok() ? internal::Serialize(*response, &out_) : response.status();
+        status = response.ok()
+                     ? internal::Serialize(*response, &out_, dispatcher_.max_message_bytes())
+                     : response.status();
       }
       if (!status.ok()) {
         End(status);

@@ -165,6 +165,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_queued_calls) >= 0
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
+  dispatch.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
   // Train streams run on a pool of their own (admitted by `dispatcher` like every call).
   if (absl::GetFlag(FLAGS_train_threads) < 1) {

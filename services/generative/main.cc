@@ -147,6 +147,7 @@ int main(int argc, char** argv) {
       absl::GetFlag(FLAGS_max_queued_calls) >= 0
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
+  dispatch.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
   maas::adapter::StreamBudget fit_budget(absl::GetFlag(FLAGS_max_total_fit_bytes),
                                          "--max_total_fit_bytes");

@@ -124,3 +124,39 @@ def test_training_memory_bounded(server):
     stub.Train(train_requests("grams", TEXTS, LABELS, config=config), timeout=TIMEOUT)
     response = stub.Classify(disc.ClassifyRequest(model=ref("grams"), texts=["the cat"]), timeout=TIMEOUT)
     assert response.model_version == 1
+
+
+def test_max_model_bytes_counts_the_whole_stored_file(tmp_path):
+    # The parameters with a 3000-byte class label fit in 4000 bytes; the stored file, whose training summary
+    # repeats every class label, does not: the limit is on the stored file, as its flag says.
+    process = start_discriminative(tmp_path / "m", extra=["--max_model_bytes", "4000"])
+    try:
+        stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(process))
+        labels = ["cat", "d" * 3000, "cat", "d" * 3000]
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_model_bytes", "labels"):
+            stub.Train(train_requests("long-labels", TEXTS, labels), timeout=TIMEOUT)
+        assert disk_entries(tmp_path / "m", "long-labels") in ([], ["long-labels/write.lock"])
+        stub.Train(train_requests("short", TEXTS, LABELS), timeout=TIMEOUT)  # small ones still fit
+    finally:
+        assert process.stop() == 0
+
+
+def test_responses_above_max_message_bytes_name_the_flag(tmp_path):
+    # A model whose parameters are larger than one message (2 classes x 2^17 hashed features) is stored, but
+    # GetModel cannot send it; a verbose Classify answer of many texts neither. gRPC's own refusal ("Sent message
+    # larger than max") names no flag and no remedy.
+    process = start_discriminative(tmp_path / "m", extra=["--max_message_bytes", "1000000"])
+    try:
+        stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(process))
+        config = disc.TrainConfig(name="wide", vectorizer=disc.VectorizerConfig(
+            hashing=disc.HashingVectorizerConfig(n_features=1 << 17, alternate_sign=False)))
+        stub.Train(train_requests("wide", TEXTS, LABELS, config=config), timeout=TIMEOUT)
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_message_bytes"):
+            stub.GetModel(disc.GetModelRequest(model=ref("wide")), timeout=TIMEOUT)
+        texts = ["the cat"] * 40000
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_message_bytes", "compact"):
+            stub.Classify(disc.ClassifyRequest(model=ref("wide"), texts=texts), timeout=TIMEOUT)
+        compact = stub.Classify(disc.ClassifyRequest(model=ref("wide"), texts=texts, compact=True), timeout=TIMEOUT)
+        assert len(compact.predicted) == len(texts)
+    finally:
+        assert process.stop() == 0

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/registry/stored_version.h"
 #include "common/status/status_macros.h"
+#include "google/protobuf/io/coded_stream.h"
 #include "services/discriminative/core/packed_texts.h"
 
 namespace maas::discriminative {
@@ -22,10 +23,30 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
   const v1::PipelineSpec spec = pipeline.ToSpec();
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
-  if (spec.ByteSizeLong() > options.limits.max_model_bytes) {
+  // The stored file: the parameters, the info (labels, description) and the training summary,
+  // which repeats every class label.
+  const auto stored_without_spec = [&](int64_t version) {
+    v1::StoredDiscriminativeModel stored;
+    registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels, description,
+                            options.clock(), stored.mutable_info());
+    stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
+    if (summary != nullptr) *stored.mutable_train_summary() = *summary;
+    return stored;
+  };
+  // Its size, bounded before the store reserves a version: the largest version number, the spec
+  // field's tag and length, and a few bytes for the creation time's varints.
+  const size_t spec_bytes = spec.ByteSizeLong();
+  const size_t other_bytes =
+      stored_without_spec(std::numeric_limits<int64_t>::max()).ByteSizeLong();
+  const size_t file_bytes = spec_bytes + 1 +
+                            google::protobuf::io::CodedOutputStream::VarintSize64(spec_bytes) +
+                            other_bytes + 16;
+  if (file_bytes > options.limits.max_model_bytes) {
     return absl::ResourceExhaustedError(absl::StrCat(
-        "the model would take ", spec.ByteSizeLong(), " bytes, above this server's limit of ",
-        options.limits.max_model_bytes, " (--max_model_bytes); use fewer classes or features"));
+        "the stored model would take about ", file_bytes, " bytes (parameters ", spec_bytes,
+        ", labels, description and training summary ", other_bytes,
+        "), above this server's limit of ", options.limits.max_model_bytes,
+        " (--max_model_bytes); use fewer classes or features, or shorter class labels"));
   }
   // Everything is validated before the store reserves a version; make_bytes only fails if the
   // bytes would not load back, and then the store leaves nothing behind.
@@ -36,12 +57,8 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   absl::StatusOr<std::shared_ptr<const LoadedPipeline>> stored = options.repository->Put(
       name,
       [&](int64_t version) -> absl::StatusOr<std::string> {
-        v1::StoredDiscriminativeModel stored;
-        registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels,
-                                description, options.clock(), stored.mutable_info());
-        stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
+        v1::StoredDiscriminativeModel stored = stored_without_spec(version);
         *stored.mutable_spec() = spec;
-        if (summary != nullptr) *stored.mutable_train_summary() = *summary;
         std::string bytes;
         if (!stored.SerializeToString(&bytes)) {
           return absl::ResourceExhaustedError(
