@@ -352,6 +352,54 @@ def test_an_exception_while_reading_the_training_data_is_raised_as_itself(disc):
         disc.get("broken")  # nothing was stored
 
 
+# -- labels: str as is, integers as str(int), anything else refused naming the example ------------------------------
+LABEL_TEXTS = ["the striker scored a late goal", "knead the bread dough", "the coach praised the team",
+               "bake the bread in a hot oven"]
+
+
+def test_integer_labels_are_stored_as_their_decimal_strings(disc):
+    """scikit-learn's y = [0, 1, ...]: Python and numpy integers (and integral floats, as scikit-learn takes
+    y = [0.0, 1.0]) become str(int(label)), in train's labels and classes and in evaluate's labels."""
+    for name, labels in (("int-labels", [0, 1, 0, 1]), ("np-int-labels", np.array([0, 1, 0, 1], dtype=np.int64)),
+                         ("float-labels", np.array([0.0, 1.0, 0.0, 1.0])), ("big-int-labels", [-7, 2**70, -7, 2**70])):
+        result = disc.train(LABEL_TEXTS, labels, name=name)
+        expected = sorted({str(int(v)) for v in labels})
+        assert result.classes == expected, name
+        assert disc.evaluate(name, LABEL_TEXTS, labels).num_documents == 4
+        assert set(disc.predict(name, LABEL_TEXTS).tolist()) <= set(expected)
+    result = disc.train(LABEL_TEXTS, [np.str_("sports"), "food", np.uint8(3), "food"], name="mixed-labels",
+                        classes=["food", np.int32(3), "sports"])
+    assert sorted(result.classes) == ["3", "food", "sports"]
+
+
+@pytest.mark.parametrize("bad, type_name", [(b"food", "bytes"), (None, "NoneType"), (1.5, "float"),
+                                            (float("nan"), "float"), (np.float32(0.25), "float32"), (True, "bool"),
+                                            (np.bool_(False), "bool"), (object(), "object"), (("a",), "tuple")])
+def test_labels_that_are_not_str_or_integers_are_refused_naming_the_example(disc, bad, type_name):
+    """No silent str(): b"food" never becomes the class "b'food'" nor None the class "None"."""
+    labels = ["sports", "food", bad, "food"]
+    match = rf"^INVALID_ARGUMENT: example 2: label must be a str or an integer, got {type_name}\b"
+    with pytest.raises(maas_client.InvalidArgumentError, match=match):
+        disc.train(LABEL_TEXTS, labels, name="bad-label")
+    with pytest.raises(maas_client.NotFoundError):
+        disc.get("bad-label")  # nothing was stored
+    disc.train(LABEL_TEXTS[:2], ["sports", "food"], name="label-eval")
+    with pytest.raises(maas_client.InvalidArgumentError, match=match):
+        disc.evaluate("label-eval", LABEL_TEXTS, labels)
+    with pytest.raises(maas_client.InvalidArgumentError,
+                       match=rf"^INVALID_ARGUMENT: classes\[1\] must be a str or an integer, got {type_name}\b"):
+        disc.train(LABEL_TEXTS[:2], ["sports", "food"], name="bad-classes", classes=["sports", bad, "food"])
+    with pytest.raises(maas_client.NotFoundError):
+        disc.get("bad-classes")
+
+
+def test_labels_with_lone_surrogates_are_refused_naming_the_example(disc):
+    with pytest.raises(maas_client.InvalidArgumentError, match=r"^INVALID_ARGUMENT: example 1: label.*surrogate"):
+        disc.train(LABEL_TEXTS[:2], ["sports", "f\udcffood"], name="surrogate-label")
+    with pytest.raises(maas_client.NotFoundError):
+        disc.get("surrogate-label")
+
+
 # -- models -------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("via", ["gateway", "services"])
 def test_models_list_get_delete_across_services(stack, box, text_model, via):
@@ -429,6 +477,71 @@ def test_bad_arguments_are_invalid_argument_errors_naming_the_field(gen, box):
         gen.fit([[1.0]], "uniform", name="bad-seed", seed=-1)
     with pytest.raises(maas_client.InvalidArgumentError, match="num_samples must be an integer"):
         gen.estimate(box, [[0.5, 0.0, 2.1]], num_samples=1.5)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("version", "1", "must be an integer"), ("version", 1.5, "must be an integer"),
+    ("version", None, "must be an integer"), ("version", -1, r"must be in \[0, 9223372036854775807\]"),
+    ("version", 2**63, r"must be in \[0, 9223372036854775807\]"),
+    ("version", -2**70, r"must be in \[0, 9223372036854775807\]")])
+def test_discriminative_version_arguments_are_checked_naming_the_field(stack, disc, gen, box, text_model, field,
+                                                                       value, message):
+    """Every DiscriminativeClient call (and get / delete of both services) checks its integer arguments like
+    GenerativeClient: InvalidArgumentError naming the field and its range, never protobuf's bare ValueError /
+    TypeError, and before anything is sent."""
+    name = text_model["name"]
+    match = f"^INVALID_ARGUMENT: {field} {message}"
+    calls = {
+        "classify": lambda: disc.classify(name, ["goal"], **{field: value}),
+        "predict": lambda: disc.predict(name, ["goal"], **{field: value}),
+        "predict_proba": lambda: disc.predict_proba(name, ["goal"], **{field: value}),
+        "classify_stream": lambda: list(disc.classify_stream(name, ["goal"], **{field: value})),
+        "vectorize": lambda: disc.vectorize(name, ["goal"], **{field: value}),
+        "feature_names": lambda: disc.feature_names(name, ["goal"], **{field: value}),
+        "evaluate": lambda: disc.evaluate(name, ["goal"], ["sports"], **{field: value}),
+        "disc.get": lambda: disc.get(name, value),
+        "disc.delete": lambda: disc.delete(name, value),
+        "gen.get": lambda: gen.get(box, value),
+        "gen.delete": lambda: gen.delete(box, value),
+    }
+    for what, call in calls.items():
+        with pytest.raises(maas_client.InvalidArgumentError, match=match):
+            call()
+            pytest.fail(f"{what} accepted {field}={value!r}")
+    assert disc.get(name).info.version == 1 and gen.get(box).info.version == 1  # nothing was deleted
+    with maas_client.Models(stack.gateway_process.address) as models:
+        for call in (models.get, models.delete):
+            with pytest.raises(maas_client.InvalidArgumentError, match=match):
+                call(name, value, kind="discriminative")
+
+
+@pytest.mark.parametrize("value, message", [(-1, r"must be in \[0, 4294967295\]"),
+                                            (2**32, r"must be in \[0, 4294967295\]"), (2.0, "must be an integer"),
+                                            ("3", "must be an integer")])
+def test_explain_features_is_checked_naming_the_field(disc, text_model, value, message):
+    with pytest.raises(maas_client.InvalidArgumentError, match=f"^INVALID_ARGUMENT: explain_features {message}"):
+        disc.classify(text_model["name"], ["goal"], explain=True, explain_features=value)
+
+
+@pytest.mark.parametrize("value, message", [(0, r"must be in \[1, "), (-3, r"must be in \[1, "),
+                                            ("3", "must be an integer"), (2.5, "must be an integer")])
+def test_batch_sizes_are_checked_naming_the_field(disc, text_model, value, message):
+    name, match = text_model["name"], f"^INVALID_ARGUMENT: batch_size {message}"
+    with pytest.raises(maas_client.InvalidArgumentError, match=match):
+        disc.train(["goal"], ["sports"], name="bad-batch-size", batch_size=value)
+    with pytest.raises(maas_client.InvalidArgumentError, match=match):
+        disc.evaluate(name, ["goal"], ["sports"], batch_size=value)
+    with pytest.raises(maas_client.InvalidArgumentError, match=match):
+        list(disc.classify_stream(name, ["goal"], batch_size=value))
+
+
+def test_numpy_integers_are_accepted_for_integer_arguments(disc, text_model):
+    name = text_model["name"]
+    explained = disc.classify(name, ["goal match"], explain=True, explain_features=np.uint32(2), version=np.int64(1))
+    assert explained.model_version == 1
+    assert disc.predict(name, ["goal"], version=np.int32(1)).shape == (1,)
+    assert disc.get(name, np.int64(1)).info.version == 1
+    assert len(list(disc.classify_stream(name, ["a", "b", "c"], batch_size=np.int16(2), version=np.uint8(1)))) == 2
 
 
 # -- errors and deadlines -----------------------------------------------------------------------------------------

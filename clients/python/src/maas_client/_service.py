@@ -11,7 +11,7 @@ from typing import Any, List, Optional, Type, TypeVar
 
 from google.protobuf.descriptor import FileDescriptor
 
-from maas_client.connection import ConnectionLike, connect, method_path
+from maas_client.connection import INT64_MAX, ConnectionLike, check_int, connect, method_path
 from maas_client.pb import common
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
 
@@ -61,7 +61,8 @@ class ServiceClient:
     # -- models ---------------------------------------------------------------------------------------------------
     def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
         """The model's info and full parameters (GenerativeModelSpec or PipelineSpec, by service); version 0 is
-        the latest."""
+        the latest (an integer in [0, 2**63 - 1], else InvalidArgumentError naming it)."""
+        version = check_int(version, "version", 0, INT64_MAX)
         request = self._get_request(model=common.ModelRef(name=name, version=version))
         response = self.connection.unary("GetModel", self._get, request, timeout)
         return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
@@ -74,6 +75,8 @@ class ServiceClient:
         return model_list(self.connection.unary("ListModels", self._list, request, timeout))
 
     def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
-        """Deletes one version (or all with version=0); returns the deleted versions."""
+        """Deletes one version (or all with version=0); returns the deleted versions. A version that is not an
+        integer in [0, 2**63 - 1] is an InvalidArgumentError naming it, nothing deleted."""
+        version = check_int(version, "version", 0, INT64_MAX)
         request = common.DeleteModelRequest(name=name, version=version)
         return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)

@@ -9,14 +9,17 @@
 from __future__ import annotations
 
 import itertools
+import math
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
+import grpc
 import numpy as np
 import scipy.sparse
 
 from maas_client._service import ServiceClient
 from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
-from maas_client.connection import ConnectionLike, check
+from maas_client.connection import INT64_MAX, UINT32_MAX, ConnectionLike, check, check_int
+from maas_client.errors import InvalidArgumentError
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
                                TrainResult, from_matrix)
@@ -24,6 +27,41 @@ from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetail
 _SERVICE = "DiscriminativeService"
 # Examples per streamed TextBatch (Train, Evaluate) and texts per ClassifyStream request.
 DEFAULT_BATCH_SIZE = 1000
+# A class label as train / evaluate take it (see label_of): a str, or an integer that stands for its decimal string.
+Label = Union[str, int, float, "np.integer[Any]", "np.floating[Any]"]
+
+
+def label_of(value: Any, what: str) -> str:
+    """A class label as the str the model stores. maas labels are strings: a str is kept as it is; an integer
+    (int, numpy integer) is its decimal string, str(int(value)), as are integral floats (scikit-learn takes
+    y = [0.0, 1.0] as the classes 0 and 1). Anything else is an InvalidArgumentError naming `what` and the type,
+    never a silent str(): bytes (scikit-learn refuses bytes labels too: decode them), None, bool (True == 1: it
+    would make "True" and "1" two classes where scikit-learn has one), floats that are not integral (NaN, 0.5), a
+    str holding a lone surrogate (not text)."""
+    if isinstance(value, str):
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as e:
+                check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: a label "
+                             "must be text")
+        return str(value)  # a numpy str_ as a plain str
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    shown = repr(value)
+    shown = shown if len(shown) <= 40 else shown[:37] + "..."
+    if isinstance(value, (float, np.floating)):
+        why = " (not an integral number)"
+    elif isinstance(value, (bytes, bytearray, memoryview)):
+        why = " (decode bytes labels to str)"
+    elif isinstance(value, (bool, np.bool_)):
+        why = " (bool labels are ambiguous with 0 and 1: use str labels)"
+    else:
+        why = ""
+    raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"{what} must be a str or an integer, got {type(value).__name__} {shown}{why}")
 
 
 def _texts(texts: Union[Text, Sequence[Text]]) -> List[Text]:
@@ -50,10 +88,11 @@ def _batch_message(examples: List[Example]) -> Union[pb.TextBatch, RawBatch]:
     return batch
 
 
-def _batches(texts: Iterable[Text], labels: Iterable[str], weights: Optional[Iterable[float]], batch_size: int,
+def _batches(texts: Iterable[Text], labels: Iterable[Label], weights: Optional[Iterable[float]], batch_size: int,
              on_batch: Optional[Callable[[int], None]]) -> Iterator[Union[pb.TextBatch, RawBatch]]:
     """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error. A
-    batch holding a text that is not UTF-8 comes as a RawBatch (the whole request's bytes)."""
+    batch holding a text that is not UTF-8 comes as a RawBatch (the whole request's bytes). Labels are
+    label_of's."""
     missing = object()
     columns: List[Iterable[Any]] = [texts, labels] if weights is None else [texts, labels, weights]
     examples: List[Example] = []
@@ -66,7 +105,8 @@ def _batches(texts: Iterable[Text], labels: Iterable[str], weights: Optional[Ite
             text = text_of(row[0], f"example {index}: text")
         except TypeError as error:
             check(False, str(error))
-        examples.append((text, str(row[1]), float(row[2]) if weights is not None else None))
+        label = label_of(row[1], f"example {index}: label")
+        examples.append((text, label, float(row[2]) if weights is not None else None))
         index += 1
         if len(examples) >= batch_size:
             yield _batch_message(examples)
@@ -120,10 +160,10 @@ class DiscriminativeClient(ServiceClient):
             request.description = description
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
-    def train(self, texts: Iterable[Text], labels: Iterable[str], *, name: str,
+    def train(self, texts: Iterable[Text], labels: Iterable[Label], *, name: str,
               weights: Optional[Iterable[float]] = None, vectorizer: Optional[pb.VectorizerConfig] = None,
               classifier: Optional[pb.ClassifierConfig] = None, partial: bool = False,
-              classes: Optional[Sequence[str]] = None, model_labels: Optional[Mapping[str, str]] = None,
+              classes: Optional[Sequence[Label]] = None, model_labels: Optional[Mapping[str, str]] = None,
               description: str = "", batch_size: int = DEFAULT_BATCH_SIZE,
               on_batch: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None) -> TrainResult:
         """Trains a pipeline on (text, label[, weight]) examples zipped from the iterables, which are consumed
@@ -135,15 +175,18 @@ class DiscriminativeClient(ServiceClient):
         partial they fix the classes of the fit). on_batch(n) is called after each batch is handed to gRPC. Texts
         are str, or bytes as scikit-learn's vectorizers take them: bytes that are not UTF-8 meet the vectorizer's
         decode_error (strict, the default: the call fails naming the example; replace / ignore repair them), as in
-        every call that takes texts."""
-        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
+        every call that takes texts. Labels (and classes) are str, or integers such as scikit-learn's y = [0, 1]
+        (int, numpy integer, integral float), stored as their decimal strings ("0", "1": what classify and
+        predict return); bytes, None, bool, other floats and other types are an InvalidArgumentError naming the
+        example (or classes[i]) and the type, nothing stored."""
+        batch_size = check_int(batch_size, "batch_size", 1)
         config = pb.TrainConfig(name=name, partial=partial, description=description)
         if vectorizer is not None:
             config.vectorizer.CopyFrom(vectorizer)
         if classifier is not None:
             config.classifier.CopyFrom(classifier)
         if classes is not None:
-            config.classes.extend(classes)
+            config.classes.extend(label_of(c, f"classes[{i}]") for i, c in enumerate(classes))
         if model_labels:
             config.labels.update(model_labels)
 
@@ -162,7 +205,8 @@ class DiscriminativeClient(ServiceClient):
     def classify(self, name: str, texts: Union[Text, Sequence[Text]], *, explain: bool = False,
                  explain_features: int = 0, version: int = 0, timeout: Optional[float] = None) -> Predictions:
         """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts."""
-        request = texts_request(pb.ClassifyRequest(model=common.ModelRef(name=name, version=version),
+        explain_features = check_int(explain_features, "explain_features", 0, UINT32_MAX)
+        request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version),
                                                    explain=explain, explain_features=explain_features),
                                 _texts(texts))
         return Predictions.from_proto(self.connection.unary("Classify", self._classify, request, timeout))
@@ -183,7 +227,7 @@ class DiscriminativeClient(ServiceClient):
                           timeout: Optional[float]) -> Tuple[List[str], FloatArray, "np.ndarray[Any, Any]"]:
         """The compact Classify answer (the class labels once, the probability matrix and the predicted class
         indices): what predict and predict_proba need, without a message and a Python loop per text."""
-        request = texts_request(pb.ClassifyRequest(model=common.ModelRef(name=name, version=version), compact=True),
+        request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version), compact=True),
                                 _texts(texts))
         response = self.connection.unary("Classify", self._classify, request, timeout)
         m = response.probabilities
@@ -194,8 +238,8 @@ class DiscriminativeClient(ServiceClient):
                         version: int = 0, timeout: Optional[float] = None) -> Iterator[Predictions]:
         """Classifies a (possibly endless) iterable of texts over one bidirectional stream: batch_size texts per
         request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
-        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        ref = common.ModelRef(name=name, version=version)
+        batch_size = check_int(batch_size, "batch_size", 1)
+        ref = _model_ref(name, version)
 
         def requests() -> Iterator[Any]:
             iterator = iter(texts)
@@ -213,25 +257,25 @@ class DiscriminativeClient(ServiceClient):
                   timeout: Optional[float] = None) -> "scipy.sparse.csr_matrix":
         """The feature rows of the texts as a scipy CSR matrix (N x num_features, float64), as the model's
         vectorizer's transform() would give."""
-        request = texts_request(pb.VectorizeRequest(model=common.ModelRef(name=name, version=version)), _texts(texts))
+        request = texts_request(pb.VectorizeRequest(model=_model_ref(name, version)), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features)
 
     def feature_names(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                       timeout: Optional[float] = None) -> Tuple["scipy.sparse.csr_matrix", dict[int, str]]:
         """vectorize() plus the names of the features that occur (index -> term)."""
-        request = texts_request(pb.VectorizeRequest(model=common.ModelRef(name=name, version=version),
+        request = texts_request(pb.VectorizeRequest(model=_model_ref(name, version),
                                                     include_feature_names=True), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features), dict(response.feature_names)
 
-    def evaluate(self, name: str, texts: Iterable[Text], labels: Iterable[str], *,
+    def evaluate(self, name: str, texts: Iterable[Text], labels: Iterable[Label], *,
                  weights: Optional[Iterable[float]] = None, batch_size: int = DEFAULT_BATCH_SIZE, version: int = 0,
                  on_batch: Optional[Callable[[int], None]] = None, timeout: Optional[float] = None) -> Evaluation:
         """Accuracy, per-class precision/recall/F1, confusion matrix and log loss on labelled texts (streamed
-        lazily like train)."""
-        check(batch_size >= 1, f"batch_size must be >= 1, got {batch_size}")
-        config = pb.EvaluateConfig(model=common.ModelRef(name=name, version=version))
+        lazily like train; labels as train's)."""
+        batch_size = check_int(batch_size, "batch_size", 1)
+        config = pb.EvaluateConfig(model=_model_ref(name, version))
 
         def requests() -> Iterator[Union[pb.EvaluateRequest, RawBatch]]:
             yield pb.EvaluateRequest(config=config)
@@ -244,6 +288,11 @@ class DiscriminativeClient(ServiceClient):
                           macro_f1=r.macro_f1, weighted_f1=r.weighted_f1,
                           confusion_matrix=from_matrix(r.confusion_matrix), log_loss=r.log_loss,
                           num_documents=r.num_documents, model_version=r.model_version)
+
+
+def _model_ref(name: str, version: int) -> common.ModelRef:
+    """The ModelRef of a call, its version checked (0: the latest; InvalidArgumentError naming it otherwise)."""
+    return common.ModelRef(name=name, version=check_int(version, "version", 0, INT64_MAX))
 
 
 def _to_csr(rows: Sequence[pb.SparseRow], num_features: int) -> "scipy.sparse.csr_matrix":
