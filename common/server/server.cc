@@ -504,14 +504,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   }
 
   if (options.max_connection_age > absl::ZeroDuration()) {
-    const auto clamp_ms = [](absl::Duration d) {
-      return static_cast<int>(
-          std::min<int64_t>(absl::ToInt64Milliseconds(d), std::numeric_limits<int>::max()));
-    };
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
-                               std::max(1, clamp_ms(options.max_connection_age)));
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS,
-                               clamp_ms(options.shutdown_grace));
+    // GOAWAY at this age moves new calls to a new connection; the calls in flight finish however
+    // long they run (gRPC's default grace: infinite), as the connection closes after its last.
+    builder.AddChannelArgument(
+        GRPC_ARG_MAX_CONNECTION_AGE_MS,
+        static_cast<int>(std::clamp<int64_t>(absl::ToInt64Milliseconds(options.max_connection_age),
+                                             1, std::numeric_limits<int>::max())));
   }
   if (options.configure_builder) options.configure_builder(builder);
   server->server_ = builder.BuildAndStart();

@@ -75,8 +75,8 @@ struct ServerOptions {
   // PEM file of the CA that signs client certificates. Set = mutual TLS (clients must present a
   // valid certificate). Requires tls_cert_file and tls_key_file.
   std::string tls_client_ca_file;
-  // Connections older than this are closed gracefully (GOAWAY, then `shutdown_grace` for calls in
-  // flight), so clients such as the gateway re-resolve DNS and spread over replicas added since.
+  // Connections older than this get GOAWAY, so clients such as the gateway re-resolve DNS and
+  // spread over replicas added since; the calls in flight on them finish, however long they run.
   // 0 = never.
   absl::Duration max_connection_age = absl::ZeroDuration();
   // Called on the builder after the kit's own settings, before the server starts: lets a binary add

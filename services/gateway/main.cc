@@ -86,8 +86,8 @@ ABSL_FLAG(int, unhealthy_check_interval_ms, 250,
           "Time between health checks while a route has no serving backend.");
 ABSL_FLAG(
     int, max_connection_age_ms, 0,
-    "Close client connections (gracefully) after this age so clients re-resolve and rebalance; "
-    "0 = never.");
+    "Send GOAWAY to client connections of this age so clients re-resolve and rebalance (calls in "
+    "flight finish, however long); 0 = never.");
 ABSL_FLAG(
     int, proxy_threads, 1,
     "Threads forwarding calls (1..64), each serving its calls start to end: 1 costs the least "
@@ -297,9 +297,8 @@ int main(int argc, char** argv) {
     // backend reads slowly cannot park more than this in the gateway.
     builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);
     builder.AddChannelArgument(GRPC_ARG_HTTP2_STREAM_LOOKAHEAD_BYTES, stream_window);
-    if (max_connection_age_ms > 0) {
+    if (max_connection_age_ms > 0) {  // calls in flight finish (gRPC's default grace: infinite)
       builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, max_connection_age_ms);
-      builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, 30000);
     }
   };
   absl::StatusOr<std::unique_ptr<maas::server::Server>> server =

@@ -1012,7 +1012,12 @@ void H2Front::Impl::Tick() {
     for (Conn* c : conns_) {
       if (c->is_backend) continue;
       if (!c->goaway && now - c->created_ns >= age) Goaway(c);
-      if (c->goaway && now - c->goaway_ns >= grace) expired.push_back(c);
+      // After the GOAWAY no new call can come: close once the calls finished (a second for the
+      // GOAWAY to reach the client first), or at the end of the grace.
+      if (c->goaway && (now - c->goaway_ns >= grace ||
+                        (c->calls.empty() && now - c->goaway_ns >= 1'000'000'000))) {
+        expired.push_back(c);
+      }
     }
     for (Conn* c : expired) Close(c);
   }

@@ -133,10 +133,11 @@ struct FrontOptions {
   int client_reset_rate_per_s = 1000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
-  // Client connections get GOAWAY after this age (and are closed `max_connection_age_grace` later
-  // if calls still run), so clients re-resolve and rebalance; 0 = never.
+  // Client connections get GOAWAY after this age, so clients re-resolve and rebalance; 0 = never.
+  // The calls in flight finish; the connection is closed `max_connection_age_grace` after the
+  // GOAWAY (infinite: never, while calls run) or once it has had no call for a second.
   int max_connection_age_ms = 0;
-  absl::Duration max_connection_age_grace = absl::Seconds(30);
+  absl::Duration max_connection_age_grace = absl::InfiniteDuration();
   // TLS towards clients; both empty: plaintext (h2c). PEM certificate chain and private key; ALPN
   // selects "h2". With tls_client_ca_file as well, clients must present a certificate signed by
   // that CA (mutual TLS). Backend connections stay plaintext.

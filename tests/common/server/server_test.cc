@@ -38,19 +38,20 @@ using maas::common::v1::ListModelsRequest;
 using maas::common::v1::ListModelsResponse;
 
 // ListModels echoes name_prefix as one model name, with behaviours selected by the prefix:
-// "fail" -> NOT_FOUND, "slow" -> takes 300 ms, "hang" -> runs until cancelled, "big:<n>" -> n-byte
-// answer.
+// "fail" -> NOT_FOUND, "slow" -> takes 300 ms, "long" -> takes 1500 ms, "hang" -> runs until
+// cancelled, "big:<n>" -> n-byte answer.
 class TestGateway : public maas::gateway::v1::Gateway::Service {
  public:
   grpc::Status ListModels(grpc::ServerContext* context, const ListModelsRequest* request,
                           ListModelsResponse* response) override {
     const std::string& prefix = request->name_prefix();
     if (prefix == "fail") return grpc::Status(grpc::StatusCode::NOT_FOUND, "no such model");
-    if (prefix == "slow" || prefix == "hang") {
+    if (prefix == "slow" || prefix == "long" || prefix == "hang") {
       entered_.Notify();
       const auto limit =
-          std::chrono::steady_clock::now() +
-          (prefix == "slow" ? std::chrono::milliseconds(300) : std::chrono::seconds(20));
+          std::chrono::steady_clock::now() + (prefix == "slow"   ? std::chrono::milliseconds(300)
+                                              : prefix == "long" ? std::chrono::milliseconds(1500)
+                                                                 : std::chrono::seconds(20));
       while (std::chrono::steady_clock::now() < limit) {
         if (context->IsCancelled()) return grpc::Status(grpc::StatusCode::CANCELLED, "cancelled");
         std::this_thread::sleep_for(std::chrono::milliseconds(5));
@@ -240,6 +241,25 @@ TEST_CASE("Server closes connections older than max_connection_age, so clients r
   CHECK(response.models(0).name() == "second");
   options.max_connection_age = absl::Seconds(-1);
   CHECK(absl::IsInvalidArgument(ValidateServerOptions(options)));
+}
+
+TEST_CASE(
+    "A call in flight when its connection reaches max_connection_age finishes, however long") {
+  // The age only moves new calls to new connections (GOAWAY); the connection closes when its calls
+  // are done. It used to be closed shutdown_grace after the GOAWAY, cutting longer calls
+  // UNAVAILABLE, although the README promised that calls in flight finish.
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.max_connection_age = absl::Milliseconds(200);
+  options.shutdown_grace = absl::Milliseconds(100);
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  ListModelsResponse response;
+  const grpc::Status status = CallListModels(channel, "long", &response);
+  CHECK(status.error_message() == "");
+  REQUIRE(status.ok());
+  CHECK(response.models(0).name() == "long");
 }
 
 TEST_CASE("Server health: SERVING, SetServing, unknown service") {

@@ -583,6 +583,26 @@ TEST_CASE("h2 front: Shutdown sends GOAWAY, lets the running call finish, then R
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
 }
 
+TEST_CASE("h2 front: a call running at max_connection_age finishes; the idle connection closes") {
+  // The age moves new calls to new connections; it must not cut the calls in flight (a 30 s grace
+  // used to, so a Job's long Sample stream through the gateway ended UNAVAILABLE).
+  CHECK(FrontOptions().max_connection_age_grace == absl::InfiniteDuration());
+  Rig rig([](FrontOptions& o) { o.max_connection_age_ms = 100; });
+  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Sample"), GrpcMessage("x"), true);
+  auto [backend, bsid] = rig.Request(0);
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("first"));
+  REQUIRE(rig.RunUntil([&] { return rig.client().got_goaway(); }));
+  rig.loop().RunFor(absl::Milliseconds(1500));  // past the GOAWAY by more than a second
+  CHECK_FALSE(rig.client().dead());
+  backend->Write(bsid, GrpcMessage("last"), true, OkTrailers());
+  REQUIRE(rig.Finish(sid));
+  CHECK(rig.call(sid).data == GrpcMessage("first") + GrpcMessage("last"));
+  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  // No call left and no new one can come: the front closes the connection.
+  REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
+}
+
 TEST_CASE("h2 front: a backend GOAWAY moves new calls to a new connection") {
   Rig rig;
   const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("1"), true);
