@@ -78,14 +78,16 @@ PYTHONPATH=$build_dir/python "${MAAS_VENV:-$root/.venv}/bin/python" "$root/deplo
 
 target=""
 [ "$gw_port" = 50051 ] || target=" --target 127.0.0.1:$gw_port"
+# The CLI's path shell-quoted (a build directory with a space or a quote in its name), so the lines paste as they are.
+maas=$(printf '%q' "$bin/maas")
 cat <<MSG
 maas is SERVING: gateway 127.0.0.1:$gw_port (generative :$gen_port, discriminative :$disc_port)
 model store: $model_dir    logs (one JSON line per call in *.log, server messages in *.stderr): $log_dir/
 try:
-  $bin/maas models$target
-  $bin/maas sample$target --model demo-uniform --num_samples 5 --seed 7
-  $bin/maas estimate$target --model demo-uniform --x "0.5,0;2,0"
-  $bin/maas classify$target --model demo-text "the striker scored a goal" "bake the bread dough"
+  $maas models$target
+  $maas sample$target --model demo-uniform --num_samples 5 --seed 7
+  $maas estimate$target --model demo-uniform --x "0.5,0;2,0"
+  $maas classify$target --model demo-text "the striker scored a goal" "bake the bread dough"
 Ctrl-C stops all three.
 MSG
 # Wait until a server exits, or Ctrl-C / SIGTERM (the trap above: stop, exit 0). A Ctrl-C reaches the servers too

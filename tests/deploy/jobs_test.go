@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	batchv1 "k8s.io/api/batch/v1"
@@ -85,5 +86,81 @@ func TestJobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestJobsPassTLSOptions: the shard scripts reach a TLS gateway (overlays/tls) when told to:
+// MAAS_TLS_CA_FILE (and MAAS_TLS_CERT_FILE + MAAS_TLS_KEY_FILE for mutual TLS) become the CLI's global
+// --tls_ca_file (--tls_cert_file, --tls_key_file), and nothing TLS is passed when they are unset. Runs each
+// shard script with a stand-in `maas` that records its arguments.
+func TestJobsPassTLSOptions(t *testing.T) {
+	shardJobs := map[string]string{"jobs/sample": "maas-sample-shards", "jobs/estimate": "maas-estimate-shards"}
+	commands := map[string]string{"jobs/sample": "sample", "jobs/estimate": "estimate"}
+	cases := []struct {
+		name string
+		env  map[string]string
+		want []string
+	}{
+		{"plaintext", map[string]string{}, nil},
+		{"tls", map[string]string{"MAAS_TLS_CA_FILE": "/etc/maas/tls/ca.crt"},
+			[]string{"--tls_ca_file=/etc/maas/tls/ca.crt"}},
+		{"mtls", map[string]string{"MAAS_TLS_CA_FILE": "/etc/maas/tls/ca.crt",
+			"MAAS_TLS_CERT_FILE": "/etc/maas/tls/tls.crt", "MAAS_TLS_KEY_FILE": "/etc/maas/tls/tls.key"},
+			[]string{"--tls_ca_file=/etc/maas/tls/ca.crt", "--tls_cert_file=/etc/maas/tls/tls.crt",
+				"--tls_key_file=/etc/maas/tls/tls.key"}},
+	}
+	for _, dir := range jobDirs {
+		r := render(t, dir)
+		shards := job(t, r, shardJobs[dir])
+		for _, c := range cases {
+			t.Run(dir+"/"+c.name, func(t *testing.T) {
+				work := t.TempDir()
+				bin := filepath.Join(work, "bin")
+				argsFile := filepath.Join(work, "args")
+				if err := os.MkdirAll(bin, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				fake := "#!/bin/sh\nprintf '%s\\n' \"$@\" >" + strconv.Quote(argsFile) + "\necho '# stand-in'\n"
+				if err := os.WriteFile(filepath.Join(bin, "maas"), []byte(fake), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				data := filepath.Join(work, "data")
+				if err := os.MkdirAll(filepath.Join(data, "inputs"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(data, "inputs", "rows.csv"), []byte("1,2\n3,4\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				env := map[string]string{"DATA_DIR": data, "INPUT": "inputs/rows.csv", "TOTAL_ROWS": "2",
+					"SHARD_ROWS": "2", "TOTAL_SAMPLES": "2", "SHARD_SAMPLES": "2", "JOB_COMPLETION_INDEX": "0",
+					"TMPDIR": work, "PATH": bin + ":" + os.Getenv("PATH")}
+				for k, v := range c.env {
+					env[k] = v
+				}
+				runJobContainer(t, r, shards, work, env)
+				raw, err := os.ReadFile(argsFile)
+				if err != nil {
+					t.Fatalf("the shard script did not run maas: %v", err)
+				}
+				args := strings.Split(strings.TrimSpace(string(raw)), "\n")
+				command := -1
+				var tls []string
+				for i, a := range args {
+					if a == commands[dir] && command < 0 {
+						command = i
+					}
+					if strings.HasPrefix(a, "--tls_") {
+						tls = append(tls, a)
+						if command >= 0 {
+							t.Errorf("%s: %s comes after the command %q: the CLI's global flags go before it", dir, a,
+								commands[dir])
+						}
+					}
+				}
+				if strings.Join(tls, " ") != strings.Join(c.want, " ") {
+					t.Errorf("%s with %v: maas got TLS flags %q, want %q (all args: %q)", dir, c.env, tls, c.want, args)
+				}
+			})
+		}
 	}
 }

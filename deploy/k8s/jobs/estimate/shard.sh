@@ -23,7 +23,15 @@ if [ "$got" -ne "$n" ]; then
   exit 1
 fi
 out=$dir/$(printf 'shard-%05d.json' "$i")
-maas --json --target="$MAAS_TARGET" --timeout=0 estimate --model="$MODEL" --model_version="$MODEL_VERSION" \
+# TLS (overlays/tls): MAAS_TLS_CA_FILE (the CA that signed the gateway's certificate; the Job mounts
+# the Secret maas-tls's ca.crt at /etc/maas/tls when it exists) and, for mutual TLS, MAAS_TLS_CERT_FILE +
+# MAAS_TLS_KEY_FILE (a client certificate) become the CLI's --tls_ca_file, --tls_cert_file and
+# --tls_key_file. Unset or empty: plaintext (the other overlays; in a mesh the proxy encrypts).
+set --
+if [ -n "${MAAS_TLS_CA_FILE:-}" ]; then set -- "$@" --tls_ca_file="$MAAS_TLS_CA_FILE"; fi
+if [ -n "${MAAS_TLS_CERT_FILE:-}" ]; then set -- "$@" --tls_cert_file="$MAAS_TLS_CERT_FILE"; fi
+if [ -n "${MAAS_TLS_KEY_FILE:-}" ]; then set -- "$@" --tls_key_file="$MAAS_TLS_KEY_FILE"; fi
+maas --json --target="$MAAS_TARGET" "$@" --timeout=0 estimate --model="$MODEL" --model_version="$MODEL_VERSION" \
   --x_file="$rows" --estimator="$ESTIMATOR" --num_samples="$NUM_SAMPLES" --seed="$SEED" \
   --row_offset="$first" >"$out.tmp"
 mv "$out.tmp" "$out"
