@@ -15,12 +15,22 @@ const FieldDescriptor* Field(const Message& message, const char* name,
   return field;
 }
 
-// The name and version fields of a ModelRef / ModelInfo / config message.
+// Whether `name` can travel as a gRPC metadata value: printable ASCII. The name comes from the
+// request before it is validated, and gRPC aborts the process on any other byte in a trailer.
+bool MetadataSafe(const std::string& name) {
+  for (const char c : name) {
+    if (c < 0x20 || c > 0x7e) return false;
+  }
+  return true;
+}
+
+// The name and version fields of a ModelRef / ModelInfo / config message. A name no metadata can
+// carry (a control character, non-ASCII text) is never a model's: it is left out.
 void FromIdentity(const Message& message, ModelAnnotation* out) {
   const google::protobuf::Reflection* reflection = message.GetReflection();
   if (const FieldDescriptor* name = Field(message, "name", FieldDescriptor::CPPTYPE_STRING)) {
     std::string value = reflection->GetString(message, name);
-    if (!value.empty()) out->name = std::move(value);
+    if (!value.empty() && MetadataSafe(value)) out->name = std::move(value);
   }
   if (const FieldDescriptor* version = Field(message, "version", FieldDescriptor::CPPTYPE_INT64)) {
     const int64_t value = reflection->GetInt64(message, version);
