@@ -112,7 +112,7 @@ std::string ServerMetrics::ModelLabel(std::string_view model, bool may_take_slot
     models_.emplace(model);
     return std::string(model);
   }
-  return "other";
+  return std::string(kOtherModels);
 }
 
 void ServerMetrics::ModelLoaded(std::string_view model, absl::Duration took) {
@@ -242,14 +242,11 @@ void ServerMetrics::CallFinished(std::string_view method, grpc::StatusCode code,
     if (!model.empty()) {
       auto it = model_series_.find(absl::string_view(model.data(), model.size()));
       if (it == model_series_.end()) {
-        // Itself, or "other" beyond the cap. A name the call was refused for before it reached a
-        // stored model (never stored, malformed, not allowed) takes no slot: otherwise a few
-        // hundred cheap calls with made-up names would leave every real model counted as "other".
-        const bool refused = code == grpc::StatusCode::NOT_FOUND ||
-                             code == grpc::StatusCode::INVALID_ARGUMENT ||
-                             code == grpc::StatusCode::UNAUTHENTICATED ||
-                             code == grpc::StatusCode::PERMISSION_DENIED;
-        const std::string label = ModelLabel(model, !refused);
+        // Itself, or kOtherModels beyond the cap. Only a call that succeeded takes a slot: a name
+        // refused before any stored model answered (never stored, malformed, not allowed, over a
+        // limit, the server busy) could be made up, and a few hundred cheap calls with made-up
+        // names would otherwise leave every real model counted as kOtherModels.
+        const std::string label = ModelLabel(model, code == grpc::StatusCode::OK);
         it = model_series_.find(label);
         if (it == model_series_.end()) {
           it = model_series_.emplace(label, std::make_unique<ModelSeries>()).first;

@@ -16,7 +16,8 @@
 //                                           the store into the model cache (one per load; reloads
 //                                           after eviction count again)
 // `model` labels are bounded: beyond kMaxModelLabels distinct names, further models count as
-// "other" (in every per-model family); names only ever refused (NOT_FOUND, ...) take no label.
+// "_other" (in every per-model family; no model name starts with '_'); a name takes a label with
+// its first call that succeeds (calls refused before, e.g. for a made-up name, count as "_other").
 // Thread-safe.
 #ifndef MAAS_COMMON_SERVER_METRICS_H_
 #define MAAS_COMMON_SERVER_METRICS_H_
@@ -60,9 +61,9 @@ class ServerMetrics {
   // `method` is a label only when it names a method this binary knows (its protos, health,
   // reflection); any other client-supplied path counts as "unknown", so label sets stay bounded.
   // `model` (may be empty) counts in maas_model_requests_total; beyond kMaxModelLabels distinct
-  // names, further models count as "other". A call that ends NOT_FOUND, INVALID_ARGUMENT,
-  // UNAUTHENTICATED or PERMISSION_DENIED for a name without a label yet counts as "other" and
-  // takes no label slot (made-up names must not crowd out real models).
+  // names, further models count as kOtherModels. Only a call that ends OK takes a label slot;
+  // others for a name without a label yet count as kOtherModels (made-up names, refused NOT_FOUND,
+  // INVALID_ARGUMENT, RESOURCE_EXHAUSTED, ..., must not crowd out real models).
   // `documents` / `samples`: texts classified and samples produced by the call (per model).
   void CallFinished(std::string_view method, grpc::StatusCode code, absl::Duration duration,
                     std::string_view model = {}, int64_t documents = 0, int64_t samples = 0);
@@ -76,12 +77,15 @@ class ServerMetrics {
                         std::function<double()> value);
 
   static constexpr size_t kMaxModelLabels = 200;
+  // The `model` label of every model beyond the cap and of calls no label slot was taken for. Not
+  // a model name (those start with [a-z0-9]), so a model named "other" keeps its own series.
+  static constexpr std::string_view kOtherModels = "_other";
 
  private:
   struct Families;
   ServerMetrics() = default;
   // The label value of `model`: itself if it has a slot; else, with `may_take_slot` and fewer
-  // than kMaxModelLabels slots taken, itself (taking one); else "other".
+  // than kMaxModelLabels slots taken, itself (taking one); else kOtherModels.
   std::string ModelLabel(std::string_view model, bool may_take_slot = true);
 
   static constexpr size_t kNumCodes = 17;  // grpc::StatusCode 0..16
@@ -94,7 +98,7 @@ class ServerMetrics {
   std::unique_ptr<Families> families_;
   std::string server_name_;
   // The series of each method and model label, found once (bounded: the methods of this binary plus
-  // "unknown"; kMaxModelLabels models plus "other").
+  // "unknown"; kMaxModelLabels models plus kOtherModels).
   absl::Mutex series_mu_;
   absl::flat_hash_map<std::string, std::unique_ptr<MethodSeries>> method_series_
       ABSL_GUARDED_BY(series_mu_);

@@ -62,13 +62,38 @@ def test_calls_are_counted_by_method_and_code(stack):
     # Per model (bounded label set): requests by code, samples produced (3 streams x 10).
     assert 'maas_model_requests_total{server="maas-generative",code="OK",model="counted"} 4' in text
     # A name only ever refused takes no label of its own (made-up names must not crowd out real models).
-    assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="other"} 1' in text
+    assert 'maas_model_requests_total{server="maas-generative",code="NOT_FOUND",model="_other"} 1' in text
     assert 'model="absent"' not in text
     assert 'maas_model_samples_total{server="maas-generative",model="counted"} 30' in text
     # Model loads are timed per model: CreateModel loaded the new version into the cache once; the Samples reused it.
     assert 'maas_model_load_seconds_count{server="maas-generative",model="counted"} 1' in text
     assert re.search(r'^maas_model_cache_versions\{server="maas-generative"\} 1$', text, re.M)
     assert float(re.search(r'^maas_model_cache_bytes\{server="maas-generative"\} (\S+)$', text, re.M).group(1)) > 0
+
+
+def test_refused_names_take_no_label_and_a_model_named_other_keeps_its_own(stack):
+    # 210 made-up names refused RESOURCE_EXHAUSTED (num_samples over the limit, checked before the model is looked
+    # up) used to take the 200 label slots, leaving every real model counted as "other"; and a real model named
+    # "other" shared its series with them.
+    for i in range(210):
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED):
+            list(stack.gen.Sample(gen.SampleRequest(model=ref(f"fake-{i}"), num_samples=10**12), timeout=TIMEOUT))
+    spec = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0], high=[1.0]))
+    for name in ("real-late", "other"):
+        stack.gen.CreateModel(gen.CreateModelRequest(name=name, spec=spec), timeout=TIMEOUT)
+        list(stack.gen.Sample(gen.SampleRequest(model=ref(name), num_samples=7, seed=1), timeout=TIMEOUT))
+    text = ""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        text = scrape(stack.generative)
+        if 'maas_model_samples_total{server="maas-generative",model="other"} 7' in text:
+            break
+        time.sleep(0.05)
+    assert 'maas_model_samples_total{server="maas-generative",model="real-late"} 7' in text
+    assert 'maas_model_samples_total{server="maas-generative",model="other"} 7' in text
+    assert 'model="fake-' not in text
+    assert re.search(r'maas_model_requests_total\{server="maas-generative",code="RESOURCE_EXHAUSTED",'
+                     r'model="_other"\} 210', text), text
 
 
 def test_metrics_are_off_unless_asked_for(stack):

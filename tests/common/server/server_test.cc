@@ -503,13 +503,16 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
 }
 
 // An audit found 300 calls with made-up names (all NOT_FOUND) took every model label slot, so a
-// model created afterwards was counted as "other" until restart.
+// model created afterwards was counted as "other" until restart; later, calls refused
+// RESOURCE_EXHAUSTED (a limit checked before the model is looked up) did the same.
 TEST_CASE("ServerMetrics: names only ever refused take no model label slot") {
   auto metrics = ServerMetrics::Start("127.0.0.1", 0, "refused-test");
   REQUIRE(metrics.ok());
   const std::string method = "/maas.discriminative.v1.DiscriminativeService/Classify";
   for (size_t i = 0; i < ServerMetrics::kMaxModelLabels + 100; ++i) {
-    const auto code = i % 2 == 0 ? grpc::StatusCode::NOT_FOUND : grpc::StatusCode::INVALID_ARGUMENT;
+    const auto code = i % 3 == 0   ? grpc::StatusCode::NOT_FOUND
+                      : i % 3 == 1 ? grpc::StatusCode::INVALID_ARGUMENT
+                                   : grpc::StatusCode::RESOURCE_EXHAUSTED;  // over a limit
     (*metrics)->CallFinished(method, code, absl::Milliseconds(1), absl::StrCat("no-such-", i));
   }
   (*metrics)->CallFinished(method, grpc::StatusCode::OK, absl::Milliseconds(1), "later-model", 4);
@@ -520,7 +523,9 @@ TEST_CASE("ServerMetrics: names only ever refused take no model label slot") {
   CAPTURE(text);
   CHECK(text.find("model=\"no-such-") == std::string::npos);
   CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"NOT_FOUND\","
-                  "model=\"other\"} 150") != std::string::npos);
+                  "model=\"_other\"} 100") != std::string::npos);
+  CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"RESOURCE_EXHAUSTED\","
+                  "model=\"_other\"} 100") != std::string::npos);
   CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"OK\","
                   "model=\"later-model\"} 1") != std::string::npos);
   CHECK(text.find("maas_model_requests_total{server=\"refused-test\",code=\"NOT_FOUND\","
@@ -542,7 +547,7 @@ TEST_CASE("ServerMetrics: model load times by model with bounded labels, and gau
   CAPTURE(text);
   CHECK(text.find("maas_model_load_seconds_count{server=\"load-test\",model=\"model-0\"} 2") !=
         std::string::npos);
-  CHECK(text.find("maas_model_load_seconds_count{server=\"load-test\",model=\"other\"} 5") !=
+  CHECK(text.find("maas_model_load_seconds_count{server=\"load-test\",model=\"_other\"} 5") !=
         std::string::npos);
   size_t series = 0;
   for (size_t at = text.find("maas_model_load_seconds_count{"); at != std::string::npos;
