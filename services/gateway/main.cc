@@ -398,7 +398,10 @@ int main(int argc, char** argv) {
       const auto code = static_cast<grpc::StatusCode>(r.code);
       const std::string_view method(r.method.data(), r.method.size());
       const std::string_view model(r.model.data(), r.model.size());
-      if (metrics != nullptr) metrics->CallFinished(method, code, r.duration, model);
+      if (metrics != nullptr) {
+        if (!r.started) metrics->CallStarted();  // refused before it was routed: in flight for none
+        metrics->CallFinished(method, code, r.duration, model, r.documents, r.samples);
+      }
       if (log == nullptr) return;
       maas::server::CallLogEntry entry;
       entry.ts = absl::Now();

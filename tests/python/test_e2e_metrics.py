@@ -9,8 +9,10 @@ import grpc
 import pytest
 
 from maas.generative.v1 import generative_pb2 as gen
+from maas.generative.v1 import generative_pb2_grpc
 
-from maas_testing import TIMEOUT, Stack, expect_rpc_error, ref
+from maas_testing import (TIMEOUT, Stack, channel_to, expect_rpc_error, poll_until, ref, start_gateway,
+                          start_generative)
 
 METRICS_URL = re.compile(r"metrics: http://[^:]+:(\d+)/metrics")
 
@@ -94,6 +96,48 @@ def test_refused_names_take_no_label_and_a_model_named_other_keeps_its_own(stack
     assert 'model="fake-' not in text
     assert re.search(r'maas_model_requests_total\{server="maas-generative",code="RESOURCE_EXHAUSTED",'
                      r'model="_other"\} 210', text), text
+
+
+def gauge(text, name, server):
+    match = re.search(r'^%s\{server="%s"\} (\S+)$' % (name, re.escape(server)), text, re.M)
+    assert match, text
+    return float(match.group(1))
+
+
+def test_the_gateways_front_counts_samples_and_keeps_in_flight_at_zero_after_refusals(tmp_path):
+    # Through the HTTP/2 front the gateway counted no samples or documents (the gRPC proxy did), and calls it
+    # refused at --max_concurrent_streams were finished without being started: maas_rpc_in_flight went negative.
+    generative = start_generative(tmp_path / "g")
+    gateway = start_gateway(generative.port, 1, extra=["--metrics_port", "0", "--max_concurrent_streams", "1"])
+    try:
+        stub = generative_pb2_grpc.GenerativeServiceStub(channel_to(gateway))
+        spec = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0] * 64, high=[1.0] * 64))
+        stub.CreateModel(gen.CreateModelRequest(name="box", spec=spec), timeout=TIMEOUT)
+        list(stub.Sample(gen.SampleRequest(model=ref("box"), num_samples=100, seed=1), timeout=TIMEOUT))
+        held = stub.Sample(gen.SampleRequest(model=ref("box"), num_samples=5_000_000, seed=1), timeout=60)
+        next(held)
+        for _ in range(3):
+            with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_concurrent_streams"):
+                stub.GetModel(gen.GetModelRequest(model=ref("box")), timeout=TIMEOUT)
+        def refusals_counted():
+            text = scrape(gateway)
+            assert count(text, "maas-gateway", "/maas.generative.v1.GenerativeService/GetModel",
+                         "RESOURCE_EXHAUSTED") == 3, text
+            return text
+
+        text = poll_until(refusals_counted, 30.0, "the refusals counted")
+        assert gauge(text, "maas_rpc_in_flight", "maas-gateway") == 1
+        assert 'maas_model_samples_total{server="maas-gateway",model="box"} 100' in text
+        held.cancel()
+
+        def none_in_flight():
+            assert gauge(scrape(gateway), "maas_rpc_in_flight", "maas-gateway") == 0
+
+        poll_until(none_in_flight, 30.0, "in flight back to 0")
+    finally:
+        for process in (gateway, generative):
+            process.stop()
+            process.release()
 
 
 def test_metrics_are_off_unless_asked_for(stack):

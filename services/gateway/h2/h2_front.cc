@@ -200,6 +200,9 @@ struct Call {
   std::string message;
   std::string model;
   int64_t model_version = 0;
+  int64_t documents = 0;  // the backend's maas-documents / maas-samples trailers
+  int64_t samples = 0;
+  bool started = false;  // on_call_start ran for it
 };
 
 struct Conn {
@@ -473,8 +476,11 @@ class H2Front::Impl {
     std::string peer;
     std::string model;
     int64_t model_version = 0;
+    int64_t documents = 0;
+    int64_t samples = 0;
     std::string request_id;
     bool default_route = false;
+    bool started = false;
   };
   std::vector<EndedCall> ended_;
   std::vector<nghttp2_nv> nv_;  // scratch of ToNv: the header views of one submit
@@ -1373,6 +1379,10 @@ void H2Front::Impl::NoteStatus(Call* call, const std::vector<Header>& headers) {
       call->model = h.value.substr(0, 128);
     } else if (h.name == "maas-model-version") {
       if (!absl::SimpleAtoi(h.value, &call->model_version)) call->model_version = 0;
+    } else if (h.name == "maas-documents") {
+      if (!absl::SimpleAtoi(h.value, &call->documents)) call->documents = 0;
+    } else if (h.name == "maas-samples") {
+      if (!absl::SimpleAtoi(h.value, &call->samples)) call->samples = 0;
     }
   }
 }
@@ -1424,7 +1434,10 @@ void H2Front::Impl::StartCall(Call* call) {
   active_calls_.fetch_add(1, std::memory_order_relaxed);
   call->counted = true;
   call->route = route;
-  if (options_.on_call_start && route != default_route_.get()) options_.on_call_start();
+  if (options_.on_call_start && route != default_route_.get()) {
+    options_.on_call_start();
+    call->started = true;
+  }
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
   if (route->single_response.contains(method)) call->resp_scan.set_max_messages(1);
@@ -1795,8 +1808,11 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
     e.peer = c->peer;
     e.model = call->model;
     e.model_version = call->model_version;
+    e.documents = call->documents;
+    e.samples = call->samples;
     e.request_id = call->request_id;
     e.default_route = call->route != nullptr && call->route == default_route_.get();
+    e.started = call->started;
   }
 }
 
@@ -1811,8 +1827,11 @@ void H2Front::Impl::DeliverEndedCalls() {
     record.peer = e.peer;
     record.model = e.model;
     record.model_version = e.model_version;
+    record.documents = e.documents;
+    record.samples = e.samples;
     record.request_id = e.request_id;
     record.default_route = e.default_route;
+    record.started = e.started;
     options_.on_call_end(record);
   }
   ended_count_ = 0;

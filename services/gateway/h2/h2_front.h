@@ -84,9 +84,16 @@ struct FrontCallRecord {
   absl::string_view peer;  // "ipv4:<ip>:<port>" of the client
   absl::string_view model;
   int64_t model_version = 0;
+  // Texts classified / samples produced, as the backend's maas-documents / maas-samples trailers
+  // say.
+  int64_t documents = 0;
+  int64_t samples = 0;
   absl::string_view request_id;
   // True for a call of the default route (FrontOptions::default_target).
   bool default_route = false;
+  // True when on_call_start ran for the call; false for one refused before it was routed (no
+  // route, --max_concurrent_streams).
+  bool started = false;
 };
 
 struct FrontOptions {
