@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,8 +58,8 @@ constexpr int kStatusUnimplemented = 12;
 constexpr int kStatusInternal = 13;
 constexpr int kStatusUnavailable = 14;
 
-// A grpc-timeout header value (1 to 8 digits and a unit: H, M, S, m, u, n) in nanoseconds; 0 when
-// it is not one.
+// A grpc-timeout header value (1 to 8 digits and a unit: H, M, S, m, u, n) in nanoseconds, at most
+// INT64_MAX (99999999H is ~1.6 times that); 0 when it is not one.
 int64_t GrpcTimeoutNs(absl::string_view value) {
   if (value.size() < 2 || value.size() > 9) return 0;
   int64_t amount = 0;
@@ -66,22 +67,31 @@ int64_t GrpcTimeoutNs(absl::string_view value) {
     if (ch < '0' || ch > '9') return 0;
     amount = amount * 10 + (ch - '0');
   }
+  int64_t unit_ns = 0;
   switch (value.back()) {
     case 'H':
-      return amount * 3'600'000'000'000;
+      unit_ns = 3'600'000'000'000;
+      break;
     case 'M':
-      return amount * 60'000'000'000;
+      unit_ns = 60'000'000'000;
+      break;
     case 'S':
-      return amount * 1'000'000'000;
+      unit_ns = 1'000'000'000;
+      break;
     case 'm':
-      return amount * 1'000'000;
+      unit_ns = 1'000'000;
+      break;
     case 'u':
-      return amount * 1'000;
+      unit_ns = 1'000;
+      break;
     case 'n':
-      return amount;
+      unit_ns = 1;
+      break;
     default:
       return 0;
   }
+  const int64_t max = std::numeric_limits<int64_t>::max();
+  return amount > max / unit_ns ? max : amount * unit_ns;
 }
 
 int64_t NowNs() {

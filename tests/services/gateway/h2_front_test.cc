@@ -399,6 +399,14 @@ TEST_CASE(
   reset_after("1x", absl::Milliseconds(50));  // not a grpc-timeout: no deadline
   REQUIRE(rig.WaitRecords(3));
   CHECK(rig.records()[2].code == 1);
+  // The largest timeouts saturate (8 digits of hours are more nanoseconds than int64 holds; the
+  // product used to wrap negative: "deadline passed").
+  for (const char* huge : {"99999999H", "2562048H", "99999999M"}) {
+    const size_t before = rig.records().size();
+    reset_after(huge, absl::Milliseconds(20));
+    REQUIRE(rig.WaitRecords(before + 1));
+    CHECK(rig.records()[before].code == 1);
+  }
 }
 
 TEST_CASE("h2 front: a backend RST_STREAM before the response is a status, after it a reset") {
