@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/server/server.h"
@@ -194,6 +195,20 @@ class ProxyCall {
       Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
                           router.NoRouteMessage(server_ctx_.method())));
       return;
+    }
+    // gRPC's server takes request headers its client side refuses (an upper-case name, a control
+    // byte in a value); forwarding one would abort the whole process (gRPC asserts on invalid
+    // metadata), so such a call is refused here.
+    for (const auto& [key, value] : server_ctx_.client_metadata()) {
+      if (!ForwardableHeader(View(key), View(value))) {
+        Refuse(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                         absl::StrCat("request header '", absl::CHexEscape(View(key).substr(0, 64)),
+                                      "' is not valid gRPC metadata (names: lower-case "
+                                      "[0-9a-z_.-]; values: printable ASCII unless the name "
+                                      "ends in -bin), so the gateway cannot forward it")));
+        return;
+      }
     }
     if (proxy_->active_.fetch_add(1, std::memory_order_relaxed) >= options.max_concurrent_calls) {
       proxy_->active_.fetch_sub(1, std::memory_order_relaxed);
@@ -660,6 +675,16 @@ bool IsReservedHeader(absl::string_view key) {
   return key == "te" || key == "content-type" || key == "user-agent" || key == "host" ||
          key == "connection" || key == "keep-alive" || key == "proxy-connection" ||
          key == "transfer-encoding" || key == "upgrade";
+}
+
+bool ForwardableHeader(absl::string_view key, absl::string_view value) {
+  if (IsReservedHeader(key)) return true;  // not forwarded
+  // gRPC's own rules, the ones it asserts on when a call is sent.
+  const grpc_slice k = grpc_slice_from_static_buffer(key.data(), key.size());
+  if (grpc_header_key_is_legal(k) == 0) return false;
+  if (grpc_is_binary_header(k) != 0) return true;
+  return grpc_header_nonbin_value_is_legal(
+             grpc_slice_from_static_buffer(value.data(), value.size())) != 0;
 }
 
 std::string UnavailableMessage(absl::string_view service) {

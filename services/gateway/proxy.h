@@ -69,6 +69,11 @@ namespace maas::gateway {
 // True for headers that gRPC or HTTP/2 own and a proxy must not copy from one call to another.
 bool IsReservedHeader(absl::string_view key);
 
+// False for a request header gRPC's client side would refuse to send (a name outside lower-case
+// [0-9a-z_.-], a value outside printable ASCII for a name not ending in -bin): gRPC's server side
+// accepts some. Reserved headers (not forwarded) are true.
+bool ForwardableHeader(absl::string_view key, absl::string_view value);
+
 // Whether a method's client / server sends a stream (true) or exactly one message (false).
 struct MethodKind {
   bool client_streaming = true;

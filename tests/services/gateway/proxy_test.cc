@@ -18,6 +18,7 @@
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/router.h"
 #include "tests/services/gateway/fake_backends.h"
+#include "tests/services/gateway/h2_peer.h"
 #include "tests/services/gateway/test_gateway.h"
 
 namespace maas::gateway {
@@ -95,6 +96,51 @@ TEST_CASE("unary call passes through with metadata both ways") {
   REQUIRE(md.count("x-blob-bin") == 1);
   CHECK(md.find("x-blob-bin")->second == blob);
   CHECK(md.count("user-agent") <= 1);
+}
+
+TEST_CASE("forwardable headers follow gRPC's metadata rules") {
+  CHECK(ForwardableHeader("authorization", "Bearer s3cret"));
+  CHECK(ForwardableHeader("x-blob-bin", std::string("\x00\xff", 2)));
+  CHECK(ForwardableHeader("te", "trailers"));  // reserved: not forwarded at all
+  CHECK_FALSE(ForwardableHeader("X-Foo", "a"));
+  CHECK_FALSE(ForwardableHeader("x$a", "v"));
+  CHECK_FALSE(ForwardableHeader("x-a", "a\001b"));
+  CHECK_FALSE(ForwardableHeader("x-a", "a\x7f"));
+  CHECK_FALSE(ForwardableHeader("x-a", "caf\xc3\xa9"));
+}
+
+TEST_CASE("a request header gRPC cannot forward is INVALID_ARGUMENT; the gateway lives on") {
+  // gRPC's server accepts these from a raw HTTP/2 client; copied onto the backend call they made
+  // gRPC abort the whole gateway (API misuse: invalid metadata).
+  Stack s;
+  auto client = h2::testing::Peer::Connect(s.gateway.server->port());
+  REQUIRE(client != nullptr);
+  h2::testing::Loop loop;
+  loop.Add(client.get());
+  gen::GetModelRequest request;
+  request.mutable_model()->set_name("alpha");
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"x-a", "a\001b"}, {"x-a", "a\x7f"}, {"x$a", "v"}};
+  for (const auto& [key, value] : bad) {
+    CAPTURE(key);
+    h2::testing::Headers headers =
+        h2::testing::RequestHeaders("/maas.generative.v1.GenerativeService/GetModel");
+    headers.emplace_back(key, value);
+    const int32_t sid =
+        client->Submit(headers, h2::testing::GrpcMessage(request.SerializeAsString()), true);
+    REQUIRE(loop.RunUntil([&] { return client->stream(sid).closed || client->dead(); }));
+    REQUIRE_FALSE(client->dead());
+    const h2::testing::PeerStream& answer = client->stream(sid);
+    std::string code = h2::testing::Find(answer.trailers, "grpc-status");
+    if (code.empty()) code = h2::testing::Find(answer.headers, "grpc-status");
+    CHECK(code == "3");  // INVALID_ARGUMENT
+  }
+  // The gateway still serves.
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  gen::GetModelResponse response;
+  REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
+  CHECK(response.info().name() == "alpha");
 }
 
 TEST_CASE("server streaming passes every message in order") {
