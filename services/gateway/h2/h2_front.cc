@@ -466,6 +466,9 @@ class H2Front::Impl {
 
   FrontOptions options_;
   int listen_fd_ = -1;
+  // While set, the listening socket is out of epoll until then (accept failed for want of file
+  // descriptors: level-triggered, it would wake the loop at once, forever).
+  int64_t accept_paused_until_ns_ = 0;
   int epoll_fd_ = -1;
   int wake_fd_ = -1;
   int port_ = 0;
@@ -978,7 +981,14 @@ Conn* H2Front::Impl::ConnectionTo(Replica* replica) {
 void H2Front::Impl::Accept() {
   for (;;) {
     int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
-    if (fd < 0) return;
+    if (fd < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        // The pending connection stays in the backlog; try again in 100 ms, as gRPC does.
+        epoll_ctl(epoll_fd_, EPOLL_CTL_DEL, listen_fd_, nullptr);
+        accept_paused_until_ns_ = NowNs() + 100'000'000;
+      }
+      return;
+    }
     SetNoDelay(fd);
     NewConn(fd, false, nullptr);
   }
@@ -1074,7 +1084,7 @@ void H2Front::Impl::Run() {
     // Tick() runs the drain deadline, the connection-age timer and, while calls are open (only
     // connections with calls are pinged), the keepalive one; otherwise the loop sleeps.
     const bool timed =
-        draining_ || options_.max_connection_age_ms > 0 ||
+        draining_ || options_.max_connection_age_ms > 0 || accept_paused_until_ns_ != 0 ||
         (options_.keepalive_time_ms > 0 && active_calls_.load(std::memory_order_relaxed) > 0);
     const int n =
         epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timed ? 100 : -1);
@@ -1087,6 +1097,15 @@ void H2Front::Impl::Run() {
         OnWake();
       } else {
         OnEvent(static_cast<Conn*>(p), events[i].events);
+      }
+    }
+    if (accept_paused_until_ns_ != 0 && NowNs() >= accept_paused_until_ns_) {
+      accept_paused_until_ns_ = 0;
+      if (listen_fd_ >= 0) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.ptr = nullptr;
+        epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
       }
     }
     if (timed && NowNs() >= next_tick_ns_) {

@@ -4,8 +4,10 @@
 #include "services/gateway/h2/h2_front.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -19,6 +21,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "tests/services/gateway/h2_peer.h"
 
 namespace maas::gateway::h2 {
@@ -762,6 +765,47 @@ TEST_CASE("h2 front: a reset flood beyond client_reset_burst still gets GOAWAY a
   REQUIRE(rig.RunUntil([&] { return rig.client().got_goaway(); }));
   CHECK(rig.client().goaway_code() != NGHTTP2_NO_ERROR);
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
+}
+
+TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning on accept") {
+  // accept4 failing with EMFILE left the level-triggered listening socket readable: epoll_wait
+  // returned at once, forever, one core at 100 % until descriptors were freed.
+  std::atomic<int64_t> rounds{0};
+  Rig rig([&rounds](FrontOptions& o) { o.on_round_end = [&rounds] { ++rounds; }; });
+  // Client sockets made first; then the process may open no more descriptors, so the front's
+  // accept4 of their connections fails with EMFILE.
+  std::vector<int> sockets;
+  for (int i = 0; i < 8; ++i) sockets.push_back(socket(AF_INET, SOCK_STREAM, 0));
+  int open_fds = 0;
+  for (int fd = 0; fd < 4096; ++fd) open_fds += fcntl(fd, F_GETFD) != -1;
+  rlimit saved{};
+  REQUIRE(getrlimit(RLIMIT_NOFILE, &saved) == 0);
+  rlimit tight = saved;
+  tight.rlim_cur = static_cast<rlim_t>(open_fds);
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &tight) == 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(rig.front().port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  for (int fd : sockets) {
+    CHECK(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  const int64_t before = rounds.load();
+  absl::SleepFor(absl::Milliseconds(500));
+  const int64_t during = rounds.load() - before;
+  REQUIRE(setrlimit(RLIMIT_NOFILE, &saved) == 0);
+  // A spinning loop makes hundreds of thousands of rounds in 500 ms; a waiting one a handful.
+  CHECK(during < 1000);
+  // Descriptors back: the pending connections are accepted and served.
+  for (int fd : sockets) close(fd);
+  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  auto [backend, bsid] = rig.Request(0);
+  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
+  REQUIRE(rig.Finish(sid));
+  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
 }
 
 TEST_CASE("h2 front: Create rejects bad options with INVALID_ARGUMENT naming them") {
