@@ -50,6 +50,8 @@ constexpr size_t kReadBuffer = 256 * 1024;
 constexpr size_t kMaxPendingOut = 1 << 20;
 // Transparent retries of one call (the backend never saw it; any method, see BackendFailed).
 constexpr int kMaxTransparentRetries = 2;
+// nghttp2's default max_send_header_block_length: the largest header block a session sends.
+constexpr size_t kMaxHeaderBlock = 64 * 1024;
 constexpr int kStatusCancelled = 1;
 constexpr int kStatusUnknown = 2;
 constexpr int kStatusDeadlineExceeded = 4;
@@ -466,6 +468,9 @@ class H2Front::Impl {
 
   FrontOptions options_;
   int listen_fd_ = -1;
+  // Bounds the HPACK size of a request's headers, as the sessions measure it against the 64 KiB
+  // they send at most in one header block (nghttp2's max_send_header_block_length).
+  nghttp2_hd_deflater* header_bound_ = nullptr;
   // While set, the listening socket is out of epoll until then (accept failed for want of file
   // descriptors: level-triggered, it would wake the loop at once, forever).
   int64_t accept_paused_until_ns_ = 0;
@@ -826,6 +831,7 @@ absl::Status H2Front::Impl::Init() {
     default_route_ = *std::move(route);
   }
   callbacks_ = MakeCallbacks();
+  nghttp2_hd_deflate_new(&header_bound_, 4096);
   nghttp2_option_new(&option_);
   nghttp2_option_set_no_auto_window_update(option_, 1);
   nghttp2_option_set_stream_reset_rate_limit(option_, options_.client_reset_burst,
@@ -881,6 +887,7 @@ H2Front::Impl::~Impl() {
   if (wake_fd_ >= 0) close(wake_fd_);
   if (callbacks_ != nullptr) nghttp2_session_callbacks_del(callbacks_);
   if (option_ != nullptr) nghttp2_option_del(option_);
+  if (header_bound_ != nullptr) nghttp2_hd_deflate_del(header_bound_);
   if (tls_ctx_ != nullptr) SSL_CTX_free(tls_ctx_);
 }
 
@@ -1485,6 +1492,17 @@ void H2Front::Impl::StartCall(Call* call) {
   }
   call->req_headers = std::move(call->headers);
   call->headers.clear();
+  // A header block the backend session would refuse to send: nghttp2 then closes the stream as
+  // REFUSED_STREAM, which read as "no backend reachable" and was retried. The client's mistake.
+  ToNv(call->req_headers, &nv_);
+  const size_t header_bytes = nghttp2_hd_deflate_bound(header_bound_, nv_.data(), nv_.size());
+  if (header_bytes > kMaxHeaderBlock) {
+    ReplyStatus(call, kStatusResourceExhausted,
+                absl::StrCat("the request's metadata takes up to ", header_bytes,
+                             " bytes, above the ", kMaxHeaderBlock,
+                             " the gateway forwards in one HTTP/2 header block; send less"));
+    return;
+  }
   if (!Attempt(call, nullptr)) {
     ReplyStatus(call, kStatusUnavailable, UnavailableMessage(route));
   }

@@ -767,6 +767,28 @@ TEST_CASE("h2 front: a reset flood beyond client_reset_burst still gets GOAWAY a
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
 }
 
+TEST_CASE("h2 front: request headers above one header block are RESOURCE_EXHAUSTED, not retried") {
+  // nghttp2 refuses to send a header block above 64 KiB and closes the stream REFUSED_STREAM,
+  // which the front took for "no backend reachable": UNAVAILABLE, retried, never sent.
+  Rig rig;
+  const int32_t sid = rig.client().Submit(
+      With(RequestHeaders("/a.B/Unary"), "x-big", std::string(70000, 'v')), GrpcMessage("q"), true);
+  REQUIRE(rig.Finish(sid));
+  const PeerStream& c = rig.call(sid);
+  CHECK(Find(c.trailers, "grpc-status") == "8");
+  CHECK(Find(c.trailers, "grpc-message").find("header block") != std::string::npos);
+  CHECK(rig.backend().requests().empty());
+  // Just under the block passes.
+  const int32_t ok = rig.client().Submit(
+      With(RequestHeaders("/a.B/Unary"), "x-big", std::string(60000, 'v')), GrpcMessage("q"), true);
+  auto [backend, bsid] = rig.Request(0);
+  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
+  REQUIRE(rig.Finish(ok));
+  CHECK(Find(rig.call(ok).trailers, "grpc-status") == "0");
+}
+
 TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning on accept") {
   // accept4 failing with EMFILE left the level-triggered listening socket readable: epoll_wait
   // returned at once, forever, one core at 100 % until descriptors were freed.

@@ -130,6 +130,8 @@ class Peer {
     nghttp2_option_set_stream_reset_rate_limit(opt, 1 << 30, 1 << 30);
     // gRPC accepts header values with leading or trailing whitespace ("authorization: Bearer ").
     nghttp2_option_set_no_rfc9113_leading_and_trailing_ws_validation(opt, 1);
+    // Any client may send a header block above nghttp2's 64 KiB default (the front must cope).
+    nghttp2_option_set_max_send_header_block_length(opt, 1 << 20);
     if (server) {
       nghttp2_session_server_new2(&session_, cbs, this, opt);
     } else {
