@@ -589,3 +589,15 @@ def test_unreachable_server_is_unavailable():
         with pytest.raises(maas_client.UnavailableError) as e:
             client.list()
     assert isinstance(e.value, errors.MaasError) and e.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+
+@pytest.mark.parametrize("weight, type_name", [("heavy", "str"), (None, "NoneType"), (object(), "object"),
+                                               ([1.0], "list")])
+def test_a_weight_that_is_not_a_number_is_refused_naming_the_example(disc, weight, type_name):
+    """float() of it used to raise a bare ValueError / TypeError naming no example."""
+    with pytest.raises(maas_client.InvalidArgumentError,
+                       match=rf"^INVALID_ARGUMENT: example 1: weight must be a number, got {type_name}\b"):
+        disc.train(LABEL_TEXTS[:2], ["sports", "food"], weights=[1.0, weight], name="bad-weight")
+    with pytest.raises(maas_client.NotFoundError):
+        disc.get("bad-weight")  # nothing was stored

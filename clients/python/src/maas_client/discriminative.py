@@ -88,6 +88,18 @@ def _batch_message(examples: List[Example]) -> Union[pb.TextBatch, RawBatch]:
     return batch
 
 
+def _weight_of(value: Any, index: int) -> float:
+    """A sample weight as a float (the server refuses negative or non-finite ones, naming the example); a value
+    float() cannot take is an InvalidArgumentError naming the example."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        shown = repr(value)
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"example {index}: weight must be a number, got {type(value).__name__} "
+                                   f"{shown if len(shown) <= 40 else shown[:37] + '...'}") from None
+
+
 def _batches(texts: Iterable[Text], labels: Iterable[Label], weights: Optional[Iterable[float]], batch_size: int,
              on_batch: Optional[Callable[[int], None]]) -> Iterator[Union[pb.TextBatch, RawBatch]]:
     """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error. A
@@ -106,7 +118,7 @@ def _batches(texts: Iterable[Text], labels: Iterable[Label], weights: Optional[I
         except TypeError as error:
             check(False, str(error))
         label = label_of(row[1], f"example {index}: label")
-        examples.append((text, label, float(row[2]) if weights is not None else None))
+        examples.append((text, label, _weight_of(row[2], index) if weights is not None else None))
         index += 1
         if len(examples) >= batch_size:
             yield _batch_message(examples)
