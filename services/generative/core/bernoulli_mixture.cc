@@ -123,15 +123,8 @@ void BernoulliMixtureModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eige
 std::unique_ptr<LatentProposal> BernoulliMixtureModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
   const Eigen::VectorXd row = x;
-  Eigen::VectorXd log_q = ComponentLogLikelihoods(row.data()) + log_weights_;
-  const double norm = math::LogSumExp(log_q);
-  if (!std::isfinite(norm)) {
-    // p(x) = 0 (a non-binary row or an impossible value): no posterior; propose from the prior,
-    // every weight is then 0 and the estimate -inf, as the exact value.
-    return std::make_unique<CategoricalProposal>(log_weights_);
-  }
-  log_q.array() -= norm;
-  return std::make_unique<CategoricalProposal>(std::move(log_q));
+  // A non-binary row or an impossible value has p(x) = 0: the prior proposal then.
+  return MixturePosteriorProposal(ComponentLogLikelihoods(row.data()) + log_weights_, log_weights_);
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -117,6 +117,14 @@ CategoricalProposal::CategoricalProposal(Eigen::VectorXd log_q) : log_q_(std::mo
   }
 }
 
+std::unique_ptr<LatentProposal> MixturePosteriorProposal(Eigen::VectorXd log_joint,
+                                                         const Eigen::VectorXd& log_weights) {
+  const double norm = math::LogSumExp(log_joint);
+  if (!std::isfinite(norm)) return std::make_unique<CategoricalProposal>(log_weights);
+  log_joint.array() -= norm;
+  return std::make_unique<CategoricalProposal>(std::move(log_joint));
+}
+
 void CategoricalProposal::Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const {
   z.setZero();
   z(0) = random::CategoricalFromCumulative(rng, cumulative_);

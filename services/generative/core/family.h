@@ -141,6 +141,13 @@ class CategoricalProposal final : public LatentProposal {
   Eigen::VectorXd cumulative_;  // running sums of exp(log_q_)
 };
 
+// The proposal of a mixture for one row: its exact posterior, log_joint[k] = log p(x|k) + log w_k
+// normalised; when p(x) = 0 in float64 (every entry -inf, the row impossible or far beyond every
+// component) there is no posterior and it proposes from the prior log_weights, so every weight is
+// 0 and the estimate -inf, as the exact value (never NaN from -inf - -inf).
+std::unique_ptr<LatentProposal> MixturePosteriorProposal(Eigen::VectorXd log_joint,
+                                                         const Eigen::VectorXd& log_weights);
+
 // Index stored in z(0) of a discrete latent, or -1 when it is not an integer in [0, k).
 int ComponentIndex(double z0, int k);
 

@@ -286,15 +286,7 @@ void GaussianMixtureModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen
 std::unique_ptr<LatentProposal> GaussianMixtureModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
   const Eigen::VectorXd row = x;
-  Eigen::VectorXd log_q = ComponentLogDensities(row.data()) + log_weights_;
-  const double norm = math::LogSumExp(log_q);
-  if (!std::isfinite(norm)) {
-    // p(x) = 0 in floating point (every component's density underflows): no posterior; propose
-    // from the prior, every weight is then 0 and the estimate -inf, as the exact value.
-    return std::make_unique<CategoricalProposal>(log_weights_);
-  }
-  log_q.array() -= norm;
-  return std::make_unique<CategoricalProposal>(std::move(log_q));
+  return MixturePosteriorProposal(ComponentLogDensities(row.data()) + log_weights_, log_weights_);
 }
 
 // ---------------------------------------------------------------------------------------------------------
