@@ -1,5 +1,7 @@
 #include "common/adapter/call_annotations.h"
 
+#include <grpc/grpc.h>
+
 #include "google/protobuf/descriptor.h"
 
 namespace maas::adapter {
@@ -15,13 +17,11 @@ const FieldDescriptor* Field(const Message& message, const char* name,
   return field;
 }
 
-// Whether `name` can travel as a gRPC metadata value: printable ASCII. The name comes from the
-// request before it is validated, and gRPC aborts the process on any other byte in a trailer.
+// Whether `name` can travel as a gRPC metadata value, by gRPC's own rule (the one it asserts on,
+// aborting the process): the name comes from the request before it is validated.
 bool MetadataSafe(const std::string& name) {
-  for (const char c : name) {
-    if (c < 0x20 || c > 0x7e) return false;
-  }
-  return true;
+  return grpc_header_nonbin_value_is_legal(
+             grpc_slice_from_static_buffer(name.data(), name.size())) != 0;
 }
 
 // The name and version fields of a ModelRef / ModelInfo / config message. A name no metadata can
