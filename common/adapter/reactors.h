@@ -50,6 +50,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/adapter/call_annotations.h"
+#include "common/adapter/call_deadline.h"
 #include "common/adapter/dispatcher.h"
 #include "common/adapter/stream_budget.h"
 #include "common/exec/executor.h"
@@ -72,17 +73,6 @@ enum class Lane {
   kCaller,  // admitted like kPool, run on the gRPC callback thread with an inline executor: only
             // for work bounded to microseconds that never loads a model or waits
 };
-
-// The call's deadline (absl::InfiniteFuture() when it has none), read as gRPC keeps it
-// (gpr_timespec): context->deadline() converts it to a std::chrono::system_clock time point in
-// nanoseconds, which overflows past the year 2262, so a client's deadline a few million hours
-// away (Go's longest context timeout, 2562047 h) read as one in the past.
-inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
-  const gpr_timespec raw = context.raw_deadline();
-  if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) == 0) return absl::InfiniteFuture();
-  const gpr_timespec real = gpr_convert_clock_type(raw, GPR_CLOCK_REALTIME);
-  return absl::FromUnixSeconds(real.tv_sec) + absl::Nanoseconds(real.tv_nsec);
-}
 
 // A StopToken for the call of `context`: DEADLINE_EXCEEDED once its deadline passed, CANCELLED
 // once the client cancelled (or the server shut it down). Valid until the call's OnDone.
@@ -121,22 +111,6 @@ inline constexpr char kStreamWriteFailed[] =
     "the call ended while its stream was being written: the client cancelled it or stopped "
     "reading, or the server shut down (--shutdown_grace_seconds)";
 
-// The status of a call gRPC ended under a reactor (a failed read or write of a cancelled call):
-// DEADLINE_EXCEEDED `deadline` when the call's deadline passed, else CANCELLED `cancelled`. A
-// client cancels when its own deadline passes, and that reaches the server before the server's
-// timer (the timeout was sent rounded up, and travelled): a deadline within min(100 ms, a tenth
-// of the call's time since `started`) counts as passed.
-inline absl::Status CallGone(const grpc::ServerContextBase& context, absl::Time started,
-                             absl::string_view cancelled, absl::string_view deadline) {
-  const absl::Time end = CallDeadline(context);
-  const absl::Time now = absl::Now();
-  if (end != absl::InfiniteFuture() &&
-      now >= end - std::min(absl::Milliseconds(100), (end - started) / 10)) {
-    return absl::DeadlineExceededError(deadline);
-  }
-  return absl::CancelledError(cancelled);
-}
-
 // CallGone of a call whose stream write failed.
 inline absl::Status StreamWriteFailed(const grpc::ServerContextBase& context, absl::Time started) {
   return CallGone(context, started, kStreamWriteFailed,
@@ -152,6 +126,26 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::strin
       what, " is not a valid ", Msg::descriptor()->full_name(),
       " message (corrupt bytes, an unknown wire type, or invalid UTF-8 in a string field: string "
       "fields must be UTF-8)"));
+}
+
+// Parses the request of a unary or server-streaming call. gRPC hands the handler a buffer without
+// data when no message arrived: the client cancelled (or its deadline passed) before sending it,
+// or half-closed without one. Those are reported as what they are (CANCELLED / DEADLINE_EXCEEDED,
+// or INVALID_ARGUMENT saying the message is missing), not as an unreadable message.
+template <class Msg>
+absl::Status ParseRequest(const grpc::ServerContextBase& context, const grpc::ByteBuffer& bytes,
+                          Msg* message) {
+  if (!bytes.Valid()) {
+    if (context.IsCancelled()) {
+      return CallGone(context, absl::Now(), "cancelled before its request message arrived",
+                      "the call's deadline passed before its request message arrived");
+    }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the call carried no request message (the client half-closed without one, or went away "
+        "before sending it): the method takes exactly one ",
+        Msg::descriptor()->full_name(), " message"));
+  }
+  return Parse(bytes, message, "the request");
 }
 
 // Serializes a response into `out`. RESOURCE_EXHAUSTED when it takes more than `max_bytes` (> 0):
@@ -265,7 +259,7 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
     return reactor;
   }
   auto request = std::make_shared<Req>();
-  if (absl::Status parsed = internal::Parse(*request_bytes, request.get(), "the request");
+  if (absl::Status parsed = internal::ParseRequest(*context, *request_bytes, request.get());
       !parsed.ok()) {
     reactor->Finish(ToGrpcStatus(parsed));
     return reactor;
@@ -354,7 +348,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {  // a cut-off stream is not a complete one: store nothing
-        End(internal::CallGone(*context_, started_,
+        End(CallGone(*context_, started_,
                                "cancelled before the stream was complete; nothing was stored",
                                "the call's deadline passed before the stream was complete; "
                                "nothing was stored"));
@@ -651,7 +645,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
     void OnDone() override { delete this; }
   };
   auto request = std::make_shared<Req>();
-  if (absl::Status parsed = internal::Parse(*request_bytes, request.get(), "the request");
+  if (absl::Status parsed = internal::ParseRequest(*context, *request_bytes, request.get());
       !parsed.ok()) {
     return new Failed(ToGrpcStatus(parsed));
   }
@@ -685,7 +679,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {
-        End(internal::CallGone(*context_, started_, "cancelled by the client",
+        End(CallGone(*context_, started_, "cancelled by the client",
                                "the call's deadline passed"));
       } else {
         End(absl::OkStatus());  // the client half-closed: every response was written already

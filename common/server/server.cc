@@ -16,6 +16,7 @@
 #include <atomic>
 #include <chrono>
 #include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/match.h"
@@ -25,6 +26,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
+#include "common/adapter/call_deadline.h"
 #include "common/server/line_writer.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
@@ -95,7 +97,19 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
 
   ~CallLogInterceptor() override {
     const absl::Time end = sent_status_ ? end_ : absl::Now();
-    const grpc::StatusCode code = sent_status_ ? code_ : grpc::StatusCode::CANCELLED;
+    grpc::StatusCode code = sent_status_ ? code_ : grpc::StatusCode::CANCELLED;
+    if (gone_.has_value() && code != grpc::StatusCode::CANCELLED &&
+        code != grpc::StatusCode::DEADLINE_EXCEEDED) {
+      // The client left before the answer reached it (it cancelled, or its deadline passed): that
+      // is what it was told. What the server answered, too late, stays in the message.
+      const std::string answered =
+          sent_status_ ? absl::StrCat(" (the server's answer, not delivered: ",
+                                      std::string(StatusCodeName(code)),
+                                      message_.empty() ? "" : ": ", message_, ")")
+                       : "";
+      code = static_cast<grpc::StatusCode>(gone_->code());
+      message_ = absl::StrCat(gone_->message(), answered).substr(0, 512);
+    }
     if (sink_->out != nullptr) {
       CallLogEntry entry;
       entry.ts = end;
@@ -145,6 +159,17 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       // Return the id the log line carries, so a client can quote it.
       if (generated_id_) methods->GetSendInitialMetadata()->emplace(kRequestIdKey, request_id_);
     }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_CLOSE)) {
+      // The call is over; IsCancelled() is now final: whether it ended before the server's
+      // status reached the client. Only asked of callback calls (the services' methods): on a
+      // synchronous call (health, reflection) IsCancelled() completes this very hook again.
+      auto* context = dynamic_cast<grpc::CallbackServerContext*>(info_->server_context());
+      if (context != nullptr && context->IsCancelled()) {
+        gone_ = adapter::CallGone(*context, start_,
+                                  "the client cancelled the call before its answer was sent",
+                                  "the call's deadline passed before its answer was sent");
+      }
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       CapturePeer();
       const grpc::Status status = methods->GetSendStatus();
@@ -192,6 +217,7 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
   absl::Time end_;
   bool sent_status_ = false;
   grpc::StatusCode code_ = grpc::StatusCode::UNKNOWN;
+  std::optional<absl::Status> gone_;  // the call ended before its status reached the client
 };
 
 class CallLogInterceptorFactory : public grpc::experimental::ServerInterceptorFactoryInterface {

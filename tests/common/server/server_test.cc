@@ -8,6 +8,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/security/credentials.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -27,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/server/flags_help.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
+#include "tests/common/server/locked_stream.h"
 
 // A flag defined in this file, for the --help test below.
 ABSL_FLAG(int, server_test_example_flag, 7, "An example flag of this test file.");
@@ -77,28 +79,7 @@ class TestGateway : public maas::gateway::v1::Gateway::Service {
   absl::Notification entered_;
 };
 
-// An ostream whose writes and reads are serialized (the server writes from its threads).
-class LockedStream : public std::ostream {
- public:
-  LockedStream() : std::ostream(&buf_) {}
-  std::string str() {
-    std::lock_guard<std::recursive_mutex> lock(buf_.mu);
-    return buf_.str();
-  }
-
- private:
-  struct Buf : public std::stringbuf {
-    std::recursive_mutex mu;  // xsputn may call overflow
-    std::streamsize xsputn(const char* s, std::streamsize n) override {
-      std::lock_guard<std::recursive_mutex> lock(mu);
-      return std::stringbuf::xsputn(s, n);
-    }
-    int_type overflow(int_type c) override {
-      std::lock_guard<std::recursive_mutex> lock(mu);
-      return std::stringbuf::overflow(c);
-    }
-  } buf_;
-};
+using testing::LockedStream;
 
 ServerOptions TestOptions() {
   ServerOptions options;
@@ -647,12 +628,16 @@ TEST_CASE("Server reports bad options and unusable addresses") {
   CHECK(FormatAddress("0.0.0.0", 0) == "0.0.0.0:0");
 }
 
+// The signals go to the waiting thread: when all cases run in one process, threads that earlier
+// cases started (gRPC's) do not block them, and a signal sent to the process could be delivered to
+// one of those and end the process. The binaries block them before starting any thread.
 TEST_CASE("WaitForTerminationSignal returns the signal sent to the process") {
-  BlockTerminationSignals();  // before any thread of this test starts
-  std::thread sender([] { kill(getpid(), SIGTERM); });
+  BlockTerminationSignals();
+  const pthread_t waiter = pthread_self();
+  std::thread sender([waiter] { pthread_kill(waiter, SIGTERM); });
   CHECK(WaitForTerminationSignal() == SIGTERM);
   sender.join();
-  std::thread sender2([] { kill(getpid(), SIGINT); });
+  std::thread sender2([waiter] { pthread_kill(waiter, SIGINT); });
   CHECK(WaitForTerminationSignal() == SIGINT);
   sender2.join();
 }

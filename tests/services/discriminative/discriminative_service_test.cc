@@ -3,6 +3,7 @@
 // messages, stream byte caps, and no commit after the caller gave up.
 #include "services/discriminative/adapter/discriminative_service.h"
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include <atomic>
@@ -22,6 +23,7 @@
 #include "common/store/memory_model_store.h"
 #include "services/discriminative/core/discriminative_core.h"
 #include "tests/common/adapter/raw_call.h"
+#include "tests/common/server/locked_stream.h"
 
 namespace maas::discriminative {
 namespace {
@@ -39,6 +41,7 @@ struct StackOptions {
   int64_t max_train_bytes = 0;
   absl::Duration poll = absl::ZeroDuration();  // the store's poll interval (0 = no polling)
   int64_t inline_classify_bytes = 0;           // --inline_classify_bytes (0 = off)
+  std::ostream* log = nullptr;                 // the call log (null = none); outlives the stack
 };
 
 DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>* repository) {
@@ -69,7 +72,7 @@ struct Stack {
     options.host = "127.0.0.1";
     options.port = 0;
     options.name = "test";
-    options.log_stream = nullptr;
+    options.log_stream = o.log;
     auto started = server::Server::Start(options, {&service});
     REQUIRE(started.ok());
     server = *std::move(started);
@@ -250,6 +253,51 @@ TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID
   CHECK(unary.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(unary.status.error_message().find("maas.discriminative.v1.ClassifyRequest") !=
         std::string::npos);
+}
+
+// A unary call whose request never arrived: gRPC hands the handler a buffer without data. It was
+// answered, and logged, as "the request is not a valid ClassifyRequest message (corrupt bytes...)",
+// also when the client had cancelled before sending it (gRPC may run the handler before it knows
+// of the cancellation: the call log takes the client's view once the call is over).
+TEST_CASE("A unary call without a request message: INVALID_ARGUMENT saying so, or CANCELLED") {
+  testing::LockedStream log;
+  StackOptions options;
+  options.log = &log;
+  Stack stack(options);
+  auto none = RawStreamCall(stack.channel, std::string(kService) + "Classify", {});
+  CHECK(none.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(none.status.error_message(), Catch::Contains("carried no request message"));
+
+  // Headers sent, then cancelled before any message.
+  grpc::GenericStub stub(stack.channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  auto call = stub.PrepareCall(&context, std::string(kService) + "Classify", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  REQUIRE(cq.Next(&tag, &ok));
+  REQUIRE(ok);
+  absl::SleepFor(absl::Milliseconds(100));  // let the server start the call
+  context.TryCancel();
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(2));
+  REQUIRE(cq.Next(&tag, &ok));
+  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  // The server's own view of that call, in its call log.
+  const absl::Time limit = absl::Now() + kCap;
+  auto logged = [&] {
+    const std::string lines = log.str();
+    return lines.find("\"code\":\"CANCELLED\"") != std::string::npos;
+  };
+  while (!logged() && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(5));
+  INFO(log.str());
+  CHECK(logged());
+  CHECK_THAT(log.str(), !Catch::Contains("corrupt bytes"));
 }
 
 // Texts are read off the wire as bytes: a text that is not UTF-8 reaches the core, which applies
