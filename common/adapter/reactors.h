@@ -347,25 +347,16 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
 
   void OnReadDone(bool ok) override {
     if (!ok) {
-      if (context_->IsCancelled()) {  // a cut-off stream is not a complete one: store nothing
-        End(CallGone(*context_, started_,
-                               "cancelled before the stream was complete; nothing was stored",
-                               "the call's deadline passed before the stream was complete; "
-                               "nothing was stored"));
+      if (context_->IsCancelled()) {
+        Cut();
         return;
       }
-      dispatcher_.Run([this] {  // the client half-closed: every message arrived
-        const CallScope scope{dispatcher_.executor(), stop_};
-        absl::Status status = stop_.Check();
-        if (status.ok()) {
-          absl::StatusOr<Resp> result = internal::FinishSession(*session_, scope);
-          if (result.ok()) model_.Update(*result);
-          status = result.ok()
-                       ? internal::Serialize(*result, response_, dispatcher_.max_message_bytes())
-                       : result.status();
-        }
-        End(status);
-      });
+      // A failed read is the client's half-close, or the end of a call gRPC cut off (the client
+      // cancelled, its deadline passed, a message above --max_message_bytes): gRPC says which
+      // only later, and a cut-off stream must store nothing. A send behind the read settles it:
+      // gRPC has closed a cut-off call's stream before it reports the failed read, so the
+      // response headers cannot go out on it.
+      StartSendInitialMetadata();
       return;
     }
     ++index_;
@@ -408,9 +399,36 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
       StartRead(&buffer_);
     });
   }
+  void OnSendInitialMetadataDone(bool ok) override {
+    if (!ok) {
+      Cut();
+      return;
+    }
+    dispatcher_.Run([this] {  // the client half-closed: every message arrived
+      const CallScope scope{dispatcher_.executor(), stop_};
+      absl::Status status = stop_.Check();
+      if (status.ok()) {
+        absl::StatusOr<Resp> result = internal::FinishSession(*session_, scope);
+        if (result.ok()) model_.Update(*result);
+        status = result.ok()
+                     ? internal::Serialize(*result, response_, dispatcher_.max_message_bytes())
+                     : result.status();
+      }
+      End(status);
+    });
+  }
   void OnDone() override { delete this; }
 
  private:
+  // Ends a stream gRPC cut off: it is not a complete one, so nothing is stored.
+  void Cut() {
+    End(CallGone(*context_, started_,
+                 "the stream ended before it was complete (the client cancelled it, or gRPC "
+                 "refused one of its messages, e.g. one above --max_message_bytes); nothing was "
+                 "stored",
+                 "the call's deadline passed before the stream was complete; nothing was stored"));
+  }
+
   // Ends the call; every ending goes through here, once (OnDone follows Finish).
   void End(const absl::Status& status) {
     session_.reset();  // free the accumulated data now, not when the client goes away
@@ -679,8 +697,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   void OnReadDone(bool ok) override {
     if (!ok) {
       if (context_->IsCancelled()) {
-        End(CallGone(*context_, started_, "cancelled by the client",
-                               "the call's deadline passed"));
+        End(CallGone(*context_, started_, "cancelled by the client", "the call's deadline passed"));
       } else {
         End(absl::OkStatus());  // the client half-closed: every response was written already
       }

@@ -102,11 +102,11 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
         code != grpc::StatusCode::DEADLINE_EXCEEDED) {
       // The client left before the answer reached it (it cancelled, or its deadline passed): that
       // is what it was told. What the server answered, too late, stays in the message.
-      const std::string answered =
-          sent_status_ ? absl::StrCat(" (the server's answer, not delivered: ",
-                                      std::string(StatusCodeName(code)),
-                                      message_.empty() ? "" : ": ", message_, ")")
-                       : "";
+      const std::string answered = sent_status_
+                                       ? absl::StrCat(" (the server's answer, not delivered: ",
+                                                      std::string(StatusCodeName(code)),
+                                                      message_.empty() ? "" : ": ", message_, ")")
+                                       : "";
       code = static_cast<grpc::StatusCode>(gone_->code());
       message_ = absl::StrCat(gone_->message(), answered).substr(0, 512);
     }
