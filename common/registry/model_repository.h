@@ -127,16 +127,17 @@ class ModelRepository {
       return also ? also() : absl::OkStatus();
     };
     std::string written;
-    MAAS_ASSIGN_OR_RETURN(int64_t version, cache_.Put(
-                                               name,
-                                               [&](int64_t version) -> absl::StatusOr<std::string> {
-                                                 MAAS_ASSIGN_OR_RETURN(std::string bytes,
-                                                                       make_bytes(version));
-                                                 MAAS_RETURN_IF_ERROR(stop.Check());
-                                                 written = bytes;
-                                                 return bytes;
-                                               },
-                                               put_options));
+    MAAS_ASSIGN_OR_RETURN(int64_t version,
+                          cache_.Put(
+                              name,
+                              [&](int64_t version) -> absl::StatusOr<std::string> {
+                                MAAS_ASSIGN_OR_RETURN(std::string bytes, make_bytes(version));
+                                MAAS_RETURN_IF_ERROR(CheckLoadsBack(bytes, name, version));
+                                MAAS_RETURN_IF_ERROR(stop.Check());
+                                written = bytes;
+                                return bytes;
+                              },
+                              put_options));
     absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
     // An audit saw a Train answer NOT_FOUND for the version it had just stored: a DeleteModel
     // came in between. The write succeeded, so its caller learns the version.
@@ -273,6 +274,22 @@ class ModelRepository {
     absl::MutexLock lock(&infos_mu_);
     infos_[{name, version}] = info;
     return info;
+  }
+  // A version becomes visible only complete and loadable: the bytes about to be written must load
+  // back as the model `name` at `version` (an empty string from a failed serialization once
+  // became a version every call answered DATA_LOSS for).
+  absl::Status CheckLoadsBack(const std::string& bytes, std::string_view name, int64_t version) {
+    absl::StatusOr<std::shared_ptr<const Loaded>> loaded = parse_(bytes);
+    absl::Status status = loaded.status();
+    if (status.ok() && *loaded == nullptr) status = absl::InternalError("the loader returned null");
+    if (status.ok() &&
+        ((*loaded)->info().name() != name || (*loaded)->info().version() != version)) {
+      status = absl::InternalError(absl::StrCat("it names model \"", (*loaded)->info().name(),
+                                                "\" version ", (*loaded)->info().version()));
+    }
+    if (status.ok()) return status;
+    return absl::InternalError(absl::StrCat(
+        "the new version would not load back, so it was not stored: ", status.message()));
   }
   // Drops remembered infos of `name` whose version is not in `versions` (ascending).
   void ForgetInfosExcept(const std::string& name, const std::vector<int64_t>& versions) {

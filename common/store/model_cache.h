@@ -144,6 +144,15 @@ class ModelCache {
   struct HasHeldBytes<U, std::void_t<decltype(std::declval<const U&>().held_bytes())>>
       : std::true_type {};
 
+  // Models that say which name and version they are (info().name(), info().version()): a load
+  // checks that against where the bytes were stored.
+  template <class U, class = void>
+  struct HasIdentity : std::false_type {};
+  template <class U>
+  struct HasIdentity<U, std::void_t<decltype(std::declval<const U&>().info().name()),
+                                    decltype(std::declval<const U&>().info().version())>>
+      : std::true_type {};
+
   struct Entry {
     ModelPtr model;
     bool pinned = false;      // asked for explicitly (version > 0): kept while it exists
@@ -291,6 +300,18 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
   if (*model == nullptr) {
     return absl::InternalError(absl::StrCat("loading model \"", internal::Sv(name), "\" version ",
                                             version, ": the loader returned null"));
+  }
+  if constexpr (HasIdentity<T>::value) {
+    // A file copied or moved by hand into another model's place would otherwise be served under
+    // a name and version it does not carry (and GetModel would read back its original place).
+    const auto& info = (**model).info();
+    if (info.name() != name || info.version() != version) {
+      return absl::DataLossError(absl::StrCat(
+          "loading model \"", internal::Sv(name), "\" version ", version,
+          ": the stored file holds model \"", internal::Sv(info.name()), "\" version ",
+          info.version(),
+          " (copied or moved by hand?); restore the version's own file or delete the version"));
+    }
   }
   *size = HeldBytes(**model, stored_size);
   {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "common/store/memory_model_store.h"
 
@@ -191,6 +192,50 @@ TEST_CASE("Put commits nothing when the caller gives up while the store commits"
   CHECK(absl::IsDeadlineExceeded(f.Put("late", 10, expires_at_commit).status()));
   CHECK(checks.load() == 3);
   CHECK_FALSE(f.store.ListVersions("late").ok());
+}
+
+// A generative model above 2 GiB serialized to an empty string, which the store wrote as the new
+// latest version: every call on the model answered DATA_LOSS until it was deleted by hand.
+TEST_CASE("Put stores nothing whose bytes would not load back as that model and version") {
+  Fixture f;
+  REQUIRE(f.Put("m", 10).ok());
+  const auto empty =
+      f.repository.Put("m", [](int64_t) -> absl::StatusOr<std::string> { return std::string(); });
+  CHECK(absl::IsInternal(empty.status()));
+  CHECK_THAT(std::string(empty.status().message()), Catch::Contains("would not load back"));
+  const auto elsewhere = f.repository.Put("m", [](int64_t version) -> absl::StatusOr<std::string> {
+    common::v1::ModelInfo info;
+    FillModelInfo("other", version, common::v1::GENERATIVE, "uniform", {}, "", absl::Now(), &info);
+    return Field(1, info.SerializeAsString());
+  });
+  CHECK(absl::IsInternal(elsewhere.status()));
+  CHECK_THAT(std::string(elsewhere.status().message()), Catch::Contains("\"other\""));
+  const auto versions = f.store.ListVersions("m");
+  REQUIRE(versions.ok());
+  CHECK(*versions == std::vector<int64_t>{1});
+  REQUIRE(f.Put("m", 10).ok());  // the next good version still gets the next number
+}
+
+// A model directory copied by hand (cp -r iris iris-copy): the listing reported its versions
+// DATA_LOSS, but calls served them, under the name of the model they were copied from.
+TEST_CASE("Get answers DATA_LOSS for a stored file that names another model or version") {
+  Fixture f;
+  REQUIRE(f.Put("iris", 10).ok());
+  const auto original = f.store.Get("iris", 1);
+  REQUIRE(original.ok());
+  REQUIRE(
+      f.store.Put("iris-copy", [&](int64_t) -> absl::StatusOr<std::string> { return *original; })
+          .ok());
+  common::v1::ModelRef ref;
+  ref.set_name("iris-copy");
+  for (int64_t version : {0, 1}) {
+    ref.set_version(version);
+    const auto got = f.repository.Get(ref);
+    CHECK(absl::IsDataLoss(got.status()));
+    CHECK_THAT(std::string(got.status().message()), Catch::Contains("holds model \"iris\""));
+  }
+  ref.set_name("iris");
+  CHECK(f.repository.Get(ref).ok());
 }
 
 // A store whose versions are deleted as soon as they are written: a DeleteModel that comes in

@@ -502,11 +502,19 @@ TEST_CASE("Small Classify calls against a loaded model run without a worker, oth
   common::v1::ModelRef m;
   m.set_name("m");
   REQUIRE(stack.repository.Cached(m));
-  // "n" is in the store but was never loaded.
+  // "n" is in the store but was never loaded (m's model, stored under its own name).
   auto stored = stack.store.Get("m", 1);
   REQUIRE(stored.ok());
-  REQUIRE(
-      stack.store.Put("n", [&](int64_t) -> absl::StatusOr<std::string> { return *stored; }).ok());
+  REQUIRE(stack.store
+              .Put("n",
+                   [&](int64_t version) -> absl::StatusOr<std::string> {
+                     v1::StoredDiscriminativeModel model;
+                     REQUIRE(model.ParseFromString(*stored));
+                     model.mutable_info()->set_name("n");
+                     model.mutable_info()->set_version(version);
+                     return model.SerializeAsString();
+                   })
+              .ok());
 
   auto release = stack.BlockPool();
   ReleaseOnExit release_on_exit{release};  // a failed REQUIRE must not leave the worker blocked
