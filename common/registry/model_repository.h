@@ -199,7 +199,10 @@ class ModelRepository {
       if (!absl::StartsWith(name, request.name_prefix())) continue;
       absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
       if (absl::IsNotFound(versions.status())) continue;  // deleted meanwhile
-      if (!versions.ok()) return versions.status();
+      if (!versions.ok()) {  // the model's versions cannot be listed (version 0: all of them)
+        AddUnreadable(name, 0, type, versions.status(), &response);
+        continue;
+      }
       if (versions->empty()) continue;
       std::vector<int64_t> wanted =
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
@@ -212,12 +215,7 @@ class ModelRepository {
         if (info.ok()) {
           *response.add_models() = *std::move(info);
         } else if (!absl::IsNotFound(info.status())) {
-          common::v1::UnreadableVersion* bad = response.add_unreadable_versions();
-          bad->set_name(name);
-          bad->set_version(version);
-          bad->set_type(type);
-          bad->set_code(absl::StatusCodeToString(info.status().code()));
-          bad->set_message(std::string(info.status().message()));
+          AddUnreadable(name, version, type, info.status(), &response);
         }
       }
       ForgetInfosExcept(name, *versions);
@@ -274,6 +272,15 @@ class ModelRepository {
     absl::MutexLock lock(&infos_mu_);
     infos_[{name, version}] = info;
     return info;
+  }
+  static void AddUnreadable(const std::string& name, int64_t version, common::v1::ModelType type,
+                            const absl::Status& status, common::v1::ListModelsResponse* response) {
+    common::v1::UnreadableVersion* bad = response->add_unreadable_versions();
+    bad->set_name(name);
+    bad->set_version(version);
+    bad->set_type(type);
+    bad->set_code(absl::StatusCodeToString(status.code()));
+    bad->set_message(std::string(status.message()));
   }
   // A version becomes visible only complete and loadable: the bytes about to be written must load
   // back as the model `name` at `version` (an empty string from a failed serialization once

@@ -427,7 +427,12 @@ absl::StatusOr<std::unique_ptr<FileModelStore>> FileModelStore::OpenAndCleanUp(s
   if (!report.ok()) {
     log << "model store: cleanup of " << store->root()
         << " failed (serving anyway): " << report.status() << "\n";
-  } else if (report->temp_files_removed > 0 || report->version_dirs_removed > 0) {
+  } else {
+    for (const std::string& skipped : report->skipped) {
+      log << "model store: cleanup skipped " << skipped << "\n";
+    }
+  }
+  if (report.ok() && (report->temp_files_removed > 0 || report->version_dirs_removed > 0)) {
     log << "model store: removed " << report->temp_files_removed << " abandoned temp file(s) ("
         << report->temp_bytes_removed << " bytes) and " << report->version_dirs_removed
         << " incomplete version director" << (report->version_dirs_removed == 1 ? "y" : "ies")
@@ -453,8 +458,10 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::CompleteVersions(std::strin
   for (const std::string& entry : entries) {
     const int64_t version = ParseVersion(entry);
     if (version < 0) continue;
-    MAAS_ASSIGN_OR_RETURN(const bool complete, HoldsCompleteVersion(Join(dir, entry)));
-    if (complete) versions.push_back(version);
+    // A version whose file cannot even be looked at (permissions) is listed: reading it answers
+    // why, where leaving it out would silently serve an older version as the latest.
+    const absl::StatusOr<bool> complete = HoldsCompleteVersion(Join(dir, entry));
+    if (!complete.ok() || *complete) versions.push_back(version);
   }
   std::sort(versions.begin(), versions.end());
   return versions;
@@ -689,8 +696,10 @@ absl::StatusOr<std::vector<std::string>> FileModelStore::ListNames() {
   std::vector<std::string> names;
   for (const std::string& entry : entries) {
     if (!ValidateModelName(entry).ok()) continue;
-    MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> versions, CompleteVersions(entry));
-    if (!versions.empty()) names.push_back(entry);
+    // A model whose directory cannot be read is listed (its ListVersions answers why), so one
+    // unreadable directory neither fails the listing nor hides the model.
+    absl::StatusOr<std::vector<int64_t>> versions = CompleteVersions(entry);
+    if (!versions.ok() || !versions->empty()) names.push_back(entry);
   }
   std::sort(names.begin(), names.end());
   return names;
@@ -766,65 +775,79 @@ absl::StatusOr<FileModelStore::CleanupReport> FileModelStore::CleanUp() {
   MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, ListDir(root_, nullptr));
   for (const std::string& name : names) {
     if (!ValidateModelName(name).ok()) continue;  // foreign entry: never touched
-    const std::string model_dir = ModelDir(name);
-    bool missing = false;
-    MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries,
-                          ListDir(model_dir, &missing, /*not_dir_is_missing=*/true));
-    int64_t highest = 0;
-    for (const std::string& entry : entries) highest = std::max(highest, ParseVersion(entry));
-    bool high_water_raised = false;
-    for (const std::string& entry : entries) {
-      const std::string path = Join(model_dir, entry);
-      if (absl::StartsWith(entry, internal::Sv(kHighWaterTempPrefix))) {
-        struct stat st;
-        if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && TempFileAbandoned(path) &&
-            unlink(path.c_str()) == 0) {
-          ++report.temp_files_removed;
-          report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
-        }
-        continue;
-      }
-      if (ParseVersion(entry) < 0) continue;
-      struct stat dir_stat;
-      if (lstat(path.c_str(), &dir_stat) != 0 || !S_ISDIR(dir_stat.st_mode)) continue;
-      // Abandoned temp files of crashed writers (a live writer holds its file's lock).
-      MAAS_ASSIGN_OR_RETURN(std::vector<std::string> inside, ListDir(path, nullptr));
-      bool has_model = false;
-      std::size_t remaining = 0;
-      for (const std::string& file : inside) {
-        const std::string file_path = Join(path, file);
-        if (file == kModelFile) {
-          has_model = true;
-          ++remaining;
-          continue;
-        }
-        struct stat st;
-        if (absl::StartsWith(file, internal::Sv(kTempPrefix)) &&
-            lstat(file_path.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
-            TempFileAbandoned(file_path) && unlink(file_path.c_str()) == 0) {
-          ++report.temp_files_removed;
-          report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
-          report.removed_paths.push_back(file_path);
-          continue;
-        }
-        ++remaining;  // a live writer's temp file, or something foreign: leave it
-      }
-      if (has_model || remaining > 0) continue;
-      // An empty version directory: a crashed write (or a writer between mkdir and creating its
-      // temp file, which then starts over with a new number). Keep its number as the high-water
-      // mark first.
-      if (!high_water_raised) {
-        MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &held_, lock_timeout_));
-        high_water_raised = true;
-      }
-      if (rmdir(path.c_str()) == 0) {
-        ++report.version_dirs_removed;
-        report.removed_paths.push_back(path);
-      }
+    // One model directory that cannot be read (permissions) must not keep the others uncleaned.
+    if (absl::Status status = CleanUpModel(name, &report); !status.ok()) {
+      report.skipped.push_back(absl::StrCat("model \"", name, "\": ", status.ToString()));
     }
-    if (high_water_raised) MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
   }
   return report;
+}
+
+absl::Status FileModelStore::CleanUpModel(const std::string& name, CleanupReport* out) {
+  CleanupReport& report = *out;
+  const std::string model_dir = ModelDir(name);
+  bool missing = false;
+  MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries,
+                        ListDir(model_dir, &missing, /*not_dir_is_missing=*/true));
+  int64_t highest = 0;
+  for (const std::string& entry : entries) highest = std::max(highest, ParseVersion(entry));
+  bool high_water_raised = false;
+  for (const std::string& entry : entries) {
+    const std::string path = Join(model_dir, entry);
+    if (absl::StartsWith(entry, internal::Sv(kHighWaterTempPrefix))) {
+      struct stat st;
+      if (lstat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && TempFileAbandoned(path) &&
+          unlink(path.c_str()) == 0) {
+        ++report.temp_files_removed;
+        report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
+      }
+      continue;
+    }
+    if (ParseVersion(entry) < 0) continue;
+    struct stat dir_stat;
+    if (lstat(path.c_str(), &dir_stat) != 0 || !S_ISDIR(dir_stat.st_mode)) continue;
+    // Abandoned temp files of crashed writers (a live writer holds its file's lock).
+    absl::StatusOr<std::vector<std::string>> listed = ListDir(path, nullptr);
+    if (!listed.ok()) {  // unreadable: never removed; the other versions are still cleaned
+      report.skipped.push_back(
+          absl::StrCat("version directory ", path, ": ", listed.status().ToString()));
+      continue;
+    }
+    const std::vector<std::string>& inside = *listed;
+    bool has_model = false;
+    std::size_t remaining = 0;
+    for (const std::string& file : inside) {
+      const std::string file_path = Join(path, file);
+      if (file == kModelFile) {
+        has_model = true;
+        ++remaining;
+        continue;
+      }
+      struct stat st;
+      if (absl::StartsWith(file, internal::Sv(kTempPrefix)) && lstat(file_path.c_str(), &st) == 0 &&
+          S_ISREG(st.st_mode) && TempFileAbandoned(file_path) && unlink(file_path.c_str()) == 0) {
+        ++report.temp_files_removed;
+        report.temp_bytes_removed += static_cast<uint64_t>(st.st_size);
+        report.removed_paths.push_back(file_path);
+        continue;
+      }
+      ++remaining;  // a live writer's temp file, or something foreign: leave it
+    }
+    if (has_model || remaining > 0) continue;
+    // An empty version directory: a crashed write (or a writer between mkdir and creating its
+    // temp file, which then starts over with a new number). Keep its number as the high-water
+    // mark first.
+    if (!high_water_raised) {
+      MAAS_RETURN_IF_ERROR(RaiseHighWater(model_dir, highest, &held_, lock_timeout_));
+      high_water_raised = true;
+    }
+    if (rmdir(path.c_str()) == 0) {
+      ++report.version_dirs_removed;
+      report.removed_paths.push_back(path);
+    }
+  }
+  if (high_water_raised) MAAS_RETURN_IF_ERROR(SyncDir(model_dir));
+  return absl::OkStatus();
 }
 
 }  // namespace maas::store

@@ -109,6 +109,7 @@ class FileModelStore : public ModelStore {
     uint64_t temp_bytes_removed = 0;
     uint64_t version_dirs_removed = 0;
     std::vector<std::string> removed_paths;  // every removed file and directory
+    std::vector<std::string> skipped;        // models that could not be cleaned, and why
   };
   // Removes what crashed writers left behind: temp files whose writer is gone (no process holds
   // their lock) and version directories without model.pb. Never touches a complete version, a live
@@ -129,6 +130,8 @@ class FileModelStore : public ModelStore {
   std::string ModelDir(std::string_view name) const;
   std::string VersionDir(std::string_view name, int64_t version) const;
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
+  // CleanUp of one model directory, adding to *report.
+  absl::Status CleanUpModel(const std::string& name, CleanupReport* report);
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
   // Unlinks the model file of `version` (the atomic point where it disappears); NOT_FOUND if it is
   // not complete. REQUIRES: the model directory's lock is held.

@@ -238,6 +238,55 @@ TEST_CASE("Get answers DATA_LOSS for a stored file that names another model or v
   CHECK(f.repository.Get(ref).ok());
 }
 
+// A store one of whose models cannot be listed (its directory cannot be read).
+class UnlistableStore : public store::MemoryModelStore {
+ public:
+  absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override {
+    if (name == "bad") return absl::PermissionDeniedError("opendir \"bad\": Permission denied");
+    return MemoryModelStore::ListVersions(name);
+  }
+};
+
+// It made every ListModels fail, whatever its name_prefix.
+TEST_CASE("List names a model whose versions cannot be listed and lists the others") {
+  UnlistableStore store;
+  ModelRepository<Loaded> repository(
+      &store,
+      [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
+        MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+        auto loaded = std::make_shared<Loaded>();
+        loaded->model_info = info;
+        return std::shared_ptr<const Loaded>(std::move(loaded));
+      },
+      absl::ZeroDuration());
+  for (const char* name : {"a", "bad", "c"}) {
+    REQUIRE(store
+                .Put(name,
+                     [&](int64_t version) -> absl::StatusOr<std::string> {
+                       common::v1::ModelInfo info;
+                       FillModelInfo(name, version, common::v1::GENERATIVE, "uniform", {}, "",
+                                     absl::Now(), &info);
+                       return Field(1, info.SerializeAsString());
+                     })
+                .ok());
+  }
+  const auto listed = repository.List({}, common::v1::GENERATIVE);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->models_size() == 2);
+  CHECK(listed->models(0).name() == "a");
+  CHECK(listed->models(1).name() == "c");
+  REQUIRE(listed->unreadable_versions_size() == 1);
+  CHECK(listed->unreadable_versions(0).name() == "bad");
+  CHECK(listed->unreadable_versions(0).version() == 0);
+  CHECK(listed->unreadable_versions(0).code() == "PERMISSION_DENIED");
+  common::v1::ListModelsRequest only_c;
+  only_c.set_name_prefix("c");
+  const auto c = repository.List(only_c, common::v1::GENERATIVE);
+  REQUIRE(c.ok());
+  CHECK(c->models_size() == 1);
+  CHECK(c->unreadable_versions_size() == 0);
+}
+
 // A store whose versions are deleted as soon as they are written: a DeleteModel that comes in
 // right after a write commits.
 class DeletedAtOnceStore : public store::ModelStore {

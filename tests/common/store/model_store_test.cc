@@ -835,6 +835,44 @@ TEST_CASE("FileModelStore::OpenAndCleanUp says what it removed") {
   CHECK(quiet.str().empty());
 }
 
+// One model directory the server could not read (another owner, mode 700) made ListNames, hence
+// every ListModels, fail, and stopped the startup cleanup there. A symlink loop stands in for it
+// here: it cannot be read, whatever the user.
+TEST_CASE("FileModelStore: one unreadable model or version neither fails listings nor cleanup") {
+  TempDir dir;
+  auto opened = FileModelStore::Open(dir.path());
+  REQUIRE(opened.ok());
+  FileModelStore& store = **opened;
+  REQUIRE(store.Put("a", Content("a")).ok());
+  REQUIRE(store.Put("c", Content("c")).ok());
+  REQUIRE(store.Put("d", Content("d")).ok());
+  fs::create_symlink("b", dir.path() + "/b");    // the model directory cannot be read
+  fs::create_symlink("2", dir.path() + "/d/2");  // nor version 2 of d
+  fs::create_directories(dir.path() + "/c/2");   // a crashed write after them
+  fs::create_directories(dir.path() + "/d/3");   // another, beside d's unreadable version
+
+  auto names = store.ListNames();
+  REQUIRE(names.ok());
+  CHECK(*names == std::vector<std::string>{"a", "b", "c", "d"});
+  const auto b = store.ListVersions("b");
+  CHECK_FALSE(b.ok());
+  CHECK_FALSE(absl::IsNotFound(b.status()));
+  // d's version 2 is listed, not skipped: its latest must not silently become version 1.
+  CHECK(*store.ListVersions("d") == std::vector<int64_t>{1, 2});
+  const auto latest = store.Get("d", 0);
+  CHECK_FALSE(latest.ok());
+  CHECK_FALSE(absl::IsNotFound(latest.status()));
+  CHECK(*store.Get("d", 1) == "d@v1");
+
+  auto report = store.CleanUp();
+  REQUIRE(report.ok());
+  CHECK(report->version_dirs_removed == 2);  // c/2 and d/3
+  CHECK_FALSE(fs::exists(dir.path() + "/c/2"));
+  CHECK_FALSE(fs::exists(dir.path() + "/d/3"));
+  REQUIRE(report->skipped.size() == 1);  // d/2 is not a directory to clean up (a symlink)
+  CHECK_THAT(report->skipped[0], Catch::Contains("\"b\""));
+}
+
 TEST_CASE("FileModelStore turns filesystem errors into statuses naming the path") {
   TempDir dir;
   auto opened = FileModelStore::Open(dir.path());
