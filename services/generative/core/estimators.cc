@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstddef>
+#include <functional>
 #include <limits>
 #include <memory>
 #include <mutex>
@@ -340,10 +342,50 @@ double ReportedParetoK(const std::vector<double>& log_weights) {
   return math::ParetoKHat(absl::MakeConstSpan(log_weights));
 }
 
-absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
+void LogWeightTail::Add(double log_w) {
+  if (std::isnan(log_w)) {
+    saw_nan_ = true;
+    return;
+  }
+  if (capacity_ == 0 || (full_ && !(log_w > floor_))) return;
+  const size_t max_held = MaxHeld(capacity_);
+  if (values_.size() == values_.capacity()) {
+    values_.reserve(std::min(max_held, std::max<size_t>(16, 2 * values_.size())));
+  }
+  values_.push_back(log_w);
+  if (values_.size() == max_held) Compact();
+}
+
+void LogWeightTail::Compact() {
+  if (values_.size() <= capacity_) return;
+  const auto nth = values_.begin() + static_cast<std::ptrdiff_t>(capacity_ - 1);
+  std::nth_element(values_.begin(), nth, values_.end(), std::greater<double>());
+  values_.resize(capacity_);
+  // Every value kept is >= *nth: one <= it adds nothing to the `capacity` largest (an equal one
+  // only swaps for an equal one).
+  floor_ = *nth;
+  full_ = true;
+}
+
+absl::Span<const double> LogWeightTail::Largest() {
+  Compact();
+  return absl::MakeConstSpan(values_);
+}
+
+double LogWeightTail::ParetoK(int64_t count) {
+  if (count < static_cast<int64_t>(kMinWeightsForParetoK) || saw_nan_) return kNaN;
+  return math::ParetoKHatFromLargest(Largest(), count);
+}
+
+namespace {
+
+// The one estimate loop. Per row: statistics added in sample order, then either the row's own tail
+// (tails == nullptr: Pareto k̂ into the result) or tails[r]; every weight appended to
+// (*log_weights)[r] when log_weights is set.
+absl::StatusOr<std::vector<RowResult>> RunEstimate(
     const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
     const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
-    std::vector<std::vector<double>>* log_weights) {
+    std::vector<LogWeightTail>* tails, std::vector<std::vector<double>>* log_weights) {
   const uint64_t num_rows = static_cast<uint64_t>(x.rows());
   const uint64_t n = settings.num_samples;
   std::vector<RowResult> results(num_rows);
@@ -354,17 +396,21 @@ absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
       ais ? SigmoidSchedule(static_cast<int>(settings.ais.num_temperatures))
           : std::vector<double>{};
   const uint64_t chunk = ais ? 1 : kChunk;
-  const uint64_t chunks_per_row = (n + chunk - 1) / chunk;
+  // Rows in groups of whole rows while a row's weights fit kMaxGroupWeights; a row with more
+  // samples goes alone, in windows of kMaxGroupWeights samples (a multiple of kChunk, so the
+  // chunks are those of one window over all samples). Either way at most kMaxGroupWeights weights
+  // are held at once.
   const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / std::max<uint64_t>(n, 1));
+  const uint64_t window = std::min<uint64_t>(std::max<uint64_t>(n, 1), kMaxGroupWeights);
+  const size_t own_tail = math::ParetoTailSize(static_cast<int64_t>(n));
+  std::vector<double> weights(std::min(group_rows, num_rows) * window);
 
   for (uint64_t group_first = 0; group_first < num_rows; group_first += group_rows) {
     if (!latch.Continue()) return latch.status();
     const uint64_t rows = std::min(group_rows, num_rows - group_first);
-    std::vector<std::vector<double>> weights(rows, std::vector<double>(n));
     // Per-row setup: the importance proposal or the AIS pilot's frozen step sizes.
     std::vector<std::unique_ptr<LatentProposal>> proposals(rows);
     std::vector<std::vector<double>> steps(rows);
-    std::vector<int64_t> accepted(rows * chunks_per_row, 0);
     if (settings.estimator != McEstimator::kPrior) {
       executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
         if (!latch.Continue()) return;
@@ -385,42 +431,75 @@ absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
         }
       }
     }
-    executor.ParallelFor(static_cast<int64_t>(rows * chunks_per_row), [&](int64_t item) {
-      if (!latch.Continue()) return;
-      const uint64_t i = static_cast<uint64_t>(item) / chunks_per_row;
-      const uint64_t c = static_cast<uint64_t>(item) % chunks_per_row;
-      const Eigen::Index r = static_cast<Eigen::Index>(group_first + i);
-      const uint64_t global_row = settings.row_offset + static_cast<uint64_t>(r);
-      const Eigen::VectorXd row = x.row(r).transpose();
-      const uint64_t first = c * chunk, last = std::min(n, first + chunk);
-      if (ais) {
-        for (uint64_t j = first; j < last; ++j) {
-          weights[i][j] = AisChain(model, row, settings, global_row, settings.sample_offset + j,
-                                   beta, steps[i], latch, &accepted[item]);
+    std::vector<LogWeightTail> group_tails;
+    if (tails == nullptr) group_tails.assign(rows, LogWeightTail(own_tail));
+    std::vector<int64_t> accepted_total(rows, 0);
+    for (uint64_t window_first = 0; window_first < n; window_first += window) {
+      const uint64_t window_size = std::min(window, n - window_first);
+      const uint64_t chunks = (window_size + chunk - 1) / chunk;
+      std::vector<int64_t> accepted(ais ? rows * chunks : 0, 0);
+      executor.ParallelFor(static_cast<int64_t>(rows * chunks), [&](int64_t item) {
+        if (!latch.Continue()) return;
+        const uint64_t i = static_cast<uint64_t>(item) / chunks;
+        const uint64_t c = static_cast<uint64_t>(item) % chunks;
+        const Eigen::Index r = static_cast<Eigen::Index>(group_first + i);
+        const uint64_t global_row = settings.row_offset + static_cast<uint64_t>(r);
+        const Eigen::VectorXd row = x.row(r).transpose();
+        const uint64_t first = window_first + c * chunk;
+        const uint64_t last = std::min(window_first + window_size, first + chunk);
+        double* out = weights.data() + i * window + (first - window_first);
+        if (ais) {
+          for (uint64_t j = first; j < last; ++j) {
+            *out++ = AisChain(model, row, settings, global_row, settings.sample_offset + j, beta,
+                              steps[i], latch, &accepted[item]);
+          }
+        } else {
+          SampleChunkWeights(model, row, proposals[i].get(), settings, global_row, first, last,
+                             out);
         }
-      } else {
-        SampleChunkWeights(model, row, proposals[i].get(), settings, global_row, first, last,
-                           weights[i].data() + first);
+      });
+      if (latch.stopped()) return latch.status();
+      // Per-row reductions, each in sample order: independent of how items ran.
+      executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
+        const absl::Span<const double> w(weights.data() + i * window, window_size);
+        results[group_first + i].stats.AddAll(w);
+        (tails != nullptr ? (*tails)[group_first + i] : group_tails[i]).AddAll(w);
+        for (uint64_t c = 0; c < chunks && ais; ++c) accepted_total[i] += accepted[i * chunks + c];
+      });
+      if (log_weights != nullptr) {
+        for (uint64_t i = 0; i < rows; ++i) {
+          const double* w = weights.data() + i * window;
+          (*log_weights)[group_first + i].insert((*log_weights)[group_first + i].end(), w,
+                                                 w + window_size);
+        }
       }
-    });
-    if (latch.stopped()) return latch.status();
-    // Per-row reductions, each in sample order: independent of how items ran.
+    }
     executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
       RowResult& result = results[group_first + i];
-      for (double w : weights[i]) result.stats.Add(w);
-      result.pareto_k = ReportedParetoK(weights[i]);
+      result.pareto_k = tails == nullptr ? group_tails[i].ParetoK(static_cast<int64_t>(n)) : kNaN;
       if (ais && settings.ais.num_temperatures > 1) {
-        int64_t total = 0;
-        for (uint64_t c = 0; c < chunks_per_row; ++c) total += accepted[i * chunks_per_row + c];
-        result.acceptance_rate = static_cast<double>(total) /
+        result.acceptance_rate = static_cast<double>(accepted_total[i]) /
                                  (static_cast<double>(n) * (settings.ais.num_temperatures - 1));
       }
     });
-    if (log_weights != nullptr) {
-      for (uint64_t i = 0; i < rows; ++i) (*log_weights)[group_first + i] = std::move(weights[i]);
-    }
   }
   return results;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<RowResult>> EstimateRowsIntoTails(
+    const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
+    const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
+    std::vector<LogWeightTail>& tails) {
+  return RunEstimate(model, x, settings, executor, stop, &tails, nullptr);
+}
+
+absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
+    const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
+    const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
+    std::vector<std::vector<double>>* log_weights) {
+  return RunEstimate(model, x, settings, executor, stop, nullptr, log_weights);
 }
 
 absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model,
@@ -428,7 +507,7 @@ absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model
                                                     const EstimateSettings& settings,
                                                     exec::Executor& executor,
                                                     const exec::StopToken& stop) {
-  return EstimateRowsWithWeights(model, x, settings, executor, stop, nullptr);
+  return RunEstimate(model, x, settings, executor, stop, nullptr, nullptr);
 }
 
 }  // namespace maas::generative

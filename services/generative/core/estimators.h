@@ -21,12 +21,14 @@
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_ESTIMATORS_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_ESTIMATORS_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "Eigen/Dense"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/types/span.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
 #include "common/math/weight_stats.h"
@@ -99,15 +101,69 @@ absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint6
 // Runs the estimator on every row of x (N x D). REQUIRES: the checks above passed,
 // x.cols() == model.dimension(). Work items are (row, chunk of samples) pairs spread over
 // `executor`; the result does not depend on executor.parallelism(). Returns the StopToken's status
-// if it fires between chunks.
+// if it fires between chunks. Memory is bounded whatever num_samples and x.rows() are: the log
+// weights of at most 2^22 (row, sample) pairs at once (rows in groups, a row's samples in
+// windows), folded in sample order into each row's statistics and its Pareto k̂ tail
+// (LogWeightTail).
 absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model,
                                                     const Eigen::Ref<const Eigen::MatrixXd>& x,
                                                     const EstimateSettings& settings,
                                                     exec::Executor& executor,
                                                     const exec::StopToken& stop);
 
+// The largest log weights of one row, kept in memory bounded by `capacity` whatever is added: what
+// Pareto k̂ needs (math::ParetoTailSize) instead of every weight. The values kept are exactly the
+// `capacity` largest added (as a multiset), so k̂ from them equals math::ParetoKHat over all of
+// them, bit for bit. A NaN is remembered (k̂ is then NaN, as ParetoKHat's), not kept.
+class LogWeightTail {
+ public:
+  explicit LogWeightTail(size_t capacity = 0) : capacity_(capacity) {}
+
+  // The most values one holds (and allocates room for) with this capacity: the capacity plus the
+  // slack that lets selecting the largest run once per capacity / 4 values added.
+  static size_t MaxHeld(size_t capacity) {
+    return capacity == 0 ? 0 : capacity + capacity / 4 + 16;
+  }
+
+  void Add(double log_w);
+  void AddAll(absl::Span<const double> log_w) {
+    for (double v : log_w) Add(v);
+  }
+  // The `capacity` largest values added (all of them when fewer), in no particular order.
+  absl::Span<const double> Largest();
+  // Reported Pareto k̂ of `count` log weights, all added here (REQUIRES capacity >=
+  // math::ParetoTailSize(count)): NaN below 25 weights or when one was NaN, else
+  // math::ParetoKHatFromLargest, equal to math::ParetoKHat over all of them.
+  double ParetoK(int64_t count);
+
+  size_t capacity() const { return capacity_; }
+  // Values held now, and the room allocated for them (both at most MaxHeld(capacity)).
+  size_t held() const { return values_.size(); }
+  size_t allocated() const { return values_.capacity(); }
+
+ private:
+  void Compact();
+
+  size_t capacity_;
+  std::vector<double> values_;
+  // Once `capacity` values are kept, only values above the smallest of them can be among the
+  // largest: `floor_` is that value (set by the first Compact).
+  bool full_ = false;
+  double floor_ = 0.0;
+  bool saw_nan_ = false;
+};
+
+// Runs the estimator as EstimateRows, but instead of each row's Pareto k̂ (RowResult::pareto_k is
+// NaN) adds the row's log weights to tails[r] (REQUIRES tails.size() == x.rows()): what
+// StreamEstimate keeps over increments. Memory beyond `tails` is bounded whatever num_samples and
+// x.rows() are. Weights of a call that stops early may have been added.
+absl::StatusOr<std::vector<RowResult>> EstimateRowsIntoTails(
+    const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
+    const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
+    std::vector<LogWeightTail>& tails);
+
 // As EstimateRows, but also returns every row's log weights (row-major, x.rows() x num_samples),
-// for StreamEstimate's tail diagnostics and for tests.
+// for tests (it holds them all: x.rows() x num_samples doubles).
 absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(
     const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
     const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,

@@ -18,6 +18,11 @@ namespace {
 
 using common::v1::ModelInfo;
 
+// Log weights each row of a StreamEstimate keeps for Pareto k̂ (the tail of all max_samples).
+size_t StreamTailSize(uint64_t max_samples) {
+  return math::ParetoTailSize(static_cast<int64_t>(max_samples));
+}
+
 // Resolves the seed of a request: its own, or a fresh one from the injected source.
 uint64_t ResolveSeed(bool has_seed, uint64_t seed, const GenerativeCoreOptions& options) {
   return has_seed ? seed : options.fresh_seed();
@@ -229,7 +234,10 @@ EstimateStream::EstimateStream(Plan plan) : plan_(std::move(plan)) {
   const size_t rows = static_cast<size_t>(plan_->x.rows());
   stats_.resize(rows);
   acceptance_sum_.assign(rows, 0.0);
-  tails_.resize(rows);
+  // The tail the whole stream can need: the tail of the samples so far grows with them, so a
+  // weight dropped now for a smaller one could belong to a later increment's tail.
+  tails_.assign(rows, LogWeightTail(StreamTailSize(plan_->max_samples)));
+  pareto_k_.assign(rows, std::numeric_limits<double>::quiet_NaN());
 }
 
 bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
@@ -259,9 +267,11 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
     EstimateSettings settings = plan.settings;
     settings.num_samples = increment;
     settings.sample_offset = plan.settings.sample_offset + samples_done_;
-    std::vector<std::vector<double>> weights;
-    absl::StatusOr<std::vector<RowResult>> rows = EstimateRowsWithWeights(
-        *plan.loaded->model, plan.x, settings, *plan.executor, stop, &weights);
+    // Each row's weights go straight into its tail, in bounded memory whatever the increment. A
+    // cut-off increment leaves some of its weights there: the stream then ends with the k̂ of the
+    // last complete increment (pareto_k_), and the tails are not read again.
+    absl::StatusOr<std::vector<RowResult>> rows =
+        EstimateRowsIntoTails(*plan.loaded->model, plan.x, settings, *plan.executor, stop, tails_);
     if (!rows.ok()) {
       if (outer.Check().code() == absl::StatusCode::kCancelled) {  // Nobody is reading any more.
         done_ = true;
@@ -271,19 +281,10 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
     } else {
       last_increment_ = plan.clock() - start;
       samples_done_ += increment;
-      // The tail the whole stream can need: the tail of the samples so far grows with them, so
-      // a weight dropped now for a smaller one could belong to a later increment's tail.
-      const size_t keep = math::ParetoTailSize(static_cast<int64_t>(plan.max_samples));
       for (size_t r = 0; r < rows->size(); ++r) {
         stats_[r].Merge((*rows)[r].stats);
         acceptance_sum_[r] += (*rows)[r].acceptance_rate * static_cast<double>(increment);
-        std::vector<double>& tail = tails_[r];
-        tail.insert(tail.end(), weights[r].begin(), weights[r].end());
-        if (tail.size() > keep) {
-          std::nth_element(tail.begin(), tail.begin() + static_cast<std::ptrdiff_t>(keep - 1),
-                           tail.end(), std::greater<double>());
-          tail.resize(keep);
-        }
+        pareto_k_[r] = tails_[r].ParetoK(static_cast<int64_t>(samples_done_));
       }
       bool all_reached = plan.target_standard_error > 0;
       for (const math::WeightStats& stats : stats_) {
@@ -301,13 +302,9 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
   estimate->set_seed(plan.settings.seed);
   estimate->set_model_version(plan.loaded->info().version());
   for (size_t r = 0; r < stats_.size(); ++r) {
-    double pareto_k = std::numeric_limits<double>::quiet_NaN();
-    if (samples_done_ >= 25) {
-      pareto_k = math::ParetoKHatFromLargest(tails_[r], static_cast<int64_t>(samples_done_));
-    }
     const double acceptance =
         samples_done_ > 0 ? acceptance_sum_[r] / static_cast<double>(samples_done_) : 0.0;
-    FillRow(stats_[r], pareto_k, acceptance, plan.exact, static_cast<Eigen::Index>(r),
+    FillRow(stats_[r], pareto_k_[r], acceptance, plan.exact, static_cast<Eigen::Index>(r),
             estimate->add_rows());
   }
   message->set_stop_reason(reason);
@@ -629,6 +626,34 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   MAAS_RETURN_IF_ERROR(ValidateEstimateRange(prepared.settings.row_offset,
                                              static_cast<uint64_t>(prepared.x.rows()),
                                              prepared.settings.sample_offset, max_samples));
+  // The stream keeps, per row, the largest ~3 sqrt(max_samples) log weights (Pareto k̂ over all
+  // its samples); everything else it holds is bounded whatever num_samples and max_samples are.
+  const uint64_t rows = static_cast<uint64_t>(prepared.x.rows());
+  const uint64_t tail_bytes =
+      rows * LogWeightTail::MaxHeld(StreamTailSize(max_samples)) * sizeof(double);
+  if (options_.max_stream_estimate_tail_bytes > 0 &&
+      tail_bytes > static_cast<uint64_t>(options_.max_stream_estimate_tail_bytes)) {
+    // The largest max_samples whose tails fit, for the message (the tail grows with max_samples).
+    uint64_t fits = 0;
+    for (uint64_t step = uint64_t{1} << 40; step > 0; step /= 2) {
+      const uint64_t candidate = fits + step;
+      if (candidate <= max_samples &&
+          rows * LogWeightTail::MaxHeld(StreamTailSize(candidate)) * sizeof(double) <=
+              static_cast<uint64_t>(options_.max_stream_estimate_tail_bytes)) {
+        fits = candidate;
+      }
+    }
+    const uint64_t per_row = LogWeightTail::MaxHeld(StreamTailSize(max_samples)) * sizeof(double);
+    return absl::ResourceExhaustedError(
+        absl::StrCat("StreamEstimate of ", rows, " rows up to max_samples ", max_samples,
+                     " would keep ", tail_bytes, " bytes of largest log weights for Pareto k-hat (",
+                     per_row, " per row), above this server's limit of ",
+                     options_.max_stream_estimate_tail_bytes, " bytes per stream; ",
+                     fits >= prepared.settings.num_samples
+                         ? absl::StrCat("set max_samples <= ", fits, " or send fewer rows per call")
+                         : std::string("send fewer rows per call"),
+                     " (row_offset shards rows exactly)"));
+  }
   EstimateStream::Plan plan;
   plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
   plan.loaded = std::move(prepared.loaded);

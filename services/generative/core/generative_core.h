@@ -55,6 +55,12 @@ struct GenerativeCoreOptions {
   uint64_t max_fit_rows = 10'000'000;
   // Largest number of rows of one estimate request.
   uint64_t max_estimate_rows = 100'000;
+  // Largest memory, in bytes, that one StreamEstimate may keep for Pareto k̂: per row the largest
+  // math::ParetoTailSize(max_samples) (~3 sqrt(max_samples)) log weights of the stream, with
+  // LogWeightTail's slack. Checked before any work (RESOURCE_EXHAUSTED with the max_samples that
+  // would fit); 0 = no cap. Everything else a stream holds is bounded by its rows, whatever
+  // num_samples and max_samples are. 1 GiB: 10 000 rows at the default max_samples (10^7).
+  int64_t max_stream_estimate_tail_bytes = int64_t{1} << 30;
   // Samples per batch when the request leaves batch_size empty, further capped to about
   // default_batch_bytes of float64 values per message: a stream of ~1 MiB messages lets the
   // server produce the next batch while the transport copies the last one (25 MB messages of a
@@ -161,8 +167,10 @@ class EstimateStream {
   std::optional<Plan> plan_;
   std::vector<math::WeightStats> stats_;
   std::vector<double> acceptance_sum_;  // sum over increments of acceptance rate * increment
-  // Per row: the largest log weights seen (enough for Pareto k̂, equal weights included).
-  std::vector<std::vector<double>> tails_;
+  // Per row: the largest log weights seen (enough for Pareto k̂ over all max_samples, equal
+  // weights included), and the k̂ of the samples of the complete increments so far.
+  std::vector<LogWeightTail> tails_;
+  std::vector<double> pareto_k_;
   uint64_t samples_done_ = 0;
   absl::Duration last_increment_ = absl::ZeroDuration();
   absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve

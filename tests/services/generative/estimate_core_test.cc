@@ -2,8 +2,11 @@
 // request validation, defaults, sharding offsets, thread independence and stream stop reasons.
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
 #include <limits>
+#include <string>
 
+#include "common/math/pareto_k.h"
 #include "common/math/weight_stats.h"
 #include "common/registry/model_repository.h"
 #include "common/store/memory_model_store.h"
@@ -14,10 +17,12 @@ namespace maas::generative {
 namespace {
 
 struct Fixture {
-  explicit Fixture(exec::Executor* executor = nullptr)
+  explicit Fixture(exec::Executor* executor = nullptr,
+                   int64_t max_tail_bytes = GenerativeCoreOptions().max_stream_estimate_tail_bytes)
       : repository(&store, ParseStoredModel, absl::ZeroDuration()) {
     GenerativeCoreOptions options;
     options.repository = &repository;
+    options.max_stream_estimate_tail_bytes = max_tail_bytes;
     options.max_samples_per_request = 100000;
     options.fresh_seed = [] { return 4242; };
     options.clock = [this] { return now; };
@@ -366,6 +371,40 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
   request.set_target_standard_error(-1);
   CHECK_THAT(std::string(f.core->StartStreamEstimate(request).status().message()),
              Catch::Contains("target_standard_error"));
+}
+
+// What a StreamEstimate keeps beyond its running statistics is each row's Pareto k-hat tail, about
+// 3 sqrt(max_samples) log weights: bounded up front, whatever the increment.
+TEST_CASE("StreamEstimate refuses up front when its k-hat tails would pass the limit") {
+  const size_t per_row = LogWeightTail::MaxHeld(math::ParetoTailSize(100000)) * sizeof(double);
+  Fixture f(nullptr, static_cast<int64_t>(40 * per_row - 1));  // 40 rows up to 100 000: 1 byte over
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::PRIOR, 40);
+  request.mutable_request()->set_num_samples(100);
+  request.set_max_samples(100000);
+  const absl::Status status = f.core->StartStreamEstimate(request).status();
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("max_samples <= "));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("Pareto k-hat"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("fewer rows"));
+  // The max_samples the message names fits, and one more does not; 0 (the server's limit) too.
+  const std::string message(status.message());
+  const size_t at = message.find("max_samples <= ") + 15;
+  const uint64_t fits = std::stoull(message.substr(at));
+  CHECK(fits < 100000);
+  request.set_max_samples(fits);
+  CHECK(f.core->StartStreamEstimate(request).ok());
+  request.set_max_samples(fits + 1);
+  CHECK(f.core->StartStreamEstimate(request).status().code() ==
+        absl::StatusCode::kResourceExhausted);
+  request.set_max_samples(0);
+  CHECK(f.core->StartStreamEstimate(request).status().code() ==
+        absl::StatusCode::kResourceExhausted);
+  // Fewer rows fit.
+  *request.mutable_request() = Request(v1::PRIOR, 39);
+  request.mutable_request()->set_num_samples(100);
+  request.set_max_samples(100000);
+  CHECK(f.core->StartStreamEstimate(request).ok());
 }
 
 }  // namespace

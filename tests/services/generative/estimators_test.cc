@@ -7,9 +7,12 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <vector>
 
+#include "common/math/pareto_k.h"
+#include "common/math/weight_stats.h"
 #include "tests/services/generative/test_models.h"
 #include "tests/services/generative/thread_executor.h"
 
@@ -310,6 +313,84 @@ TEST_CASE("AIS asks the stop token after a bounded amount of work, whatever its 
   CHECK(stopped.status().code() == absl::StatusCode::kCancelled);
   CHECK(checks == 3);
   CHECK(big.gradient_evaluations() <= 1000);
+}
+
+TEST_CASE("LogWeightTail keeps exactly the largest values in memory bounded by its capacity") {
+  // Values with ties, -inf and a run of equal maxima, added one by one and in spans.
+  std::vector<double> values;
+  for (int i = 0; i < 200000; ++i) {
+    const double u = std::sin(0.37 * i) * 40.0;
+    values.push_back(i % 97 == 0 ? -std::numeric_limits<double>::infinity()
+                                 : std::floor(u * 8) / 8);
+  }
+  for (int64_t count : {int64_t{10}, int64_t{25}, int64_t{1000}, int64_t{200000}}) {
+    INFO("count " << count);
+    const std::vector<double> added(values.begin(), values.begin() + count);
+    const size_t capacity = math::ParetoTailSize(count);
+    LogWeightTail tail(capacity);
+    tail.AddAll(absl::MakeConstSpan(added).subspan(0, added.size() / 2));
+    for (size_t i = added.size() / 2; i < added.size(); ++i) {
+      tail.Add(added[i]);
+      REQUIRE(tail.held() <= LogWeightTail::MaxHeld(capacity));
+      REQUIRE(tail.allocated() <= LogWeightTail::MaxHeld(capacity));
+    }
+    std::vector<double> kept(tail.Largest().begin(), tail.Largest().end());
+    std::vector<double> expected = added;
+    std::sort(expected.begin(), expected.end(), std::greater<double>());
+    expected.resize(std::min(expected.size(), capacity));
+    std::sort(kept.begin(), kept.end(), std::greater<double>());
+    CHECK(kept == expected);
+    const double k = tail.ParetoK(count);
+    if (count < 25) {
+      CHECK(std::isnan(k));
+    } else {
+      const double full = math::ParetoKHat(absl::MakeConstSpan(added));
+      CHECK((k == full || (std::isnan(k) && std::isnan(full))));
+    }
+  }
+  LogWeightTail with_nan(30);
+  with_nan.AddAll(absl::MakeConstSpan(values).subspan(0, 100));
+  with_nan.Add(std::numeric_limits<double>::quiet_NaN());
+  CHECK(std::isnan(with_nan.ParetoK(101)));
+}
+
+// A row with more samples than one window of weights (2^22) is folded window by window: its
+// statistics, in sample order, and its k-hat equal those of all its weights at once.
+TEST_CASE("a row longer than a window of weights: statistics and k-hat of all its weights") {
+  Gauss1d model(0.4, 1.3);
+  Eigen::MatrixXd x(2, 1);
+  x << 0.7, -1.2;
+  EstimateSettings settings;
+  settings.estimator = McEstimator::kPrior;
+  settings.seed = 31;
+  settings.num_samples = (uint64_t{1} << 22) + 1000;
+  testing::ThreadExecutor executor(2);
+  std::vector<std::vector<double>> weights;
+  auto rows = EstimateRowsWithWeights(model, x, settings, executor, exec::StopToken(), &weights);
+  REQUIRE(rows.ok());
+  auto plain = EstimateRows(model, x, settings, executor, exec::StopToken());
+  REQUIRE(plain.ok());
+  for (int r = 0; r < 2; ++r) {
+    REQUIRE(weights[r].size() == settings.num_samples);
+    math::WeightStats all;
+    all.AddAll(absl::MakeConstSpan(weights[r]));
+    for (const RowResult* result : {&(*rows)[r], &(*plain)[r]}) {
+      CHECK(result->stats.count() == all.count());
+      CHECK(result->stats.log_sum_w() == all.log_sum_w());
+      CHECK(result->stats.log_sum_w2() == all.log_sum_w2());
+      CHECK(result->pareto_k == math::ParetoKHat(absl::MakeConstSpan(weights[r])));
+    }
+  }
+  // Into tails: the same statistics, and the tails hold what k-hat needs, nothing more.
+  std::vector<LogWeightTail> tails(2, LogWeightTail(math::ParetoTailSize(settings.num_samples)));
+  auto into = EstimateRowsIntoTails(model, x, settings, executor, exec::StopToken(), tails);
+  REQUIRE(into.ok());
+  for (int r = 0; r < 2; ++r) {
+    CHECK((*into)[r].stats.log_sum_w() == (*plain)[r].stats.log_sum_w());
+    CHECK(std::isnan((*into)[r].pareto_k));
+    CHECK(tails[r].allocated() <= LogWeightTail::MaxHeld(tails[r].capacity()));
+    CHECK(tails[r].ParetoK(static_cast<int64_t>(settings.num_samples)) == (*plain)[r].pareto_k);
+  }
 }
 
 TEST_CASE("the sigmoid schedule runs from 0 to 1, increasing and symmetric") {
