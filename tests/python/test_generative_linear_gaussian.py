@@ -131,6 +131,77 @@ def test_high_signal_to_noise_estimates_are_exact(stub, family):
         assert row.standard_error <= 1e-6 and row.ess >= 999.0, row
 
 
+def rational_log_density_or_minus_inf(w, mu, psi, x) -> float:
+    """log N(x | mu, W W^T + diag(psi)) as float64 from the exact rational quadratic form: -inf where the true value
+    is below -DBL_MAX (the density underflows even in log space), otherwise its float64 value."""
+    d = len(mu)
+    c = [[sum(Fraction(w[i, k]) * Fraction(w[j, k]) for k in range(w.shape[1])) + (Fraction(psi[i]) if i == j else 0)
+          for j in range(d)] for i in range(d)]
+    r = [Fraction(x[i]) - Fraction(mu[i]) for i in range(d)]
+    a = [row[:] + [ri] for row, ri in zip(c, r)]
+    det = Fraction(1)
+    for col in range(d):
+        det *= a[col][col]
+        for row in range(col + 1, d):
+            factor = a[row][col] / a[col][col]
+            a[row] = [p - factor * q for p, q in zip(a[row], a[col])]
+    y = [Fraction(0)] * d
+    for row in reversed(range(d)):
+        y[row] = (a[row][d] - sum(a[row][k] * y[k] for k in range(row + 1, d))) / a[row][row]
+    half_quad = sum(p * q for p, q in zip(r, y)) / 2
+    log_norm = -0.5 * (d * math.log(2 * math.pi) + math.log(det.numerator) - math.log(det.denominator))
+    if half_quad > Fraction(np.finfo(np.float64).max):
+        return -math.inf
+    return log_norm - float(half_quad)
+
+
+# An audit found EXACT, PRIOR and IMPORTANCE answering NaN for finite rows far from the mean (W = [[1], [0]], noise
+# 1e-10, x = [1e300, 0]): the posterior mean W^T Psi^-1 (x - mu) overflowed to inf on the way (1e10 * 1e300), then
+# 0 * inf = NaN. scikit-learn's score_samples (and the same Gaussian as a gaussian_mixture) answers -inf there.
+@pytest.mark.parametrize("family", ["ppca", "factor_analysis"])
+def test_rows_far_from_the_mean_answer_the_exact_density_never_nan(stub, family):
+    w = np.array([[1.0], [0.0]])
+    mu = np.array([0.5, -0.25])
+    psi = np.full(2, 1e-10) if family == "ppca" else np.array([1e-10, 3e-10])
+    name = f"far-{family}"
+    create(stub, name, ppca_spec(w, mu, psi[0]) if family == "ppca" else fa_spec(w, mu, psi))
+    # Underflowing (log p below -DBL_MAX) first, then finite ones down to -5e299.
+    x = np.array([[1e300, 0.0], [-1e300, 1.0], [1e308, -1e308], [1.7e308, 0.0], [0.0, 1e200],
+                  [1e100, 0.0], [1e150, 1e-6], [2.0, 1e-5], [-3.0e-3, 2e-5]])
+    far = 5
+    oracle = np.array([rational_log_density_or_minus_inf(w, mu, psi, row) for row in x])
+    with np.errstate(all="ignore"):
+        sk = sklearn_fa(w, mu, psi).score_samples(x)
+    # The two oracles agree on these rows.
+    assert np.isneginf(oracle[:far]).all() and np.isneginf(sk[:far]).all()
+    np.testing.assert_allclose(oracle[far:], sk[far:], rtol=1e-9)
+
+    got = exact(stub, name, x)
+    assert np.isneginf(got[:far]).all(), got
+    np.testing.assert_allclose(got[far:], oracle[far:], rtol=1e-12)
+
+    for estimator in (gen.PRIOR, gen.IMPORTANCE, gen.AIS):
+        response = stub.EstimateLogLikelihood(gen.EstimateLogLikelihoodRequest(
+            model=ref(name), x=to_matrix(x), estimator=estimator, num_samples=64, seed=5,
+            ais=gen.AisOptions(num_temperatures=50)), timeout=TIMEOUT)
+        values = np.array([row.log_likelihood for row in response.rows])
+        for row in response.rows:
+            fields = (row.log_likelihood, row.standard_error, row.ess, row.statistics.log_sum_w,
+                      row.statistics.log_sum_w2)
+            assert not any(math.isnan(v) for v in fields), (gen.Estimator.Name(estimator), row)
+        # Where the density underflows, so does every weight: -inf, as the exact value.
+        assert np.isneginf(values[:far]).all(), (gen.Estimator.Name(estimator), values)
+        if estimator == gen.IMPORTANCE:  # the exact posterior as proposal: every weight is p(x), to rounding
+            np.testing.assert_allclose(values[far:], oracle[far:], rtol=1e-9)
+
+    # Between -DBL_MAX and -DBL_MAX / 2 the quadratic form overflows but log p(x) does not (scikit-learn: -inf):
+    # EXACT answers the float64 value.
+    edge = np.array([[1.5e154, 0.0], [-1.8e154, 0.0]])
+    edge_oracle = np.array([rational_log_density_or_minus_inf(w, mu, psi, row) for row in edge])
+    assert np.isfinite(edge_oracle).all() and (edge_oracle < -0.5 * np.finfo(np.float64).max).all()
+    np.testing.assert_allclose(exact(stub, name, edge), edge_oracle, rtol=1e-12)
+
+
 # An audit found the same kind of rows (varying in at most latent_dim directions) answered three ways depending on
 # rounding: the documented FAILED_PRECONDITION, INVALID_ARGUMENT about loadings the caller never sent, or a fitted
 # noise variance of 1e-15 (a model with a mean training log-likelihood of 45).

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <initializer_list>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -153,12 +155,14 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
   }
 }
 
-LinearGaussianModel::RowExpansion LinearGaussianModel::Expand(
-    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+LinearGaussianModel::RowExpansion LinearGaussianModel::ExpandScaled(
+    const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const {
   const Eigen::Index d = dimension(), l = latent_dim();
   RowExpansion e;
+  e.scale = scale;
   Eigen::VectorXd r(d);
-  for (Eigen::Index j = 0; j < d; ++j) r(j) = x(j) - mean_(j);
+  // Dividing by a power of two is exact (scale 1: r = x - mu as it is).
+  for (Eigen::Index j = 0; j < d; ++j) r(j) = x(j) / scale - mean_(j) / scale;
   // m = (I + G)^-1 W^T Psi^-1 r: forward then back substitution.
   e.posterior_mean.resize(l);
   for (Eigen::Index k = 0; k < l; ++k) {
@@ -182,16 +186,74 @@ LinearGaussianModel::RowExpansion LinearGaussianModel::Expand(
   return e;
 }
 
+namespace {
+
+// The least power of two above every |v| of the given vectors and 1 (v finite), at most 2^1023.
+double PowerOfTwoAbove(std::initializer_list<const Eigen::Ref<const Eigen::VectorXd>*> vectors) {
+  double largest = 1.0;
+  for (const auto* v : vectors) largest = std::max(largest, v->cwiseAbs().maxCoeff());
+  // At most 2^1023 (2^1024 is +inf): then |v| / scale < 2.
+  return std::ldexp(
+      1.0, std::min(std::ilogb(largest) + 1, std::numeric_limits<double>::max_exponent - 1));
+}
+
+}  // namespace
+
+LinearGaussianModel::RowExpansion LinearGaussianModel::Expand(
+    const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  RowExpansion e = ExpandScaled(x, 1.0);
+  if ((e.posterior_mean.allFinite() && std::isfinite(e.residual_quad) &&
+       e.residual_gradient.allFinite()) ||
+      !x.allFinite()) {
+    return e;
+  }
+  // x - mu, or W^T Psi^-1 (x - mu), or a square overflowed (which made 0 * inf = NaN further on):
+  // the same on (x - mu) / scale, with |(x - mu) / scale| < 2.
+  const Eigen::Ref<const Eigen::VectorXd> mean(mean_);
+  return ExpandScaled(x, PowerOfTwoAbove({&x, &mean}));
+}
+
+double LinearGaussianModel::DirectLogLikelihood(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                                const Eigen::Ref<const Eigen::VectorXd>& z) const {
+  // A non-finite z has prior density 0: its weight is 0 whatever this says.
+  if (!z.allFinite() || !x.allFinite()) return -std::numeric_limits<double>::infinity();
+  const Eigen::Index d = dimension();
+  const Eigen::Ref<const Eigen::VectorXd> mean(mean_);
+  const double scale = PowerOfTwoAbove({&x, &mean, &z});
+  const Eigen::VectorXd zs = z / scale;
+  Eigen::VectorXd acc = Eigen::VectorXd::Zero(d);
+  rows::AddMatrixTimesVector(loadings_, zs.data(), acc.data());
+  double quad = 0.0;
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double r = (x(j) / scale - mean_(j) / scale) - acc(j);
+    quad += r * r * inv_psi_(j);
+  }
+  return log_norm_likelihood_ - (0.5 * quad) * scale * scale;
+}
+
 Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     const Eigen::Ref<const Eigen::MatrixXd>& x) const {
-  Eigen::VectorXd out(x.rows());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    // r^T C^-1 r = |r - W m|^2_{Psi^-1} + |m|^2 with m the posterior mean (Woodbury): two
-    // non-negative terms, and an error in m changes the sum only to second order.
-    const RowExpansion e = Expand(x.row(i).transpose());
+  // r^T C^-1 r = |r - W m|^2_{Psi^-1} + |m|^2 with m the posterior mean (Woodbury): two
+  // non-negative terms, and an error in m changes the sum only to second order.
+  const auto log_density = [this](const RowExpansion& e) {
+    // Even (x - mu) / scale gave no finite m: |m|, hence r^T C^-1 r >= |m|^2, is beyond float64.
+    if (!e.posterior_mean.allFinite()) return -std::numeric_limits<double>::infinity();
     const double prior_quad =
         rows::Dot(e.posterior_mean.data(), e.posterior_mean.data(), e.posterior_mean.size());
-    out(i) = log_norm_marginal_ - 0.5 * (e.residual_quad + prior_quad);
+    // Scaled back last: a quadratic form beyond float64 is +inf here and log p(x) -inf.
+    return log_norm_marginal_ - 0.5 * (e.residual_quad + prior_quad) * e.scale * e.scale;
+  };
+  const Eigen::Ref<const Eigen::VectorXd> mean(mean_);
+  Eigen::VectorXd out(x.rows());
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const Eigen::VectorXd row = x.row(i).transpose();
+    const RowExpansion e = Expand(row);
+    out(i) = log_density(e);
+    if (out(i) == -std::numeric_limits<double>::infinity() && e.scale == 1.0 && row.allFinite()) {
+      // r^T C^-1 r overflowed, but half of it, log p(x), may not: once more on (x - mu) / scale.
+      const Eigen::Ref<const Eigen::VectorXd> row_ref(row);
+      out(i) = log_density(ExpandScaled(row, PowerOfTwoAbove({&row_ref, &mean})));
+    }
   }
   return out;
 }
@@ -214,16 +276,28 @@ void LinearGaussianModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen:
   //   |rho|^2_{Psi^-1} - 2 (W^T Psi^-1 rho)^T d + d^T G d,  rho = r - W m,
   // exact for any m, O(L^2) per z, and its terms stay near the size of the result for the z an
   // estimator draws (the expansion around 0 subtracted terms of size |r|^2 / psi).
+  // For x far from the mean the expansion is held scaled (RowExpansion): d / scale = z / scale -
+  // m / scale, the quadratic form scaled back last. Where it still cannot answer (NaN or +inf from
+  // terms beyond float64), the residual itself does (DirectLogLikelihood).
   const RowExpansion e = Expand(x);
+  const double scale = e.scale;
+  const bool expanded = e.posterior_mean.allFinite() && e.residual_gradient.allFinite();
   Eigen::VectorXd dz(l), gz(l);
   for (Eigen::Index s = 0; s < z.rows(); ++s) {
-    for (Eigen::Index k = 0; k < l; ++k) dz(k) = z(s, k) - e.posterior_mean(k);
-    gz.setZero();
-    rows::AddMatrixTimesVector(gram_, dz.data(), gz.data());
-    const double quad = e.residual_quad -
-                        2.0 * rows::Dot(e.residual_gradient.data(), dz.data(), l) +
-                        rows::Dot(dz.data(), gz.data(), l);
-    out(s) = log_norm_likelihood_ - 0.5 * quad;
+    if (expanded) {
+      for (Eigen::Index k = 0; k < l; ++k) dz(k) = z(s, k) / scale - e.posterior_mean(k);
+      gz.setZero();
+      rows::AddMatrixTimesVector(gram_, dz.data(), gz.data());
+      const double quad = e.residual_quad -
+                          2.0 * rows::Dot(e.residual_gradient.data(), dz.data(), l) +
+                          rows::Dot(dz.data(), gz.data(), l);
+      const double value = log_norm_likelihood_ - 0.5 * quad * scale * scale;
+      if (!std::isnan(value) && value != std::numeric_limits<double>::infinity()) {
+        out(s) = value;
+        continue;
+      }
+    }
+    out(s) = DirectLogLikelihood(x, z.row(s).transpose());
   }
 }
 
@@ -241,12 +315,22 @@ double LinearGaussianModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::
     quad += r(j) * r(j) * inv_psi_(j);
   }
   for (Eigen::Index k = 0; k < l; ++k) grad(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
-  return log_norm_likelihood_ - 0.5 * quad;
+  const double value = log_norm_likelihood_ - 0.5 * quad;
+  // inf - inf in the residual of an x or z far out: the value from the scaled residual (the
+  // gradient is then not finite, and HMC rejects the move).
+  return std::isnan(value) ? DirectLogLikelihood(x, z) : value;
 }
 
 std::unique_ptr<LatentProposal> LinearGaussianModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
   RowExpansion e = Expand(x);
+  // The true mean, scale * m; one beyond float64 (then p(x) underflows: r^T C^-1 r >= |m|^2) is
+  // held at +-DBL_MAX, a finite proposal whose draws all have prior density 0, weight 0.
+  constexpr double kMax = std::numeric_limits<double>::max();
+  for (Eigen::Index k = 0; k < e.posterior_mean.size(); ++k) {
+    const double m = e.posterior_mean(k) * e.scale;
+    e.posterior_mean(k) = std::isnan(m) ? 0.0 : std::clamp(m, -kMax, kMax);
+  }
   return std::make_unique<GaussianPosterior>(std::move(e.posterior_mean), post_lower_,
                                              post_log_det_);
 }

@@ -73,13 +73,24 @@ class LinearGaussianModel final : public GenerativeModel {
  private:
   LinearGaussianModel() = default;
 
-  // One row's posterior mean m, rho^T Psi^-1 rho and W^T Psi^-1 rho (see the file comment).
+  // One row's posterior mean m, rho^T Psi^-1 rho and W^T Psi^-1 rho (see the file comment), held
+  // for the residual r = x - mu divided by `scale`, a power of two: 1 unless r, or a product of
+  // it, overflows (x far from the mean), then the least power of two above max(|x|, |mu|). m and
+  // W^T Psi^-1 rho are linear in r and rho^T Psi^-1 rho is quadratic, so the true values are
+  // scale times those held (scale^2 for residual_quad): formed at the end, a true value beyond
+  // float64 becomes +-inf and a log density -inf, never NaN.
   struct RowExpansion {
+    double scale = 1.0;
     Eigen::VectorXd posterior_mean;
     double residual_quad = 0.0;
     Eigen::VectorXd residual_gradient;
   };
   RowExpansion Expand(const Eigen::Ref<const Eigen::VectorXd>& x) const;
+  RowExpansion ExpandScaled(const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const;
+  // log p(x|z) from the residual x - mu - W z itself, scaled like RowExpansion: a sum of
+  // non-negative terms, so never NaN (-inf when it underflows, or when z is not finite).
+  double DirectLogLikelihood(const Eigen::Ref<const Eigen::VectorXd>& x,
+                             const Eigen::Ref<const Eigen::VectorXd>& z) const;
 
   std::string family_;
   Eigen::MatrixXd loadings_;  // W, D x L
