@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <string>
 #include <utility>
 
@@ -53,15 +54,63 @@ Eigen::VectorXd ActivationSlope(v1::Activation activation, const Eigen::VectorXd
   }
 }
 
-// Sum over d of x_d f_d - softplus(f_d) (BERNOULLI log p(x | logits f)) with math's fixed-order
-// kernels; `scratch` is resized to 2 D (the softplus values, then D ones to sum them with Dot).
+// BERNOULLI log p(x | logits f) = sum over d of log sigmoid(f_d) (x_d = 1) or log sigmoid(-f_d)
+// (x_d = 0), i.e. -softplus(-f_d) or -softplus(f_d), with math's fixed-order kernels; `scratch` is
+// resized to 2 D (the softplus arguments, then D ones to sum them with Dot). Every term is <= 0,
+// so nothing cancels (x_d f_d - softplus(f_d) lost -50 to 1e20 - (1e20 + 50), and gave
+// 0 * inf - inf = NaN for an infinite logit), and an infinite logit gives its exact limit: 0 when
+// it agrees with x_d, -inf when it does not. REQUIRES x_d in {0, 1}.
 double BernoulliLogLikelihood(const double* x, const double* f, std::size_t d,
                               std::vector<double>& scratch) {
   scratch.resize(2 * d);
-  std::copy(f, f + d, scratch.data());
+  for (std::size_t j = 0; j < d; ++j) scratch[j] = x[j] != 0.0 ? -f[j] : f[j];
   std::fill(scratch.data() + d, scratch.data() + 2 * d, 1.0);
   math::Softplus(scratch.data(), d);
-  return math::Dot(x, f, d) - math::Dot(scratch.data(), scratch.data() + d, d);
+  return -math::Dot(scratch.data(), scratch.data() + d, d);
+}
+
+// The largest |z_j| the prior's draws reach: Box–Muller's largest normal is
+// sqrt(-2 log 2^-53) = 8.58 (ItemRng's uniforms are at least 2^-53), rounded up.
+constexpr double kLargestPriorDraw = 9.0;
+// The bound every layer's outputs must keep for such latents. Each layer's bound grows at most
+// linearly in max_j |z_j|, so a decoder within it stays finite (no inf samples, no inf - inf = NaN
+// in its sums) for every latent with max_j |z_j| < 9 * DBL_MAX / 1e150 = 1.6e159: beyond any
+// draw, and beyond 1.3e154, where the prior density of z underflows to 0 (so does its weight).
+constexpr double kLargestActivation = 1e150;
+
+// log p(x|z) as answered: NaN (inf - inf inside the decoder) only arises for latents beyond
+// 1.6e159 (CheckActivationBound), whose prior density, hence weight, is 0: -inf there.
+double DefinedLogLikelihood(double value) {
+  return std::isnan(value) ? -std::numeric_limits<double>::infinity() : value;
+}
+
+// INVALID_ARGUMENT naming the first layer whose values before its activation (so every partial sum
+// of them, and its outputs) are not bounded by kLargestActivation for latents with |z_j| <=
+// kLargestPriorDraw, by interval arithmetic: |a_i| <= |b_i| + sum_k |W_ik|
+// m_k for inputs |h_k| <= m_k; tanh and sigmoid outputs are at most 1, relu and identity keep the
+// bound.
+template <typename Layers>
+absl::Status CheckActivationBound(const Layers& layers, int latent_dim, const std::string& what) {
+  Eigen::VectorXd bound = Eigen::VectorXd::Constant(latent_dim, kLargestPriorDraw);
+  for (size_t i = 0; i < layers.size(); ++i) {
+    const auto& layer = layers[i];
+    Eigen::VectorXd out = layer.bias.cwiseAbs() + layer.weight.cwiseAbs() * bound;
+    const double largest = out.maxCoeff();
+    if (!(largest <= kLargestActivation)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          what, ".layers[", i, "] can compute values ",
+          std::isfinite(largest) ? absl::StrCat("up to ", largest) : "beyond float64's range",
+          " (before its activation) for latents the prior draws (|z_j| <= ", kLargestPriorDraw,
+          "), above the limit of ", kLargestActivation,
+          ": float64 would overflow (infinite samples, NaN log-likelihoods); scale its weights "
+          "and biases (or an earlier layer's) down"));
+    }
+    if (layer.activation == v1::TANH || layer.activation == v1::SIGMOID) {
+      out = out.cwiseMin(1.0);
+    }
+    bound = std::move(out);
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::Activation> ParseActivation(const std::string& name, const std::string& what) {
@@ -240,6 +289,7 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
     default:
       return absl::InvalidArgumentError(absl::StrCat(what, ".likelihood is not a known value"));
   }
+  MAAS_RETURN_IF_ERROR(CheckActivationBound(model->layers_, model->latent_dim_, what));
   model->Prepare();
   return model;
 }
@@ -431,7 +481,7 @@ void MlpDecoderModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::Vec
           sq = math::SquaredDistance(x_copy.data(), f_row.data(), d);
         }
         out(static_cast<Eigen::Index>(s0 + r)) =
-            -0.5 * (constant + std::max(sq, 0.0) / noise_variance_);
+            DefinedLogLikelihood(-0.5 * (constant + std::max(sq, 0.0) / noise_variance_));
       }
       continue;
     }
@@ -445,7 +495,7 @@ void MlpDecoderModel::LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::Vec
       } else {
         value = -0.5 * (constant + math::SquaredDistance(x_copy.data(), fr, d) / noise_variance_);
       }
-      out(static_cast<Eigen::Index>(s0 + r)) = value;
+      out(static_cast<Eigen::Index>(s0 + r)) = DefinedLogLikelihood(value);
     }
   }
 }
@@ -476,7 +526,7 @@ double MlpDecoderModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::Vect
     g = layers_[l].weight.transpose() * da;
   }
   grad = g;
-  return log_lik;
+  return DefinedLogLikelihood(log_lik);
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(

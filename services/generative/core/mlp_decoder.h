@@ -30,7 +30,9 @@ class MlpDecoderModel final : public GenerativeModel {
  public:
   // Validates the spec (naming the field): latent_dim >= 1, at least one layer, shapes chaining
   // from latent_dim to D, finite weights, noise_variance > 0 for GAUSSIAN; layers from
-  // `safetensors` when set (see the proto).
+  // `safetensors` when set (see the proto). Every layer's outputs must stay within 1e150 for the
+  // latents the prior draws (|z_j| <= 9), by interval arithmetic (INVALID_ARGUMENT naming the
+  // layer): the decoder then never overflows float64 in sampling, and log p(x|z) is never NaN.
   static absl::StatusOr<std::unique_ptr<MlpDecoderModel>> Create(const v1::MlpDecoderSpec& spec);
 
   std::string family() const override { return "mlp_decoder"; }

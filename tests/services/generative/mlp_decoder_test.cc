@@ -4,9 +4,11 @@
 // (round trip and every malformation).
 #include "services/generative/core/mlp_decoder.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <random>
 
 #include "common/math/log_sum_exp.h"
@@ -310,6 +312,89 @@ TEST_CASE("bad mlp_decoder specs are refused, naming the field") {
   spec = ModelE(false);
   spec.clear_layers();
   CHECK_THAT(message(spec), Catch::Contains("layers"));
+}
+
+// An audit found decoders with finite but huge weights (1e200) accepted, then streaming +-inf
+// samples (RELU: NaN) and answering NaN log-likelihoods and standard errors.
+TEST_CASE("decoders whose outputs can overflow for prior draws are refused, naming the layer") {
+  const auto decoder = [](double w0, double w1, v1::Activation first, double bias = 0.0) {
+    v1::MlpDecoderSpec spec;
+    spec.set_latent_dim(1);
+    spec.set_noise_variance(1.0);
+    v1::DenseLayer* a = spec.add_layers();
+    SetMatrix(Eigen::MatrixXd::Constant(2, 1, w0), a->mutable_weight());
+    a->add_bias(bias);
+    a->add_bias(0.0);
+    a->set_activation(first);
+    v1::DenseLayer* b = spec.add_layers();
+    Eigen::MatrixXd w(1, 2);
+    w << w1, -w1;
+    SetMatrix(w, b->mutable_weight());
+    b->add_bias(0.0);
+    return spec;
+  };
+  for (v1::Activation first : {v1::IDENTITY, v1::RELU}) {
+    auto model = MlpDecoderModel::Create(decoder(1e200, 1e200, first));
+    REQUIRE_FALSE(model.ok());
+    CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
+    CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers[0]"));
+    CHECK_THAT(std::string(model.status().message()), Catch::Contains("1e+150"));
+    // The second layer's outputs (2 * 9e140 * 1e10) are what passes the limit here.
+    model = MlpDecoderModel::Create(decoder(1e140, 1e10, first));
+    REQUIRE_FALSE(model.ok());
+    CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers[1]"));
+    // A huge bias alone too.
+    model = MlpDecoderModel::Create(decoder(1.0, 1.0, first, 1e300));
+    REQUIRE_FALSE(model.ok());
+    CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers[0]"));
+  }
+  // tanh bounds its outputs by 1: the same weights as RELU's refused pair are fine after it, and
+  // so is every draw.
+  auto bounded = MlpDecoderModel::Create(decoder(1e140, 1e140, v1::TANH));
+  REQUIRE(bounded.ok());
+  RowMatrixXd x(4096, 1);
+  (*bounded)->Sample(7, 0, x, nullptr);
+  CHECK(x.allFinite());
+  // Within the limit, every draw of the prior decodes to finite values.
+  auto large = MlpDecoderModel::Create(decoder(1e70, 1e70, v1::RELU));
+  REQUIRE(large.ok());
+  (*large)->Sample(7, 0, x, nullptr);
+  CHECK(x.allFinite());
+}
+
+// x_d f_d - softplus(f_d) summed over d cancelled (log p = 0 instead of -50 for logits 50 and 1e20)
+// and gave NaN (0 * inf - inf) for an infinite logit; the exact limits are 0 and -inf.
+TEST_CASE("BERNOULLI log p(x|z) has no cancellation and the exact limits of infinite logits") {
+  v1::MlpDecoderSpec spec;
+  spec.set_latent_dim(1);
+  spec.set_likelihood(v1::BERNOULLI);
+  v1::DenseLayer* layer = spec.add_layers();
+  Eigen::MatrixXd w(2, 1);
+  w << 0.0, 1e149;
+  SetMatrix(w, layer->mutable_weight());
+  layer->add_bias(50.0);
+  layer->add_bias(0.0);
+  auto model = Make(spec);
+  const auto softplus = [](double t) {
+    return std::max(t, 0.0) + std::log1p(std::exp(-std::abs(t)));
+  };
+  Eigen::MatrixXd z(4, 1);
+  z << 1e-129, -1e-129, 1e300, -1e300;  // logits 1e20, -1e20, +inf, -inf
+  for (const Eigen::Vector2d& x : {Eigen::Vector2d(0.0, 1.0), Eigen::Vector2d(1.0, 0.0)}) {
+    Eigen::VectorXd out(4);
+    model->LogLikelihoodGivenLatent(x, z, out);
+    const double first = x(0) == 1.0 ? -softplus(-50.0) : -softplus(50.0);
+    const bool second_one = x(1) == 1.0;
+    CHECK(out(0) == Approx(first - (second_one ? 0.0 : 1e20)).epsilon(1e-15));
+    CHECK(out(1) == Approx(first - (second_one ? 1e20 : 0.0)).epsilon(1e-15));
+    CHECK(out(2) == (second_one ? first : -std::numeric_limits<double>::infinity()));
+    CHECK(out(3) == (second_one ? -std::numeric_limits<double>::infinity() : first));
+    Eigen::VectorXd grad(1);
+    for (int s = 0; s < 4; ++s) {
+      const double value = model->LogLikelihoodGradient(x, z.row(s).transpose(), grad);
+      CHECK(value == out(s));
+    }
+  }
 }
 
 // Model E's layers as safetensors tensors.
