@@ -19,13 +19,17 @@
 #include "services/discriminative/core/count_simd.h"
 #include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
+#include "unicode/uniset.h"
 #include "unicode/unistr.h"
-#include "unicode/ustring.h"
 #include "unicode/utf16.h"
 #include "unicode/utf8.h"
 
 namespace maas::discriminative {
 namespace {
+
+// The code points WordTable classifies: planes 0 to 3, where Unicode assigns every \w code point
+// (the planes above hold only format characters, variation selectors and private use).
+constexpr int32_t kWordTableEnd = 0x40000;
 
 // DecodeOne's sequences other than one ASCII byte or a well-formed two-byte one (out of line).
 int32_t DecodeLonger(std::string_view text, size_t* i) {
@@ -89,35 +93,6 @@ void AppendUtf8(int32_t c, std::string* out) {
   int32_t len = 0;
   U8_APPEND_UNSAFE(buf, len, c);
   out->append(buf, len);
-}
-
-std::u16string ToUtf16(std::string_view text) {
-  std::u16string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    const int32_t c = DecodeOne(text, &i);
-    if (c < 0) break;  // Unreachable for validated input.
-    if (c <= 0xFFFF) {
-      out.push_back(static_cast<char16_t>(c));
-    } else {
-      out.push_back(static_cast<char16_t>(U16_LEAD(c)));
-      out.push_back(static_cast<char16_t>(U16_TRAIL(c)));
-    }
-  }
-  return out;
-}
-
-std::string ToUtf8(const std::u16string& text) {
-  std::string out;
-  out.reserve(text.size());
-  size_t i = 0;
-  while (i < text.size()) {
-    UChar32 c;
-    U16_NEXT(text.data(), i, text.size(), c);
-    AppendUtf8(c, &out);
-  }
-  return out;
 }
 
 // scikit-learn's ENGLISH_STOP_WORDS, sorted by code point.
@@ -372,60 +347,84 @@ void WriteLowerAscii(std::string_view text, std::string* out, size_t at) {
   }
 }
 
-// Appends Python's str.lower() of valid UTF-8 `text` to *out, by ICU's full lowercase mapping
-// (UTF-8 -> UTF-16 -> lowercase -> UTF-8 in scratch buffers). False only if ICU failed (on
-// allocation); *out then holds what it held before.
-bool AppendLowerIcu(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
-  const size_t at = out->size();
-  UErrorCode status = U_ZERO_ERROR;
-  std::u16string& src = scratch->utf16_in;
-  src.resize(text.size());  // UTF-16 never takes more units than UTF-8 takes bytes
-  int32_t src_len = 0;
-  u_strFromUTF8(reinterpret_cast<UChar*>(src.data()), static_cast<int32_t>(src.size()), &src_len,
-                text.data(), static_cast<int32_t>(text.size()), &status);
-  if (U_FAILURE(status)) return false;
-  std::u16string& dest = scratch->utf16_out;
-  // Full lowercasing can grow the text (U+0130 -> 2 code points); retry with the size ICU asks
-  // for.
-  if (dest.size() < static_cast<size_t>(src_len) + 16)
-    dest.resize(static_cast<size_t>(src_len) + 16);
-  int32_t len = 0;
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    status = U_ZERO_ERROR;
-    len = u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
-                       reinterpret_cast<const UChar*>(src.data()), src_len, /*locale=*/"", &status);
-    if (status != U_BUFFER_OVERFLOW_ERROR) break;
-    dest.resize(static_cast<size_t>(len));
+// Python 3.11's simple lowercase mapping of code point c: ICU's, but a code point assigned after
+// Unicode 14.0 is its own (AssignedAfterUnicode14).
+inline UChar32 PythonSimpleLower(UChar32 c) {
+  const UChar32 lower = u_tolower(c);
+  return lower == c || AssignedAfterUnicode14(c) ? c : lower;
+}
+
+// Whether code point c (negative: an ill-formed sequence) has the Unicode property in Python
+// 3.11's Unicode 14.0 (never for AssignedAfterUnicode14: unassigned there).
+bool HasProperty(UChar32 c, UProperty property) {
+  return c >= 0 && u_hasBinaryProperty(c, property) && !AssignedAfterUnicode14(c);
+}
+
+// Whether the U+03A3 (capital sigma) at text[i] lowercases to final sigma (U+03C2), as Python's
+// str.lower (and ICU's full mapping) decides it: a cased code point precedes it and none follows,
+// each across any case-ignorable ones (Unicode 14.0's properties: HasProperty). An ill-formed
+// sequence ends a scan (the callers refuse such text anyway).
+bool IsFinalSigma(std::string_view text, size_t i) {
+  const auto* s = reinterpret_cast<const uint8_t*>(text.data());
+  const auto n = static_cast<int32_t>(text.size());
+  bool final_sigma = false;
+  for (auto j = static_cast<int32_t>(i); j > 0;) {
+    UChar32 c;
+    U8_PREV(s, 0, j, c);
+    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
+    final_sigma = HasProperty(c, UCHAR_CASED);
+    break;
   }
-  if (U_FAILURE(status)) return false;
-  out->resize(at + 3 * static_cast<size_t>(len));  // at most 3 UTF-8 bytes per UTF-16 unit
-  int32_t written = 0;
-  u_strToUTF8(out->data() + at, static_cast<int32_t>(out->size() - at), &written,
-              reinterpret_cast<const UChar*>(dest.data()), len, &status);
-  if (U_FAILURE(status)) {
-    out->resize(at);
-    return false;
+  for (auto j = static_cast<int32_t>(i) + 2; final_sigma && j < n;) {
+    UChar32 c;
+    U8_NEXT(s, j, n, c);
+    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
+    final_sigma = !HasProperty(c, UCHAR_CASED);
+    break;
   }
-  out->resize(at + static_cast<size_t>(written));
-  return true;
+  return final_sigma;
 }
 
 // Python's str.lower() of each BMP code point c whose full lowercase mapping is one BMP code point
 // and needs no context: table[c] (c itself when unchanged); 0 for the others (U+0130, whose
 // mapping is two code points, U+03A3, whose mapping depends on its context (Final_Sigma), and the
 // surrogates). In the root locale these are the only code points whose full mapping differs from
-// the simple one (u_tolower). Computed once, then read-only.
+// the simple one (PythonSimpleLower). Computed once, then read-only.
 const std::vector<char16_t>& SimpleLowerBmp() {
   static const std::vector<char16_t>* const table = [] {
     auto* t = new std::vector<char16_t>(0x10000, 0);
     for (UChar32 c = 0; c < 0x10000; ++c) {
       if (U_IS_SURROGATE(c) || c == 0x0130 || c == 0x03A3) continue;
-      const UChar32 lower = u_tolower(c);
+      const UChar32 lower = PythonSimpleLower(c);
       if (lower < 0x10000 && !U_IS_SURROGATE(lower)) (*t)[c] = static_cast<char16_t>(lower);
     }
     return t;
   }();
   return *table;
+}
+
+// Appends Python 3.11's str.lower() of text[begin, end) (valid UTF-8) to *out, code point by code
+// point: the full lowercase mapping of the root locale, which is the simple one (PythonSimpleLower,
+// by SimpleLowerBmp's table in the BMP) but for U+0130 (-> "i\u0307") and U+03A3 (final sigma by
+// its context in the whole `text`: IsFinalSigma).
+void AppendPythonLower(std::string_view text, size_t begin, size_t end, std::string* out) {
+  const char16_t* simple = SimpleLowerBmp().data();
+  size_t i = begin;
+  while (i < end) {
+    const size_t start = i;
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) break;  // Unreachable for validated input.
+    if (c < 0x80) {
+      out->push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
+    } else if (c == 0x130) {
+      out->append("i\xCC\x87");  // U+0069 U+0307
+    } else if (c == 0x3A3) {
+      out->append(IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83");  // U+03C2 / U+03C3
+    } else {
+      const char16_t lower = c < 0x10000 ? simple[c] : 0;
+      AppendUtf8(lower != 0 ? lower : PythonSimpleLower(c), out);
+    }
+  }
 }
 
 // The UTF-8 bytes of BMP code point c (not a surrogate): 1 to 3.
@@ -482,10 +481,10 @@ inline uint64_t HighBitsFrom(uint64_t h, size_t w, size_t from) {
 
 // The lowercasing step for the code point >= 0x80 at text[i]: validated and decoded, replaced in
 // doc (a copy of text) by its table lowercase when that takes as many bytes, and, when `word` is
-// not null, its bytes marked there when that lowercase is \w (word_bmp: WordBmp). kDone with
+// not null, its bytes marked there when that lowercase is \w (word_table: WordTable). kDone with
 // *end = the code point's end, or why not (kGeneral: no same-length one-to-one mapping).
 inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const char16_t* simple,
-                                      const uint64_t* word_bmp, char* doc, uint64_t* word,
+                                      const uint64_t* word_table, char* doc, uint64_t* word,
                                       size_t* end) {
   const size_t start = i;
   const int32_t c = DecodeOne(text, &i);
@@ -493,18 +492,22 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
   if (c >= 0x10000) {
     // Beyond the BMP (emoji, Deseret, Adlam, ...) the full mapping is the simple one (SpecialCasing
     // lists none of these code points), and a cased one maps to one of 4 bytes as well.
-    const UChar32 lower = u_tolower(c);
+    const UChar32 lower = PythonSimpleLower(c);
     if (lower < 0x10000) return LowerRunsResult::kGeneral;
     int32_t written = 0;
     U8_APPEND_UNSAFE(doc + start, written, lower);
-    if (word != nullptr && IsWordCodePoint(lower)) MarkBytes(start, i, word);
+    if (word != nullptr &&
+        (lower < kWordTableEnd ? (word_table[lower >> 6] >> (lower & 63) & 1) != 0
+                               : IsWordCodePoint(lower))) {
+      MarkBytes(start, i, word);
+    }
     *end = i;
     return LowerRunsResult::kDone;
   }
   const char16_t lower = simple[c];
   if (lower == 0 || Utf8Length(lower) != i - start) return LowerRunsResult::kGeneral;
   EncodeBmp(lower, doc + start);
-  if (word != nullptr && (word_bmp[lower >> 6] >> (lower & 63) & 1) != 0) {
+  if (word != nullptr && (word_table[lower >> 6] >> (lower & 63) & 1) != 0) {
     MarkBytes(start, i, word);
   }
   *end = i;
@@ -512,11 +515,9 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
 }
 
 // LowerInto's general way: ASCII stretches in bulk and the code points of 2 and 3 bytes by
-// SimpleLowerBmp, without ICU; a whitespace-separated word holding a code point the table leaves
-// out (U+0130, U+03A3, or one of 4 bytes) is redone whole by ICU's full mapping. Exact: the one
-// context-dependent mapping (Final_Sigma) looks only as far as the nearest character that is
-// neither cased nor case-ignorable, and ASCII whitespace is neither.
-void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+// SimpleLowerBmp; a whitespace-separated word holding a code point the table leaves out (U+0130,
+// U+03A3, or one of 4 bytes) is redone whole by AppendPythonLower.
+void LowerIntoByWords(std::string_view text, std::string* out) {
   const size_t n = text.size();
   const char* in = text.data();
   const std::vector<char16_t>& simple = SimpleLowerBmp();
@@ -525,7 +526,8 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
     return c < 0x80 && kAsciiSpace[c];
   };
   // A lowercased code point takes at most 3 bytes, and one of 2 bytes at least 1: n + n / 2
-  // bytes suffice for every code point the table maps; ICU's words grow the buffer as they need.
+  // bytes suffice for every code point the table maps; AppendPythonLower's words grow the buffer
+  // as they need.
   out->resize(n + n / 2 + 8);
   size_t w = 0;                      // bytes written to *out
   size_t word_in = 0, word_out = 0;  // where the current word starts, in text and in *out
@@ -552,14 +554,12 @@ void LowerIntoByWords(std::string_view text, AnalyzerScratch* scratch, std::stri
       i += length;
       continue;
     }
-    // The whole word by ICU, from its start (what the table wrote of it is dropped) to the next
-    // ASCII whitespace.
+    // The whole word by AppendPythonLower, from its start (what the table wrote of it is dropped)
+    // to the next ASCII whitespace.
     size_t end = i;
     while (end < n && !is_space(end)) ++end;
     out->resize(word_out);
-    if (!AppendLowerIcu(text.substr(word_in, end - word_in), scratch, out)) {
-      out->append(in + word_in, end - word_in);  // ICU only fails on allocation
-    }
+    AppendPythonLower(text, word_in, end, out);
     w = out->size();
     // Room for the rest as above.
     out->resize(w + (n - end) + (n - end) / 2 + 8);
@@ -579,15 +579,15 @@ void CopyLowerAscii(std::string_view text, std::string* out) {
 // lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its one-to-one
 // mapping when that takes as many bytes (LowerCodePoint). A code point whose mapping is special or
 // of another length sends the text to LowerIntoByWords.
-void LowerInto(std::string_view text, AnalyzerScratch* scratch, std::string* out) {
+void LowerInto(std::string_view text, std::string* out) {
   const size_t n = text.size();
   CopyLowerAscii(text, out);
   const char16_t* simple = nullptr;
   for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
     if (simple == nullptr) simple = SimpleLowerBmp().data();
-    if (LowerCodePoint(text, i, simple, /*word_bmp=*/nullptr, out->data(), /*word=*/nullptr, &i) !=
-        LowerRunsResult::kDone) {
-      LowerIntoByWords(text, scratch, out);
+    if (LowerCodePoint(text, i, simple, /*word_table=*/nullptr, out->data(), /*word=*/nullptr,
+                       &i) != LowerRunsResult::kDone) {
+      LowerIntoByWords(text, out);
       return;
     }
   }
@@ -991,11 +991,12 @@ bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* r
 
 namespace {
 
-// IsWordCodePoint of each BMP code point c, as bit c; computed once, then read-only.
-const std::vector<uint64_t>& WordBmp() {
+// IsWordCodePoint of each code point c < kWordTableEnd, as bit c (32 KB); computed once, then
+// read-only.
+const std::vector<uint64_t>& WordTable() {
   static const std::vector<uint64_t>* const bits = [] {
-    auto* b = new std::vector<uint64_t>(0x10000 / 64, 0);
-    for (int32_t c = 0; c < 0x10000; ++c) {
+    auto* b = new std::vector<uint64_t>(kWordTableEnd / 64, 0);
+    for (int32_t c = 0; c < kWordTableEnd; ++c) {
       if (IsWordCodePoint(c)) (*b)[c >> 6] |= uint64_t{1} << (c & 63);
     }
     return b;
@@ -1048,12 +1049,12 @@ const std::array<uint8_t, 256>& SelfLowerWord2() {
 // Whether U+2000..U+203F (UTF-8 E2 80 80..BF: the spaces, dashes, quotes, ellipsis and format
 // characters of typeset text) are each their own lowercase and not \w (Python's \w is alphanumeric
 // or '_': not the connector U+203F) by the tables of the per-code-point loop (SimpleLowerBmp,
-// WordBmp), as the Unicode data has them: checked once, so that other data would only turn off
+// WordTable), as the Unicode data has them: checked once, so that other data would only turn off
 // LowerPassAvx512's use of it.
 bool GeneralPunctuationSelfNonWord() {
   static const bool holds = [] {
     const std::vector<char16_t>& simple = SimpleLowerBmp();
-    const uint64_t* word = WordBmp().data();
+    const uint64_t* word = WordTable().data();
     for (char16_t c = 0x2000; c <= 0x203F; ++c) {
       if (simple[c] != c || (word[c >> 6] >> (c & 63) & 1) != 0) return false;
     }
@@ -1062,36 +1063,12 @@ bool GeneralPunctuationSelfNonWord() {
   return holds;
 }
 
-// Whether code point c (negative: an ill-formed sequence) has the Unicode property.
-bool HasProperty(UChar32 c, UProperty property) {
-  return c >= 0 && u_hasBinaryProperty(c, property);
-}
-
 // The Lower2Byte entry of the U+03A3 (capital sigma) at text[i], whose lowercase depends on its
-// context as Python's str.lower (and ICU's full mapping) decides it: final sigma (U+03C2) when a
-// cased code point precedes it and none follows, each across any case-ignorable ones; otherwise
-// U+03C3. Both are \w and take 2 bytes, as the capital. An ill-formed sequence ends a scan (the
-// caller refuses such text anyway).
+// context (IsFinalSigma): U+03C2 (final sigma) or U+03C3. Both are \w and take 2 bytes, as the
+// capital.
 uint32_t CapitalSigmaEntry(std::string_view text, size_t i) {
-  const auto* s = reinterpret_cast<const uint8_t*>(text.data());
-  const auto n = static_cast<int32_t>(text.size());
-  bool final_sigma = false;
-  for (auto j = static_cast<int32_t>(i); j > 0;) {
-    UChar32 c;
-    U8_PREV(s, 0, j, c);
-    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
-    final_sigma = HasProperty(c, UCHAR_CASED);
-    break;
-  }
-  for (auto j = static_cast<int32_t>(i) + 2; final_sigma && j < n;) {
-    UChar32 c;
-    U8_NEXT(s, j, n, c);
-    if (HasProperty(c, UCHAR_CASE_IGNORABLE)) continue;
-    final_sigma = !HasProperty(c, UCHAR_CASED);
-    break;
-  }
   // U+03C2 and U+03C3 in UTF-8: CF 82 and CF 83.
-  return 0xCFu | (final_sigma ? 0x82u : 0x83u) << 8 | kLower2Word;
+  return 0xCFu | (IsFinalSigma(text, i) ? 0x82u : 0x83u) << 8 | kLower2Word;
 }
 
 // WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc), without the runs of a
@@ -1120,7 +1097,7 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
   std::vector<uint64_t>& masks = scratch->masks;
   std::vector<uint64_t>& high = scratch->high_masks;
   AsciiWordMask(doc, &masks, &high);
-  const uint64_t* word_bmp = WordBmp().data();
+  const uint64_t* word_table = WordTable().data();
   size_t skip_to = 0;  // the end of the last code point that crossed into the next word
   for (size_t w = 0; w < high.size(); ++w) {
     // Only lead bytes: each code point's bytes are cleared from h once decoded, and its word bits
@@ -1132,7 +1109,7 @@ bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scr
       size_t length;
       const int32_t c = DecodeWellFormed(doc.data() + w * 64 + bit, &length);
       const bool is_word =
-          c < 0x10000 ? (word_bmp[c >> 6] >> (c & 63) & 1) != 0 : IsWordCodePoint(c);
+          c < kWordTableEnd ? (word_table[c >> 6] >> (c & 63) & 1) != 0 : IsWordCodePoint(c);
       const uint64_t bytes = (uint64_t{1} << length) - 1;
       const uint64_t bits = is_word ? bytes : 0;
       word_bits |= bits << bit;
@@ -1318,7 +1295,7 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
 #endif
   // Then each code point >= 0x80, found from the high bits (LowerCodePoint).
   const char16_t* simple = SimpleLowerBmp().data();
-  const uint64_t* word_bmp = WordBmp().data();
+  const uint64_t* word_table = WordTable().data();
   const uint32_t* lower2 = Lower2Byte().data();
   char* d = scratch->preprocessed.data();
   size_t skip_to = 0;  // the end of the last code point that LowerCodePoint took
@@ -1362,7 +1339,7 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
           const char16_t lower = simple[c];
           if (lower < 0x800) return LowerRunsResult::kGeneral;  // none (0) or of fewer bytes
           EncodeBmp(lower, d + i);
-          const uint64_t bits = (word_bmp[lower >> 6] >> (lower & 63) & 1) != 0 ? 7 : 0;
+          const uint64_t bits = (word_table[lower >> 6] >> (lower & 63) & 1) != 0 ? 7 : 0;
           word_bits |= bits << bit;
           h &= ~(uint64_t{7} << bit);
           if (bit >= 62) {  // the last byte or two open the next word
@@ -1373,7 +1350,7 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
         }
       }
       const LowerRunsResult result =
-          LowerCodePoint(text, i, simple, word_bmp, d, masks.data(), &skip_to);
+          LowerCodePoint(text, i, simple, word_table, d, masks.data(), &skip_to);
       if (result != LowerRunsResult::kDone) return result;
       h = HighBitsFrom(h, w, skip_to);
     }
@@ -1406,25 +1383,17 @@ absl::Status ValidateUtf8(std::string_view text) {
 }
 
 std::string PythonLower(std::string_view text) {
-  const std::u16string src = ToUtf16(text);
-  // Full lowercasing can grow the text (U+0130 -> 2 code points); retry with the size ICU asks for.
-  std::u16string dest(src.size() + 16, u'\0');
-  for (int attempt = 0; attempt < 2; ++attempt) {
-    UErrorCode status = U_ZERO_ERROR;
-    const int32_t len =
-        u_strToLower(reinterpret_cast<UChar*>(dest.data()), static_cast<int32_t>(dest.size()),
-                     reinterpret_cast<const UChar*>(src.data()), static_cast<int32_t>(src.size()),
-                     /*locale=*/"", &status);
-    if (status == U_BUFFER_OVERFLOW_ERROR) {
-      dest.assign(static_cast<size_t>(len), u'\0');
-      continue;
-    }
-    if (U_FAILURE(status)) break;
-    dest.resize(static_cast<size_t>(len));
-    return ToUtf8(dest);
-  }
-  // ICU only fails on allocation; keep the text unchanged rather than crash.
-  return std::string(text);
+  std::string out;
+  out.reserve(text.size());
+  AppendPythonLower(text, 0, text.size(), &out);
+  return out;
+}
+
+bool AssignedAfterUnicode14(int32_t c) {
+  if (c < 0 || c > 0x10FFFF) return false;
+  UVersionInfo age;
+  u_charAge(c, age);
+  return age[0] > 14;
 }
 
 bool IsWordCodePoint(int32_t c) {
@@ -1439,7 +1408,8 @@ bool IsWordCodePoint(int32_t c) {
     case U_DECIMAL_DIGIT_NUMBER:
     case U_LETTER_NUMBER:
     case U_OTHER_NUMBER:
-      return true;
+      // Assigned in Unicode 14.0 (Python 3.11), not only in ICU's later version.
+      return !AssignedAfterUnicode14(c);
     default:
       return false;
   }
@@ -1529,11 +1499,70 @@ bool IsPythonWhitespace(int32_t c) {
          c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
+namespace {
+
+// NFKD with Python 3.11's Unicode 14.0: ICU's NFKD applied to the code points Unicode 14.0 assigns
+// only; any other code point passes unchanged and is a normalization boundary (no reordering
+// across it), as a starter without decomposition: what Python 3.11 makes of a code point
+// assigned later (unassigned there). ICU's filtered normalizer for an older Unicode version, as
+// IDNA2003 uses it for Unicode 3.2. Built once, then read-only; null if ICU failed.
+const icu::Normalizer2* PythonNfkd() {
+  static const icu::Normalizer2* const nfkd = []() -> const icu::Normalizer2* {
+    UErrorCode status = U_ZERO_ERROR;
+    const icu::Normalizer2* base = icu::Normalizer2::getNFKDInstance(status);
+    if (U_FAILURE(status)) return nullptr;
+    auto* unicode14 =
+        new icu::UnicodeSet(icu::UnicodeString(kUnicode14AssignedSet, -1, US_INV), status);
+    if (U_FAILURE(status)) return nullptr;
+    unicode14->freeze();
+    return new icu::FilteredNormalizer2(*base, *unicode14);
+  }();
+  return nfkd;
+}
+
+// AssignedAfterUnicode14 of each BMP code point c, as bit c (8 KB), and bit 0x10000 (word 1024) set
+// when some code point of 1 or 2 UTF-8 bytes (< U+0800) is one (none is in ICU 72); computed once,
+// then read-only.
+const std::vector<uint64_t>& AssignedAfterUnicode14Bmp() {
+  static const std::vector<uint64_t>* const bits = [] {
+    auto* b = new std::vector<uint64_t>(0x10000 / 64 + 1, 0);
+    for (int32_t c = 0; c < 0x10000; ++c) {
+      if (!AssignedAfterUnicode14(c)) continue;
+      (*b)[c >> 6] |= uint64_t{1} << (c & 63);
+      if (c < 0x800) (*b)[0x10000 / 64] = 1;
+    }
+    return b;
+  }();
+  return *bits;
+}
+
+// False when valid UTF-8 `text` holds no AssignedAfterUnicode14 code point for sure: none beyond
+// the BMP (no byte >= 0xF0), none of the BMP's (then ICU's plain NFKD is Python's, and cheaper
+// than the filtered one). Reads only the lead bytes of 3-byte sequences.
+bool MayHoldAssignedAfterUnicode14(std::string_view text) {
+  const uint64_t* after = AssignedAfterUnicode14Bmp().data();
+  if (after[0x10000 / 64] != 0) return true;
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const size_t n = text.size();
+  for (size_t i = 0; i < n; ++i) {
+    if (p[i] < 0xE0) continue;
+    if (p[i] >= 0xF0) return true;
+    const int32_t c = (p[i] & 0x0F) << 12 | (p[i + 1] & 0x3F) << 6 | (p[i + 2] & 0x3F);
+    if ((after[c >> 6] >> (c & 63) & 1) != 0) return true;
+    i += 2;
+  }
+  return false;
+}
+
+}  // namespace
+
 std::string StripAccents(std::string_view text, StripAccentsMode mode) {
   if (mode == StripAccentsMode::kNone || IsAscii(text)) return std::string(text);
   UErrorCode status = U_ZERO_ERROR;
-  const icu::Normalizer2* nfkd = icu::Normalizer2::getNFKDInstance(status);
-  if (U_FAILURE(status)) return std::string(text);
+  const bool filtered = MayHoldAssignedAfterUnicode14(text);
+  const icu::Normalizer2* nfkd =
+      filtered ? PythonNfkd() : icu::Normalizer2::getNFKDInstance(status);
+  if (nfkd == nullptr || U_FAILURE(status)) return std::string(text);
   const icu::UnicodeString source = icu::UnicodeString::fromUTF8(
       icu::StringPiece(text.data(), static_cast<int32_t>(text.size())));
   const icu::UnicodeString normalized = nfkd->normalize(source, status);
@@ -1543,7 +1572,10 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
   for (int32_t i = 0; i < normalized.length();) {
     const UChar32 c = normalized.char32At(i);
     i += U16_LENGTH(c);
-    const bool keep = mode == StripAccentsMode::kAscii ? c < 0x80 : u_getCombiningClass(c) == 0;
+    // Combining class 0 in Unicode 14.0 (Python's unicodedata.combining).
+    const bool keep = mode == StripAccentsMode::kAscii
+                          ? c < 0x80
+                          : u_getCombiningClass(c) == 0 || (filtered && AssignedAfterUnicode14(c));
     if (keep) AppendUtf8(c, &out);
   }
   return out;
@@ -1552,7 +1584,7 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
 std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
   std::string_view doc = text;
   if (options_.lowercase) {
-    LowerInto(doc, scratch, &scratch->preprocessed);
+    LowerInto(doc, &scratch->preprocessed);
     doc = scratch->preprocessed;
   }
   if (options_.strip_accents != StripAccentsMode::kNone && !IsAscii(doc)) {

@@ -31,14 +31,33 @@ namespace maas::discriminative {
 // INVALID_ARGUMENT naming the byte offset of the first ill-formed sequence.
 absl::Status ValidateUtf8(std::string_view text);
 
-// Python 3 str.lower(): full Unicode lowercase mapping (SpecialCasing unconditional mappings, e.g.
-// U+0130 -> "i\u0307") plus the Final_Sigma rule for U+03A3; no language-specific rules.
-// Implemented with ICU's root-locale u_strToLower. REQUIRES: ValidateUtf8(text).ok().
+// Python 3.11 str.lower(): full Unicode lowercase mapping (SpecialCasing unconditional mappings,
+// e.g. U+0130 -> "i\u0307") plus the Final_Sigma rule for U+03A3; no language-specific rules;
+// Unicode 14.0 (AssignedAfterUnicode14 code points are their own lowercase, and neither cased nor
+// case-ignorable in Final_Sigma's context). Code point by code point: ICU's simple mapping
+// (u_tolower), which in the root locale is the full one but for U+0130 and U+03A3.
+// REQUIRES: ValidateUtf8(text).ok().
 std::string PythonLower(std::string_view text);
 
+// The Unicode version of every character table here and in token_pattern.h: Python 3.11's, 14.0
+// (the unicodedata of the scikit-learn oracle), not ICU's (ICU 72: 15.0). ICU supplies the
+// properties of each code point Unicode 14.0 assigns (they did not change in 15.0: checked over
+// every code point by the oracle tests); a code point assigned later is what Python 3.11 makes of
+// an unassigned one (General_Category Cn): not \w, \d or \s, its own lowercase, neither cased nor
+// case-ignorable (for Final_Sigma), no decomposition and combining class 0 (strip_accents leaves
+// it), not an identifier character, not alphabetic.
+//
+// True iff code point `c` is assigned in ICU's Unicode but not in 14.0 (u_charAge later than
+// 14.0). Out-of-range values are false.
+bool AssignedAfterUnicode14(int32_t c);
+
+// The code points Unicode 14.0 assigns, as an ICU UnicodeSet pattern: the complement of
+// AssignedAfterUnicode14 among ICU's assigned code points.
+inline constexpr char kUnicode14AssignedSet[] = "[:Age=14.0:]";
+
 // True iff Python 3.11 `re` matches `\w` on code point `c` in a str pattern (c.isalnum() or c ==
-// '_'): General_Category in {Lu, Ll, Lt, Lm, Lo, Nd, Nl, No}, or U+005F. Out-of-range values are
-// false.
+// '_'): General_Category in {Lu, Ll, Lt, Lm, Lo, Nd, Nl, No} in Unicode 14.0 (so never for
+// AssignedAfterUnicode14), or U+005F. Out-of-range values are false.
 bool IsWordCodePoint(int32_t c);
 
 // The default token_pattern r"(?u)\b\w\w+\b" as re.findall: maximal runs of word code points that
@@ -131,8 +150,6 @@ struct AnalyzerScratch {
   std::string preprocessed;
   std::string work;
   std::string gram;
-  std::u16string utf16_in;
-  std::u16string utf16_out;
   std::vector<uint32_t> offsets;  // code point boundaries (byte offsets)
   std::vector<std::string_view> tokens;
   std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
@@ -268,8 +285,9 @@ class Analyzer {
 
 // unicodedata.normalize("NFKD", s) then, for kAscii, every non-ASCII code point dropped, or for
 // kUnicode (only when s is not pure ASCII) every code point with a non-zero canonical combining
-// class dropped (scikit-learn's strip_accents_ascii / strip_accents_unicode). REQUIRES: valid
-// UTF-8.
+// class dropped (scikit-learn's strip_accents_ascii / strip_accents_unicode), with Python 3.11's
+// Unicode 14.0: an AssignedAfterUnicode14 code point is left as it is (no decomposition, class 0,
+// no reordering across it), as Python 3.11 leaves an unassigned one. REQUIRES: valid UTF-8.
 std::string StripAccents(std::string_view text, StripAccentsMode mode);
 
 }  // namespace maas::discriminative

@@ -73,15 +73,22 @@ struct Categories {
   icu::UnicodeSet word, digit, space;
 };
 
-// Python's Unicode \w in ICU regex syntax: L = Lu Ll Lt Lm Lo, N = Nd Nl No, the same ICU property
-// data as UnicodeCategories().word (checked equal over every code point in the unit test).
-constexpr char kIcuUnicodeWord[] = "[\\p{L}\\p{N}_]";
-constexpr char kIcuUnicodeNonWord[] = "[^\\p{L}\\p{N}_]";
+// Python's Unicode \w and \d in ICU regex syntax: L = Lu Ll Lt Lm Lo, N = Nd Nl No, of the code
+// points Unicode 14.0 assigns (Python 3.11's; \p{Age=14.0}: see AssignedAfterUnicode14); the same
+// ICU property data as UnicodeCategories() (checked equal over every code point in the unit test).
+constexpr char kIcuUnicodeWord[] = "[[\\p{L}\\p{N}_]&&\\p{Age=14.0}]";
+constexpr char kIcuUnicodeNonWord[] = "[^[\\p{L}\\p{N}_]&&\\p{Age=14.0}]";
+constexpr char kIcuUnicodeDigit[] = "[\\p{Nd}&&\\p{Age=14.0}]";
+constexpr char kIcuUnicodeNonDigit[] = "[^\\p{Nd}&&\\p{Age=14.0}]";
 
 Categories UnicodeCategories() {
   Categories c;
+  // Python 3.11's Unicode 14.0: ICU's categories of the code points it assigns.
+  const icu::UnicodeSet unicode14 = SetFromPattern(kUnicode14AssignedSet);
   c.word = SetFromPattern("[[:Lu:][:Ll:][:Lt:][:Lm:][:Lo:][:Nd:][:Nl:][:No:]_]");
+  c.word.retainAll(unicode14);
   c.digit = SetFromPattern("[:Nd:]");
+  c.digit.retainAll(unicode14);
   c.space = SetFromPattern(
       "[\\u0009-\\u000D\\u001C-\\u0020\\u0085\\u00A0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F"
       "\\u205F\\u3000]");
@@ -585,16 +592,19 @@ class Translator {
     return c == 'a' || c == 'i' || c == 'L' || c == 'm' || c == 's' || c == 'u' || c == 'x';
   }
 
-  // Python identifier (str.isidentifier) over p_[begin, end).
+  // Python 3.11 identifier (str.isidentifier, Unicode 14.0) over p_[begin, end).
   bool IsIdentifier(size_t begin, size_t end) const {
     for (size_t i = begin; i < end; ++i) {
       const UChar32 c = p_[i];
       const bool ok = i == begin ? (c == '_' || u_hasBinaryProperty(c, UCHAR_XID_START))
                                  : u_hasBinaryProperty(c, UCHAR_XID_CONTINUE);
-      if (!ok) return false;
+      if (!ok || AssignedAfterUnicode14(c)) return false;
     }
     return end > begin;
   }
+
+  // Python 3.11 str.isalpha() of one code point (Unicode 14.0), which picks re's error message.
+  static bool IsAlpha(UChar32 c) { return u_isalpha(c) && !AssignedAfterUnicode14(c); }
 
   // Python's _parse_flags from the first flag letter (or '-'). Returns true for global flags
   // "(?flags)", false for scoped "(?flags-flags:". Updates *flags.
@@ -639,7 +649,7 @@ class Translator {
         c = p_[pos_++];
         if (c == ')' || c == '-' || c == ':') break;
         if (!IsFlagLetter(c)) {
-          return Error(pos_ - 1, u_isalpha(c) ? "unknown flag" : "missing -, : or )");
+          return Error(pos_ - 1, IsAlpha(c) ? "unknown flag" : "missing -, : or )");
         }
       }
     }
@@ -656,7 +666,7 @@ class Translator {
     if (c == '-') {
       if (AtEnd()) return Error(pos_, "missing flag");
       c = p_[pos_++];
-      if (!IsFlagLetter(c)) return Error(pos_ - 1, u_isalpha(c) ? "unknown flag" : "missing flag");
+      if (!IsFlagLetter(c)) return Error(pos_ - 1, IsAlpha(c) ? "unknown flag" : "missing flag");
       while (true) {
         if (c == 'a' || c == 'u' || c == 'L') {
           return Error(pos_, "bad inline flags: cannot turn off flags 'a', 'u' and 'L'");
@@ -665,7 +675,7 @@ class Translator {
         if (AtEnd()) return Error(pos_, "missing :");
         c = p_[pos_++];
         if (c == ':') break;
-        if (!IsFlagLetter(c)) return Error(pos_ - 1, u_isalpha(c) ? "unknown flag" : "missing :");
+        if (!IsFlagLetter(c)) return Error(pos_ - 1, IsAlpha(c) ? "unknown flag" : "missing :");
       }
     }
     for (const UChar32 f : on) {
@@ -728,9 +738,9 @@ class Translator {
         } else if (!flags.ascii && c == 'W') {
           piece.icu = kIcuUnicodeNonWord;
         } else if (!flags.ascii && c == 'd') {
-          piece.icu = "\\p{Nd}";
+          piece.icu = kIcuUnicodeDigit;
         } else if (!flags.ascii && c == 'D') {
-          piece.icu = "\\P{Nd}";
+          piece.icu = kIcuUnicodeNonDigit;
         } else {
           piece.icu = IcuSet(*piece.set);
         }

@@ -6,7 +6,9 @@
 // \w, \b, \s, \d, '.', '^' and '$' never come into play:
 //   \w  -> the set of Python's str.isalnum() or '_' (General_Category L*, Nd, Nl, No, plus U+005F;
 //          the same set as IsWordCodePoint), \d -> Nd, \s -> the 29 str.isspace() code points;
-//          with (?a): [0-9A-Za-z_], [0-9], [\t\n\v\f\r ];
+//          with (?a): [0-9A-Za-z_], [0-9], [\t\n\v\f\r ]; categories are Python 3.11's Unicode
+//          14.0 (text_analysis.h: AssignedAfterUnicode14), so a code point assigned later is in
+//          none of \w \d \s (in \W \D \S), as Python 3.11's unassigned ones;
 //   \b  -> (?:(?<=W)(?!W)|(?<!W)(?=W)) with W the word set above, \B its complement;
 //   .   -> anything but \n (every code point with (?s)); ^ -> \A (or \A|(?<=\n) with (?m));
 //   $   -> (?=\n?\z) (or (?=\n|\z) with (?m)); \Z -> \z;

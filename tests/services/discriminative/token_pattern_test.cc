@@ -99,8 +99,14 @@ TEST_CASE(
   CheckClassOverAllCodePoints(R"(\W)", "", [](UChar32 c) { return !IsWordCodePoint(c); });
   CheckClassOverAllCodePoints(R"(\s)", "", [](UChar32 c) { return IsPythonWhitespace(c); });
   CheckClassOverAllCodePoints(R"([^\S])", "", [](UChar32 c) { return IsPythonWhitespace(c); });
-  CheckClassOverAllCodePoints(R"(\d)", "",
-                              [](UChar32 c) { return u_charType(c) == U_DECIMAL_DIGIT_NUMBER; });
+  // \d: Nd in Python 3.11's Unicode 14.0 (ICU's categories of the code points it assigns).
+  const auto digit = [](UChar32 c) {
+    return u_charType(c) == U_DECIMAL_DIGIT_NUMBER && !AssignedAfterUnicode14(c);
+  };
+  CheckClassOverAllCodePoints(R"(\d)", "", digit);
+  CheckClassOverAllCodePoints(R"(\D)", "", [&](UChar32 c) { return !digit(c); });
+  CheckClassOverAllCodePoints(R"([^\d])", "", [&](UChar32 c) { return !digit(c); });
+  CheckClassOverAllCodePoints(R"(\S)", "", [](UChar32 c) { return !IsPythonWhitespace(c); });
   CheckClassOverAllCodePoints(R"((?a)\w)", "", IsAsciiWord);
   CheckClassOverAllCodePoints(R"((?a)[\s])", "",
                               [](UChar32 c) { return c == ' ' || (c >= 0x09 && c <= 0x0D); });
@@ -108,6 +114,32 @@ TEST_CASE(
   // character; '.' is everything but \n.
   CheckClassOverAllCodePoints(R"((.)\b#)", "#", [](UChar32 c) { return IsWordCodePoint(c); });
   CheckClassOverAllCodePoints(R"((.)#)", "#", [](UChar32 c) { return c != '\n'; });
+}
+
+TEST_CASE(
+    "token_pattern: code points assigned after Unicode 14.0 are in no class, as in Python 3.11") {
+  // Unicode 15.0 (ICU 72): Cyrillic Extended-D U+1E041 (Lm), CJK Extension H U+31350 (Lo), Kawi
+  // digits U+11F50.. (Nd); Python 3.11 has them unassigned (Cn).
+  const std::string text = "ab \U0001e041\U0001e041 \U00031350 \U00011f50\U00011f51 7";
+  CHECK(Find(R"(\w+)", text) == Tokens{"ab", "7"});
+  CHECK(Find(R"([\w]+)", text) == Tokens{"ab", "7"});
+  CHECK(Find(R"(\b\w\w+\b)", text) == Tokens{"ab"});
+  CHECK(Find(R"(\d+)", text) == Tokens{"7"});
+  CHECK(Find(R"([^\D]+)", text) == Tokens{"7"});
+  CHECK(Find(R"(\D+)", "\U00011f50\U00011f517") == Tokens{"\U00011f50\U00011f51"});
+  CHECK(Find(R"(\W+)", "a\U0001e041\U00031350b") == Tokens{"\U0001e041\U00031350"});
+  CHECK(Find(R"(\S+)", "\U0001e041 \U00031350") == Tokens{"\U0001e041", "\U00031350"});
+  CHECK(Find(R"(a\b)", "a\U0001e041 aa") == Tokens{"a", "a"});
+  CHECK(Find(R"(a\B)", "a\U0001e041 aa") == Tokens{"a"});
+  CHECK(Find(R"(a\w)", "a\U0001e041 a\U0001e041") == Tokens{});
+  // Group names are Python 3.11 identifiers: U+1E030 is none.
+  const auto named = TokenPattern::Compile("(?P<x\U0001e030>a)");
+  REQUIRE_FALSE(named.ok());
+  CHECK_THAT(std::string(named.status().message()), Catch::Contains("bad character in group name"));
+  // Not a letter for the flag errors either (Python: "missing -, : or )", not "unknown flag").
+  const auto flag = TokenPattern::Compile("(?s\U0001e030)a");
+  REQUIRE_FALSE(flag.ok());
+  CHECK_THAT(std::string(flag.status().message()), Catch::Contains("missing -, : or )"));
 }
 
 TEST_CASE("token_pattern findall: groups, offsets, anchors, flags") {
