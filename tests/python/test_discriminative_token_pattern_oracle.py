@@ -8,8 +8,10 @@ the stored spec loaded back, then Vectorize of held-out texts):
     U+3000 and the non-spaces U+200B / U+FEFF), with lowercase on and off: the vocabulary (same order) and
     the count rows of held-out texts equal scikit-learn's CountVectorizer(token_pattern=...); one hashing
     configuration equals HashingVectorizer(token_pattern=...);
-  * the character classes over every code point Python 3.11 knows: \\w, \\d, \\s, (?a)\\w, \\b and '.' give
-    exactly the tokens Python's re gives;
+  * Python 3.11's Unicode 14.0 (not ICU 72's 15.0) over every code point, those assigned in Unicode 15.0
+    included: the character classes (\\w, \\d, \\s, their complements, (?a)\\w, \\b and '.') give exactly the
+    tokens Python's re gives; the default tokenizer's word characters, str.lower() (each code point, and as
+    Final_Sigma's context) and strip_accents (unicode, ascii) equal scikit-learn's;
   * every pattern Python's re.compile rejects is rejected with Python's own reason; scikit-learn's
     "More than 1 capturing group"; the refused constructs answer INVALID_ARGUMENT naming the construct;
   * the char analyzers ignore token_pattern, as scikit-learn does.
@@ -98,12 +100,14 @@ def run_driver(config, texts, test_texts):
         return spec, vectorize
 
 
-def count_config(pattern, lowercase=True, analyzer=pb.ANALYZER_WORD, ngram_max=0, stop_words=()):
+def count_config(pattern, lowercase=True, analyzer=pb.ANALYZER_WORD, ngram_max=0, stop_words=(),
+                 strip_accents=pb.STRIP_ACCENTS_NONE):
     config = pb.TrainConfig(name="oracle")
     text = config.vectorizer.count.text
     text.token_pattern = pattern
     text.lowercase = lowercase
     text.analyzer = analyzer
+    text.strip_accents = strip_accents
     text.ngram_max = ngram_max
     text.stop_word_list.extend(stop_words)
     return config
@@ -170,34 +174,108 @@ def test_char_analyzers_ignore_token_pattern(data):
     assert_rows_equal(vectorize, cv.transform(test), test)
 
 
-# -- every code point ------------------------------------------------------------------------------------------
+# -- every code point: Python 3.11's Unicode 14.0 -----------------------------------------------------------------
+# maas's character tables are Python 3.11's (Unicode 14.0), not ICU 72's (Unicode 15.0): a code point assigned in
+# Unicode 15.0 (Cyrillic Extended-D U+1E030.., Kawi U+11F00.., CJK Extension H U+31350.., ...) is unassigned (Cn)
+# here, as in the oracle. Every expectation below is Python's own answer, computed here.
 
-def python_known_code_points():
-    """The scalar values Python 3.11's Unicode database assigns (ICU 72 knows Unicode 15; code points assigned
-    after Unicode 14 are left out, as in the existing \\w table test)."""
-    return [c for c in range(0x110000)
-            if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c)) != "Cn"]
+def all_code_points():
+    """Every scalar value."""
+    return [c for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF]
+
+
+def scanned_code_points():
+    """For checks whose vocabulary grows with every code point: every scalar value of planes 0-3 and 14 (all that
+    Unicode 14.0 and 15.0 assign outside the private-use planes 15-16), and a fixed random 1/64 of the others."""
+    rng = np.random.default_rng(SEED + 14)
+    dense = [c for c in all_code_points() if c < 0x40000 or 0xE0000 <= c < 0xF0000]
+    rest = [c for c in all_code_points() if 0x40000 <= c < 0xE0000 or c >= 0xF0000]
+    return dense + sorted(rng.choice(rest, size=len(rest) // 64, replace=False).tolist())
+
+
+def documents(units, count=64):
+    """The units joined into `count` documents (no unit split)."""
+    step = len(units) // count + 1
+    return ["".join(units[i:i + step]) for i in range(0, len(units), step)]
+
+
+def assert_vocabulary_equal(vocabulary, expected):
+    missing = sorted(set(expected) - set(vocabulary))[:10]
+    extra = sorted(set(vocabulary) - set(expected))[:10]
+    assert vocabulary == expected, f"missing {[ascii(t) for t in missing]}, extra {[ascii(t) for t in extra]}"
+
+
+def assert_fits_like_sklearn(config, texts, **cv_kw):
+    """Vocabulary and the rows of every document equal CountVectorizer(**cv_kw)'s."""
+    cv = CountVectorizer(**cv_kw)
+    expected_rows = cv.fit_transform(texts)
+    result = run_driver(config, texts, texts)
+    assert result[0] != "error", result
+    spec, vectorize = result
+    assert_vocabulary_equal(list(spec.vectorizer.vocabulary), list(cv.get_feature_names_out()))
+    assert_rows_equal(vectorize, expected_rows, texts)
 
 
 @pytest.mark.parametrize("pattern,separator", [
     (r"\w", ""), (r"\d", ""), (r"\s", ""), (r"(?a)\w", ""), (r"(.)\b#", "#"), (r"(?<=#)\B.", "#"),
-    (r"\W", ""),
+    (r"\W", ""), (r"[^\D]", ""), (r"[\D\W\S]", ""),
 ])
 def test_classes_match_python_on_every_code_point(pattern, separator):
-    chars = [chr(c) + separator for c in python_known_code_points()]
+    chars = [chr(c) + separator for c in all_code_points()]
     # 64 documents; tokens are single code points, so the split changes nothing.
-    step = len(chars) // 64 + 1
-    texts = ["".join(chars[i:i + step]) for i in range(0, len(chars), step)]
+    texts = documents(chars)
     expected = sorted({t for doc in texts for t in re.findall(pattern, doc)})
     cv = CountVectorizer(token_pattern=pattern, lowercase=False).fit(texts)
     assert list(cv.get_feature_names_out()) == expected
     result = run_driver(count_config(pattern, lowercase=False), texts, texts[:2])
     assert result[0] != "error", result
-    vocabulary = list(result[0].vectorizer.vocabulary)
-    assert len(vocabulary) == len(expected)
-    missing = sorted(set(expected) - set(vocabulary))[:10]
-    extra = sorted(set(vocabulary) - set(expected))[:10]
-    assert vocabulary == expected, f"missing {[hex(ord(c)) for c in missing]}, extra {[hex(ord(c)) for c in extra]}"
+    assert_vocabulary_equal(list(result[0].vectorizer.vocabulary), expected)
+
+
+@pytest.mark.parametrize("lowercase", [False, True], ids=["case", "lower"])
+def test_default_tokenizer_word_characters_on_every_code_point(lowercase):
+    """The default token pattern (the tokenizer's own scan, not ICU's regex): each code point doubled is a token
+    iff Python's \\w holds for it; lowercased, each token is Python's str.lower() of it."""
+    texts = documents([chr(c) * 2 + " " for c in all_code_points()])
+    assert_fits_like_sklearn(count_config("", lowercase=lowercase), texts, lowercase=lowercase)
+
+
+FINAL_SIGMA = [
+    # (unit around code point c, pattern): which of σ / ς U+03A3 lowercases to, by c's Cased and Case_Ignorable
+    # properties (Final_Sigma), as tokens that exist only for the code points that have one.
+    ("A\u03a3{}b#", r"(?s)σ."),  # σ iff c is cased or case-ignorable (then b, cased, follows)
+    ("A{}\u03a3#", r"(?s).ς"),   # ς iff c is cased or case-ignorable (then A, cased, precedes)
+    ("A\u03a3{}#", r"(?s)σ."),   # σ iff c is cased and not case-ignorable
+    ("#{}\u03a3#", r"(?s).ς"),   # ς iff c is cased and not case-ignorable
+]
+
+
+@pytest.mark.parametrize("unit,pattern", FINAL_SIGMA)
+def test_lowercase_final_sigma_context_on_every_code_point(unit, pattern):
+    texts = documents([unit.format(chr(c)) for c in all_code_points()])
+    assert_fits_like_sklearn(count_config(pattern), texts, token_pattern=pattern)
+
+
+def test_default_tokenizer_final_sigma_context_on_every_code_point():
+    """The same through the default tokenizer's lowercasing word runs: 'aσ' / 'aς' (and the code point after it
+    when it is \\w)."""
+    texts = documents(["A\u03a3" + chr(c) + " " for c in all_code_points()])
+    assert_fits_like_sklearn(count_config(""), texts)
+
+
+def test_lowercase_on_every_code_point():
+    texts = documents([chr(c) for c in scanned_code_points()])
+    config = count_config("", analyzer=pb.ANALYZER_CHAR)
+    assert_fits_like_sklearn(config, texts, analyzer="char")
+
+
+@pytest.mark.parametrize("strip_accents", ["unicode", "ascii"])
+def test_strip_accents_on_every_code_point(strip_accents):
+    """NFKD, then the combining classes (unicode) or ASCII (ascii): the characters each code point leaves."""
+    accents = {"unicode": pb.STRIP_ACCENTS_UNICODE, "ascii": pb.STRIP_ACCENTS_ASCII}[strip_accents]
+    texts = documents([chr(c) for c in scanned_code_points()])
+    config = count_config("", lowercase=False, analyzer=pb.ANALYZER_CHAR, strip_accents=accents)
+    assert_fits_like_sklearn(config, texts, analyzer="char", lowercase=False, strip_accents=strip_accents)
 
 
 # -- errors ----------------------------------------------------------------------------------------------------
