@@ -329,6 +329,12 @@ REFUSED = [
     ("(a)|b", "capturing group may not take part in a match"),
     (r"(\w*)x", "capturing group can match the empty string"),
     ("(?(1)a|b)(a)", "a conditional group"),
+    # Python finds real tokens with these (re.findall: ['a', 'a'], ['--ab', 'cd'], ['ab', 'cd'], ['a', 'c']);
+    # refused, and listed as refused in the proto's token_pattern comment.
+    ("a(?=b)?", "a quantifier on a lookaround assertion"),
+    (r"(?:-?)+\w\w", "a repeated subpattern that can match the empty string"),
+    (r"(?m:^)+\w+", "a repeated subpattern that can match the empty string"),
+    (r"(\w)(?(1)\w|x)", "a conditional group"),
     ("a{100001}", "repeat count 100001"),
 ]
 
