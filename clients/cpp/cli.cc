@@ -1157,6 +1157,9 @@ absl::StatusOr<dv1::TrainConfig> BuildTrainConfig(const CommandArgs& args) {
   dv1::TrainConfig config;
   config.set_name(args.name);
   config.set_partial(args.partial);
+  if (given("integer_labels")) {
+    config.set_label_type(t.integer_labels ? dv1::LABEL_TYPE_INT64 : dv1::LABEL_TYPE_STRING);
+  }
   if (given("classes")) {
     for (std::string& label : SplitList(t.classes)) {
       if (label.empty()) {
@@ -1396,6 +1399,7 @@ const std::map<std::string, CommandSpec>& Commands() {
          "data",
          "partial",
          "classes",
+         "integer_labels",
          "weighted",
          "vectorizer",
          "tfidf",
@@ -1572,7 +1576,8 @@ commands:
       --reg_covar R --max_iter N --n_init N --init kmeans|k-means++|random|random_from_data],
       ppca --latent_dim L, factor_analysis --latent_dim L [--tol T --max_iter N] or
       bernoulli_mixture [--n_components K --tol T --max_iter N --min_probability P].
-  train    --name NAME --data FILE.tsv [--weighted] [--partial [--classes A,B,...]] [options]
+  train    --name NAME --data FILE.tsv [--weighted] [--partial [--classes A,B,...]]
+           [--integer_labels] [options]
       Train a text classifier from 'label<TAB>text' lines (blank lines skipped; labels UTF-8,
       texts as they are: --decode_error says what a text that is not UTF-8 becomes); with
       --weighted 'label<TAB>weight<TAB>text' (scikit-learn's sample_weight). Options keep
@@ -1591,6 +1596,9 @@ commands:
         --complement_norm (complement_nb's norm)
       --partial continues the latest version as partial_fit (hashing, or a fixed vocabulary);
       its first call needs --classes, every label the model will ever see.
+      --integer_labels: the labels are integers ('9', '-3'; int64, no leading zeros or '+'),
+      ordered numerically as scikit-learn orders integer y (9 before 10); without it labels
+      are strings, ordered by code point ('10' before '9'). GetModel shows it as label_type.
   evaluate --model NAME [--model_version V] --data FILE.tsv [--weighted]
       Evaluate a text classifier on labelled texts (the format of train's --data, streamed in
       batches): documents, accuracy, macro / weighted F1 and log loss, then PRECISION RECALL F1

@@ -282,8 +282,9 @@ struct CommandArgs {
     std::string class_prior;  // "0.2,0.8"
     std::string binarize;     // a threshold >= 0, or none
     bool complement_norm = false;
-    std::string classes;    // "a,b,c"
-    bool weighted = false;  // train and evaluate: 'label<TAB>weight<TAB>text' lines
+    std::string classes;          // "a,b,c"
+    bool integer_labels = false;  // TrainConfig.label_type: LABEL_TYPE_INT64 (false: STRING)
+    bool weighted = false;        // train and evaluate: 'label<TAB>weight<TAB>text' lines
   } train;
 };
 
@@ -302,10 +303,13 @@ absl::StatusOr<generative::v1::FitConfig> BuildFitConfig(const CommandArgs& args
 // --token_pattern, --binary, --decode_error), count only (--min_df, --max_df, --max_features),
 // hashing only (--n_features, --alternate_sign, --norm / --hashing_norm), --classifier
 // multinomial_nb|complement_nb|bernoulli_nb with --alpha, --force_alpha, --fit_prior,
-// --class_prior, --binarize (bernoulli_nb), --complement_norm (complement_nb), and --classes.
-// Without any vectorizer (classifier) flag the config leaves the vectorizer (classifier) unset: the
-// service's default, or with --partial the continued version's. Flags that do not apply to the
-// chosen kinds and bad values are INVALID_ARGUMENT (a usage error). --vocabulary_file and
+// --class_prior, --binarize (bernoulli_nb), --complement_norm (complement_nb), --classes and
+// --integer_labels (TrainConfig.label_type: LABEL_TYPE_INT64, or with --nointeger_labels
+// LABEL_TYPE_STRING; not given: unset, so string labels, or with --partial the continued
+// version's). Without any vectorizer (classifier) flag the config leaves the vectorizer
+// (classifier) unset: the service's default, or with --partial the continued version's. Flags that
+// do not apply to the chosen kinds and bad values are INVALID_ARGUMENT (a usage error).
+// --vocabulary_file and
 // --stop_words_file are read by AddTrainWordLists.
 absl::StatusOr<discriminative::v1::TrainConfig> BuildTrainConfig(const CommandArgs& args);
 // Reads --vocabulary_file and --stop_words_file (one term per line, UTF-8; blank lines skipped,

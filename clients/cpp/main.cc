@@ -94,6 +94,11 @@ ABSL_FLAG(std::string, class_prior, "",
           "train: fixed class priors in sorted class order, P1,P2,...");
 ABSL_FLAG(std::string, binarize, "0.0", "train: bernoulli_nb threshold, or none");
 ABSL_FLAG(bool, complement_norm, false, "train: complement_nb's norm");
+ABSL_FLAG(
+    bool, integer_labels, false,
+    "train: the labels (and --classes) are int64 integers in canonical decimal, classes ordered "
+    "numerically as scikit-learn orders integer y (label_type LABEL_TYPE_INT64); "
+    "--nointeger_labels: string labels ordered by code point");
 ABSL_FLAG(uint32_t, top_k, 0, "classify: only the k most probable classes (0: all)");
 ABSL_FLAG(std::string, text_file, "", "classify: file with one text per line");
 ABSL_FLAG(std::string, family, "",
@@ -319,6 +324,7 @@ int main(int argc, char** argv) {
   train.class_prior = absl::GetFlag(FLAGS_class_prior);
   train.binarize = absl::GetFlag(FLAGS_binarize);
   train.complement_norm = absl::GetFlag(FLAGS_complement_norm);
+  train.integer_labels = absl::GetFlag(FLAGS_integer_labels);
   args.top_k = absl::GetFlag(FLAGS_top_k);
   args.text_file = absl::GetFlag(FLAGS_text_file);
   args.family = absl::GetFlag(FLAGS_family);

@@ -228,3 +228,28 @@ def test_texts_that_are_not_utf8_follow_decode_error(server, tmp_path, decode_er
     refused = run_maas_cli(port, "train", "--name", name + "-strict", "--data", tmp_path / "latin1.tsv", check=False)
     assert refused.returncode == 1
     assert "INVALID_ARGUMENT" in refused.stderr and "UTF-8" in refused.stderr
+
+
+def test_integer_labels_flag_orders_classes_numerically(server, data, tmp_path):
+    """--integer_labels: the classes of integer labels in scikit-learn's numeric order (9 before 10), shown by GetModel
+    as label_type; without it the same labels are strings in code point order; non-canonical integers are refused."""
+    port, stub = server
+    texts, _, _ = data
+    y = [[9, 10, 100, -2][i % 4] for i in range(len(texts))]
+    tsv = write_tsv(tmp_path / "int.tsv", [str(v) for v in y], texts)
+    x = CountVectorizer().fit_transform(texts)
+    nb = MultinomialNB().fit(x, y)
+    run_maas_cli(port, "train", "--name", "cli-int", "--data", tsv, "--integer_labels")
+    spec = spec_of(stub, "cli-int")
+    assert spec.classifier.label_type == pb.LABEL_TYPE_INT64
+    assert [int(c) for c in spec.classifier.classes] == nb.classes_.tolist()
+    np.testing.assert_allclose(from_matrix(spec.classifier.feature_log_prob), nb.feature_log_prob_, rtol=1e-12)
+    out = run_maas_cli(port, "get", "--model", "cli-int").stdout
+    assert "label_type: LABEL_TYPE_INT64" in out
+    run_maas_cli(port, "train", "--name", "cli-str", "--data", tsv)
+    strings = spec_of(stub, "cli-str").classifier
+    assert strings.label_type == pb.LABEL_TYPE_STRING
+    assert list(strings.classes) == MultinomialNB().fit(x, [str(v) for v in y]).classes_.tolist()
+    bad = write_tsv(tmp_path / "bad.tsv", ["9", "010"], texts[:2])
+    result = run_maas_cli(port, "train", "--name", "cli-bad", "--data", bad, "--integer_labels", check=False)
+    assert result.returncode == 1 and "INVALID_ARGUMENT" in result.stderr and "canonical" in result.stderr

@@ -357,19 +357,28 @@ LABEL_TEXTS = ["the striker scored a late goal", "knead the bread dough", "the c
                "bake the bread in a hot oven"]
 
 
-def test_integer_labels_are_stored_as_their_decimal_strings(disc):
+def test_integer_labels_are_integer_classes(disc):
     """scikit-learn's y = [0, 1, ...]: Python and numpy integers (and integral floats, as scikit-learn takes
-    y = [0.0, 1.0]) become str(int(label)), in train's labels and classes and in evaluate's labels."""
+    y = [0.0, 1.0]) are sent as str(int(label)) with label_type LABEL_TYPE_INT64, in train's labels and classes and
+    in evaluate's labels; the classes come back as ints, ordered numerically as scikit-learn's classes_."""
     for name, labels in (("int-labels", [0, 1, 0, 1]), ("np-int-labels", np.array([0, 1, 0, 1], dtype=np.int64)),
-                         ("float-labels", np.array([0.0, 1.0, 0.0, 1.0])), ("big-int-labels", [-7, 2**70, -7, 2**70])):
+                         ("float-labels", np.array([0.0, 1.0, 0.0, 1.0])),
+                         ("big-int-labels", [-7, 2**62, -7, 2**62])):
         result = disc.train(LABEL_TEXTS, labels, name=name)
-        expected = sorted({str(int(v)) for v in labels})
+        expected = sorted({int(v) for v in labels})
         assert result.classes == expected, name
         assert disc.evaluate(name, LABEL_TEXTS, labels).num_documents == 4
         assert set(disc.predict(name, LABEL_TEXTS).tolist()) <= set(expected)
-    result = disc.train(LABEL_TEXTS, [np.str_("sports"), "food", np.uint8(3), "food"], name="mixed-labels",
-                        classes=["food", np.int32(3), "sports"])
-    assert sorted(result.classes) == ["3", "food", "sports"]
+    result = disc.train(LABEL_TEXTS, [np.uint8(3), 1, np.int64(3), 1], name="typed-classes",
+                        classes=[np.int32(3), 1, 12])
+    assert result.classes == [1, 3, 12]
+    # scikit-learn refuses (partial_fit) or stringifies (fit) a mix of str and numbers; maas refuses it, and
+    # integers outside int64, naming the example.
+    with pytest.raises(maas_client.InvalidArgumentError,
+                       match=r"^INVALID_ARGUMENT: example 2: label is an integer but example 0: label is a str"):
+        disc.train(LABEL_TEXTS, [np.str_("sports"), "food", np.uint8(3), "food"], name="mixed-labels")
+    with pytest.raises(maas_client.InvalidArgumentError, match=r"^INVALID_ARGUMENT: example 1: label is the integer"):
+        disc.train(LABEL_TEXTS, [-7, 2**70, -7, 2**70], name="huge-labels")
 
 
 @pytest.mark.parametrize("bad, type_name", [(b"food", "bytes"), (None, "NoneType"), (1.5, "float"),

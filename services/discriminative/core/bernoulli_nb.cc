@@ -120,10 +120,12 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    SparseRowsView rows, size_t num_features,
+                                                    v1::LabelType label_type, SparseRowsView rows,
+                                                    size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
-  MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.bernoulli_nb()));
+  MAAS_ASSIGN_OR_RETURN(NbOptions options, NbOptionsFromConfig(config.bernoulli_nb()));
+  options.label_type = label_type;
   MAAS_ASSIGN_OR_RETURN(const std::optional<double> binarize, BinarizeOf(config.bernoulli_nb()));
   MAAS_ASSIGN_OR_RETURN(BernoulliNb nb,
                         BernoulliNb::Fit(rows, num_features, labels, weights, options, binarize));

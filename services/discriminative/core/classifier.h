@@ -30,8 +30,10 @@ class Classifier {
  public:
   virtual ~Classifier() = default;
 
-  // classes_, sorted by code point.
+  // classes_, in the class order of label_type() (ClassOrder): by code point, or numerically.
   virtual const std::vector<std::string>& classes() const = 0;
+  // How the labels are read and ordered (ClassifierState.label_type).
+  virtual v1::LabelType label_type() const = 0;
   virtual size_t num_features() const = 0;
   // Weighted training documents per class (class_count_).
   virtual const std::vector<double>& class_count() const = 0;
@@ -93,9 +95,11 @@ struct ClassifierKind {
   // INVALID_ARGUMENT for values scikit-learn rejects, naming the parameter.
   absl::Status (*validate)(const v1::ClassifierConfig& config);
   // fit(X, y, sample_weight): `rows` have indices < num_features; `weights` empty (all 1) or one
-  // finite weight >= 0 per row, not all 0. Classes are the sorted unique labels.
+  // finite weight >= 0 per row, not all 0. Classes are the unique labels in the class order of
+  // `label_type` (a label that is not of that type: INVALID_ARGUMENT naming the example).
   absl::StatusOr<std::unique_ptr<Classifier>> (*fit)(const v1::ClassifierConfig& config,
-                                                     SparseRowsView rows, size_t num_features,
+                                                     v1::LabelType label_type, SparseRowsView rows,
+                                                     size_t num_features,
                                                      const std::vector<std::string>& labels,
                                                      const std::vector<double>& weights);
   // A fitted classifier from stored/imported state for `num_features` features, validated
@@ -111,19 +115,21 @@ const ClassifierKind* FindClassifierKind(std::string_view name);
 
 absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config);
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
+                                                          v1::LabelType label_type,
                                                           SparseRowsView rows, size_t num_features,
                                                           const std::vector<std::string>& labels,
                                                           const std::vector<double>& weights);
 absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
                                                                 size_t num_features);
-// partial_fit's first call: a classifier of the config's kind with `classes` (sorted by code point,
-// unique, non-empty) and zero counts over `num_features` features, loaded through the kind's own
-// from_state with kPartialStart (so its options are validated as for a stored model; a
-// class_prior whose length is not the number of classes is INVALID_ARGUMENT). Its parameters are
-// placeholders, not checked as a fitted model's, until PartialFit recomputes (and checks) them.
+// partial_fit's first call: a classifier of the config's kind with `classes` (labels of
+// `label_type` in its class order, unique, non-empty) and zero counts over `num_features` features,
+// loaded through the kind's own from_state with kPartialStart (so its options are validated as for
+// a stored model; a class_prior whose length is not the number of classes is INVALID_ARGUMENT). Its
+// parameters are placeholders, not checked as a fitted model's, until PartialFit recomputes (and
+// checks) them.
 absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
-    const v1::ClassifierConfig& config, const std::vector<std::string>& classes,
-    size_t num_features);
+    const v1::ClassifierConfig& config, v1::LabelType label_type,
+    const std::vector<std::string>& classes, size_t num_features);
 // A deep copy of a fitted classifier through its state (partial training continues a copy; the
 // version it continues, which calls may be using, is never touched).
 absl::StatusOr<std::unique_ptr<Classifier>> CopyClassifier(const Classifier& classifier);

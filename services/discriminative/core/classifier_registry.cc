@@ -10,6 +10,7 @@
 #include "common/status/status_macros.h"
 #include "google/protobuf/descriptor.h"
 #include "services/discriminative/core/bernoulli_nb.h"
+#include "services/discriminative/core/class_labels.h"
 #include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/complement_nb.h"
 #include "services/discriminative/core/multinomial_nb.h"
@@ -69,12 +70,14 @@ absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
+                                                          v1::LabelType label_type,
                                                           SparseRowsView rows, size_t num_features,
                                                           const std::vector<std::string>& labels,
                                                           const std::vector<double>& weights) {
   MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(config));
   MAAS_RETURN_IF_ERROR(kind->validate(config));
-  return kind->fit(config, rows, num_features, labels, weights);
+  MAAS_RETURN_IF_ERROR(ValidateLabelType(label_type));
+  return kind->fit(config, label_type, rows, num_features, labels, weights);
 }
 
 namespace {
@@ -94,10 +97,11 @@ absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::Classi
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
-    const v1::ClassifierConfig& config, const std::vector<std::string>& classes,
-    size_t num_features) {
+    const v1::ClassifierConfig& config, v1::LabelType label_type,
+    const std::vector<std::string>& classes, size_t num_features) {
   v1::ClassifierState state;
   *state.mutable_config() = config;
+  state.set_label_type(label_type);
   state.mutable_classes()->Assign(classes.begin(), classes.end());
   state.mutable_class_count()->Resize(static_cast<int>(classes.size()), 0.0);
   state.mutable_class_log_prior()->Resize(static_cast<int>(classes.size()), 0.0);

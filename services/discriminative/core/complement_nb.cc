@@ -89,10 +89,12 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    SparseRowsView rows, size_t num_features,
+                                                    v1::LabelType label_type, SparseRowsView rows,
+                                                    size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
-  MAAS_ASSIGN_OR_RETURN(const NbOptions options, NbOptionsFromConfig(config.complement_nb()));
+  MAAS_ASSIGN_OR_RETURN(NbOptions options, NbOptionsFromConfig(config.complement_nb()));
+  options.label_type = label_type;
   MAAS_ASSIGN_OR_RETURN(ComplementNb nb, ComplementNb::Fit(rows, num_features, labels, weights,
                                                            options, config.complement_nb().norm()));
   return std::unique_ptr<Classifier>(std::make_unique<ComplementNb>(std::move(nb)));

@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
+#include "services/discriminative/core/class_labels.h"
 #include "services/discriminative/core/numpy_compat.h"
 
 namespace maas::discriminative {
@@ -281,6 +282,7 @@ int64_t DiscreteNb::MemoryBytes() const {
 void DiscreteNb::ToState(v1::ClassifierState* state) const {
   *state->mutable_config() = Config();
   state->mutable_classes()->Assign(classes_.begin(), classes_.end());
+  state->set_label_type(options_.label_type);
   state->mutable_class_count()->Assign(class_count_.begin(), class_count_.end());
   SetMatrix(classes_.size(), num_features_, feature_count_, state->mutable_feature_count());
   state->mutable_class_log_prior()->Assign(class_log_prior_.begin(), class_log_prior_.end());
@@ -369,12 +371,21 @@ absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
     }
   }
   num_features_ = num_features;
-  // The distinct labels in code point order (numpy.unique), each label's class by hash.
+  // The distinct labels in class order (numpy.unique: code point order for strings, numeric order
+  // for integers), each label's class by hash. Each distinct label is checked once against the
+  // label type, where it first occurs.
   absl::flat_hash_map<absl::string_view, size_t> class_of;
-  for (const std::string& label : labels) class_of.emplace(label, 0);
+  for (size_t i = 0; i < labels.size(); ++i) {
+    if (!class_of.emplace(labels[i], 0).second) continue;
+    const absl::Status valid = ValidateLabel(labels[i], options_.label_type);
+    if (!valid.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("label of example ", i, ": ", valid.message()));
+    }
+  }
   classes_.clear();
   for (const auto& entry : class_of) classes_.emplace_back(entry.first);
-  std::sort(classes_.begin(), classes_.end());
+  SortClasses(&classes_, options_.label_type);
   for (size_t c = 0; c < classes_.size(); ++c) class_of[classes_[c]] = c;
   const size_t k = classes_.size();
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
@@ -427,6 +438,9 @@ absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_
                                    ClassifierStateUse use) {
   const size_t k = state.classes_size();
   if (k == 0) return absl::InvalidArgumentError("classes is empty: need at least 1 class");
+  MAAS_RETURN_IF_ERROR(ValidateLabelType(state.label_type()));
+  options_.label_type = state.label_type();
+  const ClassOrder order(options_.label_type);
   classes_.assign(state.classes().begin(), state.classes().end());
   for (size_t c = 0; c < k; ++c) {
     if (classes_[c].empty()) {
@@ -437,11 +451,19 @@ absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_
       return absl::InvalidArgumentError(
           absl::StrCat("classifier.classes[", c, "]: ", valid.message()));
     }
-    if (c > 0 && !(classes_[c - 1] < classes_[c])) {
+    const absl::Status label = ValidateLabel(classes_[c], options_.label_type);
+    if (!label.ok()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          "classes must be sorted by code point without duplicates (numpy.unique order); classes[",
-          c - 1, "] = \"", classes_[c - 1], "\" is not before classes[", c, "] = \"", classes_[c],
-          "\""));
+          "classifier.classes[", c, "] (label_type LABEL_TYPE_INT64): ", label.message()));
+    }
+    if (c > 0 && !order(classes_[c - 1], classes_[c])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "classes must be sorted ",
+          options_.label_type == v1::LABEL_TYPE_INT64 ? "numerically (label_type LABEL_TYPE_INT64)"
+                                                      : "by code point",
+          " without duplicates (numpy.unique order); classes[", c - 1, "] = \"",
+          classes_[c - 1].substr(0, 100), "\" is not before classes[", c, "] = \"",
+          classes_[c].substr(0, 100), "\""));
     }
   }
   if (num_features == 0) return absl::InvalidArgumentError("the classifier has 0 features");

@@ -29,9 +29,12 @@ struct NbOptions {
   // scikit-learn's force_alpha: true uses alpha as given; false uses max(alpha, 1e-10).
   bool force_alpha = true;
   bool fit_prior = true;
-  // Fixed class priors in sorted class order (class_log_prior_ = log(class_prior)); empty: learned
+  // Fixed class priors in class order (class_log_prior_ = log(class_prior)); empty: learned
   // (fit_prior) or uniform.
   std::vector<double> class_prior;
+  // How labels are read and the classes ordered (ClassOrder); a stored state's own label_type
+  // replaces it when one is loaded.
+  v1::LabelType label_type = v1::LABEL_TYPE_STRING;
 
   // The alpha the formulas use (_check_alpha).
   double effective_alpha() const;
@@ -79,6 +82,7 @@ struct CacheLineAllocator {
 class DiscreteNb : public Classifier {
  public:
   const std::vector<std::string>& classes() const override { return classes_; }
+  v1::LabelType label_type() const override { return options_.label_type; }
   size_t num_classes() const { return classes_.size(); }
   size_t num_features() const override { return num_features_; }
   const std::vector<double>& class_count() const override { return class_count_; }

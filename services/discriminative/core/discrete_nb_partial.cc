@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/discriminative/core/class_labels.h"
 #include "services/discriminative/core/discrete_nb.h"
 
 namespace maas::discriminative {
@@ -29,8 +30,11 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
                      options_.class_prior.size(), " class_prior values for ", k, " classes"));
   }
   std::vector<size_t> class_of(rows.size());
+  const ClassOrder order(options_.label_type);
   for (size_t i = 0; i < rows.size(); ++i) {
-    const auto it = std::lower_bound(classes_.begin(), classes_.end(), labels[i]);
+    const auto it =
+        std::lower_bound(classes_.begin(), classes_.end(), labels[i],
+                         [&](const std::string& a, const std::string& b) { return order(a, b); });
     if (it == classes_.end() || *it != labels[i]) {
       return absl::InvalidArgumentError(
           absl::StrCat("label of example ", i, " ('", labels[i].substr(0, 100),

@@ -10,6 +10,7 @@
 #include "common/registry/stored_version.h"
 #include "common/status/status_macros.h"
 #include "google/protobuf/io/coded_stream.h"
+#include "services/discriminative/core/class_labels.h"
 #include "services/discriminative/core/packed_texts.h"
 
 namespace maas::discriminative {
@@ -222,6 +223,7 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec
       }
       const v1::TextBatch& batch = message.batch();
       const std::vector<std::string>& classes = model_->pipeline->classes();
+      const ClassOrder order(model_->pipeline->classifier().label_type());
       std::vector<std::string> texts;
       std::vector<size_t> truth;
       std::vector<double> weights;
@@ -234,7 +236,7 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec
                            " bytes, above the limit of ", options_->max_text_bytes,
                            " (--max_text_bytes); split or truncate it"));
         }
-        auto it = std::lower_bound(classes.begin(), classes.end(), example.label());
+        auto it = std::lower_bound(classes.begin(), classes.end(), example.label(), order);
         if (it == classes.end() || *it != example.label()) {
           return absl::InvalidArgumentError(
               absl::StrCat("example ", index, " has label '", example.label().substr(0, 100),
@@ -398,6 +400,7 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
                         RequestTexts(request.texts(), request.packed_texts(), &unpacked));
   v1::ClassifyResponse response;
   response.set_model_version(loaded->info().version());
+  response.set_label_type(loaded->pipeline->classifier().label_type());
   if (request.compact()) {
     if (request.top_k() != 0 || request.explain()) {
       return absl::InvalidArgumentError(

@@ -108,10 +108,12 @@ absl::Status Validate(const v1::ClassifierConfig& config) {
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& config,
-                                                    SparseRowsView rows, size_t num_features,
+                                                    v1::LabelType label_type, SparseRowsView rows,
+                                                    size_t num_features,
                                                     const std::vector<std::string>& labels,
                                                     const std::vector<double>& weights) {
-  MAAS_ASSIGN_OR_RETURN(const MultinomialNbOptions options, MultinomialNbOptionsFromConfig(config));
+  MAAS_ASSIGN_OR_RETURN(MultinomialNbOptions options, MultinomialNbOptionsFromConfig(config));
+  options.label_type = label_type;
   MAAS_ASSIGN_OR_RETURN(MultinomialNb nb,
                         MultinomialNb::Fit(rows, num_features, labels, weights, options));
   return std::unique_ptr<Classifier>(std::make_unique<MultinomialNb>(std::move(nb)));

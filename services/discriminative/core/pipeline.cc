@@ -18,6 +18,7 @@
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
 #include "google/protobuf/util/message_differencer.h"
+#include "services/discriminative/core/class_labels.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/numpy_compat.h"
 #include "services/discriminative/core/text_analysis.h"
@@ -230,19 +231,19 @@ absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
   }
   MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, FitVectorizer(vectorizer_config, views, stop));
   return FromVectorizerFit(std::move(fit), labels, weights, vectorizer_config, classifier_config,
-                           limits, stop);
+                           v1::LABEL_TYPE_STRING, limits, stop);
 }
 
 absl::StatusOr<Pipeline> Pipeline::FromVectorizerFit(
     VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
     const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
-    const PipelineLimits& limits, const exec::StopToken& stop) {
+    v1::LabelType label_type, const PipelineLimits& limits, const exec::StopToken& stop) {
   MAAS_RETURN_IF_ERROR(
       CheckModelSize(CountDistinct(labels), fit.vectorizer->num_features(), limits));
   MAAS_RETURN_IF_ERROR(stop.Check());
-  MAAS_ASSIGN_OR_RETURN(
-      std::unique_ptr<Classifier> classifier,
-      FitClassifier(classifier_config, fit.rows, fit.vectorizer->num_features(), labels, weights));
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Classifier> classifier,
+                        FitClassifier(classifier_config, label_type, fit.rows,
+                                      fit.vectorizer->num_features(), labels, weights));
   return Pipeline(vectorizer_config, classifier_config,
                   std::shared_ptr<const Vectorizer>(std::move(fit.vectorizer)),
                   std::shared_ptr<const Classifier>(std::move(classifier)));
@@ -495,7 +496,20 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
   if (previous != nullptr) {
     if (!config.has_vectorizer()) *config.mutable_vectorizer() = previous->vectorizer_config();
     if (!config.has_classifier()) *config.mutable_classifier() = previous->classifier_config();
+    const v1::LabelType stored = previous->classifier().label_type();
+    if (!config.has_label_type()) config.set_label_type(stored);
+    if (config.label_type() != stored) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "a partial Train continues the latest version with its exact configuration, but this "
+          "label_type is ",
+          v1::LabelType_Name(config.label_type()), " and the stored version's is ",
+          v1::LabelType_Name(stored), " (", LabelTypeName(stored),
+          "); send the same label_type (GetModel shows it as classifier.label_type) or leave it "
+          "unset; to change it, train without partial"));
+    }
   }
+  MAAS_RETURN_IF_ERROR(ValidateLabelType(config.label_type()));
+  const v1::LabelType label_type = config.label_type();
   MAAS_RETURN_IF_ERROR(CheckConfigLimits(config.vectorizer(), limits));
   MAAS_RETURN_IF_ERROR(ValidateClassifierConfig(config.classifier()));
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<VectorizerFitter> fitter,
@@ -506,12 +520,14 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
     if (classes[c].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("classes[", c, "] is empty"));
     }
-    const absl::Status valid = ValidateUtf8(classes[c]);
+    absl::Status valid = ValidateUtf8(classes[c]);
+    if (valid.ok()) valid = ValidateLabel(classes[c], label_type);
     if (!valid.ok()) {
       return absl::InvalidArgumentError(absl::StrCat("classes[", c, "]: ", valid.message()));
     }
   }
-  std::sort(classes.begin(), classes.end());
+  // Canonical labels of one type: equal strings are equal classes, so sorting finds duplicates.
+  SortClasses(&classes, label_type);
   for (size_t c = 1; c < classes.size(); ++c) {
     if (classes[c - 1] == classes[c]) {
       return absl::InvalidArgumentError(
@@ -546,6 +562,7 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
         "will ever be trained on"));
   }
   Trainer trainer(config, limits);
+  trainer.label_type_ = label_type;
   trainer.fitter_ = std::move(fitter);
   trainer.fixed_classes_ = std::move(classes);
   trainer.previous_ = previous;
@@ -583,8 +600,19 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch, const exec::StopToken
       return absl::InvalidArgumentError(
           absl::StrCat(where(), "weight must be finite and >= 0; got ", example.weight()));
     }
-    if (!fixed_classes_.empty() &&
-        !std::binary_search(fixed_classes_.begin(), fixed_classes_.end(), example.label())) {
+    if (label_type_ != v1::LABEL_TYPE_STRING &&
+        (fixed_classes_.empty()
+             ? !distinct_labels_.contains(example.label()) && !new_labels.contains(example.label())
+             : !std::binary_search(fixed_classes_.begin(), fixed_classes_.end(), example.label(),
+                                   ClassOrder(label_type_)))) {
+      // A label not seen in this stream yet (or not among the fixed classes): of the label type?
+      valid = ValidateLabel(example.label(), label_type_);
+      if (!valid.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(where(), "label: ", valid.message()));
+      }
+    }
+    if (!fixed_classes_.empty() && !std::binary_search(fixed_classes_.begin(), fixed_classes_.end(),
+                                                       example.label(), ClassOrder(label_type_))) {
       return absl::InvalidArgumentError(absl::StrCat(
           where(), "label '", example.label().substr(0, 100), "' is not one of the classes ",
           QuotedList(fixed_classes_),
@@ -668,7 +696,7 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
     MAAS_ASSIGN_OR_RETURN(
         Pipeline pipeline,
         Pipeline::FromVectorizerFit(std::move(fit), labels_, weights_, config_.vectorizer(),
-                                    config_.classifier(), limits_, stop));
+                                    config_.classifier(), label_type_, limits_, stop));
     fitted.emplace(std::move(pipeline));
   } else {
     // partial_fit: the continued version's classifier (a copy) or a fresh one over the fixed
@@ -687,8 +715,8 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
     if (previous_ != nullptr) {
       MAAS_ASSIGN_OR_RETURN(classifier, CopyClassifier(previous_->classifier()));
     } else {
-      MAAS_ASSIGN_OR_RETURN(
-          classifier, StartPartialClassifier(config_.classifier(), fixed_classes_, num_features));
+      MAAS_ASSIGN_OR_RETURN(classifier, StartPartialClassifier(config_.classifier(), label_type_,
+                                                               fixed_classes_, num_features));
     }
     MAAS_RETURN_IF_ERROR(classifier->PartialFit(fit.rows, labels_, weights_));
     fit.rows.clear();
@@ -700,6 +728,7 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
   summary.set_num_documents(labels_.size());
   summary.set_num_features(pipeline.num_features());
   summary.mutable_classes()->Assign(pipeline.classes().begin(), pipeline.classes().end());
+  summary.set_label_type(pipeline.classifier().label_type());
   summary.mutable_class_count()->Assign(pipeline.classifier().class_count().begin(),
                                         pipeline.classifier().class_count().end());
   return TrainResult{std::move(*fitted), std::move(summary)};

@@ -110,7 +110,8 @@ class TextList {
 class Pipeline {
  public:
   // Fits the configured vectorizer + classifier (see the registries) on texts/labels/weights
-  // (`weights` empty: all 1; else one finite weight >= 0 per text, not all 0). Texts are decoded
+  // (`weights` empty: all 1; else one finite weight >= 0 per text, not all 0), string labels
+  // (LABEL_TYPE_STRING; the Trainer takes TrainConfig.label_type). Texts are decoded
   // per the config's decode_error. Errors: INVALID_ARGUMENT (no texts, length mismatch, invalid
   // UTF-8 naming the text index, empty label, bad weight, empty vocabulary, bad parameter values),
   // RESOURCE_EXHAUSTED (a limit, named), UNIMPLEMENTED (a parameter not supported yet, named),
@@ -124,11 +125,12 @@ class Pipeline {
                                       const exec::StopToken& stop = {});
 
   // The classifier fitted on a vectorizer's fit rows (what Fit does after vectorizing; the Trainer
-  // vectorizes batch by batch). Checks the model size limits first.
+  // vectorizes batch by batch), its classes ordered per `label_type`. Checks the model size limits
+  // first.
   static absl::StatusOr<Pipeline> FromVectorizerFit(
       VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
       const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
-      const PipelineLimits& limits, const exec::StopToken& stop);
+      v1::LabelType label_type, const PipelineLimits& limits, const exec::StopToken& stop);
 
   // Validates an imported spec thoroughly (config supported, vectorizer and classifier state
   // consistent with it and with each other). Errors: INVALID_ARGUMENT for a malformed spec,
@@ -221,7 +223,10 @@ class Trainer {
   // when classes is missing on the first call ("classes must be passed on the first call to
   // partial_fit"), has duplicates or empty labels, or differs from the continued version's, and
   // when the vectorizer or classifier config differs from the continued version's (naming the
-  // field). With partial, an unset vectorizer or classifier means the continued version's.
+  // field). With partial, an unset vectorizer or classifier means the continued version's, and so
+  // does an unset label_type (given, it must equal the continued version's). Classes and labels
+  // must be of the label type (LABEL_TYPE_INT64: canonical int64 decimals; INVALID_ARGUMENT naming
+  // the entry or example otherwise).
   // The name, labels and description are not looked at (the adapter's business).
   // `limits` bound the configuration (checked here) and the stream (classes, checked per batch;
   // model size, checked in Finish before the classifier is allocated). `previous` (partial only;
@@ -263,9 +268,11 @@ class Trainer {
   v1::TrainConfig config_;
   PipelineLimits limits_;
   DecodeError decode_error_;
-  // partial_fit's classes (sorted, unique) when fixed by TrainConfig.classes or the continued
-  // version; empty: the labels of the data.
+  // partial_fit's classes (in class order, unique) when fixed by TrainConfig.classes or the
+  // continued version; empty: the labels of the data.
   std::vector<std::string> fixed_classes_;
+  // config_.label_type(), resolved (set in Create).
+  v1::LabelType label_type_ = v1::LABEL_TYPE_STRING;
   // The version partial training continues, or null.
   const Pipeline* previous_ = nullptr;
   absl::flat_hash_set<std::string> distinct_labels_;

@@ -186,7 +186,7 @@ TEST_CASE("The classifier registry maps config kinds to implementations") {
     const auto* field = cfg.GetDescriptor()->FindFieldByName(name);
     cfg.GetReflection()->MutableMessage(&cfg, field);
     CHECK(ClassifierKindName(cfg) == name);
-    auto fitted = FitClassifier(cfg, c.fit.rows, 9, kLabels, {});
+    auto fitted = FitClassifier(cfg, v1::LABEL_TYPE_STRING, c.fit.rows, 9, kLabels, {});
     REQUIRE(fitted.ok());
     v1::ClassifierState state;
     (*fitted)->ToState(&state);
@@ -198,8 +198,9 @@ TEST_CASE("The classifier registry maps config kinds to implementations") {
             (*fitted)->Predict(row).joint_log_likelihood);
     }
     // Weights all 0 are refused by every kind (issue 5 item 2).
-    CHECK(FitClassifier(cfg, c.fit.rows, 9, kLabels, {0, 0, 0, 0}).status().code() ==
-          absl::StatusCode::kInvalidArgument);
+    CHECK(FitClassifier(cfg, v1::LABEL_TYPE_STRING, c.fit.rows, 9, kLabels, {0, 0, 0, 0})
+              .status()
+              .code() == absl::StatusCode::kInvalidArgument);
   }
   CHECK(FindClassifierKind("svm") == nullptr);
   config.mutable_bernoulli_nb()->set_binarize(-1);

@@ -211,7 +211,7 @@ TEST_CASE(
   // probability of 1 or more. The zero counts a first partial call starts from are no fitted model:
   // their placeholder parameters (all 0) must not be refused, or no partial Train could start.
   const v1::ClassifierConfig no_binarize = Classifier("bernoulli_nb_no_binarize");
-  auto start = StartPartialClassifier(no_binarize, kClasses, 8);
+  auto start = StartPartialClassifier(no_binarize, v1::LABEL_TYPE_STRING, kClasses, 8);
   INFO(start.status().ToString());
   REQUIRE(start.ok());
   v1::ClassifierState state;
@@ -222,7 +222,7 @@ TEST_CASE(
   // The options are still checked on the empty start (a class_prior of the wrong length).
   v1::ClassifierConfig prior = no_binarize;
   prior.mutable_bernoulli_nb()->add_class_prior(1.0);
-  CHECK(StartPartialClassifier(prior, kClasses, 8).status().code() ==
+  CHECK(StartPartialClassifier(prior, v1::LABEL_TYPE_STRING, kClasses, 8).status().code() ==
         absl::StatusCode::kInvalidArgument);
   // And a partial batch whose features are not 0 / 1 (counts of 3 in one document) is refused as
   // a fit is.

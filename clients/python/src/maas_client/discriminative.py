@@ -22,22 +22,30 @@ from maas_client.connection import INT64_MAX, UINT32_MAX, ConnectionLike, check,
 from maas_client.errors import InvalidArgumentError
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
-                               TrainResult, from_matrix)
+                               TrainResult, from_matrix, label_array, typed_labels)
 
 _SERVICE = "DiscriminativeService"
 # Examples per streamed TextBatch (Train, Evaluate) and texts per ClassifyStream request.
 DEFAULT_BATCH_SIZE = 1000
-# A class label as train / evaluate take it (see label_of): a str, or an integer that stands for its decimal string.
+# A class label as train / evaluate take it (see label_of): a str, or an integer (sent as its decimal string).
 Label = Union[str, int, float, "np.integer[Any]", "np.floating[Any]"]
+INT64_MIN = -(2**63)
 
 
 def label_of(value: Any, what: str) -> str:
-    """A class label as the str the model stores. maas labels are strings: a str is kept as it is; an integer
-    (int, numpy integer) is its decimal string, str(int(value)), as are integral floats (scikit-learn takes
-    y = [0.0, 1.0] as the classes 0 and 1). Anything else is an InvalidArgumentError naming `what` and the type,
-    never a silent str(): bytes (scikit-learn refuses bytes labels too: decode them), None, bool (True == 1: it
-    would make "True" and "1" two classes where scikit-learn has one), floats that are not integral (NaN, 0.5), a
-    str holding a lone surrogate (not text)."""
+    """A class label as the str sent on the wire (see label_and_type)."""
+    return label_and_type(value, what)[0]
+
+
+def label_and_type(value: Any, what: str) -> Tuple[str, bool]:
+    """(the label as the str sent on the wire, whether it is an integer). A str is kept as it is (string labels,
+    ordered by code point as numpy orders str y). An integer (int, numpy integer, or an integral float: scikit-learn
+    takes y = [0.0, 1.0] as the classes 0 and 1) is an int64 label, sent as its canonical decimal string
+    str(int(value)) for a model of LABEL_TYPE_INT64 (ordered numerically, as numpy orders integer y); one outside
+    the int64 range is an InvalidArgumentError (scikit-learn refuses such y too: "Unknown label type"). Anything
+    else is an InvalidArgumentError naming `what` and the type, never a silent str(): bytes (scikit-learn refuses
+    bytes labels too: decode them), None, bool (True == 1: it would make "True" and "1" two classes where
+    scikit-learn has one), floats that are not integral (NaN, 0.5), a str holding a lone surrogate (not text)."""
     if isinstance(value, str):
         if not value.isascii():
             try:
@@ -45,11 +53,17 @@ def label_of(value: Any, what: str) -> str:
             except UnicodeEncodeError as e:
                 check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: a label "
                              "must be text")
-        return str(value)  # a numpy str_ as a plain str
+        return str(value), False  # a numpy str_ as a plain str
+    integer: Optional[int] = None
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
-        return str(int(value))
+        integer = int(value)
+    elif isinstance(value, (float, np.floating)) and math.isfinite(value) and float(value).is_integer():
+        integer = int(value)
+    if integer is not None:
+        check(INT64_MIN <= integer <= INT64_MAX,
+              f"{what} is the integer {integer}, outside the int64 range [{INT64_MIN}, {INT64_MAX}] of maas integer "
+              "labels (scikit-learn refuses such y too); use str labels")
+        return str(integer), True
     shown = repr(value)
     shown = shown if len(shown) <= 40 else shown[:37] + "..."
     if isinstance(value, (float, np.floating)):
@@ -62,6 +76,33 @@ def label_of(value: Any, what: str) -> str:
         why = ""
     raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
                                f"{what} must be a str or an integer, got {type(value).__name__} {shown}{why}")
+
+
+class _LabelTypes:
+    """The label type of one call's labels (and train's classes): all str, or all integers. scikit-learn's
+    partial_fit refuses a mix ("Mix of label input types (string and number)") and its fit turns every label of
+    a mixed list into a str; maas refuses the mix, naming the first label of each type, rather than guess."""
+
+    def __init__(self) -> None:
+        self.integer: Optional[bool] = None
+        self._first = ""
+
+    def label(self, value: Any, what: str) -> str:
+        label, integer = label_and_type(value, what)
+        if self.integer is None:
+            self.integer, self._first = integer, what
+        elif integer != self.integer:
+            kinds = ("an integer", "a str")
+            check(False, f"{what} is {kinds[0] if integer else kinds[1]} but {self._first} is "
+                         f"{kinds[1] if integer else kinds[0]}: labels must be all str or all integers (scikit-learn "
+                         "refuses such a mix in partial_fit; its fit makes every label a str: pass str(label) for "
+                         "each to get that)")
+        return label
+
+    def label_type(self) -> "Optional[pb.LabelType]":
+        """LABEL_TYPE_INT64 for integer labels; None (TrainConfig.label_type unset) for str labels: string labels
+        for a new model, and with partial the continued version's type, whose labels a str spells as well."""
+        return pb.LABEL_TYPE_INT64 if self.integer else None
 
 
 def _texts(texts: Union[Text, Sequence[Text]]) -> List[Text]:
@@ -101,10 +142,11 @@ def _weight_of(value: Any, index: int) -> float:
 
 
 def _batches(texts: Iterable[Text], labels: Iterable[Label], weights: Optional[Iterable[float]], batch_size: int,
-             on_batch: Optional[Callable[[int], None]]) -> Iterator[Union[pb.TextBatch, RawBatch]]:
+             on_batch: Optional[Callable[[int], None]],
+             label_types: Optional[_LabelTypes] = None) -> Iterator[Union[pb.TextBatch, RawBatch]]:
     """Labelled examples zipped lazily from the iterables, batch_size at a time; unequal lengths are an error. A
     batch holding a text that is not UTF-8 comes as a RawBatch (the whole request's bytes). Labels are
-    label_of's."""
+    label_of's (with label_types: of one type, see _LabelTypes)."""
     missing = object()
     columns: List[Iterable[Any]] = [texts, labels] if weights is None else [texts, labels, weights]
     examples: List[Example] = []
@@ -117,7 +159,8 @@ def _batches(texts: Iterable[Text], labels: Iterable[Label], weights: Optional[I
             text = text_of(row[0], f"example {index}: text")
         except TypeError as error:
             check(False, str(error))
-        label = label_of(row[1], f"example {index}: label")
+        what = f"example {index}: label"
+        label = label_types.label(row[1], what) if label_types is not None else label_of(row[1], what)
         examples.append((text, label, _weight_of(row[2], index) if weights is not None else None))
         index += 1
         if len(examples) >= batch_size:
@@ -187,36 +230,46 @@ class DiscriminativeClient(ServiceClient):
         partial they fix the classes of the fit). on_batch(n) is called after each batch is handed to gRPC. Texts
         are str, or bytes as scikit-learn's vectorizers take them: bytes that are not UTF-8 meet the vectorizer's
         decode_error (strict, the default: the call fails naming the example; replace / ignore repair them), as in
-        every call that takes texts. Labels (and classes) are str, or integers such as scikit-learn's y = [0, 1]
-        (int, numpy integer, integral float), stored as their decimal strings ("0", "1": what classify and
-        predict return); bytes, None, bool, other floats and other types are an InvalidArgumentError naming the
-        example (or classes[i]) and the type, nothing stored."""
+        every call that takes texts. Labels (and classes) are all str, or all integers such as scikit-learn's
+        y = [9, 10] (int, numpy integer, integral float; int64): as in scikit-learn, str labels are ordered by code
+        point ("10" before "9") and integer labels numerically (9 before 10; the model's label_type is then
+        LABEL_TYPE_INT64, and classify, predict and TrainResult.classes give the classes back as integers). A mix
+        of str and integers, an integer outside int64, bytes, None, bool, other floats and other types are an
+        InvalidArgumentError naming the example (or classes[i]) and the type, nothing stored."""
         batch_size = check_int(batch_size, "batch_size", 1)
         config = pb.TrainConfig(name=name, partial=partial, description=description)
         if vectorizer is not None:
             config.vectorizer.CopyFrom(vectorizer)
         if classifier is not None:
             config.classifier.CopyFrom(classifier)
+        label_types = _LabelTypes()
         if classes is not None:
-            config.classes.extend(label_of(c, f"classes[{i}]") for i, c in enumerate(classes))
+            config.classes.extend(label_types.label(c, f"classes[{i}]") for i, c in enumerate(classes))
         if model_labels:
             config.labels.update(model_labels)
 
         def requests() -> Iterator[Union[pb.TrainRequest, RawBatch]]:
+            # The config says how the labels are read, so the first batch's labels are read before it is sent.
+            batches = _batches(texts, labels, weights, batch_size, on_batch, label_types)
+            first = next(batches, None)
+            label_type = label_types.label_type()
+            if label_type is not None:
+                config.label_type = label_type
             yield pb.TrainRequest(config=config)
-            for batch in _batches(texts, labels, weights, batch_size, on_batch):
+            for batch in itertools.chain([] if first is None else [first], batches):
                 yield pb.TrainRequest(batch=batch) if isinstance(batch, pb.TextBatch) else batch
 
         response = self.connection.stream_unary("Train", self._train, requests(), timeout)
         s = response.summary
         return TrainResult(info=ModelInfo.from_proto(response.info), num_documents=s.num_documents,
-                           num_features=s.num_features, classes=list(s.classes),
+                           num_features=s.num_features, classes=typed_labels(s.classes, s.label_type),
                            class_count=np.array(s.class_count, dtype=np.float64))
 
     # -- classify -------------------------------------------------------------------------------------------------
     def classify(self, name: str, texts: Union[Text, Sequence[Text]], *, explain: bool = False,
                  explain_features: int = 0, version: int = 0, timeout: Optional[float] = None) -> Predictions:
-        """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts."""
+        """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts;
+        labels and classes are integers (numpy int64, int) for a model of integer labels."""
         explain_features = check_int(explain_features, "explain_features", 0, UINT32_MAX)
         request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version),
                                                    explain=explain, explain_features=explain_features),
@@ -224,10 +277,11 @@ class DiscriminativeClient(ServiceClient):
         return Predictions.from_proto(self.connection.unary("Classify", self._classify, request, timeout))
 
     def predict(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
-                timeout: Optional[float] = None) -> "np.ndarray[Any, np.dtype[np.str_]]":
-        """scikit-learn's predict: the labels as an array."""
-        classes, _, predicted = self._classify_compact(name, texts, version, timeout)
-        labels: "np.ndarray[Any, np.dtype[np.str_]]" = np.array(classes, dtype=np.str_)[predicted]
+                timeout: Optional[float] = None) -> "np.ndarray[Any, Any]":
+        """scikit-learn's predict: the labels as an array, of str, or of numpy int64 for a model of integer labels
+        (LABEL_TYPE_INT64), as scikit-learn's predict gives for integer y."""
+        classes, _, predicted, label_type = self._classify_compact(name, texts, version, timeout)
+        labels: "np.ndarray[Any, Any]" = label_array(classes, label_type)[predicted]
         return labels
 
     def predict_proba(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
@@ -236,15 +290,17 @@ class DiscriminativeClient(ServiceClient):
         return self._classify_compact(name, texts, version, timeout)[1]
 
     def _classify_compact(self, name: str, texts: Union[Text, Sequence[Text]], version: int,
-                          timeout: Optional[float]) -> Tuple[List[str], FloatArray, "np.ndarray[Any, Any]"]:
+                          timeout: Optional[float]) -> Tuple[List[str], FloatArray, "np.ndarray[Any, Any]", int]:
         """The compact Classify answer (the class labels once, the probability matrix and the predicted class
-        indices): what predict and predict_proba need, without a message and a Python loop per text."""
+        indices, and the label type): what predict and predict_proba need, without a message and a Python loop
+        per text."""
         request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version), compact=True),
                                 _texts(texts))
         response = self.connection.unary("Classify", self._classify, request, timeout)
         m = response.probabilities
         probabilities = np.array(m.values, dtype=np.float64).reshape(m.rows, m.cols)
-        return list(response.classes), probabilities, np.array(response.predicted, dtype=np.intp)
+        return (list(response.classes), probabilities, np.array(response.predicted, dtype=np.intp),
+                response.label_type)
 
     def classify_stream(self, name: str, texts: Iterable[Text], *, batch_size: int = DEFAULT_BATCH_SIZE,
                         version: int = 0, timeout: Optional[float] = None) -> Iterator[Predictions]:

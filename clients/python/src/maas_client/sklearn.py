@@ -7,9 +7,11 @@
 
 Text pipelines: CountVectorizer / TfidfVectorizer / HashingVectorizer (optionally followed by a TfidfTransformer)
 and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the PipelineSpec can express (a fixed vocabulary
-and decode_error included). Anything it cannot express (a callable analyzer or tokenizer, a custom stop-word list, an
-encoding other than UTF-8, array-valued alpha, non-string class labels, ...) raises ValueError naming the parameter,
-rather than exporting a model that would predict differently.
+and decode_error included). Class labels are str (ordered by code point) or integers (int64; exported with label_type
+LABEL_TYPE_INT64, so maas orders them numerically as scikit-learn does and DiscriminativeClient.predict returns them as
+integers). Anything it cannot express (a callable analyzer or tokenizer, a custom stop-word list, an encoding other
+than UTF-8, array-valued alpha, class labels that are neither str nor int64, ...) raises ValueError naming the
+parameter, rather than exporting a model that would predict differently.
 Generative: GaussianMixture (full / diag / spherical / tied as full), PCA (as probabilistic PCA, Tipping & Bishop),
 FactorAnalysis. scikit-learn is imported lazily (pip install maas-client[sklearn]).
 """
@@ -271,17 +273,36 @@ def pipeline_spec(pipeline: Any) -> dpb.PipelineSpec:
         spec.vectorizer.vocabulary.extend(str(t) for t in vec.get_feature_names_out())
     if idf_owner is not None and vectorizer_config.tfidf.use_idf:
         spec.vectorizer.idf.extend(float(v) for v in np.asarray(idf_owner.idf_, dtype=np.float64))
-    classes = list(clf.classes_)
-    if not all(isinstance(c, str) for c in classes):
-        raise _fail(clf, "class labels that are not strings (maas labels are strings: fit on str labels)")
+    classes, label_type = _classes(clf)
     state = spec.classifier
     state.config.CopyFrom(classifier_config)
     state.classes.extend(classes)
+    state.label_type = label_type
     state.class_count.extend(float(v) for v in clf.class_count_)
     state.class_log_prior.extend(float(v) for v in clf.class_log_prior_)
     state.feature_count.CopyFrom(_matrix(clf.feature_count_))
     state.feature_log_prob.CopyFrom(_matrix(clf.feature_log_prob_))
     return spec
+
+
+def _classes(clf: Any) -> Tuple[List[str], "dpb.LabelType"]:
+    """classes_ as maas labels: str labels as they are (LABEL_TYPE_STRING, code point order); integer labels
+    (numpy integer dtypes, or integral floats such as y = [0.0, 1.0]) in int64 as canonical decimal strings
+    (LABEL_TYPE_INT64: maas orders them numerically, as classes_ is). Anything else is a ValueError."""
+    classes = np.asarray(clf.classes_)
+    values = classes.tolist()
+    if all(isinstance(c, str) for c in values):
+        return [str(c) for c in values], dpb.LABEL_TYPE_STRING
+    integers: List[int] = []
+    for c in values:
+        if isinstance(c, (bool, np.bool_)) or not isinstance(c, (int, float, np.integer, np.floating)) or (
+                isinstance(c, (float, np.floating)) and not float(c).is_integer()):
+            raise _fail(clf, f"the class label {c!r} of type {type(c).__name__} (maas class labels are all str or "
+                             "all int64 integers: fit on such labels)")
+        integers.append(int(c))
+    if not all(-(2**63) <= c < 2**63 for c in integers):
+        raise _fail(clf, "class labels outside the int64 range (maas integer labels are int64)")
+    return [str(c) for c in integers], dpb.LABEL_TYPE_INT64
 
 
 def export(pipeline: Any, name: str = "", *, labels: Optional[Mapping[str, str]] = None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-from typing import Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import grpc
 import numpy as np
@@ -16,6 +16,22 @@ from maas_client.pb import common, discriminative, generative
 
 FloatArray = npt.NDArray[np.float64]
 ArrayLike = npt.ArrayLike
+
+
+def typed_labels(labels: Iterable[str], label_type: Optional[int]) -> List[Any]:
+    """Class labels as the wire carries them (str) as the values they stand for: int for a model of integer labels
+    (LABEL_TYPE_INT64: canonical decimal int64), else str."""
+    if label_type == discriminative.LABEL_TYPE_INT64:
+        return [int(label) for label in labels]
+    return list(labels)
+
+
+def label_array(labels: Iterable[str], label_type: Optional[int]) -> npt.NDArray[Any]:
+    """typed_labels as a numpy array: int64 for integer labels (what scikit-learn's predict gives for integer y),
+    else str_."""
+    if label_type == discriminative.LABEL_TYPE_INT64:
+        return np.array([int(label) for label in labels], dtype=np.int64)
+    return np.array(list(labels), dtype=np.str_)
 
 
 def as_rows(values: ArrayLike, what: str = "x") -> FloatArray:
@@ -202,10 +218,11 @@ class Explanation:
 
 @dataclasses.dataclass(frozen=True)
 class Predictions:
-    """Classification of N texts: labels (N,), probabilities and log-probabilities (N x C, columns = classes)."""
+    """Classification of N texts: labels (N,), probabilities and log-probabilities (N x C, columns = classes).
+    Labels are str (numpy str_), or int (numpy int64) for a model of integer labels (LABEL_TYPE_INT64)."""
 
-    labels: npt.NDArray[np.str_]
-    classes: List[str]
+    labels: npt.NDArray[Any]
+    classes: List[Any]
     probabilities: FloatArray
     log_probabilities: FloatArray
     model_version: int
@@ -214,12 +231,12 @@ class Predictions:
     @staticmethod
     def from_proto(response: discriminative.ClassifyResponse) -> "Predictions":
         results = response.results
-        classes = [s.label for s in results[0].scores] if results else []
-        n, c = len(results), len(classes)
+        wire_classes = [s.label for s in results[0].scores] if results else []
+        n, c = len(results), len(wire_classes)
         proba = np.empty((n, c), dtype=np.float64)
         log_proba = np.empty((n, c), dtype=np.float64)
         for i, result in enumerate(results):
-            if [s.label for s in result.scores] != classes:
+            if [s.label for s in result.scores] != wire_classes:
                 raise ValueError("Classify answered results with different class lists")
             proba[i] = [s.probability for s in result.scores]
             log_proba[i] = [s.log_probability for s in result.scores]
@@ -228,7 +245,8 @@ class Predictions:
             explanations = [Explanation(r.explanation.runner_up, [
                 FeatureContribution(f.feature, f.index, f.value, f.contribution) for f in r.explanation.features])
                 for r in results]
-        return Predictions(labels=np.array([r.label for r in results], dtype=np.str_), classes=classes,
+        return Predictions(labels=label_array([r.label for r in results], response.label_type),
+                           classes=typed_labels(wire_classes, response.label_type),
                            probabilities=proba, log_probabilities=log_proba,
                            model_version=response.model_version, explanations=explanations)
 
