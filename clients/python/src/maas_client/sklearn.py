@@ -10,8 +10,9 @@ and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the Pipeline
 and decode_error included). Class labels are str (ordered by code point) or integers (int64; exported with label_type
 LABEL_TYPE_INT64, so maas orders them numerically as scikit-learn does and DiscriminativeClient.predict returns them as
 integers). Anything it cannot express (a callable analyzer or tokenizer, a custom stop-word list, an encoding other
-than UTF-8, array-valued alpha, class labels that are neither str nor int64, ...) raises ValueError naming the
-parameter, rather than exporting a model that would predict differently.
+than UTF-8, a dtype other than float64 for TF-IDF or hashed values, array-valued alpha, class labels that are neither
+str nor int64, ...) raises ValueError naming the parameter, rather than exporting a model that would predict
+differently.
 Generative: GaussianMixture (full / diag / spherical / tied as full), PCA (as probabilistic PCA, Tipping & Bishop),
 FactorAnalysis. scikit-learn is imported lazily (pip install maas-client[sklearn]).
 """
@@ -93,6 +94,18 @@ def _text_options(vec: Any) -> dpb.TextOptions:
         token_pattern="" if token_pattern in (None, DEFAULT_TOKEN_PATTERN) or analyzer != "word" else token_pattern,
         binary=bool(p.get("binary", False)), decode_error=_DECODE_ERRORS[decode_error])
     return options
+
+
+def _check_dtype(vec: Any, counts: bool) -> None:
+    """maas computes feature values in float64 (counts exactly): a vectorizer whose dtype would round them
+    differently is refused, naming the parameter. Counts (CountVectorizer without TF-IDF) may also be integers of 32
+    bits or more (the default int64); TF-IDF and hashed values must be float64 (float32 values differ from maas's
+    float64 ones by about 1e-8, enough to flip a near tie)."""
+    dtype = np.dtype(_param(vec, "dtype"))
+    if dtype == np.float64 or (counts and dtype.kind in "iu" and dtype.itemsize >= 4):
+        return
+    allowed = "float64 or an integer dtype of 32 bits or more" if counts else "float64"
+    raise _fail(vec, f"dtype={dtype.name} (maas computes these values in float64; fit with dtype={allowed})")
 
 
 def _check_utf8_encoding(vec: Any, encoding: Any) -> None:
@@ -185,6 +198,7 @@ def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any,
         if isinstance(vec, TfidfVectorizer):
             config.tfidf.CopyFrom(_tfidf_config(vec))
             idf_owner = vec
+        _check_dtype(vec, counts=not isinstance(vec, TfidfVectorizer))
     elif isinstance(vec, HashingVectorizer):
         p = vec.get_params(deep=False)
         norm = p.get("norm", "l2")
@@ -193,6 +207,7 @@ def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any,
         config.hashing.CopyFrom(dpb.HashingVectorizerConfig(
             text=_text_options(vec), n_features=int(p.get("n_features", 1 << 20)),
             alternate_sign=bool(p.get("alternate_sign", True)), norm=_NORMS[norm]))
+        _check_dtype(vec, counts=False)
     else:
         raise ValueError(f"the first step must be CountVectorizer, TfidfVectorizer or HashingVectorizer, "
                          f"got {_class_name(vec)}")
