@@ -71,3 +71,74 @@ def test_float64_and_exact_count_dtypes_still_export_and_serve_exactly(disc, cor
     np.testing.assert_allclose(disc.predict_proba("dtype-ok", test), pipe.predict_proba(test), rtol=1e-10,
                                atol=1e-14)
     disc.delete("dtype-ok")
+
+
+# -- GaussianMixture fitted on float32 data --------------------------------------------------------------------------
+def float32_bound(model, rows):
+    """How far scikit-learn's float32 model's score_samples may be from the exact log p(x) of its own parameters:
+    float32 rounds log(weights_), the log-determinant (a sum of d logs of precisions_cholesky_'s diagonal) and, for
+    float32 x, the quadratic form (d products summed, whose terms are as large as the whitened |x| + |mean|
+    squared); the weights' renormalization moves log w by at most ~k float32 ulps. Per component k:
+    eps32 * 4 (d + 2) (|log w_k| + k + sum_j |log L_jj| + d log(2 pi) + (|x| |L| + |mu| |L|)^2), the largest over
+    the components (log p is a log-sum-exp, whose error is at most its largest term's)."""
+    k, d = model.means_.shape
+    chol = np.asarray(model.precisions_cholesky_, dtype=np.float64)
+    if model.covariance_type == "tied":
+        chol = np.broadcast_to(chol, (k, d, d))
+    elif model.covariance_type == "diag":
+        chol = np.stack([np.diag(c) for c in chol])
+    elif model.covariance_type == "spherical":
+        chol = np.stack([np.eye(d) * c for c in chol])
+    x = np.abs(np.asarray(rows, dtype=np.float64))
+    bounds = []
+    for c in range(k):
+        lower = np.abs(chol[c])
+        whitened = x @ lower + np.abs(model.means_[c].astype(np.float64)) @ lower
+        log_det = np.abs(np.log(np.abs(np.diag(chol[c])))).sum()
+        bounds.append(abs(np.log(float(model.weights_[c]))) + k + log_det + d * np.log(2 * np.pi)
+                      + (whitened ** 2).sum(axis=1))
+    return FLOAT32_EPS * 4 * (d + 2) * np.max(bounds, axis=0)
+
+
+def float64_twin(model):
+    """A float64 GaussianMixture whose parameters are the float32 model's precisions_cholesky_ and weights_ in
+    float64 (weights renormalized): what the float32 model's score_samples evaluates, without float32 arithmetic."""
+    twin = GaussianMixture(model.n_components, covariance_type=model.covariance_type)
+    twin.weights_ = model.weights_.astype(np.float64) / model.weights_.astype(np.float64).sum()
+    twin.means_ = model.means_.astype(np.float64)
+    twin.precisions_cholesky_ = model.precisions_cholesky_.astype(np.float64)
+    return twin
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+@pytest.mark.parametrize("seed", [0, 7])
+def test_float32_gaussian_mixture_exports_exact_log_likelihoods(gen, covariance_type, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(400, 4)) @ rng.normal(size=(4, 4))
+    x[:150] += 4
+    model = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(x.astype(np.float32))
+    assert model.weights_.dtype == np.float32 and model.precisions_cholesky_.dtype == np.float32
+    name = f"gm32-{covariance_type}-{seed}"
+    gen.create(export_generative(model, name=name))
+    rows = np.vstack([x[::20], rng.normal(size=(10, 4)) * 5])
+    exact = gen.estimate(name, rows, "exact").log_likelihood
+    # To float64 rounding: the float64 twin's score_samples (the float32 model's parameters, float64 arithmetic).
+    np.testing.assert_allclose(exact, float64_twin(model).score_samples(rows), rtol=1e-9, atol=1e-9)
+    # Within float32 rounding: the float32 model's own score_samples, on float64 and on float32 x.
+    for data in (rows, rows.astype(np.float32)):
+        expected = model.score_samples(data).astype(np.float64)
+        bound = float32_bound(model, data)
+        assert np.all(np.abs(exact - expected) <= bound), (np.abs(exact - expected) / bound).max()
+
+
+def test_float64_gaussian_mixture_export_is_unchanged(gen):
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(300, 3)) @ rng.normal(size=(3, 3))
+    model = GaussianMixture(2, random_state=0).fit(x)
+    request = export_generative(model, name="gm64")
+    np.testing.assert_array_equal(np.array(request.spec.gaussian_mixture.weights), model.weights_)
+    np.testing.assert_array_equal(np.array(request.spec.gaussian_mixture.covariances.values),
+                                  model.covariances_.ravel())
+    gen.create(request)
+    np.testing.assert_allclose(gen.estimate("gm64", x[:20], "exact").log_likelihood, model.score_samples(x[:20]),
+                               rtol=1e-10)

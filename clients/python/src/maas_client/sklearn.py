@@ -357,23 +357,55 @@ def _require(model: Any, attribute: str) -> Any:
 
 
 def _gaussian_mixture(gm: Any) -> gpb.GaussianMixtureSpec:
-    weights = np.asarray(_require(gm, "weights_"), dtype=np.float64)
+    """GaussianMixture's parameters in float64. A model fitted on float64 data is exported as it is. One fitted on
+    float32 data holds float32 parameters, and its score_samples evaluates every component through
+    precisions_cholesky_ (not covariances_, which float32 rounds separately: the two disagree by ~1e-7 and
+    covariances_ is not even exactly symmetric) and log(weights_), whose float32 values need not sum to 1 in float64.
+    So the covariances exported are those whose precision's Cholesky factor is precisions_cholesky_ (computed in
+    float64: inv(L L^T), symmetrized to the last bit), and the weights are divided by their float64 sum (a change of
+    at most a few float32 ulps, which CreateModel's check that they sum to 1 needs). maas's exact log p(x) then
+    equals score_samples(x) within float32 rounding: what scikit-learn's float32 log-determinant and log-weights
+    (and, for float32 x, its float32 quadratic form) round, about float32 eps (6e-8) times the terms' magnitude."""
+    weights = np.asarray(_require(gm, "weights_"))
     means = np.asarray(gm.means_, dtype=np.float64)
     k, d = means.shape
     covariance_type = gm.covariance_type
-    cov = np.asarray(gm.covariances_, dtype=np.float64)
+    if covariance_type not in ("full", "tied", "diag", "spherical"):
+        raise _fail(gm, f"covariance_type={covariance_type!r}")
+    float64 = all(np.asarray(a).dtype == np.float64 for a in (gm.weights_, gm.means_, gm.covariances_))
+    if float64:
+        cov = np.asarray(gm.covariances_, dtype=np.float64)
+        weights = weights.astype(np.float64)
+    else:
+        cov = _covariances_of_precision_cholesky(np.asarray(gm.precisions_cholesky_, dtype=np.float64),
+                                                 covariance_type)
+        weights = weights.astype(np.float64)
+        weights = weights / weights.sum()
     if covariance_type == "full":
         kind, matrix = gpb.FULL, cov.reshape(k * d, d)
     elif covariance_type == "tied":  # one shared full matrix: the same matrix for every component
         kind, matrix = gpb.FULL, np.tile(cov, (k, 1))
     elif covariance_type == "diag":
         kind, matrix = gpb.DIAG, cov.reshape(k, d)
-    elif covariance_type == "spherical":
-        kind, matrix = gpb.SPHERICAL, cov.reshape(k, 1)
     else:
-        raise _fail(gm, f"covariance_type={covariance_type!r}")
+        kind, matrix = gpb.SPHERICAL, cov.reshape(k, 1)
     return gpb.GaussianMixtureSpec(covariance_type=kind, weights=weights.tolist(), means=_matrix(means),
                                    covariances=_matrix(matrix))
+
+
+def _covariances_of_precision_cholesky(chol: Any, covariance_type: str) -> Any:
+    """The covariances (as covariances_ is shaped) whose precisions have the Cholesky factors `chol`
+    (precisions_cholesky_: precision = L L^T for full / tied, 1 / sqrt(variance) for diag / spherical), in float64.
+    Full matrices are symmetrized: (C + C^T) / 2 only evens out the matrix product's last-bit rounding."""
+    if covariance_type in ("diag", "spherical"):
+        return 1.0 / (chol * chol)
+    mats = chol.reshape(-1, chol.shape[-2], chol.shape[-1])
+    out = np.empty_like(mats)
+    for i, lower in enumerate(mats):
+        inverse = np.linalg.inv(lower)  # C = (L L^T)^-1 = L^-T L^-1
+        c = inverse.T @ inverse
+        out[i] = (c + c.T) / 2
+    return out.reshape(chol.shape)
 
 
 def _ppca(pca: Any) -> gpb.PpcaSpec:
