@@ -73,6 +73,46 @@ def test_float64_and_exact_count_dtypes_still_export_and_serve_exactly(disc, cor
     disc.delete("dtype-ok")
 
 
+# -- custom stop words -----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [
+    lambda words: CountVectorizer(stop_words=words),
+    lambda words: CountVectorizer(stop_words=words, lowercase=False, ngram_range=(1, 2)),
+    lambda words: TfidfVectorizer(stop_words=words, strip_accents="unicode"),
+    lambda words: HashingVectorizer(stop_words=words, n_features=128, alternate_sign=False),
+    lambda words: CountVectorizer(stop_words=words, analyzer="char_wb", ngram_range=(2, 3)),
+], ids=["count", "count-case-bigrams", "tfidf-accents", "hashing", "char_wb-ignores-them"])
+def test_custom_stop_word_lists_export_and_serve_exactly(disc, corpus, make):
+    texts, labels, test = corpus
+    vocabulary = CountVectorizer().fit(texts).get_feature_names_out()
+    # Frequent words as given (one capitalized: scikit-learn compares tokens after lowercase with the list as it
+    # is, so 'The' never matches), plus entries that can never match a token (scikit-learn takes a list only).
+    words = [str(w) for w in vocabulary[::7]] + ["The", "", "zzz-not-a-token", 3]
+    for stop_words in (words, words[::-1]):
+        pipe = make_pipeline(make(stop_words), MultinomialNB(alpha=0.5)).fit(texts, labels)
+        request = export(pipe, name="stop")
+        options = request.spec.vectorizer.config
+        text = options.count.text if options.HasField("count") else options.hashing.text
+        assert set(text.stop_word_list) == {w for w in words if isinstance(w, str) and w}
+        assert text.stop_words == ""
+        disc.create(request)
+        np.testing.assert_array_equal(disc.predict("stop", test), pipe.predict(test))
+        np.testing.assert_allclose(disc.predict_proba("stop", test), pipe.predict_proba(test), rtol=1e-10,
+                                   atol=1e-14)
+        if options.HasField("count"):
+            assert list(disc.get("stop").spec.vectorizer.vocabulary) == list(pipe[0].get_feature_names_out())
+        disc.delete("stop")
+
+
+def test_english_and_bad_stop_words():
+    texts, labels = make_corpus(5, 40)
+    request = export(make_pipeline(CountVectorizer(stop_words="english"), MultinomialNB()).fit(texts, labels))
+    assert request.spec.vectorizer.config.count.text.stop_words == "english"
+    assert not request.spec.vectorizer.config.count.text.stop_word_list
+    pipe = make_pipeline(CountVectorizer(stop_words=["ok", "\ud800"]), MultinomialNB()).fit(texts, labels)
+    with pytest.raises(ValueError, match="stop word"):
+        export(pipe)
+
+
 # -- GaussianMixture fitted on float32 data --------------------------------------------------------------------------
 def float32_bound(model, rows):
     """How far scikit-learn's float32 model's score_samples may be from the exact log p(x) of its own parameters:

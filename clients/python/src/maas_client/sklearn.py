@@ -7,12 +7,12 @@
 
 Text pipelines: CountVectorizer / TfidfVectorizer / HashingVectorizer (optionally followed by a TfidfTransformer)
 and MultinomialNB / ComplementNB / BernoulliNB, with the parameters the PipelineSpec can express (a fixed vocabulary
-and decode_error included). Class labels are str (ordered by code point) or integers (int64; exported with label_type
-LABEL_TYPE_INT64, so maas orders them numerically as scikit-learn does and DiscriminativeClient.predict returns them as
-integers). Anything it cannot express (a callable analyzer or tokenizer, a custom stop-word list, an encoding other
-than UTF-8, a dtype other than float64 for TF-IDF or hashed values, array-valued alpha, class labels that are neither
-str nor int64, ...) raises ValueError naming the parameter, rather than exporting a model that would predict
-differently.
+and decode_error included; a custom stop_words list as the list it is). Class labels are str (ordered by code point) or
+integers (int64; exported with label_type LABEL_TYPE_INT64, so maas orders them numerically as scikit-learn does and
+DiscriminativeClient.predict returns them as integers). Anything it cannot express (a callable analyzer or tokenizer,
+an encoding other than UTF-8, a dtype other than float64 for TF-IDF or hashed values, array-valued alpha, class
+labels that are neither str nor int64, ...) raises ValueError naming the parameter, rather than exporting a model
+that would predict differently.
 Generative: GaussianMixture (full / diag / spherical / tied as full), PCA (as probabilistic PCA, Tipping & Bishop),
 FactorAnalysis. scikit-learn is imported lazily (pip install maas-client[sklearn]).
 """
@@ -81,8 +81,13 @@ def _text_options(vec: Any) -> dpb.TextOptions:
     if strip not in (None, "ascii", "unicode"):
         raise _fail(vec, "a callable strip_accents")
     stop_words = p.get("stop_words")
-    if stop_words not in (None, "english"):
-        raise _fail(vec, "a custom stop_words list (only None or 'english')")
+    stop_word_list: List[str] = []
+    if isinstance(stop_words, str):
+        if stop_words != "english":
+            raise _fail(vec, f"stop_words={stop_words!r} (the built-in list is 'english')")
+    elif stop_words is not None:
+        stop_word_list = _stop_word_list(vec, stop_words)
+        stop_words = None
     ngram_min, ngram_max = p.get("ngram_range", (1, 1))
     token_pattern = p.get("token_pattern")
     options = dpb.TextOptions(
@@ -91,9 +96,30 @@ def _text_options(vec: Any) -> dpb.TextOptions:
                        "unicode": dpb.STRIP_ACCENTS_UNICODE}[strip],
         analyzer={"word": dpb.ANALYZER_WORD, "char": dpb.ANALYZER_CHAR, "char_wb": dpb.ANALYZER_CHAR_WB}[analyzer],
         ngram_min=int(ngram_min), ngram_max=int(ngram_max), stop_words=stop_words or "",
+        stop_word_list=stop_word_list,
         token_pattern="" if token_pattern in (None, DEFAULT_TOKEN_PATTERN) or analyzer != "word" else token_pattern,
         binary=bool(p.get("binary", False)), decode_error=_DECODE_ERRORS[decode_error])
     return options
+
+
+def _stop_word_list(vec: Any, stop_words: Any) -> List[str]:
+    """A custom stop_words collection as TextOptions.stop_word_list. scikit-learn takes frozenset(stop_words) and
+    drops every token that is in it, compared exactly (after lowercase and strip_accents, which apply to the tokens,
+    not to the list): the words are kept as given, in a stable order. An entry that can never equal a token is left
+    out (it changes nothing): an empty str, or one that is not a str. A str that is not valid Unicode (a lone
+    surrogate) cannot be sent: ValueError."""
+    if not isinstance(stop_words, collections.abc.Iterable):
+        raise _fail(vec, f"stop_words={stop_words!r} (neither 'english' nor a collection of words)")
+    words = set()
+    for word in stop_words:
+        if not isinstance(word, str) or not word:
+            continue
+        try:
+            word.encode("utf-8")
+        except UnicodeEncodeError:
+            raise _fail(vec, f"the stop word {word!r} is not valid Unicode (a lone surrogate)") from None
+        words.add(str(word))
+    return sorted(words)
 
 
 def _check_dtype(vec: Any, counts: bool) -> None:
