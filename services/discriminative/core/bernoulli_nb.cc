@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -76,19 +77,37 @@ absl::Status BernoulliNb::UpdateParameters() {
 
 absl::Status BernoulliNb::ValidateFeatureLogProb() const {
   if (!binarize_.has_value()) {
-    // Without binarize the features are taken as they are; counts above 1 (or the hashing
-    // vectorizer's negative values) make a probability >= 1 (or a log of a negative count), and
-    // log(1 - p) then gives NaN probabilities, scikit-learn's too: refused, saying why.
+    // Without binarize the features are taken as they are. A probability of exactly 1 (log 0) is
+    // served as scikit-learn serves it: log(1 - p) = -inf makes the class's joint log-likelihood
+    // -inf (probability 0) for a text without the feature and NaN for a text with it. A
+    // probability above 1 (counts above the class's document count) or the log of a negative
+    // count (the hashing vectorizer's signed values) makes log(1 - p) NaN for the whole class,
+    // so every text's probabilities are NaN, scikit-learn's too: refused, saying why.
     const size_t f = num_features_;
     for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
       const double v = feature_log_prob_[i];
-      if (v < 0.0) continue;
+      if (v <= 0.0) continue;
+      const std::string where = absl::StrCat("bernoulli_nb with binarize disabled: feature ", i % f,
+                                             " of class '", classes_[i / f].substr(0, 100), "' ");
+      const std::string fix =
+          "; keep binarize (default 0.0), or make the features binary (the vectorizer's "
+          "binary=true; for hashing also alternate_sign=false)";
+      if (std::isnan(v)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where,
+            "has a negative count below -alpha (signed hashed values), so its log-probability "
+            "is NaN, and with it log(1 - p) for the class: every text's probabilities would be "
+            "NaN (scikit-learn's too)",
+            fix));
+      }
       return absl::InvalidArgumentError(absl::StrCat(
-          "bernoulli_nb with binarize disabled needs features that are 0 or 1, but feature ", i % f,
-          " of class '", classes_[i / f].substr(0, 100), "' has log-probability ", v,
-          " (a probability of 1 or more, or of a negative count), which gives NaN probabilities "
-          "(in scikit-learn too): keep binarize (default 0.0), or make the features binary (the "
-          "vectorizer's binary=true; for hashing also alternate_sign=false)"));
+          where, "has log-probability ", v,
+          ": the feature is counted more often than the class has documents, so p = "
+          "(count + alpha) / (documents + 2 alpha) = ",
+          std::exp(v),
+          " > 1 and log(1 - p) is NaN: every text's probabilities would be NaN (scikit-learn's "
+          "too)",
+          fix));
     }
   }
   return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",

@@ -1,7 +1,9 @@
 #include "services/discriminative/core/complement_nb.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -64,13 +66,40 @@ absl::Status ComplementNb::UpdateParameters() {
 absl::Status ComplementNb::ValidateFeatureLogProb() const {
   // Weights are -log of probabilities (>= 0) or their normalised logs; +-inf only from alpha 0.
   const bool zero_allowed = options_.force_alpha && options_.alpha == 0.0;
+  const size_t f = num_features_;
   for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
     const double v = feature_log_prob_[i];
-    if (std::isnan(v) || (!zero_allowed && !std::isfinite(v))) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("feature_log_prob value ", i,
-                       " must be finite (ComplementNB weights with alpha > 0); got ", v));
+    if (!std::isnan(v) && (zero_allowed || std::isfinite(v))) continue;
+    // Why scikit-learn's own weight is not a number here (the same formulas give the same value).
+    std::string why;
+    if (!std::all_of(feature_count_.begin(), feature_count_.end(),
+                     [](double c) { return std::isfinite(c); }) ||
+        !std::isfinite(NumpySum(feature_count_.data(), feature_count_.size()))) {
+      why =
+          "the weighted feature counts overflow float64 (sample weights too large: their sums "
+          "reach inf), so the complement counts and their logs are inf or NaN; scale the sample "
+          "weights down";
+    } else if (norm_ && f == 1) {
+      why =
+          "with a single feature and norm, each class's only weight is divided by itself: "
+          "log(1) / log(1) = 0 / 0; use norm=false or more than one feature";
+    } else if (options_.effective_alpha() == 0.0) {
+      why = absl::StrCat(
+          "with alpha = 0, a feature that no document outside a class has gets a complement "
+          "count of 0 and a weight log(0) = -inf",
+          norm_ ? ", which norm divides by the class's sum of weights, -inf: -inf / -inf = NaN"
+                : "",
+          "; use alpha > 0");
+    } else {
+      why =
+          "the complement counts (alpha + the counts of the other classes) are not finite and "
+          "positive";
     }
+    return absl::InvalidArgumentError(absl::StrCat(
+        "feature_log_prob value ", i, " (class '", classes_[i / f].substr(0, 100), "', feature ",
+        i % f, ") is ", v, ": ", why,
+        ". scikit-learn's ComplementNB computes the same weight, and every text with that "
+        "feature would get NaN probabilities (scikit-learn's too), so the model is refused"));
   }
   return absl::OkStatus();
 }

@@ -67,7 +67,10 @@ absl::Status ValidateNbOptions(const NbOptions& options) {
     any_positive = any_positive || p > 0.0;
   }
   if (!options.class_prior.empty() && !any_positive) {
-    return absl::InvalidArgumentError("class_prior must have at least one positive value");
+    return absl::InvalidArgumentError(
+        "class_prior has no positive value: class_log_prior_ would be log(0) = -inf for every "
+        "class, so every text's joint log-likelihood is -inf and its probabilities are -inf - "
+        "(-inf) = NaN (scikit-learn's too); give at least one class a prior > 0");
   }
   return absl::OkStatus();
 }
@@ -494,16 +497,23 @@ absl::Status DiscreteNb::ValidateCounts() const {
   const size_t k = classes_.size();
   for (size_t i = 0; i < k; ++i) {
     if (!(std::isfinite(class_count_[i]) && class_count_[i] >= 0.0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("class_count[", i, "] must be finite and >= 0; got ", class_count_[i]));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "class_count[", i, "] must be finite and >= 0; got ", class_count_[i],
+          std::isinf(class_count_[i]) ? " (weighted counts beyond float64's range overflow to "
+                                        "inf: scale the sample weights down)"
+                                      : ""));
     }
   }
   const bool negative_ok = AllowsNegativeFeatureCounts();
   for (size_t i = 0; i < feature_count_.size(); ++i) {
     if (!(std::isfinite(feature_count_[i]) && (negative_ok || feature_count_[i] >= 0.0))) {
-      return absl::InvalidArgumentError(absl::StrCat("feature_count value ", i, " must be finite",
-                                                     negative_ok ? "" : " and >= 0", "; got ",
-                                                     feature_count_[i]));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "feature_count value ", i, " must be finite", negative_ok ? "" : " and >= 0", "; got ",
+          feature_count_[i],
+          std::isinf(feature_count_[i])
+              ? " (weighted counts beyond float64's range overflow to inf: scale the sample "
+                "weights down)"
+              : ""));
     }
   }
   return absl::OkStatus();

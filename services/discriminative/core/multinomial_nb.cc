@@ -1,5 +1,6 @@
 #include "services/discriminative/core/multinomial_nb.h"
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
@@ -67,6 +68,27 @@ absl::Status MultinomialNb::UpdateParameters() {
 }
 
 absl::Status MultinomialNb::ValidateFeatureLogProb() const {
+  // log(fc + alpha) - log(sum): NaN only as log(0) - log(0), a class without counts under alpha 0
+  // (or counts that overflow to inf). scikit-learn's feature_log_prob_ has the same NaN row.
+  const size_t f = num_features_;
+  for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
+    if (!std::isnan(feature_log_prob_[i])) continue;
+    const size_t c = i / f;
+    const double total = NumpySum(feature_count_.data() + c * f, f);
+    return absl::InvalidArgumentError(absl::StrCat(
+        "feature_log_prob value ", i, " (class '", classes_[c].substr(0, 100), "', feature ", i % f,
+        ") is NaN: ",
+        std::isfinite(total)
+            ? absl::StrCat(
+                  "the class's total feature count is ", total,
+                  " and alpha is 0, so its feature_log_prob_ is log(0) - log(0) = NaN "
+                  "(a class whose documents have none of the features, or that only "
+                  "partial_fit's classes or zero sample weights brought in); use alpha > 0")
+            : "the class's weighted feature counts overflow float64 (sample weights too large); "
+              "scale the sample weights down",
+        ". scikit-learn's MultinomialNB computes the same NaN, and every text with any of the "
+        "features would get NaN probabilities (scikit-learn's too), so the model is refused"));
+  }
   return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",
                                /*allow_neg_inf=*/options_.force_alpha && options_.alpha == 0.0,
                                /*allow_positive=*/false);

@@ -207,18 +207,19 @@ TEST_CASE("A first partial Train over classes unseen in its data gives those cla
 
 TEST_CASE(
     "Partial training's empty start is not checked as a fitted model; a fitted one still is") {
-  // BernoulliNB with binarize disabled refuses a fitted (or imported) feature_log_prob >= 0: a
-  // probability of 1 or more. The zero counts a first partial call starts from are no fitted model:
-  // their placeholder parameters (all 0) must not be refused, or no partial Train could start.
+  // BernoulliNB with binarize disabled refuses a fitted (or imported) feature_log_prob > 0: a
+  // probability above 1. The zero counts a first partial call starts from are no fitted model:
+  // their placeholder parameters must not be checked as one, or no partial Train could start.
   const v1::ClassifierConfig no_binarize = Classifier("bernoulli_nb_no_binarize");
   auto start = StartPartialClassifier(no_binarize, v1::LABEL_TYPE_STRING, kClasses, 8);
   INFO(start.status().ToString());
   REQUIRE(start.ok());
   v1::ClassifierState state;
   (*start)->ToState(&state);
+  for (double& v : *state.mutable_feature_log_prob()->mutable_values()) v = 0.25;
   const absl::Status fitted = ClassifierFromState(state, 8).status();
   CHECK(fitted.code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(std::string(fitted.message()), Catch::Contains("binarize disabled needs features"));
+  CHECK_THAT(std::string(fitted.message()), Catch::Contains("log(1 - p) is NaN"));
   // The options are still checked on the empty start (a class_prior of the wrong length).
   v1::ClassifierConfig prior = no_binarize;
   prior.mutable_bernoulli_nb()->add_class_prior(1.0);
@@ -232,7 +233,7 @@ TEST_CASE(
   REQUIRE(trainer->AddBatch(Batch(7, 8, false)).ok());  // "cat cat cat"
   const absl::Status refused = trainer->Finish().status();
   CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
-  CHECK_THAT(std::string(refused.message()), Catch::Contains("binarize disabled needs features"));
+  CHECK_THAT(std::string(refused.message()), Catch::Contains("binarize disabled: feature"));
 }
 
 TEST_CASE("A partial Train whose sample weights are all 0 is refused, as partial_fit refuses it") {
