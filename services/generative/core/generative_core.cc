@@ -47,7 +47,14 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> StoreModel(
         info->set_dimension(model->dimension());
         *stored.mutable_spec() = spec;
         if (trace != nullptr) *stored.mutable_fit_trace() = *trace;
-        return stored.SerializeAsString();
+        std::string bytes;
+        if (!stored.SerializeToString(&bytes)) {  // above protobuf's 2 GiB
+          return absl::ResourceExhaustedError(absl::StrCat(
+              "the model would take ", stored.ByteSizeLong(),
+              " bytes, more than one protobuf message holds (2 GiB); nothing was stored: use "
+              "fewer components or dimensions"));
+        }
+        return bytes;
       },
       stop);
 }
@@ -479,6 +486,18 @@ absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> loaded,
                         options_.repository->Get(request.model()));
+  // One sample must fit in a message: its values, and a little framing of the batch around it.
+  const uint64_t sent_width = static_cast<uint64_t>(
+      loaded->model->dimension() + (request.include_latents() ? loaded->model->latent_width() : 0));
+  const uint64_t one_sample_bytes = 8 * sent_width + 64;
+  if (one_sample_bytes > static_cast<uint64_t>(options_.max_message_bytes)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "one sample of model '", loaded->info().name(), "' version ", loaded->info().version(),
+        " takes about ", one_sample_bytes, " bytes (", sent_width,
+        " values), above this server's largest message of ", options_.max_message_bytes,
+        " bytes (--max_message_bytes); raise --max_message_bytes on the server and the client",
+        request.include_latents() ? ", or leave out the latents" : ""));
+  }
   // Cap the batch so one message stays well inside the message size limit.
   const uint64_t width =
       static_cast<uint64_t>(loaded->model->dimension() + loaded->model->latent_width());

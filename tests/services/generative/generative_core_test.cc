@@ -224,6 +224,41 @@ TEST_CASE("sample requests are validated") {
   CHECK(absl::IsNotFound(f.core->StartSample(request).status()));
 }
 
+// A sample wider than --max_message_bytes could not be sent: the stream failed with gRPC's bare
+// "Sent message larger than max", logged as the client having stopped reading.
+TEST_CASE("a sample wider than the largest message is refused up front, naming the flag") {
+  store::MemoryModelStore store;
+  Repository repository(&store, ParseStoredModel, absl::ZeroDuration());
+  GenerativeCoreOptions options;
+  options.repository = &repository;
+  options.max_message_bytes = 4096;
+  GenerativeCore core(std::move(options));
+  REQUIRE(core.CreateModel(UniformRequest("wide", std::vector<double>(600, 0.0),
+                                          std::vector<double>(600, 1.0)))
+              .ok());
+  REQUIRE(core.CreateModel(UniformRequest("narrow", std::vector<double>(400, 0.0),
+                                          std::vector<double>(400, 1.0)))
+              .ok());
+  v1::SampleRequest request;
+  *request.mutable_model() = Ref("wide");
+  request.set_num_samples(3);
+  request.set_seed(1);
+  const absl::Status wide = core.StartSample(request).status();
+  CHECK(absl::IsResourceExhausted(wide));
+  CHECK_THAT(std::string(wide.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(wide.message()), Catch::Contains("600 values"));
+  *request.mutable_model() = Ref("narrow");
+  auto narrow = core.StartSample(request);
+  REQUIRE(narrow.ok());
+  const std::vector<v1::SampleBatch> batches = Drain(**narrow);
+  size_t rows = 0;
+  for (const v1::SampleBatch& batch : batches) {
+    CHECK(batch.ByteSizeLong() <= 4096);
+    rows += batch.x().rows();
+  }
+  CHECK(rows == 3);
+}
+
 TEST_CASE("exact estimates equal the closed form; latent estimators are refused with a reason") {
   store::MemoryModelStore store;
   Fixture f(&store);
