@@ -35,12 +35,18 @@ bool LineWriter::GaveUp() const {
   return absl::Now() >= give_up_at_;
 }
 
+uint64_t LineWriter::WriteStream(absl::string_view lines) {
+  out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
+  out_->flush();
+  if (out_->good()) return 0;
+  // A failed write (a full disk) sets the stream's error state, and every later write would then
+  // do nothing: clear it, so the log resumes once the output takes lines again.
+  out_->clear();
+  return static_cast<uint64_t>(std::count(lines.begin(), lines.end(), '\n'));
+}
+
 uint64_t LineWriter::WriteOut(absl::string_view lines) {
-  if (fd_ < 0) {
-    out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
-    out_->flush();
-    return 0;
-  }
+  if (fd_ < 0) return WriteStream(lines);
   size_t at = 0;
   while (at < lines.size()) {
     pollfd ready{fd_, POLLOUT, 0};
@@ -111,8 +117,20 @@ void LineWriter::WriterLoop() {
 void LineWriter::Write(absl::string_view lines) {
   absl::MutexLock lock(&mu_);
   if (!writer_.joinable()) {
-    out_->write(lines.data(), static_cast<std::streamsize>(lines.size()));
-    out_->flush();
+    const uint64_t lost = WriteStream(lines);
+    dropped_ += lost;
+    // Said once when lines start being lost, and once, with the count, when they go out again.
+    if (lost > 0 && !failing_) {
+      failing_ = true;
+      std::cerr << name_ << ": the call log's output refuses lines (a full disk?); they are "
+                << "dropped and counted until it takes them again\n"
+                << std::flush;
+    } else if (lost == 0 && failing_) {
+      failing_ = false;
+      std::cerr << name_ << ": the call log's output takes lines again; " << dropped_
+                << " call log lines dropped in all\n"
+                << std::flush;
+    }
     return;
   }
   if (buffer_.size() + lines.size() > kMaxBufferedBytes) {

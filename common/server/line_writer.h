@@ -56,8 +56,9 @@ class LineWriter {
   // Writes finished lines (each ending in '\n') and flushes, or hands them to the writer's thread.
   void Write(absl::string_view lines);
 
-  // Lines dropped: because kMaxBufferedBytes were waiting for the writer, or because std::cerr
-  // did not take them (closed, or still stalled when the destructor's wait was over).
+  // Lines dropped: because kMaxBufferedBytes were waiting for the writer, because std::cerr did
+  // not take them (closed, or still stalled when the destructor's wait was over), or because the
+  // output stream refused them (a full disk; later lines go out again once it takes them).
   uint64_t dropped_lines() const;
 
  private:
@@ -65,6 +66,9 @@ class LineWriter {
   // Writes `lines` to the output (the writer's thread); to a descriptor, gives up when it is closed
   // or once the destructor's wait is over. Returns the number of lines not written.
   uint64_t WriteOut(absl::string_view lines);
+  // Writes `lines` to out_ (not std::cerr's descriptor) and flushes; returns the number of lines
+  // lost when the stream refused them (its error state is cleared for the next write).
+  uint64_t WriteStream(absl::string_view lines);
   // Whether the destructor's wait for the output is over.
   bool GaveUp() const;
 
@@ -77,6 +81,7 @@ class LineWriter {
   uint64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t dropped_reported_ ABSL_GUARDED_BY(mu_) = 0;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  bool failing_ ABSL_GUARDED_BY(mu_) = false;  // synchronous: the last write was refused
   absl::Time give_up_at_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
   std::thread writer_;  // only with a flush interval
 };

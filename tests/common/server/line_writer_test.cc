@@ -78,6 +78,66 @@ class HoldableBuf : public std::streambuf {
   std::string text_ ABSL_GUARDED_BY(mu_);
 };
 
+// An output that refuses writes while full, as a file on a full disk does.
+class FillableBuf : public std::streambuf {
+ public:
+  void SetFull(bool full) {
+    absl::MutexLock lock(&mu_);
+    full_ = full;
+  }
+  std::string Text() {
+    absl::MutexLock lock(&mu_);
+    return text_;
+  }
+  bool WaitFor(const std::string& text) {
+    absl::MutexLock lock(&mu_);
+    auto has = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return text_.find(text) != std::string::npos;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&has), kCap);
+  }
+
+ protected:
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    absl::MutexLock lock(&mu_);
+    if (full_) return 0;
+    text_.append(s, static_cast<size_t>(n));
+    return n;
+  }
+  int_type overflow(int_type c) override {
+    if (c == traits_type::eof()) return traits_type::not_eof(c);
+    const char ch = static_cast<char>(c);
+    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+  }
+
+ private:
+  absl::Mutex mu_;
+  bool full_ ABSL_GUARDED_BY(mu_) = false;
+  std::string text_ ABSL_GUARDED_BY(mu_);
+};
+
+// Once the log file's disk had been full, no line was ever written again (the stream kept its
+// error state) and nothing said so.
+TEST_CASE("line writer resumes once a refusing output takes lines again, counting the lost ones") {
+  for (const absl::Duration interval : {absl::ZeroDuration(), absl::Milliseconds(2)}) {
+    FillableBuf buf;
+    std::ostream out(&buf);
+    LineWriter writer("maas-test", &out, interval);
+    writer.Write("{\"a\":1}\n");
+    REQUIRE(buf.WaitFor("{\"a\":1}\n"));
+    buf.SetFull(true);
+    writer.Write("{\"lost\":1}\n{\"lost\":2}\n");
+    const absl::Time limit = absl::Now() + kCap;
+    while (writer.dropped_lines() < 2 && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(1));
+    CHECK(writer.dropped_lines() == 2);
+    buf.SetFull(false);
+    writer.Write("{\"b\":2}\n");
+    REQUIRE(buf.WaitFor("{\"b\":2}\n"));
+    CHECK(buf.Text() == "{\"a\":1}\n{\"b\":2}\n");
+    CHECK(writer.dropped_lines() == 2);
+  }
+}
+
 TEST_CASE("line writer without a flush interval writes each line before returning") {
   HoldableBuf buf;
   std::ostream out(&buf);
