@@ -40,7 +40,12 @@ absl::StatusOr<std::unique_ptr<ServerMetrics>> ServerMetrics::Start(
   std::unique_ptr<ServerMetrics> metrics(new ServerMetrics());
   const std::string address = FormatAddress(host, port);
   try {
-    metrics->exposer_ = std::make_unique<prometheus::Exposer>(address);
+    // civetweb's defaults (2 threads, 30 s to read a request) let two silent or trickling
+    // connections hold /metrics from every scraper; more threads, and a request's headers must
+    // arrive within 5 s in all.
+    metrics->exposer_ = std::make_unique<prometheus::Exposer>(std::vector<std::string>{
+        "listening_ports", address, "num_threads", std::to_string(kMetricsThreads),
+        "request_timeout_ms", std::to_string(kMetricsRequestTimeoutMs)});
   } catch (const std::exception& e) {
     return absl::UnavailableError(
         absl::StrCat("cannot serve metrics on ", address, ": ", e.what()));

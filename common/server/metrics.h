@@ -51,6 +51,10 @@ class ServerMetrics {
                                                               const std::string& server_name);
   ~ServerMetrics();
 
+  // Connections /metrics serves at once, and how long one may take to send its request headers.
+  static constexpr int kMetricsThreads = 4;
+  static constexpr int kMetricsRequestTimeoutMs = 5000;
+
   // The port /metrics is served on.
   int port() const { return port_; }
   // For metrics of a service's own (e.g. samples generated); families registered here are exposed

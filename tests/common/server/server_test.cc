@@ -486,6 +486,53 @@ TEST_CASE("Server exposes Prometheus metrics: calls by method and code, latency,
 // An audit found 300 calls with made-up names (all NOT_FOUND) took every model label slot, so a
 // model created afterwards was counted as "other" until restart; later, calls refused
 // RESOURCE_EXHAUSTED (a limit checked before the model is looked up) did the same.
+// With civetweb's defaults (2 threads, 30 s per read) two connections that sent a byte now and
+// then held /metrics from every scraper for as long as they kept at it.
+TEST_CASE("ServerMetrics: silent or trickling connections do not starve scrapes") {
+  auto metrics = ServerMetrics::Start("127.0.0.1", 0, "trickle-test");
+  REQUIRE(metrics.ok());
+  const int port = (*metrics)->port();
+  auto connect_to = [port] {
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    REQUIRE(fd >= 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    return fd;
+  };
+  std::vector<int> tricklers;
+  // One thread stays free for the scrape (a connection beyond them would wait for the request
+  // timeout, 5 s, to free one).
+  for (int i = 0; i < ServerMetrics::kMetricsThreads - 2; ++i) tricklers.push_back(connect_to());
+  const int silent = connect_to();
+  absl::Notification stop;
+  std::thread trickle([&] {
+    const std::string request = "GET /metrics HTTP/1.0\r\nX-Slow: ";
+    for (size_t at = 0; !stop.WaitForNotificationWithTimeout(absl::Milliseconds(300)); ++at) {
+      for (int fd : tricklers) {
+        (void)!send(fd, request.data() + at % request.size(), 1, MSG_NOSIGNAL);
+      }
+    }
+  });
+  absl::SleepFor(absl::Milliseconds(200));  // they are connected and being served first
+  const int fd = connect_to();
+  timeval cap{20, 0};  // generous: only a starved scrape reaches it
+  REQUIRE(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &cap, sizeof(cap)) == 0);
+  const std::string request = "GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buffer[4096];
+  for (ssize_t n; (n = read(fd, buffer, sizeof(buffer))) > 0;) response.append(buffer, n);
+  close(fd);
+  stop.Notify();
+  trickle.join();
+  for (int t : tricklers) close(t);
+  close(silent);
+  CHECK_THAT(response, Catch::StartsWith("HTTP/1.1 200"));
+}
+
 TEST_CASE("ServerMetrics: names only ever refused take no model label slot") {
   auto metrics = ServerMetrics::Start("127.0.0.1", 0, "refused-test");
   REQUIRE(metrics.ok());
