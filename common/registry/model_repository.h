@@ -223,15 +223,18 @@ class ModelRepository {
     return response;
   }
 
+  // `stop` is asked before anything is deleted, also while waiting for the model's lock: a caller
+  // whose deadline passed or that cancelled deletes nothing (it was told so).
   absl::StatusOr<common::v1::DeleteModelResponse> Delete(
-      const common::v1::DeleteModelRequest& request) {
+      const common::v1::DeleteModelRequest& request,
+      const exec::StopToken& stop = exec::StopToken()) {
     MAAS_RETURN_IF_ERROR(ValidateModelName(request.name()));
     if (request.version() < 0) {
       return absl::InvalidArgumentError(absl::StrCat(
           "version is ", request.version(), "; use a version >= 1, or 0 to delete every version"));
     }
     absl::StatusOr<std::vector<int64_t>> deleted_or =
-        cache_.Delete(request.name(), request.version());
+        cache_.Delete(request.name(), request.version(), [&stop] { return stop.Check(); });
     ForgetInfosExcept(request.name(), {});  // even on error: part of a delete-all may have happened
     MAAS_ASSIGN_OR_RETURN(std::vector<int64_t> deleted, std::move(deleted_or));
     common::v1::DeleteModelResponse response;

@@ -722,15 +722,19 @@ absl::Status FileModelStore::UnlinkVersion(std::string_view name, int64_t versio
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(std::string_view name,
-                                                            int64_t version) {
+absl::StatusOr<std::vector<int64_t>> FileModelStore::Delete(
+    std::string_view name, int64_t version, const std::function<absl::Status()>& still_wanted) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
   const std::string model_dir = ModelDir(name);
   // Under the model directory's lock, as every write's commit: a version committed concurrently
   // is either listed and deleted here, or committed after and (if it continues a deleted
   // version) refused; never committed between the listing and the unlinks, unseen.
-  absl::StatusOr<ModelDirLock> lock = ModelDirLock::Acquire(model_dir, &held_, lock_timeout_);
+  absl::StatusOr<ModelDirLock> lock =
+      ModelDirLock::Acquire(model_dir, &held_, lock_timeout_, still_wanted);
+  if (lock.ok() && still_wanted) {  // the wait for the lock may have outlasted the caller
+    if (absl::Status wanted = still_wanted(); !wanted.ok()) return wanted;
+  }
   if (!lock.ok()) {
     struct stat st;
     if (lstat(model_dir.c_str(), &st) != 0) {

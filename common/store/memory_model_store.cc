@@ -73,10 +73,11 @@ absl::StatusOr<std::vector<std::string>> MemoryModelStore::ListNames() {
   return out;
 }
 
-absl::StatusOr<std::vector<int64_t>> MemoryModelStore::Delete(std::string_view name,
-                                                              int64_t version) {
+absl::StatusOr<std::vector<int64_t>> MemoryModelStore::Delete(
+    std::string_view name, int64_t version, const std::function<absl::Status()>& still_wanted) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
+  if (still_wanted) MAAS_RETURN_IF_ERROR(still_wanted());
   absl::MutexLock lock(&mu_);
   auto it = models_.find(name);
   if (it == models_.end() || it->second.versions.empty()) {

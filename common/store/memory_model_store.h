@@ -29,7 +29,10 @@ class MemoryModelStore : public ModelStore {
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
   absl::StatusOr<std::vector<std::string>> ListNames() override;
-  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override;
+  using ModelStore::Delete;
+  absl::StatusOr<std::vector<int64_t>> Delete(
+      std::string_view name, int64_t version,
+      const std::function<absl::Status()>& still_wanted) override;
 
  private:
   struct Model {

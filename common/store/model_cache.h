@@ -93,7 +93,9 @@ class ModelCache {
   // Writes through to the store, then invalidates `name` so the next Get sees the change.
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                               const PutOptions& options = PutOptions());
-  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version);
+  absl::StatusOr<std::vector<int64_t>> Delete(
+      std::string_view name, int64_t version,
+      const std::function<absl::Status()>& still_wanted = nullptr);
 
   // Marks `name` as changed: the next Get(name, ...) consults the store. Call after writing to the
   // store directly (not through this cache). Loaded models are kept and reused when still in the
@@ -555,8 +557,9 @@ absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeByte
 }
 
 template <class T>
-absl::StatusOr<std::vector<int64_t>> ModelCache<T>::Delete(std::string_view name, int64_t version) {
-  absl::StatusOr<std::vector<int64_t>> deleted = store_->Delete(name, version);
+absl::StatusOr<std::vector<int64_t>> ModelCache<T>::Delete(
+    std::string_view name, int64_t version, const std::function<absl::Status()>& still_wanted) {
+  absl::StatusOr<std::vector<int64_t>> deleted = store_->Delete(name, version, still_wanted);
   Invalidate(name);  // even on error: part of a delete-all may have happened
   return deleted;
 }

@@ -87,7 +87,15 @@ class ModelStore {
 
   // Deletes `version` of `name` (0 = every version) and returns the deleted versions, ascending.
   // NOT_FOUND if there was nothing to delete. Readers that already hold the bytes are unaffected.
-  virtual absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) = 0;
+  // `still_wanted` (null: always go on) is asked as PutOptions::still_wanted is: before anything
+  // is deleted (a FileModelStore also between its tries for the model's lock), so a caller that
+  // gave up deletes nothing.
+  virtual absl::StatusOr<std::vector<int64_t>> Delete(
+      std::string_view name, int64_t version,
+      const std::function<absl::Status()>& still_wanted) = 0;
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) {
+    return Delete(name, version, nullptr);
+  }
 };
 
 namespace internal {

@@ -491,8 +491,8 @@ absl::StatusOr<common::v1::ListModelsResponse> DiscriminativeCore::ListModels(
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> DiscriminativeCore::DeleteModel(
-    const common::v1::DeleteModelRequest& request) {
-  return options_.repository->Delete(request);
+    const common::v1::DeleteModelRequest& request, const exec::StopToken& stop) {
+  return options_.repository->Delete(request, stop);
 }
 
 }  // namespace maas::discriminative

@@ -156,7 +156,8 @@ class DiscriminativeCore {
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
   absl::StatusOr<common::v1::DeleteModelResponse> DeleteModel(
-      const common::v1::DeleteModelRequest& request);
+      const common::v1::DeleteModelRequest& request,
+      const exec::StopToken& stop = exec::StopToken());
 
  private:
   // A request's texts: `texts`, or `packed` unpacked into *unpacked (views into `packed`), one of

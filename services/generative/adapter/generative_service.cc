@@ -84,8 +84,8 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::DeleteModel(grpc::CallbackServe
                                                              grpc::ByteBuffer* response) {
   return adapter::Unary<common::v1::DeleteModelRequest, common::v1::DeleteModelResponse>(
       *dispatcher_, context, request, response, auth_->Check(*context),
-      [core = core_](const common::v1::DeleteModelRequest& r, const CallScope&) {
-        return core->DeleteModel(r);
+      [core = core_](const common::v1::DeleteModelRequest& r, const CallScope& scope) {
+        return core->DeleteModel(r, scope.stop);
       });
 }
 

@@ -461,8 +461,8 @@ absl::StatusOr<common::v1::ListModelsResponse> GenerativeCore::ListModels(
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> GenerativeCore::DeleteModel(
-    const common::v1::DeleteModelRequest& request) {
-  return options_.repository->Delete(request);
+    const common::v1::DeleteModelRequest& request, const exec::StopToken& stop) {
+  return options_.repository->Delete(request, stop);
 }
 
 absl::StatusOr<std::unique_ptr<SampleStream>> GenerativeCore::StartSample(

@@ -212,7 +212,8 @@ class GenerativeCore {
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
   absl::StatusOr<common::v1::DeleteModelResponse> DeleteModel(
-      const common::v1::DeleteModelRequest& request);
+      const common::v1::DeleteModelRequest& request,
+      const exec::StopToken& stop = exec::StopToken());
 
   std::unique_ptr<FitSession> StartFit() const { return std::make_unique<FitSession>(&options_); }
 

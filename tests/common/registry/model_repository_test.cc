@@ -179,6 +179,19 @@ TEST_CASE("Put commits nothing once the StopToken says the caller gave up") {
   CHECK(f.Put("late", 10).ok());
 }
 
+TEST_CASE("Delete deletes nothing once the StopToken says the caller gave up") {
+  Fixture f;
+  REQUIRE(f.Put("m", 10).ok());
+  const exec::StopToken expired(
+      [] { return absl::DeadlineExceededError("the call's deadline passed"); });
+  common::v1::DeleteModelRequest request;
+  request.set_name("m");
+  CHECK(absl::IsDeadlineExceeded(f.repository.Delete(request, expired).status()));
+  CHECK(f.store.ListVersions("m").ok());
+  CHECK(f.repository.Delete(request).ok());
+  CHECK_FALSE(f.store.ListVersions("m").ok());
+}
+
 // The StopToken is asked again by the store right before the version becomes visible: a wait for
 // the model's lock (another writer committing) can outlast the caller's deadline.
 TEST_CASE("Put commits nothing when the caller gives up while the store commits") {
@@ -291,6 +304,7 @@ TEST_CASE("List names a model whose versions cannot be listed and lists the othe
 // right after a write commits.
 class DeletedAtOnceStore : public store::ModelStore {
  public:
+  using ModelStore::Delete;
   using ModelStore::Put;
   absl::StatusOr<int64_t> Put(std::string_view name, const store::MakeBytesFn& make_bytes,
                               const store::PutOptions& options) override {
@@ -305,7 +319,8 @@ class DeletedAtOnceStore : public store::ModelStore {
     return inner_.ListVersions(name);
   }
   absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_.ListNames(); }
-  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override {
+  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version,
+                                              const std::function<absl::Status()>&) override {
     return inner_.Delete(name, version);
   }
 

@@ -62,6 +62,7 @@ class CountingLoader {
 class CountingStore : public ModelStore {
  public:
   explicit CountingStore(ModelStore* inner) : inner_(inner) {}
+  using ModelStore::Delete;
   using ModelStore::Put;
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                               const PutOptions& options) override {
@@ -76,8 +77,10 @@ class CountingStore : public ModelStore {
     return inner_->ListVersions(name);
   }
   absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_->ListNames(); }
-  absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version) override {
-    return inner_->Delete(name, version);
+  absl::StatusOr<std::vector<int64_t>> Delete(
+      std::string_view name, int64_t version,
+      const std::function<absl::Status()>& still_wanted) override {
+    return inner_->Delete(name, version, still_wanted);
   }
   int lists() const { return lists_.load(); }
   int gets() const { return gets_.load(); }

@@ -547,6 +547,47 @@ TEST_CASE("FileModelStore: a Put waiting for the model's lock ends when no longe
   CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
 }
 
+// A DeleteModel whose client's deadline passed while it waited for the model's lock (a replica
+// committing, a hung writer) still deleted once it got the lock: its client was told
+// DEADLINE_EXCEEDED and found the versions gone.
+TEST_CASE(
+    "FileModelStore: a Delete waiting for the model's lock ends, deleting nothing, when no "
+    "longer wanted") {
+  StoreWithM fixture;  // the default lock timeout (30 s)
+  FileModelStore& store = *fixture.store;
+  const int replica_fd = fixture.HoldLockOfM();
+  std::atomic<bool> asked{false}, gave_up{false}, done{false};
+  absl::Status waited;
+  std::thread deleter([&] {
+    waited = store
+                 .Delete("m", 0,
+                         [&] {
+                           asked = true;
+                           return gave_up ? absl::DeadlineExceededError("the deadline passed")
+                                          : absl::OkStatus();
+                         })
+                 .status();
+    done = true;
+  });
+  for (int i = 0; i < 10000 && !asked; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  REQUIRE(asked.load());  // it is waiting for the lock and asking
+  gave_up = true;
+  for (int i = 0; i < 10000 && !done; ++i)  // a cap, not a timing assertion
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  CHECK(done.load());
+  close(replica_fd);
+  deleter.join();
+  CHECK(absl::IsDeadlineExceeded(waited));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+  // Asked once the lock is taken too: a caller that gave up while the lock came free (or before
+  // it asked for it) deletes nothing.
+  const auto late = store.Delete("m", 0, [] { return absl::CancelledError("gone"); });
+  CHECK(absl::IsCancelled(late.status()));
+  CHECK(store.ListVersions("m").value() == std::vector<int64_t>{1});
+  CHECK(store.Delete("m", 0).ok());
+}
+
 TEST_CASE("FileModelStore: a thread of this process holding a model's lock too long fails others") {
   StoreWithM fixture(absl::Milliseconds(200));
   FileModelStore& store = *fixture.store;
