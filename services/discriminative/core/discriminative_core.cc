@@ -186,8 +186,10 @@ absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& st
   std::shared_ptr<const LoadedPipeline> stored;
   if (config_->partial()) {
     const int64_t continued = previous_ != nullptr ? previous_->info().version() : 0;
-    absl::Mutex unshared;  // without a core's mutex there is no other session to serialise with
-    absl::MutexLock lock(partial_commit_mu_ != nullptr ? partial_commit_mu_.get() : &unshared);
+    absl::Mutex unshared;  // without a core's locks there is no other session to serialise with
+    absl::MutexLock lock(partial_commit_locks_ != nullptr
+                             ? &partial_commit_locks_->For(config_->name())
+                             : &unshared);
     MAAS_ASSIGN_OR_RETURN(
         stored, StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
                               config_->description(), &result.summary, stop, continued));

@@ -4,11 +4,13 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRIMINATIVE_CORE_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRIMINATIVE_CORE_H_
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -70,12 +72,27 @@ struct DiscriminativeCoreOptions {
 // or being written), so two partial Trains never both continue the same version, also in
 // replicas sharing a store. Partial commits of one core are serialised as well, so within
 // one server their checks and writes do not interleave.
+// Serialises the check-and-write of partial Trains of one model within a server (the store's
+// per-model lock makes the check exact; this keeps two sessions of one model from both writing).
+// Models hash onto a fixed set of mutexes, so unrelated models rarely share one.
+class PartialCommitLocks {
+ public:
+  absl::Mutex& For(std::string_view name) {
+    return stripes_[std::hash<std::string_view>{}(name) % kStripes];
+  }
+
+ private:
+  static constexpr size_t kStripes = 64;
+  std::array<absl::Mutex, kStripes> stripes_;
+};
+
 class TrainSession {
  public:
-  // `partial_commit_mu` (may be null) serialises the check-and-write of partial Trains.
+  // `partial_commit_locks` (may be null) serialise the check-and-write of partial Trains of one
+  // model.
   explicit TrainSession(const DiscriminativeCoreOptions* options,
-                        std::shared_ptr<absl::Mutex> partial_commit_mu = nullptr)
-      : options_(options), partial_commit_mu_(std::move(partial_commit_mu)) {}
+                        std::shared_ptr<PartialCommitLocks> partial_commit_locks = nullptr)
+      : options_(options), partial_commit_locks_(std::move(partial_commit_locks)) {}
   // The first message must be a TrainConfig, every later one a TextBatch. `stop` is checked
   // within a batch (Trainer::AddBatch).
   absl::Status Add(const v1::TrainRequest& message, const exec::StopToken& stop = {});
@@ -93,7 +110,7 @@ class TrainSession {
 
  private:
   const DiscriminativeCoreOptions* options_;
-  std::shared_ptr<absl::Mutex> partial_commit_mu_;
+  std::shared_ptr<PartialCommitLocks> partial_commit_locks_;
   std::optional<v1::TrainConfig> config_;
   // The version a partial Train continues (null: none, or not partial); the trainer points into it.
   std::shared_ptr<const LoadedPipeline> previous_;
@@ -134,7 +151,7 @@ class DiscriminativeCore {
   absl::StatusOr<v1::CreateModelResponse> CreateModel(const v1::CreateModelRequest& request,
                                                       const exec::StopToken& stop = {});
   std::unique_ptr<TrainSession> StartTrain() const {
-    return std::make_unique<TrainSession>(&options_, partial_commit_mu_);
+    return std::make_unique<TrainSession>(&options_, partial_commit_locks_);
   }
   std::unique_ptr<EvaluateSession> StartEvaluate() const {
     return std::make_unique<EvaluateSession>(&options_, options_.repository);
@@ -168,7 +185,8 @@ class DiscriminativeCore {
   absl::Status CheckTextSize(size_t index, size_t bytes) const;
 
   DiscriminativeCoreOptions options_;
-  std::shared_ptr<absl::Mutex> partial_commit_mu_ = std::make_shared<absl::Mutex>();
+  std::shared_ptr<PartialCommitLocks> partial_commit_locks_ =
+      std::make_shared<PartialCommitLocks>();
 };
 
 }  // namespace maas::discriminative

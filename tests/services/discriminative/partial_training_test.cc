@@ -3,12 +3,15 @@
 // sums; with integer counts bit for bit), the continued version is never touched, and every way a
 // partial call can go wrong answers a clear status and stores nothing. The scikit-learn oracle of
 // the same sequences is tests/python/test_partial_training.py.
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
@@ -80,9 +83,10 @@ v1::ClassifierConfig Classifier(const std::string& kind) {
 }
 
 v1::TrainConfig PartialConfig(const v1::VectorizerConfig& vectorizer,
-                              const v1::ClassifierConfig& classifier, bool with_classes) {
+                              const v1::ClassifierConfig& classifier, bool with_classes,
+                              const std::string& name = "m") {
   v1::TrainConfig config;
-  config.set_name("m");
+  config.set_name(name);
   config.set_partial(true);
   *config.mutable_vectorizer() = vectorizer;
   *config.mutable_classifier() = classifier;
@@ -440,6 +444,70 @@ TEST_CASE("A partial Train whose continued version is no longer the latest is AB
   CHECK(std::vector<double>(retry->summary().class_count().begin(),
                             retry->summary().class_count().end()) ==
         std::vector<double>{3.0, 3.0, 4.0});
+}
+
+// A store whose writes of model "a" wait until released (a replica holding a's lock, a hung
+// volume).
+class HeldStore : public store::MemoryModelStore {
+ public:
+  using ModelStore::Put;
+  absl::StatusOr<int64_t> Put(std::string_view name, const store::MakeBytesFn& make_bytes,
+                              const store::PutOptions& options) override {
+    if (name == "a" && hold_.load()) {
+      entered_.Notify();
+      release_.WaitForNotification();
+    }
+    return MemoryModelStore::Put(name, make_bytes, options);
+  }
+  std::atomic<bool> hold_{false};
+  absl::Notification entered_;
+  absl::Notification release_;
+};
+
+// One mutex served every partial Train of a server: a commit stuck on model "a" held partial
+// Trains of every other model past their deadlines.
+TEST_CASE("A partial Train stuck committing one model does not hold up another model's") {
+  HeldStore store;
+  registry::ModelRepository<LoadedPipeline> repository{&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration()};
+  DiscriminativeCoreOptions options;
+  options.repository = &repository;
+  DiscriminativeCore core(options);
+  auto train = [&](const std::string& name, bool first) -> absl::StatusOr<v1::TrainResponse> {
+    auto session = core.StartTrain();
+    v1::TrainRequest config;
+    *config.mutable_config() = PartialConfig(Hashing(), Classifier("multinomial_nb"), first, name);
+    MAAS_RETURN_IF_ERROR(session->Add(config));
+    v1::TrainRequest data;
+    *data.mutable_batch() = Batch(0, 3, false);
+    MAAS_RETURN_IF_ERROR(session->Add(data));
+    return session->Finish();
+  };
+  // Another model whose partial commits do not share a's mutex (models hash onto 64).
+  PartialCommitLocks locks;
+  std::string other = "b";
+  while (&locks.For(other) == &locks.For("a")) other += "b";
+  REQUIRE(train("a", true).ok());
+  REQUIRE(train(other, true).ok());
+  store.hold_ = true;
+  absl::StatusOr<v1::TrainResponse> a_result = absl::UnknownError("not finished");
+  std::thread a([&] { a_result = train("a", false); });
+  REQUIRE(store.entered_.WaitForNotificationWithTimeout(absl::Seconds(30)));
+  std::atomic<bool> b_done{false};
+  absl::StatusOr<v1::TrainResponse> b_result = absl::UnknownError("not finished");
+  std::thread b([&] {
+    b_result = train(other, false);
+    b_done = true;
+  });
+  // b commits while a is still stuck (a generous cap: only a b held up by a reaches it).
+  const absl::Time limit = absl::Now() + absl::Seconds(20);
+  while (!b_done.load() && absl::Now() < limit) absl::SleepFor(absl::Milliseconds(2));
+  CHECK(b_done.load());
+  store.release_.Notify();
+  a.join();
+  b.join();
+  CHECK(a_result.ok());
+  CHECK(b_result.ok());
 }
 
 }  // namespace
