@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/adapter/stream_watchdog.h"
 #include "common/exec/executor.h"
 #include "common/exec/worker_pool.h"
 
@@ -37,6 +38,9 @@ struct DispatcherOptions {
   // call RESOURCE_EXHAUSTED naming the flag, instead of gRPC's "Sent message larger than max".
   // 0 = unchecked.
   int64_t max_message_bytes = 0;
+  // Ends streams that wait on a silent client too long (--stream_idle_timeout_seconds); not
+  // owned, must outlive the server's calls. Null: streams may idle until their deadline.
+  StreamWatchdog* watchdog = nullptr;
 };
 
 // Trailing metadata key of the retry hint on RESOURCE_EXHAUSTED refusals (milliseconds, decimal).
@@ -60,6 +64,8 @@ class Dispatcher {
   int64_t retry_after_ms() const;
   // DispatcherOptions::max_message_bytes.
   int64_t max_message_bytes() const { return options_.max_message_bytes; }
+  // DispatcherOptions::watchdog.
+  StreamWatchdog* watchdog() const { return options_.watchdog; }
   // Calls holding a ticket now.
   int64_t in_flight() const;
 

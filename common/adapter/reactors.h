@@ -128,6 +128,39 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::strin
       "fields must be UTF-8)"));
 }
 
+// A stream's registration with the dispatcher's StreamWatchdog (none: a no-op): Waiting() before
+// each read or write of the client, Progress() when it completes. Unregisters when destroyed (the
+// reactor's OnDone, while the call's context still exists).
+class IdleWatch {
+ public:
+  IdleWatch(StreamWatchdog* watchdog, grpc::ServerContextBase* context)
+      : watchdog_(watchdog), watch_(watchdog != nullptr ? watchdog->Register(context) : nullptr) {}
+  ~IdleWatch() {
+    if (watchdog_ != nullptr) watchdog_->Unregister(watch_);
+  }
+  IdleWatch(const IdleWatch&) = delete;
+  IdleWatch& operator=(const IdleWatch&) = delete;
+  void Waiting() {
+    if (watch_ != nullptr) watch_->WaitingOnClient();
+  }
+  void Progress() {
+    if (watch_ != nullptr) watch_->Progress();
+  }
+  // The status of a call that ended under its reactor: why the watchdog ended it, if it did.
+  absl::Status Or(absl::Status status) const {
+    if (watch_ == nullptr || !watch_->timed_out()) return status;
+    return absl::CancelledError(absl::StrCat(
+        "the stream waited on its client for more than ",
+        absl::FormatDuration(watchdog_->idle_timeout()),
+        " (the server's --stream_idle_timeout_seconds): a silent stream holds one of the server's "
+        "call slots; send (or read) at least that often, or set a deadline; nothing was stored"));
+  }
+
+ private:
+  StreamWatchdog* const watchdog_;
+  const std::shared_ptr<StreamWatchdog::Watch> watch_;
+};
+
 // Parses the request of a unary or server-streaming call. gRPC hands the handler a buffer without
 // data when no message arrived: the client cancelled (or its deadline passed) before sending it,
 // or half-closed without one. Those are reported as what they are (CANCELLED / DEADLINE_EXCEEDED,
@@ -341,11 +374,14 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         session_(std::move(session)),
         response_(response),
         limit_(limit),
-        stop_(StopTokenFor(context)) {
+        stop_(StopTokenFor(context)),
+        idle_(dispatcher.watchdog(), context) {
+    idle_.Waiting();
     StartRead(&buffer_);
   }
 
   void OnReadDone(bool ok) override {
+    idle_.Progress();
     if (!ok) {
       if (context_->IsCancelled()) {
         Cut();
@@ -396,6 +432,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         End(status);
         return;
       }
+      idle_.Waiting();
       StartRead(&buffer_);
     });
   }
@@ -422,11 +459,12 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
  private:
   // Ends a stream gRPC cut off: it is not a complete one, so nothing is stored.
   void Cut() {
-    End(CallGone(*context_, started_,
+    End(idle_.Or(
+        CallGone(*context_, started_,
                  "the stream ended before it was complete (the client cancelled it, or gRPC "
                  "refused one of its messages, e.g. one above --max_message_bytes); nothing was "
                  "stored",
-                 "the call's deadline passed before the stream was complete; nothing was stored"));
+                 "the call's deadline passed before the stream was complete; nothing was stored")));
   }
 
   // Ends the call; every ending goes through here, once (OnDone follows Finish).
@@ -451,6 +489,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   int64_t index_ = 0;
   int64_t total_bytes_ = 0;
   int64_t budget_held_ = 0;  // of limit_.budget, taken by this stream's messages
+  internal::IdleWatch idle_;
 };
 
 // Starts a client stream folded by `session`, capped by `limit`. With a non-OK `admission` (e.g. a
@@ -506,7 +545,8 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         context_(context),
         ticket_(std::move(ticket)),
         stop_(StopTokenFor(context)),
-        writer_(writer) {
+        writer_(writer),
+        idle_(dispatcher.watchdog(), context) {
     model_.Update(*request);
     producing_ = true;
     dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
@@ -528,6 +568,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   }
 
   void OnWriteDone(bool ok) override {
+    idle_.Progress();
     Action action;
     {
       absl::MutexLock lock(&mu_);
@@ -584,7 +625,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     if (finished_ || writing_) return Action::kNone;
     if (write_failed_) {
       if (producing_) return Action::kNone;  // the producer ends the call when it returns
-      final_ = internal::StreamWriteFailed(*context_, started_);
+      final_ = idle_.Or(internal::StreamWriteFailed(*context_, started_));
       finished_ = true;
       return Action::kEnd;
     }
@@ -610,6 +651,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         if constexpr (internal::SerializesLater<Source>::value) {
           source_->SerializePending(&in_flight_);
         }
+        idle_.Waiting();
         StartWrite(&in_flight_);
       };
       if (writer_ != nullptr) {
@@ -646,6 +688,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   absl::Status final_;  // the call's status, set once with finished_
   grpc::ByteBuffer spare_;
   grpc::ByteBuffer in_flight_;
+  internal::IdleWatch idle_;
 };
 
 // Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends
@@ -690,14 +733,18 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         context_(context),
         ticket_(std::move(ticket)),
         fn_(std::move(fn)),
-        stop_(StopTokenFor(context)) {
+        stop_(StopTokenFor(context)),
+        idle_(dispatcher.watchdog(), context) {
+    idle_.Waiting();
     StartRead(&in_);
   }
 
   void OnReadDone(bool ok) override {
+    idle_.Progress();
     if (!ok) {
       if (context_->IsCancelled()) {
-        End(CallGone(*context_, started_, "cancelled by the client", "the call's deadline passed"));
+        End(idle_.Or(CallGone(*context_, started_, "cancelled by the client",
+                              "the call's deadline passed")));
       } else {
         End(absl::OkStatus());  // the client half-closed: every response was written already
       }
@@ -727,14 +774,17 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         End(status);
         return;
       }
+      idle_.Waiting();
       StartWrite(&out_);
     });
   }
   void OnWriteDone(bool ok) override {
+    idle_.Progress();
     if (!ok) {
-      End(internal::StreamWriteFailed(*context_, started_));
+      End(idle_.Or(internal::StreamWriteFailed(*context_, started_)));
       return;
     }
+    idle_.Waiting();
     StartRead(&in_);
   }
   void OnDone() override { delete this; }
@@ -756,6 +806,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
   grpc::ByteBuffer out_;
   Req request_;
   int64_t index_ = 0;
+  internal::IdleWatch idle_;
 };
 
 template <class Req, class Resp, class Fn>

@@ -100,6 +100,11 @@ ABSL_FLAG(
     double, max_connection_age_seconds, 0,
     "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
     "clients such as the gateway re-resolve DNS and reach replicas added since (0 = never).");
+ABSL_FLAG(double, stream_idle_timeout_seconds, 300,
+          "A stream that waits on its client longer than this (no message from a client that "
+          "sends, no progress from a client that reads) is ended with CANCELLED and nothing "
+          "stored, so silent clients cannot hold the calls of --max_concurrent_calls; time the "
+          "server spends working never counts (0 = never).");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -166,6 +171,13 @@ int main(int argc, char** argv) {
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
   dispatch.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const double idle_seconds = absl::GetFlag(FLAGS_stream_idle_timeout_seconds);
+  if (!(idle_seconds >= 0)) {
+    std::cerr << "maas-discriminative: --stream_idle_timeout_seconds must be >= 0\n";
+    return 1;
+  }
+  maas::adapter::StreamWatchdog watchdog(absl::Seconds(idle_seconds));
+  dispatch.watchdog = &watchdog;
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
   // Train streams run on a pool of their own (admitted by `dispatcher` like every call).
   if (absl::GetFlag(FLAGS_train_threads) < 1) {
@@ -173,7 +185,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   maas::exec::WorkerPool train_pool({absl::GetFlag(FLAGS_train_threads)});
-  maas::adapter::Dispatcher train_dispatcher(&train_pool, {});
+  maas::adapter::DispatcherOptions train_dispatch;
+  train_dispatch.max_message_bytes = dispatch.max_message_bytes;
+  train_dispatch.watchdog = &watchdog;
+  maas::adapter::Dispatcher train_dispatcher(&train_pool, train_dispatch);
   maas::adapter::StreamBudget train_budget(absl::GetFlag(FLAGS_max_total_train_bytes),
                                            "--max_total_train_bytes");
   maas::discriminative::DiscriminativeServiceImpl service(&core, &*auth, &dispatcher,

@@ -81,6 +81,11 @@ ABSL_FLAG(
     double, max_connection_age_seconds, 0,
     "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
     "clients such as the gateway re-resolve DNS and reach replicas added since (0 = never).");
+ABSL_FLAG(double, stream_idle_timeout_seconds, 300,
+          "A stream that waits on its client longer than this (no message from a client that "
+          "sends, no progress from a client that reads) is ended with CANCELLED and nothing "
+          "stored, so silent clients cannot hold the calls of --max_concurrent_calls; time the "
+          "server spends working never counts (0 = never).");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",
@@ -148,6 +153,13 @@ int main(int argc, char** argv) {
           ? absl::GetFlag(FLAGS_max_queued_calls)
           : (dispatch.max_concurrent_calls > 0 ? dispatch.max_concurrent_calls : -1);
   dispatch.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  const double idle_seconds = absl::GetFlag(FLAGS_stream_idle_timeout_seconds);
+  if (!(idle_seconds >= 0)) {
+    std::cerr << "maas-generative: --stream_idle_timeout_seconds must be >= 0\n";
+    return 1;
+  }
+  maas::adapter::StreamWatchdog watchdog(absl::Seconds(idle_seconds));
+  dispatch.watchdog = &watchdog;
   maas::adapter::Dispatcher dispatcher(&pool, dispatch);
   maas::adapter::StreamBudget fit_budget(absl::GetFlag(FLAGS_max_total_fit_bytes),
                                          "--max_total_fit_bytes");

@@ -44,6 +44,7 @@ struct StackOptions {
   int64_t inline_classify_bytes = 0;           // --inline_classify_bytes (0 = off)
   std::ostream* log = nullptr;                 // the call log (null = none); outlives the stack
   int max_message_bytes = 64 << 20;            // --max_message_bytes
+  absl::Duration stream_idle_timeout = absl::ZeroDuration();  // 0 = off
 };
 
 DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>* repository) {
@@ -52,8 +53,9 @@ DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>*
   return options;
 }
 
-adapter::DispatcherOptions Dispatch(const StackOptions& o) {
+adapter::DispatcherOptions Dispatch(const StackOptions& o, adapter::StreamWatchdog* watchdog) {
   adapter::DispatcherOptions options;
+  options.watchdog = watchdog;
   options.max_concurrent_calls = o.max_concurrent_calls;
   options.max_queued = o.max_queued;
   return options;
@@ -64,8 +66,9 @@ struct Stack {
   explicit Stack(StackOptions o = {})
       : repository(&store, ParseStoredPipeline, o.poll),
         core(CoreOptions(&repository)),
+        watchdog(o.stream_idle_timeout),
         pool({o.threads}),
-        dispatcher(&pool, Dispatch(o)),
+        dispatcher(&pool, Dispatch(o, &watchdog)),
         service(&core, &auth, &dispatcher, o.max_train_bytes) {
     service.InlineSmallClassify(o.inline_classify_bytes, [this](const common::v1::ModelRef& ref) {
       return repository.Cached(ref);
@@ -116,6 +119,7 @@ struct Stack {
   registry::ModelRepository<LoadedPipeline> repository;
   DiscriminativeCore core;
   adapter::WriteAuthorizer auth;
+  adapter::StreamWatchdog watchdog;
   exec::WorkerPool pool;
   adapter::Dispatcher dispatcher;
   DiscriminativeServiceImpl service;
@@ -256,6 +260,79 @@ TEST_CASE("An unparseable message fails Evaluate and ClassifyStream with INVALID
   CHECK(unary.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   CHECK(unary.status.error_message().find("maas.discriminative.v1.ClassifyRequest") !=
         std::string::npos);
+}
+
+// A client that opened streams and sent nothing held their call slots until it went away: 256
+// such streams refused every other call of the server.
+TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_seconds") {
+  testing::LockedStream log;
+  StackOptions options;
+  options.log = &log;
+  options.stream_idle_timeout = absl::Milliseconds(400);
+  Stack stack(options);
+  // A Train stream that sends its config, then nothing: ended, nothing stored, its slot freed.
+  grpc::GenericStub stub(stack.channel);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto call = stub.PrepareCall(&context, std::string(kService) + "Train", &cq);
+  void* tag = nullptr;
+  bool ok = false;
+  call->StartCall(reinterpret_cast<void*>(1));
+  REQUIRE(cq.Next(&tag, &ok));
+  REQUIRE(ok);
+  call->Write(testing::ToBuffer(Config("silent")), reinterpret_cast<void*>(2));
+  REQUIRE(cq.Next(&tag, &ok));
+  REQUIRE(ok);
+  grpc::ByteBuffer response;
+  call->Read(&response, reinterpret_cast<void*>(3));  // completes when the server ends the call
+  REQUIRE(cq.Next(&tag, &ok));
+  grpc::Status status;
+  call->Finish(&status, reinterpret_cast<void*>(4));
+  REQUIRE(cq.Next(&tag, &ok));
+  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
+  stack.WaitIdle();
+  CHECK_FALSE(stack.Stored("silent"));
+  CHECK(stack.watchdog.cancelled() == 1);
+  const absl::Time limit = absl::Now() + kCap;
+  while (log.str().find("stream_idle_timeout_seconds") == std::string::npos && absl::Now() < limit)
+    absl::SleepFor(absl::Milliseconds(5));
+  CHECK_THAT(log.str(), Catch::Contains("--stream_idle_timeout_seconds"));
+
+  // One that keeps sending, each message within the timeout though the whole stream takes
+  // longer: completes.
+  std::vector<std::string> messages = {Config("steady")};
+  for (int i = 0; i < 6; ++i) messages.push_back(Batch(i * 4, 4));
+  grpc::GenericStub steady_stub(stack.channel);
+  grpc::CompletionQueue steady_cq;
+  grpc::ClientContext steady_context;
+  steady_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto steady =
+      steady_stub.PrepareCall(&steady_context, std::string(kService) + "Train", &steady_cq);
+  steady->StartCall(reinterpret_cast<void*>(1));
+  REQUIRE(steady_cq.Next(&tag, &ok));
+  for (const std::string& message : messages) {
+    absl::SleepFor(absl::Milliseconds(150));
+    steady->Write(testing::ToBuffer(message), reinterpret_cast<void*>(2));
+    REQUIRE(steady_cq.Next(&tag, &ok));
+    REQUIRE(ok);
+  }
+  steady->WritesDone(reinterpret_cast<void*>(3));
+  REQUIRE(steady_cq.Next(&tag, &ok));
+  steady->Read(&response, reinterpret_cast<void*>(4));
+  REQUIRE(steady_cq.Next(&tag, &ok));
+  grpc::Status steady_status;
+  steady->Finish(&steady_status, reinterpret_cast<void*>(5));
+  REQUIRE(steady_cq.Next(&tag, &ok));
+  CHECK(steady_status.ok());
+  steady_cq.Shutdown();
+  while (steady_cq.Next(&tag, &ok)) {
+  }
+  CHECK(stack.Stored("steady"));
+  CHECK(stack.watchdog.cancelled() == 1);
 }
 
 // gRPC refuses a stream message above --max_message_bytes by failing the read, as it reports the
