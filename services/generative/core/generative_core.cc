@@ -663,17 +663,33 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
       }
     }
     const uint64_t per_row = LogWeightTail::MaxHeld(StreamTailSize(max_samples)) * sizeof(double);
-    return absl::ResourceExhaustedError(
-        absl::StrCat("StreamEstimate of ", rows, " rows up to max_samples ", max_samples,
-                     " would keep ", tail_bytes, " bytes of largest log weights for Pareto k-hat (",
-                     per_row, " per row), above this server's limit of ",
-                     options_.max_stream_estimate_tail_bytes, " bytes per stream; ",
-                     fits >= prepared.settings.num_samples
-                         ? absl::StrCat("set max_samples <= ", fits, " or send fewer rows per call")
-                         : std::string("send fewer rows per call"),
-                     " (row_offset shards rows exactly)"));
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "StreamEstimate of ", rows, " rows up to max_samples ", max_samples, " would keep ",
+        tail_bytes, " bytes of largest log weights for Pareto k-hat (", per_row,
+        " per row), above this server's limit of ", options_.max_stream_estimate_tail_bytes,
+        " bytes (--max_stream_estimate_tail_bytes); ",
+        fits >= prepared.settings.num_samples
+            ? absl::StrCat("set max_samples <= ", fits, " or send fewer rows per call")
+            : std::string("send fewer rows per call"),
+        " (row_offset shards rows exactly)"));
+  }
+  // Reserved from the budget all streams in progress share, until this one ends.
+  const int64_t reserve = static_cast<int64_t>(tail_bytes);
+  std::shared_ptr<std::atomic<int64_t>> held = tail_bytes_held_;
+  for (int64_t now = held->load();;) {
+    if (options_.max_stream_estimate_tail_bytes > 0 &&
+        now + reserve > options_.max_stream_estimate_tail_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the StreamEstimate calls in progress keep ", now,
+          " bytes of largest log weights for Pareto k-hat; with this one's ", reserve,
+          " that passes this server's limit of ", options_.max_stream_estimate_tail_bytes,
+          " bytes (--max_stream_estimate_tail_bytes): retry when they have finished, or send "
+          "fewer rows or a lower max_samples"));
+    }
+    if (held->compare_exchange_weak(now, now + reserve)) break;
   }
   EstimateStream::Plan plan;
+  plan.reservation = std::shared_ptr<void>(nullptr, [held, reserve](void*) { *held -= reserve; });
   plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
   plan.loaded = std::move(prepared.loaded);
   plan.x = std::move(prepared.x);

@@ -4,6 +4,7 @@
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_GENERATIVE_CORE_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_GENERATIVE_CORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -55,11 +56,14 @@ struct GenerativeCoreOptions {
   uint64_t max_fit_rows = 10'000'000;
   // Largest number of rows of one estimate request.
   uint64_t max_estimate_rows = 100'000;
-  // Largest memory, in bytes, that one StreamEstimate may keep for Pareto k̂: per row the largest
+  // Largest memory, in bytes, that the StreamEstimate calls in progress may keep together for
+  // Pareto k̂ (--max_stream_estimate_tail_bytes): per row the largest
   // math::ParetoTailSize(max_samples) (~3 sqrt(max_samples)) log weights of the stream, with
-  // LogWeightTail's slack. Checked before any work (RESOURCE_EXHAUSTED with the max_samples that
-  // would fit); 0 = no cap. Everything else a stream holds is bounded by its rows, whatever
-  // num_samples and max_samples are. 1 GiB: 10 000 rows at the default max_samples (10^7).
+  // LogWeightTail's slack, reserved when the stream starts and given back when it ends. Checked
+  // before any work (RESOURCE_EXHAUSTED: with the max_samples that would fit when one stream alone
+  // passes it, with a retry hint when the others hold the rest); 0 = no cap. Everything else a
+  // stream holds is bounded by its rows, whatever num_samples and max_samples are. 1 GiB: 10 000
+  // rows at the default max_samples (10^7).
   int64_t max_stream_estimate_tail_bytes = int64_t{1} << 30;
   // Samples per batch when the request leaves batch_size empty, further capped to about
   // default_batch_bytes of float64 values per message: a stream of ~1 MiB messages lets the
@@ -157,6 +161,7 @@ class EstimateStream {
     std::function<absl::Time()> clock;
     exec::Executor* executor;
     exec::StopToken stop;
+    std::shared_ptr<void> reservation;  // the stream's share of the tail budget, while it lives
   };
   explicit EstimateStream(Plan plan);
   // Fills the next message; false when the stream is over.
@@ -255,6 +260,9 @@ class GenerativeCore {
 
   GenerativeCoreOptions options_;
   exec::InlineExecutor inline_executor_;
+  // The tail memory the StreamEstimate calls in progress hold (see max_stream_estimate_tail_bytes).
+  std::shared_ptr<std::atomic<int64_t>> tail_bytes_held_ =
+      std::make_shared<std::atomic<int64_t>>(0);
 };
 
 }  // namespace maas::generative

@@ -407,5 +407,30 @@ TEST_CASE("StreamEstimate refuses up front when its k-hat tails would pass the l
   CHECK(f.core->StartStreamEstimate(request).ok());
 }
 
+// The limit was per stream: 24 concurrent StreamEstimates (a k8s pod's admitted calls) could each
+// keep 1 GiB of tails. It now bounds the streams in progress together.
+TEST_CASE("StreamEstimate's k-hat tails share one budget across the streams in progress") {
+  const size_t per_row = LogWeightTail::MaxHeld(math::ParetoTailSize(100000)) * sizeof(double);
+  Fixture f(nullptr, static_cast<int64_t>(50 * per_row));
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::PRIOR, 30);
+  request.mutable_request()->set_num_samples(100);
+  request.set_max_samples(100000);
+  auto first = f.core->StartStreamEstimate(request);  // 30 of the 50 rows' worth
+  REQUIRE(first.ok());
+  const absl::Status second = f.core->StartStreamEstimate(request).status();
+  CHECK(second.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(second.message()), Catch::Contains("in progress"));
+  CHECK_THAT(std::string(second.message()), Catch::Contains("--max_stream_estimate_tail_bytes"));
+  *request.mutable_request() = Request(v1::PRIOR, 20);  // the rest fits
+  request.mutable_request()->set_num_samples(100);
+  auto third = f.core->StartStreamEstimate(request);
+  REQUIRE(third.ok());
+  first->reset();  // a stream that ends gives its share back
+  *request.mutable_request() = Request(v1::PRIOR, 30);
+  request.mutable_request()->set_num_samples(100);
+  CHECK(f.core->StartStreamEstimate(request).ok());
+}
+
 }  // namespace
 }  // namespace maas::generative
