@@ -32,16 +32,21 @@ std::string Field(int number, const std::string& payload) {
   return out + payload;
 }
 
+// The test loader: the stored ModelInfo.
+absl::StatusOr<std::shared_ptr<const Loaded>> ParseLoaded(const std::string& bytes) {
+  MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+  auto loaded = std::make_shared<Loaded>();
+  loaded->model_info = info;
+  return std::shared_ptr<const Loaded>(std::move(loaded));
+}
+
 struct Fixture {
   explicit Fixture(int64_t cache_bytes = 0)
       : repository(
             &store,
             [this](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
               loads.fetch_add(1);
-              MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
-              auto loaded = std::make_shared<Loaded>();
-              loaded->model_info = info;
-              return std::shared_ptr<const Loaded>(std::move(loaded));
+              return ParseLoaded(bytes);
             },
             absl::ZeroDuration(), cache_bytes) {}
 
@@ -263,15 +268,7 @@ class UnlistableStore : public store::MemoryModelStore {
 // It made every ListModels fail, whatever its name_prefix.
 TEST_CASE("List names a model whose versions cannot be listed and lists the others") {
   UnlistableStore store;
-  ModelRepository<Loaded> repository(
-      &store,
-      [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
-        MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
-        auto loaded = std::make_shared<Loaded>();
-        loaded->model_info = info;
-        return std::shared_ptr<const Loaded>(std::move(loaded));
-      },
-      absl::ZeroDuration());
+  ModelRepository<Loaded> repository(&store, ParseLoaded, absl::ZeroDuration());
   for (const char* name : {"a", "bad", "c"}) {
     REQUIRE(store
                 .Put(name,
@@ -332,15 +329,7 @@ class DeletedAtOnceStore : public store::ModelStore {
 // between), so its client never learned the version and a retry wrote a duplicate.
 TEST_CASE("Put answers the version it wrote even when a delete removed it at once") {
   DeletedAtOnceStore store;
-  ModelRepository<Loaded> repository(
-      &store,
-      [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
-        MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
-        auto loaded = std::make_shared<Loaded>();
-        loaded->model_info = info;
-        return std::shared_ptr<const Loaded>(std::move(loaded));
-      },
-      absl::ZeroDuration());
+  ModelRepository<Loaded> repository(&store, ParseLoaded, absl::ZeroDuration());
   const auto put = repository.Put("gone", [](int64_t version) -> absl::StatusOr<std::string> {
     common::v1::ModelInfo info;
     FillModelInfo("gone", version, common::v1::GENERATIVE, "uniform", {}, "", absl::Now(), &info);

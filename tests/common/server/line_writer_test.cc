@@ -24,9 +24,34 @@ namespace {
 
 constexpr absl::Duration kCap = absl::Seconds(20);
 
-// An output whose writes can be held (as a stalled disk would) and whose content can be read while
-// another thread writes.
-class HoldableBuf : public std::streambuf {
+// An output whose content can be read while another thread writes to it.
+class RecordingBuf : public std::streambuf {
+ public:
+  std::string Text() {
+    absl::MutexLock lock(&mu_);
+    return text_;
+  }
+  bool WaitFor(const std::string& text) {
+    absl::MutexLock lock(&mu_);
+    auto has = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+      return text_.find(text) != std::string::npos;
+    };
+    return mu_.AwaitWithTimeout(absl::Condition(&has), kCap);
+  }
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c == traits_type::eof()) return traits_type::not_eof(c);
+    const char ch = static_cast<char>(c);
+    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
+  }
+
+  absl::Mutex mu_;
+  std::string text_ ABSL_GUARDED_BY(mu_);
+};
+
+// An output whose writes can be held (as a stalled disk would).
+class HoldableBuf : public RecordingBuf {
  public:
   void Hold() {
     absl::MutexLock lock(&mu_);
@@ -41,17 +66,6 @@ class HoldableBuf : public std::streambuf {
     absl::MutexLock lock(&mu_);
     return stalled_;
   }
-  std::string Text() {
-    absl::MutexLock lock(&mu_);
-    return text_;
-  }
-  bool WaitFor(const std::string& text) {
-    absl::MutexLock lock(&mu_);
-    auto has = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return text_.find(text) != std::string::npos;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&has), kCap);
-  }
 
  protected:
   std::streamsize xsputn(const char* s, std::streamsize n) override {
@@ -63,38 +77,18 @@ class HoldableBuf : public std::streambuf {
     text_.append(s, static_cast<size_t>(n));
     return n;
   }
-  int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) {
-      const char ch = static_cast<char>(c);
-      xsputn(&ch, 1);
-    }
-    return c;
-  }
 
  private:
-  absl::Mutex mu_;
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   bool stalled_ ABSL_GUARDED_BY(mu_) = false;
-  std::string text_ ABSL_GUARDED_BY(mu_);
 };
 
 // An output that refuses writes while full, as a file on a full disk does.
-class FillableBuf : public std::streambuf {
+class FillableBuf : public RecordingBuf {
  public:
   void SetFull(bool full) {
     absl::MutexLock lock(&mu_);
     full_ = full;
-  }
-  std::string Text() {
-    absl::MutexLock lock(&mu_);
-    return text_;
-  }
-  bool WaitFor(const std::string& text) {
-    absl::MutexLock lock(&mu_);
-    auto has = [&]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-      return text_.find(text) != std::string::npos;
-    };
-    return mu_.AwaitWithTimeout(absl::Condition(&has), kCap);
   }
 
  protected:
@@ -104,16 +98,9 @@ class FillableBuf : public std::streambuf {
     text_.append(s, static_cast<size_t>(n));
     return n;
   }
-  int_type overflow(int_type c) override {
-    if (c == traits_type::eof()) return traits_type::not_eof(c);
-    const char ch = static_cast<char>(c);
-    return xsputn(&ch, 1) == 1 ? c : traits_type::eof();
-  }
 
  private:
-  absl::Mutex mu_;
   bool full_ ABSL_GUARDED_BY(mu_) = false;
-  std::string text_ ABSL_GUARDED_BY(mu_);
 };
 
 // Once the log file's disk had been full, no line was ever written again (the stream kept its

@@ -405,7 +405,8 @@ TEST_CASE("FormatCallLogLine adds message, model and request id, and keeps the l
 
 // GET http://127.0.0.1:<port><path> over a plain socket; returns the whole response (headers +
 // body).
-std::string HttpGet(int port, const std::string& path) {
+// A TCP connection to 127.0.0.1:port.
+int ConnectTcp(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -413,6 +414,11 @@ std::string HttpGet(int port, const std::string& path) {
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  return fd;
+}
+
+std::string HttpGet(int port, const std::string& path) {
+  const int fd = ConnectTcp(port);
   const std::string request = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
   REQUIRE(write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
   std::string response;
@@ -492,16 +498,7 @@ TEST_CASE("ServerMetrics: silent or trickling connections do not starve scrapes"
   auto metrics = ServerMetrics::Start("127.0.0.1", 0, "trickle-test");
   REQUIRE(metrics.ok());
   const int port = (*metrics)->port();
-  auto connect_to = [port] {
-    const int fd = socket(AF_INET, SOCK_STREAM, 0);
-    REQUIRE(fd >= 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    return fd;
-  };
+  auto connect_to = [port] { return ConnectTcp(port); };
   std::vector<int> tricklers;
   // One thread stays free for the scrape (a connection beyond them would wait for the request
   // timeout, 5 s, to free one).
