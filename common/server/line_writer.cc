@@ -97,8 +97,9 @@ void LineWriter::WriterLoop() {
       lines.clear();
     }
     if (dropped > 0 && !GaveUp()) {
-      const std::string note = absl::StrCat(
-          name_, ": ", dropped, " call log lines dropped: the log's output could not keep up\n");
+      const std::string note = absl::StrCat(name_, ": ", dropped,
+                                            " call log lines dropped: the log's output could not "
+                                            "keep up, or refused them (a full disk?)\n");
       if (fd_ >= 0) {
         // stderr is the output: in order, and bounded at shutdown. A note that does not go out
         // is not a call line: not counted (else a closed stderr would get one note per round).
