@@ -62,7 +62,7 @@ def spec_of(stub, name):
 
 def assert_classifier(spec, nb, what):
     c = spec.classifier
-    assert list(c.classes) == nb.classes_.tolist(), what
+    assert list(c.classes) == [str(label) for label in nb.classes_.tolist()], what
     np.testing.assert_allclose(from_matrix(c.feature_count), nb.feature_count_, rtol=1e-12, atol=1e-12,
                                err_msg=f"{what}: feature_count_")
     np.testing.assert_allclose(c.class_log_prior, nb.class_log_prior_, rtol=1e-12, err_msg=f"{what}: prior")

@@ -87,6 +87,25 @@ def test_partial_training_with_integer_classes_matches_partial_fit(disc):
     assert_served_like(disc, "partial-ints", pipe)
 
 
+def test_explanations_and_evaluate_give_integer_labels(disc):
+    """An explanation's runner-up and Evaluate's per-class labels were left as the wire's str for an integer model
+    ('10' where the classes were [9, 10]), and evaluate took a mix of str and int labels that train refuses."""
+    y = [9, 10, 9, 10, 100, 9, 10, 100]
+    pipe = make_pipeline(CountVectorizer(), MultinomialNB()).fit(TEXTS, y)
+    vectorizer, classifier = configs(pipe)
+    disc.train(TEXTS, y, name="ints-explained", vectorizer=vectorizer, classifier=classifier)
+    explained = disc.classify("ints-explained", TEST[2:], explain=True)
+    proba = pipe.predict_proba(TEST[2:])
+    for row, explanation in zip(proba, explained.explanations):
+        assert isinstance(explanation.runner_up, int)
+        assert explanation.runner_up == pipe.classes_[np.argsort(-row, kind="stable")[1]]
+    evaluation = disc.evaluate("ints-explained", TEXTS, y)
+    assert [m.label for m in evaluation.classes] == [int(c) for c in pipe.classes_]
+    assert all(isinstance(m.label, int) for m in evaluation.classes)
+    with pytest.raises(maas_client.InvalidArgumentError, match="all str or all integers"):
+        disc.evaluate("ints-explained", TEXTS[:3], [9, "10", 9])
+
+
 def test_export_of_integer_labels_round_trips(disc):
     y = np.array([10, 9, 100, -1, 2, 9, -1, 100])
     for clf in (MultinomialNB(), ComplementNB(norm=True), BernoulliNB(binarize=None)):

@@ -157,6 +157,32 @@ def test_partial_training_through_the_python_cli(server, data, tmp_path, capsys)
     assert status == 1 and "alpha" in err and "INVALID_ARGUMENT" in err
 
 
+def test_integer_labels_through_the_python_cli(server, data, tmp_path, capsys):
+    """The Python CLI had no --integer-labels (an integer model could not be made with it) and crashed after a
+    partial Train of an integer model had stored its version (its summary joined int classes as str)."""
+    port, stub = server
+    texts, _, _ = data
+    y = [(-3, 9, 10, 100)[i % 4] for i in range(len(texts))]
+    options = ["--vectorizer", "hashing", "--n-features", "256", "--no-alternate-sign", "--norm", "none"]
+    first = write_tsv(tmp_path / "i1.tsv", [str(v) for v in y[:40]], texts[:40])
+    second = write_tsv(tmp_path / "i2.tsv", [str(v) for v in y[40:]], texts[40:])
+    out = train(port, capsys, "py-int", first, "--partial", "--integer-labels", "--classes", "100,9,-3,10", *options)
+    assert out.rstrip().endswith("classes -3, 9, 10, 100"), out
+    status, out, err = pycli(port, capsys, "train", "py-int", second, "--partial")
+    assert status == 0, err
+    assert out.startswith("trained py-int version 2") and out.rstrip().endswith("classes -3, 9, 10, 100"), out
+    vec = HashingVectorizer(n_features=256, alternate_sign=False, norm=None)
+    nb = MultinomialNB()
+    nb.partial_fit(vec.transform(texts[:40]), y[:40], classes=[100, 9, -3, 10])
+    nb.partial_fit(vec.transform(texts[40:]), y[40:])
+    spec = spec_of(stub, "py-int")
+    assert spec.classifier.label_type == pb.LABEL_TYPE_INT64
+    assert list(spec.classifier.classes) == [str(c) for c in nb.classes_]
+    assert_classifier(spec, nb, "integer labels through the Python CLI")
+    status, _, err = pycli(port, capsys, "train", "py-bad", first, "--integer-labels", "--classes", "a,b", *options)
+    assert status == 2 and "not an integer" in err
+
+
 @pytest.mark.parametrize("decode_error", ["replace", "ignore"])
 def test_texts_that_are_not_utf8_follow_decode_error(server, tmp_path, capsys, decode_error):
     """A Latin-1 training file: the Python CLI sends the texts as bytes and the service applies decode_error, equal

@@ -408,20 +408,33 @@ class Context:
 def cmd_train(ctx: Context, conn: Connection) -> None:
     a = ctx.args
     vectorizer, classifier = train_configs(a)
-    classes: Optional[List[str]] = None
+    classes: Optional[List[Any]] = None
     if a.classes is not None:
         classes = _split_list(a.classes)
         if not all(classes):
             raise UsageError("--classes has an empty label (comma-separated list)")
+        if a.integer_labels:
+            classes = [_integer_label(c, "--classes") for c in classes]
     with ctx.bar(total=os.path.getsize(a.file), unit="B", unit_scale=True, desc=f"train {a.name}") as bar:
         # One tee per column the client consumes (an unconsumed copy would buffer the whole file).
         columns = itertools.tee(read_tsv(a.file, bar, a.weighted), 3 if a.weighted else 2)
+        labels: Iterator[Any] = (label for label, _, _ in columns[1])
+        if a.integer_labels:
+            labels = (_integer_label(label, "a label") for label in labels)
         result = DiscriminativeClient(conn).train(
-            (text for _, text, _ in columns[0]), (label for label, _, _ in columns[1]),
+            (text for _, text, _ in columns[0]), labels,
             weights=(weight for _, _, weight in columns[2]) if a.weighted else None, name=a.name,
             vectorizer=vectorizer, classifier=classifier, batch_size=a.batch_size, partial=a.partial, classes=classes)
     ctx.print(f"trained {result.info.name} version {result.info.version}: {result.num_documents} documents, "
-              f"{result.num_features} features, classes {', '.join(result.classes)}")
+              f"{result.num_features} features, classes {', '.join(str(c) for c in result.classes)}")
+
+
+def _integer_label(label: str, what: str) -> int:
+    """A label of --integer-labels: an integer (the service checks the range and the canonical spelling)."""
+    try:
+        return int(label.strip())
+    except ValueError:
+        raise UsageError(f"--integer-labels: {what} {label!r} is not an integer") from None
 
 
 def _texts(ctx: Context) -> Tuple[Iterator[Union[str, bytes]], Optional[int]]:
@@ -591,6 +604,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "vectorizer or a fixed vocabulary)")
     t.add_argument("--classes", metavar="A,B,...", help="partial_fit's classes, comma-separated: every label the "
                    "model will ever see (needed on the first partial call; without --partial they fix the classes)")
+    t.add_argument("--integer-labels", action="store_true",
+                   help="the labels (and --classes) are integers, ordered numerically as scikit-learn orders an "
+                   "integer y (9 before 10; LABEL_TYPE_INT64), not as strings")
     t.add_argument("--batch-size", type=int, default=1000, help="examples per streamed message (default 1000)")
     flag = argparse.BooleanOptionalAction
     v = t.add_argument_group("vectorizer (text options of both vectorizers)")

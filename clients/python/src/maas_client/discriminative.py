@@ -344,15 +344,19 @@ class DiscriminativeClient(ServiceClient):
         lazily like train; labels as train's)."""
         batch_size = check_int(batch_size, "batch_size", 1)
         config = pb.EvaluateConfig(model=_model_ref(name, version))
+        label_types = _LabelTypes()  # all str or all integers, as train's
 
         def requests() -> Iterator[Union[pb.EvaluateRequest, RawBatch]]:
             yield pb.EvaluateRequest(config=config)
-            for batch in _batches(texts, labels, weights, batch_size, on_batch):
+            for batch in _batches(texts, labels, weights, batch_size, on_batch, label_types):
                 yield pb.EvaluateRequest(batch=batch) if isinstance(batch, pb.TextBatch) else batch
 
         r = self.connection.stream_unary("Evaluate", self._evaluate, requests(), timeout)
+        class_labels = typed_labels([c.label for c in r.classes],
+                                    pb.LABEL_TYPE_INT64 if label_types.integer else None)
         return Evaluation(accuracy=r.accuracy,
-                          classes=[ClassMetrics(c.label, c.precision, c.recall, c.f1, c.support) for c in r.classes],
+                          classes=[ClassMetrics(label, c.precision, c.recall, c.f1, c.support)
+                                   for label, c in zip(class_labels, r.classes)],
                           macro_f1=r.macro_f1, weighted_f1=r.weighted_f1,
                           confusion_matrix=from_matrix(r.confusion_matrix), log_loss=r.log_loss,
                           num_documents=r.num_documents, model_version=r.model_version)

@@ -212,7 +212,7 @@ class FeatureContribution:
 
 @dataclasses.dataclass(frozen=True)
 class Explanation:
-    runner_up: str
+    runner_up: Any  # a class label: str, or int for a model of integer labels
     features: List[FeatureContribution]
 
 
@@ -242,7 +242,9 @@ class Predictions:
             log_proba[i] = [s.log_probability for s in result.scores]
         explanations = None
         if any(r.HasField("explanation") for r in results):
-            explanations = [Explanation(r.explanation.runner_up, [
+            explanations = [Explanation(
+                typed_labels([r.explanation.runner_up], response.label_type)[0]
+                if r.explanation.runner_up else r.explanation.runner_up, [
                 FeatureContribution(f.feature, f.index, f.value, f.contribution) for f in r.explanation.features])
                 for r in results]
         return Predictions(labels=label_array([r.label for r in results], response.label_type),
@@ -253,7 +255,7 @@ class Predictions:
 
 @dataclasses.dataclass(frozen=True)
 class ClassMetrics:
-    label: str
+    label: Any  # str, or int when evaluate was given integer labels
     precision: float
     recall: float
     f1: float
