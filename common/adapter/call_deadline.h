@@ -27,17 +27,26 @@ inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
   return absl::FromUnixSeconds(real.tv_sec) + absl::Nanoseconds(real.tv_nsec);
 }
 
+// Whether a call started at `started` whose client went away at `now` timed out rather than was
+// cancelled, its deadline being `deadline` (absl::InfiniteFuture(): none). A client cancels when
+// its own deadline passes, and that reaches the server before the server's timer (the timeout was
+// sent rounded up, and travelled): a deadline within min(100 ms, max(5 ms, a tenth of the call's
+// time)) counts as passed (the 5 ms: a call of a millisecond or two whose client timed out was
+// logged CANCELLED, its cancel arriving more than a tenth of the call's time before the server's
+// deadline).
+inline bool DeadlineCounted(absl::Time deadline, absl::Time started, absl::Time now) {
+  if (deadline == absl::InfiniteFuture()) return false;
+  const absl::Duration slack =
+      std::min(absl::Milliseconds(100), std::max(absl::Milliseconds(5), (deadline - started) / 10));
+  return now >= deadline - slack;
+}
+
 // The status of a call gRPC ended under a reactor (a failed read or write of a cancelled call):
-// DEADLINE_EXCEEDED `deadline` when the call's deadline passed, else CANCELLED `cancelled`. A
-// client cancels when its own deadline passes, and that reaches the server before the server's
-// timer (the timeout was sent rounded up, and travelled): a deadline within min(100 ms, a tenth
-// of the call's time since `started`) counts as passed.
+// DEADLINE_EXCEEDED `deadline` when its deadline passed (DeadlineCounted), else CANCELLED
+// `cancelled`.
 inline absl::Status CallGone(const grpc::ServerContextBase& context, absl::Time started,
                              absl::string_view cancelled, absl::string_view deadline) {
-  const absl::Time end = CallDeadline(context);
-  const absl::Time now = absl::Now();
-  if (end != absl::InfiniteFuture() &&
-      now >= end - std::min(absl::Milliseconds(100), (end - started) / 10)) {
+  if (DeadlineCounted(CallDeadline(context), started, absl::Now())) {
     return absl::DeadlineExceededError(deadline);
   }
   return absl::CancelledError(cancelled);

@@ -545,8 +545,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         context_(context),
         ticket_(std::move(ticket)),
         stop_(StopTokenFor(context)),
-        writer_(writer),
-        idle_(dispatcher.watchdog(), context) {
+        writer_(writer) {
     model_.Update(*request);
     producing_ = true;
     dispatcher_.Run([this, request = std::move(request), start = std::move(start)] {
@@ -568,7 +567,6 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   }
 
   void OnWriteDone(bool ok) override {
-    idle_.Progress();
     Action action;
     {
       absl::MutexLock lock(&mu_);
@@ -625,7 +623,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     if (finished_ || writing_) return Action::kNone;
     if (write_failed_) {
       if (producing_) return Action::kNone;  // the producer ends the call when it returns
-      final_ = idle_.Or(internal::StreamWriteFailed(*context_, started_));
+      final_ = internal::StreamWriteFailed(*context_, started_);
       finished_ = true;
       return Action::kEnd;
     }
@@ -651,7 +649,6 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         if constexpr (internal::SerializesLater<Source>::value) {
           source_->SerializePending(&in_flight_);
         }
-        idle_.Waiting();
         StartWrite(&in_flight_);
       };
       if (writer_ != nullptr) {
@@ -688,7 +685,6 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   absl::Status final_;  // the call's status, set once with finished_
   grpc::ByteBuffer spare_;
   grpc::ByteBuffer in_flight_;
-  internal::IdleWatch idle_;
 };
 
 // Starts a server stream (see ServerStreamReactor); an unparseable request or a full server ends
@@ -774,14 +770,12 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         End(status);
         return;
       }
-      idle_.Waiting();
       StartWrite(&out_);
     });
   }
   void OnWriteDone(bool ok) override {
-    idle_.Progress();
     if (!ok) {
-      End(idle_.Or(internal::StreamWriteFailed(*context_, started_)));
+      End(internal::StreamWriteFailed(*context_, started_));
       return;
     }
     idle_.Waiting();

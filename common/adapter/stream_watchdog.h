@@ -1,11 +1,13 @@
 // StreamWatchdog: ends streams that wait on a silent client for too long.
 //
 // A stream holds an admission slot (--max_concurrent_calls) for as long as it is open, so a
-// client that opens streams and then sends nothing (or never reads a server stream) could hold
-// every slot. Each stream tells its Watch when it starts waiting on the client (a read or write
+// client that opens streams and then sends nothing could hold every slot. Each stream the client
+// sends on tells its Watch when it starts waiting for the client's next message (a read
 // outstanding) and when that wait ends; a thread cancels the calls that waited longer than the
-// idle timeout (--stream_idle_timeout_seconds). Time the server spends working (fitting, sampling)
-// never counts. Thread-safe.
+// idle timeout (--stream_idle_timeout_seconds). Time the server spends working (fitting) never
+// counts. Writes are not watched: HTTP/2 flow control lets a reader buffer several messages, so
+// one write can wait through many of a steady slow reader's reads (a Sample consumer training on
+// each batch); flow control bounds what such a stream holds. Thread-safe.
 #ifndef MAAS_COMMON_ADAPTER_STREAM_WATCHDOG_H_
 #define MAAS_COMMON_ADAPTER_STREAM_WATCHDOG_H_
 
@@ -27,7 +29,7 @@ class StreamWatchdog {
   // One stream's idle clock.
   class Watch {
    public:
-    // A read or write is outstanding: the clock runs.
+    // A read is outstanding: the clock runs.
     void WaitingOnClient() { since_ns_.store(absl::GetCurrentTimeNanos()); }
     // It completed: the clock stops.
     void Progress() { since_ns_.store(0); }

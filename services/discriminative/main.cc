@@ -101,10 +101,10 @@ ABSL_FLAG(
     "Close client connections older than this (gracefully: GOAWAY, in-flight calls finish), so "
     "clients such as the gateway re-resolve DNS and reach replicas added since (0 = never).");
 ABSL_FLAG(double, stream_idle_timeout_seconds, 300,
-          "A stream that waits on its client longer than this (no message from a client that "
-          "sends, no progress from a client that reads) is ended with CANCELLED and nothing "
-          "stored, so silent clients cannot hold the calls of --max_concurrent_calls; time the "
-          "server spends working never counts (0 = never).");
+          "A stream whose client sends no message for longer than this (FitModel, Train, "
+          "Evaluate, ClassifyStream) is ended with CANCELLED and nothing stored, so silent clients "
+          "cannot hold the calls of --max_concurrent_calls; time the server spends working never "
+          "counts, and streams the client only reads (Sample) are never cut (0 = never).");
 ABSL_FLAG(double, poll_seconds, 2.0,
           "How often the model store is polled for versions written elsewhere (0 = off).");
 ABSL_FLAG(std::string, auth_token_file, "",

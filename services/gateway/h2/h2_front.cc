@@ -1833,9 +1833,12 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
         }
       } else if (code != NGHTTP2_NO_ERROR && call->timeout_ns > 0 &&
                  NowNs() - call->start_ns >=
-                     call->timeout_ns - std::min<int64_t>(100'000'000, call->timeout_ns / 10)) {
-        // A client resets the stream when its deadline passes: within min(100 ms, a tenth of the
-        // timeout) of the grpc-timeout it sent (rounded up, and sent a moment before), it did.
+                     call->timeout_ns -
+                         std::min<int64_t>(100'000'000,
+                                           std::max<int64_t>(5'000'000, call->timeout_ns / 10))) {
+        // A client resets the stream when its deadline passes: within min(100 ms, max(5 ms, a
+        // tenth of the timeout)) of the grpc-timeout it sent (rounded up, and sent a moment
+        // before), it did (the rule of the services' call log, common/adapter/call_deadline.h).
         call->code = kStatusDeadlineExceeded;
         if (call->message.empty()) call->message = "the client's deadline passed";
       } else {

@@ -33,5 +33,23 @@ TEST_CASE("AddToSession passes the call's StopToken to sessions whose Add takes 
   CHECK(plain.last == 9);
 }
 
+// A hunt sent 3000 calls of about a millisecond with deadlines around that: 119 whose client saw
+// DEADLINE_EXCEEDED were logged CANCELLED, their cancel arriving more than a tenth of the call's
+// time before the server's own deadline.
+TEST_CASE("A client gone within the deadline slack timed out; earlier, it cancelled") {
+  const absl::Time t0 = absl::FromUnixSeconds(1700000000);
+  CHECK_FALSE(DeadlineCounted(absl::InfiniteFuture(), t0, t0 + absl::Hours(1)));
+  // A 2 ms call whose client went away 1 ms before the server's deadline: its deadline.
+  CHECK(DeadlineCounted(t0 + absl::Milliseconds(2), t0, t0 + absl::Milliseconds(1)));
+  // A 10 s call: up to 100 ms early counts, 200 ms early is a cancel.
+  CHECK(DeadlineCounted(t0 + absl::Seconds(10), t0, t0 + absl::Milliseconds(9900)));
+  CHECK_FALSE(DeadlineCounted(t0 + absl::Seconds(10), t0, t0 + absl::Milliseconds(9800)));
+  // A 200 ms call: a tenth, 20 ms.
+  CHECK(DeadlineCounted(t0 + absl::Milliseconds(200), t0, t0 + absl::Milliseconds(181)));
+  CHECK_FALSE(DeadlineCounted(t0 + absl::Milliseconds(200), t0, t0 + absl::Milliseconds(170)));
+  // Past the deadline always counts.
+  CHECK(DeadlineCounted(t0 + absl::Milliseconds(200), t0, t0 + absl::Seconds(1)));
+}
+
 }  // namespace
 }  // namespace maas::adapter
