@@ -12,21 +12,14 @@
 #include "absl/status/status.h"
 #include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/pipeline.h"
+#include "tests/services/discriminative/text_batch.h"
 
 namespace maas::discriminative {
 namespace {
 
 using Strings = std::vector<std::string>;
 
-v1::TextBatch Batch(const Strings& texts, const Strings& labels) {
-  v1::TextBatch batch;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    v1::LabeledText* example = batch.add_examples();
-    example->set_text(texts[i]);
-    example->set_label(labels[i]);
-  }
-  return batch;
-}
+using testing::Batch;
 
 absl::StatusOr<TrainResult> Train(const v1::TrainConfig& config, const Strings& texts,
                                   const Strings& labels, const Pipeline* previous = nullptr) {

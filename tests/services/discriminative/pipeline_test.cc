@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/services/discriminative/text_batch.h"
+
 namespace maas::discriminative {
 namespace {
 
@@ -14,15 +16,7 @@ const Strings kCorpus = {"This is the first document.", "This document is the se
                          "And this is the third one.", "Is this the first document?"};
 const Strings kLabels = {"q", "p", "q", "r"};
 
-v1::TextBatch Batch(const Strings& texts, const Strings& labels) {
-  v1::TextBatch batch;
-  for (size_t i = 0; i < texts.size(); ++i) {
-    v1::LabeledText* example = batch.add_examples();
-    example->set_text(texts[i]);
-    example->set_label(labels[i]);
-  }
-  return batch;
-}
+using testing::Batch;
 
 Pipeline MustFit() {
   auto pipeline = Pipeline::Fit(kCorpus, kLabels, {}, {}, {});
