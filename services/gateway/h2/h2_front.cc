@@ -198,7 +198,8 @@ struct Call {
   uint64_t req_consumed = 0;  // absolute request bytes acknowledged to the client
   bool req_eof = false;       // client sent END_STREAM
   bool req_deferred = false;
-  bool resp_eof = false;  // backend sent END_STREAM (trailers or trailers-only)
+  bool resp_eof = false;     // backend sent END_STREAM (trailers or trailers-only)
+  bool front_reset = false;  // the front reset the client's stream (code and message say why)
   bool resp_deferred = false;
   bool resp_started = false;  // response HEADERS submitted to the client
   bool counted = false;       // in active_calls_
@@ -1795,6 +1796,26 @@ ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uin
 }
 
 int H2Front::Impl::OnFrameSend(Conn* c, const nghttp2_frame* frame) {
+  if (!c->is_backend && frame->hd.type == NGHTTP2_RST_STREAM &&
+      frame->rst_stream.error_code != NGHTTP2_NO_ERROR) {
+    // The front reset a client's request (nghttp2 refused it: a header HTTP/2 forbids, a bad
+    // pseudo-header...): the call ends for that, not because the client cancelled. Its client
+    // reads the reset as INTERNAL (REFUSED_STREAM as UNAVAILABLE), as gRPC clients do.
+    auto* call =
+        static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, frame->hd.stream_id));
+    if (call != nullptr && call->code < 0) {
+      call->front_reset = true;
+      const uint32_t error = frame->rst_stream.error_code;
+      call->code = error == NGHTTP2_REFUSED_STREAM ? kStatusUnavailable : kStatusInternal;
+      call->message = absl::StrCat(
+          "the gateway reset the request (", nghttp2_http2_strerror(error),
+          error == NGHTTP2_PROTOCOL_ERROR
+              ? "): it breaks HTTP/2's rules for requests (e.g. a connection-specific or "
+                "uppercase header, a missing or repeated pseudo-header)"
+              : ")");
+    }
+    return 0;
+  }
   // The response ended while the client is still sending: end the stream (gRPC servers do too).
   if (c->is_backend || (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0) return 0;
   auto* call =
@@ -1823,7 +1844,7 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
     active_calls_.fetch_sub(1, std::memory_order_relaxed);
   }
   if (options_.on_call_end && c != nullptr) {
-    if (call->code < 0 || (code != NGHTTP2_NO_ERROR && !call->resp_eof)) {
+    if (!call->front_reset && (call->code < 0 || (code != NGHTTP2_NO_ERROR && !call->resp_eof))) {
       if (grace_over_) {
         call->code = kStatusUnavailable;
         if (call->message.empty()) {

@@ -230,6 +230,22 @@ TEST_CASE(
   CHECK(Find(rig.call(sid).trailers, "grpc-message") == "no ");
 }
 
+// A request the front resets for breaking HTTP/2's rules (here a connection-specific header) was
+// logged as the client having cancelled it (CANCELLED); its client sees INTERNAL (gRPC's reading
+// of RST_STREAM PROTOCOL_ERROR), and the reset was the front's.
+TEST_CASE("h2 front: a request it resets for a protocol error is logged INTERNAL, saying why") {
+  Rig rig;
+  const int32_t sid = rig.client().Submit(
+      With(RequestHeaders("/a.B/Unary"), "connection", "keep-alive"), GrpcMessage("q"), true);
+  REQUIRE(rig.Finish(sid));
+  CHECK(rig.call(sid).got_rst);
+  CHECK(rig.call(sid).rst_code == NGHTTP2_PROTOCOL_ERROR);
+  REQUIRE(rig.WaitRecords(1));
+  CHECK(rig.records()[0].code == 13);  // INTERNAL
+  CHECK_THAT(rig.records()[0].message, Catch::Contains("PROTOCOL_ERROR"));
+  CHECK(rig.backend().requests().empty());
+}
+
 TEST_CASE("h2 front: a call without x-request-id gets one, forwarded and returned") {
   Rig rig([](FrontOptions& o) { o.request_id_prefix = "t"; });
   const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
