@@ -129,8 +129,8 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::strin
 }
 
 // A stream's registration with the dispatcher's StreamWatchdog (none: a no-op): Waiting() before
-// each read or write of the client, Progress() when it completes. Unregisters when destroyed (the
-// reactor's OnDone, while the call's context still exists).
+// each read of the client's next message, Progress() when it completes. Unregisters when destroyed
+// (the reactor's OnDone, while the call's context still exists).
 class IdleWatch {
  public:
   IdleWatch(StreamWatchdog* watchdog, grpc::ServerContextBase* context)

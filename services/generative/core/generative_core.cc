@@ -675,21 +675,17 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   }
   // Reserved from the budget all streams in progress share, until this one ends.
   const int64_t reserve = static_cast<int64_t>(tail_bytes);
-  std::shared_ptr<std::atomic<int64_t>> held = tail_bytes_held_;
-  for (int64_t now = held->load();;) {
-    if (options_.max_stream_estimate_tail_bytes > 0 &&
-        now + reserve > options_.max_stream_estimate_tail_bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the StreamEstimate calls in progress keep ", now,
-          " bytes of largest log weights for Pareto k-hat; with this one's ", reserve,
-          " that passes this server's limit of ", options_.max_stream_estimate_tail_bytes,
-          " bytes (--max_stream_estimate_tail_bytes): retry when they have finished, or send "
-          "fewer rows or a lower max_samples"));
-    }
-    if (held->compare_exchange_weak(now, now + reserve)) break;
+  if (!tail_budget_->TryAdd(reserve)) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the StreamEstimate calls in progress keep ", tail_budget_->held(),
+        " bytes of largest log weights for Pareto k-hat; with this one's ", reserve,
+        " that passes this server's limit of ", tail_budget_->max_bytes(), " bytes (",
+        tail_budget_->flag(),
+        "): retry when they have finished, or send fewer rows or a lower max_samples"));
   }
   EstimateStream::Plan plan;
-  plan.reservation = std::shared_ptr<void>(nullptr, [held, reserve](void*) { *held -= reserve; });
+  plan.reservation = std::shared_ptr<void>(
+      nullptr, [budget = tail_budget_, reserve](void*) { budget->Release(reserve); });
   plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
   plan.loaded = std::move(prepared.loaded);
   plan.x = std::move(prepared.x);

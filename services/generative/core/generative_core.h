@@ -4,7 +4,6 @@
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_GENERATIVE_CORE_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_GENERATIVE_CORE_H_
 
-#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -13,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/adapter/stream_budget.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
 #include "common/registry/model_repository.h"
@@ -260,9 +260,10 @@ class GenerativeCore {
 
   GenerativeCoreOptions options_;
   exec::InlineExecutor inline_executor_;
-  // The tail memory the StreamEstimate calls in progress hold (see max_stream_estimate_tail_bytes).
-  std::shared_ptr<std::atomic<int64_t>> tail_bytes_held_ =
-      std::make_shared<std::atomic<int64_t>>(0);
+  // The tail memory the StreamEstimate calls in progress hold (max_stream_estimate_tail_bytes);
+  // shared with the streams, which give their share back when they end.
+  std::shared_ptr<adapter::StreamBudget> tail_budget_ = std::make_shared<adapter::StreamBudget>(
+      options_.max_stream_estimate_tail_bytes, "--max_stream_estimate_tail_bytes");
 };
 
 }  // namespace maas::generative
