@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -128,32 +129,37 @@ absl::Status Parse(const grpc::ByteBuffer& bytes, Msg* message, const std::strin
       "fields must be UTF-8)"));
 }
 
-// A stream's registration with the dispatcher's StreamWatchdog (none: a no-op): Waiting() before
-// each read of the client's next message, Progress() when it completes. Unregisters when destroyed
-// (the reactor's OnDone, while the call's context still exists).
+// A stream's registration with the dispatcher's StreamWatchdog (none: plain reads): each read of
+// the client's next message starts through Read() and its completion calls Progress(); a stream
+// that waited too long is ended by `on_idle` (on the watchdog's thread; it finishes the call with
+// Status()). Unregisters when destroyed (the reactor's OnDone, while the stream still exists).
 class IdleWatch {
  public:
-  IdleWatch(StreamWatchdog* watchdog, grpc::ServerContextBase* context)
-      : watchdog_(watchdog), watch_(watchdog != nullptr ? watchdog->Register(context) : nullptr) {}
+  IdleWatch(StreamWatchdog* watchdog, std::function<void()> on_idle)
+      : watchdog_(watchdog),
+        watch_(watchdog != nullptr ? watchdog->Register(std::move(on_idle)) : nullptr) {}
   ~IdleWatch() {
     if (watchdog_ != nullptr) watchdog_->Unregister(watch_);
   }
   IdleWatch(const IdleWatch&) = delete;
   IdleWatch& operator=(const IdleWatch&) = delete;
-  void Waiting() {
-    if (watch_ != nullptr) watch_->WaitingOnClient();
+  template <class StartRead>
+  void Read(StartRead&& start_read) {
+    if (watch_ != nullptr) {
+      watch_->Read(std::forward<StartRead>(start_read));
+    } else {
+      std::forward<StartRead>(start_read)();
+    }
   }
-  void Progress() {
-    if (watch_ != nullptr) watch_->Progress();
-  }
-  // The status of a call that ended under its reactor: why the watchdog ended it, if it did.
-  absl::Status Or(absl::Status status) const {
-    if (watch_ == nullptr || !watch_->timed_out()) return status;
+  // False when the watchdog ended the call: the reactor lets go of what it holds, nothing more.
+  bool Progress() { return watch_ == nullptr || watch_->Progress(); }
+  // The status of a stream the watchdog ends.
+  absl::Status Status() const {
     return absl::CancelledError(absl::StrCat(
         "the stream waited on its client for more than ",
         absl::FormatDuration(watchdog_->idle_timeout()),
-        " (the server's --stream_idle_timeout_seconds): a silent stream holds one of the server's "
-        "call slots; send (or read) at least that often, or set a deadline; nothing was stored"));
+        " (the server's --stream_idle_timeout_seconds) and was ended: a silent stream holds one of "
+        "the server's call slots; send each next message within that time; nothing was stored"));
   }
 
  private:
@@ -375,13 +381,15 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         response_(response),
         limit_(limit),
         stop_(StopTokenFor(context)),
-        idle_(dispatcher.watchdog(), context) {
-    idle_.Waiting();
-    StartRead(&buffer_);
+        idle_(dispatcher.watchdog(), [this] { EndIdle(); }) {
+    idle_.Read([this] { StartRead(&buffer_); });
   }
 
   void OnReadDone(bool ok) override {
-    idle_.Progress();
+    if (!idle_.Progress()) {
+      Drop();  // the watchdog ended the call
+      return;
+    }
     if (!ok) {
       if (context_->IsCancelled()) {
         Cut();
@@ -432,8 +440,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         End(status);
         return;
       }
-      idle_.Waiting();
-      StartRead(&buffer_);
+      idle_.Read([this] { StartRead(&buffer_); });
     });
   }
   void OnSendInitialMetadataDone(bool ok) override {
@@ -459,20 +466,29 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
  private:
   // Ends a stream gRPC cut off: it is not a complete one, so nothing is stored.
   void Cut() {
-    End(idle_.Or(
-        CallGone(*context_, started_,
+    End(CallGone(*context_, started_,
                  "the stream ended before it was complete (the client cancelled it, or gRPC "
                  "refused one of its messages, e.g. one above --max_message_bytes); nothing was "
                  "stored",
-                 "the call's deadline passed before the stream was complete; nothing was stored")));
+                 "the call's deadline passed before the stream was complete; nothing was stored"));
   }
 
-  // Ends the call; every ending goes through here, once (OnDone follows Finish).
+  // Ends the call; every ending goes through here or EndIdle, once (OnDone follows Finish).
   void End(const absl::Status& status) {
-    session_.reset();  // free the accumulated data now, not when the client goes away
-    if (limit_.budget != nullptr) limit_.budget->Release(budget_held_);
+    Drop();
     internal::Annotate(context_, model_);
     Finish(ToGrpcStatus(status));
+  }
+  // The watchdog's ending: a read is outstanding, so no Add runs; its completion drops the data.
+  void EndIdle() {
+    internal::Annotate(context_, model_);
+    Finish(ToGrpcStatus(idle_.Status()));
+  }
+  // Frees the accumulated data now, not when the client goes away.
+  void Drop() {
+    session_.reset();
+    if (limit_.budget != nullptr) limit_.budget->Release(budget_held_);
+    budget_held_ = 0;
   }
 
   Dispatcher& dispatcher_;
@@ -730,17 +746,15 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         ticket_(std::move(ticket)),
         fn_(std::move(fn)),
         stop_(StopTokenFor(context)),
-        idle_(dispatcher.watchdog(), context) {
-    idle_.Waiting();
-    StartRead(&in_);
+        idle_(dispatcher.watchdog(), [this] { End(idle_.Status()); }) {
+    idle_.Read([this] { StartRead(&in_); });
   }
 
   void OnReadDone(bool ok) override {
-    idle_.Progress();
+    if (!idle_.Progress()) return;  // the watchdog ended the call
     if (!ok) {
       if (context_->IsCancelled()) {
-        End(idle_.Or(CallGone(*context_, started_, "cancelled by the client",
-                              "the call's deadline passed")));
+        End(CallGone(*context_, started_, "cancelled by the client", "the call's deadline passed"));
       } else {
         End(absl::OkStatus());  // the client half-closed: every response was written already
       }
@@ -778,8 +792,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
       End(internal::StreamWriteFailed(*context_, started_));
       return;
     }
-    idle_.Waiting();
-    StartRead(&in_);
+    idle_.Read([this] { StartRead(&in_); });
   }
   void OnDone() override { delete this; }
 

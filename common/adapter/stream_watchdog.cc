@@ -19,9 +19,17 @@ StreamWatchdog::~StreamWatchdog() {
   if (thread_.joinable()) thread_.join();
 }
 
-std::shared_ptr<StreamWatchdog::Watch> StreamWatchdog::Register(grpc::ServerContextBase* context) {
+bool StreamWatchdog::Watch::EndIfIdle(int64_t now_ns, int64_t limit_ns) {
+  absl::MutexLock lock(&mu_);
+  if (since_ns_ == 0 || now_ns - since_ns_ <= limit_ns || timed_out_) return false;
+  timed_out_ = true;
+  on_idle_();  // a read is outstanding and its completion waits for this lock
+  return true;
+}
+
+std::shared_ptr<StreamWatchdog::Watch> StreamWatchdog::Register(std::function<void()> on_idle) {
   if (idle_timeout_ <= absl::ZeroDuration()) return nullptr;
-  std::shared_ptr<Watch> watch(new Watch(context));
+  std::shared_ptr<Watch> watch(new Watch(std::move(on_idle)));
   absl::MutexLock lock(&mu_);
   watches_.push_back(watch);
   return watch;
@@ -29,7 +37,7 @@ std::shared_ptr<StreamWatchdog::Watch> StreamWatchdog::Register(grpc::ServerCont
 
 void StreamWatchdog::Unregister(const std::shared_ptr<Watch>& watch) {
   if (watch == nullptr) return;
-  absl::MutexLock lock(&mu_);  // not while Loop cancels its call: the context stays valid there
+  absl::MutexLock lock(&mu_);  // not while Loop ends its call: the stream stays valid there
   auto it = std::find(watches_.begin(), watches_.end(), watch);
   if (it != watches_.end()) {
     *it = std::move(watches_.back());
@@ -48,11 +56,7 @@ void StreamWatchdog::Loop() {
     const int64_t now = absl::GetCurrentTimeNanos();
     const int64_t limit = absl::ToInt64Nanoseconds(idle_timeout_);
     for (const std::shared_ptr<Watch>& watch : watches_) {
-      const int64_t since = watch->since_ns_.load();
-      if (since == 0 || now - since <= limit || watch->timed_out_.load()) continue;
-      watch->timed_out_.store(true);
-      cancelled_.fetch_add(1);
-      watch->context_->TryCancel();  // the read or write fails; the reactor ends the call
+      if (watch->EndIfIdle(now, limit)) cancelled_.fetch_add(1);
     }
   }
 }

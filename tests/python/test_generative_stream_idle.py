@@ -42,6 +42,7 @@ def test_a_paused_sample_reader_is_not_cut_and_a_silent_fit_is(tmp_path):
             raise AssertionError("a silent FitModel stream was not ended")
         except grpc.RpcError as error:
             assert error.code() == grpc.StatusCode.CANCELLED, error
+            assert "--stream_idle_timeout_seconds" in error.details(), error
         assert not stub.ListModels(cp.ListModelsRequest(name_prefix="silent"), timeout=30).models
         channel.close()
     finally:

@@ -291,6 +291,8 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   call->Finish(&status, reinterpret_cast<void*>(4));
   REQUIRE(cq.Next(&tag, &ok));
   CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+  // The client reads why (it read gRPC's bare "Cancelled" when the watchdog cancelled the call).
+  CHECK_THAT(status.error_message(), Catch::Contains("--stream_idle_timeout_seconds"));
   cq.Shutdown();
   while (cq.Next(&tag, &ok)) {
   }
