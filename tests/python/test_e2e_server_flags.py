@@ -34,6 +34,17 @@ def test_help_lists_the_binarys_own_flags_and_exits_0(name):
         assert "--helpfull" in result.stdout
 
 
+@pytest.mark.parametrize("name", sorted(OWN_FLAGS))
+def test_helpfull_adds_the_libraries_flags_and_exits_0(name):
+    """Abseil's own --helpfull exited 1 after printing (the README promised --help's behaviour plus the libraries')."""
+    result = subprocess.run([binary(name), "--helpfull"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    own_part, _, libraries = result.stdout.partition("\nFlags from ")
+    for own in OWN_FLAGS[name]:
+        assert f"  {own} (default: " in own_part, own
+    assert "  --flagfile (default: " in libraries  # Abseil's
+
+
 def test_discriminative_names_its_word_count_simd_path(tmp_path, monkeypatch):
     """The ready line says which instruction-set path counts words (MAAS_SIMD lowers it; baseline runs anywhere)."""
     monkeypatch.setenv("MAAS_SIMD", "baseline")
