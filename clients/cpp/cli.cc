@@ -1559,7 +1559,8 @@ std::string UsageText() {
 
 commands:
   models   [--all_versions]
-      List models of both types (gateway ListModels): NAME VERSION TYPE FAMILY CREATED.
+      List models of both types (a gateway's ListModels, or a service's own): NAME VERSION
+      TYPE FAMILY CREATED.
   sample   --model NAME [--model_version V] --num_samples N [--seed S] [--start_index I]
            [--batch_size B] [--latents]
       Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample

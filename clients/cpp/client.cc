@@ -102,9 +102,48 @@ absl::StatusOr<std::unique_ptr<grpc::ClientContext>> Client::NewContext() const 
 }
 
 absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
-  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   cv1::ListModelsResponse response;
-  MAAS_RETURN_IF_ERROR(FromGrpcStatus(gateway_->ListModels(context.get(), request, &response)));
+  absl::Status gateway;
+  {
+    MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
+    gateway = FromGrpcStatus(gateway_->ListModels(context.get(), request, &response));
+  }
+  if (!absl::IsUnimplemented(gateway)) {
+    MAAS_RETURN_IF_ERROR(gateway);
+    return response;
+  }
+  // Not a gateway: a service answers for its own models (the other one is absent, UNIMPLEMENTED).
+  bool answered = false;
+  const auto ask = [&](auto& stub, cv1::ModelType type) -> absl::Status {
+    MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
+    cv1::ListModelsResponse own;
+    const absl::Status status = FromGrpcStatus(stub->ListModels(context.get(), request, &own));
+    if (absl::IsUnimplemented(status)) return absl::OkStatus();
+    MAAS_RETURN_IF_ERROR(status);
+    answered = true;
+    for (cv1::ModelInfo& info : *own.mutable_models()) {
+      if (info.type() == cv1::MODEL_TYPE_UNSPECIFIED) info.set_type(type);
+      *response.add_models() = std::move(info);
+    }
+    for (cv1::UnreadableVersion& bad : *own.mutable_unreadable_versions()) {
+      if (bad.type() == cv1::MODEL_TYPE_UNSPECIFIED) bad.set_type(type);
+      *response.add_unreadable_versions() = std::move(bad);
+    }
+    return absl::OkStatus();
+  };
+  response.Clear();
+  MAAS_RETURN_IF_ERROR(ask(generative_, cv1::GENERATIVE));
+  MAAS_RETURN_IF_ERROR(ask(discriminative_, cv1::DISCRIMINATIVE));
+  if (!answered) return gateway;
+  const auto by_name_version_type = [](const auto& a, const auto& b) {  // as the gateway sorts
+    if (a.name() != b.name()) return a.name() < b.name();
+    if (a.version() != b.version()) return a.version() < b.version();
+    return a.type() < b.type();
+  };
+  std::stable_sort(response.mutable_models()->begin(), response.mutable_models()->end(),
+                   by_name_version_type);
+  std::stable_sort(response.mutable_unreadable_versions()->begin(),
+                   response.mutable_unreadable_versions()->end(), by_name_version_type);
   return response;
 }
 
@@ -285,10 +324,8 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
   bool discriminative = false;
   // Backends the gateway could not ask ("<service>: <code>: <reason>"): their models are unknown.
   std::vector<std::string> missing_backends;
-  const auto scan = [&](const cv1::ListModelsResponse& response,
-                        cv1::ModelType type_if_unspecified) {
+  const auto scan = [&](const cv1::ListModelsResponse& response) {
     const auto found = [&](cv1::ModelType type) {
-      if (type == cv1::MODEL_TYPE_UNSPECIFIED) type = type_if_unspecified;
       if (type == cv1::GENERATIVE) generative = true;
       if (type == cv1::DISCRIMINATIVE) discriminative = true;
     };
@@ -304,36 +341,8 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
                             response.missing_backends().end());
   };
 
-  absl::StatusOr<cv1::ListModelsResponse> all = ListModels(request);
-  if (all.ok()) {
-    scan(*all, cv1::MODEL_TYPE_UNSPECIFIED);
-  } else if (absl::IsUnimplemented(all.status())) {
-    // Not a gateway: ask the services themselves (one of them may be absent, UNIMPLEMENTED too).
-    {
-      MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
-      cv1::ListModelsResponse response;
-      const absl::Status status =
-          FromGrpcStatus(generative_->ListModels(context.get(), request, &response));
-      if (status.ok()) {
-        scan(response, cv1::GENERATIVE);
-      } else if (!absl::IsUnimplemented(status)) {
-        return status;
-      }
-    }
-    {
-      MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
-      cv1::ListModelsResponse response;
-      const absl::Status status =
-          FromGrpcStatus(discriminative_->ListModels(context.get(), request, &response));
-      if (status.ok()) {
-        scan(response, cv1::DISCRIMINATIVE);
-      } else if (!absl::IsUnimplemented(status)) {
-        return status;
-      }
-    }
-  } else {
-    return all.status();
-  }
+  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse all, ListModels(request));
+  scan(all);
   if (generative && discriminative) {
     return absl::FailedPreconditionError(
         absl::StrCat("model '", name,

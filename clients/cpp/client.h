@@ -79,7 +79,8 @@ class Client {
   Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOptions& options);
 
   // ---- gateway
-  // Lists models of both types (maas.gateway.v1.Gateway/ListModels).
+  // Lists models of both types (maas.gateway.v1.Gateway/ListModels). When the target is not a
+  // gateway (UNIMPLEMENTED), the listing of the service(s) it serves, each model typed.
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
   absl::StatusOr<gateway::v1::GetBackendsResponse> GetBackends();

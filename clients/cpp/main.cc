@@ -184,7 +184,7 @@ absl::Status ParseArgs(int argc, char** argv, std::vector<std::string>* position
       only_positional = true;
       continue;
     }
-    if (arg == "-h" || arg == "--help" || arg == "-help") {
+    if (arg == "-h" || arg == "--help" || arg == "-help" || arg == "--helpfull") {
       *help = true;
       continue;
     }

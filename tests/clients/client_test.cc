@@ -281,10 +281,24 @@ TEST_CASE("Classify round trip") {
 TEST_CASE("ResolveModelType falls back to the services without a gateway") {
   testing::FakeServer server;  // no Gateway service: ListModels there is UNIMPLEMENTED
   Client client(OptionsFor(server));
-  CHECK(client.ListModels({}).status().code() == absl::StatusCode::kUnimplemented);
   CHECK(*client.ResolveModelType("gmm") == cv1::GENERATIVE);
   CHECK(*client.ResolveModelType("spam") == cv1::DISCRIMINATIVE);
   CHECK(client.ResolveModelType("nope").status().code() == absl::StatusCode::kNotFound);
+}
+
+// `maas models` at a service (not a gateway) failed with UNIMPLEMENTED naming the gateway's method,
+// while `get` and `delete` fell back to the services' own listings.
+TEST_CASE("ListModels without a gateway lists the services' own models, typed and sorted") {
+  testing::FakeServer server;  // no Gateway service: its ListModels is UNIMPLEMENTED
+  Client client(OptionsFor(server));
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListModels({});
+  REQUIRE(listed.ok());
+  REQUIRE(listed->models_size() == 2);
+  CHECK(listed->models(0).name() == "gmm");
+  CHECK(listed->models(0).type() == cv1::GENERATIVE);
+  CHECK(listed->models(1).name() == "spam");
+  CHECK(listed->models(1).type() == cv1::DISCRIMINATIVE);
+  CHECK(listed->missing_backends().empty());
 }
 
 // A token with a byte that cannot be in an HTTP/2 header value (an inner newline, non-ASCII)
