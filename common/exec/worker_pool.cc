@@ -29,13 +29,15 @@ WorkerPool::~WorkerPool() {
 bool WorkerPool::TrySubmit(std::function<void()> task, int64_t max_queued) {
   absl::MutexLock lock(&mu_);
   if (max_queued >= 0 && static_cast<int64_t>(queue_.size()) >= max_queued) return false;
-  queue_.push_back(std::move(task));
+  queue_.push_back(Task{std::move(task)});
+  queued_others_.fetch_add(1);
   return true;
 }
 
 void WorkerPool::Submit(std::function<void()> task) {
   absl::MutexLock lock(&mu_);
-  queue_.push_back(std::move(task));
+  queue_.push_back(Task{std::move(task)});
+  queued_others_.fetch_add(1);
 }
 
 int64_t WorkerPool::queued() const {
@@ -57,7 +59,12 @@ void WorkerPool::WorkerLoop() {
                        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
       mu_.Await(absl::Condition(&ready));
       if (queue_.empty()) return;  // stopping and drained
-      task = std::move(queue_.front());
+      task = std::move(queue_.front().run);
+      if (queue_.front().helper) {
+        --queued_helpers_;
+      } else {
+        queued_others_.fetch_sub(1);
+      }
       queue_.pop_front();
       ++running_;
     }
@@ -68,33 +75,43 @@ void WorkerPool::WorkerLoop() {
   }
 }
 
-namespace {
-
 // The shared state of one ParallelFor: helpers may start after the call returned (they then find
 // no item left and touch nothing else), so it lives in a shared_ptr.
-struct ParallelForState {
+struct WorkerPool::ParallelForState {
   explicit ParallelForState(int64_t n) : n(n) {}
   const int64_t n;
   std::atomic<int64_t> next{0};
   absl::Mutex mu;
   int64_t done ABSL_GUARDED_BY(mu) = 0;
 
-  // Claims and runs items until none is left. `fn` is only dereferenced for a claimed item, and
-  // the caller of ParallelFor waits for every claimed item, so it is still alive then.
-  void RunItems(const std::function<void(int64_t)>* fn) {
-    int64_t finished = 0;
-    for (int64_t i = next.fetch_add(1); i < n; i = next.fetch_add(1)) {
-      (*fn)(i);
-      ++finished;
-    }
-    if (finished > 0) {
-      absl::MutexLock lock(&mu);
-      done += finished;
-    }
+  void AddDone(int64_t finished) {
+    if (finished == 0) return;
+    absl::MutexLock lock(&mu);
+    done += finished;
   }
 };
 
-}  // namespace
+// `fn` is only dereferenced for a claimed item, and the caller of ParallelFor waits for every
+// claimed item, so it is still alive then.
+void WorkerPool::RunHelper(const std::shared_ptr<ParallelForState>& state,
+                           const std::function<void(int64_t)>* fn) {
+  int64_t finished = 0;
+  for (int64_t i = state->next.fetch_add(1); i < state->n; i = state->next.fetch_add(1)) {
+    (*fn)(i);
+    ++finished;
+    if (state->next.load() >= state->n || queued_others_.load(std::memory_order_relaxed) == 0) {
+      continue;  // (the loop's next claim ends it when no item is left)
+    }
+    absl::MutexLock lock(&mu_);
+    if (queued_others_.load() > 0) {
+      // Other calls wait: let them have this worker, continue behind them.
+      queue_.push_back(Task{[this, state, fn] { RunHelper(state, fn); }, /*helper=*/true});
+      ++queued_helpers_;
+      break;
+    }
+  }
+  state->AddDone(finished);
+}
 
 void WorkerPool::ParallelFor(int64_t n, const std::function<void(int64_t)>& fn) {
   if (n <= 0) return;
@@ -106,13 +123,21 @@ void WorkerPool::ParallelFor(int64_t n, const std::function<void(int64_t)>& fn) 
   auto state = std::make_shared<ParallelForState>(n);
   const int64_t helpers = std::min<int64_t>(n - 1, static_cast<int64_t>(workers_.size()));
   {
-    // Helpers go to the front: they finish work already admitted before new calls start.
+    // Helpers go to the front: they finish work already admitted before new calls start (and
+    // step aside between items while other calls wait, RunHelper).
     absl::MutexLock lock(&mu_);
     for (int64_t h = 0; h < helpers; ++h) {
-      queue_.push_front([state, f = &fn] { state->RunItems(f); });
+      queue_.push_front(Task{[this, state, f = &fn] { RunHelper(state, f); }, /*helper=*/true});
+      ++queued_helpers_;
     }
   }
-  state->RunItems(&fn);
+  // The caller claims items until none is left, whatever waits: its call holds this thread anyway.
+  int64_t finished = 0;
+  for (int64_t i = state->next.fetch_add(1); i < n; i = state->next.fetch_add(1)) {
+    fn(i);
+    ++finished;
+  }
+  state->AddDone(finished);
   absl::MutexLock lock(&state->mu);
   auto all_done = [&state]()
                       ABSL_EXCLUSIVE_LOCKS_REQUIRED(state->mu) { return state->done == state->n; };

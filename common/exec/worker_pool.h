@@ -9,14 +9,19 @@
 // growing queue); Submit always queues (the continuation of a call that was already admitted, whose
 // number is bounded by the admission limit). ParallelFor spreads items over idle workers and the
 // calling thread, which claims items itself, so nested ParallelFor calls never deadlock even when
-// every worker is busy. The destructor runs every queued task, then joins the workers.
+// every worker is busy. Its helpers start ahead of queued tasks (work already admitted finishes
+// first) but give their worker up between two items while other tasks wait, queueing again behind
+// them: one long call never holds every worker while others wait (it keeps its own thread). The
+// destructor runs every queued task, then joins the workers.
 // Thread-safe.
 #ifndef MAAS_COMMON_EXEC_WORKER_POOL_H_
 #define MAAS_COMMON_EXEC_WORKER_POOL_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -54,10 +59,23 @@ class WorkerPool final : public Executor {
   int64_t running() const;
 
  private:
+  struct Task {
+    std::function<void()> run;
+    bool helper = false;  // a ParallelFor helper
+  };
+  struct ParallelForState;
+
   void WorkerLoop();
+  // A ParallelFor helper: claims and runs items of `state` until none is left, or until tasks
+  // other than helpers wait for a worker (then it queues itself behind them).
+  void RunHelper(const std::shared_ptr<ParallelForState>& state,
+                 const std::function<void(int64_t)>* fn);
 
   mutable absl::Mutex mu_;
-  std::deque<std::function<void()>> queue_ ABSL_GUARDED_BY(mu_);
+  std::deque<Task> queue_ ABSL_GUARDED_BY(mu_);
+  int64_t queued_helpers_ ABSL_GUARDED_BY(mu_) = 0;  // helpers in queue_
+  // Tasks in queue_ other than helpers (written under mu_; read without it between two items).
+  std::atomic<int64_t> queued_others_{0};
   int64_t running_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<std::thread> workers_;

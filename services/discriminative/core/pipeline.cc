@@ -1,6 +1,7 @@
 #include "services/discriminative/core/pipeline.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <functional>
 #include <numeric>
@@ -76,36 +77,36 @@ class FeatureRowsHint {
   AnalyzerScratch* scratch_;
 };
 
-// Splits `num_texts` texts into blocks of kClassifyChunk and the blocks into at most a few tasks
-// per thread of `executor`, so that each task reuses one scratch (vocabulary counts, word memo)
-// over many texts. Calls task(begin, end) for each task's text range [begin, end) in parallel,
-// with `stop` checked before each block (its error returned by the task) and, through the
-// block's TextStopCheck (call Before each text), within a block of long texts. Returns the first
-// error in text order.
+// Splits `num_texts` texts into blocks of kClassifyChunk and calls block(begin, end) for each
+// block's text range [begin, end) in parallel (each block one item of the executor's ParallelFor,
+// so a long call steps aside for other calls between two blocks; a block leases a scratch, which
+// keeps its buffers and word memo from the blocks before), with `stop` checked before each block
+// (its error returned) and, through the block's TextStopCheck (call Before each text), within a
+// block of long texts. Returns the first error in text order.
 absl::Status ForEachTextBlock(
     size_t num_texts, const exec::StopToken& stop, exec::Executor& executor, ScratchPool& scratches,
     const std::function<absl::Status(size_t begin, size_t end, AnalyzerScratch* scratch,
                                      TextStopCheck& check)>& block) {
   const size_t num_blocks = (num_texts + kClassifyChunk - 1) / kClassifyChunk;
-  const size_t per_thread = 4;
-  const size_t num_tasks =
-      std::min(num_blocks, per_thread * static_cast<size_t>(std::max(1, executor.parallelism())));
-  std::vector<absl::Status> errors(num_tasks);
-  executor.ParallelFor(static_cast<int64_t>(num_tasks), [&](int64_t task) {
-    const size_t t = static_cast<size_t>(task);
-    const ScratchPool::Lease lease = scratches.Acquire();
-    AnalyzerScratch& scratch = *lease;
-    absl::Status& error = errors[t];
-    for (size_t b = t * num_blocks / num_tasks; b < (t + 1) * num_blocks / num_tasks; ++b) {
-      // One check per block, also after a failure (the work of the rest of the task is skipped).
-      absl::Status status = stop.Check();
-      if (!error.ok()) continue;
-      if (status.ok()) {
-        TextStopCheck check(stop);
-        status = block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &scratch,
-                       check);
+  std::vector<absl::Status> errors(num_blocks);
+  // The first block that failed so far: the blocks after it are skipped, those before it still
+  // run (the first error in text order is the one returned, whatever the threads did).
+  std::atomic<size_t> first_failed{num_blocks};
+  executor.ParallelFor(static_cast<int64_t>(num_blocks), [&](int64_t item) {
+    const size_t b = static_cast<size_t>(item);
+    if (b > first_failed.load(std::memory_order_relaxed)) return;
+    absl::Status status = stop.Check();
+    if (status.ok()) {
+      const ScratchPool::Lease lease = scratches.Acquire();
+      TextStopCheck check(stop);
+      status =
+          block(b * kClassifyChunk, std::min(num_texts, (b + 1) * kClassifyChunk), &*lease, check);
+    }
+    if (!status.ok()) {
+      errors[b] = std::move(status);
+      size_t first = first_failed.load();
+      while (b < first && !first_failed.compare_exchange_weak(first, b)) {
       }
-      error = std::move(status);
     }
   });
   for (const absl::Status& error : errors) MAAS_RETURN_IF_ERROR(error);

@@ -86,6 +86,36 @@ TEST_CASE("The destructor runs every queued task before joining") {
   CHECK(ran.load() == 50);
 }
 
+// A ParallelFor's helpers claimed items until none was left: a call split over the pool held every
+// worker to its end, and a call queued meanwhile (a 5 ms Classify behind a 90 s one) waited for all
+// of it. A helper now steps aside between items while another task waits.
+TEST_CASE("A task queued during a long ParallelFor runs before the ParallelFor's last item") {
+  WorkerPool pool({2});
+  constexpr int64_t kItems = 40;
+  std::atomic<int64_t> items_done{0};
+  std::atomic<int64_t> done_when_other_ran{-1};
+  absl::Notification other_ran, call_done;
+  pool.Submit([&] {
+    pool.ParallelFor(kItems, [&](int64_t i) {
+      if (i == 1) {
+        pool.Submit([&] {  // another call, arriving while the long one has items left
+          done_when_other_ran.store(items_done.load());
+          other_ran.Notify();
+        });
+      }
+      // Each item takes a while until the other call has run (100 ms at most: the long call
+      // always ends, in ~2 s when the other call waits for it to the end).
+      if (i >= 1) other_ran.WaitForNotificationWithTimeout(absl::Milliseconds(100));
+      items_done.fetch_add(1);
+    });
+    call_done.Notify();
+  });
+  REQUIRE(call_done.WaitForNotificationWithTimeout(kCap));
+  REQUIRE(other_ran.WaitForNotificationWithTimeout(kCap));
+  CHECK(items_done.load() == kItems);
+  CHECK(done_when_other_ran.load() < kItems);
+}
+
 TEST_CASE("A one-thread pool runs ParallelFor on the caller, in order") {
   WorkerPool pool({1});
   std::vector<int64_t> order;

@@ -781,7 +781,14 @@ TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool t
     });
     auto stopped = core.Classify(request, *executor, stop);
     CHECK(absl::IsCancelled(stopped.status()));
-    CHECK(checks.load() == 40);  // one check per chunk; only 2 chunks did any work
+    // One check per chunk until one fails, and none after it: only 2 chunks did any work. (On
+    // the pool, chunks started before the failure was seen check too.)
+    if (executor == &inline_executor) {
+      CHECK(checks.load() == 3);
+    } else {
+      CHECK(checks.load() >= 3);
+      CHECK(checks.load() <= 40);
+    }
     auto full = core.Classify(request, *executor, exec::StopToken());
     REQUIRE(full.ok());
     CHECK(full->results_size() == 2560);
