@@ -211,6 +211,10 @@ class ModelCache {
   mutable absl::Mutex mu_;
   std::map<std::string, NameState, std::less<>> names_ ABSL_GUARDED_BY(mu_);
   uint64_t seq_ ABSL_GUARDED_BY(mu_) = 0;
+  // The sequence number of the last Invalidate of any name, present or not: a Fetch that began
+  // before it and creates its name's state (the name was absent then, or dropped since) must not
+  // take its listing for fresh (a Delete during a name's first load was otherwise not seen).
+  uint64_t last_invalidated_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t tick_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t budget_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t loaded_bytes_ ABSL_GUARDED_BY(mu_) = 0;
@@ -393,7 +397,9 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
   }
   {
     absl::MutexLock lock(&mu_);
-    NameState& state = names_[name];
+    auto [it, created] = names_.try_emplace(name);
+    NameState& state = it->second;
+    if (created && seq < last_invalidated_seq_) state.invalidated_seq = last_invalidated_seq_;
     if (model != nullptr) {
       model = Insert(state, target, model, /*pinned=*/version > 0, seq, size);
       if (version == 0) state.wants_latest = true;
@@ -567,8 +573,9 @@ absl::StatusOr<std::vector<int64_t>> ModelCache<T>::Delete(
 template <class T>
 void ModelCache<T>::Invalidate(std::string_view name) {
   absl::MutexLock lock(&mu_);
+  last_invalidated_seq_ = ++seq_;
   auto it = names_.find(name);
-  if (it != names_.end()) it->second.invalidated_seq = ++seq_;
+  if (it != names_.end()) it->second.invalidated_seq = last_invalidated_seq_;
 }
 
 template <class T>
@@ -612,6 +619,7 @@ void ModelCache<T>::StartPolling(absl::Duration interval) {
     polling_ = true;
     // Entries cached before polling started may be stale: consult the store once more.
     for (auto& [name, state] : names_) state.invalidated_seq = ++seq_;
+    last_invalidated_seq_ = ++seq_;
   }
   poller_ = std::thread([this, interval] { PollLoop(interval); });
 }

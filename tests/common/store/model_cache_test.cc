@@ -551,5 +551,35 @@ TEST_CASE(
   CHECK((*cache.Get("m", 0))->version == 2);
 }
 
+// Invalidate did nothing for a name the cache did not hold yet, so a Delete that landed during a
+// name's first load was not seen: the load then installed its listing, taken before the delete,
+// as fresh, and Gets answered the deleted version until the next poll.
+TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next Get") {
+  for (const int64_t ask : {int64_t{0}, int64_t{1}}) {
+    CAPTURE(ask);
+    MemoryModelStore store;
+    REQUIRE(store.Put("m", Content("m")).ok());
+    absl::Notification in_loader, release;
+    std::atomic<bool> block{true};
+    Cache cache(&store,
+                [&](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+                  if (block.exchange(false)) {  // the first load takes a while (a big model)
+                    in_loader.Notify();
+                    release.WaitForNotification();
+                  }
+                  return std::make_shared<const TestModel>(TestModel{"m", 1});
+                });
+    cache.StartPolling(absl::Hours(1));  // as the servers run; no poll comes during the test
+    std::thread first([&] { (void)cache.Get("m", ask); });  // began before the delete
+    REQUIRE(in_loader.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    REQUIRE(cache.Delete("m", ask).ok());
+    release.Notify();
+    first.join();
+    CHECK(absl::IsNotFound(cache.Get("m", ask).status()));
+    CHECK(absl::IsNotFound(cache.Get("m", 0).status()));
+    cache.StopPolling();
+  }
+}
+
 }  // namespace
 }  // namespace maas::store
