@@ -57,6 +57,7 @@ class StreamWatchdog {
     absl::Mutex mu_;
     int64_t since_ns_ ABSL_GUARDED_BY(mu_) = 0;  // 0: no read outstanding
     bool timed_out_ ABSL_GUARDED_BY(mu_) = false;
+    bool detached_ ABSL_GUARDED_BY(mu_) = false;  // unregistered: its stream may be gone
     const std::function<void()> on_idle_;
   };
 
@@ -70,8 +71,8 @@ class StreamWatchdog {
   // the status IdleStatus says); it runs on the watchdog's thread while a read is outstanding and
   // none of the stream's read completions runs, at most once, and must not block.
   std::shared_ptr<Watch> Register(std::function<void()> on_idle);
-  // Stops watching (call before the stream goes, e.g. in OnDone; on_idle never runs after it).
-  // Null: no-op.
+  // Stops watching (call before the stream goes, e.g. in OnDone; on_idle never runs after it
+  // returns: it waits for one that is running). Null: no-op.
   void Unregister(const std::shared_ptr<Watch>& watch);
 
   absl::Duration idle_timeout() const { return idle_timeout_; }
