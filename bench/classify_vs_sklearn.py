@@ -226,6 +226,20 @@ def unicode_mixed_corpus(rng, docs, words, classes=8):
     return out, labels
 
 
+def dotted_i_long_corpus(rng, docs, words, words_per_doc=8000, classes=4):
+    """Long texts (~50 KB) in which a third of the words are Turkish-style capitals holding 'İ' (U+0130, which
+    lowercases to two code points, 'i' + U+0307) and 'I': lowercasing such texts was quadratic in their length in
+    maas until 2026-12-05 (a 480 KB text took 0.55 s), which the short-text corpora above cannot show."""
+    out, labels = [], []
+    for _ in range(docs):
+        picked = [words[int(i)] for i in rng.integers(len(words), size=words_per_doc)]
+        for j in np.flatnonzero(rng.random(words_per_doc) < 1 / 3):
+            picked[j] = picked[j].upper().replace("I", "İ", 1) + "İ"
+        out.append(" ".join(picked))
+        labels.append(f"c{int(rng.integers(classes))}")
+    return out, labels
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--train_docs", type=int, default=20000)
@@ -254,6 +268,11 @@ def main():
     in_process(build_dir, mixed_train, mixed_labels, mixed_test, args.rounds,
                pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")},
                title="English-like with accents, Greek, Cyrillic, typeset punctuation")
+    dotted_train, dotted_labels = dotted_i_long_corpus(rng, 200, words)
+    dotted_test, _ = dotted_i_long_corpus(rng, 200, words)
+    in_process(build_dir, dotted_train, dotted_labels, dotted_test, min(args.rounds, 3),
+               pipelines={"word counts": PIPELINES["word counts"]},
+               title="long texts (~50 KB) of capitals with Turkish dotted I")
     if args.skip_grpc:
         return 0
 
