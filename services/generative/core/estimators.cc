@@ -20,7 +20,8 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 // Samples per work item for PRIOR and IMPORTANCE. Fixed (never derived from the thread count), so
 // items and results are the same for any executor.
 constexpr uint64_t kChunk = 256;
-// Rows are processed in groups holding at most this many log weights at once (bounded memory).
+// Rows are processed in groups holding at most this many log weights at once, and (AIS) at most
+// this many frozen step sizes (bounded memory).
 constexpr uint64_t kMaxGroupWeights = uint64_t{1} << 22;
 // Fewest weights for which Pareto k̂ is reported (the tail fit needs > 4 exceedances).
 constexpr size_t kMinWeightsForParetoK = 25;
@@ -399,8 +400,14 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
   // Rows in groups of whole rows while a row's weights fit kMaxGroupWeights; a row with more
   // samples goes alone, in windows of kMaxGroupWeights samples (a multiple of kChunk, so the
   // chunks are those of one window over all samples). Either way at most kMaxGroupWeights weights
-  // are held at once.
-  const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / std::max<uint64_t>(n, 1));
+  // are held at once. AIS rows also hold their pilot's num_temperatures step sizes while their
+  // group runs, so an AIS group has at most kMaxGroupWeights / num_temperatures rows too: at most
+  // kMaxGroupWeights step sizes, whatever rows x num_temperatures is (12 000 rows x 100 000
+  // temperatures in one group took 9.6 GB). Groups never enter a value: every row's pilot, chains
+  // and reductions depend only on its global row index.
+  const uint64_t per_row =
+      std::max<uint64_t>({n, 1, ais ? static_cast<uint64_t>(settings.ais.num_temperatures) : 0});
+  const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / per_row);
   const uint64_t window = std::min<uint64_t>(std::max<uint64_t>(n, 1), kMaxGroupWeights);
   const size_t own_tail = math::ParetoTailSize(static_cast<int64_t>(n));
   std::vector<double> weights(std::min(group_rows, num_rows) * window);

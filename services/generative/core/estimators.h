@@ -101,10 +101,11 @@ absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint6
 // Runs the estimator on every row of x (N x D). REQUIRES: the checks above passed,
 // x.cols() == model.dimension(). Work items are (row, chunk of samples) pairs spread over
 // `executor`; the result does not depend on executor.parallelism(). Returns the StopToken's status
-// if it fires between chunks. Memory is bounded whatever num_samples and x.rows() are: the log
-// weights of at most 2^22 (row, sample) pairs at once (rows in groups, a row's samples in
-// windows), folded in sample order into each row's statistics and its Pareto k̂ tail
-// (LogWeightTail).
+// if it fires between chunks. Memory is bounded whatever num_samples, num_temperatures and
+// x.rows() are: the log weights of at most 2^22 (row, sample) pairs at once (rows in groups, a
+// row's samples in windows), folded in sample order into each row's statistics and its Pareto k̂
+// tail (LogWeightTail), and for AIS the frozen step sizes of at most 2^22 (row, temperature) pairs
+// (a group has at most 2^22 / num_temperatures rows).
 absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model,
                                                     const Eigen::Ref<const Eigen::MatrixXd>& x,
                                                     const EstimateSettings& settings,
