@@ -43,6 +43,10 @@ ABSL_FLAG(uint64_t, max_samples_per_request, 10'000'000,
 ABSL_FLAG(uint64_t, max_fit_rows, 10'000'000,
           "Largest number of training rows of one FitModel stream.");
 ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one estimate request.");
+ABSL_FLAG(uint64_t, max_ais_work, 1'000'000'000,
+          "Largest work of one AIS estimate (of one StreamEstimate increment), in gradient "
+          "evaluations: rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps. "
+          "Above it the request is refused up front with RESOURCE_EXHAUSTED (0 = no cap).");
 ABSL_FLAG(int64_t, max_stream_estimate_tail_bytes, int64_t{1} << 30,
           "Largest memory, in bytes, the StreamEstimate calls in progress keep together for Pareto "
           "k-hat (about 3 sqrt(max_samples) log weights per row, reserved when a stream starts): a "
@@ -135,6 +139,7 @@ int main(int argc, char** argv) {
   core_options.max_samples_per_request = absl::GetFlag(FLAGS_max_samples_per_request);
   core_options.max_fit_rows = absl::GetFlag(FLAGS_max_fit_rows);
   core_options.max_estimate_rows = absl::GetFlag(FLAGS_max_estimate_rows);
+  core_options.max_ais_work = absl::GetFlag(FLAGS_max_ais_work);
   core_options.max_stream_estimate_tail_bytes = absl::GetFlag(FLAGS_max_stream_estimate_tail_bytes);
   core_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   core_options.fresh_seed = [&] {

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/convert/matrix.h"
 #include "common/math/pareto_k.h"
 #include "common/registry/stored_version.h"
@@ -587,6 +588,25 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
     if (options.has_initial_step_size()) a.initial_step_size = options.initial_step_size();
     if (options.has_target_acceptance()) a.target_acceptance = options.target_acceptance();
     MAAS_RETURN_IF_ERROR(ValidateAisSettings(a));
+  }
+  if (ais && options_.max_ais_work > 0) {
+    // Gradient evaluations of log p(x|z): every chain (num_samples, then the pilot's) of every row
+    // runs num_temperatures - 1 transitions of leapfrog_steps. In double: the product can pass
+    // 2^64 (~4e22 at the fields' bounds), and its rounding does not matter against a limit.
+    const AisSettings& a = settings.ais;
+    const double work =
+        static_cast<double>(prepared.x.rows()) *
+        (static_cast<double>(settings.num_samples) + static_cast<double>(a.pilot_chains)) *
+        static_cast<double>(a.num_temperatures) * static_cast<double>(a.leapfrog_steps);
+    if (work > static_cast<double>(options_.max_ais_work)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "this AIS estimate is ", prepared.x.rows(), " rows x (num_samples ", settings.num_samples,
+          " + ais.pilot_chains ", a.pilot_chains, ") x ais.num_temperatures ", a.num_temperatures,
+          " x ais.leapfrog_steps ", a.leapfrog_steps, " = ", absl::StrFormat("%.3g", work),
+          " gradient evaluations, above this server's limit of ", options_.max_ais_work,
+          " per request (--max_ais_work); lower num_temperatures or leapfrog_steps, or split the "
+          "rows (row_offset) or samples (sample_offset) over calls: statistics merge exactly"));
+    }
   }
   settings.row_offset = request.row_offset();
   settings.sample_offset = request.sample_offset();

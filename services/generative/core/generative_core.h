@@ -56,6 +56,13 @@ struct GenerativeCoreOptions {
   uint64_t max_fit_rows = 10'000'000;
   // Largest number of rows of one estimate request.
   uint64_t max_estimate_rows = 100'000;
+  // Largest work of one AIS estimate request (--max_ais_work), in gradient evaluations of
+  // log p(x|z): rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps (of one
+  // increment for StreamEstimate). Each knob is bounded alone, but their product reached ~4e9 in a
+  // 61-byte request (hours of every worker). Checked before any work (RESOURCE_EXHAUSTED naming
+  // the product and the flag); 0 = no cap. 10^9: ~2.5 minutes of two cores for a 2-D ppca, the
+  // cheapest gradient (~3.4 million per second per core).
+  uint64_t max_ais_work = 1'000'000'000;
   // Largest memory, in bytes, that the StreamEstimate calls in progress may keep together for
   // Pareto k̂ (--max_stream_estimate_tail_bytes): per row the largest
   // math::ParetoTailSize(max_samples) (~3 sqrt(max_samples)) log weights of the stream, with

@@ -18,11 +18,13 @@ namespace {
 
 struct Fixture {
   explicit Fixture(exec::Executor* executor = nullptr,
-                   int64_t max_tail_bytes = GenerativeCoreOptions().max_stream_estimate_tail_bytes)
+                   int64_t max_tail_bytes = GenerativeCoreOptions().max_stream_estimate_tail_bytes,
+                   uint64_t max_ais_work = GenerativeCoreOptions().max_ais_work)
       : repository(&store, ParseStoredModel, absl::ZeroDuration()) {
     GenerativeCoreOptions options;
     options.repository = &repository;
     options.max_stream_estimate_tail_bytes = max_tail_bytes;
+    options.max_ais_work = max_ais_work;
     options.max_samples_per_request = 100000;
     options.fresh_seed = [] { return 4242; };
     options.clock = [this] { return now; };
@@ -148,6 +150,48 @@ TEST_CASE("shards over rows and samples merge into the one-call statistics") {
       CHECK(std::abs(merged[r].LogMean() - all->rows(r).log_likelihood()) < 1e-12);
     }
   }
+}
+
+TEST_CASE("an AIS estimate whose work passes --max_ais_work is refused before any work") {
+  Fixture f;
+  // Each AIS knob is within its bound, but 2 rows x (16 samples + 4 pilot chains) x 100 000
+  // temperatures x 1 000 leapfrog steps (a 61-byte request) is 4e9 gradient evaluations: hours
+  // of every worker. The stop token says "cancelled" at once, so work that started would end
+  // CANCELLED; the refusal comes before any.
+  const exec::StopToken cancelled([] { return absl::CancelledError("the client left"); });
+  v1::EstimateLogLikelihoodRequest request = Request(v1::AIS, 2);
+  request.set_num_samples(16);
+  request.mutable_ais()->set_num_temperatures(100000);
+  request.mutable_ais()->set_leapfrog_steps(1000);
+  for (bool stream : {false, true}) {
+    INFO((stream ? "StreamEstimate" : "EstimateLogLikelihood"));
+    absl::Status status;
+    if (stream) {
+      v1::StreamEstimateRequest streamed;
+      *streamed.mutable_request() = request;
+      status = f.core->StartStreamEstimate(streamed, absl::InfiniteFuture(), cancelled).status();
+    } else {
+      status = f.core->EstimateLogLikelihood(request, cancelled).status();
+    }
+    CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+    const std::string message(status.message());
+    CHECK_THAT(message, Catch::Contains("--max_ais_work"));
+    CHECK_THAT(message, Catch::Contains("2 rows x (num_samples 16 + ais.pilot_chains 4) x "
+                                        "ais.num_temperatures 100000 x ais.leapfrog_steps 1000 = "
+                                        "4e+09 gradient evaluations"));
+    CHECK_THAT(message, Catch::Contains("limit of 1000000000"));
+  }
+  // The product is compared, not any one knob: 1 row x (6 + 4) x 100 x 10 = 10^4 runs against a
+  // limit of 10^4, one more sample does not.
+  Fixture small(nullptr, GenerativeCoreOptions().max_stream_estimate_tail_bytes, 10000);
+  request = Request(v1::AIS, 1);
+  request.set_num_samples(6);
+  request.mutable_ais()->set_num_temperatures(100);
+  request.mutable_ais()->set_leapfrog_steps(10);
+  CHECK(small.core->EstimateLogLikelihood(request).ok());
+  request.set_num_samples(7);
+  CHECK(small.core->EstimateLogLikelihood(request).status().code() ==
+        absl::StatusCode::kResourceExhausted);
 }
 
 TEST_CASE("bad estimate requests are refused, naming the field") {
