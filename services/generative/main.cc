@@ -43,6 +43,11 @@ ABSL_FLAG(uint64_t, max_samples_per_request, 10'000'000,
 ABSL_FLAG(uint64_t, max_fit_rows, 10'000'000,
           "Largest number of training rows of one FitModel stream.");
 ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one estimate request.");
+ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30,
+          "Largest model, in bytes of float64 parameters: a FitModel whose model (e.g. "
+          "gaussian_mixture FULL: n_components x D x D x 8 bytes; ppca / factor_analysis: the "
+          "D x D covariance) or a CreateModel whose spec is larger is refused with "
+          "RESOURCE_EXHAUSTED before any fitting (0 = no cap). A fit peaks at ~9x this.");
 ABSL_FLAG(uint64_t, max_ais_work, 1'000'000'000,
           "Largest work of one AIS estimate (of one StreamEstimate increment), in gradient "
           "evaluations: rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps. "
@@ -140,6 +145,7 @@ int main(int argc, char** argv) {
   core_options.max_fit_rows = absl::GetFlag(FLAGS_max_fit_rows);
   core_options.max_estimate_rows = absl::GetFlag(FLAGS_max_estimate_rows);
   core_options.max_ais_work = absl::GetFlag(FLAGS_max_ais_work);
+  core_options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   core_options.max_stream_estimate_tail_bytes = absl::GetFlag(FLAGS_max_stream_estimate_tail_bytes);
   core_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   core_options.fresh_seed = [&] {

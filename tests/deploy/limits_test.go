@@ -80,16 +80,21 @@ func memoryBound(t *testing.T, s *Server) (int64, string) {
 		fits := flagBytes(t, s, "max_total_fit_bytes", 2048*mib)
 		threads := flagBytes(t, s, "threads", 0)
 		tails := flagBytes(t, s, "max_stream_estimate_tail_bytes", 1024*mib)
+		models := flagBytes(t, s, "max_model_bytes", 1024*mib)
 		unbounded("max_concurrent_calls", calls)
 		unbounded("model_cache_bytes", cache)
 		unbounded("max_total_fit_bytes", fits)
 		unbounded("threads", threads)
 		unbounded("max_stream_estimate_tail_bytes", tails)
-		// A fit of B bytes peaks at 2.7 B + 0.08 GB (README, Limits); at most --threads fits run at once.
+		unbounded("max_model_bytes", models)
+		// A fit of B bytes peaks at 2.7 B + 0.08 GB (README, Limits), plus ~9x its model's parameters (8.7x
+		// measured: the parameters' copies while the model is stored and loaded back); at most --threads fits
+		// run at once.
 		fitPeak := fits*27/10 + threads*80_000_000
-		return cache + fitPeak + tails + calls*2*msg, fmt.Sprintf(
-			"cache %d MiB + fits %d MiB + k-hat tails %d MiB + %d calls x 2 x %d MiB", cache/mib, fitPeak/mib,
-			tails/mib, calls, msg/mib)
+		modelPeak := threads * 9 * models
+		return cache + fitPeak + modelPeak + tails + calls*2*msg, fmt.Sprintf(
+			"cache %d MiB + fits %d MiB + fitted models %d MiB + k-hat tails %d MiB + %d calls x 2 x %d MiB",
+			cache/mib, fitPeak/mib, modelPeak/mib, tails/mib, calls, msg/mib)
 	case "maas-discriminative":
 		cache := flagBytes(t, s, "model_cache_bytes", 2048*mib)
 		trainMemory := flagBytes(t, s, "max_train_memory_bytes", 4096*mib)

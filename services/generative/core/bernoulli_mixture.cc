@@ -276,6 +276,16 @@ Family BernoulliMixtureFamily() {
     return std::unique_ptr<FamilyFitter>(
         std::make_unique<BernoulliMixtureFitter>(k, tol, max_iter, min_probability, seed));
   };
+  // Weights and the K x D probabilities.
+  family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
+    const uint32_t n = config.bernoulli_mixture().n_components();
+    const double k = n == 0 ? 1.0 : static_cast<double>(n);
+    FitSize size;
+    size.bytes = Float64Bytes(k + k * static_cast<double>(dimension));
+    size.what = absl::StrCat(k, " components of ", dimension, " probabilities each");
+    size.smaller = "use fewer n_components";
+    return size;
+  };
   return family;
 }
 

@@ -161,6 +161,17 @@ Family FactorAnalysisFamily() {
     return std::unique_ptr<FamilyFitter>(
         std::make_unique<FactorAnalysisFitter>(static_cast<int>(fit.latent_dim()), tol, max_iter));
   };
+  // The fit forms the D x D covariance (and a scaled copy to decompose every iteration), larger
+  // than the L x D loadings.
+  family.fit_size = [](const v1::FitConfig&, int64_t dimension) {
+    const double d = static_cast<double>(dimension);
+    FitSize size;
+    size.bytes = Float64Bytes(d * d);
+    size.what = absl::StrCat("the ", dimension, " x ", dimension,
+                             " covariance the fit decomposes every iteration (factor_analysis)");
+    size.smaller = "reduce the columns (e.g. a random projection or feature selection first)";
+    return size;
+  };
   return family;
 }
 

@@ -15,6 +15,13 @@
 
 namespace maas::generative {
 
+uint64_t Float64Bytes(double values) {
+  const double bytes = 8.0 * values;
+  // 2^64 as a double; anything at or above it (or NaN) saturates.
+  if (!(bytes < 18446744073709551616.0)) return std::numeric_limits<uint64_t>::max();
+  return static_cast<uint64_t>(bytes);
+}
+
 FamilyRegistry& FamilyRegistry::Register(Family family) {
   for (const Family& f : families_) {
     const bool same_fit =
@@ -24,8 +31,9 @@ FamilyRegistry& FamilyRegistry::Register(Family family) {
       std::abort();
     }
   }
-  if (!family.build || (family.fit_case != v1::FitConfig::FAMILY_NOT_SET && !family.make_fitter)) {
-    std::fprintf(stderr, "FamilyRegistry: family '%s' lacks build or make_fitter\n",
+  if (!family.build || (family.fit_case != v1::FitConfig::FAMILY_NOT_SET &&
+                        (!family.make_fitter || !family.fit_size))) {
+    std::fprintf(stderr, "FamilyRegistry: family '%s' lacks build, make_fitter or fit_size\n",
                  family.name.c_str());
     std::abort();
   }

@@ -77,6 +77,22 @@ class FamilyFitter {
   virtual absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) = 0;
 };
 
+// The size of what a fit builds, known from its config and the rows' dimension D (at the first
+// chunk of rows, before any fitting): checked against the server's --max_model_bytes.
+struct FitSize {
+  // 8 x the float64 values of the fitted model's parameters, or of a larger D-sized matrix the fit
+  // forms (ppca and factor_analysis: the D x D covariance). Saturates at 2^64 - 1.
+  uint64_t bytes = 0;
+  // What makes up `bytes`, for the refusal ("100 FULL covariances of 1000 x 1000").
+  std::string what;
+  // How to make it smaller, naming fields ("use covariance_type DIAG or SPHERICAL, or fewer
+  // n_components").
+  std::string smaller;
+};
+
+// 8 x `values` as bytes, saturating at 2^64 - 1 (sizes are products of request fields).
+uint64_t Float64Bytes(double values);
+
 struct Family {
   // Name as in ModelInfo.family ("gaussian_mixture").
   std::string name;
@@ -91,6 +107,9 @@ struct Family {
   // every random choice of the fit. Null when fit_case is FAMILY_NOT_SET.
   std::function<absl::StatusOr<std::unique_ptr<FamilyFitter>>(const v1::FitConfig&, uint64_t seed)>
       make_fitter;
+  // The size rule of a fit: what a fit with these (validated) hyperparameters builds for rows of
+  // `dimension` columns. Required when fit_case is set.
+  std::function<FitSize(const v1::FitConfig&, int64_t dimension)> fit_size;
 };
 
 // Name -> family. Immutable once built; safe to share between threads.

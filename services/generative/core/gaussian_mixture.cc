@@ -686,6 +686,22 @@ Family GaussianMixtureFamily() {
     return std::unique_ptr<FamilyFitter>(std::make_unique<GaussianMixtureFitter>(
         std::move(options), config.gaussian_mixture(), seed));
   };
+  // Weights, means and covariances: FULL K x D x D, DIAG K x D, SPHERICAL K values.
+  family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
+    const v1::GaussianMixtureFit& fit = config.gaussian_mixture();
+    const double k = fit.n_components() == 0 ? 1.0 : static_cast<double>(fit.n_components());
+    const double d = static_cast<double>(dimension);
+    const v1::CovarianceType type = Resolve(fit.covariance_type());
+    const double covariances = type == v1::FULL ? k * d * d : type == v1::DIAG ? k * d : k;
+    FitSize size;
+    size.bytes = Float64Bytes(k + k * d + covariances);
+    size.what = absl::StrCat(
+        k, " components of dimension ", dimension, " with ", TypeName(type), " covariances",
+        type == v1::FULL ? absl::StrCat(" (", dimension, " x ", dimension, " each)") : "");
+    size.smaller = type == v1::FULL ? "use covariance_type DIAG or SPHERICAL, or fewer n_components"
+                                    : "use fewer n_components";
+    return size;
+  };
   return family;
 }
 

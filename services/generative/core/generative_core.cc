@@ -347,6 +347,7 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
       MAAS_RETURN_IF_ERROR(registry::ValidateLabels(config.labels(), config.description()));
       const uint64_t seed = ResolveSeed(config.has_seed(), config.seed(), *options_);
       MAAS_ASSIGN_OR_RETURN(fitter_, family->make_fitter(config, seed));
+      family_ = family;
       seed_ = seed;
       config_ = config;
       return absl::OkStatus();
@@ -368,6 +369,16 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
         return absl::InvalidArgumentError(
             absl::StrCat(what, " has ", rows.cols(), " columns but earlier chunks had ", num_cols_,
                          "; every chunk needs the same columns"));
+      }
+      if (num_cols_ < 0 && options_->max_model_bytes > 0) {
+        // The dimension is known now: refuse a model too large before holding rows or fitting.
+        const FitSize size = family_->fit_size(*config_, rows.cols());
+        if (size.bytes > options_->max_model_bytes) {
+          return absl::ResourceExhaustedError(absl::StrCat(
+              family_->name, " fit of ", size.what, " would build ", size.bytes,
+              " bytes of parameters, above this server's limit of ", options_->max_model_bytes,
+              " bytes (--max_model_bytes); ", size.smaller, "; nothing was stored"));
+        }
       }
       if (num_rows_ + static_cast<uint64_t>(rows.rows()) > options_->max_fit_rows) {
         return absl::ResourceExhaustedError(
@@ -425,6 +436,15 @@ absl::StatusOr<v1::CreateModelResponse> GenerativeCore::CreateModel(
   MAAS_RETURN_IF_ERROR(registry::ValidateModelName(request.name()));
   if (!request.has_spec()) {
     return absl::InvalidArgumentError("spec is missing; give the model's parameters (one family)");
+  }
+  // The spec is already in memory (within --max_message_bytes); its size is that of its parameters
+  // (8 bytes per float64), cheap to ask for, and refused before the model is built.
+  if (options_.max_model_bytes > 0 && request.spec().ByteSizeLong() > options_.max_model_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the spec takes ", request.spec().ByteSizeLong(), " bytes, above this server's limit of ",
+        options_.max_model_bytes,
+        " bytes of model parameters (--max_model_bytes); use a smaller model (fewer components, "
+        "dimensions or units)"));
   }
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedModel> stored,
                         StoreModel(options_, request.name(), request.spec(), request.labels(),

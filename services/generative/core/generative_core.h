@@ -56,6 +56,14 @@ struct GenerativeCoreOptions {
   uint64_t max_fit_rows = 10'000'000;
   // Largest number of rows of one estimate request.
   uint64_t max_estimate_rows = 100'000;
+  // Largest model, in bytes of float64 parameters (--max_model_bytes): a FitModel whose family's
+  // size rule (Family::fit_size: e.g. gaussian_mixture FULL K x D x D, ppca's D x D covariance)
+  // passes it is refused at its first chunk of rows, before any fitting, and a CreateModel whose
+  // spec is larger is refused before it is built. RESOURCE_EXHAUSTED naming the flag; 0 = no cap.
+  // A fit peaks at ~9x its model's bytes (copies of the parameters while they are stored and
+  // loaded back), so size it with the memory a fit may take. 1 GiB, as the discriminative
+  // service's.
+  uint64_t max_model_bytes = uint64_t{1} << 30;
   // Largest work of one AIS estimate request (--max_ais_work), in gradient evaluations of
   // log p(x|z): rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps (of one
   // increment for StreamEstimate). Each knob is bounded alone, but their product reached ~4e9 in a
@@ -206,6 +214,7 @@ class FitSession {
  private:
   const GenerativeCoreOptions* options_;
   std::optional<v1::FitConfig> config_;
+  const Family* family_ = nullptr;
   std::unique_ptr<FamilyFitter> fitter_;
   uint64_t seed_ = 0;
   exec::StopToken stop_;

@@ -126,6 +126,16 @@ Family PpcaFamily() {
     }
     return std::unique_ptr<FamilyFitter>(std::make_unique<PpcaFitter>(static_cast<int>(l)));
   };
+  // The fit forms the D x D covariance (and its eigenvectors), larger than the D x L loadings.
+  family.fit_size = [](const v1::FitConfig&, int64_t dimension) {
+    const double d = static_cast<double>(dimension);
+    FitSize size;
+    size.bytes = Float64Bytes(d * d);
+    size.what = absl::StrCat("the ", dimension, " x ", dimension,
+                             " covariance the fit decomposes (ppca's closed form)");
+    size.smaller = "reduce the columns (e.g. a random projection or feature selection first)";
+    return size;
+  };
   return family;
 }
 

@@ -52,6 +52,14 @@ Family UniformFamily() {
                           uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
     return std::unique_ptr<FamilyFitter>(std::make_unique<UniformFamilyFitter>());
   };
+  // low and high.
+  family.fit_size = [](const v1::FitConfig&, int64_t dimension) {
+    FitSize size;
+    size.bytes = Float64Bytes(2.0 * static_cast<double>(dimension));
+    size.what = absl::StrCat("low and high of ", dimension, " dimensions");
+    size.smaller = "reduce the columns";
+    return size;
+  };
   return family;
 }
 

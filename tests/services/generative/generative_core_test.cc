@@ -389,6 +389,98 @@ TEST_CASE("bad fit streams are refused and store nothing") {
   CHECK(f.core->ListModels({})->models_size() == 0);
 }
 
+TEST_CASE(
+    "a fit whose model passes --max_model_bytes is refused at its first rows, before fitting") {
+  // A FULL gaussian_mixture of 100 components on 100 rows x 1 000 columns (an 800 KB FitModel) is
+  // 800 MB of covariances, and the fit peaks at ~9x that: it crashed the server with bad_alloc.
+  store::MemoryModelStore store;
+  Fixture f(&store);  // the default --max_model_bytes, 1 GiB
+  const auto fit_config = [](v1::CovarianceType type) {
+    v1::FitModelRequest config;
+    config.mutable_config()->set_name("wide");
+    v1::GaussianMixtureFit* gmm = config.mutable_config()->mutable_gaussian_mixture();
+    gmm->set_n_components(100);
+    gmm->set_covariance_type(type);
+    gmm->set_max_iter(1);
+    gmm->set_init_params(v1::INIT_RANDOM_FROM_DATA);
+    return config;
+  };
+  v1::FitModelRequest rows;
+  rows.mutable_rows()->set_rows(100);
+  rows.mutable_rows()->set_cols(20000);  // 100 x 20 000 x 20 000 covariances: 320 GB
+  for (int i = 0; i < 100 * 20000; ++i) rows.mutable_rows()->add_values((i % 997) / 997.0);
+  {
+    auto session = f.core->StartFit();
+    REQUIRE(session->Add(fit_config(v1::FULL)).ok());
+    const absl::Status status = session->Add(rows);
+    CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+    const std::string message(status.message());
+    CHECK_THAT(message, Catch::Contains("--max_model_bytes"));
+    CHECK_THAT(message, Catch::Contains("limit of 1073741824 bytes"));
+    CHECK_THAT(message, Catch::Contains("100 components of dimension 20000 with FULL covariances"));
+    CHECK_THAT(message,
+               Catch::Contains("covariance_type DIAG or SPHERICAL, or fewer n_components"));
+  }
+  {  // DIAG: 100 x 20 000 variances, 32 MB, is accepted
+    auto session = f.core->StartFit();
+    REQUIRE(session->Add(fit_config(v1::DIAG)).ok());
+    CHECK(session->Add(rows).ok());
+  }
+  {  // ppca forms the D x D covariance, whatever latent_dim: 20 000 columns are 3.2 GB
+    auto session = f.core->StartFit();
+    v1::FitModelRequest ppca;
+    ppca.mutable_config()->set_name("wide");
+    ppca.mutable_config()->mutable_ppca()->set_latent_dim(1);
+    REQUIRE(session->Add(ppca).ok());
+    const absl::Status status = session->Add(rows);
+    CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("--max_model_bytes"));
+    CHECK_THAT(std::string(status.message()), Catch::Contains("20000 x 20000 covariance"));
+  }
+  CHECK(f.core->ListModels(common::v1::ListModelsRequest())->models_size() == 0);
+}
+
+TEST_CASE("every fittable family states the size of what its fit builds") {
+  v1::FitConfig config;
+  v1::GaussianMixtureFit* gmm = config.mutable_gaussian_mixture();
+  gmm->set_n_components(100);
+  const Family* family = DefaultFamilies().FindByName("gaussian_mixture");
+  CHECK(family->fit_size(config, 1000).bytes == 8 * (100 + 100 * 1000 + 100ull * 1000 * 1000));
+  gmm->set_covariance_type(v1::DIAG);
+  CHECK(family->fit_size(config, 1000).bytes == 8 * (100 + 2 * 100 * 1000));
+  gmm->set_covariance_type(v1::SPHERICAL);
+  CHECK(family->fit_size(config, 1000).bytes == 8 * (2 * 100 + 100 * 1000));
+  // Products of request fields saturate rather than wrap.
+  gmm->set_covariance_type(v1::FULL);
+  CHECK(family->fit_size(config, int64_t{1} << 40).bytes == std::numeric_limits<uint64_t>::max());
+  config.mutable_bernoulli_mixture()->set_n_components(10);
+  CHECK(DefaultFamilies().FindByName("bernoulli_mixture")->fit_size(config, 50).bytes ==
+        8 * (10 + 10 * 50));
+  config.mutable_ppca()->set_latent_dim(3);
+  CHECK(DefaultFamilies().FindByName("ppca")->fit_size(config, 50).bytes == 8 * 50 * 50);
+  config.mutable_factor_analysis()->set_latent_dim(3);
+  CHECK(DefaultFamilies().FindByName("factor_analysis")->fit_size(config, 50).bytes == 8 * 50 * 50);
+  config.mutable_uniform();
+  CHECK(DefaultFamilies().FindByName("uniform")->fit_size(config, 50).bytes == 8 * 2 * 50);
+}
+
+TEST_CASE("a CreateModel spec larger than --max_model_bytes is refused before it is built") {
+  store::MemoryModelStore store;
+  Repository repository(&store, ParseStoredModel, absl::ZeroDuration());
+  GenerativeCoreOptions options;
+  options.repository = &repository;
+  options.fresh_seed = [] { return 1; };
+  options.max_model_bytes = 1000;
+  GenerativeCore core(std::move(options));
+  CHECK(core.CreateModel(UniformRequest("small", {0, 0}, {1, 1})).ok());
+  const absl::Status status = core.CreateModel(UniformRequest("big", std::vector<double>(100, 0.0),
+                                                              std::vector<double>(100, 1.0)))
+                                  .status();
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_model_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("limit of 1000 bytes"));
+}
+
 TEST_CASE("the core serves exactly the families of its registry") {
   FamilyRegistry only_uniform;
   only_uniform.Register(UniformFamily());
