@@ -43,11 +43,13 @@ ABSL_FLAG(uint64_t, max_samples_per_request, 10'000'000,
 ABSL_FLAG(uint64_t, max_fit_rows, 10'000'000,
           "Largest number of training rows of one FitModel stream.");
 ABSL_FLAG(uint64_t, max_estimate_rows, 100'000, "Largest number of rows of one estimate request.");
-ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{1} << 30,
+ABSL_FLAG(uint64_t, max_model_bytes, uint64_t{256} << 20,
           "Largest model, in bytes of float64 parameters: a FitModel whose model (e.g. "
           "gaussian_mixture FULL: n_components x D x D x 8 bytes; ppca / factor_analysis: the "
           "D x D covariance) or a CreateModel whose spec is larger is refused with "
-          "RESOURCE_EXHAUSTED before any fitting (0 = no cap). A fit peaks at ~9x this.");
+          "RESOURCE_EXHAUSTED before any fitting; so is a mixture fit whose rows x n_components "
+          "responsibilities (3 x 8 bytes each) would pass it (0 = no cap). A fit peaks at ~9x "
+          "this.");
 ABSL_FLAG(uint64_t, max_ais_work, 1'000'000'000,
           "Largest work of one AIS estimate (of one StreamEstimate increment), in gradient "
           "evaluations: rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps. "

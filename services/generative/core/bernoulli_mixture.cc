@@ -282,6 +282,7 @@ Family BernoulliMixtureFamily() {
     const double k = n == 0 ? 1.0 : static_cast<double>(n);
     FitSize size;
     size.bytes = Float64Bytes(k + k * static_cast<double>(dimension));
+    size.per_row_bytes = Float64Bytes(3 * k);  // log responsibilities, responsibilities, a copy
     size.what = absl::StrCat(k, " components of ", dimension, " probabilities each");
     size.smaller = "use fewer n_components";
     return size;

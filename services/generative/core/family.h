@@ -85,6 +85,9 @@ struct FitSize {
   uint64_t bytes = 0;
   // What makes up `bytes`, for the refusal ("100 FULL covariances of 1000 x 1000").
   std::string what;
+  // Working memory per training row that the fit forms (mixtures: the rows x n_components
+  // responsibilities and their logs), also bounded by --max_model_bytes as rows arrive.
+  uint64_t per_row_bytes = 0;
   // How to make it smaller, naming fields ("use covariance_type DIAG or SPHERICAL, or fewer
   // n_components").
   std::string smaller;

@@ -695,6 +695,7 @@ Family GaussianMixtureFamily() {
     const double covariances = type == v1::FULL ? k * d * d : type == v1::DIAG ? k * d : k;
     FitSize size;
     size.bytes = Float64Bytes(k + k * d + covariances);
+    size.per_row_bytes = Float64Bytes(3 * k);  // log responsibilities, responsibilities, a copy
     size.what = absl::StrCat(
         k, " components of dimension ", dimension, " with ", TypeName(type), " covariances",
         type == v1::FULL ? absl::StrCat(" (", dimension, " x ", dimension, " each)") : "");

@@ -372,19 +372,31 @@ absl::Status FitSession::Add(const v1::FitModelRequest& message) {
       }
       if (num_cols_ < 0 && options_->max_model_bytes > 0) {
         // The dimension is known now: refuse a model too large before holding rows or fitting.
-        const FitSize size = family_->fit_size(*config_, rows.cols());
-        if (size.bytes > options_->max_model_bytes) {
+        fit_size_ = family_->fit_size(*config_, rows.cols());
+        if (fit_size_.bytes > options_->max_model_bytes) {
           return absl::ResourceExhaustedError(absl::StrCat(
-              family_->name, " fit of ", size.what, " would build ", size.bytes,
+              family_->name, " fit of ", fit_size_.what, " would build ", fit_size_.bytes,
               " bytes of parameters, above this server's limit of ", options_->max_model_bytes,
-              " bytes (--max_model_bytes); ", size.smaller, "; nothing was stored"));
+              " bytes (--max_model_bytes); ", fit_size_.smaller, "; nothing was stored"));
         }
       }
-      if (num_rows_ + static_cast<uint64_t>(rows.rows()) > options_->max_fit_rows) {
+      const uint64_t total_rows = num_rows_ + static_cast<uint64_t>(rows.rows());
+      if (total_rows > options_->max_fit_rows) {
         return absl::ResourceExhaustedError(
             absl::StrCat("more than ", options_->max_fit_rows,
                          " training rows (the server's --max_fit_rows); "
                          "fit on a subsample"));
+      }
+      if (options_->max_model_bytes > 0 && fit_size_.per_row_bytes > 0 &&
+          total_rows > options_->max_model_bytes / fit_size_.per_row_bytes) {
+        // Per row, the fit forms state for every component (100 000 one-column rows with
+        // 100 000 components, an 800 KB request, would be ~240 GB).
+        return absl::ResourceExhaustedError(absl::StrCat(
+            family_->name, " fit of ", total_rows, " rows forms ", fit_size_.per_row_bytes,
+            " bytes per row (its responsibilities per component), above this server's limit of ",
+            options_->max_model_bytes, " bytes (--max_model_bytes) at more than ",
+            options_->max_model_bytes / fit_size_.per_row_bytes,
+            " rows; fit on a subsample or with fewer n_components; nothing was stored"));
       }
       MAAS_RETURN_IF_ERROR(fitter_->AddRows(rows, num_rows_));
       num_cols_ = rows.cols();

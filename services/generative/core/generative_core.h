@@ -61,9 +61,9 @@ struct GenerativeCoreOptions {
   // passes it is refused at its first chunk of rows, before any fitting, and a CreateModel whose
   // spec is larger is refused before it is built. RESOURCE_EXHAUSTED naming the flag; 0 = no cap.
   // A fit peaks at ~9x its model's bytes (copies of the parameters while they are stored and
-  // loaded back), so size it with the memory a fit may take. 1 GiB, as the discriminative
-  // service's.
-  uint64_t max_model_bytes = uint64_t{1} << 30;
+  // loaded back), so size it with the memory a fit may take. The mixtures' rows x n_components
+  // responsibilities (FitSize::per_row_bytes) count against it too, as rows arrive.
+  uint64_t max_model_bytes = uint64_t{256} << 20;
   // Largest work of one AIS estimate request (--max_ais_work), in gradient evaluations of
   // log p(x|z): rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps (of one
   // increment for StreamEstimate). Each knob is bounded alone, but their product reached ~4e9 in a
@@ -220,6 +220,7 @@ class FitSession {
   exec::StopToken stop_;
   uint64_t num_rows_ = 0;
   int64_t num_cols_ = -1;
+  FitSize fit_size_;  // the family's size rule at the first rows (when --max_model_bytes is set)
 };
 
 class GenerativeCore {

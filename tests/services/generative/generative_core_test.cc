@@ -394,7 +394,7 @@ TEST_CASE(
   // A FULL gaussian_mixture of 100 components on 100 rows x 1 000 columns (an 800 KB FitModel) is
   // 800 MB of covariances, and the fit peaks at ~9x that: it crashed the server with bad_alloc.
   store::MemoryModelStore store;
-  Fixture f(&store);  // the default --max_model_bytes, 1 GiB
+  Fixture f(&store);  // the default --max_model_bytes, 256 MiB
   const auto fit_config = [](v1::CovarianceType type) {
     v1::FitModelRequest config;
     config.mutable_config()->set_name("wide");
@@ -416,7 +416,7 @@ TEST_CASE(
     CHECK(status.code() == absl::StatusCode::kResourceExhausted);
     const std::string message(status.message());
     CHECK_THAT(message, Catch::Contains("--max_model_bytes"));
-    CHECK_THAT(message, Catch::Contains("limit of 1073741824 bytes"));
+    CHECK_THAT(message, Catch::Contains("limit of 268435456 bytes"));
     CHECK_THAT(message, Catch::Contains("100 components of dimension 20000 with FULL covariances"));
     CHECK_THAT(message,
                Catch::Contains("covariance_type DIAG or SPHERICAL, or fewer n_components"));
@@ -438,6 +438,43 @@ TEST_CASE(
     CHECK_THAT(std::string(status.message()), Catch::Contains("20000 x 20000 covariance"));
   }
   CHECK(f.core->ListModels(common::v1::ListModelsRequest())->models_size() == 0);
+}
+
+// The mixtures' EM forms rows x n_components responsibilities: 100 000 one-column rows with
+// 100 000 components (an 800 KB FitModel) would have been ~240 GB, nothing bounding it.
+TEST_CASE("a mixture fit whose responsibilities pass --max_model_bytes is refused as rows arrive") {
+  store::MemoryModelStore store;
+  Repository repository(&store, ParseStoredModel, absl::ZeroDuration());
+  GenerativeCoreOptions options;
+  options.repository = &repository;
+  options.fresh_seed = [] { return uint64_t{7}; };
+  GenerativeCore core(std::move(options));  // the default --max_model_bytes, 256 MiB
+  auto session = core.StartFit();
+  v1::FitModelRequest config;
+  config.mutable_config()->set_name("many");
+  v1::GaussianMixtureFit* gmm = config.mutable_config()->mutable_gaussian_mixture();
+  gmm->set_n_components(10000);
+  gmm->set_max_iter(1);
+  REQUIRE(session->Add(config).ok());
+  v1::FitModelRequest rows;
+  rows.mutable_rows()->set_rows(1000);
+  rows.mutable_rows()->set_cols(1);
+  for (int i = 0; i < 1000; ++i) rows.mutable_rows()->add_values(i);
+  // 240 000 bytes per row: 1 118 rows fit under 256 MiB. The first chunk passes, the second not.
+  CHECK(session->Add(rows).ok());
+  const absl::Status status = session->Add(rows);
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_model_bytes") &&
+                                                Catch::Contains("at more than 1118 rows") &&
+                                                Catch::Contains("fewer n_components"));
+  CHECK(DefaultFamilies()
+            .FindByName("gaussian_mixture")
+            ->fit_size(config.config(), 1)
+            .per_row_bytes == 3 * 8 * 10000);
+  v1::FitConfig bernoulli;
+  bernoulli.mutable_bernoulli_mixture()->set_n_components(7);
+  CHECK(DefaultFamilies().FindByName("bernoulli_mixture")->fit_size(bernoulli, 5).per_row_bytes ==
+        3 * 8 * 7);
 }
 
 TEST_CASE("every fittable family states the size of what its fit builds") {
