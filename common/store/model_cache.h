@@ -93,6 +93,12 @@ class ModelCache {
   // Writes through to the store, then invalidates `name` so the next Get sees the change.
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                               const PutOptions& options = PutOptions());
+  // Hands over `model`, what the loader made of the `stored_size` bytes just written as `version`
+  // of `name`: the next load of that version takes it instead of reading and parsing the store's
+  // copy again (a large model would otherwise be held twice while the writer still holds its
+  // own). Dropped by Unadopt, or taken by that load.
+  void Adopt(std::string_view name, int64_t version, ModelPtr model, int64_t stored_size);
+  void Unadopt(std::string_view name, int64_t version);
   absl::StatusOr<std::vector<int64_t>> Delete(
       std::string_view name, int64_t version,
       const std::function<absl::Status()>& still_wanted = nullptr);
@@ -219,6 +225,9 @@ class ModelCache {
   int64_t budget_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t loaded_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  // Adopt's models (with their stored sizes), until loaded or Unadopt.
+  std::map<std::pair<std::string, int64_t>, std::pair<ModelPtr, int64_t>> adopted_
+      ABSL_GUARDED_BY(mu_);
   bool polling_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status last_refresh_status_ ABSL_GUARDED_BY(mu_);
 
@@ -293,6 +302,15 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
   absl::StatusOr<ModelPtr> model;
   int64_t stored_size = 0;
   {
+    absl::MutexLock lock(&mu_);
+    auto it = adopted_.find(std::make_pair(std::string(name), version));
+    if (it != adopted_.end()) {
+      model = std::move(it->second.first);
+      stored_size = it->second.second;
+      adopted_.erase(it);
+    }
+  }
+  if (stored_size == 0) {
     // The stored bytes live only while the loader runs: the cache keeps the parsed form alone.
     MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
     stored_size = static_cast<int64_t>(bytes.size());
@@ -560,6 +578,24 @@ absl::StatusOr<int64_t> ModelCache<T>::Put(std::string_view name, const MakeByte
   // store, not wait for the next poll.
   if (version.ok() || absl::IsAborted(version.status())) Invalidate(name);
   return version;
+}
+
+template <class T>
+void ModelCache<T>::Adopt(std::string_view name, int64_t version, ModelPtr model,
+                          int64_t stored_size) {
+  if (model == nullptr || stored_size <= 0) return;
+  absl::MutexLock lock(&mu_);
+  adopted_[std::make_pair(std::string(name), version)] = {std::move(model), stored_size};
+}
+
+template <class T>
+void ModelCache<T>::Unadopt(std::string_view name, int64_t version) {
+  ModelPtr dropped;  // released after the lock
+  absl::MutexLock lock(&mu_);
+  auto it = adopted_.find(std::make_pair(std::string(name), version));
+  if (it == adopted_.end()) return;
+  dropped = std::move(it->second.first);
+  adopted_.erase(it);
 }
 
 template <class T>
