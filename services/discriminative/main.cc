@@ -1,5 +1,6 @@
 // maas-discriminative: wires flags into options and serves DiscriminativeService until
 // SIGINT/SIGTERM.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -149,6 +150,10 @@ int main(int argc, char** argv) {
   core_options.max_texts_per_request = absl::GetFlag(FLAGS_max_texts_per_request);
   core_options.max_text_bytes = absl::GetFlag(FLAGS_max_text_bytes);
   core_options.max_train_examples = absl::GetFlag(FLAGS_max_train_examples);
+  // Answers that could not be sent (Classify, Evaluate, GetModel) are refused before they are
+  // built.
+  core_options.max_message_bytes =
+      static_cast<uint64_t>(std::max(0, absl::GetFlag(FLAGS_max_message_bytes)));
   core_options.limits.max_ngram = absl::GetFlag(FLAGS_max_ngram);
   core_options.limits.max_classes = absl::GetFlag(FLAGS_max_classes);
   core_options.limits.max_model_cells = absl::GetFlag(FLAGS_max_model_cells);

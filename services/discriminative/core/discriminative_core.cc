@@ -17,12 +17,21 @@ namespace maas::discriminative {
 namespace {
 
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
-    const DiscriminativeCoreOptions& options, const std::string& name, const Pipeline& pipeline,
+    const DiscriminativeCoreOptions& options, const std::string& name, Pipeline&& fitted,
     const google::protobuf::Map<std::string, std::string>& labels, const std::string& description,
     const v1::TrainSummary* summary, const exec::StopToken& stop,
     std::optional<int64_t> expected_latest = std::nullopt) {
   MAAS_RETURN_IF_ERROR(registry::ValidateLabels(labels, description));
-  const v1::PipelineSpec spec = pipeline.ToSpec();
+  // The pipeline is released once its spec is built, and the spec once it is serialized: each
+  // copy of the parameters goes before the next one is made (the repository then parses the bytes
+  // back, as the loaded version, while it holds them).
+  v1::PipelineSpec spec;
+  uint64_t num_features = 0;
+  {
+    const Pipeline pipeline = std::move(fitted);
+    spec = pipeline.ToSpec();
+    num_features = pipeline.num_features();
+  }
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
   // The stored file: the parameters, the info (labels, description) and the training summary,
   // which repeats every class label.
@@ -30,7 +39,7 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
     v1::StoredDiscriminativeModel stored;
     registry::FillModelInfo(name, version, common::v1::DISCRIMINATIVE, family, labels, description,
                             options.clock(), stored.mutable_info());
-    stored.mutable_info()->set_dimension(static_cast<int64_t>(pipeline.num_features()));
+    stored.mutable_info()->set_dimension(static_cast<int64_t>(num_features));
     if (summary != nullptr) *stored.mutable_train_summary() = *summary;
     return stored;
   };
@@ -58,10 +67,14 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   absl::StatusOr<std::shared_ptr<const LoadedPipeline>> stored = options.repository->Put(
       name,
       [&](int64_t version) -> absl::StatusOr<std::string> {
+        // The store asks for the bytes once per Put: the spec moves into the message, which
+        // is gone once serialized.
         v1::StoredDiscriminativeModel stored = stored_without_spec(version);
-        *stored.mutable_spec() = spec;
+        stored.mutable_spec()->Swap(&spec);
         std::string bytes;
-        if (!stored.SerializeToString(&bytes)) {
+        const bool serialized = stored.SerializeToString(&bytes);
+        stored.Clear();
+        if (!serialized) {
           return absl::ResourceExhaustedError(
               "the model could not be serialized (too large for one protobuf message)");
         }
@@ -75,6 +88,48 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
         "retry the partial Train"));
   }
   return stored;
+}
+
+// Bytes a length-delimited field (numbers 1..15) with `payload` bytes takes: tag, length, payload.
+uint64_t FieldBytes(uint64_t payload) {
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize64(payload) + payload;
+}
+
+// A lower bound of a Classify answer's size: `fixed` bytes plus `per_text` for each text.
+struct AnswerBound {
+  uint64_t fixed = 0;
+  uint64_t per_text = 0;
+  uint64_t For(uint64_t texts) const { return fixed + texts * per_text; }
+  // Texts whose answer may fit `max_bytes`.
+  uint64_t TextsThatFit(uint64_t max_bytes) const {
+    return max_bytes < fixed || per_text == 0 ? 0 : (max_bytes - fixed) / per_text;
+  }
+};
+
+// Compact form: the labels once, 8 bytes per probability, at least a byte per predicted index.
+AnswerBound CompactAnswerBound(const std::vector<std::string>& classes) {
+  AnswerBound bound;
+  for (const std::string& label : classes) bound.fixed += FieldBytes(label.size());
+  bound.per_text = 8 * classes.size() + 1;
+  return bound;
+}
+
+// Per-text form: per text a Classification (its tag and length, its label: at least the shortest
+// label) with `scores` ClassScores, each at least its tag and length, its label field and one of
+// probability / log_probability (both are 0, and left out, for no class: p = 1 has log 0, p = 0 a
+// negative log): 13 bytes plus the label. Every label when `scores` covers every class; else
+// `scores` times the shortest.
+AnswerBound PerTextAnswerBound(const std::vector<std::string>& classes, size_t scores) {
+  uint64_t shortest = classes.empty() ? 0 : classes.front().size();
+  uint64_t all = 0;
+  for (const std::string& label : classes) {
+    shortest = std::min<uint64_t>(shortest, label.size());
+    all += 2 + FieldBytes(label.size()) + 9;
+  }
+  AnswerBound bound;
+  bound.per_text = 2 + FieldBytes(shortest) +
+                   (scores >= classes.size() ? all : scores * (2 + FieldBytes(shortest) + 9));
+  return bound;
 }
 
 }  // namespace
@@ -191,12 +246,13 @@ absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& st
                              ? &partial_commit_locks_->For(config_->name())
                              : &unshared);
     MAAS_ASSIGN_OR_RETURN(
-        stored, StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
-                              config_->description(), &result.summary, stop, continued));
+        stored,
+        StorePipeline(*options_, config_->name(), std::move(result.pipeline), config_->labels(),
+                      config_->description(), &result.summary, stop, continued));
   } else {
     MAAS_ASSIGN_OR_RETURN(
-        stored, StorePipeline(*options_, config_->name(), result.pipeline, config_->labels(),
-                              config_->description(), &result.summary, stop));
+        stored, StorePipeline(*options_, config_->name(), std::move(result.pipeline),
+                              config_->labels(), config_->description(), &result.summary, stop));
   }
   v1::TrainResponse response;
   *response.mutable_info() = stored->info();
@@ -213,9 +269,33 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec
         return absl::InvalidArgumentError(
             "a second EvaluateConfig arrived; send the config once, first");
       }
-      MAAS_ASSIGN_OR_RETURN(model_, repository_->Get(message.config().model()));
-      const size_t c = model_->pipeline->classes().size();
-      confusion_.assign(c * c, 0.0);
+      std::shared_ptr<const LoadedPipeline> model;
+      MAAS_ASSIGN_OR_RETURN(model, repository_->Get(message.config().model()));
+      // The answer holds a dense C x C confusion matrix and C per-class metrics: a model whose
+      // answer cannot fit one message is refused now, before any example is scored.
+      const std::vector<std::string>& classes = model->pipeline->classes();
+      const uint64_t c = classes.size();
+      uint64_t answer_bytes = FieldBytes(8 * c * c);
+      for (const std::string& label : classes) answer_bytes += FieldBytes(FieldBytes(label.size()));
+      if (c * c > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "model '", model->info().name(), "' has ", c, " classes: its ", c, " x ", c,
+            " confusion matrix would hold more values than one message can; score the examples "
+            "with Classify's compact form (predicted indices) and count on the client"));
+      }
+      if (options_->max_message_bytes > 0 && answer_bytes > options_->max_message_bytes) {
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "model '", model->info().name(), "' version ", model->info().version(), " has ", c,
+            " classes: Evaluate's answer holds its ", c, " x ", c,
+            " confusion matrix (8 bytes per cell) and per-class metrics, at least ", answer_bytes,
+            " bytes, above this server's largest message of ", options_->max_message_bytes,
+            " bytes (--max_message_bytes): raise --max_message_bytes on the server and the client "
+            "above ",
+            answer_bytes,
+            ", or score the examples with Classify's compact form (predicted indices) and count "
+            "on the client"));
+      }
+      model_ = std::move(model);
       return absl::OkStatus();
     }
     case v1::EvaluateRequest::kBatch: {
@@ -226,7 +306,7 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec
       const v1::TextBatch& batch = message.batch();
       const std::vector<std::string>& classes = model_->pipeline->classes();
       const ClassOrder order(model_->pipeline->classifier().label_type());
-      std::vector<std::string> texts;
+      std::vector<std::string_view> texts;
       std::vector<size_t> truth;
       std::vector<double> weights;
       for (int i = 0; i < batch.examples_size(); ++i) {
@@ -254,23 +334,28 @@ absl::Status EvaluateSession::Add(const v1::EvaluateRequest& message, const exec
         truth.push_back(static_cast<size_t>(it - classes.begin()));
         weights.push_back(weight);
       }
-      absl::StatusOr<std::vector<ClassScores>> predicted =
-          model_->pipeline->PredictScores(texts, stop);
-      if (!predicted.ok()) {
+      // Per text only what the metrics need (the predicted class and the true class's
+      // probability), so a batch holds one text's scores at a time, not C values per text.
+      std::vector<std::pair<size_t, double>> scored(texts.size());
+      const absl::Status status =
+          model_->pipeline->ForEachScores(texts, stop, [&](size_t i, const ClassScores& scores) {
+            scored[i] = {scores.predicted, scores.probability[truth[i]]};
+          });
+      if (!status.ok()) {
         // The stream's numbering, as in the other errors here (the batch's texts[i] is ambiguous).
-        return RenameTextError(predicted.status(), [&](size_t i) {
-          return absl::StrCat("example ", num_documents_ + i, ": ");
-        });
+        return RenameTextError(
+            status, [&](size_t i) { return absl::StrCat("example ", num_documents_ + i, ": "); });
       }
-      const std::vector<ClassScores>& scores = *predicted;
+      // Only a batch that scored in full counts (an error above leaves the stream's sums as they
+      // were).
       constexpr double kEps = 2.220446049250313e-16;
-      const size_t c = classes.size();
-      for (size_t i = 0; i < scores.size(); ++i) {
-        const size_t predicted = scores[i].predicted;
+      const uint64_t c = classes.size();
+      for (size_t i = 0; i < scored.size(); ++i) {
+        const auto [predicted, p_true] = scored[i];
         confusion_[truth[i] * c + predicted] += weights[i];
         total_weight_ += weights[i];
         if (predicted == truth[i]) correct_weight_ += weights[i];
-        const double p = std::clamp(scores[i].probability[truth[i]], kEps, 1.0 - kEps);
+        const double p = std::clamp(p_true, kEps, 1.0 - kEps);
         log_loss_sum_ -= weights[i] * std::log(p);
       }
       num_documents_ += texts.size();
@@ -301,12 +386,20 @@ absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish() {
   response.set_num_documents(num_documents_);
   response.set_accuracy(correct_weight_ / total_weight_);
   response.set_log_loss(log_loss_sum_ / total_weight_);
+  // The dense matrix is the answer's own field (its size was checked at the config); the sums
+  // below add its cells in the same order as ever (zeros add nothing), so the metrics are exact.
+  common::v1::Matrix* confusion = response.mutable_confusion_matrix();
+  confusion->set_rows(static_cast<uint32_t>(c));
+  confusion->set_cols(static_cast<uint32_t>(c));
+  confusion->mutable_values()->Resize(static_cast<int>(c * c), 0.0);
+  double* const cells = confusion->mutable_values()->mutable_data();
+  for (const auto& [cell, weight] : confusion_) cells[cell] = weight;
   double macro = 0, weighted = 0, support_total = 0;
   for (size_t k = 0; k < c; ++k) {
-    double tp = confusion_[k * c + k], predicted = 0, support = 0;
+    double tp = cells[k * c + k], predicted = 0, support = 0;
     for (size_t j = 0; j < c; ++j) {
-      predicted += confusion_[j * c + k];
-      support += confusion_[k * c + j];
+      predicted += cells[j * c + k];
+      support += cells[k * c + j];
     }
     v1::ClassMetrics* m = response.add_classes();
     m->set_label(classes[k]);
@@ -320,10 +413,6 @@ absl::StatusOr<v1::EvaluateResponse> EvaluateSession::Finish() {
   }
   response.set_macro_f1(macro / static_cast<double>(c));
   response.set_weighted_f1(support_total > 0 ? weighted / support_total : 0.0);
-  common::v1::Matrix* confusion = response.mutable_confusion_matrix();
-  confusion->set_rows(static_cast<uint32_t>(c));
-  confusion->set_cols(static_cast<uint32_t>(c));
-  for (double v : confusion_) confusion->add_values(v);
   return response;
 }
 
@@ -380,8 +469,8 @@ absl::StatusOr<v1::CreateModelResponse> DiscriminativeCore::CreateModel(
       static_cast<uint64_t>(request.spec().vectorizer().vocabulary_size()), options_.limits));
   MAAS_ASSIGN_OR_RETURN(Pipeline pipeline, Pipeline::FromSpec(request.spec()));
   MAAS_ASSIGN_OR_RETURN(std::shared_ptr<const LoadedPipeline> stored,
-                        StorePipeline(options_, request.name(), pipeline, request.labels(),
-                                      request.description(), nullptr, stop));
+                        StorePipeline(options_, request.name(), std::move(pipeline),
+                                      request.labels(), request.description(), nullptr, stop));
   v1::CreateModelResponse response;
   *response.mutable_info() = stored->info();
   return response;
@@ -416,6 +505,17 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
           "a compact answer for ", texts.size(), " texts x ", classes.size(),
           " classes would hold more probabilities than one message can; split the texts"));
     }
+    const AnswerBound bound = CompactAnswerBound(classes);
+    if (options_.max_message_bytes > 0 && bound.For(texts.size()) > options_.max_message_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "a compact answer for ", texts.size(), " texts x ", classes.size(),
+          " classes takes at least ", bound.For(texts.size()),
+          " bytes (8 per probability), above this server's largest message of ",
+          options_.max_message_bytes, " bytes (--max_message_bytes): at most ",
+          bound.TextsThatFit(options_.max_message_bytes),
+          " texts fit in one call; send fewer texts per call, or raise --max_message_bytes on "
+          "the server and the client"));
+    }
     response.mutable_classes()->Assign(classes.begin(), classes.end());
     common::v1::Matrix* probabilities = response.mutable_probabilities();
     probabilities->set_rows(static_cast<uint32_t>(texts.size()));
@@ -427,13 +527,29 @@ absl::StatusOr<v1::ClassifyResponse> DiscriminativeCore::Classify(
         response.mutable_predicted()->mutable_data()));
     return response;
   }
+  const std::vector<std::string>& classes = loaded->pipeline->classes();
+  const size_t scores =
+      request.top_k() == 0 ? classes.size() : std::min<size_t>(request.top_k(), classes.size());
+  if (options_.max_message_bytes > 0) {
+    const AnswerBound bound = PerTextAnswerBound(classes, scores);
+    if (bound.For(texts.size()) > options_.max_message_bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "an answer for ", texts.size(), " texts with ", scores,
+          request.top_k() == 0 ? " scores each (every class)" : " scores each (top_k)",
+          " takes at least ", bound.For(texts.size()),
+          " bytes, above this server's largest message of ", options_.max_message_bytes,
+          " bytes (--max_message_bytes): at most ", bound.TextsThatFit(options_.max_message_bytes),
+          " texts fit in one call; send fewer texts per call, ask for fewer classes (top_k, e.g. "
+          "1 for the best only) or for the compact form (8 bytes per probability), or raise "
+          "--max_message_bytes on the server and the client"));
+    }
+  }
   ClassifyOptions options;
   options.top_k = request.top_k();
   options.explain = request.explain();
   options.explain_features = request.explain_features();
-  MAAS_ASSIGN_OR_RETURN(std::vector<v1::Classification> results,
-                        loaded->pipeline->Classify(texts, options, stop, executor));
-  for (v1::Classification& result : results) *response.add_results() = std::move(result);
+  MAAS_RETURN_IF_ERROR(
+      loaded->pipeline->ClassifyInto(texts, options, stop, executor, response.mutable_results()));
   return response;
 }
 
@@ -470,6 +586,20 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
   // The loaded version keeps only its pipeline: the stored spec is read back from the store
   // (exactly what was stored); if the version was deleted meanwhile, the pipeline's own spec
   // (identical by FromSpec/ToSpec) answers.
+  // The answer holds the stored message's parts (info, spec, training summary), so it is at least
+  // as large as the stored file: refused before reading and parsing it.
+  const uint64_t stored_bytes =
+      static_cast<uint64_t>(std::max<int64_t>(0, loaded->info().size_bytes()));
+  if (options_.max_message_bytes > 0 && stored_bytes > options_.max_message_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model '", loaded->info().name(), "' version ", loaded->info().version(), " is stored in ",
+        stored_bytes,
+        " bytes and GetModel answers with all of it, above this server's largest message of ",
+        options_.max_message_bytes,
+        " bytes (--max_message_bytes): raise --max_message_bytes on the server and the client "
+        "above ",
+        stored_bytes, " to export it"));
+  }
   v1::GetModelResponse response;
   *response.mutable_info() = loaded->info();
   absl::StatusOr<std::string> bytes =

@@ -13,6 +13,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -55,6 +56,10 @@ struct DiscriminativeCoreOptions {
   uint64_t max_text_bytes = 1 << 20;
   // Largest number of examples of one Train stream.
   uint64_t max_train_examples = 10'000'000;
+  // Largest message the server sends (--max_message_bytes; 0 = no limit). Answers that cannot fit
+  // (a Classify of texts x classes, Evaluate's classes x classes confusion matrix, GetModel of a
+  // stored model) are refused before the work that would build them.
+  uint64_t max_message_bytes = uint64_t{64} << 20;
   // Bounds on n-gram size, classes, classes x features and stored model size (Train and
   // CreateModel).
   PipelineLimits limits;
@@ -140,7 +145,9 @@ class EvaluateSession {
   double total_weight_ = 0;
   double correct_weight_ = 0;
   double log_loss_sum_ = 0;
-  std::vector<double> confusion_;  // C x C, row = true class
+  // The confusion matrix's nonzero cells, key true class x C + predicted class: at most one entry
+  // per distinct (true, predicted) pair seen, so a stream holds what its examples make, not C x C.
+  absl::flat_hash_map<uint64_t, double> confusion_;
 };
 
 class DiscriminativeCore {

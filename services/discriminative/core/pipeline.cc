@@ -180,6 +180,28 @@ absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
   return absl::OkStatus();
 }
 
+absl::Status CheckTrainPeak(uint64_t num_classes, uint64_t num_features, uint64_t vectorizer_bytes,
+                            uint64_t rows_bytes, const PipelineLimits& limits) {
+  const long double cells = static_cast<long double>(num_classes) * num_features;
+  // The store's peak, or the fit's (the rows are dropped once the classifier is fitted).
+  const long double peak =
+      std::max(cells * kTrainPeakBytesPerCell +
+                   static_cast<long double>(vectorizer_bytes) * kTrainPeakVectorizerFactor,
+               cells * kFitBytesPerCell + static_cast<long double>(vectorizer_bytes) +
+                   static_cast<long double>(rows_bytes));
+  if (peak <= static_cast<long double>(limits.max_train_memory_bytes)) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("fitting and storing a model of ", num_classes, " classes x ", num_features,
+                   " features takes about ", static_cast<uint64_t>(peak),
+                   " bytes of memory at its peak (", kTrainPeakBytesPerCell,
+                   " bytes per class x feature: the parameter tables fitted, serialized "
+                   "and loaded back, plus ",
+                   kTrainPeakVectorizerFactor, " x the vectorizer's ", vectorizer_bytes,
+                   " bytes), above this server's limit of ", limits.max_train_memory_bytes,
+                   " (--max_train_memory_bytes); nothing was stored: use fewer classes or features "
+                   "(min_df/max_features, fewer hashing n_features)"));
+}
+
 Pipeline::Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig classifier_config,
                    std::shared_ptr<const Vectorizer> vectorizer,
                    std::shared_ptr<const Classifier> classifier)
@@ -239,8 +261,11 @@ absl::StatusOr<Pipeline> Pipeline::FromVectorizerFit(
     VectorizerFit fit, const std::vector<std::string>& labels, const std::vector<double>& weights,
     const v1::VectorizerConfig& vectorizer_config, const v1::ClassifierConfig& classifier_config,
     v1::LabelType label_type, const PipelineLimits& limits, const exec::StopToken& stop) {
-  MAAS_RETURN_IF_ERROR(
-      CheckModelSize(CountDistinct(labels), fit.vectorizer->num_features(), limits));
+  const uint64_t num_classes = CountDistinct(labels);
+  MAAS_RETURN_IF_ERROR(CheckModelSize(num_classes, fit.vectorizer->num_features(), limits));
+  MAAS_RETURN_IF_ERROR(CheckTrainPeak(num_classes, fit.vectorizer->num_features(),
+                                      static_cast<uint64_t>(fit.vectorizer->MemoryBytes()),
+                                      static_cast<uint64_t>(fit.rows.MemoryBytes()), limits));
   MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Classifier> classifier,
                         FitClassifier(classifier_config, label_type, fit.rows,
@@ -302,15 +327,23 @@ absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(
     TextList texts, const exec::StopToken& stop) const {
   std::vector<ClassScores> out;
   out.reserve(texts.size());
+  MAAS_RETURN_IF_ERROR(ForEachScores(
+      texts, stop, [&](size_t, const ClassScores& scores) { out.push_back(scores); }));
+  return out;
+}
+
+absl::Status Pipeline::ForEachScores(
+    TextList texts, const exec::StopToken& stop,
+    const std::function<void(size_t i, const ClassScores& scores)>& visit) const {
   AnalyzerScratch scratch;
   SparseVector row;
   TextStopCheck check(stop);
   for (size_t i = 0; i < texts.size(); ++i) {
     MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
     MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &row));
-    out.push_back(classifier_->Predict(row));
+    visit(i, classifier_->Predict(row));
   }
-  return out;
+  return absl::OkStatus();
 }
 
 void Pipeline::ClassifyOne(const SparseVector& row, const ClassifyOptions& options,
@@ -374,20 +407,34 @@ absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(TextList text
                                                                    const ClassifyOptions& options,
                                                                    const exec::StopToken& stop,
                                                                    exec::Executor& executor) const {
+  google::protobuf::RepeatedPtrField<v1::Classification> field;
+  MAAS_RETURN_IF_ERROR(ClassifyInto(texts, options, stop, executor, &field));
   std::vector<v1::Classification> results(texts.size());
-  MAAS_RETURN_IF_ERROR(ForEachTextBlock(texts.size(), stop, executor, *scratches_,
-                                        [&](size_t begin, size_t end, AnalyzerScratch* scratch,
-                                            TextStopCheck& check) -> absl::Status {
-                                          SparseVector row;
-                                          for (size_t i = begin; i < end; ++i) {
-                                            MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
-                                            MAAS_RETURN_IF_ERROR(
-                                                TransformText(texts[i], i, scratch, &row));
-                                            ClassifyOne(row, options, &results[i]);
-                                          }
-                                          return absl::OkStatus();
-                                        }));
+  for (size_t i = 0; i < texts.size(); ++i) results[i].Swap(field.Mutable(static_cast<int>(i)));
   return results;
+}
+
+absl::Status Pipeline::ClassifyInto(
+    TextList texts, const ClassifyOptions& options, const exec::StopToken& stop,
+    exec::Executor& executor,
+    google::protobuf::RepeatedPtrField<v1::Classification>* results_field) const {
+  results_field->Clear();
+  results_field->Reserve(static_cast<int>(texts.size()));
+  // The elements' addresses: they stay put while the tasks fill them (the field is not resized
+  // meanwhile).
+  std::vector<v1::Classification*> results(texts.size());
+  for (size_t i = 0; i < texts.size(); ++i) results[i] = results_field->Add();
+  return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
+                          [&](size_t begin, size_t end, AnalyzerScratch* scratch,
+                              TextStopCheck& check) -> absl::Status {
+                            SparseVector row;
+                            for (size_t i = begin; i < end; ++i) {
+                              MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
+                              MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
+                              ClassifyOne(row, options, results[i]);
+                            }
+                            return absl::OkStatus();
+                          });
 }
 
 namespace {
@@ -711,6 +758,9 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
     }
     const size_t num_features = vectorizer->num_features();
     MAAS_RETURN_IF_ERROR(CheckModelSize(fixed_classes_.size(), num_features, limits_));
+    MAAS_RETURN_IF_ERROR(CheckTrainPeak(fixed_classes_.size(), num_features,
+                                        static_cast<uint64_t>(vectorizer->MemoryBytes()),
+                                        static_cast<uint64_t>(fit.rows.MemoryBytes()), limits_));
     MAAS_RETURN_IF_ERROR(stop.Check());
     std::unique_ptr<Classifier> classifier;
     if (previous_ != nullptr) {

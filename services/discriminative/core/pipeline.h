@@ -68,7 +68,8 @@ struct PipelineLimits {
   uint64_t max_model_bytes = uint64_t{1} << 30;
   // Largest memory a Train's vectorizing may hold (its vocabulary and sparse rows, checked after
   // each text): what the analysis makes of the texts, which --max_train_bytes cannot bound (char
-  // n-grams up to 16 make ~1 KB of features from each byte of random text).
+  // n-grams up to 16 make ~1 KB of features from each byte of random text). Also bounds the peak
+  // of fitting and storing the model (CheckTrainPeak, before the classifier is allocated).
   uint64_t max_train_memory_bytes = uint64_t{4} << 30;
 };
 
@@ -80,6 +81,24 @@ absl::Status CheckConfigLimits(const v1::VectorizerConfig& vectorizer_config,
 // Checks classes x features against the limits (RESOURCE_EXHAUSTED naming the limit).
 absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
                             const PipelineLimits& limits);
+
+// What a Train's fit and store of a classes x features model hold at their peak, per cell: 7
+// doubles (measured, bench: /work/hunt/amp/train_bighash.py): the stored spec's two parameter
+// tables (feature_count_, feature_log_prob_) as serialized bytes, the same parsed back (the
+// store's check that the bytes load) and the three tables of the pipeline built from them.
+inline constexpr uint64_t kTrainPeakBytesPerCell = 7 * sizeof(double);
+// The same for the vectorizer's own state (vocabulary, idf): its bytes, parsed, loaded.
+inline constexpr uint64_t kTrainPeakVectorizerFactor = 3;
+
+// While the classifier is fitted the training rows are held too, with its three tables.
+inline constexpr uint64_t kFitBytesPerCell = 3 * sizeof(double);
+
+// Checks that fitting and storing a model of num_classes x num_features, with a fitted vectorizer
+// holding vectorizer_bytes and training rows holding rows_bytes (while the classifier is fitted),
+// stays within limits.max_train_memory_bytes at its peak (above: RESOURCE_EXHAUSTED naming the flag
+// and the peak), before the classifier is allocated.
+absl::Status CheckTrainPeak(uint64_t num_classes, uint64_t num_features, uint64_t vectorizer_bytes,
+                            uint64_t rows_bytes, const PipelineLimits& limits);
 
 // The texts of a call, read in place: a std::vector<std::string>, a protobuf repeated string
 // field (a request's own strings: a batch of long texts is not copied) or views (a request's
@@ -150,6 +169,11 @@ class Pipeline {
   // Vectorize.
   absl::StatusOr<std::vector<ClassScores>> PredictScores(TextList texts,
                                                          const exec::StopToken& stop = {}) const;
+  // The same scores handed to visit(i, scores) text by text, in order, without keeping them: memory
+  // of one text's scores whatever the number of texts (Evaluate keeps two numbers per text).
+  absl::Status ForEachScores(
+      TextList texts, const exec::StopToken& stop,
+      const std::function<void(size_t i, const ClassScores& scores)>& visit) const;
 
   // Classification messages (label, scores per ClassifyOptions, optional explanation) per text.
   // The texts are split into chunks spread over `executor`; `stop` is checked before each chunk
@@ -161,6 +185,11 @@ class Pipeline {
                                                            exec::Executor& executor) const;
   absl::StatusOr<std::vector<v1::Classification>> Classify(TextList texts,
                                                            const ClassifyOptions& options) const;
+  // The same results written into `results` (emptied first, then one per text): a response's own
+  // field, so that a call holds its answer once.
+  absl::Status ClassifyInto(TextList texts, const ClassifyOptions& options,
+                            const exec::StopToken& stop, exec::Executor& executor,
+                            google::protobuf::RepeatedPtrField<v1::Classification>* results) const;
 
   // The compact form: probabilities[i * C + c] = predict_proba of text i, class c, and
   // predicted[i] = predict's class index (C = classes().size(); both arrays sized by the caller).

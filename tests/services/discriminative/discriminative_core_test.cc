@@ -410,6 +410,139 @@ TEST_CASE("A compact answer larger than a message can hold is RESOURCE_EXHAUSTED
   CHECK_THAT(std::string(status.message()), Catch::Contains("100000 texts x 21475 classes"));
 }
 
+// A model of many classes with one-character labels "0".."9" and "a0".."z9"-style labels.
+std::vector<std::string> ManyLabels(int n) {
+  std::vector<std::string> labels;
+  for (int i = 0; i < n; ++i) labels.push_back(absl::StrCat("c", i));
+  return labels;
+}
+
+absl::Status TrainManyClasses(DiscriminativeCore& core, const std::string& name, int classes) {
+  const std::vector<std::string> labels = ManyLabels(classes);
+  const std::vector<std::string> texts(labels.size(), "word");
+  return Train(core, ConfigMessage(name), BatchMessage(texts, labels)).status();
+}
+
+// The hunt (amp.md 1): a 40 KB Classify of 10 000 empty texts against a 10 000-class model built
+// the 6 GB answer and crashed the server (bad_alloc); the only size check was on the serialized
+// answer. The core now refuses before classifying, naming --max_message_bytes and what fits.
+TEST_CASE("A Classify answer that cannot fit --max_message_bytes is refused before the work") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_message_bytes = 100'000;
+  DiscriminativeCore core(options);
+  REQUIRE(TrainManyClasses(core, "wide", 1000).ok());
+  v1::ClassifyRequest request;
+  request.mutable_model()->set_name("wide");
+  // Compact: 8 bytes per probability, 1000 classes: 12 texts fit in 100 000 bytes, 13 do not.
+  request.set_compact(true);
+  request.set_packed_texts(std::string(4 * 13, '\0'));
+  absl::Status status = core.Classify(request).status();
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("at most 11 texts fit"));
+  request.set_packed_texts(std::string(4 * 11, '\0'));
+  auto compact = core.Classify(request);
+  REQUIRE(compact.ok());
+  CHECK(compact->ByteSizeLong() <= options.max_message_bytes);
+  // Per-text form: every class's score (~18 bytes with its label): 13 texts are far too many.
+  request.set_compact(false);
+  request.set_packed_texts(std::string(4 * 13, '\0'));
+  status = core.Classify(request).status();
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("top_k"));
+  // The check is a lower bound (the adapter still refuses an answer that turns out larger): a
+  // few texts pass it.
+  request.set_packed_texts(std::string(4 * 2, '\0'));
+  CHECK(core.Classify(request).ok());
+  // top_k = 1: one score per text, 13 texts fit.
+  request.set_top_k(1);
+  request.set_packed_texts(std::string(4 * 13, '\0'));
+  CHECK(core.Classify(request).ok());
+}
+
+// The hunt (amp.md 2): Evaluate allocated classes^2 doubles when the config arrived (800 MB for
+// 10 000 classes from a 30-byte message) and its answer could never be sent. Now the config is
+// refused when the dense confusion matrix cannot fit one message.
+TEST_CASE("Evaluate refuses at the config a model whose confusion matrix cannot be sent") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_message_bytes = 100'000;  // 8 x 110^2 = 96 800 bytes of cells: 110 classes fit
+  DiscriminativeCore core(options);
+  REQUIRE(TrainManyClasses(core, "wide", 120).ok());
+  REQUIRE(TrainManyClasses(core, "fits", 100).ok());
+  v1::EvaluateRequest config;
+  config.mutable_config()->mutable_model()->set_name("wide");
+  auto session = core.StartEvaluate();
+  const absl::Status status = session->Add(config);
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("120 x 120 confusion matrix"));
+  // A model whose answer fits evaluates, and its answer does fit.
+  config.mutable_config()->mutable_model()->set_name("fits");
+  session = core.StartEvaluate();
+  REQUIRE(session->Add(config).ok());
+  v1::EvaluateRequest batch;
+  for (const char* label : {"c1", "c7", "c7", "c42"}) {
+    v1::LabeledText* example = batch.mutable_batch()->add_examples();
+    example->set_text("word");
+    example->set_label(label);
+  }
+  REQUIRE(session->Add(batch).ok());
+  auto response = session->Finish();
+  REQUIRE(response.ok());
+  CHECK(response->ByteSizeLong() <= options.max_message_bytes);
+  CHECK(response->confusion_matrix().rows() == 100);
+  CHECK(response->confusion_matrix().values_size() == 100 * 100);
+  double total = 0;
+  for (double v : response->confusion_matrix().values()) total += v;
+  CHECK(total == 4);
+}
+
+// The hunt (amp.md 5): GetModel of a model above the message limit read, parsed and serialized
+// it (1.8 GB peak for a 537 MB model) before the refusal. Now the stored size refuses it first.
+TEST_CASE("GetModel of a model stored above --max_message_bytes is refused before reading it") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.max_message_bytes = 2000;
+  DiscriminativeCore core(options);
+  REQUIRE(TrainManyClasses(core, "wide", 100).ok());
+  REQUIRE(Train(core, ConfigMessage("small"), BatchMessage(kTexts, kLabels)).ok());
+  v1::GetModelRequest request;
+  request.mutable_model()->set_name("wide");
+  const absl::Status status = core.GetModel(request).status();
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("is stored in"));
+  request.mutable_model()->set_name("small");
+  auto small = core.GetModel(request);
+  REQUIRE(small.ok());
+  CHECK(small->ByteSizeLong() <= options.max_message_bytes);
+}
+
+// The hunt (amp.md 5): a 53-byte Train (hashing n_features 2^24, 2 classes, inside
+// --max_model_cells) peaked at 3.6 GB while its budget, --max_train_memory_bytes, counted only
+// the vectorizing. The peak of fitting and storing is now checked before the classifier exists.
+TEST_CASE("A Train whose fit and store would pass --max_train_memory_bytes is refused up front") {
+  Fixture f;
+  DiscriminativeCoreOptions options = f.Options();
+  options.limits.max_train_memory_bytes = 4u << 20;  // 4 MiB
+  DiscriminativeCore core(options);
+  v1::TrainRequest config = ConfigMessage("hashed");
+  config.mutable_config()->mutable_vectorizer()->mutable_hashing()->set_n_features(1 << 16);
+  config.mutable_config()->mutable_vectorizer()->mutable_hashing()->set_alternate_sign(false);
+  // 2 classes x 2^16 features x 56 bytes = 7 MiB at the peak.
+  auto result = Train(core, config, BatchMessage(kTexts, kLabels));
+  REQUIRE(absl::IsResourceExhausted(result.status()));
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("--max_train_memory_bytes"));
+  CHECK_THAT(std::string(result.status().message()), Catch::Contains("peak"));
+  CHECK(f.Versions("hashed").empty());
+  // 2^14 features: 1.75 MiB.
+  config.mutable_config()->mutable_vectorizer()->mutable_hashing()->set_n_features(1 << 14);
+  CHECK(Train(core, config, BatchMessage(kTexts, kLabels)).ok());
+}
+
 TEST_CASE("A Train whose caller gave up stores nothing") {
   Fixture f;
   DiscriminativeCore core(f.Options());
