@@ -132,3 +132,28 @@ func TestMemoryFitsLimit(t *testing.T) {
 		}
 	}
 }
+
+// trainPeakBytesPerCell is what fitting and storing a discriminative model holds at its peak per class x feature
+// (services/discriminative/core/pipeline.h, kTrainPeakBytesPerCell): the server refuses a Train whose peak would
+// pass --max_train_memory_bytes before the fit.
+const trainPeakBytesPerCell = 56
+
+// TestTrainPeakInsideTrainMemory: in every overlay, a Train at the discriminative server's --max_model_cells fits its
+// --max_train_memory_bytes (the memory sum's train term), so the cell limit says what can be trained: a 53-byte
+// Train at the default cell limit (2^25) peaked at 3.6 GB, past the pod's 2 GiB.
+func TestTrainPeakInsideTrainMemory(t *testing.T) {
+	for _, dir := range overlays {
+		for _, s := range servers(t, render(t, dir)) {
+			if s.Binary != "maas-discriminative" {
+				continue
+			}
+			cells := flagBytes(t, s, "max_model_cells", 1<<25)
+			trainMemory := flagBytes(t, s, "max_train_memory_bytes", 4096*mib)
+			if peak := cells * trainPeakBytesPerCell; peak > trainMemory {
+				t.Errorf("%s: %s: --max_model_cells=%d x %d bytes = %d MiB at a Train's peak > --max_train_memory_bytes "+
+					"%d MiB: lower the cell limit", dir, s.Deployment.Name, cells, trainPeakBytesPerCell, peak/mib,
+					trainMemory/mib)
+			}
+		}
+	}
+}
