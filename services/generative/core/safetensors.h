@@ -31,13 +31,21 @@ struct SafetensorsFile {
   std::map<std::string, std::string> metadata;
 };
 
+// Largest header (the JSON text) ParseSafetensors accepts: 1 MiB. A decoder needs two tensors per
+// layer, ~150 bytes of JSON, so this holds ~7 000 layers; larger headers are refused before they
+// are parsed (the JSON tree takes up to ~60x its text).
+inline constexpr uint64_t kMaxSafetensorsHeaderBytes = uint64_t{1} << 20;
+
 // Parses a whole safetensors file. `what` names it in error messages (e.g. "spec.mlp_decoder.
 // safetensors"). INVALID_ARGUMENT when: shorter than 8 bytes; the header length runs past the end
-// (or above 100 MB); the header is not a JSON object; a tensor entry lacks dtype/shape/data_offsets
-// or has them of the wrong type; a dtype other than F32/F64; a negative dimension; data_offsets not
-// [begin <= end] inside the buffer; end - begin != product(shape) * dtype size; tensors
-// overlapping; a value that is NaN or infinite.
-absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes, const std::string& what);
+// or is above kMaxSafetensorsHeaderBytes (naming the limit, before parsing); the header is not a
+// JSON object; a tensor entry lacks dtype/shape/data_offsets or has them of the wrong type; a dtype
+// other than F32/F64; a negative dimension; data_offsets not [begin <= end] inside the buffer; end
+// - begin != product(shape) * dtype size; tensors overlapping; a value that is NaN or infinite.
+// With `read_values` false the values are neither read nor checked (Tensor::values stays empty):
+// the shapes alone, for size rules.
+absl::StatusOr<SafetensorsFile> ParseSafetensors(absl::string_view bytes, const std::string& what,
+                                                 bool read_values = true);
 
 // Serializes tensors (as F64, or F32 when `f32`) and metadata into the format; for tests and tools.
 std::string WriteSafetensors(const std::map<std::string, Tensor>& tensors,

@@ -506,5 +506,28 @@ TEST_CASE("malformed safetensors files are refused with the reason") {
   CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
 }
 
+// The hunt's 60 MB headers took 3.7 GB as a JSON tree: a header above 1 MiB is refused, naming the
+// cap, before it is parsed (here it is valid JSON padded with spaces, which parsed before).
+TEST_CASE("a safetensors header above 1 MiB is refused before it is parsed, naming the cap") {
+  const auto with_header = [](const std::string& json) {
+    std::string out(8, '\0');
+    for (int b = 0; b < 8; ++b) out[b] = static_cast<char>((json.size() >> (8 * b)) & 0xff);
+    return out + json;
+  };
+  v1::MlpDecoderSpec spec;
+  spec.set_noise_variance(0.1);
+  spec.set_safetensors(with_header("{}" + std::string(kMaxSafetensorsHeaderBytes, ' ')));
+  auto model = MlpDecoderModel::Create(spec);
+  REQUIRE_FALSE(model.ok());
+  CHECK(model.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(model.status().message()),
+             Catch::Contains("above the limit of 1048576 bytes"));
+  // At the cap it is parsed (and refused for what it lacks).
+  spec.set_safetensors(with_header("{}" + std::string(kMaxSafetensorsHeaderBytes - 2, ' ')));
+  model = MlpDecoderModel::Create(spec);
+  REQUIRE_FALSE(model.ok());
+  CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers.0.weight"));
+}
+
 }  // namespace
 }  // namespace maas::generative
