@@ -22,6 +22,7 @@
 #include "common/server/server.h"
 #include "common/store/file_model_store.h"
 #include "services/generative/adapter/generative_service.h"
+#include "services/generative/core/families.h"
 #include "services/generative/core/generative_core.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
@@ -135,7 +136,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   maas::registry::ModelRepository<maas::generative::LoadedModel> repository(
-      store->get(), maas::generative::ParseStoredModel,
+      store->get(),
+      [max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes)](const std::string& bytes) {
+        return maas::generative::ParseStoredModelWith(bytes, maas::generative::DefaultFamilies(),
+                                                      max_model_bytes);
+      },
       absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)), absl::GetFlag(FLAGS_model_cache_bytes));
   repository.ReportUnreadableVersionsInBackground("maas-generative: WARNING: ", &std::cerr);
 

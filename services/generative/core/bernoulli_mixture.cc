@@ -244,6 +244,17 @@ Family BernoulliMixtureFamily() {
                           BernoulliMixtureModel::Create(spec.bernoulli_mixture()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
   };
+  // Its parameters, as fit_size counts them.
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    const v1::BernoulliMixtureSpec& m = spec.bernoulli_mixture();
+    ModelSize size;
+    size.bytes =
+        Float64Bytes(static_cast<double>(m.weights_size()) + m.probabilities().values_size());
+    size.what = absl::StrCat(m.weights_size(), " components, probabilities ",
+                             m.probabilities().rows(), " x ", m.probabilities().cols());
+    size.smaller = "use fewer components or fewer dimensions";
+    return size;
+  };
   family.fit_case = v1::FitConfig::kBernoulliMixture;
   family.make_fitter = [](const v1::FitConfig& config,
                           uint64_t seed) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {

@@ -378,6 +378,20 @@ double LogWeightTail::ParetoK(int64_t count) {
   return math::ParetoKHatFromLargest(Largest(), count);
 }
 
+uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings& settings) {
+  const bool ais = settings.estimator == McEstimator::kAis;
+  const uint64_t per_row = std::max<uint64_t>(
+      {settings.num_samples, 1, ais ? static_cast<uint64_t>(settings.ais.num_temperatures) : 0});
+  uint64_t rows = std::max<uint64_t>(1, kMaxGroupWeights / per_row);
+  if (settings.estimator == McEstimator::kImportance) {
+    // Every row's proposal is held while its group runs (ppca with L = 2 000 copies a 32 MB
+    // factor into each: 300 rows took 6.6 GB): at most 8 x kMaxGroupWeights bytes of them.
+    const uint64_t proposal = static_cast<uint64_t>(std::max<int64_t>(model.ProposalBytes(), 0));
+    if (proposal > 0) rows = std::min(rows, std::max<uint64_t>(1, 8 * kMaxGroupWeights / proposal));
+  }
+  return rows;
+}
+
 namespace {
 
 // The one estimate loop. Per row: statistics added in sample order, then either the row's own tail
@@ -403,11 +417,10 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
   // are held at once. AIS rows also hold their pilot's num_temperatures step sizes while their
   // group runs, so an AIS group has at most kMaxGroupWeights / num_temperatures rows too: at most
   // kMaxGroupWeights step sizes, whatever rows x num_temperatures is (12 000 rows x 100 000
-  // temperatures in one group took 9.6 GB). Groups never enter a value: every row's pilot, chains
-  // and reductions depend only on its global row index.
-  const uint64_t per_row =
-      std::max<uint64_t>({n, 1, ais ? static_cast<uint64_t>(settings.ais.num_temperatures) : 0});
-  const uint64_t group_rows = std::max<uint64_t>(1, kMaxGroupWeights / per_row);
+  // temperatures in one group took 9.6 GB); IMPORTANCE rows hold their proposals, at most
+  // 8 x kMaxGroupWeights bytes of them (EstimateGroupRows). Groups never enter a value: every row's
+  // pilot, chains and reductions depend only on its global row index.
+  const uint64_t group_rows = EstimateGroupRows(model, settings);
   const uint64_t window = std::min<uint64_t>(std::max<uint64_t>(n, 1), kMaxGroupWeights);
   const size_t own_tail = math::ParetoTailSize(static_cast<int64_t>(n));
   std::vector<double> weights(std::min(group_rows, num_rows) * window);

@@ -90,6 +90,12 @@ struct RowResult {
 absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator,
                                      const Eigen::Ref<const Eigen::VectorXd>& first_row);
 
+// Rows an estimate processes at once (a group; it never enters a value): at most 2^22 weights
+// (num_samples per row) and, for AIS, 2^22 frozen step sizes (num_temperatures per row); for
+// IMPORTANCE also at most 32 MiB (8 x 2^22 bytes) of proposals (model.ProposalBytes() per row).
+// At least 1.
+uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings& settings);
+
 // INVALID_ARGUMENT naming the field when an AIS option is out of range.
 absl::Status ValidateAisSettings(const AisSettings& ais);
 

@@ -137,6 +137,9 @@ Family FactorAnalysisFamily() {
                           Build(spec.factor_analysis()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
   };
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    return LinearGaussianModelSize("factor_analysis", spec.factor_analysis().loadings());
+  };
   family.fit_case = v1::FitConfig::kFactorAnalysis;
   family.make_fitter = [](const v1::FitConfig& config,
                           uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
@@ -163,13 +166,19 @@ Family FactorAnalysisFamily() {
   };
   // The fit forms the D x D covariance (and a scaled copy to decompose every iteration), larger
   // than the L x D loadings.
-  family.fit_size = [](const v1::FitConfig&, int64_t dimension) {
+  // The fitted model forms LinearGaussianValues (its model_size), counted too so that a fit this
+  // passes is stored and loaded (L <= D is checked when the fit ends).
+  family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
     const double d = static_cast<double>(dimension);
+    const double l = std::min<double>(config.factor_analysis().latent_dim(), d);
     FitSize size;
-    size.bytes = Float64Bytes(d * d);
+    size.bytes = Float64Bytes(std::max(d * d, LinearGaussianValues(d, l)));
     size.what = absl::StrCat("the ", dimension, " x ", dimension,
                              " covariance the fit decomposes every iteration (factor_analysis)");
-    size.smaller = "reduce the columns (e.g. a random projection or feature selection first)";
+    absl::StrAppend(&size.what, ", or the fitted model's D x L and L x L matrices (latent_dim ", l,
+                    ") when larger");
+    size.smaller =
+        "reduce the columns (e.g. a random projection or feature selection first) or latent_dim";
     return size;
   };
   return family;

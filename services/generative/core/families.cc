@@ -1,6 +1,7 @@
 #include "services/generative/core/families.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
 #include "services/generative/core/bernoulli_mixture.h"
 #include "services/generative/core/factor_analysis.h"
 #include "services/generative/core/gaussian_mixture.h"
@@ -39,7 +40,8 @@ std::string FamilyName(const v1::GenerativeModelSpec& spec) {
 }
 
 absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
-    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families) {
+    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families, uint64_t max_model_bytes,
+    const std::string& action) {
   if (spec.family_case() == v1::GenerativeModelSpec::FAMILY_NOT_SET) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec: no family set; set one of the families this server serves: ", families.Names()));
@@ -50,6 +52,7 @@ absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
         absl::StrCat("family '", FamilyName(spec),
                      "' is not served by this server (it serves: ", families.Names(), ")"));
   }
+  MAAS_RETURN_IF_ERROR(CheckModelSize(*family, spec, max_model_bytes, action));
   absl::StatusOr<std::unique_ptr<GenerativeModel>> model = family->build(spec);
   if (!model.ok()) return model.status();
   return std::shared_ptr<const GenerativeModel>(*std::move(model));

@@ -20,9 +20,12 @@ const FamilyRegistry& DefaultFamilies();
 std::string FamilyName(const v1::GenerativeModelSpec& spec);
 
 // Validates `spec` and builds the model with `families`. INVALID_ARGUMENT for bad parameters or no
-// family; UNIMPLEMENTED for a family the registry does not hold.
+// family; UNIMPLEMENTED for a family the registry does not hold; RESOURCE_EXHAUSTED (naming
+// --max_model_bytes, ending in `action`) when the family's model_size rule puts the model above
+// `max_model_bytes` (0: no limit), checked before anything is built.
 absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
-    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families = DefaultFamilies());
+    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families = DefaultFamilies(),
+    uint64_t max_model_bytes = 0, const std::string& action = "nothing was built");
 
 }  // namespace maas::generative
 

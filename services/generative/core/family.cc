@@ -22,6 +22,17 @@ uint64_t Float64Bytes(double values) {
   return static_cast<uint64_t>(bytes);
 }
 
+absl::Status CheckModelSize(const Family& family, const v1::GenerativeModelSpec& spec,
+                            uint64_t max_model_bytes, const std::string& action) {
+  if (max_model_bytes == 0) return absl::OkStatus();
+  const ModelSize size = family.model_size(spec);
+  if (size.bytes <= max_model_bytes) return absl::OkStatus();
+  return absl::ResourceExhaustedError(
+      absl::StrCat("a ", family.name, " model of ", size.what, " forms ", size.bytes,
+                   " bytes, above this server's limit of ", max_model_bytes,
+                   " bytes (--max_model_bytes); ", size.smaller, "; ", action));
+}
+
 FamilyRegistry& FamilyRegistry::Register(Family family) {
   for (const Family& f : families_) {
     const bool same_fit =
@@ -31,9 +42,11 @@ FamilyRegistry& FamilyRegistry::Register(Family family) {
       std::abort();
     }
   }
-  if (!family.build || (family.fit_case != v1::FitConfig::FAMILY_NOT_SET &&
-                        (!family.make_fitter || !family.fit_size))) {
-    std::fprintf(stderr, "FamilyRegistry: family '%s' lacks build, make_fitter or fit_size\n",
+  if (!family.build || !family.model_size ||
+      (family.fit_case != v1::FitConfig::FAMILY_NOT_SET &&
+       (!family.make_fitter || !family.fit_size))) {
+    std::fprintf(stderr,
+                 "FamilyRegistry: family '%s' lacks build, model_size, make_fitter or fit_size\n",
                  family.name.c_str());
     std::abort();
   }

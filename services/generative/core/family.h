@@ -96,6 +96,21 @@ struct FitSize {
 // 8 x `values` as bytes, saturating at 2^64 - 1 (sizes are products of request fields).
 uint64_t Float64Bytes(double values);
 
+// The memory a model built from a spec forms, known from the spec alone (field sizes, no values
+// read, nothing built): checked against the server's --max_model_bytes before CreateModel builds a
+// model and before a stored version is loaded, so a small spec cannot make a large model (a
+// 160 KB ppca spec with L = 20 000 formed three 3.2 GB L x L matrices).
+struct ModelSize {
+  // 8 x the float64 values the built model forms: its parameters and the larger matrices derived
+  // from them (ppca: the L x L posterior; mlp_decoder: the latent_dim x latent_dim Hessian of its
+  // IMPORTANCE proposal). Saturates at 2^64 - 1.
+  uint64_t bytes = 0;
+  // What makes up `bytes`, for the refusal ("loadings 1 x 20000 and the 20000 x 20000 ...").
+  std::string what;
+  // How to make it smaller, naming fields.
+  std::string smaller;
+};
+
 struct Family {
   // Name as in ModelInfo.family ("gaussian_mixture").
   std::string name;
@@ -104,6 +119,9 @@ struct Family {
   // Validates the spec (INVALID_ARGUMENT naming the field) and builds the model.
   std::function<absl::StatusOr<std::unique_ptr<GenerativeModel>>(const v1::GenerativeModelSpec&)>
       build;
+  // The size rule of a built model: what `build` forms for this spec (which need not be valid:
+  // the rule reads only sizes, and `build` reports what is wrong). Required.
+  std::function<ModelSize(const v1::GenerativeModelSpec&)> model_size;
   // The FitConfig case of this family's hyperparameters; FAMILY_NOT_SET when it cannot be fitted.
   v1::FitConfig::FamilyCase fit_case = v1::FitConfig::FAMILY_NOT_SET;
   // Validates the hyperparameters that do not depend on the data and makes a fitter. `seed` keys
@@ -114,6 +132,12 @@ struct Family {
   // `dimension` columns. Required when fit_case is set.
   std::function<FitSize(const v1::FitConfig&, int64_t dimension)> fit_size;
 };
+
+// RESOURCE_EXHAUSTED naming --max_model_bytes when the family's model_size rule puts a model of
+// `spec` above `max_model_bytes` (0: no limit); `action` says what was refused ("nothing was
+// stored", "the version is not loaded"). OK otherwise.
+absl::Status CheckModelSize(const Family& family, const v1::GenerativeModelSpec& spec,
+                            uint64_t max_model_bytes, const std::string& action);
 
 // Name -> family. Immutable once built; safe to share between threads.
 class FamilyRegistry {

@@ -679,6 +679,18 @@ Family GaussianMixtureFamily() {
                           GaussianMixtureModel::Create(spec.gaussian_mixture()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
   };
+  // Its parameters, as fit_size counts them (the spec holds every covariance value it builds from).
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    const v1::GaussianMixtureSpec& m = spec.gaussian_mixture();
+    ModelSize size;
+    size.bytes = Float64Bytes(static_cast<double>(m.weights_size()) + m.means().values_size() +
+                              m.covariances().values_size());
+    size.what = absl::StrCat(m.weights_size(), " components, means ", m.means().rows(), " x ",
+                             m.means().cols(), " and ", m.covariances().values_size(),
+                             " covariance values");
+    size.smaller = "use DIAG or SPHERICAL covariances, fewer components or fewer dimensions";
+    return size;
+  };
   family.fit_case = v1::FitConfig::kGaussianMixture;
   family.make_fitter = [](const v1::FitConfig& config,
                           uint64_t seed) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {

@@ -39,10 +39,12 @@ struct LoadedModel {
 };
 
 // Parses and validates stored bytes (used by the repository's loader), building the model with
-// `families`.
+// `families`. RESOURCE_EXHAUSTED, before building, when the family's model_size rule puts the model
+// above `max_model_bytes` (the server's --max_model_bytes; 0: no limit): a version stored before
+// the rule (or under a larger limit) is refused instead of formed.
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
-    const std::string& bytes, const FamilyRegistry& families);
-// The same with DefaultFamilies().
+    const std::string& bytes, const FamilyRegistry& families, uint64_t max_model_bytes = 0);
+// The same with DefaultFamilies() and no limit.
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes);
 
 struct GenerativeCoreOptions {
@@ -59,7 +61,11 @@ struct GenerativeCoreOptions {
   // Largest model, in bytes of float64 parameters (--max_model_bytes): a FitModel whose family's
   // size rule (Family::fit_size: e.g. gaussian_mixture FULL K x D x D, ppca's D x D covariance)
   // passes it is refused at its first chunk of rows, before any fitting, and a CreateModel whose
-  // spec is larger is refused before it is built. RESOURCE_EXHAUSTED naming the flag; 0 = no cap.
+  // spec is larger, or whose built model would form more (Family::model_size: e.g. ppca's L x L
+  // posterior, mlp_decoder's latent_dim x latent_dim IMPORTANCE Hessian), is refused before it is
+  // built; so is an IMPORTANCE estimate whose per-row proposal is larger (the loader applies the
+  // same model_size rule: main.cc passes the flag to ParseStoredModelWith). RESOURCE_EXHAUSTED
+  // naming the flag; 0 = no cap.
   // A fit peaks at ~9x its model's bytes (copies of the parameters while they are stored and
   // loaded back), so size it with the memory a fit may take. The mixtures' rows x n_components
   // responsibilities (FitSize::per_row_bytes) count against it too, as rows arrive.

@@ -63,6 +63,14 @@ absl::StatusOr<std::unique_ptr<LinearGaussianModel>> LinearGaussianModel::Create
     return absl::InvalidArgumentError(
         absl::StrCat(family, ".loadings is ", d, " x ", l, "; it must be D x L with D, L >= 1"));
   }
+  // As the fitters require (ppca L < D, factor_analysis L <= D): more latent directions than data
+  // dimensions describe no more distributions, and cost L x L matrices (L = 20 000 from a 160 KB
+  // spec took 6 GB).
+  if (l > d) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        family, ".loadings is ", d, " x ", l, ": latent dimension L = ", l,
+        " is above the data dimension D = ", d, "; it must be D x L with 1 <= L <= D"));
+  }
   if (!loadings.allFinite()) {
     return absl::InvalidArgumentError(
         absl::StrCat(family, ".loadings has a NaN or infinite value"));
@@ -333,6 +341,20 @@ std::unique_ptr<LatentProposal> LinearGaussianModel::MakeProposal(
   }
   return std::make_unique<GaussianPosterior>(std::move(e.posterior_mean), post_lower_,
                                              post_log_det_);
+}
+
+double LinearGaussianValues(double d, double l) { return 3.0 * d * l + 3.0 * l * l; }
+
+ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::Matrix& loadings) {
+  const double d = loadings.rows(), l = loadings.cols();
+  ModelSize size;
+  size.bytes = Float64Bytes(LinearGaussianValues(d, l));
+  size.what =
+      absl::StrCat("loadings ", loadings.rows(), " x ", loadings.cols(), " (three D x L and three ",
+                   loadings.cols(), " x ", loadings.cols(), " matrices)");
+  size.smaller =
+      absl::StrCat("use fewer ", family, ".loadings rows or columns (latent dimensions)");
+  return size;
 }
 
 }  // namespace maas::generative

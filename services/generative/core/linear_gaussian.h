@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
 #include "services/generative/core/sample_product.h"
 
@@ -29,8 +30,8 @@ namespace maas::generative {
 
 class LinearGaussianModel final : public GenerativeModel {
  public:
-  // `family` names the family in messages ("ppca"). Validates: W D x L (D, L >= 1) finite, mean of
-  // size D finite, psi of size D finite and > 0, and I + W^T Psi^-1 W positive definite in
+  // `family` names the family in messages ("ppca"). Validates: W D x L (1 <= L <= D) finite, mean
+  // of size D finite, psi of size D finite and > 0, and I + W^T Psi^-1 W positive definite in
   // float64; INVALID_ARGUMENT naming `<family>.<field>` otherwise.
   static absl::StatusOr<std::unique_ptr<LinearGaussianModel>> Create(
       const std::string& family, Eigen::MatrixXd loadings, Eigen::VectorXd mean,
@@ -65,6 +66,8 @@ class LinearGaussianModel final : public GenerativeModel {
   // L_M L_M^T = I + G = S^-1.
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
+  // Each proposal copies the L x L factor L_M.
+  int64_t ProposalBytes() const override { return EigenBytes(post_lower_); }
 
   const Eigen::MatrixXd& loadings() const { return loadings_; }
   const Eigen::VectorXd& mean() const { return mean_; }
@@ -106,6 +109,14 @@ class LinearGaussianModel final : public GenerativeModel {
   double log_norm_marginal_ = 0.0;    // -1/2 (D log 2 pi + log det C)
   double log_norm_likelihood_ = 0.0;  // -1/2 (D log 2 pi + sum log psi)
 };
+
+// Float64 values a linear-Gaussian model with D x L loadings forms: the loadings, Psi^-1 W and the
+// sampler's packed W^T (D x L each), and G, I + G and its Cholesky factor (L x L each).
+double LinearGaussianValues(double d, double l);
+
+// Family::model_size of ppca / factor_analysis (loadings D x L): LinearGaussianValues, from the
+// Matrix header alone.
+ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::Matrix& loadings);
 
 }  // namespace maas::generative
 

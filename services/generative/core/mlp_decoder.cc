@@ -588,6 +588,52 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
                                                     log_det);
 }
 
+namespace {
+
+// Bookkeeping of one layer beyond its values (the Layer, its Eigen and packed buffers' headers and
+// alignment, the spec's message): about 1 KiB, so depth counts even with 1 x 1 layers (10^6 of
+// them took 1.9 GB).
+constexpr double kLayerOverheadValues = 128;
+
+// Family::model_size: every layer's weight (and its packed copy) and bias, the Gram factor (H x H
+// for a last layer of H < D inputs) and the latent_dim x latent_dim matrices of an IMPORTANCE
+// proposal (MlpDecoderModel::ProposalBytes). Reads only sizes (for safetensors, the header's
+// shapes); a spec that does not parse counts 0 and `build` says what is wrong.
+ModelSize MlpDecoderModelSize(const v1::MlpDecoderSpec& spec) {
+  std::vector<std::pair<double, double>> shapes;  // (out, in) per layer
+  if (!spec.safetensors().empty()) {
+    absl::StatusOr<SafetensorsFile> file =
+        ParseSafetensors(spec.safetensors(), "safetensors", /*read_values=*/false);
+    if (file.ok()) {
+      for (int i = 0;; ++i) {
+        const auto it = file->tensors.find(absl::StrCat("layers.", i, ".weight"));
+        if (it == file->tensors.end() || it->second.shape.size() != 2) break;
+        shapes.emplace_back(it->second.shape[0], it->second.shape[1]);
+      }
+    }
+  } else {
+    for (const v1::DenseLayer& layer : spec.layers()) {
+      shapes.emplace_back(layer.weight().rows(), layer.weight().cols());
+    }
+  }
+  const double latent =
+      spec.latent_dim() == 0 && !shapes.empty() ? shapes[0].second : spec.latent_dim();
+  double values = MlpDecoderModel::ProposalValues(latent);
+  for (const auto& [out, in] : shapes) values += 2 * out * in + out + kLayerOverheadValues;
+  if (!shapes.empty() && shapes.back().second < shapes.back().first) {
+    values += shapes.back().second * shapes.back().second;  // the Gram factor
+  }
+  ModelSize size;
+  size.bytes = Float64Bytes(values);
+  size.what =
+      absl::StrCat(shapes.size(), " layers and latent_dim ", latent,
+                   " (its IMPORTANCE proposal forms four ", latent, " x ", latent, " matrices)");
+  size.smaller = "use a smaller latent_dim, fewer or narrower layers";
+  return size;
+}
+
+}  // namespace
+
 Family MlpDecoderFamily() {
   Family family;
   family.name = "mlp_decoder";
@@ -597,6 +643,9 @@ Family MlpDecoderFamily() {
     MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
                           MlpDecoderModel::Create(spec.mlp_decoder()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    return MlpDecoderModelSize(spec.mlp_decoder());
   };
   return family;
 }

@@ -66,6 +66,13 @@ class MlpDecoderModel final : public GenerativeModel {
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
 
+  // Float64 values MakeProposal forms for latent dimension L: the L x L Hessian, its eigenvectors
+  // and the proposal's factor and whitening matrices (4 L^2).
+  static double ProposalValues(double latent_dim) { return 4.0 * latent_dim * latent_dim; }
+  int64_t ProposalBytes() const override {
+    return static_cast<int64_t>(8 * ProposalValues(latent_dim_));
+  }
+
   // f(z) for the latents in the rows of z (S x L): S x D.
   Eigen::MatrixXd Decode(const Eigen::Ref<const Eigen::MatrixXd>& z) const;
 

@@ -111,6 +111,10 @@ class GenerativeModel {
     (void)x;
     return nullptr;
   }
+  // Bytes one MakeProposal forms and its result holds (e.g. L x L factors), known without building
+  // one: IMPORTANCE estimates hold one proposal per row of a group and bound the group by it, and
+  // refuse a model whose single proposal is above --max_model_bytes. 0 when small (O(latent)).
+  virtual int64_t ProposalBytes() const { return 0; }
 };
 
 // Bytes of the values of Eigen arrays (for MemoryBytes).

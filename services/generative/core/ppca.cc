@@ -116,6 +116,9 @@ Family PpcaFamily() {
     MAAS_ASSIGN_OR_RETURN(std::unique_ptr<LinearGaussianModel> model, Build(spec.ppca()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
   };
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    return LinearGaussianModelSize("ppca", spec.ppca().loadings());
+  };
   family.fit_case = v1::FitConfig::kPpca;
   family.make_fitter = [](const v1::FitConfig& config,
                           uint64_t) -> absl::StatusOr<std::unique_ptr<FamilyFitter>> {
@@ -127,13 +130,19 @@ Family PpcaFamily() {
     return std::unique_ptr<FamilyFitter>(std::make_unique<PpcaFitter>(static_cast<int>(l)));
   };
   // The fit forms the D x D covariance (and its eigenvectors), larger than the D x L loadings.
-  family.fit_size = [](const v1::FitConfig&, int64_t dimension) {
+  // The fitted model forms LinearGaussianValues (its model_size), counted too so that a fit this
+  // passes is stored and loaded (L <= D is checked when the fit ends).
+  family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
     const double d = static_cast<double>(dimension);
+    const double l = std::min<double>(config.ppca().latent_dim(), d);
     FitSize size;
-    size.bytes = Float64Bytes(d * d);
+    size.bytes = Float64Bytes(std::max(d * d, LinearGaussianValues(d, l)));
     size.what = absl::StrCat("the ", dimension, " x ", dimension,
                              " covariance the fit decomposes (ppca's closed form)");
-    size.smaller = "reduce the columns (e.g. a random projection or feature selection first)";
+    absl::StrAppend(&size.what, ", or the fitted model's D x L and L x L matrices (latent_dim ", l,
+                    ") when larger");
+    size.smaller =
+        "reduce the columns (e.g. a random projection or feature selection first) or latent_dim";
     return size;
   };
   return family;

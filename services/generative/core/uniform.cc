@@ -1,5 +1,6 @@
 #include "services/generative/core/uniform.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -46,6 +47,15 @@ Family UniformFamily() {
     absl::StatusOr<std::unique_ptr<UniformModel>> model = UniformModel::Create(spec.uniform());
     if (!model.ok()) return model.status();
     return std::unique_ptr<GenerativeModel>(*std::move(model));
+  };
+  // low, high and their width.
+  family.model_size = [](const v1::GenerativeModelSpec& spec) {
+    const int n = std::max(spec.uniform().low_size(), spec.uniform().high_size());
+    ModelSize size;
+    size.bytes = Float64Bytes(3.0 * n);
+    size.what = absl::StrCat(n, " dimensions");
+    size.smaller = "use fewer dimensions";
+    return size;
   };
   family.fit_case = v1::FitConfig::kUniform;
   family.make_fitter = [](const v1::FitConfig&,

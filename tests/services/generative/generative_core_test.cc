@@ -11,6 +11,7 @@
 #include "common/registry/model_repository.h"
 #include "common/store/file_model_store.h"
 #include "common/store/memory_model_store.h"
+#include "services/generative/core/families.h"
 #include "services/generative/core/family.h"
 #include "services/generative/core/uniform.h"
 
@@ -626,6 +627,149 @@ TEST_CASE("RowBuffer gives back the rows in order across blocks, whatever the ch
     CHECK(taken == all);
     CHECK(buffer.rows() == 0);
   }
+}
+
+}  // namespace
+}  // namespace maas::generative
+
+namespace maas::generative {
+namespace {
+
+v1::GenerativeModelSpec LinearGaussianSpec(bool ppca, int d, int l) {
+  v1::GenerativeModelSpec spec;
+  common::v1::Matrix* w = ppca ? spec.mutable_ppca()->mutable_loadings()
+                               : spec.mutable_factor_analysis()->mutable_loadings();
+  w->set_rows(d);
+  w->set_cols(l);
+  for (int i = 0; i < d * l; ++i) w->add_values(i % (l + 1) == 0 ? 1.0 : 0.001);
+  for (int i = 0; i < d; ++i) {
+    if (ppca) {
+      spec.mutable_ppca()->add_mean(0.0);
+    } else {
+      spec.mutable_factor_analysis()->add_mean(0.0);
+      spec.mutable_factor_analysis()->add_noise_variance(0.5);
+    }
+  }
+  if (ppca) spec.mutable_ppca()->set_noise_variance(0.5);
+  return spec;
+}
+
+// One 1 x L layer: latent_dim L, D = 1.
+v1::GenerativeModelSpec WideLatentDecoder(int l) {
+  v1::GenerativeModelSpec spec;
+  v1::MlpDecoderSpec* mlp = spec.mutable_mlp_decoder();
+  mlp->set_latent_dim(l);
+  mlp->set_noise_variance(1.0);
+  v1::DenseLayer* layer = mlp->add_layers();
+  layer->mutable_weight()->set_rows(1);
+  layer->mutable_weight()->set_cols(l);
+  for (int i = 0; i < l; ++i) layer->mutable_weight()->add_values(0.001);
+  layer->add_bias(0.0);
+  layer->set_activation(v1::IDENTITY);
+  return spec;
+}
+
+struct LimitedCore {
+  LimitedCore(store::ModelStore* store, uint64_t max_model_bytes, uint64_t load_limit)
+      : repository(
+            store,
+            [load_limit](const std::string& bytes) {
+              return ParseStoredModelWith(bytes, DefaultFamilies(), load_limit);
+            },
+            absl::ZeroDuration()) {
+    GenerativeCoreOptions options;
+    options.repository = &repository;
+    options.fresh_seed = [] { return 1; };
+    options.max_model_bytes = max_model_bytes;
+    core = std::make_unique<GenerativeCore>(std::move(options));
+  }
+  absl::Status Create(const std::string& name, const v1::GenerativeModelSpec& spec) {
+    v1::CreateModelRequest request;
+    request.set_name(name);
+    *request.mutable_spec() = spec;
+    return core->CreateModel(request).status();
+  }
+  Repository repository;
+  std::unique_ptr<GenerativeCore> core;
+};
+
+// The hunt's 160 KB ppca spec (loadings 1 x 20 000) formed three 20 000 x 20 000 matrices and
+// crashed the server: L > D is refused as the fitters refuse it, and what a built model forms is
+// bounded by --max_model_bytes before it is built.
+TEST_CASE(
+    "CreateModel refuses linear-Gaussian latents wider than the data and models that form "
+    "more than --max_model_bytes") {
+  store::MemoryModelStore store;
+  LimitedCore c(&store, 200'000, 0);
+  for (bool ppca : {true, false}) {
+    CAPTURE(ppca);
+    const absl::Status wide = c.Create("wide", LinearGaussianSpec(ppca, 1, 50));
+    CHECK(absl::IsInvalidArgument(wide));
+    CHECK_THAT(std::string(wide.message()), Catch::Contains("L = 50") &&
+                                                Catch::Contains("data dimension D = 1") &&
+                                                Catch::Contains("1 <= L <= D"));
+    CHECK(c.Create("square", LinearGaussianSpec(ppca, 3, 3)).ok());
+    // 100 x 100 loadings: an 80 KB spec, but the model forms 3 D x L + 3 L x L = 480 000 bytes.
+    const absl::Status big = c.Create("big", LinearGaussianSpec(ppca, 100, 100));
+    CHECK(absl::IsResourceExhausted(big));
+    CHECK_THAT(std::string(big.message()), Catch::Contains("--max_model_bytes") &&
+                                               Catch::Contains("480000 bytes") &&
+                                               Catch::Contains("nothing was stored"));
+  }
+  // Every family states what its built model forms.
+  const Family* ppca = DefaultFamilies().FindByName("ppca");
+  CHECK(ppca->model_size(LinearGaussianSpec(true, 100, 7)).bytes == 8 * (3 * 100 * 7 + 3 * 7 * 7));
+  v1::GenerativeModelSpec box;
+  box.mutable_uniform()->add_low(0);
+  box.mutable_uniform()->add_high(1);
+  CHECK(DefaultFamilies().FindByName("uniform")->model_size(box).bytes == 8 * 3);
+  for (const char* name : {"uniform", "gaussian_mixture", "ppca", "factor_analysis",
+                           "bernoulli_mixture", "mlp_decoder"}) {
+    CAPTURE(name);
+    REQUIRE(DefaultFamilies().FindByName(name)->model_size);
+  }
+}
+
+// mlp_decoder latent_dim 50 000 (a 400 KB spec) was stored, and any estimate of it (the default
+// estimator is IMPORTANCE) formed a 20 GB Hessian and crashed the server.
+TEST_CASE(
+    "an mlp_decoder whose IMPORTANCE Hessian passes --max_model_bytes is refused at "
+    "CreateModel, at load and at estimates") {
+  const v1::GenerativeModelSpec huge = WideLatentDecoder(50000);
+  const ModelSize size = DefaultFamilies().FindByName("mlp_decoder")->model_size(huge);
+  CHECK(size.bytes >= uint64_t{8} * 4 * 50000 * 50000);
+  store::MemoryModelStore store;
+  LimitedCore limited(&store, uint64_t{256} << 20, 0);
+  const absl::Status created = limited.Create("huge", huge);
+  CHECK(absl::IsResourceExhausted(created));
+  CHECK_THAT(std::string(created.message()),
+             Catch::Contains("latent_dim 50000") && Catch::Contains("--max_model_bytes"));
+  // A smaller one stored under no limit (as before this rule) ...
+  LimitedCore unlimited(&store, 0, 0);
+  REQUIRE(unlimited.Create("wide", WideLatentDecoder(200)).ok());
+  // ... is refused when loaded under a limit it passes (4 x 200 x 200 x 8 = 1.28 MB) ...
+  LimitedCore small_load(&store, 1 << 20, 1 << 20);
+  v1::GetModelRequest get;
+  *get.mutable_model() = Ref("wide");
+  const absl::Status loaded = small_load.core->GetModel(get).status();
+  CHECK(absl::IsResourceExhausted(loaded));
+  CHECK_THAT(std::string(loaded.message()),
+             Catch::Contains("--max_model_bytes") && Catch::Contains("the version is not loaded"));
+  // ... and an IMPORTANCE estimate (the default) of it is refused before any proposal is built.
+  LimitedCore small(&store, 1 << 20, 0);
+  v1::EstimateLogLikelihoodRequest estimate;
+  *estimate.mutable_model() = Ref("wide");
+  estimate.mutable_x()->set_rows(1);
+  estimate.mutable_x()->set_cols(1);
+  estimate.mutable_x()->add_values(0.5);
+  estimate.set_num_samples(4);
+  const absl::Status refused = small.core->EstimateLogLikelihood(estimate).status();
+  CHECK(absl::IsResourceExhausted(refused));
+  CHECK_THAT(std::string(refused.message()),
+             Catch::Contains("IMPORTANCE proposal") && Catch::Contains("1280000 bytes per row") &&
+                 Catch::Contains("--max_model_bytes") && Catch::Contains("PRIOR or AIS"));
+  estimate.set_estimator(v1::PRIOR);
+  CHECK(small.core->EstimateLogLikelihood(estimate).ok());
 }
 
 }  // namespace

@@ -529,5 +529,24 @@ TEST_CASE("a safetensors header above 1 MiB is refused before it is parsed, nami
   CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers.0.weight"));
 }
 
+// IMPORTANCE proposals of a row group are held together: the group is bounded by their bytes.
+TEST_CASE("IMPORTANCE groups hold at most 32 MiB of proposals; groups never change estimates") {
+  std::mt19937_64 gen(5);
+  auto model = Make(RandomDecoder(300, {4}, 2, v1::TANH, 0.1, gen));
+  CHECK(model->ProposalBytes() == 8 * 4 * 300 * 300);
+  EstimateSettings settings;
+  settings.estimator = McEstimator::kImportance;
+  settings.num_samples = 1;
+  CHECK(EstimateGroupRows(*model, settings) == (uint64_t{32} << 20) / (8 * 4 * 300 * 300));
+  settings.num_samples = 1 << 20;  // the weights' bound is smaller here
+  CHECK(EstimateGroupRows(*model, settings) == 4);
+  settings.estimator = McEstimator::kPrior;
+  settings.num_samples = 1;
+  CHECK(EstimateGroupRows(*model, settings) == (uint64_t{1} << 22));
+  auto small = Make(ModelE(false));
+  settings.estimator = McEstimator::kImportance;
+  CHECK(EstimateGroupRows(*small, settings) == (uint64_t{32} << 20) / (8 * 4 * 2 * 2));
+}
+
 }  // namespace
 }  // namespace maas::generative
