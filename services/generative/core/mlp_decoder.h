@@ -73,6 +73,12 @@ class MlpDecoderModel final : public GenerativeModel {
     return static_cast<int64_t>(8 * ProposalValues(latent_dim_));
   }
 
+  // Bytes of activations Forward may keep for one block of rows (every layer's, rows x width x 8).
+  static constexpr std::size_t kForwardBudgetBytes = std::size_t{64} << 20;
+  // Rows per block of Sample and LogLikelihoodGivenLatent: at least 1, and at most
+  // kForwardBudgetBytes / (8 x the sum of the layers' output widths). Never enters a value.
+  std::size_t ForwardBlockRows() const;
+
   // f(z) for the latents in the rows of z (S x L): S x D.
   Eigen::MatrixXd Decode(const Eigen::Ref<const Eigen::MatrixXd>& z) const;
 

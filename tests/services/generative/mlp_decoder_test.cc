@@ -529,6 +529,40 @@ TEST_CASE("a safetensors header above 1 MiB is refused before it is parsed, nami
   CHECK_THAT(std::string(model.status().message()), Catch::Contains("layers.0.weight"));
 }
 
+// Sample forwarded the whole batch and kept every layer's activations (1 -> 10^6 -> 1: 8 GB for
+// 1 024 samples): blocks now hold at most 64 MiB of activations, and samples keep their bits.
+TEST_CASE("mlp_decoder samples in blocks bounded by the layers' widths, with the same bits") {
+  std::mt19937_64 gen(11);
+  const v1::MlpDecoderSpec spec = RandomDecoder(2, {200000}, 3, v1::TANH, 0.1, gen);
+  auto model = Make(spec);
+  const std::size_t block = model->ForwardBlockRows();
+  CHECK(block == MlpDecoderModel::kForwardBudgetBytes / (8 * (200000 + 3)));
+  CHECK(block * (200000 + 3) * 8 <= MlpDecoderModel::kForwardBudgetBytes);
+  CHECK(Make(ModelE(false))->ForwardBlockRows() ==
+        MlpDecoderModel::kForwardBudgetBytes / (8 * (8 + 4)));
+  // A batch over several blocks equals its samples drawn one at a time, bit for bit.
+  const Eigen::Index n = static_cast<Eigen::Index>(2 * block + 5);
+  RowMatrixXd all(n, 3), latents;
+  model->Sample(9, 1000, all, &latents);
+  for (Eigen::Index i : {Eigen::Index{0}, static_cast<Eigen::Index>(block) - 1,
+                         static_cast<Eigen::Index>(block), n - 1}) {
+    RowMatrixXd one(1, 3), one_latent;
+    model->Sample(9, 1000 + static_cast<uint64_t>(i), one, &one_latent);
+    CHECK(std::memcmp(one.data(), all.row(i).data(), 3 * sizeof(double)) == 0);
+    CHECK(one_latent == latents.row(i));
+  }
+  // The estimate path's blocks follow the same bound and do not change log p(x|z).
+  Eigen::MatrixXd z(n, 2);
+  for (Eigen::Index i = 0; i < n; ++i) z.row(i) = latents.row(i);
+  const Eigen::VectorXd x = all.row(0).transpose();
+  Eigen::VectorXd log_lik(n), one(1);
+  model->LogLikelihoodGivenLatent(x, z, log_lik);
+  for (Eigen::Index i : {Eigen::Index{0}, static_cast<Eigen::Index>(block), n - 1}) {
+    model->LogLikelihoodGivenLatent(x, z.row(i), one);
+    CHECK(std::memcmp(&one(0), &log_lik(i), sizeof(double)) == 0);
+  }
+}
+
 // IMPORTANCE proposals of a row group are held together: the group is bounded by their bytes.
 TEST_CASE("IMPORTANCE groups hold at most 32 MiB of proposals; groups never change estimates") {
   std::mt19937_64 gen(5);
