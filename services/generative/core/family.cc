@@ -28,7 +28,7 @@ absl::Status CheckModelSize(const Family& family, const v1::GenerativeModelSpec&
   const ModelSize size = family.model_size(spec);
   if (size.bytes <= max_model_bytes) return absl::OkStatus();
   return absl::ResourceExhaustedError(
-      absl::StrCat("a ", family.name, " model of ", size.what, " forms ", size.bytes,
+      absl::StrCat("the ", family.name, " model of ", size.what, " forms ", size.bytes,
                    " bytes, above this server's limit of ", max_model_bytes,
                    " bytes (--max_model_bytes); ", size.smaller, "; ", action));
 }
