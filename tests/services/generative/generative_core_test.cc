@@ -719,6 +719,14 @@ TEST_CASE(
   // Every family states what its built model forms.
   const Family* ppca = DefaultFamilies().FindByName("ppca");
   CHECK(ppca->model_size(LinearGaussianSpec(true, 100, 7)).bytes == 8 * (3 * 100 * 7 + 3 * 7 * 7));
+  // A fit counts the model it will store when that is larger than the D x D covariance, so that
+  // what it passes can be stored and loaded.
+  v1::FitConfig config;
+  config.mutable_ppca()->set_latent_dim(40);
+  CHECK(ppca->fit_size(config, 50).bytes == 8 * (3 * 50 * 40 + 3 * 40 * 40));
+  config.mutable_factor_analysis()->set_latent_dim(40);
+  CHECK(DefaultFamilies().FindByName("factor_analysis")->fit_size(config, 50).bytes ==
+        8 * (3 * 50 * 40 + 3 * 40 * 40));
   v1::GenerativeModelSpec box;
   box.mutable_uniform()->add_low(0);
   box.mutable_uniform()->add_high(1);
