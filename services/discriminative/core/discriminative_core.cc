@@ -560,22 +560,60 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
   std::vector<std::string_view> unpacked;
   MAAS_ASSIGN_OR_RETURN(TextList texts,
                         RequestTexts(request.texts(), request.packed_texts(), &unpacked));
-  MAAS_ASSIGN_OR_RETURN(std::vector<SparseVector> rows, loaded->pipeline->Vectorize(texts, stop));
   v1::VectorizeResponse response;
   response.set_model_version(loaded->info().version());
   response.set_num_features(loaded->pipeline->num_features());
   const Vectorizer& vectorizer = loaded->pipeline->vectorizer();
-  for (const SparseVector& row : rows) {
-    v1::SparseRow* out = response.add_rows();
-    for (size_t i = 0; i < row.indices.size(); ++i) {
-      out->add_indices(row.indices[i]);
-      out->add_values(row.values[i]);
-      if (request.include_feature_names()) {
-        std::string name = vectorizer.FeatureName(row.indices[i]);
-        if (!name.empty()) (*response.mutable_feature_names())[row.indices[i]] = std::move(name);
-      }
-    }
-  }
+  const bool with_names = request.include_feature_names();
+  auto& names = *response.mutable_feature_names();
+  // Each text's row goes straight into the answer (no second copy of the rows), and the answer's
+  // serialized size is kept exactly as it grows: a row that would take it past
+  // --max_message_bytes stops the call there, before the texts after it are vectorized, so the
+  // call holds at most one answer's worth plus one text's row.
+  uint64_t answer_bytes = response.ByteSizeLong();
+  const uint64_t limit = options_.max_message_bytes;
+  auto too_large = [&](size_t i, const SparseVector& row, uint64_t bytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the Vectorize answer would take at least ", bytes, " bytes at texts[", i,
+                     "] (", row.indices.size(), " features", with_names ? " with their names" : "",
+                     "), above this server's largest message of ", limit,
+                     " bytes (--max_message_bytes); no text after it was vectorized: ",
+                     i == 0 ? "texts[0] alone does not fit, split or shorten it"
+                            : absl::StrCat("only the first ", i, " of the ", texts.size(),
+                                           " texts fit in one answer, send fewer texts per call"),
+                     with_names ? " (or leave include_feature_names unset)" : "",
+                     ", or raise --max_message_bytes on the server and the client"));
+  };
+  MAAS_RETURN_IF_ERROR(loaded->pipeline->ForEachRow(
+      texts, stop, [&](size_t i, const SparseVector& row) -> absl::Status {
+        const uint64_t n = row.indices.size();
+        uint64_t index_bytes = 0;
+        for (const uint32_t index : row.indices) {
+          index_bytes += google::protobuf::io::CodedOutputStream::VarintSize32(index);
+        }
+        // SparseRow: packed indices (varints) and packed values (8 bytes each), both left out
+        // when empty; then the row's own field in the answer.
+        const uint64_t row_bytes =
+            FieldBytes(n == 0 ? 0 : FieldBytes(index_bytes) + FieldBytes(8 * n));
+        answer_bytes += row_bytes;
+        if (limit > 0 && answer_bytes > limit) return too_large(i, row, answer_bytes);
+        v1::SparseRow* out = response.add_rows();
+        out->mutable_indices()->Add(row.indices.begin(), row.indices.end());  // sized once
+        out->mutable_values()->Add(row.values.begin(), row.values.end());
+        if (!with_names) return absl::OkStatus();
+        for (const uint32_t index : row.indices) {
+          if (names.find(index) != names.end()) continue;
+          std::string name = vectorizer.FeatureName(index);
+          if (name.empty()) continue;
+          // One map entry: key (tag + varint) and value (a string field).
+          answer_bytes +=
+              FieldBytes(1 + google::protobuf::io::CodedOutputStream::VarintSize32(index) +
+                         FieldBytes(name.size()));
+          if (limit > 0 && answer_bytes > limit) return too_large(i, row, answer_bytes);
+          names[index] = std::move(name);
+        }
+        return absl::OkStatus();
+      }));
   return response;
 }
 

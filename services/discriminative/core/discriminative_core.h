@@ -58,7 +58,8 @@ struct DiscriminativeCoreOptions {
   uint64_t max_train_examples = 10'000'000;
   // Largest message the server sends (--max_message_bytes; 0 = no limit). Answers that cannot fit
   // (a Classify of texts x classes, Evaluate's classes x classes confusion matrix, GetModel of a
-  // stored model) are refused before the work that would build them.
+  // stored model) are refused before the work that would build them; a Vectorize answer as soon
+  // as it passes it.
   uint64_t max_message_bytes = uint64_t{64} << 20;
   // Bounds on n-gram size, classes, classes x features and stored model size (Train and
   // CreateModel).
@@ -174,6 +175,9 @@ class DiscriminativeCore {
     return Classify(request, stop, executor);
   }
   absl::StatusOr<v1::ClassifyResponse> Classify(const v1::ClassifyRequest& request);
+  // One sparse row per text (and the features' names when asked), written into the answer as each
+  // text is vectorized. RESOURCE_EXHAUSTED naming --max_message_bytes and how many texts fit as
+  // soon as the answer would pass max_message_bytes, before the texts after that one are read.
   absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request,
                                                   const exec::StopToken& stop = {});
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);

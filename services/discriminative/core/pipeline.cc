@@ -313,14 +313,27 @@ absl::Status Pipeline::TransformText(std::string_view text, size_t index, Analyz
 
 absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(TextList texts,
                                                               const exec::StopToken& stop) const {
-  std::vector<SparseVector> rows(texts.size());
+  std::vector<SparseVector> rows;
+  rows.reserve(texts.size());
+  MAAS_RETURN_IF_ERROR(ForEachRow(texts, stop, [&rows](size_t, const SparseVector& row) {
+    rows.push_back(row);
+    return absl::OkStatus();
+  }));
+  return rows;
+}
+
+absl::Status Pipeline::ForEachRow(
+    TextList texts, const exec::StopToken& stop,
+    const std::function<absl::Status(size_t i, const SparseVector& row)>& visit) const {
   AnalyzerScratch scratch;
+  SparseVector row;
   TextStopCheck check(stop);
   for (size_t i = 0; i < texts.size(); ++i) {
     MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
-    MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &rows[i]));
+    MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &row));
+    MAAS_RETURN_IF_ERROR(visit(i, row));
   }
-  return rows;
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<ClassScores>> Pipeline::PredictScores(

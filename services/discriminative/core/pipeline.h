@@ -164,6 +164,12 @@ class Pipeline {
   // (asked every 64 texts or 256 KiB of text).
   absl::StatusOr<std::vector<SparseVector>> Vectorize(TextList texts,
                                                       const exec::StopToken& stop = {}) const;
+  // The same rows handed to visit(i, row) text by text, in order, without keeping them (memory of
+  // one text's row whatever the number of texts); a non-OK status from visit stops there and is
+  // returned, so a caller can stop before the texts after it are vectorized.
+  absl::Status ForEachRow(
+      TextList texts, const exec::StopToken& stop,
+      const std::function<absl::Status(size_t i, const SparseVector& row)>& visit) const;
 
   // Full per-class scores (jll, predict_log_proba, predict_proba, predict) per text; `stop` as
   // Vectorize.

@@ -15,6 +15,7 @@
 #include "absl/time/time.h"
 #include "common/registry/model_repository.h"
 #include "common/store/memory_model_store.h"
+#include "google/protobuf/util/message_differencer.h"
 #include "services/discriminative/core/packed_texts.h"
 
 namespace maas::discriminative {
@@ -519,6 +520,55 @@ TEST_CASE("GetModel of a model stored above --max_message_bytes is refused befor
   auto small = core.GetModel(request);
   REQUIRE(small.ok());
   CHECK(small->ByteSizeLong() <= options.max_message_bytes);
+}
+
+// The hunt (amp2.md 4): Vectorize built every text's row, then the whole answer, and only the
+// adapter compared it with --max_message_bytes (63 MB of texts on a char 1..16-gram model crashed
+// the server). The answer is now built text by text and refused as soon as it passes the limit:
+// the text after the cut is never vectorized (here it is not UTF-8, which would be
+// INVALID_ARGUMENT), and the count of texts that fit is exact.
+TEST_CASE("A Vectorize answer is refused as soon as it passes --max_message_bytes") {
+  Fixture f;
+  DiscriminativeCoreOptions unlimited = f.Options();
+  unlimited.max_message_bytes = 0;
+  DiscriminativeCore reference(unlimited);
+  REQUIRE(Train(reference, ConfigMessage("m"), BatchMessage(kTexts, kLabels)).ok());
+  for (const bool with_names : {false, true}) {
+    CAPTURE(with_names);
+    v1::VectorizeRequest request;
+    request.mutable_model()->set_name("m");
+    request.set_include_feature_names(with_names);
+    for (int i = 0; i < 10; ++i) request.add_texts(kTexts[i % 4]);
+    auto ten = reference.Vectorize(request);
+    REQUIRE(ten.ok());
+    REQUIRE(ten->rows_size() == 10);
+    CHECK(ten->feature_names().empty() == !with_names);
+
+    DiscriminativeCoreOptions options = f.Options();
+    options.max_message_bytes = ten->ByteSizeLong();  // exactly the answer for 10 texts
+    DiscriminativeCore core(options);
+    auto fits = core.Vectorize(request);
+    REQUIRE(fits.ok());
+    CHECK(google::protobuf::util::MessageDifferencer::Equals(*fits, *ten));  // maps: any order
+
+    for (int i = 10; i < 40; ++i) request.add_texts(kTexts[i % 4]);
+    request.add_texts("\xff not UTF-8");  // texts[40]: INVALID_ARGUMENT if it were vectorized
+    CHECK(reference.Vectorize(request).status().code() == absl::StatusCode::kInvalidArgument);
+    absl::Status status = core.Vectorize(request).status();
+    CHECK(absl::IsResourceExhausted(status));
+    CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+    CHECK_THAT(std::string(status.message()), Catch::Contains("at texts[10]"));
+    CHECK_THAT(std::string(status.message()),
+               Catch::Contains("only the first 10 of the 41 texts fit"));
+    CHECK((std::string(status.message()).find("include_feature_names") != std::string::npos) ==
+          with_names);
+
+    options.max_message_bytes = 10;
+    DiscriminativeCore tiny(options);
+    status = tiny.Vectorize(request).status();
+    CHECK(absl::IsResourceExhausted(status));
+    CHECK_THAT(std::string(status.message()), Catch::Contains("texts[0] alone does not fit"));
+  }
 }
 
 // The hunt (amp.md 5): a 53-byte Train (hashing n_features 2^24, 2 classes, inside
