@@ -103,6 +103,18 @@ struct RequestReader {
   }
 };
 
+// What a caller can do instead when a unary method's answer is above --max_message_bytes (the
+// refusal says it, then "or raise --max_message_bytes"): passed to Unary by the method.
+struct TooLargeAdvice {
+  // Data methods (Classify, Vectorize, Sample, ...): the default.
+  static constexpr absl::string_view kAskForLess =
+      "ask for less in one call (fewer texts or rows, the compact form)";
+  // ListModels (both services): the list has every model's labels and description, and no paging.
+  static constexpr absl::string_view kListFewerModels =
+      "list fewer models per call: set name_prefix (e.g. one call per prefix) and leave "
+      "all_versions unset";
+};
+
 namespace internal {
 
 // The status of a call whose stream write failed: gRPC says only that the call is gone, which
@@ -158,7 +170,8 @@ class IdleWatch {
     return absl::CancelledError(absl::StrCat(
         "no complete message of the stream arrived for more than ",
         absl::FormatDuration(watchdog_->idle_timeout()),
-        " (the server's --stream_idle_timeout_seconds), and it was ended: a silent stream holds one "
+        " (the server's --stream_idle_timeout_seconds), and it was ended: a silent stream holds "
+        "one "
         "of the server's call slots; send each next message within that time (a message that "
         "takes longer to upload, a large one on a slow link, needs a larger timeout or smaller "
         "messages); nothing was stored"));
@@ -190,9 +203,11 @@ absl::Status ParseRequest(const grpc::ServerContextBase& context, const grpc::By
 }
 
 // Serializes a response into `out`. RESOURCE_EXHAUSTED when it takes more than `max_bytes` (> 0):
-// gRPC would fail the send with only "Sent message larger than max".
+// gRPC would fail the send with only "Sent message larger than max". `advice` (what the caller can
+// ask for instead; the method's, see TooLargeAdvice) goes before "or raise --max_message_bytes".
 template <class Msg>
-absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out, int64_t max_bytes) {
+absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out, int64_t max_bytes,
+                       absl::string_view advice = TooLargeAdvice::kAskForLess) {
   out->Clear();  // the serializer needs an empty buffer (a stream reuses its buffer)
   bool own = false;
   grpc::Status status = grpc::SerializationTraits<Msg>::Serialize(message, out, &own);
@@ -205,9 +220,8 @@ absl::Status Serialize(const Msg& message, grpc::ByteBuffer* out, int64_t max_by
     out->Clear();
     return absl::ResourceExhaustedError(absl::StrCat(
         "the response would take ", size, " bytes, above this server's largest message of ",
-        max_bytes,
-        " bytes (--max_message_bytes): ask for less in one call (fewer texts or rows, "
-        "the compact form), or raise --max_message_bytes on the server and the client"));
+        max_bytes, " bytes (--max_message_bytes): ", advice,
+        ", or raise --max_message_bytes on the server and the client"));
   }
   return absl::OkStatus();
 }
@@ -288,12 +302,14 @@ struct SerializesLater<Source, std::void_t<decltype(std::declval<Source&>().Seri
 // A unary call: parses the request, admits the call, runs fn(request, scope) (returning
 // absl::StatusOr<Resp>) on the pool and finishes with its result. With a non-OK `admission` (e.g.
 // a failed token check) the call ends with it and nothing runs. `lane` is a Lane, or a function
-// `Lane(const Req&)` that picks it for each parsed request.
+// `Lane(const Req&)` that picks it for each parsed request. `too_large` is what the refusal of an
+// answer above --max_message_bytes advises (a TooLargeAdvice constant: it must outlive the call).
 template <class Req, class Resp, class Fn, class LaneChoice = Lane>
 grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerContext* context,
                                 const grpc::ByteBuffer* request_bytes,
                                 grpc::ByteBuffer* response_bytes, const absl::Status& admission,
-                                Fn fn, LaneChoice choose_lane = Lane::kPool) {
+                                Fn fn, LaneChoice choose_lane = Lane::kPool,
+                                absl::string_view too_large = TooLargeAdvice::kAskForLess) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   if (!admission.ok()) {
     reactor->Finish(ToGrpcStatus(admission));
@@ -311,7 +327,7 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
   } else {
     lane = choose_lane;
   }
-  auto work = [context, reactor, request, response_bytes, fn = std::move(fn),
+  auto work = [context, reactor, request, response_bytes, fn = std::move(fn), too_large,
                max_bytes = dispatcher.max_message_bytes()](exec::Executor& executor) {
     const exec::StopToken stop = StopTokenFor(context);
     ModelAnnotation model;
@@ -323,8 +339,8 @@ grpc::ServerUnaryReactor* Unary(Dispatcher& dispatcher, grpc::CallbackServerCont
         model.Update(*result);
         model.CountOutput(*result);
       }
-      status =
-          result.ok() ? internal::Serialize(*result, response_bytes, max_bytes) : result.status();
+      status = result.ok() ? internal::Serialize(*result, response_bytes, max_bytes, too_large)
+                           : result.status();
     }
     internal::Annotate(context, model);
     reactor->Finish(ToGrpcStatus(status));

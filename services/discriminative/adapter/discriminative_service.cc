@@ -98,7 +98,7 @@ grpc::ServerUnaryReactor* DiscriminativeServiceImpl::ListModels(
       [core = core_](const common::v1::ListModelsRequest& r, const CallScope&) {
         return core->ListModels(r);
       },
-      adapter::Lane::kInline);
+      adapter::Lane::kInline, adapter::TooLargeAdvice::kListFewerModels);
 }
 
 grpc::ServerUnaryReactor* DiscriminativeServiceImpl::DeleteModel(

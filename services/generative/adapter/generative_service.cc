@@ -76,7 +76,7 @@ grpc::ServerUnaryReactor* GenerativeServiceImpl::ListModels(grpc::CallbackServer
       [core = core_](const common::v1::ListModelsRequest& r, const CallScope&) {
         return core->ListModels(r);
       },
-      adapter::Lane::kInline);
+      adapter::Lane::kInline, adapter::TooLargeAdvice::kListFewerModels);
 }
 
 grpc::ServerUnaryReactor* GenerativeServiceImpl::DeleteModel(grpc::CallbackServerContext* context,

@@ -1,8 +1,13 @@
-// Tests of the client-stream reactor's session dispatch: a session that takes the call's
-// StopToken in Add gets it (so a long message can stop midway), one that does not still works.
+// Tests of the reactors' helpers: the client-stream session dispatch (a session that takes the
+// call's StopToken in Add gets it, one that does not still works), the deadline-or-cancel call, and
+// the refusal of an answer above --max_message_bytes with the method's advice.
 #include "common/adapter/reactors.h"
 
+#include <grpcpp/impl/codegen/proto_utils.h>
+
 #include <catch2/catch.hpp>
+
+#include "google/protobuf/wrappers.pb.h"
 
 namespace maas::adapter {
 namespace {
@@ -49,6 +54,26 @@ TEST_CASE("A client gone within the deadline slack timed out; earlier, it cancel
   CHECK_FALSE(DeadlineCounted(t0 + absl::Milliseconds(200), t0, t0 + absl::Milliseconds(170)));
   // Past the deadline always counts.
   CHECK(DeadlineCounted(t0 + absl::Milliseconds(200), t0, t0 + absl::Seconds(1)));
+}
+
+// A refused answer says what the method's caller can do (amp2.md 6: ListModels got the data
+// methods' "fewer texts or rows").
+TEST_CASE("An answer above max_bytes is RESOURCE_EXHAUSTED with the method's advice") {
+  google::protobuf::StringValue message;
+  message.set_value(std::string(100, 'x'));
+  grpc::ByteBuffer out;
+  absl::Status status = internal::Serialize(message, &out, 50);
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("fewer texts or rows"));
+  CHECK(out.Length() == 0);
+  status = internal::Serialize(message, &out, 50, TooLargeAdvice::kListFewerModels);
+  CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("set name_prefix"));
+  CHECK_THAT(std::string(status.message()), !Catch::Contains("texts"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("or raise --max_message_bytes"));
+  CHECK(internal::Serialize(message, &out, 0, TooLargeAdvice::kListFewerModels).ok());
+  CHECK(out.Length() == message.ByteSizeLong());
 }
 
 }  // namespace

@@ -58,6 +58,7 @@ adapter::DispatcherOptions Dispatch(const StackOptions& o, adapter::StreamWatchd
   options.watchdog = watchdog;
   options.max_concurrent_calls = o.max_concurrent_calls;
   options.max_queued = o.max_queued;
+  options.max_message_bytes = o.max_message_bytes;  // as main.cc: the answers' size check
   return options;
 }
 
@@ -367,6 +368,36 @@ TEST_CASE("A Train stream cut off by a message above --max_message_bytes never r
   // The work of a Train that started is what reports "before its work finished".
   CHECK_THAT(log.str(), !Catch::Contains("before its work finished"));
   CHECK_THAT(log.str(), !Catch::Contains("\"code\":\"OK\""));
+}
+
+// The hunt (amp2.md 6): ListModels has no paging, and a list above --max_message_bytes was
+// refused with the data methods' advice ("fewer texts or rows, the compact form"), which a
+// ListModels caller cannot follow. The refusal now says how to list fewer models.
+TEST_CASE("A ListModels answer above --max_message_bytes says to list fewer with name_prefix") {
+  StackOptions options;
+  options.max_message_bytes = 8192;
+  Stack stack(options);
+  for (const std::string name : {"big-0", "big-1", "big-2", "big-3", "small-0"}) {
+    v1::TrainRequest config;
+    config.mutable_config()->set_name(name);
+    if (name.rfind("big", 0) == 0) config.mutable_config()->set_description(std::string(3000, 'd'));
+    auto trained = RawStreamCall(stack.channel, std::string(kService) + "Train",
+                                 {config.SerializeAsString(), Batch(0, 4)});
+    REQUIRE(trained.status.ok());
+  }
+  auto list = RawUnaryCall(stack.channel, std::string(kService) + "ListModels", "");
+  CHECK(list.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+  CHECK_THAT(list.status.error_message(), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(list.status.error_message(), Catch::Contains("name_prefix"));
+  CHECK_THAT(list.status.error_message(), !Catch::Contains("texts"));
+  common::v1::ListModelsRequest request;
+  request.set_name_prefix("small");
+  list = RawUnaryCall(stack.channel, std::string(kService) + "ListModels",
+                      request.SerializeAsString());
+  REQUIRE(list.status.ok());
+  common::v1::ListModelsResponse models;
+  REQUIRE(models.ParseFromString(list.responses.at(0)));
+  CHECK(models.models_size() == 1);
 }
 
 // A unary call whose request never arrived: gRPC hands the handler a buffer without data. It was
