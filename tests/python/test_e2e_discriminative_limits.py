@@ -194,3 +194,43 @@ def test_answers_that_cannot_fit_are_refused_before_the_work(tmp_path):
                              timeout=TIMEOUT).results[0].label == "k0000"
     finally:
         assert process.stop() == 0
+
+
+def pack(texts):
+    return b"".join(len(t).to_bytes(4, "little") + t for t in texts)
+
+
+def test_vectorize_and_list_models_refusals_say_what_fits(tmp_path):
+    """amp2.md 4: Vectorize built every row and the whole answer before the size check (a char 1..16-gram model
+    crashed the server at 63 MB of texts); it now stops at the first text that takes the answer past
+    --max_message_bytes, before the texts after it are read (the invalid UTF-8 one would be INVALID_ARGUMENT).
+    amp2.md 6: ListModels above the limit says to narrow it with name_prefix, not "fewer texts"."""
+    process = start_discriminative(tmp_path / "m", extra=["--max_message_bytes", str(64 << 10)])
+    try:
+        stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel_to(process))
+        config = disc.TrainConfig(name="hch", vectorizer=disc.VectorizerConfig(hashing=disc.HashingVectorizerConfig(
+            n_features=1 << 22, alternate_sign=False,
+            text=disc.TextOptions(analyzer=disc.ANALYZER_CHAR, ngram_min=1, ngram_max=16))))
+        stub.Train(train_requests("hch", TEXTS, LABELS, config=config), timeout=TIMEOUT)
+        rnd = random.Random(4)
+        alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+        text = "".join(rnd.choice(alphabet) for _ in range(200)).encode()
+        long_text = "".join(rnd.choice(alphabet) for _ in range(2000)).encode()
+        one = stub.Vectorize(disc.VectorizeRequest(model=ref("hch"), packed_texts=pack([text])), timeout=TIMEOUT)
+        assert one.ByteSize() <= 64 << 10 < 2 * one.ByteSize()
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_message_bytes",
+                              "only the first 1 of the 4 texts fit"):
+            stub.Vectorize(disc.VectorizeRequest(model=ref("hch"), packed_texts=pack([text] * 3 + [b"\xff"])),
+                           timeout=TIMEOUT)
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_message_bytes", "texts[0] alone"):
+            stub.Vectorize(disc.VectorizeRequest(model=ref("hch"), packed_texts=pack([long_text])), timeout=TIMEOUT)
+
+        for i in range(30):
+            stub.Train(train_requests("", TEXTS, LABELS, config=disc.TrainConfig(
+                name=f"desc-{i:02d}", description="d" * 3000)), timeout=TIMEOUT)
+        with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_message_bytes", "name_prefix"):
+            stub.ListModels(common_pb2.ListModelsRequest(), timeout=TIMEOUT)
+        listed = stub.ListModels(common_pb2.ListModelsRequest(name_prefix="desc-0"), timeout=TIMEOUT)
+        assert [m.name for m in listed.models] == [f"desc-{i:02d}" for i in range(10)]
+    finally:
+        assert process.stop() == 0

@@ -577,7 +577,7 @@ absl::StatusOr<v1::VectorizeResponse> DiscriminativeCore::Vectorize(
         absl::StrCat("the Vectorize answer would take at least ", bytes, " bytes at texts[", i,
                      "] (", row.indices.size(), " features", with_names ? " with their names" : "",
                      "), above this server's largest message of ", limit,
-                     " bytes (--max_message_bytes); no text after it was vectorized: ",
+                     " bytes (--max_message_bytes); vectorizing stopped there: ",
                      i == 0 ? "texts[0] alone does not fit, split or shorten it"
                             : absl::StrCat("only the first ", i, " of the ", texts.size(),
                                            " texts fit in one answer, send fewer texts per call"),
