@@ -171,10 +171,9 @@ class IdleWatch {
         "no complete message of the stream arrived for more than ",
         absl::FormatDuration(watchdog_->idle_timeout()),
         " (the server's --stream_idle_timeout_seconds), and it was ended: a silent stream holds "
-        "one "
-        "of the server's call slots; send each next message within that time (a message that "
-        "takes longer to upload, a large one on a slow link, needs a larger timeout or smaller "
-        "messages); nothing was stored"));
+        "one of the server's call slots; send each next message within that time (a message "
+        "that takes longer to upload, a large one on a slow link, needs a larger timeout or "
+        "smaller messages); nothing was stored"));
   }
 
  private:
