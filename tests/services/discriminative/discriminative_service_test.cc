@@ -269,7 +269,7 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   testing::LockedStream log;
   StackOptions options;
   options.log = &log;
-  options.stream_idle_timeout = absl::Milliseconds(400);
+  options.stream_idle_timeout = absl::Milliseconds(1500);
   Stack stack(options);
   // A Train stream that sends its config, then nothing: ended, nothing stored, its slot freed.
   grpc::GenericStub stub(stack.channel);
@@ -306,7 +306,8 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   CHECK_THAT(log.str(), Catch::Contains("--stream_idle_timeout_seconds"));
 
   // One that keeps sending, each message within the timeout though the whole stream takes
-  // longer: completes.
+  // longer (7 x 500 ms under 1.5 s; 150 ms under 0.4 s was cut once in a loaded full run):
+  // completes.
   std::vector<std::string> messages = {Config("steady")};
   for (int i = 0; i < 6; ++i) messages.push_back(Batch(i * 4, 4));
   grpc::GenericStub steady_stub(stack.channel);
@@ -318,7 +319,7 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   steady->StartCall(reinterpret_cast<void*>(1));
   REQUIRE(steady_cq.Next(&tag, &ok));
   for (const std::string& message : messages) {
-    absl::SleepFor(absl::Milliseconds(150));
+    absl::SleepFor(absl::Milliseconds(500));
     steady->Write(testing::ToBuffer(message), reinterpret_cast<void*>(2));
     REQUIRE(steady_cq.Next(&tag, &ok));
     REQUIRE(ok);
