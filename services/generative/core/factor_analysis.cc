@@ -169,17 +169,8 @@ Family FactorAnalysisFamily() {
   // The fitted model forms LinearGaussianValues (its model_size), counted too so that a fit this
   // passes is stored and loaded (L <= D is checked when the fit ends).
   family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
-    const double d = static_cast<double>(dimension);
-    const double l = std::min<double>(config.factor_analysis().latent_dim(), d);
-    FitSize size;
-    size.bytes = Float64Bytes(std::max(d * d, LinearGaussianValues(d, l)));
-    size.what = absl::StrCat("the ", dimension, " x ", dimension,
-                             " covariance the fit decomposes every iteration (factor_analysis)");
-    absl::StrAppend(&size.what, ", or the fitted model's D x L and L x L matrices (latent_dim ", l,
-                    ") when larger");
-    size.smaller =
-        "reduce the columns (e.g. a random projection or feature selection first) or latent_dim";
-    return size;
+    return LinearGaussianFitSize(dimension, config.factor_analysis().latent_dim(),
+                                 " every iteration (factor_analysis)");
   };
   return family;
 }

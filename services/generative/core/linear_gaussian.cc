@@ -357,4 +357,18 @@ ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::M
   return size;
 }
 
+FitSize LinearGaussianFitSize(int64_t dimension, uint32_t latent_dim,
+                              absl::string_view decomposes) {
+  const double d = static_cast<double>(dimension);
+  const double l = std::min<double>(latent_dim, d);
+  FitSize size;
+  size.bytes = Float64Bytes(std::max(d * d, LinearGaussianValues(d, l)));
+  size.what = absl::StrCat(
+      "the ", dimension, " x ", dimension, " covariance the fit decomposes", decomposes,
+      ", or the fitted model's D x L and L x L matrices (latent_dim ", l, ") when larger");
+  size.smaller =
+      "reduce the columns (e.g. a random projection or feature selection first) or latent_dim";
+  return size;
+}
+
 }  // namespace maas::generative

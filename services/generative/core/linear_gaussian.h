@@ -22,6 +22,7 @@
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "services/generative/core/family.h"
 #include "services/generative/core/model.h"
 #include "services/generative/core/sample_product.h"
@@ -117,6 +118,11 @@ double LinearGaussianValues(double d, double l);
 // Family::model_size of ppca / factor_analysis (loadings D x L): LinearGaussianValues, from the
 // Matrix header alone.
 ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::Matrix& loadings);
+
+// Family::fit_size of ppca / factor_analysis for rows of `dimension` columns and `latent_dim`: the
+// D x D covariance the fit decomposes (`decomposes` says how, for the message), or the fitted
+// model's LinearGaussianValues when larger, so that a fit this passes is stored and loaded.
+FitSize LinearGaussianFitSize(int64_t dimension, uint32_t latent_dim, absl::string_view decomposes);
 
 }  // namespace maas::generative
 
