@@ -35,51 +35,90 @@ struct RawCallResult {
   std::multimap<std::string, std::string> trailers;
 };
 
+// One call of `method` through a generic stub, step by step (a test that must stop in the middle:
+// write, then wait; cancel before writing): started by the constructor; each step waits for its
+// completion and says whether it succeeded.
+class RawCall {
+ public:
+  RawCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+          std::chrono::milliseconds deadline = std::chrono::seconds(30))
+      : stub_(channel) {
+    context_.set_deadline(std::chrono::system_clock::now() + deadline);
+    call_ = stub_.PrepareCall(&context_, method, &cq_);
+    call_->StartCall(reinterpret_cast<void*>(1));
+    started_ = Step();
+  }
+  ~RawCall() {
+    cq_.Shutdown();
+    void* tag;
+    bool ok;
+    while (cq_.Next(&tag, &ok)) {
+    }
+  }
+  RawCall(const RawCall&) = delete;
+  RawCall& operator=(const RawCall&) = delete;
+
+  // Whether the call started (its headers went out).
+  bool started() const { return started_; }
+  bool Write(const std::string& message) {
+    call_->Write(ToBuffer(message), reinterpret_cast<void*>(2));
+    return Step();
+  }
+  bool WritesDone() {
+    call_->WritesDone(reinterpret_cast<void*>(3));
+    return Step();
+  }
+  // The next response, or false when there is none (the call ended).
+  bool Read(std::string* response) {
+    grpc::ByteBuffer buffer;
+    call_->Read(&buffer, reinterpret_cast<void*>(4));
+    if (!Step()) return false;
+    *response = ToString(buffer);
+    return true;
+  }
+  void Cancel() { context_.TryCancel(); }
+  grpc::Status Finish() {
+    grpc::Status status;
+    call_->Finish(&status, reinterpret_cast<void*>(5));
+    Step();
+    return status;
+  }
+  const grpc::ClientContext& context() const { return context_; }
+
+ private:
+  bool Step() {
+    void* tag = nullptr;
+    bool ok = false;
+    cq_.Next(&tag, &ok);
+    return ok;
+  }
+
+  grpc::GenericStub stub_;
+  grpc::CompletionQueue cq_;
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  bool started_ = false;
+};
+
 // Runs one streaming call of `method`: writes every message (stopping at the first failed write),
 // half-closes, reads every response, finishes. Works for client, server and bidi streams.
 inline RawCallResult RawStreamCall(const std::shared_ptr<grpc::Channel>& channel,
                                    const std::string& method,
                                    const std::vector<std::string>& messages,
                                    std::chrono::milliseconds deadline = std::chrono::seconds(30)) {
-  grpc::GenericStub stub(channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + deadline);
-  auto call = stub.PrepareCall(&context, method, &cq);
-  auto step = [&]() {
-    void* tag = nullptr;
-    bool ok = false;
-    cq.Next(&tag, &ok);
-    return ok;
-  };
-  call->StartCall(reinterpret_cast<void*>(1));
-  bool writable = step();
+  RawCall call(channel, method, deadline);
+  bool writable = call.started();
   for (const std::string& message : messages) {
     if (!writable) break;
-    call->Write(ToBuffer(message), reinterpret_cast<void*>(2));
-    writable = step();
+    writable = call.Write(message);
   }
-  if (writable) {
-    call->WritesDone(reinterpret_cast<void*>(3));
-    step();
-  }
+  if (writable) call.WritesDone();
   RawCallResult result;
-  for (;;) {
-    grpc::ByteBuffer response;
-    call->Read(&response, reinterpret_cast<void*>(4));
-    if (!step()) break;
-    result.responses.push_back(ToString(response));
-  }
-  call->Finish(&result.status, reinterpret_cast<void*>(5));
-  step();
-  for (const auto& [key, value] : context.GetServerTrailingMetadata()) {
+  for (std::string response; call.Read(&response);) result.responses.push_back(response);
+  result.status = call.Finish();
+  for (const auto& [key, value] : call.context().GetServerTrailingMetadata()) {
     result.trailers.emplace(std::string(key.data(), key.size()),
                             std::string(value.data(), value.size()));
-  }
-  cq.Shutdown();
-  void* tag;
-  bool ok;
-  while (cq.Next(&tag, &ok)) {
   }
   return result;
 }

@@ -272,30 +272,16 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   options.stream_idle_timeout = absl::Milliseconds(1500);
   Stack stack(options);
   // A Train stream that sends its config, then nothing: ended, nothing stored, its slot freed.
-  grpc::GenericStub stub(stack.channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto call = stub.PrepareCall(&context, std::string(kService) + "Train", &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  REQUIRE(cq.Next(&tag, &ok));
-  REQUIRE(ok);
-  call->Write(testing::ToBuffer(Config("silent")), reinterpret_cast<void*>(2));
-  REQUIRE(cq.Next(&tag, &ok));
-  REQUIRE(ok);
-  grpc::ByteBuffer response;
-  call->Read(&response, reinterpret_cast<void*>(3));  // completes when the server ends the call
-  REQUIRE(cq.Next(&tag, &ok));
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(4));
-  REQUIRE(cq.Next(&tag, &ok));
-  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
-  // The client reads why (it read gRPC's bare "Cancelled" when the watchdog cancelled the call).
-  CHECK_THAT(status.error_message(), Catch::Contains("--stream_idle_timeout_seconds"));
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
+  {
+    testing::RawCall call(stack.channel, std::string(kService) + "Train", std::chrono::seconds(60));
+    REQUIRE(call.started());
+    REQUIRE(call.Write(Config("silent")));
+    std::string response;
+    CHECK_FALSE(call.Read(&response));  // completes when the server ends the call
+    const grpc::Status status = call.Finish();
+    CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
+    // The client reads why (it read gRPC's bare "Cancelled" when the watchdog cancelled the call).
+    CHECK_THAT(status.error_message(), Catch::Contains("--stream_idle_timeout_seconds"));
   }
   stack.WaitIdle();
   CHECK_FALSE(stack.Stored("silent"));
@@ -310,31 +296,16 @@ TEST_CASE("Streams that wait on a silent client end after --stream_idle_timeout_
   // completes.
   std::vector<std::string> messages = {Config("steady")};
   for (int i = 0; i < 6; ++i) messages.push_back(Batch(i * 4, 4));
-  grpc::GenericStub steady_stub(stack.channel);
-  grpc::CompletionQueue steady_cq;
-  grpc::ClientContext steady_context;
-  steady_context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-  auto steady =
-      steady_stub.PrepareCall(&steady_context, std::string(kService) + "Train", &steady_cq);
-  steady->StartCall(reinterpret_cast<void*>(1));
-  REQUIRE(steady_cq.Next(&tag, &ok));
+  testing::RawCall steady(stack.channel, std::string(kService) + "Train", std::chrono::seconds(60));
+  REQUIRE(steady.started());
   for (const std::string& message : messages) {
     absl::SleepFor(absl::Milliseconds(500));
-    steady->Write(testing::ToBuffer(message), reinterpret_cast<void*>(2));
-    REQUIRE(steady_cq.Next(&tag, &ok));
-    REQUIRE(ok);
+    REQUIRE(steady.Write(message));
   }
-  steady->WritesDone(reinterpret_cast<void*>(3));
-  REQUIRE(steady_cq.Next(&tag, &ok));
-  steady->Read(&response, reinterpret_cast<void*>(4));
-  REQUIRE(steady_cq.Next(&tag, &ok));
-  grpc::Status steady_status;
-  steady->Finish(&steady_status, reinterpret_cast<void*>(5));
-  REQUIRE(steady_cq.Next(&tag, &ok));
-  CHECK(steady_status.ok());
-  steady_cq.Shutdown();
-  while (steady_cq.Next(&tag, &ok)) {
-  }
+  REQUIRE(steady.WritesDone());
+  std::string response;
+  CHECK(steady.Read(&response));
+  CHECK(steady.Finish().ok());
   CHECK(stack.Stored("steady"));
   CHECK(stack.watchdog.cancelled() == 1);
 }
@@ -415,24 +386,12 @@ TEST_CASE("A unary call without a request message: INVALID_ARGUMENT saying so, o
   CHECK_THAT(none.status.error_message(), Catch::Contains("carried no request message"));
 
   // Headers sent, then cancelled before any message.
-  grpc::GenericStub stub(stack.channel);
-  grpc::CompletionQueue cq;
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
-  auto call = stub.PrepareCall(&context, std::string(kService) + "Classify", &cq);
-  void* tag = nullptr;
-  bool ok = false;
-  call->StartCall(reinterpret_cast<void*>(1));
-  REQUIRE(cq.Next(&tag, &ok));
-  REQUIRE(ok);
-  absl::SleepFor(absl::Milliseconds(100));  // let the server start the call
-  context.TryCancel();
-  grpc::Status status;
-  call->Finish(&status, reinterpret_cast<void*>(2));
-  REQUIRE(cq.Next(&tag, &ok));
-  CHECK(status.error_code() == grpc::StatusCode::CANCELLED);
-  cq.Shutdown();
-  while (cq.Next(&tag, &ok)) {
+  {
+    testing::RawCall call(stack.channel, std::string(kService) + "Classify");
+    REQUIRE(call.started());
+    absl::SleepFor(absl::Milliseconds(100));  // let the server start the call
+    call.Cancel();
+    CHECK(call.Finish().error_code() == grpc::StatusCode::CANCELLED);
   }
   // The server's own view of that call, in its call log.
   const absl::Time limit = absl::Now() + kCap;
