@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/adapter/deadline_counted.h"
 
 namespace maas::adapter {
 
@@ -25,20 +26,6 @@ inline absl::Time CallDeadline(const grpc::ServerContextBase& context) {
   if (gpr_time_cmp(raw, gpr_inf_future(raw.clock_type)) == 0) return absl::InfiniteFuture();
   const gpr_timespec real = gpr_convert_clock_type(raw, GPR_CLOCK_REALTIME);
   return absl::FromUnixSeconds(real.tv_sec) + absl::Nanoseconds(real.tv_nsec);
-}
-
-// Whether a call started at `started` whose client went away at `now` timed out rather than was
-// cancelled, its deadline being `deadline` (absl::InfiniteFuture(): none). A client cancels when
-// its own deadline passes, and that reaches the server before the server's timer (the timeout was
-// sent rounded up, and travelled): a deadline within min(100 ms, max(5 ms, a tenth of the call's
-// time)) counts as passed (the 5 ms: a call of a millisecond or two whose client timed out was
-// logged CANCELLED, its cancel arriving more than a tenth of the call's time before the server's
-// deadline).
-inline bool DeadlineCounted(absl::Time deadline, absl::Time started, absl::Time now) {
-  if (deadline == absl::InfiniteFuture()) return false;
-  const absl::Duration slack =
-      std::min(absl::Milliseconds(100), std::max(absl::Milliseconds(5), (deadline - started) / 10));
-  return now >= deadline - slack;
 }
 
 // The status of a call gRPC ended under a reactor (a failed read or write of a cancelled call):

@@ -37,6 +37,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/adapter/deadline_counted.h"
 #include "services/gateway/h2/grpc_framing.h"
 
 namespace maas::gateway::h2 {
@@ -1853,13 +1854,12 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
               "--shutdown_grace_ms for calls in flight)";
         }
       } else if (code != NGHTTP2_NO_ERROR && call->timeout_ns > 0 &&
-                 NowNs() - call->start_ns >=
-                     call->timeout_ns -
-                         std::min<int64_t>(100'000'000,
-                                           std::max<int64_t>(5'000'000, call->timeout_ns / 10))) {
-        // A client resets the stream when its deadline passes: within min(100 ms, max(5 ms, a
-        // tenth of the timeout)) of the grpc-timeout it sent (rounded up, and sent a moment
-        // before), it did (the rule of the services' call log, common/adapter/call_deadline.h).
+                 adapter::DeadlineCounted(
+                     absl::FromUnixNanos(call->start_ns) + absl::Nanoseconds(call->timeout_ns),
+                     absl::FromUnixNanos(call->start_ns), absl::FromUnixNanos(NowNs()))) {
+        // A client resets the stream when its deadline passes: near the grpc-timeout it sent
+        // (rounded up, and sent a moment before), it did (the services' rule; only differences of
+        // the front's clock enter it).
         call->code = kStatusDeadlineExceeded;
         if (call->message.empty()) call->message = "the client's deadline passed";
       } else {
