@@ -77,22 +77,6 @@ class FamilyFitter {
   virtual absl::StatusOr<FitResult> Finish(const exec::StopToken& stop) = 0;
 };
 
-// The size of what a fit builds, known from its config and the rows' dimension D (at the first
-// chunk of rows, before any fitting): checked against the server's --max_model_bytes.
-struct FitSize {
-  // 8 x the float64 values of the fitted model's parameters, or of a larger D-sized matrix the fit
-  // forms (ppca and factor_analysis: the D x D covariance). Saturates at 2^64 - 1.
-  uint64_t bytes = 0;
-  // What makes up `bytes`, for the refusal ("100 FULL covariances of 1000 x 1000").
-  std::string what;
-  // Working memory per training row that the fit forms (mixtures: the rows x n_components
-  // responsibilities and their logs), also bounded by --max_model_bytes as rows arrive.
-  uint64_t per_row_bytes = 0;
-  // How to make it smaller, naming fields ("use covariance_type DIAG or SPHERICAL, or fewer
-  // n_components").
-  std::string smaller;
-};
-
 // 8 x `values` as bytes, saturating at 2^64 - 1 (sizes are products of request fields).
 uint64_t Float64Bytes(double values);
 
@@ -109,6 +93,17 @@ struct ModelSize {
   std::string what;
   // How to make it smaller, naming fields.
   std::string smaller;
+};
+
+// The size of what a fit builds, known from its config and the rows' dimension D (at the first
+// chunk of rows, before any fitting): checked against the server's --max_model_bytes. `bytes` is
+// that of the fitted model's parameters or of a larger D-sized matrix the fit forms (ppca and
+// factor_analysis: the D x D covariance); `what` e.g. "100 FULL covariances of 1000 x 1000",
+// `smaller` e.g. "use covariance_type DIAG or SPHERICAL, or fewer n_components".
+struct FitSize : ModelSize {
+  // Working memory per training row that the fit forms (mixtures: the rows x n_components
+  // responsibilities and their logs), also bounded by --max_model_bytes as rows arrive.
+  uint64_t per_row_bytes = 0;
 };
 
 struct Family {
