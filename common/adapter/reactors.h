@@ -109,10 +109,10 @@ struct TooLargeAdvice {
   // Data methods (Classify, Vectorize, Sample, ...): the default.
   static constexpr absl::string_view kAskForLess =
       "ask for less in one call (fewer texts or rows, the compact form)";
-  // ListModels (both services): the list has every model's labels and description, and no paging.
+  // ListModels (both services) without page_size: every model's labels and description at once.
   static constexpr absl::string_view kListFewerModels =
-      "list fewer models per call: set name_prefix (e.g. one call per prefix) and leave "
-      "all_versions unset";
+      "page through the list: set page_size (1..1000) and send each answer's next_page_token back "
+      "as page_token (the clients' full listings do), or set name_prefix";
 };
 
 namespace internal {

@@ -13,8 +13,10 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
+#include <optional>
 #include <ostream>
 #include <string>
 #include <string_view>
@@ -28,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "common/exec/stop_token.h"
+#include "common/registry/list_page.h"
 #include "common/status/status_macros.h"
 #include "common/store/model_cache.h"
 #include "common/store/model_store.h"
@@ -195,36 +198,92 @@ class ModelRepository {
   }
 
   // The stored models `request` covers; versions that cannot be read are named in
-  // unreadable_versions with `type` (the service's).
+  // unreadable_versions with `type` (the service's). With a page_size, one page of them (see
+  // list_page.h): at most page_size entries, and fewer when more would make the answer larger than
+  // `max_bytes` (0: no limit; a page always holds at least one entry), with next_page_token set
+  // while entries may follow.
   absl::StatusOr<common::v1::ListModelsResponse> List(
       const common::v1::ListModelsRequest& request,
-      common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED) {
+      common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED, int64_t max_bytes = 0) {
+    MAAS_ASSIGN_OR_RETURN(const ListPaging paging, ParseListPaging(request));
     MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames());
     common::v1::ListModelsResponse response;
-    for (const std::string& name : names) {
-      if (!absl::StartsWith(name, request.name_prefix())) continue;
+    const int64_t budget = max_bytes > 0 ? std::max<int64_t>(max_bytes - kListPageTokenReserve, 1)
+                                         : std::numeric_limits<int64_t>::max();
+    int entries = 0;
+    int64_t bytes = 0;
+    std::optional<ListKey> last;
+    bool more = false;
+    // Adds an entry unless the page is full; false when it is (the entry then follows it).
+    const auto fits = [&](std::size_t size) {
+      const int64_t entry_bytes = ListEntryBytes(size);
+      if (paging.page_size > 0 && entries > 0 &&
+          (entries >= paging.page_size || entry_bytes > budget - bytes)) {
+        return false;
+      }
+      ++entries;
+      bytes += entry_bytes;
+      return true;
+    };
+    // Names sort, so those with the prefix (and after the previous page's last) are contiguous.
+    const std::string& from = paging.after.has_value() && paging.after->name > request.name_prefix()
+                                  ? paging.after->name
+                                  : request.name_prefix();
+    for (auto it = std::lower_bound(names.begin(), names.end(), from);
+         !more && it != names.end() && absl::StartsWith(*it, request.name_prefix()); ++it) {
+      const std::string& name = *it;
       absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
       if (absl::IsNotFound(versions.status())) continue;  // deleted meanwhile
       if (!versions.ok()) {  // the model's versions cannot be listed (version 0: all of them)
-        AddUnreadable(name, 0, type, versions.status(), &response);
+        ListKey key{name, 0, type};
+        if (!paging.Wants(key)) continue;
+        common::v1::UnreadableVersion bad = Unreadable(name, 0, type, versions.status());
+        if (!fits(bad.ByteSizeLong())) {
+          more = true;
+          break;
+        }
+        *response.add_unreadable_versions() = std::move(bad);
+        last = std::move(key);
         continue;
       }
       if (versions->empty()) continue;
       std::vector<int64_t> wanted =
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
       for (int64_t version : wanted) {
+        ListKey key{name, version, type};
+        if (!paging.Wants(key)) continue;
+        // A full page ends at the first entry after it, before reading that entry's metadata.
+        if (paging.page_size > 0 && entries >= paging.page_size) {
+          more = true;
+          break;
+        }
         // Metadata only: listing never loads (parses and builds) a model.
         absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
         // A version deleted meanwhile is left out; one that cannot be read (corrupt, truncated,
         // foreign) is named in unreadable_versions with what calls on it answer, so one bad file
         // neither fails the listing nor makes its model vanish from it.
         if (info.ok()) {
+          if (!fits(info->ByteSizeLong())) {
+            more = true;
+            break;
+          }
           *response.add_models() = *std::move(info);
         } else if (!absl::IsNotFound(info.status())) {
-          AddUnreadable(name, version, type, info.status(), &response);
+          common::v1::UnreadableVersion bad = Unreadable(name, version, type, info.status());
+          if (!fits(bad.ByteSizeLong())) {
+            more = true;
+            break;
+          }
+          *response.add_unreadable_versions() = std::move(bad);
+        } else {
+          continue;
         }
+        last = std::move(key);
       }
       ForgetInfosExcept(name, *versions);
+    }
+    if (more && last.has_value()) {
+      response.set_next_page_token(MakeListPageToken(request, *last));
     }
     return response;
   }
@@ -282,14 +341,16 @@ class ModelRepository {
     infos_[{name, version}] = info;
     return info;
   }
-  static void AddUnreadable(const std::string& name, int64_t version, common::v1::ModelType type,
-                            const absl::Status& status, common::v1::ListModelsResponse* response) {
-    common::v1::UnreadableVersion* bad = response->add_unreadable_versions();
-    bad->set_name(name);
-    bad->set_version(version);
-    bad->set_type(type);
-    bad->set_code(absl::StatusCodeToString(status.code()));
-    bad->set_message(std::string(status.message()));
+  static common::v1::UnreadableVersion Unreadable(const std::string& name, int64_t version,
+                                                  common::v1::ModelType type,
+                                                  const absl::Status& status) {
+    common::v1::UnreadableVersion bad;
+    bad.set_name(name);
+    bad.set_version(version);
+    bad.set_type(type);
+    bad.set_code(absl::StatusCodeToString(status.code()));
+    bad.set_message(std::string(status.message()));
+    return bad;
   }
   // A version becomes visible only complete and loadable: the bytes about to be written must load
   // back as the model `name` at `version` (an empty string from a failed serialization once

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/registry/list_page.h"
 #include "common/status/grpc_status.h"
 #include "maas/common/v1/common.pb.h"
 #include "maas/gateway/v1/gateway.pb.h"
@@ -26,8 +27,13 @@ using maas::common::v1::ListModelsResponse;
 // one thread: no lock). Deletes itself after calling `done`.
 class FanOut {
  public:
-  FanOut(const Backends* backends, GatewayService::Done done)
-      : backends_(backends), done_(std::move(done)), calls_(backends->size()) {}
+  FanOut(const Backends* backends, ListModelsRequest request, int64_t max_bytes,
+         GatewayService::Done done)
+      : backends_(backends),
+        parsed_(std::move(request)),
+        max_bytes_(max_bytes),
+        done_(std::move(done)),
+        calls_(backends->size()) {}
 
   void Start(const std::string& request, const grpc::ServerContextBase& incoming,
              absl::Duration timeout, grpc::CompletionQueue* cq) {
@@ -74,7 +80,8 @@ class FanOut {
       }
       lists.push_back(std::move(b));
     }
-    absl::StatusOr<ListModelsResponse> merged = MergeModelLists(std::move(lists));
+    absl::StatusOr<ListModelsResponse> merged =
+        MergeModelLists(parsed_, std::move(lists), max_bytes_);
     std::string response;
     if (merged.ok()) response = merged->SerializeAsString();
     GatewayService::Done done = std::move(done_);
@@ -84,6 +91,8 @@ class FanOut {
   }
 
   const Backends* const backends_;
+  const ListModelsRequest parsed_;
+  const int64_t max_bytes_;
   GatewayService::Done done_;
   grpc::ByteBuffer request_;
   std::vector<Call> calls_;
@@ -118,12 +127,18 @@ void GatewayService::ListModels(const std::string& request, const grpc::ServerCo
          "");
     return;
   }
+  // A page_token or page_size every backend would refuse: said once, by the gateway.
+  if (absl::StatusOr<registry::ListPaging> paging = registry::ParseListPaging(parsed);
+      !paging.ok()) {
+    done(ToGrpcStatus(paging.status()), "");
+    return;
+  }
   if (backends_->size() == 0) {
     done(grpc::Status::OK, ListModelsResponse().SerializeAsString());
     return;
   }
   // The backends get the caller's bytes: their ListModels takes the same message.
-  (new FanOut(backends_, std::move(done)))
+  (new FanOut(backends_, std::move(parsed), options_.max_message_bytes, std::move(done)))
       ->Start(request, incoming, options_.list_models_timeout, cq);
 }
 

@@ -35,6 +35,9 @@ class GatewayService final {
     absl::Duration list_models_timeout = absl::Seconds(10);
     // Deadline of each backend health check made by GetBackends.
     absl::Duration health_check_timeout = absl::Seconds(1);
+    // Largest ListModels answer (--max_message_bytes; 0: no limit): pages are cut to fit in it,
+    // and an unpaged list above it is refused, saying to page.
+    int64_t max_message_bytes = 0;
   };
 
   // REQUIRES: `backends` outlives the service.

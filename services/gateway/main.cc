@@ -234,6 +234,7 @@ int main(int argc, char** argv) {
   gw::GatewayService::Options service_options;
   service_options.health_check_timeout =
       absl::Milliseconds(absl::GetFlag(FLAGS_health_check_timeout_ms));
+  service_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   const gw::GatewayService gateway_service(backends->get(), service_options);
   // grpc.health.v1, answered by the proxy: "" follows the health monitor; the gateway's own
   // services are known (SERVING) as gRPC's health service reported its registered services.

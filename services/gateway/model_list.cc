@@ -1,18 +1,32 @@
 #include "services/gateway/model_list.h"
 
 #include <algorithm>
+#include <limits>
+#include <optional>
 #include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/registry/list_page.h"
+#include "common/status/status_macros.h"
 
 namespace maas::gateway {
 
+using maas::common::v1::ListModelsRequest;
 using maas::common::v1::ListModelsResponse;
 using maas::common::v1::ModelInfo;
+using maas::common::v1::UnreadableVersion;
+using maas::registry::KeyOf;
+using maas::registry::kListPageTokenReserve;
+using maas::registry::kMaxListPageSize;
+using maas::registry::ListEntryBytes;
+using maas::registry::ListKey;
+using maas::registry::MakeListPageToken;
 
-absl::StatusOr<ListModelsResponse> MergeModelLists(std::vector<BackendModels> lists) {
+absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& request,
+                                                   std::vector<BackendModels> lists,
+                                                   int64_t max_bytes) {
   auto failure = [](const BackendModels& b) {
     return absl::Status(b.result.status().code(),
                         absl::StrCat("backend of route ", b.route.service,
@@ -37,6 +51,15 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(std::vector<BackendModels> li
         lists.front().result.status().code(),
         absl::StrCat("no backend answered ListModels (", absl::StrJoin(parts, "; "), ")"));
   }
+  // Every entry of the healthy backends, and where a backend with more entries stops.
+  // Entries at or before the token's position are dropped here too: a backend older than paging
+  // answers every entry to every page.
+  MAAS_ASSIGN_OR_RETURN(const maas::registry::ListPaging paging,
+                        maas::registry::ParseListPaging(request));
+  std::vector<ModelInfo> models;
+  std::vector<UnreadableVersion> unreadable;
+  std::optional<ListKey> cutoff;
+  bool more = false;
   ListModelsResponse merged;
   for (BackendModels& b : lists) {
     if (!b.result.ok()) {
@@ -45,25 +68,77 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(std::vector<BackendModels> li
                                                ": ", b.result.status().message()));
       continue;
     }
+    std::optional<ListKey> backend_last;
+    const auto see = [&backend_last](const ListKey& key) {
+      if (!backend_last.has_value() || *backend_last < key) backend_last = key;
+    };
     for (ModelInfo& info : *b.result->mutable_models()) {
       if (info.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) info.set_type(b.route.type);
-      *merged.add_models() = std::move(info);
+      if (!paging.Wants(KeyOf(info))) continue;
+      see(KeyOf(info));
+      models.push_back(std::move(info));
     }
-    for (maas::common::v1::UnreadableVersion& bad : *b.result->mutable_unreadable_versions()) {
+    for (UnreadableVersion& bad : *b.result->mutable_unreadable_versions()) {
       if (bad.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) bad.set_type(b.route.type);
-      *merged.add_unreadable_versions() = std::move(bad);
+      if (!paging.Wants(KeyOf(bad))) continue;
+      see(KeyOf(bad));
+      unreadable.push_back(std::move(bad));
+    }
+    // A backend with more entries and none in this page would be a broken backend; its entries
+    // cannot bound the page, so they are not waited for.
+    if (!b.result->next_page_token().empty() && backend_last.has_value()) {
+      more = true;
+      if (!cutoff.has_value() || *backend_last < *cutoff) cutoff = backend_last;
     }
   }
   // By name, then version, then type (ModelInfo and UnreadableVersion alike).
-  const auto by_name_version_type = [](const auto& a, const auto& b) {
-    if (a.name() != b.name()) return a.name() < b.name();
-    if (a.version() != b.version()) return a.version() < b.version();
-    return a.type() < b.type();
-  };
-  std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
-                   by_name_version_type);
-  std::stable_sort(merged.mutable_unreadable_versions()->begin(),
-                   merged.mutable_unreadable_versions()->end(), by_name_version_type);
+  const auto by_key = [](const auto& a, const auto& b) { return KeyOf(a) < KeyOf(b); };
+  std::stable_sort(models.begin(), models.end(), by_key);
+  std::stable_sort(unreadable.begin(), unreadable.end(), by_key);
+
+  const int page_size = paging.page_size;
+  if (page_size == 0) {
+    for (ModelInfo& info : models) *merged.add_models() = std::move(info);
+    for (UnreadableVersion& bad : unreadable) *merged.add_unreadable_versions() = std::move(bad);
+    if (max_bytes > 0 && merged.ByteSizeLong() > static_cast<std::size_t>(max_bytes)) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the list of ", merged.models_size(), " models is ", merged.ByteSizeLong(),
+          " bytes, above the gateway's --max_message_bytes (", max_bytes,
+          "): page through it (set page_size, 1..", kMaxListPageSize,
+          ", and send each answer's next_page_token back as page_token; the clients' full "
+          "listings do), or set name_prefix"));
+    }
+    return merged;
+  }
+  // Both lists in one order: take from whichever sorts first, while the page has room and the
+  // entry is not past a backend's last.
+  const int64_t budget = max_bytes > 0 ? std::max<int64_t>(max_bytes - kListPageTokenReserve, 1)
+                                       : std::numeric_limits<int64_t>::max();
+  std::size_t m = 0, u = 0;
+  int entries = 0;
+  int64_t bytes = 0;
+  std::optional<ListKey> last;
+  while (m < models.size() || u < unreadable.size()) {
+    const bool take_model =
+        u == unreadable.size() || (m < models.size() && !(KeyOf(unreadable[u]) < KeyOf(models[m])));
+    ListKey key = take_model ? KeyOf(models[m]) : KeyOf(unreadable[u]);
+    const int64_t entry_bytes =
+        ListEntryBytes(take_model ? models[m].ByteSizeLong() : unreadable[u].ByteSizeLong());
+    if ((cutoff.has_value() && *cutoff < key) ||
+        (entries > 0 && (entries >= page_size || entry_bytes > budget - bytes))) {
+      more = true;
+      break;
+    }
+    if (take_model) {
+      *merged.add_models() = std::move(models[m++]);
+    } else {
+      *merged.add_unreadable_versions() = std::move(unreadable[u++]);
+    }
+    ++entries;
+    bytes += entry_bytes;
+    last = std::move(key);
+  }
+  if (more && last.has_value()) merged.set_next_page_token(MakeListPageToken(request, *last));
   return merged;
 }
 

@@ -2,6 +2,7 @@
 #ifndef MAAS_SERVICES_GATEWAY_MODEL_LIST_H_
 #define MAAS_SERVICES_GATEWAY_MODEL_LIST_H_
 
+#include <cstdint>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -16,9 +17,16 @@ struct BackendModels {
   absl::StatusOr<maas::common::v1::ListModelsResponse> result;
 };
 
-// Merges the lists into one sorted by name, then version, then type. A ModelInfo whose type is
-// MODEL_TYPE_UNSPECIFIED gets its route's type; other types are kept as the backend sent them.
-// The backends' unreadable_versions are merged the same way.
+// Merges the backends' answers to `request` into one listing sorted by name, then version, then
+// type. A ModelInfo whose type is MODEL_TYPE_UNSPECIFIED gets its route's type; other types are
+// kept as the backend sent them. The backends' unreadable_versions are merged the same way.
+//
+// Paging (request.page_size > 0; each backend got the same request, so each answered the page
+// after the same token): the merged page holds the first entries of the union, at most page_size,
+// within max_bytes (0: no limit) and never past the last entry of a backend that has more (its
+// next entries are not known yet); next_page_token then names the page's last entry, which every
+// backend understands. Without paging, an answer above max_bytes is RESOURCE_EXHAUSTED saying to
+// page.
 //
 // Partial answers: a backend that failed (down, deadline) leaves its models out and adds
 // "<service>: <CODE>: <message>" to missing_backends, so the caller sees what the healthy backends
@@ -27,7 +35,8 @@ struct BackendModels {
 // request would fail everywhere); then with that backend's code and a message naming its route
 // (never its address); the first such failure in `lists` order wins.
 absl::StatusOr<maas::common::v1::ListModelsResponse> MergeModelLists(
-    std::vector<BackendModels> lists);
+    const maas::common::v1::ListModelsRequest& request, std::vector<BackendModels> lists,
+    int64_t max_bytes = 0);
 
 }  // namespace maas::gateway
 

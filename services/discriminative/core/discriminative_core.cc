@@ -657,7 +657,7 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
 
 absl::StatusOr<common::v1::ListModelsResponse> DiscriminativeCore::ListModels(
     const common::v1::ListModelsRequest& request) {
-  return options_.repository->List(request, common::v1::DISCRIMINATIVE);
+  return options_.repository->List(request, common::v1::DISCRIMINATIVE, static_cast<int64_t>(options_.max_message_bytes));
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> DiscriminativeCore::DeleteModel(

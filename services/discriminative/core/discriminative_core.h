@@ -59,7 +59,7 @@ struct DiscriminativeCoreOptions {
   // Largest message the server sends (--max_message_bytes; 0 = no limit). Answers that cannot fit
   // (a Classify of texts x classes, Evaluate's classes x classes confusion matrix, GetModel of a
   // stored model) are refused before the work that would build them; a Vectorize answer as soon
-  // as it passes it.
+  // as it passes it. ListModels pages (page_size) are cut to fit in it.
   uint64_t max_message_bytes = uint64_t{64} << 20;
   // Bounds on n-gram size, classes, classes x features and stored model size (Train and
   // CreateModel).

@@ -492,7 +492,7 @@ absl::StatusOr<v1::GetModelResponse> GenerativeCore::GetModel(const v1::GetModel
 
 absl::StatusOr<common::v1::ListModelsResponse> GenerativeCore::ListModels(
     const common::v1::ListModelsRequest& request) {
-  return options_.repository->List(request, common::v1::GENERATIVE);
+  return options_.repository->List(request, common::v1::GENERATIVE, options_.max_message_bytes);
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> GenerativeCore::DeleteModel(

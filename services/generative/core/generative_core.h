@@ -94,6 +94,7 @@ struct GenerativeCoreOptions {
   uint32_t default_batch_size = 1024;
   int64_t default_batch_bytes = 1 << 20;
   // Serialized size budget of one streamed message; batches are capped to fit in half of it.
+  // ListModels pages (page_size) are cut to fit in it.
   int64_t max_message_bytes = 64 << 20;
   // Source of fresh seeds for requests without one (injected: the core has no randomness of its
   // own).

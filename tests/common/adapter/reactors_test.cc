@@ -69,6 +69,7 @@ TEST_CASE("An answer above max_bytes is RESOURCE_EXHAUSTED with the method's adv
   CHECK(out.Length() == 0);
   status = internal::Serialize(message, &out, 50, TooLargeAdvice::kListFewerModels);
   CHECK(absl::IsResourceExhausted(status));
+  CHECK_THAT(std::string(status.message()), Catch::Contains("set page_size"));
   CHECK_THAT(std::string(status.message()), Catch::Contains("set name_prefix"));
   CHECK_THAT(std::string(status.message()), !Catch::Contains("texts"));
   CHECK_THAT(std::string(status.message()), Catch::Contains("or raise --max_message_bytes"));

@@ -47,9 +47,11 @@ struct StackOptions {
   absl::Duration stream_idle_timeout = absl::ZeroDuration();  // 0 = off
 };
 
-DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>* repository) {
+DiscriminativeCoreOptions CoreOptions(registry::ModelRepository<LoadedPipeline>* repository,
+                                      const StackOptions& o) {
   DiscriminativeCoreOptions options;
   options.repository = repository;
+  options.max_message_bytes = static_cast<uint64_t>(o.max_message_bytes);  // as main.cc
   return options;
 }
 
@@ -66,7 +68,7 @@ adapter::DispatcherOptions Dispatch(const StackOptions& o, adapter::StreamWatchd
 struct Stack {
   explicit Stack(StackOptions o = {})
       : repository(&store, ParseStoredPipeline, o.poll),
-        core(CoreOptions(&repository)),
+        core(CoreOptions(&repository, o)),
         watchdog(o.stream_idle_timeout),
         pool({o.threads}),
         dispatcher(&pool, Dispatch(o, &watchdog)),
@@ -345,7 +347,7 @@ TEST_CASE("A Train stream cut off by a message above --max_message_bytes never r
 // The hunt (amp2.md 6): ListModels has no paging, and a list above --max_message_bytes was
 // refused with the data methods' advice ("fewer texts or rows, the compact form"), which a
 // ListModels caller cannot follow. The refusal now says how to list fewer models.
-TEST_CASE("A ListModels answer above --max_message_bytes says to list fewer with name_prefix") {
+TEST_CASE("A ListModels answer above --max_message_bytes says to page and pages fit in it") {
   StackOptions options;
   options.max_message_bytes = 8192;
   Stack stack(options);
@@ -361,6 +363,7 @@ TEST_CASE("A ListModels answer above --max_message_bytes says to list fewer with
   CHECK(list.status.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
   CHECK_THAT(list.status.error_message(), Catch::Contains("--max_message_bytes"));
   CHECK_THAT(list.status.error_message(), Catch::Contains("name_prefix"));
+  CHECK_THAT(list.status.error_message(), Catch::Contains("page_size"));
   CHECK_THAT(list.status.error_message(), !Catch::Contains("texts"));
   common::v1::ListModelsRequest request;
   request.set_name_prefix("small");
@@ -370,6 +373,26 @@ TEST_CASE("A ListModels answer above --max_message_bytes says to list fewer with
   common::v1::ListModelsResponse models;
   REQUIRE(models.ParseFromString(list.responses.at(0)));
   CHECK(models.models_size() == 1);
+
+  // Pages are cut to fit in --max_message_bytes: every model, once, in order (the big ones take
+  // ~3 KB each: two per page, the small one joins the second).
+  request.Clear();
+  request.set_page_size(1000);
+  std::vector<std::string> names;
+  int pages = 0;
+  do {
+    list = RawUnaryCall(stack.channel, std::string(kService) + "ListModels",
+                        request.SerializeAsString());
+    INFO(list.status.error_message());
+    REQUIRE(list.status.ok());
+    REQUIRE(models.ParseFromString(list.responses.at(0)));
+    for (const auto& m : models.models()) names.push_back(m.name());
+    CHECK(models.models_size() == (pages == 0 ? 2 : 3));
+    request.set_page_token(models.next_page_token());
+    REQUIRE(++pages < 10);
+  } while (!request.page_token().empty());
+  CHECK(names == std::vector<std::string>{"big-0", "big-1", "big-2", "big-3", "small-0"});
+  CHECK(pages == 2);
 }
 
 // A unary call whose request never arrived: gRPC hands the handler a buffer without data. It was
@@ -709,7 +732,7 @@ TEST_CASE("Train and CreateModel check the StopToken right before the store writ
   store::MemoryModelStore store;
   registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
                                                        absl::ZeroDuration());
-  DiscriminativeCore core(CoreOptions(&repository));
+  DiscriminativeCore core(CoreOptions(&repository, StackOptions()));
   exec::InlineExecutor executor;
   for (int ok_checks : {0, 1}) {  // 1: the deadline passes after the model was built
     auto session = core.StartTrain();
@@ -749,7 +772,7 @@ TEST_CASE("Classify stops between chunks once the StopToken fires, on the pool t
   store::MemoryModelStore store;
   registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
                                                        absl::ZeroDuration());
-  DiscriminativeCore core(CoreOptions(&repository));
+  DiscriminativeCore core(CoreOptions(&repository, StackOptions()));
   {
     auto session = core.StartTrain();
     v1::TrainRequest config, batch;

@@ -91,6 +91,53 @@ TEST_CASE("ListModels merges both backends sorted by name then version") {
   }
 }
 
+// ListModels had no paging. The gateway pages the union of its backends' pages; these fakes are
+// backends older than paging (every model, no token, whatever the page), which the gateway's own
+// filtering by the token keeps correct.
+TEST_CASE("ListModels pages through the gateway, also over backends that ignore paging") {
+  FakeGenerative generative;
+  const std::string gm = "gaussian_mixture";
+  const std::string nb = "count+multinomial_nb";
+  generative.models = {Info("mix", 1, GENERATIVE, gm), Info("mix", 2, GENERATIVE, gm),
+                       Info("anon", 1, GENERATIVE, gm)};
+  FakeDiscriminative discriminative;
+  discriminative.models = {Info("spam", 4, DISCRIMINATIVE, nb), Info("ham", 1, DISCRIMINATIVE, nb),
+                           Info("mix", 1, DISCRIMINATIVE, nb)};
+  TestServer gen_server({&generative});
+  TestServer disc_server({&discriminative});
+  TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
+  maas::common::v1::ListModelsRequest request;
+  request.set_page_size(2);
+  std::vector<std::string> got;
+  int pages = 0;
+  do {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    maas::common::v1::ListModelsResponse response;
+    REQUIRE(gateway.stub->ListModels(&ctx, request, &response).ok());
+    REQUIRE(response.models_size() <= 2);
+    for (const auto& m : response.models()) {
+      got.push_back(m.name() + "/" + std::to_string(m.version()) + "/" +
+                    maas::common::v1::ModelType_Name(m.type()));
+    }
+    request.set_page_token(response.next_page_token());
+    REQUIRE(++pages < 10);
+  } while (!request.page_token().empty());
+  CHECK(got == std::vector<std::string>{"anon/1/GENERATIVE", "ham/1/DISCRIMINATIVE",
+                                        "mix/1/GENERATIVE", "mix/1/DISCRIMINATIVE",
+                                        "mix/2/GENERATIVE", "spam/4/DISCRIMINATIVE"});
+  CHECK(pages == 3);
+
+  // Bad paging is refused by the gateway itself, saying what to send.
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx);
+  maas::common::v1::ListModelsResponse response;
+  request.set_page_token("garbage");
+  const grpc::Status status = gateway.stub->ListModels(&ctx, request, &response);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK_THAT(status.error_message(), Catch::Contains("next_page_token unchanged"));
+}
+
 TEST_CASE("ListModels answers the healthy backend's models and names the one that is down") {
   FakeGenerative generative;
   TestServer gen_server({&generative});

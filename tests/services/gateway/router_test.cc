@@ -3,9 +3,13 @@
 
 #include <grpcpp/support/validate_service_config.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
+#include <utility>
+#include <vector>
 
+#include "common/registry/list_page.h"
 #include "services/gateway/health_wire.h"
 #include "services/gateway/model_list.h"
 
@@ -15,6 +19,7 @@ namespace {
 using maas::common::v1::DISCRIMINATIVE;
 using maas::common::v1::GENERATIVE;
 using maas::common::v1::MODEL_TYPE_UNSPECIFIED;
+using maas::registry::KeyOf;
 
 Router DefaultRouter() {
   absl::StatusOr<Router> router = Router::Create(DefaultRoutes("ipv4:127.0.0.1:1", "dns:///d:2"));
@@ -159,6 +164,9 @@ TEST_CASE("health check messages in wire format") {
   }
 }
 
+// Every model, in one answer (no paging).
+const maas::common::v1::ListModelsRequest kAll;
+
 maas::common::v1::ModelInfo Info(const std::string& name, int64_t version,
                                  maas::common::v1::ModelType type) {
   maas::common::v1::ModelInfo info;
@@ -178,7 +186,7 @@ TEST_CASE("model lists merge sorted by name then version, with types") {
   *disc.add_models() = Info("beta", 3, MODEL_TYPE_UNSPECIFIED);
   *disc.add_models() = Info("alpha", 1, DISCRIMINATIVE);
   absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
-      MergeModelLists({{routes[0], gen}, {routes[1], disc}});
+      MergeModelLists(kAll, {{routes[0], gen}, {routes[1], disc}});
   REQUIRE(merged.ok());
   std::vector<std::string> got;
   for (const auto& m : merged->models()) {
@@ -188,7 +196,7 @@ TEST_CASE("model lists merge sorted by name then version, with types") {
   CHECK(got == std::vector<std::string>{"alpha/1/GENERATIVE", "alpha/1/DISCRIMINATIVE",
                                         "alpha/2/GENERATIVE", "beta/3/DISCRIMINATIVE",
                                         "zeta/1/GENERATIVE"});
-  absl::StatusOr<maas::common::v1::ListModelsResponse> empty = MergeModelLists({});
+  absl::StatusOr<maas::common::v1::ListModelsResponse> empty = MergeModelLists(kAll, {});
   REQUIRE(empty.ok());
   CHECK(empty->models_size() == 0);
 }
@@ -208,7 +216,7 @@ TEST_CASE("model list merge keeps each backend's unreadable versions, typed and 
   *disc.add_unreadable_versions() = bad("alpha", 2);
   *disc.add_models() = Info("beta", 3, MODEL_TYPE_UNSPECIFIED);
   absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
-      MergeModelLists({{routes[0], gen}, {routes[1], disc}});
+      MergeModelLists(kAll, {{routes[0], gen}, {routes[1], disc}});
   REQUIRE(merged.ok());
   REQUIRE(merged->unreadable_versions_size() == 2);
   CHECK(merged->unreadable_versions(0).name() == "alpha");
@@ -224,7 +232,7 @@ TEST_CASE("model list merge keeps the healthy lists and names the failed backend
   maas::common::v1::ListModelsResponse disc;
   *disc.add_models() = Info("beta", 3, MODEL_TYPE_UNSPECIFIED);
   absl::StatusOr<maas::common::v1::ListModelsResponse> merged = MergeModelLists(
-      {{routes[0], absl::UnavailableError("no backend is reachable")}, {routes[1], disc}});
+      kAll, {{routes[0], absl::UnavailableError("no backend is reachable")}, {routes[1], disc}});
   REQUIRE(merged.ok());
   REQUIRE(merged->models_size() == 1);
   CHECK(merged->models(0).type() == DISCRIMINATIVE);
@@ -236,19 +244,142 @@ TEST_CASE("model list merge keeps the healthy lists and names the failed backend
 TEST_CASE("model list merge fails when every backend failed or the request is bad") {
   const std::vector<Route> routes = DefaultRoutes("ipv4:127.0.0.1:9", "d");
   absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
-      MergeModelLists({{routes[0], absl::UnavailableError("no backend is reachable")},
-                       {routes[1], absl::DeadlineExceededError("deadline")}});
+      MergeModelLists(kAll, {{routes[0], absl::UnavailableError("no backend is reachable")},
+                             {routes[1], absl::DeadlineExceededError("deadline")}});
   REQUIRE_FALSE(merged.ok());
   CHECK(merged.status().code() == absl::StatusCode::kUnavailable);
   CHECK(merged.status().message().find("maas.generative.v1.GenerativeService: no backend") !=
         absl::string_view::npos);
   CHECK(merged.status().message().find("ipv4:") == absl::string_view::npos);
-  merged = MergeModelLists({{routes[0], maas::common::v1::ListModelsResponse()},
-                            {routes[1], absl::InvalidArgumentError("bad name_prefix")}});
+  merged = MergeModelLists(kAll, {{routes[0], maas::common::v1::ListModelsResponse()},
+                                  {routes[1], absl::InvalidArgumentError("bad name_prefix")}});
   REQUIRE_FALSE(merged.ok());
   CHECK(merged.status().code() == absl::StatusCode::kInvalidArgument);
   CHECK(merged.status().message() ==
         "backend of route maas.discriminative.v1.DiscriminativeService failed: bad name_prefix");
+}
+
+// A backend's listing as the services page it (ModelRepository::List): `entries` sorted, the
+// request's page after its token. `pages` false: a backend older than paging (all, no token).
+maas::common::v1::ListModelsResponse BackendPage(
+    const maas::common::v1::ListModelsRequest& request,
+    const std::vector<maas::common::v1::ModelInfo>& entries,
+    const std::vector<maas::common::v1::UnreadableVersion>& bad, bool pages = true) {
+  maas::common::v1::ListModelsResponse page;
+  absl::StatusOr<registry::ListPaging> paging = registry::ParseListPaging(request);
+  REQUIRE(paging.ok());
+  std::vector<std::pair<registry::ListKey, int>> keys;  // index into entries (>= 0) or bad (< 0)
+  for (std::size_t i = 0; i < entries.size(); ++i) keys.push_back({KeyOf(entries[i]), int(i)});
+  for (std::size_t i = 0; i < bad.size(); ++i) keys.push_back({KeyOf(bad[i]), -1 - int(i)});
+  std::sort(keys.begin(), keys.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  int taken = 0;
+  const registry::ListKey* last = nullptr;
+  for (const auto& [key, i] : keys) {
+    if (pages && !paging->Wants(key)) continue;
+    if (pages && paging->page_size > 0 && taken == paging->page_size) {
+      page.set_next_page_token(registry::MakeListPageToken(request, *last));
+      break;
+    }
+    if (i >= 0) {
+      *page.add_models() = entries[i];
+    } else {
+      *page.add_unreadable_versions() = bad[-1 - i];
+    }
+    ++taken;
+    last = &key;
+  }
+  return page;
+}
+
+// Pages through the gateway's merge of two such backends; every entry as "name/version/TYPE".
+std::vector<std::string> PageThrough(maas::common::v1::ListModelsRequest request,
+                                     const std::vector<maas::common::v1::ModelInfo>& gen,
+                                     const std::vector<maas::common::v1::ModelInfo>& disc,
+                                     const std::vector<maas::common::v1::UnreadableVersion>& bad,
+                                     int64_t max_bytes, bool old_backend, int* pages) {
+  const std::vector<Route> routes = DefaultRoutes("g", "d");
+  std::vector<std::string> got;
+  *pages = 0;
+  do {
+    absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
+        MergeModelLists(request,
+                        {{routes[0], BackendPage(request, gen, {}, !old_backend)},
+                         {routes[1], BackendPage(request, disc, bad)}},
+                        max_bytes);
+    REQUIRE(merged.ok());
+    ++*pages;
+    REQUIRE(merged->models_size() + merged->unreadable_versions_size() <= request.page_size());
+    REQUIRE(merged->models_size() + merged->unreadable_versions_size() >= 1);
+    std::vector<std::pair<registry::ListKey, std::string>> page;
+    for (const auto& m : merged->models()) page.push_back({KeyOf(m), ""});
+    for (const auto& b : merged->unreadable_versions()) page.push_back({KeyOf(b), " unreadable"});
+    std::sort(page.begin(), page.end(),
+              [](const auto& a, const auto& b) { return a.first < b.first; });
+    for (const auto& [key, what] : page) {
+      got.push_back(
+          key.name + "/" + std::to_string(key.version) + "/" +
+          maas::common::v1::ModelType_Name(static_cast<maas::common::v1::ModelType>(key.type)) +
+          what);
+    }
+    request.set_page_token(merged->next_page_token());
+    REQUIRE(*pages < 100);
+  } while (!request.page_token().empty());
+  return got;
+}
+
+// ListModels had no paging: ~1 900 models made the list larger than any client's message cap.
+// The gateway pages the union of its backends' pages: every entry once, in order, whatever the
+// page size, ties across types, unreadable versions, a byte budget, or a backend that ignores
+// paging.
+TEST_CASE("model list merge pages through both backends: every entry once, in order") {
+  std::vector<maas::common::v1::ModelInfo> gen, disc;
+  for (const char* name : {"a", "b", "c", "d", "e", "f", "g"}) {
+    gen.push_back(Info(name, 1, GENERATIVE));
+    gen.push_back(Info(name, 2, GENERATIVE));
+  }
+  for (const char* name : {"a", "c", "cc", "h"}) disc.push_back(Info(name, 1, DISCRIMINATIVE));
+  maas::common::v1::UnreadableVersion bad;
+  bad.set_name("b");
+  bad.set_version(1);
+  bad.set_type(DISCRIMINATIVE);
+  bad.set_code("DATA_LOSS");
+  std::vector<std::string> all;
+  int pages = 0;
+  maas::common::v1::ListModelsRequest request;
+  request.set_all_versions(true);
+  request.set_page_size(1000);
+  all = PageThrough(request, gen, disc, {bad}, 0, false, &pages);
+  CHECK(pages == 1);
+  REQUIRE(all.size() == 19);
+  CHECK(all[0] == "a/1/GENERATIVE");
+  CHECK(all[1] == "a/1/DISCRIMINATIVE");
+  CHECK(all[4] == "b/1/DISCRIMINATIVE unreadable");
+  for (int page_size : {1, 2, 3, 5, 18}) {
+    request.set_page_size(page_size);
+    CHECK(PageThrough(request, gen, disc, {bad}, 0, false, &pages) == all);
+    CHECK(pages == (19 + page_size - 1) / page_size);
+    CHECK(PageThrough(request, gen, disc, {bad}, 0, true, &pages) == all);
+  }
+  // A byte budget of a few entries: pages are cut by size (and always hold one entry).
+  request.set_page_size(1000);
+  CHECK(PageThrough(request, gen, disc, {bad}, registry::kListPageTokenReserve + 30, false,
+                    &pages) == all);
+  CHECK(pages > 5);
+  CHECK(PageThrough(request, gen, disc, {bad}, 1, false, &pages) == all);
+  CHECK(pages == 19);
+}
+
+TEST_CASE("model list merge refuses an unpaged answer above max_bytes, saying to page") {
+  const std::vector<Route> routes = DefaultRoutes("g", "d");
+  maas::common::v1::ListModelsResponse gen;
+  for (int v = 1; v <= 20; ++v) *gen.add_models() = Info("model", v, GENERATIVE);
+  absl::StatusOr<maas::common::v1::ListModelsResponse> merged =
+      MergeModelLists(kAll, {{routes[0], gen}, {routes[1], gen}}, 100);
+  REQUIRE(absl::IsResourceExhausted(merged.status()));
+  CHECK_THAT(std::string(merged.status().message()), Catch::Contains("page_size"));
+  CHECK_THAT(std::string(merged.status().message()), Catch::Contains("--max_message_bytes (100)"));
+  CHECK(MergeModelLists(kAll, {{routes[0], gen}, {routes[1], gen}}, 0).ok());
 }
 
 }  // namespace

@@ -21,10 +21,11 @@ namespace {
 using Repository = registry::ModelRepository<LoadedModel>;
 
 struct Fixture {
-  explicit Fixture(store::ModelStore* store)
+  explicit Fixture(store::ModelStore* store, int64_t max_message_bytes = 64 << 20)
       : repository(store, ParseStoredModel, absl::ZeroDuration()) {
     GenerativeCoreOptions options;
     options.repository = &repository;
+    options.max_message_bytes = max_message_bytes;
     options.max_samples_per_request = 1000;
     options.max_fit_rows = 100;
     options.fresh_seed = [this] { return ++seeds_drawn; };
@@ -101,6 +102,34 @@ TEST_CASE("create, get, list and delete versions") {
   del.set_version(0);
   CHECK(f.core->DeleteModel(del)->deleted_versions_size() == 1);
   CHECK(absl::IsNotFound(f.core->GetModel(get).status()));
+}
+
+// ListModels had no paging: a list above the message cap was refused for every client. Pages
+// are cut to fit in the core's max_message_bytes (2 KB descriptions: two models per page).
+TEST_CASE("ListModels pages within max_message_bytes: every model once, in order") {
+  store::MemoryModelStore store;
+  Fixture f(&store, registry::kListPageTokenReserve + 4500);
+  std::vector<std::string> names;
+  for (int i = 0; i < 5; ++i) {
+    v1::CreateModelRequest create = UniformRequest("box-" + std::to_string(i), {0}, {1});
+    create.set_description(std::string(2000, 'd'));
+    REQUIRE(f.core->CreateModel(create).ok());
+    names.push_back(create.name());
+  }
+  common::v1::ListModelsRequest list;
+  list.set_page_size(1000);
+  std::vector<std::string> got;
+  int pages = 0;
+  do {
+    const auto page = f.core->ListModels(list);
+    REQUIRE(page.ok());
+    CHECK(page->models_size() == (pages < 2 ? 2 : 1));
+    for (const auto& m : page->models()) got.push_back(m.name());
+    list.set_page_token(page->next_page_token());
+    REQUIRE(++pages < 10);
+  } while (!list.page_token().empty());
+  CHECK(got == names);
+  CHECK(pages == 3);
 }
 
 TEST_CASE("bad names, unknown models and bad specs get clear statuses") {

@@ -1,0 +1,94 @@
+#include "common/registry/list_page.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "google/protobuf/io/coded_stream.h"
+
+namespace maas::registry {
+namespace {
+
+constexpr char kTokenFormat[] = "1";
+
+// FNV-1a (64 bits), in hex: the same in every process and build, unlike absl::Hash, so a token
+// made by the gateway checks on the services.
+std::string Fnv1a(absl::string_view bytes) {
+  uint64_t hash = 14695981039346656037ull;
+  for (char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 1099511628211ull;
+  }
+  return absl::StrCat(absl::Hex(hash, absl::kZeroPad16));
+}
+
+// The request's filter: a token continues only the listing it came from.
+std::string FilterFingerprint(const common::v1::ListModelsRequest& request) {
+  // The NUL ends the prefix, so no prefix ends like the flag's byte.
+  return Fnv1a(absl::StrCat(request.name_prefix(), std::string(1, '\0'),
+                            request.all_versions() ? "1" : "0"));
+}
+
+absl::Status BadToken() {
+  return absl::InvalidArgumentError(
+      "page_token is not a ListModels page token (corrupt or truncated): send the previous "
+      "answer's next_page_token unchanged, or leave page_token empty for the first page");
+}
+
+}  // namespace
+
+absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& request) {
+  ListPaging paging;
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size is ", request.page_size(), "; use 1..", kMaxListPageSize,
+                     " for pages, or 0 for every model in one answer"));
+  }
+  paging.page_size = std::min(request.page_size(), kMaxListPageSize);
+  if (request.page_token().empty()) return paging;
+  if (paging.page_size == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token is set but page_size is 0: send a page_size (1..",
+                     kMaxListPageSize, ") with the token, as for the listing's first page"));
+  }
+  std::string raw;
+  if (!absl::WebSafeBase64Unescape(request.page_token(), &raw)) return BadToken();
+  // body "." checksum, the body being format : filter : type : version : name (the name last: it
+  // may hold ':' and '.'). The checksum catches a truncated or edited token that would still
+  // parse, and continue the listing from elsewhere.
+  const std::size_t dot = raw.rfind('.');
+  if (dot == std::string::npos || raw.substr(dot + 1) != Fnv1a(raw.substr(0, dot))) {
+    return BadToken();
+  }
+  const std::vector<std::string> parts =
+      absl::StrSplit(raw.substr(0, dot), absl::MaxSplits(':', 4));
+  ListKey key;
+  if (parts.size() != 5 || parts[0] != kTokenFormat || !absl::SimpleAtoi(parts[2], &key.type) ||
+      !absl::SimpleAtoi(parts[3], &key.version) || key.version < 0 || parts[4].empty()) {
+    return BadToken();
+  }
+  if (parts[1] != FilterFingerprint(request)) {
+    return absl::InvalidArgumentError(
+        "page_token belongs to a listing with another name_prefix or all_versions: send the "
+        "name_prefix and all_versions of the listing's first page with its tokens");
+  }
+  key.name = parts[4];
+  paging.after = std::move(key);
+  return paging;
+}
+
+std::string MakeListPageToken(const common::v1::ListModelsRequest& request, const ListKey& last) {
+  const std::string body = absl::StrCat(kTokenFormat, ":", FilterFingerprint(request), ":",
+                                        last.type, ":", last.version, ":", last.name);
+  return absl::WebSafeBase64Escape(absl::StrCat(body, ".", Fnv1a(body)));
+}
+
+int64_t ListEntryBytes(std::size_t size) {
+  return 1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) +
+         static_cast<int64_t>(size);
+}
+
+}  // namespace maas::registry

@@ -1,0 +1,70 @@
+// ListModels paging, shared by the services' listings and the gateway's merge (transport-free).
+//
+// A listing's entries (ModelInfo and UnreadableVersion alike) sort by name, then version, then
+// type. A page token names the last entry of its page, so the next page starts right after it
+// (keyset paging: an entry that exists throughout a listing is in exactly one page, whatever is
+// created or deleted meanwhile), plus a fingerprint of the request's filter (name_prefix,
+// all_versions), so a token cannot silently continue another listing. The gateway forwards the
+// caller's request to every service unchanged and each service compares the token's position with
+// its own entries' (name, version, its type): tokens work on the gateway and the services alike.
+#ifndef MAAS_COMMON_REGISTRY_LIST_PAGE_H_
+#define MAAS_COMMON_REGISTRY_LIST_PAGE_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <tuple>
+
+#include "absl/status/statusor.h"
+#include "maas/common/v1/common.pb.h"
+
+namespace maas::registry {
+
+// Largest page_size honoured; larger requests get pages of this size.
+inline constexpr int kMaxListPageSize = 1000;
+
+// Where an entry sorts in a listing.
+struct ListKey {
+  std::string name;
+  int64_t version = 0;
+  int type = 0;  // common::v1::ModelType
+  friend bool operator<(const ListKey& a, const ListKey& b) {
+    return std::tie(a.name, a.version, a.type) < std::tie(b.name, b.version, b.type);
+  }
+};
+
+inline ListKey KeyOf(const common::v1::ModelInfo& info) {
+  return {info.name(), info.version(), info.type()};
+}
+inline ListKey KeyOf(const common::v1::UnreadableVersion& bad) {
+  return {bad.name(), bad.version(), bad.type()};
+}
+
+// A request's paging, checked.
+struct ListPaging {
+  // At most this many entries in the answer; 0: no paging (every entry, in one answer).
+  int page_size = 0;
+  // The previous page's last entry: this page holds only entries after it. None: the first page.
+  std::optional<ListKey> after;
+
+  // Whether an entry with `key` belongs after the previous page.
+  bool Wants(const ListKey& key) const { return !after.has_value() || *after < key; }
+};
+
+// The paging `request` asks for. INVALID_ARGUMENT for a negative page_size, a page_token with
+// page_size 0, a token this code did not make, or a token of a listing with another name_prefix
+// or all_versions; each message says what to send instead.
+absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& request);
+
+// The next_page_token of a page of `request`'s listing whose last entry is `last`.
+std::string MakeListPageToken(const common::v1::ListModelsRequest& request, const ListKey& last);
+
+// Room a response keeps for its next_page_token (model names have at most 63 bytes).
+inline constexpr int64_t kListPageTokenReserve = 1024;
+
+// The bytes an entry of `size` bytes adds to a response (tag, length, payload).
+int64_t ListEntryBytes(std::size_t size);
+
+}  // namespace maas::registry
+
+#endif  // MAAS_COMMON_REGISTRY_LIST_PAGE_H_
