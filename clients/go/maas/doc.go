@@ -21,6 +21,9 @@
 //   - Packed texts: PackTexts lays texts ([]string or [][]byte) out for ClassifyRequest.PackedTexts and
 //     VectorizeRequest.PackedTexts (each text's length, 4 bytes little-endian, then its bytes), one bytes field
 //     instead of one string field per text, for large batches; the answer is the same as with Texts.
+//   - Complete listings: ListAllModels (one response) and ListModelsPages (an iterator of pages) follow
+//     ListModels' page tokens, so a listing of any size arrives whole, in pages that each fit in a message;
+//     ListModels is the single call.
 //   - Errors: every failed call returns a *Error carrying the gRPC status code and message
 //     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
 //     errors.Is(err, context.Canceled) hold for those codes.

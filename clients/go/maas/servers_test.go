@@ -138,13 +138,20 @@ func (s *server) stop() error {
 	return nil
 }
 
-// stack is a generative and a discriminative server behind a gateway, each service with its own model dir.
+// stack is a generative and a discriminative server behind a gateway, each service with its own model dir
+// (root/generative, root/discriminative).
 type stack struct {
 	generative, discriminative, gateway *server
+	root                                string
 }
 
 func startStack(root string, serviceArgs ...string) (*stack, error) {
-	st := &stack{}
+	return startStackWith(root, serviceArgs, nil)
+}
+
+// startStackWith is startStack with further arguments for the gateway.
+func startStackWith(root string, serviceArgs, gatewayArgs []string) (*stack, error) {
+	st := &stack{root: root}
 	var err error
 	genDir, discDir := filepath.Join(root, "generative"), filepath.Join(root, "discriminative")
 	for _, d := range []string{genDir, discDir} {
@@ -159,10 +166,10 @@ func startStack(root string, serviceArgs ...string) (*stack, error) {
 		_ = st.stop()
 		return nil, err
 	}
-	if st.gateway, err = startServer("maas-gateway",
-		"--generative_target", "ipv4:"+st.generative.address(),
-		"--discriminative_target", "ipv4:"+st.discriminative.address(),
-		"--health_check_interval_ms", "200"); err != nil {
+	if st.gateway, err = startServer("maas-gateway", append([]string{
+		"--generative_target", "ipv4:" + st.generative.address(),
+		"--discriminative_target", "ipv4:" + st.discriminative.address(),
+		"--health_check_interval_ms", "200"}, gatewayArgs...)...); err != nil {
 		_ = st.stop()
 		return nil, err
 	}
