@@ -637,6 +637,62 @@ function write<Req>(call: ClientWritableStream<Req>, msg: Req, finished: Promise
   });
 }
 
+/** The largest ListModels pageSize the servers take (a larger one is taken as this); the pages of listModelsPages. */
+export const MAX_PAGE_SIZE = 1000;
+
+type ListModels = (request: DeepPartial<ListModelsRequest>, opts: CallOptions) => Promise<ListModelsResponse>;
+
+/**
+ * The pages of the listing of request, following each nextPageToken (see listModelsPages): request with pageSize
+ * MAX_PAGE_SIZE when it has none (0), starting at its pageToken. opts.timeoutMs bounds the whole listing (each page
+ * gets what remains of it); without one each page gets the client's default deadline.
+ */
+async function* listPages(rpc: string, list: ListModels, request: DeepPartial<ListModelsRequest>,
+  opts: CallOptions): AsyncGenerator<ListModelsResponse, void, undefined> {
+  const ms = opts.timeoutMs;
+  const deadline = typeof ms === "number" && ms > 0 && Number.isFinite(ms) ? Date.now() + ms : undefined;
+  const pageSize = request.pageSize === undefined || request.pageSize === 0 ? MAX_PAGE_SIZE : request.pageSize;
+  let pageToken = request.pageToken ?? "";
+  for (;;) {
+    // At least 1 ms: 0 would mean no deadline; a page started past the deadline fails with DEADLINE_EXCEEDED.
+    const pageOpts = deadline === undefined ? opts : { ...opts, timeoutMs: Math.max(1, deadline - Date.now()) };
+    const page = await list({ ...request, pageSize, pageToken }, pageOpts);
+    const next = page.nextPageToken;
+    if (next !== "" && next === pageToken) {
+      // The same page would come back forever: a server bug, reported rather than looped on.
+      throw new MaasError(rpc, status.INTERNAL,
+        "the server answered the page_token it was sent as next_page_token: the listing does not advance");
+    }
+    yield page;
+    if (next === "") {
+      return;
+    }
+    pageToken = next;
+  }
+}
+
+/**
+ * The pages of a listing as one response: models and unreadableVersions concatenated (the listing's order),
+ * missingBackends without repeats (in the order first seen), nextPageToken empty.
+ */
+async function listAll(pages: AsyncIterable<ListModelsResponse>): Promise<ListModelsResponse> {
+  const all = ListModelsResponse.fromPartial({});
+  for await (const page of pages) {
+    for (const m of page.models) {
+      all.models.push(m);
+    }
+    for (const u of page.unreadableVersions) {
+      all.unreadableVersions.push(u);
+    }
+    for (const b of page.missingBackends) {
+      if (!all.missingBackends.includes(b)) {
+        all.missingBackends.push(b);
+      }
+    }
+  }
+  return all;
+}
+
 /** maas.generative.v1.GenerativeService: one method per RPC. */
 export class GenerativeClient {
   /** @internal */
@@ -694,6 +750,17 @@ export class GenerativeClient {
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
     return this.caller.unary(gen.GenerativeServiceService.listModels, request,
       (r) => ListModelsRequest.fromPartial(r), opts);
+  }
+
+  /** The pages of a generative listing, as GatewayClient.listModelsPages. */
+  listModelsPages(request: DeepPartial<ListModelsRequest> = {},
+    opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
+    return listPages("GenerativeService.ListModels", (r, o) => this.listModels(r, o), request, opts);
+  }
+
+  /** Every generative model the request covers, in as many pages as needed, as GatewayClient.listAllModels. */
+  listAllModels(request: DeepPartial<ListModelsRequest> = {}, opts: CallOptions = {}): Promise<ListModelsResponse> {
+    return listAll(this.listModelsPages(request, opts));
   }
 
   /** Deletes one version (version >= 1) or every version (0) of a model. */
@@ -763,6 +830,17 @@ export class DiscriminativeClient {
       (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
+  /** The pages of a discriminative listing, as GatewayClient.listModelsPages. */
+  listModelsPages(request: DeepPartial<ListModelsRequest> = {},
+    opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
+    return listPages("DiscriminativeService.ListModels", (r, o) => this.listModels(r, o), request, opts);
+  }
+
+  /** Every discriminative model the request covers, in as many pages as needed, as GatewayClient.listAllModels. */
+  listAllModels(request: DeepPartial<ListModelsRequest> = {}, opts: CallOptions = {}): Promise<ListModelsResponse> {
+    return listAll(this.listModelsPages(request, opts));
+  }
+
   /** Deletes one version (version >= 1) or every version (0) of a model. */
   deleteModel(request: DeepPartial<DeleteModelRequest>, opts?: CallOptions): Promise<DeleteModelResponse> {
     return this.caller.unary(disc.DiscriminativeServiceService.deleteModel, request,
@@ -778,6 +856,33 @@ export class GatewayClient {
   /** Lists the models of both backends; each ModelInfo carries its ModelType. */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
     return this.caller.unary(gw.GatewayService.listModels, request, (r) => ListModelsRequest.fromPartial(r), opts);
+  }
+
+  /**
+   * The pages of the listing of request, following each nextPageToken until one is empty (pageSize 0 or unset:
+   * MAX_PAGE_SIZE; pageToken: start there); leaving the loop stops the listing. A page can hold fewer than pageSize
+   * entries (each fits in the servers' largest message). opts.timeoutMs bounds the whole listing; without it each
+   * page gets the client's default deadline. Servers older than paging answer everything in one page.
+   *
+   * ```ts
+   * for await (const page of client.gateway.listModelsPages({ namePrefix: "news-" })) {
+   *   for (const m of page.models) { ... }
+   * }
+   * ```
+   */
+  listModelsPages(request: DeepPartial<ListModelsRequest> = {},
+    opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
+    return listPages("Gateway.ListModels", (r, o) => this.listModels(r, o), request, opts);
+  }
+
+  /**
+   * The complete listing of request, whatever the size of the stores: every page of listModelsPages as one
+   * response (models and unreadableVersions concatenated, missingBackends without repeats: non-empty means a backend
+   * did not answer and its models are missing). A failed page rejects the whole (listModelsPages keeps the pages read).
+   * listModels is the single call (refused RESOURCE_EXHAUSTED, with pageSize 0, when the listing exceeds a message).
+   */
+  listAllModels(request: DeepPartial<ListModelsRequest> = {}, opts: CallOptions = {}): Promise<ListModelsResponse> {
+    return listAll(this.listModelsPages(request, opts));
   }
 
   /** Each route, its target and its health. */

@@ -9,6 +9,7 @@ export {
   GatewayClient,
   GenerativeClient,
   MaasClient,
+  MAX_PAGE_SIZE,
   matrix,
   Source,
   splitRows,

@@ -93,7 +93,7 @@ export class Stack {
   private constructor(readonly root: string, readonly generative: Server, readonly discriminative: Server,
     readonly gateway: Server) {}
 
-  static async start(serviceArgs: string[] = []): Promise<Stack> {
+  static async start(serviceArgs: string[] = [], gatewayArgs: string[] = []): Promise<Stack> {
     const root = mkdtempSync(join(tmpdir(), "maas-node-client-"));
     const started: Server[] = [];
     try {
@@ -107,7 +107,7 @@ export class Stack {
       started.push(discriminative);
       const gateway = await Server.start("maas-gateway", [
         "--generative_target", `ipv4:${generative.address}`, "--discriminative_target", `ipv4:${discriminative.address}`,
-        "--health_check_interval_ms", "200"]);
+        "--health_check_interval_ms", "200", ...gatewayArgs]);
       return new Stack(root, generative, discriminative, gateway);
     } catch (e) {
       await Promise.allSettled(started.map((s) => s.stop()));
