@@ -7,21 +7,62 @@ when it made it).
 
 from __future__ import annotations
 
-from typing import Any, List, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 
+import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-from maas_client.connection import INT64_MAX, ConnectionLike, check_int, connect, method_path
+from maas_client.connection import INT64_MAX, ConnectionLike, check, check_int, connect, method_path
+from maas_client.errors import InternalError
 from maas_client.pb import common
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
 
 _Client = TypeVar("_Client", bound="ServiceClient")
 
+# Entries per ListModels page that list() asks for: the largest page the servers give (they take larger page_size
+# values as 1000), so a listing takes as few calls as the message size allows.
+LIST_PAGE_SIZE = 1000
+_INT32_MAX = (1 << 31) - 1
+
 
 def model_list(response: common.ListModelsResponse) -> ModelList:
-    """A ListModelsResponse as a ModelList."""
+    """A ListModelsResponse as a ModelList (one page of a listing: with its next_page_token)."""
     return ModelList((ModelInfo.from_proto(m) for m in response.models), response.missing_backends,
-                     (UnreadableVersion.from_proto(b) for b in response.unreadable_versions))
+                     (UnreadableVersion.from_proto(b) for b in response.unreadable_versions),
+                     response.next_page_token)
+
+
+def list_request(name_prefix: str, all_versions: bool, page_size: int, page_token: str) -> common.ListModelsRequest:
+    """The ListModelsRequest of one page: page_size an integer in [1, 2**31 - 1] and page_token a str, else
+    InvalidArgumentError naming the field (nothing sent)."""
+    page_size = check_int(page_size, "page_size", 1, _INT32_MAX)
+    check(isinstance(page_token, str), f"page_token must be a str (a previous page's next_page_token), got "
+          f"{type(page_token).__name__}")
+    return common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions, page_size=page_size,
+                                    page_token=page_token)
+
+
+def list_all(page: Callable[[str], ModelList]) -> ModelList:
+    """A whole listing from its pages: page(token) answers the page that starts at `token` ("": the first). Pages
+    are asked for until one comes with an empty next_page_token (at once from a server that does not page) and
+    concatenated (each page is sorted and starts after the previous one's last entry, so the result is sorted);
+    missing_backends holds each backend once, in the order they were first reported."""
+    models: List[ModelInfo] = []
+    unreadable: List[UnreadableVersion] = []
+    missing: Dict[str, None] = {}  # an ordered set
+    token = ""
+    while True:
+        listed = page(token)
+        models.extend(listed)
+        unreadable.extend(listed.unreadable)
+        missing.update(dict.fromkeys(listed.missing_backends))
+        if not listed.next_page_token:
+            return ModelList(models, missing, unreadable)
+        if listed.next_page_token == token:  # the listing would never end
+            raise InternalError(grpc.StatusCode.INTERNAL,
+                                f"the server answered the page token it was sent ({token!r}) as the next one",
+                                "ListModels")
+        token = listed.next_page_token
 
 
 class ServiceClient:
@@ -70,8 +111,19 @@ class ServiceClient:
     def list(self, name_prefix: str = "", *, all_versions: bool = False,
              timeout: Optional[float] = None) -> ModelList:
         """The service's models sorted by (name, version), latest versions only unless all_versions; versions whose
-        file cannot be read are in the result's `unreadable`."""
-        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
+        file cannot be read are in the result's `unreadable`. Every one of them, however many: the listing is
+        asked for in pages of LIST_PAGE_SIZE entries (list_page), each call with its own `timeout`."""
+        return list_all(lambda token: self.list_page(name_prefix, all_versions=all_versions, page_token=token,
+                                                     timeout=timeout))
+
+    def list_page(self, name_prefix: str = "", *, all_versions: bool = False, page_size: int = LIST_PAGE_SIZE,
+                  page_token: str = "", timeout: Optional[float] = None) -> ModelList:
+        """One page of list(): at most page_size (>= 1; the servers give at most 1000) entries, models and
+        unreadable versions together in (name, version) order, fewer when more would not fit in the server's
+        largest message. The result's `next_page_token` is non-empty while entries may follow: pass it as
+        `page_token` with the same name_prefix and all_versions for the next page. A server older than paging
+        answers the whole listing with an empty token."""
+        request = list_request(name_prefix, all_versions, page_size, page_token)
         return model_list(self.connection.unary("ListModels", self._list, request, timeout))
 
     def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:

@@ -1,8 +1,9 @@
 """Models: the model registry across both services (list / get / delete), through the gateway or a service.
 
     models = Models("127.0.0.1:50051")
-    for info in models.list():
+    for info in models.list():          # every model, asked for in pages
         print(info.name, info.version, info.kind, info.family)
+    page = models.list_page(page_size=100)  # one page; the next: page_token=page.next_page_token
     details = models.get("spam")        # info + full spec (PipelineSpec or GenerativeModelSpec)
     models.delete("spam", version=1)
 """
@@ -14,7 +15,7 @@ from typing import Any, List, Optional
 
 import grpc
 
-from maas_client._service import ServiceClient, model_list
+from maas_client._service import LIST_PAGE_SIZE, ServiceClient, list_all, list_request, model_list
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import FailedPreconditionError, NotFoundError, UnimplementedError
@@ -55,25 +56,67 @@ class Models:
     def list(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
              timeout: Optional[float] = None) -> ModelList:
         """Models sorted by (name, version), latest versions only unless all_versions. The result is a list of
-        ModelInfo whose `missing_backends` and `unreadable` say what it could not include (see ModelList)."""
+        ModelInfo whose `missing_backends` and `unreadable` say what it could not include (see ModelList). Every
+        model, however many: the listing is asked for in pages of LIST_PAGE_SIZE entries (list_page), each call
+        with its own `timeout`; without a gateway, each service's listing page by page."""
         if kind is not None:
             return self._client(kind).list(name_prefix, all_versions=all_versions, timeout=timeout)
-        request = common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions)
         try:
-            return model_list(self.connection.unary("ListModels", self._gateway_list, request, timeout))
+            return list_all(lambda token: self._gateway_page(name_prefix, all_versions, LIST_PAGE_SIZE, token,
+                                                             timeout))
         except UnimplementedError:
             pass  # not a gateway: ask each service that answers
         models: List[ModelInfo] = []
         unreadable: List[UnreadableVersion] = []
         for k in KINDS:
             try:
-                listed = self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout)
+                listed = _typed(self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout), k)
             except UnimplementedError:
                 continue
-            models.extend(m if m.kind else dataclasses.replace(m, kind=k) for m in listed)
-            unreadable.extend(b if b.kind else dataclasses.replace(b, kind=k) for b in listed.unreadable)
+            models.extend(listed)
+            unreadable.extend(listed.unreadable)
         return ModelList(sorted(models, key=lambda m: (m.name, m.version)), (),
                          sorted(unreadable, key=lambda b: (b.name, b.version)))
+
+    def list_page(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
+                  page_size: int = LIST_PAGE_SIZE, page_token: str = "",
+                  timeout: Optional[float] = None) -> ModelList:
+        """One page of list(): at most page_size (>= 1; the servers give at most 1000) entries, models and
+        unreadable versions together in (name, version, kind) order, fewer when more would not fit in a message.
+        The result's `next_page_token` is non-empty while entries may follow: pass it as `page_token` with the same
+        name_prefix, kind and all_versions for the next page (a gateway's tokens work on the services and the
+        reverse). Through a gateway, `missing_backends` names the backends whose models are missing from this
+        page. A server older than paging answers the whole listing with an empty token. Without a gateway, the
+        page of the service that answers; FailedPreconditionError when both services answer at this target
+        (their pages cannot be merged into one: give `kind`, or call list())."""
+        if kind is not None:
+            return self._client(kind).list_page(name_prefix, all_versions=all_versions, page_size=page_size,
+                                                page_token=page_token, timeout=timeout)
+        try:
+            return self._gateway_page(name_prefix, all_versions, page_size, page_token, timeout)
+        except UnimplementedError:
+            pass  # not a gateway: ask each service that answers
+        pages = []
+        for k in KINDS:
+            try:
+                pages.append(_typed(self._client(k).list_page(name_prefix, all_versions=all_versions,
+                                                              page_size=page_size, page_token=page_token,
+                                                              timeout=timeout), k))
+            except UnimplementedError:
+                continue
+        if len(pages) > 1:
+            raise FailedPreconditionError(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"{self.connection.target} serves both the generative and the discriminative service without a "
+                "gateway, and a page of each cannot be merged into one page; give kind='generative' or "
+                "kind='discriminative', or call list() for the whole listing", "ListModels")
+        return pages[0] if pages else ModelList()
+
+    def _gateway_page(self, name_prefix: str, all_versions: bool, page_size: int, page_token: str,
+                      timeout: Optional[float]) -> ModelList:
+        """One page of the gateway's ListModels (UnimplementedError when the target is not a gateway)."""
+        request = list_request(name_prefix, all_versions, page_size, page_token)
+        return model_list(self.connection.unary("ListModels", self._gateway_list, request, timeout))
 
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
         """The kind of the service that has a model called `name` (found with list(), as the C++ CLI does):
@@ -107,3 +150,10 @@ class Models:
         if kind is None:
             kind = self._kind_of(name, "DeleteModel", timeout)
         return self._client(kind).delete(name, version, timeout=timeout)
+
+
+def _typed(listed: ModelList, kind: str) -> ModelList:
+    """A service's listing (or page) with `kind` on the entries whose service did not say theirs."""
+    return ModelList((m if m.kind else dataclasses.replace(m, kind=kind) for m in listed), listed.missing_backends,
+                     (b if b.kind else dataclasses.replace(b, kind=kind) for b in listed.unreadable),
+                     listed.next_page_token)

@@ -114,13 +114,17 @@ class ModelList(List[ModelInfo]):
     """What list() returns: the readable models (a list of ModelInfo, as before), plus what the listing could not
     include: `missing_backends` (through a gateway, "<service>: <CODE>: <reason>" per backend that did not answer,
     whose models are then missing) and `unreadable` (versions whose stored file cannot be read, among them a model
-    whose latest version is damaged). Both empty: the list is complete."""
+    whose latest version is damaged). Both empty: the list is complete.
+
+    What list_page() returns is one page of a listing: `next_page_token` is non-empty while entries may follow
+    (pass it as list_page's `page_token`); list() answers the whole listing, whose `next_page_token` is empty."""
 
     def __init__(self, models: Iterable[ModelInfo] = (), missing_backends: Iterable[str] = (),
-                 unreadable: Iterable[UnreadableVersion] = ()):
+                 unreadable: Iterable[UnreadableVersion] = (), next_page_token: str = ""):
         super().__init__(models)
         self.missing_backends: List[str] = list(missing_backends)
         self.unreadable: List[UnreadableVersion] = list(unreadable)
+        self.next_page_token: str = next_page_token
 
     @property
     def complete(self) -> bool:

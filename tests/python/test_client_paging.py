@@ -1,0 +1,263 @@
+"""maas_client's listings page (ListModels page_size / page_token / next_page_token) against in-process fake
+servers, so that what a real store cannot easily show is covered: pages cut short by the message budget, a last
+page that comes back empty, a server older than paging (it ignores page_size and answers everything), one that
+never ends its listing, a target with no gateway, and missing_backends repeated on every page.
+
+Before paging, list() asked for the whole listing in one answer, which a server refuses RESOURCE_EXHAUSTED once it
+is larger than its largest message (about 1 900 models at the default 64 MiB): the fakes refuse an unpaged request
+above `unpaged_cap` entries the same way. The real servers are exercised by test_client_paging_e2e.py."""
+
+import concurrent.futures
+import json
+
+import grpc
+import pytest
+
+import maas_client
+from maas_client.pb import common
+
+SERVICES = {
+    "generative": "maas.generative.v1.GenerativeService",
+    "discriminative": "maas.discriminative.v1.DiscriminativeService",
+    "gateway": "maas.gateway.v1.Gateway",
+}
+TYPES = {"generative": common.GENERATIVE, "discriminative": common.DISCRIMINATIVE}
+
+
+class FakeListing:
+    """ListModels of one fake endpoint over fixed entries, paged as the contract says: entries (models and
+    unreadable versions together) ordered by (name, version, type) and filtered by name_prefix; page_size > 0
+    gives at most min(page_size, 1000, page_cap) entries (page_cap plays the message budget) after the token's
+    entry, and a token whenever the page was cut there (so a last page can come back empty); a token needs
+    page_size > 0 and the same name_prefix and all_versions (INVALID_ARGUMENT otherwise). page_size 0 answers
+    everything, RESOURCE_EXHAUSTED above unpaged_cap entries (the message cap). pages=False: a server older than
+    paging, which ignores page_size and page_token. Every page carries missing_backends. `requests` records
+    (page_size, page_token) of each call."""
+
+    def __init__(self, models=(), unreadable=(), missing_backends=(), page_cap=1000, unpaged_cap=None, pages=True):
+        self.entries = sorted([*models, *unreadable], key=lambda e: (e.name, e.version, e.type))
+        self.missing_backends = list(missing_backends)
+        self.page_cap = page_cap
+        self.unpaged_cap = unpaged_cap
+        self.pages = pages
+        self.requests = []
+
+    def __call__(self, request, context):
+        self.requests.append((request.page_size, request.page_token))
+        covered = [e for e in self.entries if e.name.startswith(request.name_prefix)]
+        if not self.pages or (request.page_size == 0 and not request.page_token):
+            if self.pages and self.unpaged_cap is not None and len(covered) > self.unpaged_cap:
+                context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, "the listing is above the largest message; page")
+            return self._response(covered, "")
+        if request.page_size <= 0:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"page_size {request.page_size} with a page token")
+        start = 0
+        if request.page_token:
+            prefix, all_versions, *key = json.loads(request.page_token)
+            if (prefix, all_versions) != (request.name_prefix, request.all_versions):
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the token is of another listing")
+            start = sum(1 for e in covered if [e.name, e.version, e.type] <= key)
+        limit = min(request.page_size, 1000, self.page_cap)
+        page = covered[start:start + limit]
+        token = ""
+        if len(page) == limit:
+            last = page[-1]
+            token = json.dumps([request.name_prefix, request.all_versions, last.name, last.version, last.type])
+        return self._response(page, token)
+
+    def _response(self, entries, token):
+        response = common.ListModelsResponse(missing_backends=self.missing_backends, next_page_token=token)
+        for e in entries:
+            (response.models if isinstance(e, common.ModelInfo) else response.unreadable_versions).append(e)
+        return response
+
+
+def serve(listings):
+    """A gRPC server on 127.0.0.1 answering ListModels of the services named in `listings` (name -> FakeListing);
+    every other method is UNIMPLEMENTED, as at a service's endpoint."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
+    for name, listing in listings.items():
+        handler = grpc.unary_unary_rpc_method_handler(
+            listing, request_deserializer=common.ListModelsRequest.FromString,
+            response_serializer=common.ListModelsResponse.SerializeToString)
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(SERVICES[name],
+                                                                                  {"ListModels": handler})])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    return server, f"127.0.0.1:{port}"
+
+
+@pytest.fixture
+def fake():
+    """fake(name=FakeListing, ...) -> a Models client of a server answering those listings."""
+    started = []
+
+    def start(**listings):
+        server, target = serve(listings)
+        models = maas_client.Models(target, timeout=10)
+        started.append((server, models))
+        return models
+
+    yield start
+    for server, models in started:
+        models.close()
+        server.stop(None)
+
+
+def model(name, version=1, kind="generative", typed=True):
+    return common.ModelInfo(name=name, version=version, type=TYPES[kind] if typed else 0, family="uniform")
+
+
+def damaged(name, version=1, kind="generative", typed=True):
+    return common.UnreadableVersion(name=name, version=version, type=TYPES[kind] if typed else 0, code="DATA_LOSS",
+                                    message=f"{name} version {version} cannot be read")
+
+
+def keys(listed):
+    return [(m.name, m.version, m.kind) for m in listed]
+
+
+def bad_keys(listed):
+    return [(b.name, b.version, b.kind) for b in listed.unreadable]
+
+
+def mixed_store(n):
+    """n entries through a gateway: names interleaving both kinds, one unreadable version in every 97."""
+    models, unreadable = [], []
+    for i in range(n):
+        kind = "generative" if i % 3 else "discriminative"
+        (unreadable.append(damaged(f"m{i:05d}", kind=kind)) if i % 97 == 5 else
+         models.append(model(f"m{i:05d}", kind=kind)))
+    return models, unreadable
+
+
+def test_list_pages_through_a_store_larger_than_one_answer(fake):
+    models, unreadable = mixed_store(2345)
+    gateway = FakeListing(models, unreadable, unpaged_cap=1900)
+    listed = fake(gateway=gateway).list()
+    assert keys(listed) == [(m.name, m.version, maas_client.types.MODEL_TYPES[m.type]) for m in models]
+    assert bad_keys(listed) == [(b.name, b.version, maas_client.types.MODEL_TYPES[b.type]) for b in unreadable]
+    assert len(set(keys(listed))) == len(listed) and not listed.missing_backends and not listed.next_page_token
+    # Pages of 1000, each starting at the previous page's token: 1000 + 1000 + 345, never the unpaged request.
+    assert [size for size, _ in gateway.requests] == [1000, 1000, 1000]
+    assert gateway.requests[0][1] == "" and all(token for _, token in gateway.requests[1:])
+
+
+def test_list_follows_short_pages_and_an_empty_last_page(fake):
+    models, unreadable = mixed_store(63)
+    gateway = FakeListing([*models, model("other")], unreadable, page_cap=7)  # the budget holds 7 entries
+    listed = fake(gateway=gateway).list("m000")
+    # "m000" covers the 63 entries: 9 full pages, the 9th cut at its 7th entry, so a 10th comes back empty.
+    assert sorted([m.name for m in listed] + [b.name for b in listed.unreadable]) == [f"m{i:05d}" for i in range(63)]
+    assert [m.name for m in listed] == sorted(m.name for m in listed)
+    assert [b.name for b in listed.unreadable] == ["m00005"]
+    assert len(gateway.requests) == 10 and len({token for _, token in gateway.requests}) == 10
+
+
+def test_missing_backends_of_every_page_are_reported_once_in_order(fake):
+    models, _ = mixed_store(25)
+    down = ["maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: connection refused",
+            "maas.generative.v1.GenerativeService: DEADLINE_EXCEEDED: slow"]
+    listed = fake(gateway=FakeListing(models, missing_backends=down, page_cap=10)).list()
+    assert len(listed) == 24 and listed.missing_backends == down and not listed.complete  # 3 pages, each naming both
+
+
+def test_a_server_older_than_paging_answers_everything_at_once(fake):
+    models, unreadable = mixed_store(1500)
+    gateway = FakeListing(models, unreadable, pages=False)
+    client = fake(gateway=gateway)
+    listed = client.list()
+    assert len(listed) + len(listed.unreadable) == 1500 and gateway.requests == [(1000, "")]
+    # One page is the whole listing there: no token to follow.
+    page = client.list_page(page_size=10)
+    assert len(page) + len(page.unreadable) == 1500 and page.next_page_token == ""
+
+
+def test_a_server_that_answers_the_token_it_was_sent_is_an_error_not_a_hang():
+    calls = []
+
+    def answer(request, context):  # a broken server: its second page is its first again
+        calls.append(request.page_token)
+        return common.ListModelsResponse(models=[model("a")], next_page_token=request.page_token or "same")
+
+    server, target = serve({"gateway": answer})
+    try:
+        with maas_client.Models(target, timeout=10) as client:
+            with pytest.raises(maas_client.errors.InternalError, match="answered the page token it was sent"):
+                client.list()
+        assert calls == ["", "same"]
+    finally:
+        server.stop(None)
+
+
+def test_list_page_hands_out_one_page_and_its_token(fake):
+    models, unreadable = mixed_store(30)
+    gateway = FakeListing(models, unreadable)
+    client = fake(gateway=gateway)
+    first = client.list_page(page_size=4)
+    assert keys(first) == [("m00000", 1, "discriminative"), ("m00001", 1, "generative"),
+                           ("m00002", 1, "generative"), ("m00003", 1, "discriminative")]
+    assert first.next_page_token and gateway.requests == [(4, "")]
+    second = client.list_page(page_size=4, page_token=first.next_page_token)
+    assert [m.name for m in second] == ["m00004", "m00006", "m00007"] and bad_keys(second) == [
+        ("m00005", 1, "generative")]
+    # Collected page by page, the listing is list()'s.
+    pages, token = [first, second], second.next_page_token
+    while token:
+        pages.append(client.list_page(page_size=4, page_token=token))
+        token = pages[-1].next_page_token
+    assert [k for p in pages for k in keys(p)] == keys(client.list())
+    # The server checks the token against the listing (here: another prefix).
+    with pytest.raises(maas_client.InvalidArgumentError, match="another listing"):
+        client.list_page("m", page_size=4, page_token=first.next_page_token)
+
+
+@pytest.mark.parametrize("page_size, message", [
+    (0, r"page_size must be in \[1, 2147483647\], got 0"),
+    (-1, r"page_size must be in \[1, 2147483647\], got -1"),
+    (1 << 31, r"page_size must be in \[1, 2147483647\], got 2147483648"),
+    ("10", "page_size must be an integer, got '10'"),
+])
+def test_list_page_checks_page_size_before_sending(fake, page_size, message):
+    gateway = FakeListing([model("a")])
+    client = fake(gateway=gateway)
+    with pytest.raises(maas_client.InvalidArgumentError, match=message):
+        client.list_page(page_size=page_size)
+    with pytest.raises(maas_client.InvalidArgumentError, match=message):
+        client.generative.list_page(page_size=page_size)
+    with pytest.raises(maas_client.InvalidArgumentError, match="page_token must be a str"):
+        client.list_page(page_token=b"token")
+    assert gateway.requests == []
+
+
+def test_without_a_gateway_each_service_is_paged(fake):
+    """A service's endpoint: Models lists the service itself (Gateway/ListModels is UNIMPLEMENTED there), page by
+    page, typing the entries by the service that answered."""
+    models = [model(f"g{i:04d}", typed=False) for i in range(2100)]
+    service = FakeListing(models, [damaged("g2100x", typed=False)], unpaged_cap=1900)
+    client = fake(generative=service)
+    listed = client.list()
+    assert len(listed) == 2100 and {m.kind for m in listed} == {"generative"}
+    assert bad_keys(listed) == [("g2100x", 1, "generative")]
+    assert [size for size, _ in service.requests] == [1000, 1000, 1000]
+    page = client.list_page(page_size=3, page_token=service.requests[1][1])
+    assert keys(page) == [(f"g{i:04d}", 1, "generative") for i in range(1000, 1003)] and page.next_page_token
+    # A service client pages its own listing.
+    assert len(client.generative.list()) == 2100
+    assert [m.name for m in client.generative.list_page(page_size=2)] == ["g0000", "g0001"]
+
+
+def test_without_a_gateway_both_services_are_paged_and_merged(fake):
+    gen = FakeListing([model(f"n{i:04d}", kind="generative") for i in range(0, 2400, 2)], unpaged_cap=1000)
+    disc = FakeListing([model(f"n{i:04d}", kind="discriminative") for i in range(1, 2400, 2)],
+                       [damaged("n0002", kind="discriminative")], unpaged_cap=1000)
+    client = fake(generative=gen, discriminative=disc)
+    listed = client.list()
+    assert [m.name for m in listed] == [f"n{i:04d}" for i in range(2400)]
+    assert [m.kind for m in listed[:2]] == ["generative", "discriminative"]
+    assert bad_keys(listed) == [("n0002", 1, "discriminative")]
+    assert len(gen.requests) == 2 and len(disc.requests) == 2
+    # One page cannot hold a page of each: the caller is told to page one service.
+    with pytest.raises(maas_client.FailedPreconditionError, match="kind='generative' or kind='discriminative'"):
+        client.list_page(page_size=10)
+    assert keys(client.list_page(kind="discriminative", page_size=1)) == [("n0001", 1, "discriminative")]
