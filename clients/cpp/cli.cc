@@ -594,7 +594,7 @@ std::string FormatModels(const cv1::ListModelsResponse& response, bool json) {
           .String(bad.message())
           .EndObject();
     }
-    w.EndArray().EndObject();
+    w.EndArray().Key("next_page_token").String(response.next_page_token()).EndObject();
     return w.str() + "\n";
   }
   std::vector<std::vector<std::string>> rows;
@@ -619,6 +619,10 @@ std::string FormatModelWarnings(const cv1::ListModelsResponse& response) {
                     " cannot be read (", EscapeForTerminal(bad.code()), ": ",
                     EscapeForTerminal(bad.message()),
                     "); restore its file or delete the version\n");
+  }
+  if (!response.next_page_token().empty()) {
+    absl::StrAppend(&out, "maas: more models may follow: the next page is --page_token=",
+                    EscapeForTerminal(response.next_page_token()), "\n");
   }
   return out;
 }
@@ -1382,7 +1386,7 @@ struct CommandSpec {
 
 const std::map<std::string, CommandSpec>& Commands() {
   static const auto* const kCommands = new std::map<std::string, CommandSpec>{
-      {"models", {{"all_versions"}, {}}},
+      {"models", {{"all_versions", "page_size", "page_token"}, {}}},
       {"sample",
        {{"model", "model_version", "num_samples", "seed", "start_index", "batch_size", "latents"},
         {"model", "num_samples"}}},
@@ -1482,6 +1486,14 @@ absl::Status ValidateCommandArgs(const CommandArgs& args) {
   if (args.version < 0) {
     return absl::InvalidArgumentError("--model_version must be >= 1 (or 0 for the latest)");
   }
+  if (args.flags_set.count("page_size") > 0 && args.page_size < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--page_size must be >= 1 (servers give at most 1000), got ", args.page_size));
+  }
+  if (args.flags_set.count("page_token") > 0 && args.flags_set.count("page_size") == 0) {
+    return absl::InvalidArgumentError(
+        "--page_token needs --page_size (the size of the page it asks for)");
+  }
   if (args.command == "sample" && args.num_samples == 0) {
     return absl::InvalidArgumentError("--num_samples must be >= 1");
   }
@@ -1558,9 +1570,11 @@ std::string UsageText() {
   return R"(usage: maas [global flags] COMMAND [flags] [args]
 
 commands:
-  models   [--all_versions]
+  models   [--all_versions] [--page_size N [--page_token T]]
       List models of both types (a gateway's ListModels, or a service's own): NAME VERSION
-      TYPE FAMILY CREATED.
+      TYPE FAMILY CREATED. Every model, asked for page by page; with --page_size one page of at
+      most N (servers give at most 1000), and when more may follow the next page's --page_token
+      on stderr (in --json: next_page_token, empty at the end).
   sample   --model NAME [--model_version V] --num_samples N [--seed S] [--start_index I]
            [--batch_size B] [--latents]
       Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample

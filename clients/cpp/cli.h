@@ -137,12 +137,13 @@ std::string FormatTimestamp(const google::protobuf::Timestamp& timestamp);
 
 // `maas models`: NAME VERSION TYPE FAMILY CREATED, or {"models":[{name, version, type, family,
 // created_at, description, dimension, size_bytes, labels}], "missing_backends":["..."],
-// "unreadable_versions":[{name, version, type, code, message}]}.
+// "unreadable_versions":[{name, version, type, code, message}], "next_page_token":"..."}.
 std::string FormatModels(const common::v1::ListModelsResponse& response, bool json);
 
 // The human form's warnings about a partial listing (for stderr, so the table stays parseable):
-// one line per backend that did not answer and per version that cannot be read. Empty when the
-// listing is complete.
+// one line per backend that did not answer and per version that cannot be read, and, for one page
+// of a listing (--page_size) that more may follow, the --page_token of the next page. Empty when
+// the listing is complete.
 std::string FormatModelWarnings(const common::v1::ListModelsResponse& response);
 
 // `maas sample`, human: a comment line, then one CSV line per sample (x columns, then latent
@@ -220,6 +221,9 @@ struct CommandArgs {
 
   bool json = false;
   bool all_versions = false;
+  // models: one page (--page_size given) of at most page_size entries, after page_token's.
+  int32_t page_size = 0;
+  std::string page_token;
   std::string model;
   int64_t version = 0;
   std::string type;  // "", "generative" or "discriminative"

@@ -1,6 +1,8 @@
 #include "clients/cpp/client.h"
 
 #include <algorithm>
+#include <functional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -55,6 +57,77 @@ absl::Status StreamExamples(grpc::ClientContext& context, grpc::ClientWriter<Req
   return FromGrpcStatus(writer.Finish());
 }
 
+// A listing's page_size: >= 0 (0: no paging, or ListAllModels' default page).
+absl::Status CheckPageSize(const cv1::ListModelsRequest& request) {
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ListModels: page_size must be >= 0 (0: no paging), got ", request.page_size()));
+  }
+  return absl::OkStatus();
+}
+
+// The type of every entry of a service's listing that does not say its own.
+void SetType(cv1::ModelType type, cv1::ListModelsResponse* listed) {
+  for (cv1::ModelInfo& info : *listed->mutable_models()) {
+    if (info.type() == cv1::MODEL_TYPE_UNSPECIFIED) info.set_type(type);
+  }
+  for (cv1::UnreadableVersion& bad : *listed->mutable_unreadable_versions()) {
+    if (bad.type() == cv1::MODEL_TYPE_UNSPECIFIED) bad.set_type(type);
+  }
+}
+
+// The services' own listings as one, sorted as the gateway sorts: by name, version, then type.
+cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists) {
+  cv1::ListModelsResponse merged;
+  for (cv1::ListModelsResponse& listed : lists) {
+    for (cv1::ModelInfo& info : *listed.mutable_models()) {
+      *merged.add_models() = std::move(info);
+    }
+    for (cv1::UnreadableVersion& bad : *listed.mutable_unreadable_versions()) {
+      *merged.add_unreadable_versions() = std::move(bad);
+    }
+  }
+  const auto by_name_version_type = [](const auto& a, const auto& b) {
+    if (a.name() != b.name()) return a.name() < b.name();
+    if (a.version() != b.version()) return a.version() < b.version();
+    return a.type() < b.type();
+  };
+  std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
+                   by_name_version_type);
+  std::stable_sort(merged.mutable_unreadable_versions()->begin(),
+                   merged.mutable_unreadable_versions()->end(), by_name_version_type);
+  return merged;
+}
+
+// Every page of a listing from request.page_token on: page(request) for each, the request's token
+// moved to the answer's next_page_token until that is empty. The pages concatenated (each starts
+// after the previous one's last entry, so models and unreadable_versions stay sorted);
+// missing_backends each once, in the order first seen.
+absl::StatusOr<cv1::ListModelsResponse> AllPages(
+    cv1::ListModelsRequest request,
+    const std::function<absl::StatusOr<cv1::ListModelsResponse>(const cv1::ListModelsRequest&)>&
+        page) {
+  cv1::ListModelsResponse all;
+  std::set<std::string> missing;
+  for (;;) {
+    MAAS_ASSIGN_OR_RETURN(cv1::ListModelsResponse listed, page(request));
+    for (cv1::ModelInfo& info : *listed.mutable_models()) *all.add_models() = std::move(info);
+    for (cv1::UnreadableVersion& bad : *listed.mutable_unreadable_versions()) {
+      *all.add_unreadable_versions() = std::move(bad);
+    }
+    for (const std::string& backend : listed.missing_backends()) {
+      if (missing.insert(backend).second) all.add_missing_backends(backend);
+    }
+    if (listed.next_page_token().empty()) return all;
+    if (listed.next_page_token() == request.page_token()) {
+      return absl::InternalError(
+          "ListModels: the server answered the page token it was sent as the next one; the "
+          "listing would never end");
+    }
+    request.set_page_token(listed.next_page_token());
+  }
+}
+
 }  // namespace
 
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
@@ -101,50 +174,71 @@ absl::StatusOr<std::unique_ptr<grpc::ClientContext>> Client::NewContext() const 
   return context;
 }
 
-absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
+absl::StatusOr<cv1::ListModelsResponse> Client::CallListModels(
+    cv1::ModelType type, const cv1::ListModelsRequest& request) {
+  MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
   cv1::ListModelsResponse response;
-  absl::Status gateway;
-  {
-    MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
-    gateway = FromGrpcStatus(gateway_->ListModels(context.get(), request, &response));
+  grpc::Status status;
+  if (type == cv1::GENERATIVE) {
+    status = generative_->ListModels(context.get(), request, &response);
+  } else if (type == cv1::DISCRIMINATIVE) {
+    status = discriminative_->ListModels(context.get(), request, &response);
+  } else {
+    status = gateway_->ListModels(context.get(), request, &response);
   }
-  if (!absl::IsUnimplemented(gateway)) {
-    MAAS_RETURN_IF_ERROR(gateway);
-    return response;
-  }
-  // Not a gateway: a service answers for its own models (the other one is absent, UNIMPLEMENTED).
-  bool answered = false;
-  const auto ask = [&](auto& stub, cv1::ModelType type) -> absl::Status {
-    MAAS_ASSIGN_OR_RETURN(auto context, NewContext());
-    cv1::ListModelsResponse own;
-    const absl::Status status = FromGrpcStatus(stub->ListModels(context.get(), request, &own));
-    if (absl::IsUnimplemented(status)) return absl::OkStatus();
-    MAAS_RETURN_IF_ERROR(status);
-    answered = true;
-    for (cv1::ModelInfo& info : *own.mutable_models()) {
-      if (info.type() == cv1::MODEL_TYPE_UNSPECIFIED) info.set_type(type);
-      *response.add_models() = std::move(info);
-    }
-    for (cv1::UnreadableVersion& bad : *own.mutable_unreadable_versions()) {
-      if (bad.type() == cv1::MODEL_TYPE_UNSPECIFIED) bad.set_type(type);
-      *response.add_unreadable_versions() = std::move(bad);
-    }
-    return absl::OkStatus();
-  };
-  response.Clear();
-  MAAS_RETURN_IF_ERROR(ask(generative_, cv1::GENERATIVE));
-  MAAS_RETURN_IF_ERROR(ask(discriminative_, cv1::DISCRIMINATIVE));
-  if (!answered) return gateway;
-  const auto by_name_version_type = [](const auto& a, const auto& b) {  // as the gateway sorts
-    if (a.name() != b.name()) return a.name() < b.name();
-    if (a.version() != b.version()) return a.version() < b.version();
-    return a.type() < b.type();
-  };
-  std::stable_sort(response.mutable_models()->begin(), response.mutable_models()->end(),
-                   by_name_version_type);
-  std::stable_sort(response.mutable_unreadable_versions()->begin(),
-                   response.mutable_unreadable_versions()->end(), by_name_version_type);
+  MAAS_RETURN_IF_ERROR(FromGrpcStatus(status));
   return response;
+}
+
+absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
+  MAAS_RETURN_IF_ERROR(CheckPageSize(request));
+  absl::StatusOr<cv1::ListModelsResponse> gateway =
+      CallListModels(cv1::MODEL_TYPE_UNSPECIFIED, request);
+  if (!absl::IsUnimplemented(gateway.status())) return gateway;
+  // Not a gateway: a service answers for its own models (the other one is absent, UNIMPLEMENTED).
+  std::vector<cv1::ListModelsResponse> own;
+  for (const cv1::ModelType type : {cv1::GENERATIVE, cv1::DISCRIMINATIVE}) {
+    absl::StatusOr<cv1::ListModelsResponse> listed = CallListModels(type, request);
+    if (absl::IsUnimplemented(listed.status())) continue;
+    MAAS_RETURN_IF_ERROR(listed.status());
+    SetType(type, &*listed);
+    own.push_back(*std::move(listed));
+  }
+  if (own.empty()) return gateway.status();
+  if (own.size() == 1) return std::move(own[0]);
+  if (request.page_size() != 0 || !request.page_token().empty()) {
+    return absl::FailedPreconditionError(
+        "the target serves both the generative and the discriminative service without a gateway, "
+        "and a page of each cannot be merged into one page; list everything (ListAllModels, "
+        "`maas models` without --page_size) or page through a gateway");
+  }
+  return Merge(std::move(own));
+}
+
+absl::StatusOr<cv1::ListModelsResponse> Client::ListAllModels(
+    const cv1::ListModelsRequest& request) {
+  MAAS_RETURN_IF_ERROR(CheckPageSize(request));
+  cv1::ListModelsRequest first = request;
+  if (first.page_size() == 0) first.set_page_size(kListPageSize);
+  // type MODEL_TYPE_UNSPECIFIED: the gateway.
+  const auto pages_of = [&](cv1::ModelType type) {
+    return AllPages(first, [this, type](const cv1::ListModelsRequest& page) {
+      return CallListModels(type, page);
+    });
+  };
+  absl::StatusOr<cv1::ListModelsResponse> gateway = pages_of(cv1::MODEL_TYPE_UNSPECIFIED);
+  if (!absl::IsUnimplemented(gateway.status())) return gateway;
+  // Not a gateway: every page of each service it serves (the other one is UNIMPLEMENTED).
+  std::vector<cv1::ListModelsResponse> own;
+  for (const cv1::ModelType type : {cv1::GENERATIVE, cv1::DISCRIMINATIVE}) {
+    absl::StatusOr<cv1::ListModelsResponse> listed = pages_of(type);
+    if (absl::IsUnimplemented(listed.status())) continue;
+    MAAS_RETURN_IF_ERROR(listed.status());
+    SetType(type, &*listed);
+    own.push_back(*std::move(listed));
+  }
+  if (own.empty()) return gateway.status();
+  return Merge(std::move(own));
 }
 
 absl::StatusOr<gateway::v1::GetBackendsResponse> Client::GetBackends() {
@@ -341,7 +435,7 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
                             response.missing_backends().end());
   };
 
-  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse all, ListModels(request));
+  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse all, ListAllModels(request));
   scan(all);
   if (generative && discriminative) {
     return absl::FailedPreconditionError(

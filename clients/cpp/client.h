@@ -4,7 +4,7 @@
 //   maas::client::ClientOptions options;
 //   options.target = "127.0.0.1:50051";            // the gateway (or a service directly)
 //   maas::client::Client client(options);
-//   absl::StatusOr<maas::common::v1::ListModelsResponse> models = client.ListModels({});
+//   absl::StatusOr<maas::common::v1::ListModelsResponse> models = client.ListAllModels({});
 //
 // Every call gets a deadline of options.timeout from the moment it starts and, when
 // options.auth_token is set, an "authorization: Bearer <token>" header (a token that is not
@@ -17,6 +17,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <iterator>
 #include <memory>
@@ -79,9 +80,25 @@ class Client {
   Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOptions& options);
 
   // ---- gateway
-  // Lists models of both types (maas.gateway.v1.Gateway/ListModels). When the target is not a
-  // gateway (UNIMPLEMENTED), the listing of the service(s) it serves, each model typed.
+  // One call of maas.gateway.v1.Gateway/ListModels: models of both types, one page of them when
+  // request.page_size > 0 (then next_page_token, when not empty, asks for the next page with the
+  // same name_prefix and all_versions); page_size 0 asks for the whole listing in one answer, which
+  // a server refuses (RESOURCE_EXHAUSTED) when it is larger than its largest message: use
+  // ListAllModels for everything. When the target is not a gateway (UNIMPLEMENTED), the answer of
+  // the service it serves, each entry typed; an endpoint that serves both services answers a merged
+  // listing when page_size is 0 and FAILED_PRECONDITION otherwise (a page of each cannot be one
+  // page). A negative page_size is INVALID_ARGUMENT (nothing sent).
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
+      const common::v1::ListModelsRequest& request);
+  // The whole listing, however large: ListModels page after page of request.page_size entries
+  // (0: kListPageSize) from request.page_token (empty: the start) until the server says none
+  // follow, concatenated (models and unreadable_versions each in (name, version, type) order;
+  // missing_backends each once, in the order first seen; next_page_token empty). Each page is one
+  // call with its own deadline. A server older than paging answers everything at once. When the
+  // target is not a gateway, each service it serves is paged and the listings merged. A negative
+  // page_size is INVALID_ARGUMENT; a server that answers the token it was sent is INTERNAL (the
+  // listing would never end).
+  absl::StatusOr<common::v1::ListModelsResponse> ListAllModels(
       const common::v1::ListModelsRequest& request);
   absl::StatusOr<gateway::v1::GetBackendsResponse> GetBackends();
 
@@ -148,11 +165,12 @@ class Client {
       const discriminative::v1::CreateModelRequest& request);
 
   // ---- either type
-  // Which service owns `name`. Asks the gateway's ListModels; when the target is not a gateway
-  // (UNIMPLEMENTED), asks each service's ListModels. A model whose latest version cannot be read
-  // (listed in unreadable_versions) counts. NOT_FOUND when no service has it, UNAVAILABLE when it
-  // is not listed but a backend did not answer the gateway (missing_backends: it may hold the
-  // model), FAILED_PRECONDITION when both have a model of that name (pass the type explicitly).
+  // Which service owns `name`. Asks the gateway's ListModels (ListAllModels with the name as
+  // prefix); when the target is not a gateway (UNIMPLEMENTED), asks each service's ListModels. A
+  // model whose latest version cannot be read (listed in unreadable_versions) counts. NOT_FOUND
+  // when no service has it, UNAVAILABLE when it is not listed but a backend did not answer the
+  // gateway (missing_backends: it may hold the model), FAILED_PRECONDITION when both have a model
+  // of that name (pass the type explicitly).
   absl::StatusOr<common::v1::ModelType> ResolveModelType(const std::string& name);
   // GetModel on the service of `type`; MODEL_TYPE_UNSPECIFIED: ResolveModelType first.
   absl::StatusOr<AnyModel> GetModel(
@@ -168,11 +186,18 @@ class Client {
   // 4 MiB less 64 KiB: a chunk's message stays under gRPC's default 4 MiB limit.
   static constexpr size_t kDefaultFitChunkBytes = (size_t{4} << 20) - (size_t{64} << 10);
   static constexpr size_t kDefaultEvaluateBatchSize = 1000;
+  // Entries per page of ListAllModels when the request leaves page_size 0: the largest page the
+  // servers give (they take larger values as 1000).
+  static constexpr int32_t kListPageSize = 1000;
 
  private:
   // A context with the deadline and the authorization header; INVALID_ARGUMENT when
   // options.auth_token cannot be sent (CheckAuthToken).
   absl::StatusOr<std::unique_ptr<grpc::ClientContext>> NewContext() const;
+  // One ListModels call, with its own context: to the gateway (MODEL_TYPE_UNSPECIFIED) or to the
+  // service of `type`.
+  absl::StatusOr<common::v1::ListModelsResponse> CallListModels(
+      common::v1::ModelType type, const common::v1::ListModelsRequest& request);
 
   ClientOptions options_;
   std::shared_ptr<grpc::ChannelInterface> channel_;

@@ -1,6 +1,7 @@
 #include "clients/cpp/commands.h"
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -24,7 +25,15 @@ absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostrea
                        std::ostream& warnings) {
   cv1::ListModelsRequest request;
   request.set_all_versions(args.all_versions);
-  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse response, client.ListModels(request));
+  absl::StatusOr<cv1::ListModelsResponse> listed;
+  if (args.flags_set.count("page_size") > 0) {  // one page, as the user pages
+    request.set_page_size(args.page_size);
+    request.set_page_token(args.page_token);
+    listed = client.ListModels(request);
+  } else {
+    listed = client.ListAllModels(request);
+  }
+  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse response, std::move(listed));
   out << cli::FormatModels(response, args.json);
   if (!args.json) warnings << cli::FormatModelWarnings(response);
   return absl::OkStatus();

@@ -13,10 +13,10 @@ namespace maas::client {
 
 // Runs args.command and writes its result to `out` (samples are written batch by batch as they
 // arrive) and warnings about a result that is complete as far as it goes but partial (a listing
-// with a backend down or a damaged version) to `warnings` (never with --json, whose output holds
-// them). REQUIRES: cli::ValidateCommandArgs(args).ok(). Returns the first error (bad input file,
-// RPC error, malformed response); `out` may then hold a part of the output (a sample stream cut
-// short).
+// with a backend down or a damaged version, one page of a listing) to `warnings` (never with
+// --json, whose output holds them). REQUIRES: cli::ValidateCommandArgs(args).ok(). Returns the
+// first error (bad input file, RPC error, malformed response); `out` may then hold a part of the
+// output (a sample stream cut short).
 absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out,
                         std::ostream& warnings);
 

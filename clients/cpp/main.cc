@@ -38,6 +38,9 @@ ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate (mutual TLS)")
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 // Command flags (which command accepts which: cli::ValidateCommandArgs).
 ABSL_FLAG(bool, all_versions, false, "models: list every version");
+ABSL_FLAG(int32_t, page_size, 0,
+          "models: list one page of at most this many models (servers give at most 1000)");
+ABSL_FLAG(std::string, page_token, "", "models --page_size: the page after the one that gave it");
 ABSL_FLAG(std::string, model, "", "model name");
 ABSL_FLAG(int64_t, model_version, 0, "model version (0: latest; delete: all versions)");
 ABSL_FLAG(bool, version, false, "print the CLI's version and exit");
@@ -276,6 +279,8 @@ int main(int argc, char** argv) {
   args.positional.assign(positional.begin() + 1, positional.end());
   args.json = absl::GetFlag(FLAGS_json);
   args.all_versions = absl::GetFlag(FLAGS_all_versions);
+  args.page_size = absl::GetFlag(FLAGS_page_size);
+  args.page_token = absl::GetFlag(FLAGS_page_token);
   args.model = absl::GetFlag(FLAGS_model);
   args.version = absl::GetFlag(FLAGS_model_version);
   args.type = absl::GetFlag(FLAGS_type);

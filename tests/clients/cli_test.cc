@@ -291,7 +291,21 @@ TEST_CASE("FormatModels human and JSON") {
         google::protobuf::Value::kNullValue);
   CHECK(parsed.struct_value().fields().at("missing_backends").list_value().values_size() == 0);
   CHECK(parsed.struct_value().fields().at("unreadable_versions").list_value().values_size() == 0);
+  CHECK(parsed.struct_value().fields().at("next_page_token").string_value().empty());
   CHECK(FormatModelWarnings(response).empty());
+}
+
+TEST_CASE("FormatModels and FormatModelWarnings give one page's next_page_token") {
+  cv1::ListModelsResponse response;
+  response.add_models()->set_name("gmm");
+  response.set_next_page_token("Zm9v\x1b[2J");
+  CHECK(ParseJson(FormatModels(response, true))
+            .struct_value()
+            .fields()
+            .at("next_page_token")
+            .string_value() == "Zm9v\x1b[2J");
+  CHECK(FormatModelWarnings(response) ==
+        "maas: more models may follow: the next page is --page_token=Zm9v\\x1b[2J\n");
 }
 
 // A listing with a backend down or a damaged version used to print the readable models and nothing
@@ -782,6 +796,21 @@ TEST_CASE("ValidateCommandArgs") {
   CHECK(ValidateCommandArgs(args).ok());
   args.flags_set.insert("model");
   CHECK_THAT(error(args), Contains("--model does not apply to 'models'"));
+  args.flags_set = {"page_size"};
+  CHECK_THAT(error(args), Contains("--page_size must be >= 1"));
+  args.page_size = -5;
+  CHECK_THAT(error(args), Contains("--page_size must be >= 1 (servers give at most 1000), got -5"));
+  args.page_size = 5000;  // the servers take it as 1000
+  CHECK(ValidateCommandArgs(args).ok());
+  args.flags_set = {"page_token"};
+  args.page_token = "t";
+  CHECK_THAT(error(args), Contains("--page_token needs --page_size"));
+  args.flags_set = {"page_token", "page_size", "all_versions"};
+  CHECK(ValidateCommandArgs(args).ok());
+  args.command = "get";
+  args.model = "m";
+  args.flags_set = {"model", "page_size"};
+  CHECK_THAT(error(args), Contains("--page_size does not apply to 'get'"));
 
   args = CommandArgs();
   args.command = "sample";

@@ -2,11 +2,13 @@
 // deadlines, the authorization header, status conversion and model-type resolution.
 #include "clients/cpp/client.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "clients/cpp/cli.h"
 #include "clients/cpp/commands.h"
 #include "tests/clients/fake_services.h"
@@ -382,6 +384,250 @@ TEST_CASE("ResolveModelType: unreadable versions count, a missing backend is UNA
   CHECK(RunCommand(client, args, out, warnings).code() == absl::StatusCode::kUnavailable);
   args.command = "delete";
   CHECK(RunCommand(client, args, out, warnings).code() == absl::StatusCode::kUnavailable);
+}
+
+// A listing of n entries for the fakes: names "m00000".."m<n-1>" of both types (every third
+// discriminative), every 97th (from the 6th) a version that cannot be read.
+cv1::ListModelsResponse MixedStore(int n) {
+  cv1::ListModelsResponse all;
+  for (int i = 0; i < n; ++i) {
+    const std::string name = absl::StrFormat("m%05d", i);
+    const cv1::ModelType type = i % 3 == 0 ? cv1::DISCRIMINATIVE : cv1::GENERATIVE;
+    if (i % 97 == 5) {
+      cv1::UnreadableVersion* bad = all.add_unreadable_versions();
+      bad->set_name(name);
+      bad->set_version(1);
+      bad->set_type(type);
+      bad->set_code("DATA_LOSS");
+    } else {
+      cv1::ModelInfo* info = all.add_models();
+      info->set_name(name);
+      info->set_version(1);
+      info->set_type(type);
+    }
+  }
+  return all;
+}
+
+std::vector<std::string> Names(const cv1::ListModelsResponse& listed) {
+  std::vector<std::string> names;
+  for (const cv1::ModelInfo& info : listed.models()) names.push_back(info.name());
+  return names;
+}
+
+std::vector<int32_t> PageSizes(testing::FakeListing& listing) {
+  std::vector<int32_t> sizes;
+  for (const auto& [size, token] : listing.requests()) sizes.push_back(size);
+  return sizes;
+}
+
+// About 1 900 models made the one unpaged ListModels answer larger than the servers' 64 MiB message
+// cap: `maas models`, and `get` / `delete` without --type (which find the model's service in the
+// listing), failed with RESOURCE_EXHAUSTED on every such store.
+TEST_CASE("ListAllModels pages through a listing larger than one answer") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  cv1::ListModelsResponse all = MixedStore(2344);
+  cv1::ModelInfo* m = all.add_models();  // first of the 2 345 entries that name_prefix "m" covers
+  m->set_name("m");
+  m->set_version(1);
+  m->set_type(cv1::GENERATIVE);
+  testing::FakeListing& gateway = server.gateway().listing();
+  gateway.Set(all);
+  gateway.set_unpaged_cap(1900);
+  Client client(OptionsFor(server));
+  CHECK(client.ListModels({}).status().code() == absl::StatusCode::kResourceExhausted);
+
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListAllModels({});
+  REQUIRE(listed.ok());
+  std::vector<std::string> names = Names(all);
+  std::sort(names.begin(), names.end());
+  CHECK(Names(*listed) == names);
+  CHECK(listed->models(1).type() == cv1::DISCRIMINATIVE);
+  CHECK(listed->models(2).type() == cv1::GENERATIVE);
+  REQUIRE(listed->unreadable_versions_size() == all.unreadable_versions_size());
+  CHECK(listed->unreadable_versions(0).name() == "m00005");
+  CHECK(listed->next_page_token().empty());
+  CHECK(listed->missing_backends().empty());
+  // After the unpaged request above: pages of 1000 (1000 + 1000 + 345), each from the last token.
+  const auto requests = gateway.requests();
+  REQUIRE(requests.size() == 4);
+  CHECK(PageSizes(gateway) == std::vector<int32_t>{0, 1000, 1000, 1000});
+  CHECK(requests[1].second.empty());
+  CHECK_FALSE(requests[2].second.empty());
+  CHECK(requests[3].second != requests[2].second);
+
+  // `maas get m` without --type: the listing of name_prefix "m" is every entry, refused unpaged.
+  cv1::ListModelsRequest prefix;
+  prefix.set_name_prefix("m");
+  CHECK(client.ListModels(prefix).status().code() == absl::StatusCode::kResourceExhausted);
+  CHECK(*client.ResolveModelType("m") == cv1::GENERATIVE);
+  cli::CommandArgs args;
+  args.command = "models";
+  std::ostringstream out, warnings;
+  REQUIRE(RunCommand(client, args, out, warnings).ok());
+  const std::string table = out.str();
+  CHECK(std::count(table.begin(), table.end(), '\n') == 1 + all.models_size());
+  CHECK_THAT(warnings.str(), Catch::Contains("\"m00005\" version 1 cannot be read"));
+  CHECK_THAT(warnings.str(), !Catch::Contains("--page_token"));
+}
+
+TEST_CASE("ListAllModels follows pages cut short by the message budget and an empty last page") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  cv1::ListModelsResponse all = MixedStore(63);
+  all.add_missing_backends("maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: down");
+  all.add_missing_backends("maas.generative.v1.GenerativeService: DEADLINE_EXCEEDED: slow");
+  server.gateway().set_list_models(all);
+  server.gateway().listing().set_page_cap(7);  // what fits in a message
+  Client client(OptionsFor(server));
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListAllModels({});
+  REQUIRE(listed.ok());
+  CHECK(Names(*listed) == Names(all));
+  CHECK(listed->unreadable_versions_size() == 1);
+  // 9 full pages of 7, then an empty one; each page named both backends, the listing once each.
+  CHECK(PageSizes(server.gateway().listing()) == std::vector<int32_t>(10, 1000));
+  REQUIRE(listed->missing_backends_size() == 2);
+  CHECK(listed->missing_backends(0) == all.missing_backends(0));
+  CHECK(listed->missing_backends(1) == all.missing_backends(1));
+}
+
+TEST_CASE("ListAllModels: an older server answers at once, a repeated token is INTERNAL") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  server.gateway().set_list_models(MixedStore(2500));
+  server.gateway().listing().set_pages(false);
+  Client client(OptionsFor(server));
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListAllModels({});
+  REQUIRE(listed.ok());
+  CHECK(listed->models_size() + listed->unreadable_versions_size() == 2500);
+  CHECK(PageSizes(server.gateway().listing()) == std::vector<int32_t>{1000});
+
+  server.gateway().listing().set_pages(true);
+  server.gateway().listing().set_repeats_token(true);
+  const absl::Status stuck = client.ListAllModels({}).status();
+  CHECK(stuck.code() == absl::StatusCode::kInternal);
+  CHECK_THAT(std::string(stuck.message()), Catch::Contains("never end"));
+  CHECK(server.gateway().listing().requests().size() == 3);  // 1 + the first page, its repeat
+}
+
+TEST_CASE("ListModels is one page: page_size and page_token as given, next_page_token back") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  server.gateway().set_list_models(MixedStore(30));
+  Client client(OptionsFor(server));
+  cv1::ListModelsRequest request;
+  request.set_page_size(4);
+  const absl::StatusOr<cv1::ListModelsResponse> first = client.ListModels(request);
+  REQUIRE(first.ok());
+  CHECK(Names(*first) == std::vector<std::string>{"m00000", "m00001", "m00002", "m00003"});
+  REQUIRE_FALSE(first->next_page_token().empty());
+  request.set_page_token(first->next_page_token());
+  const absl::StatusOr<cv1::ListModelsResponse> second = client.ListModels(request);
+  REQUIRE(second.ok());
+  CHECK(Names(*second) == std::vector<std::string>{"m00004", "m00006", "m00007"});
+  REQUIRE(second->unreadable_versions_size() == 1);
+  CHECK(second->unreadable_versions(0).name() == "m00005");
+  // ListAllModels from a token: the rest of the listing, in pages of the request's page_size.
+  const absl::StatusOr<cv1::ListModelsResponse> rest = client.ListAllModels(request);
+  REQUIRE(rest.ok());
+  CHECK(rest->models_size() + rest->unreadable_versions_size() == 26);
+  CHECK(rest->models(0).name() == "m00004");
+
+  request.set_page_size(-1);
+  const size_t before = server.gateway().listing().requests().size();
+  CHECK(client.ListModels(request).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(client.ListAllModels(request).status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(server.gateway().listing().requests().size() == before);  // nothing sent
+}
+
+TEST_CASE("Without a gateway, ListAllModels pages each service and merges the listings") {
+  testing::FakeServer server;  // both services, no gateway
+  const cv1::ListModelsResponse all = MixedStore(2400);
+  // Each service's own entries, without their type (the client types them by the service).
+  cv1::ListModelsResponse own[2];
+  for (const cv1::ModelInfo& info : all.models()) {
+    *own[info.type() == cv1::GENERATIVE ? 0 : 1].add_models() = info;
+  }
+  for (const cv1::UnreadableVersion& bad : all.unreadable_versions()) {
+    *own[bad.type() == cv1::GENERATIVE ? 0 : 1].add_unreadable_versions() = bad;
+  }
+  for (cv1::ListModelsResponse& listing : own) {
+    for (cv1::ModelInfo& info : *listing.mutable_models()) info.clear_type();
+    for (cv1::UnreadableVersion& bad : *listing.mutable_unreadable_versions()) bad.clear_type();
+  }
+  server.generative().listing().Set(own[0]);  // 1 600 entries
+  server.generative().listing().set_unpaged_cap(1000);
+  server.discriminative().listing().Set(own[1]);  // 800 entries
+  Client client(OptionsFor(server));
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListAllModels({});
+  REQUIRE(listed.ok());
+  CHECK(Names(*listed) == Names(all));
+  for (int i = 0; i < listed->models_size(); ++i) {
+    CHECK(listed->models(i).type() == all.models(i).type());
+  }
+  REQUIRE(listed->unreadable_versions_size() == all.unreadable_versions_size());
+  for (int i = 0; i < listed->unreadable_versions_size(); ++i) {
+    CHECK(listed->unreadable_versions(i).name() == all.unreadable_versions(i).name());
+    CHECK(listed->unreadable_versions(i).type() == all.unreadable_versions(i).type());
+  }
+  CHECK(PageSizes(server.generative().listing()) == std::vector<int32_t>{1000, 1000});
+  CHECK(PageSizes(server.discriminative().listing()) == std::vector<int32_t>{1000});
+  // One page cannot hold a page of each service.
+  cv1::ListModelsRequest request;
+  request.set_page_size(10);
+  const absl::Status both = client.ListModels(request).status();
+  CHECK(both.code() == absl::StatusCode::kFailedPrecondition);
+  CHECK_THAT(std::string(both.message()), Catch::Contains("without a gateway"));
+}
+
+TEST_CASE("At a service's endpoint, ListModels pages the service, typing its entries") {
+  testing::FakeServer server(/*with_gateway=*/false, /*with_discriminative=*/false);
+  cv1::ListModelsResponse all;
+  for (int i = 0; i < 5; ++i) {
+    cv1::ModelInfo* info = all.add_models();
+    info->set_name(absl::StrCat("g", i));
+    info->set_version(1);
+  }
+  server.generative().listing().Set(all);
+  Client client(OptionsFor(server));
+  cv1::ListModelsRequest request;
+  request.set_page_size(3);
+  const absl::StatusOr<cv1::ListModelsResponse> first = client.ListModels(request);
+  REQUIRE(first.ok());
+  CHECK(Names(*first) == std::vector<std::string>{"g0", "g1", "g2"});
+  CHECK(first->models(2).type() == cv1::GENERATIVE);
+  request.set_page_token(first->next_page_token());
+  const absl::StatusOr<cv1::ListModelsResponse> second = client.ListModels(request);
+  REQUIRE(second.ok());
+  CHECK(Names(*second) == std::vector<std::string>{"g3", "g4"});
+  CHECK(second->next_page_token().empty());
+  request.set_page_size(2);
+  request.clear_page_token();
+  const absl::StatusOr<cv1::ListModelsResponse> listed = client.ListAllModels(request);
+  REQUIRE(listed.ok());
+  CHECK(Names(*listed) == Names(all));
+  CHECK(PageSizes(server.generative().listing()) == std::vector<int32_t>{3, 3, 2, 2, 2});
+
+  // `maas models --page_size 3`: one page, and the token of the next.
+  cli::CommandArgs args;
+  args.command = "models";
+  args.flags_set = {"page_size"};
+  args.page_size = 3;
+  std::ostringstream out, warnings;
+  REQUIRE(RunCommand(client, args, out, warnings).ok());
+  CHECK(out.str() ==
+        "NAME  VERSION  TYPE        FAMILY  CREATED\n"
+        "g0    1        generative  -       -\n"
+        "g1    1        generative  -       -\n"
+        "g2    1        generative  -       -\n");
+  CHECK(warnings.str() == "maas: more models may follow: the next page is --page_token=" +
+                              first->next_page_token() + "\n");
+  args.flags_set = {"page_size", "page_token", "json"};
+  args.json = true;
+  args.page_token = first->next_page_token();
+  std::ostringstream json, none;
+  REQUIRE(RunCommand(client, args, json, none).ok());
+  CHECK_THAT(json.str(), Catch::Contains("\"name\":\"g3\"") && Catch::Contains("\"g4\"") &&
+                             Catch::Contains("\"next_page_token\":\"\"") &&
+                             !Catch::Contains("\"g2\""));
+  CHECK(none.str().empty());
 }
 
 // `maas fit` sent 4096 rows per message whatever their width: 4096 x 2100 values made a 69 MB

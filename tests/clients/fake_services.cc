@@ -7,6 +7,11 @@
 #include <set>
 #include <stdexcept>
 #include <thread>
+#include <tuple>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 
 namespace maas::client::testing {
 namespace {
@@ -27,7 +32,117 @@ void Record(grpc::ServerContext* context, Observed* observed) {
   observed->deadline_seconds.push_back(seconds);
 }
 
+// The sort key of a listing's entry (a ModelInfo or an UnreadableVersion).
+template <typename Entry>
+std::tuple<std::string, int64_t, int> KeyOf(const Entry& entry) {
+  return {entry.name(), entry.version(), entry.type()};
+}
+
 }  // namespace
+
+void FakeListing::Set(cv1::ListModelsResponse all) {
+  const auto by_key = [](const auto& a, const auto& b) { return KeyOf(a) < KeyOf(b); };
+  std::sort(all.mutable_models()->begin(), all.mutable_models()->end(), by_key);
+  std::sort(all.mutable_unreadable_versions()->begin(), all.mutable_unreadable_versions()->end(),
+            by_key);
+  std::lock_guard<std::mutex> lock(mu_);
+  all_ = std::move(all);
+}
+
+void FakeListing::set_page_cap(int cap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  page_cap_ = cap;
+}
+
+void FakeListing::set_unpaged_cap(int cap) {
+  std::lock_guard<std::mutex> lock(mu_);
+  unpaged_cap_ = cap;
+}
+
+void FakeListing::set_pages(bool pages) {
+  std::lock_guard<std::mutex> lock(mu_);
+  pages_ = pages;
+}
+
+void FakeListing::set_repeats_token(bool repeats) {
+  std::lock_guard<std::mutex> lock(mu_);
+  repeats_token_ = repeats;
+}
+
+std::vector<std::pair<int32_t, std::string>> FakeListing::requests() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return requests_;
+}
+
+grpc::Status FakeListing::Answer(const cv1::ListModelsRequest& request,
+                                 cv1::ListModelsResponse* response) {
+  std::lock_guard<std::mutex> lock(mu_);
+  requests_.emplace_back(request.page_size(), request.page_token());
+  *response->mutable_missing_backends() = all_.missing_backends();
+  // The covered entries in listing order: (is a model, index in its field).
+  std::vector<std::pair<bool, int>> entries;
+  int m = 0;
+  int u = 0;
+  const auto covered = [&](const std::string& name) {
+    return name.compare(0, request.name_prefix().size(), request.name_prefix()) == 0;
+  };
+  while (m < all_.models_size() || u < all_.unreadable_versions_size()) {
+    const bool model =
+        u == all_.unreadable_versions_size() ||
+        (m < all_.models_size() && KeyOf(all_.models(m)) < KeyOf(all_.unreadable_versions(u)));
+    const int index = model ? m++ : u++;
+    const std::string& name =
+        model ? all_.models(index).name() : all_.unreadable_versions(index).name();
+    if (covered(name)) entries.emplace_back(model, index);
+  }
+  const auto give = [&](size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      if (entries[i].first) {
+        *response->add_models() = all_.models(entries[i].second);
+      } else {
+        *response->add_unreadable_versions() = all_.unreadable_versions(entries[i].second);
+      }
+    }
+  };
+  const bool unpaged = request.page_size() == 0 && request.page_token().empty();
+  if (!pages_ || unpaged) {
+    if (pages_ && unpaged_cap_ >= 0 && entries.size() > static_cast<size_t>(unpaged_cap_)) {
+      response->Clear();
+      return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                          "the listing is larger than the largest message; page through it");
+    }
+    give(0, entries.size());
+    return grpc::Status::OK;
+  }
+  if (request.page_size() <= 0) {
+    response->Clear();
+    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                        "page_size must be > 0 with a page token");
+  }
+  const std::string suffix =
+      absl::StrCat(":", request.all_versions() ? 1 : 0, ":", request.name_prefix());
+  size_t start = 0;
+  if (!request.page_token().empty()) {
+    const std::vector<std::string> parts =
+        absl::StrSplit(request.page_token(), absl::MaxSplits(':', 2));
+    if (parts.size() != 3 || parts[0] != "fake" || !absl::SimpleAtoi(parts[1], &start) ||
+        start > entries.size() || absl::StrCat(":", parts[2]) != suffix) {
+      response->Clear();
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "page_token is not a token of this listing");
+    }
+  }
+  const size_t limit = static_cast<size_t>(std::min({request.page_size(), 1000, page_cap_}));
+  const size_t end = std::min(entries.size(), start + limit);
+  give(start, end);
+  if (repeats_token_) {
+    response->set_next_page_token(request.page_token().empty() ? absl::StrCat("fake:0", suffix)
+                                                               : request.page_token());
+  } else if (end - start == limit) {
+    response->set_next_page_token(absl::StrCat("fake:", end, suffix));
+  }
+  return grpc::Status::OK;
+}
 
 grpc::Status FakeGenerative::Sample(grpc::ServerContext* context, const gv1::SampleRequest* request,
                                     grpc::ServerWriter<gv1::SampleBatch>* writer) {
@@ -115,14 +230,10 @@ grpc::Status FakeGenerative::EstimateLogLikelihood(grpc::ServerContext* context,
 }
 
 grpc::Status FakeGenerative::ListModels(grpc::ServerContext* context,
-                                        const cv1::ListModelsRequest* /*request*/,
+                                        const cv1::ListModelsRequest* request,
                                         cv1::ListModelsResponse* response) {
   Record(context, observed_);
-  cv1::ModelInfo* info = response->add_models();
-  info->set_name("gmm");
-  info->set_version(1);
-  info->set_type(cv1::GENERATIVE);
-  return grpc::Status::OK;
+  return listing_.Answer(*request, response);
 }
 
 grpc::Status FakeGenerative::FitModel(grpc::ServerContext* context,
@@ -317,35 +428,37 @@ grpc::Status FakeDiscriminative::Classify(grpc::ServerContext* context,
 }
 
 grpc::Status FakeDiscriminative::ListModels(grpc::ServerContext* context,
-                                            const cv1::ListModelsRequest* /*request*/,
+                                            const cv1::ListModelsRequest* request,
                                             cv1::ListModelsResponse* response) {
   Record(context, observed_);
-  cv1::ModelInfo* info = response->add_models();
-  info->set_name("spam");
-  info->set_version(2);
-  info->set_type(cv1::DISCRIMINATIVE);
-  return grpc::Status::OK;
+  return listing_.Answer(*request, response);
 }
 
 grpc::Status FakeGateway::ListModels(grpc::ServerContext* /*context*/,
-                                     const cv1::ListModelsRequest* /*request*/,
+                                     const cv1::ListModelsRequest* request,
                                      cv1::ListModelsResponse* response) {
-  std::lock_guard<std::mutex> lock(mu_);
-  *response = list_models_;
-  return grpc::Status::OK;
+  return listing_.Answer(*request, response);
 }
 
-void FakeGateway::set_list_models(const cv1::ListModelsResponse& response) {
-  std::lock_guard<std::mutex> lock(mu_);
-  list_models_ = response;
-}
+FakeServer::FakeServer(bool with_gateway, bool with_discriminative) {
+  cv1::ListModelsResponse gmm;
+  cv1::ModelInfo* info = gmm.add_models();
+  info->set_name("gmm");
+  info->set_version(1);
+  info->set_type(cv1::GENERATIVE);
+  generative_.listing().Set(gmm);
+  cv1::ListModelsResponse spam;
+  info = spam.add_models();
+  info->set_name("spam");
+  info->set_version(2);
+  info->set_type(cv1::DISCRIMINATIVE);
+  discriminative_.listing().Set(spam);
 
-FakeServer::FakeServer(bool with_gateway) {
   grpc::ServerBuilder builder;
   builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
   builder.SetMaxReceiveMessageSize(64 << 20);
   builder.RegisterService(&generative_);
-  builder.RegisterService(&discriminative_);
+  if (with_discriminative) builder.RegisterService(&discriminative_);
   if (with_gateway) builder.RegisterService(&gateway_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) throw std::runtime_error("cannot start the fake server");

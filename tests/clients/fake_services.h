@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
@@ -33,13 +34,50 @@ struct Observed {
   uint32_t fit_cols = 0;                 // cols of its chunks (the last one)
 };
 
+// ListModels over a fixed listing, paged as the contract says (common.proto): the entries (models
+// and unreadable_versions together) whose name starts with name_prefix, ordered by (name, version,
+// type); page_size > 0 gives at most min(page_size, 1000, page_cap) of them after the token's, and
+// a token whenever the page was cut there (so a last page can come back empty); a token needs
+// page_size > 0 and the request's name_prefix and all_versions (INVALID_ARGUMENT otherwise), a
+// negative page_size is INVALID_ARGUMENT. page_size 0 answers every entry, RESOURCE_EXHAUSTED above
+// unpaged_cap of them (as a server above its message cap). Every answer carries missing_backends.
+// The token is the fake's own ("fake:<entries given>:<all_versions>:<name_prefix>"): clients treat
+// tokens as opaque.
+class FakeListing {
+ public:
+  explicit FakeListing(common::v1::ListModelsResponse all = {}) { Set(std::move(all)); }
+  void Set(common::v1::ListModelsResponse all);
+  // The message budget: at most this many entries in a page (default 1000).
+  void set_page_cap(int cap);
+  // The message cap of an unpaged answer, in entries (default: none).
+  void set_unpaged_cap(int cap);
+  // false: a server older than paging, which ignores page_size and page_token.
+  void set_pages(bool pages);
+  // true: a broken server that answers the token it was sent (and its first page) again.
+  void set_repeats_token(bool repeats);
+  grpc::Status Answer(const common::v1::ListModelsRequest& request,
+                      common::v1::ListModelsResponse* response);
+  // (page_size, page_token) of every request answered, in order.
+  std::vector<std::pair<int32_t, std::string>> requests();
+
+ private:
+  std::mutex mu_;
+  common::v1::ListModelsResponse all_;
+  int page_cap_ = 1000;
+  int unpaged_cap_ = -1;
+  bool pages_ = true;
+  bool repeats_token_ = false;
+  std::vector<std::pair<int32_t, std::string>> requests_;
+};
+
 // Sample: sample i (absolute index start_index + k) is the row [i, seed, 0.5 * i]; latents [i % 3].
 //   NOT_FOUND for the model name "missing"; "slow" answers nothing until cancelled. seed defaults
 //   to 99.
 // EstimateLogLikelihood: row r's log_likelihood = -(sum of the row), standard_error = 0.5, ess = N,
 //   exact_log_likelihood set only for model "exact". UNAUTHENTICATED unless the token is "secret"
 //   when the model is "private".
-// ListModels: the generative service has "gmm"; the discriminative one "spam".
+// ListModels: listing() (a FakeListing); the generative service has "gmm" (version 1), the
+//   discriminative one "spam" (version 2).
 // FitModel: records the chunks (Observed::fit_*); answers the config's name, version 1, num_rows.
 // GetModel: DATA_LOSS for "damaged" (as a version whose file cannot be read), else NOT_FOUND.
 // DeleteModel: deletes version 2 of "damaged"; NOT_FOUND for other names.
@@ -63,9 +101,11 @@ class FakeGenerative final : public generative::v1::GenerativeService::Service {
   grpc::Status ListModels(grpc::ServerContext* context,
                           const common::v1::ListModelsRequest* request,
                           common::v1::ListModelsResponse* response) override;
+  FakeListing& listing() { return listing_; }
 
  private:
   Observed* observed_;
+  FakeListing listing_;
 };
 
 // Train: records the batch sizes; answers num_documents, classes sorted, num_features = 7,
@@ -88,33 +128,40 @@ class FakeDiscriminative final : public discriminative::v1::DiscriminativeServic
   grpc::Status ListModels(grpc::ServerContext* context,
                           const common::v1::ListModelsRequest* request,
                           common::v1::ListModelsResponse* response) override;
+  FakeListing& listing() { return listing_; }
 
  private:
   Observed* observed_;
+  FakeListing listing_;
 };
 
-// Gateway: ListModels answers the response given to set_list_models (empty until then).
+// Gateway: ListModels answers listing() (empty until set_list_models sets it), paged as the
+// listing's options say.
 class FakeGateway final : public gateway::v1::Gateway::Service {
  public:
   grpc::Status ListModels(grpc::ServerContext* context,
                           const common::v1::ListModelsRequest* request,
                           common::v1::ListModelsResponse* response) override;
-  void set_list_models(const common::v1::ListModelsResponse& response);
+  // The whole listing (its entries, each sorted by the listing, and missing_backends).
+  void set_list_models(const common::v1::ListModelsResponse& response) { listing_.Set(response); }
+  FakeListing& listing() { return listing_; }
 
  private:
-  std::mutex mu_;
-  common::v1::ListModelsResponse list_models_;
+  FakeListing listing_;
 };
 
-// Both fakes (and, with_gateway, the fake gateway) on 127.0.0.1:<free port>; messages up to 64 MiB
-// are received, as by the real services.
+// The generative fake, the discriminative one unless !with_discriminative, and with_gateway the
+// fake gateway, on 127.0.0.1:<free port>; messages up to 64 MiB are received, as by the real
+// services.
 class FakeServer {
  public:
-  explicit FakeServer(bool with_gateway = false);
+  explicit FakeServer(bool with_gateway = false, bool with_discriminative = true);
   ~FakeServer();
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
   Observed& observed() { return observed_; }
   FakeGateway& gateway() { return gateway_; }
+  FakeGenerative& generative() { return generative_; }
+  FakeDiscriminative& discriminative() { return discriminative_; }
 
  private:
   Observed observed_;
