@@ -66,7 +66,7 @@ TEST_CASE("maas usage errors exit 2 with one line pointing to --help") {
   }
 }
 
-TEST_CASE("maas usage errors with --json are one JSON line; an unknown command points to --help") {
+TEST_CASE("maas usage errors with --json are one JSON line, an unknown command points to --help") {
   for (const std::string args :
        {"--json", "--json fly", "fly --json", "--json --nosuchflag models",
         "--json models --model=x", "--json --timeout=-1 models", "--json=true sample --model m",

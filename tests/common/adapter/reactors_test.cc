@@ -41,7 +41,7 @@ TEST_CASE("AddToSession passes the call's StopToken to sessions whose Add takes 
 // A hunt sent 3000 calls of about a millisecond with deadlines around that: 119 whose client saw
 // DEADLINE_EXCEEDED were logged CANCELLED, their cancel arriving more than a tenth of the call's
 // time before the server's own deadline.
-TEST_CASE("A client gone within the deadline slack timed out; earlier, it cancelled") {
+TEST_CASE("A client gone within the deadline slack timed out, earlier, it cancelled") {
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);
   CHECK_FALSE(DeadlineCounted(absl::InfiniteFuture(), t0, t0 + absl::Hours(1)));
   // A 2 ms call whose client went away 1 ms before the server's deadline: its deadline.

@@ -111,7 +111,7 @@ TEST_CASE("Normal consumes 4 words per pair and returns the cached second value"
   CHECK(rng.words_consumed() == 10);
 }
 
-TEST_CASE("Same (seed, stream, index) gives the same sequence; any change gives another") {
+TEST_CASE("Same (seed, stream, index) gives the same sequence, any change gives another") {
   auto draws = [](uint64_t seed, uint32_t stream, uint64_t index) {
     ItemRng rng(seed, stream, index);
     std::vector<double> values;

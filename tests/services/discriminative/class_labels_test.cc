@@ -86,7 +86,7 @@ TEST_CASE("A fit on int64 labels orders its classes numerically and breaks ties 
   CHECK(strings->pipeline.classifier().label_type() == v1::LABEL_TYPE_STRING);
 }
 
-TEST_CASE("The label type survives ToSpec / FromSpec; a spec's classes must be in its order") {
+TEST_CASE("The label type survives ToSpec / FromSpec, a spec's classes must be in its order") {
   auto result = Train(IntConfig(), {"a1 b1", "c1 d1", "e1"}, {"-3", "12", "2"});
   REQUIRE(result.ok());
   const v1::PipelineSpec spec = result->pipeline.ToSpec();

@@ -273,7 +273,7 @@ TEST_CASE("Evaluate names a text the pipeline refuses by its place in the stream
   CHECK_THAT(std::string(classified.status().message()), Catch::StartsWith("texts[1]: "));
 }
 
-TEST_CASE("Compact Classify equals the per-text form; chunks on threads give the same result") {
+TEST_CASE("Compact Classify equals the per-text form, chunks on threads give the same result") {
   Fixture f;
   DiscriminativeCore core(f.Options());
   REQUIRE(Train(core, ConfigMessage("m"), BatchMessage(kTexts, kLabels, {1, 2, 0.5, 1})).ok());

@@ -127,7 +127,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("Softmax declines NaN, +inf and all -inf, leaving out untouched; -inf entries give 0") {
+TEST_CASE("Softmax declines NaN, +inf and all -inf, leaving out untouched, -inf entries give 0") {
   const double inf = std::numeric_limits<double>::infinity();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const std::vector<std::vector<double>> declined = {

@@ -210,7 +210,7 @@ TEST_CASE("A first partial Train over classes unseen in its data gives those cla
 }
 
 TEST_CASE(
-    "Partial training's empty start is not checked as a fitted model; a fitted one still is") {
+    "Partial training's empty start is not checked as a fitted model, a fitted one still is") {
   // BernoulliNB with binarize disabled refuses a fitted (or imported) feature_log_prob > 0: a
   // probability above 1. The zero counts a first partial call starts from are no fitted model:
   // their placeholder parameters must not be checked as one, or no partial Train could start.

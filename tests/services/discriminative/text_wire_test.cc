@@ -174,7 +174,7 @@ TEMPLATE_TEST_CASE("A config replaced by a batch is still checked as protobuf ch
   CheckAgrees<TestType>(config.SerializeAsString() + batch);
 }
 
-TEST_CASE("Texts need not be UTF-8; every other string field still must be") {
+TEST_CASE("Texts need not be UTF-8, every other string field still must be") {
   const std::string broken(
       "go\xc3"
       "al \xff\xfe",

@@ -92,8 +92,8 @@ bool IsAsciiWord(UChar32 c) {
 }
 
 TEST_CASE(
-    "token_pattern classes equal Python's \\w \\d \\s and their complements on every code "
-    "point") {
+    "token_pattern classes equal Python's word, digit and space classes and their complements "
+    "on every code point") {
   // IsWordCodePoint / IsPythonWhitespace are themselves checked against Python 3.11's tables.
   CheckClassOverAllCodePoints(R"(\w)", "", [](UChar32 c) { return IsWordCodePoint(c); });
   CheckClassOverAllCodePoints(R"(\W)", "", [](UChar32 c) { return !IsWordCodePoint(c); });

@@ -610,7 +610,7 @@ TEST_CASE("h2 front: Shutdown sends GOAWAY, lets the running call finish, then R
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
 }
 
-TEST_CASE("h2 front: a call running at max_connection_age finishes; the idle connection closes") {
+TEST_CASE("h2 front: a call running at max_connection_age finishes, the idle connection closes") {
   // The age moves new calls to new connections; it must not cut the calls in flight (a 30 s grace
   // used to, so a Job's long Sample stream through the gateway ended UNAVAILABLE).
   CHECK(FrontOptions().max_connection_age_grace == absl::InfiniteDuration());

@@ -109,7 +109,7 @@ TEST_CASE("forwardable headers follow gRPC's metadata rules") {
   CHECK_FALSE(ForwardableHeader("x-a", "caf\xc3\xa9"));
 }
 
-TEST_CASE("a request header gRPC cannot forward is INVALID_ARGUMENT; the gateway lives on") {
+TEST_CASE("a request header gRPC cannot forward is INVALID_ARGUMENT, the gateway lives on") {
   // gRPC's server accepts these from a raw HTTP/2 client; copied onto the backend call they made
   // gRPC abort the whole gateway (API misuse: invalid metadata).
   Stack s;

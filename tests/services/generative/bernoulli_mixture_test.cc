@@ -32,7 +32,7 @@ std::unique_ptr<BernoulliMixtureModel> Make(const v1::BernoulliMixtureSpec& spec
   return *std::move(model);
 }
 
-TEST_CASE("bernoulli_mixture reproduces reference value D; non-binary rows have p = 0") {
+TEST_CASE("bernoulli_mixture reproduces reference value D, non-binary rows have p = 0") {
   const auto model = Make(ModelD());
   Eigen::MatrixXd x(3, 6);
   x << 1, 0, 1, 1, 0, 0, 1, 0, 0.5, 1, 0, 0, 1, 0, 2, 1, 0, 0;

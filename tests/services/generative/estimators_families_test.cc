@@ -173,7 +173,7 @@ double Coverage(const GenerativeModel& model, const Eigen::MatrixXd& x, Estimate
   return static_cast<double>(inside) / seeds;
 }
 
-TEST_CASE("PRIOR and AIS are calibrated on ppca; PRIOR on the mixtures") {
+TEST_CASE("PRIOR and AIS are calibrated on ppca, PRIOR on the mixtures") {
   Eigen::MatrixXd x_c(1, 2), x_d(1, 6);
   x_c << 1, .5;
   x_d << 1, 0, 1, 1, 0, 0;

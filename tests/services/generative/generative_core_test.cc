@@ -289,7 +289,7 @@ TEST_CASE("a sample wider than the largest message is refused up front, naming t
   CHECK(rows == 3);
 }
 
-TEST_CASE("exact estimates equal the closed form; latent estimators are refused with a reason") {
+TEST_CASE("exact estimates equal the closed form, latent estimators are refused with a reason") {
   store::MemoryModelStore store;
   Fixture f(&store);
   REQUIRE(f.core->CreateModel(UniformRequest("box", {0, 0}, {2, 4})).ok());

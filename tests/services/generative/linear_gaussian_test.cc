@@ -162,7 +162,7 @@ absl::StatusOr<FitResult> Fit(const Family& family, const v1::FitConfig& config,
   return (*fitter)->Finish(exec::StopToken());
 }
 
-TEST_CASE("ppca and factor_analysis fits recover the generating model; bad input") {
+TEST_CASE("ppca and factor_analysis fits recover the generating model, bad input") {
   const auto truth = Build(FactorAnalysisFamily(), ModelB());
   RowMatrixXd rows(4000, 5);
   truth->Sample(17, 0, rows, nullptr);

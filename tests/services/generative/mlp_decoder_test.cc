@@ -564,7 +564,7 @@ TEST_CASE("mlp_decoder samples in blocks bounded by the layers' widths, with the
 }
 
 // IMPORTANCE proposals of a row group are held together: the group is bounded by their bytes.
-TEST_CASE("IMPORTANCE groups hold at most 32 MiB of proposals; groups never change estimates") {
+TEST_CASE("IMPORTANCE groups hold at most 32 MiB of proposals, groups never change estimates") {
   std::mt19937_64 gen(5);
   auto model = Make(RandomDecoder(300, {4}, 2, v1::TANH, 0.1, gen));
   CHECK(model->ProposalBytes() == 8 * 4 * 300 * 300);
