@@ -76,8 +76,9 @@ void SetType(cv1::ModelType type, cv1::ListModelsResponse* listed) {
   }
 }
 
-// The services' own listings as one, sorted as the gateway sorts: by name, version, then type.
-cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists) {
+// The services' own listings as one, sorted as the gateway sorts: by name, version (with
+// all_versions: otherwise an entry is a model), then type.
+cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists, bool all_versions) {
   cv1::ListModelsResponse merged;
   for (cv1::ListModelsResponse& listed : lists) {
     for (cv1::ModelInfo& info : *listed.mutable_models()) {
@@ -87,9 +88,9 @@ cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists) {
       *merged.add_unreadable_versions() = std::move(bad);
     }
   }
-  const auto by_name_version_type = [](const auto& a, const auto& b) {
+  const auto by_name_version_type = [all_versions](const auto& a, const auto& b) {
     if (a.name() != b.name()) return a.name() < b.name();
-    if (a.version() != b.version()) return a.version() < b.version();
+    if (all_versions && a.version() != b.version()) return a.version() < b.version();
     return a.type() < b.type();
   };
   std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
@@ -212,7 +213,7 @@ absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModels
         "and a page of each cannot be merged into one page; list everything (ListAllModels, "
         "`maas models` without --page_size) or page through a gateway");
   }
-  return Merge(std::move(own));
+  return Merge(std::move(own), request.all_versions());
 }
 
 absl::StatusOr<cv1::ListModelsResponse> Client::ListAllModels(
@@ -238,7 +239,7 @@ absl::StatusOr<cv1::ListModelsResponse> Client::ListAllModels(
     own.push_back(*std::move(listed));
   }
   if (own.empty()) return gateway.status();
-  return Merge(std::move(own));
+  return Merge(std::move(own), request.all_versions());
 }
 
 absl::StatusOr<gateway::v1::GetBackendsResponse> Client::GetBackends() {

@@ -1,6 +1,7 @@
 #include "common/registry/list_page.h"
 
 #include <algorithm>
+#include <limits>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -48,6 +49,14 @@ absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& 
                      " for pages, or 0 for every model in one answer"));
   }
   paging.page_size = std::min(request.page_size(), kMaxListPageSize);
+  paging.latest_only = !request.all_versions();
+  if (request.max_page_bytes() < 0 ||
+      (request.max_page_bytes() > 0 && request.max_page_bytes() < kMinListPageBytes)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "max_page_bytes is ", request.max_page_bytes(), "; use at least ", kMinListPageBytes,
+        " (one model's entry can take ~40 KB), or 0 for the server's --max_message_bytes"));
+  }
+  paging.max_page_bytes = request.max_page_bytes();
   if (request.page_token().empty()) return paging;
   if (paging.page_size == 0) {
     return absl::InvalidArgumentError(
@@ -84,6 +93,13 @@ std::string MakeListPageToken(const common::v1::ListModelsRequest& request, cons
   const std::string body = absl::StrCat(kTokenFormat, ":", FilterFingerprint(request), ":",
                                         last.type, ":", last.version, ":", last.name);
   return absl::WebSafeBase64Escape(absl::StrCat(body, ".", Fnv1a(body)));
+}
+
+int64_t ListPaging::Budget(int64_t max_message_bytes) const {
+  int64_t limit = max_message_bytes > 0 ? max_message_bytes : 0;
+  if (max_page_bytes > 0 && (limit == 0 || max_page_bytes < limit)) limit = max_page_bytes;
+  if (limit == 0) return std::numeric_limits<int64_t>::max();
+  return std::max<int64_t>(limit - kListPageTokenReserve, 1);
 }
 
 int64_t ListEntryBytes(std::size_t size) {

@@ -23,37 +23,52 @@ namespace maas::registry {
 // Largest page_size honoured; larger requests get pages of this size.
 inline constexpr int kMaxListPageSize = 1000;
 
-// Where an entry sorts in a listing.
+// Where an entry sorts in a listing (ListPaging::KeyOf makes them).
 struct ListKey {
   std::string name;
-  int64_t version = 0;
-  int type = 0;  // common::v1::ModelType
+  int64_t version = 0;  // 0 in listings of latest versions: there, an entry is a model
+  int type = 0;         // common::v1::ModelType
   friend bool operator<(const ListKey& a, const ListKey& b) {
     return std::tie(a.name, a.version, a.type) < std::tie(b.name, b.version, b.type);
   }
 };
 
-inline ListKey KeyOf(const common::v1::ModelInfo& info) {
-  return {info.name(), info.version(), info.type()};
-}
-inline ListKey KeyOf(const common::v1::UnreadableVersion& bad) {
-  return {bad.name(), bad.version(), bad.type()};
-}
+// Smallest max_page_bytes a request may set: above any one entry (a ModelInfo with 64 labels of
+// 256 + 256 bytes and a 4096-byte description takes ~38 KB).
+inline constexpr int64_t kMinListPageBytes = 65536;
 
 // A request's paging, checked.
 struct ListPaging {
   // At most this many entries in the answer; 0: no paging (every entry, in one answer).
   int page_size = 0;
+  // The caller's max_page_bytes (0: none).
+  int64_t max_page_bytes = 0;
+  // Without all_versions an entry is a model (name, type) whatever its latest version: a model
+  // given a new version between pages is not listed again.
+  bool latest_only = true;
   // The previous page's last entry: this page holds only entries after it. None: the first page.
   std::optional<ListKey> after;
 
+  ListKey Key(const std::string& name, int64_t version, int type) const {
+    return {name, latest_only ? 0 : version, type};
+  }
+  ListKey KeyOf(const common::v1::ModelInfo& info) const {
+    return Key(info.name(), info.version(), info.type());
+  }
+  ListKey KeyOf(const common::v1::UnreadableVersion& bad) const {
+    return Key(bad.name(), bad.version(), bad.type());
+  }
   // Whether an entry with `key` belongs after the previous page.
   bool Wants(const ListKey& key) const { return !after.has_value() || *after < key; }
+  // The payload bytes a page may take when the server's largest message is `max_message_bytes`
+  // (0: no limit): the smaller limit, less room for the token. No limit: int64's max.
+  int64_t Budget(int64_t max_message_bytes) const;
 };
 
-// The paging `request` asks for. INVALID_ARGUMENT for a negative page_size, a page_token with
-// page_size 0, a token this code did not make, or a token of a listing with another name_prefix
-// or all_versions; each message says what to send instead.
+// The paging `request` asks for. INVALID_ARGUMENT for a negative page_size, a max_page_bytes
+// below kMinListPageBytes, a page_token with page_size 0, a token this code did not make, or a
+// token of a listing with another name_prefix or all_versions; each message says what to send
+// instead.
 absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& request);
 
 // The next_page_token of a page of `request`'s listing whose last entry is `last`.

@@ -197,33 +197,47 @@ class ModelRepository {
     if (report_.joinable()) report_.join();
   }
 
-  // The stored models `request` covers; versions that cannot be read are named in
-  // unreadable_versions with `type` (the service's). With a page_size, one page of them (see
-  // list_page.h): at most page_size entries, and fewer when more would make the answer larger than
-  // `max_bytes` (0: no limit; a page always holds at least one entry), with next_page_token set
-  // while entries may follow.
+  // The stored models `request` covers; versions that cannot be read, or whose stored type is not
+  // `type` (the service's, when given), are named in unreadable_versions with `type`. With a
+  // page_size, one page of them (see list_page.h): at most page_size entries, and fewer when more
+  // would make the answer larger than `max_bytes` (0: no limit) or the request's max_page_bytes,
+  // with next_page_token set while entries may follow. RESOURCE_EXHAUSTED naming the entry when
+  // one entry alone is larger than that.
   absl::StatusOr<common::v1::ListModelsResponse> List(
       const common::v1::ListModelsRequest& request,
       common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED, int64_t max_bytes = 0) {
     MAAS_ASSIGN_OR_RETURN(const ListPaging paging, ParseListPaging(request));
     MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames());
     common::v1::ListModelsResponse response;
-    const int64_t budget = max_bytes > 0 ? std::max<int64_t>(max_bytes - kListPageTokenReserve, 1)
-                                         : std::numeric_limits<int64_t>::max();
+    const int64_t budget = paging.Budget(max_bytes);
     int entries = 0;
     int64_t bytes = 0;
     std::optional<ListKey> last;
     bool more = false;
-    // Adds an entry unless the page is full; false when it is (the entry then follows it).
-    const auto fits = [&](std::size_t size) {
-      const int64_t entry_bytes = ListEntryBytes(size);
-      if (paging.page_size > 0 && entries > 0 &&
-          (entries >= paging.page_size || entry_bytes > budget - bytes)) {
-        return false;
+    // Whether a page has room for an entry of `size` bytes (a page always takes its first).
+    const auto room = [&](std::size_t size) {
+      return paging.page_size == 0 ||
+             (entries < paging.page_size && ListEntryBytes(size) <= budget - bytes);
+    };
+    // Adds `entry` (a ModelInfo or an UnreadableVersion) at `key`, or ends the page before it.
+    const auto add = [&](auto entry, const ListKey& key, auto* list) -> absl::Status {
+      const std::size_t size = entry.ByteSizeLong();
+      if (!room(size)) {
+        if (entries > 0) {
+          more = true;
+          return absl::OkStatus();
+        }
+        return absl::ResourceExhaustedError(absl::StrCat(
+            "the listing entry of model \"", key.name, "\" version ", entry.version(), " takes ",
+            ListEntryBytes(size), " bytes, more than a page may (--max_message_bytes ", max_bytes,
+            ", max_page_bytes ", paging.max_page_bytes,
+            ", less 1 KiB for the token): raise --max_message_bytes, or max_page_bytes"));
       }
       ++entries;
-      bytes += entry_bytes;
-      return true;
+      bytes += ListEntryBytes(size);
+      *list->Add() = std::move(entry);
+      last = key;
+      return absl::OkStatus();
     };
     // Names sort, so those with the prefix (and after the previous page's last) are contiguous.
     const std::string& from = paging.after.has_value() && paging.after->name > request.name_prefix()
@@ -235,22 +249,17 @@ class ModelRepository {
       absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
       if (absl::IsNotFound(versions.status())) continue;  // deleted meanwhile
       if (!versions.ok()) {  // the model's versions cannot be listed (version 0: all of them)
-        ListKey key{name, 0, type};
+        const ListKey key = paging.Key(name, 0, type);
         if (!paging.Wants(key)) continue;
-        common::v1::UnreadableVersion bad = Unreadable(name, 0, type, versions.status());
-        if (!fits(bad.ByteSizeLong())) {
-          more = true;
-          break;
-        }
-        *response.add_unreadable_versions() = std::move(bad);
-        last = std::move(key);
+        MAAS_RETURN_IF_ERROR(add(Unreadable(name, 0, type, versions.status()), key,
+                                 response.mutable_unreadable_versions()));
         continue;
       }
       if (versions->empty()) continue;
       std::vector<int64_t> wanted =
           request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
       for (int64_t version : wanted) {
-        ListKey key{name, version, type};
+        const ListKey key = paging.Key(name, version, type);
         if (!paging.Wants(key)) continue;
         // A full page ends at the first entry after it, before reading that entry's metadata.
         if (paging.page_size > 0 && entries >= paging.page_size) {
@@ -259,26 +268,25 @@ class ModelRepository {
         }
         // Metadata only: listing never loads (parses and builds) a model.
         absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
+        // A ModelInfo of the other service's type (a shared or copied store) would sort, and be
+        // called, as this service's: it is named as unreadable, as calls on it fail.
+        if (info.ok() && type != common::v1::MODEL_TYPE_UNSPECIFIED &&
+            info->type() != common::v1::MODEL_TYPE_UNSPECIFIED && info->type() != type) {
+          info = absl::DataLossError(absl::StrCat(
+              "stored model: its ModelInfo says type ", common::v1::ModelType_Name(info->type()),
+              " in the store of a ", common::v1::ModelType_Name(type),
+              " service (is the model directory shared between the services?)"));
+        }
         // A version deleted meanwhile is left out; one that cannot be read (corrupt, truncated,
         // foreign) is named in unreadable_versions with what calls on it answer, so one bad file
         // neither fails the listing nor makes its model vanish from it.
         if (info.ok()) {
-          if (!fits(info->ByteSizeLong())) {
-            more = true;
-            break;
-          }
-          *response.add_models() = *std::move(info);
+          MAAS_RETURN_IF_ERROR(add(*std::move(info), key, response.mutable_models()));
         } else if (!absl::IsNotFound(info.status())) {
-          common::v1::UnreadableVersion bad = Unreadable(name, version, type, info.status());
-          if (!fits(bad.ByteSizeLong())) {
-            more = true;
-            break;
-          }
-          *response.add_unreadable_versions() = std::move(bad);
-        } else {
-          continue;
+          MAAS_RETURN_IF_ERROR(add(Unreadable(name, version, type, info.status()), key,
+                                   response.mutable_unreadable_versions()));
         }
-        last = std::move(key);
+        if (more) break;
       }
       ForgetInfosExcept(name, *versions);
     }

@@ -4,6 +4,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
 
+#include <algorithm>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -137,9 +138,19 @@ void GatewayService::ListModels(const std::string& request, const grpc::ServerCo
     done(grpc::Status::OK, ListModelsResponse().SerializeAsString());
     return;
   }
-  // The backends get the caller's bytes: their ListModels takes the same message.
+  // The backends get the caller's request (their ListModels takes the same message), with pages
+  // no larger than the gateway can receive and send: a service cuts its pages to its own
+  // --max_message_bytes, which can be larger (a gateway answered such pages OK, empty, without a
+  // token). Not below the smallest max_page_bytes the services take.
+  std::string forwarded = request;
+  if (parsed.page_size() > 0 && options_.max_message_bytes > 0 &&
+      (parsed.max_page_bytes() == 0 || options_.max_message_bytes < parsed.max_page_bytes())) {
+    parsed.set_max_page_bytes(
+        std::max<int64_t>(options_.max_message_bytes, registry::kMinListPageBytes));
+    forwarded = parsed.SerializeAsString();
+  }
   (new FanOut(backends_, std::move(parsed), options_.max_message_bytes, std::move(done)))
-      ->Start(request, incoming, options_.list_models_timeout, cq);
+      ->Start(forwarded, incoming, options_.list_models_timeout, cq);
 }
 
 void GatewayService::GetBackends(const std::string& request, grpc::CompletionQueue* cq,

@@ -17,8 +17,6 @@ using maas::common::v1::ListModelsRequest;
 using maas::common::v1::ListModelsResponse;
 using maas::common::v1::ModelInfo;
 using maas::common::v1::UnreadableVersion;
-using maas::registry::KeyOf;
-using maas::registry::kListPageTokenReserve;
 using maas::registry::kMaxListPageSize;
 using maas::registry::ListEntryBytes;
 using maas::registry::ListKey;
@@ -74,25 +72,33 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& requ
     };
     for (ModelInfo& info : *b.result->mutable_models()) {
       if (info.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) info.set_type(b.route.type);
-      if (!paging.Wants(KeyOf(info))) continue;
-      see(KeyOf(info));
+      if (!paging.Wants(paging.KeyOf(info))) continue;
+      see(paging.KeyOf(info));
       models.push_back(std::move(info));
     }
     for (UnreadableVersion& bad : *b.result->mutable_unreadable_versions()) {
       if (bad.type() == maas::common::v1::MODEL_TYPE_UNSPECIFIED) bad.set_type(b.route.type);
-      if (!paging.Wants(KeyOf(bad))) continue;
-      see(KeyOf(bad));
+      if (!paging.Wants(paging.KeyOf(bad))) continue;
+      see(paging.KeyOf(bad));
       unreadable.push_back(std::move(bad));
     }
-    // A backend with more entries and none in this page would be a broken backend; its entries
-    // cannot bound the page, so they are not waited for.
-    if (!b.result->next_page_token().empty() && backend_last.has_value()) {
-      more = true;
-      if (!cutoff.has_value() || *backend_last < *cutoff) cutoff = backend_last;
+    if (b.result->next_page_token().empty()) continue;
+    if (!backend_last.has_value()) {
+      // More entries and none after the token: its entries cannot bound the page (a backend
+      // whose entries sort elsewhere than its token says), so the page lacks them, and says so.
+      merged.add_missing_backends(absl::StrCat(
+          b.route.service,
+          ": INTERNAL: answered a page with a next_page_token and no entry after the page_token"));
+      continue;
     }
+    more = true;
+    if (!cutoff.has_value() || *backend_last < *cutoff) cutoff = backend_last;
   }
-  // By name, then version, then type (ModelInfo and UnreadableVersion alike).
-  const auto by_key = [](const auto& a, const auto& b) { return KeyOf(a) < KeyOf(b); };
+  // By name, then version (with all_versions), then type (ModelInfo and UnreadableVersion
+  // alike).
+  const auto by_key = [&paging](const auto& a, const auto& b) {
+    return paging.KeyOf(a) < paging.KeyOf(b);
+  };
   std::stable_sort(models.begin(), models.end(), by_key);
   std::stable_sort(unreadable.begin(), unreadable.end(), by_key);
 
@@ -112,22 +118,30 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& requ
   }
   // Both lists in one order: take from whichever sorts first, while the page has room and the
   // entry is not past a backend's last.
-  const int64_t budget = max_bytes > 0 ? std::max<int64_t>(max_bytes - kListPageTokenReserve, 1)
-                                       : std::numeric_limits<int64_t>::max();
+  const int64_t budget = paging.Budget(max_bytes);
   std::size_t m = 0, u = 0;
   int entries = 0;
-  int64_t bytes = 0;
+  int64_t bytes = static_cast<int64_t>(merged.ByteSizeLong());  // missing_backends
   std::optional<ListKey> last;
   while (m < models.size() || u < unreadable.size()) {
     const bool take_model =
-        u == unreadable.size() || (m < models.size() && !(KeyOf(unreadable[u]) < KeyOf(models[m])));
-    ListKey key = take_model ? KeyOf(models[m]) : KeyOf(unreadable[u]);
+        u == unreadable.size() ||
+        (m < models.size() && !(paging.KeyOf(unreadable[u]) < paging.KeyOf(models[m])));
+    ListKey key = take_model ? paging.KeyOf(models[m]) : paging.KeyOf(unreadable[u]);
     const int64_t entry_bytes =
         ListEntryBytes(take_model ? models[m].ByteSizeLong() : unreadable[u].ByteSizeLong());
     if ((cutoff.has_value() && *cutoff < key) ||
         (entries > 0 && (entries >= page_size || entry_bytes > budget - bytes))) {
       more = true;
       break;
+    }
+    if (entry_bytes > budget - bytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the listing entry of model \"", key.name, "\" version ",
+          take_model ? models[m].version() : unreadable[u].version(), " takes ", entry_bytes,
+          " bytes, more than a page may (the gateway's --max_message_bytes ", max_bytes,
+          ", max_page_bytes ", paging.max_page_bytes,
+          ", less 1 KiB for the token): raise --max_message_bytes, or max_page_bytes"));
     }
     if (take_model) {
       *merged.add_models() = std::move(models[m++]);

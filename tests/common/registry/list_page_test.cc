@@ -2,6 +2,7 @@
 #include "common/registry/list_page.h"
 
 #include <catch2/catch.hpp>
+#include <limits>
 #include <string>
 
 namespace maas::registry {
@@ -81,6 +82,36 @@ TEST_CASE("A page token is refused for another listing, without page_size, or da
     const absl::StatusOr<ListPaging> refused = ParseListPaging(Request("ab", false, 5, bad));
     REQUIRE(absl::IsInvalidArgument(refused.status()));
   }
+}
+
+// A review: a gateway whose --max_message_bytes was below its services' got their pages refused
+// by its receive limit; callers (and the gateway) now say how large a page they take.
+TEST_CASE("max_page_bytes is 0 or at least 64 KiB and bounds the page with the server's limit") {
+  common::v1::ListModelsRequest request = Request("", false, 10);
+  CHECK(ParseListPaging(request)->Budget(0) == std::numeric_limits<int64_t>::max());
+  CHECK(ParseListPaging(request)->Budget(100000) == 100000 - kListPageTokenReserve);
+  request.set_max_page_bytes(kMinListPageBytes);
+  CHECK(ParseListPaging(request)->Budget(0) == kMinListPageBytes - kListPageTokenReserve);
+  CHECK(ParseListPaging(request)->Budget(100000) == kMinListPageBytes - kListPageTokenReserve);
+  CHECK(ParseListPaging(request)->Budget(2000) == 2000 - kListPageTokenReserve);
+  for (int64_t bad : {int64_t{-1}, int64_t{1}, kMinListPageBytes - 1}) {
+    request.set_max_page_bytes(bad);
+    const absl::StatusOr<ListPaging> refused = ParseListPaging(request);
+    REQUIRE(absl::IsInvalidArgument(refused.status()));
+    CHECK_THAT(std::string(refused.status().message()), Catch::Contains("max_page_bytes"));
+  }
+}
+
+// Without all_versions an entry is a model: its key leaves the version out.
+TEST_CASE("Listings of latest versions key entries by name and type") {
+  const ListPaging latest = *ParseListPaging(Request("", false, 10));
+  const ListPaging all = *ParseListPaging(Request("", true, 10));
+  common::v1::ModelInfo info;
+  info.set_name("m");
+  info.set_version(7);
+  info.set_type(common::v1::GENERATIVE);
+  CHECK(latest.KeyOf(info).version == 0);
+  CHECK(all.KeyOf(info).version == 7);
 }
 
 }  // namespace

@@ -31,6 +31,8 @@ struct Observations {
   int fit_completed ABSL_GUARDED_BY(mu) = 0;
   int fit_rows_messages ABSL_GUARDED_BY(mu) = 0;
   int calls ABSL_GUARDED_BY(mu) = 0;
+  // The request of the last ListModels call.
+  maas::common::v1::ListModelsRequest last_list ABSL_GUARDED_BY(mu);
 
   void Record(const grpc::CallbackServerContext* ctx) {
     absl::MutexLock lock(&mu);
@@ -99,6 +101,10 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
                                        const maas::common::v1::ListModelsRequest* request,
                                        maas::common::v1::ListModelsResponse* response) override {
     obs.Record(ctx);
+    {
+      absl::MutexLock lock(&obs.mu);
+      obs.last_list = *request;
+    }
     EchoMetadata(ctx);
     for (const auto& m : models) {
       if (m.name().rfind(request->name_prefix(), 0) == 0) *response->add_models() = m;

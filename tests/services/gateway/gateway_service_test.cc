@@ -64,6 +64,7 @@ TEST_CASE("ListModels merges both backends sorted by name then version") {
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   maas::common::v1::ListModelsRequest request;
+  request.set_all_versions(true);  // the fakes answer every version
   maas::common::v1::ListModelsResponse response;
   SECTION("all") {
     REQUIRE(gateway.stub->ListModels(&ctx, request, &response).ok());
@@ -105,8 +106,11 @@ TEST_CASE("ListModels pages through the gateway, also over backends that ignore 
                            Info("mix", 1, DISCRIMINATIVE, nb)};
   TestServer gen_server({&generative});
   TestServer disc_server({&discriminative});
-  TestGateway gateway(gen_server.target(), disc_server.target(), ShortHealthTimeout());
+  GatewayService::Options options = ShortHealthTimeout();
+  options.max_message_bytes = int64_t{64} << 20;  // as main.cc's default
+  TestGateway gateway(gen_server.target(), disc_server.target(), options);
   maas::common::v1::ListModelsRequest request;
+  request.set_all_versions(true);  // the fakes answer every version
   request.set_page_size(2);
   std::vector<std::string> got;
   int pages = 0;
@@ -127,6 +131,26 @@ TEST_CASE("ListModels pages through the gateway, also over backends that ignore 
                                         "mix/1/GENERATIVE", "mix/1/DISCRIMINATIVE",
                                         "mix/2/GENERATIVE", "spam/4/DISCRIMINATIVE"});
   CHECK(pages == 3);
+
+  // Pages no larger than the gateway takes: a review saw a backend whose --max_message_bytes
+  // was above the gateway's send pages the gateway's receive limit refused (answered OK, empty,
+  // without a token). The gateway of this test has the default 64 MiB; a caller's smaller
+  // max_page_bytes is passed on as it is.
+  {
+    absl::MutexLock lock(&generative.obs.mu);
+    CHECK(generative.obs.last_list.max_page_bytes() == int64_t{64} << 20);
+    CHECK(generative.obs.last_list.page_size() == 2);
+  }
+  request.set_page_token("");
+  request.set_max_page_bytes(100000);
+  {
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    maas::common::v1::ListModelsResponse response;
+    REQUIRE(gateway.stub->ListModels(&ctx, request, &response).ok());
+    absl::MutexLock lock(&generative.obs.mu);
+    CHECK(generative.obs.last_list.max_page_bytes() == 100000);
+  }
 
   // Bad paging is refused by the gateway itself, saying what to send.
   grpc::ClientContext ctx;

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Tuple, Union
 
 import grpc
 
@@ -75,8 +75,12 @@ class Models:
                 continue
             models.extend(listed)
             unreadable.extend(listed.unreadable)
-        return ModelList(sorted(models, key=lambda m: (m.name, m.version)), (),
-                         sorted(unreadable, key=lambda b: (b.name, b.version)))
+        # As the gateway sorts: name, version (all_versions only: otherwise an entry is a model), type.
+        def key(entry: Union[ModelInfo, UnreadableVersion]) -> Tuple[str, int, int]:
+            kind = KINDS.index(entry.kind) if entry.kind in KINDS else len(KINDS)
+            return (entry.name, entry.version if all_versions else 0, kind)
+
+        return ModelList(sorted(models, key=key), (), sorted(unreadable, key=key))
 
     def list_page(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
                   page_size: int = LIST_PAGE_SIZE, page_token: str = "",
