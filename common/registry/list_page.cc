@@ -50,11 +50,10 @@ absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& 
   }
   paging.page_size = std::min(request.page_size(), kMaxListPageSize);
   paging.latest_only = !request.all_versions();
-  if (request.max_page_bytes() < 0 ||
-      (request.max_page_bytes() > 0 && request.max_page_bytes() < kMinListPageBytes)) {
+  if (request.max_page_bytes() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "max_page_bytes is ", request.max_page_bytes(), "; use at least ", kMinListPageBytes,
-        " (one model's entry can take ~40 KB), or 0 for the server's --max_message_bytes"));
+        "max_page_bytes is ", request.max_page_bytes(),
+        "; use the largest page you accept in bytes, or 0 for the server's --max_message_bytes"));
   }
   paging.max_page_bytes = request.max_page_bytes();
   if (request.page_token().empty()) return paging;

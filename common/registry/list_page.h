@@ -33,10 +33,6 @@ struct ListKey {
   }
 };
 
-// Smallest max_page_bytes a request may set: above any one entry (a ModelInfo with 64 labels of
-// 256 + 256 bytes and a 4096-byte description takes ~38 KB).
-inline constexpr int64_t kMinListPageBytes = 65536;
-
 // A request's paging, checked.
 struct ListPaging {
   // At most this many entries in the answer; 0: no paging (every entry, in one answer).
@@ -65,8 +61,8 @@ struct ListPaging {
   int64_t Budget(int64_t max_message_bytes) const;
 };
 
-// The paging `request` asks for. INVALID_ARGUMENT for a negative page_size, a max_page_bytes
-// below kMinListPageBytes, a page_token with page_size 0, a token this code did not make, or a
+// The paging `request` asks for. INVALID_ARGUMENT for a negative page_size or max_page_bytes,
+// a page_token with page_size 0, a token this code did not make, or a
 // token of a listing with another name_prefix or all_versions; each message says what to send
 // instead.
 absl::StatusOr<ListPaging> ParseListPaging(const common::v1::ListModelsRequest& request);

@@ -141,12 +141,11 @@ void GatewayService::ListModels(const std::string& request, const grpc::ServerCo
   // The backends get the caller's request (their ListModels takes the same message), with pages
   // no larger than the gateway can receive and send: a service cuts its pages to its own
   // --max_message_bytes, which can be larger (a gateway answered such pages OK, empty, without a
-  // token). Not below the smallest max_page_bytes the services take.
+  // token).
   std::string forwarded = request;
   if (parsed.page_size() > 0 && options_.max_message_bytes > 0 &&
       (parsed.max_page_bytes() == 0 || options_.max_message_bytes < parsed.max_page_bytes())) {
-    parsed.set_max_page_bytes(
-        std::max<int64_t>(options_.max_message_bytes, registry::kMinListPageBytes));
+    parsed.set_max_page_bytes(options_.max_message_bytes);
     forwarded = parsed.SerializeAsString();
   }
   (new FanOut(backends_, std::move(parsed), options_.max_message_bytes, std::move(done)))

@@ -444,12 +444,19 @@ TEST_CASE("List pages within max_page_bytes and names an entry no page can hold"
   for (const char* name : {"a", "b", "c"}) REQUIRE(f.Put(name, 10).ok());
   common::v1::ListModelsRequest request;
   request.set_page_size(1000);
-  request.set_max_page_bytes(kMinListPageBytes);
+  request.set_max_page_bytes(65536);
   int pages = 0;
   CHECK(PageThrough(f.repository, request, 0, &pages).size() == 3);
   CHECK(pages == 1);
-  request.set_max_page_bytes(kMinListPageBytes - 1);
+  request.set_max_page_bytes(-1);
   CHECK(absl::IsInvalidArgument(f.repository.List(request, common::v1::GENERATIVE).status()));
+  // Room for the token and one entry a page (the three entries are alike).
+  const auto unpaged = f.repository.List({}, common::v1::GENERATIVE);
+  REQUIRE(unpaged.ok());
+  request.set_max_page_bytes(kListPageTokenReserve +
+                             ListEntryBytes(unpaged->models(0).ByteSizeLong()) + 10);
+  CHECK(PageThrough(f.repository, request, 0, &pages).size() == 3);
+  CHECK(pages == 3);
   request.set_max_page_bytes(0);
   const auto refused = f.repository.List(request, common::v1::GENERATIVE, 1);
   REQUIRE(absl::IsResourceExhausted(refused.status()));
