@@ -207,7 +207,6 @@ class ModelRepository {
       const common::v1::ListModelsRequest& request,
       common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED, int64_t max_bytes = 0) {
     MAAS_ASSIGN_OR_RETURN(const ListPaging paging, ParseListPaging(request));
-    MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames());
     common::v1::ListModelsResponse response;
     const int64_t budget = paging.Budget(max_bytes);
     int entries = 0;
@@ -239,56 +238,69 @@ class ModelRepository {
       last = key;
       return absl::OkStatus();
     };
-    // Names sort, so those with the prefix (and after the previous page's last) are contiguous.
-    const std::string& from = paging.after.has_value() && paging.after->name > request.name_prefix()
-                                  ? paging.after->name
-                                  : request.name_prefix();
-    for (auto it = std::lower_bound(names.begin(), names.end(), from);
-         !more && it != names.end() && absl::StartsWith(*it, request.name_prefix()); ++it) {
-      const std::string& name = *it;
-      absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
-      if (absl::IsNotFound(versions.status())) continue;  // deleted meanwhile
-      if (!versions.ok()) {  // the model's versions cannot be listed (version 0: all of them)
-        const ListKey key = paging.Key(name, 0, type);
-        if (!paging.Wants(key)) continue;
-        MAAS_RETURN_IF_ERROR(add(Unreadable(name, 0, type, versions.status()), key,
-                                 response.mutable_unreadable_versions()));
-        continue;
-      }
-      if (versions->empty()) continue;
-      std::vector<int64_t> wanted =
-          request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
-      for (int64_t version : wanted) {
-        const ListKey key = paging.Key(name, version, type);
-        if (!paging.Wants(key)) continue;
-        // A full page ends at the first entry after it, before reading that entry's metadata.
-        if (paging.page_size > 0 && entries >= paging.page_size) {
-          more = true;
-          break;
-        }
-        // Metadata only: listing never loads (parses and builds) a model.
-        absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
-        // A ModelInfo of the other service's type (a shared or copied store) would sort, and be
-        // called, as this service's: it is named as unreadable, as calls on it fail.
-        if (info.ok() && type != common::v1::MODEL_TYPE_UNSPECIFIED &&
-            info->type() != common::v1::MODEL_TYPE_UNSPECIFIED && info->type() != type) {
-          info = absl::DataLossError(absl::StrCat(
-              "stored model: its ModelInfo says type ", common::v1::ModelType_Name(info->type()),
-              " in the store of a ", common::v1::ModelType_Name(type),
-              " service (is the model directory shared between the services?)"));
-        }
-        // A version deleted meanwhile is left out; one that cannot be read (corrupt, truncated,
-        // foreign) is named in unreadable_versions with what calls on it answer, so one bad file
-        // neither fails the listing nor makes its model vanish from it.
-        if (info.ok()) {
-          MAAS_RETURN_IF_ERROR(add(*std::move(info), key, response.mutable_models()));
-        } else if (!absl::IsNotFound(info.status())) {
-          MAAS_RETURN_IF_ERROR(add(Unreadable(name, version, type, info.status()), key,
-                                   response.mutable_unreadable_versions()));
-        }
+    // The names with the prefix from the previous page's last on, in batches: a page needs at
+    // most page_size + 1 models (the last says more follow), more only when some were deleted
+    // meanwhile, and a store checks only the names it returns (a page of a large store used to
+    // read every model's directory).
+    store::ModelStore::NameRange range;
+    range.prefix = request.name_prefix();
+    range.from = paging.after.has_value() && paging.after->name > request.name_prefix()
+                     ? paging.after->name
+                     : request.name_prefix();
+    range.limit = paging.page_size > 0 ? static_cast<std::size_t>(paging.page_size) + 1 : 0;
+    std::optional<std::string> seen;  // the last name handled: later batches start after it
+    for (bool exhausted = false; !more && !exhausted;) {
+      if (seen.has_value()) range.from = *seen;
+      MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames(range));
+      exhausted = range.limit == 0 || names.size() < range.limit;
+      for (const std::string& name : names) {
         if (more) break;
+        if (seen.has_value() && name <= *seen) continue;
+        seen = name;
+        absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
+        if (absl::IsNotFound(versions.status())) continue;  // deleted meanwhile
+        if (!versions.ok()) {  // the model's versions cannot be listed (version 0: all of them)
+          const ListKey key = paging.Key(name, 0, type);
+          if (!paging.Wants(key)) continue;
+          MAAS_RETURN_IF_ERROR(add(Unreadable(name, 0, type, versions.status()), key,
+                                   response.mutable_unreadable_versions()));
+          continue;
+        }
+        if (versions->empty()) continue;
+        std::vector<int64_t> wanted =
+            request.all_versions() ? *versions : std::vector<int64_t>{versions->back()};
+        for (int64_t version : wanted) {
+          const ListKey key = paging.Key(name, version, type);
+          if (!paging.Wants(key)) continue;
+          // A full page ends at the first entry after it, before reading that entry's metadata.
+          if (paging.page_size > 0 && entries >= paging.page_size) {
+            more = true;
+            break;
+          }
+          // Metadata only: listing never loads (parses and builds) a model.
+          absl::StatusOr<common::v1::ModelInfo> info = Info(name, version);
+          // A ModelInfo of the other service's type (a shared or copied store) would sort, and be
+          // called, as this service's: it is named as unreadable, as calls on it fail.
+          if (info.ok() && type != common::v1::MODEL_TYPE_UNSPECIFIED &&
+              info->type() != common::v1::MODEL_TYPE_UNSPECIFIED && info->type() != type) {
+            info = absl::DataLossError(absl::StrCat(
+                "stored model: its ModelInfo says type ", common::v1::ModelType_Name(info->type()),
+                " in the store of a ", common::v1::ModelType_Name(type),
+                " service (is the model directory shared between the services?)"));
+          }
+          // A version deleted meanwhile is left out; one that cannot be read (corrupt, truncated,
+          // foreign) is named in unreadable_versions with what calls on it answer, so one bad file
+          // neither fails the listing nor makes its model vanish from it.
+          if (info.ok()) {
+            MAAS_RETURN_IF_ERROR(add(*std::move(info), key, response.mutable_models()));
+          } else if (!absl::IsNotFound(info.status())) {
+            MAAS_RETURN_IF_ERROR(add(Unreadable(name, version, type, info.status()), key,
+                                     response.mutable_unreadable_versions()));
+          }
+          if (more) break;
+        }
+        ForgetInfosExcept(name, *versions);
       }
-      ForgetInfosExcept(name, *versions);
     }
     if (more && last.has_value()) {
       response.set_next_page_token(MakeListPageToken(request, *last));

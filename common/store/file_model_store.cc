@@ -691,17 +691,26 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::ListVersions(std::string_vi
   return versions;
 }
 
-absl::StatusOr<std::vector<std::string>> FileModelStore::ListNames() {
+absl::StatusOr<std::vector<std::string>> FileModelStore::ListNames(const NameRange& range) {
   MAAS_ASSIGN_OR_RETURN(std::vector<std::string> entries, ListDir(root_, nullptr));
+  // The range first (no I/O), then the completeness check (a directory read per model) in order,
+  // only until `limit` names are found: a page of a large store reads its own models' directories.
+  entries.erase(std::remove_if(entries.begin(), entries.end(),
+                               [&range](const std::string& entry) {
+                                 return entry < range.from ||
+                                        !absl::StartsWith(entry, range.prefix) ||
+                                        !ValidateModelName(entry).ok();
+                               }),
+                entries.end());
+  std::sort(entries.begin(), entries.end());
   std::vector<std::string> names;
-  for (const std::string& entry : entries) {
-    if (!ValidateModelName(entry).ok()) continue;
+  for (std::string& entry : entries) {
+    if (range.limit > 0 && names.size() >= range.limit) break;
     // A model whose directory cannot be read is listed (its ListVersions answers why), so one
     // unreadable directory neither fails the listing nor hides the model.
     absl::StatusOr<std::vector<int64_t>> versions = CompleteVersions(entry);
-    if (!versions.ok() || !versions->empty()) names.push_back(entry);
+    if (!versions.ok() || !versions->empty()) names.push_back(std::move(entry));
   }
-  std::sort(names.begin(), names.end());
   return names;
 }
 

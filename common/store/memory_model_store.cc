@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "common/status/status_macros.h"
 
 namespace maas::store {
@@ -64,10 +65,16 @@ absl::StatusOr<std::vector<int64_t>> MemoryModelStore::ListVersions(std::string_
   return out;
 }
 
-absl::StatusOr<std::vector<std::string>> MemoryModelStore::ListNames() {
+absl::StatusOr<std::vector<std::string>> MemoryModelStore::ListNames(const NameRange& range) {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> out;
-  for (const auto& [name, model] : models_) {
+  for (auto it = models_.lower_bound(range.from);
+       it != models_.end() && (range.limit == 0 || out.size() < range.limit); ++it) {
+    const auto& [name, model] = *it;
+    if (!absl::StartsWith(name, range.prefix)) {
+      if (name > range.prefix) break;  // past every name with the prefix
+      continue;
+    }
     if (!model.versions.empty()) out.push_back(name);
   }
   return out;

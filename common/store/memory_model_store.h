@@ -28,7 +28,8 @@ class MemoryModelStore : public ModelStore {
                               const PutOptions& options) override;
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
-  absl::StatusOr<std::vector<std::string>> ListNames() override;
+  using ModelStore::ListNames;
+  absl::StatusOr<std::vector<std::string>> ListNames(const NameRange& range) override;
   using ModelStore::Delete;
   absl::StatusOr<std::vector<int64_t>> Delete(
       std::string_view name, int64_t version,

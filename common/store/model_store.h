@@ -82,8 +82,16 @@ class ModelStore {
   // The complete versions of `name`, ascending. NOT_FOUND if the model has none.
   virtual absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) = 0;
 
-  // Names of the models with at least one complete version, sorted.
-  virtual absl::StatusOr<std::vector<std::string>> ListNames() = 0;
+  // Which names ListNames returns (a listing's page asks for the few it shows: a store checks
+  // only those for a complete version).
+  struct NameRange {
+    std::string prefix;     // only names that start with it
+    std::string from;       // only names >= it
+    std::size_t limit = 0;  // at most this many, the first in order (0: all)
+  };
+  // Names of the models in `range` with at least one complete version, sorted.
+  virtual absl::StatusOr<std::vector<std::string>> ListNames(const NameRange& range) = 0;
+  absl::StatusOr<std::vector<std::string>> ListNames() { return ListNames(NameRange()); }
 
   // Deletes `version` of `name` (0 = every version) and returns the deleted versions, ascending.
   // NOT_FOUND if there was nothing to delete. Readers that already hold the bytes are unaffected.

@@ -506,7 +506,10 @@ class DeletedAtOnceStore : public store::ModelStore {
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override {
     return inner_.ListVersions(name);
   }
-  absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_.ListNames(); }
+  using ModelStore::ListNames;
+  absl::StatusOr<std::vector<std::string>> ListNames(const NameRange& range) override {
+    return inner_.ListNames(range);
+  }
   absl::StatusOr<std::vector<int64_t>> Delete(std::string_view name, int64_t version,
                                               const std::function<absl::Status()>&) override {
     return inner_.Delete(name, version);

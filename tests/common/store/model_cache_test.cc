@@ -76,7 +76,10 @@ class CountingStore : public ModelStore {
     lists_++;
     return inner_->ListVersions(name);
   }
-  absl::StatusOr<std::vector<std::string>> ListNames() override { return inner_->ListNames(); }
+  using ModelStore::ListNames;
+  absl::StatusOr<std::vector<std::string>> ListNames(const NameRange& range) override {
+    return inner_->ListNames(range);
+  }
   absl::StatusOr<std::vector<int64_t>> Delete(
       std::string_view name, int64_t version,
       const std::function<absl::Status()>& still_wanted) override {
