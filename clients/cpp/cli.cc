@@ -1447,8 +1447,9 @@ const std::map<std::string, CommandSpec>& Commands() {
 
 const std::set<std::string>& GlobalFlags() {
   static const auto* const kGlobal =
-      new std::set<std::string>{"target",      "timeout",       "json",         "auth_token_file",
-                                "tls_ca_file", "tls_cert_file", "tls_key_file", "version"};
+      new std::set<std::string>{"target",          "timeout",           "json",
+                                "auth_token_file", "tls_ca_file",       "tls_cert_file",
+                                "tls_key_file",    "max_message_bytes", "version"};
   return *kGlobal;
 }
 
@@ -1635,6 +1636,7 @@ global flags:
   --auth_token_file=F     send 'authorization: Bearer <token>' with the token in F
   --tls_ca_file=F         talk TLS, verifying the server against the PEM CA in F
   --tls_cert_file=F --tls_key_file=K   present this client certificate (mutual TLS)
+  --max_message_bytes=N   largest message received (default 64 MiB; models pages no larger)
 
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
 'maas COMMAND --help' shows one command. Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on

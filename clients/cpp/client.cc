@@ -100,6 +100,16 @@ cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists, bool a
   return merged;
 }
 
+// `request` as sent: a paged request (page_size > 0) that sets no max_page_bytes asks for pages of
+// at most `max_message_bytes` (the client's receive limit; <= 0: none), which the client can
+// receive.
+cv1::ListModelsRequest WithPageBytes(cv1::ListModelsRequest request, int max_message_bytes) {
+  if (request.page_size() > 0 && request.max_page_bytes() == 0 && max_message_bytes > 0) {
+    request.set_max_page_bytes(max_message_bytes);
+  }
+  return request;
+}
+
 // Every page of a listing from request.page_token on: page(request) for each, the request's token
 // moved to the answer's next_page_token until that is empty. The pages concatenated (each starts
 // after the previous one's last entry, so models and unreadable_versions stay sorted);
@@ -191,8 +201,9 @@ absl::StatusOr<cv1::ListModelsResponse> Client::CallListModels(
   return response;
 }
 
-absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& request) {
-  MAAS_RETURN_IF_ERROR(CheckPageSize(request));
+absl::StatusOr<cv1::ListModelsResponse> Client::ListModels(const cv1::ListModelsRequest& given) {
+  MAAS_RETURN_IF_ERROR(CheckPageSize(given));
+  const cv1::ListModelsRequest request = WithPageBytes(given, options_.max_message_bytes);
   absl::StatusOr<cv1::ListModelsResponse> gateway =
       CallListModels(cv1::MODEL_TYPE_UNSPECIFIED, request);
   if (!absl::IsUnimplemented(gateway.status())) return gateway;
@@ -221,6 +232,7 @@ absl::StatusOr<cv1::ListModelsResponse> Client::ListAllModels(
   MAAS_RETURN_IF_ERROR(CheckPageSize(request));
   cv1::ListModelsRequest first = request;
   if (first.page_size() == 0) first.set_page_size(kListPageSize);
+  first = WithPageBytes(std::move(first), options_.max_message_bytes);
   // type MODEL_TYPE_UNSPECIFIED: the gateway.
   const auto pages_of = [&](cv1::ModelType type) {
     return AllPages(first, [this, type](const cv1::ListModelsRequest& page) {

@@ -87,7 +87,9 @@ class Client {
   // ListAllModels for everything. When the target is not a gateway (UNIMPLEMENTED), the answer of
   // the service it serves, each entry typed; an endpoint that serves both services answers a merged
   // listing when page_size is 0 and FAILED_PRECONDITION otherwise (a page of each cannot be one
-  // page). A negative page_size is INVALID_ARGUMENT (nothing sent).
+  // page). A negative page_size is INVALID_ARGUMENT (nothing sent). A page_size > 0 without
+  // max_page_bytes is sent with max_page_bytes = options.max_message_bytes, so that no page is
+  // larger than the client receives (as in ListAllModels).
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
   // The whole listing, however large: ListModels page after page of request.page_size entries
@@ -97,7 +99,8 @@ class Client {
   // call with its own deadline. A server older than paging answers everything at once. When the
   // target is not a gateway, each service it serves is paged and the listings merged. A negative
   // page_size is INVALID_ARGUMENT; a server that answers the token it was sent is INTERNAL (the
-  // listing would never end).
+  // listing would never end). The pages are at most request.max_page_bytes (0:
+  // options.max_message_bytes, the largest message the client receives).
   absl::StatusOr<common::v1::ListModelsResponse> ListAllModels(
       const common::v1::ListModelsRequest& request);
   absl::StatusOr<gateway::v1::GetBackendsResponse> GetBackends();

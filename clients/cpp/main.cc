@@ -36,6 +36,8 @@ ABSL_FLAG(std::string, auth_token_file, "", "file holding the bearer token");
 ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA of the server's certificate: talk TLS");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate (mutual TLS)");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(int32_t, max_message_bytes, 64 * 1024 * 1024,
+          "largest message received, bytes (models asks for pages no larger)");
 // Command flags (which command accepts which: cli::ValidateCommandArgs).
 ABSL_FLAG(bool, all_versions, false, "models: list every version");
 ABSL_FLAG(int32_t, page_size, 0,
@@ -347,11 +349,14 @@ int main(int argc, char** argv) {
   }
   const double timeout = absl::GetFlag(FLAGS_timeout);
   if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds", args.json);
+  const int32_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  if (max_message_bytes <= 0) return UsageError("--max_message_bytes must be > 0", args.json);
   const bool json = args.json;
 
   maas::client::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.timeout = timeout > 0 ? absl::Seconds(timeout) : absl::InfiniteDuration();
+  options.max_message_bytes = max_message_bytes;
   const std::string token_file = absl::GetFlag(FLAGS_auth_token_file);
   if (!token_file.empty()) {
     absl::StatusOr<std::string> token = cli::ReadFile(token_file);
