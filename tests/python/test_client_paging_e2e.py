@@ -4,7 +4,10 @@ RESOURCE_EXHAUSTED, yet maas_client's list(), the C++ `maas models` and the Pyth
 kinds through the gateway, each service on its own, unreadable versions included; list_page() hands out pages that
 make up the same listing, and tokens pass between the gateway and the services.
 
-Before the clients paged, every one of those listings failed with RESOURCE_EXHAUSTED on such a store."""
+Before the clients paged, every one of those listings failed with RESOURCE_EXHAUSTED on such a store.
+
+Last, servers at their default limit and clients (maas_client, the C++ CLI) whose receive limit is smaller: they send
+it as max_page_bytes and get pages they can receive."""
 
 import io
 import json
@@ -192,3 +195,62 @@ def test_the_clis_list_every_model(stack):
                       out=out) == 0
     assert [tuple(line.split("\t")[:3]) for line in out.getvalue().splitlines()] == [
         (name, str(version), kind) for name, version, kind in models]
+
+
+# -- A client that receives less than the servers send ---------------------------------------------------------------
+# Servers at their default --max_message_bytes (64 MiB) and clients whose receive limit is 128 KiB: a page of 1000
+# entries (~4 KiB each) is larger than such a client takes. The clients send their limit as max_page_bytes, so
+# the servers cut the pages to it (before, every listing below failed with RESOURCE_EXHAUSTED, "received message
+# larger than max").
+CLIENT_LIMIT = 128 << 10
+SMALL_N = 80  # alternating kinds: 40 models (~160 KiB) per service, 80 through the gateway
+
+
+@pytest.fixture(scope="module")
+def default_stack(tmp_path_factory):
+    with Stack(tmp_path_factory.mktemp("paging_default")) as s:
+        with maas_client.Models(s.gateway_process.address, timeout=TIMEOUT) as models:
+            for i in range(SMALL_N):
+                if kind_of(i) == "generative":
+                    models.generative.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])),
+                                             f"s{i:03d}", description=DESCRIPTION)
+                else:
+                    models.discriminative.train(["a goal", "the bread"], ["sports", "food"], name=f"s{i:03d}",
+                                                description=DESCRIPTION)
+        yield s
+
+
+def small_expected(kind=None):
+    return [(f"s{i:03d}", 1, kind_of(i)) for i in range(SMALL_N) if kind in (None, kind_of(i))]
+
+
+def test_a_client_with_a_small_receive_limit_lists_every_model_once(default_stack):
+    s = default_stack
+    # The premise: each service's first page of 1000 at the servers' limit is larger than the client takes.
+    for stub in (s.gen, s.disc, s.gateway):
+        assert stub.ListModels(common.ListModelsRequest(page_size=1000), timeout=TIMEOUT).ByteSize() > CLIENT_LIMIT
+    with maas_client.Models(s.gateway_process.address, timeout=TIMEOUT, max_message_bytes=CLIENT_LIMIT) as client:
+        listed = client.list()
+        assert keys(listed) == small_expected() and listed.complete
+        for kind in KIND_ORDER:
+            assert keys(client.list(kind=kind)) == small_expected(kind)
+        pages = follow(client, page_size=1000)
+        assert len(pages) > 2 and [k for p in pages for k in keys(p)] == small_expected()
+    for process, kind in ((s.generative, "generative"), (s.discriminative, "discriminative")):
+        with maas_client.Models(process.address, timeout=TIMEOUT, max_message_bytes=CLIENT_LIMIT) as client:
+            assert keys(client.list()) == small_expected(kind)
+            assert keys(getattr(client, kind).list()) == small_expected(kind)
+    # The C++ CLI with --max_message_bytes: the whole listing, and pages of --page_size 1000, each within the limit.
+    for port, kind in ((s.gateway_process.port, None), (s.generative.port, "generative"),
+                       (s.discriminative.port, "discriminative")):
+        done = run_maas_cli(port, f"--max_message_bytes={CLIENT_LIMIT}", "--json", "models")
+        listed = json.loads(done.stdout)
+        assert [(m["name"], m["version"], m["type"].lower()) for m in listed["models"]] == small_expected(kind)
+    seen, token, pages = [], None, 0
+    while token != "":
+        done = run_maas_cli(s.gateway_process.port, f"--max_message_bytes={CLIENT_LIMIT}", "--json", "models",
+                            "--page_size", "1000", *(["--page_token", token] if token else []))
+        page = json.loads(done.stdout)
+        seen += [(m["name"], m["version"], m["type"].lower()) for m in page["models"]]
+        token, pages = page["next_page_token"], pages + 1
+    assert seen == small_expected() and pages > 2

@@ -12,7 +12,7 @@ from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-from maas_client.connection import INT64_MAX, ConnectionLike, check, check_int, connect, method_path
+from maas_client.connection import INT64_MAX, Connection, ConnectionLike, check, check_int, connect, method_path
 from maas_client.errors import InternalError
 from maas_client.pb import common
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
@@ -32,14 +32,16 @@ def model_list(response: common.ListModelsResponse) -> ModelList:
                      response.next_page_token)
 
 
-def list_request(name_prefix: str, all_versions: bool, page_size: int, page_token: str) -> common.ListModelsRequest:
+def list_request(connection: Connection, name_prefix: str, all_versions: bool, page_size: int,
+                 page_token: str) -> common.ListModelsRequest:
     """The ListModelsRequest of one page: page_size an integer in [1, 2**31 - 1] and page_token a str, else
-    InvalidArgumentError naming the field (nothing sent)."""
+    InvalidArgumentError naming the field (nothing sent). max_page_bytes is the connection's receive limit (0 when it
+    has none), so that the servers never send a page larger than this client takes."""
     page_size = check_int(page_size, "page_size", 1, _INT32_MAX)
     check(isinstance(page_token, str), f"page_token must be a str (a previous page's next_page_token), got "
           f"{type(page_token).__name__}")
     return common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions, page_size=page_size,
-                                    page_token=page_token)
+                                    page_token=page_token, max_page_bytes=max(connection.max_receive_bytes, 0))
 
 
 def list_all(page: Callable[[str], ModelList]) -> ModelList:
@@ -120,10 +122,10 @@ class ServiceClient:
                   page_token: str = "", timeout: Optional[float] = None) -> ModelList:
         """One page of list(): at most page_size (>= 1; the servers give at most 1000) entries, models and
         unreadable versions together in (name, version) order, fewer when more would not fit in the server's
-        largest message. The result's `next_page_token` is non-empty while entries may follow: pass it as
-        `page_token` with the same name_prefix and all_versions for the next page. A server older than paging
-        answers the whole listing with an empty token."""
-        request = list_request(name_prefix, all_versions, page_size, page_token)
+        largest message or in this client's (max_message_bytes). The result's `next_page_token` is non-empty while
+        entries may follow: pass it as `page_token` with the same name_prefix and all_versions for the next page. A
+        server older than paging answers the whole listing with an empty token."""
+        request = list_request(self.connection, name_prefix, all_versions, page_size, page_token)
         return model_list(self.connection.unary("ListModels", self._list, request, timeout))
 
     def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:

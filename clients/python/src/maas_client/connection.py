@@ -92,6 +92,9 @@ class Connection:
         if token is not None:
             self._metadata = (("authorization", f"Bearer {token}"),)
         secure = tls or root_certificates is not None or client_certificate is not None
+        # The largest message this client receives, bytes (<= 0: no limit): the listings ask the servers for pages
+        # no larger (ListModelsRequest.max_page_bytes). With channel=, max_message_bytes stands for the channel's.
+        self.max_receive_bytes = max_message_bytes
         if channel is not None:
             if secure or server_name is not None:
                 raise ValueError("channel= is used as given; configure its security where it was made")
@@ -102,6 +105,9 @@ class Connection:
             ("grpc.max_send_message_length", max_message_bytes),
             *options,
         ]
+        for name, value in channel_options:  # options= may set it again; the last one counts
+            if name == "grpc.max_receive_message_length" and isinstance(value, int):
+                self.max_receive_bytes = value
         if server_name is not None:
             channel_options.append(("grpc.ssl_target_name_override", server_name))
         if secure:

@@ -86,7 +86,8 @@ class Models:
                   page_size: int = LIST_PAGE_SIZE, page_token: str = "",
                   timeout: Optional[float] = None) -> ModelList:
         """One page of list(): at most page_size (>= 1; the servers give at most 1000) entries, models and
-        unreadable versions together in (name, version, kind) order, fewer when more would not fit in a message.
+        unreadable versions together in (name, version, kind) order, fewer when more would not fit in a message
+        (the server's largest, or this client's max_message_bytes).
         The result's `next_page_token` is non-empty while entries may follow: pass it as `page_token` with the same
         name_prefix, kind and all_versions for the next page (a gateway's tokens work on the services and the
         reverse). Through a gateway, `missing_backends` names the backends whose models are missing from this
@@ -119,7 +120,7 @@ class Models:
     def _gateway_page(self, name_prefix: str, all_versions: bool, page_size: int, page_token: str,
                       timeout: Optional[float]) -> ModelList:
         """One page of the gateway's ListModels (UnimplementedError when the target is not a gateway)."""
-        request = list_request(name_prefix, all_versions, page_size, page_token)
+        request = list_request(self.connection, name_prefix, all_versions, page_size, page_token)
         return model_list(self.connection.unary("ListModels", self._gateway_list, request, timeout))
 
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
