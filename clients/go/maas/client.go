@@ -191,7 +191,7 @@ func Dial(target string, opts ...Option) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("maas: Dial %q: %w", target, err)
 	}
-	c := caller{timeout: s.timeout}
+	c := caller{timeout: s.timeout, maxMessageBytes: s.maxMessageBytes}
 	return &Client{
 		Generative:     &GenerativeClient{caller: c, raw: generativev1.NewGenerativeServiceClient(conn)},
 		Discriminative: &DiscriminativeClient{caller: c, raw: discriminativev1.NewDiscriminativeServiceClient(conn), conn: conn},
@@ -238,9 +238,11 @@ func (t bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]
 
 func (bearerToken) RequireTransportSecurity() bool { return false }
 
-// caller holds what every service wrapper shares: the default deadline.
+// caller holds what every service wrapper shares: the default deadline and the largest message received (the
+// listings ask for pages no larger: ListModelsRequest.MaxPageBytes).
 type caller struct {
-	timeout time.Duration
+	timeout         time.Duration
+	maxMessageBytes int
 }
 
 // withDefaultDeadline gives ctx the client's default timeout when it has no deadline.

@@ -20,10 +20,11 @@ const MaxPageSize = 1000
 // listModelsCall is a generated ListModels stub (of either service or of the gateway).
 type listModelsCall func(context.Context, *commonv1.ListModelsRequest, ...grpc.CallOption) (*commonv1.ListModelsResponse, error)
 
-// listPages yields the pages of the listing req describes: req with PageSize MaxPageSize when it has none (0),
-// starting at req.PageToken, then each next_page_token until one is empty. req is not modified. Each page is one
-// unary call under the default deadline (ctx's deadline, when it has one, bounds the whole listing). An error
-// ends the sequence (yielded once, with a nil page). A server that ignores page_size (older than paging) answers
+// listPages yields the pages of the listing req describes: req with PageSize MaxPageSize when it has none (0) and
+// MaxPageBytes the client's largest message received when it has none (0), starting at req.PageToken, then each
+// next_page_token until one is empty. req is not modified. Each page is one unary call under the default deadline
+// (ctx's deadline, when it has one, bounds the whole listing). An error ends the sequence (yielded once, with a nil
+// page). A server that ignores page_size (older than paging) answers
 // everything in one page with an empty token: one page.
 func listPages(c caller, ctx context.Context, rpc string, req *commonv1.ListModelsRequest,
 	call listModelsCall) iter.Seq2[*commonv1.ListModelsResponse, error] {
@@ -34,6 +35,10 @@ func listPages(c caller, ctx context.Context, rpc string, req *commonv1.ListMode
 		}
 		if next.GetPageSize() == 0 {
 			next.PageSize = MaxPageSize
+		}
+		if next.GetMaxPageBytes() == 0 && c.maxMessageBytes > 0 {
+			// No page larger than the client receives (WithMaxMessageBytes), whatever the servers' limit.
+			next.MaxPageBytes = int64(c.maxMessageBytes)
 		}
 		for {
 			page, err := unary(c, ctx, rpc, next, call)

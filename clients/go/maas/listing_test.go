@@ -428,6 +428,63 @@ func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
 	}
 }
 
+// A client whose receive limit (WithMaxMessageBytes 128 KiB) is below the servers' (the default 64 MiB): a page of
+// 1000 entries would be larger than it takes, so its listings send that limit as MaxPageBytes and get every model,
+// from a service and through the gateway (before, they failed RESOURCE_EXHAUSTED: received message larger than max).
+func TestListAllModelsWithASmallReceiveLimit(t *testing.T) {
+	const limit = 128 << 10
+	st, err := startStack(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := st.stop(); err != nil {
+			t.Error(err)
+		}
+	})
+	if err := waitStack(st); err != nil {
+		t.Fatal(err)
+	}
+	c := dial(t, st.gateway.address())
+	// 80 models of a 4000-byte description: about 320 KiB of ModelInfo together.
+	var want []entry
+	for i := range 80 {
+		name := fmt.Sprintf("go-small-%02d", i)
+		if _, err := c.Generative.CreateModel(testContext(t), &generativev1.CreateModelRequest{
+			Name: name, Spec: uniformSpec([]float64{0}, []float64{1}), Description: strings.Repeat("d", 4000)}); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, entry{name, 1, commonv1.ModelType_GENERATIVE, true})
+	}
+	first, err := c.Generative.ListModels(testContext(t), &commonv1.ListModelsRequest{PageSize: maas.MaxPageSize})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size := proto.Size(first); size <= limit {
+		t.Fatalf("the premise: a page of 1000 at the servers' limit is %d bytes, not above %d", size, limit)
+	}
+	small := []maas.Option{maas.WithMaxMessageBytes(limit)}
+	gw, direct := dial(t, st.gateway.address(), small...), dial(t, st.generative.address(), small...)
+	pages := 0
+	for _, err := range direct.Generative.ListModelsPages(testContext(t), nil) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+	}
+	if pages < 3 {
+		t.Fatalf("%d models of 4 KiB in %d page(s) of at most %d bytes", len(want), pages, limit)
+	}
+	for what, list := range map[string]func(context.Context, *commonv1.ListModelsRequest) (*commonv1.ListModelsResponse, error){
+		"generative": direct.Generative.ListAllModels, "gateway": gw.Gateway.ListAllModels} {
+		all, err := list(testContext(t), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		wantEntries(t, what+" ListAllModels", modelEntries(all), want)
+	}
+}
+
 // fakeGateway answers ListModels with answer(request, index of the call), recording the requests.
 type fakeGateway struct {
 	gatewayv1.UnimplementedGatewayServer
@@ -498,9 +555,16 @@ func TestListAllModelsAgainstFakeServers(t *testing.T) {
 		if !slices.Equal(modelNames(all), []string{"a", "b", "c"}) || len(all.GetUnreadableVersions()) != 1 {
 			t.Fatalf("ListAllModels = %v", all)
 		}
-		if !proto.Equal(&commonv1.ListModelsRequest{AllVersions: true, PageSize: maas.MaxPageSize}, fake.sent()[0]) ||
-			len(fake.sent()) != 1 {
+		// MaxPageBytes: the client's receive limit (WithMaxMessageBytes), unless the request sets one.
+		if !proto.Equal(&commonv1.ListModelsRequest{AllVersions: true, PageSize: maas.MaxPageSize,
+			MaxPageBytes: maas.DefaultMaxMessageBytes}, fake.sent()[0]) || len(fake.sent()) != 1 {
 			t.Fatalf("requests %v", fake.sent())
+		}
+		if _, err := c.Gateway.ListAllModels(testContext(t), &commonv1.ListModelsRequest{MaxPageBytes: 5000}); err != nil {
+			t.Fatal(err)
+		}
+		if got := fake.sent()[1].GetMaxPageBytes(); got != 5000 {
+			t.Fatalf("max_page_bytes %d sent for 5000", got)
 		}
 	})
 
