@@ -263,6 +263,8 @@ class Caller {
     private readonly token: string | undefined,
     private readonly timeoutMs: number,
     private readonly calls: Calls,
+    /** The largest message the channel receives (<= 0: no limit): listings ask for pages no larger. */
+    readonly maxReceiveBytes = 0,
   ) {}
 
   /**
@@ -644,19 +646,23 @@ type ListModels = (request: DeepPartial<ListModelsRequest>, opts: CallOptions) =
 
 /**
  * The pages of the listing of request, following each nextPageToken (see listModelsPages): request with pageSize
- * MAX_PAGE_SIZE when it has none (0), starting at its pageToken. opts.timeoutMs bounds the whole listing (each page
- * gets what remains of it); without one each page gets the client's default deadline.
+ * MAX_PAGE_SIZE when it has none (0) and maxPageBytes maxReceiveBytes (the client's receive limit) when it has none
+ * (0), starting at its pageToken. opts.timeoutMs bounds the whole listing (each page gets what remains of it);
+ * without one each page gets the client's default deadline.
  */
 async function* listPages(rpc: string, list: ListModels, request: DeepPartial<ListModelsRequest>,
-  opts: CallOptions): AsyncGenerator<ListModelsResponse, void, undefined> {
+  opts: CallOptions, maxReceiveBytes: number): AsyncGenerator<ListModelsResponse, void, undefined> {
   const ms = opts.timeoutMs;
   const deadline = typeof ms === "number" && ms > 0 && Number.isFinite(ms) ? Date.now() + ms : undefined;
   const pageSize = request.pageSize === undefined || request.pageSize === 0 ? MAX_PAGE_SIZE : request.pageSize;
+  const ownLimit = Number.isSafeInteger(maxReceiveBytes) && maxReceiveBytes > 0 ? BigInt(maxReceiveBytes) : 0n;
+  const maxPageBytes = request.maxPageBytes === undefined || request.maxPageBytes === 0n ? ownLimit
+    : request.maxPageBytes;
   let pageToken = request.pageToken ?? "";
   for (;;) {
     // At least 1 ms: 0 would mean no deadline; a page started past the deadline fails with DEADLINE_EXCEEDED.
     const pageOpts = deadline === undefined ? opts : { ...opts, timeoutMs: Math.max(1, deadline - Date.now()) };
-    const page = await list({ ...request, pageSize, pageToken }, pageOpts);
+    const page = await list({ ...request, pageSize, pageToken, maxPageBytes }, pageOpts);
     const next = page.nextPageToken;
     if (next !== "" && next === pageToken) {
       // The same page would come back forever: a server bug, reported rather than looped on.
@@ -755,7 +761,8 @@ export class GenerativeClient {
   /** The pages of a generative listing, as GatewayClient.listModelsPages. */
   listModelsPages(request: DeepPartial<ListModelsRequest> = {},
     opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
-    return listPages("GenerativeService.ListModels", (r, o) => this.listModels(r, o), request, opts);
+    return listPages("GenerativeService.ListModels", (r, o) => this.listModels(r, o), request, opts,
+      this.caller.maxReceiveBytes);
   }
 
   /** Every generative model the request covers, in as many pages as needed, as GatewayClient.listAllModels. */
@@ -833,7 +840,8 @@ export class DiscriminativeClient {
   /** The pages of a discriminative listing, as GatewayClient.listModelsPages. */
   listModelsPages(request: DeepPartial<ListModelsRequest> = {},
     opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
-    return listPages("DiscriminativeService.ListModels", (r, o) => this.listModels(r, o), request, opts);
+    return listPages("DiscriminativeService.ListModels", (r, o) => this.listModels(r, o), request, opts,
+      this.caller.maxReceiveBytes);
   }
 
   /** Every discriminative model the request covers, in as many pages as needed, as GatewayClient.listAllModels. */
@@ -872,7 +880,8 @@ export class GatewayClient {
    */
   listModelsPages(request: DeepPartial<ListModelsRequest> = {},
     opts: CallOptions = {}): AsyncGenerator<ListModelsResponse, void, undefined> {
-    return listPages("Gateway.ListModels", (r, o) => this.listModels(r, o), request, opts);
+    return listPages("Gateway.ListModels", (r, o) => this.listModels(r, o), request, opts,
+      this.caller.maxReceiveBytes);
   }
 
   /**
@@ -908,16 +917,21 @@ export class MaasClient {
       throw new Error(`maas: timeoutMs must be >= 0, got ${timeoutMs}`);
     }
     const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    this.client = new Client(target, channelCredentials(options), {
+    const channelOptions: ChannelOptions = {
       "grpc.max_receive_message_length": maxBytes,
       "grpc.max_send_message_length": maxBytes,
       ...options.channelOptions,
-    });
+    };
+    this.client = new Client(target, channelCredentials(options), channelOptions);
     const token = bearerToken(options);
-    this.generative = new GenerativeClient(new Caller(this.client, "GenerativeService", token, timeoutMs, this.calls));
+    // What the channel receives (channelOptions may set it too): the listings ask for pages no larger.
+    const received = channelOptions["grpc.max_receive_message_length"];
+    const maxReceive = typeof received === "number" ? received : 0;
+    this.generative = new GenerativeClient(
+      new Caller(this.client, "GenerativeService", token, timeoutMs, this.calls, maxReceive));
     this.discriminative = new DiscriminativeClient(
-      new Caller(this.client, "DiscriminativeService", token, timeoutMs, this.calls));
-    this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs, this.calls));
+      new Caller(this.client, "DiscriminativeService", token, timeoutMs, this.calls, maxReceive));
+    this.gateway = new GatewayClient(new Caller(this.client, "Gateway", token, timeoutMs, this.calls, maxReceive));
   }
 
   /**

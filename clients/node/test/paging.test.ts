@@ -8,7 +8,9 @@ import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { sendUnaryData, Server as GrpcServer, ServerCredentials, ServerUnaryCall, ServiceError } from "@grpc/grpc-js";
 
-import { CallOptions, common, gateway as gw, isMaasError, MaasClient, MAX_PAGE_SIZE, status } from "../src/index";
+import {
+  CallOptions, common, DEFAULT_MAX_MESSAGE_BYTES, gateway as gw, isMaasError, MaasClient, MAX_PAGE_SIZE, status,
+} from "../src/index";
 import { Stack } from "./servers";
 
 type Request = common.DeepPartial<common.ListModelsRequest>;
@@ -284,6 +286,44 @@ describe("a listing beyond the largest message", () => {
   });
 });
 
+describe("a client that receives less than the servers send", () => {
+  it("lists every model once, asking for pages no larger than its maxMessageBytes", async () => {
+    // Servers at their default --max_message_bytes (64 MiB), clients at 128 KiB: a page of 1000 of these models
+    // (~4 KiB each) is larger than the clients take (before they sent maxPageBytes: RESOURCE_EXHAUSTED, received
+    // message larger than max).
+    const limit = 128 << 10;
+    const stack = await Stack.start();
+    const c = new MaasClient(stack.gateway.address, { timeoutMs: 10_000 });
+    const gateway = new MaasClient(stack.gateway.address, { timeoutMs: 10_000, maxMessageBytes: limit });
+    const direct = new MaasClient(stack.generative.address, { timeoutMs: 10_000, maxMessageBytes: limit });
+    try {
+      await c.waitServing("", 15_000);
+      await direct.waitServing("", 15_000);
+      const names = Array.from({ length: 80 }, (_, i) => `ts-small-${String(i).padStart(2, "0")}`);
+      for (const name of names) {
+        await c.generative.createModel({ name, spec: { uniform: { low: [0], high: [1] } }, description: "d".repeat(4000) });
+      }
+      const first = await c.generative.listModels({ pageSize: MAX_PAGE_SIZE });
+      const size = common.ListModelsResponse.encode(first).finish().length;
+      assert.ok(size > limit, `the premise: a page of 1000 at the servers' limit is ${size} bytes`);
+      let pages = 0;
+      for await (const page of direct.generative.listModelsPages()) {
+        assert.ok(page.models.length > 0);
+        pages++;
+      }
+      assert.ok(pages >= 3, `${names.length} models of 4 KiB in ${pages} page(s) of at most ${limit} bytes`);
+      for (const all of [await direct.generative.listAllModels(), await gateway.gateway.listAllModels()]) {
+        assert.deepEqual(all.models.map((m) => m.name), names);
+      }
+    } finally {
+      c.close();
+      gateway.close();
+      direct.close();
+      await stack.stop();
+    }
+  });
+});
+
 /** A fake gateway answering ListModels with answer(request, index of the call), recording the requests. */
 async function fakeGateway(answer: (request: common.ListModelsRequest, call: number) => Response | Partial<ServiceError>,
   delayMs = 0): Promise<{ client: MaasClient; requests: common.ListModelsRequest[]; stop: () => void }> {
@@ -319,7 +359,11 @@ describe("paging against fake servers", () => {
       const all = await fake.client.gateway.listAllModels({ allVersions: true });
       assert.deepEqual(all.models.map((m) => m.name), ["a", "b", "c"]);
       assert.equal(all.unreadableVersions.length, 1);
-      assert.deepEqual(fake.requests, [common.ListModelsRequest.fromPartial({ allVersions: true, pageSize: MAX_PAGE_SIZE })]);
+      // maxPageBytes: the client's receive limit (maxMessageBytes), unless the request sets one.
+      assert.deepEqual(fake.requests, [common.ListModelsRequest.fromPartial({
+        allVersions: true, pageSize: MAX_PAGE_SIZE, maxPageBytes: BigInt(DEFAULT_MAX_MESSAGE_BYTES) })]);
+      await fake.client.gateway.listAllModels({ maxPageBytes: 5000n });
+      assert.equal(fake.requests[1].maxPageBytes, 5000n);
     } finally {
       fake.stop();
     }
