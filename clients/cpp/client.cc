@@ -456,15 +456,16 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
                      "' exists as both a generative and a discriminative model; give the type "
                      "explicitly (--type generative|discriminative)"));
   }
-  if (generative) return cv1::GENERATIVE;
-  if (discriminative) return cv1::DISCRIMINATIVE;
+  // The backend that did not answer may hold the name too: a delete must not pick the other one.
   if (!missing_backends.empty()) {
     return absl::UnavailableError(
-        absl::StrCat("cannot tell whether model '", name, "' exists: a backend did not answer (",
-                     absl::StrJoin(missing_backends, "; "),
+        absl::StrCat("cannot tell which service holds model '", name,
+                     "': a backend did not answer (", absl::StrJoin(missing_backends, "; "),
                      "); retry later, or give the type explicitly (--type "
                      "generative|discriminative)"));
   }
+  if (generative) return cv1::GENERATIVE;
+  if (discriminative) return cv1::DISCRIMINATIVE;
   return absl::NotFoundError(absl::StrCat("no model named '", name, "'"));
 }
 

@@ -261,3 +261,24 @@ def test_without_a_gateway_both_services_are_paged_and_merged(fake):
     with pytest.raises(maas_client.FailedPreconditionError, match="kind='generative' or kind='discriminative'"):
         client.list_page(page_size=10)
     assert keys(client.list_page(kind="discriminative", page_size=1)) == [("n0001", 1, "discriminative")]
+
+
+def test_a_target_where_nothing_lists_models_is_an_error_not_an_empty_listing(fake):
+    """A review: list() and list_page() at an endpoint serving no maas service returned [] with .complete True
+    (the Python CLI exited 0); the C++ client answers UNIMPLEMENTED. Now the gateway's UNIMPLEMENTED is raised."""
+    models = fake()
+    with pytest.raises(maas_client.UnimplementedError):
+        models.list()
+    with pytest.raises(maas_client.UnimplementedError):
+        models.list_page(page_size=10)
+
+
+def test_a_missing_backend_makes_the_kind_of_a_name_unknown(fake):
+    """A review: with the discriminative backend down, get()/delete() of a name the generative service holds
+    picked the generative model, though the down backend may hold the name too (then a delete removes the wrong
+    one). Now UNAVAILABLE naming the backend; with kind= the call goes ahead."""
+    down = ["maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: no backend is reachable"]
+    models = fake(gateway=FakeListing([model("shared")], missing_backends=down))
+    with pytest.raises(maas_client.UnavailableError, match="which service holds model 'shared'.*kind="):
+        models._kind_of("shared", "DeleteModel", None)
+    assert fake(gateway=FakeListing([model("shared")]))._kind_of("shared", "DeleteModel", None) == "generative"

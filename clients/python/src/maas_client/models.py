@@ -18,7 +18,7 @@ import grpc
 from maas_client._service import LIST_PAGE_SIZE, ServiceClient, list_all, list_request, model_list
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import FailedPreconditionError, NotFoundError, UnimplementedError
+from maas_client.errors import FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError
 from maas_client.generative import GenerativeClient
 from maas_client.pb import common, gateway
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
@@ -64,17 +64,21 @@ class Models:
         try:
             return list_all(lambda token: self._gateway_page(name_prefix, all_versions, LIST_PAGE_SIZE, token,
                                                              timeout))
-        except UnimplementedError:
-            pass  # not a gateway: ask each service that answers
+        except UnimplementedError as error:
+            not_a_gateway = error  # not a gateway: ask each service that answers
         models: List[ModelInfo] = []
         unreadable: List[UnreadableVersion] = []
+        answered = False
         for k in KINDS:
             try:
                 listed = _typed(self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout), k)
             except UnimplementedError:
                 continue
+            answered = True
             models.extend(listed)
             unreadable.extend(listed.unreadable)
+        if not answered:  # nothing at the target lists models: not an empty, complete listing
+            raise not_a_gateway
         # As the gateway sorts: name, version (all_versions only: otherwise an entry is a model), type.
         def key(entry: Union[ModelInfo, UnreadableVersion]) -> Tuple[str, int, int]:
             kind = KINDS.index(entry.kind) if entry.kind in KINDS else len(KINDS)
@@ -99,8 +103,8 @@ class Models:
                                                 page_token=page_token, timeout=timeout)
         try:
             return self._gateway_page(name_prefix, all_versions, page_size, page_token, timeout)
-        except UnimplementedError:
-            pass  # not a gateway: ask each service that answers
+        except UnimplementedError as error:
+            not_a_gateway = error  # not a gateway: ask each service that answers
         pages = []
         for k in KINDS:
             try:
@@ -115,7 +119,9 @@ class Models:
                 f"{self.connection.target} serves both the generative and the discriminative service without a "
                 "gateway, and a page of each cannot be merged into one page; give kind='generative' or "
                 "kind='discriminative', or call list() for the whole listing", "ListModels")
-        return pages[0] if pages else ModelList()
+        if not pages:  # nothing at the target lists models
+            raise not_a_gateway
+        return pages[0]
 
     def _gateway_page(self, name_prefix: str, all_versions: bool, page_size: int, page_token: str,
                       timeout: Optional[float]) -> ModelList:
@@ -133,6 +139,13 @@ class Models:
             raise FailedPreconditionError(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"model {name!r} exists as both a generative and a discriminative model; give the type explicitly "
+                "(kind='generative' or kind='discriminative')", method)
+        if listed.missing_backends:
+            # The backend that did not answer may hold the name too (a delete must not pick the other one).
+            raise UnavailableError(
+                grpc.StatusCode.UNAVAILABLE,
+                f"cannot tell which service holds model {name!r}: a backend did not answer "
+                f"({'; '.join(listed.missing_backends)}); retry later, or give the type explicitly "
                 "(kind='generative' or kind='discriminative')", method)
         for k in KINDS:
             if k in kinds:
