@@ -41,9 +41,11 @@ class FakeListing:
         self.unpaged_cap = unpaged_cap
         self.pages = pages
         self.requests = []
+        self.max_page_bytes = []  # of each call
 
     def __call__(self, request, context):
         self.requests.append((request.page_size, request.page_token))
+        self.max_page_bytes.append(request.max_page_bytes)
         covered = [e for e in self.entries if e.name.startswith(request.name_prefix)]
         if not self.pages or (request.page_size == 0 and not request.page_token):
             if self.pages and self.unpaged_cap is not None and len(covered) > self.unpaged_cap:
@@ -282,3 +284,19 @@ def test_a_missing_backend_makes_the_kind_of_a_name_unknown(fake):
     with pytest.raises(maas_client.UnavailableError, match="which service holds model 'shared'.*kind="):
         models._kind_of("shared", "DeleteModel", None)
     assert fake(gateway=FakeListing([model("shared")]))._kind_of("shared", "DeleteModel", None) == "generative"
+
+
+def test_a_channel_given_asks_for_pages_within_grpcs_default_receive_limit():
+    """A review: Models(channel=...) asked for 64 MiB pages while a grpc channel made without options receives
+    4 MiB, so list() failed RESOURCE_EXHAUSTED on a large store. Unless max_message_bytes says otherwise, such a
+    channel is taken to receive gRPC's default."""
+    listing = FakeListing([model("a")])
+    server, target = serve({"gateway": listing})
+    try:
+        with grpc.insecure_channel(target) as channel:
+            assert len(maas_client.Models(channel=channel, timeout=10).list()) == 1
+            assert len(maas_client.Models(channel=channel, timeout=10, max_message_bytes=1 << 20).list()) == 1
+        assert len(maas_client.Models(target, timeout=10).list()) == 1
+        assert listing.max_page_bytes == [4 << 20, 1 << 20, 64 << 20]
+    finally:
+        server.stop(None)

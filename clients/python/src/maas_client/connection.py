@@ -28,6 +28,8 @@ DEFAULT_TARGET = "127.0.0.1:50051"
 DEFAULT_TIMEOUT = 60.0
 # Default cap on message sizes in both directions, bytes (the servers' default --max_message_bytes is 64 MiB).
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
+# What a grpc.Channel made elsewhere receives unless it was told otherwise (gRPC's default).
+GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 << 20
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -56,6 +58,8 @@ class Connection:
         ignored; an empty token is a ValueError), as the servers' --auth_token_file requires for calls that change
         state.
     timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
+    max_message_bytes: the largest message sent or received (default 64 MiB, the servers' default); listings ask
+      for pages no larger. With channel=, the channel's receive limit (default gRPC's 4 MiB).
     channel: an existing grpc.Channel to use instead (the security options must then be None).
     """
 
@@ -63,7 +67,7 @@ class Connection:
                  root_certificates: Optional[PemSource] = None, client_certificate: Optional[PemSource] = None,
                  client_key: Optional[PemSource] = None, server_name: Optional[str] = None,
                  token: Optional[str] = None, token_file: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+                 max_message_bytes: Optional[int] = None,
                  options: Sequence[Tuple[str, Union[str, int]]] = (),
                  channel: Optional[grpc.Channel] = None) -> None:
         if not timeout > 0:
@@ -93,7 +97,10 @@ class Connection:
             self._metadata = (("authorization", f"Bearer {token}"),)
         secure = tls or root_certificates is not None or client_certificate is not None
         # The largest message this client receives, bytes (<= 0: no limit): the listings ask the servers for pages
-        # no larger (ListModelsRequest.max_page_bytes). With channel=, max_message_bytes stands for the channel's.
+        # no larger (ListModelsRequest.max_page_bytes). With channel=, max_message_bytes stands for the channel's,
+        # gRPC's default 4 MiB when not given (a review saw 64 MiB asked for on such a channel, and refused).
+        if max_message_bytes is None:
+            max_message_bytes = GRPC_DEFAULT_MAX_RECEIVE_BYTES if channel is not None else DEFAULT_MAX_MESSAGE_BYTES
         self.max_receive_bytes = max_message_bytes
         if channel is not None:
             if secure or server_name is not None:
