@@ -73,9 +73,11 @@ func (d *DiscriminativeClient) GetModel(ctx context.Context,
 }
 
 // ListModels lists the discriminative models (nil request: every model, latest versions).
+// One page when req has a PageSize (then, without MaxPageBytes, no larger than the client receives);
+// ListAllModels pages through everything.
 func (d *DiscriminativeClient) ListModels(ctx context.Context,
 	req *commonv1.ListModelsRequest) (*commonv1.ListModelsResponse, error) {
-	return unary(d.caller, ctx, "DiscriminativeService.ListModels", req, d.raw.ListModels)
+	return unary(d.caller, ctx, "DiscriminativeService.ListModels", withPageBytes(d.caller, req), d.raw.ListModels)
 }
 
 // DeleteModel deletes one version (req.Version >= 1) or every version (0) of a model.

@@ -18,9 +18,11 @@ type GatewayClient struct {
 func (g *GatewayClient) Raw() gatewayv1.GatewayClient { return g.raw }
 
 // ListModels lists the models of both backends; each ModelInfo carries its ModelType.
+// One page when req has a PageSize (then, without MaxPageBytes, no larger than the client receives);
+// ListAllModels pages through everything.
 func (g *GatewayClient) ListModels(ctx context.Context,
 	req *commonv1.ListModelsRequest) (*commonv1.ListModelsResponse, error) {
-	return unary(g.caller, ctx, "Gateway.ListModels", req, g.raw.ListModels)
+	return unary(g.caller, ctx, "Gateway.ListModels", withPageBytes(g.caller, req), g.raw.ListModels)
 }
 
 // GetBackends returns each route, its target and its health.

@@ -75,9 +75,11 @@ func (g *GenerativeClient) GetModel(ctx context.Context,
 }
 
 // ListModels lists the generative models (nil request: every model, latest versions).
+// One page when req has a PageSize (then, without MaxPageBytes, no larger than the client receives);
+// ListAllModels pages through everything.
 func (g *GenerativeClient) ListModels(ctx context.Context,
 	req *commonv1.ListModelsRequest) (*commonv1.ListModelsResponse, error) {
-	return unary(g.caller, ctx, "GenerativeService.ListModels", req, g.raw.ListModels)
+	return unary(g.caller, ctx, "GenerativeService.ListModels", withPageBytes(g.caller, req), g.raw.ListModels)
 }
 
 // DeleteModel deletes one version (req.Version >= 1) or every version (0) of a model.

@@ -20,6 +20,17 @@ const MaxPageSize = 1000
 // listModelsCall is a generated ListModels stub (of either service or of the gateway).
 type listModelsCall func(context.Context, *commonv1.ListModelsRequest, ...grpc.CallOption) (*commonv1.ListModelsResponse, error)
 
+// withPageBytes is req for one ListModels call: a page (PageSize > 0) without MaxPageBytes asks for pages no larger
+// than the client receives, as listPages does. req itself is not modified.
+func withPageBytes(c caller, req *commonv1.ListModelsRequest) *commonv1.ListModelsRequest {
+	if req.GetPageSize() <= 0 || req.GetMaxPageBytes() != 0 || c.maxMessageBytes <= 0 {
+		return req
+	}
+	paged := proto.CloneOf(req)
+	paged.MaxPageBytes = int64(c.maxMessageBytes)
+	return paged
+}
+
 // listPages yields the pages of the listing req describes: req with PageSize MaxPageSize when it has none (0) and
 // MaxPageBytes the client's largest message received when it has none (0), starting at req.PageToken, then each
 // next_page_token until one is empty. req is not modified. Each page is one unary call under the default deadline

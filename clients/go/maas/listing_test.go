@@ -483,6 +483,21 @@ func TestListAllModelsWithASmallReceiveLimit(t *testing.T) {
 		}
 		wantEntries(t, what+" ListAllModels", modelEntries(all), want)
 	}
+	// One page asked for with ListModels is within the client's limit too (a review: it was not).
+	one := &commonv1.ListModelsRequest{PageSize: maas.MaxPageSize}
+	for what, list := range map[string]func(context.Context, *commonv1.ListModelsRequest) (*commonv1.ListModelsResponse, error){
+		"generative": direct.Generative.ListModels, "gateway": gw.Gateway.ListModels} {
+		page, err := list(testContext(t), one)
+		if err != nil {
+			t.Fatalf("%s ListModels of one page: %v", what, err)
+		}
+		if len(page.GetModels()) == 0 || len(page.GetModels()) >= len(want) || page.GetNextPageToken() == "" {
+			t.Fatalf("%s ListModels of one page: %d models, token %q", what, len(page.GetModels()), page.GetNextPageToken())
+		}
+	}
+	if one.GetMaxPageBytes() != 0 {
+		t.Fatalf("ListModels modified the caller's request: max_page_bytes %d", one.GetMaxPageBytes())
+	}
 }
 
 // fakeGateway answers ListModels with answer(request, index of the call), recording the requests.

@@ -645,6 +645,18 @@ export const MAX_PAGE_SIZE = 1000;
 type ListModels = (request: DeepPartial<ListModelsRequest>, opts: CallOptions) => Promise<ListModelsResponse>;
 
 /**
+ * request for one ListModels call: a page (pageSize > 0) without maxPageBytes asks for pages no larger than the
+ * client receives (maxReceiveBytes), as listModelsPages does.
+ */
+function withPageBytes(request: DeepPartial<ListModelsRequest>,
+  maxReceiveBytes: number): DeepPartial<ListModelsRequest> {
+  const paged = request.pageSize !== undefined && request.pageSize > 0;
+  const unset = request.maxPageBytes === undefined || request.maxPageBytes === 0n;
+  if (!paged || !unset || !Number.isSafeInteger(maxReceiveBytes) || maxReceiveBytes <= 0) return request;
+  return { ...request, maxPageBytes: BigInt(maxReceiveBytes) };
+}
+
+/**
  * The pages of the listing of request, following each nextPageToken (see listModelsPages): request with pageSize
  * MAX_PAGE_SIZE when it has none (0) and maxPageBytes maxReceiveBytes (the client's receive limit) when it has none
  * (0), starting at its pageToken. opts.timeoutMs bounds the whole listing (each page gets what remains of it);
@@ -754,7 +766,8 @@ export class GenerativeClient {
 
   /** Lists the generative models (latest versions unless allVersions). */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(gen.GenerativeServiceService.listModels, request,
+    return this.caller.unary(gen.GenerativeServiceService.listModels,
+      withPageBytes(request, this.caller.maxReceiveBytes),
       (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
@@ -833,7 +846,8 @@ export class DiscriminativeClient {
 
   /** Lists the discriminative models. */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(disc.DiscriminativeServiceService.listModels, request,
+    return this.caller.unary(disc.DiscriminativeServiceService.listModels,
+      withPageBytes(request, this.caller.maxReceiveBytes),
       (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
@@ -863,7 +877,8 @@ export class GatewayClient {
 
   /** Lists the models of both backends; each ModelInfo carries its ModelType. */
   listModels(request: DeepPartial<ListModelsRequest> = {}, opts?: CallOptions): Promise<ListModelsResponse> {
-    return this.caller.unary(gw.GatewayService.listModels, request, (r) => ListModelsRequest.fromPartial(r), opts);
+    return this.caller.unary(gw.GatewayService.listModels, withPageBytes(request, this.caller.maxReceiveBytes),
+      (r) => ListModelsRequest.fromPartial(r), opts);
   }
 
   /**

@@ -315,6 +315,11 @@ describe("a client that receives less than the servers send", () => {
       for (const all of [await direct.generative.listAllModels(), await gateway.gateway.listAllModels()]) {
         assert.deepEqual(all.models.map((m) => m.name), names);
       }
+      // One page asked for with listModels is within the client's limit too (a review: it was not).
+      for (const one of [await direct.generative.listModels({ pageSize: MAX_PAGE_SIZE }),
+        await gateway.gateway.listModels({ pageSize: MAX_PAGE_SIZE })]) {
+        assert.ok(one.models.length > 0 && one.models.length < names.length && one.nextPageToken !== "");
+      }
     } finally {
       c.close();
       gateway.close();
