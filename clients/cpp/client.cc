@@ -120,6 +120,7 @@ absl::StatusOr<cv1::ListModelsResponse> AllPages(
         page) {
   cv1::ListModelsResponse all;
   std::set<std::string> missing;
+  std::set<std::string> sent = {request.page_token()};  // one answered again would start a loop
   for (;;) {
     MAAS_ASSIGN_OR_RETURN(cv1::ListModelsResponse listed, page(request));
     for (cv1::ModelInfo& info : *listed.mutable_models()) *all.add_models() = std::move(info);
@@ -130,9 +131,9 @@ absl::StatusOr<cv1::ListModelsResponse> AllPages(
       if (missing.insert(backend).second) all.add_missing_backends(backend);
     }
     if (listed.next_page_token().empty()) return all;
-    if (listed.next_page_token() == request.page_token()) {
+    if (!sent.insert(listed.next_page_token()).second) {
       return absl::InternalError(
-          "ListModels: the server answered the page token it was sent as the next one; the "
+          "ListModels: the server answered a page token it was sent before as the next one; the "
           "listing would never end");
     }
     request.set_page_token(listed.next_page_token());

@@ -98,8 +98,8 @@ class Client {
   // missing_backends each once, in the order first seen; next_page_token empty). Each page is one
   // call with its own deadline. A server older than paging answers everything at once. When the
   // target is not a gateway, each service it serves is paged and the listings merged. A negative
-  // page_size is INVALID_ARGUMENT; a server that answers the token it was sent is INTERNAL (the
-  // listing would never end). The pages are at most request.max_page_bytes (0:
+  // page_size is INVALID_ARGUMENT; a server that answers a token it was sent before is INTERNAL
+  // (the listing would never end). The pages are at most request.max_page_bytes (0:
   // options.max_message_bytes, the largest message the client receives).
   absl::StatusOr<common::v1::ListModelsResponse> ListAllModels(
       const common::v1::ListModelsRequest& request);

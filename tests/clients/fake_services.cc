@@ -135,9 +135,9 @@ grpc::Status FakeListing::Answer(const cv1::ListModelsRequest& request,
   const size_t limit = static_cast<size_t>(std::min({request.page_size(), 1000, page_cap_}));
   const size_t end = std::min(entries.size(), start + limit);
   give(start, end);
-  if (repeats_token_) {
-    response->set_next_page_token(request.page_token().empty() ? absl::StrCat("fake:0", suffix)
-                                                               : request.page_token());
+  if (repeats_token_) {  // "" -> 0 -> 1 -> 0 ...: a listing that never ends
+    response->set_next_page_token(absl::StrCat(
+        "fake:", request.page_token() == absl::StrCat("fake:0", suffix) ? 1 : 0, suffix));
   } else if (end - start == limit) {
     response->set_next_page_token(absl::StrCat("fake:", end, suffix));
   }

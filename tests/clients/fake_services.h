@@ -53,7 +53,7 @@ class FakeListing {
   void set_unpaged_cap(int cap);
   // false: a server older than paging, which ignores page_size and page_token.
   void set_pages(bool pages);
-  // true: a broken server that answers the token it was sent (and its first page) again.
+  // true: a broken server whose tokens cycle (0, 1, 0, ...) and whose pages repeat.
   void set_repeats_token(bool repeats);
   grpc::Status Answer(const common::v1::ListModelsRequest& request,
                       common::v1::ListModelsResponse* response);

@@ -185,9 +185,27 @@ def test_a_server_that_answers_the_token_it_was_sent_is_an_error_not_a_hang():
     server, target = serve({"gateway": answer})
     try:
         with maas_client.Models(target, timeout=10) as client:
-            with pytest.raises(maas_client.errors.InternalError, match="answered the page token it was sent"):
+            with pytest.raises(maas_client.errors.InternalError, match="answered a page token it was sent before"):
                 client.list()
         assert calls == ["", "same"]
+    finally:
+        server.stop(None)
+
+
+def test_a_server_whose_tokens_cycle_is_an_error_not_a_hang():
+    """A review: tokens A, B, A, ... looped forever (only a token answered straight back was caught)."""
+    calls = []
+
+    def answer(request, context):
+        calls.append(request.page_token)
+        return common.ListModelsResponse(models=[model("a")], next_page_token="B" if request.page_token == "A" else "A")
+
+    server, target = serve({"gateway": answer})
+    try:
+        with maas_client.Models(target, timeout=10) as client:
+            with pytest.raises(maas_client.errors.InternalError, match="does not advance"):
+                client.list()
+        assert calls == ["", "A", "B"]
     finally:
         server.stop(None)
 

@@ -51,6 +51,7 @@ func listPages(c caller, ctx context.Context, rpc string, req *commonv1.ListMode
 			// No page larger than the client receives (WithMaxMessageBytes), whatever the servers' limit.
 			next.MaxPageBytes = int64(c.maxMessageBytes)
 		}
+		sent := map[string]bool{next.GetPageToken(): true} // a token answered again would start a loop
 		for {
 			page, err := unary(c, ctx, rpc, next, call)
 			if err != nil {
@@ -58,9 +59,9 @@ func listPages(c caller, ctx context.Context, rpc string, req *commonv1.ListMode
 				return
 			}
 			token := page.GetNextPageToken()
-			if token != "" && token == next.GetPageToken() {
-				// The same page would come back forever: a server bug, reported rather than looped on.
-				s := status.New(codes.Internal, "the server answered the page_token it was sent as next_page_token: "+
+			if token != "" && sent[token] {
+				// The same pages would come back forever: a server bug, reported rather than looped on.
+				s := status.New(codes.Internal, "the server answered a page_token it was sent before as next_page_token: "+
 					"the listing does not advance")
 				yield(nil, &Error{RPC: rpc, Code: s.Code(), Message: s.Message(), status: s})
 				return
@@ -69,6 +70,7 @@ func listPages(c caller, ctx context.Context, rpc string, req *commonv1.ListMode
 				return
 			}
 			next.PageToken = token
+			sent[token] = true
 		}
 	}
 }

@@ -621,6 +621,18 @@ func TestListAllModelsAgainstFakeServers(t *testing.T) {
 		if e := wantCode(t, err, codes.Internal, "does not advance"); e.RPC != "Gateway.ListModels" || len(fake.sent()) != 2 {
 			t.Fatalf("%v after %d requests", err, len(fake.sent()))
 		}
+		// A review: tokens A, B, A, ... looped forever.
+		c, fake = startFakeGateway(t, func(req *commonv1.ListModelsRequest, _ int) (*commonv1.ListModelsResponse, error) {
+			next := "A"
+			if req.GetPageToken() == "A" {
+				next = "B"
+			}
+			return &commonv1.ListModelsResponse{Models: models("a"), NextPageToken: next}, nil
+		})
+		_, err = c.Gateway.ListAllModels(testContext(t), nil)
+		if wantCode(t, err, codes.Internal, "does not advance"); len(fake.sent()) != 3 {
+			t.Fatalf("%v after %d requests", err, len(fake.sent()))
+		}
 	})
 
 	t.Run("an error on a later page ends the listing; breaking out stops it", func(t *testing.T) {

@@ -651,7 +651,7 @@ type ListModels = (request: DeepPartial<ListModelsRequest>, opts: CallOptions) =
 function withPageBytes(request: DeepPartial<ListModelsRequest>,
   maxReceiveBytes: number): DeepPartial<ListModelsRequest> {
   const paged = request.pageSize !== undefined && request.pageSize > 0;
-  const unset = request.maxPageBytes === undefined || request.maxPageBytes === 0n;
+  const unset = !request.maxPageBytes; // also a plain 0 from an untyped caller
   if (!paged || !unset || !Number.isSafeInteger(maxReceiveBytes) || maxReceiveBytes <= 0) return request;
   return { ...request, maxPageBytes: BigInt(maxReceiveBytes) };
 }
@@ -668,19 +668,21 @@ async function* listPages(rpc: string, list: ListModels, request: DeepPartial<Li
   const deadline = typeof ms === "number" && ms > 0 && Number.isFinite(ms) ? Date.now() + ms : undefined;
   const pageSize = request.pageSize === undefined || request.pageSize === 0 ? MAX_PAGE_SIZE : request.pageSize;
   const ownLimit = Number.isSafeInteger(maxReceiveBytes) && maxReceiveBytes > 0 ? BigInt(maxReceiveBytes) : 0n;
-  const maxPageBytes = request.maxPageBytes === undefined || request.maxPageBytes === 0n ? ownLimit
-    : request.maxPageBytes;
+  // !: also a plain 0 from an untyped caller.
+  const maxPageBytes = !request.maxPageBytes ? ownLimit : request.maxPageBytes;
   let pageToken = request.pageToken ?? "";
+  const sent = new Set([pageToken]); // every token sent: one answered again would start a loop
   for (;;) {
     // At least 1 ms: 0 would mean no deadline; a page started past the deadline fails with DEADLINE_EXCEEDED.
     const pageOpts = deadline === undefined ? opts : { ...opts, timeoutMs: Math.max(1, deadline - Date.now()) };
     const page = await list({ ...request, pageSize, pageToken, maxPageBytes }, pageOpts);
     const next = page.nextPageToken;
-    if (next !== "" && next === pageToken) {
-      // The same page would come back forever: a server bug, reported rather than looped on.
+    if (next !== "" && sent.has(next)) {
+      // The same pages would come back forever: a server bug, reported rather than looped on.
       throw new MaasError(rpc, status.INTERNAL,
-        "the server answered the page_token it was sent as next_page_token: the listing does not advance");
+        "the server answered a page_token it was sent before as next_page_token: the listing does not advance");
     }
+    sent.add(next);
     yield page;
     if (next === "") {
       return;

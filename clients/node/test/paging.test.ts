@@ -404,6 +404,18 @@ describe("paging against fake servers", () => {
     }
   });
 
+  it("tokens that cycle are an error, not an endless loop", async () => {
+    // A review: tokens A, B, A, ... looped forever (only a token answered straight back was caught).
+    const fake = await fakeGateway((request) => response(["a"], { nextPageToken: request.pageToken === "A" ? "B" : "A" }));
+    try {
+      await assert.rejects(fake.client.gateway.listAllModels(),
+        (e) => isMaasError(e, status.INTERNAL) && e.details.includes("does not advance"));
+      assert.equal(fake.requests.length, 3);
+    } finally {
+      fake.stop();
+    }
+  });
+
   it("an error on a later page ends the listing; leaving the loop stops it", async () => {
     const fake = await fakeGateway((request) => request.pageToken === ""
       ? response(["a"], { nextPageToken: "t1" }) : { code: status.UNAVAILABLE, details: "backend gone" });

@@ -53,6 +53,7 @@ def list_all(page: Callable[[str], ModelList]) -> ModelList:
     unreadable: List[UnreadableVersion] = []
     missing: Dict[str, None] = {}  # an ordered set
     token = ""
+    sent = {token}  # every token sent: one answered again would start a loop
     while True:
         listed = page(token)
         models.extend(listed)
@@ -60,11 +61,12 @@ def list_all(page: Callable[[str], ModelList]) -> ModelList:
         missing.update(dict.fromkeys(listed.missing_backends))
         if not listed.next_page_token:
             return ModelList(models, missing, unreadable)
-        if listed.next_page_token == token:  # the listing would never end
+        if listed.next_page_token in sent:  # the listing would never end
             raise InternalError(grpc.StatusCode.INTERNAL,
-                                f"the server answered the page token it was sent ({token!r}) as the next one",
-                                "ListModels")
+                                f"the server answered a page token it was sent before ({listed.next_page_token!r}) "
+                                "as the next one: the listing does not advance", "ListModels")
         token = listed.next_page_token
+        sent.add(token)
 
 
 class ServiceClient:
