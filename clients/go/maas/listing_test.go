@@ -362,12 +362,11 @@ func TestListModelsPaging(t *testing.T) {
 	})
 }
 
-// A listing larger than the servers' largest message: one answer is refused RESOURCE_EXHAUSTED (as listings of
-// ~1 900 models are with the default 64 MiB), ListAllModels returns it whole, in pages that each fit.
-func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
-	const capBytes = 256 << 10
-	capArg := []string{"--max_message_bytes", fmt.Sprint(capBytes)}
-	st, err := startStackWith(t.TempDir(), capArg, capArg)
+// runningStack starts a stack of the real binaries (the services with serviceArgs, the gateway with gatewayArgs),
+// waits until it serves and stops it when the test ends.
+func runningStack(t *testing.T, serviceArgs, gatewayArgs []string) *stack {
+	t.Helper()
+	st, err := startStackWith(t.TempDir(), serviceArgs, gatewayArgs)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -379,6 +378,15 @@ func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
 	if err := waitStack(st); err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// A listing larger than the servers' largest message: one answer is refused RESOURCE_EXHAUSTED (as listings of
+// ~1 900 models are with the default 64 MiB), ListAllModels returns it whole, in pages that each fit.
+func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
+	const capBytes = 256 << 10
+	capArg := []string{"--max_message_bytes", fmt.Sprint(capBytes)}
+	st := runningStack(t, capArg, capArg)
 	c := dial(t, st.gateway.address())
 	// 12 models of 64 labels of 256 + 256 bytes each (the limits): about 33 KiB of ModelInfo per model, 400 KiB
 	// together.
@@ -396,7 +404,7 @@ func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
 		want = append(want, entry{name, 1, commonv1.ModelType_GENERATIVE, true})
 	}
 	direct := dial(t, st.generative.address())
-	_, err = direct.Generative.ListModels(testContext(t), nil)
+	_, err := direct.Generative.ListModels(testContext(t), nil)
 	wantCode(t, err, codes.ResourceExhausted)
 
 	pages := 0
@@ -433,18 +441,7 @@ func TestListAllModelsBeyondTheMessageCap(t *testing.T) {
 // from a service and through the gateway (before, they failed RESOURCE_EXHAUSTED: received message larger than max).
 func TestListAllModelsWithASmallReceiveLimit(t *testing.T) {
 	const limit = 128 << 10
-	st, err := startStack(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.stop(); err != nil {
-			t.Error(err)
-		}
-	})
-	if err := waitStack(st); err != nil {
-		t.Fatal(err)
-	}
+	st := runningStack(t, nil, nil)
 	c := dial(t, st.gateway.address())
 	// 80 models of a 4000-byte description: about 320 KiB of ModelInfo together.
 	var want []entry
