@@ -213,7 +213,7 @@ class ModelRepository {
     int64_t bytes = 0;
     std::optional<ListKey> last;
     bool more = false;
-    // Whether a page has room for an entry of `size` bytes (a page always takes its first).
+    // Whether the page has room for an entry of `size` bytes (unpaged: always).
     const auto room = [&](std::size_t size) {
       return paging.page_size == 0 ||
              (entries < paging.page_size && ListEntryBytes(size) <= budget - bytes);
