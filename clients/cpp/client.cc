@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/registry/list_page.h"
 #include "common/status/status_macros.h"
 
 namespace maas::client {
@@ -88,15 +89,15 @@ cv1::ListModelsResponse Merge(std::vector<cv1::ListModelsResponse> lists, bool a
       *merged.add_unreadable_versions() = std::move(bad);
     }
   }
-  const auto by_name_version_type = [all_versions](const auto& a, const auto& b) {
-    if (a.name() != b.name()) return a.name() < b.name();
-    if (all_versions && a.version() != b.version()) return a.version() < b.version();
-    return a.type() < b.type();
+  // The listing order of list_page.h, which the gateway's merge and the services use.
+  ::maas::registry::ListPaging order;
+  order.latest_only = !all_versions;
+  const auto by_key = [&order](const auto& a, const auto& b) {
+    return order.KeyOf(a) < order.KeyOf(b);
   };
-  std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(),
-                   by_name_version_type);
+  std::stable_sort(merged.mutable_models()->begin(), merged.mutable_models()->end(), by_key);
   std::stable_sort(merged.mutable_unreadable_versions()->begin(),
-                   merged.mutable_unreadable_versions()->end(), by_name_version_type);
+                   merged.mutable_unreadable_versions()->end(), by_key);
   return merged;
 }
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <limits>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/escaping.h"
@@ -104,6 +105,37 @@ int64_t ListPaging::Budget(int64_t max_message_bytes) const {
 int64_t ListEntryBytes(std::size_t size) {
   return 1 + google::protobuf::io::CodedOutputStream::VarintSize32(static_cast<uint32_t>(size)) +
          static_cast<int64_t>(size);
+}
+
+ListPageFill::ListPageFill(const ListPaging& paging, int64_t max_message_bytes, std::string limit,
+                           int64_t used_bytes)
+    : paging_(paging),
+      max_message_bytes_(max_message_bytes),
+      limit_(std::move(limit)),
+      budget_(paging.Budget(max_message_bytes)),
+      bytes_(used_bytes) {}
+
+absl::StatusOr<bool> ListPageFill::Take(const ListKey& key, int64_t version, std::size_t size) {
+  const int64_t entry_bytes = ListEntryBytes(size);
+  if (paging_.page_size > 0 && (full() || entry_bytes > budget_ - bytes_)) {
+    if (entries_ == 0) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the listing entry of model \"", key.name, "\" version ", version, " takes ", entry_bytes,
+          " bytes, more than a page may (", limit_, " ", max_message_bytes_, ", max_page_bytes ",
+          paging_.max_page_bytes,
+          ", less 1 KiB for the token): raise --max_message_bytes, or max_page_bytes"));
+    }
+    more_ = true;
+    return false;
+  }
+  ++entries_;
+  bytes_ += entry_bytes;
+  last_ = key;
+  return true;
+}
+
+std::string ListPageFill::NextPageToken(const common::v1::ListModelsRequest& request) const {
+  return more_ && last_.has_value() ? MakeListPageToken(request, *last_) : std::string();
 }
 
 }  // namespace maas::registry

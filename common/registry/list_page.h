@@ -76,6 +76,41 @@ inline constexpr int64_t kListPageTokenReserve = 1024;
 // The bytes an entry of `size` bytes adds to a response (tag, length, payload).
 int64_t ListEntryBytes(std::size_t size);
 
+// Fills one page of a listing (the services' and the gateway's merge alike): entries offered in
+// listing order, at most page_size of them within ListPaging::Budget, and whether more follow.
+// Unpaged (page_size 0): takes every entry.
+class ListPageFill {
+ public:
+  // `limit` names the server's message limit in a refusal (e.g. "--max_message_bytes");
+  // `used_bytes` of the response are taken already (the gateway's missing_backends).
+  ListPageFill(const ListPaging& paging, int64_t max_message_bytes, std::string limit,
+               int64_t used_bytes = 0);
+
+  // The page holds page_size entries: any further entry follows it (asked before an entry's
+  // metadata is read).
+  bool full() const { return paging_.page_size > 0 && entries_ >= paging_.page_size; }
+  // Offers the entry at `key` (`version`: its real version, for a refusal) of `size` serialized
+  // bytes: true when it goes into the page (it is then the page's last); false when the page
+  // ends before it (more follow); RESOURCE_EXHAUSTED naming it when it alone is larger than a page
+  // may be.
+  absl::StatusOr<bool> Take(const ListKey& key, int64_t version, std::size_t size);
+  // Entries follow the page (the gateway: a backend with more).
+  void MarkMore() { more_ = true; }
+  bool more() const { return more_; }
+  // The page's next_page_token: its last entry when more follow, else empty.
+  std::string NextPageToken(const common::v1::ListModelsRequest& request) const;
+
+ private:
+  const ListPaging& paging_;
+  const int64_t max_message_bytes_;
+  const std::string limit_;
+  const int64_t budget_;
+  int entries_ = 0;
+  int64_t bytes_;
+  bool more_ = false;
+  std::optional<ListKey> last_;
+};
+
 }  // namespace maas::registry
 
 #endif  // MAAS_COMMON_REGISTRY_LIST_PAGE_H_

@@ -13,7 +13,6 @@
 #include <algorithm>
 #include <atomic>
 #include <functional>
-#include <limits>
 #include <map>
 #include <memory>
 #include <optional>
@@ -208,34 +207,13 @@ class ModelRepository {
       common::v1::ModelType type = common::v1::MODEL_TYPE_UNSPECIFIED, int64_t max_bytes = 0) {
     MAAS_ASSIGN_OR_RETURN(const ListPaging paging, ParseListPaging(request));
     common::v1::ListModelsResponse response;
-    const int64_t budget = paging.Budget(max_bytes);
-    int entries = 0;
-    int64_t bytes = 0;
-    std::optional<ListKey> last;
-    bool more = false;
-    // Whether the page has room for an entry of `size` bytes (unpaged: always).
-    const auto room = [&](std::size_t size) {
-      return paging.page_size == 0 ||
-             (entries < paging.page_size && ListEntryBytes(size) <= budget - bytes);
-    };
-    // Adds `entry` (a ModelInfo or an UnreadableVersion) at `key`, or ends the page before it.
-    const auto add = [&](auto entry, const ListKey& key, auto* list) -> absl::Status {
-      const std::size_t size = entry.ByteSizeLong();
-      if (!room(size)) {
-        if (entries > 0) {
-          more = true;
-          return absl::OkStatus();
-        }
-        return absl::ResourceExhaustedError(absl::StrCat(
-            "the listing entry of model \"", key.name, "\" version ", entry.version(), " takes ",
-            ListEntryBytes(size), " bytes, more than a page may (--max_message_bytes ", max_bytes,
-            ", max_page_bytes ", paging.max_page_bytes,
-            ", less 1 KiB for the token): raise --max_message_bytes, or max_page_bytes"));
-      }
-      ++entries;
-      bytes += ListEntryBytes(size);
-      *list->Add() = std::move(entry);
-      last = key;
+    ListPageFill page(paging, max_bytes, "--max_message_bytes");
+    // Adds `entry` (a ModelInfo or an UnreadableVersion) at `key` to `list`, or ends the page
+    // before it.
+    const auto add = [&page](auto entry, const ListKey& key, auto* list) -> absl::Status {
+      MAAS_ASSIGN_OR_RETURN(const bool taken,
+                            page.Take(key, entry.version(), entry.ByteSizeLong()));
+      if (taken) *list->Add() = std::move(entry);
       return absl::OkStatus();
     };
     // The names with the prefix from the previous page's last on, in batches: a page needs at
@@ -249,12 +227,12 @@ class ModelRepository {
                      : request.name_prefix();
     range.limit = paging.page_size > 0 ? static_cast<std::size_t>(paging.page_size) + 1 : 0;
     std::optional<std::string> seen;  // the last name handled: later batches start after it
-    for (bool exhausted = false; !more && !exhausted;) {
+    for (bool exhausted = false; !page.more() && !exhausted;) {
       if (seen.has_value()) range.from = *seen;
       MAAS_ASSIGN_OR_RETURN(std::vector<std::string> names, store_->ListNames(range));
       exhausted = range.limit == 0 || names.size() < range.limit;
       for (const std::string& name : names) {
-        if (more) break;
+        if (page.more()) break;
         if (seen.has_value() && name <= *seen) continue;
         seen = name;
         absl::StatusOr<std::vector<int64_t>> versions = store_->ListVersions(name);
@@ -273,8 +251,8 @@ class ModelRepository {
           const ListKey key = paging.Key(name, version, type);
           if (!paging.Wants(key)) continue;
           // A full page ends at the first entry after it, before reading that entry's metadata.
-          if (paging.page_size > 0 && entries >= paging.page_size) {
-            more = true;
+          if (page.full()) {
+            page.MarkMore();
             break;
           }
           // Metadata only: listing never loads (parses and builds) a model.
@@ -297,14 +275,12 @@ class ModelRepository {
             MAAS_RETURN_IF_ERROR(add(Unreadable(name, version, type, info.status()), key,
                                      response.mutable_unreadable_versions()));
           }
-          if (more) break;
+          if (page.more()) break;
         }
         ForgetInfosExcept(name, *versions);
       }
     }
-    if (more && last.has_value()) {
-      response.set_next_page_token(MakeListPageToken(request, *last));
-    }
+    response.set_next_page_token(page.NextPageToken(request));
     return response;
   }
 

@@ -4,7 +4,6 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/support/byte_buffer.h>
 
-#include <algorithm>
 #include <memory>
 #include <utility>
 #include <vector>

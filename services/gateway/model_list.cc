@@ -1,7 +1,6 @@
 #include "services/gateway/model_list.h"
 
 #include <algorithm>
-#include <limits>
 #include <optional>
 #include <utility>
 
@@ -18,9 +17,7 @@ using maas::common::v1::ListModelsResponse;
 using maas::common::v1::ModelInfo;
 using maas::common::v1::UnreadableVersion;
 using maas::registry::kMaxListPageSize;
-using maas::registry::ListEntryBytes;
 using maas::registry::ListKey;
-using maas::registry::MakeListPageToken;
 
 absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& request,
                                                    std::vector<BackendModels> lists,
@@ -102,8 +99,7 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& requ
   std::stable_sort(models.begin(), models.end(), by_key);
   std::stable_sort(unreadable.begin(), unreadable.end(), by_key);
 
-  const int page_size = paging.page_size;
-  if (page_size == 0) {
+  if (paging.page_size == 0) {
     for (ModelInfo& info : models) *merged.add_models() = std::move(info);
     for (UnreadableVersion& bad : unreadable) *merged.add_unreadable_versions() = std::move(bad);
     if (max_bytes > 0 && merged.ByteSizeLong() > static_cast<std::size_t>(max_bytes)) {
@@ -118,41 +114,28 @@ absl::StatusOr<ListModelsResponse> MergeModelLists(const ListModelsRequest& requ
   }
   // Both lists in one order: take from whichever sorts first, while the page has room and the
   // entry is not past a backend's last.
-  const int64_t budget = paging.Budget(max_bytes);
+  registry::ListPageFill page(paging, max_bytes, "the gateway's --max_message_bytes",
+                              static_cast<int64_t>(merged.ByteSizeLong()));  // missing_backends
+  if (more) page.MarkMore();
   std::size_t m = 0, u = 0;
-  int entries = 0;
-  int64_t bytes = static_cast<int64_t>(merged.ByteSizeLong());  // missing_backends
-  std::optional<ListKey> last;
   while (m < models.size() || u < unreadable.size()) {
     const bool take_model =
         u == unreadable.size() ||
         (m < models.size() && !(paging.KeyOf(unreadable[u]) < paging.KeyOf(models[m])));
-    ListKey key = take_model ? paging.KeyOf(models[m]) : paging.KeyOf(unreadable[u]);
-    const int64_t entry_bytes =
-        ListEntryBytes(take_model ? models[m].ByteSizeLong() : unreadable[u].ByteSizeLong());
-    if ((cutoff.has_value() && *cutoff < key) ||
-        (entries > 0 && (entries >= page_size || entry_bytes > budget - bytes))) {
-      more = true;
-      break;
-    }
-    if (entry_bytes > budget - bytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          "the listing entry of model \"", key.name, "\" version ",
-          take_model ? models[m].version() : unreadable[u].version(), " takes ", entry_bytes,
-          " bytes, more than a page may (the gateway's --max_message_bytes ", max_bytes,
-          ", max_page_bytes ", paging.max_page_bytes,
-          ", less 1 KiB for the token): raise --max_message_bytes, or max_page_bytes"));
-    }
+    const ListKey key = take_model ? paging.KeyOf(models[m]) : paging.KeyOf(unreadable[u]);
+    if (cutoff.has_value() && *cutoff < key) break;
+    MAAS_ASSIGN_OR_RETURN(
+        const bool taken,
+        take_model ? page.Take(key, models[m].version(), models[m].ByteSizeLong())
+                   : page.Take(key, unreadable[u].version(), unreadable[u].ByteSizeLong()));
+    if (!taken) break;
     if (take_model) {
       *merged.add_models() = std::move(models[m++]);
     } else {
       *merged.add_unreadable_versions() = std::move(unreadable[u++]);
     }
-    ++entries;
-    bytes += entry_bytes;
-    last = std::move(key);
   }
-  if (more && last.has_value()) merged.set_next_page_token(MakeListPageToken(request, *last));
+  merged.set_next_page_token(page.NextPageToken(request));
   return merged;
 }
 
