@@ -27,8 +27,6 @@ using maas::gateway::testing::TestGateway;
 using maas::gateway::testing::TestServer;
 using maas::testing::RawCallResult;
 using maas::testing::RawUnaryCall;
-using maas::testing::ToBuffer;
-using maas::testing::ToString;
 
 // Records every status a watcher gets.
 struct Recorder final : HealthBoard::Watcher {
@@ -112,53 +110,32 @@ TEST_CASE("health request and response bytes") {
 class WatchStream {
  public:
   WatchStream(const std::shared_ptr<grpc::Channel>& channel, const std::string& service)
-      : stub_(channel) {
-    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
-    call_ = stub_.PrepareCall(&context_, kHealthWatchMethod, &cq_);
-    call_->StartCall(nullptr);
-    REQUIRE(Step());
-    call_->WriteLast(ToBuffer(EncodeHealthCheckRequest(service)), grpc::WriteOptions(), nullptr);
-    REQUIRE(Step());
+      : call_(channel, kHealthWatchMethod, std::chrono::seconds(60)) {
+    REQUIRE(call_.started());
+    REQUIRE(call_.Write(EncodeHealthCheckRequest(service)));
+    REQUIRE(call_.WritesDone());
   }
   ~WatchStream() {
-    context_.TryCancel();
-    if (!finished_) Finish();
-    cq_.Shutdown();
-    void* tag;
-    bool ok;
-    while (cq_.Next(&tag, &ok)) {
-    }
+    if (finished_) return;
+    call_.Cancel();
+    Finish();
   }
   // The next status, or nullopt when the stream has ended.
   std::optional<ServingStatus> Next() {
-    grpc::ByteBuffer response;
-    call_->Read(&response, nullptr);
-    if (!Step()) return std::nullopt;
-    absl::StatusOr<ServingStatus> status = DecodeHealthCheckResponse(ToString(response));
+    std::string response;
+    if (!call_.Read(&response)) return std::nullopt;
+    absl::StatusOr<ServingStatus> status = DecodeHealthCheckResponse(response);
     REQUIRE(status.ok());
     return *status;
   }
   grpc::Status Finish() {
     finished_ = true;
-    grpc::Status status;
-    call_->Finish(&status, nullptr);
-    Step();
-    return status;
+    return call_.Finish();
   }
-  void Cancel() { context_.TryCancel(); }
+  void Cancel() { call_.Cancel(); }
 
  private:
-  bool Step() {
-    void* tag = nullptr;
-    bool ok = false;
-    REQUIRE(cq_.Next(&tag, &ok));
-    return ok;
-  }
-
-  grpc::GenericStub stub_;
-  grpc::CompletionQueue cq_;
-  grpc::ClientContext context_;
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call_;
+  maas::testing::RawCall call_;
   bool finished_ = false;
 };
 
