@@ -55,6 +55,12 @@ ABSL_FLAG(uint64_t, max_ais_work, 1'000'000'000,
           "Largest work of one AIS estimate (of one StreamEstimate increment), in gradient "
           "evaluations: rows x (num_samples + pilot_chains) x num_temperatures x leapfrog_steps. "
           "Above it the request is refused up front with RESOURCE_EXHAUSTED (0 = no cap).");
+ABSL_FLAG(double, max_estimate_work, 5e12,
+          "Largest work of one PRIOR, IMPORTANCE or AIS estimate (of one StreamEstimate "
+          "increment), in multiply-adds counted from the model's size: rows x num_samples x (~2000 "
+          "+ one log p(x|z) of the model, e.g. every layer of an mlp_decoder), plus proposals and "
+          "AIS's transitions. Above it the request is refused up front with RESOURCE_EXHAUSTED "
+          "(0 = no cap). 5e12 is ~2 minutes of two cores.");
 ABSL_FLAG(int64_t, max_stream_estimate_tail_bytes, int64_t{1} << 30,
           "Largest memory, in bytes, the StreamEstimate calls in progress keep together for Pareto "
           "k-hat (about 3 sqrt(max_samples) log weights per row, reserved when a stream starts): a "
@@ -129,6 +135,11 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (!(absl::GetFlag(FLAGS_max_estimate_work) >= 0)) {  // also refuses NaN
+    std::cerr << "maas-generative: --max_estimate_work must be >= 0 (0 = no cap); got "
+              << absl::GetFlag(FLAGS_max_estimate_work) << "\n";
+    return 1;
+  }
   absl::StatusOr<std::unique_ptr<maas::store::FileModelStore>> store =
       maas::store::FileModelStore::OpenAndCleanUp(absl::GetFlag(FLAGS_model_dir), std::cerr);
   if (!store.ok()) {
@@ -152,6 +163,7 @@ int main(int argc, char** argv) {
   core_options.max_fit_rows = absl::GetFlag(FLAGS_max_fit_rows);
   core_options.max_estimate_rows = absl::GetFlag(FLAGS_max_estimate_rows);
   core_options.max_ais_work = absl::GetFlag(FLAGS_max_ais_work);
+  core_options.max_estimate_work = absl::GetFlag(FLAGS_max_estimate_work);
   core_options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   core_options.max_stream_estimate_tail_bytes = absl::GetFlag(FLAGS_max_stream_estimate_tail_bytes);
   core_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

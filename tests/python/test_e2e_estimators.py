@@ -197,6 +197,12 @@ def test_bad_estimate_requests(stack):
     with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_ais_work", "4e+09 gradient evaluations"):
         estimate(stack.gen_gw, "guarded", np.array([X] * 2), estimator=gen.AIS, num_samples=16,
                  ais=gen.AisOptions(num_temperatures=100000, leapfrog_steps=1000), timeout=TIMEOUT)
+    # Each field within its bound, the work not: 20 000 rows x 200 000 samples x ~2 054 multiply-adds (the
+    # evaluation's 2 000 + model E's 52 + the prior's 2) is ~8.2e12, above --max_estimate_work's default 5e12 (it
+    # used to run for half an hour).
+    with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_estimate_work", "is ~8.22e+12 multiply-adds"):
+        estimate(stack.gen_gw, "guarded", np.array([X] * 20000), estimator=gen.PRIOR, num_samples=MAX_SAMPLES,
+                 timeout=TIMEOUT)
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "closed-form"):
         estimate(stack.gen_gw, "guarded", x, estimator=gen.EXACT)
     with expect_rpc_error(grpc.StatusCode.INVALID_ARGUMENT, "sample_offset"):

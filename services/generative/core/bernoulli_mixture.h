@@ -56,6 +56,11 @@ class BernoulliMixtureModel final : public GenerativeModel {
                                 Eigen::Ref<Eigen::VectorXd> out) const override;
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
+  // A latent is a component: its log p(x | k) is looked up in the row's table, which each call
+  // (and each proposal) fills for n_components x D.
+  double LatentEvaluationCost() const override { return 1; }
+  double LatentCallCost() const override { return static_cast<double>(latent_dim()) * dimension(); }
+  double ProposalCost() const override { return LatentCallCost(); }
 
   // log p(x | k) for one row x (length D), k = 0..K-1 (all -inf when x is not binary).
   Eigen::VectorXd ComponentLogLikelihoods(const double* x) const;

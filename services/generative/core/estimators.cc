@@ -378,6 +378,35 @@ double LogWeightTail::ParetoK(int64_t count) {
   return math::ParetoKHatFromLargest(Largest(), count);
 }
 
+double EstimateWork(const GenerativeModel& model, const EstimateSettings& settings, uint64_t rows) {
+  const double l = model.latent_dim();
+  const double evaluation = model.LatentEvaluationCost();
+  const double samples = static_cast<double>(settings.num_samples);
+  double per_row = 0;
+  switch (settings.estimator) {
+    case McEstimator::kPrior:
+    case McEstimator::kImportance: {
+      const bool importance = settings.estimator == McEstimator::kImportance;
+      const bool continuous = model.latent_kind() == LatentKind::kContinuous;
+      const double draw = importance && continuous ? l * l : l;
+      const double calls = std::ceil(samples / static_cast<double>(kChunk));
+      per_row = (importance ? model.ProposalCost() : 0) + calls * model.LatentCallCost() +
+                samples * (kEvaluationOverhead + evaluation + draw);
+      break;
+    }
+    case McEstimator::kAis: {
+      const AisSettings& a = settings.ais;
+      const double chains = samples + static_cast<double>(a.pilot_chains);
+      const double gradients = static_cast<double>(std::max<int64_t>(a.num_temperatures - 1, 0)) *
+                               static_cast<double>(a.leapfrog_steps + 1);
+      per_row = chains * (kEvaluationOverhead + evaluation + l +
+                          gradients * (kEvaluationOverhead + 2 * evaluation + l));
+      break;
+    }
+  }
+  return static_cast<double>(rows) * per_row;
+}
+
 uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings& settings) {
   const bool ais = settings.estimator == McEstimator::kAis;
   const uint64_t per_row = std::max<uint64_t>(

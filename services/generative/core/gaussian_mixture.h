@@ -58,6 +58,14 @@ class GaussianMixtureModel final : public GenerativeModel {
   // Latent view: z(0) = k; only z(0) is read or written (z may be longer).
   LatentKind latent_kind() const override { return LatentKind::kDiscrete; }
   int latent_dim() const override { return num_components(); }
+  // A latent is a component: its log density is looked up in the row's table, which each call
+  // fills for n_components x D (x D with full covariances).
+  double LatentEvaluationCost() const override { return 1; }
+  double LatentCallCost() const override {
+    const double d = dimension();
+    return static_cast<double>(num_components()) * (type_ == v1::FULL ? d * d : d);
+  }
+  double ProposalCost() const override { return LatentCallCost(); }
   // One Uniform (2 words).
   void SamplePrior(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const override;
   double LogPrior(const Eigen::Ref<const Eigen::VectorXd>& z) const override;

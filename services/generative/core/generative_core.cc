@@ -642,6 +642,22 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
           "rows (row_offset) or samples (sample_offset) over calls: statistics merge exactly"));
     }
   }
+  if (options_.max_estimate_work > 0) {
+    const double work = EstimateWork(model, settings, static_cast<uint64_t>(prepared.x.rows()));
+    if (work > options_.max_estimate_work) {
+      return absl::ResourceExhaustedError(
+          absl::StrCat("this ", McEstimatorName(settings.estimator), " estimate of ",
+                       prepared.x.rows(), " rows x num_samples ", settings.num_samples,
+                       " on model '", prepared.loaded->info().name(), "' (", model.family(), ", ~",
+                       absl::StrFormat("%.3g", model.LatentEvaluationCost()),
+                       " multiply-adds per log p(x|z)) is ~", absl::StrFormat("%.3g", work),
+                       " multiply-adds of work, above this server's limit of ",
+                       absl::StrFormat("%.3g", options_.max_estimate_work),
+                       " per request (--max_estimate_work); split the rows (row_offset) or samples "
+                       "(sample_offset) over calls, whose statistics merge exactly",
+                       ais ? ", or lower num_temperatures or leapfrog_steps" : ""));
+    }
+  }
   settings.row_offset = request.row_offset();
   settings.sample_offset = request.sample_offset();
   MAAS_RETURN_IF_ERROR(ValidateEstimateRange(settings.row_offset,

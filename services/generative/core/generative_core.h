@@ -77,6 +77,16 @@ struct GenerativeCoreOptions {
   // the product and the flag); 0 = no cap. 10^9: ~2.5 minutes of two cores for a 2-D ppca, the
   // cheapest gradient (~3.4 million per second per core).
   uint64_t max_ais_work = 1'000'000'000;
+  // Largest work of one PRIOR, IMPORTANCE or AIS estimate request (of one StreamEstimate
+  // increment), in multiply-adds as EstimateWork (estimators.h) counts them from the model's
+  // costs: rows x num_samples x (per evaluation ~2 000 + the model's log p(x|z), e.g. every layer
+  // of an mlp_decoder), plus proposals and AIS's transitions. --max_ais_work counts AIS's
+  // gradients alone, whatever they cost; this bounds every estimator by what its model costs (an
+  // mlp_decoder of 10^6 units took days within the other limits). Checked before any work
+  // (RESOURCE_EXHAUSTED naming the product and the flag); 0 = no cap. 5e12: ~2 minutes of two
+  // Zen 4 cores (~40 G a second: 20 million mixture samples, or 100 000 of a 20 -> 512 -> 784
+  // decoder).
+  double max_estimate_work = 5e12;
   // Largest memory, in bytes, that the StreamEstimate calls in progress may keep together for
   // Pareto k̂ (--max_stream_estimate_tail_bytes): per row the largest
   // math::ParetoTailSize(max_samples) (~3 sqrt(max_samples)) log weights of the stream, with

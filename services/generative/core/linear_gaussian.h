@@ -69,6 +69,14 @@ class LinearGaussianModel final : public GenerativeModel {
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
   // Each proposal copies the L x L factor L_M.
   int64_t ProposalBytes() const override { return EigenBytes(post_lower_); }
+  // W z against x: D x L; the proposal's mean W^T (x - mu) and its solve: D x L + L^2.
+  double LatentEvaluationCost() const override {
+    return static_cast<double>(dimension()) * latent_dim();
+  }
+  double ProposalCost() const override {
+    const double l = latent_dim();
+    return static_cast<double>(dimension()) * l + l * l;
+  }
 
   const Eigen::MatrixXd& loadings() const { return loadings_; }
   const Eigen::VectorXd& mean() const { return mean_; }

@@ -542,6 +542,21 @@ double MlpDecoderModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::Vect
   return DefinedLogLikelihood(log_lik);
 }
 
+double MlpDecoderModel::LatentEvaluationCost() const {
+  double cost = dimension_;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Eigen::MatrixXd& w = layers_[i].weight;
+    const bool shortcut = gram_ && i + 1 == layers_.size();
+    cost += shortcut ? static_cast<double>(w.cols()) * w.cols() : static_cast<double>(w.size());
+  }
+  return cost;
+}
+
+double MlpDecoderModel::ProposalCost() const {
+  const double l = latent_dim_;
+  return (100 + 2 * l) * 2 * LatentEvaluationCost() + l * l * l;
+}
+
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
   const int l = latent_dim_;

@@ -72,6 +72,12 @@ class MlpDecoderModel final : public GenerativeModel {
   int64_t ProposalBytes() const override {
     return static_cast<int64_t>(8 * ProposalValues(latent_dim_));
   }
+  // Every layer's in x out (with the Gram shortcut the output layer's H x H instead) and the
+  // likelihood's D.
+  double LatentEvaluationCost() const override;
+  // The posterior-mode search (typically ~100 gradients), the 2 L gradients of the Hessian and
+  // its L^3 eigendecomposition.
+  double ProposalCost() const override;
 
   // Bytes of activations Forward may keep for one block of rows (every layer's, rows x width x 8).
   static constexpr std::size_t kForwardBudgetBytes = std::size_t{64} << 20;

@@ -115,6 +115,22 @@ class GenerativeModel {
   // one: IMPORTANCE estimates hold one proposal per row of a group and bound the group by it, and
   // refuse a model whose single proposal is above --max_model_bytes. 0 when small (O(latent)).
   virtual int64_t ProposalBytes() const { return 0; }
+
+  // ---- Approximate costs, in multiply-adds, for the estimators' work cap (EstimateWork). ----
+  // Never enter a value; they only decide whether a request is refused up front, so an order of
+  // magnitude is what matters.
+
+  // One log p(x | z) of LogLikelihoodGivenLatent for one latent z, beyond the call's own work
+  // (LatentCallCost): e.g. D x L for the linear-Gaussian families, every layer's in x out for
+  // mlp_decoder, a table lookup for the mixtures. The gradient of LogLikelihoodGradient is
+  // counted as twice this.
+  virtual double LatentEvaluationCost() const { return dimension(); }
+  // The work of one LogLikelihoodGivenLatent call whatever its number of latents (e.g. the
+  // mixtures' component densities of the row: n_components x D, or x D^2 with full covariances).
+  virtual double LatentCallCost() const { return 0; }
+  // One MakeProposal (IMPORTANCE builds one per row): e.g. mlp_decoder's posterior-mode search
+  // and finite-difference Hessian, typically ~100 + 2 L gradients.
+  virtual double ProposalCost() const { return 0; }
 };
 
 // Bytes of the values of Eigen arrays (for MemoryBytes).

@@ -194,6 +194,112 @@ TEST_CASE("an AIS estimate whose work passes --max_ais_work is refused before an
         absl::StatusCode::kResourceExhausted);
 }
 
+TEST_CASE("an estimate whose work passes --max_estimate_work is refused before any work") {
+  // "dec" evaluates log p(x|z) in 3 x 2 + 3 = 9 multiply-adds; a PRIOR sample costs 2 000
+  // (kEvaluationOverhead) + 9 + 2 (the prior draw) = 2 011, and its 256 samples are one chunk.
+  GenerativeCoreOptions defaults;
+  Fixture f;
+  const exec::StopToken cancelled([] { return absl::CancelledError("the client left"); });
+  const auto run = [&](GenerativeCore& core, const v1::EstimateLogLikelihoodRequest& request,
+                       bool stream) {
+    if (!stream) return core.EstimateLogLikelihood(request, cancelled).status();
+    v1::StreamEstimateRequest streamed;
+    *streamed.mutable_request() = request;
+    return core.StartStreamEstimate(streamed, absl::InfiniteFuture(), cancelled).status();
+  };
+  {
+    GenerativeCoreOptions options;
+    options.repository = &f.repository;
+    options.max_samples_per_request = 100000;
+    options.fresh_seed = [] { return 4242; };
+    options.max_estimate_work = 256 * 2011;
+    GenerativeCore tight(std::move(options));
+    v1::EstimateLogLikelihoodRequest request = Request(v1::PRIOR, 1);
+    request.set_num_samples(256);
+    CHECK(tight.EstimateLogLikelihood(request).ok());
+    request.set_num_samples(257);
+    for (bool stream : {false, true}) {
+      INFO((stream ? "StreamEstimate" : "EstimateLogLikelihood"));
+      const absl::Status status = run(tight, request, stream);
+      CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+      const std::string message(status.message());
+      CHECK_THAT(message, Catch::Contains("this PRIOR estimate of 1 rows x num_samples 257 on "
+                                          "model 'dec' (mlp_decoder, ~9 multiply-adds per "
+                                          "log p(x|z)) is ~5.17e+05 multiply-adds"));
+      CHECK_THAT(message, Catch::Contains("limit of 5.15e+05 per request (--max_estimate_work)"));
+      CHECK_THAT(message, Catch::Contains("row_offset"));
+    }
+    // IMPORTANCE and AIS count against the same cap (AIS well within --max_ais_work).
+    request.set_num_samples(256);
+    request.set_estimator(v1::IMPORTANCE);
+    CHECK(run(tight, request, false).code() == absl::StatusCode::kResourceExhausted);
+    request.set_estimator(v1::AIS);
+    request.set_num_samples(16);
+    request.mutable_ais()->set_num_temperatures(20);
+    request.mutable_ais()->set_leapfrog_steps(2);
+    const absl::Status ais = run(tight, request, false);
+    CHECK(ais.code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(ais.message()),
+               Catch::Contains("this AIS estimate") && Catch::Contains("--max_estimate_work") &&
+                   Catch::Contains("num_temperatures or leapfrog_steps"));
+  }
+  // What a request may ask depends on its model: at the default cap, 1 000 rows x 100 000 samples
+  // of a 1 -> 100 000 -> 1 decoder (2e5 multiply-adds per evaluation: ~2e13, hours of every
+  // worker) is refused, the same request on a 2-component mixture (~2e11) starts (a unary call
+  // then stops at the cancelled token).
+  REQUIRE(defaults.max_estimate_work == 5e12);
+  v1::CreateModelRequest wide;
+  wide.set_name("wide");
+  v1::MlpDecoderSpec* spec = wide.mutable_spec()->mutable_mlp_decoder();
+  spec->set_latent_dim(1);
+  constexpr int kUnits = 100000;
+  v1::DenseLayer* hidden = spec->add_layers();
+  hidden->mutable_weight()->set_rows(kUnits);
+  hidden->mutable_weight()->set_cols(1);
+  v1::DenseLayer* out = spec->add_layers();
+  out->mutable_weight()->set_rows(1);
+  out->mutable_weight()->set_cols(kUnits);
+  for (int i = 0; i < kUnits; ++i) {
+    hidden->mutable_weight()->add_values(std::sin(i + 1.0));
+    hidden->add_bias(0.0);
+    out->mutable_weight()->add_values(1e-3 * std::cos(i + 1.0));
+  }
+  hidden->set_activation(v1::TANH);
+  out->add_bias(0.0);
+  spec->set_noise_variance(0.5);
+  REQUIRE(f.core->CreateModel(wide).ok());
+  v1::CreateModelRequest mixture;
+  mixture.set_name("mix");
+  v1::GaussianMixtureSpec* gmm = mixture.mutable_spec()->mutable_gaussian_mixture();
+  gmm->set_covariance_type(v1::DIAG);
+  for (double w : {0.4, 0.6}) gmm->add_weights(w);
+  gmm->mutable_means()->set_rows(2);
+  gmm->mutable_means()->set_cols(1);
+  gmm->mutable_covariances()->set_rows(2);
+  gmm->mutable_covariances()->set_cols(1);
+  for (double v : {-1.0, 1.0}) gmm->mutable_means()->add_values(v);
+  for (double v : {0.5, 2.0}) gmm->mutable_covariances()->add_values(v);
+  REQUIRE(f.core->CreateModel(mixture).ok());
+  v1::EstimateLogLikelihoodRequest request;
+  request.set_estimator(v1::PRIOR);
+  request.set_num_samples(100000);
+  request.mutable_x()->set_rows(1000);
+  request.mutable_x()->set_cols(1);
+  for (int i = 0; i < 1000; ++i) request.mutable_x()->add_values(0.001 * i);
+  for (bool stream : {false, true}) {
+    INFO((stream ? "StreamEstimate" : "EstimateLogLikelihood"));
+    request.mutable_model()->set_name("wide");
+    const absl::Status refused = run(*f.core, request, stream);
+    CHECK(refused.code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(refused.message()),
+               Catch::Contains("(mlp_decoder, ~2e+05 multiply-adds per log p(x|z)) is ~2.02e+13"));
+    request.mutable_model()->set_name("mix");
+    // A stream starts (its work runs later, increment by increment); a unary call runs at once.
+    CHECK(run(*f.core, request, stream).code() ==
+          (stream ? absl::StatusCode::kOk : absl::StatusCode::kCancelled));
+  }
+}
+
 TEST_CASE("bad estimate requests are refused, naming the field") {
   Fixture f;
   const auto refused = [&](const v1::EstimateLogLikelihoodRequest& request, const char* field) {
