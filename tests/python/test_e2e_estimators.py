@@ -199,7 +199,7 @@ def test_bad_estimate_requests(stack):
                  ais=gen.AisOptions(num_temperatures=100000, leapfrog_steps=1000), timeout=TIMEOUT)
     # Each field within its bound, the work not: 20 000 rows x 200 000 samples x ~2 054 multiply-adds (the
     # evaluation's 2 000 + model E's 52 + the prior's 2) is ~8.2e12, above --max_estimate_work's default 5e12 (it
-    # used to run for half an hour).
+    # used to run ~10 minutes of two cores).
     with expect_rpc_error(grpc.StatusCode.RESOURCE_EXHAUSTED, "--max_estimate_work", "is ~8.22e+12 multiply-adds"):
         estimate(stack.gen_gw, "guarded", np.array([X] * 20000), estimator=gen.PRIOR, num_samples=MAX_SAMPLES,
                  timeout=TIMEOUT)
