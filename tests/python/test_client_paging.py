@@ -236,3 +236,45 @@ def test_a_channel_given_asks_for_pages_within_grpcs_default_receive_limit():
         assert listing.max_page_bytes == [4 << 20, 1 << 20, 64 << 20]
     finally:
         server.stop(None)
+
+
+def test_the_kind_of_a_name_is_found_in_its_first_small_page(fake):
+    """A review: get()/delete() without kind listed every model whose name begins with the name (every page of
+    name_prefix=name) to find its service. The name's own entries sort before the longer names, so the pages are
+    read (of RESOLVE_PAGE_SIZE entries) until one holds another name."""
+    longer = [model(f"base{i}", kind=("generative", "discriminative")[i % 2]) for i in range(40)]
+    gateway = FakeListing([*longer, model("base", version=3, kind="discriminative")], page_cap=10)
+    models = fake(gateway=gateway)
+    assert models._kind_of("base", "GetModel", None) == "discriminative"
+    assert maas_client.models.RESOLVE_PAGE_SIZE == 8 and gateway.requests == [(8, "")]
+    # get() asks the one page, then the service (which this fake does not serve).
+    with pytest.raises(maas_client.UnimplementedError):
+        models.get("base")
+    assert len(gateway.requests) == 2
+    # A name not stored but the start of the others: one page too.
+    with pytest.raises(maas_client.NotFoundError):
+        models.delete("bas")
+    assert len(gateway.requests) == 3
+    # Without a gateway: one page of each service.
+    gen = FakeListing([m for m in longer if m.type == common.GENERATIVE], page_cap=10)
+    disc = FakeListing([*[m for m in longer if m.type == common.DISCRIMINATIVE], model("base", kind="discriminative")],
+                       page_cap=10)
+    assert fake(generative=gen, discriminative=disc)._kind_of("base", "GetModel", None) == "discriminative"
+    assert gen.requests == [(8, "")] and disc.requests == [(8, "")]
+
+
+def test_the_kind_of_a_name_reads_on_while_pages_hold_the_name_only(fake):
+    """Pages cut short (the message budget) may leave the name's other entries to the next pages."""
+    entries = [model("both"), model("both", kind="discriminative"), *[model(f"both-{i}") for i in range(5)],
+               *[model(f"damaged-{i}") for i in range(5)]]
+    gateway = FakeListing(entries, [damaged("damaged", kind="discriminative")], page_cap=1)
+    models = fake(gateway=gateway)
+    with pytest.raises(maas_client.FailedPreconditionError, match="both a generative and a discriminative"):
+        models._kind_of("both", "GetModel", None)
+    assert len(gateway.requests) == 3  # "both" twice, then "both-0"
+    assert models._kind_of("damaged", "DeleteModel", None) == "discriminative"
+    assert len(gateway.requests) == 5
+    down = FakeListing(entries, [damaged("damaged", kind="discriminative")], page_cap=1, missing_backends=[
+        "maas.generative.v1.GenerativeService: UNAVAILABLE: down"])
+    with pytest.raises(maas_client.UnavailableError, match="which service holds model 'damaged'"):
+        fake(gateway=down)._kind_of("damaged", "DeleteModel", None)

@@ -44,11 +44,12 @@ def list_request(connection: Connection, name_prefix: str, all_versions: bool, p
                                     page_token=page_token, max_page_bytes=max(connection.max_receive_bytes, 0))
 
 
-def list_all(page: Callable[[str], ModelList]) -> ModelList:
+def list_all(page: Callable[[str], ModelList], last: Optional[Callable[[ModelList], bool]] = None) -> ModelList:
     """A whole listing from its pages: page(token) answers the page that starts at `token` ("": the first). Pages
-    are asked for until one comes with an empty next_page_token (at once from a server that does not page) and
-    concatenated (each page is sorted and starts after the previous one's last entry, so the result is sorted);
-    missing_backends holds each backend once, in the order they were first reported."""
+    are asked for until one comes with an empty next_page_token (at once from a server that does not page), or
+    until last(page) is true of one, and concatenated (each page is sorted and starts after the previous one's last
+    entry, so the result is sorted); missing_backends holds each backend once, in the order they were first
+    reported."""
     models: List[ModelInfo] = []
     unreadable: List[UnreadableVersion] = []
     missing: Dict[str, None] = {}  # an ordered set
@@ -59,7 +60,7 @@ def list_all(page: Callable[[str], ModelList]) -> ModelList:
         models.extend(listed)
         unreadable.extend(listed.unreadable)
         missing.update(dict.fromkeys(listed.missing_backends))
-        if not listed.next_page_token:
+        if not listed.next_page_token or (last is not None and last(listed)):
             return ModelList(models, missing, unreadable)
         if listed.next_page_token in sent:  # the listing would never end
             raise InternalError(grpc.StatusCode.INTERNAL,

@@ -24,6 +24,10 @@ from maas_client.pb import common, gateway
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
 
 KINDS = ("generative", "discriminative")
+# Entries per ListModels page when get()/delete() look for the service of a name: the name's own entries (a model of
+# each kind, unreadable versions) sort before every longer name that begins with it, so one small page usually
+# answers, however many such names there are.
+RESOLVE_PAGE_SIZE = 8
 
 
 class Models:
@@ -129,10 +133,42 @@ class Models:
         request = list_request(self.connection, name_prefix, all_versions, page_size, page_token)
         return model_list(self.connection.unary("ListModels", self._gateway_list, request, timeout))
 
+    def _named(self, name: str, timeout: Optional[float]) -> ModelList:
+        """The entries named `name` (and maybe some longer names): the listing of name_prefix=name in pages of
+        RESOLVE_PAGE_SIZE, read until a page holds another name (the listing is ordered by name, and `name` sorts
+        before every longer name that begins with it, so later pages have none of its entries) or none follows.
+        Through a gateway, missing_backends of every page read; without one, each service's pages, typed."""
+        def past_name(page: ModelList) -> bool:
+            return any(e.name != name for e in [*page, *page.unreadable])
+
+        try:
+            return list_all(lambda token: self._gateway_page(name, False, RESOLVE_PAGE_SIZE, token, timeout),
+                            past_name)
+        except UnimplementedError as error:
+            not_a_gateway = error  # not a gateway: ask each service that answers
+        models: List[ModelInfo] = []
+        unreadable: List[UnreadableVersion] = []
+        answered = False
+        for k in KINDS:
+            client = self._client(k)
+            try:
+                listed = _typed(list_all(lambda token: client.list_page(name, page_size=RESOLVE_PAGE_SIZE,
+                                                                        page_token=token, timeout=timeout),
+                                         past_name), k)
+            except UnimplementedError:
+                continue
+            answered = True
+            models.extend(listed)
+            unreadable.extend(listed.unreadable)
+        if not answered:
+            raise not_a_gateway
+        return ModelList(models, (), unreadable)
+
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
-        """The kind of the service that has a model called `name` (found with list(), as the C++ CLI does):
-        NotFoundError (naming `method`) when neither has it, FailedPreconditionError when both have it."""
-        listed = self.list(name, timeout=timeout)
+        """The kind of the service that has a model called `name` (found in the listing, as the C++ CLI does, see
+        _named): NotFoundError (naming `method`) when neither has it, FailedPreconditionError when both have it,
+        UnavailableError when a backend did not answer the gateway."""
+        listed = self._named(name, timeout)
         # A model whose latest version cannot be read is still there: its service answers why (DATA_LOSS).
         kinds = {m.kind for m in [*listed, *listed.unreadable] if m.name == name}
         if "generative" in kinds and "discriminative" in kinds:
@@ -155,8 +191,8 @@ class Models:
     def get(self, name: str, version: int = 0, *, kind: Optional[str] = None,
             timeout: Optional[float] = None) -> ModelDetails:
         """Info and full spec of a model version (0 = latest). Without `kind`, the service that has the name is
-        found with list(): NotFoundError when no service has it, FailedPreconditionError when both do (then give
-        `kind`)."""
+        found in the listing (its first entries of that name, see _named): NotFoundError when no service has it,
+        FailedPreconditionError when both do (then give `kind`), UnavailableError when a backend did not answer."""
         if kind is None:
             kind = self._kind_of(name, "GetModel", timeout)
         return self._client(kind).get(name, version, timeout=timeout)
