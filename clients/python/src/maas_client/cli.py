@@ -10,7 +10,9 @@ model management, with progress bars (tqdm, on stderr; --progress never|always|a
     python -m maas_client models list
 
 Input files are read lazily (TSV line by line, CSV and NPY in chunks), so large files stream. Errors print one
-line "error: <CODE>: <message>" and exit with status 1 (2 for bad command-line usage).
+line "error: <CODE>: <message>" and exit with status 1 (2 for bad command-line usage). `models list` exits 3 when a
+backend did not answer the gateway (the listing lacks its models; it is printed all the same, with a warning on
+stderr) unless --allow-partial.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 from google.protobuf import json_format
 from tqdm import tqdm
 
-from maas_client.connection import Connection
+from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, Connection
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import MaasError
 from maas_client.generative import ESTIMATORS, FIT_FAMILIES, GenerativeClient
@@ -44,6 +46,11 @@ CHUNK_ROWS = 8192
 
 class UsageError(Exception):
     """A bad command line or input file (exit status 2)."""
+
+
+# Exit status of a listing printed without the models of a backend that did not answer (`models list`, unless
+# --allow-partial), as the C++ CLI's: a script that checks the status alone must not take it for the whole listing.
+EXIT_INCOMPLETE = 3
 
 
 # -- input files ----------------------------------------------------------------------------------------------------
@@ -394,9 +401,16 @@ class Context:
 
     def connection(self) -> Connection:
         a = self.args
+        # --max-message-bytes is the largest message received (as the C++ CLI's): what is sent keeps the default cap.
+        receive: Dict[str, Any] = {}
+        if a.max_message_bytes is not None:
+            if a.max_message_bytes <= 0:
+                raise UsageError(f"--max-message-bytes must be > 0, got {a.max_message_bytes}")
+            receive = {"max_message_bytes": a.max_message_bytes,
+                       "options": [("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES)]}
         return Connection(a.target, timeout=a.timeout, tls=a.tls, root_certificates=a.ca_file,
                           client_certificate=a.cert_file, client_key=a.key_file, server_name=a.server_name,
-                          token_file=a.token_file)
+                          token_file=a.token_file, **receive)
 
     def bar(self, **kwargs: Any) -> "tqdm[Any]":
         return tqdm(disable=self.disable_progress, file=sys.stderr, dynamic_ncols=True, **kwargs)
@@ -539,11 +553,21 @@ def cmd_estimate(ctx: Context, conn: Connection) -> None:
               f"stopped: {final.stop_reason}")
 
 
-def cmd_models(ctx: Context, conn: Connection) -> None:
+def cmd_models(ctx: Context, conn: Connection) -> Optional[int]:
     a = ctx.args
     models = Models(conn)
+    if a.action != "list" and (a.page_size is not None or a.page_token is not None or a.allow_partial):
+        raise UsageError(f"--page-size, --page-token and --allow-partial apply to 'models list', not '{a.action}'")
     if a.action == "list":
-        listed = models.list(a.prefix, kind=a.kind, all_versions=a.all_versions)
+        if a.page_token is not None and a.page_size is None:
+            raise UsageError("--page-token needs --page-size (the size of the page it asks for)")
+        if a.page_size is not None:  # one page, as the user pages
+            if a.page_size < 1:
+                raise UsageError(f"--page-size must be >= 1 (servers give at most 1000), got {a.page_size}")
+            listed = models.list_page(a.prefix, kind=a.kind, all_versions=a.all_versions, page_size=a.page_size,
+                                      page_token=a.page_token or "")
+        else:
+            listed = models.list(a.prefix, kind=a.kind, all_versions=a.all_versions)
         for m in listed:
             ctx.print(f"{m.name}\t{m.version}\t{m.kind}\t{m.family}\t{m.dimension}")
         # What the listing could not include, on stderr so that the table stays parseable.
@@ -552,6 +576,11 @@ def cmd_models(ctx: Context, conn: Connection) -> None:
         for b in listed.unreadable:
             print(f"warning: {b.kind} model {b.name!r} version {b.version} cannot be read ({b.code}: {b.message}); "
                   "restore its file or delete the version", file=sys.stderr)
+        if listed.next_page_token:
+            print(f"more models may follow: the next page is --page-token={listed.next_page_token}", file=sys.stderr)
+        # Unreadable versions are listed; a backend that did not answer leaves its models out.
+        if listed.missing_backends and not a.allow_partial:
+            return EXIT_INCOMPLETE
     elif a.action == "get":
         if not a.name:
             raise UsageError("models get needs a NAME")
@@ -562,6 +591,7 @@ def cmd_models(ctx: Context, conn: Connection) -> None:
             raise UsageError("models delete needs a NAME")
         deleted = models.delete(a.name, a.version, kind=a.kind)
         ctx.print(f"deleted {a.name} versions {', '.join(str(v) for v in deleted)}")
+    return None
 
 
 # -- parser ---------------------------------------------------------------------------------------------------------
@@ -575,8 +605,22 @@ given mean the service's defaults, or with --partial the continued version's. Op
 to the chosen vectorizer or classifier are usage errors (exit status 2)."""
 
 
+MODELS_DESCRIPTION = """\
+list: NAME VERSION KIND FAMILY DIMENSION per model (tab-separated), every model, asked for page by page;
+with --page-size N one page of at most N and, when more may follow, the next page's --page-token on
+stderr. When a backend did not answer the gateway, the listing is printed without its models, with a
+warning on stderr, and the exit status is 3 (listing incomplete) unless --allow-partial; versions that
+cannot be read are listed (a warning, exit 0). get / delete NAME: without --kind, the service that has
+the name is found in the listing."""
+
+EPILOG = """\
+exit status: 0 ok; 1 error ("error: <CODE>: <message>" on stderr); 2 usage error; 3 listing incomplete:
+a backend did not answer (models list, unless --allow-partial)."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m maas_client", description="maas command line (Python client)")
+    p = argparse.ArgumentParser(prog="python -m maas_client", description="maas command line (Python client)",
+                                epilog=EPILOG)
     p.add_argument("--target", default=os.environ.get("MAAS_TARGET", "127.0.0.1:50051"),
                    help="gateway or service address (default $MAAS_TARGET or 127.0.0.1:50051)")
     p.add_argument("--timeout", type=float, default=600.0, help="deadline of each call, seconds (default 600)")
@@ -588,6 +632,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--token-file", help="file holding the bearer token for calls that change state")
     p.add_argument("--progress", choices=("auto", "always", "never"), default="auto",
                    help="progress bars on stderr (auto: only on a terminal)")
+    p.add_argument("--max-message-bytes", "--max_message_bytes", type=int, metavar="N",
+                   help="largest message received, bytes (default 64 MiB; models list asks for pages no larger)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)",
@@ -694,13 +740,20 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", help="CSV output file (default stdout)")
     m.set_defaults(run=cmd_estimate)
 
-    g = sub.add_parser("models", help="list, get or delete models")
+    g = sub.add_parser("models", help="list, get or delete models", description=MODELS_DESCRIPTION)
     g.add_argument("action", choices=("list", "get", "delete"))
     g.add_argument("name", nargs="?", default="")
     g.add_argument("--version", type=int, default=0)
     g.add_argument("--kind", choices=KINDS)
     g.add_argument("--prefix", default="")
     g.add_argument("--all-versions", action="store_true")
+    g.add_argument("--page-size", "--page_size", type=int, metavar="N",
+                   help="list: one page of at most N models (servers give at most 1000), and when more may follow "
+                   "the next page's --page-token on stderr")
+    g.add_argument("--page-token", "--page_token", metavar="T", help="list --page-size: the page after the one "
+                   "that gave it")
+    g.add_argument("--allow-partial", "--allow_partial", action="store_true",
+                   help="list: exit 0 when a backend did not answer (default: exit 3, listing incomplete)")
     g.set_defaults(run=cmd_models)
     return p
 
@@ -710,11 +763,11 @@ def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> 
     ctx = Context(args, out or sys.stdout)
     try:
         with ctx.connection() as conn:
-            args.run(ctx, conn)
+            status = args.run(ctx, conn)
     except MaasError as e:
         print(f"error: {e.code.name}: {e.message}", file=sys.stderr)
         return 1
     except (UsageError, ValueError, OSError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0
+    return status or 0
