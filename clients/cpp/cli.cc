@@ -1386,7 +1386,7 @@ struct CommandSpec {
 
 const std::map<std::string, CommandSpec>& Commands() {
   static const auto* const kCommands = new std::map<std::string, CommandSpec>{
-      {"models", {{"all_versions", "page_size", "page_token"}, {}}},
+      {"models", {{"all_versions", "page_size", "page_token", "allow_partial"}, {}}},
       {"sample",
        {{"model", "model_version", "num_samples", "seed", "start_index", "batch_size", "latents"},
         {"model", "num_samples"}}},
@@ -1571,11 +1571,14 @@ std::string UsageText() {
   return R"(usage: maas [global flags] COMMAND [flags] [args]
 
 commands:
-  models   [--all_versions] [--page_size N [--page_token T]]
+  models   [--all_versions] [--page_size N [--page_token T]] [--allow_partial]
       List models of both types (a gateway's ListModels, or a service's own): NAME VERSION
       TYPE FAMILY CREATED. Every model, asked for page by page; with --page_size one page of at
       most N (servers give at most 1000), and when more may follow the next page's --page_token
-      on stderr (in --json: next_page_token, empty at the end).
+      on stderr (in --json: next_page_token, empty at the end). When a backend did not answer
+      the gateway, the listing (or page) is printed without its models, a warning on stderr
+      (in --json: missing_backends), and maas exits 3; --allow_partial exits 0 then. Versions
+      that cannot be read are listed (a warning, exit 0).
   sample   --model NAME [--model_version V] --num_samples N [--seed S] [--start_index I]
            [--batch_size B] [--latents]
       Stream samples: a '# model=... seed=...' comment line, then one CSV row per sample
@@ -1641,7 +1644,8 @@ global flags:
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
 'maas COMMAND --help' shows one command. Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on
 stderr; with --json one line {"error":{"code":...,"message":...}} on stderr); 2 usage error (one
-line, a JSON one with --json).
+line, a JSON one with --json); 3 listing incomplete: a backend did not answer (models, unless
+--allow_partial; the listing is printed all the same).
 )";
 }
 

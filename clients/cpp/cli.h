@@ -224,6 +224,8 @@ struct CommandArgs {
   // models: one page (--page_size given) of at most page_size entries, after page_token's.
   int32_t page_size = 0;
   std::string page_token;
+  // models: exit 0 (not 3) when a backend did not answer (the listing is incomplete).
+  bool allow_partial = false;
   std::string model;
   int64_t version = 0;
   std::string type;  // "", "generative" or "discriminative"

@@ -22,7 +22,7 @@ cv1::ModelRef ModelRefOf(const cli::CommandArgs& args) {
 }
 
 absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostream& out,
-                       std::ostream& warnings) {
+                       std::ostream& warnings, CommandOutcome* outcome) {
   cv1::ListModelsRequest request;
   request.set_all_versions(args.all_versions);
   absl::StatusOr<cv1::ListModelsResponse> listed;
@@ -36,6 +36,7 @@ absl::Status RunModels(Client& client, const cli::CommandArgs& args, std::ostrea
   MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse response, std::move(listed));
   out << cli::FormatModels(response, args.json);
   if (!args.json) warnings << cli::FormatModelWarnings(response);
+  outcome->incomplete = response.missing_backends_size() > 0;
   return absl::OkStatus();
 }
 
@@ -189,8 +190,11 @@ absl::Status RunDelete(Client& client, const cli::CommandArgs& args, std::ostrea
 }  // namespace
 
 absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out,
-                        std::ostream& warnings) {
-  if (args.command == "models") return RunModels(client, args, out, warnings);
+                        std::ostream& warnings, CommandOutcome* outcome) {
+  CommandOutcome ignored;
+  if (outcome == nullptr) outcome = &ignored;
+  *outcome = CommandOutcome();
+  if (args.command == "models") return RunModels(client, args, out, warnings, outcome);
   if (args.command == "sample") return RunSample(client, args, out);
   if (args.command == "estimate") return RunEstimate(client, args, out);
   if (args.command == "fit") return RunFit(client, args, out);

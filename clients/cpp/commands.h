@@ -11,14 +11,23 @@
 
 namespace maas::client {
 
+// What a command that succeeded says about the result it wrote.
+struct CommandOutcome {
+  // models: a backend did not answer (the gateway's missing_backends, in any page asked for), so
+  // its models are not listed. `maas` then exits 3 unless --allow_partial. Versions that cannot
+  // be read do not count: they are listed (unreadable_versions).
+  bool incomplete = false;
+};
+
 // Runs args.command and writes its result to `out` (samples are written batch by batch as they
 // arrive) and warnings about a result that is complete as far as it goes but partial (a listing
 // with a backend down or a damaged version, one page of a listing) to `warnings` (never with
 // --json, whose output holds them). REQUIRES: cli::ValidateCommandArgs(args).ok(). Returns the
 // first error (bad input file, RPC error, malformed response); `out` may then hold a part of the
-// output (a sample stream cut short).
+// output (a sample stream cut short). When it returns OK and `outcome` is not null, *outcome says
+// whether the result is incomplete.
 absl::Status RunCommand(Client& client, const cli::CommandArgs& args, std::ostream& out,
-                        std::ostream& warnings);
+                        std::ostream& warnings, CommandOutcome* outcome = nullptr);
 
 }  // namespace maas::client
 

@@ -43,6 +43,8 @@ ABSL_FLAG(bool, all_versions, false, "models: list every version");
 ABSL_FLAG(int32_t, page_size, 0,
           "models: list one page of at most this many models (servers give at most 1000)");
 ABSL_FLAG(std::string, page_token, "", "models --page_size: the page after the one that gave it");
+ABSL_FLAG(bool, allow_partial, false,
+          "models: exit 0 when a backend did not answer (default: exit 3, listing incomplete)");
 ABSL_FLAG(std::string, model, "", "model name");
 ABSL_FLAG(int64_t, model_version, 0, "model version (0: latest; delete: all versions)");
 ABSL_FLAG(bool, version, false, "print the CLI's version and exit");
@@ -124,6 +126,9 @@ namespace {
 
 constexpr int kExitError = 1;
 constexpr int kExitUsage = 2;
+// A listing printed without the models of a backend that did not answer (models, unless
+// --allow_partial): a script that checks the status alone must not take it for the whole listing.
+constexpr int kExitIncomplete = 3;
 
 // Whether --json was given (the last of --json, --json=BOOL, --nojson before a "--" wins), known
 // before the command line is parsed so that even a usage error can be one JSON line.
@@ -283,6 +288,7 @@ int main(int argc, char** argv) {
   args.all_versions = absl::GetFlag(FLAGS_all_versions);
   args.page_size = absl::GetFlag(FLAGS_page_size);
   args.page_token = absl::GetFlag(FLAGS_page_token);
+  args.allow_partial = absl::GetFlag(FLAGS_allow_partial);
   args.model = absl::GetFlag(FLAGS_model);
   args.version = absl::GetFlag(FLAGS_model_version);
   args.type = absl::GetFlag(FLAGS_type);
@@ -385,8 +391,11 @@ int main(int argc, char** argv) {
   options.credentials = *std::move(credentials);
 
   maas::client::Client client(options);
-  const absl::Status status = maas::client::RunCommand(client, args, std::cout, std::cerr);
+  maas::client::CommandOutcome outcome;
+  const absl::Status status =
+      maas::client::RunCommand(client, args, std::cout, std::cerr, &outcome);
   std::cout.flush();
   if (!status.ok()) return Failure(status, json);
+  if (outcome.incomplete && !args.allow_partial) return kExitIncomplete;
   return 0;
 }

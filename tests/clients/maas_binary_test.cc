@@ -265,6 +265,66 @@ TEST_CASE("maas errors print CODE and message and exit 1") {
   CHECK_THAT(result.out, Catch::Contains("gmm") && Catch::Contains("spam"));
 }
 
+// `maas models` printed a listing that lacked a backend's models with a warning on stderr but
+// exited 0, so a script that checks the status alone took it for the whole listing.
+TEST_CASE("maas models exits 3 when a backend did not answer, 0 with --allow_partial") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  const std::string target = "--target=" + server.target();
+  common::v1::ListModelsResponse listing;
+  for (const std::string name : {"a", "b", "c"}) {
+    common::v1::ModelInfo* info = listing.add_models();
+    info->set_name(name);
+    info->set_version(1);
+    info->set_type(common::v1::GENERATIVE);
+  }
+  common::v1::UnreadableVersion* bad = listing.add_unreadable_versions();
+  bad->set_name("damaged");
+  bad->set_version(2);
+  bad->set_type(common::v1::GENERATIVE);
+  bad->set_code("DATA_LOSS");
+  // Versions that cannot be read are listed: the listing is complete, exit 0.
+  server.gateway().set_list_models(listing);
+  Result result = Run(target + " models");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.err, Catch::Contains("\"damaged\" version 2 cannot be read"));
+
+  const std::string down =
+      "maas.discriminative.v1.DiscriminativeService: UNAVAILABLE: connection refused";
+  listing.add_missing_backends(down);
+  server.gateway().set_list_models(listing);
+  result = Run(target + " models");
+  CHECK(result.exit_code == 3);
+  CHECK_THAT(result.out,
+             Catch::StartsWith("NAME ") && Catch::Contains("\na ") && Catch::Contains("\nc "));
+  CHECK_THAT(
+      result.err,
+      Catch::Contains(
+          "maas: warning: a backend did not answer, its models are not listed: " + down + "\n"));
+  // --json: the document as ever (missing_backends says what it lacks), the same status.
+  result = Run(target + " --json models");
+  CHECK(result.exit_code == 3);
+  CHECK_THAT(result.out, Catch::StartsWith("{\"models\":[{\"name\":\"a\"") &&
+                             Catch::Contains("\"missing_backends\":[\"" + down + "\"]"));
+  CHECK(result.err.empty());
+  // One page that lacks the backend is incomplete too.
+  result = Run(target + " models --page_size 1");
+  CHECK(result.exit_code == 3);
+  CHECK_THAT(result.err, Catch::Contains("--page_token=") && Catch::Contains(down));
+  // --allow_partial: the same output, exit 0.
+  result = Run(target + " models --allow_partial");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("\nc "));
+  CHECK_THAT(result.err, Catch::Contains(down));
+  result = Run(target + " --json models --allow_partial --page_size 2");
+  CHECK(result.exit_code == 0);
+  CHECK_THAT(result.out, Catch::Contains("\"missing_backends\":[\"" + down + "\"]"));
+  // It is a flag of models only; the help says what 3 means.
+  CHECK(Run(target + " get --model a --allow_partial").exit_code == 2);
+  result = Run("models --help");
+  CHECK_THAT(result.out, Catch::Contains("--allow_partial") && Catch::Contains("exits 3"));
+  CHECK_THAT(Run("--help").out, Catch::Contains("3 listing incomplete: a backend did not answer"));
+}
+
 TEST_CASE("maas commands against the fake services") {
   testing::FakeServer server;
   const std::string target = "--target=" + server.target();
