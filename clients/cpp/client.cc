@@ -112,18 +112,21 @@ cv1::ListModelsRequest WithPageBytes(cv1::ListModelsRequest request, int max_mes
 }
 
 // Every page of a listing from request.page_token on: page(request) for each, the request's token
-// moved to the answer's next_page_token until that is empty. The pages concatenated (each starts
-// after the previous one's last entry, so models and unreadable_versions stay sorted);
-// missing_backends each once, in the order first seen.
+// moved to the answer's next_page_token until that is empty, or until last(page) is true of a page
+// (when `last` is given). The pages concatenated (each starts after the previous one's last entry,
+// so models and unreadable_versions stay sorted); missing_backends each once, in the order first
+// seen.
 absl::StatusOr<cv1::ListModelsResponse> AllPages(
     cv1::ListModelsRequest request,
     const std::function<absl::StatusOr<cv1::ListModelsResponse>(const cv1::ListModelsRequest&)>&
-        page) {
+        page,
+    const std::function<bool(const cv1::ListModelsResponse&)>& last = nullptr) {
   cv1::ListModelsResponse all;
   std::set<std::string> missing;
   std::set<std::string> sent = {request.page_token()};  // one answered again would start a loop
   for (;;) {
     MAAS_ASSIGN_OR_RETURN(cv1::ListModelsResponse listed, page(request));
+    const bool stop = last != nullptr && last(listed);
     for (cv1::ModelInfo& info : *listed.mutable_models()) *all.add_models() = std::move(info);
     for (cv1::UnreadableVersion& bad : *listed.mutable_unreadable_versions()) {
       *all.add_unreadable_versions() = std::move(bad);
@@ -131,7 +134,7 @@ absl::StatusOr<cv1::ListModelsResponse> AllPages(
     for (const std::string& backend : listed.missing_backends()) {
       if (missing.insert(backend).second) all.add_missing_backends(backend);
     }
-    if (listed.next_page_token().empty()) return all;
+    if (stop || listed.next_page_token().empty()) return all;
     if (!sent.insert(listed.next_page_token()).second) {
       return absl::InternalError(
           "ListModels: the server answered a page token it was sent before as the next one; the "
@@ -427,8 +430,30 @@ absl::StatusOr<dv1::CreateModelResponse> Client::CreateModel(
 }
 
 absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name) {
+  // The listing of name_prefix = name is ordered by name, and `name` sorts before every longer name
+  // it begins: the entries named `name` are the first ones, so the pages after one that holds
+  // another name have none of them. Small pages, read until then, instead of every model whose
+  // name begins with `name`.
   cv1::ListModelsRequest request;
   request.set_name_prefix(name);
+  request.set_page_size(kResolvePageSize);
+  request = WithPageBytes(std::move(request), options_.max_message_bytes);
+  const auto past_name = [&name](const cv1::ListModelsResponse& page) {
+    for (const cv1::ModelInfo& info : page.models()) {
+      if (info.name() != name) return true;
+    }
+    for (const cv1::UnreadableVersion& bad : page.unreadable_versions()) {
+      if (bad.name() != name) return true;
+    }
+    return false;
+  };
+  // type MODEL_TYPE_UNSPECIFIED: the gateway.
+  const auto pages_of = [&](cv1::ModelType type) {
+    return AllPages(
+        request,
+        [this, type](const cv1::ListModelsRequest& page) { return CallListModels(type, page); },
+        past_name);
+  };
   bool generative = false;
   bool discriminative = false;
   // Backends the gateway could not ask ("<service>: <code>: <reason>"): their models are unknown.
@@ -450,8 +475,23 @@ absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name)
                             response.missing_backends().end());
   };
 
-  MAAS_ASSIGN_OR_RETURN(const cv1::ListModelsResponse all, ListAllModels(request));
-  scan(all);
+  absl::StatusOr<cv1::ListModelsResponse> gateway = pages_of(cv1::MODEL_TYPE_UNSPECIFIED);
+  if (!absl::IsUnimplemented(gateway.status())) {
+    MAAS_RETURN_IF_ERROR(gateway.status());
+    scan(*gateway);
+  } else {
+    // Not a gateway: each service it serves (the other one is UNIMPLEMENTED).
+    bool answered = false;
+    for (const cv1::ModelType type : {cv1::GENERATIVE, cv1::DISCRIMINATIVE}) {
+      absl::StatusOr<cv1::ListModelsResponse> listed = pages_of(type);
+      if (absl::IsUnimplemented(listed.status())) continue;
+      MAAS_RETURN_IF_ERROR(listed.status());
+      SetType(type, &*listed);
+      scan(*listed);
+      answered = true;
+    }
+    if (!answered) return gateway.status();
+  }
   if (generative && discriminative) {
     return absl::FailedPreconditionError(
         absl::StrCat("model '", name,

@@ -168,12 +168,14 @@ class Client {
       const discriminative::v1::CreateModelRequest& request);
 
   // ---- either type
-  // Which service owns `name`. Asks the gateway's ListModels (ListAllModels with the name as
-  // prefix); when the target is not a gateway (UNIMPLEMENTED), asks each service's ListModels. A
-  // model whose latest version cannot be read (listed in unreadable_versions) counts. NOT_FOUND
-  // when no service has it, UNAVAILABLE when it is not listed but a backend did not answer the
-  // gateway (missing_backends: it may hold the model), FAILED_PRECONDITION when both have a model
-  // of that name (pass the type explicitly).
+  // Which service owns `name`. Asks the gateway's ListModels with the name as prefix, in pages of
+  // kResolvePageSize until a page holds an entry of another name (a longer one: entries named
+  // `name` sort first) or none follow; when the target is not a gateway (UNIMPLEMENTED), asks each
+  // service's ListModels so. A model whose latest version cannot be read (listed in
+  // unreadable_versions) counts. NOT_FOUND when no service has it, UNAVAILABLE when it is not
+  // listed but a backend did not answer the gateway (missing_backends of any page asked for: it
+  // may hold the model), FAILED_PRECONDITION when both have a model of that name (pass the type
+  // explicitly).
   absl::StatusOr<common::v1::ModelType> ResolveModelType(const std::string& name);
   // GetModel on the service of `type`; MODEL_TYPE_UNSPECIFIED: ResolveModelType first.
   absl::StatusOr<AnyModel> GetModel(
@@ -192,6 +194,10 @@ class Client {
   // Entries per page of ListAllModels when the request leaves page_size 0: the largest page the
   // servers give (they take larger values as 1000).
   static constexpr int32_t kListPageSize = 1000;
+  // Entries per page of ResolveModelType's listing: the name's own entries (a model of each type,
+  // unreadable versions) come first, so a small page usually answers, however many names begin
+  // with the name.
+  static constexpr int32_t kResolvePageSize = 8;
 
  private:
   // A context with the deadline and the authorization header; INVALID_ARGUMENT when

@@ -425,6 +425,89 @@ std::vector<int32_t> PageSizes(testing::FakeListing& listing) {
   return sizes;
 }
 
+// `get` / `delete` without --type listed every model whose name begins with the name (every page
+// of name_prefix = name) to find the type: 40 longer names meant reading all of them. The name's
+// own entries sort first, so a page that holds another name is the last one needed.
+TEST_CASE("ResolveModelType reads one small page when many longer names begin with the name") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  cv1::ListModelsResponse listing;
+  for (int i = 0; i < 40; ++i) {
+    cv1::ModelInfo* info = listing.add_models();
+    info->set_name(absl::StrCat("base", i));
+    info->set_version(1);
+    info->set_type(i % 2 == 0 ? cv1::GENERATIVE : cv1::DISCRIMINATIVE);
+  }
+  cv1::ModelInfo* base = listing.add_models();
+  base->set_name("base");
+  base->set_version(3);
+  base->set_type(cv1::DISCRIMINATIVE);
+  testing::FakeListing& gateway = server.gateway().listing();
+  gateway.Set(listing);
+  gateway.set_page_cap(10);  // the message budget: 5 pages for the 41 names
+  Client client(OptionsFor(server));
+  CHECK(*client.ResolveModelType("base") == cv1::DISCRIMINATIVE);
+  REQUIRE(gateway.requests().size() == 1);
+  CHECK(gateway.requests()[0] == std::make_pair(Client::kResolvePageSize, std::string()));
+  // A name not stored but the start of others: one page too, NOT_FOUND.
+  CHECK(client.ResolveModelType("bas").status().code() == absl::StatusCode::kNotFound);
+  CHECK(gateway.requests().size() == 2);
+
+  // Without a gateway: one page of each service.
+  testing::FakeServer services;
+  cv1::ListModelsResponse own[2];
+  for (const cv1::ModelInfo& info : listing.models()) {
+    cv1::ModelInfo* copy = own[info.type() == cv1::GENERATIVE ? 0 : 1].add_models();
+    *copy = info;
+    copy->clear_type();
+  }
+  services.generative().listing().Set(own[0]);
+  services.discriminative().listing().Set(own[1]);
+  Client direct(OptionsFor(services));
+  CHECK(*direct.ResolveModelType("base") == cv1::DISCRIMINATIVE);
+  CHECK(PageSizes(services.generative().listing()) ==
+        std::vector<int32_t>{Client::kResolvePageSize});
+  CHECK(PageSizes(services.discriminative().listing()) ==
+        std::vector<int32_t>{Client::kResolvePageSize});
+}
+
+// The early stop must not miss the name's entries that a short page (the message budget) left to
+// the next pages: it reads on while a page holds the name only.
+TEST_CASE("ResolveModelType reads on while the pages hold the name only") {
+  testing::FakeServer server(/*with_gateway=*/true);
+  cv1::ListModelsResponse listing;
+  for (const cv1::ModelType type : {cv1::GENERATIVE, cv1::DISCRIMINATIVE}) {
+    cv1::ModelInfo* info = listing.add_models();
+    info->set_name("both");
+    info->set_version(1);
+    info->set_type(type);
+  }
+  cv1::UnreadableVersion* bad = listing.add_unreadable_versions();
+  bad->set_name("damaged");
+  bad->set_version(1);
+  bad->set_type(cv1::DISCRIMINATIVE);
+  for (int i = 0; i < 5; ++i) {
+    for (const std::string prefix : {"both", "damaged"}) {
+      cv1::ModelInfo* info = listing.add_models();
+      info->set_name(absl::StrCat(prefix, "-", i));
+      info->set_version(1);
+      info->set_type(cv1::GENERATIVE);
+    }
+  }
+  testing::FakeListing& gateway = server.gateway().listing();
+  gateway.Set(listing);
+  gateway.set_page_cap(1);  // one entry per page
+  Client client(OptionsFor(server));
+  // "both" (generative), "both" (discriminative), then "both-0": three pages.
+  CHECK(client.ResolveModelType("both").status().code() == absl::StatusCode::kFailedPrecondition);
+  CHECK(gateway.requests().size() == 3);
+  // The unreadable version, then "damaged-0".
+  CHECK(*client.ResolveModelType("damaged") == cv1::DISCRIMINATIVE);
+  CHECK(gateway.requests().size() == 5);
+  listing.add_missing_backends("maas.generative.v1.GenerativeService: UNAVAILABLE: down");
+  gateway.Set(listing);
+  CHECK(client.ResolveModelType("damaged").status().code() == absl::StatusCode::kUnavailable);
+}
+
 // About 1 900 models made the one unpaged ListModels answer larger than the servers' 64 MiB message
 // cap: `maas models`, and `get` / `delete` without --type (which find the model's service in the
 // listing), failed with RESOURCE_EXHAUSTED on every such store.
