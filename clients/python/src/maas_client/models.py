@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union
 
 import grpc
 
@@ -65,9 +65,25 @@ class Models:
         with its own `timeout`; without a gateway, each service's listing page by page."""
         if kind is not None:
             return self._client(kind).list(name_prefix, all_versions=all_versions, timeout=timeout)
+        # As the gateway sorts: name, version (all_versions only: otherwise an entry is a model), type.
+        def key(entry: Union[ModelInfo, UnreadableVersion]) -> Tuple[str, int, int]:
+            kind = KINDS.index(entry.kind) if entry.kind in KINDS else len(KINDS)
+            return (entry.name, entry.version if all_versions else 0, kind)
+
+        return self._gateway_or_services(
+            lambda: list_all(lambda token: self._gateway_page(name_prefix, all_versions, LIST_PAGE_SIZE, token,
+                                                              timeout)),
+            lambda client: client.list(name_prefix, all_versions=all_versions, timeout=timeout),
+            lambda models, unreadable: ModelList(sorted(models, key=key), (), sorted(unreadable, key=key)))
+
+    def _gateway_or_services(self, gateway: Callable[[], ModelList], service: Callable[[ServiceClient], ModelList],
+                             merge: Callable[[List[ModelInfo], List[UnreadableVersion]], ModelList] = (
+                                 lambda models, unreadable: ModelList(models, (), unreadable))) -> ModelList:
+        """gateway() when the target is a gateway; otherwise service(client) of each service that answers, typed,
+        its entries concatenated and merged by `merge` (UnimplementedError, the gateway's, when none answers:
+        nothing at the target lists models, which is not an empty, complete listing)."""
         try:
-            return list_all(lambda token: self._gateway_page(name_prefix, all_versions, LIST_PAGE_SIZE, token,
-                                                             timeout))
+            return gateway()
         except UnimplementedError as error:
             not_a_gateway = error  # not a gateway: ask each service that answers
         models: List[ModelInfo] = []
@@ -75,20 +91,15 @@ class Models:
         answered = False
         for k in KINDS:
             try:
-                listed = _typed(self._client(k).list(name_prefix, all_versions=all_versions, timeout=timeout), k)
+                listed = _typed(service(self._client(k)), k)
             except UnimplementedError:
                 continue
             answered = True
             models.extend(listed)
             unreadable.extend(listed.unreadable)
-        if not answered:  # nothing at the target lists models: not an empty, complete listing
+        if not answered:
             raise not_a_gateway
-        # As the gateway sorts: name, version (all_versions only: otherwise an entry is a model), type.
-        def key(entry: Union[ModelInfo, UnreadableVersion]) -> Tuple[str, int, int]:
-            kind = KINDS.index(entry.kind) if entry.kind in KINDS else len(KINDS)
-            return (entry.name, entry.version if all_versions else 0, kind)
-
-        return ModelList(sorted(models, key=key), (), sorted(unreadable, key=key))
+        return merge(models, unreadable)
 
     def list_page(self, name_prefix: str = "", *, kind: Optional[str] = None, all_versions: bool = False,
                   page_size: int = LIST_PAGE_SIZE, page_token: str = "",
@@ -141,28 +152,12 @@ class Models:
         def past_name(page: ModelList) -> bool:
             return any(e.name != name for e in [*page, *page.unreadable])
 
-        try:
-            return list_all(lambda token: self._gateway_page(name, False, RESOLVE_PAGE_SIZE, token, timeout),
-                            past_name)
-        except UnimplementedError as error:
-            not_a_gateway = error  # not a gateway: ask each service that answers
-        models: List[ModelInfo] = []
-        unreadable: List[UnreadableVersion] = []
-        answered = False
-        for k in KINDS:
-            client = self._client(k)
-            try:
-                listed = _typed(list_all(lambda token: client.list_page(name, page_size=RESOLVE_PAGE_SIZE,
-                                                                        page_token=token, timeout=timeout),
-                                         past_name), k)
-            except UnimplementedError:
-                continue
-            answered = True
-            models.extend(listed)
-            unreadable.extend(listed.unreadable)
-        if not answered:
-            raise not_a_gateway
-        return ModelList(models, (), unreadable)
+        return self._gateway_or_services(
+            lambda: list_all(lambda token: self._gateway_page(name, False, RESOLVE_PAGE_SIZE, token, timeout),
+                             past_name),
+            lambda client: list_all(lambda token: client.list_page(name, page_size=RESOLVE_PAGE_SIZE,
+                                                                   page_token=token, timeout=timeout),
+                                    past_name))
 
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
         """The kind of the service that has a model called `name` (found in the listing, as the C++ CLI does, see
