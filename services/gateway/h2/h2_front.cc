@@ -190,6 +190,8 @@ struct Call {
   uint64_t attempt_mark = 0;
   bool retryable = false;           // idempotent, request still fully buffered, no response yet
   std::vector<Header> headers;      // headers being received (request, response or trailers)
+  size_t header_bytes = 0;          // of the block being received, as HTTP/2 counts them
+  bool header_overflow = false;     // the request's block passed kMaxHeaderListBytes
   std::vector<Header> req_headers;  // kept for a retry until the response headers
   std::vector<Header> trailers;
   ByteQueue req;  // client -> backend bytes not yet handed to the backend session
@@ -310,6 +312,11 @@ std::string PercentDecode(absl::string_view s) {
 
 // Header fields a gRPC call's header block rarely exceeds (request: ~10, response: ~5).
 constexpr size_t kHeadersReserved = 16;
+// Largest header block (name + value + 32 per field, RFC 9113 SETTINGS_MAX_HEADER_LIST_SIZE) the
+// front keeps for one stream, advertised to clients: HPACK lets a 1-byte index repeat a 4 KB
+// field, so without it 128 KB on the wire became ~500 MB of stored headers. 64 KiB, as nghttpx;
+// gRPC servers take 8-16 KiB of metadata.
+constexpr size_t kMaxHeaderListBytes = 64 << 10;
 
 void SetNoDelay(int fd) {
   int one = 1;
@@ -919,8 +926,9 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
     }
     c->peer = absl::StrCat("ipv4:", ip, ":", ntohs(peer.sin_port));
   }
-  nghttp2_settings_entry iv[3];
+  nghttp2_settings_entry iv[4];
   size_t n = 0;
+  iv[n++] = {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, static_cast<uint32_t>(kMaxHeaderListBytes)};
   iv[n++] = {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE,
              static_cast<uint32_t>(options_.stream_window_bytes)};
   if (backend) {
@@ -1358,6 +1366,16 @@ int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_vi
        (!options_.front_key_header.empty() && name == options_.front_key_header))) {
     return 0;  // only the front says who the client is, and only the front holds the key
   }
+  if (call->headers.empty()) call->header_bytes = 0;
+  call->header_bytes += name.size() + value.size() + 32;
+  if (call->header_bytes > kMaxHeaderListBytes) {
+    // A backend's block resets its stream (nghttp2 sends RST_STREAM INTERNAL_ERROR); a request
+    // keeps what it has (pseudo-headers come first: the call log names the method) and is
+    // answered RESOURCE_EXHAUSTED when its block ends.
+    if (c->is_backend) return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    call->header_overflow = true;
+    return 0;
+  }
   // One allocation per header block instead of the vector growing 1, 2, 4, 8, 16.
   if (call->headers.capacity() == 0) call->headers.reserve(kHeadersReserved);
   call->headers.push_back(Header{std::string(name), std::string(value)});
@@ -1498,6 +1516,13 @@ void H2Front::Impl::StartCall(Call* call) {
   // REFUSED_STREAM, which read as "no backend reachable" and was retried. The client's mistake.
   ToNv(call->req_headers, &nv_);
   const size_t header_bytes = nghttp2_hd_deflate_bound(header_bound_, nv_.data(), nv_.size());
+  if (call->header_overflow) {
+    ReplyStatus(call, kStatusResourceExhausted,
+                absl::StrCat("the request's metadata is above the ", kMaxHeaderListBytes,
+                             " bytes the gateway takes in one HTTP/2 header block "
+                             "(SETTINGS_MAX_HEADER_LIST_SIZE); send less"));
+    return;
+  }
   if (header_bytes > kMaxHeaderBlock) {
     ReplyStatus(call, kStatusResourceExhausted,
                 absl::StrCat("the request's metadata takes up to ", header_bytes,
@@ -1544,9 +1569,7 @@ void H2Front::Impl::DetachBackend(Call* call, bool reset) {
     nghttp2_submit_rst_stream(b->session, NGHTTP2_FLAG_NONE, call->backend_sid, NGHTTP2_CANCEL);
     MarkDirty(b);
   }
-  // Response bytes still queued will not be acknowledged stream by stream any more.
-  if (call->resp.size() > 0) nghttp2_session_consume_connection(b->session, call->resp.size());
-  call->backend = nullptr;
+  call->backend = nullptr;  // the connection's window was given back as the bytes arrived
 }
 
 // The current attempt failed before the response headers reached the client (or after: then the
@@ -1713,8 +1736,13 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     MarkDirty(call->backend);
     return 0;
   }
+  // A backend connection carries many clients' calls: its window is given back as bytes arrive,
+  // and each stream's only as its client takes them, so a client that does not read holds its own
+  // streams' windows (at most --stream_window_bytes each in the front), never the connection's (a
+  // client with ~140 unread Sample streams stalled every other client's generative calls).
+  nghttp2_session_consume_connection(c->session, len);
   if (call == nullptr || call->client == nullptr) {
-    nghttp2_session_consume(c->session, sid, len);
+    nghttp2_session_consume_stream(c->session, sid, len);
     return 0;
   }
   if (!call->resp_scan.Feed(data, len)) {
@@ -1723,7 +1751,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
       // forwarded whole, then the call ends INTERNAL (DetachBackend acknowledges the kept bytes).
       const size_t keep = call->resp_scan.taken_before_stop();
       call->resp.Append(data, keep);
-      nghttp2_session_consume(c->session, sid, len - keep);
+      nghttp2_session_consume_stream(c->session, sid, len - keep);
       DetachBackend(call, true);
       FailCall(call, kStatusInternal,
                absl::StrCat("the backend of route ", call->route->service,
@@ -1733,7 +1761,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     // The complete messages before the oversized one are forwarded, then the call ends.
     const size_t keep = call->resp_scan.taken_before_stop();
     call->resp.Append(data, keep);
-    nghttp2_session_consume(c->session, sid, len - keep);
+    nghttp2_session_consume_stream(c->session, sid, len - keep);
     DetachBackend(call, true);
     FailCall(call, kStatusResourceExhausted,
              absl::StrCat("the backend answered a message of ", call->resp_scan.too_large(),
@@ -1774,7 +1802,7 @@ ssize_t H2Front::Impl::ReadRequest(Call* call, uint8_t* buf, size_t length, uint
 ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
   const size_t n = call->resp.Take(buf, length);
   if (n > 0 && call->backend != nullptr) {
-    nghttp2_session_consume(call->backend->session, call->backend_sid, n);
+    nghttp2_session_consume_stream(call->backend->session, call->backend_sid, n);
     MarkDirty(call->backend);
   }
   if (call->resp.size() == 0) {
@@ -1915,8 +1943,7 @@ int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
   if (!c->is_backend) {
     ClientClosed(call, code);
   } else {
-    if (call->resp.size() > 0) nghttp2_session_consume_connection(c->session, call->resp.size());
-    call->backend = nullptr;
+    call->backend = nullptr;  // the connection's window was given back as the bytes arrived
     if (call->client != nullptr && !call->resp_eof) {
       if (call->resp_started) {
         ResetClient(

@@ -783,6 +783,75 @@ TEST_CASE("h2 front: a reset flood beyond client_reset_burst still gets GOAWAY a
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
 }
 
+TEST_CASE("h2 front: a header list above 64 KiB is RESOURCE_EXHAUSTED and kept no larger") {
+  // HPACK lets a 1-byte index repeat a field of the dynamic table: 100 copies of a 3 000-byte
+  // field are a ~3 KB block that decodes to ~300 KB, which the front used to keep whole (a 128 KB
+  // stream of such blocks became ~500 MB). It advertises SETTINGS_MAX_HEADER_LIST_SIZE and stops
+  // keeping a block there.
+  Rig rig;
+  Headers headers = RequestHeaders("/a.B/Unary");
+  for (int i = 0; i < 100; ++i) headers = With(std::move(headers), "x-rep", std::string(3000, 'v'));
+  const int32_t sid = rig.client().Submit(headers, GrpcMessage("q"), true);
+  REQUIRE(rig.Finish(sid));
+  CHECK(nghttp2_session_get_remote_settings(rig.client().session(),
+                                            NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 65536);
+  const PeerStream& c = rig.call(sid);
+  CHECK(Find(c.trailers, "grpc-status") == "8");
+  CHECK(Find(c.trailers, "grpc-message").find("SETTINGS_MAX_HEADER_LIST_SIZE") !=
+        std::string::npos);
+  CHECK(rig.backend().requests().empty());
+  // The connection goes on: the next call is forwarded.
+  const int32_t ok = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  auto [backend, bsid] = rig.Request(0);
+  backend->Respond(bsid, ResponseHeaders());
+  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
+  REQUIRE(rig.Finish(ok));
+  CHECK(Find(rig.call(ok).trailers, "grpc-status") == "0");
+}
+
+TEST_CASE("h2 front: a client that does not read cannot stall other clients on a backend") {
+  // One backend connection, whose window the front used to give back only as each client took
+  // the bytes: a client that never reads its Sample streams held the whole connection window, and
+  // every other client's calls on that backend waited for it. Now the connection's window is
+  // given back as bytes arrive; the reader that stalls holds its own streams' windows.
+  Rig rig([](FrontOptions& o) {
+    o.backend_connections = 1;
+    o.stream_window_bytes = 64 * 1024;
+    o.connection_window_bytes = 128 * 1024;
+  });
+  std::vector<int32_t> stalled;
+  for (int i = 0; i < 4; ++i) {
+    stalled.push_back(rig.client().Submit(RequestHeaders("/a.B/Sample"), GrpcMessage("x"), true));
+  }
+  std::vector<std::pair<Peer*, int32_t>> streams;
+  for (size_t i = 0; i < stalled.size(); ++i) streams.push_back(rig.Request(i));
+  rig.client().Freeze();
+  for (auto& [backend, bsid] : streams) {
+    backend->Respond(bsid, ResponseHeaders());
+    backend->Write(bsid, GrpcMessage(std::string(60000, 's')));
+  }
+  // Until the front holds what the stalled client does not take (4 x 60 KB, beyond its 64 KiB
+  // window and the front's 128 KiB connection window).
+  Peer* backend = streams[0].first;
+  REQUIRE(rig.RunUntil([&] {
+    for (auto& [b, bsid] : streams) {
+      if (!b->stream(bsid).out.empty()) return false;
+    }
+    return true;
+  }));
+  std::unique_ptr<Peer> other = Peer::Connect(rig.front().port());
+  REQUIRE(other != nullptr);
+  rig.loop().Add(other.get());
+  const int32_t sid = other->Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  auto [b2, bsid2] = rig.Request(stalled.size());
+  CHECK(b2 == backend);
+  b2->Respond(bsid2, ResponseHeaders());
+  b2->Write(bsid2, GrpcMessage("answer"), true, OkTrailers());
+  REQUIRE(rig.RunUntil([&] { return other->stream(sid).closed; }));
+  CHECK(other->stream(sid).data == GrpcMessage("answer"));
+  CHECK(Find(other->stream(sid).trailers, "grpc-status") == "0");
+}
+
 TEST_CASE("h2 front: request headers above one header block are RESOURCE_EXHAUSTED, not retried") {
   // nghttp2 refuses to send a header block above 64 KiB and closes the stream REFUSED_STREAM,
   // which the front took for "no backend reachable": UNAVAILABLE, retried, never sent.
