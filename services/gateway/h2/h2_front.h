@@ -11,7 +11,11 @@
 //
 // Flow control is manual (nghttp2_session_consume): bytes received on one side are acknowledged to
 // their sender only when the other side has handed them to its connection, so a stalled reader
-// stalls its writer and a stream holds at most one window in the front.
+// stalls its writer and a stream holds at most one window in the front. A backend connection's
+// own window is given back as bytes arrive (its streams' only as their clients take them), so a
+// client that stops reading holds its streams, not the connection other clients' calls share.
+// A request's header list is kept up to 64 KiB (advertised as SETTINGS_MAX_HEADER_LIST_SIZE);
+// beyond it the call is answered RESOURCE_EXHAUSTED.
 //
 // Replicas: a route's target is "ipv4:a:p[,b:p...]", "dns:///host:port" or "host:port" (names are
 // resolved on a resolver thread, at start and every dns_refresh_ms; a name that does not resolve
