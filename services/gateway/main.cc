@@ -92,6 +92,9 @@ ABSL_FLAG(
     int, proxy_threads, 1,
     "Threads forwarding calls (1..64), each serving its calls start to end: 1 costs the least "
     "CPU per call; more spread the proxy over more cores.");
+ABSL_FLAG(int, handshake_timeout_ms, 20000,
+          "HTTP/2 front: a client connection that has not completed its handshake (TLS, HTTP/2 "
+          "preface and SETTINGS) this long after it was accepted is closed (>= 1).");
 ABSL_FLAG(bool, log_calls, true,
           "Write one JSON line per finished call on stderr (off saves a write per proxied call).");
 ABSL_FLAG(bool, h2_front, true,
@@ -374,6 +377,7 @@ int main(int argc, char** argv) {
   front_options.retry_max_attempts = absl::GetFlag(FLAGS_retry_max_attempts);
   // >= 1 here: a smaller --reconnect_backoff_max_ms was refused above.
   front_options.reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
+  front_options.handshake_timeout_ms = absl::GetFlag(FLAGS_handshake_timeout_ms);
   front_options.max_connection_age_ms = max_connection_age_ms;
   front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
   front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;

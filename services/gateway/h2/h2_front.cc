@@ -48,6 +48,14 @@ struct Route;
 namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
+// Reads of one connection per round of events (4 x kReadBuffer): a client that floods frames
+// (empty DATA, PRIORITY) kept the only event thread reading it, every other client waiting.
+constexpr int kMaxReadsPerRound = 4;
+// Flood limits of a client connection (GOAWAY ENHANCE_YOUR_CALM beyond them), as Envoy's:
+// consecutive DATA frames that carry nothing and do not end the stream, and PRIORITY frames
+// beyond 100 per stream it opened (gRPC clients send none).
+constexpr int kMaxEmptyDataFrames = 100;
+constexpr int64_t kMaxPriorityFramesPerStream = 100;
 constexpr size_t kMaxPendingOut = 1 << 20;
 // Transparent retries of one call (the backend never saw it; any method, see BackendFailed).
 constexpr int kMaxTransparentRetries = 2;
@@ -242,7 +250,12 @@ struct Conn {
   int64_t created_ns = 0;
   int64_t goaway_ns = 0;
   int64_t last_recv_ns = 0;
-  int64_t ping_sent_ns = 0;  // 0 = no keepalive PING outstanding
+  int64_t ping_sent_ns = 0;   // 0 = no keepalive PING outstanding
+  bool settled = false;       // a client connection sent its SETTINGS (handshake done)
+  bool read_again = false;    // in read_again_: its last read round stopped at the cap
+  int empty_data_frames = 0;  // consecutive DATA frames without payload or END_STREAM
+  int64_t priority_frames = 0;
+  int64_t streams_opened = 0;
   std::string peer;
   absl::flat_hash_set<Call*> calls;
 };
@@ -493,6 +506,10 @@ class H2Front::Impl {
   nghttp2_option* option_ = nullptr;
   SSL_CTX* tls_ctx_ = nullptr;  // null: plaintext
   std::vector<Conn*> dirty_;
+  // Connections whose reads stopped at kMaxReadsPerRound with bytes possibly left in OpenSSL,
+  // which epoll would not report: read again next round.
+  std::vector<Conn*> read_again_;
+  int handshaking_ = 0;  // client connections not yet settled
   std::vector<Conn*> graveyard_;
   // Calls that ended this round, reported to on_call_end after the round's output went out.
   struct EndedCall {
@@ -720,6 +737,7 @@ absl::Status ValidateOptions(const FrontOptions& o) {
       {"keepalive_time_ms", o.keepalive_time_ms, 0, kIntMax},
       {"keepalive_timeout_ms", o.keepalive_timeout_ms, 1, kIntMax},
       {"dns_refresh_ms", o.dns_refresh_ms, 100, kIntMax},
+      {"handshake_timeout_ms", o.handshake_timeout_ms, 1, kIntMax},
       {"reconnect_backoff_ms", o.reconnect_backoff_ms, 1, kIntMax},
       {"max_connection_age_ms", o.max_connection_age_ms, 0, kIntMax},
       {"client_reset_burst", o.client_reset_burst, 1, kIntMax},
@@ -913,6 +931,7 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
   } else {
     nghttp2_session_server_new2(&c->session, callbacks_, c, option_);
     ++client_conns_;
+    ++handshaking_;
     if (tls_ctx_ != nullptr) {
       c->ssl = SSL_new(tls_ctx_);
       SSL_set_fd(c->ssl, fd);
@@ -1081,6 +1100,14 @@ void H2Front::Impl::Tick() {
     }
     for (Conn* c : silent) Close(c);
   }
+  if (handshaking_ > 0) {
+    const int64_t limit = int64_t{options_.handshake_timeout_ms} * 1000000;
+    std::vector<Conn*> silent;
+    for (Conn* c : conns_) {
+      if (!c->is_backend && !c->settled && now - c->created_ns >= limit) silent.push_back(c);
+    }
+    for (Conn* c : silent) Close(c);
+  }
   if (draining_ && now >= drain_deadline_ns_) {
     grace_over_ = true;  // the calls still open end because the gateway stops, not their clients
     for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) {
@@ -1102,9 +1129,10 @@ void H2Front::Impl::Run() {
     // connections with calls are pinged), the keepalive one; otherwise the loop sleeps.
     const bool timed =
         draining_ || options_.max_connection_age_ms > 0 || accept_paused_until_ns_ != 0 ||
+        handshaking_ > 0 ||
         (options_.keepalive_time_ms > 0 && active_calls_.load(std::memory_order_relaxed) > 0);
-    const int n =
-        epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()), timed ? 100 : -1);
+    const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
+                             !read_again_.empty() ? 0 : (timed ? 100 : -1));
     if (n < 0 && errno != EINTR) return;
     for (int i = 0; i < n; ++i) {
       void* p = events[i].data.ptr;
@@ -1114,6 +1142,14 @@ void H2Front::Impl::Run() {
         OnWake();
       } else {
         OnEvent(static_cast<Conn*>(p), events[i].events);
+      }
+    }
+    if (!read_again_.empty()) {
+      std::vector<Conn*> again;
+      again.swap(read_again_);
+      for (Conn* c : again) c->read_again = false;
+      for (Conn* c : again) {
+        if (!c->dead) OnEvent(c, EPOLLIN);
       }
     }
     if (accept_paused_until_ns_ != 0 && NowNs() >= accept_paused_until_ns_) {
@@ -1175,7 +1211,15 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
   // TLS: OpenSSL may hold decrypted bytes the socket no longer signals, and a handshake step may
   // need a write: read until it reports that it needs more from the socket.
   if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || c->ssl != nullptr) {
-    for (;;) {
+    for (int reads = 0;; ++reads) {
+      if (reads == kMaxReadsPerRound) {
+        // Level-triggered epoll reports a socket with bytes left; OpenSSL's buffer it does not.
+        if (c->ssl != nullptr && !c->read_again) {
+          c->read_again = true;
+          read_again_.push_back(c);
+        }
+        break;
+      }
       const ssize_t n = Read(c);
       if (n > 0) {
         c->received = true;
@@ -1308,6 +1352,11 @@ void H2Front::Impl::Close(Conn* c) {
   close(c->fd);
   conns_.erase(c);
   if (!c->is_backend) --client_conns_;
+  if (!c->is_backend && !c->settled) --handshaking_;
+  if (c->read_again) {
+    read_again_.erase(std::find(read_again_.begin(), read_again_.end(), c));
+    c->read_again = false;
+  }
   if (c->replica != nullptr) {
     for (Conn*& slot : c->replica->conns) {
       if (slot == c) slot = nullptr;
@@ -1348,6 +1397,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
     return 0;
   }
   auto* call = new Call(static_cast<uint32_t>(options_.max_message_bytes));
+  ++c->streams_opened;
   call->client = c;
   call->client_sid = frame->hd.stream_id;
   call->start_ns = NowNs();
@@ -1620,6 +1670,27 @@ void H2Front::Impl::FailCall(Call* call, int code, const std::string& message) {
 }
 
 int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
+  if (!c->is_backend) {
+    if (!c->settled && frame->hd.type == NGHTTP2_SETTINGS) {
+      c->settled = true;  // the preface and SETTINGS arrived (after TLS): no handshake timeout
+      --handshaking_;
+    }
+    // Frames that cost the front a parse each and carry nothing (nghttp2 limits PING, SETTINGS,
+    // RST_STREAM and CONTINUATION floods itself): GOAWAY ENHANCE_YOUR_CALM beyond Envoy's limits.
+    bool flood = false;
+    if (frame->hd.type == NGHTTP2_DATA) {
+      const bool empty = frame->hd.length == 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
+      c->empty_data_frames = empty ? c->empty_data_frames + 1 : 0;
+      flood = c->empty_data_frames > kMaxEmptyDataFrames;
+    } else if (frame->hd.type == NGHTTP2_PRIORITY) {
+      flood = ++c->priority_frames > kMaxPriorityFramesPerStream * (c->streams_opened + 1);
+    }
+    if (flood) {
+      nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+      MarkDirty(c);
+      return 0;
+    }
+  }
   const int32_t sid = frame->hd.stream_id;
   if (sid == 0) return 0;
   auto* call = static_cast<Call*>(nghttp2_session_get_stream_user_data(c->session, sid));

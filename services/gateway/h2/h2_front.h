@@ -142,6 +142,11 @@ struct FrontOptions {
   // lets the next queued one start, which is then reset too.
   int client_reset_burst = 10000;
   int client_reset_rate_per_s = 1000;
+  // A client connection that has not completed its handshake (TLS, then the HTTP/2 preface and
+  // SETTINGS) this long after it was accepted is closed, ms, >= 1: silent sockets would otherwise
+  // hold file descriptors until the front has none left for real clients. gRPC's own servers
+  // allow 120 s; a client sends its preface at once.
+  int handshake_timeout_ms = 20000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
   // Client connections get GOAWAY after this age, so clients re-resolve and rebalance; 0 = never.

@@ -915,6 +915,155 @@ TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning
   CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
 }
 
+// A blocking TCP connection to the front that writes raw HTTP/2 bytes (frames a well-behaved
+// nghttp2 client would not send) and reads what comes back.
+class RawClient {
+ public:
+  explicit RawClient(int port) : fd_(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    connected_ = connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+    timeval tv{10, 0};  // a generous cap on every read
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~RawClient() { close(fd_); }
+  bool connected() const { return connected_; }
+  static std::string Frame(uint8_t type, uint8_t flags, uint32_t sid, const std::string& payload) {
+    std::string f;
+    f.push_back(static_cast<char>(payload.size() >> 16));
+    f.push_back(static_cast<char>(payload.size() >> 8));
+    f.push_back(static_cast<char>(payload.size()));
+    f.push_back(static_cast<char>(type));
+    f.push_back(static_cast<char>(flags));
+    for (int shift : {24, 16, 8, 0}) f.push_back(static_cast<char>(sid >> shift));
+    return f + payload;
+  }
+  // The client preface and an empty SETTINGS frame.
+  void Handshake() { Send(std::string("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n") + Frame(4, 0, 0, "")); }
+  void Send(const std::string& bytes) {
+    for (size_t off = 0; off < bytes.size();) {
+      const ssize_t n = send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+      if (n <= 0) return;  // the front closed: what it sent before says why
+      off += static_cast<size_t>(n);
+    }
+  }
+  // Reads frames until a GOAWAY (its error code) or the end of the connection (-1: closed without
+  // one, -2: the read cap passed).
+  int64_t GoawayCode() {
+    std::string in;
+    for (;;) {
+      while (in.size() >= 9) {
+        const size_t len = (uint8_t(in[0]) << 16) | (uint8_t(in[1]) << 8) | uint8_t(in[2]);
+        if (in.size() < 9 + len) break;
+        if (in[3] == 7 && len >= 8) {
+          uint32_t code = 0;
+          for (int i = 0; i < 4; ++i) code = (code << 8) | uint8_t(in[9 + 4 + i]);
+          return code;
+        }
+        in.erase(0, 9 + len);
+      }
+      char buf[4096];
+      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n == 0) return -1;
+      if (n < 0) return errno == EAGAIN || errno == EWOULDBLOCK ? -2 : -1;
+      in.append(buf, static_cast<size_t>(n));
+    }
+  }
+  // Whether the front closed the connection (recv sees the end) before the read cap.
+  bool ClosedByPeer() {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      if (n == 0) return true;
+      if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    }
+  }
+
+ private:
+  int fd_;
+  bool connected_ = false;
+};
+
+// HEADERS of a gRPC request to /a.B/Sample on stream `sid` (HPACK: static-table entries and
+// literals without indexing), END_HEADERS, no END_STREAM.
+std::string SampleRequestHeaders(uint32_t sid) {
+  std::string block = "\x83\x86";  // :method POST, :scheme http
+  block += std::string("\x04\x0b") + "/a.B/Sample";
+  block += std::string("\x01\x09") + "localhost";
+  block += std::string("\x0f\x10\x10") + "application/grpc";  // content-type (static 31)
+  block += std::string("\x00\x02", 2) + "te" + "\x08" + "trailers";
+  return RawClient::Frame(1, 4, sid, block);
+}
+
+TEST_CASE("h2 front: a flood of empty DATA frames gets GOAWAY ENHANCE_YOUR_CALM") {
+  // 100 M empty DATA frames were parsed without end, the front's one thread busy with them.
+  Rig rig;
+  RawClient raw(rig.front().port());
+  REQUIRE(raw.connected());
+  raw.Handshake();
+  std::string flood = SampleRequestHeaders(1);
+  for (int i = 0; i < 200; ++i) flood += RawClient::Frame(0, 0, 1, "");
+  raw.Send(flood);
+  CHECK(raw.GoawayCode() == NGHTTP2_ENHANCE_YOUR_CALM);
+  // A few empty frames, as a client may send, are no flood.
+  RawClient fine(rig.front().port());
+  REQUIRE(fine.connected());
+  fine.Handshake();
+  std::string some = SampleRequestHeaders(1);
+  for (int i = 0; i < 50; ++i) some += RawClient::Frame(0, 0, 1, "");
+  fine.Send(some + RawClient::Frame(0, 1, 1, std::string(GrpcMessage("x"))));
+  // (The flooding connection's call may or may not have reached the backend before its GOAWAY.)
+  CHECK(rig.RunUntil([&] {
+    for (auto [backend, bsid] : rig.backend().requests()) {
+      if (backend->stream(bsid).end_stream && backend->stream(bsid).data == GrpcMessage("x")) {
+        return true;
+      }
+    }
+    return false;
+  }));
+}
+
+TEST_CASE("h2 front: a flood of PRIORITY frames gets GOAWAY ENHANCE_YOUR_CALM") {
+  Rig rig;
+  RawClient raw(rig.front().port());
+  REQUIRE(raw.connected());
+  raw.Handshake();
+  // PRIORITY of idle streams (allowed by RFC 9113, and free to send): 100 per stream opened, and
+  // 100 before any.
+  std::string flood;
+  const std::string priority("\x00\x00\x00\x00\x10", 5);  // depends on stream 0, weight 17
+  for (uint32_t i = 0; i < 300; ++i) flood += RawClient::Frame(2, 0, 2 * i + 1, priority);
+  raw.Send(flood);
+  CHECK(raw.GoawayCode() == NGHTTP2_ENHANCE_YOUR_CALM);
+}
+
+TEST_CASE("h2 front: a connection that never completes its handshake is closed") {
+  // 5 000 silent sockets were kept open for good (the front's descriptors are finite).
+  Rig rig([](FrontOptions& o) { o.handshake_timeout_ms = 300; });
+  const auto unary = [&rig](size_t i) {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    auto [backend, bsid] = rig.Request(i);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, ResponseHeaders());
+    backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  };
+  unary(0);  // the rig's client completes its handshake
+  RawClient silent(rig.front().port());
+  REQUIRE(silent.connected());
+  RawClient preface_only(rig.front().port());
+  REQUIRE(preface_only.connected());
+  preface_only.Send("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
+  CHECK(silent.ClosedByPeer());
+  CHECK(preface_only.ClosedByPeer());
+  // A client that completed its handshake stays, idle as long as it likes.
+  absl::SleepFor(absl::Milliseconds(600));
+  unary(1);
+}
+
 TEST_CASE("h2 front: Create rejects bad options with INVALID_ARGUMENT naming them") {
   struct Bad {
     const char* name;
@@ -935,6 +1084,7 @@ TEST_CASE("h2 front: Create rejects bad options with INVALID_ARGUMENT naming the
       {"keepalive_time_ms", [](FrontOptions& o) { o.keepalive_time_ms = -1; }},
       {"keepalive_timeout_ms", [](FrontOptions& o) { o.keepalive_timeout_ms = 0; }},
       {"dns_refresh_ms", [](FrontOptions& o) { o.dns_refresh_ms = 99; }},
+      {"handshake_timeout_ms", [](FrontOptions& o) { o.handshake_timeout_ms = 0; }},
       {"reconnect_backoff_ms", [](FrontOptions& o) { o.reconnect_backoff_ms = 0; }},
       {"max_connection_age_ms", [](FrontOptions& o) { o.max_connection_age_ms = -1; }},
       {"client_reset_burst", [](FrontOptions& o) { o.client_reset_burst = 0; }},
