@@ -207,6 +207,7 @@ struct Call {
   MessageScanner req_scan;  // message sizes, checked against max_message_bytes
   MessageScanner resp_scan;
   uint64_t req_consumed = 0;  // absolute request bytes acknowledged to the client
+  size_t retained = 0;        // bytes of `req` counted against retry_buffer_total_bytes
   bool req_eof = false;       // client sent END_STREAM
   bool req_deferred = false;
   bool resp_eof = false;     // backend sent END_STREAM (trailers or trailers-only)
@@ -480,7 +481,20 @@ class H2Front::Impl {
   void ClientClosed(Call* call, uint32_t code);
   void DeliverEndedCalls();
   void MaybeDelete(Call* call) {
-    if (call->client == nullptr && call->backend == nullptr) delete call;
+    if (call->client == nullptr && call->backend == nullptr) {
+      ForgetRetained(call);
+      delete call;
+    }
+  }
+  // The call's request bytes no longer count against retry_buffer_total_bytes.
+  void ForgetRetained(Call* call) {
+    retained_bytes_ -= static_cast<int64_t>(call->retained);
+    call->retained = 0;
+  }
+  // The call will not be retried: its bytes are not kept once forwarded.
+  void StopRetaining(Call* call) {
+    call->req.Release();
+    ForgetRetained(call);
   }
   std::string UnavailableMessage(const Route* route) const {
     return absl::StrCat("no backend of route ", route->service,
@@ -509,7 +523,8 @@ class H2Front::Impl {
   // Connections whose reads stopped at kMaxReadsPerRound with bytes possibly left in OpenSSL,
   // which epoll would not report: read again next round.
   std::vector<Conn*> read_again_;
-  int handshaking_ = 0;  // client connections not yet settled
+  int handshaking_ = 0;         // client connections not yet settled
+  int64_t retained_bytes_ = 0;  // request bytes kept for retries, over all calls
   std::vector<Conn*> graveyard_;
   // Calls that ended this round, reported to on_call_end after the round's output went out.
   struct EndedCall {
@@ -734,6 +749,7 @@ absl::Status ValidateOptions(const FrontOptions& o) {
       {"connection_window_bytes", o.connection_window_bytes, o.stream_window_bytes, kIntMax},
       {"retry_max_attempts", o.retry_max_attempts, 1, 5},
       {"retry_buffer_bytes", o.retry_buffer_bytes, 0, kIntMax},
+      {"retry_buffer_total_bytes", o.retry_buffer_total_bytes, 0, int64_t{1} << 62},
       {"keepalive_time_ms", o.keepalive_time_ms, 0, kIntMax},
       {"keepalive_timeout_ms", o.keepalive_timeout_ms, 1, kIntMax},
       {"dns_refresh_ms", o.dns_refresh_ms, 100, kIntMax},
@@ -1745,7 +1761,7 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     }
     // The response has started: no retry from here on.
     call->retryable = false;
-    call->req.Release();
+    StopRetaining(call);
     call->req_headers.clear();
     call->resp_started = true;
     if (end_stream) {
@@ -1794,10 +1810,15 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
       return 0;
     }
     call->req.Append(data, len);
-    if (call->req.retain &&
-        call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes)) {
-      call->retryable = false;  // too much to keep for a retry
-      call->req.Release();
+    if (call->req.retain) {
+      if (call->req.data.size() > static_cast<size_t>(options_.retry_buffer_bytes) ||
+          retained_bytes_ + static_cast<int64_t>(len) > options_.retry_buffer_total_bytes) {
+        call->retryable = false;  // too much to keep for a retry, for the call or in all
+        StopRetaining(call);
+      } else {
+        retained_bytes_ += static_cast<int64_t>(len);
+        call->retained += len;
+      }
     }
     if (call->backend == nullptr) return 0;
     if (call->req_deferred) {
@@ -1935,6 +1956,7 @@ void H2Front::Impl::ClientClosed(Call* call, uint32_t code) {
       nghttp2_session_consume_connection(c->session, received - call->req_consumed);
     }
   }
+  ForgetRetained(call);
   call->req = ByteQueue();
   call->client = nullptr;
   // The client is gone (done, cancelled, deadline): a backend stream still open is cancelled.

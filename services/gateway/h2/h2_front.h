@@ -127,6 +127,9 @@ struct FrontOptions {
   // Request bytes kept per call for a retry until the response headers arrive; a call that sends
   // more before that is not retried. >= 0.
   int retry_buffer_bytes = 256 * 1024;
+  // Request bytes kept for retries over all calls at once; a call whose bytes would pass it is not
+  // retried (its bytes are not kept). >= 0. Without it 4096 calls could keep 1 GiB.
+  int64_t retry_buffer_total_bytes = 64 << 20;
   // A backend connection with calls that received nothing for keepalive_time_ms gets a PING; one
   // that then stays silent for keepalive_timeout_ms is closed (its calls fail over or end
   // UNAVAILABLE). 0 = no keepalive.

@@ -493,6 +493,47 @@ TEST_CASE(
   CHECK(Find(c.trailers, "grpc-status") == "14");
 }
 
+TEST_CASE("h2 front: request bytes kept for retries are capped over all calls") {
+  // Each retryable call kept up to retry_buffer_bytes until its response headers, whatever the
+  // others kept: 960 unanswered calls held 246 MB (4096 could hold 1 GiB). Beyond
+  // retry_buffer_total_bytes a call is not retried, and what finished calls kept is given back.
+  Rig rig([](FrontOptions& o) {
+    o.backend_connections = 1;
+    o.retry_buffer_bytes = 64 * 1024;
+    o.retry_buffer_total_bytes = 100 * 1024;
+  });
+  const std::string body = GrpcMessage(std::string(60000, 'x'));
+  // One at a time, so that the first call's 60 KB is what the budget holds when the others come.
+  std::vector<int32_t> sids;
+  for (size_t i = 0; i < 3; ++i) {
+    sids.push_back(rig.client().Submit(RequestHeaders("/a.B/Unary"), body, true));
+    auto [backend, bsid] = rig.Request(i);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+  }
+  Peer* first = rig.backend().requests()[0].first;
+  first->Abort();  // before any response: the kept call is tried again, the others cannot be
+  auto [second, ssid] = rig.Request(3);
+  REQUIRE(rig.RunUntil([&] { return second->stream(ssid).end_stream; }));
+  CHECK(second->stream(ssid).data == body);
+  second->Respond(ssid, ResponseHeaders());
+  second->Write(ssid, GrpcMessage("ok"), true, OkTrailers());
+  for (int32_t sid : sids) REQUIRE(rig.Finish(sid));
+  CHECK(Find(rig.call(sids[0]).trailers, "grpc-status") == "0");
+  CHECK(Find(rig.call(sids[1]).trailers, "grpc-status") == "14");
+  CHECK(Find(rig.call(sids[2]).trailers, "grpc-status") == "14");
+  // The finished calls gave their bytes back: a new call is kept, and retried, again.
+  const int32_t again = rig.client().Submit(RequestHeaders("/a.B/Unary"), body, true);
+  auto [third, tsid] = rig.Request(4);
+  REQUIRE(rig.RunUntil([&] { return third->stream(tsid).end_stream; }));
+  third->Abort();
+  auto [fourth, fsid] = rig.Request(5);
+  REQUIRE(rig.RunUntil([&] { return fourth->stream(fsid).end_stream; }));
+  fourth->Respond(fsid, ResponseHeaders());
+  fourth->Write(fsid, GrpcMessage("ok"), true, OkTrailers());
+  REQUIRE(rig.Finish(again));
+  CHECK(Find(rig.call(again).trailers, "grpc-status") == "0");
+}
+
 TEST_CASE("h2 front: a backend that dies before answering: idempotent calls retry, others fail") {
   Rig rig;
   SECTION("idempotent: a new connection answers") {
@@ -1085,6 +1126,7 @@ TEST_CASE("h2 front: Create rejects bad options with INVALID_ARGUMENT naming the
       {"keepalive_timeout_ms", [](FrontOptions& o) { o.keepalive_timeout_ms = 0; }},
       {"dns_refresh_ms", [](FrontOptions& o) { o.dns_refresh_ms = 99; }},
       {"handshake_timeout_ms", [](FrontOptions& o) { o.handshake_timeout_ms = 0; }},
+      {"retry_buffer_total_bytes", [](FrontOptions& o) { o.retry_buffer_total_bytes = -1; }},
       {"reconnect_backoff_ms", [](FrontOptions& o) { o.reconnect_backoff_ms = 0; }},
       {"max_connection_age_ms", [](FrontOptions& o) { o.max_connection_age_ms = -1; }},
       {"client_reset_burst", [](FrontOptions& o) { o.client_reset_burst = 0; }},
