@@ -486,6 +486,9 @@ class H2Front::Impl {
       delete call;
     }
   }
+  // Slots of max_concurrent_calls only the default route's calls may take: 1/16 of them, at
+  // most 64 (none below 16).
+  int DefaultRouteReserve() const { return std::min(64, options_.max_concurrent_calls / 16); }
   // The call's request bytes no longer count against retry_buffer_total_bytes.
   void ForgetRetained(Call* call) {
     retained_bytes_ -= static_cast<int64_t>(call->retained);
@@ -1545,11 +1548,18 @@ void H2Front::Impl::StartCall(Call* call) {
     call->headers.clear();
     return;
   }
-  if (active_calls_.load(std::memory_order_relaxed) >= options_.max_concurrent_calls) {
-    ReplyStatus(call, kStatusResourceExhausted,
-                absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls,
-                             " concurrent calls (--max_concurrent_streams); retry later or raise "
-                             "it"));
+  // The default route (health checks, the gateway's own service) keeps a few slots that calls of
+  // the backend routes cannot take: calls that never end filled all 4096 and the kubelet's gRPC
+  // probes of the gateway were refused with the rest, which restarts a gateway under load.
+  const int reserve = route == default_route_.get() ? 0 : DefaultRouteReserve();
+  if (active_calls_.load(std::memory_order_relaxed) >= options_.max_concurrent_calls - reserve) {
+    ReplyStatus(
+        call, kStatusResourceExhausted,
+        absl::StrCat("the gateway already proxies ", options_.max_concurrent_calls - reserve,
+                     " concurrent calls of its backends (--max_concurrent_streams",
+                     reserve > 0 ? absl::StrCat(", less ", reserve, " kept for health checks")
+                                 : std::string(),
+                     "); retry later or raise it"));
     call->headers.clear();
     return;
   }

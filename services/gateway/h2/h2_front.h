@@ -112,7 +112,9 @@ struct FrontOptions {
   // SETTINGS_MAX_CONCURRENT_STREAMS announced to each client connection. >= 1.
   int max_streams_per_connection = 256;
   // Calls in flight over all client connections (default route included); more are answered
-  // RESOURCE_EXHAUSTED. >= 1.
+  // RESOURCE_EXHAUSTED. >= 1. Calls of the backend routes may take all but 1/16 of them (at most
+  // 64 kept), so that health checks and the gateway's own service are answered when they are
+  // full.
   int max_concurrent_calls = 4096;
   // Largest gRPC message, bytes, in [1, 2^32 - 1], in both directions (read from the 5-byte message
   // prefixes, payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED
