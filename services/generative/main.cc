@@ -1,6 +1,7 @@
 // maas-generative: wires flags into options and serves GenerativeService until SIGINT/SIGTERM.
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -65,6 +66,9 @@ ABSL_FLAG(int64_t, max_stream_estimate_tail_bytes, int64_t{1} << 30,
           "Largest memory, in bytes, the StreamEstimate calls in progress keep together for Pareto "
           "k-hat (about 3 sqrt(max_samples) log weights per row, reserved when a stream starts): a "
           "stream that would pass it is refused up front with RESOURCE_EXHAUSTED (0 = no cap).");
+ABSL_FLAG(double, max_fit_seconds, 1800,
+          "Longest a FitModel's fitting may run, in seconds, checked between its iterations: past "
+          "it the fit ends with RESOURCE_EXHAUSTED and nothing is stored (0 = no limit).");
 ABSL_FLAG(int64_t, max_fit_bytes, int64_t{1} << 30,
           "Largest total size of one FitModel stream's messages, in bytes (RESOURCE_EXHAUSTED "
           "above it; 0 = no cap).");
@@ -135,6 +139,12 @@ int main(int argc, char** argv) {
     return 1;
   }
 
+  if (!(absl::GetFlag(FLAGS_max_fit_seconds) >= 0) ||
+      absl::GetFlag(FLAGS_max_fit_seconds) == std::numeric_limits<double>::infinity()) {
+    std::cerr << "maas-generative: --max_fit_seconds must be a number >= 0 (0 = no limit); got "
+              << absl::GetFlag(FLAGS_max_fit_seconds) << "\n";
+    return 1;
+  }
   if (!(absl::GetFlag(FLAGS_max_estimate_work) >= 0)) {  // also refuses NaN
     std::cerr << "maas-generative: --max_estimate_work must be >= 0 (0 = no cap); got "
               << absl::GetFlag(FLAGS_max_estimate_work) << "\n";
@@ -164,6 +174,9 @@ int main(int argc, char** argv) {
   core_options.max_estimate_rows = absl::GetFlag(FLAGS_max_estimate_rows);
   core_options.max_ais_work = absl::GetFlag(FLAGS_max_ais_work);
   core_options.max_estimate_work = absl::GetFlag(FLAGS_max_estimate_work);
+  core_options.max_fit_duration = absl::GetFlag(FLAGS_max_fit_seconds) == 0
+                                      ? absl::InfiniteDuration()
+                                      : absl::Seconds(absl::GetFlag(FLAGS_max_fit_seconds));
   core_options.max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes);
   core_options.max_stream_estimate_tail_bytes = absl::GetFlag(FLAGS_max_stream_estimate_tail_bytes);
   core_options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);

@@ -426,7 +426,22 @@ absl::StatusOr<v1::FitModelResponse> FitSession::Finish() {
     return absl::InvalidArgumentError(
         "no training rows; send at least one Matrix chunk with rows after the config");
   }
-  MAAS_ASSIGN_OR_RETURN(FitResult fitted, fitter_->Finish(stop_));
+  // The call's own stop, and the server's limit on the time one fit may take.
+  const absl::Duration limit = options_->max_fit_duration;
+  const absl::Time until =
+      limit == absl::InfiniteDuration() ? absl::InfiniteFuture() : options_->clock() + limit;
+  const exec::StopToken fit_stop([this, until, limit]() -> absl::Status {
+    MAAS_RETURN_IF_ERROR(stop_.Check());
+    if (until != absl::InfiniteFuture() && options_->clock() >= until) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "the ", family_->name, " fit of ", num_rows_, " rows ran for ",
+          absl::FormatDuration(limit),
+          " without finishing, this server's limit (--max_fit_seconds); nothing was stored. "
+          "Lower max_iter or n_init, fit fewer rows, or raise the limit"));
+    }
+    return absl::OkStatus();
+  });
+  MAAS_ASSIGN_OR_RETURN(FitResult fitted, fitter_->Finish(fit_stop));
   // Nothing is stored when the caller gave up meanwhile.
   MAAS_RETURN_IF_ERROR(stop_.Check());
   v1::FitTrace& trace = fitted.trace;

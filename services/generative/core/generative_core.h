@@ -109,8 +109,13 @@ struct GenerativeCoreOptions {
   // Source of fresh seeds for requests without one (injected: the core has no randomness of its
   // own).
   std::function<uint64_t()> fresh_seed;
-  // Clock for created_at and StreamEstimate's deadline.
+  // Clock for created_at, StreamEstimate's deadline and the fit time limit.
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Longest a FitModel's fitting may run (--max_fit_seconds), checked between its iterations: past
+  // it the fit ends RESOURCE_EXHAUSTED and nothing is stored. The knobs alone allow fits of
+  // hours from a few KB (gaussian_mixture n_init 1000 x max_iter 10^6 on 1 000 rows), which a
+  // client without a deadline would leave running on a worker. InfiniteDuration: no limit.
+  absl::Duration max_fit_duration = absl::Minutes(30);
   // Where estimates run (rows x sample chunks spread over it). Not owned; null: the calling thread.
   exec::Executor* executor = nullptr;
 };

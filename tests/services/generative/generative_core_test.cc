@@ -377,6 +377,50 @@ TEST_CASE("fit streams store the maximum-likelihood box") {
   CHECK(spec.high(1) == 3);
 }
 
+TEST_CASE("a fit that runs past --max_fit_seconds ends RESOURCE_EXHAUSTED and stores nothing") {
+  // n_init 1000 x max_iter 100 on a few rows: within every knob's bound. The clock moves a minute
+  // each time it is read, so the fit passes a 10-minute limit after a few iterations.
+  store::MemoryModelStore store;
+  Repository repository(&store, ParseStoredModel, absl::ZeroDuration());
+  absl::Time now = absl::FromUnixSeconds(1700000000);
+  const auto make = [&](absl::Duration limit, bool ticking) {
+    GenerativeCoreOptions options;
+    options.repository = &repository;
+    options.fresh_seed = [] { return 7; };
+    options.clock = [&now, ticking] {
+      if (ticking) now += absl::Minutes(1);
+      return now;
+    };
+    options.max_fit_duration = limit;
+    return std::make_unique<GenerativeCore>(std::move(options));
+  };
+  v1::FitModelRequest config;
+  config.mutable_config()->set_name("slow");
+  v1::GaussianMixtureFit* gmm = config.mutable_config()->mutable_gaussian_mixture();
+  gmm->set_n_components(2);
+  gmm->set_n_init(1000);
+  gmm->set_max_iter(100);
+  std::vector<double> values;
+  for (int i = 0; i < 40; ++i) values.push_back(std::sin(i * 1.7) + (i % 2) * 3.0);
+  const auto fit = [&](GenerativeCore& core) {
+    auto session = core.StartFit();
+    REQUIRE(session->Add(config).ok());
+    REQUIRE(session->Add(Rows(40, 1, values)).ok());
+    return session->Finish();
+  };
+  auto limited = make(absl::Minutes(10), true);
+  const auto refused = fit(*limited);
+  CHECK(absl::IsResourceExhausted(refused.status()));
+  CHECK_THAT(std::string(refused.status().message()),
+             Catch::Contains("the gaussian_mixture fit of 40 rows ran for 10m") &&
+                 Catch::Contains("--max_fit_seconds") && Catch::Contains("nothing was stored"));
+  CHECK(limited->ListModels({})->models_size() == 0);
+  // Without the limit (or with the clock standing still) the same fit finishes and is stored.
+  auto unlimited = make(absl::InfiniteDuration(), true);
+  REQUIRE(fit(*unlimited).ok());
+  CHECK(unlimited->ListModels({})->models_size() == 1);
+}
+
 TEST_CASE("bad fit streams are refused and store nothing") {
   store::MemoryModelStore store;
   Fixture f(&store);
