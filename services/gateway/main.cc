@@ -95,6 +95,10 @@ ABSL_FLAG(
 ABSL_FLAG(int, handshake_timeout_ms, 20000,
           "HTTP/2 front: a client connection that has not completed its handshake (TLS, HTTP/2 "
           "preface and SETTINGS) this long after it was accepted is closed (>= 1).");
+ABSL_FLAG(int, idle_timeout_ms, 3600000,
+          "HTTP/2 front: a client connection without calls this long gets GOAWAY and is closed "
+          "(0 = never); a call whose request headers do not all arrive within "
+          "--handshake_timeout_ms closes its connection.");
 ABSL_FLAG(bool, log_calls, true,
           "Write one JSON line per finished call on stderr (off saves a write per proxied call).");
 ABSL_FLAG(bool, h2_front, true,
@@ -378,6 +382,7 @@ int main(int argc, char** argv) {
   // >= 1 here: a smaller --reconnect_backoff_max_ms was refused above.
   front_options.reconnect_backoff_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
   front_options.handshake_timeout_ms = absl::GetFlag(FLAGS_handshake_timeout_ms);
+  front_options.idle_timeout_ms = absl::GetFlag(FLAGS_idle_timeout_ms);
   front_options.max_connection_age_ms = max_connection_age_ms;
   front_options.keepalive_time_ms = channel_options.keepalive_time_ms;
   front_options.keepalive_timeout_ms = channel_options.keepalive_timeout_ms;

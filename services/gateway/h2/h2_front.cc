@@ -48,14 +48,10 @@ struct Route;
 namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
-// Reads of one connection per round of events (4 x kReadBuffer): a client that floods frames
-// (empty DATA, PRIORITY) kept the only event thread reading it, every other client waiting.
+// Reads of one connection per round of events (plaintext: 4 x kReadBuffer; TLS: 4 records of at
+// most 16 KiB): a client that floods frames kept the only event thread reading it, every other
+// client waiting.
 constexpr int kMaxReadsPerRound = 4;
-// Flood limits of a client connection (GOAWAY ENHANCE_YOUR_CALM beyond them), as Envoy's:
-// consecutive DATA frames that carry nothing and do not end the stream, and PRIORITY frames
-// beyond 100 per stream it opened (gRPC clients send none).
-constexpr int kMaxEmptyDataFrames = 100;
-constexpr int64_t kMaxPriorityFramesPerStream = 100;
 constexpr size_t kMaxPendingOut = 1 << 20;
 // Transparent retries of one call (the backend never saw it; any method, see BackendFailed).
 constexpr int kMaxTransparentRetries = 2;
@@ -230,6 +226,55 @@ struct Call {
   bool started = false;  // on_call_start ran for it
 };
 
+// The frames a client connection sends, counted from its raw bytes (nghttp2 drops some without a
+// callback: unknown types, frames of closed streams, padding) against a token bucket: each frame
+// costs one token; the bucket holds kBurst and refills kRefillPerSecond, and a frame that carries
+// data earns one per KiB of it (Credit: also the data sent to the client, whose WINDOW_UPDATEs
+// follow it, and each stream opened). Frames that cost the front a parse each and carry nothing
+// (WINDOW_UPDATE +1, PING ACKs, unknown types, padding-only or alternating empty and 1-byte DATA:
+// hundreds of millions in 10 s took 95 % of the front's thread) run it dry; gRPC traffic never
+// does (a call is ~3 frames and earns kPerStream).
+class FrameMeter {
+ public:
+  static constexpr double kBurst = 10000;
+  static constexpr double kRefillPerSecond = 1000;
+  static constexpr double kPerStream = 10;
+
+  // Counts the frames in the next `n` bytes the client sent; false once it spent more than it had.
+  bool Feed(const uint8_t* p, size_t n, int64_t now_ns) {
+    if (last_ns_ != 0) Credit(static_cast<double>(now_ns - last_ns_) * 1e-9 * kRefillPerSecond);
+    last_ns_ = now_ns;
+    while (n > 0) {
+      if (skip_ > 0) {  // the client preface, then each frame's payload
+        const size_t k = std::min<uint64_t>(skip_, n);
+        skip_ -= k;
+        p += k;
+        n -= k;
+        continue;
+      }
+      const size_t k = std::min(n, sizeof(header_) - header_len_);
+      std::memcpy(header_ + header_len_, p, k);
+      header_len_ += k;
+      p += k;
+      n -= k;
+      if (header_len_ < sizeof(header_)) break;
+      header_len_ = 0;
+      skip_ = (uint64_t{header_[0]} << 16) | (uint64_t{header_[1]} << 8) | header_[2];
+      tokens_ -= 1;
+      if (header_[3] == NGHTTP2_DATA) Credit(static_cast<double>(skip_) / 1024);
+    }
+    return tokens_ >= 0;
+  }
+  void Credit(double tokens) { tokens_ = std::min(kBurst, tokens_ + tokens); }
+
+ private:
+  uint64_t skip_ = 24;  // NGHTTP2_CLIENT_MAGIC_LEN
+  uint8_t header_[9] = {};
+  size_t header_len_ = 0;
+  double tokens_ = kBurst;
+  int64_t last_ns_ = 0;
+};
+
 struct Conn {
   H2Front::Impl* front = nullptr;
   int fd = -1;
@@ -252,11 +297,10 @@ struct Conn {
   int64_t goaway_ns = 0;
   int64_t last_recv_ns = 0;
   int64_t ping_sent_ns = 0;   // 0 = no keepalive PING outstanding
+  int64_t idle_since_ns = 0;  // a client connection: when its last call ended (or it opened)
   bool settled = false;       // a client connection sent its SETTINGS (handshake done)
   bool read_again = false;    // in read_again_: its last read round stopped at the cap
-  int empty_data_frames = 0;  // consecutive DATA frames without payload or END_STREAM
-  int64_t priority_frames = 0;
-  int64_t streams_opened = 0;
+  FrameMeter meter;           // a client connection's frames against what they carry
   std::string peer;
   absl::flat_hash_set<Call*> calls;
 };
@@ -757,6 +801,7 @@ absl::Status ValidateOptions(const FrontOptions& o) {
       {"keepalive_timeout_ms", o.keepalive_timeout_ms, 1, kIntMax},
       {"dns_refresh_ms", o.dns_refresh_ms, 100, kIntMax},
       {"handshake_timeout_ms", o.handshake_timeout_ms, 1, kIntMax},
+      {"idle_timeout_ms", o.idle_timeout_ms, 0, kIntMax},
       {"reconnect_backoff_ms", o.reconnect_backoff_ms, 1, kIntMax},
       {"max_connection_age_ms", o.max_connection_age_ms, 0, kIntMax},
       {"client_reset_burst", o.client_reset_burst, 1, kIntMax},
@@ -945,6 +990,7 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
   c->replica = replica;
   c->created_ns = NowNs();
   c->last_recv_ns = c->created_ns;
+  c->idle_since_ns = c->created_ns;
   if (backend) {
     nghttp2_session_client_new2(&c->session, callbacks_, c, option_);
   } else {
@@ -1119,13 +1165,32 @@ void H2Front::Impl::Tick() {
     }
     for (Conn* c : silent) Close(c);
   }
-  if (handshaking_ > 0) {
+  if (client_conns_ > 0) {
+    // Client connections that never finish a handshake or a header block are closed; idle ones
+    // get GOAWAY, and are closed a second later (a call may have crossed it).
     const int64_t limit = int64_t{options_.handshake_timeout_ms} * 1000000;
-    std::vector<Conn*> silent;
+    const int64_t idle = int64_t{options_.idle_timeout_ms} * 1000000;
+    std::vector<Conn*> closing;
     for (Conn* c : conns_) {
-      if (!c->is_backend && !c->settled && now - c->created_ns >= limit) silent.push_back(c);
+      if (c->is_backend) continue;
+      if (!c->settled) {
+        if (now - c->created_ns >= limit) closing.push_back(c);
+        continue;
+      }
+      const bool stuck = std::any_of(c->calls.begin(), c->calls.end(), [&](const Call* call) {
+        return call->route == nullptr && !call->resp_started && now - call->start_ns >= limit;
+      });
+      if (stuck) {
+        closing.push_back(c);
+      } else if (idle > 0 && c->calls.empty()) {
+        if (!c->goaway && now - c->idle_since_ns >= idle) {
+          Goaway(c);
+        } else if (c->goaway && now - c->goaway_ns >= 1'000'000'000) {
+          closing.push_back(c);
+        }
+      }
     }
-    for (Conn* c : silent) Close(c);
+    for (Conn* c : closing) Close(c);
   }
   if (draining_ && now >= drain_deadline_ns_) {
     grace_over_ = true;  // the calls still open end because the gateway stops, not their clients
@@ -1144,11 +1209,12 @@ void H2Front::Impl::Run() {
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
   std::vector<epoll_event> events(128);
   for (;;) {
-    // Tick() runs the drain deadline, the connection-age timer and, while calls are open (only
-    // connections with calls are pinged), the keepalive one; otherwise the loop sleeps.
+    // Tick() runs the drain deadline, the connection-age timer, while clients are connected their
+    // handshake, header and idle timers and, while calls are open (only connections with calls
+    // are pinged), the keepalive one; otherwise the loop sleeps.
     const bool timed =
         draining_ || options_.max_connection_age_ms > 0 || accept_paused_until_ns_ != 0 ||
-        handshaking_ > 0 ||
+        client_conns_ > 0 ||
         (options_.keepalive_time_ms > 0 && active_calls_.load(std::memory_order_relaxed) > 0);
     const int n = epoll_wait(epoll_fd_, events.data(), static_cast<int>(events.size()),
                              !read_again_.empty() ? 0 : (timed ? 100 : -1));
@@ -1243,6 +1309,13 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
       if (n > 0) {
         c->received = true;
         c->last_recv_ns = NowNs();
+        if (!c->is_backend &&
+            !c->meter.Feed(rbuf_.data(), static_cast<size_t>(n), c->last_recv_ns)) {
+          // A frame flood: GOAWAY, the calls end, the connection closes once it is sent.
+          nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+          MarkDirty(c);
+          break;
+        }
         const ssize_t used = nghttp2_session_mem_recv(c->session, rbuf_.data(), n);
         if (used < 0) {
           Close(c);
@@ -1416,7 +1489,7 @@ int H2Front::Impl::OnBeginHeaders(Conn* c, const nghttp2_frame* frame) {
     return 0;
   }
   auto* call = new Call(static_cast<uint32_t>(options_.max_message_bytes));
-  ++c->streams_opened;
+  c->meter.Credit(FrameMeter::kPerStream);
   call->client = c;
   call->client_sid = frame->hd.stream_id;
   call->start_ns = NowNs();
@@ -1701,21 +1774,6 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
       c->settled = true;  // the preface and SETTINGS arrived (after TLS): no handshake timeout
       --handshaking_;
     }
-    // Frames that cost the front a parse each and carry nothing (nghttp2 limits PING, SETTINGS,
-    // RST_STREAM and CONTINUATION floods itself): GOAWAY ENHANCE_YOUR_CALM beyond Envoy's limits.
-    bool flood = false;
-    if (frame->hd.type == NGHTTP2_DATA) {
-      const bool empty = frame->hd.length == 0 && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) == 0;
-      c->empty_data_frames = empty ? c->empty_data_frames + 1 : 0;
-      flood = c->empty_data_frames > kMaxEmptyDataFrames;
-    } else if (frame->hd.type == NGHTTP2_PRIORITY) {
-      flood = ++c->priority_frames > kMaxPriorityFramesPerStream * (c->streams_opened + 1);
-    }
-    if (flood) {
-      nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
-      MarkDirty(c);
-      return 0;
-    }
   }
   const int32_t sid = frame->hd.stream_id;
   if (sid == 0) return 0;
@@ -1903,6 +1961,7 @@ ssize_t H2Front::Impl::ReadRequest(Call* call, uint8_t* buf, size_t length, uint
 
 ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
   const size_t n = call->resp.Take(buf, length);
+  call->client->meter.Credit(static_cast<double>(n) / 1024);  // its WINDOW_UPDATEs will follow
   if (n > 0 && call->backend != nullptr) {
     nghttp2_session_consume_stream(call->backend->session, call->backend_sid, n);
     MarkDirty(call->backend);
@@ -2044,6 +2103,7 @@ int H2Front::Impl::OnStreamClose(Conn* c, int32_t sid, uint32_t code) {
   if (call == nullptr) return 0;
   c->calls.erase(call);
   if (!c->is_backend) {
+    if (c->calls.empty()) c->idle_since_ns = NowNs();
     ClientClosed(call, code);
   } else {
     call->backend = nullptr;  // the connection's window was given back as the bytes arrived

@@ -17,6 +17,12 @@
 // A request's header list is kept up to 64 KiB (advertised as SETTINGS_MAX_HEADER_LIST_SIZE);
 // beyond it the call is answered RESOURCE_EXHAUSTED.
 //
+// Hostile clients: a connection is read at most 4 buffers per round of events; every frame a
+// client sends is counted against what its connection carries (GOAWAY ENHANCE_YOUR_CALM to a
+// flood of frames that carry nothing); connections that do not finish the handshake or a header
+// block within handshake_timeout_ms are closed, idle ones after idle_timeout_ms; the default
+// route keeps a share of max_concurrent_calls; request bytes kept for retries are capped in all.
+//
 // Replicas: a route's target is "ipv4:a:p[,b:p...]", "dns:///host:port" or "host:port" (names are
 // resolved on a resolver thread, at start and every dns_refresh_ms; a name that does not resolve
 // yet leaves the route without replicas: UNAVAILABLE); calls go round robin over its replicas,
@@ -152,6 +158,12 @@ struct FrontOptions {
   // hold file descriptors until the front has none left for real clients. gRPC's own servers
   // allow 120 s; a client sends its preface at once.
   int handshake_timeout_ms = 20000;
+  // A client connection without calls for this long gets GOAWAY and is closed a second later
+  // (gRPC clients reconnect on their next call), ms; 0 = never. A call whose request headers have
+  // not all arrived handshake_timeout_ms after they began closes its connection. Sockets that
+  // finished the handshake, then sat idle or left a header block open, held descriptors and
+  // ~80 KB each for good. One hour, Envoy's default.
+  int idle_timeout_ms = 3600000;
   // A replica whose connection failed is skipped for this long, ms, >= 1.
   int reconnect_backoff_ms = 1000;
   // Client connections get GOAWAY after this age, so clients re-resolve and rebalance; 0 = never.
