@@ -227,13 +227,14 @@ struct Call {
 };
 
 // The frames a client connection sends, counted from its raw bytes (nghttp2 drops some without a
-// callback: unknown types, frames of closed streams, padding) against a token bucket: each frame
-// costs one token; the bucket holds kBurst and refills kRefillPerSecond, and a frame that carries
-// data earns one per KiB of it (Credit: also the data sent to the client, whose WINDOW_UPDATEs
-// follow it, and each stream opened). Frames that cost the front a parse each and carry nothing
-// (WINDOW_UPDATE +1, PING ACKs, unknown types, padding-only or alternating empty and 1-byte DATA:
-// hundreds of millions in 10 s took 95 % of the front's thread) run it dry; gRPC traffic never
-// does (a call is ~3 frames and earns kPerStream).
+// callback: unknown types, frames of closed streams, padding) against a token bucket. A frame costs
+// one token, except DATA that carries data (padding aside): that is traffic, not a flood. The
+// bucket holds kBurst and refills kRefillPerSecond; the connection earns one per DATA frame the
+// front sends it and per KiB of data either way (a client's WINDOW_UPDATEs and BDP PINGs follow
+// what it receives), and kPerStream per call it opens. Frames that carry nothing (WINDOW_UPDATE
+// +1, PING ACKs, unknown types, empty or padding-only DATA: hundreds of millions in 10 s took
+// 95 % of the front's thread) run it dry; gRPC traffic, however many calls or small messages,
+// does not.
 class FrameMeter {
  public:
   static constexpr double kBurst = 10000;
@@ -245,6 +246,15 @@ class FrameMeter {
     if (last_ns_ != 0) Credit(static_cast<double>(now_ns - last_ns_) * 1e-9 * kRefillPerSecond);
     last_ns_ = now_ns;
     while (n > 0) {
+      if (pad_pending_) {  // a PADDED DATA frame's pad length: its data is what precedes the pad
+        pad_pending_ = false;
+        const uint64_t pad = p[0];
+        Data(skip_ > pad + 1 ? skip_ - pad - 1 : 0);
+        --skip_;
+        ++p;
+        --n;
+        continue;
+      }
       if (skip_ > 0) {  // the client preface, then each frame's payload
         const size_t k = std::min<uint64_t>(skip_, n);
         skip_ -= k;
@@ -261,16 +271,29 @@ class FrameMeter {
       header_len_ = 0;
       skip_ = (uint64_t{header_[0]} << 16) | (uint64_t{header_[1]} << 8) | header_[2];
       tokens_ -= 1;
-      if (header_[3] == NGHTTP2_DATA) Credit(static_cast<double>(skip_) / 1024);
+      if (header_[3] == NGHTTP2_DATA) {
+        if ((header_[4] & NGHTTP2_FLAG_PADDED) != 0 && skip_ > 0) {
+          pad_pending_ = true;
+        } else {
+          Data(skip_);
+        }
+      }
     }
     return tokens_ >= 0;
   }
   void Credit(double tokens) { tokens_ = std::min(kBurst, tokens_ + tokens); }
+  // The front sends the client a DATA frame of `bytes`.
+  void Sent(size_t bytes) { Credit(1 + static_cast<double>(bytes) / 1024); }
 
  private:
+  // A DATA frame the client sent carries `bytes` of data.
+  void Data(uint64_t bytes) {
+    if (bytes > 0) Credit(1 + static_cast<double>(bytes) / 1024);
+  }
   uint64_t skip_ = 24;  // NGHTTP2_CLIENT_MAGIC_LEN
   uint8_t header_[9] = {};
   size_t header_len_ = 0;
+  bool pad_pending_ = false;
   double tokens_ = kBurst;
   int64_t last_ns_ = 0;
 };
@@ -1961,7 +1984,7 @@ ssize_t H2Front::Impl::ReadRequest(Call* call, uint8_t* buf, size_t length, uint
 
 ssize_t H2Front::Impl::ReadResponse(Call* call, uint8_t* buf, size_t length, uint32_t* flags) {
   const size_t n = call->resp.Take(buf, length);
-  call->client->meter.Credit(static_cast<double>(n) / 1024);  // its WINDOW_UPDATEs will follow
+  call->client->meter.Sent(n);  // its WINDOW_UPDATEs and PINGs will follow
   if (n > 0 && call->backend != nullptr) {
     nghttp2_session_consume_stream(call->backend->session, call->backend_sid, n);
     MarkDirty(call->backend);
