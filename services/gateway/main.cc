@@ -295,12 +295,17 @@ int main(int argc, char** argv) {
   }
   const int stream_window = channel_options.stream_window_bytes;
   server_options.generic_service_in_configure_builder = true;
-  server_options.configure_builder = [per_connection, stream_window, max_connection_age_ms,
+  // Behind the front, the server's clients are the front's few loopback connections, which carry
+  // every default-route call (health checks, Gateway, reflection) of every client: at
+  // per_connection streams each, the 513th health Watch queued the next health Check without end
+  // (a liveness probe then restarts the gateway). The front limits calls itself.
+  const int server_streams = h2_front ? max_streams : per_connection;
+  server_options.configure_builder = [server_streams, stream_window, max_connection_age_ms,
                                       &proxy](grpc::ServerBuilder& builder) {
     proxy.Register(builder);
     // The gateway answers reflection itself (gw::ReflectionResponder through the proxy).
     builder.SetOption(std::make_unique<WithoutGrpcReflection>());
-    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, per_connection);
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, server_streams);
     // The client side of flow control: a fixed window, so a fast client writing a stream the
     // backend reads slowly cannot park more than this in the gateway.
     builder.AddChannelArgument(GRPC_ARG_HTTP2_BDP_PROBE, 0);

@@ -10,21 +10,22 @@
   naming the missing one.
 """
 
+import concurrent.futures
 import os
 import threading
 import time
 
 import grpc
 import pytest
-from grpc_health.v1 import health_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from maas.common.v1 import common_pb2
 from maas.discriminative.v1 import discriminative_pb2 as disc
 from maas.discriminative.v1 import discriminative_pb2_grpc
 from maas.generative.v1 import generative_pb2 as gen
 
-from maas_testing import (TIMEOUT, Stack, assert_rss_bound, check_rpc_error, health_status, ref, rpc_error,
-                          rss_mb, start_discriminative, wait_serving)
+from maas_testing import (TIMEOUT, Stack, assert_rss_bound, check_rpc_error, health_status, ref,
+                          rpc_error, rss_mb, start_discriminative, start_gateway, start_generative, wait_serving)
 
 DISCRIMINATIVE_SERVICE = "maas.discriminative.v1.DiscriminativeService"
 STALLED_STREAMS = 16
@@ -273,3 +274,36 @@ def test_backend_killed_and_restarted_is_routed_to_again_promptly(stack):
     assert not listed.missing_backends
     assert {m.type for m in listed.models} == {common_pb2.GENERATIVE, common_pb2.DISCRIMINATIVE}
     wait_serving(stack.gw_channel)
+
+
+def test_health_checks_are_answered_with_many_default_route_streams_open(tmp_path):
+    """Behind the HTTP/2 front, the gateway's own gRPC server (health, Gateway, reflection) is reached over the front's
+    two loopback connections, which it let carry --max_streams_per_connection streams each: with 2 x that many health
+    Watch streams open (a few clients' worth), every later default-route call queued in the front without end, and a
+    liveness probe's Check timed out. Here 12 Watch streams over three client connections of 4, then a Check."""
+    generative = start_generative(tmp_path / "generative")
+    discriminative = start_discriminative(tmp_path / "discriminative")
+    gateway = start_gateway(generative.port, discriminative.port,
+                            extra=["--max_streams_per_connection", "4", "--max_concurrent_streams", "64"])
+    channels = [_separate_channel(gateway) for _ in range(4)]
+    watches = []
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=12)
+    try:
+        wait_serving(channels[0])  # the backends are up: health answers SERVING
+        for channel in channels[:3]:
+            stub = health_pb2_grpc.HealthStub(channel)
+            watches += [stub.Watch(health_pb2.HealthCheckRequest()) for _ in range(4)]  # open until cancelled
+        # Each Watch answers (the 9th used to wait for a slot, and no Watch gives its slot back).
+        first = [pool.submit(next, call) for call in watches]
+        for answer in first:
+            assert answer.result(timeout=TIMEOUT).status == health_pb2.HealthCheckResponse.SERVING
+        assert health_status(channels[3]) == health_pb2.HealthCheckResponse.SERVING
+    finally:
+        for call in watches:
+            call.cancel()
+        pool.shutdown(wait=True)
+        for channel in channels:
+            channel.close()
+        for process in (gateway, generative, discriminative):
+            assert process.stop() == 0
+            process.release()
