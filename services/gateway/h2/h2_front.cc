@@ -48,10 +48,12 @@ struct Route;
 namespace {
 
 constexpr size_t kReadBuffer = 256 * 1024;
-// Reads of one connection per round of events (plaintext: 4 x kReadBuffer; TLS: 4 records of at
-// most 16 KiB): a client that floods frames kept the only event thread reading it, every other
-// client waiting.
-constexpr int kMaxReadsPerRound = 4;
+// Bytes read from one connection per round of events: a client that floods frames kept the only
+// event thread reading it (1 MiB of 10-byte frames is ~30 ms of parsing), every other client
+// waiting. A client's 64 KiB keeps a round short; a backend connection, which carries many
+// clients' responses, reads 1 MiB.
+constexpr size_t kClientRoundBytes = 64 * 1024;
+constexpr size_t kBackendRoundBytes = 4 * kReadBuffer;
 constexpr size_t kMaxPendingOut = 1 << 20;
 // Transparent retries of one call (the backend never saw it; any method, see BackendFailed).
 constexpr int kMaxTransparentRetries = 2;
@@ -228,33 +230,34 @@ struct Call {
 
 // The frames a client connection sends, counted from its raw bytes (nghttp2 drops some without a
 // callback: unknown types, frames of closed streams, padding) against a token bucket. A frame costs
-// one token, except DATA that carries data (padding aside): that is traffic, not a flood. The
-// bucket holds kBurst and refills kRefillPerSecond; the connection earns one per DATA frame the
-// front sends it and per KiB of data either way (a client's WINDOW_UPDATEs and BDP PINGs follow
-// what it receives), and kPerStream per call it opens. Frames that carry nothing (WINDOW_UPDATE
-// +1, PING ACKs, unknown types, empty or padding-only DATA: hundreds of millions in 10 s took
-// 95 % of the front's thread) run it dry; gRPC traffic, however many calls or small messages,
-// does not.
+// one token, and so does each KiB of header the front decodes for it (HPACK: a 1-byte index can
+// stand for a 4 KB field). The bucket starts at kInitial, holds at most kBurst and refills
+// kRefillPerSecond; the connection earns its token back for DATA that reaches a call with at least
+// kFreeDataBytes (a gRPC message prefix), one per DATA frame the front sends it and per KiB of
+// data either way (a client's WINDOW_UPDATEs and BDP PINGs follow what it receives), and
+// kPerStream per call it opens. Frames that carry nothing (WINDOW_UPDATE +1, PING ACKs, unknown
+// types, empty, padding-only or 1-byte DATA, DATA of reset streams: hundreds of millions in 10 s
+// took 95 % of the front's thread) and header bombs run it dry; gRPC traffic, however many calls
+// or small messages, does not.
 class FrameMeter {
  public:
   static constexpr double kBurst = 10000;
+  static constexpr double kInitial = 1000;  // a new connection's: reconnecting earns no burst
   static constexpr double kRefillPerSecond = 1000;
   static constexpr double kPerStream = 10;
+  // DATA that reaches a call with this many bytes of data or more (a gRPC message prefix) is free;
+  // smaller pays the rest of its token.
+  static constexpr double kFreeDataBytes = 5;
 
-  // Counts the frames in the next `n` bytes the client sent; false once it spent more than it had.
-  bool Feed(const uint8_t* p, size_t n, int64_t now_ns) {
+  // Counts the frames of the next bytes the client sent, up to and including the first frame
+  // header that completes in `n` bytes (charged then), and returns how many bytes that is (all `n`
+  // when none completes): the caller hands those to nghttp2, whose callbacks credit what the
+  // frames carried, then asks ok(), so a frame is judged after what came before it.
+  size_t Feed(const uint8_t* p, size_t n, int64_t now_ns) {
     if (last_ns_ != 0) Credit(static_cast<double>(now_ns - last_ns_) * 1e-9 * kRefillPerSecond);
     last_ns_ = now_ns;
+    const size_t total = n;
     while (n > 0) {
-      if (pad_pending_) {  // a PADDED DATA frame's pad length: its data is what precedes the pad
-        pad_pending_ = false;
-        const uint64_t pad = p[0];
-        Data(skip_ > pad + 1 ? skip_ - pad - 1 : 0);
-        --skip_;
-        ++p;
-        --n;
-        continue;
-      }
       if (skip_ > 0) {  // the client preface, then each frame's payload
         const size_t k = std::min<uint64_t>(skip_, n);
         skip_ -= k;
@@ -271,30 +274,33 @@ class FrameMeter {
       header_len_ = 0;
       skip_ = (uint64_t{header_[0]} << 16) | (uint64_t{header_[1]} << 8) | header_[2];
       tokens_ -= 1;
-      if (header_[3] == NGHTTP2_DATA) {
-        if ((header_[4] & NGHTTP2_FLAG_PADDED) != 0 && skip_ > 0) {
-          pad_pending_ = true;
-        } else {
-          Data(skip_);
-        }
-      }
+      return total - n;
     }
+    return total;
+  }
+  // Whether the client has not spent more than it had.
+  bool ok() const { return tokens_ >= 0; }
+  void Credit(double tokens) { tokens_ = std::min(kBurst, tokens_ + tokens); }
+  // Work the client made the front do beyond its frames (e.g. decoded header bytes, per KiB);
+  // false once it spent more than it had.
+  bool Charge(double tokens) {
+    tokens_ -= tokens;
     return tokens_ >= 0;
   }
-  void Credit(double tokens) { tokens_ = std::min(kBurst, tokens_ + tokens); }
   // The front sends the client a DATA frame of `bytes`.
   void Sent(size_t bytes) { Credit(1 + static_cast<double>(bytes) / 1024); }
+  // `bytes` of data the client sent reach a call (nghttp2 reports no padding, nor DATA of closed
+  // streams): traffic, not a flood.
+  void Forwarded(size_t bytes) {
+    const double b = static_cast<double>(bytes);
+    Credit(std::min(1.0, b / kFreeDataBytes) + b / 1024);
+  }
 
  private:
-  // A DATA frame the client sent carries `bytes` of data.
-  void Data(uint64_t bytes) {
-    if (bytes > 0) Credit(1 + static_cast<double>(bytes) / 1024);
-  }
   uint64_t skip_ = 24;  // NGHTTP2_CLIENT_MAGIC_LEN
   uint8_t header_[9] = {};
   size_t header_len_ = 0;
-  bool pad_pending_ = false;
-  double tokens_ = kBurst;
+  double tokens_ = kInitial;
   int64_t last_ns_ = 0;
 };
 
@@ -514,7 +520,9 @@ class H2Front::Impl {
   absl::Status InitTls();
   // Reads into rbuf_: > 0 bytes, 0 when the peer closed, -1 when nothing more is there now, -2 on
   // an error.
-  ssize_t Read(Conn* c);
+  // Reads at most `max` bytes (<= kReadBuffer) into rbuf_: their count, -1 when none are ready,
+  // 0 at the end, -2 on an error.
+  ssize_t Read(Conn* c, size_t max);
   void OnEvent(Conn* c, uint32_t events);
   void Flush(Conn* c);
   bool SendOut(Conn* c);
@@ -1319,8 +1327,8 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
   // TLS: OpenSSL may hold decrypted bytes the socket no longer signals, and a handshake step may
   // need a write: read until it reports that it needs more from the socket.
   if ((events & (EPOLLIN | EPOLLERR | EPOLLHUP)) || c->ssl != nullptr) {
-    for (int reads = 0;; ++reads) {
-      if (reads == kMaxReadsPerRound) {
+    for (size_t budget = c->is_backend ? kBackendRoundBytes : kClientRoundBytes;;) {
+      if (budget == 0) {
         // Level-triggered epoll reports a socket with bytes left; OpenSSL's buffer it does not.
         if (c->ssl != nullptr && !c->read_again) {
           c->read_again = true;
@@ -1328,24 +1336,36 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
         }
         break;
       }
-      const ssize_t n = Read(c);
+      const size_t want = std::min(budget, rbuf_.size());
+      const ssize_t n = Read(c, want);
       if (n > 0) {
+        budget -= static_cast<size_t>(n);
         c->received = true;
         c->last_recv_ns = NowNs();
-        if (!c->is_backend &&
-            !c->meter.Feed(rbuf_.data(), static_cast<size_t>(n), c->last_recv_ns)) {
-          // A frame flood: GOAWAY, the calls end, the connection closes once it is sent.
-          nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
-          MarkDirty(c);
-          break;
-        }
-        const ssize_t used = nghttp2_session_mem_recv(c->session, rbuf_.data(), n);
-        if (used < 0) {
-          Close(c);
-          return;
+        // A client's bytes go to nghttp2 frame by frame, each frame judged by the meter after
+        // what its predecessors carried; a backend's all at once.
+        bool flood = false;
+        for (size_t off = 0; off < static_cast<size_t>(n);) {
+          const size_t piece = c->is_backend
+                                   ? static_cast<size_t>(n)
+                                   : c->meter.Feed(rbuf_.data() + off, n - off, c->last_recv_ns);
+          if (nghttp2_session_mem_recv(c->session, rbuf_.data() + off, piece) < 0) {
+            Close(c);
+            return;
+          }
+          off += piece;
+          if (!c->is_backend && !c->meter.ok()) {
+            flood = true;
+            break;
+          }
         }
         MarkDirty(c);
-        if (c->ssl == nullptr && static_cast<size_t>(n) < rbuf_.size()) break;
+        if (flood) {
+          // GOAWAY ENHANCE_YOUR_CALM, the calls end, the connection closes once it is sent.
+          nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+          break;
+        }
+        if (c->ssl == nullptr && static_cast<size_t>(n) < want) break;
         continue;
       }
       if (n == -1) break;
@@ -1356,17 +1376,17 @@ void H2Front::Impl::OnEvent(Conn* c, uint32_t events) {
   }
 }
 
-ssize_t H2Front::Impl::Read(Conn* c) {
+ssize_t H2Front::Impl::Read(Conn* c, size_t max) {
   if (c->ssl == nullptr) {
     for (;;) {
-      const ssize_t n = recv(c->fd, rbuf_.data(), rbuf_.size(), 0);
+      const ssize_t n = recv(c->fd, rbuf_.data(), max, 0);
       if (n >= 0) return n;
       if (errno == EINTR) continue;
       return errno == EAGAIN ? -1 : -2;
     }
   }
   ERR_clear_error();
-  const int n = SSL_read(c->ssl, rbuf_.data(), static_cast<int>(rbuf_.size()));
+  const int n = SSL_read(c->ssl, rbuf_.data(), static_cast<int>(max));
   if (n > 0) return n;
   switch (SSL_get_error(c->ssl, n)) {
     case SSL_ERROR_WANT_READ:
@@ -1531,8 +1551,21 @@ int H2Front::Impl::OnHeader(Conn* c, const nghttp2_frame* frame, absl::string_vi
        (!options_.front_key_header.empty() && name == options_.front_key_header))) {
     return 0;  // only the front says who the client is, and only the front holds the key
   }
-  if (call->headers.empty()) call->header_bytes = 0;
-  call->header_bytes += name.size() + value.size() + 32;
+  if (call->headers.empty() && !call->header_overflow) call->header_bytes = 0;
+  const size_t field = name.size() + value.size() + 32;
+  call->header_bytes += field;
+  // HPACK lets a 1-byte index stand for a 4 KB field: what the front decodes (and nghttp2
+  // validates, byte by byte) is charged to the client per KiB, beyond the frames it sent (a
+  // 131 KB block cost ~150 ms of the front's thread, and the calls it opened paid for it).
+  if (!c->is_backend && !c->meter.Charge(static_cast<double>(field) / 1024)) {
+    nghttp2_session_terminate_session(c->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    MarkDirty(c);
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
+  if (call->header_bytes > 2 * kMaxHeaderListBytes) {
+    // Far beyond the cap: the stream is reset, and nghttp2 stops validating its fields.
+    return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+  }
   if (call->header_bytes > kMaxHeaderListBytes) {
     // A backend's block resets its stream (nghttp2 sends RST_STREAM INTERNAL_ERROR); a request
     // keeps what it has (pseudo-headers come first: the call log names the method) and is
@@ -1890,6 +1923,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
       nghttp2_session_consume(c->session, sid, len);  // nobody to forward to: drop
       return 0;
     }
+    c->meter.Forwarded(len);
     if (!call->req_scan.Feed(data, len)) {
       nghttp2_session_consume(c->session, sid, len);
       call->retryable = false;

@@ -825,14 +825,19 @@ TEST_CASE("h2 front: a reset flood beyond client_reset_burst still gets GOAWAY a
 }
 
 TEST_CASE("h2 front: a header list above 64 KiB is RESOURCE_EXHAUSTED and kept no larger") {
-  // HPACK lets a 1-byte index repeat a field of the dynamic table: 100 copies of a 3 000-byte
-  // field are a ~3 KB block that decodes to ~300 KB, which the front used to keep whole (a 128 KB
+  // HPACK lets a 1-byte index repeat a field of the dynamic table: 30 copies of a 3 000-byte
+  // field are a ~1 KB block that decodes to ~90 KB, which the front used to keep whole (a 128 KB
   // stream of such blocks became ~500 MB). It advertises SETTINGS_MAX_HEADER_LIST_SIZE and stops
-  // keeping a block there.
+  // keeping a block there; far beyond it (twice), the stream is reset and no longer decoded.
   Rig rig;
-  Headers headers = RequestHeaders("/a.B/Unary");
-  for (int i = 0; i < 100; ++i) headers = With(std::move(headers), "x-rep", std::string(3000, 'v'));
-  const int32_t sid = rig.client().Submit(headers, GrpcMessage("q"), true);
+  const auto repeated = [](int copies) {
+    Headers headers = RequestHeaders("/a.B/Unary");
+    for (int i = 0; i < copies; ++i) {
+      headers = With(std::move(headers), "x-rep", std::string(3000, 'v'));
+    }
+    return headers;
+  };
+  const int32_t sid = rig.client().Submit(repeated(30), GrpcMessage("q"), true);
   REQUIRE(rig.Finish(sid));
   CHECK(nghttp2_session_get_remote_settings(rig.client().session(),
                                             NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE) == 65536);
@@ -840,6 +845,9 @@ TEST_CASE("h2 front: a header list above 64 KiB is RESOURCE_EXHAUSTED and kept n
   CHECK(Find(c.trailers, "grpc-status") == "8");
   CHECK(Find(c.trailers, "grpc-message").find("SETTINGS_MAX_HEADER_LIST_SIZE") !=
         std::string::npos);
+  const int32_t far = rig.client().Submit(repeated(100), GrpcMessage("q"), true);
+  REQUIRE(rig.Finish(far));
+  CHECK(rig.call(far).close_code == NGHTTP2_INTERNAL_ERROR);
   CHECK(rig.backend().requests().empty());
   // The connection goes on: the next call is forwarded.
   const int32_t ok = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
@@ -1048,9 +1056,9 @@ class RawClient {
 
 // HEADERS of a gRPC request to /a.B/Sample on stream `sid` (HPACK: static-table entries and
 // literals without indexing), END_HEADERS, no END_STREAM.
-std::string SampleRequestHeaders(uint32_t sid) {
+std::string SampleRequestHeaders(uint32_t sid, const std::string& path = "/a.B/Sample") {
   std::string block = "\x83\x86";  // :method POST, :scheme http
-  block += std::string("\x04\x0b") + "/a.B/Sample";
+  block += std::string("\x04") + static_cast<char>(path.size()) + path;
   block += std::string("\x01\x09") + "localhost";
   block += std::string("\x0f\x10\x10") + "application/grpc";  // content-type (static 31)
   block += std::string("\x00\x02", 2) + "te" + "\x08" + "trailers";
@@ -1065,11 +1073,15 @@ TEST_CASE("h2 front: floods of frames that carry nothing get GOAWAY ENHANCE_YOUR
   struct Flood {
     const char* name;
     std::string frame;
+    std::string path = "/a.B/Sample";  // of the call on stream 1
   };
   const std::vector<Flood> floods = {
       {"empty DATA", RawClient::Frame(0, 0, 1, "")},
       {"padding-only DATA", RawClient::Frame(0, 0x8, 1, std::string(1, '\0'))},
       {"empty and 1-byte DATA", RawClient::Frame(0, 0, 1, "") + RawClient::Frame(0, 0, 1, "x")},
+      {"1-byte DATA", RawClient::Frame(0, 0, 1, "x")},
+      // The front answers a call of no route UNIMPLEMENTED and resets it; what follows is dropped.
+      {"DATA of an answered call", RawClient::Frame(0, 0, 1, std::string(16, 'x')), "/no.Such/M"},
       {"PRIORITY", RawClient::Frame(2, 0, 3, std::string("\x00\x00\x00\x00\x10", 5))},
       {"unknown type", RawClient::Frame(0xfa, 0, 0, "")},
       {"WINDOW_UPDATE +1", RawClient::Frame(8, 0, 0, std::string("\x00\x00\x00\x01", 4))},
@@ -1081,7 +1093,7 @@ TEST_CASE("h2 front: floods of frames that carry nothing get GOAWAY ENHANCE_YOUR
     RawClient raw(rig.front().port());
     REQUIRE(raw.connected());
     raw.Handshake();
-    std::string bytes = SampleRequestHeaders(1);
+    std::string bytes = SampleRequestHeaders(1, flood.path);
     for (int i = 0; i < 20000; ++i) bytes += flood.frame;
     raw.Send(bytes);
     CHECK(raw.GoawayCode() == NGHTTP2_ENHANCE_YOUR_CALM);
@@ -1103,6 +1115,33 @@ TEST_CASE("h2 front: floods of frames that carry nothing get GOAWAY ENHANCE_YOUR
     }
     return false;
   }));
+}
+
+TEST_CASE("h2 front: header blocks that decode to far more than they send run the meter dry") {
+  // HPACK: one 4 KB field in the dynamic table, then a block of 30 000 one-byte references to it
+  // (34 KB on the wire, 121 MB decoded). nghttp2 validated every decoded byte for the front (a
+  // 131 KB block cost ~150 ms of its thread), and the call each block opened paid for its frames.
+  // Now the decoded bytes are charged per KiB, a block far beyond the cap stops being decoded for
+  // the front, and a connection that keeps sending them gets GOAWAY.
+  Rig rig;
+  RawClient raw(rig.front().port());
+  REQUIRE(raw.connected());
+  raw.Handshake();
+  std::string literal = std::string("\x40\x03", 2) + "x-a" + std::string("\x7f\xa1\x1e", 3) +
+                        std::string(4000, 'v');  // incremental indexing, value length 4000
+  std::string bytes;
+  for (uint32_t i = 0; i < 20; ++i) {
+    const std::string headers = SampleRequestHeaders(2 * i + 1);
+    std::string block = headers.substr(9) + (i == 0 ? literal : "") + std::string(30000, '\xbe');
+    // HEADERS with the first 16 KiB, then CONTINUATION frames, END_HEADERS on the last.
+    for (size_t off = 0; off < block.size(); off += 16384) {
+      const bool last = off + 16384 >= block.size();
+      bytes +=
+          RawClient::Frame(off == 0 ? 1 : 9, last ? 4 : 0, 2 * i + 1, block.substr(off, 16384));
+    }
+  }
+  raw.Send(bytes);
+  CHECK(raw.GoawayCode() == NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
 TEST_CASE("h2 front: a stream of many small messages is no flood") {
