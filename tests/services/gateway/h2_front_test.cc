@@ -76,6 +76,17 @@ class Rig {
   bool Finish(int32_t sid) {
     return loop_.RunUntil([&] { return client_->stream(sid).closed; });
   }
+  // The backend's request number `i` (the client's call `sid`, whole) answered with one message:
+  // the call ends OK.
+  void AnswerOk(size_t i, int32_t sid) {
+    auto [backend, bsid] = Request(i);
+    REQUIRE(loop_.RunUntil(
+        [&, backend = backend, bsid = bsid] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, ResponseHeaders());
+    backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
+    REQUIRE(Finish(sid));
+    CHECK(Find(client_->stream(sid).trailers, "grpc-status") == "0");
+  }
   std::vector<Record> records() {
     absl::MutexLock lock(&mu_);
     return records_;
@@ -850,12 +861,7 @@ TEST_CASE("h2 front: a header list above 64 KiB is RESOURCE_EXHAUSTED and kept n
   CHECK(rig.call(far).close_code == NGHTTP2_INTERNAL_ERROR);
   CHECK(rig.backend().requests().empty());
   // The connection goes on: the next call is forwarded.
-  const int32_t ok = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-  auto [backend, bsid] = rig.Request(0);
-  backend->Respond(bsid, ResponseHeaders());
-  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-  REQUIRE(rig.Finish(ok));
-  CHECK(Find(rig.call(ok).trailers, "grpc-status") == "0");
+  rig.AnswerOk(0, rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true));
 }
 
 TEST_CASE("h2 front: a client that does not read cannot stall other clients on a backend") {
@@ -915,12 +921,7 @@ TEST_CASE("h2 front: request headers above one header block are RESOURCE_EXHAUST
   // Just under the block passes.
   const int32_t ok = rig.client().Submit(
       With(RequestHeaders("/a.B/Unary"), "x-big", std::string(60000, 'v')), GrpcMessage("q"), true);
-  auto [backend, bsid] = rig.Request(0);
-  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
-  backend->Respond(bsid, ResponseHeaders());
-  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-  REQUIRE(rig.Finish(ok));
-  CHECK(Find(rig.call(ok).trailers, "grpc-status") == "0");
+  rig.AnswerOk(0, ok);
 }
 
 TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning on accept") {
@@ -955,13 +956,7 @@ TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning
   CHECK(during < 1000);
   // Descriptors back: the pending connections are accepted and served.
   for (int fd : sockets) close(fd);
-  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-  auto [backend, bsid] = rig.Request(0);
-  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
-  backend->Respond(bsid, ResponseHeaders());
-  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-  REQUIRE(rig.Finish(sid));
-  CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  rig.AnswerOk(0, rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true));
 }
 
 // A blocking TCP connection to the front that writes raw HTTP/2 bytes (frames a well-behaved
@@ -1000,36 +995,34 @@ class RawClient {
   }
   // Reads frames until the front's SETTINGS and acknowledges them (its windows apply from then on).
   bool AckSettings() {
-    std::string in;
-    for (;;) {
-      while (in.size() >= 9) {
-        const size_t len = (uint8_t(in[0]) << 16) | (uint8_t(in[1]) << 8) | uint8_t(in[2]);
-        if (in.size() < 9 + len) break;
-        if (in[3] == 4 && (in[4] & 1) == 0) {
-          Send(Frame(4, 1, 0, ""));
-          return true;
-        }
-        in.erase(0, 9 + len);
-      }
-      char buf[4096];
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) return false;
-      in.append(buf, static_cast<size_t>(n));
-    }
+    const int64_t got = ReadUntil([](uint8_t type, uint8_t flags, absl::string_view) -> int64_t {
+      return type == 4 && (flags & 1) == 0 ? 1 : -3;
+    });
+    if (got != 1) return false;
+    Send(Frame(4, 1, 0, ""));
+    return true;
   }
   // Reads frames until a GOAWAY (its error code) or the end of the connection (-1: closed without
   // one, -2: the read cap passed).
   int64_t GoawayCode() {
+    return ReadUntil([](uint8_t type, uint8_t, absl::string_view payload) -> int64_t {
+      if (type != 7 || payload.size() < 8) return -3;
+      uint32_t code = 0;
+      for (int i = 0; i < 4; ++i) code = (code << 8) | uint8_t(payload[4 + i]);
+      return code;
+    });
+  }
+  // Reads frames until found(type, flags, payload) returns a value other than -3, and returns it
+  // (-1: the connection ended first, -2: the read cap passed).
+  int64_t ReadUntil(const std::function<int64_t(uint8_t, uint8_t, absl::string_view)>& found) {
     std::string in;
     for (;;) {
       while (in.size() >= 9) {
         const size_t len = (uint8_t(in[0]) << 16) | (uint8_t(in[1]) << 8) | uint8_t(in[2]);
         if (in.size() < 9 + len) break;
-        if (in[3] == 7 && len >= 8) {
-          uint32_t code = 0;
-          for (int i = 0; i < 4; ++i) code = (code << 8) | uint8_t(in[9 + 4 + i]);
-          return code;
-        }
+        const int64_t result =
+            found(uint8_t(in[3]), uint8_t(in[4]), absl::string_view(in).substr(9, len));
+        if (result != -3) return result;
         in.erase(0, 9 + len);
       }
       char buf[4096];
@@ -1168,14 +1161,8 @@ TEST_CASE("h2 front: many calls on one connection are no flood") {
   std::vector<int32_t> sids;
   for (int i = 0; i < 3000; ++i) {
     sids.push_back(rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true));
-    auto [backend, bsid] = rig.Request(static_cast<size_t>(i));
-    REQUIRE(rig.RunUntil(
-        [&, backend = backend, bsid = bsid] { return backend->stream(bsid).end_stream; }));
-    backend->Respond(bsid, ResponseHeaders());
-    backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-    REQUIRE(rig.Finish(sids.back()));
+    rig.AnswerOk(static_cast<size_t>(i), sids.back());
   }
-  for (int32_t sid : sids) CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
   CHECK_FALSE(rig.client().got_goaway());
 }
 
@@ -1187,12 +1174,7 @@ TEST_CASE(
     o.idle_timeout_ms = 300;
     o.handshake_timeout_ms = 300;
   });
-  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-  auto [backend, bsid] = rig.Request(0);
-  REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
-  backend->Respond(bsid, ResponseHeaders());
-  backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-  REQUIRE(rig.Finish(sid));
+  rig.AnswerOk(0, rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true));
   REQUIRE(rig.RunUntil([&] { return rig.client().got_goaway(); }));
   CHECK(rig.client().goaway_code() == NGHTTP2_NO_ERROR);
   REQUIRE(rig.RunUntil([&] { return rig.client().dead(); }));
@@ -1210,13 +1192,7 @@ TEST_CASE("h2 front: a connection that never completes its handshake is closed")
   // 5 000 silent sockets were kept open for good (the front's descriptors are finite).
   Rig rig([](FrontOptions& o) { o.handshake_timeout_ms = 300; });
   const auto unary = [&rig](size_t i) {
-    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    auto [backend, bsid] = rig.Request(i);
-    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
-    backend->Respond(bsid, ResponseHeaders());
-    backend->Write(bsid, GrpcMessage("a"), true, OkTrailers());
-    REQUIRE(rig.Finish(sid));
-    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+    rig.AnswerOk(i, rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true));
   };
   unary(0);  // the rig's client completes its handshake
   RawClient silent(rig.front().port());
