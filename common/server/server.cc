@@ -497,6 +497,11 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Request metadata up to what the gateway's HTTP/2 front forwards (64 KiB of header list, plus
+  // the headers it adds): at gRPC's default 8 KiB the server refused such calls at random or
+  // dropped the connection, and behind the front that connection carries other clients' calls
+  // (one client's 8 KiB of metadata failed health checks and calls of everyone).
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, kMaxMetadataBytes);
   builder.SetOption(std::make_unique<ServiceListOption>(names));
   for (grpc::Service* service : services) {
     if (service == nullptr) return absl::InvalidArgumentError("a registered service is null");

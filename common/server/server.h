@@ -39,6 +39,10 @@
 
 namespace maas::server {
 
+// Largest request metadata a server built here takes (GRPC_ARG_MAX_METADATA_SIZE): above the 64
+// KiB header list the gateway's HTTP/2 front forwards.
+inline constexpr int kMaxMetadataBytes = 96 * 1024;
+
 struct ServerOptions {
   // Address to listen on ("0.0.0.0", "::", "127.0.0.1", "localhost", ...). IPv6 literals need no
   // brackets.

@@ -307,3 +307,18 @@ def test_health_checks_are_answered_with_many_default_route_streams_open(tmp_pat
         for process in (gateway, generative, discriminative):
             assert process.stop() == 0
             process.release()
+
+
+def test_large_request_metadata_is_served_and_harms_no_other_call(stack):
+    """Request metadata between gRPC's default 8 KiB and the HTTP/2 front's 64 KiB header list: the front forwarded
+    it, and the services (at gRPC's default) refused such calls at random or dropped the connection, which behind
+    the front carries every client's calls (health checks failed with them). Now the services take what the front
+    forwards: calls with 20 KiB of metadata are answered, through the gateway and directly, and the gateway stays
+    healthy meanwhile."""
+    big = [("x-big-token", "v" * 20000)]
+    for stub in (stack.disc_gw, stack.disc):
+        for _ in range(20):
+            response = stub.Classify(disc.ClassifyRequest(model=ref("words"), texts=["bread"]), metadata=big,
+                                     timeout=TIMEOUT)
+            assert response.results[0].label == "cooking"
+    assert health_status(stack.gw_channel) == health_pb2.HealthCheckResponse.SERVING
