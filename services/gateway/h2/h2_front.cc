@@ -274,6 +274,11 @@ class FrameMeter {
       header_len_ = 0;
       skip_ = (uint64_t{header_[0]} << 16) | (uint64_t{header_[1]} << 8) | header_[2];
       tokens_ -= 1;
+      // A header block's own bytes pay for as much of its decoded header (charged per KiB as it
+      // is decoded): what is charged is what HPACK's references add.
+      if (header_[3] == NGHTTP2_HEADERS || header_[3] == NGHTTP2_CONTINUATION) {
+        Credit(static_cast<double>(skip_) / 1024);
+      }
       return total - n;
     }
     return total;
@@ -397,6 +402,8 @@ std::string PercentDecode(absl::string_view s) {
   return out;
 }
 
+// The method a liveness or readiness probe calls.
+constexpr absl::string_view kHealthCheckPath = "/grpc.health.v1.Health/Check";
 // Header fields a gRPC call's header block rarely exceeds (request: ~10, response: ~5).
 constexpr size_t kHeadersReserved = 16;
 // Largest header block (name + value + 32 per field, RFC 9113 SETTINGS_MAX_HEADER_LIST_SIZE) the
@@ -564,6 +571,9 @@ class H2Front::Impl {
   // Slots of max_concurrent_calls only the default route's calls may take: 1/16 of them, at
   // most 64 (none below 16).
   int DefaultRouteReserve() const { return std::min(64, options_.max_concurrent_calls / 16); }
+  // Of those, the slots only health checks (unary Check) may take: other default-route calls
+  // (Watch, ListModels) held open could fill the rest. 1/64, at most 16.
+  int HealthCheckReserve() const { return std::min(16, options_.max_concurrent_calls / 64); }
   // The call's request bytes no longer count against retry_buffer_total_bytes.
   void ForgetRetained(Call* call) {
     retained_bytes_ -= static_cast<int64_t>(call->retained);
@@ -1680,7 +1690,9 @@ void H2Front::Impl::StartCall(Call* call) {
   // The default route (health checks, the gateway's own service) keeps a few slots that calls of
   // the backend routes cannot take: calls that never end filled all 4096 and the kubelet's gRPC
   // probes of the gateway were refused with the rest, which restarts a gateway under load.
-  const int reserve = route == default_route_.get() ? 0 : DefaultRouteReserve();
+  const int reserve = route != default_route_.get() ? DefaultRouteReserve()
+                      : path == kHealthCheckPath    ? 0
+                                                    : HealthCheckReserve();
   if (active_calls_.load(std::memory_order_relaxed) >= options_.max_concurrent_calls - reserve) {
     ReplyStatus(
         call, kStatusResourceExhausted,

@@ -120,7 +120,7 @@ struct FrontOptions {
   // Calls in flight over all client connections (default route included); more are answered
   // RESOURCE_EXHAUSTED. >= 1. Calls of the backend routes may take all but 1/16 of them (at most
   // 64 kept), so that health checks and the gateway's own service are answered when they are
-  // full.
+  // full; other calls of the default route all but 1/64 (at most 16), kept for health Check.
   int max_concurrent_calls = 4096;
   // Largest gRPC message, bytes, in [1, 2^32 - 1], in both directions (read from the 5-byte message
   // prefixes, payloads are not parsed): a larger request message ends the call RESOURCE_EXHAUSTED

@@ -1138,6 +1138,40 @@ TEST_CASE("h2 front: header blocks that decode to far more than they send run th
   CHECK(raw.GoawayCode() == NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
+TEST_CASE("h2 front: large metadata sent as such is no flood") {
+  // Decoded header bytes are charged per KiB, for HPACK bombs; a block's own bytes pay for them.
+  // 100 calls with 50 KB of literal metadata each (a big token sent every time) were cut off by
+  // GOAWAY after about 20.
+  Rig rig;
+  for (size_t i = 0; i < 100; ++i) {
+    rig.AnswerOk(i, rig.client().Submit(
+                        With(RequestHeaders("/a.B/Unary"), "x-token", std::string(50000, 't')),
+                        GrpcMessage("q"), true));
+  }
+  CHECK_FALSE(rig.client().got_goaway());
+}
+
+TEST_CASE("h2 front: health checks keep slots that other default-route calls cannot take") {
+  // Watch or ListModels streams held open on the default route filled every slot the backend
+  // routes leave it, and health Check was refused RESOURCE_EXHAUSTED with the rest.
+  Rig rig([](FrontOptions& o) {
+    o.default_target = o.routes[0].target;
+    o.max_concurrent_calls = 64;  // backend routes 60; other default-route calls 63; Check 64
+  });
+  std::vector<int32_t> watches;
+  for (int i = 0; i < 63; ++i) {
+    watches.push_back(
+        rig.client().Submit(RequestHeaders("/grpc.health.v1.Health/Watch"), GrpcMessage(""), true));
+  }
+  REQUIRE(rig.RunUntil([&] { return rig.backend().requests().size() == 63; }));
+  const int32_t refused =
+      rig.client().Submit(RequestHeaders("/grpc.health.v1.Health/Watch"), GrpcMessage(""), true);
+  REQUIRE(rig.Finish(refused));
+  CHECK(Find(rig.call(refused).trailers, "grpc-status") == "8");
+  rig.AnswerOk(63, rig.client().Submit(RequestHeaders("/grpc.health.v1.Health/Check"),
+                                       GrpcMessage(""), true));
+}
+
 TEST_CASE("h2 front: a stream of many small messages is no flood") {
   // 20 000 DATA frames of one 1-byte gRPC message each (a bidi stream of small requests), twice
   // the bucket: frames that carry data cost nothing.
