@@ -608,7 +608,7 @@ class H2Front::Impl {
   nghttp2_option* option_ = nullptr;
   SSL_CTX* tls_ctx_ = nullptr;  // null: plaintext
   std::vector<Conn*> dirty_;
-  // Connections whose reads stopped at kMaxReadsPerRound with bytes possibly left in OpenSSL,
+  // Connections whose reads stopped at their round budget with bytes possibly left in OpenSSL,
   // which epoll would not report: read again next round.
   std::vector<Conn*> read_again_;
   int handshaking_ = 0;         // client connections not yet settled

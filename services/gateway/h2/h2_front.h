@@ -17,7 +17,7 @@
 // A request's header list is kept up to 64 KiB (advertised as SETTINGS_MAX_HEADER_LIST_SIZE);
 // beyond it the call is answered RESOURCE_EXHAUSTED.
 //
-// Hostile clients: a connection is read at most 4 buffers per round of events; every frame a
+// Hostile clients: a client connection is read at most 64 KiB per round of events; every frame a
 // client sends is counted against what its connection carries (GOAWAY ENHANCE_YOUR_CALM to a
 // flood of frames that carry nothing); connections that do not finish the handshake or a header
 // block within handshake_timeout_ms are closed, idle ones after idle_timeout_ms; the default
