@@ -54,6 +54,15 @@ def keys(entries):
     return [(e.name, e.version, e.kind) for e in entries]
 
 
+def create(models, kind, name):
+    """A small model of `kind` called `name`: a uniform box, or a two-text classifier."""
+    if kind == "generative":
+        models.generative.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])), name,
+                                 description=DESCRIPTION)
+    else:
+        models.discriminative.train(["a goal", "the bread"], ["sports", "food"], name=name, description=DESCRIPTION)
+
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     root = tmp_path_factory.mktemp("paging")
@@ -61,16 +70,9 @@ def stack(tmp_path_factory):
     with Stack(root, **args) as s:
         with maas_client.Models(s.gateway_process.address, timeout=TIMEOUT) as models:
             for i in [*range(N), 0, 1]:
-                if kind_of(i) == "generative":
-                    models.generative.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])),
-                                             f"m{i:03d}", description=DESCRIPTION)
-                else:
-                    models.discriminative.train(["a goal", "the bread"], ["sports", "food"], name=f"m{i:03d}",
-                                                description=DESCRIPTION)
-            models.generative.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])), "twin",
-                                     description=DESCRIPTION)
-            models.discriminative.train(["a goal", "the bread"], ["sports", "food"], name="twin",
-                                        description=DESCRIPTION)
+                create(models, kind_of(i), f"m{i:03d}")
+            create(models, "generative", "twin")
+            create(models, "discriminative", "twin")
     # Damage two models' only version while no server runs, then serve the store again.
     (root / "generative" / "m004" / "1" / "model.pb").write_bytes(b"")
     (root / "discriminative" / "m005" / "1" / "model.pb").write_bytes(b"")
@@ -211,12 +213,7 @@ def default_stack(tmp_path_factory):
     with Stack(tmp_path_factory.mktemp("paging_default")) as s:
         with maas_client.Models(s.gateway_process.address, timeout=TIMEOUT) as models:
             for i in range(SMALL_N):
-                if kind_of(i) == "generative":
-                    models.generative.create(gpb.GenerativeModelSpec(uniform=gpb.UniformSpec(low=[0.0], high=[1.0])),
-                                             f"s{i:03d}", description=DESCRIPTION)
-                else:
-                    models.discriminative.train(["a goal", "the bread"], ["sports", "food"], name=f"s{i:03d}",
-                                                description=DESCRIPTION)
+                create(models, kind_of(i), f"s{i:03d}")
         yield s
 
 
