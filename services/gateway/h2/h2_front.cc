@@ -39,6 +39,7 @@
 #include "absl/time/time.h"
 #include "common/adapter/deadline_counted.h"
 #include "services/gateway/h2/grpc_framing.h"
+#include "services/gateway/h2/tls_handshaker.h"
 
 namespace maas::gateway::h2 {
 
@@ -521,7 +522,11 @@ class H2Front::Impl {
   nghttp2_session_callbacks* MakeCallbacks();
   absl::StatusOr<std::unique_ptr<Route>> MakeRoute(const FrontRoute& r);
   void Accept();
-  Conn* NewConn(int fd, bool backend, Replica* replica);
+  // A connection on `fd`; a client's with `ssl` when its TLS handshake is done (created_ns: when
+  // it was accepted; 0 = now).
+  Conn* NewConn(int fd, bool backend, Replica* replica, SSL* ssl = nullptr, int64_t created_ns = 0);
+  // Client connections whose TLS handshake completed on handshaker_'s thread join the loop.
+  void AdoptHandshaken();
   Replica* PickReplica(Route* route, const Replica* avoid);
   Conn* ConnectionTo(Replica* replica);
   absl::Status InitTls();
@@ -607,6 +612,8 @@ class H2Front::Impl {
   nghttp2_session_callbacks* callbacks_ = nullptr;
   nghttp2_option* option_ = nullptr;
   SSL_CTX* tls_ctx_ = nullptr;  // null: plaintext
+  // With TLS: runs the client connections' handshakes off this thread.
+  std::unique_ptr<TlsHandshaker> handshaker_;
   std::vector<Conn*> dirty_;
   // Connections whose reads stopped at their round budget with bytes possibly left in OpenSSL,
   // which epoll would not report: read again next round.
@@ -814,7 +821,23 @@ void H2Front::Impl::OnWake() {
     shutdown = shutdown_requested_;
   }
   for (const auto& [route, addresses] : resolved) Reconcile(route, addresses);
+  if (handshaker_ != nullptr) AdoptHandshaken();
   if (shutdown && !draining_) BeginDrain();
+}
+
+void H2Front::Impl::AdoptHandshaken() {
+  for (const TlsHandshaker::Done& d : handshaker_->Take()) {
+    if (draining_) {  // GOAWAY went to every client: no new connection
+      SSL_free(d.ssl);
+      close(d.fd);
+      continue;
+    }
+    Conn* c = NewConn(d.fd, false, nullptr, d.ssl, d.accepted_ns);
+    // The client's first bytes (its preface) may already sit decrypted in OpenSSL, which epoll
+    // does not report.
+    c->read_again = true;
+    read_again_.push_back(c);
+  }
 }
 
 namespace {
@@ -998,6 +1021,13 @@ absl::Status H2Front::Impl::Init() {
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, listen_fd_, &ev);
   ev.data.ptr = &wake_fd_;
   epoll_ctl(epoll_fd_, EPOLL_CTL_ADD, wake_fd_, &ev);
+  if (tls_ctx_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<TlsHandshaker>> handshaker = TlsHandshaker::Start(
+        tls_ctx_, absl::Milliseconds(options_.handshake_timeout_ms), [this] { Wake(); },
+        options_.on_tls_handshake_step);
+    if (!handshaker.ok()) return handshaker.status();
+    handshaker_ = *std::move(handshaker);
+  }
   bool dns = default_route_ != nullptr && default_route_->dns;
   for (const auto& r : routes_) dns = dns || r->dns;
   if (dns) resolver_ = std::thread([this] { ResolverLoop(); });
@@ -1005,6 +1035,7 @@ absl::Status H2Front::Impl::Init() {
 }
 
 H2Front::Impl::~Impl() {
+  handshaker_.reset();  // its thread wakes this loop and uses tls_ctx_
   if (resolver_.joinable()) {
     {
       absl::MutexLock lock(&mu_);
@@ -1023,13 +1054,14 @@ H2Front::Impl::~Impl() {
   if (tls_ctx_ != nullptr) SSL_CTX_free(tls_ctx_);
 }
 
-Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
+Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica, SSL* ssl, int64_t created_ns) {
   auto* c = new Conn;
   c->front = this;
   c->fd = fd;
   c->is_backend = backend;
   c->replica = replica;
-  c->created_ns = NowNs();
+  c->ssl = ssl;
+  c->created_ns = created_ns != 0 ? created_ns : NowNs();
   c->last_recv_ns = c->created_ns;
   c->idle_since_ns = c->created_ns;
   if (backend) {
@@ -1038,11 +1070,6 @@ Conn* H2Front::Impl::NewConn(int fd, bool backend, Replica* replica) {
     nghttp2_session_server_new2(&c->session, callbacks_, c, option_);
     ++client_conns_;
     ++handshaking_;
-    if (tls_ctx_ != nullptr) {
-      c->ssl = SSL_new(tls_ctx_);
-      SSL_set_fd(c->ssl, fd);
-      SSL_set_accept_state(c->ssl);
-    }
     sockaddr_in peer{};
     socklen_t len = sizeof(peer);
     char ip[INET_ADDRSTRLEN] = "?";
@@ -1132,7 +1159,11 @@ void H2Front::Impl::Accept() {
       return;
     }
     SetNoDelay(fd);
-    NewConn(fd, false, nullptr);
+    if (handshaker_ != nullptr) {
+      handshaker_->Add(fd, NowNs());  // joins the loop once its TLS handshake is done
+    } else {
+      NewConn(fd, false, nullptr);
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // An HTTP/2 frame-forwarding data plane for the gateway (h2c, or h2 over TLS / mutual TLS).
 //
-// One epoll thread; every client connection is an nghttp2 server session, every backend connection
-// an nghttp2 client session kept open across calls. A call (HTTP/2 stream) is routed by the service
+// One epoll thread (and with TLS one more that runs the clients' TLS handshakes: TlsHandshaker);
+// every client connection is an nghttp2 server session, every backend connection an nghttp2
+// client session kept open across calls. A call (HTTP/2 stream) is routed by the service
 // part of its :path header, exactly like Router: "/<service>/<method>" -> the route of <service>;
 // a call of any other service goes to the default route (in maas-gateway: its own gRPC server on a
 // loopback port, which answers health, reflection, maas.gateway.v1.Gateway and UNIMPLEMENTED).
@@ -201,6 +202,9 @@ struct FrontOptions {
   // Called on the front's thread after each round of events (e.g. to write the call log lines
   // on_call_end collected in one write). May be null.
   std::function<void()> on_round_end;
+  // With TLS: called before each step of a client's TLS handshake, on the thread that runs the
+  // handshakes (a test holds a handshake with it). May be null.
+  std::function<void()> on_tls_handshake_step;
 };
 
 class H2Front {

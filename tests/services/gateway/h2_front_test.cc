@@ -7,12 +7,18 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <string>
@@ -28,6 +34,7 @@
 namespace maas::gateway::h2 {
 namespace {
 
+using testing::ClientTlsContext;
 using testing::FakeBackend;
 using testing::Find;
 using testing::FrontThread;
@@ -1308,6 +1315,166 @@ TEST_CASE("h2 front: TLS files come in pairs and are named when they cannot be l
   REQUIRE_FALSE(front.ok());
   CHECK(front.status().code() == absl::StatusCode::kFailedPrecondition);
   CHECK(front.status().message().find("/nonexistent/server.pem") != std::string::npos);
+}
+
+// A self-signed EC P-256 certificate for 127.0.0.1 and its key, as PEM files in a fresh directory
+// under TMPDIR (or /tmp).
+struct TlsFiles {
+  std::string cert;
+  std::string key;
+};
+TlsFiles SelfSignedTlsFiles() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/maas-h2-tls-XXXXXX";
+  REQUIRE(mkdtemp(dir.data()) != nullptr);
+  EVP_PKEY* key = EVP_EC_gen("P-256");
+  REQUIRE(key != nullptr);
+  X509* cert = X509_new();
+  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+  X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+  X509_set_pubkey(cert, key);
+  X509_NAME* name = X509_get_subject_name(cert);
+  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+  X509_set_issuer_name(cert, name);
+  REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+  TlsFiles files{dir + "/server.pem", dir + "/server.key"};
+  FILE* f = fopen(files.cert.c_str(), "w");
+  REQUIRE(f != nullptr);
+  PEM_write_X509(f, cert);
+  fclose(f);
+  f = fopen(files.key.c_str(), "w");
+  REQUIRE(f != nullptr);
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  fclose(f);
+  X509_free(cert);
+  EVP_PKEY_free(key);
+  return files;
+}
+
+// OpenSSL writes with write(2): a peer that closed must be EPIPE, not SIGPIPE, on this thread.
+void BlockSigpipe() {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
+}
+
+TEST_CASE("h2 front: a TLS handshake in progress does not hold the calls of other connections") {
+  BlockSigpipe();
+  // A client can make the server sign a handshake without any cryptography of its own (a replayed
+  // ClientHello): on the front's event thread, such handshakes had cut every TLS client's calls
+  // ~25x. Here one handshake step is held; an established TLS client's calls must still cross.
+  const TlsFiles files = SelfSignedTlsFiles();
+  SSL_CTX* client_tls = ClientTlsContext();
+  std::atomic<bool> hold{false};
+  absl::Notification entered, release;
+  PeerOptions client;
+  client.tls = client_tls;
+  {
+    Rig rig(
+        [&](FrontOptions& o) {
+          o.tls_cert_file = files.cert;
+          o.tls_key_file = files.key;
+          o.on_tls_handshake_step = [&] {
+            if (hold.exchange(false)) {
+              entered.Notify();
+              release.WaitForNotificationWithTimeout(absl::Seconds(60));
+            }
+          };
+        },
+        client);
+    const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    rig.AnswerOk(0, first);  // over TLS
+
+    hold = true;
+    const int other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(rig.front().port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(connect(other, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    REQUIRE(send(other, "\x16\x03\x01", 3, MSG_NOSIGNAL) == 3);  // a record header: a step
+    REQUIRE(entered.WaitForNotificationWithTimeout(absl::Seconds(30)));
+
+    const int32_t second =
+        rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    rig.AnswerOk(1, second);  // while the other connection's handshake step is held
+    const int32_t third = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    rig.AnswerOk(2, third);
+    release.Notify();
+    close(other);
+  }
+  SSL_CTX_free(client_tls);
+  std::remove(files.cert.c_str());
+  std::remove(files.key.c_str());
+  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
+}
+
+TEST_CASE("h2 front: TLS clients whose handshake fails or stalls are closed, others served") {
+  BlockSigpipe();
+  const TlsFiles files = SelfSignedTlsFiles();
+  SSL_CTX* client_tls = ClientTlsContext();
+  PeerOptions client;
+  client.tls = client_tls;
+  {
+    Rig rig(
+        [&](FrontOptions& o) {
+          o.tls_cert_file = files.cert;
+          o.tls_key_file = files.key;
+          o.handshake_timeout_ms = 300;
+        },
+        client);
+    const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    rig.AnswerOk(0, first);  // its handshake done within the timeout
+    const auto connect_raw = [&] {
+      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      sockaddr_in addr{};
+      addr.sin_family = AF_INET;
+      addr.sin_port = htons(static_cast<uint16_t>(rig.front().port()));
+      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+      return fd;
+    };
+    // Silent after connecting: closed at the handshake timeout. Not TLS: closed at once.
+    const int silent = connect_raw();
+    const int plain = connect_raw();
+    const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    REQUIRE(send(plain, preface.data(), preface.size(), MSG_NOSIGNAL) ==
+            static_cast<ssize_t>(preface.size()));
+    // A TLS client that offers no h2 in ALPN: refused in its handshake.
+    SSL_CTX* http1 = SSL_CTX_new(TLS_client_method());
+    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+    SSL_CTX_set_alpn_protos(http1, kHttp11, sizeof(kHttp11));
+    SSL* no_h2 = SSL_new(http1);
+    const int no_h2_fd = connect_raw();
+    SSL_set_fd(no_h2, no_h2_fd);
+    CHECK(SSL_connect(no_h2) != 1);
+    SSL_free(no_h2);
+    SSL_CTX_free(http1);
+    close(no_h2_fd);
+    const auto closed_by_front = [](int fd) {
+      timeval tv{30, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      char buf[4096];
+      for (;;) {
+        const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+        if (n < 0) return false;  // 30 s without the front closing it
+      }
+    };
+    CHECK(closed_by_front(plain));
+    CHECK(closed_by_front(silent));
+    close(plain);
+    close(silent);
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+    rig.AnswerOk(1, sid);  // the established client is still served
+  }
+  SSL_CTX_free(client_tls);
+  std::remove(files.cert.c_str());
+  std::remove(files.key.c_str());
+  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
 }
 
 }  // namespace

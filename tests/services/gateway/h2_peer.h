@@ -18,6 +18,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <nghttp2/nghttp2.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -107,7 +109,20 @@ struct PeerOptions {
   bool auto_consume = true;
   // Server sessions: SETTINGS_MAX_CONCURRENT_STREAMS (0 = none announced).
   uint32_t max_concurrent_streams = 0;
+  // Client sessions: TLS with this context (its ALPN offering "h2"); null = plaintext. The context
+  // needs SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER (ClientTlsContext).
+  SSL_CTX* tls = nullptr;
 };
+
+// A TLS client context for Peer: ALPN "h2", any server certificate accepted. SSL_CTX_free it.
+inline SSL_CTX* ClientTlsContext() {
+  SSL_CTX* ctx = SSL_CTX_new(TLS_client_method());
+  static const unsigned char kH2[] = {2, 'h', '2'};
+  SSL_CTX_set_alpn_protos(ctx, kH2, sizeof(kH2));
+  SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, nullptr);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  return ctx;
+}
 
 class Peer {
  public:
@@ -147,10 +162,16 @@ class Peer {
     nghttp2_submit_settings(session_, NGHTTP2_FLAG_NONE, iv.data(), iv.size());
     nghttp2_session_set_local_window_size(session_, NGHTTP2_FLAG_NONE, 0,
                                           options_.connection_window);
+    if (options_.tls != nullptr && !server) {
+      ssl_ = SSL_new(options_.tls);
+      SSL_set_fd(ssl_, fd_);
+      SSL_set_connect_state(ssl_);  // the handshake runs within the first reads and writes
+    }
   }
   Peer(const Peer&) = delete;
   Peer& operator=(const Peer&) = delete;
   ~Peer() {
+    if (ssl_ != nullptr) SSL_free(ssl_);
     nghttp2_session_del(session_);
     if (fd_ >= 0) close(fd_);
   }
@@ -180,7 +201,7 @@ class Peer {
     if (frozen_) return true;
     for (;;) {
       uint8_t buf[64 * 1024];
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+      const ssize_t n = Receive(buf, sizeof(buf));
       if (n > 0) {
         bytes_received_ += n;
         if (nghttp2_session_mem_recv(session_, buf, n) < 0) return Kill();
@@ -197,7 +218,7 @@ class Peer {
       out_.append(reinterpret_cast<const char*>(data), n);
     }
     while (out_off_ < out_.size()) {
-      const ssize_t n = send(fd_, out_.data() + out_off_, out_.size() - out_off_, MSG_NOSIGNAL);
+      const ssize_t n = SendSome(out_.data() + out_off_, out_.size() - out_off_);
       if (n < 0) {
         if (errno == EAGAIN) break;
         if (errno == EINTR) continue;
@@ -210,6 +231,31 @@ class Peer {
       out_off_ = 0;
     }
     return true;
+  }
+
+  // recv(2), or SSL_read: a TLS step waiting for the peer is EAGAIN.
+  ssize_t Receive(uint8_t* buf, size_t size) {
+    if (ssl_ == nullptr) return recv(fd_, buf, size, 0);
+    ERR_clear_error();  // SSL_get_error reads the thread's queue: no earlier failure's entries
+    const int n = SSL_read(ssl_, buf, static_cast<int>(size));
+    return n > 0 ? n : TlsFailure(n);
+  }
+  // send(2), or SSL_write likewise.
+  ssize_t SendSome(const char* data, size_t size) {
+    if (ssl_ == nullptr) return send(fd_, data, size, MSG_NOSIGNAL);
+    ERR_clear_error();
+    const int n = SSL_write(ssl_, data, static_cast<int>(size));
+    return n > 0 ? n : TlsFailure(n);
+  }
+  ssize_t TlsFailure(int n) {
+    const int err = SSL_get_error(ssl_, n);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      errno = EAGAIN;
+      return -1;
+    }
+    if (err == SSL_ERROR_ZERO_RETURN) return 0;
+    errno = ECONNRESET;
+    return -1;
   }
 
   // Client: a request (HEADERS, then `body` as DATA; END_STREAM after it when `end`).
@@ -377,6 +423,7 @@ class Peer {
   int fd_;
   bool server_;
   PeerOptions options_;
+  SSL* ssl_ = nullptr;  // a TLS client's
   nghttp2_session* session_ = nullptr;
   std::string out_;
   size_t out_off_ = 0;
