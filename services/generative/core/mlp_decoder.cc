@@ -567,12 +567,19 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     if (g != nullptr) *g = grad - z;
     return log_lik - 0.5 * z.squaredNorm();
   };
-  // Posterior mode: gradient ascent with backtracking (Armijo), from the prior mean.
+  // Posterior mode: gradient ascent with backtracking (Armijo), from the prior mean. No step moves
+  // z by more than kMaxMove (prior standard deviations): a steep start (a sharp likelihood) had
+  // jumped past the mode nearest the prior mean into another basin, whose Laplace proposal then
+  // missed most of the posterior mass with weights that looked healthy; and a step that starts at
+  // the cap reaches any gradient's scale (at a noise variance of 1e-24, 60 halvings of a step of 1
+  // had not, and the search stayed at z = 0).
+  constexpr double kMaxMove = 0.5;
   Eigen::VectorXd z = Eigen::VectorXd::Zero(l), g(l), trial_g(l);
   double value = objective(z, &g);
   double step = 1.0;
   for (int iteration = 0; iteration < 500 && g.norm() > 1e-9; ++iteration) {
     bool moved = false;
+    step = std::min(step, kMaxMove / g.norm());
     for (int halving = 0; halving < 60; ++halving) {
       const Eigen::VectorXd trial = z + step * g;
       const double trial_value = objective(trial, &trial_g);
