@@ -27,6 +27,17 @@ SimdLevel ComputeBest() {
 
 }  // namespace
 
+std::string SimdEnvironmentProblem() {
+  const char* wanted = std::getenv("MAAS_SIMD");
+  if (wanted == nullptr || std::strcmp(wanted, "baseline") == 0 ||
+      std::strcmp(wanted, "avx2") == 0 || std::strcmp(wanted, "avx512") == 0) {
+    return "";
+  }
+  return std::string("the environment variable MAAS_SIMD is \"") + wanted +
+         "\"; it must be baseline, avx2 or avx512 (it caps the SIMD level; unset it for the "
+         "best level of this CPU)";
+}
+
 SimdLevel BestSimdLevel() {
   static const SimdLevel level = ComputeBest();  // a cached CPUID query, not mutable state
   return level;

@@ -4,6 +4,7 @@
 #ifndef MAAS_COMMON_RANDOM_SIMD_LEVEL_H_
 #define MAAS_COMMON_RANDOM_SIMD_LEVEL_H_
 
+#include <string>
 #include <vector>
 
 namespace maas::random {
@@ -18,6 +19,12 @@ enum class SimdLevel {
 // MAAS_SIMD=baseline|avx2|avx512 lowers it (never above what the CPU supports), for checking the
 // bit-identity of the levels on one machine.
 SimdLevel BestSimdLevel();
+
+// Empty when MAAS_SIMD is unset or one of baseline / avx2 / avx512 (exactly, lower case); else a
+// message naming the value and the accepted ones, for the process to refuse to start with: a
+// misspelt value used to be ignored, so a check of the levels' bit-identity compared the best
+// level with itself and passed.
+std::string SimdEnvironmentProblem();
 
 // All levels this CPU supports, baseline first.
 std::vector<SimdLevel> SupportedSimdLevels();

@@ -16,6 +16,7 @@
 #include "common/adapter/dispatcher.h"
 #include "common/adapter/stream_budget.h"
 #include "common/exec/worker_pool.h"
+#include "common/random/simd_level.h"
 #include "common/registry/model_repository.h"
 #include "common/server/flags_help.h"
 #include "common/server/malloc_retention.h"
@@ -128,6 +129,10 @@ int main(int argc, char** argv) {
   // graph updated on every lock, a measurable share of a small call's CPU. The unit tests (which do
   // not run this) keep it on and so still catch lock-order cycles.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+  if (const std::string problem = maas::random::SimdEnvironmentProblem(); !problem.empty()) {
+    std::cerr << "maas-generative: " << problem << "\n";
+    return 1;
+  }
   maas::server::BlockTerminationSignals();
   maas::server::IgnoreBrokenPipes();
   if (absl::GetFlag(FLAGS_malloc_retain_mb) < 0 ||
@@ -252,8 +257,10 @@ int main(int argc, char** argv) {
     maas::server::ExportModelCacheMetrics(*metrics, repository);
   }
   maas::server::ServeUntilTerminated(
-      **server, absl::StrCat("maas.generative.v1.GenerativeService (model_dir ",
-                             absl::GetFlag(FLAGS_model_dir), ")"));
+      **server,
+      absl::StrCat("maas.generative.v1.GenerativeService (model_dir ",
+                   absl::GetFlag(FLAGS_model_dir), ", sampling kernels on the ",
+                   maas::random::SimdLevelName(maas::random::BestSimdLevel()), " SIMD path)"));
   repository.SetLoadObserver({});  // the metrics go with the server
   return 0;
 }

@@ -1,5 +1,6 @@
 """Each server binary's --help lists its own flags (with defaults) and exits 0."""
 
+import os
 import subprocess
 
 import grpc
@@ -54,6 +55,29 @@ def test_discriminative_names_its_word_count_simd_path(tmp_path, monkeypatch):
     finally:
         process.stop()
         process.release()
+
+
+def test_generative_names_its_simd_level(tmp_path, monkeypatch):
+    """The ready line says which instruction-set path the sampling kernels take (it did not: a cross-level check
+    could not see which level ran)."""
+    monkeypatch.setenv("MAAS_SIMD", "baseline")
+    process = start_generative(tmp_path)
+    try:
+        assert "sampling kernels on the baseline SIMD path" in process.stderr_text()
+    finally:
+        process.stop()
+        process.release()
+
+
+@pytest.mark.parametrize("name", ["maas-discriminative", "maas-generative"])
+@pytest.mark.parametrize("value", ["AVX2", "sse2", " avx2", ""])
+def test_both_services_refuse_an_unknown_maas_simd_value_naming_it(name, value, tmp_path):
+    """A misspelt MAAS_SIMD used to be ignored (the best level ran), so a bit-identity check across levels compared
+    the best level with itself and passed."""
+    result = subprocess.run([binary(name), "--port", "0", "--model_dir", str(tmp_path)],
+                            capture_output=True, text=True, timeout=60, env={**os.environ, "MAAS_SIMD": value})
+    assert result.returncode != 0
+    assert f'MAAS_SIMD is "{value}"; it must be baseline, avx2 or avx512' in result.stderr, result.stderr
 
 
 def test_gateway_refuses_a_reconnect_backoff_below_1ms_naming_the_flag():
