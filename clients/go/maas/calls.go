@@ -67,12 +67,12 @@ func clientStream[Req, Resp any](c caller, ctx context.Context, rpc string,
 // the call; an error ends the sequence (yielded once, with a nil message).
 func serverStream[Req, Resp any](ctx context.Context, rpc string, req *Req,
 	open func(context.Context, *Req, ...grpc.CallOption) (grpc.ServerStreamingClient[Resp], error)) iter.Seq2[*Resp, error] {
+	if req == nil {
+		req = new(Req) // here, not in the sequence: ranges over it may run at once (each is a call)
+	}
 	return func(yield func(*Resp, error) bool) {
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		if req == nil {
-			req = new(Req)
-		}
 		stream, err := open(ctx, req)
 		if err != nil {
 			yield(nil, wrapCallError(ctx, rpc, err))

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -320,4 +321,34 @@ func TestFarDeadline(t *testing.T) {
 	if last.GetStopReason() != generativev1.StopReason_MAX_SAMPLES {
 		t.Fatalf("StreamEstimate stopped with %v, want MAX_SAMPLES", last.GetStopReason())
 	}
+}
+
+// One Sample or StreamEstimate sequence made with a nil request may be ranged over from several goroutines at once
+// (each range is a call of its own); it was a data race (the sequence replaced the nil request by an empty one in
+// the variable its ranges share), which `go test -race` reports.
+func TestNilRequestSequenceRangedConcurrently(t *testing.T) {
+	g := dialGateway(t).Generative
+	sample := g.Sample(testContext(t), nil)
+	estimate := g.StreamEstimate(testContext(t), nil)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for _, err := range sample {
+				if maas.Code(err) != codes.InvalidArgument { // no model named
+					t.Errorf("Sample(nil): %v", err)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for _, err := range estimate {
+				if maas.Code(err) != codes.InvalidArgument {
+					t.Errorf("StreamEstimate(nil): %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
