@@ -27,7 +27,9 @@ func (d *DiscriminativeClient) CreateModel(ctx context.Context,
 }
 
 // Train trains a pipeline: config first, then each batch of labelled texts (see Batches), pulled lazily, so a
-// corpus need not be in memory. To abort while the batches are produced, cancel ctx: nothing is stored.
+// corpus need not be in memory. To abort while the batches are produced, cancel ctx: nothing is stored. batches
+// runs on a goroutine of the client's: the deadline and ctx end the call even while it blocks, and its next yield
+// then returns false; a panic of batches is raised again here (see the package documentation).
 func (d *DiscriminativeClient) Train(ctx context.Context, config *discriminativev1.TrainConfig,
 	batches iter.Seq[*discriminativev1.TextBatch]) (*discriminativev1.TrainResponse, error) {
 	first := &discriminativev1.TrainRequest{Message: &discriminativev1.TrainRequest_Config{Config: config}}
@@ -44,7 +46,9 @@ func (d *DiscriminativeClient) Classify(ctx context.Context,
 }
 
 // ClassifyStream sends each request of requests on one bidi stream and yields the matching responses, in
-// order, as they arrive (each range over the result is one call; breaking out cancels it).
+// order, as they arrive (each range over the result is one call; breaking out cancels it). requests runs on a
+// goroutine of the client's; a panic of it cancels the call and is raised again, with its value, in the loop
+// ranging over the responses.
 func (d *DiscriminativeClient) ClassifyStream(ctx context.Context,
 	requests iter.Seq[*discriminativev1.ClassifyRequest]) iter.Seq2[*discriminativev1.ClassifyResponse, error] {
 	return bidiStream(ctx, "DiscriminativeService.ClassifyStream", requests, d.raw.ClassifyStream)
@@ -56,7 +60,7 @@ func (d *DiscriminativeClient) Vectorize(ctx context.Context,
 	return unary(d.caller, ctx, "DiscriminativeService.Vectorize", req, d.raw.Vectorize)
 }
 
-// Evaluate scores a model on streamed labelled texts: config first, then each batch.
+// Evaluate scores a model on streamed labelled texts: config first, then each batch (pulled as Train's).
 func (d *DiscriminativeClient) Evaluate(ctx context.Context, config *discriminativev1.EvaluateConfig,
 	batches iter.Seq[*discriminativev1.TextBatch]) (*discriminativev1.EvaluateResponse, error) {
 	first := &discriminativev1.EvaluateRequest{Message: &discriminativev1.EvaluateRequest_Config{Config: config}}

@@ -11,7 +11,13 @@
 //     run under the context alone, since a stream may legitimately run for long.
 //   - Streams as iterators: server streams are iter.Seq2[*Response, error] (range over them; breaking out of
 //     the loop cancels the call), client streams take an iter.Seq of chunks, and the bidi ClassifyStream takes
-//     an iter.Seq of requests and yields the responses.
+//     an iter.Seq of requests and yields the responses. The client pulls a chunks or requests iterator on a
+//     goroutine of its own, one message at a time (yield returns once the message is sent, or false when the call
+//     has ended: the iterator should then return, which ends that goroutine). So the deadline and ctx end a
+//     client-streaming call even while its iterator blocks (DEADLINE_EXCEEDED / CANCELLED at once). A panic of
+//     the iterator cancels the call and is raised again, with its value, on the caller's goroutine: from the
+//     FitModel, Train or Evaluate call, or from the loop ranging over ClassifyStream's responses (after that loop
+//     has ended the call is over, and a panic is dropped).
 //   - Texts as bytes: ClassifyBytes, ClassifyStreamBytes, VectorizeBytes, TrainBytes and EvaluateBytes take the
 //     texts as []byte (LabeledBytes for labelled ones, batched by BytesBatches), as scikit-learn's vectorizers
 //     take bytes. A text that is not UTF-8 meets the model's decode_error (strict: INVALID_ARGUMENT naming

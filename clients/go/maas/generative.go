@@ -26,7 +26,9 @@ func (g *GenerativeClient) CreateModel(ctx context.Context,
 
 // FitModel fits a model to streamed rows: config first, then each chunk of chunks (see NewMatrix and
 // SplitRows). To abort while the chunks are produced, cancel ctx: nothing is stored. A chunk whose values do not
-// fill its rows x cols fails the call with INVALID_ARGUMENT before it is sent (nothing is stored).
+// fill its rows x cols fails the call with INVALID_ARGUMENT before it is sent (nothing is stored). chunks runs
+// on a goroutine of the client's: the deadline and ctx end the call even while it blocks, and its next yield then
+// returns false; a panic of chunks is raised again here (see the package documentation).
 func (g *GenerativeClient) FitModel(ctx context.Context, config *generativev1.FitConfig,
 	chunks iter.Seq[*commonv1.Matrix]) (*generativev1.FitModelResponse, error) {
 	first := &generativev1.FitModelRequest{Message: &generativev1.FitModelRequest_Config{Config: config}}
