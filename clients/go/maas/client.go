@@ -98,12 +98,17 @@ func WithTLSConfig(cfg *tls.Config) Option {
 // WithBearerToken sends "authorization: Bearer <token>" with every call (servers started with
 // --auth_token_file require it for CreateModel, FitModel, Train and DeleteModel). The token is sent over
 // plaintext connections too: use TLS anywhere but loopback. Only one of WithBearerToken and
-// WithBearerTokenFile may be given (as the Python and TypeScript clients refuse token with token_file).
+// WithBearerTokenFile may be given (as the Python and TypeScript clients refuse token with token_file). The token
+// (surrounding whitespace ignored) must be printable ASCII, space to '~', which is all the header carries: Dial
+// refuses another one (a non-ASCII or control character) with an error that does not quote it.
 func WithBearerToken(token string) Option {
 	return func(s *settings) error {
 		token = strings.TrimSpace(token)
 		if token == "" {
 			return errors.New("maas: WithBearerToken: empty token")
+		}
+		if problem := headerValueProblem(token); problem != "" {
+			return fmt.Errorf("maas: WithBearerToken: %s", problem)
 		}
 		if s.token != "" {
 			return errors.New("maas: a bearer token was given twice (WithBearerToken / WithBearerTokenFile): give one")
@@ -122,6 +127,9 @@ func WithBearerTokenFile(path string) Option {
 		}
 		if strings.TrimSpace(string(data)) == "" {
 			return fmt.Errorf("maas: WithBearerTokenFile: %s is empty", path)
+		}
+		if problem := headerValueProblem(strings.TrimSpace(string(data))); problem != "" {
+			return fmt.Errorf("maas: WithBearerTokenFile: the token in %s: %s", path, problem)
 		}
 		return WithBearerToken(string(data))(s)
 	}
@@ -227,6 +235,24 @@ func (c *Client) WaitServing(ctx context.Context, service string) error {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// headerValueProblem says why token cannot be sent in the authorization header, which carries printable ASCII only
+// (space to '~'), or "" when it can. It names the character's position and kind, never the token (errors are
+// logged): grpc-go would fail every call with INTERNAL instead.
+func headerValueProblem(token string) string {
+	runes := []rune(token)
+	for i, r := range runes {
+		switch {
+		case r < 0x20 || r == 0x7f:
+			return fmt.Sprintf("the token cannot be sent in the authorization header: its character %d of %d is a "+
+				"control character (U+%04X); a token is printable ASCII (space to ~)", i+1, len(runes), r)
+		case r > 0x7e:
+			return fmt.Sprintf("the token cannot be sent in the authorization header: its character %d of %d is not "+
+				"ASCII; a token is printable ASCII (space to ~)", i+1, len(runes))
+		}
+	}
+	return ""
 }
 
 // bearerToken is the per-call credential of WithBearerToken.

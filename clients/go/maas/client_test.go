@@ -312,6 +312,33 @@ func TestMutualTLSAndBearerToken(t *testing.T) {
 	}
 }
 
+// A token the authorization header cannot carry (not ASCII, a control character) is refused by Dial, in a message
+// that does not quote it; it used to be taken, and every call then failed with INTERNAL.
+func TestBearerTokenThatIsNoHeaderValue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "token")
+	for _, token := range []string{"s3cr\u00e9t-9xq", "line-one\nline-two", "tabbed\tzz9q", "deleted\x7fzz9q", "emoji-\U0001F600"} {
+		if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, opt := range []maas.Option{maas.WithBearerToken(token), maas.WithBearerTokenFile(path)} {
+			_, err := maas.Dial("127.0.0.1:1", opt)
+			if err == nil || !strings.Contains(err.Error(), "cannot be sent in the authorization header: its character") {
+				t.Fatalf("Dial with token %q: %v", token, err)
+			}
+			for _, piece := range strings.FieldsFunc(token, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
+				if len(piece) >= 4 && strings.Contains(err.Error(), piece) {
+					t.Fatalf("the error quotes the token: %v", err)
+				}
+			}
+		}
+	}
+	c, err := maas.Dial("127.0.0.1:1", maas.WithBearerToken("  printable ASCII, spaces too ~  "))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+}
+
 // Leaving a ClassifyStream loop early cancels the call and stops the goroutine that reads the requests, even from
 // an endless source.
 func TestBidiStreamEarlyExitStopsTheSender(t *testing.T) {

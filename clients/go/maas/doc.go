@@ -34,7 +34,8 @@
 //     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
 //     errors.Is(err, context.Canceled) hold for those codes.
 //   - Security: TLS (WithTLS), mutual TLS (WithClientCertificate), a bearer token sent as
-//     "authorization: Bearer <token>" on every call (WithBearerToken, WithBearerTokenFile).
+//     "authorization: Bearer <token>" on every call (WithBearerToken, WithBearerTokenFile; printable ASCII, as
+//     the header carries nothing else: Dial refuses another token without quoting it).
 //
 // Typical use:
 //
