@@ -3,6 +3,7 @@
 // same (camelCase) name. Requests are the generated types, given as DeepPartial objects (what
 // `Message.fromPartial` takes: 64-bit fields as number, string or bigint), so a field that a server version adds
 // is usable as soon as the code is regenerated, without a change here.
+import { X509Certificate } from "node:crypto";
 import { readFileSync } from "node:fs";
 import {
   CallOptions as GrpcCallOptions,
@@ -59,7 +60,10 @@ export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
 
 /** TLS settings: PEM contents or file paths (contents win). */
 export interface TlsOptions {
-  /** CA certificates that sign the server's certificate (PEM). Unset: the system's roots. */
+  /**
+   * CA certificates that sign the server's certificate (PEM; the constructor refuses ones holding no PEM certificate,
+   * naming the file). Unset: the system's roots.
+   */
   ca?: Buffer | string;
   caFile?: string;
   /** Client certificate chain and key (PEM) for mutual TLS. */
@@ -77,6 +81,8 @@ export interface ClientOptions {
   /**
    * Bearer token sent as "authorization: Bearer <token>" with every call (servers started with --auth_token_file
    * require it for CreateModel, FitModel, Train and DeleteModel). Sent over plaintext too: use TLS beyond loopback.
+   * Printable ASCII (space to "~"), all the header carries: the constructor throws a TypeError for another token (a
+   * non-ASCII or control character), naming the character's position, never the token.
    */
   token?: string;
   /** Read the token from this file (surrounding whitespace ignored, as the servers do); not with `token`. */
@@ -146,7 +152,33 @@ function channelCredentials(options: ClientOptions): ChannelCredentials {
   if ((cert === null) !== (key === null)) {
     throw new Error("maas: tls needs both a client certificate and its key (cert/certFile and key/keyFile), or neither");
   }
-  return credentials.createSsl(pem(tls.ca, tls.caFile, "CA"), key, cert);
+  return credentials.createSsl(caCertificates(tls), key, cert);
+}
+
+/**
+ * The CA certificates of tls (null: the system's roots), refused at construction, naming where they came from, when
+ * they hold no PEM certificate (grpc-js would take them and every call would fail the handshake with "self-signed
+ * certificate in certificate chain"); Go's WithTLS refuses them too.
+ */
+function caCertificates(tls: TlsOptions): Buffer | null {
+  const ca = pem(tls.ca, tls.caFile, "CA");
+  if (ca === null) {
+    return null;
+  }
+  const blocks = ca.toString("latin1").match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  const parses = (block: string) => {
+    try {
+      new X509Certificate(block);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  if (!blocks.some(parses)) {
+    const where = tls.ca !== undefined ? "tls.ca" : `the CA file ${tls.caFile}`;
+    throw new Error(`maas: no PEM certificate in ${where} (a CA is given as PEM: -----BEGIN CERTIFICATE----- ...)`);
+  }
+  return ca;
 }
 
 function bearerToken(options: ClientOptions): string | undefined {
@@ -168,7 +200,33 @@ function bearerToken(options: ClientOptions): string | undefined {
   if (token === "") {
     throw new Error("maas: the bearer token is empty");
   }
+  const problem = headerValueProblem(token);
+  if (problem !== undefined) {
+    // The message never quotes the token (it would end up in logs).
+    const which = options.tokenFile !== undefined ? `the bearer token in ${options.tokenFile}` : "the bearer token";
+    throw new TypeError(
+      `maas: ${which} cannot be sent in the authorization header: ${problem}; a token is printable ASCII (space to ~)`);
+  }
   return token;
+}
+
+/**
+ * Why value cannot be a gRPC (HTTP/2) header value, which carries printable ASCII only (space to "~"), or undefined
+ * when it can. Names the character's position and kind, never the value.
+ */
+function headerValueProblem(value: string): string | undefined {
+  const chars = [...value];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i].codePointAt(0) ?? 0;
+    if (c < 0x20 || c === 0x7f) {
+      const code = c.toString(16).toUpperCase().padStart(4, "0");
+      return `its character ${i + 1} of ${chars.length} is a control character (U+${code})`;
+    }
+    if (c > 0x7e) {
+      return `its character ${i + 1} of ${chars.length} is not ASCII`;
+    }
+  }
+  return undefined;
 }
 
 /** The request of a unary or server-streaming call and its serializer (to name a field it cannot send). */

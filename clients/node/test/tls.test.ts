@@ -80,3 +80,35 @@ it("needs TLS, a client certificate and the token for writes", async () => {
   assert.throws(() => new MaasClient(server.address, { token: "ts-s3cret", tokenFile: pki("token") }), /not both/);
   assert.throws(() => new MaasClient(server.address, { tls: { certFile: pki("client.pem") } }), /both/);
 });
+
+it("refuses a token that cannot be a header value at construction, without quoting it", () => {
+  // It used to be taken, and every call then failed with a plain Error quoting "Bearer <token>" (into logs).
+  const tokens = ["s3cr\u00e9t-9xq", "line-one\nline-two", "tabbed\tzz9q", "deleted\u007fzz9q", "emoji-\u{1F600}"];
+  for (const token of tokens) {
+    writeFileSync(pki("bad-token"), `${token}\n`);
+    for (const options of [{ token }, { tokenFile: pki("bad-token") }]) {
+      assert.throws(() => new MaasClient(server.address, options), (e: unknown) => {
+        assert.ok(e instanceof TypeError, String(e));
+        assert.match(e.message, /bearer token.* cannot be sent in the authorization header: its character \d+ of \d+ is/);
+        for (const piece of token.split(/[^ -~]/).filter((p) => p.length >= 4)) {
+          assert.ok(!e.message.includes(piece), `${e.message} quotes the token`);
+        }
+        return true;
+      }, JSON.stringify(options));
+    }
+  }
+  new MaasClient(server.address, { token: "  printable ASCII, spaces too ~  " }).close();
+});
+
+it("refuses CA certificates that are not PEM at construction, naming the file", () => {
+  // They used to be taken, and every call then failed the handshake with "self-signed certificate in certificate
+  // chain". Go's WithTLS refuses them too.
+  writeFileSync(pki("garbage.pem"), "not a pem\n");
+  writeFileSync(pki("broken.pem"), "-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n");
+  for (const file of ["garbage.pem", "broken.pem", "client.key"]) {
+    assert.throws(() => new MaasClient(server.address, { tls: { caFile: pki(file) } }),
+      (e: unknown) => e instanceof Error && e.message.includes(`no PEM certificate in the CA file ${pki(file)}`));
+  }
+  assert.throws(() => new MaasClient(server.address, { tls: { ca: "not a pem" } }), /no PEM certificate in tls\.ca/);
+  new MaasClient(server.address, { tls: { caFile: pki("ca.pem") } }).close();
+});
