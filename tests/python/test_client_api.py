@@ -124,6 +124,50 @@ def test_exact_estimate_matches_the_closed_form(gen, box):
     streamed = list(gen.stream_estimate(box, x, "exact"))
     assert len(streamed) == 1 and streamed[0].stop_reason == "exact_result"
     np.testing.assert_array_equal(streamed[0].log_likelihood, est.log_likelihood)
+    assert np.all(est.statistics.count == 0) and np.all(est.ais_acceptance_rate == 0)  # no weights
+
+
+@pytest.fixture(scope="module")
+def latent(gen):
+    """A fitted ppca model with one latent dimension in 3: Monte Carlo estimates have weights that vary."""
+    rng = np.random.default_rng(11)
+    rows = rng.normal(size=(400, 1)) @ [[1.0, -0.5, 2.0]] + 0.3 * rng.normal(size=(400, 3))
+    gen.fit(rows, "ppca", name="latent", latent_dim=1, seed=1)
+    return "latent"
+
+
+def test_sample_shards_merge_exactly(gen, latent):
+    """A job sharded over calls (row_offset, sample_offset; the same seed) merges into what one call reports: the
+    statistics of two sample shards combine with WeightStatistics.merge (as the C++ CLI's and the Go / TS clients'
+    do). The client used to take neither offset and to drop the statistics and the AIS acceptance rate."""
+    x = np.array([[0.5, -0.2, 1.1], [-1.0, 0.4, -2.0], [0.2, 0.1, 0.3]])
+    whole = gen.estimate(latent, x, "prior", 3000, seed=9)
+    first = gen.estimate(latent, x[1:], "prior", 1000, seed=9, row_offset=1)
+    second = gen.estimate(latent, x[1:], "prior", 2000, seed=9, row_offset=1, sample_offset=1000)
+    merged = first.statistics.merge(second.statistics)
+    np.testing.assert_array_equal(merged.count, [3000, 3000])
+    np.testing.assert_array_equal(whole.statistics.count, [3000] * 3)
+    for got, want in ((merged.log_sum_w, whole.statistics.log_sum_w), (merged.log_sum_w2, whole.statistics.log_sum_w2),
+                      (merged.log_likelihood, whole.log_likelihood)):
+        np.testing.assert_allclose(got, want[1:], rtol=0, atol=1e-12)
+    np.testing.assert_allclose(merged.ess, whole.ess[1:], rtol=1e-9)
+    np.testing.assert_allclose(merged.standard_error, whole.standard_error[1:], rtol=1e-9)
+    np.testing.assert_allclose(whole.statistics.log_likelihood, whole.log_likelihood, rtol=0, atol=1e-12)
+    assert np.all(whole.standard_error > 0) and np.all(whole.ais_acceptance_rate == 0)
+    # row_offset names the global row: without it, x[1] would draw row 0's samples.
+    alone = gen.estimate(latent, x[1:2], "prior", 3000, seed=9, row_offset=1)
+    assert alone.log_likelihood[0] == whole.log_likelihood[1]
+    assert gen.estimate(latent, x[1:2], "prior", 3000, seed=9).log_likelihood[0] != whole.log_likelihood[1]
+    # stream_estimate shards the same way: its steps cover samples sample_offset + s * num_samples onwards.
+    steps = list(gen.stream_estimate(latent, x[1:], "prior", 1000, seed=9, row_offset=1, sample_offset=1000,
+                                     max_samples=2000))
+    assert steps[-1].stop_reason == "max_samples"
+    np.testing.assert_array_equal(steps[-1].statistics.count, second.statistics.count)
+    np.testing.assert_allclose(steps[-1].statistics.log_sum_w, second.statistics.log_sum_w, rtol=0, atol=1e-12)
+    ais = gen.estimate(latent, x, "ais", 16, seed=3, ais={"num_temperatures": 8})
+    assert np.all((ais.ais_acceptance_rate > 0) & (ais.ais_acceptance_rate <= 1))
+    with pytest.raises(errors.InvalidArgumentError, match="sample_offset"):
+        gen.estimate(latent, x, "prior", 10, seed=9, sample_offset=-1)
 
 
 def test_fit_streams_chunks_from_an_iterable(gen):

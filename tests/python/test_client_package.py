@@ -42,7 +42,8 @@ def test_monte_carlo_estimates_convert_to_arrays():
     from maas_client.types import Estimate
     response = gpb.EstimateLogLikelihoodResponse(estimator=gpb.IMPORTANCE, seed=12, model_version=3, rows=[
         gpb.RowEstimate(log_likelihood=-1.5, standard_error=0.01, ess=900.5, num_samples=1000, pareto_k=0.2,
-                        exact_log_likelihood=-1.49),
+                        exact_log_likelihood=-1.49, ais_acceptance_rate=0.75,
+                        statistics=gpb.WeightStatistics(count=1000, log_sum_w=2.5, log_sum_w2=1.25)),
         gpb.RowEstimate(log_likelihood=-7.0, standard_error=0.3, ess=12.0, num_samples=1000, pareto_k=0.9),
     ])
     est = Estimate.from_proto(response, stop_reason="target_reached")
@@ -51,3 +52,6 @@ def test_monte_carlo_estimates_convert_to_arrays():
     assert est.ess.tolist() == [900.5, 12.0] and est.num_samples.tolist() == [1000, 1000]
     assert est.pareto_k.tolist() == [0.2, 0.9]
     assert est.exact_log_likelihood[0] == -1.49 and str(est.exact_log_likelihood[1]) == "nan"
+    assert est.ais_acceptance_rate.tolist() == [0.75, 0.0]
+    assert est.statistics.count.tolist() == [1000, 0] and est.statistics.log_sum_w.tolist() == [2.5, 0.0]
+    assert est.statistics.log_sum_w2.tolist() == [1.25, 0.0]

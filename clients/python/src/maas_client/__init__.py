@@ -16,7 +16,7 @@ from maas_client._text_wire import pack_texts
 from maas_client.generative import GenerativeClient
 from maas_client.models import Models
 from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, ModelInfo, ModelList, Predictions,
-                               SampleBatch, TrainResult, UnreadableVersion)
+                               SampleBatch, TrainResult, UnreadableVersion, WeightStatistics)
 
 __version__ = "0.1.0"
 
@@ -25,5 +25,5 @@ __all__ = [
     "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
     "ModelInfo", "ModelList", "Models", "NotFoundError", "PermissionDeniedError", "Predictions",
     "ResourceExhaustedError", "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError",
-    "UnimplementedError", "UnreadableVersion", "pack_texts",
+    "UnimplementedError", "UnreadableVersion", "WeightStatistics", "pack_texts",
 ]

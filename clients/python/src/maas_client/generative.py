@@ -154,13 +154,15 @@ class GenerativeClient(ServiceClient):
 
     # -- estimate -------------------------------------------------------------------------------------------------
     def _estimate_request(self, name: str, rows: ArrayLike, estimator: Optional[str], num_samples: int,
-                          seed: Optional[int], version: int,
-                          ais: Optional[Mapping[str, Any]]) -> pb.EstimateLogLikelihoodRequest:
+                          seed: Optional[int], version: int, ais: Optional[Mapping[str, Any]], row_offset: int,
+                          sample_offset: int) -> pb.EstimateLogLikelihoodRequest:
         num_samples = check_int(num_samples, "num_samples")
         version = check_int(version, "version", 0, INT64_MAX)
         request = pb.EstimateLogLikelihoodRequest(model=common.ModelRef(name=name, version=version),
                                                   x=to_matrix(rows, "rows"), estimator=_estimator(estimator),
-                                                  num_samples=num_samples)
+                                                  num_samples=num_samples,
+                                                  row_offset=check_int(row_offset, "row_offset"),
+                                                  sample_offset=check_int(sample_offset, "sample_offset"))
         if seed is not None:
             request.seed = check_int(seed, "seed")
         if ais:
@@ -169,24 +171,34 @@ class GenerativeClient(ServiceClient):
 
     def estimate(self, name: str, rows: ArrayLike, estimator: Optional[str] = None, num_samples: int = 0,
                  seed: Optional[int] = None, *, version: int = 0, ais: Optional[Mapping[str, Any]] = None,
-                 timeout: Optional[float] = None) -> Estimate:
+                 row_offset: int = 0, sample_offset: int = 0, timeout: Optional[float] = None) -> Estimate:
         """log p(x) of each row with `estimator` ("exact", "prior", "importance", "ais"; None: exact where the
         family is tractable, else importance). Returns arrays: log_likelihood, standard_error, ess, pareto_k
-        (k-hat), num_samples, exact_log_likelihood. `ais` holds AisOptions fields (num_temperatures, ...)."""
-        request = self._estimate_request(name, rows, estimator, num_samples, seed, version, ais)
+        (k-hat), num_samples, exact_log_likelihood, ais_acceptance_rate, and the mergeable `statistics` of the
+        weights. `ais` holds AisOptions fields (num_temperatures, ...).
+
+        Sharding a job over calls (same seed): `row_offset` is the global index of the first row (row i is global
+        row row_offset + i), `sample_offset` the global index of this call's first sample (AIS: chain) of every
+        row. Calls over disjoint sample ranges draw disjoint samples; `a.statistics.merge(b.statistics)` is then
+        what one call over the union reports (its log_likelihood, ess and standard_error)."""
+        request = self._estimate_request(name, rows, estimator, num_samples, seed, version, ais, row_offset,
+                                         sample_offset)
         return Estimate.from_proto(self.connection.unary("EstimateLogLikelihood", self._estimate, request, timeout))
 
     def stream_estimate(self, name: str, rows: ArrayLike, estimator: Optional[str] = None, num_samples: int = 0,
                         seed: Optional[int] = None, *, target_standard_error: float = 0.0, max_samples: int = 0,
-                        version: int = 0, ais: Optional[Mapping[str, Any]] = None,
-                        timeout: Optional[float] = None) -> Iterator[Estimate]:
+                        version: int = 0, ais: Optional[Mapping[str, Any]] = None, row_offset: int = 0,
+                        sample_offset: int = 0, timeout: Optional[float] = None) -> Iterator[Estimate]:
         """Running estimates over growing sample counts (num_samples more per step) until every row's standard
         error is at most target_standard_error, max_samples per row, or the deadline. The last Estimate has
-        stop_reason set ("target_reached", "max_samples", "deadline", "exact_result")."""
+        stop_reason set ("target_reached", "max_samples", "deadline", "exact_result"). `row_offset` and
+        `sample_offset` shard as in estimate(): step s covers global samples sample_offset + s * num_samples
+        onwards."""
         check(target_standard_error >= 0, f"target_standard_error must be >= 0, got {target_standard_error}")
         max_samples = check_int(max_samples, "max_samples")
         request = pb.StreamEstimateRequest(
-            request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais),
+            request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais, row_offset,
+                                           sample_offset),
             target_standard_error=target_standard_error, max_samples=max_samples)
         for response in self.connection.unary_stream("StreamEstimate", self._stream_estimate, request, timeout):
             reason = (pb.StopReason.Name(response.stop_reason).lower()

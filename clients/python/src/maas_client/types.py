@@ -164,6 +164,54 @@ class SampleBatch:
 
 
 @dataclasses.dataclass(frozen=True)
+class WeightStatistics:
+    """Mergeable statistics of each row's Monte Carlo weights (arrays of length N; count 0 for EXACT). The estimates
+    of shards of one job (the same seed; disjoint sample_offset ranges of the same rows) combine exactly:
+    `a.merge(b)`, then log_likelihood / ess / standard_error of the union, as one call over it would report."""
+
+    count: npt.NDArray[np.int64]  # number of weights (samples, or AIS chains)
+    log_sum_w: FloatArray  # log sum_i w_i
+    log_sum_w2: FloatArray  # log sum_i w_i^2
+
+    def merge(self, other: "WeightStatistics") -> "WeightStatistics":
+        """The statistics of the union of two disjoint sample ranges of the same rows (counts add, log sums combine
+        by logsumexp)."""
+        check(self.count.shape == other.count.shape,
+              f"merge: statistics of {self.count.shape[0]} and {other.count.shape[0]} rows")
+        return WeightStatistics(count=self.count + other.count, log_sum_w=np.logaddexp(self.log_sum_w, other.log_sum_w),
+                                log_sum_w2=np.logaddexp(self.log_sum_w2, other.log_sum_w2))
+
+    @property
+    def log_likelihood(self) -> FloatArray:
+        """log(mean w) per row, the Monte Carlo estimate of log p(x); NaN where there is no weight."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(self.count > 0, self.log_sum_w - np.log(self.count.astype(np.float64)), np.nan)
+
+    @property
+    def ess(self) -> FloatArray:
+        """Effective sample size (sum w)^2 / sum w^2 per row; NaN where there is no weight."""
+        with np.errstate(invalid="ignore"):
+            return np.where(self.count > 0, np.exp(2 * self.log_sum_w - self.log_sum_w2), np.nan)
+
+    @property
+    def standard_error(self) -> FloatArray:
+        """Delta-method standard error sqrt(1/ESS - 1/N) per row, nats: +inf with fewer than 2 weights or when they
+        are all zero, NaN where there is no weight."""
+        n = self.count.astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            se = np.sqrt(np.maximum(1 / self.ess - 1 / n, 0.0))
+        undefined = (self.count < 2) | np.isneginf(self.log_sum_w)
+        return np.where(self.count == 0, np.nan, np.where(undefined, np.inf, se))
+
+    @staticmethod
+    def from_proto(rows: Iterable[generative.RowEstimate]) -> "WeightStatistics":
+        rows = list(rows)
+        return WeightStatistics(count=np.array([r.statistics.count for r in rows], dtype=np.int64),
+                                log_sum_w=np.array([r.statistics.log_sum_w for r in rows], dtype=np.float64),
+                                log_sum_w2=np.array([r.statistics.log_sum_w2 for r in rows], dtype=np.float64))
+
+
+@dataclasses.dataclass(frozen=True)
 class Estimate:
     """Per-row log p(x) estimates (arrays of length N) and how they were made."""
 
@@ -176,6 +224,8 @@ class Estimate:
     estimator: str  # "exact", "prior", "importance", "ais"
     seed: int
     model_version: int
+    statistics: WeightStatistics  # mergeable across sample shards (WeightStatistics.merge); count 0 for EXACT
+    ais_acceptance_rate: FloatArray  # AIS: mean HMC acceptance over chains and temperatures; 0 otherwise
     stop_reason: Optional[str] = None  # stream_estimate's last estimate: "target_reached", "max_samples", ...
 
     @staticmethod
@@ -192,7 +242,10 @@ class Estimate:
                 [r.exact_log_likelihood if r.HasField("exact_log_likelihood") else np.nan for r in rows],
                 dtype=np.float64),
             estimator=generative.Estimator.Name(response.estimator).lower(),
-            seed=response.seed, model_version=response.model_version, stop_reason=stop_reason)
+            seed=response.seed, model_version=response.model_version,
+            statistics=WeightStatistics.from_proto(rows),
+            ais_acceptance_rate=np.array([r.ais_acceptance_rate for r in rows], dtype=np.float64),
+            stop_reason=stop_reason)
 
 
 @dataclasses.dataclass(frozen=True)
