@@ -2,6 +2,7 @@
 (client_certificate + client_key) and bearer tokens (token / token_file) for --auth_token_file servers.
 Certificates are made in the test by openssl."""
 
+import re
 import subprocess
 
 import grpc
@@ -110,3 +111,16 @@ def test_bad_security_options_are_clear_errors(pki, tmp_path):
     for blank in ("", " \n\t"):
         with pytest.raises(ValueError, match="token is empty"):
             maas_client.Connection("127.0.0.1:1", token=blank)
+
+
+def test_a_token_that_is_no_header_value_is_refused_without_quoting_it(tmp_path):
+    """It used to be taken, and every call then failed with InternalError "Invalid metadata"; the Go and TypeScript
+    clients refuse the same tokens with the same message."""
+    for token in ("s3cr\u00e9t-9xq", "line-one\nline-two", "tabbed\tzz9q", "deleted\x7fzz9q", "emoji-\U0001F600"):
+        (tmp_path / "token").write_text(token + "\n", encoding="utf-8")
+        for options in ({"token": token}, {"token_file": tmp_path / "token"}):
+            with pytest.raises(ValueError, match="cannot be sent in the authorization header: its character") as e:
+                maas_client.Connection("127.0.0.1:1", **options)
+            pieces = [p for p in re.split(r"[^ -~]", token) if len(p) >= 4]
+            assert pieces and not any(p in str(e.value) for p in pieces), str(e.value)
+    maas_client.Connection("127.0.0.1:1", token="  printable ASCII, spaces too ~  ").close()

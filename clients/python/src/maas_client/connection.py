@@ -45,6 +45,18 @@ def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
         raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from e
 
 
+def _header_value_problem(value: str) -> Optional[str]:
+    """Why value cannot be a gRPC (HTTP/2) header value, which carries printable ASCII only (space to "~"), or None.
+    Names the character's position and kind, never the value (gRPC would fail every call with INTERNAL "Invalid
+    metadata")."""
+    for i, c in enumerate(value):
+        if ord(c) < 0x20 or ord(c) == 0x7F:
+            return f"its character {i + 1} of {len(value)} is a control character (U+{ord(c):04X})"
+        if ord(c) > 0x7E:
+            return f"its character {i + 1} of {len(value)} is not ASCII"
+    return None
+
+
 class Connection:
     """A channel to `target` ("host:port" or any gRPC target such as "dns:///maas:50051"; default $MAAS_TARGET,
     else 127.0.0.1:50051, where `make run` serves the gateway).
@@ -55,8 +67,9 @@ class Connection:
       client_certificate, client_key: PEM bytes or files of this client's certificate (mutual TLS).
       server_name: the name to check the server's certificate against, when it differs from the target's host.
       token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace is
-        ignored; an empty token is a ValueError), as the servers' --auth_token_file requires for calls that change
-        state.
+        ignored; an empty token is a ValueError, as is one that is not printable ASCII, all the header carries: the
+        message names the character's position, never the token), as the servers' --auth_token_file requires for
+        calls that change state.
     timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
     max_message_bytes: the largest message sent or received (default 64 MiB, the servers' default); listings ask
       for pages no larger. With channel=, the channel's receive limit (default gRPC's 4 MiB).
@@ -89,6 +102,12 @@ class Connection:
             token = token.strip()  # as the servers read their --auth_token_file
             if not token:
                 raise ValueError("token is empty")
+        if token is not None:
+            problem = _header_value_problem(token)
+            if problem is not None:  # never quote the token: errors end up in logs
+                source = f"the token in token_file {token_file}" if token_file is not None else "token"
+                raise ValueError(f"{source} cannot be sent in the authorization header: {problem}; a token is "
+                                 "printable ASCII (space to ~)")
         target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
         self.target = target
         self.timeout = float(timeout)
