@@ -16,8 +16,8 @@
 //     has ended: the iterator should then return, which ends that goroutine). So the deadline and ctx end a
 //     client-streaming call even while its iterator blocks (DEADLINE_EXCEEDED / CANCELLED at once). A panic of
 //     the iterator cancels the call and is raised again, with its value, on the caller's goroutine: from the
-//     FitModel, Train or Evaluate call, or from the loop ranging over ClassifyStream's responses (after that loop
-//     has ended the call is over, and a panic is dropped).
+//     FitModel, Train or Evaluate call, or from the loop ranging over ClassifyStream's responses (once the call
+//     has returned, or that loop has ended, the call is over and a panic is dropped).
 //   - Texts as bytes: ClassifyBytes, ClassifyStreamBytes, VectorizeBytes, TrainBytes and EvaluateBytes take the
 //     texts as []byte (LabeledBytes for labelled ones, batched by BytesBatches), as scikit-learn's vectorizers
 //     take bytes. A text that is not UTF-8 meets the model's decode_error (strict: INVALID_ARGUMENT naming
