@@ -250,7 +250,7 @@ EstimateStream::EstimateStream(Plan plan) : plan_(std::move(plan)) {
   pareto_k_.assign(rows, std::numeric_limits<double>::quiet_NaN());
 }
 
-bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
+absl::StatusOr<bool> EstimateStream::Next(v1::StreamEstimateResponse* message) {
   if (done_) return false;
   message->Clear();
   if (!plan_.has_value()) {
@@ -286,6 +286,14 @@ bool EstimateStream::Next(v1::StreamEstimateResponse* message) {
       if (outer.Check().code() == absl::StatusCode::kCancelled) {  // Nobody is reading any more.
         done_ = true;
         return false;
+      }
+      if (samples_done_ == 0) {  // Nothing complete to report: NaN estimates would look like one.
+        done_ = true;
+        return absl::DeadlineExceededError(absl::StrCat(
+            "the call's deadline came before the first increment of ", increment,
+            " samples per row finished for ", plan.x.rows(),
+            " rows (nothing is estimated yet); give the call more time, or ask for fewer rows or "
+            "a smaller num_samples per increment"));
       }
       reason = v1::DEADLINE;  // Cut off by the deadline: report the last complete estimate.
     } else {

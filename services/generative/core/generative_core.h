@@ -201,8 +201,9 @@ class EstimateStream {
     std::shared_ptr<void> reservation;  // the stream's share of the tail budget, while it lives
   };
   explicit EstimateStream(Plan plan);
-  // Fills the next message; false when the stream is over.
-  bool Next(v1::StreamEstimateResponse* message);
+  // Fills the next message; false when the stream is over. DEADLINE_EXCEEDED when the deadline
+  // came before the first increment finished (no estimate exists to report).
+  absl::StatusOr<bool> Next(v1::StreamEstimateResponse* message);
 
  private:
   v1::EstimateLogLikelihoodResponse exact_;

@@ -402,10 +402,17 @@ TEST_CASE("Bernoulli-likelihood models refuse x values other than 0 and 1, namin
   CHECK(f.core->EstimateLogLikelihood(Request(v1::PRIOR, 2)).ok());
 }
 
+// The stream's next message (REQUIREs that it is not an error); false when it is over.
+bool NextOk(EstimateStream& stream, v1::StreamEstimateResponse* message) {
+  absl::StatusOr<bool> more = stream.Next(message);
+  REQUIRE(more.ok());
+  return *more;
+}
+
 std::vector<v1::StreamEstimateResponse> Drain(EstimateStream& stream) {
   std::vector<v1::StreamEstimateResponse> out;
   v1::StreamEstimateResponse message;
-  while (stream.Next(&message)) out.push_back(message);
+  while (NextOk(stream, &message)) out.push_back(message);
   return out;
 }
 
@@ -487,13 +494,23 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
   stream = f.core->StartStreamEstimate(request, f.now + absl::Seconds(10));
   REQUIRE(stream.ok());
   v1::StreamEstimateResponse message;
-  REQUIRE((*stream)->Next(&message));
+  REQUIRE(NextOk(**stream, &message));
   CHECK(message.stop_reason() == v1::STOP_REASON_UNSPECIFIED);
   f.now += absl::Seconds(11);
-  REQUIRE((*stream)->Next(&message));
+  REQUIRE(NextOk(**stream, &message));
   CHECK(message.stop_reason() == v1::DEADLINE);
   CHECK(message.estimate().rows(0).num_samples() == 200);  // The last complete estimate.
-  CHECK_FALSE((*stream)->Next(&message));
+  CHECK_FALSE(NextOk(**stream, &message));
+
+  // Deadline before the first increment finished: no estimate exists, so the stream ends
+  // DEADLINE_EXCEEDED (it used to end OK with NaN estimates and stop reason DEADLINE).
+  stream = f.core->StartStreamEstimate(request, f.now + absl::Seconds(10));
+  REQUIRE(stream.ok());
+  f.now += absl::Seconds(11);
+  const absl::StatusOr<bool> cut = (*stream)->Next(&message);
+  CHECK(cut.status().code() == absl::StatusCode::kDeadlineExceeded);
+  CHECK_THAT(std::string(cut.status().message()), Catch::Contains("first increment of 200"));
+  CHECK_FALSE(NextOk(**stream, &message));
 
   // One sample per increment: the standard error of one weight is undefined (+inf), so even a
   // target no estimate can miss is reached only with the second sample.

@@ -333,10 +333,10 @@ TEST_CASE("exact estimates equal the closed form, latent estimators are refused 
   auto stream = f.core->StartStreamEstimate(stream_request);
   REQUIRE(stream.ok());
   v1::StreamEstimateResponse message;
-  REQUIRE((*stream)->Next(&message));
+  REQUIRE(*(*stream)->Next(&message));
   CHECK(message.stop_reason() == v1::EXACT_RESULT);
   CHECK(message.estimate().rows(0).log_likelihood() == Approx(-std::log(8.0)).epsilon(1e-15));
-  CHECK_FALSE((*stream)->Next(&message));
+  CHECK_FALSE(*(*stream)->Next(&message));
 }
 
 v1::FitModelRequest Config(const std::string& name) {
