@@ -105,6 +105,15 @@ def test_bad_security_options_are_clear_errors(pki, tmp_path):
         maas_client.Connection("127.0.0.1:1", client_certificate=pki / "client.pem")
     with pytest.raises(ValueError, match="root_certificates: cannot read"):
         maas_client.Connection("127.0.0.1:1", root_certificates=tmp_path / "missing.pem")
+    # A CA file without a PEM certificate: every call used to fail UNAVAILABLE with a handshake error naming nothing.
+    for junk in (b"not a certificate\n", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+                 (pki / "ca.key").read_bytes(), b"\xff\xfe"):
+        (tmp_path / "junk.pem").write_bytes(junk)
+        with pytest.raises(ValueError, match=f"root_certificates: {tmp_path / 'junk.pem'} holds no PEM certificate"):
+            maas_client.Connection("127.0.0.1:1", root_certificates=tmp_path / "junk.pem")
+        with pytest.raises(ValueError, match="root_certificates: the bytes given holds no PEM certificate"):
+            maas_client.Connection("127.0.0.1:1", root_certificates=junk)
+    maas_client.Connection("127.0.0.1:1", root_certificates=pki / "ca.pem").close()
     (tmp_path / "empty").write_text("  \n")
     with pytest.raises(ValueError, match="is empty"):
         maas_client.Connection("127.0.0.1:1", token_file=tmp_path / "empty")

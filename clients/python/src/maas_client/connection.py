@@ -12,6 +12,7 @@ from __future__ import annotations
 import operator
 import os
 import pathlib
+import ssl
 from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
 
 import grpc
@@ -43,6 +44,21 @@ def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
         return path.read_bytes()
     except OSError as e:
         raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from e
+
+
+def _read_ca(source: Optional[PemSource]) -> Optional[bytes]:
+    """root_certificates read (_read_pem) and checked to hold a PEM certificate: gRPC takes anything and every call
+    then failed UNAVAILABLE with a handshake error that did not name the file."""
+    data = _read_pem(source, "root_certificates")
+    if data is None:
+        return None
+    where = "the bytes given" if isinstance(source, bytes) else str(source)
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
+    except (ssl.SSLError, UnicodeDecodeError, ValueError) as e:
+        raise ValueError(f"root_certificates: {where} holds no PEM certificate (-----BEGIN CERTIFICATE----- ...); "
+                         "give the PEM file of the CA that signed the server's certificate") from e
+    return data
 
 
 def _header_value_problem(value: str) -> Optional[str]:
@@ -138,7 +154,7 @@ class Connection:
             channel_options.append(("grpc.ssl_target_name_override", server_name))
         if secure:
             credentials = grpc.ssl_channel_credentials(
-                root_certificates=_read_pem(root_certificates, "root_certificates"),
+                root_certificates=_read_ca(root_certificates),
                 private_key=_read_pem(client_key, "client_key"),
                 certificate_chain=_read_pem(client_certificate, "client_certificate"))
             self.channel = grpc.secure_channel(target, credentials, options=channel_options)
