@@ -99,6 +99,8 @@ class ModelCache {
   // own). Dropped by Unadopt, or taken by that load.
   void Adopt(std::string_view name, int64_t version, ModelPtr model, int64_t stored_size);
   void Unadopt(std::string_view name, int64_t version);
+  // Deletes through to the store, then drops the versions it deleted from memory at once (a call
+  // that holds one keeps it until it ends).
   absl::StatusOr<std::vector<int64_t>> Delete(
       std::string_view name, int64_t version,
       const std::function<absl::Status()>& still_wanted = nullptr);
@@ -206,6 +208,9 @@ class ModelCache {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Points `latest` at the listing's newest version if loaded; drops a superseded unpinned latest.
   void UpdateLatest(NameState& state) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After a Delete: lists `name` in the store and drops the loaded versions the listing no longer
+  // has (and the name, when nothing of it is left), so deleted models free their memory at once.
+  void ForgetDeleted(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
   // the result. Returns the model (null if !load).
   absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load);
@@ -603,7 +608,30 @@ absl::StatusOr<std::vector<int64_t>> ModelCache<T>::Delete(
     std::string_view name, int64_t version, const std::function<absl::Status()>& still_wanted) {
   absl::StatusOr<std::vector<int64_t>> deleted = store_->Delete(name, version, still_wanted);
   Invalidate(name);  // even on error: part of a delete-all may have happened
+  ForgetDeleted(std::string(name));
   return deleted;
+}
+
+template <class T>
+void ModelCache<T>::ForgetDeleted(const std::string& name) {
+  uint64_t seq;
+  {
+    absl::MutexLock lock(&mu_);
+    if (names_.find(name) == names_.end()) return;  // nothing of it loaded
+    seq = ++seq_;
+  }
+  // A listing taken after the delete: what it no longer has is dropped now. (Before, the deleted
+  // versions stayed loaded, and charged to the budget, until the next Get of the name or poll;
+  // a server without polling whose clients used each name once kept up to its whole budget of
+  // deleted models.)
+  absl::StatusOr<std::vector<int64_t>> listed = store_->ListVersions(name);
+  if (!listed.ok() && !absl::IsNotFound(listed.status())) return;  // the next Get lists again
+  const std::vector<int64_t> versions = listed.ok() ? *listed : std::vector<int64_t>{};
+  absl::MutexLock lock(&mu_);
+  auto it = names_.find(name);
+  if (it == names_.end()) return;
+  ApplyListing(it->second, versions, seq);
+  if (it->second.versions.empty() && it->second.loaded.empty()) names_.erase(it);
 }
 
 template <class T>

@@ -161,6 +161,65 @@ TEST_CASE("ModelCache: an in-flight model survives its deletion") {
   CHECK(weak.expired());
 }
 
+TEST_CASE("ModelCache::Delete drops the deleted versions from memory at once without waiting for a Get") {
+  // A fuzz run (create, classify, delete; each name used once; --poll_seconds 0) found the servers
+  // holding their whole --model_cache_bytes of deleted models: they left memory only when the
+  // name was asked for again or polled, or when evicted by the budget.
+  for (const bool polling : {false, true}) {
+    CAPTURE(polling);
+    MemoryModelStore store;
+    CountingLoader loader;
+    Cache cache(&store, loader.loader());
+    if (polling) cache.StartPolling(absl::Hours(1));
+    std::vector<std::weak_ptr<const TestModel>> weak;
+    for (int i = 0; i < 3; ++i) {
+      const std::string name = absl::StrCat("m", i);
+      REQUIRE(cache.Put(name, Content("a")).ok());
+      REQUIRE(cache.Put(name, Content("b")).ok());
+      auto latest = cache.Get(name, 0);
+      auto first = cache.Get(name, 1);
+      REQUIRE(latest.ok());
+      REQUIRE(first.ok());
+      weak.push_back(*latest);
+      weak.push_back(*first);
+    }
+    REQUIRE(cache.loaded_versions() == 6);
+    const int64_t bytes_per_version = cache.loaded_bytes() / 6;
+    REQUIRE(bytes_per_version > 0);
+    const int loads = loader.calls();
+
+    // One version of m0: the other stays loaded.
+    auto deleted = cache.Delete("m0", 1);
+    REQUIRE(deleted.ok());
+    CHECK(*deleted == std::vector<int64_t>{1});
+    CHECK(cache.loaded_versions() == 5);
+    CHECK(weak[1].expired());
+    CHECK_FALSE(weak[0].expired());
+    // Every version of m1 (no Get of m1 follows).
+    REQUIRE(cache.Delete("m1", 0).ok());
+    CHECK(cache.loaded_versions() == 3);
+    CHECK(cache.loaded_bytes() == 3 * bytes_per_version);
+    CHECK(weak[2].expired());
+    CHECK(weak[3].expired());
+    // A call holding a deleted version keeps it until it ends, and nothing else keeps it.
+    auto in_flight = cache.Get("m2", 0);
+    REQUIRE(in_flight.ok());
+    REQUIRE(cache.Delete("m2", 0).ok());
+    CHECK(cache.loaded_versions() == 1);
+    CHECK((*in_flight)->tag == "b");
+    CHECK_FALSE(weak[4].expired());
+    in_flight = absl::NotFoundError("released");
+    CHECK(weak[4].expired());
+    CHECK(weak[5].expired());
+    // The name left (nothing of it is stored), and the version that stayed still answers.
+    auto kept = cache.Get("m0", 2);
+    REQUIRE(kept.ok());
+    CHECK((*kept)->tag == "b");
+    CHECK(absl::IsNotFound(cache.Get("m1", 0).status()));
+    CHECK(loader.calls() == loads);  // nothing was loaded again
+  }
+}
+
 TEST_CASE("ModelCache with polling answers from memory and sees local writes at once") {
   MemoryModelStore memory;
   CountingStore store(&memory);
