@@ -1,7 +1,10 @@
 #include "common/server/malloc_retention.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -39,6 +42,70 @@ absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes) {
 #else
   return MallocRetention::kDefault;
 #endif
+}
+
+absl::StatusOr<HeapResidency> MeasureHeapResidency() {
+#if defined(__GLIBC__)
+  // statm: size resident shared text lib data dt, in pages; shared = resident file-backed pages.
+  std::ifstream statm("/proc/self/statm");
+  int64_t size = 0, resident = 0, shared = 0;
+  if (!(statm >> size >> resident >> shared)) {
+    return absl::UnavailableError("cannot read /proc/self/statm");
+  }
+  const int64_t page = static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+  const struct mallinfo2 info = mallinfo2();
+  HeapResidency residency;
+  residency.resident_anonymous_bytes = (resident - shared) * page;
+  residency.live_block_bytes = static_cast<int64_t>(info.uordblks + info.hblkhd);
+  return residency;
+#else
+  return absl::UnimplementedError("not glibc's malloc");
+#endif
+}
+
+bool ReleaseFreeHeapPages(size_t keep_bytes) {
+#if defined(__GLIBC__)
+  return malloc_trim(keep_bytes) == 1;
+#else
+  (void)keep_bytes;
+  return false;
+#endif
+}
+
+bool FreedMemoryPolicy::ShouldRelease(int64_t unused) {
+  if (!measured_ || unused < floor_) {
+    Released(unused);  // the first measurement, or freed memory reused since
+    return false;
+  }
+  return unused - floor_ > slack_bytes_;
+}
+
+FreedMemoryReleaser::FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes,
+                                         absl::Duration interval)
+    : thread_([this, slack_bytes, keep_bytes, interval] { Run(slack_bytes, keep_bytes, interval); }) {}
+
+FreedMemoryReleaser::~FreedMemoryReleaser() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  thread_.join();
+}
+
+void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval) {
+  FreedMemoryPolicy policy(slack_bytes);
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
+    }
+    absl::StatusOr<HeapResidency> now = MeasureHeapResidency();
+    if (!now.ok() || !policy.ShouldRelease(now->unused_bytes())) continue;
+    ReleaseFreeHeapPages(keep_bytes);
+    releases_.fetch_add(1);
+    absl::StatusOr<HeapResidency> after = MeasureHeapResidency();
+    if (after.ok()) policy.Released(after->unused_bytes());
+  }
 }
 
 }  // namespace maas::server

@@ -11,10 +11,16 @@
 #ifndef MAAS_COMMON_SERVER_MALLOC_RETENTION_H_
 #define MAAS_COMMON_SERVER_MALLOC_RETENTION_H_
 
+#include <atomic>
 #include <cstddef>
+#include <cstdint>
+#include <thread>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 
 namespace maas::server {
 
@@ -35,6 +41,73 @@ enum class MallocRetention {
 // MALLOC_TRIM_THRESHOLD_): an operator's choice wins. INVALID_ARGUMENT when bytes >
 // kMaxMallocRetainBytes. Without glibc: kDefault.
 absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes);
+
+// Freed memory beyond what RetainFreedMemory keeps. glibc returns a heap's free memory to the kernel
+// only from the top of a heap: free blocks between live ones, and whole free heaps of a thread's
+// arena below a live block, stay resident for good. A discriminative server that trained, served
+// and deleted 300 hashing models of 2^20 features (/work/hunt/reports/memgrow.md) held 3.1 GB of
+// free heap with no model left (RSS 3.2 GB; 53 MB after malloc_trim), growing with every Train
+// whatever --malloc_retain_mb, MALLOC_ARENA_MAX=2 or --model_cache_bytes.
+//
+// What the process holds in RAM outside live malloc blocks: its anonymous resident memory minus
+// the bytes of its live blocks (heap and mapped), both measured now. Includes thread stacks and
+// other non-malloc memory, which is why the releaser below compares it with its own earlier value.
+struct HeapResidency {
+  int64_t resident_anonymous_bytes = 0;
+  int64_t live_block_bytes = 0;
+  int64_t unused_bytes() const { return resident_anonymous_bytes - live_block_bytes; }
+};
+// Without glibc or /proc: UNIMPLEMENTED / the read's error.
+absl::StatusOr<HeapResidency> MeasureHeapResidency();
+
+// Returns the free pages of every malloc heap to the kernel (glibc's malloc_trim), keeping
+// `keep_bytes` at the top of the main heap. True if memory was returned. Without glibc: false.
+bool ReleaseFreeHeapPages(size_t keep_bytes);
+
+// When FreedMemoryReleaser releases: the decision, apart from the measurements.
+class FreedMemoryPolicy {
+ public:
+  explicit FreedMemoryPolicy(int64_t slack_bytes) : slack_bytes_(slack_bytes) {}
+  // `unused`: HeapResidency::unused_bytes() now. True when it is more than slack_bytes above the
+  // lowest value seen since the last release (the first call only records it).
+  bool ShouldRelease(int64_t unused);
+  // `unused` measured right after a release.
+  void Released(int64_t unused) {
+    floor_ = unused;
+    measured_ = true;
+  }
+
+ private:
+  const int64_t slack_bytes_;
+  bool measured_ = false;
+  int64_t floor_ = 0;
+};
+
+// A thread that, every `interval`, measures HeapResidency and calls ReleaseFreeHeapPages(keep_bytes)
+// when FreedMemoryPolicy(slack_bytes) says so: after a Train, a fit or an evicted or deleted model
+// has freed more than slack_bytes, that memory leaves RAM within about one interval, while a
+// steady stream of calls, which reuses what it frees, is left to RetainFreedMemory's retention.
+// Stops (promptly) when destroyed.
+//
+//   FreedMemoryReleaser releaser(size_t{128} << 20, size_t{32} << 20, absl::Seconds(1));
+class FreedMemoryReleaser {
+ public:
+  FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval);
+  ~FreedMemoryReleaser();
+  FreedMemoryReleaser(const FreedMemoryReleaser&) = delete;
+  FreedMemoryReleaser& operator=(const FreedMemoryReleaser&) = delete;
+
+  // Releases made so far.
+  int64_t releases() const { return releases_.load(); }
+
+ private:
+  void Run(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval);
+
+  std::atomic<int64_t> releases_{0};
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread thread_;
+};
 
 }  // namespace maas::server
 

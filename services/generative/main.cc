@@ -4,6 +4,7 @@
 #include <limits>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
 
@@ -99,6 +100,12 @@ ABSL_FLAG(
     "it to the kernel, and the block size below which it serves blocks from its heaps: large "
     "requests then stop faulting fresh pages in on every call. 0 = glibc's own thresholds; "
     "glibc's malloc tunables in the environment (GLIBC_TUNABLES, MALLOC_*_THRESHOLD_) win.");
+ABSL_FLAG(int, malloc_release_mb, 128,
+          "Freed heap memory (MiB) beyond which it goes back to the kernel: a thread checks once a "
+          "second, and when the process holds this much more freed memory in RAM than after its "
+          "last release (a Train, a fit, a deleted or evicted model), it returns the free pages "
+          "of every heap (glibc's malloc_trim), which glibc itself does only at a heap's top. "
+          "0 = never.");
 ABSL_FLAG(int, log_flush_ms, 20,
           "The call log lines are written by their own thread at most this many ms after the call "
           "ended, so a slow disk or a stalled reader of stderr never holds up calls (lines beyond "
@@ -142,6 +149,18 @@ int main(int argc, char** argv) {
     std::cerr << "maas-generative: --malloc_retain_mb must be 0 to 32; got "
               << absl::GetFlag(FLAGS_malloc_retain_mb) << "\n";
     return 1;
+  }
+  if (absl::GetFlag(FLAGS_malloc_release_mb) < 0) {
+    std::cerr << "maas-generative: --malloc_release_mb must be >= 0; got "
+              << absl::GetFlag(FLAGS_malloc_release_mb) << "\n";
+    return 1;
+  }
+  // Freed memory beyond the retention goes back to the kernel (see malloc_retention.h).
+  std::optional<maas::server::FreedMemoryReleaser> releaser;
+  if (absl::GetFlag(FLAGS_malloc_release_mb) > 0) {
+    releaser.emplace(int64_t{absl::GetFlag(FLAGS_malloc_release_mb)} << 20,
+                     size_t{static_cast<unsigned>(absl::GetFlag(FLAGS_malloc_retain_mb))} << 20,
+                     absl::Seconds(1));
   }
 
   if (!(absl::GetFlag(FLAGS_max_fit_seconds) >= 0) ||

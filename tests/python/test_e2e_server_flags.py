@@ -14,10 +14,11 @@ from maas_testing import (TIMEOUT, binary, channel_to, expect_rpc_error, start_d
 OWN_FLAGS = {
     "maas-generative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
                         "--max_fit_bytes", "--max_total_fit_bytes", "--port", "--host", "--model_dir", "--log_flush_ms",
-                        "--malloc_retain_mb"],
+                        "--malloc_retain_mb", "--malloc_release_mb"],
     "maas-discriminative": ["--threads", "--max_concurrent_calls", "--max_queued_calls", "--model_cache_bytes",
                             "--max_train_bytes", "--max_total_train_bytes", "--train_threads", "--port", "--host",
-                            "--model_dir", "--log_file", "--log_flush_ms", "--malloc_retain_mb"],
+                            "--model_dir", "--log_file", "--log_flush_ms", "--malloc_retain_mb",
+                            "--malloc_release_mb"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
                      "--log_flush_ms"],
 }
@@ -102,6 +103,14 @@ def test_both_services_refuse_malloc_retention_outside_0_to_32_naming_the_flag(n
                             capture_output=True, text=True, timeout=60)
     assert result.returncode != 0
     assert f"--malloc_retain_mb must be 0 to 32; got {value}" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("name", ["maas-discriminative", "maas-generative"])
+def test_both_services_refuse_a_negative_malloc_release_naming_the_flag(name, tmp_path):
+    result = subprocess.run([binary(name), "--port", "0", "--model_dir", str(tmp_path), "--malloc_release_mb", "-1"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0
+    assert "--malloc_release_mb must be >= 0; got -1" in result.stderr, result.stderr
 
 
 
