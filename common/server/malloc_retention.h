@@ -45,9 +45,9 @@ absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes);
 // Freed memory beyond what RetainFreedMemory keeps. glibc returns a heap's free memory to the kernel
 // only from the top of a heap: free blocks between live ones, and whole free heaps of a thread's
 // arena below a live block, stay resident for good. A discriminative server that trained, served
-// and deleted 300 hashing models of 2^20 features (/work/hunt/reports/memgrow.md) held 3.1 GB of
-// free heap with no model left (RSS 3.2 GB; 53 MB after malloc_trim), growing with every Train
-// whatever --malloc_retain_mb, MALLOC_ARENA_MAX=2 or --model_cache_bytes.
+// and deleted 300 hashing models of 2^20 features held 3.1 GB of free heap with no model left
+// (RSS 3.2 GB; 53 MB after malloc_trim), growing with every Train whatever --malloc_retain_mb,
+// MALLOC_ARENA_MAX=2 or --model_cache_bytes (2026-12-05).
 //
 // What the process holds in RAM outside live malloc blocks: its anonymous resident memory minus
 // the bytes of its live blocks (heap and mapped), both measured now. Includes thread stacks and
