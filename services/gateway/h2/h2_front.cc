@@ -827,16 +827,14 @@ void H2Front::Impl::OnWake() {
 
 void H2Front::Impl::AdoptHandshaken() {
   for (const TlsHandshaker::Done& d : handshaker_->Take()) {
-    if (draining_) {  // GOAWAY went to every client: no new connection
-      SSL_free(d.ssl);
-      close(d.fd);
-      continue;
-    }
     Conn* c = NewConn(d.fd, false, nullptr, d.ssl, d.accepted_ns);
     // The client's first bytes (its preface) may already sit decrypted in OpenSSL, which epoll
     // does not report.
     c->read_again = true;
     read_again_.push_back(c);
+    // Draining: like every client connected when the drain began, it gets GOAWAY (no call of it
+    // was processed: the client retries elsewhere), not a reset.
+    if (draining_) Goaway(c);
   }
 }
 
@@ -962,6 +960,11 @@ absl::Status H2Front::Impl::InitTls() {
     STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.tls_client_ca_file.c_str());
     if (names != nullptr) SSL_CTX_set_client_CA_list(tls_ctx_, names);
     SSL_CTX_set_verify(tls_ctx_, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, nullptr);
+    // Sessions of a context that verifies clients are resumed only within this context's id:
+    // without one OpenSSL answered every resumption (curl, Envoy, Go's session cache) with a fatal
+    // internal_error alert.
+    static const unsigned char kSessionContext[] = "maas-h2-front";
+    SSL_CTX_set_session_id_context(tls_ctx_, kSessionContext, sizeof(kSessionContext) - 1);
   }
   SSL_CTX_set_alpn_select_cb(tls_ctx_, SelectAlpn, nullptr);
   ERR_clear_error();
@@ -1333,7 +1336,10 @@ void H2Front::Impl::Run() {
     if (options_.on_round_end) options_.on_round_end();
     for (Conn* c : graveyard_) delete c;
     graveyard_.clear();
-    if (draining_ && client_conns_ == 0) {
+    // Handshakes still in progress when the drain began join and get GOAWAY too (until the
+    // grace is over, when the handshaker closes them).
+    if (draining_ && client_conns_ == 0 &&
+        (handshaker_ == nullptr || handshaker_->pending() == 0 || grace_over_)) {
       // Close the backend connections too: a server behind the front (the gateway's own gRPC
       // server) waits for its connections to go before its shutdown completes.
       for (Conn* c : std::vector<Conn*>(conns_.begin(), conns_.end())) Close(c);
