@@ -184,6 +184,12 @@ func bidiStream[Req, Resp any](ctx context.Context, rpc string, requests iter.Se
 		go runIterator(func() {
 			if requests != nil {
 				for msg := range requests {
+					// Once the call ended (the loop over the responses returned, or failed) yield returns false:
+					// grpc-go's Send still took messages for a while after cancel, so a producer resumed then was
+					// told they were sent.
+					if ctx.Err() != nil {
+						return
+					}
 					if err := stream.Send(msg); err != nil {
 						if !errors.Is(err, io.EOF) { // io.EOF: the server ended the call; Recv has its status
 							sendFailed <- err

@@ -205,3 +205,41 @@ func TestBidiStreamIteratorPanicReachesTheCaller(t *testing.T) {
 		}
 	}
 }
+
+// Once the loop over ClassifyStream's (or ClassifyStreamBytes') responses has ended, which ends the call, the
+// requests iterator's next yield returns false. It used to return true in 296 of 300 calls (grpc-go's Send kept
+// taking messages for a while after the cancel), telling a producer its message was sent.
+func TestBidiStreamYieldIsFalseOnceTheLoopEnded(t *testing.T) {
+	d := dialGateway(t).Discriminative
+	if _, err := d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-bidi-after"}, maas.Batches(corpus, 100)); err != nil {
+		t.Fatal(err)
+	}
+	request := &discriminativev1.ClassifyRequest{Model: maas.Ref("go-bidi-after", 0), Texts: []string{"a late goal"}}
+	for i := 0; i < 20; i++ {
+		release := make(chan struct{})
+		after := make(chan bool, 1)
+		responses := d.ClassifyStream(testContext(t), func(yield func(*discriminativev1.ClassifyRequest) bool) {
+			if !yield(request) {
+				after <- false
+				return
+			}
+			<-release
+			after <- yield(request)
+		})
+		for _, err := range responses {
+			if err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+		close(release)
+		select {
+		case sent := <-after:
+			if sent {
+				t.Fatalf("call %d: yield returned true after the loop over the responses had ended", i)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("call %d: the producer was not resumed", i)
+		}
+	}
+}
