@@ -145,7 +145,9 @@ class ModelRepository {
                              },
                              put_options));
     cache_.Adopt(name, version, written, written_size);
-    absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version);
+    // Not pinned: once a newer version supersedes it, it leaves memory unless a call asked for it
+    // by number (retraining a name kept every version loaded until the budget evicted them).
+    absl::StatusOr<std::shared_ptr<const Loaded>> loaded = cache_.Get(name, version, /*pin=*/false);
     cache_.Unadopt(name, version);  // when the Get did not take it
     // An audit saw a Train answer NOT_FOUND for the version it had just stored: a DeleteModel
     // came in between. The write succeeded, so its caller learns the version.

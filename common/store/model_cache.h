@@ -84,7 +84,10 @@ class ModelCache {
 
   // The model `name` at `version` (0 = latest). INVALID_ARGUMENT for a bad name or negative
   // version, NOT_FOUND if the store does not have it, the loader's error if it cannot be loaded.
-  absl::StatusOr<ModelPtr> Get(std::string_view name, int64_t version);
+  // An explicit version is pinned (kept while it is stored, though superseded) unless `pin` is
+  // false: a writer's own read-back of the version it wrote must not keep every version a name
+  // was retrained into loaded until the budget evicts them.
+  absl::StatusOr<ModelPtr> Get(std::string_view name, int64_t version, bool pin = true);
   // Whether Get(name, version) would answer from memory now, without reading the store or loading
   // (a valid name, polling on, the name fresh, the version loaded). Changes nothing (no LRU tick,
   // no pin). Lets a caller keep work that could load a model off a thread that must not block.
@@ -196,7 +199,8 @@ class ModelCache {
   // for version 0 the latest listed one), or 0. Lookup and Cached share it.
   static int64_t FreshLoadedVersion(const NameState& state, int64_t version);
   // Answers from memory if allowed (polling, name fresh, model loaded); null otherwise.
-  ModelPtr Lookup(const std::string& name, int64_t version) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  ModelPtr Lookup(const std::string& name, int64_t version, bool pin)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Applies a store listing taken at `seq` (empty = the model has no versions).
   void ApplyListing(NameState& state, const std::vector<int64_t>& versions, uint64_t seq)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -213,7 +217,8 @@ class ModelCache {
   void ForgetDeleted(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
   // the result. Returns the model (null if !load).
-  absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load);
+  absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load,
+                                 bool pin = true);
   void PollLoop(absl::Duration interval);
 
   ModelStore* const store_;
@@ -252,15 +257,15 @@ class ModelCache {
 
 template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Get(std::string_view name,
-                                                                    int64_t version) {
+                                                                    int64_t version, bool pin) {
   MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateVersionArgument(name, version));
   const std::string key(name);
   {
     absl::MutexLock lock(&mu_);
-    if (ModelPtr model = Lookup(key, version)) return model;
+    if (ModelPtr model = Lookup(key, version, pin)) return model;
   }
-  return Fetch(key, version, /*load=*/true);
+  return Fetch(key, version, /*load=*/true, pin);
 }
 
 template <class T>
@@ -286,7 +291,8 @@ int64_t ModelCache<T>::FreshLoadedVersion(const NameState& state, int64_t versio
 }
 
 template <class T>
-typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, int64_t version) {
+typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, int64_t version,
+                                                       bool pin) {
   if (!polling_) return nullptr;
   auto it = names_.find(name);
   if (it == names_.end()) return nullptr;
@@ -294,7 +300,8 @@ typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, 
   const int64_t fresh = FreshLoadedVersion(state, version);
   if (fresh == 0) return nullptr;
   Entry& entry = state.loaded.at(fresh);
-  if (version != 0) entry.pinned = true;  // an explicit version stays; the latest may be superseded
+  // An explicit version stays; the latest may be superseded.
+  if (version != 0 && pin) entry.pinned = true;
   entry.last_used = ++tick_;
   return entry.model;
 }
@@ -352,7 +359,8 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
 
 template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std::string& name,
-                                                                      int64_t version, bool load) {
+                                                                      int64_t version, bool load,
+                                                                      bool pin) {
   uint64_t seq;
   {
     absl::MutexLock lock(&mu_);
@@ -424,7 +432,7 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     NameState& state = it->second;
     if (created && seq < last_invalidated_seq_) state.invalidated_seq = last_invalidated_seq_;
     if (model != nullptr) {
-      model = Insert(state, target, model, /*pinned=*/version > 0, seq, size);
+      model = Insert(state, target, model, /*pinned=*/pin && version > 0, seq, size);
       if (version == 0) state.wants_latest = true;
     }
     ApplyListing(state, versions, seq);

@@ -554,6 +554,26 @@ TEST_CASE("Put parses the new version once: the load-back check's result is the 
   CHECK(f.repository.cache().loaded_versions() == 1);
 }
 
+TEST_CASE("Retraining a name keeps its latest version loaded, not every version it wrote") {
+  // Each write read its new version back by number, which pinned it: a name retrained 25 times
+  // held 25 versions (2 GiB) until the budget evicted them.
+  Fixture f;
+  common::v1::ModelRef latest;
+  latest.set_name("r");
+  for (int i = 0; i < 5; ++i) {
+    REQUIRE(f.Put("r", 100).ok());
+    REQUIRE(f.repository.Get(latest).ok());
+    CHECK(f.repository.cache().loaded_versions() == 1);
+  }
+  // A version a call asked for by number stays while it is stored, superseded or not.
+  common::v1::ModelRef third = latest;
+  third.set_version(3);
+  REQUIRE(f.repository.Get(third).ok());
+  REQUIRE(f.Put("r", 100).ok());
+  REQUIRE(f.repository.Get(latest).ok());
+  CHECK(f.repository.cache().loaded_versions() == 2);
+}
+
 TEST_CASE("The repository's cache keeps loaded models within --model_cache_bytes") {
   Fixture f(/*cache_bytes=*/3000);
   for (const char* name : {"a", "b", "c", "d"}) REQUIRE(f.Put(name, 1000).ok());
