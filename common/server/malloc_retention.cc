@@ -82,7 +82,8 @@ bool FreedMemoryPolicy::ShouldRelease(int64_t unused) {
 
 FreedMemoryReleaser::FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes,
                                          absl::Duration interval)
-    : thread_([this, slack_bytes, keep_bytes, interval] { Run(slack_bytes, keep_bytes, interval); }) {}
+    : thread_(
+          [this, slack_bytes, keep_bytes, interval] { Run(slack_bytes, keep_bytes, interval); }) {}
 
 FreedMemoryReleaser::~FreedMemoryReleaser() {
   {
@@ -106,6 +107,20 @@ void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Dura
     absl::StatusOr<HeapResidency> after = MeasureHeapResidency();
     if (after.ok()) policy.Released(after->unused_bytes());
   }
+}
+
+absl::StatusOr<std::unique_ptr<FreedMemoryReleaser>> ConfigureHeap(int retain_mb, int release_mb) {
+  if (retain_mb < 0 || !RetainFreedMemory(size_t{static_cast<unsigned>(retain_mb)} << 20).ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--malloc_retain_mb must be 0 to 32; got ", retain_mb));
+  }
+  if (release_mb < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--malloc_release_mb must be >= 0; got ", release_mb));
+  }
+  if (release_mb == 0) return nullptr;
+  return std::make_unique<FreedMemoryReleaser>(
+      int64_t{release_mb} << 20, size_t{static_cast<unsigned>(retain_mb)} << 20, absl::Seconds(1));
 }
 
 }  // namespace maas::server

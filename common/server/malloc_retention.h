@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <thread>
 
 #include "absl/base/thread_annotations.h"
@@ -42,11 +43,11 @@ enum class MallocRetention {
 // kMaxMallocRetainBytes. Without glibc: kDefault.
 absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes);
 
-// Freed memory beyond what RetainFreedMemory keeps. glibc returns a heap's free memory to the kernel
-// only from the top of a heap: free blocks between live ones, and whole free heaps of a thread's
-// arena below a live block, stay resident for good. A discriminative server that trained, served
-// and deleted 300 hashing models of 2^20 features held 3.1 GB of free heap with no model left
-// (RSS 3.2 GB; 53 MB after malloc_trim), growing with every Train whatever --malloc_retain_mb,
+// Freed memory beyond what RetainFreedMemory keeps. glibc returns a heap's free memory to the
+// kernel only from the top of a heap: free blocks between live ones, and whole free heaps of a
+// thread's arena below a live block, stay resident for good. A discriminative server that trained,
+// served and deleted 300 hashing models of 2^20 features held 3.1 GB of free heap with no model
+// left (RSS 3.2 GB; 53 MB after malloc_trim), growing with every Train whatever --malloc_retain_mb,
 // MALLOC_ARENA_MAX=2 or --model_cache_bytes (2026-12-05).
 //
 // What the process holds in RAM outside live malloc blocks: its anonymous resident memory minus
@@ -83,11 +84,11 @@ class FreedMemoryPolicy {
   int64_t floor_ = 0;
 };
 
-// A thread that, every `interval`, measures HeapResidency and calls ReleaseFreeHeapPages(keep_bytes)
-// when FreedMemoryPolicy(slack_bytes) says so: after a Train, a fit or an evicted or deleted model
-// has freed more than slack_bytes, that memory leaves RAM within about one interval, while a
-// steady stream of calls, which reuses what it frees, is left to RetainFreedMemory's retention.
-// Stops (promptly) when destroyed.
+// A thread that, every `interval`, measures HeapResidency and calls
+// ReleaseFreeHeapPages(keep_bytes) when FreedMemoryPolicy(slack_bytes) says so: after a Train, a
+// fit or an evicted or deleted model has freed more than slack_bytes, that memory leaves RAM within
+// about one interval, while a steady stream of calls, which reuses what it frees, is left to
+// RetainFreedMemory's retention. Stops (promptly) when destroyed.
 //
 //   FreedMemoryReleaser releaser(size_t{128} << 20, size_t{32} << 20, absl::Seconds(1));
 class FreedMemoryReleaser {
@@ -108,6 +109,13 @@ class FreedMemoryReleaser {
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
+
+// What both services do with --malloc_retain_mb and --malloc_release_mb, from main before any
+// thread starts: RetainFreedMemory(retain_mb MiB), then a FreedMemoryReleaser (slack release_mb
+// MiB, keeping retain_mb MiB, checking once a second) unless release_mb is 0 (null).
+// INVALID_ARGUMENT naming the flag when one is out of range (retain_mb 0 to 32, release_mb >= 0).
+// Keep the releaser for the process's life.
+absl::StatusOr<std::unique_ptr<FreedMemoryReleaser>> ConfigureHeap(int retain_mb, int release_mb);
 
 }  // namespace maas::server
 

@@ -4,7 +4,6 @@
 #include <limits>
 #include <memory>
 #include <mutex>
-#include <optional>
 #include <random>
 #include <string>
 
@@ -142,25 +141,14 @@ int main(int argc, char** argv) {
   }
   maas::server::BlockTerminationSignals();
   maas::server::IgnoreBrokenPipes();
-  if (absl::GetFlag(FLAGS_malloc_retain_mb) < 0 ||
-      !maas::server::RetainFreedMemory(
-           size_t{static_cast<unsigned>(absl::GetFlag(FLAGS_malloc_retain_mb))} << 20)
-           .ok()) {
-    std::cerr << "maas-generative: --malloc_retain_mb must be 0 to 32; got "
-              << absl::GetFlag(FLAGS_malloc_retain_mb) << "\n";
+  // Freed memory kept for the next calls, and beyond it returned to the kernel
+  // (malloc_retention.h).
+  absl::StatusOr<std::unique_ptr<maas::server::FreedMemoryReleaser>> heap =
+      maas::server::ConfigureHeap(absl::GetFlag(FLAGS_malloc_retain_mb),
+                                  absl::GetFlag(FLAGS_malloc_release_mb));
+  if (!heap.ok()) {
+    std::cerr << "maas-generative: " << heap.status().message() << "\n";
     return 1;
-  }
-  if (absl::GetFlag(FLAGS_malloc_release_mb) < 0) {
-    std::cerr << "maas-generative: --malloc_release_mb must be >= 0; got "
-              << absl::GetFlag(FLAGS_malloc_release_mb) << "\n";
-    return 1;
-  }
-  // Freed memory beyond the retention goes back to the kernel (see malloc_retention.h).
-  std::optional<maas::server::FreedMemoryReleaser> releaser;
-  if (absl::GetFlag(FLAGS_malloc_release_mb) > 0) {
-    releaser.emplace(int64_t{absl::GetFlag(FLAGS_malloc_release_mb)} << 20,
-                     size_t{static_cast<unsigned>(absl::GetFlag(FLAGS_malloc_retain_mb))} << 20,
-                     absl::Seconds(1));
   }
 
   if (!(absl::GetFlag(FLAGS_max_fit_seconds) >= 0) ||
