@@ -47,24 +47,15 @@ def test_helpfull_adds_the_libraries_flags_and_exits_0(name):
     assert "  --flagfile (default: " in libraries  # Abseil's
 
 
-def test_discriminative_names_its_word_count_simd_path(tmp_path, monkeypatch):
-    """The ready line says which instruction-set path counts words (MAAS_SIMD lowers it; baseline runs anywhere)."""
+@pytest.mark.parametrize("start, says", [(start_discriminative, "word counts on the baseline SIMD path"),
+                                         (start_generative, "sampling kernels on the baseline SIMD path")])
+def test_both_services_name_their_simd_path(start, says, tmp_path, monkeypatch):
+    """The ready line says which instruction-set path counts words / runs the sampling kernels (MAAS_SIMD lowers it;
+    baseline runs anywhere). The generative one did not say: a cross-level check could not see which level ran."""
     monkeypatch.setenv("MAAS_SIMD", "baseline")
-    process = start_discriminative(tmp_path)
+    process = start(tmp_path)
     try:
-        assert "word counts on the baseline SIMD path" in process.stderr_text()
-    finally:
-        process.stop()
-        process.release()
-
-
-def test_generative_names_its_simd_level(tmp_path, monkeypatch):
-    """The ready line says which instruction-set path the sampling kernels take (it did not: a cross-level check
-    could not see which level ran)."""
-    monkeypatch.setenv("MAAS_SIMD", "baseline")
-    process = start_generative(tmp_path)
-    try:
-        assert "sampling kernels on the baseline SIMD path" in process.stderr_text()
+        assert says in process.stderr_text()
     finally:
         process.stop()
         process.release()

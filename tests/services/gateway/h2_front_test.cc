@@ -1318,42 +1318,6 @@ TEST_CASE("h2 front: TLS files come in pairs and are named when they cannot be l
   CHECK(front.status().message().find("/nonexistent/server.pem") != std::string::npos);
 }
 
-// A self-signed EC P-256 certificate for 127.0.0.1 and its key, as PEM files in a fresh directory
-// under TMPDIR (or /tmp).
-struct TlsFiles {
-  std::string cert;
-  std::string key;
-};
-TlsFiles SelfSignedTlsFiles() {
-  const char* tmp = std::getenv("TMPDIR");
-  std::string dir = std::string(tmp != nullptr ? tmp : "/tmp") + "/maas-h2-tls-XXXXXX";
-  REQUIRE(mkdtemp(dir.data()) != nullptr);
-  EVP_PKEY* key = EVP_EC_gen("P-256");
-  REQUIRE(key != nullptr);
-  X509* cert = X509_new();
-  ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
-  X509_gmtime_adj(X509_getm_notBefore(cert), -60);
-  X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-  X509_set_pubkey(cert, key);
-  X509_NAME* name = X509_get_subject_name(cert);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-                             reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
-  X509_set_issuer_name(cert, name);
-  REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
-  TlsFiles files{dir + "/server.pem", dir + "/server.key"};
-  FILE* f = fopen(files.cert.c_str(), "w");
-  REQUIRE(f != nullptr);
-  PEM_write_X509(f, cert);
-  fclose(f);
-  f = fopen(files.key.c_str(), "w");
-  REQUIRE(f != nullptr);
-  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
-  fclose(f);
-  X509_free(cert);
-  EVP_PKEY_free(key);
-  return files;
-}
-
 // OpenSSL writes with write(2): a peer that closed must be EPIPE, not SIGPIPE, on this thread.
 void BlockSigpipe() {
   sigset_t pipe;
@@ -1362,115 +1326,150 @@ void BlockSigpipe() {
   pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
 }
 
+// What the TLS tests share: a self-signed EC P-256 certificate for 127.0.0.1 and its key as PEM
+// files in a fresh directory under TMPDIR (or /tmp), removed at the end; a client context (the
+// Peer's, PeerOptions client()); and a handshake hook that holds the next handshake step once
+// HoldNextStep() was called, until Release(). Declare it before the front it configures (Apply):
+// the hook refers to it. Blocks SIGPIPE on the test's thread.
+class TlsSetup {
+ public:
+  TlsSetup() {
+    BlockSigpipe();
+    const char* tmp = std::getenv("TMPDIR");
+    dir_ = std::string(tmp != nullptr ? tmp : "/tmp") + "/maas-h2-tls-XXXXXX";
+    REQUIRE(mkdtemp(dir_.data()) != nullptr);
+    EVP_PKEY* key = EVP_EC_gen("P-256");
+    REQUIRE(key != nullptr);
+    X509* cert = X509_new();
+    ASN1_INTEGER_set(X509_get_serialNumber(cert), 1);
+    X509_gmtime_adj(X509_getm_notBefore(cert), -60);
+    X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
+    X509_set_pubkey(cert, key);
+    X509_NAME* name = X509_get_subject_name(cert);
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("127.0.0.1"), -1, -1, 0);
+    X509_set_issuer_name(cert, name);
+    REQUIRE(X509_sign(cert, key, EVP_sha256()) > 0);
+    FILE* f = fopen(cert_file().c_str(), "w");
+    REQUIRE(f != nullptr);
+    PEM_write_X509(f, cert);
+    fclose(f);
+    f = fopen(key_file().c_str(), "w");
+    REQUIRE(f != nullptr);
+    PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+    fclose(f);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    client_ctx_ = ClientTlsContext();
+  }
+  ~TlsSetup() {
+    Release();
+    SSL_CTX_free(client_ctx_);
+    std::remove(cert_file().c_str());
+    std::remove(key_file().c_str());
+    rmdir(dir_.c_str());
+  }
+  TlsSetup(const TlsSetup&) = delete;
+  TlsSetup& operator=(const TlsSetup&) = delete;
+
+  std::string cert_file() const { return dir_ + "/server.pem"; }
+  std::string key_file() const { return dir_ + "/server.key"; }
+  // The front serves TLS with this certificate, its handshake steps through the hook.
+  void Apply(FrontOptions& o) {
+    o.tls_cert_file = cert_file();
+    o.tls_key_file = key_file();
+    o.on_tls_handshake_step = [this] {
+      if (hold_.exchange(false)) {
+        entered_.Notify();
+        release_.WaitForNotificationWithTimeout(absl::Seconds(60));
+      }
+    };
+  }
+  PeerOptions client() const {
+    PeerOptions options;
+    options.tls = client_ctx_;
+    return options;
+  }
+  void HoldNextStep() { hold_ = true; }
+  bool held() const { return entered_.HasBeenNotified(); }
+  bool WaitHeld() { return entered_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
+  void Release() {
+    if (!release_.HasBeenNotified()) release_.Notify();
+  }
+
+ private:
+  std::string dir_;
+  SSL_CTX* client_ctx_ = nullptr;
+  std::atomic<bool> hold_{false};
+  absl::Notification entered_, release_;
+};
+
+// A blocking TCP connection to 127.0.0.1:port whose reads give up after 30 s.
+int ConnectRaw(int port) {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  timeval tv{30, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  return fd;
+}
+
 TEST_CASE("h2 front: a TLS handshake in progress does not hold the calls of other connections") {
-  BlockSigpipe();
   // A client can make the server sign a handshake without any cryptography of its own (a replayed
   // ClientHello): on the front's event thread, such handshakes had cut every TLS client's calls
   // ~25x. Here one handshake step is held; an established TLS client's calls must still cross.
-  const TlsFiles files = SelfSignedTlsFiles();
-  SSL_CTX* client_tls = ClientTlsContext();
-  std::atomic<bool> hold{false};
-  absl::Notification entered, release;
-  PeerOptions client;
-  client.tls = client_tls;
-  {
-    Rig rig(
-        [&](FrontOptions& o) {
-          o.tls_cert_file = files.cert;
-          o.tls_key_file = files.key;
-          o.on_tls_handshake_step = [&] {
-            if (hold.exchange(false)) {
-              entered.Notify();
-              release.WaitForNotificationWithTimeout(absl::Seconds(60));
-            }
-          };
-        },
-        client);
-    const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(0, first);  // over TLS
+  TlsSetup tls;
+  Rig rig([&](FrontOptions& o) { tls.Apply(o); }, tls.client());
+  const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(0, first);  // over TLS
 
-    hold = true;
-    const int other = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(rig.front().port()));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    REQUIRE(connect(other, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-    REQUIRE(send(other, "\x16\x03\x01", 3, MSG_NOSIGNAL) == 3);  // a record header: a step
-    REQUIRE(entered.WaitForNotificationWithTimeout(absl::Seconds(30)));
-
-    const int32_t second =
-        rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(1, second);  // while the other connection's handshake step is held
-    const int32_t third = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(2, third);
-    release.Notify();
-    close(other);
-  }
-  SSL_CTX_free(client_tls);
-  std::remove(files.cert.c_str());
-  std::remove(files.key.c_str());
-  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
+  tls.HoldNextStep();
+  const int other = ConnectRaw(rig.front().port());
+  REQUIRE(send(other, "\x16\x03\x01", 3, MSG_NOSIGNAL) == 3);  // a record header: a step
+  REQUIRE(tls.WaitHeld());
+  const int32_t second = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(1, second);  // while the other connection's handshake step is held
+  const int32_t third = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(2, third);
+  tls.Release();
+  close(other);
 }
 
 TEST_CASE("h2 front: a TLS handshake that completes during the drain gets GOAWAY, not a reset") {
-  BlockSigpipe();
-  const TlsFiles files = SelfSignedTlsFiles();
-  SSL_CTX* client_tls = ClientTlsContext();
-  std::atomic<bool> hold{false};
-  absl::Notification entered, release;
-  PeerOptions tls;
-  tls.tls = client_tls;
-  {
-    Rig rig(
-        [&](FrontOptions& o) {
-          o.tls_cert_file = files.cert;
-          o.tls_key_file = files.key;
-          o.on_tls_handshake_step = [&] {
-            if (hold.exchange(false)) {
-              entered.Notify();
-              release.WaitForNotificationWithTimeout(absl::Seconds(60));
-            }
-          };
-        },
-        tls);
-    const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(0, first);
-    hold = true;
-    std::unique_ptr<Peer> late = Peer::Connect(rig.front().port(), tls);
-    REQUIRE(late != nullptr);
-    rig.loop().Add(late.get());
-    const int32_t refused = late->Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    REQUIRE(rig.RunUntil([&] { return entered.HasBeenNotified(); }));
-    rig.front()->Shutdown(absl::Seconds(30));  // the drain begins while its handshake is held
-    REQUIRE(rig.RunUntil([&] { return rig.client().got_goaway(); }));
-    release.Notify();
-    // The held handshake completes during the drain: GOAWAY saying no call was processed, so the
-    // client may retry elsewhere (it used to be closed, and its unread request made that a reset).
-    REQUIRE(rig.RunUntil([&] { return late->got_goaway() || late->dead(); }));
-    CHECK(late->got_goaway());
-    CHECK(late->goaway_last_stream() == 0);
-    CHECK(rig.backend().requests().size() == 1);  // the late call never reached the backend
-    (void)refused;
-  }
-  SSL_CTX_free(client_tls);
-  std::remove(files.cert.c_str());
-  std::remove(files.key.c_str());
-  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
+  TlsSetup tls;
+  Rig rig([&](FrontOptions& o) { tls.Apply(o); }, tls.client());
+  const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(0, first);
+  tls.HoldNextStep();
+  std::unique_ptr<Peer> late = Peer::Connect(rig.front().port(), tls.client());
+  REQUIRE(late != nullptr);
+  rig.loop().Add(late.get());
+  late->Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  REQUIRE(rig.RunUntil([&] { return tls.held(); }));
+  rig.front()->Shutdown(absl::Seconds(30));  // the drain begins while its handshake is held
+  REQUIRE(rig.RunUntil([&] { return rig.client().got_goaway(); }));
+  tls.Release();
+  // The held handshake completes during the drain: GOAWAY saying no call was processed, so the
+  // client may retry elsewhere (it used to be closed, and its unread request made that a reset).
+  REQUIRE(rig.RunUntil([&] { return late->got_goaway() || late->dead(); }));
+  CHECK(late->got_goaway());
+  CHECK(late->goaway_last_stream() == 0);
+  CHECK(rig.backend().requests().size() == 1);  // the late call never reached the backend
 }
 
 TEST_CASE("h2 front: a mutual TLS client resumes its session") {
   // OpenSSL refuses to resume a session of a context that verifies clients but names no session
   // id context: every resumption (curl, Envoy, Go's session cache) got a fatal internal_error.
-  BlockSigpipe();
-  const TlsFiles files = SelfSignedTlsFiles();  // the server's certificate, the client's, the CA
+  TlsSetup tls;  // its certificate is the server's, the client's and the CA
   FakeBackend backend;
   FrontOptions o;
   o.listen_host = "127.0.0.1";
   o.routes = {{"a.B", backend.target(), {}, {"Unary"}}};
-  o.tls_cert_file = files.cert;
-  o.tls_key_file = files.key;
-  o.tls_client_ca_file = files.cert;
+  tls.Apply(o);
+  o.tls_client_ca_file = tls.cert_file();
   FrontThread front(o);
   REQUIRE(front.status().ok());
   for (const int version : {TLS1_2_VERSION, TLS1_3_VERSION}) {
@@ -1478,18 +1477,11 @@ TEST_CASE("h2 front: a mutual TLS client resumes its session") {
     SSL_CTX* ctx = ClientTlsContext();
     SSL_CTX_set_min_proto_version(ctx, version);
     SSL_CTX_set_max_proto_version(ctx, version);
-    REQUIRE(SSL_CTX_use_certificate_file(ctx, files.cert.c_str(), SSL_FILETYPE_PEM) == 1);
-    REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, files.key.c_str(), SSL_FILETYPE_PEM) == 1);
+    REQUIRE(SSL_CTX_use_certificate_file(ctx, tls.cert_file().c_str(), SSL_FILETYPE_PEM) == 1);
+    REQUIRE(SSL_CTX_use_PrivateKey_file(ctx, tls.key_file().c_str(), SSL_FILETYPE_PEM) == 1);
     SSL_SESSION* session = nullptr;
     for (int attempt = 0; attempt < 2; ++attempt) {
-      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(static_cast<uint16_t>(front.port()));
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-      timeval tv{30, 0};
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+      const int fd = ConnectRaw(front.port());
       SSL* ssl = SSL_new(ctx);
       SSL_set_fd(ssl, fd);
       if (session != nullptr) SSL_set_session(ssl, session);
@@ -1517,74 +1509,49 @@ TEST_CASE("h2 front: a mutual TLS client resumes its session") {
     if (session != nullptr) SSL_SESSION_free(session);
     SSL_CTX_free(ctx);
   }
-  std::remove(files.cert.c_str());
-  std::remove(files.key.c_str());
-  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
 }
 
 TEST_CASE("h2 front: TLS clients whose handshake fails or stalls are closed, others served") {
-  BlockSigpipe();
-  const TlsFiles files = SelfSignedTlsFiles();
-  SSL_CTX* client_tls = ClientTlsContext();
-  PeerOptions client;
-  client.tls = client_tls;
-  {
-    Rig rig(
-        [&](FrontOptions& o) {
-          o.tls_cert_file = files.cert;
-          o.tls_key_file = files.key;
-          o.handshake_timeout_ms = 300;
-        },
-        client);
-    const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(0, first);  // its handshake done within the timeout
-    const auto connect_raw = [&] {
-      const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      sockaddr_in addr{};
-      addr.sin_family = AF_INET;
-      addr.sin_port = htons(static_cast<uint16_t>(rig.front().port()));
-      addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
-      return fd;
-    };
-    // Silent after connecting: closed at the handshake timeout. Not TLS: closed at once.
-    const int silent = connect_raw();
-    const int plain = connect_raw();
-    const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-    REQUIRE(send(plain, preface.data(), preface.size(), MSG_NOSIGNAL) ==
-            static_cast<ssize_t>(preface.size()));
-    // A TLS client that offers no h2 in ALPN: refused in its handshake.
-    SSL_CTX* http1 = SSL_CTX_new(TLS_client_method());
-    static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
-    SSL_CTX_set_alpn_protos(http1, kHttp11, sizeof(kHttp11));
-    SSL* no_h2 = SSL_new(http1);
-    const int no_h2_fd = connect_raw();
-    SSL_set_fd(no_h2, no_h2_fd);
-    CHECK(SSL_connect(no_h2) != 1);
-    SSL_free(no_h2);
-    SSL_CTX_free(http1);
-    close(no_h2_fd);
-    const auto closed_by_front = [](int fd) {
-      timeval tv{30, 0};
-      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-      char buf[4096];
-      for (;;) {
-        const ssize_t n = recv(fd, buf, sizeof(buf), 0);
-        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
-        if (n < 0) return false;  // 30 s without the front closing it
-      }
-    };
-    CHECK(closed_by_front(plain));
-    CHECK(closed_by_front(silent));
-    close(plain);
-    close(silent);
-    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
-    rig.AnswerOk(1, sid);  // the established client is still served
-  }
-  SSL_CTX_free(client_tls);
-  std::remove(files.cert.c_str());
-  std::remove(files.key.c_str());
-  rmdir(files.cert.substr(0, files.cert.rfind('/')).c_str());
+  TlsSetup tls;
+  Rig rig(
+      [&](FrontOptions& o) {
+        tls.Apply(o);
+        o.handshake_timeout_ms = 300;
+      },
+      tls.client());
+  const int32_t first = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(0, first);  // its handshake done within the timeout
+  // Silent after connecting: closed at the handshake timeout. Not TLS: closed at once.
+  const int silent = ConnectRaw(rig.front().port());
+  const int plain = ConnectRaw(rig.front().port());
+  const std::string preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+  REQUIRE(send(plain, preface.data(), preface.size(), MSG_NOSIGNAL) ==
+          static_cast<ssize_t>(preface.size()));
+  // A TLS client that offers no h2 in ALPN: refused in its handshake.
+  SSL_CTX* http1 = SSL_CTX_new(TLS_client_method());
+  static const unsigned char kHttp11[] = {8, 'h', 't', 't', 'p', '/', '1', '.', '1'};
+  SSL_CTX_set_alpn_protos(http1, kHttp11, sizeof(kHttp11));
+  SSL* no_h2 = SSL_new(http1);
+  const int no_h2_fd = ConnectRaw(rig.front().port());
+  SSL_set_fd(no_h2, no_h2_fd);
+  CHECK(SSL_connect(no_h2) != 1);
+  SSL_free(no_h2);
+  SSL_CTX_free(http1);
+  close(no_h2_fd);
+  const auto closed_by_front = [](int fd) {
+    char buf[4096];
+    for (;;) {
+      const ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+      if (n < 0) return false;  // 30 s without the front closing it
+    }
+  };
+  CHECK(closed_by_front(plain));
+  CHECK(closed_by_front(silent));
+  close(plain);
+  close(silent);
+  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("q"), true);
+  rig.AnswerOk(1, sid);  // the established client is still served
 }
 
 }  // namespace
