@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
@@ -74,10 +75,25 @@ bool ReleaseFreeHeapPages(size_t keep_bytes) {
 
 bool FreedMemoryPolicy::ShouldRelease(int64_t unused) {
   if (!measured_ || unused < floor_) {
-    Released(unused);  // the first measurement, or freed memory reused since
+    SetFloor(unused);  // the first measurement, or freed memory reused since
+    return false;
+  }
+  if (skip_ > 0) {
+    --skip_;
     return false;
   }
   return unused - floor_ > slack_bytes_;
+}
+
+void FreedMemoryPolicy::Released(int64_t before, int64_t after) {
+  SetFloor(after);
+  if (before - after < slack_bytes_ / 4) {
+    backoff_ = backoff_ == 0 ? 1 : std::min(2 * backoff_, kMaxSkippedChecks);
+    skip_ = backoff_;
+  } else {
+    backoff_ = 0;
+    skip_ = 0;
+  }
 }
 
 FreedMemoryReleaser::FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes,
@@ -105,7 +121,7 @@ void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Dura
     ReleaseFreeHeapPages(keep_bytes);
     releases_.fetch_add(1);
     absl::StatusOr<HeapResidency> after = MeasureHeapResidency();
-    if (after.ok()) policy.Released(after->unused_bytes());
+    if (after.ok()) policy.Released(now->unused_bytes(), after->unused_bytes());
   }
 }
 

@@ -62,7 +62,10 @@ struct HeapResidency {
 absl::StatusOr<HeapResidency> MeasureHeapResidency();
 
 // Returns the free pages of every malloc heap to the kernel (glibc's malloc_trim), keeping
-// `keep_bytes` at the top of the main heap. True if memory was returned. Without glibc: false.
+// `keep_bytes` at the top of the main heap. True if glibc issued any release (not a measure of
+// what was returned). Without glibc: false. It holds each arena's lock while it walks that arena:
+// with MALLOC_ARENA_MAX at 1-2 (threads sharing arenas), calls stall for its duration (~100-200 ms
+// per GB returned); with glibc's default arenas they do not.
 bool ReleaseFreeHeapPages(size_t keep_bytes);
 
 // When FreedMemoryReleaser releases: the decision, apart from the measurements.
@@ -70,18 +73,31 @@ class FreedMemoryPolicy {
  public:
   explicit FreedMemoryPolicy(int64_t slack_bytes) : slack_bytes_(slack_bytes) {}
   // `unused`: HeapResidency::unused_bytes() now. True when it is more than slack_bytes above the
-  // lowest value seen since the last release (the first call only records it).
+  // lowest value seen since the last release (the first call only records it), unless checks are
+  // being skipped after unproductive releases.
   bool ShouldRelease(int64_t unused);
-  // `unused` measured right after a release.
-  void Released(int64_t unused) {
+  // A release ran; `before` and `after` are unused bytes measured right before and right after it.
+  // `after` is the new floor. A release that returned less than a quarter of slack_bytes (the rise
+  // was not freed heap: thread stacks, other mappings, a large mapped block written gradually,
+  // which malloc counts as live at once) makes the next 1, 2, 4 ... up to 64 checks pass without
+  // a release (each unproductive one doubles it); a productive one ends the skipping. A useless
+  // malloc_trim still walks every heap (up to ~100 ms on a fragmented one) and drops the freed
+  // memory --malloc_retain_mb keeps for the next calls.
+  void Released(int64_t before, int64_t after);
+
+  static constexpr int kMaxSkippedChecks = 64;
+
+ private:
+  void SetFloor(int64_t unused) {
     floor_ = unused;
     measured_ = true;
   }
 
- private:
   const int64_t slack_bytes_;
   bool measured_ = false;
   int64_t floor_ = 0;
+  int skip_ = 0;     // checks left to pass without a release
+  int backoff_ = 0;  // what the next unproductive release sets skip_ to, doubled (0: none yet)
 };
 
 // A thread that, every `interval`, measures HeapResidency and calls

@@ -103,8 +103,9 @@ ABSL_FLAG(int, malloc_release_mb, 128,
           "Freed heap memory (MiB) beyond which it goes back to the kernel: a thread checks once a "
           "second, and when the process holds this much more freed memory in RAM than after its "
           "last release (a Train, a fit, a deleted or evicted model), it returns the free pages "
-          "of every heap (glibc's malloc_trim), which glibc itself does only at a heap's top. "
-          "0 = never.");
+          "of every heap (glibc's malloc_trim), which glibc itself does only at a heap's top; "
+          "after releases that return little it checks less often. With MALLOC_ARENA_MAX at 1-2 "
+          "calls stall while it runs (~100-200 ms per GB). 0 = never.");
 ABSL_FLAG(int, log_flush_ms, 20,
           "The call log lines are written by their own thread at most this many ms after the call "
           "ended, so a slow disk or a stalled reader of stderr never holds up calls (lines beyond "
