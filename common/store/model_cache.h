@@ -572,6 +572,14 @@ void ModelCache<T>::UpdateLatest(NameState& state) {
   } else if (state.loaded.count(latest) == 0) {
     latest = 0;  // the previous latest was deleted
   }
+  // The newest listed version that is loaded, when newer than the latest (a write's read-back of
+  // a version that is not the newest any more): served meanwhile, dropped once superseded.
+  for (auto v = state.versions.rbegin(); v != state.versions.rend() && *v > latest; ++v) {
+    if (state.loaded.count(*v) > 0) {
+      latest = *v;
+      break;
+    }
+  }
   if (latest != state.latest && state.latest != 0) {
     auto old = state.loaded.find(state.latest);
     if (old != state.loaded.end() && !old->second.pinned) {
@@ -580,6 +588,16 @@ void ModelCache<T>::UpdateLatest(NameState& state) {
     }
   }
   state.latest = latest;
+  if (latest == 0) return;
+  // Unpinned versions below the latest are superseded (a read-back that came after a newer one).
+  for (auto it = state.loaded.begin(); it != state.loaded.end() && it->first < latest;) {
+    if (!it->second.pinned) {
+      loaded_bytes_ -= it->second.bytes;
+      it = state.loaded.erase(it);
+    } else {
+      ++it;
+    }
+  }
 }
 
 template <class T>
