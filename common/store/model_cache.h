@@ -219,6 +219,8 @@ class ModelCache {
   // the result. Returns the model (null if !load).
   absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load,
                                  bool pin = true);
+  // A fetch of `name` is over: the last one out drops the name's state if it holds nothing.
+  void EndFetch(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   void PollLoop(absl::Duration interval);
 
   ModelStore* const store_;
@@ -235,6 +237,11 @@ class ModelCache {
   int64_t budget_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t loaded_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<std::pair<std::string, int64_t>, std::shared_ptr<Flight>> flights_ ABSL_GUARDED_BY(mu_);
+  // Fetches of a name in progress (from their listing to their insert). While one is, the name's
+  // state stays even when empty: a fetch whose listing predates a delete must find the delete's
+  // listing there (Insert then does not cache the deleted version); re-created, it had no record
+  // of it, and a deleted version stayed loaded until the name was asked for again.
+  std::map<std::string, int, std::less<>> fetching_ ABSL_GUARDED_BY(mu_);
   // Adopt's models (with their stored sizes), until loaded or Unadopt.
   std::map<std::pair<std::string, int64_t>, std::pair<ModelPtr, int64_t>> adopted_
       ABSL_GUARDED_BY(mu_);
@@ -365,7 +372,13 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
   {
     absl::MutexLock lock(&mu_);
     seq = ++seq_;
+    ++fetching_[name];
   }
+  struct Ending {
+    ModelCache* cache;
+    const std::string& name;
+    ~Ending() { cache->EndFetch(name); }
+  } ending{this, name};
   absl::StatusOr<std::vector<int64_t>> listed = store_->ListVersions(name);
   if (!listed.ok() && !absl::IsNotFound(listed.status())) return listed.status();
   const std::vector<int64_t> versions = listed.ok() ? *listed : std::vector<int64_t>{};
@@ -376,8 +389,7 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     absl::MutexLock lock(&mu_);
     auto it = names_.find(name);
     if (it != names_.end()) {
-      ApplyListing(it->second, versions, seq);
-      if (it->second.versions.empty() && it->second.loaded.empty()) names_.erase(it);
+      ApplyListing(it->second, versions, seq);  // EndFetch drops the state if it holds nothing
     }
     return internal::ModelNotFound(name, version);
   }
@@ -435,8 +447,7 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
       model = Insert(state, target, model, /*pinned=*/pin && version > 0, seq, size);
       if (version == 0) state.wants_latest = true;
     }
-    ApplyListing(state, versions, seq);
-    if (state.versions.empty() && state.loaded.empty()) names_.erase(name);
+    ApplyListing(state, versions, seq);  // EndFetch drops the state if it holds nothing
     if (flight != nullptr) flights_.erase({name, target});
     Evict();
   }
@@ -657,7 +668,22 @@ void ModelCache<T>::ForgetDeleted(const std::string& name) {
   auto it = names_.find(name);
   if (it == names_.end()) return;
   ApplyListing(it->second, versions, seq);
-  if (it->second.versions.empty() && it->second.loaded.empty()) names_.erase(it);
+  // Kept while a fetch of the name is in progress (fetching_); the last one drops it.
+  if (it->second.versions.empty() && it->second.loaded.empty() && fetching_.count(name) == 0) {
+    names_.erase(it);
+  }
+}
+
+template <class T>
+void ModelCache<T>::EndFetch(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  auto fetching = fetching_.find(name);
+  if (--fetching->second > 0) return;
+  fetching_.erase(fetching);
+  auto it = names_.find(name);
+  if (it != names_.end() && it->second.versions.empty() && it->second.loaded.empty()) {
+    names_.erase(it);
+  }
 }
 
 template <class T>

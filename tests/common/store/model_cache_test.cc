@@ -689,5 +689,45 @@ TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that 
   }
 }
 
+TEST_CASE("ModelCache: a Delete of every version during a load of a cached name leaves nothing") {
+  // The delete's own listing emptied the name's state and dropped it; the load, whose listing
+  // predated the delete, re-created the state and cached the deleted version, charged to the
+  // budget until the name was asked for again (helper-102's hunt, cache42 #3).
+  for (const bool polling : {false, true}) {
+    CAPTURE(polling);
+    MemoryModelStore store;
+    absl::Notification in_load, release;
+    std::atomic<int64_t> block_version{-1};
+    Cache cache(&store, [&](const std::string& bytes) -> absl::StatusOr<Cache::ModelPtr> {
+      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
+      auto model = std::make_shared<TestModel>();
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
+        return absl::DataLossError("unparseable");
+      }
+      int64_t expected = model->version;
+      if (block_version.compare_exchange_strong(expected, -1)) {
+        in_load.Notify();
+        release.WaitForNotification();
+      }
+      return Cache::ModelPtr(std::move(model));
+    });
+    if (polling) cache.StartPolling(absl::Hours(1));
+    REQUIRE(cache.Put("m", Content("x")).ok());
+    REQUIRE(cache.Get("m", 0).ok());  // v1 loaded: the name is cached
+    const absl::StatusOr<int64_t> second = cache.Put("m", Content("x"));
+    REQUIRE(second.ok());
+    block_version = *second;
+    std::thread loader([&] { (void)cache.Get("m", 0); });  // lists [1, 2], loads v2
+    REQUIRE(in_load.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    REQUIRE(cache.Delete("m", 0).ok());  // every version
+    release.Notify();
+    loader.join();
+    CHECK(cache.loaded_versions() == 0);
+    CHECK(cache.loaded_bytes() == 0);
+    CHECK(absl::IsNotFound(cache.Get("m", 0).status()));
+    cache.StopPolling();
+  }
+}
+
 }  // namespace
 }  // namespace maas::store
