@@ -644,6 +644,34 @@ TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next G
   }
 }
 
+// A loader of "tag@version" bytes that holds the load of one version (Hold) in the loader until
+// Release: a load in progress, for as long as a test needs.
+class HeldLoader {
+ public:
+  Cache::Loader loader() {
+    return [this](const std::string& bytes) -> absl::StatusOr<Cache::ModelPtr> {
+      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
+      auto model = std::make_shared<TestModel>();
+      if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
+        return absl::DataLossError("unparseable");
+      }
+      int64_t expected = model->version;
+      if (held_version_.compare_exchange_strong(expected, -1)) {
+        in_load_.Notify();
+        release_.WaitForNotification();
+      }
+      return Cache::ModelPtr(std::move(model));
+    };
+  }
+  void Hold(int64_t version) { held_version_ = version; }
+  bool WaitHeld() { return in_load_.WaitForNotificationWithTimeout(absl::Seconds(30)); }
+  void Release() { release_.Notify(); }
+
+ private:
+  std::atomic<int64_t> held_version_{-1};
+  absl::Notification in_load_, release_;
+};
+
 TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that version or newer") {
   // Two writes of one name overlap: A stores v2, B stores v3 and B's load of v3 (B's read-back, or
   // the poller's or another call's load of a replica's v3) takes a while. A reads v2 back and
@@ -653,21 +681,8 @@ TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that 
   for (const bool polling : {false, true}) {
     CAPTURE(polling);
     MemoryModelStore store;
-    absl::Notification in_load, release;
-    std::atomic<int64_t> block_version{-1};
-    Cache cache(&store, [&](const std::string& bytes) -> absl::StatusOr<Cache::ModelPtr> {
-      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
-      auto model = std::make_shared<TestModel>();
-      if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
-        return absl::DataLossError("unparseable");
-      }
-      int64_t expected = model->version;
-      if (block_version.compare_exchange_strong(expected, -1)) {
-        in_load.Notify();
-        release.WaitForNotification();
-      }
-      return Cache::ModelPtr(std::move(model));
-    });
+    HeldLoader held;
+    Cache cache(&store, held.loader());
     if (polling) cache.StartPolling(absl::Hours(1));
     REQUIRE(cache.Put("m", Content("x")).ok());
     REQUIRE(cache.Get("m", 0).ok());  // v1: the latest, loaded
@@ -675,16 +690,16 @@ TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that 
     const absl::StatusOr<int64_t> b = cache.Put("m", Content("x"));
     REQUIRE(a.ok());
     REQUIRE(b.ok());
-    block_version = *b;
+    held.Hold(*b);
     std::thread loader_of_b([&] { (void)cache.Get("m", *b, /*pin=*/false); });
-    in_load.WaitForNotification();
+    REQUIRE(held.WaitHeld());
     const auto read_back = cache.Get("m", *a, /*pin=*/false);  // A's answer: version 2
     REQUIRE(read_back.ok());
     CHECK((*read_back)->version == 2);
     const auto latest = cache.Get("m", 0);
     REQUIRE(latest.ok());
     CHECK((*latest)->version >= 2);
-    release.Notify();
+    held.Release();
     loader_of_b.join();
   }
 }
@@ -696,31 +711,18 @@ TEST_CASE("ModelCache: a Delete of every version during a load of a cached name 
   for (const bool polling : {false, true}) {
     CAPTURE(polling);
     MemoryModelStore store;
-    absl::Notification in_load, release;
-    std::atomic<int64_t> block_version{-1};
-    Cache cache(&store, [&](const std::string& bytes) -> absl::StatusOr<Cache::ModelPtr> {
-      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
-      auto model = std::make_shared<TestModel>();
-      if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
-        return absl::DataLossError("unparseable");
-      }
-      int64_t expected = model->version;
-      if (block_version.compare_exchange_strong(expected, -1)) {
-        in_load.Notify();
-        release.WaitForNotification();
-      }
-      return Cache::ModelPtr(std::move(model));
-    });
+    HeldLoader held;
+    Cache cache(&store, held.loader());
     if (polling) cache.StartPolling(absl::Hours(1));
     REQUIRE(cache.Put("m", Content("x")).ok());
     REQUIRE(cache.Get("m", 0).ok());  // v1 loaded: the name is cached
     const absl::StatusOr<int64_t> second = cache.Put("m", Content("x"));
     REQUIRE(second.ok());
-    block_version = *second;
+    held.Hold(*second);
     std::thread loader([&] { (void)cache.Get("m", 0); });  // lists [1, 2], loads v2
-    REQUIRE(in_load.WaitForNotificationWithTimeout(absl::Seconds(30)));
+    REQUIRE(held.WaitHeld());
     REQUIRE(cache.Delete("m", 0).ok());  // every version
-    release.Notify();
+    held.Release();
     loader.join();
     CHECK(cache.loaded_versions() == 0);
     CHECK(cache.loaded_bytes() == 0);
