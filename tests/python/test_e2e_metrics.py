@@ -71,6 +71,10 @@ def test_calls_are_counted_by_method_and_code(stack):
     assert 'maas_model_load_seconds_count{server="maas-generative",model="counted"} 1' in text
     assert re.search(r'^maas_model_cache_versions\{server="maas-generative"\} 1$', text, re.M)
     assert float(re.search(r'^maas_model_cache_bytes\{server="maas-generative"\} (\S+)$', text, re.M).group(1)) > 0
+    # Freed memory the process keeps in RAM (stacks included): measured, so a number, and far below 1 GiB here.
+    free_resident = float(re.search(r'^maas_heap_free_resident_bytes\{server="maas-generative"\} (\S+)$', text,
+                                    re.M).group(1))
+    assert 0 < free_resident < 2**30
 
 
 def test_refused_names_take_no_label_and_a_model_named_other_keeps_its_own(stack):
