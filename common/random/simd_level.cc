@@ -13,27 +13,30 @@ SimdLevel CpuLevel() {
   return SimdLevel::kBaseline;
 }
 
-SimdLevel ComputeBest() {
-  SimdLevel level = CpuLevel();
+// The level MAAS_SIMD caps the process at: false when it names none of baseline / avx2 / avx512
+// (unset: no cap, kAvx512).
+bool MaasSimdCap(SimdLevel* cap) {
   const char* wanted = std::getenv("MAAS_SIMD");
-  if (wanted != nullptr) {
-    SimdLevel cap = level;
-    if (std::strcmp(wanted, "baseline") == 0) cap = SimdLevel::kBaseline;
-    if (std::strcmp(wanted, "avx2") == 0) cap = SimdLevel::kAvx2;
-    if (static_cast<int>(cap) < static_cast<int>(level)) level = cap;
-  }
-  return level;
+  *cap = SimdLevel::kAvx512;
+  if (wanted == nullptr || std::strcmp(wanted, "avx512") == 0) return true;
+  if (std::strcmp(wanted, "baseline") == 0) *cap = SimdLevel::kBaseline;
+  if (std::strcmp(wanted, "avx2") == 0) *cap = SimdLevel::kAvx2;
+  return *cap != SimdLevel::kAvx512;
+}
+
+SimdLevel ComputeBest() {
+  const SimdLevel level = CpuLevel();
+  SimdLevel cap;
+  MaasSimdCap(&cap);  // an unknown value caps nothing (SimdEnvironmentProblem names it)
+  return static_cast<int>(cap) < static_cast<int>(level) ? cap : level;
 }
 
 }  // namespace
 
 std::string SimdEnvironmentProblem() {
-  const char* wanted = std::getenv("MAAS_SIMD");
-  if (wanted == nullptr || std::strcmp(wanted, "baseline") == 0 ||
-      std::strcmp(wanted, "avx2") == 0 || std::strcmp(wanted, "avx512") == 0) {
-    return "";
-  }
-  return std::string("the environment variable MAAS_SIMD is \"") + wanted +
+  SimdLevel cap;
+  if (MaasSimdCap(&cap)) return "";
+  return std::string("the environment variable MAAS_SIMD is \"") + std::getenv("MAAS_SIMD") +
          "\"; it must be baseline, avx2 or avx512 (it caps the SIMD level; unset it for the "
          "best level of this CPU)";
 }

@@ -41,6 +41,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <string>
@@ -602,12 +603,7 @@ void ModelCache<T>::UpdateLatest(NameState& state) {
   if (latest == 0) return;
   // Unpinned versions below the latest are superseded (a read-back that came after a newer one).
   for (auto it = state.loaded.begin(); it != state.loaded.end() && it->first < latest;) {
-    if (!it->second.pinned) {
-      loaded_bytes_ -= it->second.bytes;
-      it = state.loaded.erase(it);
-    } else {
-      ++it;
-    }
+    it = it->second.pinned ? std::next(it) : Erase(state, it);
   }
 }
 

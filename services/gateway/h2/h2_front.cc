@@ -530,8 +530,6 @@ class H2Front::Impl {
   Replica* PickReplica(Route* route, const Replica* avoid);
   Conn* ConnectionTo(Replica* replica);
   absl::Status InitTls();
-  // Reads into rbuf_: > 0 bytes, 0 when the peer closed, -1 when nothing more is there now, -2 on
-  // an error.
   // Reads at most `max` bytes (<= kReadBuffer) into rbuf_: their count, -1 when none are ready,
   // 0 at the end, -2 on an error.
   ssize_t Read(Conn* c, size_t max);

@@ -672,6 +672,21 @@ class HeldLoader {
   absl::Notification in_load_, release_;
 };
 
+// A cache whose loader holds one version's load (HeldLoader), polling or not, with "m" stored
+// once and its version 1 loaded as the latest.
+struct HeldCache {
+  explicit HeldCache(bool polling) : cache(&store, held.loader()) {
+    if (polling) cache.StartPolling(absl::Hours(1));
+    REQUIRE(cache.Put("m", Content("x")).ok());
+    REQUIRE(cache.Get("m", 0).ok());
+  }
+  ~HeldCache() { cache.StopPolling(); }
+
+  MemoryModelStore store;
+  HeldLoader held;
+  Cache cache;
+};
+
 TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that version or newer") {
   // Two writes of one name overlap: A stores v2, B stores v3 and B's load of v3 (B's read-back, or
   // the poller's or another call's load of a replica's v3) takes a while. A reads v2 back and
@@ -680,12 +695,9 @@ TEST_CASE("ModelCache: Get of the latest after a write's read-back answers that 
   // Train -> Classify(latest) pairs, 4 concurrent Trains of one name).
   for (const bool polling : {false, true}) {
     CAPTURE(polling);
-    MemoryModelStore store;
-    HeldLoader held;
-    Cache cache(&store, held.loader());
-    if (polling) cache.StartPolling(absl::Hours(1));
-    REQUIRE(cache.Put("m", Content("x")).ok());
-    REQUIRE(cache.Get("m", 0).ok());  // v1: the latest, loaded
+    HeldCache f(polling);  // v1: the latest, loaded
+    Cache& cache = f.cache;
+    HeldLoader& held = f.held;
     const absl::StatusOr<int64_t> a = cache.Put("m", Content("x"));
     const absl::StatusOr<int64_t> b = cache.Put("m", Content("x"));
     REQUIRE(a.ok());
@@ -710,12 +722,9 @@ TEST_CASE("ModelCache: a Delete of every version during a load of a cached name 
   // budget until the name was asked for again (helper-102's hunt, cache42 #3).
   for (const bool polling : {false, true}) {
     CAPTURE(polling);
-    MemoryModelStore store;
-    HeldLoader held;
-    Cache cache(&store, held.loader());
-    if (polling) cache.StartPolling(absl::Hours(1));
-    REQUIRE(cache.Put("m", Content("x")).ok());
-    REQUIRE(cache.Get("m", 0).ok());  // v1 loaded: the name is cached
+    HeldCache f(polling);  // v1 loaded: the name is cached
+    Cache& cache = f.cache;
+    HeldLoader& held = f.held;
     const absl::StatusOr<int64_t> second = cache.Put("m", Content("x"));
     REQUIRE(second.ok());
     held.Hold(*second);
@@ -727,7 +736,6 @@ TEST_CASE("ModelCache: a Delete of every version during a load of a cached name 
     CHECK(cache.loaded_versions() == 0);
     CHECK(cache.loaded_bytes() == 0);
     CHECK(absl::IsNotFound(cache.Get("m", 0).status()));
-    cache.StopPolling();
   }
 }
 
