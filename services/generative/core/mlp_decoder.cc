@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -21,6 +22,12 @@ namespace maas::generative {
 namespace {
 
 constexpr double kDefensiveAlpha = 0.1;
+// The IMPORTANCE proposal's mode search (MakeProposal): starts at +-kStartRadius prior standard
+// deviations along at most kStartDirections directions after the prior mean's, and at most
+// kMaxModes modes kept (each holds an L x L matrix: MlpDecoderModel::ProposalValues).
+constexpr int kStartDirections = 8;
+constexpr double kStartRadius = 1.5;
+constexpr int kMaxModes = MlpDecoderModel::kMaxProposalModes;
 
 // The activation in place, with math's own functions (the bits of Forward's, on every CPU).
 void Activate(v1::Activation activation, Eigen::VectorXd& a) {
@@ -122,39 +129,73 @@ absl::StatusOr<v1::Activation> ParseActivation(const std::string& name, const st
       absl::StrCat(what, ": unknown activation '", name, "'; use identity, tanh, relu or sigmoid"));
 }
 
-// The defensive Laplace proposal q = (1 - alpha) N(m, S) + alpha N(0, I), S = C C^T.
+// One Gaussian of the Laplace mixture: N(mean, S) with S = V diag(1 / lambda) V^T, where V and
+// lambda are the eigenvectors and (clamped) eigenvalues of -Hessian of log p(z, x) at `mean`.
+struct LaplaceComponent {
+  Eigen::VectorXd mean;
+  Eigen::MatrixXd vectors;      // V
+  Eigen::VectorXd sqrt_lambda;  // sqrt(lambda): whitened d = sqrt_lambda .* (V^T d)
+  double log_det = 0;           // log det S = -sum(log lambda)
+  double log_weight = 0;        // log of its share of the Laplace part
+
+  template <typename Vector>
+  double WhitenedSquaredDistance(const Vector& z) const {
+    return (sqrt_lambda.array() * (vectors.transpose() * (z - mean)).array())
+        .matrix()
+        .squaredNorm();
+  }
+  // The same with every direction's scale capped at one prior standard deviation: a mode's basin,
+  // for the mode search, is never wider than that (a saddle's clamped curvature would otherwise
+  // claim a basin of 30 prior standard deviations).
+  double BasinSquaredDistance(const Eigen::VectorXd& z) const {
+    return (sqrt_lambda.cwiseMax(1.0).array() * (vectors.transpose() * (z - mean)).array())
+        .matrix()
+        .squaredNorm();
+  }
+};
+
+// The defensive Laplace mixture proposal q = alpha N(0, I) + (1 - alpha) sum_k w_k N(m_k, S_k).
+// One uniform picks the part (the number of words a draw consumes does not depend on it), then L
+// normals; with one component this is the single defensive Laplace proposal, draw for draw.
 class DefensiveLaplaceProposal final : public LatentProposal {
  public:
-  DefensiveLaplaceProposal(Eigen::VectorXd mean, Eigen::MatrixXd factor, Eigen::MatrixXd whiten,
-                           double log_det)
-      : mean_(std::move(mean)),
-        factor_(std::move(factor)),
-        whiten_(std::move(whiten)),
-        log_det_(log_det) {}
+  explicit DefensiveLaplaceProposal(std::vector<LaplaceComponent> components)
+      : components_(std::move(components)) {
+    double cumulative = 0;
+    for (const LaplaceComponent& c : components_) {
+      cumulative += std::exp(c.log_weight);
+      cumulative_.push_back(cumulative);
+    }
+  }
   void Sample(random::ItemRng& rng, Eigen::Ref<Eigen::VectorXd> z) const override {
     const double u = rng.Uniform();
-    Eigen::VectorXd eps(mean_.size());
+    Eigen::VectorXd eps(components_.front().mean.size());
     random::FillNormal(rng, eps);
     if (u < kDefensiveAlpha) {
       z = eps;
-    } else {
-      z = mean_ + factor_ * eps;
+      return;
     }
+    const double t = (u - kDefensiveAlpha) / (1.0 - kDefensiveAlpha) * cumulative_.back();
+    std::size_t k = 0;
+    while (k + 1 < components_.size() && t >= cumulative_[k]) ++k;
+    const LaplaceComponent& c = components_[k];
+    z = c.mean + c.vectors * (eps.array() / c.sqrt_lambda.array()).matrix();
   }
   double LogDensity(const Eigen::Ref<const Eigen::VectorXd>& z) const override {
-    const double l = static_cast<double>(mean_.size());
-    const double laplace =
-        -0.5 * (l * math::kLogTwoPi + log_det_ + (whiten_ * (z - mean_)).squaredNorm());
+    const double l = static_cast<double>(z.size());
+    double laplace = -std::numeric_limits<double>::infinity();
+    for (const LaplaceComponent& c : components_) {
+      laplace = math::LogAddExp(laplace, c.log_weight - 0.5 * (l * math::kLogTwoPi + c.log_det +
+                                                               c.WhitenedSquaredDistance(z)));
+    }
     const double prior = -0.5 * (l * math::kLogTwoPi + z.squaredNorm());
     return math::LogAddExp(std::log1p(-kDefensiveAlpha) + laplace,
                            std::log(kDefensiveAlpha) + prior);
   }
 
  private:
-  Eigen::VectorXd mean_;
-  Eigen::MatrixXd factor_;  // S = factor factor^T
-  Eigen::MatrixXd whiten_;  // whiten^T whiten = S^-1
-  double log_det_;          // log det S
+  std::vector<LaplaceComponent> components_;
+  std::vector<double> cumulative_;  // running sums of the weights
 };
 
 }  // namespace
@@ -554,7 +595,8 @@ double MlpDecoderModel::LatentEvaluationCost() const {
 
 double MlpDecoderModel::ProposalCost() const {
   const double l = latent_dim_;
-  return (100 + 2 * l) * 2 * LatentEvaluationCost() + l * l * l;
+  const double starts = 1 + 2 * std::min(latent_dim_, kStartDirections);
+  return (starts * 100 + kMaxModes * 2 * l) * 2 * LatentEvaluationCost() + kMaxModes * l * l * l;
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
@@ -567,60 +609,132 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     if (g != nullptr) *g = grad - z;
     return log_lik - 0.5 * z.squaredNorm();
   };
-  // Posterior mode: gradient ascent with backtracking (Armijo), from the prior mean. No step moves
-  // z by more than kMaxMove (prior standard deviations): a steep start (a sharp likelihood) had
-  // jumped past the mode nearest the prior mean into another basin, whose Laplace proposal then
-  // missed most of the posterior mass with weights that looked healthy; and a step that starts at
-  // the cap reaches any gradient's scale (at a noise variance of 1e-24, 60 halvings of a step of 1
-  // had not, and the search stayed at z = 0).
-  constexpr double kMaxMove = 0.5;
-  Eigen::VectorXd z = Eigen::VectorXd::Zero(l), g(l), trial_g(l);
-  double value = objective(z, &g);
-  double step = 1.0;
-  for (int iteration = 0; iteration < 500 && g.norm() > 1e-9; ++iteration) {
-    bool moved = false;
-    step = std::min(step, kMaxMove / g.norm());
-    for (int halving = 0; halving < 60; ++halving) {
-      const Eigen::VectorXd trial = z + step * g;
-      const double trial_value = objective(trial, &trial_g);
-      if (std::isfinite(trial_value) && trial_value >= value + 1e-4 * step * g.squaredNorm()) {
-        z = trial;
-        value = trial_value;
-        g = trial_g;
-        step *= 2.0;
-        moved = true;
-        break;
-      }
-      step *= 0.5;
+  std::vector<LaplaceComponent> modes;
+  modes.reserve(kMaxModes);  // modes.front() is read while later modes are added
+  // Whether z is inside the basin of a mode already found (within one posterior standard deviation
+  // of it by its Laplace shape, and within one prior standard deviation).
+  const auto known = [&](const Eigen::VectorXd& z) {
+    for (const LaplaceComponent& mode : modes) {
+      if (std::isfinite(mode.log_weight) && mode.BasinSquaredDistance(z) < 1.0) return true;
     }
-    if (!moved) break;
+    return false;
+  };
+  // A posterior mode: gradient ascent with backtracking (Armijo) from `start`. No step moves z by
+  // more than kMaxMove (prior standard deviations): a steep start (a sharp likelihood) had jumped
+  // past the mode nearest the start into another basin, whose Laplace proposal then missed most of
+  // the posterior mass with weights that looked healthy; and a step that starts at the cap reaches
+  // any gradient's scale (at a noise variance of 1e-24, 60 halvings of a step of 1 had not, and
+  // the search stayed at z = 0). Returns false when the search entered a known mode's basin.
+  constexpr double kMaxMove = 0.5;
+  Eigen::VectorXd g(l), trial_g(l);
+  const auto ascend = [&](Eigen::VectorXd& z, double& value) {
+    value = objective(z, &g);
+    double step = 1.0;
+    for (int iteration = 0; iteration < 500 && g.norm() > 1e-9; ++iteration) {
+      if (known(z)) return false;
+      bool moved = false;
+      step = std::min(step, kMaxMove / g.norm());
+      for (int halving = 0; halving < 60; ++halving) {
+        const Eigen::VectorXd trial = z + step * g;
+        const double trial_value = objective(trial, &trial_g);
+        if (std::isfinite(trial_value) && trial_value >= value + 1e-4 * step * g.squaredNorm()) {
+          z = trial;
+          value = trial_value;
+          g = trial_g;
+          step *= 2.0;
+          moved = true;
+          break;
+        }
+        step *= 0.5;
+      }
+      if (!moved) break;
+    }
+    return !known(z);
+  };
+  // The Laplace shape at z: -Hessian of log p(z, x) by central differences of the gradient, its
+  // eigenvalues clamped at 1e-3 (a variance of at most 1000 prior variances).
+  const auto laplace = [&](Eigen::VectorXd z, double value) {
+    Eigen::MatrixXd hessian(l, l);
+    for (int j = 0; j < l; ++j) {
+      const double h = 1e-5 * std::max(1.0, std::abs(z(j)));
+      Eigen::VectorXd plus = z, minus = z, g_plus(l), g_minus(l);
+      plus(j) += h;
+      minus(j) -= h;
+      objective(plus, &g_plus);
+      objective(minus, &g_minus);
+      hessian.col(j) = -(g_plus - g_minus) / (2 * h);
+    }
+    hessian = 0.5 * (hessian + hessian.transpose()).eval();
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(hessian);
+    hessian.resize(0, 0);
+    Eigen::VectorXd lambda = eigen.eigenvalues().cwiseMax(1e-3);
+    LaplaceComponent mode;
+    if (!lambda.allFinite() || !z.allFinite() || !eigen.eigenvectors().allFinite() ||
+        !std::isfinite(value)) {
+      // Degenerate: the prior's shape, with no evidence of its own.
+      mode.mean = Eigen::VectorXd::Zero(l);
+      mode.vectors = Eigen::MatrixXd::Identity(l, l);
+      lambda = Eigen::VectorXd::Ones(l);
+      value = -std::numeric_limits<double>::infinity();
+    } else {
+      mode.mean = std::move(z);
+      mode.vectors = eigen.eigenvectors();
+    }
+    mode.sqrt_lambda = lambda.cwiseSqrt();
+    mode.log_det = -lambda.array().log().sum();
+    // Laplace's evidence of the mode, log p(m, x) + log det(2 pi S) / 2 up to a shared constant.
+    mode.log_weight = value + 0.5 * mode.log_det;
+    return mode;
+  };
+  // Starts: the prior mean, then +-kStartRadius prior standard deviations along the directions in
+  // which the first mode's posterior is widest (kStartDirections of them at most): where the data
+  // leave the latent least determined, another mode is most likely (a decoder that folds z, such
+  // as |z1|, has its modes on both sides of the fold). A start that enters a known mode's basin
+  // stops there.
+  {
+    Eigen::VectorXd z = Eigen::VectorXd::Zero(l);
+    double value = 0;
+    ascend(z, value);
+    modes.push_back(laplace(std::move(z), value));
   }
-  // Laplace covariance: H = -Hessian of log p(z, x) by central differences of the gradient.
-  Eigen::MatrixXd hessian(l, l);
-  for (int j = 0; j < l; ++j) {
-    const double h = 1e-5 * std::max(1.0, std::abs(z(j)));
-    Eigen::VectorXd plus = z, minus = z, g_plus(l), g_minus(l);
-    plus(j) += h;
-    minus(j) -= h;
-    objective(plus, &g_plus);
-    objective(minus, &g_minus);
-    hessian.col(j) = -(g_plus - g_minus) / (2 * h);
+  const int directions = std::min(l, kStartDirections);
+  const Eigen::MatrixXd& first_vectors = modes.front().vectors;
+  for (int k = 0; k < directions && static_cast<int>(modes.size()) < kMaxModes; ++k) {
+    // Eigenvalues ascend: column k has the k-th largest variance.
+    for (double sign : {1.0, -1.0}) {
+      if (static_cast<int>(modes.size()) >= kMaxModes) break;
+      Eigen::VectorXd z = sign * kStartRadius * first_vectors.col(k);
+      double value = 0;
+      if (ascend(z, value)) modes.push_back(laplace(std::move(z), value));
+    }
   }
-  hessian = 0.5 * (hessian + hessian.transpose()).eval();
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(hessian);
-  Eigen::VectorXd lambda = eigen.eigenvalues().cwiseMax(1e-3);
-  if (!lambda.allFinite() || !z.allFinite()) {  // Degenerate: fall back to the prior shape.
-    lambda = Eigen::VectorXd::Ones(l);
-    z = Eigen::VectorXd::Zero(l);
+  // Weights: half by Laplace's evidence, half shared equally among the modes whose evidence is at
+  // least 1e-3 of the total (so a mode whose Laplace evidence is off still gets samples); modes
+  // below that (saddles, far minor modes) are left to the defensive prior part.
+  double largest = -std::numeric_limits<double>::infinity();
+  for (const LaplaceComponent& mode : modes) largest = std::max(largest, mode.log_weight);
+  std::vector<LaplaceComponent> kept;
+  if (!std::isfinite(largest)) {
+    kept.push_back(std::move(modes.front()));
+    kept.front().log_weight = 0;
+  } else {
+    double total = 0;
+    for (const LaplaceComponent& mode : modes) total += std::exp(mode.log_weight - largest);
+    for (LaplaceComponent& mode : modes) {
+      const double share = std::exp(mode.log_weight - largest) / total;
+      if (share >= 1e-3) {
+        mode.log_weight = share;  // the share, for now
+        kept.push_back(std::move(mode));
+      }
+    }
+    const double equal = 1.0 / static_cast<double>(kept.size());
+    double sum = 0;
+    for (const LaplaceComponent& mode : kept) sum += mode.log_weight;
+    for (LaplaceComponent& mode : kept) {
+      mode.log_weight = std::log(0.5 * mode.log_weight / sum + 0.5 * equal);
+    }
   }
-  const Eigen::MatrixXd& v = eigen.eigenvectors().allFinite()
-                                 ? eigen.eigenvectors()
-                                 : Eigen::MatrixXd(Eigen::MatrixXd::Identity(l, l));
-  Eigen::MatrixXd factor = v * lambda.cwiseSqrt().cwiseInverse().asDiagonal();
-  Eigen::MatrixXd whiten = lambda.cwiseSqrt().asDiagonal() * v.transpose();
-  const double log_det = -lambda.array().log().sum();
-  return std::make_unique<DefensiveLaplaceProposal>(z, std::move(factor), std::move(whiten),
-                                                    log_det);
+  return std::make_unique<DefensiveLaplaceProposal>(std::move(kept));
 }
 
 std::size_t MlpDecoderModel::ForwardBlockRows() const {

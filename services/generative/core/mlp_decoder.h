@@ -66,17 +66,22 @@ class MlpDecoderModel final : public GenerativeModel {
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
 
-  // Float64 values MakeProposal forms for latent dimension L: the L x L Hessian, its eigenvectors
-  // and the proposal's factor and whitening matrices (4 L^2).
-  static double ProposalValues(double latent_dim) { return 4.0 * latent_dim * latent_dim; }
+  // Posterior modes the IMPORTANCE proposal keeps at most (a Laplace mixture).
+  static constexpr int kMaxProposalModes = 4;
+  // Float64 values MakeProposal forms for latent dimension L: one L x L Hessian and its
+  // eigenvectors at a time, and the eigenvectors of each mode kept ((kMaxProposalModes + 2) L^2).
+  static double ProposalValues(double latent_dim) {
+    return (kMaxProposalModes + 2.0) * latent_dim * latent_dim;
+  }
   int64_t ProposalBytes() const override {
     return static_cast<int64_t>(8 * ProposalValues(latent_dim_));
   }
   // Every layer's in x out (with the Gram shortcut the output layer's H x H instead) and the
   // likelihood's D.
   double LatentEvaluationCost() const override;
-  // The posterior-mode search (typically ~100 gradients), the 2 L gradients of the Hessian and
-  // its L^3 eigendecomposition.
+  // The posterior-mode searches (typically ~100 gradients each, from up to 17 starts; a start that
+  // enters a known mode's basin stops early), and per mode kept the 2 L gradients of the Hessian
+  // and its L^3 eigendecomposition.
   double ProposalCost() const override;
 
   // Bytes of activations Forward may keep for one block of rows (every layer's, rows x width x 8).
