@@ -5,7 +5,8 @@
   (b) batched log p(x|z) for ppca and mlp_decoder (D=784, L=50, one tanh hidden layer H=256), with the FLOP
       limit of this core (measured: the larger of numpy's DGEMM n=2000 and a register-only stream of independent
       vector FMAs, the true peak; OpenBLAS's DGEMM stays below it);
-  (c) samples needed to reach SE = 0.01 nats with PRIOR vs IMPORTANCE vs AIS on a ppca model with L=50;
+  (c) samples needed to reach SE = 0.01 nats with PRIOR vs IMPORTANCE vs AIS on a ppca model with L=50, then one
+      row's PRIOR / IMPORTANCE / AIS estimate on (b)'s mlp_decoder with their CPU seconds;
   (d) the same ppca sampling served over gRPC by the real maas-generative binary (--threads 1) to a C++ client
       (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound.
 
@@ -231,6 +232,13 @@ def main():
             error = abs(result["log_likelihood"] - result["exact"])
             print(f"  {estimator:10s} N={num:6d} SE={se:.4g} ESS={ess:.1f} |est-exact|={error:.3g}"
                   f" ({result['seconds']:.2f} s) -> {needed}")
+
+        print("\n(c') one row's estimate on the mlp_decoder of (b) (L=50, H=256, D=784; no closed form): the seconds of"
+              " IMPORTANCE include its proposal (the posterior-mode searches, the Laplace Hessians)")
+        for estimator, num, temps in (("PRIOR", 20000, 1), ("IMPORTANCE", 1000, 1), ("AIS", 16, 1000)):
+            result = driver("estimate", specs["mlp"], estimator, num, temps)
+            print(f"  {estimator:10s} N={num:6d} log p(x)={result['log_likelihood']:.4f} SE={result['standard_error']:.4g}"
+                  f" ESS={result['ess']:.1f} ({result['seconds']:.3f} s)")
 
     # (d) served sampling ---------------------------------------------------------------------------------------------
     if "d" in parts:
