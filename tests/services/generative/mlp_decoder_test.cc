@@ -146,6 +146,50 @@ TEST_CASE("model E: the defensive Laplace proposal and prior sampling are calibr
   }
 }
 
+// A GAUSSIAN decoder with one hidden layer (`activation`) and an identity output layer.
+v1::MlpDecoderSpec OneHiddenLayer(const Eigen::MatrixXd& w1, const Eigen::VectorXd& b1,
+                                  v1::Activation activation, const Eigen::MatrixXd& w2,
+                                  const Eigen::VectorXd& b2, double noise_variance) {
+  v1::MlpDecoderSpec spec;
+  spec.set_latent_dim(static_cast<int>(w1.cols()));
+  v1::DenseLayer* hidden = spec.add_layers();
+  SetMatrix(w1, hidden->mutable_weight());
+  for (double v : b1) hidden->add_bias(v);
+  hidden->set_activation(activation);
+  v1::DenseLayer* out = spec.add_layers();
+  SetMatrix(w2, out->mutable_weight());
+  for (double v : b2) out->add_bias(v);
+  out->set_activation(v1::IDENTITY);
+  spec.set_likelihood(v1::GAUSSIAN);
+  spec.set_noise_variance(noise_variance);
+  return spec;
+}
+
+// IMPORTANCE estimates of `rows` copies of x (each row its own draws): the rows' estimates
+// within `tolerance` of `exact` with k-hat below `max_pareto_k`, and at least 85 % within 2 SE.
+void CheckImportanceReplicas(const GenerativeModel& model, const Eigen::VectorXd& x, double exact,
+                             int rows, uint64_t num_samples, uint64_t seed, double tolerance,
+                             double max_pareto_k) {
+  const Eigen::MatrixXd replicas = x.transpose().replicate(rows, 1);
+  EstimateSettings settings;
+  settings.estimator = McEstimator::kImportance;
+  settings.num_samples = num_samples;
+  settings.seed = seed;
+  testing::ThreadExecutor executor(2);
+  auto results = EstimateRows(model, replicas, settings, executor, exec::StopToken());
+  REQUIRE(results.ok());
+  int inside = 0;
+  for (int r = 0; r < rows; ++r) {
+    const RowResult& row = (*results)[r];
+    INFO("row " << r << " estimate " << row.stats.LogMean() << " SE " << row.stats.StandardError()
+                << " k " << row.pareto_k << " exact " << exact);
+    CHECK(std::abs(row.stats.LogMean() - exact) < tolerance);
+    CHECK(row.pareto_k < max_pareto_k);
+    if (std::abs(row.stats.LogMean() - exact) <= 2 * row.stats.StandardError()) ++inside;
+  }
+  CHECK(inside >= rows * 85 / 100);
+}
+
 // A decoder whose posterior for `x` has a dominant mode near z = (0.1, 0.86) and a minor one near
 // (3.64, 0.48) (helper-97's hunt, gensimd #1): L = 2, 10 sigmoid units, identity output, noise
 // 0.05.
@@ -180,19 +224,8 @@ v1::MlpDecoderSpec TwoModeDecoder() {
     for (int l = 0; l < 2; ++l) m1(h, l) = w1[h][l];
   for (int d = 0; d < 4; ++d)
     for (int h = 0; h < 10; ++h) m2(d, h) = w2[d][h];
-  v1::MlpDecoderSpec spec;
-  spec.set_latent_dim(2);
-  v1::DenseLayer* hidden = spec.add_layers();
-  SetMatrix(m1, hidden->mutable_weight());
-  for (double v : b1) hidden->add_bias(v);
-  hidden->set_activation(v1::SIGMOID);
-  v1::DenseLayer* out = spec.add_layers();
-  SetMatrix(m2, out->mutable_weight());
-  for (double v : b2) out->add_bias(v);
-  out->set_activation(v1::IDENTITY);
-  spec.set_likelihood(v1::GAUSSIAN);
-  spec.set_noise_variance(0.05);
-  return spec;
+  return OneHiddenLayer(m1, Eigen::Map<const Eigen::VectorXd>(b1, 10), v1::SIGMOID, m2,
+                        Eigen::Map<const Eigen::VectorXd>(b2, 4), 0.05);
 }
 
 TEST_CASE("IMPORTANCE finds the posterior's dominant mode when the likelihood is steep") {
@@ -203,24 +236,8 @@ TEST_CASE("IMPORTANCE finds the posterior's dominant mode when the likelihood is
   x << 7.38686888900618, 2.2297860282397637, -2.015086008297655, -2.3284759313662935;
   const double exact = Quadrature(*model, x, 1801);  // h = 0.01; the posterior's sd is ~0.03
   CHECK(std::abs(exact - Quadrature(*model, x, 2401)) < 1e-6);
-  const int rows = 64;
-  const Eigen::MatrixXd replicas = x.transpose().replicate(rows, 1);  // each row its own draws
-  EstimateSettings settings;
-  settings.estimator = McEstimator::kImportance;
-  settings.num_samples = 400;
-  settings.seed = 5;
-  testing::ThreadExecutor executor(2);
-  auto results = EstimateRows(*model, replicas, settings, executor, exec::StopToken());
-  REQUIRE(results.ok());
-  int inside = 0;
-  for (int r = 0; r < rows; ++r) {
-    const RowResult& row = (*results)[r];
-    INFO("row " << r << " estimate " << row.stats.LogMean() << " SE " << row.stats.StandardError()
-                << " k " << row.pareto_k << " exact " << exact);
-    CHECK(std::abs(row.stats.LogMean() - exact) < 0.5);
-    if (std::abs(row.stats.LogMean() - exact) <= 2 * row.stats.StandardError()) ++inside;
-  }
-  CHECK(inside >= rows * 85 / 100);
+  CheckImportanceReplicas(*model, x, exact, 64, 400, 5, 0.5,
+                          std::numeric_limits<double>::infinity());
 }
 
 TEST_CASE("IMPORTANCE reaches the mode of a posterior of any width") {
@@ -268,19 +285,7 @@ v1::MlpDecoderSpec FoldedDecoder(double c, int latent) {
   w2(0, 0) = w2(0, 1) = 1;
   b2(0) = 0;
   for (int j = 1; j < latent; ++j) w1(j + 1, j) = w2(j, j + 1) = 1;
-  v1::MlpDecoderSpec spec;
-  spec.set_latent_dim(latent);
-  v1::DenseLayer* hidden = spec.add_layers();
-  SetMatrix(w1, hidden->mutable_weight());
-  for (double v : b1) hidden->add_bias(v);
-  hidden->set_activation(v1::RELU);
-  v1::DenseLayer* out = spec.add_layers();
-  SetMatrix(w2, out->mutable_weight());
-  for (double v : b2) out->add_bias(v);
-  out->set_activation(v1::IDENTITY);
-  spec.set_likelihood(v1::GAUSSIAN);
-  spec.set_noise_variance(0.01);
-  return spec;
+  return OneHiddenLayer(w1, b1, v1::RELU, w2, b2, 0.01);
 }
 
 TEST_CASE("IMPORTANCE covers every mode of a posterior with separated modes") {
@@ -304,26 +309,8 @@ TEST_CASE("IMPORTANCE covers every mode of a posterior with separated modes") {
       for (int j = 2; j < latent; ++j) {
         exact += -0.5 * (std::log(2 * M_PI * 1.01) + x(j) * x(j) / 1.01);
       }
-      const int rows = 32;
-      const Eigen::MatrixXd replicas = x.transpose().replicate(rows, 1);
-      EstimateSettings settings;
-      settings.estimator = McEstimator::kImportance;
-      settings.num_samples = 1000;
-      settings.seed = 17;
-      testing::ThreadExecutor executor(2);
-      auto results = EstimateRows(*model, replicas, settings, executor, exec::StopToken());
-      REQUIRE(results.ok());
-      int inside = 0;
-      for (int r = 0; r < rows; ++r) {
-        const RowResult& row = (*results)[r];
-        INFO("L " << latent << " c " << c << " row " << r << " estimate " << row.stats.LogMean()
-                  << " SE " << row.stats.StandardError() << " k " << row.pareto_k << " exact "
-                  << exact);
-        CHECK(std::abs(row.stats.LogMean() - exact) < 0.1);
-        CHECK(row.pareto_k < 0.7);
-        if (std::abs(row.stats.LogMean() - exact) <= 2 * row.stats.StandardError()) ++inside;
-      }
-      CHECK(inside >= rows * 85 / 100);
+      INFO("L " << latent << " c " << c);
+      CheckImportanceReplicas(*model, x, exact, 32, 1000, 17, 0.1, 0.7);
     }
   }
 }
