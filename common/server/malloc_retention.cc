@@ -58,6 +58,7 @@ absl::StatusOr<HeapResidency> MeasureHeapResidency() {
   HeapResidency residency;
   residency.resident_anonymous_bytes = (resident - shared) * page;
   residency.live_block_bytes = static_cast<int64_t>(info.uordblks + info.hblkhd);
+  residency.mapped_block_bytes = static_cast<int64_t>(info.hblkhd);
   return residency;
 #else
   return absl::UnimplementedError("not glibc's malloc");
@@ -73,9 +74,18 @@ bool ReleaseFreeHeapPages(size_t keep_bytes) {
 #endif
 }
 
-bool FreedMemoryPolicy::ShouldRelease(int64_t unused) {
-  if (!measured_ || unused < floor_) {
-    SetFloor(unused);  // the first measurement, or freed memory reused since
+bool FreedMemoryPolicy::ShouldRelease(const HeapResidency& now) {
+  if (!measured_) {
+    SetFloor(now);  // the first measurement
+    return false;
+  }
+  // Freed memory reused since lowers the floor; the part of a dip that blocks mapped since could
+  // explain does not (their pages may not be written yet).
+  mapped_floor_ = std::min(mapped_floor_, now.mapped_block_bytes);
+  const int64_t unused = now.unused_bytes();
+  const int64_t reused_to = unused + (now.mapped_block_bytes - mapped_floor_);
+  if (reused_to < floor_) {
+    floor_ = reused_to;
     return false;
   }
   if (skip_ > 0) {
@@ -85,9 +95,9 @@ bool FreedMemoryPolicy::ShouldRelease(int64_t unused) {
   return unused - floor_ > slack_bytes_;
 }
 
-void FreedMemoryPolicy::Released(int64_t before, int64_t after) {
+void FreedMemoryPolicy::Released(const HeapResidency& before, const HeapResidency& after) {
   SetFloor(after);
-  if (before - after < slack_bytes_ / 4) {
+  if (before.unused_bytes() - after.unused_bytes() < slack_bytes_ / 4) {
     backoff_ = backoff_ == 0 ? 1 : std::min(2 * backoff_, kMaxSkippedChecks);
     skip_ = backoff_;
   } else {
@@ -117,11 +127,11 @@ void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Dura
       if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
     }
     absl::StatusOr<HeapResidency> now = MeasureHeapResidency();
-    if (!now.ok() || !policy.ShouldRelease(now->unused_bytes())) continue;
+    if (!now.ok() || !policy.ShouldRelease(*now)) continue;
     ReleaseFreeHeapPages(keep_bytes);
     releases_.fetch_add(1);
     absl::StatusOr<HeapResidency> after = MeasureHeapResidency();
-    if (after.ok()) policy.Released(now->unused_bytes(), after->unused_bytes());
+    if (after.ok()) policy.Released(*now, *after);
   }
 }
 

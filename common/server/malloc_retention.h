@@ -56,6 +56,10 @@ absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes);
 struct HeapResidency {
   int64_t resident_anonymous_bytes = 0;
   int64_t live_block_bytes = 0;
+  // Of live_block_bytes, the blocks malloc mapped on their own (above its mmap threshold, such as a
+  // fit's 244 MB matrix of rows): counted at their full size from their allocation but resident
+  // only as they are written, so a new one makes unused_bytes() dip, even below 0, until it is.
+  int64_t mapped_block_bytes = 0;
   int64_t unused_bytes() const { return resident_anonymous_bytes - live_block_bytes; }
 };
 // Without glibc or /proc: UNIMPLEMENTED / the read's error.
@@ -72,31 +76,38 @@ bool ReleaseFreeHeapPages(size_t keep_bytes);
 class FreedMemoryPolicy {
  public:
   explicit FreedMemoryPolicy(int64_t slack_bytes) : slack_bytes_(slack_bytes) {}
-  // `unused`: HeapResidency::unused_bytes() now. True when it is more than slack_bytes above the
-  // lowest value seen since the last release (the first call only records it), unless checks are
-  // being skipped after unproductive releases.
-  bool ShouldRelease(int64_t unused);
-  // A release ran; `before` and `after` are unused bytes measured right before and right after it.
-  // `after` is the new floor. A release that returned less than a quarter of slack_bytes (the rise
-  // was not freed heap: thread stacks, other mappings, a large mapped block written gradually,
-  // which malloc counts as live at once) makes the next 1, 2, 4 ... up to 64 checks pass without
-  // a release (each unproductive one doubles it); a productive one ends the skipping. A useless
+  // `now`: MeasureHeapResidency() now. True when its unused bytes are more than slack_bytes above
+  // the floor, unless checks are being skipped after unproductive releases. The floor is the
+  // lowest unused bytes seen since the last release (the first call only records it), less the
+  // part of each dip that blocks mapped since could explain (mapped_block_bytes above their lowest
+  // since the last release): such a dip is pages not written yet, not freed memory reused, and it
+  // comes back as they are written. A generative fit's 244 MB matrix made one reading 70 MB lower;
+  // as the floor, it let ~90 MB of free arena tops (which malloc_trim cannot return) trigger a
+  // release that returned 9 MB.
+  bool ShouldRelease(const HeapResidency& now);
+  // A release ran; `before` and `after` were measured right before and right after it. `after` is
+  // the new floor. A release that returned less than a quarter of slack_bytes (the rise was not
+  // freed heap: thread stacks, other mappings, a large mapped block written gradually, which
+  // malloc counts as live at once) makes the next 1, 2, 4 ... up to 64 checks pass without a
+  // release (each unproductive one doubles it); a productive one ends the skipping. A useless
   // malloc_trim still walks every heap (up to ~100 ms on a fragmented one) and drops the freed
   // memory --malloc_retain_mb keeps for the next calls.
-  void Released(int64_t before, int64_t after);
+  void Released(const HeapResidency& before, const HeapResidency& after);
 
   static constexpr int kMaxSkippedChecks = 64;
 
  private:
-  void SetFloor(int64_t unused) {
-    floor_ = unused;
+  void SetFloor(const HeapResidency& now) {
+    floor_ = now.unused_bytes();
+    mapped_floor_ = now.mapped_block_bytes;
     measured_ = true;
   }
 
   const int64_t slack_bytes_;
   bool measured_ = false;
   int64_t floor_ = 0;
-  int skip_ = 0;     // checks left to pass without a release
+  int64_t mapped_floor_ = 0;  // the lowest mapped_block_bytes since the last release
+  int skip_ = 0;              // checks left to pass without a release
   int backoff_ = 0;  // what the next unproductive release sets skip_ to, doubled (0: none yet)
 };
 
