@@ -3,9 +3,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <utility>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
@@ -107,9 +109,10 @@ void FreedMemoryPolicy::Released(const HeapResidency& before, const HeapResidenc
 }
 
 FreedMemoryReleaser::FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes,
-                                         absl::Duration interval)
-    : thread_(
-          [this, slack_bytes, keep_bytes, interval] { Run(slack_bytes, keep_bytes, interval); }) {}
+                                         absl::Duration interval, HeapAccess heap)
+    : heap_(std::move(heap)), thread_([this, slack_bytes, keep_bytes, interval] {
+        Run(slack_bytes, keep_bytes, interval);
+      }) {}
 
 FreedMemoryReleaser::~FreedMemoryReleaser() {
   {
@@ -126,12 +129,18 @@ void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Dura
       absl::MutexLock lock(&mu_);
       if (mu_.AwaitWithTimeout(absl::Condition(&stop_), interval)) return;
     }
-    absl::StatusOr<HeapResidency> now = MeasureHeapResidency();
+    absl::StatusOr<HeapResidency> now = heap_.measure();
     if (!now.ok() || !policy.ShouldRelease(*now)) continue;
-    ReleaseFreeHeapPages(keep_bytes);
+    const auto start = std::chrono::steady_clock::now();
+    heap_.release(keep_bytes);
+    const auto took = std::chrono::steady_clock::now() - start;
     releases_.fetch_add(1);
-    absl::StatusOr<HeapResidency> after = MeasureHeapResidency();
-    if (after.ok()) policy.Released(*now, *after);
+    release_nanoseconds_.fetch_add(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
+    absl::StatusOr<HeapResidency> after = heap_.measure();
+    if (!after.ok()) continue;
+    released_bytes_.fetch_add(std::max<int64_t>(0, now->unused_bytes() - after->unused_bytes()));
+    policy.Released(*now, *after);
   }
 }
 

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <thread>
 
@@ -111,30 +112,46 @@ class FreedMemoryPolicy {
   int backoff_ = 0;  // what the next unproductive release sets skip_ to, doubled (0: none yet)
 };
 
+// What FreedMemoryReleaser measures and calls: the process's own heap unless a test scripts one.
+struct HeapAccess {
+  std::function<absl::StatusOr<HeapResidency>()> measure = MeasureHeapResidency;
+  std::function<bool(size_t keep_bytes)> release = ReleaseFreeHeapPages;
+};
+
 // A thread that, every `interval`, measures HeapResidency and calls
 // ReleaseFreeHeapPages(keep_bytes) when FreedMemoryPolicy(slack_bytes) says so: after a Train, a
 // fit or an evicted or deleted model has freed more than slack_bytes, that memory leaves RAM within
 // about one interval, while a steady stream of calls, which reuses what it frees, is left to
-// RetainFreedMemory's retention. Stops (promptly) when destroyed.
+// RetainFreedMemory's retention. Stops (promptly) when destroyed. Counts its releases, what they
+// returned and how long they took.
 //
 //   FreedMemoryReleaser releaser(size_t{128} << 20, size_t{32} << 20, absl::Seconds(1));
 class FreedMemoryReleaser {
  public:
-  FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval);
+  FreedMemoryReleaser(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval,
+                      HeapAccess heap = {});
   ~FreedMemoryReleaser();
   FreedMemoryReleaser(const FreedMemoryReleaser&) = delete;
   FreedMemoryReleaser& operator=(const FreedMemoryReleaser&) = delete;
 
-  // Releases made so far.
+  // Releases made so far (malloc_trim calls). Thread-safe, as are the two below.
   int64_t releases() const { return releases_.load(); }
+  // What they returned: the sum over releases of the drop in unused bytes from right before to
+  // right after each (0 for one after which it rose, or could not be measured).
+  int64_t released_bytes() const { return released_bytes_.load(); }
+  // The wall time they took (each holds every arena's lock in turn while it walks that arena).
+  absl::Duration release_time() const { return absl::Nanoseconds(release_nanoseconds_.load()); }
 
  private:
   void Run(int64_t slack_bytes, size_t keep_bytes, absl::Duration interval);
 
+  const HeapAccess heap_;
   std::atomic<int64_t> releases_{0};
+  std::atomic<int64_t> released_bytes_{0};
+  std::atomic<int64_t> release_nanoseconds_{0};
   absl::Mutex mu_;
   bool stop_ ABSL_GUARDED_BY(mu_) = false;
-  std::thread thread_;
+  std::thread thread_;  // last: it runs Run, which uses every member above
 };
 
 // What both services do with --malloc_retain_mb and --malloc_release_mb, from main before any

@@ -3,11 +3,17 @@
 
 #include <malloc.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <thread>
+#include <utility>
 #include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 
 namespace maas::server {
 namespace {
@@ -177,6 +183,111 @@ TEST_CASE("ReleaseFreeHeapPages returns free blocks between live ones in a threa
 TEST_CASE("FreedMemoryReleaser starts and stops") {
   FreedMemoryReleaser releaser(int64_t{1} << 40, 0, absl::Milliseconds(1));
   CHECK(releaser.releases() >= 0);
+}
+
+// A heap whose measurements are scripted: the i-th measurement reads unused[i] (the last one
+// again once they run out); a release takes `release_takes`.
+class ScriptedHeap {
+ public:
+  ScriptedHeap(std::vector<int64_t> unused, absl::Duration release_takes)
+      : unused_(std::move(unused)), release_takes_(release_takes) {}
+
+  HeapAccess Access() {
+    HeapAccess access;
+    access.measure = [this]() -> absl::StatusOr<HeapResidency> {
+      absl::MutexLock lock(&mu_);
+      const size_t i = std::min(measured_, unused_.size() - 1);
+      ++measured_;
+      return Heap(unused_[i]);
+    };
+    access.release = [this](size_t) {
+      absl::SleepFor(release_takes_);
+      absl::MutexLock lock(&mu_);
+      ++released_;
+      return true;
+    };
+    return access;
+  }
+  // Waits (up to a minute) until the releaser has read every scripted measurement and two more.
+  bool AwaitScriptRead() {
+    absl::MutexLock lock(&mu_);
+    auto read = [this]()
+                    ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return measured_ >= unused_.size() + 2; };
+    return mu_.AwaitWithTimeout(absl::Condition(&read), absl::Minutes(1));
+  }
+  int released() {
+    absl::MutexLock lock(&mu_);
+    return released_;
+  }
+
+ private:
+  const std::vector<int64_t> unused_;
+  const absl::Duration release_takes_;
+  absl::Mutex mu_;
+  size_t measured_ ABSL_GUARDED_BY(mu_) = 0;
+  int released_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+TEST_CASE("FreedMemoryReleaser counts its releases with what they returned and their time") {
+  // The first reading sets the floor; 200 MiB releases (read as 50 after: 150 returned); 400 MiB
+  // releases again, but reads 450 after: memory grew meanwhile, which counts as 0 returned.
+  ScriptedHeap heap({0, 200 * kMiB, 50 * kMiB, 400 * kMiB, 450 * kMiB}, absl::Milliseconds(20));
+  {
+    FreedMemoryReleaser releaser(128 * kMiB, 0, absl::Milliseconds(1), heap.Access());
+    REQUIRE(heap.AwaitScriptRead());
+    CHECK(releaser.releases() == 2);
+    CHECK(releaser.released_bytes() == 150 * kMiB);
+    CHECK(releaser.release_time() >= absl::Milliseconds(40));
+    CHECK(releaser.release_time() < absl::Seconds(30));
+  }
+  CHECK(heap.released() == 2);
+}
+
+TEST_CASE("FreedMemoryReleaser counts what it returns of a real heap") {
+  // The pattern of "ReleaseFreeHeapPages returns free blocks between live ones in a thread's heap",
+  // freed while the releaser watches: it returns them and counts (about) what it returned.
+  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
+  REQUIRE(set.ok());
+  if (*set == MallocRetention::kAllocatorRefused) {
+    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
+    return;
+  }
+  absl::Mutex mu;
+  int measured = 0;
+  HeapAccess counted;
+  counted.measure = [&mu, &measured] {
+    absl::MutexLock lock(&mu);
+    ++measured;
+    return MeasureHeapResidency();
+  };
+  FreedMemoryReleaser releaser(64 * kMiB, 0, absl::Milliseconds(10), counted);
+  {
+    absl::MutexLock lock(&mu);
+    REQUIRE(mu.AwaitWithTimeout(absl::Condition(
+                                    +[](int* measured) { return *measured >= 2; }, &measured),
+                                absl::Minutes(1)));
+  }
+  std::vector<void*> pins;
+  std::thread worker([&pins] {
+    std::vector<char*> blocks;
+    for (int i = 0; i < 256; ++i) {
+      char* block = static_cast<char*>(std::malloc(size_t{1} << 20));
+      if (block == nullptr) std::abort();
+      std::memset(block, 1, size_t{1} << 20);
+      blocks.push_back(block);
+      pins.push_back(std::malloc(64));
+    }
+    for (char* block : blocks) std::free(block);
+  });
+  worker.join();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (releaser.released_bytes() < 192 * kMiB && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  for (void* pin : pins) std::free(pin);
+  CHECK(releaser.releases() >= 1);
+  CHECK(releaser.released_bytes() >= 192 * kMiB);
+  CHECK(releaser.release_time() > absl::ZeroDuration());
 }
 
 }  // namespace
