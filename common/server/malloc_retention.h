@@ -123,7 +123,7 @@ struct HeapAccess {
 // fit or an evicted or deleted model has freed more than slack_bytes, that memory leaves RAM within
 // about one interval, while a steady stream of calls, which reuses what it frees, is left to
 // RetainFreedMemory's retention. Stops (promptly) when destroyed. Counts its releases, what they
-// returned and how long they took.
+// returned and how long they took (exported by ExportHeapMetrics, metrics.h).
 //
 //   FreedMemoryReleaser releaser(size_t{128} << 20, size_t{32} << 20, absl::Seconds(1));
 class FreedMemoryReleaser {

@@ -12,11 +12,13 @@
 
 #include <array>
 #include <exception>
+#include <limits>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/server/malloc_retention.h"
 #include "common/server/server.h"
 #include "google/protobuf/descriptor.h"
 
@@ -130,12 +132,13 @@ void ServerMetrics::ModelLoaded(std::string_view model, absl::Duration took) {
 
 namespace {
 
-// One gauge read at scrape time.
-class GaugeCallback final : public prometheus::Collectable {
+// One gauge or counter read at scrape time.
+class MetricCallback final : public prometheus::Collectable {
  public:
-  GaugeCallback(std::string name, std::string help, std::string server,
-                std::function<double()> value)
-      : name_(std::move(name)),
+  MetricCallback(prometheus::MetricType type, std::string name, std::string help,
+                 std::string server, std::function<double()> value)
+      : type_(type),
+        name_(std::move(name)),
         help_(std::move(help)),
         server_(std::move(server)),
         value_(std::move(value)) {}
@@ -144,15 +147,20 @@ class GaugeCallback final : public prometheus::Collectable {
     prometheus::MetricFamily family;
     family.name = name_;
     family.help = help_;
-    family.type = prometheus::MetricType::Gauge;
+    family.type = type_;
     prometheus::ClientMetric metric;
     metric.label.push_back({"server", server_});
-    metric.gauge.value = value_();
+    if (type_ == prometheus::MetricType::Counter) {
+      metric.counter.value = value_();
+    } else {
+      metric.gauge.value = value_();
+    }
     family.metric.push_back(std::move(metric));
     return {std::move(family)};
   }
 
  private:
+  const prometheus::MetricType type_;
   const std::string name_;
   const std::string help_;
   const std::string server_;
@@ -163,10 +171,48 @@ class GaugeCallback final : public prometheus::Collectable {
 
 void ServerMetrics::AddGaugeCallback(const std::string& name, const std::string& help,
                                      std::function<double()> value) {
-  auto gauge = std::make_shared<GaugeCallback>(name, help, server_name_, std::move(value));
+  auto gauge = std::make_shared<MetricCallback>(prometheus::MetricType::Gauge, name, help,
+                                                server_name_, std::move(value));
   exposer_->RegisterCollectable(gauge);
   absl::MutexLock lock(&models_mu_);
-  gauge_callbacks_.push_back(std::move(gauge));
+  callbacks_.push_back(std::move(gauge));
+}
+
+void ServerMetrics::AddCounterCallback(const std::string& name, const std::string& help,
+                                       std::function<double()> value) {
+  auto counter = std::make_shared<MetricCallback>(prometheus::MetricType::Counter, name, help,
+                                                  server_name_, std::move(value));
+  exposer_->RegisterCollectable(counter);
+  absl::MutexLock lock(&models_mu_);
+  callbacks_.push_back(std::move(counter));
+}
+
+void ExportHeapMetrics(ServerMetrics& metrics, const FreedMemoryReleaser* releaser) {
+  metrics.AddGaugeCallback(
+      "maas_heap_free_resident_bytes",
+      "Bytes the process holds in RAM outside live malloc blocks (resident anonymous memory minus "
+      "live blocks): freed heap kept by the allocator, thread stacks, other mappings. Freed heap "
+      "beyond --malloc_release_mb goes back to the kernel. NaN where it cannot be measured.",
+      [] {
+        const absl::StatusOr<HeapResidency> now = MeasureHeapResidency();
+        return now.ok() ? static_cast<double>(now->unused_bytes())
+                        : std::numeric_limits<double>::quiet_NaN();
+      });
+  metrics.AddCounterCallback(
+      "maas_heap_releases_total",
+      "Releases of free heap pages to the kernel (malloc_trim) made because the freed memory held "
+      "in RAM grew by more than --malloc_release_mb. 0 with --malloc_release_mb 0.",
+      [releaser] { return releaser ? static_cast<double>(releaser->releases()) : 0.0; });
+  metrics.AddCounterCallback(
+      "maas_heap_released_bytes_total",
+      "Bytes those releases returned: the sum over releases of the drop in "
+      "maas_heap_free_resident_bytes from right before to right after each (0 if it rose).",
+      [releaser] { return releaser ? static_cast<double>(releaser->released_bytes()) : 0.0; });
+  metrics.AddCounterCallback(
+      "maas_heap_release_seconds_total",
+      "Wall time those releases took. A release holds each malloc arena's lock while it walks "
+      "that arena: with MALLOC_ARENA_MAX at 1-2, calls stall while it runs.",
+      [releaser] { return releaser ? absl::ToDoubleSeconds(releaser->release_time()) : 0.0; });
 }
 
 namespace {

@@ -15,6 +15,11 @@
 //   maas_model_load_seconds{model}          histogram: time to read and parse a model version from
 //                                           the store into the model cache (one per load; reloads
 //                                           after eviction count again)
+//   maas_heap_free_resident_bytes           gauge (services, ExportHeapMetrics): RAM held outside
+//                                           live malloc blocks
+//   maas_heap_releases_total, maas_heap_released_bytes_total, maas_heap_release_seconds_total
+//                                           counters (services): the freed-memory releaser's trims,
+//                                           what they returned, the time they took
 // `model` labels are bounded: beyond kMaxModelLabels distinct names, further models count as
 // "_other" (in every per-model family; no model name starts with '_'); a name takes a label with
 // its first call that succeeds (calls refused before, e.g. for a made-up name, count as "_other").
@@ -43,6 +48,8 @@ class Registry;
 }  // namespace prometheus
 
 namespace maas::server {
+
+class FreedMemoryReleaser;
 
 class ServerMetrics {
  public:
@@ -79,6 +86,9 @@ class ServerMetrics {
   // model cache's bytes. `value` must stay callable while this object lives; thread-safe.
   void AddGaugeCallback(const std::string& name, const std::string& help,
                         std::function<double()> value);
+  // The same for a counter (`value()` must never decrease), e.g. one a component keeps itself.
+  void AddCounterCallback(const std::string& name, const std::string& help,
+                          std::function<double()> value);
 
   static constexpr size_t kMaxModelLabels = 200;
   // The `model` label of every model beyond the cap and of calls no label slot was taken for. Not
@@ -108,11 +118,22 @@ class ServerMetrics {
       ABSL_GUARDED_BY(series_mu_);
   absl::flat_hash_map<std::string, std::unique_ptr<ModelSeries>> model_series_
       ABSL_GUARDED_BY(series_mu_);
-  std::vector<std::shared_ptr<prometheus::Collectable>> gauge_callbacks_;
+  std::vector<std::shared_ptr<prometheus::Collectable>> callbacks_;
   absl::Mutex models_mu_;
   std::set<std::string, std::less<>> models_ ABSL_GUARDED_BY(models_mu_);
   int port_ = 0;
 };
+
+// Exports a service's heap (malloc_retention.h), read at every scrape: the gauge
+// maas_heap_free_resident_bytes (what the process holds in RAM outside live malloc blocks, so a
+// large RSS of retained freed memory can be told from one of models), and the counters of
+// `releaser`'s releases (--malloc_release_mb): maas_heap_releases_total,
+// maas_heap_released_bytes_total and maas_heap_release_seconds_total, all 0 when `releaser` is
+// null (releases off). Both services call it once from main.cc after the server started.
+// REQUIRES: `releaser` (if not null) outlives `metrics`.
+//
+//   if (ServerMetrics* metrics = server->metrics()) ExportHeapMetrics(*metrics, releaser.get());
+void ExportHeapMetrics(ServerMetrics& metrics, const FreedMemoryReleaser* releaser);
 
 }  // namespace maas::server
 

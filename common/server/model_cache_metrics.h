@@ -1,9 +1,7 @@
 // Exports a service's model cache to Prometheus: the load time of every version loaded
 // (maas_model_load_seconds{model}) and the gauges maas_model_cache_bytes and
-// maas_model_cache_versions; and maas_heap_free_resident_bytes, what the process holds in RAM
-// beyond its live malloc blocks (what --malloc_release_mb bounds; see malloc_retention.h), so that
-// an operator can tell a large RSS of models from one of retained freed memory. Both services call
-// this once from main.cc after the server started.
+// maas_model_cache_versions (the heap's metrics beside them: ExportHeapMetrics in metrics.h). Both
+// services call this once from main.cc after the server started.
 //
 //   if (server::ServerMetrics* metrics = server->metrics()) {
 //     server::ExportModelCacheMetrics(*metrics, repository);
@@ -12,12 +10,10 @@
 #define MAAS_COMMON_SERVER_MODEL_CACHE_METRICS_H_
 
 #include <cstdint>
-#include <limits>
 #include <string_view>
 
 #include "absl/time/time.h"
 #include "common/registry/model_repository.h"
-#include "common/server/malloc_retention.h"
 #include "common/server/metrics.h"
 
 namespace maas::server {
@@ -35,16 +31,6 @@ void ExportModelCacheMetrics(ServerMetrics& metrics,
   metrics.AddGaugeCallback(
       "maas_model_cache_versions", "Model versions loaded in the model cache.",
       [&repository] { return static_cast<double>(repository.cache().loaded_versions()); });
-  metrics.AddGaugeCallback(
-      "maas_heap_free_resident_bytes",
-      "Bytes the process holds in RAM outside live malloc blocks (resident anonymous memory minus "
-      "live blocks): freed heap kept by the allocator, thread stacks, other mappings. Freed heap "
-      "beyond --malloc_release_mb goes back to the kernel. NaN where it cannot be measured.",
-      [] {
-        const absl::StatusOr<HeapResidency> now = MeasureHeapResidency();
-        return now.ok() ? static_cast<double>(now->unused_bytes())
-                        : std::numeric_limits<double>::quiet_NaN();
-      });
 }
 
 }  // namespace maas::server

@@ -252,6 +252,7 @@ int main(int argc, char** argv) {
   }
   if (maas::server::ServerMetrics* metrics = (*server)->metrics()) {
     maas::server::ExportModelCacheMetrics(*metrics, repository);
+    maas::server::ExportHeapMetrics(*metrics, heap->get());
   }
   maas::server::ServeUntilTerminated(
       **server, absl::StrCat("maas.discriminative.v1.DiscriminativeService (model_dir ",

@@ -263,6 +263,7 @@ int main(int argc, char** argv) {
   }
   if (maas::server::ServerMetrics* metrics = (*server)->metrics()) {
     maas::server::ExportModelCacheMetrics(*metrics, repository);
+    maas::server::ExportHeapMetrics(*metrics, heap->get());
   }
   maas::server::ServeUntilTerminated(
       **server,

@@ -75,6 +75,11 @@ def test_calls_are_counted_by_method_and_code(stack):
     free_resident = float(re.search(r'^maas_heap_free_resident_bytes\{server="maas-generative"\} (\S+)$', text,
                                     re.M).group(1))
     assert 0 < free_resident < 2**30
+    # The freed-memory releaser's counters (on by default, --malloc_release_mb 128): whether it has released yet
+    # depends on the heap, but the three are there, as counters.
+    for name in ("maas_heap_releases_total", "maas_heap_released_bytes_total", "maas_heap_release_seconds_total"):
+        assert f"# TYPE {name} counter" in text
+        assert float(re.search(r'^%s\{server="maas-generative"\} (\S+)$' % name, text, re.M).group(1)) >= 0
 
 
 def test_refused_names_take_no_label_and_a_model_named_other_keeps_its_own(stack):

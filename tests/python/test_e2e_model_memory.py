@@ -9,6 +9,7 @@ block to the system at once (its default raises the threshold after the first fr
 reuse); resident memory then shows what is held, not what malloc caches."""
 
 import json
+import math
 import re
 import struct
 import time
@@ -146,6 +147,12 @@ def check_held_once(server, process, stored_bytes, load):
     assert_rss_bound(grown < held_mb + 0.5 * stored_mb, report)
     assert_rss_bound(grown > 0.6 * held_mb, report)
     assert held_mb > 0.5 * stored_mb, report  # the estimate counts the parameter tables
+    # Both services export the heap's metrics: the RAM outside live blocks, and the freed-memory releaser's counters
+    # (on by default; whether it released yet depends on the heap).
+    assert math.isfinite(gauge(text, "maas_heap_free_resident_bytes", server))
+    for name in ("maas_heap_releases_total", "maas_heap_released_bytes_total", "maas_heap_release_seconds_total"):
+        assert f"# TYPE {name} counter" in text
+        assert gauge(text, name, server) >= 0
     return text
 
 

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <memory>
@@ -27,6 +28,8 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/server/flags_help.h"
+#include "common/server/malloc_retention.h"
+#include "common/server/metrics.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "tests/common/server/locked_stream.h"
 
@@ -584,6 +587,53 @@ TEST_CASE("ServerMetrics: model load times by model with bounded labels, and gau
   cache_bytes = 777;  // read at every scrape
   text = HttpGet((*metrics)->port(), "/metrics");
   CHECK(text.find("maas_model_cache_bytes{server=\"load-test\"} 777") != std::string::npos);
+}
+
+TEST_CASE("ExportHeapMetrics exports the releaser's counters as counters") {
+  // A scripted heap: the floor at 0, then 200 MiB of freed memory, 50 MiB once released.
+  std::atomic<int> measured{0};
+  HeapAccess heap;
+  heap.measure = [&measured]() -> absl::StatusOr<HeapResidency> {
+    const int i = measured.fetch_add(1);
+    HeapResidency now;
+    now.resident_anonymous_bytes = (i == 0 ? 0 : i == 1 ? 200 : 50) * (int64_t{1} << 20);
+    return now;
+  };
+  heap.release = [](size_t) {
+    absl::SleepFor(absl::Milliseconds(5));
+    return true;
+  };
+  FreedMemoryReleaser releaser(int64_t{128} << 20, 0, absl::Milliseconds(1), heap);
+  for (int i = 0; i < 10000 && measured.load() < 5; ++i) absl::SleepFor(absl::Milliseconds(1));
+  REQUIRE(releaser.released_bytes() == int64_t{150} << 20);
+  auto metrics = ServerMetrics::Start("127.0.0.1", 0, "heap-test");  // goes before the releaser
+  REQUIRE(metrics.ok());
+  ExportHeapMetrics(**metrics, &releaser);
+  const std::string text = HttpGet((*metrics)->port(), "/metrics");
+  CAPTURE(text);
+  CHECK(text.find("# TYPE maas_heap_releases_total counter") != std::string::npos);
+  CHECK(text.find("maas_heap_releases_total{server=\"heap-test\"} 1\n") != std::string::npos);
+  CHECK(text.find("# TYPE maas_heap_released_bytes_total counter") != std::string::npos);
+  CHECK(text.find("maas_heap_released_bytes_total{server=\"heap-test\"} 157286400\n") !=
+        std::string::npos);
+  CHECK(text.find("# TYPE maas_heap_release_seconds_total counter") != std::string::npos);
+  const std::string seconds = "maas_heap_release_seconds_total{server=\"heap-test\"} ";
+  const size_t at = text.find(seconds);
+  REQUIRE(at != std::string::npos);
+  CHECK(std::stod(text.substr(at + seconds.size())) >= 0.005);
+  CHECK(text.find("# TYPE maas_heap_free_resident_bytes gauge") != std::string::npos);
+
+  // Releases off (--malloc_release_mb 0): the counters are there, at 0.
+  auto off = ServerMetrics::Start("127.0.0.1", 0, "heap-off");
+  REQUIRE(off.ok());
+  ExportHeapMetrics(**off, nullptr);
+  const std::string off_text = HttpGet((*off)->port(), "/metrics");
+  CAPTURE(off_text);
+  CHECK(off_text.find("maas_heap_releases_total{server=\"heap-off\"} 0\n") != std::string::npos);
+  CHECK(off_text.find("maas_heap_released_bytes_total{server=\"heap-off\"} 0\n") !=
+        std::string::npos);
+  CHECK(off_text.find("maas_heap_release_seconds_total{server=\"heap-off\"} 0\n") !=
+        std::string::npos);
 }
 
 TEST_CASE("FormatCallLogLine writes valid, escaped JSON") {
