@@ -33,6 +33,7 @@
 #include "common/status/status_macros.h"
 #include "common/store/model_cache.h"
 #include "common/store/model_store.h"
+#include "common/store/stored_bytes.h"
 #include "google/protobuf/map.h"
 #include "maas/common/v1/common.pb.h"
 
@@ -62,8 +63,8 @@ void FillModelInfo(std::string_view name, int64_t version, common::v1::ModelType
 template <class Loaded>
 class ModelRepository {
  public:
-  using Parser =
-      std::function<absl::StatusOr<std::shared_ptr<const Loaded>>(const std::string& bytes)>;
+  // Parses a version's bytes (see store::StoredBytes: it may release them once parsed).
+  using Parser = std::function<absl::StatusOr<std::shared_ptr<const Loaded>>(store::StoredBytes)>;
 
   // `store` is not owned and must outlive the repository. poll_interval > 0 starts a background
   // poller so replicas sharing a volume see each other's versions; 0 = no polling (tests).
@@ -357,7 +358,9 @@ class ModelRepository {
   absl::StatusOr<std::shared_ptr<const Loaded>> CheckLoadsBack(const std::string& bytes,
                                                                std::string_view name,
                                                                int64_t version) {
-    absl::StatusOr<std::shared_ptr<const Loaded>> loaded = parse_(bytes);
+    // Borrowed: the caller writes these very bytes once they are checked.
+    absl::StatusOr<std::shared_ptr<const Loaded>> loaded =
+        parse_(store::StoredBytes::Borrow(bytes));
     absl::Status status = loaded.status();
     if (status.ok() && *loaded == nullptr) status = absl::InternalError("the loader returned null");
     if (status.ok() &&

@@ -8,16 +8,20 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/store/stored_bytes.h"
 
 namespace maas::registry {
 
-// Parses `bytes` into *stored, a service's Stored*Model message (its ModelInfo in `info`).
+// Parses `bytes` into *stored, a service's Stored*Model message (its ModelInfo in `info`), then
+// releases them (a load's own bytes are freed before the model is built from *stored).
 // DATA_LOSS when the bytes do not parse, or parse without a ModelInfo: every version is written
 // with one, so without it the file is empty (an empty file parses as an empty message) or foreign.
 template <typename Stored>
-absl::Status ParseStoredVersion(const std::string& bytes, absl::string_view message_name,
+absl::Status ParseStoredVersion(store::StoredBytes& bytes, absl::string_view message_name,
                                 Stored* stored) {
-  if (!stored->ParseFromString(bytes)) {
+  const bool parsed = stored->ParseFromString(bytes.str());
+  bytes.Release();
+  if (!parsed) {
     return absl::DataLossError(
         absl::StrCat("stored model is not a valid ", message_name, " message"));
   }

@@ -1,6 +1,6 @@
 // ModelCache<T>: loaded, immutable models from a ModelStore, shared by in-flight calls.
 //
-//   ModelCache<GenerativeModel> cache(&store, [](const std::string& bytes)
+//   ModelCache<GenerativeModel> cache(&store, [](StoredBytes bytes)
 //       -> absl::StatusOr<std::shared_ptr<const GenerativeModel>> { return ParseModel(bytes); });
 //   cache.StartPolling(absl::Seconds(5));             // replicas sharing a volume converge
 //   MAAS_ASSIGN_OR_RETURN(auto model, cache.Get("iris", 0));   // the call keeps this version to
@@ -29,7 +29,8 @@
 // call still holds is never evicted (dropping it would free nothing) and is counted until released.
 // What a version holds: T::held_bytes() when T has that member (the parsed form's own estimate of
 // its memory: the services keep only the parsed form, never the stored message), else the stored
-// size. The loader's input bytes are dropped once it returns.
+// size. The loader owns the bytes it is given (StoredBytes): it may free them once parsed, and
+// they are gone once it returns.
 // An evicted version is loaded again by the next Get that needs it. Without a budget (0) the latest
 // version of every name asked for with version 0 stays loaded, plus every explicitly requested
 // version until it is deleted from the store or the name is invalidated.
@@ -61,6 +62,7 @@
 #include "absl/time/time.h"
 #include "common/status/status_macros.h"
 #include "common/store/model_store.h"
+#include "common/store/stored_bytes.h"
 
 namespace maas::store {
 
@@ -68,8 +70,10 @@ template <class T>
 class ModelCache {
  public:
   using ModelPtr = std::shared_ptr<const T>;
-  // Parses stored bytes into a model. A null result is treated as INTERNAL.
-  using Loader = std::function<absl::StatusOr<ModelPtr>(const std::string& bytes)>;
+  // Parses stored bytes into a model. A null result is treated as INTERNAL. The bytes are the
+  // load's own: a loader that releases them once parsed (StoredBytes::Release) lowers a load's
+  // peak.
+  using Loader = std::function<absl::StatusOr<ModelPtr>(StoredBytes bytes)>;
   // Told about every load from the store that produced a model: name, version, how long reading
   // and parsing took, and the bytes charged for it. Runs on the loading thread, without the cache's
   // own locks held.
@@ -331,10 +335,11 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
     }
   }
   if (stored_size == 0) {
-    // The stored bytes live only while the loader runs: the cache keeps the parsed form alone.
+    // The stored bytes go to the loader, which frees them once parsed: the cache keeps the
+    // parsed form alone.
     MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
     stored_size = static_cast<int64_t>(bytes.size());
-    model = loader_(bytes);
+    model = loader_(StoredBytes(std::move(bytes)));
   }
   if (!model.ok()) {
     return absl::Status(model.status().code(),

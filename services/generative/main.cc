@@ -171,9 +171,9 @@ int main(int argc, char** argv) {
   }
   maas::registry::ModelRepository<maas::generative::LoadedModel> repository(
       store->get(),
-      [max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes)](const std::string& bytes) {
-        return maas::generative::ParseStoredModelWith(bytes, maas::generative::DefaultFamilies(),
-                                                      max_model_bytes);
+      [max_model_bytes = absl::GetFlag(FLAGS_max_model_bytes)](maas::store::StoredBytes bytes) {
+        return maas::generative::ParseStoredModelWith(
+            std::move(bytes), maas::generative::DefaultFamilies(), max_model_bytes);
       },
       absl::Seconds(absl::GetFlag(FLAGS_poll_seconds)), absl::GetFlag(FLAGS_model_cache_bytes));
   repository.ReportUnreadableVersionsInBackground("maas-generative: WARNING: ", &std::cerr);

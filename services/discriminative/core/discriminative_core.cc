@@ -140,11 +140,11 @@ std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
-    const std::string& bytes) {
+    store::StoredBytes bytes) {
   auto loaded = std::make_shared<LoadedPipeline>();
   {
     // The parsed message lives only in this scope: the loaded version keeps the pipeline built
-    // from its spec, and its small parts (info, summary).
+    // from its spec, and its small parts (info, summary). The bytes are released once parsed.
     v1::StoredDiscriminativeModel stored;
     MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredDiscriminativeModel", &stored));
     absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.spec());
@@ -657,7 +657,8 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
 
 absl::StatusOr<common::v1::ListModelsResponse> DiscriminativeCore::ListModels(
     const common::v1::ListModelsRequest& request) {
-  return options_.repository->List(request, common::v1::DISCRIMINATIVE, static_cast<int64_t>(options_.max_message_bytes));
+  return options_.repository->List(request, common::v1::DISCRIMINATIVE,
+                                   static_cast<int64_t>(options_.max_message_bytes));
 }
 
 absl::StatusOr<common::v1::DeleteModelResponse> DiscriminativeCore::DeleteModel(

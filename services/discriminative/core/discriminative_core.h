@@ -40,8 +40,8 @@ struct LoadedPipeline {
   int64_t held_bytes() const { return memory_bytes; }
 };
 
-// Parses and validates stored bytes (the repository's loader).
-absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(const std::string& bytes);
+// Parses and validates stored bytes (the repository's loader), releasing them once parsed.
+absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(store::StoredBytes bytes);
 
 // Family name of a pipeline config, e.g. "count+multinomial_nb" or "tfidf+complement_nb".
 std::string PipelineFamily(const v1::VectorizerConfig& vectorizer,

@@ -132,17 +132,18 @@ std::optional<Eigen::VectorXd> ExactIfTractable(const GenerativeModel& model,
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes) {
-  return ParseStoredModelWith(bytes, DefaultFamilies());
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(store::StoredBytes bytes) {
+  return ParseStoredModelWith(std::move(bytes), DefaultFamilies());
 }
 
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
-    const std::string& bytes, const FamilyRegistry& families, uint64_t max_model_bytes) {
+    store::StoredBytes bytes, const FamilyRegistry& families, uint64_t max_model_bytes) {
   auto loaded = std::make_shared<LoadedModel>();
   int64_t model_bytes = 0;
   {
     // The parsed message lives only in this scope: the loaded version keeps the model built from
-    // its spec, and its ModelInfo (the fit trace is read back by GetModel).
+    // its spec, and its ModelInfo (the fit trace is read back by GetModel). The bytes are
+    // released once parsed.
     v1::StoredGenerativeModel stored;
     MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredGenerativeModel", &stored));
     absl::StatusOr<std::shared_ptr<const GenerativeModel>> model =

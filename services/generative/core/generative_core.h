@@ -42,10 +42,11 @@ struct LoadedModel {
 // `families`. RESOURCE_EXHAUSTED, before building, when the family's model_size rule puts the model
 // above `max_model_bytes` (the server's --max_model_bytes; 0: no limit): a version stored before
 // the rule (or under a larger limit) is refused instead of formed.
+// The bytes are released once parsed (see store::StoredBytes).
 absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
-    const std::string& bytes, const FamilyRegistry& families, uint64_t max_model_bytes = 0);
+    store::StoredBytes bytes, const FamilyRegistry& families, uint64_t max_model_bytes = 0);
 // The same with DefaultFamilies() and no limit.
-absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(const std::string& bytes);
+absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModel(store::StoredBytes bytes);
 
 struct GenerativeCoreOptions {
   // Where models live. Not owned; must outlive the core.

@@ -36,8 +36,8 @@ std::string Field(int number, const std::string& payload) {
 }
 
 // The test loader: the stored ModelInfo.
-absl::StatusOr<std::shared_ptr<const Loaded>> ParseLoaded(const std::string& bytes) {
-  MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+absl::StatusOr<std::shared_ptr<const Loaded>> ParseLoaded(const store::StoredBytes& bytes) {
+  MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes.str()));
   auto loaded = std::make_shared<Loaded>();
   loaded->model_info = info;
   return std::shared_ptr<const Loaded>(std::move(loaded));
@@ -47,7 +47,7 @@ struct Fixture {
   explicit Fixture(int64_t cache_bytes = 0)
       : repository(
             &store,
-            [this](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
+            [this](store::StoredBytes bytes) -> absl::StatusOr<std::shared_ptr<const Loaded>> {
               loads.fetch_add(1);
               return ParseLoaded(bytes);
             },

@@ -41,12 +41,12 @@ MakeBytesFn Content(const std::string& tag) {
 class CountingLoader {
  public:
   Cache::Loader loader() {
-    return [this](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+    return [this](StoredBytes bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
       calls_++;
-      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
+      std::vector<std::string> parts = absl::StrSplit(bytes.str(), '@');
       auto model = std::make_shared<TestModel>();
       if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
-        return absl::DataLossError(absl::StrCat("unparseable bytes \"", bytes, "\""));
+        return absl::DataLossError(absl::StrCat("unparseable bytes \"", bytes.str(), "\""));
       }
       model->tag = parts[0];
       return std::shared_ptr<const TestModel>(std::move(model));
@@ -305,14 +305,13 @@ TEST_CASE("ModelCache::Refresh loads the new latest before dropping the old one"
   std::atomic<int> old_alive_while_loading_new{-1};
   CountingLoader parse;
   auto parse_loader = parse.loader();
-  Cache cache(&store,
-              [&](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
-                auto model = parse_loader(bytes);
-                if (model.ok() && (*model)->version == 2) {
-                  old_alive_while_loading_new = old_model.expired() ? 0 : 1;
-                }
-                return model;
-              });
+  Cache cache(&store, [&](StoredBytes bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+    auto model = parse_loader(std::move(bytes));
+    if (model.ok() && (*model)->version == 2) {
+      old_alive_while_loading_new = old_model.expired() ? 0 : 1;
+    }
+    return model;
+  });
   cache_ptr = &cache;
   cache.StartPolling(absl::Hours(1));
   REQUIRE(store.Put("m", Content("a")).ok());
@@ -356,7 +355,7 @@ TEST_CASE("ModelCache keeps the previous version when the new latest cannot be l
 
 TEST_CASE("ModelCache rejects a loader that returns null") {
   MemoryModelStore store;
-  Cache cache(&store, [](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+  Cache cache(&store, [](StoredBytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
     return std::shared_ptr<const TestModel>();
   });
   REQUIRE(store.Put("m", Content("a")).ok());
@@ -509,7 +508,7 @@ struct SizedModel {
 TEST_CASE("ModelCache charges what a parsed model holds and tells its load observer") {
   MemoryModelStore store;
   ModelCache<SizedModel> cache(
-      &store, [](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const SizedModel>> {
+      &store, [](StoredBytes bytes) -> absl::StatusOr<std::shared_ptr<const SizedModel>> {
         auto model = std::make_shared<SizedModel>();
         model->bytes = 10 * static_cast<int64_t>(bytes.size());
         return std::shared_ptr<const SizedModel>(std::move(model));
@@ -555,7 +554,7 @@ TEST_CASE("ModelCache loads a version once when many calls ask for it at the sam
   REQUIRE(store.Put("m", Content("m")).ok());
   std::atomic<int> calls{0};
   absl::Notification entered, release;
-  Cache cache(&store, [&](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+  Cache cache(&store, [&](StoredBytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
     if (calls.fetch_add(1) == 0) entered.Notify();
     release.WaitForNotification();
     return std::make_shared<const TestModel>(TestModel{"m", 1});
@@ -582,15 +581,14 @@ TEST_CASE(
   MemoryModelStore store;
   REQUIRE(store.Put("m", Content("m")).ok());
   absl::Notification loading_v2, release_v2;
-  Cache cache(&store,
-              [&](const std::string& bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
-                const int64_t version = bytes == "m@2" ? 2 : 1;
-                if (version == 2) {
-                  loading_v2.Notify();
-                  release_v2.WaitForNotification();
-                }
-                return std::make_shared<const TestModel>(TestModel{"m", version});
-              });
+  Cache cache(&store, [&](StoredBytes bytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+    const int64_t version = bytes.str() == "m@2" ? 2 : 1;
+    if (version == 2) {
+      loading_v2.Notify();
+      release_v2.WaitForNotification();
+    }
+    return std::make_shared<const TestModel>(TestModel{"m", version});
+  });
   REQUIRE((*cache.Get("m", 0))->version == 1);
   // A local write, then its loading (as the repository's Put does), held inside the loader.
   REQUIRE(cache.Put("m", Content("m")).ok());
@@ -624,14 +622,13 @@ TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next G
     REQUIRE(store.Put("m", Content("m")).ok());
     absl::Notification in_loader, release;
     std::atomic<bool> block{true};
-    Cache cache(&store,
-                [&](const std::string&) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
-                  if (block.exchange(false)) {  // the first load takes a while (a big model)
-                    in_loader.Notify();
-                    release.WaitForNotification();
-                  }
-                  return std::make_shared<const TestModel>(TestModel{"m", 1});
-                });
+    Cache cache(&store, [&](StoredBytes) -> absl::StatusOr<std::shared_ptr<const TestModel>> {
+      if (block.exchange(false)) {  // the first load takes a while (a big model)
+        in_loader.Notify();
+        release.WaitForNotification();
+      }
+      return std::make_shared<const TestModel>(TestModel{"m", 1});
+    });
     cache.StartPolling(absl::Hours(1));  // as the servers run; no poll comes during the test
     std::thread first([&] { (void)cache.Get("m", ask); });  // began before the delete
     REQUIRE(in_loader.WaitForNotificationWithTimeout(absl::Seconds(30)));
@@ -649,8 +646,8 @@ TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next G
 class HeldLoader {
  public:
   Cache::Loader loader() {
-    return [this](const std::string& bytes) -> absl::StatusOr<Cache::ModelPtr> {
-      std::vector<std::string> parts = absl::StrSplit(bytes, '@');
+    return [this](StoredBytes bytes) -> absl::StatusOr<Cache::ModelPtr> {
+      std::vector<std::string> parts = absl::StrSplit(bytes.str(), '@');
       auto model = std::make_shared<TestModel>();
       if (parts.size() != 2 || !absl::SimpleAtoi(parts[1], &model->version)) {
         return absl::DataLossError("unparseable");

@@ -613,7 +613,7 @@ namespace {
 // An audit found an empty stored file answered INVALID_ARGUMENT about the spec, blaming a caller
 // whose request was valid: an empty file parses as an empty message.
 TEST_CASE("a stored version that is empty or holds an invalid spec is DATA_LOSS") {
-  const absl::Status empty = ParseStoredPipeline("").status();
+  const absl::Status empty = ParseStoredPipeline(std::string()).status();
   CHECK(absl::IsDataLoss(empty));
   CHECK_THAT(std::string(empty.message()), Catch::Contains("empty"));
   v1::StoredDiscriminativeModel stored;

@@ -600,7 +600,10 @@ TEST_CASE("the core serves exactly the families of its registry") {
   CHECK(only_uniform.FindBySpec(v1::GenerativeModelSpec::kGaussianMixture) == nullptr);
   store::MemoryModelStore store;
   Repository repository(
-      &store, [&](const std::string& bytes) { return ParseStoredModelWith(bytes, only_uniform); },
+      &store,
+      [&](store::StoredBytes bytes) {
+        return ParseStoredModelWith(std::move(bytes), only_uniform);
+      },
       absl::ZeroDuration());
   GenerativeCoreOptions options;
   options.repository = &repository;
@@ -659,7 +662,7 @@ namespace {
 // An audit found an empty model.pb answered INVALID_ARGUMENT ("spec: no family set"), blaming a
 // caller whose request was valid: an empty file parses as an empty message.
 TEST_CASE("a stored version that is empty or holds an invalid spec is DATA_LOSS") {
-  const absl::Status empty = ParseStoredModel("").status();
+  const absl::Status empty = ParseStoredModel(std::string()).status();
   CHECK(absl::IsDataLoss(empty));
   CHECK_THAT(std::string(empty.message()), Catch::Contains("empty"));
   v1::StoredGenerativeModel stored;
@@ -746,8 +749,8 @@ struct LimitedCore {
   LimitedCore(store::ModelStore* store, uint64_t max_model_bytes, uint64_t load_limit)
       : repository(
             store,
-            [load_limit](const std::string& bytes) {
-              return ParseStoredModelWith(bytes, DefaultFamilies(), load_limit);
+            [load_limit](store::StoredBytes bytes) {
+              return ParseStoredModelWith(std::move(bytes), DefaultFamilies(), load_limit);
             },
             absl::ZeroDuration()) {
     GenerativeCoreOptions options;
