@@ -153,13 +153,13 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(const v1::ClassifierState& state,
+absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(v1::ClassifierState* state,
                                                                  size_t num_features,
                                                                  ClassifierStateUse use) {
   MAAS_ASSIGN_OR_RETURN(const NbOptions options,
-                        NbOptionsFromConfig(state.config().bernoulli_nb()));
+                        NbOptionsFromConfig(state->config().bernoulli_nb()));
   MAAS_ASSIGN_OR_RETURN(const std::optional<double> binarize,
-                        BinarizeOf(state.config().bernoulli_nb()));
+                        BinarizeOf(state->config().bernoulli_nb()));
   BernoulliNb nb;
   nb.options_ = options;
   nb.binarize_ = binarize;

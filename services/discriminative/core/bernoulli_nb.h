@@ -27,7 +27,7 @@ class BernoulliNb final : public DiscreteNb {
 
  private:
   friend absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(
-      const v1::ClassifierState& state, size_t num_features, ClassifierStateUse use);
+      v1::ClassifierState* state, size_t num_features, ClassifierStateUse use);
   BernoulliNb() = default;
   v1::ClassifierConfig Config() const override;
   absl::string_view SklearnName() const override { return "BernoulliNB"; }

@@ -104,7 +104,9 @@ struct ClassifierKind {
                                                      const std::vector<double>& weights);
   // A fitted classifier from stored/imported state for `num_features` features, validated
   // thoroughly (INVALID_ARGUMENT); with kPartialStart, partial_fit's empty start (see there).
-  absl::StatusOr<std::unique_ptr<Classifier>> (*from_state)(const v1::ClassifierState& state,
+  // Takes the state's large fields (feature_count, feature_log_prob, classes): moved out, and
+  // their memory freed, as they are converted; the config and the other fields stay.
+  absl::StatusOr<std::unique_ptr<Classifier>> (*from_state)(v1::ClassifierState* state,
                                                             size_t num_features,
                                                             ClassifierStateUse use);
 };
@@ -119,7 +121,14 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierCo
                                                           SparseRowsView rows, size_t num_features,
                                                           const std::vector<std::string>& labels,
                                                           const std::vector<double>& weights);
+// A fitted classifier from stored/imported state for `num_features` features, validated
+// thoroughly (INVALID_ARGUMENT; UNIMPLEMENTED for an unsupported kind).
 absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
+                                                                size_t num_features);
+// The same, taking *state's large fields (feature_count, feature_log_prob, classes): each is moved
+// out and its memory freed as it is converted, so that at most one of them is held twice. *state
+// keeps its config and small fields; after an error its large fields are unspecified.
+absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(v1::ClassifierState* state,
                                                                 size_t num_features);
 // partial_fit's first call: a classifier of the config's kind with `classes` (labels of
 // `label_type` in its class order, unique, non-empty) and zero counts over `num_features` features,

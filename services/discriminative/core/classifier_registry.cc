@@ -82,16 +82,22 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierCo
 
 namespace {
 
-absl::StatusOr<std::unique_ptr<Classifier>> FromState(const v1::ClassifierState& state,
+absl::StatusOr<std::unique_ptr<Classifier>> FromState(v1::ClassifierState* state,
                                                       size_t num_features, ClassifierStateUse use) {
-  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(state.config()));
-  MAAS_RETURN_IF_ERROR(kind->validate(state.config()));
+  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(state->config()));
+  MAAS_RETURN_IF_ERROR(kind->validate(state->config()));
   return kind->from_state(state, num_features, use);
 }
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(const v1::ClassifierState& state,
+                                                                size_t num_features) {
+  v1::ClassifierState taken = state;
+  return ClassifierFromState(&taken, num_features);
+}
+
+absl::StatusOr<std::unique_ptr<Classifier>> ClassifierFromState(v1::ClassifierState* state,
                                                                 size_t num_features) {
   return FromState(state, num_features, ClassifierStateUse::kFitted);
 }
@@ -111,13 +117,13 @@ absl::StatusOr<std::unique_ptr<Classifier>> StartPartialClassifier(
     m->set_cols(static_cast<uint32_t>(num_features));
     m->mutable_values()->Resize(cells, 0.0);
   }
-  return FromState(state, num_features, ClassifierStateUse::kPartialStart);
+  return FromState(&state, num_features, ClassifierStateUse::kPartialStart);
 }
 
 absl::StatusOr<std::unique_ptr<Classifier>> CopyClassifier(const Classifier& classifier) {
   v1::ClassifierState state;
   classifier.ToState(&state);
-  return ClassifierFromState(state, classifier.num_features());
+  return ClassifierFromState(&state, classifier.num_features());
 }
 
 }  // namespace maas::discriminative

@@ -131,14 +131,14 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Classifier>> ComplementNbFromState(const v1::ClassifierState& state,
+absl::StatusOr<std::unique_ptr<Classifier>> ComplementNbFromState(v1::ClassifierState* state,
                                                                   size_t num_features,
                                                                   ClassifierStateUse use) {
   MAAS_ASSIGN_OR_RETURN(const NbOptions options,
-                        NbOptionsFromConfig(state.config().complement_nb()));
+                        NbOptionsFromConfig(state->config().complement_nb()));
   ComplementNb nb;
   nb.options_ = options;
-  nb.norm_ = state.config().complement_nb().norm();
+  nb.norm_ = state->config().complement_nb().norm();
   MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features, use));
   nb.BuildTable();
   return std::unique_ptr<Classifier>(std::make_unique<ComplementNb>(std::move(nb)));

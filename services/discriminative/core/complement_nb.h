@@ -25,7 +25,7 @@ class ComplementNb final : public DiscreteNb {
 
  private:
   friend absl::StatusOr<std::unique_ptr<Classifier>> ComplementNbFromState(
-      const v1::ClassifierState& state, size_t num_features, ClassifierStateUse use);
+      v1::ClassifierState* state, size_t num_features, ClassifierStateUse use);
   ComplementNb() = default;
   v1::ClassifierConfig Config() const override;
   absl::string_view SklearnName() const override { return "ComplementNB"; }

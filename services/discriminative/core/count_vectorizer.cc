@@ -19,6 +19,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/convert/take_repeated.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_simd.h"
@@ -1802,16 +1803,17 @@ absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerC
   return std::unique_ptr<VectorizerFitter>(std::make_unique<CountFitter>(options));
 }
 
-absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerState& state) {
+absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(v1::VectorizerState* state) {
   MAAS_ASSIGN_OR_RETURN(const CountVectorizerOptions options,
-                        CountVectorizerOptionsFromConfig(state.config()));
+                        CountVectorizerOptionsFromConfig(state->config()));
+  // Each field is freed once taken, before the index is built from the vocabulary.
+  std::vector<std::string> vocabulary = convert::TakeRepeated(state->mutable_vocabulary());
+  std::vector<uint64_t> document_frequency =
+      convert::TakeRepeated(state->mutable_document_frequency());
   MAAS_ASSIGN_OR_RETURN(
       CountVectorizer v,
-      CountVectorizer::FromState(
-          options, std::vector<std::string>(state.vocabulary().begin(), state.vocabulary().end()),
-          std::vector<uint64_t>(state.document_frequency().begin(),
-                                state.document_frequency().end()),
-          state.num_documents()));
+      CountVectorizer::FromState(options, std::move(vocabulary), std::move(document_frequency),
+                                 state->num_documents()));
   return std::unique_ptr<Vectorizer>(std::make_unique<CountVectorizer>(std::move(v)));
 }
 

@@ -16,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/convert/take_repeated.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
 #include "services/discriminative/core/class_labels.h"
@@ -26,18 +27,19 @@ namespace {
 
 constexpr double kAlphaLowerBound = 1e-10;
 
-absl::StatusOr<std::vector<double>> MatrixValues(const common::v1::Matrix& m, size_t rows,
-                                                 size_t cols, absl::string_view name) {
-  if (m.rows() != rows || m.cols() != cols) {
-    return absl::InvalidArgumentError(absl::StrCat(name, " is ", m.rows(), " x ", m.cols(),
+// The values of *m (rows x cols), taken: m's values are freed once copied.
+absl::StatusOr<std::vector<double>> TakeMatrixValues(common::v1::Matrix* m, size_t rows,
+                                                     size_t cols, absl::string_view name) {
+  if (m->rows() != rows || m->cols() != cols) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is ", m->rows(), " x ", m->cols(),
                                                    "; expected ", rows, " x ", cols,
                                                    " (classes x features)"));
   }
-  if (static_cast<uint64_t>(m.values_size()) != static_cast<uint64_t>(rows) * cols) {
+  if (static_cast<uint64_t>(m->values_size()) != static_cast<uint64_t>(rows) * cols) {
     return absl::InvalidArgumentError(absl::StrCat(
-        name, " has ", m.values_size(), " values; expected rows * cols = ", rows * cols));
+        name, " has ", m->values_size(), " values; expected rows * cols = ", rows * cols));
   }
-  return std::vector<double>(m.values().begin(), m.values().end());
+  return convert::TakeRepeated(m->mutable_values());
 }
 
 void SetMatrix(size_t rows, size_t cols, const std::vector<double>& values, common::v1::Matrix* m) {
@@ -437,14 +439,14 @@ void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   }
 }
 
-absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_features,
+absl::Status DiscreteNb::LoadState(v1::ClassifierState* state, size_t num_features,
                                    ClassifierStateUse use) {
-  const size_t k = state.classes_size();
+  const size_t k = state->classes_size();
   if (k == 0) return absl::InvalidArgumentError("classes is empty: need at least 1 class");
-  MAAS_RETURN_IF_ERROR(ValidateLabelType(state.label_type()));
-  options_.label_type = state.label_type();
+  MAAS_RETURN_IF_ERROR(ValidateLabelType(state->label_type()));
+  options_.label_type = state->label_type();
   const ClassOrder order(options_.label_type);
-  classes_.assign(state.classes().begin(), state.classes().end());
+  classes_ = convert::TakeRepeated(state->mutable_classes());
   for (size_t c = 0; c < k; ++c) {
     if (classes_[c].empty()) {
       return absl::InvalidArgumentError(absl::StrCat("classes[", c, "] is empty"));
@@ -471,20 +473,22 @@ absl::Status DiscreteNb::LoadState(const v1::ClassifierState& state, size_t num_
   }
   if (num_features == 0) return absl::InvalidArgumentError("the classifier has 0 features");
   num_features_ = num_features;
-  if (static_cast<size_t>(state.class_count_size()) != k) {
+  if (static_cast<size_t>(state->class_count_size()) != k) {
     return absl::InvalidArgumentError(
-        absl::StrCat("class_count has ", state.class_count_size(), " values; expected ", k));
+        absl::StrCat("class_count has ", state->class_count_size(), " values; expected ", k));
   }
-  if (static_cast<size_t>(state.class_log_prior_size()) != k) {
+  if (static_cast<size_t>(state->class_log_prior_size()) != k) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "class_log_prior has ", state.class_log_prior_size(), " values; expected ", k));
+        "class_log_prior has ", state->class_log_prior_size(), " values; expected ", k));
   }
-  class_count_.assign(state.class_count().begin(), state.class_count().end());
-  class_log_prior_.assign(state.class_log_prior().begin(), state.class_log_prior().end());
-  MAAS_ASSIGN_OR_RETURN(feature_count_, MatrixValues(state.feature_count(), k, num_features,
-                                                     "classifier.feature_count"));
-  MAAS_ASSIGN_OR_RETURN(feature_log_prob_, MatrixValues(state.feature_log_prob(), k, num_features,
-                                                        "classifier.feature_log_prob"));
+  class_count_.assign(state->class_count().begin(), state->class_count().end());
+  class_log_prior_.assign(state->class_log_prior().begin(), state->class_log_prior().end());
+  // One table at a time: each is freed from the state once taken.
+  MAAS_ASSIGN_OR_RETURN(feature_count_, TakeMatrixValues(state->mutable_feature_count(), k,
+                                                         num_features, "classifier.feature_count"));
+  MAAS_ASSIGN_OR_RETURN(feature_log_prob_,
+                        TakeMatrixValues(state->mutable_feature_log_prob(), k, num_features,
+                                         "classifier.feature_log_prob"));
   if (!options_.class_prior.empty() && options_.class_prior.size() != k) {
     return absl::InvalidArgumentError(
         absl::StrCat("Number of priors must match number of classes: got ",

@@ -151,9 +151,9 @@ class DiscreteNb : public Classifier {
   absl::Status CheckExamples(SparseRowsView rows, const std::vector<std::string>& labels,
                              const std::vector<double>& weights, size_t num_features) const;
   // Loads the shared part of a stored state (classes, counts, prior, flp shapes) and validates
-  // (kFitted: ValidateFitted; kPartialStart: the counts only, see ClassifierStateUse).
-  absl::Status LoadState(const v1::ClassifierState& state, size_t num_features,
-                         ClassifierStateUse use);
+  // (kFitted: ValidateFitted; kPartialStart: the counts only, see ClassifierStateUse). Takes the
+  // state's classes, feature_count and feature_log_prob (each freed once converted).
+  absl::Status LoadState(v1::ClassifierState* state, size_t num_features, ClassifierStateUse use);
   // The value checks of a fitted model, the same whether it was just fitted or is being loaded
   // (so a fit the server accepts always loads back): finite counts (>= 0 unless
   // AllowsNegativeFeatureCounts), class_log_prior, ValidateFeatureLogProb. INVALID_ARGUMENT.

@@ -147,7 +147,9 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
     // from its spec, and its small parts (info, summary). The bytes are released once parsed.
     v1::StoredDiscriminativeModel stored;
     MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredDiscriminativeModel", &stored));
-    absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.spec());
+    // Built from the spec's fields as they are taken (and freed): the message's large fields are
+    // not held beside the whole pipeline.
+    absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.mutable_spec());
     MAAS_RETURN_IF_ERROR(registry::StoredSpecStatus(built.status(), "a pipeline"));
     Pipeline pipeline = *std::move(built);
     loaded->pipeline.emplace(std::move(pipeline));

@@ -26,9 +26,10 @@
 namespace maas::discriminative {
 
 // One loaded model version: its ModelInfo, training summary and the pipeline built from the stored
-// message. The stored message itself (its spec is as large as the pipeline's tables) is dropped
-// once the pipeline is built, so a model is held once; GetModel reads it from the store on demand.
-// Immutable once loaded.
+// message. The stored message itself (its spec is as large as the pipeline's tables) is taken
+// apart as the pipeline is built (each large field freed once converted) and dropped, so a model is
+// held once, also while it loads; GetModel reads it from the store on demand. Immutable once
+// loaded.
 struct LoadedPipeline {
   common::v1::ModelInfo model_info;               // size_bytes = the stored size
   std::optional<v1::TrainSummary> train_summary;  // when the version was trained here

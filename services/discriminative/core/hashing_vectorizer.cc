@@ -197,10 +197,10 @@ absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartFit(const v1::VectorizerC
   return std::unique_ptr<VectorizerFitter>(std::make_unique<HashingFitter>(std::move(options)));
 }
 
-absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(const v1::VectorizerState& state) {
+absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(v1::VectorizerState* state) {
   MAAS_ASSIGN_OR_RETURN(HashingVectorizerOptions options,
-                        HashingVectorizerOptionsFromConfig(state.config()));
-  if (state.vocabulary_size() != 0) {
+                        HashingVectorizerOptionsFromConfig(state->config()));
+  if (state->vocabulary_size() != 0) {
     return absl::InvalidArgumentError(
         "vectorizer.vocabulary must be empty for a hashing vectorizer (it learns no terms)");
   }

@@ -118,7 +118,7 @@ absl::StatusOr<MultinomialNb> MultinomialNb::FromState(
   MultinomialNb nb;
   nb.options_ = options;
   MAAS_RETURN_IF_ERROR(ValidateNbOptions(options));
-  MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features, ClassifierStateUse::kFitted));
+  MAAS_RETURN_IF_ERROR(nb.LoadState(&state, num_features, ClassifierStateUse::kFitted));
   nb.BuildTable();
   return nb;
 }
@@ -143,11 +143,11 @@ absl::StatusOr<std::unique_ptr<Classifier>> FitKind(const v1::ClassifierConfig& 
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Classifier>> MultinomialNbFromState(const v1::ClassifierState& state,
+absl::StatusOr<std::unique_ptr<Classifier>> MultinomialNbFromState(v1::ClassifierState* state,
                                                                    size_t num_features,
                                                                    ClassifierStateUse use) {
   MAAS_ASSIGN_OR_RETURN(const MultinomialNbOptions options,
-                        MultinomialNbOptionsFromConfig(state.config()));
+                        MultinomialNbOptionsFromConfig(state->config()));
   MultinomialNb nb;
   nb.options_ = options;
   MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features, use));

@@ -43,7 +43,7 @@ class MultinomialNb final : public DiscreteNb {
 
  private:
   friend absl::StatusOr<std::unique_ptr<Classifier>> MultinomialNbFromState(
-      const v1::ClassifierState& state, size_t num_features, ClassifierStateUse use);
+      v1::ClassifierState* state, size_t num_features, ClassifierStateUse use);
   MultinomialNb() = default;
   v1::ClassifierConfig Config() const override;
   absl::string_view SklearnName() const override { return "MultinomialNB"; }

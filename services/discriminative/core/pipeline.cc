@@ -285,6 +285,17 @@ absl::StatusOr<Pipeline> Pipeline::FromSpec(const v1::PipelineSpec& spec) {
                   std::shared_ptr<const Classifier>(std::move(classifier)));
 }
 
+absl::StatusOr<Pipeline> Pipeline::FromSpec(v1::PipelineSpec* spec) {
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer,
+                        VectorizerFromState(spec->mutable_vectorizer()));
+  MAAS_ASSIGN_OR_RETURN(
+      std::unique_ptr<Classifier> classifier,
+      ClassifierFromState(spec->mutable_classifier(), vectorizer->num_features()));
+  return Pipeline(spec->vectorizer().config(), spec->classifier().config(),
+                  std::shared_ptr<const Vectorizer>(std::move(vectorizer)),
+                  std::shared_ptr<const Classifier>(std::move(classifier)));
+}
+
 v1::PipelineSpec Pipeline::ToSpec() const {
   v1::PipelineSpec spec;
   vectorizer_->ToState(spec.mutable_vectorizer());
@@ -544,7 +555,7 @@ absl::StatusOr<std::shared_ptr<const Vectorizer>> ContinueVectorizer(
     merged.set_num_documents(0);
   }
   *merged.mutable_config() = config;
-  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer, VectorizerFromState(merged));
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer, VectorizerFromState(&merged));
   return std::shared_ptr<const Vectorizer>(std::move(vectorizer));
 }
 

@@ -155,6 +155,12 @@ class Pipeline {
   // consistent with it and with each other). Errors: INVALID_ARGUMENT for a malformed spec,
   // UNIMPLEMENTED for an unsupported configuration.
   static absl::StatusOr<Pipeline> FromSpec(const v1::PipelineSpec& spec);
+  // The same, taking *spec's large fields (vocabulary, document frequencies, idf, the classifier's
+  // tables): each is moved out and its memory freed as it is converted, so that building holds at
+  // most one of them twice, not the whole spec beside the pipeline (a load builds from the message
+  // it parsed). *spec keeps its configs and small fields; after an error its large fields are
+  // unspecified.
+  static absl::StatusOr<Pipeline> FromSpec(v1::PipelineSpec* spec);
 
   // The full fitted state; FromSpec(ToSpec()) reproduces the pipeline exactly.
   v1::PipelineSpec ToSpec() const;

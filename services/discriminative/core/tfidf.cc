@@ -9,6 +9,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/convert/take_repeated.h"
 #include "common/status/status_macros.h"
 #include "common/store/held_bytes.h"
 #include "services/discriminative/core/exp_simd.h"
@@ -143,10 +144,11 @@ absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, Vecto
   return fit;
 }
 
-absl::StatusOr<std::unique_ptr<Vectorizer>> TfidfFromState(const v1::VectorizerState& state,
+absl::StatusOr<std::unique_ptr<Vectorizer>> TfidfFromState(v1::VectorizerState* state,
                                                            std::unique_ptr<Vectorizer> base) {
-  MAAS_ASSIGN_OR_RETURN(const TfidfOptions options, TfidfOptionsFromConfig(state.config().tfidf()));
-  std::vector<double> idf(state.idf().begin(), state.idf().end());
+  MAAS_ASSIGN_OR_RETURN(const TfidfOptions options,
+                        TfidfOptionsFromConfig(state->config().tfidf()));
+  std::vector<double> idf = convert::TakeRepeated(state->mutable_idf());
   if (options.use_idf) {
     if (idf.size() != base->num_features()) {
       return absl::InvalidArgumentError(absl::StrCat("vectorizer.idf has ", idf.size(),

@@ -55,8 +55,8 @@ class TfidfVectorizer final : public Vectorizer {
 // TfidfTransformer.fit on the base vectorizer's fit rows, then transform of those rows.
 absl::StatusOr<VectorizerFit> FitTfidf(const v1::VectorizerConfig& config, VectorizerFit base);
 // The TF-IDF layer over `base` from stored state (idf: one finite value >= 1 per feature when
-// use_idf, none otherwise).
-absl::StatusOr<std::unique_ptr<Vectorizer>> TfidfFromState(const v1::VectorizerState& state,
+// use_idf, none otherwise). Takes state->idf (moved out, its memory freed).
+absl::StatusOr<std::unique_ptr<Vectorizer>> TfidfFromState(v1::VectorizerState* state,
                                                            std::unique_ptr<Vectorizer> base);
 
 }  // namespace maas::discriminative

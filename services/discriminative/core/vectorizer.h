@@ -235,8 +235,10 @@ struct VectorizerKind {
   // A fitter for a valid config (fit_transform = Add every text, then Finish).
   absl::StatusOr<std::unique_ptr<VectorizerFitter>> (*start_fit)(
       const v1::VectorizerConfig& config);
-  // A fitted vectorizer from stored/imported state, validated thoroughly (INVALID_ARGUMENT).
-  absl::StatusOr<std::unique_ptr<Vectorizer>> (*from_state)(const v1::VectorizerState& state);
+  // A fitted vectorizer from stored/imported state, validated thoroughly (INVALID_ARGUMENT). Takes
+  // the state's large fields (vocabulary, document_frequency): moved out, and their memory freed,
+  // as they are converted; the config and the other fields stay.
+  absl::StatusOr<std::unique_ptr<Vectorizer>> (*from_state)(v1::VectorizerState* state);
   // Partial training (Train with partial: each call's texts go through the same transform, and
   // the classifier continues with scikit-learn's partial_fit) needs features that do not depend on
   // the training data. OK when this valid config has that property, else INVALID_ARGUMENT saying
@@ -260,7 +262,14 @@ absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
 absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
                                             const std::vector<std::string_view>& texts,
                                             const exec::StopToken& stop = {});
+// A fitted vectorizer from stored/imported state (its kind's, then TF-IDF when config.tfidf is
+// set), validated thoroughly (INVALID_ARGUMENT; UNIMPLEMENTED for an unsupported kind).
 absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state);
+// The same, taking *state's large fields (vocabulary, document_frequency, idf): each is moved out
+// and its memory freed as it is converted, so that at most one of them is held twice (a load
+// builds the vectorizer from the message it parsed, which it then drops). *state keeps its config
+// and small fields; after an error its large fields are unspecified.
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state);
 // Whether the whole vectorizer of a valid config supports partial training (its kind's
 // check_partial; TF-IDF only without use_idf, since idf needs every document): OK or
 // INVALID_ARGUMENT saying why.

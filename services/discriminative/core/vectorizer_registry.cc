@@ -121,12 +121,17 @@ absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
 }
 
 absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state) {
-  MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(state.config()));
+  v1::VectorizerState taken = state;
+  return VectorizerFromState(&taken);
+}
+
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state) {
+  MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(state->config()));
   absl::Status error;
-  const VectorizerKind* kind = KindOf(state.config(), &error);
+  const VectorizerKind* kind = KindOf(state->config(), &error);
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> base, kind->from_state(state));
-  if (state.config().has_tfidf()) return TfidfFromState(state, std::move(base));
-  if (state.idf_size() != 0) {
+  if (state->config().has_tfidf()) return TfidfFromState(state, std::move(base));
+  if (state->idf_size() != 0) {
     return absl::InvalidArgumentError(
         "vectorizer.idf is set but the vectorizer config has no tfidf; leave idf empty");
   }
