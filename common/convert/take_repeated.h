@@ -5,6 +5,7 @@
 //
 //   std::vector<std::string> vocabulary = TakeRepeated(state->mutable_vocabulary());
 //   std::vector<double> idf = TakeRepeated(state->mutable_idf());   // state->idf_size() == 0 now
+//   FreeRepeated(layer->mutable_weight()->mutable_values());        // once converted elsewhere
 #ifndef MAAS_COMMON_CONVERT_TAKE_REPEATED_H_
 #define MAAS_COMMON_CONVERT_TAKE_REPEATED_H_
 
@@ -38,6 +39,12 @@ inline std::vector<std::string> TakeRepeated(
   }
   google::protobuf::RepeatedPtrField<std::string>().Swap(field);
   return strings;
+}
+
+// Empties `field` and frees its allocation (what Clear() keeps).
+template <class T>
+void FreeRepeated(google::protobuf::RepeatedField<T>* field) {
+  google::protobuf::RepeatedField<T>().Swap(field);
 }
 
 }  // namespace maas::convert

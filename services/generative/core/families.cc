@@ -39,9 +39,11 @@ std::string FamilyName(const v1::GenerativeModelSpec& spec) {
   return field == nullptr ? "" : field->name();
 }
 
-absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
-    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families, uint64_t max_model_bytes,
-    const std::string& action) {
+namespace {
+
+// The family of `spec`, or the status MakeModel answers when none serves it.
+absl::StatusOr<const Family*> FamilyOf(const v1::GenerativeModelSpec& spec,
+                                       const FamilyRegistry& families) {
   if (spec.family_case() == v1::GenerativeModelSpec::FAMILY_NOT_SET) {
     return absl::InvalidArgumentError(absl::StrCat(
         "spec: no family set; set one of the families this server serves: ", families.Names()));
@@ -52,8 +54,29 @@ absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
         absl::StrCat("family '", FamilyName(spec),
                      "' is not served by this server (it serves: ", families.Names(), ")"));
   }
+  return family;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
+    const v1::GenerativeModelSpec& spec, const FamilyRegistry& families, uint64_t max_model_bytes,
+    const std::string& action) {
+  MAAS_ASSIGN_OR_RETURN(const Family* family, FamilyOf(spec, families));
   MAAS_RETURN_IF_ERROR(CheckModelSize(*family, spec, max_model_bytes, action));
   absl::StatusOr<std::unique_ptr<GenerativeModel>> model = family->build(spec);
+  if (!model.ok()) return model.status();
+  return std::shared_ptr<const GenerativeModel>(*std::move(model));
+}
+
+absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(v1::GenerativeModelSpec* spec,
+                                                                 const FamilyRegistry& families,
+                                                                 uint64_t max_model_bytes,
+                                                                 const std::string& action) {
+  MAAS_ASSIGN_OR_RETURN(const Family* family, FamilyOf(*spec, families));
+  MAAS_RETURN_IF_ERROR(CheckModelSize(*family, *spec, max_model_bytes, action));
+  absl::StatusOr<std::unique_ptr<GenerativeModel>> model =
+      family->build_taking ? family->build_taking(spec) : family->build(*spec);
   if (!model.ok()) return model.status();
   return std::shared_ptr<const GenerativeModel>(*std::move(model));
 }

@@ -26,6 +26,11 @@ std::string FamilyName(const v1::GenerativeModelSpec& spec);
 absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
     const v1::GenerativeModelSpec& spec, const FamilyRegistry& families = DefaultFamilies(),
     uint64_t max_model_bytes = 0, const std::string& action = "nothing was built");
+// The same, taking *spec's large fields where the family can (Family::build_taking: each is freed
+// once converted); *spec's large fields are then unspecified. For a load, which drops the spec.
+absl::StatusOr<std::shared_ptr<const GenerativeModel>> MakeModel(
+    v1::GenerativeModelSpec* spec, const FamilyRegistry& families = DefaultFamilies(),
+    uint64_t max_model_bytes = 0, const std::string& action = "nothing was built");
 
 }  // namespace maas::generative
 

@@ -114,6 +114,11 @@ struct Family {
   // Validates the spec (INVALID_ARGUMENT naming the field) and builds the model.
   std::function<absl::StatusOr<std::unique_ptr<GenerativeModel>>(const v1::GenerativeModelSpec&)>
       build;
+  // Optional: `build` taking the spec's large fields, each freed once converted, so that a load
+  // (which builds from the message it parsed, then drops it) never holds the whole spec beside the
+  // model. The spec is left with unspecified large fields. Null: a load calls `build`.
+  std::function<absl::StatusOr<std::unique_ptr<GenerativeModel>>(v1::GenerativeModelSpec*)>
+      build_taking;
   // The size rule of a built model: what `build` forms for this spec (which need not be valid:
   // the rule reads only sizes, and `build` reports what is wrong). Required.
   std::function<ModelSize(const v1::GenerativeModelSpec&)> model_size;

@@ -146,15 +146,19 @@ absl::StatusOr<std::shared_ptr<const LoadedModel>> ParseStoredModelWith(
     // released once parsed.
     v1::StoredGenerativeModel stored;
     MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredGenerativeModel", &stored));
+    // What a model without its own MemoryBytes is charged, from the spec before it is taken apart.
+    const auto spec_bytes = static_cast<int64_t>(stored.spec().SpaceUsedLong());
+    // Built from the spec's large fields as they are taken (and freed) where the family can:
+    // the message is not held beside the whole model.
     absl::StatusOr<std::shared_ptr<const GenerativeModel>> model =
-        MakeModel(stored.spec(), families, max_model_bytes,
+        MakeModel(stored.mutable_spec(), families, max_model_bytes,
                   "the version is not loaded: delete it, or raise --max_model_bytes");
     // UNIMPLEMENTED (a family this binary lacks) keeps its code.
     MAAS_RETURN_IF_ERROR(registry::StoredSpecStatus(model.status(), "a model"));
     loaded->model = *std::move(model);
     loaded->model_info = std::move(*stored.mutable_info());
     model_bytes = loaded->model->MemoryBytes();
-    if (model_bytes < 0) model_bytes = static_cast<int64_t>(stored.spec().SpaceUsedLong());
+    if (model_bytes < 0) model_bytes = spec_bytes;
   }
   loaded->model_info.set_size_bytes(static_cast<int64_t>(bytes.size()));
   loaded->memory_bytes =

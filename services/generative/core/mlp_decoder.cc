@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "common/convert/matrix.h"
+#include "common/convert/take_repeated.h"
 #include "common/math/gaussian.h"
 #include "common/math/log_sum_exp.h"
 #include "common/random/distributions.h"
@@ -202,15 +203,33 @@ class DefensiveLaplaceProposal final : public LatentProposal {
 
 absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
     const v1::MlpDecoderSpec& spec) {
+  return Build(spec, nullptr);
+}
+
+absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(v1::MlpDecoderSpec* spec) {
+  return Build(*spec, spec);
+}
+
+absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Build(
+    const v1::MlpDecoderSpec& spec, v1::MlpDecoderSpec* take) {
   const std::string what = "spec.mlp_decoder";
   std::unique_ptr<MlpDecoderModel> model(new MlpDecoderModel());
-  if (!spec.safetensors().empty()) {
+  const bool from_safetensors = !spec.safetensors().empty();  // taking it empties the field
+  if (from_safetensors) {
     if (spec.layers_size() > 0) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": set either layers or safetensors, not both"));
     }
-    MAAS_ASSIGN_OR_RETURN(SafetensorsFile file,
-                          ParseSafetensors(spec.safetensors(), what + ".safetensors"));
+    absl::StatusOr<SafetensorsFile> parsed;
+    if (take != nullptr) {
+      // The file's bytes leave the spec, and are freed once parsed into tensors.
+      std::string bytes;
+      bytes.swap(*take->mutable_safetensors());
+      parsed = ParseSafetensors(bytes, what + ".safetensors");
+    } else {
+      parsed = ParseSafetensors(spec.safetensors(), what + ".safetensors");
+    }
+    MAAS_ASSIGN_OR_RETURN(SafetensorsFile file, std::move(parsed));
     std::vector<v1::Activation> activations;
     if (auto it = file.metadata.find("activations"); it != file.metadata.end()) {
       for (absl::string_view name : absl::StrSplit(it->second, ',')) {
@@ -219,7 +238,6 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
         activations.push_back(a);
       }
     }
-    size_t used = 0;
     for (int i = 0;; ++i) {
       const std::string w_name = absl::StrCat("layers.", i, ".weight");
       const std::string b_name = absl::StrCat("layers.", i, ".bias");
@@ -244,15 +262,18 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
       layer.bias = Eigen::Map<const Eigen::VectorXd>(b->second.values.data(), b->second.shape[0]);
       layer.activation = v1::IDENTITY;
       model->layers_.push_back(std::move(layer));
-      used += 2;
+      // Each layer's tensors are freed once converted: the file's values and the layers' are
+      // not all held at once.
+      file.tensors.erase(w);
+      file.tensors.erase(b);
     }
     if (model->layers_.empty()) {
       return absl::InvalidArgumentError(
           absl::StrCat(what, ".safetensors: no tensor 'layers.0.weight'"));
     }
-    if (used != file.tensors.size()) {
+    if (!file.tensors.empty()) {
       return absl::InvalidArgumentError(absl::StrCat(
-          what, ".safetensors: ", file.tensors.size() - used,
+          what, ".safetensors: ", file.tensors.size(),
           " tensor(s) are not layers.<i>.weight / layers.<i>.bias with consecutive i"));
     }
     const size_t n = model->layers_.size();
@@ -275,6 +296,10 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
       const std::string name = absl::StrCat(what, ".layers[", i, "]");
       Layer layer;
       MAAS_ASSIGN_OR_RETURN(layer.weight, convert::MatrixFromProto(in.weight(), name + ".weight"));
+      // Freed once converted: the spec's weights and the layers' are not all held at once.
+      if (take != nullptr) {
+        convert::FreeRepeated(take->mutable_layers(i)->mutable_weight()->mutable_values());
+      }
       if (layer.weight.size() == 0) {
         return absl::InvalidArgumentError(absl::StrCat(name, ".weight is empty"));
       }
@@ -295,7 +320,7 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Create(
       model->layers_.push_back(std::move(layer));
     }
   }
-  model->latent_dim_ = spec.latent_dim() == 0 && !spec.safetensors().empty()
+  model->latent_dim_ = spec.latent_dim() == 0 && from_safetensors
                            ? static_cast<int>(model->layers_[0].weight.cols())
                            : static_cast<int>(spec.latent_dim());
   if (model->latent_dim_ < 1) {
@@ -842,6 +867,12 @@ Family MlpDecoderFamily() {
       [](const v1::GenerativeModelSpec& spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
     MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
                           MlpDecoderModel::Create(spec.mlp_decoder()));
+    return std::unique_ptr<GenerativeModel>(std::move(model));
+  };
+  family.build_taking =
+      [](v1::GenerativeModelSpec* spec) -> absl::StatusOr<std::unique_ptr<GenerativeModel>> {
+    MAAS_ASSIGN_OR_RETURN(std::unique_ptr<MlpDecoderModel> model,
+                          MlpDecoderModel::Create(spec->mutable_mlp_decoder()));
     return std::unique_ptr<GenerativeModel>(std::move(model));
   };
   family.model_size = [](const v1::GenerativeModelSpec& spec) {

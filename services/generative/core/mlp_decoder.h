@@ -34,6 +34,10 @@ class MlpDecoderModel final : public GenerativeModel {
   // latents the prior draws (|z_j| <= 9), by interval arithmetic (INVALID_ARGUMENT naming the
   // layer): the decoder then never overflows float64 in sampling, and log p(x|z) is never NaN.
   static absl::StatusOr<std::unique_ptr<MlpDecoderModel>> Create(const v1::MlpDecoderSpec& spec);
+  // The same, taking *spec's large fields (the safetensors bytes, the layers' weights), each freed
+  // once converted, so that a load never holds the whole spec beside the model. *spec's large
+  // fields are then unspecified.
+  static absl::StatusOr<std::unique_ptr<MlpDecoderModel>> Create(v1::MlpDecoderSpec* spec);
 
   std::string family() const override { return "mlp_decoder"; }
   int64_t MemoryBytes() const override {
@@ -105,6 +109,9 @@ class MlpDecoderModel final : public GenerativeModel {
     math::PackedMatrix packed;  // weight^T for math::Gemm: activations (rows) * weight^T
   };
   MlpDecoderModel() = default;
+  // Create's work: from `spec`, and when `take` is not null (it is &spec) taking its large fields.
+  static absl::StatusOr<std::unique_ptr<MlpDecoderModel>> Build(const v1::MlpDecoderSpec& spec,
+                                                                v1::MlpDecoderSpec* take);
   // Packs the layers for math::Gemm and sets up the Gram shortcut; after the layers are final.
   void Prepare();
   // The activations of layers [0, num_layers) for `rows` latents (row-major rows x L in `z`),
