@@ -29,6 +29,9 @@ constexpr double kDefensiveAlpha = 0.1;
 constexpr int kStartDirections = 8;
 constexpr double kStartRadius = 1.5;
 constexpr int kMaxModes = MlpDecoderModel::kMaxProposalModes;
+// Evaluations of log p(z, x) and its gradient the first search and each further start may take.
+constexpr int64_t kFirstSearchEvaluations = MlpDecoderModel::kFirstSearchEvaluations;
+constexpr int64_t kStartEvaluations = MlpDecoderModel::kStartEvaluations;
 
 // The activation in place, with math's own functions (the bits of Forward's, on every CPU).
 void Activate(v1::Activation activation, Eigen::VectorXd& a) {
@@ -620,8 +623,9 @@ double MlpDecoderModel::LatentEvaluationCost() const {
 
 double MlpDecoderModel::ProposalCost() const {
   const double l = latent_dim_;
-  const double starts = 1 + 2 * std::min(latent_dim_, kStartDirections);
-  return (starts * 100 + kMaxModes * 2 * l) * 2 * LatentEvaluationCost() + kMaxModes * l * l * l;
+  const double starts = 2 * std::min(latent_dim_, kStartDirections);
+  const double searches = kFirstSearchEvaluations + starts * kStartEvaluations;
+  return (searches + kMaxModes * 2 * l) * 2 * LatentEvaluationCost() + kMaxModes * l * l * l;
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
@@ -629,7 +633,9 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   const int l = latent_dim_;
   Eigen::VectorXd grad(l);
   // log p(z, x) up to a constant and its gradient.
+  int64_t evaluations = 0;
   const auto objective = [&](const Eigen::VectorXd& z, Eigen::VectorXd* g) {
+    ++evaluations;
     const double log_lik = LogLikelihoodGradient(x, z, grad);
     if (g != nullptr) *g = grad - z;
     return log_lik - 0.5 * z.squaredNorm();
@@ -651,20 +657,24 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   // healthy; and a first step at the cap reaches any gradient's scale (at a noise variance of
   // 1e-24, 60 halvings of a step of 1 had not, and the search stayed at z = 0). Plain gradient
   // ascent took its 500 iterations on every posterior narrower than the prior (~1 000 gradients,
-  // 20 times the 1 000 samples of an estimate at L = 50). Returns false when the search entered a
-  // known mode's basin.
+  // 20 times the 1 000 samples of an estimate at L = 50). At most `budget` evaluations of the
+  // objective (a piecewise-quadratic relu posterior can keep L-BFGS from converging in 500
+  // iterations of up to 120 evaluations each).
   constexpr double kMaxMove = 0.5;
   constexpr int kMemory = 8;
   Eigen::VectorXd g(l), trial_g(l), direction(l);
   std::vector<Eigen::VectorXd> steps, changes;  // s_i = z_{i+1} - z_i, y_i = g_i - g_{i+1}
   std::vector<double> rho, alpha;
-  const auto ascend = [&](Eigen::VectorXd& z, double& value) {
+  enum class Ascent { kKnownBasin, kMode, kUnfinished };
+  const auto ascend = [&](Eigen::VectorXd& z, double& value, int64_t budget) {
+    const int64_t end = evaluations + budget;
     steps.clear();
     changes.clear();
     rho.clear();
     value = objective(z, &g);
-    for (int iteration = 0; iteration < 500 && g.norm() > 1e-9; ++iteration) {
-      if (known(z)) return false;
+    for (int iteration = 0; g.norm() > 1e-9; ++iteration) {
+      if (known(z)) return Ascent::kKnownBasin;
+      if (iteration == 500 || evaluations >= end) return Ascent::kUnfinished;
       bool moved = false;
       // The quasi-Newton direction (two-loop recursion), then, if it fails, the gradient's.
       for (bool quasi_newton : {!steps.empty(), false}) {
@@ -682,13 +692,13 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
           if (!(g.dot(direction) > 0) || !direction.allFinite()) continue;
           // The full step's predicted gain, g^T H^-1 g / 2, is within float64's rounding of
           // log p(z, x): z is the mode as closely as its value can tell.
-          if (0.5 * g.dot(direction) <= 1e-14 * (1.0 + std::abs(value))) return !known(z);
+          if (0.5 * g.dot(direction) <= 1e-14 * (1.0 + std::abs(value))) break;
         } else {
           direction = g;
         }
         const double slope = g.dot(direction);
         double step = std::min(1.0, kMaxMove / direction.norm());
-        for (int halving = 0; halving < 60; ++halving) {
+        for (int halving = 0; halving < 60 && evaluations < end; ++halving) {
           Eigen::VectorXd trial = z + step * direction;
           const double trial_value = objective(trial, &trial_g);
           if (std::isfinite(trial_value) && trial_value >= value + 1e-4 * step * slope) {
@@ -717,9 +727,10 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
         changes.clear();
         rho.clear();
       }
-      if (!moved) break;
+      if (!moved) break;  // at the mode within float64's rounding, or out of budget
     }
-    return !known(z);
+    if (known(z)) return Ascent::kKnownBasin;
+    return evaluations >= end ? Ascent::kUnfinished : Ascent::kMode;
   };
   // The Laplace shape at z: -Hessian of log p(z, x) by central differences of the gradient, its
   // eigenvalues clamped at 1e-3 (a variance of at most 1000 prior variances).
@@ -757,25 +768,32 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     return mode;
   };
   // Starts: the prior mean, then +-kStartRadius prior standard deviations along the directions in
-  // which the first mode's posterior is widest (kStartDirections of them at most): where the data
-  // leave the latent least determined, another mode is most likely (a decoder that folds z, such
-  // as |z1|, has its modes on both sides of the fold). A start that enters a known mode's basin
-  // stops there.
+  // which the first mode's posterior is widest but not the prior's (kStartDirections of them at
+  // most): where the data leave the latent least determined, another mode is most likely (a
+  // decoder that folds z, such as |z1|, has its modes on both sides of the fold), while along a
+  // direction the likelihood does not inform (a latent the decoder ignores: curvature exactly
+  // the prior's) there is none, and such directions used to take every start. A start that enters
+  // a known mode's basin, or does not reach a mode within its budget, adds none.
   {
     Eigen::VectorXd z = Eigen::VectorXd::Zero(l);
     double value = 0;
-    ascend(z, value);
+    ascend(z, value, kFirstSearchEvaluations);
     modes.push_back(laplace(std::move(z), value));
   }
-  const int directions = std::min(l, kStartDirections);
-  const Eigen::MatrixXd& first_vectors = modes.front().vectors;
-  for (int k = 0; k < directions && static_cast<int>(modes.size()) < kMaxModes; ++k) {
+  std::vector<int> directions;
+  for (int k = 0; k < l && static_cast<int>(directions.size()) < kStartDirections; ++k) {
     // Eigenvalues ascend: column k has the k-th largest variance.
+    const double lambda = modes.front().sqrt_lambda(k) * modes.front().sqrt_lambda(k);
+    if (std::abs(lambda - 1.0) > 1e-6) directions.push_back(k);
+  }
+  for (int k : directions) {
     for (double sign : {1.0, -1.0}) {
       if (static_cast<int>(modes.size()) >= kMaxModes) break;
-      Eigen::VectorXd z = sign * kStartRadius * first_vectors.col(k);
+      Eigen::VectorXd z = sign * kStartRadius * modes.front().vectors.col(k);
       double value = 0;
-      if (ascend(z, value)) modes.push_back(laplace(std::move(z), value));
+      if (ascend(z, value, kStartEvaluations) == Ascent::kMode) {
+        modes.push_back(laplace(std::move(z), value));
+      }
     }
   }
   // Weights: half by Laplace's evidence, half shared equally among the modes whose evidence is at

@@ -72,6 +72,10 @@ class MlpDecoderModel final : public GenerativeModel {
 
   // Posterior modes the IMPORTANCE proposal keeps at most (a Laplace mixture).
   static constexpr int kMaxProposalModes = 4;
+  // Gradient evaluations its mode search may take: the first search (from z = 0), and each of the
+  // up to 16 further starts.
+  static constexpr int64_t kFirstSearchEvaluations = 1000;
+  static constexpr int64_t kStartEvaluations = 150;
   // Float64 values MakeProposal forms for latent dimension L: one L x L Hessian and its
   // eigenvectors at a time, and the eigenvectors of each mode kept ((kMaxProposalModes + 2) L^2).
   static double ProposalValues(double latent_dim) {
@@ -83,8 +87,8 @@ class MlpDecoderModel final : public GenerativeModel {
   // Every layer's in x out (with the Gram shortcut the output layer's H x H instead) and the
   // likelihood's D.
   double LatentEvaluationCost() const override;
-  // The posterior-mode searches (typically ~100 gradients each, from up to 17 starts; a start that
-  // enters a known mode's basin stops early), and per mode kept the 2 L gradients of the Hessian
+  // An upper bound: the posterior-mode searches' budgets of gradients (kFirstSearchEvaluations
+  // and kStartEvaluations per further start), and per mode kept the 2 L gradients of the Hessian
   // and its L^3 eigendecomposition.
   double ProposalCost() const override;
 

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <limits>
 #include <random>
+#include <utility>
 
 #include "common/math/log_sum_exp.h"
 #include "services/generative/core/estimators.h"
@@ -273,8 +274,9 @@ TEST_CASE("IMPORTANCE reaches the mode of a posterior of any width") {
 // A decoder whose posterior has two separated modes of comparable mass: x = (|z1 - c|, z2, ...,
 // zL) + noise (relu units), so for x1 = 1.5 the latent z1 is near c + 1.5 or c - 1.5. With c = 0
 // the prior mean is a stationary point of the likelihood in z1 (both relus have slope 0 there).
-v1::MlpDecoderSpec FoldedDecoder(double c, int latent) {
-  Eigen::MatrixXd w1 = Eigen::MatrixXd::Zero(latent + 1, latent);
+// `ignored` further latents the decoder does not use (their posterior is the prior).
+v1::MlpDecoderSpec FoldedDecoder(double c, int latent, int ignored = 0) {
+  Eigen::MatrixXd w1 = Eigen::MatrixXd::Zero(latent + 1, latent + ignored);
   Eigen::MatrixXd w2 = Eigen::MatrixXd::Zero(latent, latent + 1);
   Eigen::VectorXd b1 = Eigen::VectorXd::Constant(latent + 1, 10.0);  // relu(z + 10) = z + 10
   Eigen::VectorXd b2 = Eigen::VectorXd::Constant(latent, -10.0);
@@ -292,7 +294,8 @@ TEST_CASE("IMPORTANCE covers every mode of a posterior with separated modes") {
   // The mode search used to start once, from z = 0: with c = 0.1 it found one mode (z1 ~ -1.4)
   // and its proposal missed the other (~43 % of the mass); with c = 0 it stopped at the saddle
   // z1 = 0 and the proposal spread z1 over a variance of 1000. For L = 6 the fold is one of six
-  // directions of equal posterior width.
+  // directions of equal posterior width; with 8 latents the decoder ignores (the widest
+  // directions, the prior's) the further starts all went along those and none along the fold.
   const Eigen::VectorXd data = (Eigen::VectorXd(6) << 1.5, 0.3, -0.2, 0.8, 0.1, -1.0).finished();
   const double exact_2 = [&] {
     auto model = Make(FoldedDecoder(0.1, 2));
@@ -300,16 +303,16 @@ TEST_CASE("IMPORTANCE covers every mode of a posterior with separated modes") {
     CHECK(std::abs(exact - Quadrature(*model, data.head(2), 2401)) < 1e-6);
     return exact;
   }();
-  for (int latent : {2, 6}) {
+  for (auto [latent, ignored] : {std::pair{2, 0}, std::pair{6, 0}, std::pair{2, 8}}) {
     for (double c : {0.0, 0.1, -0.4}) {
-      auto model = Make(FoldedDecoder(c, latent));
+      auto model = Make(FoldedDecoder(c, latent, ignored));
       const Eigen::VectorXd x = data.head(latent);
       // The folded coordinate's part by quadrature, the others' closed form: x_j ~ N(0, 1.01).
       double exact = c == 0.1 ? exact_2 : Quadrature(*Make(FoldedDecoder(c, 2)), x.head(2), 1801);
       for (int j = 2; j < latent; ++j) {
         exact += -0.5 * (std::log(2 * M_PI * 1.01) + x(j) * x(j) / 1.01);
       }
-      INFO("L " << latent << " c " << c);
+      INFO("L " << latent << " + " << ignored << " ignored, c " << c);
       CheckImportanceReplicas(*model, x, exact, 32, 1000, 17, 0.1, 0.7);
     }
   }
