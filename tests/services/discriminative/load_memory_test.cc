@@ -1,16 +1,14 @@
 // What loading a stored pipeline holds at its peak, measured: this binary counts every byte live
-// through operator new (protobuf's messages and repeated fields, std::string, std::vector and
-// absl's containers all allocate there), so a test can bound a load's peak by the size of what it
-// builds. Its own binary, so that the counting allocator touches no other test.
-#include <malloc.h>
+// through operator new (tests/testing/counting_new.cc: protobuf's messages and repeated fields,
+// std::string, std::vector and absl's containers all allocate there), so a test can bound a load's
+// peak by the size of what it builds. Its own binary, so that the counting allocator touches no
+// other test.
 
 #include <algorithm>
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <new>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,48 +19,7 @@
 #include "common/store/memory_model_store.h"
 #include "google/protobuf/util/message_differencer.h"
 #include "services/discriminative/core/discriminative_core.h"
-
-namespace {
-
-std::atomic<int64_t> live_bytes{0};
-std::atomic<int64_t> peak_bytes{0};
-
-void* Counted(void* p) {
-  if (p == nullptr) throw std::bad_alloc();
-  const int64_t now = live_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p))) +
-                      static_cast<int64_t>(malloc_usable_size(p));
-  int64_t peak = peak_bytes.load();
-  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
-  }
-  return p;
-}
-
-void Release(void* p) {
-  if (p == nullptr) return;
-  live_bytes.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)));
-  std::free(p);
-}
-
-void* Aligned(std::size_t n, std::align_val_t a) {
-  const std::size_t alignment = static_cast<std::size_t>(a);
-  return Counted(std::aligned_alloc(
-      alignment, (std::max<std::size_t>(n, 1) + alignment - 1) / alignment * alignment));
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return Counted(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new[](std::size_t n) { return Counted(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new(std::size_t n, std::align_val_t a) { return Aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return Aligned(n, a); }
-void operator delete(void* p) noexcept { Release(p); }
-void operator delete[](void* p) noexcept { Release(p); }
-void operator delete(void* p, std::size_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t) noexcept { Release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
+#include "tests/testing/counting_new.h"
 
 namespace maas::discriminative {
 namespace {
@@ -154,11 +111,10 @@ LoadFigures StoreAndLoad(const v1::PipelineSpec& spec) {
                                                        absl::ZeroDuration());
   common::v1::ModelRef ref;
   ref.set_name("big");
-  const int64_t before = live_bytes.load();
-  peak_bytes.store(before);
+  const int64_t before = maas::testing::StartPeakCount();
   absl::StatusOr<std::shared_ptr<const LoadedPipeline>> loaded = repository.Get(ref);
-  figures.peak = peak_bytes.load() - before;
-  figures.held = live_bytes.load() - before;
+  figures.peak = maas::testing::PeakLiveBytes() - before;
+  figures.held = maas::testing::LiveBytes() - before;
   REQUIRE(loaded.ok());
   figures.charged = (*loaded)->held_bytes();
   // The loaded pipeline is the stored one exactly (vocabulary, frequencies, idf, every count and

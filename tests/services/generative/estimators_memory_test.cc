@@ -1,60 +1,16 @@
 // What the estimators hold at once, measured: this binary counts every byte live through operator
-// new (std::vector, Eigen's dynamic matrices use malloc and hold only latent-sized vectors here),
-// so a test can check the memory bound EstimateRows documents. Its own binary, so that the counting
-// allocator touches no other test.
-#include <malloc.h>
+// new (tests/testing/counting_new.cc; std::vector allocates there, and Eigen's dynamic matrices,
+// which use malloc, hold only latent-sized vectors here), so a test can check the memory bound
+// EstimateRows documents. Its own binary, so that the counting allocator touches no other test.
 
 #include <algorithm>
-#include <atomic>
 #include <catch2/catch.hpp>
 #include <cstdlib>
-#include <new>
 
 #include "services/generative/core/estimators.h"
 #include "tests/services/generative/test_models.h"
 #include "tests/services/generative/thread_executor.h"
-
-namespace {
-
-std::atomic<int64_t> live_bytes{0};
-std::atomic<int64_t> peak_bytes{0};
-
-void* Counted(void* p) {
-  if (p == nullptr) throw std::bad_alloc();
-  const int64_t now = live_bytes.fetch_add(static_cast<int64_t>(malloc_usable_size(p))) +
-                      static_cast<int64_t>(malloc_usable_size(p));
-  int64_t peak = peak_bytes.load();
-  while (now > peak && !peak_bytes.compare_exchange_weak(peak, now)) {
-  }
-  return p;
-}
-
-void Release(void* p) {
-  if (p == nullptr) return;
-  live_bytes.fetch_sub(static_cast<int64_t>(malloc_usable_size(p)));
-  std::free(p);
-}
-
-void* Aligned(std::size_t n, std::align_val_t a) {
-  const std::size_t alignment = static_cast<std::size_t>(a);
-  return Counted(std::aligned_alloc(
-      alignment, (std::max<std::size_t>(n, 1) + alignment - 1) / alignment * alignment));
-}
-
-}  // namespace
-
-void* operator new(std::size_t n) { return Counted(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new[](std::size_t n) { return Counted(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new(std::size_t n, std::align_val_t a) { return Aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return Aligned(n, a); }
-void operator delete(void* p) noexcept { Release(p); }
-void operator delete[](void* p) noexcept { Release(p); }
-void operator delete(void* p, std::size_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t) noexcept { Release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { Release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { Release(p); }
+#include "tests/testing/counting_new.h"
 
 namespace maas::generative {
 namespace {
@@ -75,12 +31,11 @@ TEST_CASE("AIS holds at most 2^22 step sizes at once, whatever rows x num_temper
   settings.ais.leapfrog_steps = 1;
   settings.ais.pilot_chains = 1;
   testing::ThreadExecutor executor(2);
-  const int64_t before = live_bytes.load();
-  peak_bytes.store(before);
+  const int64_t before = maas::testing::StartPeakCount();
   auto result = EstimateRows(model, x, settings, executor, exec::StopToken());
   REQUIRE(result.ok());
   REQUIRE(result->size() == static_cast<size_t>(rows));
-  const int64_t held = peak_bytes.load() - before;
+  const int64_t held = maas::testing::PeakLiveBytes() - before;
   // 2^22 step sizes and 2^22 weights are 64 MiB; the rest (results, per-row bookkeeping) is small.
   INFO("peak bytes held by EstimateRows: " << held);
   CHECK(held < (int64_t{72} << 20));
