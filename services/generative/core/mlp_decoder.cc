@@ -630,6 +630,11 @@ double MlpDecoderModel::ProposalCost() const {
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
+  return MakeProposal(x, nullptr);
+}
+
+std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
+    const Eigen::Ref<const Eigen::VectorXd>& x, ProposalSearch* search) const {
   const int l = latent_dim_;
   Eigen::VectorXd grad(l);
   // log p(z, x) up to a constant and its gradient.
@@ -821,6 +826,11 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     for (LaplaceComponent& mode : kept) {
       mode.log_weight = std::log(0.5 * mode.log_weight / sum + 0.5 * equal);
     }
+  }
+  if (search != nullptr) {
+    search->evaluations = evaluations;
+    search->modes_found = static_cast<int>(modes.size());
+    search->modes_kept = static_cast<int>(kept.size());
   }
   return std::make_unique<DefensiveLaplaceProposal>(std::move(kept));
 }

@@ -69,6 +69,14 @@ class MlpDecoderModel final : public GenerativeModel {
                                Eigen::Ref<Eigen::VectorXd> grad) const override;
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
+  // What one MakeProposal's mode search did, for tests.
+  struct ProposalSearch {
+    int64_t evaluations = 0;  // of log p(z, x) and its gradient, the Hessians' included
+    int modes_found = 0;      // the first search's point and each new mode a further start reached
+    int modes_kept = 0;       // the mixture's components
+  };
+  std::unique_ptr<LatentProposal> MakeProposal(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                               ProposalSearch* search) const;
 
   // Posterior modes the IMPORTANCE proposal keeps at most (a Laplace mixture).
   static constexpr int kMaxProposalModes = 4;

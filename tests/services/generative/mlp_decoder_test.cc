@@ -388,6 +388,41 @@ v1::MlpDecoderSpec RandomDecoder(int l, const std::vector<int>& hidden, int d,
   return spec;
 }
 
+TEST_CASE("the IMPORTANCE mode search stays within the evaluations ProposalCost counts") {
+  // On relu decoders (a piecewise-quadratic posterior) L-BFGS need not converge: every start ran
+  // 500 iterations of up to 120 evaluations (relu L = 8 at noise 1e-12: ~30 000, 1/60 of the time
+  // ProposalCost counted, so --max_estimate_work admitted requests that ran for minutes).
+  std::mt19937_64 gen(3);
+  std::normal_distribution<double> normal;
+  struct Case {
+    int l;
+    v1::Activation activation;
+    double noise_variance;
+  };
+  for (const Case& c : {Case{8, v1::RELU, 1e-12}, Case{8, v1::RELU, 1e-24},
+                        Case{32, v1::RELU, 1e-2}, Case{1, v1::TANH, 1e-24}}) {
+    const v1::MlpDecoderSpec spec =
+        RandomDecoder(c.l, {4 * c.l}, c.l, c.activation, c.noise_variance, gen);
+    auto model = Make(spec);
+    for (int trial = 0; trial < 3; ++trial) {
+      Eigen::VectorXd z(c.l);
+      for (Eigen::Index j = 0; j < z.size(); ++j) z(j) = 2 * normal(gen);
+      const Eigen::VectorXd x = model->Decode(z.transpose()).row(0).transpose();
+      MlpDecoderModel::ProposalSearch search;
+      REQUIRE(model->MakeProposal(x, &search) != nullptr);
+      const int64_t starts = 2 * std::min(c.l, 8);
+      INFO("L " << c.l << " noise " << c.noise_variance << " trial " << trial << " evaluations "
+                << search.evaluations << " modes " << search.modes_found);
+      CHECK(search.evaluations <= MlpDecoderModel::kFirstSearchEvaluations +
+                                      starts * MlpDecoderModel::kStartEvaluations +
+                                      search.modes_found * 2 * c.l);
+      // Each evaluation is a gradient: about two of LatentEvaluationCost.
+      CHECK(static_cast<double>(search.evaluations) * 2 * model->LatentEvaluationCost() <=
+            model->ProposalCost());
+    }
+  }
+}
+
 // The textbook form, with Eigen and libm: f = layers(z), -1/2 (D log(2 pi s2) + |x - f|^2 / s2).
 double DirectLogLikelihood(const v1::MlpDecoderSpec& spec, const Eigen::VectorXd& x,
                            const Eigen::VectorXd& z) {
