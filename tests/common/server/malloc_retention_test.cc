@@ -33,6 +33,25 @@ HeapResidency Heap(int64_t unused, int64_t mapped = 0) {
   return heap;
 }
 
+// A Train's pattern in a thread's arena: 256 MiB of 1 MiB blocks written, a 64-byte block kept
+// after each, then the large ones freed. Returns the small ones (for the caller to free).
+std::vector<void*> FragmentAThreadHeap() {
+  std::vector<void*> pins;
+  std::thread worker([&pins] {
+    std::vector<char*> blocks;
+    for (int i = 0; i < 256; ++i) {
+      char* block = static_cast<char*>(std::malloc(size_t{1} << 20));
+      if (block == nullptr) std::abort();
+      std::memset(block, 1, size_t{1} << 20);
+      blocks.push_back(block);
+      pins.push_back(std::malloc(64));
+    }
+    for (char* block : blocks) std::free(block);
+  });
+  worker.join();
+  return pins;
+}
+
 TEST_CASE(
     "RetainFreedMemory refuses more than glibc's largest threshold, and 0 keeps glibc's own") {
   const auto too_much = RetainFreedMemory(kMaxMallocRetainBytes + 1);
@@ -157,19 +176,7 @@ TEST_CASE("ReleaseFreeHeapPages returns free blocks between live ones in a threa
     WARN("not glibc's own malloc (a sanitizer build): nothing to check");
     return;
   }
-  std::vector<void*> pins;
-  std::thread worker([&pins] {
-    std::vector<char*> blocks;
-    for (int i = 0; i < 256; ++i) {
-      char* block = static_cast<char*>(std::malloc(size_t{1} << 20));
-      if (block == nullptr) std::abort();
-      std::memset(block, 1, size_t{1} << 20);
-      blocks.push_back(block);
-      pins.push_back(std::malloc(64));
-    }
-    for (char* block : blocks) std::free(block);
-  });
-  worker.join();
+  const std::vector<void*> pins = FragmentAThreadHeap();
   const absl::StatusOr<HeapResidency> before = MeasureHeapResidency();
   REQUIRE(before.ok());
   CHECK(ReleaseFreeHeapPages(0));
@@ -267,19 +274,7 @@ TEST_CASE("FreedMemoryReleaser counts what it returns of a real heap") {
                                     +[](int* measured) { return *measured >= 2; }, &measured),
                                 absl::Minutes(1)));
   }
-  std::vector<void*> pins;
-  std::thread worker([&pins] {
-    std::vector<char*> blocks;
-    for (int i = 0; i < 256; ++i) {
-      char* block = static_cast<char*>(std::malloc(size_t{1} << 20));
-      if (block == nullptr) std::abort();
-      std::memset(block, 1, size_t{1} << 20);
-      blocks.push_back(block);
-      pins.push_back(std::malloc(64));
-    }
-    for (char* block : blocks) std::free(block);
-  });
-  worker.join();
+  const std::vector<void*> pins = FragmentAThreadHeap();
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (releaser.released_bytes() < 192 * kMiB && absl::Now() < deadline) {
     absl::SleepFor(absl::Milliseconds(10));
