@@ -24,14 +24,11 @@ namespace {
 
 constexpr double kDefensiveAlpha = 0.1;
 // The IMPORTANCE proposal's mode search (MakeProposal): starts at +-kStartRadius prior standard
-// deviations along at most kStartDirections directions after the prior mean's, and at most
-// kMaxModes modes kept (each holds an L x L matrix: MlpDecoderModel::ProposalValues).
+// deviations along at most kStartDirections directions after the prior mean's (its budgets and
+// the modes it keeps: MlpDecoderModel::kFirstSearchEvaluations, kStartEvaluations,
+// kMaxProposalModes).
 constexpr int kStartDirections = 8;
 constexpr double kStartRadius = 1.5;
-constexpr int kMaxModes = MlpDecoderModel::kMaxProposalModes;
-// Evaluations of log p(z, x) and its gradient the first search and each further start may take.
-constexpr int64_t kFirstSearchEvaluations = MlpDecoderModel::kFirstSearchEvaluations;
-constexpr int64_t kStartEvaluations = MlpDecoderModel::kStartEvaluations;
 
 // The activation in place, with math's own functions (the bits of Forward's, on every CPU).
 void Activate(v1::Activation activation, Eigen::VectorXd& a) {
@@ -223,16 +220,13 @@ absl::StatusOr<std::unique_ptr<MlpDecoderModel>> MlpDecoderModel::Build(
       return absl::InvalidArgumentError(
           absl::StrCat(what, ": set either layers or safetensors, not both"));
     }
-    absl::StatusOr<SafetensorsFile> parsed;
-    if (take != nullptr) {
-      // The file's bytes leave the spec, and are freed once parsed into tensors.
-      std::string bytes;
-      bytes.swap(*take->mutable_safetensors());
-      parsed = ParseSafetensors(bytes, what + ".safetensors");
-    } else {
-      parsed = ParseSafetensors(spec.safetensors(), what + ".safetensors");
-    }
-    MAAS_ASSIGN_OR_RETURN(SafetensorsFile file, std::move(parsed));
+    // Taken, the file's bytes leave the spec, and are freed once parsed into tensors.
+    std::string taken;
+    if (take != nullptr) taken.swap(*take->mutable_safetensors());
+    MAAS_ASSIGN_OR_RETURN(
+        SafetensorsFile file,
+        ParseSafetensors(take != nullptr ? taken : spec.safetensors(), what + ".safetensors"));
+    std::string().swap(taken);
     std::vector<v1::Activation> activations;
     if (auto it = file.metadata.find("activations"); it != file.metadata.end()) {
       for (absl::string_view name : absl::StrSplit(it->second, ',')) {
@@ -625,7 +619,8 @@ double MlpDecoderModel::ProposalCost() const {
   const double l = latent_dim_;
   const double starts = 2 * std::min(latent_dim_, kStartDirections);
   const double searches = kFirstSearchEvaluations + starts * kStartEvaluations;
-  return (searches + kMaxModes * 2 * l) * 2 * LatentEvaluationCost() + kMaxModes * l * l * l;
+  return (searches + kMaxProposalModes * 2 * l) * 2 * LatentEvaluationCost() +
+         kMaxProposalModes * l * l * l;
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
@@ -646,7 +641,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     return log_lik - 0.5 * z.squaredNorm();
   };
   std::vector<LaplaceComponent> modes;
-  modes.reserve(kMaxModes);  // modes.front() is read while later modes are added
+  modes.reserve(kMaxProposalModes);
   // Whether z is inside the basin of a mode already found (within one posterior standard deviation
   // of it by its Laplace shape, and within one prior standard deviation).
   const auto known = [&](const Eigen::VectorXd& z) {
@@ -793,7 +788,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   }
   for (int k : directions) {
     for (double sign : {1.0, -1.0}) {
-      if (static_cast<int>(modes.size()) >= kMaxModes) break;
+      if (static_cast<int>(modes.size()) >= kMaxProposalModes) break;
       Eigen::VectorXd z = sign * kStartRadius * modes.front().vectors.col(k);
       double value = 0;
       if (ascend(z, value, kStartEvaluations) == Ascent::kMode) {
@@ -813,18 +808,19 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   } else {
     double total = 0;
     for (const LaplaceComponent& mode : modes) total += std::exp(mode.log_weight - largest);
+    std::vector<double> shares;  // of the evidence, of the modes kept
+    double kept_share = 0;
     for (LaplaceComponent& mode : modes) {
       const double share = std::exp(mode.log_weight - largest) / total;
       if (share >= 1e-3) {
-        mode.log_weight = share;  // the share, for now
         kept.push_back(std::move(mode));
+        shares.push_back(share);
+        kept_share += share;
       }
     }
     const double equal = 1.0 / static_cast<double>(kept.size());
-    double sum = 0;
-    for (const LaplaceComponent& mode : kept) sum += mode.log_weight;
-    for (LaplaceComponent& mode : kept) {
-      mode.log_weight = std::log(0.5 * mode.log_weight / sum + 0.5 * equal);
+    for (size_t k = 0; k < kept.size(); ++k) {
+      kept[k].log_weight = std::log(0.5 * shares[k] / kept_share + 0.5 * equal);
     }
   }
   if (search != nullptr) {
