@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/services/discriminative/vocabulary.h"
+
 namespace maas::discriminative {
 namespace {
 
@@ -21,17 +23,18 @@ CountVectorizer::FitResult MustFit(const Strings& texts, const CountVectorizerOp
 TEST_CASE("CountVectorizer orders features by code point (spec 2.2)") {
   CountVectorizerOptions keep_case;
   keep_case.analyzer.lowercase = false;
-  CHECK(MustFit({"zeta Zeta éclair eclair Éclair 10 9 _x ab"}, keep_case).vectorizer.vocabulary() ==
+  CHECK(testing::Vocabulary(
+            MustFit({"zeta Zeta éclair eclair Éclair 10 9 _x ab"}, keep_case).vectorizer) ==
         Strings{"10", "Zeta", "_x", "ab", "eclair", "zeta", "Éclair", "éclair"});
   // U+10428 (Deseret, lowercased from U+10400) sorts after U+FF41 in code point order, unlike
   // UTF-16.
-  CHECK(MustFit({"\U00010400\U00010400 \uFF21\uFF21 zz"}, {}).vectorizer.vocabulary() ==
+  CHECK(testing::Vocabulary(MustFit({"\U00010400\U00010400 \uFF21\uFF21 zz"}, {}).vectorizer) ==
         Strings{"zz", "\uFF41\uFF41", "\U00010428\U00010428"});
 }
 
 TEST_CASE("CountVectorizer fit_transform and transform on the classic corpus (spec E.2)") {
   const CountVectorizer::FitResult fit = MustFit(kCorpus, {});
-  CHECK(fit.vectorizer.vocabulary() ==
+  CHECK(testing::Vocabulary(fit.vectorizer) ==
         Strings{"and", "document", "first", "is", "one", "second", "the", "third", "this"});
   CHECK(fit.vectorizer.num_documents() == 4);
   CHECK(fit.vectorizer.document_frequency() == std::vector<uint64_t>{1, 3, 2, 4, 1, 1, 4, 1, 4});
@@ -62,7 +65,7 @@ TEST_CASE("CountVectorizer min_df / max_df pruning (spec 2.4 table)") {
     CountVectorizerOptions options;
     options.min_df = min_df;
     options.max_df = max_df;
-    return MustFit(docs, options).vectorizer.vocabulary();
+    return testing::Vocabulary(MustFit(docs, options).vectorizer);
   };
   const DocumentFrequencyBound count1{false, 1}, all{true, 1.0};
   CHECK(vocab(count1, {false, 1}) == Strings{"cc", "dd", "ee", "ff"});

@@ -26,6 +26,7 @@
 #include "services/discriminative/core/numpy_compat.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
+#include "tests/services/discriminative/vocabulary.h"
 
 namespace maas::discriminative {
 namespace {
@@ -360,7 +361,7 @@ TEST_CASE(
     auto b = CountVectorizer::FitTransform(texts, general);
     REQUIRE(a.ok());
     REQUIRE(b.ok());
-    REQUIRE(a->vectorizer.vocabulary() == b->vectorizer.vocabulary());
+    REQUIRE(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
     REQUIRE(a->vectorizer.document_frequency() == b->vectorizer.document_frequency());
     REQUIRE(a->rows.offsets == b->rows.offsets);
     REQUIRE(a->rows.indices == b->rows.indices);

@@ -11,6 +11,7 @@
 #include "services/discriminative/core/text_analysis.h"
 #include "services/discriminative/core/tfidf.h"
 #include "services/discriminative/core/vectorizer.h"
+#include "tests/services/discriminative/vocabulary.h"
 
 namespace maas::discriminative {
 namespace {
@@ -241,7 +242,7 @@ TEST_CASE("CountVectorizer: fixed vocabulary, stop word list, max_features ties 
   fixed.fixed_vocabulary = {"the", "zz", "document"};
   auto fit = CountVectorizer::FitTransform(kCorpus, fixed);
   REQUIRE(fit.ok());
-  CHECK(fit->vectorizer.vocabulary() == Strings{"the", "zz", "document"});
+  CHECK(testing::Vocabulary(fit->vectorizer) == Strings{"the", "zz", "document"});
   CHECK(fit->rows[1].indices == std::vector<uint32_t>{0, 2});
   CHECK(fit->rows[1].values == std::vector<double>{1, 2});
   CHECK(fit->vectorizer.document_frequency() == std::vector<uint64_t>{4, 0, 3});
@@ -250,7 +251,7 @@ TEST_CASE("CountVectorizer: fixed vocabulary, stop word list, max_features ties 
   stop.analyzer.stop_words = {"the", "is", "this"};
   fit = CountVectorizer::FitTransform(kCorpus, stop);
   REQUIRE(fit.ok());
-  CHECK(fit->vectorizer.vocabulary() ==
+  CHECK(testing::Vocabulary(fit->vectorizer) ==
         Strings{"and", "document", "first", "one", "second", "third"});
 
   // 20 equally frequent terms: the documented rule keeps the first 5 in feature order.
@@ -260,16 +261,16 @@ TEST_CASE("CountVectorizer: fixed vocabulary, stop word list, max_features ties 
   limited.max_features = 5;
   fit = CountVectorizer::FitTransform(Strings{doc}, limited);
   REQUIRE(fit.ok());
-  CHECK(fit->vectorizer.vocabulary() == Strings{"w00", "w01", "w02", "w03", "w04"});
+  CHECK(testing::Vocabulary(fit->vectorizer) == Strings{"w00", "w01", "w02", "w03", "w04"});
   // Without ties the most frequent win (spec E.4: binary counts documents).
   limited.max_features = 1;
   fit = CountVectorizer::FitTransform(Strings{"bb bb bb", "aa", "aa"}, limited);
   REQUIRE(fit.ok());
-  CHECK(fit->vectorizer.vocabulary() == Strings{"bb"});
+  CHECK(testing::Vocabulary(fit->vectorizer) == Strings{"bb"});
   limited.binary = true;
   fit = CountVectorizer::FitTransform(Strings{"bb bb bb", "aa", "aa"}, limited);
   REQUIRE(fit.ok());
-  CHECK(fit->vectorizer.vocabulary() == Strings{"aa"});
+  CHECK(testing::Vocabulary(fit->vectorizer) == Strings{"aa"});
 }
 
 }  // namespace
