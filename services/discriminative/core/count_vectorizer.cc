@@ -82,6 +82,25 @@ constexpr size_t kMemoMaxIds = size_t{1} << 20;  // 4 MiB
 // The tag of the fitter's memo (its scratch serves no other vectorizer).
 constexpr uint64_t kFitterMemoTag = 1;
 
+// TermTable::Assign's arena of n terms, term_of(i) the i-th: both allocated once, at their size.
+struct TermArena {
+  std::string bytes;
+  std::vector<size_t> offsets;
+};
+template <typename TermOf>
+TermArena ArenaOf(size_t n, const TermOf& term_of) {
+  TermArena arena;
+  arena.offsets.resize(n + 1);
+  arena.offsets[0] = 0;
+  for (size_t i = 0; i < n; ++i) arena.offsets[i + 1] = arena.offsets[i] + term_of(i).size();
+  arena.bytes.reserve(arena.offsets[n]);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string_view term = term_of(i);
+    arena.bytes.append(term.data(), term.size());
+  }
+  return arena;
+}
+
 void ResetMemo(uint64_t tag, AnalyzerScratch::WordMemo* memo) {
   memo->owner = tag;
   memo->words = TermTable();
@@ -1301,9 +1320,10 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
   v.options_ = options;
   v.analyzer_ = Analyzer(options.analyzer);
   if (!options.fixed_vocabulary.empty()) {
-    v.vocabulary_ = options.fixed_vocabulary;
-    v.BuildIndex();
-    v.document_frequency_.assign(v.vocabulary_.size(), 0);
+    const std::vector<std::string>& terms = options.fixed_vocabulary;
+    TermArena arena = ArenaOf(terms.size(), [&](size_t i) { return std::string_view(terms[i]); });
+    v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
+    v.document_frequency_.assign(terms.size(), 0);
   }
 }
 
@@ -1559,16 +1579,16 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   }
   constexpr uint32_t kDropped = std::numeric_limits<uint32_t>::max();
   std::vector<uint32_t> final_index(num_terms, kDropped);
-  v.vocabulary_.reserve(kept.size());
   v.document_frequency_.reserve(kept.size());
   for (uint32_t rank = 0; rank < kept.size(); ++rank) {
     final_index[kept[rank]] = rank;
-    v.vocabulary_.emplace_back(terms.term(kept[rank]));
     v.document_frequency_.push_back(df[kept[rank]]);
   }
+  // The kept terms' bytes, in feature order, straight from the provisional arena.
+  TermArena arena = ArenaOf(kept.size(), [&](size_t rank) { return terms.term(kept[rank]); });
   provisional_ = TermTable();
   provisional_df_ = std::vector<uint64_t>();
-  v.BuildIndex();
+  v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
   // Each row to scikit-learn's storage order (spec 2.8: ascending provisional index, i.e. order of
   // first occurrence in the corpus, with final column numbers; the order of TF-IDF's norm sums),
   // in place: a row never gets longer, so the rows written never overtake the rows still to read.
@@ -1647,28 +1667,33 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
   CountVectorizer v;
   v.options_ = options;
   v.analyzer_ = Analyzer(options.analyzer);
-  v.vocabulary_ = std::move(vocabulary);
   v.document_frequency_ = std::move(document_frequency);
   v.num_documents_ = num_documents;
-  v.BuildIndex();
+  // The terms move into the index's arena; the strings are freed before the table is allocated.
+  TermArena arena =
+      ArenaOf(vocabulary.size(), [&](size_t i) { return std::string_view(vocabulary[i]); });
+  vocabulary = std::vector<std::string>();
+  v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
   return v;
 }
 
-void CountVectorizer::BuildIndex() {
+void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets) {
   // The terms of the most documents are put into the table first (then by id): they then mostly
   // lie in their home slots, and a text's lookups rarely probe a second slot (a mispredicted
   // branch each). Without document frequencies (a given vocabulary), in id order.
-  std::vector<uint32_t> placement(vocabulary_.size());
+  const size_t num_terms = offsets.size() - 1;
+  std::vector<uint32_t> placement(num_terms);
   std::iota(placement.begin(), placement.end(), 0);
-  if (document_frequency_.size() == vocabulary_.size()) {
+  if (document_frequency_.size() == num_terms) {
     std::stable_sort(placement.begin(), placement.end(), [&](uint32_t a, uint32_t b) {
       return document_frequency_[a] > document_frequency_[b];
     });
   }
-  index_.Assign(vocabulary_, placement);
+  index_.Assign(std::move(bytes), std::move(offsets), placement);
   uint64_t tag = TermTable::HashBytes(nullptr, 0) ^
                  (uint64_t{options_.analyzer.ngram_min} << 32 | options_.analyzer.ngram_max);
-  for (const std::string& term : vocabulary_) {
+  for (uint32_t id = 0; id < num_terms; ++id) {
+    const std::string_view term = index_.term(id);
     tag = TermTable::HashBytes(reinterpret_cast<const char*>(&tag), sizeof(tag)) ^
           TermTable::HashBytes(term.data(), term.size());
   }
@@ -1677,7 +1702,7 @@ void CountVectorizer::BuildIndex() {
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
-  const size_t num_features = vocabulary_.size();
+  const size_t num_features = index_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   FeatureIds& ids = scratch->ids;
   ids.clear();
@@ -1742,7 +1767,7 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
     doc = scratch->preprocessed;
     lower = false;
   }
-  const size_t num_features = vocabulary_.size();
+  const size_t num_features = index_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
   CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
@@ -1755,12 +1780,13 @@ int64_t CountVectorizer::MemoryBytes() const {
          store::StringKeyedHashBytes(options_.analyzer.stop_words) +
          store::StringVectorBytes(options_.fixed_vocabulary) +
          store::StringKeyedHashBytes(analyzer_.options().stop_words) +
-         store::StringVectorBytes(vocabulary_) + store::VectorBytes(document_frequency_) +
-         static_cast<int64_t>(index_.MemoryBytes());
+         store::VectorBytes(document_frequency_) + static_cast<int64_t>(index_.MemoryBytes());
 }
 
 void CountVectorizer::ToState(v1::VectorizerState* state) const {
-  state->mutable_vocabulary()->Assign(vocabulary_.begin(), vocabulary_.end());
+  google::protobuf::RepeatedPtrField<std::string>* vocabulary = state->mutable_vocabulary();
+  vocabulary->Reserve(static_cast<int>(index_.size()));
+  for (uint32_t id = 0; id < index_.size(); ++id) vocabulary->Add(std::string(index_.term(id)));
   state->mutable_document_frequency()->Assign(document_frequency_.begin(),
                                               document_frequency_.end());
   state->set_num_documents(num_documents_);

@@ -105,9 +105,9 @@ class CountVectorizer final : public Vectorizer {
   // takes the same lookups on the word runs of any other text's preprocessed form.)
   bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                              SparseVector* row) const override;
-  size_t num_features() const override { return vocabulary_.size(); }
+  size_t num_features() const override { return index_.size(); }
   std::string FeatureName(uint32_t index) const override {
-    return index < vocabulary_.size() ? vocabulary_[index] : std::string();
+    return index < index_.size() ? std::string(index_.term(index)) : std::string();
   }
   void ToState(v1::VectorizerState* state) const override;
   int64_t MemoryBytes() const override;
@@ -116,8 +116,9 @@ class CountVectorizer final : public Vectorizer {
   std::optional<uint32_t> FeatureIndex(std::string_view term) const;
 
   const CountVectorizerOptions& options() const { return options_; }
-  // Terms in feature-index order (get_feature_names_out()).
-  const std::vector<std::string>& vocabulary() const { return vocabulary_; }
+  // Term `index` (get_feature_names_out()[index]), a view into the index's arena, valid as long as
+  // the vectorizer. REQUIRES: index < num_features().
+  std::string_view term(uint32_t index) const { return index_.term(index); }
   // Documents containing each term in the fitted corpus (empty if unknown).
   const std::vector<uint64_t>& document_frequency() const { return document_frequency_; }
   // Documents in the fitted corpus (0 if unknown).
@@ -125,14 +126,16 @@ class CountVectorizer final : public Vectorizer {
 
  private:
   CountVectorizer() : analyzer_(AnalyzerOptions()) {}
-  void BuildIndex();
+  // Makes index_ the vocabulary of the terms of an arena (TermTable::Assign), placed by
+  // document_frequency_ when it has one value per term.
+  void BuildIndex(std::string bytes, std::vector<size_t> offsets);
 
   CountVectorizerOptions options_;
   Analyzer analyzer_;
-  std::vector<std::string> vocabulary_;
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
-  // Term -> index (one probe per term; terms of at most 15 bytes compared as two integers).
+  // Term -> index (one probe per term; terms of at most 15 bytes compared as two integers), and
+  // the vocabulary itself: the terms in feature-index order in its arena.
   TermTable index_;
   // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
   // char_wb word memo; never 0.

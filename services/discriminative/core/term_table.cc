@@ -1,6 +1,7 @@
 #include "services/discriminative/core/term_table.h"
 
 #include <algorithm>
+#include <utility>
 
 namespace maas::discriminative {
 
@@ -33,17 +34,14 @@ void TermTable::Reserve(size_t n) {
   if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
 }
 
-void TermTable::Assign(const std::vector<std::string>& terms,
+void TermTable::Assign(std::string bytes, std::vector<size_t> offsets,
                        const std::vector<uint32_t>& placement) {
   *this = TermTable();
-  Reserve(terms.size());
-  offsets_.push_back(0);
-  for (const std::string& term : terms) {
-    bytes_.append(term);
-    offsets_.push_back(bytes_.size());
-  }
+  if (!Fits(placement.size(), slots_.size())) Grow(placement.size());
+  bytes_ = std::move(bytes);
+  offsets_ = std::move(offsets);
   for (const uint32_t id : placement) {
-    const Key key = KeyOf(terms[id]);
+    const Key key = KeyOf(term(id));
     const uint64_t hash = HashOf(key);
     size_t i = HomeOfHash(hash);
     while ((slots_[i].lo | slots_[i].hi) != 0) i = (i + 1) & mask_;

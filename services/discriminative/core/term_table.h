@@ -155,12 +155,16 @@ class TermTable {
   // Makes room for `n` terms without rehashing.
   void Reserve(size_t n);
 
-  // Replaces the table by `terms` with ids 0, 1, ... in their order (as inserting them in order
-  // into an empty table), put into the slots in the order of `placement`, a permutation of the
-  // ids: a term placed earlier lies nearer its home slot, so that placing the most frequent terms
-  // first makes most lookups of a text find their term in the first slot probed. REQUIRES: the
-  // terms are distinct; placement.size() == terms.size().
-  void Assign(const std::vector<std::string>& terms, const std::vector<uint32_t>& placement);
+  // Replaces the table by the terms of an arena, term id being bytes[offsets[id], offsets[id + 1]),
+  // with ids 0, 1, ... in that order (as inserting them in order into an empty table), put into
+  // the slots in the order of `placement`, a permutation of the ids: a term placed earlier lies
+  // nearer its home slot, so that placing the most frequent terms first makes most lookups of a
+  // text find their term in the first slot probed. The table keeps `bytes` and `offsets` as its
+  // arena (no copy: build them at their final size). REQUIRES: offsets[0] == 0, offsets
+  // non-decreasing up to offsets.back() == bytes.size(); the terms are distinct;
+  // placement.size() + 1 == offsets.size().
+  void Assign(std::string bytes, std::vector<size_t> offsets,
+              const std::vector<uint32_t>& placement);
 
   size_t size() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
 

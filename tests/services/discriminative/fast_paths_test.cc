@@ -101,7 +101,13 @@ TEST_CASE("TermTable::Assign equals inserting the terms in order, whatever the p
   for (const std::vector<uint32_t>* placement : {&identity, &reversed, &shuffled}) {
     TermTable table;
     table.Insert("stale");  // replaced
-    table.Assign(terms, *placement);
+    std::string bytes;
+    std::vector<size_t> offsets = {0};
+    for (const std::string& term : terms) {
+      bytes += term;
+      offsets.push_back(bytes.size());
+    }
+    table.Assign(std::move(bytes), std::move(offsets), *placement);
     REQUIRE(table.size() == terms.size());
     for (uint32_t id = 0; id < terms.size(); ++id) {
       REQUIRE(table.term(id) == terms[id]);
