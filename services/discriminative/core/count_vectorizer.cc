@@ -1315,13 +1315,15 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
   return fitter.Finish();
 }
 
-CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options) {
+CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options)
+    : min_df_(options.min_df), max_df_(options.max_df), max_features_(options.max_features) {
   CountVectorizer& v = result_.vectorizer;
-  v.options_ = options;
   v.analyzer_ = Analyzer(options.analyzer);
+  v.binary_ = options.binary;
   if (!options.fixed_vocabulary.empty()) {
     const std::vector<std::string>& terms = options.fixed_vocabulary;
     TermArena arena = ArenaOf(terms.size(), [&](size_t i) { return std::string_view(terms[i]); });
+    v.fixed_vocabulary_ = true;
     v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
     v.document_frequency_.assign(terms.size(), 0);
   }
@@ -1338,7 +1340,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   CountVectorizer& v = result_.vectorizer;
   SparseRows& rows = result_.rows;
   ++v.num_documents_;
-  if (!v.options_.fixed_vocabulary.empty()) {
+  if (v.fixed_vocabulary_) {
     SparseVector& row = row_;
     v.Transform(text, &scratch_, &row);
     for (const uint32_t j : row.indices) ++v.document_frequency_[j];
@@ -1358,7 +1360,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
     return id;
   };
-  if (v.options_.analyzer.kind == AnalyzerKind::kCharWb) {
+  if (v.analyzer_.options().kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
   } else if (!(v.analyzer_.AsciiUnigrams() && AddUnigrams(text))) {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
@@ -1408,7 +1410,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   double* values = rows.values.data() + start;
   double* dense = scratch_.dense.data();
   uint64_t* df = provisional_df_.data();
-  const bool binary = v.options_.binary;
+  const bool binary = v.binary_;
   for (size_t e = 0; e < ids.size(); ++e) {
     double& count = dense[ids[e]];
     values[e] = binary ? 1.0 : count;
@@ -1421,7 +1423,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
 bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
   AsciiRuns runs;
   if (text.size() < std::numeric_limits<uint32_t>::max() && AsciiWordRuns(text, &scratch_, &runs)) {
-    AddAsciiUnigrams(text, runs, result_.vectorizer.options_.analyzer.lowercase);
+    AddAsciiUnigrams(text, runs, result_.vectorizer.analyzer_.options().lowercase);
     return true;
   }
   // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text (in one
@@ -1509,8 +1511,7 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
 
 absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   CountVectorizer& v = result_.vectorizer;
-  const CountVectorizerOptions& options = v.options_;
-  if (!options.fixed_vocabulary.empty()) return std::move(result_);
+  if (v.fixed_vocabulary_) return std::move(result_);
   if (too_many_) return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
   scratch_ = AnalyzerScratch();
   const TermTable& terms = provisional_;
@@ -1525,8 +1526,8 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   std::vector<uint64_t>& df = provisional_df_;  // counted by Add
   df.resize(num_terms, 0);
   // Pruning by document frequency (_limit_features), on the raw float products.
-  const double max_doc_count = DocCount(options.max_df, num_documents);
-  const double min_doc_count = DocCount(options.min_df, num_documents);
+  const double max_doc_count = DocCount(max_df_, num_documents);
+  const double min_doc_count = DocCount(min_df_, num_documents);
   if (max_doc_count < min_doc_count) {
     return absl::InvalidArgumentError(
         absl::StrCat("max_df corresponds to < documents than min_df (", max_doc_count, " < ",
@@ -1562,7 +1563,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     });
     for (size_t i = 0; i < kept.size(); ++i) kept[i] = order[i].second;
   }
-  if (options.max_features > 0 && kept.size() > options.max_features) {
+  if (max_features_ > 0 && kept.size() > max_features_) {
     std::vector<double> tf(num_terms, 0.0);  // corpus count per term
     for (size_t e = 0; e < result.rows.indices.size(); ++e) {
       tf[result.rows.indices[e]] += result.rows.values[e];
@@ -1570,7 +1571,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     // Highest corpus counts first, ties in feature (code point) order; then back to feature order.
     std::stable_sort(kept.begin(), kept.end(),
                      [&](uint32_t a, uint32_t b) { return tf[a] > tf[b]; });
-    kept.resize(options.max_features);
+    kept.resize(max_features_);
     std::sort(kept.begin(), kept.end(), term_order);
   }
   if (kept.empty()) {
@@ -1665,8 +1666,9 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
         vocabulary.size(), " terms (give one per term, or none)"));
   }
   CountVectorizer v;
-  v.options_ = options;
   v.analyzer_ = Analyzer(options.analyzer);
+  v.binary_ = options.binary;
+  v.fixed_vocabulary_ = fixed;
   v.document_frequency_ = std::move(document_frequency);
   v.num_documents_ = num_documents;
   // The terms move into the index's arena; the strings are freed before the table is allocated.
@@ -1690,8 +1692,9 @@ void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets)
     });
   }
   index_.Assign(std::move(bytes), std::move(offsets), placement);
-  uint64_t tag = TermTable::HashBytes(nullptr, 0) ^
-                 (uint64_t{options_.analyzer.ngram_min} << 32 | options_.analyzer.ngram_max);
+  const AnalyzerOptions& analyzer = analyzer_.options();
+  uint64_t tag =
+      TermTable::HashBytes(nullptr, 0) ^ (uint64_t{analyzer.ngram_min} << 32 | analyzer.ngram_max);
   for (uint32_t id = 0; id < num_terms; ++id) {
     const std::string_view term = index_.term(id);
     tag = TermTable::HashBytes(reinterpret_cast<const char*>(&tag), sizeof(tag)) ^
@@ -1706,10 +1709,10 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   FeatureIds& ids = scratch->ids;
   ids.clear();
-  if (options_.analyzer.kind == AnalyzerKind::kCharWb) {
+  if (analyzer_.options().kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(analyzer_, text, memo_tag_, scratch,
                      [&](std::string_view gram) { return index_.Find(gram); });
-    OrderedRow(num_features, options_.binary, scratch, row);
+    OrderedRow(num_features, binary_, scratch, row);
     return;
   }
   if (TransformIfWellFormed(text, scratch, row)) return;
@@ -1720,7 +1723,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     AsciiRuns runs;
     if (WordRuns(doc, scratch, &runs)) {
       CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, /*lower=*/false, index_, scratch);
-      OrderedRow(num_features, options_.binary, scratch, row);
+      OrderedRow(num_features, binary_, scratch, row);
       return;
     }
   }
@@ -1746,7 +1749,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
       CountFeatures(found, m, &ids, dense);
     }
   });
-  OrderedRow(num_features, options_.binary, scratch, row);
+  OrderedRow(num_features, binary_, scratch, row);
 }
 
 bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
@@ -1756,7 +1759,7 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
     return false;
   }
   std::string_view doc = text;
-  bool lower = options_.analyzer.lowercase;
+  bool lower = analyzer_.options().lowercase;
   if (!AsciiWordRuns(text, scratch, &runs)) {
     // Code points >= 0x80: validated, lowercased and split in one pass, when preprocessing is
     // only lowercasing and the text's code points allow it.
@@ -1771,14 +1774,12 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
   CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
-  OrderedRow(num_features, options_.binary, scratch, row);
+  OrderedRow(num_features, binary_, scratch, row);
   return true;
 }
 
 int64_t CountVectorizer::MemoryBytes() const {
   return static_cast<int64_t>(sizeof(*this)) +
-         store::StringKeyedHashBytes(options_.analyzer.stop_words) +
-         store::StringVectorBytes(options_.fixed_vocabulary) +
          store::StringKeyedHashBytes(analyzer_.options().stop_words) +
          store::VectorBytes(document_frequency_) + static_cast<int64_t>(index_.MemoryBytes());
 }

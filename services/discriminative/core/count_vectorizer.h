@@ -45,7 +45,9 @@ struct CountVectorizerOptions {
   DocumentFrequencyBound max_df{/*is_fraction=*/true, 1.0};
   // 0: no limit.
   uint64_t max_features = 0;
-  // Non-empty: scikit-learn's vocabulary= (feature i is fixed_vocabulary[i]).
+  // Non-empty: scikit-learn's vocabulary= (feature i is fixed_vocabulary[i]). A vectorizer made
+  // with these options holds the terms in its index only (and the analyzer options, stop words
+  // included, in its analyzer only): each term's and stop word's bytes once.
   std::vector<std::string> fixed_vocabulary;
 };
 
@@ -115,7 +117,6 @@ class CountVectorizer final : public Vectorizer {
   // The index of `term`, if it is in the vocabulary.
   std::optional<uint32_t> FeatureIndex(std::string_view term) const;
 
-  const CountVectorizerOptions& options() const { return options_; }
   // Term `index` (get_feature_names_out()[index]), a view into the index's arena, valid as long as
   // the vectorizer. REQUIRES: index < num_features().
   std::string_view term(uint32_t index) const { return index_.term(index); }
@@ -130,8 +131,11 @@ class CountVectorizer final : public Vectorizer {
   // document_frequency_ when it has one value per term.
   void BuildIndex(std::string bytes, std::vector<size_t> offsets);
 
-  CountVectorizerOptions options_;
+  // The analyzer keeps the analyzer options (CountVectorizerOptions::analyzer); the vectorizer
+  // keeps only what transforming needs of the rest, so that no term or stop word is held twice.
   Analyzer analyzer_;
+  bool binary_ = false;
+  bool fixed_vocabulary_ = false;  // given (CountVectorizerOptions::fixed_vocabulary), not learned
   std::vector<uint64_t> document_frequency_;
   uint64_t num_documents_ = 0;
   // Term -> index (one probe per term; terms of at most 15 bytes compared as two integers), and
@@ -170,6 +174,10 @@ class CountVectorizer::Fitter {
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
 
+  // The pruning options (a learned vocabulary's).
+  DocumentFrequencyBound min_df_;
+  DocumentFrequencyBound max_df_;
+  uint64_t max_features_ = 0;
   // rows hold provisional indices (order of first occurrence, unsorted within a row) until Finish
   // (learned vocabulary).
   FitResult result_;
