@@ -618,12 +618,24 @@ exit status: 0 ok; 1 error ("error: <CODE>: <message>" on stderr); 2 usage error
 a backend did not answer (models list, unless --allow-partial)."""
 
 
+def _timeout(text: str) -> float:
+    """--timeout: seconds >= 0, where 0 and inf mean no deadline (math.inf for the client), as maas --timeout."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 or inf: no deadline), got {text!r}") from None
+    if not seconds >= 0:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 or inf: no deadline), got {text!r}")
+    return seconds if seconds > 0 else math.inf
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m maas_client", description="maas command line (Python client)",
                                 epilog=EPILOG)
     p.add_argument("--target", default=os.environ.get("MAAS_TARGET", "127.0.0.1:50051"),
                    help="gateway or service address (default $MAAS_TARGET or 127.0.0.1:50051)")
-    p.add_argument("--timeout", type=float, default=600.0, help="deadline of each call, seconds (default 600)")
+    p.add_argument("--timeout", type=_timeout, default=600.0,
+                   help="deadline of each call, seconds (default 600; 0 or inf: no deadline, as in maas)")
     p.add_argument("--tls", action="store_true", help="TLS with the system's root certificates")
     p.add_argument("--ca-file", help="PEM of the CA that signed the server's certificate (implies TLS)")
     p.add_argument("--cert-file", help="client certificate PEM (mutual TLS; with --key-file)")

@@ -9,6 +9,7 @@ the typed exceptions of maas_client.errors.
 
 from __future__ import annotations
 
+import numbers
 import operator
 import os
 import pathlib
@@ -27,6 +28,10 @@ PemSource = Union[bytes, str, "os.PathLike[str]"]
 DEFAULT_TARGET = "127.0.0.1:50051"
 # Default deadline of every call, seconds.
 DEFAULT_TIMEOUT = 60.0
+# The longest deadline a call is given, seconds (about 31.7 years): a longer timeout, math.inf among them, means no
+# deadline. gRPC turns a timeout into an absolute time in int64 nanoseconds, which overflows for timeouts from about
+# 7e9 s on (inf too) into a deadline in the past: every call then failed at once with DEADLINE_EXCEEDED.
+MAX_TIMEOUT = 1e9
 # Default cap on message sizes in both directions, bytes (the servers' default --max_message_bytes is 64 MiB).
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 # What a grpc.Channel made elsewhere receives unless it was told otherwise (gRPC's default).
@@ -61,6 +66,20 @@ def _read_ca(source: Optional[PemSource]) -> Optional[bytes]:
     return data
 
 
+def timeout_seconds(timeout: object, what: str = "timeout") -> Optional[float]:
+    """The gRPC timeout of a `timeout` argument: seconds > 0 (an int, float or numpy number), None (no deadline) for
+    math.inf and anything above MAX_TIMEOUT. Anything else (0, a negative number, NaN, a str, a bool, None) is an
+    InvalidArgumentError naming `what`."""
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        shown = repr(timeout)
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be a number of seconds > 0 (math.inf: no deadline), got "
+                                   f"{type(timeout).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}")
+    seconds = float(timeout)
+    check(seconds > 0, f"{what} must be > 0 seconds (math.inf: no deadline), got {timeout}")
+    return None if seconds > MAX_TIMEOUT else seconds
+
+
 def _header_value_problem(value: str) -> Optional[str]:
     """Why value cannot be a gRPC (HTTP/2) header value, which carries printable ASCII only (space to "~"), or None.
     Names the character's position and kind, never the value (gRPC would fail every call with INTERNAL "Invalid
@@ -87,6 +106,8 @@ class Connection:
         message names the character's position, never the token), as the servers' --auth_token_file requires for
         calls that change state.
     timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
+      math.inf means no deadline, as does any timeout above MAX_TIMEOUT (10**9 s, about 31.7 years: gRPC cannot
+      represent much longer deadlines). Anything but a number > 0 is an InvalidArgumentError naming `timeout`.
     max_message_bytes: the largest message sent or received (default 64 MiB, the servers' default); listings ask
       for pages no larger. With channel=, the channel's receive limit (default gRPC's 4 MiB).
     channel: an existing grpc.Channel to use instead (the security options must then be None).
@@ -99,8 +120,7 @@ class Connection:
                  max_message_bytes: Optional[int] = None,
                  options: Sequence[Tuple[str, Union[str, int]]] = (),
                  channel: Optional[grpc.Channel] = None) -> None:
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        self._timeout = timeout_seconds(timeout)
         if (client_certificate is None) != (client_key is None):
             raise ValueError("client_certificate and client_key go together (mutual TLS needs both)")
         if token is not None and token_file is not None:
@@ -172,13 +192,12 @@ class Connection:
         self.close()
 
     # -- calls ----------------------------------------------------------------------------------------------------
-    def deadline(self, timeout: Optional[float]) -> float:
-        """The timeout of one call: `timeout` when given (> 0), else the connection's default."""
+    def deadline(self, timeout: Optional[float]) -> Optional[float]:
+        """The gRPC timeout of one call: `timeout` when given (> 0), else the connection's default; None (no
+        deadline) for math.inf and timeouts above MAX_TIMEOUT (see timeout_seconds)."""
         if timeout is None:
-            return self.timeout
-        if not timeout > 0:
-            raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
-        return float(timeout)
+            return self._timeout
+        return timeout_seconds(timeout)
 
     def unary(self, method: str, fn: "grpc.UnaryUnaryMultiCallable[Req, Resp]", request: Req,
               timeout: Optional[float]) -> Resp:
