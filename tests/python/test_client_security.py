@@ -133,3 +133,44 @@ def test_a_token_that_is_no_header_value_is_refused_without_quoting_it(tmp_path)
             pieces = [p for p in re.split(r"[^ -~]", token) if len(p) >= 4]
             assert pieces and not any(p in str(e.value) for p in pieces), str(e.value)
     maas_client.Connection("127.0.0.1:1", token="  printable ASCII, spaces too ~  ").close()
+
+
+def test_pem_content_given_as_str_is_used_as_pem(servers, pki):
+    """A PEM read in text mode (or from an environment variable) is a str: it used to be taken as a file's path, and
+    the ValueError quoted the whole str, the private key included. A str that begins with -----BEGIN is now PEM
+    content, as bytes are."""
+    address = servers["discriminative"].address
+    ca, cert, key = ((pki / name).read_text() for name in ("ca.pem", "client.pem", "client.key"))
+    with maas_client.DiscriminativeClient(address, root_certificates=ca, client_certificate=cert, client_key=key,
+                                          timeout=10) as disc:
+        assert disc.train(["good goal", "bread oven"], ["sports", "food"], name="mtls-text").classes == \
+            ["food", "sports"]
+    # Leading whitespace (or a BOM) before the -----BEGIN line is still PEM content.
+    with maas_client.DiscriminativeClient(address, root_certificates="\ufeff\n" + ca, client_certificate=cert,
+                                          client_key="  " + key, timeout=10) as disc:
+        assert disc.predict("mtls-text", ["goal"]).tolist() == ["sports"]
+
+
+def test_pem_options_never_quote_pem_content_in_errors(pki, tmp_path):
+    key = (pki / "client.key").read_text()
+    body = [line for line in key.splitlines() if line and not line.startswith("-----")]
+    cert = (pki / "client.pem").read_text()
+    # Not PEM content (no -----BEGIN line) and no file's path: an error that names the option, never the str.
+    for option in ("client_key", "client_certificate", "root_certificates"):
+        options = {"client_certificate": cert, "client_key": key, option: "\n".join(body)}
+        with pytest.raises(ValueError, match=f"^{option}: cannot read \\(a str of \\d+ characters") as e:
+            maas_client.Connection("127.0.0.1:1", **options)
+        assert not any(line in str(e.value) for line in body), str(e.value)
+        assert e.value.__cause__ is None and e.value.__context__ is None
+    # A str that is PEM content but no certificate: the CA check names "the PEM text given", not its content.
+    with pytest.raises(ValueError, match="^root_certificates: the PEM text given holds no PEM certificate") as e:
+        maas_client.Connection("127.0.0.1:1", root_certificates=key)
+    assert not any(line in str(e.value) for line in body), str(e.value)
+    # A path that cannot be read is still named.
+    with pytest.raises(ValueError, match=f"^client_key: cannot read {tmp_path / 'missing.key'}: No such file"):
+        maas_client.Connection("127.0.0.1:1", client_certificate=cert, client_key=tmp_path / "missing.key")
+    with pytest.raises(ValueError, match=f"^root_certificates: cannot read {tmp_path / 'nope.pem'}: No such file"):
+        maas_client.Connection("127.0.0.1:1", root_certificates=str(tmp_path / "nope.pem"))
+    # Neither PEM nor a path: InvalidArgumentError naming the option (was a bare TypeError from pathlib).
+    with pytest.raises(maas_client.InvalidArgumentError, match="root_certificates must be PEM content .* got int"):
+        maas_client.Connection("127.0.0.1:1", root_certificates=5)

@@ -21,7 +21,7 @@ from google.protobuf.descriptor import FileDescriptor
 
 from maas_client.errors import InvalidArgumentError, from_rpc_error
 
-# Bytes or the path of a PEM file.
+# PEM content (bytes, or a str that starts with "-----BEGIN"), or the path of a PEM file (any other str, a PathLike).
 PemSource = Union[bytes, str, "os.PathLike[str]"]
 
 # Target when none is given and $MAAS_TARGET is unset: the gateway of `make run`.
@@ -41,14 +41,41 @@ Req = TypeVar("Req")
 Resp = TypeVar("Resp")
 
 
-def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
-    if source is None or isinstance(source, bytes):
+def _is_pem_text(source: object) -> bool:
+    """Whether source is PEM content given as a str (rather than a file's path): it begins with a -----BEGIN line."""
+    return isinstance(source, str) and source.lstrip("\ufeff \t\r\n").startswith("-----BEGIN")
+
+
+def _shown_path(source: Union[str, "os.PathLike[str]"]) -> str:
+    """How an unreadable PEM source is named in an error: a path as it is when it could be one (a PathLike, or a str
+    of one printable line); otherwise a description, never the str itself (it may be key material)."""
+    if not isinstance(source, str):
+        return str(source)
+    if source.isprintable() and 0 < len(source) <= 4096:
         return source
-    path = pathlib.Path(source)
+    return (f"(a str of {len(source)} characters, which is neither PEM content, beginning with -----BEGIN, nor the "
+            "path of a file)")
+
+
+def _read_pem(source: Optional[PemSource], what: str) -> Optional[bytes]:
+    """The PEM bytes of a security option: bytes as they are, a str beginning with -----BEGIN as PEM content, any
+    other str (or a PathLike) as the path of a PEM file. The errors name the option and never quote PEM content."""
+    if source is None:
+        return None
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if _is_pem_text(source):
+        assert isinstance(source, str)
+        return source.lstrip("\ufeff \t\r\n").encode("utf-8")  # a BOM is no PEM (the CA check reads ASCII)
+    check(isinstance(source, (str, os.PathLike)),
+          f"{what} must be PEM content (bytes, or a str beginning with -----BEGIN) or the path of a PEM file, got "
+          f"{type(source).__name__}")
     try:
-        return path.read_bytes()
-    except OSError as e:
-        raise ValueError(f"{what}: cannot read {path}: {e.strerror}") from e
+        return pathlib.Path(source).read_bytes()
+    except (OSError, ValueError) as e:  # ValueError: a NUL in the path
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else type(e).__name__
+    # Raised outside the handler, so that the OSError (whose message holds the path) is not even its __context__.
+    raise ValueError(f"{what}: cannot read {_shown_path(source)}: {reason}")
 
 
 def _read_ca(source: Optional[PemSource]) -> Optional[bytes]:
@@ -57,7 +84,12 @@ def _read_ca(source: Optional[PemSource]) -> Optional[bytes]:
     data = _read_pem(source, "root_certificates")
     if data is None:
         return None
-    where = "the bytes given" if isinstance(source, bytes) else str(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        where = "the bytes given"
+    elif _is_pem_text(source):
+        where = "the PEM text given"
+    else:
+        where = str(source)
     try:
         ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT).load_verify_locations(cadata=data.decode("ascii"))
     except (ssl.SSLError, UnicodeDecodeError, ValueError) as e:
@@ -98,8 +130,11 @@ class Connection:
 
     Security:
       tls: use TLS with the system's root certificates (implied by any of the certificate options).
-      root_certificates: PEM bytes or file of the CA that signed the server's certificate.
-      client_certificate, client_key: PEM bytes or files of this client's certificate (mutual TLS).
+      root_certificates: the PEM of the CA that signed the server's certificate.
+      client_certificate, client_key: the PEMs of this client's certificate and key (mutual TLS).
+      Each PEM is bytes or a str of PEM content (beginning with -----BEGIN, as read from a PEM file in text mode
+      or from an environment variable), or the path of a PEM file (any other str, or a PathLike); an error never
+      quotes PEM content.
       server_name: the name to check the server's certificate against, when it differs from the target's host.
       token / token_file: sent as `authorization: Bearer <token>` on every call (surrounding whitespace is
         ignored; an empty token is a ValueError, as is one that is not printable ASCII, all the header carries: the
