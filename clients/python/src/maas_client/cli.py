@@ -35,12 +35,13 @@ from tqdm import tqdm
 from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, Connection
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import MaasError
-from maas_client.generative import ESTIMATORS, FIT_FAMILIES, GenerativeClient
+from maas_client.generative import ESTIMATORS, FIT_FAMILIES, MAX_CHUNK_BYTES, GenerativeClient
 from maas_client.models import KINDS, Models
 from maas_client.pb import discriminative as dpb
 from maas_client.types import FloatArray
 
-# Rows per chunk read from CSV / NPY files and sent per FitModel message.
+# Rows per chunk read from CSV / NPY files and sent per FitModel message (fewer for wide rows: a chunk holds at most
+# MAX_CHUNK_BYTES of values, as the client's fit sends).
 CHUNK_ROWS = 8192
 
 
@@ -114,7 +115,9 @@ def _csv_chunk(lines: List[str], path: str, first_line: int) -> FloatArray:
 
 def read_rows(path: str, progress: "tqdm[Any]", chunk_rows: int = CHUNK_ROWS) -> Iterator[FloatArray]:
     """Chunks of rows of a .npy file (2-D, memory-mapped) or a CSV file (comma-separated numbers, '#' comments;
-    any other extension is read as CSV). progress counts rows (NPY) or bytes (CSV)."""
+    any other extension is read as CSV): at most chunk_rows rows and about MAX_CHUNK_BYTES each (NPY: of values;
+    CSV: of text, which the client's fit splits further when its values need more). progress counts rows (NPY) or
+    bytes (CSV)."""
     if path.endswith(".npy"):
         try:
             a = np.load(path, mmap_mode="r")
@@ -125,8 +128,9 @@ def read_rows(path: str, progress: "tqdm[Any]", chunk_rows: int = CHUNK_ROWS) ->
         if a.ndim != 2:
             raise UsageError(f"{path}: expected a 2-D array, got shape {a.shape}")
         progress.reset(total=a.shape[0])
-        for start in range(0, a.shape[0], chunk_rows):
-            chunk = np.asarray(a[start:start + chunk_rows], dtype=np.float64)
+        step = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * max(1, a.shape[1]))))
+        for start in range(0, a.shape[0], step):
+            chunk = np.asarray(a[start:start + step], dtype=np.float64)
             yield chunk
             progress.update(chunk.shape[0])
         return
@@ -134,6 +138,7 @@ def read_rows(path: str, progress: "tqdm[Any]", chunk_rows: int = CHUNK_ROWS) ->
     with open(path, "r", encoding="utf-8") as f:
         lines: List[str] = []
         first = 1
+        size = 0
         for number, line in enumerate(f, start=1):
             progress.update(len(line.encode("utf-8")))
             stripped = line.strip()
@@ -142,9 +147,10 @@ def read_rows(path: str, progress: "tqdm[Any]", chunk_rows: int = CHUNK_ROWS) ->
             if not lines:
                 first = number
             lines.append(line)
-            if len(lines) >= chunk_rows:
+            size += len(line)
+            if len(lines) >= chunk_rows or size >= MAX_CHUNK_BYTES:
                 yield _csv_chunk(lines, path, first)
-                lines = []
+                lines, size = [], 0
         if lines:
             yield _csv_chunk(lines, path, first)
 

@@ -24,8 +24,12 @@ _SERVICE = "GenerativeService"
 # The families FitModel knows, from the contract (FitConfig's oneof).
 FIT_FAMILIES = tuple(f.name for f in pb.FitConfig.DESCRIPTOR.oneofs_by_name["family"].fields)
 ESTIMATORS = tuple(v.name.lower() for v in pb.Estimator.DESCRIPTOR.values if v.number != 0)
-# Rows per FitModel chunk are chosen so a chunk is about this many bytes.
+# Rows per FitModel chunk of an array, when chunk_rows is not given, are chosen so a chunk is about this many bytes.
 _CHUNK_BYTES = 1 << 20
+# The most bytes of values (8 per value) in one FitModel chunk, whatever chunk_rows says and however large a chunk an
+# iterable yields: 4 MiB less 64 KiB, as the C++ client's kDefaultFitChunkBytes, so that a chunk's message stays under
+# gRPC's default 4 MiB limit (and far under the servers' 64 MiB). A single row wider than that goes alone.
+MAX_CHUNK_BYTES = (4 << 20) - (64 << 10)
 
 
 def _estimator(name: Optional[str]) -> str:
@@ -89,7 +93,9 @@ class GenerativeClient(ServiceClient):
             **hyperparameters: Any) -> FitResult:
         """Fits `family` ("uniform", "gaussian_mixture", "ppca", "factor_analysis", "bernoulli_mixture") to the
         rows of `x` and stores it under `name`. `x` is an N x D array, or an iterable of such chunks (streamed as
-        they are produced, never all in memory). Hyperparameters are the family's FitConfig fields, e.g.
+        they are produced, never all in memory). Each FitModel message holds at most chunk_rows rows (default: about
+        1 MiB of an array; an iterable's chunks as they come) and at most MAX_CHUNK_BYTES of values: larger chunks
+        are split, so that wide rows never pass the message size limit. Hyperparameters are the family's FitConfig fields, e.g.
         n_components=3, covariance_type="diag", tol=1e-4, latent_dim=2. `on_rows(n)` is called after each chunk
         is handed to gRPC with the number of rows in it (progress bars)."""
         check(family in FIT_FAMILIES, f"family {family!r} is not one of {', '.join(FIT_FAMILIES)}")
@@ -206,19 +212,28 @@ class GenerativeClient(ServiceClient):
             yield Estimate.from_proto(response.estimate, reason)
 
 
+def _rows_per_chunk(cols: int, chunk_rows: Optional[int], default: int) -> int:
+    """Rows per FitModel chunk of `cols` columns: chunk_rows (None: `default`), but no more than MAX_CHUNK_BYTES of
+    values hold, and at least one row (as the C++ client's FitModel)."""
+    row_bytes = 8 * max(1, cols)
+    return max(1, min(chunk_rows if chunk_rows is not None else default, MAX_CHUNK_BYTES // row_bytes))
+
+
 def _chunks(x: Union[ArrayLike, Iterable[ArrayLike]], chunk_rows: Optional[int]) -> Iterator[FloatArray]:
-    """The rows of x in chunks. Array-like data (an ndarray, a list of rows, anything with __array__ such as a
-    DataFrame) is split into chunk_rows pieces (default ~1 MiB each); an iterator / generator, or a list or tuple
-    of 2-D arrays, is taken as a sequence of chunks and streamed one by one (re-split to chunk_rows if given)."""
+    """The rows of x in chunks of at most MAX_CHUNK_BYTES of values. Array-like data (an ndarray, a list of rows,
+    anything with __array__ such as a DataFrame) is split into chunk_rows pieces (default ~1 MiB each); an iterator
+    / generator, or a list or tuple of 2-D arrays, is taken as a sequence of chunks and streamed one by one, each
+    re-split to chunk_rows if given and whenever it holds more than MAX_CHUNK_BYTES (a chunk too large for one
+    message used to fail the call RESOURCE_EXHAUSTED)."""
     if _is_chunk_sequence(x):
         for chunk in cast(Iterable[ArrayLike], x):
             a = as_rows(chunk)
-            step = chunk_rows or max(a.shape[0], 1)
+            step = _rows_per_chunk(a.shape[1], chunk_rows, max(a.shape[0], 1))
             for start in range(0, a.shape[0], step):
                 yield a[start:start + step]
         return
     a = as_rows(cast(ArrayLike, x))
-    step = chunk_rows or max(1, _CHUNK_BYTES // max(1, 8 * a.shape[1]))
+    step = _rows_per_chunk(a.shape[1], chunk_rows, _CHUNK_BYTES // (8 * max(1, a.shape[1])))
     for start in range(0, a.shape[0], step):
         yield a[start:start + step]
 
