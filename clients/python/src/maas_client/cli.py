@@ -25,16 +25,19 @@ import math
 import os
 import pathlib
 import re
+import stat
 import sys
+import tempfile
 from typing import Any, BinaryIO, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple, TypeVar, Union
 
+import grpc
 import numpy as np
 from google.protobuf import json_format
 from tqdm import tqdm
 
 from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, Connection
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import MaasError
+from maas_client.errors import DataLossError, MaasError
 from maas_client.generative import ESTIMATORS, FIT_FAMILIES, MAX_CHUNK_BYTES, GenerativeClient
 from maas_client.models import KINDS, Models
 from maas_client.pb import discriminative as dpb
@@ -509,27 +512,73 @@ def cmd_fit(ctx: Context, conn: Connection) -> None:
               f"{final}, seed {result.seed}")
 
 
+@contextlib.contextmanager
+def replaced_on_success(path: pathlib.Path) -> Iterator[pathlib.Path]:
+    """The path to write `path`'s new content to: a temporary file next to it (in the same directory, so the rename
+    is atomic), renamed over `path` when the block ends and removed when it raises, so that a command that fails
+    midway leaves no partial file and an existing one untouched. The file gets the mode that open() would give it
+    (an existing file's). A path that is not a regular file (a FIFO), or in /dev or /proc (/dev/stdout, which may be
+    a pipe, a terminal or the file stdout was redirected to: that file must not be replaced), is written in place."""
+    try:
+        existing: Optional[os.stat_result] = os.stat(path)
+    except FileNotFoundError:
+        existing = None
+    target = pathlib.Path(os.path.realpath(path))  # through a symlink: the link stays, its target is replaced
+    special = any(str(p).startswith(("/dev/", "/proc/")) for p in (pathlib.Path(os.path.abspath(path)), target))
+    if special or (existing is not None and not stat.S_ISREG(existing.st_mode)):
+        yield path
+        return
+    try:
+        fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    except OSError as e:
+        raise OSError(e.errno, e.strerror, str(path)) from None
+    os.close(fd)
+    temporary = pathlib.Path(name)
+    try:
+        if existing is not None:
+            mode = stat.S_IMODE(existing.st_mode)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
+        yield temporary
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            temporary.unlink()
+        raise
+
+
 def cmd_sample(ctx: Context, conn: Connection) -> None:
+    """Writes the samples to a temporary file that becomes --out only when all of them arrived: a stream that fails
+    midway (a deadline, a server restart) used to leave a full-size .npy whose missing rows were zeros."""
     a = ctx.args
     out = pathlib.Path(a.out)
     client = GenerativeClient(conn)
     written = 0
     seed: Optional[int] = a.seed
     npy: Optional[np.memmap[Any, Any]] = None
-    with contextlib.ExitStack() as stack:
-        csv = None if out.suffix == ".npy" else stack.enter_context(open(out, "w", encoding="utf-8"))
+    with replaced_on_success(out) as path, contextlib.ExitStack() as stack:
+        csv = None if out.suffix == ".npy" else stack.enter_context(open(path, "w", encoding="utf-8"))
         bar = stack.enter_context(ctx.bar(total=a.n, unit="samples", unit_scale=True, desc=f"sample {a.name}"))
         for batch in client.sample_batches(a.name, a.n, seed=a.seed, batch_size=a.batch_size,
                                            start_index=a.start_index):
             seed = batch.seed
+            if written + batch.x.shape[0] > a.n:
+                raise DataLossError(grpc.StatusCode.DATA_LOSS, f"the server sent more than the {a.n} samples asked "
+                                    "for", "Sample")
             if csv is not None:
                 np.savetxt(csv, batch.x, delimiter=",", fmt="%.17g")
             else:
-                if npy is None:  # the width is known with the first batch; the file is written in place
-                    npy = np.lib.format.open_memmap(out, mode="w+", dtype=np.float64, shape=(a.n, batch.x.shape[1]))
+                if npy is None:  # the width is known with the first batch
+                    npy = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(a.n, batch.x.shape[1]))
                 npy[written:written + batch.x.shape[0]] = batch.x
             written += batch.x.shape[0]
             bar.update(batch.x.shape[0])
+        if written != a.n:
+            raise DataLossError(grpc.StatusCode.DATA_LOSS, f"the server ended the sample stream after {written} of "
+                                f"the {a.n} samples asked for", "Sample")
         if npy is not None:
             npy.flush()
             del npy
@@ -741,7 +790,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("sample", help="stream samples into a .npy or .csv file")
     s.add_argument("name")
     s.add_argument("n", type=int)
-    s.add_argument("--out", required=True, help="output file: .npy (written in place) or anything else = CSV")
+    s.add_argument("--out", required=True, help="output file: .npy or anything else = CSV; written to a temporary "
+                   "file renamed to it once every sample arrived (a failed call leaves no file, or the old one)")
     s.add_argument("--seed", type=int)
     s.add_argument("--batch-size", type=int, default=0)
     s.add_argument("--start-index", type=int, default=0)
