@@ -35,6 +35,24 @@ def test_mypy_strict_passes_on_the_package():
     assert "Success: no issues found" in done.stdout
 
 
+def test_the_label_fields_are_typed_for_integer_labels_too(tmp_path):
+    """TrainResult.classes was annotated List[str] while a model of integer labels gives ints there (as the README
+    promises): mypy --strict refused code that uses them as ints and passed code that crashed on them."""
+    snippet = tmp_path / "integer_classes.py"
+    snippet.write_text(
+        "from typing import List\n\n"
+        "from maas_client.types import ClassMetrics, Explanation, Predictions, TrainResult\n\n\n"
+        "def integer_classes(r: TrainResult, p: Predictions, m: ClassMetrics, e: Explanation) -> List[int]:\n"
+        "    classes: List[int] = r.classes\n"
+        "    predicted: List[int] = p.classes\n"
+        "    label: int = m.label\n"
+        "    runner_up: int = e.runner_up\n"
+        "    return [*classes, *predicted, label, runner_up]\n")
+    done = subprocess.run([sys.executable, "-m", "mypy", "--strict", "--cache-dir", str(BUILD / "mypy_cache"),
+                           str(snippet)], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_monte_carlo_estimates_convert_to_arrays():
     """Estimate.from_proto on a Monte Carlo response (the estimators the server adds): every per-row field becomes
     an array, an unset exact_log_likelihood is NaN, the stop reason is the enum's lower-case name."""

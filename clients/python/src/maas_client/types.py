@@ -255,7 +255,7 @@ class TrainResult:
     info: ModelInfo
     num_documents: int
     num_features: int
-    classes: List[str]
+    classes: List[Any]  # str, or int for a model of integer labels (LABEL_TYPE_INT64), in class order
     class_count: FloatArray
 
 
