@@ -12,7 +12,8 @@ from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
 import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-from maas_client.connection import INT64_MAX, Connection, ConnectionLike, check, check_int, connect, method_path
+from maas_client.connection import (INT64_MAX, Connection, ConnectionLike, check, check_bool, check_int, check_str,
+                                    connect, method_path)
 from maas_client.errors import InternalError
 from maas_client.pb import common
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
@@ -23,6 +24,12 @@ _Client = TypeVar("_Client", bound="ServiceClient")
 # values as 1000), so a listing takes as few calls as the message size allows.
 LIST_PAGE_SIZE = 1000
 _INT32_MAX = (1 << 31) - 1
+
+
+def model_ref(name: str, version: int) -> common.ModelRef:
+    """The ModelRef of a call: name a str and version an integer in [0, 2**63 - 1] (0: the latest), else
+    InvalidArgumentError naming the field (protobuf's would be a bare TypeError / ValueError)."""
+    return common.ModelRef(name=check_str(name, "name"), version=check_int(version, "version", 0, INT64_MAX))
 
 
 def model_list(response: common.ListModelsResponse) -> ModelList:
@@ -38,6 +45,8 @@ def list_request(connection: Connection, name_prefix: str, all_versions: bool, p
     InvalidArgumentError naming the field (nothing sent). max_page_bytes is the connection's receive limit (0 when it
     has none), so that the servers never send a page larger than this client takes."""
     page_size = check_int(page_size, "page_size", 1, _INT32_MAX)
+    name_prefix = check_str(name_prefix, "name_prefix")
+    all_versions = check_bool(all_versions, "all_versions")
     check(isinstance(page_token, str), f"page_token must be a str (a previous page's next_page_token), got "
           f"{type(page_token).__name__}")
     return common.ListModelsRequest(name_prefix=name_prefix, all_versions=all_versions, page_size=page_size,
@@ -108,8 +117,7 @@ class ServiceClient:
     def get(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> ModelDetails:
         """The model's info and full parameters (GenerativeModelSpec or PipelineSpec, by service); version 0 is
         the latest (an integer in [0, 2**63 - 1], else InvalidArgumentError naming it)."""
-        version = check_int(version, "version", 0, INT64_MAX)
-        request = self._get_request(model=common.ModelRef(name=name, version=version))
+        request = self._get_request(model=model_ref(name, version))
         response = self.connection.unary("GetModel", self._get, request, timeout)
         return ModelDetails(info=ModelInfo.from_proto(response.info), spec=response.spec)
 
@@ -134,6 +142,6 @@ class ServiceClient:
     def delete(self, name: str, version: int = 0, *, timeout: Optional[float] = None) -> List[int]:
         """Deletes one version (or all with version=0); returns the deleted versions. A version that is not an
         integer in [0, 2**63 - 1] is an InvalidArgumentError naming it, nothing deleted."""
-        version = check_int(version, "version", 0, INT64_MAX)
-        request = common.DeleteModelRequest(name=name, version=version)
+        ref = model_ref(name, version)
+        request = common.DeleteModelRequest(name=ref.name, version=ref.version)
         return list(self.connection.unary("DeleteModel", self._delete, request, timeout).deleted_versions)

@@ -14,9 +14,10 @@ import operator
 import os
 import pathlib
 import ssl
-from typing import Any, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
 
 import grpc
+import numpy as np
 from google.protobuf.descriptor import FileDescriptor
 
 from maas_client.errors import InvalidArgumentError, from_rpc_error
@@ -156,6 +157,10 @@ class Connection:
                  options: Sequence[Tuple[str, Union[str, int]]] = (),
                  channel: Optional[grpc.Channel] = None) -> None:
         self._timeout = timeout_seconds(timeout)
+        check(target is None or isinstance(target, str),
+              f"target must be a str (host:port), got {type(target).__name__}")
+        check(server_name is None or isinstance(server_name, str),
+              f"server_name must be a str, got {type(server_name).__name__}")
         if (client_certificate is None) != (client_key is None):
             raise ValueError("client_certificate and client_key go together (mutual TLS needs both)")
         if token is not None and token_file is not None:
@@ -168,8 +173,7 @@ class Connection:
             if not token:
                 raise ValueError(f"token_file {token_file} is empty")
         elif token is not None:
-            if not isinstance(token, str):
-                raise TypeError(f"token must be a str, got {type(token).__name__}")
+            check(isinstance(token, str), f"token must be a str, got {type(token).__name__}")
             token = token.strip()  # as the servers read their --auth_token_file
             if not token:
                 raise ValueError("token is empty")
@@ -191,6 +195,7 @@ class Connection:
         # gRPC's default 4 MiB when not given (a review saw 64 MiB asked for on such a channel, and refused).
         if max_message_bytes is None:
             max_message_bytes = GRPC_DEFAULT_MAX_RECEIVE_BYTES if channel is not None else DEFAULT_MAX_MESSAGE_BYTES
+        max_message_bytes = check_int(max_message_bytes, "max_message_bytes", -(1 << 31), (1 << 31) - 1)
         self.max_receive_bytes = max_message_bytes
         if channel is not None:
             if secure or server_name is not None:
@@ -347,3 +352,70 @@ def check_int(value: Any, what: str, low: int = 0, high: int = UINT64_MAX) -> in
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"{what} must be in [{low}, {high}], got {n}")
     return n
+
+
+def _type_and_value(value: Any) -> str:
+    shown = repr(value)
+    return f"{type(value).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}"
+
+
+def check_str(value: Any, what: str) -> str:
+    """Client-side check of a string field (a model name, a description, ...): a str holding text (no lone
+    surrogate), else InvalidArgumentError naming the field (protobuf would raise a bare TypeError / ValueError)."""
+    if not isinstance(value, str):
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be a str, got {_type_and_value(value)}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: {what} must "
+                         "be text")
+    return str(value)
+
+
+def check_bool(value: Any, what: str) -> bool:
+    """Client-side check of a bool field: a bool, a numpy bool or the integer 0 or 1 (what protobuf took), else
+    InvalidArgumentError naming the field (protobuf would raise a bare TypeError, or take any integer as true)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    try:
+        n = operator.index(value)
+    except TypeError:
+        n = None
+    if n not in (0, 1):
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be a bool, got {_type_and_value(value)}")
+    return bool(n)
+
+
+def check_string_map(value: Any, what: str) -> dict[str, str]:
+    """Client-side check of a map<string, string> field (a model's labels): a mapping of str to str, else
+    InvalidArgumentError naming the field and the entry."""
+    check(isinstance(value, Mapping), f"{what} must be a mapping of str to str, got {_type_and_value(value)}")
+    out: dict[str, str] = {}
+    for key, item in value.items():
+        key = check_str(key, f"{what} key")
+        out[key] = check_str(item, f"{what}[{key!r}]")
+    return out
+
+
+def check_real(value: Any, what: str, low: float = 0.0) -> float:
+    """Client-side check of a floating-point field: a real number (int, float, numpy number; not a bool, not a str)
+    >= low, else InvalidArgumentError naming the field (NaN is not >= low)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be a number, got {_type_and_value(value)}")
+    number = float(value)
+    check(number >= low, f"{what} must be >= {low:g}, got {value}")
+    return number
+
+
+def check_iterable(value: Any, what: str) -> None:
+    """Client-side check that value can be iterated (texts, labels, weights), else InvalidArgumentError naming it:
+    the iterables are consumed lazily, so that a bare TypeError would otherwise come from inside the stream."""
+    try:
+        iter(value)
+    except TypeError:
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   f"{what} must be an iterable, got {_type_and_value(value)}") from None

@@ -16,9 +16,10 @@ import grpc
 import numpy as np
 import scipy.sparse
 
-from maas_client._service import ServiceClient
+from maas_client._service import ServiceClient, model_ref
 from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
-from maas_client.connection import INT64_MAX, UINT32_MAX, ConnectionLike, check, check_int
+from maas_client.connection import (INT64_MAX, UINT32_MAX, ConnectionLike, check, check_bool, check_int,
+                                    check_iterable, check_str, check_string_map)
 from maas_client.errors import InvalidArgumentError
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
@@ -109,6 +110,7 @@ def _texts(texts: Union[Text, Sequence[Text]]) -> List[Text]:
     """The texts as a list: str, or bytes (decoded when UTF-8; otherwise the model's decode_error applies)."""
     if isinstance(texts, (str, bytes)):
         texts = [texts]
+    check_iterable(texts, "texts")
     out = []
     for i, text in enumerate(texts):
         try:
@@ -200,19 +202,21 @@ class DiscriminativeClient(ServiceClient):
                timeout: Optional[float] = None) -> ModelInfo:
         """Stores a fitted pipeline: a PipelineSpec (then `name` is required) or a CreateModelRequest such as
         maas_client.sklearn.export() returns (`name`, `labels`, `description` override its fields)."""
+        check(isinstance(spec, (pb.PipelineSpec, pb.CreateModelRequest)),
+              f"spec must be a PipelineSpec or a CreateModelRequest, got {type(spec).__name__}")
         if isinstance(spec, pb.CreateModelRequest):
             request = pb.CreateModelRequest()
             request.CopyFrom(spec)
         else:
             request = pb.CreateModelRequest(spec=spec)
         if name is not None:
-            request.name = name
+            request.name = check_str(name, "name")
         check(bool(request.name), "create: name is required")
         if labels is not None:
             request.labels.clear()
-            request.labels.update(labels)
+            request.labels.update(check_string_map(labels, "labels"))
         if description is not None:
-            request.description = description
+            request.description = check_str(description, "description")
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
     def train(self, texts: Iterable[Text], labels: Iterable[Label], *, name: str,
@@ -237,16 +241,25 @@ class DiscriminativeClient(ServiceClient):
         of str and integers, an integer outside int64, bytes, None, bool, other floats and other types are an
         InvalidArgumentError naming the example (or classes[i]) and the type, nothing stored."""
         batch_size = check_int(batch_size, "batch_size", 1)
-        config = pb.TrainConfig(name=name, partial=partial, description=description)
+        _check_columns(texts, labels, weights)
+        config = pb.TrainConfig(name=check_str(name, "name"), partial=check_bool(partial, "partial"),
+                                description=check_str(description, "description"))
         if vectorizer is not None:
+            check(isinstance(vectorizer, pb.VectorizerConfig),
+                  f"vectorizer must be a VectorizerConfig, got {type(vectorizer).__name__}")
             config.vectorizer.CopyFrom(vectorizer)
         if classifier is not None:
+            check(isinstance(classifier, pb.ClassifierConfig),
+                  f"classifier must be a ClassifierConfig, got {type(classifier).__name__}")
             config.classifier.CopyFrom(classifier)
         label_types = _LabelTypes()
         if classes is not None:
+            check(not isinstance(classes, (str, bytes)), "classes must be a sequence of labels, got a single "
+                  f"{type(classes).__name__}")
+            check_iterable(classes, "classes")
             config.classes.extend(label_types.label(c, f"classes[{i}]") for i, c in enumerate(classes))
-        if model_labels:
-            config.labels.update(model_labels)
+        if model_labels is not None:
+            config.labels.update(check_string_map(model_labels, "model_labels"))
 
         def requests() -> Iterator[Union[pb.TrainRequest, RawBatch]]:
             # The config says how the labels are read, so the first batch's labels are read before it is sent.
@@ -272,7 +285,8 @@ class DiscriminativeClient(ServiceClient):
         labels and classes are integers (numpy int64, int) for a model of integer labels."""
         explain_features = check_int(explain_features, "explain_features", 0, UINT32_MAX)
         request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version),
-                                                   explain=explain, explain_features=explain_features),
+                                                   explain=check_bool(explain, "explain"),
+                                                   explain_features=explain_features),
                                 _texts(texts))
         return Predictions.from_proto(self.connection.unary("Classify", self._classify, request, timeout))
 
@@ -308,6 +322,9 @@ class DiscriminativeClient(ServiceClient):
         request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
         batch_size = check_int(batch_size, "batch_size", 1)
         ref = _model_ref(name, version)
+        check(not isinstance(texts, (str, bytes)), "texts must be an iterable of texts, got a single "
+              f"{type(texts).__name__}")
+        check_iterable(texts, "texts")
 
         def requests() -> Iterator[Any]:
             iterator = iter(texts)
@@ -343,6 +360,7 @@ class DiscriminativeClient(ServiceClient):
         """Accuracy, per-class precision/recall/F1, confusion matrix and log loss on labelled texts (streamed
         lazily like train; labels as train's)."""
         batch_size = check_int(batch_size, "batch_size", 1)
+        _check_columns(texts, labels, weights)
         config = pb.EvaluateConfig(model=_model_ref(name, version))
         label_types = _LabelTypes()  # all str or all integers, as train's
 
@@ -363,8 +381,18 @@ class DiscriminativeClient(ServiceClient):
 
 
 def _model_ref(name: str, version: int) -> common.ModelRef:
-    """The ModelRef of a call, its version checked (0: the latest; InvalidArgumentError naming it otherwise)."""
-    return common.ModelRef(name=name, version=check_int(version, "version", 0, INT64_MAX))
+    """The ModelRef of a call, its name and version checked (InvalidArgumentError naming them otherwise)."""
+    return model_ref(name, version)
+
+
+def _check_columns(texts: Any, labels: Any, weights: Any) -> None:
+    """train / evaluate: texts, labels (and weights) are iterables, consumed lazily as the stream flows; a value
+    that is none is an InvalidArgumentError naming it before anything is sent (it used to be a bare TypeError from
+    inside the stream)."""
+    check_iterable(texts, "texts")
+    check_iterable(labels, "labels")
+    if weights is not None:
+        check_iterable(weights, "weights")
 
 
 def _to_csr(rows: Sequence[pb.SparseRow], num_features: int) -> "scipy.sparse.csr_matrix":

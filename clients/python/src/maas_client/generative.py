@@ -14,9 +14,10 @@ from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, U
 import numpy as np
 
 from maas_client._params import set_fields
-from maas_client._service import ServiceClient
-from maas_client.connection import INT64_MAX, UINT32_MAX, ConnectionLike, check, check_int
-from maas_client.pb import common, generative as pb
+from maas_client._service import ServiceClient, model_ref
+from maas_client.connection import (UINT32_MAX, ConnectionLike, check, check_bool, check_int, check_real, check_str,
+                                    check_string_map)
+from maas_client.pb import generative as pb
 from maas_client.types import (ArrayLike, Estimate, FitResult, FloatArray, ModelDetails, ModelInfo, SampleBatch,
                                as_rows, from_matrix, to_matrix)
 
@@ -36,7 +37,7 @@ def _estimator(name: Optional[str]) -> str:
     """The Estimator value name of "exact", "prior", ... (None: unspecified, the server's choice)."""
     if name is None:
         return "ESTIMATOR_UNSPECIFIED"
-    check(name.lower() in ESTIMATORS, f"estimator {name!r} is not one of {', '.join(ESTIMATORS)}")
+    check(isinstance(name, str) and name.lower() in ESTIMATORS, f"estimator {name!r} is not one of {', '.join(ESTIMATORS)}")
     return name.upper()
 
 
@@ -72,19 +73,21 @@ class GenerativeClient(ServiceClient):
         """Stores a model from explicit parameters: a GenerativeModelSpec (then `name` is required) or a whole
         CreateModelRequest such as maas_client.sklearn.export_generative() returns (`name`, `labels`,
         `description` override its fields when given). Returns the stored version."""
+        check(isinstance(spec, (pb.GenerativeModelSpec, pb.CreateModelRequest)),
+              f"spec must be a GenerativeModelSpec or a CreateModelRequest, got {type(spec).__name__}")
         if isinstance(spec, pb.CreateModelRequest):
             request = pb.CreateModelRequest()
             request.CopyFrom(spec)
         else:
             request = pb.CreateModelRequest(spec=spec)
         if name is not None:
-            request.name = name
+            request.name = check_str(name, "name")
         check(bool(request.name), "create: name is required")
         if labels is not None:
             request.labels.clear()
-            request.labels.update(labels)
+            request.labels.update(check_string_map(labels, "labels"))
         if description is not None:
-            request.description = description
+            request.description = check_str(description, "description")
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
     def fit(self, x: Union[ArrayLike, Iterable[ArrayLike]], family: str, *, name: str, seed: Optional[int] = None,
@@ -101,11 +104,13 @@ class GenerativeClient(ServiceClient):
         check(family in FIT_FAMILIES, f"family {family!r} is not one of {', '.join(FIT_FAMILIES)}")
         if chunk_rows is not None:
             check_int(chunk_rows, "chunk_rows", 1)
-        config = pb.FitConfig(name=name, description=description)
+        config = pb.FitConfig(name=check_str(name, "name"), description=check_str(description, "description"))
         if seed is not None:
             config.seed = check_int(seed, "seed")
-        if labels:
-            config.labels.update(labels)
+        if labels is not None:
+            config.labels.update(check_string_map(labels, "labels"))
+        if not _is_chunk_sequence(x):
+            x = as_rows(cast(ArrayLike, x))  # checked before anything is sent
         family_config = getattr(config, family)
         family_config.SetInParent()
         set_fields(family_config, hyperparameters, f"fit {family}")
@@ -134,9 +139,8 @@ class GenerativeClient(ServiceClient):
         n = check_int(n, "n", 1)
         batch_size = check_int(batch_size, "batch_size", 0, UINT32_MAX)
         start_index = check_int(start_index, "start_index")
-        version = check_int(version, "version", 0, INT64_MAX)
-        request = pb.SampleRequest(model=common.ModelRef(name=name, version=version), num_samples=n,
-                                   start_index=start_index, batch_size=batch_size, include_latents=include_latents)
+        request = pb.SampleRequest(model=model_ref(name, version), num_samples=n, start_index=start_index,
+                                   batch_size=batch_size, include_latents=check_bool(include_latents, "include_latents"))
         if seed is not None:
             request.seed = check_int(seed, "seed")
         for batch in self.connection.unary_stream("Sample", self._sample, request, timeout):
@@ -163,15 +167,15 @@ class GenerativeClient(ServiceClient):
                           seed: Optional[int], version: int, ais: Optional[Mapping[str, Any]], row_offset: int,
                           sample_offset: int) -> pb.EstimateLogLikelihoodRequest:
         num_samples = check_int(num_samples, "num_samples")
-        version = check_int(version, "version", 0, INT64_MAX)
-        request = pb.EstimateLogLikelihoodRequest(model=common.ModelRef(name=name, version=version),
+        request = pb.EstimateLogLikelihoodRequest(model=model_ref(name, version),
                                                   x=to_matrix(rows, "rows"), estimator=_estimator(estimator),
                                                   num_samples=num_samples,
                                                   row_offset=check_int(row_offset, "row_offset"),
                                                   sample_offset=check_int(sample_offset, "sample_offset"))
         if seed is not None:
             request.seed = check_int(seed, "seed")
-        if ais:
+        if ais is not None:
+            check(isinstance(ais, Mapping), f"ais must be a mapping of AisOptions fields, got {type(ais).__name__}")
             set_fields(request.ais, ais, "ais")
         return request
 
@@ -200,7 +204,7 @@ class GenerativeClient(ServiceClient):
         stop_reason set ("target_reached", "max_samples", "deadline", "exact_result"). `row_offset` and
         `sample_offset` shard as in estimate(): step s covers global samples sample_offset + s * num_samples
         onwards."""
-        check(target_standard_error >= 0, f"target_standard_error must be >= 0, got {target_standard_error}")
+        target_standard_error = check_real(target_standard_error, "target_standard_error")
         max_samples = check_int(max_samples, "max_samples")
         request = pb.StreamEstimateRequest(
             request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais, row_offset,

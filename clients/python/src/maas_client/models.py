@@ -15,7 +15,7 @@ from typing import Any, Callable, List, Optional, Tuple, Union
 
 import grpc
 
-from maas_client._service import LIST_PAGE_SIZE, ServiceClient, list_all, list_request, model_list
+from maas_client._service import LIST_PAGE_SIZE, ServiceClient, list_all, list_request, model_list, model_ref
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError
@@ -188,6 +188,7 @@ class Models:
         """Info and full spec of a model version (0 = latest). Without `kind`, the service that has the name is
         found in the listing (its first entries of that name, see _named): NotFoundError when no service has it,
         FailedPreconditionError when both do (then give `kind`), UnavailableError when a backend did not answer."""
+        model_ref(name, version)  # both checked before anything is sent
         if kind is None:
             kind = self._kind_of(name, "GetModel", timeout)
         return self._client(kind).get(name, version, timeout=timeout)
@@ -196,6 +197,7 @@ class Models:
                timeout: Optional[float] = None) -> List[int]:
         """Deletes one version (or every version with version=0); returns the deleted versions. Without `kind`,
         the service is found as get() finds it (FailedPreconditionError when both services have the name)."""
+        model_ref(name, version)  # both checked before anything is sent
         if kind is None:
             kind = self._kind_of(name, "DeleteModel", timeout)
         return self._client(kind).delete(name, version, timeout=timeout)

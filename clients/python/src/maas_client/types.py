@@ -36,7 +36,10 @@ def label_array(labels: Iterable[str], label_type: Optional[int]) -> npt.NDArray
 
 def as_rows(values: ArrayLike, what: str = "x") -> FloatArray:
     """A float64 C-contiguous 2-D array (a 1-D array is one row); InvalidArgumentError for other shapes, for values
-    that are not numbers, for rows of different lengths and for no data at all ([] or [[]])."""
+    that are not numbers, for rows of different lengths, for no data at all ([] or [[]]) and for a scalar (None, a
+    number: not rows)."""
+    check(values is not None and not np.isscalar(values),
+          f"{what}: expected rows of numbers (rows x columns), got {type(values).__name__}")
     try:
         a = np.ascontiguousarray(values, dtype=np.float64)
     except (TypeError, ValueError) as e:
