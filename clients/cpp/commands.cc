@@ -1,5 +1,6 @@
 #include "clients/cpp/commands.h"
 
+#include <cstddef>
 #include <string>
 #include <utility>
 #include <vector>
@@ -153,12 +154,48 @@ absl::Status RunClassify(Client& client, const cli::CommandArgs& args, std::ostr
     }
     texts = *std::move(lines);
   }
+  // In batches (kClassifyBatchTexts, kClassifyBatchBytes): a file of more texts than a server takes
+  // per request, or larger than its largest message, was refused whole. The answers are merged
+  // into one response, printed as one call's.
   dv1::ClassifyRequest request;
   *request.mutable_model() = ModelRefOf(args);
-  for (const std::string& text : texts) request.add_texts(text);
   request.set_top_k(args.top_k);
-  MAAS_ASSIGN_OR_RETURN(const dv1::ClassifyResponse response, client.Classify(request));
-  out << cli::FormatClassify(texts, response, args.json);
+  dv1::ClassifyResponse merged;
+  size_t next = 0;
+  do {
+    const size_t first = next;
+    request.clear_texts();
+    size_t bytes = 0;
+    while (next < texts.size() && static_cast<size_t>(request.texts_size()) < kClassifyBatchTexts &&
+           (request.texts_size() == 0 || bytes + texts[next].size() <= kClassifyBatchBytes)) {
+      bytes += texts[next].size();
+      request.add_texts(texts[next++]);
+    }
+    absl::StatusOr<dv1::ClassifyResponse> response = client.Classify(request);
+    if (!response.ok()) {
+      if (first == 0 && next == texts.size()) return response.status();  // one call: as it is
+      // The server counts texts[i] within this request.
+      return absl::Status(
+          response.status().code(),
+          absl::StrCat("in the request of texts ", first, " to ", next - 1, " (of ", texts.size(),
+                       "; its texts[i] is text ", first, " + i): ", response.status().message()));
+    }
+    if (response->results_size() != request.texts_size()) {
+      return absl::InternalError(absl::StrCat("Classify answered ", response->results_size(),
+                                              " results for ", request.texts_size(), " texts"));
+    }
+    if (first == 0) {
+      // Every later batch asks for the version that answered the first (the latest may change
+      // meanwhile).
+      request.mutable_model()->set_version(response->model_version());
+      merged = *std::move(response);
+    } else {
+      for (dv1::Classification& result : *response->mutable_results()) {
+        *merged.add_results() = std::move(result);
+      }
+    }
+  } while (next < texts.size());
+  out << cli::FormatClassify(texts, merged, args.json);
   return absl::OkStatus();
 }
 

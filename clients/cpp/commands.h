@@ -3,6 +3,7 @@
 #ifndef MAAS_CLIENTS_CPP_COMMANDS_H_
 #define MAAS_CLIENTS_CPP_COMMANDS_H_
 
+#include <cstddef>
 #include <ostream>
 
 #include "absl/status/status.h"
@@ -10,6 +11,15 @@
 #include "clients/cpp/client.h"
 
 namespace maas::client {
+
+// classify sends its texts (the arguments or --text_file's lines) in Classify requests of at most
+// kClassifyBatchTexts texts and at most kClassifyBatchBytes bytes of text (but at least one text),
+// well within the servers' limits (--max_texts_per_request, default 100000; 64 MiB messages), as
+// the Python CLI sends batches of 1000. The batches after the first ask for the model version the
+// first one was answered with, so that every text meets the same version, and the results are
+// printed together, as one call's.
+inline constexpr size_t kClassifyBatchTexts = 1000;
+inline constexpr size_t kClassifyBatchBytes = Client::kDefaultFitChunkBytes;
 
 // What a command that succeeded says about the result it wrote.
 struct CommandOutcome {

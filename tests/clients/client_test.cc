@@ -12,6 +12,7 @@
 #include "clients/cpp/cli.h"
 #include "clients/cpp/commands.h"
 #include "tests/clients/fake_services.h"
+#include "tests/common/store/temp_dir.h"
 
 namespace maas::client {
 namespace {
@@ -837,6 +838,86 @@ TEST_CASE("RunCommand estimate, classify and train") {
           "0      short  long=0.25 short=0.75\n"
           "1      long   long=0.75 short=0.25\n");
   }
+}
+
+TEST_CASE("RunCommand classify sends a long text file in batches and prints one table") {
+  // The whole file used to go in one Classify request: more lines than the server's
+  // --max_texts_per_request (100000 by default), or more than its largest message, were refused.
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  store::testing::TempDir dir;
+  const size_t n = 2 * kClassifyBatchTexts + 500;
+  std::string content;
+  for (size_t i = 0; i < n; ++i) content += i % 3 == 0 ? "a long text\n\n" : "hi\n";
+  store::testing::WriteFile(dir.path() + "/texts.txt", content);
+  cli::CommandArgs args;
+  args.command = "classify";
+  args.model = "spam";
+  args.text_file = dir.path() + "/texts.txt";
+  std::ostringstream out, warnings;
+  REQUIRE(RunCommand(client, args, out, warnings).ok());
+  CHECK(server.observed().classify_texts ==
+        std::vector<size_t>{kClassifyBatchTexts, kClassifyBatchTexts, 500});
+  // The later batches ask for the version that answered the first.
+  CHECK(server.observed().classify_versions == std::vector<int64_t>{0, 5, 5});
+  std::istringstream lines(out.str());
+  std::string line;
+  REQUIRE(std::getline(lines, line));
+  CHECK(line == "INDEX  LABEL  PROBABILITIES");
+  size_t index = 0;
+  for (; std::getline(lines, line); ++index) {
+    const std::string want = index % 3 == 0
+                                 ? absl::StrFormat("%-5d  long   long=0.75 short=0.25", index)
+                                 : absl::StrFormat("%-5d  short  long=0.25 short=0.75", index);
+    REQUIRE(line == want);
+  }
+  CHECK(index == n);
+
+  args.json = true;
+  std::ostringstream json;
+  REQUIRE(RunCommand(client, args, json, warnings).ok());
+  CHECK(json.str().rfind(R"({"model_version":5,"results":[{"text":"a long text","label":"long")",
+                         0) == 0);
+}
+
+TEST_CASE("RunCommand classify caps the bytes of texts per request") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  cli::CommandArgs args;
+  args.command = "classify";
+  args.model = "spam";
+  const std::string third(kClassifyBatchBytes / 3, 'x');
+  const std::string whole(kClassifyBatchBytes + 1, 'y');  // alone, and sent all the same
+  args.positional = {third, third, third, "hi", whole, "hi"};
+  std::ostringstream out, warnings;
+  REQUIRE(RunCommand(client, args, out, warnings).ok());
+  CHECK(server.observed().classify_texts == std::vector<size_t>{3, 1, 1, 1});
+  const std::string printed = out.str();
+  CHECK(std::count(printed.begin(), printed.end(), '\n') == 7);  // the header and six rows
+}
+
+TEST_CASE("RunCommand classify names the texts of a failing batch") {
+  testing::FakeServer server;
+  Client client(OptionsFor(server));
+  cli::CommandArgs args;
+  args.command = "classify";
+  args.model = "spam";
+  args.positional.assign(kClassifyBatchTexts + 300, "hi");
+  args.positional[kClassifyBatchTexts + 200] = "bad";
+  std::ostringstream out, warnings;
+  absl::Status status = RunCommand(client, args, out, warnings);
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(status.message() ==
+        absl::StrFormat("in the request of texts %d to %d (of %d; its texts[i] is text %d + i): "
+                        "texts[200] is bad",
+                        kClassifyBatchTexts, kClassifyBatchTexts + 299, kClassifyBatchTexts + 300,
+                        kClassifyBatchTexts));
+  CHECK(out.str().empty());
+  // One batch: the server's message as it is.
+  args.positional.assign(3, "hi");
+  args.positional[1] = "bad";
+  status = RunCommand(client, args, out, warnings);
+  CHECK(status.message() == "texts[1] is bad");
 }
 
 }  // namespace

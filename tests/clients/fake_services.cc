@@ -410,7 +410,17 @@ grpc::Status FakeDiscriminative::Classify(grpc::ServerContext* context,
                                           const dv1::ClassifyRequest* request,
                                           dv1::ClassifyResponse* response) {
   Record(context, observed_);
-  for (const std::string& text : request->texts()) {
+  {
+    std::lock_guard<std::mutex> lock(observed_->mu);
+    observed_->classify_texts.push_back(static_cast<size_t>(request->texts_size()));
+    observed_->classify_versions.push_back(request->model().version());
+  }
+  for (int i = 0; i < request->texts_size(); ++i) {
+    const std::string& text = request->texts(i);
+    if (text == "bad") {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "texts[" + std::to_string(i) + "] is bad");
+    }
     const bool is_long = text.size() > 5;
     dv1::Classification* result = response->add_results();
     result->set_label(is_long ? "long" : "short");
@@ -423,7 +433,7 @@ grpc::Status FakeDiscriminative::Classify(grpc::ServerContext* context,
     second->set_probability(is_long ? 0.25 : 0.75);
     second->set_log_probability(std::log(second->probability()));
   }
-  response->set_model_version(5);
+  response->set_model_version(request->model().version() != 0 ? request->model().version() : 5);
   return grpc::Status::OK;
 }
 

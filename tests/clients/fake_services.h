@@ -28,10 +28,12 @@ struct Observed {
   std::vector<size_t> evaluate_batch_sizes;  // examples per TextBatch of the last Evaluate call
   std::string evaluate_model;                // EvaluateConfig.model.name of the last Evaluate call
   bool sample_cancelled = false;             // whether a Sample call saw cancellation
-  std::vector<uint32_t> fit_chunk_rows;  // rows of each Matrix message of the last FitModel call
-  std::vector<size_t> fit_chunk_bytes;   // serialized size of each of those messages
-  std::vector<double> fit_values;        // every value of the last FitModel call, in order
-  uint32_t fit_cols = 0;                 // cols of its chunks (the last one)
+  std::vector<uint32_t> fit_chunk_rows;    // rows of each Matrix message of the last FitModel call
+  std::vector<size_t> fit_chunk_bytes;     // serialized size of each of those messages
+  std::vector<double> fit_values;          // every value of the last FitModel call, in order
+  uint32_t fit_cols = 0;                   // cols of its chunks (the last one)
+  std::vector<size_t> classify_texts;      // texts of each Classify request
+  std::vector<int64_t> classify_versions;  // model.version of each Classify request
 };
 
 // ListModels over a fixed listing, paged as the contract says (common.proto): the entries (models
@@ -110,9 +112,11 @@ class FakeGenerative final : public generative::v1::GenerativeService::Service {
 
 // Train: records the batch sizes; answers num_documents, classes sorted, num_features = 7,
 // version 3. Classify: label "long" when the text has more than 5 bytes, else "short"; scores for
-// both classes. Evaluate: records the batch sizes; predicts as Classify over the classes "long",
-// "short" and answers num_documents, model_version 5, the weighted accuracy and confusion matrix
-// (other metrics 0); NOT_FOUND for the model "missing", INVALID_ARGUMENT naming another label.
+// both classes; model_version 5, or the version asked for; INVALID_ARGUMENT naming texts[i] for a
+// text "bad"; records the texts and version of each request (Observed::classify_*). Evaluate:
+// records the batch sizes; predicts as Classify over the classes "long", "short" and answers
+// num_documents, model_version 5, the weighted accuracy and confusion matrix (other metrics 0);
+// NOT_FOUND for the model "missing", INVALID_ARGUMENT naming another label.
 class FakeDiscriminative final : public discriminative::v1::DiscriminativeService::Service {
  public:
   explicit FakeDiscriminative(Observed* observed) : observed_(observed) {}
