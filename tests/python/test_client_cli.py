@@ -189,4 +189,6 @@ def test_python_m_maas_client_shows_progress_and_reports_errors(stack, files):
         missing.stderr
     (d / "bad.tsv").write_text("sports\tok\nno tab here\n", encoding="utf-8")
     bad = subprocess.run([*base, "train", "cli-bad", str(d / "bad.tsv")], capture_output=True, text=True, timeout=60)
-    assert bad.returncode == 2 and "bad.tsv:2: expected 'label<TAB>text'" in bad.stderr
+    # A bad input file is an error (1), as in maas; 2 is for the command line.
+    assert bad.returncode == 1 and bad.stderr.startswith("error: INVALID_ARGUMENT: ")
+    assert "bad.tsv:2: expected 'label<TAB>text'" in bad.stderr

@@ -10,7 +10,7 @@ older `--vectorizer tfidf`; hashing (n-features, alternate-sign, norm) with bina
 file, a stop word file, decode-error and MultinomialNB (class-prior, force-alpha); partial training with --classes
 against partial_fit; Latin-1 texts sent as bytes under decode-error replace / ignore (train, weighted train and
 evaluate) against scikit-learn on the same bytes; usage errors (exit status 2, one line) for options that do not
-apply and for bad values or input lines.
+apply and for bad values, and errors (exit status 1, INVALID_ARGUMENT naming the line, as maas) for bad input lines.
 """
 
 import io
@@ -265,12 +265,13 @@ def test_options_that_do_not_apply_are_usage_errors(server, tmp_path, capsys, ar
     (b"ok\t-1\tfine\n", True, ":1: weight must be >= 0"),
     (b"\n Label \t Text \r\nham\tfine\n", False, ":2 looks like a header ('Label<TAB>...')"),
 ])
-def test_bad_training_lines_are_usage_errors_naming_the_line(server, tmp_path, capsys, content, weighted, mentions):
+def test_bad_training_lines_are_errors_naming_the_line(server, tmp_path, capsys, content, weighted, mentions):
+    """Exit status 1 and INVALID_ARGUMENT, as maas reports a bad --data line (they were usage errors, 2, here)."""
     port, _ = server
     (tmp_path / "bad.tsv").write_bytes(content)
     status, _, err = pycli(port, capsys, "train", "py-bad", tmp_path / "bad.tsv", *(["--weighted"] if weighted else []))
-    assert status == 2, err
-    assert f"bad.tsv{mentions}" in err and err.count("\n") == 1, err
+    assert status == 1, err
+    assert err.startswith("error: INVALID_ARGUMENT: ") and f"bad.tsv{mentions}" in err and err.count("\n") == 1, err
 
 
 def test_shortened_option_names_are_refused(server, tmp_path, capsys):

@@ -9,10 +9,13 @@ model management, with progress bars (tqdm, on stderr; --progress never|always|a
     python -m maas_client estimate blobs rows.npy --estimator importance --target-se 0.01 --max-samples 100000
     python -m maas_client models list
 
-Input files are read lazily (TSV line by line, CSV and NPY in chunks), so large files stream. Errors print one
-line "error: <CODE>: <message>" and exit with status 1 (2 for bad command-line usage). `models list` exits 3 when a
-backend did not answer the gateway (the listing lacks its models; it is printed all the same, with a warning on
-stderr) unless --allow-partial.
+Input files are read lazily (TSV line by line, CSV and NPY in chunks), so large files stream. Exit statuses are the
+C++ CLI's (`maas`): errors print one line "error: <CODE>: <message>" and exit with status 1: a failed call, and as in
+`maas` an input file that cannot be read (NOT_FOUND, PERMISSION_DENIED) or holds a bad line (INVALID_ARGUMENT); 2 is
+a bad command line (an unknown option, a bad option value or combination), found before any call; `models list`
+exits 3 when a backend did not answer the gateway (the listing lacks its models; it is printed all the same, with a
+warning on stderr) unless --allow-partial; output closed early (`| head`) ends the command silently with 141 (128 +
+SIGPIPE, what a shell reports for `maas` then).
 """
 
 from __future__ import annotations
@@ -49,12 +52,26 @@ CHUNK_ROWS = 8192
 
 
 class UsageError(Exception):
-    """A bad command line or input file (exit status 2)."""
+    """A bad command line: an option's value or a combination of options (exit status 2, as `maas`'s usage errors)."""
 
 
-# Exit status of a listing printed without the models of a backend that did not answer (`models list`, unless
-# --allow-partial), as the C++ CLI's: a script that checks the status alone must not take it for the whole listing.
+class InputError(Exception):
+    """A bad input file: a line or value it holds (exit status 1, "error: INVALID_ARGUMENT: ...", as `maas` reports
+    a bad --data file)."""
+
+
+# Exit statuses, as the C++ CLI's: an error (a failed call, an input file that cannot be read or holds a bad line),
+# a bad command line, and a listing printed without the models of a backend that did not answer (`models list`,
+# unless --allow-partial: a script that checks the status alone must not take it for the whole listing).
+EXIT_ERROR = 1
+EXIT_USAGE = 2
 EXIT_INCOMPLETE = 3
+# Output closed early (`... | head`): 128 + SIGPIPE, the status a shell reports for `maas` killed by SIGPIPE then.
+EXIT_BROKEN_PIPE = 141
+# The ranges of the integer options (those of the fields they fill).
+UINT32_MAX = (1 << 32) - 1
+UINT64_MAX = (1 << 64) - 1
+INT64_MAX = (1 << 63) - 1
 
 
 # -- input files ----------------------------------------------------------------------------------------------------
@@ -86,25 +103,25 @@ def read_tsv(path: str, progress: "tqdm[Any]", weighted: bool = False) -> Iterat
             if tab and weighted:
                 field, tab, text = text.partition(b"\t")
             if not tab:
-                raise UsageError(f"{where}: expected '{expected}' (--weighted)" if weighted
+                raise InputError(f"{where}: expected '{expected}' (--weighted)" if weighted
                                  else f"{where}: expected '{expected}' but found no tab")
             label = label.strip()
             if not label:
-                raise UsageError(f"{where}: empty label before the tab")
+                raise InputError(f"{where}: empty label before the tab")
             try:
                 decoded = label.decode("utf-8")
             except UnicodeDecodeError:
-                raise UsageError(f"{where}: the label is not valid UTF-8") from None
+                raise InputError(f"{where}: the label is not valid UTF-8") from None
             if not weighted and not seen_example and decoded.lower() in _HEADER_LABELS \
                     and text.strip().lower() in _HEADER_TEXTS:
-                raise UsageError(f"{where} looks like a header ('{decoded}<TAB>...'), not an example: the file holds "
+                raise InputError(f"{where} looks like a header ('{decoded}<TAB>...'), not an example: the file holds "
                                  "'label<TAB>text' lines only; remove the header line")
             seen_example = True
             weight = 1.0
             if weighted:
-                weight = _finite(field.decode("utf-8", "replace"), f"{where}: weight")
+                weight = _finite(field.decode("utf-8", "replace"), f"{where}: weight", InputError)
                 if weight < 0:
-                    raise UsageError(f"{where}: weight must be >= 0")
+                    raise InputError(f"{where}: weight must be >= 0")
             yield decoded, text, weight
 
 
@@ -112,33 +129,43 @@ def _csv_chunk(lines: List[str], path: str, first_line: int) -> FloatArray:
     try:
         a = np.loadtxt(io.StringIO("".join(lines)), delimiter=",", dtype=np.float64, ndmin=2)
     except ValueError as e:
-        raise UsageError(f"{path}: lines {first_line}-{first_line + len(lines) - 1}: {e}") from e
+        raise InputError(f"{path}: lines {first_line}-{first_line + len(lines) - 1}: {e}") from e
     return a
 
 
 def read_rows(path: str, progress: "tqdm[Any]", chunk_rows: int = CHUNK_ROWS) -> Iterator[FloatArray]:
     """Chunks of rows of a .npy file (2-D, memory-mapped) or a CSV file (comma-separated numbers, '#' comments;
     any other extension is read as CSV): at most chunk_rows rows and about MAX_CHUNK_BYTES each (NPY: of values;
-    CSV: of text, which the client's fit splits further when its values need more). progress counts rows (NPY) or
-    bytes (CSV)."""
+    CSV: of text, which the client's fit splits further when its values need more). The file is opened at once (one
+    that cannot be read fails before any call, as in maas) and read lazily. progress counts rows (NPY) or bytes
+    (CSV)."""
     if path.endswith(".npy"):
+        with open(path, "rb"):
+            pass  # NOT_FOUND, PERMISSION_DENIED, ... as OSError
         try:
             a = np.load(path, mmap_mode="r")
         except (OSError, ValueError) as e:
-            raise UsageError(f"{path}: not a readable .npy file: {e}") from e
+            raise InputError(f"{path}: not a readable .npy file: {e}") from e
         if a.ndim == 1:
             a = a.reshape(-1, 1)
         if a.ndim != 2:
-            raise UsageError(f"{path}: expected a 2-D array, got shape {a.shape}")
-        progress.reset(total=a.shape[0])
-        step = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * max(1, a.shape[1]))))
-        for start in range(0, a.shape[0], step):
-            chunk = np.asarray(a[start:start + step], dtype=np.float64)
-            yield chunk
-            progress.update(chunk.shape[0])
-        return
-    progress.reset(total=os.path.getsize(path))
-    with open(path, "r", encoding="utf-8") as f:
+            raise InputError(f"{path}: expected a 2-D array, got shape {a.shape}")
+        return _npy_chunks(a, progress, chunk_rows)
+    return _csv_chunks(open(path, "r", encoding="utf-8"), path, progress, chunk_rows)
+
+
+def _npy_chunks(a: "np.ndarray[Any, Any]", progress: "tqdm[Any]", chunk_rows: int) -> Iterator[FloatArray]:
+    progress.reset(total=a.shape[0])
+    step = max(1, min(chunk_rows, MAX_CHUNK_BYTES // (8 * max(1, a.shape[1]))))
+    for start in range(0, a.shape[0], step):
+        chunk = np.asarray(a[start:start + step], dtype=np.float64)
+        yield chunk
+        progress.update(chunk.shape[0])
+
+
+def _csv_chunks(f: TextIO, path: str, progress: "tqdm[Any]", chunk_rows: int) -> Iterator[FloatArray]:
+    with f:
+        progress.reset(total=os.fstat(f.fileno()).st_size)
         lines: List[str] = []
         first = 1
         size = 0
@@ -162,7 +189,7 @@ def load_rows(path: str) -> FloatArray:
     with tqdm(disable=True) as silent:
         chunks = list(read_rows(path, silent))
     if not chunks:
-        raise UsageError(f"{path}: no rows")
+        raise InputError(f"{path}: no rows")
     return np.concatenate(chunks)
 
 
@@ -189,13 +216,14 @@ def parse_settings(items: Sequence[str]) -> Dict[str, Any]:
     return settings
 
 
-def _finite(value: str, what: str) -> float:
+def _finite(value: str, what: str, error: type = UsageError) -> float:
+    """A finite number, else `error` (UsageError for an option, InputError for a file's value)."""
     try:
         number = float(value)
     except ValueError:
-        raise UsageError(f"{what}: {value.strip()!r} is not a number") from None
+        raise error(f"{what}: {value.strip()!r} is not a number") from None
     if not math.isfinite(number):
-        raise UsageError(f"{what}: {value.strip()!r} is not a finite number")
+        raise error(f"{what}: {value.strip()!r} is not a finite number")
     return number
 
 
@@ -267,9 +295,9 @@ def read_word_list(path: str) -> List[str]:
         try:
             words.append(raw.strip().decode("utf-8"))
         except UnicodeDecodeError:
-            raise UsageError(f"{path}:{number}: invalid UTF-8") from None
+            raise InputError(f"{path}:{number}: invalid UTF-8") from None
     if not words:
-        raise UsageError(f"{path}: no terms")
+        raise InputError(f"{path}: no terms")
     return words
 
 
@@ -443,7 +471,7 @@ def cmd_train(ctx: Context, conn: Connection) -> None:
         columns = itertools.tee(read_tsv(a.file, bar, a.weighted), 3 if a.weighted else 2)
         labels: Iterator[Any] = (label for label, _, _ in columns[1])
         if a.integer_labels:
-            labels = (_integer_label(label, "a label") for label in labels)
+            labels = (_integer_label(label, "a label", InputError) for label in labels)
         result = DiscriminativeClient(conn).train(
             (text for _, text, _ in columns[0]), labels,
             weights=(weight for _, _, weight in columns[2]) if a.weighted else None, name=a.name,
@@ -452,12 +480,13 @@ def cmd_train(ctx: Context, conn: Connection) -> None:
               f"{result.num_features} features, classes {', '.join(str(c) for c in result.classes)}")
 
 
-def _integer_label(label: str, what: str) -> int:
-    """A label of --integer-labels: an integer (the service checks the range and the canonical spelling)."""
+def _integer_label(label: str, what: str, error: type = UsageError) -> int:
+    """A label of --integer-labels: an integer (the service checks the range and the canonical spelling); else
+    `error` (UsageError for --classes, InputError for the file's labels)."""
     try:
         return int(label.strip())
     except ValueError:
-        raise UsageError(f"--integer-labels: {what} {label!r} is not an integer") from None
+        raise error(f"--integer-labels: {what} {label!r} is not an integer") from None
 
 
 def _texts(ctx: Context) -> Tuple[Iterator[Union[str, bytes]], Optional[int]]:
@@ -466,6 +495,8 @@ def _texts(ctx: Context) -> Tuple[Iterator[Union[str, bytes]], Optional[int]]:
         if not a.texts:
             raise UsageError("give texts as arguments or --file FILE (one text per line, '-' = stdin)")
         return iter(a.texts), len(a.texts)
+    if a.texts:
+        raise UsageError("give texts as arguments or --file FILE, not both")
     # Lines as bytes: the client decodes UTF-8 ones, and the model's decode_error handles the others.
     source: BinaryIO = sys.stdin.buffer if a.file == "-" else open(a.file, "rb")
 
@@ -598,7 +629,8 @@ def cmd_estimate(ctx: Context, conn: Connection) -> None:
             bar.set_postfix(max_se=f"{estimate.standard_error.max():.4g}")
             final = estimate
     if final is None:
-        raise UsageError("the server sent no estimate")
+        raise DataLossError(grpc.StatusCode.DATA_LOSS, "the server ended the stream without an estimate",
+                            "StreamEstimate")
     out = open(a.out, "w", encoding="utf-8") if a.out else ctx.out
     with contextlib.closing(out) if a.out else contextlib.nullcontext():
         print("log_likelihood,standard_error,ess,num_samples,pareto_k", file=out)
@@ -611,18 +643,23 @@ def cmd_estimate(ctx: Context, conn: Connection) -> None:
 def cmd_models(ctx: Context, conn: Connection) -> Optional[int]:
     a = ctx.args
     models = Models(conn)
-    if a.action != "list" and (a.page_size is not None or a.page_token is not None or a.allow_partial):
-        raise UsageError(f"--page-size, --page-token and --allow-partial apply to 'models list', not '{a.action}'")
+    if a.action != "list" and (a.page_size is not None or a.page_token is not None or a.allow_partial
+                               or a.prefix is not None or a.all_versions):
+        raise UsageError("--prefix, --all-versions, --page-size, --page-token and --allow-partial apply to "
+                         f"'models list', not '{a.action}'")
+    if a.action == "list" and (a.version is not None or a.name):
+        raise UsageError("'models list' takes no NAME and no --version (--prefix P lists the names that begin with "
+                         "P)")
     if a.action == "list":
         if a.page_token is not None and a.page_size is None:
             raise UsageError("--page-token needs --page-size (the size of the page it asks for)")
         if a.page_size is not None:  # one page, as the user pages
             if a.page_size < 1:
                 raise UsageError(f"--page-size must be >= 1 (servers give at most 1000), got {a.page_size}")
-            listed = models.list_page(a.prefix, kind=a.kind, all_versions=a.all_versions, page_size=a.page_size,
+            listed = models.list_page(a.prefix or "", kind=a.kind, all_versions=a.all_versions, page_size=a.page_size,
                                       page_token=a.page_token or "")
         else:
-            listed = models.list(a.prefix, kind=a.kind, all_versions=a.all_versions)
+            listed = models.list(a.prefix or "", kind=a.kind, all_versions=a.all_versions)
         for m in listed:
             ctx.print(f"{m.name}\t{m.version}\t{m.kind}\t{m.family}\t{m.dimension}")
         # What the listing could not include, on stderr so that the table stays parseable.
@@ -639,12 +676,12 @@ def cmd_models(ctx: Context, conn: Connection) -> Optional[int]:
     elif a.action == "get":
         if not a.name:
             raise UsageError("models get needs a NAME")
-        details = models.get(a.name, a.version, kind=a.kind)
+        details = models.get(a.name, a.version or 0, kind=a.kind)
         ctx.print(json_format.MessageToJson(details.spec, indent=2, sort_keys=True))
     else:
         if not a.name:
             raise UsageError("models delete needs a NAME")
-        deleted = models.delete(a.name, a.version, kind=a.kind)
+        deleted = models.delete(a.name, a.version or 0, kind=a.kind)
         ctx.print(f"deleted {a.name} versions {', '.join(str(v) for v in deleted)}")
     return None
 
@@ -669,8 +706,10 @@ cannot be read are listed (a warning, exit 0). get / delete NAME: without --kind
 the name is found in the listing."""
 
 EPILOG = """\
-exit status: 0 ok; 1 error ("error: <CODE>: <message>" on stderr); 2 usage error; 3 listing incomplete:
-a backend did not answer (models list, unless --allow-partial)."""
+exit status (as maas's): 0 ok; 1 error ("error: <CODE>: <message>" on stderr): a failed call, or an
+input file that cannot be read or holds a bad line; 2 usage error: a bad command line (option, value
+or combination); 3 listing incomplete: a backend did not answer (models list, unless --allow-partial);
+141 output closed early (| head: 128 + SIGPIPE, silently)."""
 
 
 def _timeout(text: str) -> float:
@@ -682,6 +721,33 @@ def _timeout(text: str) -> float:
     if not seconds >= 0:
         raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 or inf: no deadline), got {text!r}")
     return seconds if seconds > 0 else math.inf
+
+
+def _integer(low: int, high: int) -> Any:
+    """An argparse type: an integer in [low, high] (the range of the field the option fills), else a usage error
+    (exit 2) naming the option, as maas's flag checks; the client would refuse it only once called (exit 1)."""
+    bounds = f">= {low}" if high in (UINT64_MAX, INT64_MAX) else f"in [{low}, {high}]"
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"expected an integer {bounds}, got {text!r}")
+        return value
+    return parse
+
+
+def _nonnegative(text: str) -> float:
+    """An argparse type: a number >= 0 (not NaN)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -720,7 +786,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--integer-labels", action="store_true",
                    help="the labels (and --classes) are integers, ordered numerically as scikit-learn orders an "
                    "integer y (9 before 10; LABEL_TYPE_INT64), not as strings")
-    t.add_argument("--batch-size", type=int, default=1000, help="examples per streamed message (default 1000)")
+    t.add_argument("--batch-size", type=_integer(1, UINT64_MAX), default=1000,
+                   help="examples per streamed message (default 1000)")
     flag = argparse.BooleanOptionalAction
     v = t.add_argument_group("vectorizer (text options of both vectorizers)")
     v.add_argument("--vectorizer", metavar="{count,hashing,tfidf}",
@@ -764,17 +831,19 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--complement-norm", action=flag, help="complement_nb only: its norm")
     t.set_defaults(run=cmd_train)
 
-    c = sub.add_parser("classify", help="classify texts (arguments, or --file with one text per line)")
+    c = sub.add_parser("classify", help="classify texts (arguments, or --file with one text per line)",
+                       description="Prints LABEL<TAB>PROBABILITY per text, in order. The texts may come before or "
+                       "after the options (a text that begins with '-' after a '--').")
     c.add_argument("name")
     c.add_argument("texts", nargs="*")
     c.add_argument("--file", help="one text per line; '-' reads stdin")
-    c.add_argument("--batch-size", type=int, default=1000)
+    c.add_argument("--batch-size", type=_integer(1, UINT64_MAX), default=1000, help="texts per streamed request")
     c.set_defaults(run=cmd_classify)
 
     e = sub.add_parser("evaluate", help="evaluate a text classifier on a TSV file")
     e.add_argument("name")
     e.add_argument("file")
-    e.add_argument("--batch-size", type=int, default=1000)
+    e.add_argument("--batch-size", type=_integer(1, UINT64_MAX), default=1000)
     e.set_defaults(run=cmd_evaluate)
 
     f = sub.add_parser("fit", help="fit a generative model to the rows of a CSV or NPY file")
@@ -783,38 +852,43 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--family", choices=FIT_FAMILIES, required=True)
     f.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="a hyperparameter of the family, e.g. n_components=3 or covariance_type=diag")
-    f.add_argument("--seed", type=int)
-    f.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS)
+    f.add_argument("--seed", type=_integer(0, UINT64_MAX))
+    f.add_argument("--chunk-rows", type=_integer(1, UINT64_MAX), default=CHUNK_ROWS,
+                   help=f"rows per message (default {CHUNK_ROWS}; fewer when they hold more than 4 MiB of values)")
     f.set_defaults(run=cmd_fit)
 
     s = sub.add_parser("sample", help="stream samples into a .npy or .csv file")
     s.add_argument("name")
-    s.add_argument("n", type=int)
+    s.add_argument("n", type=_integer(1, UINT64_MAX))
     s.add_argument("--out", required=True, help="output file: .npy or anything else = CSV; written to a temporary "
                    "file renamed to it once every sample arrived (a failed call leaves no file, or the old one)")
-    s.add_argument("--seed", type=int)
-    s.add_argument("--batch-size", type=int, default=0)
-    s.add_argument("--start-index", type=int, default=0)
+    s.add_argument("--seed", type=_integer(0, UINT64_MAX))
+    s.add_argument("--batch-size", type=_integer(0, UINT32_MAX), default=0)
+    s.add_argument("--start-index", type=_integer(0, UINT64_MAX), default=0)
     s.set_defaults(run=cmd_sample)
 
     m = sub.add_parser("estimate", help="streamed log p(x) estimates of the rows of a CSV or NPY file")
     m.add_argument("name")
     m.add_argument("file")
     m.add_argument("--estimator", choices=ESTIMATORS)
-    m.add_argument("--num-samples", type=int, default=0, help="samples per row and step (0: server default)")
-    m.add_argument("--target-se", type=float, default=0.0, help="stop when every row's standard error is below")
-    m.add_argument("--max-samples", type=int, default=0, help="cap on samples per row (0: server limit)")
-    m.add_argument("--seed", type=int)
+    m.add_argument("--num-samples", type=_integer(0, UINT64_MAX), default=0,
+                   help="samples per row and step (0: server default)")
+    m.add_argument("--target-se", type=_nonnegative, default=0.0,
+                   help="stop when every row's standard error is below")
+    m.add_argument("--max-samples", type=_integer(0, UINT64_MAX), default=0,
+                   help="cap on samples per row (0: server limit)")
+    m.add_argument("--seed", type=_integer(0, UINT64_MAX))
     m.add_argument("--out", help="CSV output file (default stdout)")
     m.set_defaults(run=cmd_estimate)
 
     g = sub.add_parser("models", help="list, get or delete models", description=MODELS_DESCRIPTION)
     g.add_argument("action", choices=("list", "get", "delete"))
     g.add_argument("name", nargs="?", default="")
-    g.add_argument("--version", type=int, default=0)
+    g.add_argument("--version", type=_integer(0, INT64_MAX), help="get / delete: the version (default 0: get the "
+                   "latest, delete every version)")
     g.add_argument("--kind", choices=KINDS)
-    g.add_argument("--prefix", default="")
-    g.add_argument("--all-versions", action="store_true")
+    g.add_argument("--prefix", help="list: the names that begin with it")
+    g.add_argument("--all-versions", action="store_true", help="list: every version, not only the latest")
     g.add_argument("--page-size", "--page_size", type=int, metavar="N",
                    help="list: one page of at most N models (servers give at most 1000), and when more may follow "
                    "the next page's --page-token on stderr")
@@ -826,16 +900,68 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    """The command line. classify's texts may come after its options too (`classify NAME --batch-size 10 "a text"`):
+    argparse stops filling a nargs="*" positional at the first option, and called what follows unrecognized."""
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        # What follows a "--" is texts whatever they look like; before it, an unknown option is an error.
+        head = extras[:extras.index("--")] if "--" in extras else extras
+        if args.command == "classify" and not any(e.startswith("-") and e != "-" for e in head):
+            args.texts.extend(e for i, e in enumerate(extras) if not (e == "--" and i == len(head)))
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
+def _os_error_code(e: OSError) -> str:
+    """The status code name an OSError is reported with (maas reports a file it cannot open as NOT_FOUND)."""
+    if isinstance(e, (FileNotFoundError, NotADirectoryError)):
+        return "NOT_FOUND"
+    if isinstance(e, PermissionError):
+        return "PERMISSION_DENIED"
+    if isinstance(e, IsADirectoryError):
+        return "INVALID_ARGUMENT"
+    return "UNKNOWN"
+
+
+def _quiet_stdout() -> None:
+    """After a broken pipe: stdout to /dev/null, so that the interpreter's own flush at exit does not fail again
+    (Python would print "Exception ignored ... BrokenPipeError")."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None, out: Optional[TextIO] = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs the command line; returns the exit status (a bad command line exits 2 through argparse)."""
+    args = parse_args(argv)
     ctx = Context(args, out or sys.stdout)
     try:
         with ctx.connection() as conn:
             status = args.run(ctx, conn)
+        ctx.out.flush()
+    except BrokenPipeError:  # the reader went away (| head): silently, as a program killed by SIGPIPE
+        _quiet_stdout()
+        return EXIT_BROKEN_PIPE
     except MaasError as e:
         print(f"error: {e.code.name}: {e.message}", file=sys.stderr)
-        return 1
-    except (UsageError, ValueError, OSError) as e:
+        return EXIT_ERROR
+    except UsageError as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
+    except InputError as e:
+        print(f"error: INVALID_ARGUMENT: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename is not None else ""
+        print(f"error: {_os_error_code(e)}: {where}{e.strerror or e}", file=sys.stderr)
+        return EXIT_ERROR
+    except ValueError as e:  # a bad connection option's value (an empty token file, a CA that holds no certificate)
+        print(f"error: INVALID_ARGUMENT: {e}", file=sys.stderr)
+        return EXIT_ERROR
     return status or 0
