@@ -1626,7 +1626,8 @@ commands:
   classify --model NAME [--model_version V] [--top_k K] (TEXT... | --text_file F)
       Classify texts (one per line in F): INDEX LABEL PROBABILITIES. Texts are sent as they
       are: the model's decode_error handles bytes that are not UTF-8. They go in requests of
-      at most 1000 texts (and 4 MiB), all answered by the version that answered the first.
+      at most 1000 texts and 4 MiB less 64 KiB of text, all answered by the version that
+      answered the first.
   get      --model NAME [--model_version V] [--type generative|discriminative]
       The full model (protobuf text format; JSON with --json).
   delete   --model NAME [--model_version V] [--type generative|discriminative]
