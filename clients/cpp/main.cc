@@ -27,6 +27,7 @@
 #include "clients/cpp/client.h"
 #include "clients/cpp/commands.h"
 #include "common/tls/credentials.h"
+#include "maas_git_version.h"  // MAAS_CLI_VERSION, written at build time
 
 // Global flags.
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "server or gateway address");
