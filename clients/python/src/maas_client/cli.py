@@ -714,12 +714,7 @@ or combination); 3 listing incomplete: a backend did not answer (models list, un
 
 def _timeout(text: str) -> float:
     """--timeout: seconds >= 0, where 0 and inf mean no deadline (math.inf for the client), as maas --timeout."""
-    try:
-        seconds = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 or inf: no deadline), got {text!r}") from None
-    if not seconds >= 0:
-        raise argparse.ArgumentTypeError(f"expected seconds >= 0 (0 or inf: no deadline), got {text!r}")
+    seconds = _at_least_zero(text, "seconds >= 0 (0 or inf: no deadline)")
     return seconds if seconds > 0 else math.inf
 
 
@@ -741,12 +736,17 @@ def _integer(low: int, high: int) -> Any:
 
 def _nonnegative(text: str) -> float:
     """An argparse type: a number >= 0 (not NaN)."""
+    return _at_least_zero(text, "a number >= 0")
+
+
+def _at_least_zero(text: str, expected: str) -> float:
+    """float(text) if it is >= 0 (not NaN), else an argparse error "expected <expected>, got <text>"."""
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+        value = math.nan
     if not value >= 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
     return value
 
 

@@ -365,13 +365,18 @@ def check_str(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"{what} must be a str, got {_type_and_value(value)}")
+    check_text(value, what, f"{what} must be text")
+    return str(value)
+
+
+def check_text(value: str, what: str, must: str) -> None:
+    """InvalidArgumentError "<what>: lone surrogate U+XXXX at character i: <must>" when the str value holds a lone
+    surrogate (it cannot be encoded as UTF-8, so protobuf would raise a bare ValueError)."""
     if not value.isascii():
         try:
             value.encode("utf-8")
         except UnicodeEncodeError as e:
-            check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: {what} must "
-                         "be text")
-    return str(value)
+            check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: {must}")
 
 
 def check_bool(value: Any, what: str) -> bool:

@@ -19,7 +19,7 @@ import scipy.sparse
 from maas_client._service import ServiceClient, model_ref
 from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
 from maas_client.connection import (INT64_MAX, UINT32_MAX, ConnectionLike, check, check_bool, check_int,
-                                    check_iterable, check_str, check_string_map)
+                                    check_iterable, check_str, check_string_map, check_text)
 from maas_client.errors import InvalidArgumentError
 from maas_client.pb import common, discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
@@ -48,12 +48,7 @@ def label_and_type(value: Any, what: str) -> Tuple[str, bool]:
     bytes labels too: decode them), None, bool (True == 1: it would make "True" and "1" two classes where
     scikit-learn has one), floats that are not integral (NaN, 0.5), a str holding a lone surrogate (not text)."""
     if isinstance(value, str):
-        if not value.isascii():
-            try:
-                value.encode("utf-8")
-            except UnicodeEncodeError as e:
-                check(False, f"{what}: lone surrogate U+{ord(value[e.start]):04X} at character {e.start}: a label "
-                             "must be text")
+        check_text(value, what, "a label must be text")
         return str(value), False  # a numpy str_ as a plain str
     integer: Optional[int] = None
     if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
