@@ -604,6 +604,83 @@ TEST_CASE("A Train whose caller gave up stores nothing") {
   CHECK(f.Versions("late").empty());
 }
 
+// The lists of a vectorizer configuration (a fixed vocabulary, a stop word list) are stored as the
+// caller gave them, byte for byte: their order, a repeated stop word and any UTF-8 are kept,
+// however the pipeline holds them in memory. The spec of a trained pipeline, the spec the Train
+// stored (GetModel), the ToSpec of the pipeline loaded back from the store (as the Train's
+// repository holds it, and as a fresh repository loads it) and the spec of an import of it are the
+// same bytes.
+TEST_CASE("A fixed vocabulary and stop words round-trip byte for byte through store and load") {
+  const auto stop_word_list = [](v1::TextOptions* text) {
+    for (const char* word : {"the", "a", "sat", "stra\u00dfe", "the", "zz", "dogs"}) {
+      text->add_stop_word_list(word);
+    }
+  };
+  v1::VectorizerConfig fixed;
+  for (const char* term : {"zebra", "cat", "\u00e9cole", "the cat", "purred", "bark", "aa"}) {
+    fixed.mutable_count()->add_vocabulary(term);
+  }
+  stop_word_list(fixed.mutable_count()->mutable_text());
+  v1::VectorizerConfig fixed_tfidf = fixed;
+  fixed_tfidf.mutable_tfidf()->set_sublinear_tf(true);
+  v1::VectorizerConfig learned;
+  stop_word_list(learned.mutable_count()->mutable_text());
+  learned.mutable_count()->mutable_text()->set_ngram_max(2);
+  v1::VectorizerConfig hashing;
+  hashing.mutable_hashing()->set_n_features(64);
+  hashing.mutable_hashing()->set_alternate_sign(false);  // MultinomialNB needs values >= 0
+  stop_word_list(hashing.mutable_hashing()->mutable_text());
+  v1::VectorizerConfig english;  // the built-in list: stop_words, no stop_word_list
+  english.mutable_count()->mutable_text()->set_stop_words("english");
+  for (const v1::VectorizerConfig& vectorizer : {fixed, fixed_tfidf, learned, hashing, english}) {
+    CAPTURE(vectorizer.ShortDebugString());
+    Fixture f;
+    DiscriminativeCore core(f.Options());
+    v1::TrainRequest config = ConfigMessage("m");
+    *config.mutable_config()->mutable_vectorizer() = vectorizer;
+    const v1::TrainRequest batch = BatchMessage(kTexts, kLabels);
+    // The pipeline as trained, before it is stored.
+    std::string trained;
+    {
+      auto trainer = Trainer::Create(config.config());
+      REQUIRE(trainer.ok());
+      REQUIRE(trainer->AddBatch(batch.batch()).ok());
+      auto result = trainer->Finish();
+      REQUIRE(result.ok());
+      CHECK(result->pipeline.vectorizer_config().SerializeAsString() ==
+            vectorizer.SerializeAsString());
+      trained = result->pipeline.ToSpec().SerializeAsString();
+    }
+    v1::PipelineSpec spec;
+    REQUIRE(spec.ParseFromString(trained));
+    CHECK(spec.vectorizer().config().SerializeAsString() == vectorizer.SerializeAsString());
+    REQUIRE(Train(core, config, batch).ok());
+    v1::GetModelRequest get;
+    get.mutable_model()->set_name("m");
+    auto got = core.GetModel(get);
+    REQUIRE(got.ok());
+    CHECK(got->spec().SerializeAsString() == trained);
+    auto held = f.repository.Get(get.model());
+    REQUIRE(held.ok());
+    CHECK((*held)->pipeline->ToSpec().SerializeAsString() == trained);
+    registry::ModelRepository<LoadedPipeline> fresh(&f.store, ParseStoredPipeline,
+                                                    absl::ZeroDuration());
+    auto loaded = fresh.Get(get.model());
+    REQUIRE(loaded.ok());
+    CHECK((*loaded)->pipeline->ToSpec().SerializeAsString() == trained);
+    CHECK((*loaded)->pipeline->vectorizer_config().SerializeAsString() ==
+          vectorizer.SerializeAsString());
+    v1::CreateModelRequest create;
+    create.set_name("imported");
+    *create.mutable_spec() = got->spec();
+    REQUIRE(core.CreateModel(create).ok());
+    get.mutable_model()->set_name("imported");
+    auto imported = core.GetModel(get);
+    REQUIRE(imported.ok());
+    CHECK(imported->spec().SerializeAsString() == trained);
+  }
+}
+
 }  // namespace
 }  // namespace maas::discriminative
 

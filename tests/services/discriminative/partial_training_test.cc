@@ -350,6 +350,51 @@ TEST_CASE("Partial Train refusals name the reason") {
   CHECK_THAT(std::string(status.message()), Catch::Contains("classifier"));
 }
 
+// A partial Train's vectorizer config must equal the continued version's exactly, its lists too:
+// the fixed vocabulary and the stop word list in the same order, a repeated stop word repeated
+// (the pipeline writes back what the caller gave, and compares that). Unset, the continued
+// version's config is used as it was given.
+TEST_CASE("A partial Train compares the vocabulary and stop word list as given") {
+  const v1::ClassifierConfig mnb = Classifier("multinomial_nb");
+  for (const bool hashing : {false, true}) {
+    CAPTURE(hashing);
+    v1::VectorizerConfig vectorizer = hashing ? Hashing() : FixedVocabulary();
+    v1::TextOptions* text = hashing ? vectorizer.mutable_hashing()->mutable_text()
+                                    : vectorizer.mutable_count()->mutable_text();
+    for (const char* word : {"on", "at", "of", "at"}) text->add_stop_word_list(word);
+    const Pipeline first =
+        PartialTrain(PartialConfig(vectorizer, mnb, true), nullptr, Batch(0, 3, false));
+    CHECK(first.vectorizer_config().SerializeAsString() == vectorizer.SerializeAsString());
+    CHECK(CreateStatus(PartialConfig(vectorizer, mnb, false), &first).ok());
+    v1::TrainConfig bare;
+    bare.set_name("m");
+    bare.set_partial(true);
+    auto trainer = Trainer::Create(bare, {}, &first);
+    REQUIRE(trainer.ok());
+    CHECK(trainer->config().vectorizer().SerializeAsString() == vectorizer.SerializeAsString());
+    const auto refused = [&](const v1::VectorizerConfig& other, const std::string& field) {
+      const absl::Status status = CreateStatus(PartialConfig(other, mnb, false), &first);
+      CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+      CHECK_THAT(std::string(status.message()), Catch::Contains(field));
+    };
+    v1::VectorizerConfig other = vectorizer;  // the same words in another order
+    v1::TextOptions* other_text =
+        hashing ? other.mutable_hashing()->mutable_text() : other.mutable_count()->mutable_text();
+    other_text->mutable_stop_word_list()->SwapElements(0, 1);
+    refused(other, "stop_word_list");
+    other = vectorizer;  // without the repeat: the same set of words
+    other_text =
+        hashing ? other.mutable_hashing()->mutable_text() : other.mutable_count()->mutable_text();
+    other_text->mutable_stop_word_list()->RemoveLast();
+    refused(other, "stop_word_list");
+    if (!hashing) {
+      other = vectorizer;
+      other.mutable_count()->mutable_vocabulary()->SwapElements(0, 1);
+      refused(other, "vocabulary");
+    }
+  }
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Through the service core: versions, failures and concurrent partial Trains.
 
