@@ -123,7 +123,6 @@ absl::StatusOr<HashingVectorizerOptions> HashingVectorizerOptionsFromConfig(
 
 int64_t HashingVectorizer::MemoryBytes() const {
   return static_cast<int64_t>(sizeof(*this)) +
-         store::StringKeyedHashBytes(options_.analyzer.stop_words) +
          store::StringKeyedHashBytes(analyzer_.options().stop_words);
 }
 
@@ -132,7 +131,7 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
   // Key: column << 1 | (sign < 0), so one sort groups the columns.
   std::vector<uint64_t>& keys = scratch->keys;
   keys.clear();
-  const uint32_t n = options_.n_features;
+  const uint32_t n = n_features_;
   analyzer_.Analyze(text, scratch, [&](std::string_view term) {
     const auto h = static_cast<int32_t>(MurmurHash3X86_32(term, 0));
     uint32_t column;
@@ -141,7 +140,7 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     } else {
       column = static_cast<uint32_t>(static_cast<uint32_t>(h < 0 ? -h : h) % n);
     }
-    const bool negative = options_.alternate_sign && h < 0;
+    const bool negative = alternate_sign_ && h < 0;
     keys.push_back(static_cast<uint64_t>(column) << 1 | (negative ? 1 : 0));
   });
   std::sort(keys.begin(), keys.end());
@@ -152,10 +151,10 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     size_t j = i;
     for (; j < keys.size() && (keys[j] >> 1) == column; ++j) sum += (keys[j] & 1) ? -1.0 : 1.0;
     row->indices.push_back(static_cast<uint32_t>(column));
-    row->values.push_back(options_.binary ? 1.0 : sum);
+    row->values.push_back(binary_ ? 1.0 : sum);
     i = j;
   }
-  NormalizeRow(options_.norm, row);
+  NormalizeRow(norm_, row);
 }
 
 namespace {

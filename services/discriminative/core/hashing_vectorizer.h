@@ -46,19 +46,29 @@ absl::StatusOr<HashingVectorizerOptions> HashingVectorizerOptionsFromConfig(
 
 class HashingVectorizer final : public Vectorizer {
  public:
+  // The analyzer options move into the analyzer, which alone keeps them (the stop words once).
   explicit HashingVectorizer(HashingVectorizerOptions options)
-      : options_(std::move(options)), analyzer_(options_.analyzer) {}
+      : analyzer_(std::move(options.analyzer)),
+        n_features_(options.n_features),
+        alternate_sign_(options.alternate_sign),
+        binary_(options.binary),
+        norm_(options.norm) {}
 
   using Vectorizer::Transform;
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
-  size_t num_features() const override { return options_.n_features; }
+  size_t num_features() const override { return n_features_; }
   std::string FeatureName(uint32_t) const override { return std::string(); }
   void ToState(v1::VectorizerState*) const override {}
   int64_t MemoryBytes() const override;
 
  private:
-  HashingVectorizerOptions options_;
+  // Of HashingVectorizerOptions, what transforming needs (decode_error is the caller's business):
+  // no copy of the analyzer options beside the analyzer's own.
   Analyzer analyzer_;
+  uint32_t n_features_;
+  bool alternate_sign_;
+  bool binary_;
+  RowNorm norm_;
 };
 
 // The registry entry ("hashing").
