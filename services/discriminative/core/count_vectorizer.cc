@@ -30,8 +30,6 @@ namespace {
 constexpr std::string_view kDefaultTokenPattern = R"((?u)\b\w\w+\b)";
 constexpr size_t kStopCheckInterval = 1024;
 
-absl::string_view View(std::string_view s) { return absl::string_view(s.data(), s.size()); }
-
 absl::StatusOr<DocumentFrequencyBound> BoundFromProto(const v1::DocumentFrequency& df,
                                                       absl::string_view name,
                                                       DocumentFrequencyBound unset) {
@@ -1240,13 +1238,13 @@ absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& t
         "give either stop_words (\"english\") or stop_word_list, not both");
   }
   if (text.stop_words() == "english") {
-    for (std::string_view word : EnglishStopWords()) options.stop_words.emplace(View(word));
+    options.stop_words = StopWords::Of(EnglishStopWords());
   } else if (!text.stop_words().empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat("stop_words must be empty or \"english\"; got \"", text.stop_words(), "\""));
   }
   MAAS_RETURN_IF_ERROR(CheckTermList(text.stop_word_list(), "stop_word_list"));
-  for (const std::string& word : text.stop_word_list()) options.stop_words.insert(word);
+  if (text.stop_word_list_size() > 0) options.stop_words = StopWords::Of(text.stop_word_list());
   const uint32_t ngram_min = text.ngram_min() == 0 ? 1 : text.ngram_min();
   const uint32_t ngram_max = text.ngram_max() == 0 ? ngram_min : text.ngram_max();
   if (ngram_min > ngram_max) {
@@ -1779,8 +1777,7 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
 }
 
 int64_t CountVectorizer::MemoryBytes() const {
-  return static_cast<int64_t>(sizeof(*this)) +
-         store::StringKeyedHashBytes(analyzer_.options().stop_words) +
+  return static_cast<int64_t>(sizeof(*this)) + analyzer_.options().stop_words.MemoryBytes() +
          store::VectorBytes(document_frequency_) + static_cast<int64_t>(index_.MemoryBytes());
 }
 

@@ -10,7 +10,6 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
-#include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/exp_simd.h"
 
@@ -122,8 +121,7 @@ absl::StatusOr<HashingVectorizerOptions> HashingVectorizerOptionsFromConfig(
 }
 
 int64_t HashingVectorizer::MemoryBytes() const {
-  return static_cast<int64_t>(sizeof(*this)) +
-         store::StringKeyedHashBytes(analyzer_.options().stop_words);
+  return static_cast<int64_t>(sizeof(*this)) + analyzer_.options().stop_words.MemoryBytes();
 }
 
 void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,

@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_simd.h"
 #include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
@@ -1444,6 +1445,19 @@ std::vector<std::string> DefaultTokenize(std::string_view text) {
   return tokens;
 }
 
+int64_t StopWords::MemoryBytes() const {
+  return static_cast<int64_t>(bytes_.capacity() + ends_.capacity() * sizeof(uint32_t)) +
+         store::HashTableBytes(set_);
+}
+
+void StopWords::Index() {
+  set_.reserve(ends_.size());
+  for (size_t i = 0; i < ends_.size(); ++i) {
+    const std::string_view word = given(i);
+    set_.insert(absl::string_view(word.data(), word.size()));
+  }
+}
+
 std::vector<std::string_view> EnglishStopWords() {
   return std::vector<std::string_view>(kEnglishStopWords.begin(), kEnglishStopWords.end());
 }
@@ -1627,7 +1641,7 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
   if (options_.token_pattern != nullptr) {
     // A custom token_pattern (token_pattern.h): its matches, after lowercasing and accents.
     options_.token_pattern->FindTokens(doc, &scratch->token_matcher, [&](std::string_view token) {
-      if (!filter || !options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+      if (!filter || !options_.stop_words.contains(token)) {
         tokens.push_back(token);
       }
     });
@@ -1649,12 +1663,10 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
     }
     tokens.resize(kept);
     if (filter) {
-      tokens.erase(std::remove_if(tokens.begin(), tokens.end(),
-                                  [&](std::string_view t) {
-                                    return options_.stop_words.contains(
-                                        absl::string_view(t.data(), t.size()));
-                                  }),
-                   tokens.end());
+      tokens.erase(
+          std::remove_if(tokens.begin(), tokens.end(),
+                         [&](std::string_view t) { return options_.stop_words.contains(t); }),
+          tokens.end());
     }
     return;
   }
@@ -1690,7 +1702,7 @@ void Analyzer::WordTokens(std::string_view doc, AnalyzerScratch* scratch) const 
     }
     if (code_points < 2) continue;
     const std::string_view token = doc.substr(start, i - start);
-    if (filter && options_.stop_words.contains(absl::string_view(token.data(), token.size()))) {
+    if (filter && options_.stop_words.contains(token)) {
       continue;
     }
     tokens.push_back(token);

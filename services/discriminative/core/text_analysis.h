@@ -9,6 +9,7 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_TEXT_ANALYSIS_H_
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <new>
 #include <string>
@@ -20,6 +21,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/token_pattern.h"
@@ -107,13 +109,81 @@ bool IsPythonWhitespace(int32_t c);
 enum class AnalyzerKind { kWord, kChar, kCharWb };
 enum class StripAccentsMode { kNone, kAscii, kUnicode };
 
+// A stop word list (scikit-learn's stop_words): the words in the order they were given, a word
+// given twice listed twice, so that the list they came from (a config's stop_word_list) can be
+// written back exactly; each given word's bytes held once, in one buffer, with a hash set of views
+// into it for lookups. Immutable once made; a copy copies the words and re-points its set.
+//
+//   const StopWords stop_words = StopWords::Of(text.stop_word_list());
+//   stop_words.contains("the");  stop_words.given(0);
+class StopWords {
+ public:
+  StopWords() = default;
+  // The words of a range of strings or string views, in order. REQUIRES: fewer than 4 GiB of
+  // words in all.
+  template <typename Words>
+  static StopWords Of(const Words& words);
+  StopWords(std::initializer_list<std::string_view> words)  // NOLINT(google-explicit-constructor)
+      : StopWords(Of(words)) {}
+  StopWords(const StopWords& other) : bytes_(other.bytes_), ends_(other.ends_) { Index(); }
+  StopWords& operator=(const StopWords& other) {
+    if (this != &other) *this = StopWords(other);
+    return *this;
+  }
+  // A move keeps the words where they are (the set's views stay valid).
+  StopWords(StopWords&& other) = default;
+  StopWords& operator=(StopWords&& other) = default;
+
+  bool contains(std::string_view word) const {
+    return set_.contains(absl::string_view(word.data(), word.size()));
+  }
+  bool empty() const { return ends_.empty(); }
+  // Distinct words.
+  size_t size() const { return set_.size(); }
+  // The words as given, repeats included: given(0), ..., given(given_size() - 1).
+  size_t given_size() const { return ends_.size(); }
+  std::string_view given(size_t i) const {
+    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
+    return std::string_view(bytes_.data() + begin, ends_[i] - begin);
+  }
+  // Heap bytes held (the words, their ends, the set's table).
+  int64_t MemoryBytes() const;
+
+ private:
+  // Fills set_ with the given words (set_ empty).
+  void Index();
+
+  std::vector<char> bytes_;     // the given words, one after the other
+  std::vector<uint32_t> ends_;  // word i is bytes_[ends_[i - 1] (0 for i = 0), ends_[i])
+  absl::flat_hash_set<absl::string_view> set_;  // views into bytes_
+};
+
+template <typename Words>
+StopWords StopWords::Of(const Words& words) {
+  StopWords out;
+  size_t n = 0, bytes = 0;
+  for (const auto& word : words) {
+    ++n;
+    bytes += std::string_view(word).size();
+  }
+  out.bytes_.reserve(bytes);
+  out.ends_.reserve(n);
+  for (const auto& word : words) {
+    const std::string_view view(word);
+    out.bytes_.insert(out.bytes_.end(), view.begin(), view.end());
+    out.ends_.push_back(static_cast<uint32_t>(out.bytes_.size()));
+  }
+  out.Index();
+  return out;
+}
+
 // scikit-learn's build_analyzer() parameters.
 struct AnalyzerOptions {
   AnalyzerKind kind = AnalyzerKind::kWord;
   bool lowercase = true;
   StripAccentsMode strip_accents = StripAccentsMode::kNone;
-  // Tokens dropped before word n-grams (word analyzer only). Empty: none.
-  absl::flat_hash_set<std::string> stop_words;
+  // Tokens dropped before word n-grams (word analyzer only), as given. Empty: none.
+  StopWords stop_words;
   uint32_t ngram_min = 1;
   uint32_t ngram_max = 1;
   // A custom token_pattern (word analyzer only). Null: the default r"(?u)\b\w\w+\b".

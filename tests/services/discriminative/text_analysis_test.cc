@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -321,6 +322,43 @@ TEST_CASE("AnalyzeWords builds word n-grams and removes English stop words (spec
   CHECK(IsEnglishStopWord("a"));
   CHECK_FALSE(IsEnglishStopWord("cat"));
   CHECK_FALSE(IsEnglishStopWord("The"));
+}
+
+// A stop word list keeps the words as given (order, repeats, bytes) for the config they came from,
+// and finds each; a copy holds its own words, a move keeps them in place.
+TEST_CASE("StopWords keeps the words as given and finds each of them") {
+  const Tokens given = {"the", "\u00e9t\u00e9", "a", "the", "a stop word longer than 15 bytes"};
+  const auto check = [&](const StopWords& words) {
+    REQUIRE(words.given_size() == given.size());
+    for (size_t i = 0; i < given.size(); ++i) CHECK(words.given(i) == given[i]);
+    CHECK(words.size() == 4);
+    CHECK_FALSE(words.empty());
+    for (const std::string& word : given) CHECK(words.contains(word));
+    for (const char* other : {"", "th", "thee", "The", "a stop word longer than 15 byte"}) {
+      CHECK_FALSE(words.contains(other));
+    }
+  };
+  std::optional<StopWords> original = StopWords::Of(given);
+  check(*original);
+  const StopWords copy = *original;
+  StopWords assigned = {"x"};
+  assigned = *original;
+  original.reset();  // the copies hold their own words
+  check(copy);
+  check(assigned);
+  StopWords moved = std::move(assigned);
+  check(moved);
+  StopWords move_assigned;
+  move_assigned = std::move(moved);
+  check(move_assigned);
+  const StopWords none;
+  CHECK(none.empty());
+  CHECK(none.given_size() == 0);
+  CHECK_FALSE(none.contains(""));
+  const StopWords short_words = {"ab", "cd"};  // words of a few bytes, moved: still found
+  const StopWords short_moved = StopWords(StopWords(short_words));
+  CHECK(short_moved.contains("cd"));
+  CHECK(short_moved.given(0) == "ab");
 }
 
 }  // namespace
