@@ -1257,6 +1257,13 @@ absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& t
   return options;
 }
 
+void RestoreStopWordList(const StopWords& stop_words, v1::TextOptions* text) {
+  if (!text->stop_words().empty()) return;  // the built-in list, named by stop_words
+  google::protobuf::RepeatedPtrField<std::string>* list = text->mutable_stop_word_list();
+  list->Reserve(static_cast<int>(stop_words.given_size()));
+  for (size_t i = 0; i < stop_words.given_size(); ++i) list->Add(std::string(stop_words.given(i)));
+}
+
 absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
     const v1::VectorizerConfig& config) {
   if (config.kind_case() != v1::VectorizerConfig::kCount &&
@@ -1788,6 +1795,19 @@ void CountVectorizer::ToState(v1::VectorizerState* state) const {
   state->mutable_document_frequency()->Assign(document_frequency_.begin(),
                                               document_frequency_.end());
   state->set_num_documents(num_documents_);
+}
+
+void CountVectorizer::RestoreHeldLists(v1::VectorizerConfig* config) const {
+  if (fixed_vocabulary_) {
+    google::protobuf::RepeatedPtrField<std::string>* vocabulary =
+        config->mutable_count()->mutable_vocabulary();
+    vocabulary->Reserve(static_cast<int>(index_.size()));
+    for (uint32_t id = 0; id < index_.size(); ++id) vocabulary->Add(std::string(index_.term(id)));
+  }
+  // Stop words came from the config's text options, which are therefore set.
+  if (!analyzer_.options().stop_words.empty()) {
+    RestoreStopWordList(analyzer_.options().stop_words, config->mutable_count()->mutable_text());
+  }
 }
 
 std::optional<uint32_t> CountVectorizer::FeatureIndex(std::string_view term) const {

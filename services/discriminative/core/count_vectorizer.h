@@ -57,6 +57,10 @@ struct CountVectorizerOptions {
 // a refused construct (see TokenPattern::Compile; ignored by the char analyzers, as scikit-learn).
 absl::StatusOr<AnalyzerOptions> AnalyzerOptionsFromText(const v1::TextOptions& text);
 DecodeError DecodeErrorOf(const v1::TextOptions& text);
+// AnalyzerOptionsFromText's stop word list read back: writes `stop_words`, read from *text's
+// stop_word_list, back into it as given (REQUIRES: the list is empty); nothing when they are
+// stop_words "english"'s.
+void RestoreStopWordList(const StopWords& stop_words, v1::TextOptions* text);
 
 // Validates a count (or unset) VectorizerConfig and returns the options it describes.
 absl::StatusOr<CountVectorizerOptions> CountVectorizerOptionsFromConfig(
@@ -112,6 +116,8 @@ class CountVectorizer final : public Vectorizer {
     return index < index_.size() ? std::string(index_.term(index)) : std::string();
   }
   void ToState(v1::VectorizerState* state) const override;
+  // A fixed vocabulary (the terms in feature order: as given) and the stop word list.
+  void RestoreHeldLists(v1::VectorizerConfig* config) const override;
   int64_t MemoryBytes() const override;
 
   // The index of `term`, if it is in the vocabulary.

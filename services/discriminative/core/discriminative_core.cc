@@ -162,10 +162,8 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
   const Pipeline& pipeline = *loaded->pipeline;
   loaded->memory_bytes =
       static_cast<int64_t>(sizeof(LoadedPipeline) + loaded->model_info.SpaceUsedLong() +
-                           (loaded->train_summary ? loaded->train_summary->SpaceUsedLong() : 0) +
-                           pipeline.vectorizer_config().SpaceUsedLong() +
-                           pipeline.classifier_config().SpaceUsedLong()) +
-      pipeline.vectorizer().MemoryBytes() + pipeline.classifier().MemoryBytes();
+                           (loaded->train_summary ? loaded->train_summary->SpaceUsedLong() : 0)) +
+      pipeline.MemoryBytes();
   return std::shared_ptr<const LoadedPipeline>(std::move(loaded));
 }
 

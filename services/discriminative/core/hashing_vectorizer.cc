@@ -124,6 +124,13 @@ int64_t HashingVectorizer::MemoryBytes() const {
   return static_cast<int64_t>(sizeof(*this)) + analyzer_.options().stop_words.MemoryBytes();
 }
 
+void HashingVectorizer::RestoreHeldLists(v1::VectorizerConfig* config) const {
+  // Stop words came from the config's text options, which are therefore set.
+  if (!analyzer_.options().stop_words.empty()) {
+    RestoreStopWordList(analyzer_.options().stop_words, config->mutable_hashing()->mutable_text());
+  }
+}
+
 void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                   SparseVector* row) const {
   // Key: column << 1 | (sign < 0), so one sort groups the columns.

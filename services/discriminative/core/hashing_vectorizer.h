@@ -59,6 +59,8 @@ class HashingVectorizer final : public Vectorizer {
   size_t num_features() const override { return n_features_; }
   std::string FeatureName(uint32_t) const override { return std::string(); }
   void ToState(v1::VectorizerState*) const override {}
+  // The stop word list.
+  void RestoreHeldLists(v1::VectorizerConfig* config) const override;
   int64_t MemoryBytes() const override;
 
  private:

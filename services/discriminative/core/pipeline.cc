@@ -209,7 +209,9 @@ Pipeline::Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig 
       classifier_config_(std::move(classifier_config)),
       decode_error_(DecodeErrorOf(TextOptionsOf(vectorizer_config_))),
       vectorizer_(std::move(vectorizer)),
-      classifier_(std::move(classifier)) {}
+      classifier_(std::move(classifier)) {
+  ClearHeldLists(&vectorizer_config_);
+}
 
 absl::StatusOr<Pipeline> Pipeline::Fit(const std::vector<std::string>& texts,
                                        const std::vector<std::string>& labels,
@@ -291,7 +293,9 @@ absl::StatusOr<Pipeline> Pipeline::FromSpec(v1::PipelineSpec* spec) {
   MAAS_ASSIGN_OR_RETURN(
       std::unique_ptr<Classifier> classifier,
       ClassifierFromState(spec->mutable_classifier(), vectorizer->num_features()));
-  return Pipeline(spec->vectorizer().config(), spec->classifier().config(),
+  // The config's lists are in the vectorizer now: not copied, not even for a moment.
+  return Pipeline(CopyWithoutHeldLists(spec->mutable_vectorizer()->mutable_config()),
+                  spec->classifier().config(),
                   std::shared_ptr<const Vectorizer>(std::move(vectorizer)),
                   std::shared_ptr<const Classifier>(std::move(classifier)));
 }
@@ -299,10 +303,24 @@ absl::StatusOr<Pipeline> Pipeline::FromSpec(v1::PipelineSpec* spec) {
 v1::PipelineSpec Pipeline::ToSpec() const {
   v1::PipelineSpec spec;
   vectorizer_->ToState(spec.mutable_vectorizer());
-  *spec.mutable_vectorizer()->mutable_config() = vectorizer_config_;
+  v1::VectorizerConfig* vectorizer_config = spec.mutable_vectorizer()->mutable_config();
+  *vectorizer_config = vectorizer_config_;
+  vectorizer_->RestoreHeldLists(vectorizer_config);
   classifier_->ToState(spec.mutable_classifier());
   *spec.mutable_classifier()->mutable_config() = classifier_config_;
   return spec;
+}
+
+v1::VectorizerConfig Pipeline::vectorizer_config() const {
+  v1::VectorizerConfig config = vectorizer_config_;
+  vectorizer_->RestoreHeldLists(&config);
+  return config;
+}
+
+int64_t Pipeline::MemoryBytes() const {
+  return static_cast<int64_t>(vectorizer_config_.SpaceUsedLong() +
+                              classifier_config_.SpaceUsedLong()) +
+         vectorizer_->MemoryBytes() + classifier_->MemoryBytes();
 }
 
 absl::StatusOr<std::string_view> Pipeline::Decode(std::string_view text, size_t index,

@@ -214,8 +214,12 @@ class Pipeline {
   const Classifier& classifier() const { return *classifier_; }
   const std::vector<std::string>& classes() const { return classifier_->classes(); }
   size_t num_features() const { return vectorizer_->num_features(); }
-  const v1::VectorizerConfig& vectorizer_config() const { return vectorizer_config_; }
+  // The vectorizer's configuration as given: a copy, with the lists the vectorizer holds (a fixed
+  // vocabulary, a stop word list) written back from it.
+  v1::VectorizerConfig vectorizer_config() const;
   const v1::ClassifierConfig& classifier_config() const { return classifier_config_; }
+  // Heap bytes held: the configurations, the vectorizer and the classifier (for the model cache).
+  int64_t MemoryBytes() const;
 
  private:
   friend class Trainer;
@@ -234,6 +238,8 @@ class Pipeline {
   void ClassifyOne(const SparseVector& row, const ClassifyOptions& options,
                    v1::Classification* out) const;
 
+  // Without the lists the vectorizer holds (ClearHeldLists), so that their terms are held once;
+  // ToSpec and vectorizer_config() write them back from the vectorizer.
   v1::VectorizerConfig vectorizer_config_;
   v1::ClassifierConfig classifier_config_;
   DecodeError decode_error_ = DecodeError::kStrict;

@@ -39,6 +39,9 @@ class TfidfVectorizer final : public Vectorizer {
   size_t num_features() const override { return base_->num_features(); }
   std::string FeatureName(uint32_t index) const override { return base_->FeatureName(index); }
   void ToState(v1::VectorizerState* state) const override;
+  void RestoreHeldLists(v1::VectorizerConfig* config) const override {
+    base_->RestoreHeldLists(config);
+  }
   int64_t MemoryBytes() const override;
 
   // Applies the weighting and norm to a row of the base vectorizer, in place.

@@ -183,6 +183,13 @@ class Vectorizer {
   // and export; the kind's from_state(ToState() + config) is identical.
   virtual void ToState(v1::VectorizerState* state) const = 0;
 
+  // The lists of the configuration this vectorizer was made from that it holds itself (a count
+  // vectorizer's fixed vocabulary, count.vocabulary; the analyzer's stop_word_list), written back
+  // into *config exactly as they were given (order, repeats, bytes). *config is that configuration
+  // without them (ClearHeldLists): a holder of the vectorizer keeps its configuration so, and each
+  // term and stop word is held once.
+  virtual void RestoreHeldLists(v1::VectorizerConfig* config) const = 0;
+
   // Bytes this fitted vectorizer holds in memory (the object, its vocabulary, index and tables),
   // for the model cache's byte budget.
   virtual int64_t MemoryBytes() const = 0;
@@ -252,6 +259,14 @@ std::string VectorizerKindName(const v1::VectorizerConfig& config);
 const VectorizerKind* FindVectorizerKind(std::string_view name);
 // The text options of whichever kind the config holds.
 const v1::TextOptions& TextOptionsOf(const v1::VectorizerConfig& config);
+
+// Takes the lists that a vectorizer made from *config holds out of it (count.vocabulary, the text
+// options' stop_word_list; Vectorizer::RestoreHeldLists writes them back), freeing their memory.
+// Creates no field that was not set.
+void ClearHeldLists(v1::VectorizerConfig* config);
+// A copy of *config without those lists, made without copying them (they are set aside while the
+// rest is copied, then put back: *config ends as it was).
+v1::VectorizerConfig CopyWithoutHeldLists(v1::VectorizerConfig* config);
 
 // The whole vectorizer of a config (its kind, then TF-IDF when config.tfidf is set).
 absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config);

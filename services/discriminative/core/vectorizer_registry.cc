@@ -54,6 +54,41 @@ const v1::TextOptions& TextOptionsOf(const v1::VectorizerConfig& config) {
   return config.has_hashing() ? config.hashing().text() : config.count().text();
 }
 
+namespace {
+
+using StringList = google::protobuf::RepeatedPtrField<std::string>;
+
+// The lists of *config that a vectorizer made from it holds, of the messages that are set (none is
+// created).
+std::vector<StringList*> HeldLists(v1::VectorizerConfig* config) {
+  std::vector<StringList*> lists;
+  if (config->has_count()) {
+    lists.push_back(config->mutable_count()->mutable_vocabulary());
+    if (config->count().has_text()) {
+      lists.push_back(config->mutable_count()->mutable_text()->mutable_stop_word_list());
+    }
+  } else if (config->has_hashing() && config->hashing().has_text()) {
+    lists.push_back(config->mutable_hashing()->mutable_text()->mutable_stop_word_list());
+  }
+  return lists;
+}
+
+}  // namespace
+
+void ClearHeldLists(v1::VectorizerConfig* config) {
+  // Swapped with an empty list that then goes: Clear() would keep the strings for reuse.
+  for (StringList* list : HeldLists(config)) StringList().Swap(list);
+}
+
+v1::VectorizerConfig CopyWithoutHeldLists(v1::VectorizerConfig* config) {
+  const std::vector<StringList*> lists = HeldLists(config);
+  std::vector<StringList> aside(lists.size());
+  for (size_t i = 0; i < lists.size(); ++i) aside[i].Swap(lists[i]);
+  v1::VectorizerConfig copy = *config;
+  for (size_t i = 0; i < lists.size(); ++i) aside[i].Swap(lists[i]);
+  return copy;
+}
+
 absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config) {
   absl::Status error;
   const VectorizerKind* kind = KindOf(config, &error);

@@ -630,9 +630,13 @@ TEST_CASE("A fixed vocabulary and stop words round-trip byte for byte through st
   hashing.mutable_hashing()->set_n_features(64);
   hashing.mutable_hashing()->set_alternate_sign(false);  // MultinomialNB needs values >= 0
   stop_word_list(hashing.mutable_hashing()->mutable_text());
+  v1::VectorizerConfig char_wb;  // a list the char analyzers ignore, as scikit-learn does
+  char_wb.mutable_count()->mutable_text()->set_analyzer(v1::ANALYZER_CHAR_WB);
+  stop_word_list(char_wb.mutable_count()->mutable_text());
   v1::VectorizerConfig english;  // the built-in list: stop_words, no stop_word_list
   english.mutable_count()->mutable_text()->set_stop_words("english");
-  for (const v1::VectorizerConfig& vectorizer : {fixed, fixed_tfidf, learned, hashing, english}) {
+  for (const v1::VectorizerConfig& vectorizer :
+       {fixed, fixed_tfidf, learned, hashing, char_wb, english}) {
     CAPTURE(vectorizer.ShortDebugString());
     Fixture f;
     DiscriminativeCore core(f.Options());
