@@ -1789,25 +1789,23 @@ int64_t CountVectorizer::MemoryBytes() const {
 }
 
 void CountVectorizer::ToState(v1::VectorizerState* state) const {
-  google::protobuf::RepeatedPtrField<std::string>* vocabulary = state->mutable_vocabulary();
-  vocabulary->Reserve(static_cast<int>(index_.size()));
-  for (uint32_t id = 0; id < index_.size(); ++id) vocabulary->Add(std::string(index_.term(id)));
+  AddTerms(state->mutable_vocabulary());
   state->mutable_document_frequency()->Assign(document_frequency_.begin(),
                                               document_frequency_.end());
   state->set_num_documents(num_documents_);
 }
 
 void CountVectorizer::RestoreHeldLists(v1::VectorizerConfig* config) const {
-  if (fixed_vocabulary_) {
-    google::protobuf::RepeatedPtrField<std::string>* vocabulary =
-        config->mutable_count()->mutable_vocabulary();
-    vocabulary->Reserve(static_cast<int>(index_.size()));
-    for (uint32_t id = 0; id < index_.size(); ++id) vocabulary->Add(std::string(index_.term(id)));
-  }
+  if (fixed_vocabulary_) AddTerms(config->mutable_count()->mutable_vocabulary());
   // Stop words came from the config's text options, which are therefore set.
   if (!analyzer_.options().stop_words.empty()) {
     RestoreStopWordList(analyzer_.options().stop_words, config->mutable_count()->mutable_text());
   }
+}
+
+void CountVectorizer::AddTerms(google::protobuf::RepeatedPtrField<std::string>* out) const {
+  out->Reserve(out->size() + static_cast<int>(index_.size()));
+  for (uint32_t id = 0; id < index_.size(); ++id) out->Add(std::string(index_.term(id)));
 }
 
 std::optional<uint32_t> CountVectorizer::FeatureIndex(std::string_view term) const {
@@ -1872,9 +1870,22 @@ absl::Status CheckPartialKind(const v1::VectorizerConfig& config) {
       "vectorizer");
 }
 
+// A fixed vocabulary and the stop word list (RestoreHeldLists). An unset kind is count's, with
+// nothing set.
+std::vector<google::protobuf::RepeatedPtrField<std::string>*> HeldLists(
+    v1::VectorizerConfig* config) {
+  if (!config->has_count()) return {};
+  std::vector<google::protobuf::RepeatedPtrField<std::string>*> lists = {
+      config->mutable_count()->mutable_vocabulary()};
+  if (config->count().has_text()) {
+    lists.push_back(config->mutable_count()->mutable_text()->mutable_stop_word_list());
+  }
+  return lists;
+}
+
 }  // namespace
 
-const VectorizerKind kCountVectorizerKind = {"count", &Validate, &StartFit, &FromStateKind,
-                                             &CheckPartialKind};
+const VectorizerKind kCountVectorizerKind = {"count",        &Validate,         &StartFit,
+                                             &FromStateKind, &CheckPartialKind, &HeldLists};
 
 }  // namespace maas::discriminative

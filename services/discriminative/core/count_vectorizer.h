@@ -136,6 +136,8 @@ class CountVectorizer final : public Vectorizer {
   // Makes index_ the vocabulary of the terms of an arena (TermTable::Assign), placed by
   // document_frequency_ when it has one value per term.
   void BuildIndex(std::string bytes, std::vector<size_t> offsets);
+  // Appends the vocabulary's terms, in feature order, to *out (ToState, RestoreHeldLists).
+  void AddTerms(google::protobuf::RepeatedPtrField<std::string>* out) const;
 
   // The analyzer keeps the analyzer options (CountVectorizerOptions::analyzer); the vectorizer
   // keeps only what transforming needs of the rest, so that no term or stop word is held twice.

@@ -214,9 +214,16 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(v1::VectorizerState* s
 // Stateless: every batch hashes the same way.
 absl::Status CheckPartialKind(const v1::VectorizerConfig&) { return absl::OkStatus(); }
 
+// The stop word list (RestoreHeldLists).
+std::vector<google::protobuf::RepeatedPtrField<std::string>*> HeldLists(
+    v1::VectorizerConfig* config) {
+  if (!config->has_hashing() || !config->hashing().has_text()) return {};
+  return {config->mutable_hashing()->mutable_text()->mutable_stop_word_list()};
+}
+
 }  // namespace
 
-const VectorizerKind kHashingVectorizerKind = {"hashing", &Validate, &StartFit, &FromStateKind,
-                                               &CheckPartialKind};
+const VectorizerKind kHashingVectorizerKind = {"hashing",      &Validate,         &StartFit,
+                                               &FromStateKind, &CheckPartialKind, &HeldLists};
 
 }  // namespace maas::discriminative

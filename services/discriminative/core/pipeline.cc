@@ -303,9 +303,7 @@ absl::StatusOr<Pipeline> Pipeline::FromSpec(v1::PipelineSpec* spec) {
 v1::PipelineSpec Pipeline::ToSpec() const {
   v1::PipelineSpec spec;
   vectorizer_->ToState(spec.mutable_vectorizer());
-  v1::VectorizerConfig* vectorizer_config = spec.mutable_vectorizer()->mutable_config();
-  *vectorizer_config = vectorizer_config_;
-  vectorizer_->RestoreHeldLists(vectorizer_config);
+  *spec.mutable_vectorizer()->mutable_config() = vectorizer_config();
   classifier_->ToState(spec.mutable_classifier());
   *spec.mutable_classifier()->mutable_config() = classifier_config_;
   return spec;

@@ -251,6 +251,10 @@ struct VectorizerKind {
   // the training data. OK when this valid config has that property, else INVALID_ARGUMENT saying
   // why. nullptr: the kind never does.
   absl::Status (*check_partial)(const v1::VectorizerConfig& config) = nullptr;
+  // The lists of a config of this kind that a vectorizer made from it holds itself (those its
+  // RestoreHeldLists writes back), of the messages that are set (none is created). nullptr: none.
+  std::vector<google::protobuf::RepeatedPtrField<std::string>*> (*held_lists)(
+      v1::VectorizerConfig* config) = nullptr;
 };
 
 // The name of the config's kind ("count" when unset).

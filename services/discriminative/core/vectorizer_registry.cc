@@ -58,19 +58,11 @@ namespace {
 
 using StringList = google::protobuf::RepeatedPtrField<std::string>;
 
-// The lists of *config that a vectorizer made from it holds, of the messages that are set (none is
-// created).
+// The lists of *config that a vectorizer made from it holds (its kind's held_lists).
 std::vector<StringList*> HeldLists(v1::VectorizerConfig* config) {
-  std::vector<StringList*> lists;
-  if (config->has_count()) {
-    lists.push_back(config->mutable_count()->mutable_vocabulary());
-    if (config->count().has_text()) {
-      lists.push_back(config->mutable_count()->mutable_text()->mutable_stop_word_list());
-    }
-  } else if (config->has_hashing() && config->hashing().has_text()) {
-    lists.push_back(config->mutable_hashing()->mutable_text()->mutable_stop_word_list());
-  }
-  return lists;
+  const VectorizerKind* kind = FindVectorizerKind(VectorizerKindName(*config));
+  if (kind == nullptr || kind->held_lists == nullptr) return {};
+  return kind->held_lists(config);
 }
 
 }  // namespace
