@@ -7,13 +7,13 @@ when it made it).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Optional, Type, TypeVar
+from typing import Any, Callable, Dict, List, Mapping, Optional, Type, TypeVar
 
 import grpc
 from google.protobuf.descriptor import FileDescriptor
 
 from maas_client.connection import (INT64_MAX, Connection, ConnectionLike, check, check_bool, check_int, check_str,
-                                    connect, method_path)
+                                    check_string_map, connect, method_path)
 from maas_client.errors import InternalError
 from maas_client.pb import common
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
@@ -30,6 +30,28 @@ def model_ref(name: str, version: int) -> common.ModelRef:
     """The ModelRef of a call: name a str and version an integer in [0, 2**63 - 1] (0: the latest), else
     InvalidArgumentError naming the field (protobuf's would be a bare TypeError / ValueError)."""
     return common.ModelRef(name=check_str(name, "name"), version=check_int(version, "version", 0, INT64_MAX))
+
+
+def create_request(request_type: Type[Any], spec_type: Type[Any], spec: Any, name: Optional[str],
+                   labels: Optional[Mapping[str, str]], description: Optional[str]) -> Any:
+    """The CreateModelRequest of a client's create(): from a spec (then `name` is required) or a whole request, whose
+    name, labels and description those given override; each checked (InvalidArgumentError naming it)."""
+    check(isinstance(spec, (spec_type, request_type)),
+          f"spec must be a {spec_type.__name__} or a CreateModelRequest, got {type(spec).__name__}")
+    if isinstance(spec, request_type):
+        request = request_type()
+        request.CopyFrom(spec)
+    else:
+        request = request_type(spec=spec)
+    if name is not None:
+        request.name = check_str(name, "name")
+    check(bool(request.name), "create: name is required")
+    if labels is not None:
+        request.labels.clear()
+        request.labels.update(check_string_map(labels, "labels"))
+    if description is not None:
+        request.description = check_str(description, "description")
+    return request
 
 
 def model_list(response: common.ListModelsResponse) -> ModelList:

@@ -104,10 +104,9 @@ def timeout_seconds(timeout: object, what: str = "timeout") -> Optional[float]:
     math.inf and anything above MAX_TIMEOUT. Anything else (0, a negative number, NaN, a str, a bool, None) is an
     InvalidArgumentError naming `what`."""
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
-        shown = repr(timeout)
         raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
                                    f"{what} must be a number of seconds > 0 (math.inf: no deadline), got "
-                                   f"{type(timeout).__name__} {shown if len(shown) <= 40 else shown[:37] + '...'}")
+                                   f"{_type_and_value(timeout)}")
     seconds = float(timeout)
     check(seconds > 0, f"{what} must be > 0 seconds (math.inf: no deadline), got {timeout}")
     return None if seconds > MAX_TIMEOUT else seconds

@@ -16,12 +16,12 @@ import grpc
 import numpy as np
 import scipy.sparse
 
-from maas_client._service import ServiceClient, model_ref
+from maas_client._service import ServiceClient, create_request, model_ref
 from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
 from maas_client.connection import (INT64_MAX, UINT32_MAX, ConnectionLike, check, check_bool, check_int,
                                     check_iterable, check_str, check_string_map, check_text)
 from maas_client.errors import InvalidArgumentError
-from maas_client.pb import common, discriminative as pb
+from maas_client.pb import discriminative as pb
 from maas_client.types import (ClassMetrics, Evaluation, FloatArray, ModelDetails, ModelInfo, Predictions,
                                TrainResult, from_matrix, label_array, typed_labels)
 
@@ -197,21 +197,7 @@ class DiscriminativeClient(ServiceClient):
                timeout: Optional[float] = None) -> ModelInfo:
         """Stores a fitted pipeline: a PipelineSpec (then `name` is required) or a CreateModelRequest such as
         maas_client.sklearn.export() returns (`name`, `labels`, `description` override its fields)."""
-        check(isinstance(spec, (pb.PipelineSpec, pb.CreateModelRequest)),
-              f"spec must be a PipelineSpec or a CreateModelRequest, got {type(spec).__name__}")
-        if isinstance(spec, pb.CreateModelRequest):
-            request = pb.CreateModelRequest()
-            request.CopyFrom(spec)
-        else:
-            request = pb.CreateModelRequest(spec=spec)
-        if name is not None:
-            request.name = check_str(name, "name")
-        check(bool(request.name), "create: name is required")
-        if labels is not None:
-            request.labels.clear()
-            request.labels.update(check_string_map(labels, "labels"))
-        if description is not None:
-            request.description = check_str(description, "description")
+        request = create_request(pb.CreateModelRequest, pb.PipelineSpec, spec, name, labels, description)
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
     def train(self, texts: Iterable[Text], labels: Iterable[Label], *, name: str,
@@ -279,7 +265,7 @@ class DiscriminativeClient(ServiceClient):
         """Labels (N,) and probabilities / log-probabilities (N x C, columns in `classes` order) of the texts;
         labels and classes are integers (numpy int64, int) for a model of integer labels."""
         explain_features = check_int(explain_features, "explain_features", 0, UINT32_MAX)
-        request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version),
+        request = texts_request(pb.ClassifyRequest(model=model_ref(name, version),
                                                    explain=check_bool(explain, "explain"),
                                                    explain_features=explain_features),
                                 _texts(texts))
@@ -303,7 +289,7 @@ class DiscriminativeClient(ServiceClient):
         """The compact Classify answer (the class labels once, the probability matrix and the predicted class
         indices, and the label type): what predict and predict_proba need, without a message and a Python loop
         per text."""
-        request = texts_request(pb.ClassifyRequest(model=_model_ref(name, version), compact=True),
+        request = texts_request(pb.ClassifyRequest(model=model_ref(name, version), compact=True),
                                 _texts(texts))
         response = self.connection.unary("Classify", self._classify, request, timeout)
         m = response.probabilities
@@ -316,7 +302,7 @@ class DiscriminativeClient(ServiceClient):
         """Classifies a (possibly endless) iterable of texts over one bidirectional stream: batch_size texts per
         request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
         batch_size = check_int(batch_size, "batch_size", 1)
-        ref = _model_ref(name, version)
+        ref = model_ref(name, version)
         check(not isinstance(texts, (str, bytes)), "texts must be an iterable of texts, got a single "
               f"{type(texts).__name__}")
         check_iterable(texts, "texts")
@@ -337,14 +323,14 @@ class DiscriminativeClient(ServiceClient):
                   timeout: Optional[float] = None) -> "scipy.sparse.csr_matrix":
         """The feature rows of the texts as a scipy CSR matrix (N x num_features, float64), as the model's
         vectorizer's transform() would give."""
-        request = texts_request(pb.VectorizeRequest(model=_model_ref(name, version)), _texts(texts))
+        request = texts_request(pb.VectorizeRequest(model=model_ref(name, version)), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features)
 
     def feature_names(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,
                       timeout: Optional[float] = None) -> Tuple["scipy.sparse.csr_matrix", dict[int, str]]:
         """vectorize() plus the names of the features that occur (index -> term)."""
-        request = texts_request(pb.VectorizeRequest(model=_model_ref(name, version),
+        request = texts_request(pb.VectorizeRequest(model=model_ref(name, version),
                                                     include_feature_names=True), _texts(texts))
         response = self.connection.unary("Vectorize", self._vectorize, request, timeout)
         return _to_csr(response.rows, response.num_features), dict(response.feature_names)
@@ -356,7 +342,7 @@ class DiscriminativeClient(ServiceClient):
         lazily like train; labels as train's)."""
         batch_size = check_int(batch_size, "batch_size", 1)
         _check_columns(texts, labels, weights)
-        config = pb.EvaluateConfig(model=_model_ref(name, version))
+        config = pb.EvaluateConfig(model=model_ref(name, version))
         label_types = _LabelTypes()  # all str or all integers, as train's
 
         def requests() -> Iterator[Union[pb.EvaluateRequest, RawBatch]]:
@@ -373,11 +359,6 @@ class DiscriminativeClient(ServiceClient):
                           macro_f1=r.macro_f1, weighted_f1=r.weighted_f1,
                           confusion_matrix=from_matrix(r.confusion_matrix), log_loss=r.log_loss,
                           num_documents=r.num_documents, model_version=r.model_version)
-
-
-def _model_ref(name: str, version: int) -> common.ModelRef:
-    """The ModelRef of a call, its name and version checked (InvalidArgumentError naming them otherwise)."""
-    return model_ref(name, version)
 
 
 def _check_columns(texts: Any, labels: Any, weights: Any) -> None:

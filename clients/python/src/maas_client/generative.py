@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, U
 import numpy as np
 
 from maas_client._params import set_fields
-from maas_client._service import ServiceClient, model_ref
+from maas_client._service import ServiceClient, create_request, model_ref
 from maas_client.connection import (UINT32_MAX, ConnectionLike, check, check_bool, check_int, check_real, check_str,
                                     check_string_map)
 from maas_client.pb import generative as pb
@@ -73,21 +73,7 @@ class GenerativeClient(ServiceClient):
         """Stores a model from explicit parameters: a GenerativeModelSpec (then `name` is required) or a whole
         CreateModelRequest such as maas_client.sklearn.export_generative() returns (`name`, `labels`,
         `description` override its fields when given). Returns the stored version."""
-        check(isinstance(spec, (pb.GenerativeModelSpec, pb.CreateModelRequest)),
-              f"spec must be a GenerativeModelSpec or a CreateModelRequest, got {type(spec).__name__}")
-        if isinstance(spec, pb.CreateModelRequest):
-            request = pb.CreateModelRequest()
-            request.CopyFrom(spec)
-        else:
-            request = pb.CreateModelRequest(spec=spec)
-        if name is not None:
-            request.name = check_str(name, "name")
-        check(bool(request.name), "create: name is required")
-        if labels is not None:
-            request.labels.clear()
-            request.labels.update(check_string_map(labels, "labels"))
-        if description is not None:
-            request.description = check_str(description, "description")
+        request = create_request(pb.CreateModelRequest, pb.GenerativeModelSpec, spec, name, labels, description)
         return ModelInfo.from_proto(self.connection.unary("CreateModel", self._create, request, timeout).info)
 
     def fit(self, x: Union[ArrayLike, Iterable[ArrayLike]], family: str, *, name: str, seed: Optional[int] = None,
