@@ -631,8 +631,10 @@ def cmd_estimate(ctx: Context, conn: Connection) -> None:
     if final is None:
         raise DataLossError(grpc.StatusCode.DATA_LOSS, "the server ended the stream without an estimate",
                             "StreamEstimate")
-    out = open(a.out, "w", encoding="utf-8") if a.out else ctx.out
-    with contextlib.closing(out) if a.out else contextlib.nullcontext():
+    with contextlib.ExitStack() as stack:
+        # As sample --out: a write that fails midway (a full disk) leaves no truncated file, an existing one as it was.
+        out = (stack.enter_context(open(stack.enter_context(replaced_on_success(pathlib.Path(a.out))), "w",
+                                        encoding="utf-8")) if a.out else ctx.out)
         print("log_likelihood,standard_error,ess,num_samples,pareto_k", file=out)
         for values in zip(final.log_likelihood, final.standard_error, final.ess, final.num_samples, final.pareto_k):
             print(",".join(f"{v:.17g}" for v in values), file=out)
