@@ -29,6 +29,7 @@ work. maas numbers include the gRPC round trips and serialization on loopback; s
 import argparse
 import os
 import pathlib
+import shutil
 import statistics
 import subprocess
 import sys
@@ -100,8 +101,8 @@ def median_cpu_seconds(fn, repeats):
     return median_seconds(fn, repeats, clock=time.process_time)
 
 
-def start_server(build_dir, model_dir):
-    return start_logged([build_dir / "bin" / "maas-discriminative", "--port", "0", "--model_dir", model_dir],
+def start_server(build_dir, model_dir, flags=()):
+    return start_logged([build_dir / "bin" / "maas-discriminative", "--port", "0", "--model_dir", model_dir, *flags],
                         pathlib.Path(model_dir).parent / "maas-discriminative.log")
 
 
@@ -215,6 +216,52 @@ def mail_memory(build_dir, texts, labels):
             x_mb = matrix_bytes / 2**20
             print(f"{name:14}{features:>10}{x_mb:>8.1f} MB{maas_rss / 1024:>8.1f} MB{maas_rss / 1024 / x_mb:>9.2f}x"
                   f"{sk_rss / 1024:>8.1f} MB{sk_rss / 1024 / x_mb:>12.2f}x")
+            # Served: the same as one Train stream to maas-discriminative, as it runs by default, where malloc
+            # keeps up to 32 MiB of freed memory for the next calls (--malloc_retain_mb), and without that.
+            for flags in ([], ["--malloc_retain_mb", "0"]):
+                served_kb = served_train_memory(build_dir, tmp / "models", vectorizer_config, texts, labels, flags)
+                print(f"{'':14}{'':>10}{'':>11}{served_kb / 1024:>8.1f} MB{served_kb / 1024 / x_mb:>9.2f}x  served "
+                      f"(Train stream of 1 MB batches){' ' if flags else ''}{' '.join(flags)}")
+
+
+def served_train_memory(build_dir, model_dir, vectorizer_config, texts, labels, flags=()):
+    """The peak RSS growth (kB) of a maas-discriminative (started with `flags`) that receives `texts` as one Train
+    stream in batches of ~1 MB: what training holds in the server (received batches, vocabulary, sparse rows, the
+    fitted model and its store, and the freed memory malloc keeps), from its RSS once serving to its peak."""
+    shutil.rmtree(model_dir, ignore_errors=True)
+    model_dir.mkdir()
+    proc, port = start_server(build_dir, model_dir, flags)
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = discriminative_pb2_grpc.DiscriminativeServiceStub(channel)
+            grpc.channel_ready_future(channel).result(timeout=30)
+
+            def status_kb(field):
+                for line in open(f"/proc/{proc.pid}/status"):
+                    if line.startswith(field):
+                        return int(line.split()[1])
+                raise SystemExit(f"no {field} in /proc/{proc.pid}/status")
+
+            def requests():
+                yield disc.TrainRequest(config=disc.TrainConfig(name="mail", vectorizer=vectorizer_config))
+                batch, size = [], 0
+                for text, label in zip(texts, labels):
+                    batch.append(disc.LabeledText(text=text, label=label))
+                    size += len(text)
+                    if size >= 1 << 20:
+                        yield disc.TrainRequest(batch=disc.TextBatch(examples=batch))
+                        batch, size = [], 0
+                if batch:
+                    yield disc.TrainRequest(batch=disc.TextBatch(examples=batch))
+
+            with open(f"/proc/{proc.pid}/clear_refs", "w") as f:
+                f.write("5")  # the server's peak RSS from here
+            before = status_kb("VmRSS:")
+            stub.Train(requests(), timeout=600)
+            return status_kb("VmHWM:") - before
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelines=PIPELINES, title="random"):
