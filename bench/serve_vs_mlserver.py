@@ -81,7 +81,7 @@ GHZ_OPTIONS = [
 
 # -- tools ---------------------------------------------------------------------------------------------------------
 def ensure_ghz(tools_dir):
-    ghz = tools_dir / "bin" / "ghz"
+    ghz = tools_dir.resolve() / "bin" / "ghz"  # go install takes only an absolute GOBIN (--tools_dir may be relative)
     stamp = tools_dir / "bin" / "ghz.version"
     if ghz.exists() and stamp.exists() and stamp.read_text().strip() == GHZ_VERSION:
         return ghz
