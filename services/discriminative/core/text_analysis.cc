@@ -515,64 +515,51 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
   return LowerRunsResult::kDone;
 }
 
-// LowerInto's general way: ASCII stretches in bulk and the code points of 2 and 3 bytes by
-// SimpleLowerBmp; a whitespace-separated word holding a code point the table leaves out (U+0130,
-// U+03A3, or one of 4 bytes) is redone whole by AppendPythonLower.
-void LowerIntoByWords(std::string_view text, std::string* out) {
+// Python str.lower() of text[from, n) written after *out's first `from` bytes (which already hold
+// text[0, from) lowercased, at the same offsets): ASCII stretches in bulk, the code points of 2
+// and 3 bytes by SimpleLowerBmp, and the others (U+0130 -> "i\u0307", U+03A3 by its context in
+// the whole `text`, those of 4 bytes) as AppendPythonLower does, each validated: false at the
+// first ill-formed sequence (*out unspecified). Each code point's lowercase takes at most 1.5
+// times its bytes (2 -> 3: U+0130, U+023A), so from + 1.5 (n - from) bytes suffice. (Until
+// 2026-12-06 a word holding such a code point was lowercased again whole by AppendPythonLower,
+// after a pass over the whole text, and such a text also left LowerWordRuns for the separate
+// steps: Turkish text with many a capital I with dot classified 22 % slower.)
+bool LowerFrom(std::string_view text, size_t from, std::string* out) {
   const size_t n = text.size();
-  const char* in = text.data();
-  const std::vector<char16_t>& simple = SimpleLowerBmp();
-  const auto is_space = [&](size_t k) {
-    const auto c = static_cast<unsigned char>(in[k]);
-    return c < 0x80 && kAsciiSpace[c];
-  };
-  // A lowercased code point takes at most 3 bytes, and one of 2 bytes at least 1: n + n / 2
-  // bytes suffice for every code point the table maps; AppendPythonLower's words grow the buffer
-  // as they need.
-  out->resize(n + n / 2 + 8);
-  std::string word;                  // a word lowercased by AppendPythonLower
-  size_t w = 0;                      // bytes written to *out
-  size_t word_in = 0, word_out = 0;  // where the current word starts, in text and in *out
-  size_t i = 0;
+  const char16_t* simple = SimpleLowerBmp().data();
+  out->resize(from + (n - from) + (n - from) / 2 + 8);
+  char* d = out->data();
+  size_t w = from;  // bytes written to *out
+  size_t i = from;
   while (i < n) {
     const size_t next = SkipAscii(text, i);
     if (next > i) {
       WriteLowerAscii(text.substr(i, next - i), out, w);
       w += next - i;
-      size_t k = next;  // the last ASCII whitespace of the stretch starts a new word
-      while (k > i && !is_space(k - 1)) --k;
-      if (k > i) {
-        word_in = k;
-        word_out = w - (next - k);
-      }
       i = next;
       if (i == n) break;
     }
-    size_t length;
-    const int32_t c = DecodeWellFormed(in + i, &length);
+    const size_t start = i;
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) return false;
     const char16_t lower = c < 0x10000 ? simple[c] : 0;
     if (lower != 0) {
-      w += EncodeBmp(lower, out->data() + w);
-      i += length;
-      continue;
+      w += EncodeBmp(lower, d + w);
+    } else if (c == 0x130) {
+      std::memcpy(d + w, "i\xCC\x87", 3);  // U+0069 U+0307
+      w += 3;
+    } else if (c == 0x3A3) {
+      std::memcpy(d + w, IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83",
+                  2);  // U+03C2 / U+03C3
+      w += 2;
+    } else {
+      int32_t written = 0;
+      U8_APPEND_UNSAFE(d + w, written, PythonSimpleLower(c));
+      w += static_cast<size_t>(written);
     }
-    // The whole word by AppendPythonLower, from its start (what the table wrote of it is dropped)
-    // to the next ASCII whitespace.
-    size_t end = i;
-    while (end < n && !is_space(end)) ++end;
-    word.clear();
-    AppendPythonLower(text, word_in, end, &word);
-    // Room for the word and the rest as above. Grown (geometrically) only when short: shrinking
-    // *out to the word and growing it back zero-filled the rest of the buffer for every such
-    // word, quadratic in a text of many of them ("İ İ İ ...": 0.55 s for 480 KB).
-    const size_t need = word_out + word.size() + (n - end) + (n - end) / 2 + 8;
-    if (out->size() < need) out->resize(std::max(need, 2 * out->size()));
-    std::memcpy(out->data() + word_out, word.data(), word.size());
-    w = word_out + word.size();
-    i = word_in = end;
-    word_out = w;
   }
   out->resize(w);
+  return true;
 }
 
 // *out = text with ASCII A-Z lowercased (other bytes copied).
@@ -581,10 +568,10 @@ void CopyLowerAscii(std::string_view text, std::string* out) {
   WriteLowerAscii(text, out, 0);
 }
 
-// Python str.lower() into *out. Nearly always in two passes: the text copied with ASCII A-Z
-// lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in place by its one-to-one
-// mapping when that takes as many bytes (LowerCodePoint). A code point whose mapping is special or
-// of another length sends the text to LowerIntoByWords.
+// Python str.lower() of valid UTF-8 `text` into *out. Nearly always in two passes: the text
+// copied with ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in
+// place by its one-to-one mapping when that takes as many bytes (LowerCodePoint). From the first
+// code point whose mapping is special or of another length on, LowerFrom writes the rest.
 void LowerInto(std::string_view text, std::string* out) {
   const size_t n = text.size();
   CopyLowerAscii(text, out);
@@ -593,7 +580,7 @@ void LowerInto(std::string_view text, std::string* out) {
     if (simple == nullptr) simple = SimpleLowerBmp().data();
     if (LowerCodePoint(text, i, simple, /*word_table=*/nullptr, out->data(), /*word=*/nullptr,
                        &i) != LowerRunsResult::kDone) {
-      LowerIntoByWords(text, out);
+      LowerFrom(text, i, out);  // LowerCodePoint left i at that code point; text is valid
       return;
     }
   }
@@ -1278,6 +1265,20 @@ __attribute__((target("avx2,bmi,popcnt"))) void LowerPassAvx2(std::string_view t
 
 }  // namespace
 
+namespace {
+
+// LowerWordRunsWith from text[from] on, where a code point does not lowercase in place (U+0130, a
+// change of length): scratch->preprocessed holds text[0, from) lowercased; the rest is written
+// by LowerFrom and the whole split by WordRunsWith.
+LowerRunsResult LowerRestAndSplit(CountSimdPath path, std::string_view text, size_t from,
+                                  AnalyzerScratch* scratch, AsciiRuns* runs) {
+  if (!LowerFrom(text, from, &scratch->preprocessed)) return LowerRunsResult::kIllFormed;
+  if (!WordRunsWith(path, scratch->preprocessed, scratch, runs)) return LowerRunsResult::kGeneral;
+  return LowerRunsResult::kDone;
+}
+
+}  // namespace
+
 LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
                                   AnalyzerScratch* scratch, AsciiRuns* runs) {
   const size_t n = text.size();
@@ -1320,7 +1321,7 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
           (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
         uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (text[i + 1] & 0x3Fu)];
         if ((entry & kLower2General) != 0) {
-          if ((entry & kLower2Sigma) == 0) return LowerRunsResult::kGeneral;
+          if ((entry & kLower2Sigma) == 0) return LowerRestAndSplit(path, text, i, scratch, runs);
           entry = CapitalSigmaEntry(text, i);
         }
         d[i] = static_cast<char>(entry & 0xFF);
@@ -1343,7 +1344,9 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
         if ((b1 & 0xC0) == 0x80 && (b2 & 0xC0) == 0x80 && c >= 0x800 &&
             (c < 0xD800 || c > 0xDFFF)) {
           const char16_t lower = simple[c];
-          if (lower < 0x800) return LowerRunsResult::kGeneral;  // none (0) or of fewer bytes
+          if (lower < 0x800) {  // none (0) or of fewer bytes
+            return LowerRestAndSplit(path, text, i, scratch, runs);
+          }
           EncodeBmp(lower, d + i);
           const uint64_t bits = (word_table[lower >> 6] >> (lower & 63) & 1) != 0 ? 7 : 0;
           word_bits |= bits << bit;
@@ -1357,6 +1360,8 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
       }
       const LowerRunsResult result =
           LowerCodePoint(text, i, simple, word_table, d, masks.data(), &skip_to);
+      if (result == LowerRunsResult::kGeneral)
+        return LowerRestAndSplit(path, text, i, scratch, runs);
       if (result != LowerRunsResult::kDone) return result;
       h = HighBitsFrom(h, w, skip_to);
     }

@@ -282,11 +282,12 @@ bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs);
 // >= 0x80 (each validated, lowercased by a table of the BMP's one-to-one mappings or, beyond the
 // BMP, by ICU's simple mapping, and classified):
 // for the default word analyzer with lowercase and no strip_accents, whose preprocessing is then
-// exactly this. kDone: scratch->preprocessed holds the lowercased text and *runs its runs.
-// kIllFormed: `text` is not valid UTF-8. kGeneral: some code point lowercases otherwise (U+0130,
-// U+03A3 by its context, a change of length), or the text has 2^32 - 1 bytes or more;
-// the caller then takes the separate steps (Preprocess, WordRuns). Other scratch contents are
-// unspecified after any result.
+// exactly this. From a code point that does not lowercase in place (U+0130, a change of length)
+// on, the rest is lowercased into a copy and the whole split by WordRuns. kDone:
+// scratch->preprocessed holds the lowercased text and *runs its runs. kIllFormed: `text` is not
+// valid UTF-8. kGeneral: the text or its lowercase has 2^32 - 1 bytes or more; the caller then
+// takes the separate steps (Preprocess, WordRuns). Other scratch contents are unspecified after
+// any result.
 enum class LowerRunsResult { kDone, kIllFormed, kGeneral };
 LowerRunsResult LowerWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
 

@@ -92,10 +92,10 @@ TEST_CASE("PythonLower matches Python 3.11 str.lower on the reference examples")
 }
 
 TEST_CASE("Preprocess lowercases mixed text exactly as PythonLower does on the whole text") {
-  // Preprocess hands ICU only the words holding code points >= 0x80 (and short ASCII gaps between
-  // them); the pieces put final sigma's context (cased letters, case-ignorable '.' and ' and
-  // U+0301, whitespace) on both sides of those words' edges, long ASCII stretches between them,
-  // and one-to-many and ASCII-producing mappings.
+  // Preprocess lowers in place until a code point whose lowercase is special or of another length,
+  // then writes the rest (LowerFrom); the pieces put final sigma's context (cased letters,
+  // case-ignorable '.' and ' and U+0301, whitespace) on both sides of such code points, long
+  // ASCII stretches between them, and one-to-many, longer and ASCII-producing mappings.
   const std::vector<std::string> pieces = {"A",
                                            "b",
                                            "Σ",
@@ -118,6 +118,8 @@ TEST_CASE("Preprocess lowercases mixed text exactly as PythonLower does on the w
                                            "\u212a",
                                            "ǅ",
                                            "\u3000",
+                                           "\U00010400",  // Deseret: 4 bytes, lowercase U+10428
+                                           "\u023a",      // 2 bytes, lowercase U+2C65 of 3
                                            "ABCDEFGHIJ",
                                            "0123",
                                            std::string(70, 'Q') + " ",
@@ -136,7 +138,7 @@ TEST_CASE("Preprocess lowercases mixed text exactly as PythonLower does on the w
 }
 
 TEST_CASE("Preprocess lowercases every code point as PythonLower does, alone and between letters") {
-  // Preprocess maps code points of 2 and 3 bytes by a table and leaves the rest to ICU.
+  // Preprocess maps code points of 2 and 3 bytes by a table, the others one by one.
   AnalyzerOptions options;
   options.lowercase = true;
   const Analyzer analyzer(options);
