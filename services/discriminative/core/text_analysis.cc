@@ -515,77 +515,6 @@ inline LowerRunsResult LowerCodePoint(std::string_view text, size_t i, const cha
   return LowerRunsResult::kDone;
 }
 
-// Python str.lower() of text[from, n) written after *out's first `from` bytes (which already hold
-// text[0, from) lowercased, at the same offsets): ASCII stretches in bulk, the code points of 2
-// and 3 bytes by SimpleLowerBmp, and the others (U+0130 -> "i\u0307", U+03A3 by its context in
-// the whole `text`, those of 4 bytes) as AppendPythonLower does, each validated: false at the
-// first ill-formed sequence (*out unspecified). Each code point's lowercase takes at most 1.5
-// times its bytes (2 -> 3: U+0130, U+023A), so from + 1.5 (n - from) bytes suffice. (Until
-// 2026-12-06 a word holding such a code point was lowercased again whole by AppendPythonLower,
-// after a pass over the whole text, and such a text also left LowerWordRuns for the separate
-// steps: Turkish text with many a capital I with dot classified 22 % slower.)
-bool LowerFrom(std::string_view text, size_t from, std::string* out) {
-  const size_t n = text.size();
-  const char16_t* simple = SimpleLowerBmp().data();
-  out->resize(from + (n - from) + (n - from) / 2 + 8);
-  char* d = out->data();
-  size_t w = from;  // bytes written to *out
-  size_t i = from;
-  while (i < n) {
-    const size_t next = SkipAscii(text, i);
-    if (next > i) {
-      WriteLowerAscii(text.substr(i, next - i), out, w);
-      w += next - i;
-      i = next;
-      if (i == n) break;
-    }
-    const size_t start = i;
-    const int32_t c = DecodeOne(text, &i);
-    if (c < 0) return false;
-    const char16_t lower = c < 0x10000 ? simple[c] : 0;
-    if (lower != 0) {
-      w += EncodeBmp(lower, d + w);
-    } else if (c == 0x130) {
-      std::memcpy(d + w, "i\xCC\x87", 3);  // U+0069 U+0307
-      w += 3;
-    } else if (c == 0x3A3) {
-      std::memcpy(d + w, IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83",
-                  2);  // U+03C2 / U+03C3
-      w += 2;
-    } else {
-      int32_t written = 0;
-      U8_APPEND_UNSAFE(d + w, written, PythonSimpleLower(c));
-      w += static_cast<size_t>(written);
-    }
-  }
-  out->resize(w);
-  return true;
-}
-
-// *out = text with ASCII A-Z lowercased (other bytes copied).
-void CopyLowerAscii(std::string_view text, std::string* out) {
-  out->resize(text.size());
-  WriteLowerAscii(text, out, 0);
-}
-
-// Python str.lower() of valid UTF-8 `text` into *out. Nearly always in two passes: the text
-// copied with ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in
-// place by its one-to-one mapping when that takes as many bytes (LowerCodePoint). From the first
-// code point whose mapping is special or of another length on, LowerFrom writes the rest.
-void LowerInto(std::string_view text, std::string* out) {
-  const size_t n = text.size();
-  CopyLowerAscii(text, out);
-  const char16_t* simple = nullptr;
-  for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
-    if (simple == nullptr) simple = SimpleLowerBmp().data();
-    if (LowerCodePoint(text, i, simple, /*word_table=*/nullptr, out->data(), /*word=*/nullptr,
-                       &i) != LowerRunsResult::kDone) {
-      LowerFrom(text, i, out);  // LowerCodePoint left i at that code point; text is valid
-      return;
-    }
-  }
-}
-
 // Byte offsets of the code point boundaries of valid UTF-8 `text` (size = code points + 1).
 void CodePointOffsets(std::string_view text, std::vector<uint32_t>* offsets) {
   offsets->clear();
@@ -1062,6 +991,107 @@ bool GeneralPunctuationSelfNonWord() {
 uint32_t CapitalSigmaEntry(std::string_view text, size_t i) {
   // U+03C2 and U+03C3 in UTF-8: CF 82 and CF 83.
   return 0xCFu | (IsFinalSigma(text, i) ? 0x82u : 0x83u) << 8 | kLower2Word;
+}
+
+// Python str.lower() of text[from, n) written after *out's first `from` bytes (which already hold
+// text[0, from) lowercased, at the same offsets): ASCII stretches in bulk, the code points of 2
+// and 3 bytes by SimpleLowerBmp, and the others (U+0130 -> "i\u0307", U+03A3 by its context in
+// the whole `text`, those of 4 bytes) as AppendPythonLower does, each validated: false at the
+// first ill-formed sequence (*out unspecified). Each code point's lowercase takes at most 1.5
+// times its bytes (2 -> 3: U+0130, U+023A), so from + 1.5 (n - from) bytes suffice. (Until
+// 2026-12-06 a word holding such a code point was lowercased again whole by AppendPythonLower,
+// after a pass over the whole text, and such a text also left LowerWordRuns for the separate
+// steps: Turkish text with many a capital I with dot classified 22 % slower.)
+bool LowerFrom(std::string_view text, size_t from, std::string* out) {
+  const size_t n = text.size();
+  const char* in = text.data();
+  const char16_t* simple = SimpleLowerBmp().data();
+  const uint32_t* lower2 = Lower2Byte().data();
+  // 8 more bytes: the ASCII steps below write 8 bytes at a time.
+  out->resize(from + (n - from) + (n - from) / 2 + 16);
+  char* d = out->data();
+  size_t w = from;  // bytes written to *out
+  size_t i = from;
+  while (i < n) {
+    // ASCII 8 bytes at a time, lowercased in a register; a step's bytes from its first >= 0x80 on
+    // are written too, then overwritten (the output never runs ahead of 1.5 x the input read).
+    if (i + 8 <= n) {
+      const uint64_t x = Load64(in + i);
+      const uint64_t lowered = LowerAscii8(x);
+      std::memcpy(d + w, &lowered, sizeof(lowered));
+      const uint64_t high = x & kHighBits;
+      if (high == 0) {
+        i += 8;
+        w += 8;
+        continue;
+      }
+      const size_t ascii = static_cast<size_t>(__builtin_ctzll(high) >> 3);
+      i += ascii;
+      w += ascii;
+    } else if (static_cast<unsigned char>(in[i]) < 0x80) {
+      const char c = in[i++];
+      d[w++] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c;
+      continue;
+    }
+    // A code point of 2 bytes (most letters of European and Turkish text) from one Lower2Byte
+    // entry; the others decoded and validated.
+    const auto b0 = static_cast<unsigned char>(in[i]);
+    if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
+        (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
+      const uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (in[i + 1] & 0x3Fu)];
+      if ((entry & kLower2General) == 0) {
+        d[w] = static_cast<char>(entry & 0xFF);
+        d[w + 1] = static_cast<char>(entry >> 8 & 0xFF);
+        i += 2;
+        w += 2;
+        continue;
+      }
+    }
+    const size_t start = i;
+    const int32_t c = DecodeOne(text, &i);
+    if (c < 0) return false;
+    const char16_t lower = c < 0x10000 ? simple[c] : 0;
+    if (lower != 0) {
+      w += EncodeBmp(lower, d + w);
+    } else if (c == 0x130) {
+      std::memcpy(d + w, "i\xCC\x87", 3);  // U+0069 U+0307
+      w += 3;
+    } else if (c == 0x3A3) {
+      std::memcpy(d + w, IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83",
+                  2);  // U+03C2 / U+03C3
+      w += 2;
+    } else {
+      int32_t written = 0;
+      U8_APPEND_UNSAFE(d + w, written, PythonSimpleLower(c));
+      w += static_cast<size_t>(written);
+    }
+  }
+  out->resize(w);
+  return true;
+}
+
+// *out = text with ASCII A-Z lowercased (other bytes copied).
+void CopyLowerAscii(std::string_view text, std::string* out) {
+  out->resize(text.size());
+  WriteLowerAscii(text, out, 0);
+}
+
+// Python str.lower() of valid UTF-8 `text` into *out. Nearly always in two passes: the text
+// copied with ASCII A-Z lowercased, 8 bytes at a time, then each code point >= 0x80 replaced in
+// place by its one-to-one mapping when that takes as many bytes (LowerCodePoint). From the first
+// code point whose mapping is special or of another length on, LowerFrom writes the rest.
+void LowerInto(std::string_view text, std::string* out) {
+  const size_t n = text.size();
+  CopyLowerAscii(text, out);
+  const char16_t* simple = nullptr;
+  for (size_t i = SkipAscii(text, 0); i < n; i = SkipAscii(text, i)) {
+    if (simple == nullptr) simple = SimpleLowerBmp().data();
+    if (LowerCodePoint(text, i, simple, /*word_table=*/nullptr, out->data(), /*word=*/nullptr,
+                       &i) != LowerRunsResult::kDone) {
+      LowerFrom(text, i, out);  // LowerCodePoint left i at that code point; text is valid
+      return;
+    }
+  }
 }
 
 // WordRuns's last steps: the runs of scratch->masks (the \w bytes of doc), without the runs of a

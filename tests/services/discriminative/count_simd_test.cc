@@ -472,6 +472,47 @@ TEST_CASE(
   CHECK(special_ill_formed / paths > 5);
 }
 
+TEST_CASE("LowerWordRunsWith: after a capital I with dot every code point is still validated") {
+  // From a code point that does not lowercase in place on, the rest of the text is lowercased
+  // into a copy 8 ASCII bytes at a time, code points of 2 bytes by table, the others decoded:
+  // an ill-formed sequence anywhere after it (at the text's end, across an 8-byte step, a lead
+  // byte of 2 without its continuation, a stray continuation byte, an overlong form, a
+  // surrogate) is kIllFormed, and the same texts made well-formed are lowered and split as
+  // PythonLower and DefaultTokenize.
+  const std::string dotted = "\xc4\xb0";  // U+0130
+  const std::vector<std::string> bad = {"\xff",     "\xc3",         "\xc3(",    "\x80",
+                                        "\xc0\xaf", "\xed\xa0\x80", "\xe4\xb8", "\xf0\x90\x80"};
+  const std::vector<std::string> good = {"\xc3\x89", "\xe4\xb8\xad", "\xf0\x90\x90\x80",
+                                         "\xce\xa3", dotted,         "\xe2\x84\xaa"};
+  std::vector<std::string> ill_formed, well_formed;
+  for (size_t ascii = 0; ascii < 20; ++ascii) {
+    const std::string before = "ABC" + dotted + std::string(ascii, 'Q');
+    for (const std::string& b : bad) {
+      ill_formed.push_back(before + b);
+      ill_formed.push_back(before + b + " tail of ASCII WORDS");
+      ill_formed.push_back(before + "\xc3\xa9" + b + "x");
+    }
+    for (const std::string& g : good) {
+      well_formed.push_back(before + g);
+      well_formed.push_back(before + g + " Tail Of ASCII " + g + "WORDS");
+    }
+  }
+  AnalyzerScratch scratch;
+  ForEveryPathAndText(
+      ill_formed, [&](CountSimdPath path, const std::string&, std::string_view placed) {
+        AsciiRuns runs;
+        CHECK(LowerWordRunsWith(path, placed, &scratch, &runs) == LowerRunsResult::kIllFormed);
+      });
+  ForEveryPathAndText(
+      well_formed, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        AsciiRuns runs;
+        REQUIRE(LowerWordRunsWith(path, placed, &scratch, &runs) == LowerRunsResult::kDone);
+        const std::string lower = PythonLower(text);
+        CHECK(scratch.preprocessed == lower);
+        CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(lower));
+      });
+}
+
 TEST_CASE(
     "LowerWordRunsWith: every code point of 2 bytes and U+2000..U+20CF, alone in their 64-byte "
     "steps, on every path") {
