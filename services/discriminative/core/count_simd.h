@@ -57,6 +57,10 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs);
 // LowerWordRuns (text_analysis.h) with its runs on the given path.
+// Whether ValidateUtf8(text) is OK, on `path`: code point by code point on the baseline, 32 bytes
+// per step on AVX2 and AVX-512 (ValidateUtf8 takes the best path, then finds the offset of an
+// error code point by code point).
+bool ValidUtf8With(CountSimdPath path, std::string_view text);
 LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
                                   AnalyzerScratch* scratch, AsciiRuns* runs);
 

@@ -18,6 +18,7 @@
 #include "absl/strings/string_view.h"
 #include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_simd.h"
+#include "services/discriminative/core/utf8_simd.h"
 #include "unicode/normalizer2.h"
 #include "unicode/uchar.h"
 #include "unicode/uniset.h"
@@ -1409,18 +1410,36 @@ bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) {
   return WordRunsWith(BestCountSimdPath(), doc, scratch, runs);
 }
 
-absl::Status ValidateUtf8(std::string_view text) {
+namespace {
+
+// The offset of the first ill-formed sequence of `text`, or text.size() when it is valid UTF-8,
+// code point by code point (DecodeOne).
+size_t FirstIllFormed(std::string_view text) {
   size_t i = 0;
   while (true) {
     i = SkipAscii(text, i);
-    if (i >= text.size()) break;
+    if (i >= text.size()) return text.size();
     const size_t start = i;
-    if (DecodeOne(text, &i) < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("text is not valid UTF-8: ill-formed sequence at byte offset ", start));
-    }
+    if (DecodeOne(text, &i) < 0) return start;
   }
-  return absl::OkStatus();
+}
+
+}  // namespace
+
+bool ValidUtf8With(CountSimdPath path, std::string_view text) {
+#if defined(__x86_64__)
+  if (path != CountSimdPath::kBaseline) return ValidUtf8Avx2(text);
+#else
+  (void)path;
+#endif
+  return FirstIllFormed(text) == text.size();
+}
+
+absl::Status ValidateUtf8(std::string_view text) {
+  // Most texts are valid: the vector check first, the offset of the error only when there is one.
+  if (ValidUtf8With(BestCountSimdPath(), text)) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "text is not valid UTF-8: ill-formed sequence at byte offset ", FirstIllFormed(text)));
 }
 
 std::string PythonLower(std::string_view text) {

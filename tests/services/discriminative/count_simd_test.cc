@@ -21,6 +21,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/strings/escaping.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 
@@ -470,6 +471,71 @@ TEST_CASE(
   CHECK(ill_formed / paths > 50);
   CHECK(special_done / paths > 60);
   CHECK(special_ill_formed / paths > 5);
+}
+
+TEST_CASE("ValidUtf8With: every path accepts exactly what the code-point check accepts") {
+  // Every 2-byte pattern b0 b1, followed by a third byte from values at the edges of UTF-8's
+  // ranges (and, after a lead of 4, a fourth), placed at the start, across the vector steps'
+  // 32-byte boundary and at the text's end, then random texts of valid and damaged UTF-8 placed
+  // right before an inaccessible page: the vector paths agree with the baseline's DecodeOne.
+  const std::vector<unsigned char> edges = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F,
+                                            0xA0, 0xBF, 0xC0, 0xC1, 0xC2, 0xDF, 0xE0,
+                                            0xED, 0xEF, 0xF0, 0xF4, 0xF5, 0xFF};
+  const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
+  size_t checked = 0, valid = 0;
+  std::string text;
+  const auto check = [&](const std::string& pattern) {
+    for (const size_t at : {size_t{0}, size_t{30}, size_t{61}}) {
+      for (const bool at_end : {false, true}) {
+        text.assign(at, 'a');
+        text += pattern;
+        if (!at_end) text += "tail";
+        const bool want = ValidUtf8With(CountSimdPath::kBaseline, text);
+        valid += want;
+        for (const CountSimdPath path : paths) {
+          if (path == CountSimdPath::kBaseline) continue;
+          if (ValidUtf8With(path, text) != want) {
+            FAIL_CHECK("path " << random::SimdLevelName(path) << " on " << absl::CHexEscape(text));
+          }
+          ++checked;
+        }
+      }
+    }
+  };
+  for (int b0 = 0; b0 < 256; ++b0) {
+    for (int b1 = 0; b1 < 256; ++b1) {
+      for (const unsigned char b2 : edges) {
+        std::string pattern{static_cast<char>(b0), static_cast<char>(b1), static_cast<char>(b2)};
+        if (b0 < 0xF0) {
+          check(pattern);
+          continue;
+        }
+        for (const unsigned char b3 : edges) check(pattern + static_cast<char>(b3));
+      }
+    }
+  }
+  CHECK(valid > 1000);
+  CHECK(checked >= (paths.size() - 1) * 6 * 2800000);
+  std::mt19937_64 rng(21);
+  GuardedText guarded;
+  size_t random_valid = 0, random_invalid = 0;
+  for (std::string random : RandomTexts(rng, 3000)) {
+    for (size_t k = rng() % 6; k > 0; --k) {  // code points of 2 to 4 bytes
+      random.insert(rng() % (random.size() + 1), std::string(k % 3 == 0   ? "\xc3\xa9"
+                                                             : k % 3 == 1 ? "\xe4\xb8\xad"
+                                                                          : "\xf0\x9f\x98\x80"));
+    }
+    if (rng() % 2 == 0 && !random.empty()) random[rng() % random.size()] = static_cast<char>(rng());
+    const bool want = ValidUtf8With(CountSimdPath::kBaseline, random);
+    (want ? random_valid : random_invalid) += 1;
+    const std::string_view placed = guarded.Place(random);
+    for (const CountSimdPath path : paths) {
+      INFO("path " << random::SimdLevelName(path) << " on " << absl::CHexEscape(random));
+      CHECK(ValidUtf8With(path, placed) == want);
+    }
+  }
+  CHECK(random_valid > 1000);
+  CHECK(random_invalid > 300);
 }
 
 TEST_CASE("LowerWordRunsWith: after a capital I with dot every code point is still validated") {
