@@ -172,19 +172,42 @@ Eigen::VectorXd GaussianMixtureModel::ComponentLogDensities(const double* x) con
   const Eigen::Index d = means_.cols();
   Eigen::VectorXd out(k);
   Eigen::VectorXd r(d);
-  for (int c = 0; c < k; ++c) {
-    for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] - means_(c, j);
-    double quad;
-    if (type_ == v1::FULL) {
-      quad = rows::ForwardSubstituteSquaredNorm(lower_[static_cast<size_t>(c)], r.data());
+  // The squared Mahalanobis distance of (x - mu_c) / scale (scale a power of two: dividing by it
+  // is exact, and scale 1 is the plain x - mu_c).
+  const auto quad_of = [&](int c, double scale) {
+    if (scale == 1.0) {
+      for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] - means_(c, j);
     } else {
-      quad = 0.0;
-      for (Eigen::Index j = 0; j < d; ++j) {
-        const double y = r(j) / stddev_(c, j);
-        quad += y * y;
-      }
+      for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] / scale - means_(c, j) / scale;
     }
-    out(c) = log_normalizer_(c) - 0.5 * quad;
+    if (type_ == v1::FULL) {
+      return rows::ForwardSubstituteSquaredNorm(lower_[static_cast<size_t>(c)], r.data());
+    }
+    double quad = 0.0;
+    for (Eigen::Index j = 0; j < d; ++j) {
+      const double y = r(j) / stddev_(c, j);
+      quad += y * y;
+    }
+    return quad;
+  };
+  for (int c = 0; c < k; ++c) {
+    const double quad = quad_of(c, 1.0);
+    if (std::isfinite(quad)) {
+      out(c) = log_normalizer_(c) - 0.5 * quad;
+      continue;
+    }
+    // x - mu_c, a whitened coordinate or the sum of squares overflowed float64 (inf, or NaN from
+    // inf - inf in the forward substitution), but half of the form, log N, may not have: once
+    // more on (x - mu_c) / scale with |(x - mu_c) / scale| < 2, scaled back last, so a log
+    // density beyond float64 is -inf and one within it is finite (never NaN).
+    double largest = 1.0;
+    for (Eigen::Index j = 0; j < d; ++j) {
+      largest = std::max({largest, std::abs(x[j]), std::abs(means_(c, j))});
+    }
+    const double scale = std::ldexp(
+        1.0, std::min(std::ilogb(largest) + 1, std::numeric_limits<double>::max_exponent - 1));
+    const double scaled = quad_of(c, scale);
+    out(c) = std::isnan(scaled) ? kNegInf : log_normalizer_(c) - 0.5 * scaled * scale * scale;
   }
   return out;
 }

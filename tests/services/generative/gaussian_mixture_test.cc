@@ -112,6 +112,82 @@ TEST_CASE("gaussian_mixture sampling is deterministic and follows the draw order
   CHECK(x(0, 1) == Approx(expected(1)).epsilon(1e-14));
 }
 
+// Rows so far out that x - mu, a whitened coordinate or the squared distance passes float64 while
+// half the squared distance, log N, does not (the 2026-12-06 generative hunt: such rows came back
+// -inf, and with a correlated FULL covariance NaN, from EXACT, PRIOR and IMPORTANCE alike).
+TEST_CASE("gaussian_mixture log densities of rows beyond float64 squares are finite or -inf") {
+  const double log_two_pi = std::log(2 * M_PI);
+  // One component at the origin with covariance [[1, rho], [rho, 1]] (FULL), the identity (DIAG,
+  // SPHERICAL) when rho = 0; log N closed form: -log 2 pi - log det / 2 - quad / 2 with
+  // quad / 2 = (a^2 - 2 rho a b + b^2) / (2 (1 - rho^2)), finite here although quad is not.
+  const auto one_component = [](v1::CovarianceType type, double rho, double mean) {
+    v1::GaussianMixtureSpec spec;
+    spec.set_covariance_type(type);
+    spec.add_weights(1.0);
+    SetMatrix(spec.mutable_means(), 1, 2, {mean, mean});
+    if (type == v1::FULL) {
+      SetMatrix(spec.mutable_covariances(), 2, 2, {1, rho, rho, 1});
+    } else if (type == v1::DIAG) {
+      SetMatrix(spec.mutable_covariances(), 1, 2, {1, 1});
+    } else {
+      SetMatrix(spec.mutable_covariances(), 1, 1, {1});
+    }
+    return Make(spec);
+  };
+  const auto closed_form = [&](double a, double b, double rho) {
+    const double one_minus = 1 - rho * rho;
+    const double half_quad =
+        (a / 2) * (a / one_minus) - rho * (a / one_minus) * b + (b / 2) * (b / one_minus);
+    return -log_two_pi - 0.5 * std::log(one_minus) - half_quad;
+  };
+  struct Case {
+    v1::CovarianceType type;
+    double rho, a, b;
+  };
+  for (const Case& c :
+       {Case{v1::FULL, 0.0, 1.3e154, 1.3e154}, Case{v1::DIAG, 0.0, 1.3e154, 1.3e154},
+        Case{v1::SPHERICAL, 0.0, 1.8e154, 0.0}, Case{v1::FULL, 0.5, 8e153, -8e153},
+        Case{v1::FULL, -0.5, 9e153, 9e153}}) {
+    CAPTURE(c.type, c.rho, c.a, c.b);
+    const auto model = one_component(c.type, c.rho, 0.0);
+    Eigen::MatrixXd x(1, 2);
+    x << c.a, c.b;
+    const double expected = closed_form(c.a, c.b, c.rho);
+    REQUIRE(std::isfinite(expected));
+    CHECK(model->ExactLogLikelihood(x)(0) == Approx(expected).epsilon(1e-14));
+    // The latent view (PRIOR) and the proposal (IMPORTANCE) use the same densities.
+    Eigen::VectorXd out(1);
+    model->LogLikelihoodGivenLatent(x.row(0).transpose(), Eigen::MatrixXd::Zero(1, 1), out);
+    CHECK(out(0) == Approx(expected).epsilon(1e-14));
+  }
+  // x - mu itself overflows: far beyond float64 (-inf), never NaN, for every covariance type and
+  // through a second component that makes the row possible.
+  for (auto type : {v1::FULL, v1::DIAG, v1::SPHERICAL}) {
+    CAPTURE(type);
+    const auto model = one_component(type, type == v1::FULL ? 0.5 : 0.0, -1e308);
+    Eigen::MatrixXd x(2, 2);
+    x << 1e308, 1e308, 1e308, -1e308;
+    const Eigen::VectorXd log_p = model->ExactLogLikelihood(x);
+    CHECK(log_p(0) == -std::numeric_limits<double>::infinity());
+    CHECK(log_p(1) == -std::numeric_limits<double>::infinity());
+    const std::unique_ptr<LatentProposal> proposal = model->MakeProposal(x.row(0).transpose());
+    Eigen::VectorXd z(1);
+    random::ItemRng rng(3, /*stream=*/2, 0);
+    proposal->Sample(rng, z);
+    CHECK_FALSE(std::isnan(proposal->LogDensity(z)));
+  }
+  v1::GaussianMixtureSpec two = ModelC();
+  SetMatrix(two.mutable_means(), 3, 2, {-1e308, -1e308, 3, 1, -2, 2.5});
+  const auto model = Make(two);
+  Eigen::MatrixXd x(1, 2);
+  x << 1e308, 1e308;
+  CHECK(model->ExactLogLikelihood(x)(0) == -std::numeric_limits<double>::infinity());
+  x << 1.0, 0.5;
+  const Eigen::VectorXd densities = model->ComponentLogDensities(x.data());
+  CHECK(densities(0) == -std::numeric_limits<double>::infinity());
+  CHECK(std::isfinite(model->ExactLogLikelihood(x)(0)));
+}
+
 TEST_CASE("gaussian_mixture specs that define no distribution are rejected by field") {
   auto expect_invalid = [](const v1::GaussianMixtureSpec& spec, const std::string& mention) {
     const absl::Status status = GaussianMixtureModel::Create(spec).status();
