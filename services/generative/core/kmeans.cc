@@ -16,8 +16,21 @@ Eigen::MatrixXd SquaredDistances(const Eigen::Ref<const Eigen::MatrixXd>& x,
   return d.cwiseMax(0.0);
 }
 
-absl::StatusOr<std::vector<int>> KMeansPlusPlus(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
-                                                random::ItemRng& rng, const exec::StopToken& stop) {
+namespace {
+
+// x minus its column means. Squared distances in the expanded form |x|^2 - 2 x.c + |c|^2 lose
+// every digit of a distance that is small next to |x|^2 (rows offset by 1e9, e.g. Unix times, and
+// clusters a few units apart: ~1e18 - 1e18), so the seeding and the assignments work on centred
+// rows, as scikit-learn's KMeans does (it subtracts X.mean(axis=0) first). Distances are unchanged
+// in exact arithmetic.
+Eigen::MatrixXd Centred(const Eigen::Ref<const Eigen::MatrixXd>& x) {
+  const Eigen::RowVectorXd mean = x.colwise().mean();
+  return x.rowwise() - mean;
+}
+
+absl::StatusOr<std::vector<int>> KMeansPlusPlusCentred(const Eigen::MatrixXd& x, int k,
+                                                       random::ItemRng& rng,
+                                                       const exec::StopToken& stop) {
   const Eigen::Index n = x.rows();
   std::vector<int> indices;
   indices.reserve(static_cast<size_t>(k));
@@ -66,8 +79,6 @@ absl::StatusOr<std::vector<int>> KMeansPlusPlus(const Eigen::Ref<const Eigen::Ma
   return indices;
 }
 
-namespace {
-
 // Nearest centre of each row; returns the sum of squared distances.
 double Assign(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::MatrixXd& centres,
               std::vector<int>* labels, Eigen::VectorXd* distances) {
@@ -84,11 +95,17 @@ double Assign(const Eigen::Ref<const Eigen::MatrixXd>& x, const Eigen::MatrixXd&
 
 }  // namespace
 
-absl::StatusOr<std::vector<int>> KMeansLabels(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
+absl::StatusOr<std::vector<int>> KMeansPlusPlus(const Eigen::Ref<const Eigen::MatrixXd>& x, int k,
+                                                random::ItemRng& rng, const exec::StopToken& stop) {
+  return KMeansPlusPlusCentred(Centred(x), k, rng, stop);
+}
+
+absl::StatusOr<std::vector<int>> KMeansLabels(const Eigen::Ref<const Eigen::MatrixXd>& rows, int k,
                                               random::ItemRng& rng, const exec::StopToken& stop,
                                               int max_iter, double tol) {
-  const Eigen::Index n = x.rows();
-  MAAS_ASSIGN_OR_RETURN(const std::vector<int> seeds, KMeansPlusPlus(x, k, rng, stop));
+  const Eigen::Index n = rows.rows();
+  const Eigen::MatrixXd x = Centred(rows);
+  MAAS_ASSIGN_OR_RETURN(const std::vector<int> seeds, KMeansPlusPlusCentred(x, k, rng, stop));
   Eigen::MatrixXd centres(k, x.cols());
   for (int c = 0; c < k; ++c) centres.row(c) = x.row(seeds[static_cast<size_t>(c)]);
   // scikit-learn's _tolerance: tol times the mean per-dimension variance.

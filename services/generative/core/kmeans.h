@@ -2,6 +2,9 @@
 // greedy k-means++ seeding (`kmeans_plusplus`) and Lloyd's k-means (`KMeans(n_init=1)`), with our
 // Philox generator instead of numpy's (so the same algorithm, other random choices).
 //
+// Both work on the rows minus their column means, as scikit-learn's KMeans does: distances are
+// those of the rows, without the rounding of |x|^2 of rows far from the origin.
+//
 // Randomness: every function draws from the given ItemRng only, in a fixed order documented per
 // function, so a fit is a pure function of (seed, data).
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_KMEANS_H_
