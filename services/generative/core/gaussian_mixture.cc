@@ -353,6 +353,15 @@ absl::Status SingularError(int k, double reg_covar) {
       "data"));
 }
 
+// The rows are finite, but a mean or a covariance of them is not: sums or squares passed float64
+// (values beyond ~1e154 do), which no regularisation fixes.
+absl::Status OverflowError(const Eigen::MatrixXd& x) {
+  return absl::FailedPreconditionError(absl::StrCat(
+      "gaussian_mixture: the training rows' covariance overflows float64 (the largest |value| is ",
+      x.cwiseAbs().maxCoeff(),
+      "); scale the data (e.g. divide each column by its standard deviation) and fit again"));
+}
+
 // Rows per block of the E- and M-steps' temporaries (differences from a mean, their products): EM
 // then holds O(kEmBlockRows x D) besides the data and the responsibilities, not several N x D
 // matrices (a 128 MiB fit peaked at ~6x its data before; 2.7x now, bench/fit_memory.py).
@@ -383,8 +392,9 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
       cov /= nk(c);
       cov.diagonal().array() += o.reg_covar;
       cov.triangularView<Eigen::StrictlyUpper>() = cov.transpose();
+      if (!cov.allFinite()) return OverflowError(x);
       Eigen::MatrixXd lower;
-      if (!cov.allFinite() || !rows::CholeskyLower(cov, &lower)) {
+      if (!rows::CholeskyLower(cov, &lower)) {
         return SingularError(static_cast<int>(c), o.reg_covar);
       }
       // U = (L^-1)^T.
@@ -394,21 +404,28 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
       s->cov_full[static_cast<size_t>(c)] = std::move(cov);
     }
   } else {
-    Eigen::MatrixXd sum_x2 = Eigen::MatrixXd::Zero(k, d), square;
-    for (Eigen::Index i0 = 0; i0 < n; i0 += kEmBlockRows) {
-      const Eigen::Index rows = std::min(kEmBlockRows, n - i0);
-      square = x.middleRows(i0, rows).array().square();
-      sum_x2.noalias() += resp.middleRows(i0, rows).transpose() * square;
+    // sum_i resp_ic (x_ij - mean_cj)^2, accumulated block by block of rows: scikit-learn's
+    // avg_X2 - mean^2 is the same number in exact arithmetic, but cancels every digit of a
+    // variance that is small next to mean^2 (rows offset by 1e8 with unit spread: 1e16 - 1e16),
+    // and then reported a collapsed component for well-spread data.
+    Eigen::MatrixXd cov(k, d);
+    Eigen::MatrixXd diff;
+    Eigen::RowVectorXd sum(d);
+    for (Eigen::Index c = 0; c < k; ++c) {
+      sum.setZero();
+      for (Eigen::Index i0 = 0; i0 < n; i0 += kEmBlockRows) {
+        const Eigen::Index rows = std::min(kEmBlockRows, n - i0);
+        diff = (x.middleRows(i0, rows).rowwise() - s->means.row(c)).array().square();
+        sum.noalias() += resp.col(c).segment(i0, rows).transpose() * diff;
+      }
+      cov.row(c) = sum / nk(c);
     }
-    const Eigen::MatrixXd avg_x2 = sum_x2.array().colwise() / nk.array();
-    Eigen::MatrixXd cov = avg_x2 - s->means.array().square().matrix();
     cov.array() += o.reg_covar;
     if (o.type == v1::SPHERICAL) cov = cov.rowwise().mean().eval();
+    if (!cov.allFinite()) return OverflowError(x);
     for (Eigen::Index c = 0; c < k; ++c) {
       for (Eigen::Index j = 0; j < cov.cols(); ++j) {
-        if (!(cov(c, j) > 0.0) || !std::isfinite(cov(c, j))) {
-          return SingularError(static_cast<int>(c), o.reg_covar);
-        }
+        if (!(cov(c, j) > 0.0)) return SingularError(static_cast<int>(c), o.reg_covar);
       }
     }
     s->prec_diag = cov.array().rsqrt();
@@ -546,16 +563,18 @@ absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint6
     MAAS_RETURN_IF_ERROR(stop.Check());
     const double previous = run.lower_bound;
     const double lower_bound = EStep(x, run.state, o, &log_resp);
-    log_resp.array() = log_resp.array().exp();  // in place: the responsibilities (no N x K copy)
-    MAAS_RETURN_IF_ERROR(EstimateParameters(x, log_resp, o, 0.0, &run.state));
-    run.lower_bound = lower_bound;
-    run.lower_bounds.push_back(lower_bound);
-    run.n_iter = iter;
+    // Before the M-step: responsibilities of a row no component reaches are NaN, and the M-step
+    // would then report the covariance instead of the cause.
     if (!std::isfinite(lower_bound)) {
       return absl::FailedPreconditionError(
           "gaussian_mixture: the log-likelihood lower bound is not finite (the data are too far "
           "from every component for float64); scale the data or increase reg_covar");
     }
+    log_resp.array() = log_resp.array().exp();  // in place: the responsibilities (no N x K copy)
+    MAAS_RETURN_IF_ERROR(EstimateParameters(x, log_resp, o, 0.0, &run.state));
+    run.lower_bound = lower_bound;
+    run.lower_bounds.push_back(lower_bound);
+    run.n_iter = iter;
     if (std::abs(lower_bound - previous) < o.tol) {
       run.converged = true;
       break;

@@ -415,6 +415,41 @@ TEST_CASE("k-means and a Gaussian mixture fit are unchanged by an offset of the 
   }
 }
 
+// The 2026-12-06 generative hunt: DIAG and SPHERICAL fits of well-spread rows offset by 1e8 failed
+// ("not positive definite ... a component collapsed onto one row") because the variance was
+// formed as mean(x^2) - mean^2 (1e16 - 1e16); rows whose squares overflow float64 got that same
+// message instead of the one ppca and factor_analysis give (scale the data).
+TEST_CASE("gaussian_mixture variances of offset rows and overflowing rows get the right answer") {
+  const auto truth = Make(ModelC());
+  const Eigen::MatrixXd rows = SampleRows(*truth, 600, 22);
+  for (auto type : {v1::FULL, v1::DIAG, v1::SPHERICAL}) {
+    CAPTURE(type);
+    v1::GaussianMixtureFit fit;
+    fit.set_n_components(3);
+    fit.set_covariance_type(type);
+    auto at_origin = Fit(fit, rows);
+    REQUIRE(at_origin.ok());
+    const double origin_ll =
+        Make(at_origin->spec.gaussian_mixture())->ExactLogLikelihood(rows).mean();
+    for (double offset : {1e8, 1e10}) {
+      CAPTURE(offset);
+      const Eigen::MatrixXd shifted = rows.array() + offset;
+      auto fitted = Fit(fit, shifted);
+      CAPTURE(fitted.status().ToString());
+      REQUIRE(fitted.ok());
+      // The same fit translated, up to the rounding of the offset rows (~1e-6 at 1e10).
+      CHECK(Make(fitted->spec.gaussian_mixture())->ExactLogLikelihood(shifted).mean() ==
+            Approx(origin_ll).epsilon(0).margin(1e-4));
+    }
+    const Eigen::MatrixXd huge = rows * 1e153;
+    const absl::Status overflow = Fit(fit, huge).status();
+    CAPTURE(overflow.ToString());
+    CHECK(absl::IsFailedPrecondition(overflow));
+    CHECK_THAT(std::string(overflow.message()), Catch::Contains("overflows float64"));
+    CHECK_THAT(std::string(overflow.message()), Catch::Contains("scale the data"));
+  }
+}
+
 TEST_CASE("a Gaussian mixture fit asks the stop token during its k-means initialisation") {
   // One EM iteration asks once; the k-means initialisation before it must ask too, so a token
   // that says stop at its second question ends the fit.
