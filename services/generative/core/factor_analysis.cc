@@ -51,7 +51,25 @@ class FactorAnalysisFitter final : public FamilyFitter {
     }
     const Eigen::MatrixXd x = rows_.Take();
     const Eigen::VectorXd mean = x.colwise().mean().transpose();
-    const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    // scikit-learn's noise floor kSmall (1e-12) and its start psi = 1 are absolute, not relative
+    // to the data: a column whose variance is near or below 1e-12 (values of ~1e-6, e.g. lengths in
+    // metres of micrometre-scale things) gets psi = 1e-12 and a model far worse than its data allow
+    // (rows x 1e-9: 20 nats per row below the same fit of the rows as they are). Factor analysis is
+    // equivariant under scaling a column (W_j -> s W_j, psi_j -> s^2 psi_j), so a column whose
+    // values all lie within 1e-2 of its mean is fitted multiplied by a power of two s_j (exact)
+    // that brings its largest |x - mean| into [1, 2), and the fitted loadings and noise variances
+    // are scaled back. Other columns (s_j = 1) are fitted as scikit-learn fits them, bit for bit.
+    Eigen::VectorXd col_scale = Eigen::VectorXd::Ones(d);
+    double log_scale = 0.0;  // sum_j log s_j: log p(x) = log p(x S) + sum_j log s_j
+    for (Eigen::Index j = 0; j < d; ++j) {
+      const double spread = centred.col(j).cwiseAbs().maxCoeff();
+      if (spread > 0.0 && spread < 1e-2) {
+        col_scale(j) = std::ldexp(1.0, -std::ilogb(spread));
+        centred.col(j) *= col_scale(j);
+        log_scale += std::log(col_scale(j));
+      }
+    }
     const double nd = static_cast<double>(n);
     const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
     MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "factor_analysis"));
@@ -88,7 +106,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
       const double unexplained = s2.head(d - l).sum();
       w = (w.array().rowwise() * sqrt_psi.transpose().array()).matrix();
       const double ll = -nd / 2.0 * (llconst + log_s2 + unexplained + psi.array().log().sum());
-      result.trace.add_log_likelihood(ll / nd);
+      result.trace.add_log_likelihood(ll / nd + log_scale);
       if (!std::isfinite(ll)) {
         return absl::FailedPreconditionError(
             "factor_analysis: the log-likelihood is not finite; scale the data");
@@ -100,6 +118,9 @@ class FactorAnalysisFitter final : public FamilyFitter {
       old_ll = ll;
       psi = (var - w.array().square().colwise().sum().transpose().matrix()).cwiseMax(kSmall);
     }
+    // Back to the columns' own units.
+    w = (w.array().rowwise() / col_scale.transpose().array()).matrix();
+    psi = (psi.array() / col_scale.array().square()).matrix();
     v1::FactorAnalysisSpec* spec = result.spec.mutable_factor_analysis();
     // Sign each factor so its largest-magnitude loading is positive (the likelihood is unchanged).
     for (int j = 0; j < l; ++j) {

@@ -214,6 +214,46 @@ TEST_CASE("ppca and factor_analysis fits recover the generating model, bad input
   CHECK_THAT(std::string(flat.status().message()), Catch::Contains("latent_dim"));
 }
 
+// The 2026-12-06 generative hunt: scikit-learn's factor analysis floors psi at an absolute 1e-12
+// and starts from psi = 1, so rows in small units (x 1e-9, variances ~1e-18) were fitted with
+// psi = 1e-12 and a mean log-likelihood 20 nats per row below the same rows' fit in their own
+// units (x 1e-100: 690), with a fit trace that was not the stored model's log-likelihood.
+// Factor analysis is equivariant under scaling a column: the fit must be too.
+TEST_CASE("factor_analysis fits rows in small units as the rows in their own units") {
+  const auto truth = Build(FactorAnalysisFamily(), ModelB());
+  RowMatrixXd rows(2000, 5);
+  truth->Sample(23, 0, rows, nullptr);
+  v1::FitConfig config;
+  config.mutable_factor_analysis()->set_latent_dim(2);
+  config.mutable_factor_analysis()->set_tol(1e-7);
+  config.mutable_factor_analysis()->set_max_iter(100000);
+  const auto fitted_mean_ll = [&](const Eigen::MatrixXd& x) {
+    auto fa = Fit(FactorAnalysisFamily(), config, x);
+    REQUIRE(fa.ok());
+    const double mean_ll = Build(FactorAnalysisFamily(), fa->spec)->ExactLogLikelihood(x).mean();
+    // The trace's last value is the stored model's mean log-likelihood.
+    CHECK(fa->trace.log_likelihood(fa->trace.log_likelihood_size() - 1) ==
+          Approx(mean_ll).epsilon(1e-7));
+    return mean_ll;
+  };
+  const double own_units = fitted_mean_ll(rows);
+  const std::vector<std::vector<double>> scales = {
+      {1e-9, 1e-9, 1e-9, 1e-9, 1e-9},
+      {1e-100, 1e-100, 1e-100, 1e-100, 1e-100},
+      {1e-7, 1.0, 3e-4, 1e-12, 1.0},
+  };
+  for (const std::vector<double>& scale : scales) {
+    CAPTURE(scale);
+    Eigen::MatrixXd x = rows;
+    double log_det = 0.0;  // log p(x S) = log p(x) - sum_j log s_j
+    for (Eigen::Index j = 0; j < x.cols(); ++j) {
+      x.col(j) *= scale[static_cast<size_t>(j)];
+      log_det += std::log(scale[static_cast<size_t>(j)]);
+    }
+    CHECK(fitted_mean_ll(x) == Approx(own_units - log_det).epsilon(1e-12).margin(1e-6));
+  }
+}
+
 TEST_CASE(
     "ppca and factor_analysis refuse rows whose covariance overflows float64: scale the data") {
   // Finite rows near 1e154 (and one of +-2e154, whose mean is finite but whose squares are not):
