@@ -52,6 +52,8 @@ class FactorAnalysisFitter final : public FamilyFitter {
     const Eigen::MatrixXd x = rows_.Take();
     const Eigen::VectorXd mean = x.colwise().mean().transpose();
     Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    MAAS_RETURN_IF_ERROR(
+        CheckSpreadRepresentable(centred.cwiseAbs().maxCoeff(), "factor_analysis"));
     // scikit-learn's noise floor kSmall (1e-12) and its start psi = 1 are absolute, not relative
     // to the data: a column whose variance is near or below 1e-12 (values of ~1e-6, e.g. lengths in
     // metres of micrometre-scale things) gets psi = 1e-12 and a model far worse than its data allow

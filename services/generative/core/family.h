@@ -10,8 +10,10 @@
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_FAMILY_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_FAMILY_H_
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -58,6 +60,23 @@ inline absl::Status CheckMomentsFinite(const Eigen::VectorXd& mean, const Eigen:
       family, ": the training rows' ", mean.allFinite() ? "covariance" : "mean",
       " overflows float64 (the largest |value| is ", rows.cwiseAbs().maxCoeff(),
       "); scale the data (e.g. divide each column by its standard deviation) and fit again"));
+}
+
+// FAILED_PRECONDITION when the training rows vary (largest |x - mean| over every column > 0) but
+// by less than sqrt(DBL_MIN) ~ 1.5e-154 in every column: every variance of theirs is 0 or subnormal
+// in float64, so a Gaussian fit would see constant rows (and say the rows vary in too few
+// directions) or store variances without precision. OK otherwise.
+inline absl::Status CheckSpreadRepresentable(double largest_spread, const std::string& family) {
+  if (!(largest_spread > 0.0) || largest_spread >= std::sqrt(std::numeric_limits<double>::min())) {
+    return absl::OkStatus();
+  }
+  return absl::FailedPreconditionError(absl::StrCat(
+      family,
+      ": the training rows' covariance underflows float64 (the largest |value - column "
+      "mean| is ",
+      largest_spread,
+      ", whose square is below 2.2e-308); scale the data up (e.g. "
+      "divide each column by its standard deviation) and fit again"));
 }
 
 // Accumulates the training rows of one FitModel stream, then fits. Not thread-safe (one stream).

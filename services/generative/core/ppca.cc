@@ -54,6 +54,7 @@ class PpcaFitter final : public FamilyFitter {
     const Eigen::MatrixXd x = rows_.Take();
     const Eigen::VectorXd mean = x.colwise().mean().transpose();
     const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
+    MAAS_RETURN_IF_ERROR(CheckSpreadRepresentable(centred.cwiseAbs().maxCoeff(), "ppca"));
     const Eigen::MatrixXd cov = (centred.transpose() * centred) / static_cast<double>(n);
     MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "ppca"));
     MAAS_RETURN_IF_ERROR(stop.Check());

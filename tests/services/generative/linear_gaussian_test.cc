@@ -254,6 +254,42 @@ TEST_CASE("factor_analysis fits rows in small units as the rows in their own uni
   }
 }
 
+// The 2026-12-06 generative hunt: rows of ~1e-200 (squares 1e-400, zero in float64) got "the rows
+// vary in at most 1 directions ... largest eigenvalue 0" from ppca and "the training rows are
+// nearly degenerate" from factor_analysis; rows x 1e-160 (subnormal variances) the latter from
+// both. They vary in every direction: their squares underflow, and the answer must say so.
+TEST_CASE("ppca and factor_analysis name rows whose covariance underflows float64") {
+  const auto truth = Build(FactorAnalysisFamily(), ModelB());
+  RowMatrixXd rows(300, 5);
+  truth->Sample(29, 0, rows, nullptr);
+  v1::FitConfig ppca;
+  ppca.mutable_ppca()->set_latent_dim(2);
+  v1::FitConfig fa;
+  fa.mutable_factor_analysis()->set_latent_dim(2);
+  for (auto [family, config] :
+       {std::pair{PpcaFamily(), ppca}, std::pair{FactorAnalysisFamily(), fa}}) {
+    for (double scale : {1e-160, 1e-200, 1e-300}) {
+      INFO(family.name << " scale " << scale);
+      const Eigen::MatrixXd tiny = rows * scale;
+      const absl::StatusOr<FitResult> fit = Fit(family, config, tiny);
+      CHECK(absl::IsFailedPrecondition(fit.status()));
+      CHECK_THAT(std::string(fit.status().message()),
+                 Catch::Contains("underflows float64") && Catch::Contains("scale the data"));
+    }
+    // 1e-150 still fits (variances ~1e-300), and so do rows with one column of ~1e-140 among
+    // columns of ~1 (ppca even with one of ~1e-200: its noise variance is shared).
+    INFO(family.name);
+    CHECK(Fit(family, config, rows * 1e-150).ok());
+    Eigen::MatrixXd one_tiny = rows;
+    one_tiny.col(3) *= 1e-140;
+    CHECK(Fit(family, config, one_tiny).ok());
+    if (family.name == "ppca") {
+      one_tiny.col(3) *= 1e-60;
+      CHECK(Fit(family, config, one_tiny).ok());
+    }
+  }
+}
+
 TEST_CASE(
     "ppca and factor_analysis refuse rows whose covariance overflows float64: scale the data") {
   // Finite rows near 1e154 (and one of +-2e154, whose mean is finite but whose squares are not):
