@@ -28,7 +28,7 @@ class UniformFamilyFitter final : public FamilyFitter {
     for (int d = 0; d < uniform->low_size(); ++d) {
       log_volume += std::log(uniform->high(d) - uniform->low(d));
     }
-    result.trace.add_log_likelihood(-log_volume);
+    result.trace.add_log_likelihood(0.0 - log_volume);  // +0, not -0, for a volume of 1
     return result;
   }
 
@@ -127,7 +127,8 @@ Eigen::VectorXd UniformModel::ExactLogLikelihood(const Eigen::Ref<const Eigen::M
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     const bool inside = (x.row(i).transpose().array() >= low_.array()).all() &&
                         (x.row(i).transpose().array() <= high_.array()).all();
-    out(i) = inside ? -log_volume_ : -std::numeric_limits<double>::infinity();
+    // 0.0 - v, not -v: a box of volume 1 has log p = +0, not -0 (printed "-0" by clients).
+    out(i) = inside ? 0.0 - log_volume_ : -std::numeric_limits<double>::infinity();
   }
   return out;
 }

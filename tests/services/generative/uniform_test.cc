@@ -45,6 +45,30 @@ TEST_CASE("uniform exact log density is -log(volume) inside, -inf outside, bound
   CHECK(lp(4) == -std::numeric_limits<double>::infinity());
 }
 
+// The 2026-12-06 generative hunt: a box of volume 1 answered log p = -0.0 (EXACT and the fit
+// trace), which clients print as "-0".
+TEST_CASE("uniform log density of a box of volume 1 is +0") {
+  for (const v1::UniformSpec& box : {Box({0, 0}, {1, 1}), Box({-1, 0}, {1, 0.5})}) {
+    auto model = UniformModel::Create(box).value();
+    Eigen::MatrixXd x(1, 2);
+    x << 0.25, 0.25;
+    const double lp = model->ExactLogLikelihood(x)(0);
+    CHECK(lp == 0.0);
+    CHECK_FALSE(std::signbit(lp));
+  }
+  // The fit's trace: -log(volume) of the fitted box [3, 4].
+  const Family family = UniformFamily();
+  auto fitter = family.make_fitter(v1::FitConfig(), 1);
+  REQUIRE(fitter.ok());
+  Eigen::MatrixXd rows(2, 1);
+  rows << 3.0, 4.0;
+  REQUIRE((*fitter)->AddRows(rows, 0).ok());
+  auto fit = (*fitter)->Finish(exec::StopToken());
+  REQUIRE(fit.ok());
+  CHECK(fit->trace.log_likelihood(0) == 0.0);
+  CHECK_FALSE(std::signbit(fit->trace.log_likelihood(0)));
+}
+
 TEST_CASE("uniform upper face is inside even where low + (high - low) rounds below high") {
   const double low = -5.506069837315632, high = 1.9995038210449867;
   REQUIRE(low + (high - low) < high);  // the case: the recomputed bound is one ulp short
