@@ -8,7 +8,8 @@ Findings of the 2026-12-06 differential hunt, each checked here against an oracl
 - factor_analysis fits of rows in small units: scikit-learn's fit of the rows in their own units, whose mean
   log-likelihood moves by -log |det S| under the scaling S;
 - rows whose covariance underflows or overflows float64 get FAILED_PRECONDITION saying so;
-- a uniform box of volume 1 has log p = +0.
+- a uniform box of volume 1 has log p = +0;
+- subnormal mixture weights enter log p(x) with their own logarithm (closed form).
 """
 
 import math
@@ -147,3 +148,15 @@ def test_uniform_box_of_volume_one_has_log_density_plus_zero(stub):
     create(stub, "unit-box", gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=[0.0, -1.0], high=[1.0, 0.0])))
     value = exact(stub, "unit-box", [[0.5, -0.5]])[0]
     assert struct.pack("<d", value) == struct.pack("<d", 0.0)
+
+
+@pytest.mark.parametrize("tiny", [1e-310, 5e-324])
+def test_subnormal_mixture_weights_enter_log_density_exactly(stub, tiny):
+    """A weight of 1e-310 or 5e-324 is valid (> 0); its log is -713.8 / -744.4, not log(2.2e-308) = -708.4."""
+    weights = [tiny, 1.0 - tiny]
+    name = f"tiny-weight-{-math.log10(tiny):.0f}"
+    create(stub, name, gmm_spec(weights, [[0.0], [100.0]], [[1.0], [1.0]], "diag"))
+    assert exact(stub, name, [[0.0]])[0] == pytest.approx(math.log(tiny) - 0.5 * math.log(2 * math.pi), rel=1e-15)
+    create(stub, name + "-b", gen.GenerativeModelSpec(bernoulli_mixture=gen.BernoulliMixtureSpec(
+        weights=weights, probabilities=to_matrix([[1.0, 0.5], [0.0, 0.5]]))))
+    assert exact(stub, name + "-b", [[1.0, 1.0]])[0] == pytest.approx(math.log(tiny) + math.log(0.5), rel=1e-15)

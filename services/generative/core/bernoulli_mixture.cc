@@ -58,14 +58,14 @@ absl::StatusOr<std::unique_ptr<BernoulliMixtureModel>> BernoulliMixtureModel::Cr
       }
     }
   }
-  m->log_weights_ = m->weights_.array().log();
+  m->log_weights_ = ExactLog(m->weights_.array());
   m->cumulative_.resize(k);
   double running = 0.0;
   for (Eigen::Index c = 0; c < k; ++c) {
     running += m->weights_(c);
     m->cumulative_(c) = running;
   }
-  m->log_p_ = m->prob_.array().log();
+  m->log_p_ = ExactLog(m->prob_.array());
   m->log_1mp_ = (-m->prob_.array()).log1p();
   return m;
 }
@@ -181,9 +181,9 @@ class BernoulliMixtureFitter final : public FamilyFitter {
     for (iter = 1; iter <= max_iter_; ++iter) {
       MAAS_RETURN_IF_ERROR(stop.Check());
       const double previous = lower_bound;
-      const Eigen::MatrixXd log_p = prob_.array().log();
+      const Eigen::MatrixXd log_p = ExactLog(prob_.array());
       const Eigen::MatrixXd log_1mp = (-prob_.array()).log1p();
-      const Eigen::VectorXd log_w = weights_.array().log();
+      const Eigen::VectorXd log_w = ExactLog(weights_.array());
       double total = 0.0;
       for (Eigen::Index i = 0; i < n; ++i) {
         ComponentTerms(log_p, log_1mp, x.data() + i, n, terms);

@@ -62,6 +62,15 @@ inline absl::Status CheckMomentsFinite(const Eigen::VectorXd& mean, const Eigen:
       "); scale the data (e.g. divide each column by its standard deviation) and fit again"));
 }
 
+// Element-wise natural logarithm by std::log. Eigen's vectorized log() truncates its input to the
+// smallest normal double first, so every subnormal value (a mixture weight or a Bernoulli
+// probability of 1e-310 .. 5e-324, a box 1e-310 wide) got log(2.2e-308) = -708.4 instead of -713.8
+// .. -744.4: log p(x) up to 36 nats too high. Use this wherever a valid parameter can be subnormal.
+template <typename Derived>
+auto ExactLog(const Eigen::ArrayBase<Derived>& values) {
+  return values.unaryExpr([](double v) { return std::log(v); });
+}
+
 // FAILED_PRECONDITION when the training rows vary (largest |x - mean| over every column > 0) but
 // by less than sqrt(DBL_MIN) ~ 1.5e-154 in every column: every variance of theirs is 0 or subnormal
 // in float64, so a Gaussian fit would see constant rows (and say the rows vary in too few

@@ -109,7 +109,7 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
       Eigen::MatrixXd cov,
       MatrixFieldFromProto(spec.covariances(), field + " (" + TypeName(model->type_) + ")",
                            LayoutRows(model->type_, k, d), LayoutCols(model->type_, d)));
-  model->log_weights_ = model->weights_.array().log().matrix();
+  model->log_weights_ = ExactLog(model->weights_.array()).matrix();
   model->cumulative_.resize(k);
   double running = 0.0;
   for (int64_t c = 0; c < k; ++c) {

@@ -116,7 +116,7 @@ absl::StatusOr<std::unique_ptr<LinearGaussianModel>> LinearGaussianModel::Create
   // log det C = log det (I + G) + sum log psi (the matrix determinant lemma): no Cholesky of the
   // D x D covariance, whose condition number grows with the square of the signal-to-noise ratio.
   const double dd = static_cast<double>(d);
-  const double log_det_psi = m->psi_.array().log().sum();
+  const double log_det_psi = ExactLog(m->psi_.array()).sum();
   m->log_norm_marginal_ = -0.5 * (dd * math::kLogTwoPi + m->post_log_det_ + log_det_psi);
   m->log_norm_likelihood_ = -0.5 * (dd * math::kLogTwoPi + log_det_psi);
   if (!std::isfinite(m->log_norm_marginal_) || !std::isfinite(m->log_norm_likelihood_) ||

@@ -110,7 +110,7 @@ UniformModel::UniformModel(Eigen::VectorXd low, Eigen::VectorXd high)
     : low_(std::move(low)),
       high_(std::move(high)),
       width_(high_ - low_),
-      log_volume_(width_.array().log().sum()) {}
+      log_volume_(ExactLog(width_.array()).sum()) {}
 
 void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMatrixXd> x,
                           RowMatrixXd* latents) const {

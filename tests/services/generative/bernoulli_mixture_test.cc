@@ -52,6 +52,30 @@ TEST_CASE("bernoulli_mixture reproduces reference value D, non-binary rows have 
   CHECK(std::isfinite(ly(1)));
 }
 
+// The 2026-12-06 generative hunt: Eigen's vectorized log truncates subnormal inputs to 2.2e-308,
+// so a weight or probability of 1e-310 .. 5e-324 (valid: > 0, in [0, 1]) gave log p(x) 5 to 36
+// nats too high. Expected values: the closed form with std::log.
+TEST_CASE("bernoulli_mixture subnormal weights and probabilities enter log p(x) exactly") {
+  for (double tiny : {1e-310, 1e-320, 5e-324}) {
+    CAPTURE(tiny);
+    v1::BernoulliMixtureSpec spec;
+    spec.add_weights(tiny);
+    spec.add_weights(1.0 - tiny);
+    spec.mutable_probabilities()->set_rows(2);
+    spec.mutable_probabilities()->set_cols(2);
+    for (double p : {1.0, 0.5, 0.0, 0.5}) spec.mutable_probabilities()->add_values(p);
+    Eigen::MatrixXd x(1, 2);
+    x << 1, 1;  // possible under component 0 only
+    CHECK(Make(spec)->ExactLogLikelihood(x)(0) ==
+          Approx(std::log(tiny) + std::log(0.5)).epsilon(1e-15));
+    spec.set_weights(0, 0.5);
+    spec.set_weights(1, 0.5);
+    spec.mutable_probabilities()->set_values(0, tiny);
+    CHECK(Make(spec)->ExactLogLikelihood(x)(0) ==
+          Approx(std::log(0.5) + std::log(tiny) + std::log(0.5)).epsilon(1e-15));
+  }
+}
+
 TEST_CASE("bernoulli_mixture latent view and sampling") {
   const auto model = Make(ModelD());
   Eigen::MatrixXd x(3, 6);

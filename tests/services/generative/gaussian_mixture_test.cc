@@ -188,6 +188,27 @@ TEST_CASE("gaussian_mixture log densities of rows beyond float64 squares are fin
   CHECK(std::isfinite(model->ExactLogLikelihood(x)(0)));
 }
 
+// The 2026-12-06 generative hunt: Eigen's vectorized log truncates subnormal inputs to 2.2e-308,
+// so a mixture weight of 1e-310 .. 5e-324 (valid: > 0) gave log p(x) 5 to 36 nats too high for
+// rows that only its component explains. Expected values: the closed form with std::log.
+TEST_CASE("gaussian_mixture subnormal weights enter log p(x) exactly") {
+  for (double tiny : {1e-300, 1e-310, 1e-320, 5e-324}) {
+    CAPTURE(tiny);
+    v1::GaussianMixtureSpec spec;
+    spec.set_covariance_type(v1::DIAG);
+    spec.add_weights(tiny);
+    spec.add_weights(1.0 - tiny);
+    SetMatrix(spec.mutable_means(), 2, 1, {0, 100});
+    SetMatrix(spec.mutable_covariances(), 2, 1, {1, 1});
+    const auto model = Make(spec);
+    Eigen::MatrixXd x(1, 1);
+    x << 0.0;  // component 1 adds exp(-5000): nothing in float64
+    const double expected = std::log(tiny) - 0.5 * std::log(2 * M_PI);
+    CHECK(model->ExactLogLikelihood(x)(0) == Approx(expected).epsilon(1e-15));
+    CHECK(model->LogPrior(Eigen::VectorXd::Zero(1)) == std::log(tiny));
+  }
+}
+
 TEST_CASE("gaussian_mixture specs that define no distribution are rejected by field") {
   auto expect_invalid = [](const v1::GaussianMixtureSpec& spec, const std::string& mention) {
     const absl::Status status = GaussianMixtureModel::Create(spec).status();

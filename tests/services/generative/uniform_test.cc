@@ -69,6 +69,18 @@ TEST_CASE("uniform log density of a box of volume 1 is +0") {
   CHECK_FALSE(std::signbit(fit->trace.log_likelihood(0)));
 }
 
+// The 2026-12-06 generative hunt: a box 1e-310 wide (subnormal) had log p = 708.4 (Eigen's
+// vectorized log truncates to 2.2e-308) where -log(1e-310) = 713.8, and its fit trace said 713.8.
+TEST_CASE("uniform log density of a box of subnormal width is exact") {
+  for (double width : {1e-300, 1e-310, 5e-324}) {
+    CAPTURE(width);
+    auto model = UniformModel::Create(Box({0, 0}, {width, 1})).value();
+    Eigen::MatrixXd x(1, 2);
+    x << 0, 0.5;
+    CHECK(model->ExactLogLikelihood(x)(0) == Approx(-std::log(width)).epsilon(1e-15));
+  }
+}
+
 TEST_CASE("uniform upper face is inside even where low + (high - low) rounds below high") {
   const double low = -5.506069837315632, high = 1.9995038210449867;
   REQUIRE(low + (high - low) < high);  // the case: the recomputed bound is one ulp short
