@@ -1635,7 +1635,8 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
 absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizerOptions& options,
                                                            std::vector<std::string> vocabulary,
                                                            std::vector<uint64_t> document_frequency,
-                                                           uint64_t num_documents) {
+                                                           uint64_t num_documents,
+                                                           StateVocabulary what) {
   if (vocabulary.empty()) {
     return absl::InvalidArgumentError(
         "vocabulary is empty: a CountVectorizer needs at least 1 term");
@@ -1643,8 +1644,14 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
   if (vocabulary.size() >= std::numeric_limits<uint32_t>::max()) {
     return absl::InvalidArgumentError("vocabulary too large (>= 2^32 terms)");
   }
-  const bool fixed = !options.fixed_vocabulary.empty();
-  if (fixed && vocabulary != options.fixed_vocabulary) {
+  const bool in_state = what == StateVocabulary::kFixed;
+  if (in_state && !options.fixed_vocabulary.empty()) {
+    return absl::InvalidArgumentError(
+        "vectorizer.fixed_vocabulary_in_state is set but the config has a vocabulary too; the "
+        "stored form gives the fixed vocabulary once, in vectorizer.vocabulary");
+  }
+  const bool fixed = in_state || !options.fixed_vocabulary.empty();
+  if (!in_state && fixed && vocabulary != options.fixed_vocabulary) {
     return absl::InvalidArgumentError(
         "vocabulary differs from the config's fixed vocabulary; with a fixed vocabulary the state "
         "vocabulary must be that list, in that order");
@@ -1681,6 +1688,16 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
       ArenaOf(vocabulary.size(), [&](size_t i) { return std::string_view(vocabulary[i]); });
   vocabulary = std::vector<std::string>();
   v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
+  if (in_state) {
+    // The config's check of a fixed vocabulary (CountVectorizerOptionsFromConfig), on the index
+    // built: of two equal terms the index finds one, so the other's id is not found back.
+    for (uint32_t id = 0; id < v.index_.size(); ++id) {
+      if (v.index_.Find(v.index_.term(id)) != id) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Duplicate term in vocabulary: '", std::string(v.index_.term(id).substr(0, 100)), "'"));
+      }
+    }
+  }
   return v;
 }
 
@@ -1855,8 +1872,33 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> FromStateKind(v1::VectorizerState* s
   MAAS_ASSIGN_OR_RETURN(
       CountVectorizer v,
       CountVectorizer::FromState(options, std::move(vocabulary), std::move(document_frequency),
-                                 state->num_documents()));
+                                 state->num_documents(),
+                                 state->fixed_vocabulary_in_state()
+                                     ? CountVectorizer::StateVocabulary::kFixed
+                                     : CountVectorizer::StateVocabulary::kLearnedOrOptions));
   return std::unique_ptr<Vectorizer>(std::make_unique<CountVectorizer>(std::move(v)));
+}
+
+// The stored form: a fixed vocabulary is the state's vocabulary (the same list, as FromState
+// requires of a full state), so the config leaves it out.
+void CompactStored(v1::VectorizerState* state) {
+  if (!state->config().has_count() || state->config().count().vocabulary().empty()) return;
+  const google::protobuf::RepeatedPtrField<std::string>& given =
+      state->config().count().vocabulary();
+  if (!std::equal(given.begin(), given.end(), state->vocabulary().begin(),
+                  state->vocabulary().end())) {
+    return;
+  }
+  // Swapped with an empty list that then goes: Clear() would keep the strings for reuse.
+  google::protobuf::RepeatedPtrField<std::string>().Swap(
+      state->mutable_config()->mutable_count()->mutable_vocabulary());
+  state->set_fixed_vocabulary_in_state(true);
+}
+
+void ExpandStored(v1::VectorizerState* state) {
+  if (!state->fixed_vocabulary_in_state()) return;
+  *state->mutable_config()->mutable_count()->mutable_vocabulary() = state->vocabulary();
+  state->set_fixed_vocabulary_in_state(false);
 }
 
 // Only a fixed vocabulary gives every batch the same features.
@@ -1886,6 +1928,7 @@ std::vector<google::protobuf::RepeatedPtrField<std::string>*> HeldLists(
 }  // namespace
 
 const VectorizerKind kCountVectorizerKind = {"count",        &Validate,         &StartFit,
-                                             &FromStateKind, &CheckPartialKind, &HeldLists};
+                                             &FromStateKind, &CheckPartialKind, &HeldLists,
+                                             &CompactStored, &ExpandStored};
 
 }  // namespace maas::discriminative

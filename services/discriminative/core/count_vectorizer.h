@@ -95,13 +95,19 @@ class CountVectorizer final : public Vectorizer {
                                                      const CountVectorizerOptions& options,
                                                      const exec::StopToken& stop = {});
 
+  // What a state's vocabulary is: kLearnedOrOptions, the learned vocabulary, or, when the options
+  // have a fixed one, that list again; kFixed, the fixed vocabulary itself (a stored state whose
+  // config leaves the list out: fixed_vocabulary_in_state; the options then have none).
+  enum class StateVocabulary { kLearnedOrOptions, kFixed };
+
   // A fitted vectorizer from its state. Errors (INVALID_ARGUMENT): empty vocabulary, a term that is
   // empty or not valid UTF-8, terms not strictly ascending in code point order (or, with a fixed
-  // vocabulary, not equal to it), document_frequency of the wrong length.
-  static absl::StatusOr<CountVectorizer> FromState(const CountVectorizerOptions& options,
-                                                   std::vector<std::string> vocabulary,
-                                                   std::vector<uint64_t> document_frequency,
-                                                   uint64_t num_documents);
+  // vocabulary, not equal to it; kFixed: a term given twice, or options with a fixed vocabulary
+  // too), document_frequency of the wrong length.
+  static absl::StatusOr<CountVectorizer> FromState(
+      const CountVectorizerOptions& options, std::vector<std::string> vocabulary,
+      std::vector<uint64_t> document_frequency, uint64_t num_documents,
+      StateVocabulary what = StateVocabulary::kLearnedOrOptions);
 
   using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.

@@ -29,7 +29,7 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> StorePipeline(
   uint64_t num_features = 0;
   {
     const Pipeline pipeline = std::move(fitted);
-    spec = pipeline.ToSpec();
+    spec = pipeline.ToStoredSpec();
     num_features = pipeline.num_features();
   }
   const std::string family = PipelineFamily(spec.vectorizer().config(), spec.classifier().config());
@@ -149,7 +149,7 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
     MAAS_RETURN_IF_ERROR(registry::ParseStoredVersion(bytes, "StoredDiscriminativeModel", &stored));
     // Built from the spec's fields as they are taken (and freed): the message's large fields are
     // not held beside the whole pipeline.
-    absl::StatusOr<Pipeline> built = Pipeline::FromSpec(stored.mutable_spec());
+    absl::StatusOr<Pipeline> built = Pipeline::FromStoredSpec(stored.mutable_spec());
     MAAS_RETURN_IF_ERROR(registry::StoredSpecStatus(built.status(), "a pipeline"));
     Pipeline pipeline = *std::move(built);
     loaded->pipeline.emplace(std::move(pipeline));
@@ -646,12 +646,26 @@ absl::StatusOr<v1::GetModelResponse> DiscriminativeCore::GetModel(
   if (bytes.ok() && stored.ParseFromString(*bytes)) {
     bytes = std::string();  // release the stored bytes before building the response
     *response.mutable_spec() = std::move(*stored.mutable_spec());
+    Pipeline::ExpandStoredSpec(response.mutable_spec());  // the full spec, as it was given
   } else if (bytes.ok() || absl::IsNotFound(bytes.status())) {
     *response.mutable_spec() = loaded->pipeline->ToSpec();
   } else {
     return bytes.status();
   }
   if (loaded->train_summary) *response.mutable_train_summary() = *loaded->train_summary;
+  // The stored form holds a fixed vocabulary once; the answer has it twice, in the config too.
+  const uint64_t answer_bytes = response.ByteSizeLong();
+  if (options_.max_message_bytes > 0 && answer_bytes > options_.max_message_bytes) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "model '", loaded->info().name(), "' version ", loaded->info().version(), " is stored in ",
+        stored_bytes, " bytes, and GetModel's answer takes ", answer_bytes,
+        " (its fixed vocabulary is in the vectorizer config as well as in the vectorizer state), "
+        "above this server's largest message of ",
+        options_.max_message_bytes,
+        " bytes (--max_message_bytes): raise --max_message_bytes on the server and the client "
+        "above ",
+        answer_bytes, " to export it"));
+  }
   return response;
 }
 

@@ -288,8 +288,16 @@ absl::StatusOr<Pipeline> Pipeline::FromSpec(const v1::PipelineSpec& spec) {
 }
 
 absl::StatusOr<Pipeline> Pipeline::FromSpec(v1::PipelineSpec* spec) {
+  return FromSpecTaking(spec, StateForm::kFull);
+}
+
+absl::StatusOr<Pipeline> Pipeline::FromStoredSpec(v1::PipelineSpec* spec) {
+  return FromSpecTaking(spec, StateForm::kFullOrStored);
+}
+
+absl::StatusOr<Pipeline> Pipeline::FromSpecTaking(v1::PipelineSpec* spec, StateForm form) {
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer,
-                        VectorizerFromState(spec->mutable_vectorizer()));
+                        VectorizerFromState(spec->mutable_vectorizer(), form));
   MAAS_ASSIGN_OR_RETURN(
       std::unique_ptr<Classifier> classifier,
       ClassifierFromState(spec->mutable_classifier(), vectorizer->num_features()));
@@ -307,6 +315,16 @@ v1::PipelineSpec Pipeline::ToSpec() const {
   classifier_->ToState(spec.mutable_classifier());
   *spec.mutable_classifier()->mutable_config() = classifier_config_;
   return spec;
+}
+
+v1::PipelineSpec Pipeline::ToStoredSpec() const {
+  v1::PipelineSpec spec = ToSpec();
+  CompactStoredState(spec.mutable_vectorizer());
+  return spec;
+}
+
+void Pipeline::ExpandStoredSpec(v1::PipelineSpec* spec) {
+  ExpandStoredState(spec->mutable_vectorizer());
 }
 
 v1::VectorizerConfig Pipeline::vectorizer_config() const {

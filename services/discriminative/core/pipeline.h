@@ -161,9 +161,19 @@ class Pipeline {
   // it parsed). *spec keeps its configs and small fields; after an error its large fields are
   // unspecified.
   static absl::StatusOr<Pipeline> FromSpec(v1::PipelineSpec* spec);
+  // The same for a spec in either form a model store's file holds: the stored form (ToStoredSpec)
+  // or the full form (every version stored before the stored form existed). The same pipeline
+  // from both.
+  static absl::StatusOr<Pipeline> FromStoredSpec(v1::PipelineSpec* spec);
 
   // The full fitted state; FromSpec(ToSpec()) reproduces the pipeline exactly.
   v1::PipelineSpec ToSpec() const;
+  // What the model store's file holds: ToSpec with each list that the state repeats left out of
+  // the config (a fixed vocabulary is held once, as the state's vocabulary; CompactStoredState).
+  v1::PipelineSpec ToStoredSpec() const;
+  // A stored spec (either form) back in the full form: ExpandStoredSpec(ToStoredSpec()) ==
+  // ToSpec(), byte for byte.
+  static void ExpandStoredSpec(v1::PipelineSpec* spec);
 
   // The vectorizer's transform: one sparse row per text (ascending indices). INVALID_ARGUMENT
   // naming the text index for invalid UTF-8 under decode_error strict; what `stop` answers
@@ -234,6 +244,8 @@ class Pipeline {
   // cannot be decoded or analysed (e.g. a token_pattern past its step limit).
   absl::Status TransformText(std::string_view text, size_t index, AnalyzerScratch* scratch,
                              SparseVector* row) const;
+  // FromSpec(spec*) and FromStoredSpec.
+  static absl::StatusOr<Pipeline> FromSpecTaking(v1::PipelineSpec* spec, StateForm form);
   // Classification of one vectorized text.
   void ClassifyOne(const SparseVector& row, const ClassifyOptions& options,
                    v1::Classification* out) const;

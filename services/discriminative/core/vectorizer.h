@@ -255,6 +255,14 @@ struct VectorizerKind {
   // RestoreHeldLists writes back), of the messages that are set (none is created). nullptr: none.
   std::vector<google::protobuf::RepeatedPtrField<std::string>*> (*held_lists)(
       v1::VectorizerConfig* config) = nullptr;
+  // The stored form (the model store's file; CompactStoredState): takes out of state->config() a
+  // list that the state holds as well, the same entries in the same order (a fixed vocabulary,
+  // which is state->vocabulary), marking the state so (fixed_vocabulary_in_state), so that the
+  // file holds it once. Leaves a state whose lists differ as it is. from_state builds from either
+  // form; expand_stored puts the list back (the full spec, as ToSpec gives it). nullptr for both:
+  // the kind's state repeats no list of its config (a marked state is then refused).
+  void (*compact_stored)(v1::VectorizerState* state) = nullptr;
+  void (*expand_stored)(v1::VectorizerState* state) = nullptr;
 };
 
 // The name of the config's kind ("count" when unset).
@@ -272,6 +280,14 @@ void ClearHeldLists(v1::VectorizerConfig* config);
 // rest is copied, then put back: *config ends as it was).
 v1::VectorizerConfig CopyWithoutHeldLists(v1::VectorizerConfig* config);
 
+// The stored form of a full state (what the model store's file holds): the lists of its config that
+// the state holds as well left out of the config, marked (the kind's compact_stored). A state of a
+// kind without a stored form, or whose lists differ, is left as it is.
+void CompactStoredState(v1::VectorizerState* state);
+// The full state back from its stored form (the kind's expand_stored): the config as it was given,
+// fixed_vocabulary_in_state false. A full state is left as it is.
+void ExpandStoredState(v1::VectorizerState* state);
+
 // The whole vectorizer of a config (its kind, then TF-IDF when config.tfidf is set).
 absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config);
 // A fitter for the whole vectorizer of a config (TF-IDF applied in Finish).
@@ -281,14 +297,20 @@ absl::StatusOr<std::unique_ptr<VectorizerFitter>> StartVectorizerFit(
 absl::StatusOr<VectorizerFit> FitVectorizer(const v1::VectorizerConfig& config,
                                             const std::vector<std::string_view>& texts,
                                             const exec::StopToken& stop = {});
-// A fitted vectorizer from stored/imported state (its kind's, then TF-IDF when config.tfidf is
-// set), validated thoroughly (INVALID_ARGUMENT; UNIMPLEMENTED for an unsupported kind).
+// The forms of a state a build accepts: the full form of an import (CreateModel; a state with
+// fixed_vocabulary_in_state is refused, INVALID_ARGUMENT) or also the stored form of the model
+// store's file (CompactStoredState; a model stored before it had one is in the full form).
+enum class StateForm { kFull, kFullOrStored };
+
+// A fitted vectorizer from imported state (its kind's, then TF-IDF when config.tfidf is set),
+// validated thoroughly (INVALID_ARGUMENT; UNIMPLEMENTED for an unsupported kind).
 absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::VectorizerState& state);
 // The same, taking *state's large fields (vocabulary, document_frequency, idf): each is moved out
 // and its memory freed as it is converted, so that at most one of them is held twice (a load
 // builds the vectorizer from the message it parsed, which it then drops). *state keeps its config
 // and small fields; after an error its large fields are unspecified.
-absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state);
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state,
+                                                                StateForm form = StateForm::kFull);
 // Whether the whole vectorizer of a valid config supports partial training (its kind's
 // check_partial; TF-IDF only without use_idf, since idf needs every document): OK or
 // INVALID_ARGUMENT saying why.

@@ -81,6 +81,16 @@ v1::VectorizerConfig CopyWithoutHeldLists(v1::VectorizerConfig* config) {
   return copy;
 }
 
+void CompactStoredState(v1::VectorizerState* state) {
+  const VectorizerKind* kind = FindVectorizerKind(VectorizerKindName(state->config()));
+  if (kind != nullptr && kind->compact_stored != nullptr) kind->compact_stored(state);
+}
+
+void ExpandStoredState(v1::VectorizerState* state) {
+  const VectorizerKind* kind = FindVectorizerKind(VectorizerKindName(state->config()));
+  if (kind != nullptr && kind->expand_stored != nullptr) kind->expand_stored(state);
+}
+
 absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config) {
   absl::Status error;
   const VectorizerKind* kind = KindOf(config, &error);
@@ -152,10 +162,24 @@ absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(const v1::Vector
   return VectorizerFromState(&taken);
 }
 
-absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state) {
+absl::StatusOr<std::unique_ptr<Vectorizer>> VectorizerFromState(v1::VectorizerState* state,
+                                                                StateForm form) {
   MAAS_RETURN_IF_ERROR(ValidateVectorizerConfig(state->config()));
   absl::Status error;
   const VectorizerKind* kind = KindOf(state->config(), &error);
+  if (state->fixed_vocabulary_in_state()) {
+    if (form == StateForm::kFull) {
+      return absl::InvalidArgumentError(
+          "vectorizer.fixed_vocabulary_in_state is set, but it is the model store's own field; "
+          "leave it unset and give a fixed vocabulary in vectorizer.config.count.vocabulary (as "
+          "GetModel returns it)");
+    }
+    if (kind->expand_stored == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("vectorizer.fixed_vocabulary_in_state is set, but the '",
+                       std::string(kind->name), "' vectorizer has no fixed vocabulary"));
+    }
+  }
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> base, kind->from_state(state));
   if (state->config().has_tfidf()) return TfidfFromState(state, std::move(base));
   if (state->idf_size() != 0) {

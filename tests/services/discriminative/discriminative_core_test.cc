@@ -2,6 +2,7 @@
 // every parameter whose cost grows with it is bounded (issue 5 items 2, 4 and 9).
 #include "services/discriminative/core/discriminative_core.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <functional>
@@ -195,6 +196,210 @@ TEST_CASE("CreateModel rejects feature_log_prob above 0, and -inf unless alpha i
   // alpha = 0 (force_alpha, the default) allows zero probabilities.
   CHECK(create_with(-HUGE_VAL, 0.0).ok());
   CHECK(f.Versions("imp") == std::vector<int64_t>{1});
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The stored form: a fixed vocabulary is stored once (the state's vocabulary), and a version stored
+// before (with the list in the config as well) still loads and serves exactly as before.
+
+// A Train config with a fixed vocabulary (in no particular order, one term of more than 15 bytes)
+// and a stop word list with a repeat.
+v1::TrainRequest FixedVocabularyConfig(const std::string& name) {
+  v1::TrainRequest request = ConfigMessage(name);
+  v1::CountVectorizerConfig* count =
+      request.mutable_config()->mutable_vectorizer()->mutable_count();
+  for (const char* term : {"zebra", "cat", "dog", "\u00e9cole", "a term longer than 15", "bark"}) {
+    count->add_vocabulary(term);
+  }
+  for (const char* word : {"the", "a", "the"}) count->mutable_text()->add_stop_word_list(word);
+  return request;
+}
+
+v1::StoredDiscriminativeModel StoredFile(Fixture& f, const std::string& name, int64_t version) {
+  auto bytes = f.store.Get(name, version);
+  REQUIRE(bytes.ok());
+  v1::StoredDiscriminativeModel stored;
+  REQUIRE(stored.ParseFromString(*bytes));
+  return stored;
+}
+
+TEST_CASE("Train stores a fixed vocabulary once and GetModel gives it back in the config") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  const v1::TrainRequest config = FixedVocabularyConfig("m");
+  const v1::VectorizerConfig& given = config.config().vectorizer();
+  REQUIRE(Train(core, config, BatchMessage(kTexts, kLabels)).ok());
+  const v1::StoredDiscriminativeModel stored = StoredFile(f, "m", 1);
+  const v1::VectorizerState& state = stored.spec().vectorizer();
+  CHECK(state.fixed_vocabulary_in_state());
+  CHECK(state.config().count().vocabulary().empty());
+  CHECK(state.config().count().text().stop_word_list().size() == 3);  // held once already
+  REQUIRE(state.vocabulary().size() == given.count().vocabulary().size());
+  CHECK(std::equal(state.vocabulary().begin(), state.vocabulary().end(),
+                   given.count().vocabulary().begin()));
+  v1::GetModelRequest get;
+  get.mutable_model()->set_name("m");
+  auto got = core.GetModel(get);
+  REQUIRE(got.ok());
+  CHECK_FALSE(got->spec().vectorizer().fixed_vocabulary_in_state());
+  CHECK(got->spec().vectorizer().config().SerializeAsString() == given.SerializeAsString());
+  // The version's size is its file's: the list once.
+  CHECK(got->info().size_bytes() == static_cast<int64_t>(stored.ByteSizeLong()));
+  CHECK(got->spec().ByteSizeLong() > stored.spec().ByteSizeLong());
+}
+
+// The stored form is the store's own: an import of it is refused and stores nothing (GetModel's
+// full spec is what CreateModel takes).
+TEST_CASE("CreateModel refuses a spec in the stored form") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  REQUIRE(Train(core, FixedVocabularyConfig("m"), BatchMessage(kTexts, kLabels)).ok());
+  v1::CreateModelRequest create;
+  create.set_name("imported");
+  *create.mutable_spec() = StoredFile(f, "m", 1).spec();
+  REQUIRE(create.spec().vectorizer().fixed_vocabulary_in_state());
+  const absl::Status status = core.CreateModel(create).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("fixed_vocabulary_in_state"));
+  CHECK(f.Versions("imported").empty());
+}
+
+// A version stored by the code before the stored form (its spec as ToSpec gives it: the fixed
+// vocabulary in the config and in the state) loads, classifies, vectorizes, exports (GetModel: the
+// same bytes as it was stored) and is continued by a partial Train exactly as a version stored in
+// the stored form; the partial Train's new version is in the stored form.
+TEST_CASE("A version stored with its fixed vocabulary in config and state serves as before") {
+  Fixture f;
+  DiscriminativeCore core(f.Options());
+  const v1::TrainRequest config = FixedVocabularyConfig("new");
+  const v1::TrainRequest batch = BatchMessage(kTexts, kLabels);
+  REQUIRE(Train(core, config, batch).ok());
+  // The old file: what the previous StorePipeline wrote (the trained pipeline's ToSpec).
+  v1::StoredDiscriminativeModel old = StoredFile(f, "new", 1);
+  {
+    auto trainer = Trainer::Create(config.config());
+    REQUIRE(trainer.ok());
+    REQUIRE(trainer->AddBatch(batch.batch()).ok());
+    auto result = trainer->Finish();
+    REQUIRE(result.ok());
+    *old.mutable_spec() = result->pipeline.ToSpec();
+  }
+  old.mutable_info()->set_name("old");
+  REQUIRE_FALSE(old.spec().vectorizer().fixed_vocabulary_in_state());
+  REQUIRE(old.spec().vectorizer().config().count().vocabulary().size() == 6);
+  REQUIRE(old.spec().vectorizer().vocabulary().size() == 6);
+  const std::string old_spec = old.spec().SerializeAsString();
+  REQUIRE(f.store.Put("old", [&](int64_t) { return old.SerializeAsString(); }).ok());
+
+  v1::GetModelRequest get;
+  get.mutable_model()->set_name("old");
+  auto got_old = core.GetModel(get);
+  REQUIRE(got_old.ok());
+  CHECK(got_old->spec().SerializeAsString() == old_spec);
+  get.mutable_model()->set_name("new");
+  auto got_new = core.GetModel(get);
+  REQUIRE(got_new.ok());
+  CHECK(got_new->spec().SerializeAsString() == old_spec);
+
+  const auto classify = [&](const std::string& name) {
+    v1::ClassifyRequest request;
+    request.mutable_model()->set_name(name);
+    for (const char* text :
+         {"the cat and the dog", "\u00e9cole zebra", "a term longer than 15", "nothing known"}) {
+      request.add_texts(text);
+    }
+    request.set_explain(true);
+    auto response = core.Classify(request);
+    REQUIRE(response.ok());
+    return response->SerializeAsString();
+  };
+  CHECK(classify("old") == classify("new"));
+  const auto vectorize = [&](const std::string& name) {
+    v1::VectorizeRequest request;
+    request.mutable_model()->set_name(name);
+    request.add_texts("the cat and the dog bark \u00e9cole");
+    request.set_include_feature_names(true);
+    auto response = core.Vectorize(request);
+    REQUIRE(response.ok());
+    CHECK(response->feature_names_size() == 4);
+    return *std::move(response);
+  };
+  // (Compared as messages: a map's entries serialize in no fixed order.)
+  CHECK(google::protobuf::util::MessageDifferencer::Equals(vectorize("old"), vectorize("new")));
+
+  // A partial Train continues either with the stored config (vectorizer unset) or the same config
+  // given again; another order of the vocabulary is refused, naming it.
+  for (const bool given : {false, true}) {
+    CAPTURE(given);
+    std::string continued;
+    for (const std::string name : {"old", "new"}) {
+      CAPTURE(name);
+      v1::TrainRequest partial = given ? FixedVocabularyConfig(name) : ConfigMessage(name);
+      partial.mutable_config()->set_partial(true);
+      REQUIRE(
+          Train(core, partial, BatchMessage({"the dog barked", "zebra cat"}, {"dog", "cat"})).ok());
+      const std::vector<int64_t> versions = f.Versions(name);
+      REQUIRE(!versions.empty());
+      const v1::StoredDiscriminativeModel latest = StoredFile(f, name, versions.back());
+      CHECK(latest.spec().vectorizer().fixed_vocabulary_in_state());
+      get.mutable_model()->set_name(name);
+      auto got = core.GetModel(get);
+      REQUIRE(got.ok());
+      if (continued.empty()) {
+        continued = got->spec().SerializeAsString();
+      } else {
+        CHECK(got->spec().SerializeAsString() == continued);
+      }
+      CHECK(got->spec().vectorizer().config().SerializeAsString() ==
+            config.config().vectorizer().SerializeAsString());
+    }
+  }
+  v1::TrainRequest reordered = FixedVocabularyConfig("old");
+  reordered.mutable_config()->set_partial(true);
+  reordered.mutable_config()
+      ->mutable_vectorizer()
+      ->mutable_count()
+      ->mutable_vocabulary()
+      ->SwapElements(0, 1);
+  const absl::Status refused = Train(core, reordered, BatchMessage({"cat"}, {"cat"})).status();
+  CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(refused.message()), Catch::Contains("vocabulary"));
+}
+
+// GetModel's answer holds a fixed vocabulary twice (config and state) where the stored file holds
+// it once: an answer above --max_message_bytes is refused naming it, though the file is below.
+TEST_CASE("GetModel refuses an answer above --max_message_bytes that its stored file is not") {
+  Fixture f;
+  v1::TrainRequest config = ConfigMessage("m");
+  for (int j = 0; j < 2000; ++j) {
+    config.mutable_config()->mutable_vectorizer()->mutable_count()->add_vocabulary(
+        absl::StrCat("term", j));
+  }
+  {
+    DiscriminativeCore core(f.Options());
+    REQUIRE(Train(core, config, BatchMessage(kTexts, kLabels)).ok());
+  }
+  v1::GetModelRequest get;
+  get.mutable_model()->set_name("m");
+  DiscriminativeCoreOptions options = f.Options();
+  uint64_t answer = 0;
+  {
+    DiscriminativeCore core(options);
+    auto got = core.GetModel(get);
+    REQUIRE(got.ok());
+    answer = got->ByteSizeLong();
+  }
+  const uint64_t stored = static_cast<uint64_t>(StoredFile(f, "m", 1).ByteSizeLong());
+  REQUIRE(stored + 10'000 < answer);  // 2000 terms of 6-9 bytes: ~20 KB more
+  options.max_message_bytes = stored + 1000;
+  DiscriminativeCore core(options);
+  const absl::Status status = core.GetModel(get).status();
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("--max_message_bytes"));
+  CHECK_THAT(std::string(status.message()), Catch::Contains(absl::StrCat(answer)));
+  options.max_message_bytes = answer;
+  DiscriminativeCore fits(options);
+  CHECK(fits.GetModel(get).ok());
 }
 
 }  // namespace

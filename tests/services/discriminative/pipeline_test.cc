@@ -1,5 +1,6 @@
 #include "services/discriminative/core/pipeline.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <string>
@@ -476,6 +477,140 @@ TEST_CASE(
       }
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The stored form (what the model store's file holds): a fixed vocabulary once, as the state's.
+
+// A config with a fixed vocabulary in no particular order (feature i is vocabulary[i]) and a stop
+// word list with a repeat, as a caller may give them.
+v1::VectorizerConfig FixedVocabularyConfig(bool tfidf) {
+  v1::VectorizerConfig config;
+  for (const char* term : {"this", "document", "zebra", "first", "\u00e9cole", "is", "and"}) {
+    config.mutable_count()->add_vocabulary(term);
+  }
+  for (const char* word : {"the", "one", "the"}) {
+    config.mutable_count()->mutable_text()->add_stop_word_list(word);
+  }
+  if (tfidf) config.mutable_tfidf()->set_sublinear_tf(true);
+  return config;
+}
+
+Pipeline MustFit(const v1::VectorizerConfig& vectorizer) {
+  auto pipeline = Pipeline::Fit(kCorpus, kLabels, {}, vectorizer, {});
+  REQUIRE(pipeline.ok());
+  return *std::move(pipeline);
+}
+
+// The stored spec of a pipeline with a fixed vocabulary leaves the list out of the config (it is
+// the state's vocabulary, same terms, same order) and says so; it loads as the same pipeline, and
+// expanded it is the full spec byte for byte. So does the full spec (every version stored before
+// the stored form existed) load through the same path.
+TEST_CASE("A fixed vocabulary is stored once and loads back as the full spec") {
+  for (const bool tfidf : {false, true}) {
+    CAPTURE(tfidf);
+    const v1::VectorizerConfig given = FixedVocabularyConfig(tfidf);
+    const Pipeline pipeline = MustFit(given);
+    const v1::PipelineSpec full = pipeline.ToSpec();
+    REQUIRE(full.vectorizer().config().SerializeAsString() == given.SerializeAsString());
+    const v1::PipelineSpec stored = pipeline.ToStoredSpec();
+    CHECK(stored.vectorizer().fixed_vocabulary_in_state());
+    CHECK(stored.vectorizer().config().count().vocabulary().empty());
+    CHECK(stored.vectorizer().vocabulary().size() == given.count().vocabulary().size());
+    CHECK(std::equal(stored.vectorizer().vocabulary().begin(),
+                     stored.vectorizer().vocabulary().end(), given.count().vocabulary().begin()));
+    // Only the list moved: the stop words and everything else are as in the full spec.
+    v1::PipelineSpec without = full;
+    without.mutable_vectorizer()->mutable_config()->mutable_count()->clear_vocabulary();
+    without.mutable_vectorizer()->set_fixed_vocabulary_in_state(true);
+    CHECK(stored.SerializeAsString() == without.SerializeAsString());
+    CHECK(stored.ByteSizeLong() < full.ByteSizeLong());
+    v1::PipelineSpec expanded = stored;
+    Pipeline::ExpandStoredSpec(&expanded);
+    CHECK(expanded.SerializeAsString() == full.SerializeAsString());
+    const Strings texts = {"this document is new", "\u00e9cole and zebra", "the one"};
+    const auto scores = pipeline.PredictScores(texts);
+    REQUIRE(scores.ok());
+    for (const v1::PipelineSpec& form : {stored, full}) {
+      v1::PipelineSpec taken = form;
+      auto loaded = Pipeline::FromStoredSpec(&taken);
+      REQUIRE(loaded.ok());
+      CHECK(loaded->ToSpec().SerializeAsString() == full.SerializeAsString());
+      CHECK(loaded->ToStoredSpec().SerializeAsString() == stored.SerializeAsString());
+      CHECK(loaded->vectorizer_config().SerializeAsString() == given.SerializeAsString());
+      const auto again = loaded->PredictScores(texts);
+      REQUIRE(again.ok());
+      for (size_t i = 0; i < texts.size(); ++i) {
+        CHECK((*again)[i].log_probability == (*scores)[i].log_probability);
+      }
+    }
+  }
+}
+
+// Nothing else is left out: a learned vocabulary's state repeats no list of its config, a hashing
+// vectorizer has no vocabulary, and a full spec stays full through ExpandStoredSpec.
+TEST_CASE("The stored spec of a learned vocabulary or hashing is the full spec") {
+  v1::VectorizerConfig learned;
+  learned.mutable_count()->mutable_text()->add_stop_word_list("the");
+  v1::VectorizerConfig hashing;
+  hashing.mutable_hashing()->set_n_features(32);
+  hashing.mutable_hashing()->set_alternate_sign(false);
+  hashing.mutable_hashing()->mutable_text()->add_stop_word_list("the");
+  for (const v1::VectorizerConfig& config : {learned, hashing}) {
+    CAPTURE(config.ShortDebugString());
+    const Pipeline pipeline = MustFit(config);
+    const v1::PipelineSpec full = pipeline.ToSpec();
+    CHECK(pipeline.ToStoredSpec().SerializeAsString() == full.SerializeAsString());
+    v1::PipelineSpec expanded = full;
+    Pipeline::ExpandStoredSpec(&expanded);
+    CHECK(expanded.SerializeAsString() == full.SerializeAsString());
+  }
+}
+
+// fixed_vocabulary_in_state is the model store's own field: an import (FromSpec, CreateModel's
+// path) refuses it, so that the API keeps one way to give a fixed vocabulary; and a stored spec
+// that uses it wrongly does not load.
+TEST_CASE("A spec in the stored form is refused by an import and checked by a load") {
+  const v1::PipelineSpec stored = MustFit(FixedVocabularyConfig(false)).ToStoredSpec();
+  REQUIRE(stored.vectorizer().fixed_vocabulary_in_state());
+  absl::Status status = Pipeline::FromSpec(stored).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("fixed_vocabulary_in_state"));
+  v1::PipelineSpec taken = stored;
+  CHECK(Pipeline::FromSpec(&taken).status().code() == absl::StatusCode::kInvalidArgument);
+  const auto load = [](v1::PipelineSpec spec) { return Pipeline::FromStoredSpec(&spec).status(); };
+  REQUIRE(load(stored).ok());
+  // The list in the config as well: one of the two forms, not both.
+  v1::PipelineSpec both = stored;
+  both.mutable_vectorizer()->mutable_config()->mutable_count()->add_vocabulary("this");
+  status = load(both);
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("fixed_vocabulary_in_state"));
+  // A term twice: refused as the config's list would be.
+  v1::PipelineSpec twice = stored;
+  twice.mutable_vectorizer()->set_vocabulary(5, "document");
+  status = load(twice);
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("Duplicate term in vocabulary"));
+  // A long term (past the index's inline 15 bytes) twice as well.
+  v1::PipelineSpec long_twice = stored;
+  long_twice.mutable_vectorizer()->set_vocabulary(0, "a term of more than fifteen bytes");
+  long_twice.mutable_vectorizer()->set_vocabulary(6, "a term of more than fifteen bytes");
+  CHECK_THAT(std::string(load(long_twice).message()),
+             Catch::Contains("Duplicate term in vocabulary: 'a term of more than fifteen bytes'"));
+  // Without it, the same state is a learned vocabulary, which must be sorted.
+  v1::PipelineSpec unmarked = stored;
+  unmarked.mutable_vectorizer()->set_fixed_vocabulary_in_state(false);
+  CHECK(load(unmarked).code() == absl::StatusCode::kInvalidArgument);
+  // A hashing vectorizer has no fixed vocabulary.
+  v1::VectorizerConfig hashing;
+  hashing.mutable_hashing()->set_n_features(32);
+  hashing.mutable_hashing()->set_alternate_sign(false);
+  v1::PipelineSpec hashed = MustFit(hashing).ToSpec();
+  hashed.mutable_vectorizer()->set_fixed_vocabulary_in_state(true);
+  status = load(hashed);
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("has no fixed vocabulary"));
 }
 
 }  // namespace
