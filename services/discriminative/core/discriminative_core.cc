@@ -172,7 +172,7 @@ absl::StatusOr<std::shared_ptr<const LoadedPipeline>> ParseStoredPipeline(
 absl::Status TrainSession::Add(const v1::TrainRequest& message, const exec::StopToken& stop) {
   switch (message.message_case()) {
     case v1::TrainRequest::kConfig: {
-      if (config_.has_value()) {
+      if (trainer_.has_value()) {
         return absl::InvalidArgumentError(
             "a second TrainConfig arrived; send the config once, first");
       }
@@ -195,11 +195,10 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message, const exec::Stop
           Trainer trainer, Trainer::Create(message.config(), options_->limits,
                                            previous_ != nullptr ? &*previous_->pipeline : nullptr));
       trainer_.emplace(std::move(trainer));
-      config_ = message.config();
       return absl::OkStatus();
     }
     case v1::TrainRequest::kBatch: {
-      if (!config_.has_value()) {
+      if (!trainer_.has_value()) {
         return absl::InvalidArgumentError(
             "a TextBatch arrived before the TrainConfig; send the config first");
       }
@@ -230,29 +229,28 @@ absl::Status TrainSession::Add(const v1::TrainRequest& message, const exec::Stop
 absl::StatusOr<v1::TrainResponse> TrainSession::Finish() { return Finish(exec::StopToken()); }
 
 absl::StatusOr<v1::TrainResponse> TrainSession::Finish(const exec::StopToken& stop) {
-  if (!config_.has_value()) {
+  if (!trainer_.has_value()) {
     return absl::InvalidArgumentError(
         "empty Train stream; send a TrainConfig first, then TextBatch messages");
   }
   MAAS_ASSIGN_OR_RETURN(TrainResult result, trainer_->Finish(stop));
+  const v1::TrainConfig& config = trainer_->config();
   // Do not commit a version the caller no longer waits for (the store checks again right before
   // the write).
   MAAS_RETURN_IF_ERROR(stop.Check());
   std::shared_ptr<const LoadedPipeline> stored;
-  if (config_->partial()) {
+  if (config.partial()) {
     const int64_t continued = previous_ != nullptr ? previous_->info().version() : 0;
     absl::Mutex unshared;  // without a core's locks there is no other session to serialise with
-    absl::MutexLock lock(partial_commit_locks_ != nullptr
-                             ? &partial_commit_locks_->For(config_->name())
-                             : &unshared);
+    absl::MutexLock lock(
+        partial_commit_locks_ != nullptr ? &partial_commit_locks_->For(config.name()) : &unshared);
     MAAS_ASSIGN_OR_RETURN(
-        stored,
-        StorePipeline(*options_, config_->name(), std::move(result.pipeline), config_->labels(),
-                      config_->description(), &result.summary, stop, continued));
+        stored, StorePipeline(*options_, config.name(), std::move(result.pipeline), config.labels(),
+                              config.description(), &result.summary, stop, continued));
   } else {
     MAAS_ASSIGN_OR_RETURN(
-        stored, StorePipeline(*options_, config_->name(), std::move(result.pipeline),
-                              config_->labels(), config_->description(), &result.summary, stop));
+        stored, StorePipeline(*options_, config.name(), std::move(result.pipeline), config.labels(),
+                              config.description(), &result.summary, stop));
   }
   v1::TrainResponse response;
   *response.mutable_info() = stored->info();

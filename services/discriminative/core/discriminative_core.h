@@ -118,9 +118,9 @@ class TrainSession {
  private:
   const DiscriminativeCoreOptions* options_;
   std::shared_ptr<PartialCommitLocks> partial_commit_locks_;
-  std::optional<v1::TrainConfig> config_;
   // The version a partial Train continues (null: none, or not partial); the trainer points into it.
   std::shared_ptr<const LoadedPipeline> previous_;
+  // Set once the config arrived; its config() is the stream's (name, labels, partial, ...).
   std::optional<Trainer> trainer_;
 };
 

@@ -567,7 +567,8 @@ std::string QuotedList(const std::vector<std::string>& values) {
 }
 
 // The continued version's vectorizer with this call's document counts added (the features are
-// the same: partial training only runs vectorizers that do not learn from data).
+// the same: partial training only runs vectorizers that do not learn from data). `config` is
+// without the lists the vectorizers hold (ClearHeldLists): they come from `batch`.
 absl::StatusOr<std::shared_ptr<const Vectorizer>> ContinueVectorizer(
     const Vectorizer& previous, const Vectorizer& batch, const v1::VectorizerConfig& config) {
   if (previous.num_features() != batch.num_features()) {
@@ -589,7 +590,11 @@ absl::StatusOr<std::shared_ptr<const Vectorizer>> ContinueVectorizer(
     merged.set_num_documents(0);
   }
   *merged.mutable_config() = config;
-  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer, VectorizerFromState(&merged));
+  batch.RestoreHeldLists(merged.mutable_config());
+  // A fixed vocabulary once, as the state's (which the batch's vectorizer wrote).
+  CompactStoredState(&merged);
+  MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Vectorizer> vectorizer,
+                        VectorizerFromState(&merged, StateForm::kFullOrStored));
   return std::shared_ptr<const Vectorizer>(std::move(vectorizer));
 }
 
@@ -599,8 +604,14 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
                                         const Pipeline* previous) {
   v1::TrainConfig config = given;
   if (!config.partial()) previous = nullptr;
+  // The continued version's vectorizer config is used as it is (nothing to compare), or compared
+  // with the given one; either way its lists are written back once.
+  bool vectorizer_of_previous = false;
   if (previous != nullptr) {
-    if (!config.has_vectorizer()) *config.mutable_vectorizer() = previous->vectorizer_config();
+    if (!config.has_vectorizer()) {
+      *config.mutable_vectorizer() = previous->vectorizer_config();
+      vectorizer_of_previous = true;
+    }
     if (!config.has_classifier()) *config.mutable_classifier() = previous->classifier_config();
     const v1::LabelType stored = previous->classifier().label_type();
     if (!config.has_label_type()) config.set_label_type(stored);
@@ -647,8 +658,10 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
                      limits.max_classes, " classes (--max_classes); merge rare labels"));
   }
   if (previous != nullptr) {
-    MAAS_RETURN_IF_ERROR(
-        CheckSameConfig("vectorizer", previous->vectorizer_config(), config.vectorizer()));
+    if (!vectorizer_of_previous) {
+      MAAS_RETURN_IF_ERROR(
+          CheckSameConfig("vectorizer", previous->vectorizer_config(), config.vectorizer()));
+    }
     MAAS_RETURN_IF_ERROR(
         CheckSameConfig("classifier", previous->classifier_config(), config.classifier()));
     if (!classes.empty() && classes != previous->classes()) {
@@ -667,7 +680,10 @@ absl::StatusOr<Trainer> Trainer::Create(const v1::TrainConfig& given, const Pipe
         "' has no version to continue, so TrainConfig.classes must list every label this model "
         "will ever be trained on"));
   }
-  Trainer trainer(config, limits);
+  // The fitter holds the vectorizer config's lists (a fixed vocabulary, stop words) from here on,
+  // and the fitted vectorizer writes them back: the trainer does not keep them too.
+  ClearHeldLists(config.mutable_vectorizer());
+  Trainer trainer(std::move(config), limits);
   trainer.label_type_ = label_type;
   trainer.fitter_ = std::move(fitter);
   trainer.fixed_classes_ = std::move(classes);

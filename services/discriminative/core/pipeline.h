@@ -309,7 +309,10 @@ class Trainer {
   // Examples accepted so far.
   size_t num_examples() const { return labels_.size(); }
 
-  // The configuration the fit uses (with partial, unset parts filled from the continued version).
+  // The configuration the fit uses (with partial, unset parts filled from the continued version),
+  // without the lists of its vectorizer config that the vectorizer being fitted holds (a fixed
+  // vocabulary, a stop word list: ClearHeldLists), so that a training holds them once; the
+  // pipeline Finish returns gives them back as they were given (Pipeline::vectorizer_config).
   const v1::TrainConfig& config() const { return config_; }
 
   // Fits on everything received. An empty stream gives INVALID_ARGUMENT ("no training examples;

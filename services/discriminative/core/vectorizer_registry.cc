@@ -102,11 +102,14 @@ absl::Status ValidateVectorizerConfig(const v1::VectorizerConfig& config) {
 
 namespace {
 
-// The TF-IDF layer over a kind's fitter.
+// The TF-IDF layer over a kind's fitter. Keeps only the config's tfidf (all FitTfidf reads), not
+// the kind's part, whose lists (a fixed vocabulary, stop words) the base fitter holds.
 class TfidfFitter final : public VectorizerFitter {
  public:
-  TfidfFitter(v1::VectorizerConfig config, std::unique_ptr<VectorizerFitter> base)
-      : config_(std::move(config)), base_(std::move(base)) {}
+  TfidfFitter(const v1::VectorizerConfig& config, std::unique_ptr<VectorizerFitter> base)
+      : base_(std::move(base)) {
+    *config_.mutable_tfidf() = config.tfidf();
+  }
   absl::Status Add(std::string_view text) override { return base_->Add(text); }
   void Expect(size_t texts, size_t bytes) override { base_->Expect(texts, bytes); }
   int64_t MemoryBytes() const override { return base_->MemoryBytes(); }

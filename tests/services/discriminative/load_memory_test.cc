@@ -445,6 +445,62 @@ TEST_CASE("Load peak of a fixed vocabulary of 3 million terms x 2 classes", "[.m
          StoreAndLoad(spec, Form::kStored));
 }
 
+// A Train stream holds a fixed vocabulary once while it runs, in its vectorizer fitter's index:
+// not also in copies of the config kept by the session, the trainer and the TF-IDF layer (each a
+// std::string per term, and a heap block for each longer than 15 bytes). The session is measured
+// once its config arrived and again after a batch, the request messages being the caller's.
+struct SessionHeld {
+  int64_t after_config = 0;
+  int64_t after_batch = 0;
+};
+
+TEST_CASE("A Train session holds the terms of a fixed vocabulary once") {
+  store::MemoryModelStore store;
+  registry::ModelRepository<LoadedPipeline> repository(&store, ParseStoredPipeline,
+                                                       absl::ZeroDuration());
+  DiscriminativeCoreOptions options;
+  options.repository = &repository;
+  DiscriminativeCore core(options);
+  v1::TrainRequest batch;
+  for (const char* label : {"a", "b"}) {
+    v1::LabeledText* example = batch.mutable_batch()->add_examples();
+    example->set_text("t00000001 t00000002 t00000003");
+    example->set_label(label);
+  }
+  for (const bool tfidf : {false, true}) {
+    CAPTURE(tfidf);
+    // The fitter's index of a 10-term vocabulary: whatever a first session sets up once.
+    const auto session_holds = [&](size_t terms, size_t pad) {
+      v1::TrainRequest config;
+      config.mutable_config()->set_name("m");
+      if (tfidf) config.mutable_config()->mutable_vectorizer()->mutable_tfidf();
+      for (const std::string& term : Terms(terms, pad)) {
+        config.mutable_config()->mutable_vectorizer()->mutable_count()->add_vocabulary(term);
+      }
+      const int64_t before = maas::testing::LiveBytes();
+      std::unique_ptr<TrainSession> session = core.StartTrain();
+      REQUIRE(session->Add(config).ok());
+      const int64_t with_config = maas::testing::LiveBytes() - before;
+      REQUIRE(session->Add(batch).ok());
+      const int64_t with_batch = maas::testing::LiveBytes() - before;
+      return SessionHeld{with_config, with_batch};
+    };
+    session_holds(10, 0);
+    constexpr size_t kTerms = 200'000, kPad = 12;
+    const SessionHeld short_terms = session_holds(kTerms, 0);
+    const SessionHeld long_terms = session_holds(kTerms, kPad);
+    const int64_t extra = static_cast<int64_t>(kTerms * kPad);
+    WARN("Train session, fixed vocabulary of 200 000 terms of 9 / 21 bytes: holds "
+         << short_terms.after_config << " / " << long_terms.after_config
+         << " bytes after the config, " << short_terms.after_batch << " / "
+         << long_terms.after_batch << " after a batch: "
+         << static_cast<double>(long_terms.after_config - short_terms.after_config) / extra
+         << " x the terms' extra bytes");
+    CHECK(long_terms.after_config - short_terms.after_config < extra * 3 / 2);
+    CHECK(long_terms.after_batch - short_terms.after_batch < extra * 3 / 2);
+  }
+}
+
 // A loaded pipeline holds its stop word list once (in its vectorizer's analyzer), not also in its
 // config: the 10 000 stop words add what one list of them takes, and are charged within 3%. Count
 // (a learned vocabulary) and hashing.
