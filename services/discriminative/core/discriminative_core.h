@@ -60,7 +60,8 @@ struct DiscriminativeCoreOptions {
   // Largest message the server sends (--max_message_bytes; 0 = no limit). Answers that cannot fit
   // (a Classify of texts x classes, Evaluate's classes x classes confusion matrix, GetModel of a
   // stored model) are refused before the work that would build them; a Vectorize answer as soon
-  // as it passes it. ListModels pages (page_size) are cut to fit in it.
+  // as it passes it, and a GetModel answer once built too (a fixed vocabulary is stored once but
+  // answered in the vectorizer config as well). ListModels pages (page_size) are cut to fit in it.
   uint64_t max_message_bytes = uint64_t{64} << 20;
   // Bounds on n-gram size, classes, classes x features and stored model size (Train and
   // CreateModel).
@@ -181,6 +182,8 @@ class DiscriminativeCore {
   // soon as the answer would pass max_message_bytes, before the texts after that one are read.
   absl::StatusOr<v1::VectorizeResponse> Vectorize(const v1::VectorizeRequest& request,
                                                   const exec::StopToken& stop = {});
+  // The version's info, its full spec (the stored file's, in the full form: a fixed vocabulary
+  // back in the vectorizer config, Pipeline::ExpandStoredSpec) and its training summary.
   absl::StatusOr<v1::GetModelResponse> GetModel(const v1::GetModelRequest& request);
   absl::StatusOr<common::v1::ListModelsResponse> ListModels(
       const common::v1::ListModelsRequest& request);
