@@ -106,7 +106,8 @@ DiagonalGaussianDensity::DiagonalGaussianDensity(Eigen::VectorXd mean, Eigen::Ve
     : mean_(std::move(mean)),
       variances_(std::move(variances)),
       inv_stddev_(variances_.array().rsqrt().matrix()),
-      log_det_(variances_.array().log().sum()),
+      // std::log per element: Eigen's vectorized log() takes a subnormal variance for 2.2e-308.
+      log_det_(variances_.array().unaryExpr([](double v) { return std::log(v); }).sum()),
       log_normalizer_(-0.5 * (static_cast<double>(mean_.size()) * kLogTwoPi + log_det_)) {}
 
 absl::StatusOr<DiagonalGaussianDensity> DiagonalGaussianDensity::Create(
