@@ -643,7 +643,8 @@ class AsciiKeys4 {
   AsciiKeys4& operator=(const AsciiKeys4&) = delete;
 
   // The keys of runs k .. min(k + 4, runs.count) - 1. REQUIRES: k < runs.count.
-  MAAS_COUNT_AVX2 Step At(const AsciiRuns& runs, size_t k, bool lower) const {
+  MAAS_COUNT_AVX2 __attribute__((always_inline)) Step At(const AsciiRuns& runs, size_t k,
+                                                         bool lower) const {
     const __m256i ones = _mm256_set1_epi64x(-1), one = _mm256_set1_epi64x(1);
     const __m256i eight = _mm256_set1_epi64x(8);
     const size_t left = runs.count - k;
