@@ -45,6 +45,8 @@ struct Utf8VectorCheck {
   }
 };
 
+}  // namespace
+
 // Whether `text` is valid UTF-8, 32 bytes per step: Keiser and Lemire's lookup algorithm
 // ("Validating UTF-8 in less than one instruction per byte", 2021; simdjson's utf8_lookup4).
 // Each byte is checked against the one before it by three 16-entry tables (the high nibble of the
@@ -53,46 +55,39 @@ struct Utf8VectorCheck {
 // continuations); the third and fourth bytes of 3- and 4-byte sequences, which must be
 // continuations, cancel the "two continuations" bit. The text ends with a zero-padded step, so
 // a sequence cut short at the end is too short.
-}  // namespace
-
 __attribute__((target("avx2"))) bool ValidUtf8Avx2(std::string_view text) {
   constexpr char kTooShort = 1 << 0, kTooLong = 1 << 1, kOverlong3 = 1 << 2, kTooLarge = 1 << 3,
                  kSurrogate = 1 << 4, kOverlong2 = 1 << 5, kTooLarge1000 = 1 << 6,
                  kOverlong4 = 1 << 6;
   constexpr char kTwoConts = static_cast<char>(1 << 7);
   constexpr char kCarry = kTooShort | kTooLong | kTwoConts;
-  const __m256i byte1_high = _mm256_setr_epi8(
+  // Each table is 16 entries, the same in both 128-bit lanes (vpshufb looks up within a lane).
+  const __m256i byte1_high = _mm256_broadcastsi128_si256(_mm_setr_epi8(
       kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong,  // 0___
       kTwoConts, kTwoConts, kTwoConts, kTwoConts,                                      // 10__
       kTooShort | kOverlong2,                                                          // 1100
       kTooShort,                                                                       // 1101
       kTooShort | kOverlong3 | kSurrogate,                                             // 1110
-      kTooShort | kTooLarge | kTooLarge1000 | kOverlong4,                              // 1111
-      kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTooLong, kTwoConts,
-      kTwoConts, kTwoConts, kTwoConts, kTooShort | kOverlong2, kTooShort,
-      kTooShort | kOverlong3 | kSurrogate, kTooShort | kTooLarge | kTooLarge1000 | kOverlong4);
+      kTooShort | kTooLarge | kTooLarge1000 | kOverlong4));                            // 1111
   constexpr char kLarge = kCarry | kTooLarge | kTooLarge1000;
-  const __m256i byte1_low =
-      _mm256_setr_epi8(kCarry | kOverlong3 | kOverlong2 | kOverlong4,  // ____0000
-                       kCarry | kOverlong2,                            // ____0001
-                       kCarry, kCarry,                                 // ____001_
-                       kCarry | kTooLarge,                             // ____0100
-                       kLarge, kLarge, kLarge,                         // ____0101, ____011_
-                       kLarge, kLarge, kLarge, kLarge, kLarge,         // ____1000 .. ____1100
-                       kLarge | kSurrogate,                            // ____1101
-                       kLarge, kLarge,                                 // ____111_
-                       kCarry | kOverlong3 | kOverlong2 | kOverlong4, kCarry | kOverlong2, kCarry,
-                       kCarry, kCarry | kTooLarge, kLarge, kLarge, kLarge, kLarge, kLarge, kLarge,
-                       kLarge, kLarge, kLarge | kSurrogate, kLarge, kLarge);
+  const __m256i byte1_low = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(kCarry | kOverlong3 | kOverlong2 | kOverlong4,  // ____0000
+                    kCarry | kOverlong2,                            // ____0001
+                    kCarry, kCarry,                                 // ____001_
+                    kCarry | kTooLarge,                             // ____0100
+                    kLarge, kLarge, kLarge,                         // ____0101, ____011_
+                    kLarge, kLarge, kLarge, kLarge, kLarge,         // ____1000 .. ____1100
+                    kLarge | kSurrogate,                            // ____1101
+                    kLarge, kLarge));                               // ____111_
   constexpr char kCont1000 =
       kTooLong | kOverlong2 | kTwoConts | kOverlong3 | kTooLarge1000 | kOverlong4;
   constexpr char kCont1001 = kTooLong | kOverlong2 | kTwoConts | kOverlong3 | kTooLarge;
   constexpr char kCont101 = kTooLong | kOverlong2 | kTwoConts | kSurrogate | kTooLarge;
-  const __m256i byte2_high = _mm256_setr_epi8(
-      kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort,
-      kCont1000, kCont1001, kCont101, kCont101, kTooShort, kTooShort, kTooShort, kTooShort,
-      kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort,
-      kCont1000, kCont1001, kCont101, kCont101, kTooShort, kTooShort, kTooShort, kTooShort);
+  const __m256i byte2_high = _mm256_broadcastsi128_si256(
+      _mm_setr_epi8(kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort, kTooShort,
+                    kTooShort,                                     // ________ 0_______
+                    kCont1000, kCont1001, kCont101, kCont101,      // ________ 10______
+                    kTooShort, kTooShort, kTooShort, kTooShort));  // ________ 11______
   // A byte of a step's last three that starts a sequence longer than what is left of the step.
   const __m256i incomplete_above =
       _mm256_setr_epi8(-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
@@ -105,7 +100,7 @@ __attribute__((target("avx2"))) bool ValidUtf8Avx2(std::string_view text) {
     check.Step(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(text.data() + i)));
   }
   alignas(32) char last[32] = {};  // the rest, zero-padded (a whole zero step when none is left)
-  std::memcpy(last, text.data() + i, n - i);
+  if (n > i) std::memcpy(last, text.data() + i, n - i);
   // Its zeros end a sequence cut short by the text's end: too short (or, when the text ended with
   // a whole step, the previous step's incomplete sequence before an ASCII step).
   check.Step(_mm256_load_si256(reinterpret_cast<const __m256i*>(last)));
