@@ -405,10 +405,28 @@ const std::vector<char16_t>& SimpleLowerBmp() {
   return *table;
 }
 
+// Writes Python 3.11's str.lower() of code point c, the one at text[start] (valid UTF-8), at d
+// and returns its bytes (1 to 4): the full lowercase mapping of the root locale, which is the
+// simple one (PythonSimpleLower, by SimpleLowerBmp's table `simple` in the BMP) but for U+0130
+// (-> "i\u0307") and U+03A3 (final sigma by its context in the whole `text`: IsFinalSigma).
+size_t WritePythonLower(std::string_view text, size_t start, int32_t c, const char16_t* simple,
+                        char* d) {
+  if (c == 0x130) {
+    std::memcpy(d, "i\xCC\x87", 3);  // U+0069 U+0307
+    return 3;
+  }
+  if (c == 0x3A3) {
+    std::memcpy(d, IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83", 2);  // U+03C2 / U+03C3
+    return 2;
+  }
+  const char16_t lower = c < 0x10000 ? simple[c] : 0;
+  int32_t written = 0;
+  U8_APPEND_UNSAFE(d, written, lower != 0 ? lower : PythonSimpleLower(c));
+  return static_cast<size_t>(written);
+}
+
 // Appends Python 3.11's str.lower() of text[begin, end) (valid UTF-8) to *out, code point by code
-// point: the full lowercase mapping of the root locale, which is the simple one (PythonSimpleLower,
-// by SimpleLowerBmp's table in the BMP) but for U+0130 (-> "i\u0307") and U+03A3 (final sigma by
-// its context in the whole `text`: IsFinalSigma).
+// point (WritePythonLower).
 void AppendPythonLower(std::string_view text, size_t begin, size_t end, std::string* out) {
   const char16_t* simple = SimpleLowerBmp().data();
   size_t i = begin;
@@ -418,13 +436,9 @@ void AppendPythonLower(std::string_view text, size_t begin, size_t end, std::str
     if (c < 0) break;  // Unreachable for validated input.
     if (c < 0x80) {
       out->push_back(static_cast<char>(c >= 'A' && c <= 'Z' ? c + 32 : c));
-    } else if (c == 0x130) {
-      out->append("i\xCC\x87");  // U+0069 U+0307
-    } else if (c == 0x3A3) {
-      out->append(IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83");  // U+03C2 / U+03C3
     } else {
-      const char16_t lower = c < 0x10000 ? simple[c] : 0;
-      AppendUtf8(lower != 0 ? lower : PythonSimpleLower(c), out);
+      char lowered[U8_MAX_LENGTH];
+      out->append(lowered, WritePythonLower(text, start, c, simple, lowered));
     }
   }
 }
@@ -995,10 +1009,9 @@ uint32_t CapitalSigmaEntry(std::string_view text, size_t i) {
 }
 
 // Python str.lower() of text[from, n) written after *out's first `from` bytes (which already hold
-// text[0, from) lowercased, at the same offsets): ASCII stretches in bulk, the code points of 2
-// and 3 bytes by SimpleLowerBmp, and the others (U+0130 -> "i\u0307", U+03A3 by its context in
-// the whole `text`, those of 4 bytes) as AppendPythonLower does, each validated: false at the
-// first ill-formed sequence (*out unspecified). Each code point's lowercase takes at most 1.5
+// text[0, from) lowercased, at the same offsets): ASCII 8 bytes at a time, code points of 2 bytes
+// by Lower2Byte, the others by WritePythonLower, each validated: false at the first ill-formed
+// sequence (*out unspecified). Each code point's lowercase takes at most 1.5
 // times its bytes (2 -> 3: U+0130, U+023A), so from + 1.5 (n - from) bytes suffice. (Until
 // 2026-12-06 a word holding such a code point was lowercased again whole by AppendPythonLower,
 // after a pass over the whole text, and such a text also left LowerWordRuns for the separate
@@ -1051,21 +1064,7 @@ bool LowerFrom(std::string_view text, size_t from, std::string* out) {
     const size_t start = i;
     const int32_t c = DecodeOne(text, &i);
     if (c < 0) return false;
-    const char16_t lower = c < 0x10000 ? simple[c] : 0;
-    if (lower != 0) {
-      w += EncodeBmp(lower, d + w);
-    } else if (c == 0x130) {
-      std::memcpy(d + w, "i\xCC\x87", 3);  // U+0069 U+0307
-      w += 3;
-    } else if (c == 0x3A3) {
-      std::memcpy(d + w, IsFinalSigma(text, start) ? "\xCF\x82" : "\xCF\x83",
-                  2);  // U+03C2 / U+03C3
-      w += 2;
-    } else {
-      int32_t written = 0;
-      U8_APPEND_UNSAFE(d + w, written, PythonSimpleLower(c));
-      w += static_cast<size_t>(written);
-    }
+    w += WritePythonLower(text, start, c, simple, d + w);
   }
   out->resize(w);
   return true;
@@ -1293,10 +1292,6 @@ __attribute__((target("avx2,bmi,popcnt"))) void LowerPassAvx2(std::string_view t
   }
 }
 #endif
-
-}  // namespace
-
-namespace {
 
 // LowerWordRunsWith from text[from] on, where a code point does not lowercase in place (U+0130, a
 // change of length): scratch->preprocessed holds text[0, from) lowercased; the rest is written
