@@ -5,6 +5,11 @@ The client under test is the installed maas_client (deploy/deps.d/50-python-clie
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
+from typing import Iterator, Sequence, Tuple
+
+import grpc
 import numpy as np
 import scipy.stats
 
@@ -38,3 +43,18 @@ def uniform_log_density(x, low, high):
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     low, high = np.asarray(low, dtype=np.float64), np.asarray(high, dtype=np.float64)
     return scipy.stats.uniform(loc=low, scale=high - low).logpdf(x).sum(axis=1)
+
+
+@contextlib.contextmanager
+def fake_generative_service(handlers: dict, options: Sequence[Tuple[str, int]] = ()) -> Iterator[str]:
+    """An in-process GenerativeService on 127.0.0.1 that answers `handlers` (method name -> gRPC method handler,
+    e.g. grpc.unary_stream_rpc_method_handler(...)); yields its address and stops it at the end."""
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2), options=list(options))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("maas.generative.v1.GenerativeService",
+                                                                          handlers)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(None)

@@ -6,7 +6,6 @@ e.g. flattened 32x32 images: RESOURCE_EXHAUSTED, "Sent message larger than max")
 went as it came however large. Like the C++ client's FitModel, every message now holds at most MAX_CHUNK_BYTES of
 values (4 MiB less 64 KiB), a chunk that holds more is split, and the rows arrive complete and in order."""
 
-import concurrent.futures
 import io
 
 import grpc
@@ -14,6 +13,7 @@ import numpy as np
 import pytest
 
 import maas_client
+from client_testing import fake_generative_service
 from maas_client.cli import main
 from maas_client.generative import MAX_CHUNK_BYTES
 from maas_client.pb import common, generative as gpb
@@ -49,16 +49,11 @@ class FakeFit:
 @pytest.fixture
 def fake():
     fit = FakeFit()
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2),
-                         options=[("grpc.max_receive_message_length", 256 << 20)])
     handler = grpc.stream_unary_rpc_method_handler(fit, request_deserializer=gpb.FitModelRequest.FromString,
                                                    response_serializer=gpb.FitModelResponse.SerializeToString)
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("maas.generative.v1.GenerativeService",
-                                                                          {"FitModel": handler})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}", fit
-    server.stop(None)
+    with fake_generative_service({"FitModel": handler},
+                                 options=[("grpc.max_receive_message_length", 256 << 20)]) as address:
+        yield address, fit
 
 
 def wide(rows, cols, seed=0):

@@ -5,13 +5,13 @@ I/O error) left OUT truncated, with an existing file's previous content gone. OU
 is: to a temporary file next to it that becomes OUT only when every row is written."""
 
 import builtins
-import concurrent.futures
 import io
 
 import grpc
 import numpy as np
 import pytest
 
+from client_testing import fake_generative_service
 from maas_client import cli
 from maas_client.pb import generative as gpb
 
@@ -29,16 +29,11 @@ def stream_estimate(request, context):
 
 @pytest.fixture(scope="module")
 def address():
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_stream_rpc_method_handler(stream_estimate,
                                                    request_deserializer=gpb.StreamEstimateRequest.FromString,
                                                    response_serializer=gpb.StreamEstimateResponse.SerializeToString)
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("maas.generative.v1.GenerativeService",
-                                                                          {"StreamEstimate": handler})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
+    with fake_generative_service({"StreamEstimate": handler}) as address:
+        yield address
 
 
 def estimate(address, tmp_path, out):

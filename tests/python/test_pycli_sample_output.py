@@ -5,7 +5,6 @@ restart) left a complete-looking file whose missing rows were zeros, and a CSV w
 to a temporary file next to FILE that becomes FILE only when all N arrived; a failure removes it and leaves an
 existing FILE as it was."""
 
-import concurrent.futures
 import io
 import os
 import stat
@@ -14,6 +13,7 @@ import grpc
 import numpy as np
 import pytest
 
+from client_testing import fake_generative_service
 from maas_client.cli import main
 from maas_client.pb import common, generative as gpb
 
@@ -40,15 +40,10 @@ def sample(request, context):
 
 @pytest.fixture(scope="module")
 def address():
-    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=2))
     handler = grpc.unary_stream_rpc_method_handler(sample, request_deserializer=gpb.SampleRequest.FromString,
                                                    response_serializer=gpb.SampleBatch.SerializeToString)
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler("maas.generative.v1.GenerativeService",
-                                                                          {"Sample": handler})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    server.start()
-    yield f"127.0.0.1:{port}"
-    server.stop(None)
+    with fake_generative_service({"Sample": handler}) as address:
+        yield address
 
 
 def pycli(capsys, address, *argv):
