@@ -128,14 +128,15 @@ open("/proc/self/clear_refs", "w").write("5")  # reset the peak RSS to the curre
 before = status_kb("VmRSS:")
 x = vectorizer.fit_transform(texts)
 MultinomialNB().fit(x, labels)
-print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.nbytes)
+print(status_kb("VmHWM:"), before, x.data.nbytes + x.indices.nbytes + x.indptr.nbytes, x.shape[1])
 """
 
 
 def train_memory(tool_args, tmp, make, texts, labels):
-    """(maas's peak RSS growth while training, scikit-learn's, the bytes of scikit-learn's CSR training matrix), each
-    side in a process of its own that first loads the corpus: the tool with `tool_args` (its TrainConfig,
-    batch.pb holding `texts`) in train_only mode, scikit-learn's fit_transform + MultinomialNB.fit of make()."""
+    """(maas's peak RSS growth while training, scikit-learn's, the bytes of scikit-learn's CSR training matrix, its
+    features), each side in a process of its own that first loads the corpus: the tool with `tool_args` (its
+    TrainConfig, batch.pb holding `texts`) in train_only mode, scikit-learn's fit_transform + MultinomialNB.fit of
+    make()."""
     import pickle
     subprocess.run(tool_args + ["1", "train_only"], check=True)
     memory = dict(line.split() for line in (tmp / "timing.txt").read_text().splitlines())
@@ -144,8 +145,8 @@ def train_memory(tool_args, tmp, make, texts, labels):
         pickle.dump((texts, labels, make()), f)
     out = subprocess.run([sys.executable, "-c", SKLEARN_MEMORY.format(module="sklearn.feature_extraction.text"),
                           tmp / "data.pkl"], check=True, capture_output=True, text=True).stdout.split()
-    sk_peak, sk_loaded, matrix_bytes = (int(v) for v in out)
-    return maas_rss, sk_peak - sk_loaded, matrix_bytes
+    sk_peak, sk_loaded, matrix_bytes, features = (int(v) for v in out)
+    return maas_rss, sk_peak - sk_loaded, matrix_bytes, features
 
 
 def bench_tool(build_dir):
@@ -153,6 +154,21 @@ def bench_tool(build_dir):
     if not tool.is_file():
         raise SystemExit(f"{tool} is not built (cmake --build build --target maas_discriminative_bench)")
     return tool
+
+
+def write_corpus(tmp, train_texts, train_labels, test_texts):
+    """The tool's batch.pb (the training examples) and req.pb (the texts to classify) in tmp."""
+    batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(train_texts, train_labels)])
+    (tmp / "batch.pb").write_bytes(batch.SerializeToString())
+    (tmp / "req.pb").write_bytes(disc.ClassifyRequest(texts=test_texts).SerializeToString())
+
+
+def tool_command(tool, tmp, vectorizer_config):
+    """The tool's command line (without its repeats and mode) for the corpus of write_corpus, training a
+    `vectorizer_config` + MultinomialNB pipeline (config.pb)."""
+    config = disc.TrainConfig(name="bench", vectorizer=vectorizer_config)
+    (tmp / "config.pb").write_bytes(config.SerializeToString())
+    return [str(tool), tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp]
 
 
 def mail_like_corpus(rng, words, total_bytes):
@@ -193,9 +209,11 @@ def mail_like_corpus(rng, words, total_bytes):
     return texts, labels
 
 
-def mail_memory(build_dir, texts, labels):
-    """Training's peak memory on a SpamAssassin-sized mail corpus (the issue's target: below 3x scikit-learn's
-    sparse training matrix), for word counts and tf-idf (+ MultinomialNB)."""
+def mail_memory(build_dir, megabytes):
+    """Training's peak memory on a SpamAssassin-sized mail corpus of `megabytes` (the issue's target: below 3x
+    scikit-learn's sparse training matrix), for word counts and tf-idf (+ MultinomialNB)."""
+    texts, labels = mail_like_corpus(np.random.default_rng(3), english_like_words(np.random.default_rng(2)),
+                                     megabytes * 1e6)
     tool = bench_tool(build_dir)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     print(f"train memory, mail-like corpus ({len(texts)} messages, {megabytes:.1f} MB; peak RSS growth while "
@@ -203,16 +221,11 @@ def mail_memory(build_dir, texts, labels):
     print(f"{'pipeline':14}{'features':>10}{'X (CSR)':>11}{'maas':>11}{'maas / X':>10}{'sklearn':>11}{'sklearn / X':>13}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(texts, labels)])
-        (tmp / "batch.pb").write_bytes(batch.SerializeToString())
-        (tmp / "req.pb").write_bytes(disc.ClassifyRequest().SerializeToString())
+        write_corpus(tmp, texts, labels, [])
         for name in ("word counts", "tf-idf"):
             make, vectorizer_config = PIPELINES[name]
-            config = disc.TrainConfig(name="bench", vectorizer=vectorizer_config)
-            (tmp / "config.pb").write_bytes(config.SerializeToString())
-            args = [str(tool), tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp]
-            maas_rss, sk_rss, matrix_bytes = train_memory(args, tmp, make, texts, labels)
-            features = len(make().fit(texts).vocabulary_)
+            args = tool_command(tool, tmp, vectorizer_config)
+            maas_rss, sk_rss, matrix_bytes, features = train_memory(args, tmp, make, texts, labels)
             x_mb = matrix_bytes / 2**20
             print(f"{name:14}{features:>10}{x_mb:>8.1f} MB{maas_rss / 1024:>8.1f} MB{maas_rss / 1024 / x_mb:>9.2f}x"
                   f"{sk_rss / 1024:>8.1f} MB{sk_rss / 1024 / x_mb:>12.2f}x")
@@ -271,17 +284,13 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
     simd_path = "unknown"
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        batch = disc.TextBatch(examples=[disc.LabeledText(text=t, label=l) for t, l in zip(train_texts, train_labels)])
-        (tmp / "batch.pb").write_bytes(batch.SerializeToString())
-        (tmp / "req.pb").write_bytes(disc.ClassifyRequest(texts=test_texts).SerializeToString())
+        write_corpus(tmp, train_texts, train_labels, test_texts)
         for name, (make, vectorizer_config) in pipelines.items():
             def sk_train():
                 v = make()
                 return v, MultinomialNB().fit(v.fit_transform(train_texts), train_labels)
             vectorizer, nb = sk_train()
-            config = disc.TrainConfig(name="bench", vectorizer=vectorizer_config)
-            (tmp / "config.pb").write_bytes(config.SerializeToString())
-            args = [str(tool), tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp]
+            args = tool_command(tool, tmp, vectorizer_config)
             # Rounds of scikit-learn's run next to maas's (the tool's median of 3 runs), so that each
             # ratio compares two measurements taken within seconds of each other: this machine's
             # speed drifts by up to 2x over minutes, alike for both, far less within a round.
@@ -302,7 +311,7 @@ def in_process(build_dir, train_texts, train_labels, test_texts, rounds, pipelin
             got = np.array(proba.values).reshape(proba.rows, proba.cols)
             assert np.allclose(got, nb.predict_proba(vectorizer.transform(test_texts)), rtol=0, atol=1e-12), \
                 f"{name}: maas and scikit-learn probabilities differ"
-            maas_rss, sk_rss, matrix_bytes = train_memory(args, tmp, make, train_texts, train_labels)
+            maas_rss, sk_rss, matrix_bytes, _ = train_memory(args, tmp, make, train_texts, train_labels)
             rows.append((name, statistics.median(maas_fits), statistics.median(sk_fits), fit_ratio,
                          statistics.median(maas_classifies), statistics.median(sk_classifies), classify_ratio,
                          maas_rss, sk_rss, matrix_bytes, len(nb.feature_count_[0])))
@@ -381,9 +390,7 @@ def main():
     args = parser.parse_args()
     build_dir = pathlib.Path(args.build_dir)
     if args.only_mail_memory:
-        mail_texts, mail_labels = mail_like_corpus(np.random.default_rng(3), english_like_words(
-            np.random.default_rng(2)), args.mail_mb * 1e6)
-        mail_memory(build_dir, mail_texts, mail_labels)
+        mail_memory(build_dir, args.mail_mb)
         return 0
 
     rng = np.random.default_rng(1)
@@ -406,9 +413,7 @@ def main():
     in_process(build_dir, dotted_train, dotted_labels, dotted_test, min(args.rounds, 3),
                pipelines={"word counts": PIPELINES["word counts"]},
                title="long texts (~50 KB) of capitals with Turkish dotted I")
-    mail_texts, mail_labels = mail_like_corpus(np.random.default_rng(3), english_like_words(np.random.default_rng(2)),
-                                               args.mail_mb * 1e6)
-    mail_memory(build_dir, mail_texts, mail_labels)
+    mail_memory(build_dir, args.mail_mb)
     if args.skip_grpc:
         return 0
 
