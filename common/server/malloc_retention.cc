@@ -35,7 +35,11 @@ absl::StatusOr<MallocRetention> RetainFreedMemory(size_t bytes) {
   }
   if (bytes == 0) return MallocRetention::kDefault;
   if (EnvironmentSetsMallocTunables()) return MallocRetention::kLeftToEnvironment;
-#if defined(__GLIBC__)
+#if defined(__GLIBC__) && defined(__SANITIZE_THREAD__)
+  // ThreadSanitizer's allocator serves malloc and free but not mallopt, which glibc answers (1)
+  // for its own arenas that nothing allocates from.
+  return MallocRetention::kAllocatorRefused;
+#elif defined(__GLIBC__)
   // AddressSanitizer's allocator, for one, answers mallopt with 0 and ignores it.
   if (mallopt(M_MMAP_THRESHOLD, static_cast<int>(bytes)) != 1 ||
       mallopt(M_TRIM_THRESHOLD, static_cast<int>(bytes)) != 1) {
