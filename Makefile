@@ -52,8 +52,8 @@ sanitize: deps
 # The whole test suite under ThreadSanitizer (Debug at -O1, separate build dir). Debian's Abseil is not instrumented
 # and absl::Mutex synchronises through atomics TSan cannot see, so tests/tsan_absl_sync.sh first builds Abseil's
 # synchronization library (same release, installed headers) with TSan into $(TSAN_DIR)/absl-tsan, which
-# LD_LIBRARY_PATH puts in front of the installed one for our binaries and for the gRPC inside them (ABSL_SRC=<an
-# abseil-cpp checkout at 20220623.1> to build it offline). tests/tsan_include keeps protobuf's map fields in the
+# LD_LIBRARY_PATH puts in front of the installed one for our binaries and for the gRPC inside them (sources from
+# Debian's release tarball, sha256-pinned; ABSL_SRC=<an abseil-cpp checkout at 20220623.1> instead). tests/tsan_include keeps protobuf's map fields in the
 # library's layout (see the file). gRPC and protobuf stay uninstrumented: tests/tsan.supp
 # lists the reports that lie wholly inside them, each with its reason. GCC 12 warns that TSan does not instrument
 # std::atomic_thread_fence (-Wtsan, from library headers) and gives the same -Wmaybe-uninitialized false positives

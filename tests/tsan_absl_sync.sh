@@ -11,8 +11,10 @@
 # replacements with the same exported symbols: `make tsan` puts OUT_DIR first in LD_LIBRARY_PATH. Built with TSan,
 # mutex.cc tells TSan about every lock, unlock and condition evaluation (its ABSL_TSAN_MUTEX_* annotations).
 #
-# The sources come from ABSL_SRC (an abseil-cpp checkout of tag 20220623.1) when set, else from GitHub at that tag;
-# either way each must match its pinned sha256. Does nothing when the libraries are built.
+# The sources come from ABSL_SRC (an abseil-cpp checkout of tag 20220623.1) when set, else from Debian's source
+# archive: the release tarball the installed package was built from (abseil_20220623.1.orig.tar.gz, its sha256 the
+# one Debian's .dsc gives); either way each file must match its pinned sha256. Does nothing when the libraries are
+# built.
 set -euo pipefail
 out=${1:?usage: tests/tsan_absl_sync.sh OUT_DIR}
 version=20220623.1
@@ -23,9 +25,22 @@ case "$installed" in
   "$version"-*) ;;
   *) echo "tsan_absl_sync: installed Abseil is '$installed', expected $version" >&2; exit 1 ;;
 esac
-url=${ABSL_SOURCE_URL:-https://raw.githubusercontent.com/abseil/abseil-cpp/$version}
 work="$out/src"
 rm -rf "$work"
+if [ -z "${ABSL_SRC:-}" ]; then
+  tarball="$out/abseil_$version.orig.tar.gz"
+  tarball_sha=abfe2897f3a30edaa74bc34365afe3c2a3cd012091a97dc7e008f7016adcd5fe
+  mkdir -p "$out"
+  if ! echo "$tarball_sha  $tarball" | sha256sum --check --quiet >/dev/null 2>&1; then
+    curl -fsSL --retry 3 -o "$tarball.tmp" \
+      "${ABSL_TARBALL_URL:-http://deb.debian.org/debian/pool/main/a/abseil/abseil_$version.orig.tar.gz}"
+    echo "$tarball_sha  $tarball.tmp" | sha256sum --check --quiet
+    mv "$tarball.tmp" "$tarball"
+  fi
+  mkdir -p "$out/release"
+  tar -xzf "$tarball" -C "$out/release"
+  ABSL_SRC="$out/release/abseil-$version"
+fi
 
 # build LIBRARY "LINK FLAGS" SOURCE:SHA256...: fetches, checks and compiles the sources into OUT_DIR/LIBRARY.
 build() {
@@ -36,11 +51,7 @@ build() {
     file=${entry%%:*}
     sha=${entry##*:}
     mkdir -p "$work/$(dirname "$file")"
-    if [ -n "${ABSL_SRC:-}" ]; then
-      cp "$ABSL_SRC/$file" "$work/$file"
-    else
-      curl -fsSL --retry 3 -o "$work/$file" "$url/$file"
-    fi
+    cp "$ABSL_SRC/$file" "$work/$file"
     echo "$sha  $work/$file" | sha256sum --check --quiet
     g++ -std=c++17 -fPIC -O1 -g -DNDEBUG -fsanitize=thread -fno-omit-frame-pointer -c "$work/$file" \
       -o "$work/$file.o"
