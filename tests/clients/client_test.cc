@@ -856,10 +856,13 @@ TEST_CASE("RunCommand classify sends a long text file in batches and prints one 
   args.text_file = dir.path() + "/texts.txt";
   std::ostringstream out, warnings;
   REQUIRE(RunCommand(client, args, out, warnings).ok());
-  CHECK(server.observed().classify_texts ==
-        std::vector<size_t>{kClassifyBatchTexts, kClassifyBatchTexts, 500});
-  // The later batches ask for the version that answered the first.
-  CHECK(server.observed().classify_versions == std::vector<int64_t>{0, 5, 5});
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().classify_texts ==
+          std::vector<size_t>{kClassifyBatchTexts, kClassifyBatchTexts, 500});
+    // The later batches ask for the version that answered the first.
+    CHECK(server.observed().classify_versions == std::vector<int64_t>{0, 5, 5});
+  }
   std::istringstream lines(out.str());
   std::string line;
   REQUIRE(std::getline(lines, line));
@@ -891,7 +894,10 @@ TEST_CASE("RunCommand classify caps the bytes of texts per request") {
   args.positional = {third, third, third, "hi", whole, "hi"};
   std::ostringstream out, warnings;
   REQUIRE(RunCommand(client, args, out, warnings).ok());
-  CHECK(server.observed().classify_texts == std::vector<size_t>{3, 1, 1, 1});
+  {
+    std::lock_guard<std::mutex> lock(server.observed().mu);
+    CHECK(server.observed().classify_texts == std::vector<size_t>{3, 1, 1, 1});
+  }
   const std::string printed = out.str();
   CHECK(std::count(printed.begin(), printed.end(), '\n') == 7);  // the header and six rows
 }
