@@ -53,6 +53,7 @@
 #include "common/adapter/call_annotations.h"
 #include "common/adapter/call_deadline.h"
 #include "common/adapter/dispatcher.h"
+#include "common/adapter/grpc_order.h"
 #include "common/adapter/stream_budget.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
@@ -399,10 +400,11 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         limit_(limit),
         stop_(StopTokenFor(context)),
         idle_(dispatcher.watchdog(), [this] { EndIdle(); }) {
-    idle_.Read([this] { StartRead(&buffer_); });
+    idle_.Read([this] { StartGrpcOperation(this, [&] { StartRead(&buffer_); }); });
   }
 
   void OnReadDone(bool ok) override {
+    const GrpcReaction reaction(this);
     if (!idle_.Progress()) {
       Drop();  // the watchdog ended the call
       return;
@@ -417,7 +419,7 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
       // only later, and a cut-off stream must store nothing. A send behind the read settles it:
       // gRPC has closed a cut-off call's stream before it reports the failed read, so the
       // response headers cannot go out on it.
-      StartSendInitialMetadata();
+      StartGrpcOperation(this, [&] { StartSendInitialMetadata(); });
       return;
     }
     ++index_;
@@ -457,10 +459,11 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
         End(status);
         return;
       }
-      idle_.Read([this] { StartRead(&buffer_); });
+      idle_.Read([this] { StartGrpcOperation(this, [&] { StartRead(&buffer_); }); });
     });
   }
   void OnSendInitialMetadataDone(bool ok) override {
+    const GrpcReaction reaction(this);
     if (!ok) {
       Cut();
       return;
@@ -478,7 +481,10 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
       End(status);
     });
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    GrpcDone(this);
+    delete this;
+  }
 
  private:
   // Ends a stream gRPC cut off: it is not a complete one, so nothing is stored.
@@ -494,11 +500,13 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
   void End(const absl::Status& status) {
     Drop();
     internal::Annotate(context_, model_);
+    GrpcOperation(this);
     Finish(ToGrpcStatus(status));
   }
   // The watchdog's ending: a read is outstanding, so no Add runs; its completion drops the data.
   void EndIdle() {
     internal::Annotate(context_, model_);
+    GrpcOperation(this);
     Finish(ToGrpcStatus(idle_.Status()));
   }
   // Frees the accumulated data now, not when the client goes away.
@@ -537,8 +545,14 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
     Dispatcher* work = nullptr) {
   class Refused final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
    public:
-    explicit Refused(const grpc::Status& status) { Finish(status); }
-    void OnDone() override { delete this; }
+    explicit Refused(const grpc::Status& status) {
+      GrpcOperation(this);
+      Finish(status);
+    }
+    void OnDone() override {
+      GrpcDone(this);
+      delete this;
+    }
   };
   if (!admission.ok()) return new Refused(ToGrpcStatus(admission));
   absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
@@ -600,6 +614,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
   }
 
   void OnWriteDone(bool ok) override {
+    const GrpcReaction reaction(this);
     Action action;
     {
       absl::MutexLock lock(&mu_);
@@ -609,7 +624,10 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     }
     Act(action);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    GrpcDone(this);
+    delete this;
+  }
 
  private:
   enum class Action { kNone, kWrite, kEnd };
@@ -682,7 +700,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
         if constexpr (internal::SerializesLater<Source>::value) {
           source_->SerializePending(&in_flight_);
         }
-        StartWrite(&in_flight_);
+        StartGrpcOperation(this, [&] { StartWrite(&in_flight_); });
       };
       if (writer_ != nullptr) {
         writer_->Submit(std::move(write));
@@ -693,6 +711,7 @@ class ServerStreamReactor final : public grpc::ServerWriteReactor<grpc::ByteBuff
     } else if (action == Action::kEnd) {
       source_.reset();
       internal::Annotate(context_, model_);
+      GrpcOperation(this);
       Finish(ToGrpcStatus(final_));
     }
   }
@@ -731,8 +750,14 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
                                                          exec::WorkerPool* writer = nullptr) {
   class Failed final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
    public:
-    explicit Failed(const grpc::Status& status) { Finish(status); }
-    void OnDone() override { delete this; }
+    explicit Failed(const grpc::Status& status) {
+      GrpcOperation(this);
+      Finish(status);
+    }
+    void OnDone() override {
+      GrpcDone(this);
+      delete this;
+    }
   };
   auto request = std::make_shared<Req>();
   if (absl::Status parsed = internal::ParseRequest(*context, *request_bytes, request.get());
@@ -764,10 +789,11 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         fn_(std::move(fn)),
         stop_(StopTokenFor(context)),
         idle_(dispatcher.watchdog(), [this] { End(idle_.Status()); }) {
-    idle_.Read([this] { StartRead(&in_); });
+    idle_.Read([this] { StartGrpcOperation(this, [&] { StartRead(&in_); }); });
   }
 
   void OnReadDone(bool ok) override {
+    const GrpcReaction reaction(this);
     if (!idle_.Progress()) return;  // the watchdog ended the call
     if (!ok) {
       if (context_->IsCancelled()) {
@@ -801,21 +827,26 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
         End(status);
         return;
       }
-      StartWrite(&out_);
+      StartGrpcOperation(this, [&] { StartWrite(&out_); });
     });
   }
   void OnWriteDone(bool ok) override {
+    const GrpcReaction reaction(this);
     if (!ok) {
       End(internal::StreamWriteFailed(*context_, started_));
       return;
     }
-    idle_.Read([this] { StartRead(&in_); });
+    idle_.Read([this] { StartGrpcOperation(this, [&] { StartRead(&in_); }); });
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    GrpcDone(this);
+    delete this;
+  }
 
  private:
   void End(const absl::Status& status) {
     internal::Annotate(context_, model_);
+    GrpcOperation(this);
     Finish(ToGrpcStatus(status));
   }
 
@@ -838,8 +869,14 @@ grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Bidi(
     Dispatcher& dispatcher, grpc::CallbackServerContext* context, Fn fn) {
   class Refused final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
    public:
-    explicit Refused(const grpc::Status& status) { Finish(status); }
-    void OnDone() override { delete this; }
+    explicit Refused(const grpc::Status& status) {
+      GrpcOperation(this);
+      Finish(status);
+    }
+    void OnDone() override {
+      GrpcDone(this);
+      delete this;
+    }
   };
   absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
   if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));

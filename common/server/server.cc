@@ -27,6 +27,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "common/adapter/call_deadline.h"
+#include "common/adapter/grpc_order.h"
 #include "common/server/line_writer.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
@@ -96,6 +97,7 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
   }
 
   ~CallLogInterceptor() override {
+    adapter::GrpcDone(this);
     const absl::Time end = sent_status_ ? end_ : absl::Now();
     grpc::StatusCode code = sent_status_ ? code_ : grpc::StatusCode::CANCELLED;
     if (gone_.has_value() && code != grpc::StatusCode::CANCELLED &&
@@ -192,6 +194,8 @@ class CallLogInterceptor : public grpc::experimental::Interceptor {
       sent_status_ = true;
       end_ = absl::Now();
     }
+    // gRPC destroys the interceptor after every hook has returned (ordered inside its core).
+    adapter::GrpcOperation(this);
     methods->Proceed();
   }
 
@@ -312,8 +316,14 @@ class UnknownMethodService final : public grpc::CallbackGenericService {
       grpc::GenericCallbackServerContext* context) override {
     class Reactor final : public grpc::ServerGenericBidiReactor {
      public:
-      explicit Reactor(const grpc::Status& status) { Finish(status); }
-      void OnDone() override { delete this; }
+      explicit Reactor(const grpc::Status& status) {
+        adapter::GrpcOperation(this);
+        Finish(status);
+      }
+      void OnDone() override {
+        adapter::GrpcDone(this);
+        delete this;
+      }
     };
     std::vector<std::string> maas;
     for (const std::string& name : *services_) {

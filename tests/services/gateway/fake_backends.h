@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/adapter/grpc_order.h"
 #include "maas/discriminative/v1/discriminative.grpc.pb.h"
 #include "maas/generative/v1/generative.grpc.pb.h"
 #include "services/gateway/proxy.h"
@@ -83,10 +84,15 @@ class HangingUnary final : public grpc::ServerUnaryReactor {
  public:
   explicit HangingUnary(Observations* obs) : obs_(obs) {}
   void OnCancel() override {
+    const maas::adapter::GrpcCancelReaction reaction(this);
     obs_->Cancelled();
+    maas::adapter::GrpcOperation(this);
     Finish(grpc::Status::CANCELLED);
   }
-  void OnDone() override { delete this; }
+  void OnDone() override {
+    maas::adapter::GrpcDone(this);
+    delete this;
+  }
 
  private:
   Observations* obs_;
@@ -148,6 +154,7 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
           : obs_(obs), request_(std::move(request)) {
         if (request_.model().name() == "error") {
           finished_ = true;
+          maas::adapter::GrpcOperation(this);
           Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                               "num_samples must be in [1, 1000000], got 0"));
           return;
@@ -155,18 +162,24 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
         NextWrite();
       }
       void OnWriteDone(bool ok) override {
+        const maas::adapter::GrpcReaction reaction(this);
         if (!ok) return;  // cancelled: OnCancel finishes
         NextWrite();
       }
       void OnCancel() override {
+        const maas::adapter::GrpcCancelReaction reaction(this);
         obs_->Cancelled();
         absl::MutexLock lock(&mu_);
         if (!finished_) {
           finished_ = true;
+          maas::adapter::GrpcOperation(this);
           Finish(grpc::Status::CANCELLED);
         }
       }
-      void OnDone() override { delete this; }
+      void OnDone() override {
+        maas::adapter::GrpcDone(this);
+        delete this;
+      }
 
      private:
       void NextWrite() {
@@ -176,6 +189,7 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
           absl::MutexLock lock(&mu_);
           if (!finished_) {
             finished_ = true;
+            maas::adapter::GrpcOperation(this);
             Finish(grpc::Status::OK);
           }
           return;
@@ -188,7 +202,7 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
         batch_.mutable_x()->set_cols(1);
         for (uint32_t r = 0; r < rows; ++r) batch_.mutable_x()->add_values(sent_ + r * 1e-6);
         ++sent_;
-        StartWrite(&batch_);
+        maas::adapter::StartGrpcOperation(this, [&] { StartWrite(&batch_); });
       }
       Observations* obs_;
       maas::generative::v1::SampleRequest request_;
@@ -211,12 +225,14 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
       Reader(grpc::CallbackServerContext* ctx, Observations* obs,
              maas::generative::v1::FitModelResponse* response)
           : ctx_(ctx), obs_(obs), response_(response) {
-        StartRead(&request_);
+        maas::adapter::StartGrpcOperation(this, [&] { StartRead(&request_); });
       }
       void OnReadDone(bool ok) override {
+        const maas::adapter::GrpcReaction reaction(this);
         if (!ok) {
           if (ctx_->IsCancelled()) {
             obs_->Cancelled();
+            maas::adapter::GrpcOperation(this);
             Finish(grpc::Status::CANCELLED);
             return;
           }
@@ -225,6 +241,7 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
             ++obs_->fit_completed;
           }
           response_->mutable_info()->set_version(rows_messages_);
+          maas::adapter::GrpcOperation(this);
           Finish(grpc::Status::OK);
           return;
         }
@@ -233,9 +250,12 @@ class FakeGenerative final : public maas::generative::v1::GenerativeService::Cal
           absl::MutexLock lock(&obs_->mu);
           ++obs_->fit_rows_messages;
         }
-        StartRead(&request_);
+        maas::adapter::StartGrpcOperation(this, [&] { StartRead(&request_); });
       }
-      void OnDone() override { delete this; }
+      void OnDone() override {
+        maas::adapter::GrpcDone(this);
+        delete this;
+      }
 
      private:
       grpc::CallbackServerContext* ctx_;
@@ -277,28 +297,42 @@ class FakeDiscriminative final
     class Bidi final : public grpc::ServerBidiReactor<maas::discriminative::v1::ClassifyRequest,
                                                       maas::discriminative::v1::ClassifyResponse> {
      public:
-      explicit Bidi(Observations* obs) : obs_(obs) { StartRead(&request_); }
+      explicit Bidi(Observations* obs) : obs_(obs) {
+        maas::adapter::StartGrpcOperation(this, [&] { StartRead(&request_); });
+      }
       void OnReadDone(bool ok) override {
+        const maas::adapter::GrpcReaction reaction(this);
         if (!ok) {
+          maas::adapter::GrpcOperation(this);
           Finish(grpc::Status::OK);
           return;
         }
         response_.Clear();
         for (const std::string& t : request_.texts()) {
           if (t == "fail") {
+            maas::adapter::GrpcOperation(this);
             Finish(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "model 'm' has no classes"));
             return;
           }
           response_.add_results()->set_label(std::string(t.rbegin(), t.rend()));
         }
         response_.set_model_version(index_++);
-        StartWrite(&response_);
+        maas::adapter::StartGrpcOperation(this, [&] { StartWrite(&response_); });
       }
       void OnWriteDone(bool ok) override {
-        if (ok) StartRead(&request_);
+        const maas::adapter::GrpcReaction reaction(this);
+        if (ok) {
+          maas::adapter::StartGrpcOperation(this, [&] { StartRead(&request_); });
+        }
       }
-      void OnCancel() override { obs_->Cancelled(); }
-      void OnDone() override { delete this; }
+      void OnCancel() override {
+        const maas::adapter::GrpcCancelReaction reaction(this);
+        obs_->Cancelled();
+      }
+      void OnDone() override {
+        maas::adapter::GrpcDone(this);
+        delete this;
+      }
 
      private:
       Observations* obs_;
