@@ -17,8 +17,8 @@
 //                                                              // follows no operation
 //   OnDone:         GrpcDone(this); delete this;
 //
-// The same marks fit an interceptor: GrpcOperation(this) before each hook's Proceed(), GrpcDone(this)
-// in its destructor (gRPC destroys it after every hook has returned).
+// The same marks fit an interceptor: GrpcOperation(this) before each hook's Proceed(),
+// GrpcDone(this) in its destructor (gRPC destroys it after every hook has returned).
 //
 // A reaction's acquire also takes what other reactions of the call released before it started
 // (gRPC does not order OnReadDone and OnWriteDone of a bidi call): the marks can hide a race
