@@ -494,51 +494,53 @@ TEST_CASE("the proxy logs each call with the request id the backend sees") {
   CallLog log("maas-gateway", &out);
   Proxy::Options options;
   options.log = &log;
-  Stack s(options);
   std::string generated;
   {
-    grpc::ClientContext ctx;  // no x-request-id: the gateway makes one
-    SetDeadline(&ctx);
-    gen::GetModelRequest request;
-    request.mutable_model()->set_name("alpha");
-    gen::GetModelResponse response;
-    REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
-    generated = Get(ctx.GetServerInitialMetadata(), "x-request-id");
-    REQUIRE(generated != "<missing>");
-    absl::MutexLock lock(&s.generative.obs.mu);
-    CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == generated);
-  }
-  {
-    grpc::ClientContext ctx;  // the client's id, forwarded as sent, logged without the space
-    SetDeadline(&ctx);
-    ctx.AddMetadata("x-request-id", "my id");
-    gen::GetModelRequest request;
-    request.mutable_model()->set_name("beta");
-    gen::GetModelResponse response;
-    REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
-    CHECK(Get(ctx.GetServerInitialMetadata(), "x-request-id") == "<missing>");
-    absl::MutexLock lock(&s.generative.obs.mu);
-    CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == "my id");
-  }
-  {
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    gen::GetModelRequest request;
-    gen::GetModelResponse response;
-    grpc::GenericStub stub(s.gateway.channel);
-    grpc::ByteBuffer in, got;
-    grpc::Slice empty("");
-    in = grpc::ByteBuffer(&empty, 1);
-    absl::Notification done;
-    grpc::Status status;
-    stub.UnaryCall(&ctx, "/no.such.Service/Method", grpc::StubOptions(), &in, &got,
-                   [&](grpc::Status st) {
-                     status = std::move(st);
-                     done.Notify();
-                   });
-    done.WaitForNotification();
-    CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
-  }
+    Stack s(options);
+    {
+      grpc::ClientContext ctx;  // no x-request-id: the gateway makes one
+      SetDeadline(&ctx);
+      gen::GetModelRequest request;
+      request.mutable_model()->set_name("alpha");
+      gen::GetModelResponse response;
+      REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
+      generated = Get(ctx.GetServerInitialMetadata(), "x-request-id");
+      REQUIRE(generated != "<missing>");
+      absl::MutexLock lock(&s.generative.obs.mu);
+      CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == generated);
+    }
+    {
+      grpc::ClientContext ctx;  // the client's id, forwarded as sent, logged without the space
+      SetDeadline(&ctx);
+      ctx.AddMetadata("x-request-id", "my id");
+      gen::GetModelRequest request;
+      request.mutable_model()->set_name("beta");
+      gen::GetModelResponse response;
+      REQUIRE(s.gen_stub->GetModel(&ctx, request, &response).ok());
+      CHECK(Get(ctx.GetServerInitialMetadata(), "x-request-id") == "<missing>");
+      absl::MutexLock lock(&s.generative.obs.mu);
+      CHECK(s.generative.obs.last_metadata.find("x-request-id")->second == "my id");
+    }
+    {
+      grpc::ClientContext ctx;
+      SetDeadline(&ctx);
+      gen::GetModelRequest request;
+      gen::GetModelResponse response;
+      grpc::GenericStub stub(s.gateway.channel);
+      grpc::ByteBuffer in, got;
+      grpc::Slice empty("");
+      in = grpc::ByteBuffer(&empty, 1);
+      absl::Notification done;
+      grpc::Status status;
+      stub.UnaryCall(&ctx, "/no.such.Service/Method", grpc::StubOptions(), &in, &got,
+                     [&](grpc::Status st) {
+                       status = std::move(st);
+                       done.Notify();
+                     });
+      done.WaitForNotification();
+      CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+    }
+  }  // the gateway's threads are joined: what it logged is in `out`
   std::vector<std::string> lines = absl::StrSplit(out.str(), '\n', absl::SkipEmpty());
   REQUIRE(lines.size() == 3);
   CHECK_THAT(lines[0],
