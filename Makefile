@@ -53,11 +53,12 @@ sanitize: deps
 # and absl::Mutex synchronises through atomics TSan cannot see, so tests/tsan_absl_sync.sh first builds Abseil's
 # synchronization library (same release, installed headers) with TSan into $(TSAN_DIR)/absl-tsan, which
 # LD_LIBRARY_PATH puts in front of the installed one for our binaries and for the gRPC inside them (sources from
-# Debian's release tarball, sha256-pinned; ABSL_SRC=<an abseil-cpp checkout at 20220623.1> instead). tests/tsan_include keeps protobuf's map fields in the
-# library's layout (see the file). gRPC and protobuf stay uninstrumented: tests/tsan.supp
-# lists the reports that lie wholly inside them, each with its reason. GCC 12 warns that TSan does not instrument
-# std::atomic_thread_fence (-Wtsan, from library headers) and gives the same -Wmaybe-uninitialized false positives
-# as above. A report fails its test (exitcode=66, printed by ctest); the servers the e2e tests start inherit
+# Debian's release tarball, sha256-pinned; ABSL_SRC=<an abseil-cpp checkout at 20220623.1> instead).
+# tests/tsan_include keeps protobuf's map fields in the library's layout (see the file). gRPC and protobuf stay
+# uninstrumented: tests/tsan.supp lists the reports that lie inside them, each with its reason, and
+# common/adapter/grpc_order.h tells TSan the order gRPC's callback API promises. GCC 12 warns that TSan does not
+# instrument std::atomic_thread_fence (-Wtsan, from library headers) and gives the same -Wmaybe-uninitialized false
+# positives as above. A report fails its test (exitcode=66, printed by ctest); the servers the e2e tests start inherit
 # TSAN_OPTIONS (add log_path=... to collect their reports in files).
 TSAN_DIR ?= build-tsan
 TSAN_OPTIONS ?= halt_on_error=0 exitcode=66 second_deadlock_stack=1 suppressions=$(CURDIR)/tests/tsan.supp
