@@ -199,7 +199,7 @@ struct Call {
   std::vector<Header> headers;      // headers being received (request, response or trailers)
   size_t header_bytes = 0;          // of the block being received, as HTTP/2 counts them
   bool header_overflow = false;     // the request's block passed kMaxHeaderListBytes
-  std::vector<Header> req_headers;  // kept for a retry until the response headers
+  std::vector<Header> req_headers;  // kept for a retry until the response starts
   std::vector<Header> trailers;
   ByteQueue req;  // client -> backend bytes not yet handed to the backend session
   ByteQueue resp;
@@ -213,7 +213,14 @@ struct Call {
   bool front_reset = false;  // the front reset the client's stream (code and message say why)
   bool resp_deferred = false;
   bool resp_started = false;  // response HEADERS submitted to the client
-  bool counted = false;       // in active_calls_
+  // A retryable single-response call whose client has ended its request: response headers that
+  // come alone are held (in `resp_headers`) until the message or the trailers, so that a backend
+  // that dies in between (a client-streaming reactor sends its headers when the request ends, then
+  // computes the answer) costs a retry, not the call.
+  bool single_response = false;
+  bool resp_held = false;
+  std::vector<Header> resp_headers;
+  bool counted = false;  // in active_calls_
   // Call log.
   int64_t start_ns = 0;
   int64_t timeout_ns = 0;  // the client's grpc-timeout; 0 = none
@@ -563,6 +570,14 @@ class H2Front::Impl {
   void SubmitEndedResponse(Call* call, const std::vector<Header>& headers);
   void ResetClient(Call* call, uint32_t code);
   void NoteStatus(Call* call, const std::vector<Header>& headers);
+  bool RetryUnavailable(Call* call, const std::vector<Header>& headers);
+  void CommitResponse(Call* call, std::vector<Header> headers);
+  void CommitHeldResponse(Call* call) {
+    if (!call->resp_held) return;
+    call->resp_held = false;
+    CommitResponse(call, std::move(call->resp_headers));
+    call->resp_headers.clear();
+  }
   void ClientClosed(Call* call, uint32_t code);
   void DeliverEndedCalls();
   void MaybeDelete(Call* call) {
@@ -1748,7 +1763,10 @@ void H2Front::Impl::StartCall(Call* call) {
   }
   call->retryable = route != default_route_.get() && options_.retry_max_attempts > 1 &&
                     !route->non_idempotent.contains(method);
-  if (route->single_response.contains(method)) call->resp_scan.set_max_messages(1);
+  if (route->single_response.contains(method)) {
+    call->single_response = true;
+    call->resp_scan.set_max_messages(1);
+  }
   call->req.retain = call->retryable;
   // Last: `path` and `method` point into call->headers, which this may reallocate.
   if (call->generated_id) call->headers.push_back({"x-request-id", call->request_id});
@@ -1824,11 +1842,11 @@ void H2Front::Impl::DetachBackend(Call* call, bool reset) {
   call->backend = nullptr;  // the connection's window was given back as the bytes arrived
 }
 
-// The current attempt failed before the response headers reached the client (or after: then the
-// client stream is reset). Retries on another replica when allowed, else answers `code`.
-// `unprocessed`: the backend never saw the call (no byte of it left the gateway, or the backend
-// refused the stream): like gRPC's transparent retry, any method is then tried again, once per
-// replica up to kMaxTransparentRetries, when the request is still whole in the gateway.
+// The current attempt failed before the response started (or after: then the call ends
+// UNAVAILABLE after what was received). Retries on another replica when allowed, else answers
+// `code`. `unprocessed`: the backend never saw the call (no byte of it left the gateway, or the
+// backend refused the stream): like gRPC's transparent retry, any method is then tried again, once
+// per replica up to kMaxTransparentRetries, when the request is still whole in the gateway.
 void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& message,
                                   bool unprocessed) {
   if (call->client == nullptr || call->resp_eof) return;
@@ -1846,6 +1864,8 @@ void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& messa
     if (transparent_retry) ++call->transparent_retries;
     call->req.Rewind();
     call->resp = ByteQueue();
+    call->resp_held = false;
+    call->resp_headers.clear();
     if (Attempt(call, call->replica)) return;
   }
   ReplyStatus(call, code, message.empty() ? UnavailableMessage(call->route) : message);
@@ -1902,6 +1922,7 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
   // Backend side.
   if (frame->hd.type != NGHTTP2_HEADERS) {
     if (frame->hd.type == NGHTTP2_DATA && end_stream) {
+      if (call->client != nullptr) CommitHeldResponse(call);  // no trailers: the client sees why
       call->resp_eof = true;
       if (call->resp_deferred && call->client != nullptr) {
         call->resp_deferred = false;
@@ -1920,36 +1941,30 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     call->headers.clear();
     if (end_stream) {
       // Trailers-only: an UNAVAILABLE answer of an idempotent call is retried elsewhere.
-      bool unavailable = false;
-      for (const Header& h : headers) {
-        if (h.name == "grpc-status" && h.value == "14") unavailable = true;
-      }
-      if (unavailable && call->retryable && call->attempts < options_.retry_max_attempts) {
-        DetachBackend(call, true);
-        call->req.Rewind();
-        if (Attempt(call, call->replica)) return 0;
-      }
-    }
-    // The response has started: no retry from here on.
-    call->retryable = false;
-    StopRetaining(call);
-    call->req_headers.clear();
-    call->resp_started = true;
-    if (end_stream) {
+      if (RetryUnavailable(call, headers)) return 0;
+      call->retryable = false;
+      StopRetaining(call);
+      call->req_headers.clear();
+      call->resp_started = true;
       call->resp_eof = true;
       NoteStatus(call, headers);
       SubmitEndedResponse(call, headers);
+    } else if (call->retryable && call->single_response && call->req_eof) {
+      // The answer is still to come: the call stays retryable until it does.
+      call->resp_held = true;
+      call->resp_headers = std::move(headers);
     } else {
-      if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
-      ToNv(headers, &nv_);
-      nghttp2_data_provider prd;
-      prd.source.ptr = call;
-      prd.read_callback = CbReadResponse;
-      nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(),
-                              &prd);
-      MarkDirty(call->client);
+      CommitResponse(call, std::move(headers));
     }
   } else {
+    if (call->resp_held) {
+      // Headers, then trailers without a message: an UNAVAILABLE one is retried as trailers-only.
+      if (RetryUnavailable(call, call->headers)) {
+        call->headers.clear();
+        return 0;
+      }
+      CommitHeldResponse(call);
+    }
     call->trailers = std::move(call->headers);
     call->headers.clear();
     NoteStatus(call, call->trailers);
@@ -1961,6 +1976,37 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     }
   }
   return 0;
+}
+
+// An UNAVAILABLE status (`headers` holds grpc-status) before any response message of a call still
+// retryable: the attempt is dropped and the call tried again on another replica. False when not.
+bool H2Front::Impl::RetryUnavailable(Call* call, const std::vector<Header>& headers) {
+  if (!call->retryable || call->attempts >= options_.retry_max_attempts) return false;
+  const bool unavailable = std::any_of(headers.begin(), headers.end(), [](const Header& h) {
+    return h.name == "grpc-status" && h.value == "14";
+  });
+  if (!unavailable) return false;
+  DetachBackend(call, true);
+  call->req.Rewind();
+  if (!Attempt(call, call->replica)) return false;  // the status goes to the client
+  call->resp_held = false;
+  call->resp_headers.clear();
+  return true;
+}
+
+// The response starts: its headers go to the client, and the call is no longer retried.
+void H2Front::Impl::CommitResponse(Call* call, std::vector<Header> headers) {
+  call->retryable = false;
+  StopRetaining(call);
+  call->req_headers.clear();
+  call->resp_started = true;
+  if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
+  ToNv(headers, &nv_);
+  nghttp2_data_provider prd;
+  prd.source.ptr = call;
+  prd.read_callback = CbReadResponse;
+  nghttp2_submit_response(call->client->session, call->client_sid, nv_.data(), nv_.size(), &prd);
+  MarkDirty(call->client);
 }
 
 int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t len) {
@@ -2009,6 +2055,7 @@ int H2Front::Impl::OnDataChunk(Conn* c, int32_t sid, const uint8_t* data, size_t
     nghttp2_session_consume_stream(c->session, sid, len);
     return 0;
   }
+  CommitHeldResponse(call);  // the message comes: the response starts
   if (!call->resp_scan.Feed(data, len)) {
     if (call->resp_scan.too_many()) {
       // A second response message to a method with one: a broken backend. The first message is

@@ -29,9 +29,11 @@
 // yet leaves the route without replicas: UNAVAILABLE); calls go round robin over its replicas,
 // skipping one whose connection
 // failed within the reconnect backoff. Idempotent calls are retried on another replica when the
-// attempt fails before any response headers (connection refused or lost, RST_STREAM
+// attempt fails before the response starts (connection refused or lost, RST_STREAM
 // REFUSED_STREAM, or a trailers-only UNAVAILABLE answer), while their request bytes so far fit in
-// retry_buffer_bytes (kept until the response headers arrive).
+// retry_buffer_bytes (kept until the response starts). A response starts with its headers, except
+// for a single-response method whose client has ended its request: headers that come alone wait
+// for the message or the trailers (an UNAVAILABLE then is retried too).
 //
 //   MAAS_ASSIGN_OR_RETURN(auto front, H2Front::Create(options));
 //   std::thread t([&] { front->Run(); });   // until Shutdown() has drained
@@ -133,7 +135,7 @@ struct FrontOptions {
   int connection_window_bytes = 16 << 20;
   // Attempts of an idempotent call, in [1, 5] (1 = no retry).
   int retry_max_attempts = 3;
-  // Request bytes kept per call for a retry until the response headers arrive; a call that sends
+  // Request bytes kept per call for a retry until the response starts; a call that sends
   // more before that is not retried. >= 0.
   int retry_buffer_bytes = 256 * 1024;
   // Request bytes kept for retries over all calls at once; a call whose bytes would pass it is not

@@ -586,6 +586,88 @@ TEST_CASE("h2 front: a backend that dies before answering: idempotent calls retr
   }
 }
 
+TEST_CASE("h2 front: a one-answer call whose backend dies after its headers alone is retried") {
+  // maas's client-streaming reactors send the response headers when the request ends, then
+  // compute the answer. The front committed the call on those headers, so a replica killed during
+  // an Evaluate failed it UNAVAILABLE ("lost during the call") instead of retrying it elsewhere.
+  Rig rig;
+  const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), true);
+  auto [first, fsid] = rig.Request(0);
+  REQUIRE(rig.RunUntil([&] { return first->stream(fsid).end_stream; }));
+  SECTION("the backend dies") {
+    first->Respond(fsid, ResponseHeaders());
+    rig.loop().RunFor(absl::Milliseconds(200));  // the headers reach the front
+    CHECK(rig.call(sid).header_blocks == 0);     // held until the answer
+    first->Abort();
+  }
+  SECTION("the backend answers UNAVAILABLE after its headers") {
+    first->Respond(fsid, ResponseHeaders());
+    rig.loop().RunFor(absl::Milliseconds(200));
+    first->Write(fsid, "", true, {{"grpc-status", "14"}, {"grpc-message", "draining"}});
+  }
+  auto [second, ssid] = rig.Request(1);
+  REQUIRE(rig.RunUntil([&] { return second->stream(ssid).end_stream; }));
+  CHECK(second->stream(ssid).data == GrpcMessage("x"));
+  second->Respond(ssid, With(ResponseHeaders(), "x-answer", "second"));
+  second->Write(ssid, GrpcMessage("ok"), true, OkTrailers());
+  REQUIRE(rig.Finish(sid));
+  const PeerStream& c = rig.call(sid);
+  CHECK(Find(c.headers, "x-answer") == "second");
+  CHECK(c.data == GrpcMessage("ok"));
+  CHECK(Find(c.trailers, "grpc-status") == "0");
+}
+
+TEST_CASE("h2 front: held response headers go out with the message or the trailers") {
+  Rig rig;
+  SECTION("a one-answer call: headers and message together, then trailers") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, With(ResponseHeaders(), "x-answer", "one"));
+    rig.loop().RunFor(absl::Milliseconds(100));
+    backend->Write(bsid, GrpcMessage("ok"), true, OkTrailers());
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).headers, "x-answer") == "one");
+    CHECK(rig.call(sid).data == GrpcMessage("ok"));
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  }
+  SECTION("a one-answer call ended with an error after its headers: the error, not retried") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, ResponseHeaders());
+    rig.loop().RunFor(absl::Milliseconds(100));
+    backend->Write(bsid, "", true, {{"grpc-status", "3"}, {"grpc-message", "bad"}});
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).headers, ":status") == "200");
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "3");
+    CHECK(Find(rig.call(sid).trailers, "grpc-message") == "bad");
+    CHECK(rig.backend().requests().size() == 1);
+  }
+  SECTION("a stream's headers are not held: the client has them before any message") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Sample"), GrpcMessage("x"), true);
+    auto [backend, bsid] = rig.Request(0);
+    backend->Respond(bsid, With(ResponseHeaders(), "x-answer", "early"));
+    REQUIRE(rig.RunUntil([&] { return rig.call(sid).header_blocks == 1; }));
+    CHECK(Find(rig.call(sid).headers, "x-answer") == "early");
+    backend->Write(bsid, GrpcMessage("s"), true, OkTrailers());
+    REQUIRE(rig.Finish(sid));
+  }
+  SECTION("a one-answer call whose client has not ended its request gets the headers at once") {
+    const int32_t sid =
+        rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), /*end=*/false);
+    auto [backend, bsid] = rig.Request(0);
+    backend->Respond(bsid, ResponseHeaders());
+    REQUIRE(rig.RunUntil([&] { return rig.call(sid).header_blocks == 1; }));
+    rig.client().Write(sid, "", /*end=*/true);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Write(bsid, GrpcMessage("ok"), true, OkTrailers());
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "0");
+  }
+  REQUIRE(rig.RunUntil([&] { return rig.front()->active_calls() == 0; }));
+}
+
 TEST_CASE("h2 front: a slow reader holds the backend to the windows (nothing buffers a stream)") {
   PeerOptions slow;
   slow.auto_consume = false;  // reads only what the test consumes
