@@ -274,6 +274,14 @@ auto AddToSession(Session& session, const Req& request, const exec::StopToken&, 
   return session.Add(request);
 }
 
+// Whether a client stream's Session stores nothing in Finish (`static constexpr bool
+// kFinishReadsOnly = true`, e.g. an evaluation): see ClientStreamReactor.
+template <class Session, class = void>
+struct FinishReadsOnly : std::false_type {};
+template <class Session>
+struct FinishReadsOnly<Session, std::void_t<decltype(Session::kFinishReadsOnly)>>
+    : std::bool_constant<Session::kFinishReadsOnly> {};
+
 // Source::Next(msg, executor, stop) when the source takes them, else Next(msg); bool or
 // StatusOr<bool> (false = the stream is over).
 template <class Source, class Msg>
@@ -399,7 +407,9 @@ struct StreamLimit {
 // `absl::StatusOr<Resp> Finish(exec::Executor&, const exec::StopToken&)` (or `Finish()`). Each
 // Add and the Finish run on the pool, one at a time: the next message is read only after the
 // previous one was added. The first Add error, an unparseable message or a cut-off stream ends the
-// call and the session is dropped without Finish (nothing is stored). `dispatcher` is where the
+// call and the session is dropped without Finish (nothing is stored); a session that declares
+// kFinishReadsOnly (internal::FinishReadsOnly) may be finished on a cut-off stream, whose answer
+// then reaches nobody, and its response headers go out with its answer. `dispatcher` is where the
 // Adds and the Finish run (the admitting dispatcher's pool, or a pool of its own).
 template <class Req, class Resp, class Session>
 class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffer> {
@@ -434,7 +444,15 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
       // only later, and a cut-off stream must store nothing. A send behind the read settles it:
       // gRPC has closed a cut-off call's stream before it reports the failed read, so the
       // response headers cannot go out on it.
-      StartGrpcOperation(this, [&] { StartSendInitialMetadata(); });
+      // A session that stores nothing skips that send: its answer is computed at once and its
+      // headers go out with it, so that a server that dies while computing it has sent nothing,
+      // and a retry policy (the gateway's, a mesh's), which commits on the response headers, can
+      // still retry the call elsewhere. On a cut-off stream the answer reaches nobody.
+      if constexpr (internal::FinishReadsOnly<Session>::value) {
+        FinishOnPool();
+      } else {
+        StartGrpcOperation(this, [&] { StartSendInitialMetadata(); });
+      }
       return;
     }
     ++index_;
@@ -483,7 +501,17 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
       Cut();
       return;
     }
-    dispatcher_.Run([this] {  // the client half-closed: every message arrived
+    FinishOnPool();  // the client half-closed: every message arrived
+  }
+  void OnDone() override {
+    GrpcDone(this);
+    delete this;
+  }
+
+ private:
+  // The session's Finish on the pool, then the answer.
+  void FinishOnPool() {
+    dispatcher_.Run([this] {
       const CallScope scope{dispatcher_.executor(), stop_};
       absl::Status status = stop_.Check();
       if (status.ok()) {
@@ -493,15 +521,14 @@ class ClientStreamReactor final : public grpc::ServerReadReactor<grpc::ByteBuffe
                      ? internal::Serialize(*result, response_, dispatcher_.max_message_bytes())
                      : result.status();
       }
+      if (internal::FinishReadsOnly<Session>::value && context_->IsCancelled()) {
+        Cut();  // the call's log says why it ended, not the answer nobody received
+        return;
+      }
       End(status);
     });
   }
-  void OnDone() override {
-    GrpcDone(this);
-    delete this;
-  }
 
- private:
   // Ends a stream gRPC cut off: it is not a complete one, so nothing is stored.
   void Cut() {
     End(CallGone(*context_, started_,

@@ -139,6 +139,9 @@ class EvaluateSession {
   // not know are INVALID_ARGUMENT (their probability is undefined).
   absl::Status Add(const v1::EvaluateRequest& message, const exec::StopToken& stop = {});
   absl::StatusOr<v1::EvaluateResponse> Finish();
+  // Finish stores nothing: a server may run it before it knows the stream was complete (the
+  // adapter then sends the answer's headers with it, so an interrupted call can be retried).
+  static constexpr bool kFinishReadsOnly = true;
 
  private:
   const DiscriminativeCoreOptions* options_;
