@@ -653,6 +653,32 @@ TEST_CASE("h2 front: held response headers go out with the message or the traile
     backend->Write(bsid, GrpcMessage("s"), true, OkTrailers());
     REQUIRE(rig.Finish(sid));
   }
+  SECTION("a client that cancels while its headers are held cancels the backend stream") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, ResponseHeaders());
+    rig.loop().RunFor(absl::Milliseconds(100));
+    rig.client().Reset(sid, NGHTTP2_CANCEL);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).closed; }));
+    CHECK(backend->stream(bsid).rst_code == NGHTTP2_CANCEL);
+    REQUIRE(rig.WaitRecords(1));
+    CHECK(rig.records()[0].code == 1);  // CANCELLED
+    CHECK(rig.backend().requests().size() == 1);
+  }
+  SECTION("a backend reset after held headers is the reset's status, not a retry") {
+    const int32_t sid = rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), true);
+    auto [backend, bsid] = rig.Request(0);
+    REQUIRE(rig.RunUntil([&] { return backend->stream(bsid).end_stream; }));
+    backend->Respond(bsid, ResponseHeaders());
+    rig.loop().RunFor(absl::Milliseconds(100));
+    backend->Reset(bsid, NGHTTP2_INTERNAL_ERROR);
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "13");
+    CHECK(Find(rig.call(sid).trailers, "grpc-message").find("reset the stream") !=
+          std::string::npos);
+    CHECK(rig.backend().requests().size() == 1);
+  }
   SECTION("a one-answer call whose client has not ended its request gets the headers at once") {
     const int32_t sid =
         rig.client().Submit(RequestHeaders("/a.B/Unary"), GrpcMessage("x"), /*end=*/false);
