@@ -214,12 +214,12 @@ struct Call {
   bool resp_deferred = false;
   bool resp_started = false;  // response HEADERS submitted to the client
   // A retryable single-response call whose client has ended its request: response headers that
-  // come alone are held (in `resp_headers`) until the message or the trailers, so that a backend
-  // that dies in between (a client-streaming reactor sends its headers when the request ends, then
-  // computes the answer) costs a retry, not the call.
+  // come alone are held (non-empty `held_headers`: a response block always has :status) until the
+  // message or the trailers, so that a backend that dies in between (a client-streaming reactor
+  // sends its headers when the request ends, then computes the answer) costs a retry, not the
+  // call. Each new attempt drops them.
   bool single_response = false;
-  bool resp_held = false;
-  std::vector<Header> resp_headers;
+  std::vector<Header> held_headers;
   bool counted = false;  // in active_calls_
   // Call log.
   int64_t start_ns = 0;
@@ -571,12 +571,11 @@ class H2Front::Impl {
   void ResetClient(Call* call, uint32_t code);
   void NoteStatus(Call* call, const std::vector<Header>& headers);
   bool RetryUnavailable(Call* call, const std::vector<Header>& headers);
+  void StartResponse(Call* call);
   void CommitResponse(Call* call, std::vector<Header> headers);
   void CommitHeldResponse(Call* call) {
-    if (!call->resp_held) return;
-    call->resp_held = false;
-    CommitResponse(call, std::move(call->resp_headers));
-    call->resp_headers.clear();
+    if (call->held_headers.empty()) return;
+    CommitResponse(call, std::exchange(call->held_headers, {}));
   }
   void ClientClosed(Call* call, uint32_t code);
   void DeliverEndedCalls();
@@ -1825,6 +1824,7 @@ bool H2Front::Impl::Attempt(Call* call, const Replica* avoid) {
   call->backend_sid = sid;
   call->attempt_mark = b->serialized;
   call->req_deferred = false;
+  call->held_headers.clear();  // the last attempt's, never sent
   b->calls.insert(call);
   MarkDirty(b);
   return true;
@@ -1864,8 +1864,6 @@ void H2Front::Impl::BackendFailed(Call* call, int code, const std::string& messa
     if (transparent_retry) ++call->transparent_retries;
     call->req.Rewind();
     call->resp = ByteQueue();
-    call->resp_held = false;
-    call->resp_headers.clear();
     if (Attempt(call, call->replica)) return;
   }
   ReplyStatus(call, code, message.empty() ? UnavailableMessage(call->route) : message);
@@ -1942,22 +1940,18 @@ int H2Front::Impl::OnFrameRecv(Conn* c, const nghttp2_frame* frame) {
     if (end_stream) {
       // Trailers-only: an UNAVAILABLE answer of an idempotent call is retried elsewhere.
       if (RetryUnavailable(call, headers)) return 0;
-      call->retryable = false;
-      StopRetaining(call);
-      call->req_headers.clear();
-      call->resp_started = true;
+      StartResponse(call);
       call->resp_eof = true;
       NoteStatus(call, headers);
       SubmitEndedResponse(call, headers);
     } else if (call->retryable && call->single_response && call->req_eof) {
       // The answer is still to come: the call stays retryable until it does.
-      call->resp_held = true;
-      call->resp_headers = std::move(headers);
+      call->held_headers = std::move(headers);
     } else {
       CommitResponse(call, std::move(headers));
     }
   } else {
-    if (call->resp_held) {
+    if (!call->held_headers.empty()) {
       // Headers, then trailers without a message: an UNAVAILABLE one is retried as trailers-only.
       if (RetryUnavailable(call, call->headers)) {
         call->headers.clear();
@@ -1988,18 +1982,20 @@ bool H2Front::Impl::RetryUnavailable(Call* call, const std::vector<Header>& head
   if (!unavailable) return false;
   DetachBackend(call, true);
   call->req.Rewind();
-  if (!Attempt(call, call->replica)) return false;  // the status goes to the client
-  call->resp_held = false;
-  call->resp_headers.clear();
-  return true;
+  return Attempt(call, call->replica);  // when none starts, the status goes to the client
 }
 
-// The response starts: its headers go to the client, and the call is no longer retried.
-void H2Front::Impl::CommitResponse(Call* call, std::vector<Header> headers) {
+// The response starts: the call is no longer retried, and what was kept for a retry is let go.
+void H2Front::Impl::StartResponse(Call* call) {
   call->retryable = false;
   StopRetaining(call);
   call->req_headers.clear();
   call->resp_started = true;
+}
+
+// The response starts with `headers`, sent to the client; its body follows from `resp`.
+void H2Front::Impl::CommitResponse(Call* call, std::vector<Header> headers) {
+  StartResponse(call);
   if (call->generated_id) headers.push_back({"x-request-id", call->request_id});
   ToNv(headers, &nv_);
   nghttp2_data_provider prd;
