@@ -26,6 +26,8 @@
 #ifndef MAAS_COMMON_ADAPTER_GRPC_ORDER_H_
 #define MAAS_COMMON_ADAPTER_GRPC_ORDER_H_
 
+#include <grpcpp/support/status.h>
+
 #if defined(__SANITIZE_THREAD__)
 extern "C" void __tsan_acquire(void* addr);
 extern "C" void __tsan_release(void* addr);
@@ -88,6 +90,22 @@ class GrpcCancelReaction {
 
 // At the start of OnDone.
 inline void GrpcDone(const void* reactor) { grpc_order_internal::Acquire(reactor); }
+
+// A stream reactor (`Base`: grpc::ServerReadReactor, ServerWriteReactor, ServerBidiReactor or
+// ServerGenericBidiReactor) that ends its call at once with `status`: a refused or unparseable
+// call, or a method nobody serves. Deletes itself.
+template <class Base>
+class EndedReactor final : public Base {
+ public:
+  explicit EndedReactor(const grpc::Status& status) {
+    GrpcOperation(this);
+    this->Finish(status);
+  }
+  void OnDone() override {
+    GrpcDone(this);
+    delete this;
+  }
+};
 
 }  // namespace maas::adapter
 

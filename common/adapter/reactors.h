@@ -305,21 +305,6 @@ template <class Source>
 struct SerializesLater<Source, std::void_t<decltype(std::declval<Source&>().SerializePending(
                                    std::declval<grpc::ByteBuffer*>()))>> : std::true_type {};
 
-// A stream reactor (`Base`: grpc::ServerReadReactor, ServerWriteReactor or ServerBidiReactor)
-// that ends its call at once with `status`: a refused or unparseable call. Deletes itself.
-template <class Base>
-class EndedReactor final : public Base {
- public:
-  explicit EndedReactor(const grpc::Status& status) {
-    GrpcOperation(this);
-    this->Finish(status);
-  }
-  void OnDone() override {
-    GrpcDone(this);
-    delete this;
-  }
-};
-
 }  // namespace internal
 
 // A unary call: parses the request, admits the call, runs fn(request, scope) (returning
@@ -585,7 +570,7 @@ grpc::ServerReadReactor<grpc::ByteBuffer>* ClientStream(
     Dispatcher& dispatcher, grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
     const absl::Status& admission, std::unique_ptr<Session> session, StreamLimit limit = {},
     Dispatcher* work = nullptr) {
-  using Refused = internal::EndedReactor<grpc::ServerReadReactor<grpc::ByteBuffer>>;
+  using Refused = EndedReactor<grpc::ServerReadReactor<grpc::ByteBuffer>>;
   if (!admission.ok()) return new Refused(ToGrpcStatus(admission));
   absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
   if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));
@@ -780,7 +765,7 @@ grpc::ServerWriteReactor<grpc::ByteBuffer>* ServerStream(Dispatcher& dispatcher,
                                                          const grpc::ByteBuffer* request_bytes,
                                                          StartFn start,
                                                          exec::WorkerPool* writer = nullptr) {
-  using Failed = internal::EndedReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
+  using Failed = EndedReactor<grpc::ServerWriteReactor<grpc::ByteBuffer>>;
   auto request = std::make_shared<Req>();
   if (absl::Status parsed = internal::ParseRequest(*context, *request_bytes, request.get());
       !parsed.ok()) {
@@ -889,8 +874,7 @@ class BidiReactor final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc:
 template <class Req, class Resp, class Fn>
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Bidi(
     Dispatcher& dispatcher, grpc::CallbackServerContext* context, Fn fn) {
-  using Refused =
-      internal::EndedReactor<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>;
+  using Refused = EndedReactor<grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>>;
   absl::StatusOr<Dispatcher::Ticket> ticket = dispatcher.Admit();
   if (!ticket.ok()) return new Refused(internal::Refuse(context, dispatcher, ticket.status()));
   return new BidiReactor<Req, Resp, Fn>(dispatcher, context, *std::move(ticket), std::move(fn));

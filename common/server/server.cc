@@ -314,17 +314,6 @@ class UnknownMethodService final : public grpc::CallbackGenericService {
 
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
-    class Reactor final : public grpc::ServerGenericBidiReactor {
-     public:
-      explicit Reactor(const grpc::Status& status) {
-        adapter::GrpcOperation(this);
-        Finish(status);
-      }
-      void OnDone() override {
-        adapter::GrpcDone(this);
-        delete this;
-      }
-    };
     std::vector<std::string> maas;
     for (const std::string& name : *services_) {
       if (absl::StartsWith(name, "maas.")) maas.push_back(name);
@@ -333,7 +322,7 @@ class UnknownMethodService final : public grpc::CallbackGenericService {
     for (char& c : method) {
       if (c < 0x20 || c > 0x7e) c = '?';
     }
-    return new Reactor(grpc::Status(
+    return new adapter::EndedReactor<grpc::ServerGenericBidiReactor>(grpc::Status(
         grpc::StatusCode::UNIMPLEMENTED,
         absl::StrCat("method ", method, " is not served by ", server_, ", which serves ",
                      maas.empty() ? std::string("no maas service") : absl::StrJoin(maas, ", "),
