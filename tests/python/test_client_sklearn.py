@@ -225,6 +225,43 @@ def test_configs_refuse_a_fixed_vocabulary_maas_cannot_express():
             configs(make_pipeline(CountVectorizer(vocabulary=vocabulary), MultinomialNB()))
 
 
+@pytest.mark.parametrize("make", [
+    lambda **kw: CountVectorizer(**kw), lambda **kw: TfidfVectorizer(**kw),
+    lambda **kw: HashingVectorizer(alternate_sign=False, n_features=64, **kw)],
+    ids=["count", "tfidf", "hashing"])
+@pytest.mark.parametrize("analyzer", ["word", "char", "char_wb"])
+def test_export_and_configs_refuse_size_0_ngrams(corpus, make, analyzer):
+    """Regression: ngram_range=(0, n), which scikit-learn fits (a size-0 n-gram is the empty string, counted once per
+    position plus one: hashed to one bucket, or a vocabulary term ""), went out as ngram_min 0, which the spec reads
+    as unset, i.e. 1: an exported HashingVectorizer pipeline then served other features and probabilities without
+    an error, and configs() trained another model."""
+    texts, labels, _ = corpus
+    pipe = make_pipeline(make(analyzer=analyzer, ngram_range=(0, 2)), MultinomialNB())
+    with pytest.raises(ValueError, match=r"ngram_range=\(0, 2\)"):
+        configs(pipe)
+    with pytest.raises(ValueError, match=r"ngram_range=\(0, 2\)"):
+        export(pipe.fit(texts, labels))
+
+
+@pytest.mark.parametrize("vectorizer, parameter", [
+    (lambda: CountVectorizer(ngram_range=(2, 1)), r"ngram_range=\(2, 1\)"),
+    (lambda: HashingVectorizer(ngram_range=(3, 0)), r"ngram_range=\(3, 0\)"),
+    (lambda: CountVectorizer(ngram_range=(1.0, 2)), r"ngram_range=\(1.0, 2\)"),
+    (lambda: CountVectorizer(max_features=0), "max_features=0"),
+    (lambda: TfidfVectorizer(max_features=-1), "max_features=-1"),
+    (lambda: CountVectorizer(max_features=2.5), "max_features=2.5"),
+    (lambda: HashingVectorizer(n_features=0), "n_features=0"),
+    (lambda: HashingVectorizer(n_features=-4), "n_features=-4"),
+    (lambda: HashingVectorizer(n_features=2**31), "n_features=2147483648"),
+])
+def test_configs_refuse_parameters_scikit_learn_refuses(vectorizer, parameter):
+    """Regression: configs() of an unfitted pipeline sent values scikit-learn refuses to fit with as the spec's
+    "unset" (max_features=0 trained without a limit, ngram_range=(1, 0) as (1, 1), n_features=0 as 2^20) or failed
+    with protobuf's bare "Value out of range" (max_features=-1). They are ValueErrors naming the parameter."""
+    with pytest.raises(ValueError, match=parameter):
+        configs(make_pipeline(vectorizer(), MultinomialNB()))
+
+
 # -- text: offline oracle (every combination, served or not) -------------------------------------------------------
 def features_from_spec(spec, texts):
     """The feature matrix the exported spec describes, rebuilt from its own fields: tokenisation by a scikit-learn

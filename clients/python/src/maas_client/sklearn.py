@@ -88,18 +88,47 @@ def _text_options(vec: Any) -> dpb.TextOptions:
     elif stop_words is not None:
         stop_word_list = _stop_word_list(vec, stop_words)
         stop_words = None
-    ngram_min, ngram_max = p.get("ngram_range", (1, 1))
+    ngram_min, ngram_max = _ngram_range(vec, p.get("ngram_range", (1, 1)))
     token_pattern = p.get("token_pattern")
     options = dpb.TextOptions(
         lowercase=bool(p.get("lowercase", True)),
         strip_accents={None: dpb.STRIP_ACCENTS_NONE, "ascii": dpb.STRIP_ACCENTS_ASCII,
                        "unicode": dpb.STRIP_ACCENTS_UNICODE}[strip],
         analyzer={"word": dpb.ANALYZER_WORD, "char": dpb.ANALYZER_CHAR, "char_wb": dpb.ANALYZER_CHAR_WB}[analyzer],
-        ngram_min=int(ngram_min), ngram_max=int(ngram_max), stop_words=stop_words or "",
+        ngram_min=ngram_min, ngram_max=ngram_max, stop_words=stop_words or "",
         stop_word_list=stop_word_list,
         token_pattern="" if token_pattern in (None, DEFAULT_TOKEN_PATTERN) or analyzer != "word" else token_pattern,
         binary=bool(p.get("binary", False)), decode_error=_DECODE_ERRORS[decode_error])
     return options
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _ngram_range(vec: Any, ngram_range: Any) -> Tuple[int, int]:
+    """ngram_range as (min, max) with 1 <= min <= max. The spec reads ngram_min 0 as unset (1), so scikit-learn's
+    size-0 n-grams (the empty string, once per position plus one) cannot be sent; what scikit-learn refuses to fit
+    with is refused here too, rather than sent as the spec's defaults."""
+    try:
+        low, high = ngram_range
+    except (TypeError, ValueError):
+        raise _fail(vec, f"ngram_range={ngram_range!r} (a pair (min_n, max_n))") from None
+    if not (_is_int(low) and _is_int(high)) or low > high:
+        raise ValueError(f"{_class_name(vec)}: ngram_range={ngram_range!r} is not a pair of integers "
+                         f"1 <= min_n <= max_n (scikit-learn refuses it too)")
+    if low < 1:
+        raise _fail(vec, f"ngram_range={ngram_range!r}: n-grams of size 0 (the empty string once per position "
+                         f"plus one); start at 1")
+    return int(low), int(high)
+
+
+def _positive_int(vec: Any, name: str, value: Any, most: int) -> int:
+    """A count parameter scikit-learn requires in [1, most]: 0 would go out as the spec's "unset"."""
+    if not _is_int(value) or not 1 <= int(value) <= most:
+        raise ValueError(f"{_class_name(vec)}: {name}={value!r} is not an integer in [1, {most}] "
+                         f"(scikit-learn refuses it too)")
+    return int(value)
 
 
 def _stop_word_list(vec: Any, stop_words: Any) -> List[str]:
@@ -219,7 +248,8 @@ def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any,
         config.count.CopyFrom(dpb.CountVectorizerConfig(
             text=_text_options(vec), min_df=_document_frequency(p.get("min_df", 1), vec, "min_df"),
             max_df=_document_frequency(p.get("max_df", 1.0), vec, "max_df"),
-            max_features=int(max_features) if max_features is not None else 0,
+            max_features=(0 if max_features is None  # 0: unset (no limit)
+                          else _positive_int(vec, "max_features", max_features, np.iinfo(np.uint64).max)),
             vocabulary=_fixed_vocabulary(vec, vocabulary) if vocabulary is not None else []))
         if isinstance(vec, TfidfVectorizer):
             config.tfidf.CopyFrom(_tfidf_config(vec))
@@ -231,7 +261,8 @@ def _vectorizer_config(steps: Sequence[Any]) -> Tuple[dpb.VectorizerConfig, Any,
         if norm not in _NORMS:
             raise _fail(vec, f"norm={norm!r}")
         config.hashing.CopyFrom(dpb.HashingVectorizerConfig(
-            text=_text_options(vec), n_features=int(p.get("n_features", 1 << 20)),
+            text=_text_options(vec),
+            n_features=_positive_int(vec, "n_features", p.get("n_features", 1 << 20), (1 << 31) - 2),
             alternate_sign=bool(p.get("alternate_sign", True)), norm=_NORMS[norm]))
         _check_dtype(vec, counts=False)
     else:
