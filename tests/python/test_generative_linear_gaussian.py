@@ -263,6 +263,44 @@ def test_factor_analysis_fit_matches_sklearn(stub):
     np.testing.assert_allclose(exact(stub, "fa-fit", held_out), reference.score_samples(held_out), rtol=1e-6)
 
 
+def few_rows_of_many_columns(n=40, d=300, seed=11):
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(n, 3)) @ rng.normal(size=(3, d)) + 0.7 * rng.normal(size=(n, d))
+            + np.linspace(-1.0, 2.0, d))
+
+
+# The 2026-12-06 generative hunt: fits of fewer rows than columns decomposed the D x D covariance (factor_analysis
+# on every EM iteration: 50 x 2000 rows ran 38 s, past a 30 s deadline); they now take the SVD of the N x D rows.
+def test_factor_analysis_fit_of_fewer_rows_than_columns_matches_sklearn(stub):
+    x = few_rows_of_many_columns()
+    n = x.shape[0]
+    reference = FactorAnalysis(n_components=3, svd_method="lapack", tol=1e-4, max_iter=2000).fit(x)
+    response = fit(stub, "fa-wide", "factor_analysis", gen.FactorAnalysisFit(latent_dim=3, tol=1e-4, max_iter=2000),
+                   x)
+    assert response.trace.n_iter == reference.n_iter_
+    np.testing.assert_allclose(np.array(response.trace.log_likelihood) * n, reference.loglike_, rtol=1e-9)
+    spec = get_spec(stub, "fa-wide").factor_analysis
+    np.testing.assert_allclose(np.array(spec.noise_variance), reference.noise_variance_, rtol=1e-7)
+    w = from_matrix(spec.loadings)
+    np.testing.assert_allclose(w @ w.T, reference.components_.T @ reference.components_, atol=1e-7)
+    held_out = few_rows_of_many_columns(seed=12)
+    np.testing.assert_allclose(exact(stub, "fa-wide", held_out), reference.score_samples(held_out), rtol=1e-8)
+
+
+def test_ppca_fit_of_fewer_rows_than_columns_is_the_closed_form(stub):
+    x = few_rows_of_many_columns(seed=13)
+    n, d = x.shape
+    fit(stub, "ppca-wide", "ppca", gen.PpcaFit(latent_dim=3), x)
+    spec = get_spec(stub, "ppca-wide").ppca
+    centred = x - x.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n)  # ascending, the D x D oracle
+    sigma2 = eigenvalues[:d - 3].sum() / (d - 3)
+    assert abs(spec.noise_variance - sigma2) <= 1e-10 * sigma2
+    top = eigenvectors[:, -3:]
+    w = from_matrix(spec.loadings)
+    np.testing.assert_allclose(w @ w.T, (top * (eigenvalues[-3:] - sigma2)) @ top.T, atol=1e-9 * eigenvalues[-1])
+
+
 @pytest.mark.parametrize("family", ["ppca", "fa"])
 def test_samples_follow_the_model(stub, family):
     name = f"sampling-{family}"

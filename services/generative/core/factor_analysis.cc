@@ -5,7 +5,6 @@
 #include <limits>
 #include <utility>
 
-#include "Eigen/Eigenvalues"
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
 #include "common/math/gaussian.h"
@@ -73,9 +72,16 @@ class FactorAnalysisFitter final : public FamilyFitter {
       }
     }
     const double nd = static_cast<double>(n);
-    const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
-    MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "factor_analysis"));
+    // With at least as many rows as columns each iteration decomposes the D x D scaled covariance
+    // (as cheap as forming it); with fewer, it takes the thin SVD of the N x D scaled rows, as
+    // scikit-learn's svd_method='lapack' does, and no D x D matrix is formed.
+    const bool few_rows = n < d;
+    const Eigen::MatrixXd cov =
+        few_rows ? Eigen::MatrixXd() : Eigen::MatrixXd((centred.transpose() * centred) / nd);
     const Eigen::VectorXd var = centred.array().square().colwise().sum().transpose() / nd;
+    MAAS_RETURN_IF_ERROR(
+        CheckMomentsFinite(mean, few_rows ? Eigen::MatrixXd(var) : cov, x, "factor_analysis"));
+    const double sqrt_n = std::sqrt(nd);
     constexpr double kSmall = 1e-12;
     const double llconst = static_cast<double>(d) * math::kLogTwoPi + l;
     Eigen::VectorXd psi = Eigen::VectorXd::Ones(d);
@@ -87,25 +93,28 @@ class FactorAnalysisFitter final : public FamilyFitter {
     for (iter = 0; iter < max_iter_; ++iter) {
       MAAS_RETURN_IF_ERROR(stop.Check());
       const Eigen::VectorXd sqrt_psi = (psi.array().sqrt() + kSmall).matrix();
-      const Eigen::MatrixXd scaled = cov.array() / (sqrt_psi * sqrt_psi.transpose()).array();
-      const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(scaled);
-      if (eig.info() != Eigen::Success) {
-        return absl::InternalError("factor_analysis: an eigendecomposition failed");
+      absl::StatusOr<TopEigenpairs> top =
+          few_rows
+              ? TopEigenpairsOfGram(
+                    (centred.array().rowwise() / (sqrt_psi.transpose().array() * sqrt_n)).matrix(),
+                    l)
+              : TopEigenpairsOfSymmetric(cov.array() / (sqrt_psi * sqrt_psi.transpose()).array(),
+                                         l);
+      if (!top.ok()) {
+        return absl::InternalError(absl::StrCat("factor_analysis: ", top.status().message()));
       }
-      const Eigen::VectorXd& s2 = eig.eigenvalues();  // ascending
       double log_s2 = 0.0;
       for (int j = 0; j < l; ++j) {
-        const Eigen::Index src = d - 1 - j;
-        if (!(s2(src) > 0.0)) {
+        const double s2 = top->values(j);
+        if (!(s2 > 0.0)) {
           return absl::FailedPreconditionError(
               absl::StrCat("factor_analysis: the scaled rows vary in fewer than latent_dim = ", l,
                            " directions; lower latent_dim or fit on more varied rows"));
         }
-        log_s2 += std::log(s2(src));
-        w.row(j) =
-            std::sqrt(std::max(s2(src) - 1.0, 0.0)) * eig.eigenvectors().col(src).transpose();
+        log_s2 += std::log(s2);
+        w.row(j) = std::sqrt(std::max(s2 - 1.0, 0.0)) * top->vectors.col(j).transpose();
       }
-      const double unexplained = s2.head(d - l).sum();
+      const double unexplained = top->rest;
       w = (w.array().rowwise() * sqrt_psi.transpose().array()).matrix();
       const double ll = -nd / 2.0 * (llconst + log_s2 + unexplained + psi.array().log().sum());
       result.trace.add_log_likelihood(ll / nd + log_scale);
@@ -188,7 +197,8 @@ Family FactorAnalysisFamily() {
         std::make_unique<FactorAnalysisFitter>(static_cast<int>(fit.latent_dim()), tol, max_iter));
   };
   // The fit forms the D x D covariance (and a scaled copy to decompose every iteration), larger
-  // than the L x D loadings.
+  // than the L x D loadings: counted for every fit (the rows are not known yet), although one of
+  // fewer rows than columns takes the SVD of the N x D scaled rows instead.
   // The fitted model forms LinearGaussianValues (its model_size), counted too so that a fit this
   // passes is stored and loaded (L <= D is checked when the fit ends).
   family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {

@@ -8,6 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "Eigen/Eigenvalues"
+#include "Eigen/SVD"
 #include "absl/strings/str_cat.h"
 #include "common/math/gaussian.h"
 #include "common/random/distributions.h"
@@ -355,6 +357,44 @@ ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::M
   size.smaller =
       absl::StrCat("use fewer ", family, ".loadings rows or columns (latent dimensions)");
   return size;
+}
+
+absl::StatusOr<TopEigenpairs> TopEigenpairsOfSymmetric(const Eigen::MatrixXd& s, int l) {
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(s);
+  if (eig.info() != Eigen::Success) {
+    return absl::InternalError("an eigendecomposition of the scaled covariance failed");
+  }
+  const Eigen::Index d = s.rows();
+  const Eigen::VectorXd& ascending = eig.eigenvalues();
+  TopEigenpairs top;
+  top.values.resize(l);
+  top.vectors.resize(d, l);
+  for (int j = 0; j < l; ++j) {
+    top.values(j) = ascending(d - 1 - j);
+    top.vectors.col(j) = eig.eigenvectors().col(d - 1 - j);
+  }
+  top.rest = ascending.head(d - l).sum();
+  top.largest = ascending(d - 1);
+  return top;
+}
+
+absl::StatusOr<TopEigenpairs> TopEigenpairsOfGram(const Eigen::MatrixXd& y, int l) {
+  const Eigen::BDCSVD<Eigen::MatrixXd> svd(y, Eigen::ComputeThinV);
+  if (svd.info() != Eigen::Success) {
+    return absl::InternalError("a singular value decomposition of the scaled rows failed");
+  }
+  const Eigen::VectorXd& sigma = svd.singularValues();  // descending, min(N, D) of them
+  const Eigen::Index k = sigma.size();
+  TopEigenpairs top;
+  top.values = Eigen::VectorXd::Zero(l);
+  top.vectors = Eigen::MatrixXd::Zero(y.cols(), l);
+  for (Eigen::Index j = 0; j < std::min<Eigen::Index>(l, k); ++j) {
+    top.values(j) = sigma(j) * sigma(j);
+    top.vectors.col(j) = svd.matrixV().col(j);
+  }
+  for (Eigen::Index j = k - 1; j >= l; --j) top.rest += sigma(j) * sigma(j);
+  top.largest = k > 0 ? sigma(0) * sigma(0) : 0.0;
+  return top;
 }
 
 FitSize LinearGaussianFitSize(int64_t dimension, uint32_t latent_dim,

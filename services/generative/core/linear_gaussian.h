@@ -119,6 +119,27 @@ class LinearGaussianModel final : public GenerativeModel {
   double log_norm_likelihood_ = 0.0;  // -1/2 (D log 2 pi + sum log psi)
 };
 
+// The top `l` eigenpairs of a D x D scaled covariance S, and the sum of its other eigenvalues: what
+// the ppca and factor_analysis fits take from it (scikit-learn takes the same from an SVD of the N
+// x D rows).
+struct TopEigenpairs {
+  Eigen::VectorXd values;   // the l largest eigenvalues, descending (0 past S's N - 1 ... N)
+  Eigen::MatrixXd vectors;  // D x l, their unit eigenvectors (0 columns past them), any sign
+  double rest = 0.0;        // the sum of the other D - l eigenvalues
+  double largest = 0.0;     // the largest eigenvalue
+};
+
+// TopEigenpairs of the symmetric D x D matrix `s` from its full eigendecomposition, O(D^3): for
+// fits of at least as many rows as columns, where forming S (O(N D^2)) costs as much. The rest is
+// summed from the smallest eigenvalue up. INTERNAL if the decomposition fails.
+absl::StatusOr<TopEigenpairs> TopEigenpairsOfSymmetric(const Eigen::MatrixXd& s, int l);
+
+// TopEigenpairs of S = Y^T Y for the N x D matrix `y` from the thin SVD of y (S's eigenvalues are
+// the squared singular values, the eigenvectors the right singular vectors), O(N^2 D) and no D x D
+// matrix: for fits of fewer rows than columns, where a D x D decomposition of a few rows cost
+// minutes (D in the thousands) that no deadline could interrupt. INTERNAL if the SVD fails.
+absl::StatusOr<TopEigenpairs> TopEigenpairsOfGram(const Eigen::MatrixXd& y, int l);
+
 // Float64 values a linear-Gaussian model with D x L loadings forms: the loadings, Psi^-1 W and the
 // sampler's packed W^T (D x L each), and G, I + G and its Cholesky factor (L x L each).
 double LinearGaussianValues(double d, double l);

@@ -5,7 +5,6 @@
 #include <limits>
 #include <utility>
 
-#include "Eigen/Eigenvalues"
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
 #include "common/status/status_macros.h"
@@ -55,38 +54,43 @@ class PpcaFitter final : public FamilyFitter {
     const Eigen::VectorXd mean = x.colwise().mean().transpose();
     const Eigen::MatrixXd centred = x.rowwise() - mean.transpose();
     MAAS_RETURN_IF_ERROR(CheckSpreadRepresentable(centred.cwiseAbs().maxCoeff(), "ppca"));
-    const Eigen::MatrixXd cov = (centred.transpose() * centred) / static_cast<double>(n);
-    MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "ppca"));
-    MAAS_RETURN_IF_ERROR(stop.Check());
-    const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eig(cov);
-    if (eig.info() != Eigen::Success) {
-      return absl::InternalError("ppca: the eigendecomposition of the covariance failed");
+    const double nd = static_cast<double>(n);
+    absl::StatusOr<TopEigenpairs> top;
+    if (n >= d) {
+      const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
+      MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "ppca"));
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      top = TopEigenpairsOfSymmetric(cov, l);
+    } else {  // fewer rows than columns: the SVD of the rows, no D x D matrix
+      const Eigen::MatrixXd y = centred / std::sqrt(nd);
+      MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, y.colwise().squaredNorm(), x, "ppca"));
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      top = TopEigenpairsOfGram(y, l);
     }
-    const Eigen::VectorXd& lambda = eig.eigenvalues();  // ascending
-    const double sigma2 = lambda.head(d - l).sum() / static_cast<double>(d - l);
+    if (!top.ok()) return absl::InternalError(absl::StrCat("ppca: ", top.status().message()));
+    const double sigma2 = top->rest / static_cast<double>(d - l);
     // Rows that vary in at most L directions leave discarded eigenvalues that are rounding, not
     // noise: of the order of eps * lambda_max, growing with the sums that formed the covariance
     // (~sqrt(N D) terms' worth). Such a sigma2 is not a noise variance (an audit saw 1e-15 fitted,
     // with a mean training log-likelihood of 45), so it is refused like an exact 0.
     const double rounding = 16.0 * std::numeric_limits<double>::epsilon() *
                             std::sqrt(static_cast<double>(n) * static_cast<double>(d)) *
-                            std::max(lambda(d - 1), 0.0);
+                            std::max(top->largest, 0.0);
     if (!(sigma2 > rounding) || !std::isfinite(sigma2)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "ppca: the rows vary in at most ", l,
           " directions (the discarded eigenvalues of their covariance are 0 up to rounding: their "
           "mean is ",
-          sigma2, ", the largest eigenvalue ", lambda(d - 1),
+          sigma2, ", the largest eigenvalue ", top->largest,
           "), so the noise variance would be 0; lower latent_dim or fit on more varied rows"));
     }
     Eigen::MatrixXd w(d, l);
-    for (int j = 0; j < l; ++j) {
-      const Eigen::Index src = d - 1 - j;  // descending eigenvalues
-      Eigen::VectorXd u = eig.eigenvectors().col(src);
+    for (int j = 0; j < l; ++j) {  // descending eigenvalues
+      Eigen::VectorXd u = top->vectors.col(j);
       Eigen::Index arg;
       u.cwiseAbs().maxCoeff(&arg);
       if (u(arg) < 0) u = -u;
-      w.col(j) = u * std::sqrt(std::max(lambda(src) - sigma2, 0.0));
+      w.col(j) = u * std::sqrt(std::max(top->values(j) - sigma2, 0.0));
     }
     FitResult result;
     v1::PpcaSpec* spec = result.spec.mutable_ppca();
@@ -130,7 +134,9 @@ Family PpcaFamily() {
     }
     return std::unique_ptr<FamilyFitter>(std::make_unique<PpcaFitter>(static_cast<int>(l)));
   };
-  // The fit forms the D x D covariance (and its eigenvectors), larger than the D x L loadings.
+  // The fit forms the D x D covariance (and its eigenvectors), larger than the D x L loadings:
+  // counted for every fit (the rows are not known yet), although one of fewer rows than columns
+  // takes the SVD of the N x D rows instead.
   // The fitted model forms LinearGaussianValues (its model_size), counted too so that a fit this
   // passes is stored and loaded (L <= D is checked when the fit ends).
   family.fit_size = [](const v1::FitConfig& config, int64_t dimension) {
