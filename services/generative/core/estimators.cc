@@ -309,7 +309,7 @@ absl::Status ValidateAisSettings(const AisSettings& ais) {
 }
 
 absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint64_t sample_offset,
-                                   uint64_t num_samples) {
+                                   uint64_t num_samples, absl::string_view samples_field) {
   constexpr uint64_t kLimit = uint64_t{1} << 32;
   if (row_offset >= kLimit || num_rows > kLimit - row_offset) {
     return absl::InvalidArgumentError(
@@ -318,7 +318,7 @@ absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint6
   }
   if (sample_offset >= kLimit || num_samples > kLimit - sample_offset) {
     return absl::InvalidArgumentError(
-        absl::StrCat("sample_offset is ", sample_offset, " with num_samples ", num_samples,
+        absl::StrCat("sample_offset is ", sample_offset, " with ", samples_field, " ", num_samples,
                      ": global sample indices must stay below 2^32 (the counter layout)"));
   }
   return absl::OkStatus();

@@ -28,6 +28,7 @@
 #include "Eigen/Dense"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "common/exec/executor.h"
 #include "common/exec/stop_token.h"
@@ -113,9 +114,10 @@ inline constexpr double kEvaluationOverhead = 2000;
 absl::Status ValidateAisSettings(const AisSettings& ais);
 
 // INVALID_ARGUMENT when the global row or sample indices would not fit the counter layout
-// (row_offset + rows <= 2^32, sample_offset + num_samples <= 2^32).
+// (row_offset + rows <= 2^32, sample_offset + num_samples <= 2^32). `samples_field` names where
+// num_samples came from in the message ("num_samples", or a stream's "max_samples").
 absl::Status ValidateEstimateRange(uint64_t row_offset, uint64_t num_rows, uint64_t sample_offset,
-                                   uint64_t num_samples);
+                                   uint64_t num_samples, absl::string_view samples_field);
 
 // Runs the estimator on every row of x (N x D). REQUIRES: the checks above passed,
 // x.cols() == model.dimension(). Work items are (row, chunk of samples) pairs spread over

@@ -688,9 +688,9 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
   }
   settings.row_offset = request.row_offset();
   settings.sample_offset = request.sample_offset();
-  MAAS_RETURN_IF_ERROR(ValidateEstimateRange(settings.row_offset,
-                                             static_cast<uint64_t>(prepared.x.rows()),
-                                             settings.sample_offset, settings.num_samples));
+  MAAS_RETURN_IF_ERROR(
+      ValidateEstimateRange(settings.row_offset, static_cast<uint64_t>(prepared.x.rows()),
+                            settings.sample_offset, settings.num_samples, "num_samples"));
   // Before CheckEstimatorSupported builds a proposal for row 0 (mlp_decoder with latent_dim 50 000
   // formed a 20 GB Hessian there, from a 34-byte request with the default estimator).
   if (settings.estimator == McEstimator::kImportance && options_.max_model_bytes > 0 &&
@@ -753,9 +753,9 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
         absl::StrCat("max_samples is ", max_samples, ", below the increment request.num_samples = ",
                      prepared.settings.num_samples, "; raise max_samples or lower num_samples"));
   }
-  MAAS_RETURN_IF_ERROR(ValidateEstimateRange(prepared.settings.row_offset,
-                                             static_cast<uint64_t>(prepared.x.rows()),
-                                             prepared.settings.sample_offset, max_samples));
+  MAAS_RETURN_IF_ERROR(
+      ValidateEstimateRange(prepared.settings.row_offset, static_cast<uint64_t>(prepared.x.rows()),
+                            prepared.settings.sample_offset, max_samples, "max_samples"));
   // The stream keeps, per row, the largest ~3 sqrt(max_samples) log weights (Pareto k̂ over all
   // its samples); everything else it holds is bounded whatever num_samples and max_samples are.
   const uint64_t rows = static_cast<uint64_t>(prepared.x.rows());

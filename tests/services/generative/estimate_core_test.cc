@@ -542,6 +542,21 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
 
 // What a StreamEstimate keeps beyond its running statistics is each row's Pareto k-hat tail, about
 // 3 sqrt(max_samples) log weights: bounded up front, whatever the increment.
+// The 2026-12-06 generative hunt: a stream whose sample_offset + max_samples passed 2^32 was
+// refused "with num_samples <max_samples>", naming the wrong field.
+TEST_CASE("StreamEstimate names max_samples when sample_offset plus it passes 2^32") {
+  Fixture f;
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::PRIOR, 1);
+  request.mutable_request()->set_num_samples(100);
+  request.mutable_request()->set_sample_offset((uint64_t{1} << 32) - 500);
+  request.set_max_samples(1000);
+  const auto stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(stream.status().message()),
+             Catch::Contains("with max_samples 1000") && Catch::Contains("sample_offset"));
+}
+
 TEST_CASE("StreamEstimate refuses up front when its k-hat tails would pass the limit") {
   const size_t per_row = LogWeightTail::MaxHeld(math::ParetoTailSize(100000)) * sizeof(double);
   Fixture f(nullptr, static_cast<int64_t>(40 * per_row - 1));  // 40 rows up to 100 000: 1 byte over

@@ -246,12 +246,14 @@ TEST_CASE("unsupported estimators and out-of-range settings are refused, naming 
   bad.pilot_chains = 0;
   CHECK(field_of(bad).find("ais.pilot_chains") != std::string::npos);
 
-  CHECK(ValidateEstimateRange(0, 10, 0, 1000).ok());
-  CHECK(ValidateEstimateRange((uint64_t{1} << 32) - 10, 10, 0, 1).ok());
-  CHECK(ValidateEstimateRange((uint64_t{1} << 32) - 10, 11, 0, 1).message().find("row_offset") !=
-        std::string::npos);
-  CHECK(ValidateEstimateRange(0, 1, uint64_t{1} << 40, 1).message().find("sample_offset") !=
-        std::string::npos);
+  CHECK(ValidateEstimateRange(0, 10, 0, 1000, "num_samples").ok());
+  CHECK(ValidateEstimateRange((uint64_t{1} << 32) - 10, 10, 0, 1, "num_samples").ok());
+  CHECK(ValidateEstimateRange((uint64_t{1} << 32) - 10, 11, 0, 1, "num_samples")
+            .message()
+            .find("row_offset") != std::string::npos);
+  CHECK(ValidateEstimateRange(0, 1, uint64_t{1} << 40, 1, "num_samples")
+            .message()
+            .find("sample_offset") != std::string::npos);
 }
 
 TEST_CASE("a stop token ends the work with its status") {
