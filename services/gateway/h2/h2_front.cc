@@ -62,11 +62,29 @@ constexpr int kMaxTransparentRetries = 2;
 constexpr size_t kMaxHeaderBlock = 64 * 1024;
 constexpr int kStatusCancelled = 1;
 constexpr int kStatusUnknown = 2;
+constexpr int kStatusInvalidArgument = 3;
 constexpr int kStatusDeadlineExceeded = 4;
 constexpr int kStatusResourceExhausted = 8;
 constexpr int kStatusUnimplemented = 12;
 constexpr int kStatusInternal = 13;
 constexpr int kStatusUnavailable = 14;
+
+// Whether a -bin header value is base64 that gRPC's HPACK parser decodes: the standard alphabet,
+// unpadded (a length that is not 4n + 1) or padded to a multiple of 4 with one or two '='. gRPC
+// fails the whole HTTP/2 connection on a value it cannot decode (every call on it), so the front
+// forwards only these (a strict subset of what gRPC takes: "QQ=", say, is refused too).
+bool IsGrpcBase64(absl::string_view value) {
+  size_t padding = 0;
+  while (padding < value.size() && value[value.size() - 1 - padding] == '=') ++padding;
+  const size_t body = value.size() - padding;
+  if (padding > 2 || body % 4 == 1 || (padding > 0 && value.size() % 4 != 0)) return false;
+  for (char ch : value.substr(0, body)) {
+    const bool alphabet = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+                          (ch >= '0' && ch <= '9') || ch == '+' || ch == '/';
+    if (!alphabet) return false;
+  }
+  return true;
+}
 
 // A grpc-timeout header value (1 to 8 digits and a unit: H, M, S, m, u, n) in nanoseconds, at most
 // INT64_MAX (99999999H is ~1.6 times that); 0 when it is not one.
@@ -1735,6 +1753,17 @@ void H2Front::Impl::StartCall(Call* call) {
                 absl::StrCat("no route for method ", path.substr(0, 256)));
     call->headers.clear();
     return;
+  }
+  for (const Header& h : call->headers) {
+    if (absl::EndsWith(h.name, "-bin") && !IsGrpcBase64(h.value)) {
+      ReplyStatus(
+          call, kStatusInvalidArgument,
+          absl::StrCat("request header '", h.name.substr(0, 64),
+                       "' is not base64 (RFC 4648's standard alphabet, padded or not), "
+                       "as gRPC requires of a -bin value, so the gateway cannot forward it"));
+      call->headers.clear();
+      return;
+    }
   }
   // The default route (health checks, the gateway's own service) keeps a few slots that calls of
   // the backend routes cannot take: calls that never end filled all 4096 and the kubelet's gRPC

@@ -1027,6 +1027,34 @@ TEST_CASE("h2 front: request headers above one header block are RESOURCE_EXHAUST
   rig.AnswerOk(0, ok);
 }
 
+// The 2026-12-06 gateway hunt: a -bin value that is not base64 went through to the backend, whose
+// gRPC core failed the whole HTTP/2 connection on it ("Failed parsing HTTP/2"): every other
+// client's call on that shared backend connection ended UNAVAILABLE. The front now answers such a
+// call INVALID_ARGUMENT itself; base64 with or without padding, and empty values, go through.
+TEST_CASE("h2 front: a -bin request header that is not base64 is INVALID_ARGUMENT, never sent") {
+  Rig rig;
+  for (const std::string value :
+       {"!!!notb64", "Q", "QUFBQ", "QUFB QUFB", "-_-_", "Q===", "=QQQ", "QQ=", "QU=B"}) {
+    INFO(value);
+    const size_t before = rig.records().size();
+    const int32_t sid = rig.client().Submit(With(RequestHeaders("/a.B/Unary"), "x-key-bin", value),
+                                            GrpcMessage("q"), true);
+    REQUIRE(rig.Finish(sid));
+    CHECK(Find(rig.call(sid).trailers, "grpc-status") == "3");
+    CHECK_THAT(Find(rig.call(sid).trailers, "grpc-message"),
+               Catch::Contains("x-key-bin") && Catch::Contains("base64"));
+    REQUIRE(rig.WaitRecords(before + 1));
+  }
+  CHECK(rig.backend().requests().empty());
+  size_t answered = 0;
+  for (const std::string value : {"", "QQ", "QUE", "QUFB", "QQ==", "QUE=", "QUFBQQ==", "+/+/"}) {
+    INFO(value);
+    const int32_t sid = rig.client().Submit(With(RequestHeaders("/a.B/Unary"), "x-key-bin", value),
+                                            GrpcMessage("q"), true);
+    rig.AnswerOk(answered++, sid);
+  }
+}
+
 TEST_CASE("h2 front: out of file descriptors, the loop waits instead of spinning on accept") {
   // accept4 failing with EMFILE left the level-triggered listening socket readable: epoll_wait
   // returned at once, forever, one core at 100 % until descriptors were freed.
