@@ -496,6 +496,12 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);
+  // Compressed requests are refused (UNIMPLEMENTED, from the grpc-encoding header, before any
+  // message is read): gRPC 1.51 inflates a whole message before it compares its size with the
+  // limit above, so a 0.9 MB gzip request took a server with a 1 MiB limit to 977 MB, and one
+  // within the default 64 MiB could inflate to ~64 GB. No maas client compresses.
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_DEFLATE, false);
+  builder.SetCompressionAlgorithmSupportStatus(GRPC_COMPRESS_GZIP, false);
   // Request metadata up to what the gateway's HTTP/2 front forwards (64 KiB of header list, plus
   // the headers it adds): at gRPC's default 8 KiB the server refused such calls at random or
   // dropped the connection, and behind the front that connection carries other clients' calls

@@ -100,10 +100,12 @@ std::shared_ptr<grpc::Channel> Connect(const Server& server) {
 }
 
 grpc::Status CallListModels(const std::shared_ptr<grpc::Channel>& channel,
-                            const std::string& prefix, ListModelsResponse* response = nullptr) {
+                            const std::string& prefix, ListModelsResponse* response = nullptr,
+                            grpc_compression_algorithm compression = GRPC_COMPRESS_NONE) {
   auto stub = maas::gateway::v1::Gateway::NewStub(channel);
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+  context.set_compression_algorithm(compression);
   ListModelsRequest request;
   request.set_name_prefix(prefix);
   ListModelsResponse local;
@@ -308,6 +310,27 @@ TEST_CASE("Server enforces the message size limit both ways") {
   CHECK(CallListModels(channel, "big:3000").ok());
   grpc::Status answer_too_big = CallListModels(channel, "big:5000");
   CHECK(answer_too_big.error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+// The 2026-12-06 gateway hunt: gRPC inflates a whole compressed message before it compares its
+// size with the limit, so a 0.9 MB gzip request took a server with a 1 MiB limit to 977 MB (a
+// message within the default 64 MiB could inflate to ~64 GB). Compressed requests are refused
+// from their grpc-encoding header, before any message is read.
+TEST_CASE("Server refuses compressed requests UNIMPLEMENTED, naming the algorithm") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.max_message_bytes = 4096;
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  for (grpc_compression_algorithm algorithm : {GRPC_COMPRESS_GZIP, GRPC_COMPRESS_DEFLATE}) {
+    // 1 MB of one letter compresses to ~1 KB, below the limit.
+    const grpc::Status status =
+        CallListModels(channel, std::string(1 << 20, 'a'), nullptr, algorithm);
+    CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+    CHECK_THAT(status.error_message(), Catch::Contains("is disabled"));
+  }
+  CHECK(CallListModels(channel, "hello").ok());
 }
 
 TEST_CASE("Server logs one JSON line per call, without the payload") {
