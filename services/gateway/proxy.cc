@@ -48,6 +48,33 @@ class BoardHealthService final : public grpc::HealthCheckServiceInterface {
   HealthBoard* const board_;
 };
 
+// UNIMPLEMENTED's message for a method nothing here answers. An unknown method of a service the
+// gateway serves itself says so, naming that service's methods (the router's "no route for
+// service maas.gateway.v1.Gateway" read as if the gateway did not serve it); any other method
+// gets the router's message.
+std::string UnservedMessage(const Router& router, const Proxy::Options& options,
+                            absl::string_view method) {
+  struct Own {
+    bool served;
+    absl::string_view service;
+    absl::string_view methods;
+  };
+  const Own own[] = {
+      {options.gateway != nullptr, kGatewayService, "ListModels, GetBackends"},
+      {options.health != nullptr, "grpc.health.v1.Health", "Check, Watch"},
+      {options.reflection != nullptr, "grpc.reflection.v1alpha.ServerReflection",
+       "ServerReflectionInfo"},
+  };
+  for (const Own& o : own) {
+    if (o.served && absl::StartsWith(method, absl::StrCat("/", o.service, "/"))) {
+      return absl::StrCat("method ", absl::CHexEscape(method.substr(0, 256)),
+                          " does not exist: the gateway serves ", o.service,
+                          " itself, whose methods are ", o.methods);
+    }
+  }
+  return router.NoRouteMessage(method);
+}
+
 // Calls waiting for a new incoming call on each completion queue.
 constexpr int kPendingAcceptsPerLane = 32;
 
@@ -193,7 +220,7 @@ class ProxyCall {
         return;
       }
       Refuse(grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                          router.NoRouteMessage(server_ctx_.method())));
+                          UnservedMessage(router, options, server_ctx_.method())));
       return;
     }
     // gRPC's server takes request headers its client side refuses (an upper-case name, a control

@@ -368,6 +368,33 @@ TEST_CASE("an unknown service gets UNIMPLEMENTED naming the routes") {
   CHECK(s.generative.obs.calls == 0);
 }
 
+// The 2026-12-06 gateway hunt: an unknown method of the gateway's own service was answered "no
+// route for service maas.gateway.v1.Gateway ... the gateway routes only ...", as if the gateway
+// did not serve that service.
+TEST_CASE("an unknown method of the gateway's own service is UNIMPLEMENTED naming its methods") {
+  Stack s;
+  grpc::GenericStub stub(s.gateway.channel);
+  for (const std::string method :
+       {"/maas.gateway.v1.Gateway/Nope", "/grpc.health.v1.Health/Nope"}) {
+    INFO(method);
+    grpc::ClientContext ctx;
+    SetDeadline(&ctx);
+    grpc::Slice empty("");
+    grpc::ByteBuffer request(&empty, 1);
+    grpc::ByteBuffer response;
+    grpc::Status status;
+    absl::Notification done;
+    stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status st) {
+      status = std::move(st);
+      done.Notify();
+    });
+    REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+    CHECK_THAT(status.error_message(),
+               Catch::Contains("the gateway serves") && !Catch::Contains("no route"));
+  }
+}
+
 TEST_CASE("a method the backend does not implement gets its UNIMPLEMENTED") {
   Stack s;
   grpc::ClientContext ctx;
