@@ -259,6 +259,45 @@ TEST_CASE("Get answers DATA_LOSS for a stored file that names another model or v
   CHECK(f.repository.Get(ref).ok());
 }
 
+// A store that counts the stored versions read whole.
+class CountingStore : public store::MemoryModelStore {
+ public:
+  absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override {
+    reads.fetch_add(1);
+    return MemoryModelStore::Get(name, version);
+  }
+  std::atomic<int> reads{0};
+};
+
+// The 2026-12-06 amplification hunt: the first ListModels after a Train read the new version's
+// whole file for its ModelInfo (a 537 MB hashing model: +492 MB and 0.5 s of CPU per 4-byte
+// request, each concurrent listing its own read, on gRPC's threads). The version a Put writes is
+// listed from what it wrote.
+TEST_CASE("List answers a version this repository wrote without reading it back") {
+  CountingStore store;
+  ModelRepository<Loaded> repository(&store, ParseLoaded, absl::ZeroDuration());
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(repository
+                .Put("m",
+                     [&](int64_t version) -> absl::StatusOr<std::string> {
+                       common::v1::ModelInfo info;
+                       FillModelInfo("m", version, common::v1::GENERATIVE, "uniform", {}, "",
+                                     absl::Now(), &info);
+                       return Field(1, info.SerializeAsString()) + Field(2, std::string(1000, 'p'));
+                     })
+                .ok());
+  }
+  const int reads = store.reads.load();
+  common::v1::ListModelsRequest request;
+  request.set_all_versions(true);
+  const auto listed = repository.List(request, common::v1::GENERATIVE);
+  REQUIRE(listed.ok());
+  REQUIRE(listed->models_size() == 2);
+  CHECK(listed->models(1).version() == 2);
+  CHECK(listed->models(1).size_bytes() == static_cast<int64_t>(store.Get("m", 2)->size()));
+  CHECK(store.reads.load() == reads + 1);  // the one Get just above
+}
+
 // A store one of whose models cannot be listed (its directory cannot be read).
 class UnlistableStore : public store::MemoryModelStore {
  public:
