@@ -6,7 +6,8 @@
 //   ScratchPool::Lease scratch = pool.Acquire();
 //   vectorizer.Transform(text, scratch.get(), &row);
 //
-// At most `max_kept` idle scratches are kept (about one per worker thread); more are freed.
+// At most `max_kept` idle scratches are kept (about one per worker thread); more are freed, and
+// so are the text-sized buffers of a scratch above kMaxKeptTextBytes.
 // Thread-safe. The pool must outlive its leases.
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_SCRATCH_POOL_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_SCRATCH_POOL_H_
@@ -29,6 +30,11 @@ class ScratchPool {
     void operator()(AnalyzerScratch* scratch) const { pool->Release(scratch); }
   };
   using Lease = std::unique_ptr<AnalyzerScratch, Return>;
+
+  // The most text-sized buffer bytes an idle scratch keeps (AnalyzerScratch::TextBufferBytes):
+  // a longer text's are freed when its lease ends, so that one long text does not leave tens of
+  // MB in each idle scratch of each model, outside the model cache's budget.
+  static constexpr size_t kMaxKeptTextBytes = size_t{1} << 20;
 
   explicit ScratchPool(size_t max_kept = 64) : max_kept_(max_kept) {}
   ScratchPool(const ScratchPool&) = delete;
@@ -58,6 +64,7 @@ class ScratchPool {
  private:
   void Release(AnalyzerScratch* scratch) {
     std::unique_ptr<AnalyzerScratch> owned(scratch);
+    if (owned->TextBufferBytes() > kMaxKeptTextBytes) owned->FreeTextBuffers();
     absl::MutexLock lock(&mu_);
     if (idle_.size() < max_kept_) idle_.push_back(std::move(owned));
   }

@@ -1946,4 +1946,38 @@ void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, Batch
   });
 }
 
+namespace {
+template <typename Vector>
+size_t HeldBytes(const Vector& v) {
+  return v.capacity() * sizeof(typename Vector::value_type);
+}
+template <typename Vector>
+void Free(Vector* v) {
+  Vector().swap(*v);
+}
+}  // namespace
+
+size_t AnalyzerScratch::TextBufferBytes() const {
+  return HeldBytes(preprocessed) + HeldBytes(work) + HeldBytes(gram) + HeldBytes(offsets) +
+         HeldBytes(tokens) + HeldBytes(keys) + HeldBytes(decoded) + HeldBytes(terms) +
+         HeldBytes(grams) + HeldBytes(ids) + HeldBytes(masks) + HeldBytes(high_masks) +
+         HeldBytes(bounds);
+}
+
+void AnalyzerScratch::FreeTextBuffers() {
+  Free(&preprocessed);
+  Free(&work);
+  Free(&gram);
+  Free(&offsets);
+  Free(&tokens);
+  Free(&keys);
+  Free(&decoded);
+  Free(&terms);
+  Free(&grams);
+  Free(&ids);
+  Free(&masks);
+  Free(&high_masks);
+  Free(&bounds);
+}
+
 }  // namespace maas::discriminative

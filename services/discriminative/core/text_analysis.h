@@ -247,6 +247,11 @@ struct AnalyzerScratch {
   // lookup finds f. Null: none. Only a memory hint; no effect on results.
   const char* feature_rows = nullptr;
   size_t feature_row_stride = 0;
+  // Bytes the buffers sized by the texts analysed (not by the model) hold: what a very long text
+  // leaves behind.
+  size_t TextBufferBytes() const;
+  // Frees those buffers; the model-sized ones (counts, bitmaps, the word memo) stay.
+  void FreeTextBuffers();
   // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
   // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);
   // it updates this after each text from that text's share of absent tokens. Only a speed choice;
