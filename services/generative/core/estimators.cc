@@ -404,7 +404,10 @@ double EstimateWork(const GenerativeModel& model, const EstimateSettings& settin
       break;
     }
   }
-  return static_cast<double>(rows) * per_row;
+  // IMPORTANCE also builds one proposal before any row, to learn that the family has one
+  // (CheckEstimatorSupported): an mlp_decoder's can take seconds.
+  const double probe = settings.estimator == McEstimator::kImportance ? model.ProposalCost() : 0.0;
+  return static_cast<double>(rows) * per_row + probe;
 }
 
 uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings& settings) {

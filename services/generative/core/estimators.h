@@ -101,7 +101,8 @@ uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings&
 // costs, model.h), for the server's cap on one request (--max_estimate_work): per row its
 // proposal (IMPORTANCE), one LogLikelihoodGivenLatent call per chunk of 256 samples (PRIOR,
 // IMPORTANCE), and per sample the prior or proposal draw and density (L, or L^2 for a continuous
-// proposal), log p(x | z) and kEvaluationOverhead; AIS counts every chain (num_samples +
+// proposal), log p(x | z) and kEvaluationOverhead, plus one more proposal for the IMPORTANCE
+// support check (CheckEstimatorSupported); AIS counts every chain (num_samples +
 // pilot_chains) through num_temperatures - 1 transitions of leapfrog_steps + 1 gradients (2x the
 // evaluation each). A double: the product of the fields' bounds passes 2^64.
 double EstimateWork(const GenerativeModel& model, const EstimateSettings& settings, uint64_t rows);

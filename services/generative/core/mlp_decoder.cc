@@ -619,8 +619,13 @@ double MlpDecoderModel::ProposalCost() const {
   const double l = latent_dim_;
   const double starts = 2 * std::min(latent_dim_, kStartDirections);
   const double searches = kFirstSearchEvaluations + starts * kStartEvaluations;
-  return (searches + kMaxProposalModes * 2 * l) * 2 * LatentEvaluationCost() +
-         kMaxProposalModes * l * l * l;
+  // Per search step, its gradient and the basin checks against up to kMaxProposalModes modes
+  // (L^2 each); per mode, the finite-difference Hessian's 2 L gradients and the symmetric
+  // eigendecomposition with eigenvectors, ~9 L^3 (Golub & Van Loan's count; counted as L^3, it
+  // was a fifth of what a proposal at L = 2 360 took, 12.8 s, so --max_estimate_work admitted ~5x
+  // the work it allows).
+  return searches * (2 * LatentEvaluationCost() + kMaxProposalModes * l * l) +
+         kMaxProposalModes * (2 * l * 2 * LatentEvaluationCost() + 9 * l * l * l);
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
