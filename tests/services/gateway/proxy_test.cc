@@ -345,9 +345,10 @@ TEST_CASE("client cancellation reaches the backend") {
   }
 }
 
-TEST_CASE("an unknown service gets UNIMPLEMENTED naming the routes") {
-  Stack s;
-  grpc::GenericStub stub(s.gateway.channel);
+// A unary call of `method` through the gateway with an empty request; its status.
+grpc::Status CallWithEmptyRequest(const std::shared_ptr<grpc::Channel>& channel,
+                                  const std::string& method) {
+  grpc::GenericStub stub(channel);
   grpc::ClientContext ctx;
   SetDeadline(&ctx);
   grpc::Slice empty("");
@@ -355,12 +356,17 @@ TEST_CASE("an unknown service gets UNIMPLEMENTED naming the routes") {
   grpc::ByteBuffer response;
   grpc::Status status;
   absl::Notification done;
-  stub.UnaryCall(&ctx, "/foo.v1.Bar/Baz", grpc::StubOptions(), &request, &response,
-                 [&](grpc::Status st) {
-                   status = std::move(st);
-                   done.Notify();
-                 });
+  stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status st) {
+    status = std::move(st);
+    done.Notify();
+  });
   REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  return status;
+}
+
+TEST_CASE("an unknown service gets UNIMPLEMENTED naming the routes") {
+  Stack s;
+  const grpc::Status status = CallWithEmptyRequest(s.gateway.channel, "/foo.v1.Bar/Baz");
   CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
   CHECK(status.error_message().find("no route for service foo.v1.Bar") != std::string::npos);
   CHECK(status.error_message().find("maas.generative.v1.GenerativeService") != std::string::npos);
@@ -373,22 +379,10 @@ TEST_CASE("an unknown service gets UNIMPLEMENTED naming the routes") {
 // did not serve that service.
 TEST_CASE("an unknown method of the gateway's own service is UNIMPLEMENTED naming its methods") {
   Stack s;
-  grpc::GenericStub stub(s.gateway.channel);
   for (const std::string method :
        {"/maas.gateway.v1.Gateway/Nope", "/grpc.health.v1.Health/Nope"}) {
     INFO(method);
-    grpc::ClientContext ctx;
-    SetDeadline(&ctx);
-    grpc::Slice empty("");
-    grpc::ByteBuffer request(&empty, 1);
-    grpc::ByteBuffer response;
-    grpc::Status status;
-    absl::Notification done;
-    stub.UnaryCall(&ctx, method, grpc::StubOptions(), &request, &response, [&](grpc::Status st) {
-      status = std::move(st);
-      done.Notify();
-    });
-    REQUIRE(done.WaitForNotificationWithTimeout(absl::Seconds(10)));
+    const grpc::Status status = CallWithEmptyRequest(s.gateway.channel, method);
     CHECK(status.error_code() == grpc::StatusCode::UNIMPLEMENTED);
     CHECK_THAT(status.error_message(),
                Catch::Contains("the gateway serves") && !Catch::Contains("no route"));
