@@ -463,6 +463,11 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
     // Per-row setup: the importance proposal or the AIS pilot's frozen step sizes.
     std::vector<std::unique_ptr<LatentProposal>> proposals(rows);
     std::vector<std::vector<double>> steps(rows);
+    // Asked inside a long proposal (mlp_decoder: seconds each at a large L), which otherwise ran
+    // whole after a deadline or a cancel (one per worker: ~13 s at L = 2 360).
+    const exec::StopToken proposal_stop([&latch] {
+      return latch.Continue() ? absl::OkStatus() : absl::CancelledError("the estimate stopped");
+    });
     if (settings.estimator != McEstimator::kPrior) {
       executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
         if (!latch.Continue()) return;
@@ -471,7 +476,7 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
         if (ais) {
           steps[i] = PilotStepSizes(model, row, settings, settings.row_offset + r, beta, latch);
         } else {
-          proposals[i] = model.MakeProposal(row);
+          proposals[i] = model.MakeProposalUnlessStopped(row, proposal_stop);
         }
       });
       if (latch.stopped()) return latch.status();

@@ -634,7 +634,8 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
 }
 
 std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
-    const Eigen::Ref<const Eigen::VectorXd>& x, ProposalSearch* search) const {
+    const Eigen::Ref<const Eigen::VectorXd>& x, ProposalSearch* search,
+    const exec::StopToken& stop) const {
   const int l = latent_dim_;
   Eigen::VectorXd grad(l);
   // log p(z, x) up to a constant and its gradient.
@@ -783,6 +784,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     Eigen::VectorXd z = Eigen::VectorXd::Zero(l);
     double value = 0;
     ascend(z, value, kFirstSearchEvaluations);
+    if (stop.stop_requested()) return nullptr;
     modes.push_back(laplace(std::move(z), value));
   }
   std::vector<int> directions;
@@ -794,9 +796,11 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   for (int k : directions) {
     for (double sign : {1.0, -1.0}) {
       if (static_cast<int>(modes.size()) >= kMaxProposalModes) break;
+      if (stop.stop_requested()) return nullptr;
       Eigen::VectorXd z = sign * kStartRadius * modes.front().vectors.col(k);
       double value = 0;
       if (ascend(z, value, kStartEvaluations) == Ascent::kMode) {
+        if (stop.stop_requested()) return nullptr;
         modes.push_back(laplace(std::move(z), value));
       }
     }

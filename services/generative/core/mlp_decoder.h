@@ -75,8 +75,15 @@ class MlpDecoderModel final : public GenerativeModel {
     int modes_found = 0;      // the first search's point and each new mode a further start reached
     int modes_kept = 0;       // the mixture's components
   };
-  std::unique_ptr<LatentProposal> MakeProposal(const Eigen::Ref<const Eigen::VectorXd>& x,
-                                               ProposalSearch* search) const;
+  // With `stop`: nullptr once it asks to stop, asked before each start's search and each mode's
+  // Hessian (the first search from z = 0 runs whole).
+  std::unique_ptr<LatentProposal> MakeProposal(
+      const Eigen::Ref<const Eigen::VectorXd>& x, ProposalSearch* search,
+      const exec::StopToken& stop = exec::StopToken()) const;
+  std::unique_ptr<LatentProposal> MakeProposalUnlessStopped(
+      const Eigen::Ref<const Eigen::VectorXd>& x, const exec::StopToken& stop) const override {
+    return MakeProposal(x, nullptr, stop);
+  }
 
   // Posterior modes the IMPORTANCE proposal keeps at most (a Laplace mixture).
   static constexpr int kMaxProposalModes = 4;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "Eigen/Dense"
+#include "common/exec/stop_token.h"
 #include "common/random/item_rng.h"
 
 namespace maas::generative {
@@ -110,6 +111,14 @@ class GenerativeModel {
       const Eigen::Ref<const Eigen::VectorXd>& x) const {
     (void)x;
     return nullptr;
+  }
+  // MakeProposal that may give up, returning nullptr, once `stop` asks to stop: a family whose
+  // proposal takes long (mlp_decoder's mode searches and Hessian eigendecompositions, seconds each
+  // at a large L) asks it between those steps. The default builds the proposal whole.
+  virtual std::unique_ptr<LatentProposal> MakeProposalUnlessStopped(
+      const Eigen::Ref<const Eigen::VectorXd>& x, const exec::StopToken& stop) const {
+    (void)stop;
+    return MakeProposal(x);
   }
   // Bytes one MakeProposal forms and its result holds (e.g. L x L factors), known without building
   // one: IMPORTANCE estimates hold one proposal per row of a group and bound the group by it, and
