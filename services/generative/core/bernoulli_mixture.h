@@ -54,6 +54,7 @@ class BernoulliMixtureModel final : public GenerativeModel {
   void LogLikelihoodGivenLatent(const Eigen::Ref<const Eigen::VectorXd>& x,
                                 const Eigen::Ref<const Eigen::MatrixXd>& z,
                                 Eigen::Ref<Eigen::VectorXd> out) const override;
+  bool has_proposal() const override { return true; }
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
   // A latent is a component: its log p(x | k) is looked up in the row's table, which each call

@@ -247,8 +247,7 @@ const char* McEstimatorName(McEstimator estimator) {
   return "?";
 }
 
-absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator,
-                                     const Eigen::Ref<const Eigen::VectorXd>& first_row) {
+absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator) {
   const char* name = McEstimatorName(estimator);
   if (model.latent_kind() == LatentKind::kNone) {
     return absl::InvalidArgumentError(
@@ -259,7 +258,7 @@ absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator e
     case McEstimator::kPrior:
       return absl::OkStatus();
     case McEstimator::kImportance:
-      if (model.MakeProposal(first_row) == nullptr) {
+      if (!model.has_proposal()) {
         return absl::InvalidArgumentError(absl::StrCat(
             "estimator: family '", model.family(), "' has no importance proposal; use PRIOR",
             model.tractable() ? " or EXACT" : "",
@@ -404,10 +403,7 @@ double EstimateWork(const GenerativeModel& model, const EstimateSettings& settin
       break;
     }
   }
-  // IMPORTANCE also builds one proposal before any row, to learn that the family has one
-  // (CheckEstimatorSupported): an mlp_decoder's can take seconds.
-  const double probe = settings.estimator == McEstimator::kImportance ? model.ProposalCost() : 0.0;
-  return static_cast<double>(rows) * per_row + probe;
+  return static_cast<double>(rows) * per_row;
 }
 
 uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings& settings) {

@@ -86,10 +86,9 @@ struct RowResult {
 };
 
 // INVALID_ARGUMENT (naming the field) if the model cannot run `estimator`: no latent variable
-// (any Monte Carlo estimator), no proposal (IMPORTANCE; `first_row` probes MakeProposal), AIS on
-// discrete latents or without a latent gradient.
-absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator,
-                                     const Eigen::Ref<const Eigen::VectorXd>& first_row);
+// (any Monte Carlo estimator), no proposal (IMPORTANCE: GenerativeModel::has_proposal, no proposal
+// built), AIS on discrete latents or without a latent gradient.
+absl::Status CheckEstimatorSupported(const GenerativeModel& model, McEstimator estimator);
 
 // Rows an estimate processes at once (a group; it never enters a value): at most 2^22 weights
 // (num_samples per row) and, for AIS, 2^22 frozen step sizes (num_temperatures per row); for
@@ -101,8 +100,7 @@ uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings&
 // costs, model.h), for the server's cap on one request (--max_estimate_work): per row its
 // proposal (IMPORTANCE), one LogLikelihoodGivenLatent call per chunk of 256 samples (PRIOR,
 // IMPORTANCE), and per sample the prior or proposal draw and density (L, or L^2 for a continuous
-// proposal), log p(x | z) and kEvaluationOverhead, plus one more proposal for the IMPORTANCE
-// support check (CheckEstimatorSupported); AIS counts every chain (num_samples +
+// proposal), log p(x | z) and kEvaluationOverhead; AIS counts every chain (num_samples +
 // pilot_chains) through num_temperatures - 1 transitions of leapfrog_steps + 1 gradients (2x the
 // evaluation each). A double: the product of the fields' bounds passes 2^64.
 double EstimateWork(const GenerativeModel& model, const EstimateSettings& settings, uint64_t rows);

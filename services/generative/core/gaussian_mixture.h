@@ -73,6 +73,7 @@ class GaussianMixtureModel final : public GenerativeModel {
                                 const Eigen::Ref<const Eigen::MatrixXd>& z,
                                 Eigen::Ref<Eigen::VectorXd> out) const override;
   // The exact posterior (responsibilities): one Uniform per draw; every weight equals p(x).
+  bool has_proposal() const override { return true; }
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
 

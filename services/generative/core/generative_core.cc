@@ -691,8 +691,8 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
   MAAS_RETURN_IF_ERROR(
       ValidateEstimateRange(settings.row_offset, static_cast<uint64_t>(prepared.x.rows()),
                             settings.sample_offset, settings.num_samples, "num_samples"));
-  // Before CheckEstimatorSupported builds a proposal for row 0 (mlp_decoder with latent_dim 50 000
-  // formed a 20 GB Hessian there, from a 34-byte request with the default estimator).
+  // Before any proposal is built (mlp_decoder with latent_dim 50 000 formed a 20 GB Hessian for
+  // row 0, from a 34-byte request with the default estimator).
   if (settings.estimator == McEstimator::kImportance && options_.max_model_bytes > 0 &&
       static_cast<uint64_t>(std::max<int64_t>(model.ProposalBytes(), 0)) >
           options_.max_model_bytes) {
@@ -704,8 +704,7 @@ absl::StatusOr<GenerativeCore::PreparedEstimate> GenerativeCore::PrepareEstimate
         " bytes (--max_model_bytes); use estimator PRIOR",
         model.has_latent_gradient() ? " or AIS" : "", ", or a model with a smaller latent_dim"));
   }
-  MAAS_RETURN_IF_ERROR(
-      CheckEstimatorSupported(model, settings.estimator, prepared.x.row(0).transpose()));
+  MAAS_RETURN_IF_ERROR(CheckEstimatorSupported(model, settings.estimator));
   settings.seed = ResolveSeed(request.has_seed(), request.seed(), options_);
   return prepared;
 }

@@ -65,6 +65,7 @@ class LinearGaussianModel final : public GenerativeModel {
                                Eigen::Ref<Eigen::VectorXd> grad) const override;
   // The exact posterior N(m, S); Sample draws L normals eps and returns m + L_M^-T eps, where
   // L_M L_M^T = I + G = S^-1.
+  bool has_proposal() const override { return true; }
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
   // Each proposal copies the L x L factor L_M.

@@ -67,6 +67,7 @@ class MlpDecoderModel final : public GenerativeModel {
   double LogLikelihoodGradient(const Eigen::Ref<const Eigen::VectorXd>& x,
                                const Eigen::Ref<const Eigen::VectorXd>& z,
                                Eigen::Ref<Eigen::VectorXd> grad) const override;
+  bool has_proposal() const override { return true; }
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override;
   // What one MakeProposal's mode search did, for tests.
@@ -103,8 +104,8 @@ class MlpDecoderModel final : public GenerativeModel {
   // likelihood's D.
   double LatentEvaluationCost() const override;
   // An upper bound: the posterior-mode searches' budgets of gradients (kFirstSearchEvaluations
-  // and kStartEvaluations per further start), and per mode kept the 2 L gradients of the Hessian
-  // and its L^3 eigendecomposition.
+  // and kStartEvaluations per further start) with each step's basin checks (L^2 per mode), and per
+  // mode the 2 L gradients of the Hessian and its ~9 L^3 eigendecomposition.
   double ProposalCost() const override;
 
   // Bytes of activations Forward may keep for one block of rows (every layer's, rows x width x 8).

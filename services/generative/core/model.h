@@ -105,13 +105,16 @@ class GenerativeModel {
 
   // The family's importance proposal q(z | x) for one row x: the exact posterior p(z | x) for the
   // mixture and linear-Gaussian families (every weight then equals p(x)), a Laplace approximation
-  // mixed with 10% prior for mlp_decoder. nullptr when the family has none (IMPORTANCE is then
-  // refused). REQUIRES: latent_kind() != kNone.
+  // mixed with 10% prior for mlp_decoder. nullptr when the family has none (has_proposal() false:
+  // IMPORTANCE is then refused). REQUIRES: latent_kind() != kNone.
   virtual std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const {
     (void)x;
     return nullptr;
   }
+  // Whether MakeProposal gives a proposal (IMPORTANCE is refused when not), known without
+  // building one.
+  virtual bool has_proposal() const { return false; }
   // MakeProposal that may give up, returning nullptr, once `stop` asks to stop: a family whose
   // proposal takes long (mlp_decoder's mode searches and Hessian eigendecompositions, seconds each
   // at a large L) asks it between those steps. The default builds the proposal whole.

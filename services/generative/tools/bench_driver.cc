@@ -314,8 +314,7 @@ int Run(int argc, char** argv) {
     RowMatrixXd sampled(1, d);
     model.Sample(5, 0, sampled, nullptr);
     const Eigen::MatrixXd x = sampled;
-    absl::Status supported =
-        CheckEstimatorSupported(model, settings.estimator, x.row(0).transpose());
+    absl::Status supported = CheckEstimatorSupported(model, settings.estimator);
     if (!supported.ok()) {
       std::cerr << supported << "\n";
       return 2;

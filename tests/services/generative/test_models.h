@@ -88,19 +88,24 @@ class Gauss1d final : public Continuous1d {
     grad(0) = (x(0) - z(0)) / (s_ * s_);
     return LogNormalPdf(x(0), z(0), s_ * s_);
   }
+  bool has_proposal() const override { return with_proposal_; }
   std::unique_ptr<generative::LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x) const override {
+    ++proposals_made_;
     if (!with_proposal_) return nullptr;
     const double v = s_ * s_ / (1 + s_ * s_);
     return std::make_unique<NormalProposal>(x(0) / (1 + s_ * s_), scale_ * std::sqrt(v));
   }
   // Calls of LogLikelihoodGradient so far.
   int64_t gradient_evaluations() const { return gradient_evaluations_.load(); }
+  // Calls of MakeProposal so far.
+  int64_t proposals_made() const { return proposals_made_.load(); }
 
  private:
   double s_, scale_;
   bool with_proposal_;
   mutable std::atomic<int64_t> gradient_evaluations_{0};
+  mutable std::atomic<int64_t> proposals_made_{0};
 };
 
 class FlatTarget final : public Continuous1d {
@@ -117,6 +122,7 @@ class FlatTarget final : public Continuous1d {
     (void)z;
     out.setZero();
   }
+  bool has_proposal() const override { return true; }
   std::unique_ptr<generative::LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>&) const override {
     return std::make_unique<NormalProposal>(0.0, sigma_q_);
