@@ -332,8 +332,8 @@ class ModelRepository {
   const store::ModelCache<Loaded>& cache() const { return cache_; }
 
  private:
-  // The ModelInfo of a version: from the loaded model when the cache holds it, else read from the
-  // store's bytes (field 1 only) and remembered.
+  // The ModelInfo of a version: remembered from its Put, or read from the store's bytes (field 1
+  // only; the whole file is read) and remembered.
   absl::StatusOr<common::v1::ModelInfo> Info(const std::string& name, int64_t version) {
     {
       absl::MutexLock lock(&infos_mu_);

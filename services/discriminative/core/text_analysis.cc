@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -1946,38 +1947,16 @@ void Analyzer::CharWbTerms(std::string_view doc, AnalyzerScratch* scratch, Batch
   });
 }
 
-namespace {
-template <typename Vector>
-size_t HeldBytes(const Vector& v) {
-  return v.capacity() * sizeof(typename Vector::value_type);
-}
-template <typename Vector>
-void Free(Vector* v) {
-  Vector().swap(*v);
-}
-}  // namespace
-
 size_t AnalyzerScratch::TextBufferBytes() const {
-  return HeldBytes(preprocessed) + HeldBytes(work) + HeldBytes(gram) + HeldBytes(offsets) +
-         HeldBytes(tokens) + HeldBytes(keys) + HeldBytes(decoded) + HeldBytes(terms) +
-         HeldBytes(grams) + HeldBytes(ids) + HeldBytes(masks) + HeldBytes(high_masks) +
-         HeldBytes(bounds);
+  size_t bytes = 0;
+  ForEachTextBuffer(
+      *this, [&bytes](const auto& buffer) { bytes += buffer.capacity() * sizeof(buffer[0]); });
+  return bytes;
 }
 
 void AnalyzerScratch::FreeTextBuffers() {
-  Free(&preprocessed);
-  Free(&work);
-  Free(&gram);
-  Free(&offsets);
-  Free(&tokens);
-  Free(&keys);
-  Free(&decoded);
-  Free(&terms);
-  Free(&grams);
-  Free(&ids);
-  Free(&masks);
-  Free(&high_masks);
-  Free(&bounds);
+  ForEachTextBuffer(*this,
+                    [](auto& buffer) { std::remove_reference_t<decltype(buffer)>().swap(buffer); });
 }
 
 }  // namespace maas::discriminative

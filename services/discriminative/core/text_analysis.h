@@ -252,6 +252,23 @@ struct AnalyzerScratch {
   size_t TextBufferBytes() const;
   // Frees those buffers; the model-sized ones (counts, bitmaps, the word memo) stay.
   void FreeTextBuffers();
+  // Calls f on each of those buffers (one list for both).
+  template <typename Scratch, typename F>
+  static void ForEachTextBuffer(Scratch& s, F&& f) {
+    f(s.preprocessed);
+    f(s.work);
+    f(s.gram);
+    f(s.offsets);
+    f(s.tokens);
+    f(s.keys);
+    f(s.decoded);
+    f(s.terms);
+    f(s.grams);
+    f(s.ids);
+    f(s.masks);
+    f(s.high_masks);
+    f(s.bounds);
+  }
   // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
   // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);
   // it updates this after each text from that text's share of absent tokens. Only a speed choice;
