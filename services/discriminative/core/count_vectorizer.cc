@@ -1358,12 +1358,16 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   FeatureIds& ids = scratch_.ids;
   ids.clear();
   const auto insert = [&](std::string_view term) {
+    if (over_budget_) return TermTable::kNotFound;
     if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
       too_many_ = true;
       return TermTable::kNotFound;
     }
     const auto [id, inserted] = provisional_.Insert(term);
-    if (inserted && scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    if (inserted) {
+      if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+      NoteNewTerm();
+    }
     return id;
   };
   if (v.analyzer_.options().kind == AnalyzerKind::kCharWb) {
@@ -1374,7 +1378,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
       constexpr size_t kGroup = 16;
       TermTable::Key keys[kGroup];
       size_t homes[kGroup];
-      for (size_t g = 0; g < terms.size(); g += kGroup) {
+      for (size_t g = 0; g < terms.size() && !over_budget_; g += kGroup) {
         const size_t m = std::min(kGroup, terms.size() - g);
         if (provisional_.size() + m >= std::numeric_limits<uint32_t>::max() - 1) {
           for (size_t i = 0; i < m; ++i) {
@@ -1397,12 +1401,18 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
           if (id == TermTable::kNotFound) {
             id = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]).first;
             if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+            NoteNewTerm();
           }
           found[i] = id;
         }
         CountFeatures(found, m, &ids, scratch_.dense.data());
       }
     });
+  }
+  if (over_budget_) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the vocabulary being learned went past the memory budget of ", memory_budget_,
+                     " bytes within one text"));
   }
   // The row in order of first occurrence (Finish sorts it).
   forecast_.BeforeAppend(ids.size(), text.size(), &rows);
@@ -1472,7 +1482,7 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
     CountFeature(id, &ids, scratch_.dense.data());
   };
   size_t k = 0;
-  while (k < runs.count) {
+  while (k < runs.count && !over_budget_) {
     if (provisional_.size() + kTermGroup >= std::numeric_limits<uint32_t>::max() - 1) {
       // Near the id limit: one token at a time through the checked insert.
       const uint32_t start = runs.starts[k];
@@ -1483,7 +1493,9 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
         too_many_ = true;
         continue;
       }
-      count(provisional_.Insert(lowered(start, length)).first);
+      const auto [id, inserted] = provisional_.Insert(lowered(start, length));
+      count(id);
+      if (inserted) NoteNewTerm();
       continue;
     }
     // Homes are computed after the Reserve, so the inserts of the group never rehash.
@@ -1502,6 +1514,7 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
         const size_t length = (key.hi >> 56) - 1;  // the key's length tag
         id = provisional_.InsertFrom(key, homes[i], lowered(starts[i], length)).first;
         if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+        NoteNewTerm();
       }
       found[i] = id;
     }
@@ -1510,8 +1523,20 @@ void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const Asci
       const uint32_t start = runs.starts[k];
       const size_t length = runs.ends[k] - start;
       ++k;
-      count(provisional_.Insert(lowered(start, length)).first);
+      const auto [id, inserted] = provisional_.Insert(lowered(start, length));
+      count(id);
+      if (inserted) NoteNewTerm();
     }
+  }
+}
+
+void CountVectorizer::Fitter::CheckBudget() {
+  const int64_t held =
+      MemoryBytes() + static_cast<int64_t>(scratch_.ids.capacity() * sizeof(uint32_t));
+  if (held > memory_budget_) {
+    over_budget_ = true;
+  } else {
+    next_budget_check_ = provisional_.size() + kBudgetTerms;
   }
 }
 
@@ -1844,6 +1869,7 @@ class CountFitter final : public VectorizerFitter {
   absl::Status Add(std::string_view text) override { return fitter_.Add(text); }
   void Expect(size_t texts, size_t bytes) override { fitter_.Expect(texts, bytes); }
   int64_t MemoryBytes() const override { return fitter_.MemoryBytes(); }
+  void SetMemoryBudget(int64_t bytes) override { fitter_.SetMemoryBudget(bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(CountVectorizer::FitResult fit, fitter_.Finish());
     VectorizerFit out;

@@ -14,6 +14,7 @@
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_VECTORIZER_H_
 
 #include <cstdint>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -177,6 +178,10 @@ class CountVectorizer::Fitter {
   void Expect(size_t texts, size_t bytes);
   // VectorizerFitter::MemoryBytes: the rows, the provisional vocabulary and its counts.
   int64_t MemoryBytes() const;
+  // VectorizerFitter::SetMemoryBudget. A learned vocabulary measures itself every kBudgetTerms new
+  // terms, so Add stops at most that many terms, one group of a text's tokens and one growth of
+  // the term table past the budget.
+  void SetMemoryBudget(int64_t bytes) { memory_budget_ = bytes; }
   // Prunes, sorts and re-indexes (call once). Errors as FitTransform.
   absl::StatusOr<FitResult> Finish();
 
@@ -187,6 +192,13 @@ class CountVectorizer::Fitter {
   bool AddUnigrams(std::string_view text);
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
+  // After a new term: every kBudgetTerms new terms, whether MemoryBytes() and the current text's
+  // ids are within memory_budget_ (else over_budget_, and the insertions stop).
+  void NoteNewTerm() {
+    if (provisional_.size() >= next_budget_check_) CheckBudget();
+  }
+  void CheckBudget();
+  static constexpr size_t kBudgetTerms = 4096;
 
   // The pruning options (a learned vocabulary's).
   DocumentFrequencyBound min_df_;
@@ -203,6 +215,9 @@ class CountVectorizer::Fitter {
   // that Finish needs no extra pass over the rows.
   std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
+  int64_t memory_budget_ = std::numeric_limits<int64_t>::max();
+  size_t next_budget_check_ = kBudgetTerms;  // provisional_.size() at the next CheckBudget
+  bool over_budget_ = false;
 };
 
 // The registry entry ("count").

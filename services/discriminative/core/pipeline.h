@@ -301,9 +301,10 @@ class Trainer {
   // here: a text the analyzer cannot analyze (a custom token_pattern past its match-step limit,
   // see TokenPattern::FindTokens; INVALID_ARGUMENT naming the batch and example) fails the whole
   // training: every later AddBatch and Finish answers that error again. So do RESOURCE_EXHAUSTED
-  // when the vectorizing holds more than limits.max_train_memory_bytes (checked after each text;
-  // the memory is freed at once) and what `stop` answers (checked every 1024 texts or 256 KiB of
-  // text, so that a call whose client gave up stops within a large batch).
+  // when the vectorizing holds more than limits.max_train_memory_bytes (checked after each text
+  // and, through VectorizerFitter::SetMemoryBudget, within one; the memory is freed at once) and
+  // what `stop` answers (checked every 1024 texts or 256 KiB of text, so that a call whose client
+  // gave up stops within a large batch).
   absl::Status AddBatch(const v1::TextBatch& batch, const exec::StopToken& stop = {});
 
   // Examples accepted so far.

@@ -227,6 +227,12 @@ class VectorizerFitter {
   // Heap bytes held so far: the rows and, for a learned vocabulary, the terms (what a trainer's
   // --max_train_memory_bytes bounds; grows with every Add).
   virtual int64_t MemoryBytes() const = 0;
+  // The most heap bytes the fitter may hold (MemoryBytes() and the working memory of the text being
+  // added) before it gives up: Add then returns RESOURCE_EXHAUSTED, possibly in the middle of a
+  // text, and the fit is unusable. Without a call: no bound. A fitter that grows per text by no
+  // more than the text's row may ignore it (its caller checks MemoryBytes() between texts); one
+  // that learns terms must not, since one text can add millions of them (char n-grams 1-16).
+  virtual void SetMemoryBudget(int64_t /*bytes*/) {}
   // The fitted vectorizer and the rows of every text added, in order (call once). Errors as the
   // kind's fit_transform (empty vocabulary, min_df/max_df, ...).
   virtual absl::StatusOr<VectorizerFit> Finish() = 0;

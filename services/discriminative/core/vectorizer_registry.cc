@@ -113,6 +113,7 @@ class TfidfFitter final : public VectorizerFitter {
   absl::Status Add(std::string_view text) override { return base_->Add(text); }
   void Expect(size_t texts, size_t bytes) override { base_->Expect(texts, bytes); }
   int64_t MemoryBytes() const override { return base_->MemoryBytes(); }
+  void SetMemoryBudget(int64_t bytes) override { base_->SetMemoryBudget(bytes); }
   absl::StatusOr<VectorizerFit> Finish() override {
     MAAS_ASSIGN_OR_RETURN(VectorizerFit fit, base_->Finish());
     return FitTfidf(config_, std::move(fit));

@@ -196,5 +196,48 @@ TEST_CASE("CountVectorizerOptionsFromConfig: defaults, supported and unsupported
   }
 }
 
+// One text can add millions of terms (char n-grams 1-16 of 256 KiB: ~4 M): a learned vocabulary
+// stops within the text once it holds more than its budget, instead of after it (~330 MB here).
+TEST_CASE("CountVectorizer fitter stops within a text at its memory budget") {
+  std::string random_text;
+  uint32_t seed = 5;
+  for (size_t i = 0; i < (256u << 10); ++i) {
+    seed = seed * 1664525u + 1013904223u;
+    random_text.push_back(static_cast<char>('a' + (seed >> 24) % 26));
+    if (i % 9 == 8) random_text.push_back(' ');
+  }
+  struct Case {
+    const char* name;
+    AnalyzerKind kind;
+    int ngram_max;
+    int64_t budget;
+  };
+  // char and word n-grams: the batched analysis; char_wb: the word memo's path; word unigrams:
+  // the ASCII unigram path (~26 K terms of 9 letters).
+  const Case cases[] = {{"char 1-16", AnalyzerKind::kChar, 16, 4 << 20},
+                        {"char_wb 1-16", AnalyzerKind::kCharWb, 16, 4 << 20},
+                        {"word 1-16", AnalyzerKind::kWord, 16, 4 << 20},
+                        {"word unigrams", AnalyzerKind::kWord, 1, 256 << 10}};
+  for (const Case& c : cases) {
+    INFO(c.name);
+    CountVectorizerOptions options;
+    options.analyzer.kind = c.kind;
+    options.analyzer.ngram_max = c.ngram_max;
+    CountVectorizer::Fitter fitter(options);
+    fitter.SetMemoryBudget(c.budget);
+    const absl::Status status = fitter.Add(random_text);
+    CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+    CHECK_THAT(std::string(status.message()), Catch::Contains("memory budget"));
+    // Past the budget by at most one growth of the term table and a few thousand terms.
+    CHECK(fitter.MemoryBytes() < 3 * c.budget);
+    // Without a budget the same text fits.
+    CountVectorizer::Fitter unbounded(options);
+    if (c.ngram_max == 1) {
+      CHECK(unbounded.Add(random_text).ok());
+      CHECK(unbounded.MemoryBytes() > c.budget);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace maas::discriminative

@@ -134,6 +134,27 @@ TEST_CASE("Trainer refuses to hold more than max_train_memory_bytes and frees wh
   CHECK(roomy->Finish().ok());
 }
 
+TEST_CASE("Trainer stops a text whose features alone pass max_train_memory_bytes within it") {
+  PipelineLimits limits;
+  limits.max_train_memory_bytes = 4 << 20;
+  auto trainer = Trainer::Create(CharGramsConfig(), limits);
+  REQUIRE(trainer.ok());
+  // One text of 256 KiB: ~4 M distinct n-grams, ~400 MB had it been vectorized whole.
+  const Strings texts = RandomTexts(1, 256 << 10, 9);
+  const absl::Status status = trainer->AddBatch(Batch(texts, {"a"}));
+  CHECK(status.code() == absl::StatusCode::kResourceExhausted);
+  const std::string message(status.message());
+  CHECK_THAT(message, Catch::Contains("batch 0, example 0"));
+  CHECK_THAT(message, Catch::Contains("--max_train_memory_bytes"));
+  // "... features take <held> bytes of memory so far": past the limit by at most one table growth.
+  const std::string prefix = "features take ";
+  const size_t at = message.find(prefix);
+  REQUIRE(at != std::string::npos);
+  const double held = std::stod(message.substr(at + prefix.size()));
+  CHECK(held > static_cast<double>(limits.max_train_memory_bytes));
+  CHECK(held < 3.0 * static_cast<double>(limits.max_train_memory_bytes));
+}
+
 TEST_CASE("Trainer asks its StopToken within a large batch") {
   auto trainer = Trainer::Create(v1::TrainConfig());
   REQUIRE(trainer.ok());
