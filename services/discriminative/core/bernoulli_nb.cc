@@ -76,6 +76,18 @@ absl::Status BernoulliNb::UpdateParameters() {
 }
 
 absl::Status BernoulliNb::ValidateFeatureLogProb() const {
+  // A class without documents under alpha 0: p = (0 + 0) / (0 + 2 * 0), NaN for every feature,
+  // binarized or not (the checks below would blame the features).
+  for (size_t c = 0; c < classes_.size() && num_features_ > 0; ++c) {
+    if (class_count_[c] != 0.0 || options_.effective_alpha() != 0.0) continue;
+    return absl::InvalidArgumentError(absl::StrCat(
+        "class '", classes_[c].substr(0, 100),
+        "' has no documents (a class that only the given classes, partial_fit's classes or zero "
+        "sample weights brought in) and alpha is 0, so each of its feature probabilities p = "
+        "(count + alpha) / (documents + 2 alpha) is 0 / 0 = NaN, and with them every text's "
+        "probabilities (scikit-learn's BernoulliNB computes the same NaN), so the model is "
+        "refused; use alpha > 0"));
+  }
   if (!binarize_.has_value()) {
     // Without binarize the features are taken as they are. A probability of exactly 1 (log 0) is
     // served as scikit-learn serves it: log(1 - p) = -inf makes the class's joint log-likelihood

@@ -107,6 +107,29 @@ TEST_CASE("BernoulliNB on the classic corpus (spec E.3)") {
   CHECK(strict->feature_count() == Doubles{0, 1, 1});
 }
 
+TEST_CASE("BernoulliNB with alpha 0 refuses a class without documents naming it") {
+  // Class 'b' has one document of weight 0: p = 0 / 0 for each of its features, binarized or not
+  // (scikit-learn's feature_log_prob_ row is NaN, and so is every text's probability).
+  std::vector<SparseVector> x(2);
+  x[0] = {{0}, {1}};
+  x[1] = {{1}, {1}};
+  NbOptions options;
+  options.alpha = 0.0;
+  for (const std::optional<double> binarize :
+       {std::optional<double>(0.0), std::optional<double>()}) {
+    INFO((binarize.has_value() ? "binarize 0.0" : "binarize disabled"));
+    const absl::Status status =
+        BernoulliNb::Fit(x, 2, {"a", "b"}, {1.0, 0.0}, options, binarize).status();
+    REQUIRE(status.code() == absl::StatusCode::kInvalidArgument);
+    const std::string message(status.message());
+    CHECK_THAT(message, Catch::Contains("class 'b' has no documents"));
+    CHECK_THAT(message, Catch::Contains("use alpha > 0"));
+  }
+  // A positive alpha, or force_alpha false (alpha 1e-10), fits it.
+  options.force_alpha = false;
+  CHECK(BernoulliNb::Fit(x, 2, {"a", "b"}, {1.0, 0.0}, options, 0.0).ok());
+}
+
 TEST_CASE("BernoulliNB without binarize refuses features that are not 0 or 1, saying why") {
   // Counts of 2 and 3 in one class of two documents: probability (5 + 1) / (2 + 2) > 1, so
   // log(1 - p) would be NaN (scikit-learn's probabilities are NaN there).
