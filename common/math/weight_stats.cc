@@ -40,6 +40,7 @@ absl::StatusOr<WeightStats> WeightStats::FromParts(int64_t count, double log_sum
   }
   WeightStats stats;
   stats.count_ = count;
+  stats.moments_count_ = count;
   if (log_sum_w == -kInf) return stats;
   // log ESS = 2 log_sum_w - log_sum_w2 must lie in [0, log count].
   const double log_ess = 2.0 * log_sum_w - log_sum_w2;
@@ -50,9 +51,13 @@ absl::StatusOr<WeightStats> WeightStats::FromParts(int64_t count, double log_sum
         "log_sum_w2) = ",
         std::exp(log_ess), " is outside [1, count] ", parts()));
   }
+  // Scaled by the sum: S = 1, sum w^2 = 1 / ESS, M2 = sum w^2 - S^2 / N (the parts carry no more
+  // precision than that difference).
+  const double n = static_cast<double>(count);
   stats.shift_ = log_sum_w;
   stats.sum_w_ = 1.0;
-  stats.sum_w2_ = std::exp(-log_ess);
+  stats.mean_ = 1.0 / n;
+  stats.m2_ = std::max(0.0, std::exp(-log_ess) - 1.0 / n);
   return stats;
 }
 
@@ -61,23 +66,39 @@ void WeightStats::Merge(const WeightStats& other) {
   if (std::isnan(other.special_) || (other.special_ == kInf && !std::isnan(special_))) {
     special_ = other.special_;
   }
-  if (other.sum_w_ == 0.0) return;  // No positive finite weights to add.
-  if (sum_w_ == 0.0) {
+  if (other.moments_count_ == 0) return;
+  if (moments_count_ == 0) {
+    moments_count_ = other.moments_count_;
     shift_ = other.shift_;
     sum_w_ = other.sum_w_;
-    sum_w2_ = other.sum_w2_;
+    mean_ = other.mean_;
+    m2_ = other.m2_;
     return;
   }
-  if (other.shift_ > shift_) {
-    const double rescale = std::exp(shift_ - other.shift_);
-    sum_w_ = sum_w_ * rescale + other.sum_w_;
-    sum_w2_ = sum_w2_ * rescale * rescale + other.sum_w2_;
+  // Both sides at the larger shift (a side of zero weights only has zero moments at any shift).
+  double other_sum = other.sum_w_, other_mean = other.mean_, other_m2 = other.m2_;
+  if (other.sum_w_ > 0.0 && sum_w_ > 0.0) {
+    if (other.shift_ > shift_) {
+      Rescale(std::exp(shift_ - other.shift_));
+      shift_ = other.shift_;
+    } else {
+      const double factor = std::exp(other.shift_ - shift_);
+      other_sum *= factor;
+      other_mean *= factor;
+      other_m2 *= factor * factor;
+    }
+  } else if (sum_w_ == 0.0) {
     shift_ = other.shift_;
-  } else {
-    const double rescale = std::exp(other.shift_ - shift_);
-    sum_w_ += other.sum_w_ * rescale;
-    sum_w2_ += other.sum_w2_ * rescale * rescale;
   }
+  // Chan et al.'s pairwise update of the centred second moment.
+  const double na = static_cast<double>(moments_count_);
+  const double nb = static_cast<double>(other.moments_count_);
+  const double n = na + nb;
+  const double delta = other_mean - mean_;
+  m2_ += other_m2 + delta * delta * (na * nb / n);
+  mean_ += delta * (nb / n);
+  sum_w_ += other_sum;
+  moments_count_ += other.moments_count_;
 }
 
 double WeightStats::log_sum_w() const {
@@ -88,8 +109,8 @@ double WeightStats::log_sum_w() const {
 
 double WeightStats::log_sum_w2() const {
   if (special_ != 0.0) return special_;
-  if (sum_w2_ == 0.0) return -kInf;
-  return 2.0 * shift_ + std::log(sum_w2_);
+  if (sum_w_ == 0.0) return -kInf;
+  return 2.0 * shift_ + std::log(m2_ + sum_w_ * sum_w_ / static_cast<double>(moments_count_));
 }
 
 double WeightStats::LogMean() const {
@@ -101,14 +122,14 @@ double WeightStats::Ess() const {
   if (count_ == 0) return 0.0;
   if (special_ != 0.0) return kNaN;
   if (sum_w_ == 0.0) return 0.0;
-  return sum_w_ * sum_w_ / sum_w2_;
+  // In [1, N]: <= N as M2 >= 0; >= 1 (Cauchy-Schwarz) but for rounding.
+  return std::max(1.0, 1.0 / (RelativeVariance() + 1.0 / static_cast<double>(count_)));
 }
 
 double WeightStats::StandardError() const {
   if (count_ == 0 || special_ != 0.0) return kNaN;
-  const double ess = Ess();
-  if (ess == 0.0 || count_ < 2) return kInf;  // All weights zero, or one weight: no spread.
-  return std::sqrt(std::max(0.0, 1.0 / ess - 1.0 / static_cast<double>(count_)));
+  if (sum_w_ == 0.0 || count_ < 2) return kInf;  // All weights zero, or one weight: no spread.
+  return std::sqrt(m2_) / sum_w_;
 }
 
 }  // namespace maas::math

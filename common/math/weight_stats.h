@@ -6,9 +6,13 @@
 //   Ess         = (sum w)^2 / sum w^2 = exp(2 log_sum_w - log_sum_w2), in [1, N]
 //   StandardError = sqrt(max(0, 1/ESS - 1/N)), the delta-method standard error of log Z_hat;
 //                   +inf for N = 1 (one weight says nothing about their spread: undefined).
-// The sums are held as a shift m (the largest log weight seen) and the scaled sums
-// sum exp(log_w_i - m) and sum exp(2 (log_w_i - m)), so log weights of +-1e300 neither overflow nor
-// underflow, and equal weights give ESS = N and a standard error of 0 exactly.
+// The sums are held as a shift m (the largest log weight seen), the scaled sum S = sum exp(log_w_i
+// - m), and the scaled weights' running mean and centred second moment M2 = sum (w_i - mean)^2
+// (Welford's update; Chan's merge), so log weights of +-1e300 neither overflow nor underflow, equal
+// weights give ESS = N and a standard error of 0 exactly, and weights equal but for rounding give a
+// standard error of rounding's size: StandardError = sqrt(M2) / S and ESS = 1 / (M2 / S^2 + 1 / N)
+// <= N, where sqrt(1/ESS - 1/N) of the plain sums of w and w^2 read ~sqrt(eps / N) (1e-9 for N =
+// 100) and ESS could pass N. log_sum_w2 = log(M2 + S^2 / N) + 2 m.
 //
 // A standard error of 0 means the weights did not vary among the draws, not that log Z_hat is
 // exact (e.g. every draw of a discrete latent on one component).
@@ -55,21 +59,17 @@ class WeightStats {
         special_ = log_w;
         return;
       }
-      if (log_w == -kInf) return;
-      const double scaled = std::exp(log_w - shift_);
-      sum_w_ += scaled;
-      sum_w2_ += scaled * scaled;
+      AddScaled(log_w == -kInf ? 0.0 : std::exp(log_w - shift_));
       return;
     }
     if (log_w == kInf) {
       if (!std::isnan(special_)) special_ = kInf;
       return;
     }
-    // New largest weight: rescale the sums to the new shift.
-    const double rescale = std::exp(shift_ - log_w);
-    sum_w_ = sum_w_ * rescale + 1.0;
-    sum_w2_ = sum_w2_ * rescale * rescale + 1.0;
+    // New largest weight: rescale to the new shift (by 0 from no positive weight yet).
+    Rescale(std::exp(shift_ - log_w));
     shift_ = log_w;
+    AddScaled(1.0);
   }
 
   // Adds each log weight in order (the same result as calling Add for each).
@@ -97,10 +97,29 @@ class WeightStats {
  private:
   static constexpr double kInf = std::numeric_limits<double>::infinity();
 
+  // Welford's update with the scaled weight x = exp(log_w - shift_) (0 for a zero weight).
+  void AddScaled(double x) {
+    ++moments_count_;
+    sum_w_ += x;
+    const double delta = x - mean_;
+    mean_ += delta / static_cast<double>(moments_count_);
+    m2_ += delta * (x - mean_);
+  }
+  // The scaled moments at a shift larger by -log(factor).
+  void Rescale(double factor) {
+    sum_w_ *= factor;
+    mean_ *= factor;
+    m2_ *= factor * factor;
+  }
+  // M2 / S^2 = 1/ESS - 1/N, the squared standard error (REQUIRES: sum_w_ > 0).
+  double RelativeVariance() const { return m2_ / (sum_w_ * sum_w_); }
+
   int64_t count_ = 0;
-  double shift_ = -kInf;  // The largest finite log weight seen (or the shift from FromParts).
-  double sum_w_ = 0.0;    // sum exp(log_w - shift_) over finite log weights.
-  double sum_w2_ = 0.0;   // sum exp(2 (log_w - shift_)).
+  int64_t moments_count_ = 0;  // Weights in the moments: count_ but for NaN and +inf ones.
+  double shift_ = -kInf;       // The largest finite log weight seen (or the shift from FromParts).
+  double sum_w_ = 0.0;         // sum exp(log_w - shift_) over finite log weights.
+  double mean_ = 0.0;          // sum_w_ / moments_count_, as Welford's running mean.
+  double m2_ = 0.0;       // sum (exp(log_w - shift_) - mean)^2 over finite and -inf log weights.
   double special_ = 0.0;  // 0 if all log weights were finite or -inf; else NaN or +inf.
 };
 

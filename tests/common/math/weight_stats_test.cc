@@ -72,6 +72,65 @@ TEST_CASE("Equal weights give ESS = N and a standard error of 0") {
   CHECK(single.LogMean() == -2.0);
 }
 
+// The spread of the weights themselves, two-pass in long double (the oracle for weights so close
+// that one-pass sums of w and w^2 cancel).
+double TwoPassStandardError(const std::vector<double>& log_w) {
+  long double sum = 0;
+  for (double v : log_w) sum += std::exp(static_cast<long double>(v));
+  const long double mean = sum / log_w.size();
+  long double m2 = 0;
+  for (double v : log_w) {
+    const long double d = std::exp(static_cast<long double>(v)) - mean;
+    m2 += d * d;
+  }
+  return static_cast<double>(std::sqrt(m2) / sum);
+}
+
+TEST_CASE("Weights equal but for rounding give a standard error of rounding's size and ESS <= N") {
+  // A zero-variance proposal's log weights, computed with rounding: one value and its neighbours
+  // (one-pass sums of w and w^2 gave a standard error of ~1e-9 and an ESS above N here).
+  for (const int n : {10, 100, 1000, 100000}) {
+    INFO("N = " << n);
+    std::vector<double> log_w(n);
+    random::ItemRng rng(/*seed=*/7, /*stream=*/0, /*index=*/static_cast<uint64_t>(n));
+    for (double& v : log_w) {
+      v = -3.2;
+      for (int k = static_cast<int>(rng.Uniform() * 5); k > 0; --k) v = std::nextafter(v, 0.0);
+    }
+    WeightStats stats;
+    stats.AddAll(log_w);
+    CHECK(stats.StandardError() < 1e-15);
+    CHECK(stats.Ess() <= static_cast<double>(n));
+    CHECK(stats.Ess() >= static_cast<double>(n) * (1 - 1e-14));
+    WeightStats first, second;
+    first.AddAll(std::vector<double>(log_w.begin(), log_w.begin() + n / 3));
+    second.AddAll(std::vector<double>(log_w.begin() + n / 3, log_w.end()));
+    first.Merge(second);
+    CHECK(first.StandardError() < 1e-15);
+    CHECK(first.Ess() <= static_cast<double>(n));
+  }
+}
+
+TEST_CASE("Weights within 1e-6 of each other: the standard error against a two-pass oracle") {
+  // 1/ESS - 1/N is ~1e-17 here, below the rounding of sum w^2 / (sum w)^2 - 1/N.
+  for (const int n : {100, 1000, 100000}) {
+    INFO("N = " << n);
+    std::vector<double> log_w(n);
+    random::ItemRng rng(/*seed=*/8, /*stream=*/0, /*index=*/static_cast<uint64_t>(n));
+    for (double& v : log_w) v = std::log1p(1e-6 * rng.Uniform()) - 3.2;
+    const double oracle = TwoPassStandardError(log_w);
+    WeightStats stats;
+    stats.AddAll(log_w);
+    CHECK(stats.StandardError() == Approx(oracle).epsilon(1e-6));
+    CHECK(stats.Ess() <= static_cast<double>(n));
+    WeightStats first, second;
+    first.AddAll(std::vector<double>(log_w.begin(), log_w.begin() + n / 3));
+    second.AddAll(std::vector<double>(log_w.begin() + n / 3, log_w.end()));
+    first.Merge(second);
+    CHECK(first.StandardError() == Approx(oracle).epsilon(1e-6));
+  }
+}
+
 TEST_CASE("One weight gives an undefined (+inf) standard error, two give a defined one") {
   // sqrt(1/ESS - 1/N) is 0 at N = 1, but one weight says nothing about their spread.
   WeightStats single;
