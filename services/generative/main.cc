@@ -66,7 +66,9 @@ ABSL_FLAG(double, max_estimate_work, 5e12,
 ABSL_FLAG(int64_t, max_stream_estimate_tail_bytes, int64_t{1} << 30,
           "Largest memory, in bytes, the StreamEstimate calls in progress keep together for Pareto "
           "k-hat (about 3 sqrt(max_samples) log weights per row, reserved when a stream starts): a "
-          "stream that would pass it is refused up front with RESOURCE_EXHAUSTED (0 = no cap).");
+          "stream that would pass it is refused up front with RESOURCE_EXHAUSTED (0 = no cap). A "
+          "stream also keeps its rows' IMPORTANCE proposals or AIS pilots here for every increment "
+          "when they fit (else it rebuilds them per increment).");
 ABSL_FLAG(double, max_fit_seconds, 1800,
           "Longest a FitModel's fitting may run, in seconds, checked between its iterations: past "
           "it the fit ends with RESOURCE_EXHAUSTED and nothing is stored (0 = no limit).");

@@ -420,6 +420,28 @@ uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings&
   return rows;
 }
 
+uint64_t EstimateSetups::Bytes(const GenerativeModel& model, const EstimateSettings& settings,
+                               uint64_t rows) {
+  if (settings.estimator == McEstimator::kPrior || rows > EstimateGroupRows(model, settings)) {
+    return 0;
+  }
+  if (settings.estimator == McEstimator::kAis) {
+    return rows * (settings.ais.num_temperatures * sizeof(double) + sizeof(std::vector<double>));
+  }
+  return rows * (static_cast<uint64_t>(std::max<int64_t>(model.ProposalBytes(), 0)) +
+                 sizeof(std::unique_ptr<LatentProposal>));
+}
+
+// RunEstimate's access to a stream's kept setup.
+class EstimateSetupsAccess {
+ public:
+  static bool& ready(EstimateSetups& s) { return s.ready_; }
+  static std::vector<std::unique_ptr<LatentProposal>>& proposals(EstimateSetups& s) {
+    return s.proposals_;
+  }
+  static std::vector<std::vector<double>>& steps(EstimateSetups& s) { return s.steps_; }
+};
+
 namespace {
 
 // The one estimate loop. Per row: statistics added in sample order, then either the row's own tail
@@ -428,7 +450,8 @@ namespace {
 absl::StatusOr<std::vector<RowResult>> RunEstimate(
     const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
     const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
-    std::vector<LogWeightTail>* tails, std::vector<std::vector<double>>* log_weights) {
+    std::vector<LogWeightTail>* tails, std::vector<std::vector<double>>* log_weights,
+    EstimateSetups* setups = nullptr) {
   const uint64_t num_rows = static_cast<uint64_t>(x.rows());
   const uint64_t n = settings.num_samples;
   std::vector<RowResult> results(num_rows);
@@ -452,19 +475,32 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
   const uint64_t window = std::min<uint64_t>(std::max<uint64_t>(n, 1), kMaxGroupWeights);
   const size_t own_tail = math::ParetoTailSize(static_cast<int64_t>(n));
   std::vector<double> weights(std::min(group_rows, num_rows) * window);
+  // A kept setup: one group of every row (EstimateSetups::Bytes > 0).
+  const bool keep = setups != nullptr && EstimateSetups::Bytes(model, settings, num_rows) > 0;
 
   for (uint64_t group_first = 0; group_first < num_rows; group_first += group_rows) {
     if (!latch.Continue()) return latch.status();
     const uint64_t rows = std::min(group_rows, num_rows - group_first);
     // Per-row setup: the importance proposal or the AIS pilot's frozen step sizes.
-    std::vector<std::unique_ptr<LatentProposal>> proposals(rows);
-    std::vector<std::vector<double>> steps(rows);
+    std::vector<std::unique_ptr<LatentProposal>> own_proposals;
+    std::vector<std::vector<double>> own_steps;
+    std::vector<std::unique_ptr<LatentProposal>>& proposals =
+        keep ? EstimateSetupsAccess::proposals(*setups) : own_proposals;
+    std::vector<std::vector<double>>& steps =
+        keep ? EstimateSetupsAccess::steps(*setups) : own_steps;
     // Asked inside a long proposal (mlp_decoder: seconds each at a large L), which otherwise ran
     // whole after a deadline or a cancel (one per worker: ~13 s at L = 2 360).
     const exec::StopToken proposal_stop([&latch] {
       return latch.Continue() ? absl::OkStatus() : absl::CancelledError("the estimate stopped");
     });
-    if (settings.estimator != McEstimator::kPrior) {
+    const bool reuse = keep && EstimateSetupsAccess::ready(*setups);
+    if (!reuse) {
+      proposals.clear();
+      proposals.resize(rows);
+      steps.clear();
+      steps.resize(rows);
+    }
+    if (settings.estimator != McEstimator::kPrior && !reuse) {
       executor.ParallelFor(static_cast<int64_t>(rows), [&](int64_t i) {
         if (!latch.Continue()) return;
         const Eigen::Index r = static_cast<Eigen::Index>(group_first + i);
@@ -483,6 +519,7 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
                                                          group_first + i));
         }
       }
+      if (keep) EstimateSetupsAccess::ready(*setups) = true;
     }
     std::vector<LogWeightTail> group_tails;
     if (tails == nullptr) group_tails.assign(rows, LogWeightTail(own_tail));
@@ -544,8 +581,8 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
 absl::StatusOr<std::vector<RowResult>> EstimateRowsIntoTails(
     const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
     const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
-    std::vector<LogWeightTail>& tails) {
-  return RunEstimate(model, x, settings, executor, stop, &tails, nullptr);
+    std::vector<LogWeightTail>& tails, EstimateSetups* setups) {
+  return RunEstimate(model, x, settings, executor, stop, &tails, nullptr, setups);
 }
 
 absl::StatusOr<std::vector<RowResult>> EstimateRowsWithWeights(

@@ -174,14 +174,35 @@ class LogWeightTail {
   bool saw_nan_ = false;
 };
 
+// The per-row setup an estimate builds before its draws (IMPORTANCE: each row's proposal; AIS: each
+// row's pilot step sizes), kept from one call to the next by StreamEstimate: it depends on the
+// model, the rows, the seed and the estimator's options, not on sample_offset or num_samples, so
+// reusing it changes no bit of the weights. It is kept only when all rows form one group
+// (EstimateGroupRows), whose setup a call holds anyway: Bytes() bounds it (0: not kept).
+class EstimateSetups {
+ public:
+  // What keeping the setup of `rows` rows holds between calls (0 when it is not kept: PRIOR, or
+  // more rows than one group).
+  static uint64_t Bytes(const GenerativeModel& model, const EstimateSettings& settings,
+                        uint64_t rows);
+
+ private:
+  friend class EstimateSetupsAccess;
+  bool ready_ = false;  // every row's setup is built (for the model, rows and settings of the use)
+  std::vector<std::unique_ptr<LatentProposal>> proposals_;
+  std::vector<std::vector<double>> steps_;
+};
+
 // Runs the estimator as EstimateRows, but instead of each row's Pareto k̂ (RowResult::pareto_k is
 // NaN) adds the row's log weights to tails[r] (REQUIRES tails.size() == x.rows()): what
 // StreamEstimate keeps over increments. Memory beyond `tails` is bounded whatever num_samples and
-// x.rows() are. Weights of a call that stops early may have been added.
+// x.rows() are. Weights of a call that stops early may have been added. With `setups`, the rows'
+// setup is taken from it when a previous call with the same model, x and settings (but for
+// sample_offset and num_samples) built it, and kept there after it is built, when Bytes() > 0.
 absl::StatusOr<std::vector<RowResult>> EstimateRowsIntoTails(
     const GenerativeModel& model, const Eigen::Ref<const Eigen::MatrixXd>& x,
     const EstimateSettings& settings, exec::Executor& executor, const exec::StopToken& stop,
-    std::vector<LogWeightTail>& tails);
+    std::vector<LogWeightTail>& tails, EstimateSetups* setups = nullptr);
 
 // As EstimateRows, but also returns every row's log weights (row-major, x.rows() x num_samples),
 // for tests (it holds them all: x.rows() x num_samples doubles).

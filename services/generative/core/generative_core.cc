@@ -286,7 +286,8 @@ absl::StatusOr<bool> EstimateStream::Next(v1::StreamEstimateResponse* message) {
     // cut-off increment leaves some of its weights there: the stream then ends with the k̂ of the
     // last complete increment (pareto_k_), and the tails are not read again.
     absl::StatusOr<std::vector<RowResult>> rows =
-        EstimateRowsIntoTails(*plan.loaded->model, plan.x, settings, *plan.executor, stop, tails_);
+        EstimateRowsIntoTails(*plan.loaded->model, plan.x, settings, *plan.executor, stop, tails_,
+                              plan.keep_setups ? &setups_ : nullptr);
     if (!rows.ok()) {
       if (outer.Check().code() == absl::StatusCode::kCancelled) {  // Nobody is reading any more.
         done_ = true;
@@ -783,9 +784,15 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
             : std::string("send fewer rows per call"),
         " (row_offset shards rows exactly)"));
   }
-  // Reserved from the budget all streams in progress share, until this one ends.
-  const int64_t reserve = static_cast<int64_t>(tail_bytes);
-  if (!tail_budget_->TryAdd(reserve)) {
+  // Reserved from the budget all streams in progress share, until this one ends; with the rows'
+  // proposals or AIS pilots, built once for every increment, when the budget has room for them too
+  // (else they are rebuilt per increment, as a single call's are).
+  const uint64_t setup_bytes =
+      EstimateSetups::Bytes(*prepared.loaded->model, prepared.settings, rows);
+  int64_t reserve = static_cast<int64_t>(tail_bytes + setup_bytes);
+  const bool keep_setups = setup_bytes > 0 && tail_budget_->TryAdd(reserve);
+  if (!keep_setups) reserve = static_cast<int64_t>(tail_bytes);
+  if (!keep_setups && !tail_budget_->TryAdd(reserve)) {
     return absl::ResourceExhaustedError(absl::StrCat(
         "the StreamEstimate calls in progress keep ", tail_budget_->held(),
         " bytes of largest log weights for Pareto k-hat; with this one's ", reserve,
@@ -796,6 +803,7 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   EstimateStream::Plan plan;
   plan.reservation = std::shared_ptr<void>(
       nullptr, [budget = tail_budget_, reserve](void*) { budget->Release(reserve); });
+  plan.keep_setups = keep_setups;
   plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
   plan.loaded = std::move(prepared.loaded);
   plan.x = std::move(prepared.x);

@@ -95,7 +95,10 @@ struct GenerativeCoreOptions {
   // before any work (RESOURCE_EXHAUSTED: with the max_samples that would fit when one stream alone
   // passes it, with a retry hint when the others hold the rest); 0 = no cap. Everything else a
   // stream holds is bounded by its rows, whatever num_samples and max_samples are. 1 GiB: 10 000
-  // rows at the default max_samples (10^7).
+  // rows at the default max_samples (10^7). A stream also reserves here its rows' IMPORTANCE
+  // proposals or AIS pilot step sizes (EstimateSetups::Bytes), built once and kept for every
+  // increment, when they form one group and the budget has room; else it rebuilds them per
+  // increment.
   int64_t max_stream_estimate_tail_bytes = int64_t{1} << 30;
   // Samples per batch when the request leaves batch_size empty, further capped to about
   // default_batch_bytes of float64 values per message: a stream of ~1 MiB messages lets the
@@ -200,6 +203,9 @@ class EstimateStream {
     exec::Executor* executor;
     exec::StopToken stop;
     std::shared_ptr<void> reservation;  // the stream's share of the tail budget, while it lives
+    // Whether the rows' proposals or AIS pilots are built once and kept for every increment
+    // (EstimateSetups; its Bytes() are in `reservation`).
+    bool keep_setups = false;
   };
   explicit EstimateStream(Plan plan);
   // Fills the next message; false when the stream is over. DEADLINE_EXCEEDED when the deadline
@@ -215,6 +221,7 @@ class EstimateStream {
   // weights included), and the k̂ of the samples of the complete increments so far.
   std::vector<LogWeightTail> tails_;
   std::vector<double> pareto_k_;
+  EstimateSetups setups_;  // used when plan_->keep_setups
   uint64_t samples_done_ = 0;
   absl::Duration last_increment_ = absl::ZeroDuration();
   absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve

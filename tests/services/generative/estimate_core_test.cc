@@ -614,5 +614,31 @@ TEST_CASE("StreamEstimate's k-hat tails share one budget across the streams in p
   CHECK(f.core->StartStreamEstimate(request).ok());
 }
 
+// A stream keeps its rows' proposals for every increment when the tail budget has room for them
+// too; with room for the tails only, it still runs, rebuilding them, with the same bits.
+TEST_CASE("StreamEstimate keeps proposals only within the tail budget, with the same results") {
+  const size_t per_row = LogWeightTail::MaxHeld(math::ParetoTailSize(1000)) * sizeof(double);
+  Fixture roomy;
+  Fixture tight(nullptr, static_cast<int64_t>(6 * per_row));  // the 6 rows' tails, no more
+  for (const v1::Estimator estimator : {v1::IMPORTANCE, v1::AIS}) {
+    v1::StreamEstimateRequest request;
+    *request.mutable_request() = Request(estimator, 6);
+    request.mutable_request()->set_num_samples(100);
+    request.mutable_request()->mutable_ais()->set_num_temperatures(10);
+    request.set_max_samples(1000);
+    auto kept = roomy.core->StartStreamEstimate(request);
+    auto rebuilt = tight.core->StartStreamEstimate(request);
+    REQUIRE(kept.ok());
+    REQUIRE(rebuilt.ok());
+    const auto kept_messages = Drain(**kept);
+    const auto rebuilt_messages = Drain(**rebuilt);
+    REQUIRE(kept_messages.size() == 10);
+    REQUIRE(rebuilt_messages.size() == 10);
+    for (size_t m = 0; m < kept_messages.size(); ++m) {
+      CHECK(kept_messages[m].SerializeAsString() == rebuilt_messages[m].SerializeAsString());
+    }
+  }
+}
+
 }  // namespace
 }  // namespace maas::generative

@@ -207,6 +207,68 @@ TEST_CASE("row and sample shards merge into exactly the one-call statistics") {
   }
 }
 
+// StreamEstimate rebuilt every row's proposal (an mlp_decoder's mode search) and AIS pilot on each
+// increment, though neither depends on the samples drawn.
+TEST_CASE("Kept setups build each row's proposal and AIS pilot once, changing no bit") {
+  Gauss1d model(0.5, 1.3);
+  Eigen::MatrixXd x(3, 1);
+  x << -0.4, 0.2, 1.1;
+  testing::ThreadExecutor executor(2);
+  for (const McEstimator estimator : {McEstimator::kImportance, McEstimator::kAis}) {
+    INFO((estimator == McEstimator::kAis ? "AIS" : "IMPORTANCE"));
+    EstimateSettings settings;
+    settings.estimator = estimator;
+    settings.seed = 17;
+    settings.num_samples = 40;
+    settings.ais.num_temperatures = 20;
+    settings.ais.leapfrog_steps = 3;
+    REQUIRE(EstimateSetups::Bytes(model, settings, 3) > 0);
+    EstimateSetups setups;
+    std::vector<LogWeightTail> kept_tails(3, LogWeightTail(200)),
+        fresh_tails(3, LogWeightTail(200));
+    int64_t pilot_gradients = 0;
+    for (int increment = 0; increment < 4; ++increment) {
+      settings.sample_offset = 40 * static_cast<uint64_t>(increment);
+      const int64_t proposals = model.proposals_made();
+      const int64_t gradients = model.gradient_evaluations();
+      auto fresh =
+          EstimateRowsIntoTails(model, x, settings, executor, exec::StopToken(), fresh_tails);
+      REQUIRE(fresh.ok());
+      const int64_t fresh_proposals = model.proposals_made() - proposals;
+      const int64_t fresh_gradients = model.gradient_evaluations() - gradients;
+      auto kept = EstimateRowsIntoTails(model, x, settings, executor, exec::StopToken(), kept_tails,
+                                        &setups);
+      REQUIRE(kept.ok());
+      const int64_t kept_proposals = model.proposals_made() - proposals - fresh_proposals;
+      const int64_t kept_gradients = model.gradient_evaluations() - gradients - fresh_gradients;
+      if (estimator == McEstimator::kImportance) {
+        CHECK(fresh_proposals == 3);
+        CHECK(kept_proposals == (increment == 0 ? 3 : 0));
+      } else if (increment == 0) {
+        CHECK(kept_gradients == fresh_gradients);
+      } else {
+        // Less by the pilots (3 rows of 4 chains through 19 transitions), the same each time.
+        CHECK(fresh_gradients - kept_gradients >= 3 * 4 * 19);
+        if (increment == 1) pilot_gradients = fresh_gradients - kept_gradients;
+        CHECK(fresh_gradients - kept_gradients == pilot_gradients);
+      }
+      for (int r = 0; r < 3; ++r) {
+        CHECK((*kept)[r].stats.log_sum_w() == (*fresh)[r].stats.log_sum_w());
+        CHECK((*kept)[r].stats.log_sum_w2() == (*fresh)[r].stats.log_sum_w2());
+        CHECK((*kept)[r].acceptance_rate == (*fresh)[r].acceptance_rate);
+      }
+    }
+  }
+  // Rows that do not fit one group are not kept.
+  EstimateSettings big;
+  big.estimator = McEstimator::kImportance;
+  big.num_samples = uint64_t{1} << 22;
+  CHECK(EstimateSetups::Bytes(model, big, 2) == 0);
+  CHECK(EstimateSetups::Bytes(model, big, 1) > 0);
+  big.estimator = McEstimator::kPrior;
+  CHECK(EstimateSetups::Bytes(model, big, 1) == 0);
+}
+
 TEST_CASE("unsupported estimators and out-of-range settings are refused, naming the field") {
   NoLatent none;
   for (McEstimator e : {McEstimator::kPrior, McEstimator::kImportance, McEstimator::kAis}) {
