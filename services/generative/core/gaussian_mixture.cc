@@ -367,11 +367,62 @@ absl::Status OverflowError(const Eigen::MatrixXd& x) {
 // matrices (a 128 MiB fit peaked at ~6x its data before; 2.7x now, bench/fit_memory.py).
 constexpr Eigen::Index kEmBlockRows = 16384;
 
+// The rows of one block for D columns: kEmBlockRows, fewer when a block's FULL products (rows x D^2
+// multiply-adds) would pass ~2^34, so that `stop` is asked every few seconds at most (a few rows of
+// D ~ 5 790, the widest --max_model_bytes admits, ran ~18 s per iteration past any deadline).
+Eigen::Index EmBlockRows(Eigen::Index d) {
+  const Eigen::Index by_work = static_cast<Eigen::Index>(
+      (uint64_t{1} << 34) / static_cast<uint64_t>(std::max<Eigen::Index>(d * d, 1)));
+  return std::clamp<Eigen::Index>(by_work, 64, kEmBlockRows);
+}
+
+// Columns of the inverse of a FULL component's Cholesky factor solved at once (a stop check
+// between them): D^3 / 3 multiply-adds in all.
+constexpr Eigen::Index kInverseColumns = 256;
+
+// rows::CholeskyLower asking `stop` between column blocks: Eigen's blocked LLT
+// (internal::llt_inplace::blocked) step by step, with its blocks and operations, so its bits. A
+// FULL component's factorisation is ~D^3 / 3 multiply-adds (seconds at D ~ 5 790) that ran whole
+// past a deadline or cancel. False: not positive definite (as rows::CholeskyLower).
+absl::StatusOr<bool> CholeskyLowerUnlessStopped(Eigen::MatrixXd a, Eigen::MatrixXd* lower,
+                                                const exec::StopToken& stop) {
+  using Llt = Eigen::internal::llt_inplace<double, Eigen::Lower>;
+  const Eigen::Index size = a.rows();
+  if (size < 32) {
+    if (Llt::unblocked(a) >= 0) return false;
+  } else {
+    Eigen::Index block = size / 8;
+    block = (block / 16) * 16;
+    block = std::min(std::max(block, Eigen::Index{8}), Eigen::Index{128});
+    for (Eigen::Index k = 0; k < size; k += block) {
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      const Eigen::Index bs = std::min(block, size - k);
+      const Eigen::Index rs = size - k - bs;
+      Eigen::Block<Eigen::MatrixXd> a11(a, k, k, bs, bs);
+      Eigen::Block<Eigen::MatrixXd> a21(a, k + bs, k, rs, bs);
+      Eigen::Block<Eigen::MatrixXd> a22(a, k + bs, k + bs, rs, rs);
+      if (Llt::unblocked(a11) >= 0) return false;
+      if (rs > 0) {
+        a11.adjoint().triangularView<Eigen::Upper>().solveInPlace<Eigen::OnTheRight>(a21);
+        a22.selfadjointView<Eigen::Lower>().rankUpdate(a21, -1.0);
+      }
+    }
+  }
+  *lower = a.triangularView<Eigen::Lower>();
+  for (Eigen::Index i = 0; i < size; ++i) {
+    const double pivot = (*lower)(i, i);
+    if (!(pivot > 0.0) || !std::isfinite(pivot)) return false;
+  }
+  return lower->allFinite();
+}
+
 // sklearn's _estimate_gaussian_parameters + _compute_precision_cholesky. `normalize_by` > 0: the
 // weights are nk / normalize_by (initialisation), else nk / sum(nk) (M-step).
 absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd& resp,
-                                const GmmOptions& o, double normalize_by, EmState* s) {
+                                const GmmOptions& o, double normalize_by, EmState* s,
+                                const exec::StopToken& stop) {
   const Eigen::Index n = x.rows(), d = x.cols(), k = resp.cols();
+  const Eigen::Index block_rows = EmBlockRows(d);
   const double eps10 = 10.0 * std::numeric_limits<double>::epsilon();
   const Eigen::VectorXd nk = (resp.colwise().sum().array() + eps10).matrix().transpose();
   s->means = (resp.transpose() * x).array().colwise() / nk.array();
@@ -383,8 +434,9 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
     for (Eigen::Index c = 0; c < k; ++c) {
       // sum_i resp_ic (x_i - mean_c)(x_i - mean_c)^T, accumulated block by block of rows.
       Eigen::MatrixXd cov = Eigen::MatrixXd::Zero(d, d);
-      for (Eigen::Index i0 = 0; i0 < n; i0 += kEmBlockRows) {
-        const Eigen::Index rows = std::min(kEmBlockRows, n - i0);
+      for (Eigen::Index i0 = 0; i0 < n; i0 += block_rows) {
+        MAAS_RETURN_IF_ERROR(stop.Check());
+        const Eigen::Index rows = std::min(block_rows, n - i0);
         diff = x.middleRows(i0, rows).rowwise() - s->means.row(c);
         weighted = diff.array().colwise() * resp.col(c).segment(i0, rows).array();
         cov.noalias() += weighted.transpose() * diff;
@@ -394,12 +446,15 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
       cov.triangularView<Eigen::StrictlyUpper>() = cov.transpose();
       if (!cov.allFinite()) return OverflowError(x);
       Eigen::MatrixXd lower;
-      if (!rows::CholeskyLower(cov, &lower)) {
-        return SingularError(static_cast<int>(c), o.reg_covar);
-      }
+      MAAS_ASSIGN_OR_RETURN(const bool factored, CholeskyLowerUnlessStopped(cov, &lower, stop));
+      if (!factored) return SingularError(static_cast<int>(c), o.reg_covar);
       // U = (L^-1)^T.
       Eigen::MatrixXd inv = Eigen::MatrixXd::Identity(d, d);
-      lower.triangularView<Eigen::Lower>().solveInPlace(inv);
+      for (Eigen::Index j0 = 0; j0 < d; j0 += kInverseColumns) {
+        MAAS_RETURN_IF_ERROR(stop.Check());
+        lower.triangularView<Eigen::Lower>().solveInPlace(
+            inv.middleCols(j0, std::min(kInverseColumns, d - j0)));
+      }
       s->prec_chol[static_cast<size_t>(c)] = inv.transpose();
       s->cov_full[static_cast<size_t>(c)] = std::move(cov);
     }
@@ -435,9 +490,10 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
 }
 
 // sklearn's _estimate_log_prob_resp: returns mean log p(x) and fills log_resp (N x K).
-double EStep(const Eigen::MatrixXd& x, const EmState& s, const GmmOptions& o,
-             Eigen::MatrixXd* log_resp) {
+absl::StatusOr<double> EStep(const Eigen::MatrixXd& x, const EmState& s, const GmmOptions& o,
+                             Eigen::MatrixXd* log_resp, const exec::StopToken& stop) {
   const Eigen::Index n = x.rows(), d = x.cols(), k = s.weights.size();
+  const Eigen::Index block_rows = o.type == v1::FULL ? EmBlockRows(d) : kEmBlockRows;
   log_resp->resize(n, k);
   const double d_log_2pi = static_cast<double>(d) * math::kLogTwoPi;
   Eigen::MatrixXd diff, projected;
@@ -452,8 +508,9 @@ double EStep(const Eigen::MatrixXd& x, const EmState& s, const GmmOptions& o,
       log_det = p.array().log().sum();
     }
     const double log_weight = std::log(s.weights(c));
-    for (Eigen::Index i0 = 0; i0 < n; i0 += kEmBlockRows) {
-      const Eigen::Index rows = std::min(kEmBlockRows, n - i0);
+    for (Eigen::Index i0 = 0; i0 < n; i0 += block_rows) {
+      MAAS_RETURN_IF_ERROR(stop.Check());
+      const Eigen::Index rows = std::min(block_rows, n - i0);
       diff = x.middleRows(i0, rows).rowwise() - s.means.row(c);
       if (o.type == v1::FULL) {
         projected.noalias() = diff * s.prec_chol[static_cast<size_t>(c)];
@@ -552,7 +609,8 @@ absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint6
   EmRun run;
   random::ItemRng rng(seed, kFitStream, static_cast<uint64_t>(init));
   MAAS_ASSIGN_OR_RETURN(const Eigen::MatrixXd resp, InitialResponsibilities(x, o, rng, stop));
-  MAAS_RETURN_IF_ERROR(EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state));
+  MAAS_RETURN_IF_ERROR(
+      EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state, stop));
   if (o.weights_init.size() > 0) run.state.weights = o.weights_init;
   if (o.means_init.rows() > 0) run.state.means = o.means_init;
   if (o.precisions_init.rows() > 0) {
@@ -562,7 +620,7 @@ absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint6
   for (int iter = 1; iter <= o.max_iter; ++iter) {
     MAAS_RETURN_IF_ERROR(stop.Check());
     const double previous = run.lower_bound;
-    const double lower_bound = EStep(x, run.state, o, &log_resp);
+    MAAS_ASSIGN_OR_RETURN(const double lower_bound, EStep(x, run.state, o, &log_resp, stop));
     // Before the M-step: responsibilities of a row no component reaches are NaN, and the M-step
     // would then report the covariance instead of the cause.
     if (!std::isfinite(lower_bound)) {
@@ -571,7 +629,7 @@ absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint6
           "from every component for float64); scale the data or increase reg_covar");
     }
     log_resp.array() = log_resp.array().exp();  // in place: the responsibilities (no N x K copy)
-    MAAS_RETURN_IF_ERROR(EstimateParameters(x, log_resp, o, 0.0, &run.state));
+    MAAS_RETURN_IF_ERROR(EstimateParameters(x, log_resp, o, 0.0, &run.state, stop));
     run.lower_bound = lower_bound;
     run.lower_bounds.push_back(lower_bound);
     run.n_iter = iter;

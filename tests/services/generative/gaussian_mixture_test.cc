@@ -365,6 +365,50 @@ TEST_CASE("gaussian_mixture EM bad input") {
   CHECK(absl::IsCancelled(stopped.status()));
 }
 
+// The 2026-12-06 amplification hunt: a FULL fit of a few rows of D ~ 5 790 columns (a 91 KB
+// request) ran one EM iteration, ~18 s of Cholesky factorisations and inverses, past a 2 s
+// deadline; the fit asked its stop token only between iterations.
+TEST_CASE("gaussian_mixture FULL fits ask the stop token within an EM step, changing nothing") {
+  const Eigen::Index d = 320;
+  Eigen::MatrixXd rows(40, d);
+  for (Eigen::Index i = 0; i < rows.rows(); ++i) {
+    random::ItemRng rng(5, 0, static_cast<uint64_t>(i));
+    for (Eigen::Index j = 0; j < d; ++j) rows(i, j) = rng.Normal();
+  }
+  v1::FitConfig config;
+  v1::GaussianMixtureFit* fit = config.mutable_gaussian_mixture();
+  fit->set_n_components(1);
+  fit->set_init_params(v1::INIT_RANDOM);
+  fit->set_reg_covar(0.5);
+  fit->set_max_iter(2);
+  fit->set_tol(0);
+  const auto run = [&](const exec::StopToken& stop) {
+    auto fitter = GaussianMixtureFamily().make_fitter(config, 1);
+    REQUIRE(fitter.ok());
+    REQUIRE((*fitter)->AddRows(rows, 0).ok());
+    return (*fitter)->Finish(stop);
+  };
+  int checks = 0;
+  const exec::StopToken counting([&] {
+    ++checks;
+    return absl::OkStatus();
+  });
+  auto asked = run(counting);
+  REQUIRE(asked.ok());
+  auto plain = run(exec::StopToken());
+  REQUIRE(plain.ok());
+  CHECK(asked->spec.SerializeAsString() == plain->spec.SerializeAsString());
+  // Three M-steps (the initial one and two iterations), each factorising a 320 x 320 covariance
+  // in 10 blocks of 32 columns: at least 30 checks, where there were 2 (one per iteration).
+  CHECK(checks >= 30);
+  // A token that says stop at its fifth check ends the fit there, within the initial M-step.
+  int asked_times = 0;
+  const exec::StopToken fifth(
+      [&] { return ++asked_times >= 5 ? absl::CancelledError("gone") : absl::OkStatus(); });
+  CHECK(absl::IsCancelled(run(fifth).status()));
+  CHECK(asked_times == 5);
+}
+
 // n rows uniform in the unit square: no cluster structure, so Lloyd's k-means takes many
 // iterations.
 Eigen::MatrixXd UniformSquare(int n) {
