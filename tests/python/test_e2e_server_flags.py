@@ -21,6 +21,9 @@ OWN_FLAGS = {
                             "--malloc_release_mb"],
     "maas-gateway": ["--port", "--host", "--generative_target", "--discriminative_target", "--log_file",
                      "--log_flush_ms"],
+    # The 2026-12-06 README audit: its --help printed "No flags matched." and exited 1.
+    "maas-h2front": ["--port", "--host", "--route", "--default_target", "--backend_connections",
+                     "--stream_window_bytes", "--tls_cert_file"],
 }
 
 
@@ -79,7 +82,7 @@ def test_gateway_refuses_a_reconnect_backoff_below_1ms_naming_the_flag():
     assert "--reconnect_backoff_max_ms (0) must be >= 1" in result.stderr, result.stderr
 
 
-@pytest.mark.parametrize("name", sorted(OWN_FLAGS))
+@pytest.mark.parametrize("name", sorted(set(OWN_FLAGS) - {"maas-h2front"}))  # the servers with a call log
 def test_every_server_refuses_a_negative_log_flush_interval_naming_the_flag(name):
     result = subprocess.run([binary(name), "--port", "0", "--log_flush_ms", "-1"],
                             capture_output=True, text=True, timeout=60)

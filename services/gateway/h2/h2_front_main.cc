@@ -12,7 +12,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 #include "absl/strings/str_split.h"
+#include "common/server/flags_help.h"
 #include "services/gateway/h2/h2_front.h"
 
 ABSL_FLAG(std::string, host, "127.0.0.1", "IPv4 address to listen on.");
@@ -32,6 +34,9 @@ ABSL_FLAG(std::string, tls_key_file, "", "PEM private key.");
 ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA of client certificates (mutual TLS).");
 
 int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "maas-h2front: the gateway's HTTP/2 frame-forwarding data plane alone (h2c, or TLS)");
+  maas::server::HandleHelpFlag(argc, argv, __FILE__);
   absl::ParseCommandLine(argc, argv);
   maas::gateway::h2::FrontOptions options;
   options.listen_host = absl::GetFlag(FLAGS_host);
