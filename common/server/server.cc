@@ -1,6 +1,7 @@
 #include "common/server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/ext/health_check_service_server_builder_option.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/impl/server_builder_option.h>
 #include <grpcpp/impl/server_builder_plugin.h>
@@ -28,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "common/adapter/call_deadline.h"
 #include "common/adapter/grpc_order.h"
+#include "common/server/health_service.h"
 #include "common/server/line_writer.h"
 #include "common/status/status_macros.h"
 #include "common/tls/credentials.h"
@@ -307,13 +309,16 @@ void AppendJsonString(std::string* out, std::string_view s) {
 // Answers methods no registered service has: UNIMPLEMENTED naming the method and what this server
 // serves (instead of gRPC's empty UNIMPLEMENTED), e.g. a discriminative call sent to the
 // generative service.
+// Also answers grpc.health.v1 Check and Watch from `health` (health_service.h).
 class UnknownMethodService final : public grpc::CallbackGenericService {
  public:
-  UnknownMethodService(std::string server, std::shared_ptr<std::vector<std::string>> services)
-      : server_(std::move(server)), services_(std::move(services)) {}
+  UnknownMethodService(std::string server, std::shared_ptr<std::vector<std::string>> services,
+                       health::HealthBoard* health)
+      : server_(std::move(server)), services_(std::move(services)), health_(health) {}
 
   grpc::ServerGenericBidiReactor* CreateReactor(
       grpc::GenericCallbackServerContext* context) override {
+    if (IsHealthMethod(context->method())) return NewHealthReactor(context->method(), health_);
     std::vector<std::string> maas;
     for (const std::string& name : *services_) {
       if (absl::StartsWith(name, "maas.")) maas.push_back(name);
@@ -333,6 +338,7 @@ class UnknownMethodService final : public grpc::CallbackGenericService {
  private:
   std::string server_;
   std::shared_ptr<std::vector<std::string>> services_;
+  health::HealthBoard* const health_;
 };
 
 }  // namespace
@@ -515,7 +521,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   if (generic != nullptr) {
     builder.RegisterCallbackGenericService(generic);
   } else if (!options.generic_service_in_configure_builder) {
-    server->unknown_methods_ = std::make_unique<UnknownMethodService>(options.name, names);
+    // grpc.health.v1 from the kit's own board instead of gRPC's default service (which kept Watch
+    // streams open through a shutdown's whole grace period), answered by the generic service.
+    server->health_board_ = std::make_unique<health::HealthBoard>();
+    builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
+        std::make_unique<BoardHealthService>(server->health_board_.get())));
+    server->unknown_methods_ =
+        std::make_unique<UnknownMethodService>(options.name, names, server->health_board_.get());
     builder.RegisterCallbackGenericService(server->unknown_methods_.get());
   }
   if (options.metrics_port >= 0) {
@@ -562,6 +574,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Start(const ServerOptions& optio
   server->port_ = selected_port;
   server->address_ = FormatAddress(options.host, selected_port);
   server->service_names_ = *names;
+  if (server->health_board_ != nullptr) server->service_names_.push_back("grpc.health.v1.Health");
   if (grpc::HealthCheckServiceInterface* health = server->server_->GetHealthCheckService()) {
     health->SetServingStatus("", true);
     for (const std::string& name : server->service_names_) health->SetServingStatus(name, true);

@@ -35,6 +35,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/health/health_board.h"
 #include "common/server/metrics.h"
 
 namespace maas::server {
@@ -143,7 +144,8 @@ class Server {
   grpc::Server* grpc_server() { return server_.get(); }
 
   // Names of the registered services (full proto names, e.g.
-  // "maas.generative.v1.GenerativeService"), including the health and reflection services.
+  // "maas.generative.v1.GenerativeService"), including the health and reflection services (health
+  // only when the server kit serves it: no generic service given).
   const std::vector<std::string>& service_names() const { return service_names_; }
 
  private:
@@ -151,6 +153,8 @@ class Server {
 
   ServerOptions options_;
   std::unique_ptr<ServerMetrics> metrics_;  // outlives server_ (declared first, destroyed last)
+  // grpc.health.v1's statuses when the kit serves it (health_service.h); outlives server_.
+  std::unique_ptr<health::HealthBoard> health_board_;
   // Answers unknown methods when no generic service was given; outlives server_.
   std::unique_ptr<grpc::CallbackGenericService> unknown_methods_;
   std::unique_ptr<grpc::Server> server_;

@@ -11,12 +11,20 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/health/health_wire.h"
 #include "common/status/status_macros.h"
-#include "services/gateway/byte_buffers.h"
+#include "common/adapter/byte_buffers.h"
 #include "services/gateway/completion.h"
-#include "services/gateway/health_wire.h"
 
 namespace maas::gateway {
+
+using adapter::ByteBufferFromString;
+using adapter::ByteBufferToString;
+
+using health::DecodeHealthCheckResponse;
+using health::EncodeHealthCheckRequest;
+using health::kHealthCheckMethod;
+using health::ServingStatus;
 namespace {
 
 using maas::gateway::v1::BackendHealth;

@@ -13,11 +13,14 @@
 #include "common/status/grpc_status.h"
 #include "maas/common/v1/common.pb.h"
 #include "maas/gateway/v1/gateway.pb.h"
-#include "services/gateway/byte_buffers.h"
+#include "common/adapter/byte_buffers.h"
 #include "services/gateway/completion.h"
 #include "services/gateway/model_list.h"
 
 namespace maas::gateway {
+
+using adapter::ByteBufferFromString;
+using adapter::ByteBufferToString;
 namespace {
 
 using maas::common::v1::ListModelsRequest;

@@ -21,6 +21,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/health/health_board.h"
 #include "common/server/flags_help.h"
 #include "common/server/metrics.h"
 #include "common/server/server.h"
@@ -30,7 +31,6 @@
 #include "services/gateway/call_log_line.h"
 #include "services/gateway/gateway_service.h"
 #include "services/gateway/h2/h2_front.h"
-#include "services/gateway/health_board.h"
 #include "services/gateway/health_monitor.h"
 #include "services/gateway/proxy.h"
 #include "services/gateway/reflection.h"
@@ -245,7 +245,7 @@ int main(int argc, char** argv) {
   const gw::GatewayService gateway_service(backends->get(), service_options);
   // grpc.health.v1, answered by the proxy: "" follows the health monitor; the gateway's own
   // services are known (SERVING) as gRPC's health service reported its registered services.
-  gw::HealthBoard health;
+  maas::health::HealthBoard health;
   health.Set(gw::kGatewayService, true);
   health.Set("grpc.health.v1.Health", true);
   // The routed services: NOT_SERVING until the health monitor has heard from their backends.

@@ -19,34 +19,28 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/adapter/byte_buffers.h"
+#include "common/health/health_wire.h"
+#include "common/server/health_service.h"
 #include "common/server/server.h"
 #include "google/protobuf/descriptor.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
 #include "maas/generative/v1/generative.pb.h"
-#include "services/gateway/byte_buffers.h"
 #include "services/gateway/completion.h"
-#include "services/gateway/health_wire.h"
 
 namespace maas::gateway {
+
+using adapter::ByteBufferFromString;
+using adapter::ByteBufferToString;
+
+using health::DecodeHealthCheckRequest;
+using health::EncodeHealthCheckResponse;
+using health::kHealthCheckMethod;
+using health::kHealthWatchMethod;
 
 namespace {
 
 absl::string_view View(grpc::string_ref s) { return absl::string_view(s.data(), s.size()); }
-
-// The health service the server kit drives (SetServingStatus, Shutdown), backed by the board the
-// proxy answers grpc.health.v1 from.
-class BoardHealthService final : public grpc::HealthCheckServiceInterface {
- public:
-  explicit BoardHealthService(HealthBoard* board) : board_(board) {}
-  void SetServingStatus(const std::string& service_name, bool serving) override {
-    board_->Set(service_name, serving);
-  }
-  void SetServingStatus(bool serving) override { board_->SetAll(serving); }
-  void Shutdown() override { board_->Shutdown(); }
-
- private:
-  HealthBoard* const board_;
-};
 
 // UNIMPLEMENTED's message for a method nothing here answers. An unknown method of a service the
 // gateway serves itself says so, naming that service's methods (the router's "no route for
@@ -145,11 +139,22 @@ class ProxyCall {
       alarm = std::make_unique<grpc::Alarm>();
       alarm->Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), tag);
     }
+    // The server is stopping: once the last status is written, the call ends (UNAVAILABLE), so
+    // that it does not hold the shutdown until the grace period runs out.
+    void OnShutdown() override {
+      absl::MutexLock lock(&mu);
+      shut_down = true;
+      if (armed) return;
+      armed = true;
+      alarm = std::make_unique<grpc::Alarm>();
+      alarm->Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), tag);
+    }
     grpc::ServerCompletionQueue* cq = nullptr;
     void* tag = nullptr;
     absl::Mutex mu;
     ServingStatus latest ABSL_GUARDED_BY(mu) = ServingStatus::kServiceUnknown;
     bool has_update ABSL_GUARDED_BY(mu) = false;
+    bool shut_down ABSL_GUARDED_BY(mu) = false;
     bool armed ABSL_GUARDED_BY(mu) = false;  // an alarm is set whose tag has not been handled
     std::unique_ptr<grpc::Alarm> alarm ABSL_GUARDED_BY(mu);
   };
@@ -421,13 +426,25 @@ class ProxyCall {
 
   void WriteHealth() {
     if (!watching_ || health_write_in_flight_) return;
-    ServingStatus status;
+    ServingStatus status = ServingStatus::kUnknown;
+    bool update = false, ended = false;
     {
       absl::MutexLock lock(&watch_->mu);
-      if (!watch_->has_update) return;
-      watch_->has_update = false;
-      status = watch_->latest;
+      if (watch_->has_update) {
+        watch_->has_update = false;
+        status = watch_->latest;
+        update = true;
+      } else {
+        ended = watch_->shut_down;  // the last status is out: end the call
+      }
     }
+    if (ended) {
+      EndWatch(grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                            "the server is shutting down (its health is NOT_SERVING); watch "
+                            "another replica"));
+      return;
+    }
+    if (!update) return;
     response_ = ByteBufferFromString(EncodeHealthCheckResponse(status));
     health_write_in_flight_ = true;
     ++pending_;
@@ -446,7 +463,8 @@ class ProxyCall {
 
   // The Watch call is done (cancelled by the client or by the server's shutdown) or its stream
   // broke: stop watching, wait for an alarm in flight, finish.
-  void EndWatch() {
+  void EndWatch(const grpc::Status& status = grpc::Status(grpc::StatusCode::CANCELLED,
+                                                          "the health watch has ended")) {
     if (watching_) {
       watching_ = false;
       proxy_->options_.health->RemoveWatch(watch_service_, watch_.get());  // no alarm set after it
@@ -457,10 +475,7 @@ class ProxyCall {
         ++pending_;
       }
     }
-    if (!health_write_in_flight_ && !incoming_finished_) {
-      FinishIncoming(grpc::Status(grpc::StatusCode::CANCELLED, "the health watch has ended"),
-                     nullptr);
-    }
+    if (!health_write_in_flight_ && !incoming_finished_) FinishIncoming(status, nullptr);
   }
 
   // --- reflection, answered here: one response per request, in order ---
@@ -759,7 +774,7 @@ void Proxy::Register(grpc::ServerBuilder& builder) {
   if (options_.health != nullptr) {
     // Replaces gRPC's default health service (a callback-API service) with the board.
     builder.SetOption(std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
-        std::make_unique<BoardHealthService>(options_.health)));
+        std::make_unique<server::BoardHealthService>(options_.health)));
   }
   const int threads = std::max(1, std::min(options_.threads, 64));
   for (int i = 0; i < threads; ++i) {

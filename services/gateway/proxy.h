@@ -58,13 +58,16 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "common/health/health_board.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/call_log.h"
 #include "services/gateway/gateway_service.h"
-#include "services/gateway/health_board.h"
 #include "services/gateway/reflection.h"
 
 namespace maas::gateway {
+
+using health::HealthBoard;
+using health::ServingStatus;
 
 // True for headers that gRPC or HTTP/2 own and a proxy must not copy from one call to another.
 bool IsReservedHeader(absl::string_view key);

@@ -16,6 +16,7 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -31,6 +32,7 @@
 #include "common/server/malloc_retention.h"
 #include "common/server/metrics.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
+#include "tests/common/adapter/raw_call.h"
 #include "tests/common/server/locked_stream.h"
 
 // A flag defined in this file, for the --help test below.
@@ -294,7 +296,76 @@ TEST_CASE("Server answers reflection") {
   REQUIRE(server.ok());
   const std::string response = ReflectionListServices(Connect(**server));
   CHECK(response.find("maas.gateway.v1.Gateway") != std::string::npos);
-  CHECK(response.find("grpc.health.v1.Health") != std::string::npos);
+  // Health is served by the kit's generic service, which reflection does not list: it listed
+  // gRPC's default health service but could not describe it ("Symbol not found", the 2026-12-06
+  // observability hunt).
+  CHECK(response.find("grpc.health.v1.Health") == std::string::npos);
+}
+
+// The 2026-12-06 observability hunt: gRPC's default health service kept a Watch stream open after
+// the shutdown began, until the grace period ran out and the server cancelled it (logged as the
+// client's cancel), so one idle watcher held every server's exit for the whole grace.
+TEST_CASE("Server health Watch streams end when Shutdown begins, without waiting for the grace") {
+  TestGateway service;
+  ServerOptions options = TestOptions();
+  options.shutdown_grace = absl::Seconds(300);
+  auto server = Server::Start(options, {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  maas::testing::RawCall watch(channel, "/grpc.health.v1.Health/Watch", std::chrono::seconds(600));
+  REQUIRE(watch.started());
+  REQUIRE(watch.Write(""));  // HealthCheckRequest{service: ""}
+  REQUIRE(watch.WritesDone());
+  std::string response;
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x01", 2));  // SERVING
+  (*server)->SetServing("", false);
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x02", 2));  // NOT_SERVING
+  (*server)->SetServing("", true);
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x01", 2));
+  std::promise<void> done;
+  std::future<void> finished = done.get_future();
+  std::thread shutdown([&] {
+    (*server)->Shutdown();
+    done.set_value();
+  });
+  // NOT_SERVING, then the end of the stream, and the shutdown completes (a generous cap, far
+  // below the 300 s grace it used to wait for).
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x02", 2));
+  CHECK_FALSE(watch.Read(&response));
+  const grpc::Status end = watch.Finish();
+  CHECK(end.error_code() == grpc::StatusCode::UNAVAILABLE);
+  CHECK_THAT(end.error_message(), Catch::Contains("shutting down"));
+  CHECK(finished.wait_for(std::chrono::seconds(60)) == std::future_status::ready);
+  shutdown.join();
+}
+
+TEST_CASE("Server health Check answers from the kit: unknown names, bad requests") {
+  TestGateway service;
+  auto server = Server::Start(TestOptions(), {&service});
+  REQUIRE(server.ok());
+  auto channel = Connect(**server);
+  CHECK(HealthCheck(channel, "grpc.health.v1.Health") == 1);
+  // Not a HealthCheckRequest (a name of 5 bytes with 2 present).
+  const maas::testing::RawCallResult bad =
+      maas::testing::RawUnaryCall(channel, "/grpc.health.v1.Health/Check",
+                                  std::string("\x0a\x05" "ab", 4), std::chrono::seconds(30));
+  CHECK(bad.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  // A Watch of an unknown name reports SERVICE_UNKNOWN, then its update once the name is set.
+  maas::testing::RawCall watch(channel, "/grpc.health.v1.Health/Watch", std::chrono::seconds(60));
+  REQUIRE(watch.Write(std::string("\x0a\x03new", 5)));
+  REQUIRE(watch.WritesDone());
+  std::string response;
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x03", 2));  // SERVICE_UNKNOWN
+  (*server)->SetServing("new", true);
+  REQUIRE(watch.Read(&response));
+  CHECK(response == std::string("\x08\x01", 2));
+  watch.Cancel();
+  CHECK(watch.Finish().error_code() == grpc::StatusCode::CANCELLED);
 }
 
 TEST_CASE("Server enforces the message size limit both ways") {

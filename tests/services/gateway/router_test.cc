@@ -9,11 +9,15 @@
 #include <utility>
 #include <vector>
 
+#include "common/health/health_wire.h"
 #include "common/registry/list_page.h"
-#include "services/gateway/health_wire.h"
 #include "services/gateway/model_list.h"
 
 namespace maas::gateway {
+
+using health::DecodeHealthCheckResponse;
+using health::EncodeHealthCheckRequest;
+using health::ServingStatus;
 namespace {
 
 using maas::common::v1::DISCRIMINATIVE;

@@ -10,10 +10,10 @@
 #include <string>
 #include <vector>
 
+#include "common/health/health_board.h"
 #include "maas/gateway/v1/gateway.grpc.pb.h"
 #include "services/gateway/backends.h"
 #include "services/gateway/gateway_service.h"
-#include "services/gateway/health_board.h"
 #include "services/gateway/proxy.h"
 #include "services/gateway/router.h"
 #include "tests/services/gateway/fake_backends.h"
@@ -33,7 +33,7 @@ struct TestGateway {
     REQUIRE(b.ok());
     backends = std::move(*b);
     service = std::make_unique<GatewayService>(backends.get(), options);
-    health = std::make_unique<HealthBoard>();
+    health = std::make_unique<health::HealthBoard>();
     health->Set(kGatewayService, true);
     // As in maas-gateway: the proxy answers health and the Gateway service on its own queues.
     proxy_options.gateway = service.get();
@@ -46,7 +46,7 @@ struct TestGateway {
   }
   std::unique_ptr<Backends> backends;
   std::unique_ptr<GatewayService> service;
-  std::unique_ptr<HealthBoard> health;
+  std::unique_ptr<health::HealthBoard> health;
   std::unique_ptr<Proxy> proxy;
   std::unique_ptr<TestServer> server;
   std::shared_ptr<grpc::Channel> channel;

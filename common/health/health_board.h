@@ -1,7 +1,9 @@
-// The gateway's own grpc.health.v1 serving statuses (transport-free): what Check answers and what
-// Watch streams. The gateway serves grpc.health.v1 itself on the proxy's completion queues (see
+// A server's own grpc.health.v1 serving statuses (transport-free): what Check answers and what
+// Watch streams. The gateway serves grpc.health.v1 from it on the proxy's completion queues (see
 // proxy.h) instead of gRPC's default health service, a callback-API service whose threads would
-// share the poller with the proxy and cost every proxied call more CPU.
+// share the poller with the proxy and cost every proxied call more CPU; the server kit serves it
+// for the services (common/server/health_service.h), because the default service kept every
+// Watch stream open through a shutdown's whole grace period.
 //
 // The rules are those of gRPC's default health service (1.51), which the server kit drives through
 // grpc::HealthCheckServiceInterface (see HealthBoardService in proxy.h):
@@ -10,7 +12,10 @@
 //   - SetAll sets every known name (and every watched one); Shutdown sets them all NOT_SERVING,
 //     after which Set records NOT_SERVING whatever it is given and SetAll is ignored;
 //   - a watcher gets the current status when added, then one call per Set / SetAll / Shutdown that
-//     touches its name, also when the status did not change.
+//     touches its name, also when the status did not change;
+//   - Shutdown then tells every watcher the server is stopping (OnShutdown), so that Watch calls
+//     end instead of holding the server's shutdown until its grace period runs out; a watcher
+//     added after Shutdown is told at once.
 //
 //   HealthBoard board;
 //   board.Set("maas.gateway.v1.Gateway", true);
@@ -18,8 +23,8 @@
 //   board.AddWatch("", &watcher);        // watcher.OnHealth(kServing) at once
 //   board.Shutdown();                    // watcher.OnHealth(kNotServing)
 //   board.RemoveWatch("", &watcher);
-#ifndef MAAS_SERVICES_GATEWAY_HEALTH_BOARD_H_
-#define MAAS_SERVICES_GATEWAY_HEALTH_BOARD_H_
+#ifndef MAAS_COMMON_HEALTH_HEALTH_BOARD_H_
+#define MAAS_COMMON_HEALTH_HEALTH_BOARD_H_
 
 #include <optional>
 #include <string>
@@ -29,9 +34,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
-#include "services/gateway/health_wire.h"
+#include "common/health/health_wire.h"
 
-namespace maas::gateway {
+namespace maas::health {
 
 // Thread-safe.
 class HealthBoard {
@@ -41,6 +46,10 @@ class HealthBoard {
     // The status of the watched name: kServing, kNotServing or kServiceUnknown. Called with the
     // board's lock held, from the thread that changed the board: must not block or call the board.
     virtual void OnHealth(ServingStatus status) = 0;
+    // Once, after Shutdown's OnHealth(kNotServing) (or right after AddWatch's first OnHealth when
+    // the board is already shut down): the server is stopping, the watch should end. Same
+    // threading rules as OnHealth.
+    virtual void OnShutdown() {}
 
    protected:
     ~Watcher() = default;
@@ -80,6 +89,6 @@ class HealthBoard {
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-}  // namespace maas::gateway
+}  // namespace maas::health
 
-#endif  // MAAS_SERVICES_GATEWAY_HEALTH_BOARD_H_
+#endif  // MAAS_COMMON_HEALTH_HEALTH_BOARD_H_

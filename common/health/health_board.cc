@@ -1,8 +1,8 @@
-#include "services/gateway/health_board.h"
+#include "common/health/health_board.h"
 
 #include <algorithm>
 
-namespace maas::gateway {
+namespace maas::health {
 
 HealthBoard::HealthBoard() { entries_[""].serving = true; }
 
@@ -33,6 +33,9 @@ void HealthBoard::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
   for (auto& [name, entry] : entries_) SetLocked(entry, false);
+  for (auto& [name, entry] : entries_) {
+    for (Watcher* watcher : entry.watchers) watcher->OnShutdown();
+  }
 }
 
 ServingStatus HealthBoard::Get(absl::string_view service) const {
@@ -45,6 +48,7 @@ void HealthBoard::AddWatch(absl::string_view service, Watcher* watcher) {
   absl::MutexLock lock(&mu_);
   Entry& entry = entries_[service];
   watcher->OnHealth(StatusOf(entry));
+  if (shut_down_) watcher->OnShutdown();
   entry.watchers.push_back(watcher);
 }
 
@@ -58,4 +62,4 @@ void HealthBoard::RemoveWatch(absl::string_view service, Watcher* watcher) {
   if (watchers.empty() && !it->second.serving.has_value()) entries_.erase(it);
 }
 
-}  // namespace maas::gateway
+}  // namespace maas::health

@@ -1,4 +1,4 @@
-#include "services/gateway/health_wire.h"
+#include "common/health/health_wire.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
@@ -9,7 +9,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 
-namespace maas::gateway {
+namespace maas::health {
 
 using google::protobuf::internal::WireFormatLite;
 
@@ -93,4 +93,4 @@ absl::StatusOr<ServingStatus> DecodeHealthCheckResponse(absl::string_view bytes)
   }
 }
 
-}  // namespace maas::gateway
+}  // namespace maas::health

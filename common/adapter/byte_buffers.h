@@ -1,8 +1,8 @@
-// Conversions between a grpc::ByteBuffer and the bytes it carries, for the few messages the gateway
-// reads or writes itself (health, reflection, the Gateway service, backend health checks); proxied
-// calls never go through them.
-#ifndef MAAS_SERVICES_GATEWAY_BYTE_BUFFERS_H_
-#define MAAS_SERVICES_GATEWAY_BYTE_BUFFERS_H_
+// Conversions between a grpc::ByteBuffer and the bytes it carries, for the few messages read or
+// written as bytes (health, reflection, the gateway's own service and backend health checks); the
+// gateway's proxied calls never go through them.
+#ifndef MAAS_COMMON_ADAPTER_BYTE_BUFFERS_H_
+#define MAAS_COMMON_ADAPTER_BYTE_BUFFERS_H_
 
 #include <grpcpp/support/byte_buffer.h>
 #include <grpcpp/support/slice.h>
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-namespace maas::gateway {
+namespace maas::adapter {
 
 // The bytes of `buffer` (empty when it cannot be read).
 inline std::string ByteBufferToString(const grpc::ByteBuffer& buffer) {
@@ -30,6 +30,6 @@ inline grpc::ByteBuffer ByteBufferFromString(const std::string& bytes) {
   return grpc::ByteBuffer(&slice, 1);
 }
 
-}  // namespace maas::gateway
+}  // namespace maas::adapter
 
-#endif  // MAAS_SERVICES_GATEWAY_BYTE_BUFFERS_H_
+#endif  // MAAS_COMMON_ADAPTER_BYTE_BUFFERS_H_

@@ -6,8 +6,8 @@
 //   HealthCheckRequest  { string service = 1; }
 //   HealthCheckResponse { ServingStatus status = 1; }  // UNKNOWN 0, SERVING 1, NOT_SERVING 2,
 //                                                      // SERVICE_UNKNOWN 3
-#ifndef MAAS_SERVICES_GATEWAY_HEALTH_WIRE_H_
-#define MAAS_SERVICES_GATEWAY_HEALTH_WIRE_H_
+#ifndef MAAS_COMMON_HEALTH_HEALTH_WIRE_H_
+#define MAAS_COMMON_HEALTH_HEALTH_WIRE_H_
 
 #include <cstddef>
 #include <string>
@@ -15,7 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
-namespace maas::gateway {
+namespace maas::health {
 
 // Full method paths of the health check and of the health watch (server streaming).
 inline constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
@@ -43,6 +43,6 @@ std::string EncodeHealthCheckResponse(ServingStatus status);
 // enum maps to kUnknown. INVALID_ARGUMENT for bytes that are not a valid message.
 absl::StatusOr<ServingStatus> DecodeHealthCheckResponse(absl::string_view bytes);
 
-}  // namespace maas::gateway
+}  // namespace maas::health
 
-#endif  // MAAS_SERVICES_GATEWAY_HEALTH_WIRE_H_
+#endif  // MAAS_COMMON_HEALTH_HEALTH_WIRE_H_
