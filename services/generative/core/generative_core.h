@@ -213,15 +213,20 @@ class EstimateStream {
   absl::StatusOr<bool> Next(v1::StreamEstimateResponse* message);
 
  private:
+  // Fits every row's k̂ over the samples done (the tails hold exactly them), unless already done.
+  void RefitParetoK();
+
   v1::EstimateLogLikelihoodResponse exact_;
   std::optional<Plan> plan_;
   std::vector<math::WeightStats> stats_;
   std::vector<double> acceptance_sum_;  // sum over increments of acceptance rate * increment
   // Per row: the largest log weights seen (enough for Pareto k̂ over all max_samples, equal
-  // weights included), and the k̂ of the samples of the complete increments so far.
+  // weights included), and the k̂ last fitted, of the first pareto_fit_samples_ samples.
   std::vector<LogWeightTail> tails_;
   std::vector<double> pareto_k_;
-  EstimateSetups setups_;  // used when plan_->keep_setups
+  uint64_t pareto_fit_samples_ = 0;
+  uint64_t next_pareto_fit_ = 0;  // samples done at which k̂ is refitted before the last message
+  EstimateSetups setups_;         // used when plan_->keep_setups
   uint64_t samples_done_ = 0;
   absl::Duration last_increment_ = absl::ZeroDuration();
   absl::Time soft_deadline_ = absl::InfiniteFuture();  // the deadline minus a reserve
