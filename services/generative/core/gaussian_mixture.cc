@@ -167,47 +167,50 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
   return model;
 }
 
+// The squared Mahalanobis distance of (x - mu_c) / scale (scale a power of two: dividing by it is
+// exact, and scale 1 is the plain x - mu_c); r is scratch of D values.
+double GaussianMixtureModel::ComponentQuad(const double* x, int c, double scale, double* r) const {
+  const Eigen::Index d = means_.cols();
+  if (scale == 1.0) {
+    for (Eigen::Index j = 0; j < d; ++j) r[j] = x[j] - means_(c, j);
+  } else {
+    for (Eigen::Index j = 0; j < d; ++j) r[j] = x[j] / scale - means_(c, j) / scale;
+  }
+  if (type_ == v1::FULL) {
+    return rows::ForwardSubstituteSquaredNorm(lower_[static_cast<size_t>(c)], r);
+  }
+  double quad = 0.0;
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double y = r[j] / stddev_(c, j);
+    quad += y * y;
+  }
+  return quad;
+}
+
+// log N(x | c) from its squared distance `quad` (of x - mu_c). When that overflowed float64 (inf,
+// or NaN from inf - inf in the forward substitution), half of the form, log N, may not have: once
+// more on (x - mu_c) / scale with |(x - mu_c) / scale| < 2, scaled back last, so a log density
+// beyond float64 is -inf and one within it is finite (never NaN).
+double GaussianMixtureModel::ComponentLogDensity(const double* x, int c, double quad,
+                                                 double* r) const {
+  if (std::isfinite(quad)) return log_normalizer_(c) - 0.5 * quad;
+  const Eigen::Index d = means_.cols();
+  double largest = 1.0;
+  for (Eigen::Index j = 0; j < d; ++j) {
+    largest = std::max({largest, std::abs(x[j]), std::abs(means_(c, j))});
+  }
+  const double scale = std::ldexp(
+      1.0, std::min(std::ilogb(largest) + 1, std::numeric_limits<double>::max_exponent - 1));
+  const double scaled = ComponentQuad(x, c, scale, r);
+  return std::isnan(scaled) ? kNegInf : log_normalizer_(c) - 0.5 * scaled * scale * scale;
+}
+
 Eigen::VectorXd GaussianMixtureModel::ComponentLogDensities(const double* x) const {
   const int k = num_components();
-  const Eigen::Index d = means_.cols();
   Eigen::VectorXd out(k);
-  Eigen::VectorXd r(d);
-  // The squared Mahalanobis distance of (x - mu_c) / scale (scale a power of two: dividing by it
-  // is exact, and scale 1 is the plain x - mu_c).
-  const auto quad_of = [&](int c, double scale) {
-    if (scale == 1.0) {
-      for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] - means_(c, j);
-    } else {
-      for (Eigen::Index j = 0; j < d; ++j) r(j) = x[j] / scale - means_(c, j) / scale;
-    }
-    if (type_ == v1::FULL) {
-      return rows::ForwardSubstituteSquaredNorm(lower_[static_cast<size_t>(c)], r.data());
-    }
-    double quad = 0.0;
-    for (Eigen::Index j = 0; j < d; ++j) {
-      const double y = r(j) / stddev_(c, j);
-      quad += y * y;
-    }
-    return quad;
-  };
+  Eigen::VectorXd r(means_.cols());
   for (int c = 0; c < k; ++c) {
-    const double quad = quad_of(c, 1.0);
-    if (std::isfinite(quad)) {
-      out(c) = log_normalizer_(c) - 0.5 * quad;
-      continue;
-    }
-    // x - mu_c, a whitened coordinate or the sum of squares overflowed float64 (inf, or NaN from
-    // inf - inf in the forward substitution), but half of the form, log N, may not have: once
-    // more on (x - mu_c) / scale with |(x - mu_c) / scale| < 2, scaled back last, so a log
-    // density beyond float64 is -inf and one within it is finite (never NaN).
-    double largest = 1.0;
-    for (Eigen::Index j = 0; j < d; ++j) {
-      largest = std::max({largest, std::abs(x[j]), std::abs(means_(c, j))});
-    }
-    const double scale = std::ldexp(
-        1.0, std::min(std::ilogb(largest) + 1, std::numeric_limits<double>::max_exponent - 1));
-    const double scaled = quad_of(c, scale);
-    out(c) = std::isnan(scaled) ? kNegInf : log_normalizer_(c) - 0.5 * scaled * scale * scale;
+    out(c) = ComponentLogDensity(x, c, ComponentQuad(x, c, 1.0, r.data()), r.data());
   }
   return out;
 }
@@ -275,12 +278,61 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Re
 
 Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
     const Eigen::Ref<const Eigen::MatrixXd>& x) const {
-  Eigen::VectorXd out(x.rows());
-  Eigen::VectorXd row(x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    row = x.row(i).transpose();
-    const Eigen::VectorXd weighted = ComponentLogDensities(row.data()) + log_weights_;
-    out(i) = math::LogSumExp(weighted);
+  // ComponentLogDensities row by row, but a block of rows per component: each component's factor
+  // (FULL: D^2 / 2 values) or deviations are read once per block instead of once per row, and the
+  // block's rows are independent chains of the same operations, each row's in the same order as
+  // alone (the same bits). Row by row, a 1 000 x 1 000 FULL mixture of 10 components streamed its
+  // 80 MB of factors from memory for every row: 9.6x scikit-learn's time (the 2026-12-06
+  // performance hunt).
+  constexpr Eigen::Index kBlock = 8;
+  const Eigen::Index n = x.rows(), d = x.cols();
+  const int k = num_components();
+  Eigen::VectorXd out(n);
+  std::vector<double> r(static_cast<size_t>(kBlock * d));  // row b's deviations at b * d
+  std::vector<double> rows(static_cast<size_t>(kBlock * d));
+  std::vector<double> xt(
+      static_cast<size_t>(kBlock * d));  // coordinate j of row b at j * kBlock + b
+  Eigen::MatrixXd densities(kBlock, k);
+  Eigen::VectorXd scratch(d), weighted(k);
+  double quad[kBlock];
+  for (Eigen::Index i0 = 0; i0 < n; i0 += kBlock) {
+    const Eigen::Index m = std::min(kBlock, n - i0);
+    for (Eigen::Index j = 0; j < d; ++j) {
+      for (Eigen::Index b = 0; b < m; ++b) {
+        rows[static_cast<size_t>(b * d + j)] = x(i0 + b, j);
+        xt[static_cast<size_t>(j * kBlock + b)] = x(i0 + b, j);
+      }
+      for (Eigen::Index b = m; b < kBlock; ++b) xt[static_cast<size_t>(j * kBlock + b)] = 0.0;
+    }
+    for (int c = 0; c < k; ++c) {
+      const double* mean = mean_rows_[static_cast<size_t>(c)].data();
+      for (Eigen::Index b = 0; b < kBlock; ++b) quad[b] = 0.0;
+      if (type_ == v1::FULL) {
+        for (Eigen::Index b = 0; b < m; ++b) {
+          const double* row = rows.data() + b * d;
+          double* dev = r.data() + b * d;
+          for (Eigen::Index j = 0; j < d; ++j) dev[j] = row[j] - mean[j];
+        }
+        rows::ForwardSubstituteSquaredNorms(lower_[static_cast<size_t>(c)], r.data(), m, quad);
+      } else {
+        // Across the block's rows (contiguous in `xt`), one coordinate at a time.
+        for (Eigen::Index j = 0; j < d; ++j) {
+          const double mu = mean[j], stddev = stddev_(c, j);
+          const double* column = xt.data() + j * kBlock;
+          for (Eigen::Index b = 0; b < kBlock; ++b) {
+            const double y = (column[b] - mu) / stddev;
+            quad[b] += y * y;
+          }
+        }
+      }
+      for (Eigen::Index b = 0; b < m; ++b) {
+        densities(b, c) = ComponentLogDensity(rows.data() + b * d, c, quad[b], scratch.data());
+      }
+    }
+    for (Eigen::Index b = 0; b < m; ++b) {
+      weighted = densities.row(b).transpose() + log_weights_;
+      out(i0 + b) = math::LogSumExp(weighted);
+    }
   }
   return out;
 }

@@ -83,6 +83,10 @@ class GaussianMixtureModel final : public GenerativeModel {
 
  private:
   GaussianMixtureModel() = default;
+  // The squared distance of (x - mu_c) / scale for component c (r: scratch of D values).
+  double ComponentQuad(const double* x, int c, double scale, double* r) const;
+  // log N(x | c) from ComponentQuad(x, c, 1, ...) = quad, recomputed scaled when it overflowed.
+  double ComponentLogDensity(const double* x, int c, double quad, double* r) const;
 
   v1::CovarianceType type_ = v1::FULL;
   Eigen::VectorXd weights_;

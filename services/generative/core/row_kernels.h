@@ -52,6 +52,24 @@ inline double ForwardSubstituteSquaredNorm(const Eigen::MatrixXd& lower, double*
   return sum;
 }
 
+// ForwardSubstituteSquaredNorm of m right-hand sides at once (r: m vectors of d values, the b-th
+// at r + b * d), adding each one's ||y||^2 to sums[b]: each column of `lower` is read once for all
+// of them, and each vector goes through exactly the operations, in the order, it would alone.
+inline void ForwardSubstituteSquaredNorms(const Eigen::MatrixXd& lower, double* r, Eigen::Index m,
+                                          double* sums) {
+  const Eigen::Index d = lower.rows();
+  for (Eigen::Index j = 0; j < d; ++j) {
+    const double* col = lower.data() + j * d;
+    for (Eigen::Index b = 0; b < m; ++b) {
+      double* rb = r + b * d;
+      const double yj = rb[j] / col[j];
+      rb[j] = yj;
+      sums[b] += yj * yj;
+      for (Eigen::Index i = j + 1; i < d; ++i) rb[i] -= col[i] * yj;
+    }
+  }
+}
+
 // Solves lower^T * y = v in place (v becomes y) by back substitution; `lower` column-major.
 inline void BackSubstituteTransposed(const Eigen::MatrixXd& lower, double* v) {
   const Eigen::Index d = lower.rows();
