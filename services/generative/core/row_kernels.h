@@ -88,6 +88,29 @@ inline double Dot(const double* a, const double* b, Eigen::Index n) {
   return s;
 }
 
+// out[t] = Dot(a, b[t], n) for t < m <= 4, each sum in index order as Dot's (the same bits), the
+// m chains interleaved: a sequential sum is bound by the latency of its adds, so 4 of them take
+// about the time of one.
+inline void DotRows(const double* a, const double* const* b, int m, Eigen::Index n, double* out) {
+  if (m == 1) {
+    out[0] = Dot(a, b[0], n);
+    return;
+  }
+  const double* b0 = b[0];
+  const double* b1 = b[1];
+  const double* b2 = m > 2 ? b[2] : b[0];
+  const double* b3 = m > 3 ? b[3] : b[0];
+  double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+  for (Eigen::Index i = 0; i < n; ++i) {
+    s0 += a[i] * b0[i];
+    s1 += a[i] * b1[i];
+    s2 += a[i] * b2[i];
+    s3 += a[i] * b3[i];
+  }
+  const double sums[4] = {s0, s1, s2, s3};
+  for (int t = 0; t < m; ++t) out[t] = sums[t];
+}
+
 // Lower Cholesky factor of a symmetric matrix (only its lower triangle is read), or false when it
 // is not positive definite (a non-positive or non-finite pivot). The strictly upper part of
 // `lower` is zero.

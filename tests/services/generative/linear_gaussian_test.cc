@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <future>
 
 #include "Eigen/Eigenvalues"
@@ -73,6 +74,28 @@ TEST_CASE("ppca and factor_analysis reproduce reference values A and B") {
   CHECK(fa->ExactLogLikelihood(PointA())(0) == Approx(-6.105376530445).epsilon(0).margin(1e-11));
   CHECK(ppca->family() == "ppca");
   CHECK(fa->family() == "factor_analysis");
+}
+
+// ExactLogLikelihood expands 4 rows at once (the 2026-12-06 performance hunt); every row must come
+// out as it does alone, bit for bit, rows that overflow float64 included.
+TEST_CASE("linear-Gaussian exact log p(x) of a block of rows equals each row's alone") {
+  for (const auto& [family, spec] :
+       {std::pair(PpcaFamily(), ModelA()), std::pair(FactorAnalysisFamily(), ModelB())}) {
+    const auto model = Build(family, spec);
+    Eigen::MatrixXd x(11, 5);  // two blocks of 4 and a part
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      for (Eigen::Index j = 0; j < 5; ++j) x(i, j) = 2 * std::sin(1.7 * (i + 1) + 0.9 * j);
+    }
+    x(2, 1) = 1e200;  // squares that overflow: the scaled expansion
+    x(9, 4) = -3e307;
+    const Eigen::VectorXd all = model->ExactLogLikelihood(x);
+    for (Eigen::Index i = 0; i < x.rows(); ++i) {
+      const Eigen::VectorXd alone = model->ExactLogLikelihood(x.row(i));
+      CHECK(std::memcmp(&all(i), &alone(0), sizeof(double)) == 0);
+    }
+    CHECK(std::isfinite(all(0)));
+    CHECK_FALSE(std::isnan(all(2)));
+  }
 }
 
 TEST_CASE("linear-Gaussian latent view: exact posterior weights equal p(x), gradient") {
