@@ -420,6 +420,24 @@ uint64_t EstimateGroupRows(const GenerativeModel& model, const EstimateSettings&
   return rows;
 }
 
+absl::StatusOr<Eigen::VectorXd> ExactLogLikelihoodRows(const GenerativeModel& model,
+                                                       const Eigen::Ref<const Eigen::MatrixXd>& x,
+                                                       exec::Executor& executor,
+                                                       const exec::StopToken& stop) {
+  constexpr Eigen::Index kRows = 64;
+  const Eigen::Index n = x.rows();
+  Eigen::VectorXd out(n);
+  StopLatch latch(stop);
+  executor.ParallelFor((n + kRows - 1) / kRows, [&](int64_t chunk) {
+    if (!latch.Continue()) return;
+    const Eigen::Index first = static_cast<Eigen::Index>(chunk) * kRows;
+    const Eigen::Index rows = std::min(kRows, n - first);
+    out.segment(first, rows) = model.ExactLogLikelihood(x.middleRows(first, rows));
+  });
+  if (latch.stopped()) return latch.status();
+  return out;
+}
+
 uint64_t EstimateSetups::Bytes(const GenerativeModel& model, const EstimateSettings& settings,
                                uint64_t rows) {
   if (settings.estimator == McEstimator::kPrior || rows > EstimateGroupRows(model, settings)) {

@@ -132,6 +132,14 @@ absl::StatusOr<std::vector<RowResult>> EstimateRows(const GenerativeModel& model
                                                     exec::Executor& executor,
                                                     const exec::StopToken& stop);
 
+// model.ExactLogLikelihood(x) (REQUIRES model.tractable()) with the rows in chunks of 64 spread
+// over `executor`, asking `stop` before each chunk (its status when it fires). Every row's value is
+// the one the model gives it alone, so the result does not depend on the executor.
+absl::StatusOr<Eigen::VectorXd> ExactLogLikelihoodRows(const GenerativeModel& model,
+                                                       const Eigen::Ref<const Eigen::MatrixXd>& x,
+                                                       exec::Executor& executor,
+                                                       const exec::StopToken& stop);
+
 // The largest log weights of one row, kept in memory bounded by `capacity` whatever is added: what
 // Pareto k̂ needs (math::ParetoTailSize) instead of every weight. The values kept are exactly the
 // `capacity` largest added (as a multiset), so k̂ from them equals math::ParetoKHat over all of

@@ -106,9 +106,12 @@ void FillRow(const math::WeightStats& stats, double pareto_k, double acceptance,
   row->set_ais_acceptance_rate(acceptance);
 }
 
-v1::EstimateLogLikelihoodResponse ExactResponse(const LoadedModel& loaded,
-                                                const Eigen::MatrixXd& x) {
-  const Eigen::VectorXd log_p = loaded.model->ExactLogLikelihood(x);
+absl::StatusOr<v1::EstimateLogLikelihoodResponse> ExactResponse(const LoadedModel& loaded,
+                                                                const Eigen::MatrixXd& x,
+                                                                exec::Executor& executor,
+                                                                const exec::StopToken& stop) {
+  MAAS_ASSIGN_OR_RETURN(const Eigen::VectorXd log_p,
+                        ExactLogLikelihoodRows(*loaded.model, x, executor, stop));
   v1::EstimateLogLikelihoodResponse response;
   response.set_estimator(v1::EXACT);
   response.set_model_version(loaded.info().version());
@@ -124,10 +127,13 @@ v1::EstimateLogLikelihoodResponse ExactResponse(const LoadedModel& loaded,
   return response;
 }
 
-std::optional<Eigen::VectorXd> ExactIfTractable(const GenerativeModel& model,
-                                                const Eigen::MatrixXd& x) {
-  if (!model.tractable()) return std::nullopt;
-  return model.ExactLogLikelihood(x);
+absl::StatusOr<std::optional<Eigen::VectorXd>> ExactIfTractable(const GenerativeModel& model,
+                                                                const Eigen::MatrixXd& x,
+                                                                exec::Executor& executor,
+                                                                const exec::StopToken& stop) {
+  if (!model.tractable()) return std::optional<Eigen::VectorXd>();
+  MAAS_ASSIGN_OR_RETURN(Eigen::VectorXd exact, ExactLogLikelihoodRows(model, x, executor, stop));
+  return std::optional<Eigen::VectorXd>(std::move(exact));
 }
 
 }  // namespace
@@ -731,11 +737,14 @@ absl::StatusOr<v1::EstimateLogLikelihoodResponse> GenerativeCore::EstimateLogLik
     const v1::EstimateLogLikelihoodRequest& request, exec::Executor& executor,
     const exec::StopToken& stop) {
   MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request));
-  if (prepared.estimator == v1::EXACT) return ExactResponse(*prepared.loaded, prepared.x);
+  if (prepared.estimator == v1::EXACT) {
+    return ExactResponse(*prepared.loaded, prepared.x, executor, stop);
+  }
   const GenerativeModel& model = *prepared.loaded->model;
   MAAS_ASSIGN_OR_RETURN(std::vector<RowResult> rows,
                         EstimateRows(model, prepared.x, prepared.settings, executor, stop));
-  const std::optional<Eigen::VectorXd> exact = ExactIfTractable(model, prepared.x);
+  MAAS_ASSIGN_OR_RETURN(const std::optional<Eigen::VectorXd> exact,
+                        ExactIfTractable(model, prepared.x, executor, stop));
   v1::EstimateLogLikelihoodResponse response;
   response.set_estimator(prepared.estimator);
   response.set_seed(prepared.settings.seed);
@@ -761,7 +770,9 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   }
   MAAS_ASSIGN_OR_RETURN(PreparedEstimate prepared, PrepareEstimate(request.request()));
   if (prepared.estimator == v1::EXACT) {
-    return std::make_unique<EstimateStream>(ExactResponse(*prepared.loaded, prepared.x));
+    MAAS_ASSIGN_OR_RETURN(v1::EstimateLogLikelihoodResponse exact,
+                          ExactResponse(*prepared.loaded, prepared.x, executor, stop));
+    return std::make_unique<EstimateStream>(std::move(exact));
   }
   const uint64_t max_samples =
       request.max_samples() == 0 ? options_.max_samples_per_request : request.max_samples();
@@ -821,7 +832,8 @@ absl::StatusOr<std::unique_ptr<EstimateStream>> GenerativeCore::StartStreamEstim
   plan.reservation = std::shared_ptr<void>(
       nullptr, [budget = tail_budget_, reserve](void*) { budget->Release(reserve); });
   plan.keep_setups = keep_setups;
-  plan.exact = ExactIfTractable(*prepared.loaded->model, prepared.x);
+  MAAS_ASSIGN_OR_RETURN(plan.exact,
+                        ExactIfTractable(*prepared.loaded->model, prepared.x, executor, stop));
   plan.loaded = std::move(prepared.loaded);
   plan.x = std::move(prepared.x);
   plan.settings = prepared.settings;

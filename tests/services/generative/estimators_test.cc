@@ -207,6 +207,24 @@ TEST_CASE("row and sample shards merge into exactly the one-call statistics") {
   }
 }
 
+// EXACT ran on one thread whatever --threads was, and asked no stop token (the 2026-12-06
+// performance hunt): its rows are now spread over the executor in chunks.
+TEST_CASE("ExactLogLikelihoodRows spreads rows over the executor, each row's value as alone") {
+  Gauss1d model(0.5, 1.0);
+  Eigen::MatrixXd x(200, 1);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) x(i, 0) = std::sin(0.37 * i) * 3;
+  const Eigen::VectorXd direct = model.ExactLogLikelihood(x);
+  for (const int threads : {1, 3}) {
+    testing::ThreadExecutor executor(threads);
+    auto rows = ExactLogLikelihoodRows(model, x, executor, exec::StopToken());
+    REQUIRE(rows.ok());
+    for (Eigen::Index i = 0; i < x.rows(); ++i) CHECK((*rows)(i) == direct(i));
+  }
+  testing::ThreadExecutor executor(2);
+  const exec::StopToken cancelled([] { return absl::CancelledError("the client left"); });
+  CHECK(absl::IsCancelled(ExactLogLikelihoodRows(model, x, executor, cancelled).status()));
+}
+
 // StreamEstimate rebuilt every row's proposal (an mlp_decoder's mode search) and AIS pilot on each
 // increment, though neither depends on the samples drawn.
 TEST_CASE("Kept setups build each row's proposal and AIS pilot once, changing no bit") {
