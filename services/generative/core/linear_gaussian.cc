@@ -189,10 +189,15 @@ void LinearGaussianModel::ExpandScaledRows(const double* const* xs, int m, doubl
     out[t].posterior_mean.resize(l);
     out[t].residual_gradient.resize(l);
   }
-  // m = (I + G)^-1 W^T Psi^-1 r: forward then back substitution.
-  for (Eigen::Index k = 0; k < l; ++k) {
-    rows::DotRows(scaled_.data() + k * d, rs, m, d, dots);
-    for (int t = 0; t < m; ++t) out[t].posterior_mean(k) = dots[t];
+  // m = (I + G)^-1 W^T Psi^-1 r: forward then back substitution. One row: its L sums
+  // interleaved; several: theirs.
+  if (m == 1) {
+    rows::DotColumns(scaled_.data(), l, rs[0], d, out[0].posterior_mean.data());
+  } else {
+    for (Eigen::Index k = 0; k < l; ++k) {
+      rows::DotRows(scaled_.data() + k * d, rs, m, d, dots);
+      for (int t = 0; t < m; ++t) out[t].posterior_mean(k) = dots[t];
+    }
   }
   Eigen::VectorXd wm(d);
   for (int t = 0; t < m; ++t) {
@@ -209,6 +214,10 @@ void LinearGaussianModel::ExpandScaledRows(const double* const* xs, int m, doubl
       rt[j] -= wm(j);
       e.residual_quad += rt[j] * rt[j] * inv_psi_(j);
     }
+  }
+  if (m == 1) {
+    rows::DotColumns(scaled_.data(), l, rs[0], d, out[0].residual_gradient.data());
+    return;
   }
   for (Eigen::Index k = 0; k < l; ++k) {
     rows::DotRows(scaled_.data() + k * d, rs, m, d, dots);
@@ -363,7 +372,9 @@ double LinearGaussianModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::
     r(j) = (x(j) - mean_(j)) - acc(j);
     quad += r(j) * r(j) * inv_psi_(j);
   }
-  for (Eigen::Index k = 0; k < l; ++k) grad(k) = rows::Dot(scaled_.data() + k * d, r.data(), d);
+  Eigen::VectorXd dots(l);
+  rows::DotColumns(scaled_.data(), l, r.data(), d, dots.data());
+  grad = dots;
   const double value = log_norm_likelihood_ - 0.5 * quad;
   // inf - inf in the residual of an x or z far out: the value from the scaled residual (the
   // gradient is then not finite, and HMC rejects the move).

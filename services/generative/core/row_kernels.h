@@ -10,6 +10,7 @@
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
 
+#include <algorithm>
 #include <cmath>
 
 #include "Eigen/Dense"
@@ -109,6 +110,18 @@ inline void DotRows(const double* a, const double* const* b, int m, Eigen::Index
   }
   const double sums[4] = {s0, s1, s2, s3};
   for (int t = 0; t < m; ++t) out[t] = sums[t];
+}
+
+// out[k] = Dot(columns + k * n, v, n) for k < count (the columns of a column-major n x count
+// matrix), 4 sums interleaved at a time (DotRows; a product's operands commute): the same bits.
+inline void DotColumns(const double* columns, Eigen::Index count, const double* v, Eigen::Index n,
+                       double* out) {
+  for (Eigen::Index k = 0; k < count; k += 4) {
+    const int m = static_cast<int>(std::min<Eigen::Index>(4, count - k));
+    const double* cols[4];
+    for (int t = 0; t < m; ++t) cols[t] = columns + (k + t) * n;
+    DotRows(v, cols, m, n, out + k);
+  }
 }
 
 // Lower Cholesky factor of a symmetric matrix (only its lower triangle is read), or false when it
