@@ -248,6 +248,8 @@ int main(int argc, char** argv) {
   maas::health::HealthBoard health;
   health.Set(gw::kGatewayService, true);
   health.Set("grpc.health.v1.Health", true);
+  // As the backends answer for theirs (it answered NOT_FOUND, the 2026-12-06 observability hunt).
+  health.Set("grpc.reflection.v1alpha.ServerReflection", true);
   // The routed services: NOT_SERVING until the health monitor has heard from their backends.
   for (const gw::Route& r : (*backends)->router().routes()) health.Set(r.service, false);
   // No gRPC callback-API user in this process (see proxy.h): the proxy's queues serve every call.

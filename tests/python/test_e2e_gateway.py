@@ -51,6 +51,11 @@ def test_gateway_health_answers_each_routed_service_name(stack):
         assert health_status(stack.gw_channel, service) == health_pb2.HealthCheckResponse.SERVING, service
     with expect_rpc_error(grpc.StatusCode.NOT_FOUND):
         health_status(stack.gw_channel, "no.such.Service")
+    # Health and reflection themselves, on the gateway as on the backends (the gateway said NOT_FOUND for
+    # reflection, the 2026-12-06 observability hunt).
+    for channel in (stack.gw_channel, stack.gen_channel, stack.disc_channel):
+        for service in ("grpc.health.v1.Health", "grpc.reflection.v1alpha.ServerReflection"):
+            assert health_status(channel, service) == health_pb2.HealthCheckResponse.SERVING, service
 
 
 @pytest.mark.parametrize("method", ["/grpc.health.v1.Health/Check", "/maas.gateway.v1.Gateway/ListModels",
