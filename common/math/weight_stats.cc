@@ -40,7 +40,6 @@ absl::StatusOr<WeightStats> WeightStats::FromParts(int64_t count, double log_sum
   }
   WeightStats stats;
   stats.count_ = count;
-  stats.moments_count_ = count;
   if (log_sum_w == -kInf) return stats;
   // log ESS = 2 log_sum_w - log_sum_w2 must lie in [0, log count].
   const double log_ess = 2.0 * log_sum_w - log_sum_w2;
@@ -62,13 +61,13 @@ absl::StatusOr<WeightStats> WeightStats::FromParts(int64_t count, double log_sum
 }
 
 void WeightStats::Merge(const WeightStats& other) {
+  const int64_t own = count_;
   count_ += other.count_;
   if (std::isnan(other.special_) || (other.special_ == kInf && !std::isnan(special_))) {
     special_ = other.special_;
   }
-  if (other.moments_count_ == 0) return;
-  if (moments_count_ == 0) {
-    moments_count_ = other.moments_count_;
+  if (other.count_ == 0) return;
+  if (own == 0) {
     shift_ = other.shift_;
     sum_w_ = other.sum_w_;
     mean_ = other.mean_;
@@ -91,14 +90,13 @@ void WeightStats::Merge(const WeightStats& other) {
     shift_ = other.shift_;
   }
   // Chan et al.'s pairwise update of the centred second moment.
-  const double na = static_cast<double>(moments_count_);
-  const double nb = static_cast<double>(other.moments_count_);
+  const double na = static_cast<double>(own);
+  const double nb = static_cast<double>(other.count_);
   const double n = na + nb;
   const double delta = other_mean - mean_;
   m2_ += other_m2 + delta * delta * (na * nb / n);
   mean_ += delta * (nb / n);
   sum_w_ += other_sum;
-  moments_count_ += other.moments_count_;
 }
 
 double WeightStats::log_sum_w() const {
@@ -110,7 +108,7 @@ double WeightStats::log_sum_w() const {
 double WeightStats::log_sum_w2() const {
   if (special_ != 0.0) return special_;
   if (sum_w_ == 0.0) return -kInf;
-  return 2.0 * shift_ + std::log(m2_ + sum_w_ * sum_w_ / static_cast<double>(moments_count_));
+  return 2.0 * shift_ + std::log(m2_ + sum_w_ * sum_w_ / static_cast<double>(count_));
 }
 
 double WeightStats::LogMean() const {

@@ -97,12 +97,13 @@ class WeightStats {
  private:
   static constexpr double kInf = std::numeric_limits<double>::infinity();
 
-  // Welford's update with the scaled weight x = exp(log_w - shift_) (0 for a zero weight).
+  // Welford's update with the scaled weight x = exp(log_w - shift_) (0 for a zero weight), count_
+  // already counting it. (A NaN or +inf weight counts without entering the moments; every
+  // statistic is then NaN or +inf whatever they hold.)
   void AddScaled(double x) {
-    ++moments_count_;
     sum_w_ += x;
     const double delta = x - mean_;
-    mean_ += delta / static_cast<double>(moments_count_);
+    mean_ += delta / static_cast<double>(count_);
     m2_ += delta * (x - mean_);
   }
   // The scaled moments at a shift larger by -log(factor).
@@ -115,10 +116,9 @@ class WeightStats {
   double RelativeVariance() const { return m2_ / (sum_w_ * sum_w_); }
 
   int64_t count_ = 0;
-  int64_t moments_count_ = 0;  // Weights in the moments: count_ but for NaN and +inf ones.
-  double shift_ = -kInf;       // The largest finite log weight seen (or the shift from FromParts).
-  double sum_w_ = 0.0;         // sum exp(log_w - shift_) over finite log weights.
-  double mean_ = 0.0;          // sum_w_ / moments_count_, as Welford's running mean.
+  double shift_ = -kInf;  // The largest finite log weight seen (or the shift from FromParts).
+  double sum_w_ = 0.0;    // sum exp(log_w - shift_) over finite log weights.
+  double mean_ = 0.0;     // sum_w_ / count_, as Welford's running mean.
   double m2_ = 0.0;       // sum (exp(log_w - shift_) - mean)^2 over finite and -inf log weights.
   double special_ = 0.0;  // 0 if all log weights were finite or -inf; else NaN or +inf.
 };

@@ -450,16 +450,6 @@ uint64_t EstimateSetups::Bytes(const GenerativeModel& model, const EstimateSetti
                  sizeof(std::unique_ptr<LatentProposal>));
 }
 
-// RunEstimate's access to a stream's kept setup.
-class EstimateSetupsAccess {
- public:
-  static bool& ready(EstimateSetups& s) { return s.ready_; }
-  static std::vector<std::unique_ptr<LatentProposal>>& proposals(EstimateSetups& s) {
-    return s.proposals_;
-  }
-  static std::vector<std::vector<double>>& steps(EstimateSetups& s) { return s.steps_; }
-};
-
 namespace {
 
 // The one estimate loop. Per row: statistics added in sample order, then either the row's own tail
@@ -503,15 +493,14 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
     std::vector<std::unique_ptr<LatentProposal>> own_proposals;
     std::vector<std::vector<double>> own_steps;
     std::vector<std::unique_ptr<LatentProposal>>& proposals =
-        keep ? EstimateSetupsAccess::proposals(*setups) : own_proposals;
-    std::vector<std::vector<double>>& steps =
-        keep ? EstimateSetupsAccess::steps(*setups) : own_steps;
+        keep ? setups->proposals : own_proposals;
+    std::vector<std::vector<double>>& steps = keep ? setups->steps : own_steps;
     // Asked inside a long proposal (mlp_decoder: seconds each at a large L), which otherwise ran
     // whole after a deadline or a cancel (one per worker: ~13 s at L = 2 360).
     const exec::StopToken proposal_stop([&latch] {
       return latch.Continue() ? absl::OkStatus() : absl::CancelledError("the estimate stopped");
     });
-    const bool reuse = keep && EstimateSetupsAccess::ready(*setups);
+    const bool reuse = keep && setups->ready;
     if (!reuse) {
       proposals.clear();
       proposals.resize(rows);
@@ -537,7 +526,7 @@ absl::StatusOr<std::vector<RowResult>> RunEstimate(
                                                          group_first + i));
         }
       }
-      if (keep) EstimateSetupsAccess::ready(*setups) = true;
+      if (keep) setups->ready = true;
     }
     std::vector<LogWeightTail> group_tails;
     if (tails == nullptr) group_tails.assign(rows, LogWeightTail(own_tail));

@@ -187,18 +187,16 @@ class LogWeightTail {
 // model, the rows, the seed and the estimator's options, not on sample_offset or num_samples, so
 // reusing it changes no bit of the weights. It is kept only when all rows form one group
 // (EstimateGroupRows), whose setup a call holds anyway: Bytes() bounds it (0: not kept).
-class EstimateSetups {
- public:
+// The estimate fills it; its holder only keeps it between calls.
+struct EstimateSetups {
   // What keeping the setup of `rows` rows holds between calls (0 when it is not kept: PRIOR, or
   // more rows than one group).
   static uint64_t Bytes(const GenerativeModel& model, const EstimateSettings& settings,
                         uint64_t rows);
 
- private:
-  friend class EstimateSetupsAccess;
-  bool ready_ = false;  // every row's setup is built (for the model, rows and settings of the use)
-  std::vector<std::unique_ptr<LatentProposal>> proposals_;
-  std::vector<std::vector<double>> steps_;
+  bool ready = false;  // every row's setup is built (for the model, rows and settings of the use)
+  std::vector<std::unique_ptr<LatentProposal>> proposals;
+  std::vector<std::vector<double>> steps;
 };
 
 // Runs the estimator as EstimateRows, but instead of each row's Pareto k̂ (RowResult::pareto_k is

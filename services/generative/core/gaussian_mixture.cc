@@ -461,11 +461,7 @@ absl::StatusOr<bool> CholeskyLowerUnlessStopped(Eigen::MatrixXd a, Eigen::Matrix
     }
   }
   *lower = a.triangularView<Eigen::Lower>();
-  for (Eigen::Index i = 0; i < size; ++i) {
-    const double pivot = (*lower)(i, i);
-    if (!(pivot > 0.0) || !std::isfinite(pivot)) return false;
-  }
-  return lower->allFinite();
+  return rows::IsCholeskyFactor(*lower);
 }
 
 // sklearn's _estimate_gaussian_parameters + _compute_precision_cholesky. `normalize_by` > 0: the

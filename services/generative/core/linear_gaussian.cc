@@ -167,8 +167,7 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
 
 LinearGaussianModel::RowExpansion LinearGaussianModel::ExpandScaled(
     const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const {
-  const Eigen::VectorXd row = x;
-  const double* rows[1] = {row.data()};
+  const double* rows[1] = {x.data()};
   RowExpansion e;
   ExpandScaledRows(rows, 1, scale, &e);
   return e;
@@ -240,7 +239,11 @@ double PowerOfTwoAbove(std::initializer_list<const Eigen::Ref<const Eigen::Vecto
 
 LinearGaussianModel::RowExpansion LinearGaussianModel::Expand(
     const Eigen::Ref<const Eigen::VectorXd>& x) const {
-  RowExpansion e = ExpandScaled(x, 1.0);
+  return RescaledIfOverflowed(x, ExpandScaled(x, 1.0));
+}
+
+LinearGaussianModel::RowExpansion LinearGaussianModel::RescaledIfOverflowed(
+    const Eigen::Ref<const Eigen::VectorXd>& x, RowExpansion e) const {
   if ((e.posterior_mean.allFinite() && std::isfinite(e.residual_quad) &&
        e.residual_gradient.allFinite()) ||
       !x.allFinite()) {
@@ -299,12 +302,7 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     for (Eigen::Index t = 0; t < m; ++t) {
       const Eigen::Index i = i0 + t;
       const Eigen::VectorXd row = x.row(i).transpose();
-      RowExpansion& e = expanded[t];
-      if (!((e.posterior_mean.allFinite() && std::isfinite(e.residual_quad) &&
-             e.residual_gradient.allFinite()) ||
-            !row.allFinite())) {
-        e = Expand(row);  // as Expand: the scaled form when the plain one overflowed
-      }
+      const RowExpansion e = RescaledIfOverflowed(row, std::move(expanded[t]));  // as Expand
       out(i) = log_density(e);
       if (out(i) == -std::numeric_limits<double>::infinity() && e.scale == 1.0 && row.allFinite()) {
         // r^T C^-1 r overflowed, but half of it, log p(x), may not: once more on (x - mu) / scale.
@@ -372,9 +370,7 @@ double LinearGaussianModel::LogLikelihoodGradient(const Eigen::Ref<const Eigen::
     r(j) = (x(j) - mean_(j)) - acc(j);
     quad += r(j) * r(j) * inv_psi_(j);
   }
-  Eigen::VectorXd dots(l);
-  rows::DotColumns(scaled_.data(), l, r.data(), d, dots.data());
-  grad = dots;
+  rows::DotColumns(scaled_.data(), l, r.data(), d, grad.data());
   const double value = log_norm_likelihood_ - 0.5 * quad;
   // inf - inf in the residual of an x or z far out: the value from the scaled residual (the
   // gradient is then not finite, and HMC rejects the move).

@@ -99,6 +99,10 @@ class LinearGaussianModel final : public GenerativeModel {
     Eigen::VectorXd residual_gradient;
   };
   RowExpansion Expand(const Eigen::Ref<const Eigen::VectorXd>& x) const;
+  // Expand's second step: `e` (ExpandScaled(x, 1)) as it is, or, when it overflowed and x is
+  // finite, the expansion of (x - mu) / scale.
+  RowExpansion RescaledIfOverflowed(const Eigen::Ref<const Eigen::VectorXd>& x,
+                                    RowExpansion e) const;
   RowExpansion ExpandScaled(const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const;
   // ExpandScaled of m <= 4 rows (xs[t]: D values) into out[0..m), each with the bits it has alone.
   void ExpandScaledRows(const double* const* xs, int m, double scale, RowExpansion* out) const;

@@ -124,6 +124,15 @@ inline void DotColumns(const double* columns, Eigen::Index count, const double* 
   }
 }
 
+// Whether a computed lower factor is usable: every pivot positive and finite, every value finite.
+inline bool IsCholeskyFactor(const Eigen::MatrixXd& lower) {
+  for (Eigen::Index i = 0; i < lower.rows(); ++i) {
+    const double pivot = lower(i, i);
+    if (!(pivot > 0.0) || !std::isfinite(pivot)) return false;
+  }
+  return lower.allFinite();
+}
+
 // Lower Cholesky factor of a symmetric matrix (only its lower triangle is read), or false when it
 // is not positive definite (a non-positive or non-finite pivot). The strictly upper part of
 // `lower` is zero.
@@ -131,11 +140,7 @@ inline bool CholeskyLower(const Eigen::Ref<const Eigen::MatrixXd>& a, Eigen::Mat
   const Eigen::LLT<Eigen::MatrixXd, Eigen::Lower> llt(a);
   if (llt.info() != Eigen::Success) return false;
   *lower = llt.matrixL();
-  for (Eigen::Index i = 0; i < lower->rows(); ++i) {
-    const double pivot = (*lower)(i, i);
-    if (!(pivot > 0.0) || !std::isfinite(pivot)) return false;
-  }
-  return lower->allFinite();
+  return IsCholeskyFactor(*lower);
 }
 
 }  // namespace maas::generative::rows
