@@ -21,6 +21,11 @@ namespace maas::health {
 inline constexpr char kHealthCheckMethod[] = "/grpc.health.v1.Health/Check";
 inline constexpr char kHealthWatchMethod[] = "/grpc.health.v1.Health/Watch";
 
+// The status message of a Watch call the server ends because it is shutting down (UNAVAILABLE,
+// after the last status, NOT_SERVING).
+inline constexpr char kWatchShutdownMessage[] =
+    "the server is shutting down (its health is NOT_SERVING); watch another replica";
+
 // Longest service name a health request may carry, in bytes (gRPC's default health service
 // rejects longer ones as unparsable, and so does DecodeHealthCheckRequest).
 inline constexpr std::size_t kMaxHealthServiceNameBytes = 200;

@@ -135,9 +135,8 @@ class HealthReactor final : public grpc::ServerGenericBidiReactor, health::Healt
       return Action{Action::kWrite, grpc::Status()};
     }
     if (shut_down_) {
-      return FinishLocked(grpc::Status(
-          grpc::StatusCode::UNAVAILABLE,
-          "the server is shutting down (its health is NOT_SERVING); watch another replica"));
+      return FinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, health::kWatchShutdownMessage));
     }
     return Action();
   }

@@ -11,14 +11,13 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/adapter/byte_buffers.h"
 #include "common/health/health_wire.h"
 #include "common/status/status_macros.h"
-#include "common/adapter/byte_buffers.h"
 #include "services/gateway/completion.h"
 
 namespace maas::gateway {
 
-using adapter::ByteBufferFromString;
 using adapter::ByteBufferToString;
 
 using health::DecodeHealthCheckResponse;

@@ -134,16 +134,17 @@ class ProxyCall {
       absl::MutexLock lock(&mu);
       latest = status;
       has_update = true;
-      if (armed) return;  // the alarm in flight will pick this status up
-      armed = true;
-      alarm = std::make_unique<grpc::Alarm>();
-      alarm->Set(cq, gpr_time_0(GPR_CLOCK_MONOTONIC), tag);
+      ArmLocked();
     }
     // The server is stopping: once the last status is written, the call ends (UNAVAILABLE), so
     // that it does not hold the shutdown until the grace period runs out.
     void OnShutdown() override {
       absl::MutexLock lock(&mu);
       shut_down = true;
+      ArmLocked();
+    }
+    // The lane picks the change up (an alarm in flight will).
+    void ArmLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
       if (armed) return;
       armed = true;
       alarm = std::make_unique<grpc::Alarm>();
@@ -439,9 +440,7 @@ class ProxyCall {
       }
     }
     if (ended) {
-      EndWatch(grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                            "the server is shutting down (its health is NOT_SERVING); watch "
-                            "another replica"));
+      EndWatch(grpc::Status(grpc::StatusCode::UNAVAILABLE, health::kWatchShutdownMessage));
       return;
     }
     if (!update) return;

@@ -789,20 +789,20 @@ absl::Status Trainer::AddBatch(const v1::TextBatch& batch, const exec::StopToken
           "hashing vectorizer, or train on a subsample")));
     };
     // The labels' and weights' share; the fitter may hold the rest, also within one text.
-    const int64_t others =
-        store::VectorBytes(labels_) + label_heap_bytes_ + store::VectorBytes(weights_);
+    const auto others = [&] {
+      return store::VectorBytes(labels_) + label_heap_bytes_ + store::VectorBytes(weights_);
+    };
     const uint64_t limit = limits_.max_train_memory_bytes;
     fitter_->SetMemoryBudget(
         static_cast<int64_t>(std::min<uint64_t>(limit, std::numeric_limits<int64_t>::max()) -
-                             std::min(static_cast<uint64_t>(others), limit)));
+                             std::min(static_cast<uint64_t>(others()), limit)));
     const absl::Status added = fitter_->Add(text.ok() ? *text : std::string_view());
-    if (absl::IsResourceExhausted(added)) return over_limit(fitter_->MemoryBytes() + others);
+    if (absl::IsResourceExhausted(added)) return over_limit(fitter_->MemoryBytes() + others());
     if (!added.ok()) return fail(added);
     labels_.push_back(example.label());
     weights_.push_back(example.has_weight() ? example.weight() : 1.0);
     label_heap_bytes_ += store::StringHeapBytes(labels_.back());
-    const int64_t held = fitter_->MemoryBytes() + store::VectorBytes(labels_) + label_heap_bytes_ +
-                         store::VectorBytes(weights_);
+    const int64_t held = fitter_->MemoryBytes() + others();
     if (static_cast<uint64_t>(held) > limit) return over_limit(held);
   }
   return absl::OkStatus();
