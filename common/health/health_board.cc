@@ -12,8 +12,10 @@ ServingStatus HealthBoard::StatusOf(const Entry& entry) {
 }
 
 void HealthBoard::SetLocked(Entry& entry, bool serving) {
+  const ServingStatus before = StatusOf(entry);
   entry.serving = serving;
   const ServingStatus status = StatusOf(entry);
+  if (status == before) return;
   for (Watcher* watcher : entry.watchers) watcher->OnHealth(status);
 }
 

@@ -12,7 +12,9 @@
 //   - SetAll sets every known name (and every watched one); Shutdown sets them all NOT_SERVING,
 //     after which Set records NOT_SERVING whatever it is given and SetAll is ignored;
 //   - a watcher gets the current status when added, then one call per Set / SetAll / Shutdown that
-//     touches its name, also when the status did not change;
+//     changes the status of its name (the health protocol's "whenever the service's status
+//     changes"; gRPC 1.51's default service also repeated an unchanged status, so the gateway's
+//     Watch calls got one message per name at every round of backend health checks);
 //   - Shutdown then tells every watcher the server is stopping (OnShutdown), so that Watch calls
 //     end instead of holding the server's shutdown until its grace period runs out; a watcher
 //     added after Shutdown is told at once.
@@ -43,8 +45,9 @@ class HealthBoard {
  public:
   class Watcher {
    public:
-    // The status of the watched name: kServing, kNotServing or kServiceUnknown. Called with the
-    // board's lock held, from the thread that changed the board: must not block or call the board.
+    // The status of the watched name: kServing, kNotServing or kServiceUnknown; after the first
+    // call, only when it differs from the one before. Called with the board's lock held, from the
+    // thread that changed the board: must not block or call the board.
     virtual void OnHealth(ServingStatus status) = 0;
     // Once, after Shutdown's OnHealth(kNotServing) (or right after AddWatch's first OnHealth when
     // the board is already shut down): the server is stopping, the watch should end. Same

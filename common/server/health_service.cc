@@ -128,12 +128,15 @@ class HealthReactor final : public grpc::ServerGenericBidiReactor, health::Healt
   // the board's shutdown, with nothing left to write, the end.
   Action NextLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (finished_ || write_in_flight_) return Action();
-    if (has_update_) {
+    // A status that changed and changed back while a write was in flight is not sent again.
+    if (has_update_ && latest_ != sent_) {
       has_update_ = false;
+      sent_ = latest_;
       write_in_flight_ = true;
       response_ = adapter::ByteBufferFromString(health::EncodeHealthCheckResponse(latest_));
       return Action{Action::kWrite, grpc::Status()};
     }
+    has_update_ = false;
     if (shut_down_) {
       return FinishLocked(
           grpc::Status(grpc::StatusCode::UNAVAILABLE, health::kWatchShutdownMessage));
@@ -154,6 +157,8 @@ class HealthReactor final : public grpc::ServerGenericBidiReactor, health::Healt
   absl::Mutex mu_;
   ServingStatus latest_ ABSL_GUARDED_BY(mu_) = ServingStatus::kUnknown;
   bool has_update_ ABSL_GUARDED_BY(mu_) = false;
+  // The last status written (kUnknown, which the board never reports, before the first).
+  ServingStatus sent_ ABSL_GUARDED_BY(mu_) = ServingStatus::kUnknown;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
   bool write_in_flight_ ABSL_GUARDED_BY(mu_) = false;
   bool finished_ ABSL_GUARDED_BY(mu_) = false;

@@ -431,11 +431,14 @@ class ProxyCall {
     bool update = false, ended = false;
     {
       absl::MutexLock lock(&watch_->mu);
-      if (watch_->has_update) {
+      // A status that changed and changed back while a write was in flight is not sent again.
+      if (watch_->has_update && watch_->latest != sent_health_) {
         watch_->has_update = false;
         status = watch_->latest;
+        sent_health_ = status;
         update = true;
       } else {
+        watch_->has_update = false;
         ended = watch_->shut_down;  // the last status is out: end the call
       }
     }
@@ -690,6 +693,8 @@ class ProxyCall {
   std::unique_ptr<WatchState> watch_;
   bool watching_ = false;  // registered with the health board
   bool health_write_in_flight_ = false;
+  // The last status written (kUnknown, which the board never reports, before the first).
+  ServingStatus sent_health_ = ServingStatus::kUnknown;
   bool alarm_counted_ = false;  // pending_ counts an alarm cancelled by EndWatch
 
   Tag accept_tag_{this, &ProxyCall::OnAccepted};

@@ -319,6 +319,7 @@ TEST_CASE("Server health Watch streams end when Shutdown begins, without waiting
   std::string response;
   REQUIRE(watch.Read(&response));
   CHECK(response == std::string("\x08\x01", 2));  // SERVING
+  (*server)->SetServing("", true);                // unchanged: not streamed
   (*server)->SetServing("", false);
   REQUIRE(watch.Read(&response));
   CHECK(response == std::string("\x08\x02", 2));  // NOT_SERVING
@@ -352,7 +353,10 @@ TEST_CASE("Server health Check answers from the kit: unknown names, bad requests
   // Not a HealthCheckRequest (a name of 5 bytes with 2 present).
   const maas::testing::RawCallResult bad =
       maas::testing::RawUnaryCall(channel, "/grpc.health.v1.Health/Check",
-                                  std::string("\x0a\x05" "ab", 4), std::chrono::seconds(30));
+                                  std::string("\x0a\x05"
+                                              "ab",
+                                              4),
+                                  std::chrono::seconds(30));
   CHECK(bad.status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
   // A Watch of an unknown name reports SERVICE_UNKNOWN, then its update once the name is set.
   maas::testing::RawCall watch(channel, "/grpc.health.v1.Health/Watch", std::chrono::seconds(60));
