@@ -1,5 +1,6 @@
-"""Sample bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started with
-MAAS_SIMD=baseline / avx2 / (unset: the CPU's best, AVX-512 where present), serves byte-identical Sample streams for
+"""Sample and EXACT bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started
+with MAAS_SIMD=baseline / avx2 / (unset: the CPU's best, AVX-512 where present), serves byte-identical Sample streams (and
+EXACT log p(x) for the tractable families: the row kernels of row_kernels_simd.h) for
 ppca, factor_analysis, gaussian_mixture (full and diag) and mlp_decoder (Gaussian and Bernoulli: the fixed-order GEMM and
 own activations of common/math/gemm.h, whose path MAAS_SIMD caps too). A level the CPU lacks is capped to what it has (on such a
 CPU the comparison covers fewer distinct levels; common_random_test and generative_families_test compare the kernels of
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from maas.generative.v1 import generative_pb2 as gen
 
-from generative_oracles import create, fa_spec, generative_server, gmm_spec, ppca_spec, sample
+from generative_oracles import create, exact, fa_spec, generative_server, gmm_spec, ppca_spec, sample
 from maas_testing import to_matrix
 
 D, L, K = 61, 9, 3
@@ -48,16 +49,21 @@ def models():
 
 
 def draw(tmp_path, level, monkeypatch):
+    """Per model: the Sample stream's x and latents, and EXACT log p(x) of 41 rows (blocks of the row kernels and a
+    part, rows near and past float64's largest squares) for the tractable ones, as bytes."""
     if level is None:
         monkeypatch.delenv("MAAS_SIMD", raising=False)
     else:
         monkeypatch.setenv("MAAS_SIMD", level)
     out = {}
+    rows = 3 * np.random.default_rng(11).standard_normal((41, D))
+    rows[4, 0], rows[17, 3], rows[33, 5] = 1e153, 4e154, -1e200
     with generative_server(tmp_path / (level or "best")) as stub:
         for name, spec in models().items():
             create(stub, name, spec)
             x, z = sample(stub, name, 700, seed=20261202, batch_size=97, start_index=5)
-            out[name] = (x.tobytes(), z.tobytes())
+            log_p = b"" if name.startswith("mlp") else exact(stub, name, rows).tobytes()
+            out[name] = (x.tobytes(), z.tobytes(), log_p)
     return out
 
 
@@ -68,3 +74,4 @@ def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
         for name in reference:
             assert got[name][0] == reference[name][0], f"{name}: x differs between MAAS_SIMD={level} and the default"
             assert got[name][1] == reference[name][1], f"{name}: latents differ at MAAS_SIMD={level}"
+            assert got[name][2] == reference[name][2], f"{name}: EXACT log p(x) differs at MAAS_SIMD={level}"

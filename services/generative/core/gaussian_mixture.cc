@@ -295,6 +295,17 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
   Eigen::MatrixXd densities(kBlock, k);
   Eigen::VectorXd scratch(d), weighted(k);
   double quad[kBlock];
+  static_assert(kBlock == 8, "SimdKernels::scaled_squares8 takes blocks of 8 rows");
+  const rows::SimdKernels& kernels = rows::BestSimdKernels();
+  // DIAG / SPHERICAL: component c's standard deviations at c * d.
+  std::vector<double> stddev_rows;
+  if (type_ != v1::FULL) {
+    stddev_rows.resize(static_cast<size_t>(k * d));
+    for (int c = 0; c < k; ++c) {
+      for (Eigen::Index j = 0; j < d; ++j)
+        stddev_rows[static_cast<size_t>(c * d + j)] = stddev_(c, j);
+    }
+  }
   for (Eigen::Index i0 = 0; i0 < n; i0 += kBlock) {
     const Eigen::Index m = std::min(kBlock, n - i0);
     for (Eigen::Index j = 0; j < d; ++j) {
@@ -315,15 +326,9 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
         }
         rows::ForwardSubstituteSquaredNorms(lower_[static_cast<size_t>(c)], r.data(), m, quad);
       } else {
-        // Across the block's rows (contiguous in `xt`), one coordinate at a time.
-        for (Eigen::Index j = 0; j < d; ++j) {
-          const double mu = mean[j], stddev = stddev_(c, j);
-          const double* column = xt.data() + j * kBlock;
-          for (Eigen::Index b = 0; b < kBlock; ++b) {
-            const double y = (column[b] - mu) / stddev;
-            quad[b] += y * y;
-          }
-        }
+        // Across the block's rows (contiguous in `xt`), one coordinate at a time:
+        // quad[b] += ((x_bj - mean_j) / stddev_j)^2 in ascending j.
+        kernels.scaled_squares8(xt.data(), mean, stddev_rows.data() + c * d, d, quad);
       }
       for (Eigen::Index b = 0; b < m; ++b) {
         densities(b, c) = ComponentLogDensity(rows.data() + b * d, c, quad[b], scratch.data());

@@ -167,61 +167,28 @@ void LinearGaussianModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref
 
 LinearGaussianModel::RowExpansion LinearGaussianModel::ExpandScaled(
     const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const {
-  const double* rows[1] = {x.data()};
-  RowExpansion e;
-  ExpandScaledRows(rows, 1, scale, &e);
-  return e;
-}
-
-void LinearGaussianModel::ExpandScaledRows(const double* const* xs, int m, double scale,
-                                           RowExpansion* out) const {
   const Eigen::Index d = dimension(), l = latent_dim();
-  // Row t's r at t * d.
-  std::vector<double> r(static_cast<size_t>(m * d));
-  const double* rs[4];
-  double dots[4];
-  for (int t = 0; t < m; ++t) {
-    out[t].scale = scale;
-    // Dividing by a power of two is exact (scale 1: r = x - mu as it is).
-    for (Eigen::Index j = 0; j < d; ++j) r[t * d + j] = xs[t][j] / scale - mean_(j) / scale;
-    rs[t] = r.data() + t * d;
-    out[t].posterior_mean.resize(l);
-    out[t].residual_gradient.resize(l);
+  RowExpansion e;
+  e.scale = scale;
+  // Dividing by a power of two is exact (scale 1: r = x - mu as it is).
+  Eigen::VectorXd r(d);
+  for (Eigen::Index j = 0; j < d; ++j) r(j) = x(j) / scale - mean_(j) / scale;
+  // m = (I + G)^-1 W^T Psi^-1 r: its L sums interleaved, then forward and back substitution.
+  e.posterior_mean.resize(l);
+  rows::DotColumns(scaled_.data(), l, r.data(), d, e.posterior_mean.data());
+  rows::ForwardSubstituteSquaredNorm(post_lower_, e.posterior_mean.data());
+  rows::BackSubstituteTransposed(post_lower_, e.posterior_mean.data());
+  // The residual at m, computed directly: it is small where x is near the model's subspace, and
+  // the expansion around 0 (r^T Psi^-1 r - 2 b^T z + z^T G z) lost it to cancellation.
+  Eigen::VectorXd wm = Eigen::VectorXd::Zero(d);
+  rows::AddMatrixTimesVector(loadings_, e.posterior_mean.data(), wm.data());
+  for (Eigen::Index j = 0; j < d; ++j) {
+    r(j) -= wm(j);
+    e.residual_quad += r(j) * r(j) * inv_psi_(j);
   }
-  // m = (I + G)^-1 W^T Psi^-1 r: forward then back substitution. One row: its L sums
-  // interleaved; several: theirs.
-  if (m == 1) {
-    rows::DotColumns(scaled_.data(), l, rs[0], d, out[0].posterior_mean.data());
-  } else {
-    for (Eigen::Index k = 0; k < l; ++k) {
-      rows::DotRows(scaled_.data() + k * d, rs, m, d, dots);
-      for (int t = 0; t < m; ++t) out[t].posterior_mean(k) = dots[t];
-    }
-  }
-  Eigen::VectorXd wm(d);
-  for (int t = 0; t < m; ++t) {
-    RowExpansion& e = out[t];
-    rows::ForwardSubstituteSquaredNorm(post_lower_, e.posterior_mean.data());
-    rows::BackSubstituteTransposed(post_lower_, e.posterior_mean.data());
-    // The residual at m, computed directly: it is small where x is near the model's subspace, and
-    // the expansion around 0 (r^T Psi^-1 r - 2 b^T z + z^T G z) lost it to cancellation.
-    wm.setZero();
-    rows::AddMatrixTimesVector(loadings_, e.posterior_mean.data(), wm.data());
-    double* rt = r.data() + t * d;
-    e.residual_quad = 0.0;
-    for (Eigen::Index j = 0; j < d; ++j) {
-      rt[j] -= wm(j);
-      e.residual_quad += rt[j] * rt[j] * inv_psi_(j);
-    }
-  }
-  if (m == 1) {
-    rows::DotColumns(scaled_.data(), l, rs[0], d, out[0].residual_gradient.data());
-    return;
-  }
-  for (Eigen::Index k = 0; k < l; ++k) {
-    rows::DotRows(scaled_.data() + k * d, rs, m, d, dots);
-    for (int t = 0; t < m; ++t) out[t].residual_gradient(k) = dots[t];
-  }
+  e.residual_gradient.resize(l);
+  rows::DotColumns(scaled_.data(), l, r.data(), d, e.residual_gradient.data());
+  return e;
 }
 
 namespace {
@@ -285,20 +252,71 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     // Scaled back last: a quadratic form beyond float64 is +inf here and log p(x) -inf.
     return log_norm_marginal_ - 0.5 * (e.residual_quad + prior_quad) * e.scale * e.scale;
   };
+  // Expand(row) of kAcross rows at once, coordinate-major, with the across kernels (each row's
+  // sums in its own SIMD lane, the same bits as alone), so the latency of the 2 L sequential sums
+  // of D terms per row overlaps across the block: 4 rows at a time (rows::DotRows) ran ppca D =
+  // 784, L = 50 at ~1.3 G multiply-adds a second, 6x a numpy Woodbury (2026-12-06).
+  constexpr Eigen::Index kBlock = rows::kAcross;
+  const Eigen::Index n = x.rows(), d = dimension(), l = latent_dim();
+  const rows::SimdKernels& kernels = rows::BestSimdKernels();
   const Eigen::Ref<const Eigen::VectorXd> mean(mean_);
-  Eigen::VectorXd out(x.rows());
-  // Expand(row) of 4 rows at once (ExpandScaledRows: each row's bits as alone), so the latency of
-  // the 2 L sequential sums of D terms per row overlaps (ppca D = 784, L = 50 ran at ~1 G
-  // multiply-adds a second, 14x a numpy Woodbury, the 2026-12-06 performance hunt).
-  constexpr Eigen::Index kBlock = 4;
-  Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor> block(kBlock, x.cols());
+  // W^T Psi^-1 rho (RowExpansion::residual_gradient) matters here only through Expand's overflow
+  // test, and it cannot overflow while max |Psi^-1 W| * sum_j |rho_j| is well inside float64
+  // (every product and partial sum is below it): computed only for a block with a row past that.
+  const double max_scaled = scaled_.cwiseAbs().maxCoeff();
+  std::vector<double> rt(
+      static_cast<size_t>(kBlock * d));  // r, then rho, of row t at j * kBlock + t
+  std::vector<double> wm(static_cast<size_t>(kBlock * d));  // W m, likewise
+  std::vector<double> pm(static_cast<size_t>(kBlock * l));  // m, likewise (k * kBlock + t)
+  std::vector<double> grad(static_cast<size_t>(kBlock * l));
   RowExpansion expanded[kBlock];
-  for (Eigen::Index i0 = 0; i0 < x.rows(); i0 += kBlock) {
-    const Eigen::Index m = std::min(kBlock, x.rows() - i0);
-    block.topRows(m) = x.middleRows(i0, m);
-    const double* rows[kBlock];
-    for (Eigen::Index t = 0; t < m; ++t) rows[t] = block.row(t).data();
-    ExpandScaledRows(rows, static_cast<int>(m), 1.0, expanded);
+  Eigen::VectorXd out(n);
+  for (Eigen::Index i0 = 0; i0 < n; i0 += kBlock) {
+    const Eigen::Index m = std::min(kBlock, n - i0);
+    for (Eigen::Index j = 0; j < d; ++j) {
+      double* rj = rt.data() + j * kBlock;
+      for (Eigen::Index t = 0; t < m; ++t) rj[t] = x(i0 + t, j) - mean_(j);
+      for (Eigen::Index t = m; t < kBlock; ++t) rj[t] = 0.0;
+    }
+    kernels.dot_across(scaled_.data(), d, l, rt.data(), d, pm.data());
+    for (Eigen::Index t = 0; t < kBlock; ++t) {
+      if (t < m) {
+        RowExpansion& e = expanded[t];
+        e = RowExpansion();
+        e.posterior_mean.resize(l);
+        for (Eigen::Index k = 0; k < l; ++k) e.posterior_mean(k) = pm[k * kBlock + t];
+        rows::ForwardSubstituteSquaredNorm(post_lower_, e.posterior_mean.data());
+        rows::BackSubstituteTransposed(post_lower_, e.posterior_mean.data());
+        for (Eigen::Index k = 0; k < l; ++k) pm[k * kBlock + t] = e.posterior_mean(k);
+      } else {
+        for (Eigen::Index k = 0; k < l; ++k) pm[k * kBlock + t] = 0.0;
+      }
+    }
+    std::fill(wm.begin(), wm.end(), 0.0);
+    kernels.add_matrix_times_across(loadings_.data(), d, l, pm.data(), wm.data());
+    double quad[kBlock] = {}, abs_sum[kBlock] = {};
+    for (Eigen::Index j = 0; j < d; ++j) {
+      double* rj = rt.data() + j * kBlock;
+      const double* wj = wm.data() + j * kBlock;
+      for (Eigen::Index t = 0; t < kBlock; ++t) {
+        rj[t] -= wj[t];
+        quad[t] += rj[t] * rj[t] * inv_psi_(j);
+        abs_sum[t] += std::abs(rj[t]);
+      }
+    }
+    bool need_gradient = false;
+    for (Eigen::Index t = 0; t < m; ++t) {
+      expanded[t].residual_quad = quad[t];
+      need_gradient |= !(max_scaled * abs_sum[t] <= 0.25 * std::numeric_limits<double>::max());
+    }
+    if (need_gradient) {
+      kernels.dot_across(scaled_.data(), d, l, rt.data(), d, grad.data());
+      for (Eigen::Index t = 0; t < m; ++t) {
+        expanded[t].residual_gradient.resize(l);
+        for (Eigen::Index k = 0; k < l; ++k)
+          expanded[t].residual_gradient(k) = grad[k * kBlock + t];
+      }
+    }
     for (Eigen::Index t = 0; t < m; ++t) {
       const Eigen::Index i = i0 + t;
       const Eigen::VectorXd row = x.row(i).transpose();

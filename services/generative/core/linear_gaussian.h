@@ -104,8 +104,6 @@ class LinearGaussianModel final : public GenerativeModel {
   RowExpansion RescaledIfOverflowed(const Eigen::Ref<const Eigen::VectorXd>& x,
                                     RowExpansion e) const;
   RowExpansion ExpandScaled(const Eigen::Ref<const Eigen::VectorXd>& x, double scale) const;
-  // ExpandScaled of m <= 4 rows (xs[t]: D values) into out[0..m), each with the bits it has alone.
-  void ExpandScaledRows(const double* const* xs, int m, double scale, RowExpansion* out) const;
   // log p(x|z) from the residual x - mu - W z itself, scaled like RowExpansion: a sum of
   // non-negative terms, so never NaN (-inf when it underflows, or when z is not finite).
   double DirectLogLikelihood(const Eigen::Ref<const Eigen::VectorXd>& x,

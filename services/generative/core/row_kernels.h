@@ -14,6 +14,7 @@
 #include <cmath>
 
 #include "Eigen/Dense"
+#include "services/generative/core/row_kernels_simd.h"
 
 namespace maas::generative::rows {
 
@@ -41,34 +42,19 @@ inline void AddLowerTimesVector(const Eigen::MatrixXd& lower, const double* v, d
 // Solves lower * y = r in place (r becomes y) by forward substitution (column oriented) and
 // returns ||y||^2 summed in index order. `lower` is column-major with a positive diagonal.
 inline double ForwardSubstituteSquaredNorm(const Eigen::MatrixXd& lower, double* r) {
-  const Eigen::Index d = lower.rows();
   double sum = 0.0;
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const double* col = lower.data() + j * d;
-    const double yj = r[j] / col[j];
-    r[j] = yj;
-    sum += yj * yj;
-    for (Eigen::Index i = j + 1; i < d; ++i) r[i] -= col[i] * yj;
-  }
+  BestSimdKernels().forward_substitute_squared_norms(lower.data(), lower.rows(), r, 1, &sum);
   return sum;
 }
 
 // ForwardSubstituteSquaredNorm of m right-hand sides at once (r: m vectors of d values, the b-th
 // at r + b * d), adding each one's ||y||^2 to sums[b]: each column of `lower` is read once for all
-// of them, and each vector goes through exactly the operations, in the order, it would alone.
+// of them, and each vector goes through exactly the operations, in the order, it would alone:
+//   for j < d: y_j = r_j / lower(j, j); sum += y_j * y_j; r_i -= lower(i, j) * y_j for i > j.
+// (row_kernels_simd.h: the inner update at the CPU's SIMD width.)
 inline void ForwardSubstituteSquaredNorms(const Eigen::MatrixXd& lower, double* r, Eigen::Index m,
                                           double* sums) {
-  const Eigen::Index d = lower.rows();
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const double* col = lower.data() + j * d;
-    for (Eigen::Index b = 0; b < m; ++b) {
-      double* rb = r + b * d;
-      const double yj = rb[j] / col[j];
-      rb[j] = yj;
-      sums[b] += yj * yj;
-      for (Eigen::Index i = j + 1; i < d; ++i) rb[i] -= col[i] * yj;
-    }
-  }
+  BestSimdKernels().forward_substitute_squared_norms(lower.data(), lower.rows(), r, m, sums);
 }
 
 // Solves lower^T * y = v in place (v becomes y) by back substitution; `lower` column-major.

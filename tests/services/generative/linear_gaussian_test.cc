@@ -82,12 +82,14 @@ TEST_CASE("linear-Gaussian exact log p(x) of a block of rows equals each row's a
   for (const auto& [family, spec] :
        {std::pair(PpcaFamily(), ModelA()), std::pair(FactorAnalysisFamily(), ModelB())}) {
     const auto model = Build(family, spec);
-    Eigen::MatrixXd x(11, 5);  // two blocks of 4 and a part
+    Eigen::MatrixXd x(37, 5);  // two blocks of 16 (rows::kAcross) and a part
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
       for (Eigen::Index j = 0; j < 5; ++j) x(i, j) = 2 * std::sin(1.7 * (i + 1) + 0.9 * j);
     }
     x(2, 1) = 1e200;  // squares that overflow: the scaled expansion
     x(9, 4) = -3e307;
+    x(20, 0) = 1e153;  // near float64's largest squares: in the block's second and third parts
+    x(36, 3) = 4e154;
     const Eigen::VectorXd all = model->ExactLogLikelihood(x);
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
       const Eigen::VectorXd alone = model->ExactLogLikelihood(x.row(i));
