@@ -23,8 +23,6 @@ constexpr uint64_t kChunk = 256;
 // Rows are processed in groups holding at most this many log weights at once, and (AIS) at most
 // this many frozen step sizes (bounded memory).
 constexpr uint64_t kMaxGroupWeights = uint64_t{1} << 22;
-// Fewest weights for which Pareto k̂ is reported (the tail fit needs > 4 exceedances).
-constexpr size_t kMinWeightsForParetoK = 25;
 // AIS work items ask the stop token once this many evaluations of log p(x|z) and its gradient
 // have run since they last asked (checked between HMC transitions, so at most this plus one
 // transition's leapfrog_steps in between): the stop latency is bounded by an amount of work,

@@ -44,6 +44,12 @@ inline constexpr uint32_t kImportanceStream = 2;
 inline constexpr uint32_t kAisStream = 3;
 inline constexpr uint32_t kAisPilotStream = 4;
 
+// Fewest weights for which Pareto k̂ is reported (the tail fit needs > 4 exceedances), and for
+// which a StreamEstimate may stop on its target standard error.
+inline constexpr size_t kMinWeightsForParetoK = 25;
+// Pareto k̂ above which a row's standard error is unreliable (the proto's RowEstimate.pareto_k).
+inline constexpr double kUnreliableParetoK = 0.7;
+
 enum class McEstimator { kPrior, kImportance, kAis };
 
 const char* McEstimatorName(McEstimator estimator);

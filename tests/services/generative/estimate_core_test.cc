@@ -559,20 +559,23 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
   CHECK_THAT(std::string(cut.status().message()), Catch::Contains("first increment of 200"));
   CHECK_FALSE(NextOk(**stream, &message));
 
-  // One sample per increment: the standard error of one weight is undefined (+inf), so even a
-  // target no estimate can miss is reached only with the second sample.
+  // One sample per increment: the standard error of one weight is undefined (+inf), and one of
+  // a few weights means little, so even a target no estimate can miss is reached only at 25
+  // samples, the fewest k-hat is fitted on (it was at the second: the 2026-12-06 calibration hunt
+  // found streams of 1-sample increments stopped after 2 samples, 1.9 nats off with SE 0.017).
   request.mutable_request()->set_num_samples(1);
   request.set_target_standard_error(1e6);
   request.set_max_samples(1000);
   stream = f.core->StartStreamEstimate(request);
   REQUIRE(stream.ok());
   messages = Drain(**stream);
-  REQUIRE(messages.size() == 2);
+  REQUIRE(messages.size() == 25);
   CHECK(messages[0].stop_reason() == v1::STOP_REASON_UNSPECIFIED);
   CHECK(messages[0].estimate().rows(0).standard_error() == std::numeric_limits<double>::infinity());
-  CHECK(messages[1].stop_reason() == v1::TARGET_REACHED);
-  CHECK(messages[1].estimate().rows(0).num_samples() == 2);
   CHECK(std::isfinite(messages[1].estimate().rows(0).standard_error()));
+  CHECK(messages[23].stop_reason() == v1::STOP_REASON_UNSPECIFIED);
+  CHECK(messages[24].stop_reason() == v1::TARGET_REACHED);
+  CHECK(messages[24].estimate().rows(0).num_samples() == 25);
   auto single = f.core->EstimateLogLikelihood(request.request());
   REQUIRE(single.ok());
   CHECK(single->rows(0).standard_error() == std::numeric_limits<double>::infinity());
@@ -585,6 +588,38 @@ TEST_CASE("StreamEstimate: running estimates equal one call, and each stop reaso
   request.set_target_standard_error(-1);
   CHECK_THAT(std::string(f.core->StartStreamEstimate(request).status().message()),
              Catch::Contains("target_standard_error"));
+}
+
+// The 2026-12-06 calibration hunt: k-hat above 0.7 says a row's standard error is unreliable (the
+// proto), yet a stream stopped on it. Far from what the decoder can produce, PRIOR's weights are
+// heavy-tailed: the stream goes on while a row's last fitted k-hat is above 0.7.
+TEST_CASE("StreamEstimate does not stop on a standard error its k-hat calls unreliable") {
+  Fixture f;
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::PRIOR, 2);
+  for (int i = 0; i < 3; ++i) request.mutable_request()->mutable_x()->set_values(i, 3.5);
+  request.mutable_request()->set_num_samples(50);
+  request.set_target_standard_error(1e6);  // every finite standard error is below it
+  request.set_max_samples(3000);
+  auto stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.ok());
+  const std::vector<v1::StreamEstimateResponse> messages = Drain(**stream);
+  int held = 0;  // messages past 25 samples that went on because of k-hat alone
+  for (size_t m = 0; m < messages.size(); ++m) {
+    bool unreliable = false;
+    for (const auto& row : messages[m].estimate().rows()) unreliable |= row.pareto_k() > 0.7;
+    INFO("message " << m);
+    if (m + 1 < messages.size()) {
+      CHECK(unreliable);
+      ++held;
+    } else if (messages[m].stop_reason() == v1::TARGET_REACHED) {
+      // The last message's k-hat is refitted over all its samples; the stop used the last fit
+      // before it, at >= 94% of them.
+      CHECK(messages[m].estimate().rows(0).num_samples() > 50);
+    }
+  }
+  CHECK(held >= 3);  // k-hat 1.36, 0.86, 0.75, 0.90 at 50..200 samples (seed 17)
+  CHECK(messages.back().stop_reason() == v1::TARGET_REACHED);  // at 250 samples
 }
 
 // What a StreamEstimate keeps beyond its running statistics is each row's Pareto k-hat tail, about
