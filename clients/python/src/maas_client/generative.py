@@ -186,7 +186,8 @@ class GenerativeClient(ServiceClient):
                         version: int = 0, ais: Optional[Mapping[str, Any]] = None, row_offset: int = 0,
                         sample_offset: int = 0, timeout: Optional[float] = None) -> Iterator[Estimate]:
         """Running estimates over growing sample counts (num_samples more per step) until every row's standard
-        error is at most target_standard_error, max_samples per row, or the deadline. The last Estimate has
+        error is at most target_standard_error (counted from 25 samples per row on, and not while a row's Pareto
+        k-hat is above 0.7), max_samples per row, or the deadline. The last Estimate has
         stop_reason set ("target_reached", "max_samples", "deadline", "exact_result"). `row_offset` and
         `sample_offset` shard as in estimate(): step s covers global samples sample_offset + s * num_samples
         onwards."""
