@@ -370,8 +370,45 @@ func checkGatewayTargets(t *testing.T, r *Rendered, byBinary map[string]*Server,
 }
 
 // Every NetworkPolicy that selects a backend admits the gateway pods on the backend's gRPC port, and
-// nothing but the gateway and labelled mesh clients reaches that port.
+// nothing but the gateway and labelled mesh clients reaches that port. Every binary's metrics port is
+// covered by a policy and open only to the monitoring namespace (civetweb has a thread per connection: a
+// few idle sockets from anywhere starved the scrapes, the 2026-12-06 observability hunt; the gateway's
+// was not covered).
 func checkNetworkPolicy(t *testing.T, r *Rendered, byBinary map[string]*Server) {
+	for _, binary := range []string{"maas-gateway", "maas-generative", "maas-discriminative"} {
+		s := byBinary[binary]
+		metrics := s.intFlag(t, "metrics_port")
+		covered := false
+		for _, np := range Of[networkingv1.NetworkPolicy](r) {
+			sel, err := metav1LabelSelector(&np.Spec.PodSelector)
+			if err != nil {
+				t.Fatalf("NetworkPolicy %s: %v", np.Name, err)
+			}
+			if !sel.Matches(labels.Set(s.Deployment.Spec.Template.Labels)) {
+				continue
+			}
+			covered = true
+			for _, rule := range np.Spec.Ingress {
+				if !rulePort(rule, metrics) {
+					continue
+				}
+				if len(rule.From) == 0 {
+					t.Errorf("NetworkPolicy %s: %s's metrics port %d is open to everyone", np.Name, binary, metrics)
+				}
+				for _, peer := range rule.From {
+					ns := peer.NamespaceSelector
+					if peer.PodSelector != nil || peer.IPBlock != nil || ns == nil ||
+						ns.MatchLabels["kubernetes.io/metadata.name"] != "monitoring" {
+						t.Errorf("NetworkPolicy %s: %s's metrics port %d is open to %+v, not only the monitoring namespace",
+							np.Name, binary, metrics, peer)
+					}
+				}
+			}
+		}
+		if !covered {
+			t.Errorf("no NetworkPolicy covers %s (its metrics port %d is open to every pod)", binary, metrics)
+		}
+	}
 	gwLabels := byBinary["maas-gateway"].Deployment.Spec.Template.Labels
 	for _, backend := range []string{"maas-generative", "maas-discriminative"} {
 		be := byBinary[backend]
