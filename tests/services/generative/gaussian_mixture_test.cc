@@ -383,13 +383,14 @@ TEST_CASE("gaussian_mixture exact log p(x) of a block of rows equals each row's 
     auto fitted = Fit(fit, train);
     REQUIRE(fitted.ok());
     const auto model = Make(fitted->spec.gaussian_mixture());
-    Eigen::MatrixXd x(19, d);  // two blocks of 8 and a part
+    Eigen::MatrixXd x(75, d);  // two blocks of 32 and a part of 11 (parts of 8 and 3)
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
       random::ItemRng rng(32, 0, static_cast<uint64_t>(i));
       for (Eigen::Index j = 0; j < d; ++j) x(i, j) = 3 * rng.Normal();
     }
     x(5, 3) = 1e200;  // a square that overflows: the scaled recomputation
     x(17, 0) = -1e300;
+    x(70, 2) = 2e154;
     const Eigen::VectorXd all = model->ExactLogLikelihood(x);
     for (Eigen::Index i = 0; i < x.rows(); ++i) {
       const Eigen::VectorXd alone = model->ExactLogLikelihood(x.row(i));
