@@ -8,6 +8,8 @@ set -u
 go=$1
 out=$2
 log=$out.log
+# A stand-in left by an earlier failure is no object file, which go refuses to write over.
+rm -f "$out"
 if GOFLAGS=-mod=readonly "$go" test -c -o "$out" . >"$log" 2>&1; then
   cat "$log"
   rm -f "$log"

@@ -378,16 +378,8 @@ func checkNetworkPolicy(t *testing.T, r *Rendered, byBinary map[string]*Server) 
 	for _, binary := range []string{"maas-gateway", "maas-generative", "maas-discriminative"} {
 		s := byBinary[binary]
 		metrics := s.intFlag(t, "metrics_port")
-		covered := false
-		for _, np := range Of[networkingv1.NetworkPolicy](r) {
-			sel, err := metav1LabelSelector(&np.Spec.PodSelector)
-			if err != nil {
-				t.Fatalf("NetworkPolicy %s: %v", np.Name, err)
-			}
-			if !sel.Matches(labels.Set(s.Deployment.Spec.Template.Labels)) {
-				continue
-			}
-			covered = true
+		policies := policiesSelecting(t, r, s.Deployment.Spec.Template.Labels)
+		for _, np := range policies {
 			for _, rule := range np.Spec.Ingress {
 				if !rulePort(rule, metrics) {
 					continue
@@ -405,7 +397,7 @@ func checkNetworkPolicy(t *testing.T, r *Rendered, byBinary map[string]*Server) 
 				}
 			}
 		}
-		if !covered {
+		if len(policies) == 0 {
 			t.Errorf("no NetworkPolicy covers %s (its metrics port %d is open to every pod)", binary, metrics)
 		}
 	}
@@ -413,16 +405,8 @@ func checkNetworkPolicy(t *testing.T, r *Rendered, byBinary map[string]*Server) 
 	for _, backend := range []string{"maas-generative", "maas-discriminative"} {
 		be := byBinary[backend]
 		port := be.intFlag(t, "port")
-		covered := false
-		for _, np := range Of[networkingv1.NetworkPolicy](r) {
-			sel, err := metav1LabelSelector(&np.Spec.PodSelector)
-			if err != nil {
-				t.Fatalf("NetworkPolicy %s: %v", np.Name, err)
-			}
-			if !sel.Matches(labels.Set(be.Deployment.Spec.Template.Labels)) {
-				continue
-			}
-			covered = true
+		policies := policiesSelecting(t, r, be.Deployment.Spec.Template.Labels)
+		for _, np := range policies {
 			admitsGateway := false
 			for _, rule := range np.Spec.Ingress {
 				if !rulePort(rule, port) {
@@ -448,10 +432,25 @@ func checkNetworkPolicy(t *testing.T, r *Rendered, byBinary map[string]*Server) 
 				t.Errorf("NetworkPolicy %s does not admit the gateway to %s:%d", np.Name, backend, port)
 			}
 		}
-		if !covered {
+		if len(policies) == 0 {
 			t.Errorf("no NetworkPolicy protects %s", backend)
 		}
 	}
+}
+
+// The rendered NetworkPolicies whose pod selector matches podLabels.
+func policiesSelecting(t *testing.T, r *Rendered, podLabels map[string]string) []*networkingv1.NetworkPolicy {
+	var out []*networkingv1.NetworkPolicy
+	for _, np := range Of[networkingv1.NetworkPolicy](r) {
+		sel, err := metav1LabelSelector(&np.Spec.PodSelector)
+		if err != nil {
+			t.Fatalf("NetworkPolicy %s: %v", np.Name, err)
+		}
+		if sel.Matches(labels.Set(podLabels)) {
+			out = append(out, np)
+		}
+	}
+	return out
 }
 
 func rulePort(rule networkingv1.NetworkPolicyIngressRule, port int) bool {
