@@ -8,13 +8,14 @@
   (c) samples needed to reach SE = 0.01 nats with PRIOR vs IMPORTANCE vs AIS on a ppca model with L=50, then one
       row's PRIOR / IMPORTANCE / AIS estimate on (b)'s mlp_decoder with their CPU seconds;
   (d) the same ppca sampling served over gRPC by the real maas-generative binary (--threads 1) to a C++ client
-      (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound.
+      (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound;
+  (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy.
 
 maas runs in-process through build/bin/maas_generative_bench_driver (one thread); numpy runs in this process with the
 venv's own OpenBLAS, OPENBLAS_NUM_THREADS=1 and the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (this
 script re-executes itself without them before importing numpy), and the kernel threadpoolctl reports is printed.
 
-  MAAS_BUILD_DIR=build .venv/bin/python bench/generative_vs_numpy.py [--seconds 2] [--parts abcd]
+  MAAS_BUILD_DIR=build .venv/bin/python bench/generative_vs_numpy.py [--seconds 2] [--parts abcde]
 """
 
 import os
@@ -131,7 +132,7 @@ def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, se
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--parts", default="abcd", help="which parts to run, e.g. 'b' (default: abcd)")
+    parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. 'b' (default: abcde)")
     args = parser.parse_args()
     seconds, parts = args.seconds, set(args.parts)
     rng = np.random.default_rng(0)
@@ -294,6 +295,59 @@ def main():
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+    # (e) EXACT log p(x) of many rows ---------------------------------------------------------------------------------
+    if "e" in parts:
+        exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seconds)
+
+
+def exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seconds):
+    """EXACT log p(x) of a batch of rows, maas (one thread, every row's bits as alone) against scikit-learn's
+    score_samples on the same model (FactorAnalysis for ppca: the same N(mu, W W^T + sigma^2 I); GaussianMixture with
+    its precision Cholesky factors set) and, for ppca, numpy's Woodbury form. Values checked equal (relative 1e-9)
+    before timing."""
+    from sklearn.decomposition import FactorAnalysis
+    from sklearn.mixture import GaussianMixture
+    from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
+
+    fa = FactorAnalysis(L)
+    fa.components_, fa.noise_variance_, fa.mean_ = w.T, np.full(D, sigma2), mu
+    gm = GaussianMixture(K, covariance_type="full")
+    covs = np.stack([c @ c.T for c in chols])
+    gm.weights_, gm.means_, gm.covariances_ = weights / weights.sum(), means, covs
+    gm.precisions_cholesky_ = _compute_precision_cholesky(covs, "full")
+
+    def numpy_woodbury(x):
+        wp = w / sigma2
+        m = np.eye(L) + w.T @ wp
+        cm = np.linalg.cholesky(m)
+        r = x - mu
+        b = r @ wp
+        quad = (r * r).sum(1) / sigma2 - (b * np.linalg.solve(m, b.T).T).sum(1)
+        logdet = 2 * np.log(np.diag(cm)).sum() + D * np.log(sigma2)
+        return -0.5 * (D * np.log(2 * np.pi) + logdet + quad)
+
+    ppca_rows = rng.standard_normal((10000, L)) @ w.T + mu + np.sqrt(sigma2) * rng.standard_normal((10000, D))
+    gmm_rows = means[rng.integers(0, K, 1000)] + rng.standard_normal((1000, D))
+    print(f"\n(e) EXACT log p(x) of a batch of rows, rows per CPU second (one thread; median of 5 windows, both sides)")
+    for name, x, references in (("ppca", ppca_rows, (("sklearn FactorAnalysis.score_samples", fa.score_samples),
+                                                      ("numpy Woodbury", numpy_woodbury))),
+                                ("gmm", gmm_rows, (("sklearn GaussianMixture.score_samples", gm.score_samples),))):
+        rows_file, out_file = tmp / f"{name}-rows.f64", tmp / f"{name}-logp.f64"
+        rows_file.write_bytes(np.ascontiguousarray(x).tobytes())
+        result = driver("exact", specs[name], rows_file, out_file, seconds)
+        got = np.frombuffer(out_file.read_bytes())
+        label = "ppca D=784 L=50, 10 000 rows" if name == "ppca" else "gaussian_mixture full D=784 K=10, 1 000 rows"
+        print(f"  {label}: maas ({result['simd']}) {result['rows_per_second']:,.0f} rows/s")
+        for ref_name, fn in references:
+            want = fn(x)
+            error = np.max(np.abs(got - want) / np.maximum(1.0, np.abs(want)))
+            if not error <= 1e-9:
+                raise SystemExit(f"{name}: maas and {ref_name} differ by {error:.3g} (relative)")
+            rate = cpu_rate(lambda: fn(x), seconds) * len(x)
+            print(f"    {ref_name:40s} {rate:12,.0f} rows/s  maas / it {result['rows_per_second'] / rate:5.2f}x  "
+                  f"(equal within {error:.1e})")
+
 
 if __name__ == "__main__":
     main()

@@ -14,6 +14,11 @@
 //       runs, median of 5 CPU-time windows: {"flops_per_second": ..., "path": ...}.
 //   maas_generative_bench_driver estimate <spec.pb> <PRIOR|IMPORTANCE|AIS> <num_samples> <temps>
 //       One estimate on one sampled row: {"log_likelihood", "standard_error", "ess", "seconds"}.
+//   maas_generative_bench_driver exact    <spec.pb> <rows.f64> <log_p.f64> <seconds>
+//       EXACT log p(x) (ExactLogLikelihoodRows on one thread, as the service runs it) of the rows
+//       in <rows.f64> (float64, row-major, D per row), repeated for <seconds> of process CPU time
+//       split into 5 windows; writes the log p(x) values to <log_p.f64>: {"rows_per_second": median
+//       over the windows, "simd": ...}.
 //   maas_generative_bench_driver served <spec.pb> <host:port> <num_samples> <batch_size> [<pid>]
 //       A C++ gRPC client of a running maas-generative: CreateModel "bench-served" from the spec,
 //       then one Sample stream of <num_samples> rows (seed 1) parsed into SampleBatch messages
@@ -29,6 +34,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -299,6 +305,29 @@ int Run(int argc, char** argv) {
               << ", \"kernel_path\": \"" << math::SimdPathName(math::SimdPath::kAuto)
               << "\", \"mlp_gram_form\": "
               << (mlp != nullptr && mlp->uses_gram_form() ? "true" : "false") << "}\n";
+    return 0;
+  }
+  if (command == "exact") {
+    if (argc < 6) return 2;
+    std::ifstream rows_in(argv[3], std::ios::binary);
+    const std::vector<char> raw((std::istreambuf_iterator<char>(rows_in)),
+                                std::istreambuf_iterator<char>());
+    const Eigen::Index n = static_cast<Eigen::Index>(raw.size() / sizeof(double)) / d;
+    RowMatrixXd rows(n, d);
+    std::memcpy(rows.data(), raw.data(), static_cast<size_t>(n * d) * sizeof(double));
+    const Eigen::MatrixXd x = rows;
+    exec::InlineExecutor executor;
+    Eigen::VectorXd log_p;
+    const double rate = MedianRate(std::stod(argv[5]), [&] {
+      auto got = ExactLogLikelihoodRows(model, x, executor, exec::StopToken());
+      if (got.ok()) log_p = *std::move(got);
+      return static_cast<double>(n);
+    });
+    std::ofstream out(argv[4], std::ios::binary);
+    out.write(reinterpret_cast<const char*>(log_p.data()),
+              static_cast<std::streamsize>(log_p.size() * sizeof(double)));
+    std::cout << "{\"rows_per_second\": " << rate << ", \"simd\": \""
+              << random::SimdLevelName(random::BestSimdLevel()) << "\"}\n";
     return 0;
   }
   if (command == "estimate") {
