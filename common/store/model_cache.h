@@ -221,9 +221,13 @@ class ModelCache {
   // has (and the name, when nothing of it is left), so deleted models free their memory at once.
   void ForgetDeleted(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   // Consults the store for `name`, loads `version` (0 = latest) unless `load` is false, installs
-  // the result. Returns the model (null if !load).
+  // the result. Returns the model (null if !load). `listed_version_gone` (if given) is set when the
+  // version the listing named could not be read because it is no longer stored (NOT_FOUND).
   absl::StatusOr<ModelPtr> Fetch(const std::string& name, int64_t version, bool load,
-                                 bool pin = true);
+                                 bool pin = true, bool* listed_version_gone = nullptr);
+  // Get of the latest lists again at most this many times when the listed latest was deleted
+  // before it could be read.
+  static constexpr int kMaxLatestFetchAttempts = 5;
   // A fetch of `name` is over: the last one out drops the name's state if it holds nothing.
   void EndFetch(const std::string& name) ABSL_LOCKS_EXCLUDED(mu_);
   void PollLoop(absl::Duration interval);
@@ -277,7 +281,15 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Get(std::string_
     absl::MutexLock lock(&mu_);
     if (ModelPtr model = Lookup(key, version, pin)) return model;
   }
-  return Fetch(key, version, /*load=*/true, pin);
+  for (int attempt = 1;; ++attempt) {
+    bool listed_version_gone = false;
+    absl::StatusOr<ModelPtr> model = Fetch(key, version, /*load=*/true, pin, &listed_version_gone);
+    // The latest may have been deleted (by another replica) between the listing and the load: list
+    // again, as FileModelStore::Get does. It answered NOT_FOUND naming that version although an
+    // older one was stored throughout (the 2026-12-06 lifecycle hunt: replicas with
+    // --poll_seconds 0, one deleting each new version it trained).
+    if (version != 0 || !listed_version_gone || attempt >= kMaxLatestFetchAttempts) return model;
+  }
 }
 
 template <class T>
@@ -373,7 +385,8 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
 template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std::string& name,
                                                                       int64_t version, bool load,
-                                                                      bool pin) {
+                                                                      bool pin,
+                                                                      bool* listed_version_gone) {
   uint64_t seq;
   {
     absl::MutexLock lock(&mu_);
@@ -465,7 +478,11 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     }
     flight->done.Notify();
   }
-  if (!load_status.ok()) return load_status;
+  if (!load_status.ok()) {
+    if (listed_version_gone != nullptr && absl::IsNotFound(load_status))
+      *listed_version_gone = true;
+    return load_status;
+  }
   return model;
 }
 

@@ -94,6 +94,22 @@ class CountingStore : public ModelStore {
   std::atomic<int> gets_{0};
 };
 
+// A CountingStore whose next read of a version (once Vanish is called) first deletes that version
+// from the inner store: another replica's Delete landing between a listing and the read.
+class VanishingStore : public CountingStore {
+ public:
+  explicit VanishingStore(ModelStore* inner) : CountingStore(inner), inner_(inner) {}
+  absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override {
+    if (version > 0 && vanish_.exchange(false)) (void)inner_->Delete(name, version);
+    return CountingStore::Get(name, version);
+  }
+  void Vanish() { vanish_ = true; }
+
+ private:
+  ModelStore* inner_;
+  std::atomic<bool> vanish_{false};
+};
+
 // Waits up to `timeout` for `predicate`.
 template <class Predicate>
 bool Eventually(Predicate predicate, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
@@ -615,6 +631,28 @@ TEST_CASE(
 // Invalidate did nothing for a name the cache did not hold yet, so a Delete that landed during a
 // name's first load was not seen: the load then installed its listing, taken before the delete,
 // as fresh, and Gets answered the deleted version until the next poll.
+// The 2026-12-06 lifecycle hunt: two replicas with --poll_seconds 0, one training and deleting new
+// versions; the other's calls for the latest listed version N, found it deleted when reading it,
+// and answered NOT_FOUND "version N not found" although version 1 was stored throughout.
+TEST_CASE(
+    "ModelCache: Get of the latest lists again when the listed latest is deleted before it is "
+    "read") {
+  MemoryModelStore inner;
+  VanishingStore store(&inner);
+  REQUIRE(inner.Put("m", Content("m")).ok());  // written by another process: nothing loaded here
+  REQUIRE(inner.Put("m", Content("m")).ok());
+  CountingLoader loader;
+  Cache cache(&store, loader.loader());  // no polling: every Get of the latest lists the store
+  store.Vanish();
+  const auto latest = cache.Get("m", 0);
+  REQUIRE(latest.ok());
+  CHECK((*latest)->version == 1);
+  CHECK(store.lists() == 2);
+  // An explicit version that is gone stays NOT_FOUND, and so does the latest of a name with none.
+  CHECK(absl::IsNotFound(cache.Get("m", 2).status()));
+  CHECK(absl::IsNotFound(cache.Get("other", 0).status()));
+}
+
 TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next Get") {
   for (const int64_t ask : {int64_t{0}, int64_t{1}}) {
     CAPTURE(ask);
