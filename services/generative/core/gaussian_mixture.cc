@@ -301,15 +301,9 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
   double quad[kBlock];
   const rows::SimdKernels& kernels = rows::BestSimdKernels();
   const bool full = type_ == v1::FULL;
-  // DIAG / SPHERICAL: component c's standard deviations at c * d.
-  std::vector<double> stddev_rows;
-  if (!full) {
-    stddev_rows.resize(static_cast<size_t>(k * d));
-    for (int c = 0; c < k; ++c) {
-      for (Eigen::Index j = 0; j < d; ++j)
-        stddev_rows[static_cast<size_t>(c * d + j)] = stddev_(c, j);
-    }
-  }
+  // DIAG / SPHERICAL: the component's standard deviations, contiguous (a row of the K x D
+  // column-major stddev_; a copy of all K rows would double a large model's memory per worker).
+  std::vector<double> stddev_row(full ? 0 : static_cast<size_t>(d));
   for (Eigen::Index i0 = 0; i0 < n; i0 += kBlock) {
     const Eigen::Index m = std::min(kBlock, n - i0);
     const Eigen::Index parts = (m + kPart - 1) / kPart;
@@ -334,8 +328,9 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
       } else {
         // Across the block's rows (contiguous in `xt`), one coordinate at a time:
         // quad[b] += ((x_bj - mean_j) / stddev_j)^2 in ascending j.
+        for (Eigen::Index j = 0; j < d; ++j) stddev_row[static_cast<size_t>(j)] = stddev_(c, j);
         for (Eigen::Index part = 0; part < parts; ++part) {
-          kernels.scaled_squares8(xt.data() + part * kPart * d, mean, stddev_rows.data() + c * d, d,
+          kernels.scaled_squares8(xt.data() + part * kPart * d, mean, stddev_row.data(), d,
                                   quad + part * kPart);
         }
       }
