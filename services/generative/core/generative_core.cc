@@ -326,10 +326,21 @@ absl::StatusOr<bool> EstimateStream::Next(v1::StreamEstimateResponse* message) {
       // the first standard error under the target ended streams of increments of 1 or 2 samples
       // after 2 samples, SE 0.017 and the estimate 1.9 nats off (the 2026-12-06 calibration hunt:
       // 3.6% of such early stops within 1.96 SE of the exact value).
-      bool all_reached = plan.target_standard_error > 0 && samples_done_ >= kMinWeightsForParetoK;
-      for (size_t r = 0; r < stats_.size() && all_reached; ++r) {
-        all_reached = stats_[r].StandardError() <= plan.target_standard_error &&
-                      !(pareto_k_[r] > kUnreliableParetoK);
+      const auto target_reached = [&] {
+        bool reached = plan.target_standard_error > 0 && samples_done_ >= kMinWeightsForParetoK;
+        for (size_t r = 0; r < stats_.size() && reached; ++r) {
+          reached = stats_[r].StandardError() <= plan.target_standard_error &&
+                    !(pareto_k_[r] > kUnreliableParetoK);
+        }
+        return reached;
+      };
+      bool all_reached = target_reached();
+      // A stop on a k̂ fitted before the last samples is confirmed on all of them, so that the
+      // last message never carries TARGET_REACHED with a k̂ above 0.7 (a k̂ that turns above it
+      // is then kept until the next regular refit: at most one extra fit per 1/16 growth).
+      if (all_reached && pareto_fit_samples_ != samples_done_) {
+        RefitParetoK();
+        all_reached = target_reached();
       }
       if (all_reached) {
         reason = v1::TARGET_REACHED;
