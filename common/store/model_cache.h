@@ -182,6 +182,7 @@ class ModelCache {
   struct Flight {
     absl::Notification done;
     absl::StatusOr<ModelPtr> result;
+    bool not_stored = false;  // the store had no such version (set before `done`)
   };
   struct NameState {
     std::vector<int64_t> versions;  // the store's complete versions at applied_seq, ascending
@@ -192,8 +193,11 @@ class ModelCache {
     std::map<int64_t, Entry> loaded;
   };
 
-  // Loads `version` of `name`; the bytes it holds (HeldBytes) go to *bytes.
-  absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version, int64_t* bytes);
+  // Loads `version` of `name`; the bytes it holds (HeldBytes) go to *bytes. *not_stored is set
+  // when the store no longer has the version (its read answered NOT_FOUND), not when the loader
+  // refused the bytes.
+  absl::StatusOr<ModelPtr> Load(std::string_view name, int64_t version, int64_t* bytes,
+                                bool* not_stored);
   // Drops LRU unheld versions until the budget holds.
   void Evict() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Removes an entry, keeping the byte count.
@@ -332,8 +336,8 @@ typename ModelCache<T>::ModelPtr ModelCache<T>::Lookup(const std::string& name, 
 
 template <class T>
 absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string_view name,
-                                                                     int64_t version,
-                                                                     int64_t* size) {
+                                                                     int64_t version, int64_t* size,
+                                                                     bool* not_stored) {
   const absl::Time start = absl::Now();
   absl::StatusOr<ModelPtr> model;
   int64_t stored_size = 0;
@@ -349,7 +353,12 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Load(std::string
   if (stored_size == 0) {
     // The stored bytes go to the loader, which frees them once parsed: the cache keeps the
     // parsed form alone.
-    MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
+    absl::StatusOr<std::string> bytes_or = store_->Get(name, version);
+    if (!bytes_or.ok()) {
+      *not_stored = absl::IsNotFound(bytes_or.status());
+      return bytes_or.status();
+    }
+    std::string bytes = *std::move(bytes_or);
     stored_size = static_cast<int64_t>(bytes.size());
     model = loader_(StoredBytes(std::move(bytes)));
   }
@@ -423,6 +432,7 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     }
   }
   absl::Status load_status;
+  bool not_stored = false;  // the listed version was gone when read
   int64_t size = 0;
   std::shared_ptr<Flight> flight;  // set when this call loads the version for everyone
   if (load && model == nullptr) {
@@ -445,10 +455,11 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     }
     absl::StatusOr<ModelPtr> loaded;
     if (flight != nullptr) {
-      loaded = Load(name, target, &size);
+      loaded = Load(name, target, &size, &not_stored);
     } else {
       joined->done.WaitForNotification();
       loaded = joined->result;
+      not_stored = joined->not_stored;
       size = -1;  // already inserted (or failed) by the loading call; recomputed if evicted since
     }
     if (loaded.ok()) {
@@ -476,11 +487,11 @@ absl::StatusOr<typename ModelCache<T>::ModelPtr> ModelCache<T>::Fetch(const std:
     } else {
       flight->result = load_status;
     }
+    flight->not_stored = not_stored;
     flight->done.Notify();
   }
   if (!load_status.ok()) {
-    if (listed_version_gone != nullptr && absl::IsNotFound(load_status))
-      *listed_version_gone = true;
+    if (listed_version_gone != nullptr) *listed_version_gone = not_stored;
     return load_status;
   }
   return model;

@@ -651,6 +651,13 @@ TEST_CASE(
   // An explicit version that is gone stays NOT_FOUND, and so does the latest of a name with none.
   CHECK(absl::IsNotFound(cache.Get("m", 2).status()));
   CHECK(absl::IsNotFound(cache.Get("other", 0).status()));
+  // A loader's own NOT_FOUND is no deleted version: answered after one listing.
+  CountingStore counted(&inner);
+  Cache refusing(&counted, [](StoredBytes) -> absl::StatusOr<Cache::ModelPtr> {
+    return absl::NotFoundError("the loader refuses");
+  });
+  CHECK(absl::IsNotFound(refusing.Get("m", 0).status()));
+  CHECK(counted.lists() == 1);
 }
 
 TEST_CASE("ModelCache: a Delete during a name's first load is seen by the next Get") {
