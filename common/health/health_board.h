@@ -49,9 +49,10 @@ class HealthBoard {
     // call, only when it differs from the one before. Called with the board's lock held, from the
     // thread that changed the board: must not block or call the board.
     virtual void OnHealth(ServingStatus status) = 0;
-    // Once, after Shutdown's OnHealth(kNotServing) (or right after AddWatch's first OnHealth when
-    // the board is already shut down): the server is stopping, the watch should end. Same
-    // threading rules as OnHealth.
+    // Once, after Shutdown's OnHealth(kNotServing) for a name that was serving (a name already
+    // NOT_SERVING gets no OnHealth then), or right after AddWatch's first OnHealth when the board
+    // is already shut down: the server is stopping, the watch should end. Same threading rules
+    // as OnHealth.
     virtual void OnShutdown() {}
 
    protected:

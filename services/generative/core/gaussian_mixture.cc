@@ -284,23 +284,22 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
   // alone (the same bits). Row by row, a 1 000 x 1 000 FULL mixture of 10 components streamed its
   // 80 MB of factors from memory for every row: 9.6x scikit-learn's time (the 2026-12-06
   // performance hunt).
-  // 32 rows a block: a FULL factor of D = 1 000 (8 MB) is streamed from memory once per block,
-  // and 8 rows a block left that the bound (1.6 s for 1 000 rows of 10 components; 32: see the
-  // commit). DIAG / SPHERICAL go through the block 8 rows (one scaled_squares8) at a time.
+  // 32 rows a block: a FULL factor (D = 1 000: 8 MB) is streamed from memory once per block.
+  // DIAG / SPHERICAL go through a block in parts of 8 rows, one scaled_squares8 each.
   constexpr Eigen::Index kBlock = 32, kPart = 8;
   const Eigen::Index n = x.rows(), d = x.cols();
   const int k = num_components();
+  const bool full = type_ == v1::FULL;
   Eigen::VectorXd out(n);
   std::vector<double> r(static_cast<size_t>(kBlock * d));  // row b's deviations at b * d
   std::vector<double> rows(static_cast<size_t>(kBlock * d));
   // Coordinate j of row b at (b / kPart) * kPart * d + j * kPart + b % kPart: parts of 8 rows,
   // each coordinate-major.
-  std::vector<double> xt(static_cast<size_t>(kBlock * d));
+  std::vector<double> xt(full ? 0 : static_cast<size_t>(kBlock * d));
   Eigen::MatrixXd densities(kBlock, k);
   Eigen::VectorXd scratch(d), weighted(k);
   double quad[kBlock];
   const rows::SimdKernels& kernels = rows::BestSimdKernels();
-  const bool full = type_ == v1::FULL;
   // DIAG / SPHERICAL: the component's standard deviations, contiguous (a row of the K x D
   // column-major stddev_; a copy of all K rows would double a large model's memory per worker).
   std::vector<double> stddev_row(full ? 0 : static_cast<size_t>(d));

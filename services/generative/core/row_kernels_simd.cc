@@ -1,5 +1,7 @@
 #include "services/generative/core/row_kernels_simd.h"
 
+#include "common/random/simd_level.h"
+
 namespace maas::generative::rows {
 
 const SimdKernels& SimdKernelsAt(random::SimdLevel level) {

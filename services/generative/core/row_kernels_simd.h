@@ -3,7 +3,8 @@
 // and -ffp-contract=off), chosen at run time by random::BestSimdLevel(). Every level gives the same
 // bits: each output element goes through the same operations in the same order as in the plain
 // loops of row_kernels.h (a product, then its addition or subtraction, rounded apart; no FMA);
-// the levels only put more elements in one instruction.
+// the levels only put more elements in one instruction (for NaN-free inputs: a NaN's sign and
+// payload may differ by level).
 //
 // The "across" kernels work on a block of kAcross rows stored coordinate-major (coordinate j of
 // row t at j * kAcross + t), so that a row's sequential sum is one SIMD lane and kAcross of them
@@ -14,7 +15,11 @@
 
 #include <cstdint>
 
-#include "common/random/simd_level.h"
+// Declared, not included: the per-level files include this header and must see no
+// standard-library inline code (simd_level.h pulls in <string> and <vector>).
+namespace maas::random {
+enum class SimdLevel;
+}  // namespace maas::random
 
 namespace maas::generative::rows {
 
