@@ -102,6 +102,7 @@ absl::StatusOr<std::unique_ptr<LinearGaussianModel>> LinearGaussianModel::Create
   m->stddev_ = m->psi_.array().sqrt();
   m->inv_psi_ = m->psi_.cwiseInverse();
   m->scaled_ = m->inv_psi_.asDiagonal() * m->loadings_;
+  m->max_abs_scaled_ = m->scaled_.cwiseAbs().maxCoeff();
   m->loadings_panels_ = PackPanels(l, d, /*triangular=*/false, [&](int64_t k, int64_t j) {
     return m->loadings_(static_cast<Eigen::Index>(j), static_cast<Eigen::Index>(k));
   });
@@ -263,7 +264,6 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
   // W^T Psi^-1 rho (RowExpansion::residual_gradient) matters here only through Expand's overflow
   // test, and it cannot overflow while max |Psi^-1 W| * sum_j |rho_j| is well inside float64
   // (every product and partial sum is below it): computed only for a block with a row past that.
-  const double max_scaled = scaled_.cwiseAbs().maxCoeff();
   std::vector<double> rt(
       static_cast<size_t>(kBlock * d));  // r, then rho, of row t at j * kBlock + t
   std::vector<double> wm(static_cast<size_t>(kBlock * d));  // W m, likewise
@@ -307,7 +307,7 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     bool need_gradient = false;
     for (Eigen::Index t = 0; t < m; ++t) {
       expanded[t].residual_quad = quad[t];
-      need_gradient |= !(max_scaled * abs_sum[t] <= 0.25 * std::numeric_limits<double>::max());
+      need_gradient |= !(max_abs_scaled_ * abs_sum[t] <= 0.25 * std::numeric_limits<double>::max());
     }
     if (need_gradient) {
       kernels.dot_across(scaled_.data(), d, l, rt.data(), d, grad.data());

@@ -117,6 +117,7 @@ class LinearGaussianModel final : public GenerativeModel {
   Eigen::VectorXd inv_psi_;           // 1 / psi
   PackedPanels loadings_panels_;      // W^T packed for the sampler's product
   Eigen::MatrixXd scaled_;            // Psi^-1 W, D x L (column j: W_j / psi)
+  double max_abs_scaled_ = 0.0;       // max |Psi^-1 W| (ExactLogLikelihood's overflow bound)
   Eigen::MatrixXd gram_;              // G = W^T Psi^-1 W, L x L
   Eigen::MatrixXd post_lower_;        // L_M, lower Cholesky of I + G
   double post_log_det_ = 0.0;         // log det (I + G) = -log det S
