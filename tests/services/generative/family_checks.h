@@ -112,6 +112,19 @@ inline void CheckGradient(const GenerativeModel& model, const Eigen::VectorXd& x
   }
 }
 
+// ExactLogLikelihood of the rows of x at once: each row's value has the bytes it has alone (the
+// blocked EXACT paths must not depend on the block a row lands in). Returns the values of all rows.
+inline Eigen::VectorXd ExactOfBlockEqualsEachRowAlone(const GenerativeModel& model,
+                                                      const Eigen::MatrixXd& x) {
+  const Eigen::VectorXd all = model.ExactLogLikelihood(x);
+  for (Eigen::Index i = 0; i < x.rows(); ++i) {
+    const Eigen::VectorXd alone = model.ExactLogLikelihood(x.row(i));
+    CAPTURE(i);
+    CHECK(std::memcmp(&all(i), &alone(0), sizeof(double)) == 0);
+  }
+  return all;
+}
+
 }  // namespace maas::generative::testing
 
 #endif  // MAAS_TESTS_SERVICES_GENERATIVE_FAMILY_CHECKS_H_
