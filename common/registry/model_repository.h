@@ -52,6 +52,12 @@ absl::Status ValidateLabels(const google::protobuf::Map<std::string, std::string
 // StoredDiscriminativeModel), read without parsing the rest (the parameters); size_bytes is set
 // to the stored size. DATA_LOSS when the bytes are not such a message.
 absl::StatusOr<common::v1::ModelInfo> ParseStoredInfo(const std::string& bytes);
+// The same, read from `reader`: the ModelInfo and the framing of the other fields, a few reads of
+// kStoredInfoReadBytes each for any size of parameters. An error of the reader is answered as
+// it is (an I/O error is not the stored bytes' fault).
+absl::StatusOr<common::v1::ModelInfo> ParseStoredInfo(store::VersionReader* reader);
+// How many bytes ParseStoredInfo(reader) reads at a time.
+inline constexpr int kStoredInfoReadBytes = 16 << 10;
 
 // Fills the identity fields of a new version's ModelInfo.
 void FillModelInfo(std::string_view name, int64_t version, common::v1::ModelType type,
@@ -332,16 +338,17 @@ class ModelRepository {
   const store::ModelCache<Loaded>& cache() const { return cache_; }
 
  private:
-  // The ModelInfo of a version: remembered from its Put, or read from the store's bytes (field 1
-  // only; the whole file is read) and remembered.
+  // The ModelInfo of a version: remembered from its Put, or read from the store (field 1 and the
+  // framing of the others, not the parameters) and remembered.
   absl::StatusOr<common::v1::ModelInfo> Info(const std::string& name, int64_t version) {
     {
       absl::MutexLock lock(&infos_mu_);
       auto it = infos_.find({name, version});
       if (it != infos_.end()) return it->second;
     }
-    MAAS_ASSIGN_OR_RETURN(std::string bytes, store_->Get(name, version));
-    MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(bytes));
+    MAAS_ASSIGN_OR_RETURN(const std::unique_ptr<store::VersionReader> reader,
+                          store_->Open(name, version));
+    MAAS_ASSIGN_OR_RETURN(common::v1::ModelInfo info, ParseStoredInfo(reader.get()));
     if (info.name() != name || info.version() != version) {
       return absl::DataLossError("stored ModelInfo does not match its place in the store");
     }

@@ -467,8 +467,45 @@ absl::StatusOr<std::vector<int64_t>> FileModelStore::CompleteVersions(std::strin
   return versions;
 }
 
-absl::StatusOr<std::string> FileModelStore::ReadVersion(std::string_view name,
-                                                        int64_t version) const {
+namespace {
+
+// A version's file, open: pread at any offset (a deleted version stays readable).
+class FileVersionReader : public VersionReader {
+ public:
+  FileVersionReader(int fd, int64_t size, std::string path)
+      : fd_(fd), size_(size), path_(std::move(path)) {}
+  ~FileVersionReader() override { close(fd_); }
+  FileVersionReader(const FileVersionReader&) = delete;
+  FileVersionReader& operator=(const FileVersionReader&) = delete;
+
+  int64_t size() const override { return size_; }
+  absl::StatusOr<std::size_t> ReadAt(int64_t offset, char* out, std::size_t n) override {
+    if (offset < 0) return absl::InvalidArgumentError("VersionReader::ReadAt: negative offset");
+    std::size_t done = 0;
+    while (done < n) {
+      const ssize_t got =
+          pread(fd_, out + done, n - done, static_cast<off_t>(offset) + static_cast<off_t>(done));
+      if (got < 0) {
+        const int err = errno;
+        if (err == EINTR) continue;
+        return ErrnoStatus(err, "read", path_);
+      }
+      if (got == 0) break;
+      done += static_cast<std::size_t>(got);
+    }
+    return done;
+  }
+
+ private:
+  const int fd_;
+  const int64_t size_;
+  const std::string path_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<VersionReader>> FileModelStore::OpenVersion(std::string_view name,
+                                                                           int64_t version) const {
   const std::string path = Join(VersionDir(name, version), kModelFile);
   const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -486,22 +523,29 @@ absl::StatusOr<std::string> FileModelStore::ReadVersion(std::string_view name,
     close(fd);
     return internal::ModelNotFound(name, version);
   }
+  return std::make_unique<FileVersionReader>(fd, static_cast<int64_t>(st.st_size), path);
+}
+
+absl::StatusOr<std::string> FileModelStore::ReadVersion(std::string_view name,
+                                                        int64_t version) const {
+  MAAS_ASSIGN_OR_RETURN(const std::unique_ptr<VersionReader> reader, OpenVersion(name, version));
   std::string bytes;
-  bytes.reserve(static_cast<std::size_t>(st.st_size));
+  bytes.reserve(static_cast<std::size_t>(reader->size()));
   char buffer[1 << 16];
   for (;;) {
-    const ssize_t n = read(fd, buffer, sizeof(buffer));
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      close(fd);
-      return ErrnoStatus(err, "read", path);
-    }
+    MAAS_ASSIGN_OR_RETURN(const std::size_t n, reader->ReadAt(static_cast<int64_t>(bytes.size()),
+                                                              buffer, sizeof(buffer)));
     if (n == 0) break;
-    bytes.append(buffer, static_cast<std::size_t>(n));
+    bytes.append(buffer, n);
   }
-  close(fd);
   return bytes;
+}
+
+absl::StatusOr<std::unique_ptr<VersionReader>> FileModelStore::Open(std::string_view name,
+                                                                    int64_t version) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
+  MAAS_RETURN_IF_ERROR(internal::ValidateOpenVersion(name, version));
+  return OpenVersion(name, version);
 }
 
 absl::Status FileModelStore::CheckContinues(std::string_view name, int64_t continued,

@@ -99,6 +99,9 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<int64_t> Put(std::string_view name, const MakeBytesFn& make_bytes,
                               const PutOptions& options) override;
   absl::StatusOr<std::string> Get(std::string_view name, int64_t version) override;
+  // Reads only what is asked for (pread on the open file).
+  absl::StatusOr<std::unique_ptr<VersionReader>> Open(std::string_view name,
+                                                      int64_t version) override;
   absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) override;
   using ModelStore::ListNames;
   absl::StatusOr<std::vector<std::string>> ListNames(const NameRange& range) override;
@@ -136,6 +139,8 @@ class FileModelStore : public ModelStore {
   absl::StatusOr<std::vector<int64_t>> CompleteVersions(std::string_view name) const;
   // CleanUp of one model directory, adding to *report.
   absl::Status CleanUpModel(const std::string& name, CleanupReport* report);
+  absl::StatusOr<std::unique_ptr<VersionReader>> OpenVersion(std::string_view name,
+                                                             int64_t version) const;
   absl::StatusOr<std::string> ReadVersion(std::string_view name, int64_t version) const;
   // Unlinks the model file of `version` (the atomic point where it disappears); NOT_FOUND if it is
   // not complete. REQUIRES: the model directory's lock is held.

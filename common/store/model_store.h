@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -51,6 +52,21 @@ struct PutOptions {
   std::function<absl::Status()> still_wanted;
 };
 
+// Random access to the bytes of one stored version, so that a caller that needs a few of them (a
+// listing reads a version's ModelInfo, at its start, not its parameters) does not read it whole.
+// The bytes never change while the reader is open: versions are immutable, and a FileModelStore
+// reader keeps reading a version deleted after it was opened.
+class VersionReader {
+ public:
+  virtual ~VersionReader() = default;
+  // The version's size in bytes.
+  virtual int64_t size() const = 0;
+  // Copies up to `n` bytes from `offset` (>= 0) into `out` and returns how many: fewer than `n`
+  // only at the end, 0 at or past it. Errors: the read failed (naming the file, for a
+  // FileModelStore).
+  virtual absl::StatusOr<std::size_t> ReadAt(int64_t offset, char* out, std::size_t n) = 0;
+};
+
 // Interface of a model store. Implementations are thread-safe. Every method validates `name` first
 // (INVALID_ARGUMENT) and rejects a negative `version` (INVALID_ARGUMENT).
 // Version numbers are never reused for a name: deleting versions does not lower the next version.
@@ -78,6 +94,11 @@ class ModelStore {
   // The bytes of `version` of `name`; version 0 = the latest complete version.
   // NOT_FOUND (naming the model and version) if there is no such model/version.
   virtual absl::StatusOr<std::string> Get(std::string_view name, int64_t version) = 0;
+
+  // A reader of `version` (>= 1; 0 is INVALID_ARGUMENT) of `name`; NOT_FOUND as Get. The default
+  // reads the version whole (Get); a store that can read part of a version overrides it.
+  virtual absl::StatusOr<std::unique_ptr<VersionReader>> Open(std::string_view name,
+                                                              int64_t version);
 
   // The complete versions of `name`, ascending. NOT_FOUND if the model has none.
   virtual absl::StatusOr<std::vector<int64_t>> ListVersions(std::string_view name) = 0;
@@ -111,6 +132,8 @@ namespace internal {
 inline absl::string_view Sv(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 // INVALID_ARGUMENT unless version >= 0 (0 = latest / all).
 absl::Status ValidateVersionArgument(std::string_view name, int64_t version);
+// INVALID_ARGUMENT unless version >= 1 (ModelStore::Open).
+absl::Status ValidateOpenVersion(std::string_view name, int64_t version);
 // The NOT_FOUND status for a model (version 0) or one of its versions.
 absl::Status ModelNotFound(std::string_view name, int64_t version);
 // The ABORTED statuses of a Put with PutOptions::continues (`version`: the one it reserved).

@@ -256,10 +256,52 @@ TEMPLATE_TEST_CASE("Store NOT_FOUND cases name the model and version", "[store]"
   REQUIRE(absl::IsNotFound(wrong_version.status()));
   CHECK(std::string(wrong_version.status().message()).find("\"m\" version 7") != std::string::npos);
   CHECK(absl::IsNotFound(store.Delete("m", 7).status()));
+  const auto not_open = store.Open("m", 7);
+  REQUIRE(absl::IsNotFound(not_open.status()));
+  CHECK(std::string(not_open.status().message()).find("\"m\" version 7") != std::string::npos);
+  CHECK(absl::IsNotFound(store.Open("nothere", 1).status()));
 
   auto names = store.ListNames();
   REQUIRE(names.ok());
   CHECK(*names == std::vector<std::string>{"m"});
+}
+
+// A listing used to read each version whole for its metadata (ListModels on a 537 MB model); a
+// reader reads the parts asked for.
+TEMPLATE_TEST_CASE("Open reads any part of a version and keeps reading it after a delete",
+                   "[store]", FileFixture, MemoryFixture) {
+  TestType fixture;
+  ModelStore& store = *fixture.store;
+  std::string bytes(200000, '\0');
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 7919 % 251);
+  REQUIRE(store.Put("m", [&](int64_t) -> absl::StatusOr<std::string> { return bytes; }).ok());
+  REQUIRE(store.Put("m", Content("second")).ok());
+  auto reader = store.Open("m", 1);
+  REQUIRE(reader.ok());
+  CHECK((*reader)->size() == static_cast<int64_t>(bytes.size()));
+  // Deleted after it was opened: the reader still reads the version's bytes.
+  REQUIRE(store.Delete("m", 1).ok());
+  CHECK(absl::IsNotFound(store.Open("m", 1).status()));
+  std::string out(70000, 'x');
+  for (const int64_t offset : {int64_t{0}, int64_t{1}, int64_t{65536}, int64_t{130000},
+                               int64_t{199999}, int64_t{200000}, int64_t{300000}}) {
+    CAPTURE(offset);
+    const auto n = (*reader)->ReadAt(offset, out.data(), out.size());
+    REQUIRE(n.ok());
+    const std::size_t expected =
+        offset >= 200000 ? 0 : std::min<std::size_t>(out.size(), 200000 - offset);
+    REQUIRE(*n == expected);
+    CHECK(out.compare(0, *n, bytes, static_cast<std::size_t>(std::min<int64_t>(offset, 200000)),
+                      *n) == 0);
+  }
+  CHECK(absl::IsInvalidArgument((*reader)->ReadAt(-1, out.data(), 1).status()));
+  auto second = store.Open("m", 2);
+  REQUIRE(second.ok());
+  std::string whole(64, '\0');
+  const auto n = (*second)->ReadAt(0, whole.data(), whole.size());
+  REQUIRE(n.ok());
+  whole.resize(*n);
+  CHECK(whole == "second@v2");
 }
 
 TEMPLATE_TEST_CASE("Store rejects bad names and negative versions everywhere", "[store]",
@@ -273,8 +315,12 @@ TEMPLATE_TEST_CASE("Store rejects bad names and negative versions everywhere", "
     CHECK(absl::IsInvalidArgument(store.Get(name, 0).status()));
     CHECK(absl::IsInvalidArgument(store.ListVersions(name).status()));
     CHECK(absl::IsInvalidArgument(store.Delete(name, 0).status()));
+    CHECK(absl::IsInvalidArgument(store.Open(name, 1).status()));
   }
   CHECK(absl::IsInvalidArgument(store.Get("ok", -1).status()));
+  CHECK(absl::IsInvalidArgument(store.Open("ok", -1).status()));
+  // Open reads one numbered version: "latest" would change under a reader's feet.
+  CHECK(absl::IsInvalidArgument(store.Open("ok", 0).status()));
   CHECK(absl::IsInvalidArgument(store.Delete("ok", -3).status()));
   auto names = store.ListNames();
   REQUIRE(names.ok());
