@@ -1,4 +1,4 @@
-"""Sample and EXACT bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started
+"""Sample, EXACT and fitted ppca / factor_analysis bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started
 with MAAS_SIMD=baseline / avx2 / (unset: the CPU's best, AVX-512 where present), serves byte-identical Sample streams (and
 EXACT log p(x) for the tractable families: the row kernels of row_kernels_simd.h) for
 ppca, factor_analysis, gaussian_mixture (full and diag) and mlp_decoder (Gaussian and Bernoulli: the fixed-order GEMM and
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from maas.generative.v1 import generative_pb2 as gen
 
-from generative_oracles import create, exact, fa_spec, generative_server, gmm_spec, ppca_spec, sample
+from generative_oracles import create, exact, fa_spec, fit, generative_server, get_spec, gmm_spec, ppca_spec, sample
 from maas_testing import to_matrix
 
 D, L, K = 61, 9, 3
@@ -75,3 +75,29 @@ def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
             assert got[name][0] == reference[name][0], f"{name}: x differs between MAAS_SIMD={level} and the default"
             assert got[name][1] == reference[name][1], f"{name}: latents differ at MAAS_SIMD={level}"
             assert got[name][2] == reference[name][2], f"{name}: EXACT log p(x) differs at MAAS_SIMD={level}"
+
+
+def fitted(tmp_path, level, monkeypatch):
+    """The specs of ppca and factor_analysis fits of 400 x 160 rows (the covariance by math::Gemm, the top eigenpairs
+    by the subspace iteration on it), as bytes."""
+    if level is None:
+        monkeypatch.delenv("MAAS_SIMD", raising=False)
+    else:
+        monkeypatch.setenv("MAAS_SIMD", level)
+    rng = np.random.default_rng(12)
+    rows = rng.standard_normal((400, 4)) @ (2.0 * rng.standard_normal((4, 160))) + rng.standard_normal((400, 160))
+    out = {}
+    with generative_server(tmp_path / ("fit-" + (level or "best"))) as stub:
+        fit(stub, "ppca-fit", "ppca", gen.PpcaFit(latent_dim=4), rows)
+        fit(stub, "fa-fit", "factor_analysis", gen.FactorAnalysisFit(latent_dim=4), rows)
+        for name in ("ppca-fit", "fa-fit"):
+            out[name] = get_spec(stub, name).SerializeToString(deterministic=True)
+    return out
+
+
+def test_fitted_specs_are_identical_at_every_simd_level(tmp_path, monkeypatch):
+    reference = fitted(tmp_path, None, monkeypatch)
+    for level in ("avx2", "baseline"):
+        got = fitted(tmp_path, level, monkeypatch)
+        for name in reference:
+            assert got[name] == reference[name], f"{name}: the fitted spec differs between MAAS_SIMD={level} and the default"

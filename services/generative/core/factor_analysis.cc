@@ -77,8 +77,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
     // each started from the previous one's basis); with fewer, the thin SVD of the N x D scaled
     // rows, as scikit-learn's svd_method='lapack' does, and no D x D matrix is formed.
     const bool few_rows = n < d;
-    const Eigen::MatrixXd cov =
-        few_rows ? Eigen::MatrixXd() : Eigen::MatrixXd((centred.transpose() * centred) / nd);
+    const Eigen::MatrixXd cov = few_rows ? Eigen::MatrixXd() : ScaledGram(centred, nd);
     const Eigen::VectorXd var = centred.array().square().colwise().sum().transpose() / nd;
     MAAS_RETURN_IF_ERROR(
         CheckMomentsFinite(mean, few_rows ? Eigen::MatrixXd(var) : cov, x, "factor_analysis"));

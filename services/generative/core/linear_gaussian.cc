@@ -14,6 +14,7 @@
 #include "Eigen/SVD"
 #include "absl/strings/str_cat.h"
 #include "common/math/gaussian.h"
+#include "common/math/gemm.h"
 #include "common/random/distributions.h"
 #include "common/random/item_rng.h"
 #include "services/generative/core/row_kernels.h"
@@ -425,6 +426,17 @@ ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::M
   return size;
 }
 
+Eigen::MatrixXd ScaledGram(const Eigen::MatrixXd& y, double n) {
+  const auto rows = static_cast<std::size_t>(y.rows()), cols = static_cast<std::size_t>(y.cols());
+  // Column-major Y is row-major Y^T (cols x rows): C = Y^T (Y^T)^T, row-major, which is C itself
+  // column-major since (Y^T Y)_ij and (Y^T Y)_ji are the same products summed in the same order.
+  Eigen::MatrixXd gram(y.cols(), y.cols());
+  math::Gemm(cols, cols, rows, y.data(), rows, y.data(), rows, math::Transpose::kYes, gram.data(),
+             cols, /*accumulate=*/false);
+  gram /= n;
+  return gram;
+}
+
 namespace {
 
 // Ritz residual bound of the subspace iteration, relative to the largest Ritz value.
@@ -461,7 +473,12 @@ std::optional<TopEigenpairs> TopEigenpairsBySubspace(const Eigen::MatrixXd& s, i
                                                      Eigen::MatrixXd* ritz_vectors) {
   Eigen::MatrixXd v = Orthonormal(start);
   for (int step = 0; step < max_steps; ++step) {
-    const Eigen::MatrixXd z = s * v;
+    // Z = S V as Z^T = V^T S (row-major k x D is Z column-major; S is symmetric).
+    Eigen::MatrixXd z(s.rows(), v.cols());
+    math::Gemm(static_cast<std::size_t>(v.cols()), static_cast<std::size_t>(s.rows()),
+               static_cast<std::size_t>(s.rows()), v.data(), static_cast<std::size_t>(v.rows()),
+               s.data(), static_cast<std::size_t>(s.rows()), math::Transpose::kNo, z.data(),
+               static_cast<std::size_t>(z.rows()), /*accumulate=*/false);
     Eigen::MatrixXd h = v.transpose() * z;
     h = (0.5 * (h + h.transpose())).eval();
     const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> ritz(h);

@@ -135,6 +135,11 @@ struct TopEigenpairs {
   double largest = 0.0;     // the largest eigenvalue
 };
 
+// Y^T Y / n for the N x D matrix `y` (column-major, N >= 1), with math::Gemm's fixed-order FMA sums
+// (the CPU's widest SIMD path, the same bits on every path): the covariance the fits of at least as
+// many rows as columns decompose. Exactly symmetric.
+Eigen::MatrixXd ScaledGram(const Eigen::MatrixXd& y, double n);
+
 // What TopEigenpairsOfSymmetric keeps between the calls of one fit (factor_analysis decomposes a
 // matrix that changes a little per iteration).
 struct EigenWarmStart {

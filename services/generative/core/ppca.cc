@@ -57,7 +57,7 @@ class PpcaFitter final : public FamilyFitter {
     const double nd = static_cast<double>(n);
     absl::StatusOr<TopEigenpairs> top;
     if (n >= d) {
-      const Eigen::MatrixXd cov = (centred.transpose() * centred) / nd;
+      const Eigen::MatrixXd cov = ScaledGram(centred, nd);
       MAAS_RETURN_IF_ERROR(CheckMomentsFinite(mean, cov, x, "ppca"));
       MAAS_RETURN_IF_ERROR(stop.Check());
       top = TopEigenpairsOfSymmetric(cov, l);

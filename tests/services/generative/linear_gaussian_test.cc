@@ -415,6 +415,17 @@ TEST_CASE("the top eigenpairs of Y^T Y from the SVD of Y equal those of its eige
   }
 }
 
+TEST_CASE("ScaledGram is Y^T Y / n and exactly symmetric") {
+  for (auto [n, d] : {std::pair{1, 1}, std::pair{7, 3}, std::pair{300, 131}, std::pair{50, 200}}) {
+    INFO("n " << n << " d " << d);
+    const Eigen::MatrixXd y = LowRankRows(n, d, 2, 61 + static_cast<uint64_t>(n));
+    const Eigen::MatrixXd gram = ScaledGram(y, n);
+    const Eigen::MatrixXd oracle = y.transpose() * y / n;
+    CHECK((gram - oracle).cwiseAbs().maxCoeff() <= 1e-13 * oracle.cwiseAbs().maxCoeff());
+    CHECK(gram == gram.transpose());
+  }
+}
+
 // A D x D covariance of `n` rows with `signal` strong directions (variances 40 + 10 j) over unit
 // noise, or of rank `rank` < D when rank > 0 (no noise).
 Eigen::MatrixXd SpikedCovariance(int n, int d, int signal, uint64_t seed, int rank = 0) {
