@@ -1,4 +1,4 @@
-"""Sample, EXACT and fitted ppca / factor_analysis bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started
+"""Sample, EXACT and fitted ppca / factor_analysis / gaussian_mixture bytes do not depend on the SIMD level (docs/determinism.md): the real maas-generative binary, started
 with MAAS_SIMD=baseline / avx2 / (unset: the CPU's best, AVX-512 where present), serves byte-identical Sample streams (and
 EXACT log p(x) for the tractable families: the row kernels of row_kernels_simd.h) for
 ppca, factor_analysis, gaussian_mixture (full and diag) and mlp_decoder (Gaussian and Bernoulli: the fixed-order GEMM and
@@ -78,8 +78,8 @@ def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
 
 
 def fitted(tmp_path, level, monkeypatch):
-    """The specs of ppca and factor_analysis fits of 400 x 160 rows (the covariance by math::Gemm, the top eigenpairs
-    by the subspace iteration on it), as bytes."""
+    """The specs of ppca, factor_analysis and full gaussian_mixture fits of 400 x 160 rows (their covariances, the
+    mixture's E-step products and the subspace iteration's by math::Gemm), as bytes."""
     if level is None:
         monkeypatch.delenv("MAAS_SIMD", raising=False)
     else:
@@ -90,7 +90,9 @@ def fitted(tmp_path, level, monkeypatch):
     with generative_server(tmp_path / ("fit-" + (level or "best"))) as stub:
         fit(stub, "ppca-fit", "ppca", gen.PpcaFit(latent_dim=4), rows)
         fit(stub, "fa-fit", "factor_analysis", gen.FactorAnalysisFit(latent_dim=4), rows)
-        for name in ("ppca-fit", "fa-fit"):
+        fit(stub, "gmm-fit", "gaussian_mixture", gen.GaussianMixtureFit(n_components=3, covariance_type=gen.FULL),
+            rows)
+        for name in ("ppca-fit", "fa-fit", "gmm-fit"):
             out[name] = get_spec(stub, name).SerializeToString(deterministic=True)
     return out
 

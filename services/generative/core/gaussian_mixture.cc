@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
 #include "common/math/gaussian.h"
+#include "common/math/gemm.h"
 #include "common/math/log_sum_exp.h"
 #include "common/random/distributions.h"
 #include "common/random/item_rng.h"
@@ -495,7 +496,12 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
         const Eigen::Index rows = std::min(block_rows, n - i0);
         diff = x.middleRows(i0, rows).rowwise() - s->means.row(c);
         weighted = diff.array().colwise() * resp.col(c).segment(i0, rows).array();
-        cov.noalias() += weighted.transpose() * diff;
+        // cov(j, i) += sum_r weighted(r, j) diff(r, i): C = diff^T weighted, row-major (cov^T),
+        // whose column-major storage holds element (j, i) where scikit-learn's product does.
+        math::Gemm(static_cast<size_t>(d), static_cast<size_t>(d), static_cast<size_t>(rows),
+                   diff.data(), static_cast<size_t>(rows), weighted.data(),
+                   static_cast<size_t>(rows), math::Transpose::kYes, cov.data(),
+                   static_cast<size_t>(d), /*accumulate=*/true);
       }
       cov /= nk(c);
       cov.diagonal().array() += o.reg_covar;
@@ -569,7 +575,12 @@ absl::StatusOr<double> EStep(const Eigen::MatrixXd& x, const EmState& s, const G
       const Eigen::Index rows = std::min(block_rows, n - i0);
       diff = x.middleRows(i0, rows).rowwise() - s.means.row(c);
       if (o.type == v1::FULL) {
-        projected.noalias() = diff * s.prec_chol[static_cast<size_t>(c)];
+        // diff U as its transpose U^T diff^T, row-major: the column-major rows x d result.
+        projected.resize(rows, d);
+        math::Gemm(static_cast<size_t>(d), static_cast<size_t>(rows), static_cast<size_t>(d),
+                   s.prec_chol[static_cast<size_t>(c)].data(), static_cast<size_t>(d), diff.data(),
+                   static_cast<size_t>(rows), math::Transpose::kNo, projected.data(),
+                   static_cast<size_t>(rows), /*accumulate=*/false);
       } else {
         projected = diff.array().rowwise() * p.array();
       }
