@@ -212,6 +212,10 @@ def test_ppca_fit_on_rows_in_latent_dim_directions_is_failed_precondition(stub):
         r = np.random.default_rng(seed)
         cases.append(r.normal(size=(100, 2)) @ r.normal(size=(2, 5)) + r.normal(size=5))
     cases.append(1e6 + cases[-1])  # far from the origin
+    # 200 columns: the top eigenpairs come from the subspace iteration, the rest as the trace minus them.
+    for seed in range(2):
+        r = np.random.default_rng(seed)
+        cases.append(r.normal(size=(500, 2)) @ r.normal(size=(2, 200)) + r.normal(size=200))
     for i, x in enumerate(cases):
         with expect_rpc_error(grpc.StatusCode.FAILED_PRECONDITION, "latent_dim"):
             fit(stub, f"flat{i}", "ppca", gen.PpcaFit(latent_dim=2), x)
@@ -221,6 +225,11 @@ def test_ppca_fit_on_rows_in_latent_dim_directions_is_failed_precondition(stub):
     fit(stub, "thin", "ppca", gen.PpcaFit(latent_dim=2), x)
     fitted = get_spec(stub, "thin").ppca.noise_variance
     assert 0.5e-10 < fitted < 2e-10, fitted
+    # 200 columns: 1e-8 is above the rounding bound there (16 eps sqrt(N D) times the largest eigenvalue, 2.4e-10).
+    x = r.normal(size=(600, 2)) @ r.normal(size=(2, 200)) + 1e-4 * r.normal(size=(600, 200))
+    fit(stub, "thin-wide", "ppca", gen.PpcaFit(latent_dim=2), x)
+    fitted = get_spec(stub, "thin-wide").ppca.noise_variance
+    assert 0.5e-8 < fitted < 2e-8, fitted
 
 
 def test_ppca_fit_is_pca_maximum_likelihood(stub):
