@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "common/registry/list_page.h"
 #include "common/status/status_macros.h"
+#include "common/store/model_store.h"
 
 namespace maas::client {
 namespace {
@@ -168,11 +169,11 @@ Client::Client(std::shared_ptr<grpc::ChannelInterface> channel, const ClientOpti
 absl::Status CheckAuthToken(absl::string_view token) {
   for (const char byte : token) {
     const unsigned char c = static_cast<unsigned char>(byte);
-    if (c < 0x21 || c > 0x7e) {
+    if (c < 0x20 || c > 0x7e) {
       return absl::InvalidArgumentError(
           absl::StrCat("the auth token holds byte 0x", absl::Hex(c, absl::kZeroPad2),
                        c == '\n' ? " (a line break)" : "",
-                       "; a bearer token is visible ASCII (0x21-0x7E) only"));
+                       "; a bearer token is printable ASCII (space to '~', 0x20-0x7E) only"));
     }
   }
   return absl::OkStatus();
@@ -430,6 +431,9 @@ absl::StatusOr<dv1::CreateModelResponse> Client::CreateModel(
 }
 
 absl::StatusOr<cv1::ModelType> Client::ResolveModelType(const std::string& name) {
+  // A name no service can hold was answered NOT_FOUND ("no model named ..."), where the services,
+  // the other clients and `--type` answer INVALID_ARGUMENT stating the rule.
+  MAAS_RETURN_IF_ERROR(store::ValidateModelName(name));
   // The listing of name_prefix = name is ordered by name, and `name` sorts before every longer name
   // it begins: the entries named `name` are the first ones, so the pages after one that holds
   // another name have none of them. Small pages, read until then, instead of every model whose

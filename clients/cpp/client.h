@@ -8,7 +8,7 @@
 //
 // Every call gets a deadline of options.timeout from the moment it starts and, when
 // options.auth_token is set, an "authorization: Bearer <token>" header (a token that is not
-// visible ASCII fails every call with INVALID_ARGUMENT, see CheckAuthToken). Errors come back as
+// printable ASCII fails every call with INVALID_ARGUMENT, see CheckAuthToken). Errors come back as
 // absl::Status with the gRPC code and message unchanged. A Client is thread-safe (the stubs and the
 // channel are).
 #ifndef MAAS_CLIENTS_CPP_CLIENT_H_
@@ -55,9 +55,9 @@ struct ClientOptions {
 // balancing and the receive size limit.
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
 
-// OK when `token` can be sent as a bearer token: every byte visible ASCII (0x21-0x7E), which is
-// also what an HTTP/2 header value allows (gRPC aborts the process on other bytes). Otherwise
-// INVALID_ARGUMENT naming the first bad byte (never the token itself).
+// OK when `token` can be sent as a bearer token: every byte printable ASCII (space to '~',
+// 0x20-0x7E), what a gRPC header value allows (gRPC aborts the process on other bytes) and what the
+// other clients send. Otherwise INVALID_ARGUMENT naming the first bad byte (never the token).
 absl::Status CheckAuthToken(absl::string_view token);
 
 // grpc::Status -> absl::Status: the project's one conversion (common/status/grpc_status.h).
