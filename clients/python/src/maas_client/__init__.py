@@ -7,7 +7,7 @@ TLS, mutual TLS and bearer tokens through Connection's options. maas_client.skle
 models; `python -m maas_client --help` is the command line.
 """
 
-from maas_client.connection import Connection
+from maas_client.connection import Connection, Stream
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import (DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError,
                                 MaasError, NotFoundError, PermissionDeniedError, ResourceExhaustedError,
@@ -24,6 +24,6 @@ __all__ = [
     "Connection", "DataLossError", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
     "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
     "ModelInfo", "ModelList", "Models", "NotFoundError", "PermissionDeniedError", "Predictions",
-    "ResourceExhaustedError", "SampleBatch", "TrainResult", "UnauthenticatedError", "UnavailableError",
+    "ResourceExhaustedError", "SampleBatch", "Stream", "TrainResult", "UnauthenticatedError", "UnavailableError",
     "UnimplementedError", "UnreadableVersion", "WeightStatistics", "pack_texts",
 ]

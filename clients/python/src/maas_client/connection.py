@@ -40,6 +40,7 @@ GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 << 20
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
+T = TypeVar("T")
 
 
 def _is_pem_text(source: object) -> bool:
@@ -248,9 +249,12 @@ class Connection:
             raise from_rpc_error(e, method) from e
 
     def unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
-                     timeout: Optional[float]) -> Iterator[Resp]:
-        """A server stream as an iterator. Closing the iterator early (break, del) cancels the call, so the
-        server stops producing."""
+                     timeout: Optional[float]) -> "Stream[Resp]":
+        """A server stream as a Stream (see there for what cancels the call, so that the server stops producing)."""
+        return Stream(self._unary_stream(method, fn, request, timeout))
+
+    def _unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
+                      timeout: Optional[float]) -> Iterator[Resp]:
         deadline = self.deadline(timeout)
         call = fn(request, timeout=deadline, metadata=self._metadata)
         try:
@@ -275,8 +279,13 @@ class Connection:
             raise from_rpc_error(e, method) from e
 
     def stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
-                      requests: Iterable[Req], timeout: Optional[float]) -> Iterator[Resp]:
-        """A bidirectional stream: requests consumed lazily, responses yielded as they arrive."""
+                      requests: Iterable[Req], timeout: Optional[float]) -> "Stream[Resp]":
+        """A bidirectional stream: requests consumed lazily, responses yielded as they arrive, as a Stream (see
+        there for what cancels the call)."""
+        return Stream(self._stream_stream(method, fn, requests, timeout))
+
+    def _stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
+                       requests: Iterable[Req], timeout: Optional[float]) -> Iterator[Resp]:
         deadline = self.deadline(timeout)
         source = _TrackedIterable(requests)
         call = fn(iter(source), timeout=deadline, metadata=self._metadata)
@@ -291,6 +300,43 @@ class Connection:
             call.cancel()
         if source.error is not None:
             raise source.error
+
+
+class Stream(Iterator[T]):
+    """The responses of a streaming call (sample, sample_batches, stream_estimate, classify_stream), read lazily as
+    they arrive. The call is cancelled, so that the server stops working on it, when the stream is closed before its
+    end: by close(), by the end of a `with` block, or when its last reference dies (CPython closes a generator
+    then). A for statement cannot close an iterator it does not own, so what cancels after a `break` depends on where
+    the stream is held:
+
+        for x in gen.sample("m", n):        # the loop holds the only reference: break cancels the call
+            break
+        with gen.sample("m", n) as stream:  # held in a variable: the end of the with block cancels it
+            for x in stream:
+                break
+        stream = gen.sample("m", n)         # without a with block: only stream.close() (or del stream) cancels it
+    """
+
+    def __init__(self, responses: Iterator[T]) -> None:
+        self._responses = responses
+
+    def __iter__(self) -> "Stream[T]":
+        return self
+
+    def __next__(self) -> T:
+        return next(self._responses)
+
+    def close(self) -> None:
+        """Cancels the call if it is still running (nothing happens once it has ended)."""
+        close = getattr(self._responses, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> "Stream[T]":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 class _TrackedIterable(Iterable[Req]):

@@ -18,7 +18,7 @@ import scipy.sparse
 
 from maas_client._service import ServiceClient, create_request, model_ref
 from maas_client._text_wire import Example, RawBatch, Text, serialize, text_of, texts_request
-from maas_client.connection import (INT64_MAX, UINT32_MAX, ConnectionLike, check, check_bool, check_int,
+from maas_client.connection import (INT64_MAX, UINT32_MAX, ConnectionLike, Stream, check, check_bool, check_int,
                                     check_iterable, check_str, check_string_map, check_text)
 from maas_client.errors import InvalidArgumentError
 from maas_client.pb import discriminative as pb
@@ -298,25 +298,32 @@ class DiscriminativeClient(ServiceClient):
                 response.label_type)
 
     def classify_stream(self, name: str, texts: Iterable[Text], *, batch_size: int = DEFAULT_BATCH_SIZE,
-                        version: int = 0, timeout: Optional[float] = None) -> Iterator[Predictions]:
+                        version: int = 0, timeout: Optional[float] = None) -> Stream[Predictions]:
         """Classifies a (possibly endless) iterable of texts over one bidirectional stream: batch_size texts per
-        request, one Predictions per batch, in order. The iterable is read lazily as the stream flows."""
-        batch_size = check_int(batch_size, "batch_size", 1)
-        ref = model_ref(name, version)
-        check(not isinstance(texts, (str, bytes)), "texts must be an iterable of texts, got a single "
-              f"{type(texts).__name__}")
-        check_iterable(texts, "texts")
+        request, one Predictions per batch, in order. The iterable is read lazily as the stream flows. The Stream
+        cancels the call when it is closed early: by close(), at the end of a `with` block, or when its last
+        reference dies (a break out of a for statement that holds the only reference); one held in a variable
+        needs close() or a with block."""
+        def predictions() -> Iterator[Predictions]:
+            size = check_int(batch_size, "batch_size", 1)
+            ref = model_ref(name, version)
+            check(not isinstance(texts, (str, bytes)), "texts must be an iterable of texts, got a single "
+                  f"{type(texts).__name__}")
+            check_iterable(texts, "texts")
 
-        def requests() -> Iterator[Any]:
-            iterator = iter(texts)
-            while True:
-                batch = list(itertools.islice(iterator, batch_size))
-                if not batch:
-                    return
-                yield texts_request(pb.ClassifyRequest(model=ref), _texts(batch))
+            def requests() -> Iterator[Any]:
+                iterator = iter(texts)
+                while True:
+                    batch = list(itertools.islice(iterator, size))
+                    if not batch:
+                        return
+                    yield texts_request(pb.ClassifyRequest(model=ref), _texts(batch))
 
-        for response in self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout):
-            yield Predictions.from_proto(response)
+            with self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(),
+                                               timeout) as responses:
+                for response in responses:
+                    yield Predictions.from_proto(response)
+        return Stream(predictions())
 
     # -- vectorize / evaluate -------------------------------------------------------------------------------------
     def vectorize(self, name: str, texts: Union[Text, Sequence[Text]], *, version: int = 0,

@@ -15,8 +15,8 @@ import numpy as np
 
 from maas_client._params import set_fields
 from maas_client._service import ServiceClient, create_request, model_ref
-from maas_client.connection import (UINT32_MAX, ConnectionLike, check, check_bool, check_int, check_real, check_str,
-                                    check_string_map)
+from maas_client.connection import (UINT32_MAX, ConnectionLike, Stream, check, check_bool, check_int, check_real,
+                                    check_str, check_string_map)
 from maas_client.pb import generative as pb
 from maas_client.types import (ArrayLike, Estimate, FitResult, FloatArray, ModelDetails, ModelInfo, SampleBatch,
                                as_rows, from_matrix, to_matrix)
@@ -117,29 +117,37 @@ class GenerativeClient(ServiceClient):
     # -- sample ---------------------------------------------------------------------------------------------------
     def sample_batches(self, name: str, n: int, *, seed: Optional[int] = None, batch_size: int = 0,
                        start_index: int = 0, include_latents: bool = False, version: int = 0,
-                       timeout: Optional[float] = None) -> Iterator[SampleBatch]:
+                       timeout: Optional[float] = None) -> Stream[SampleBatch]:
         """Streams n samples as SampleBatch (x, latents, start_index, seed, model_version). The samples depend
         only on (model version, seed, index), never on batch_size; `start_index` selects a shard of the stream.
-        Without a seed the server draws one and returns it in every batch. Stopping the iteration early cancels
-        the call."""
-        n = check_int(n, "n", 1)
-        batch_size = check_int(batch_size, "batch_size", 0, UINT32_MAX)
-        start_index = check_int(start_index, "start_index")
-        request = pb.SampleRequest(model=model_ref(name, version), num_samples=n, start_index=start_index,
-                                   batch_size=batch_size, include_latents=check_bool(include_latents, "include_latents"))
-        if seed is not None:
-            request.seed = check_int(seed, "seed")
-        for batch in self.connection.unary_stream("Sample", self._sample, request, timeout):
-            latents = from_matrix(batch.latents) if batch.HasField("latents") and batch.latents.rows else None
-            yield SampleBatch(start_index=batch.start_index, x=from_matrix(batch.x), latents=latents,
-                              seed=batch.seed, model_version=batch.model_version)
+        Without a seed the server draws one and returns it in every batch. The Stream cancels the call when it is
+        closed early: by close(), at the end of a `with` block, or when its last reference dies (a break out of a
+        for statement that holds the only reference); one held in a variable needs close() or a with block."""
+        def batches() -> Iterator[SampleBatch]:
+            count = check_int(n, "n", 1)
+            size = check_int(batch_size, "batch_size", 0, UINT32_MAX)
+            start = check_int(start_index, "start_index")
+            request = pb.SampleRequest(model=model_ref(name, version), num_samples=count, start_index=start,
+                                       batch_size=size, include_latents=check_bool(include_latents, "include_latents"))
+            if seed is not None:
+                request.seed = check_int(seed, "seed")
+            with self.connection.unary_stream("Sample", self._sample, request, timeout) as responses:
+                for batch in responses:
+                    latents = from_matrix(batch.latents) if batch.HasField("latents") and batch.latents.rows else None
+                    yield SampleBatch(start_index=batch.start_index, x=from_matrix(batch.x), latents=latents,
+                                      seed=batch.seed, model_version=batch.model_version)
+        return Stream(batches())
 
     def sample(self, name: str, n: int, seed: Optional[int] = None, batch_size: int = 0, *, start_index: int = 0,
-               version: int = 0, timeout: Optional[float] = None) -> Iterator[FloatArray]:
-        """Streams n samples as arrays of up to batch_size rows (0: the server's default)."""
-        for batch in self.sample_batches(name, n, seed=seed, batch_size=batch_size, start_index=start_index,
-                                         version=version, timeout=timeout):
-            yield batch.x
+               version: int = 0, timeout: Optional[float] = None) -> Stream[FloatArray]:
+        """Streams n samples as arrays of up to batch_size rows (0: the server's default); a Stream, closed as
+        sample_batches' is."""
+        def arrays() -> Iterator[FloatArray]:
+            with self.sample_batches(name, n, seed=seed, batch_size=batch_size, start_index=start_index,
+                                     version=version, timeout=timeout) as batches:
+                for batch in batches:
+                    yield batch.x
+        return Stream(arrays())
 
     def sample_array(self, name: str, n: int, seed: Optional[int] = None, *, batch_size: int = 0,
                      start_index: int = 0, version: int = 0, timeout: Optional[float] = None) -> FloatArray:
@@ -184,23 +192,27 @@ class GenerativeClient(ServiceClient):
     def stream_estimate(self, name: str, rows: ArrayLike, estimator: Optional[str] = None, num_samples: int = 0,
                         seed: Optional[int] = None, *, target_standard_error: float = 0.0, max_samples: int = 0,
                         version: int = 0, ais: Optional[Mapping[str, Any]] = None, row_offset: int = 0,
-                        sample_offset: int = 0, timeout: Optional[float] = None) -> Iterator[Estimate]:
+                        sample_offset: int = 0, timeout: Optional[float] = None) -> Stream[Estimate]:
         """Running estimates over growing sample counts (num_samples more per step) until every row's standard
         error is at most target_standard_error (counted from 25 samples per row on, and not while a row's Pareto
         k-hat is above 0.7), max_samples per row, or the deadline. The last Estimate has
         stop_reason set ("target_reached", "max_samples", "deadline", "exact_result"). `row_offset` and
         `sample_offset` shard as in estimate(): step s covers global samples sample_offset + s * num_samples
-        onwards."""
-        target_standard_error = check_real(target_standard_error, "target_standard_error")
-        max_samples = check_int(max_samples, "max_samples")
-        request = pb.StreamEstimateRequest(
-            request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais, row_offset,
-                                           sample_offset),
-            target_standard_error=target_standard_error, max_samples=max_samples)
-        for response in self.connection.unary_stream("StreamEstimate", self._stream_estimate, request, timeout):
-            reason = (pb.StopReason.Name(response.stop_reason).lower()
-                      if response.stop_reason != pb.STOP_REASON_UNSPECIFIED else None)
-            yield Estimate.from_proto(response.estimate, reason)
+        onwards. A Stream, closed as sample_batches' is (closing it early cancels the call)."""
+        def estimates() -> Iterator[Estimate]:
+            target = check_real(target_standard_error, "target_standard_error")
+            cap = check_int(max_samples, "max_samples")
+            request = pb.StreamEstimateRequest(
+                request=self._estimate_request(name, rows, estimator, num_samples, seed, version, ais, row_offset,
+                                               sample_offset),
+                target_standard_error=target, max_samples=cap)
+            with self.connection.unary_stream("StreamEstimate", self._stream_estimate, request,
+                                              timeout) as responses:
+                for response in responses:
+                    reason = (pb.StopReason.Name(response.stop_reason).lower()
+                              if response.stop_reason != pb.STOP_REASON_UNSPECIFIED else None)
+                    yield Estimate.from_proto(response.estimate, reason)
+        return Stream(estimates())
 
 
 def _rows_per_chunk(cols: int, chunk_rows: Optional[int], default: int) -> int:

@@ -1,0 +1,162 @@
+"""The streaming calls of maas_client (sample, sample_batches, stream_estimate, classify_stream) against an in-process
+fake GenerativeService / DiscriminativeService that records how each call arrived and how it ended.
+
+- Breaking out of a loop over a stream held in a variable (stream = gen.sample(...); for x in stream: break) left
+  the call running until its deadline: a for statement cannot close an iterator it does not own. The streams are
+  now context managers (`with gen.sample(...) as stream:` cancels the call when the block ends), and close() or
+  dropping the last reference still cancels it."""
+
+import concurrent.futures
+import gc
+import threading
+import time
+
+import grpc
+import numpy as np
+import pytest
+
+import maas_client
+from maas_client.pb import common, discriminative as dpb, generative as gpb
+
+GENERATIVE = "maas.generative.v1.GenerativeService"
+DISCRIMINATIVE = "maas.discriminative.v1.DiscriminativeService"
+# How long a fake stream runs unless it is cancelled, seconds: far longer than any wait of these tests.
+ENDLESS = 60.0
+# How long a test waits for the fake to see a call end, seconds.
+WAIT = 10.0
+
+
+class Call:
+    """What the fake saw of one call: its requests, its deadline (seconds left when it arrived; None: no deadline)
+    and whether it ended (`ended` is set when it terminates: within WAIT, only when the client cancelled it, as the
+    fake's streams run for ENDLESS seconds and the tests' request sources never end)."""
+
+    def __init__(self, context):
+        remaining = context.time_remaining()
+        self.remaining = None if remaining is None or remaining > 1e15 else remaining
+        self.requests = []
+        self.ended = threading.Event()
+        context.add_callback(self.ended.set)
+
+    def stream(self, context, response, count=None):
+        """Yields response(i) every 10 ms until the client cancels, `count` responses were sent, or ENDLESS."""
+        start = time.monotonic()
+        i = 0
+        while context.is_active() and time.monotonic() - start < ENDLESS and (count is None or i < count):
+            yield response(i)
+            i += 1
+            time.sleep(0.01)
+
+
+class Fake:
+    """Sample and StreamEstimate answer endlessly; ClassifyStream answers each request with one result per text,
+    under a version that grows with every request asking for the latest (0), as when the model is retrained while the
+    stream flows; a request naming a version gets that one."""
+
+    def __init__(self):
+        self.calls = []
+        self.lock = threading.Lock()
+        self.latest = 0
+
+    def _call(self, context):
+        call = Call(context)
+        with self.lock:
+            self.calls.append(call)
+        return call
+
+    def sample(self, request, context):
+        call = self._call(context)
+        call.requests.append(request)
+        yield from call.stream(context, lambda i: gpb.SampleBatch(
+            start_index=i, x=common.Matrix(rows=1, cols=1, values=[0.5]), model_version=1), count=request.num_samples)
+
+    def stream_estimate(self, request, context):
+        call = self._call(context)
+        call.requests.append(request)
+        yield from call.stream(context, lambda i: gpb.StreamEstimateResponse())
+
+    def classify_stream(self, requests, context):
+        call = self._call(context)
+        for request in requests:
+            call.requests.append(request)
+            with self.lock:
+                self.latest += 1
+                version = request.model.version or self.latest
+            yield dpb.ClassifyResponse(model_version=version, results=[
+                dpb.Classification(label="a", scores=[dpb.ClassScore(label="a", probability=1.0)])
+                for _ in request.texts])
+
+
+@pytest.fixture
+def fake():
+    state = Fake()
+    server = grpc.server(concurrent.futures.ThreadPoolExecutor(max_workers=8))
+
+    handlers = {
+        GENERATIVE: {
+            "Sample": grpc.unary_stream_rpc_method_handler(
+                state.sample, request_deserializer=gpb.SampleRequest.FromString,
+                response_serializer=gpb.SampleBatch.SerializeToString),
+            "StreamEstimate": grpc.unary_stream_rpc_method_handler(
+                state.stream_estimate, request_deserializer=gpb.StreamEstimateRequest.FromString,
+                response_serializer=gpb.StreamEstimateResponse.SerializeToString),
+        },
+        DISCRIMINATIVE: {
+            "ClassifyStream": grpc.stream_stream_rpc_method_handler(
+                state.classify_stream, request_deserializer=dpb.ClassifyRequest.FromString,
+                response_serializer=dpb.ClassifyResponse.SerializeToString),
+        },
+    }
+    for service, methods in handlers.items():
+        server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(service, methods)])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    state.address = f"127.0.0.1:{port}"
+    yield state
+    server.stop(None)
+
+
+def one_call(fake):
+    assert len(fake.calls) == 1, f"{len(fake.calls)} calls reached the fake"
+    return fake.calls[0]
+
+
+X = np.zeros((2, 1))
+
+# Each streaming method, called with arguments the fake takes: (client class, method).
+STREAMS = {
+    "sample": (maas_client.GenerativeClient, lambda g: g.sample("m", 1 << 30, seed=1)),
+    "sample_batches": (maas_client.GenerativeClient, lambda g: g.sample_batches("m", 1 << 30, seed=1)),
+    "stream_estimate": (maas_client.GenerativeClient, lambda g: g.stream_estimate("m", X, "prior", 10)),
+    "classify_stream": (maas_client.DiscriminativeClient,
+                        lambda d: d.classify_stream("m", iter(lambda: "a text", None), batch_size=1)),
+}
+
+
+@pytest.mark.parametrize("method", sorted(STREAMS))
+def test_breaking_out_of_a_held_stream_in_a_with_block_cancels_the_call(fake, method):
+    client_type, open_stream = STREAMS[method]
+    with client_type(fake.address, timeout=ENDLESS * 2) as client:
+        with open_stream(client) as stream:
+            for i, _ in enumerate(stream):
+                if i == 1:
+                    break
+        assert one_call(fake).ended.wait(WAIT), f"{method}: the call ran on after its with block ended"
+
+
+@pytest.mark.parametrize("method", sorted(STREAMS))
+def test_close_and_the_last_reference_cancel_a_held_stream(fake, method):
+    client_type, open_stream = STREAMS[method]
+    with client_type(fake.address, timeout=ENDLESS * 2) as client:
+        stream = open_stream(client)
+        next(stream)
+        stream.close()
+        assert fake.calls[0].ended.wait(WAIT), f"{method}: close() did not cancel the call"
+        stream = open_stream(client)
+        next(stream)
+        del stream
+        gc.collect()
+        assert fake.calls[1].ended.wait(WAIT), f"{method}: dropping the stream did not cancel the call"
+        for _ in open_stream(client):  # used directly in the for statement: the loop's reference is the last one
+            break
+        assert fake.calls[2].ended.wait(WAIT), f"{method}: breaking out of the for statement did not cancel the call"
