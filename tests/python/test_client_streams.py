@@ -4,7 +4,10 @@ fake GenerativeService / DiscriminativeService that records how each call arrive
 - Breaking out of a loop over a stream held in a variable (stream = gen.sample(...); for x in stream: break) left
   the call running until its deadline: a for statement cannot close an iterator it does not own. The streams are
   now context managers (`with gen.sample(...) as stream:` cancels the call when the block ends), and close() or
-  dropping the last reference still cancels it."""
+  dropping the last reference still cancels it.
+- A call on a closed client (a stream made in a `with` block and read after it, or any call after close()) raised
+  grpc's bare ValueError("Cannot invoke RPC on closed channel!"), which `except maas_client.MaasError` does not
+  catch; it is now the CancelledError the Go and TypeScript clients answer."""
 
 import concurrent.futures
 import gc
@@ -160,3 +163,34 @@ def test_close_and_the_last_reference_cancel_a_held_stream(fake, method):
         for _ in open_stream(client):  # used directly in the for statement: the loop's reference is the last one
             break
         assert fake.calls[2].ended.wait(WAIT), f"{method}: breaking out of the for statement did not cancel the call"
+
+
+def test_calls_on_a_closed_client_are_cancelled_errors(fake):
+    with maas_client.GenerativeClient(fake.address) as gen:
+        streams = {"sample": gen.sample("m", 3), "stream_estimate": gen.stream_estimate("m", X, "prior", 10)}
+    with maas_client.DiscriminativeClient(fake.address) as disc:
+        streams["classify_stream"] = disc.classify_stream("m", ["a text"])
+    models = maas_client.Models(fake.address)
+    models.close()
+    channel = grpc.insecure_channel(fake.address)  # a channel made elsewhere and closed there
+    given = maas_client.GenerativeClient(maas_client.Connection(channel=channel))
+    channel.close()
+    calls = {
+        **{f"{method} made in the with block": (lambda s=stream: list(s)) for method, stream in streams.items()},
+        "sample": lambda: list(gen.sample("m", 3)),
+        "get": lambda: gen.get("m"),
+        "list": lambda: gen.list(),
+        "fit": lambda: gen.fit(X, "uniform", name="m"),
+        "train": lambda: disc.train(["a text"], ["a"], name="m"),
+        "classify": lambda: disc.classify("m", ["a text"]),
+        "Models.list": lambda: models.list(),
+        "Models.get": lambda: models.get("m", kind="generative"),
+        "get on a channel closed elsewhere": lambda: given.get("m"),
+        "sample on a channel closed elsewhere": lambda: list(given.sample("m", 3)),
+        "fit on a channel closed elsewhere": lambda: given.fit(X, "uniform", name="m"),
+    }
+    for what, call in calls.items():
+        with pytest.raises(maas_client.CancelledError, match="CANCELLED.*the client is closed") as e:
+            call()
+        assert e.value.code == grpc.StatusCode.CANCELLED, what
+    assert not fake.calls  # nothing reached the server

@@ -9,9 +9,9 @@ models; `python -m maas_client --help` is the command line.
 
 from maas_client.connection import Connection, Stream
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import (DataLossError, DeadlineExceededError, FailedPreconditionError, InvalidArgumentError,
-                                MaasError, NotFoundError, PermissionDeniedError, ResourceExhaustedError,
-                                UnauthenticatedError, UnavailableError, UnimplementedError)
+from maas_client.errors import (CancelledError, DataLossError, DeadlineExceededError, FailedPreconditionError,
+                                InvalidArgumentError, MaasError, NotFoundError, PermissionDeniedError,
+                                ResourceExhaustedError, UnauthenticatedError, UnavailableError, UnimplementedError)
 from maas_client._text_wire import pack_texts
 from maas_client.generative import GenerativeClient
 from maas_client.models import Models
@@ -21,9 +21,9 @@ from maas_client.types import (Estimate, Evaluation, FitResult, ModelDetails, Mo
 __version__ = "0.1.0"
 
 __all__ = [
-    "Connection", "DataLossError", "DeadlineExceededError", "DiscriminativeClient", "Estimate", "Evaluation",
-    "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError", "ModelDetails",
-    "ModelInfo", "ModelList", "Models", "NotFoundError", "PermissionDeniedError", "Predictions",
+    "CancelledError", "Connection", "DataLossError", "DeadlineExceededError", "DiscriminativeClient", "Estimate",
+    "Evaluation", "FailedPreconditionError", "FitResult", "GenerativeClient", "InvalidArgumentError", "MaasError",
+    "ModelDetails", "ModelInfo", "ModelList", "Models", "NotFoundError", "PermissionDeniedError", "Predictions",
     "ResourceExhaustedError", "SampleBatch", "Stream", "TrainResult", "UnauthenticatedError", "UnavailableError",
     "UnimplementedError", "UnreadableVersion", "WeightStatistics", "pack_texts",
 ]

@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 from google.protobuf.descriptor import FileDescriptor
 
-from maas_client.errors import InvalidArgumentError, from_rpc_error
+from maas_client.errors import CancelledError, InvalidArgumentError, from_rpc_error
 
 # PEM content (bytes, or a str that starts with "-----BEGIN"), or the path of a PEM file (any other str, a PathLike).
 PemSource = Union[bytes, str, "os.PathLike[str]"]
@@ -185,6 +185,7 @@ class Connection:
                                  "printable ASCII (space to ~)")
         target = target or os.environ.get("MAAS_TARGET") or DEFAULT_TARGET
         self.target = target
+        self._closed = False
         self.timeout = float(timeout)
         self._metadata: Tuple[Tuple[str, Union[str, bytes]], ...] = ()
         if token is not None:
@@ -223,6 +224,9 @@ class Connection:
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def close(self) -> None:
+        """Closes the channel: calls in flight fail, and later calls raise CancelledError (as in the Go and
+        TypeScript clients), streams made before but read after close() among them."""
+        self._closed = True
         self.channel.close()
 
     def __enter__(self) -> "Connection":
@@ -239,14 +243,24 @@ class Connection:
             return self._timeout
         return timeout_seconds(timeout)
 
+    def _check_open(self, method: str) -> None:
+        """CancelledError when this connection was closed: gRPC would raise a bare ValueError."""
+        if self._closed:
+            raise _closed_error(method)
+
     def unary(self, method: str, fn: "grpc.UnaryUnaryMultiCallable[Req, Resp]", request: Req,
               timeout: Optional[float]) -> Resp:
         """One unary call; a grpc.RpcError becomes the typed MaasError."""
         deadline = self.deadline(timeout)
+        self._check_open(method)
         try:
             return fn(request, timeout=deadline, metadata=self._metadata)
         except grpc.RpcError as e:
             raise from_rpc_error(e, method) from e
+        except ValueError as e:
+            if not _is_closed_channel(e):
+                raise
+            raise _closed_error(method) from e
 
     def unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
                      timeout: Optional[float]) -> "Stream[Resp]":
@@ -256,7 +270,13 @@ class Connection:
     def _unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
                       timeout: Optional[float]) -> Iterator[Resp]:
         deadline = self.deadline(timeout)
-        call = fn(request, timeout=deadline, metadata=self._metadata)
+        self._check_open(method)
+        try:
+            call = fn(request, timeout=deadline, metadata=self._metadata)
+        except ValueError as e:
+            if not _is_closed_channel(e):
+                raise
+            raise _closed_error(method) from e
         try:
             for response in call:
                 yield response
@@ -270,6 +290,7 @@ class Connection:
         """A client stream from a lazily consumed iterable. An exception raised while producing the requests
         (e.g. a bad input row) is re-raised as itself, not as the CANCELLED status it causes."""
         deadline = self.deadline(timeout)
+        self._check_open(method)
         source = _TrackedIterable(requests)
         try:
             return fn(iter(source), timeout=deadline, metadata=self._metadata)
@@ -277,6 +298,10 @@ class Connection:
             if source.error is not None:
                 raise source.error from None
             raise from_rpc_error(e, method) from e
+        except ValueError as e:
+            if source.error is e or not _is_closed_channel(e):
+                raise
+            raise _closed_error(method) from e
 
     def stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
                       requests: Iterable[Req], timeout: Optional[float]) -> "Stream[Resp]":
@@ -287,8 +312,14 @@ class Connection:
     def _stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
                        requests: Iterable[Req], timeout: Optional[float]) -> Iterator[Resp]:
         deadline = self.deadline(timeout)
+        self._check_open(method)
         source = _TrackedIterable(requests)
-        call = fn(iter(source), timeout=deadline, metadata=self._metadata)
+        try:
+            call = fn(iter(source), timeout=deadline, metadata=self._metadata)
+        except ValueError as e:
+            if not _is_closed_channel(e):
+                raise
+            raise _closed_error(method) from e
         try:
             for response in call:
                 yield response
@@ -300,6 +331,17 @@ class Connection:
             call.cancel()
         if source.error is not None:
             raise source.error
+
+
+def _closed_error(method: str) -> CancelledError:
+    return CancelledError(grpc.StatusCode.CANCELLED, "the client is closed (its close() was called, its with block "
+                          "ended, or its channel was closed); make a new one", method)
+
+
+def _is_closed_channel(error: ValueError) -> bool:
+    """Whether gRPC raised error because the channel was closed (by whoever made a channel= given to Connection):
+    "Cannot invoke RPC on closed channel!" (unary) or "Cannot invoke RPC: Channel closed!" (streams)."""
+    return str(error).startswith("Cannot invoke RPC")
 
 
 class Stream(Iterator[T]):
