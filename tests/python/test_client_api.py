@@ -4,6 +4,7 @@ MultinomialNB and metrics), typed errors, deadlines and streaming behaviour."""
 
 import io
 import itertools
+import time
 
 import grpc
 import numpy as np
@@ -618,15 +619,21 @@ def test_errors_are_typed_with_code_and_message(stack, gen, box):
         assert e.value.code == grpc.StatusCode.UNIMPLEMENTED and isinstance(e.value, NotImplementedError)
 
 
-def test_every_call_has_a_deadline(stack, box):
-    # The connection's default deadline applies to calls that give none (a stream far too long to finish)...
+def test_calls_take_the_default_deadline_or_their_own(stack, box):
+    # The connection's default deadline applies to calls that give none (a client stream whose source outlasts it;
+    # not the streams whose length the caller sets, sample and classify_stream: test_client_streams.py)...
+    def slow_rows():
+        yield np.full((1, 3), 0.25)
+        time.sleep(1)
+        yield np.full((1, 3), 0.75)
+
     with maas_client.GenerativeClient(stack.gateway_process.address, timeout=0.5) as hasty:
         with pytest.raises(maas_client.DeadlineExceededError) as e:
-            for _ in hasty.sample(box, 10_000_000, seed=1, batch_size=1):
-                pass
-        assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and e.value.method == "Sample"
+            hasty.fit(slow_rows(), "uniform", name="hasty")
+        assert e.value.code == grpc.StatusCode.DEADLINE_EXCEEDED and e.value.method == "FitModel"
         # ... and a call's own timeout overrides it, both ways.
-        assert hasty.sample_array(box, 5, seed=1, timeout=10).shape == (5, 3)
+        assert hasty.fit(slow_rows(), "uniform", name="hasty", timeout=10).num_rows == 2
+        assert hasty.delete("hasty") == [1]
     with maas_client.GenerativeClient(stack.gateway_process.address) as client:
         with pytest.raises(maas_client.DeadlineExceededError):
             for _ in client.sample(box, 10_000_000, seed=1, batch_size=1, timeout=0.5):

@@ -7,10 +7,16 @@ fake GenerativeService / DiscriminativeService that records how each call arrive
   dropping the last reference still cancels it.
 - A call on a closed client (a stream made in a `with` block and read after it, or any call after close()) raised
   grpc's bare ValueError("Cannot invoke RPC on closed channel!"), which `except maas_client.MaasError` does not
-  catch; it is now the CancelledError the Go and TypeScript clients answer."""
+  catch; it is now the CancelledError the Go and TypeScript clients answer.
+- classify_stream, documented for "a (possibly endless) iterable", took the connection's default deadline (60 s) for
+  the whole stream: an endless one failed DEADLINE_EXCEEDED after a minute. The streams whose length the caller
+  sets (classify_stream: its texts; sample / sample_batches: n and the pace of reading) have no deadline unless
+  given timeout=, as in the Go and TypeScript clients; stream_estimate keeps the default, one of its stopping
+  rules (the server ends it with stop_reason "deadline" and its last estimate)."""
 
 import concurrent.futures
 import gc
+import io
 import threading
 import time
 
@@ -19,6 +25,7 @@ import numpy as np
 import pytest
 
 import maas_client
+from maas_client.cli import main
 from maas_client.pb import common, discriminative as dpb, generative as gpb
 
 GENERATIVE = "maas.generative.v1.GenerativeService"
@@ -194,3 +201,34 @@ def test_calls_on_a_closed_client_are_cancelled_errors(fake):
             call()
         assert e.value.code == grpc.StatusCode.CANCELLED, what
     assert not fake.calls  # nothing reached the server
+
+
+def test_streams_the_caller_sizes_have_no_default_deadline(fake):
+    with maas_client.GenerativeClient(fake.address, timeout=5) as gen, \
+            maas_client.DiscriminativeClient(fake.address, timeout=5) as disc:
+        list(disc.classify_stream("m", ["a text"] * 3, batch_size=1))
+        list(gen.sample("m", 2))
+        list(gen.sample_batches("m", 2))
+        assert [c.remaining for c in fake.calls] == [None] * 3
+        list(disc.classify_stream("m", ["a text"], timeout=7))
+        list(gen.sample("m", 2, timeout=7))
+        list(gen.sample_batches("m", 2, timeout=7))
+        assert all(0 < c.remaining <= 8 for c in fake.calls[3:]), [c.remaining for c in fake.calls[3:]]
+        # stream_estimate keeps the connection's default: the deadline is one of the rules that end it.
+        with gen.stream_estimate("m", X, "prior", 10) as estimates:
+            next(estimates)
+        assert 0 < fake.calls[6].remaining <= 6
+
+
+def test_the_cli_gives_its_streams_its_timeout_as_maas_does(fake, tmp_path):
+    """`python -m maas_client --timeout S` is the deadline of each call, streams included (default 600 s)."""
+    def pycli(*argv):
+        return main(["--target", fake.address, "--progress", "never", *argv], out=io.StringIO())
+
+    assert pycli("--timeout", "9", "classify", "m", "a text") == 0
+    assert pycli("--timeout", "9", "sample", "m", "2", "--out", str(tmp_path / "x.csv")) == 0
+    assert pycli("classify", "m", "a text") == 0
+    assert pycli("--timeout", "0", "classify", "m", "a text") == 0
+    remaining = [c.remaining for c in fake.calls]
+    assert 0 < remaining[0] <= 10 and 0 < remaining[1] <= 10 and 590 < remaining[2] <= 601, remaining
+    assert remaining[3] is None

@@ -512,7 +512,8 @@ def cmd_classify(ctx: Context, conn: Connection) -> None:
     texts, total = _texts(ctx)
     client = DiscriminativeClient(conn)
     with ctx.bar(total=total, unit="texts", desc=f"classify {a.name}") as bar:
-        for predictions in client.classify_stream(a.name, texts, batch_size=a.batch_size):
+        # --timeout is the deadline of each call, streams included, as in maas (the client gives this stream none).
+        for predictions in client.classify_stream(a.name, texts, batch_size=a.batch_size, timeout=a.timeout):
             best = predictions.probabilities.max(axis=1) if predictions.probabilities.size else []
             for label, p in zip(predictions.labels, best):
                 ctx.print(f"{label}\t{p:.6f}")
@@ -594,7 +595,7 @@ def cmd_sample(ctx: Context, conn: Connection) -> None:
         csv = None if out.suffix == ".npy" else stack.enter_context(open(path, "w", encoding="utf-8"))
         bar = stack.enter_context(ctx.bar(total=a.n, unit="samples", unit_scale=True, desc=f"sample {a.name}"))
         for batch in client.sample_batches(a.name, a.n, seed=a.seed, batch_size=a.batch_size,
-                                           start_index=a.start_index):
+                                           start_index=a.start_index, timeout=a.timeout):  # as classify's
             seed = batch.seed
             if written + batch.x.shape[0] > a.n:
                 raise DataLossError(grpc.StatusCode.DATA_LOSS, f"the server sent more than the {a.n} samples asked "

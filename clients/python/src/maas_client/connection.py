@@ -3,8 +3,9 @@
     conn = Connection("127.0.0.1:50051", timeout=30, token="s3cret", root_certificates="ca.pem")
     gen = GenerativeClient(conn)
 
-Every call carries a deadline: the call's own `timeout=` or the connection's default. gRPC failures are raised as
-the typed exceptions of maas_client.errors.
+Every call carries a deadline, the call's own `timeout=` or the connection's default, but for the streams whose
+length the caller sets (sample, sample_batches, classify_stream), which have none unless given `timeout=`, as in the
+Go and TypeScript clients. gRPC failures are raised as the typed exceptions of maas_client.errors.
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ class Connection:
         ignored; an empty token is a ValueError, as is one that is not printable ASCII, all the header carries: the
         message names the character's position, never the token), as the servers' --auth_token_file requires for
         calls that change state.
-    timeout: default deadline of every call in seconds (> 0); each method also takes its own `timeout=`.
+    timeout: default deadline of every call in seconds (> 0), but sample, sample_batches and classify_stream, whose
+      length the caller sets (n and the pace of reading; the texts, possibly endless), which have no deadline unless
+      given one; each method also takes its own `timeout=`.
       math.inf means no deadline, as does any timeout above MAX_TIMEOUT (10**9 s, about 31.7 years: gRPC cannot
       represent much longer deadlines). Anything but a number > 0 is an InvalidArgumentError naming `timeout`.
     max_message_bytes: the largest message sent or received (default 64 MiB, the servers' default); listings ask
@@ -236,11 +239,12 @@ class Connection:
         self.close()
 
     # -- calls ----------------------------------------------------------------------------------------------------
-    def deadline(self, timeout: Optional[float]) -> Optional[float]:
-        """The gRPC timeout of one call: `timeout` when given (> 0), else the connection's default; None (no
-        deadline) for math.inf and timeouts above MAX_TIMEOUT (see timeout_seconds)."""
+    def deadline(self, timeout: Optional[float], default: bool = True) -> Optional[float]:
+        """The gRPC timeout of one call: `timeout` when given (> 0), else the connection's default (None, no
+        deadline, when not `default`); None (no deadline) for math.inf and timeouts above MAX_TIMEOUT (see
+        timeout_seconds)."""
         if timeout is None:
-            return self._timeout
+            return self._timeout if default else None
         return timeout_seconds(timeout)
 
     def _check_open(self, method: str) -> None:
@@ -263,13 +267,15 @@ class Connection:
             raise _closed_error(method) from e
 
     def unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
-                     timeout: Optional[float]) -> "Stream[Resp]":
-        """A server stream as a Stream (see there for what cancels the call, so that the server stops producing)."""
-        return Stream(self._unary_stream(method, fn, request, timeout))
+                     timeout: Optional[float], *, default_deadline: bool = True) -> "Stream[Resp]":
+        """A server stream as a Stream (see there for what cancels the call, so that the server stops producing).
+        Without `timeout`, the connection's default deadline unless not `default_deadline` (then none: a stream
+        whose length the caller sets)."""
+        return Stream(self._unary_stream(method, fn, request, timeout, default_deadline))
 
     def _unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
-                      timeout: Optional[float]) -> Iterator[Resp]:
-        deadline = self.deadline(timeout)
+                      timeout: Optional[float], default_deadline: bool) -> Iterator[Resp]:
+        deadline = self.deadline(timeout, default_deadline)
         self._check_open(method)
         try:
             call = fn(request, timeout=deadline, metadata=self._metadata)
@@ -304,14 +310,15 @@ class Connection:
             raise _closed_error(method) from e
 
     def stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
-                      requests: Iterable[Req], timeout: Optional[float]) -> "Stream[Resp]":
+                      requests: Iterable[Req], timeout: Optional[float], *,
+                      default_deadline: bool = True) -> "Stream[Resp]":
         """A bidirectional stream: requests consumed lazily, responses yielded as they arrive, as a Stream (see
-        there for what cancels the call)."""
-        return Stream(self._stream_stream(method, fn, requests, timeout))
+        there for what cancels the call). The deadline as unary_stream's."""
+        return Stream(self._stream_stream(method, fn, requests, timeout, default_deadline))
 
     def _stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
-                       requests: Iterable[Req], timeout: Optional[float]) -> Iterator[Resp]:
-        deadline = self.deadline(timeout)
+                       requests: Iterable[Req], timeout: Optional[float], default_deadline: bool) -> Iterator[Resp]:
+        deadline = self.deadline(timeout, default_deadline)
         self._check_open(method)
         source = _TrackedIterable(requests)
         try:

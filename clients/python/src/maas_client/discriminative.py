@@ -175,7 +175,8 @@ class DiscriminativeClient(ServiceClient):
     """Client of maas.discriminative.v1.DiscriminativeService (directly or through the gateway).
 
     `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; keyword options are Connection's. Every method takes `timeout=`
-    (seconds) and raises maas_client.errors.MaasError subclasses. get / list / delete are ServiceClient's.
+    (seconds; default the connection's, but classify_stream has none unless given one) and raises
+    maas_client.errors.MaasError subclasses. get / list / delete are ServiceClient's.
     """
 
     def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
@@ -303,7 +304,8 @@ class DiscriminativeClient(ServiceClient):
         request, one Predictions per batch, in order. The iterable is read lazily as the stream flows. The Stream
         cancels the call when it is closed early: by close(), at the end of a `with` block, or when its last
         reference dies (a break out of a for statement that holds the only reference); one held in a variable
-        needs close() or a with block."""
+        needs close() or a with block. The call has no deadline unless given `timeout=` (not the connection's
+        default, which would end an endless stream), as in the Go and TypeScript clients."""
         def predictions() -> Iterator[Predictions]:
             size = check_int(batch_size, "batch_size", 1)
             ref = model_ref(name, version)
@@ -319,8 +321,8 @@ class DiscriminativeClient(ServiceClient):
                         return
                     yield texts_request(pb.ClassifyRequest(model=ref), _texts(batch))
 
-            with self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(),
-                                               timeout) as responses:
+            with self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout,
+                                               default_deadline=False) as responses:
                 for response in responses:
                     yield Predictions.from_proto(response)
         return Stream(predictions())

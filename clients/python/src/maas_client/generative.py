@@ -46,8 +46,8 @@ class GenerativeClient(ServiceClient):
 
     `target` is "host:port" (default $MAAS_TARGET, else 127.0.0.1:50051) or a Connection; the keyword options are Connection's (timeout, tls,
     root_certificates, client_certificate, client_key, server_name, token, token_file, ...). Every method takes
-    `timeout=` (seconds; default the connection's) and raises maas_client.errors.MaasError subclasses.
-    get / list / delete are ServiceClient's.
+    `timeout=` (seconds; default the connection's, but sample / sample_batches / sample_array have none unless
+    given one) and raises maas_client.errors.MaasError subclasses. get / list / delete are ServiceClient's.
     """
 
     def __init__(self, target: ConnectionLike = None, **options: Any) -> None:
@@ -122,7 +122,9 @@ class GenerativeClient(ServiceClient):
         only on (model version, seed, index), never on batch_size; `start_index` selects a shard of the stream.
         Without a seed the server draws one and returns it in every batch. The Stream cancels the call when it is
         closed early: by close(), at the end of a `with` block, or when its last reference dies (a break out of a
-        for statement that holds the only reference); one held in a variable needs close() or a with block."""
+        for statement that holds the only reference); one held in a variable needs close() or a with block. The
+        call has no deadline unless given `timeout=` (not the connection's default: its length is the caller's,
+        n samples at the pace they are read)."""
         def batches() -> Iterator[SampleBatch]:
             count = check_int(n, "n", 1)
             size = check_int(batch_size, "batch_size", 0, UINT32_MAX)
@@ -131,7 +133,8 @@ class GenerativeClient(ServiceClient):
                                        batch_size=size, include_latents=check_bool(include_latents, "include_latents"))
             if seed is not None:
                 request.seed = check_int(seed, "seed")
-            with self.connection.unary_stream("Sample", self._sample, request, timeout) as responses:
+            with self.connection.unary_stream("Sample", self._sample, request, timeout,
+                                              default_deadline=False) as responses:
                 for batch in responses:
                     latents = from_matrix(batch.latents) if batch.HasField("latents") and batch.latents.rows else None
                     yield SampleBatch(start_index=batch.start_index, x=from_matrix(batch.x), latents=latents,
@@ -141,7 +144,7 @@ class GenerativeClient(ServiceClient):
     def sample(self, name: str, n: int, seed: Optional[int] = None, batch_size: int = 0, *, start_index: int = 0,
                version: int = 0, timeout: Optional[float] = None) -> Stream[FloatArray]:
         """Streams n samples as arrays of up to batch_size rows (0: the server's default); a Stream, closed as
-        sample_batches' is."""
+        sample_batches' is, and without a deadline unless given `timeout=`, as sample_batches."""
         def arrays() -> Iterator[FloatArray]:
             with self.sample_batches(name, n, seed=seed, batch_size=batch_size, start_index=start_index,
                                      version=version, timeout=timeout) as batches:
@@ -151,7 +154,7 @@ class GenerativeClient(ServiceClient):
 
     def sample_array(self, name: str, n: int, seed: Optional[int] = None, *, batch_size: int = 0,
                      start_index: int = 0, version: int = 0, timeout: Optional[float] = None) -> FloatArray:
-        """n samples as one n x D array."""
+        """n samples as one n x D array (no deadline unless given `timeout=`, as sample_batches)."""
         parts = list(self.sample(name, n, seed, batch_size, start_index=start_index, version=version,
                                  timeout=timeout))
         return np.concatenate(parts, axis=0)
@@ -198,7 +201,9 @@ class GenerativeClient(ServiceClient):
         k-hat is above 0.7), max_samples per row, or the deadline. The last Estimate has
         stop_reason set ("target_reached", "max_samples", "deadline", "exact_result"). `row_offset` and
         `sample_offset` shard as in estimate(): step s covers global samples sample_offset + s * num_samples
-        onwards. A Stream, closed as sample_batches' is (closing it early cancels the call)."""
+        onwards. A Stream, closed as sample_batches' is (closing it early cancels the call). Its deadline is
+        `timeout=` or the connection's default, one of the rules that end it: before it passes the server sends
+        the last estimate with stop_reason "deadline"."""
         def estimates() -> Iterator[Estimate]:
             target = check_real(target_standard_error, "target_standard_error")
             cap = check_int(max_samples, "max_samples")
