@@ -12,7 +12,10 @@ fake GenerativeService / DiscriminativeService that records how each call arrive
   the whole stream: an endless one failed DEADLINE_EXCEEDED after a minute. The streams whose length the caller
   sets (classify_stream: its texts; sample / sample_batches: n and the pace of reading) have no deadline unless
   given timeout=, as in the Go and TypeScript clients; stream_estimate keeps the default, one of its stopping
-  rules (the server ends it with stop_reason "deadline" and its last estimate)."""
+  rules (the server ends it with stop_reason "deadline" and its last estimate).
+- classify_stream (and so `python -m maas_client classify --file`) asked every batch for the latest version: a model
+  retrained while the stream flowed classified one call's texts with many versions (even of different classes). It
+  now pins the version that answered the first batch, as `maas classify --text_file` does, unless given one."""
 
 import concurrent.futures
 import gc
@@ -90,7 +93,8 @@ class Fake:
         for request in requests:
             call.requests.append(request)
             with self.lock:
-                self.latest += 1
+                if not request.model.version:
+                    self.latest += 1
                 version = request.model.version or self.latest
             yield dpb.ClassifyResponse(model_version=version, results=[
                 dpb.Classification(label="a", scores=[dpb.ClassScore(label="a", probability=1.0)])
@@ -232,3 +236,24 @@ def test_the_cli_gives_its_streams_its_timeout_as_maas_does(fake, tmp_path):
     remaining = [c.remaining for c in fake.calls]
     assert 0 < remaining[0] <= 10 and 0 < remaining[1] <= 10 and 590 < remaining[2] <= 601, remaining
     assert remaining[3] is None
+
+
+def test_classify_stream_pins_the_version_that_answered_its_first_batch(fake, tmp_path):
+    # The fake's latest version grows with every request that asks for the latest: a model retrained meanwhile.
+    with maas_client.DiscriminativeClient(fake.address) as disc:
+        assert [p.model_version for p in disc.classify_stream("m", ["a text"] * 5, batch_size=1)] == [1] * 5
+        assert [r.model.version for r in fake.calls[0].requests] == [0, 1, 1, 1, 1]
+        # A version given is asked for throughout.
+        assert [p.model_version for p in disc.classify_stream("m", ["a text"] * 3, batch_size=1, version=4)] == [4] * 3
+        assert [r.model.version for r in fake.calls[1].requests] == [4, 4, 4]
+        # A stream closed before its first answer leaves nothing waiting.
+        with disc.classify_stream("m", iter(lambda: "a text", None), batch_size=1) as endless:
+            next(endless)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a text\n" * 4)
+    out = io.StringIO()
+    first = fake.latest + 1  # the version that answers the CLI's first batch
+    assert main(["--target", fake.address, "--progress", "never", "classify", "m", "--file", str(texts),
+                 "--batch-size", "1"], out=out) == 0
+    assert out.getvalue() == "a\t1.000000\n" * 4
+    assert [r.model.version for r in fake.calls[3].requests] == [0, first, first, first]

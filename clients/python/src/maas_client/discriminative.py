@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 import grpc
@@ -305,26 +306,45 @@ class DiscriminativeClient(ServiceClient):
         cancels the call when it is closed early: by close(), at the end of a `with` block, or when its last
         reference dies (a break out of a for statement that holds the only reference); one held in a variable
         needs close() or a with block. The call has no deadline unless given `timeout=` (not the connection's
-        default, which would end an endless stream), as in the Go and TypeScript clients."""
+        default, which would end an endless stream), as in the Go and TypeScript clients. With version 0 (the
+        latest), every batch after the first asks for the version that answered the first, as `maas classify
+        --text_file` does: a model retrained while the stream flows does not classify one call's texts with several
+        versions (Predictions.model_version is the same throughout); the second batch is sent once that answer has
+        been read (one round trip, once)."""
         def predictions() -> Iterator[Predictions]:
             size = check_int(batch_size, "batch_size", 1)
             ref = model_ref(name, version)
             check(not isinstance(texts, (str, bytes)), "texts must be an iterable of texts, got a single "
                   f"{type(texts).__name__}")
             check_iterable(texts, "texts")
+            pinned = [ref.version]  # the version every batch asks for: the first answer's, unless one was given
+            answered = threading.Event()  # the first answer was read (or the stream is over)
 
-            def requests() -> Iterator[Any]:
+            def requests() -> Iterator[Any]:  # on a thread of gRPC's
                 iterator = iter(texts)
+                first = True
                 while True:
                     batch = list(itertools.islice(iterator, size))
                     if not batch:
                         return
-                    yield texts_request(pb.ClassifyRequest(model=ref), _texts(batch))
+                    if not first and not ref.version:
+                        answered.wait()
+                    request = pb.ClassifyRequest(model=ref)
+                    request.model.version = pinned[0]
+                    yield texts_request(request, _texts(batch))
+                    first = False
 
-            with self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout,
-                                               default_deadline=False) as responses:
-                for response in responses:
-                    yield Predictions.from_proto(response)
+            try:
+                with self.connection.stream_stream("ClassifyStream", self._classify_stream, requests(), timeout,
+                                                   default_deadline=False) as responses:
+                    for response in responses:
+                        if not answered.is_set():
+                            if not ref.version:
+                                pinned[0] = response.model_version
+                            answered.set()
+                        yield Predictions.from_proto(response)
+            finally:
+                answered.set()  # a request source still waiting goes on, to find the call over
         return Stream(predictions())
 
     # -- vectorize / evaluate -------------------------------------------------------------------------------------
