@@ -513,6 +513,21 @@ def test_a_name_in_both_services_needs_the_kind(stack, gen, disc):
         assert models.list("twin") == []
 
 
+@pytest.mark.parametrize("name", ["Bad Name!", "My-Model", "a..b", "-a", "a/b", "x" * 64, "y" * 100, "",
+                                  'caf\u00e9\n"\\', "\u00e91a"])
+def test_an_invalid_name_is_an_invalid_argument_error_in_models_get_and_delete(stack, gen, disc, name):
+    """Models.get / delete without kind looked the name up in the listing and answered NOT_FOUND ("model 'My-Model'
+    not found") for a name no model can have; they answer the services' INVALID_ARGUMENT, with its message."""
+    with pytest.raises(maas_client.InvalidArgumentError) as served:
+        disc.delete(name)
+    assert served.value.message.startswith("invalid model name ")
+    with maas_client.Models(stack.gateway_process.address) as models:
+        for call, method in ((models.get, "GetModel"), (models.delete, "DeleteModel")):
+            with pytest.raises(maas_client.InvalidArgumentError) as e:
+                call(name)
+            assert (e.value.message, e.value.method) == (served.value.message, method)
+
+
 def test_bad_arguments_are_invalid_argument_errors_naming_the_field(gen, box):
     for rows, message in (([], "x has no rows"), ([[]], "rows of no values"), ([[1.0, 2.0, 2.1], [3.0]], "rows"),
                           ([["a", "b", "c"]], "numbers")):

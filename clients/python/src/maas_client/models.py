@@ -11,6 +11,8 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+import string
 from typing import Any, Callable, List, Optional, Tuple, Union
 
 import grpc
@@ -18,7 +20,8 @@ import grpc
 from maas_client._service import LIST_PAGE_SIZE, ServiceClient, list_all, list_request, model_list, model_ref
 from maas_client.connection import ConnectionLike, check, connect, method_path
 from maas_client.discriminative import DiscriminativeClient
-from maas_client.errors import FailedPreconditionError, NotFoundError, UnavailableError, UnimplementedError
+from maas_client.errors import (FailedPreconditionError, InvalidArgumentError, NotFoundError, UnavailableError,
+                                UnimplementedError)
 from maas_client.generative import GenerativeClient
 from maas_client.pb import common, gateway
 from maas_client.types import ModelDetails, ModelInfo, ModelList, UnreadableVersion
@@ -28,6 +31,11 @@ KINDS = ("generative", "discriminative")
 # each kind, unreadable versions) sort before every longer name that begins with it, so one small page usually
 # answers, however many such names there are.
 RESOLVE_PAGE_SIZE = 8
+# The names a model can have, the store's rule (common/store/model_store.cc, ValidateModelName): 1 to 63 bytes of
+# [a-z0-9._-], the first [a-z0-9], and no "..".
+_MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,62}")
+# The bytes of a name that the services' message about an invalid one quotes.
+_SHOWN_NAME_BYTES = 80
 
 
 class Models:
@@ -162,7 +170,11 @@ class Models:
     def _kind_of(self, name: str, method: str, timeout: Optional[float]) -> str:
         """The kind of the service that has a model called `name` (found in the listing, as the C++ CLI does, see
         _named): NotFoundError (naming `method`) when neither has it, FailedPreconditionError when both have it,
-        UnavailableError when a backend did not answer the gateway."""
+        UnavailableError when a backend did not answer the gateway. A name no model can have is the services'
+        InvalidArgumentError, with their message, before anything is asked (the listing would have answered
+        NotFoundError)."""
+        if _MODEL_NAME.fullmatch(name) is None or ".." in name:
+            raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT, _invalid_name_message(name), method)
         listed = self._named(name, timeout)
         # A model whose latest version cannot be read is still there: its service answers why (DATA_LOSS).
         kinds = {m.kind for m in [*listed, *listed.unreadable] if m.name == name}
@@ -201,6 +213,33 @@ class Models:
         if kind is None:
             kind = self._kind_of(name, "DeleteModel", timeout)
         return self._client(kind).delete(name, version, timeout=timeout)
+
+
+def _invalid_name_message(name: str) -> str:
+    """The services' message about an invalid model name (common/store/model_store.cc, ValidateModelName): the name's
+    UTF-8 bytes quoted as absl::CHexEscape writes them (at most _SHOWN_NAME_BYTES, then its length), and the rule."""
+    data = name.encode("utf-8")
+    quoted = _c_hex_escape(data[:_SHOWN_NAME_BYTES])
+    shown = f'"{quoted}"' if len(data) <= _SHOWN_NAME_BYTES else f'"{quoted}"... ({len(data)} bytes)'
+    return (f"invalid model name {shown}: a model name has 1 to 63 characters from [a-z0-9._-], starts with a "
+            'lowercase letter or a digit, and does not contain ".."')
+
+
+_C_ESCAPES = {ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t", ord('"'): '\\"', ord("'"): "\\'",
+              ord("\\"): "\\\\"}
+
+
+def _c_hex_escape(data: bytes) -> str:
+    """absl::CHexEscape: \\n \\r \\t \\" \\' \\\\, other bytes outside printable ASCII as \\xhh, and a hex digit right
+    after such an escape escaped too (so that it does not read as part of it)."""
+    out: List[str] = []
+    after_hex = False
+    for byte in data:
+        escaped = _C_ESCAPES.get(byte)
+        hex_escape = escaped is None and (not 0x20 <= byte < 0x7F or (after_hex and chr(byte) in string.hexdigits))
+        out.append(escaped if escaped is not None else f"\\x{byte:02x}" if hex_escape else chr(byte))
+        after_hex = hex_escape
+    return "".join(out)
 
 
 def _typed(listed: ModelList, kind: str) -> ModelList:
