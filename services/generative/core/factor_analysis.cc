@@ -73,8 +73,8 @@ class FactorAnalysisFitter final : public FamilyFitter {
     }
     const double nd = static_cast<double>(n);
     // With at least as many rows as columns each iteration takes the top L eigenpairs of the D x D
-    // scaled covariance (TopEigenpairsOfSymmetric: for L small against D a subspace iteration,
-    // each started from the previous one's basis); with fewer, the thin SVD of the N x D scaled
+    // scaled covariance (TopEigenpairsOfSymmetric: for L small against D a subspace iteration);
+    // with fewer, the thin SVD of the N x D scaled
     // rows, as scikit-learn's svd_method='lapack' does, and no D x D matrix is formed.
     const bool few_rows = n < d;
     const Eigen::MatrixXd cov = few_rows ? Eigen::MatrixXd() : ScaledGram(centred, nd);
@@ -90,7 +90,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
     FitResult result;
     bool converged = false;
     int iter = 0;
-    EigenWarmStart warm;  // the iterations' matrices change a little: each starts from the last
+    EigenSolverState eigen_state;  // whether the subspace iteration has run out of budget once
     for (iter = 0; iter < max_iter_; ++iter) {
       MAAS_RETURN_IF_ERROR(stop.Check());
       const Eigen::VectorXd sqrt_psi = (psi.array().sqrt() + kSmall).matrix();
@@ -100,7 +100,7 @@ class FactorAnalysisFitter final : public FamilyFitter {
                     (centred.array().rowwise() / (sqrt_psi.transpose().array() * sqrt_n)).matrix(),
                     l)
               : TopEigenpairsOfSymmetric(cov.array() / (sqrt_psi * sqrt_psi.transpose()).array(), l,
-                                         &warm);
+                                         &eigen_state);
       if (!top.ok()) {
         return absl::InternalError(absl::StrCat("factor_analysis: ", top.status().message()));
       }

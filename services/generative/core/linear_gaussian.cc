@@ -439,8 +439,12 @@ Eigen::MatrixXd ScaledGram(const Eigen::MatrixXd& y, double n) {
 
 namespace {
 
-// Ritz residual bound of the subspace iteration, relative to the largest Ritz value.
+// Ritz residual bounds of the subspace iteration: each of the top l pairs' |S x - theta x| at most
+// kSubspaceTolerance of its own theta, or kSubspaceFloor of the largest (the rounding of S x itself
+// is ~1e-16 of it): an eigenvalue is then within that residual, so the small ones of a matrix with
+// a large top are not left 1e-12 of the top off (a log-likelihood term each).
 constexpr double kSubspaceTolerance = 1e-12;
+constexpr double kSubspaceFloor = 1e-14;
 // Below this dimension the full decomposition is as cheap as the iteration.
 constexpr Eigen::Index kSubspaceMinDimension = 128;
 
@@ -469,8 +473,7 @@ Eigen::MatrixXd Orthonormal(const Eigen::MatrixXd& m) {
 // The subspace iteration of TopEigenpairsOfSymmetric; nullopt when it did not converge within
 // `max_steps` (or a Ritz decomposition failed).
 std::optional<TopEigenpairs> TopEigenpairsBySubspace(const Eigen::MatrixXd& s, int l,
-                                                     Eigen::MatrixXd start, int max_steps,
-                                                     Eigen::MatrixXd* ritz_vectors) {
+                                                     const Eigen::MatrixXd& start, int max_steps) {
   Eigen::MatrixXd v = Orthonormal(start);
   for (int step = 0; step < max_steps; ++step) {
     // Z = S V as Z^T = V^T S (row-major k x D is Z column-major; S is symmetric).
@@ -488,17 +491,18 @@ std::optional<TopEigenpairs> TopEigenpairsBySubspace(const Eigen::MatrixXd& s, i
     const Eigen::VectorXd theta = ritz.eigenvalues().reverse();
     Eigen::MatrixXd x = v * u;
     Eigen::MatrixXd sx = z * u;
-    double worst = 0.0;
-    for (int j = 0; j < l; ++j) {
-      worst = std::max(worst, (sx.col(j) - theta(j) * x.col(j)).norm());
+    const double floor = kSubspaceFloor * std::max(theta(0), 0.0);
+    bool converged = true;
+    for (int j = 0; j < l && converged; ++j) {
+      converged = (sx.col(j) - theta(j) * x.col(j)).norm() <=
+                  std::max(kSubspaceTolerance * std::abs(theta(j)), floor);
     }
-    if (worst <= kSubspaceTolerance * std::max(theta(0), 0.0)) {
+    if (converged) {
       TopEigenpairs top;
       top.values = theta.head(l);
       top.vectors = x.leftCols(l);
       top.rest = s.trace() - top.values.sum();
       top.largest = theta(0);
-      *ritz_vectors = std::move(x);
       return top;
     }
     if (step + 1 < max_steps) v = Orthonormal(sx);
@@ -509,30 +513,20 @@ std::optional<TopEigenpairs> TopEigenpairsBySubspace(const Eigen::MatrixXd& s, i
 }  // namespace
 
 absl::StatusOr<TopEigenpairs> TopEigenpairsOfSymmetric(const Eigen::MatrixXd& s, int l,
-                                                       EigenWarmStart* warm) {
+                                                       EigenSolverState* state) {
   const Eigen::Index d = s.rows();
   const Eigen::Index k = std::min<Eigen::Index>(d, l + std::max(l, 16));
-  if (d >= kSubspaceMinDimension && 3 * k <= d && (warm == nullptr || !warm->full_only)) {
+  if (d >= kSubspaceMinDimension && 3 * k <= d && (state == nullptr || !state->full_only)) {
     // Half of a full decomposition's ~9 D^3 flops, at 2 D^2 k + 4 D k^2 per step.
     const double dd = static_cast<double>(d), kk = static_cast<double>(k);
     const int max_steps = static_cast<int>(
         std::max(4.0, std::floor(4.5 * dd * dd * dd / (2.0 * dd * dd * kk + 4.0 * dd * kk * kk))));
-    Eigen::MatrixXd start = warm != nullptr && warm->basis.rows() == d && warm->basis.cols() == k
-                                ? warm->basis
-                                : FixedStartBasis(d, k);
-    Eigen::MatrixXd ritz_vectors;
     std::optional<TopEigenpairs> top =
-        TopEigenpairsBySubspace(s, l, std::move(start), max_steps, &ritz_vectors);
-    if (top.has_value()) {
-      if (warm != nullptr) warm->basis = std::move(ritz_vectors);
-      return *std::move(top);
-    }
-    if (warm != nullptr) {
-      warm->full_only = true;
-      warm->basis.resize(0, 0);
-    }
+        TopEigenpairsBySubspace(s, l, FixedStartBasis(d, k), max_steps);
+    if (top.has_value()) return *std::move(top);
+    if (state != nullptr) state->full_only = true;
   }
-  if (warm != nullptr) ++warm->full_decompositions;
+  if (state != nullptr) ++state->full_decompositions;
   return TopEigenpairsByFullDecomposition(s, l);
 }
 

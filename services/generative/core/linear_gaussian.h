@@ -141,24 +141,25 @@ struct TopEigenpairs {
 Eigen::MatrixXd ScaledGram(const Eigen::MatrixXd& y, double n);
 
 // What TopEigenpairsOfSymmetric keeps between the calls of one fit (factor_analysis decomposes a
-// matrix that changes a little per iteration).
-struct EigenWarmStart {
-  Eigen::MatrixXd basis;  // the last subspace iteration's Ritz vectors (D x k); empty: none yet
+// matrix per iteration).
+struct EigenSolverState {
   bool full_only =
       false;  // a subspace iteration ran out of its budget: decompose fully from now on
-  int full_decompositions = 0;  // how many calls decomposed fully (for tests and traces)
+  int full_decompositions = 0;  // how many calls decomposed fully (for tests)
 };
 
 // TopEigenpairs of the symmetric positive semidefinite D x D matrix `s`, for fits of at least as
 // many rows as columns. Where l is small against D, by block subspace iteration with Rayleigh-Ritz
-// (O(D^2 k) per step for k = l + max(l, 16) columns, from `warm`'s basis when it has one, else a
-// fixed pseudo-random one), until each of the top l Ritz pairs (theta, x) has |S x - theta x| <=
-// 1e-12 theta_1; the rest is then trace(S) minus the top l (as scikit-learn's randomized SVD takes
-// it). Otherwise, or when the iteration has not converged within half the work of a full
-// eigendecomposition (eigenvalues l and k + 1 too close), from the full eigendecomposition, O(D^3),
+// (O(D^2 k) per step for k = l + max(l, 16) columns, always from the same fixed pseudo-random
+// basis: a start from the previous call's vectors can lack a direction that has become a top one,
+// and a Ritz residual test cannot see what the subspace lacks), until each of the top l Ritz pairs
+// (theta, x) has |S x - theta x| <= 1e-12 theta_1; the rest is then trace(S) minus the top l (as
+// scikit-learn's randomized SVD takes it). Otherwise, or when the iteration has not converged
+// within half the work of a full eigendecomposition (eigenvalues l and k + 1 too close, which
+// `state` then remembers for the fit's later calls), from the full eigendecomposition, O(D^3),
 // with the rest summed from the smallest eigenvalue up. INTERNAL if a decomposition fails.
 absl::StatusOr<TopEigenpairs> TopEigenpairsOfSymmetric(const Eigen::MatrixXd& s, int l,
-                                                       EigenWarmStart* warm = nullptr);
+                                                       EigenSolverState* state = nullptr);
 // The same from the full eigendecomposition only.
 absl::StatusOr<TopEigenpairs> TopEigenpairsByFullDecomposition(const Eigen::MatrixXd& s, int l);
 
