@@ -9,13 +9,14 @@
       row's PRIOR / IMPORTANCE / AIS estimate on (b)'s mlp_decoder with their CPU seconds;
   (d) the same ppca sampling served over gRPC by the real maas-generative binary (--threads 1) to a C++ client
       (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound;
-  (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy.
+  (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy;
+  (f) fits (factor_analysis, ppca, the full mixture) against scikit-learn's on the same rows.
 
 maas runs in-process through build/bin/maas_generative_bench_driver (one thread); numpy runs in this process with the
 venv's own OpenBLAS, OPENBLAS_NUM_THREADS=1 and the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (this
 script re-executes itself without them before importing numpy), and the kernel threadpoolctl reports is printed.
 
-  MAAS_BUILD_DIR=build .venv/bin/python bench/generative_vs_numpy.py [--seconds 2] [--parts abcde]
+  MAAS_BUILD_DIR=build .venv/bin/python bench/generative_vs_numpy.py [--seconds 2] [--parts abcdef]
 """
 
 import os
@@ -132,7 +133,7 @@ def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, se
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=2.0)
-    parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. 'b' (default: abcde)")
+    parser.add_argument("--parts", default="abcdef", help="which parts to run, e.g. 'b' (default: abcdef)")
     args = parser.parse_args()
     seconds, parts = args.seconds, set(args.parts)
     rng = np.random.default_rng(0)
@@ -300,6 +301,10 @@ def main():
     if "e" in parts:
         exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seconds)
 
+    # (f) fits ---------------------------------------------------------------------------------------------------------
+    if "f" in parts:
+        fits_vs_sklearn(rng, tmp)
+
 
 def exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seconds):
     """EXACT log p(x) of a batch of rows, maas (one thread, every row's bits as alone) against scikit-learn's
@@ -347,6 +352,79 @@ def exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seco
             rate = cpu_rate(lambda: fn(x), seconds) * len(x)
             print(f"    {ref_name:40s} {rate:12,.0f} rows/s  maas / it {result['rows_per_second'] / rate:5.2f}x  "
                   f"(equal within {error:.1e})")
+
+
+def fits_vs_sklearn(rng, tmp):
+    """Part (f): one fit each, maas's fitter in process (the driver's `fit`, one thread) against scikit-learn's on the
+    same rows, process CPU seconds of the fit alone (maas: adding the rows and Finish; scikit-learn: .fit). Results
+    checked first: factor_analysis's log-likelihood trace end and iteration count against FactorAnalysis with
+    svd_method='lapack' (the exact SVD; its default 'randomized' is timed too, its result approximate), ppca's noise
+    variance against PCA's maximum-likelihood one, the full mixture's final lower bound and iterations against
+    GaussianMixture started from the same weights, means and precisions."""
+    from sklearn.decomposition import PCA, FactorAnalysis
+    from sklearn.mixture import GaussianMixture
+
+    def maas_fit(name, config, x):
+        rows_file, config_file, spec_file = tmp / f"fit-{name}.f64", tmp / f"fit-{name}.pb", tmp / f"fit-{name}.spec"
+        rows_file.write_bytes(np.ascontiguousarray(x).tobytes())
+        config_file.write_bytes(config.SerializeToString())
+        result = driver("fit", config_file, rows_file, x.shape[1], spec_file)
+        spec = gen.GenerativeModelSpec()
+        spec.ParseFromString(spec_file.read_bytes())
+        return result, spec
+
+    def cpu_seconds(fn):
+        start = time.process_time()
+        out = fn()
+        return time.process_time() - start, out
+
+    def factor_rows(n, d, factors):
+        w_true = rng.standard_normal((d, factors))
+        return rng.standard_normal((n, factors)) @ w_true.T + rng.uniform(0.5, 2.0, d) * rng.standard_normal((n, d))
+
+    print("\n(f) fits, process CPU seconds of one fit (one thread each)")
+    for n, d, latent in ((10000, 784, 50), (3000, 2000, 20)):
+        x = factor_rows(n, d, latent)
+        got, _ = maas_fit(f"fa{d}", gen.FitConfig(name="f", seed=1, factor_analysis=gen.FactorAnalysisFit(
+            latent_dim=latent)), x)
+        lapack_s, lapack = cpu_seconds(lambda: FactorAnalysis(latent, svd_method="lapack").fit(x))
+        randomized_s, randomized = cpu_seconds(lambda: FactorAnalysis(latent, random_state=0).fit(x))
+        error = abs(got["log_likelihood"] * n - lapack.loglike_[-1]) / abs(lapack.loglike_[-1])
+        if not (error <= 1e-6 and got["n_iter"] == lapack.n_iter_):
+            raise SystemExit(f"factor_analysis {n}x{d}: maas and scikit-learn (lapack) differ: log-likelihood "
+                             f"{error:.3g} (relative), iterations {got['n_iter']} vs {lapack.n_iter_}")
+        print(f"  factor_analysis N={n} D={d} L={latent}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} iterations), "
+              f"FactorAnalysis lapack {lapack_s:.2f} s ({lapack_s / got['cpu_seconds']:.1f}x maas's), randomized "
+              f"{randomized_s:.2f} s ({randomized_s / got['cpu_seconds']:.2f}x; {randomized.n_iter_} iterations); "
+              f"log-likelihood equal within {error:.1e}")
+        got, spec = maas_fit(f"ppca{d}", gen.FitConfig(name="p", seed=1, ppca=gen.PpcaFit(latent_dim=latent)), x)
+        full_s, pca = cpu_seconds(lambda: PCA(latent, svd_solver="full").fit(x))
+        auto_s, _ = cpu_seconds(lambda: PCA(latent).fit(x))
+        want = pca.noise_variance_ * (n - 1) / n  # PCA's variances use 1/(N-1), the maximum-likelihood ones 1/N
+        error = abs(spec.ppca.noise_variance - want) / want
+        if not error <= 1e-9:
+            raise SystemExit(f"ppca {n}x{d}: maas's noise variance and PCA's differ by {error:.3g} (relative)")
+        print(f"  ppca N={n} D={d} L={latent}: maas {got['cpu_seconds']:.2f} s, PCA full {full_s:.2f} s "
+              f"({full_s / got['cpu_seconds']:.1f}x maas's), PCA default solver {auto_s:.2f} s "
+              f"({auto_s / got['cpu_seconds']:.2f}x); noise variance equal within {error:.1e}")
+    n, d, k = 5000, 300, 10
+    centres = 3.0 * rng.standard_normal((k, d))
+    x = centres[rng.integers(0, k, n)] + rng.standard_normal((n, d))
+    means_init = centres + 0.5 * rng.standard_normal((k, d))
+    weights_init = np.full(k, 1.0 / k)
+    got, _ = maas_fit("gmm", gen.FitConfig(name="g", seed=1, gaussian_mixture=gen.GaussianMixtureFit(
+        n_components=k, covariance_type=gen.FULL, tol=1e-3, weights_init=weights_init.tolist(),
+        means_init=matrix(means_init), precisions_init=matrix(np.vstack([np.eye(d)] * k)))), x)
+    gm_s, gm = cpu_seconds(lambda: GaussianMixture(k, covariance_type="full", tol=1e-3, weights_init=weights_init,
+                                                  means_init=means_init,
+                                                  precisions_init=np.stack([np.eye(d)] * k)).fit(x))
+    error = abs(got["log_likelihood"] - gm.lower_bound_) / abs(gm.lower_bound_)
+    if not (error <= 1e-9 and got["n_iter"] == gm.n_iter_):
+        raise SystemExit(f"gaussian_mixture: maas and scikit-learn differ: lower bound {error:.3g} (relative), "
+                         f"iterations {got['n_iter']} vs {gm.n_iter_}")
+    print(f"  gaussian_mixture full N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} iterations), "
+          f"GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound equal within "
+          f"{error:.1e}")
 
 
 if __name__ == "__main__":

@@ -19,6 +19,11 @@
 //       in <rows.f64> (float64, row-major, D per row), repeated for <seconds> of process CPU time
 //       split into 5 windows; writes the log p(x) values to <log_p.f64>: {"rows_per_second": median
 //       over the windows, "simd": ...}.
+//   maas_generative_bench_driver fit <fit_config.pb> <rows.f64> <columns> <spec_out.pb>
+//       One fit (the family's fitter, as FitModel runs it, one thread) of the rows in <rows.f64>
+//       (float64, row-major, <columns> per row) with the FitConfig in <fit_config.pb>; writes the
+//       fitted GenerativeModelSpec to <spec_out.pb>: {"cpu_seconds": the fit's process CPU time
+//       (adding the rows and Finish), "n_iter", "log_likelihood": the trace's last value}.
 //   maas_generative_bench_driver served <spec.pb> <host:port> <num_samples> <batch_size> [<pid>]
 //       A C++ gRPC client of a running maas-generative: CreateModel "bench-served" from the spec,
 //       then one Sample stream of <num_samples> rows (seed 1) parsed into SampleBatch messages
@@ -37,6 +42,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <iterator>
 #include <map>
@@ -228,6 +234,55 @@ int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint6
   return 0;
 }
 
+// The "fit" command (see the file comment).
+int Fit(const char* config_path, const char* rows_path, Eigen::Index columns,
+        const char* spec_path) {
+  std::ifstream config_in(config_path, std::ios::binary);
+  std::stringstream config_bytes;
+  config_bytes << config_in.rdbuf();
+  v1::FitConfig config;
+  if (!config.ParseFromString(config_bytes.str())) {
+    std::cerr << "cannot parse " << config_path << "\n";
+    return 2;
+  }
+  const Family* family = DefaultFamilies().FindByFit(config.family_case());
+  if (family == nullptr) {
+    std::cerr << "no family fits that config\n";
+    return 2;
+  }
+  std::ifstream rows_in(rows_path, std::ios::binary);
+  const std::vector<char> raw((std::istreambuf_iterator<char>(rows_in)),
+                              std::istreambuf_iterator<char>());
+  const Eigen::Index n = static_cast<Eigen::Index>(raw.size() / sizeof(double)) / columns;
+  RowMatrixXd rows(n, columns);
+  std::memcpy(rows.data(), raw.data(), static_cast<size_t>(n * columns) * sizeof(double));
+  const Eigen::MatrixXd x = rows;
+  const double start = CpuSeconds();
+  auto fitter = family->make_fitter(config, config.seed());
+  if (!fitter.ok()) {
+    std::cerr << fitter.status() << "\n";
+    return 2;
+  }
+  absl::Status added = (*fitter)->AddRows(x, 0);
+  absl::StatusOr<FitResult> result =
+      added.ok() ? (*fitter)->Finish(exec::StopToken()) : absl::StatusOr<FitResult>(added);
+  const double seconds = CpuSeconds() - start;
+  if (!result.ok()) {
+    std::cerr << result.status() << "\n";
+    return 2;
+  }
+  std::ofstream out(spec_path, std::ios::binary);
+  out << result->spec.SerializeAsString();
+  const v1::FitTrace& trace = result->trace;
+  std::cout << std::setprecision(17) << "{\"cpu_seconds\": " << seconds
+            << ", \"n_iter\": " << trace.n_iter() << ", \"log_likelihood\": "
+            << (trace.log_likelihood_size() > 0
+                    ? trace.log_likelihood(trace.log_likelihood_size() - 1)
+                    : 0.0)
+            << "}\n";
+  return 0;
+}
+
 int Run(int argc, char** argv) {
   if (argc == 3 && std::string(argv[1]) == "peak") {
     const math::SimdPath path = math::BestSimdPath();
@@ -247,6 +302,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string command = argv[1];
+  if (command == "fit" && argc >= 6) return Fit(argv[2], argv[3], std::stol(argv[4]), argv[5]);
   std::ifstream in(argv[2], std::ios::binary);
   std::stringstream bytes;
   bytes << in.rdbuf();
