@@ -3,6 +3,7 @@ package maas
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"iter"
 
@@ -11,14 +12,18 @@ import (
 	"google.golang.org/grpc/status"
 )
 
-// unary runs one unary call under the default deadline; a nil request is sent as the empty message.
+// unary runs one unary call under the default deadline; a nil request is sent as the empty message. A request that
+// cannot be sent (a string field that is not UTF-8: checkRequest) is INVALID_ARGUMENT, before any call.
 func unary[Req, Resp any](c caller, ctx context.Context, rpc string, req *Req,
 	call func(context.Context, *Req, ...grpc.CallOption) (*Resp, error)) (*Resp, error) {
-	ctx, cancel := c.withDefaultDeadline(ctx)
-	defer cancel()
 	if req == nil {
 		req = new(Req)
 	}
+	if err := checkRequest(req, ""); err != nil {
+		return nil, invalidArgument(rpc, err.Error())
+	}
+	ctx, cancel := c.withDefaultDeadline(ctx)
+	defer cancel()
 	resp, err := call(ctx, req)
 	if err != nil {
 		return nil, wrapCallError(ctx, rpc, err)
@@ -28,8 +33,9 @@ func unary[Req, Resp any](c caller, ctx context.Context, rpc string, req *Req,
 
 // clientStream sends first, then every message of rest, and returns the single response; all under the default
 // deadline. When the server ends the call early (an invalid chunk, say) the remaining messages are not pulled
-// from rest and its status is returned. check (when not nil) vets each message of rest (and its index) before it
-// is sent: its error cancels the call (nothing is stored) and is returned as INVALID_ARGUMENT.
+// from rest and its status is returned. A first message that cannot be sent (checkRequest) is INVALID_ARGUMENT
+// before the call starts. check (when not nil) vets each message of rest (and its index) before it is sent: its
+// error cancels the call (nothing is stored) and is returned as INVALID_ARGUMENT.
 //
 // rest runs on a goroutine of its own, one message at a time (its yield returns once the message is sent), so
 // that the deadline and ctx end the call even while rest blocks: the call then returns DEADLINE_EXCEEDED or
@@ -38,6 +44,9 @@ func unary[Req, Resp any](c caller, ctx context.Context, rpc string, req *Req,
 func clientStream[Req, Resp any](c caller, ctx context.Context, rpc string,
 	open func(context.Context, ...grpc.CallOption) (grpc.ClientStreamingClient[Req, Resp], error),
 	first *Req, rest iter.Seq[*Req], check func(*Req, int) error) (*Resp, error) {
+	if err := checkRequest(first, ""); err != nil {
+		return nil, invalidArgument(rpc, err.Error())
+	}
 	ctx, cancel := c.withDefaultDeadline(ctx)
 	defer cancel()
 	stream, err := open(ctx)
@@ -135,13 +144,18 @@ func runIterator(body func(), report func(iteratorEnd)) {
 }
 
 // serverStream yields the messages of a server stream opened per iteration. Breaking out of the loop cancels
-// the call; an error ends the sequence (yielded once, with a nil message).
+// the call; an error ends the sequence (yielded once, with a nil message), INVALID_ARGUMENT before any call for a
+// request that cannot be sent (checkRequest).
 func serverStream[Req, Resp any](ctx context.Context, rpc string, req *Req,
 	open func(context.Context, *Req, ...grpc.CallOption) (grpc.ServerStreamingClient[Resp], error)) iter.Seq2[*Resp, error] {
 	if req == nil {
 		req = new(Req) // here, not in the sequence: ranges over it may run at once (each is a call)
 	}
 	return func(yield func(*Resp, error) bool) {
+		if err := checkRequest(req, ""); err != nil {
+			yield(nil, invalidArgument(rpc, err.Error()))
+			return
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		defer cancel()
 		stream, err := open(ctx, req)
@@ -169,6 +183,8 @@ func serverStream[Req, Resp any](ctx context.Context, rpc string, req *Req,
 // loop cancels the call (the sender stops at its next Send; a requests sequence that blocks keeps its goroutine
 // until it yields or returns). A panic of requests cancels the call and is raised again, with the same value, on
 // the goroutine ranging over the responses (once that loop has ended, the call is over and the panic is dropped).
+// A request that cannot be sent (checkRequest) cancels the call, which fails with INVALID_ARGUMENT naming it
+// ("requests[i]. ...").
 func bidiStream[Req, Resp any](ctx context.Context, rpc string, requests iter.Seq[*Req],
 	open func(context.Context, ...grpc.CallOption) (grpc.BidiStreamingClient[Req, Resp], error)) iter.Seq2[*Resp, error] {
 	return func(yield func(*Resp, error) bool) {
@@ -183,6 +199,7 @@ func bidiStream[Req, Resp any](ctx context.Context, rpc string, requests iter.Se
 		failed := make(chan iteratorEnd, 1) // requests panicked or exited its goroutine
 		go runIterator(func() {
 			if requests != nil {
+				i := 0
 				for msg := range requests {
 					// Once the call ended (the loop over the responses returned, or failed) yield returns false:
 					// grpc-go's Send still took messages for a while after cancel, so a producer resumed then was
@@ -190,6 +207,12 @@ func bidiStream[Req, Resp any](ctx context.Context, rpc string, requests iter.Se
 					if ctx.Err() != nil {
 						return
 					}
+					if err := checkRequest(msg, fmt.Sprintf("requests[%d].", i)); err != nil {
+						sendFailed <- invalidArgument(rpc, err.Error())
+						cancel()
+						return
+					}
+					i++
 					if err := stream.Send(msg); err != nil {
 						if !errors.Is(err, io.EOF) { // io.EOF: the server ended the call; Recv has its status
 							sendFailed <- err

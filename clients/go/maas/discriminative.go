@@ -2,6 +2,7 @@ package maas
 
 import (
 	"context"
+	"fmt"
 	"iter"
 
 	"google.golang.org/grpc"
@@ -36,7 +37,13 @@ func (d *DiscriminativeClient) Train(ctx context.Context, config *discriminative
 	rest := mapSeq(batches, func(b *discriminativev1.TextBatch) *discriminativev1.TrainRequest {
 		return &discriminativev1.TrainRequest{Message: &discriminativev1.TrainRequest_Batch{Batch: b}}
 	})
-	return clientStream(d.caller, ctx, "DiscriminativeService.Train", d.raw.Train, first, rest, nil)
+	return clientStream(d.caller, ctx, "DiscriminativeService.Train", d.raw.Train, first, rest,
+		func(msg *discriminativev1.TrainRequest, i int) error { return checkBatch(msg.GetBatch(), i) })
+}
+
+// checkBatch refuses batches[i] of Train or Evaluate when it holds a string that is not UTF-8 (see checkRequest).
+func checkBatch(batch *discriminativev1.TextBatch, i int) error {
+	return checkRequest(batch, fmt.Sprintf("batches[%d].", i))
 }
 
 // Classify classifies req.Texts, or req.PackedTexts (see PackTexts).
@@ -67,7 +74,8 @@ func (d *DiscriminativeClient) Evaluate(ctx context.Context, config *discriminat
 	rest := mapSeq(batches, func(b *discriminativev1.TextBatch) *discriminativev1.EvaluateRequest {
 		return &discriminativev1.EvaluateRequest{Message: &discriminativev1.EvaluateRequest_Batch{Batch: b}}
 	})
-	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate", d.raw.Evaluate, first, rest, nil)
+	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate", d.raw.Evaluate, first, rest,
+		func(msg *discriminativev1.EvaluateRequest, i int) error { return checkBatch(msg.GetBatch(), i) })
 }
 
 // GetModel returns a model's info and full pipeline state.

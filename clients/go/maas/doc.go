@@ -32,7 +32,9 @@
 //     ListModels is the single call.
 //   - Errors: every failed call returns a *Error carrying the gRPC status code and message
 //     (errors.As(err, &e), or maas.Code(err)); errors.Is(err, context.DeadlineExceeded) and
-//     errors.Is(err, context.Canceled) hold for those codes.
+//     errors.Is(err, context.Canceled) hold for those codes. A request holding a string field that is not UTF-8
+//     (a label, a name, a text) is INVALID_ARGUMENT before it is sent, naming the field by its path and the
+//     offset of its first invalid byte ("batches[1].examples[0].label: invalid UTF-8 at byte 5 of 8 ...").
 //   - Security: TLS (WithTLS), mutual TLS (WithClientCertificate), a bearer token sent as
 //     "authorization: Bearer <token>" on every call (WithBearerToken, WithBearerTokenFile; printable ASCII, as
 //     the header carries nothing else: Dial refuses another token without quoting it).

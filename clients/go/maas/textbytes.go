@@ -100,7 +100,7 @@ func (d *DiscriminativeClient) TrainBytes(ctx context.Context, config *discrimin
 	rest := mapSeq(batches, func(b []LabeledBytes) *wireRequest { return batchRequest(trainBatchField, b) })
 	return clientStream(d.caller, ctx, "DiscriminativeService.Train",
 		openClientStream[discriminativev1.TrainResponse](d.conn, "Train", discriminativev1.DiscriminativeService_Train_FullMethodName),
-		first, rest, nil)
+		first, rest, checkBytesBatch)
 }
 
 // EvaluateBytes is Evaluate with the texts given as bytes (see BytesBatches), under the model's decode_error.
@@ -110,7 +110,13 @@ func (d *DiscriminativeClient) EvaluateBytes(ctx context.Context, config *discri
 	rest := mapSeq(batches, func(b []LabeledBytes) *wireRequest { return batchRequest(evaluateBatchField, b) })
 	return clientStream(d.caller, ctx, "DiscriminativeService.Evaluate",
 		openClientStream[discriminativev1.EvaluateResponse](d.conn, "Evaluate", discriminativev1.DiscriminativeService_Evaluate_FullMethodName),
-		first, rest, nil)
+		first, rest, checkBytesBatch)
+}
+
+// checkBytesBatch refuses batches[i] of TrainBytes or EvaluateBytes when a label is not UTF-8 (see checkRequest),
+// naming it as Train and Evaluate name a TextBatch's: batches[i].examples[j].label.
+func checkBytesBatch(msg *wireRequest, i int) error {
+	return checkRequest(msg, fmt.Sprintf("batches[%d].", i))
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -230,21 +236,37 @@ func init() {
 // Transport.
 
 // wireRequest is a request message bytesCodec sends as marshal writes it. Marshalling happens when gRPC sends the
-// message, so an error (a label that is not UTF-8, say) fails the call where the ordinary codec's would.
+// message; check (see checkRequest), run before, says why it cannot be sent: a string field that is not UTF-8 (a
+// label, say), which marshal would refuse, failing the call with INTERNAL. Its fields are named after prefix.
 type wireRequest struct {
 	marshal func() ([]byte, error)
+	check   func(prefix string) error
 }
 
 func textsRequest(req proto.Message, texts [][]byte) *wireRequest {
-	return &wireRequest{marshal: func() ([]byte, error) { return marshalTexts(req, texts) }}
+	return &wireRequest{marshal: func() ([]byte, error) { return marshalTexts(req, texts) },
+		check: func(prefix string) error {
+			// req's own texts are written as bytes, as texts are (marshalTexts).
+			m := req.ProtoReflect()
+			return checkStrings(m, prefix, m.Descriptor().Fields().ByName("texts"))
+		}}
 }
 
 func batchRequest(batchField protowire.Number, examples []LabeledBytes) *wireRequest {
-	return &wireRequest{marshal: func() ([]byte, error) { return marshalBatch(batchField, examples) }}
+	return &wireRequest{marshal: func() ([]byte, error) { return marshalBatch(batchField, examples) },
+		check: func(prefix string) error {
+			for i, e := range examples {
+				if err := checkUTF8(e.Label, fmt.Sprintf("%sexamples[%d].label", prefix, i), false); err != nil {
+					return err
+				}
+			}
+			return nil
+		}}
 }
 
 func messageRequest(m proto.Message) *wireRequest {
-	return &wireRequest{marshal: func() ([]byte, error) { return proto.Marshal(m) }}
+	return &wireRequest{marshal: func() ([]byte, error) { return proto.Marshal(m) },
+		check: func(prefix string) error { return checkRequest(m, prefix) }}
 }
 
 // protoCodec is grpc-go's protobuf codec (what every other call uses).

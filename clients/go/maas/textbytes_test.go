@@ -610,12 +610,12 @@ func TestBytesTextsUnderStrict(t *testing.T) {
 	wantCode(t, err, codes.NotFound)
 
 	// Every other field is marshalled as by the ordinary methods: a label that is not UTF-8 fails the call in the
-	// client alike, and a nil request is the empty one.
+	// client alike (INVALID_ARGUMENT naming it, before anything is sent), and a nil request is the empty one.
 	badLabel := []maas.LabeledBytes{{Text: []byte("bread"), Label: "caf\xe9"}}
 	_, errBytes := d.TrainBytes(testContext(t), &discriminativev1.TrainConfig{Name: "go-bytes-bad-label"}, maas.BytesBatches(badLabel, 1))
 	_, err = d.Train(testContext(t), &discriminativev1.TrainConfig{Name: "go-bytes-bad-label"},
 		maas.Batches(repairExamples(badLabel, ""), 1)) // the label is kept as it is
-	if wantCode(t, err, codes.Internal, "UTF-8"); errBytes == nil || errBytes.Error() != err.Error() {
+	if wantCode(t, err, codes.InvalidArgument, "batches[0].examples[0].label: invalid UTF-8 at byte 3"); errBytes == nil || errBytes.Error() != err.Error() {
 		t.Fatalf("TrainBytes with a label that is not UTF-8: %v; Train: %v", errBytes, err)
 	}
 	_, errBytes = d.ClassifyBytes(testContext(t), nil, texts[:1])
