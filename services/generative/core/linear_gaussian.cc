@@ -428,11 +428,19 @@ ModelSize LinearGaussianModelSize(const std::string& family, const common::v1::M
 
 Eigen::MatrixXd ScaledGram(const Eigen::MatrixXd& y, double n) {
   const auto rows = static_cast<std::size_t>(y.rows()), cols = static_cast<std::size_t>(y.cols());
-  // Column-major Y is row-major Y^T (cols x rows): C = Y^T (Y^T)^T, row-major, which is C itself
-  // column-major since (Y^T Y)_ij and (Y^T Y)_ji are the same products summed in the same order.
+  // Column-major Y is row-major Y^T (cols x rows), so C = Y^T (Y^T)^T is a row-major product; C is
+  // symmetric ((Y^T Y)_ij and (Y^T Y)_ji are the same products summed in the same order), so only
+  // its part on and right of the diagonal, in row-major terms, is computed: column blocks j0..j1
+  // for rows i >= j0 (math::Gemm's value of an element does not depend on how the product is cut),
+  // i.e. Eigen's upper triangle, then mirrored.
+  constexpr std::size_t kBlock = 64;
   Eigen::MatrixXd gram(y.cols(), y.cols());
-  math::Gemm(cols, cols, rows, y.data(), rows, y.data(), rows, math::Transpose::kYes, gram.data(),
-             cols, /*accumulate=*/false);
+  for (std::size_t j0 = 0; j0 < cols; j0 += kBlock) {
+    const std::size_t width = std::min(kBlock, cols - j0);
+    math::Gemm(cols - j0, width, rows, y.data() + j0 * rows, rows, y.data() + j0 * rows, rows,
+               math::Transpose::kYes, gram.data() + j0 * cols + j0, cols, /*accumulate=*/false);
+  }
+  gram.triangularView<Eigen::StrictlyLower>() = gram.transpose();
   gram /= n;
   return gram;
 }

@@ -11,6 +11,7 @@
 
 #include "Eigen/Eigenvalues"
 #include "Eigen/QR"
+#include "common/math/gemm.h"
 #include "common/random/item_rng.h"
 #include "services/generative/core/factor_analysis.h"
 #include "services/generative/core/ppca.h"
@@ -416,13 +417,19 @@ TEST_CASE("the top eigenpairs of Y^T Y from the SVD of Y equal those of its eige
 }
 
 TEST_CASE("ScaledGram is Y^T Y / n and exactly symmetric") {
-  for (auto [n, d] : {std::pair{1, 1}, std::pair{7, 3}, std::pair{300, 131}, std::pair{50, 200}}) {
+  for (auto [n, d] : {std::pair{1, 1}, std::pair{7, 3}, std::pair{300, 131}, std::pair{50, 200},
+                      std::pair{130, 64}, std::pair{70, 65}}) {
     INFO("n " << n << " d " << d);
     const Eigen::MatrixXd y = LowRankRows(n, d, 2, 61 + static_cast<uint64_t>(n));
     const Eigen::MatrixXd gram = ScaledGram(y, n);
     const Eigen::MatrixXd oracle = y.transpose() * y / n;
     CHECK((gram - oracle).cwiseAbs().maxCoeff() <= 1e-13 * oracle.cwiseAbs().maxCoeff());
     CHECK(gram == gram.transpose());
+    // Computed by halves, bit for bit the whole product.
+    Eigen::MatrixXd whole(d, d);
+    math::Gemm(d, d, n, y.data(), n, y.data(), n, math::Transpose::kYes, whole.data(), d, false);
+    whole /= n;
+    CHECK(gram == whole);
   }
 }
 
