@@ -280,20 +280,39 @@ def few_rows_of_many_columns(n=40, d=300, seed=11):
 
 # The 2026-12-06 generative hunt: fits of fewer rows than columns decomposed the D x D covariance (factor_analysis
 # on every EM iteration: 50 x 2000 rows ran 38 s, past a 30 s deadline); they now take the SVD of the N x D rows.
-def test_factor_analysis_fit_of_fewer_rows_than_columns_matches_sklearn(stub):
-    x = few_rows_of_many_columns()
+def assert_fa_fit_matches_sklearn(stub, name, x, latent, held_out):
+    """factor_analysis fitted on x equals scikit-learn's lapack FactorAnalysis: iterations, log-likelihood trace,
+    noise variances, W W^T and held-out EXACT log p(x)."""
     n = x.shape[0]
-    reference = FactorAnalysis(n_components=3, svd_method="lapack", tol=1e-4, max_iter=2000).fit(x)
-    response = fit(stub, "fa-wide", "factor_analysis", gen.FactorAnalysisFit(latent_dim=3, tol=1e-4, max_iter=2000),
-                   x)
+    reference = FactorAnalysis(n_components=latent, svd_method="lapack", tol=1e-4, max_iter=2000).fit(x)
+    response = fit(stub, name, "factor_analysis", gen.FactorAnalysisFit(latent_dim=latent, tol=1e-4, max_iter=2000), x)
     assert response.trace.n_iter == reference.n_iter_
     np.testing.assert_allclose(np.array(response.trace.log_likelihood) * n, reference.loglike_, rtol=1e-9)
-    spec = get_spec(stub, "fa-wide").factor_analysis
+    spec = get_spec(stub, name).factor_analysis
     np.testing.assert_allclose(np.array(spec.noise_variance), reference.noise_variance_, rtol=1e-7)
     w = from_matrix(spec.loadings)
     np.testing.assert_allclose(w @ w.T, reference.components_.T @ reference.components_, atol=1e-7)
-    held_out = few_rows_of_many_columns(seed=12)
-    np.testing.assert_allclose(exact(stub, "fa-wide", held_out), reference.score_samples(held_out), rtol=1e-8)
+    np.testing.assert_allclose(exact(stub, name, held_out), reference.score_samples(held_out), rtol=1e-8)
+
+
+def assert_ppca_fit_is_the_closed_form(stub, name, x, latent):
+    """ppca fitted on x is the maximum-likelihood closed form on the D x D covariance (numpy's eigh the oracle): the
+    noise variance the mean of the D - L smallest eigenvalues, W W^T = U_L (Lambda_L - sigma^2) U_L^T."""
+    n, d = x.shape
+    fit(stub, name, "ppca", gen.PpcaFit(latent_dim=latent), x)
+    spec = get_spec(stub, name).ppca
+    centred = x - x.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n)  # ascending
+    sigma2 = eigenvalues[:d - latent].sum() / (d - latent)
+    assert abs(spec.noise_variance - sigma2) <= 1e-10 * sigma2
+    top = eigenvectors[:, -latent:]
+    w = from_matrix(spec.loadings)
+    np.testing.assert_allclose(w @ w.T, (top * (eigenvalues[-latent:] - sigma2)) @ top.T,
+                               atol=1e-9 * eigenvalues[-1])
+
+
+def test_factor_analysis_fit_of_fewer_rows_than_columns_matches_sklearn(stub):
+    assert_fa_fit_matches_sklearn(stub, "fa-wide", few_rows_of_many_columns(), 3, few_rows_of_many_columns(seed=12))
 
 
 def many_columns(n=1500, d=300, factors=4, seed=21):
@@ -307,28 +326,8 @@ def many_columns(n=1500, d=300, factors=4, seed=21):
 # L small against D). The fits still equal scikit-learn's exact (lapack) ones.
 def test_fits_of_many_columns_match_sklearn(stub):
     x = many_columns()
-    n, d = x.shape
-    reference = FactorAnalysis(n_components=4, svd_method="lapack", tol=1e-4, max_iter=2000).fit(x)
-    response = fit(stub, "fa-many", "factor_analysis", gen.FactorAnalysisFit(latent_dim=4, tol=1e-4, max_iter=2000),
-                   x)
-    assert response.trace.n_iter == reference.n_iter_
-    np.testing.assert_allclose(np.array(response.trace.log_likelihood) * n, reference.loglike_, rtol=1e-9)
-    spec = get_spec(stub, "fa-many").factor_analysis
-    np.testing.assert_allclose(np.array(spec.noise_variance), reference.noise_variance_, rtol=1e-7)
-    w = from_matrix(spec.loadings)
-    np.testing.assert_allclose(w @ w.T, reference.components_.T @ reference.components_, atol=1e-7)
-    held_out = many_columns(50, seed=22)
-    np.testing.assert_allclose(exact(stub, "fa-many", held_out), reference.score_samples(held_out), rtol=1e-8)
-
-    fit(stub, "ppca-many", "ppca", gen.PpcaFit(latent_dim=4), x)
-    spec = get_spec(stub, "ppca-many").ppca
-    centred = x - x.mean(axis=0)
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n)  # ascending, the D x D oracle
-    sigma2 = eigenvalues[:d - 4].sum() / (d - 4)
-    assert abs(spec.noise_variance - sigma2) <= 1e-10 * sigma2
-    top = eigenvectors[:, -4:]
-    w = from_matrix(spec.loadings)
-    np.testing.assert_allclose(w @ w.T, (top * (eigenvalues[-4:] - sigma2)) @ top.T, atol=1e-9 * eigenvalues[-1])
+    assert_fa_fit_matches_sklearn(stub, "fa-many", x, 4, many_columns(50, seed=22))
+    assert_ppca_fit_is_the_closed_form(stub, "ppca-many", x, 4)
 
 
 def two_uncorrelated_groups(n=256, da=150, db=50, seed=0):
@@ -367,17 +366,7 @@ def test_factor_analysis_fit_of_uncorrelated_column_groups_matches_sklearn(stub)
 
 
 def test_ppca_fit_of_fewer_rows_than_columns_is_the_closed_form(stub):
-    x = few_rows_of_many_columns(seed=13)
-    n, d = x.shape
-    fit(stub, "ppca-wide", "ppca", gen.PpcaFit(latent_dim=3), x)
-    spec = get_spec(stub, "ppca-wide").ppca
-    centred = x - x.mean(axis=0)
-    eigenvalues, eigenvectors = np.linalg.eigh(centred.T @ centred / n)  # ascending, the D x D oracle
-    sigma2 = eigenvalues[:d - 3].sum() / (d - 3)
-    assert abs(spec.noise_variance - sigma2) <= 1e-10 * sigma2
-    top = eigenvectors[:, -3:]
-    w = from_matrix(spec.loadings)
-    np.testing.assert_allclose(w @ w.T, (top * (eigenvalues[-3:] - sigma2)) @ top.T, atol=1e-9 * eigenvalues[-1])
+    assert_ppca_fit_is_the_closed_form(stub, "ppca-wide", few_rows_of_many_columns(seed=13), 3)
 
 
 @pytest.mark.parametrize("family", ["ppca", "fa"])

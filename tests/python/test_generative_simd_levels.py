@@ -48,13 +48,18 @@ def models():
     }
 
 
-def draw(tmp_path, level, monkeypatch):
-    """Per model: the Sample stream's x and latents, and EXACT log p(x) of 41 rows (blocks of the row kernels and a
-    part, rows near and past float64's largest squares) for the tractable ones, as bytes."""
+def set_level(monkeypatch, level):
+    """The SIMD level the servers started next run at (None: the CPU's best)."""
     if level is None:
         monkeypatch.delenv("MAAS_SIMD", raising=False)
     else:
         monkeypatch.setenv("MAAS_SIMD", level)
+
+
+def draw(tmp_path, level, monkeypatch):
+    """Per model: the Sample stream's x and latents, and EXACT log p(x) of 41 rows (blocks of the row kernels and a
+    part, rows near and past float64's largest squares) for the tractable ones, as bytes."""
+    set_level(monkeypatch, level)
     out = {}
     rows = 3 * np.random.default_rng(11).standard_normal((41, D))
     rows[4, 0], rows[17, 3], rows[33, 5] = 1e153, 4e154, -1e200
@@ -80,10 +85,7 @@ def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
 def fitted(tmp_path, level, monkeypatch):
     """The specs of ppca, factor_analysis and full gaussian_mixture fits of 400 x 160 rows (their covariances, the
     mixture's E-step products and the subspace iteration's by math::Gemm), as bytes."""
-    if level is None:
-        monkeypatch.delenv("MAAS_SIMD", raising=False)
-    else:
-        monkeypatch.setenv("MAAS_SIMD", level)
+    set_level(monkeypatch, level)
     rng = np.random.default_rng(12)
     rows = rng.standard_normal((400, 4)) @ (2.0 * rng.standard_normal((4, 160))) + rng.standard_normal((400, 160))
     out = {}

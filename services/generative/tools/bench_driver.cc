@@ -234,6 +234,17 @@ int Served(const v1::GenerativeModelSpec& spec, const std::string& target, uint6
   return 0;
 }
 
+// The rows of a float64 file, row-major, `columns` per row.
+Eigen::MatrixXd ReadRows(const char* path, Eigen::Index columns) {
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<char> raw((std::istreambuf_iterator<char>(in)),
+                              std::istreambuf_iterator<char>());
+  const Eigen::Index n = static_cast<Eigen::Index>(raw.size() / sizeof(double)) / columns;
+  RowMatrixXd rows(n, columns);
+  std::memcpy(rows.data(), raw.data(), static_cast<size_t>(n * columns) * sizeof(double));
+  return rows;
+}
+
 // The "fit" command (see the file comment).
 int Fit(const char* config_path, const char* rows_path, Eigen::Index columns,
         const char* spec_path) {
@@ -250,13 +261,7 @@ int Fit(const char* config_path, const char* rows_path, Eigen::Index columns,
     std::cerr << "no family fits that config\n";
     return 2;
   }
-  std::ifstream rows_in(rows_path, std::ios::binary);
-  const std::vector<char> raw((std::istreambuf_iterator<char>(rows_in)),
-                              std::istreambuf_iterator<char>());
-  const Eigen::Index n = static_cast<Eigen::Index>(raw.size() / sizeof(double)) / columns;
-  RowMatrixXd rows(n, columns);
-  std::memcpy(rows.data(), raw.data(), static_cast<size_t>(n * columns) * sizeof(double));
-  const Eigen::MatrixXd x = rows;
+  const Eigen::MatrixXd x = ReadRows(rows_path, columns);
   const double start = CpuSeconds();
   auto fitter = family->make_fitter(config, config.seed());
   if (!fitter.ok()) {
@@ -365,13 +370,8 @@ int Run(int argc, char** argv) {
   }
   if (command == "exact") {
     if (argc < 6) return 2;
-    std::ifstream rows_in(argv[3], std::ios::binary);
-    const std::vector<char> raw((std::istreambuf_iterator<char>(rows_in)),
-                                std::istreambuf_iterator<char>());
-    const Eigen::Index n = static_cast<Eigen::Index>(raw.size() / sizeof(double)) / d;
-    RowMatrixXd rows(n, d);
-    std::memcpy(rows.data(), raw.data(), static_cast<size_t>(n * d) * sizeof(double));
-    const Eigen::MatrixXd x = rows;
+    const Eigen::MatrixXd x = ReadRows(argv[3], d);
+    const Eigen::Index n = x.rows();
     exec::InlineExecutor executor;
     Eigen::VectorXd log_p;
     const double rate = MedianRate(std::stod(argv[5]), [&] {
