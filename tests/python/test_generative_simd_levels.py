@@ -68,18 +68,23 @@ def draw(tmp_path, level, monkeypatch):
             create(stub, name, spec)
             x, z = sample(stub, name, 700, seed=20261202, batch_size=97, start_index=5)
             log_p = b"" if name.startswith("mlp") else exact(stub, name, rows).tobytes()
-            out[name] = (x.tobytes(), z.tobytes(), log_p)
+            out[name] = {"x": x.tobytes(), "latents": z.tobytes(), "EXACT log p(x)": log_p}
     return out
 
 
-def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
-    reference = draw(tmp_path, None, monkeypatch)
+def assert_same_at_every_level(collect, tmp_path, monkeypatch):
+    """collect(tmp_path, level, monkeypatch) -> {model: {what: bytes}} is the same at MAAS_SIMD avx2, baseline and
+    the default."""
+    reference = collect(tmp_path, None, monkeypatch)
     for level in ("avx2", "baseline"):
-        got = draw(tmp_path, level, monkeypatch)
-        for name in reference:
-            assert got[name][0] == reference[name][0], f"{name}: x differs between MAAS_SIMD={level} and the default"
-            assert got[name][1] == reference[name][1], f"{name}: latents differ at MAAS_SIMD={level}"
-            assert got[name][2] == reference[name][2], f"{name}: EXACT log p(x) differs at MAAS_SIMD={level}"
+        got = collect(tmp_path, level, monkeypatch)
+        for name, parts in reference.items():
+            for what, value in parts.items():
+                assert got[name][what] == value, f"{name}: {what} differs between MAAS_SIMD={level} and the default"
+
+
+def test_sample_bytes_are_identical_at_every_simd_level(tmp_path, monkeypatch):
+    assert_same_at_every_level(draw, tmp_path, monkeypatch)
 
 
 def fitted(tmp_path, level, monkeypatch):
@@ -95,13 +100,9 @@ def fitted(tmp_path, level, monkeypatch):
         fit(stub, "gmm-fit", "gaussian_mixture", gen.GaussianMixtureFit(n_components=3, covariance_type=gen.FULL),
             rows)
         for name in ("ppca-fit", "fa-fit", "gmm-fit"):
-            out[name] = get_spec(stub, name).SerializeToString(deterministic=True)
+            out[name] = {"the fitted spec": get_spec(stub, name).SerializeToString(deterministic=True)}
     return out
 
 
 def test_fitted_specs_are_identical_at_every_simd_level(tmp_path, monkeypatch):
-    reference = fitted(tmp_path, None, monkeypatch)
-    for level in ("avx2", "baseline"):
-        got = fitted(tmp_path, level, monkeypatch)
-        for name in reference:
-            assert got[name] == reference[name], f"{name}: the fitted spec differs between MAAS_SIMD={level} and the default"
+    assert_same_at_every_level(fitted, tmp_path, monkeypatch)
