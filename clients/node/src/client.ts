@@ -260,18 +260,81 @@ class Recorder<Req, Resp> {
 
 /**
  * Makes the message sent from what a wrapper was given (convert: a generated fromPartial, which turns 64-bit fields
- * into bigints). A value it cannot take (seed: 1.5 or "7x" in a 64-bit field) is the caller's mistake: a MaasError
- * INVALID_ARGUMENT naming the field, thrown for the call to fail with.
+ * into bigints). A value it cannot take (seed: 1.5 or "7x" in a 64-bit field), or a string field holding a lone
+ * surrogate (loneSurrogate; not a text), is the caller's mistake: a MaasError INVALID_ARGUMENT naming the field,
+ * thrown for the call to fail with.
  */
 function converted<In, Req>(rpc: string, input: In, convert: (input: In) => Req): Req {
+  let request: Req;
   try {
-    return convert(input);
+    request = convert(input);
   } catch (e) {
     const field = badField(input, (v) => convert(v as In));
     const what = describeField(field);
     const why = e instanceof Error ? e.message : String(e);
     throw new MaasError(rpc, status.INVALID_ARGUMENT, `${what} cannot be sent (${why})`);
   }
+  const bad = loneSurrogate(request, "");
+  if (bad !== undefined) {
+    const code = bad.value.charCodeAt(bad.index).toString(16).toUpperCase();
+    const shown = JSON.stringify(bad.value.length <= 60 ? bad.value : `${bad.value.slice(0, 57)}...`);
+    const what = bad.key ? `field ${bad.path} has the key ${shown}` : `field ${bad.path} = ${shown}`;
+    throw new MaasError(rpc, status.INVALID_ARGUMENT, `${what} cannot be sent: lone surrogate U+${code} at character ` +
+      `${bad.index} is not text (a string field is sent as UTF-8, which cannot hold it)`);
+  }
+  return request;
+}
+
+/** A UTF-16 surrogate without its other half: UTF-8 cannot hold it (TextEncoder writes U+FFFD instead). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The fields that hold texts to classify (ClassifyRequest / VectorizeRequest texts, LabeledText text): not checked by
+ * loneSurrogate, a string text is sent as UTF-8 with a lone surrogate as U+FFFD, as texts.ts says (a Uint8Array text
+ * is sent as its bytes).
+ */
+const TEXT_FIELDS = new Set(["texts", "text"]);
+
+/**
+ * The first string of a request message (a field, a list element, a map key or value) holding a lone surrogate, as
+ * its dotted path (batch.examples[0].label, config.labels.team), the string and the surrogate's index; undefined when
+ * there is none. The encoder would send U+FFFD in its place: a label would be stored as another class name.
+ */
+function loneSurrogate(value: unknown, path: string):
+  { path: string; value: string; index: number; key: boolean } | undefined {
+  if (typeof value === "string") {
+    const found = LONE_SURROGATE.exec(value);
+    return found === null ? undefined : { path, value, index: found.index, key: false };
+  }
+  if (typeof value !== "object" || value === null || value instanceof Uint8Array || value instanceof Date) {
+    return undefined;
+  }
+  if (Array.isArray(value)) {
+    // A repeated field holds one type: numbers (a matrix's values) need no look.
+    if (value.length === 0 || (typeof value[0] !== "string" && typeof value[0] !== "object")) {
+      return undefined;
+    }
+    for (let i = 0; i < value.length; i++) {
+      const found = loneSurrogate(value[i], `${path}[${i}]`);
+      if (found !== undefined) {
+        return found;
+      }
+    }
+    return undefined;
+  }
+  for (const [key, item] of Object.entries(value as Record<string, unknown>)) {
+    const at = path === "" ? key : `${path}.${key}`;
+    if (LONE_SURROGATE.test(key)) { // a map's key (field names are ASCII)
+      return { path, value: key, index: key.search(LONE_SURROGATE), key: true };
+    }
+    const isText = TEXT_FIELDS.has(key) &&
+      (typeof item === "string" || item instanceof Uint8Array || Array.isArray(item));
+    const found = isText ? undefined : loneSurrogate(item, at);
+    if (found !== undefined) {
+      return found;
+    }
+  }
+  return undefined;
 }
 
 /** "field seed = -1" (a string value quoted: field seed = "7x"), or "a request message" when none was found. */

@@ -766,6 +766,44 @@ describe("field values", () => {
     });
 });
 
+describe("strings that are not text", () => {
+  it("a lone surrogate in a label, name or other string field is an INVALID_ARGUMENT naming the field, nothing stored",
+    async () => {
+      // UTF-8 cannot hold a lone surrogate: the encoder wrote U+FFFD instead, and the model was stored with a class
+      // name that is not the label given.
+      const bad = "sport\uD800";
+      const model = { name: "ts-surrogate" };
+      await rejectsWith(client.discriminative.train(model, [{ examples: [{ text: "goal match", label: "sport" },
+        { text: "bread dough", label: "food" }] }, { examples: [{ text: "goal", label: bad }] }]),
+      status.INVALID_ARGUMENT, "field batch.examples[0].label", "lone surrogate U+D800 at character 5");
+      await rejectsWith(client.discriminative.train({ ...model, labels: { team: "\uDC00a" } },
+        [{ examples: corpus }]), status.INVALID_ARGUMENT, "field config.labels.team", "U+DC00 at character 0");
+      await rejectsWith(client.discriminative.train({ name: bad }, [{ examples: corpus }]), status.INVALID_ARGUMENT,
+        "field config.name");
+      await rejectsWith(client.generative.fitModel({ ...model, uniform: {}, description: bad }, [matrix([[0.5]])]),
+        status.INVALID_ARGUMENT, "field config.description");
+      await rejectsWith(client.generative.createModel({ ...model, labels: { [bad]: "x" },
+        spec: { uniform: { low: [0], high: [1] } } }), status.INVALID_ARGUMENT, "field labels");
+      await rejectsWith(client.discriminative.getModel({ model: { name: bad } }), status.INVALID_ARGUMENT,
+        "field model.name");
+      await rejectsWith(client.gateway.listModels({ namePrefix: bad }), status.INVALID_ARGUMENT, "field namePrefix");
+      await rejectsWith(client.discriminative.deleteModel({ name: bad }), status.INVALID_ARGUMENT, "field name");
+      await assert.rejects(collect(client.generative.sample({ model: { name: bad }, numSamples: 1 })),
+        (e) => checkError(e, status.INVALID_ARGUMENT, "field model.name") !== undefined);
+      await assert.rejects(collect(client.discriminative.classifyStream([{ model: { name: "ts-none" }, texts: ["a"] },
+        { model: { name: bad }, texts: ["a"] }])),
+      (e) => checkError(e, status.INVALID_ARGUMENT, "field model.name") !== undefined);
+      await rejectsWith(client.discriminative.getModel({ model }), status.NOT_FOUND);
+      await rejectsWith(client.generative.getModel({ model }), status.NOT_FOUND);
+      // Texts are not checked: a string text is sent as UTF-8, a lone surrogate as U+FFFD (texts.ts; a Uint8Array
+      // text is sent as its bytes).
+      await client.discriminative.train(model, [{ examples: corpus }]);
+      const answer = await client.discriminative.classify({ model, texts: ["a late goal\uD800"] });
+      assert.equal(answer.results.length, 1);
+      await client.discriminative.deleteModel(model);
+    });
+});
+
 describe("far deadlines", () => {
   it("timeoutMs of Infinity, or ending after what servers can hold (2262), is no deadline, per call and client-wide",
     async () => {
