@@ -2,9 +2,10 @@
 
     from maas_client import GenerativeClient, DiscriminativeClient, Models
 
-numpy in and out; every call has a deadline; gRPC failures raise maas_client.errors.MaasError subclasses;
-TLS, mutual TLS and bearer tokens through Connection's options. maas_client.sklearn exports fitted scikit-learn
-models; `python -m maas_client --help` is the command line.
+numpy in and out; every call has a deadline (timeout=, default the connection's), but for the streams whose length
+the caller sets (sample, sample_batches, classify_stream: none unless given one); gRPC failures raise
+maas_client.errors.MaasError subclasses; TLS, mutual TLS and bearer tokens through Connection's options.
+maas_client.sklearn exports fitted scikit-learn models; `python -m maas_client --help` is the command line.
 """
 
 from maas_client.connection import Connection, Stream
