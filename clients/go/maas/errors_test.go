@@ -7,6 +7,9 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	commonv1 "github.com/maas-project/maas/clients/go/gen/maas/common/v1"
+	generativev1 "github.com/maas-project/maas/clients/go/gen/maas/generative/v1"
 )
 
 func TestWrapCallErrorBlamesTheContextOnlyForBrokenTransports(t *testing.T) {
@@ -41,5 +44,25 @@ func TestWrapCallErrorBlamesTheContextOnlyForBrokenTransports(t *testing.T) {
 	err := wrapCallError(expired, "S.M", status.Error(codes.Internal, "unexpected EOF"))
 	if !errors.Is(err, context.DeadlineExceeded) || Code(err) != codes.DeadlineExceeded {
 		t.Errorf("%v is not context.DeadlineExceeded", err)
+	}
+}
+
+// The UTF-8 check of requests visited every element of a repeated number field and formatted its path: one
+// EstimateLogLikelihood request of 2^20 doubles took 343 ms and 2^20 allocations in the check, against 5.7 ms to
+// marshal it. A list of numbers is now skipped.
+func TestTheUTF8CheckSkipsListsOfNumbers(t *testing.T) {
+	values := make([]float64, 1<<16)
+	req := &generativev1.EstimateLogLikelihoodRequest{
+		Model: &commonv1.ModelRef{Name: "m"},
+		X:     &commonv1.Matrix{Rows: 1 << 8, Cols: 1 << 8, Values: values},
+	}
+	allocs := testing.AllocsPerRun(3, func() {
+		if err := checkRequest(req, ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 100 {
+		t.Fatalf("checking a request of %d doubles made %.0f allocations; a list of numbers holds no string", len(values),
+			allocs)
 	}
 }

@@ -61,13 +61,24 @@ func checkStrings(m protoreflect.Message, prefix string, skip protoreflect.Field
 		v := m.Get(fd)
 		switch {
 		case fd.IsList():
+			// A list of numbers holds no string: a request's rows (2^20 doubles) took 60 times the time of
+			// marshaling them when every element was visited with its path formatted.
+			if !mayHoldStrings(fd) {
+				continue
+			}
 			list := v.List()
 			for j := 0; j < list.Len(); j++ {
+				if fd.Kind() == protoreflect.StringKind && utf8.ValidString(list.Get(j).String()) {
+					continue
+				}
 				if err := checkValue(fd, list.Get(j), fmt.Sprintf("%s[%d]", path, j)); err != nil {
 					return err
 				}
 			}
 		case fd.IsMap():
+			if !mayHoldStrings(fd.MapKey()) && !mayHoldStrings(fd.MapValue()) {
+				continue
+			}
 			entries := v.Map()
 			keys := make([]protoreflect.MapKey, 0, entries.Len())
 			entries.Range(func(k protoreflect.MapKey, _ protoreflect.Value) bool {
@@ -91,6 +102,15 @@ func checkStrings(m protoreflect.Message, prefix string, skip protoreflect.Field
 		}
 	}
 	return nil
+}
+
+// mayHoldStrings says whether a value of field fd is or may contain a string.
+func mayHoldStrings(fd protoreflect.FieldDescriptor) bool {
+	switch fd.Kind() {
+	case protoreflect.StringKind, protoreflect.MessageKind, protoreflect.GroupKind:
+		return true
+	}
+	return false
 }
 
 // checkValue checks one value of field fd (a list element, a map key or value, or the field itself) named path.
