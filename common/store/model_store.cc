@@ -44,6 +44,7 @@ class BytesVersionReader : public VersionReader {
 
 absl::StatusOr<std::unique_ptr<VersionReader>> ModelStore::Open(std::string_view name,
                                                                 int64_t version) {
+  MAAS_RETURN_IF_ERROR(ValidateModelName(name));
   MAAS_RETURN_IF_ERROR(internal::ValidateOpenVersion(name, version));
   MAAS_ASSIGN_OR_RETURN(std::string bytes, Get(name, version));
   return std::make_unique<BytesVersionReader>(std::move(bytes));

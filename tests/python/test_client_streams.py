@@ -246,7 +246,7 @@ def test_classify_stream_pins_the_version_that_answered_its_first_batch(fake, tm
         # A version given is asked for throughout.
         assert [p.model_version for p in disc.classify_stream("m", ["a text"] * 3, batch_size=1, version=4)] == [4] * 3
         assert [r.model.version for r in fake.calls[1].requests] == [4, 4, 4]
-        # A stream closed before its first answer leaves nothing waiting.
+        # An endless stream ends with its with block.
         with disc.classify_stream("m", iter(lambda: "a text", None), batch_size=1) as endless:
             next(endless)
     texts = tmp_path / "texts.txt"

@@ -153,11 +153,12 @@ struct EigenSolverState {
 // (O(D^2 k) per step for k = l + max(l, 16) columns, always from the same fixed pseudo-random
 // basis: a start from the previous call's vectors can lack a direction that has become a top one,
 // and a Ritz residual test cannot see what the subspace lacks), until each of the top l Ritz pairs
-// (theta, x) has |S x - theta x| <= 1e-12 theta_1; the rest is then trace(S) minus the top l (as
-// scikit-learn's randomized SVD takes it). Otherwise, or when the iteration has not converged
-// within half the work of a full eigendecomposition (eigenvalues l and k + 1 too close, which
-// `state` then remembers for the fit's later calls), from the full eigendecomposition, O(D^3),
-// with the rest summed from the smallest eigenvalue up. INTERNAL if a decomposition fails.
+// (theta, x) has |S x - theta x| <= max(1e-12 |theta|, 1e-14 theta_1); the rest is then trace(S)
+// minus the top l (as scikit-learn's randomized SVD takes it). Otherwise, or when the iteration has
+// not converged within about half the work of a full eigendecomposition (its products counted;
+// ~0.65 with its QR and Ritz steps) because eigenvalues l and k + 1 are too close (which `state`
+// then remembers for the fit's later calls), from the full eigendecomposition, O(D^3), with the
+// rest summed from the smallest eigenvalue up. INTERNAL if a decomposition fails.
 absl::StatusOr<TopEigenpairs> TopEigenpairsOfSymmetric(const Eigen::MatrixXd& s, int l,
                                                        EigenSolverState* state = nullptr);
 // The same from the full eigendecomposition only.
