@@ -15,7 +15,7 @@ import operator
 import os
 import pathlib
 import ssl
-from typing import Any, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple, TypeVar, Union
+from typing import Any, Iterable, Iterator, List, Mapping, NoReturn, Optional, Sequence, Tuple, TypeVar, Union
 
 import grpc
 import numpy as np
@@ -262,9 +262,7 @@ class Connection:
         except grpc.RpcError as e:
             raise from_rpc_error(e, method) from e
         except ValueError as e:
-            if not _is_closed_channel(e):
-                raise
-            raise _closed_error(method) from e
+            _raise_closed_channel_as_cancelled(e, method)
 
     def unary_stream(self, method: str, fn: "grpc.UnaryStreamMultiCallable[Req, Resp]", request: Req,
                      timeout: Optional[float], *, default_deadline: bool = True) -> "Stream[Resp]":
@@ -280,9 +278,7 @@ class Connection:
         try:
             call = fn(request, timeout=deadline, metadata=self._metadata)
         except ValueError as e:
-            if not _is_closed_channel(e):
-                raise
-            raise _closed_error(method) from e
+            _raise_closed_channel_as_cancelled(e, method)
         try:
             for response in call:
                 yield response
@@ -305,9 +301,9 @@ class Connection:
                 raise source.error from None
             raise from_rpc_error(e, method) from e
         except ValueError as e:
-            if source.error is e or not _is_closed_channel(e):
+            if source.error is e:
                 raise
-            raise _closed_error(method) from e
+            _raise_closed_channel_as_cancelled(e, method)
 
     def stream_stream(self, method: str, fn: "grpc.StreamStreamMultiCallable[Req, Resp]",
                       requests: Iterable[Req], timeout: Optional[float], *,
@@ -324,9 +320,7 @@ class Connection:
         try:
             call = fn(iter(source), timeout=deadline, metadata=self._metadata)
         except ValueError as e:
-            if not _is_closed_channel(e):
-                raise
-            raise _closed_error(method) from e
+            _raise_closed_channel_as_cancelled(e, method)
         try:
             for response in call:
                 yield response
@@ -345,10 +339,13 @@ def _closed_error(method: str) -> CancelledError:
                           "ended, or its channel was closed); make a new one", method)
 
 
-def _is_closed_channel(error: ValueError) -> bool:
-    """Whether gRPC raised error because the channel was closed (by whoever made a channel= given to Connection):
-    "Cannot invoke RPC on closed channel!" (unary) or "Cannot invoke RPC: Channel closed!" (streams)."""
-    return str(error).startswith("Cannot invoke RPC")
+def _raise_closed_channel_as_cancelled(error: ValueError, method: str) -> NoReturn:
+    """Raises CancelledError when gRPC raised error because the channel was closed (by whoever made a channel= given
+    to Connection): "Cannot invoke RPC on closed channel!" (unary) or "Cannot invoke RPC: Channel closed!" (streams);
+    else error itself."""
+    if str(error).startswith("Cannot invoke RPC"):
+        raise _closed_error(method) from error
+    raise error
 
 
 class Stream(Iterator[T]):
