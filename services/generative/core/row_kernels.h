@@ -4,9 +4,11 @@
 // row r are pure functions of (seed, i) and (x_r, settings), whatever the batch. Eigen's GEMM,
 // triangular solves and vectorized reductions choose their summation order from the matrix sizes,
 // the position of a row inside a micro-panel and the memory alignment, so the same row can round
-// differently in a batch of 1 and a batch of 1000. These kernels work on one row at a time with a
-// fixed order: axpy updates (each output element accumulates its terms in index order; the loops
-// vectorize across elements without reordering) and sequential sums. No -ffast-math.
+// differently in a batch of 1 and a batch of 1000. These kernels give each row's values in a fixed
+// order, whatever the rows beside it: axpy updates (each output element accumulates its terms in
+// index order; the loops vectorize across elements without reordering) and sequential sums. Some
+// work on a block of rows at once (row_kernels_simd.h: each row's sums one SIMD lane, in the same
+// order as the row alone). No -ffast-math.
 #ifndef MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
 #define MAAS_SERVICES_GENERATIVE_CORE_ROW_KERNELS_H_
 
