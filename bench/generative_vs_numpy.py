@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """maas generative core vs numpy, side by side, one core (issue 7 item 8). Run by `make bench`.
 
-  (a) sampling gaussian_mixture (K=10, full) and ppca at D=784, L=50;
+  (a) sampling gaussian_mixture (K=10, full) and ppca at D=784, L=50; bernoulli_mixture (K=10) and uniform at D=784;
   (b) batched log p(x|z) for ppca and mlp_decoder (D=784, L=50, one tanh hidden layer H=256), with the FLOP
       limit of this core (measured: the larger of numpy's DGEMM n=2000 and a register-only stream of independent
       vector FMAs, the true peak; OpenBLAS's DGEMM stays below it);
@@ -92,7 +92,8 @@ def driver(*args):
 
 
 def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, seconds):
-    """Part (a): sampling ppca and gaussian_mixture (K=10, full), maas vs numpy, rows per CPU second, one thread.
+    """Part (a): sampling ppca, gaussian_mixture (K=10, full), bernoulli_mixture (K=10) and uniform, maas vs numpy,
+    rows per CPU second, one thread.
 
     numpy's side is the idiomatic vectorised sampler: standard normals in one call, then one BLAS GEMM (ppca: z W^T;
     gmm: per component, its rows' eps L_k^T after a multinomial split of the batch).
@@ -108,8 +109,29 @@ def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, se
         counts = rng.multinomial(n, weights / weights.sum())
         return [means[k] + rng.standard_normal((c, D)) @ chols[k].T for k, c in enumerate(counts)]
 
+    # bernoulli_mixture (K components over D binary values) and uniform (a D-dimensional box): one uniform per
+    # value, numpy's rng.random against maas's Philox uniforms (FillUniforms).
+    params = np.random.default_rng(1)
+    bmm_weights = params.dirichlet(np.ones(K))
+    bmm_weights /= bmm_weights.sum()
+    bmm_probs = params.random((K, D))
+    box_low, box_width = params.standard_normal(D), params.random(D) + 0.1
+    for name, spec in (("bmm", gen.GenerativeModelSpec(bernoulli_mixture=gen.BernoulliMixtureSpec(
+            weights=bmm_weights.tolist(), probabilities=matrix(bmm_probs)))),
+                       ("box", gen.GenerativeModelSpec(uniform=gen.UniformSpec(
+                           low=box_low.tolist(), high=(box_low + box_width).tolist())))):
+        specs = {**specs, name: specs["ppca"].parent / f"{name}.pb"}
+        specs[name].write_bytes(spec.SerializeToString())
+
+    def numpy_bmm():
+        z = rng.choice(K, n, p=bmm_weights)
+        return (rng.random((n, D)) < bmm_probs[z]).astype(np.float64)
+
+    def numpy_box():
+        return box_low + box_width * rng.random((n, D))
+
     rows = {}
-    for name, fn in (("ppca", numpy_ppca), ("gmm", numpy_gmm)):
+    for name, fn in (("ppca", numpy_ppca), ("gmm", numpy_gmm), ("bmm", numpy_bmm), ("box", numpy_box)):
         numpy_rows = cpu_rate(fn, seconds) * n
         result = driver("sample", specs[name], n, seconds)
         rows[name] = result["rows_per_second"]

@@ -6,6 +6,10 @@
 namespace maas::random {
 
 void FillUniform(ItemRng& rng, Eigen::Ref<Eigen::VectorXd> out) {
+  if (out.innerStride() == 1) {
+    rng.FillUniforms(out.data(), static_cast<size_t>(out.size()));
+    return;
+  }
   for (Eigen::Index i = 0; i < out.size(); ++i) out[i] = rng.Uniform();
 }
 

@@ -39,6 +39,22 @@ void ItemRng::FillNormals(double* out, size_t n) {
   for (; i < n; ++i) out[i] = Normal();
 }
 
+void ItemRng::FillUniforms(double* out, size_t n) {
+  // Below this many uniforms the scalar path is as fast as setting up the SIMD one.
+  constexpr size_t kMinBulk = 8;
+  const uint64_t word = words_consumed();
+  // A uniform starts on an even word unless single NextU32() draws came before (then: scalar).
+  if (n >= kMinBulk && word % 2 == 0) {
+    const uint64_t seed = static_cast<uint64_t>(key_[0]) | (static_cast<uint64_t>(key_[1]) << 32);
+    const uint64_t index =
+        static_cast<uint64_t>(counter_[1]) | (static_cast<uint64_t>(counter_[2]) << 32);
+    UniformsFromWords(seed, counter_[3], index, word, n, out);
+    SeekWord(word + 2 * static_cast<uint64_t>(n));
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) out[i] = Uniform();
+}
+
 void ItemRng::FillNormalsAcross(ItemRng* const* rngs, size_t count, size_t n, double* out,
                                 size_t stride) {
   if (count == 0 || n == 0) return;

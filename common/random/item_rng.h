@@ -94,6 +94,10 @@ class ItemRng {
   // (the cache included), but generated many pairs at a time by the SIMD kernels.
   void FillNormals(double* out, size_t n);
 
+  // out[0 .. n) = the next n Uniform() values, exactly as n calls of Uniform() would return them,
+  // but generated many Philox blocks at a time by the SIMD kernels (UniformsFromWords).
+  void FillUniforms(double* out, size_t n);
+
   // For r < count: the n values rngs[r]->FillNormals(., n) would return, at out[t * stride + r]
   // (t < n), each generator advanced as FillNormals advances it. Many items per call of the SIMD
   // kernel (NormalPairsAcrossItems, one item per lane) when the generators share the seed and the

@@ -46,4 +46,24 @@ void NormalPairsAcrossItems(uint64_t seed, uint32_t stream, const uint64_t* indi
                            stride);
 }
 
+void UniformsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
+                         uint64_t first_word, size_t n, double* out) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      internal::UniformsAvx512(seed, stream, index, first_word, n, out);
+      return;
+    case SimdLevel::kAvx2:
+      internal::UniformsAvx2(seed, stream, index, first_word, n, out);
+      return;
+    default:
+      internal::UniformsBaseline(seed, stream, index, first_word, n, out);
+      return;
+  }
+}
+
+void UniformsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
+                       size_t n, double* out) {
+  UniformsFromWordsAt(BestSimdLevel(), seed, stream, index, first_word, n, out);
+}
+
 }  // namespace maas::random

@@ -1,7 +1,8 @@
-// Bulk Box–Muller normals straight from an item's Philox words: the fast path behind
-// ItemRng::FillNormals. Bit-identical to calling ItemRng::Normal() the same number of times, at
-// every SIMD level (simd_level.h): the AVX-512, AVX2 and baseline kernels and the scalar
-// ItemRng::Normal all evaluate box_muller_kernel.h's operations in the same order without FMA.
+// Bulk Box–Muller normals and uniforms straight from an item's Philox words: the fast paths behind
+// ItemRng::FillNormals and ItemRng::FillUniforms. Bit-identical to calling ItemRng::Normal() the
+// same number of times, at every SIMD level (simd_level.h): the AVX-512, AVX2 and baseline kernels
+// and the scalar ItemRng::Normal all evaluate box_muller_kernel.h's operations in the same order
+// without FMA.
 #ifndef MAAS_COMMON_RANDOM_NORMAL_KERNELS_H_
 #define MAAS_COMMON_RANDOM_NORMAL_KERNELS_H_
 
@@ -36,6 +37,15 @@ void NormalPairsAcrossItemsAt(SimdLevel level, uint64_t seed, uint32_t stream,
                               const uint64_t* indices, size_t count, uint64_t first_word,
                               size_t pairs, double* out, size_t stride);
 
+// Writes the n uniforms of item (seed, stream, index) whose words start at word `first_word`:
+// out[t] = UniformFromWords(word first_word + 2t, word first_word + 2t + 1) (item_rng.h), exactly
+// what n calls of ItemRng::Uniform() from that word return. Lane j of a vector holds Philox block
+// `block + j`, as for NormalPairsFromWords. REQUIRES: first_word is even; out has n doubles.
+void UniformsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
+                       size_t n, double* out);
+void UniformsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
+                         uint64_t first_word, size_t n, double* out);
+
 namespace internal {
 // One per level, each in its own translation unit compiled for that instruction set.
 void NormalPairsBaseline(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
@@ -51,6 +61,12 @@ void NormalPairsAcrossAvx2(uint64_t seed, uint32_t stream, const uint64_t* indic
                            uint64_t first_word, size_t pairs, double* out, size_t stride);
 void NormalPairsAcrossAvx512(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
                              uint64_t first_word, size_t pairs, double* out, size_t stride);
+void UniformsBaseline(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word, size_t n,
+                      double* out);
+void UniformsAvx2(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word, size_t n,
+                  double* out);
+void UniformsAvx512(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word, size_t n,
+                    double* out);
 }  // namespace internal
 
 }  // namespace maas::random

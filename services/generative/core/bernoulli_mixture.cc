@@ -80,10 +80,15 @@ void BernoulliMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::R
                                    RowMatrixXd* latents) const {
   const Eigen::Index d = prob_.cols();
   if (latents != nullptr) latents->resize(x.rows(), 1);
+  // Each row's uniforms go to its row of x first (FillUniforms: many Philox blocks a step), then
+  // are compared in place with the component's probabilities (a row of the row-major prob_).
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
     const int c = random::CategoricalFromCumulative(rng, cumulative_);
-    for (Eigen::Index j = 0; j < d; ++j) x(i, j) = rng.Uniform() < prob_(c, j) ? 1.0 : 0.0;
+    double* row = &x(i, 0);
+    rng.FillUniforms(row, static_cast<size_t>(d));
+    const double* p = prob_.data() + c * d;
+    for (Eigen::Index j = 0; j < d; ++j) row[j] = row[j] < p[j] ? 1.0 : 0.0;
     if (latents != nullptr) (*latents)(i, 0) = c;
   }
 }

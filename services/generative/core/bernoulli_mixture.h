@@ -72,7 +72,7 @@ class BernoulliMixtureModel final : public GenerativeModel {
   Eigen::VectorXd weights_;
   Eigen::VectorXd log_weights_;
   Eigen::VectorXd cumulative_;
-  Eigen::MatrixXd prob_;     // K x D
+  RowMatrixXd prob_;         // K x D, a component's probabilities contiguous (Sample)
   Eigen::MatrixXd log_p_;    // log mu
   Eigen::MatrixXd log_1mp_;  // log (1 - mu)
 };

@@ -468,15 +468,20 @@ void MlpDecoderModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<Row
     }
   }
   const double stddev = std::sqrt(noise_variance_);
+  // Each row's D uniforms or normals first, into its row of x (FillUniforms / FillNormals: many
+  // Philox blocks a step, the values of as many Uniform() / Normal() calls), then used in place.
   for (Eigen::Index i = 0; i < n; ++i) {
-    for (Eigen::Index d = 0; d < dimension_; ++d) {
-      if (bernoulli_) {
+    double* row = &x(i, 0);
+    if (bernoulli_) {
+      rngs[i].FillUniforms(row, static_cast<std::size_t>(dimension_));
+      for (Eigen::Index d = 0; d < dimension_; ++d) {
         double p = f(i, d);
         math::Sigmoid(&p, 1);
-        x(i, d) = rngs[i].Uniform() < p ? 1.0 : 0.0;
-      } else {
-        x(i, d) = f(i, d) + stddev * rngs[i].Normal();
+        row[d] = row[d] < p ? 1.0 : 0.0;
       }
+    } else {
+      rngs[i].FillNormals(row, static_cast<std::size_t>(dimension_));
+      for (Eigen::Index d = 0; d < dimension_; ++d) row[d] = f(i, d) + stddev * row[d];
     }
   }
   if (latents != nullptr) *latents = std::move(z);

@@ -117,7 +117,9 @@ void UniformModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Ref<RowMat
   const int d = dimension();
   for (Eigen::Index i = 0; i < x.rows(); ++i) {
     random::ItemRng rng(seed, kSampleStream, first_index + static_cast<uint64_t>(i));
-    for (int j = 0; j < d; ++j) x(i, j) = low_(j) + width_(j) * rng.Uniform();
+    double* row = &x(i, 0);
+    rng.FillUniforms(row, static_cast<size_t>(d));
+    for (int j = 0; j < d; ++j) row[j] = low_(j) + width_(j) * row[j];
   }
   if (latents != nullptr) latents->resize(x.rows(), 0);
 }

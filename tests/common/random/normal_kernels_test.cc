@@ -1,6 +1,6 @@
-// The bulk normal kernels: bit-identical to ItemRng::Normal() at every SIMD level this CPU has,
-// for every word offset and length; and maas's own log/cos/sin (box_muller_kernel.h) within a few
-// ulp of the exact values (long double libm as the oracle).
+// The bulk normal and uniform kernels: bit-identical to ItemRng::Normal() / Uniform() at every
+// SIMD level this CPU has, for every word offset and length; and maas's own log/cos/sin
+// (box_muller_kernel.h) within a few ulp of the exact values (long double libm as the oracle).
 #include "common/random/normal_kernels.h"
 
 #include <catch2/catch.hpp>
@@ -110,6 +110,62 @@ TEST_CASE("FillNormals returns what repeated Normal() returns, cache and odd off
         CHECK(Bits(a.Normal()) == Bits(b.Normal()));
         CHECK(a.NextU32() == b.NextU32());
       }
+    }
+  }
+}
+
+TEST_CASE("UniformsFromWords equals ItemRng::Uniform bit for bit at every SIMD level") {
+  // Lengths around the lane widths and the two interleaved chains (2 * 2 * lanes uniforms a step),
+  // odd ones (a last block half used), from both halves of a block (skip 2 and 6: the first
+  // uniform is words 2-3); the values past n stay untouched.
+  for (const uint64_t seed : {uint64_t{0}, uint64_t{0xfedcba9876543210}}) {
+    for (const uint64_t index : {uint64_t{3}, uint64_t{0x500000007}}) {
+      for (const int skip : {0, 2, 4, 6}) {
+        for (size_t n = 0; n <= 37; ++n) {
+          for (const size_t length : {n, n + 777}) {
+            ItemRng rng(seed, 5, index);
+            for (int i = 0; i < skip; ++i) rng.NextU32();
+            std::vector<double> expected(length);
+            for (double& u : expected) u = rng.Uniform();
+            for (const SimdLevel level : SupportedSimdLevels()) {
+              std::vector<double> got(length + 3, -1.0);
+              UniformsFromWordsAt(level, seed, 5, index, static_cast<uint64_t>(skip), length,
+                                  got.data());
+              size_t mismatches = 0;
+              for (size_t i = 0; i < length; ++i) mismatches += Bits(got[i]) != Bits(expected[i]);
+              INFO("level " << SimdLevelName(level) << " seed " << seed << " index " << index
+                            << " skip " << skip << " n " << length);
+              CHECK(mismatches == 0);
+              CHECK(got[length] == -1.0);
+              CHECK(got[length + 2] == -1.0);
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("FillUniforms returns what repeated Uniform() returns and leaves the generator there") {
+  for (const int skip : {0, 1, 2, 3}) {
+    for (const size_t n : {size_t{0}, size_t{1}, size_t{7}, size_t{8}, size_t{9}, size_t{784}}) {
+      ItemRng a(78, 0, 6), b(78, 0, 6);
+      a.Normal();  // a cached normal survives the uniforms, as it survives Uniform()
+      b.Normal();
+      for (int i = 0; i < skip; ++i) {
+        a.NextU32();
+        b.NextU32();
+      }
+      std::vector<double> bulk(n);
+      a.FillUniforms(bulk.data(), n);
+      std::vector<double> one(n);
+      for (double& u : one) u = b.Uniform();
+      INFO("skip " << skip << " n " << n);
+      for (size_t i = 0; i < n; ++i) CHECK(Bits(bulk[i]) == Bits(one[i]));
+      CHECK(a.words_consumed() == b.words_consumed());
+      CHECK(Bits(a.Normal()) == Bits(b.Normal()));
+      CHECK(a.NextU32() == b.NextU32());
+      CHECK(Bits(a.Uniform()) == Bits(b.Uniform()));
     }
   }
 }
