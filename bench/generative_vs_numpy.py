@@ -9,7 +9,8 @@
       row's PRIOR / IMPORTANCE / AIS estimate on (b)'s mlp_decoder with their CPU seconds;
   (d) the same ppca sampling served over gRPC by the real maas-generative binary (--threads 1) to a C++ client
       (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound;
-  (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy;
+  (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy,
+      and bernoulli_mixture's against numpy;
   (f) fits (factor_analysis, ppca, the full mixture) against scikit-learn's on the same rows.
 
 maas runs in-process through build/bin/maas_generative_bench_driver (one thread); numpy runs in this process with the
@@ -91,6 +92,19 @@ def driver(*args):
     return json.loads(out)
 
 
+def binary_and_box_params():
+    """The bernoulli_mixture (K components over D binary values) and uniform (a D-dimensional box) of parts (a)
+    and (e): weights, probabilities, the box's lower bounds and widths (their own generator, so that the other
+    parts' draws do not move)."""
+    params = np.random.default_rng(1)
+    weights = params.dirichlet(np.ones(K))
+    weights /= weights.sum()
+    return weights, params.random((K, D)), params.standard_normal(D), params.random(D) + 0.1
+
+
+BINARY_PARAMS = binary_and_box_params()
+
+
 def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, seconds):
     """Part (a): sampling ppca, gaussian_mixture (K=10, full), bernoulli_mixture (K=10) and uniform, maas vs numpy,
     rows per CPU second, one thread.
@@ -109,19 +123,9 @@ def sampling_vs_numpy(rng, specs, w, mu, sigma2, weights, means, chols, peak, se
         counts = rng.multinomial(n, weights / weights.sum())
         return [means[k] + rng.standard_normal((c, D)) @ chols[k].T for k, c in enumerate(counts)]
 
-    # bernoulli_mixture (K components over D binary values) and uniform (a D-dimensional box): one uniform per
-    # value, numpy's rng.random against maas's Philox uniforms (FillUniforms).
-    params = np.random.default_rng(1)
-    bmm_weights = params.dirichlet(np.ones(K))
-    bmm_weights /= bmm_weights.sum()
-    bmm_probs = params.random((K, D))
-    box_low, box_width = params.standard_normal(D), params.random(D) + 0.1
-    for name, spec in (("bmm", gen.GenerativeModelSpec(bernoulli_mixture=gen.BernoulliMixtureSpec(
-            weights=bmm_weights.tolist(), probabilities=matrix(bmm_probs)))),
-                       ("box", gen.GenerativeModelSpec(uniform=gen.UniformSpec(
-                           low=box_low.tolist(), high=(box_low + box_width).tolist())))):
-        specs = {**specs, name: specs["ppca"].parent / f"{name}.pb"}
-        specs[name].write_bytes(spec.SerializeToString())
+    # bernoulli_mixture and uniform: one uniform per value, numpy's rng.random against maas's Philox uniforms
+    # (FillUniforms).
+    bmm_weights, bmm_probs, box_low, box_width = BINARY_PARAMS
 
     def numpy_bmm():
         z = rng.choice(K, n, p=bmm_weights)
@@ -191,8 +195,13 @@ def main():
         latent_dim=L, likelihood=gen.GAUSSIAN, noise_variance=sigma2, layers=[
             gen.DenseLayer(weight=matrix(w1), bias=b1.tolist(), activation=gen.TANH),
             gen.DenseLayer(weight=matrix(w2), bias=b2.tolist(), activation=gen.IDENTITY)]))
+    bmm_weights, bmm_probs, box_low, box_width = BINARY_PARAMS
+    bmm = gen.GenerativeModelSpec(bernoulli_mixture=gen.BernoulliMixtureSpec(
+        weights=bmm_weights.tolist(), probabilities=matrix(bmm_probs)))
+    box = gen.GenerativeModelSpec(uniform=gen.UniformSpec(low=box_low.tolist(),
+                                                          high=(box_low + box_width).tolist()))
     specs = {}
-    for name, spec in (("ppca", ppca), ("gmm", gmm), ("mlp", mlp)):
+    for name, spec in (("ppca", ppca), ("gmm", gmm), ("mlp", mlp), ("bmm", bmm), ("box", box)):
         specs[name] = tmp / f"{name}.pb"
         specs[name].write_bytes(spec.SerializeToString())
 
@@ -331,8 +340,9 @@ def main():
 def exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seconds):
     """EXACT log p(x) of a batch of rows, maas (one thread, every row's bits as alone) against scikit-learn's
     score_samples on the same model (FactorAnalysis for ppca: the same N(mu, W W^T + sigma^2 I); GaussianMixture with
-    its precision Cholesky factors set) and, for ppca, numpy's Woodbury form. Values checked equal (relative 1e-9)
-    before timing."""
+    its precision Cholesky factors set) and, for ppca, numpy's Woodbury form; bernoulli_mixture against numpy's
+    x log(p)^T + (1 - x) log(1 - p)^T and logsumexp. Values checked equal (relative 1e-9) before timing."""
+    from scipy.special import logsumexp
     from sklearn.decomposition import FactorAnalysis
     from sklearn.mixture import GaussianMixture
     from sklearn.mixture._gaussian_mixture import _compute_precision_cholesky
@@ -354,17 +364,25 @@ def exact_vs_sklearn(rng, tmp, specs, w, mu, sigma2, weights, means, chols, seco
         logdet = 2 * np.log(np.diag(cm)).sum() + D * np.log(sigma2)
         return -0.5 * (D * np.log(2 * np.pi) + logdet + quad)
 
+    bmm_weights, bmm_probs, _, _ = BINARY_PARAMS
+
+    def numpy_bmm(x):
+        return logsumexp(x @ np.log(bmm_probs).T + (1 - x) @ np.log1p(-bmm_probs).T + np.log(bmm_weights), axis=1)
+
     ppca_rows = rng.standard_normal((10000, L)) @ w.T + mu + np.sqrt(sigma2) * rng.standard_normal((10000, D))
     gmm_rows = means[rng.integers(0, K, 1000)] + rng.standard_normal((1000, D))
+    bmm_rows = (rng.random((10000, D)) < bmm_probs[rng.integers(0, K, 10000)]).astype(np.float64)
     print(f"\n(e) EXACT log p(x) of a batch of rows, rows per CPU second (one thread; median of 5 windows, both sides)")
     for name, x, references in (("ppca", ppca_rows, (("sklearn FactorAnalysis.score_samples", fa.score_samples),
                                                       ("numpy Woodbury", numpy_woodbury))),
-                                ("gmm", gmm_rows, (("sklearn GaussianMixture.score_samples", gm.score_samples),))):
+                                ("gmm", gmm_rows, (("sklearn GaussianMixture.score_samples", gm.score_samples),)),
+                                ("bmm", bmm_rows, (("numpy (two GEMMs, logsumexp)", numpy_bmm),))):
         rows_file, out_file = tmp / f"{name}-rows.f64", tmp / f"{name}-logp.f64"
         rows_file.write_bytes(np.ascontiguousarray(x).tobytes())
         result = driver("exact", specs[name], rows_file, out_file, seconds)
         got = np.frombuffer(out_file.read_bytes())
-        label = "ppca D=784 L=50, 10 000 rows" if name == "ppca" else "gaussian_mixture full D=784 K=10, 1 000 rows"
+        label = {"ppca": "ppca D=784 L=50, 10 000 rows", "gmm": "gaussian_mixture full D=784 K=10, 1 000 rows",
+                 "bmm": "bernoulli_mixture D=784 K=10, 10 000 rows"}[name]
         print(f"  {label}: maas ({result['simd']}) {result['rows_per_second']:,.0f} rows/s")
         for ref_name, fn in references:
             want = fn(x)

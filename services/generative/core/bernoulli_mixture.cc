@@ -18,24 +18,45 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// log p(x_row | k) for every k into out (K): sequential over d; -inf for non-binary rows.
+// acc[c] += src[c] for c < k (vectorizes across c: each acc[c] is its own sum).
+inline void AddTo(double* __restrict acc, const double* __restrict src, Eigen::Index k) {
+  for (Eigen::Index c = 0; c < k; ++c) acc[c] += src[c];
+}
+
+// The most rows ComponentTermsRows takes at once.
+constexpr int kTermRows = 4;
+
+// log p(x_r | c) for m <= kTermRows rows x_r (value j at x[r][j * x_stride]) and every component
+// c < K, into out[r * K + c]: the sum over j ascending of (x_j == 1 ? log_p(c, j) :
+// log_1mp(c, j)), from 0; -inf for every c when x_r is not binary. The K sums of a row, and the
+// m rows', advance side by side (j outer: a column of the column-major tables is one component per
+// element), each in its own order: the same bits as one sum after another, without one chain of
+// dependent additions per component.
+void ComponentTermsRows(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp,
+                        const double* const* x, int m, Eigen::Index x_stride, double* out) {
+  const Eigen::Index k = log_p.rows(), d = log_p.cols();
+  std::fill(out, out + m * k, 0.0);
+  // The table picked by indexing and the binary check as bit operations, not branches (a branch
+  // on random binary data mispredicts half the time: 2x slower).
+  const double* const tables[2] = {log_1mp.data(), log_p.data()};
+  int other[kTermRows] = {};  // whether a value of the row is neither 0 nor 1
+  for (Eigen::Index j = 0; j < d; ++j) {
+    for (int r = 0; r < m; ++r) {
+      const double v = x[r][j * x_stride];
+      const int one = v == 1.0 ? 1 : 0;
+      other[r] |= (v != 0.0 ? 1 : 0) & (one ^ 1);
+      AddTo(out + r * k, tables[one] + j * k, k);
+    }
+  }
+  for (int r = 0; r < m; ++r) {
+    if (other[r] != 0) std::fill(out + r * k, out + (r + 1) * k, kNegInf);
+  }
+}
+
+// ComponentTermsRows of one row into out (K).
 void ComponentTerms(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp, const double* x,
                     Eigen::Index x_stride, Eigen::Ref<Eigen::VectorXd> out) {
-  const Eigen::Index k = log_p.rows(), d = log_p.cols();
-  for (Eigen::Index j = 0; j < d; ++j) {
-    const double v = x[j * x_stride];
-    if (v != 0.0 && v != 1.0) {
-      out.setConstant(kNegInf);
-      return;
-    }
-  }
-  for (Eigen::Index c = 0; c < k; ++c) {
-    double sum = 0.0;
-    for (Eigen::Index j = 0; j < d; ++j) {
-      sum += x[j * x_stride] == 1.0 ? log_p(c, j) : log_1mp(c, j);
-    }
-    out(c) = sum;
-  }
+  ComponentTermsRows(log_p, log_1mp, &x, 1, x_stride, out.data());
 }
 
 }  // namespace
@@ -95,11 +116,19 @@ void BernoulliMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::R
 
 Eigen::VectorXd BernoulliMixtureModel::ExactLogLikelihood(
     const Eigen::Ref<const Eigen::MatrixXd>& x) const {
+  const Eigen::Index k = log_weights_.size();
   Eigen::VectorXd out(x.rows());
-  Eigen::VectorXd row(x.cols());
-  for (Eigen::Index i = 0; i < x.rows(); ++i) {
-    row = x.row(i).transpose();
-    out(i) = math::LogSumExp(ComponentLogLikelihoods(row.data()) + log_weights_);
+  Eigen::MatrixXd terms(k, kTermRows);  // column r: row i + r's log p(x | c)
+  RowMatrixXd block(kTermRows, x.cols());
+  for (Eigen::Index i = 0; i < x.rows(); i += kTermRows) {
+    const int m = static_cast<int>(std::min<Eigen::Index>(kTermRows, x.rows() - i));
+    const double* rows[kTermRows];
+    for (int r = 0; r < m; ++r) {
+      block.row(r) = x.row(i + r);
+      rows[r] = block.data() + r * block.cols();
+    }
+    ComponentTermsRows(log_p_, log_1mp_, rows, m, 1, terms.data());
+    for (int r = 0; r < m; ++r) out(i + r) = math::LogSumExp(terms.col(r) + log_weights_);
   }
   return out;
 }

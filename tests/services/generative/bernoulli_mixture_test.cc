@@ -5,6 +5,8 @@
 
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <cstdint>
+#include <limits>
 
 #include "tests/services/generative/family_checks.h"
 
@@ -73,6 +75,58 @@ TEST_CASE("bernoulli_mixture subnormal weights and probabilities enter log p(x) 
     spec.mutable_probabilities()->set_values(0, tiny);
     CHECK(Make(spec)->ExactLogLikelihood(x)(0) ==
           Approx(std::log(0.5) + std::log(tiny) + std::log(0.5)).epsilon(1e-15));
+  }
+}
+
+// EXACT takes rows in blocks (4 at a time, the components' sums side by side): each row's value has
+// the bytes it has alone, whatever its place in a block, non-binary rows among them included, and
+// equals the closed form summed one component at a time.
+TEST_CASE("bernoulli_mixture EXACT of a batch equals each row alone and the closed form") {
+  constexpr int kK = 7, kD = 37;
+  v1::BernoulliMixtureSpec spec;
+  uint64_t state = 12345;
+  const auto next = [&state] {  // splitmix64, a uniform in [0, 1)
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return static_cast<double>((z ^ (z >> 31)) >> 11) * 0x1.0p-53;
+  };
+  for (int c = 0; c < kK; ++c) spec.add_weights(1.0 / kK);
+  spec.mutable_probabilities()->set_rows(kK);
+  spec.mutable_probabilities()->set_cols(kD);
+  Eigen::MatrixXd p(kK, kD);
+  for (int c = 0; c < kK; ++c) {
+    for (int j = 0; j < kD; ++j) {
+      p(c, j) = 0.02 + 0.96 * next();
+      spec.mutable_probabilities()->add_values(p(c, j));
+    }
+  }
+  const auto model = Make(spec);
+  Eigen::MatrixXd x(11, kD);
+  for (int i = 0; i < x.rows(); ++i) {
+    for (int j = 0; j < kD; ++j) x(i, j) = next() < 0.5 ? 1.0 : 0.0;
+  }
+  x(2, 30) = 0.5;                                      // not binary: p = 0
+  x(5, 0) = std::numeric_limits<double>::quiet_NaN();  // nor is NaN
+  x(8, kD - 1) = -1.0;
+  const Eigen::VectorXd all = testing::ExactOfBlockEqualsEachRowAlone(*model, x);
+  for (int i = 0; i < x.rows(); ++i) {
+    CAPTURE(i);
+    if (i == 2 || i == 5 || i == 8) {
+      CHECK(all(i) == -std::numeric_limits<double>::infinity());
+      continue;
+    }
+    double max = -std::numeric_limits<double>::infinity(), terms[kK];
+    for (int c = 0; c < kK; ++c) {
+      terms[c] = std::log(1.0 / kK);
+      for (int j = 0; j < kD; ++j) {
+        terms[c] += x(i, j) == 1.0 ? std::log(p(c, j)) : std::log1p(-p(c, j));
+      }
+      max = std::max(max, terms[c]);
+    }
+    double sum = 0.0;
+    for (double t : terms) sum += std::exp(t - max);
+    CHECK(all(i) == Approx(max + std::log(sum)).epsilon(1e-13));
   }
 }
 
