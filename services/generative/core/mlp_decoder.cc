@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -645,8 +646,12 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   Eigen::VectorXd grad(l);
   // log p(z, x) up to a constant and its gradient.
   int64_t evaluations = 0;
+  // Whether `stop` asked to stop: asked every kStopCheckEvaluations evaluations, so that neither a
+  // search nor a Hessian runs on whole after a deadline or cancel (at L = 2 360 either took
+  // seconds); the searches, their line searches and the Hessian's columns end when it is set.
+  bool stopped = false;
   const auto objective = [&](const Eigen::VectorXd& z, Eigen::VectorXd* g) {
-    ++evaluations;
+    if (++evaluations % kStopCheckEvaluations == 0 && !stopped) stopped = stop.stop_requested();
     const double log_lik = LogLikelihoodGradient(x, z, grad);
     if (g != nullptr) *g = grad - z;
     return log_lik - 0.5 * z.squaredNorm();
@@ -676,7 +681,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   Eigen::VectorXd g(l), trial_g(l), direction(l);
   std::vector<Eigen::VectorXd> steps, changes;  // s_i = z_{i+1} - z_i, y_i = g_i - g_{i+1}
   std::vector<double> rho, alpha;
-  enum class Ascent { kKnownBasin, kMode, kUnfinished };
+  enum class Ascent { kKnownBasin, kMode, kUnfinished, kStopped };
   const auto ascend = [&](Eigen::VectorXd& z, double& value, int64_t budget) {
     const int64_t end = evaluations + budget;
     steps.clear();
@@ -684,6 +689,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
     rho.clear();
     value = objective(z, &g);
     for (int iteration = 0; g.norm() > 1e-9; ++iteration) {
+      if (stopped) return Ascent::kStopped;
       if (known(z)) return Ascent::kKnownBasin;
       if (iteration == 500 || evaluations >= end) return Ascent::kUnfinished;
       bool moved = false;
@@ -709,7 +715,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
         }
         const double slope = g.dot(direction);
         double step = std::min(1.0, kMaxMove / direction.norm());
-        for (int halving = 0; halving < 60 && evaluations < end; ++halving) {
+        for (int halving = 0; halving < 60 && evaluations < end && !stopped; ++halving) {
           Eigen::VectorXd trial = z + step * direction;
           const double trial_value = objective(trial, &trial_g);
           if (std::isfinite(trial_value) && trial_value >= value + 1e-4 * step * slope) {
@@ -738,16 +744,19 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
         changes.clear();
         rho.clear();
       }
-      if (!moved) break;  // at the mode within float64's rounding, or out of budget
+      if (!moved) break;  // at the mode within float64's rounding, out of budget or stopped
     }
+    if (stopped) return Ascent::kStopped;
     if (known(z)) return Ascent::kKnownBasin;
     return evaluations >= end ? Ascent::kUnfinished : Ascent::kMode;
   };
   // The Laplace shape at z: -Hessian of log p(z, x) by central differences of the gradient, its
-  // eigenvalues clamped at 1e-3 (a variance of at most 1000 prior variances).
-  const auto laplace = [&](Eigen::VectorXd z, double value) {
+  // eigenvalues clamped at 1e-3 (a variance of at most 1000 prior variances). Nothing once
+  // `stopped` is set.
+  const auto laplace = [&](Eigen::VectorXd z, double value) -> std::optional<LaplaceComponent> {
     Eigen::MatrixXd hessian(l, l);
     for (int j = 0; j < l; ++j) {
+      if (stopped) return std::nullopt;
       const double h = 1e-5 * std::max(1.0, std::abs(z(j)));
       Eigen::VectorXd plus = z, minus = z, g_plus(l), g_minus(l);
       plus(j) += h;
@@ -756,6 +765,7 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
       objective(minus, &g_minus);
       hessian.col(j) = -(g_plus - g_minus) / (2 * h);
     }
+    if (stopped) return std::nullopt;
     hessian = 0.5 * (hessian + hessian.transpose()).eval();
     Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(hessian);
     hessian.resize(0, 0);
@@ -785,12 +795,19 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   // direction the likelihood does not inform (a latent the decoder ignores: curvature exactly
   // the prior's) there is none, and such directions used to take every start. A start that enters
   // a known mode's basin, or does not reach a mode within its budget, adds none.
+  // Returns nullptr once stopped, the evaluations so far in *search.
+  const auto give_up = [&]() -> std::unique_ptr<LatentProposal> {
+    if (search != nullptr) search->evaluations = evaluations;
+    return nullptr;
+  };
   {
     Eigen::VectorXd z = Eigen::VectorXd::Zero(l);
     double value = 0;
     ascend(z, value, kFirstSearchEvaluations);
-    if (stop.stop_requested()) return nullptr;
-    modes.push_back(laplace(std::move(z), value));
+    if (stopped || stop.stop_requested()) return give_up();
+    std::optional<LaplaceComponent> mode = laplace(std::move(z), value);
+    if (!mode.has_value()) return give_up();
+    modes.push_back(*std::move(mode));
   }
   std::vector<int> directions;
   for (int k = 0; k < l && static_cast<int>(directions.size()) < kStartDirections; ++k) {
@@ -801,12 +818,16 @@ std::unique_ptr<LatentProposal> MlpDecoderModel::MakeProposal(
   for (int k : directions) {
     for (double sign : {1.0, -1.0}) {
       if (static_cast<int>(modes.size()) >= kMaxProposalModes) break;
-      if (stop.stop_requested()) return nullptr;
+      if (stop.stop_requested()) return give_up();
       Eigen::VectorXd z = sign * kStartRadius * modes.front().vectors.col(k);
       double value = 0;
-      if (ascend(z, value, kStartEvaluations) == Ascent::kMode) {
-        if (stop.stop_requested()) return nullptr;
-        modes.push_back(laplace(std::move(z), value));
+      const Ascent ascent = ascend(z, value, kStartEvaluations);
+      if (ascent == Ascent::kStopped) return give_up();
+      if (ascent == Ascent::kMode) {
+        if (stop.stop_requested()) return give_up();
+        std::optional<LaplaceComponent> mode = laplace(std::move(z), value);
+        if (!mode.has_value()) return give_up();
+        modes.push_back(*std::move(mode));
       }
     }
   }

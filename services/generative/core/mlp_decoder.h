@@ -76,8 +76,9 @@ class MlpDecoderModel final : public GenerativeModel {
     int modes_found = 0;      // the first search's point and each new mode a further start reached
     int modes_kept = 0;       // the mixture's components
   };
-  // With `stop`: nullptr once it asks to stop, asked before each start's search and each mode's
-  // Hessian (the first search from z = 0 runs whole).
+  // With `stop`: nullptr once it asks to stop (search->evaluations then says how far it got),
+  // asked before each start's search and each mode's Hessian and every kStopCheckEvaluations
+  // evaluations within them; what can still overrun a stop is one Hessian's eigendecomposition.
   std::unique_ptr<LatentProposal> MakeProposal(
       const Eigen::Ref<const Eigen::VectorXd>& x, ProposalSearch* search,
       const exec::StopToken& stop = exec::StopToken()) const;
@@ -92,6 +93,9 @@ class MlpDecoderModel final : public GenerativeModel {
   // up to 16 further starts.
   static constexpr int64_t kFirstSearchEvaluations = 1000;
   static constexpr int64_t kStartEvaluations = 150;
+  // Evaluations of log p(z, x) and its gradient between two questions to the proposal's stop
+  // token (a question may read the clock: one per evaluation would cost small decoders ~10 %).
+  static constexpr int64_t kStopCheckEvaluations = 16;
   // Float64 values MakeProposal forms for latent dimension L: one L x L Hessian and its
   // eigenvectors at a time, and the eigenvectors of each mode kept ((kMaxProposalModes + 2) L^2).
   static double ProposalValues(double latent_dim) {

@@ -432,6 +432,43 @@ TEST_CASE("an IMPORTANCE proposal gives up between its mode searches when told t
   CHECK(model->MakeProposalUnlessStopped(x, exec::StopToken()) != nullptr);
 }
 
+// A later stop: the searches and Hessians between those questions still ran whole (one search or
+// Hessian, ~3 s at L = 2 360, per worker after a deadline), and a stopped proposal reported no
+// evaluations. The token is now also asked every kStopCheckEvaluations evaluations within them:
+// stopped after any number of answers, the proposal does at most that many (+ the other half of a
+// Hessian column) evaluations past the last answer.
+TEST_CASE("an IMPORTANCE proposal stops within a few evaluations of its stop token's answer") {
+  std::mt19937_64 gen(11);
+  const int l = 20;  // a Hessian of 2 L = 40 evaluations, more than kStopCheckEvaluations
+  auto model = Make(RandomDecoder(l, {24}, 12, v1::TANH, 1e-2, gen));
+  Eigen::VectorXd z(l);
+  for (Eigen::Index j = 0; j < z.size(); ++j) z(j) = 1.5;
+  const Eigen::VectorXd x = model->Decode(z.transpose()).row(0).transpose();
+  int total = 0;
+  MlpDecoderModel::ProposalSearch whole;
+  REQUIRE(model->MakeProposal(x, &whole, exec::StopToken([&] {
+                                ++total;
+                                return absl::OkStatus();
+                              })) != nullptr);
+  REQUIRE(whole.evaluations > 4 * l);
+  const int64_t step = MlpDecoderModel::kStopCheckEvaluations + 1;
+  int64_t previous = 0;
+  for (int allowed = 0; allowed < total; ++allowed) {
+    INFO("answers allowed " << allowed << " of " << total);
+    int checks = 0;
+    const exec::StopToken stop(
+        [&] { return ++checks > allowed ? absl::CancelledError("stop") : absl::OkStatus(); });
+    MlpDecoderModel::ProposalSearch stopped;
+    CHECK(model->MakeProposal(x, &stopped, stop) == nullptr);
+    CHECK(stopped.evaluations > 0);
+    CHECK(stopped.evaluations >= previous);
+    CHECK(stopped.evaluations - previous <= step);
+    CHECK(stopped.evaluations < whole.evaluations);
+    previous = stopped.evaluations;
+  }
+  CHECK(whole.evaluations - previous <= step);
+}
+
 TEST_CASE("the IMPORTANCE mode search stays within the evaluations ProposalCost counts") {
   // On relu decoders (a piecewise-quadratic posterior) L-BFGS need not converge: every start ran
   // 500 iterations of up to 120 evaluations (relu L = 8 at noise 1e-12: ~30 000, 1/60 of the time
