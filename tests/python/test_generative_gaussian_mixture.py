@@ -114,6 +114,27 @@ def test_em_from_the_same_start_reaches_sklearn(stub, covariance_type, n):
     np.testing.assert_allclose(covs, reference.covariances_, rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_all_three_inits_given_skip_the_kmeans_start(stub):
+    """With weights, means and precisions all given, scikit-learn runs no k-means start (_initialize_parameters) and
+    neither does maas: here a k-means start gives the two identical far rows a cluster of their own, whose FULL
+    covariance at reg_covar 0 is singular (scikit-learn's k-means-started fit fails; maas refused even the given
+    start before), while EM from the given start fits them as scikit-learn does."""
+    x = np.concatenate([training_rows(300, seed=9), [[30.0, 30.0, 30.0]] * 2])
+    w0 = np.array([0.4, 0.35, 0.25])
+    p0 = np.array([np.eye(3)] * 3)
+    reference = GaussianMixture(n_components=3, covariance_type="full", tol=1e-9, max_iter=20, reg_covar=0.0,
+                                weights_init=w0, means_init=MEANS, precisions_init=p0).fit(x)
+    response = fit(stub, "given-start", "gaussian_mixture", gen.GaussianMixtureFit(
+        n_components=3, covariance_type=gen.FULL, tol=1e-9, max_iter=20, reg_covar=0.0, weights_init=list(w0),
+        means_init=to_matrix(MEANS), precisions_init=to_matrix(p0.reshape(-1, 3))), x)
+    assert response.trace.n_iter == reference.n_iter_
+    np.testing.assert_allclose(response.trace.log_likelihood, reference.lower_bounds_, rtol=1e-9, atol=0)
+    weights, means, covs = gmm_from_spec(get_spec(stub, "given-start").gaussian_mixture)
+    np.testing.assert_allclose(means, reference.means_, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(covs, reference.covariances_, rtol=1e-9, atol=1e-9)
+
+
 def test_em_with_kmeans_init_is_a_fixed_point_of_sklearn_em(stub):
     """k-means / k-means++ starts draw from our generator, so compare the end point instead: one more scikit-learn
     EM step from the fitted parameters moves nothing, and the fit is as good as scikit-learn's best of 5."""

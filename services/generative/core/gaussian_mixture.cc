@@ -674,10 +674,18 @@ struct EmRun {
 absl::StatusOr<EmRun> RunEm(const Eigen::MatrixXd& x, const GmmOptions& o, uint64_t seed, int init,
                             const exec::StopToken& stop) {
   EmRun run;
-  random::ItemRng rng(seed, kFitStream, static_cast<uint64_t>(init));
-  MAAS_ASSIGN_OR_RETURN(const Eigen::MatrixXd resp, InitialResponsibilities(x, o, rng, stop));
-  MAAS_RETURN_IF_ERROR(
-      EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state, stop));
+  // With weights, means and precisions all given, the initialisation's responsibilities and
+  // parameters would all be replaced (their covariances too, by the first M-step): scikit-learn's
+  // _initialize_parameters skips them, and so does this (a k-means start was most of a short
+  // fit's time, and a start whose covariance was singular failed a fit scikit-learn runs).
+  const bool all_given =
+      o.weights_init.size() > 0 && o.means_init.rows() > 0 && o.precisions_init.rows() > 0;
+  if (!all_given) {
+    random::ItemRng rng(seed, kFitStream, static_cast<uint64_t>(init));
+    MAAS_ASSIGN_OR_RETURN(const Eigen::MatrixXd resp, InitialResponsibilities(x, o, rng, stop));
+    MAAS_RETURN_IF_ERROR(
+        EstimateParameters(x, resp, o, static_cast<double>(x.rows()), &run.state, stop));
+  }
   if (o.weights_init.size() > 0) run.state.weights = o.weights_init;
   if (o.means_init.rows() > 0) run.state.means = o.means_init;
   if (o.precisions_init.rows() > 0) {
