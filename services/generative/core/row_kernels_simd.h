@@ -43,6 +43,15 @@ struct SimdKernels {
   // (a diagonal Gaussian's quadratic form for 8 rows stored coordinate-major, 8 to a block).
   void (*scaled_squares8)(const double* xt, const double* mean, const double* stddev, int64_t d,
                           double* quad);
+  // quad[t] += sum_{j < d} ((xt[j * 8 + t] - mean[j]) * scale[j])^2 for t < 8, in ascending j
+  // (scaled_squares8 with a precision's square root for the standard deviation: the diagonal EM
+  // step's quadratic forms).
+  void (*scaled_squares8_by)(const double* xt, const double* mean, const double* scale, int64_t d,
+                             double* quad);
+  // out[j] += sum_{t < rows} w[t] * ((x[t * d + j] - mean[j])^2) for j < d, added in ascending t
+  // (x row-major, rows x d: the diagonal EM step's weighted squared deviations).
+  void (*add_weighted_squares)(const double* x, int64_t rows, int64_t d, const double* w,
+                               const double* mean, double* out);
 };
 
 // The kernels of `level` (which the CPU must support).

@@ -114,5 +114,47 @@ TEST_CASE("forward substitution and scaled squares give the plain loops' bits at
   }
 }
 
+TEST_CASE("the diagonal EM kernels give each output the bits of its plain loop at every level") {
+  // Widths below, at and between vector widths (1, 2, 4, 8 and twice those), and rows 0, 1, 13.
+  for (const int64_t d : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{17}, int64_t{64}}) {
+    CAPTURE(d);
+    const std::vector<double> xt = Normals(10, d * 8, 4.0);
+    const std::vector<double> mean = Normals(11, d, 1.0);
+    std::vector<double> scale = Normals(12, d, 1.0);
+    for (double& s : scale) s = 0.2 + std::abs(s);
+    std::vector<double> quad_expected(8, 0.25);
+    for (int64_t t = 0; t < 8; ++t) {
+      for (int64_t j = 0; j < d; ++j) {
+        const double y = (xt[j * 8 + t] - mean[j]) * scale[j];
+        quad_expected[t] = quad_expected[t] + y * y;
+      }
+    }
+    for (const int64_t rows : {int64_t{0}, int64_t{1}, int64_t{13}}) {
+      CAPTURE(rows);
+      std::vector<double> x = Normals(13, rows * d + 1, 3.0);
+      if (rows > 0) x[static_cast<size_t>(d - 1)] = 1e200;  // a square that overflows stays there
+      const std::vector<double> w = Normals(14, rows + 1, 1.0);
+      std::vector<double> out_expected = Normals(15, d, 1.0);
+      const std::vector<double> out0 = out_expected;
+      for (int64_t j = 0; j < d; ++j) {
+        for (int64_t t = 0; t < rows; ++t) {
+          const double y = x[t * d + j] - mean[j];
+          out_expected[j] = out_expected[j] + w[t] * (y * y);
+        }
+      }
+      for (const random::SimdLevel level : random::SupportedSimdLevels()) {
+        CAPTURE(random::SimdLevelName(level));
+        const SimdKernels& kernels = SimdKernelsAt(level);
+        std::vector<double> quad(8, 0.25);
+        kernels.scaled_squares8_by(xt.data(), mean.data(), scale.data(), d, quad.data());
+        CHECK(SameBits(quad, quad_expected));
+        std::vector<double> out = out0;
+        kernels.add_weighted_squares(x.data(), rows, d, w.data(), mean.data(), out.data());
+        CHECK(SameBits(out, out_expected));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace maas::generative::rows
