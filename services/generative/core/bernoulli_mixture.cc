@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/convert/matrix.h"
@@ -18,35 +19,86 @@ namespace {
 
 constexpr double kNegInf = -std::numeric_limits<double>::infinity();
 
-// acc[c] += src[c] for c < k (vectorizes across c: each acc[c] is its own sum).
-inline void AddTo(double* __restrict acc, const double* __restrict src, Eigen::Index k) {
-  for (Eigen::Index c = 0; c < k; ++c) acc[c] += src[c];
-}
-
 // The most rows ComponentTermsRows takes at once.
-constexpr int kTermRows = 4;
+constexpr int kTermRows = 16;
+
+// out[r * k + c0 + c] = sum over j ascending of column[r * d + j][c0 + c], from 0, for r < R and
+// c < C: R x C sums in registers, each adding its terms in ascending j.
+template <int R, int C>
+void AddColumnBlock(const double* const* column, Eigen::Index d, Eigen::Index c0, Eigen::Index k,
+                    double* out) {
+  double acc[R][C] = {};
+  for (Eigen::Index j = 0; j < d; ++j) {
+    for (int r = 0; r < R; ++r) {
+      const double* t = column[r * d + j] + c0;
+#pragma GCC unroll 8
+      for (int c = 0; c < C; ++c) acc[r][c] += t[c];
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) out[r * k + c0 + c] = acc[r][c];
+  }
+}
 
 // log p(x_r | c) for m <= kTermRows rows x_r (value j at x[r][j * x_stride]) and every component
 // c < K, into out[r * K + c]: the sum over j ascending of (x_j == 1 ? log_p(c, j) :
-// log_1mp(c, j)), from 0; -inf for every c when x_r is not binary. The K sums of a row, and the
-// m rows', advance side by side (j outer: a column of the column-major tables is one component per
-// element), each in its own order: the same bits as one sum after another, without one chain of
-// dependent additions per component.
+// log_1mp(c, j)), from 0; -inf for every c when x_r is not binary. Each row's table column per j
+// is picked first (by index: a branch on random binary data mispredicts half the time), then
+// blocks of up to 4 rows x 8 components are summed in registers (AddColumnBlock), the components'
+// chunk of the tables in cache across the rows: the same bits as one sum after another, without
+// one chain of dependent additions per sum nor accumulators in memory. `column` is scratch.
 void ComponentTermsRows(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp,
-                        const double* const* x, int m, Eigen::Index x_stride, double* out) {
+                        const double* const* x, int m, Eigen::Index x_stride, double* out,
+                        std::vector<const double*>& column) {
   const Eigen::Index k = log_p.rows(), d = log_p.cols();
-  std::fill(out, out + m * k, 0.0);
-  // The table picked by indexing and the binary check as bit operations, not branches (a branch
-  // on random binary data mispredicts half the time: 2x slower).
   const double* const tables[2] = {log_1mp.data(), log_p.data()};
+  column.resize(static_cast<size_t>(m * d));
   int other[kTermRows] = {};  // whether a value of the row is neither 0 nor 1
+  // j outer: the rows of a column-major batch (x_stride its height) are adjacent for each j.
   for (Eigen::Index j = 0; j < d; ++j) {
     for (int r = 0; r < m; ++r) {
       const double v = x[r][j * x_stride];
       const int one = v == 1.0 ? 1 : 0;
       other[r] |= (v != 0.0 ? 1 : 0) & (one ^ 1);
-      AddTo(out + r * k, tables[one] + j * k, k);
+      column[static_cast<size_t>(r * d + j)] = tables[one] + j * k;
     }
+  }
+  for (Eigen::Index c0 = 0; c0 < k;) {
+    const Eigen::Index left = k - c0;
+    const int chunk = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+    for (int r0 = 0; r0 < m;) {
+      const bool four = m - r0 >= 4;
+      const double* const* rows = column.data() + r0 * d;
+      double* o = out + r0 * k;
+      switch (chunk * (four ? 10 : 1)) {
+        case 80:
+          AddColumnBlock<4, 8>(rows, d, c0, k, o);
+          break;
+        case 40:
+          AddColumnBlock<4, 4>(rows, d, c0, k, o);
+          break;
+        case 20:
+          AddColumnBlock<4, 2>(rows, d, c0, k, o);
+          break;
+        case 10:
+          AddColumnBlock<4, 1>(rows, d, c0, k, o);
+          break;
+        case 8:
+          AddColumnBlock<1, 8>(rows, d, c0, k, o);
+          break;
+        case 4:
+          AddColumnBlock<1, 4>(rows, d, c0, k, o);
+          break;
+        case 2:
+          AddColumnBlock<1, 2>(rows, d, c0, k, o);
+          break;
+        default:
+          AddColumnBlock<1, 1>(rows, d, c0, k, o);
+          break;
+      }
+      r0 += four ? 4 : 1;
+    }
+    c0 += chunk;
   }
   for (int r = 0; r < m; ++r) {
     if (other[r] != 0) std::fill(out + r * k, out + (r + 1) * k, kNegInf);
@@ -56,7 +108,8 @@ void ComponentTermsRows(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log
 // ComponentTermsRows of one row into out (K).
 void ComponentTerms(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp, const double* x,
                     Eigen::Index x_stride, Eigen::Ref<Eigen::VectorXd> out) {
-  ComponentTermsRows(log_p, log_1mp, &x, 1, x_stride, out.data());
+  std::vector<const double*> column;
+  ComponentTermsRows(log_p, log_1mp, &x, 1, x_stride, out.data(), column);
 }
 
 }  // namespace
@@ -119,15 +172,12 @@ Eigen::VectorXd BernoulliMixtureModel::ExactLogLikelihood(
   const Eigen::Index k = log_weights_.size();
   Eigen::VectorXd out(x.rows());
   Eigen::MatrixXd terms(k, kTermRows);  // column r: row i + r's log p(x | c)
-  RowMatrixXd block(kTermRows, x.cols());
+  std::vector<const double*> column;
   for (Eigen::Index i = 0; i < x.rows(); i += kTermRows) {
     const int m = static_cast<int>(std::min<Eigen::Index>(kTermRows, x.rows() - i));
     const double* rows[kTermRows];
-    for (int r = 0; r < m; ++r) {
-      block.row(r) = x.row(i + r);
-      rows[r] = block.data() + r * block.cols();
-    }
-    ComponentTermsRows(log_p_, log_1mp_, rows, m, 1, terms.data());
+    for (int r = 0; r < m; ++r) rows[r] = x.data() + i + r;
+    ComponentTermsRows(log_p_, log_1mp_, rows, m, x.outerStride(), terms.data(), column);
     for (int r = 0; r < m; ++r) out(i + r) = math::LogSumExp(terms.col(r) + log_weights_);
   }
   return out;
@@ -212,6 +262,8 @@ class BernoulliMixtureFitter final : public FamilyFitter {
     bool converged = false;
     int iter = 0;
     Eigen::VectorXd terms(k_);
+    Eigen::MatrixXd block_terms(k_, kTermRows);  // column r: row i + r's log p(x | c)
+    std::vector<const double*> column;
     for (iter = 1; iter <= max_iter_; ++iter) {
       MAAS_RETURN_IF_ERROR(stop.Check());
       const double previous = lower_bound;
@@ -219,12 +271,18 @@ class BernoulliMixtureFitter final : public FamilyFitter {
       const Eigen::MatrixXd log_1mp = (-prob_.array()).log1p();
       const Eigen::VectorXd log_w = ExactLog(weights_.array());
       double total = 0.0;
-      for (Eigen::Index i = 0; i < n; ++i) {
-        ComponentTerms(log_p, log_1mp, x.data() + i, n, terms);
-        terms += log_w;
-        const double norm = math::LogSumExp(terms);
-        resp.row(i) = (terms.array() - norm).exp().matrix().transpose();
-        total += norm;
+      for (Eigen::Index i0 = 0; i0 < n; i0 += kTermRows) {
+        const int m = static_cast<int>(std::min<Eigen::Index>(kTermRows, n - i0));
+        const double* rows[kTermRows];
+        for (int r = 0; r < m; ++r) rows[r] = x.data() + i0 + r;
+        ComponentTermsRows(log_p, log_1mp, rows, m, n, block_terms.data(), column);
+        for (int r = 0; r < m; ++r) {
+          const Eigen::Index i = i0 + r;
+          terms = block_terms.col(r) + log_w;
+          const double norm = math::LogSumExp(terms);
+          resp.row(i) = (terms.array() - norm).exp().matrix().transpose();
+          total += norm;
+        }
       }
       lower_bound = total / static_cast<double>(n);
       if (!std::isfinite(lower_bound)) {
@@ -252,7 +310,7 @@ class BernoulliMixtureFitter final : public FamilyFitter {
     const double eps10 = 10.0 * std::numeric_limits<double>::epsilon();
     const Eigen::VectorXd nk = (resp.colwise().sum().array() + eps10).matrix().transpose();
     weights_ = nk / nk.sum();
-    prob_ = (resp.transpose() * x).array().colwise() / nk.array();
+    prob_ = ResponsibilityWeightedSums(resp, x).array().colwise() / nk.array();
     prob_ = prob_.cwiseMax(min_probability_).cwiseMin(1.0 - min_probability_);
   }
 

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/convert/matrix.h"
+#include "common/math/gemm.h"
 #include "common/math/log_sum_exp.h"
 #include "common/random/distributions.h"
 #include "common/status/status_macros.h"
@@ -190,6 +191,18 @@ Eigen::MatrixXd RowBuffer::Take() {
   blocks_.clear();
   rows_ = 0;
   return out;
+}
+
+Eigen::MatrixXd ResponsibilityWeightedSums(const Eigen::MatrixXd& resp, const Eigen::MatrixXd& x) {
+  const Eigen::Index n = x.rows(), d = x.cols(), k = resp.cols();
+  // C = x^T resp, D x K row-major, is the K x D column-major result: A = x^T is x's column-major
+  // storage read as D x N row-major, op(B) = resp from resp's storage read as K x N row-major and
+  // transposed. (The other way round, math::Gemm would pack all of x, N x D, on every call.)
+  Eigen::MatrixXd sums(k, d);
+  math::Gemm(static_cast<size_t>(d), static_cast<size_t>(k), static_cast<size_t>(n), x.data(),
+             static_cast<size_t>(n), resp.data(), static_cast<size_t>(n), math::Transpose::kYes,
+             sums.data(), static_cast<size_t>(k), /*accumulate=*/false);
+  return sums;
 }
 
 }  // namespace maas::generative

@@ -225,6 +225,11 @@ std::unique_ptr<LatentProposal> MixturePosteriorProposal(Eigen::VectorXd log_joi
 // Index stored in z(0) of a discrete latent, or -1 when it is not an integer in [0, k).
 int ComponentIndex(double z0, int k);
 
+// resp^T x (K x D) for an EM step's responsibilities `resp` (N x K) and rows `x` (N x D), on the
+// fixed-order math::Gemm (Eigen's product here runs baseline SSE2): each element's sum over the
+// rows in ascending order, the same bits at every SIMD level.
+Eigen::MatrixXd ResponsibilityWeightedSums(const Eigen::MatrixXd& resp, const Eigen::MatrixXd& x);
+
 // Store of the rows of a fit stream (families that need every row, e.g. EM), in row-major blocks
 // of kBlockBytes: no reallocation as rows arrive (a growing vector held up to 3x the rows while it
 // doubled), and Take frees each block once copied, so the rows are held about once plus a block.

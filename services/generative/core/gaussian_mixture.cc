@@ -489,16 +489,7 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
   const Eigen::Index block_rows = EmBlockRows(d);
   const double eps10 = 10.0 * std::numeric_limits<double>::epsilon();
   const Eigen::VectorXd nk = (resp.colwise().sum().array() + eps10).matrix().transpose();
-  {
-    // resp^T x on the fixed-order math::Gemm (Eigen here runs baseline SSE2): A = resp^T is resp's
-    // column-major storage read as K x N row-major, op(B) = x from x's storage read as D x N
-    // row-major and transposed; C is K x D row-major.
-    RowMatrixXd sums(k, d);
-    math::Gemm(static_cast<size_t>(k), static_cast<size_t>(d), static_cast<size_t>(n), resp.data(),
-               static_cast<size_t>(n), x.data(), static_cast<size_t>(n), math::Transpose::kYes,
-               sums.data(), static_cast<size_t>(d), /*accumulate=*/false);
-    s->means = sums.array().colwise() / nk.array();
-  }
+  s->means = ResponsibilityWeightedSums(resp, x).array().colwise() / nk.array();
   s->weights = normalize_by > 0 ? (nk / normalize_by).eval() : (nk / nk.sum()).eval();
   if (o.type == v1::FULL) {
     s->cov_full.assign(static_cast<size_t>(k), Eigen::MatrixXd());
