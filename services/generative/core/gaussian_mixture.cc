@@ -302,9 +302,6 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
   Eigen::VectorXd scratch(d), weighted(k);
   double quad[kBlock];
   const rows::SimdKernels& kernels = rows::BestSimdKernels();
-  // DIAG / SPHERICAL: the component's standard deviations, contiguous (a row of the K x D
-  // column-major stddev_; a copy of all K rows would double a large model's memory per worker).
-  std::vector<double> stddev_row(full ? 0 : static_cast<size_t>(d));
   for (Eigen::Index i0 = 0; i0 < n; i0 += kBlock) {
     const Eigen::Index m = std::min(kBlock, n - i0);
     const Eigen::Index parts = (m + kPart - 1) / kPart;
@@ -329,9 +326,8 @@ Eigen::VectorXd GaussianMixtureModel::ExactLogLikelihood(
       } else {
         // Across the block's rows (contiguous in `xt`), one coordinate at a time:
         // quad[b] += ((x_bj - mean_j) / stddev_j)^2 in ascending j.
-        for (Eigen::Index j = 0; j < d; ++j) stddev_row[static_cast<size_t>(j)] = stddev_(c, j);
         for (Eigen::Index part = 0; part < parts; ++part) {
-          kernels.scaled_squares8(xt.data() + part * kPart * d, mean, stddev_row.data(), d,
+          kernels.scaled_squares8(xt.data() + part * kPart * d, mean, stddev_.row(c).data(), d,
                                   quad + part * kPart);
         }
       }

@@ -97,8 +97,8 @@ class GaussianMixtureModel final : public GenerativeModel {
   std::vector<Eigen::MatrixXd> lower_;
   std::vector<PackedPanels> panels_;        // FULL: L_k^T packed for the sampler's product
   std::vector<Eigen::VectorXd> mean_rows_;  // mu_k as contiguous vectors
-  Eigen::MatrixXd stddev_;
-  Eigen::VectorXd log_normalizer_;  // -1/2 D log 2 pi - 1/2 log det Sigma_k
+  RowMatrixXd stddev_;                      // a component's standard deviations contiguous
+  Eigen::VectorXd log_normalizer_;          // -1/2 D log 2 pi - 1/2 log det Sigma_k
 };
 
 }  // namespace maas::generative
