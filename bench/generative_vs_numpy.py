@@ -11,7 +11,8 @@
       (bench_driver served) and a Python client: rows/s, MB/s, server and client CPU per row, the 2-core bound;
   (e) EXACT log p(x) of a batch of rows (ppca, the full mixture) against scikit-learn's score_samples and numpy,
       and bernoulli_mixture's against numpy;
-  (f) fits (factor_analysis, ppca, the full mixture) against scikit-learn's on the same rows.
+  (f) fits (factor_analysis, ppca, the full, diagonal and spherical mixtures) against scikit-learn's on the same
+      rows.
 
 maas runs in-process through build/bin/maas_generative_bench_driver (one thread); numpy runs in this process with the
 venv's own OpenBLAS, OPENBLAS_NUM_THREADS=1 and the machine's OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE removed (this
@@ -465,6 +466,25 @@ def fits_vs_sklearn(rng, tmp):
     print(f"  gaussian_mixture full N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} iterations), "
           f"GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound equal within "
           f"{error:.1e}")
+    # The diagonal mixtures at a larger K, from the same start on both sides.
+    n, d, k = 5000, 784, 100
+    centres = 3.0 * rng.standard_normal((k, d))
+    x = centres[rng.integers(0, k, n)] + rng.standard_normal((n, d)) * (rng.random(d) + 0.5)
+    means_init = centres + 0.5 * rng.standard_normal((k, d))
+    weights_init = np.full(k, 1.0 / k)
+    for name, kind, precisions in (("diag", gen.DIAG, np.ones((k, d))), ("spherical", gen.SPHERICAL, np.ones(k))):
+        got, _ = maas_fit(f"gmm-{name}", gen.FitConfig(name="g", seed=1, gaussian_mixture=gen.GaussianMixtureFit(
+            n_components=k, covariance_type=kind, tol=1e-3, weights_init=weights_init.tolist(),
+            means_init=matrix(means_init), precisions_init=matrix(precisions.reshape(k, -1)))), x)
+        gm_s, gm = cpu_seconds(lambda: GaussianMixture(k, covariance_type=name, tol=1e-3, weights_init=weights_init,
+                                                      means_init=means_init, precisions_init=precisions).fit(x))
+        error = abs(got["log_likelihood"] - gm.lower_bound_) / abs(gm.lower_bound_)
+        if not (error <= 1e-9 and got["n_iter"] == gm.n_iter_):
+            raise SystemExit(f"gaussian_mixture {name}: maas and scikit-learn differ: lower bound {error:.3g} "
+                             f"(relative), iterations {got['n_iter']} vs {gm.n_iter_}")
+        print(f"  gaussian_mixture {name} N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} "
+              f"iterations), GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound "
+              f"equal within {error:.1e}")
 
 
 if __name__ == "__main__":
