@@ -453,38 +453,32 @@ def fits_vs_sklearn(rng, tmp):
     x = centres[rng.integers(0, k, n)] + rng.standard_normal((n, d))
     means_init = centres + 0.5 * rng.standard_normal((k, d))
     weights_init = np.full(k, 1.0 / k)
-    got, _ = maas_fit("gmm", gen.FitConfig(name="g", seed=1, gaussian_mixture=gen.GaussianMixtureFit(
-        n_components=k, covariance_type=gen.FULL, tol=1e-3, weights_init=weights_init.tolist(),
-        means_init=matrix(means_init), precisions_init=matrix(np.vstack([np.eye(d)] * k)))), x)
-    gm_s, gm = cpu_seconds(lambda: GaussianMixture(k, covariance_type="full", tol=1e-3, weights_init=weights_init,
-                                                  means_init=means_init,
-                                                  precisions_init=np.stack([np.eye(d)] * k)).fit(x))
-    error = abs(got["log_likelihood"] - gm.lower_bound_) / abs(gm.lower_bound_)
-    if not (error <= 1e-9 and got["n_iter"] == gm.n_iter_):
-        raise SystemExit(f"gaussian_mixture: maas and scikit-learn differ: lower bound {error:.3g} (relative), "
-                         f"iterations {got['n_iter']} vs {gm.n_iter_}")
-    print(f"  gaussian_mixture full N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} iterations), "
-          f"GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound equal within "
-          f"{error:.1e}")
+
+    def compare_mixture(sk_type, kind, x, weights_init, means_init, maas_precisions, sk_precisions):
+        """One mixture fit from the same start on both sides, checked equal, then its times printed."""
+        (n, d), k = x.shape, len(weights_init)
+        got, _ = maas_fit(f"gmm-{sk_type}", gen.FitConfig(name="g", seed=1, gaussian_mixture=gen.GaussianMixtureFit(
+            n_components=k, covariance_type=kind, tol=1e-3, weights_init=weights_init.tolist(),
+            means_init=matrix(means_init), precisions_init=matrix(maas_precisions))), x)
+        gm_s, gm = cpu_seconds(lambda: GaussianMixture(k, covariance_type=sk_type, tol=1e-3, weights_init=weights_init,
+                                                      means_init=means_init, precisions_init=sk_precisions).fit(x))
+        error = abs(got["log_likelihood"] - gm.lower_bound_) / abs(gm.lower_bound_)
+        if not (error <= 1e-9 and got["n_iter"] == gm.n_iter_):
+            raise SystemExit(f"gaussian_mixture {sk_type}: maas and scikit-learn differ: lower bound {error:.3g} "
+                             f"(relative), iterations {got['n_iter']} vs {gm.n_iter_}")
+        print(f"  gaussian_mixture {sk_type} N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} "
+              f"iterations), GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound "
+              f"equal within {error:.1e}")
+
+    compare_mixture("full", gen.FULL, x, weights_init, means_init, np.vstack([np.eye(d)] * k), np.stack([np.eye(d)] * k))
     # The diagonal mixtures at a larger K, from the same start on both sides.
     n, d, k = 5000, 784, 100
     centres = 3.0 * rng.standard_normal((k, d))
     x = centres[rng.integers(0, k, n)] + rng.standard_normal((n, d)) * (rng.random(d) + 0.5)
     means_init = centres + 0.5 * rng.standard_normal((k, d))
     weights_init = np.full(k, 1.0 / k)
-    for name, kind, precisions in (("diag", gen.DIAG, np.ones((k, d))), ("spherical", gen.SPHERICAL, np.ones(k))):
-        got, _ = maas_fit(f"gmm-{name}", gen.FitConfig(name="g", seed=1, gaussian_mixture=gen.GaussianMixtureFit(
-            n_components=k, covariance_type=kind, tol=1e-3, weights_init=weights_init.tolist(),
-            means_init=matrix(means_init), precisions_init=matrix(precisions.reshape(k, -1)))), x)
-        gm_s, gm = cpu_seconds(lambda: GaussianMixture(k, covariance_type=name, tol=1e-3, weights_init=weights_init,
-                                                      means_init=means_init, precisions_init=precisions).fit(x))
-        error = abs(got["log_likelihood"] - gm.lower_bound_) / abs(gm.lower_bound_)
-        if not (error <= 1e-9 and got["n_iter"] == gm.n_iter_):
-            raise SystemExit(f"gaussian_mixture {name}: maas and scikit-learn differ: lower bound {error:.3g} "
-                             f"(relative), iterations {got['n_iter']} vs {gm.n_iter_}")
-        print(f"  gaussian_mixture {name} N={n} D={d} K={k}: maas {got['cpu_seconds']:.2f} s ({got['n_iter']} "
-              f"iterations), GaussianMixture {gm_s:.2f} s ({gm_s / got['cpu_seconds']:.2f}x maas's); lower bound "
-              f"equal within {error:.1e}")
+    compare_mixture("diag", gen.DIAG, x, weights_init, means_init, np.ones((k, d)), np.ones((k, d)))
+    compare_mixture("spherical", gen.SPHERICAL, x, weights_init, means_init, np.ones((k, 1)), np.ones(k))
 
 
 if __name__ == "__main__":
