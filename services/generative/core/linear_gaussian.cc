@@ -285,7 +285,11 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
     for (Eigen::Index t = 0; t < kBlock; ++t) {
       if (t < m) {
         RowExpansion& e = expanded[t];
-        e = RowExpansion();
+        // Reset in place: the vectors keep their storage from block to block (no allocation per
+        // row, which was most of a small model's EXACT time).
+        e.scale = 1.0;
+        e.residual_quad = 0.0;
+        e.residual_gradient.resize(0);
         e.posterior_mean.resize(l);
         for (Eigen::Index k = 0; k < l; ++k) e.posterior_mean(k) = pm[k * kBlock + t];
         rows::ForwardSubstituteSquaredNorm(post_lower_, e.posterior_mean.data());
@@ -320,15 +324,28 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
           expanded[t].residual_gradient(k) = grad[k * kBlock + t];
       }
     }
+    Eigen::VectorXd row;  // row i, copied only for the rare rescaled steps below
     for (Eigen::Index t = 0; t < m; ++t) {
       const Eigen::Index i = i0 + t;
-      const Eigen::VectorXd row = x.row(i).transpose();
-      const RowExpansion e = RescaledIfOverflowed(row, std::move(expanded[t]));  // as Expand
-      out(i) = log_density(e);
-      if (out(i) == -std::numeric_limits<double>::infinity() && e.scale == 1.0 && row.allFinite()) {
-        // r^T C^-1 r overflowed, but half of it, log p(x), may not: once more on (x - mu) / scale.
-        const Eigen::Ref<const Eigen::VectorXd> row_ref(row);
-        out(i) = log_density(ExpandScaled(row, PowerOfTwoAbove({&row_ref, &mean})));
+      const RowExpansion* e = &expanded[t];
+      RowExpansion rescaled;
+      if (!(e->posterior_mean.allFinite() && std::isfinite(e->residual_quad) &&
+            e->residual_gradient.allFinite())) {
+        row = x.row(i).transpose();
+        rescaled = RescaledIfOverflowed(row, std::move(expanded[t]));  // as Expand
+        e = &rescaled;
+      } else {
+        row.resize(0);
+      }
+      out(i) = log_density(*e);
+      if (out(i) == -std::numeric_limits<double>::infinity() && e->scale == 1.0) {
+        if (row.size() == 0) row = x.row(i).transpose();
+        if (row.allFinite()) {
+          // r^T C^-1 r overflowed, but half of it, log p(x), may not: once more on
+          // (x - mu) / scale.
+          const Eigen::Ref<const Eigen::VectorXd> row_ref(row);
+          out(i) = log_density(ExpandScaled(row, PowerOfTwoAbove({&row_ref, &mean})));
+        }
       }
     }
   }
