@@ -237,7 +237,11 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Re
   std::vector<random::ItemRng> rngs;
   rngs.reserve(static_cast<size_t>(chunk));
   std::vector<std::vector<int64_t>> members(static_cast<size_t>(k));
-  std::vector<double> eps(full ? 0 : static_cast<size_t>(d));
+  // DIAG / SPHERICAL of fewer than kAcrossBelow values a sample: a group's normals across its
+  // samples (kGroup x D), else one sample's (D).
+  constexpr Eigen::Index kAcrossBelow = 64;
+  std::vector<double> eps(full ? 0 : static_cast<size_t>(d < kAcrossBelow ? kGroup * d : d));
+  std::vector<random::ItemRng*> group_rngs(full ? 0 : static_cast<size_t>(kGroup));
   std::vector<double*> out_rows(full ? static_cast<size_t>(kGroup) : 0);  // FULL: a group's rows
   for (Eigen::Index c0 = 0; c0 < n; c0 += kChunk) {
     const Eigen::Index m = std::min(kChunk, n - c0);
@@ -254,10 +258,32 @@ void GaussianMixtureModel::Sample(uint64_t seed, uint64_t first_index, Eigen::Re
       for (size_t g0 = 0; g0 < mine.size(); g0 += kGroup) {
         const int64_t count = std::min<int64_t>(kGroup, static_cast<int64_t>(mine.size() - g0));
         if (!full) {
+          const double* mean = mean_rows_[static_cast<size_t>(c)].data();
+          const double* stddev = stddev_.row(c).data();
+          if (d < kAcrossBelow) {
+            // Few values a sample: the group's normals across its samples, one sample per SIMD
+            // lane (FillNormalsAcross: what each one's FillNormals returns), instead of a scalar
+            // Box-Muller per pair.
+            for (int64_t s = 0; s < count; ++s) {
+              group_rngs[static_cast<size_t>(s)] =
+                  &rngs[static_cast<size_t>(mine[g0 + static_cast<size_t>(s)] - c0)];
+            }
+            random::ItemRng::FillNormalsAcross(group_rngs.data(), static_cast<size_t>(count),
+                                               static_cast<size_t>(d), eps.data(),
+                                               static_cast<size_t>(count));
+            for (int64_t s = 0; s < count; ++s) {
+              double* row = &x(mine[g0 + static_cast<size_t>(s)], 0);
+              for (Eigen::Index j = 0; j < d; ++j) {
+                row[j] = mean[j] + stddev[j] * eps[static_cast<size_t>(j * count + s)];
+              }
+            }
+            continue;
+          }
           for (int64_t s = 0; s < count; ++s) {
             const int64_t i = mine[g0 + static_cast<size_t>(s)];
             rngs[static_cast<size_t>(i - c0)].FillNormals(eps.data(), static_cast<size_t>(d));
-            for (Eigen::Index j = 0; j < d; ++j) x(i, j) = means_(c, j) + stddev_(c, j) * eps[j];
+            double* row = &x(i, 0);
+            for (Eigen::Index j = 0; j < d; ++j) row[j] = mean[j] + stddev[j] * eps[j];
           }
           continue;
         }
