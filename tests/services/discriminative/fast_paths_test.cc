@@ -539,9 +539,14 @@ TEST_CASE("OrderedRow gives the ids ascending with their counts, on every row si
 TEST_CASE("MultinomialNB's joint log-likelihood: the same bits for every class count") {
   std::mt19937_64 rng(17);
   std::uniform_real_distribution<double> unit(0.0, 1.0);
-  // 2..20 classes: the fixed-count kernels (up to 16) and the generic loop past them, against
-  // the sum written out here in the documented order (entries in row order, then the prior).
-  for (size_t k = 2; k <= 20; ++k) {
+  // 2..20 classes: the fixed-count kernels (up to 16) and past them the blocked kernels (blocks
+  // of 32 / 64 classes on AVX2 / AVX-512, a partial last vector and block) or the generic loop,
+  // against the sum written out here in the documented order (entries in row order, then the
+  // prior).
+  std::vector<size_t> class_counts;
+  for (size_t k = 2; k <= 20; ++k) class_counts.push_back(k);
+  for (size_t k : {31, 32, 33, 63, 64, 65, 70, 101, 130}) class_counts.push_back(k);
+  for (const size_t k : class_counts) {
     const size_t features = 50;
     std::vector<SparseVector> rows;
     std::vector<std::string> labels;
