@@ -158,7 +158,11 @@ absl::StatusOr<std::unique_ptr<GaussianMixtureModel>> GaussianMixtureModel::Crea
       for (int64_t j = 0; j < d; ++j) {
         model->stddev_(c, j) = std::sqrt(cov(c, model->type_ == v1::SPHERICAL ? 0 : j));
       }
-      const double half_log_det = model->stddev_.row(c).array().log().sum();
+      // Summed in order with std::log, as Eigen summed the strided row of the column-major
+      // stddev_ this replaced (a contiguous row takes Eigen's vectorised log and pairwise sum:
+      // 1 ulp off in about half the rows, moving EXACT values of existing models).
+      double half_log_det = std::log(model->stddev_(c, 0));
+      for (int64_t j = 1; j < d; ++j) half_log_det += std::log(model->stddev_(c, j));
       if (!std::isfinite(half_log_det) || !model->stddev_.row(c).allFinite()) {
         return absl::InvalidArgumentError(absl::StrCat(field, ": the log-determinant of component ",
                                                        c, "'s covariance is not finite"));
@@ -461,10 +465,19 @@ Eigen::Index EmBlockRows(Eigen::Index d) {
 }
 
 // Rows per block of the DIAG / SPHERICAL M-step (row-major, D values each: 200 KiB at D = 784, in
-// L2 while every component goes through it), and blocks between two questions to `stop` (the
-// E-step asks as often, counted in its blocks of 8 rows).
+// L2 while every component goes through it).
 constexpr Eigen::Index kDiagonalBlockRows = 32;
-constexpr Eigen::Index kDiagonalBlocksPerCheck = 32;
+
+}  // namespace
+
+Eigen::Index internal::DiagonalRowsPerCheck(Eigen::Index k, Eigen::Index d) {
+  const Eigen::Index terms = std::max<Eigen::Index>(k * d, 1);
+  const Eigen::Index rows = std::clamp<Eigen::Index>((Eigen::Index{1} << 28) / terms, 1, 2048);
+  return (rows + kDiagonalBlockRows - 1) / kDiagonalBlockRows * kDiagonalBlockRows;
+}
+
+namespace {
+using internal::DiagonalRowsPerCheck;
 
 // Columns of the inverse of a FULL component's Cholesky factor solved at once (a stop check
 // between them): D^3 / 3 multiply-adds in all.
@@ -562,10 +575,9 @@ absl::Status EstimateParameters(const Eigen::MatrixXd& x, const Eigen::MatrixXd&
     RowMatrixXd sums = RowMatrixXd::Zero(k, d);
     RowMatrixXd block(kDiagonalBlockRows, d);
     const rows::SimdKernels& kernels = rows::BestSimdKernels();
+    const Eigen::Index rows_per_check = DiagonalRowsPerCheck(k, d);
     for (Eigen::Index i0 = 0; i0 < n; i0 += kDiagonalBlockRows) {
-      if ((i0 / kDiagonalBlockRows) % kDiagonalBlocksPerCheck == 0) {
-        MAAS_RETURN_IF_ERROR(stop.Check());
-      }
+      if (i0 % rows_per_check == 0) MAAS_RETURN_IF_ERROR(stop.Check());
       const Eigen::Index rows = std::min(kDiagonalBlockRows, n - i0);
       block.topRows(rows) = x.middleRows(i0, rows);
       for (Eigen::Index c = 0; c < k; ++c) {
@@ -621,10 +633,11 @@ absl::Status DiagonalLogDensities(const Eigen::MatrixXd& x, const EmState& s, co
     log_weight(c) = std::log(s.weights(c));
   }
   const rows::SimdKernels& kernels = rows::BestSimdKernels();
+  const Eigen::Index rows_per_check = DiagonalRowsPerCheck(k, d);
   std::vector<double> xt(static_cast<size_t>(8 * d));
   double quad[8];
   for (Eigen::Index i0 = 0; i0 < n; i0 += 8) {
-    if ((i0 / 8) % (8 * kDiagonalBlocksPerCheck) == 0) MAAS_RETURN_IF_ERROR(stop.Check());
+    if (i0 % rows_per_check == 0) MAAS_RETURN_IF_ERROR(stop.Check());
     const Eigen::Index rows = std::min<Eigen::Index>(8, n - i0);
     for (Eigen::Index j = 0; j < d; ++j) {
       const double* column = x.data() + j * n + i0;
