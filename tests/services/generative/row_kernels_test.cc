@@ -115,8 +115,10 @@ TEST_CASE("forward substitution and scaled squares give the plain loops' bits at
 }
 
 TEST_CASE("the diagonal EM kernels give each output the bits of its plain loop at every level") {
-  // Widths below, at and between vector widths (1, 2, 4, 8 and twice those), and rows 0, 1, 13.
-  for (const int64_t d : {int64_t{1}, int64_t{3}, int64_t{8}, int64_t{17}, int64_t{64}}) {
+  // Widths below, at and between vector widths (1, 2, 4, 8 and twice those; 5-7 and 13 leave one
+  // vector and a tail past the pairs of vectors), and rows 0, 1, 13.
+  for (const int64_t d : {int64_t{1}, int64_t{3}, int64_t{5}, int64_t{6}, int64_t{7}, int64_t{8},
+                          int64_t{13}, int64_t{17}, int64_t{64}}) {
     CAPTURE(d);
     const std::vector<double> xt = Normals(10, d * 8, 4.0);
     const std::vector<double> mean = Normals(11, d, 1.0);
