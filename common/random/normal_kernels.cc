@@ -1,20 +1,27 @@
 #include "common/random/normal_kernels.h"
 
 namespace maas::random {
+namespace {
+
+// Calls the kernel of `level` (baseline for any level below AVX2).
+template <typename Kernel, typename... Args>
+void AtLevel(SimdLevel level, Kernel baseline, Kernel avx2, Kernel avx512, Args... args) {
+  switch (level) {
+    case SimdLevel::kAvx512:
+      return avx512(args...);
+    case SimdLevel::kAvx2:
+      return avx2(args...);
+    default:
+      return baseline(args...);
+  }
+}
+
+}  // namespace
 
 void NormalPairsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
                             uint64_t first_word, size_t pairs, double* out) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      internal::NormalPairsAvx512(seed, stream, index, first_word, pairs, out);
-      return;
-    case SimdLevel::kAvx2:
-      internal::NormalPairsAvx2(seed, stream, index, first_word, pairs, out);
-      return;
-    default:
-      internal::NormalPairsBaseline(seed, stream, index, first_word, pairs, out);
-      return;
-  }
+  AtLevel(level, &internal::NormalPairsBaseline, &internal::NormalPairsAvx2,
+          &internal::NormalPairsAvx512, seed, stream, index, first_word, pairs, out);
 }
 
 void NormalPairsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,
@@ -25,19 +32,9 @@ void NormalPairsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64
 void NormalPairsAcrossItemsAt(SimdLevel level, uint64_t seed, uint32_t stream,
                               const uint64_t* indices, size_t count, uint64_t first_word,
                               size_t pairs, double* out, size_t stride) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      internal::NormalPairsAcrossAvx512(seed, stream, indices, count, first_word, pairs, out,
-                                        stride);
-      return;
-    case SimdLevel::kAvx2:
-      internal::NormalPairsAcrossAvx2(seed, stream, indices, count, first_word, pairs, out, stride);
-      return;
-    default:
-      internal::NormalPairsAcrossBaseline(seed, stream, indices, count, first_word, pairs, out,
-                                          stride);
-      return;
-  }
+  AtLevel(level, &internal::NormalPairsAcrossBaseline, &internal::NormalPairsAcrossAvx2,
+          &internal::NormalPairsAcrossAvx512, seed, stream, indices, count, first_word, pairs, out,
+          stride);
 }
 
 void NormalPairsAcrossItems(uint64_t seed, uint32_t stream, const uint64_t* indices, size_t count,
@@ -48,17 +45,8 @@ void NormalPairsAcrossItems(uint64_t seed, uint32_t stream, const uint64_t* indi
 
 void UniformsFromWordsAt(SimdLevel level, uint64_t seed, uint32_t stream, uint64_t index,
                          uint64_t first_word, size_t n, double* out) {
-  switch (level) {
-    case SimdLevel::kAvx512:
-      internal::UniformsAvx512(seed, stream, index, first_word, n, out);
-      return;
-    case SimdLevel::kAvx2:
-      internal::UniformsAvx2(seed, stream, index, first_word, n, out);
-      return;
-    default:
-      internal::UniformsBaseline(seed, stream, index, first_word, n, out);
-      return;
-  }
+  AtLevel(level, &internal::UniformsBaseline, &internal::UniformsAvx2, &internal::UniformsAvx512,
+          seed, stream, index, first_word, n, out);
 }
 
 void UniformsFromWords(uint64_t seed, uint32_t stream, uint64_t index, uint64_t first_word,

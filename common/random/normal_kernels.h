@@ -1,8 +1,8 @@
 // Bulk Box–Muller normals and uniforms straight from an item's Philox words: the fast paths behind
-// ItemRng::FillNormals and ItemRng::FillUniforms. Bit-identical to calling ItemRng::Normal() the
-// same number of times, at every SIMD level (simd_level.h): the AVX-512, AVX2 and baseline kernels
-// and the scalar ItemRng::Normal all evaluate box_muller_kernel.h's operations in the same order
-// without FMA.
+// ItemRng::FillNormals and ItemRng::FillUniforms. Bit-identical to calling ItemRng::Normal() or
+// ItemRng::Uniform() the same number of times, at every SIMD level (simd_level.h): the AVX-512,
+// AVX2 and baseline kernels and the scalar ItemRng evaluate box_muller_kernel.h's operations in
+// the same order without FMA.
 #ifndef MAAS_COMMON_RANDOM_NORMAL_KERNELS_H_
 #define MAAS_COMMON_RANDOM_NORMAL_KERNELS_H_
 
