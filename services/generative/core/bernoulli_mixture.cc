@@ -40,24 +40,41 @@ void AddColumnBlock(const double* const* column, Eigen::Index d, Eigen::Index c0
   }
 }
 
-// log p(x_r | c) for m <= kTermRows rows x_r (value j at x[r][j * x_stride]) and every component
-// c < K, into out[r * K + c]: the sum over j ascending of (x_j == 1 ? log_p(c, j) :
-// log_1mp(c, j)), from 0; -inf for every c when x_r is not binary. Each row's table column per j
-// is picked first (by index: a branch on random binary data mispredicts half the time), then
-// blocks of up to 4 rows x 8 components are summed in registers (AddColumnBlock), the components'
-// chunk of the tables in cache across the rows: the same bits as one sum after another, without
-// one chain of dependent additions per sum nor accumulators in memory. `column` is scratch.
+// AddColumnBlock<R, C> for the chunk of C = `chunk` components (8, 4, 2 or 1) at c0.
+template <int R>
+void AddColumnChunk(int chunk, const double* const* column, Eigen::Index d, Eigen::Index c0,
+                    Eigen::Index k, double* out) {
+  switch (chunk) {
+    case 8:
+      return AddColumnBlock<R, 8>(column, d, c0, k, out);
+    case 4:
+      return AddColumnBlock<R, 4>(column, d, c0, k, out);
+    case 2:
+      return AddColumnBlock<R, 2>(column, d, c0, k, out);
+    default:
+      return AddColumnBlock<R, 1>(column, d, c0, k, out);
+  }
+}
+
+// log p(x_r | c) for m <= kTermRows adjacent rows x_r of a column-major batch (value j of row r at
+// x[r + j * x_stride]) and every component c < K, into out[r * K + c]: the sum over j ascending
+// of (x_j == 1 ? log_p(c, j) : log_1mp(c, j)), from 0; -inf for every c when x_r is not binary.
+// Each row's table column per j is picked first (by index: a branch on random binary data
+// mispredicts half the time), then blocks of up to 4 rows x 8 components are summed in registers
+// (AddColumnBlock), the components' chunk of the tables in cache across the rows: the same bits as
+// one sum after another, without one chain of dependent additions per sum nor accumulators in
+// memory. `column` is scratch.
 void ComponentTermsRows(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp,
-                        const double* const* x, int m, Eigen::Index x_stride, double* out,
+                        const double* x, int m, Eigen::Index x_stride, double* out,
                         std::vector<const double*>& column) {
   const Eigen::Index k = log_p.rows(), d = log_p.cols();
   const double* const tables[2] = {log_1mp.data(), log_p.data()};
   column.resize(static_cast<size_t>(m * d));
   int other[kTermRows] = {};  // whether a value of the row is neither 0 nor 1
-  // j outer: the rows of a column-major batch (x_stride its height) are adjacent for each j.
+  // j outer: the rows are adjacent for each j.
   for (Eigen::Index j = 0; j < d; ++j) {
     for (int r = 0; r < m; ++r) {
-      const double v = x[r][j * x_stride];
+      const double v = x[r + j * x_stride];
       const int one = v == 1.0 ? 1 : 0;
       other[r] |= (v != 0.0 ? 1 : 0) & (one ^ 1);
       column[static_cast<size_t>(r * d + j)] = tables[one] + j * k;
@@ -67,49 +84,20 @@ void ComponentTermsRows(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log
     const Eigen::Index left = k - c0;
     const int chunk = left >= 8 ? 8 : left >= 4 ? 4 : left >= 2 ? 2 : 1;
     for (int r0 = 0; r0 < m;) {
-      const bool four = m - r0 >= 4;
       const double* const* rows = column.data() + r0 * d;
-      double* o = out + r0 * k;
-      switch (chunk * (four ? 10 : 1)) {
-        case 80:
-          AddColumnBlock<4, 8>(rows, d, c0, k, o);
-          break;
-        case 40:
-          AddColumnBlock<4, 4>(rows, d, c0, k, o);
-          break;
-        case 20:
-          AddColumnBlock<4, 2>(rows, d, c0, k, o);
-          break;
-        case 10:
-          AddColumnBlock<4, 1>(rows, d, c0, k, o);
-          break;
-        case 8:
-          AddColumnBlock<1, 8>(rows, d, c0, k, o);
-          break;
-        case 4:
-          AddColumnBlock<1, 4>(rows, d, c0, k, o);
-          break;
-        case 2:
-          AddColumnBlock<1, 2>(rows, d, c0, k, o);
-          break;
-        default:
-          AddColumnBlock<1, 1>(rows, d, c0, k, o);
-          break;
+      if (m - r0 >= 4) {
+        AddColumnChunk<4>(chunk, rows, d, c0, k, out + r0 * k);
+        r0 += 4;
+      } else {
+        AddColumnChunk<1>(chunk, rows, d, c0, k, out + r0 * k);
+        r0 += 1;
       }
-      r0 += four ? 4 : 1;
     }
     c0 += chunk;
   }
   for (int r = 0; r < m; ++r) {
     if (other[r] != 0) std::fill(out + r * k, out + (r + 1) * k, kNegInf);
   }
-}
-
-// ComponentTermsRows of one row into out (K).
-void ComponentTerms(const Eigen::MatrixXd& log_p, const Eigen::MatrixXd& log_1mp, const double* x,
-                    Eigen::Index x_stride, Eigen::Ref<Eigen::VectorXd> out) {
-  std::vector<const double*> column;
-  ComponentTermsRows(log_p, log_1mp, &x, 1, x_stride, out.data(), column);
 }
 
 }  // namespace
@@ -146,7 +134,8 @@ absl::StatusOr<std::unique_ptr<BernoulliMixtureModel>> BernoulliMixtureModel::Cr
 
 Eigen::VectorXd BernoulliMixtureModel::ComponentLogLikelihoods(const double* x) const {
   Eigen::VectorXd out(weights_.size());
-  ComponentTerms(log_p_, log_1mp_, x, 1, out);
+  std::vector<const double*> column;
+  ComponentTermsRows(log_p_, log_1mp_, x, 1, 1, out.data(), column);
   return out;
 }
 
@@ -175,9 +164,7 @@ Eigen::VectorXd BernoulliMixtureModel::ExactLogLikelihood(
   std::vector<const double*> column;
   for (Eigen::Index i = 0; i < x.rows(); i += kTermRows) {
     const int m = static_cast<int>(std::min<Eigen::Index>(kTermRows, x.rows() - i));
-    const double* rows[kTermRows];
-    for (int r = 0; r < m; ++r) rows[r] = x.data() + i + r;
-    ComponentTermsRows(log_p_, log_1mp_, rows, m, x.outerStride(), terms.data(), column);
+    ComponentTermsRows(log_p_, log_1mp_, x.data() + i, m, x.outerStride(), terms.data(), column);
     for (int r = 0; r < m; ++r) out(i + r) = math::LogSumExp(terms.col(r) + log_weights_);
   }
   return out;
@@ -273,9 +260,7 @@ class BernoulliMixtureFitter final : public FamilyFitter {
       double total = 0.0;
       for (Eigen::Index i0 = 0; i0 < n; i0 += kTermRows) {
         const int m = static_cast<int>(std::min<Eigen::Index>(kTermRows, n - i0));
-        const double* rows[kTermRows];
-        for (int r = 0; r < m; ++r) rows[r] = x.data() + i0 + r;
-        ComponentTermsRows(log_p, log_1mp, rows, m, n, block_terms.data(), column);
+        ComponentTermsRows(log_p, log_1mp, x.data() + i0, m, n, block_terms.data(), column);
         for (int r = 0; r < m; ++r) {
           const Eigen::Index i = i0 + r;
           terms = block_terms.col(r) + log_w;

@@ -329,17 +329,17 @@ Eigen::VectorXd LinearGaussianModel::ExactLogLikelihood(
       const Eigen::Index i = i0 + t;
       const RowExpansion* e = &expanded[t];
       RowExpansion rescaled;
+      bool copied = false;
       if (!(e->posterior_mean.allFinite() && std::isfinite(e->residual_quad) &&
             e->residual_gradient.allFinite())) {
         row = x.row(i).transpose();
+        copied = true;
         rescaled = RescaledIfOverflowed(row, std::move(expanded[t]));  // as Expand
         e = &rescaled;
-      } else {
-        row.resize(0);
       }
       out(i) = log_density(*e);
       if (out(i) == -std::numeric_limits<double>::infinity() && e->scale == 1.0) {
-        if (row.size() == 0) row = x.row(i).transpose();
+        if (!copied) row = x.row(i).transpose();
         if (row.allFinite()) {
           // r^T C^-1 r overflowed, but half of it, log p(x), may not: once more on
           // (x - mu) / scale.
