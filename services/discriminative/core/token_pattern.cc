@@ -424,18 +424,20 @@ class Translator {
 
   // Whether the top-level items are "maximal runs of one set S of at least k code points": S
   // repeated (S S S{m,} or S{k,} or S+, greedy, the last one unbounded), optionally between \b
-  // when S is the word set. Leftmost-greedy matching of such a pattern takes exactly the maximal
-  // runs of S that are at least k long (a \b at either end of a maximal \w run always holds).
+  // when S is the word set W, or between two \b when S is inside W. Leftmost-greedy matching of
+  // such a pattern takes exactly the maximal runs of S that are at least k long (a \b at either
+  // end of a maximal \w run always holds), or, for S inside W, the maximal runs of W that are
+  // made of S and at least k long.
   void DetectRuns(const Flags& flags, TranslatedTokenPattern* out) const {
     std::vector<const Piece*> items;
     for (const Piece& item : top_items_) items.push_back(&item);
-    bool boundary = false;
+    bool front_boundary = false, back_boundary = false;
     if (!items.empty() && items.front()->word_boundary) {
-      boundary = true;
+      front_boundary = true;
       items.erase(items.begin());
     }
     if (!items.empty() && items.back()->word_boundary) {
-      boundary = true;
+      back_boundary = true;
       items.pop_back();
     }
     if (items.empty() || !items.front()->set.has_value()) return;
@@ -449,10 +451,25 @@ class Translator {
       length += item.repeat_min;
     }
     if (length == 0 || length > kMaxTokenPatternRepeat) return;
-    if (boundary && set != Cat(flags).word) return;
+    const icu::UnicodeSet& word = Cat(flags).word;
+    // S = W: a \b at either end of a maximal run of W always holds. S inside W between two \b: a
+    // match starts after a non-word code point (or the text's start) and ends before one, and
+    // holds only code points of S in between, so it is a whole maximal run of W made of S; and
+    // every such run at least `length` long matches. With one \b and S inside W the matches are
+    // not whole runs of W (\b[a-z]+ takes "ab" of "ab1"), so the ICU engine keeps those.
+    const bool whole_word_runs = front_boundary && back_boundary && set != word;
+    if ((front_boundary || back_boundary) && set != word &&
+        !(whole_word_runs && word.containsAll(set))) {
+      return;
+    }
     out->run_min_length = static_cast<uint32_t>(length);
     for (int32_t r = 0; r < set.getRangeCount(); ++r) {
       out->run_ranges.emplace_back(set.getRangeStart(r), set.getRangeEnd(r));
+    }
+    if (whole_word_runs) {
+      for (int32_t r = 0; r < word.getRangeCount(); ++r) {
+        out->run_word_ranges.emplace_back(word.getRangeStart(r), word.getRangeEnd(r));
+      }
     }
   }
 
@@ -1007,8 +1024,12 @@ absl::StatusOr<TranslatedTokenPattern> TranslatePythonPattern(std::string_view p
 }
 
 struct TokenPattern::Runs {
-  icu::UnicodeSet set;  // frozen
-  std::array<bool, 128> ascii{};
+  icu::UnicodeSet set;     // frozen
+  icu::UnicodeSet word;    // frozen; empty: plain runs of `set`
+  bool word_runs = false;  // TranslatedTokenPattern::run_word_ranges is not empty
+  // Per ASCII byte: kInSet, kInWord (the bounding set: `word`, or `set` for plain runs).
+  static constexpr uint8_t kInSet = 1, kInWord = 2;
+  std::array<uint8_t, 128> ascii{};
   uint32_t min_length = 1;
 };
 
@@ -1035,7 +1056,14 @@ absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
     auto runs = std::make_shared<Runs>();
     for (const auto& [lo, hi] : out->translated_.run_ranges) runs->set.add(lo, hi);
     runs->set.freeze();
-    for (int c = 0; c < 128; ++c) runs->ascii[c] = runs->set.contains(c);
+    for (const auto& [lo, hi] : out->translated_.run_word_ranges) runs->word.add(lo, hi);
+    runs->word.freeze();
+    runs->word_runs = !out->translated_.run_word_ranges.empty();
+    const icu::UnicodeSet& bound = runs->word_runs ? runs->word : runs->set;
+    for (int c = 0; c < 128; ++c) {
+      runs->ascii[c] =
+          (runs->set.contains(c) ? Runs::kInSet : 0) | (bound.contains(c) ? Runs::kInWord : 0);
+    }
     runs->min_length = out->translated_.run_min_length;
     out->runs_ = std::move(runs);
   }
@@ -1049,26 +1077,38 @@ void TokenPattern::FindRuns(std::string_view text,
   const int32_t n = static_cast<int32_t>(text.size());
   int32_t i = 0, run_start = 0;
   uint32_t run_length = 0;  // code points in the current run, capped at min_length
+  bool pure = true;         // every code point of the current run is in runs.set
   while (i < n) {
     const int32_t start = i;
-    bool in;
+    uint8_t in;
     if (bytes[i] < 0x80) {
       in = runs.ascii[bytes[i]];
       ++i;
     } else {
       UChar32 c;
       U8_NEXT(bytes, i, n, c);
-      in = c >= 0 && runs.set.contains(c);
+      if (c < 0) {
+        in = 0;
+      } else if (runs.word_runs) {
+        in =
+            (runs.set.contains(c) ? Runs::kInSet : 0) | (runs.word.contains(c) ? Runs::kInWord : 0);
+      } else {
+        in = runs.set.contains(c) ? Runs::kInSet | Runs::kInWord : 0;
+      }
     }
-    if (in) {
-      if (run_length == 0) run_start = start;
+    if (in & Runs::kInWord) {
+      if (run_length == 0) {
+        run_start = start;
+        pure = true;
+      }
+      pure &= (in & Runs::kInSet) != 0;
       if (run_length < runs.min_length) ++run_length;
     } else if (run_length > 0) {
-      if (run_length >= runs.min_length) emit(text.substr(run_start, start - run_start));
+      if (pure && run_length >= runs.min_length) emit(text.substr(run_start, start - run_start));
       run_length = 0;
     }
   }
-  if (run_length >= runs.min_length) emit(text.substr(run_start, n - run_start));
+  if (pure && run_length >= runs.min_length) emit(text.substr(run_start, n - run_start));
 }
 
 void TokenPattern::FindTokens(std::string_view text, TokenMatcherCache* cache,

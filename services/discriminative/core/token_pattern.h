@@ -75,6 +75,10 @@ struct TranslatedTokenPattern {
   // tokenizer scans the runs itself instead of calling ICU (same tokens, several times faster).
   uint32_t run_min_length = 0;
   std::vector<std::pair<int32_t, int32_t>> run_ranges;  // the set, as inclusive code point ranges
+  // Non-empty for a set S inside the word set W between \b on both sides (\b[^\W\d_]{2,}\b,
+  // \b[a-zA-Z]{3,}\b ...): the matches are then the maximal runs of W (these ranges) made only of
+  // code points of S and at least run_min_length long.
+  std::vector<std::pair<int32_t, int32_t>> run_word_ranges;
 };
 
 // Parses `pattern` as Python 3.11 `re` does for a str pattern (Unicode by default) and translates

@@ -180,12 +180,29 @@ TEST_CASE("token_pattern findall: groups, offsets, anchors, flags") {
 }
 
 TEST_CASE("token_pattern run fast path gives the same tokens as ICU") {
-  const char* runs[] = {R"(\w+)",          R"(\b\w\w+\b)", R"((?u)\b\w+\b)", R"(\S+)",
-                        R"([a-zA-Z]{3,})", R"(.+)",        R"(\w\w*)",       R"((?a)\b\w{2,}\b)",
-                        R"([^\W\d_]+)",    R"(\d\d\d+)",   R"((?s).+)",      R"([^\s]+)"};
-  const char* not_runs[] = {R"(\w+?)",   R"(\b[a-z]+\b)", R"(\w{2,3})", R"(\w+\d+)",
-                            R"((\w+))",  R"(\w+|\d)",     R"(^\w+)",    R"(\w\w)",
-                            R"(\w?\w+)", R"([a-z]+\b)",   R"(\B\w+)",   R"(\S+\b)"};
+  // Runs of S, or (the last row) maximal runs of \w made only of S for S inside \w between two \b.
+  const char* runs[] = {R"(\w+)",
+                        R"(\b\w\w+\b)",
+                        R"((?u)\b\w+\b)",
+                        R"(\S+)",
+                        R"([a-zA-Z]{3,})",
+                        R"(.+)",
+                        R"(\w\w*)",
+                        R"((?a)\b\w{2,}\b)",
+                        R"([^\W\d_]+)",
+                        R"(\d\d\d+)",
+                        R"((?s).+)",
+                        R"([^\s]+)",
+                        R"(\b[a-z]+\b)",
+                        R"((?u)\b[^\W\d_]{2,}\b)",
+                        R"(\b[a-zA-Z]{3,}\b)",
+                        R"((?a)\b[^\W\d]+\b)",
+                        R"(\b\d\d+\b)",
+                        R"(\b[éΣς中]+\b)"};
+  const char* not_runs[] = {R"(\w+?)",     R"(\w{2,3})",     R"(\w+\d+)",     R"((\w+))",
+                            R"(\w+|\d)",   R"(^\w+)",        R"(\w\w)",       R"(\w?\w+)",
+                            R"([a-z]+\b)", R"(\B\w+)",       R"(\S+\b)",      R"(\b[a-z]+)",
+                            R"(\b\S+\b)",  R"(\b[a-z ]+\b)", R"(\b[a-z]+?\b)"};
   // Texts: random code points from a mixed pool, plus every code point once.
   std::vector<std::string> texts;
   const std::vector<std::string> pool = {
