@@ -3,10 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <memory>
 #include <utility>
 #include <vector>
 
+#include "absl/numeric/bits.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
@@ -18,19 +20,32 @@ namespace {
 
 inline uint32_t Rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
 
-}  // namespace
+// The four bytes at `p` as a little-endian word (MurmurHash3's block), on any host.
+inline uint32_t LoadLittle32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
 
-uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(data.data());
-  const size_t n = data.size();
-  const size_t blocks = n / 4;
+// The word of four ASCII bytes with its capitals lowercased: a byte's top bit, after adding 0x3F,
+// says c >= 'A', after adding 0x25, c >= '['; bytes below 0x80 carry nothing into the next byte.
+inline uint32_t LowerAscii4(uint32_t w) {
+  const uint32_t at_least_a = w + 0x3F3F3F3Fu;
+  const uint32_t past_z = w + 0x25252525u;
+  return w | ((at_least_a & ~past_z & 0x80808080u) >> 2);
+}
+
+inline uint32_t LowerAscii1(uint32_t c) { return c + (c - 'A' < 26u ? 32u : 0u); }
+
+// MurmurHash3_x86_32 of bytes[0, n) with `seed`; with kLower the bytes (then all ASCII) are
+// hashed as if their capitals were lowercase.
+template <bool kLower>
+inline uint32_t Murmur3(const unsigned char* bytes, size_t n, uint32_t seed) {
   constexpr uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
   uint32_t h = seed;
+  const size_t blocks = n / 4;
   for (size_t i = 0; i < blocks; ++i) {
-    uint32_t k = static_cast<uint32_t>(bytes[4 * i]) |
-                 static_cast<uint32_t>(bytes[4 * i + 1]) << 8 |
-                 static_cast<uint32_t>(bytes[4 * i + 2]) << 16 |
-                 static_cast<uint32_t>(bytes[4 * i + 3]) << 24;
+    uint32_t k = LoadLittle32(bytes + 4 * i);
+    if constexpr (kLower) k = LowerAscii4(k);
     k *= c1;
     k = Rotl(k, 15);
     k *= c2;
@@ -39,16 +54,19 @@ uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
     h = h * 5 + 0xe6546b64;
   }
   const unsigned char* tail = bytes + blocks * 4;
+  const auto byte = [&](size_t i) -> uint32_t {
+    return kLower ? LowerAscii1(tail[i]) : static_cast<uint32_t>(tail[i]);
+  };
   uint32_t k = 0;
   switch (n & 3) {
     case 3:
-      k ^= static_cast<uint32_t>(tail[2]) << 16;
+      k ^= byte(2) << 16;
       [[fallthrough]];
     case 2:
-      k ^= static_cast<uint32_t>(tail[1]) << 8;
+      k ^= byte(1) << 8;
       [[fallthrough]];
     case 1:
-      k ^= tail[0];
+      k ^= byte(0);
       k *= c1;
       k = Rotl(k, 15);
       k *= c2;
@@ -61,6 +79,50 @@ uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
   h *= 0xc2b2ae35;
   h ^= h >> 16;
   return h;
+}
+
+// Murmur3<kLower>(bytes, n, 0) for 2 <= n <= 15 without a branch on n: each of the three
+// possible blocks is mixed and kept only when the token has it, and the tail is the word after
+// the blocks, masked to its n mod 4 bytes. REQUIRES: bytes[0, 16) readable (and ASCII with kLower).
+template <bool kLower>
+inline uint32_t Murmur3Short(const unsigned char* bytes, size_t n) {
+  constexpr uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
+  const size_t blocks = n / 4;
+  uint32_t h = 0;
+  for (size_t i = 0; i < 3; ++i) {
+    uint32_t k = LoadLittle32(bytes + 4 * i);
+    if constexpr (kLower) k = LowerAscii4(k);
+    k *= c1;
+    k = Rotl(k, 15);
+    k *= c2;
+    const uint32_t next = Rotl(h ^ k, 13) * 5 + 0xe6546b64;
+    const uint32_t keep = 0u - static_cast<uint32_t>(i < blocks);
+    h = (next & keep) | (h & ~keep);
+  }
+  uint32_t k = LoadLittle32(bytes + 4 * blocks);
+  if constexpr (kLower) k = LowerAscii4(k);
+  k &= (uint32_t{1} << (8 * (n & 3))) - 1;  // no tail: k = 0, which leaves h as it is
+  k *= c1;
+  k = Rotl(k, 15);
+  k *= c2;
+  h ^= k;
+  h ^= static_cast<uint32_t>(n);
+  h ^= h >> 16;
+  h *= 0x85ebca6b;
+  h ^= h >> 13;
+  h *= 0xc2b2ae35;
+  h ^= h >> 16;
+  return h;
+}
+
+// The most distinct columns of a row placed by counting ranks (n^2 / 4 vector compares); longer
+// rows are sorted.
+constexpr size_t kRankMaxColumns = 96;
+
+}  // namespace
+
+uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
+  return Murmur3<false>(reinterpret_cast<const unsigned char*>(data.data()), data.size(), seed);
 }
 
 void NormalizeRow(RowNorm norm, SparseVector* row) {
@@ -131,35 +193,178 @@ void HashingVectorizer::RestoreHeldLists(v1::VectorizerConfig* config) const {
   }
 }
 
+// One text's hashed columns and their signed counts, in the scratch: an open-addressing table
+// (scratch->keys: a power of two of at least twice the distinct columns, entries (column + 1) << 32
+// | place, 0 empty), the distinct columns in first-occurrence order (scratch->ids) and each
+// place's count (scratch->column_counts). No allocation once the scratch has grown.
+class HashingVectorizer::ColumnCounts {
+ public:
+  // `terms`: about how many terms the text has (the table grows past it).
+  ColumnCounts(AnalyzerScratch* scratch, size_t terms) : scratch_(scratch) {
+    scratch_->ids.clear();
+    scratch_->column_counts.clear();
+    Resize(std::max<size_t>(64, absl::bit_ceil(2 * terms)));
+  }
+
+  void Add(uint32_t column, double value) {
+    uint64_t* table = scratch_->keys.data();
+    const uint64_t key = static_cast<uint64_t>(column) + 1;
+    for (size_t slot = Slot(column);; slot = (slot + 1) & mask_) {
+      const uint64_t entry = table[slot];
+      if (entry >> 32 == key) {
+        scratch_->column_counts[static_cast<uint32_t>(entry)] += value;
+        return;
+      }
+      if (entry == 0) {
+        const size_t place = scratch_->ids.size();
+        table[slot] = key << 32 | place;
+        scratch_->ids.push_back(column);
+        scratch_->column_counts.push_back(value);
+        // The classifier's parameter row of this column, which it reads next (a hint only).
+        if (scratch_->feature_rows != nullptr) {
+          __builtin_prefetch(scratch_->feature_rows + column * scratch_->feature_row_stride);
+        }
+        if (2 * (place + 1) > mask_) Resize(2 * (mask_ + 1));
+        return;
+      }
+    }
+  }
+
+  // The row in ascending column order, every count (or 1.0 when `binary`).
+  void WriteRow(bool binary, SparseVector* row) {
+    const size_t n = scratch_->ids.size();
+    const uint32_t* columns = scratch_->ids.data();
+    const double* counts = scratch_->column_counts.data();
+    row->indices.resize(n);
+    row->values.resize(n);
+    uint32_t* out_index = row->indices.data();
+    double* out_value = row->values.data();
+    if (n <= kRankMaxColumns) {
+      // Columns are distinct and below 2^31: each one's rank is how many are smaller.
+      for (size_t i = 0; i < n; ++i) {
+        const auto column = static_cast<int32_t>(columns[i]);
+        uint32_t rank = 0;
+        for (size_t j = 0; j < n; ++j) rank += static_cast<int32_t>(columns[j]) < column ? 1 : 0;
+        out_index[rank] = columns[i];
+        out_value[rank] = binary ? 1.0 : counts[i];
+      }
+      return;
+    }
+    std::vector<uint64_t>& order = scratch_->keys;  // the table is no longer needed
+    order.resize(n);
+    for (size_t i = 0; i < n; ++i) order[i] = static_cast<uint64_t>(columns[i]) << 32 | i;
+    std::sort(order.begin(), order.end());
+    for (size_t e = 0; e < n; ++e) {
+      out_index[e] = static_cast<uint32_t>(order[e] >> 32);
+      out_value[e] = binary ? 1.0 : counts[static_cast<uint32_t>(order[e])];
+    }
+  }
+
+ private:
+  size_t Slot(uint32_t column) const {
+    return static_cast<size_t>((column * 0x9E3779B97F4A7C15ull) >> shift_);
+  }
+  // An empty table of `capacity` (a power of two) slots holding the columns so far.
+  void Resize(size_t capacity) {
+    mask_ = capacity - 1;
+    shift_ = 64 - absl::countr_zero(capacity);
+    scratch_->keys.assign(capacity, 0);
+    uint64_t* table = scratch_->keys.data();
+    for (size_t place = 0; place < scratch_->ids.size(); ++place) {
+      const uint32_t column = scratch_->ids[place];
+      size_t slot = Slot(column);
+      while (table[slot] != 0) slot = (slot + 1) & mask_;
+      table[slot] = (static_cast<uint64_t>(column) + 1) << 32 | place;
+    }
+  }
+
+  AnalyzerScratch* scratch_;
+  size_t mask_ = 0;
+  int shift_ = 64;
+};
+
+void HashingVectorizer::AddHash(uint32_t h, ColumnCounts* counts) const {
+  // scikit-learn: column |h| mod n_features, with |INT32_MIN| = 2^31; sign of h with
+  // alternate_sign. |h| < 2^32, so Lemire's multiply-shift remainder is exact.
+  const bool negative = static_cast<int32_t>(h) < 0;
+  const uint32_t magnitude = negative ? 0u - h : h;
+  const uint64_t low = remainder_multiplier_ * magnitude;
+  const auto column =
+      static_cast<uint32_t>((static_cast<unsigned __int128>(low) * n_features_) >> 64);
+  counts->Add(column, alternate_sign_ && negative ? -1.0 : 1.0);
+}
+
+template <bool kLower>
+void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs,
+                                ColumnCounts* counts) const {
+  const auto* bytes = reinterpret_cast<const unsigned char*>(doc.data());
+  const size_t end = doc.size();
+  for (size_t k = 0; k < runs.count; ++k) {
+    const size_t start = runs.starts[k];
+    const size_t size = runs.ends[k] - start;
+    if (size < 2) continue;
+    AddHash(size <= 15 && start + 16 <= end ? Murmur3Short<kLower>(bytes + start, size)
+                                            : Murmur3<kLower>(bytes + start, size, 0),
+            counts);
+  }
+}
+
+void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                ColumnCounts* counts) const {
+  if (lower) {
+    AddRuns<true>(doc, runs, counts);
+  } else {
+    AddRuns<false>(doc, runs, counts);
+  }
+}
+
+void HashingVectorizer::FinishRow(ColumnCounts* counts, SparseVector* row) const {
+  counts->WriteRow(binary_, row);
+  NormalizeRow(norm_, row);
+}
+
+bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                                              SparseVector* row) const {
+  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max()) {
+    return false;
+  }
+  AsciiRuns runs;
+  std::string_view doc = text;
+  bool lower = analyzer_.options().lowercase;
+  if (!AsciiWordRuns(text, scratch, &runs)) {
+    if (!analyzer_.PreprocessIsLowercase() ||
+        LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
+      return false;
+    }
+    doc = scratch->preprocessed;
+    lower = false;
+  }
+  ColumnCounts counts(scratch, runs.count);
+  AddRuns(doc, runs, lower, &counts);
+  FinishRow(&counts, row);
+  return true;
+}
+
 void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                   SparseVector* row) const {
-  // Key: column << 1 | (sign < 0), so one sort groups the columns.
-  std::vector<uint64_t>& keys = scratch->keys;
-  keys.clear();
-  const uint32_t n = n_features_;
-  analyzer_.Analyze(text, scratch, [&](std::string_view term) {
-    const auto h = static_cast<int32_t>(MurmurHash3X86_32(term, 0));
-    uint32_t column;
-    if (h == INT32_MIN) {
-      column = static_cast<uint32_t>((uint64_t{1} << 31) % n);
-    } else {
-      column = static_cast<uint32_t>(static_cast<uint32_t>(h < 0 ? -h : h) % n);
+  if (TransformIfWellFormed(text, scratch, row)) return;
+  if (analyzer_.AsciiUnigrams()) {
+    // Code points >= 0x80 with strip_accents or without lowercasing: the word runs of the
+    // preprocessed text.
+    const std::string_view doc = analyzer_.Preprocess(text, scratch);
+    AsciiRuns runs;
+    if (WordRuns(doc, scratch, &runs)) {
+      ColumnCounts counts(scratch, runs.count);
+      AddRuns(doc, runs, /*lower=*/false, &counts);
+      FinishRow(&counts, row);
+      return;
     }
-    const bool negative = alternate_sign_ && h < 0;
-    keys.push_back(static_cast<uint64_t>(column) << 1 | (negative ? 1 : 0));
-  });
-  std::sort(keys.begin(), keys.end());
-  row->clear();
-  for (size_t i = 0; i < keys.size();) {
-    const uint64_t column = keys[i] >> 1;
-    double sum = 0.0;
-    size_t j = i;
-    for (; j < keys.size() && (keys[j] >> 1) == column; ++j) sum += (keys[j] & 1) ? -1.0 : 1.0;
-    row->indices.push_back(static_cast<uint32_t>(column));
-    row->values.push_back(binary_ ? 1.0 : sum);
-    i = j;
   }
-  NormalizeRow(norm_, row);
+  ColumnCounts counts(scratch, text.size() / 4);
+  analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
+    for (const std::string_view term : terms) AddHash(MurmurHash3X86_32(term, 0), &counts);
+  });
+  FinishRow(&counts, row);
 }
 
 namespace {

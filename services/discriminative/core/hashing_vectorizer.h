@@ -52,10 +52,15 @@ class HashingVectorizer final : public Vectorizer {
         n_features_(options.n_features),
         alternate_sign_(options.alternate_sign),
         binary_(options.binary),
-        norm_(options.norm) {}
+        norm_(options.norm),
+        remainder_multiplier_(~uint64_t{0} / options.n_features + 1) {}
 
   using Vectorizer::Transform;
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
+  // The word analyzer's path (Analyzer::AsciiUnigrams) on ASCII text, and, when preprocessing is
+  // only lowercasing, on text that LowerWordRuns lowercases and splits in one pass.
+  bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
+                             SparseVector* row) const override;
   size_t num_features() const override { return n_features_; }
   std::string FeatureName(uint32_t) const override { return std::string(); }
   void ToState(v1::VectorizerState*) const override {}
@@ -71,6 +76,20 @@ class HashingVectorizer final : public Vectorizer {
   bool alternate_sign_;
   bool binary_;
   RowNorm norm_;
+  // ~0 / n_features + 1: x mod n_features = (remainder_multiplier_ * x mod 2^64) * n_features
+  // >> 64 for every 32-bit x (Lemire, Kaser and Kurz, "Faster remainder by direct computation").
+  uint64_t remainder_multiplier_;
+
+  class ColumnCounts;
+  // Counts a term of MurmurHash3 `h` into its column.
+  void AddHash(uint32_t h, ColumnCounts* counts) const;
+  // The terms of `runs` over `doc` (those of 2 bytes or more), their ASCII capitals lowercased
+  // when `lower` (REQUIRES then: doc is ASCII).
+  void AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower, ColumnCounts* counts) const;
+  template <bool kLower>
+  void AddRuns(std::string_view doc, const AsciiRuns& runs, ColumnCounts* counts) const;
+  // The ordered, binarised and normalised row of *counts.
+  void FinishRow(ColumnCounts* counts, SparseVector* row) const;
 };
 
 // The registry entry ("hashing").

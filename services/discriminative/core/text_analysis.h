@@ -223,8 +223,11 @@ struct AnalyzerScratch {
   std::vector<uint32_t> offsets;  // code point boundaries (byte offsets)
   std::vector<std::string_view> tokens;
   std::vector<uint64_t> keys;  // per-text feature keys of the vectorizers
-  std::vector<double> dense;   // per-feature counts of one text (all 0 between texts)
-  std::string decoded;         // decode_error replace/ignore output
+  // The hashing vectorizer's signed count per place of a text's distinct columns (ids holds the
+  // columns, keys the open-addressing table from column to place).
+  std::vector<double> column_counts;
+  std::vector<double> dense;  // per-feature counts of one text (all 0 between texts)
+  std::string decoded;        // decode_error replace/ignore output
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;
@@ -261,6 +264,7 @@ struct AnalyzerScratch {
     f(s.offsets);
     f(s.tokens);
     f(s.keys);
+    f(s.column_counts);
     f(s.decoded);
     f(s.terms);
     f(s.grams);

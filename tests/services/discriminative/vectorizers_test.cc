@@ -154,6 +154,111 @@ TEST_CASE("HashingVectorizer on the classic corpus (spec E.2)") {
   CHECK(e.values == std::vector<double>{-1});
 }
 
+// HashingVectorizer's definition, step by step: the analyzer's terms, each term's signed
+// MurmurHash3 picking column |h| mod n (plain division) and the sign, the row sorted by column and
+// summed, then binary and the norm: what Transform's paths (the word runs, lowercased while hashed
+// or by LowerWordRuns; the analyzer's terms otherwise; ranks or a sort for the order) must equal.
+SparseVector HashingByDefinition(const HashingVectorizerOptions& options, std::string_view text) {
+  std::vector<std::pair<uint32_t, double>> cells;
+  const Analyzer analyzer(options.analyzer);
+  AnalyzerScratch scratch;
+  analyzer.Analyze(text, &scratch, [&](std::string_view term) {
+    const auto h = static_cast<int32_t>(MurmurHash3X86_32(term, 0));
+    const uint64_t magnitude = h < 0 ? -static_cast<int64_t>(h) : h;
+    cells.emplace_back(static_cast<uint32_t>(magnitude % options.n_features),
+                       options.alternate_sign && h < 0 ? -1.0 : 1.0);
+  });
+  std::stable_sort(cells.begin(), cells.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  SparseVector row;
+  for (const auto& [column, value] : cells) {
+    if (row.indices.empty() || row.indices.back() != column) {
+      row.indices.push_back(column);
+      row.values.push_back(0.0);
+    }
+    row.values.back() += value;
+  }
+  if (options.binary) std::fill(row.values.begin(), row.values.end(), 1.0);
+  NormalizeRow(options.norm, &row);
+  return row;
+}
+
+TEST_CASE("HashingVectorizer's paths equal its definition term by term") {
+  // Texts: ASCII words with capitals, digits and underscores (every letter, '@', '[', '`', '{'
+  // beside them), words with accents, Greek (final sigma), Turkish dotted I, CJK; short, and long
+  // enough for hundreds of distinct columns (the sorted order, the table's growth).
+  const std::vector<std::string> pool = {
+      "alpha", "Beta", "GAMMA", "d_e", "x9", "ZZ", "Az", "@at[b`c{d", "a", "NCMN40XJ", "the",
+      "café", "Éclair", "ΟΔΟΣ", "σοφός", "İstanbul", "中文字", "naïve", "__", "2024", "Ⅻx",
+      "e\u0301t", ",", ". ", "\t", "\u00a0",
+      // 15, 16 and 35 bytes: the last token hashed from a 16-byte window, the first one not.
+      "abcdefghijKLMNO", "ABCDEFGHIJKLMNOP", "Supercalifragilistic_Expialidocious"};
+  std::vector<std::string> texts = {"",
+                                    " ",
+                                    "a b c",
+                                    "ncmn40xj",
+                                    "NCMN40XJ rbfo61ad",
+                                    "Ab",
+                                    "abcdefghijklmnO",
+                                    "x abcdefghijklmnOp"};
+  uint64_t state = 20261207;
+  const auto next = [&state](uint64_t n) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    return (state >> 33) % n;
+  };
+  for (int t = 0; t < 160; ++t) {
+    const size_t words = t < 120 ? next(40) : 200 + next(2000);
+    std::string text;
+    for (size_t k = 0; k < words; ++k) {
+      const std::string& word = pool[next(pool.size())];
+      text += next(4) == 0 ? word + std::to_string(next(5000)) : word;
+      text += next(5) == 0 ? ", " : " ";
+    }
+    // Some texts end with a token: near the end, the hash must not read past the text.
+    if (next(2) == 0 && !text.empty()) text.pop_back();
+    texts.push_back(text);
+  }
+  struct Case {
+    const char* name;
+    AnalyzerOptions analyzer;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"default", AnalyzerOptions()});
+  AnalyzerOptions no_lower;
+  no_lower.lowercase = false;
+  cases.push_back({"lowercase false", no_lower});
+  AnalyzerOptions accents;
+  accents.strip_accents = StripAccentsMode::kUnicode;
+  cases.push_back({"strip_accents unicode", accents});
+  AnalyzerOptions bigrams;
+  bigrams.ngram_max = 2;
+  cases.push_back({"word 1-2", bigrams});
+  cases.push_back({"char_wb 2-4", Char(AnalyzerKind::kCharWb, 2, 4)});
+  for (const Case& c : cases) {
+    for (const uint32_t n : {1u, 3u, 37u, 1024u, 1u << 20, 2147483629u, 2147483646u}) {
+      for (const bool alternate_sign : {true, false}) {
+        HashingVectorizerOptions options;
+        options.analyzer = c.analyzer;
+        options.n_features = n;
+        options.alternate_sign = alternate_sign;
+        options.binary = n == 37;
+        options.norm = n == 3 ? RowNorm::kL1 : (n == 1024 ? RowNorm::kNone : RowNorm::kL2);
+        const HashingVectorizer vectorizer(options);
+        AnalyzerScratch scratch;  // shared from text to text, as a worker's
+        SparseVector row;
+        for (size_t t = 0; t < texts.size(); ++t) {
+          INFO(c.name << ", n_features " << n << ", alternate_sign " << alternate_sign << ", text "
+                      << t);
+          vectorizer.Transform(texts[t], &scratch, &row);
+          const SparseVector expected = HashingByDefinition(options, texts[t]);
+          REQUIRE(row.indices == expected.indices);
+          REQUIRE(row.values == expected.values);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("TF-IDF over counts (spec E.2: default, sublinear/no smooth/l1, no idf)") {
   std::vector<std::string_view> texts(kCorpus.begin(), kCorpus.end());
   v1::VectorizerConfig config;
