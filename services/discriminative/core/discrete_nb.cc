@@ -562,8 +562,17 @@ void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   const size_t k = classes_.size();
   const size_t f = num_features_;
   weights_t_.assign(k * f, 0.0);
-  for (size_t c = 0; c < k; ++c) {
-    for (size_t j = 0; j < f; ++j) weights_t_[j * k + c] = c_by_f[c * f + j];
+  // In blocks of features whose k x kBlock values stay in cache: each class row is then read
+  // sequentially and each block of the table written once (class by class over the whole table,
+  // every write touched another cache line, k passes over a table of up to hundreds of MB).
+  constexpr size_t kBlock = 256;
+  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
+    const size_t j1 = std::min(f, j0 + kBlock);
+    for (size_t c = 0; c < k; ++c) {
+      const double* from = c_by_f.data() + c * f;
+      double* to = weights_t_.data() + c;
+      for (size_t j = j0; j < j1; ++j) to[j * k] = from[j];
+    }
   }
 }
 
