@@ -1625,7 +1625,99 @@ bool MayHoldAssignedAfterUnicode14(std::string_view text) {
 
 }  // namespace
 
-std::string StripAccents(std::string_view text, StripAccentsMode mode) {
+namespace {
+
+// What StripAccents makes of code point c alone, appended to *out: its NFKD (`nfkd`: ICU's; an
+// AssignedAfterUnicode14 code point has none in Python 3.11 and counts as class 0) without the
+// code points the mode drops (kAscii: those >= 0x80; kUnicode: those of combining class != 0).
+// NFKD's only step across code points, the canonical reordering, moves code points of class != 0
+// among themselves, and both modes drop all of them (ASCII ones have class 0): a text's result is
+// therefore its code points' results in order.
+void AppendStrippedCodePoint(UChar32 c, StripAccentsMode mode, const icu::Normalizer2& nfkd,
+                             std::string* out) {
+  if (AssignedAfterUnicode14(c)) {
+    if (mode == StripAccentsMode::kUnicode) AppendUtf8(c, out);
+    return;
+  }
+  UErrorCode status = U_ZERO_ERROR;
+  const icu::UnicodeString normalized = nfkd.normalize(icu::UnicodeString(c), status);
+  if (U_FAILURE(status)) {
+    AppendUtf8(c, out);
+    return;
+  }
+  for (int32_t i = 0; i < normalized.length();) {
+    const UChar32 d = normalized.char32At(i);
+    i += U16_LENGTH(d);
+    const bool keep = mode == StripAccentsMode::kAscii ? d < 0x80 : u_getCombiningClass(d) == 0;
+    if (keep) AppendUtf8(d, out);
+  }
+}
+
+// AppendStrippedCodePoint of every BMP code point in both modes, as UTF-8 slices of one arena:
+// built once (~64 K decompositions), then read-only; null if ICU has no NFKD.
+struct StrippedBmp {
+  const icu::Normalizer2* nfkd = nullptr;
+  std::string arena;
+  // Per mode (kAscii, kUnicode) and code point: offset << 8 | length in the arena.
+  std::vector<uint32_t> slices[2];
+};
+
+const StrippedBmp* SharedStrippedBmp() {
+  static const StrippedBmp* const table = []() -> const StrippedBmp* {
+    UErrorCode status = U_ZERO_ERROR;
+    const icu::Normalizer2* nfkd = icu::Normalizer2::getNFKDInstance(status);
+    if (U_FAILURE(status) || nfkd == nullptr) return nullptr;
+    auto* t = new StrippedBmp;
+    t->nfkd = nfkd;
+    std::string one;
+    for (const StripAccentsMode mode : {StripAccentsMode::kAscii, StripAccentsMode::kUnicode}) {
+      std::vector<uint32_t>& slices = t->slices[mode == StripAccentsMode::kUnicode ? 1 : 0];
+      slices.assign(0x10000, 0);
+      for (UChar32 c = 0; c < 0x10000; ++c) {
+        if (U_IS_SURROGATE(c)) continue;  // never in valid UTF-8
+        one.clear();
+        AppendStrippedCodePoint(c, mode, *nfkd, &one);
+        slices[c] = static_cast<uint32_t>(t->arena.size()) << 8 | static_cast<uint32_t>(one.size());
+        t->arena += one;
+      }
+    }
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+void StripAccentsInto(std::string_view text, StripAccentsMode mode, std::string* out) {
+  out->clear();
+  const StrippedBmp* table = SharedStrippedBmp();
+  if (mode == StripAccentsMode::kNone || table == nullptr) {
+    out->assign(text);
+    return;
+  }
+  out->reserve(text.size());
+  const uint32_t* slices = table->slices[mode == StripAccentsMode::kUnicode ? 1 : 0].data();
+  const char* arena = table->arena.data();
+  const size_t n = text.size();
+  for (size_t i = 0; i < n;) {
+    const size_t ascii_end = SkipAscii(text, i);  // ASCII maps to itself in both modes
+    out->append(text.data() + i, ascii_end - i);
+    i = ascii_end;
+    while (i < n && static_cast<unsigned char>(text[i]) >= 0x80) {
+      size_t length = 0;
+      const int32_t c = DecodeWellFormed(text.data() + i, &length);
+      i += length;
+      if (c < 0x10000) {
+        const uint32_t slice = slices[c];
+        out->append(arena + (slice >> 8), slice & 0xFF);
+      } else {
+        AppendStrippedCodePoint(c, mode, *table->nfkd, out);
+      }
+    }
+  }
+}
+
+std::string StripAccentsWholeText(std::string_view text, StripAccentsMode mode) {
   if (mode == StripAccentsMode::kNone || IsAscii(text)) return std::string(text);
   UErrorCode status = U_ZERO_ERROR;
   const bool filtered = MayHoldAssignedAfterUnicode14(text);
@@ -1650,6 +1742,12 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
   return out;
 }
 
+std::string StripAccents(std::string_view text, StripAccentsMode mode) {
+  std::string out;
+  StripAccentsInto(text, mode, &out);
+  return out;
+}
+
 std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
   std::string_view doc = text;
   if (options_.lowercase) {
@@ -1657,7 +1755,7 @@ std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* sc
     doc = scratch->preprocessed;
   }
   if (options_.strip_accents != StripAccentsMode::kNone && !IsAscii(doc)) {
-    scratch->work = StripAccents(doc, options_.strip_accents);
+    StripAccentsInto(doc, options_.strip_accents, &scratch->work);
     scratch->preprocessed.swap(scratch->work);
     doc = scratch->preprocessed;
   }

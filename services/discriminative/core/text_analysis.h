@@ -385,7 +385,14 @@ class Analyzer {
 // class dropped (scikit-learn's strip_accents_ascii / strip_accents_unicode), with Python 3.11's
 // Unicode 14.0: an AssignedAfterUnicode14 code point is left as it is (no decomposition, class 0,
 // no reordering across it), as Python 3.11 leaves an unassigned one. REQUIRES: valid UTF-8.
+// Code point by code point (a table of the BMP's results, built on first use): the same as
+// normalising the whole text, since the modes drop every code point that NFKD's reordering moves.
 std::string StripAccents(std::string_view text, StripAccentsMode mode);
+// StripAccents into *out (its capacity reused). REQUIRES: out does not alias text.
+void StripAccentsInto(std::string_view text, StripAccentsMode mode, std::string* out);
+// StripAccents by its definition: the whole text normalised by ICU's NFKD (filtered to Unicode
+// 14.0 when the text may hold a later code point), then filtered. Slower; tests compare.
+std::string StripAccentsWholeText(std::string_view text, StripAccentsMode mode);
 
 }  // namespace maas::discriminative
 

@@ -282,6 +282,75 @@ TEST_CASE("Code points assigned after Unicode 14.0 are unassigned, as in Python 
   CHECK(StripAccents("\u00e9\U0001e08f\u0316a\u0300", StripAccentsMode::kAscii) == "ea");
 }
 
+// UTF-8 of code point c (valid, not a surrogate).
+std::string Utf8Of(int32_t c) {
+  std::string out;
+  if (c < 0x80) {
+    out += static_cast<char>(c);
+  } else if (c < 0x800) {
+    out += static_cast<char>(0xC0 | c >> 6);
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else if (c < 0x10000) {
+    out += static_cast<char>(0xE0 | c >> 12);
+    out += static_cast<char>(0x80 | (c >> 6 & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | c >> 18);
+    out += static_cast<char>(0x80 | (c >> 12 & 0x3F));
+    out += static_cast<char>(0x80 | (c >> 6 & 0x3F));
+    out += static_cast<char>(0x80 | (c & 0x3F));
+  }
+  return out;
+}
+
+TEST_CASE("strip_accents code point by code point equals NFKD of the whole text") {
+  const StripAccentsMode modes[] = {StripAccentsMode::kAscii, StripAccentsMode::kUnicode};
+  // Every BMP code point alone and between marks that NFKD reorders (U+0316 class 220 after
+  // U+0301 class 230), and a sample of the other planes (every 5th; all of the mathematical
+  // letters, enclosed alphanumerics and CJK compatibility ideographs, which decompose).
+  std::vector<int32_t> code_points;
+  for (int32_t c = 0; c < 0x110000; ++c) {
+    if (c >= 0xD800 && c <= 0xDFFF) continue;
+    const bool decomposing_block = (c >= 0x1D400 && c <= 0x1D7FF) ||
+                                   (c >= 0x1F100 && c <= 0x1F2FF) || (c >= 0x2F800 && c <= 0x2FA1F);
+    if (c < 0x10000 || decomposing_block || c % 5 == 0) code_points.push_back(c);
+  }
+  for (const StripAccentsMode mode : modes) {
+    size_t differ = 0;
+    for (const int32_t c : code_points) {
+      const std::string alone = Utf8Of(c);
+      const std::string marked = "a\u0301" + alone + "\u0316\u0301b\u00e9";
+      for (const std::string& text : {alone, marked}) {
+        if (StripAccents(text, mode) != StripAccentsWholeText(text, mode) && ++differ <= 5) {
+          INFO("mode " << static_cast<int>(mode) << ", U+" << std::hex << c);
+          CHECK(StripAccents(text, mode) == StripAccentsWholeText(text, mode));
+        }
+      }
+    }
+    CHECK(differ == 0);
+  }
+  // Random texts of letters with marks, precomposed letters, Hangul, compatibility forms, code
+  // points assigned after Unicode 14.0, ASCII runs of every length.
+  const std::vector<std::string> pool = {
+      "a",          "Z",           " ",      "e\u0301",    "\u00e9",     "\u0316",
+      "\u0301",     "\u0345",      "\u1e69", "\u1100",     "\uac01",     "\u00bd",
+      "\ufb01",     "\u2460",      "\u00c5", "\u212b",     "\u03d3",     "\u1fc1",
+      "\u0f73",     "\u0f75",      "ﷺ",      "\U0001e030", "\U0001e08f", "\U0001d400",
+      "\U0002f800", "ascii text ", "\u3000", "\u0130",     "\u0958"};
+  uint64_t state = 20261207;
+  for (int t = 0; t < 3000; ++t) {
+    std::string text;
+    for (int k = 0; k < 12; ++k) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      text += pool[(state >> 33) % pool.size()];
+    }
+    for (const StripAccentsMode mode : modes) {
+      INFO(text);
+      REQUIRE(StripAccents(text, mode) == StripAccentsWholeText(text, mode));
+    }
+  }
+}
+
 TEST_CASE("DefaultTokenize follows scikit-learn's default token_pattern (spec 1.5 / E.1)") {
   CHECK(DefaultTokenize("") == Tokens{});
   CHECK(DefaultTokenize("a b c") == Tokens{});
