@@ -259,6 +259,20 @@ CONFIGS = [
      None, "multinomial_nb", {}, False),
     ("fixed_vocabulary", "count", {"vocabulary": ["zz", "café", "the", "2024", "σοφός", "nothere", "ab"]}, None,
      "multinomial_nb", {"alpha": 0.5}, False),
+    # Unigrams with stop words: the word runs' path counts them and drops them with the pruned terms (fit), or
+    # finds none of them in a vocabulary without them (transform); a fixed vocabulary holding one takes the
+    # analyzer's path.
+    ("stop_english", "count", {"stop_words": "english"}, None, "multinomial_nb", {}, False),
+    ("stop_list_repeated_max_features", "count", {"stop_words": ["the", "and", "the", "café", "σοφός", "ab"],
+                                                  "max_features": 60, "max_df": 0.5}, {}, "multinomial_nb", {},
+     True),
+    ("stop_list_case_kept", "count", {"stop_words": ["The", "the", "ÉCOLE", "a_b"], "lowercase": False}, None,
+     "complement_nb", {}, False),
+    ("stop_list_accents", "count", {"stop_words": ["cafe", "ecole", "the"], "strip_accents": "unicode"}, None,
+     "bernoulli_nb", {}, False),
+    ("fixed_vocabulary_stop", "count", {"vocabulary": ["zz", "café", "the", "2024", "and", "ab"],
+                                        "stop_words": ["the", "of"]}, None, "multinomial_nb", {"alpha": 0.5},
+     False),
     ("tfidf_default", "count", {}, {}, "multinomial_nb", {}, False),
     ("tfidf_l1_sublinear_nosmooth", "count", {}, {"norm": "l1", "sublinear_tf": True, "smooth_idf": False},
      "multinomial_nb", {"alpha": 0.1}, True),

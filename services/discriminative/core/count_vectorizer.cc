@@ -1372,7 +1372,7 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   };
   if (v.analyzer_.options().kind == AnalyzerKind::kCharWb) {
     CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
-  } else if (!(v.analyzer_.AsciiUnigrams() && AddUnigrams(text))) {
+  } else if (!(v.analyzer_.UnigramsBeforeStopWords() && AddUnigrams(text))) {
     v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
       // In groups whose table slots are requested from memory together (as Transform).
       constexpr size_t kGroup = 16;
@@ -1548,7 +1548,20 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   const TermTable& terms = provisional_;
   const size_t num_documents = result_.rows.size();
   FitResult& result = result_;
-  if (terms.size() == 0) {
+  // The word runs' path (AddUnigrams) counts stop words too: they are dropped here, as if pruned
+  // (a term's provisional index, document frequency and counts do not depend on the others).
+  const StopWords& stop_words = v.analyzer_.options().stop_words;
+  std::vector<bool> is_stop_word;
+  size_t stop_word_terms = 0;
+  for (size_t i = 0; i < stop_words.given_size(); ++i) {
+    const uint32_t t = terms.Find(stop_words.given(i));
+    if (t == TermTable::kNotFound) continue;
+    if (is_stop_word.empty()) is_stop_word.resize(terms.size(), false);
+    if (!is_stop_word[t]) ++stop_word_terms;  // a word given twice is one term
+    is_stop_word[t] = true;
+  }
+  const auto stop_word = [&](uint32_t t) { return !is_stop_word.empty() && is_stop_word[t]; };
+  if (terms.size() == stop_word_terms) {
     return absl::InvalidArgumentError(
         "empty vocabulary; perhaps the documents only contain stop words or 1-character tokens "
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
@@ -1567,7 +1580,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   std::vector<uint32_t> kept;  // Provisional indices of the kept terms.
   for (uint32_t t = 0; t < num_terms; ++t) {
     const double d = static_cast<double>(df[t]);
-    if (d <= max_doc_count && d >= min_doc_count) kept.push_back(t);
+    if (d <= max_doc_count && d >= min_doc_count && !stop_word(t)) kept.push_back(t);
   }
   // Code point order = byte order of the UTF-8 terms; the first 8 bytes (big-endian, zero-padded)
   // decide most comparisons without reaching the arena.
@@ -1749,6 +1762,11 @@ void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets)
           TermTable::HashBytes(term.data(), term.size());
   }
   memo_tag_ = tag <= kFitterMemoTag ? tag + 2 : tag;
+  unigram_runs_ = analyzer_.UnigramsBeforeStopWords();
+  const StopWords& stop_words = analyzer.stop_words;
+  for (size_t i = 0; unigram_runs_ && i < stop_words.given_size(); ++i) {
+    if (index_.Find(stop_words.given(i)) != TermTable::kNotFound) unigram_runs_ = false;
+  }
 }
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
@@ -1764,7 +1782,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     return;
   }
   if (TransformIfWellFormed(text, scratch, row)) return;
-  if (analyzer_.AsciiUnigrams()) {
+  if (unigram_runs_) {
     // Other text with code points >= 0x80: the same lookups, on the runs of the preprocessed
     // text, in separate steps.
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
@@ -1803,9 +1821,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
 bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                                             SparseVector* row) const {
   AsciiRuns runs;
-  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max()) {
-    return false;
-  }
+  if (!unigram_runs_ || text.size() >= std::numeric_limits<uint32_t>::max()) return false;
   std::string_view doc = text;
   bool lower = analyzer_.options().lowercase;
   if (!AsciiWordRuns(text, scratch, &runs)) {

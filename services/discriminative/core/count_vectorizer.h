@@ -159,6 +159,10 @@ class CountVectorizer final : public Vectorizer {
   // Identifies the word -> feature ids mapping (vocabulary and n-gram range) for a scratch's
   // char_wb word memo; never 0.
   uint64_t memo_tag_ = 0;
+  // Transform may count the word runs of a text (Analyzer::UnigramsBeforeStopWords), its stop
+  // words included: the analyzer allows it and no term of the vocabulary is a stop word (set by
+  // BuildIndex).
+  bool unigram_runs_ = false;
 };
 
 struct CountVectorizer::FitResult {

@@ -361,9 +361,14 @@ class Analyzer {
   // (lowercased when options().lowercase): the word analyzer with the default token pattern, no
   // stop words and only unigrams (strip_accents does nothing to ASCII). Callers can then take the
   // terms from AsciiWordRuns of the raw text.
-  bool AsciiUnigrams() const {
+  bool AsciiUnigrams() const { return UnigramsBeforeStopWords() && options_.stop_words.empty(); }
+  // The same but for stop words: the terms are the default pattern's tokens of 2 bytes or more
+  // (lowercased when options().lowercase) less the stop words. A caller that needs no stop word
+  // (a vocabulary without one, where a stop word's lookup finds nothing; a fit that drops them
+  // with the pruned terms) can take the same runs.
+  bool UnigramsBeforeStopWords() const {
     return options_.kind == AnalyzerKind::kWord && options_.token_pattern == nullptr &&
-           options_.stop_words.empty() && options_.ngram_min == 1 && options_.ngram_max == 1;
+           options_.ngram_min == 1 && options_.ngram_max == 1;
   }
 
  private:

@@ -100,6 +100,25 @@ TEST_CASE("CountVectorizer rejects bad input") {
   auto status = CountVectorizer::FitTransform({"a b c", "x . y"}, {}).status();
   CHECK(status.code() == absl::StatusCode::kInvalidArgument);
   CHECK_THAT(std::string(status.message()), Catch::Contains("empty vocabulary"));
+  // Only stop words (the word runs' path counts them, then drops them all), one given twice, with
+  // a max_df that would refuse first if they counted: scikit-learn's empty vocabulary error. With
+  // "Of" in the list instead, "of" is a term (tokens are lowercased, the list is not) and max_df
+  // prunes it, as scikit-learn does.
+  CountVectorizerOptions stop;
+  stop.analyzer.stop_words = {"the", "and", "the", "of"};
+  stop.max_df = {false, 1};
+  status = CountVectorizer::FitTransform({"The and of", "the the OF", "a"}, stop).status();
+  CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(status.message()), Catch::Contains("empty vocabulary"));
+  stop.analyzer.stop_words = {"the", "and", "the", "Of"};
+  status = CountVectorizer::FitTransform({"The and of", "the the OF", "a"}, stop).status();
+  CHECK_THAT(std::string(status.message()), Catch::Contains("After pruning, no terms remain"));
+  stop.max_df = {true, 1.0};
+  stop.analyzer.stop_words = {"the", "and", "of"};
+  auto fit = CountVectorizer::FitTransform({"The and of", "the the OF zz"}, stop);
+  REQUIRE(fit.ok());
+  CHECK(fit->vectorizer.num_features() == 1);
+  CHECK(fit->rows.size() == 2);
   CHECK(CountVectorizer::FitTransform({}, {}).status().code() ==
         absl::StatusCode::kInvalidArgument);
   status = CountVectorizer::FitTransform({"fine text", "bad \xff text"}, {}).status();
