@@ -1582,30 +1582,44 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
     const double d = static_cast<double>(df[t]);
     if (d <= max_doc_count && d >= min_doc_count && !stop_word(t)) kept.push_back(t);
   }
-  // Code point order = byte order of the UTF-8 terms; the first 8 bytes (big-endian, zero-padded)
-  // decide most comparisons without reaching the arena.
-  std::vector<uint64_t> prefix(num_terms);
-  for (uint32_t t = 0; t < num_terms; ++t) {
+  // Code point order = byte order of the UTF-8 terms; bytes [offset, offset + 8) of a term as a
+  // big-endian integer, zero-padded, decide most comparisons without reaching the arena.
+  const auto prefix_at = [&](uint32_t t, size_t offset) {
     const std::string_view term = terms.term(t);
     uint64_t p = 0;
-    for (size_t b = 0; b < 8; ++b) {
+    if (term.size() >= offset + 8) {
+      std::memcpy(&p, term.data() + offset, 8);
+      static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "the load's byte 0 is its low byte");
+      return __builtin_bswap64(p);
+    }
+    for (size_t b = offset; b < offset + 8; ++b) {
       p = p << 8 | (b < term.size() ? static_cast<uint8_t>(term[b]) : 0);
     }
-    prefix[t] = p;
-  }
+    return p;
+  };
+  std::vector<uint64_t> prefix(num_terms);
+  for (uint32_t t = 0; t < num_terms; ++t) prefix[t] = prefix_at(t, 0);
   const auto term_order = [&](uint32_t a, uint32_t b) {
     if (prefix[a] != prefix[b]) return prefix[a] < prefix[b];
     return terms.term(a) < terms.term(b);
   };
   {
-    // Sorted as (prefix, id) pairs: the comparisons read their operands in place.
-    std::vector<std::pair<uint64_t, uint32_t>> order(kept.size());
-    for (size_t i = 0; i < kept.size(); ++i) order[i] = {prefix[kept[i]], kept[i]};
-    std::sort(order.begin(), order.end(), [&](const auto& a, const auto& b) {
+    // Sorted by the first 16 bytes held beside the ids (word bigrams and longer terms often share
+    // their first 8), the arena read only for ties.
+    struct Entry {
+      uint64_t first, second;
+      uint32_t id;
+    };
+    std::vector<Entry> order(kept.size());
+    for (size_t i = 0; i < kept.size(); ++i) {
+      order[i] = {prefix[kept[i]], prefix_at(kept[i], 8), kept[i]};
+    }
+    std::sort(order.begin(), order.end(), [&](const Entry& a, const Entry& b) {
       if (a.first != b.first) return a.first < b.first;
-      return terms.term(a.second) < terms.term(b.second);
+      if (a.second != b.second) return a.second < b.second;
+      return terms.term(a.id) < terms.term(b.id);
     });
-    for (size_t i = 0; i < kept.size(); ++i) kept[i] = order[i].second;
+    for (size_t i = 0; i < kept.size(); ++i) kept[i] = order[i].id;
   }
   if (max_features_ > 0 && kept.size() > max_features_) {
     std::vector<double> tf(num_terms, 0.0);  // corpus count per term

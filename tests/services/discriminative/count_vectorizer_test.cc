@@ -1,5 +1,6 @@
 #include "services/discriminative/core/count_vectorizer.h"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <string>
 #include <vector>
@@ -30,6 +31,38 @@ TEST_CASE("CountVectorizer orders features by code point (spec 2.2)") {
   // UTF-16.
   CHECK(testing::Vocabulary(MustFit({"\U00010400\U00010400 \uFF21\uFF21 zz"}, {}).vectorizer) ==
         Strings{"zz", "\uFF41\uFF41", "\U00010428\U00010428"});
+}
+
+TEST_CASE("CountVectorizer orders terms that share their first 8 or 16 bytes by code point") {
+  // Word bigrams and trigrams that differ before byte 8, in bytes 8-15, past byte 16, only in
+  // length (a term that is another's prefix), and char n-grams holding U+0000 (the zero padding
+  // of a short term's prefix must not tie it with a longer one wrongly).
+  std::string text;
+  const Strings words = {
+      "common",          "commonality",      "commons", "commo", "zz", "common_prefix_x",
+      "common_prefix_y", "common_prefix_xy", "a0",      "a00",   "b"};
+  uint64_t state = 7;
+  for (int i = 0; i < 400; ++i) {
+    state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+    text += words[(state >> 33) % words.size()] + " ";
+  }
+  CountVectorizerOptions trigrams;
+  trigrams.analyzer.ngram_max = 3;
+  CountVectorizerOptions chars;
+  chars.analyzer.kind = AnalyzerKind::kChar;
+  chars.analyzer.ngram_min = 9;
+  chars.analyzer.ngram_max = 18;
+  std::string with_nul = text;
+  for (size_t i = 5; i < with_nul.size(); i += 37) with_nul[i] = '\0';
+  for (const auto& [options, corpus] :
+       {std::pair{trigrams, text}, std::pair{chars, with_nul}, std::pair{chars, text}}) {
+    const Strings vocabulary = testing::Vocabulary(MustFit({corpus}, options).vectorizer);
+    Strings sorted = vocabulary;
+    std::sort(sorted.begin(), sorted.end());  // byte order of UTF-8 = code point order
+    CHECK(vocabulary.size() > 100);
+    CHECK(vocabulary == sorted);
+    CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+  }
 }
 
 TEST_CASE("CountVectorizer fit_transform and transform on the classic corpus (spec E.2)") {
