@@ -65,11 +65,12 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
                                   AnalyzerScratch* scratch, AsciiRuns* runs);
 
 // Counts the terms of `text` for an analyzer with AsciiUnigrams() (its runs of 2 bytes or more,
-// `runs` from AsciiWordRuns of ASCII `text`, or from WordRuns of a preprocessed one with `lower`
-// false) through `index` into scratch->ids / scratch->dense:
-// each found feature id is appended to ids the first time, and its dense count incremented
-// (REQUIRES: dense sized beyond every id of `index`). The terms are lowercased when `lower`. The
-// order of `ids` may differ between paths; the set and the counts do not. REQUIRES:
+// `runs` from Analyzer::AsciiTermRuns of ASCII `text`, or from Analyzer::TermRuns of a
+// preprocessed one with `lower` false; each run at most 2^32 - 2 bytes from the start, with
+// 32 readable entries past the count, as those give) through `index` into scratch->ids /
+// scratch->dense: each found feature id is appended to ids the first time, and its dense count
+// incremented (REQUIRES: dense sized beyond every id of `index`). The terms are lowercased when
+// `lower`. The order of `ids` may differ between paths; the set and the counts do not. REQUIRES:
 // CountSimdPathSupported(path).
 void CountAsciiUnigramsWith(CountSimdPath path, std::string_view text, const AsciiRuns& runs,
                             bool lower, const TermTable& index, AnalyzerScratch* scratch);

@@ -1438,20 +1438,21 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
 
 bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
   AsciiRuns runs;
-  if (text.size() < std::numeric_limits<uint32_t>::max() && AsciiWordRuns(text, &scratch_, &runs)) {
-    AddAsciiUnigrams(text, runs, result_.vectorizer.analyzer_.options().lowercase);
+  const Analyzer& analyzer = result_.vectorizer.analyzer_;
+  if (analyzer.AsciiTermRuns(text, &scratch_, &runs)) {
+    AddAsciiUnigrams(text, runs, analyzer.options().lowercase);
     return true;
   }
   // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text (in one
-  // pass when preprocessing is only lowercasing and the text's code points allow it).
-  const Analyzer& analyzer = result_.vectorizer.analyzer_;
-  if (analyzer.PreprocessIsLowercase() &&
+  // pass when preprocessing is only lowercasing, the pattern the default one and the text's code
+  // points allow it).
+  if (analyzer.LowerTermRunsApply() &&
       LowerWordRuns(text, &scratch_, &runs) == LowerRunsResult::kDone) {
     AddAsciiUnigrams(scratch_.preprocessed, runs, /*lower=*/false);
     return true;
   }
   const std::string_view doc = analyzer.Preprocess(text, &scratch_);
-  if (!WordRuns(doc, &scratch_, &runs)) return false;
+  if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
   AddAsciiUnigrams(doc, runs, /*lower=*/false);
   return true;
 }
@@ -1801,7 +1802,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     // text, in separate steps.
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
     AsciiRuns runs;
-    if (WordRuns(doc, scratch, &runs)) {
+    if (analyzer_.TermRuns(doc, scratch, &runs)) {
       CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, /*lower=*/false, index_, scratch);
       OrderedRow(num_features, binary_, scratch, row);
       return;
@@ -1838,10 +1839,10 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
   if (!unigram_runs_ || text.size() >= std::numeric_limits<uint32_t>::max()) return false;
   std::string_view doc = text;
   bool lower = analyzer_.options().lowercase;
-  if (!AsciiWordRuns(text, scratch, &runs)) {
+  if (!analyzer_.AsciiTermRuns(text, scratch, &runs)) {
     // Code points >= 0x80: validated, lowercased and split in one pass, when preprocessing is
-    // only lowercasing and the text's code points allow it.
-    if (!analyzer_.PreprocessIsLowercase() ||
+    // only lowercasing, the pattern the default one and the text's code points allow it.
+    if (!analyzer_.LowerTermRunsApply() ||
         LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
       return false;
     }

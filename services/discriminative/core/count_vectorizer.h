@@ -190,9 +190,10 @@ class CountVectorizer::Fitter {
   absl::StatusOr<FitResult> Finish();
 
  private:
-  // Add's counting for an analyzer with AsciiUnigrams(): the runs of ASCII text (AsciiWordRuns,
-  // lowercased on the way as the options say) or of other text's preprocessed form (WordRuns).
-  // False only when neither applies (a text of 2^32 - 1 bytes or more).
+  // Add's counting for an analyzer with UnigramsBeforeStopWords() (stop words are counted, then
+  // dropped by Finish): the runs of ASCII text (Analyzer::AsciiTermRuns, lowercased on the way
+  // as the options say) or of other text's preprocessed form (Analyzer::TermRuns). False only
+  // when neither applies (a text of 2^32 - 1 bytes or more).
   bool AddUnigrams(std::string_view text);
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);

@@ -331,8 +331,8 @@ bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScr
   AsciiRuns runs;
   std::string_view doc = text;
   bool lower = analyzer_.options().lowercase;
-  if (!AsciiWordRuns(text, scratch, &runs)) {
-    if (!analyzer_.PreprocessIsLowercase() ||
+  if (!analyzer_.AsciiTermRuns(text, scratch, &runs)) {
+    if (!analyzer_.LowerTermRunsApply() ||
         LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
       return false;
     }
@@ -353,7 +353,7 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     // preprocessed text.
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
     AsciiRuns runs;
-    if (WordRuns(doc, scratch, &runs)) {
+    if (analyzer_.TermRuns(doc, scratch, &runs)) {
       ColumnCounts counts(scratch, runs.count);
       AddRuns(doc, runs, /*lower=*/false, &counts);
       FinishRow(&counts, row);

@@ -1748,6 +1748,27 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
   return out;
 }
 
+bool Analyzer::AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch,
+                             AsciiRuns* runs) const {
+  if (options_.token_pattern == nullptr) return AsciiWordRuns(text, scratch, runs);
+  if (text.size() >= std::numeric_limits<uint32_t>::max() - 1 || !IsAscii(text)) return false;
+  const auto [starts, ends] = RunBoundArrays(text.size(), scratch);
+  runs->count = options_.token_pattern->FindRunBounds(text, options_.lowercase, starts, ends);
+  runs->starts = starts;
+  runs->ends = ends;
+  return true;
+}
+
+bool Analyzer::TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) const {
+  if (options_.token_pattern == nullptr) return WordRuns(doc, scratch, runs);
+  if (doc.size() >= std::numeric_limits<uint32_t>::max() - 1) return false;
+  const auto [starts, ends] = RunBoundArrays(doc.size(), scratch);
+  runs->count = options_.token_pattern->FindRunBounds(doc, /*lower_ascii=*/false, starts, ends);
+  runs->starts = starts;
+  runs->ends = ends;
+  return true;
+}
+
 std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
   std::string_view doc = text;
   if (options_.lowercase) {

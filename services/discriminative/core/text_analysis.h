@@ -357,18 +357,32 @@ class Analyzer {
     return options_.lowercase && options_.strip_accents == StripAccentsMode::kNone;
   }
 
-  // True iff on ASCII text the terms are exactly the default pattern's tokens of 2 bytes or more
-  // (lowercased when options().lowercase): the word analyzer with the default token pattern, no
-  // stop words and only unigrams (strip_accents does nothing to ASCII). Callers can then take the
-  // terms from AsciiWordRuns of the raw text.
+  // True iff the terms are the tokens of TermRuns / AsciiTermRuns (those of 2 bytes or more),
+  // lowercased when options().lowercase: the word analyzer with the default token pattern or a
+  // custom pattern on the run path whose tokens have at least 2 code points, no stop words and
+  // only unigrams. Callers can then take the terms from those runs.
   bool AsciiUnigrams() const { return UnigramsBeforeStopWords() && options_.stop_words.empty(); }
-  // The same but for stop words: the terms are the default pattern's tokens of 2 bytes or more
-  // (lowercased when options().lowercase) less the stop words. A caller that needs no stop word
-  // (a vocabulary without one, where a stop word's lookup finds nothing; a fit that drops them
-  // with the pruned terms) can take the same runs.
+  // The same but for stop words: the terms are those tokens less the stop words. A caller that
+  // needs no stop word (a vocabulary without one, where a stop word's lookup finds nothing; a fit
+  // that drops them with the pruned terms) can take the same runs.
   bool UnigramsBeforeStopWords() const {
-    return options_.kind == AnalyzerKind::kWord && options_.token_pattern == nullptr &&
+    return options_.kind == AnalyzerKind::kWord &&
+           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 2) &&
            options_.ngram_min == 1 && options_.ngram_max == 1;
+  }
+  // For UnigramsBeforeStopWords(): the runs of ASCII `text` as it is (the pattern judged on its
+  // lowercase when options().lowercase), whose tokens of 2 bytes or more, lowercased as the
+  // options say, are the terms; false (*runs untouched) when the text is not ASCII or has 2^32 - 1
+  // bytes or more. The default pattern's runs are AsciiWordRuns's.
+  bool AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) const;
+  // The same for a preprocessed `doc` (any valid UTF-8; false only for 2^32 - 1 bytes or more):
+  // its tokens of 2 bytes or more are the terms as they are. The default pattern's runs are
+  // WordRuns's.
+  bool TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) const;
+  // Whether LowerWordRuns lowercases a text and gives its term runs in one pass: preprocessing
+  // only lowercases and the pattern is the default one.
+  bool LowerTermRunsApply() const {
+    return PreprocessIsLowercase() && options_.token_pattern == nullptr;
   }
 
  private:

@@ -1030,6 +1030,7 @@ struct TokenPattern::Runs {
   // Per ASCII byte: kInSet, kInWord (the bounding set: `word`, or `set` for plain runs).
   static constexpr uint8_t kInSet = 1, kInWord = 2;
   std::array<uint8_t, 128> ascii{};
+  std::array<uint8_t, 128> ascii_lower{};  // ascii of each byte's lowercase
   uint32_t min_length = 1;
 };
 
@@ -1064,14 +1065,17 @@ absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
       runs->ascii[c] =
           (runs->set.contains(c) ? Runs::kInSet : 0) | (bound.contains(c) ? Runs::kInWord : 0);
     }
+    for (int c = 0; c < 128; ++c) {
+      runs->ascii_lower[c] = runs->ascii[c >= 'A' && c <= 'Z' ? c + 32 : c];
+    }
     runs->min_length = out->translated_.run_min_length;
     out->runs_ = std::move(runs);
   }
   return std::shared_ptr<const TokenPattern>(std::move(out));
 }
 
-void TokenPattern::FindRuns(std::string_view text,
-                            absl::FunctionRef<void(std::string_view)> emit) const {
+template <typename Emit>
+void TokenPattern::ScanRuns(std::string_view text, const uint8_t* ascii, Emit&& emit) const {
   const Runs& runs = *runs_;
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   const int32_t n = static_cast<int32_t>(text.size());
@@ -1082,7 +1086,7 @@ void TokenPattern::FindRuns(std::string_view text,
     const int32_t start = i;
     uint8_t in;
     if (bytes[i] < 0x80) {
-      in = runs.ascii[bytes[i]];
+      in = ascii[bytes[i]];
       ++i;
     } else {
       UChar32 c;
@@ -1104,11 +1108,30 @@ void TokenPattern::FindRuns(std::string_view text,
       pure &= (in & Runs::kInSet) != 0;
       if (run_length < runs.min_length) ++run_length;
     } else if (run_length > 0) {
-      if (pure && run_length >= runs.min_length) emit(text.substr(run_start, start - run_start));
+      if (pure && run_length >= runs.min_length) emit(run_start, start);
       run_length = 0;
     }
   }
-  if (pure && run_length >= runs.min_length) emit(text.substr(run_start, n - run_start));
+  if (pure && run_length >= runs.min_length) emit(run_start, n);
+}
+
+void TokenPattern::FindRuns(std::string_view text,
+                            absl::FunctionRef<void(std::string_view)> emit) const {
+  ScanRuns(text, runs_->ascii.data(), [&](int32_t start, int32_t end) {
+    emit(text.substr(static_cast<size_t>(start), static_cast<size_t>(end - start)));
+  });
+}
+
+size_t TokenPattern::FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,
+                                   uint32_t* ends) const {
+  size_t count = 0;
+  ScanRuns(text, lower_ascii ? runs_->ascii_lower.data() : runs_->ascii.data(),
+           [&](int32_t start, int32_t end) {
+             starts[count] = static_cast<uint32_t>(start);
+             ends[count] = static_cast<uint32_t>(end);
+             ++count;
+           });
+  return count;
 }
 
 void TokenPattern::FindTokens(std::string_view text, TokenMatcherCache* cache,

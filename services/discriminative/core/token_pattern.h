@@ -127,11 +127,23 @@ class TokenPattern {
   bool has_group() const { return translated_.has_group; }
   // True when FindTokens scans maximal runs itself (see TranslatedTokenPattern::run_min_length).
   bool uses_runs() const { return runs_ != nullptr; }
+  // The shortest token of the run path, in code points (0 when !uses_runs()).
+  uint32_t run_min_length() const { return runs_ != nullptr ? translated_.run_min_length : 0; }
+  // FindTokens' tokens on the run path as byte offsets: token k is [starts[k], ends[k]); returns
+  // their count. With lower_ascii an ASCII byte belongs to the pattern's sets as its lowercase
+  // does (the pattern applied to the lowercased text, for ASCII text). REQUIRES: uses_runs(),
+  // `text` valid UTF-8 of fewer than 2^32 - 1 bytes, starts and ends with room for
+  // text.size() / 2 + 1 entries (with run_min_length() >= 2).
+  size_t FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,
+                       uint32_t* ends) const;
 
  private:
   struct Runs;
   TokenPattern() = default;
   void FindRuns(std::string_view text, absl::FunctionRef<void(std::string_view)> emit) const;
+  // The run scanner: calls emit(start, end) per token, ASCII membership from `ascii`.
+  template <typename Emit>
+  void ScanRuns(std::string_view text, const uint8_t* ascii, Emit&& emit) const;
 
   std::string python_pattern_;
   TranslatedTokenPattern translated_;

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "services/discriminative/core/token_pattern.h"
 #include "tests/services/discriminative/vocabulary.h"
 
 namespace maas::discriminative {
@@ -62,6 +63,75 @@ TEST_CASE("CountVectorizer orders terms that share their first 8 or 16 bytes by 
     CHECK(vocabulary.size() > 100);
     CHECK(vocabulary == sorted);
     CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
+  }
+}
+
+TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals ICU's matching") {
+  // Mostly ASCII texts with capitals (the pattern judged on the lowercased bytes), digits,
+  // underscores and punctuation, some with accented letters; fit and transform, lowercase on and
+  // off, stop words on and off.
+  const Strings pool = {"alpha",
+                        "Beta",
+                        "GAMMA",
+                        "dElTa",
+                        "x9",
+                        "a_b",
+                        "ZZ",
+                        "q",
+                        "it's",
+                        "e-mail",
+                        "café",
+                        "ÉCOLE",
+                        "naïve",
+                        "2024",
+                        "the",
+                        "The",
+                        "and",
+                        "Ab",
+                        "abcdefghijklmnopq"};
+  Strings texts;
+  uint64_t state = 11;
+  for (int t = 0; t < 300; ++t) {
+    std::string text;
+    for (int k = 0; k < 25; ++k) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      const std::string& word = pool[(state >> 33) % pool.size()];
+      if (t % 3 != 0 && static_cast<unsigned char>(word[0]) >= 0x80) continue;  // 2/3 ASCII
+      text += word + ((state >> 20) % 4 == 0 ? ", " : " ");
+    }
+    texts.push_back(text);
+  }
+  for (const char* pattern : {R"([a-z]{2,})", R"(\b[a-z]{2,}\b)", R"([^\s,.]{2,})", R"(\w\w+)",
+                              R"([A-Z]{2,})", R"((?a)\b\w{3,}\b)"}) {
+    for (const bool lowercase : {true, false}) {
+      for (const bool stop : {false, true}) {
+        INFO(pattern << ", lowercase " << lowercase << ", stop words " << stop);
+        const auto runs = TokenPattern::Compile(pattern);
+        const auto icu = TokenPattern::Compile(pattern, /*use_runs=*/false);
+        REQUIRE(runs.ok());
+        REQUIRE(icu.ok());
+        REQUIRE((*runs)->uses_runs());
+        CountVectorizerOptions fast, slow;
+        fast.analyzer.lowercase = slow.analyzer.lowercase = lowercase;
+        if (stop) fast.analyzer.stop_words = slow.analyzer.stop_words = {"the", "and", "ab"};
+        fast.analyzer.token_pattern = *runs;
+        slow.analyzer.token_pattern = *icu;
+        auto a = CountVectorizer::FitTransform(texts, fast);
+        auto b = CountVectorizer::FitTransform(texts, slow);
+        REQUIRE(a.ok() == b.ok());
+        if (!a.ok()) continue;  // e.g. [A-Z]{2,} after lowercasing: the same empty vocabulary
+        CHECK(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
+        CHECK(a->rows.indices == b->rows.indices);
+        CHECK(a->rows.values == b->rows.values);
+        CHECK(a->rows.offsets == b->rows.offsets);
+        for (const std::string& text : texts) {
+          const SparseVector x = a->vectorizer.Transform(text);
+          const SparseVector y = b->vectorizer.Transform(text);
+          REQUIRE(x.indices == y.indices);
+          REQUIRE(x.values == y.values);
+        }
+      }
+    }
   }
 }
 
