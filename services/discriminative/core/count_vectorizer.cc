@@ -1438,20 +1438,15 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
 
 bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
   AsciiRuns runs;
+  std::string_view doc;
+  bool lower = false;
   const Analyzer& analyzer = result_.vectorizer.analyzer_;
-  if (analyzer.AsciiTermRuns(text, &scratch_, &runs)) {
-    AddAsciiUnigrams(text, runs, analyzer.options().lowercase);
+  if (analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
+    AddAsciiUnigrams(doc, runs, lower);
     return true;
   }
-  // Text with code points >= 0x80: the same steps, on the runs of the preprocessed text (in one
-  // pass when preprocessing is only lowercasing, the pattern the default one and the text's code
-  // points allow it).
-  if (analyzer.LowerTermRunsApply() &&
-      LowerWordRuns(text, &scratch_, &runs) == LowerRunsResult::kDone) {
-    AddAsciiUnigrams(scratch_.preprocessed, runs, /*lower=*/false);
-    return true;
-  }
-  const std::string_view doc = analyzer.Preprocess(text, &scratch_);
+  // Other text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
+  doc = analyzer.Preprocess(text, &scratch_);
   if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
   AddAsciiUnigrams(doc, runs, /*lower=*/false);
   return true;
@@ -1836,18 +1831,10 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
 bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                                             SparseVector* row) const {
   AsciiRuns runs;
-  if (!unigram_runs_ || text.size() >= std::numeric_limits<uint32_t>::max()) return false;
-  std::string_view doc = text;
-  bool lower = analyzer_.options().lowercase;
-  if (!analyzer_.AsciiTermRuns(text, scratch, &runs)) {
-    // Code points >= 0x80: validated, lowercased and split in one pass, when preprocessing is
-    // only lowercasing, the pattern the default one and the text's code points allow it.
-    if (!analyzer_.LowerTermRunsApply() ||
-        LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
-      return false;
-    }
-    doc = scratch->preprocessed;
-    lower = false;
+  std::string_view doc;
+  bool lower = false;
+  if (!unigram_runs_ || !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
+    return false;
   }
   const size_t num_features = index_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);

@@ -81,40 +81,6 @@ inline uint32_t Murmur3(const unsigned char* bytes, size_t n, uint32_t seed) {
   return h;
 }
 
-// Murmur3<kLower>(bytes, n, 0) for 2 <= n <= 15 without a branch on n: each of the three
-// possible blocks is mixed and kept only when the token has it, and the tail is the word after
-// the blocks, masked to its n mod 4 bytes. REQUIRES: bytes[0, 16) readable (and ASCII with kLower).
-template <bool kLower>
-inline uint32_t Murmur3Short(const unsigned char* bytes, size_t n) {
-  constexpr uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
-  const size_t blocks = n / 4;
-  uint32_t h = 0;
-  for (size_t i = 0; i < 3; ++i) {
-    uint32_t k = LoadLittle32(bytes + 4 * i);
-    if constexpr (kLower) k = LowerAscii4(k);
-    k *= c1;
-    k = Rotl(k, 15);
-    k *= c2;
-    const uint32_t next = Rotl(h ^ k, 13) * 5 + 0xe6546b64;
-    const uint32_t keep = 0u - static_cast<uint32_t>(i < blocks);
-    h = (next & keep) | (h & ~keep);
-  }
-  uint32_t k = LoadLittle32(bytes + 4 * blocks);
-  if constexpr (kLower) k = LowerAscii4(k);
-  k &= (uint32_t{1} << (8 * (n & 3))) - 1;  // no tail: k = 0, which leaves h as it is
-  k *= c1;
-  k = Rotl(k, 15);
-  k *= c2;
-  h ^= k;
-  h ^= static_cast<uint32_t>(n);
-  h ^= h >> 16;
-  h *= 0x85ebca6b;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35;
-  h ^= h >> 16;
-  return h;
-}
-
 // The most distinct columns of a row placed by counting ranks (n^2 / 4 vector compares); longer
 // rows are sorted.
 constexpr size_t kRankMaxColumns = 96;
@@ -298,14 +264,11 @@ template <bool kLower>
 void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs,
                                 ColumnCounts* counts) const {
   const auto* bytes = reinterpret_cast<const unsigned char*>(doc.data());
-  const size_t end = doc.size();
   for (size_t k = 0; k < runs.count; ++k) {
     const size_t start = runs.starts[k];
     const size_t size = runs.ends[k] - start;
     if (size < 2) continue;
-    AddHash(size <= 15 && start + 16 <= end ? Murmur3Short<kLower>(bytes + start, size)
-                                            : Murmur3<kLower>(bytes + start, size, 0),
-            counts);
+    AddHash(Murmur3<kLower>(bytes + start, size, 0), counts);
   }
 }
 
@@ -325,19 +288,12 @@ void HashingVectorizer::FinishRow(ColumnCounts* counts, SparseVector* row) const
 
 bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                                               SparseVector* row) const {
-  if (!analyzer_.AsciiUnigrams() || text.size() >= std::numeric_limits<uint32_t>::max()) {
-    return false;
-  }
   AsciiRuns runs;
-  std::string_view doc = text;
-  bool lower = analyzer_.options().lowercase;
-  if (!analyzer_.AsciiTermRuns(text, scratch, &runs)) {
-    if (!analyzer_.LowerTermRunsApply() ||
-        LowerWordRuns(text, scratch, &runs) != LowerRunsResult::kDone) {
-      return false;
-    }
-    doc = scratch->preprocessed;
-    lower = false;
+  std::string_view doc;
+  bool lower = false;
+  if (!analyzer_.AsciiUnigrams() ||
+      !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
+    return false;
   }
   ColumnCounts counts(scratch, runs.count);
   AddRuns(doc, runs, lower, &counts);

@@ -1769,6 +1769,23 @@ bool Analyzer::TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRun
   return true;
 }
 
+bool Analyzer::WellFormedTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,
+                                  std::string_view* doc, bool* lower) const {
+  if (AsciiTermRuns(text, scratch, runs)) {
+    *doc = text;
+    *lower = options_.lowercase;
+    return true;
+  }
+  // Code points >= 0x80: validated, lowercased and split in one pass, when preprocessing is only
+  // lowercasing, the pattern the default one and the text's code points allow it.
+  if (!LowerTermRunsApply() || LowerWordRuns(text, scratch, runs) != LowerRunsResult::kDone) {
+    return false;
+  }
+  *doc = scratch->preprocessed;
+  *lower = false;
+  return true;
+}
+
 std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
   std::string_view doc = text;
   if (options_.lowercase) {

@@ -384,6 +384,14 @@ class Analyzer {
   bool LowerTermRunsApply() const {
     return PreprocessIsLowercase() && options_.token_pattern == nullptr;
   }
+  // The term runs of a text not yet decoded, when they come with the proof that it is
+  // well-formed: ASCII `text` (AsciiTermRuns: *doc = text, *lower = options().lowercase), or
+  // text that LowerWordRuns validates, lowercases and splits (LowerTermRunsApply: *doc =
+  // scratch->preprocessed, *lower = false). The terms are then the runs' tokens of 2 bytes or
+  // more over *doc, lowercased when *lower. False otherwise: the caller decodes, preprocesses and
+  // takes TermRuns.
+  bool WellFormedTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,
+                          std::string_view* doc, bool* lower) const;
 
  private:
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;

@@ -191,7 +191,7 @@ TEST_CASE("HashingVectorizer's paths equal its definition term by term") {
       "alpha", "Beta", "GAMMA", "d_e", "x9", "ZZ", "Az", "@at[b`c{d", "a", "NCMN40XJ", "the",
       "café", "Éclair", "ΟΔΟΣ", "σοφός", "İstanbul", "中文字", "naïve", "__", "2024", "Ⅻx",
       "e\u0301t", ",", ". ", "\t", "\u00a0",
-      // 15, 16 and 35 bytes: the last token hashed from a 16-byte window, the first one not.
+      // 15, 16 and 35 bytes: blocks and tails of the hash, a text's last token.
       "abcdefghijKLMNO", "ABCDEFGHIJKLMNOP", "Supercalifragilistic_Expialidocious"};
   std::vector<std::string> texts = {"",
                                     " ",
