@@ -165,11 +165,12 @@ void HashingVectorizer::RestoreHeldLists(v1::VectorizerConfig* config) const {
 // place's count (scratch->column_counts). No allocation once the scratch has grown.
 class HashingVectorizer::ColumnCounts {
  public:
-  // `terms`: about how many terms the text has (the table grows past it).
-  ColumnCounts(AnalyzerScratch* scratch, size_t terms) : scratch_(scratch) {
+  // `terms`: about how many terms the text has (the table grows past it); never more distinct
+  // columns than `n_features`, so a long text's table is sized by the smaller.
+  ColumnCounts(AnalyzerScratch* scratch, size_t terms, size_t n_features) : scratch_(scratch) {
     scratch_->ids.clear();
     scratch_->column_counts.clear();
-    Resize(std::max<size_t>(64, absl::bit_ceil(2 * terms)));
+    Resize(std::max<size_t>(64, absl::bit_ceil(2 * std::min(terms, n_features))));
   }
 
   void Add(uint32_t column, double value) {
@@ -295,7 +296,7 @@ bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScr
       !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
     return false;
   }
-  ColumnCounts counts(scratch, runs.count);
+  ColumnCounts counts(scratch, runs.count, n_features_);
   AddRuns(doc, runs, lower, &counts);
   FinishRow(&counts, row);
   return true;
@@ -310,13 +311,13 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
     AsciiRuns runs;
     if (analyzer_.TermRuns(doc, scratch, &runs)) {
-      ColumnCounts counts(scratch, runs.count);
+      ColumnCounts counts(scratch, runs.count, n_features_);
       AddRuns(doc, runs, /*lower=*/false, &counts);
       FinishRow(&counts, row);
       return;
     }
   }
-  ColumnCounts counts(scratch, text.size() / 4);
+  ColumnCounts counts(scratch, text.size() / 4, n_features_);
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
     for (const std::string_view term : terms) AddHash(MurmurHash3X86_32(term, 0), &counts);
   });
