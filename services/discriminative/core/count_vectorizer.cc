@@ -1545,11 +1545,15 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   const size_t num_documents = result_.rows.size();
   FitResult& result = result_;
   // The word runs' path (AddUnigrams) counts stop words too: they are dropped here, as if pruned
-  // (a term's provisional index, document frequency and counts do not depend on the others).
+  // (a term's provisional index, document frequency and counts do not depend on the others). Only
+  // there: an n-gram or a char analyzer's term that equals a stop word is a term (stop words are
+  // dropped from the tokens, before n-grams; char analyzers ignore them).
   const StopWords& stop_words = v.analyzer_.options().stop_words;
+  const size_t checked_stop_words =
+      v.analyzer_.UnigramsBeforeStopWords() ? stop_words.given_size() : 0;
   std::vector<bool> is_stop_word;
   size_t stop_word_terms = 0;
-  for (size_t i = 0; i < stop_words.given_size(); ++i) {
+  for (size_t i = 0; i < checked_stop_words; ++i) {
     const uint32_t t = terms.Find(stop_words.given(i));
     if (t == TermTable::kNotFound) continue;
     if (is_stop_word.empty()) is_stop_word.resize(terms.size(), false);

@@ -135,6 +135,22 @@ TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals 
   }
 }
 
+TEST_CASE("CountVectorizer keeps n-grams that equal a stop word (only tokens are stop words)") {
+  // scikit-learn drops stop words from the tokens, before n-grams: a stop word with a space stays
+  // a bigram term, and the char analyzers ignore stop words (checked with scikit-learn 1.9.1).
+  CountVectorizerOptions bigrams;
+  bigrams.analyzer.ngram_max = 2;
+  bigrams.analyzer.stop_words = {"new york", "the"};
+  CHECK(testing::Vocabulary(MustFit({"the new york city", "new york"}, bigrams).vectorizer) ==
+        Strings{"city", "new", "new york", "york", "york city"});
+  CountVectorizerOptions chars;
+  chars.analyzer.kind = AnalyzerKind::kCharWb;
+  chars.analyzer.ngram_min = chars.analyzer.ngram_max = 2;
+  chars.analyzer.stop_words = {"ab"};
+  CHECK(testing::Vocabulary(MustFit({"ab abc"}, chars).vectorizer) ==
+        Strings{" a", "ab", "b ", "bc", "c "});
+}
+
 TEST_CASE("CountVectorizer fit_transform and transform on the classic corpus (spec E.2)") {
   const CountVectorizer::FitResult fit = MustFit(kCorpus, {});
   CHECK(testing::Vocabulary(fit.vectorizer) ==
