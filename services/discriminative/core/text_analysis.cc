@@ -1690,8 +1690,8 @@ const StrippedBmp* SharedStrippedBmp() {
 
 void StripAccentsInto(std::string_view text, StripAccentsMode mode, std::string* out) {
   out->clear();
-  const StrippedBmp* table = SharedStrippedBmp();
-  if (mode == StripAccentsMode::kNone || table == nullptr) {
+  const StrippedBmp* table = mode == StripAccentsMode::kNone ? nullptr : SharedStrippedBmp();
+  if (table == nullptr) {  // nothing to strip, or ICU without NFKD
     out->assign(text);
     return;
   }
@@ -1748,25 +1748,25 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
   return out;
 }
 
-bool Analyzer::AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch,
-                             AsciiRuns* runs) const {
-  if (options_.token_pattern == nullptr) return AsciiWordRuns(text, scratch, runs);
-  if (text.size() >= std::numeric_limits<uint32_t>::max() - 1 || !IsAscii(text)) return false;
-  const auto [starts, ends] = RunBoundArrays(text.size(), scratch);
-  runs->count = options_.token_pattern->FindRunBounds(text, options_.lowercase, starts, ends);
+bool Analyzer::PatternRuns(std::string_view doc, bool lower_ascii, AnalyzerScratch* scratch,
+                           AsciiRuns* runs) const {
+  if (doc.size() >= std::numeric_limits<uint32_t>::max() - 1) return false;
+  const auto [starts, ends] = RunBoundArrays(doc.size(), scratch);
+  runs->count = options_.token_pattern->FindRunBounds(doc, lower_ascii, starts, ends);
   runs->starts = starts;
   runs->ends = ends;
   return true;
 }
 
+bool Analyzer::AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch,
+                             AsciiRuns* runs) const {
+  if (options_.token_pattern == nullptr) return AsciiWordRuns(text, scratch, runs);
+  return IsAscii(text) && PatternRuns(text, options_.lowercase, scratch, runs);
+}
+
 bool Analyzer::TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) const {
   if (options_.token_pattern == nullptr) return WordRuns(doc, scratch, runs);
-  if (doc.size() >= std::numeric_limits<uint32_t>::max() - 1) return false;
-  const auto [starts, ends] = RunBoundArrays(doc.size(), scratch);
-  runs->count = options_.token_pattern->FindRunBounds(doc, /*lower_ascii=*/false, starts, ends);
-  runs->starts = starts;
-  runs->ends = ends;
-  return true;
+  return PatternRuns(doc, /*lower_ascii=*/false, scratch, runs);
 }
 
 bool Analyzer::WellFormedTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,

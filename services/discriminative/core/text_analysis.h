@@ -395,6 +395,10 @@ class Analyzer {
 
  private:
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;
+  // The custom run pattern's tokens of `doc` as runs (TokenPattern::FindRunBounds); false for
+  // 2^32 - 1 bytes or more.
+  bool PatternRuns(std::string_view doc, bool lower_ascii, AnalyzerScratch* scratch,
+                   AsciiRuns* runs) const;
   // The word tokens of the preprocessed `doc` into scratch->tokens (views into doc), stop words
   // removed: the default token pattern r"(?u)\b\w\w+\b" (ASCII bytes by table, other code points
   // by their General_Category). A custom token_pattern produces its tokens here instead.
