@@ -64,6 +64,7 @@ absl::Status BernoulliNb::UpdateParameters() {
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
   const double two_alpha = alpha * 2;
+  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   for (size_t c = 0; c < k; ++c) {
     const double log_denominator = std::log(class_count_[c] + two_alpha);
@@ -87,6 +88,11 @@ absl::Status BernoulliNb::ValidateFeatureLogProb() const {
         "(count + alpha) / (documents + 2 alpha) is 0 / 0 = NaN, and with them every text's "
         "probabilities (scikit-learn's BernoulliNB computes the same NaN), so the model is "
         "refused; use alpha > 0"));
+  }
+  const bool allow_neg_inf = options_.force_alpha && options_.alpha == 0.0;
+  // The common case in one pass: no value above 0 or NaN passes both checks below.
+  if (AllLogProbabilities(feature_log_prob_, allow_neg_inf, /*allow_positive=*/false)) {
+    return absl::OkStatus();
   }
   if (!binarize_.has_value()) {
     // Without binarize the features are taken as they are. A probability of exactly 1 (log 0) is
@@ -122,8 +128,7 @@ absl::Status BernoulliNb::ValidateFeatureLogProb() const {
           fix));
     }
   }
-  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",
-                               /*allow_neg_inf=*/options_.force_alpha && options_.alpha == 0.0,
+  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob", allow_neg_inf,
                                /*allow_positive=*/!binarize_.has_value());
 }
 

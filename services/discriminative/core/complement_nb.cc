@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <memory>
 #include <string>
 #include <utility>
@@ -45,6 +46,7 @@ absl::Status ComplementNb::UpdateParameters() {
   for (size_t c = 1; c < k; ++c) {
     for (size_t j = 0; j < f; ++j) feature_all[j] += feature_count_[c * f + j];
   }
+  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> comp(f), logged(f);
   for (size_t c = 0; c < k; ++c) {
@@ -66,6 +68,9 @@ absl::Status ComplementNb::UpdateParameters() {
 absl::Status ComplementNb::ValidateFeatureLogProb() const {
   // Weights are -log of probabilities (>= 0) or their normalised logs; +-inf only from alpha 0.
   const bool zero_allowed = options_.force_alpha && options_.alpha == 0.0;
+  // The common case in one pass at memory speed; the loop below names the first bad value.
+  const double bound = zero_allowed ? HUGE_VAL : std::numeric_limits<double>::max();
+  if (AllWithin(feature_log_prob_, -bound, bound)) return absl::OkStatus();
   const size_t f = num_features_;
   for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
     const double v = feature_log_prob_[i];

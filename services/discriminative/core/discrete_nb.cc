@@ -1,8 +1,11 @@
 #include "services/discriminative/core/discrete_nb.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -77,8 +80,33 @@ absl::Status ValidateNbOptions(const NbOptions& options) {
   return absl::OkStatus();
 }
 
+void AdviseHugePages(const void* data, size_t bytes) {
+  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+  if (bytes < 2 * kHuge) return;
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1);
+  const uintptr_t hi = (begin + bytes) & ~(kHuge - 1);
+  // Advice only: where it is refused (THP off, an old kernel) the pages stay small.
+  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
+}
+
+bool AllWithin(const std::vector<double>& values, double low, double high) {
+  // Without a branch per value, so vectorised: a NaN fails both compares.
+  bool ok = true;
+  for (const double v : values) ok &= (v >= low) & (v <= high);
+  return ok;
+}
+
+bool AllLogProbabilities(const std::vector<double>& values, bool allow_neg_inf,
+                         bool allow_positive) {
+  return AllWithin(values, allow_neg_inf ? -HUGE_VAL : -std::numeric_limits<double>::max(),
+                   allow_positive ? std::numeric_limits<double>::max() : 0.0);
+}
+
 absl::Status CheckLogProbabilities(const std::vector<double>& values, absl::string_view name,
                                    bool allow_neg_inf, bool allow_positive) {
+  // The common case in one pass at memory speed; the loop below names the first bad value.
+  if (AllLogProbabilities(values, allow_neg_inf, allow_positive)) return absl::OkStatus();
   for (size_t i = 0; i < values.size(); ++i) {
     const double v = values[i];
     if (std::isnan(v) || v == HUGE_VAL || (!allow_positive && v > 0.0)) {
@@ -527,6 +555,7 @@ absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
                      options_.class_prior.size(), " class_prior values for ", k, " classes"));
   }
   class_count_.assign(k, 0.0);
+  ReserveLargeTable(&feature_count_, k * num_features);
   feature_count_.assign(k * num_features, 0.0);
   // fc[c, f] += v * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
   const bool plain = !TransformsValues();
@@ -561,7 +590,9 @@ void DiscreteNb::UpdateClassLogPrior() {
 void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   const size_t k = classes_.size();
   const size_t f = num_features_;
-  weights_t_.assign(k * f, 0.0);
+  ReserveLargeTable(&weights_t_, k * f);
+  weights_t_.clear();
+  weights_t_.resize(k * f);  // not zero-filled: every value is written below
   // In blocks of features whose k x kBlock values stay in cache: each class row is then read
   // sequentially and each block of the table written once (class by class over the whole table,
   // every write touched another cache line, k passes over a table of up to hundreds of MB).
@@ -646,6 +677,11 @@ absl::Status DiscreteNb::ValidateCounts() const {
     }
   }
   const bool negative_ok = AllowsNegativeFeatureCounts();
+  // The common case in one pass at memory speed; the loop below names the first bad value.
+  if (AllWithin(feature_count_, negative_ok ? -std::numeric_limits<double>::max() : 0.0,
+                std::numeric_limits<double>::max())) {
+    return absl::OkStatus();
+  }
   for (size_t i = 0; i < feature_count_.size(); ++i) {
     if (!(std::isfinite(feature_count_[i]) && (negative_ok || feature_count_[i] >= 0.0))) {
       return absl::InvalidArgumentError(absl::StrCat(

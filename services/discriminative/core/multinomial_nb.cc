@@ -47,6 +47,7 @@ absl::Status MultinomialNb::UpdateParameters() {
   const size_t k = classes_.size();
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
+  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> smoothed(f);
   for (size_t c = 0; c < k; ++c) {
@@ -70,6 +71,11 @@ absl::Status MultinomialNb::UpdateParameters() {
 absl::Status MultinomialNb::ValidateFeatureLogProb() const {
   // log(fc + alpha) - log(sum): NaN only as log(0) - log(0), a class without counts under alpha 0
   // (or counts that overflow to inf). scikit-learn's feature_log_prob_ has the same NaN row.
+  const bool allow_neg_inf = options_.force_alpha && options_.alpha == 0.0;
+  // The common case in one pass: every value passes CheckLogProbabilities (so none is NaN).
+  if (AllLogProbabilities(feature_log_prob_, allow_neg_inf, /*allow_positive=*/false)) {
+    return absl::OkStatus();
+  }
   const size_t f = num_features_;
   for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
     if (!std::isnan(feature_log_prob_[i])) continue;
@@ -89,8 +95,7 @@ absl::Status MultinomialNb::ValidateFeatureLogProb() const {
         ". scikit-learn's MultinomialNB computes the same NaN, and every text with any of the "
         "features would get NaN probabilities (scikit-learn's too), so the model is refused"));
   }
-  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob",
-                               /*allow_neg_inf=*/options_.force_alpha && options_.alpha == 0.0,
+  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob", allow_neg_inf,
                                /*allow_positive=*/false);
 }
 
