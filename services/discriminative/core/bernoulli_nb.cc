@@ -64,7 +64,6 @@ absl::Status BernoulliNb::UpdateParameters() {
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
   const double two_alpha = alpha * 2;
-  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   for (size_t c = 0; c < k; ++c) {
     const double log_denominator = std::log(class_count_[c] + two_alpha);

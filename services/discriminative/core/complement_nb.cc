@@ -46,7 +46,6 @@ absl::Status ComplementNb::UpdateParameters() {
   for (size_t c = 1; c < k; ++c) {
     for (size_t j = 0; j < f; ++j) feature_all[j] += feature_count_[c * f + j];
   }
-  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> comp(f), logged(f);
   for (size_t c = 0; c < k; ++c) {

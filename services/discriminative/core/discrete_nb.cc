@@ -1,11 +1,8 @@
 #include "services/discriminative/core/discrete_nb.h"
 
-#include <sys/mman.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
@@ -78,16 +75,6 @@ absl::Status ValidateNbOptions(const NbOptions& options) {
         "(-inf) = NaN (scikit-learn's too); give at least one class a prior > 0");
   }
   return absl::OkStatus();
-}
-
-void AdviseHugePages(const void* data, size_t bytes) {
-  constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-  if (bytes < 2 * kHuge) return;
-  const auto begin = reinterpret_cast<uintptr_t>(data);
-  const uintptr_t lo = (begin + kHuge - 1) & ~(kHuge - 1);
-  const uintptr_t hi = (begin + bytes) & ~(kHuge - 1);
-  // Advice only: where it is refused (THP off, an old kernel) the pages stay small.
-  if (hi > lo) madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 }
 
 bool AllWithin(const std::vector<double>& values, double low, double high) {
@@ -555,7 +542,6 @@ absl::Status DiscreteNb::FitCounts(SparseRowsView rows, size_t num_features,
                      options_.class_prior.size(), " class_prior values for ", k, " classes"));
   }
   class_count_.assign(k, 0.0);
-  ReserveLargeTable(&feature_count_, k * num_features);
   feature_count_.assign(k * num_features, 0.0);
   // fc[c, f] += v * w in sample order (scipy csc_matvecs); cc[c] += w (Y.sum(axis=0)).
   const bool plain = !TransformsValues();
@@ -590,7 +576,6 @@ void DiscreteNb::UpdateClassLogPrior() {
 void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   const size_t k = classes_.size();
   const size_t f = num_features_;
-  ReserveLargeTable(&weights_t_, k * f);
   weights_t_.clear();
   weights_t_.resize(k * f);  // not zero-filled: every value is written below
   // In blocks of features whose k x kBlock values stay in cache: each class row is then read

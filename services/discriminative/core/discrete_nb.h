@@ -58,23 +58,6 @@ absl::StatusOr<NbOptions> NbOptionsFromConfig(const Config& config) {
   return options;
 }
 
-// Asks the kernel to back the 2 MiB-aligned pages inside [data, data + bytes) with transparent
-// huge pages (madvise MADV_HUGEPAGE; nothing where THP is off or for less than 4 MiB). For memory
-// not yet touched: its first writes then fault 2 MiB pages instead of 4 KiB ones.
-void AdviseHugePages(const void* data, size_t bytes);
-
-// Prepares *table for n values written next (assign, or a fill): when its capacity is short, frees
-// it and reserves n untouched values under AdviseHugePages. The fit's C x F tables are large with
-// a hashing vectorizer (8 classes x 2^20 features: 64 MiB each, three of them), whose 4 KiB-page
-// faults took about a fifth of the fit.
-template <typename Vector>
-void ReserveLargeTable(Vector* table, size_t n) {
-  if (table->capacity() >= n) return;
-  Vector().swap(*table);
-  table->reserve(n);
-  AdviseHugePages(table->data(), n * sizeof(typename Vector::value_type));
-}
-
 // Allocates on 64-byte (cache line) boundaries: a feature's row of the joint log-likelihood table
 // (8 classes of doubles = 64 bytes) is then one cache line instead of straddling two.
 template <typename T>

@@ -47,7 +47,6 @@ absl::Status MultinomialNb::UpdateParameters() {
   const size_t k = classes_.size();
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
-  ReserveLargeTable(&feature_log_prob_, k * f);
   feature_log_prob_.assign(k * f, 0.0);
   std::vector<double> smoothed(f);
   for (size_t c = 0; c < k; ++c) {
