@@ -110,6 +110,7 @@ absl::Status ComplementNb::ValidateFeatureLogProb() const {
 
 void ComplementNb::BuildTable() {
   SetTableTransposed(feature_log_prob_);
+  ReleaseFeatureLogProb();  // the table holds it
   // The prior only enters with a single class (_joint_log_likelihood).
   bias_.assign(classes_.size(), 0.0);
   if (classes_.size() == 1) bias_ = class_log_prior_;

@@ -434,8 +434,39 @@ void DiscreteNb::ToState(v1::ClassifierState* state) const {
   state->mutable_class_count()->Assign(class_count_.begin(), class_count_.end());
   SetMatrix(classes_.size(), num_features_, feature_count_, state->mutable_feature_count());
   state->mutable_class_log_prior()->Assign(class_log_prior_.begin(), class_log_prior_.end());
-  SetMatrix(classes_.size(), num_features_, feature_log_prob_, state->mutable_feature_log_prob());
+  common::v1::Matrix* flp = state->mutable_feature_log_prob();
+  flp->set_rows(static_cast<uint32_t>(classes_.size()));
+  flp->set_cols(static_cast<uint32_t>(num_features_));
+  flp->mutable_values()->Resize(static_cast<int>(classes_.size() * num_features_), 0.0);
+  FeatureLogProbInto(flp->mutable_values()->mutable_data());
 }
+
+std::vector<double> DiscreteNb::feature_log_prob() const {
+  std::vector<double> flp(classes_.size() * num_features_);
+  FeatureLogProbInto(flp.data());
+  return flp;
+}
+
+void DiscreteNb::FeatureLogProbInto(double* out) const {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  if (feature_log_prob_.size() == k * f) {
+    std::copy(feature_log_prob_.begin(), feature_log_prob_.end(), out);
+    return;
+  }
+  // Released (ReleaseFeatureLogProb): the table's transpose, in blocks as SetTableTransposed.
+  constexpr size_t kBlock = 256;
+  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
+    const size_t j1 = std::min(f, j0 + kBlock);
+    for (size_t c = 0; c < k; ++c) {
+      const double* from = weights_t_.data() + c;
+      double* to = out + c * f;
+      for (size_t j = j0; j < j1; ++j) to[j] = from[j * k];
+    }
+  }
+}
+
+void DiscreteNb::ReleaseFeatureLogProb() { std::vector<double>().swap(feature_log_prob_); }
 
 absl::Status DiscreteNb::FitInPlace(SparseRowsView rows, size_t num_features,
                                     const std::vector<std::string>& labels,

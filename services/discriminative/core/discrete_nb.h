@@ -115,8 +115,10 @@ class DiscreteNb : public Classifier {
   // C x F, row-major (feature_count_).
   const std::vector<double>& feature_count() const { return feature_count_; }
   const std::vector<double>& class_log_prior() const { return class_log_prior_; }
-  // C x F, row-major (feature_log_prob_).
-  const std::vector<double>& feature_log_prob() const { return feature_log_prob_; }
+  // C x F, row-major (scikit-learn's feature_log_prob_). A copy: MultinomialNB and ComplementNB
+  // keep it only as their weight table, its transpose (ReleaseFeatureLogProb), and it is
+  // transposed back.
+  std::vector<double> feature_log_prob() const;
 
  protected:
   DiscreteNb() = default;
@@ -174,6 +176,12 @@ class DiscreteNb : public Classifier {
   void UpdateClassLogPrior();
   // Transposes a C x F row-major matrix into weights_t_.
   void SetTableTransposed(const std::vector<double>& c_by_f);
+  // For a kind whose weight table is feature_log_prob_ transposed (same values, same bits): frees
+  // feature_log_prob_ after BuildTable, so that the model holds its largest matrix once (a third of
+  // its memory). feature_log_prob() and ToState transpose the table back.
+  void ReleaseFeatureLogProb();
+  // Writes feature_log_prob() to out[0 .. C x F).
+  void FeatureLogProbInto(double* out) const;
 
   NbOptions options_;
   std::vector<std::string> classes_;

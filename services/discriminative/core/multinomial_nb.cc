@@ -100,6 +100,7 @@ absl::Status MultinomialNb::ValidateFeatureLogProb() const {
 
 void MultinomialNb::BuildTable() {
   SetTableTransposed(feature_log_prob_);
+  ReleaseFeatureLogProb();  // the table holds it
   bias_ = class_log_prior_;
 }
 

@@ -11,6 +11,7 @@
 #include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/complement_nb.h"
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/multinomial_nb.h"
 
 namespace maas::discriminative {
 namespace {
@@ -46,8 +47,8 @@ Classic ClassicCounts() {
 
 Doubles Row(const DiscreteNb& nb, size_t c) {
   const size_t f = nb.num_features();
-  return Doubles(nb.feature_log_prob().begin() + c * f,
-                 nb.feature_log_prob().begin() + (c + 1) * f);
+  const std::vector<double> flp = nb.feature_log_prob();
+  return Doubles(flp.begin() + c * f, flp.begin() + (c + 1) * f);
 }
 
 TEST_CASE("ComplementNB on the classic corpus (spec E.3)") {
@@ -80,6 +81,49 @@ TEST_CASE("ComplementNB on the classic corpus (spec E.3)") {
   auto single = ComplementNb::Fit(x, 3, {"5", "5", "5"}, {}, NbOptions(), false);
   REQUIRE(single.ok());
   CheckClose(single->Predict(x[0]).joint_log_likelihood, {"3.295836866004329"});
+}
+
+TEST_CASE("MultinomialNB and ComplementNB hold feature_log_prob once: as the weight table") {
+  // 3 classes x 4096 features: each C x F matrix is 96 KiB, far above the rest of the model.
+  constexpr size_t kFeatures = 4096;
+  std::vector<SparseVector> rows(30);
+  Strings labels;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (uint32_t j = static_cast<uint32_t>(i); j < kFeatures; j += 7) {
+      rows[i].indices.push_back(j);
+      rows[i].values.push_back(static_cast<double>(1 + (i + j) % 5));
+    }
+    labels.push_back(std::string(1, static_cast<char>('a' + i % 3)));
+  }
+  const int64_t matrix = 3 * kFeatures * sizeof(double);
+  // prior: whether the class prior enters the joint log-likelihood (MultinomialNB; ComplementNB
+  // only with a single class).
+  const auto check = [&](const DiscreteNb& nb, bool prior) {
+    // feature_count_ and the feature-major weight table; not a third C x F copy.
+    CHECK(nb.MemoryBytes() < 2 * matrix + matrix / 4);
+    // Transposed back, bit for bit: the state's matrix, and the joint log-likelihood of a text
+    // of one feature with count 1 (the class prior plus that feature's weight).
+    const Doubles flp = nb.feature_log_prob();
+    v1::ClassifierState state;
+    nb.ToState(&state);
+    REQUIRE(state.feature_log_prob().values_size() == static_cast<int>(flp.size()));
+    CHECK(Doubles(state.feature_log_prob().values().begin(),
+                  state.feature_log_prob().values().end()) == flp);
+    for (const uint32_t j : {0u, 1u, 2049u, 4095u}) {
+      const Doubles jll = nb.Predict(SparseVector{{j}, {1.0}}).joint_log_likelihood;
+      for (size_t c = 0; c < 3; ++c) {
+        INFO("feature " << j << " class " << c);
+        const double weight = flp[c * kFeatures + j];
+        CHECK(jll[c] == (prior ? weight + nb.class_log_prior()[c] : weight));
+      }
+    }
+  };
+  auto multinomial = MultinomialNb::Fit(rows, kFeatures, labels, {}, MultinomialNbOptions());
+  REQUIRE(multinomial.ok());
+  check(*multinomial, /*prior=*/true);
+  auto complement = ComplementNb::Fit(rows, kFeatures, labels, {}, NbOptions(), /*norm=*/false);
+  REQUIRE(complement.ok());
+  check(*complement, /*prior=*/false);
 }
 
 TEST_CASE("BernoulliNB on the classic corpus (spec E.3)") {

@@ -572,11 +572,12 @@ TEST_CASE("MultinomialNB's joint log-likelihood: the same bits for every class c
         }
       }
       std::vector<double> expected(k);
+      const std::vector<double> flp = nb->feature_log_prob();
       for (size_t c = 0; c < k; ++c) {
         double sum = 0.0;
         for (size_t e = 0; e < row.indices.size(); ++e) {
           if (row.indices[e] >= features) continue;
-          sum += row.values[e] * nb->feature_log_prob()[c * features + row.indices[e]];
+          sum += row.values[e] * flp[c * features + row.indices[e]];
         }
         expected[c] = sum + nb->class_log_prior()[c];
       }

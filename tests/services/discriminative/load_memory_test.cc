@@ -150,19 +150,30 @@ void Report(const std::string& what, const LoadFigures& f) {
 // its terms in a std::vector<std::string>. Holding them once, the version holds 54.2 MiB and the
 // same peak, the parse's, is 1.22x it (1.24x for count+tfidf+complement_nb): the 1.25x bound now
 // sits just above what the parse alone takes, so a pipeline held more compactly still needs the
-// parse's peak lowered or the bound raised.
-TEST_CASE("Loading a large count plus multinomial_nb pipeline peaks within 1.25 x what it holds") {
+// parse's peak lowered or the bound raised. Since 2026-12-07 multinomial_nb and complement_nb keep
+// feature_log_prob_ only as their weight table: the version holds 42.0 MiB (43.5 MiB with tfidf
+// and complement_nb), one 8 x 200 000 matrix less, at the same peak, the parse's (65.9 and 69.0
+// MiB). So the bound is now on the load's transient: at most the stored bytes on top of what the
+// version holds (the bytes and the message they parse to are about the same size, and the message
+// is taken into the pipeline field by field), 5 % of the stored bytes spare.
+int64_t LoadPeakBound(const LoadFigures& f) { return f.held + f.stored_bytes * 21 / 20; }
+
+TEST_CASE(
+    "Loading a large count plus multinomial_nb pipeline peaks within its stored bytes over what it "
+    "holds") {
   const LoadFigures f = StoreAndLoad(LargeSpec(200'000, 8, /*tfidf=*/false, "multinomial_nb"));
   Report("count+multinomial_nb, 200 000 terms x 8 classes", f);
   CHECK(f.held > 0);
-  CHECK(f.peak <= f.held * 5 / 4);
+  CHECK(f.peak <= LoadPeakBound(f));
 }
 
-TEST_CASE("Loading a large tfidf plus complement_nb pipeline peaks within 1.25 x what it holds") {
+TEST_CASE(
+    "Loading a large tfidf plus complement_nb pipeline peaks within its stored bytes over what it "
+    "holds") {
   const LoadFigures f = StoreAndLoad(LargeSpec(200'000, 8, /*tfidf=*/true, "complement_nb"));
   Report("count+tfidf+complement_nb, 200 000 terms x 8 classes", f);
   CHECK(f.held > 0);
-  CHECK(f.peak <= f.held * 5 / 4);
+  CHECK(f.peak <= LoadPeakBound(f));
 }
 
 // The figures of models of hundreds of MB (not run by default:
@@ -413,8 +424,9 @@ TEST_CASE("A loaded pipeline with a fixed vocabulary holds the bytes of each ter
 // version stored before 2026-12-06) peaked at 1.52x what it then holds (9-byte terms) and 2.10x
 // (21-byte terms): the parse held the stored bytes and the message, each with the list twice. In
 // the stored form (the list once) the same pipeline loads at the peak of a learned vocabulary of
-// the same terms (1.00x and 1.27x), within 1% (the bytes of one marker and a validation that
-// allocates nothing); the full form still loads, to the same pipeline.
+// the same terms (1.00x and 1.27x; 1.14x and 1.42x since the classifier holds one matrix less),
+// within 1% (the bytes of one marker and a validation that allocates nothing); the full form still
+// loads, to the same pipeline.
 TEST_CASE("A fixed vocabulary pipeline in the stored form loads at a learned vocabulary's peak") {
   StoreAndLoad(CountSpec(Terms(10, 0), /*fixed=*/true, {}), Form::kStored);  // statics
   for (const size_t pad : {size_t{0}, size_t{12}}) {
@@ -432,7 +444,7 @@ TEST_CASE("A fixed vocabulary pipeline in the stored form loads at a learned voc
     CHECK(stored.stored_bytes < full.stored_bytes);
     CHECK(std::abs(stored.held - full.held) <= full.held / 100);
     CHECK(stored.peak <= learned.peak + learned.peak / 100);
-    CHECK(stored.peak <= stored.held * 13 / 10);
+    CHECK(stored.peak <= LoadPeakBound(stored));
   }
 }
 

@@ -87,7 +87,8 @@ TEST_CASE("MultinomialNB(alpha=0.5, fit_prior=False) known-answer vectors (spec 
   const Fitted f = FitClassic(options);
   CheckClose(f.nb.class_log_prior(),
              {-1.0986122886681098, -1.0986122886681098, -1.0986122886681098});
-  CheckClose({f.nb.feature_log_prob().begin(), f.nb.feature_log_prob().begin() + 9},
+  const std::vector<double> flp = f.nb.feature_log_prob();
+  CheckClose({flp.begin(), flp.begin() + 9},
              {-3.044522437723423, -1.4350845252893225, -3.044522437723423, -1.9459101490553132,
               -3.044522437723423, -1.9459101490553132, -1.9459101490553132, -3.044522437723423,
               -1.9459101490553132});
@@ -118,7 +119,8 @@ TEST_CASE("MultinomialNB closed forms: weights, class_prior, tiny alpha, single 
   const std::vector<SparseVector> rows = {{{0, 2}, {1, 2}}, {{1}, {3}}, {{0, 1, 2}, {1, 1, 1}}};
   auto nb = MultinomialNb::Fit(rows, 3, {"b", "a", "b"}, {}, tiny);
   REQUIRE(nb.ok());
-  CheckClose({nb->feature_log_prob().begin(), nb->feature_log_prob().begin() + 3},
+  const std::vector<double> flp = nb->feature_log_prob();
+  CheckClose({flp.begin(), flp.begin() + 3},
              {-24.124463218708566, -6.66666721826914e-11, -24.124463218708566});
   // force_alpha=True (scikit-learn's default) keeps alpha = 0: an unseen feature has
   // log-probability -inf.
