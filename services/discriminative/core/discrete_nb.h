@@ -12,7 +12,6 @@
 #include <new>
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -21,6 +20,7 @@
 #include "absl/strings/string_view.h"
 #include "common/random/simd_level.h"
 #include "services/discriminative/core/classifier.h"
+#include "services/discriminative/core/default_init.h"
 
 namespace maas::discriminative {
 
@@ -59,9 +59,10 @@ absl::StatusOr<NbOptions> NbOptionsFromConfig(const Config& config) {
 }
 
 // Allocates on 64-byte (cache line) boundaries: a feature's row of the joint log-likelihood table
-// (8 classes of doubles = 64 bytes) is then one cache line instead of straddling two.
+// (8 classes of doubles = 64 bytes) is then one cache line instead of straddling two. resize(n)
+// does not zero-fill (DefaultInitConstruct): the table is written whole right after.
 template <typename T>
-struct CacheLineAllocator {
+struct CacheLineAllocator : DefaultInitConstruct {
   using value_type = T;
   CacheLineAllocator() = default;
   template <typename U>
@@ -70,15 +71,6 @@ struct CacheLineAllocator {
     return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
   }
   void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  // resize(n) default-initialises (no zero fill) values that are all written next.
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
   template <typename U>
   bool operator==(const CacheLineAllocator<U>&) const {
     return true;

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
+#include "services/discriminative/core/default_init.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/token_pattern.h"
 
@@ -193,7 +194,7 @@ struct AnalyzerOptions {
 // An allocator whose value-less construct leaves a trivial element uninitialized: a vector of
 // it grows by resize(n) without writing n zeros (for buffers filled right after growing).
 template <typename T>
-struct UninitializedAllocator : std::allocator<T> {
+struct UninitializedAllocator : std::allocator<T>, DefaultInitConstruct {
   template <typename U>
   struct rebind {
     using other = UninitializedAllocator<U>;
@@ -201,14 +202,7 @@ struct UninitializedAllocator : std::allocator<T> {
   UninitializedAllocator() = default;
   template <typename U>
   UninitializedAllocator(const UninitializedAllocator<U>&) {}  // NOLINT: as std::allocator
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... Args>
-  void construct(U* p, Args&&... args) {
-    ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-  }
+  using DefaultInitConstruct::construct;
 };
 
 // Per-text distinct feature ids: grown by the number of lookups, then trimmed to those new.
