@@ -71,7 +71,9 @@ def test_bernoulli_without_binarize_and_a_probability_above_one_is_refused(disc)
      r"single feature and norm.*0 / 0"),
     (make_pipeline(CountVectorizer(max_features=1), ComplementNB(norm=True)), r"single feature and norm.*0 / 0"),
     (make_pipeline(CountVectorizer(), ComplementNB(norm=True, alpha=0.0)), r"alpha = 0.*-inf / -inf = NaN"),
-], ids=["hashing-1", "max_features-1", "alpha-0"])
+    (make_pipeline(CountVectorizer(), ComplementNB(norm=True, alpha=1e-300)),
+     r"rounds to 0, alpha 1e-300 being below the precision.*-inf / -inf = NaN; use a larger alpha"),
+], ids=["hashing-1", "max_features-1", "alpha-0", "alpha-1e-300"])
 def test_complement_nb_nan_weights_are_refused_saying_why(disc, pipe, why):
     pipe = sk_fit(pipe)
     assert np.isnan(pipe[-1].feature_log_prob_).any()  # scikit-learn's own weights are NaN
@@ -79,6 +81,26 @@ def test_complement_nb_nan_weights_are_refused_saying_why(disc, pipe, why):
         train(disc, pipe, "cnb-nan")
     assert "alpha > 0" not in refused.value.message.split(":")[0]
     assert "NaN probabilities (scikit-learn's too)" in refused.value.message
+
+
+@pytest.mark.parametrize("alpha, weights", [(0.0, None), (1e-300, None), (1e-17, None), (1.0, [1e17, 1.0, 1e17])],
+                         ids=["alpha-0", "alpha-1e-300", "alpha-1e-17", "weights-1e17"])
+def test_complement_nb_infinite_weights_from_a_zero_complement_count_are_served_as_scikit_learn(
+        disc, alpha, weights):
+    # 'bb' and 'dd' occur only in class x: their complement count for x, (total + alpha) - count, is 0 when alpha is
+    # 0 and also when alpha is below the precision of the total (1e-300, 1e-17 on counts of 1-3; 1 on 1e17), so
+    # their weight is -log(0) = +inf in scikit-learn, which serves the model. A fit with alpha 1e-300 was refused.
+    fit_params = {} if weights is None else {"complementnb__sample_weight": weights}
+    pipe = sk_fit(make_pipeline(CountVectorizer(), ComplementNB(alpha=alpha)), **fit_params)
+    flp = pipe[-1].feature_log_prob_
+    assert np.isposinf(flp).any() and not np.isnan(flp).any()
+    proba, predicted = sk_proba(pipe)
+    assert np.isnan(proba).any() and np.isfinite(proba).any()
+    name = f"cnb-inf-{len(weights or [])}-{alpha}".replace(".", "_").replace("-", "_").replace("+", "")
+    train(disc, pipe, name, **({} if weights is None else {"weights": weights}))
+    # NaN where scikit-learn's are; the others within an ulp or two (numpy's own SIMD exp on AVX-512 CPUs).
+    np.testing.assert_allclose(disc.predict_proba(name, TEST), proba, rtol=0, atol=1e-12, equal_nan=True)
+    np.testing.assert_array_equal(disc.predict(name, TEST), predicted)
 
 
 @pytest.mark.parametrize("weight", [5e307, 1e308])

@@ -65,20 +65,26 @@ absl::Status ComplementNb::UpdateParameters() {
 }
 
 absl::Status ComplementNb::ValidateFeatureLogProb() const {
-  // Weights are -log of probabilities (>= 0) or their normalised logs; +-inf only from alpha 0.
-  const bool zero_allowed = options_.force_alpha && options_.alpha == 0.0;
-  // The common case in one pass at memory speed; the loop below names the first bad value.
-  const double bound = zero_allowed ? HUGE_VAL : std::numeric_limits<double>::max();
-  if (AllWithin(feature_log_prob_, -bound, bound)) return absl::OkStatus();
+  // Weights are -log of probabilities (>= 0) or their normalised logs. The common case, all
+  // finite, in one pass at memory speed.
+  const double max = std::numeric_limits<double>::max();
+  if (AllWithin(feature_log_prob_, -max, max)) return absl::OkStatus();
+  // A complement count (alpha + the counts of the other classes) of exactly 0 gives the weight
+  // -log(0) = +inf: with alpha 0, or with an alpha below the precision of the feature's total
+  // count ((total + alpha) - count rounds to 0: a tiny alpha, or large sample weights).
+  // scikit-learn serves such a model (a text with the feature gets NaN probabilities), and so
+  // does maas, unless the weighted counts overflow float64 (refused below, saying so).
+  const bool overflow = !std::all_of(feature_count_.begin(), feature_count_.end(), [](double c) {
+    return std::isfinite(c);
+  }) || !std::isfinite(NumpySum(feature_count_.data(), feature_count_.size()));
+  const bool inf_allowed = (options_.force_alpha && options_.alpha == 0.0) || !overflow;
   const size_t f = num_features_;
   for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
     const double v = feature_log_prob_[i];
-    if (!std::isnan(v) && (zero_allowed || std::isfinite(v))) continue;
+    if (!std::isnan(v) && (inf_allowed || std::isfinite(v))) continue;
     // Why scikit-learn's own weight is not a number here (the same formulas give the same value).
     std::string why;
-    if (!std::all_of(feature_count_.begin(), feature_count_.end(),
-                     [](double c) { return std::isfinite(c); }) ||
-        !std::isfinite(NumpySum(feature_count_.data(), feature_count_.size()))) {
+    if (overflow) {
       why =
           "the weighted feature counts overflow float64 (sample weights too large: their sums "
           "reach inf), so the complement counts and their logs are inf or NaN; scale the sample "
@@ -95,9 +101,14 @@ absl::Status ComplementNb::ValidateFeatureLogProb() const {
                 : "",
           "; use alpha > 0");
     } else {
-      why =
-          "the complement counts (alpha + the counts of the other classes) are not finite and "
-          "positive";
+      why = absl::StrCat(
+          "a feature that no document outside a class has gets a complement count (alpha + the "
+          "counts of the other classes) that rounds to 0, alpha ",
+          options_.effective_alpha(),
+          " being below the precision of the feature's total count, and a weight log(0) = -inf",
+          norm_ ? ", which norm divides by the class's sum of weights, -inf: -inf / -inf = NaN"
+                : "",
+          "; use a larger alpha (or smaller sample weights)");
     }
     return absl::InvalidArgumentError(absl::StrCat(
         "feature_log_prob value ", i, " (class '", classes_[i / f].substr(0, 100), "', feature ",
