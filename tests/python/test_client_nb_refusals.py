@@ -12,7 +12,7 @@ from sklearn.naive_bayes import BernoulliNB, ComplementNB, MultinomialNB
 from sklearn.pipeline import make_pipeline
 
 import maas_client
-from maas_client.sklearn import configs
+from maas_client.sklearn import configs, pipeline_spec
 
 from maas_testing import start_discriminative
 
@@ -98,9 +98,12 @@ def test_complement_nb_infinite_weights_from_a_zero_complement_count_are_served_
     assert np.isnan(proba).any() and np.isfinite(proba).any()
     name = f"cnb-inf-{len(weights or [])}-{alpha}".replace(".", "_").replace("-", "_").replace("+", "")
     train(disc, pipe, name, **({} if weights is None else {"weights": weights}))
-    # NaN where scikit-learn's are; the others within an ulp or two (numpy's own SIMD exp on AVX-512 CPUs).
-    np.testing.assert_allclose(disc.predict_proba(name, TEST), proba, rtol=0, atol=1e-12, equal_nan=True)
-    np.testing.assert_array_equal(disc.predict(name, TEST), predicted)
+    # The same model imported from scikit-learn's own fitted state (CreateModel), which was refused alike.
+    disc.create(pipeline_spec(pipe), name=name + "_imported")
+    for served in (name, name + "_imported"):
+        # NaN where scikit-learn's are; the others within an ulp or two (numpy's SIMD exp on AVX-512 CPUs).
+        np.testing.assert_allclose(disc.predict_proba(served, TEST), proba, rtol=0, atol=1e-12, equal_nan=True)
+        np.testing.assert_array_equal(disc.predict(served, TEST), predicted)
 
 
 @pytest.mark.parametrize("weight", [5e307, 1e308])
