@@ -1750,7 +1750,8 @@ std::string StripAccents(std::string_view text, StripAccentsMode mode) {
 
 bool Analyzer::PatternRuns(std::string_view doc, bool lower_ascii, AnalyzerScratch* scratch,
                            AsciiRuns* runs) const {
-  if (doc.size() >= std::numeric_limits<uint32_t>::max() - 1) return false;
+  // The run scanner indexes the text as ICU's UTF-8 macros do, with int32_t.
+  if (doc.size() > static_cast<size_t>(std::numeric_limits<int32_t>::max())) return false;
   const auto [starts, ends] = RunBoundArrays(doc.size(), scratch);
   runs->count = options_.token_pattern->FindRunBounds(doc, lower_ascii, starts, ends);
   runs->starts = starts;

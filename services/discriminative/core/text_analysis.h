@@ -367,9 +367,11 @@ class Analyzer {
   // For UnigramsBeforeStopWords(): the runs of ASCII `text` as it is (the pattern judged on its
   // lowercase when options().lowercase), whose tokens of 2 bytes or more, lowercased as the
   // options say, are the terms; false (*runs untouched) when the text is not ASCII or has 2^32 - 1
-  // bytes or more. The default pattern's runs are AsciiWordRuns's.
+  // bytes or more (2^31 or more with a custom pattern). The default pattern's runs are
+  // AsciiWordRuns's.
   bool AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) const;
-  // The same for a preprocessed `doc` (any valid UTF-8; false only for 2^32 - 1 bytes or more):
+  // The same for a preprocessed `doc` (any valid UTF-8; false only for 2^32 - 1 bytes or more, 2^31
+  // or more with a custom pattern):
   // its tokens of 2 bytes or more are the terms as they are. The default pattern's runs are
   // WordRuns's.
   bool TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) const;
@@ -390,7 +392,7 @@ class Analyzer {
  private:
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;
   // The custom run pattern's tokens of `doc` as runs (TokenPattern::FindRunBounds); false for
-  // 2^32 - 1 bytes or more.
+  // 2^31 bytes or more.
   bool PatternRuns(std::string_view doc, bool lower_ascii, AnalyzerScratch* scratch,
                    AsciiRuns* runs) const;
   // The word tokens of the preprocessed `doc` into scratch->tokens (views into doc), stop words

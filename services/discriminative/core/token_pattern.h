@@ -132,7 +132,7 @@ class TokenPattern {
   // FindTokens' tokens on the run path as byte offsets: token k is [starts[k], ends[k]); returns
   // their count. With lower_ascii an ASCII byte belongs to the pattern's sets as its lowercase
   // does (the pattern applied to the lowercased text, for ASCII text). REQUIRES: uses_runs(),
-  // `text` valid UTF-8 of fewer than 2^32 - 1 bytes, starts and ends with room for
+  // `text` valid UTF-8 of at most 2^31 - 1 bytes, starts and ends with room for
   // text.size() / 2 + 1 entries (with run_min_length() >= 2).
   size_t FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,
                        uint32_t* ends) const;
