@@ -943,17 +943,25 @@ const std::vector<uint64_t>& WordTable() {
 }
 
 // For each code point c of 2 UTF-8 bytes (0x80 to 0x7FF), LowerCodePoint's work in one entry:
-// bits 0-15 the two UTF-8 bytes of its lowercase (the first in bits 0-7), bit kLower2Word set when
-// that lowercase is \w, bit kLower2General when it has no lowercase of 2 bytes in place (U+0130),
-// or none without its context (U+03A3, with bit kLower2Sigma: CapitalSigmaEntry). Indexed by c
-// (the first 128 entries unused); 8 KB, computed once, then read-only.
-constexpr uint32_t kLower2Word = uint32_t{1} << 16, kLower2General = uint32_t{1} << 17;
-constexpr uint32_t kLower2Sigma = uint32_t{1} << 18;
+// bits 0-15 the two UTF-8 bytes of its lowercase (the first in bits 0-7), bits 16 and 17 set when
+// the first / second of those bytes belong to a \w code point (kLower2Word: both), bit
+// kLower2General when it has no lowercase of 2 bytes in place (a change of length: U+0130), or
+// none without its context (U+03A3, with bit kLower2Sigma: CapitalSigmaEntry). Bit
+// kLower2RunsGeneral is kLower2General but for U+0130, whose lowercase "i\u0307" has word runs
+// that 2 bytes in place keep: 'i' (\w) and a space standing for U+0307 (not \w, as a
+// nonspacing mark: the runs around it are the same), kLower2DottedI's bytes (LowerWordRunsWith,
+// whose preprocessed text serves only its runs' bytes). Indexed by c (the first 128 entries
+// unused); 8 KB, computed once, then read-only.
+constexpr uint32_t kLower2Word = uint32_t{3} << 16, kLower2FirstWord = uint32_t{1} << 16;
+constexpr uint32_t kLower2General = uint32_t{1} << 18, kLower2RunsGeneral = uint32_t{1} << 19;
+constexpr uint32_t kLower2Sigma = uint32_t{1} << 20;
+constexpr uint32_t kLower2DottedI = 'i' | uint32_t{' '} << 8 | kLower2FirstWord | kLower2General;
 const std::vector<uint32_t>& Lower2Byte() {
   static const std::vector<uint32_t>* const table = [] {
     const std::vector<char16_t>& simple = SimpleLowerBmp();
-    auto* t = new std::vector<uint32_t>(0x800, kLower2General);
-    (*t)[0x3A3] = kLower2General | kLower2Sigma;
+    auto* t = new std::vector<uint32_t>(0x800, kLower2General | kLower2RunsGeneral);
+    (*t)[0x3A3] = kLower2General | kLower2RunsGeneral | kLower2Sigma;
+    if (!IsWordCodePoint(0x307)) (*t)[0x130] = kLower2DottedI;  // (as the Unicode data has it)
     for (char16_t c = 0x80; c < 0x800; ++c) {
       const char16_t lower = simple[c];
       if (lower == 0 || Utf8Length(lower) != 2) continue;
@@ -1012,12 +1020,14 @@ uint32_t CapitalSigmaEntry(std::string_view text, size_t i) {
 // Python str.lower() of text[from, n) written after *out's first `from` bytes (which already hold
 // text[0, from) lowercased, at the same offsets): ASCII 8 bytes at a time, code points of 2 bytes
 // by Lower2Byte, the others by WritePythonLower, each validated: false at the first ill-formed
-// sequence (*out unspecified). Each code point's lowercase takes at most 1.5
+// sequence (*out unspecified). `general` is the Lower2Byte flag of the 2-byte code points that
+// WritePythonLower takes: kLower2General, or kLower2RunsGeneral for LowerWordRunsWith's runs
+// (U+0130 then in 2 bytes). Each code point's lowercase takes at most 1.5
 // times its bytes (2 -> 3: U+0130, U+023A), so from + 1.5 (n - from) bytes suffice. (Until
 // 2026-12-06 a word holding such a code point was lowercased again whole by AppendPythonLower,
 // after a pass over the whole text, and such a text also left LowerWordRuns for the separate
 // steps: Turkish text with many a capital I with dot classified 22 % slower.)
-bool LowerFrom(std::string_view text, size_t from, std::string* out) {
+bool LowerFrom(std::string_view text, size_t from, uint32_t general, std::string* out) {
   const size_t n = text.size();
   const char* in = text.data();
   const char16_t* simple = SimpleLowerBmp().data();
@@ -1054,7 +1064,7 @@ bool LowerFrom(std::string_view text, size_t from, std::string* out) {
     if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
         (static_cast<unsigned char>(in[i + 1]) & 0xC0) == 0x80) {
       const uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (in[i + 1] & 0x3Fu)];
-      if ((entry & kLower2General) == 0) {
+      if ((entry & general) == 0) {
         d[w] = static_cast<char>(entry & 0xFF);
         d[w + 1] = static_cast<char>(entry >> 8 & 0xFF);
         i += 2;
@@ -1089,7 +1099,8 @@ void LowerInto(std::string_view text, std::string* out) {
     if (simple == nullptr) simple = SimpleLowerBmp().data();
     if (LowerCodePoint(text, i, simple, /*word_table=*/nullptr, out->data(), /*word=*/nullptr,
                        &i) != LowerRunsResult::kDone) {
-      LowerFrom(text, i, out);  // LowerCodePoint left i at that code point; text is valid
+      // LowerCodePoint left i at that code point; text is valid.
+      LowerFrom(text, i, kLower2General, out);
       return;
     }
   }
@@ -1168,8 +1179,9 @@ MAAS_COUNT_AVX512_WARNINGS_OFF
 // scratch->masks and scratch->high_masks (as CopyLowerAscii and AsciiWordMask with `high`).
 //
 // A step whose bytes >= 0x80 are all code points of 2 bytes, each its own lowercase and \w (most
-// steps of European text: lowercase letters), or of U+2000..U+203F (GeneralPunctuationSelfNonWord:
-// typeset quotes and dashes), is finished here: the 2-byte ones' bytes are \w bits, and the step's
+// steps of European text: lowercase letters) or U+0130 (Turkish capital I with dot, to
+// kLower2DottedI's 'i' and space), or of U+2000..U+203F (GeneralPunctuationSelfNonWord: typeset
+// quotes and dashes), is finished here: the 2-byte ones' \w bytes are \w bits, and the step's
 // high bits are cleared so that LowerWordRunsWith's per-code-point loop skips it. The test is
 // branch-free: each lead byte's code point c looked up in SelfLowerWord2 (byte c >> 3 picked from
 // 256 bytes in four registers, bit c & 7).
@@ -1191,6 +1203,7 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
   const __m512i next_index = _mm512_add_epi8(ByteIndices(), _mm512_set1_epi8(1));   // 63 -> 0
   const __m512i next2_index = _mm512_add_epi8(ByteIndices(), _mm512_set1_epi8(2));  // 62 -> 0
   const uint64_t punct3_on = GeneralPunctuationSelfNonWord() ? ~uint64_t{0} : 0;
+  const uint64_t dotted_on = Lower2Byte()[0x130] == kLower2DottedI ? ~uint64_t{0} : 0;
   const __m512i bit_of = _mm512_set1_epi64(static_cast<int64_t>(0x8040201008040201));
   const char* in = text.data();
   char* d = scratch->preprocessed.data();
@@ -1202,8 +1215,6 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
     const __m512i v = _mm512_maskz_loadu_epi8(load, in + i);
     // Unsigned ranges: bytes >= 0x80 are neither upper case nor \w here.
     const __mmask64 upper = _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, upper_a), letters);
-    _mm512_mask_storeu_epi8(d + i, load,
-                            _mm512_mask_blend_epi8(upper, v, _mm512_or_si512(v, case_bit)));
     const uint64_t word =
         _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
         _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), letters) |
@@ -1216,6 +1227,16 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
         h, _mm512_sub_epi8(v, _mm512_set1_epi8(static_cast<char>(0xC2))),
         _mm512_set1_epi8(0xDF - 0xC2));
     const __m512i next = _mm512_permutexvar_epi8(next_index, v);
+    // U+0130 (C4 B0) in place as kLower2DottedI's 'i' (\w) and space. In a step the loop takes,
+    // it rewrites every code point >= 0x80 (one whose C4 is byte 63 and B0 the next step's
+    // byte 0, which `next` wraps to, included).
+    const uint64_t dotted = _mm512_mask_cmpeq_epi8_mask(lead2 & dotted_on, v,
+                                                        _mm512_set1_epi8(static_cast<char>(0xC4))) &
+                            _mm512_cmpeq_epi8_mask(next, _mm512_set1_epi8(static_cast<char>(0xB0)));
+    __m512i lowered = _mm512_mask_blend_epi8(upper, v, _mm512_or_si512(v, case_bit));
+    lowered = _mm512_mask_mov_epi8(lowered, dotted, _mm512_set1_epi8('i'));
+    lowered = _mm512_mask_mov_epi8(lowered, dotted << 1, _mm512_set1_epi8(' '));
+    _mm512_mask_storeu_epi8(d + i, load, lowered);
     const uint64_t followed = _mm512_mask_cmple_epu8_mask(
         lead2, _mm512_sub_epi8(next, _mm512_set1_epi8(static_cast<char>(0x80))),
         _mm512_set1_epi8(0x3F));
@@ -1239,10 +1260,10 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
     // implied: the "next" bytes of a code point that crosses wrap around to this step's byte 0 or
     // 1, which, were they continuation bytes, would be high bytes without a lead before them. The
     // explicit form measured 2 % faster.)
-    const uint64_t differ = (self ^ lead2) | lead2 >> 63 | punct3 >> 62 |
+    const uint64_t differ = ((self | dotted) ^ lead2) | lead2 >> 63 | punct3 >> 62 |
                             ((lead2 | lead2 << 1 | punct3 | punct3 << 1 | punct3 << 2) ^ h);
     const uint64_t whole = uint64_t{0} - static_cast<uint64_t>(differ == 0);
-    mask_words[i >> 6] = word | ((lead2 | lead2 << 1) & whole);
+    mask_words[i >> 6] = word | ((self | self << 1 | dotted) & whole);
     high_words[i >> 6] = h & ~whole;
   }
 }
@@ -1294,12 +1315,15 @@ __attribute__((target("avx2,bmi,popcnt"))) void LowerPassAvx2(std::string_view t
 }
 #endif
 
-// LowerWordRunsWith from text[from] on, where a code point does not lowercase in place (U+0130, a
-// change of length): scratch->preprocessed holds text[0, from) lowercased; the rest is written
-// by LowerFrom and the whole split by WordRunsWith.
+// LowerWordRunsWith from text[from] on, where a code point does not lowercase in place (a change
+// of length: the Kelvin sign, U+023A): scratch->preprocessed holds text[0, from) lowercased; the
+// rest is written by LowerFrom (U+0130 in 2 bytes, as before it) and the whole split by
+// WordRunsWith.
 LowerRunsResult LowerRestAndSplit(CountSimdPath path, std::string_view text, size_t from,
                                   AnalyzerScratch* scratch, AsciiRuns* runs) {
-  if (!LowerFrom(text, from, &scratch->preprocessed)) return LowerRunsResult::kIllFormed;
+  if (!LowerFrom(text, from, kLower2RunsGeneral, &scratch->preprocessed)) {
+    return LowerRunsResult::kIllFormed;
+  }
   if (!WordRunsWith(path, scratch->preprocessed, scratch, runs)) return LowerRunsResult::kGeneral;
   return LowerRunsResult::kDone;
 }
@@ -1347,13 +1371,13 @@ LowerRunsResult LowerWordRunsWith(CountSimdPath path, std::string_view text,
       if (b0 >= 0xC2 && b0 <= 0xDF && i + 1 < n &&
           (static_cast<unsigned char>(text[i + 1]) & 0xC0) == 0x80) {
         uint32_t entry = lower2[(b0 & 0x1Fu) << 6 | (text[i + 1] & 0x3Fu)];
-        if ((entry & kLower2General) != 0) {
+        if ((entry & kLower2RunsGeneral) != 0) {
           if ((entry & kLower2Sigma) == 0) return LowerRestAndSplit(path, text, i, scratch, runs);
           entry = CapitalSigmaEntry(text, i);
         }
         d[i] = static_cast<char>(entry & 0xFF);
         d[i + 1] = static_cast<char>(entry >> 8 & 0xFF);
-        const uint64_t bits = (entry & kLower2Word) != 0 ? 3 : 0;
+        const uint64_t bits = entry >> 16 & 3;
         word_bits |= bits << bit;
         h &= ~(uint64_t{3} << bit);
         if (bit == 63) {  // the second byte opens the next word

@@ -302,9 +302,12 @@ bool WordRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs);
 // >= 0x80 (each validated, lowercased by a table of the BMP's one-to-one mappings or, beyond the
 // BMP, by ICU's simple mapping, and classified):
 // for the default word analyzer with lowercase and no strip_accents, whose preprocessing is then
-// exactly this. From a code point that does not lowercase in place (U+0130, a change of length)
-// on, the rest is lowercased into a copy and the whole split by WordRuns. kDone:
-// scratch->preprocessed holds the lowercased text and *runs its runs. kIllFormed: `text` is not
+// exactly this. From a code point that does not lowercase in place (a change of length: the
+// Kelvin sign, U+023A) on, the rest is lowercased into a copy and the whole split by WordRuns.
+// kDone: scratch->preprocessed holds the lowercased text and *runs its runs, but for each U+0130
+// (capital I with dot, Turkish): its lowercase "i\u0307" stands there in its own 2 bytes as 'i'
+// and a space, which have the same runs (U+0307 is not \w), and so the same tokens; so the
+// preprocessed text is only for the runs' bytes. kIllFormed: `text` is not
 // valid UTF-8. kGeneral: the text or its lowercase has 2^32 - 1 bytes or more; the caller then
 // takes the separate steps (Preprocess, WordRuns). Other scratch contents are unspecified after
 // any result.
