@@ -228,6 +228,8 @@ struct AnalyzerScratch {
   FeatureIds ids;                    // per-text distinct feature ids (count vectorizer)
   std::vector<uint64_t> bits;        // per-feature bitmap of one text (all 0 between texts)
   std::vector<uint64_t> summary;     // per-word bitmap of `bits` (all 0 between texts)
+  std::vector<uint32_t> bucketed;    // a long row's ids by bucket, and the buckets' starts
+  std::vector<uint32_t> bucket_starts;
   std::vector<uint64_t> masks;       // per-byte bitmap of the text (word tokenizer)
   std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
   std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)

@@ -870,6 +870,69 @@ TEST_CASE("OrderedRowIntoWith: rows whose ids lie within 2^16 of each other, at 
   }
 }
 
+TEST_CASE("OrderedRowIntoWith: long rows by buckets, spread, clustered and skewed") {
+  // Rows longer than a vector path ranks whole (AVX-512: 128 ids; AVX2: 128 within 2^16 of each
+  // other, else 64) are split by value into buckets of ~16 ids, each ranked: rows of hundreds to
+  // thousands of ids spread over a vocabulary of 100 000 (a mail's body) or 2 000 000 (buckets
+  // wider than 2^16), AVX2's rows of 65 to 128 ids spread beyond 2^16, skewed rows whose ids
+  // mostly lie within a few hundred of each other (a bucket of more than 128: the baseline), with
+  // a few far away, at the vocabulary's ends too, and rows of 130 ids of which 100 lie in one
+  // bucket wider than 2^16 (AVX2 sorts it).
+  std::mt19937_64 rng(29);
+  size_t skewed = 0;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    AnalyzerScratch scratch;
+    for (int trial = 0; trial < 600; ++trial) {
+      const int kind = trial % 5;
+      const size_t num_features = trial % 3 == 2 || kind == 4 ? 2000000 : 100000;
+      const size_t n = kind == 0   ? 65 + rng() % 64
+                       : kind == 1 ? 129 + rng() % 900
+                       : kind == 4 ? 130
+                                   : 200 + rng() % 4000;
+      if (scratch.dense.size() < num_features) scratch.dense.resize(num_features, 0.0);
+      std::map<uint32_t, double> expected;
+      scratch.ids.clear();
+      const auto add = [&](uint32_t id) {
+        if (expected.count(id) != 0) return;
+        const double count = static_cast<double>(1 + rng() % 5);
+        expected[id] = count;
+        scratch.ids.push_back(id);
+        scratch.dense[id] = count;
+      };
+      if (kind == 3) {  // most ids in a cluster of ~1.3 n ids, a few anywhere and at both ends
+        const size_t width = n + n / 3;
+        const size_t at = rng() % (num_features - width);
+        add(0);
+        add(static_cast<uint32_t>(num_features - 1));
+        while (expected.size() < n) {
+          add(static_cast<uint32_t>(rng() % 50 == 0 ? rng() % num_features : at + rng() % width));
+        }
+        ++skewed;
+      } else if (kind == 4) {  // 16 buckets of 2^17 ids: 100 ids in the first, 30 anywhere
+        add(0);
+        add(static_cast<uint32_t>(num_features - 1));
+        while (expected.size() < 100) add(static_cast<uint32_t>(rng() % 131072));
+        while (expected.size() < n) add(static_cast<uint32_t>(rng() % num_features));
+      } else {
+        while (expected.size() < n) add(static_cast<uint32_t>(rng() % num_features));
+      }
+      std::vector<uint32_t> index(n + 1, 7);
+      std::vector<double> value(n + 1, -1.0);
+      INFO("path " << random::SimdLevelName(path) << ", n " << n << ", kind " << kind);
+      REQUIRE(OrderedRowIntoWith(path, num_features, false, &scratch, index.data(), value.data()) ==
+              n);
+      std::vector<std::pair<uint32_t, double>> got;
+      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
+      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
+      CHECK(index[n] == 7);
+      CHECK(value[n] == -1.0);
+      CHECK(scratch.ids.empty());
+      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+    }
+  }
+  CHECK(skewed >= 100);
+}
+
 TEST_CASE("SupportedCountSimdPaths starts with the baseline and includes the process's path") {
   const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
   REQUIRE(!paths.empty());
