@@ -5,7 +5,8 @@
 Part 1, in-process on one core in CPU seconds (the core library through maas_discriminative_bench, no gRPC), on a
 corpus of 6-letter words for three pipelines, then on an English-like corpus (varied word lengths, capitals,
 punctuation) and on the same with code points >= 0x80 (accented letters, Greek and Cyrillic words, curly quotes and
-dashes: every text holds some) for the two word pipelines
+dashes: every text holds some) for the two word pipelines, on long Turkish-style texts (word counts), and on the
+mail-like corpus below split in halves (train / test: ~100 000 terms, texts of hundreds of distinct words)
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
@@ -413,6 +414,14 @@ def main():
     in_process(build_dir, dotted_train, dotted_labels, dotted_test, min(args.rounds, 3),
                pipelines={"word counts": PIPELINES["word counts"]},
                title="long texts (~50 KB) of capitals with Turkish dotted I")
+    # The mail-like corpus of the memory measurement, halved into train and test: a vocabulary of ~100 000
+    # terms (its table and counts beyond the caches) and texts of hundreds of distinct words.
+    mail_texts, mail_labels = mail_like_corpus(np.random.default_rng(3), english_like_words(np.random.default_rng(2)),
+                                               args.mail_mb * 1e6)
+    half = len(mail_texts) // 2
+    in_process(build_dir, mail_texts[:half], mail_labels[:half], mail_texts[half:], min(args.rounds, 3),
+               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")},
+               title=f"mail-like ({args.mail_mb:g} MB, halves)")
     mail_memory(build_dir, args.mail_mb)
     if args.skip_grpc:
         return 0
