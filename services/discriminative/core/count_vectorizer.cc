@@ -970,14 +970,16 @@ size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch*
 // the buckets below (the rare bucket it does not take, by a sort). A row whose ids bunch
 // together, with a bucket of more than `max_ids`, takes the baseline after the histogram (as
 // training's rows do: their ids are in order of first occurrence in the corpus, so that a text's
-// common words are among the smallest). The bitmap's
-// read-back took ~18 cycles per id of such rows: a fifth of the classification of the mail corpus
-// of bench/classify_vs_sklearn.py, 8-10 % less with the buckets. place(row, n, binary, dense,
-// out_index, out_value) is a path's placing of the n distinct ids of `row` in ascending order,
-// each with its count in dense (or 1.0), which is cleared (PlaceFeature at out_index[place] and
-// out_value[place]), or false, nothing placed, when the path does not take such a row (too many
-// ids, or too spread out). Inlined into each path's function, so that its loops are compiled for
-// that path.
+// common words are among the smallest). The bitmap's read-back took ~18 cycles per id of such
+// rows: a fifth of the classification of the mail corpus of bench/classify_vs_sklearn.py, 8-10 %
+// less with the buckets.
+//
+// place(row, n, binary, dense, out_index, out_value) is a path's placing of the n distinct ids
+// of `row` in ascending order, each with its count in dense (or 1.0), which is cleared
+// (PlaceFeature at out_index[place] and out_value[place]), or false, nothing placed, when the
+// path does not take such a row (too many ids, or too spread out). Inlined into each path's
+// function, so that its loops are compiled for that path. REQUIRES: place rejected the whole row
+// (so it is not empty).
 template <typename Place>
 __attribute__((always_inline)) inline size_t OrderedRowByBuckets(Place place, size_t max_ids,
                                                                  size_t num_features, bool binary,
@@ -1027,7 +1029,7 @@ __attribute__((always_inline)) inline size_t OrderedRowByBuckets(Place place, si
 
 #if defined(__x86_64__)
 // The most ids OrderedRowIntoAvx2 ranks in 32-bit lanes (8 vectors of 8), and in 16-bit offsets
-// (4 pairs of vectors of 16); longer rows take the baseline.
+// (4 pairs of vectors of 16); longer rows are split into buckets (OrderedRowByBuckets).
 constexpr size_t kRankMaxIdsAvx2 = 64;
 constexpr size_t kRankMaxOffsetsAvx2 = 128;
 
@@ -1138,7 +1140,7 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
 
 #if defined(__x86_64__)
 MAAS_COUNT_AVX512_WARNINGS_OFF
-// The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows take the baseline.
+// The most ids OrderedRowIntoAvx512 ranks itself (8 vectors); longer rows are split into buckets.
 constexpr size_t kRankMaxIds = 128;
 
 // OrderedRowIntoAvx512's placing of the row's n ids by their offsets from `lo` in lanes of kBits

@@ -225,10 +225,10 @@ struct AnalyzerScratch {
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;
-  FeatureIds ids;                    // per-text distinct feature ids (count vectorizer)
-  std::vector<uint64_t> bits;        // per-feature bitmap of one text (all 0 between texts)
-  std::vector<uint64_t> summary;     // per-word bitmap of `bits` (all 0 between texts)
-  std::vector<uint32_t> bucketed;    // a long row's ids by bucket, and the buckets' starts
+  FeatureIds ids;                  // per-text distinct feature ids (count vectorizer)
+  std::vector<uint64_t> bits;      // per-feature bitmap of one text (all 0 between texts)
+  std::vector<uint64_t> summary;   // per-word bitmap of `bits` (all 0 between texts)
+  std::vector<uint32_t> bucketed;  // a long row's ids by bucket, and the buckets' starts
   std::vector<uint32_t> bucket_starts;
   std::vector<uint64_t> masks;       // per-byte bitmap of the text (word tokenizer)
   std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
@@ -265,6 +265,8 @@ struct AnalyzerScratch {
     f(s.terms);
     f(s.grams);
     f(s.ids);
+    f(s.bucketed);
+    f(s.bucket_starts);
     f(s.masks);
     f(s.high_masks);
     f(s.bounds);
