@@ -787,6 +787,42 @@ TEST_CASE(
   CHECK_FALSE(scratch.lookup_filter);
 }
 
+// A row of distinct feature ids for OrderedRowIntoWith: scratch->ids in the order added, each id
+// with a random count 1..5 in scratch->dense and in `counts`.
+struct RowUnderTest {
+  RowUnderTest(std::mt19937_64* random, AnalyzerScratch* row_scratch)
+      : rng(random), scratch(row_scratch) {
+    scratch->ids.clear();
+  }
+  void Add(uint32_t id) {
+    if (counts.count(id) != 0) return;
+    const double count = static_cast<double>(1 + (*rng)() % 5);
+    counts[id] = count;
+    scratch->ids.push_back(id);
+    scratch->dense[id] = count;
+  }
+  // Orders the row on `path`: ascending ids with their counts (1.0 when binary), nothing written
+  // past the row, the row and its counts cleared.
+  void Check(CountSimdPath path, size_t num_features, bool binary) {
+    const size_t n = counts.size();
+    std::vector<uint32_t> index(n + 1, 7);
+    std::vector<double> value(n + 1, -1.0);
+    REQUIRE(OrderedRowIntoWith(path, num_features, binary, scratch, index.data(), value.data()) ==
+            n);
+    std::vector<std::pair<uint32_t, double>> got, expected;
+    for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
+    for (const auto& [id, count] : counts) expected.emplace_back(id, binary ? 1.0 : count);
+    CHECK(got == expected);
+    CHECK(index[n] == 7);
+    CHECK(value[n] == -1.0);
+    CHECK(scratch->ids.empty());
+    for (const auto& [id, count] : counts) CHECK(scratch->dense[id] == 0.0);
+  }
+  std::mt19937_64* rng;
+  AnalyzerScratch* scratch;
+  std::map<uint32_t, double> counts;
+};
+
 TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order and clears it") {
   std::mt19937_64 rng(13);
   for (const CountSimdPath path : SupportedCountSimdPaths()) {
@@ -798,28 +834,10 @@ TEST_CASE("OrderedRowIntoWith: every path puts a row in ascending feature order 
       const size_t n = std::min<size_t>(num_features, trial % 200 == 0 ? 1000 : rng() % 200);
       const bool binary = trial % 7 == 0;
       if (scratch.dense.size() < num_features) scratch.dense.resize(num_features, 0.0);
-      std::map<uint32_t, double> expected;
-      scratch.ids.clear();
-      while (expected.size() < n) {
-        const auto id = static_cast<uint32_t>(rng() % num_features);
-        if (expected.count(id) != 0) continue;
-        const double count = static_cast<double>(1 + rng() % 5);
-        expected[id] = binary ? 1.0 : count;
-        scratch.ids.push_back(id);
-        scratch.dense[id] = count;
-      }
-      std::vector<uint32_t> index(n + 1, 7);
-      std::vector<double> value(n + 1, -1.0);
+      RowUnderTest row(&rng, &scratch);
+      while (row.counts.size() < n) row.Add(static_cast<uint32_t>(rng() % num_features));
       INFO("path " << random::SimdLevelName(path) << ", n " << n << ", features " << num_features);
-      REQUIRE(OrderedRowIntoWith(path, num_features, binary, &scratch, index.data(),
-                                 value.data()) == n);
-      std::vector<std::pair<uint32_t, double>> got;
-      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
-      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
-      CHECK(index[n] == 7);  // nothing written past the row
-      CHECK(value[n] == -1.0);
-      CHECK(scratch.ids.empty());
-      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+      row.Check(path, num_features, binary);
     }
   }
 }
@@ -841,31 +859,14 @@ TEST_CASE("OrderedRowIntoWith: rows whose ids lie within 2^16 of each other, at 
       const size_t lo =
           trial % 2 == 0 ? 65536 * (1 + rng() % 2) - 1 - rng() % 40 : rng() % (num_features - span);
       const size_t n = std::min<size_t>(span, 9 + rng() % 120);
-      std::map<uint32_t, double> expected;
-      scratch.ids.clear();
-      const auto add = [&](uint32_t id) {
-        if (expected.count(id) != 0) return;
-        const double count = static_cast<double>(1 + rng() % 5);
-        expected[id] = count;
-        scratch.ids.push_back(id);
-        scratch.dense[id] = count;
-      };
-      add(static_cast<uint32_t>(lo));
-      add(static_cast<uint32_t>(lo + span - 1));
-      while (expected.size() < n) add(static_cast<uint32_t>(lo + rng() % span));
+      RowUnderTest row(&rng, &scratch);
+      row.Add(static_cast<uint32_t>(lo));
+      row.Add(static_cast<uint32_t>(lo + span - 1));
+      while (row.counts.size() < n) row.Add(static_cast<uint32_t>(lo + rng() % span));
       std::shuffle(scratch.ids.begin(), scratch.ids.end(), rng);
-      std::vector<uint32_t> index(n + 1, 7);
-      std::vector<double> value(n + 1, -1.0);
       INFO("path " << random::SimdLevelName(path) << ", n " << n << ", lo " << lo << ", span "
                    << span);
-      REQUIRE(OrderedRowIntoWith(path, num_features, false, &scratch, index.data(), value.data()) ==
-              n);
-      std::vector<std::pair<uint32_t, double>> got;
-      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
-      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
-      CHECK(index[n] == 7);
-      CHECK(scratch.ids.empty());
-      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+      row.Check(path, num_features, /*binary=*/false);
     }
   }
 }
@@ -890,15 +891,9 @@ TEST_CASE("OrderedRowIntoWith: long rows by buckets, spread, clustered and skewe
                        : kind == 4 ? 130
                                    : 200 + rng() % 4000;
       if (scratch.dense.size() < num_features) scratch.dense.resize(num_features, 0.0);
-      std::map<uint32_t, double> expected;
-      scratch.ids.clear();
-      const auto add = [&](uint32_t id) {
-        if (expected.count(id) != 0) return;
-        const double count = static_cast<double>(1 + rng() % 5);
-        expected[id] = count;
-        scratch.ids.push_back(id);
-        scratch.dense[id] = count;
-      };
+      RowUnderTest row(&rng, &scratch);
+      const auto add = [&row](uint32_t id) { row.Add(id); };
+      const std::map<uint32_t, double>& expected = row.counts;
       if (kind == 3) {  // most ids in a cluster of ~1.3 n ids, a few anywhere and at both ends
         const size_t width = n + n / 3;
         const size_t at = rng() % (num_features - width);
@@ -916,18 +911,8 @@ TEST_CASE("OrderedRowIntoWith: long rows by buckets, spread, clustered and skewe
       } else {
         while (expected.size() < n) add(static_cast<uint32_t>(rng() % num_features));
       }
-      std::vector<uint32_t> index(n + 1, 7);
-      std::vector<double> value(n + 1, -1.0);
       INFO("path " << random::SimdLevelName(path) << ", n " << n << ", kind " << kind);
-      REQUIRE(OrderedRowIntoWith(path, num_features, false, &scratch, index.data(), value.data()) ==
-              n);
-      std::vector<std::pair<uint32_t, double>> got;
-      for (size_t e = 0; e < n; ++e) got.emplace_back(index[e], value[e]);
-      CHECK(got == std::vector<std::pair<uint32_t, double>>(expected.begin(), expected.end()));
-      CHECK(index[n] == 7);
-      CHECK(value[n] == -1.0);
-      CHECK(scratch.ids.empty());
-      for (const auto& [id, count] : expected) CHECK(scratch.dense[id] == 0.0);
+      row.Check(path, num_features, /*binary=*/false);
     }
   }
   CHECK(skewed >= 100);
