@@ -359,6 +359,23 @@ constexpr auto kAccumulateAvx512 = MakeAccumulateAvx512Table(std::make_index_seq
 constexpr auto kAccumulateAvx2 = MakeAccumulateAvx2Table(std::make_index_sequence<17>());
 #endif
 
+// Calls copy(c, j) for every class c < k and feature j < f, feature block by feature block: the
+// order of a copy between a C x F class-major matrix and its F x C feature-major transpose
+// (SetTableTransposed, FeatureLogProbInto) in which a block's k x kBlock values stay in cache, so
+// that each class row is read or written sequentially and each block of the transpose touched
+// once (class by class over the whole table, every access touched another cache line: k passes
+// over a table of up to hundreds of MB).
+template <typename Copy>
+void ForEachInFeatureBlocks(size_t k, size_t f, Copy copy) {
+  constexpr size_t kBlock = 256;
+  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
+    const size_t j1 = std::min(f, j0 + kBlock);
+    for (size_t c = 0; c < k; ++c) {
+      for (size_t j = j0; j < j1; ++j) copy(c, j);
+    }
+  }
+}
+
 }  // namespace
 
 void DiscreteNb::JointLogLikelihood(const SparseVector& row, double* jll) const {
@@ -454,16 +471,9 @@ void DiscreteNb::FeatureLogProbInto(double* out) const {
     std::copy(feature_log_prob_.begin(), feature_log_prob_.end(), out);
     return;
   }
-  // Released (ReleaseFeatureLogProb): the table's transpose, in blocks as SetTableTransposed.
-  constexpr size_t kBlock = 256;
-  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
-    const size_t j1 = std::min(f, j0 + kBlock);
-    for (size_t c = 0; c < k; ++c) {
-      const double* from = weights_t_.data() + c;
-      double* to = out + c * f;
-      for (size_t j = j0; j < j1; ++j) to[j] = from[j * k];
-    }
-  }
+  // Released (ReleaseFeatureLogProb): the table's transpose.
+  const double* table = weights_t_.data();
+  ForEachInFeatureBlocks(k, f, [&](size_t c, size_t j) { out[c * f + j] = table[j * k + c]; });
 }
 
 void DiscreteNb::ReleaseFeatureLogProb() { std::vector<double>().swap(feature_log_prob_); }
@@ -609,18 +619,9 @@ void DiscreteNb::SetTableTransposed(const std::vector<double>& c_by_f) {
   const size_t f = num_features_;
   weights_t_.clear();
   weights_t_.resize(k * f);  // not zero-filled: every value is written below
-  // In blocks of features whose k x kBlock values stay in cache: each class row is then read
-  // sequentially and each block of the table written once (class by class over the whole table,
-  // every write touched another cache line, k passes over a table of up to hundreds of MB).
-  constexpr size_t kBlock = 256;
-  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
-    const size_t j1 = std::min(f, j0 + kBlock);
-    for (size_t c = 0; c < k; ++c) {
-      const double* from = c_by_f.data() + c * f;
-      double* to = weights_t_.data() + c;
-      for (size_t j = j0; j < j1; ++j) to[j * k] = from[j];
-    }
-  }
+  const double* from = c_by_f.data();
+  double* table = weights_t_.data();
+  ForEachInFeatureBlocks(k, f, [&](size_t c, size_t j) { table[j * k + c] = from[c * f + j]; });
 }
 
 absl::Status DiscreteNb::LoadState(v1::ClassifierState* state, size_t num_features,
