@@ -1178,12 +1178,12 @@ MAAS_COUNT_AVX512_WARNINGS_OFF
 // text with ASCII A-Z lowercased, and the ASCII word bits and the bits of the bytes >= 0x80 in
 // scratch->masks and scratch->high_masks (as CopyLowerAscii and AsciiWordMask with `high`).
 //
-// A step whose bytes >= 0x80 are all code points of 2 bytes, each its own lowercase and \w (most
-// steps of European text: lowercase letters) or U+0130 (Turkish capital I with dot, to
-// kLower2DottedI's 'i' and space), or of U+2000..U+203F (GeneralPunctuationSelfNonWord: typeset
-// quotes and dashes), is finished here: the 2-byte ones' \w bytes are \w bits, and the step's
-// high bits are cleared so that LowerWordRunsWith's per-code-point loop skips it. The test is
-// branch-free: each lead byte's code point c looked up in SelfLowerWord2 (byte c >> 3 picked from
+// The code points of 2 bytes that are each their own lowercase and \w (most letters of European
+// text: the lowercase ones) or U+0130 (Turkish capital I with dot, to kLower2DottedI's 'i' and
+// space), and those of U+2000..U+203F (GeneralPunctuationSelfNonWord: typeset quotes and dashes),
+// are finished here: the 2-byte ones' \w bytes are \w bits, and their high bits are cleared so
+// that LowerWordRunsWith's per-code-point loop takes only the others (capitals, other scripts).
+// Branch-free: each lead byte's code point c looked up in SelfLowerWord2 (byte c >> 3 picked from
 // 256 bytes in four registers, bit c & 7).
 MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* scratch) {
   const size_t n = text.size();
@@ -1227,9 +1227,9 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
         h, _mm512_sub_epi8(v, _mm512_set1_epi8(static_cast<char>(0xC2))),
         _mm512_set1_epi8(0xDF - 0xC2));
     const __m512i next = _mm512_permutexvar_epi8(next_index, v);
-    // U+0130 (C4 B0) in place as kLower2DottedI's 'i' (\w) and space. In a step the loop takes,
-    // it rewrites every code point >= 0x80 (one whose C4 is byte 63 and B0 the next step's
-    // byte 0, which `next` wraps to, included).
+    // U+0130 (C4 B0) in place as kLower2DottedI's 'i' (\w) and space. (The loop rewrites the
+    // code points left to it: one whose C4 is byte 63, whose `next` wrapped to this step's byte 0,
+    // is.)
     const uint64_t dotted = _mm512_mask_cmpeq_epi8_mask(lead2 & dotted_on, v,
                                                         _mm512_set1_epi8(static_cast<char>(0xC4))) &
                             _mm512_cmpeq_epi8_mask(next, _mm512_set1_epi8(static_cast<char>(0xB0)));
@@ -1255,16 +1255,15 @@ MAAS_COUNT_AVX512 void LowerPassAvx512(std::string_view text, AnalyzerScratch* s
         _mm512_mask_cmpeq_epi8_mask(h & punct3_on, v, _mm512_set1_epi8(static_cast<char>(0xE2))) &
             _mm512_cmpeq_epi8_mask(next, _mm512_set1_epi8(static_cast<char>(0x80))),
         _mm512_sub_epi8(next2, _mm512_set1_epi8(static_cast<char>(0x80))), _mm512_set1_epi8(0x3F));
-    // Every byte >= 0x80 one of those code points' bytes, none crossing into the next step; one
-    // test of the or of the differences, not a branch per condition. (The crossing tests are also
-    // implied: the "next" bytes of a code point that crosses wrap around to this step's byte 0 or
-    // 1, which, were they continuation bytes, would be high bytes without a lead before them. The
-    // explicit form measured 2 % faster.)
-    const uint64_t differ = ((self | dotted) ^ lead2) | lead2 >> 63 | punct3 >> 62 |
-                            ((lead2 | lead2 << 1 | punct3 | punct3 << 1 | punct3 << 2) ^ h);
-    const uint64_t whole = uint64_t{0} - static_cast<uint64_t>(differ == 0);
-    mask_words[i >> 6] = word | ((self | self << 1 | dotted) & whole);
-    high_words[i >> 6] = h & ~whole;
+    // Those of them that end in this step are finished here, whatever the step's other bytes >=
+    // 0x80 (the loop takes those: a code point that starts in the last byte or two, whose "next"
+    // bytes wrapped around to this step's first, is one of them). A continuation byte is one code
+    // point's at most, and a lead byte of 2 (0xC2-0xDF) is never one, so the loop sees the same
+    // sequences, well-formed or not, as with all of the step.
+    const uint64_t two = (self | dotted) & ~(uint64_t{1} << 63);
+    const uint64_t three = punct3 & (~uint64_t{0} >> 2);
+    mask_words[i >> 6] = word | (two & self) | (two & self) << 1 | (two & dotted);
+    high_words[i >> 6] = h & ~(two | two << 1 | three | three << 1 | three << 2);
   }
 }
 MAAS_COUNT_AVX512_WARNINGS_ON

@@ -603,12 +603,12 @@ TEST_CASE(
 TEST_CASE(
     "LowerWordRunsWith: every code point of 2 bytes and U+2000..U+20CF, alone in their 64-byte "
     "steps, on every path") {
-  // The AVX-512 pass finishes a 64-byte step itself when all its code points >= 0x80 are of 2
-  // bytes, their own lowercase and \w (a table of the 1920 code points), or U+2000..U+203F (their
-  // own lowercase, not \w); every other step goes to the per-code-point loop. Each code point of 2
-  // bytes here is the only kind in its steps: a step of its own, the second step of a text, and
-  // across a step's end. So a code point wrongly in that table keeps its upper case or its \w
-  // bits, and one wrongly missing is still lowered by the loop (only slower). Each of
+  // The AVX-512 pass finishes the code points of 2 bytes that are their own lowercase and \w (a
+  // table of the 1920 code points) and those of U+2000..U+203F (their own lowercase, not \w)
+  // itself; the per-code-point loop takes the others. Each code point of 2 bytes here is the only
+  // kind in its steps: a step of its own, the second step of a text, and across a step's end. So a
+  // code point wrongly in that table keeps its upper case or its \w bits, and one wrongly missing
+  // is still lowered by the loop (only slower). Each of
   // U+2000..U+20CF (past that range from U+2040 on: U+2070, U+2071, U+207F, the super- and
   // subscript digits and U+2090..U+209C are \w) likewise, next to é (its own lowercase) and, in
   // other texts, É. Every path must agree with the baseline and, when it lowers in place, with
@@ -648,6 +648,50 @@ TEST_CASE(
         CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(lower));
       });
   CHECK(done / SupportedCountSimdPaths().size() > 6000);  // nearly all lowered in place
+}
+
+TEST_CASE(
+    "LowerWordRunsWith: code points the vector pass finishes share 64-byte steps with the loop's") {
+  // The AVX-512 pass finishes some code points of a step (é, ω, д, U+0130, typeset quotes) and
+  // leaves the step's others to the per-code-point loop: capitals, Σ, 3- and 4-byte letters, and
+  // ill-formed bytes (a stray continuation byte, a lead byte cut short, 0xFF), which must still be
+  // found next to finished ones. Each pair at every offset of the first two steps and across
+  // their end, in both orders, side by side and 64 bytes apart.
+  const std::string_view finished[] = {"\xc3\xa9", "\xcf\x89", "\xd0\xb4", "\xc4\xb0",
+                                       "\xe2\x80\x99"};
+  const std::string_view left[] = {"\xc3\x89", "\xce\xa3", "\xe4\xb8\xad", "\xf0\x9f\x98\x80",
+                                   "\xd0\x94", "\x80",     "\xc3",         "\xe2\x80",
+                                   "\xff",     "\xc3("};
+  std::vector<std::string> texts;
+  for (size_t k = 0; k < 130; ++k) {
+    for (const std::string_view f : finished) {
+      for (const std::string_view l : left) {
+        const std::string fs(f), ls(l);
+        texts.push_back(std::string(k, 'Q') + fs + ls + "x" + fs + " " + fs);
+        texts.push_back(std::string(k, ' ') + ls + fs + fs + "b" + ls);
+        // 64 bytes apart: at k = 63, one's bytes open the second step and the other's last byte
+        // ends it (a vector "next" of that step's last byte that wraps reads the first).
+        texts.push_back(std::string(k, 'Q') + fs + std::string(64 - fs.size(), 'z') + ls + "x");
+        texts.push_back(std::string(k, 'Q') + ls + std::string(64 - ls.size(), 'z') + fs + "x");
+      }
+    }
+  }
+  AnalyzerScratch scratch;
+  size_t ill_formed = 0;
+  ForEveryPathAndText(
+      texts, [&](CountSimdPath path, const std::string& text, std::string_view placed) {
+        AsciiRuns runs;
+        const LowerRunsResult result = LowerWordRunsWith(path, placed, &scratch, &runs);
+        if (!ValidateUtf8(text).ok()) {
+          CHECK(result == LowerRunsResult::kIllFormed);
+          ++ill_formed;
+          return;
+        }
+        REQUIRE(result == LowerRunsResult::kDone);
+        CHECK(scratch.preprocessed == RunsLower(text));
+        CHECK(TokensOf(scratch.preprocessed, runs) == DefaultTokenize(PythonLower(text)));
+      });
+  CHECK(ill_formed > texts.size() / 3);
 }
 
 TEST_CASE("LowerWordRunsWith: a capital I with dot at every offset stays in place on every path") {
