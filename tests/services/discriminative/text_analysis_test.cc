@@ -1,5 +1,7 @@
 #include "services/discriminative/core/text_analysis.h"
 
+#include <sys/mman.h>
+
 #include <catch2/catch.hpp>
 #include <cstdio>
 #include <fstream>
@@ -10,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "services/discriminative/core/token_pattern.h"
 #include "unicode/uchar.h"
 #include "unicode/uniset.h"
 #include "unicode/unistr.h"
@@ -430,6 +433,30 @@ TEST_CASE("StopWords keeps the words as given and finds each of them") {
   const StopWords short_moved = StopWords(StopWords(short_words));
   CHECK(short_moved.contains("cd"));
   CHECK(short_moved.given(0) == "ab");
+}
+
+TEST_CASE("Analyzer TermRuns with a custom run pattern leaves texts of 2 GiB to the generic path") {
+  // The run scanner indexes the text with int32_t, as ICU's UTF-8 macros do: a text of 2^31 bytes
+  // or more must not reach it (gRPC never delivers one, so the text here is a mapping of zero
+  // pages, reserved and never written: no memory is committed for it).
+  constexpr size_t kBytes = size_t{1} << 31;
+  void* mapping =
+      mmap(nullptr, kBytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  REQUIRE(mapping != MAP_FAILED);
+  const auto pattern = TokenPattern::Compile(R"([a-z]{2,})");
+  REQUIRE(pattern.ok());
+  REQUIRE((*pattern)->uses_runs());
+  AnalyzerOptions options;
+  options.token_pattern = *pattern;
+  const Analyzer analyzer(options);
+  AnalyzerScratch scratch;
+  AsciiRuns runs;
+  const char* text = static_cast<const char*>(mapping);
+  CHECK_FALSE(analyzer.TermRuns(std::string_view(text, kBytes), &scratch, &runs));
+  // Below the bound the run path takes a text (a short one here; the bound is the size test).
+  CHECK(analyzer.TermRuns(std::string_view(text, 4096), &scratch, &runs));
+  CHECK(runs.count == 0);
+  munmap(mapping, kBytes);
 }
 
 }  // namespace
