@@ -623,6 +623,46 @@ TEST_CASE("StreamEstimate does not stop on a standard error its k-hat calls unre
   CHECK(messages.back().stop_reason() == v1::TARGET_REACHED);  // at 250 samples
 }
 
+// The review of 2026-12-06 (41b45c3): between the 1/16 refits the stop test used the k-hat last
+// fitted, and the last message is refitted over all samples. Seed 4, x = 3.5, 2-sample increments:
+// at 74 samples the standard error 0.442 is under 0.45 and the k-hat fitted at 72 samples is 0.67,
+// but over all 74 it is 0.83; before the fix the stream ended there TARGET_REACHED carrying k-hat
+// 0.83 (found by a search over x, seeds, increments and targets: 675 such stops among 1-row PRIOR
+// streams; the test above, whose target every standard error meets, could not show it).
+TEST_CASE("StreamEstimate confirms a stop decided on a stale k-hat over all its samples") {
+  Fixture f;
+  v1::StreamEstimateRequest request;
+  *request.mutable_request() = Request(v1::PRIOR, 1);
+  for (int i = 0; i < 3; ++i) request.mutable_request()->mutable_x()->set_values(i, 3.5);
+  request.mutable_request()->set_seed(4);
+  request.mutable_request()->set_num_samples(2);
+  request.set_target_standard_error(0.45);
+  request.set_max_samples(3000);
+  auto stream = f.core->StartStreamEstimate(request);
+  REQUIRE(stream.ok());
+  const std::vector<v1::StreamEstimateResponse> messages = Drain(**stream);
+  // The case arises: at 74 samples (message 36) the standard error is under the target, while
+  // the k-hat last fitted (at 72 samples, message 35) is under 0.7 and the one of all 74 is not.
+  REQUIRE(messages.size() >= 37);
+  CHECK(messages[35].estimate().rows(0).num_samples() == 72);
+  CHECK(messages[35].estimate().rows(0).pareto_k() <= 0.7);
+  CHECK(messages[36].estimate().rows(0).num_samples() == 74);
+  CHECK(messages[36].estimate().rows(0).standard_error() <= 0.45);
+  v1::EstimateLogLikelihoodRequest one = request.request();
+  one.set_num_samples(74);
+  const auto whole = f.core->EstimateLogLikelihood(one);
+  REQUIRE(whole.ok());
+  CHECK(whole->rows(0).pareto_k() > 0.7);
+  // The stream goes on past it, and stops on a k-hat of all its samples (at 78, k-hat 0.67).
+  const v1::RowEstimate& last = messages.back().estimate().rows(0);
+  INFO("last message: " << last.num_samples() << " samples, SE " << last.standard_error()
+                        << ", k-hat " << last.pareto_k());
+  CHECK(messages.back().stop_reason() == v1::TARGET_REACHED);
+  CHECK(last.num_samples() > 74);
+  CHECK(last.standard_error() <= 0.45);
+  CHECK(last.pareto_k() <= 0.7);
+}
+
 // What a StreamEstimate keeps beyond its running statistics is each row's Pareto k-hat tail, about
 // 3 sqrt(max_samples) log weights: bounded up front, whatever the increment.
 // The 2026-12-06 generative hunt: a stream whose sample_offset + max_samples passed 2^32 was
