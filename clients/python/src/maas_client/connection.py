@@ -38,6 +38,16 @@ MAX_TIMEOUT = 1e9
 DEFAULT_MAX_MESSAGE_BYTES = 64 << 20
 # What a grpc.Channel made elsewhere receives unless it was told otherwise (gRPC's default).
 GRPC_DEFAULT_MAX_RECEIVE_BYTES = 4 << 20
+# Default longest wait between two connection attempts to a server that is down, seconds. gRPC's own cap is 120 s
+# (first wait 1 s, then x1.6 each time): after an outage of a minute a client kept failing calls at once with
+# UNAVAILABLE for 6-13 s after the server was back, and for minutes after a longer outage. 5 s bounds that to about
+# 6 s (the cap plus gRPC's 20% jitter) whatever the outage, while a fleet of clients retries a recovering server at a
+# fifth of the rate of the gateway's 1 s cap, which serves one process's few channels to its local backends.
+DEFAULT_RECONNECT_BACKOFF_MAX = 5.0
+# The longest reconnect_backoff_max, seconds: gRPC takes it in int32 milliseconds.
+MAX_RECONNECT_BACKOFF_MAX = ((1 << 31) - 1) / 1000
+# gRPC's first wait between connection attempts (ms), kept unless reconnect_backoff_max is shorter.
+_GRPC_INITIAL_RECONNECT_BACKOFF_MS = 1000
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -114,6 +124,26 @@ def timeout_seconds(timeout: object, what: str = "timeout") -> Optional[float]:
     return None if seconds > MAX_TIMEOUT else seconds
 
 
+def reconnect_backoff_options(reconnect_backoff_max: object) -> List[Tuple[str, int]]:
+    """The gRPC channel options of `reconnect_backoff_max` (seconds, 0.001 to MAX_RECONNECT_BACKOFF_MAX): the cap of
+    the wait between connection attempts, and the first wait (gRPC's 1 s, or the cap when shorter). Anything else
+    (0, a negative number, NaN, inf, a str, a bool, None) is an InvalidArgumentError naming reconnect_backoff_max.
+
+    grpc.min_reconnect_backoff_ms is left alone: gRPC core reads it as the shortest time a connection attempt is
+    given (default 20 s), which a short value would cut for a slow network or TLS handshake."""
+    if isinstance(reconnect_backoff_max, bool) or not isinstance(reconnect_backoff_max, numbers.Real):
+        raise InvalidArgumentError(grpc.StatusCode.INVALID_ARGUMENT,
+                                   "reconnect_backoff_max must be a number of seconds > 0, got "
+                                   f"{_type_and_value(reconnect_backoff_max)}")
+    seconds = float(reconnect_backoff_max)
+    check(0.001 <= seconds <= MAX_RECONNECT_BACKOFF_MAX,
+          f"reconnect_backoff_max must be a number of seconds in [0.001, {MAX_RECONNECT_BACKOFF_MAX}] (the longest "
+          f"wait between connection attempts), got {reconnect_backoff_max}")
+    max_ms = round(seconds * 1000)
+    return [("grpc.initial_reconnect_backoff_ms", min(_GRPC_INITIAL_RECONNECT_BACKOFF_MS, max_ms)),
+            ("grpc.max_reconnect_backoff_ms", max_ms)]
+
+
 def _header_value_problem(value: str) -> Optional[str]:
     """Why value cannot be a gRPC (HTTP/2) header value, which carries printable ASCII only (space to "~"), or None.
     Names the character's position and kind, never the value (gRPC would fail every call with INTERNAL "Invalid
@@ -149,17 +179,26 @@ class Connection:
       represent much longer deadlines). Anything but a number > 0 is an InvalidArgumentError naming `timeout`.
     max_message_bytes: the largest message sent or received (default 64 MiB, the servers' default); listings ask
       for pages no larger. With channel=, the channel's receive limit (default gRPC's 4 MiB).
-    channel: an existing grpc.Channel to use instead (the security options must then be None).
+    reconnect_backoff_max: the longest wait, in seconds, between two attempts to connect to a server that is down
+      (default DEFAULT_RECONNECT_BACKOFF_MAX, 5 s; gRPC's own is 120 s), so that calls succeed again within about
+      that long (plus gRPC's 20% jitter) after the server is back; until then they fail at once with UNAVAILABLE.
+      A number of seconds from 0.001 to MAX_RECONNECT_BACKOFF_MAX; anything else is an InvalidArgumentError naming
+      reconnect_backoff_max. Not with channel=.
+    options: further gRPC channel options, (name, value) pairs, applied last.
+    channel: an existing grpc.Channel to use instead (the security options and reconnect_backoff_max must then be
+      None).
     """
 
     def __init__(self, target: Optional[str] = None, *, timeout: float = DEFAULT_TIMEOUT, tls: bool = False,
                  root_certificates: Optional[PemSource] = None, client_certificate: Optional[PemSource] = None,
                  client_key: Optional[PemSource] = None, server_name: Optional[str] = None,
                  token: Optional[str] = None, token_file: Optional[Union[str, "os.PathLike[str]"]] = None,
-                 max_message_bytes: Optional[int] = None,
+                 max_message_bytes: Optional[int] = None, reconnect_backoff_max: Optional[float] = None,
                  options: Sequence[Tuple[str, Union[str, int]]] = (),
                  channel: Optional[grpc.Channel] = None) -> None:
         self._timeout = timeout_seconds(timeout)
+        backoff_options = reconnect_backoff_options(
+            DEFAULT_RECONNECT_BACKOFF_MAX if reconnect_backoff_max is None else reconnect_backoff_max)
         check(target is None or isinstance(target, str),
               f"target must be a str (host:port), got {type(target).__name__}")
         check(server_name is None or isinstance(server_name, str),
@@ -204,11 +243,15 @@ class Connection:
         if channel is not None:
             if secure or server_name is not None:
                 raise ValueError("channel= is used as given; configure its security where it was made")
+            if reconnect_backoff_max is not None:
+                raise ValueError("channel= is used as given; configure its reconnect backoff where it was made "
+                                 "(grpc.max_reconnect_backoff_ms)")
             self.channel = channel
             return
         channel_options: List[Tuple[str, Union[str, int]]] = [
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
+            *backoff_options,
             *options,
         ]
         for name, value in channel_options:  # options= may set it again; the last one counts
