@@ -1,6 +1,9 @@
 package maas
 
-import "google.golang.org/protobuf/proto"
+import (
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+)
 
 // The encoders of the *Bytes methods, for the tests in package maas_test.
 
@@ -22,4 +25,13 @@ func MarshalEvaluateBatch(examples []LabeledBytes) ([]byte, error) {
 func SetMaxPackedText(n uint64) (previous uint64) {
 	previous, maxPackedText = maxPackedText, n
 	return previous
+}
+
+// ConnectParams is the reconnect backoff Dial gives the channel with these options.
+func ConnectParams(opts ...Option) (grpc.ConnectParams, error) {
+	s, err := newSettings(opts)
+	if err != nil {
+		return grpc.ConnectParams{}, err
+	}
+	return s.connectParams(), nil
 }
