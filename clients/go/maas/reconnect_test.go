@@ -1,6 +1,8 @@
 package maas_test
 
 import (
+	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -65,4 +67,42 @@ func TestWithReconnectBackoffMaxRefusesANonPositiveDuration(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
+}
+
+// The option reaches the channel Dial makes: a port that accepts each connection and closes it at once (a failed
+// attempt, as to a server that is down) sees the client's attempts. With a 250 ms cap the 10th comes within about
+// 3 s (1.6^k backoff capped at 0.25 s, 20% jitter); with grpc-go's default backoff it would come after about
+// (1.6^9 - 1) / 0.6 = 110 s (at least 88 s with the jitter), far beyond the 20 s the test waits.
+func TestReconnectBackoffMaxReachesTheChannel(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	attempts := make(chan struct{}, 100)
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			conn.Close()
+			attempts <- struct{}{}
+		}
+	}()
+	c, err := maas.Dial(ln.Addr().String(), maas.WithReconnectBackoffMax(250*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	go c.WaitServing(ctx, "") // calls every 50 ms, as a long-lived client keeps calling
+	for n := 1; n <= 10; n++ {
+		select {
+		case <-attempts:
+		case <-ctx.Done():
+			t.Fatalf("only %d connection attempts in 20 s: the reconnect backoff is not capped at 250 ms", n-1)
+		}
+	}
 }
