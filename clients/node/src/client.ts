@@ -57,6 +57,16 @@ export const DEFAULT_TIMEOUT_MS = 30_000;
 const LATEST_DEADLINE_MS = Date.UTC(2262, 0, 1);
 /** Largest message sent or received, as the servers' default --max_message_bytes. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 64 << 20;
+/**
+ * Longest wait between two attempts to connect to a server that is down, in milliseconds. grpc-js's own is 120 s (first
+ * wait 1 s, then x1.6 each time): after an outage of a minute calls kept failing at once with UNAVAILABLE for 6-13 s
+ * after the server was back, and for minutes after a longer outage. 5 s bounds that to about 6 s (the cap plus
+ * grpc-js's 20% jitter) whatever the outage, while a fleet of clients retries a recovering server at a fifth of the rate
+ * of the gateway's 1 s cap (one process's few channels to its local backends).
+ */
+export const DEFAULT_RECONNECT_BACKOFF_MAX_MS = 5_000;
+/** grpc-js's first wait between connection attempts, kept unless reconnectBackoffMaxMs is shorter. */
+const INITIAL_RECONNECT_BACKOFF_MS = 1_000;
 
 /** TLS settings: PEM contents or file paths (contents win). */
 export interface TlsOptions {
@@ -95,6 +105,14 @@ export interface ClientOptions {
   timeoutMs?: number;
   /** Largest message sent or received. Default 64 MiB. */
   maxMessageBytes?: number;
+  /**
+   * Longest wait between two attempts to connect to a server that is down, in milliseconds: an integer from 1 to
+   * 2^31 - 1 (the constructor throws naming it otherwise). Default 5 s (DEFAULT_RECONNECT_BACKOFF_MAX_MS; grpc-js's own
+   * is 120 s), so that calls succeed again within about that long (plus 20% jitter) after the server is back; until
+   * then they fail at once with UNAVAILABLE. The first wait is grpc-js's 1 s, or this when shorter. `channelOptions`
+   * may still set 'grpc.max_reconnect_backoff_ms' itself.
+   */
+  reconnectBackoffMaxMs?: number;
   /** Further @grpc/grpc-js channel options. */
   channelOptions?: ChannelOptions;
 }
@@ -179,6 +197,27 @@ function caCertificates(tls: TlsOptions): Buffer | null {
     throw new Error(`maas: no PEM certificate in ${where} (a CA is given as PEM: -----BEGIN CERTIFICATE----- ...)`);
   }
   return ca;
+}
+
+/**
+ * The @grpc/grpc-js channel options of a client: the message size limits and the reconnect backoff, then
+ * options.channelOptions (which win). Throws, naming the option, for a reconnectBackoffMaxMs that is not an integer
+ * from 1 to 2^31 - 1.
+ */
+export function clientChannelOptions(options: ClientOptions): ChannelOptions {
+  const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+  const backoffMax = options.reconnectBackoffMaxMs ?? DEFAULT_RECONNECT_BACKOFF_MAX_MS;
+  if (!(Number.isInteger(backoffMax) && backoffMax >= 1 && backoffMax <= 0x7fffffff)) {
+    throw new Error(
+      `maas: reconnectBackoffMaxMs must be an integer number of milliseconds from 1 to 2147483647, got ${backoffMax}`);
+  }
+  return {
+    "grpc.max_receive_message_length": maxBytes,
+    "grpc.max_send_message_length": maxBytes,
+    "grpc.initial_reconnect_backoff_ms": Math.min(INITIAL_RECONNECT_BACKOFF_MS, backoffMax),
+    "grpc.max_reconnect_backoff_ms": backoffMax,
+    ...options.channelOptions,
+  };
 }
 
 function bearerToken(options: ClientOptions): string | undefined {
@@ -1054,12 +1093,7 @@ export class MaasClient {
     if (!(typeof timeoutMs === "number" && timeoutMs >= 0)) {
       throw new Error(`maas: timeoutMs must be >= 0, got ${timeoutMs}`);
     }
-    const maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
-    const channelOptions: ChannelOptions = {
-      "grpc.max_receive_message_length": maxBytes,
-      "grpc.max_send_message_length": maxBytes,
-      ...options.channelOptions,
-    };
+    const channelOptions = clientChannelOptions(options);
     this.client = new Client(target, channelCredentials(options), channelOptions);
     const token = bearerToken(options);
     // What the channel receives (channelOptions may set it too): the listings ask for pages no larger.

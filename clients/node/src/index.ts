@@ -4,6 +4,7 @@ export {
   CallOptions,
   ClientOptions,
   DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_RECONNECT_BACKOFF_MAX_MS,
   DEFAULT_TIMEOUT_MS,
   DiscriminativeClient,
   GatewayClient,
