@@ -1449,7 +1449,8 @@ const std::set<std::string>& GlobalFlags() {
   static const auto* const kGlobal =
       new std::set<std::string>{"target",          "timeout",           "json",
                                 "auth_token_file", "tls_ca_file",       "tls_cert_file",
-                                "tls_key_file",    "max_message_bytes", "version"};
+                                "tls_key_file",    "max_message_bytes", "reconnect_backoff_max_ms",
+                                "version"};
   return *kGlobal;
 }
 
@@ -1642,6 +1643,8 @@ global flags:
   --tls_ca_file=F         talk TLS, verifying the server against the PEM CA in F
   --tls_cert_file=F --tls_key_file=K   present this client certificate (mutual TLS)
   --max_message_bytes=N   largest message received (default 64 MiB; models pages no larger)
+  --reconnect_backoff_max_ms=MS   longest wait between connection attempts to a server that is
+                          down (default 5000; > 0)
 
 Flags are written --flag=value or --flag value; booleans as --flag or --noflag.
 'maas COMMAND --help' shows one command. Exit codes: 0 ok; 1 error ("maas: <CODE>: <message>" on

@@ -1,7 +1,9 @@
 #include "clients/cpp/client.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <functional>
+#include <limits>
 #include <set>
 #include <string>
 #include <utility>
@@ -9,6 +11,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/registry/list_page.h"
 #include "common/status/status_macros.h"
 #include "common/store/model_store.h"
@@ -22,6 +25,9 @@ namespace gv1 = ::maas::generative::v1;
 
 // The service config: round-robin balancing over the target's addresses.
 constexpr char kServiceConfig[] = R"({"loadBalancingConfig": [{"round_robin": {}}]})";
+
+// gRPC's first wait between connection attempts, kept unless reconnect_backoff_max is shorter.
+constexpr int kGrpcInitialReconnectBackoffMs = 1000;
 
 // The client stream of Train and Evaluate: `first` (the config), then the examples of
 // `next_example` in TextBatch messages of batch_size (>= 1) examples, one batch held at a time;
@@ -147,14 +153,41 @@ absl::StatusOr<cv1::ListModelsResponse> AllPages(
 
 }  // namespace
 
-std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
+absl::Status CheckReconnectBackoffMax(absl::Duration max) {
+  if (max < absl::Milliseconds(1) ||
+      max > absl::Milliseconds(std::numeric_limits<int32_t>::max())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "reconnect_backoff_max must be from 1ms to ",
+        absl::FormatDuration(absl::Milliseconds(std::numeric_limits<int32_t>::max())),
+        " (the longest wait between connection attempts), got ", absl::FormatDuration(max)));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ChannelArguments ChannelArgs(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetServiceConfigJSON(kServiceConfig);
   if (options.max_message_bytes > 0) args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  // An invalid cap fails every call in NewContext; the channel then keeps gRPC's backoff.
+  if (CheckReconnectBackoffMax(options.reconnect_backoff_max).ok()) {
+    const int max_ms = static_cast<int>(absl::ToInt64Milliseconds(options.reconnect_backoff_max));
+    args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS,
+                std::min(kGrpcInitialReconnectBackoffMs, max_ms));
+    args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, max_ms);
+    // The gRPC this builds against (Debian's) kept its own backoff between attempts that failed
+    // after the TCP connect unless this is set too (tests/clients/reconnect_test.cc, as the
+    // gateway sets it); it is also the shortest time an attempt is given (default 20 s), so it is
+    // the cap, not the first wait: a slow handshake keeps at least the cap.
+    args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, max_ms);
+  }
+  return args;
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options) {
   return grpc::CreateCustomChannel(
       options.target,
       options.credentials != nullptr ? options.credentials : grpc::InsecureChannelCredentials(),
-      args);
+      ChannelArgs(options));
 }
 
 Client::Client(const ClientOptions& options) : Client(MakeChannel(options), options) {}
@@ -181,6 +214,7 @@ absl::Status CheckAuthToken(absl::string_view token) {
 
 absl::StatusOr<std::unique_ptr<grpc::ClientContext>> Client::NewContext() const {
   if (!options_.auth_token.empty()) MAAS_RETURN_IF_ERROR(CheckAuthToken(options_.auth_token));
+  MAAS_RETURN_IF_ERROR(CheckReconnectBackoffMax(options_.reconnect_backoff_max));
   auto context = std::make_unique<grpc::ClientContext>();
   if (options_.timeout > absl::ZeroDuration() && options_.timeout != absl::InfiniteDuration()) {
     context->set_deadline(absl::ToChronoTime(absl::Now() + options_.timeout));

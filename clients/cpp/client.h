@@ -49,11 +49,31 @@ struct ClientOptions {
   int max_message_bytes = 64 * 1024 * 1024;
   // Channel credentials (TLS: see common/tls). Null: plaintext.
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // Longest wait between two attempts to connect to a server that is down, 1 ms to 2^31 - 1 ms
+  // (CheckReconnectBackoffMax: otherwise every call fails with INVALID_ARGUMENT). gRPC's own is
+  // 120 s (first wait 1 s, then x1.6): after an outage of a minute calls kept failing at once with
+  // UNAVAILABLE for 6-13 s after the server was back. 5 s bounds that to about 6 s (plus gRPC's 20%
+  // jitter) whatever the outage, while a fleet of clients retries a recovering server at a fifth of
+  // the rate of the gateway's 1 s cap (one process's few channels to its local backends). The
+  // first wait is gRPC's 1 s, or this when shorter. Used by MakeChannel only.
+  absl::Duration reconnect_backoff_max = absl::Seconds(5);
 };
 
 // A channel to options.target (plaintext unless options.credentials) with round-robin load
-// balancing and the receive size limit.
+// balancing, the receive size limit and the reconnect backoff (ChannelArgs).
 std::shared_ptr<grpc::Channel> MakeChannel(const ClientOptions& options);
+
+// The channel arguments of MakeChannel: the service config, the receive size limit, and the
+// reconnect backoff (GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS = min(1 s, reconnect_backoff_max),
+// GRPC_ARG_MAX_RECONNECT_BACKOFF_MS = GRPC_ARG_MIN_RECONNECT_BACKOFF_MS = reconnect_backoff_max,
+// in ms) when CheckReconnectBackoffMax accepts it. The gRPC this builds against ignores the cap for
+// attempts that fail after the TCP connect unless MIN is set too; gRPC core also reads MIN as the
+// shortest time a connection attempt is given (default 20 s), so it is the cap, not the first wait.
+grpc::ChannelArguments ChannelArgs(const ClientOptions& options);
+
+// OK when `max` is a reconnect backoff cap gRPC can take: 1 ms to 2^31 - 1 ms (its int32
+// milliseconds). Otherwise INVALID_ARGUMENT naming reconnect_backoff_max.
+absl::Status CheckReconnectBackoffMax(absl::Duration max);
 
 // OK when `token` can be sent as a bearer token: every byte printable ASCII (space to '~',
 // 0x20-0x7E), what a gRPC header value allows (gRPC aborts the process on other bytes) and what the

@@ -37,6 +37,8 @@ ABSL_FLAG(std::string, auth_token_file, "", "file holding the bearer token");
 ABSL_FLAG(std::string, tls_ca_file, "", "PEM CA of the server's certificate: talk TLS");
 ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate (mutual TLS)");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(int32_t, reconnect_backoff_max_ms, 5000,
+          "longest wait between connection attempts to a server that is down, ms (> 0)");
 ABSL_FLAG(int32_t, max_message_bytes, 64 * 1024 * 1024,
           "largest message received, bytes (models asks for pages no larger)");
 // Command flags (which command accepts which: cli::ValidateCommandArgs).
@@ -358,12 +360,17 @@ int main(int argc, char** argv) {
   if (!(timeout >= 0)) return UsageError("--timeout must be >= 0 seconds", args.json);
   const int32_t max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   if (max_message_bytes <= 0) return UsageError("--max_message_bytes must be > 0", args.json);
+  const int32_t reconnect_backoff_max_ms = absl::GetFlag(FLAGS_reconnect_backoff_max_ms);
+  if (reconnect_backoff_max_ms <= 0) {
+    return UsageError("--reconnect_backoff_max_ms must be > 0", args.json);
+  }
   const bool json = args.json;
 
   maas::client::ClientOptions options;
   options.target = absl::GetFlag(FLAGS_target);
   options.timeout = timeout > 0 ? absl::Seconds(timeout) : absl::InfiniteDuration();
   options.max_message_bytes = max_message_bytes;
+  options.reconnect_backoff_max = absl::Milliseconds(reconnect_backoff_max_ms);
   const std::string token_file = absl::GetFlag(FLAGS_auth_token_file);
   if (!token_file.empty()) {
     absl::StatusOr<std::string> token = cli::ReadFile(token_file);
