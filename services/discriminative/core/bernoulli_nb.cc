@@ -1,6 +1,7 @@
 #include "services/discriminative/core/bernoulli_nb.h"
 
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <utility>
@@ -59,18 +60,23 @@ absl::StatusOr<BernoulliNb> BernoulliNb::Fit(SparseRowsView rows, size_t num_fea
   return nb;
 }
 
-absl::Status BernoulliNb::UpdateParameters() {
+void BernoulliNb::FeatureLogProbFromCounts(double* out) const {
   const size_t k = classes_.size();
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
   const double two_alpha = alpha * 2;
-  feature_log_prob_.assign(k * f, 0.0);
   for (size_t c = 0; c < k; ++c) {
     const double log_denominator = std::log(class_count_[c] + two_alpha);
     for (size_t j = 0; j < f; ++j) {
-      feature_log_prob_[c * f + j] = std::log(feature_count_[c * f + j] + alpha) - log_denominator;
+      out[c * f + j] = std::log(feature_count_[c * f + j] + alpha) - log_denominator;
     }
   }
+}
+
+absl::Status BernoulliNb::UpdateParameters() {
+  feature_log_prob_.resize(classes_.size() * num_features_);
+  FeatureLogProbFromCounts(feature_log_prob_.data());
+  flp_from_counts_ = true;
   UpdateClassLogPrior();
   return absl::OkStatus();
 }
@@ -145,6 +151,7 @@ void BernoulliNb::BuildTable() {
     bias_[c] = class_log_prior_[c] + NumpySum(neg.data(), f);
   }
   SetTableTransposed(delta);
+  if (flp_from_counts_) ReleaseFeatureLogProb();
 }
 
 namespace {
@@ -180,6 +187,12 @@ absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(v1::ClassifierS
   nb.options_ = options;
   nb.binarize_ = binarize;
   MAAS_RETURN_IF_ERROR(nb.LoadState(state, num_features, use));
+  // The stored feature_log_prob is kept only when the counts do not give it back bit for bit.
+  std::vector<double> from_counts(nb.feature_log_prob_.size());
+  nb.FeatureLogProbFromCounts(from_counts.data());
+  nb.flp_from_counts_ = std::memcmp(from_counts.data(), nb.feature_log_prob_.data(),
+                                    from_counts.size() * sizeof(double)) == 0;
+  from_counts = std::vector<double>();
   nb.BuildTable();
   return std::unique_ptr<Classifier>(std::make_unique<BernoulliNb>(std::move(nb)));
 }

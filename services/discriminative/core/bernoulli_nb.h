@@ -42,9 +42,19 @@ class BernoulliNb final : public DiscreteNb {
   bool TransformsValues() const override { return binarize_.has_value(); }
   absl::Status UpdateParameters() override;
   absl::Status ValidateFeatureLogProb() const override;
+  // Also frees feature_log_prob_ when it is FeatureLogProbFromCounts' (flp_from_counts_): its
+  // weight table holds flp - log(1 - exp(flp)), from which flp cannot be read back.
   void BuildTable() override;
+  void ReleasedFeatureLogProbInto(double* out) const override { FeatureLogProbFromCounts(out); }
+  // UpdateParameters' feature_log_prob_ from the counts into out[0 .. C x F): log(fc + alpha) -
+  // log(cc + 2 alpha), the same operations, so the same bits, whenever it is called.
+  void FeatureLogProbFromCounts(double* out) const;
 
   std::optional<double> binarize_ = 0.0;
+  // Whether feature_log_prob_ is, bit for bit, FeatureLogProbFromCounts' (always after a fit; after
+  // a load when the stored one is: an imported scikit-learn model's, from numpy's log, may differ
+  // in a last bit, and is then kept as given).
+  bool flp_from_counts_ = false;
 };
 
 // The registry entry ("bernoulli_nb").

@@ -471,7 +471,12 @@ void DiscreteNb::FeatureLogProbInto(double* out) const {
     std::copy(feature_log_prob_.begin(), feature_log_prob_.end(), out);
     return;
   }
-  // Released (ReleaseFeatureLogProb): the table's transpose.
+  ReleasedFeatureLogProbInto(out);
+}
+
+void DiscreteNb::ReleasedFeatureLogProbInto(double* out) const {
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
   const double* table = weights_t_.data();
   ForEachInFeatureBlocks(k, f, [&](size_t c, size_t j) { out[c * f + j] = table[j * k + c]; });
 }

@@ -168,12 +168,16 @@ class DiscreteNb : public Classifier {
   void UpdateClassLogPrior();
   // Transposes a C x F row-major matrix into weights_t_.
   void SetTableTransposed(const std::vector<double>& c_by_f);
-  // For a kind whose weight table is feature_log_prob_ transposed (same values, same bits): frees
-  // feature_log_prob_ after BuildTable, so that the model holds its largest matrix once (a third of
-  // its memory). feature_log_prob() and ToState transpose the table back.
+  // Frees feature_log_prob_ after BuildTable when ReleasedFeatureLogProbInto gives it back bit for
+  // bit, so that the model does not hold a third C x F matrix: a kind whose weight table is
+  // feature_log_prob_ transposed (feature_log_prob() and ToState transpose the table back), or
+  // BernoulliNB, which recomputes it from the counts.
   void ReleaseFeatureLogProb();
   // Writes feature_log_prob() to out[0 .. C x F).
   void FeatureLogProbInto(double* out) const;
+  // FeatureLogProbInto once feature_log_prob_ is released: by default the weight table's transpose
+  // (MultinomialNB, ComplementNB, whose table is feature_log_prob_ transposed).
+  virtual void ReleasedFeatureLogProbInto(double* out) const;
 
   NbOptions options_;
   std::vector<std::string> classes_;
