@@ -83,19 +83,28 @@ TEST_CASE("ComplementNB on the classic corpus (spec E.3)") {
   CheckClose(single->Predict(x[0]).joint_log_likelihood, {"3.295836866004329"});
 }
 
-TEST_CASE("MultinomialNB and ComplementNB hold feature_log_prob once: as the weight table") {
-  // 3 classes x 4096 features: each C x F matrix is 96 KiB, far above the rest of the model.
-  constexpr size_t kFeatures = 4096;
-  std::vector<SparseVector> rows(30);
+// 30 rows over 3 classes ('a', 'b', 'c' in turn) x kWideFeatures: row i has features i, i + 7, ...
+// with counts 1-5. Each C x F matrix is 96 KiB, far above the rest of a model.
+constexpr size_t kWideFeatures = 4096;
+constexpr int64_t kWideMatrix = 3 * kWideFeatures * sizeof(double);
+struct WideRows {
+  std::vector<SparseVector> rows = std::vector<SparseVector>(30);
   Strings labels;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    for (uint32_t j = static_cast<uint32_t>(i); j < kFeatures; j += 7) {
-      rows[i].indices.push_back(j);
-      rows[i].values.push_back(static_cast<double>(1 + (i + j) % 5));
+  WideRows() {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      for (uint32_t j = static_cast<uint32_t>(i); j < kWideFeatures; j += 7) {
+        rows[i].indices.push_back(j);
+        rows[i].values.push_back(static_cast<double>(1 + (i + j) % 5));
+      }
+      labels.push_back(std::string(1, static_cast<char>('a' + i % 3)));
     }
-    labels.push_back(std::string(1, static_cast<char>('a' + i % 3)));
   }
-  const int64_t matrix = 3 * kFeatures * sizeof(double);
+};
+
+TEST_CASE("MultinomialNB and ComplementNB hold feature_log_prob once: as the weight table") {
+  constexpr size_t kFeatures = kWideFeatures;
+  constexpr int64_t matrix = kWideMatrix;
+  const WideRows wide;
   // prior: whether the class prior enters the joint log-likelihood (MultinomialNB; ComplementNB
   // only with a single class).
   const auto check = [&](const DiscreteNb& nb, bool prior) {
@@ -118,10 +127,12 @@ TEST_CASE("MultinomialNB and ComplementNB hold feature_log_prob once: as the wei
       }
     }
   };
-  auto multinomial = MultinomialNb::Fit(rows, kFeatures, labels, {}, MultinomialNbOptions());
+  auto multinomial =
+      MultinomialNb::Fit(wide.rows, kFeatures, wide.labels, {}, MultinomialNbOptions());
   REQUIRE(multinomial.ok());
   check(*multinomial, /*prior=*/true);
-  auto complement = ComplementNb::Fit(rows, kFeatures, labels, {}, NbOptions(), /*norm=*/false);
+  auto complement =
+      ComplementNb::Fit(wide.rows, kFeatures, wide.labels, {}, NbOptions(), /*norm=*/false);
   REQUIRE(complement.ok());
   check(*complement, /*prior=*/false);
 }
@@ -129,21 +140,13 @@ TEST_CASE("MultinomialNB and ComplementNB hold feature_log_prob once: as the wei
 TEST_CASE("BernoulliNB holds feature_log_prob only when its counts do not give it back") {
   // Its weight table holds flp - log(1 - exp(flp)), from which flp cannot be read back; the
   // counts give it back bit for bit (the same operations), so a fitted model, or one loaded
-  // from such a state, frees it. 3 classes x 4096 features: each C x F matrix is 96 KiB.
-  constexpr size_t kFeatures = 4096;
-  std::vector<SparseVector> rows(30);
-  Strings labels;
-  for (size_t i = 0; i < rows.size(); ++i) {
-    for (uint32_t j = static_cast<uint32_t>(i); j < kFeatures; j += 7) {
-      rows[i].indices.push_back(j);
-      rows[i].values.push_back(1.0);
-    }
-    labels.push_back(std::string(1, static_cast<char>('a' + i % 3)));
-  }
-  const int64_t matrix = 3 * kFeatures * sizeof(double);
+  // from such a state, frees it (binarized WideRows).
+  constexpr size_t kFeatures = kWideFeatures;
+  constexpr int64_t matrix = kWideMatrix;
+  const WideRows wide;
   NbOptions options;
   options.alpha = 0.5;
-  auto fitted = BernoulliNb::Fit(rows, kFeatures, labels, {}, options, 0.0);
+  auto fitted = BernoulliNb::Fit(wide.rows, kFeatures, wide.labels, {}, options, 0.0);
   REQUIRE(fitted.ok());
   // feature_count_ and the feature-major weight table; not a third C x F copy.
   CHECK(fitted->MemoryBytes() < 2 * matrix + matrix / 4);
