@@ -963,8 +963,9 @@ size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch*
   return n;
 }
 
-// OrderedRowIntoBaseline for a row that `place` does not take whole (a mail's body: hundreds of
-// distinct words spread over a vocabulary of 100 000): split by value into buckets of ~16 ids on
+// OrderedRowIntoBaseline on a vector path: the row placed by `place` (the path's rank kernel), or,
+// when `place` does not take it whole (a mail's body: hundreds of distinct words spread over a
+// vocabulary of 100 000), split by value into buckets of ~16 ids on
 // average (a power of two of them, each 2^shift ids wide from the smallest id: a histogram, then
 // the ids scattered into their buckets, a pass each), each bucket's ids placed by `place` after
 // the buckets below (the rare bucket it does not take, by a sort). A row whose ids bunch
@@ -978,8 +979,7 @@ size_t OrderedRowIntoBaseline(size_t num_features, bool binary, AnalyzerScratch*
 // of `row` in ascending order, each with its count in dense (or 1.0), which is cleared
 // (PlaceFeature at out_index[place] and out_value[place]), or false, nothing placed, when the
 // path does not take such a row (too many ids, or too spread out). Inlined into each path's
-// function, so that its loops are compiled for that path. REQUIRES: place rejected the whole row
-// (so it is not empty).
+// function, so that its loops are compiled for that path.
 template <typename Place>
 __attribute__((always_inline)) inline size_t OrderedRowByBuckets(Place place, size_t max_ids,
                                                                  size_t num_features, bool binary,
@@ -990,6 +990,11 @@ __attribute__((always_inline)) inline size_t OrderedRowByBuckets(Place place, si
   const size_t n = ids.size();
   const uint32_t* row = ids.data();
   double* dense = scratch->dense.data();
+  if (place(row, n, binary, dense, out_index, out_value)) {
+    ids.clear();
+    return n;
+  }
+  // Rejected whole, so not empty.
   uint32_t lo = row[0], hi = row[0];
   for (size_t i = 1; i < n; ++i) {
     lo = std::min(lo, row[i]);
@@ -1127,12 +1132,6 @@ __attribute__((target("avx2,popcnt"))) size_t OrderedRowIntoAvx2(size_t num_feat
                                                                  AnalyzerScratch* scratch,
                                                                  uint32_t* out_index,
                                                                  double* out_value) {
-  FeatureIds& ids = scratch->ids;
-  const size_t n = ids.size();
-  if (PlaceByRanksAvx2(ids.data(), n, binary, scratch->dense.data(), out_index, out_value)) {
-    ids.clear();
-    return n;
-  }
   return OrderedRowByBuckets(PlaceByRanksAvx2, kRankMaxOffsetsAvx2, num_features, binary, scratch,
                              out_index, out_value);
 }
@@ -1225,12 +1224,6 @@ MAAS_COUNT_AVX512 bool PlaceByRanksAvx512(const uint32_t* row, size_t n, bool bi
 MAAS_COUNT_AVX512 size_t OrderedRowIntoAvx512(size_t num_features, bool binary,
                                               AnalyzerScratch* scratch, uint32_t* out_index,
                                               double* out_value) {
-  FeatureIds& ids = scratch->ids;
-  const size_t n = ids.size();
-  if (PlaceByRanksAvx512(ids.data(), n, binary, scratch->dense.data(), out_index, out_value)) {
-    ids.clear();
-    return n;
-  }
   return OrderedRowByBuckets(PlaceByRanksAvx512, kRankMaxIds, num_features, binary, scratch,
                              out_index, out_value);
 }
@@ -1245,8 +1238,9 @@ size_t OrderedRowIntoWith(CountSimdPath path, size_t num_features, bool binary,
   if (path == CountSimdPath::kAvx512) {
     return OrderedRowIntoAvx512(num_features, binary, scratch, out_index, out_value);
   }
-  if (path == CountSimdPath::kAvx2)
+  if (path == CountSimdPath::kAvx2) {
     return OrderedRowIntoAvx2(num_features, binary, scratch, out_index, out_value);
+  }
 #endif
   return OrderedRowIntoBaseline(num_features, binary, scratch, out_index, out_value);
 }
