@@ -14,82 +14,16 @@
 #include "common/status/status_macros.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/exp_simd.h"
+#include "services/discriminative/core/run_hashes.h"
 
 namespace maas::discriminative {
 namespace {
-
-inline uint32_t Rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
-
-// The four bytes at `p` as a little-endian word (MurmurHash3's block), on any host.
-inline uint32_t LoadLittle32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
-}
-
-// The word of four ASCII bytes with its capitals lowercased: a byte's top bit, after adding 0x3F,
-// says c >= 'A', after adding 0x25, c >= '['; bytes below 0x80 carry nothing into the next byte.
-inline uint32_t LowerAscii4(uint32_t w) {
-  const uint32_t at_least_a = w + 0x3F3F3F3Fu;
-  const uint32_t past_z = w + 0x25252525u;
-  return w | ((at_least_a & ~past_z & 0x80808080u) >> 2);
-}
-
-inline uint32_t LowerAscii1(uint32_t c) { return c + (c - 'A' < 26u ? 32u : 0u); }
-
-// MurmurHash3_x86_32 of bytes[0, n) with `seed`; with kLower the bytes (then all ASCII) are
-// hashed as if their capitals were lowercase.
-template <bool kLower>
-inline uint32_t Murmur3(const unsigned char* bytes, size_t n, uint32_t seed) {
-  constexpr uint32_t c1 = 0xcc9e2d51, c2 = 0x1b873593;
-  uint32_t h = seed;
-  const size_t blocks = n / 4;
-  for (size_t i = 0; i < blocks; ++i) {
-    uint32_t k = LoadLittle32(bytes + 4 * i);
-    if constexpr (kLower) k = LowerAscii4(k);
-    k *= c1;
-    k = Rotl(k, 15);
-    k *= c2;
-    h ^= k;
-    h = Rotl(h, 13);
-    h = h * 5 + 0xe6546b64;
-  }
-  const unsigned char* tail = bytes + blocks * 4;
-  const auto byte = [&](size_t i) -> uint32_t {
-    return kLower ? LowerAscii1(tail[i]) : static_cast<uint32_t>(tail[i]);
-  };
-  uint32_t k = 0;
-  switch (n & 3) {
-    case 3:
-      k ^= byte(2) << 16;
-      [[fallthrough]];
-    case 2:
-      k ^= byte(1) << 8;
-      [[fallthrough]];
-    case 1:
-      k ^= byte(0);
-      k *= c1;
-      k = Rotl(k, 15);
-      k *= c2;
-      h ^= k;
-  }
-  h ^= static_cast<uint32_t>(n);
-  h ^= h >> 16;
-  h *= 0x85ebca6b;
-  h ^= h >> 13;
-  h *= 0xc2b2ae35;
-  h ^= h >> 16;
-  return h;
-}
 
 // The most distinct columns of a row placed by counting ranks (n^2 / 4 vector compares); longer
 // rows are sorted.
 constexpr size_t kRankMaxColumns = 96;
 
 }  // namespace
-
-uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
-  return Murmur3<false>(reinterpret_cast<const unsigned char*>(data.data()), data.size(), seed);
-}
 
 void NormalizeRow(RowNorm norm, SparseVector* row) {
   NormalizeRow(norm, absl::MakeSpan(row->values));
@@ -261,24 +195,14 @@ void HashingVectorizer::AddHash(uint32_t h, ColumnCounts* counts) const {
   counts->Add(column, alternate_sign_ && negative ? -1.0 : 1.0);
 }
 
-template <bool kLower>
-void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs,
-                                ColumnCounts* counts) const {
-  const auto* bytes = reinterpret_cast<const unsigned char*>(doc.data());
-  for (size_t k = 0; k < runs.count; ++k) {
-    const size_t start = runs.starts[k];
-    const size_t size = runs.ends[k] - start;
-    if (size < 2) continue;
-    AddHash(Murmur3<kLower>(bytes + start, size, 0), counts);
-  }
-}
-
 void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
-                                ColumnCounts* counts) const {
-  if (lower) {
-    AddRuns<true>(doc, runs, counts);
-  } else {
-    AddRuns<false>(doc, runs, counts);
+                                AnalyzerScratch* scratch, ColumnCounts* counts) const {
+  std::vector<uint32_t>& hashes = scratch->run_hashes;
+  if (hashes.size() < runs.count) hashes.resize(runs.count);
+  HashAsciiRuns(doc, runs, lower, hashes.data());
+  for (size_t k = 0; k < runs.count; ++k) {
+    if (runs.ends[k] - runs.starts[k] < 2) continue;  // the token pattern's runs: 2 bytes or more
+    AddHash(hashes[k], counts);
   }
 }
 
@@ -297,7 +221,7 @@ bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScr
     return false;
   }
   ColumnCounts counts(scratch, runs.count, n_features_);
-  AddRuns(doc, runs, lower, &counts);
+  AddRuns(doc, runs, lower, scratch, &counts);
   FinishRow(&counts, row);
   return true;
 }
@@ -312,7 +236,7 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     AsciiRuns runs;
     if (analyzer_.TermRuns(doc, scratch, &runs)) {
       ColumnCounts counts(scratch, runs.count, n_features_);
-      AddRuns(doc, runs, /*lower=*/false, &counts);
+      AddRuns(doc, runs, /*lower=*/false, scratch, &counts);
       FinishRow(&counts, row);
       return;
     }

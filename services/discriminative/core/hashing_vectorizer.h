@@ -12,14 +12,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "services/discriminative/core/run_hashes.h"
 #include "services/discriminative/core/text_analysis.h"
 #include "services/discriminative/core/vectorizer.h"
 
 namespace maas::discriminative {
-
-// MurmurHash3_x86_32 of `data` with `seed` (Austin Appleby's reference, as scikit-learn's
-// murmurhash3_32), as uint32.
-uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed);
 
 enum class RowNorm { kNone, kL1, kL2 };
 
@@ -84,10 +81,10 @@ class HashingVectorizer final : public Vectorizer {
   // Counts a term of MurmurHash3 `h` into its column.
   void AddHash(uint32_t h, ColumnCounts* counts) const;
   // The terms of `runs` over `doc` (those of 2 bytes or more), their ASCII capitals lowercased
-  // when `lower` (REQUIRES then: doc is ASCII).
-  void AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower, ColumnCounts* counts) const;
-  template <bool kLower>
-  void AddRuns(std::string_view doc, const AsciiRuns& runs, ColumnCounts* counts) const;
+  // when `lower` (REQUIRES then: doc is ASCII), hashed together (HashAsciiRuns, into
+  // scratch->run_hashes), then counted.
+  void AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower, AnalyzerScratch* scratch,
+               ColumnCounts* counts) const;
   // The ordered, binarised and normalised row of *counts.
   void FinishRow(ColumnCounts* counts, SparseVector* row) const;
 };

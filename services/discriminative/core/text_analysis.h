@@ -233,6 +233,7 @@ struct AnalyzerScratch {
   std::vector<uint64_t> masks;       // per-byte bitmap of the text (word tokenizer)
   std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
   std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)
+  std::vector<uint32_t> run_hashes;  // the hashing vectorizer's hash of each run of the text
   // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
   struct WordMemo {
     uint64_t owner = 0;              // which vectorizer's ids these are (0: none)
@@ -270,6 +271,7 @@ struct AnalyzerScratch {
     f(s.masks);
     f(s.high_masks);
     f(s.bounds);
+    f(s.run_hashes);
   }
   // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
   // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);

@@ -23,6 +23,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_replace.h"
+#include "services/discriminative/core/run_hashes.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 
@@ -183,6 +184,42 @@ TEST_CASE("AsciiWordRunsWith: every path gives the reference runs, false on any 
         std::string bad = text;
         bad[rng() % bad.size()] = static_cast<char>(0x80 + rng() % 0x80);
         CHECK_FALSE(AsciiWordRunsWith(path, guarded.Place(bad), &scratch, &runs));
+      }
+    }
+  }
+}
+
+// The hashing vectorizer's hashes of a text's runs: every path, with and without lowercasing,
+// against MurmurHash3X86_32 (checked against scikit-learn's values in vectorizers_test.cc) of each
+// run's bytes; runs of every length 1..70 (the vector lanes take up to 16 bytes), ending at the
+// text's end before an inaccessible page; nothing written past the last run's hash.
+TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") {
+  std::mt19937_64 rng(17);
+  GuardedText guarded;
+  const std::vector<std::string> texts = RandomTexts(rng, 600);
+  constexpr uint32_t kUntouched = 0xDEADBEEF;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << random::SimdLevelName(path));
+    for (const std::string& text : texts) {
+      INFO("text '" << text << "'");
+      const std::string_view placed = guarded.Place(text);
+      const std::vector<std::pair<uint32_t, uint32_t>> reference = ReferenceRuns(text);
+      std::vector<uint32_t> starts, ends;
+      for (const auto& [start, end] : reference) {
+        starts.push_back(start);
+        ends.push_back(end);
+      }
+      const AsciiRuns runs{starts.data(), ends.data(), reference.size()};
+      for (const bool lower : {false, true}) {
+        INFO("lower " << lower);
+        std::vector<uint32_t> hashes(runs.count + 20, kUntouched);
+        HashAsciiRunsWith(path, placed, runs, lower, hashes.data());
+        for (size_t k = 0; k < runs.count; ++k) {
+          const std::string run = text.substr(starts[k], ends[k] - starts[k]);
+          INFO("run " << k << " '" << run << "'");
+          CHECK(hashes[k] == MurmurHash3X86_32(lower ? Lower(run) : run, 0));
+        }
+        for (size_t k = runs.count; k < hashes.size(); ++k) CHECK(hashes[k] == kUntouched);
       }
     }
   }

@@ -1,0 +1,311 @@
+#include "services/discriminative/core/run_hashes.h"
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <string_view>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+namespace maas::discriminative {
+namespace {
+
+constexpr uint32_t kC1 = 0xcc9e2d51, kC2 = 0x1b873593, kBlockAdd = 0xe6546b64;
+constexpr uint32_t kFinal1 = 0x85ebca6b, kFinal2 = 0xc2b2ae35;
+
+inline uint32_t Rotl(uint32_t x, int r) { return (x << r) | (x >> (32 - r)); }
+
+// The four bytes at `p` as a little-endian word (MurmurHash3's block), on any host.
+inline uint32_t LoadLittle32(const unsigned char* p) {
+  return static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
+         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
+}
+
+// The word of four ASCII bytes with its capitals lowercased: a byte's top bit, after adding 0x3F,
+// says c >= 'A', after adding 0x25, c >= '['; bytes below 0x80 carry nothing into the next byte.
+inline uint32_t LowerAscii4(uint32_t w) {
+  const uint32_t at_least_a = w + 0x3F3F3F3Fu;
+  const uint32_t past_z = w + 0x25252525u;
+  return w | ((at_least_a & ~past_z & 0x80808080u) >> 2);
+}
+
+inline uint32_t LowerAscii1(uint32_t c) { return c + (c - 'A' < 26u ? 32u : 0u); }
+
+// MurmurHash3_x86_32 of bytes[0, n) with `seed`; with kLower the bytes (then all ASCII) are
+// hashed as if their capitals were lowercase.
+template <bool kLower>
+inline uint32_t Murmur3(const unsigned char* bytes, size_t n, uint32_t seed) {
+  uint32_t h = seed;
+  const size_t blocks = n / 4;
+  for (size_t i = 0; i < blocks; ++i) {
+    uint32_t k = LoadLittle32(bytes + 4 * i);
+    if constexpr (kLower) k = LowerAscii4(k);
+    k *= kC1;
+    k = Rotl(k, 15);
+    k *= kC2;
+    h ^= k;
+    h = Rotl(h, 13);
+    h = h * 5 + kBlockAdd;
+  }
+  const unsigned char* tail = bytes + blocks * 4;
+  const auto byte = [&](size_t i) -> uint32_t {
+    return kLower ? LowerAscii1(tail[i]) : static_cast<uint32_t>(tail[i]);
+  };
+  uint32_t k = 0;
+  switch (n & 3) {
+    case 3:
+      k ^= byte(2) << 16;
+      [[fallthrough]];
+    case 2:
+      k ^= byte(1) << 8;
+      [[fallthrough]];
+    case 1:
+      k ^= byte(0);
+      k *= kC1;
+      k = Rotl(k, 15);
+      k *= kC2;
+      h ^= k;
+  }
+  h ^= static_cast<uint32_t>(n);
+  h ^= h >> 16;
+  h *= kFinal1;
+  h ^= h >> 13;
+  h *= kFinal2;
+  h ^= h >> 16;
+  return h;
+}
+
+// Run k's hash, one run at a time.
+inline uint32_t RunHash(const char* doc, const AsciiRuns& runs, size_t k, bool lower) {
+  const auto* p = reinterpret_cast<const unsigned char*>(doc) + runs.starts[k];
+  const size_t n = runs.ends[k] - runs.starts[k];
+  return lower ? Murmur3<true>(p, n, 0) : Murmur3<false>(p, n, 0);
+}
+
+void HashAsciiRunsBaseline(std::string_view doc, const AsciiRuns& runs, bool lower,
+                           uint32_t* hashes) {
+  for (size_t k = 0; k < runs.count; ++k) hashes[k] = RunHash(doc.data(), runs, k, lower);
+}
+
+#if defined(__x86_64__)
+// The runs the vector paths hash in lanes: up to 16 bytes, each read by one 16-byte load.
+constexpr uint32_t kLaneRunBytes = 16;
+
+// Where a run's 16 bytes are read: the text itself, or, for a run within 16 bytes of the text's
+// end, a zero-padded copy of the text's last 32 bytes (nothing read past the text).
+class RunBytes {
+ public:
+  explicit RunBytes(std::string_view doc) : base_(doc.data()), size_(doc.size()) {
+    tail_from_ = size_ > 32 ? size_ - 32 : 0;
+    if (size_ != 0) std::memcpy(tail_, base_ + tail_from_, size_ - tail_from_);
+  }
+  RunBytes(const RunBytes&) = delete;
+  RunBytes& operator=(const RunBytes&) = delete;
+
+  // Whether a run starting at `start` is read from the copy.
+  bool NearEnd(uint32_t start) const { return start + size_t{kLaneRunBytes} > size_; }
+  __m128i Load(uint32_t start, bool near_end) const {
+    const char* p = near_end && NearEnd(start) ? tail_ + (start - tail_from_) : base_ + start;
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  }
+
+ private:
+  const char* base_;
+  size_t size_;
+  size_t tail_from_;
+  alignas(16) char tail_[64] = {};
+};
+
+// The runs of `lanes` (bits of a group of runs from k) longer than the lanes take, hashed one by
+// one over what the vector step stored.
+inline void HashLongRuns(unsigned lanes, const char* doc, const AsciiRuns& runs, size_t k,
+                         bool lower, uint32_t* hashes) {
+  for (; lanes != 0; lanes &= lanes - 1) {
+    const size_t r = k + static_cast<size_t>(__builtin_ctz(lanes));
+    hashes[r] = RunHash(doc, runs, r, lower);
+  }
+}
+
+MAAS_COUNT_AVX512_WARNINGS_OFF
+
+// MurmurHash3_x86_32 (seed 0) of 16 byte strings side by side: lane j's string is the bytes of
+// words[0..3] lane j, little-endian, of length len (at most 16; the bytes past it zero). A block's
+// steps where the length covers the block, the tail's where it ends inside, by lane masks.
+MAAS_COUNT_AVX512 inline __m512i Murmur3Lanes16(const __m512i* words, __m512i len) {
+  const __m512i c1 = _mm512_set1_epi32(static_cast<int>(kC1));
+  const __m512i c2 = _mm512_set1_epi32(static_cast<int>(kC2));
+  const __m512i block_add = _mm512_set1_epi32(static_cast<int>(kBlockAdd));
+  __m512i h = _mm512_setzero_si512();
+  for (int i = 0; i < 4; ++i) {
+    __m512i k = _mm512_mullo_epi32(words[i], c1);
+    k = _mm512_mullo_epi32(_mm512_rol_epi32(k, 15), c2);
+    const __m512i mixed = _mm512_xor_si512(h, k);
+    __m512i block = _mm512_rol_epi32(mixed, 13);
+    block = _mm512_add_epi32(_mm512_add_epi32(block, _mm512_slli_epi32(block, 2)), block_add);
+    const __mmask16 whole = _mm512_cmpge_epi32_mask(len, _mm512_set1_epi32(4 * (i + 1)));
+    const __mmask16 tail = _mm512_cmpgt_epi32_mask(len, _mm512_set1_epi32(4 * i)) & ~whole;
+    h = _mm512_mask_mov_epi32(h, tail, mixed);
+    h = _mm512_mask_mov_epi32(h, whole, block);
+  }
+  h = _mm512_xor_si512(h, len);
+  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+  h = _mm512_mullo_epi32(h, _mm512_set1_epi32(static_cast<int>(kFinal1)));
+  h = _mm512_xor_si512(h, _mm512_srli_epi32(h, 13));
+  h = _mm512_mullo_epi32(h, _mm512_set1_epi32(static_cast<int>(kFinal2)));
+  return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
+}
+
+// HashAsciiRunsBaseline on the AVX-512 path: 16 runs per step, each run's 16 bytes by one load,
+// the 16 loads transposed into four vectors of words (word i of every run), masked to the runs'
+// lengths and lowercased in the lanes; runs longer than 16 bytes (rare) hashed one by one after.
+MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                           uint32_t* hashes) {
+  const RunBytes bytes(doc);
+  const __m512i ones = _mm512_set1_epi32(-1);
+  for (size_t k = 0; k < runs.count; k += 16) {
+    const size_t left = std::min<size_t>(runs.count - k, 16);
+    const __mmask16 lanes = static_cast<__mmask16>((1u << left) - 1);
+    // (Starts ascend: when the last run of the step is not near the end, none is.)
+    const bool near_end = bytes.NearEnd(runs.starts[k + left - 1]);
+    __m128i t[16];
+    for (size_t j = 0; j < 16; ++j) {
+      t[j] = j < left ? bytes.Load(runs.starts[k + j], near_end) : _mm_setzero_si128();
+    }
+    __m512i z[4];
+    for (size_t r = 0; r < 4; ++r) {
+      z[r] = _mm512_inserti32x4(
+          _mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(t[r]), t[r + 4], 1),
+                             t[r + 8], 2),
+          t[r + 12], 3);
+    }
+    const __m512i a = _mm512_unpacklo_epi32(z[0], z[1]), b = _mm512_unpackhi_epi32(z[0], z[1]);
+    const __m512i c = _mm512_unpacklo_epi32(z[2], z[3]), d = _mm512_unpackhi_epi32(z[2], z[3]);
+    __m512i words[4] = {_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c),
+                        _mm512_unpacklo_epi64(b, d), _mm512_unpackhi_epi64(b, d)};
+    const __m512i len = _mm512_sub_epi32(_mm512_maskz_loadu_epi32(lanes, runs.ends + k),
+                                         _mm512_maskz_loadu_epi32(lanes, runs.starts + k));
+    const __m512i bits = _mm512_slli_epi32(len, 3);
+    for (int i = 0; i < 4; ++i) {
+      // The bytes of word i within the length (a shift by 32 or more gives 0: all kept).
+      const __m512i shift = _mm512_max_epi32(_mm512_sub_epi32(bits, _mm512_set1_epi32(32 * i)),
+                                             _mm512_setzero_si512());
+      words[i] = _mm512_andnot_si512(_mm512_sllv_epi32(ones, shift), words[i]);
+      if (lower) {
+        const __m512i at_least_a = _mm512_add_epi32(words[i], _mm512_set1_epi32(0x3F3F3F3F));
+        const __m512i past_z = _mm512_add_epi32(words[i], _mm512_set1_epi32(0x25252525));
+        const __m512i capital = _mm512_and_si512(_mm512_andnot_si512(past_z, at_least_a),
+                                                 _mm512_set1_epi32(static_cast<int>(0x80808080u)));
+        words[i] = _mm512_or_si512(words[i], _mm512_srli_epi32(capital, 2));
+      }
+    }
+    _mm512_mask_storeu_epi32(hashes + k, lanes, Murmur3Lanes16(words, len));
+    const __mmask16 long_runs =
+        _mm512_mask_cmpgt_epi32_mask(lanes, len, _mm512_set1_epi32(kLaneRunBytes));
+    HashLongRuns(long_runs, doc.data(), runs, k, lower, hashes);
+  }
+}
+MAAS_COUNT_AVX512_WARNINGS_ON
+
+#define MAAS_HASH_AVX2 __attribute__((target("avx2,bmi,popcnt")))
+
+MAAS_HASH_AVX2 inline __m256i Rotl8x32(__m256i x, int r) {
+  return _mm256_or_si256(_mm256_slli_epi32(x, r), _mm256_srli_epi32(x, 32 - r));
+}
+
+// Murmur3Lanes16 on 8 lanes.
+MAAS_HASH_AVX2 inline __m256i Murmur3Lanes8(const __m256i* words, __m256i len) {
+  const __m256i c1 = _mm256_set1_epi32(static_cast<int>(kC1));
+  const __m256i c2 = _mm256_set1_epi32(static_cast<int>(kC2));
+  const __m256i block_add = _mm256_set1_epi32(static_cast<int>(kBlockAdd));
+  __m256i h = _mm256_setzero_si256();
+  for (int i = 0; i < 4; ++i) {
+    __m256i k = _mm256_mullo_epi32(words[i], c1);
+    k = _mm256_mullo_epi32(Rotl8x32(k, 15), c2);
+    const __m256i mixed = _mm256_xor_si256(h, k);
+    __m256i block = Rotl8x32(mixed, 13);
+    block = _mm256_add_epi32(_mm256_add_epi32(block, _mm256_slli_epi32(block, 2)), block_add);
+    // Lengths are small and positive: signed compares.
+    const __m256i whole = _mm256_cmpgt_epi32(len, _mm256_set1_epi32(4 * (i + 1) - 1));
+    const __m256i started = _mm256_cmpgt_epi32(len, _mm256_set1_epi32(4 * i));
+    h = _mm256_blendv_epi8(h, mixed, _mm256_andnot_si256(whole, started));
+    h = _mm256_blendv_epi8(h, block, whole);
+  }
+  h = _mm256_xor_si256(h, len);
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(kFinal1)));
+  h = _mm256_xor_si256(h, _mm256_srli_epi32(h, 13));
+  h = _mm256_mullo_epi32(h, _mm256_set1_epi32(static_cast<int>(kFinal2)));
+  return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
+}
+
+// HashAsciiRunsAvx512 on the AVX2 path: 8 runs per step.
+MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                      uint32_t* hashes) {
+  const RunBytes bytes(doc);
+  const __m256i ones = _mm256_set1_epi32(-1);
+  for (size_t k = 0; k < runs.count; k += 8) {
+    const size_t left = std::min<size_t>(runs.count - k, 8);
+    const __m256i lanes = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(left)),
+                                             _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const bool near_end = bytes.NearEnd(runs.starts[k + left - 1]);
+    __m128i t[8];
+    for (size_t j = 0; j < 8; ++j) {
+      t[j] = j < left ? bytes.Load(runs.starts[k + j], near_end) : _mm_setzero_si128();
+    }
+    __m256i z[4];
+    for (size_t r = 0; r < 4; ++r) {
+      z[r] = _mm256_inserti128_si256(_mm256_castsi128_si256(t[r]), t[r + 4], 1);
+    }
+    const __m256i a = _mm256_unpacklo_epi32(z[0], z[1]), b = _mm256_unpackhi_epi32(z[0], z[1]);
+    const __m256i c = _mm256_unpacklo_epi32(z[2], z[3]), d = _mm256_unpackhi_epi32(z[2], z[3]);
+    __m256i words[4] = {_mm256_unpacklo_epi64(a, c), _mm256_unpackhi_epi64(a, c),
+                        _mm256_unpacklo_epi64(b, d), _mm256_unpackhi_epi64(b, d)};
+    const __m256i len = _mm256_sub_epi32(
+        _mm256_maskload_epi32(reinterpret_cast<const int*>(runs.ends + k), lanes),
+        _mm256_maskload_epi32(reinterpret_cast<const int*>(runs.starts + k), lanes));
+    const __m256i bits = _mm256_slli_epi32(len, 3);
+    for (int i = 0; i < 4; ++i) {
+      const __m256i shift = _mm256_max_epi32(_mm256_sub_epi32(bits, _mm256_set1_epi32(32 * i)),
+                                             _mm256_setzero_si256());
+      words[i] = _mm256_andnot_si256(_mm256_sllv_epi32(ones, shift), words[i]);
+      if (lower) {
+        const __m256i at_least_a = _mm256_add_epi32(words[i], _mm256_set1_epi32(0x3F3F3F3F));
+        const __m256i past_z = _mm256_add_epi32(words[i], _mm256_set1_epi32(0x25252525));
+        const __m256i capital = _mm256_and_si256(_mm256_andnot_si256(past_z, at_least_a),
+                                                 _mm256_set1_epi32(static_cast<int>(0x80808080u)));
+        words[i] = _mm256_or_si256(words[i], _mm256_srli_epi32(capital, 2));
+      }
+    }
+    _mm256_maskstore_epi32(reinterpret_cast<int*>(hashes + k), lanes, Murmur3Lanes8(words, len));
+    const __m256i long_runs =
+        _mm256_and_si256(lanes, _mm256_cmpgt_epi32(len, _mm256_set1_epi32(kLaneRunBytes)));
+    HashLongRuns(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(long_runs))),
+                 doc.data(), runs, k, lower, hashes);
+  }
+}
+#endif
+
+}  // namespace
+
+uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
+  return Murmur3<false>(reinterpret_cast<const unsigned char*>(data.data()), data.size(), seed);
+}
+
+void HashAsciiRunsWith(CountSimdPath path, std::string_view doc, const AsciiRuns& runs, bool lower,
+                       uint32_t* hashes) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) return HashAsciiRunsAvx512(doc, runs, lower, hashes);
+  if (path == CountSimdPath::kAvx2) return HashAsciiRunsAvx2(doc, runs, lower, hashes);
+#endif
+  (void)path;
+  HashAsciiRunsBaseline(doc, runs, lower, hashes);
+}
+
+void HashAsciiRuns(std::string_view doc, const AsciiRuns& runs, bool lower, uint32_t* hashes) {
+  HashAsciiRunsWith(BestCountSimdPath(), doc, runs, lower, hashes);
+}
+
+}  // namespace maas::discriminative
