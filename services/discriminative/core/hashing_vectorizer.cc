@@ -12,9 +12,10 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "services/discriminative/core/count_simd.h"
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/exp_simd.h"
-#include "services/discriminative/core/run_hashes.h"
+#include "services/discriminative/core/hashing_simd.h"
 
 namespace maas::discriminative {
 namespace {
@@ -184,7 +185,7 @@ class HashingVectorizer::ColumnCounts {
   int shift_ = 64;
 };
 
-void HashingVectorizer::AddHash(uint32_t h, ColumnCounts* counts) const {
+uint32_t HashingVectorizer::TermOf(uint32_t h) const {
   // scikit-learn: column |h| mod n_features, with |INT32_MIN| = 2^31; sign of h with
   // alternate_sign. |h| < 2^32, so Lemire's multiply-shift remainder is exact.
   const bool negative = static_cast<int32_t>(h) < 0;
@@ -192,18 +193,39 @@ void HashingVectorizer::AddHash(uint32_t h, ColumnCounts* counts) const {
   const uint64_t low = remainder_multiplier_ * magnitude;
   const auto column =
       static_cast<uint32_t>((static_cast<unsigned __int128>(low) * n_features_) >> 64);
-  counts->Add(column, alternate_sign_ && negative ? -1.0 : 1.0);
+  return column | (alternate_sign_ && negative ? kHashedTermNegative : 0u);
 }
 
-void HashingVectorizer::AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
-                                AnalyzerScratch* scratch, ColumnCounts* counts) const {
+void HashingVectorizer::AddTerm(uint32_t term, ColumnCounts* counts) {
+  counts->Add(term & ~kHashedTermNegative, (term & kHashedTermNegative) != 0 ? -1.0 : 1.0);
+}
+
+void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                AnalyzerScratch* scratch, SparseVector* row) const {
   std::vector<uint32_t>& hashes = scratch->run_hashes;
   if (hashes.size() < runs.count) hashes.resize(runs.count);
-  HashAsciiRuns(doc, runs, lower, hashes.data());
+  uint32_t* terms = hashes.data();
+  HashAsciiRuns(doc, runs, lower, terms);
+  // Each hash becomes its term in place (m <= k), the 1-byte runs dropped: the token pattern's
+  // terms have 2 bytes or more.
+  size_t m = 0;
   for (size_t k = 0; k < runs.count; ++k) {
-    if (runs.ends[k] - runs.starts[k] < 2) continue;  // the token pattern's runs: 2 bytes or more
-    AddHash(hashes[k], counts);
+    terms[m] = TermOf(terms[k]);
+    m += runs.ends[k] - runs.starts[k] >= 2 ? 1 : 0;
   }
+  row->indices.resize(m);
+  row->values.resize(m);
+  size_t distinct = 0;
+  if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, row->indices.data(),
+                         row->values.data(), &distinct)) {
+    row->indices.resize(distinct);
+    row->values.resize(distinct);
+  } else {  // the baseline path, or a long text: a table from column to place, then sorted
+    ColumnCounts counts(scratch, m, n_features_);
+    for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &counts);
+    counts.WriteRow(binary_, row);
+  }
+  NormalizeRow(norm_, row);
 }
 
 void HashingVectorizer::FinishRow(ColumnCounts* counts, SparseVector* row) const {
@@ -220,9 +242,7 @@ bool HashingVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScr
       !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
     return false;
   }
-  ColumnCounts counts(scratch, runs.count, n_features_);
-  AddRuns(doc, runs, lower, scratch, &counts);
-  FinishRow(&counts, row);
+  RunsRow(doc, runs, lower, scratch, row);
   return true;
 }
 
@@ -235,15 +255,13 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     const std::string_view doc = analyzer_.Preprocess(text, scratch);
     AsciiRuns runs;
     if (analyzer_.TermRuns(doc, scratch, &runs)) {
-      ColumnCounts counts(scratch, runs.count, n_features_);
-      AddRuns(doc, runs, /*lower=*/false, scratch, &counts);
-      FinishRow(&counts, row);
+      RunsRow(doc, runs, /*lower=*/false, scratch, row);
       return;
     }
   }
   ColumnCounts counts(scratch, text.size() / 4, n_features_);
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
-    for (const std::string_view term : terms) AddHash(MurmurHash3X86_32(term, 0), &counts);
+    for (const std::string_view term : terms) AddTerm(TermOf(MurmurHash3X86_32(term, 0)), &counts);
   });
   FinishRow(&counts, row);
 }

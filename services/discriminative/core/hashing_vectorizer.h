@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "services/discriminative/core/run_hashes.h"
+#include "services/discriminative/core/hashing_simd.h"
 #include "services/discriminative/core/text_analysis.h"
 #include "services/discriminative/core/vectorizer.h"
 
@@ -78,13 +78,16 @@ class HashingVectorizer final : public Vectorizer {
   uint64_t remainder_multiplier_;
 
   class ColumnCounts;
-  // Counts a term of MurmurHash3 `h` into its column.
-  void AddHash(uint32_t h, ColumnCounts* counts) const;
-  // The terms of `runs` over `doc` (those of 2 bytes or more), their ASCII capitals lowercased
-  // when `lower` (REQUIRES then: doc is ASCII), hashed together (HashAsciiRuns, into
-  // scratch->run_hashes), then counted.
-  void AddRuns(std::string_view doc, const AsciiRuns& runs, bool lower, AnalyzerScratch* scratch,
-               ColumnCounts* counts) const;
+  // The hashed term (hashing_simd.h) of MurmurHash3 `h`: its column and sign.
+  uint32_t TermOf(uint32_t h) const;
+  // Counts `term` into its column.
+  static void AddTerm(uint32_t term, ColumnCounts* counts);
+  // The row of the terms of `runs` over `doc` (those of 2 bytes or more), their ASCII capitals
+  // lowercased when `lower` (REQUIRES then: doc is ASCII): hashed together (HashAsciiRuns, into
+  // scratch->run_hashes), then placed in column order by HashedTermsRowWith (ColumnCounts where it
+  // does not take them), normalised.
+  void RunsRow(std::string_view doc, const AsciiRuns& runs, bool lower, AnalyzerScratch* scratch,
+               SparseVector* row) const;
   // The ordered, binarised and normalised row of *counts.
   void FinishRow(ColumnCounts* counts, SparseVector* row) const;
 };

@@ -23,7 +23,7 @@
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_replace.h"
-#include "services/discriminative/core/run_hashes.h"
+#include "services/discriminative/core/hashing_simd.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
 
@@ -220,6 +220,56 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
           CHECK(hashes[k] == MurmurHash3X86_32(lower ? Lower(run) : run, 0));
         }
         for (size_t k = runs.count; k < hashes.size(); ++k) CHECK(hashes[k] == kUntouched);
+      }
+    }
+  }
+}
+
+// A text's row from its hashed terms: every vector path against a std::map of the columns' summed
+// values (cancelled columns kept with 0.0, every value 1.0 when binary), on term lists of 0-256
+// terms (what the paths take; more are refused, as on the baseline) with columns spanning up to
+// 0x10000 (16-bit lanes) or more (32-bit lanes), few or many duplicates, either sign.
+TEST_CASE("HashedTermsRowWith: vector paths place and sum the terms as a std::map does") {
+  std::mt19937_64 rng(19);
+  std::vector<uint32_t> out_index(300);
+  std::vector<double> out_value(300);
+  size_t distinct = 0;
+  std::vector<uint32_t> many(257, 5);
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << random::SimdLevelName(path));
+    if (path == CountSimdPath::kBaseline) {
+      CHECK_FALSE(HashedTermsRowWith(path, many.data(), 3, false, out_index.data(),
+                                     out_value.data(), &distinct));
+      continue;
+    }
+    CHECK_FALSE(HashedTermsRowWith(path, many.data(), many.size(), false, out_index.data(),
+                                   out_value.data(), &distinct));
+    for (int trial = 0; trial < 4000; ++trial) {
+      const size_t n = trial < 257 ? static_cast<size_t>(trial) : rng() % 257;
+      // Spans: a few columns (many duplicates), exactly 0x10000 and 0x10001 wide, up to 2^31 - 3.
+      const uint32_t spans[] = {3, 0x10000, 0x10001, 1u << 20, 0x7FFFFFFDu};
+      const uint32_t span = spans[rng() % 5];
+      const uint32_t lo = static_cast<uint32_t>(rng() % (0x7FFFFFFEu - span));
+      std::vector<uint32_t> terms(n);
+      std::map<uint32_t, double> reference;
+      for (uint32_t& term : terms) {
+        uint32_t column = lo + static_cast<uint32_t>(rng() % span);
+        if (rng() % 8 == 0) column = rng() % 2 == 0 ? lo : lo + span - 1;  // the span's ends
+        const bool negative = rng() % 2 == 0;
+        term = column | (negative ? kHashedTermNegative : 0u);
+        reference[column] += negative ? -1.0 : 1.0;
+      }
+      for (const bool binary : {false, true}) {
+        INFO("n " << n << " span " << span << " binary " << binary);
+        REQUIRE(HashedTermsRowWith(path, terms.data(), n, binary, out_index.data(),
+                                   out_value.data(), &distinct));
+        REQUIRE(distinct == reference.size());
+        size_t e = 0;
+        for (const auto& [column, value] : reference) {
+          CHECK(out_index[e] == column);
+          CHECK(out_value[e] == (binary ? 1.0 : value));
+          ++e;
+        }
       }
     }
   }

@@ -1,4 +1,4 @@
-#include "services/discriminative/core/run_hashes.h"
+#include "services/discriminative/core/hashing_simd.h"
 
 #include <algorithm>
 #include <cstddef>
@@ -207,6 +207,89 @@ MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns
     HashLongRuns(long_runs, doc.data(), runs, k, lower, hashes);
   }
 }
+// The most terms the vector paths rank (beyond, the caller's hash table): the compares grow as n^2.
+constexpr size_t kRankMaxTerms = 256;
+
+// The row of the terms from each one's place: place[i] is the number of terms whose column is
+// below term i's, so that equal columns share a place. Sums the values at the places, then writes
+// the occupied places in order (branch-free: every place written, the count advanced by one for
+// an occupied one). Returns the number of distinct columns.
+inline size_t RowFromPlaces(const uint32_t* terms, const uint32_t* place, size_t n, bool binary,
+                            uint32_t* out_index, double* out_value) {
+  double sums[kRankMaxTerms];
+  uint32_t at[kRankMaxTerms];  // column + 1 of the terms at each place; 0: none
+  std::memset(sums, 0, n * sizeof(double));
+  std::memset(at, 0, n * sizeof(uint32_t));
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t p = place[i];
+    sums[p] += (terms[i] & kHashedTermNegative) != 0 ? -1.0 : 1.0;
+    at[p] = (terms[i] & ~kHashedTermNegative) + 1;
+  }
+  size_t d = 0;
+  for (size_t p = 0; p < n; ++p) {
+    out_index[d] = at[p] - 1;
+    out_value[d] = binary ? 1.0 : sums[p];
+    d += at[p] != 0 ? 1 : 0;
+  }
+  return d;
+}
+
+// HashedTermsRowWith on the AVX-512 path: the columns' offsets from the smallest in 16-bit lanes
+// (32 per vector) when they span at most 0x10000, as texts of a small n_features always do, else
+// the columns in 32-bit lanes; padding lanes never below a term.
+MAAS_COUNT_AVX512 bool HashedTermsRowAvx512(const uint32_t* terms, size_t n, bool binary,
+                                            uint32_t* out_index, double* out_value,
+                                            size_t* distinct) {
+  if (n > kRankMaxTerms) return false;
+  const __m512i column_bits = _mm512_set1_epi32(static_cast<int>(~kHashedTermNegative));
+  const __m512i above = _mm512_set1_epi32(-1);
+  __m512i v[kRankMaxTerms / 16];
+  __m512i low = above, high = _mm512_setzero_si512();
+  const size_t vectors = (n + 15) / 16;
+  for (size_t j = 0; j < vectors; ++j) {
+    const size_t left = n - 16 * j;
+    const __mmask16 lanes = left >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << left) - 1);
+    v[j] = _mm512_mask_and_epi32(above, lanes, _mm512_maskz_loadu_epi32(lanes, terms + 16 * j),
+                                 column_bits);
+    low = _mm512_min_epu32(low, v[j]);
+    high = _mm512_mask_max_epu32(high, lanes, high, v[j]);
+  }
+  uint32_t place[kRankMaxTerms];
+  const uint32_t lo = n != 0 ? _mm512_reduce_min_epu32(low) : 0;
+  if (n != 0 && _mm512_reduce_max_epu32(high) - lo <= 0xFFFF) {
+    const __m512i base = _mm512_set1_epi32(static_cast<int>(lo));
+    __m512i w[kRankMaxTerms / 32];
+    const size_t halves = (vectors + 1) / 2;
+    for (size_t j = 0; j < halves; ++j) {
+      // Lanes past n: 0xFFFF, never below an offset.
+      const __m256i first = _mm512_cvtusepi32_epi16(_mm512_sub_epi32(v[2 * j], base));
+      const __m256i second = 2 * j + 1 < vectors
+                                 ? _mm512_cvtusepi32_epi16(_mm512_sub_epi32(v[2 * j + 1], base))
+                                 : _mm256_set1_epi16(-1);
+      w[j] = _mm512_inserti64x4(_mm512_castsi256_si512(first), second, 1);
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const __m512i b =
+          _mm512_set1_epi16(static_cast<short>((terms[i] & ~kHashedTermNegative) - lo));
+      uint32_t below = 0;
+      for (size_t j = 0; j < halves; ++j) {
+        below += static_cast<uint32_t>(_mm_popcnt_u32(_mm512_cmplt_epu16_mask(w[j], b)));
+      }
+      place[i] = below;
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      const __m512i b = _mm512_set1_epi32(static_cast<int>(terms[i] & ~kHashedTermNegative));
+      uint32_t below = 0;
+      for (size_t j = 0; j < vectors; ++j) {
+        below += static_cast<uint32_t>(_mm_popcnt_u32(_mm512_cmplt_epu32_mask(v[j], b)));
+      }
+      place[i] = below;
+    }
+  }
+  *distinct = RowFromPlaces(terms, place, n, binary, out_index, out_value);
+  return true;
+}
 MAAS_COUNT_AVX512_WARNINGS_ON
 
 #define MAAS_HASH_AVX2 __attribute__((target("avx2,bmi,popcnt")))
@@ -286,9 +369,72 @@ MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& run
                  doc.data(), runs, k, lower, hashes);
   }
 }
+
+// HashedTermsRowAvx512 on the AVX2 path: 16-bit offsets (16 per vector, sign-flipped for the
+// signed compare) or columns (8 per vector; below 2^31, so signed compares order them).
+MAAS_HASH_AVX2 bool HashedTermsRowAvx2(const uint32_t* terms, size_t n, bool binary,
+                                       uint32_t* out_index, double* out_value, size_t* distinct) {
+  if (n > kRankMaxTerms) return false;
+  uint32_t lo = ~uint32_t{0}, hi = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t column = terms[i] & ~kHashedTermNegative;
+    lo = std::min(lo, column);
+    hi = std::max(hi, column);
+  }
+  uint32_t place[kRankMaxTerms];
+  if (n != 0 && hi - lo <= 0xFFFF) {
+    const size_t vectors = (n + 15) / 16;
+    alignas(32) uint16_t offsets[kRankMaxTerms];
+    for (size_t i = 0; i < n; ++i) {
+      offsets[i] = static_cast<uint16_t>(((terms[i] & ~kHashedTermNegative) - lo) ^ 0x8000u);
+    }
+    for (size_t i = n; i < 16 * vectors; ++i) offsets[i] = 0x7FFF;  // never below an offset
+    for (size_t i = 0; i < n; ++i) {
+      const __m256i b = _mm256_set1_epi16(static_cast<short>(offsets[i]));
+      uint32_t below = 0;  // each lane's compare is two bits of the byte mask
+      for (size_t j = 0; j < vectors; ++j) {
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(offsets + 16 * j));
+        below += static_cast<uint32_t>(
+            _mm_popcnt_u32(static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(b, w)))));
+      }
+      place[i] = below / 2;
+    }
+  } else {
+    const size_t vectors = (n + 7) / 8;
+    alignas(32) uint32_t columns[kRankMaxTerms];
+    for (size_t i = 0; i < n; ++i) columns[i] = terms[i] & ~kHashedTermNegative;
+    for (size_t i = n; i < 8 * vectors; ++i) columns[i] = ~kHashedTermNegative;  // above all
+    for (size_t i = 0; i < n; ++i) {
+      const __m256i b = _mm256_set1_epi32(static_cast<int>(columns[i]));
+      uint32_t below = 0;
+      for (size_t j = 0; j < vectors; ++j) {
+        const __m256i w = _mm256_load_si256(reinterpret_cast<const __m256i*>(columns + 8 * j));
+        below += static_cast<uint32_t>(_mm_popcnt_u32(static_cast<unsigned>(
+            _mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(b, w))))));
+      }
+      place[i] = below;
+    }
+  }
+  *distinct = RowFromPlaces(terms, place, n, binary, out_index, out_value);
+  return true;
+}
 #endif
 
 }  // namespace
+
+bool HashedTermsRowWith(CountSimdPath path, const uint32_t* terms, size_t n, bool binary,
+                        uint32_t* out_index, double* out_value, size_t* distinct) {
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    return HashedTermsRowAvx512(terms, n, binary, out_index, out_value, distinct);
+  }
+  if (path == CountSimdPath::kAvx2) {
+    return HashedTermsRowAvx2(terms, n, binary, out_index, out_value, distinct);
+  }
+#endif
+  (void)path, (void)terms, (void)n, (void)binary, (void)out_index, (void)out_value, (void)distinct;
+  return false;
+}
 
 uint32_t MurmurHash3X86_32(std::string_view data, uint32_t seed) {
   return Murmur3<false>(reinterpret_cast<const unsigned char*>(data.data()), data.size(), seed);
