@@ -210,6 +210,49 @@ MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns
 // The most terms the vector paths rank (beyond, the caller's hash table): the compares grow as n^2.
 constexpr size_t kRankMaxTerms = 256;
 
+inline uint32_t ColumnOf(uint32_t term) { return term & ~kHashedTermNegative; }
+
+// The most blocks of 0x10000 columns the AVX2 path splits a text's terms into when the columns
+// span more than 0x10000 (n_features from 2^17 to 2^22, as the default 2^20); wider spans take
+// 32-bit lanes.
+constexpr size_t kMaxColumnBlocks = 64;
+
+// A text's terms whose columns span `blocks` blocks of 0x10000 from `lo`: each one's 16-bit offset
+// within its block, grouped by block in offsets[start[b], start[b + 1]), with its term's index in
+// term_of. A term's place is its block's start plus the number of its block's offsets below its
+// own: 16-bit compares against a few offsets instead of 32-bit ones against all the terms.
+struct ColumnBlocks {
+  uint32_t start[kMaxColumnBlocks + 1];
+  uint16_t offsets[kRankMaxTerms];
+  uint16_t term_of[kRankMaxTerms];
+
+  ColumnBlocks(const uint32_t* terms, size_t n, uint32_t lo, size_t blocks) {
+    uint32_t next[kMaxColumnBlocks];
+    std::memset(next, 0, blocks * sizeof(uint32_t));
+    for (size_t i = 0; i < n; ++i) ++next[(ColumnOf(terms[i]) - lo) >> 16];
+    uint32_t sum = 0;
+    for (size_t b = 0; b < blocks; ++b) {
+      start[b] = sum;
+      sum += next[b];
+      next[b] = start[b];
+    }
+    start[blocks] = sum;
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t offset = ColumnOf(terms[i]) - lo;
+      const uint32_t at = next[offset >> 16]++;
+      offsets[at] = static_cast<uint16_t>(offset);
+      term_of[at] = static_cast<uint16_t>(i);
+    }
+  }
+};
+
+// The number of 0x10000-column blocks from lo to hi, or 0 when there are more than
+// kMaxColumnBlocks.
+inline size_t ColumnBlockCount(uint32_t lo, uint32_t hi) {
+  const size_t blocks = ((hi - lo) >> 16) + 1;
+  return blocks <= kMaxColumnBlocks ? blocks : 0;
+}
+
 // The row of the terms from each one's place: place[i] is the number of terms whose column is
 // below term i's, so that equal columns share a place. Sums the values at the places, then writes
 // the occupied places in order (branch-free: every place written, the count advanced by one for
@@ -256,7 +299,8 @@ MAAS_COUNT_AVX512 bool HashedTermsRowAvx512(const uint32_t* terms, size_t n, boo
   }
   uint32_t place[kRankMaxTerms];
   const uint32_t lo = n != 0 ? _mm512_reduce_min_epu32(low) : 0;
-  if (n != 0 && _mm512_reduce_max_epu32(high) - lo <= 0xFFFF) {
+  const uint32_t hi = n != 0 ? _mm512_reduce_max_epu32(high) : 0;
+  if (hi - lo <= 0xFFFF) {
     const __m512i base = _mm512_set1_epi32(static_cast<int>(lo));
     __m512i w[kRankMaxTerms / 32];
     const size_t halves = (vectors + 1) / 2;
@@ -370,8 +414,33 @@ MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& run
   }
 }
 
+// The places of terms split into blocks (ColumnBlocks), ranked within each block by 16-bit
+// compares, 16 offsets per vector, sign-flipped for the signed compare (lanes past the block
+// 0x7FFF, never below an offset). (On the AVX-512 path, whose 32-bit compares take 16 columns at
+// once, the blocks measured slower than the columns: 0.0249 against 0.0305 s.)
+MAAS_HASH_AVX2 void BlockPlacesAvx2(const ColumnBlocks& c, size_t blocks, uint32_t* place) {
+  alignas(32) uint16_t w[kRankMaxTerms];
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint32_t s = c.start[b], e = c.start[b + 1];
+    const size_t vectors = (e - s + 15) / 16;
+    for (uint32_t t = s; t < e; ++t) w[t - s] = c.offsets[t] ^ 0x8000u;
+    for (size_t i = e - s; i < 16 * vectors; ++i) w[i] = 0x7FFF;
+    for (uint32_t t = s; t < e; ++t) {
+      const __m256i key = _mm256_set1_epi16(static_cast<short>(c.offsets[t] ^ 0x8000u));
+      uint32_t below = 0;  // each lane's compare is two bits of the byte mask
+      for (size_t j = 0; j < vectors; ++j) {
+        const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + 16 * j));
+        below += static_cast<uint32_t>(_mm_popcnt_u32(
+            static_cast<unsigned>(_mm256_movemask_epi8(_mm256_cmpgt_epi16(key, v)))));
+      }
+      place[c.term_of[t]] = s + below / 2;
+    }
+  }
+}
+
 // HashedTermsRowAvx512 on the AVX2 path: 16-bit offsets (16 per vector, sign-flipped for the
-// signed compare) or columns (8 per vector; below 2^31, so signed compares order them).
+// signed compare), the same in blocks of 0x10000 columns (BlockPlacesAvx2: 2^20 features 0.0415
+// -> 0.0378 s), or columns (8 per vector; below 2^31, so signed compares order them).
 MAAS_HASH_AVX2 bool HashedTermsRowAvx2(const uint32_t* terms, size_t n, bool binary,
                                        uint32_t* out_index, double* out_value, size_t* distinct) {
   if (n > kRankMaxTerms) return false;
@@ -382,7 +451,10 @@ MAAS_HASH_AVX2 bool HashedTermsRowAvx2(const uint32_t* terms, size_t n, bool bin
     hi = std::max(hi, column);
   }
   uint32_t place[kRankMaxTerms];
-  if (n != 0 && hi - lo <= 0xFFFF) {
+  if (n != 0 && hi - lo > 0xFFFF && ColumnBlockCount(lo, hi) != 0) {
+    const size_t blocks = ColumnBlockCount(lo, hi);
+    BlockPlacesAvx2(ColumnBlocks(terms, n, lo, blocks), blocks, place);
+  } else if (n != 0 && hi - lo <= 0xFFFF) {
     const size_t vectors = (n + 15) / 16;
     alignas(32) uint16_t offsets[kRankMaxTerms];
     for (size_t i = 0; i < n; ++i) {

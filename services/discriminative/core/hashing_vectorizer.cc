@@ -190,9 +190,11 @@ uint32_t HashingVectorizer::TermOf(uint32_t h) const {
   // alternate_sign. |h| < 2^32, so Lemire's multiply-shift remainder is exact.
   const bool negative = static_cast<int32_t>(h) < 0;
   const uint32_t magnitude = negative ? 0u - h : h;
-  const uint64_t low = remainder_multiplier_ * magnitude;
-  const auto column =
-      static_cast<uint32_t>((static_cast<unsigned __int128>(low) * n_features_) >> 64);
+  uint32_t column = magnitude & (n_features_ - 1);
+  if (!power_of_two_) {
+    const uint64_t low = remainder_multiplier_ * magnitude;
+    column = static_cast<uint32_t>((static_cast<unsigned __int128>(low) * n_features_) >> 64);
+  }
   return column | (alternate_sign_ && negative ? kHashedTermNegative : 0u);
 }
 

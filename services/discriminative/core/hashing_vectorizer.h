@@ -50,7 +50,8 @@ class HashingVectorizer final : public Vectorizer {
         alternate_sign_(options.alternate_sign),
         binary_(options.binary),
         norm_(options.norm),
-        remainder_multiplier_(~uint64_t{0} / options.n_features + 1) {}
+        remainder_multiplier_(~uint64_t{0} / options.n_features + 1),
+        power_of_two_((options.n_features & (options.n_features - 1)) == 0) {}
 
   using Vectorizer::Transform;
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
@@ -76,6 +77,9 @@ class HashingVectorizer final : public Vectorizer {
   // ~0 / n_features + 1: x mod n_features = (remainder_multiplier_ * x mod 2^64) * n_features
   // >> 64 for every 32-bit x (Lemire, Kaser and Kurz, "Faster remainder by direct computation").
   uint64_t remainder_multiplier_;
+  // Whether n_features is a power of two (as scikit-learn's default, 2^20): x mod n_features is
+  // then x & (n_features - 1).
+  bool power_of_two_;
 
   class ColumnCounts;
   // The hashed term (hashing_simd.h) of MurmurHash3 `h`: its column and sign.

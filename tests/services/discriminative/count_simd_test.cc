@@ -228,7 +228,8 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
 // A text's row from its hashed terms: every vector path against a std::map of the columns' summed
 // values (cancelled columns kept with 0.0, every value 1.0 when binary), on term lists of 0-256
 // terms (what the paths take; more are refused, as on the baseline) with columns spanning up to
-// 0x10000 (16-bit lanes) or more (32-bit lanes), few or many duplicates, either sign.
+// 0x10000 (16-bit lanes), up to 64 blocks of 0x10000 (16-bit lanes per block) or more (32-bit
+// lanes), few or many duplicates, either sign.
 TEST_CASE("HashedTermsRowWith: vector paths place and sum the terms as a std::map does") {
   std::mt19937_64 rng(19);
   std::vector<uint32_t> out_index(300);
@@ -244,11 +245,13 @@ TEST_CASE("HashedTermsRowWith: vector paths place and sum the terms as a std::ma
     }
     CHECK_FALSE(HashedTermsRowWith(path, many.data(), many.size(), false, out_index.data(),
                                    out_value.data(), &distinct));
-    for (int trial = 0; trial < 4000; ++trial) {
+    for (int trial = 0; trial < 6000; ++trial) {
       const size_t n = trial < 257 ? static_cast<size_t>(trial) : rng() % 257;
-      // Spans: a few columns (many duplicates), exactly 0x10000 and 0x10001 wide, up to 2^31 - 3.
-      const uint32_t spans[] = {3, 0x10000, 0x10001, 1u << 20, 0x7FFFFFFDu};
-      const uint32_t span = spans[rng() % 5];
+      // Spans: a few columns (many duplicates); exactly 1 and 2 blocks of 0x10000 columns (one
+      // vector of 16-bit offsets, or blocks of them); 2^20; 64 and 65 blocks (the most taken in
+      // blocks, then 32-bit lanes); up to 2^31 - 3.
+      const uint32_t spans[] = {3, 0x10000, 0x10001, 1u << 20, 0x400000, 0x400001, 0x7FFFFFFDu};
+      const uint32_t span = spans[rng() % 7];
       const uint32_t lo = static_cast<uint32_t>(rng() % (0x7FFFFFFEu - span));
       std::vector<uint32_t> terms(n);
       std::map<uint32_t, double> reference;
