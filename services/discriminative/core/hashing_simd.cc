@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string_view>
+#include <vector>
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -490,21 +491,94 @@ MAAS_HASH_AVX2 bool HashedTermsRowAvx2(const uint32_t* terms, size_t n, bool bin
   *distinct = RowFromPlaces(terms, place, n, binary, out_index, out_value);
   return true;
 }
+
+// The row of n terms (RowFromPlaces's) by sorting them by column and summing each column's run:
+// for a bucket of BucketedTermsRow with more than kRankMaxTerms terms (one column repeated
+// hundreds of times, as a long text's commonest word).
+inline size_t SortedTermsRow(uint32_t* terms, size_t n, bool binary, uint32_t* out_index,
+                             double* out_value) {
+  std::sort(terms, terms + n, [](uint32_t a, uint32_t b) { return ColumnOf(a) < ColumnOf(b); });
+  size_t d = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t column = ColumnOf(terms[i]);
+    const double value = (terms[i] & kHashedTermNegative) != 0 ? -1.0 : 1.0;
+    if (d != 0 && out_index[d - 1] == column) {
+      out_value[d - 1] += value;
+    } else {
+      out_index[d] = column;
+      out_value[d] = value;
+      ++d;
+    }
+  }
+  if (binary) std::fill(out_value, out_value + d, 1.0);
+  return d;
+}
+
+// HashedTermsRowWith with a path's kernel `row` (its signature), which takes up to kRankMaxTerms
+// terms: more are split into buckets by column range, a power of two of them, each 2^shift
+// columns wide from the smallest column, with ~32 terms each on average (a histogram, then the
+// terms scattered into their buckets), each bucket's row written after those below (a bucket
+// with more than kRankMaxTerms by SortedTermsRow).
+template <typename Row>
+__attribute__((always_inline)) inline bool BucketedTermsRow(Row row, const uint32_t* terms,
+                                                            size_t n, bool binary,
+                                                            AnalyzerScratch* scratch,
+                                                            uint32_t* out_index, double* out_value,
+                                                            size_t* distinct) {
+  if (n <= kRankMaxTerms) return row(terms, n, binary, out_index, out_value, distinct);
+  uint32_t lo = ColumnOf(terms[0]), hi = lo;
+  for (size_t i = 1; i < n; ++i) {
+    lo = std::min(lo, ColumnOf(terms[i]));
+    hi = std::max(hi, ColumnOf(terms[i]));
+  }
+  size_t buckets = 2;
+  while (buckets * 32 < n) buckets *= 2;
+  unsigned shift = 0;
+  while (((hi - lo) >> shift) >= buckets) ++shift;
+  std::vector<uint32_t>& starts = scratch->bucket_starts;
+  starts.assign(buckets + 1, 0);
+  for (size_t i = 0; i < n; ++i) ++starts[((ColumnOf(terms[i]) - lo) >> shift) + 1];
+  for (size_t b = 0; b < buckets; ++b) starts[b + 1] += starts[b];
+  std::vector<uint32_t>& bucketed = scratch->bucketed;
+  if (bucketed.size() < n) bucketed.resize(n);
+  uint32_t* part = bucketed.data();
+  for (size_t i = 0; i < n; ++i) part[starts[(ColumnOf(terms[i]) - lo) >> shift]++] = terms[i];
+  // starts[b] is now the end of bucket b, the start of bucket b + 1. A bucket's row may write
+  // up to its term count from its place: within the n of room, as it is at most its start.
+  size_t d = 0;
+  uint32_t begin = 0;
+  for (size_t b = 0; b < buckets; ++b) {
+    const uint32_t end = starts[b];
+    size_t bucket_distinct = 0;
+    if (!row(part + begin, end - begin, binary, out_index + d, out_value + d, &bucket_distinct)) {
+      bucket_distinct =
+          SortedTermsRow(part + begin, end - begin, binary, out_index + d, out_value + d);
+    }
+    d += bucket_distinct;
+    begin = end;
+  }
+  *distinct = d;
+  return true;
+}
 #endif
 
 }  // namespace
 
 bool HashedTermsRowWith(CountSimdPath path, const uint32_t* terms, size_t n, bool binary,
-                        uint32_t* out_index, double* out_value, size_t* distinct) {
+                        AnalyzerScratch* scratch, uint32_t* out_index, double* out_value,
+                        size_t* distinct) {
 #if defined(__x86_64__)
   if (path == CountSimdPath::kAvx512) {
-    return HashedTermsRowAvx512(terms, n, binary, out_index, out_value, distinct);
+    return BucketedTermsRow(HashedTermsRowAvx512, terms, n, binary, scratch, out_index, out_value,
+                            distinct);
   }
   if (path == CountSimdPath::kAvx2) {
-    return HashedTermsRowAvx2(terms, n, binary, out_index, out_value, distinct);
+    return BucketedTermsRow(HashedTermsRowAvx2, terms, n, binary, scratch, out_index, out_value,
+                            distinct);
   }
 #endif
-  (void)path, (void)terms, (void)n, (void)binary, (void)out_index, (void)out_value, (void)distinct;
+  (void)path, (void)terms, (void)n, (void)binary, (void)scratch, (void)out_index, (void)out_value,
+      (void)distinct;
   return false;
 }
 

@@ -35,10 +35,14 @@ constexpr uint32_t kHashedTermNegative = uint32_t{1} << 31;
 // The row of a text's n hashed terms: each distinct column once, ascending, into out_index[0, d)
 // with the sum of its terms' values (+1 or -1; a column whose values cancel kept with 0.0, as
 // scikit-learn's sum_duplicates keeps it) or, when `binary`, 1.0 in out_value[0, d); returns true
-// and sets *distinct to d. Returns false, writing nothing, when the path does not take n terms
-// (the baseline path, or more than it ranks). out_index and out_value have room for n.
+// and sets *distinct to d. More than 256 terms (a long text) are split by column range into
+// buckets of ~32 terms on average, each placed after the buckets below (in scratch->bucketed and
+// scratch->bucket_starts; a bucket of more than 256, a column repeated hundreds of times, is
+// sorted). Returns false, writing nothing, on the baseline path. out_index and out_value have
+// room for n.
 bool HashedTermsRowWith(CountSimdPath path, const uint32_t* terms, size_t n, bool binary,
-                        uint32_t* out_index, double* out_value, size_t* distinct);
+                        AnalyzerScratch* scratch, uint32_t* out_index, double* out_value,
+                        size_t* distinct);
 
 }  // namespace maas::discriminative
 

@@ -218,11 +218,11 @@ void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, boo
   row->indices.resize(m);
   row->values.resize(m);
   size_t distinct = 0;
-  if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, row->indices.data(),
+  if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, scratch, row->indices.data(),
                          row->values.data(), &distinct)) {
     row->indices.resize(distinct);
     row->values.resize(distinct);
-  } else {  // the baseline path, or a long text: a table from column to place, then sorted
+  } else {  // the baseline path: a table from column to place, then sorted
     ColumnCounts counts(scratch, m, n_features_);
     for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &counts);
     counts.WriteRow(binary_, row);

@@ -227,45 +227,57 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
 
 // A text's row from its hashed terms: every vector path against a std::map of the columns' summed
 // values (cancelled columns kept with 0.0, every value 1.0 when binary), on term lists of 0-256
-// terms (what the paths take; more are refused, as on the baseline) with columns spanning up to
-// 0x10000 (16-bit lanes), up to 64 blocks of 0x10000 (16-bit lanes per block) or more (32-bit
-// lanes), few or many duplicates, either sign.
+// terms (ranked at once) and of up to 3 000 (split into buckets by column range) with columns
+// spanning up to 0x10000 (16-bit lanes), up to 64 blocks of 0x10000 (16-bit lanes per block) or
+// more (32-bit lanes), few or many duplicates, either sign, and a column repeated 300 times among
+// others (a bucket that cannot be split, sorted). Refused on the baseline path.
 TEST_CASE("HashedTermsRowWith: vector paths place and sum the terms as a std::map does") {
   std::mt19937_64 rng(19);
-  std::vector<uint32_t> out_index(300);
-  std::vector<double> out_value(300);
+  AnalyzerScratch scratch;
+  std::vector<uint32_t> out_index(3300);
+  std::vector<double> out_value(3300);
   size_t distinct = 0;
-  std::vector<uint32_t> many(257, 5);
+  const std::vector<uint32_t> three = {5, 7, 5};
   for (const CountSimdPath path : SupportedCountSimdPaths()) {
     INFO("path " << random::SimdLevelName(path));
     if (path == CountSimdPath::kBaseline) {
-      CHECK_FALSE(HashedTermsRowWith(path, many.data(), 3, false, out_index.data(),
+      CHECK_FALSE(HashedTermsRowWith(path, three.data(), 3, false, &scratch, out_index.data(),
                                      out_value.data(), &distinct));
       continue;
     }
-    CHECK_FALSE(HashedTermsRowWith(path, many.data(), many.size(), false, out_index.data(),
-                                   out_value.data(), &distinct));
-    for (int trial = 0; trial < 6000; ++trial) {
-      const size_t n = trial < 257 ? static_cast<size_t>(trial) : rng() % 257;
+    for (int trial = 0; trial < 7000; ++trial) {
+      const size_t n = trial < 257 ? static_cast<size_t>(trial)
+                                   : (trial % 8 == 0 ? 257 + rng() % 2743 : rng() % 257);
+      const bool heavy = trial % 16 == 8;  // one column 300 times more
       // Spans: a few columns (many duplicates); exactly 1 and 2 blocks of 0x10000 columns (one
       // vector of 16-bit offsets, or blocks of them); 2^20; 64 and 65 blocks (the most taken in
-      // blocks, then 32-bit lanes); up to 2^31 - 3.
+      // blocks, then 32-bit lanes); up to 2^31 - 3. Long lists over a few columns would repeat
+      // them hundreds of times (sorted buckets): 300 columns at least.
       const uint32_t spans[] = {3, 0x10000, 0x10001, 1u << 20, 0x400000, 0x400001, 0x7FFFFFFDu};
-      const uint32_t span = spans[rng() % 7];
+      const uint32_t span = std::max<uint32_t>(spans[rng() % 7], n > 256 ? 300 : 1);
       const uint32_t lo = static_cast<uint32_t>(rng() % (0x7FFFFFFEu - span));
       std::vector<uint32_t> terms(n);
       std::map<uint32_t, double> reference;
+      if (heavy) {
+        for (int i = 0; i < 300; ++i) {
+          terms.push_back((lo + span / 2) | (i % 3 == 0 ? kHashedTermNegative : 0u));
+          reference[lo + span / 2] += i % 3 == 0 ? -1.0 : 1.0;
+        }
+        std::shuffle(terms.begin(), terms.end(), rng);
+      }
       for (uint32_t& term : terms) {
+        if (term != 0) continue;  // a heavy column's term
         uint32_t column = lo + static_cast<uint32_t>(rng() % span);
-        if (rng() % 8 == 0) column = rng() % 2 == 0 ? lo : lo + span - 1;  // the span's ends
+        // The span's ends (less often in long lists, so that their buckets are mostly ranked).
+        if (rng() % (n > 256 ? 64 : 8) == 0) column = rng() % 2 == 0 ? lo : lo + span - 1;
         const bool negative = rng() % 2 == 0;
         term = column | (negative ? kHashedTermNegative : 0u);
         reference[column] += negative ? -1.0 : 1.0;
       }
       for (const bool binary : {false, true}) {
         INFO("n " << n << " span " << span << " binary " << binary);
-        REQUIRE(HashedTermsRowWith(path, terms.data(), n, binary, out_index.data(),
-                                   out_value.data(), &distinct));
+        REQUIRE(HashedTermsRowWith(path, terms.data(), terms.size(), binary, &scratch,
+                                   out_index.data(), out_value.data(), &distinct));
         REQUIRE(distinct == reference.size());
         size_t e = 0;
         for (const auto& [column, value] : reference) {
