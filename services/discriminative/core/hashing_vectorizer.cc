@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -215,19 +216,27 @@ void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, boo
     terms[m] = TermOf(terms[k]);
     m += runs.ends[k] - runs.starts[k] >= 2 ? 1 : 0;
   }
-  row->indices.resize(m);
-  row->values.resize(m);
-  size_t distinct = 0;
-  if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, scratch, row->indices.data(),
-                         row->values.data(), &distinct)) {
-    row->indices.resize(distinct);
-    row->values.resize(distinct);
-  } else {  // the baseline path: a table from column to place, then sorted
-    ColumnCounts counts(scratch, m, n_features_);
-    for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &counts);
-    counts.WriteRow(binary_, row);
+  TermsRow(terms, m, scratch, row);
+}
+
+void HashingVectorizer::TermsRow(uint32_t* terms, size_t m, AnalyzerScratch* scratch,
+                                 SparseVector* row) const {
+  if (m <= kMaxListedTerms) {
+    row->indices.resize(m);
+    row->values.resize(m);
+    size_t distinct = 0;
+    if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, scratch, row->indices.data(),
+                           row->values.data(), &distinct)) {
+      row->indices.resize(distinct);
+      row->values.resize(distinct);
+      NormalizeRow(norm_, row);
+      return;
+    }
   }
-  NormalizeRow(norm_, row);
+  // The baseline path, or a very long text: a table from column to place, then sorted.
+  ColumnCounts counts(scratch, m, n_features_);
+  for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &counts);
+  FinishRow(&counts, row);
 }
 
 void HashingVectorizer::FinishRow(ColumnCounts* counts, SparseVector* row) const {
@@ -261,11 +270,31 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
       return;
     }
   }
-  ColumnCounts counts(scratch, text.size() / 4, n_features_);
-  analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
-    for (const std::string_view term : terms) AddTerm(TermOf(MurmurHash3X86_32(term, 0)), &counts);
+  // Other analyzers (char n-grams, word n-grams, custom patterns): the terms listed, as the word
+  // runs' are, until there are more than kMaxListedTerms; then all counted in the table.
+  std::vector<uint32_t>& terms = scratch->run_hashes;
+  size_t m = 0;
+  std::optional<ColumnCounts> counts;
+  analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> batch) {
+    for (const std::string_view term : batch) {
+      const uint32_t hashed = TermOf(MurmurHash3X86_32(term, 0));
+      if (counts.has_value()) {
+        AddTerm(hashed, &*counts);
+        continue;
+      }
+      if (m == terms.size()) terms.resize(std::max<size_t>(256, 2 * m));
+      terms[m++] = hashed;
+      if (m > kMaxListedTerms) {
+        counts.emplace(scratch, text.size() / 4, n_features_);
+        for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &*counts);
+      }
+    }
   });
-  FinishRow(&counts, row);
+  if (counts.has_value()) {
+    FinishRow(&*counts, row);
+  } else {
+    TermsRow(terms.data(), m, scratch, row);
+  }
 }
 
 namespace {

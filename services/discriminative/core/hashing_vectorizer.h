@@ -92,6 +92,13 @@ class HashingVectorizer final : public Vectorizer {
   // does not take them), normalised.
   void RunsRow(std::string_view doc, const AsciiRuns& runs, bool lower, AnalyzerScratch* scratch,
                SparseVector* row) const;
+  // The most terms of a text TermsRow places by HashedTermsRowWith, which holds ~20 bytes per
+  // term (the list, its bucketed copy, the row's room); a longer text's terms are counted in a
+  // ColumnCounts table, whose memory grows with the distinct columns only.
+  static constexpr size_t kMaxListedTerms = size_t{1} << 16;
+  // The normalised row of the m hashed terms (HashedTermsRowWith, or ColumnCounts on the
+  // baseline path or past kMaxListedTerms).
+  void TermsRow(uint32_t* terms, size_t m, AnalyzerScratch* scratch, SparseVector* row) const;
   // The ordered, binarised and normalised row of *counts.
   void FinishRow(ColumnCounts* counts, SparseVector* row) const;
 };

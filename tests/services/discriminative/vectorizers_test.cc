@@ -218,6 +218,15 @@ TEST_CASE("HashingVectorizer's paths equal its definition term by term") {
     if (next(2) == 0 && !text.empty()) text.pop_back();
     texts.push_back(text);
   }
+  // One text of 100 000 words: more terms than HashingVectorizer::kMaxListedTerms, counted in its
+  // table after the list (on every analyzer, the char n-grams' list fills within the text).
+  std::string long_text;
+  for (size_t k = 0; k < 100000; ++k) {
+    long_text += pool[next(pool.size())];
+    if (next(3) == 0) long_text += std::to_string(next(100000));
+    long_text += ' ';
+  }
+  texts.push_back(long_text);
   struct Case {
     const char* name;
     AnalyzerOptions analyzer;
