@@ -74,9 +74,6 @@ absl::Status CheckTermList(const google::protobuf::RepeatedPtrField<std::string>
   return absl::OkStatus();
 }
 
-// Bounds of a scratch's char_wb word memo; once full it keeps its entries and adds none.
-constexpr size_t kMemoMaxWords = size_t{1} << 16;
-constexpr size_t kMemoMaxIds = size_t{1} << 20;  // 4 MiB
 // The tag of the fitter's memo (its scratch serves no other vectorizer).
 constexpr uint64_t kFitterMemoTag = 1;
 
@@ -99,13 +96,6 @@ TermArena ArenaOf(size_t n, const TermOf& term_of) {
   return arena;
 }
 
-void ResetMemo(uint64_t tag, AnalyzerScratch::WordMemo* memo) {
-  memo->owner = tag;
-  memo->words = TermTable();
-  memo->begin.assign(1, 0);
-  memo->ids.clear();
-}
-
 // char_wb counting through the scratch's word memo: a padded word seen before costs one lookup and
 // then its stored feature ids; a new word is analysed, `lookup(gram)` (an id or kNotFound) called
 // on its n-grams, and its ids stored while the memo has room.
@@ -113,7 +103,7 @@ template <typename Lookup>
 void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t tag,
                       AnalyzerScratch* scratch, Lookup lookup) {
   AnalyzerScratch::WordMemo& memo = scratch->word_memo;
-  if (memo.owner != tag) ResetMemo(tag, &memo);
+  memo.Own(tag);
   FeatureIds& ids = scratch->ids;
   analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
     double* dense = scratch->dense.data();
@@ -132,8 +122,7 @@ void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t 
       std::vector<std::string_view>& grams = scratch->terms;
       grams.clear();
       analyzer.CharWbGrams(w, &scratch->offsets, &grams);
-      const bool store =
-          memo.words.size() < kMemoMaxWords && memo.ids.size() + grams.size() <= kMemoMaxIds;
+      const bool store = memo.Room(grams.size());
       for (const std::string_view gram : grams) {
         const uint32_t id = lookup(gram);
         if (id == TermTable::kNotFound) continue;

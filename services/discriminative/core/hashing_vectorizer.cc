@@ -17,6 +17,7 @@
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/exp_simd.h"
 #include "services/discriminative/core/hashing_simd.h"
+#include "services/discriminative/core/term_table.h"
 
 namespace maas::discriminative {
 namespace {
@@ -186,6 +187,15 @@ class HashingVectorizer::ColumnCounts {
   int shift_ = 64;
 };
 
+uint64_t HashingVectorizer::CharWbMemoTag(const AnalyzerOptions& analyzer, uint32_t n_features,
+                                          bool alternate_sign) {
+  const uint64_t fields[] = {0x68617368696e6721u,  // "hashing!": apart from the count vectorizers'
+                             uint64_t{analyzer.ngram_min} << 32 | analyzer.ngram_max,
+                             uint64_t{n_features} << 1 | (alternate_sign ? 1 : 0)};
+  const uint64_t tag = TermTable::HashBytes(reinterpret_cast<const char*>(fields), sizeof(fields));
+  return tag < 2 ? tag + 2 : tag;
+}
+
 uint32_t HashingVectorizer::TermOf(uint32_t h) const {
   // scikit-learn: column |h| mod n_features, with |INT32_MIN| = 2^31; sign of h with
   // alternate_sign. |h| < 2^32, so Lemire's multiply-shift remainder is exact.
@@ -275,21 +285,58 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
   std::vector<uint32_t>& terms = scratch->run_hashes;
   size_t m = 0;
   std::optional<ColumnCounts> counts;
-  analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> batch) {
-    for (const std::string_view term : batch) {
-      const uint32_t hashed = TermOf(MurmurHash3X86_32(term, 0));
-      if (counts.has_value()) {
-        AddTerm(hashed, &*counts);
-        continue;
-      }
-      if (m == terms.size()) terms.resize(std::max<size_t>(256, 2 * m));
-      terms[m++] = hashed;
-      if (m > kMaxListedTerms) {
-        counts.emplace(scratch, text.size() / 4, n_features_);
-        for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &*counts);
-      }
+  const auto add = [&](uint32_t hashed) {
+    if (counts.has_value()) {
+      AddTerm(hashed, &*counts);
+      return;
     }
-  });
+    if (m == terms.size()) terms.resize(std::max<size_t>(256, 2 * m));
+    terms[m++] = hashed;
+    if (m > kMaxListedTerms) {
+      counts.emplace(scratch, text.size() / 4, n_features_);
+      for (size_t i = 0; i < m; ++i) AddTerm(terms[i], &*counts);
+    }
+  };
+  if (analyzer_.options().kind == AnalyzerKind::kCharWb) {
+    // Through the scratch's word memo, as the count vectorizer's char_wb: a padded word seen before
+    // costs one lookup and then its stored terms; a new one is analysed and hashed, and its terms
+    // stored while the memo has room.
+    AnalyzerScratch::WordMemo& memo = scratch->word_memo;
+    memo.Own(memo_tag_);
+    analyzer_.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
+      for (const std::string_view w : words) {
+        const uint32_t entry = memo.words.Find(w);
+        if (entry != TermTable::kNotFound) {
+          const uint32_t first = memo.begin[entry], end = memo.begin[entry + 1];
+          if (!counts.has_value() && m + (end - first) <= kMaxListedTerms) {  // copied at once
+            if (m + (end - first) > terms.size()) terms.resize(2 * (m + (end - first)));
+            std::copy(memo.ids.data() + first, memo.ids.data() + end, terms.data() + m);
+            m += end - first;
+            continue;
+          }
+          for (uint32_t e = first; e < end; ++e) add(memo.ids[e]);
+          continue;
+        }
+        std::vector<std::string_view>& grams = scratch->terms;
+        grams.clear();
+        analyzer_.CharWbGrams(w, &scratch->offsets, &grams);
+        const bool store = memo.Room(grams.size());
+        for (const std::string_view gram : grams) {
+          const uint32_t hashed = TermOf(MurmurHash3X86_32(gram, 0));
+          add(hashed);
+          if (store) memo.ids.push_back(hashed);
+        }
+        if (store) {
+          memo.words.Insert(w);
+          memo.begin.push_back(static_cast<uint32_t>(memo.ids.size()));
+        }
+      }
+    });
+  } else {
+    analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> batch) {
+      for (const std::string_view term : batch) add(TermOf(MurmurHash3X86_32(term, 0)));
+    });
+  }
   if (counts.has_value()) {
     FinishRow(&*counts, row);
   } else {

@@ -51,7 +51,8 @@ class HashingVectorizer final : public Vectorizer {
         binary_(options.binary),
         norm_(options.norm),
         remainder_multiplier_(~uint64_t{0} / options.n_features + 1),
-        power_of_two_((options.n_features & (options.n_features - 1)) == 0) {}
+        power_of_two_((options.n_features & (options.n_features - 1)) == 0),
+        memo_tag_(CharWbMemoTag(analyzer_.options(), options.n_features, options.alternate_sign)) {}
 
   using Vectorizer::Transform;
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
@@ -80,6 +81,11 @@ class HashingVectorizer final : public Vectorizer {
   // Whether n_features is a power of two (as scikit-learn's default, 2^20): x mod n_features is
   // then x & (n_features - 1).
   bool power_of_two_;
+  // The char_wb analyzer's word memo tag (AnalyzerScratch::WordMemo::owner): a hash of what maps a
+  // padded word to its hashed terms (the n-gram range, n_features, alternate_sign), at least 2.
+  uint64_t memo_tag_;
+  static uint64_t CharWbMemoTag(const AnalyzerOptions& analyzer, uint32_t n_features,
+                                bool alternate_sign);
 
   class ColumnCounts;
   // The hashed term (hashing_simd.h) of MurmurHash3 `h`: its column and sign.

@@ -234,12 +234,26 @@ struct AnalyzerScratch {
   std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
   std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)
   std::vector<uint32_t> run_hashes;  // the hashing vectorizer's hash of each run of the text
-  // The count vectorizer's char_wb feature ids per padded word, kept from text to text.
+  // The char_wb vectorizers' feature ids (count) or hashed terms (hashing) per padded word, kept
+  // from text to text.
   struct WordMemo {
+    // Bounds: once full the memo keeps its entries and adds none.
+    static constexpr size_t kMaxWords = size_t{1} << 16;
+    static constexpr size_t kMaxIds = size_t{1} << 20;  // 4 MiB
     uint64_t owner = 0;              // which vectorizer's ids these are (0: none)
     TermTable words;                 // padded word -> entry
     std::vector<uint32_t> begin{0};  // entry e's ids: ids[begin[e], begin[e + 1])
     std::vector<uint32_t> ids;       // known features of the word's n-grams, in n-gram order
+    // Emptied for the vectorizer of `tag` unless it is already the owner.
+    void Own(uint64_t tag) {
+      if (owner == tag) return;
+      owner = tag;
+      words = TermTable();
+      begin.assign(1, 0);
+      ids.clear();
+    }
+    // Whether a word of `n` more ids can be stored.
+    bool Room(size_t n) const { return words.size() < kMaxWords && ids.size() + n <= kMaxIds; }
   } word_memo;
   TokenMatcherCache token_matcher;  // custom token_pattern matching state
   // Set by a caller that consumes the rows (Pipeline: the classifier's parameter rows): the count

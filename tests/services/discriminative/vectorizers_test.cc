@@ -3,7 +3,9 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "services/discriminative/core/count_vectorizer.h"
@@ -263,6 +265,51 @@ TEST_CASE("HashingVectorizer's paths equal its definition term by term") {
           REQUIRE(row.indices == expected.indices);
           REQUIRE(row.values == expected.values);
         }
+      }
+    }
+  }
+}
+
+// A worker's scratch serves one model after another: the char_wb vectorizers' word memo (padded
+// word -> feature ids or hashed terms) must be each one's own. Hashing vectorizers that map a word
+// differently (n_features, alternate_sign, n-gram range) and a count vectorizer take turns on one
+// scratch; each row must equal the same vectorizer's on a fresh scratch.
+TEST_CASE("char_wb vectorizers taking turns on one scratch each get their own word memo") {
+  const std::vector<std::string> texts = {"the cat sat",        "naïve café, the cat", "the dog",
+                                          "cat sat on the mat", "ΟΔΟΣ x the",          ""};
+  std::vector<std::unique_ptr<Vectorizer>> vectorizers;
+  struct Hashing {
+    uint32_t n_features;
+    bool alternate_sign;
+    uint32_t ngram_max;
+  };
+  for (const Hashing h : {Hashing{1024, false, 3}, Hashing{37, false, 3}, Hashing{1024, true, 3},
+                          Hashing{1024, false, 4}}) {
+    HashingVectorizerOptions options;
+    options.analyzer = Char(AnalyzerKind::kCharWb, 2, h.ngram_max);
+    options.n_features = h.n_features;
+    options.alternate_sign = h.alternate_sign;
+    options.norm = RowNorm::kNone;
+    vectorizers.push_back(std::make_unique<HashingVectorizer>(options));
+  }
+  v1::VectorizerConfig count;
+  count.mutable_count()->mutable_text()->set_analyzer(v1::ANALYZER_CHAR_WB);
+  count.mutable_count()->mutable_text()->set_ngram_min(2);
+  count.mutable_count()->mutable_text()->set_ngram_max(3);
+  auto fit = FitVectorizer(count, std::vector<std::string_view>(texts.begin(), texts.end()));
+  REQUIRE(fit.ok());
+  vectorizers.push_back(std::move(fit->vectorizer));
+  AnalyzerScratch shared;
+  for (int round = 0; round < 3; ++round) {
+    for (size_t v = 0; v < vectorizers.size(); ++v) {
+      for (const std::string& text : texts) {
+        INFO("round " << round << ", vectorizer " << v << ", text '" << text << "'");
+        AnalyzerScratch fresh;
+        SparseVector turn, alone;
+        vectorizers[v]->Transform(text, &shared, &turn);
+        vectorizers[v]->Transform(text, &fresh, &alone);
+        CHECK(turn.indices == alone.indices);
+        CHECK(turn.values == alone.values);
       }
     }
   }
