@@ -208,7 +208,9 @@ MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns
     HashLongRuns(long_runs, doc.data(), runs, k, lower, hashes);
   }
 }
-// The most terms the vector paths rank (beyond, the caller's hash table): the compares grow as n^2.
+
+// The most terms the vector paths rank at once (more are split into buckets, BucketedTermsRow):
+// the compares grow as n^2.
 constexpr size_t kRankMaxTerms = 256;
 
 inline uint32_t ColumnOf(uint32_t term) { return term & ~kHashedTermNegative; }
