@@ -121,13 +121,31 @@ class RunBytes {
 };
 
 // The runs of `lanes` (bits of a group of runs from k) longer than the lanes take, hashed one by
-// one over what the vector step stored.
+// one into out[j] for run k + j, over what the vector step computed.
 inline void HashLongRuns(unsigned lanes, const char* doc, const AsciiRuns& runs, size_t k,
-                         bool lower, uint32_t* hashes) {
+                         bool lower, uint32_t* out) {
   for (; lanes != 0; lanes &= lanes - 1) {
-    const size_t r = k + static_cast<size_t>(__builtin_ctz(lanes));
-    hashes[r] = RunHash(doc, runs, r, lower);
+    const size_t j = static_cast<size_t>(__builtin_ctz(lanes));
+    out[j] = RunHash(doc, runs, k + j, lower);
   }
+}
+
+// A hashed term (hashing_simd.h) of MurmurHash3 h for a power-of-two n_features: column |h| &
+// column_mask (|INT32_MIN| = 2^31, whose column is 0), the sign bit of h when alternate_sign.
+inline uint32_t PowerOfTwoTerm(uint32_t h, uint32_t column_mask, uint32_t sign_mask) {
+  const uint32_t magnitude = static_cast<int32_t>(h) < 0 ? 0u - h : h;
+  return (magnitude & column_mask) | (h & sign_mask);
+}
+
+void HashAsciiRunTermsBaseline(std::string_view doc, const AsciiRuns& runs, bool lower,
+                               uint32_t column_mask, uint32_t sign_mask, uint32_t* terms,
+                               size_t* count) {
+  size_t m = 0;
+  for (size_t k = 0; k < runs.count; ++k) {
+    if (runs.ends[k] - runs.starts[k] < 2) continue;
+    terms[m++] = PowerOfTwoTerm(RunHash(doc.data(), runs, k, lower), column_mask, sign_mask);
+  }
+  *count = m;
 }
 
 MAAS_COUNT_AVX512_WARNINGS_OFF
@@ -159,11 +177,14 @@ MAAS_COUNT_AVX512 inline __m512i Murmur3Lanes16(const __m512i* words, __m512i le
   return _mm512_xor_si512(h, _mm512_srli_epi32(h, 16));
 }
 
-// HashAsciiRunsBaseline on the AVX-512 path: 16 runs per step, each run's 16 bytes by one load,
-// the 16 loads transposed into four vectors of words (word i of every run), masked to the runs'
-// lengths and lowercased in the lanes; runs longer than 16 bytes (rare) hashed one by one after.
-MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns& runs, bool lower,
-                                           uint32_t* hashes) {
+// HashAsciiRunsBaseline's hashes on the AVX-512 path: 16 runs per step, each run's 16 bytes by one
+// load, the 16 loads transposed into four vectors of words (word i of every run), masked to the
+// runs' lengths and lowercased in the lanes; runs longer than 16 bytes (rare) hashed one by one
+// into the step's vector. emit(k, lanes, len, h) takes each step: runs k .. k + 15 (those of
+// `lanes`), their lengths and their hashes. (emit: a functor whose call has this target.)
+template <typename Emit>
+MAAS_COUNT_AVX512 __attribute__((always_inline)) inline void HashRunStepsAvx512(
+    std::string_view doc, const AsciiRuns& runs, bool lower, Emit& emit) {
   const RunBytes bytes(doc);
   const __m512i ones = _mm512_set1_epi32(-1);
   for (size_t k = 0; k < runs.count; k += 16) {
@@ -202,11 +223,55 @@ MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns
         words[i] = _mm512_or_si512(words[i], _mm512_srli_epi32(capital, 2));
       }
     }
-    _mm512_mask_storeu_epi32(hashes + k, lanes, Murmur3Lanes16(words, len));
+    __m512i h = Murmur3Lanes16(words, len);
     const __mmask16 long_runs =
         _mm512_mask_cmpgt_epi32_mask(lanes, len, _mm512_set1_epi32(kLaneRunBytes));
-    HashLongRuns(long_runs, doc.data(), runs, k, lower, hashes);
+    if (long_runs != 0) {
+      alignas(64) uint32_t step[16];
+      _mm512_store_si512(step, h);
+      HashLongRuns(long_runs, doc.data(), runs, k, lower, step);
+      h = _mm512_load_si512(step);
+    }
+    emit(k, lanes, len, h);
   }
+}
+
+// HashRunStepsAvx512's emit for HashAsciiRuns: each step's hashes stored.
+struct StoreHashesAvx512 {
+  uint32_t* hashes;
+  MAAS_COUNT_AVX512 void operator()(size_t k, __mmask16 lanes, __m512i, __m512i h) {
+    _mm512_mask_storeu_epi32(hashes + k, lanes, h);
+  }
+};
+
+// HashRunStepsAvx512's emit for HashAsciiRunTerms: each step's terms of its runs of 2 bytes or
+// more, compressed to the end of those before.
+struct StoreTermsAvx512 {
+  __m512i column_mask, sign_mask;
+  uint32_t* terms;
+  size_t count = 0;
+  MAAS_COUNT_AVX512 void operator()(size_t, __mmask16 lanes, __m512i len, __m512i h) {
+    const __m512i term = _mm512_or_si512(_mm512_and_si512(_mm512_abs_epi32(h), column_mask),
+                                         _mm512_and_si512(h, sign_mask));
+    const __mmask16 keep = _mm512_mask_cmpge_epi32_mask(lanes, len, _mm512_set1_epi32(2));
+    _mm512_mask_compressstoreu_epi32(terms + count, keep, term);
+    count += static_cast<size_t>(_mm_popcnt_u32(keep));
+  }
+};
+
+MAAS_COUNT_AVX512 void HashAsciiRunsAvx512(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                           uint32_t* hashes) {
+  StoreHashesAvx512 emit{hashes};
+  HashRunStepsAvx512(doc, runs, lower, emit);
+}
+
+MAAS_COUNT_AVX512 void HashAsciiRunTermsAvx512(std::string_view doc, const AsciiRuns& runs,
+                                               bool lower, uint32_t column_mask, uint32_t sign_mask,
+                                               uint32_t* terms, size_t* count) {
+  StoreTermsAvx512 emit{_mm512_set1_epi32(static_cast<int>(column_mask)),
+                        _mm512_set1_epi32(static_cast<int>(sign_mask)), terms};
+  HashRunStepsAvx512(doc, runs, lower, emit);
+  *count = emit.count;
 }
 
 // The most terms the vector paths rank at once (more are split into buckets, BucketedTermsRow):
@@ -371,9 +436,12 @@ MAAS_HASH_AVX2 inline __m256i Murmur3Lanes8(const __m256i* words, __m256i len) {
   return _mm256_xor_si256(h, _mm256_srli_epi32(h, 16));
 }
 
-// HashAsciiRunsAvx512 on the AVX2 path: 8 runs per step.
-MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& runs, bool lower,
-                                      uint32_t* hashes) {
+// HashRunStepsAvx512 on the AVX2 path: 8 runs per step; emit(k, lanes, len, h) with `lanes`
+// all-ones 32-bit lanes.
+template <typename Emit>
+MAAS_HASH_AVX2 __attribute__((always_inline)) inline void HashRunStepsAvx2(std::string_view doc,
+                                                                           const AsciiRuns& runs,
+                                                                           bool lower, Emit& emit) {
   const RunBytes bytes(doc);
   const __m256i ones = _mm256_set1_epi32(-1);
   for (size_t k = 0; k < runs.count; k += 8) {
@@ -409,12 +477,61 @@ MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& run
         words[i] = _mm256_or_si256(words[i], _mm256_srli_epi32(capital, 2));
       }
     }
-    _mm256_maskstore_epi32(reinterpret_cast<int*>(hashes + k), lanes, Murmur3Lanes8(words, len));
-    const __m256i long_runs =
-        _mm256_and_si256(lanes, _mm256_cmpgt_epi32(len, _mm256_set1_epi32(kLaneRunBytes)));
-    HashLongRuns(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(long_runs))),
-                 doc.data(), runs, k, lower, hashes);
+    __m256i h = Murmur3Lanes8(words, len);
+    const auto long_runs = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(
+        _mm256_and_si256(lanes, _mm256_cmpgt_epi32(len, _mm256_set1_epi32(kLaneRunBytes))))));
+    if (long_runs != 0) {
+      alignas(32) uint32_t step[8];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(step), h);
+      HashLongRuns(long_runs, doc.data(), runs, k, lower, step);
+      h = _mm256_load_si256(reinterpret_cast<const __m256i*>(step));
+    }
+    emit(k, lanes, len, h);
   }
+}
+
+// HashRunStepsAvx2's emits: StoreHashesAvx512's and StoreTermsAvx512's (the terms compacted one by
+// one: AVX2 has no compress).
+struct StoreHashesAvx2 {
+  uint32_t* hashes;
+  MAAS_HASH_AVX2 void operator()(size_t k, __m256i lanes, __m256i, __m256i h) {
+    _mm256_maskstore_epi32(reinterpret_cast<int*>(hashes + k), lanes, h);
+  }
+};
+struct StoreTermsAvx2 {
+  __m256i column_mask, sign_mask;
+  uint32_t* terms;
+  size_t count = 0;
+  MAAS_HASH_AVX2 void operator()(size_t, __m256i lanes, __m256i len, __m256i h) {
+    const __m256i term = _mm256_or_si256(_mm256_and_si256(_mm256_abs_epi32(h), column_mask),
+                                         _mm256_and_si256(h, sign_mask));
+    alignas(32) uint32_t step[8];
+    _mm256_store_si256(reinterpret_cast<__m256i*>(step), term);
+    const auto keep = static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(
+        _mm256_and_si256(lanes, _mm256_cmpgt_epi32(len, _mm256_set1_epi32(1))))));
+    // Every run's lane written (nothing past the last run), the count advanced for those kept.
+    const auto runs_here = static_cast<unsigned>(
+        _mm_popcnt_u32(static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(lanes)))));
+    for (unsigned j = 0; j < runs_here; ++j) {
+      terms[count] = step[j];
+      count += keep >> j & 1;
+    }
+  }
+};
+
+MAAS_HASH_AVX2 void HashAsciiRunsAvx2(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                      uint32_t* hashes) {
+  StoreHashesAvx2 emit{hashes};
+  HashRunStepsAvx2(doc, runs, lower, emit);
+}
+
+MAAS_HASH_AVX2 void HashAsciiRunTermsAvx2(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                          uint32_t column_mask, uint32_t sign_mask, uint32_t* terms,
+                                          size_t* count) {
+  StoreTermsAvx2 emit{_mm256_set1_epi32(static_cast<int>(column_mask)),
+                      _mm256_set1_epi32(static_cast<int>(sign_mask)), terms};
+  HashRunStepsAvx2(doc, runs, lower, emit);
+  *count = emit.count;
 }
 
 // The places of terms split into blocks (ColumnBlocks), ranked within each block by 16-bit
@@ -600,6 +717,33 @@ void HashAsciiRunsWith(CountSimdPath path, std::string_view doc, const AsciiRuns
 
 void HashAsciiRuns(std::string_view doc, const AsciiRuns& runs, bool lower, uint32_t* hashes) {
   HashAsciiRunsWith(BestCountSimdPath(), doc, runs, lower, hashes);
+}
+
+size_t HashAsciiRunTermsWith(CountSimdPath path, std::string_view doc, const AsciiRuns& runs,
+                             bool lower, uint32_t n_features, bool alternate_sign,
+                             uint32_t* terms) {
+  const uint32_t column_mask = n_features - 1;
+  const uint32_t sign_mask = alternate_sign ? kHashedTermNegative : 0u;
+  size_t count = 0;
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    HashAsciiRunTermsAvx512(doc, runs, lower, column_mask, sign_mask, terms, &count);
+    return count;
+  }
+  if (path == CountSimdPath::kAvx2) {
+    HashAsciiRunTermsAvx2(doc, runs, lower, column_mask, sign_mask, terms, &count);
+    return count;
+  }
+#endif
+  (void)path;
+  HashAsciiRunTermsBaseline(doc, runs, lower, column_mask, sign_mask, terms, &count);
+  return count;
+}
+
+size_t HashAsciiRunTerms(std::string_view doc, const AsciiRuns& runs, bool lower,
+                         uint32_t n_features, bool alternate_sign, uint32_t* terms) {
+  return HashAsciiRunTermsWith(BestCountSimdPath(), doc, runs, lower, n_features, alternate_sign,
+                               terms);
 }
 
 }  // namespace maas::discriminative

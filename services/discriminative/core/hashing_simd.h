@@ -9,6 +9,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_HASHING_SIMD_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_HASHING_SIMD_H_
 
+#include <cstddef>
 #include <cstdint>
 #include <string_view>
 
@@ -31,6 +32,17 @@ void HashAsciiRunsWith(CountSimdPath path, std::string_view doc, const AsciiRuns
 
 // A hashed term: its column (below 2^31) and, in the top bit, whether its value is -1 (else +1).
 constexpr uint32_t kHashedTermNegative = uint32_t{1} << 31;
+
+// HashAsciiRuns of the runs of 2 bytes or more (the default token pattern's terms), each mapped to
+// its hashed term for a power-of-two n_features (column |h| mod n_features, -1 for h < 0 when
+// alternate_sign, as scikit-learn), into terms[0, m) in order; returns m. The vector paths map
+// and compact in their lanes. REQUIRES: n_features a power of two below 2^31; room for
+// runs.count terms (terms[m, runs.count) may be written).
+size_t HashAsciiRunTerms(std::string_view doc, const AsciiRuns& runs, bool lower,
+                         uint32_t n_features, bool alternate_sign, uint32_t* terms);
+// HashAsciiRunTerms on the given path. REQUIRES: CountSimdPathSupported(path).
+size_t HashAsciiRunTermsWith(CountSimdPath path, std::string_view doc, const AsciiRuns& runs,
+                             bool lower, uint32_t n_features, bool alternate_sign, uint32_t* terms);
 
 // The row of a text's n hashed terms: each distinct column once, ascending, into out_index[0, d)
 // with the sum of its terms' values (+1 or -1; a column whose values cancel kept with 0.0, as

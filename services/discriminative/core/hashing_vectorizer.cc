@@ -218,6 +218,11 @@ void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, boo
   std::vector<uint32_t>& hashes = scratch->run_hashes;
   if (hashes.size() < runs.count) hashes.resize(runs.count);
   uint32_t* terms = hashes.data();
+  if (power_of_two_) {  // hashed, mapped and compacted in the vector lanes
+    TermsRow(terms, HashAsciiRunTerms(doc, runs, lower, n_features_, alternate_sign_, terms),
+             scratch, row);
+    return;
+  }
   HashAsciiRuns(doc, runs, lower, terms);
   // Each hash becomes its term in place (m <= k), the 1-byte runs dropped: the token pattern's
   // terms have 2 bytes or more.

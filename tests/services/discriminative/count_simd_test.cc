@@ -225,6 +225,51 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
   }
 }
 
+// The runs' hashed terms for a power-of-two n_features: every path against MurmurHash3X86_32 of
+// each run of 2 bytes or more, mapped as scikit-learn maps it (column |h| mod n with |INT32_MIN| =
+// 2^31, the sign when alternate_sign), compacted in order; nothing written past runs.count.
+TEST_CASE("HashAsciiRunTermsWith: every path maps the runs' hashes to terms as scikit-learn") {
+  std::mt19937_64 rng(23);
+  GuardedText guarded;
+  std::vector<std::string> texts = RandomTexts(rng, 300);
+  texts.push_back("ncmn40xj rbfo61ad a votjyw5d");  // hashes INT32_MIN (column 0, -1)
+  constexpr uint32_t kUntouched = 0xDEADBEEF;
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    INFO("path " << random::SimdLevelName(path));
+    for (const std::string& text : texts) {
+      INFO("text '" << text << "'");
+      const std::string_view placed = guarded.Place(text);
+      std::vector<uint32_t> starts, ends;
+      for (const auto& [start, end] : ReferenceRuns(text)) {
+        starts.push_back(start);
+        ends.push_back(end);
+      }
+      const AsciiRuns runs{starts.data(), ends.data(), starts.size()};
+      for (const uint32_t n : {1u, 2u, 1024u, 1u << 20, 1u << 30}) {
+        for (const bool alternate_sign : {false, true}) {
+          const bool lower = (n & 2) == 0;
+          INFO("n_features " << n << " alternate_sign " << alternate_sign << " lower " << lower);
+          std::vector<uint32_t> expected;
+          for (size_t k = 0; k < runs.count; ++k) {
+            if (ends[k] - starts[k] < 2) continue;
+            const std::string run = text.substr(starts[k], ends[k] - starts[k]);
+            const auto h = static_cast<int32_t>(MurmurHash3X86_32(lower ? Lower(run) : run, 0));
+            const uint64_t magnitude = h < 0 ? -static_cast<int64_t>(h) : h;
+            expected.push_back(static_cast<uint32_t>(magnitude % n) |
+                               (alternate_sign && h < 0 ? kHashedTermNegative : 0u));
+          }
+          std::vector<uint32_t> terms(runs.count + 20, kUntouched);
+          const size_t m =
+              HashAsciiRunTermsWith(path, placed, runs, lower, n, alternate_sign, terms.data());
+          REQUIRE(m == expected.size());
+          CHECK(std::vector<uint32_t>(terms.begin(), terms.begin() + m) == expected);
+          for (size_t k = runs.count; k < terms.size(); ++k) CHECK(terms[k] == kUntouched);
+        }
+      }
+    }
+  }
+}
+
 // A text's row from its hashed terms: every vector path against a std::map of the columns' summed
 // values (cancelled columns kept with 0.0, every value 1.0 when binary), on term lists of 0-256
 // terms (ranked at once) and of up to 3 000 (split into buckets by column range) with columns
