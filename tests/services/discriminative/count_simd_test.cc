@@ -88,6 +88,18 @@ std::vector<std::pair<uint32_t, uint32_t>> ReferenceRuns(std::string_view text) 
   return runs;
 }
 
+// ReferenceRuns(text) as the arrays of an AsciiRuns, which they outlive.
+struct ReferenceRunArrays {
+  explicit ReferenceRunArrays(std::string_view text) {
+    for (const auto& [start, end] : ReferenceRuns(text)) {
+      starts.push_back(start);
+      ends.push_back(end);
+    }
+  }
+  AsciiRuns Runs() const { return AsciiRuns{starts.data(), ends.data(), starts.size()}; }
+  std::vector<uint32_t> starts, ends;
+};
+
 std::vector<std::pair<uint32_t, uint32_t>> RunsOf(const AsciiRuns& runs) {
   std::vector<std::pair<uint32_t, uint32_t>> out;
   for (size_t k = 0; k < runs.count; ++k) out.emplace_back(runs.starts[k], runs.ends[k]);
@@ -203,13 +215,10 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
     for (const std::string& text : texts) {
       INFO("text '" << text << "'");
       const std::string_view placed = guarded.Place(text);
-      const std::vector<std::pair<uint32_t, uint32_t>> reference = ReferenceRuns(text);
-      std::vector<uint32_t> starts, ends;
-      for (const auto& [start, end] : reference) {
-        starts.push_back(start);
-        ends.push_back(end);
-      }
-      const AsciiRuns runs{starts.data(), ends.data(), reference.size()};
+      const ReferenceRunArrays reference(text);
+      const std::vector<uint32_t>& starts = reference.starts;
+      const std::vector<uint32_t>& ends = reference.ends;
+      const AsciiRuns runs = reference.Runs();
       for (const bool lower : {false, true}) {
         INFO("lower " << lower);
         std::vector<uint32_t> hashes(runs.count + 20, kUntouched);
@@ -239,12 +248,10 @@ TEST_CASE("HashAsciiRunTermsWith: every path maps the runs' hashes to terms as s
     for (const std::string& text : texts) {
       INFO("text '" << text << "'");
       const std::string_view placed = guarded.Place(text);
-      std::vector<uint32_t> starts, ends;
-      for (const auto& [start, end] : ReferenceRuns(text)) {
-        starts.push_back(start);
-        ends.push_back(end);
-      }
-      const AsciiRuns runs{starts.data(), ends.data(), starts.size()};
+      const ReferenceRunArrays reference(text);
+      const std::vector<uint32_t>& starts = reference.starts;
+      const std::vector<uint32_t>& ends = reference.ends;
+      const AsciiRuns runs = reference.Runs();
       for (const uint32_t n : {1u, 2u, 1024u, 1u << 20, 1u << 30}) {
         for (const bool alternate_sign : {false, true}) {
           const bool lower = (n & 2) == 0;
