@@ -96,48 +96,21 @@ TermArena ArenaOf(size_t n, const TermOf& term_of) {
   return arena;
 }
 
-// char_wb counting through the scratch's word memo: a padded word seen before costs one lookup and
-// then its stored feature ids; a new word is analysed, `lookup(gram)` (an id or kNotFound) called
-// on its n-grams, and its ids stored while the memo has room.
+// char_wb counting through the scratch's word memo (ForEachCharWbWordIds, `lookup` its id_of):
+// each word's ids counted into scratch->dense and scratch->ids.
 template <typename Lookup>
 void CountCharWbWords(const Analyzer& analyzer, std::string_view text, uint64_t tag,
                       AnalyzerScratch* scratch, Lookup lookup) {
-  AnalyzerScratch::WordMemo& memo = scratch->word_memo;
-  memo.Own(tag);
   FeatureIds& ids = scratch->ids;
-  analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
-    double* dense = scratch->dense.data();
-    for (const std::string_view w : words) {
-      const uint32_t entry = memo.words.Find(w);
-      if (entry != TermTable::kNotFound) {
-        const uint32_t* id = memo.ids.data() + memo.begin[entry];
-        const uint32_t* end = memo.ids.data() + memo.begin[entry + 1];
-        for (; id != end; ++id) {
-          double& count = dense[*id];
-          if (count == 0.0) ids.push_back(*id);
-          count += 1.0;
-        }
-        continue;
-      }
-      std::vector<std::string_view>& grams = scratch->terms;
-      grams.clear();
-      analyzer.CharWbGrams(w, &scratch->offsets, &grams);
-      const bool store = memo.Room(grams.size());
-      for (const std::string_view gram : grams) {
-        const uint32_t id = lookup(gram);
-        if (id == TermTable::kNotFound) continue;
-        dense = scratch->dense.data();  // lookup may grow it (fitting)
-        double& count = dense[id];
-        if (count == 0.0) ids.push_back(id);
-        count += 1.0;
-        if (store) memo.ids.push_back(id);
-      }
-      if (store) {
-        memo.words.Insert(w);
-        memo.begin.push_back(static_cast<uint32_t>(memo.ids.size()));
-      }
-    }
-  });
+  ForEachCharWbWordIds(analyzer, text, tag, scratch, lookup,
+                       [&](const uint32_t* word_ids, size_t n) {
+                         double* dense = scratch->dense.data();  // lookup may grow it (fitting)
+                         for (size_t i = 0; i < n; ++i) {
+                           double& count = dense[word_ids[i]];
+                           if (count == 0.0) ids.push_back(word_ids[i]);
+                           count += 1.0;
+                         }
+                       });
 }
 
 // Counts feature `index` of the current text: `ids` collects the distinct indices, `dense` (sized

@@ -303,40 +303,19 @@ void HashingVectorizer::Transform(std::string_view text, AnalyzerScratch* scratc
     }
   };
   if (analyzer_.options().kind == AnalyzerKind::kCharWb) {
-    // Through the scratch's word memo, as the count vectorizer's char_wb: a padded word seen before
-    // costs one lookup and then its stored terms; a new one is analysed and hashed, and its terms
-    // stored while the memo has room.
-    AnalyzerScratch::WordMemo& memo = scratch->word_memo;
-    memo.Own(memo_tag_);
-    analyzer_.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
-      for (const std::string_view w : words) {
-        const uint32_t entry = memo.words.Find(w);
-        if (entry != TermTable::kNotFound) {
-          const uint32_t first = memo.begin[entry], end = memo.begin[entry + 1];
-          if (!counts.has_value() && m + (end - first) <= kMaxListedTerms) {  // copied at once
-            if (m + (end - first) > terms.size()) terms.resize(2 * (m + (end - first)));
-            std::copy(memo.ids.data() + first, memo.ids.data() + end, terms.data() + m);
-            m += end - first;
-            continue;
-          }
-          for (uint32_t e = first; e < end; ++e) add(memo.ids[e]);
-          continue;
-        }
-        std::vector<std::string_view>& grams = scratch->terms;
-        grams.clear();
-        analyzer_.CharWbGrams(w, &scratch->offsets, &grams);
-        const bool store = memo.Room(grams.size());
-        for (const std::string_view gram : grams) {
-          const uint32_t hashed = TermOf(MurmurHash3X86_32(gram, 0));
-          add(hashed);
-          if (store) memo.ids.push_back(hashed);
-        }
-        if (store) {
-          memo.words.Insert(w);
-          memo.begin.push_back(static_cast<uint32_t>(memo.ids.size()));
-        }
-      }
-    });
+    // Through the scratch's word memo, as the count vectorizer's char_wb (ForEachCharWbWordIds): a
+    // word's terms are listed at once while the list has room.
+    const auto id_of = [&](std::string_view gram) { return TermOf(MurmurHash3X86_32(gram, 0)); };
+    ForEachCharWbWordIds(analyzer_, text, memo_tag_, scratch, id_of,
+                         [&](const uint32_t* word_terms, size_t n) {
+                           if (!counts.has_value() && m + n <= kMaxListedTerms) {  // at once
+                             if (m + n > terms.size()) terms.resize(2 * (m + n));
+                             std::copy(word_terms, word_terms + n, terms.data() + m);
+                             m += n;
+                             return;
+                           }
+                           for (size_t i = 0; i < n; ++i) add(word_terms[i]);
+                         });
   } else {
     analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> batch) {
       for (const std::string_view term : batch) add(TermOf(MurmurHash3X86_32(term, 0)));

@@ -234,6 +234,7 @@ struct AnalyzerScratch {
   std::vector<uint64_t> high_masks;  // per-byte bitmap of its bytes >= 0x80 (word tokenizer)
   std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)
   std::vector<uint32_t> run_hashes;  // the hashing vectorizer's hash of each run of the text
+  std::vector<uint32_t> word_ids;    // a char_wb word's ids the word memo has no room for
   // The char_wb vectorizers' feature ids (count) or hashed terms (hashing) per padded word, kept
   // from text to text.
   struct WordMemo {
@@ -286,6 +287,7 @@ struct AnalyzerScratch {
     f(s.high_masks);
     f(s.bounds);
     f(s.run_hashes);
+    f(s.word_ids);
   }
   // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
   // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);
@@ -429,6 +431,44 @@ class Analyzer {
 
   AnalyzerOptions options_;
 };
+
+// The char_wb n-gram ids of each padded word of `text` (Analyzer::CharWbWords, CharWbGrams) through
+// the scratch's word memo, owned by `tag` (AnalyzerScratch::WordMemo): a word seen before costs one
+// lookup and then its stored ids; a new one is analysed, id_of(gram) (an id, or
+// TermTable::kNotFound: skipped) called on its n-grams in order, and its ids stored while the memo
+// has room (else held in scratch->word_ids). emit(ids, n) takes each word's ids, in text order.
+// The count and hashing vectorizers' char_wb.
+template <typename IdOf, typename Emit>
+void ForEachCharWbWordIds(const Analyzer& analyzer, std::string_view text, uint64_t tag,
+                          AnalyzerScratch* scratch, IdOf id_of, Emit emit) {
+  AnalyzerScratch::WordMemo& memo = scratch->word_memo;
+  memo.Own(tag);
+  analyzer.CharWbWords(text, scratch, [&](absl::Span<const std::string_view> words) {
+    for (const std::string_view w : words) {
+      const uint32_t entry = memo.words.Find(w);
+      if (entry != TermTable::kNotFound) {
+        emit(memo.ids.data() + memo.begin[entry], memo.begin[entry + 1] - memo.begin[entry]);
+        continue;
+      }
+      std::vector<std::string_view>& grams = scratch->terms;
+      grams.clear();
+      analyzer.CharWbGrams(w, &scratch->offsets, &grams);
+      const bool store = memo.Room(grams.size());
+      std::vector<uint32_t>& ids = store ? memo.ids : scratch->word_ids;
+      if (!store) ids.clear();
+      const size_t first = ids.size();
+      for (const std::string_view gram : grams) {
+        const uint32_t id = id_of(gram);
+        if (id != TermTable::kNotFound) ids.push_back(id);
+      }
+      if (store) {
+        memo.words.Insert(w);
+        memo.begin.push_back(static_cast<uint32_t>(ids.size()));
+      }
+      emit(ids.data() + first, ids.size() - first);
+    }
+  });
+}
 
 // unicodedata.normalize("NFKD", s) then, for kAscii, every non-ASCII code point dropped, or for
 // kUnicode (only when s is not pure ASCII) every code point with a non-zero canonical combining
