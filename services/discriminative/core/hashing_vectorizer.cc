@@ -236,11 +236,12 @@ void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, boo
 
 void HashingVectorizer::TermsRow(uint32_t* terms, size_t m, AnalyzerScratch* scratch,
                                  SparseVector* row) const {
-  if (m <= kMaxListedTerms) {
+  const CountSimdPath path = BestCountSimdPath();
+  if (m <= kMaxListedTerms && path != CountSimdPath::kBaseline) {  // (the baseline has no ranks)
     row->indices.resize(m);
     row->values.resize(m);
     size_t distinct = 0;
-    if (HashedTermsRowWith(BestCountSimdPath(), terms, m, binary_, scratch, row->indices.data(),
+    if (HashedTermsRowWith(path, terms, m, binary_, scratch, row->indices.data(),
                            row->values.data(), &distinct)) {
       row->indices.resize(distinct);
       row->values.resize(distinct);
