@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "services/discriminative/core/classifier.h"
 #include "services/discriminative/core/complement_nb.h"
 #include "services/discriminative/core/count_vectorizer.h"
+#include "services/discriminative/core/discrete_nb.h"
 #include "services/discriminative/core/multinomial_nb.h"
 
 namespace maas::discriminative {
@@ -323,6 +325,37 @@ TEST_CASE("The classifier registry maps config kinds to implementations") {
   CHECK(FindClassifierKind("svm") == nullptr);
   config.mutable_bernoulli_nb()->set_binarize(-1);
   CHECK(ValidateClassifierConfig(config).code() == absl::StatusCode::kInvalidArgument);
+}
+
+TEST_CASE("The table checks find a bad value at any place of any length") {
+  // AllWithin takes 4 values a step, then the rest one by one: a bad value in a step's either
+  // half, in the rest, first or last is found, and one in range everywhere is not.
+  const double inf = std::numeric_limits<double>::infinity();
+  const double max = std::numeric_limits<double>::max();
+  for (size_t n = 1; n <= 13; ++n) {
+    const Doubles good(n, -0.5);
+    CHECK(AllWithin(good, -1.0, 0.0));
+    CHECK(AllLogProbabilities(good, false, false));
+    CHECK(CheckLogProbabilities(good, "t", false, false).ok());
+    for (size_t at = 0; at < n; ++at) {
+      for (const double bad : {std::nan(""), 0.25, -2.0, inf, -inf}) {
+        Doubles values = good;
+        values[at] = bad;
+        INFO("n " << n << ", at " << at << ", value " << bad);
+        CHECK_FALSE(AllWithin(values, -1.0, 0.0));
+        const bool log_probability = !std::isnan(bad) && bad <= 0.0 && bad >= -max;
+        CHECK(AllLogProbabilities(values, false, false) == log_probability);
+        CHECK(AllLogProbabilities(values, true, true) == (!std::isnan(bad) && bad != inf));
+        const absl::Status status = CheckLogProbabilities(values, "t", false, false);
+        CHECK(status.ok() == log_probability);
+        if (!status.ok()) {
+          CHECK_THAT(std::string(status.message()),
+                     Catch::Contains("t value " + std::to_string(at)));
+        }
+      }
+    }
+  }
+  CHECK(AllWithin(Doubles{}, 0.0, 0.0));
 }
 
 }  // namespace
