@@ -65,10 +65,11 @@ void BernoulliNb::FeatureLogProbFromCounts(double* out) const {
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
   const double two_alpha = alpha * 2;
+  const LogOfMostlyOne log(alpha);  // a feature without counts: 0 + alpha
   for (size_t c = 0; c < k; ++c) {
     const double log_denominator = std::log(class_count_[c] + two_alpha);
     for (size_t j = 0; j < f; ++j) {
-      out[c * f + j] = std::log(feature_count_[c * f + j] + alpha) - log_denominator;
+      out[c * f + j] = log(feature_count_[c * f + j] + alpha) - log_denominator;
     }
   }
 }
@@ -142,10 +143,15 @@ void BernoulliNb::BuildTable() {
   const size_t f = num_features_;
   std::vector<double> neg(f), delta(k * f);
   bias_.assign(k, 0.0);
+  const double alpha = options_.effective_alpha();
   for (size_t c = 0; c < k; ++c) {
+    // log(1 - exp(flp)), for most features the flp of a feature without counts (as
+    // FeatureLogProbFromCounts takes it), taken once: equal flp give equal values.
+    const double common = std::log(alpha) - std::log(class_count_[c] + alpha * 2);
+    const double neg_common = std::log(1 - std::exp(common));
     for (size_t j = 0; j < f; ++j) {
       const double flp = feature_log_prob_[c * f + j];
-      neg[j] = std::log(1 - std::exp(flp));
+      neg[j] = flp == common ? neg_common : std::log(1 - std::exp(flp));
       delta[c * f + j] = flp - neg[j];
     }
     bias_[c] = class_log_prior_[c] + NumpySum(neg.data(), f);

@@ -51,7 +51,9 @@ absl::Status ComplementNb::UpdateParameters() {
   for (size_t c = 0; c < k; ++c) {
     for (size_t j = 0; j < f; ++j) comp[j] = (feature_all[j] + alpha) - feature_count_[c * f + j];
     const double total = NumpySum(comp.data(), f);
-    for (size_t j = 0; j < f; ++j) logged[j] = std::log(comp[j] / total);
+    // A feature without counts in any class: (0 + alpha) - 0 = alpha.
+    const LogOfMostlyOne log(alpha / total);
+    for (size_t j = 0; j < f; ++j) logged[j] = log(comp[j] / total);
     double* flp = feature_log_prob_.data() + c * f;
     if (norm_) {
       const double sum = NumpySum(logged.data(), f);

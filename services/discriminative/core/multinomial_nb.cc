@@ -48,13 +48,14 @@ absl::Status MultinomialNb::UpdateParameters() {
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
   feature_log_prob_.assign(k * f, 0.0);
-  std::vector<double> smoothed(f);
+  // A feature without counts has the smoothed count 0 + alpha = alpha.
+  const LogOfMostlyOne log(alpha);
   for (size_t c = 0; c < k; ++c) {
     const double* fc = feature_count_.data() + c * f;
-    for (size_t j = 0; j < f; ++j) smoothed[j] = fc[j] + alpha;
-    const double log_total = std::log(NumpySum(smoothed.data(), f));
-    double* flp = feature_log_prob_.data() + c * f;
-    for (size_t j = 0; j < f; ++j) flp[j] = std::log(smoothed[j]) - log_total;
+    double* flp = feature_log_prob_.data() + c * f;  // the smoothed counts, then their logs
+    for (size_t j = 0; j < f; ++j) flp[j] = fc[j] + alpha;
+    const double log_total = std::log(NumpySum(flp, f));
+    for (size_t j = 0; j < f; ++j) flp[j] = log(flp[j]) - log_total;
   }
   UpdateClassLogPrior();
   if (std::none_of(class_log_prior_.begin(), class_log_prior_.end(),

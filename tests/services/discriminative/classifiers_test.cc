@@ -14,6 +14,7 @@
 #include "services/discriminative/core/count_vectorizer.h"
 #include "services/discriminative/core/discrete_nb.h"
 #include "services/discriminative/core/multinomial_nb.h"
+#include "services/discriminative/core/numpy_compat.h"
 
 namespace maas::discriminative {
 namespace {
@@ -177,6 +178,72 @@ TEST_CASE("BernoulliNB holds feature_log_prob only when its counts do not give i
   // Its weight (flp - log(1 - exp(flp))) is the given value's.
   CHECK((*kept)->FeatureContribution(1, 100, 1.0) != (*loaded)->FeatureContribution(1, 100, 1.0));
   CHECK((*kept)->FeatureContribution(0, 100, 1.0) == (*loaded)->FeatureContribution(0, 100, 1.0));
+}
+
+TEST_CASE("Features without counts in a class take the logs every feature would") {
+  // Rows of 5 features out of 4096: nearly all of a class's features have no counts, and their
+  // logs are taken once per table (LogOfMostlyOne, BernoulliNb::BuildTable). Every value must be
+  // std::log's of that feature's own smoothed count, bit for bit, as before.
+  constexpr size_t kFeatures = 4096;
+  std::vector<SparseVector> rows(12);
+  Strings labels;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    for (uint32_t t = 0; t < 5; ++t) {
+      rows[i].indices.push_back(static_cast<uint32_t>(i * 7 + t * 811));
+      rows[i].values.push_back(0.5 + t);
+    }
+    labels.push_back(std::string(1, static_cast<char>('a' + i % 3)));
+  }
+  for (const double alpha : {1.0, 0.01, 1e-12}) {
+    INFO("alpha " << alpha);
+    NbOptions options;
+    options.alpha = alpha;
+    MultinomialNbOptions multinomial_options;
+    multinomial_options.alpha = alpha;
+    auto multinomial = MultinomialNb::Fit(rows, kFeatures, labels, {}, multinomial_options);
+    auto bernoulli = BernoulliNb::Fit(rows, kFeatures, labels, {}, options, 0.0);
+    REQUIRE(multinomial.ok());
+    REQUIRE(bernoulli.ok());
+    size_t differ = 0;
+    for (size_t c = 0; c < 3; ++c) {
+      const double* fc = multinomial->feature_count().data() + c * kFeatures;
+      Doubles smoothed(kFeatures);
+      for (size_t j = 0; j < kFeatures; ++j) smoothed[j] = fc[j] + alpha;
+      const double log_total = std::log(NumpySum(smoothed.data(), kFeatures));
+      const double* bc = bernoulli->feature_count().data() + c * kFeatures;
+      const double log_documents = std::log(bernoulli->class_count()[c] + alpha * 2);
+      const Doubles m = Row(*multinomial, c), b = Row(*bernoulli, c);
+      Doubles neg(kFeatures);
+      for (size_t j = 0; j < kFeatures; ++j) {
+        differ += m[j] != std::log(smoothed[j]) - log_total;
+        differ += b[j] != std::log(bc[j] + alpha) - log_documents;
+        neg[j] = std::log(1 - std::exp(b[j]));
+      }
+      // A text without features: the class prior plus the sum of log(1 - p).
+      CHECK(bernoulli->Predict(SparseVector{}).joint_log_likelihood[c] ==
+            bernoulli->class_log_prior()[c] + NumpySum(neg.data(), kFeatures));
+    }
+    for (const bool norm : {false, true}) {
+      auto complement = ComplementNb::Fit(rows, kFeatures, labels, {}, options, norm);
+      REQUIRE(complement.ok());
+      const Doubles& fc = complement->feature_count();
+      for (size_t c = 0; c < 3; ++c) {
+        Doubles comp(kFeatures), logged(kFeatures);
+        for (size_t j = 0; j < kFeatures; ++j) {
+          const double all = (fc[j] + fc[kFeatures + j]) + fc[2 * kFeatures + j];
+          comp[j] = (all + alpha) - fc[c * kFeatures + j];
+        }
+        const double total = NumpySum(comp.data(), kFeatures);
+        for (size_t j = 0; j < kFeatures; ++j) logged[j] = std::log(comp[j] / total);
+        const double sum = NumpySum(logged.data(), kFeatures);
+        const Doubles flp = Row(*complement, c);
+        for (size_t j = 0; j < kFeatures; ++j) {
+          differ += flp[j] != (norm ? logged[j] / sum : -logged[j]);
+        }
+      }
+    }
+    CHECK(differ == 0);
+  }
 }
 
 TEST_CASE("BernoulliNB on the classic corpus (spec E.3)") {
