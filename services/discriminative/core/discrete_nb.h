@@ -7,6 +7,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRETE_NB_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_DISCRETE_NB_H_
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <new>
@@ -131,11 +132,13 @@ class DiscreteNb : public Classifier {
   // False when EffectiveValue is the identity and DropsZeros false (the per-entry loops then skip
   // both calls).
   virtual bool TransformsValues() const { return false; }
-  // feature_log_prob_ from the counts, then the table and bias.
+  // feature_log_prob from the counts, and class_log_prior: into feature_log_prob_, or
+  // (MultinomialNB) straight into the weight table, leaving feature_log_prob_ empty.
   virtual absl::Status UpdateParameters() = 0;
   // Checks imported feature_log_prob_ values (kind-specific ranges).
   virtual absl::Status ValidateFeatureLogProb() const = 0;
-  // Fills weights_t_ (F x C) and bias_ from feature_log_prob_ and class_log_prior_.
+  // Fills weights_t_ (F x C) and bias_ from feature_log_prob_ (unless UpdateParameters wrote the
+  // table) and class_log_prior_.
   virtual void BuildTable() = 0;
 
   // The whole fit (options_ and the kind's own options set before): FitCounts, UpdateParameters,
@@ -168,6 +171,12 @@ class DiscreteNb : public Classifier {
   void UpdateClassLogPrior();
   // Transposes a C x F row-major matrix into weights_t_.
   void SetTableTransposed(const std::vector<double>& c_by_f);
+  // weights_t_ (F x C) straight from class c's values of features [j0, j1), which
+  // fill(c, j0, j1, values) writes to values[0 .. j1 - j0): blocks of 256 features, all classes
+  // of a block (16 KiB of the table for 8 classes) written before the next (SetTableTransposed
+  // without the C x F matrix: a fit of 2^20 features then touches one 8 x 2^20 table fewer).
+  template <typename Fill>
+  void SetTableFromBlocks(const Fill& fill);
   // Frees feature_log_prob_ after BuildTable when ReleasedFeatureLogProbInto gives it back bit for
   // bit, so that the model does not hold a third C x F matrix: a kind whose weight table is
   // feature_log_prob_ transposed (feature_log_prob() and ToState transpose the table back), or
@@ -204,12 +213,32 @@ class LogOfMostlyOne {
   double log_common_;
 };
 
+template <typename Fill>
+void DiscreteNb::SetTableFromBlocks(const Fill& fill) {
+  constexpr size_t kBlock = 256;
+  const size_t k = classes_.size();
+  const size_t f = num_features_;
+  weights_t_.clear();
+  weights_t_.resize(k * f);  // not zero-filled: every value is written below
+  double* table = weights_t_.data();
+  double values[kBlock];
+  for (size_t j0 = 0; j0 < f; j0 += kBlock) {
+    const size_t j1 = std::min(f, j0 + kBlock);
+    for (size_t c = 0; c < k; ++c) {
+      fill(c, j0, j1, values);
+      for (size_t j = j0; j < j1; ++j) table[j * k + c] = values[j - j0];
+    }
+  }
+}
+
 // Shared checks of log-probability matrices: NaN never; values > 0 never; -inf only if allowed.
 // AllLogProbabilities: whether CheckLogProbabilities passes, in one branch-free pass.
 // AllWithin: whether every value is in [low, high] (NaN never), the same way.
 bool AllWithin(const std::vector<double>& values, double low, double high);
+bool AllWithin(const double* values, size_t n, double low, double high);
 bool AllLogProbabilities(const std::vector<double>& values, bool allow_neg_inf,
                          bool allow_positive);
+bool AllLogProbabilities(const double* values, size_t n, bool allow_neg_inf, bool allow_positive);
 absl::Status CheckLogProbabilities(const std::vector<double>& values, absl::string_view name,
                                    bool allow_neg_inf, bool allow_positive);
 

@@ -47,16 +47,20 @@ absl::Status MultinomialNb::UpdateParameters() {
   const size_t k = classes_.size();
   const size_t f = num_features_;
   const double alpha = options_.effective_alpha();
-  feature_log_prob_.assign(k * f, 0.0);
+  // feature_log_prob_ = log(fc + alpha) - log(sum(fc + alpha)) per class, written straight into
+  // the weight table (its transpose), which then holds it: no C x F matrix besides the counts
+  // and the table (BuildTable, ValidateFeatureLogProb).
+  std::vector<double> log_total(k);
+  for (size_t c = 0; c < k; ++c) {
+    log_total[c] = std::log(NumpySumPlus(feature_count_.data() + c * f, f, alpha));
+  }
+  ReleaseFeatureLogProb();
   // A feature without counts has the smoothed count 0 + alpha = alpha.
   const LogOfMostlyOne log(alpha);
-  for (size_t c = 0; c < k; ++c) {
+  SetTableFromBlocks([&](size_t c, size_t j0, size_t j1, double* values) {
     const double* fc = feature_count_.data() + c * f;
-    double* flp = feature_log_prob_.data() + c * f;  // the smoothed counts, then their logs
-    for (size_t j = 0; j < f; ++j) flp[j] = fc[j] + alpha;
-    const double log_total = std::log(NumpySum(flp, f));
-    for (size_t j = 0; j < f; ++j) flp[j] = log(flp[j]) - log_total;
-  }
+    for (size_t j = j0; j < j1; ++j) values[j - j0] = log(fc[j] + alpha) - log_total[c];
+  });
   UpdateClassLogPrior();
   if (std::none_of(class_log_prior_.begin(), class_log_prior_.end(),
                    [](double v) { return std::isfinite(v); }) ||
@@ -72,13 +76,18 @@ absl::Status MultinomialNb::ValidateFeatureLogProb() const {
   // log(fc + alpha) - log(sum): NaN only as log(0) - log(0), a class without counts under alpha 0
   // (or counts that overflow to inf). scikit-learn's feature_log_prob_ has the same NaN row.
   const bool allow_neg_inf = options_.force_alpha && options_.alpha == 0.0;
-  // The common case in one pass: every value passes CheckLogProbabilities (so none is NaN).
-  if (AllLogProbabilities(feature_log_prob_, allow_neg_inf, /*allow_positive=*/false)) {
+  // The common case in one pass: every value passes CheckLogProbabilities (so none is NaN). A
+  // fit's values are in the weight table (UpdateParameters), a loaded state's in
+  // feature_log_prob_.
+  const bool fitted = feature_log_prob_.empty();
+  if (fitted ? AllLogProbabilities(weights_t_.data(), weights_t_.size(), allow_neg_inf, false)
+             : AllLogProbabilities(feature_log_prob_, allow_neg_inf, /*allow_positive=*/false)) {
     return absl::OkStatus();
   }
+  const std::vector<double> flp = feature_log_prob();  // C x F, to name the first bad value
   const size_t f = num_features_;
-  for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
-    if (!std::isnan(feature_log_prob_[i])) continue;
+  for (size_t i = 0; i < flp.size(); ++i) {
+    if (!std::isnan(flp[i])) continue;
     const size_t c = i / f;
     const double total = NumpySum(feature_count_.data() + c * f, f);
     return absl::InvalidArgumentError(absl::StrCat(
@@ -95,12 +104,12 @@ absl::Status MultinomialNb::ValidateFeatureLogProb() const {
         ". scikit-learn's MultinomialNB computes the same NaN, and every text with any of the "
         "features would get NaN probabilities (scikit-learn's too), so the model is refused"));
   }
-  return CheckLogProbabilities(feature_log_prob_, "feature_log_prob", allow_neg_inf,
-                               /*allow_positive=*/false);
+  return CheckLogProbabilities(flp, "feature_log_prob", allow_neg_inf, /*allow_positive=*/false);
 }
 
 void MultinomialNb::BuildTable() {
-  SetTableTransposed(feature_log_prob_);
+  // A loaded state's feature_log_prob_ (a fit's is in the table already).
+  if (!feature_log_prob_.empty()) SetTableTransposed(feature_log_prob_);
   ReleaseFeatureLogProb();  // the table holds it
   bias_ = class_log_prior_;
 }

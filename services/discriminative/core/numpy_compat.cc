@@ -8,26 +8,40 @@
 
 namespace maas::discriminative {
 
-double NumpySum(const double* a, size_t n) {
+namespace {
+
+// np.sum's pairwise order over the n values at(0), ..., at(n - 1), from `first`.
+template <typename At>
+double PairwiseSum(const At& at, size_t first, size_t n) {
   if (n < 8) {
     double r = 0.0;
-    for (size_t i = 0; i < n; ++i) r += a[i];
+    for (size_t i = 0; i < n; ++i) r += at(first + i);
     return r;
   }
   if (n <= 128) {
     double r[8];
-    for (int k = 0; k < 8; ++k) r[k] = a[k];
+    for (size_t k = 0; k < 8; ++k) r[k] = at(first + k);
     size_t i = 8;
     for (; i < n - n % 8; i += 8) {
-      for (int k = 0; k < 8; ++k) r[k] += a[i + k];
+      for (size_t k = 0; k < 8; ++k) r[k] += at(first + i + k);
     }
     double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; ++i) res += a[i];
+    for (; i < n; ++i) res += at(first + i);
     return res;
   }
   size_t n2 = n / 2;
   n2 -= n2 % 8;
-  return NumpySum(a, n2) + NumpySum(a + n2, n - n2);
+  return PairwiseSum(at, first, n2) + PairwiseSum(at, first + n2, n - n2);
+}
+
+}  // namespace
+
+double NumpySum(const double* a, size_t n) {
+  return PairwiseSum([a](size_t i) { return a[i]; }, 0, n);
+}
+
+double NumpySumPlus(const double* a, size_t n, double add) {
+  return PairwiseSum([a, add](size_t i) { return a[i] + add; }, 0, n);
 }
 
 size_t NumpyArgmax(const double* values, size_t n) {

@@ -12,6 +12,9 @@ namespace maas::discriminative {
 // interleaved accumulators up to 128, recursive halving (rounded down to a multiple of 8) above).
 // Verified against numpy 2.4 for n up to 1e5 (no 8192-element chunking there, unlike numpy 1.24).
 double NumpySum(const double* values, size_t n);
+// np.sum(values + add): NumpySum of the n values values[i] + add, each rounded as numpy rounds the
+// array sum, without the array.
+double NumpySumPlus(const double* values, size_t n, double add);
 
 // numpy.argmax over `values`: the first maximum; the first NaN if any. REQUIRES: n >= 1.
 size_t NumpyArgmax(const double* values, size_t n);

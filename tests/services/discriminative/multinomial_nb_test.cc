@@ -196,6 +196,17 @@ TEST_CASE("numpy-compatible reductions") {
   const Doubles with_zero_prior = LogProbabilitiesFromJointLogLikelihood({-inf, -2.0});
   CHECK(with_zero_prior[0] == -inf);
   CHECK(with_zero_prior[1] == 0.0);
+  // np.sum(a + add) without the array: each length's pairwise order (below 8, up to 128, halved
+  // above), on values whose sums round.
+  for (const size_t n : {0, 1, 7, 8, 9, 17, 127, 128, 129, 300, 1000, 5003}) {
+    Doubles a(n), shifted(n);
+    for (size_t i = 0; i < n; ++i) {
+      a[i] = 0.1 * static_cast<double>(i % 97) + 1e-3 / static_cast<double>(i + 1);
+      shifted[i] = a[i] + 0.37;
+    }
+    INFO("n " << n);
+    CHECK(NumpySumPlus(a.data(), n, 0.37) == NumpySum(shifted.data(), n));
+  }
 }
 
 }  // namespace
