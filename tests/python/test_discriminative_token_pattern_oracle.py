@@ -162,6 +162,38 @@ def test_hashing_vectorizer_matches_sklearn(data):
     assert_rows_equal(result[1], hv.transform(test), test)
 
 
+# Texts of one-character tokens: ASCII only (the runs of the raw text, lowercased in registers) and with other
+# code points (the runs of the preprocessed text), upper case, digits, underscores and punctuation alone.
+ONE_CHARACTER_TEXTS = ["a b C d e I", "x Y z _ 7 q, Q . !", "é a ß B ç D", "I am a b c", "z Z z", "9 a-b/c"]
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
+def test_one_character_tokens_of_run_patterns_match_sklearn(data, simd, monkeypatch):
+    """\\w+, (?u)\\b\\w+\\b and \\S+ keep tokens of one character, which the run path's kernels leave out (they
+    take the runs of 2 bytes or more): the fit, the transform and the hashing rows count them apart, on every SIMD
+    path (MAAS_SIMD caps the level at what the CPU has)."""
+    monkeypatch.setenv("MAAS_SIMD", simd)
+    train = data["train"] + ONE_CHARACTER_TEXTS
+    test = data["test"] + ONE_CHARACTER_TEXTS[::-1]
+    for pattern in (r"\w+", r"(?u)\b\w+\b", r"\S+"):
+        for lowercase in (True, False):
+            cv = CountVectorizer(token_pattern=pattern, lowercase=lowercase).fit(train)
+            spec, vectorize = run_driver(count_config(pattern, lowercase=lowercase), train, test)
+            assert list(spec.vectorizer.vocabulary) == list(cv.get_feature_names_out()), pattern
+            assert_rows_equal(vectorize, cv.transform(test), test)
+        for n_features in (2 ** 12, 1000):  # a power of two (terms made in the hash kernels' lanes) and not
+            hv = HashingVectorizer(token_pattern=pattern, n_features=n_features, alternate_sign=False, norm=None)
+            config = pb.TrainConfig(name="oracle")
+            h = config.vectorizer.hashing
+            h.text.token_pattern = pattern
+            h.n_features = n_features
+            h.alternate_sign = False
+            h.norm = pb.NORM_NONE
+            result = run_driver(config, train, test)
+            assert result[0] != "error", result
+            assert_rows_equal(result[1], hv.transform(test), test)
+
+
 def test_char_analyzers_ignore_token_pattern(data):
     """scikit-learn never compiles token_pattern for analyzer='char'/'char_wb' (it warns it is unused)."""
     train, test = data["train"][:30], data["test"][:5]

@@ -121,6 +121,20 @@ inline void CountFeature(uint32_t index, FeatureIds* ids, double* dense) {
   count += 1.0;
 }
 
+// Calls count(byte) for each 1-byte run of `runs` over `doc`, its byte lowercased when `lower`:
+// the terms of one ASCII character of a pattern whose tokens may be one code point (\w+, \S+),
+// which the run kernels leave out (they take the runs of 2 bytes or more). A 1-byte run of valid
+// UTF-8 is an ASCII character.
+template <typename Count>
+void ForEachSingleByteRun(std::string_view doc, const AsciiRuns& runs, bool lower, Count count) {
+  for (size_t k = 0; k < runs.count; ++k) {
+    if (runs.ends[k] - runs.starts[k] != 1) continue;
+    auto byte = static_cast<unsigned char>(doc[runs.starts[k]]);
+    if (lower && byte >= 'A' && byte <= 'Z') byte = static_cast<unsigned char>(byte + 32);
+    count(byte);
+  }
+}
+
 // CountFeature for the m ids of a group (kNotFound ones skipped) without a branch per id: whether
 // an id is new to the text is data (a random 0/1 for mixed text), so it is added to the length
 // rather than branched on. `ids` is grown by m up front and trimmed after. Returns how many of
@@ -1355,6 +1369,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::FitTransformViews(
 
 CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options)
     : min_df_(options.min_df), max_df_(options.max_df), max_features_(options.max_features) {
+  single_byte_ids_.fill(TermTable::kNotFound);
   CountVectorizer& v = result_.vectorizer;
   v.analyzer_ = Analyzer(options.analyzer);
   v.binary_ = options.binary;
@@ -1473,15 +1488,35 @@ bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
   std::string_view doc;
   bool lower = false;
   const Analyzer& analyzer = result_.vectorizer.analyzer_;
-  if (analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
-    AddAsciiUnigrams(doc, runs, lower);
-    return true;
+  if (!analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
+    // Other text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
+    doc = analyzer.Preprocess(text, &scratch_);
+    if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
+    lower = false;
   }
-  // Other text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
-  doc = analyzer.Preprocess(text, &scratch_);
-  if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
-  AddAsciiUnigrams(doc, runs, /*lower=*/false);
+  AddAsciiUnigrams(doc, runs, lower);
+  if (analyzer.MinTermBytes() == 1) AddSingleByteRuns(doc, runs, lower);
   return true;
+}
+
+void CountVectorizer::Fitter::AddSingleByteRuns(std::string_view text, const AsciiRuns& runs,
+                                                bool lower) {
+  ForEachSingleByteRun(text, runs, lower, [&](unsigned char byte) {
+    uint32_t& id = single_byte_ids_[byte];
+    if (id == TermTable::kNotFound) {
+      if (over_budget_) return;
+      if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+        too_many_ = true;
+        return;
+      }
+      const char term = static_cast<char>(byte);
+      const auto [inserted_id, inserted] = provisional_.Insert(std::string_view(&term, 1));
+      id = inserted_id;
+      if (inserted) NoteNewTerm();
+    }
+    if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    CountFeature(id, &scratch_.ids, scratch_.dense.data());
+  });
 }
 
 void CountVectorizer::Fitter::AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs,
@@ -1813,6 +1848,22 @@ void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets)
   for (size_t i = 0; unigram_runs_ && i < stop_words.given_size(); ++i) {
     if (index_.Find(stop_words.given(i)) != TermTable::kNotFound) unigram_runs_ = false;
   }
+  single_byte_terms_ = unigram_runs_ && analyzer_.MinTermBytes() == 1;
+  for (unsigned byte = 0; byte < single_byte_ids_.size(); ++byte) {
+    const char term = static_cast<char>(byte);
+    single_byte_ids_[byte] =
+        single_byte_terms_ ? index_.Find(std::string_view(&term, 1)) : TermTable::kNotFound;
+  }
+}
+
+void CountVectorizer::CountSingleByteRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                          AnalyzerScratch* scratch) const {
+  if (!single_byte_terms_) return;
+  double* dense = scratch->dense.data();
+  ForEachSingleByteRun(doc, runs, lower, [&](unsigned char byte) {
+    const uint32_t id = single_byte_ids_[byte];
+    if (id != TermTable::kNotFound) CountFeature(id, &scratch->ids, dense);
+  });
 }
 
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
@@ -1835,6 +1886,7 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     AsciiRuns runs;
     if (analyzer_.TermRuns(doc, scratch, &runs)) {
       CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, /*lower=*/false, index_, scratch);
+      CountSingleByteRuns(doc, runs, /*lower=*/false, scratch);
       OrderedRow(num_features, binary_, scratch, row);
       return;
     }
@@ -1876,6 +1928,7 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
   CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
+  CountSingleByteRuns(doc, runs, lower, scratch);
   OrderedRow(num_features, binary_, scratch, row);
   return true;
 }

@@ -13,6 +13,7 @@
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_VECTORIZER_H_
 #define MAAS_SERVICES_DISCRIMINATIVE_CORE_COUNT_VECTORIZER_H_
 
+#include <array>
 #include <cstdint>
 #include <limits>
 #include <optional>
@@ -143,6 +144,10 @@ class CountVectorizer final : public Vectorizer {
   // Makes index_ the vocabulary of the terms of an arena (TermTable::Assign), placed by
   // document_frequency_ when it has one value per term.
   void BuildIndex(std::string bytes, std::vector<size_t> offsets);
+  // Counts the 1-byte runs of `runs` over `doc` (lowercased when `lower`) that are terms (with
+  // single_byte_terms_; else nothing), after CountAsciiUnigramsWith counted the others.
+  void CountSingleByteRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
+                           AnalyzerScratch* scratch) const;
   // Appends the vocabulary's terms, in feature order, to *out (ToState, RestoreHeldLists).
   void AddTerms(google::protobuf::RepeatedPtrField<std::string>* out) const;
 
@@ -163,6 +168,11 @@ class CountVectorizer final : public Vectorizer {
   // words included: the analyzer allows it and no term of the vocabulary is a stop word (set by
   // BuildIndex).
   bool unigram_runs_ = false;
+  // With unigram_runs_ and a pattern whose terms may be one byte (Analyzer::MinTermBytes() 1, as
+  // \w+): the id of each one-byte term by its byte (TermTable::kNotFound when not a term), which
+  // the runs of 2 bytes or more that the run kernels count leave out.
+  bool single_byte_terms_ = false;
+  std::array<uint32_t, 256> single_byte_ids_{};
 };
 
 struct CountVectorizer::FitResult {
@@ -197,6 +207,9 @@ class CountVectorizer::Fitter {
   bool AddUnigrams(std::string_view text);
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
+  // Then, for a pattern whose terms may be one byte (MinTermBytes() 1), its 1-byte runs, which
+  // AddAsciiUnigrams leaves out, through single_byte_ids_.
+  void AddSingleByteRuns(std::string_view text, const AsciiRuns& runs, bool lower);
   // After a new term: every kBudgetTerms new terms, whether MemoryBytes() and the current text's
   // ids are within memory_budget_ (else over_budget_, and the insertions stop).
   void NoteNewTerm() {
@@ -220,6 +233,8 @@ class CountVectorizer::Fitter {
   // that Finish needs no extra pass over the rows.
   std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
+  // The provisional index of each one-byte term seen (AddSingleByteRuns), by its byte.
+  std::array<uint32_t, 256> single_byte_ids_;
   int64_t memory_budget_ = std::numeric_limits<int64_t>::max();
   size_t next_budget_check_ = kBudgetTerms;  // provisional_.size() at the next CheckBudget
   bool over_budget_ = false;

@@ -218,18 +218,19 @@ void HashingVectorizer::RunsRow(std::string_view doc, const AsciiRuns& runs, boo
   std::vector<uint32_t>& hashes = scratch->run_hashes;
   if (hashes.size() < runs.count) hashes.resize(runs.count);
   uint32_t* terms = hashes.data();
-  if (power_of_two_) {  // hashed, mapped and compacted in the vector lanes
+  const size_t min_bytes = analyzer_.MinTermBytes();
+  if (power_of_two_ && min_bytes == 2) {  // hashed, mapped and compacted in the vector lanes
     TermsRow(terms, HashAsciiRunTerms(doc, runs, lower, n_features_, alternate_sign_, terms),
              scratch, row);
     return;
   }
   HashAsciiRuns(doc, runs, lower, terms);
-  // Each hash becomes its term in place (m <= k), the 1-byte runs dropped: the token pattern's
-  // terms have 2 bytes or more.
+  // Each hash becomes its term in place (m <= k), the runs shorter than the pattern's terms (1
+  // byte, unless they may be one code point: \w+) dropped.
   size_t m = 0;
   for (size_t k = 0; k < runs.count; ++k) {
     terms[m] = TermOf(terms[k]);
-    m += runs.ends[k] - runs.starts[k] >= 2 ? 1 : 0;
+    m += runs.ends[k] - runs.starts[k] >= min_bytes ? 1 : 0;
   }
   TermsRow(terms, m, scratch, row);
 }

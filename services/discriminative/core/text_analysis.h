@@ -376,18 +376,27 @@ class Analyzer {
     return options_.lowercase && options_.strip_accents == StripAccentsMode::kNone;
   }
 
-  // True iff the terms are the tokens of TermRuns / AsciiTermRuns (those of 2 bytes or more),
-  // lowercased when options().lowercase: the word analyzer with the default token pattern or a
-  // custom pattern on the run path whose tokens have at least 2 code points, no stop words and
-  // only unigrams. Callers can then take the terms from those runs.
+  // True iff the terms are the tokens of TermRuns / AsciiTermRuns (their runs of MinTermBytes()
+  // bytes or more), lowercased when options().lowercase: the word analyzer with the default token
+  // pattern or a custom pattern on the run path, no stop words and only unigrams. Callers can then
+  // take the terms from those runs.
   bool AsciiUnigrams() const { return UnigramsBeforeStopWords() && options_.stop_words.empty(); }
   // The same but for stop words: the terms are those tokens less the stop words. A caller that
   // needs no stop word (a vocabulary without one, where a stop word's lookup finds nothing; a fit
   // that drops them with the pruned terms) can take the same runs.
   bool UnigramsBeforeStopWords() const {
     return options_.kind == AnalyzerKind::kWord &&
-           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 2) &&
+           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
            options_.ngram_min == 1 && options_.ngram_max == 1;
+  }
+  // The fewest bytes of a term among the runs of TermRuns / AsciiTermRuns: 2 for the default
+  // pattern (\w\w+) and run patterns of at least 2 code points, whose runs of one code point of
+  // 2 to 4 bytes are left out of the runs, so that only 1-byte runs are no tokens; 1 for a run
+  // pattern whose tokens may be one code point (\w+, \S+, (?u)\b\w+\b), every run of which is
+  // a token.
+  size_t MinTermBytes() const {
+    return options_.token_pattern != nullptr && options_.token_pattern->run_min_length() == 1 ? 1
+                                                                                              : 2;
   }
   // For UnigramsBeforeStopWords(): the runs of ASCII `text` as it is (the pattern judged on its
   // lowercase when options().lowercase), whose tokens of 2 bytes or more, lowercased as the
