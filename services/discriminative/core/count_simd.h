@@ -53,6 +53,9 @@ std::vector<CountSimdPath> SupportedCountSimdPaths();
 // AsciiWordRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
 bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratch* scratch,
                        AsciiRuns* runs);
+// AsciiSetRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
+bool AsciiSetRunsWith(CountSimdPath path, std::string_view text, const AsciiByteSet& set,
+                      size_t min_length, AnalyzerScratch* scratch, AsciiRuns* runs);
 // WordRuns (text_analysis.h) with its ASCII pass on the given path.
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs);

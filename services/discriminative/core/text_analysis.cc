@@ -646,6 +646,34 @@ bool AsciiWordRunsBaseline(std::string_view text, AnalyzerScratch* scratch, Asci
   return true;
 }
 
+// Keeps the runs [starts[k], ends[k]) of at least min_length bytes, in order; returns their count.
+size_t KeepRunsOfAtLeast(size_t min_length, size_t count, uint32_t* starts, uint32_t* ends) {
+  size_t kept = 0;
+  for (size_t k = 0; k < count; ++k) {
+    starts[kept] = starts[k];
+    ends[kept] = ends[k];
+    kept += ends[k] - starts[k] >= min_length ? 1 : 0;
+  }
+  return kept;
+}
+
+// AsciiSetRuns on the baseline path: the set's mask byte by byte, then RunsFromMasks.
+bool AsciiSetRunsBaseline(std::string_view text, const AsciiByteSet& set, AnalyzerScratch* scratch,
+                          AsciiRuns* runs) {
+  const size_t n = text.size();
+  std::vector<uint64_t>& masks = scratch->masks;
+  masks.assign(n / 64 + 1, 0);
+  unsigned any = 0;  // the OR of every byte: bit 7 set iff some byte is >= 0x80
+  for (size_t i = 0; i < n; ++i) {
+    const auto b = static_cast<unsigned char>(text[i]);
+    any |= b;
+    masks[i / 64] |= uint64_t{set.Contains(b)} << (i % 64);
+  }
+  if (any >= 0x80) return false;
+  RunsFromMasks(masks, n, scratch, runs);
+  return true;
+}
+
 #if defined(__x86_64__)
 // For each byte value, the indices of its set bits, ascending, padded with zeros (FlattenBitsAvx2).
 struct BitIndexTable {
@@ -715,14 +743,48 @@ __attribute__((target("avx2,bmi,popcnt"))) void SplitTransitionsAvx2(const uint3
   }
 }
 
-// AsciiWordRunsBaseline on the AVX2 path: the word-byte mask of 64 bytes per step from two 32-byte
-// compares, its transitions (word ^ (word << 1)) flattened straight into positions (no mask
-// array): half the flattening of starts and ends apart, since they alternate; then split. The last
-// partial step from the text's last 64 bytes (or a padded copy of a shorter text); the last step
-// also covers bit n, so every run that starts ends.
-__attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
-                                                                  AnalyzerScratch* scratch,
-                                                                  AsciiRuns* runs) {
+// The word bytes of 32 bytes (WordBitsAvx2): AsciiRunsAvx2's classes for AsciiWordRuns.
+struct WordClassAvx2 {
+  __attribute__((target("avx2,bmi,popcnt"))) uint64_t operator()(const char* p,
+                                                                 __m256i* high) const {
+    return WordBitsAvx2(p, high);
+  }
+};
+
+// The bytes of `set` among 32 bytes at p, as 32 bits, or-ing the bytes into *high: each byte's
+// row of the set by its low half, the bit of that row by its high half (two table shuffles).
+struct SetClassAvx2 {
+  const AsciiByteSet* set;
+  __attribute__((target("avx2,bmi,popcnt"))) uint64_t operator()(const char* p,
+                                                                 __m256i* high) const {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+    *high = _mm256_or_si256(*high, v);
+    const __m256i rows =
+        _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(set->rows)));
+    // Bit h for a high half h < 8; none for the bytes >= 0x80 (never in the set).
+    const __m256i bit_of_high =
+        _mm256_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8, 16, 32,
+                         64, -128, 0, 0, 0, 0, 0, 0, 0, 0);
+    const __m256i low_half = _mm256_set1_epi8(0x0F);
+    const __m256i in = _mm256_and_si256(
+        _mm256_shuffle_epi8(rows, _mm256_and_si256(v, low_half)),
+        _mm256_shuffle_epi8(bit_of_high, _mm256_and_si256(_mm256_srli_epi16(v, 4), low_half)));
+    return ~static_cast<uint32_t>(
+        _mm256_movemask_epi8(_mm256_cmpeq_epi8(in, _mm256_setzero_si256())));
+  }
+};
+
+// AsciiWordRunsBaseline on the AVX2 path, for the bytes `classify` marks (classify(p, &high): 32
+// bits for the 32 bytes at p, or-ing them into high): the mask of 64 bytes per step, its
+// transitions (word ^ (word << 1)) flattened straight into positions (no mask array): half the
+// flattening of starts and ends apart, since they alternate; then split. The last partial step
+// from the text's last 64 bytes (or a padded copy of a shorter text); the last step also covers
+// bit n, so every run that starts ends.
+template <typename Classify>
+__attribute__((target("avx2,bmi,popcnt"))) bool AsciiRunsAvx2(std::string_view text,
+                                                              const Classify& classify,
+                                                              AnalyzerScratch* scratch,
+                                                              AsciiRuns* runs) {
   const size_t n = text.size();
   const RunBoundsAndTransitions arrays = RunBoundAndTransitionArrays(n, scratch);
   uint32_t* transitions = arrays.transitions;
@@ -733,7 +795,7 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   for (size_t i = 0; i <= n; i += 64) {
     uint64_t word = 0;
     if (i + 64 <= n) {
-      word = WordBitsAvx2(data + i, &high) | WordBitsAvx2(data + i + 32, &high) << 32;
+      word = classify(data + i, &high) | classify(data + i + 32, &high) << 32;
       // Refused at the first step with a byte >= 0x80 (no work past it).
       if (_mm256_movemask_epi8(high) != 0) return false;
     } else if (n >= 64) {
@@ -742,12 +804,14 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
       const size_t left = n - i;
       if (left != 0) {
         const char* last = data + n - 64;
-        word = (WordBitsAvx2(last, &high) | WordBitsAvx2(last + 32, &high) << 32) >> (64 - left);
+        word = (classify(last, &high) | classify(last + 32, &high) << 32) >> (64 - left);
       }
     } else {  // a text shorter than 64 bytes: from a zero-padded copy (0 is not a word byte)
       alignas(32) char padded[64] = {};
       std::memcpy(padded, data, n);
-      word = WordBitsAvx2(padded, &high) | WordBitsAvx2(padded + 32, &high) << 32;
+      // Only the text's bytes: the zeros after them may be in a set (NUL is \S).
+      word = (classify(padded, &high) | classify(padded + 32, &high) << 32) &
+             ((uint64_t{1} << n) - 1);  // n < 64
     }
     const uint64_t previous = word << 1 | carry;
     carry = word >> 63;
@@ -757,6 +821,19 @@ __attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_vi
   SplitTransitionsAvx2(transitions, count / 2, arrays.starts, arrays.ends);
   *runs = AsciiRuns{arrays.starts, arrays.ends, count / 2};
   return true;
+}
+
+__attribute__((target("avx2,bmi,popcnt"))) bool AsciiWordRunsAvx2(std::string_view text,
+                                                                  AnalyzerScratch* scratch,
+                                                                  AsciiRuns* runs) {
+  return AsciiRunsAvx2(text, WordClassAvx2{}, scratch, runs);
+}
+
+__attribute__((target("avx2,bmi,popcnt"))) bool AsciiSetRunsAvx2(std::string_view text,
+                                                                 const AsciiByteSet& set,
+                                                                 AnalyzerScratch* scratch,
+                                                                 AsciiRuns* runs) {
+  return AsciiRunsAvx2(text, SetClassAvx2{&set}, scratch, runs);
 }
 
 // The byte mask `set` of 32 bytes as bits `shift` to `shift` + 31 of a word.
@@ -875,18 +952,46 @@ MAAS_COUNT_AVX512 void WordRunsFromMasksAvx512(std::string_view doc, AnalyzerScr
   *runs = AsciiRuns{starts, ends, num_starts};
 }
 
-// AsciiWordRunsBaseline in one pass of 64 bytes per step: the word-byte mask of a step is a
-// 64-bit compare result (no mask array), its runs' starts and ends compressed straight into
-// positions. The last step (bytes past the end masked to 0, never read) also covers bit n.
-MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
-                                           AsciiRuns* runs) {
+// The word bytes of 64 bytes: AsciiRunsAvx512's classes for AsciiWordRuns. Unsigned ranges: bytes
+// >= 0x80 are never \w here (the text is then refused anyway).
+struct WordClassAvx512 {
+  MAAS_COUNT_AVX512 uint64_t operator()(__m512i v) const {
+    const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
+    const __m512i a_char = _mm512_set1_epi8('a'), z_span = _mm512_set1_epi8(25);
+    const __m512i case_bit = _mm512_set1_epi8(0x20), underscore = _mm512_set1_epi8('_');
+    return _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
+           _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), z_span) |
+           _mm512_cmpeq_epi8_mask(v, underscore);
+  }
+};
+
+// The bytes of `set` among 64 bytes (SetClassAvx2's two table shuffles).
+struct SetClassAvx512 {
+  const AsciiByteSet* set;
+  MAAS_COUNT_AVX512 uint64_t operator()(__m512i v) const {
+    const __m512i rows =
+        _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(set->rows)));
+    const __m512i bit_of_high =
+        _mm512_broadcast_i32x4(_mm_setr_epi8(1, 2, 4, 8, 16, 32, 64, -128, 0, 0, 0, 0, 0, 0, 0, 0));
+    const __m512i low_half = _mm512_set1_epi8(0x0F);
+    const __m512i in = _mm512_and_si512(
+        _mm512_shuffle_epi8(rows, _mm512_and_si512(v, low_half)),
+        _mm512_shuffle_epi8(bit_of_high, _mm512_and_si512(_mm512_srli_epi16(v, 4), low_half)));
+    return _mm512_test_epi8_mask(in, in);
+  }
+};
+
+// AsciiWordRunsBaseline in one pass of 64 bytes per step, for the bytes `classify` marks
+// (classify(v): 64 bits for the 64 bytes of v): a step's mask is a 64-bit compare result (no mask
+// array), its runs' starts and ends compressed straight into positions. The last step (bytes past
+// the end masked to 0, never read) also covers bit n.
+template <typename Classify>
+MAAS_COUNT_AVX512 bool AsciiRunsAvx512(std::string_view text, const Classify& classify,
+                                       AnalyzerScratch* scratch, AsciiRuns* runs) {
   const size_t n = text.size();
   auto [starts, ends] = RunBoundArrays(n, scratch);
   size_t num_starts = 0, num_ends = 0;
   const __m512i iota = ByteIndices();
-  const __m512i zero_char = _mm512_set1_epi8('0'), nine = _mm512_set1_epi8(9);
-  const __m512i a_char = _mm512_set1_epi8('a'), z_span = _mm512_set1_epi8(25);
-  const __m512i case_bit = _mm512_set1_epi8(0x20), underscore = _mm512_set1_epi8('_');
   uint64_t carry = 0;
   const char* data = text.data();
   for (size_t i = 0; i <= n; i += 64) {
@@ -895,11 +1000,8 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
     const __m512i v = _mm512_maskz_loadu_epi8(load, data + i);
     // Refused at the first step with a byte >= 0x80 (no work past it).
     if (_mm512_movepi8_mask(v) != 0) return false;
-    // Unsigned ranges: bytes >= 0x80 are never \w here (the text is then refused anyway).
-    const uint64_t word =
-        _mm512_cmple_epu8_mask(_mm512_sub_epi8(v, zero_char), nine) |
-        _mm512_cmple_epu8_mask(_mm512_sub_epi8(_mm512_or_si512(v, case_bit), a_char), z_span) |
-        _mm512_cmpeq_epi8_mask(v, underscore);
+    // Only the loaded bytes: the zeros past the end may be in a set (NUL is \S).
+    const uint64_t word = classify(v) & load;
     const uint64_t previous = word << 1 | carry;
     carry = word >> 63;
     const __m512i base = _mm512_set1_epi32(static_cast<int>(i));
@@ -908,6 +1010,16 @@ MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratc
   }
   *runs = AsciiRuns{starts, ends, num_starts};
   return true;
+}
+
+MAAS_COUNT_AVX512 bool AsciiWordRunsAvx512(std::string_view text, AnalyzerScratch* scratch,
+                                           AsciiRuns* runs) {
+  return AsciiRunsAvx512(text, WordClassAvx512{}, scratch, runs);
+}
+
+MAAS_COUNT_AVX512 bool AsciiSetRunsAvx512(std::string_view text, const AsciiByteSet& set,
+                                          AnalyzerScratch* scratch, AsciiRuns* runs) {
+  return AsciiRunsAvx512(text, SetClassAvx512{&set}, scratch, runs);
 }
 MAAS_COUNT_AVX512_WARNINGS_ON
 #endif
@@ -925,6 +1037,33 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs) {
   return AsciiWordRunsWith(BestCountSimdPath(), text, scratch, runs);
+}
+
+bool AsciiSetRunsWith(CountSimdPath path, std::string_view text, const AsciiByteSet& set,
+                      size_t min_length, AnalyzerScratch* scratch, AsciiRuns* runs) {
+  bool ascii = false;
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    ascii = AsciiSetRunsAvx512(text, set, scratch, runs);
+  } else if (path == CountSimdPath::kAvx2) {
+    ascii = AsciiSetRunsAvx2(text, set, scratch, runs);
+  } else {
+    ascii = AsciiSetRunsBaseline(text, set, scratch, runs);
+  }
+#else
+  ascii = AsciiSetRunsBaseline(text, set, scratch, runs);
+#endif
+  if (ascii && min_length > 2) {
+    // The arrays are the scratch's (RunBoundArrays).
+    auto [starts, ends] = RunBoundArrays(text.size(), scratch);
+    runs->count = KeepRunsOfAtLeast(min_length, runs->count, starts, ends);
+  }
+  return ascii;
+}
+
+bool AsciiSetRuns(std::string_view text, const AsciiByteSet& set, size_t min_length,
+                  AnalyzerScratch* scratch, AsciiRuns* runs) {
+  return AsciiSetRunsWith(BestCountSimdPath(), text, set, min_length, scratch, runs);
 }
 
 namespace {
@@ -1784,7 +1923,14 @@ bool Analyzer::PatternRuns(std::string_view doc, bool lower_ascii, AnalyzerScrat
 
 bool Analyzer::AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch,
                              AsciiRuns* runs) const {
-  if (options_.token_pattern == nullptr) return AsciiWordRuns(text, scratch, runs);
+  const TokenPattern* pattern = options_.token_pattern.get();
+  if (pattern == nullptr) return AsciiWordRuns(text, scratch, runs);
+  // The runs of one set (\w+, \S+): AsciiWordRuns's pass on the set's bytes (PatternRuns's bound
+  // on the length holds for its scanner only).
+  const AsciiByteSet* set = pattern->ascii_run_set(options_.lowercase);
+  if (set != nullptr && text.size() < std::numeric_limits<uint32_t>::max()) {
+    return AsciiSetRuns(text, *set, pattern->run_min_length(), scratch, runs);
+  }
   return IsAscii(text) && PatternRuns(text, options_.lowercase, scratch, runs);
 }
 

@@ -312,6 +312,13 @@ struct AsciiRuns {
 // REQUIRES: text.size() < 2^32 - 1.
 bool AsciiWordRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs);
 
+// AsciiWordRuns for the bytes of `set` instead of \w (a custom token pattern's runs of one set,
+// TokenPattern::ascii_run_set), the runs shorter than min_length left out when min_length > 2
+// (those of 1 byte stay for min_length 2, as AsciiWordRuns's do): false, *runs untouched, iff some
+// byte is >= 0x80. REQUIRES: text.size() < 2^32 - 1.
+bool AsciiSetRuns(std::string_view text, const AsciiByteSet& set, size_t min_length,
+                  AnalyzerScratch* scratch, AsciiRuns* runs);
+
 // The word runs of any valid UTF-8 `doc`, as AsciiRuns describes them: the maximal runs of code
 // points the default token pattern counts as \w (ASCII bytes by table, others by their
 // General_Category), as byte positions, without the runs of a single code point of 2 to 4 bytes

@@ -1032,6 +1032,8 @@ struct TokenPattern::Runs {
   std::array<uint8_t, 128> ascii{};
   std::array<uint8_t, 128> ascii_lower{};  // ascii of each byte's lowercase
   uint32_t min_length = 1;
+  // Plain runs: `set`'s ASCII bytes, as themselves and as their lowercase (ascii_run_set).
+  AsciiByteSet ascii_set, ascii_set_lower;
 };
 
 absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
@@ -1069,6 +1071,12 @@ absl::StatusOr<std::shared_ptr<const TokenPattern>> TokenPattern::Compile(
       runs->ascii_lower[c] = runs->ascii[c >= 'A' && c <= 'Z' ? c + 32 : c];
     }
     runs->min_length = out->translated_.run_min_length;
+    for (int c = 0; c < 128; ++c) {
+      if (runs->ascii[c] & Runs::kInSet) runs->ascii_set.Add(static_cast<unsigned char>(c));
+      if (runs->ascii_lower[c] & Runs::kInSet) {
+        runs->ascii_set_lower.Add(static_cast<unsigned char>(c));
+      }
+    }
     out->runs_ = std::move(runs);
   }
   return std::shared_ptr<const TokenPattern>(std::move(out));
@@ -1120,6 +1128,11 @@ void TokenPattern::FindRuns(std::string_view text,
   ScanRuns(text, runs_->ascii.data(), [&](int32_t start, int32_t end) {
     emit(text.substr(static_cast<size_t>(start), static_cast<size_t>(end - start)));
   });
+}
+
+const AsciiByteSet* TokenPattern::ascii_run_set(bool lower_ascii) const {
+  if (runs_ == nullptr || runs_->word_runs) return nullptr;
+  return lower_ascii ? &runs_->ascii_set_lower : &runs_->ascii_set;
 }
 
 size_t TokenPattern::FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,

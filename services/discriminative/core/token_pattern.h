@@ -103,6 +103,14 @@ absl::StatusOr<TranslatedTokenPattern> TranslatePythonPattern(std::string_view p
 
 class TokenMatcherCache;
 
+// A set of ASCII bytes, laid out for a vector lookup by each byte's two halves: byte b < 0x80 is
+// in it iff bit b >> 4 of rows[b & 15] is set; a byte >= 0x80 never is.
+struct AsciiByteSet {
+  uint8_t rows[16] = {};
+  void Add(unsigned char b) { rows[b & 15] |= static_cast<uint8_t>(1u << (b >> 4)); }
+  bool Contains(unsigned char b) const { return b < 0x80 && (rows[b & 15] >> (b >> 4) & 1) != 0; }
+};
+
 // A compiled token pattern. Immutable and thread-safe; each thread passes its own cache.
 class TokenPattern {
  public:
@@ -129,11 +137,16 @@ class TokenPattern {
   bool uses_runs() const { return runs_ != nullptr; }
   // The shortest token of the run path, in code points (0 when !uses_runs()).
   uint32_t run_min_length() const { return runs_ != nullptr ? translated_.run_min_length : 0; }
+  // When the tokens are the maximal runs of one set, of at least run_min_length() code points (no
+  // \b-bounded subset of a larger set: \w+, \S+, [a-zA-Z]{3,}), the set's ASCII bytes, each
+  // judged on its lowercase with lower_ascii (as FindRunBounds): on ASCII text the tokens are then
+  // the runs of those bytes of that many bytes or more. Null otherwise.
+  const AsciiByteSet* ascii_run_set(bool lower_ascii) const;
   // FindTokens' tokens on the run path as byte offsets: token k is [starts[k], ends[k]); returns
   // their count. With lower_ascii an ASCII byte belongs to the pattern's sets as its lowercase
   // does (the pattern applied to the lowercased text, for ASCII text). REQUIRES: uses_runs(),
   // `text` valid UTF-8 of at most 2^31 - 1 bytes, starts and ends with room for
-  // text.size() / 2 + 1 entries (with run_min_length() >= 2).
+  // text.size() / 2 + 1 entries (maximal runs are at least one code point apart).
   size_t FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,
                        uint32_t* ends) const;
 

@@ -201,6 +201,66 @@ TEST_CASE("AsciiWordRunsWith: every path gives the reference runs, false on any 
   }
 }
 
+// A custom pattern's runs of one set of bytes (\w+, \S+, [a-z]{3,}): every path against the runs
+// found byte by byte, for sets with and without NUL (the bytes a vector path pads a text's last
+// step with), texts of every ASCII byte and of each length 0..199 (the partial last steps), the
+// runs shorter than min_length left out above 2.
+TEST_CASE("AsciiSetRunsWith: every path gives the runs of the set's bytes") {
+  std::mt19937_64 rng(23);
+  GuardedText guarded;
+  AnalyzerScratch scratch;
+  std::vector<AsciiByteSet> sets(6);
+  for (unsigned b = 1; b < 128; ++b) {
+    if (b != ' ' && b != '\t' && b != '\n' && b != '\r' && b != '\f' && b != '\v') sets[0].Add(b);
+    if (b >= 'a' && b <= 'z') sets[1].Add(b);
+    sets[4].Add(b);
+  }
+  sets[0].Add(0);  // \S (NUL is not a space)
+  sets[4].Add(0);  // every ASCII byte
+  for (unsigned b = 0; b < 128; ++b) {
+    if (rng() % 2 == 0) sets[2].Add(b);
+    if (rng() % 8 == 0) sets[3].Add(b);
+  }
+  // sets[5] is empty.
+  for (size_t which = 0; which < sets.size(); ++which) {
+    const AsciiByteSet& set = sets[which];
+    for (const size_t min_length : {1, 2, 3, 5}) {
+      for (size_t length = 0; length < 200 + 3 * 1000; length += length < 200 ? 1 : 1000) {
+        std::string text(length, ' ');
+        for (char& c : text) {  // mostly letters and spaces, the other bytes now and then
+          const uint64_t r = rng() % 16;
+          c = static_cast<char>(r < 8 ? 'a' + rng() % 26 : r < 12 ? ' ' : rng() % 128);
+        }
+        std::vector<std::pair<uint32_t, uint32_t>> expected;
+        for (size_t i = 0; i < length;) {
+          if (!set.Contains(static_cast<unsigned char>(text[i]))) {
+            ++i;
+            continue;
+          }
+          const size_t start = i;
+          while (i < length && set.Contains(static_cast<unsigned char>(text[i]))) ++i;
+          if (min_length <= 2 || i - start >= min_length) {
+            expected.emplace_back(static_cast<uint32_t>(start), static_cast<uint32_t>(i));
+          }
+        }
+        for (const CountSimdPath path : SupportedCountSimdPaths()) {
+          INFO("set " << which << ", min_length " << min_length << ", path "
+                      << random::SimdLevelName(path) << ", text '" << absl::CEscape(text) << "'");
+          AsciiRuns runs;
+          REQUIRE(AsciiSetRunsWith(path, guarded.Place(text), set, min_length, &scratch, &runs));
+          CHECK(RunsOf(runs) == expected);
+          if (length > 0) {  // one byte >= 0x80 anywhere: refused
+            std::string bad = text;
+            bad[rng() % length] = static_cast<char>(0x80 + rng() % 0x80);
+            CHECK_FALSE(
+                AsciiSetRunsWith(path, guarded.Place(bad), set, min_length, &scratch, &runs));
+          }
+        }
+      }
+    }
+  }
+}
+
 // The hashing vectorizer's hashes of a text's runs: every path, with and without lowercasing,
 // against MurmurHash3X86_32 (checked against scikit-learn's values in vectorizers_test.cc) of each
 // run's bytes; runs of every length 1..70 (the vector lanes take up to 16 bytes), ending at the
