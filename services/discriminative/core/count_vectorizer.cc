@@ -1494,26 +1494,32 @@ bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
     if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
     lower = false;
   }
+  const bool single_bytes = analyzer.MinTermBytes() == 1;
+  // A one-byte term not seen before: the text goes term by term (Add's other path), so that it
+  // takes its provisional index in token order among the text's new terms.
+  if (single_bytes && NewSingleByteTerm(doc, runs, lower)) return false;
   AddAsciiUnigrams(doc, runs, lower);
-  if (analyzer.MinTermBytes() == 1) AddSingleByteRuns(doc, runs, lower);
+  if (single_bytes) AddSingleByteRuns(doc, runs, lower);
   return true;
+}
+
+bool CountVectorizer::Fitter::NewSingleByteTerm(std::string_view text, const AsciiRuns& runs,
+                                                bool lower) {
+  bool fresh = false;
+  ForEachSingleByteRun(text, runs, lower, [&](unsigned char byte) {
+    uint32_t& id = single_byte_ids_[byte];
+    if (id != TermTable::kNotFound) return;
+    const char term = static_cast<char>(byte);
+    id = provisional_.Find(std::string_view(&term, 1));  // added term by term by an earlier text
+    fresh |= id == TermTable::kNotFound;
+  });
+  return fresh;
 }
 
 void CountVectorizer::Fitter::AddSingleByteRuns(std::string_view text, const AsciiRuns& runs,
                                                 bool lower) {
   ForEachSingleByteRun(text, runs, lower, [&](unsigned char byte) {
-    uint32_t& id = single_byte_ids_[byte];
-    if (id == TermTable::kNotFound) {
-      if (over_budget_) return;
-      if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
-        too_many_ = true;
-        return;
-      }
-      const char term = static_cast<char>(byte);
-      const auto [inserted_id, inserted] = provisional_.Insert(std::string_view(&term, 1));
-      id = inserted_id;
-      if (inserted) NoteNewTerm();
-    }
+    const uint32_t id = single_byte_ids_[byte];  // known: NewSingleByteTerm
     if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
     CountFeature(id, &scratch_.ids, scratch_.dense.data());
   });

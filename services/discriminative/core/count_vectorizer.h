@@ -207,8 +207,13 @@ class CountVectorizer::Fitter {
   bool AddUnigrams(std::string_view text);
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
-  // Then, for a pattern whose terms may be one byte (MinTermBytes() 1), its 1-byte runs, which
-  // AddAsciiUnigrams leaves out, through single_byte_ids_.
+  // For a pattern whose terms may be one byte (MinTermBytes() 1): whether a 1-byte run of the
+  // text is a term with no provisional index yet (the text then goes term by term: the
+  // provisional index is the order of first occurrence, which orders the rows); the others'
+  // indices noted in single_byte_ids_.
+  bool NewSingleByteTerm(std::string_view text, const AsciiRuns& runs, bool lower);
+  // After AddAsciiUnigrams, which leaves them out, the 1-byte runs (each known: NewSingleByteTerm
+  // was false).
   void AddSingleByteRuns(std::string_view text, const AsciiRuns& runs, bool lower);
   // After a new term: every kBudgetTerms new terms, whether MemoryBytes() and the current text's
   // ids are within memory_budget_ (else over_budget_, and the insertions stop).
@@ -233,7 +238,7 @@ class CountVectorizer::Fitter {
   // that Finish needs no extra pass over the rows.
   std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
-  // The provisional index of each one-byte term seen (AddSingleByteRuns), by its byte.
+  // The provisional index of each one-byte term, by its byte, once looked up (NewSingleByteTerm).
   std::array<uint32_t, 256> single_byte_ids_;
   int64_t memory_budget_ = std::numeric_limits<int64_t>::max();
   size_t next_budget_check_ = kBudgetTerms;  // provisional_.size() at the next CheckBudget

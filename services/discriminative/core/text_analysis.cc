@@ -1068,6 +1068,55 @@ bool AsciiSetRuns(std::string_view text, const AsciiByteSet& set, size_t min_len
 
 namespace {
 
+// The runs of a plain run pattern's set (TokenPattern::ascii_run_set) in a valid UTF-8 `doc` with
+// code points >= 0x80, of at least run_min_length() code points (runs of one code point of 2-4
+// bytes dropped for 2, as WordRuns drops them; the 1-byte runs stay): the set's mask byte by byte,
+// each code point >= 0x80 decoded once and looked up in the set, then the runs of the mask.
+void NonAsciiSetRuns(std::string_view doc, const TokenPattern& pattern, AnalyzerScratch* scratch,
+                     AsciiRuns* runs) {
+  const size_t n = doc.size();
+  const AsciiByteSet& set = *pattern.ascii_run_set(/*lower_ascii=*/false);
+  const size_t min_length = pattern.run_min_length();
+  std::vector<uint64_t>& masks = scratch->masks;
+  std::vector<uint64_t>& high = scratch->high_masks;
+  masks.assign(n / 64 + 1, 0);
+  high.assign(n / 64 + 1, 0);
+  for (size_t i = 0; i < n;) {
+    const auto b = static_cast<unsigned char>(doc[i]);
+    if (b < 0x80) {
+      masks[i / 64] |= uint64_t{set.Contains(b)} << (i % 64);
+      ++i;
+      continue;
+    }
+    size_t length;
+    const int32_t c = DecodeWellFormed(doc.data() + i, &length);
+    MarkBytes(i, i + length, high.data());
+    if (pattern.RunSetContains(c)) MarkBytes(i, i + length, masks.data());
+    i += length;
+  }
+  if (min_length == 2) DropLoneCodePoints(doc, scratch);
+  RunsFromMasks(masks, n, scratch, runs);
+  if (min_length > 2) {
+    // Runs of fewer code points (lead and ASCII bytes) dropped.
+    auto [starts, ends] = RunBoundArrays(n, scratch);
+    size_t kept = 0;
+    for (size_t k = 0; k < runs->count; ++k) {
+      size_t code_points = 0;
+      for (uint32_t i = starts[k]; i < ends[k] && code_points < min_length; ++i) {
+        code_points += (static_cast<unsigned char>(doc[i]) & 0xC0) != 0x80 ? 1 : 0;
+      }
+      starts[kept] = starts[k];
+      ends[kept] = ends[k];
+      kept += code_points >= min_length ? 1 : 0;
+    }
+    runs->count = kept;
+  }
+}
+
+}  // namespace
+
+namespace {
+
 // IsWordCodePoint of each code point c < kWordTableEnd, as bit c (32 KB); computed once, then
 // read-only.
 const std::vector<uint64_t>& WordTable() {
@@ -1935,7 +1984,16 @@ bool Analyzer::AsciiTermRuns(std::string_view text, AnalyzerScratch* scratch,
 }
 
 bool Analyzer::TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRuns* runs) const {
-  if (options_.token_pattern == nullptr) return WordRuns(doc, scratch, runs);
+  const TokenPattern* pattern = options_.token_pattern.get();
+  if (pattern == nullptr) return WordRuns(doc, scratch, runs);
+  // The runs of one set: as AsciiTermRuns on ASCII text, else NonAsciiSetRuns.
+  const AsciiByteSet* set = pattern->ascii_run_set(/*lower_ascii=*/false);
+  if (set != nullptr && doc.size() < std::numeric_limits<uint32_t>::max()) {
+    if (!AsciiSetRuns(doc, *set, pattern->run_min_length(), scratch, runs)) {
+      NonAsciiSetRuns(doc, *pattern, scratch, runs);
+    }
+    return true;
+  }
   return PatternRuns(doc, /*lower_ascii=*/false, scratch, runs);
 }
 

@@ -1135,6 +1135,8 @@ const AsciiByteSet* TokenPattern::ascii_run_set(bool lower_ascii) const {
   return lower_ascii ? &runs_->ascii_set_lower : &runs_->ascii_set;
 }
 
+bool TokenPattern::RunSetContains(int32_t c) const { return runs_->set.contains(c); }
+
 size_t TokenPattern::FindRunBounds(std::string_view text, bool lower_ascii, uint32_t* starts,
                                    uint32_t* ends) const {
   size_t count = 0;

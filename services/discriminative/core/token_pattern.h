@@ -142,6 +142,8 @@ class TokenPattern {
   // judged on its lowercase with lower_ascii (as FindRunBounds): on ASCII text the tokens are then
   // the runs of those bytes of that many bytes or more. Null otherwise.
   const AsciiByteSet* ascii_run_set(bool lower_ascii) const;
+  // Whether code point c is in that set. REQUIRES: ascii_run_set(...) is not null.
+  bool RunSetContains(int32_t c) const;
   // FindTokens' tokens on the run path as byte offsets: token k is [starts[k], ends[k]); returns
   // their count. With lower_ascii an ASCII byte belongs to the pattern's sets as its lowercase
   // does (the pattern applied to the lowercased text, for ASCII text). REQUIRES: uses_runs(),

@@ -101,8 +101,9 @@ TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals 
     }
     texts.push_back(text);
   }
-  for (const char* pattern : {R"([a-z]{2,})", R"(\b[a-z]{2,}\b)", R"([^\s,.]{2,})", R"(\w\w+)",
-                              R"([A-Z]{2,})", R"((?a)\b\w{3,}\b)"}) {
+  for (const char* pattern :
+       {R"([a-z]{2,})", R"(\b[a-z]{2,}\b)", R"([^\s,.]{2,})", R"(\w\w+)", R"([A-Z]{2,})",
+        R"((?a)\b\w{3,}\b)", R"(\w+)", R"(\S+)", R"([^\W\d_]{3,})", R"([^\s,.]+)"}) {
     for (const bool lowercase : {true, false}) {
       for (const bool stop : {false, true}) {
         INFO(pattern << ", lowercase " << lowercase << ", stop words " << stop);

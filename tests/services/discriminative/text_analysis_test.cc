@@ -438,14 +438,17 @@ TEST_CASE("StopWords keeps the words as given and finds each of them") {
 TEST_CASE("Analyzer TermRuns with a custom run pattern leaves texts of 2 GiB to the generic path") {
   // The run scanner indexes the text with int32_t, as ICU's UTF-8 macros do: a text of 2^31 bytes
   // or more must not reach it (gRPC never delivers one, so the text here is a mapping of zero
-  // pages, reserved and never written: no memory is committed for it).
+  // pages, reserved and never written: no memory is committed for it). A pattern of \b-bounded
+  // runs takes the scanner (the plain runs of one set take AsciiSetRuns's vector pass instead,
+  // bounded as AsciiWordRuns's).
   constexpr size_t kBytes = size_t{1} << 31;
   void* mapping =
       mmap(nullptr, kBytes, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   REQUIRE(mapping != MAP_FAILED);
-  const auto pattern = TokenPattern::Compile(R"([a-z]{2,})");
+  const auto pattern = TokenPattern::Compile(R"(\b[a-z]{2,}\b)");
   REQUIRE(pattern.ok());
   REQUIRE((*pattern)->uses_runs());
+  REQUIRE((*pattern)->ascii_run_set(false) == nullptr);
   AnalyzerOptions options;
   options.token_pattern = *pattern;
   const Analyzer analyzer(options);
