@@ -7,7 +7,8 @@ corpus of 6-letter words for three pipelines, then on an English-like corpus (va
 punctuation) and on the same with code points >= 0x80 (accented letters, Greek and Cyrillic words, curly quotes and
 dashes: every text holds some) for the two word pipelines, on long Turkish-style texts (word counts), and on the
 mail-like corpus below split in halves (train / test: ~100 000 terms, texts of hundreds of distinct words)
-(word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB):
+(word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB); the English-like corpora also
+with hashing (2^20 features) and with the custom token_pattern r"\w+" (one-character tokens kept):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
            | sklearn: transform + predict_proba
@@ -117,6 +118,10 @@ PIPELINES = {
     # scikit-learn's default 2^20 features; without alternate signs, which MultinomialNB refuses.
     "hashing": (lambda: HashingVectorizer(alternate_sign=False),
                 disc.VectorizerConfig(hashing=disc.HashingVectorizerConfig(alternate_sign=False))),
+    # A custom token_pattern people use: the runs of \w of any length, one-character tokens kept.
+    r"pattern \w+": (lambda: CountVectorizer(token_pattern=r"\w+"),
+                     disc.VectorizerConfig(count=disc.CountVectorizerConfig(
+                         text=disc.TextOptions(token_pattern=r"\w+")))),
 }
 # The three pipelines (the 6-letter corpus runs these; the others add hashing).
 CORE_PIPELINES = ("word counts", "char_wb 1-3", "tf-idf")
@@ -408,13 +413,14 @@ def main():
     english_train, english_labels = english_like_corpus(rng, args.train_docs, words)
     english_test, _ = english_like_corpus(rng, args.test_docs, words)
     in_process(build_dir, english_train, english_labels, english_test, args.rounds,
-               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf", "hashing")},
+               pipelines={name: PIPELINES[name]
+                          for name in ("word counts", "tf-idf", "hashing", r"pattern \w+")},
                title="English-like")
     mixed_words = unicode_mixed_words(rng, words)
     mixed_train, mixed_labels = unicode_mixed_corpus(rng, args.train_docs, mixed_words)
     mixed_test, _ = unicode_mixed_corpus(rng, args.test_docs, mixed_words)
     in_process(build_dir, mixed_train, mixed_labels, mixed_test, args.rounds,
-               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf")},
+               pipelines={name: PIPELINES[name] for name in ("word counts", "tf-idf", r"pattern \w+")},
                title="English-like with accents, Greek, Cyrillic, typeset punctuation")
     dotted_train, dotted_labels = dotted_i_long_corpus(rng, 200, words)
     dotted_test, _ = dotted_i_long_corpus(rng, 200, words)
