@@ -56,6 +56,12 @@ bool AsciiWordRunsWith(CountSimdPath path, std::string_view text, AnalyzerScratc
 // AsciiSetRuns (text_analysis.h) on the given path. REQUIRES: CountSimdPathSupported(path).
 bool AsciiSetRunsWith(CountSimdPath path, std::string_view text, const AsciiByteSet& set,
                       size_t min_length, AnalyzerScratch* scratch, AsciiRuns* runs);
+// The runs of a pattern of one set's runs (pattern.ascii_run_set(false) not null) in any valid
+// UTF-8 `doc` (the preprocessed text: its bytes as they are), on the given path: the runs whose
+// tokens of MinTermBytes() bytes or more are the pattern's tokens (Analyzer::TermRuns; ASCII text
+// by AsciiSetRunsWith). REQUIRES: doc.size() < 2^32 - 1, CountSimdPathSupported(path).
+void SetRunsWith(CountSimdPath path, std::string_view doc, const TokenPattern& pattern,
+                 AnalyzerScratch* scratch, AsciiRuns* runs);
 // WordRuns (text_analysis.h) with its ASCII pass on the given path.
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs);

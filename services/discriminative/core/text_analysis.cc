@@ -1068,55 +1068,6 @@ bool AsciiSetRuns(std::string_view text, const AsciiByteSet& set, size_t min_len
 
 namespace {
 
-// The runs of a plain run pattern's set (TokenPattern::ascii_run_set) in a valid UTF-8 `doc` with
-// code points >= 0x80, of at least run_min_length() code points (runs of one code point of 2-4
-// bytes dropped for 2, as WordRuns drops them; the 1-byte runs stay): the set's mask byte by byte,
-// each code point >= 0x80 decoded once and looked up in the set, then the runs of the mask.
-void NonAsciiSetRuns(std::string_view doc, const TokenPattern& pattern, AnalyzerScratch* scratch,
-                     AsciiRuns* runs) {
-  const size_t n = doc.size();
-  const AsciiByteSet& set = *pattern.ascii_run_set(/*lower_ascii=*/false);
-  const size_t min_length = pattern.run_min_length();
-  std::vector<uint64_t>& masks = scratch->masks;
-  std::vector<uint64_t>& high = scratch->high_masks;
-  masks.assign(n / 64 + 1, 0);
-  high.assign(n / 64 + 1, 0);
-  for (size_t i = 0; i < n;) {
-    const auto b = static_cast<unsigned char>(doc[i]);
-    if (b < 0x80) {
-      masks[i / 64] |= uint64_t{set.Contains(b)} << (i % 64);
-      ++i;
-      continue;
-    }
-    size_t length;
-    const int32_t c = DecodeWellFormed(doc.data() + i, &length);
-    MarkBytes(i, i + length, high.data());
-    if (pattern.RunSetContains(c)) MarkBytes(i, i + length, masks.data());
-    i += length;
-  }
-  if (min_length == 2) DropLoneCodePoints(doc, scratch);
-  RunsFromMasks(masks, n, scratch, runs);
-  if (min_length > 2) {
-    // Runs of fewer code points (lead and ASCII bytes) dropped.
-    auto [starts, ends] = RunBoundArrays(n, scratch);
-    size_t kept = 0;
-    for (size_t k = 0; k < runs->count; ++k) {
-      size_t code_points = 0;
-      for (uint32_t i = starts[k]; i < ends[k] && code_points < min_length; ++i) {
-        code_points += (static_cast<unsigned char>(doc[i]) & 0xC0) != 0x80 ? 1 : 0;
-      }
-      starts[kept] = starts[k];
-      ends[kept] = ends[k];
-      kept += code_points >= min_length ? 1 : 0;
-    }
-    runs->count = kept;
-  }
-}
-
-}  // namespace
-
-namespace {
-
 // IsWordCodePoint of each code point c < kWordTableEnd, as bit c (32 KB); computed once, then
 // read-only.
 const std::vector<uint64_t>& WordTable() {
@@ -1308,7 +1259,130 @@ void RunsOfWordMasks(CountSimdPath path, std::string_view doc, AnalyzerScratch* 
   RunsFromMasks(scratch->masks, doc.size(), scratch, runs);
 }
 
+// The bytes of a plain run pattern's set (masks, ASCII bytes only) and the bytes >= 0x80 (high) of
+// `doc`, 64 bytes to a word (masks and high hold doc.size() / 64 + 1 zeroed words): per path, a
+// word at a time (SetClassAvx2 / SetClassAvx512's lookups), the last one from a zero-padded copy
+// (AVX2) or a masked load (AVX-512), its bits past the end cleared (NUL may be in the set).
+void SetMasksBaseline(std::string_view doc, const AsciiByteSet& set, uint64_t* masks,
+                      uint64_t* high) {
+  for (size_t i = 0; i < doc.size(); ++i) {
+    const auto b = static_cast<unsigned char>(doc[i]);
+    masks[i / 64] |= uint64_t{set.Contains(b)} << (i % 64);
+    high[i / 64] |= uint64_t{b >= 0x80} << (i % 64);
+  }
+}
+
+#if defined(__x86_64__)
+__attribute__((target("avx2,bmi,popcnt"))) void SetMasksAvx2(std::string_view doc,
+                                                             const AsciiByteSet& set,
+                                                             uint64_t* masks, uint64_t* high) {
+  const size_t n = doc.size();
+  const SetClassAvx2 classify{&set};
+  for (size_t w = 0; w * 64 < n; ++w) {
+    const char* p = doc.data() + w * 64;
+    alignas(32) char padded[64];
+    uint64_t valid = ~uint64_t{0};
+    if (w * 64 + 64 > n) {
+      std::memset(padded, 0, sizeof(padded));
+      std::memcpy(padded, p, n - w * 64);
+      p = padded;
+      valid = (uint64_t{1} << (n - w * 64)) - 1;
+    }
+    __m256i any = _mm256_setzero_si256();
+    masks[w] = (classify(p, &any) | classify(p + 32, &any) << 32) & valid;
+    high[w] = BitsAvx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)), 0) |
+              BitsAvx2(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 32);
+  }
+}
+
+MAAS_COUNT_AVX512_WARNINGS_OFF
+MAAS_COUNT_AVX512 void SetMasksAvx512(std::string_view doc, const AsciiByteSet& set,
+                                      uint64_t* masks, uint64_t* high) {
+  const size_t n = doc.size();
+  const SetClassAvx512 classify{&set};
+  for (size_t w = 0; w * 64 < n; ++w) {
+    const size_t left = n - w * 64;
+    const __mmask64 load = left >= 64 ? ~uint64_t{0} : _bzhi_u64(~uint64_t{0}, left);
+    const __m512i v = _mm512_maskz_loadu_epi8(load, doc.data() + w * 64);
+    masks[w] = classify(v) & load;
+    high[w] = _mm512_movepi8_mask(v);
+  }
+}
+MAAS_COUNT_AVX512_WARNINGS_ON
+#endif
+
+// The runs of a plain run pattern's set (TokenPattern::ascii_run_set) in a valid UTF-8 `doc` with
+// code points >= 0x80, of at least run_min_length() code points (runs of one code point of 2-4
+// bytes dropped for 2, as WordRuns drops them; the 1-byte runs stay): the set's mask of the ASCII
+// bytes (SetMasks*), each code point >= 0x80 then decoded once and looked up (as WordRunsWith
+// classifies them), then the runs of the mask.
+void NonAsciiSetRuns(CountSimdPath path, std::string_view doc, const TokenPattern& pattern,
+                     AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const size_t n = doc.size();
+  const AsciiByteSet& set = *pattern.ascii_run_set(/*lower_ascii=*/false);
+  const size_t min_length = pattern.run_min_length();
+  std::vector<uint64_t>& masks = scratch->masks;
+  std::vector<uint64_t>& high = scratch->high_masks;
+  masks.assign(n / 64 + 1, 0);
+  high.assign(n / 64 + 1, 0);
+#if defined(__x86_64__)
+  if (path == CountSimdPath::kAvx512) {
+    SetMasksAvx512(doc, set, masks.data(), high.data());
+  } else if (path == CountSimdPath::kAvx2) {
+    SetMasksAvx2(doc, set, masks.data(), high.data());
+  } else {
+    SetMasksBaseline(doc, set, masks.data(), high.data());
+  }
+#else
+  SetMasksBaseline(doc, set, masks.data(), high.data());
+#endif
+  size_t skip_to = 0;  // the end of the last code point that crossed into the next word
+  for (size_t w = 0; w < high.size(); ++w) {
+    for (uint64_t h = HighBitsFrom(high[w], w, skip_to); h != 0;) {
+      const auto bit = static_cast<unsigned>(__builtin_ctzll(h));
+      size_t length;
+      const int32_t c = DecodeWellFormed(doc.data() + w * 64 + bit, &length);
+      const uint64_t bytes = (uint64_t{1} << length) - 1;
+      const uint64_t bits = pattern.RunSetContains(c) ? bytes : 0;
+      masks[w] |= bits << bit;
+      h &= ~(bytes << bit);
+      if (bit + length > 64) {  // the last bytes open the next word
+        masks[w + 1] |= bits >> (64 - bit);
+        skip_to = w * 64 + bit + length;
+      }
+    }
+  }
+  if (min_length == 2) {
+    RunsOfWordMasks(path, doc, scratch, runs);  // lone code points of 2-4 bytes dropped
+    return;
+  }
+  RunsFromMasks(masks, n, scratch, runs);
+  if (min_length > 2) {
+    // Runs of fewer code points (lead and ASCII bytes) dropped.
+    auto [starts, ends] = RunBoundArrays(n, scratch);
+    size_t kept = 0;
+    for (size_t k = 0; k < runs->count; ++k) {
+      size_t code_points = 0;
+      for (uint32_t i = starts[k]; i < ends[k] && code_points < min_length; ++i) {
+        code_points += (static_cast<unsigned char>(doc[i]) & 0xC0) != 0x80 ? 1 : 0;
+      }
+      starts[kept] = starts[k];
+      ends[kept] = ends[k];
+      kept += code_points >= min_length ? 1 : 0;
+    }
+    runs->count = kept;
+  }
+}
+
 }  // namespace
+
+void SetRunsWith(CountSimdPath path, std::string_view doc, const TokenPattern& pattern,
+                 AnalyzerScratch* scratch, AsciiRuns* runs) {
+  const AsciiByteSet& set = *pattern.ascii_run_set(/*lower_ascii=*/false);
+  if (!AsciiSetRunsWith(path, doc, set, pattern.run_min_length(), scratch, runs)) {
+    NonAsciiSetRuns(path, doc, pattern, scratch, runs);
+  }
+}
 
 bool WordRunsWith(CountSimdPath path, std::string_view doc, AnalyzerScratch* scratch,
                   AsciiRuns* runs) {
@@ -1989,9 +2063,7 @@ bool Analyzer::TermRuns(std::string_view doc, AnalyzerScratch* scratch, AsciiRun
   // The runs of one set: as AsciiTermRuns on ASCII text, else NonAsciiSetRuns.
   const AsciiByteSet* set = pattern->ascii_run_set(/*lower_ascii=*/false);
   if (set != nullptr && doc.size() < std::numeric_limits<uint32_t>::max()) {
-    if (!AsciiSetRuns(doc, *set, pattern->run_min_length(), scratch, runs)) {
-      NonAsciiSetRuns(doc, *pattern, scratch, runs);
-    }
+    SetRunsWith(BestCountSimdPath(), doc, *pattern, scratch, runs);
     return true;
   }
   return PatternRuns(doc, /*lower_ascii=*/false, scratch, runs);

@@ -26,6 +26,7 @@
 #include "services/discriminative/core/hashing_simd.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/text_analysis.h"
+#include "services/discriminative/core/token_pattern.h"
 
 namespace maas::discriminative {
 namespace {
@@ -256,6 +257,65 @@ TEST_CASE("AsciiSetRunsWith: every path gives the runs of the set's bytes") {
                 AsciiSetRunsWith(path, guarded.Place(bad), set, min_length, &scratch, &runs));
           }
         }
+      }
+    }
+  }
+}
+
+// A pattern of one set's runs on any UTF-8 text (the preprocessed text of Analyzer::TermRuns):
+// every path's runs, those of MinTermBytes() bytes or more, are the run scanner's tokens
+// (TokenPattern::FindRunBounds, itself checked against ICU's matching in count_vectorizer_test and
+// against Python in the token-pattern oracle), on texts of ASCII and of code points of 2, 3 and 4
+// bytes, combining marks and NUL, crossing the 64-byte words at every offset.
+TEST_CASE("SetRunsWith: every path gives the run scanner's tokens") {
+  std::mt19937_64 rng(29);
+  GuardedText guarded;
+  AnalyzerScratch scratch;
+  const std::vector<std::string> pieces = {"a",
+                                           "B",
+                                           "z",
+                                           "7",
+                                           "_",
+                                           " ",
+                                           " ",
+                                           ",",
+                                           ".",
+                                           "-",
+                                           "'",
+                                           std::string(1, '\0'),
+                                           "\t",
+                                           "\xc3\xa9",
+                                           "\xc3\x9f",
+                                           "\xce\xa3",
+                                           "\xcc\x81",
+                                           "\xe4\xb8\xad",
+                                           "\xe2\x80\x94",
+                                           "\xf0\x9f\x98\x80",
+                                           "\xc2\xa0"};
+  for (const char* source : {R"(\w+)", R"(\S+)", R"([^\W\d_]{3,})", R"(\w\w+)", R"([a-z]+)",
+                             R"([^\s,.]{2,})", R"((?a)\w+)"}) {
+    const auto pattern = TokenPattern::Compile(source);
+    REQUIRE(pattern.ok());
+    REQUIRE((*pattern)->ascii_run_set(false) != nullptr);
+    const size_t min_bytes = (*pattern)->run_min_length() == 1 ? 1 : 2;
+    for (int t = 0; t < 300; ++t) {
+      std::string text;
+      const size_t count = rng() % 120;
+      for (size_t i = 0; i < count; ++i) text += pieces[rng() % pieces.size()];
+      std::vector<uint32_t> starts(text.size() / 2 + 1), ends(text.size() / 2 + 1);
+      const size_t found = (*pattern)->FindRunBounds(text, false, starts.data(), ends.data());
+      std::vector<std::pair<uint32_t, uint32_t>> expected;
+      for (size_t k = 0; k < found; ++k) expected.emplace_back(starts[k], ends[k]);
+      for (const CountSimdPath path : SupportedCountSimdPaths()) {
+        INFO(source << ", path " << random::SimdLevelName(path) << ", text '" << absl::CEscape(text)
+                    << "'");
+        AsciiRuns runs;
+        SetRunsWith(path, guarded.Place(text), **pattern, &scratch, &runs);
+        std::vector<std::pair<uint32_t, uint32_t>> tokens;
+        for (const auto& [start, end] : RunsOf(runs)) {
+          if (end - start >= min_bytes) tokens.emplace_back(start, end);
+        }
+        CHECK(tokens == expected);
       }
     }
   }
