@@ -203,7 +203,8 @@ absl::StatusOr<std::unique_ptr<Classifier>> BernoulliNbFromState(v1::ClassifierS
   return std::unique_ptr<Classifier>(std::make_unique<BernoulliNb>(std::move(nb)));
 }
 
-const ClassifierKind kBernoulliNbKind = {"bernoulli_nb", &Validate, &FitKind,
-                                         &BernoulliNbFromState};
+// fit_tables: counts, feature_log_prob_, BuildTable's delta matrix and the weight table.
+const ClassifierKind kBernoulliNbKind = {"bernoulli_nb", &Validate, &FitKind, &BernoulliNbFromState,
+                                         4};
 
 }  // namespace maas::discriminative

@@ -109,6 +109,10 @@ struct ClassifierKind {
   absl::StatusOr<std::unique_ptr<Classifier>> (*from_state)(v1::ClassifierState* state,
                                                             size_t num_features,
                                                             ClassifierStateUse use);
+  // The classes x features tables of doubles that a fit or partial fit holds at its peak, the
+  // training rows aside (CheckTrainPeak): the counts and the weight table, and what computing the
+  // table takes besides (a partial fit's batch counts; feature_log_prob_; BernoulliNB's delta).
+  uint32_t fit_tables;
 };
 
 // The name of the config's kind ("multinomial_nb" when unset).
@@ -116,6 +120,8 @@ std::string ClassifierKindName(const v1::ClassifierConfig& config);
 const ClassifierKind* FindClassifierKind(std::string_view name);
 
 absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config);
+// The config's kind's fit_tables (UNIMPLEMENTED for a kind this server lacks).
+absl::StatusOr<uint32_t> ClassifierFitTables(const v1::ClassifierConfig& config);
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
                                                           v1::LabelType label_type,
                                                           SparseRowsView rows, size_t num_features,

@@ -69,6 +69,11 @@ absl::Status ValidateClassifierConfig(const v1::ClassifierConfig& config) {
   return kind->validate(config);
 }
 
+absl::StatusOr<uint32_t> ClassifierFitTables(const v1::ClassifierConfig& config) {
+  MAAS_ASSIGN_OR_RETURN(const ClassifierKind* kind, KindOf(config));
+  return kind->fit_tables;
+}
+
 absl::StatusOr<std::unique_ptr<Classifier>> FitClassifier(const v1::ClassifierConfig& config,
                                                           v1::LabelType label_type,
                                                           SparseRowsView rows, size_t num_features,

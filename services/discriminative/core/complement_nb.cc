@@ -162,7 +162,8 @@ absl::StatusOr<std::unique_ptr<Classifier>> ComplementNbFromState(v1::Classifier
   return std::unique_ptr<Classifier>(std::make_unique<ComplementNb>(std::move(nb)));
 }
 
+// fit_tables: counts, feature_log_prob_ and the weight table.
 const ClassifierKind kComplementNbKind = {"complement_nb", &Validate, &FitKind,
-                                          &ComplementNbFromState};
+                                          &ComplementNbFromState, 3};
 
 }  // namespace maas::discriminative

@@ -42,23 +42,26 @@ absl::Status DiscreteNb::PartialFit(SparseRowsView rows, const std::vector<std::
     }
     class_of[i] = static_cast<size_t>(it - classes_.begin());
   }
-  // The batch's own sums from 0.0 in row order (scipy's csc_matvecs), then one add per cell.
-  std::vector<double> batch_features(k * f, 0.0);
-  std::vector<double> batch_classes(k, 0.0);
-  for (size_t i = 0; i < rows.size(); ++i) {
-    const size_t c = class_of[i];
-    const double w = weights.empty() ? 1.0 : weights[i];
-    double* fc = batch_features.data() + c * f;
-    const SparseRowRef row = rows[i];
-    for (size_t e = 0; e < row.indices.size(); ++e) {
-      const double v = EffectiveValue(row.values[e]);
-      if (v == 0.0 && DropsZeros()) continue;
-      fc[row.indices[e]] += v * w;
+  {
+    // The batch's own sums from 0.0 in row order (scipy's csc_matvecs), then one add per cell;
+    // freed before UpdateParameters allocates its tables (ClassifierKind::fit_tables).
+    std::vector<double> batch_features(k * f, 0.0);
+    std::vector<double> batch_classes(k, 0.0);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const size_t c = class_of[i];
+      const double w = weights.empty() ? 1.0 : weights[i];
+      double* fc = batch_features.data() + c * f;
+      const SparseRowRef row = rows[i];
+      for (size_t e = 0; e < row.indices.size(); ++e) {
+        const double v = EffectiveValue(row.values[e]);
+        if (v == 0.0 && DropsZeros()) continue;
+        fc[row.indices[e]] += v * w;
+      }
+      batch_classes[c] += w;
     }
-    batch_classes[c] += w;
+    for (size_t i = 0; i < k * f; ++i) feature_count_[i] += batch_features[i];
+    for (size_t c = 0; c < k; ++c) class_count_[c] += batch_classes[c];
   }
-  for (size_t i = 0; i < k * f; ++i) feature_count_[i] += batch_features[i];
-  for (size_t c = 0; c < k; ++c) class_count_[c] += batch_classes[c];
   MAAS_RETURN_IF_ERROR(UpdateParameters());
   // The checks a stored version is loaded with (the next partial Train continues a copy of it).
   const absl::Status valid = ValidateFitted();

@@ -170,7 +170,8 @@ absl::StatusOr<std::unique_ptr<Classifier>> MultinomialNbFromState(v1::Classifie
   return std::unique_ptr<Classifier>(std::make_unique<MultinomialNb>(std::move(nb)));
 }
 
+// fit_tables: counts, weight table and a partial fit's batch counts.
 const ClassifierKind kMultinomialNbKind = {"multinomial_nb", &Validate, &FitKind,
-                                           &MultinomialNbFromState};
+                                           &MultinomialNbFromState, 3};
 
 }  // namespace maas::discriminative

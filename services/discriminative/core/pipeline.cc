@@ -182,13 +182,14 @@ absl::Status CheckModelSize(uint64_t num_classes, uint64_t num_features,
 }
 
 absl::Status CheckTrainPeak(uint64_t num_classes, uint64_t num_features, uint64_t vectorizer_bytes,
-                            uint64_t rows_bytes, const PipelineLimits& limits) {
+                            uint64_t rows_bytes, uint32_t fit_tables,
+                            const PipelineLimits& limits) {
   const long double cells = static_cast<long double>(num_classes) * num_features;
   // The store's peak, or the fit's (the rows are dropped once the classifier is fitted).
   const long double peak =
       std::max(cells * kTrainPeakBytesPerCell +
                    static_cast<long double>(vectorizer_bytes) * kTrainPeakVectorizerFactor,
-               cells * kFitBytesPerCell + static_cast<long double>(vectorizer_bytes) +
+               cells * fit_tables * sizeof(double) + static_cast<long double>(vectorizer_bytes) +
                    static_cast<long double>(rows_bytes));
   if (peak <= static_cast<long double>(limits.max_train_memory_bytes)) return absl::OkStatus();
   return absl::ResourceExhaustedError(
@@ -266,9 +267,11 @@ absl::StatusOr<Pipeline> Pipeline::FromVectorizerFit(
     v1::LabelType label_type, const PipelineLimits& limits, const exec::StopToken& stop) {
   const uint64_t num_classes = CountDistinct(labels);
   MAAS_RETURN_IF_ERROR(CheckModelSize(num_classes, fit.vectorizer->num_features(), limits));
+  MAAS_ASSIGN_OR_RETURN(const uint32_t fit_tables, ClassifierFitTables(classifier_config));
   MAAS_RETURN_IF_ERROR(CheckTrainPeak(num_classes, fit.vectorizer->num_features(),
                                       static_cast<uint64_t>(fit.vectorizer->MemoryBytes()),
-                                      static_cast<uint64_t>(fit.rows.MemoryBytes()), limits));
+                                      static_cast<uint64_t>(fit.rows.MemoryBytes()), fit_tables,
+                                      limits));
   MAAS_RETURN_IF_ERROR(stop.Check());
   MAAS_ASSIGN_OR_RETURN(std::unique_ptr<Classifier> classifier,
                         FitClassifier(classifier_config, label_type, fit.rows,
@@ -842,9 +845,10 @@ absl::StatusOr<TrainResult> Trainer::Finish(const exec::StopToken& stop) {
     }
     const size_t num_features = vectorizer->num_features();
     MAAS_RETURN_IF_ERROR(CheckModelSize(fixed_classes_.size(), num_features, limits_));
-    MAAS_RETURN_IF_ERROR(CheckTrainPeak(fixed_classes_.size(), num_features,
-                                        static_cast<uint64_t>(vectorizer->MemoryBytes()),
-                                        static_cast<uint64_t>(fit.rows.MemoryBytes()), limits_));
+    MAAS_ASSIGN_OR_RETURN(const uint32_t fit_tables, ClassifierFitTables(config_.classifier()));
+    MAAS_RETURN_IF_ERROR(CheckTrainPeak(
+        fixed_classes_.size(), num_features, static_cast<uint64_t>(vectorizer->MemoryBytes()),
+        static_cast<uint64_t>(fit.rows.MemoryBytes()), fit_tables, limits_));
     MAAS_RETURN_IF_ERROR(stop.Check());
     std::unique_ptr<Classifier> classifier;
     if (previous_ != nullptr) {

@@ -90,15 +90,13 @@ inline constexpr uint64_t kTrainPeakBytesPerCell = 7 * sizeof(double);
 // The same for the vectorizer's own state (vocabulary, idf): its bytes, parsed, loaded.
 inline constexpr uint64_t kTrainPeakVectorizerFactor = 3;
 
-// While the classifier is fitted the training rows are held too, with its three tables.
-inline constexpr uint64_t kFitBytesPerCell = 3 * sizeof(double);
-
 // Checks that fitting and storing a model of num_classes x num_features, with a fitted vectorizer
-// holding vectorizer_bytes and training rows holding rows_bytes (while the classifier is fitted),
-// stays within limits.max_train_memory_bytes at its peak (above: RESOURCE_EXHAUSTED naming the flag
-// and the peak), before the classifier is allocated.
+// holding vectorizer_bytes and training rows holding rows_bytes (while the classifier is fitted,
+// with its fit_tables tables: ClassifierKind::fit_tables), stays within
+// limits.max_train_memory_bytes at its peak (above: RESOURCE_EXHAUSTED naming the flag and the
+// peak), before the classifier is allocated.
 absl::Status CheckTrainPeak(uint64_t num_classes, uint64_t num_features, uint64_t vectorizer_bytes,
-                            uint64_t rows_bytes, const PipelineLimits& limits);
+                            uint64_t rows_bytes, uint32_t fit_tables, const PipelineLimits& limits);
 
 // The texts of a call, read in place: a std::vector<std::string>, a protobuf repeated string
 // field (a request's own strings: a batch of long texts is not copied) or views (a request's

@@ -634,5 +634,35 @@ TEST_CASE("A spec in the stored form is refused by an import and checked by a lo
   CHECK_THAT(std::string(status.message()), Catch::Contains("has no fixed vocabulary"));
 }
 
+TEST_CASE("A Train's peak counts the tables its classifier's fit holds: BernoulliNB's four") {
+  // BernoulliNB's BuildTable holds the counts, feature_log_prob_, the delta matrix and the weight
+  // table at once; the estimate counted three tables for every kind, so a BernoulliNB fit whose
+  // training rows dominate its peak was admitted 8 bytes per class x feature short.
+  v1::ClassifierConfig multinomial, complement, bernoulli;
+  multinomial.mutable_multinomial_nb();
+  complement.mutable_complement_nb();
+  bernoulli.mutable_bernoulli_nb();
+  const auto tables = [](const v1::ClassifierConfig& config) {
+    const absl::StatusOr<uint32_t> n = ClassifierFitTables(config);
+    REQUIRE(n.ok());
+    return *n;
+  };
+  CHECK(tables(multinomial) == 3);
+  CHECK(tables(complement) == 3);
+  CHECK(tables(bernoulli) == 4);
+  // 2 classes x 1000 features; rows of 1 MB, far above the store's 56 bytes per cell.
+  constexpr uint64_t kClasses = 2, kFeatures = 1000, kRows = 1'000'000;
+  PipelineLimits limits;
+  limits.max_train_memory_bytes = kRows + kClasses * kFeatures * 3 * sizeof(double);
+  CHECK(CheckTrainPeak(kClasses, kFeatures, 0, kRows, tables(multinomial), limits).ok());
+  CHECK(CheckTrainPeak(kClasses, kFeatures, 0, kRows, tables(complement), limits).ok());
+  const absl::Status refused =
+      CheckTrainPeak(kClasses, kFeatures, 0, kRows, tables(bernoulli), limits);
+  CHECK(absl::IsResourceExhausted(refused));
+  CHECK_THAT(std::string(refused.message()), Catch::Contains("--max_train_memory_bytes"));
+  limits.max_train_memory_bytes += kClasses * kFeatures * sizeof(double);
+  CHECK(CheckTrainPeak(kClasses, kFeatures, 0, kRows, tables(bernoulli), limits).ok());
+}
+
 }  // namespace
 }  // namespace maas::discriminative
