@@ -321,37 +321,47 @@ TEST_CASE("SetRunsWith: every path gives the run scanner's tokens") {
   }
 }
 
-// The hashing vectorizer's hashes of a text's runs: every path, with and without lowercasing,
-// against MurmurHash3X86_32 (checked against scikit-learn's values in vectorizers_test.cc) of each
-// run's bytes; runs of every length 1..70 (the vector lanes take up to 16 bytes), ending at the
-// text's end before an inaccessible page; nothing written past the last run's hash.
-TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") {
-  std::mt19937_64 rng(17);
+// check(path, text, placed, reference) for each supported path and text: the text placed before
+// an inaccessible page, its runs found byte by byte (the run-hash tests' loops).
+template <typename Check>
+void ForEachPathAndRuns(const std::vector<std::string>& texts, Check check) {
   GuardedText guarded;
-  const std::vector<std::string> texts = RandomTexts(rng, 600);
-  constexpr uint32_t kUntouched = 0xDEADBEEF;
   for (const CountSimdPath path : SupportedCountSimdPaths()) {
     INFO("path " << random::SimdLevelName(path));
     for (const std::string& text : texts) {
       INFO("text '" << text << "'");
       const std::string_view placed = guarded.Place(text);
       const ReferenceRunArrays reference(text);
-      const std::vector<uint32_t>& starts = reference.starts;
-      const std::vector<uint32_t>& ends = reference.ends;
-      const AsciiRuns runs = reference.Runs();
-      for (const bool lower : {false, true}) {
-        INFO("lower " << lower);
-        std::vector<uint32_t> hashes(runs.count + 20, kUntouched);
-        HashAsciiRunsWith(path, placed, runs, lower, hashes.data());
-        for (size_t k = 0; k < runs.count; ++k) {
-          const std::string run = text.substr(starts[k], ends[k] - starts[k]);
-          INFO("run " << k << " '" << run << "'");
-          CHECK(hashes[k] == MurmurHash3X86_32(lower ? Lower(run) : run, 0));
-        }
-        for (size_t k = runs.count; k < hashes.size(); ++k) CHECK(hashes[k] == kUntouched);
-      }
+      check(path, text, placed, reference);
     }
   }
+}
+
+// The hashing vectorizer's hashes of a text's runs: every path, with and without lowercasing,
+// against MurmurHash3X86_32 (checked against scikit-learn's values in vectorizers_test.cc) of each
+// run's bytes; runs of every length 1..70 (the vector lanes take up to 16 bytes), ending at the
+// text's end before an inaccessible page; nothing written past the last run's hash.
+TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") {
+  std::mt19937_64 rng(17);
+  constexpr uint32_t kUntouched = 0xDEADBEEF;
+  const std::vector<std::string> texts = RandomTexts(rng, 600);
+  ForEachPathAndRuns(texts, [&](CountSimdPath path, const std::string& text,
+                                std::string_view placed, const ReferenceRunArrays& reference) {
+    const std::vector<uint32_t>& starts = reference.starts;
+    const std::vector<uint32_t>& ends = reference.ends;
+    const AsciiRuns runs = reference.Runs();
+    for (const bool lower : {false, true}) {
+      INFO("lower " << lower);
+      std::vector<uint32_t> hashes(runs.count + 20, kUntouched);
+      HashAsciiRunsWith(path, placed, runs, lower, hashes.data());
+      for (size_t k = 0; k < runs.count; ++k) {
+        const std::string run = text.substr(starts[k], ends[k] - starts[k]);
+        INFO("run " << k << " '" << run << "'");
+        CHECK(hashes[k] == MurmurHash3X86_32(lower ? Lower(run) : run, 0));
+      }
+      for (size_t k = runs.count; k < hashes.size(); ++k) CHECK(hashes[k] == kUntouched);
+    }
+  });
 }
 
 // The runs' hashed terms for a power-of-two n_features: every path against MurmurHash3X86_32 of
@@ -359,42 +369,36 @@ TEST_CASE("HashAsciiRunsWith: every path hashes each run as MurmurHash3X86_32") 
 // 2^31, the sign when alternate_sign), compacted in order; nothing written past runs.count.
 TEST_CASE("HashAsciiRunTermsWith: every path maps the runs' hashes to terms as scikit-learn") {
   std::mt19937_64 rng(23);
-  GuardedText guarded;
   std::vector<std::string> texts = RandomTexts(rng, 300);
   texts.push_back("ncmn40xj rbfo61ad a votjyw5d");  // hashes INT32_MIN (column 0, -1)
   constexpr uint32_t kUntouched = 0xDEADBEEF;
-  for (const CountSimdPath path : SupportedCountSimdPaths()) {
-    INFO("path " << random::SimdLevelName(path));
-    for (const std::string& text : texts) {
-      INFO("text '" << text << "'");
-      const std::string_view placed = guarded.Place(text);
-      const ReferenceRunArrays reference(text);
-      const std::vector<uint32_t>& starts = reference.starts;
-      const std::vector<uint32_t>& ends = reference.ends;
-      const AsciiRuns runs = reference.Runs();
-      for (const uint32_t n : {1u, 2u, 1024u, 1u << 20, 1u << 30}) {
-        for (const bool alternate_sign : {false, true}) {
-          const bool lower = (n & 2) == 0;
-          INFO("n_features " << n << " alternate_sign " << alternate_sign << " lower " << lower);
-          std::vector<uint32_t> expected;
-          for (size_t k = 0; k < runs.count; ++k) {
-            if (ends[k] - starts[k] < 2) continue;
-            const std::string run = text.substr(starts[k], ends[k] - starts[k]);
-            const auto h = static_cast<int32_t>(MurmurHash3X86_32(lower ? Lower(run) : run, 0));
-            const uint64_t magnitude = h < 0 ? -static_cast<int64_t>(h) : h;
-            expected.push_back(static_cast<uint32_t>(magnitude % n) |
-                               (alternate_sign && h < 0 ? kHashedTermNegative : 0u));
-          }
-          std::vector<uint32_t> terms(runs.count + 20, kUntouched);
-          const size_t m =
-              HashAsciiRunTermsWith(path, placed, runs, lower, n, alternate_sign, terms.data());
-          REQUIRE(m == expected.size());
-          CHECK(std::vector<uint32_t>(terms.begin(), terms.begin() + m) == expected);
-          for (size_t k = runs.count; k < terms.size(); ++k) CHECK(terms[k] == kUntouched);
+  ForEachPathAndRuns(texts, [&](CountSimdPath path, const std::string& text,
+                                std::string_view placed, const ReferenceRunArrays& reference) {
+    const std::vector<uint32_t>& starts = reference.starts;
+    const std::vector<uint32_t>& ends = reference.ends;
+    const AsciiRuns runs = reference.Runs();
+    for (const uint32_t n : {1u, 2u, 1024u, 1u << 20, 1u << 30}) {
+      for (const bool alternate_sign : {false, true}) {
+        const bool lower = (n & 2) == 0;
+        INFO("n_features " << n << " alternate_sign " << alternate_sign << " lower " << lower);
+        std::vector<uint32_t> expected;
+        for (size_t k = 0; k < runs.count; ++k) {
+          if (ends[k] - starts[k] < 2) continue;
+          const std::string run = text.substr(starts[k], ends[k] - starts[k]);
+          const auto h = static_cast<int32_t>(MurmurHash3X86_32(lower ? Lower(run) : run, 0));
+          const uint64_t magnitude = h < 0 ? -static_cast<int64_t>(h) : h;
+          expected.push_back(static_cast<uint32_t>(magnitude % n) |
+                             (alternate_sign && h < 0 ? kHashedTermNegative : 0u));
         }
+        std::vector<uint32_t> terms(runs.count + 20, kUntouched);
+        const size_t m =
+            HashAsciiRunTermsWith(path, placed, runs, lower, n, alternate_sign, terms.data());
+        REQUIRE(m == expected.size());
+        CHECK(std::vector<uint32_t>(terms.begin(), terms.begin() + m) == expected);
+        for (size_t k = runs.count; k < terms.size(); ++k) CHECK(terms[k] == kUntouched);
       }
     }
-  }
+  });
 }
 
 // A text's row from its hashed terms: every vector path against a std::map of the columns' summed
