@@ -455,6 +455,38 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
 }
 
 TEST_CASE(
+    "ClassifyCompact equals PredictScores for every text of a batch of several chunks and "
+    "softmax blocks") {
+  // 64-text chunks and 16-text softmax blocks: 2 whole chunks, then a chunk of 2 whole blocks
+  // and 5 texts; each text's words picked so that its probabilities differ from its neighbours'.
+  const std::vector<std::string> words = {"first", "document", "second", "third", "one",
+                                          "this",  "is",       "the",    "and"};
+  Strings queries;
+  for (size_t i = 0; i < 2 * 64 + 2 * 16 + 5; ++i) {
+    std::string text;
+    for (size_t w = 0; w <= i % 7; ++w) text += words[(i * 5 + w * w) % words.size()] + " ";
+    queries.push_back(text);
+  }
+  auto pipeline = Pipeline::Fit(kCorpus, kLabels, {}, v1::VectorizerConfig(), {});
+  REQUIRE(pipeline.ok());
+  auto scores = pipeline->PredictScores(queries);
+  REQUIRE(scores.ok());
+  const size_t k = 3;
+  std::vector<double> probabilities(queries.size() * k, -1.0);
+  std::vector<uint32_t> predicted(queries.size(), 99);
+  exec::InlineExecutor executor;
+  REQUIRE(pipeline
+              ->ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
+                                predicted.data())
+              .ok());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    INFO("text " << i << ": " << queries[i]);
+    CHECK(predicted[i] == (*scores)[i].predicted);
+    for (size_t c = 0; c < k; ++c) CHECK(probabilities[i * k + c] == (*scores)[i].probability[c]);
+  }
+}
+
+TEST_CASE(
     "ClassifyCompact (ASCII texts undecoded on the vectorizer's ASCII path) equals "
     "PredictScores, and names an invalid text") {
   const Strings train = {"Alpha beta_1 GAMMA delta", "beta beta Epsilon zeta_2",
