@@ -147,6 +147,53 @@ def test_stop_words_and_bigrams_with_a_pattern(data):
     assert_rows_equal(vectorize, cv.transform(test), test)
 
 
+# Word n-gram texts: tokens joined by one space (an n-gram is then a stretch of the text) and by anything else
+# (two spaces, a newline, a tab, punctuation, a dropped one-character token, U+3000); n-grams of 15 and 16 bytes
+# and longer, capitals (ASCII text lowercased in registers) and code points >= 0x80 (the preprocessed text).
+NGRAM_WORDS = ["the", "cat", "sat", "on", "The", "CAT", "mat", "a", "I", "x", "abcdefg", "abcdefgh", "abcdefghijklmno",
+               "abcdefghijklmnop", "Supercalifragilistic", "café", "Straße", "ΣΑΣ", "İstanbul", "a_b", "2024", "it's",
+               "e-mail", "ab", "cd"]
+NGRAM_SEPARATORS = [" ", " ", " ", " ", " ", "  ", "\n", "\t", ", ", ". ", " a ", " x ", "\u3000", "-", " \u00a0"]
+
+
+def ngram_corpus(rng, n, ascii_only):
+    words = [w for w in NGRAM_WORDS if not ascii_only or w.isascii()]
+    texts = []
+    for _ in range(n):
+        parts = []
+        for i in rng.integers(0, len(words), size=int(rng.integers(0, 30))):
+            parts.append(words[i])
+            parts.append(NGRAM_SEPARATORS[int(rng.integers(len(NGRAM_SEPARATORS)))])
+        texts.append("".join(parts[:-1] if parts and rng.random() < 0.5 else parts))
+    return texts
+
+
+@pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
+def test_word_ngrams_from_the_runs_match_sklearn(simd, monkeypatch):
+    """Word n-grams without stop words are counted from the text's token runs (CountRunNgrams): an n-gram whose
+    tokens are joined by one space is that stretch of the text, the others are joined apart, the short ones are
+    looked up by the unigrams' kernels and the long ones in groups. Vocabulary and rows equal scikit-learn's for the
+    default pattern and run patterns, ranges from (1, 2) to (3, 3), lowercase on and off, on ASCII texts and others,
+    on every SIMD path (MAAS_SIMD caps the level at what the CPU has)."""
+    monkeypatch.setenv("MAAS_SIMD", simd)
+    rng = np.random.default_rng(SEED + 2)
+    for ascii_only in (True, False):
+        train = ngram_corpus(rng, 80, ascii_only)
+        test = ngram_corpus(rng, 40, ascii_only) + train[:10]
+        for pattern, ngram_range, lowercase in [
+                (None, (1, 2), True), (None, (2, 2), False), (None, (1, 3), True), (None, (3, 3), True),
+                (None, (2, 4), False), (r"\w+", (1, 2), True), (r"\w+", (2, 3), False), (r"[a-z]{2,}", (1, 3), True),
+                (r"\S+", (1, 2), True)]:
+            kwargs = {} if pattern is None else {"token_pattern": pattern}
+            cv = CountVectorizer(ngram_range=ngram_range, lowercase=lowercase, **kwargs).fit(train)
+            config = count_config(pattern or "", lowercase=lowercase, ngram_max=ngram_range[1])
+            config.vectorizer.count.text.ngram_min = ngram_range[0]
+            spec, vectorize = run_driver(config, train, test)
+            label = (pattern, ngram_range, lowercase, ascii_only)
+            assert list(spec.vectorizer.vocabulary) == list(cv.get_feature_names_out()), label
+            assert_rows_equal(vectorize, cv.transform(test), test)
+
+
 def test_hashing_vectorizer_matches_sklearn(data):
     train, test = data["train"], data["test"]
     pattern = r"#?[^\W\d_]+|\d"

@@ -1854,7 +1854,9 @@ void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets)
   for (size_t i = 0; unigram_runs_ && i < stop_words.given_size(); ++i) {
     if (index_.Find(stop_words.given(i)) != TermTable::kNotFound) unigram_runs_ = false;
   }
-  single_byte_terms_ = unigram_runs_ && analyzer_.MinTermBytes() == 1;
+  ngram_runs_ = analyzer_.RunNgrams();
+  single_byte_terms_ =
+      (unigram_runs_ || (ngram_runs_ && analyzer.ngram_min <= 1)) && analyzer_.MinTermBytes() == 1;
   for (unsigned byte = 0; byte < single_byte_ids_.size(); ++byte) {
     const char term = static_cast<char>(byte);
     single_byte_ids_[byte] =
@@ -1872,6 +1874,127 @@ void CountVectorizer::CountSingleByteRuns(std::string_view doc, const AsciiRuns&
   });
 }
 
+namespace {
+
+// Counts the terms of `terms` that `index` holds into scratch->dense and scratch->ids, in groups:
+// the table slots, then the counts, of a group are requested from memory together (a lookup in a
+// large vocabulary is mostly waiting for a cache miss). With `filter`, a term the table's filter
+// rules out (TermTable::MayContain) is not probed: for terms mostly absent (long n-grams).
+void CountTerms(absl::Span<const std::string_view> terms, const TermTable& index, bool filter,
+                AnalyzerScratch* scratch) {
+  constexpr size_t kTermGroup = 16;
+  TermTable::Key keys[kTermGroup];
+  size_t homes[kTermGroup];
+  uint32_t found[kTermGroup];
+  double* dense = scratch->dense.data();
+  for (size_t g = 0; g < terms.size(); g += kTermGroup) {
+    const size_t m = std::min(kTermGroup, terms.size() - g);
+    bool maybe[kTermGroup];
+    for (size_t i = 0; i < m; ++i) {
+      keys[i] = TermTable::KeyOf(terms[g + i]);
+      const uint64_t hash = TermTable::HashOf(keys[i]);
+      maybe[i] = !filter || index.MayContain(hash);
+      homes[i] = index.HomeOfHash(hash);
+      if (maybe[i]) index.Prefetch(homes[i]);
+    }
+    for (size_t i = 0; i < m; ++i) {
+      found[i] = maybe[i] ? index.FindFrom(keys[i], homes[i], terms[g + i]) : TermTable::kNotFound;
+      if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
+    }
+    CountFeatures(found, m, &scratch->ids, dense);
+  }
+}
+
+}  // namespace
+
+void CountVectorizer::CountRunNgrams(std::string_view text, const AsciiRuns& runs, bool lower,
+                                     AnalyzerScratch* scratch) const {
+  const AnalyzerOptions& options = analyzer_.options();
+  const CountSimdPath path = BestCountSimdPath();
+  // The n-grams are stretches of the lowercased text: ASCII text to lowercase is copied so once
+  // (Preprocess, the same positions), not n-gram by n-gram.
+  const std::string_view doc = lower ? analyzer_.Preprocess(text, scratch) : text;
+  if (options.ngram_min <= 1) {
+    CountAsciiUnigramsWith(path, doc, runs, /*lower=*/false, index_, scratch);
+    CountSingleByteRuns(doc, runs, /*lower=*/false, scratch);
+  }
+  // Seven arrays of runs.count entries, each with 32 more readable (the run kernels read whole
+  // vectors past their count): the tokens' starts and ends, joined_to[k] (the last token of the
+  // run of tokens from k each followed by exactly one space), and the n-grams of at most
+  // kMaxPaddedKey bytes as runs over doc and over scratch->grams (starts, ends).
+  const size_t stride = runs.count + 32;
+  std::vector<uint32_t>& bounds = scratch->gram_bounds;
+  if (bounds.size() < 7 * stride) bounds.resize(7 * stride);
+  uint32_t* starts = bounds.data();
+  uint32_t* ends = starts + stride;
+  uint32_t* joined_to = ends + stride;
+  uint32_t* doc_starts = joined_to + stride;
+  uint32_t* doc_ends = doc_starts + stride;
+  uint32_t* own_starts = doc_ends + stride;
+  uint32_t* own_ends = own_starts + stride;
+  const size_t min_bytes = analyzer_.MinTermBytes();
+  size_t tokens = 0, token_bytes = 0;
+  for (size_t k = 0; k < runs.count; ++k) {
+    starts[tokens] = runs.starts[k];
+    ends[tokens] = runs.ends[k];
+    token_bytes += runs.ends[k] - runs.starts[k];
+    tokens += runs.ends[k] - runs.starts[k] >= min_bytes ? 1 : 0;
+  }
+  const size_t top = std::min<size_t>(options.ngram_max, tokens);
+  const size_t first_n = std::max<uint32_t>(options.ngram_min, 2);
+  if (first_n > top) return;
+  for (size_t k = tokens; k-- > 0;) {
+    const bool joined = k + 1 < tokens && starts[k + 1] == ends[k] + 1 && doc[ends[k]] == ' ';
+    joined_to[k] = joined ? joined_to[k + 1] : static_cast<uint32_t>(k);
+  }
+  std::string& grams = scratch->grams;
+  std::vector<std::string_view>& long_grams = scratch->terms;
+  // The n-grams' lookups take their own filter choice (gram_lookup_filter), the unigrams' is
+  // restored after.
+  std::swap(scratch->lookup_filter, scratch->gram_lookup_filter);
+  for (size_t n = first_n; n <= top; ++n) {
+    // Each token is in at most n of the n-grams, each with n - 1 spaces: the buffer never
+    // reallocates, so the views into it stay valid.
+    grams.clear();
+    grams.reserve(n * (token_bytes + tokens));
+    long_grams.clear();
+    size_t in_doc = 0, own = 0;
+    for (size_t k = 0; k + n <= tokens; ++k) {
+      const size_t last = k + n - 1;
+      if (joined_to[k] >= last && ends[last] - starts[k] <= TermTable::kMaxPaddedKey) {
+        doc_starts[in_doc] = starts[k];
+        doc_ends[in_doc] = ends[last];
+        ++in_doc;
+        continue;
+      }
+      if (joined_to[k] >= last) {
+        long_grams.emplace_back(doc.data() + starts[k], ends[last] - starts[k]);
+        continue;
+      }
+      // Joined here.
+      const size_t at = grams.size();
+      for (size_t m = k; m <= last; ++m) {
+        if (m != k) grams.push_back(' ');
+        grams.append(doc.data() + starts[m], ends[m] - starts[m]);
+      }
+      const size_t length = grams.size() - at;
+      if (length <= TermTable::kMaxPaddedKey) {
+        own_starts[own] = static_cast<uint32_t>(at);
+        own_ends[own] = static_cast<uint32_t>(grams.size());
+        ++own;
+      } else {
+        long_grams.emplace_back(grams.data() + at, length);
+      }
+    }
+    CountAsciiUnigramsWith(path, doc, AsciiRuns{doc_starts, doc_ends, in_doc}, /*lower=*/false,
+                           index_, scratch);
+    CountAsciiUnigramsWith(path, grams, AsciiRuns{own_starts, own_ends, own}, /*lower=*/false,
+                           index_, scratch);
+    CountTerms(long_grams, index_, /*filter=*/true, scratch);
+  }
+  std::swap(scratch->lookup_filter, scratch->gram_lookup_filter);
+}
+
 void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
                                 SparseVector* row) const {
   const size_t num_features = index_.size();
@@ -1885,6 +2008,15 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     return;
   }
   if (TransformIfWellFormed(text, scratch, row)) return;
+  if (ngram_runs_) {
+    const std::string_view doc = analyzer_.Preprocess(text, scratch);
+    AsciiRuns runs;
+    if (analyzer_.TermRuns(doc, scratch, &runs)) {
+      CountRunNgrams(doc, runs, /*lower=*/false, scratch);
+      OrderedRow(num_features, binary_, scratch, row);
+      return;
+    }
+  }
   if (unigram_runs_) {
     // Other text with code points >= 0x80: the same lookups, on the runs of the preprocessed
     // text, in separate steps.
@@ -1897,27 +2029,8 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
       return;
     }
   }
-  double* dense = scratch->dense.data();
   analyzer_.AnalyzeBatches(text, scratch, [&](absl::Span<const std::string_view> terms) {
-    // In groups: the table slots, then the counts, of a group are requested from memory together
-    // (a lookup in a large vocabulary is mostly waiting for a cache miss).
-    constexpr size_t kGroup = 16;
-    TermTable::Key keys[kGroup];
-    size_t homes[kGroup];
-    uint32_t found[kGroup];
-    for (size_t g = 0; g < terms.size(); g += kGroup) {
-      const size_t m = std::min(kGroup, terms.size() - g);
-      for (size_t i = 0; i < m; ++i) {
-        keys[i] = TermTable::KeyOf(terms[g + i]);
-        homes[i] = index_.Home(keys[i]);
-        index_.Prefetch(homes[i]);
-      }
-      for (size_t i = 0; i < m; ++i) {
-        found[i] = index_.FindFrom(keys[i], homes[i], terms[g + i]);
-        if (found[i] != TermTable::kNotFound) __builtin_prefetch(dense + found[i]);
-      }
-      CountFeatures(found, m, &ids, dense);
-    }
+    CountTerms(terms, index_, /*filter=*/false, scratch);
   });
   OrderedRow(num_features, binary_, scratch, row);
 }
@@ -1927,14 +2040,19 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
   AsciiRuns runs;
   std::string_view doc;
   bool lower = false;
-  if (!unigram_runs_ || !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
+  if (!(unigram_runs_ || ngram_runs_) ||
+      !analyzer_.WellFormedTermRuns(text, scratch, &runs, &doc, &lower)) {
     return false;
   }
   const size_t num_features = index_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
-  CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
-  CountSingleByteRuns(doc, runs, lower, scratch);
+  if (ngram_runs_) {
+    CountRunNgrams(doc, runs, lower, scratch);
+  } else {
+    CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
+    CountSingleByteRuns(doc, runs, lower, scratch);
+  }
   OrderedRow(num_features, binary_, scratch, row);
   return true;
 }

@@ -148,6 +148,14 @@ class CountVectorizer final : public Vectorizer {
   // single_byte_terms_; else nothing), after CountAsciiUnigramsWith counted the others.
   void CountSingleByteRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
                            AnalyzerScratch* scratch) const;
+  // Counts the terms of a text whose analyzer's terms are the n-grams of its runs
+  // (Analyzer::RunNgrams): `runs` over `text` (ASCII to be lowercased when `lower`: it is then
+  // lowercased into a copy first), as Analyzer::WellFormedTermRuns or TermRuns give them. An
+  // n-gram whose tokens lie in the text joined by one space is that stretch of it, otherwise it is
+  // joined in scratch->grams; those of at most TermTable::kMaxPaddedKey bytes are counted as the
+  // unigrams are (CountAsciiUnigramsWith), the longer ones in groups past the table's filter.
+  void CountRunNgrams(std::string_view text, const AsciiRuns& runs, bool lower,
+                      AnalyzerScratch* scratch) const;
   // Appends the vocabulary's terms, in feature order, to *out (ToState, RestoreHeldLists).
   void AddTerms(google::protobuf::RepeatedPtrField<std::string>* out) const;
 
@@ -168,11 +176,14 @@ class CountVectorizer final : public Vectorizer {
   // words included: the analyzer allows it and no term of the vocabulary is a stop word (set by
   // BuildIndex).
   bool unigram_runs_ = false;
-  // With unigram_runs_ and a pattern whose terms may be one byte (Analyzer::MinTermBytes() 1, as
-  // \w+): the id of each one-byte term by its byte (TermTable::kNotFound when not a term), which
-  // the runs of 2 bytes or more that the run kernels count leave out.
+  // With unigram_runs_ (or ngram_runs_ with unigrams) and a pattern whose terms may be one byte
+  // (Analyzer::MinTermBytes() 1, as \w+): the id of each one-byte term by its byte
+  // (TermTable::kNotFound when not a term), which the runs of 2 bytes or more that the run kernels
+  // count leave out.
   bool single_byte_terms_ = false;
   std::array<uint32_t, 256> single_byte_ids_{};
+  // Transform counts the n-grams of a text's runs (Analyzer::RunNgrams, CountRunNgrams).
+  bool ngram_runs_ = false;
 };
 
 struct CountVectorizer::FitResult {

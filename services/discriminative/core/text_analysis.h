@@ -235,6 +235,9 @@ struct AnalyzerScratch {
   std::vector<uint32_t> bounds;      // token start and end positions of the text (word tokenizer)
   std::vector<uint32_t> run_hashes;  // the hashing vectorizer's hash of each run of the text
   std::vector<uint32_t> word_ids;    // a char_wb word's ids the word memo has no room for
+  // The count vectorizer's word n-grams of runs (CountVectorizer::CountRunNgrams): the tokens'
+  // bounds, where each token's run of joined tokens ends, and the n-grams' bounds.
+  std::vector<uint32_t> gram_bounds;
   // The char_wb vectorizers' feature ids (count) or hashed terms (hashing) per padded word, kept
   // from text to text.
   struct WordMemo {
@@ -288,12 +291,17 @@ struct AnalyzerScratch {
     f(s.bounds);
     f(s.run_hashes);
     f(s.word_ids);
+    f(s.gram_bounds);
   }
   // Whether the AVX-512 word-count lookup consults the vocabulary's filter before probing a
   // token's slot (when many tokens are absent) or probes every token (when nearly all are terms);
   // it updates this after each text from that text's share of absent tokens. Only a speed choice;
   // no effect on results.
   bool lookup_filter = false;
+  // The same choice for the lookups of word n-grams of 2 or more tokens (CountRunNgrams), which
+  // miss far more often than a text's unigrams: kept apart, so that neither kind's share of
+  // absent terms decides the other's lookups.
+  bool gram_lookup_filter = true;
 };
 
 // The maximal runs of ASCII word bytes [0-9A-Za-z_] of a text, as byte positions: run k is
@@ -395,6 +403,15 @@ class Analyzer {
     return options_.kind == AnalyzerKind::kWord &&
            (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
            options_.ngram_min == 1 && options_.ngram_max == 1;
+  }
+  // True iff the terms are the word n-grams (n from ngram_min to ngram_max >= 2) of the tokens of
+  // TermRuns / AsciiTermRuns (their runs of MinTermBytes() bytes or more), lowercased when
+  // options().lowercase: UnigramsBeforeStopWords's analyzer with n-grams, without stop words. An
+  // n-gram is its n tokens joined by one space (scikit-learn's _word_ngrams).
+  bool RunNgrams() const {
+    return options_.kind == AnalyzerKind::kWord &&
+           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
+           options_.ngram_max >= 2 && options_.stop_words.empty();
   }
   // The fewest bytes of a term among the runs of TermRuns / AsciiTermRuns: 2 for the default
   // pattern (\w\w+) and run patterns of at least 2 code points, whose runs of one code point of
