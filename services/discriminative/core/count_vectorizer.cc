@@ -1382,6 +1382,80 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options)
   }
 }
 
+namespace {
+
+// A text's word tokens for its n-grams (Analyzer::RunNgrams): its runs of at least `min_bytes`
+// bytes, and joined_to[k], the last token of the stretch from token k on whose tokens are each
+// followed by exactly one space (the n-grams within it are stretches of the text). The arrays
+// lie in `bounds`, then `extra` more arrays of `stride` entries for the caller; each array has
+// 32 readable entries past its count (the run kernels read whole vectors).
+struct RunTokens {
+  const uint32_t* starts = nullptr;
+  const uint32_t* ends = nullptr;
+  const uint32_t* joined_to = nullptr;
+  size_t count = 0;
+  size_t bytes = 0;  // the tokens' bytes
+  uint32_t* extra = nullptr;
+  size_t stride = 0;
+};
+
+RunTokens TokensOfRuns(std::string_view doc, const AsciiRuns& runs, size_t min_bytes, size_t extra,
+                       std::vector<uint32_t>* bounds) {
+  RunTokens tokens;
+  tokens.stride = runs.count + 32;
+  if (bounds->size() < (3 + extra) * tokens.stride) bounds->resize((3 + extra) * tokens.stride);
+  uint32_t* starts = bounds->data();
+  uint32_t* ends = starts + tokens.stride;
+  uint32_t* joined_to = ends + tokens.stride;
+  size_t count = 0, bytes = 0;
+  for (size_t k = 0; k < runs.count; ++k) {
+    const uint32_t length = runs.ends[k] - runs.starts[k];
+    starts[count] = runs.starts[k];
+    ends[count] = runs.ends[k];
+    bytes += length;
+    count += length >= min_bytes ? 1 : 0;
+  }
+  for (size_t k = count; k-- > 0;) {
+    const bool joined = k + 1 < count && starts[k + 1] == ends[k] + 1 && doc[ends[k]] == ' ';
+    joined_to[k] = joined ? joined_to[k + 1] : static_cast<uint32_t>(k);
+  }
+  tokens.starts = starts;
+  tokens.ends = ends;
+  tokens.joined_to = joined_to;
+  tokens.count = count;
+  tokens.bytes = bytes;
+  tokens.extra = joined_to + tokens.stride;
+  return tokens;
+}
+
+// Calls emit(gram, in_doc) for each n-gram of n >= 2 tokens, in token order (scikit-learn's
+// _word_ngrams: the n tokens joined by one space): a view of doc's stretch when its tokens are
+// joined so (in_doc), else of the n-gram joined in *grams, whose room is reserved for all of them
+// first (the views stay valid until *grams is next changed).
+template <typename Emit>
+void ForEachRunNgram(std::string_view doc, const RunTokens& tokens, size_t n, std::string* grams,
+                     Emit emit) {
+  grams->clear();
+  // Each token is in at most n of the n-grams, each with n - 1 spaces.
+  grams->reserve(n * (tokens.bytes + tokens.count));
+  for (size_t k = 0; k + n <= tokens.count; ++k) {
+    const size_t last = k + n - 1;
+    if (tokens.joined_to[k] >= last) {
+      emit(std::string_view(doc.data() + tokens.starts[k], tokens.ends[last] - tokens.starts[k]),
+           true);
+      continue;
+    }
+    const size_t at = grams->size();
+    for (size_t m = k; m <= last; ++m) {
+      if (m != k) grams->push_back(' ');
+      grams->append(doc.data() + tokens.starts[m], tokens.ends[m] - tokens.starts[m]);
+    }
+    emit(std::string_view(grams->data() + at, grams->size() - at), false);
+  }
+}
+
+}  // namespace
+
 void CountVectorizer::Fitter::Expect(size_t texts, size_t bytes) { forecast_.Expect(texts, bytes); }
 
 int64_t CountVectorizer::Fitter::MemoryBytes() const {
@@ -1404,57 +1478,14 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
   // Provisional index = order of first occurrence (as _count_vocab).
   FeatureIds& ids = scratch_.ids;
   ids.clear();
-  const auto insert = [&](std::string_view term) {
-    if (over_budget_) return TermTable::kNotFound;
-    if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
-      too_many_ = true;
-      return TermTable::kNotFound;
-    }
-    const auto [id, inserted] = provisional_.Insert(term);
-    if (inserted) {
-      if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
-      NoteNewTerm();
-    }
-    return id;
-  };
-  if (v.analyzer_.options().kind == AnalyzerKind::kCharWb) {
-    CountCharWbWords(v.analyzer_, text, kFitterMemoTag, &scratch_, insert);
-  } else if (!(v.analyzer_.UnigramsBeforeStopWords() && AddUnigrams(text))) {
-    v.analyzer_.AnalyzeBatches(text, &scratch_, [&](absl::Span<const std::string_view> terms) {
-      // In groups whose table slots are requested from memory together (as Transform).
-      constexpr size_t kGroup = 16;
-      TermTable::Key keys[kGroup];
-      size_t homes[kGroup];
-      for (size_t g = 0; g < terms.size() && !over_budget_; g += kGroup) {
-        const size_t m = std::min(kGroup, terms.size() - g);
-        if (provisional_.size() + m >= std::numeric_limits<uint32_t>::max() - 1) {
-          for (size_t i = 0; i < m; ++i) {
-            const uint32_t id = insert(terms[g + i]);
-            if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
-          }
-          continue;
-        }
-        provisional_.Reserve(provisional_.size() + m);
-        for (size_t i = 0; i < m; ++i) {
-          keys[i] = TermTable::KeyOf(terms[g + i]);
-          homes[i] = provisional_.Home(keys[i]);
-          provisional_.Prefetch(homes[i]);
-        }
-        uint32_t found[kGroup];
-        for (size_t i = 0; i < m; ++i) {
-          // Most tokens of a corpus are known terms: the inline lookup first, the insert (out of
-          // line) only for a new one.
-          uint32_t id = provisional_.FindFrom(keys[i], homes[i], terms[g + i]);
-          if (id == TermTable::kNotFound) {
-            id = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]).first;
-            if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
-            NoteNewTerm();
-          }
-          found[i] = id;
-        }
-        CountFeatures(found, m, &ids, scratch_.dense.data());
-      }
-    });
+  const Analyzer& analyzer = v.analyzer_;
+  if (analyzer.options().kind == AnalyzerKind::kCharWb) {
+    CountCharWbWords(analyzer, text, kFitterMemoTag, &scratch_,
+                     [&](std::string_view term) { return InsertChecked(term); });
+  } else if (!(analyzer.UnigramsBeforeStopWords() && AddUnigrams(text)) &&
+             !(analyzer.RunNgrams() && AddRunNgrams(text))) {
+    analyzer.AnalyzeBatches(
+        text, &scratch_, [&](absl::Span<const std::string_view> terms) { AddTermsInOrder(terms); });
   }
   if (over_budget_) {
     return absl::ResourceExhaustedError(
@@ -1481,6 +1512,92 @@ absl::Status CountVectorizer::Fitter::Add(std::string_view text) {
     ++df[ids[e]];
   }
   return scratch_.token_matcher.status();
+}
+
+uint32_t CountVectorizer::Fitter::InsertChecked(std::string_view term) {
+  if (over_budget_) return TermTable::kNotFound;
+  if (provisional_.size() >= std::numeric_limits<uint32_t>::max() - 1) {
+    too_many_ = true;
+    return TermTable::kNotFound;
+  }
+  const auto [id, inserted] = provisional_.Insert(term);
+  if (inserted) {
+    if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+    NoteNewTerm();
+  }
+  return id;
+}
+
+void CountVectorizer::Fitter::AddTermsInOrder(absl::Span<const std::string_view> terms) {
+  // In groups whose table slots are requested from memory together (as Transform).
+  constexpr size_t kGroup = 16;
+  TermTable::Key keys[kGroup];
+  size_t homes[kGroup];
+  FeatureIds& ids = scratch_.ids;
+  for (size_t g = 0; g < terms.size() && !over_budget_; g += kGroup) {
+    const size_t m = std::min(kGroup, terms.size() - g);
+    if (provisional_.size() + m >= std::numeric_limits<uint32_t>::max() - 1) {
+      for (size_t i = 0; i < m; ++i) {
+        const uint32_t id = InsertChecked(terms[g + i]);
+        if (id != TermTable::kNotFound) CountFeature(id, &ids, scratch_.dense.data());
+      }
+      continue;
+    }
+    provisional_.Reserve(provisional_.size() + m);
+    for (size_t i = 0; i < m; ++i) {
+      keys[i] = TermTable::KeyOf(terms[g + i]);
+      homes[i] = provisional_.Home(keys[i]);
+      provisional_.Prefetch(homes[i]);
+    }
+    uint32_t found[kGroup];
+    for (size_t i = 0; i < m; ++i) {
+      // Most tokens of a corpus are known terms: the inline lookup first, the insert (out of
+      // line) only for a new one.
+      uint32_t id = provisional_.FindFrom(keys[i], homes[i], terms[g + i]);
+      if (id == TermTable::kNotFound) {
+        id = provisional_.InsertFrom(keys[i], homes[i], terms[g + i]).first;
+        if (scratch_.dense.size() <= id) scratch_.dense.resize(2 * (id + 1), 0.0);
+        NoteNewTerm();
+      }
+      found[i] = id;
+    }
+    CountFeatures(found, m, &ids, scratch_.dense.data());
+  }
+}
+
+bool CountVectorizer::Fitter::AddRunNgrams(std::string_view text) {
+  AsciiRuns runs;
+  std::string_view doc;
+  bool lower = false;
+  const Analyzer& analyzer = result_.vectorizer.analyzer_;
+  if (!analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
+    // Other text with code points >= 0x80: the runs of the preprocessed text.
+    doc = analyzer.Preprocess(text, &scratch_);
+    if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
+  } else if (lower) {
+    // ASCII text to lowercase: lowercased once (the same positions), so that the n-grams are
+    // stretches of it.
+    doc = analyzer.Preprocess(text, &scratch_);
+  }
+  const AnalyzerOptions& options = analyzer.options();
+  const size_t min_bytes = analyzer.MinTermBytes();
+  // _word_ngrams's order, which is the order of first occurrence: the unigrams, then the n-grams
+  // of each n in turn, each in token order.
+  if (options.ngram_min <= 1) {
+    if (min_bytes == 1 && NewSingleByteTerm(doc, runs, /*lower=*/false)) return false;
+    AddAsciiUnigrams(doc, runs, /*lower=*/false);
+    if (min_bytes == 1) AddSingleByteRuns(doc, runs, /*lower=*/false);
+  }
+  const RunTokens tokens = TokensOfRuns(doc, runs, min_bytes, /*extra=*/0, &scratch_.gram_bounds);
+  std::vector<std::string_view>& grams = scratch_.terms;
+  const size_t top = std::min<size_t>(options.ngram_max, tokens.count);
+  for (size_t n = std::max<size_t>(options.ngram_min, 2); n <= top && !over_budget_; ++n) {
+    grams.clear();
+    ForEachRunNgram(doc, tokens, n, &scratch_.grams,
+                    [&](std::string_view gram, bool) { grams.push_back(gram); });
+    AddTermsInOrder(grams);
+  }
+  return true;
 }
 
 bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
@@ -1918,74 +2035,34 @@ void CountVectorizer::CountRunNgrams(std::string_view text, const AsciiRuns& run
     CountAsciiUnigramsWith(path, doc, runs, /*lower=*/false, index_, scratch);
     CountSingleByteRuns(doc, runs, /*lower=*/false, scratch);
   }
-  // Seven arrays of runs.count entries, each with 32 more readable (the run kernels read whole
-  // vectors past their count): the tokens' starts and ends, joined_to[k] (the last token of the
-  // run of tokens from k each followed by exactly one space), and the n-grams of at most
-  // kMaxPaddedKey bytes as runs over doc and over scratch->grams (starts, ends).
-  const size_t stride = runs.count + 32;
-  std::vector<uint32_t>& bounds = scratch->gram_bounds;
-  if (bounds.size() < 7 * stride) bounds.resize(7 * stride);
-  uint32_t* starts = bounds.data();
-  uint32_t* ends = starts + stride;
-  uint32_t* joined_to = ends + stride;
-  uint32_t* doc_starts = joined_to + stride;
-  uint32_t* doc_ends = doc_starts + stride;
-  uint32_t* own_starts = doc_ends + stride;
-  uint32_t* own_ends = own_starts + stride;
-  const size_t min_bytes = analyzer_.MinTermBytes();
-  size_t tokens = 0, token_bytes = 0;
-  for (size_t k = 0; k < runs.count; ++k) {
-    starts[tokens] = runs.starts[k];
-    ends[tokens] = runs.ends[k];
-    token_bytes += runs.ends[k] - runs.starts[k];
-    tokens += runs.ends[k] - runs.starts[k] >= min_bytes ? 1 : 0;
-  }
-  const size_t top = std::min<size_t>(options.ngram_max, tokens);
-  const size_t first_n = std::max<uint32_t>(options.ngram_min, 2);
-  if (first_n > top) return;
-  for (size_t k = tokens; k-- > 0;) {
-    const bool joined = k + 1 < tokens && starts[k + 1] == ends[k] + 1 && doc[ends[k]] == ' ';
-    joined_to[k] = joined ? joined_to[k + 1] : static_cast<uint32_t>(k);
-  }
-  std::string& grams = scratch->grams;
+  // The n-grams of at most kMaxPaddedKey bytes as runs over doc and over scratch->grams (their
+  // starts and ends in the tokens' four extra arrays), the longer ones as views.
+  const RunTokens tokens =
+      TokensOfRuns(doc, runs, analyzer_.MinTermBytes(), /*extra=*/4, &scratch->gram_bounds);
+  uint32_t* doc_starts = tokens.extra;
+  uint32_t* doc_ends = doc_starts + tokens.stride;
+  uint32_t* own_starts = doc_ends + tokens.stride;
+  uint32_t* own_ends = own_starts + tokens.stride;
+  const std::string& grams = scratch->grams;
   std::vector<std::string_view>& long_grams = scratch->terms;
   // The n-grams' lookups take their own filter choice (gram_lookup_filter), the unigrams' is
   // restored after.
   std::swap(scratch->lookup_filter, scratch->gram_lookup_filter);
-  for (size_t n = first_n; n <= top; ++n) {
-    // Each token is in at most n of the n-grams, each with n - 1 spaces: the buffer never
-    // reallocates, so the views into it stay valid.
-    grams.clear();
-    grams.reserve(n * (token_bytes + tokens));
+  const size_t top = std::min<size_t>(options.ngram_max, tokens.count);
+  for (size_t n = std::max<size_t>(options.ngram_min, 2); n <= top; ++n) {
     long_grams.clear();
     size_t in_doc = 0, own = 0;
-    for (size_t k = 0; k + n <= tokens; ++k) {
-      const size_t last = k + n - 1;
-      if (joined_to[k] >= last && ends[last] - starts[k] <= TermTable::kMaxPaddedKey) {
-        doc_starts[in_doc] = starts[k];
-        doc_ends[in_doc] = ends[last];
-        ++in_doc;
-        continue;
-      }
-      if (joined_to[k] >= last) {
-        long_grams.emplace_back(doc.data() + starts[k], ends[last] - starts[k]);
-        continue;
-      }
-      // Joined here.
-      const size_t at = grams.size();
-      for (size_t m = k; m <= last; ++m) {
-        if (m != k) grams.push_back(' ');
-        grams.append(doc.data() + starts[m], ends[m] - starts[m]);
-      }
-      const size_t length = grams.size() - at;
-      if (length <= TermTable::kMaxPaddedKey) {
-        own_starts[own] = static_cast<uint32_t>(at);
-        own_ends[own] = static_cast<uint32_t>(grams.size());
-        ++own;
+    ForEachRunNgram(doc, tokens, n, &scratch->grams, [&](std::string_view gram, bool joined) {
+      if (gram.size() > TermTable::kMaxPaddedKey) {
+        long_grams.push_back(gram);
+      } else if (joined) {
+        doc_starts[in_doc] = static_cast<uint32_t>(gram.data() - doc.data());
+        doc_ends[in_doc++] = static_cast<uint32_t>(gram.data() + gram.size() - doc.data());
       } else {
-        long_grams.emplace_back(grams.data() + at, length);
+        own_starts[own] = static_cast<uint32_t>(gram.data() - grams.data());
+        own_ends[own++] = static_cast<uint32_t>(gram.data() + gram.size() - grams.data());
       }
-    }
+    });
     CountAsciiUnigramsWith(path, doc, AsciiRuns{doc_starts, doc_ends, in_doc}, /*lower=*/false,
                            index_, scratch);
     CountAsciiUnigramsWith(path, grams, AsciiRuns{own_starts, own_ends, own}, /*lower=*/false,

@@ -218,6 +218,15 @@ class CountVectorizer::Fitter {
   bool AddUnigrams(std::string_view text);
   // Its steps on `text` and its runs, the terms lowercased when `lower`.
   void AddAsciiUnigrams(std::string_view text, const AsciiRuns& runs, bool lower);
+  // Add's counting for an analyzer with RunNgrams(): the unigrams as AddUnigrams, then the
+  // n-grams of the runs (a stretch of the lowercased text where their tokens are joined by one
+  // space, else joined apart) in _word_ngrams's order. False, nothing added, when the runs do not
+  // apply (as AddUnigrams) or a new one-byte term comes first (as AddUnigrams).
+  bool AddRunNgrams(std::string_view text);
+  // Finds or inserts each of `terms`, in order, and counts it (the generic path).
+  void AddTermsInOrder(absl::Span<const std::string_view> terms);
+  // Inserts `term` if new (checked: kNotFound past the budget or the id limit) and returns its id.
+  uint32_t InsertChecked(std::string_view term);
   // For a pattern whose terms may be one byte (MinTermBytes() 1): whether a 1-byte run of the
   // text is a term with no provisional index yet (the text then goes term by term: the
   // provisional index is the order of first occurrence, which orders the rows); the others'

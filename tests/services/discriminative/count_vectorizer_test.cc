@@ -136,6 +136,67 @@ TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals 
   }
 }
 
+TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fit and transform") {
+  // Tokens joined by one space (an n-gram is then a stretch of the text) or by anything else, one-
+  // character tokens (dropped by \w\w+, kept by \w+), n-grams of up to 15 bytes and longer,
+  // capitals, and code points >= 0x80 in a third of the texts. The fit's rows are compared in
+  // storage order, which is the order of first occurrence (_word_ngrams's: the unigrams, then each
+  // n in turn).
+  const Strings pool = {"the", "cat",  "sat",   "on",    "The",        "CAT",      "a",
+                        "I",   "x9",   "a_b",   "2024",  "abcdefghij", "abcdefgh", "it's",
+                        "Ab",  "café", "ÉCOLE", "naïve", "Straße"};
+  const Strings separators = {" ", " ", " ", " ", "  ", "\n", ", ", "-", " a ", "\t"};
+  Strings texts;
+  uint64_t state = 5;
+  for (int t = 0; t < 300; ++t) {
+    std::string text;
+    for (int k = 0; k < 25; ++k) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      const std::string& word = pool[(state >> 33) % pool.size()];
+      if (t % 3 != 0 && static_cast<unsigned char>(word[0]) >= 0x80) continue;  // 2/3 ASCII
+      text += word + separators[(state >> 20) % separators.size()];
+    }
+    texts.push_back(text);
+  }
+  for (const char* pattern : {R"((?u)\b\w\w+\b)", R"(\w+)", R"([a-z]{2,})"}) {
+    for (const auto& [low, high] : {std::pair{1u, 2u}, std::pair{2u, 2u}, std::pair{1u, 3u},
+                                    std::pair{2u, 4u}, std::pair{3u, 3u}}) {
+      for (const bool lowercase : {true, false}) {
+        INFO(pattern << ", ngram_range (" << low << ", " << high << "), lowercase " << lowercase);
+        const auto icu = TokenPattern::Compile(pattern, /*use_runs=*/false);
+        REQUIRE(icu.ok());
+        CountVectorizerOptions fast, slow;
+        fast.analyzer.lowercase = slow.analyzer.lowercase = lowercase;
+        fast.analyzer.ngram_min = slow.analyzer.ngram_min = low;
+        fast.analyzer.ngram_max = slow.analyzer.ngram_max = high;
+        if (std::string(pattern) != R"((?u)\b\w\w+\b)") {
+          const auto runs = TokenPattern::Compile(pattern);
+          REQUIRE(runs.ok());
+          REQUIRE((*runs)->uses_runs());
+          fast.analyzer.token_pattern = *runs;
+        }  // else the default pattern (null)
+        slow.analyzer.token_pattern = *icu;
+        REQUIRE(Analyzer(fast.analyzer).RunNgrams());
+        REQUIRE_FALSE(Analyzer(slow.analyzer).RunNgrams());
+        auto a = CountVectorizer::FitTransform(texts, fast);
+        auto b = CountVectorizer::FitTransform(texts, slow);
+        REQUIRE(a.ok() == b.ok());
+        if (!a.ok()) continue;
+        CHECK(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
+        CHECK(a->rows.indices == b->rows.indices);
+        CHECK(a->rows.values == b->rows.values);
+        CHECK(a->rows.offsets == b->rows.offsets);
+        for (const std::string& text : texts) {
+          const SparseVector x = a->vectorizer.Transform(text);
+          const SparseVector y = b->vectorizer.Transform(text);
+          REQUIRE(x.indices == y.indices);
+          REQUIRE(x.values == y.values);
+        }
+      }
+    }
+  }
+}
+
 TEST_CASE("CountVectorizer keeps n-grams that equal a stop word (only tokens are stop words)") {
   // scikit-learn drops stop words from the tokens, before n-grams: a stop word with a space stays
   // a bigram term, and the char analyzers ignore stop words (checked with scikit-learn 1.9.1).
