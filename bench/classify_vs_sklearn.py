@@ -8,7 +8,8 @@ punctuation) and on the same with code points >= 0x80 (accented letters, Greek a
 dashes: every text holds some) for the two word pipelines, on long Turkish-style texts (word counts), and on the
 mail-like corpus below split in halves (train / test: ~100 000 terms, texts of hundreds of distinct words)
 (word counts + MultinomialNB, char_wb 1-3 + MultinomialNB, tf-idf + MultinomialNB); the English-like corpora also
-with hashing (2^20 features) and with the custom token_pattern r"\w+" (one-character tokens kept):
+with hashing (2^20 features), with the custom token_pattern r"\w+" (one-character tokens kept), and the English-like
+one with word unigrams and bigrams (ngram_range (1, 2), ~0.8 M terms):
   train    maas: Trainer (all texts) + Finish | sklearn: fit_transform + fit
   classify maas: Pipeline::ClassifyCompact (vectorize + jll + predict_proba + predict, the compact Classify form)
            | sklearn: transform + predict_proba
@@ -122,6 +123,10 @@ PIPELINES = {
     r"pattern \w+": (lambda: CountVectorizer(token_pattern=r"\w+"),
                      disc.VectorizerConfig(count=disc.CountVectorizerConfig(
                          text=disc.TextOptions(token_pattern=r"\w+")))),
+    # Word unigrams and bigrams, the common recipe beyond unigrams (a vocabulary of ~0.8 M terms).
+    "words (1, 2)": (lambda: CountVectorizer(ngram_range=(1, 2)),
+                     disc.VectorizerConfig(count=disc.CountVectorizerConfig(
+                         text=disc.TextOptions(ngram_min=1, ngram_max=2)))),
 }
 # The three pipelines (the 6-letter corpus runs these; the others add hashing).
 CORE_PIPELINES = ("word counts", "char_wb 1-3", "tf-idf")
@@ -414,7 +419,7 @@ def main():
     english_test, _ = english_like_corpus(rng, args.test_docs, words)
     in_process(build_dir, english_train, english_labels, english_test, args.rounds,
                pipelines={name: PIPELINES[name]
-                          for name in ("word counts", "tf-idf", "hashing", r"pattern \w+")},
+                          for name in ("word counts", "tf-idf", "hashing", r"pattern \w+", "words (1, 2)")},
                title="English-like")
     mixed_words = unicode_mixed_words(rng, words)
     mixed_train, mixed_labels = unicode_mixed_corpus(rng, args.train_docs, mixed_words)
