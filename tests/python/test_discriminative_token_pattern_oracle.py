@@ -153,6 +153,9 @@ def test_stop_words_and_bigrams_with_a_pattern(data):
 NGRAM_WORDS = ["the", "cat", "sat", "on", "The", "CAT", "mat", "a", "I", "x", "abcdefg", "abcdefgh", "abcdefghijklmno",
                "abcdefghijklmnop", "Supercalifragilistic", "café", "Straße", "ΣΑΣ", "İstanbul", "a_b", "2024", "it's",
                "e-mail", "ab", "cd"]
+# Stop words, dropped from the tokens before the n-grams: a lowercase word, a capitalised one (a term only without
+# lowercase), a one-character token of \w+, one that no token equals (it's), and one past 15 bytes.
+NGRAM_STOP_WORDS = ("the", "on", "CAT", "a", "it's", "abcdefghijklmnop")
 NGRAM_SEPARATORS = [" ", " ", " ", " ", " ", "  ", "\n", "\t", ", ", ". ", " a ", " x ", "\u3000", "-", " \u00a0"]
 
 
@@ -170,26 +173,33 @@ def ngram_corpus(rng, n, ascii_only):
 
 @pytest.mark.parametrize("simd", ["baseline", "avx2", "avx512"])
 def test_word_ngrams_from_the_runs_match_sklearn(simd, monkeypatch):
-    """Word n-grams without stop words are counted from the text's token runs (CountRunNgrams): an n-gram whose
-    tokens are joined by one space is that stretch of the text, the others are joined apart, the short ones are
-    looked up by the unigrams' kernels and the long ones in groups. Vocabulary and rows equal scikit-learn's for the
-    default pattern and run patterns, ranges from (1, 2) to (3, 3), lowercase on and off, on ASCII texts and others,
-    on every SIMD path (MAAS_SIMD caps the level at what the CPU has)."""
+    """Word n-grams are counted from the text's token runs (CountRunNgrams): the runs less the stop words are the
+    tokens, an n-gram whose tokens are joined by one space is that stretch of the text, the others are joined apart,
+    the short ones are looked up by the unigrams' kernels and the long ones in groups. Vocabulary and rows equal
+    scikit-learn's for the default pattern and run patterns, ranges from (1, 2) to (3, 3), lowercase on and off,
+    with and without stop words, on ASCII texts and others, on every SIMD path (MAAS_SIMD caps the level at what the
+    CPU has)."""
     monkeypatch.setenv("MAAS_SIMD", simd)
     rng = np.random.default_rng(SEED + 2)
     for ascii_only in (True, False):
         train = ngram_corpus(rng, 80, ascii_only)
         test = ngram_corpus(rng, 40, ascii_only) + train[:10]
-        for pattern, ngram_range, lowercase in [
-                (None, (1, 2), True), (None, (2, 2), False), (None, (1, 3), True), (None, (3, 3), True),
-                (None, (2, 4), False), (r"\w+", (1, 2), True), (r"\w+", (2, 3), False), (r"[a-z]{2,}", (1, 3), True),
-                (r"\S+", (1, 2), True)]:
+        for pattern, ngram_range, lowercase, stop in [
+                (None, (1, 2), True, ()), (None, (2, 2), False, ()), (None, (1, 3), True, ()),
+                (None, (3, 3), True, ()), (None, (2, 4), False, ()), (r"\w+", (1, 2), True, ()),
+                (r"\w+", (2, 3), False, ()), (r"[a-z]{2,}", (1, 3), True, ()), (r"\S+", (1, 2), True, ()),
+                (None, (1, 2), True, NGRAM_STOP_WORDS), (None, (2, 3), False, NGRAM_STOP_WORDS),
+                (r"\w+", (1, 2), True, NGRAM_STOP_WORDS), (r"\S+", (1, 3), False, NGRAM_STOP_WORDS)]:
             kwargs = {} if pattern is None else {"token_pattern": pattern}
-            cv = CountVectorizer(ngram_range=ngram_range, lowercase=lowercase, **kwargs).fit(train)
-            config = count_config(pattern or "", lowercase=lowercase, ngram_max=ngram_range[1])
+            if stop:
+                kwargs["stop_words"] = list(stop)
+            with warnings.catch_warnings():  # the stop words are inconsistent with lowercase on purpose
+                warnings.simplefilter("ignore", UserWarning)
+                cv = CountVectorizer(ngram_range=ngram_range, lowercase=lowercase, **kwargs).fit(train)
+            config = count_config(pattern or "", lowercase=lowercase, ngram_max=ngram_range[1], stop_words=stop)
             config.vectorizer.count.text.ngram_min = ngram_range[0]
             spec, vectorize = run_driver(config, train, test)
-            label = (pattern, ngram_range, lowercase, ascii_only)
+            label = (pattern, ngram_range, lowercase, stop, ascii_only)
             assert list(spec.vectorizer.vocabulary) == list(cv.get_feature_names_out()), label
             assert_rows_equal(vectorize, cv.transform(test), test)
 

@@ -1385,10 +1385,10 @@ CountVectorizer::Fitter::Fitter(const CountVectorizerOptions& options)
 namespace {
 
 // A text's word tokens for its n-grams (Analyzer::RunNgrams): its runs of at least `min_bytes`
-// bytes, and joined_to[k], the last token of the stretch from token k on whose tokens are each
-// followed by exactly one space (the n-grams within it are stretches of the text). The arrays
-// lie in `bounds`, then `extra` more arrays of `stride` entries for the caller; each array has
-// 32 readable entries past its count (the run kernels read whole vectors).
+// bytes less the stop words, and joined_to[k], the last token of the stretch from token k on whose
+// tokens are each followed by exactly one space (the n-grams within it are stretches of the text).
+// The arrays lie in `bounds`, then `extra` more arrays of `stride` entries for the caller; each
+// array has 32 readable entries past its count (the run kernels read whole vectors).
 struct RunTokens {
   const uint32_t* starts = nullptr;
   const uint32_t* ends = nullptr;
@@ -1399,8 +1399,8 @@ struct RunTokens {
   size_t stride = 0;
 };
 
-RunTokens TokensOfRuns(std::string_view doc, const AsciiRuns& runs, size_t min_bytes, size_t extra,
-                       std::vector<uint32_t>* bounds) {
+RunTokens TokensOfRuns(std::string_view doc, const AsciiRuns& runs, size_t min_bytes,
+                       const StopWords& stop_words, size_t extra, std::vector<uint32_t>* bounds) {
   RunTokens tokens;
   tokens.stride = runs.count + 32;
   if (bounds->size() < (3 + extra) * tokens.stride) bounds->resize((3 + extra) * tokens.stride);
@@ -1408,12 +1408,26 @@ RunTokens TokensOfRuns(std::string_view doc, const AsciiRuns& runs, size_t min_b
   uint32_t* ends = starts + tokens.stride;
   uint32_t* joined_to = ends + tokens.stride;
   size_t count = 0, bytes = 0;
+  // A stop word check: the token's key built without a branch on its length (a token within 16
+  // bytes of the text's end read from a zero-padded copy), then the stop table's filter, which
+  // rules out nearly every other token; the slots only past it.
+  const TermTable* stop = stop_words.empty() ? nullptr : &stop_words.table();
+  char tail[32];
+  const auto is_stop_word = [&](uint32_t start, uint32_t length) {
+    if (length > TermTable::kMaxPaddedKey) return stop_words.contains(doc.substr(start, length));
+    const TermTable::Key key =
+        ShortTokenKey(doc.data(), doc.size(), start, length, /*lower=*/false, tail);
+    const uint64_t hash = TermTable::HashOf(key);
+    return stop->MayContain(hash) &&
+           stop->FindShortFrom(key.lo, key.hi, stop->HomeOfHash(hash)) != TermTable::kNotFound;
+  };
   for (size_t k = 0; k < runs.count; ++k) {
     const uint32_t length = runs.ends[k] - runs.starts[k];
     starts[count] = runs.starts[k];
     ends[count] = runs.ends[k];
     bytes += length;
-    count += length >= min_bytes ? 1 : 0;
+    count +=
+        length >= min_bytes && !(stop != nullptr && is_stop_word(runs.starts[k], length)) ? 1 : 0;
   }
   for (size_t k = count; k-- > 0;) {
     const bool joined = k + 1 < count && starts[k + 1] == ends[k] + 1 && doc[ends[k]] == ' ';
@@ -1581,14 +1595,18 @@ bool CountVectorizer::Fitter::AddRunNgrams(std::string_view text) {
   }
   const AnalyzerOptions& options = analyzer.options();
   const size_t min_bytes = analyzer.MinTermBytes();
+  const RunTokens tokens =
+      TokensOfRuns(doc, runs, min_bytes, options.stop_words, /*extra=*/0, &scratch_.gram_bounds);
   // _word_ngrams's order, which is the order of first occurrence: the unigrams, then the n-grams
   // of each n in turn, each in token order.
   if (options.ngram_min <= 1) {
-    if (min_bytes == 1 && NewSingleByteTerm(doc, runs, /*lower=*/false)) return false;
-    AddAsciiUnigrams(doc, runs, /*lower=*/false);
-    if (min_bytes == 1) AddSingleByteRuns(doc, runs, /*lower=*/false);
+    // The tokens (the runs less the stop words, if any) as runs.
+    const AsciiRuns unigrams =
+        options.stop_words.empty() ? runs : AsciiRuns{tokens.starts, tokens.ends, tokens.count};
+    if (min_bytes == 1 && NewSingleByteTerm(doc, unigrams, /*lower=*/false)) return false;
+    AddAsciiUnigrams(doc, unigrams, /*lower=*/false);
+    if (min_bytes == 1) AddSingleByteRuns(doc, unigrams, /*lower=*/false);
   }
-  const RunTokens tokens = TokensOfRuns(doc, runs, min_bytes, /*extra=*/0, &scratch_.gram_bounds);
   std::vector<std::string_view>& grams = scratch_.terms;
   const size_t top = std::min<size_t>(options.ngram_max, tokens.count);
   for (size_t n = std::max<size_t>(options.ngram_min, 2); n <= top && !over_budget_; ++n) {
@@ -2090,14 +2108,17 @@ void CountVectorizer::CountRunNgrams(std::string_view text, const AsciiRuns& run
   // The n-grams are stretches of the lowercased text: ASCII text to lowercase is copied so once
   // (Preprocess, the same positions), not n-gram by n-gram.
   const std::string_view doc = lower ? analyzer_.Preprocess(text, scratch) : text;
-  if (options.ngram_min <= 1) {
-    CountAsciiUnigramsWith(path, doc, runs, /*lower=*/false, index_, scratch);
-    CountSingleByteRuns(doc, runs, /*lower=*/false, scratch);
-  }
   // The n-grams of at most kMaxPaddedKey bytes as runs over doc and over scratch->grams (their
   // starts and ends in the tokens' four extra arrays), the longer ones as views.
-  const RunTokens tokens =
-      TokensOfRuns(doc, runs, analyzer_.MinTermBytes(), /*extra=*/4, &scratch->gram_bounds);
+  const RunTokens tokens = TokensOfRuns(doc, runs, analyzer_.MinTermBytes(), options.stop_words,
+                                        /*extra=*/4, &scratch->gram_bounds);
+  if (options.ngram_min <= 1) {
+    // The tokens (the runs less the stop words, if any) as runs.
+    const AsciiRuns unigrams =
+        options.stop_words.empty() ? runs : AsciiRuns{tokens.starts, tokens.ends, tokens.count};
+    CountAsciiUnigramsWith(path, doc, unigrams, /*lower=*/false, index_, scratch);
+    CountSingleByteRuns(doc, unigrams, /*lower=*/false, scratch);
+  }
   uint32_t* doc_starts = tokens.extra;
   uint32_t* doc_ends = doc_starts + tokens.stride;
   uint32_t* own_starts = doc_ends + tokens.stride;

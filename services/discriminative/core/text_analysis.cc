@@ -17,7 +17,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
-#include "common/store/held_bytes.h"
 #include "services/discriminative/core/count_simd.h"
 #include "services/discriminative/core/utf8_simd.h"
 #include "unicode/normalizer2.h"
@@ -1781,16 +1780,13 @@ std::vector<std::string> DefaultTokenize(std::string_view text) {
 }
 
 int64_t StopWords::MemoryBytes() const {
-  return static_cast<int64_t>(bytes_.capacity() + ends_.capacity() * sizeof(uint32_t)) +
-         store::HashTableBytes(set_);
+  return static_cast<int64_t>(bytes_.capacity() + ends_.capacity() * sizeof(uint32_t) +
+                              table_.MemoryBytes());
 }
 
 void StopWords::Index() {
-  set_.reserve(ends_.size());
-  for (size_t i = 0; i < ends_.size(); ++i) {
-    const std::string_view word = given(i);
-    set_.insert(absl::string_view(word.data(), word.size()));
-  }
+  table_.Reserve(ends_.size());
+  for (size_t i = 0; i < ends_.size(); ++i) table_.Insert(given(i));
 }
 
 std::vector<std::string_view> EnglishStopWords() {

@@ -17,7 +17,6 @@
 #include <utility>
 #include <vector>
 
-#include "absl/container/flat_hash_set.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -135,28 +134,30 @@ class StopWords {
   StopWords(StopWords&& other) = default;
   StopWords& operator=(StopWords&& other) = default;
 
-  bool contains(std::string_view word) const {
-    return set_.contains(absl::string_view(word.data(), word.size()));
-  }
+  bool contains(std::string_view word) const { return table_.Find(word) != TermTable::kNotFound; }
+  // The distinct words as a table (for callers that build keys themselves; ids are arbitrary).
+  const TermTable& table() const { return table_; }
   bool empty() const { return ends_.empty(); }
   // Distinct words.
-  size_t size() const { return set_.size(); }
+  size_t size() const { return table_.size(); }
   // The words as given, repeats included: given(0), ..., given(given_size() - 1).
   size_t given_size() const { return ends_.size(); }
   std::string_view given(size_t i) const {
     const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
     return std::string_view(bytes_.data() + begin, ends_[i] - begin);
   }
-  // Heap bytes held (the words, their ends, the set's table).
+  // Heap bytes held (the words, their ends, the table).
   int64_t MemoryBytes() const;
 
  private:
-  // Fills set_ with the given words (set_ empty).
+  // Fills table_ with the given words (table_ empty).
   void Index();
 
   std::vector<char> bytes_;     // the given words, one after the other
   std::vector<uint32_t> ends_;  // word i is bytes_[ends_[i - 1] (0 for i = 0), ends_[i])
-  absl::flat_hash_set<absl::string_view> set_;  // views into bytes_
+  // The distinct words, for contains: a word of up to 15 bytes is one probe of two integers
+  // (a token of a text is checked against it, so it is on the word n-grams' path).
+  TermTable table_;
 };
 
 template <typename Words>
@@ -405,13 +406,13 @@ class Analyzer {
            options_.ngram_min == 1 && options_.ngram_max == 1;
   }
   // True iff the terms are the word n-grams (n from ngram_min to ngram_max >= 2) of the tokens of
-  // TermRuns / AsciiTermRuns (their runs of MinTermBytes() bytes or more), lowercased when
-  // options().lowercase: UnigramsBeforeStopWords's analyzer with n-grams, without stop words. An
+  // TermRuns / AsciiTermRuns (their runs of MinTermBytes() bytes or more, less the stop words),
+  // lowercased when options().lowercase: UnigramsBeforeStopWords's analyzer with n-grams. An
   // n-gram is its n tokens joined by one space (scikit-learn's _word_ngrams).
   bool RunNgrams() const {
     return options_.kind == AnalyzerKind::kWord &&
            (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
-           options_.ngram_max >= 2 && options_.stop_words.empty();
+           options_.ngram_max >= 2;
   }
   // The fewest bytes of a term among the runs of TermRuns / AsciiTermRuns: 2 for the default
   // pattern (\w\w+) and run patterns of at least 2 code points, whose runs of one code point of

@@ -141,7 +141,7 @@ TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fi
   // character tokens (dropped by \w\w+, kept by \w+), n-grams of up to 15 bytes and longer,
   // capitals, and code points >= 0x80 in a third of the texts. The fit's rows are compared in
   // storage order, which is the order of first occurrence (_word_ngrams's: the unigrams, then each
-  // n in turn).
+  // n in turn). With stop words, dropped from the tokens before the n-grams.
   const Strings pool = {"the", "cat",  "sat",   "on",    "The",        "CAT",      "a",
                         "I",   "x9",   "a_b",   "2024",  "abcdefghij", "abcdefgh", "it's",
                         "Ab",  "café", "ÉCOLE", "naïve", "Straße"};
@@ -161,14 +161,18 @@ TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fi
   for (const char* pattern : {R"((?u)\b\w\w+\b)", R"(\w+)", R"([a-z]{2,})"}) {
     for (const auto& [low, high] : {std::pair{1u, 2u}, std::pair{2u, 2u}, std::pair{1u, 3u},
                                     std::pair{2u, 4u}, std::pair{3u, 3u}}) {
-      for (const bool lowercase : {true, false}) {
-        INFO(pattern << ", ngram_range (" << low << ", " << high << "), lowercase " << lowercase);
+      for (const auto& [lowercase, stop] : {std::pair{true, false}, std::pair{false, false},
+                                            std::pair{true, true}, std::pair{false, true}}) {
+        INFO(pattern << ", ngram_range (" << low << ", " << high << "), lowercase " << lowercase
+                     << ", stop words " << stop);
         const auto icu = TokenPattern::Compile(pattern, /*use_runs=*/false);
         REQUIRE(icu.ok());
         CountVectorizerOptions fast, slow;
         fast.analyzer.lowercase = slow.analyzer.lowercase = lowercase;
         fast.analyzer.ngram_min = slow.analyzer.ngram_min = low;
         fast.analyzer.ngram_max = slow.analyzer.ngram_max = high;
+        // A lowercase stop word, a capitalised one, a one-character token of \w+.
+        if (stop) fast.analyzer.stop_words = slow.analyzer.stop_words = {"the", "CAT", "a"};
         if (std::string(pattern) != R"((?u)\b\w\w+\b)") {
           const auto runs = TokenPattern::Compile(pattern);
           REQUIRE(runs.ok());
@@ -194,6 +198,28 @@ TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fi
         }
       }
     }
+  }
+  // A fixed vocabulary may hold a stop word and n-grams across one: never counted, as no token is
+  // a stop word.
+  CountVectorizerOptions fast;
+  fast.analyzer.ngram_max = 2;
+  fast.analyzer.stop_words = {"the", "a"};
+  fast.fixed_vocabulary = {"the", "cat", "the cat", "cat sat", "sat the", "a", "on cat", "sat on"};
+  CountVectorizerOptions slow = fast;
+  const auto icu = TokenPattern::Compile(R"((?u)\b\w\w+\b)", /*use_runs=*/false);
+  REQUIRE(icu.ok());
+  slow.analyzer.token_pattern = *icu;
+  auto a = CountVectorizer::FitTransform(texts, fast);
+  auto b = CountVectorizer::FitTransform(texts, slow);
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  const SparseVector x = a->vectorizer.Transform("the cat sat the on the cat a sat on cat");
+  const SparseVector y = b->vectorizer.Transform("the cat sat the on the cat a sat on cat");
+  CHECK(x.indices == y.indices);
+  CHECK(x.values == y.values);
+  CHECK(x.indices == std::vector<uint32_t>{1, 3, 6, 7});  // cat, cat sat, on cat, sat on
+  for (const std::string& text : texts) {
+    REQUIRE(a->vectorizer.Transform(text).indices == b->vectorizer.Transform(text).indices);
   }
 }
 
