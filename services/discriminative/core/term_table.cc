@@ -29,9 +29,10 @@ void TermTable::Grow(size_t n) {
   Rehash(capacity);
 }
 
-void TermTable::Reserve(size_t n) {
+void TermTable::Reserve(size_t n, size_t bytes) {
   if (!Fits(n, slots_.size())) Grow(n);
   if (offsets_.capacity() < n + 1) offsets_.reserve(std::max(n + 1, 2 * offsets_.capacity()));
+  if (bytes_.capacity() < bytes) bytes_.reserve(bytes);
 }
 
 void TermTable::Assign(std::string bytes, std::vector<size_t> offsets,

@@ -152,8 +152,8 @@ class TermTable {
   // InsertFrom(KeyOf(t), Home(KeyOf(t)), t) (homes computed after the Reserve) equal Insert(t).
   std::pair<uint32_t, bool> InsertFrom(const Key& key, size_t home, std::string_view term);
 
-  // Makes room for `n` terms without rehashing.
-  void Reserve(size_t n);
+  // Makes room for `n` terms without rehashing (and for `bytes` bytes of terms in the arena).
+  void Reserve(size_t n, size_t bytes = 0);
 
   // Replaces the table by the terms of an arena, term id being bytes[offsets[id], offsets[id + 1]),
   // with ids 0, 1, ... in that order (as inserting them in order into an empty table), put into

@@ -1780,13 +1780,7 @@ std::vector<std::string> DefaultTokenize(std::string_view text) {
 }
 
 int64_t StopWords::MemoryBytes() const {
-  return static_cast<int64_t>(bytes_.capacity() + ends_.capacity() * sizeof(uint32_t) +
-                              table_.MemoryBytes());
-}
-
-void StopWords::Index() {
-  table_.Reserve(ends_.size());
-  for (size_t i = 0; i < ends_.size(); ++i) table_.Insert(given(i));
+  return static_cast<int64_t>(table_.MemoryBytes() + given_.capacity() * sizeof(uint32_t));
 }
 
 std::vector<std::string_view> EnglishStopWords() {

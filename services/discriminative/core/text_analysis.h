@@ -125,39 +125,24 @@ class StopWords {
   static StopWords Of(const Words& words);
   StopWords(std::initializer_list<std::string_view> words)  // NOLINT(google-explicit-constructor)
       : StopWords(Of(words)) {}
-  StopWords(const StopWords& other) : bytes_(other.bytes_), ends_(other.ends_) { Index(); }
-  StopWords& operator=(const StopWords& other) {
-    if (this != &other) *this = StopWords(other);
-    return *this;
-  }
-  // A move keeps the words where they are (the set's views stay valid).
-  StopWords(StopWords&& other) = default;
-  StopWords& operator=(StopWords&& other) = default;
-
   bool contains(std::string_view word) const { return table_.Find(word) != TermTable::kNotFound; }
-  // The distinct words as a table (for callers that build keys themselves; ids are arbitrary).
+  // The distinct words as a table (for callers that build keys themselves).
   const TermTable& table() const { return table_; }
-  bool empty() const { return ends_.empty(); }
+  bool empty() const { return given_.empty(); }
   // Distinct words.
   size_t size() const { return table_.size(); }
   // The words as given, repeats included: given(0), ..., given(given_size() - 1).
-  size_t given_size() const { return ends_.size(); }
-  std::string_view given(size_t i) const {
-    const uint32_t begin = i == 0 ? 0 : ends_[i - 1];
-    return std::string_view(bytes_.data() + begin, ends_[i] - begin);
-  }
-  // Heap bytes held (the words, their ends, the table).
+  size_t given_size() const { return given_.size(); }
+  std::string_view given(size_t i) const { return table_.term(given_[i]); }
+  // Heap bytes held (the table with its words, the given order).
   int64_t MemoryBytes() const;
 
  private:
-  // Fills table_ with the given words (table_ empty).
-  void Index();
-
-  std::vector<char> bytes_;     // the given words, one after the other
-  std::vector<uint32_t> ends_;  // word i is bytes_[ends_[i - 1] (0 for i = 0), ends_[i])
-  // The distinct words, for contains: a word of up to 15 bytes is one probe of two integers
-  // (a token of a text is checked against it, so it is on the word n-grams' path).
+  // The distinct words, each held once in the table's arena: contains is one probe of two
+  // integers for a word of up to 15 bytes (a token of a text is checked against it, so it is on
+  // the word n-grams' path).
   TermTable table_;
+  std::vector<uint32_t> given_;  // the table's id of each word as given
 };
 
 template <typename Words>
@@ -168,14 +153,9 @@ StopWords StopWords::Of(const Words& words) {
     ++n;
     bytes += std::string_view(word).size();
   }
-  out.bytes_.reserve(bytes);
-  out.ends_.reserve(n);
-  for (const auto& word : words) {
-    const std::string_view view(word);
-    out.bytes_.insert(out.bytes_.end(), view.begin(), view.end());
-    out.ends_.push_back(static_cast<uint32_t>(out.bytes_.size()));
-  }
-  out.Index();
+  out.table_.Reserve(n, bytes);
+  out.given_.reserve(n);
+  for (const auto& word : words) out.given_.push_back(out.table_.Insert(word).first);
   return out;
 }
 
