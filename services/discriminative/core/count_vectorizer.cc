@@ -1584,15 +1584,10 @@ bool CountVectorizer::Fitter::AddRunNgrams(std::string_view text) {
   std::string_view doc;
   bool lower = false;
   const Analyzer& analyzer = result_.vectorizer.analyzer_;
-  if (!analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
-    // Other text with code points >= 0x80: the runs of the preprocessed text.
-    doc = analyzer.Preprocess(text, &scratch_);
-    if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
-  } else if (lower) {
-    // ASCII text to lowercase: lowercased once (the same positions), so that the n-grams are
-    // stretches of it.
-    doc = analyzer.Preprocess(text, &scratch_);
-  }
+  if (!analyzer.TextTermRuns(text, &scratch_, &runs, &doc, &lower)) return false;
+  // ASCII text to lowercase: lowercased once (the same positions), so that the n-grams are
+  // stretches of it.
+  if (lower) doc = analyzer.Preprocess(text, &scratch_);
   const AnalyzerOptions& options = analyzer.options();
   const size_t min_bytes = analyzer.MinTermBytes();
   const RunTokens tokens =
@@ -1623,12 +1618,7 @@ bool CountVectorizer::Fitter::AddUnigrams(std::string_view text) {
   std::string_view doc;
   bool lower = false;
   const Analyzer& analyzer = result_.vectorizer.analyzer_;
-  if (!analyzer.WellFormedTermRuns(text, &scratch_, &runs, &doc, &lower)) {
-    // Other text with code points >= 0x80: the same steps, on the runs of the preprocessed text.
-    doc = analyzer.Preprocess(text, &scratch_);
-    if (!analyzer.TermRuns(doc, &scratch_, &runs)) return false;
-    lower = false;
-  }
+  if (!analyzer.TextTermRuns(text, &scratch_, &runs, &doc, &lower)) return false;
   const bool single_bytes = analyzer.MinTermBytes() == 1;
   // A one-byte term not seen before: the text goes term by term (Add's other path), so that it
   // takes its provisional index in token order among the text's new terms.

@@ -2076,6 +2076,14 @@ bool Analyzer::WellFormedTermRuns(std::string_view text, AnalyzerScratch* scratc
   return true;
 }
 
+bool Analyzer::TextTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,
+                            std::string_view* doc, bool* lower) const {
+  if (WellFormedTermRuns(text, scratch, runs, doc, lower)) return true;
+  *doc = Preprocess(text, scratch);
+  *lower = false;
+  return TermRuns(*doc, scratch, runs);
+}
+
 std::string_view Analyzer::Preprocess(std::string_view text, AnalyzerScratch* scratch) const {
   std::string_view doc = text;
   if (options_.lowercase) {

@@ -427,6 +427,11 @@ class Analyzer {
   // takes TermRuns.
   bool WellFormedTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,
                           std::string_view* doc, bool* lower) const;
+  // WellFormedTermRuns, else the runs of the preprocessed text (TermRuns of Preprocess(text),
+  // *lower = false): the term runs of any valid text. False only for a text too long for runs
+  // (2^32 - 1 bytes or more). REQUIRES: ValidateUtf8(text).ok().
+  bool TextTermRuns(std::string_view text, AnalyzerScratch* scratch, AsciiRuns* runs,
+                    std::string_view* doc, bool* lower) const;
 
  private:
   using BatchEmit = absl::FunctionRef<void(absl::Span<const std::string_view>)>;

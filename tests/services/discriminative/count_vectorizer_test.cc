@@ -22,6 +22,26 @@ CountVectorizer::FitResult MustFit(const Strings& texts, const CountVectorizerOp
   return *std::move(fit);
 }
 
+// The fits of `texts` with the two options give the same vocabulary and rows (in storage order),
+// or fail alike, and their transforms of each text the same rows.
+void CheckSameFitAndTransform(const Strings& texts, const CountVectorizerOptions& fast,
+                              const CountVectorizerOptions& slow) {
+  auto a = CountVectorizer::FitTransform(texts, fast);
+  auto b = CountVectorizer::FitTransform(texts, slow);
+  REQUIRE(a.ok() == b.ok());
+  if (!a.ok()) return;
+  CHECK(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
+  CHECK(a->rows.indices == b->rows.indices);
+  CHECK(a->rows.values == b->rows.values);
+  CHECK(a->rows.offsets == b->rows.offsets);
+  for (const std::string& text : texts) {
+    const SparseVector x = a->vectorizer.Transform(text);
+    const SparseVector y = b->vectorizer.Transform(text);
+    REQUIRE(x.indices == y.indices);
+    REQUIRE(x.values == y.values);
+  }
+}
+
 TEST_CASE("CountVectorizer orders features by code point (spec 2.2)") {
   CountVectorizerOptions keep_case;
   keep_case.analyzer.lowercase = false;
@@ -117,20 +137,8 @@ TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals 
         if (stop) fast.analyzer.stop_words = slow.analyzer.stop_words = {"the", "and", "ab"};
         fast.analyzer.token_pattern = *runs;
         slow.analyzer.token_pattern = *icu;
-        auto a = CountVectorizer::FitTransform(texts, fast);
-        auto b = CountVectorizer::FitTransform(texts, slow);
-        REQUIRE(a.ok() == b.ok());
-        if (!a.ok()) continue;  // e.g. [A-Z]{2,} after lowercasing: the same empty vocabulary
-        CHECK(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
-        CHECK(a->rows.indices == b->rows.indices);
-        CHECK(a->rows.values == b->rows.values);
-        CHECK(a->rows.offsets == b->rows.offsets);
-        for (const std::string& text : texts) {
-          const SparseVector x = a->vectorizer.Transform(text);
-          const SparseVector y = b->vectorizer.Transform(text);
-          REQUIRE(x.indices == y.indices);
-          REQUIRE(x.values == y.values);
-        }
+        // e.g. [A-Z]{2,} after lowercasing: the same empty vocabulary, refused alike
+        CheckSameFitAndTransform(texts, fast, slow);
       }
     }
   }
@@ -182,20 +190,7 @@ TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fi
         slow.analyzer.token_pattern = *icu;
         REQUIRE(Analyzer(fast.analyzer).RunNgrams());
         REQUIRE_FALSE(Analyzer(slow.analyzer).RunNgrams());
-        auto a = CountVectorizer::FitTransform(texts, fast);
-        auto b = CountVectorizer::FitTransform(texts, slow);
-        REQUIRE(a.ok() == b.ok());
-        if (!a.ok()) continue;
-        CHECK(testing::Vocabulary(a->vectorizer) == testing::Vocabulary(b->vectorizer));
-        CHECK(a->rows.indices == b->rows.indices);
-        CHECK(a->rows.values == b->rows.values);
-        CHECK(a->rows.offsets == b->rows.offsets);
-        for (const std::string& text : texts) {
-          const SparseVector x = a->vectorizer.Transform(text);
-          const SparseVector y = b->vectorizer.Transform(text);
-          REQUIRE(x.indices == y.indices);
-          REQUIRE(x.values == y.values);
-        }
+        CheckSameFitAndTransform(texts, fast, slow);
       }
     }
   }

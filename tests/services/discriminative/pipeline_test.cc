@@ -454,6 +454,26 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
   }
 }
 
+// ClassifyCompact's probabilities and predictions of `queries` equal PredictScores's, text by
+// text.
+void CheckCompactEqualsScores(const Pipeline& pipeline, const Strings& queries) {
+  auto scores = pipeline.PredictScores(queries);
+  REQUIRE(scores.ok());
+  const size_t k = pipeline.classes().size();
+  std::vector<double> probabilities(queries.size() * k, -1.0);
+  std::vector<uint32_t> predicted(queries.size(), 99);
+  exec::InlineExecutor executor;
+  REQUIRE(pipeline
+              .ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
+                               predicted.data())
+              .ok());
+  for (size_t i = 0; i < queries.size(); ++i) {
+    INFO("text " << i << ": " << queries[i]);
+    CHECK(predicted[i] == (*scores)[i].predicted);
+    for (size_t c = 0; c < k; ++c) CHECK(probabilities[i * k + c] == (*scores)[i].probability[c]);
+  }
+}
+
 TEST_CASE(
     "ClassifyCompact equals PredictScores for every text of a batch of several chunks and "
     "softmax blocks") {
@@ -469,21 +489,7 @@ TEST_CASE(
   }
   auto pipeline = Pipeline::Fit(kCorpus, kLabels, {}, v1::VectorizerConfig(), {});
   REQUIRE(pipeline.ok());
-  auto scores = pipeline->PredictScores(queries);
-  REQUIRE(scores.ok());
-  const size_t k = 3;
-  std::vector<double> probabilities(queries.size() * k, -1.0);
-  std::vector<uint32_t> predicted(queries.size(), 99);
-  exec::InlineExecutor executor;
-  REQUIRE(pipeline
-              ->ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
-                                predicted.data())
-              .ok());
-  for (size_t i = 0; i < queries.size(); ++i) {
-    INFO("text " << i << ": " << queries[i]);
-    CHECK(predicted[i] == (*scores)[i].predicted);
-    for (size_t c = 0; c < k; ++c) CHECK(probabilities[i * k + c] == (*scores)[i].probability[c]);
-  }
+  CheckCompactEqualsScores(*pipeline, queries);
 }
 
 TEST_CASE(
@@ -503,21 +509,10 @@ TEST_CASE(
       config.mutable_count()->mutable_text()->set_decode_error(decode);
       auto pipeline = Pipeline::Fit(train, labels, {}, config, {});
       REQUIRE(pipeline.ok());
-      auto scores = pipeline->PredictScores(queries);
-      REQUIRE(scores.ok());
+      CheckCompactEqualsScores(*pipeline, queries);
       std::vector<double> probabilities(queries.size() * 2);
       std::vector<uint32_t> predicted(queries.size());
       exec::InlineExecutor executor;
-      REQUIRE(pipeline
-                  ->ClassifyCompact(queries, exec::StopToken(), executor, probabilities.data(),
-                                    predicted.data())
-                  .ok());
-      for (size_t i = 0; i < queries.size(); ++i) {
-        CHECK(predicted[i] == (*scores)[i].predicted);
-        for (size_t c = 0; c < 2; ++c) {
-          CHECK(probabilities[i * 2 + c] == (*scores)[i].probability[c]);
-        }
-      }
       Strings invalid = queries;
       invalid[3] = "alpha \xff beta";
       const absl::Status status = pipeline->ClassifyCompact(invalid, exec::StopToken(), executor,
