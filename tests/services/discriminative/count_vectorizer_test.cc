@@ -22,6 +22,24 @@ CountVectorizer::FitResult MustFit(const Strings& texts, const CountVectorizerOp
   return *std::move(fit);
 }
 
+// 300 texts of up to 25 words of `pool`, each followed by one of `separators`, drawn by an LCG
+// from `seed`; words with a first byte >= 0x80 only in every third text (2/3 of them ASCII).
+Strings MixedTexts(const Strings& pool, const Strings& separators, uint64_t seed) {
+  Strings texts;
+  uint64_t state = seed;
+  for (int t = 0; t < 300; ++t) {
+    std::string text;
+    for (int k = 0; k < 25; ++k) {
+      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+      const std::string& word = pool[(state >> 33) % pool.size()];
+      if (t % 3 != 0 && static_cast<unsigned char>(word[0]) >= 0x80) continue;
+      text += word + separators[(state >> 20) % separators.size()];
+    }
+    texts.push_back(text);
+  }
+  return texts;
+}
+
 // The fits of `texts` with the two options give the same vocabulary and rows (in storage order),
 // or fail alike, and their transforms of each text the same rows.
 void CheckSameFitAndTransform(const Strings& texts, const CountVectorizerOptions& fast,
@@ -109,18 +127,7 @@ TEST_CASE("CountVectorizer with a run token_pattern: the word runs' path equals 
                         "and",
                         "Ab",
                         "abcdefghijklmnopq"};
-  Strings texts;
-  uint64_t state = 11;
-  for (int t = 0; t < 300; ++t) {
-    std::string text;
-    for (int k = 0; k < 25; ++k) {
-      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-      const std::string& word = pool[(state >> 33) % pool.size()];
-      if (t % 3 != 0 && static_cast<unsigned char>(word[0]) >= 0x80) continue;  // 2/3 ASCII
-      text += word + ((state >> 20) % 4 == 0 ? ", " : " ");
-    }
-    texts.push_back(text);
-  }
+  const Strings texts = MixedTexts(pool, {", ", " ", " ", " "}, 11);
   for (const char* pattern :
        {R"([a-z]{2,})", R"(\b[a-z]{2,}\b)", R"([^\s,.]{2,})", R"(\w\w+)", R"([A-Z]{2,})",
         R"((?a)\b\w{3,}\b)", R"(\w+)", R"(\S+)", R"([^\W\d_]{3,})", R"([^\s,.]+)"}) {
@@ -154,18 +161,7 @@ TEST_CASE("CountVectorizer word n-grams from the runs equal ICU's matching in fi
                         "I",   "x9",   "a_b",   "2024",  "abcdefghij", "abcdefgh", "it's",
                         "Ab",  "café", "ÉCOLE", "naïve", "Straße"};
   const Strings separators = {" ", " ", " ", " ", "  ", "\n", ", ", "-", " a ", "\t"};
-  Strings texts;
-  uint64_t state = 5;
-  for (int t = 0; t < 300; ++t) {
-    std::string text;
-    for (int k = 0; k < 25; ++k) {
-      state = state * 6364136223846793005ULL + 1442695040888963407ULL;
-      const std::string& word = pool[(state >> 33) % pool.size()];
-      if (t % 3 != 0 && static_cast<unsigned char>(word[0]) >= 0x80) continue;  // 2/3 ASCII
-      text += word + separators[(state >> 20) % separators.size()];
-    }
-    texts.push_back(text);
-  }
+  const Strings texts = MixedTexts(pool, separators, 5);
   for (const char* pattern : {R"((?u)\b\w\w+\b)", R"(\w+)", R"([a-z]{2,})"}) {
     for (const auto& [low, high] : {std::pair{1u, 2u}, std::pair{2u, 2u}, std::pair{1u, 3u},
                                     std::pair{2u, 4u}, std::pair{3u, 3u}}) {
