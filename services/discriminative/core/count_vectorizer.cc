@@ -2122,8 +2122,11 @@ void CountVectorizer::CountRunNgrams(std::string_view text, const AsciiRuns& run
   for (size_t n = std::max<size_t>(options.ngram_min, 2); n <= top; ++n) {
     long_grams.clear();
     size_t in_doc = 0, own = 0;
+    // Runs over the buffer hold 32-bit positions: past 4 GiB of joined n-grams (a text of more
+    // than a GiB), those are looked up as views.
+    const bool own_runs = n * (tokens.bytes + tokens.count) < std::numeric_limits<uint32_t>::max();
     ForEachRunNgram(doc, tokens, n, &scratch->grams, [&](std::string_view gram, bool joined) {
-      if (gram.size() > TermTable::kMaxPaddedKey) {
+      if (gram.size() > TermTable::kMaxPaddedKey || (!joined && !own_runs)) {
         long_grams.push_back(gram);
       } else if (joined) {
         doc_starts[in_doc] = static_cast<uint32_t>(gram.data() - doc.data());
