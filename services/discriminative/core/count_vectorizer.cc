@@ -2157,24 +2157,13 @@ void CountVectorizer::Transform(std::string_view text, AnalyzerScratch* scratch,
     OrderedRow(num_features, binary_, scratch, row);
     return;
   }
-  if (TransformIfWellFormed(text, scratch, row)) return;
-  if (ngram_runs_) {
-    const std::string_view doc = analyzer_.Preprocess(text, scratch);
+  if (unigram_runs_ || ngram_runs_) {
+    // The runs of ASCII or well-formed text as it is, else of the preprocessed text.
     AsciiRuns runs;
-    if (analyzer_.TermRuns(doc, scratch, &runs)) {
-      CountRunNgrams(doc, runs, /*lower=*/false, scratch);
-      OrderedRow(num_features, binary_, scratch, row);
-      return;
-    }
-  }
-  if (unigram_runs_) {
-    // Other text with code points >= 0x80: the same lookups, on the runs of the preprocessed
-    // text, in separate steps.
-    const std::string_view doc = analyzer_.Preprocess(text, scratch);
-    AsciiRuns runs;
-    if (analyzer_.TermRuns(doc, scratch, &runs)) {
-      CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, /*lower=*/false, index_, scratch);
-      CountSingleByteRuns(doc, runs, /*lower=*/false, scratch);
+    std::string_view doc;
+    bool lower = false;
+    if (analyzer_.TextTermRuns(text, scratch, &runs, &doc, &lower)) {
+      CountRuns(doc, runs, lower, scratch);
       OrderedRow(num_features, binary_, scratch, row);
       return;
     }
@@ -2197,14 +2186,19 @@ bool CountVectorizer::TransformIfWellFormed(std::string_view text, AnalyzerScrat
   const size_t num_features = index_.size();
   if (scratch->dense.size() < num_features) scratch->dense.resize(num_features, 0.0);
   scratch->ids.clear();
-  if (ngram_runs_) {
-    CountRunNgrams(doc, runs, lower, scratch);
-  } else {
-    CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
-    CountSingleByteRuns(doc, runs, lower, scratch);
-  }
+  CountRuns(doc, runs, lower, scratch);
   OrderedRow(num_features, binary_, scratch, row);
   return true;
+}
+
+void CountVectorizer::CountRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
+                                AnalyzerScratch* scratch) const {
+  if (ngram_runs_) {
+    CountRunNgrams(doc, runs, lower, scratch);
+    return;
+  }
+  CountAsciiUnigramsWith(BestCountSimdPath(), doc, runs, lower, index_, scratch);
+  CountSingleByteRuns(doc, runs, lower, scratch);
 }
 
 int64_t CountVectorizer::MemoryBytes() const {

@@ -114,9 +114,10 @@ class CountVectorizer final : public Vectorizer {
   using Vectorizer::Transform;
   // transform([text]) for one text: counts of known terms, unknown terms skipped.
   void Transform(std::string_view text, AnalyzerScratch* scratch, SparseVector* row) const override;
-  // The word analyzer's path (Analyzer::AsciiUnigrams) on ASCII text, and, when preprocessing is
-  // only lowercasing, on text that LowerWordRuns lowercases and splits in one pass. (Transform
-  // takes the same lookups on the word runs of any other text's preprocessed form.)
+  // The word analyzer's path from the term runs (unigrams, Analyzer::UnigramsBeforeStopWords, or
+  // n-grams, Analyzer::RunNgrams) on ASCII text, and, when preprocessing is only lowercasing, on
+  // text that LowerWordRuns lowercases and splits in one pass. (Transform takes the same lookups
+  // on the runs of any other text's preprocessed form.)
   bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                              SparseVector* row) const override;
   size_t num_features() const override { return index_.size(); }
@@ -148,6 +149,10 @@ class CountVectorizer final : public Vectorizer {
   // single_byte_terms_; else nothing), after CountAsciiUnigramsWith counted the others.
   void CountSingleByteRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
                            AnalyzerScratch* scratch) const;
+  // Counts the terms of a text from its term runs (unigram_runs_ or ngram_runs_): `runs` over
+  // `doc` (lowercased when `lower`), as Analyzer::WellFormedTermRuns or TextTermRuns give them.
+  void CountRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
+                 AnalyzerScratch* scratch) const;
   // Counts the terms of a text whose analyzer's terms are the n-grams of its runs
   // (Analyzer::RunNgrams): `runs` over `text` (ASCII to be lowercased when `lower`: it is then
   // lowercased into a copy first), as Analyzer::WellFormedTermRuns or TermRuns give them. An

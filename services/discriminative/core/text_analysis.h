@@ -381,18 +381,19 @@ class Analyzer {
   // needs no stop word (a vocabulary without one, where a stop word's lookup finds nothing; a fit
   // that drops them with the pruned terms) can take the same runs.
   bool UnigramsBeforeStopWords() const {
-    return options_.kind == AnalyzerKind::kWord &&
-           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
-           options_.ngram_min == 1 && options_.ngram_max == 1;
+    return TokensAreRuns() && options_.ngram_min == 1 && options_.ngram_max == 1;
   }
   // True iff the terms are the word n-grams (n from ngram_min to ngram_max >= 2) of the tokens of
   // TermRuns / AsciiTermRuns (their runs of MinTermBytes() bytes or more, less the stop words),
   // lowercased when options().lowercase: UnigramsBeforeStopWords's analyzer with n-grams. An
   // n-gram is its n tokens joined by one space (scikit-learn's _word_ngrams).
-  bool RunNgrams() const {
+  bool RunNgrams() const { return TokensAreRuns() && options_.ngram_max >= 2; }
+  // True iff the word tokens are the term runs (TermRuns / AsciiTermRuns, their runs of
+  // MinTermBytes() bytes or more): the word analyzer with the default token pattern or a custom
+  // pattern on the run path.
+  bool TokensAreRuns() const {
     return options_.kind == AnalyzerKind::kWord &&
-           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1) &&
-           options_.ngram_max >= 2;
+           (options_.token_pattern == nullptr || options_.token_pattern->run_min_length() >= 1);
   }
   // The fewest bytes of a term among the runs of TermRuns / AsciiTermRuns: 2 for the default
   // pattern (\w\w+) and run patterns of at least 2 code points, whose runs of one code point of
