@@ -20,8 +20,8 @@ inline int64_t StringHeapBytes(const std::string& s) {
 }
 
 // The allocation of a vector (by capacity), not counting what its elements own.
-template <class T>
-int64_t VectorBytes(const std::vector<T>& v) {
+template <class T, class Allocator>
+int64_t VectorBytes(const std::vector<T, Allocator>& v) {
   return static_cast<int64_t>(v.capacity() * sizeof(T));
 }
 

@@ -79,8 +79,8 @@ constexpr uint64_t kFitterMemoTag = 1;
 
 // TermTable::Assign's arena of n terms, term_of(i) the i-th: both allocated once, at their size.
 struct TermArena {
-  std::string bytes;
-  std::vector<size_t> offsets;
+  LargeString bytes;
+  LargeVector<size_t> offsets;
 };
 template <typename TermOf>
 TermArena ArenaOf(size_t n, const TermOf& term_of) {
@@ -1824,7 +1824,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
   }
   const size_t num_terms = terms.size();
-  std::vector<uint64_t>& df = provisional_df_;  // counted by Add
+  auto& df = provisional_df_;  // counted by Add
   df.resize(num_terms, 0);
   // Pruning by document frequency (_limit_features), on the raw float products.
   const double max_doc_count = DocCount(max_df_, num_documents);
@@ -1903,7 +1903,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   // The kept terms' bytes, in feature order, straight from the provisional arena.
   TermArena arena = ArenaOf(kept.size(), [&](size_t rank) { return terms.term(kept[rank]); });
   provisional_ = TermTable();
-  provisional_df_ = std::vector<uint64_t>();
+  provisional_df_ = decltype(provisional_df_)();
   v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
   // Each row to scikit-learn's storage order (spec 2.8: ascending provisional index, i.e. order of
   // first occurrence in the corpus, with final column numbers; the order of TF-IDF's norm sums),
@@ -2011,7 +2011,7 @@ absl::StatusOr<CountVectorizer> CountVectorizer::FromState(const CountVectorizer
   return v;
 }
 
-void CountVectorizer::BuildIndex(std::string bytes, std::vector<size_t> offsets) {
+void CountVectorizer::BuildIndex(LargeString bytes, LargeVector<size_t> offsets) {
   // The terms of the most documents are put into the table first (then by id): they then mostly
   // lie in their home slots, and a text's lookups rarely probe a second slot (a mispredicted
   // branch each). Without document frequencies (a given vocabulary), in id order.

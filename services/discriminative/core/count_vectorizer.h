@@ -144,7 +144,7 @@ class CountVectorizer final : public Vectorizer {
   CountVectorizer() : analyzer_(AnalyzerOptions()) {}
   // Makes index_ the vocabulary of the terms of an arena (TermTable::Assign), placed by
   // document_frequency_ when it has one value per term.
-  void BuildIndex(std::string bytes, std::vector<size_t> offsets);
+  void BuildIndex(LargeString bytes, LargeVector<size_t> offsets);
   // Counts the 1-byte runs of `runs` over `doc` (lowercased when `lower`) that are terms (with
   // single_byte_terms_; else nothing), after CountAsciiUnigramsWith counted the others.
   void CountSingleByteRuns(std::string_view doc, const AsciiRuns& runs, bool lower,
@@ -261,7 +261,7 @@ class CountVectorizer::Fitter {
   TermTable provisional_;  // term -> provisional index
   // Documents containing each provisional term (learned vocabulary), counted as rows are added so
   // that Finish needs no extra pass over the rows.
-  std::vector<uint64_t> provisional_df_;
+  LargeVector<uint64_t> provisional_df_;
   bool too_many_ = false;
   // The provisional index of each one-byte term, by its byte, once looked up (NewSingleByteTerm).
   std::array<uint32_t, 256> single_byte_ids_;

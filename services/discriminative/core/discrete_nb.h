@@ -21,7 +21,7 @@
 #include "absl/strings/string_view.h"
 #include "common/random/simd_level.h"
 #include "services/discriminative/core/classifier.h"
-#include "services/discriminative/core/default_init.h"
+#include "services/discriminative/core/large_array.h"
 
 namespace maas::discriminative {
 
@@ -58,29 +58,6 @@ absl::StatusOr<NbOptions> NbOptionsFromConfig(const Config& config) {
   if (!valid.ok()) return valid;
   return options;
 }
-
-// Allocates on 64-byte (cache line) boundaries: a feature's row of the joint log-likelihood table
-// (8 classes of doubles = 64 bytes) is then one cache line instead of straddling two. resize(n)
-// does not zero-fill (DefaultInitConstruct): the table is written whole right after.
-template <typename T>
-struct CacheLineAllocator : DefaultInitConstruct {
-  using value_type = T;
-  CacheLineAllocator() = default;
-  template <typename U>
-  CacheLineAllocator(const CacheLineAllocator<U>&) {}  // NOLINT(google-explicit-constructor)
-  T* allocate(size_t n) {
-    return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64)));
-  }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
-  template <typename U>
-  bool operator==(const CacheLineAllocator<U>&) const {
-    return true;
-  }
-  template <typename U>
-  bool operator!=(const CacheLineAllocator<U>&) const {
-    return false;
-  }
-};
 
 class DiscreteNb : public Classifier {
  public:
@@ -195,8 +172,9 @@ class DiscreteNb : public Classifier {
   std::vector<double> feature_count_;
   std::vector<double> class_log_prior_;
   std::vector<double> feature_log_prob_;
-  std::vector<double, CacheLineAllocator<double>> weights_t_;  // F x C, cache-line aligned
-  std::vector<double> bias_;                                   // C
+  std::vector<double, DefaultInitLargeArrayAllocator<double>>
+      weights_t_;             // F x C (LargeArrayAllocator)
+  std::vector<double> bias_;  // C
 };
 
 // std::log(x) for the values of a class's feature table, most of which are one value `common`

@@ -6,7 +6,7 @@
 namespace maas::discriminative {
 
 void TermTable::Rehash(size_t capacity) {
-  std::vector<Slot> old = std::move(slots_);
+  LargeVector<Slot> old = std::move(slots_);
   slots_.assign(capacity, Slot());
   mask_ = capacity - 1;
   home_shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(capacity));
@@ -35,7 +35,7 @@ void TermTable::Reserve(size_t n, size_t bytes) {
   if (bytes_.capacity() < bytes) bytes_.reserve(bytes);
 }
 
-void TermTable::Assign(std::string bytes, std::vector<size_t> offsets,
+void TermTable::Assign(LargeString bytes, LargeVector<size_t> offsets,
                        const std::vector<uint32_t>& placement) {
   *this = TermTable();
   if (!Fits(placement.size(), slots_.size())) Grow(placement.size());

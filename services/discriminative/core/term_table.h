@@ -24,6 +24,8 @@
 #include <utility>
 #include <vector>
 
+#include "services/discriminative/core/large_array.h"
+
 namespace maas::discriminative {
 
 class TermTable {
@@ -163,7 +165,7 @@ class TermTable {
   // arena (no copy: build them at their final size). REQUIRES: offsets[0] == 0, offsets
   // non-decreasing up to offsets.back() == bytes.size(); the terms are distinct;
   // placement.size() + 1 == offsets.size().
-  void Assign(std::string bytes, std::vector<size_t> offsets,
+  void Assign(LargeString bytes, LargeVector<size_t> offsets,
               const std::vector<uint32_t>& placement);
 
   size_t size() const { return offsets_.empty() ? 0 : offsets_.size() - 1; }
@@ -263,16 +265,16 @@ class TermTable {
   static bool Fits(size_t n, size_t capacity) { return 8 * n <= 5 * capacity; }
 
   // A power of two (or empty), at most 5/8 full: a 20 000-term vocabulary takes 768 KiB.
-  std::vector<Slot> slots_;
+  LargeVector<Slot> slots_;
   size_t mask_ = 0;
   unsigned home_shift_ = 63;  // 64 - log2(slots)
   // MayContain's bits: 4 per slot (one word while there are no slots), bit (hash >>
   // filter_shift_) & filter_mask_ set for every term.
-  std::vector<uint64_t> filter_ = std::vector<uint64_t>(1, 0);
+  LargeVector<uint64_t> filter_ = LargeVector<uint64_t>(1, 0);
   size_t filter_mask_ = 0;
   unsigned filter_shift_ = 63;   // 64 - log2(filter bits)
-  std::string bytes_;            // the terms, concatenated in id order
-  std::vector<size_t> offsets_;  // term id's bytes: [offsets_[id], offsets_[id + 1])
+  LargeString bytes_;            // the terms, concatenated in id order
+  LargeVector<size_t> offsets_;  // term id's bytes: [offsets_[id], offsets_[id + 1])
 };
 
 }  // namespace maas::discriminative

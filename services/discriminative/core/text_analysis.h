@@ -23,6 +23,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "services/discriminative/core/default_init.h"
+#include "services/discriminative/core/large_array.h"
 #include "services/discriminative/core/term_table.h"
 #include "services/discriminative/core/token_pattern.h"
 
@@ -201,8 +202,9 @@ struct AnalyzerScratch {
   // The hashing vectorizer's signed count per place of a text's distinct columns (ids holds the
   // columns, keys the open-addressing table from column to place).
   std::vector<double> column_counts;
-  std::vector<double> dense;  // per-feature counts of one text (all 0 between texts)
-  std::string decoded;        // decode_error replace/ignore output
+  // Per-feature counts of one text (all 0 between texts), at random places of a large array.
+  LargeVector<double> dense;
+  std::string decoded;  // decode_error replace/ignore output
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;
   std::string grams;

@@ -101,8 +101,8 @@ TEST_CASE("TermTable::Assign equals inserting the terms in order, whatever the p
   for (const std::vector<uint32_t>* placement : {&identity, &reversed, &shuffled}) {
     TermTable table;
     table.Insert("stale");  // replaced
-    std::string bytes;
-    std::vector<size_t> offsets = {0};
+    LargeString bytes;
+    LargeVector<size_t> offsets = {0};
     for (const std::string& term : terms) {
       bytes += term;
       offsets.push_back(bytes.size());

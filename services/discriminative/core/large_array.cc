@@ -1,0 +1,35 @@
+#include "services/discriminative/core/large_array.h"
+
+#include <cstdint>
+#include <new>
+
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
+
+namespace maas::discriminative {
+
+namespace {
+
+constexpr size_t kLineBytes = 64;
+
+}  // namespace
+
+void* AllocateLargeArray(size_t bytes) {
+  void* p = ::operator new(bytes, std::align_val_t(kLineBytes));
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+  // The whole 2 MiB pages within the array (an array of 4 MiB has at least one).
+  const auto start = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t first = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
+  const uintptr_t last = (start + bytes) / kHugePageBytes * kHugePageBytes;
+  // Only advice: without transparent huge pages the array stays in ordinary pages.
+  if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#endif
+  return p;
+}
+
+void FreeLargeArray(void* p, size_t) noexcept {
+  ::operator delete(p, std::align_val_t(kLineBytes));
+}
+
+}  // namespace maas::discriminative
