@@ -89,7 +89,10 @@ TermArena ArenaOf(size_t n, const TermOf& term_of) {
   arena.offsets[0] = 0;
   for (size_t i = 0; i < n; ++i) arena.offsets[i + 1] = arena.offsets[i] + term_of(i).size();
   arena.bytes.reserve(arena.offsets[n]);
+  // term_of(i) may lie anywhere (a fit's kept terms in feature order): requested ahead.
+  constexpr size_t kAhead = 8;
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) __builtin_prefetch(term_of(i + kAhead).data());
     const std::string_view term = term_of(i);
     arena.bytes.append(term.data(), term.size());
   }
@@ -2018,10 +2021,22 @@ void CountVectorizer::BuildIndex(LargeString bytes, LargeVector<size_t> offsets)
   const size_t num_terms = offsets.size() - 1;
   std::vector<uint32_t> placement(num_terms);
   std::iota(placement.begin(), placement.end(), 0);
-  if (document_frequency_.size() == num_terms) {
-    std::stable_sort(placement.begin(), placement.end(), [&](uint32_t a, uint32_t b) {
-      return document_frequency_[a] > document_frequency_[b];
-    });
+  if (document_frequency_.size() == num_terms && num_terms > 0) {
+    const uint64_t most = *std::max_element(document_frequency_.begin(), document_frequency_.end());
+    if (most <= num_terms) {
+      // A counting sort (document frequencies are at most the documents, mostly 1 or 2): the ids
+      // by frequency, highest first, in id order within one, as the stable sort below.
+      std::vector<uint32_t> start(most + 2, 0);
+      for (const uint64_t df : document_frequency_) ++start[most - df + 1];
+      for (size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+      for (uint32_t id = 0; id < num_terms; ++id) {
+        placement[start[most - document_frequency_[id]]++] = id;
+      }
+    } else {
+      std::stable_sort(placement.begin(), placement.end(), [&](uint32_t a, uint32_t b) {
+        return document_frequency_[a] > document_frequency_[b];
+      });
+    }
   }
   index_.Assign(std::move(bytes), std::move(offsets), placement);
   const AnalyzerOptions& analyzer = analyzer_.options();

