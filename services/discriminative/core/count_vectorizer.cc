@@ -79,8 +79,8 @@ constexpr uint64_t kFitterMemoTag = 1;
 
 // TermTable::Assign's arena of n terms, term_of(i) the i-th: both allocated once, at their size.
 struct TermArena {
-  LargeString bytes;
-  LargeVector<size_t> offsets;
+  LargeString bytes{LargeArrayAllocator<char>(/*huge=*/true)};
+  LargeVector<size_t> offsets{LargeArrayAllocator<size_t>(/*huge=*/true)};
 };
 template <typename TermOf>
 TermArena ArenaOf(size_t n, const TermOf& term_of) {

@@ -172,8 +172,9 @@ class DiscreteNb : public Classifier {
   std::vector<double> feature_count_;
   std::vector<double> class_log_prior_;
   std::vector<double> feature_log_prob_;
-  std::vector<double, DefaultInitLargeArrayAllocator<double>>
-      weights_t_;             // F x C (LargeArrayAllocator)
+  // F x C, in huge pages (LargeArrayAllocator).
+  std::vector<double, DefaultInitLargeArrayAllocator<double>> weights_t_{
+      DefaultInitLargeArrayAllocator<double>(/*huge=*/true)};
   std::vector<double> bias_;  // C
 };
 

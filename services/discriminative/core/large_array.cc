@@ -15,15 +15,18 @@ constexpr size_t kLineBytes = 64;
 
 }  // namespace
 
-void* AllocateLargeArray(size_t bytes) {
+void* AllocateLargeArray(size_t bytes, bool huge_pages) {
   void* p = ::operator new(bytes, std::align_val_t(kLineBytes));
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
+  if (!huge_pages) return p;
   // The whole 2 MiB pages within the array (an array of 4 MiB has at least one).
   const auto start = reinterpret_cast<uintptr_t>(p);
   const uintptr_t first = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   const uintptr_t last = (start + bytes) / kHugePageBytes * kHugePageBytes;
   // Only advice: without transparent huge pages the array stays in ordinary pages.
   if (last > first) madvise(reinterpret_cast<void*>(first), last - first, MADV_HUGEPAGE);
+#else
+  (void)huge_pages;
 #endif
   return p;
 }

@@ -7,9 +7,11 @@ namespace maas::discriminative {
 
 void TermTable::Rehash(size_t capacity) {
   LargeVector<Slot> old = std::move(slots_);
+  slots_ = LargeVector<Slot>(LargeArrayAllocator<Slot>(huge_pages_));
   slots_.assign(capacity, Slot());
   mask_ = capacity - 1;
   home_shift_ = 64 - static_cast<unsigned>(__builtin_ctzll(capacity));
+  filter_ = LargeVector<uint64_t>(LargeArrayAllocator<uint64_t>(huge_pages_));
   filter_.assign(capacity / 16, 0);  // 4 bits per slot (capacity >= 16)
   filter_mask_ = 4 * capacity - 1;
   filter_shift_ = home_shift_ - 2;
@@ -38,6 +40,7 @@ void TermTable::Reserve(size_t n, size_t bytes) {
 void TermTable::Assign(LargeString bytes, LargeVector<size_t> offsets,
                        const std::vector<uint32_t>& placement) {
   *this = TermTable();
+  huge_pages_ = true;
   if (!Fits(placement.size(), slots_.size())) Grow(placement.size());
   bytes_ = std::move(bytes);
   offsets_ = std::move(offsets);

@@ -266,6 +266,9 @@ class TermTable {
 
   // A power of two (or empty), at most 5/8 full: a 20 000-term vocabulary takes 768 KiB.
   LargeVector<Slot> slots_;
+  // Whether the slots and filter are in huge pages (LargeArrayAllocator): a table built whole by
+  // Assign, a fitted vocabulary, is; one grown by Insert, a fit's passing table, is not.
+  bool huge_pages_ = false;
   size_t mask_ = 0;
   unsigned home_shift_ = 63;  // 64 - log2(slots)
   // MayContain's bits: 4 per slot (one word while there are no slots), bit (hash >>

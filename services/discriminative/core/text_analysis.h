@@ -203,7 +203,7 @@ struct AnalyzerScratch {
   // columns, keys the open-addressing table from column to place).
   std::vector<double> column_counts;
   // Per-feature counts of one text (all 0 between texts), at random places of a large array.
-  LargeVector<double> dense;
+  LargeVector<double> dense{LargeArrayAllocator<double>(/*huge=*/true)};
   std::string decoded;  // decode_error replace/ignore output
   // AnalyzeBatches: the batch of term views and the buffer the n-gram views point into.
   std::vector<std::string_view> terms;

@@ -60,7 +60,8 @@ TEST_CASE("A large array's whole 2 MiB pages are advised as huge-page backed") {
     WARN("no transparent huge pages or no /proc/self/smaps here: nothing to check");
     return;
   }
-  LargeVector<double> v(5 * kHugePageBytes / sizeof(double), 0.0);
+  LargeVector<double> v(5 * kHugePageBytes / sizeof(double), 0.0,
+                        LargeArrayAllocator<double>(/*huge=*/true));
   const auto start = reinterpret_cast<uintptr_t>(v.data());
   const uintptr_t first = (start + kHugePageBytes - 1) / kHugePageBytes * kHugePageBytes;
   const uintptr_t end = start + v.size() * sizeof(double);
