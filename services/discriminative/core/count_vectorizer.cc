@@ -1827,7 +1827,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
         "(the default tokenizer keeps runs of at least 2 letters, digits or underscores)");
   }
   const size_t num_terms = terms.size();
-  auto& df = provisional_df_;  // counted by Add
+  std::vector<uint64_t>& df = provisional_df_;  // counted by Add
   df.resize(num_terms, 0);
   // Pruning by document frequency (_limit_features), on the raw float products.
   const double max_doc_count = DocCount(max_df_, num_documents);
@@ -1906,7 +1906,7 @@ absl::StatusOr<CountVectorizer::FitResult> CountVectorizer::Fitter::Finish() {
   // The kept terms' bytes, in feature order, straight from the provisional arena.
   TermArena arena = ArenaOf(kept.size(), [&](size_t rank) { return terms.term(kept[rank]); });
   provisional_ = TermTable();
-  provisional_df_ = decltype(provisional_df_)();
+  provisional_df_ = std::vector<uint64_t>();
   v.BuildIndex(std::move(arena.bytes), std::move(arena.offsets));
   // Each row to scikit-learn's storage order (spec 2.8: ascending provisional index, i.e. order of
   // first occurrence in the corpus, with final column numbers; the order of TF-IDF's norm sums),

@@ -261,7 +261,7 @@ class CountVectorizer::Fitter {
   TermTable provisional_;  // term -> provisional index
   // Documents containing each provisional term (learned vocabulary), counted as rows are added so
   // that Finish needs no extra pass over the rows.
-  LargeVector<uint64_t> provisional_df_;
+  std::vector<uint64_t> provisional_df_;
   bool too_many_ = false;
   // The provisional index of each one-byte term, by its byte, once looked up (NewSingleByteTerm).
   std::array<uint32_t, 256> single_byte_ids_;

@@ -6,12 +6,12 @@
 // gives only to such ranges; "always" gives them to every large mapping, "never" to none). A
 // vocabulary of 0.8 M word bigrams has a 48 MiB slot array and a 50 MiB weight table: in 4 KiB
 // pages nearly every lookup misses the TLB (its second level covers 8 MiB), in 2 MiB pages the two
-// arrays take 50 entries. Only the model's arrays and the classification's counts: a fit's
-// passing arrays (the growing provisional table, its document frequencies) stay in ordinary
-// pages, since a huge page is zeroed whole when first touched, and on a VM whose host has not
-// backed that memory yet, zeroing fresh huge pages cost a 2.2 M-term fit more than their TLB
-// hits saved. The memory comes from operator new as before (what a test's counting allocator
-// sees); only the page size changes.
+// arrays take 50 entries. Only the model's arrays and a text's counts (the fit's own scratch
+// counts too, a small part): a fit's passing arrays (the growing provisional table, its document
+// frequencies, the final table's keys while it is built) stay in ordinary pages, since a huge page
+// is zeroed whole when first touched, and on a VM whose host has not backed that memory yet,
+// zeroing fresh huge pages cost a 2.2 M-term fit more than their TLB hits saved. The memory comes
+// from operator new as before (what a test's counting allocator sees); only the page size changes.
 //
 //   LargeVector<Slot> slots{LargeArrayAllocator<Slot>(/*huge=*/true)};
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_LARGE_ARRAY_H_

@@ -49,7 +49,7 @@ void TermTable::Assign(LargeString bytes, LargeVector<size_t> offsets,
   // its home slot kAhead / 2 places before, so that the misses overlap (for 0.8 M terms this took
   // the table's build from 42 to ~25 ms).
   const size_t n = placement.size();
-  LargeVector<Key> keys(n);
+  std::vector<Key> keys(n);
   for (uint32_t id = 0; id < n; ++id) keys[id] = KeyOf(term(id));
   constexpr size_t kAhead = 16;
   for (size_t k = 0; k < n; ++k) {
