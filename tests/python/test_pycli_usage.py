@@ -139,11 +139,39 @@ def test_classify_refuses_unknown_options_and_texts_with_a_file(fake, capsys, tm
     (["models", "list", "m"], "'models list' takes no NAME and no --version"),
     (["models", "get", "m", "--all-versions"], "--prefix, --all-versions, .* apply to 'models list', not 'get'"),
     (["models", "delete", "m", "--prefix", "m"], "--prefix, --all-versions, .* apply to 'models list', not 'delete'"),
+    (["--reconnect-backoff-max", "0", "classify", "m", "t"],
+     r"--reconnect-backoff-max.*: expected seconds in \[0.001, 2147483.647\], got '0'"),
+    (["--reconnect-backoff-max", "nan", "classify", "m", "t"], r"--reconnect-backoff-max.*: expected seconds in"),
+    (["--reconnect_backoff_max", "-1", "classify", "m", "t"], r"--reconnect-backoff-max.*: expected seconds in"),
+    (["--reconnect-backoff-max", "2147484", "classify", "m", "t"], r"--reconnect-backoff-max.*: expected seconds in"),
+    (["--reconnect-backoff-max", "5s", "classify", "m", "t"], r"--reconnect-backoff-max.*: expected seconds in"),
 ])
 def test_bad_option_values_are_usage_errors_as_in_maas(capsys, argv, message):
     status, out, err = pycli(capsys, "127.0.0.1:1", *argv)  # nothing listens: nothing may be called
     assert status == 2 and out == "", err
     assert re.search(message, err), err
+
+
+@pytest.mark.parametrize("argv, backoff", [
+    ([], (1000, 5000)),  # the client's default
+    (["--reconnect-backoff-max", "0.25"], (250, 250)),
+    (["--reconnect_backoff_max", "30"], (1000, 30000)),
+])
+def test_reconnect_backoff_max_reaches_the_channel(fake, capsys, monkeypatch, argv, backoff):
+    """As maas --reconnect_backoff_max_ms (there in ms, here in seconds as --timeout and the client's
+    reconnect_backoff_max): the longest wait between connection attempts, which the CLI had no way to set."""
+    address, _ = fake
+    made = []
+    insecure_channel = grpc.insecure_channel
+
+    def record(*args, options=()):
+        made.append(dict(options))
+        return insecure_channel(*args, options=options)
+
+    monkeypatch.setattr(grpc, "insecure_channel", record)
+    status, _, err = pycli(capsys, address, *argv, "classify", "m", "a text")
+    assert status == 0, err
+    assert [(o["grpc.initial_reconnect_backoff_ms"], o["grpc.max_reconnect_backoff_ms"]) for o in made] == [backoff]
 
 
 def test_input_files_that_cannot_be_read_or_hold_a_bad_line_are_errors_as_in_maas(fake, capsys, tmp_path):

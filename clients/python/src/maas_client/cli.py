@@ -38,7 +38,7 @@ import numpy as np
 from google.protobuf import json_format
 from tqdm import tqdm
 
-from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, Connection
+from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, MAX_RECONNECT_BACKOFF_MAX, Connection
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import DataLossError, MaasError
 from maas_client.generative import ESTIMATORS, FIT_FAMILIES, MAX_CHUNK_BYTES, GenerativeClient
@@ -447,7 +447,7 @@ class Context:
                        "options": [("grpc.max_send_message_length", DEFAULT_MAX_MESSAGE_BYTES)]}
         return Connection(a.target, timeout=a.timeout, tls=a.tls, root_certificates=a.ca_file,
                           client_certificate=a.cert_file, client_key=a.key_file, server_name=a.server_name,
-                          token_file=a.token_file, **receive)
+                          token_file=a.token_file, reconnect_backoff_max=a.reconnect_backoff_max, **receive)
 
     def bar(self, **kwargs: Any) -> "tqdm[Any]":
         return tqdm(disable=self.disable_progress, file=sys.stderr, dynamic_ncols=True, **kwargs)
@@ -721,6 +721,16 @@ def _timeout(text: str) -> float:
     return seconds if seconds > 0 else math.inf
 
 
+def _reconnect_backoff_max(text: str) -> float:
+    """--reconnect-backoff-max: seconds in [0.001, MAX_RECONNECT_BACKOFF_MAX] (the client's reconnect_backoff_max),
+    else a usage error naming the option rather than the client's InvalidArgumentError once connecting (exit 1)."""
+    expected = f"seconds in [0.001, {MAX_RECONNECT_BACKOFF_MAX}]"
+    seconds = _at_least_zero(text, expected)
+    if not 0.001 <= seconds <= MAX_RECONNECT_BACKOFF_MAX:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    return seconds
+
+
 def _integer(low: int, high: int) -> Any:
     """An argparse type: an integer in [low, high] (the range of the field the option fills), else a usage error
     (exit 2) naming the option, as maas's flag checks; the client would refuse it only once called (exit 1)."""
@@ -770,6 +780,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="progress bars on stderr (auto: only on a terminal)")
     p.add_argument("--max-message-bytes", "--max_message_bytes", type=int, metavar="N",
                    help="largest message received, bytes (default 64 MiB; models list asks for pages no larger)")
+    p.add_argument("--reconnect-backoff-max", "--reconnect_backoff_max", type=_reconnect_backoff_max,
+                   metavar="SECONDS", help="longest wait between connection attempts to a server that is down "
+                   "(default 5; gRPC's own is 120; maas --reconnect_backoff_max_ms)")
     sub = p.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a text classifier from a TSV file (label<TAB>text per line)",
