@@ -1240,6 +1240,36 @@ TEST_CASE("OrderedRowIntoWith: long rows by buckets, spread, clustered and skewe
   CHECK(skewed >= 100);
 }
 
+TEST_CASE("OrderedRowIntoWith: dense long rows read back from their counts") {
+  // Rows of more than 128 ids that fill more than 1 in 12 features of their span are read back
+  // from the counts 8 at a time (a long text over a vocabulary of tens of thousands): spans
+  // starting at any offset, ending at the counts' last element (no read past it: the counts are
+  // exactly num_features long), densities on both sides of the threshold, the last steps past the
+  // out arrays' room for 8 (nothing written past the row), and binary rows.
+  std::mt19937_64 rng(31);
+  for (const CountSimdPath path : SupportedCountSimdPaths()) {
+    for (int trial = 0; trial < 400; ++trial) {
+      const size_t num_features = 200 + rng() % 60000;
+      AnalyzerScratch scratch;
+      scratch.dense.assign(num_features, 0.0);
+      const size_t span = std::min<size_t>(num_features, 130 + rng() % 20000);
+      const size_t lo = trial % 4 == 0 ? num_features - span : rng() % (num_features - span + 1);
+      // Every 1 in 1..24 features of the span (at least 129 ids, at most all of it).
+      const size_t n = std::min(span, std::max<size_t>(129, span / (1 + rng() % 24)));
+      RowUnderTest row(&rng, &scratch);
+      row.Add(static_cast<uint32_t>(lo));
+      row.Add(static_cast<uint32_t>(lo + span - 1));
+      while (row.counts.size() < n) row.Add(static_cast<uint32_t>(lo + rng() % span));
+      std::shuffle(scratch.ids.begin(), scratch.ids.end(), rng);
+      INFO("path " << random::SimdLevelName(path) << ", n " << n << ", lo " << lo << ", span "
+                   << span << ", features " << num_features);
+      row.Check(path, num_features, /*binary=*/trial % 3 == 0);
+      CHECK(std::all_of(scratch.dense.begin(), scratch.dense.end(),
+                        [](double count) { return count == 0.0; }));
+    }
+  }
+}
+
 TEST_CASE("SupportedCountSimdPaths starts with the baseline and includes the process's path") {
   const std::vector<CountSimdPath> paths = SupportedCountSimdPaths();
   REQUIRE(!paths.empty());
