@@ -1123,6 +1123,13 @@ struct RowUnderTest {
     scratch->ids.push_back(id);
     scratch->dense[id] = count;
   }
+  // n ids within lo .. lo + span - 1, both ends among them, in random order.
+  void FillSpan(size_t lo, size_t span, size_t n) {
+    Add(static_cast<uint32_t>(lo));
+    Add(static_cast<uint32_t>(lo + span - 1));
+    while (counts.size() < n) Add(static_cast<uint32_t>(lo + (*rng)() % span));
+    std::shuffle(scratch->ids.begin(), scratch->ids.end(), *rng);
+  }
   // Orders the row on `path`: ascending ids with their counts (1.0 when binary), nothing written
   // past the row, the row and its counts cleared.
   void Check(CountSimdPath path, size_t num_features, bool binary) {
@@ -1182,10 +1189,7 @@ TEST_CASE("OrderedRowIntoWith: rows whose ids lie within 2^16 of each other, at 
           trial % 2 == 0 ? 65536 * (1 + rng() % 2) - 1 - rng() % 40 : rng() % (num_features - span);
       const size_t n = std::min<size_t>(span, 9 + rng() % 120);
       RowUnderTest row(&rng, &scratch);
-      row.Add(static_cast<uint32_t>(lo));
-      row.Add(static_cast<uint32_t>(lo + span - 1));
-      while (row.counts.size() < n) row.Add(static_cast<uint32_t>(lo + rng() % span));
-      std::shuffle(scratch.ids.begin(), scratch.ids.end(), rng);
+      row.FillSpan(lo, span, n);
       INFO("path " << random::SimdLevelName(path) << ", n " << n << ", lo " << lo << ", span "
                    << span);
       row.Check(path, num_features, /*binary=*/false);
@@ -1257,10 +1261,7 @@ TEST_CASE("OrderedRowIntoWith: dense long rows read back from their counts") {
       // Every 1 in 1..24 features of the span (at least 129 ids, at most all of it).
       const size_t n = std::min(span, std::max<size_t>(129, span / (1 + rng() % 24)));
       RowUnderTest row(&rng, &scratch);
-      row.Add(static_cast<uint32_t>(lo));
-      row.Add(static_cast<uint32_t>(lo + span - 1));
-      while (row.counts.size() < n) row.Add(static_cast<uint32_t>(lo + rng() % span));
-      std::shuffle(scratch.ids.begin(), scratch.ids.end(), rng);
+      row.FillSpan(lo, span, n);
       INFO("path " << random::SimdLevelName(path) << ", n " << n << ", lo " << lo << ", span "
                    << span << ", features " << num_features);
       row.Check(path, num_features, /*binary=*/trial % 3 == 0);
