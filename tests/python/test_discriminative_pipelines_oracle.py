@@ -381,3 +381,65 @@ def test_tfidf_fit_in_sklearn_storage_order_gives_identical_counts(tfidf_kw):
     if not logs_agree:
         pytest.skip("numpy's log and the C library's differ in an ulp on this CPU; compared to the tolerance only")
     assert np.array_equal(feature_count, nb.feature_count_)
+
+
+@pytest.mark.parametrize("clf_kind", ["multinomial_nb", "complement_nb", "bernoulli_nb"])
+@pytest.mark.parametrize("tfidf_norm", [None, "l2"])
+def test_rows_made_not_finite_by_sublinear_tf_over_signed_hashing_are_refused_as_sklearn_refuses(clf_kind,
+                                                                                                 tfidf_norm):
+    """Signed hashing gives a text a negative sum, or 0 where its signs cancel; tf-idf's sublinear_tf turns those
+    into log(x) + 1 = NaN or -inf (an l2 norm then spreads the NaN over the row). scikit-learn's predict refuses
+    such rows ("Input X contains NaN" / "... infinity"); maas classified them (NaN probabilities, and for
+    BernoulliNB, which binarizes them to 0, finite probabilities and a label). Found by a differential fuzz."""
+    kw = {"n_features": 16, "alternate_sign": True, "norm": None}
+    tfidf_kw = {"sublinear_tf": True, "norm": tfidf_norm}
+    train, labels = ["second", "third"], ["a", "b"]
+    steps = sklearn_vectorizer("hashing", kw, tfidf_kw)
+    clf = SKLEARN_CLASSIFIERS[clf_kind]().fit(fit_sklearn(steps, train), labels)
+    config = pb.TrainConfig(name="oracle", vectorizer=vectorizer_config("hashing", kw, tfidf_kw),
+                            classifier=classifier_config(clf_kind, {}))
+    batch = pb.TextBatch(examples=[pb.LabeledText(text=t, label=l) for t, l in zip(train, labels)])
+    refused = 0
+    for text in ["document", "and is", "second", "third second"]:
+        finite = True
+        try:  # the transform refuses a row its norm cannot take, else predict one with NaN or inf
+            x = transform_sklearn(steps, [text])
+            finite = bool(np.all(np.isfinite(x.data)))
+            expected = clf.predict(x)
+        except ValueError as e:
+            finite = False
+            expected = str(e).splitlines()[0]  # "Input X contains NaN.", "Input contains infinity ..."
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            (tmp / "config.pb").write_bytes(config.SerializeToString())
+            (tmp / "batch.pb").write_bytes(batch.SerializeToString())
+            (tmp / "req.pb").write_bytes(pb.ClassifyRequest(texts=[text]).SerializeToString())
+            proc = subprocess.run([str(driver_path()), "fit", tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb",
+                                   tmp], capture_output=True, text=True, timeout=120)
+            if finite:
+                assert proc.returncode == 0, proc.stderr
+                got = [r.label for r in read(tmp / "classify.pb", pb.ClassifyResponse()).results]
+                assert got == list(expected), text
+                continue
+            assert proc.returncode == 2, (text, proc.stderr)
+            code, message = (tmp / "error.txt").read_text().split("\n", 1)
+        refused += 1
+        assert code == "INVALID_ARGUMENT", message
+        assert message.startswith("texts[0]: its feature ") and f'"{expected.rstrip(".")}"' in message, \
+            (text, expected, message)
+    assert refused == 2  # "document" (a negative sum: NaN) and "and is" (signs that cancel: -inf)
+    # Training on such a text: both refuse (scikit-learn's classifier or norm: "Input X contains NaN." or "Input
+    # contains NaN."; maas's message had said "Negative values in data").
+    with pytest.raises(ValueError, match="contains NaN"):
+        SKLEARN_CLASSIFIERS[clf_kind]().fit(fit_sklearn(steps, ["document", "third"]), labels)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        (tmp / "config.pb").write_bytes(config.SerializeToString())
+        bad = pb.TextBatch(examples=[pb.LabeledText(text=t, label=l) for t, l in zip(["document", "third"], labels)])
+        (tmp / "batch.pb").write_bytes(bad.SerializeToString())
+        (tmp / "req.pb").write_bytes(pb.ClassifyRequest(texts=["third"]).SerializeToString())
+        proc = subprocess.run([str(driver_path()), "fit", tmp / "config.pb", tmp / "batch.pb", tmp / "req.pb", tmp],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, proc.stderr
+        code, message = (tmp / "error.txt").read_text().split("\n", 1)
+        assert code == "INVALID_ARGUMENT" and "Input X contains NaN (row 0, feature 0)" in message, message

@@ -566,7 +566,13 @@ absl::Status DiscreteNb::CheckExamples(SparseRowsView rows, const std::vector<st
         return absl::InvalidArgumentError(absl::StrCat(
             "row ", i, " has feature index ", row.indices[k], " >= ", num_features, " features"));
       }
-      if (!std::isfinite(row.values[k]) || (RequiresNonNegative() && row.values[k] < 0.0)) {
+      // Named as scikit-learn names them (its finiteness check comes before the sign check).
+      if (!std::isfinite(row.values[k])) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "Input X contains ", std::isnan(row.values[k]) ? "NaN" : "infinity", " (row ", i,
+            ", feature ", row.indices[k], "), which ", SklearnName(), " refuses"));
+      }
+      if (RequiresNonNegative() && row.values[k] < 0.0) {
         return absl::InvalidArgumentError(
             absl::StrCat("Negative values in data passed to ", SklearnName(), " (row ", i, ")"));
       }

@@ -61,6 +61,8 @@ class HashingVectorizer final : public Vectorizer {
   bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                              SparseVector* row) const override;
   size_t num_features() const override { return n_features_; }
+  // Signed sums, unless binary makes every stored value 1.
+  bool MayGiveNonPositive() const override { return alternate_sign_ && !binary_; }
   std::string FeatureName(uint32_t) const override { return std::string(); }
   void ToState(v1::VectorizerState*) const override {}
   // The stop word list.

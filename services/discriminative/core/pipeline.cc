@@ -126,6 +126,27 @@ absl::Status AnalysisStatus(const AnalyzerScratch& scratch, size_t index) {
   return TextError(index, status);
 }
 
+// OK, or INVALID_ARGUMENT naming texts[index] and the first feature of `row` that holds NaN or an
+// infinity, which `who` refuses with the message `phrase` + "NaN" (or "infinity ...").
+absl::Status FiniteRowStatus(const SparseVector& row, size_t index, absl::string_view who,
+                             absl::string_view phrase) {
+  for (size_t e = 0; e < row.values.size(); ++e) {
+    const double value = row.values[e];
+    if (std::isfinite(value)) continue;
+    return TextError(
+        index,
+        absl::InvalidArgumentError(absl::StrCat(
+            "its feature ", row.indices[e], " has the value ", value,
+            " (tf-idf's sublinear_tf takes log(x) + 1 of the hashing vectorizer's signed sums: NaN "
+            "where a sum is negative, -inf where it is 0, and a norm spreads a NaN over the row), "
+            "which ",
+            who, " (\"", phrase,
+            std::isnan(value) ? "NaN" : "infinity or a value too large for dtype('float64')",
+            "\"); train with alternate_sign false or without sublinear_tf")));
+  }
+  return absl::OkStatus();
+}
+
 uint64_t CountDistinct(const std::vector<std::string>& labels) {
   absl::flat_hash_set<absl::string_view> distinct;
   for (const std::string& label : labels) distinct.insert(label);
@@ -216,7 +237,8 @@ Pipeline::Pipeline(v1::VectorizerConfig vectorizer_config, v1::ClassifierConfig 
       classifier_config_(std::move(classifier_config)),
       decode_error_(DecodeErrorOf(TextOptionsOf(vectorizer_config_))),
       vectorizer_(std::move(vectorizer)),
-      classifier_(std::move(classifier)) {
+      classifier_(std::move(classifier)),
+      non_finite_(vectorizer_->NonFiniteRows()) {
   ClearHeldLists(&vectorizer_config_);
 }
 
@@ -359,10 +381,20 @@ absl::StatusOr<std::string_view> Pipeline::Decode(std::string_view text, size_t 
 
 absl::Status Pipeline::TransformText(std::string_view text, size_t index, AnalyzerScratch* scratch,
                                      SparseVector* row) const {
-  if (vectorizer_->TransformIfWellFormed(text, scratch, row)) return absl::OkStatus();
-  MAAS_ASSIGN_OR_RETURN(const std::string_view decoded, Decode(text, index, &scratch->decoded));
-  vectorizer_->Transform(decoded, scratch, row);
-  return AnalysisStatus(*scratch, index);
+  if (!vectorizer_->TransformIfWellFormed(text, scratch, row)) {
+    MAAS_ASSIGN_OR_RETURN(const std::string_view decoded, Decode(text, index, &scratch->decoded));
+    vectorizer_->Transform(decoded, scratch, row);
+    MAAS_RETURN_IF_ERROR(AnalysisStatus(*scratch, index));
+  }
+  if (non_finite_ != Vectorizer::NonFinite::kRefused) return absl::OkStatus();
+  return FiniteRowStatus(*row, index, "scikit-learn's tf-idf norm refuses", "Input contains ");
+}
+
+absl::Status Pipeline::TransformForClassifier(std::string_view text, size_t index,
+                                              AnalyzerScratch* scratch, SparseVector* row) const {
+  MAAS_RETURN_IF_ERROR(TransformText(text, index, scratch, row));
+  if (non_finite_ != Vectorizer::NonFinite::kKept) return absl::OkStatus();
+  return FiniteRowStatus(*row, index, "scikit-learn's classifiers refuse", "Input X contains ");
 }
 
 absl::StatusOr<std::vector<SparseVector>> Pipeline::Vectorize(TextList texts,
@@ -407,7 +439,7 @@ absl::Status Pipeline::ForEachScores(
   TextStopCheck check(stop);
   for (size_t i = 0; i < texts.size(); ++i) {
     MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
-    MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, &scratch, &row));
+    MAAS_RETURN_IF_ERROR(TransformForClassifier(texts[i], i, &scratch, &row));
     visit(i, classifier_->Predict(row));
   }
   return absl::OkStatus();
@@ -491,17 +523,18 @@ absl::Status Pipeline::ClassifyInto(
   // meanwhile).
   std::vector<v1::Classification*> results(texts.size());
   for (size_t i = 0; i < texts.size(); ++i) results[i] = results_field->Add();
-  return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
-                          [&](size_t begin, size_t end, AnalyzerScratch* scratch,
-                              TextStopCheck& check) -> absl::Status {
-                            SparseVector row;
-                            for (size_t i = begin; i < end; ++i) {
-                              MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
-                              MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
-                              ClassifyOne(row, options, results[i]);
-                            }
-                            return absl::OkStatus();
-                          });
+  return ForEachTextBlock(
+      texts.size(), stop, executor, *scratches_,
+      [&](size_t begin, size_t end, AnalyzerScratch* scratch,
+          TextStopCheck& check) -> absl::Status {
+        SparseVector row;
+        for (size_t i = begin; i < end; ++i) {
+          MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
+          MAAS_RETURN_IF_ERROR(TransformForClassifier(texts[i], i, scratch, &row));
+          ClassifyOne(row, options, results[i]);
+        }
+        return absl::OkStatus();
+      });
 }
 
 namespace {
@@ -522,30 +555,30 @@ absl::Status Pipeline::ClassifyCompact(TextList texts, const exec::StopToken& st
                                        exec::Executor& executor, double* probabilities,
                                        uint32_t* predicted) const {
   const size_t k = classifier_->classes().size();
-  return ForEachTextBlock(texts.size(), stop, executor, *scratches_,
-                          [&](size_t begin, size_t end, AnalyzerScratch* scratch,
-                              TextStopCheck& check) -> absl::Status {
-                            SparseVector row;
-                            // The joint log-likelihoods of up to kSoftmaxBlock texts, turned into
-                            // probabilities together (see kSoftmaxBlock).
-                            std::vector<double> jll(k * kSoftmaxBlock);
-                            const FeatureRowsHint hint(*classifier_, scratch);
-                            for (size_t first = begin; first < end; first += kSoftmaxBlock) {
-                              const size_t last = std::min(end, first + kSoftmaxBlock);
-                              for (size_t i = first; i < last; ++i) {
-                                if (i + 1 < end) PrefetchText(texts[i + 1]);
-                                MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
-                                MAAS_RETURN_IF_ERROR(TransformText(texts[i], i, scratch, &row));
-                                classifier_->JointLogLikelihood(row, &jll[(i - first) * k]);
-                              }
-                              for (size_t i = first; i < last; ++i) {
-                                predicted[i] =
-                                    static_cast<uint32_t>(ProbabilitiesFromJointLogLikelihood(
-                                        &jll[(i - first) * k], k, probabilities + i * k));
-                              }
-                            }
-                            return absl::OkStatus();
-                          });
+  return ForEachTextBlock(
+      texts.size(), stop, executor, *scratches_,
+      [&](size_t begin, size_t end, AnalyzerScratch* scratch,
+          TextStopCheck& check) -> absl::Status {
+        SparseVector row;
+        // The joint log-likelihoods of up to kSoftmaxBlock texts, turned into
+        // probabilities together (see kSoftmaxBlock).
+        std::vector<double> jll(k * kSoftmaxBlock);
+        const FeatureRowsHint hint(*classifier_, scratch);
+        for (size_t first = begin; first < end; first += kSoftmaxBlock) {
+          const size_t last = std::min(end, first + kSoftmaxBlock);
+          for (size_t i = first; i < last; ++i) {
+            if (i + 1 < end) PrefetchText(texts[i + 1]);
+            MAAS_RETURN_IF_ERROR(check.Before(texts[i].size()));
+            MAAS_RETURN_IF_ERROR(TransformForClassifier(texts[i], i, scratch, &row));
+            classifier_->JointLogLikelihood(row, &jll[(i - first) * k]);
+          }
+          for (size_t i = first; i < last; ++i) {
+            predicted[i] = static_cast<uint32_t>(ProbabilitiesFromJointLogLikelihood(
+                &jll[(i - first) * k], k, probabilities + i * k));
+          }
+        }
+        return absl::OkStatus();
+      });
 }
 
 absl::StatusOr<std::vector<v1::Classification>> Pipeline::Classify(

@@ -242,6 +242,11 @@ class Pipeline {
   // cannot be decoded or analysed (e.g. a token_pattern past its step limit).
   absl::Status TransformText(std::string_view text, size_t index, AnalyzerScratch* scratch,
                              SparseVector* row) const;
+  // TransformText for the classifier: also INVALID_ARGUMENT naming `index` for a row holding NaN or
+  // an infinity, which scikit-learn's classifiers refuse (Vectorizer::NonFiniteRows kKept; rows
+  // that scikit-learn's transform refuses, kRefused, TransformText refuses).
+  absl::Status TransformForClassifier(std::string_view text, size_t index, AnalyzerScratch* scratch,
+                                      SparseVector* row) const;
   // FromSpec(spec*) and FromStoredSpec.
   static absl::StatusOr<Pipeline> FromSpecTaking(v1::PipelineSpec* spec, StateForm form);
   // Classification of one vectorized text.
@@ -255,6 +260,9 @@ class Pipeline {
   DecodeError decode_error_ = DecodeError::kStrict;
   std::shared_ptr<const Vectorizer> vectorizer_;
   std::shared_ptr<const Classifier> classifier_;
+  // vectorizer_->NonFiniteRows(): which of TransformText and TransformForClassifier check a row's
+  // values.
+  Vectorizer::NonFinite non_finite_ = Vectorizer::NonFinite::kNever;
   // Scratches reused by Classify calls (shared by copies, which have the same vectorizer).
   std::shared_ptr<ScratchPool> scratches_ = std::make_shared<ScratchPool>();
 };

@@ -38,11 +38,17 @@ void TfidfVectorizer::Weight(absl::Span<const uint32_t> row_indices,
   const size_t n = row_indices.size();
   double* values = row_values.data();
   if (options_.sublinear_tf) {
+    bool finite = true;
     for (size_t e = 0; e < n; ++e) {
       double v = std::log(values[e]);
       v += 1.0;
       values[e] = v;
+      finite &= std::isfinite(v);
     }
+    // A value <= 0 (signed hashing) gave NaN or -inf: scikit-learn's norm refuses such a row
+    // before normalizing, naming what it holds (Pipeline::TransformText refuses it so; the norm
+    // would turn an infinity into NaNs).
+    if (!finite && options_.norm != RowNorm::kNone) return;
   }
   if (options_.use_idf && options_.norm == RowNorm::kL2) {
     // The idf products and the l2 sum of their squares in one pass: the same operations in the

@@ -37,6 +37,15 @@ class TfidfVectorizer final : public Vectorizer {
   bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                              SparseVector* row) const override;
   size_t num_features() const override { return base_->num_features(); }
+  // The base's signs pass through; sublinear_tf's log(x) + 1 is <= 0 for x <= 1/e (a normalized
+  // hashing value).
+  bool MayGiveNonPositive() const override {
+    return base_->MayGiveNonPositive() || options_.sublinear_tf;
+  }
+  NonFinite NonFiniteRows() const override {
+    if (!options_.sublinear_tf || !base_->MayGiveNonPositive()) return NonFinite::kNever;
+    return options_.norm == RowNorm::kNone ? NonFinite::kKept : NonFinite::kRefused;
+  }
   std::string FeatureName(uint32_t index) const override { return base_->FeatureName(index); }
   void ToState(v1::VectorizerState* state) const override;
   void RestoreHeldLists(v1::VectorizerConfig* config) const override {

@@ -176,6 +176,17 @@ class Vectorizer {
     return false;
   }
 
+  // Whether some text's row may hold a value <= 0: signed hashing's sums (negative, or an explicit
+  // zero where the signs cancel). Counts and weights of counts are > 0.
+  virtual bool MayGiveNonPositive() const { return false; }
+  // Whether some text's row may come out holding NaN or an infinity (tf-idf's sublinear_tf over
+  // values <= 0: log(x) + 1), and what scikit-learn's transform then does: keeps them (kKept; its
+  // classifiers refuse them, "Input X contains NaN", as the pipeline's classification does) or
+  // refuses the text (kRefused: a norm's check, "Input contains NaN", as the pipeline's Vectorize
+  // and classification do).
+  enum class NonFinite { kNever, kKept, kRefused };
+  virtual NonFinite NonFiniteRows() const { return NonFinite::kNever; }
+
   // The term of feature `index`, or "" when the vectorizer does not know it (hashing).
   virtual std::string FeatureName(uint32_t index) const = 0;
 

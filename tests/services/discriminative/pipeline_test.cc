@@ -3,9 +3,12 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cmath>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/services/discriminative/text_batch.h"
 
 namespace maas::discriminative {
@@ -451,6 +454,70 @@ TEST_CASE("a custom token_pattern past its step limit fails the call, naming the
     auto good = pipeline->Classify(Strings{"aac", "aaac"}, {});
     REQUIRE(good.ok());
     CHECK(good->size() == 2);
+  }
+}
+
+TEST_CASE(
+    "Rows that sublinear tf-idf over signed hashing makes NaN or inf are refused as sklearn") {
+  // "document" hashes to -1 in feature 0 of 16, "and is" to +1 - 1 = 0 in feature 13 (the
+  // Python oracle test checks both against scikit-learn): log(x) + 1 is NaN, resp. -inf.
+  // scikit-learn's transform keeps them without a norm, and its classifiers refuse them; with a
+  // norm the transform refuses them. maas classified them (BernoulliNB, binarizing them to 0, with
+  // finite probabilities).
+  const Strings queries = {"third", "document", "and is"};
+  for (const bool l2 : {false, true}) {
+    for (const int kind : {0, 1, 2}) {
+      INFO("l2 " << l2 << ", classifier " << kind);
+      v1::VectorizerConfig config;
+      config.mutable_hashing()->set_n_features(16);
+      config.mutable_hashing()->set_norm(v1::NORM_NONE);
+      config.mutable_tfidf()->set_sublinear_tf(true);
+      config.mutable_tfidf()->set_norm(l2 ? v1::NORM_L2 : v1::NORM_NONE);
+      v1::ClassifierConfig classifier;
+      if (kind == 1) classifier.mutable_complement_nb();
+      if (kind == 2) classifier.mutable_bernoulli_nb();
+      auto pipeline = Pipeline::Fit({"second", "third"}, {"a", "b"}, {}, config, classifier);
+      REQUIRE(pipeline.ok());
+      const auto refused = [&](const absl::Status& status, const std::string& text, double value) {
+        INFO(status);
+        CHECK(status.code() == absl::StatusCode::kInvalidArgument);
+        const std::string message(status.message());
+        CHECK_THAT(message, Catch::StartsWith(absl::StrCat(text, ": its feature ")));
+        CHECK_THAT(message, Catch::Contains(absl::StrCat("has the value ", value)));
+        CHECK_THAT(message, Catch::Contains(l2 ? "(\"Input contains " : "(\"Input X contains "));
+        CHECK_THAT(message,
+                   Catch::Contains(std::isnan(value) ? "NaN\")" : "infinity or a value too large"));
+      };
+      const double nan = std::numeric_limits<double>::quiet_NaN();
+      const double minus_inf = -std::numeric_limits<double>::infinity();
+      auto rows = pipeline->Vectorize(queries);
+      if (l2) {
+        refused(rows.status(), "texts[1]", nan);
+        refused(pipeline->Vectorize(Strings{"third", "and is"}).status(), "texts[1]", minus_inf);
+      } else {
+        REQUIRE(rows.ok());
+        CHECK(std::all_of((*rows)[0].values.begin(), (*rows)[0].values.end(),
+                          [](double v) { return std::isfinite(v); }));
+        REQUIRE((*rows)[1].indices == std::vector<uint32_t>{0});
+        CHECK(std::isnan((*rows)[1].values[0]));
+        REQUIRE((*rows)[2].indices == std::vector<uint32_t>{13});
+        CHECK((*rows)[2].values[0] == minus_inf);
+      }
+      for (const auto& [texts, value] : {std::pair{Strings{"third", "document"}, nan},
+                                         {Strings{"third", "and is"}, minus_inf}}) {
+        refused(pipeline->PredictScores(texts).status(), "texts[1]", value);
+        refused(pipeline->Classify(texts, {}).status(), "texts[1]", value);
+        std::vector<double> probabilities(texts.size() * 2);
+        std::vector<uint32_t> predicted(texts.size());
+        exec::InlineExecutor executor;
+        refused(pipeline->ClassifyCompact(texts, exec::StopToken(), executor, probabilities.data(),
+                                          predicted.data()),
+                "texts[1]", value);
+      }
+      auto good = pipeline->Classify(Strings{"third", "second third"}, {});
+      REQUIRE(good.ok());
+      CHECK((*good)[0].label() == "b");
+    }
   }
 }
 
