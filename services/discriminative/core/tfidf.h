@@ -37,8 +37,8 @@ class TfidfVectorizer final : public Vectorizer {
   bool TransformIfWellFormed(std::string_view text, AnalyzerScratch* scratch,
                              SparseVector* row) const override;
   size_t num_features() const override { return base_->num_features(); }
-  // The base's signs pass through; sublinear_tf's log(x) + 1 is <= 0 for x <= 1/e (a normalized
-  // hashing value).
+  // The base's signs pass through; with sublinear_tf, conservatively true: log(x) + 1 is <= 0 for
+  // x <= 1/e (a normalized hashing value; a count's is >= 1).
   bool MayGiveNonPositive() const override {
     return base_->MayGiveNonPositive() || options_.sublinear_tf;
   }
