@@ -106,11 +106,12 @@ absl::Status BernoulliNb::ValidateFeatureLogProb() const {
     // -inf (probability 0) for a text without the feature and NaN for a text with it. A
     // probability above 1 (counts above the class's document count) or the log of a negative
     // count (the hashing vectorizer's signed values) makes log(1 - p) NaN for the whole class,
-    // so every text's probabilities are NaN, scikit-learn's too: refused, saying why.
+    // so every text's probabilities are NaN, scikit-learn's too: refused, saying why; so is a
+    // probability of 0 from a count of exactly -alpha (which alpha > 0 otherwise rules out).
     const size_t f = num_features_;
     for (size_t i = 0; i < feature_log_prob_.size(); ++i) {
       const double v = feature_log_prob_[i];
-      if (v <= 0.0) continue;
+      if (v <= 0.0 && (v != -HUGE_VAL || allow_neg_inf)) continue;
       const std::string where = absl::StrCat("bernoulli_nb with binarize disabled: feature ", i % f,
                                              " of class '", classes_[i / f].substr(0, 100), "' ");
       const std::string fix =
@@ -122,6 +123,14 @@ absl::Status BernoulliNb::ValidateFeatureLogProb() const {
             "has a negative count below -alpha (signed hashed values), so its log-probability "
             "is NaN, and with it log(1 - p) for the class: every text's probabilities would be "
             "NaN (scikit-learn's too)",
+            fix));
+      }
+      if (v == -HUGE_VAL) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            where,
+            "has a negative count of exactly -alpha (signed hashed values), so p = (count + "
+            "alpha) / (documents + 2 alpha) = 0 and its log-probability is -inf: a probability "
+            "no count of the feature can give",
             fix));
       }
       return absl::InvalidArgumentError(absl::StrCat(

@@ -310,6 +310,15 @@ TEST_CASE("BernoulliNB without binarize refuses features that are not 0 or 1, sa
   x[1] = {{1}, {-1}};
   CHECK(BernoulliNb::Fit(x, 2, {"a", "b"}, {}, NbOptions(), std::nullopt).status().code() ==
         absl::StatusCode::kInvalidArgument);
+  // A count of exactly -alpha (alpha 1) gives p = 0, log-probability -inf: refused, named as such
+  // (the message had blamed alpha: "with alpha > 0 ... every probability is > 0").
+  x[0] = {{0}, {-1}};
+  x[1] = {{1}, {1}};
+  const absl::Status zero =
+      BernoulliNb::Fit(x, 2, {"a", "b"}, {}, NbOptions(), std::nullopt).status();
+  CHECK(zero.code() == absl::StatusCode::kInvalidArgument);
+  CHECK_THAT(std::string(zero.message()),
+             Catch::Contains("feature 0 of class 'a' has a negative count of exactly -alpha"));
   // Binary features fit.
   x[0] = {{0, 1}, {1, 1}};
   x[1] = {{0}, {1}};
