@@ -573,42 +573,30 @@ MAAS_COUNT_AVX2 inline __m256i MulLo64Avx2(__m256i x, uint64_t k) {
   return _mm256_add_epi64(_mm256_mul_epu32(x, k_lo), _mm256_slli_epi64(cross, 32));
 }
 
-// For each 4-bit lane mask, the permutation (_mm256_permutevar8x32_epi32 indices) that moves the
-// 64-bit lanes set in it to the front, in order (the rest: lane 0 again): AVX2's compress.
-struct CompressTable4 {
-  alignas(32) uint32_t index[16][8];
-  constexpr CompressTable4() : index() {
-    for (unsigned mask = 0; mask < 16; ++mask) {
+// For each mask of kLanes lanes of 256 / kLanes bits, the permutation
+// (_mm256_permutevar8x32_epi32 indices) that moves the lanes set in it to the front, in order (the
+// rest: lane 0 again): AVX2's compress. kCompress4: 4 lanes of 64 bits (keys, homes, counts);
+// kCompress8: 8 lanes of 32 bits (ids).
+template <unsigned kLanes>
+struct CompressTable {
+  static constexpr unsigned kWords = 8 / kLanes;  // 32-bit words per lane
+  alignas(32) uint32_t index[1u << kLanes][8];
+  constexpr CompressTable() : index() {
+    for (unsigned mask = 0; mask < (1u << kLanes); ++mask) {
       unsigned out = 0;
-      for (unsigned lane = 0; lane < 4; ++lane) {
+      for (unsigned lane = 0; lane < kLanes; ++lane) {
         if ((mask >> lane & 1) == 0) continue;
-        index[mask][2 * out] = 2 * lane;
-        index[mask][2 * out + 1] = 2 * lane + 1;
+        for (unsigned w = 0; w < kWords; ++w) index[mask][kWords * out + w] = kWords * lane + w;
         ++out;
       }
-      for (; out < 4; ++out) {
-        index[mask][2 * out] = 0;
-        index[mask][2 * out + 1] = 1;
+      for (; out < kLanes; ++out) {
+        for (unsigned w = 0; w < kWords; ++w) index[mask][kWords * out + w] = w;
       }
     }
   }
 };
-constexpr CompressTable4 kCompress4;
-
-// For each 8-bit lane mask, the permutation (_mm256_permutevar8x32_epi32 indices) that moves the
-// 32-bit lanes set in it to the front, in order (the rest: lane 0): AVX2's compress of 8 ids.
-struct CompressTable8 {
-  alignas(32) uint32_t index[256][8];
-  constexpr CompressTable8() : index() {
-    for (unsigned mask = 0; mask < 256; ++mask) {
-      unsigned out = 0;
-      for (unsigned lane = 0; lane < 8; ++lane) {
-        if ((mask >> lane & 1) != 0) index[mask][out++] = lane;
-      }
-    }
-  }
-};
-constexpr CompressTable8 kCompress8;
+constexpr CompressTable<4> kCompress4;
+constexpr CompressTable<8> kCompress8;
 
 // AsciiKeys8 on the AVX2 path: the keys of 4 runs per step. Their two key words read from the
 // text, each run's 16 bytes by one load (gathered in a last, partial step; a run within 16 bytes of
