@@ -38,7 +38,8 @@ import numpy as np
 from google.protobuf import json_format
 from tqdm import tqdm
 
-from maas_client.connection import DEFAULT_MAX_MESSAGE_BYTES, MAX_RECONNECT_BACKOFF_MAX, Connection
+from maas_client.connection import (DEFAULT_MAX_MESSAGE_BYTES, MAX_RECONNECT_BACKOFF_MAX, Connection,
+                                    reconnect_backoff_options)
 from maas_client.discriminative import DiscriminativeClient
 from maas_client.errors import DataLossError, MaasError
 from maas_client.generative import ESTIMATORS, FIT_FAMILIES, MAX_CHUNK_BYTES, GenerativeClient
@@ -722,12 +723,15 @@ def _timeout(text: str) -> float:
 
 
 def _reconnect_backoff_max(text: str) -> float:
-    """--reconnect-backoff-max: seconds in [0.001, MAX_RECONNECT_BACKOFF_MAX] (the client's reconnect_backoff_max),
-    else a usage error naming the option rather than the client's InvalidArgumentError once connecting (exit 1)."""
-    expected = f"seconds in [0.001, {MAX_RECONNECT_BACKOFF_MAX}]"
-    seconds = _at_least_zero(text, expected)
-    if not 0.001 <= seconds <= MAX_RECONNECT_BACKOFF_MAX:
-        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+    """--reconnect-backoff-max: seconds the client's reconnect_backoff_max takes (its own check,
+    reconnect_backoff_options), else a usage error naming the option rather than the client's InvalidArgumentError
+    once connecting (exit 1)."""
+    try:
+        seconds = float(text)
+        reconnect_backoff_options(seconds)
+    except ValueError:  # float's, or reconnect_backoff_options's InvalidArgumentError
+        raise argparse.ArgumentTypeError(f"expected seconds in [0.001, {MAX_RECONNECT_BACKOFF_MAX}], got {text!r}") \
+            from None
     return seconds
 
 
