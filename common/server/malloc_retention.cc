@@ -80,6 +80,13 @@ bool ReleaseFreeHeapPages(size_t keep_bytes) {
 #endif
 }
 
+int64_t ReturnedBetween(const HeapResidency& before, const HeapResidency& after) {
+  const int64_t unmapped =
+      std::max<int64_t>(0, before.mapped_block_bytes - after.mapped_block_bytes);
+  return std::max<int64_t>(
+      0, before.resident_anonymous_bytes - after.resident_anonymous_bytes - unmapped);
+}
+
 bool FreedMemoryPolicy::ShouldRelease(const HeapResidency& now) {
   if (!measured_) {
     SetFloor(now);  // the first measurement
@@ -102,8 +109,8 @@ bool FreedMemoryPolicy::ShouldRelease(const HeapResidency& now) {
 }
 
 void FreedMemoryPolicy::Released(const HeapResidency& before, const HeapResidency& after) {
-  SetFloor(after);
-  if (before.unused_bytes() - after.unused_bytes() < slack_bytes_ / 4) {
+  SetFloor(after, std::max<int64_t>(0, before.heap_block_bytes() - after.heap_block_bytes()));
+  if (ReturnedBetween(before, after) < slack_bytes_ / 4) {
     backoff_ = backoff_ == 0 ? 1 : std::min(2 * backoff_, kMaxSkippedChecks);
     skip_ = backoff_;
   } else {
@@ -143,7 +150,7 @@ void FreedMemoryReleaser::Run(int64_t slack_bytes, size_t keep_bytes, absl::Dura
         std::chrono::duration_cast<std::chrono::nanoseconds>(took).count());
     absl::StatusOr<HeapResidency> after = heap_.measure();
     if (!after.ok()) continue;
-    released_bytes_.fetch_add(std::max<int64_t>(0, now->unused_bytes() - after->unused_bytes()));
+    released_bytes_.fetch_add(ReturnedBetween(*now, *after));
     policy.Released(*now, *after);
   }
 }

@@ -62,7 +62,15 @@ struct HeapResidency {
   // only as they are written, so a new one makes unused_bytes() dip, even below 0, until it is.
   int64_t mapped_block_bytes = 0;
   int64_t unused_bytes() const { return resident_anonymous_bytes - live_block_bytes; }
+  // Live blocks in malloc's heaps (not mapped on their own).
+  int64_t heap_block_bytes() const { return live_block_bytes - mapped_block_bytes; }
 };
+
+// What a release between two measurements returned to the kernel: the drop in resident anonymous
+// memory, less what mapped blocks unmapped meanwhile account for (0 if it rose). Not the drop in
+// unused bytes: blocks freed while malloc_trim ran stay resident, and raise unused bytes by what
+// they free. Allocations meanwhile make it an underestimate, never an overestimate.
+int64_t ReturnedBetween(const HeapResidency& before, const HeapResidency& after);
 // Without glibc or /proc: UNIMPLEMENTED / the read's error.
 absl::StatusOr<HeapResidency> MeasureHeapResidency();
 
@@ -86,8 +94,11 @@ class FreedMemoryPolicy {
   // as the floor, it let ~90 MB of free arena tops (which malloc_trim cannot return) trigger a
   // release that returned 9 MB.
   bool ShouldRelease(const HeapResidency& now);
-  // A release ran; `before` and `after` were measured right before and right after it. `after` is
-  // the new floor. A release that returned less than a quarter of slack_bytes (the rise was not
+  // A release ran; `before` and `after` were measured right before and right after it. `after`,
+  // less the heap blocks freed meanwhile (which are still in RAM: the release may have run before
+  // their free), is the new floor: as `after` itself, such blocks freed while a release ran would
+  // never count as a rise again. A release that returned (ReturnedBetween) less than a quarter of
+  // slack_bytes (the rise was not
   // freed heap: thread stacks, other mappings, a large mapped block written gradually, which
   // malloc counts as live at once) makes the next 1, 2, 4 ... up to 64 checks pass without a
   // release (each unproductive one doubles it); a productive one ends the skipping. A useless
@@ -98,8 +109,8 @@ class FreedMemoryPolicy {
   static constexpr int kMaxSkippedChecks = 64;
 
  private:
-  void SetFloor(const HeapResidency& now) {
-    floor_ = now.unused_bytes();
+  void SetFloor(const HeapResidency& now, int64_t freed_since = 0) {
+    floor_ = now.unused_bytes() - freed_since;
     mapped_floor_ = now.mapped_block_bytes;
     measured_ = true;
   }
@@ -136,8 +147,8 @@ class FreedMemoryReleaser {
 
   // Releases made so far (malloc_trim calls). Thread-safe, as are the two below.
   int64_t releases() const { return releases_.load(); }
-  // What they returned: the sum over releases of the drop in unused bytes from right before to
-  // right after each (0 for one after which it rose, or could not be measured).
+  // What they returned: the sum over releases of ReturnedBetween the measurements right before and
+  // right after each (0 for one that could not be measured).
   int64_t released_bytes() const { return released_bytes_.load(); }
   // The wall time they took (each holds every arena's lock in turn while it walks that arena).
   absl::Duration release_time() const { return absl::Nanoseconds(release_nanoseconds_.load()); }

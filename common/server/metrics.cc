@@ -205,8 +205,9 @@ void ExportHeapMetrics(ServerMetrics& metrics, const FreedMemoryReleaser* releas
       [releaser] { return releaser ? static_cast<double>(releaser->releases()) : 0.0; });
   metrics.AddCounterCallback(
       "maas_heap_released_bytes_total",
-      "Bytes those releases returned: the sum over releases of the drop in "
-      "maas_heap_free_resident_bytes from right before to right after each (0 if it rose).",
+      "Bytes those releases returned: the sum over releases of the drop in anonymous resident "
+      "memory from right before to right after each, less blocks unmapped meanwhile (0 if it "
+      "rose).",
       [releaser] { return releaser ? static_cast<double>(releaser->released_bytes()) : 0.0; });
   metrics.AddCounterCallback(
       "maas_heap_release_seconds_total",
