@@ -7,6 +7,7 @@
 #include <catch2/catch.hpp>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -57,6 +58,18 @@ std::vector<void*> FragmentAThreadHeap(int keep = 0, std::vector<void*>* kept = 
   });
   worker.join();
   return pins;
+}
+
+// Sets the largest retention; false (with a warning) when the allocator is not glibc's own (a
+// sanitizer build), where there is nothing to check.
+bool RetainingGlibcMalloc() {
+  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
+  REQUIRE(set.ok());
+  if (*set == MallocRetention::kAllocatorRefused) {
+    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
+    return false;
+  }
+  return true;
 }
 
 TEST_CASE(
@@ -210,12 +223,7 @@ TEST_CASE("ReleaseFreeHeapPages returns free blocks between live ones in a threa
   // A Train's pattern: a thread's arena holds large temporaries with small long-lived blocks
   // between them; once the temporaries are freed glibc keeps their pages (only a heap's top is
   // returned). 256 MiB of 1 MiB blocks, a 64-byte block kept after each.
-  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
-  REQUIRE(set.ok());
-  if (*set == MallocRetention::kAllocatorRefused) {
-    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
-    return;
-  }
+  if (!RetainingGlibcMalloc()) return;
   const std::vector<void*> pins = FragmentAThreadHeap();
   const absl::StatusOr<HeapResidency> before = MeasureHeapResidency();
   REQUIRE(before.ok());
@@ -290,35 +298,53 @@ TEST_CASE("FreedMemoryReleaser counts its releases with what they returned and t
   CHECK(heap.released() == 2);
 }
 
+// The process's own heap as a FreedMemoryReleaser sees it, its measurements counted.
+class WatchedHeap {
+ public:
+  // Measures under mu; releases with `release` (not under mu).
+  HeapAccess Access(std::function<bool(size_t keep_bytes)> release = ReleaseFreeHeapPages) {
+    HeapAccess access;
+    access.measure = [this] {
+      absl::MutexLock lock(&mu);
+      ++measured_;
+      return MeasureHeapResidency();
+    };
+    access.release = std::move(release);
+    return access;
+  }
+  // Waits (up to a minute) until the releaser has measured twice: its floor is set.
+  bool AwaitFloor() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu) {
+    return mu.AwaitWithTimeout(absl::Condition(
+                                   +[](int* measured) { return *measured >= 2; }, &measured_),
+                               absl::Minutes(1));
+  }
+
+  absl::Mutex mu;
+
+ private:
+  int measured_ ABSL_GUARDED_BY(mu) = 0;
+};
+
+// Waits (up to 30 s) until `releaser` has counted `bytes` returned.
+void AwaitReleased(const FreedMemoryReleaser& releaser, int64_t bytes) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (releaser.released_bytes() < bytes && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+}
+
 TEST_CASE("FreedMemoryReleaser counts what it returns of a real heap") {
   // The pattern of "ReleaseFreeHeapPages returns free blocks between live ones in a thread's heap",
   // freed while the releaser watches: it returns them and counts (about) what it returned.
-  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
-  REQUIRE(set.ok());
-  if (*set == MallocRetention::kAllocatorRefused) {
-    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
-    return;
-  }
-  absl::Mutex mu;
-  int measured = 0;
-  HeapAccess counted;
-  counted.measure = [&mu, &measured] {
-    absl::MutexLock lock(&mu);
-    ++measured;
-    return MeasureHeapResidency();
-  };
-  FreedMemoryReleaser releaser(64 * kMiB, 0, absl::Milliseconds(10), counted);
+  if (!RetainingGlibcMalloc()) return;
+  WatchedHeap heap;
+  FreedMemoryReleaser releaser(64 * kMiB, 0, absl::Milliseconds(10), heap.Access());
   {
-    absl::MutexLock lock(&mu);
-    REQUIRE(mu.AwaitWithTimeout(absl::Condition(
-                                    +[](int* measured) { return *measured >= 2; }, &measured),
-                                absl::Minutes(1)));
+    absl::MutexLock lock(&heap.mu);
+    REQUIRE(heap.AwaitFloor());
   }
   const std::vector<void*> pins = FragmentAThreadHeap();
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (releaser.released_bytes() < 192 * kMiB && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  AwaitReleased(releaser, 192 * kMiB);
   for (void* pin : pins) std::free(pin);
   CHECK(releaser.releases() >= 1);
   CHECK(releaser.released_bytes() >= 192 * kMiB);
@@ -331,42 +357,25 @@ TEST_CASE("FreedMemoryReleaser returns what is freed while it releases at its ne
   // resident; they made the drop in unused bytes smaller, and the measurement after the release,
   // which included them, became the floor they never rose above. Here the release itself frees the
   // second half of the blocks right after its malloc_trim, every time the race goes that way.
-  const absl::StatusOr<MallocRetention> set = RetainFreedMemory(kMaxMallocRetainBytes);
-  REQUIRE(set.ok());
-  if (*set == MallocRetention::kAllocatorRefused) {
-    WARN("not glibc's own malloc (a sanitizer build): nothing to check");
-    return;
-  }
-  absl::Mutex mu;
-  int measured = 0;
+  if (!RetainingGlibcMalloc()) return;
+  WatchedHeap heap;
   std::vector<void*> kept;
-  HeapAccess racing;
-  racing.measure = [&mu, &measured] {
-    absl::MutexLock lock(&mu);
-    ++measured;
-    return MeasureHeapResidency();
-  };
-  racing.release = [&mu, &kept](size_t keep_bytes) {
-    const bool released = ReleaseFreeHeapPages(keep_bytes);
-    absl::MutexLock lock(&mu);
-    for (void* block : kept) std::free(block);
-    kept.clear();
-    return released;
-  };
-  FreedMemoryReleaser releaser(64 * kMiB, 0, absl::Milliseconds(10), racing);
+  FreedMemoryReleaser releaser(64 * kMiB, 0, absl::Milliseconds(10),
+                               heap.Access([&heap, &kept](size_t keep_bytes) {
+                                 const bool released = ReleaseFreeHeapPages(keep_bytes);
+                                 absl::MutexLock lock(&heap.mu);
+                                 for (void* block : kept) std::free(block);
+                                 kept.clear();
+                                 return released;
+                               }));
   std::vector<void*> pins;
   {
-    absl::MutexLock lock(&mu);
-    REQUIRE(mu.AwaitWithTimeout(absl::Condition(
-                                    +[](int* measured) { return *measured >= 2; }, &measured),
-                                absl::Minutes(1)));
-    // Under the lock: the releaser cannot release before the fragmenting is done.
+    absl::MutexLock lock(&heap.mu);
+    REQUIRE(heap.AwaitFloor());
+    // Under the lock: the releaser cannot measure, so not release, before the fragmenting is done.
     pins = FragmentAThreadHeap(128, &kept);
   }
-  const absl::Time deadline = absl::Now() + absl::Seconds(30);
-  while (releaser.released_bytes() < 224 * kMiB && absl::Now() < deadline) {
-    absl::SleepFor(absl::Milliseconds(10));
-  }
+  AwaitReleased(releaser, 224 * kMiB);
   for (void* pin : pins) std::free(pin);
   CHECK(releaser.releases() >= 2);
   CHECK(releaser.released_bytes() >= 192 * kMiB);
