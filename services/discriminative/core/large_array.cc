@@ -35,4 +35,25 @@ void FreeLargeArray(void* p, size_t) noexcept {
   ::operator delete(p, std::align_val_t(kLineBytes));
 }
 
+void* AllocateGrowingArray(size_t bytes) {
+#if defined(__linux__)
+  if (bytes >= kMappedArrayBytes) {
+    void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    return p;
+  }
+#endif
+  return ::operator new(bytes);
+}
+
+void FreeGrowingArray(void* p, size_t bytes) noexcept {
+#if defined(__linux__)
+  if (bytes >= kMappedArrayBytes) {
+    munmap(p, bytes);
+    return;
+  }
+#endif
+  ::operator delete(p);
+}
+
 }  // namespace maas::discriminative

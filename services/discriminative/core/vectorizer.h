@@ -21,6 +21,7 @@
 #include "absl/types/span.h"
 #include "common/exec/stop_token.h"
 #include "maas/discriminative/v1/discriminative.pb.h"
+#include "services/discriminative/core/large_array.h"
 #include "services/discriminative/core/text_analysis.h"
 
 namespace maas::discriminative {
@@ -45,9 +46,10 @@ struct SparseRowRef {
 // entries [offsets[r], offsets[r + 1]) of `indices` and `values`. Three arrays for all the rows
 // instead of two allocations per row, so building, reading and freeing them is cheap.
 struct SparseRows {
-  std::vector<size_t> offsets = {0};
-  std::vector<uint32_t> indices;
-  std::vector<double> values;
+  // Their storage: GrowingArrayAllocator (large_array.h).
+  GrowingVector<size_t> offsets = {0};
+  GrowingVector<uint32_t> indices;
+  GrowingVector<double> values;
 
   size_t size() const { return offsets.size() - 1; }
   bool empty() const { return size() == 0; }
