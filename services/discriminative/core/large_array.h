@@ -90,7 +90,9 @@ using LargeVector = std::vector<T, LargeArrayAllocator<T>>;
 // from operator new. Through malloc, a server that keeps freed memory for its next calls
 // (--malloc_retain_mb: blocks up to 32 MiB come from malloc's heaps) kept every outgrown copy of
 // those arrays resident between the live blocks: a Train stream of 32 MB of mail peaked 21 MB
-// higher than with them mapped (84 vs 63 MB, 2026-12-08). Throws std::bad_alloc.
+// higher than with them mapped (84 vs 63 MB, 2026-12-08). The mappings are advised as huge-page
+// backed (whole 2 MiB pages within them; at most one partly written page per array is resident
+// beyond what was written). Throws std::bad_alloc.
 inline constexpr size_t kMappedArrayBytes = size_t{1} << 20;
 void* AllocateGrowingArray(size_t bytes);
 // Frees what AllocateGrowingArray(bytes) returned.

@@ -113,6 +113,10 @@ TEST_CASE("GrowingVector storage from 1 MiB is a mapping of its own, gone when f
     address = reinterpret_cast<uintptr_t>(big.data());
     CHECK(address % static_cast<uintptr_t>(sysconf(_SC_PAGESIZE)) == 0);
     if (!VmFlagsAt(address).empty()) CHECK(VmFlagsAt(address) == VmFlagsAt(address + (1 << 19)));
+    // Advised as huge-page backed where the kernel has transparent huge pages.
+    if (KernelHasTransparentHugePages() && !VmFlagsAt(address).empty()) {
+      CHECK_THAT(VmFlagsAt(address), Catch::Contains(" hg"));
+    }
   }
   if (std::ifstream("/proc/self/smaps").good()) CHECK(VmFlagsAt(address).empty());
   GrowingVector<char> small(kMappedArrayBytes - 1, 2);  // from operator new
