@@ -8,6 +8,10 @@
 # BENCH_A/B: paths of two builds' services/discriminative/core/tools/maas_discriminative_bench; the
 # corpus files as bench/classify_vs_sklearn.py writes them (config.pb, batch.pb, req.pb); MODE
 # classify_loop (default: one fit, then the classifications) or train_loop (the fits only).
+#
+# AB_SEQUENTIAL=1: both on core 1, one after the other (A first in odd rounds, B first in even ones)
+# instead of side by side. For a VM whose two cores slow each other down: on the Zen 3 of
+# 2026-12-08 side-by-side ratios of one build against itself spread over 0.90-1.35 (quartiles).
 set -euo pipefail
 A=$1 B=$2 CONFIG=$3 BATCH=$4 REQUEST=$5 ROUNDS=${6:-12} MODE=${7:-classify_loop}
 KEY=classify_seconds
@@ -15,10 +19,17 @@ KEY=classify_seconds
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
 mkdir -p "$OUT/a" "$OUT/b"
+run() {  # run BENCH OUT_SUBDIR CORE
+  taskset -c "$3" "$1" "$CONFIG" "$BATCH" "$REQUEST" "$OUT/$2" 7 "$MODE" >/dev/null
+}
 for r in $(seq "$ROUNDS"); do
-  taskset -c $((r % 2)) "$A" "$CONFIG" "$BATCH" "$REQUEST" "$OUT/a" 7 "$MODE" >/dev/null &
-  taskset -c $(((r + 1) % 2)) "$B" "$CONFIG" "$BATCH" "$REQUEST" "$OUT/b" 7 "$MODE" >/dev/null &
-  wait
+  if [ "${AB_SEQUENTIAL:-0}" = 1 ]; then
+    if [ $((r % 2)) = 1 ]; then run "$A" a 1; run "$B" b 1; else run "$B" b 1; run "$A" a 1; fi
+  else
+    run "$A" a $((r % 2)) &
+    run "$B" b $(((r + 1) % 2)) &
+    wait
+  fi
   echo "$(awk -v k=$KEY '$1 == k {print $2}' "$OUT/a/timing.txt") $(awk -v k=$KEY '$1 == k {print $2}' "$OUT/b/timing.txt")"
 done | python3 -c "
 import statistics, sys
