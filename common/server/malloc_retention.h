@@ -71,6 +71,7 @@ struct HeapResidency {
 // unused bytes: blocks freed while malloc_trim ran stay resident, and raise unused bytes by what
 // they free. Allocations meanwhile make it an underestimate, never an overestimate.
 int64_t ReturnedBetween(const HeapResidency& before, const HeapResidency& after);
+
 // Without glibc or /proc: UNIMPLEMENTED / the read's error.
 absl::StatusOr<HeapResidency> MeasureHeapResidency();
 
@@ -98,12 +99,11 @@ class FreedMemoryPolicy {
   // less the heap blocks freed meanwhile (which are still in RAM: the release may have run before
   // their free), is the new floor: as `after` itself, such blocks freed while a release ran would
   // never count as a rise again. A release that returned (ReturnedBetween) less than a quarter of
-  // slack_bytes (the rise was not
-  // freed heap: thread stacks, other mappings, a large mapped block written gradually, which
-  // malloc counts as live at once) makes the next 1, 2, 4 ... up to 64 checks pass without a
-  // release (each unproductive one doubles it); a productive one ends the skipping. A useless
-  // malloc_trim still walks every heap (up to ~100 ms on a fragmented one) and drops the freed
-  // memory --malloc_retain_mb keeps for the next calls.
+  // slack_bytes (the rise was not freed heap: thread stacks, other mappings, a large mapped block
+  // written gradually, which malloc counts as live at once) makes the next 1, 2, 4 ... up to 64
+  // checks pass without a release (each unproductive one doubles it); a productive one ends the
+  // skipping. A useless malloc_trim still walks every heap (up to ~100 ms on a fragmented one) and
+  // drops the freed memory --malloc_retain_mb keeps for the next calls.
   void Released(const HeapResidency& before, const HeapResidency& after);
 
   static constexpr int kMaxSkippedChecks = 64;

@@ -85,6 +85,8 @@ struct DefaultInitLargeArrayAllocator : LargeArrayAllocator<T>, DefaultInitConst
 template <typename T>
 using LargeVector = std::vector<T, LargeArrayAllocator<T>>;
 
+using LargeString = std::basic_string<char, std::char_traits<char>, LargeArrayAllocator<char>>;
+
 // Arrays a fit appends to, grown by doubling (the CSR arrays of its rows), of kMappedArrayBytes or
 // more: each in an anonymous mapping of its own, returned to the kernel when freed; smaller ones
 // from operator new. Through malloc, a server that keeps freed memory for its next calls
@@ -118,7 +120,6 @@ struct GrowingArrayAllocator {
 
 template <typename T>
 using GrowingVector = std::vector<T, GrowingArrayAllocator<T>>;
-using LargeString = std::basic_string<char, std::char_traits<char>, LargeArrayAllocator<char>>;
 
 }  // namespace maas::discriminative
 
