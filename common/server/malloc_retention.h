@@ -69,7 +69,8 @@ struct HeapResidency {
 // What a release between two measurements returned to the kernel: the drop in resident anonymous
 // memory, less what mapped blocks unmapped meanwhile account for (0 if it rose). Not the drop in
 // unused bytes: blocks freed while malloc_trim ran stay resident, and raise unused bytes by what
-// they free. Allocations meanwhile make it an underestimate, never an overestimate.
+// they free. Allocations meanwhile make it an underestimate; memory outside malloc unmapped
+// meanwhile (a thread's stack) an overestimate.
 int64_t ReturnedBetween(const HeapResidency& before, const HeapResidency& after);
 
 // Without glibc or /proc: UNIMPLEMENTED / the read's error.

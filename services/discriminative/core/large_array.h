@@ -12,6 +12,8 @@
 // is zeroed whole when first touched, and on a VM whose host has not backed that memory yet,
 // zeroing fresh huge pages cost a 2.2 M-term fit more than their TLB hits saved. The memory comes
 // from operator new as before (what a test's counting allocator sees); only the page size changes.
+// Apart from these, GrowingVector (below): a fit's row arrays, which double as the fit appends;
+// from 1 MiB each is a mapping of its own (not operator new's), unmapped when outgrown.
 //
 //   LargeVector<Slot> slots{LargeArrayAllocator<Slot>(/*huge=*/true)};
 #ifndef MAAS_SERVICES_DISCRIMINATIVE_CORE_LARGE_ARRAY_H_
